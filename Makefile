@@ -1,0 +1,39 @@
+# devolens: `make demo` and `make test` work on a fresh machine (they install first when needed).
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARCH := $(shell uname -m)
+# torch + torchvision pairs that install from this machine's local disk (see ../shared/DESIGN.md)
+ifeq ($(ARCH),aarch64)
+TORCH_PIN := torch==2.9.1 torchvision==0.24.1
+else
+TORCH_PIN := torch==2.14.1 torchvision==0.29.1
+endif
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel setuptools
+	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/devolens demo --out demo-output
+
+test: install
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+bench: install
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf demo-output build dist .pytest_cache

@@ -1,0 +1,1 @@
+"""Curation: corrupt-frame detection and dataset cleaning."""

@@ -1,0 +1,1 @@
+"""Torch datasets, augmentation pipelines and tiling."""

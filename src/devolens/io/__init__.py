@@ -1,0 +1,1 @@
+"""Input and output: images, videos, lineage tables and HDF5 tile stores."""

@@ -1,0 +1,59 @@
+"""Atomic file output: write to a temporary file beside the target, then rename.
+
+An interrupted run (Ctrl-C, crash, error) never leaves a half-written output file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Final destination. Its parent folder is created when missing.
+    suffix : str, optional
+        Suffix of the temporary file (defaults to the destination's, so writers that
+        infer the format from the extension keep working).
+
+    Examples
+    --------
+    >>> with atomic_path("out.csv") as tmp:  # doctest: +SKIP
+    ...     df.to_csv(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.tmp-", suffix=path.suffix if suffix is None else suffix, dir=path.parent
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically and return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_csv(df, path: str | Path, **kwargs) -> Path:
+    """Write a DataFrame to CSV atomically (``index=False`` unless given)."""
+    kwargs.setdefault("index", False)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, **kwargs)
+    return Path(path)

@@ -1,0 +1,1 @@
+"""Lineage tables: Sulston cell names, per-lineage populations, cliffs, the embryo simulator."""

@@ -1,0 +1,1 @@
+"""Models: architectures (a factory) and the zoo of shipped weights with their cards."""

@@ -1,0 +1,1 @@
+"""Prediction: segmentation, populations, identities, tiled inference, post-processing."""

@@ -1,0 +1,1 @@
+"""The digital embryo: optics, nuclei and membrane frames, wells, artifacts."""

@@ -1,0 +1,1 @@
+"""Training engine: trainer, losses, schedulers, metrics, pruning, tuning."""

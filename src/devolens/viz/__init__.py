@@ -1,0 +1,1 @@
+"""Visualisation: overlays and plots."""
