@@ -30,8 +30,9 @@ _AREAS = [
     "render",    # devolens render
     "train",     # devolens train|tune|evaluate
     "models",    # devolens models
-    "predict",   # devolens segment nuclei|membrane|livedead, population, identify
-    "tiles",     # devolens tile
+    "tiles",     # devolens tile, simulate well, segment livedead
+    "predict",   # devolens segment nuclei|membrane, population
+    "identify",  # devolens identify
     "curate",    # devolens curate frames
     "demo",      # devolens demo
 ]

@@ -1,0 +1,76 @@
+"""The model zoo: weights shipped inside the package, each with a measured card.
+
+One folder per model, always the same files (whoever has read one has read all)::
+
+    zoo/<name>/card.json            machine-readable card (see below)
+    zoo/<name>/card.md              the same card for people
+    zoo/<name>/weights.safetensors  fp16 weights (no pickle, never torch.load)
+
+``card.json`` keys: ``name``, ``task``, ``summary``, ``predictor`` (dotted path
+``module:Class`` of the predictor that wraps the weights; bound late so that the zoo stays a
+plain registry), ``architecture`` (the config the predictor rebuilds the network from),
+``input``, ``preprocessing``, ``training_data``, ``recipe``, ``command``, ``metrics``
+(measured on held-out data, each with how it was measured), ``headline`` (metric names to
+show in ``devolens models``) and ``limits``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from devolens.errors import DevolensError
+
+ZOO_DIR = Path(__file__).resolve().parent
+
+
+def available() -> list[str]:
+    """Names of the shipped models (folders holding a ``card.json``), sorted."""
+    return sorted(p.parent.name for p in ZOO_DIR.glob("*/card.json"))
+
+
+@lru_cache(maxsize=None)
+def card(name: str) -> dict[str, Any]:
+    """The card of model ``name`` as a dict.
+
+    Raises
+    ------
+    DevolensError
+        If no such model ships with this devolens.
+    """
+    path = ZOO_DIR / name / "card.json"
+    if not path.is_file():
+        names = ", ".join(available()) or "none"
+        raise DevolensError(f"no model named {name!r} in the zoo (available: {names})")
+    return json.loads(path.read_text())
+
+
+def weights_path(name: str) -> Path:
+    """Path of the fp16 safetensors weights of model ``name``."""
+    card(name)
+    return ZOO_DIR / name / "weights.safetensors"
+
+
+def load(name: str, **options: Any):
+    """Load a shipped model and return its predictor.
+
+    Parameters
+    ----------
+    name : str
+        Model name, e.g. ``"nuclei"``; see :func:`available`.
+    **options
+        Passed to the predictor (e.g. ``device``, ``batch_size``, ``fast``).
+
+    Examples
+    --------
+    >>> from devolens.models import load  # doctest: +SKIP
+    >>> nuclei = load("nuclei")  # doctest: +SKIP
+    >>> result = nuclei.predict(image)  # doctest: +SKIP
+    """
+    info = card(name)
+    module_name, _, cls_name = info["predictor"].partition(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    return cls.from_zoo(ZOO_DIR / name, info, **options)
