@@ -1,0 +1,204 @@
+"""``devolens lineage``: convert lineage tables, count populations, find cliffs, clean.
+
+TABLE may be an EPIC CD CSV (its AuxInfo/TIME files beside it are picked up), a tidy CSV,
+or an AceTree nuclei zip or folder; the format is detected from the content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Iterator
+
+import typer
+
+from devolens.errors import DevolensError
+
+TABLE_HELP = (
+    "Lineage table: an EPIC CD CSV (AuxInfo/TIME files beside it are used), a tidy CSV, "
+    "or an AceTree nuclei zip/folder. The format is detected from the content."
+)
+_DETECT_HELP = (
+    "Cliff detector: smallest fall from the running peak, in cells, that apoptosis cannot explain."
+)
+
+
+def _read(table: Path):
+    from devolens.io.tables import read_table
+
+    return read_table(table)
+
+
+@contextlib.contextmanager
+def _about(table: Path) -> Iterator[None]:
+    """Name TABLE in library errors that do not name a file themselves."""
+    try:
+        yield
+    except DevolensError as exc:
+        if exc.path is None:
+            raise DevolensError(str(exc), path=table) from None
+        raise
+
+
+def _check_out(path: Path, table: Path) -> None:
+    """Refuse an output that would overwrite the input or is a folder (before any work)."""
+    if path.exists() and path.is_dir():
+        raise DevolensError("output path is a folder", path=path)
+    try:
+        if path.exists() and table.exists() and path.resolve() == table.resolve():
+            raise DevolensError("output would overwrite the input table", path=path)
+    except OSError:
+        pass
+
+
+def _write(fn, path: Path, *args) -> None:
+    try:
+        fn(*args)
+    except OSError as exc:
+        raise DevolensError(f"cannot write output: {exc.strerror or exc}", path=path) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``lineage`` command group to the ``devolens`` app."""
+    group = typer.Typer(
+        help="Lineage tables: convert to tidy CSV, per-lineage populations, annotation cliffs, cleaning.",
+        no_args_is_help=True,
+    )
+
+    @group.command("convert")
+    def convert(
+        table: Path = typer.Argument(..., help=TABLE_HELP, show_default=False),
+        out_path: Path = typer.Option(
+            ..., "--out", "-o", help="Tidy CSV to write (embryo,time,cell,x,y,z,size[,blot]); metadata "
+            "(z scale, ellipse, timing) goes to <name>.meta.json beside it.", show_default=False,
+        ),
+    ) -> None:
+        """Convert TABLE to the tidy CSV (one row per nucleus per time point)."""
+        from devolens.io.tables import write_tidy
+
+        _check_out(out_path, table)
+        with _about(table):
+            df = _read(table)
+        _write(write_tidy, out_path, df, out_path)
+        typer.echo(
+            f"wrote {out_path}: {len(df)} rows, {df['time'].nunique()} time points, "
+            f"format {df.attrs.get('format')}, embryo {df['embryo'].iloc[0]}"
+        )
+
+    @group.command("populations")
+    def populations_cmd(
+        table: Path = typer.Argument(..., help=TABLE_HELP, show_default=False),
+        out_path: Path = typer.Option(
+            ..., "--out", "-o", help="CSV to write with columns time,A,E,M,P,C,D,Z,total (cells per time point).",
+            show_default=False,
+        ),
+        plot: Path | None = typer.Option(
+            None, "--plot", help="Also draw the population curves to this image (PNG, SVG or PDF).",
+            show_default=False,
+        ),
+    ) -> None:
+        """Count cells per population letter (A E M P C D Z) and in total at each time point."""
+        from devolens.io.atomic import write_csv
+        from devolens.lineage.populations import populations
+
+        _check_out(out_path, table)
+        if plot is not None:
+            _check_out(plot, table)
+        with _about(table):
+            df = _read(table)
+            pops = populations(df)
+        if plot is not None:
+            from devolens.viz.plots import plot_populations
+
+            _write(plot_populations, plot, pops, plot, str(df["embryo"].iloc[0]))
+        _write(write_csv, out_path, pops, out_path)
+        msg = f"wrote {out_path}: {len(pops)} time points, up to {int(pops['total'].max())} cells"
+        if plot is not None:
+            msg += f"; plot {plot}"
+        typer.echo(msg)
+
+    @group.command("cliffs")
+    def cliffs_cmd(
+        table: Path = typer.Argument(..., help=TABLE_HELP, show_default=False),
+        as_json: bool = typer.Option(
+            False, "--json", help='Print JSON: {"cliffs": [{"time", "before", "after"}], "last_good_time": t} '
+            "(time = last good time point before each cliff).",
+        ),
+        min_drop: int = typer.Option(10, "--min-drop", min=1, help=_DETECT_HELP),
+        min_fraction: float = typer.Option(
+            0.2, "--min-fraction", min=0.0, max=1.0,
+            help="Cliff detector: smallest fall as a fraction of the running peak count.",
+        ),
+        window: int = typer.Option(
+            10, "--window", min=1,
+            help="Cliff detector: time points after a fall within which a return to the peak makes it a dip, not a cliff.",
+        ),
+    ) -> None:
+        """Find annotation cliffs (a fall in cell count that does not recover) and duplicated names."""
+        from devolens.lineage.cliffs import find_cliffs
+
+        with _about(table):
+            df = _read(table)
+            rep = find_cliffs(df, min_drop=min_drop, min_fraction=min_fraction, window=window)
+        if as_json:
+            typer.echo(json.dumps(rep.to_dict()))
+            return
+        name = df["embryo"].iloc[0]
+        if not rep.cliffs:
+            typer.echo(f"{name}: no annotation cliff; last good time point {rep.last_good_time}")
+        for c in rep.cliffs:
+            typer.echo(
+                f"{name}: cliff after time {c.time}: {c.before} -> {c.after} cells at time {c.first_bad_time}"
+            )
+        if rep.cliffs:
+            typer.echo(f"{name}: last good time point {rep.last_good_time}")
+        nd = len(rep.duplicates)
+        if nd:
+            first = rep.duplicates.iloc[0]
+            typer.echo(
+                f"{name}: {nd} duplicated name(s) at one time point, first {first['cell']} at time {first['time']}"
+            )
+        else:
+            typer.echo(f"{name}: no duplicated names")
+
+    @group.command("clean")
+    def clean_cmd(
+        table: Path = typer.Argument(..., help=TABLE_HELP, show_default=False),
+        out_path: Path = typer.Option(
+            ..., "--out", "-o", help="Tidy CSV to write: cut after the last good time point, duplicates dropped.",
+            show_default=False,
+        ),
+        min_drop: int = typer.Option(10, "--min-drop", min=1, help=_DETECT_HELP),
+        min_fraction: float = typer.Option(
+            0.2, "--min-fraction", min=0.0, max=1.0,
+            help="Cliff detector: smallest fall as a fraction of the running peak count.",
+        ),
+        window: int = typer.Option(
+            10, "--window", min=1,
+            help="Cliff detector: time points after a fall within which a return to the peak makes it a dip, not a cliff.",
+        ),
+    ) -> None:
+        """Cut TABLE at its first annotation cliff, drop duplicated names, write a tidy CSV."""
+        from devolens.io.tables import write_tidy
+        from devolens.lineage.cliffs import clean_table
+
+        _check_out(out_path, table)
+        with _about(table):
+            df = _read(table)
+            clean, rep = clean_table(df, min_drop=min_drop, min_fraction=min_fraction, window=window)
+        _write(write_tidy, out_path, clean, out_path)
+        if rep.cliffs.cliffs:
+            c = rep.cliffs.cliffs[0]
+            cut = (
+                f"cut after time {c.time} ({c.before} -> {c.after} cells): dropped {rep.rows_after_cliff} rows "
+                f"in {rep.times_dropped} time points"
+            )
+        else:
+            cut = "no cliff"
+        typer.echo(
+            f"wrote {out_path}: {rep.rows_out} of {rep.rows_in} rows; {cut}; "
+            f"dropped {rep.duplicate_rows} duplicated-name row(s)"
+        )
+
+    app.add_typer(group, name="lineage")

@@ -1,0 +1,630 @@
+"""Lineage tables in, one tidy table out.
+
+Readers for EPIC "CD" CSV tables (with their AuxInfo and TIME companions), AceTree nuclei
+files (a zip or a folder of ``nuclei/tNNN-nuclei``), and the generic tidy CSV written by
+:func:`write_tidy`. Every reader returns the *tidy table*: one row per nucleus per time point
+with columns
+
+``embryo`` (str), ``time`` (int, time point), ``cell`` (str, "" when unnamed),
+``x``, ``y`` (float, pixels), ``z`` (float, planes), ``size`` (float, nucleus diameter in
+pixels) and ``blot`` (float, EPIC only),
+
+sorted by time (file order kept within a time point). ``df.attrs`` carries the metadata:
+
+``format``: ``"epic"``, ``"acetree"`` or ``"tidy"``;
+``source``: the path read (str);
+``zscale``: z plane spacing in xy pixels (float) or None;
+``ellipse``: ``{"xc", "yc", "maj", "min", "ang"}`` (pixels, degrees) or None;
+``time_seconds``: ``{time point: seconds since the first}`` or None;
+``seconds_per_time``: median seconds between time points, or None;
+``axis``: EPIC axis code (e.g. ``"PDR"``) or None.
+
+Every problem with the input raises :class:`devolens.errors.DevolensError` naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from devolens.errors import DevolensError
+from devolens.io.atomic import atomic_path
+
+#: Columns of the tidy table, in order (``blot`` only when known).
+TIDY_COLUMNS: tuple[str, ...] = ("embryo", "time", "cell", "x", "y", "z", "size")
+#: Columns of an EPIC CD table.
+EPIC_COLUMNS: tuple[str, ...] = (
+    "cellTime", "cell", "time", "none", "global", "local", "blot", "cross", "z", "x", "y", "size", "gweight",
+)
+#: Columns an EPIC table must have for the tidy table.
+EPIC_REQUIRED: tuple[str, ...] = ("cell", "time", "z", "x", "y", "size")
+#: Columns of an EPIC AuxInfo file.
+AUX_COLUMNS: tuple[str, ...] = (
+    "name", "slope", "intercept", "xc", "yc", "maj", "min", "ang", "zc", "zslope", "time", "zpixres", "axis",
+)
+#: Columns a tidy CSV must have (``embryo`` defaults to the file name, ``size`` to NaN).
+TIDY_REQUIRED: tuple[str, ...] = ("time", "cell", "x", "y", "z")
+
+_META_KEYS = ("zscale", "ellipse", "time_seconds", "seconds_per_time", "axis")
+_NUCLEI_RE = re.compile(r"(?:^|/)t(\d+)-nuclei$")
+_ACETREE_NCOLS = 10  # index, status, pred, succ1, succ2, x, y, z, diameter, name
+
+
+# ----------------------------------------------------------------------------- helpers
+def _empty_meta() -> dict[str, Any]:
+    return {k: None for k in _META_KEYS}
+
+
+def _finish(df: pd.DataFrame, fmt: str, path: Path, meta: dict[str, Any]) -> pd.DataFrame:
+    """Order columns, sort by time, attach attrs."""
+    cols = list(TIDY_COLUMNS) + [c for c in df.columns if c not in TIDY_COLUMNS]
+    df = df[cols]
+    if not df["time"].is_monotonic_increasing:
+        df = df.sort_values("time", kind="stable")
+    df = df.reset_index(drop=True)
+    df.attrs = {"format": fmt, "source": str(path), **_empty_meta(), **meta}
+    return df
+
+
+def _sniff_binary(path: Path, head: bytes) -> None:
+    if b"\x00" in head:
+        raise DevolensError("binary file, not a lineage table (CSV or AceTree zip/folder expected)", path=path)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # a multi-byte character may be cut at the end of the sample
+        if exc.start < len(head) - 4:
+            raise DevolensError(
+                "binary or non-UTF-8 file, not a lineage table (CSV or AceTree zip/folder expected)", path=path
+            ) from None
+
+
+def _read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
+    """pandas.read_csv with every parser problem turned into a DevolensError."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except FileNotFoundError:
+        raise DevolensError("file not found", path=path) from None
+    except pd.errors.EmptyDataError:
+        raise DevolensError(f"empty file (expected {what})", path=path) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        msg = " ".join(str(exc).split())
+        raise DevolensError(f"cannot parse {what}: {msg}", path=path) from None
+
+
+def _numeric(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> None:
+    """Convert ``cols`` to float in place; name the first bad value on error."""
+    for c in cols:
+        s = df[c]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            if s.dtype != np.float64:
+                df[c] = s.astype(np.float64)
+            continue
+        conv = pd.to_numeric(s, errors="coerce")
+        bad = conv.isna() & s.notna() & (s.astype(str).str.strip() != "")
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DevolensError(
+                f"column '{c}' is not numeric (line {i + line_offset}: {str(s.iloc[i])!r})", path=path
+            )
+        df[c] = conv.astype(np.float64)
+
+
+def _check_no_missing(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> None:
+    for c in cols:
+        na = df[c].isna().to_numpy()
+        if na.any():
+            i = int(np.flatnonzero(na)[0])
+            raise DevolensError(f"column '{c}' has a missing value (line {i + line_offset})", path=path)
+
+
+def _int_times(df: pd.DataFrame, path: Path, *, line_offset: int = 2) -> None:
+    _numeric(df, ["time"], path, line_offset=line_offset)
+    _check_no_missing(df, ["time"], path, line_offset=line_offset)
+    t = df["time"].to_numpy()
+    frac = t != np.round(t)
+    if frac.any():
+        i = int(np.flatnonzero(frac)[0])
+        raise DevolensError(f"column 'time' must hold whole time points (line {i + line_offset}: {t[i]})", path=path)
+    df["time"] = t.astype(np.int64)
+
+
+def _names(s: pd.Series) -> pd.Series:
+    """Cell names as clean strings ("" for missing); stripped once per distinct name."""
+    codes, uniq = pd.factorize(s, use_na_sentinel=True)
+    clean = np.array([str(u).strip() for u in uniq] + [""], dtype=object)
+    return pd.Series(clean[codes], index=s.index, dtype=str)
+
+
+# ----------------------------------------------------------------------------- detection
+def detect_format(path: str | Path) -> str:
+    """Tell the format of a lineage table from its content.
+
+    Parameters
+    ----------
+    path : str or Path
+        A CSV file, an AceTree zip, or a folder of AceTree nuclei files.
+
+    Returns
+    -------
+    str
+        ``"epic"``, ``"acetree"`` or ``"tidy"``.
+
+    Raises
+    ------
+    DevolensError
+        Missing, empty, binary, or unrecognised input.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DevolensError("file not found", path=path)
+    if path.is_dir():
+        if _acetree_dir_files(path):
+            return "acetree"
+        raise DevolensError("folder holds no AceTree nuclei files (tNNN-nuclei)", path=path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+    except OSError as exc:
+        raise DevolensError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    if not head.strip():
+        raise DevolensError("empty file", path=path)
+    if head[:4] == b"PK\x03\x04" or zipfile.is_zipfile(path):
+        return "acetree"
+    _sniff_binary(path, head)
+    first = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
+    cols = {c.strip().strip('"') for c in first.split(",")}
+    if set(EPIC_REQUIRED) <= cols and "cellTime" in cols:
+        return "epic"
+    if set(TIDY_REQUIRED) <= cols:
+        return "tidy"
+    if set(EPIC_REQUIRED) <= cols:
+        return "epic"
+    # a single AceTree nuclei file: numeric index, status, ... rows
+    if re.match(r"^\s*\d+\s*,\s*[01]\s*,", first):
+        return "acetree"
+    shown = ",".join(sorted(cols))[:120]
+    raise DevolensError(
+        "unrecognised columns (expected an EPIC CD table with "
+        f"{','.join(EPIC_REQUIRED)} or a tidy table with {','.join(TIDY_REQUIRED)}; found {shown})",
+        path=path,
+    )
+
+
+def read_table(path: str | Path, format: str | None = None) -> pd.DataFrame:
+    """Read any supported lineage table into the tidy table.
+
+    Parameters
+    ----------
+    path : str or Path
+        An EPIC CD CSV, a tidy CSV, an AceTree zip, or an AceTree folder.
+    format : {"epic", "acetree", "tidy"}, optional
+        Skip detection and use this reader.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The tidy table (see the module docstring for columns, units and ``attrs``).
+
+    Raises
+    ------
+    DevolensError
+        When the input is missing, empty, binary or malformed.
+
+    Examples
+    --------
+    >>> df = read_table("CD20241009_JIM767_25_L1.csv")  # doctest: +SKIP
+    >>> df.attrs["zscale"], df.groupby("time").size().max()  # doctest: +SKIP
+    """
+    path = Path(path)
+    fmt = format or detect_format(path)
+    if fmt == "epic":
+        return read_epic(path)
+    if fmt == "acetree":
+        return read_acetree(path)
+    if fmt == "tidy":
+        return read_tidy(path)
+    raise ValueError(f"unknown format {fmt!r} (expected 'epic', 'acetree' or 'tidy')")
+
+
+# ----------------------------------------------------------------------------- EPIC
+def epic_companions(path: str | Path) -> tuple[Path, Path]:
+    """Paths of the AuxInfo and TIME files that belong beside an EPIC CD table.
+
+    ``CD20241009_JIM767_25_L1.csv`` -> ``20241009_JIM767_25_L1AuxInfo.csv`` and
+    ``TIME20241009_JIM767_25_L1.csv`` (they may not exist).
+    """
+    path = Path(path)
+    name = path.stem[2:] if path.stem.startswith("CD") else path.stem
+    return path.parent / f"{name}AuxInfo.csv", path.parent / f"TIME{name}.csv"
+
+
+def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
+    """Read an EPIC AuxInfo CSV.
+
+    Returns
+    -------
+    dict
+        ``zscale`` (``zpixres``, plane spacing in xy pixels), ``ellipse`` (``xc, yc, maj,
+        min`` in pixels, ``ang`` in degrees), ``axis`` (str) and ``aux`` (every column of
+        the first row).
+    """
+    path = Path(path)
+    df = _read_csv(path, "an EPIC AuxInfo CSV")
+    df.columns = [str(c).strip() for c in df.columns]
+    need = ("xc", "yc", "maj", "min", "ang", "zpixres")
+    missing = [c for c in need if c not in df.columns]
+    if missing or len(df) == 0:
+        what = f"missing columns {','.join(missing)}" if missing else "no rows"
+        raise DevolensError(f"not an EPIC AuxInfo file ({what})", path=path)
+    _numeric(df, list(need), path)
+    row = df.iloc[0]
+    aux = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+    ellipse = {k: float(row[k]) for k in ("xc", "yc", "maj", "min", "ang")}
+    zscale = float(row["zpixres"])
+    axis = row.get("axis")
+    return {
+        "zscale": zscale if math.isfinite(zscale) else None,
+        "ellipse": ellipse if all(math.isfinite(v) for v in ellipse.values()) else None,
+        "axis": None if axis is None or (isinstance(axis, float) and math.isnan(axis)) else str(axis).strip(),
+        "aux": aux,
+    }
+
+
+def read_epic_time(path: str | Path) -> dict[str, Any]:
+    """Read an EPIC TIME file (tab-separated, no header: name, time, seconds, delta).
+
+    Returns
+    -------
+    dict
+        ``time_seconds`` ({time point: seconds}) and ``seconds_per_time`` (median spacing
+        in seconds, or None with fewer than two time points).
+    """
+    path = Path(path)
+    df = _read_csv(path, "an EPIC TIME file", sep="\t", header=None)
+    if df.shape[1] < 3:
+        raise DevolensError(
+            f"not an EPIC TIME file (expected tab-separated name, time, seconds; found {df.shape[1]} column(s))",
+            path=path,
+        )
+    df = df.iloc[:, :3].copy()
+    df.columns = ["name", "time", "seconds"]
+    _int_times(df, path, line_offset=1)
+    _numeric(df, ["seconds"], path, line_offset=1)
+    _check_no_missing(df, ["seconds"], path, line_offset=1)
+    df = df.sort_values("time")
+    ts = dict(zip(df["time"].tolist(), df["seconds"].tolist()))
+    spacing = np.diff(df["seconds"].to_numpy()) / np.maximum(np.diff(df["time"].to_numpy()), 1)
+    spt = float(np.median(spacing)) if len(spacing) else None
+    return {"time_seconds": ts, "seconds_per_time": spt}
+
+
+def read_epic(
+    path: str | Path, auxinfo: str | Path | None = None, time_file: str | Path | None = None
+) -> pd.DataFrame:
+    """Read an EPIC CD CSV (``cellTime,cell,time,none,global,local,blot,cross,z,x,y,size,gweight``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The CD table, e.g. ``CD20241009_JIM767_25_L1.csv``.
+    auxinfo, time_file : str or Path, optional
+        AuxInfo and TIME files. By default the ones named after the table in the same
+        folder are used when they exist (see :func:`epic_companions`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The tidy table with ``blot``; ``embryo`` is the file name without ``CD``.
+        x, y, size in pixels, z in planes.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DevolensError("file not found", path=path)
+    if path.is_dir():
+        raise DevolensError("is a folder, not an EPIC CD table", path=path)
+    with open(path, "rb") as fh:
+        _sniff_binary(path, fh.read(65536))
+    header = _read_csv(path, "an EPIC CD table", nrows=0)
+    cols = [str(c).strip() for c in header.columns]
+    missing = [c for c in EPIC_REQUIRED if c not in cols]
+    if missing:
+        raise DevolensError(f"not an EPIC CD table: missing columns {','.join(missing)}", path=path)
+    use = [c for c in ("cell", "time", "x", "y", "z", "size", "blot") if c in cols]
+    df = _read_csv(
+        path, "an EPIC CD table", usecols=lambda c: str(c).strip() in use, dtype={"cell": str},
+        skipinitialspace=True,
+    )
+    df.columns = [str(c).strip() for c in df.columns]
+    if len(df) == 0:
+        raise DevolensError("no data rows (header only)", path=path)
+    _int_times(df, path)
+    num = ["x", "y", "z", "size"] + (["blot"] if "blot" in df.columns else [])
+    _numeric(df, num, path)
+    _check_no_missing(df, ["x", "y", "z"], path)
+    name = path.stem[2:] if path.stem.startswith("CD") else path.stem
+    df["cell"] = _names(df["cell"])
+    df.insert(0, "embryo", name)
+    meta = _empty_meta()
+    aux_default, time_default = epic_companions(path)
+    aux_path = Path(auxinfo) if auxinfo is not None else (aux_default if aux_default.exists() else None)
+    time_path = Path(time_file) if time_file is not None else (time_default if time_default.exists() else None)
+    if aux_path is not None:
+        a = read_epic_auxinfo(aux_path)
+        meta.update(zscale=a["zscale"], ellipse=a["ellipse"], axis=a["axis"], aux=a["aux"])
+    if time_path is not None:
+        meta.update(read_epic_time(time_path))
+    out = df[list(TIDY_COLUMNS) + (["blot"] if "blot" in df.columns else [])]
+    return _finish(out, "epic", path, meta)
+
+
+# ----------------------------------------------------------------------------- AceTree
+def _acetree_dir_files(path: Path) -> list[tuple[int, Path]]:
+    files = []
+    for base in (path / "nuclei", path):
+        if base.is_dir():
+            for p in base.iterdir():
+                m = _NUCLEI_RE.search(p.name)
+                if m and p.is_file():
+                    files.append((int(m.group(1)), p))
+            if files:
+                break
+    return sorted(files)
+
+
+def _starts_like_zip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
+
+
+def _acetree_sources(path: Path) -> list[tuple[int, bytes]]:
+    """(time, bytes) of every nuclei file in a zip or folder, sorted by time."""
+    if path.is_dir():
+        files = _acetree_dir_files(path)
+        if not files:
+            raise DevolensError("folder holds no AceTree nuclei files (nuclei/tNNN-nuclei)", path=path)
+        return [(t, p.read_bytes()) for t, p in files]
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = []
+            for info in zf.infolist():
+                m = _NUCLEI_RE.search(info.filename)
+                if m and not info.is_dir() and "__MACOSX" not in info.filename:
+                    members.append((int(m.group(1)), info.filename))
+            if not members:
+                raise DevolensError("zip holds no AceTree nuclei files (nuclei/tNNN-nuclei)", path=path)
+            members.sort()
+            return [(t, zf.read(name)) for t, name in members]
+    except zipfile.BadZipFile as exc:
+        raise DevolensError(f"not a valid zip file ({exc})", path=path) from None
+
+
+def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
+    """Read AceTree nuclei files: a zip or folder holding ``nuclei/tNNN-nuclei``.
+
+    Each file is one time point (``NNN``), one comma-separated line per nucleus:
+    index, status, predecessor, successor1, successor2, x, y, z, diameter, name, ...
+    Only rows with status 1 (valid nuclei) are kept; names are stripped of spaces.
+
+    Parameters
+    ----------
+    path : str or Path
+        The zip, the folder holding ``nuclei/``, the ``nuclei`` folder itself, or a single
+        ``tNNN-nuclei`` file.
+    embryo : str, optional
+        Embryo name (default: the zip or folder name).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The tidy table; x, y and size (diameter) in pixels, z in planes. No ellipse,
+        z scale or timing is known (those attrs are None).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DevolensError("file not found", path=path)
+    if path.is_file() and not zipfile.is_zipfile(path) and not _starts_like_zip(path):
+        m = _NUCLEI_RE.search(path.name)
+        if m is None:
+            raise DevolensError(
+                "not a zip: a single AceTree nuclei file must be named tNNN-nuclei (NNN = time point)", path=path
+            )
+        sources = [(int(m.group(1)), path.read_bytes())]
+        default_name = path.parent.parent.name if path.parent.name == "nuclei" else path.parent.name
+    else:
+        sources = _acetree_sources(path)
+        default_name = path.parent.name if path.name == "nuclei" else path.stem
+    chunks, times, counts = [], [], []
+    for t, raw in sources:
+        if b"\x00" in raw[:4096]:
+            raise DevolensError(f"nuclei file t{t:03d} is binary", path=path)
+        if b"\r" in raw:
+            raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        text = raw.rstrip()  # blank lines inside stay: they parse to all-missing rows, dropped below
+        if not text:
+            continue
+        chunks.append(text)
+        times.append(t)
+        counts.append(text.count(b"\n") + 1)
+    if not chunks:
+        raise DevolensError("AceTree nuclei files are all empty", path=path)
+    blob = b"\n".join(chunks)
+    try:
+        # only status, x, y, z, diameter, name are needed; numbers tolerate the leading
+        # spaces, names are stripped afterwards (faster than skipinitialspace)
+        raw_df = pd.read_csv(
+            io.BytesIO(blob), header=None, usecols=[1, 5, 6, 7, 8, 9], names=range(_ACETREE_NCOLS),
+            dtype={9: str}, index_col=False, skip_blank_lines=False, on_bad_lines="error",
+        )
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
+        msg = " ".join(str(exc).split())
+        if "Too many columns specified" in msg:
+            msg = (f"lines have fewer than {_ACETREE_NCOLS} fields (expected index, status, predecessor, "
+                   "successor1, successor2, x, y, z, diameter, name, ...)")
+        raise DevolensError(f"cannot parse AceTree nuclei files: {msg}", path=path) from None
+    if len(raw_df) != sum(counts):  # should not happen: one row per line
+        raise DevolensError("cannot parse AceTree nuclei files: inconsistent line count", path=path)
+    counts_a = np.asarray(counts, dtype=np.int64)
+    starts = np.cumsum(counts_a) - counts_a
+    raw_df.columns = ["status", "x", "y", "z", "size", "cell"]
+    raw_df["time"] = np.repeat(np.asarray(times, dtype=np.int64), counts_a)
+    # 1-based line number of every row inside its nuclei file, for error messages
+    line_no = np.arange(len(raw_df), dtype=np.int64) - np.repeat(starts, counts_a) + 1
+    blank = raw_df.iloc[:, :6].isna().all(axis=1).to_numpy()
+    if blank.any():  # blank lines parse to all-missing rows
+        raw_df = raw_df.loc[~blank].reset_index(drop=True)
+        line_no = line_no[~blank]
+    # status first, then coordinates of the valid rows
+    _numeric_acetree(raw_df, ["status"], path, line_no)
+    valid = raw_df["status"].to_numpy() == 1
+    df = raw_df.loc[valid, ["time", "cell", "x", "y", "z", "size"]].reset_index(drop=True)
+    _numeric_acetree(df, ["x", "y", "z", "size"], path, line_no[valid])
+    df["cell"] = _names(df["cell"])
+    df.insert(0, "embryo", embryo or default_name)
+    return _finish(df, "acetree", path, {})
+
+
+def _numeric_acetree(df: pd.DataFrame, cols, path: Path, line_no: np.ndarray) -> None:
+    """Like :func:`_numeric` but errors name the nuclei file and the line inside it."""
+    try:
+        _numeric(df, cols, path, line_offset=0)
+        _check_no_missing(df, cols, path, line_offset=0)
+    except DevolensError as exc:
+        text = str(exc)
+        m = re.search(r"line (\d+)", text)
+        if m is None:
+            raise
+        i = int(m.group(1))
+        where = f"nuclei file t{int(df['time'].iloc[i]):03d}, line {int(line_no[i])}"
+        detail = text.split(": ", 1)[1] if ": " in text else text
+        detail = re.sub(r"line \d+", where, detail, count=1).replace("column 'size'", "column 'diameter'")
+        raise DevolensError(detail, path=path) from None
+
+
+# ----------------------------------------------------------------------------- tidy
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".meta.json")
+
+
+def read_tidy(path: str | Path) -> pd.DataFrame:
+    """Read a tidy CSV (columns ``embryo,time,cell,x,y,z,size[,blot,...]``).
+
+    ``embryo`` defaults to the file name and ``size`` to NaN when absent; extra columns are
+    kept after the tidy ones. Metadata saved by :func:`write_tidy` in the sidecar
+    ``<name>.meta.json`` is restored into ``attrs``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The tidy table.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DevolensError("file not found", path=path)
+    if path.is_dir():
+        raise DevolensError("is a folder, not a tidy CSV", path=path)
+    with open(path, "rb") as fh:
+        _sniff_binary(path, fh.read(65536))
+    df = _read_csv(path, "a tidy lineage CSV", dtype={"cell": str, "embryo": str}, skipinitialspace=True)
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in TIDY_REQUIRED if c not in df.columns]
+    if missing:
+        raise DevolensError(f"not a tidy lineage table: missing columns {','.join(missing)}", path=path)
+    if len(df) == 0:
+        raise DevolensError("no data rows (header only)", path=path)
+    _int_times(df, path)
+    if "size" not in df.columns:
+        df["size"] = np.nan
+    num = ["x", "y", "z", "size"] + (["blot"] if "blot" in df.columns else [])
+    _numeric(df, num, path)
+    _check_no_missing(df, ["x", "y", "z"], path)
+    df["cell"] = _names(df["cell"])
+    if "embryo" in df.columns:
+        df["embryo"] = df["embryo"].fillna(path.stem).astype(str)
+    else:
+        df.insert(0, "embryo", path.stem)
+    meta = _empty_meta()
+    mp = _meta_path(path)
+    if mp.exists():
+        try:
+            saved = json.loads(mp.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DevolensError(f"metadata sidecar is not valid JSON ({exc})", path=mp) from None
+        if not isinstance(saved, dict):
+            raise DevolensError("metadata sidecar must hold a JSON object", path=mp)
+        for k in _META_KEYS:
+            if k in saved:
+                meta[k] = saved[k]
+        if isinstance(meta.get("time_seconds"), dict):
+            meta["time_seconds"] = {int(k): float(v) for k, v in meta["time_seconds"].items()}
+        if saved.get("format"):
+            meta["origin_format"] = saved["format"]
+    return _finish(df, "tidy", path, meta)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def write_tidy(df: pd.DataFrame, path: str | Path, metadata: bool = True) -> Path:
+    """Write a tidy table to CSV atomically.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A tidy table (at least ``time, cell, x, y, z``; ``embryo`` and ``size`` are added
+        when missing).
+    path : str or Path
+        Destination CSV.
+    metadata : bool
+        Also write ``df.attrs`` metadata (zscale, ellipse, time_seconds, seconds_per_time,
+        axis, format) to ``<name>.meta.json`` beside the CSV when any of it is known;
+        :func:`read_tidy` restores it.
+
+    Returns
+    -------
+    Path
+        The CSV path.
+    """
+    path = Path(path)
+    missing = [c for c in TIDY_REQUIRED if c not in df.columns]
+    if missing:
+        raise ValueError(f"not a tidy table: missing columns {','.join(missing)}")
+    out = df.copy()
+    if "embryo" not in out.columns:
+        out.insert(0, "embryo", path.stem)
+    if "size" not in out.columns:
+        out["size"] = np.nan
+    cols = list(TIDY_COLUMNS) + [c for c in out.columns if c not in TIDY_COLUMNS]
+    out = out[cols]
+    meta = {k: df.attrs.get(k) for k in _META_KEYS}
+    known = any(v is not None for v in meta.values())
+    if metadata and known:
+        meta["format"] = df.attrs.get("origin_format", df.attrs.get("format"))
+        text = json.dumps(_jsonable(meta), indent=1)
+        with atomic_path(path) as tmp_csv, atomic_path(_meta_path(path)) as tmp_meta:
+            out.to_csv(tmp_csv, index=False)
+            tmp_meta.write_text(text)
+    else:
+        with atomic_path(path) as tmp_csv:
+            out.to_csv(tmp_csv, index=False)
+    return path

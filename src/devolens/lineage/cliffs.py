@@ -1,0 +1,270 @@
+"""Annotation cliffs and duplicated names in lineage tables.
+
+A real embryo only gains cells, except for a few apoptoses (a handful of cells over several
+time points). When curation of a lineage table stops part-way, the number of annotated
+nuclei falls suddenly and never comes back: an *annotation cliff*. Everything after the
+cliff is untrustworthy.
+
+Detection rule (one embryo, total cells per time point ``n_t``, ``peak_t`` = the largest
+count seen so far since the start or the previous cliff):
+
+1. *Drop*: at time ``t`` the count is below the peak by at least ``min_drop`` cells
+   (absolute; apoptosis explains fewer) **and** by at least ``min_fraction`` of the peak
+   (relative; counting noise in a large embryo explains less).
+2. *No recovery*: within the next ``window`` time points (as many as the table has) the
+   count never comes back to within ``min_drop`` cells of the peak. A dip that recovers is
+   a transient (e.g. a badly annotated frame), not a cliff.
+
+The *last good time* of a cliff is the last time point before the drop whose count was
+still within ``min_drop`` cells of the peak (for a sudden cliff: the time point just before
+it). The count reported after the cliff is the bottom of the fall within ``window`` time
+points. Scanning continues from that bottom with the peak reset, so several cliffs are
+reported (a fall spread over a few time points counts once); the table is trustworthy up
+to the first one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from devolens.lineage.populations import populations
+
+
+@dataclass(frozen=True)
+class Cliff:
+    """One annotation cliff.
+
+    Attributes
+    ----------
+    time : int
+        Last good time point before the fall.
+    before : int
+        Cells at ``time``.
+    after : int
+        Cells at the bottom of the fall (the lowest count within ``window`` time points
+        of ``first_bad_time``; for a sudden cliff, the count at ``first_bad_time``).
+    first_bad_time : int
+        First time point of the fall.
+    """
+
+    time: int
+    before: int
+    after: int
+    first_bad_time: int
+
+    def to_dict(self) -> dict:
+        return {"time": self.time, "before": self.before, "after": self.after}
+
+
+@dataclass
+class CliffReport:
+    """Outcome of :func:`find_cliffs`.
+
+    Attributes
+    ----------
+    cliffs : list of Cliff
+        Every cliff, in time order (empty when none).
+    last_good_time : int or None
+        Last trustworthy time point: that of the first cliff, else the last time of the
+        table (None for an empty table).
+    duplicates : pandas.DataFrame
+        Cell names that occur more than once at one time point: columns
+        ``time, cell, count``.
+    """
+
+    cliffs: list[Cliff] = field(default_factory=list)
+    last_good_time: int | None = None
+    duplicates: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"time": [], "cell": [], "count": []})
+    )
+
+    def to_dict(self) -> dict:
+        """The JSON form: ``{"cliffs": [{"time", "before", "after"}], "last_good_time": t}``."""
+        return {"cliffs": [c.to_dict() for c in self.cliffs], "last_good_time": self.last_good_time}
+
+
+def detect_cliffs(
+    times, totals, *, min_drop: int = 10, min_fraction: float = 0.2, window: int = 10
+) -> list[Cliff]:
+    """Find annotation cliffs in a series of cell counts (see the module docstring).
+
+    Parameters
+    ----------
+    times : array-like of int
+        Time points, ascending.
+    totals : array-like of int
+        Cells counted at each time point.
+    min_drop : int
+        Smallest fall from the running peak, in cells, that apoptosis cannot explain.
+    min_fraction : float
+        Smallest fall as a fraction of the running peak (0..1; 0 = absolute threshold only).
+    window : int
+        Time points after the fall within which a return to the peak (within
+        ``min_drop``) marks it as a transient dip rather than a cliff.
+
+    Returns
+    -------
+    list of Cliff
+    """
+    t = np.asarray(times, dtype=np.int64)
+    n = np.asarray(totals, dtype=np.int64)
+    if t.shape != n.shape or t.ndim != 1:
+        raise ValueError("times and totals must be 1-D arrays of the same length")
+    if len(t) > 1 and np.any(np.diff(t) <= 0):
+        order = np.argsort(t, kind="stable")
+        t, n = t[order], n[order]
+    if min_drop < 1 or not 0 <= min_fraction <= 1 or window < 1:
+        raise ValueError("need min_drop >= 1, 0 <= min_fraction <= 1 and window >= 1")
+    cliffs: list[Cliff] = []
+    start = 0
+    i = 1
+    while i < len(n):
+        seg = n[start:i]
+        peak_pos = start + int(np.argmax(seg))
+        peak = int(n[peak_pos])
+        fall = peak - int(n[i])
+        if fall >= min_drop and fall >= min_fraction * peak:
+            ahead = n[i + 1 : i + 1 + window]
+            recovered = ahead.size > 0 and int(ahead.max()) >= peak - min_drop + 1
+            if not recovered:
+                # last good: last time in [peak_pos, i) still within min_drop of the peak
+                ok = np.flatnonzero(n[peak_pos:i] > peak - min_drop) + peak_pos
+                g = int(ok[-1])
+                # the fall may go on for a few time points: its bottom (within the window)
+                # is the count reported after the cliff and the start of the next segment
+                bottom = i + int(np.argmin(n[i : i + 1 + window]))
+                cliffs.append(Cliff(time=int(t[g]), before=int(n[g]), after=int(n[bottom]), first_bad_time=int(t[i])))
+                start = bottom
+                i = bottom
+        i += 1
+    return cliffs
+
+
+def find_duplicates(df: pd.DataFrame) -> pd.DataFrame:
+    """Cell names that occur more than once at one time point (unnamed rows ignored).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A tidy lineage table (``time``, ``cell``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``time, cell, count`` (count >= 2), sorted by time and name.
+    """
+    named = df.loc[df["cell"].fillna("").astype(str) != "", ["time", "cell"]]
+    dup = named.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return pd.DataFrame({"time": pd.Series([], dtype=np.int64), "cell": pd.Series([], dtype=object),
+                             "count": pd.Series([], dtype=np.int64)})
+    g = named[dup].groupby(["time", "cell"], sort=True).size().rename("count").reset_index()
+    return g.astype({"time": np.int64, "count": np.int64})
+
+
+def find_cliffs(
+    df: pd.DataFrame, *, min_drop: int = 10, min_fraction: float = 0.2, window: int = 10
+) -> CliffReport:
+    """Find annotation cliffs and duplicated names in a tidy lineage table of one embryo.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A tidy lineage table (see :mod:`devolens.io.tables`).
+    min_drop, min_fraction, window
+        See :func:`detect_cliffs`.
+
+    Returns
+    -------
+    CliffReport
+    """
+    pops = populations(df)
+    cliffs = detect_cliffs(
+        pops["time"].to_numpy(), pops["total"].to_numpy(), min_drop=min_drop, min_fraction=min_fraction,
+        window=window,
+    )
+    if cliffs:
+        last = cliffs[0].time
+    else:
+        last = int(pops["time"].iloc[-1]) if len(pops) else None
+    return CliffReport(cliffs=cliffs, last_good_time=last, duplicates=find_duplicates(df))
+
+
+@dataclass
+class CleanReport:
+    """What :func:`clean_table` removed.
+
+    Attributes
+    ----------
+    cliffs : CliffReport
+        The cliff report of the input table.
+    rows_in, rows_out : int
+        Rows before and after cleaning.
+    rows_after_cliff : int
+        Rows dropped because they lie after the last good time.
+    times_dropped : int
+        Time points dropped after the last good time.
+    duplicate_rows : int
+        Extra rows of duplicated names dropped (the first row of each name is kept).
+    """
+
+    cliffs: CliffReport
+    rows_in: int
+    rows_out: int
+    rows_after_cliff: int
+    times_dropped: int
+    duplicate_rows: int
+
+    def to_dict(self) -> dict:
+        d = self.cliffs.to_dict()
+        d.update(rows_in=self.rows_in, rows_out=self.rows_out, rows_after_cliff=self.rows_after_cliff,
+                 times_dropped=self.times_dropped, duplicate_rows=self.duplicate_rows)
+        return d
+
+
+def cut_at_cliff(df: pd.DataFrame, last_good_time: int | None) -> pd.DataFrame:
+    """Keep the rows up to and including ``last_good_time`` (all rows when None)."""
+    if last_good_time is None:
+        return df.copy()
+    return df.loc[df["time"].to_numpy() <= last_good_time].reset_index(drop=True)
+
+
+def clean_table(
+    df: pd.DataFrame, *, min_drop: int = 10, min_fraction: float = 0.2, window: int = 10
+) -> tuple[pd.DataFrame, CleanReport]:
+    """Cut a table at its first annotation cliff and drop duplicated names.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A tidy lineage table of one embryo.
+    min_drop, min_fraction, window
+        See :func:`detect_cliffs`.
+
+    Returns
+    -------
+    clean : pandas.DataFrame
+        The trustworthy part, with only the first row of each (time, named cell); ``attrs``
+        kept.
+    report : CleanReport
+        What was removed.
+    """
+    rep = find_cliffs(df, min_drop=min_drop, min_fraction=min_fraction, window=window)
+    cut = cut_at_cliff(df, rep.last_good_time if rep.cliffs else None)
+    named = cut["cell"].fillna("").astype(str) != ""
+    dup = (cut.duplicated(subset=["time", "cell"], keep="first") & named).to_numpy()
+    clean = cut.loc[~dup].reset_index(drop=True)
+    clean.attrs = dict(df.attrs)
+    times_in = df["time"].nunique()
+    report = CleanReport(
+        cliffs=rep,
+        rows_in=len(df),
+        rows_out=len(clean),
+        rows_after_cliff=len(df) - len(cut),
+        times_dropped=times_in - cut["time"].nunique(),
+        duplicate_rows=int(dup.sum()),
+    )
+    return clean, report

@@ -1,0 +1,68 @@
+"""Per-lineage populations: how many cells of each founder lineage exist at each time point.
+
+The population letter of a cell is the first letter of its Sulston name (see
+:func:`devolens.lineage.names.population_letter`): ``A`` (AB), ``E`` (EMS and E),
+``M`` (MS), ``P`` (P0..P4), ``C``, ``D``, ``Z`` (Z2, Z3). ``total`` counts every row of the
+time point, unnamed cells included, so ``total >= A+E+M+P+C+D+Z``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from devolens.errors import DevolensError
+from devolens.lineage.names import LETTERS, population_letter
+
+#: Columns of the populations table, in order.
+POPULATION_COLUMNS: tuple[str, ...] = ("time",) + LETTERS + ("total",)
+
+
+def populations(df: pd.DataFrame) -> pd.DataFrame:
+    """Count the cells of each population letter at each time point.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A tidy lineage table of one embryo (columns ``time`` and ``cell`` at least).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per time point present in ``df`` (ascending), columns exactly
+        ``time,A,E,M,P,C,D,Z,total`` (all int64; counts in cells).
+
+    Raises
+    ------
+    DevolensError
+        When the table holds several embryos (count them one at a time).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"time": [1, 1, 1, 2], "cell": ["ABa", "ABp", "Nuc1", "EMS"]})
+    >>> populations(t)[["time", "A", "E", "total"]].to_dict("list")
+    {'time': [1, 2], 'A': [2, 0], 'E': [0, 1], 'total': [3, 1]}
+    """
+    missing = [c for c in ("time", "cell") if c not in df.columns]
+    if missing:
+        raise DevolensError(f"table lacks column(s) {','.join(missing)}")
+    if "embryo" in df.columns and df["embryo"].nunique(dropna=False) > 1:
+        names = ", ".join(map(str, df["embryo"].unique()[:5]))
+        raise DevolensError(f"table holds {df['embryo'].nunique()} embryos ({names}); count one embryo at a time")
+    times = df["time"].to_numpy(dtype=np.int64)
+    if len(times) == 0:
+        return pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in POPULATION_COLUMNS})
+    uniq_t, t_idx = np.unique(times, return_inverse=True)
+    # one letter lookup per distinct name, then integer codes for every row
+    name_codes, uniq_names = pd.factorize(df["cell"], use_na_sentinel=True)
+    code = {letter: i for i, letter in enumerate(LETTERS)}
+    uniq_letter = np.array(
+        [code.get(population_letter(n), len(LETTERS)) for n in uniq_names] + [len(LETTERS)], dtype=np.int64
+    )
+    l_idx = uniq_letter[name_codes]  # code -1 (missing name) picks the trailing "unnamed"
+    counts = np.zeros((len(uniq_t), len(LETTERS) + 1), dtype=np.int64)
+    np.add.at(counts, (t_idx, l_idx), 1)
+    out = pd.DataFrame(counts[:, : len(LETTERS)], columns=list(LETTERS))
+    out.insert(0, "time", uniq_t.astype(np.int64))
+    out["total"] = counts.sum(axis=1)
+    return out[list(POPULATION_COLUMNS)]

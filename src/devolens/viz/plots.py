@@ -1,0 +1,125 @@
+"""Plots written to image files (matplotlib, Agg canvas; no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from devolens.io.atomic import atomic_path
+
+#: Colour of each population letter in plots.
+LETTER_COLOURS: dict[str, str] = {
+    "A": "#1f77b4", "E": "#2ca02c", "M": "#ff7f0e", "P": "#7f7f7f",
+    "C": "#9467bd", "D": "#8c564b", "Z": "#e377c2", "total": "#000000",
+}
+
+
+def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = None, dpi: int = 120) -> Path:
+    """Plot population curves (cells per letter and total against time) to an image file.
+
+    Parameters
+    ----------
+    pops : pandas.DataFrame
+        Output of :func:`devolens.lineage.populations.populations` (``time`` and any of
+        ``A,E,M,P,C,D,Z,total``).
+    path : str or Path
+        Destination image; the format follows the extension (``.png``, ``.svg``, ``.pdf``).
+        Written atomically.
+    title : str, optional
+        Figure title.
+    dpi : int
+        Resolution of raster output, dots per inch.
+
+    Returns
+    -------
+    Path
+        The written image.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for col, colour in LETTER_COLOURS.items():
+        if col in pops.columns:
+            ax.plot(pops["time"], pops[col], label=col, color=colour, lw=2.0 if col == "total" else 1.3)
+    ax.set_xlabel("time point")
+    ax.set_ylabel("cells")
+    ax.grid(True, alpha=0.3)
+    ax.legend(ncol=4, fontsize="small", loc="upper left")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
+    return path
+
+
+def plot_training(history: pd.DataFrame | str | Path, path: str | Path, metrics: list[str] | None = None,
+                  dpi: int = 110) -> Path:
+    """Plot a training history: losses, validation metrics and the learning rate.
+
+    Parameters
+    ----------
+    history : DataFrame or path
+        ``history.csv`` of a training run (columns ``epoch, lr, train_loss, val_loss`` and
+        validation metrics ``val_*``).
+    path : str or Path
+        Destination image (format from the extension), written atomically.
+    metrics : list of str, optional
+        Metric columns for the middle panel (default: the summary metrics present, e.g.
+        ``val_dice, val_iou, val_f1, val_ap`` or ``val_mae``).
+    dpi : int
+        Resolution, dots per inch.
+
+    Returns
+    -------
+    Path
+        The written image.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    h = pd.read_csv(history) if isinstance(history, (str, Path)) else history
+    if metrics is None:
+        metrics = [m for m in ("val_dice", "val_iou", "val_f1", "val_ap", "val_mae", "val_count_mae") if m in h.columns]
+    epoch = h["epoch"] + 1
+    fig = Figure(figsize=(12, 3.6))
+    FigureCanvasAgg(fig)
+    ax1, ax2, ax3 = fig.add_subplot(1, 3, 1), fig.add_subplot(1, 3, 2), fig.add_subplot(1, 3, 3)
+    for col, style in (("train_loss", "-"), ("val_loss", "--")):
+        if col in h.columns:
+            ax1.plot(epoch, h[col], style, marker="o", ms=3, label=col.replace("_", " "))
+    ax1.set_title("loss")
+    ax1.legend(fontsize="small")
+    scores = [m for m in metrics if "mae" not in m and "error" not in m]
+    errors = [m for m in metrics if m not in scores]
+    lines = []
+    for col in scores:
+        if col in h.columns and h[col].notna().any():
+            lines += ax2.plot(epoch, h[col], marker="o", ms=3, label=col.removeprefix("val_"))
+    if errors:  # counts errors (cells) on their own axis
+        axe = ax2.twinx() if scores else ax2
+        for col in errors:
+            if col in h.columns and h[col].notna().any():
+                lines += axe.plot(epoch, h[col], ":", marker="s", ms=3, label=col.removeprefix("val_") + " (cells)")
+        axe.set_ylabel("cells")
+    ax2.set_title("validation metrics")
+    if lines:
+        ax2.legend(lines, [ln.get_label() for ln in lines], fontsize="small")
+    if "lr" in h.columns:
+        ax3.plot(epoch, h["lr"], marker="o", ms=3, color="#444444")
+        if (h["lr"] > 0).all():
+            ax3.set_yscale("log")
+    ax3.set_title("learning rate")
+    for ax in (ax1, ax2, ax3):
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
+    return path

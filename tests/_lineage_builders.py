@@ -1,0 +1,46 @@
+"""Builders of tiny lineage tables for the lineage tests (EPIC CD CSV, AceTree zip)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from devolens.io.tables import EPIC_COLUMNS
+
+
+def write_cd(path: Path, rows: list[tuple]) -> Path:
+    """rows: (cell, time, z, x, y, size, blot)."""
+    lines = [",".join(EPIC_COLUMNS)]
+    for cell, t, z, x, y, size, blot in rows:
+        lines.append(f"{cell}:{t},{cell},{t},100,-2000,-50,{blot},100,{z},{x},{y},{size},12345")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def nuclei_line(i, status, x, y, z, d, name):
+    # index, status, pred, succ1, succ2, x, y, z, diameter, name, weight, ... (21 fields, trailing ", ")
+    return f"{i}, {status}, -1, -1, -1, {x}, {y}, {z}, {d}, {name}, 1500, 0, 0, 0, {name}, 0, 0, 0, 0, 0, "
+
+
+def acetree_files(frames: dict[int, list[tuple]]) -> dict[str, str]:
+    """frames: time -> [(status, x, y, z, d, name)]."""
+    out = {}
+    for t, rows in frames.items():
+        out[f"nuclei/t{t:03d}-nuclei"] = "\n".join(
+            nuclei_line(i + 1, *r) for i, r in enumerate(rows)
+        ) + "\n"
+    return out
+
+
+def write_acetree_zip(path: Path, frames: dict[int, list[tuple]]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in acetree_files(frames).items():
+            zf.writestr(name, text)
+    return path
+
+
+SMALL_FRAMES = {
+    1: [(1, 10, 20, 5.0, 12, "ABa"), (0, 99, 99, 9.0, 5, ""), (1, 30, 40, 6.5, 14, "P1")],
+    2: [(1, 11, 21, 5.0, 12, "ABal"), (1, 12, 22, 5.5, 12, "ABar"), (0, 1, 1, 1, 1, "junk"),
+        (1, 31, 41, 6.0, 13, "EMS"), (1, 50, 50, 3.0, 10, "Nuc7")],
+}

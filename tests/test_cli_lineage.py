@@ -1,0 +1,198 @@
+"""``devolens lineage``: convert, populations, cliffs, clean, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from devolens.cli import main
+from _lineage_builders import SMALL_FRAMES, write_acetree_zip, write_cd
+
+KNOWN_CLIFFS = {"CD20240930_JIM762_L4": 164, "CD20241107_JIM767_25_L1": 149}
+
+
+def cliff_cd(path: Path, cliff_after: int | None = 12, n_times: int = 20) -> Path:
+    """An EPIC CD table whose count grows 1,2,..; after ``cliff_after`` it falls to 2 cells."""
+    rows = []
+    for t in range(1, n_times + 1):
+        n = t * 3 if cliff_after is None or t <= cliff_after else 2
+        for k in range(n):
+            rows.append((f"AB{'ap'[k % 2]}{'lr'[(k // 2) % 2]}{'dv' * (k // 4)}", t, 1.0, k, k, 10, 0))
+    return write_cd(path, rows)
+
+
+def run(argv, capsys):
+    code = main(argv)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_help_lists_commands(capsys):
+    code, out, _ = run(["lineage", "--help"], capsys)
+    assert code == 0
+    for cmd in ("convert", "populations", "cliffs", "clean"):
+        assert cmd in out
+
+
+def test_convert_acetree_zip(tmp_path, capsys):
+    z = write_acetree_zip(tmp_path / "emb.zip", SMALL_FRAMES)
+    out_csv = tmp_path / "tidy.csv"
+    code, out, err = run(["lineage", "convert", str(z), "--out", str(out_csv)], capsys)
+    assert code == 0, err
+    df = pd.read_csv(out_csv, keep_default_na=False)
+    assert list(df.columns) == ["embryo", "time", "cell", "x", "y", "z", "size"]
+    assert df["cell"].tolist() == ["ABa", "P1", "ABal", "ABar", "EMS", "Nuc7"]
+    assert "6 rows" in out
+
+
+def test_populations_and_plot(tmp_path, capsys):
+    cd = cliff_cd(tmp_path / "CDpop.csv", cliff_after=None, n_times=5)
+    out_csv, png = tmp_path / "p" / "pops.csv", tmp_path / "p" / "pops.png"
+    code, _, err = run(["lineage", "populations", str(cd), "--out", str(out_csv), "--plot", str(png)], capsys)
+    assert code == 0, err
+    with open(out_csv, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["time", "A", "E", "M", "P", "C", "D", "Z", "total"]
+    assert [r[0] for r in rows[1:]] == ["1", "2", "3", "4", "5"]
+    assert [r[1] for r in rows[1:]] == [r[-1] for r in rows[1:]] == ["3", "6", "9", "12", "15"]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in out_csv.parent.iterdir()) == ["pops.csv", "pops.png"]
+
+
+def test_cliffs_json_and_text(tmp_path, capsys):
+    cd = cliff_cd(tmp_path / "CDcl.csv", cliff_after=12)
+    code, out, _ = run(["lineage", "cliffs", str(cd), "--json"], capsys)
+    assert code == 0
+    assert json.loads(out) == {"cliffs": [{"time": 12, "before": 36, "after": 2}], "last_good_time": 12}
+    code, out, _ = run(["lineage", "cliffs", str(cd)], capsys)
+    assert code == 0 and "cliff after time 12" in out and "36 -> 2" in out
+    ok = cliff_cd(tmp_path / "CDok.csv", cliff_after=None)
+    code, out, _ = run(["lineage", "cliffs", str(ok), "--json"], capsys)
+    assert json.loads(out) == {"cliffs": [], "last_good_time": 20}
+    code, out, _ = run(["lineage", "cliffs", str(ok)], capsys)
+    assert "no annotation cliff" in out and "20" in out
+
+
+def test_clean_cuts_and_reports(tmp_path, capsys):
+    cd = cliff_cd(tmp_path / "CDcl.csv", cliff_after=12)
+    # add a duplicated name at time 3
+    with open(cd, "a") as fh:
+        fh.write("ABal:3,ABal,3,1,1,1,1,1,1.0,99,99,10,1\n")
+    out_csv = tmp_path / "clean.csv"
+    code, out, err = run(["lineage", "clean", str(cd), "--out", str(out_csv)], capsys)
+    assert code == 0, err
+    df = pd.read_csv(out_csv)
+    assert df["time"].max() == 12 and len(df) == sum(3 * t for t in range(1, 13))
+    assert not df.duplicated(["time", "cell"]).any()
+    assert "cut after time 12" in out and "dropped 1 duplicated-name row" in out and "16 rows" in out
+
+
+def test_subprocess_entry_point(tmp_path):
+    cd = cliff_cd(tmp_path / "CDsub.csv", cliff_after=12)
+    exe = Path(sys.executable).with_name("devolens")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from devolens.cli import run; run()"]
+    res = subprocess.run(cmd + ["lineage", "cliffs", str(cd), "--json"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["last_good_time"] == 12
+    res = subprocess.run(cmd + ["lineage", "cliffs", str(tmp_path / "nope.csv")], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.strip() == f"error: {tmp_path / 'nope.csv'}: file not found"
+    assert "Traceback" not in res.stderr
+
+
+# ----------------------------------------------------------------------------- bad input
+def _make_bad(tmp_path: Path, case: str) -> Path:
+    p = tmp_path / f"{case}.csv"
+    if case == "missing":
+        return p
+    if case == "empty":
+        p.write_bytes(b"")
+    elif case == "wrong_columns":
+        p.write_text("a,b,c\n1,2,3\n")
+    elif case == "non_numeric":
+        p.write_text("cellTime,cell,time,none,global,local,blot,cross,z,x,y,size,gweight\n"
+                     "ABa:1,ABa,1,5,1,1,1,1,4.0,12,3,10,1\nABp:1,ABp,1,5,1,1,1,1,4.0,12,abc,10,1\n")
+    elif case == "zip_without_nuclei":
+        p = tmp_path / "nonuclei.zip"
+        with zipfile.ZipFile(p, "w") as zf:
+            zf.writestr("notes/readme.txt", "no nuclei here")
+    elif case == "binary":
+        p = tmp_path / "image.csv"
+        p.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    return p
+
+
+BAD = {
+    "missing": "file not found",
+    "empty": "empty file",
+    "wrong_columns": "unrecognised columns",
+    "non_numeric": "column 'y' is not numeric (line 3",
+    "zip_without_nuclei": "no AceTree nuclei files",
+    "binary": "binary",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+@pytest.mark.parametrize("command", ["convert", "populations", "cliffs", "clean"])
+def test_bad_input_exit_2_one_line_no_output(tmp_path, capsys, case, command):
+    table = _make_bad(tmp_path, case)
+    out_dir = tmp_path / "out"
+    argv = ["lineage", command, str(table)]
+    if command != "cliffs":
+        argv += ["--out", str(out_dir / "result.csv")]
+    if command == "populations":
+        argv += ["--plot", str(out_dir / "result.png")]
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"error: {table}: ") and BAD[case] in lines[0]
+    assert "Traceback" not in err and out == ""
+    assert not out_dir.exists()
+
+
+# ----------------------------------------------------------------------------- real data
+def test_real_cliffs_cli(epic_tables, acetree_zip, capsys):
+    for path in list(epic_tables) + [acetree_zip]:
+        code, out, err = run(["lineage", "cliffs", str(path), "--json"], capsys)
+        assert code == 0, err
+        rep = json.loads(out)
+        if path.stem in KNOWN_CLIFFS:
+            assert len(rep["cliffs"]) == 1
+            assert abs(rep["cliffs"][0]["time"] - KNOWN_CLIFFS[path.stem]) <= 2
+            assert rep["last_good_time"] == rep["cliffs"][0]["time"]
+        else:
+            assert rep["cliffs"] == [], path.name
+
+
+def test_real_convert_round_trip(epic_tables, tmp_path, capsys):
+    src = epic_tables[-1]
+    out_csv = tmp_path / "tidy.csv"
+    assert run(["lineage", "convert", str(src), "--out", str(out_csv)], capsys)[0] == 0
+    pops_a, pops_b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert run(["lineage", "populations", str(src), "--out", str(pops_a)], capsys)[0] == 0
+    assert run(["lineage", "populations", str(out_csv), "--out", str(pops_b)], capsys)[0] == 0
+    assert pops_a.read_text() == pops_b.read_text()
+
+
+def test_several_embryos_error_names_the_file(tmp_path, capsys):
+    p = tmp_path / "two.csv"
+    p.write_text("embryo,time,cell,x,y,z,size\na,1,AB,1,2,3,4\nb,1,AB,1,2,3,4\n")
+    code, out, err = run(["lineage", "populations", str(p), "--out", str(tmp_path / "o" / "p.csv")], capsys)
+    assert code == 2 and err.strip() == f"error: {p}: table holds 2 embryos (a, b); count one embryo at a time"
+    assert not (tmp_path / "o").exists()
+
+
+def test_options_validated_by_cli(tmp_path, capsys):
+    cd = cliff_cd(tmp_path / "CDo.csv", cliff_after=None)
+    code, _, _ = run(["lineage", "cliffs", str(cd), "--min-fraction", "2"], capsys)
+    assert code == 2
+    code, out, _ = run(["lineage", "cliffs", str(cd), "--json", "--min-drop", "1", "--min-fraction", "0.01"], capsys)
+    assert code == 0 and json.loads(out)["cliffs"] == []
