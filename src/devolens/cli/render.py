@@ -1,0 +1,134 @@
+"""``devolens render``: lineage tables (or simulated embryos) to frames, labels and frames.csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Tuple
+
+import typer
+
+_HELP = """Render a lineage table (or simulated embryos) as microscopy frames with ground truth.
+
+Writes DIR/frames/tNNN.png, DIR/labels/tNNN_labels.tif (uint16 instance labels),
+DIR/frames.csv (file,time,embryo,A,E,M,P,C,D,Z,total,artifact) and DIR/render.json;
+with --kind membrane also DIR/membranes/tNNN_membrane.png; with --video DIR/video.mp4.
+"""
+
+
+def _parse_times(spec: str) -> list[int]:
+    from devolens.errors import DevolensError
+
+    times: list[int] = []
+    for part in spec.replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                a, b = part.split("-", 1) if not part.startswith("-") else (part, "")
+                lo, hi = int(a), int(b)
+                if hi < lo:
+                    raise ValueError
+                times.extend(range(lo, hi + 1))
+            else:
+                times.append(int(part))
+        except ValueError:
+            raise DevolensError(f"--times: cannot parse {part!r} (use e.g. 10,20,30 or 10-50)") from None
+    if not times:
+        raise DevolensError("--times is empty")
+    return times
+
+
+def render(
+    table: Optional[Path] = typer.Argument(
+        None, help="Lineage table (EPIC CD csv, AceTree zip/folder or tidy csv). Omit with --simulate."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
+    kind: str = typer.Option("nuclei", "--kind", help="nuclei: histone-GFP maximum projections; membrane: membrane-marker z-slices."),
+    every: int = typer.Option(1, "--every", help="Render every K-th time point (K >= 1)."),
+    times: Optional[str] = typer.Option(None, "--times", help="Time points to render, e.g. '10,20,30' or '10-50' (default all)."),
+    size: Tuple[int, int] = typer.Option(
+        (512, 752), "--size", help="Frame height and width in pixels, e.g. --size 256 256."
+    ),
+    artifacts: float = typer.Option(
+        0.0, "--artifacts", help="Probability (0..1) that a frame gets an artifact (black, dark, red line/patch, "
+        "duplicate, dropped); recorded in frames.csv."
+    ),
+    video: bool = typer.Option(False, "--video", help="Also write DIR/video.mp4, a timelapse of the frames."),
+    fps: float = typer.Option(8.0, "--fps", help="Frames per second of the video."),
+    seed: int = typer.Option(0, "--seed", help="Master random seed; the same seed gives the same output."),
+    simulate: Optional[int] = typer.Option(
+        None, "--simulate", help="Render N simulated embryos instead of TABLE (seeds derived from --seed; "
+        "files named frames/<embryo>_tNNN.png)."
+    ),
+    sim_cells: Optional[int] = typer.Option(
+        None, "--sim-cells", help="With --simulate: grow each embryo up to this many cells (default: the simulator's)."
+    ),
+    pose: str = typer.Option("default", "--pose", help="default: embryo centred and horizontal; random: random rotation, mirror, scale, placement."),
+    vary: str = typer.Option("embryo", "--vary", help="Draw optics and pose once per 'embryo' (steady timelapse) or for every 'frame'."),
+    grey: bool = typer.Option(False, "--grey", help="Greyscale nuclei frames (the green channel) instead of RGB."),
+    workers: int = typer.Option(1, "--workers", help="Processes rendering in parallel (same output for any number)."),
+) -> None:
+    """Render a lineage table (or simulated embryos) as microscopy frames with ground truth."""
+    from devolens.cli._common import console, progress_bar
+    from devolens.errors import DevolensError
+    from devolens.render.dataset import KINDS, render_dataset
+
+    # validate everything before any output exists
+    if (table is None) == (simulate is None):
+        raise DevolensError("give either a TABLE or --simulate N (not both)")
+    if kind not in KINDS:
+        raise DevolensError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if every < 1:
+        raise DevolensError(f"--every must be at least 1, got {every}")
+    if not 0.0 <= artifacts <= 1.0:
+        raise DevolensError(f"--artifacts must be in [0, 1], got {artifacts}")
+    if fps <= 0:
+        raise DevolensError(f"--fps must be positive, got {fps}")
+    if pose not in ("default", "random"):
+        raise DevolensError(f"--pose must be 'default' or 'random', got {pose!r}")
+    if vary not in ("embryo", "frame"):
+        raise DevolensError(f"--vary must be 'embryo' or 'frame', got {vary!r}")
+    hw = (int(size[0]), int(size[1]))
+    if not (16 <= hw[0] <= 8192 and 16 <= hw[1] <= 8192):
+        raise DevolensError(f"--size must be within 16..8192 pixels, got {hw[0]} {hw[1]}")
+    if workers < 1:
+        raise DevolensError(f"--workers must be at least 1, got {workers}")
+    if seed < 0:
+        raise DevolensError(f"--seed must be non-negative, got {seed}")
+    if sim_cells is not None and sim_cells < 1:
+        raise DevolensError(f"--sim-cells must be at least 1, got {sim_cells}")
+    if out.exists() and not out.is_dir():
+        raise DevolensError("output exists and is not a folder", path=out)
+    time_list = _parse_times(times) if times is not None else None
+
+    if simulate is not None:
+        if simulate < 1 or simulate > 10000:
+            raise DevolensError(f"--simulate must be within 1..10000, got {simulate}")
+        from devolens.render.dataset import simulate_tables
+
+        with progress_bar("simulating") as cb:
+            tables = simulate_tables(simulate, seed=seed, n_cells=sim_cells)
+            cb(simulate, simulate)
+        prefix = True
+    else:
+        from devolens.io.tables import read_table
+
+        tables = [read_table(table)]
+        prefix = False
+    from devolens.render.dataset import select_times
+
+    for t in tables:
+        select_times(t, time_list, every)  # raises on bad --times before anything is written
+
+    with progress_bar("rendering") as cb:
+        df = render_dataset(
+            tables, out, kind=kind, times=time_list, every=every, size=hw, artifacts=artifacts,
+            video=video, fps=fps, seed=seed, rgb=not grey, pose=pose, vary=vary, prefix=prefix, workers=workers, progress=cb,
+        )
+    n_art = int((df["artifact"] != "").sum())
+    console.print(f"wrote {len(df)} frames ({n_art} with artifacts) to {out}/frames.csv")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``render`` command to the ``devolens`` app."""
+    app.command("render", help=_HELP)(render)

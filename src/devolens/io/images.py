@@ -1,0 +1,134 @@
+"""Images in and out: TIFF, PNG and JPEG to numpy; PNG and uint16 label TIFF written atomically.
+
+>>> img = read_image("frame.png")          # doctest: +SKIP
+>>> write_label_tif(labels, "labels.tif")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from devolens.errors import DevolensError
+from devolens.io.atomic import atomic_path
+
+__all__ = ["read_image", "write_png", "write_label_tif", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a TIFF, PNG or JPEG image into a numpy array.
+
+    Parameters
+    ----------
+    path : str or Path
+        Image file. TIFF keeps its dtype and all its pages/planes (e.g. a z-stack); PNG and
+        JPEG come back as uint8 (or uint16 for 16-bit PNG), (H, W) or (H, W, C).
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    DevolensError
+        The file is missing, not an image, of an unsupported type or corrupt.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DevolensError("no such file", path=path)
+    if not path.is_file():
+        raise DevolensError("not a file", path=path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise DevolensError(f"unsupported image type {suffix!r} (use {', '.join(IMAGE_SUFFIXES)})", path=path)
+    try:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            arr = tifffile.imread(path)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.load()
+                if im.mode == "P":
+                    im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                elif im.mode in ("I;16", "I;16B", "I;16L"):
+                    return np.asarray(im, dtype=np.uint16).copy()
+                elif im.mode == "I":
+                    return np.asarray(im).astype(np.int64).astype(np.uint16 if np.asarray(im).max() < 65536 else np.int32)
+                elif im.mode not in ("L", "RGB", "RGBA", "LA"):
+                    im = im.convert("RGB")
+                arr = np.asarray(im).copy()
+    except DevolensError:
+        raise
+    except Exception as exc:  # corrupt or truncated file
+        raise DevolensError(f"cannot read image: {exc}", path=path) from None
+    if arr.size == 0:
+        raise DevolensError("empty image", path=path)
+    return arr
+
+
+def write_png(image: np.ndarray, path: str | Path) -> Path:
+    """Write a uint8 or uint16 image (H, W), (H, W, 3) or (H, W, 4) as PNG, atomically.
+
+    Parameters
+    ----------
+    image : ndarray
+        uint8 or uint16 (grey only for uint16); bool is written as 0/255.
+    path : str or Path
+        Destination (``.png``); parent folders are created.
+
+    Returns
+    -------
+    Path
+    """
+    from PIL import Image
+
+    arr = np.asarray(image)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"cannot write an image of shape {arr.shape} as PNG")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.dtype == np.uint16:
+        if arr.ndim != 2:
+            raise ValueError("16-bit PNG must be greyscale")
+        im = Image.fromarray(arr)
+    elif arr.dtype == np.uint8:
+        im = Image.fromarray(arr)
+    else:
+        raise ValueError(f"write_png needs uint8 or uint16, got {arr.dtype}")
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="PNG", compress_level=1)
+    return Path(path)
+
+
+def write_label_tif(labels: np.ndarray, path: str | Path) -> Path:
+    """Write an instance label image as uint16 TIFF (zlib-compressed), atomically.
+
+    Parameters
+    ----------
+    labels : ndarray, integer, (H, W) (or (Z, H, W))
+        0 = background, 1..K instances; values must fit in uint16.
+    path : str or Path
+        Destination (``.tif``).
+
+    Returns
+    -------
+    Path
+    """
+    import tifffile
+
+    arr = np.asarray(labels)
+    if not np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool:
+        raise ValueError(f"labels must be integers, got {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() > 65535):
+        raise ValueError("labels do not fit in uint16")
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, arr.astype(np.uint16, copy=False), compression="zlib")
+    return Path(path)

@@ -1,0 +1,156 @@
+"""Video frames in and out through imageio's ffmpeg plugin, one frame at a time.
+
+>>> for frame in iter_video_frames("movie.mp4"):   # doctest: +SKIP
+...     ...
+>>> write_video(frames, "timelapse.mp4", fps=10)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from devolens.errors import DevolensError
+from devolens.io.atomic import atomic_path
+
+__all__ = ["iter_video_frames", "write_video", "video_info"]
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _check(path: Path) -> None:
+    if not path.exists():
+        raise DevolensError("no such file", path=path)
+    if not path.is_file():
+        raise DevolensError("not a file", path=path)
+
+
+def video_info(path: str | Path) -> dict:
+    """Metadata of a video (``fps``, ``size`` as (W, H), ``nframes`` when known, ...).
+
+    Raises
+    ------
+    DevolensError
+        Missing or unreadable file.
+    """
+    import imageio.v2 as iio
+
+    path = Path(path)
+    _check(path)
+    try:
+        reader = iio.get_reader(path, format="FFMPEG")
+        try:
+            return dict(reader.get_meta_data())
+        finally:
+            reader.close()
+    except Exception as exc:
+        raise DevolensError(f"cannot read video: {_first_line(exc)}", path=path) from None
+
+
+def iter_video_frames(path: str | Path, *, every: int = 1) -> Iterator[np.ndarray]:
+    """Stream the frames of a video (mp4, avi, ...) as uint8 RGB arrays (H, W, 3).
+
+    Frames are decoded one by one; the whole video is never held in memory.
+
+    Parameters
+    ----------
+    path : str or Path
+        Video file.
+    every : int
+        Yield every ``every``-th frame (1 = all).
+
+    Yields
+    ------
+    ndarray, uint8, (H, W, 3)
+
+    Raises
+    ------
+    DevolensError
+        Missing, unreadable or corrupt file (also raised mid-stream if decoding fails).
+    """
+    import imageio.v2 as iio
+
+    path = Path(path)
+    _check(path)
+    if every < 1:
+        raise DevolensError(f"every must be >= 1, got {every}")
+    try:
+        reader = iio.get_reader(path, format="FFMPEG")
+    except Exception as exc:
+        raise DevolensError(f"cannot read video: {_first_line(exc)}", path=path) from None
+    try:
+        i = 0
+        while True:
+            try:
+                frame = reader.get_next_data()
+            except (IndexError, StopIteration):
+                break
+            except Exception as exc:
+                raise DevolensError(f"cannot decode frame {i}: {_first_line(exc)}", path=path) from None
+            if i % every == 0:
+                yield np.asarray(frame)
+            i += 1
+        if i == 0:
+            raise DevolensError("video has no frames", path=path)
+    finally:
+        reader.close()
+
+
+def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.0, *, quality: float = 7.0) -> Path:
+    """Encode frames into a video (H.264 mp4 by default), atomically.
+
+    Parameters
+    ----------
+    frames : iterable of ndarray, uint8, (H, W) or (H, W, 3)
+        Consumed lazily, one at a time; all must have the same shape.
+    path : str or Path
+        Destination (``.mp4``; the suffix picks the container).
+    fps : float
+        Frames per second.
+    quality : float
+        imageio-ffmpeg quality, 0 (worst) to 10 (best).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    DevolensError
+        No frames, or frames of different shapes.
+    """
+    import imageio.v2 as iio
+
+    path = Path(path)
+    n = 0
+    shape = None
+    with atomic_path(path) as tmp:
+        writer = iio.get_writer(
+            tmp, format="FFMPEG", fps=fps, codec="libx264", quality=quality,
+            macro_block_size=1, pixelformat="yuv420p", ffmpeg_log_level="error",
+        )
+        try:
+            for frame in frames:
+                arr = np.asarray(frame)
+                if arr.dtype != np.uint8:
+                    raise DevolensError(f"video frames must be uint8, got {arr.dtype}", path=path)
+                if arr.ndim == 2:
+                    arr = np.repeat(arr[:, :, None], 3, axis=2)
+                if shape is None:
+                    shape = arr.shape
+                elif arr.shape != shape:
+                    raise DevolensError(f"frame {n} has shape {arr.shape}, expected {shape}", path=path)
+                if arr.shape[0] % 2 or arr.shape[1] % 2:  # yuv420p needs even sizes
+                    arr = np.pad(arr, ((0, arr.shape[0] % 2), (0, arr.shape[1] % 2), (0, 0)), mode="edge")
+                writer.append_data(arr)
+                n += 1
+        finally:
+            writer.close()
+        if n == 0:
+            raise DevolensError("no frames to write", path=path)
+    return path

@@ -1,0 +1,294 @@
+"""Render lineage tables into a dataset on disk (frames, label TIFFs, frames.csv, video).
+
+Layout written under ``out``::
+
+    frames/tNNN.png              rendered frame (NNN = time point, zero-padded to 3 digits;
+                                 ``<embryo>_tNNN.png`` when several/simulated embryos)
+    labels/tNNN_labels.tif       uint16 instance labels (nuclei, or cells for membranes)
+    membranes/tNNN_membrane.png  membrane mask, 0/255 (kind "membrane" only)
+    frames.csv                   file,time,embryo,A,E,M,P,C,D,Z,total,artifact
+    render.json                  the settings and the optics drawn for each embryo
+    video.mp4                    timelapse of the written frames (with ``video=True``)
+
+``frames.csv`` has one row per rendered time point; ``artifact`` is ``""`` for a clean
+frame or the kind (see :mod:`devolens.render.artifacts`). A ``dropped`` frame has an empty
+``file`` (nothing was written for it); a ``duplicate`` frame repeats the previous image
+and labels. The population columns are those of the table at that time point, whatever
+the artifact.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from devolens.errors import DevolensError
+from devolens.io.atomic import write_csv, write_text
+from devolens.io.images import read_image, write_label_tif, write_png
+from devolens.render.artifacts import apply_frame_artifact, plan_artifacts
+from devolens.render.geometry import embryo_geometry, random_pose
+from devolens.render.membranes import MembraneParams, render_membrane_frame
+from devolens.render.nuclei import LETTERS, render_nuclei_frame
+from devolens.render.optics import OpticsParams
+
+__all__ = ["render_dataset", "select_times", "simulate_tables", "FRAMES_COLUMNS", "frame_name"]
+
+FRAMES_COLUMNS = ("file", "time", "embryo", *LETTERS, "total", "artifact")
+KINDS = ("nuclei", "membrane")
+
+
+def frame_name(time: int, embryo: str | None = None) -> str:
+    """Stem of a frame's files: ``tNNN`` or ``<embryo>_tNNN`` (time zero-padded to 3)."""
+    stem = f"t{int(time):03d}"
+    return stem if embryo is None else f"{embryo}_{stem}"
+
+
+def select_times(table: pd.DataFrame, times: Sequence[int] | None = None, every: int = 1) -> list[int]:
+    """The time points to render: ``times`` (all of the table's by default), every ``every``-th.
+
+    Raises
+    ------
+    DevolensError
+        ``every`` < 1, or a requested time point absent from the table.
+    """
+    if every < 1:
+        raise DevolensError(f"--every must be at least 1, got {every}")
+    present = np.unique(pd.DataFrame(table, copy=False)["time"].to_numpy()).astype(int).tolist()
+    if times is None:
+        chosen = present
+    else:
+        missing = sorted(set(int(t) for t in times) - set(present))
+        if missing:
+            lo, hi = (present[0], present[-1]) if present else (None, None)
+            raise DevolensError(
+                f"time point(s) {', '.join(map(str, missing[:5]))} not in the table (it has {lo}..{hi})",
+                path=table.attrs.get("source"),
+            )
+        chosen = sorted(set(int(t) for t in times))
+    return chosen[::every]
+
+
+def simulate_tables(n: int, seed: int = 0, n_cells: int | None = None) -> list[pd.DataFrame]:
+    """Simulate ``n`` digital embryos with seeds derived from ``seed``.
+
+    Returns
+    -------
+    list of DataFrame
+        Tidy tables (embryo names ``sim<seed_i>``).
+    """
+    from devolens.lineage.simulate import simulate_embryo
+
+    if n < 1:
+        raise DevolensError(f"--simulate must be at least 1, got {n}")
+    seeds = np.random.SeedSequence(int(seed)).generate_state(n, dtype=np.uint32) % 1_000_000_000
+    return [simulate_embryo(int(s), n_cells=n_cells) for s in seeds]
+
+
+def _embryo_name(table: pd.DataFrame, index: int) -> str:
+    if "embryo" in table.columns and len(table):
+        name = str(pd.DataFrame(table, copy=False)["embryo"].iloc[0])
+        if name:
+            return name
+    return f"embryo{index}"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if (c.isalnum() or c in "-_.") else "_" for c in name)
+
+
+_JOB_TABLES: list = []
+_JOB_GEOMS: list = []
+
+
+def _set_job_tables(tables, geoms) -> None:
+    global _JOB_TABLES, _JOB_GEOMS
+    _JOB_TABLES, _JOB_GEOMS = list(tables), list(geoms)
+
+
+def _render_job(job):
+    """Render one clean frame (runs in a worker process): image, labels, mask, counts."""
+    kind, ei, t, f_seed, size, rgb, f_pose, e_seed, optics, mparams, vary = job
+    table, geom = _JOB_TABLES[ei], _JOB_GEOMS[ei]
+    if kind == "nuclei":
+        fr = render_nuclei_frame(table, t, size=size, seed=f_seed, rgb=rgb, geometry=geom,
+                                 optics=optics, pose=f_pose, reporter_key=e_seed)
+        return fr.image, fr.labels, None, fr.counts
+    fr = render_membrane_frame(table, t, size=size, seed=f_seed, geometry=geom, params=mparams, pose=f_pose,
+                               z=None if vary == "frame" else (geom.cz / geom.zscale))
+    return fr.image, fr.labels, fr.membrane, fr.counts
+
+
+def render_dataset(
+    tables: pd.DataFrame | Iterable[pd.DataFrame],
+    out: str | Path,
+    *,
+    kind: str = "nuclei",
+    times: Sequence[int] | None = None,
+    every: int = 1,
+    size: tuple[int, int] = (512, 752),
+    artifacts: float = 0.0,
+    video: bool = False,
+    fps: float = 8.0,
+    seed: int = 0,
+    rgb: bool = True,
+    pose: str = "default",
+    vary: str = "embryo",
+    prefix: bool | None = None,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Render tables into ``out`` (frames, label TIFFs, frames.csv, optional video).
+
+    Parameters
+    ----------
+    tables : DataFrame or iterable of DataFrame
+        Tidy lineage tables, one embryo each.
+    out : str or Path
+        Output folder (created).
+    kind : {"nuclei", "membrane"}
+        Histone-GFP maximum projections, or membrane-marker z-slices.
+    times : sequence of int, optional
+        Time points to render (default all of each table's).
+    every : int
+        Render every ``every``-th of those time points.
+    size : (int, int)
+        Frame height and width, pixels.
+    artifacts : float
+        Probability in [0, 1] that a frame gets an artifact (recorded in frames.csv).
+    video : bool
+        Also write ``video.mp4`` (the written frames in order, at ``fps``).
+    fps : float
+        Frames per second of the video.
+    seed : int
+        Master seed; per-embryo and per-frame seeds derive from it.
+    rgb : bool
+        RGB nuclei frames (green GFP, weak red reporter); else greyscale.
+    pose : {"default", "random"}
+        Embryo centred and horizontal, or randomly rotated / mirrored / scaled / placed.
+    vary : {"embryo", "frame"}
+        Draw optics and pose once per embryo (a steady timelapse) or for every frame.
+    prefix : bool, optional
+        Prefix frame names with the embryo name (default: when there are several tables).
+    workers : int
+        Processes rendering frames in parallel (the output is the same for any number).
+    progress : callable, optional
+        ``progress(done, total)`` after each frame.
+
+    Returns
+    -------
+    DataFrame
+        The rows of ``frames.csv``.
+    """
+    if isinstance(tables, pd.DataFrame):
+        tables = [tables]
+    tables = list(tables)
+    if not tables:
+        raise DevolensError("no tables to render")
+    if kind not in KINDS:
+        raise DevolensError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if not 0.0 <= float(artifacts) <= 1.0:
+        raise DevolensError(f"artifact rate must be in [0, 1], got {artifacts}")
+    h, w = int(size[0]), int(size[1])
+    if h < 16 or w < 16 or h > 8192 or w > 8192:
+        raise DevolensError(f"frame size must be within 16..8192 pixels, got {h} x {w}")
+    if pose not in ("default", "random"):
+        raise DevolensError(f"pose must be 'default' or 'random', got {pose!r}")
+    if vary not in ("embryo", "frame"):
+        raise DevolensError(f"vary must be 'embryo' or 'frame', got {vary!r}")
+    if workers < 1:
+        raise DevolensError(f"workers must be at least 1, got {workers}")
+    for t in tables:
+        missing = [c for c in ("time", "cell", "x", "y", "z", "size") if c not in t.columns]
+        if missing:
+            raise DevolensError(f"table lacks column(s) {', '.join(missing)}", path=t.attrs.get("source"))
+        if len(t) == 0:
+            raise DevolensError("table is empty", path=t.attrs.get("source"))
+    plans = [select_times(t, times, every) for t in tables]  # validates before writing
+    if prefix is None:
+        prefix = len(tables) > 1
+    names = [_safe(_embryo_name(t, i)) for i, t in enumerate(tables)]
+    if len(set(names)) != len(names):
+        names = [f"{n}_{i}" for i, n in enumerate(names)]
+    rgb_frames = rgb and kind == "nuclei"
+
+    out = Path(out)
+    total = sum(len(p) for p in plans)
+    done = 0
+    rows: list[dict] = []
+    meta: dict = {"kind": kind, "size": [h, w], "seed": int(seed), "artifacts": float(artifacts),
+                  "pose": pose, "vary": vary, "rgb": rgb_frames, "embryos": {}}
+    written: list[Path] = []
+    embryo_seeds = np.random.SeedSequence(int(seed)).spawn(len(tables))
+    geoms = [embryo_geometry(t) for t in tables]
+    _set_job_tables(tables, geoms)
+    pool = None
+    if workers > 1 and total > 1:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        pool = ctx.Pool(min(workers, total), initializer=_set_job_tables, initargs=(tables, geoms))
+    try:
+        for ei, (table, tlist) in enumerate(zip(tables, plans)):
+            name = names[ei]
+            e_rng = np.random.default_rng(embryo_seeds[ei])
+            e_seed = int(e_rng.integers(0, 2**31 - 1))
+            geom = geoms[ei]
+            optics = OpticsParams.sample(e_rng) if kind == "nuclei" else None
+            mparams = MembraneParams.sample(e_rng) if kind == "membrane" else None
+            e_pose = random_pose(geom, (h, w), e_rng) if pose == "random" else "default"
+            plan = plan_artifacts(len(tlist), float(artifacts), e_rng, rgb=rgb_frames)
+            art_rng = np.random.default_rng(e_rng.integers(0, 2**63 - 1))
+            meta["embryos"][name] = {
+                "seed": e_seed,
+                "optics": None if optics is None else optics.as_dict(),
+                "membrane": None if mparams is None else asdict(mparams),
+                "pose": None if isinstance(e_pose, str) else asdict(e_pose),
+            }
+            prev: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+            jobs = []
+            for t in tlist:
+                f_seed = int(np.random.SeedSequence([e_seed, int(t)]).generate_state(1)[0])
+                f_pose = "random" if (pose == "random" and vary == "frame") else e_pose
+                jobs.append((kind, ei, int(t), f_seed, (h, w), rgb_frames, f_pose, e_seed,
+                             None if vary == "frame" else optics, None if vary == "frame" else mparams, vary))
+            results = pool.imap(_render_job, jobs, chunksize=2) if pool is not None else map(_render_job, jobs)
+            for t, art, (image, labels, mask, counts) in zip(tlist, plan, results):
+                stem = frame_name(t, name if prefix else None)
+                if art in ("black", "dark", "red_line", "red_patch"):
+                    image, labels, _ = apply_frame_artifact(image, labels, art, art_rng)
+                    if mask is not None and art == "black":
+                        mask = np.zeros_like(mask)
+                elif art == "duplicate" and prev is not None:
+                    image, labels, mask = prev
+                file = ""
+                if art != "dropped":
+                    file = f"frames/{stem}.png"
+                    write_png(image, out / file)
+                    write_label_tif(labels, out / "labels" / f"{stem}_labels.tif")
+                    if mask is not None:
+                        write_png((mask > 0).astype(np.uint8) * 255, out / "membranes" / f"{stem}_membrane.png")
+                    written.append(out / file)
+                    prev = (image, labels, mask)
+                rows.append({"file": file, "time": int(t), "embryo": name, **{k: int(counts[k]) for k in (*LETTERS, "total")},
+                             "artifact": art})
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        _set_job_tables([], [])
+    df = pd.DataFrame(rows, columns=list(FRAMES_COLUMNS))
+    if video and written:
+        from devolens.io.video import write_video
+
+        write_video((read_image(p) for p in written), out / "video.mp4", fps=fps)
+    write_text(out / "render.json", json.dumps(meta, indent=1, default=float))
+    write_csv(df, out / "frames.csv")
+    return df

@@ -1,0 +1,420 @@
+"""Nuclei frames: a histone-GFP maximum projection of one time point, with its ground truth.
+
+>>> frame = render_nuclei_frame(table, 120, size=(512, 752), seed=0)   # doctest: +SKIP
+>>> frame.image.shape, frame.labels.max(), frame.counts["total"]        # doctest: +SKIP
+((512, 752, 3), 187, 190)
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from devolens.render.geometry import (
+    EmbryoGeometry, Pose, cached, default_pose, embryo_geometry, random_pose, to_frame,
+)
+from devolens.render.optics import (
+    OpticsParams,
+    add_noise,
+    finish_channel,
+    jpeg_roundtrip,
+    quantize,
+    render_sprites,
+    resample,
+    texture_field,
+)
+
+__all__ = ["NucleiFrame", "render_nuclei_frame", "population_counts", "LETTERS"]
+
+LETTERS = ("A", "E", "M", "P", "C", "D", "Z")
+
+
+@dataclass
+class NucleiFrame:
+    """One rendered frame and its ground truth.
+
+    Attributes
+    ----------
+    image : ndarray, uint8, (H, W, 3) or (H, W)
+        RGB (green GFP nuclei, weak red reporter) or the green channel alone.
+    labels : ndarray, uint16, (H, W)
+        Instance labels 1..K of the visible part of each nucleus (nearer nuclei occlude
+        farther ones); 0 = background. K never exceeds the table's count at that time.
+    semantic : ndarray, uint8, (H, W)
+        1 where a nucleus is visible, else 0.
+    centroids : DataFrame
+        One row per label: ``label, cell, x, y`` (nucleus centre in frame pixels) plus
+        ``depth`` (frame pixels from the embryo's mid plane, larger is farther), ``radius``
+        (pixels) and ``area`` (visible pixels).
+    counts : dict
+        Population counts of the table at that time: ``A, E, M, P, C, D, Z, total``.
+    time : int
+    optics : OpticsParams
+    pose : Pose
+    artifact : str
+        ``""`` for a clean frame; set by :mod:`devolens.render.artifacts`.
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    semantic: np.ndarray
+    centroids: pd.DataFrame
+    counts: dict
+    time: int
+    optics: OpticsParams
+    pose: Pose
+    artifact: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+def _letter(name: str) -> str | None:
+    from devolens.lineage.names import population_letter
+
+    return population_letter(name)
+
+
+def population_counts(table: pd.DataFrame, time: int) -> dict:
+    """Counts per population letter and in total of the table's rows at one time point.
+
+    Uses :func:`devolens.lineage.populations.populations` so the numbers always agree with it.
+
+    Returns
+    -------
+    dict
+        ``{"A": .., "E": .., "M": .., "P": .., "C": .., "D": .., "Z": .., "total": ..}``
+    """
+    pop = cached(table, "populations", _populations_by_time)
+    rec = pop.get(int(time))
+    if rec is None:
+        return {k: 0 for k in (*LETTERS, "total")}
+    return dict(rec)
+
+
+def _populations_by_time(table: pd.DataFrame) -> dict:
+    from devolens.lineage.populations import populations
+
+    pop = populations(_plain(table))
+    cols = (*LETTERS, "total")
+    return {int(r["time"]): {k: int(r[k]) for k in cols} for r in pop.to_dict("records")}
+
+
+def _plain(table: pd.DataFrame) -> pd.DataFrame:
+    """The same columns without ``attrs`` (pandas deep-copies attrs on every column access)."""
+    if not table.attrs:
+        return table
+    return pd.DataFrame(table, copy=False)
+
+
+def _by_time(table: pd.DataFrame) -> dict:
+    plain = _plain(table)
+    t = plain["time"].to_numpy()
+    order = np.argsort(t, kind="stable")
+    ts = t[order]
+    starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
+    ends = np.r_[starts[1:], len(ts)]
+    cols = {c: plain[c].to_numpy()[order] for c in ("cell", "x", "y", "z", "size")}
+    for c in ("x", "y", "z", "size"):
+        cols[c] = cols[c].astype(np.float64)
+    size = cols["size"]
+    if not np.isfinite(size).all():  # unknown diameters: the table's median, else a typical one
+        good = size[np.isfinite(size) & (size > 0)]
+        size[~(np.isfinite(size) & (size > 0))] = float(np.median(good)) if len(good) else _default_size(table)
+    ok = np.isfinite(cols["x"]) & np.isfinite(cols["y"]) & np.isfinite(cols["z"])
+    phase = _mitotic_phase(ts, cols["cell"])
+    out = {}
+    for a, b in zip(starts, ends):
+        keep = ok[a:b]
+        out[int(ts[a])] = (
+            [str(c) for c, k in zip(cols["cell"][a:b], keep) if k],
+            *(cols[c][a:b][keep] for c in ("x", "y", "z", "size")),
+            phase[a:b][keep],
+        )
+    return out
+
+
+def _mitotic_phase(times: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Per row: 1 = the cell's last time point before it divides (condensed chromosomes),
+    2 = a daughter's first time point (small, bright), 0 otherwise."""
+    from devolens.lineage.names import parent
+
+    names = np.array([str(c) for c in cells], dtype=object)
+    phase = np.zeros(len(names), np.int8)
+    if len(names) == 0:
+        return phase
+    df = pd.DataFrame({"t": times, "c": names})
+    first = df.groupby("c")["t"].min()
+    last = df.groupby("c")["t"].max()
+    present = set(first.index)
+    parents = {c: parent(c) for c in present}
+    dividing = {p for p in parents.values() if p is not None and p in present}
+    born = {c for c, p in parents.items() if p is not None and p in present}
+    lt = last.reindex(names).to_numpy()
+    ft = first.reindex(names).to_numpy()
+    is_div = np.fromiter((c in dividing for c in names), bool, len(names))
+    is_born = np.fromiter((c in born for c in names), bool, len(names))
+    phase[is_div & (times == lt)] = 1
+    phase[is_born & (times == ft)] = 2
+    return phase
+
+
+def _default_size(table: pd.DataFrame) -> float:
+    """A nucleus diameter (pixels) when the table has none: 1/12 of the embryo's length."""
+    plain = _plain(table)
+    x = plain["x"].to_numpy(np.float64)
+    x = x[np.isfinite(x)]
+    return float(max((x.max() - x.min()) / 12.0, 4.0)) if len(x) else 30.0
+
+
+def _time_rows(table: pd.DataFrame, time: int):
+    """(names, x, y, z, size, mitotic phase) of the rows at one time point (cached per table)."""
+    rec = cached(table, "by_time", _by_time).get(int(time))
+    if rec is None:
+        e = np.zeros(0)
+        return [], e, e, e, e, np.zeros(0, np.int8)
+    return rec
+
+
+def _name_uniform(names, key: int, salt: str) -> np.ndarray:
+    """A uniform number in [0, 1) per name, stable across frames (so a timelapse is stable)."""
+    return np.array(
+        [zlib.crc32(f"{key}:{salt}:{n}".encode()) / 4294967296.0 for n in names], dtype=np.float64
+    )
+
+
+def _reporter_mask(names, key: int, fraction: float) -> np.ndarray:
+    """Clonal reporter expression: a cell expresses when its sub-lineage is drawn."""
+    if fraction <= 0:
+        return np.zeros(len(names), bool)
+    prefixes = [n[: min(len(n), 5)] for n in names]
+    return _name_uniform(prefixes, key, "reporter") < fraction
+
+
+def _resolve_pose(pose, geom: EmbryoGeometry, size, rng) -> Pose:
+    if pose is None or (isinstance(pose, str) and pose == "default"):
+        return default_pose(geom, size)
+    if isinstance(pose, str) and pose == "random":
+        return random_pose(geom, size, rng)
+    if isinstance(pose, Pose):
+        return pose
+    raise ValueError(f"pose must be 'default', 'random' or a Pose, not {pose!r}")
+
+
+def render_nuclei_frame(
+    table: pd.DataFrame,
+    time: int,
+    *,
+    size: tuple[int, int] = (512, 752),
+    seed: int = 0,
+    rgb: bool = True,
+    optics: OpticsParams | None = None,
+    pose: Pose | str | None = "default",
+    geometry: EmbryoGeometry | None = None,
+    compress: bool = True,
+    reporter_key: int | None = None,
+    min_visible: float = 0.0,
+) -> NucleiFrame:
+    """Render one time point of a lineage table as a histone-GFP maximum projection.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Tidy lineage table (``time``, ``cell``, ``x``, ``y`` pixels, ``z`` planes, ``size``
+        diameter pixels); ``attrs["zscale"]`` (xy pixels per plane) is used when present.
+    time : int
+        Time point to render.
+    size : (int, int)
+        Frame height and width, pixels (default 512 x 752 like EPIC movies).
+    seed : int
+        Seed of everything random in this frame: optics (when not given), pose (when
+        ``"random"``), texture and noise. The same seed gives the same frame.
+    rgb : bool
+        RGB image (green nuclei, weak red reporter) if true, else the green channel (H, W).
+    optics : OpticsParams, optional
+        Microscope parameters; drawn with :meth:`OpticsParams.sample` from the seed if None.
+    pose : Pose, "default" or "random"
+        Placement of the embryo: centred and horizontal, eggshell 80 % of the frame width
+        ("default"), random rotation / mirror / scale / placement ("random"), or explicit.
+    geometry : EmbryoGeometry, optional
+        Pre-computed :func:`embryo_geometry` of the table (saves time in loops).
+    compress : bool
+        Apply the resolution loss (``optics.resample``) and JPEG round trip
+        (``optics.jpeg_quality``) of an exported movie (lossy video artefacts).
+    reporter_key : int, optional
+        Which sub-lineages express the red reporter (default: derived from the seed).
+    min_visible : float
+        A nucleus whose visible area is below this fraction of its disc gets no label
+        (0 = label every nucleus with at least one visible pixel).
+
+    Returns
+    -------
+    NucleiFrame
+    """
+    h, w = int(size[0]), int(size[1])
+    if h < 8 or w < 8:
+        raise ValueError(f"frame size too small: {size}")
+    opt_rng, pose_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3))
+    if optics is None:
+        optics = OpticsParams.sample(opt_rng)
+    geom = geometry if geometry is not None else cached(table, "geometry", embryo_geometry)
+    pose = _resolve_pose(pose, geom, (h, w), pose_rng)
+    key = int(seed) if reporter_key is None else int(reporter_key)
+
+    names, tx, ty, tz, tsize, phase = _time_rows(table, time)
+    u, v, d = to_frame(geom, pose, tx, ty, tz)
+    d = d * optics.near_side
+    s = pose.scale
+    depth_extent = max(geom.depth * s, 1.0)
+    dn = np.clip(d / depth_extent + 0.5, 0.0, 1.0)  # 0 near .. 1 far
+    radius = tsize / 2.0 * s * optics.radius_scale
+    ref = geom.length * s / 500.0  # frame pixels per reference pixel
+    sxy = optics.psf_xy * ref * (1.0 + optics.depth_blur * dn)
+    sz = optics.psf_xy * ref * optics.psf_z_ratio
+    ru = _name_uniform(names, key, "bright")
+    bright_var = np.exp(optics.nucleus_cv * np.sqrt(2.0) * _erfinv(2 * ru - 1))
+    brightness = optics.brightness * np.exp(-optics.attenuation * dn) * bright_var
+    aspect = optics.aspect_min + (1 - optics.aspect_min) * _name_uniform(names, key, "aspect")
+    # mitosis: condensed, elongated, brighter chromatin just before a division; small bright
+    # daughters just after
+    div, born = phase == 1, phase == 2
+    radius = np.where(div, radius * 0.7, np.where(born, radius * 0.85, radius))
+    aspect = np.where(div, aspect * 0.5, aspect)
+    brightness = np.where(div, brightness * 1.5, np.where(born, brightness * 1.2, brightness))
+    angle = np.pi * _name_uniform(names, key, "angle") + pose.angle
+    reporter = _reporter_mask(names, key, optics.red_fraction) if rgb else np.zeros(len(names), bool)
+    red = np.where(reporter, brightness * optics.red_level, 0.0)
+
+    wobble = None
+    if optics.irregularity > 0 and len(names):
+        # smooth field (correlation ~ 0.4 nucleus radius) scaled to about +-irregularity
+        corr = max(float(np.median(radius)) / 2.5, 1.0)
+        wobble = texture_field((h, w), corr, noise_rng) * np.float32(optics.irregularity / 2.0)
+    spr = render_sprites(
+        (h, w), u, v, d, radius, brightness,
+        aspect=aspect, angle=angle, sigma_xy=sxy, sigma_z=sz, red=red if reporter.any() else None,
+        wobble=wobble,
+    )
+
+    # ground truth: compact labels 1..K in table order, drop (nearly) hidden nuclei
+    n = len(names)
+    area = np.bincount(spr.labels.ravel(), minlength=n + 1)[1:]
+    visible = area > 0
+    if min_visible > 0:
+        visible &= area >= min_visible * np.pi * radius**2
+    lut = np.zeros(n + 1, np.uint16)
+    lut[1:][visible] = np.arange(1, int(visible.sum()) + 1, dtype=np.uint16)
+    labels = lut[spr.labels]
+    semantic = (labels > 0).astype(np.uint8)
+    idx = np.flatnonzero(visible)
+    centroids = pd.DataFrame(
+        {
+            "label": lut[idx + 1].astype(int),
+            "cell": [names[i] for i in idx],
+            "x": u[idx],
+            "y": v[idx],
+            "depth": d[idx],
+            "radius": radius[idx],
+            "area": area[idx].astype(int),
+        }
+    )
+
+    # optics: texture, haze, background, noise, gamma, quantisation
+    tex = texture_field((h, w), optics.texture_scale * max(ref, 0.3), noise_rng)
+    tex_gain = np.clip(1.0 + np.float32(optics.texture_amp) * tex, 0.0, None)
+    haze = _embryo_haze(geom, pose, (h, w), optics.haze, sxy_blur=6.0 * ref)
+    green = optics.background + haze + spr.signal * tex_gain
+    green_n = add_noise(green, optics.photons, optics.read_noise, noise_rng)
+    stretch = 1.0
+    if optics.autoscale > 0:  # display contrast stretch of an exported movie
+        top = float(np.percentile(green_n[::3, ::3], 99.5))
+        stretch = min(optics.autoscale / top, 4.0) if top > 1e-3 else 1.0
+        green_n *= np.float32(stretch)
+    green_f = finish_channel(green_n, optics.gamma)
+    if rgb:
+        red_sig = optics.red_background * (1.0 + 0.5 * spr.signal)
+        if spr.red is not None:
+            red_sig = red_sig + spr.red * tex_gain
+        if optics.red_specks > 0:
+            red_sig = red_sig + _specks((h, w), optics.red_specks, ref, noise_rng)
+        red_n = add_noise(red_sig, optics.photons, optics.read_noise, noise_rng) * np.float32(stretch)
+        red_f = finish_channel(red_n, optics.gamma)
+        blue_f = finish_channel(
+            optics.blue_level * green + noise_rng.standard_normal((h, w), dtype=np.float32) * optics.read_noise * 0.5,
+            optics.gamma,
+        )
+        image = np.stack([quantize(red_f), quantize(green_f), quantize(blue_f)], axis=-1)
+    else:
+        image = quantize(green_f)
+    if compress:
+        image = jpeg_roundtrip(resample(image, optics.resample), optics.jpeg_quality)
+
+    return NucleiFrame(
+        image=image,
+        labels=labels,
+        semantic=semantic,
+        centroids=centroids,
+        counts=population_counts(table, time),
+        time=int(time),
+        optics=optics,
+        pose=pose,
+    )
+
+
+def _specks(shape, n: int, ref: float, rng: np.random.Generator) -> np.ndarray:
+    """A few small blurred red dots (autofluorescent granules, debris), float32 image."""
+    h, w = shape
+    out = np.zeros((h, w), np.float32)
+    for _ in range(n):
+        r = float(rng.uniform(1.0, 4.0)) * max(ref, 0.3)
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        half = int(np.ceil(3 * r)) + 1
+        x0, x1 = max(int(cx) - half, 0), min(int(cx) + half + 1, w)
+        y0, y1 = max(int(cy) - half, 0), min(int(cy) + half + 1, h)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        dx = np.arange(x0, x1, dtype=np.float32)[None, :] - cx
+        dy = np.arange(y0, y1, dtype=np.float32)[:, None] - cy
+        blob = np.float32(rng.uniform(0.15, 0.6)) * np.exp(-(dx * dx + dy * dy) / np.float32(2 * r * r))
+        np.maximum(out[y0:y1, x0:x1], blob, out=out[y0:y1, x0:x1])
+    return out
+
+
+def _erfinv(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erfinv
+
+    return erfinv(np.clip(x, -0.999999, 0.999999))
+
+
+def _embryo_haze(geom: EmbryoGeometry, pose: Pose, shape, level: float, sxy_blur: float) -> np.ndarray | float:
+    """Diffuse glow inside the projected eggshell ellipse (float32 image or 0)."""
+    if level <= 0:
+        return 0.0
+    h, w = shape
+    f = 4  # the haze is smooth: evaluate on a 4x coarser grid and interpolate
+    hc, wc = (h + f - 1) // f + 1, (w + f - 1) // f + 1
+    a = geom.length * pose.scale / 2 * 0.95
+    b = geom.width * pose.scale / 2 * 0.95
+    xx = (np.arange(wc, dtype=np.float32) * f - np.float32(pose.center[0]))[None, :]
+    yy = (np.arange(hc, dtype=np.float32) * f - np.float32(pose.center[1]))[:, None]
+    ca, sa = np.float32(np.cos(pose.angle)), np.float32(np.sin(pose.angle))
+    p = (xx * ca + yy * sa) / np.float32(a)
+    q = (yy * ca - xx * sa) / np.float32(b)
+    r = np.sqrt(p * p + q * q)
+    from scipy.special import erfc
+
+    edge = np.float32(0.5) * erfc((r - 1.0) * np.float32(b / (np.sqrt(2.0) * max(sxy_blur, 1.0))))
+    # brighter in the middle (more out-of-focus light through the thick part)
+    coarse = (np.float32(level) * edge * (1.0 - 0.5 * np.clip(r, 0, 1) ** 2)).astype(np.float32)
+    iy = np.arange(h, dtype=np.float32) / f
+    ix = np.arange(w, dtype=np.float32) / f
+    y0 = iy.astype(int)
+    x0 = ix.astype(int)
+    fy = (iy - y0)[:, None]
+    fx = (ix - x0)[None, :]
+    c00 = coarse[y0][:, x0]
+    c01 = coarse[y0][:, x0 + 1]
+    c10 = coarse[y0 + 1][:, x0]
+    c11 = coarse[y0 + 1][:, x0 + 1]
+    return (c00 * (1 - fx) + c01 * fx) * (1 - fy) + (c10 * (1 - fx) + c11 * fx) * fy

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from devolens.errors import DevolensError
+from devolens.io.images import read_image, write_label_tif, write_png
+from devolens.io.video import iter_video_frames, video_info, write_video
+
+
+def test_png_tif_roundtrip(tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    grey = rng.integers(0, 256, (30, 40), dtype=np.uint8)
+    g16 = rng.integers(0, 65536, (30, 40), dtype=np.uint16)
+    for i, a in enumerate((rgb, grey, g16)):
+        p = write_png(a, tmp_path / f"sub/{i}.png")
+        b = read_image(p)
+        assert b.dtype == a.dtype and np.array_equal(a, b)
+    lab = rng.integers(0, 70000, (30, 40)) % 65536
+    write_label_tif(lab, tmp_path / "l.tif")
+    back = read_image(tmp_path / "l.tif")
+    assert back.dtype == np.uint16 and np.array_equal(back, lab)
+    with pytest.raises(ValueError):
+        write_label_tif(np.array([[70000]]), tmp_path / "x.tif")
+    assert not (tmp_path / "x.tif").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.tif", "sub"]  # no temp files left
+
+
+def test_jpg_and_errors(tmp_path):
+    from PIL import Image
+
+    a = np.zeros((16, 16, 3), np.uint8)
+    Image.fromarray(a).save(tmp_path / "a.jpg")
+    assert read_image(tmp_path / "a.jpg").shape == (16, 16, 3)
+    with pytest.raises(DevolensError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n garbage")
+    with pytest.raises(DevolensError, match="cannot read"):
+        read_image(tmp_path / "bad.png")
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(DevolensError):
+        read_image(tmp_path / "bad.tif")
+    (tmp_path / "a.bmp").write_bytes(b"BM")
+    with pytest.raises(DevolensError, match="unsupported"):
+        read_image(tmp_path / "a.bmp")
+
+
+def test_video_roundtrip_streams(tmp_path):
+    frames = [np.full((32, 48, 3), 40 * i, np.uint8) for i in range(5)]
+    consumed = []
+
+    def gen():
+        for f in frames:
+            consumed.append(1)
+            yield f
+
+    p = write_video(gen(), tmp_path / "v.mp4", fps=5)
+    assert len(consumed) == 5
+    it = iter_video_frames(p)
+    first = next(it)  # streaming: one frame at a time
+    assert first.shape == (32, 48, 3)
+    rest = list(it)
+    assert len(rest) == 4
+    assert abs(int(rest[-1].mean()) - 160) < 10
+    assert len(list(iter_video_frames(p, every=2))) == 3
+    assert video_info(p)["fps"] == pytest.approx(5)
+
+
+def test_video_errors(tmp_path):
+    with pytest.raises(DevolensError):
+        list(iter_video_frames(tmp_path / "none.mp4"))
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    with pytest.raises(DevolensError):
+        list(iter_video_frames(tmp_path / "bad.mp4"))
+    with pytest.raises(DevolensError):
+        write_video(iter([]), tmp_path / "empty.mp4")
+    assert not (tmp_path / "empty.mp4").exists()
+    with pytest.raises(DevolensError):
+        write_video([np.zeros((8, 8, 3), np.uint8), np.zeros((10, 8, 3), np.uint8)], tmp_path / "mix.mp4")
+    assert not (tmp_path / "mix.mp4").exists()
