@@ -53,7 +53,7 @@ AUX_COLUMNS: tuple[str, ...] = (
 #: Columns a tidy CSV must have (``embryo`` defaults to the file name, ``size`` to NaN).
 TIDY_REQUIRED: tuple[str, ...] = ("time", "cell", "x", "y", "z")
 
-_META_KEYS = ("zscale", "ellipse", "time_seconds", "seconds_per_time", "axis")
+_META_KEYS = ("zscale", "ellipse", "time_seconds", "seconds_per_time", "axis", "ellipsoid", "seed", "apoptoses")
 _NUCLEI_RE = re.compile(r"(?:^|/)t(\d+)-nuclei$")
 _ACETREE_NCOLS = 10  # index, status, pred, succ1, succ2, x, y, z, diameter, name
 
