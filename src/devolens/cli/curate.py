@@ -1,0 +1,60 @@
+"""``devolens curate``: find corrupt frames in a timelapse (video or folder of images)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+_FRAMES_HELP = (
+    "Score every frame of a timelapse and flag the corrupt ones.\n\n"
+    "Kinds: black (no signal), dark (far dimmer than the neighbouring frames), red_line (a thin red "
+    "row/column band), red_patch (a red region present in this frame only), duplicate (a repeat of the "
+    "previous frame), dropped (a missing tNNN time in a folder's file names). Thresholds are relative to "
+    "the sequence itself, so no tuning is needed per recording.\n\n"
+    "Writes a CSV with one row per frame (frame, file, scores, one column per kind, flag, flagged); "
+    "`devolens segment` and `devolens population` skip the flagged frames with --skip-flagged REPORT."
+)
+
+
+def frames(
+    path: Path = typer.Argument(
+        ..., help="Video file (mp4, mov, avi, mkv) or folder of images (png, jpg, tif; a render "
+        "output folder with frames/ works too). Frames are streamed, never all loaded."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Report CSV to write (one row per frame; written atomically)."),
+) -> None:
+    from devolens.cli._common import out as stdout
+    from devolens.cli._common import progress_bar
+    from devolens.curate.frames import KINDS, curate_path, summarize
+    from devolens.errors import DevolensError
+    from devolens.io.atomic import write_csv
+
+    out = Path(out)
+    if out.exists() and out.is_dir():
+        raise DevolensError("output path is a folder", path=out)
+    if out.resolve() == Path(path).resolve():
+        raise DevolensError("output would overwrite the input", path=out)
+    with progress_bar("curate") as callback:
+        report = curate_path(path, progress=callback)
+    try:
+        write_csv(report, out)
+    except OSError as exc:
+        raise DevolensError(f"cannot write report: {exc.strerror or exc}", path=out) from None
+    counts = summarize(report)
+    kinds = ", ".join(f"{k} {counts[k]}" for k in KINDS if counts[k])
+    stdout.print(
+        f"{counts['frames']} frames, {counts['flagged']} flagged" + (f" ({kinds})" if kinds else "") + f" -> {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``curate`` group (``devolens curate frames``) to the root app."""
+    group = typer.Typer(
+        help="Curate datasets: find corrupt frames (black, dark, red lines/patches, duplicates, dropped).",
+        no_args_is_help=True,
+    )
+    group.command("frames", help=_FRAMES_HELP)(frames)
+    app.add_typer(group, name="curate")

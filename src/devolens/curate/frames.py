@@ -1,0 +1,865 @@
+"""Corrupt-frame curation: find black, dark, red-striped, red-patched, duplicated and
+dropped frames in a timelapse.
+
+The scorer makes one streaming pass over the frames and keeps, per frame, a handful of
+numbers and a bit-packed map of its red blocks, plus a small downsampled copy of the
+previous frame only (never the video); the decisions are then
+taken in an O(n_frames) post-pass that compares every frame with its own sequence
+(neighbouring frames), so the thresholds adapt to dim early embryos and bright late ones,
+to noisy and clean recordings, to PNG folders and to lossy video alike.
+
+What is measured (intensities in 8-bit grey levels, 0..255, whatever the input dtype):
+
+- ``level``: mean over pixels of the brightest channel; ``p99``: its 99th percentile;
+  ``contrast``: 99th percentile minus median of that channel averaged over blocks.
+- ``red_line_score``: the largest fraction of a row or column covered by red pixels (red
+  exceeds both green and blue by ``red_delta`` levels), over thin bands only (thick
+  bands count as patches).
+- ``red_area``: fraction of the frame in blocks that are mostly red pixels (outside the
+  line bands); ``red_patch_score``: area of the largest connected group of such blocks
+  that is absent from the two frames before and the two after (copies left out).
+- ``change``: mean absolute difference between the frame and its predecessor after
+  block-averaging both to about 64 rows, relative to their mean level.
+
+Decisions (per sequence; a sequence is one video, or the frames of a folder sharing a name
+prefix ``<embryo>_tNNN``):
+
+- black: ``contrast`` (p99 minus median of the block-averaged brightest channel, so that
+  camera noise averages out) below ``black_level`` or ``black_rel`` x the sequence's median.
+- dark: ``level`` below ``dark_ratio`` x the lower of the median levels of the ``window``
+  frames before and of those after (black and dark frames left out, so a steady rise or
+  fall is no dark frame), and well outside the sequence's own spread of such ratios.
+- red_line: ``red_line_score`` above ``line_fraction`` and well above the median of the
+  neighbouring frames.
+- red_patch: ``red_patch_score`` above ``patch_area`` (and ``patch_min_blocks``). Only red
+  that appears in one frame counts, so a red reporter that persists from frame to frame
+  (drifting by a few pixels) is not flagged.
+- duplicate: ``change`` below ``dup_ratio`` x the lower quartile of the changes between
+  ordinary frames (not black, dark or striped) among the ``2 * window`` on each side, or
+  exactly zero. Real consecutive frames always differ a little (motion, noise), a repeat
+  does not (and stays near-identical through video compression).
+- dropped: a missing time in the ``tNNN`` numbering of a folder's file names, at the
+  sequence's usual time step (one extra row per missing time, with ``frame`` and
+  ``file`` empty). A video carries no frame numbers, so its dropped frames go unseen.
+
+When several apply, the main ``flag`` is the first of
+``black, duplicate, dark, red_line, red_patch`` (a repeat of a dark frame is a duplicate;
+a repeat of a black frame is black).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from devolens.errors import DevolensError
+
+__all__ = [
+    "KINDS",
+    "Thresholds",
+    "score_frames",
+    "curate_path",
+    "iter_path_frames",
+    "flagged_frames",
+    "flagged_files",
+    "summarize",
+]
+
+#: Artifact kinds the curator reports, in the order of precedence of the main flag
+#: (``dropped`` rows stand for frames that are missing, so they never compete).
+KINDS = ("black", "duplicate", "dark", "red_line", "red_patch", "dropped")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
+
+_NAME_RE = re.compile(r"^(?:(?P<seq>.*?)_)?t(?P<time>\d+)(?:_[^.]*)?(?:\.[A-Za-z0-9]+)?$")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds of the curator (defaults checked, with wide margins, on rendered
+    timelapses: see benchmarks/results_curate.md).
+
+    Attributes
+    ----------
+    black_level : float
+        A frame whose contrast (99th percentile minus median of the brightest channel
+        averaged over blocks of 1/64 of the height, at least 8 pixels; 8-bit grey levels)
+        is below this is black ...
+    black_rel : float
+        ... or below this fraction of the sequence's median contrast.
+    dark_ratio : float
+        A frame whose mean level is below this fraction of its neighbours' median is dark
+        (when the sequence's own spread of ratios does not explain it, see ``dark_sigmas``).
+    dark_sigmas : float
+        Robust standard deviations (of the log level ratio over the sequence) a dark frame
+        must lie below its neighbours.
+    red_delta : float
+        A pixel is red when its red value exceeds green and blue by this many grey levels.
+    line_fraction : float
+        A row (column) is part of a red line when at least this fraction of it is red.
+    line_max_thickness : float
+        Bands of line rows (columns) thicker than this fraction of the frame height (width)
+        are patches, not lines.
+    patch_block : int
+        Side of the blocks (pixels) in which red density is measured for patches.
+    patch_density : float
+        A block whose red-pixel fraction is at least this is a red block.
+    patch_area : float
+        A red patch is a red region, absent from the two frames before and after, that
+        covers at least this fraction of the frame ...
+    patch_min_blocks : int
+        ... and at least this many blocks.
+    dup_ratio : float
+        A frame whose change from its predecessor is below this fraction of the lower
+        quartile of the neighbouring frames' changes is a duplicate.
+    window : int
+        Neighbouring frames taken on each side for the sequence-relative references (the
+        dark test takes the lower of the two sides' medians).
+    small_rows : int
+        Rows of the downsampled copy kept for the change measure.
+    """
+
+    black_level: float = 1.0
+    black_rel: float = 0.01
+    dark_ratio: float = 0.7
+    dark_sigmas: float = 6.0
+    red_delta: float = 40.0
+    line_fraction: float = 0.3
+    line_max_thickness: float = 0.04
+    patch_block: int = 8
+    patch_density: float = 0.4
+    patch_area: float = 0.004
+    patch_min_blocks: int = 4
+    dup_ratio: float = 0.3
+    window: int = 4
+    small_rows: int = 64
+
+
+# --------------------------------------------------------------------------- per frame
+
+
+def _planes(image: np.ndarray) -> tuple[list[np.ndarray], bool]:
+    """Split a frame into contiguous channel planes in 8-bit grey levels.
+
+    uint8 frames stay uint8 (fast path); other dtypes become float32 scaled to 0..255
+    (uint16 by 65535, floats in [0, 1] by 255). Returns (planes, is_colour): one plane for
+    a grey frame, three (R, G, B) for a colour one; a colour frame whose channels are all
+    equal counts as grey.
+    """
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 3 and a.shape[2] == 4:
+        a = a[..., :3]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) or a.size == 0:
+        raise DevolensError(f"expected an H x W or H x W x 3 image, got shape {a.shape}")
+    if a.dtype == np.uint8:
+        conv = None
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8) * np.uint8(255)
+        conv = None
+    elif np.issubdtype(a.dtype, np.integer):
+        conv = np.float32(255.0 / np.iinfo(a.dtype).max)
+    else:
+        a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        conv = np.float32(255.0) if float(a.max(initial=0.0)) <= 1.0 else np.float32(1.0)
+    if a.ndim == 2:
+        planes = [np.ascontiguousarray(a)]
+    else:
+        planes = [np.ascontiguousarray(a[..., c]) for c in range(3)]
+    if conv is not None:
+        planes = [np.clip(p.astype(np.float32) * conv, 0.0, 255.0) for p in planes]
+    if len(planes) == 3 and np.array_equal(planes[0], planes[1]) and np.array_equal(planes[1], planes[2]):
+        return planes[:1], False
+    return planes, len(planes) == 3
+
+
+def _percentile99(plane: np.ndarray) -> float:
+    """99th percentile of a plane (every other pixel of large planes), grey levels."""
+    sub = plane[::2, ::2] if plane.size > 40_000 else plane
+    if sub.dtype == np.uint8:
+        cum = np.cumsum(np.bincount(sub.ravel(), minlength=256))
+        return float(np.searchsorted(cum, 0.99 * cum[-1]))
+    return float(np.percentile(sub, 99.0))
+
+
+def _block_mean(a: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``a`` (H x W) over ``factor`` x ``factor`` blocks (edges cropped)."""
+    if factor <= 1:
+        return a.astype(np.float32, copy=False)
+    h = (a.shape[0] // factor) * factor
+    w = (a.shape[1] // factor) * factor
+    if h == 0 or w == 0:
+        return a.astype(np.float32, copy=False)
+    return a[:h, :w].reshape(h // factor, factor, w // factor, factor).sum(axis=(1, 3), dtype=np.float32) / np.float32(
+        factor * factor
+    )
+
+
+def _thin_band_rows(frac: np.ndarray, threshold: float, max_thick: int) -> np.ndarray:
+    """Boolean mask of entries in runs of ``frac >= threshold`` no longer than ``max_thick``."""
+    on = frac >= threshold
+    out = np.zeros_like(on)
+    if not on.any():
+        return out
+    labels, n = ndimage.label(on)
+    sizes = np.bincount(labels.ravel())
+    for k in range(1, n + 1):
+        if sizes[k] <= max_thick:
+            out |= labels == k
+    return out
+
+
+def _red_scores(r: np.ndarray, g: np.ndarray, b_: np.ndarray, th: Thresholds) -> tuple[float, np.ndarray]:
+    """(line score, red block map) of one colour frame (R, G, B planes, grey levels).
+
+    The block map marks the ``patch_block``-sized blocks that are mostly red pixels,
+    outside the red line bands.
+    """
+    if r.dtype == np.uint8:
+        red = r.astype(np.int16) - np.maximum(g, b_).astype(np.int16)
+    else:
+        red = r - np.maximum(g, b_)
+    mask = red > th.red_delta
+    h, w = mask.shape
+    b = max(1, int(th.patch_block))
+    if not mask.any():
+        return 0.0, np.zeros((max(1, h // b), max(1, w // b)), dtype=bool)
+    row_frac = mask.mean(axis=1)
+    col_frac = mask.mean(axis=0)
+    line_rows = _thin_band_rows(row_frac, th.line_fraction, max(3, int(round(th.line_max_thickness * h))))
+    line_cols = _thin_band_rows(col_frac, th.line_fraction, max(3, int(round(th.line_max_thickness * w))))
+    line = 0.0
+    if line_rows.any():
+        line = max(line, float(row_frac[line_rows].max()))
+    if line_cols.any():
+        line = max(line, float(col_frac[line_cols].max()))
+    if line_rows.any() or line_cols.any():
+        mask = mask.copy()
+        # clear the line bands plus a 2-pixel margin (video compression smears them)
+        grow = np.ones(5, dtype=bool)
+        mask[ndimage.binary_dilation(line_rows, grow), :] = False
+        mask[:, ndimage.binary_dilation(line_cols, grow)] = False
+    dens = _block_mean(mask.astype(np.float32), b)
+    return line, dens >= th.patch_density
+
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+_RED_REACH = 2  # neighbours on each side a red region must be absent from to be transient
+
+
+def _transient_area(red: np.ndarray, neighbours: list[np.ndarray], frame_px: int, block: int) -> float:
+    """Area (fraction of the frame) of the largest red region absent from all neighbours.
+
+    A red reporter persists from frame to frame (drifting by a few pixels, hence the
+    one-block dilation of the neighbours); an artifact patch is there in one frame only.
+    """
+    if not red.any():
+        return 0.0
+    new = red.copy()
+    for nb in neighbours:
+        if nb.shape == red.shape and nb.any():
+            new &= ~ndimage.binary_dilation(nb, _EIGHT)
+    if not new.any():
+        return 0.0
+    labels, _ = ndimage.label(new, structure=_EIGHT)
+    sizes = np.bincount(labels.ravel())[1:]
+    return float(sizes.max()) * block * block / float(frame_px)
+
+
+def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Per-frame statistics, the downsampled grey frame (change measure) and the red block
+    map (red patches)."""
+    planes, colour = _planes(image)
+    h, w = planes[0].shape
+    mx = planes[0]
+    for p in planes[1:]:
+        mx = np.maximum(mx, p)
+    level = float(mx.mean(dtype=np.float64))
+    p99 = _percentile99(mx)
+    b = max(1, int(th.patch_block))
+    if colour:
+        line, red_map = _red_scores(planes[0], planes[1], planes[2], th)
+    else:
+        line, red_map = 0.0, np.zeros((max(1, h // b), max(1, w // b)), dtype=bool)
+    factor = max(1, int(round(h / max(1, th.small_rows))))
+    mx_small = _block_mean(mx, max(8, factor))
+    contrast = float(np.percentile(mx_small, 99.0) - np.median(mx_small))
+    small = _block_mean(planes[0], factor)
+    for p in planes[1:]:
+        small = small + _block_mean(p, factor)
+    small = small / np.float32(len(planes))
+    stats = {
+        "height": int(h),
+        "width": int(w),
+        "level": level,
+        "p99": p99,
+        "contrast": contrast,
+        "red_line_score": line,
+        "red_area": float(red_map.sum()) * b * b / float(h * w),
+    }
+    return stats, small, red_map
+
+
+# --------------------------------------------------------------------------- post-pass
+
+
+def _neighbour_median(values: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
+    """Median of the valid values among the ``window`` frames on each side (self excluded).
+
+    Widens the window (up to the whole sequence) until at least two valid neighbours are
+    found; NaN when there are none.
+    """
+    n = len(values)
+    out = np.full(n, np.nan)
+    ok = valid & np.isfinite(values)
+    for i in range(n):
+        w = window
+        while True:
+            lo, hi = max(0, i - w), min(n, i + w + 1)
+            sel = ok[lo:hi].copy()
+            sel[i - lo] = False
+            if sel.sum() >= min(2, ok.sum() - ok[i]) or (lo == 0 and hi == n):
+                break
+            w *= 2
+        if sel.any():
+            out[i] = float(np.median(values[lo:hi][sel]))
+    return out
+
+
+def _side_reference(values: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
+    """Lower of the medians of the ``window`` valid frames before and after each frame.
+
+    Taking the lower side keeps a steady rise (a growing embryo) or fall (bleaching) from
+    looking like a dark frame; NaN when neither side has a valid frame.
+    """
+    n = len(values)
+    ok = valid & np.isfinite(values)
+    idx = np.flatnonzero(ok)
+    out = np.full(n, np.nan)
+    for i in range(n):
+        pos = np.searchsorted(idx, i)
+        left = idx[max(0, pos - window):pos]
+        right_start = pos + 1 if pos < len(idx) and idx[pos] == i else pos
+        right = idx[right_start:right_start + window]
+        meds = [float(np.median(values[side])) for side in (left, right) if len(side)]
+        if meds:
+            out[i] = min(meds)
+    return out
+
+
+def _robust_sigma(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    if x.size < 3:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+def _unpack(shape: tuple[int, int], bits: np.ndarray) -> np.ndarray:
+    return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+
+
+def _quantile_reference(values: np.ndarray, valid: np.ndarray, window: int, q: float, min_count: int = 4) -> np.ndarray:
+    """``q``-quantile of the valid finite values among the ``window`` frames on each side
+    (self excluded), widening the window until ``min_count`` values are found."""
+    n = len(values)
+    ok = valid & np.isfinite(values)
+    out = np.full(n, np.nan)
+    need = min(min_count, max(1, int(ok.sum()) - 1))
+    for i in range(n):
+        w = window
+        while True:
+            lo, hi = max(0, i - w), min(n, i + w + 1)
+            sel = ok[lo:hi].copy()
+            sel[i - lo] = False
+            if sel.sum() >= need or (lo == 0 and hi == n):
+                break
+            w *= 2
+        if sel.any():
+            out[i] = float(np.quantile(values[lo:hi][sel], q))
+    return out
+
+
+def _transient_scores(red_maps: list[np.ndarray], run: np.ndarray, heights: np.ndarray, widths: np.ndarray,
+                      th: Thresholds) -> np.ndarray:
+    """Transient red area of every frame: red absent from the ``_RED_REACH`` nearest frames
+    on each side that are not copies of it (``run`` numbers a frame and its duplicates)."""
+    n = len(red_maps)
+    out = np.zeros(n)
+    block = max(1, int(th.patch_block))
+    for j in range(n):
+        if not red_maps[j].any():
+            continue
+        nbs = []
+        for step in (-1, 1):
+            k, got = j + step, 0
+            while 0 <= k < n and got < _RED_REACH:
+                if run[k] != run[j]:
+                    nbs.append(red_maps[k])
+                    got += 1
+                k += step
+        out[j] = _transient_area(red_maps[j], nbs, int(heights[j]) * int(widths[j]), block)
+    return out
+
+
+def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> pd.DataFrame:
+    """Add the reference columns and the boolean flags for one sequence (a copy)."""
+    s = stats.copy()
+    level = s["level"].to_numpy(float)
+
+    # black: no spatial signal (camera noise averages out in the block means)
+    contrast = s["contrast"].to_numpy(float)
+    black = contrast < max(th.black_level, th.black_rel * float(np.median(contrast)))
+
+    # dark: far below the neighbours' level; twice, the second time with the dark frames
+    # of the first pass left out of the reference (artifacts can come in clusters)
+    dark = np.zeros(len(s), dtype=bool)
+    for _ in range(2):
+        ref_level = _side_reference(level, ~black & ~dark, th.window)
+        ratio = level / np.maximum(ref_level, 1e-6)
+        ratio[~np.isfinite(ref_level)] = np.nan
+        logr = np.log(np.maximum(ratio, 1e-6))
+        sigma = _robust_sigma(logr[~black & ~dark])
+        cut = min(math.log(th.dark_ratio), -th.dark_sigmas * sigma)
+        dark = ~black & np.isfinite(logr) & (logr < cut)
+
+    # red line: long thin red bands, above an absolute floor and above the neighbours
+    line = s["red_line_score"].to_numpy(float)
+    valid = ~black
+    ref_line = np.nan_to_num(_neighbour_median(line, valid, th.window), nan=0.0)
+    red_line = valid & (line >= th.line_fraction) & (line - ref_line >= 0.5 * th.line_fraction)
+
+    # duplicate: far less change than the neighbourhood's ordinary change (lower quartile of
+    # the changes between frames that are neither black, dark nor striped)
+    change = s["change"].to_numpy(float)
+    odd = black | dark | red_line
+    ordinary = ~odd & ~np.r_[True, odd[:-1]]
+    ref_change = _quantile_reference(change, ordinary, 2 * th.window, 0.25)
+    change_ratio = change / np.maximum(ref_change, 1e-9)
+    change_ratio[~np.isfinite(change) | ~np.isfinite(ref_change)] = np.nan
+    duplicate = np.isfinite(change_ratio) & (change_ratio < th.dup_ratio) & (ref_change > 1e-6)
+    # a repeat looks like its predecessor: a dark or striped frame after a frame that is not
+    # is no repeat, however little the frame changed
+    prev_dark, prev_line = np.r_[False, dark[:-1]], np.r_[False, red_line[:-1]]
+    duplicate &= ~((dark & ~prev_dark) | (red_line & ~prev_line))
+    duplicate |= np.isfinite(change) & (change <= 1e-9)  # an exact copy, whatever the neighbours
+
+    # red patch: a large red region absent from the neighbouring (non-duplicate) frames
+    run = np.cumsum(~duplicate)
+    patch = _transient_scores(red_maps, run, s["height"].to_numpy(), s["width"].to_numpy(), th)
+    block_area = float(th.patch_block) ** 2 / (s["height"].to_numpy(float) * s["width"].to_numpy(float))
+    red_patch = valid & (patch >= th.patch_area) & (patch >= (th.patch_min_blocks - 0.5) * block_area)
+    s["red_patch_score"] = patch
+
+    s["level_ratio"] = ratio
+    s["change_ratio"] = change_ratio
+    s["black"] = black
+    s["dark"] = dark
+    s["red_line"] = red_line
+    s["red_patch"] = red_patch
+    s["duplicate"] = duplicate
+    s["dropped"] = False
+    return s
+
+
+def _parse_name(name: str | None) -> tuple[str, int | None]:
+    """(sequence key, time) from a file name like ``t012.png`` or ``emb1_t012.png``."""
+    if not name:
+        return "", None
+    m = _NAME_RE.match(Path(str(name)).name)
+    if not m:
+        return "", None
+    return m.group("seq") or "", int(m.group("time"))
+
+
+_COLUMNS = [
+    "frame", "file", "sequence", "time", "height", "width",
+    "level", "p99", "contrast", "level_ratio", "red_line_score", "red_area", "red_patch_score",
+    "change", "change_ratio",
+    "black", "dark", "red_line", "red_patch", "duplicate", "dropped", "flag", "flagged",
+]
+
+
+def score_frames(
+    frames: Iterable[np.ndarray],
+    names: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    thresholds: Thresholds | None = None,
+) -> pd.DataFrame:
+    """Score every frame of a timelapse and flag the corrupt ones.
+
+    One streaming pass (each frame is dropped once measured; what is kept is a ~64-row grey
+    copy of the previous frame, and per frame a dozen numbers plus a bit-packed map of its
+    red 8x8 blocks, about 750 bytes for a 752 x 512 frame) and an O(n_frames) post-pass
+    that compares each frame with its own sequence.
+
+    Parameters
+    ----------
+    frames : iterable of ndarray
+        Frames in time order, each H x W (grey) or H x W x 3/4 (RGB[A]); uint8, uint16 or
+        float in [0, 1]. A generator is fine.
+    names : sequence of str, optional
+        File names of the frames, same order. Names like ``t012.png`` or
+        ``<embryo>_t012.png`` give the sequence (embryo) and the time point: statistics are
+        then taken per sequence, and gaps in the numbering are reported as ``dropped``.
+    progress : callable, optional
+        ``progress(done, total)`` after each frame; ``total`` is 0 when unknown.
+    thresholds : Thresholds, optional
+        Decision thresholds (defaults: :class:`Thresholds`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per frame (plus one per dropped time), columns: ``frame`` (0-based
+        position in the input, empty for dropped rows), ``file``, ``sequence``, ``time``,
+        ``height``, ``width`` (pixels), ``level``, ``p99``, ``contrast`` (8-bit grey levels),
+        ``level_ratio`` (level / the lower of the neighbours' medians before and after),
+        ``red_line_score`` (fraction of a row/column that is red), ``red_area`` (fraction
+        of the frame in red blocks), ``red_patch_score`` (fraction of the frame in the
+        largest red region absent from the two frames before and after), ``change``
+        (mean absolute change from the previous frame, relative to the mean level),
+        ``change_ratio`` (change / the neighbours' ordinary change), one boolean column per kind
+        (``black, dark, red_line, red_patch, duplicate, dropped``), ``flag`` (the main
+        kind, "" for a clean frame) and ``flagged``.
+
+    Examples
+    --------
+    >>> report = score_frames(iio.imiter("movie.mp4"))  # doctest: +SKIP
+    >>> report.loc[report.flagged, ["frame", "flag"]]  # doctest: +SKIP
+    """
+    th = thresholds or Thresholds()
+    if names is not None:
+        names = list(names)
+    total = len(names) if names is not None else (len(frames) if hasattr(frames, "__len__") else 0)
+
+    rows: list[dict] = []
+    red_maps: list[tuple[tuple[int, int], np.ndarray]] = []  # bit-packed red block maps
+    prev_small: np.ndarray | None = None
+    prev_seq: str | None = None
+    for i, image in enumerate(frames):
+        name = None
+        if names is not None:
+            if i >= len(names):
+                raise DevolensError(f"more frames than names ({len(names)})")
+            name = str(names[i])
+        seq, time = _parse_name(name)
+        try:
+            stats, small, red_map = _frame_stats(image, th)
+        except DevolensError as exc:
+            raise DevolensError(f"frame {i}: {exc}", path=name) from None
+        del image
+        change = np.nan
+        if prev_small is not None and prev_seq == seq and prev_small.shape == small.shape:
+            scale = 0.5 * (float(small.mean()) + float(prev_small.mean())) + 1.0
+            change = float(np.abs(small - prev_small).mean()) / scale
+        prev_small, prev_seq = small, seq
+        rows.append({"frame": i, "file": name or "", "sequence": seq, "time": time, "change": change, **stats})
+        red_maps.append((red_map.shape, np.packbits(red_map, axis=None)))
+        if progress is not None:
+            progress(i + 1, max(total, i + 1) if total else 0)
+    if names is not None and len(rows) != len(names):
+        raise DevolensError(f"got {len(rows)} frames for {len(names)} names")
+
+    if not rows:
+        return _empty_report()
+    table = pd.DataFrame(rows)
+    parts = []
+    # sequences in order of first appearance; consecutive runs of the same key form one
+    run = (table["sequence"] != table["sequence"].shift()).cumsum()
+    for _, part in table.groupby(run, sort=False):
+        maps = [red_maps[j] for j in part.index]
+        decided = _decide(part.reset_index(drop=True), [_unpack(*m) for m in maps], th)
+        parts.append(_with_dropped(decided))
+    report = pd.concat(parts, ignore_index=True)
+    return _finish(report)
+
+
+def _with_dropped(s: pd.DataFrame) -> pd.DataFrame:
+    """Insert one ``dropped`` row per missing time in a sequence's numbering.
+
+    The time step is the sequence's most common step (so frames rendered or exported every
+    k-th time point are not taken for gaps); a gap of several steps misses the times in
+    between.
+    """
+    times = s["time"]
+    if times.isna().any() or len(s) < 3:
+        return s
+    t = times.to_numpy(int)
+    steps = np.diff(t)
+    if np.any(steps <= 0):  # not in increasing time order: no gap reasoning
+        return s
+    values, counts = np.unique(steps, return_counts=True)
+    step = int(values[np.argmax(counts)])  # most common step (smallest on ties)
+    extra = []
+    for a, b in zip(t[:-1], t[1:]):
+        for missing in range(a + step, b, step):
+            extra.append({"frame": pd.NA, "file": "", "sequence": s["sequence"].iloc[0], "time": missing,
+                          "dropped": True, "black": False, "dark": False, "red_line": False,
+                          "red_patch": False, "duplicate": False})
+    if not extra:
+        return s
+    out = pd.concat([s, pd.DataFrame(extra)], ignore_index=True)
+    return out.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _finish(report: pd.DataFrame) -> pd.DataFrame:
+    for k in ("black", "dark", "red_line", "red_patch", "duplicate", "dropped"):
+        report[k] = report[k].fillna(False).astype(bool)
+    flag = np.full(len(report), "", dtype=object)
+    for kind in reversed(KINDS):  # earlier kinds take precedence
+        flag[report[kind].to_numpy()] = kind
+    report["flag"] = flag.astype(str)
+    report["flagged"] = report["flag"] != ""
+    report["frame"] = pd.array(report["frame"], dtype="Int64")
+    report["time"] = pd.array(report["time"], dtype="Int64")
+    for k in ("height", "width"):
+        report[k] = pd.array(report[k], dtype="Int64")
+    report["file"] = report["file"].fillna("").astype(str)
+    return report[_COLUMNS]
+
+
+def _empty_report() -> pd.DataFrame:
+    df = pd.DataFrame({c: [] for c in _COLUMNS})
+    for k in ("black", "dark", "red_line", "red_patch", "duplicate", "dropped", "flagged"):
+        df[k] = df[k].astype(bool)
+    df["flag"] = df["flag"].astype(str)
+    return df
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def _natural_key(name: str) -> list:
+    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from devolens.io import images
+
+    try:
+        if path.suffix.lower() in images.IMAGE_SUFFIXES:
+            return np.asarray(images.read_image(path))
+        import imageio.v3 as iio  # formats read_image does not cover (bmp)
+
+        return np.asarray(iio.imread(path))
+    except DevolensError:
+        raise
+    except Exception as exc:  # unreadable / corrupt image
+        msg = str(exc).strip().splitlines()
+        raise DevolensError(f"cannot read image ({msg[0] if msg else type(exc).__name__})", path=path) from None
+
+
+def _iter_video(path: Path) -> Iterator[np.ndarray]:
+    from devolens.io.video import iter_video_frames
+
+    try:
+        for frame in iter_video_frames(path):
+            yield np.asarray(frame)
+    except DevolensError:
+        raise
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()
+        raise DevolensError(f"cannot read video ({msg[0] if msg else type(exc).__name__})", path=path) from None
+
+
+def _video_frame_count(path: Path) -> int:
+    """Frame count announced by the container (0 when unknown); cheap, not exact."""
+    from devolens.io.video import video_info
+
+    try:
+        info = video_info(path)
+    except DevolensError:
+        raise
+    except Exception:
+        return 0
+    nframes = info.get("nframes")
+    if isinstance(nframes, (int, float)) and math.isfinite(nframes) and nframes > 0:
+        return int(nframes)
+    fps, dur = float(info.get("fps") or 0), float(info.get("duration") or 0)
+    return int(round(fps * dur)) if fps > 0 and dur > 0 else 0
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+             and not p.name.startswith(".")]
+    # label images of a render output are not frames
+    files = [p for p in files if not p.stem.endswith("_labels")]
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def iter_path_frames(path: str | Path) -> tuple[Iterator[np.ndarray], list[str] | None, int]:
+    """Open a video file or a folder of images for streaming.
+
+    Parameters
+    ----------
+    path : str or Path
+        A video (mp4, mov, avi, mkv, m4v, webm), a folder of images (png, jpg, tif, bmp;
+        natural sort order), or a render output folder holding ``frames/``.
+
+    Returns
+    -------
+    (frames, names, total)
+        A generator of frames (H x W x C arrays, read one at a time), the file names
+        relative to the folder (None for a video) and the frame count (0 when unknown).
+
+    Raises
+    ------
+    DevolensError
+        Missing path, unsupported file type, empty folder.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DevolensError("no such file or folder", path=path)
+    if path.is_dir():
+        folder = path
+        files = _image_files(folder)
+        if not files and (folder / "frames").is_dir():
+            folder = folder / "frames"
+            files = _image_files(folder)
+        if not files:
+            raise DevolensError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder", path=path)
+        names = [p.name for p in files]
+
+        def gen() -> Iterator[np.ndarray]:
+            for p in files:
+                yield _read_image(p)
+
+        return gen(), names, len(files)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        if path.stat().st_size == 0:
+            raise DevolensError("empty video file", path=path)
+        return _iter_video(path), None, _video_frame_count(path)
+    raise DevolensError(
+        f"expected a video ({', '.join(VIDEO_SUFFIXES)}) or a folder of images, got a '{path.suffix}' file",
+        path=path,
+    )
+
+
+def curate_path(
+    path: str | Path,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    thresholds: Thresholds | None = None,
+) -> pd.DataFrame:
+    """Score and flag the frames of a video file or a folder of images.
+
+    Parameters
+    ----------
+    path : str or Path
+        Video (mp4/mov/avi/...), folder of images, or a render output folder with
+        ``frames/``. Frames are streamed, never all held in memory.
+    progress : callable, optional
+        ``progress(done, total)`` after each frame.
+    thresholds : Thresholds, optional
+        Decision thresholds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The report of :func:`score_frames`; ``file`` holds the image names for a folder and
+        is empty for a video.
+
+    Raises
+    ------
+    DevolensError
+        Missing or unreadable input, or input with no frames.
+    """
+    frames, names, total = iter_path_frames(path)
+
+    def counted(done: int, _total: int) -> None:
+        if progress is not None:
+            progress(done, max(total, done))
+
+    report = score_frames(frames, names=names, progress=counted if progress else None, thresholds=thresholds)
+    if report.empty:
+        raise DevolensError("no frames could be read", path=path)
+    report.attrs["source"] = str(path)
+    report.attrs["thresholds"] = asdict(thresholds or Thresholds())
+    return report
+
+
+# --------------------------------------------------------------------------- consumers
+
+
+def _load_report(report: str | Path | pd.DataFrame) -> pd.DataFrame:
+    if isinstance(report, pd.DataFrame):
+        df = report
+    else:
+        p = Path(report)
+        if not p.is_file():
+            raise DevolensError("no such curation report", path=p)
+        try:
+            df = pd.read_csv(p, keep_default_na=True, dtype={"file": str, "flag": str})
+        except Exception as exc:
+            raise DevolensError(f"cannot read curation report ({type(exc).__name__})", path=p) from None
+    if "frame" not in df.columns or not ({"flagged", "flag"} & set(df.columns)):
+        where = None if isinstance(report, pd.DataFrame) else report
+        raise DevolensError("not a curation report (needs columns 'frame' and 'flagged' or 'flag')", path=where)
+    return df
+
+
+def _flag_mask(df: pd.DataFrame) -> np.ndarray:
+    if "flagged" in df.columns:
+        col = df["flagged"]
+        if col.dtype == object:
+            return col.astype(str).str.strip().str.lower().isin(["true", "1", "yes"]).to_numpy()
+        return col.fillna(False).astype(bool).to_numpy()
+    return (df["flag"].fillna("").astype(str).str.strip() != "").to_numpy()
+
+
+def flagged_frames(report: str | Path | pd.DataFrame) -> set[int]:
+    """0-based positions of the flagged frames in a curation report.
+
+    Positions count frames in the order :func:`curate_path` read them (decode order for a
+    video, natural sort order of the file names for a folder). Rows for dropped frames have
+    no position and are left out.
+
+    Parameters
+    ----------
+    report : path or DataFrame
+        A report written by ``devolens curate frames`` or returned by :func:`score_frames`.
+
+    Returns
+    -------
+    set of int
+
+    Raises
+    ------
+    DevolensError
+        Missing file, or a table without the report's columns.
+    """
+    df = _load_report(report)
+    frames = pd.to_numeric(df["frame"], errors="coerce")
+    sel = _flag_mask(df) & frames.notna().to_numpy()
+    return {int(v) for v in frames[sel]}
+
+
+def flagged_files(report: str | Path | pd.DataFrame) -> set[str]:
+    """File names (as written in the report's ``file`` column) of the flagged frames.
+
+    Empty for a video report. See :func:`flagged_frames`.
+    """
+    df = _load_report(report)
+    if "file" not in df.columns:
+        return set()
+    files = df["file"].fillna("").astype(str)
+    sel = _flag_mask(df) & (files != "").to_numpy()
+    return set(files[sel])
+
+
+def summarize(report: pd.DataFrame) -> dict[str, int]:
+    """Counts per kind: ``frames`` (frames read), ``flagged`` and one entry per kind
+    (main flag; a frame counts once)."""
+    counts = {"frames": int(report["frame"].notna().sum()), "flagged": int(report["flagged"].sum())}
+    for kind in KINDS:
+        counts[kind] = int((report["flag"] == kind).sum())
+    return counts

@@ -1,0 +1,96 @@
+"""``devolens curate frames``: report, summary, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from devolens.cli import main
+from devolens.curate.frames import flagged_frames
+
+from curate_synth import inject, synth_sequence
+
+
+@pytest.fixture(scope="module")
+def frame_dir(tmp_path_factory):
+    import imageio.v3 as iio
+
+    folder = tmp_path_factory.mktemp("frames")
+    frames = synth_sequence(24, seed=7)
+    inject(frames, "black", 5)
+    inject(frames, "red_patch", 12, seed=3)
+    inject(frames, "duplicate", 18)
+    for t, f in enumerate(frames, start=1):
+        if t == 10:  # dropped time point
+            continue
+        iio.imwrite(folder / f"t{t:03d}.png", f)
+    return folder
+
+
+def test_curate_frames_folder(frame_dir, tmp_path, capsys):
+    out = tmp_path / "report.csv"
+    assert main(["curate", "frames", str(frame_dir), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "23 frames, 4 flagged" in text and "dropped 1" in text and "black 1" in text
+    report = pd.read_csv(out, keep_default_na=False)
+    got = dict(zip(report["time"], report["flag"]))
+    assert got[6] == "black" and got[13] == "red_patch" and got[19] == "duplicate" and got[10] == "dropped"
+    assert sum(1 for v in got.values() if v) == 4
+    # positions: t006 is the 6th file, t013 the 12th (t010 is missing), t019 the 18th
+    assert flagged_frames(out) == {5, 11, 17}
+
+
+def test_curate_frames_video(frame_dir, tmp_path, capsys):
+    import imageio.v2 as iio2
+    import imageio.v3 as iio
+
+    video = tmp_path / "movie.mp4"
+    files = sorted(frame_dir.glob("t*.png"))
+    writer = iio2.get_writer(video, format="FFMPEG", fps=8, codec="libx264", quality=7,
+                             macro_block_size=1, pixelformat="yuv420p", ffmpeg_log_level="error")
+    for f in files:
+        writer.append_data(iio.imread(f))
+    writer.close()
+    out = tmp_path / "video_report.csv"
+    assert main(["curate", "frames", str(video), "--out", str(out)]) == 0
+    report = pd.read_csv(out, keep_default_na=False)
+    assert len(report) == len(files)
+    assert dict(zip(report.loc[report.flagged, "frame"], report.loc[report.flagged, "flag"])) == {
+        5: "black", 11: "red_patch", 17: "duplicate"}
+
+
+@pytest.mark.parametrize("make", ["missing", "empty_dir", "text", "broken_video", "broken_png"])
+def test_bad_input_exits_2_without_output(tmp_path, capsys, make):
+    if make == "missing":
+        src = tmp_path / "nothere.mp4"
+    elif make == "empty_dir":
+        src = tmp_path / "empty"
+        src.mkdir()
+    elif make == "text":
+        src = tmp_path / "notes.txt"
+        src.write_text("hello")
+    elif make == "broken_video":
+        src = tmp_path / "broken.mp4"
+        src.write_bytes(b"\x00\x01garbage" * 50)
+    else:
+        src = tmp_path / "pngs"
+        src.mkdir()
+        import imageio.v3 as iio
+
+        iio.imwrite(src / "t001.png", np.zeros((32, 32, 3), np.uint8))
+        (src / "t002.png").write_bytes(b"not a png")
+    out = tmp_path / "report.csv"
+    assert main(["curate", "frames", str(src), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    bad_name = "t002.png" if make == "broken_png" else src.name
+    assert bad_name in err
+    assert not out.exists()
+    assert not list(tmp_path.glob(".report.tmp-*"))
+
+
+def test_help_lists_kinds(capsys):
+    assert main(["curate", "frames", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--out" in text and "duplicate" in text

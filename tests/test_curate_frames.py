@@ -1,0 +1,161 @@
+"""Corrupt-frame curation on small synthetic timelapses (green blurry nuclei on black)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from devolens.curate.frames import (
+    Thresholds,
+    curate_path,
+    flagged_files,
+    flagged_frames,
+    score_frames,
+    summarize,
+)
+from devolens.errors import DevolensError
+
+from curate_synth import inject, synth_sequence
+
+PLAN = {3: "black", 8: "dark", 13: "red_line", 17: "red_col", 22: "red_patch", 27: "duplicate", 33: "dark"}
+EXPECT = {i: ("red_line" if k == "red_col" else k) for i, k in PLAN.items()}
+
+
+@pytest.fixture(scope="module")
+def corrupted() -> list[np.ndarray]:
+    frames = synth_sequence(40, seed=0)
+    for i, kind in PLAN.items():
+        inject(frames, kind, i, seed=i)
+    return frames
+
+
+def test_clean_sequence_has_no_flags():
+    for seed in (0, 1, 2):
+        report = score_frames(synth_sequence(40, seed=seed))
+        assert not report["flagged"].any(), report.loc[report.flagged, ["frame", "flag"]]
+
+
+def test_each_artifact_kind_is_flagged(corrupted):
+    report = score_frames(corrupted)
+    got = {int(r.frame): r.flag for r in report.itertuples() if r.flagged}
+    assert got == EXPECT
+    assert summarize(report)["flagged"] == len(EXPECT)
+
+
+def test_scorer_streams_from_a_generator(corrupted):
+    def gen():
+        yield from corrupted
+
+    calls = []
+    report = score_frames(gen(), progress=lambda d, t: calls.append(d))
+    assert len(report) == len(corrupted)
+    assert calls[-1] == len(corrupted)
+    assert set(report.loc[report.flagged, "frame"]) == set(EXPECT)
+
+
+def test_grey_and_uint16_input():
+    frames = [f[..., 1].astype(np.uint16) * 257 for f in synth_sequence(30, seed=3)]
+    frames[10] = frames[10] // 5
+    frames[20] = frames[19].copy()
+    report = score_frames(iter(frames))
+    got = {int(r.frame): r.flag for r in report.itertuples() if r.flagged}
+    assert got == {10: "dark", 20: "duplicate"}
+
+
+def test_dropped_times_from_file_names_and_sequences():
+    a = synth_sequence(12, seed=4)
+    b = synth_sequence(12, seed=5)
+    names = [f"embA_t{t:03d}.png" for t in range(1, 13)] + [f"embB_t{t:03d}.png" for t in range(1, 13)]
+    frames = a + b
+    # drop time 6 of embryo A and time 9 of embryo B
+    keep = [k for k, n in enumerate(names) if n not in ("embA_t006.png", "embB_t009.png")]
+    report = score_frames((frames[k] for k in keep), names=[names[k] for k in keep])
+    dropped = report[report.flag == "dropped"]
+    assert list(zip(dropped.sequence, dropped.time)) == [("embA", 6), ("embB", 9)]
+    assert dropped["frame"].isna().all()
+    # the change across embryos is not compared, and nothing else is flagged
+    assert report["flagged"].sum() == 2
+    assert flagged_frames(report) == set()
+
+
+def test_flagged_frames_roundtrip(tmp_path, corrupted):
+    import imageio.v3 as iio
+
+    for t, f in enumerate(corrupted, start=1):
+        iio.imwrite(tmp_path / f"t{t:03d}.png", f)
+    report = curate_path(tmp_path)
+    assert flagged_frames(report) == set(EXPECT)
+    assert flagged_files(report) == {f"t{i + 1:03d}.png" for i in EXPECT}
+    csv = tmp_path / "report.csv"
+    report.to_csv(csv, index=False)
+    assert flagged_frames(csv) == set(EXPECT)
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(DevolensError, match="no such"):
+        curate_path(tmp_path / "missing.mp4")
+    with pytest.raises(DevolensError, match="no image files"):
+        curate_path(tmp_path)
+    bad = tmp_path / "notes.txt"
+    bad.write_text("x")
+    with pytest.raises(DevolensError, match="notes.txt"):
+        curate_path(bad)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 10)
+    with pytest.raises(DevolensError, match="broken.mp4"):
+        curate_path(broken)
+    with pytest.raises(DevolensError):
+        flagged_frames(tmp_path / "nope.csv")
+    with pytest.raises(DevolensError, match="not a curation report"):
+        flagged_frames(pd.DataFrame({"a": [1]}))
+    with pytest.raises(DevolensError, match="shape"):
+        score_frames([np.zeros((4, 4, 2), np.uint8)])
+
+
+def test_thresholds_are_tunable(corrupted):
+    strict = score_frames(corrupted, thresholds=Thresholds(dark_ratio=0.1))
+    assert "dark" not in set(strict.flag)
+
+
+def _pseudo_timelapse(frame: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
+    """A real frame drifting by a pixel per time point with fresh noise each time."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(n):
+        shifted = np.roll(frame, (t // 2, t), axis=(0, 1)).astype(np.float32) * (1 + 0.01 * t)
+        noisy = shifted + rng.normal(0, 3, shifted.shape)
+        out.append(np.clip(noisy, 0, 255).astype(np.uint8))
+    return out
+
+
+def test_real_frames_with_renderer_artifacts(shared_data):
+    """A real EPIC frame (with a natural orange reporter) as a short timelapse: clean
+    frames stay clean, and the renderer's artifacts are found."""
+    import imageio.v3 as iio
+
+    from devolens.render.artifacts import apply_frame_artifact
+
+    path = shared_data / "reference_frames" / "epic_movie_frame300.png"
+    if not path.exists():
+        pytest.skip("reference frame missing")
+    frames = _pseudo_timelapse(np.asarray(iio.imread(path))[..., :3], 16, seed=0)
+    clean = score_frames(frames)
+    assert not clean["flagged"].any(), clean.loc[clean.flagged, ["frame", "flag"]]
+    assert clean["red_area"].max() > 0  # the reporter is red enough to count, yet persistent
+    rng = np.random.default_rng(5)
+    plan = {3: "black", 6: "dark", 9: "red_line", 12: "red_patch"}
+    for i, kind in plan.items():
+        frames[i] = apply_frame_artifact(frames[i], None, kind, rng)[0]
+    frames[14] = frames[13].copy()
+    plan[14] = "duplicate"
+    report = score_frames(frames)
+    assert {int(r.frame): r.flag for r in report.itertuples() if r.flagged} == plan
+
+
+def test_dropped_respects_the_usual_time_step():
+    frames = synth_sequence(8, seed=6)
+    times = [1, 6, 11, 16, 26, 31, 36, 41]  # every 5th time point, 21 missing
+    report = score_frames(frames, names=[f"t{t:03d}.png" for t in times])
+    assert list(report.loc[report.flag == "dropped", "time"]) == [21]
+    assert report["flagged"].sum() == 1
