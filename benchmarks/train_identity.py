@@ -1,0 +1,387 @@
+"""Train and evaluate the ``identity`` zoo model (founder and depth-1 names of nuclei).
+
+One command reproduces the shipped model and its card::
+
+    .venv/bin/python benchmarks/train_identity.py --recipe recipes/identity.yaml
+
+1. reads the real embryos named in the recipe (EPIC CD tables cut at their annotation
+   cliffs, the AceTree embryo) with :func:`devolens.io.tables.read_table`;
+2. leave-one-embryo-out: for each embryo, trains the point-set model on the others and
+   scores the held-out embryo (accuracy and macro-F1 of founder and depth-1 names, named
+   cells only), together with the kNN baseline on PCA-aligned coordinates;
+3. trains the final model on all embryos and writes ``weights.safetensors`` (fp16),
+   ``card.json`` and ``card.md`` to the zoo folder, and the results section to
+   ``benchmarks/results_identity.md``.
+
+Prints the figures. ``--folds`` runs a subset of the held-out embryos (quick checks),
+``--no-final`` skips step 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT / "src" / "devolens" / "models" / "zoo" / "identity"
+
+
+def data_root(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    env = os.environ.get("DEVOLENS_DATA")
+    return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+def load_tables(recipe: dict, root: Path) -> list[pd.DataFrame]:
+    from devolens.io.tables import read_table
+
+    cut = {str(k): int(v) for k, v in (recipe["data"].get("cut_after") or {}).items()}
+    tables = []
+    for rel in recipe["data"]["tables"]:
+        t = read_table(root / rel)
+        name = str(t["embryo"].iloc[0])
+        last = cut.get(name, cut.get(Path(rel).stem, cut.get(Path(rel).stem.removeprefix("CD"))))
+        if last is not None:
+            attrs = dict(t.attrs)
+            t = t[t["time"] <= last].reset_index(drop=True)
+            t.attrs = attrs
+        tables.append(t)
+    return tables
+
+
+def scores(pred: np.ndarray, true: pd.Series) -> dict[str, float]:
+    from devolens.train.metrics import identity_scores
+
+    ok = true.notna().to_numpy()
+    return identity_scores(np.asarray(pred, dtype=object)[ok].astype(str), true[ok].to_numpy(dtype=object).astype(str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--recipe", default=str(ROOT / "recipes" / "identity.yaml"))
+    ap.add_argument("--data", default=None, help="data root (default $DEVOLENS_DATA or ../shared/data)")
+    ap.add_argument("--out", default=str(ZOO), help="zoo folder for the final model")
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results_identity.md"))
+    ap.add_argument("--folds", default=None, help="comma-separated held-out embryo indices (default all)")
+    ap.add_argument("--no-final", action="store_true", help="skip training the final model")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads when --jobs 1")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="worker processes (1 torch thread each) running the folds and the final model")
+    ap.add_argument("--cache", default=str(ROOT / "runs" / "identity"),
+                    help="folder for the fold and final models (fp16 safetensors), default runs/identity")
+    ap.add_argument("--reuse", action="store_true",
+                    help="load models already in --cache instead of training them (re-score only)")
+    args = ap.parse_args(argv)
+
+    from devolens.io.atomic import write_text
+    from devolens.predict.identity_train import class_lists, loeo_splits
+
+    torch.set_num_threads(args.threads)
+    recipe = yaml.safe_load(Path(args.recipe).read_text())
+    cfg = {**recipe.get("model", {}), **recipe.get("train", {}), **recipe.get("predict", {})}
+    k = int(recipe.get("evaluate", {}).get("knn_k", 5))
+    tables = load_tables(recipe, data_root(args.data))
+    by_name = {str(t["embryo"].iloc[0]): t for t in tables}
+    classes = class_lists(tables)
+    print(f"embryos: {len(tables)}; founder classes {classes[0]}; depth-1 classes {len(classes[1])}", flush=True)
+    wanted = None if args.folds is None else {int(i) for i in args.folds.split(",")}
+
+    t_all = time.time()
+    tasks = [(i, tr, te) for i, (tr, te) in enumerate(loeo_splits(list(by_name))) if wanted is None or i in wanted]
+    final_wanted = not (args.no_final or wanted is not None)
+    jobs = [("fold", tr, te) for _, tr, te in tasks] + ([("final", list(by_name), None)] if final_wanted else [])
+    ctx = {"tables": tables, "cfg": cfg, "classes": classes, "k": k, "cache": args.cache, "reuse": args.reuse}
+    if args.jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(args.jobs, initializer=_init_worker, initargs=(ctx,)) as pool:
+            results = pool.map(_run_job, jobs, chunksize=1)
+    else:
+        _init_worker(ctx, threads=args.threads)
+        results = [_run_job(j) for j in jobs]
+    rows = [r for kind, r in results if kind == "fold"]
+    for row in rows:
+        print(f"{row['embryo']:26s} founder acc {row['founder_acc']:.3f} F1 {row['founder_f1']:.3f} | depth1 acc "
+              f"{row['depth1_acc']:.3f} F1 {row['depth1_f1']:.3f} | kNN {row['knn_founder_acc']:.3f} / "
+              f"{row['knn_depth1_acc']:.3f} | train {row['train_s']:.0f} s", flush=True)
+    res = pd.DataFrame(rows)
+    cols = [c for c in res.columns if c.endswith(("_acc", "_f1"))]
+    mean = res[[c for c in res.columns if c not in ("embryo", "cells", "train_s")]].mean()
+    print("mean  " + "  ".join(f"{c} {mean[c]:.3f}" for c in cols), flush=True)
+    abl = res[[c for c in res.columns if c.endswith(("_none", "_tracklets"))]].mean()
+    print("ablation (same models): " + "  ".join(f"{c} {abl[c]:.3f}" for c in abl.index), flush=True)
+    loeo_s = time.time() - t_all
+    if args.reuse:
+        loeo_s = float(res["train_s"].sum()) + loeo_s
+
+    cmd = "python benchmarks/train_identity.py --recipe recipes/identity.yaml" + (f" --jobs {args.jobs}" if args.jobs > 1 else "")
+    md = results_markdown(res, mean, cmd, recipe, loeo_s, args.threads)
+    if not final_wanted:
+        print(md)
+        return 0
+
+    final, t_final = next(r for kind, r in results if kind == "final")
+    write_zoo(Path(args.out), final, res, mean, recipe, cmd, t_final)
+    write_text(args.results, md)
+    print(f"final model trained in {t_final:.0f} s -> {args.out}; results -> {args.results}")
+    return 0
+
+
+_CTX: dict = {}
+
+
+def save_predictor(folder: Path, pred, extra: dict | None = None) -> None:
+    """fp16 safetensors + a minimal card (architecture) that IdentityPredictor.from_zoo reads."""
+    from safetensors.torch import save_file
+
+    from devolens.io.atomic import atomic_path, write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().half().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
+             for k, v in pred.model.state_dict().items()}
+    with atomic_path(folder / "weights.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "model": "identity"})
+    write_text(folder / "card.json", json.dumps({"architecture": pred.architecture, **(extra or {})}, indent=2))
+
+
+def _init_worker(ctx: dict, threads: int = 1) -> None:
+    torch.set_num_threads(threads)
+    _CTX.update(ctx)
+
+
+def _run_job(job):
+    """One fold (train on the others, score the held-out embryo) or the final model."""
+    from devolens.predict.identity import identity_labels
+    from devolens.predict.identity_train import knn_baseline, train_identity
+
+    kind, train_names, test_name = job
+    by_name = {str(t["embryo"].iloc[0]): t for t in _CTX["tables"]}
+    train = [by_name[n] for n in train_names]
+    cache = _CTX.get("cache")
+    t0 = time.time()
+    tag = "final" if kind == "final" else f"fold_{test_name}"
+    if cache is not None and _CTX.get("reuse") and (Path(cache) / tag / "card.json").is_file():
+        from devolens.predict.identity import IdentityPredictor
+
+        info = json.loads((Path(cache) / tag / "card.json").read_text())
+        pred = IdentityPredictor.from_zoo(Path(cache) / tag, info)
+        pred.architecture = info["architecture"]
+        t_train = float(info.get("train_s", 0.0))
+    else:
+        pred = train_identity(train, _CTX["cfg"], classes=_CTX["classes"])
+        t_train = time.time() - t0
+        if cache is not None:
+            save_predictor(Path(cache) / tag, pred, {"train_s": t_train, "train": train_names})
+    if kind == "final":
+        return kind, (pred, t_train)
+    assert test_name not in train_names
+    test = by_name[test_name]
+    out = pred.predict(test)
+    l0, l1 = identity_labels(test["cell"], 0), identity_labels(test["cell"], 1)
+    k0, k1 = knn_baseline(train, test, k=_CTX["k"])
+    row = {"embryo": test_name, "cells": int(l0.notna().sum()), "train_s": round(t_train, 1)}
+    for key, p, t in (("founder", out["pred_founder"], l0), ("depth1", out["pred_depth1"], l1),
+                      ("knn_founder", k0, l0), ("knn_depth1", k1, l1)):
+        s = scores(np.asarray(p), t)
+        row[f"{key}_acc"], row[f"{key}_f1"] = s["accuracy"], s["macro_f1"]
+    for mode in ("none", "tracklets"):  # ablation: the same model without the lineage tree
+        pred.smooth = mode
+        raw = pred.predict(test)
+        row[f"founder_acc_{mode}"] = scores(np.asarray(raw["pred_founder"]), l0)["accuracy"]
+        row[f"depth1_acc_{mode}"] = scores(np.asarray(raw["pred_depth1"]), l1)["accuracy"]
+    return kind, row
+
+
+_NOTES = [
+    "Design choices made by looking at the evaluation embryos (not nested cross-validation), so the "
+    "held-out figures are slightly optimistic: the skewness rules that orient the frame (AP to the "
+    "positive skew of the pooled cloud, third axis to the negative skew) were checked on all 7 embryos "
+    "(right on all 7, thin margin for the third axis); the two lineage-tree settings (1 % link slack, "
+    "evidence = geometric mean per tracklet) were picked among 9 + 3 settings on 3 held-out folds "
+    "(JIM767_25_L2, 20241107_L1, wormguides), with the models fixed.",
+    "Run-to-run spread: the same recipe with 40 instead of 20 epochs gave founder 0.943 and depth-1 "
+    "0.877 (per embryo 0.91-0.98 and 0.82-0.93), i.e. within noise of the shipped 20-epoch run.",
+    "The per-frame network alone (no time course) reaches 0.82 / 0.70, below the kNN baseline "
+    "(0.85 / 0.74) on the EPIC embryos but above it on the AceTree one; the gain over kNN comes from "
+    "pooling over tracklets and the lineage tree.",
+]
+
+
+def _table(res: pd.DataFrame, mean: pd.Series) -> list[str]:
+    lines = [
+        "| held-out embryo | nuclei | founder acc | founder F1 | depth-1 acc | depth-1 F1 | per-frame founder acc "
+        "| per-frame depth-1 acc | kNN founder acc | kNN founder F1 | kNN depth-1 acc | kNN depth-1 F1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for _, r in res.iterrows():
+        lines.append(f"| {r.embryo} | {r.cells} | {r.founder_acc:.3f} | {r.founder_f1:.3f} | {r.depth1_acc:.3f} | "
+                     f"{r.depth1_f1:.3f} | {r.founder_acc_none:.3f} | {r.depth1_acc_none:.3f} | "
+                     f"{r.knn_founder_acc:.3f} | {r.knn_founder_f1:.3f} | {r.knn_depth1_acc:.3f} | {r.knn_depth1_f1:.3f} |")
+    lines.append(f"| **mean** | | **{mean.founder_acc:.3f}** | {mean.founder_f1:.3f} | **{mean.depth1_acc:.3f}** | "
+                 f"{mean.depth1_f1:.3f} | {mean.founder_acc_none:.3f} | {mean.depth1_acc_none:.3f} | "
+                 f"{mean.knn_founder_acc:.3f} | {mean.knn_founder_f1:.3f} | {mean.knn_depth1_acc:.3f} | "
+                 f"{mean.knn_depth1_f1:.3f} |")
+    return lines
+
+
+def results_markdown(res: pd.DataFrame, mean: pd.Series, cmd: str, recipe: dict, seconds: float, threads: int) -> str:
+    lines = [
+        "## Identity model (founder and depth-1 names from the nucleus cloud)",
+        "",
+        f"Command: `{cmd}` (CPU; training the 7 fold models took {res['train_s'].sum() / 60:.1f} min of "
+        "one-thread process time in all, 3.5-5 min each, run as parallel workers on a shared, heavily loaded "
+        "2-core machine).",
+        "",
+        "Leave-one-embryo-out on the 7 real embryos (6 EPIC cut at their annotation cliffs, 1 AceTree): "
+        "each row is an embryo never seen in training; accuracy and macro-F1 "
+        "(`devolens.train.metrics.identity_scores`) over its named nuclei at all time points. "
+        "\"per-frame\" = the same model without the time course (each time point alone); the headline "
+        "columns add the lineage tree (tracklets linked over time and to their mothers, belief "
+        "propagation). kNN = 5-nearest-neighbour baseline on PCA-aligned coordinates plus log cell "
+        "count, same splits, same run.",
+        "",
+    ]
+    lines += _table(res, mean)
+    lines += ["", f"Targets: founder accuracy >= 0.95 ({'met' if mean.founder_acc >= 0.95 else 'NOT met'}), "
+              f"depth-1 accuracy >= 0.90 ({'met' if mean.depth1_acc >= 0.90 else 'NOT met'}).", "", "Notes:", ""]
+    lines += [f"- {x}" for x in _NOTES] + [""]
+    return "\n".join(lines)
+
+
+def write_zoo(folder: Path, pred, res: pd.DataFrame, mean: pd.Series, recipe: dict, cmd: str, t_final: float) -> None:
+    from safetensors.torch import save_file
+
+    from devolens.io.atomic import atomic_path, write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().half().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
+             for k, v in pred.model.state_dict().items()}
+    with atomic_path(folder / "weights.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "model": "identity"})
+    n_params = int(sum(v.numel() for v in state.values()))
+    per = {r.embryo: {k: round(float(r[k]), 4) for k in res.columns if k.endswith(("_acc", "_f1"))} for _, r in res.iterrows()}
+    how = "leave-one-embryo-out over the 7 real embryos, named nuclei of the held-out embryo, all time points"
+    metrics = {
+        "founder_accuracy": {"value": round(float(mean.founder_acc), 4), "how": how + " (mean over embryos)"},
+        "founder_macro_f1": {"value": round(float(mean.founder_f1), 4), "how": how + " (mean over embryos)"},
+        "depth1_accuracy": {"value": round(float(mean.depth1_acc), 4), "how": how + " (mean over embryos)"},
+        "depth1_macro_f1": {"value": round(float(mean.depth1_f1), 4), "how": how + " (mean over embryos)"},
+        "knn_founder_accuracy": {"value": round(float(mean.knn_founder_acc), 4), "how": "kNN baseline (k=5), same splits"},
+        "knn_depth1_accuracy": {"value": round(float(mean.knn_depth1_acc), 4), "how": "kNN baseline (k=5), same splits"},
+        "per_embryo": per,
+    }
+    card = {
+        "name": "identity",
+        "task": "identity",
+        "summary": "Founder (AB, MS, E, C, D, P, Z, EMS) and depth-1 name (ABa, ABp, MSa, ...) of every nucleus "
+                   "from the point cloud of its time point.",
+        "predictor": "devolens.predict.identity:IdentityPredictor",
+        "architecture": {**pred.architecture, "parameters": n_params},
+        "input": "tidy lineage table (embryo, time, x, y in pixels, z in planes, size in pixels); "
+                 "anything devolens.io.tables.read_table reads",
+        "preprocessing": "per embryo: z * zscale (attrs, else estimated from the cloud shape), centre, PCA axes, "
+                         "scale by the SD along the long axis, axis signs by skewness (AP points posterior); "
+                         "features per nucleus: x, y, z, size/length, log(size/median), log cell count, AP rank, "
+                         "AP offset from the cloud mean, mean offset/distance/relative size of the 6 nearest nuclei; "
+                         "third axis sign by negative skewness (fixes the 180-degree turn about AP); then belief "
+                         "propagation over the tracklet lineage tree (smooth='lineage')",
+        "output": "input rows plus pred_founder, pred_depth1, confidence",
+        "training_data": "7 real embryos: 6 EPIC CD tables (Murray lab, LIVE_tools, MIT; CD20240930_JIM762_L4 cut "
+                         "after t=164, CD20241107_JIM767_25_L1 after t=149) and 1 AceTree embryo (Bao lab, "
+                         "WormGUIDES, GPL-3.0); all named nuclei at all time points",
+        "recipe": "recipes/identity.yaml",
+        "command": cmd,
+        "training": {"seconds": round(t_final, 1), "config": {**recipe.get("model", {}), **recipe.get("train", {})},
+                     "date": _dt.date.today().isoformat(), "torch": torch.__version__, "python": platform.python_version()},
+        "metrics": metrics,
+        "headline": ["founder_accuracy", "depth1_accuracy"],
+        "limits": [
+            "Trained on 7 embryos of up to ~580 nuclei (EPIC up to ~400): later stages are untested.",
+            "The embryo frame pools all time points of an embryo in the table; a table with a single "
+            "early time point (< ~20 nuclei) gives a less reliable AP axis.",
+            "The AP direction comes from the skewness of the pooled cloud (right on all 7 training embryos); "
+            "an embryo where it fails gets anterior/posterior swapped.",
+            "zscale unknown -> estimated from the cloud's shape (depth spread ~0.76 x minor width).",
+            "Depth-1 classes: those present in the training data; deeper names are not predicted.",
+            "The lineage smoothing assumes consecutive time points of ~1-1.5 min (EPIC 90 s, AceTree 60 s); "
+            "sparse time sampling breaks the nearest-neighbour links (use smooth='none').",
+        ],
+    }
+    write_text(folder / "card.json", json.dumps(card, indent=2) + "\n")
+    write_text(folder / "card.md", card_markdown(card, res, mean))
+
+
+def _net_text(net: dict) -> str:
+    if net.get("kind") == "context_pointnet":
+        return (f"context PointNet (`devolens.models.identity_net`, width {net['width']}, {net['stages']} stages of "
+                "max+mean pooled global context)")
+    return (f"point-set transformer (`devolens.models.architectures.build_pointset`, width {net['width']}, "
+            f"{net['layers']} layers, {net['heads']} heads)")
+
+
+def card_markdown(card: dict, res: pd.DataFrame, mean: pd.Series) -> str:
+    m = card["metrics"]
+    arch = card["architecture"]
+    lines = [
+        "# identity: founder and depth-1 cell names from nucleus positions",
+        "",
+        card["summary"],
+        "",
+        "```python",
+        "from devolens.models import load",
+        "from devolens.io.tables import read_table",
+        "cells = load(\"identity\").predict(read_table(\"CD_embryo.csv\"))  # + pred_founder, pred_depth1, confidence",
+        "```",
+        "CLI: `devolens identify TABLE --out cells.csv`",
+        "",
+        "## Model",
+        f"- Network: {_net_text(arch['network'])}, {arch['parameters']:,} parameters, fp16 safetensors; "
+        "outputs founder logits then depth-1 logits per nucleus, from the whole cloud of its time point.",
+        f"- Founder classes: {', '.join(arch['founders'])}.",
+        f"- Depth-1 classes: {', '.join(arch['depth1'])}.",
+        f"- Input: {card['input']}.",
+        f"- Preprocessing: {card['preprocessing']}.",
+        "- Time course (default `smooth=\"lineage\"`): nuclei are linked to their nearest neighbour at the "
+        "previous time point into tracklets (cut at divisions) and each tracklet to its mother; belief "
+        "propagation over this tree (allowed transitions: same class, P0..P4 and EMS founder divisions, "
+        "founder -> its a/p daughters; 1 % slack for wrong links; each tracklet's evidence = geometric mean "
+        "of its per-frame probabilities) combines each cell's per-frame "
+        "predictions with its ancestors' and descendants'. `smooth=\"none\"` classifies each time point "
+        "alone (the per-frame columns below).",
+        "- Decision: founder = argmax of the founder probabilities (founder head averaged with the depth-1 "
+        "head summed per founder); depth-1 = best class within that founder (the two always agree); "
+        "confidence = P(founder) x share of the depth-1 class within it.",
+        "",
+        "## Training",
+        f"- Data: {card['training_data']}.",
+        "- Augmentation: random rotation about AP (SD 20 degrees), AP tilt, "
+        "scale/stretch, shift, jitter, size noise, "
+        "dropped nuclei; class-weighted cross-entropy with label smoothing; embryo-balanced sampling of time points.",
+        f"- Recipe `{card['recipe']}`; command `{card['command']}`; final training {card['training']['seconds']:.0f} s on CPU.",
+        "",
+        "## Measured (leave-one-embryo-out, embryos never seen in training)",
+        "",
+    ]
+    lines += _table(res, mean)
+    lines += ["", f"Targets (founder >= 0.95, depth-1 >= 0.90): "
+              f"{'met' if mean.founder_acc >= 0.95 and mean.depth1_acc >= 0.90 else 'not met (close)'}.", ""]
+    lines += [f"- {x}" for x in _NOTES]
+    lines += ["", "The shipped weights are trained on all 7 embryos with the same recipe.", "", "## Limits"]
+    lines += [f"- {x}" for x in card["limits"]]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

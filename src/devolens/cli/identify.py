@@ -1,0 +1,63 @@
+"""``devolens identify``: name every nucleus of a lineage table (founder and depth 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``identify`` command to ``app``."""
+
+    @app.command("identify")
+    def identify(
+        table: Path = typer.Argument(
+            ..., help="Lineage table: EPIC CD csv, AceTree nuclei zip/folder or tidy csv (anything read_table reads)."
+        ),
+        out: Path = typer.Option(
+            ..., "--out", "-o",
+            help="Output CSV: the input rows plus pred_founder, pred_depth1 and confidence (written atomically).",
+        ),
+        model: str = typer.Option("identity", "--model", "-m", help="Zoo model name (see `devolens models`)."),
+        zscale: float = typer.Option(
+            None, "--zscale",
+            help="z plane spacing in xy pixels; default: from the table's metadata, else estimated from the cloud.",
+        ),
+        tta: int = typer.Option(
+            None, "--tta", help="Views (rotations about the AP axis) averaged at prediction (default: the card's)."
+        ),
+        smooth: str = typer.Option(
+            "lineage", "--smooth",
+            help="Use the time course: 'lineage' (tracklets + lineage tree, default), 'tracklets' or 'none' "
+                 "(each time point alone; use for sparse time sampling).",
+        ),
+    ) -> None:
+        """Predict each nucleus's founder (AB, MS, E, C, D, P, Z, EMS) and depth-1 name (ABa, MSp, ...)."""
+        import torch
+
+        from devolens.cli._common import console, progress_bar
+        from devolens.errors import DevolensError
+        from devolens.io.atomic import write_csv
+        from devolens.io.tables import read_table
+        from devolens.models import card, load
+
+        torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+        if zscale is not None and not zscale > 0:
+            raise DevolensError(f"--zscale must be > 0, got {zscale}")
+        if tta is not None and tta < 1:
+            raise DevolensError(f"--tta must be >= 1, got {tta}")
+        df = read_table(table)
+        if len(df) == 0:
+            raise DevolensError("the table has no nuclei", path=table)
+        if card(model).get("task") != "identity":
+            raise DevolensError(f"model {model!r} is not an identity model (task {card(model).get('task')!r})")
+        if smooth not in ("lineage", "tracklets", "none"):
+            raise DevolensError(f"--smooth must be lineage, tracklets or none, got {smooth!r}")
+        options = {"smooth": smooth} if tta is None else {"tta": tta, "smooth": smooth}
+        predictor = load(model, **options)
+        with progress_bar("identify") as cb:
+            result = predictor.predict(df, zscale=zscale, progress=cb)
+        write_csv(result, out)
+        n_t = result["time"].nunique()
+        console.print(f"{len(result)} nuclei at {n_t} time points -> {out}")

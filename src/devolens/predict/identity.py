@@ -1,0 +1,744 @@
+"""Cell identities from nucleus positions: founder and depth-1 names of every nucleus.
+
+A point-set model looks at the whole cloud of nuclei of one time point, normalised to the
+embryo's own axes, and names every nucleus at two depths of the Sulston scheme:
+
+* depth 0 (``pred_founder``): ``AB``, ``MS``, ``E``, ``C``, ``D``, ``P`` (``P0``..``P4``),
+  ``Z`` (``Z2``/``Z3``) and ``EMS`` (its own founder-level class);
+* depth 1 (``pred_depth1``): the founder plus its first division letter (``ABa``, ``ABp``,
+  ``MSa``, ``MSp``, ``Ea``, ``Ep``, ``Ca``, ``Cp``, ``Da``, ``Dp``, ...) or the founder itself for
+  cells that have not divided yet (``AB``, ``MS``, ``P``, ``EMS``, ...).
+
+Normalisation (:func:`embryo_frame`): per embryo, over all its nuclei at all time points of
+the table, z is put in xy pixel units (``zscale`` from the table's attrs, else estimated
+from the cloud's shape), the cloud is centred, rotated onto its principal axes and scaled by
+the standard deviation along the long (anterior-posterior) axis. The sign of each axis is
+fixed by the third moment (skewness) of the cloud along it: on the real embryos, the pooled
+cloud is skewed towards the posterior, so the AP axis points posterior. The result is
+invariant to a translation, rotation or uniform scaling of the input coordinates. The
+third (shortest) axis gets negative skewness, which fixes the 180-degree turn about AP
+(consistent on all 7 real embryos, but with a thin margin); the second axis completes a
+right-handed frame.
+
+The network (:mod:`devolens.models.identity_net`, or the engine's transformer) is trained
+with small random rotations about the AP axis, tilts, scaling, jitter and dropped points.
+With ``smooth="lineage"`` (default) the per-time-point predictions are then combined over
+the time course: nuclei are linked into tracklets and a lineage tree, and belief
+propagation lets each cell inherit its ancestors' and descendants' evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from devolens.errors import DevolensError
+from devolens.lineage.names import parse_name
+
+#: Columns the predictor needs in its input table.
+REQUIRED_COLUMNS: tuple[str, ...] = ("embryo", "time", "x", "y", "z")
+#: Ratio (z spread) / (minor xy spread) of the pooled nucleus cloud measured on the five
+#: EPIC embryos whose zscale is known (0.67-0.81, mean 0.757): used to estimate zscale.
+Z_SPREAD_RATIO: float = 0.757
+#: Number of per-point input features (see :func:`point_features`).
+N_FEATURES: int = 13
+#: Founder names folded into one class.
+_FOLD = {"P0": "P", "P1": "P", "P2": "P", "P3": "P", "P4": "P", "Z2": "Z", "Z3": "Z"}
+
+
+# ----------------------------------------------------------------------------- labels
+def identity_label(name: str, depth: int) -> str | None:
+    """The identity class of a cell name at ``depth`` (0 = founder, 1 = one letter).
+
+    ``P0``..``P4`` become ``"P"``, ``Z2``/``Z3`` become ``"Z"`` (with their letters kept at
+    depth 1), ``EMS`` stays ``"EMS"``; other names are the compact name (founder plus the
+    first ``depth`` division letters).
+
+    Parameters
+    ----------
+    name : str
+        A Sulston cell name.
+    depth : int
+        0 or more.
+
+    Returns
+    -------
+    str or None
+        ``None`` for names outside the Sulston scheme (unnamed cells).
+
+    Examples
+    --------
+    >>> identity_label("ABalp", 1), identity_label("P3", 1), identity_label("Z2", 0)
+    ('ABa', 'P', 'Z')
+    """
+    p = parse_name(name)
+    if p is None:
+        return None
+    return _FOLD.get(p.founder, p.founder) + p.divisions[:depth]
+
+
+def identity_labels(names: Sequence[str] | pd.Series, depth: int) -> pd.Series:
+    """Vectorised :func:`identity_label` (``None`` for unnamed cells)."""
+    s = names if isinstance(names, pd.Series) else pd.Series(list(names), dtype=object)
+    uniq = pd.unique(s.to_numpy(dtype=object))
+    mapping = {n: identity_label(n, depth) for n in uniq}
+    return s.map(mapping)
+
+
+def class_founder(label: str, founders: Sequence[str]) -> int:
+    """Index in ``founders`` of the founder class of a depth-1 class (longest prefix).
+
+    ``"Ea"`` -> ``"E"``, ``"EMS"`` -> ``"EMS"``, ``"Z"`` -> ``"Z"``.
+    """
+    best = -1
+    for i, f in enumerate(founders):
+        if label.startswith(f) and (best < 0 or len(f) > len(founders[best])):
+            best = i
+    if best < 0:
+        raise DevolensError(f"depth-1 class {label!r} has no founder class")
+    return best
+
+
+# ----------------------------------------------------------------------------- normalisation
+@dataclass(frozen=True)
+class EmbryoFrame:
+    """The embryo's own axes.
+
+    Attributes
+    ----------
+    centre : ndarray (3,)
+        Centre of the pooled cloud (x, y pixels; z in xy pixels).
+    axes : ndarray (3, 3)
+        Columns are the unit axes: AP (pointing posterior), then the two minor axes.
+    length : float
+        Standard deviation of the pooled cloud along the AP axis (xy pixels).
+    zscale : float
+        Plane spacing used, in xy pixels.
+    """
+
+    centre: np.ndarray
+    axes: np.ndarray
+    length: float
+    zscale: float
+
+    def transform(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Map pixel/plane coordinates to the normalised frame, shape (n, 3), unitless."""
+        p = np.column_stack([x, y, np.asarray(z, dtype=float) * self.zscale]).astype(float)
+        return (p - self.centre) @ self.axes / self.length
+
+
+def estimate_zscale(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
+    """Estimate the z plane spacing (in xy pixels) from the shape of a nucleus cloud.
+
+    Assumes the embryo's depth spread is :data:`Z_SPREAD_RATIO` times its minor in-plane
+    spread, as on the EPIC embryos whose spacing is known.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        Positions in pixels (pool several time points for a stable estimate).
+    z : ndarray
+        Positions in planes.
+
+    Returns
+    -------
+    float
+        Plane spacing in xy pixels (1.0 when the cloud is degenerate).
+    """
+    xy = np.column_stack([x, y]).astype(float)
+    z = np.asarray(z, dtype=float)
+    if len(xy) < 3 or np.std(z) <= 0:
+        return 1.0
+    xy = xy - xy.mean(0)
+    _, vecs = np.linalg.eigh(np.cov(xy.T))
+    minor = np.std(xy @ vecs[:, 0])
+    return float(Z_SPREAD_RATIO * minor / np.std(z)) if minor > 0 else 1.0
+
+
+def embryo_frame(x: np.ndarray, y: np.ndarray, z: np.ndarray, zscale: float | None = None) -> EmbryoFrame:
+    """Principal axes of a nucleus cloud, signs fixed by skewness.
+
+    AP (first axis) points to the positive skew (posterior on the real embryos), the third
+    axis to the negative skew, the second completes a right-handed frame.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        Positions in pixels, all nuclei of one embryo (any number of time points).
+    z : ndarray
+        Positions in planes.
+    zscale : float, optional
+        Plane spacing in xy pixels; estimated with :func:`estimate_zscale` when None.
+
+    Returns
+    -------
+    EmbryoFrame
+    """
+    x, y, z = (np.asarray(a, dtype=float) for a in (x, y, z))
+    if zscale is None or not np.isfinite(zscale) or zscale <= 0:
+        zscale = estimate_zscale(x, y, z)
+    p = np.column_stack([x, y, z * zscale])
+    centre = p.mean(0)
+    q = p - centre
+    if len(q) >= 3:
+        vals, vecs = np.linalg.eigh(np.cov(q.T))
+        axes = vecs[:, ::-1].copy()
+        sd = np.sqrt(np.maximum(vals[::-1], 0.0))
+    else:  # too few points for a frame: keep the image axes
+        axes = np.eye(3)
+        sd = q.std(0) if len(q) else np.ones(3)
+    proj = q @ axes
+    m3 = np.mean(proj ** 3, axis=0) if len(proj) else np.zeros(3)
+    if m3[0] < 0:  # AP: the pooled cloud is skewed towards the posterior
+        axes[:, 0] = -axes[:, 0]
+    if m3[2] > 0:  # the shortest axis: negative skew (fixes the 180-degree turn about AP)
+        axes[:, 2] = -axes[:, 2]
+    axes[:, 1] = np.cross(axes[:, 2], axes[:, 0])  # right-handed
+    length = float(sd[0]) if sd[0] > 0 else 1.0
+    return EmbryoFrame(centre=centre, axes=axes, length=length, zscale=float(zscale))
+
+
+def point_features(coords: np.ndarray, size: np.ndarray, k: int = 6) -> np.ndarray:
+    """Per-nucleus features of one time point's cloud.
+
+    Parameters
+    ----------
+    coords : ndarray (n, 3)
+        Normalised positions (:meth:`EmbryoFrame.transform`), AP first.
+    size : ndarray (n,)
+        Nucleus diameters divided by the frame length (NaN allowed: replaced by the median).
+    k : int
+        Neighbours for the local features.
+
+    Returns
+    -------
+    ndarray (n, :data:`N_FEATURES`) float32
+        x, y, z; size relative to the embryo; log of size relative to the cloud's median;
+        log cell count (scaled); rank along AP (0..1); AP position relative to the cloud's
+        mean; mean offset (3) and mean distance to the ``k`` nearest nuclei (x4); log size
+        relative to those neighbours.
+    """
+    from scipy.spatial import cKDTree
+
+    n = len(coords)
+    size = np.asarray(size, dtype=float)
+    if n == 0:
+        return np.zeros((0, N_FEATURES), np.float32)
+    if np.isnan(size).all():
+        size = np.full(n, 0.1)
+    size = np.where(np.isnan(size), np.nanmedian(size), size)
+    size = np.maximum(size, 1e-3)
+    med = np.median(size)
+    rank = np.argsort(np.argsort(coords[:, 0], kind="stable"), kind="stable") / max(n - 1, 1)
+    kk = min(k, n - 1)
+    if kk >= 1:
+        _, nb = cKDTree(coords).query(coords, k=kk + 1)
+        nb = nb[:, 1:]
+        off = coords[nb].mean(1) - coords
+        dist = np.linalg.norm(coords[nb] - coords[:, None, :], axis=-1).mean(1)
+        rel = np.log(size / size[nb].mean(1))
+    else:
+        off, dist, rel = np.zeros((n, 3)), np.zeros(n), np.zeros(n)
+    f = np.column_stack([
+        coords,
+        size * 5.0,
+        np.log(size / med),
+        np.full(n, (np.log(n) - 4.0) / 1.5),
+        rank,
+        coords[:, 0] - coords[:, 0].mean(),
+        off * 4.0,
+        dist * 4.0,
+        rel,
+    ])
+    return f.astype(np.float32)
+
+
+def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dict[str, Any]]:
+    """Split a tidy table into normalised clouds, one per (embryo, time).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Tidy lineage table (``embryo, time, x, y, z`` and optionally ``size``, ``cell``).
+    zscale : float, optional
+        Plane spacing in xy pixels; default ``table.attrs["zscale"]``, else estimated per
+        embryo.
+
+    Returns
+    -------
+    list of dict
+        Each with ``embryo``, ``time``, ``index`` (row positions in ``table``), ``coords``
+        (n, 3) and ``size`` (n,) normalised, ``cell`` (names or None).
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise DevolensError(f"table lacks column(s) {', '.join(missing)} (a tidy lineage table is expected)")
+    if zscale is None:
+        zscale = table.attrs.get("zscale") if table.attrs else None
+    clouds: list[dict[str, Any]] = []
+    pos = np.arange(len(table))
+    emb = table["embryo"].astype(str).to_numpy()
+    for name in pd.unique(emb):
+        rows = pos[emb == name]
+        sub = table.iloc[rows]
+        x, y, z = (sub[c].to_numpy(dtype=float) for c in ("x", "y", "z"))
+        if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(z).all()):
+            raise DevolensError(f"embryo {name!r}: x, y and z must be finite numbers")
+        frame = embryo_frame(x, y, z, zscale)
+        coords = frame.transform(x, y, z)
+        size = sub["size"].to_numpy(dtype=float) / frame.length if "size" in sub.columns else np.full(len(sub), np.nan)
+        cells = sub["cell"].to_numpy(dtype=object) if "cell" in sub.columns else np.full(len(sub), None, dtype=object)
+        times = sub["time"].to_numpy()
+        order = np.argsort(times, kind="stable")
+        bounds = np.flatnonzero(np.diff(times[order])) + 1
+        for grp in np.split(order, bounds):
+            if len(grp) == 0:
+                continue
+            clouds.append({
+                "embryo": str(name), "time": times[grp[0]].item(), "index": rows[grp],
+                "coords": coords[grp], "size": size[grp], "cell": cells[grp],
+            })
+    return clouds
+
+
+# ----------------------------------------------------------------------------- augmentation
+def _rot(axis: int, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    i, j = [k for k in range(3) if k != axis]
+    r = np.eye(3)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+def ap_rotation(angle: float, mirror: bool = False) -> np.ndarray:
+    """Rotation (3x3) about the AP axis by ``angle`` radians, optionally mirroring axis 2."""
+    r = _rot(0, angle)
+    if mirror:
+        r = r @ np.diag([1.0, 1.0, -1.0])
+    return r
+
+
+#: The four sign flips of the two minor axes: identity, the 180-degree turn about AP, then
+#: the two mirrors (the frame is right-handed, so mirrors are optional augmentation).
+FLIPS: tuple[np.ndarray, ...] = tuple(np.diag([1.0, a, b]) for a, b in ((1, 1), (-1, -1), (1, -1), (-1, 1)))
+
+
+def views(tta: int, spread: float = 0.3) -> list[np.ndarray]:
+    """Test-time views: ``tta`` rotations about the AP axis, evenly spaced over
+    ``[-spread, spread]`` radians (``tta=1``: the frame itself)."""
+    tta = max(int(tta), 1)
+    if tta == 1:
+        return [np.eye(3)]
+    return [ap_rotation(a) for a in np.linspace(-spread, spread, tta)]
+
+
+def augment_cloud(coords: np.ndarray, size: np.ndarray, rng: np.random.Generator,
+                  ap_flip: float = 0.0, rotation: float = 0.35, mirror: bool = False, turn: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random geometric augmentation of one normalised cloud (training only).
+
+    A 180-degree turn about AP with probability ``turn`` (and a mirror of a minor axis with
+    probability 0.5 when ``mirror``), rotation about AP (normal, sd ``rotation``
+    radians; ``> 3`` means uniform), AP tilt (sd 0.06 rad), uniform scale (0.9-1.1) and
+    per-axis stretch (0.95-1.05), shift (sd 0.03), jitter (sd 0.015), size noise, and
+    dropping up to 15 % of the points (p=0.5); AP flip with probability ``ap_flip``.
+
+    Returns
+    -------
+    (coords, size, keep)
+        Augmented coordinates and sizes of the kept points, and the kept indices.
+    """
+    n = len(coords)
+    keep = np.arange(n)
+    if n > 8 and rng.random() < 0.5:
+        m = int(rng.uniform(0, 0.15) * n)
+        if m:
+            keep = np.sort(rng.choice(n, n - m, replace=False))
+    c = coords[keep]
+    s = size[keep]
+    angle = rng.uniform(0, 2 * np.pi) if rotation > 3 else rng.normal(0, rotation)
+    r = ap_rotation(angle) @ FLIPS[int(rng.random() < turn)]
+    if mirror and rng.random() < 0.5:
+        r = r @ FLIPS[2]
+    r = _rot(1, rng.normal(0, 0.06)) @ _rot(2, rng.normal(0, 0.06)) @ r
+    if rng.random() < ap_flip:
+        r = np.diag([-1.0, -1.0, 1.0]) @ r
+    c = c @ r.T
+    c = c * rng.uniform(0.9, 1.1) * rng.uniform(0.95, 1.05, size=3)
+    c = c + rng.normal(0, 0.03, size=3) + rng.normal(0, 0.015, size=c.shape)
+    s = s * rng.uniform(0.9, 1.1) * np.exp(rng.normal(0, 0.05, size=len(s)))
+    return c, s, keep
+
+
+# ----------------------------------------------------------------------------- batching
+def pad_batch(features: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack clouds of different sizes: points (B, P, F) float32 and mask (B, P) bool."""
+    b = len(features)
+    p = max(len(f) for f in features)
+    x = np.zeros((b, p, N_FEATURES), np.float32)
+    m = np.zeros((b, p), bool)
+    for i, f in enumerate(features):
+        x[i, : len(f)] = f
+        m[i, : len(f)] = True
+    return torch.from_numpy(x), torch.from_numpy(m)
+
+
+def token_batches(sizes: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Group cloud indices (sorted by size) so that each padded batch holds <= max_tokens."""
+    order = np.argsort(np.asarray(sizes), kind="stable")
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        n = max(int(sizes[i]), 1)
+        if cur and n * (len(cur) + 1) > max_tokens:
+            batches.append(cur)
+            cur = []
+        cur.append(int(i))
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def split_logits(logits: torch.Tensor, n_founder: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split the model's output into founder logits and depth-1 logits (last dim)."""
+    return logits[..., :n_founder], logits[..., n_founder:]
+
+
+def joint_depth1(p_founder: np.ndarray, p_depth1: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Depth-1 probabilities that also use the founder head: the mean of the depth-1 head
+    and the founder head times the depth-1 head's share within each founder."""
+    agg = np.zeros_like(p_founder)
+    np.add.at(agg.T, parent, p_depth1.T)
+    share = p_depth1 / np.maximum(agg[:, parent], 1e-12)
+    return 0.5 * (p_depth1 + p_founder[:, parent] * share)
+
+
+def combine_probabilities(p_founder: np.ndarray, p_depth1: np.ndarray, parent: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Consistent founder / depth-1 decisions from the two heads.
+
+    Parameters
+    ----------
+    p_founder : ndarray (n, F)
+        Founder probabilities.
+    p_depth1 : ndarray (n, K)
+        Depth-1 probabilities.
+    parent : ndarray (K,) int
+        Founder index of each depth-1 class.
+
+    Returns
+    -------
+    (founder, depth1, confidence)
+        Founder index (argmax of the mean of the founder head and the depth-1 head summed
+        per founder), depth-1 index (best class within that founder) and the confidence
+        (probability of the founder times the depth-1 class's share within it).
+    """
+    agg = np.zeros_like(p_founder)
+    np.add.at(agg.T, parent, p_depth1.T)
+    pf = 0.5 * (p_founder + agg)
+    f = pf.argmax(1)
+    within = np.where(parent[None, :] == f[:, None], p_depth1, -1.0)
+    d = within.argmax(1)
+    share = p_depth1[np.arange(len(d)), d] / np.maximum(agg[np.arange(len(f)), f], 1e-12)
+    conf = pf[np.arange(len(f)), f] * np.clip(share, 0.0, 1.0)
+    return f, d, conf
+
+
+# ----------------------------------------------------------------------------- tracklets
+def tracklets(clouds: list[dict[str, Any]], max_step: float = 0.5, max_link: float = 1.0,
+              return_parents: bool = False):
+    """Group nuclei into tracklets (stretches of one cell's life) by nearest-neighbour links.
+
+    Each nucleus is linked to the nearest nucleus of the previous time point of its
+    embryo (normalised coordinates). A link is kept when the previous nucleus has exactly
+    one such successor (no division, no merge) and is closer than ``max_step`` (in units
+    of the embryo length SD); chains of kept links form a tracklet. A cell keeps its
+    identity within a tracklet, so predictions can be pooled over it. A tracklet that
+    starts after the embryo's first time point gets as *parent* the tracklet of its
+    nucleus's nearest neighbour at the previous time point (its mother after a division)
+    when closer than ``max_link``.
+
+    Parameters
+    ----------
+    clouds : list of dict
+        From :func:`prepare_clouds` (``embryo``, ``time``, ``index``, ``coords``).
+    max_step, max_link : float
+        Largest link length within a tracklet / to a parent, in embryo-length units.
+    return_parents : bool
+        Also return the parent of every tracklet.
+
+    Returns
+    -------
+    ndarray (n_rows,) int
+        Tracklet id of every row (indexed like the table the clouds came from); ids grow
+        with the tracklet's start time.
+    ndarray (n_tracklets,) int
+        Only with ``return_parents``: parent tracklet id, -1 for none (parent < child).
+    """
+    from scipy.spatial import cKDTree
+
+    size = max((int(c["index"].max()) + 1 for c in clouds if len(c["index"])), default=0)
+    label = np.full(size, -1, dtype=np.int64)
+    parents: list[int] = []
+    next_id = 0
+    prev: dict[str, dict[str, Any]] = {}
+    for c in sorted(clouds, key=lambda c: (c["embryo"], c["time"])):
+        idx = c["index"]
+        ids = np.full(len(idx), -1, dtype=np.int64)
+        par = np.full(len(idx), -1, dtype=np.int64)
+        p = prev.get(c["embryo"])
+        if p is not None and len(p["coords"]) and len(idx):
+            dist, nn = cKDTree(p["coords"]).query(c["coords"], k=1)
+            succ = np.bincount(nn, minlength=len(p["coords"]))
+            ok = (succ[nn] == 1) & (dist <= max_step) & (p["time"] + 1 >= c["time"])
+            ids[ok] = label[p["index"][nn[ok]]]
+            near = dist <= max_link
+            par[near] = label[p["index"][nn[near]]]
+        fresh = ids < 0
+        ids[fresh] = np.arange(next_id, next_id + int(fresh.sum()))
+        parents.extend(par[fresh].tolist())
+        next_id += int(fresh.sum())
+        label[idx] = ids
+        prev[c["embryo"]] = c
+    if return_parents:
+        return label, np.asarray(parents, dtype=np.int64)
+    return label
+
+
+def pool_over_tracklets(prob: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+    """Mean of the rows' probabilities over each tracklet (same shape as ``prob``)."""
+    _, inv = np.unique(tracks, return_inverse=True)
+    sums = np.zeros((inv.max() + 1, prob.shape[1]))
+    np.add.at(sums, inv, prob)
+    counts = np.bincount(inv)
+    return sums[inv] / counts[inv][:, None]
+
+
+def transition_matrix(depth1: Sequence[str], founders: Sequence[str], eps: float = 0.01) -> np.ndarray:
+    """Mother -> daughter class transitions (K x K, rows sum to 1) of the depth-1 classes.
+
+    Allowed: staying the same class (a tracklet broken without a division); ``P`` -> ``AB``,
+    ``P``, ``EMS``, ``C``, ``D``, ``Z`` (P0..P4 divisions); ``EMS`` -> ``MS``, ``E``; an
+    undivided lettered founder (``AB``, ``MS``, ``E``, ``C``, ``D``) -> its depth-1 daughters.
+    A share ``eps`` of every row is spread over all classes (wrong links happen).
+    """
+    k = len(depth1)
+    fidx = [class_founder(d, founders) for d in depth1]
+    allowed = np.eye(k)
+    for i, m in enumerate(depth1):
+        for j, d in enumerate(depth1):
+            if m == "P":
+                allowed[i, j] = max(allowed[i, j], float(d in ("AB", "P", "EMS", "C", "D", "Z")))
+            elif m == "EMS":
+                allowed[i, j] = max(allowed[i, j], float(d in ("MS", "E")))
+            elif m in ("AB", "MS", "E", "C", "D") and d != m and founders[fidx[j]] == m:
+                allowed[i, j] = 1.0
+    t = allowed / allowed.sum(1, keepdims=True)
+    return (1 - eps) * t + eps / k
+
+
+def lineage_posterior(prob: np.ndarray, tracks: np.ndarray, parents: np.ndarray, trans: np.ndarray,
+                      floor: float = 1e-3, power: float = 0.0) -> np.ndarray:
+    """Posterior class probabilities of every row from a tree of tracklets (sum-product).
+
+    Each tracklet is a node whose evidence is ``exp(n ** power * mean log p)`` over its
+    ``n`` rows (per-row predictions are strongly correlated in time, so by default a
+    tracklet counts as one observation, the geometric mean); edges from parent to child
+    tracklet follow ``trans``. Exact belief propagation on the forest.
+
+    Parameters
+    ----------
+    prob : ndarray (n_rows, K)
+        Per-row class probabilities.
+    tracks : ndarray (n_rows,) int
+        Tracklet id of every row (0..M-1).
+    parents : ndarray (M,) int
+        Parent tracklet (-1 for roots), parent id < child id.
+    trans : ndarray (K, K)
+        Transition probabilities (mother row, daughter column).
+    floor : float
+        Probabilities are clipped from below before the log.
+    power : float
+        Evidence of a tracklet of ``n`` rows = ``n ** power`` times its mean log-probability
+        (0: the geometric mean of the rows' probabilities, the default).
+
+    Returns
+    -------
+    ndarray (n_rows, K)
+        Posterior of every row (its tracklet's posterior).
+    """
+    m = len(parents)
+    k = prob.shape[1]
+    logp = np.log(np.clip(prob, floor, 1.0))
+    sums = np.zeros((m, k))
+    np.add.at(sums, tracks, logp)
+    n = np.bincount(tracks, minlength=m).astype(float)
+    loge = sums / np.maximum(n, 1)[:, None] * (np.maximum(n, 1) ** power)[:, None]
+    ev = np.exp(loge - loge.max(1, keepdims=True))
+    up = ev.copy()
+    msg = np.ones((m, k))
+    for i in range(m - 1, -1, -1):
+        up[i] /= up[i].sum()
+        p = parents[i]
+        if p >= 0:
+            msg[i] = trans @ up[i]
+            msg[i] /= msg[i].sum()
+            up[p] *= msg[i]
+            up[p] /= up[p].sum()
+    post = np.zeros((m, k))
+    for i in range(m):
+        p = parents[i]
+        if p < 0:
+            post[i] = up[i]
+        else:
+            pi = trans.T @ (post[p] / msg[i])
+            post[i] = pi * up[i]
+        post[i] /= post[i].sum()
+    return post[tracks]
+
+
+# ----------------------------------------------------------------------------- predictor
+class IdentityPredictor:
+    """Founder and depth-1 identity of every nucleus of a tidy lineage table.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A point-set model (``model(points, mask) -> logits``) whose outputs are the founder
+        logits followed by the depth-1 logits.
+    founders, depth1 : list of str
+        Class names of the two heads.
+    tta : int
+        Views averaged at prediction: rotations about the AP axis (see :func:`views`), >= 1.
+    max_tokens : int
+        Points per padded batch (memory / speed trade-off).
+    device : str
+        Torch device.
+    smooth : {"lineage", "tracklets", "none"}
+        Use the time course: ``"tracklets"`` averages the probabilities over tracklets
+        (nearest-neighbour links between consecutive time points, cut at divisions; see
+        :func:`tracklets`); ``"lineage"`` (default) also links each tracklet to its mother
+        and runs belief propagation over the resulting tree (:func:`lineage_posterior`), so
+        that a cell inherits the evidence of its ancestors and descendants.
+    link_eps : float
+        Share of every lineage transition spread over all classes (slack for wrong links).
+    evidence_power : float
+        Weight ``n ** evidence_power`` of a tracklet's mean log-probability in the tree.
+    """
+
+    def __init__(self, model: torch.nn.Module, founders: Sequence[str], depth1: Sequence[str],
+                 tta: int = 1, max_tokens: int = 8192, device: str = "cpu", smooth: str | bool = "lineage",
+                 link_eps: float = 0.01, evidence_power: float = 0.0):
+        self.model = model.to(device).eval()
+        self.founders = list(founders)
+        self.depth1 = list(depth1)
+        self.tta = max(int(tta), 1)
+        self.max_tokens = int(max_tokens)
+        self.device = device
+        if smooth is True:
+            smooth = "lineage"
+        if smooth not in (False, None, "none", "tracklets", "lineage"):
+            raise DevolensError(f"smooth must be 'lineage', 'tracklets' or 'none', got {smooth!r}")
+        self.smooth = smooth if smooth not in (False, None) else "none"
+        self.parent = np.array([class_founder(d, self.founders) for d in self.depth1], dtype=np.int64)
+        self.trans = transition_matrix(self.depth1, self.founders, eps=link_eps)
+        self.evidence_power = float(evidence_power)
+
+    @classmethod
+    def from_zoo(cls, folder: str | Path, card: dict[str, Any], **options: Any) -> "IdentityPredictor":
+        """Build the predictor from a zoo folder (``weights.safetensors``) and its card."""
+        from safetensors.torch import load_file
+
+        from devolens.models.identity_net import build_network
+
+        folder = Path(folder)
+        weights = folder / "weights.safetensors"
+        if not weights.is_file():
+            raise DevolensError("model weights not found", path=weights)
+        arch = card["architecture"]
+        model = build_network(arch["network"])
+        state = load_file(str(weights))
+        ref = model.state_dict()
+        state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise DevolensError(f"weights do not match the card: {exc}", path=weights) from None
+        opts = {"tta": arch.get("tta", 1), **options}
+        return cls(model, arch["founders"], arch["depth1"], **opts)
+
+    @torch.no_grad()
+    def predict_proba(self, table: pd.DataFrame, zscale: float | None = None,
+                      progress: Callable[[int, int], None] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities of every row: founder (n, F) and depth-1 (n, K)."""
+        clouds = prepare_clouds(table, zscale)
+        nf, nd = len(self.founders), len(self.depth1)
+        pf = np.zeros((len(table), nf))
+        pd1 = np.zeros((len(table), nd))
+        vs = views(self.tta)
+        batches = token_batches([len(c["coords"]) for c in clouds], self.max_tokens)
+        for bi, batch in enumerate(batches):
+            for r in vs:
+                feats = [point_features(clouds[i]["coords"] @ r.T, clouds[i]["size"]) for i in batch]
+                x, m = pad_batch(feats)
+                logits = self.model(x.to(self.device), m.to(self.device)).float()
+                lf, ld = split_logits(logits, nf)
+                sf = torch.softmax(lf, -1).cpu().numpy()
+                sd = torch.softmax(ld, -1).cpu().numpy()
+                for j, i in enumerate(batch):
+                    n = len(clouds[i]["coords"])
+                    idx = clouds[i]["index"]
+                    pf[idx] += sf[j, :n] / len(vs)
+                    pd1[idx] += sd[j, :n] / len(vs)
+            if progress is not None:
+                progress(bi + 1, len(batches))
+        if self.smooth == "tracklets":
+            tracks = tracklets(clouds)
+            pf, pd1 = pool_over_tracklets(pf, tracks), pool_over_tracklets(pd1, tracks)
+        elif self.smooth == "lineage":
+            tracks, parents = tracklets(clouds, return_parents=True)
+            joint = joint_depth1(pf, pd1, self.parent)
+            pd1 = lineage_posterior(joint, tracks, parents, self.trans, power=self.evidence_power)
+            pf = np.zeros_like(pf)
+            np.add.at(pf.T, self.parent, pd1.T)
+        return pf, pd1
+
+    def predict(self, table: pd.DataFrame, zscale: float | None = None,
+                progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+        """Name every nucleus at depth 0 and 1.
+
+        Parameters
+        ----------
+        table : DataFrame
+            Tidy lineage table: ``embryo, time, x, y`` (pixels), ``z`` (planes) and
+            ``size`` (pixels; optional). Cell names, if any, are ignored. Every time point
+            of an embryo is classified from its whole cloud; the embryo's frame pools all
+            its time points in the table.
+        zscale : float, optional
+            Plane spacing in xy pixels (default ``table.attrs["zscale"]``, else estimated).
+        progress : callable, optional
+            ``progress(done, total)`` over batches.
+
+        Returns
+        -------
+        DataFrame
+            The input rows (same index and columns) plus ``pred_founder``, ``pred_depth1``
+            (class names) and ``confidence`` (0..1).
+        """
+        out = table.copy()
+        if len(table) == 0:
+            for c in ("pred_founder", "pred_depth1"):
+                out[c] = pd.Series(dtype=object)
+            out["confidence"] = pd.Series(dtype=float)
+            return out
+        pf, pd1 = self.predict_proba(table, zscale, progress)
+        f, d, conf = combine_probabilities(pf, pd1, self.parent)
+        out["pred_founder"] = np.asarray(self.founders, dtype=object)[f]
+        out["pred_depth1"] = np.asarray(self.depth1, dtype=object)[d]
+        out["confidence"] = conf
+        return out
