@@ -42,6 +42,9 @@ CLASSES = ("background", "live", "dead")
 #: Channel names of the image, by index.
 CHANNELS = ("hoechst", "draq7")
 DEFAULT_SIZE = (2700, 3600)
+#: Smallest nucleus semi-axis (px); debris is smaller (at most DEBRIS_MAX_RADIUS).
+MIN_RADIUS = 3.0
+DEBRIS_MAX_RADIUS = 1.8
 
 __all__ = ["CLASSES", "CHANNELS", "DEFAULT_SIZE", "Well", "WellParams", "random_params", "simulate_well"]
 
@@ -162,6 +165,9 @@ def random_params(rng: np.random.Generator, *, density: float | None = None,
         photons_per_count=float(np.exp(u(np.log(0.1), np.log(2.0)))),
         read_noise=float(u(2.0, 30.0)),
     )
+    # Draq7 marks dead nuclei clearly: at least 8x the Hoechst cross-talk of the brightest
+    # nuclei (else live and dead could not be told apart, in a real assay either)
+    p.dead_draq7 = max(p.dead_draq7, 8.0 * p.crosstalk * max(p.live_hoechst, p.dead_hoechst))
     return p
 
 
@@ -189,7 +195,7 @@ def _place_nuclei(rng: np.random.Generator, n: int, shape: tuple[int, int], p: W
     m = y.size
     dead = rng.random(m) < p.dead_fraction
     r = p.radius * np.clip(rng.normal(1.0, p.radius_sd, m), 0.5, 1.8)
-    r = np.where(dead, r * p.dead_shrink, r)
+    r = np.maximum(np.where(dead, r * p.dead_shrink, r), MIN_RADIUS)
     e = rng.uniform(0, p.elongation, m)
     a = r * (1 + e / 2)
     b = r * (1 - e / 2)
@@ -404,7 +410,7 @@ def simulate_well(
     if n_deb:
         dy_ = rng.uniform(0, h, n_deb)
         dx_ = rng.uniform(0, w, n_deb)
-        da = rng.uniform(0.7, 2.5, n_deb)
+        da = rng.uniform(0.5, DEBRIS_MAX_RADIUS, n_deb)
         db = da * rng.uniform(0.3, 1.0, n_deb)
         dth = rng.uniform(0, np.pi, n_deb)
         dflat, dobj, dprof = _stamp((h, w), dy_, dx_, da, db, dth, rng, 0.0)

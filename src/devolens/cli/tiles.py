@@ -1,0 +1,305 @@
+"""Giant images and live/dead wells: ``devolens simulate well``, ``devolens tile``,
+``devolens segment livedead``.
+
+``simulate well`` is added to the ``simulate`` group of :mod:`devolens.cli.simulate`;
+``segment`` is created here when the app has none yet and kept as :data:`segment_app`, so
+that other areas (nuclei, membrane) add their commands to the same group.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+segment_app: typer.Typer | None = None
+
+KEEP_CHOICES = ("mixed", "all")
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = text.lower().replace("*", "x").split("x")
+        size = (int(h), int(w))
+    except ValueError:
+        raise typer.BadParameter(f"expected HxW in pixels, e.g. 2700x3600; got {text!r}", param_hint="--size")
+    if size[0] < 8 or size[1] < 8:
+        raise typer.BadParameter("must be at least 8x8 pixels", param_hint="--size")
+    return size
+
+
+def _write_tiff(path: Path, arr, axes: str) -> None:
+    import tifffile
+
+    from devolens.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, arr, metadata={"axes": axes}, photometric="minisblack")
+
+
+def _show_warnings():
+    """Context manager: library warnings (e.g. dtype conversion) become one-line notes."""
+    import contextlib
+    import warnings
+
+    from devolens.cli._common import console
+
+    @contextlib.contextmanager
+    def cm():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            try:
+                yield
+            finally:
+                for w in caught:
+                    if issubclass(w.category, UserWarning):
+                        console.print(f"warning: {w.message}")
+
+    return cm()
+
+
+# ----------------------------------------------------------------------------------------
+# devolens simulate well
+
+
+def simulate_well_command(
+    out: Path = typer.Option(..., "--out", "-o", help="Output image: (C, H, W) uint16 TIFF, channels Hoechst, Draq7."),
+    labels: Path = typer.Option(
+        ..., "--labels", help="Output label image: (H, W) uint8 TIFF, 0 background, 1 live, 2 dead."
+    ),
+    size: str = typer.Option("2700x3600", "--size", help="Well size HxW in pixels."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives the same well."),
+    dead_fraction: Optional[float] = typer.Option(
+        None, "--dead-fraction", min=0.0, max=1.0, help="Fraction of dead nuclei (default: drawn from the seed)."
+    ),
+    density: Optional[float] = typer.Option(
+        None, "--density", min=0.0, help="Nuclei per megapixel (default: drawn from the seed, 150..1200)."
+    ),
+    objects: Optional[Path] = typer.Option(
+        None, "--objects",
+        help="Object table CSV (id,x,y,area,class,in_focus,radius); default: <out>.objects.csv beside --out.",
+    ),
+) -> None:
+    """Simulate a stitched two-channel live/dead well with its ground truth."""
+    from devolens.cli._common import console
+    from devolens.errors import DevolensError
+    from devolens.io.atomic import write_csv
+    from devolens.render.wells import simulate_well
+
+    hw = _parse_size(size)
+    for p in (out, labels):
+        if p.is_dir():
+            raise DevolensError("is a folder; give a file name", path=p)
+    well = simulate_well(seed=seed, size=hw, dead_fraction=dead_fraction, density=density)
+    obj_path = objects if objects is not None else out.with_name(out.stem + ".objects.csv")
+    _write_tiff(out, well.image, "CYX")
+    _write_tiff(labels, well.labels, "YX")
+    write_csv(well.objects, obj_path)
+    c = well.counts
+    console.print(
+        f"wrote {out} ({hw[0]}x{hw[1]}, 2 channels), {labels}, {obj_path}: "
+        f"{c['live']} live, {c['dead']} dead nuclei (fraction dead {c['fraction_dead']:.3f})"
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# devolens tile
+
+
+class _TileGroup(TyperGroup):
+    """``devolens tile IMAGE...`` (default command) and ``devolens tile stats FILE``.
+
+    Anything that is not a sub-command name is handed to the hidden default command
+    ``make``; ``--labels A B C`` (several values after one flag) is accepted as well as
+    repeating ``--labels``.
+    """
+
+    default = "make"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = [self.default] + list(args)
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage("devolens tile", "IMAGE... [--labels LABELS...] --out STORE.h5 [OPTIONS]")
+        formatter.write_usage("devolens tile", "stats STORE.h5", prefix="       ")
+
+
+def _spread_labels(args: list[str]) -> list[str]:
+    """Rewrite ``--labels a b c`` as ``--labels a --labels b --labels c``."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--labels":
+            out.append(a)
+            i += 1
+            first = True
+            while i < len(args) and not args[i].startswith("-"):
+                if not first:
+                    out.append("--labels")
+                out.append(args[i])
+                first = False
+                i += 1
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+class _MakeCommand(typer.core.TyperCommand):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _spread_labels(list(args)))
+
+
+tile_app = typer.Typer(
+    cls=_TileGroup,
+    help=(
+        "Cut large images into tiles in an HDF5 store, or show a store's class statistics.\n\n"
+        "devolens tile IMAGE... [--labels LABELS...] --out tiles.h5 [--tile 160] [--stride 80] "
+        "[--keep mixed|all] [--append]\n\n"
+        "devolens tile stats tiles.h5\n\n"
+        "Run `devolens tile make --help` for the tiling options."
+    ),
+    no_args_is_help=True,
+)
+
+
+@tile_app.command("make", cls=_MakeCommand)
+def tile_make_command(
+    images: List[Path] = typer.Argument(..., help="Images to tile: (C, H, W) uint16 TIFF (C=2: Hoechst, Draq7)."),
+    labels: Optional[List[Path]] = typer.Option(
+        None, "--labels",
+        help="Label images (H, W) uint8 (0 background, 1 live, 2 dead), one per image in the same order; "
+        "give them after one --labels or repeat the flag.",
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="HDF5 tile store to write (replaced unless --append)."),
+    tile: int = typer.Option(160, "--tile", min=8, help="Tile side in pixels."),
+    stride: int = typer.Option(80, "--stride", min=1, help="Step between tiles in pixels (tile/2 = 50% overlap)."),
+    keep: str = typer.Option(
+        "mixed", "--keep", help="'mixed': keep only tiles holding more than one class; 'all': keep every tile."
+    ),
+    append: bool = typer.Option(False, "--append", help="Add the tiles to an existing store instead of replacing it."),
+    compression: str = typer.Option("lzf", "--compression", help="Chunk compression: lzf (fast), gzip (level 1) or none."),
+    chunk: int = typer.Option(1000, "--chunk", min=1, help="Samples per HDF5 chunk (what a streaming reader fetches)."),
+) -> None:
+    """Tile images (and labels) into an HDF5 store: images (N,C,T,T), labels (N,T,T), class_counts, source, coords."""
+    from devolens.cli._common import console, progress_bar
+    from devolens.data.tiling import tile_to_h5
+
+    if keep not in KEEP_CHOICES:
+        raise typer.BadParameter("must be 'mixed' or 'all'", param_hint="--keep")
+    if compression not in ("lzf", "gzip", "none"):
+        raise typer.BadParameter("must be lzf, gzip or none", param_hint="--compression")
+    with _show_warnings(), progress_bar("tiling") as cb:
+        summary = tile_to_h5(
+            images, out, labels or None, tile=tile, stride=stride, keep=keep, append=append,
+            compression=None if compression == "none" else compression, chunk=chunk, progress=cb,
+        )
+    added = sum(summary.added)
+    looked = sum(summary.considered)
+    console.print(
+        f"wrote {out}: +{added} tiles of {looked} positions from {len(images)} image(s); "
+        f"{summary.n_tiles} tiles from {len(summary.sources)} image(s) in the store"
+    )
+
+
+@tile_app.command("stats")
+def tile_stats_command(
+    store: Path = typer.Argument(..., help="HDF5 tile store written by `devolens tile`."),
+) -> None:
+    """Print the class frequencies (pixels) and balanced class weights of a tile store."""
+    from devolens.cli._common import out as stdout
+    from devolens.data.tiling import store_stats
+
+    df = store_stats(store)
+    stdout.print(f"{store}: {df.attrs['n_tiles']} tiles from {len(df.attrs['sources'])} image(s)")
+    stdout.print(f"{'class':>5}  {'name':<12}{'pixels':>14}{'frequency':>11}{'tiles':>9}{'weight':>9}")
+    for r in df.itertuples(index=False):
+        stdout.print(f"{r[0]:>5}  {r.name:<12}{r.pixels:>14d}{r.frequency:>11.5f}{r.tiles:>9d}{r.weight:>9.4f}")
+    stdout.print("class weights: " + ",".join(f"{w:.4f}" for w in df["weight"]))
+
+
+# ----------------------------------------------------------------------------------------
+# devolens segment livedead
+
+
+def segment_livedead_command(
+    image: Path = typer.Argument(..., help="Well image: (C, H, W) uint16 TIFF, C=2 (Hoechst, Draq7); any size."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: labels.tif, objects.csv, counts.csv."),
+    model: str = typer.Option("livedead", "--model", help="Zoo model name, or a run folder's .safetensors file."),
+    window: int = typer.Option(512, "--window", min=32, help="Sliding-window side in pixels (a multiple of 32)."),
+    overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between windows in pixels (blended smoothly)."),
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Windows per forward pass."),
+    fast: bool = typer.Option(True, "--fast/--no-fast", help="bf16 autocast + channels_last on CPU (faster)."),
+    min_area: int = typer.Option(12, "--min-area", min=0, help="Drop objects smaller than this many pixels."),
+    probabilities: bool = typer.Option(
+        False, "--probabilities", help="Also write probs.tif: (3, H, W) uint8 class probabilities x255."
+    ),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch CPU threads (default: torch's)."),
+) -> None:
+    """Segment live and dead nuclei in a well of any size (tiled, bounded memory)."""
+    from devolens.cli._common import console, progress_bar
+    from devolens.errors import DevolensError
+    from devolens.predict.livedead import segment_livedead_file
+
+    if out.exists() and not out.is_dir():
+        raise DevolensError("exists and is not a folder", path=out)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    with _show_warnings(), progress_bar("segmenting") as cb:
+        counts = segment_livedead_file(
+            image, out, model=model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
+            min_area=min_area, write_probabilities=probabilities, progress=cb,
+        )
+    console.print(
+        f"wrote {out}/labels.tif, objects.csv, counts.csv: {counts['live']} live, {counts['dead']} dead "
+        f"(fraction dead {counts['fraction_dead']:.3f})"
+    )
+
+
+# ----------------------------------------------------------------------------------------
+
+
+def _group_named(app: typer.Typer, name: str) -> typer.Typer | None:
+    for info in app.registered_groups:
+        if info.name == name and info.typer_instance is not None:
+            return info.typer_instance
+    return None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``simulate well``, ``tile`` and ``segment livedead`` to the root app."""
+    global segment_app
+    try:
+        from devolens.cli.simulate import simulate_app
+    except ImportError:  # the simulate area is not there: make the group here
+        simulate_app = _group_named(app, "simulate")
+        if simulate_app is None:
+            simulate_app = typer.Typer(help="Simulate data: digital embryos and live/dead wells.", no_args_is_help=True)
+            app.add_typer(simulate_app, name="simulate")
+    simulate_app.command("well")(simulate_well_command)
+    if _group_named(app, "simulate") is None:  # simulate.py exists but did not register (yet)
+        app.add_typer(simulate_app, name="simulate")
+
+    app.add_typer(tile_app, name="tile")
+
+    seg = _group_named(app, "segment")
+    if seg is None:
+        seg = typer.Typer(
+            help="Segment images with the zoo's models (livedead: live and dead nuclei in wells).",
+            no_args_is_help=True,
+        )
+        app.add_typer(seg, name="segment")
+    segment_app = seg
+    seg.command("livedead")(segment_livedead_command)

@@ -1,0 +1,566 @@
+"""Cut large two-channel images (and their label images) into tiles in an HDF5 store.
+
+Store layout (one file, any number of source images)::
+
+    images        (N, C, T, T) uint16   chunked (chunk, C, T, T), shuffle + lzf
+    labels        (N, T, T)    uint8    chunked (chunk, T, T), shuffle + lzf [when labelled]
+    class_counts  (N, K)       int64    pixels of each class in the tile  [when labelled]
+    source        (N,)         int32    index into attrs["sources"]
+    coords        (N, 2)       int32    (y, x) of the tile's top-left corner in its source
+    attrs: sources, label_sources (JSON lists of file names), tile, stride, keep,
+           n_classes, channels, chunk, format="devolens-tiles", version
+
+Chunks hold ``chunk`` whole samples (default 1000) and are always written whole, so that
+writing is fast and a reader (:class:`devolens.data.h5stream.H5TileStream`) can fetch one
+chunk at a time. The store is written to a temporary file and renamed at the end: an
+interrupted run never leaves a corrupt store (``append=True`` works on a copy likewise).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+import tifffile
+
+from devolens.errors import DevolensError
+from devolens.io.atomic import atomic_path
+
+STORE_FORMAT = "devolens-tiles"
+STORE_VERSION = 1
+
+__all__ = [
+    "read_image",
+    "read_labels",
+    "tile_positions",
+    "tile_arrays",
+    "tile_to_h5",
+    "open_store",
+    "store_stats",
+    "TilingSummary",
+]
+
+
+# ----------------------------------------------------------------------------------------
+# reading and checking inputs
+
+
+def _to_uint16(arr: np.ndarray, path: Path) -> np.ndarray:
+    """Convert an image of another dtype to uint16 (with a warning)."""
+    if arr.dtype == np.uint16:
+        return arr
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number):
+        raise DevolensError(f"image dtype {arr.dtype} is not numeric", path=path)
+    if arr.dtype == np.uint8:
+        out = arr.astype(np.uint16) * np.uint16(257)
+        how = "scaled x257"
+    elif np.issubdtype(arr.dtype, np.floating):
+        finite = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=65535.0, neginf=0.0)
+        hi = float(finite.max()) if finite.size else 0.0
+        if hi <= 1.0:
+            finite = finite * 65535.0
+            how = "scaled [0, 1] -> [0, 65535]"
+        else:
+            how = "rounded and clipped to [0, 65535]"
+        out = np.clip(np.rint(finite), 0, 65535).astype(np.uint16)
+    else:
+        out = np.clip(arr, 0, 65535).astype(np.uint16)
+        how = "clipped to [0, 65535]"
+    warnings.warn(f"{path}: image is {arr.dtype}, not uint16; converted ({how})", stacklevel=3)
+    return out
+
+
+def read_image(path: str | Path, channels: int = 2) -> np.ndarray:
+    """Read a multi-channel image as a (C, H, W) uint16 array.
+
+    Parameters
+    ----------
+    path : str or Path
+        TIFF file holding (C, H, W) data; (H, W, C) with C last is accepted as well.
+    channels : int
+        Expected channel count (2: Hoechst, Draq7).
+
+    Returns
+    -------
+    ndarray, uint16, shape (C, H, W)
+
+    Raises
+    ------
+    DevolensError
+        Missing or unreadable file, wrong number of dimensions or channels.
+
+    Notes
+    -----
+    Images of another dtype are converted to uint16 with a ``UserWarning``: uint8 is scaled
+    by 257, floats in [0, 1] by 65535, other values are rounded and clipped.
+    """
+    path = Path(path)
+    arr = _imread(path)
+    if arr.ndim == 2 and channels == 1:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise DevolensError(f"expected a (C, H, W) image with C={channels}, got shape {arr.shape}", path=path)
+    if arr.shape[0] != channels:
+        if arr.shape[-1] == channels and arr.shape[0] > channels:
+            arr = np.moveaxis(arr, -1, 0)
+        else:
+            raise DevolensError(
+                f"expected {channels} channels (Hoechst, Draq7) in a (C, H, W) image, got shape {arr.shape}",
+                path=path,
+            )
+    return np.ascontiguousarray(_to_uint16(arr, path))
+
+
+def read_labels(path: str | Path, n_classes: int = 3) -> np.ndarray:
+    """Read a class label image (H, W) as uint8 and check its values are < ``n_classes``."""
+    path = Path(path)
+    arr = _imread(path)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 2:
+        raise DevolensError(f"expected an (H, W) label image, got shape {arr.shape}", path=path)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise DevolensError(f"label image must hold integers, got {arr.dtype}", path=path)
+    hi = int(arr.max()) if arr.size else 0
+    lo = int(arr.min()) if arr.size else 0
+    if lo < 0 or hi >= n_classes:
+        raise DevolensError(f"label values must be in 0..{n_classes - 1}, found {lo}..{hi}", path=path)
+    return np.ascontiguousarray(arr.astype(np.uint8, copy=False))
+
+
+def _imread(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise DevolensError("no such file", path=path)
+    try:
+        return tifffile.imread(path)
+    except Exception as exc:  # tifffile raises many types on bad files
+        raise DevolensError(f"cannot read as TIFF ({exc.__class__.__name__}: {exc})", path=path) from None
+
+
+# ----------------------------------------------------------------------------------------
+# tiling in memory
+
+
+def tile_positions(length: int, tile: int, stride: int) -> np.ndarray:
+    """Top-left offsets of tiles along one axis: 0, stride, 2*stride, ... while they fit."""
+    if length < tile:
+        return np.zeros(0, np.int64)
+    return np.arange(0, length - tile + 1, stride, dtype=np.int64)
+
+
+def _box_counts(labels: np.ndarray, ys: np.ndarray, xs: np.ndarray, tile: int, n_classes: int) -> np.ndarray:
+    """Pixels of each class in every tile (ny, nx, K).
+
+    When the tile is a multiple of the stride (the usual case) the label image is summed
+    once per stride-sized block and tiles add up ``(tile/stride)**2`` blocks; otherwise
+    integral images are used. Class 0 is the remainder ``tile**2 - sum(others)``.
+    """
+    out = np.empty((ys.size, xs.size, n_classes), np.int64)
+    if ys.size == 0 or xs.size == 0:
+        return out
+    step_y = int(ys[1] - ys[0]) if ys.size > 1 else tile
+    step_x = int(xs[1] - xs[0]) if xs.size > 1 else tile
+    if step_y == step_x and tile % step_y == 0:
+        b = step_y
+        r = tile // b
+        nyb, nxb = ys.size - 1 + r, xs.size - 1 + r
+        crop = labels[: nyb * b, : nxb * b]
+        for k in range(1, n_classes):
+            blocks = (crop == k).reshape(nyb, b, nxb, b).sum(axis=(1, 3), dtype=np.int64)
+            ii = np.zeros((nyb + 1, nxb + 1), np.int64)
+            ii[1:, 1:] = blocks.cumsum(0).cumsum(1)
+            out[..., k] = ii[r:, r:] - ii[:-r, r:] - ii[r:, :-r] + ii[:-r, :-r]
+    else:
+        y0, x0 = ys[:, None], xs[None, :]
+        for k in range(1, n_classes):
+            ii = np.zeros((labels.shape[0] + 1, labels.shape[1] + 1), np.int32)
+            np.cumsum(np.cumsum(labels == k, axis=0, dtype=np.int32), axis=1, out=ii[1:, 1:])
+            out[..., k] = ii[y0 + tile, x0 + tile] - ii[y0, x0 + tile] - ii[y0 + tile, x0] + ii[y0, x0]
+    out[..., 0] = tile * tile - out[..., 1:].sum(axis=2)
+    return out
+
+
+def tile_arrays(
+    image: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    tile: int = 160,
+    stride: int = 80,
+    keep: str = "mixed",
+    n_classes: int = 3,
+) -> dict[str, np.ndarray]:
+    """Cut one image (and its labels) into tiles.
+
+    Parameters
+    ----------
+    image : ndarray, shape (C, H, W)
+        The image.
+    labels : ndarray, shape (H, W), optional
+        Class labels (values < ``n_classes``); required for ``keep="mixed"``.
+    tile, stride : int
+        Tile side and step in pixels. Tiles start at 0, stride, ... while they fit.
+    keep : {"mixed", "all"}
+        ``"mixed"`` keeps only tiles holding more than one class; ``"all"`` keeps every tile.
+    n_classes : int
+        Number of classes K.
+
+    Returns
+    -------
+    dict
+        ``images`` (N, C, T, T), ``labels`` (N, T, T) and ``class_counts`` (N, K) when
+        labelled, ``coords`` (N, 2) int32 (y, x of each tile's top-left corner).
+    """
+    if keep not in ("mixed", "all"):
+        raise DevolensError(f"keep must be 'mixed' or 'all', got {keep!r}")
+    if tile < 1 or stride < 1:
+        raise DevolensError(f"tile and stride must be positive, got {tile} and {stride}")
+    if image.ndim != 3:
+        raise DevolensError(f"expected a (C, H, W) image, got shape {image.shape}")
+    _, h, w = image.shape
+    if labels is not None and labels.shape != (h, w):
+        raise DevolensError(f"label image is {labels.shape[0]}x{labels.shape[1]} but the image is {h}x{w}")
+    if labels is None and keep == "mixed":
+        raise DevolensError("keep='mixed' needs label images (give labels or keep='all')")
+    ys = tile_positions(h, tile, stride)
+    xs = tile_positions(w, tile, stride)
+    out: dict[str, np.ndarray] = {}
+    if labels is not None:
+        counts = _box_counts(labels, ys, xs, tile, n_classes)
+        if keep == "mixed":
+            sel = (counts > 0).sum(axis=2) > 1
+        else:
+            sel = np.ones(counts.shape[:2], bool)
+    else:
+        counts = None
+        sel = np.ones((ys.size, xs.size), bool)
+    iy, ix = np.nonzero(sel)
+    coords = np.column_stack([ys[iy], xs[ix]]).astype(np.int32) if iy.size else np.zeros((0, 2), np.int32)
+    view = np.lib.stride_tricks.sliding_window_view(image, (tile, tile), axis=(1, 2))
+    # view: (C, H-T+1, W-T+1, T, T) -> pick tiles -> (N, C, T, T)
+    out["images"] = np.ascontiguousarray(np.moveaxis(view[:, coords[:, 0], coords[:, 1]], 0, 1)) if iy.size \
+        else np.zeros((0, image.shape[0], tile, tile), image.dtype)
+    if labels is not None:
+        lview = np.lib.stride_tricks.sliding_window_view(labels, (tile, tile))
+        out["labels"] = np.ascontiguousarray(lview[coords[:, 0], coords[:, 1]]) if iy.size \
+            else np.zeros((0, tile, tile), np.uint8)
+        out["class_counts"] = counts[iy, ix]
+    out["coords"] = coords
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# HDF5 store
+
+
+@dataclass
+class TilingSummary:
+    """What :func:`tile_to_h5` wrote: tiles per source and totals."""
+
+    path: Path
+    n_tiles: int            # tiles in the store after this run
+    added: list[int]        # tiles added per input image (same order as the inputs)
+    considered: list[int]   # tile positions looked at per input image
+    sources: list[str]      # all source names in the store
+
+    def __str__(self) -> str:  # pragma: no cover - convenience
+        return f"{self.path}: {self.n_tiles} tiles from {len(self.sources)} images"
+
+
+class _Writer:
+    """Buffers samples and writes whole chunks (``chunk`` samples) to the store."""
+
+    def __init__(self, f: h5py.File, chunk: int, labelled: bool):
+        self.f = f
+        self.chunk = chunk
+        self.labelled = labelled
+        self.names = ["images", "source", "coords"] + (["labels", "class_counts"] if labelled else [])
+        self.n = f["images"].shape[0]
+        self.pending: dict[str, list[np.ndarray]] = {k: [] for k in self.names}
+        self.n_pending = 0
+        # re-write the partial last chunk together with the new samples (whole chunks only)
+        tail = self.n % chunk
+        if tail:
+            start = self.n - tail
+            for k in self.names:
+                self.pending[k].append(f[k][start:self.n])
+            self.n_pending = tail
+            self.n = start
+
+    def add(self, parts: dict[str, np.ndarray]) -> None:
+        k0 = len(parts["images"])
+        if k0 == 0:
+            return
+        for k in self.names:
+            self.pending[k].append(parts[k])
+        self.n_pending += k0
+        while self.n_pending >= self.chunk:
+            self._flush(self.chunk)
+
+    def _take(self, key: str, count: int) -> np.ndarray:
+        """The first ``count`` pending samples of ``key`` (a view when one piece holds them)."""
+        pieces = self.pending[key]
+        if pieces[0].shape[0] >= count:
+            block = pieces[0][:count]
+            rest = pieces[0][count:]
+            self.pending[key] = ([rest] if rest.shape[0] else []) + pieces[1:]
+            return block
+        got, n = [], 0
+        while n < count:
+            p = pieces.pop(0)
+            need = count - n
+            if p.shape[0] > need:
+                pieces.insert(0, p[need:])
+                p = p[:need]
+            got.append(p)
+            n += p.shape[0]
+        return np.concatenate(got)
+
+    def _flush(self, count: int) -> None:
+        for k in self.names:
+            d = self.f[k]
+            if d.shape[0] < self.n + count:
+                d.resize(self.n + count, axis=0)
+            d[self.n:self.n + count] = self._take(k, count)
+        self.n += count
+        self.n_pending -= count
+
+    def close(self) -> int:
+        if self.n_pending:
+            self._flush(self.n_pending)
+        return self.n
+
+
+def _create_datasets(f: h5py.File, channels: int, tile: int, n_classes: int, chunk: int,
+                     labelled: bool, compression: str | None) -> None:
+    # byte-shuffle + lzf: faster to write than plain lzf and a third smaller for uint16 images
+    kw: dict = {"compression": compression, "shuffle": True}
+    if compression == "gzip":
+        kw["compression_opts"] = 1
+    if compression is None:
+        kw = {}
+    f.create_dataset("images", shape=(0, channels, tile, tile), maxshape=(None, channels, tile, tile),
+                     dtype=np.uint16, chunks=(chunk, channels, tile, tile), **kw)
+    f.create_dataset("source", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(chunk,))
+    f.create_dataset("coords", shape=(0, 2), maxshape=(None, 2), dtype=np.int32, chunks=(chunk, 2))
+    if labelled:
+        f.create_dataset("labels", shape=(0, tile, tile), maxshape=(None, tile, tile), dtype=np.uint8,
+                         chunks=(chunk, tile, tile), **kw)
+        f.create_dataset("class_counts", shape=(0, n_classes), maxshape=(None, n_classes), dtype=np.int64,
+                         chunks=(chunk, n_classes))
+
+
+def open_store(path: str | Path, mode: str = "r") -> h5py.File:
+    """Open a tile store and check it is complete and consistent.
+
+    Raises
+    ------
+    DevolensError
+        Missing, truncated or corrupt file, or a file that is not a devolens tile store.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DevolensError("no such tile store", path=path)
+    try:
+        f = h5py.File(path, mode)
+    except OSError as exc:
+        raise DevolensError(f"not a readable HDF5 file (truncated or corrupt?): {exc}", path=path) from None
+    try:
+        if f.attrs.get("format") != STORE_FORMAT or "images" not in f:
+            raise DevolensError("not a devolens tile store (made by `devolens tile`)", path=path)
+        n = f["images"].shape[0]
+        for k in ("source", "coords", "labels", "class_counts"):
+            if k in f and f[k].shape[0] != n:
+                raise DevolensError(f"inconsistent store: {k} has {f[k].shape[0]} rows, images {n}", path=path)
+    except DevolensError:
+        f.close()
+        raise
+    except Exception as exc:  # corrupt metadata
+        f.close()
+        raise DevolensError(f"corrupt tile store: {exc}", path=path) from None
+    return f
+
+
+def tile_to_h5(
+    images: Sequence[str | Path],
+    out: str | Path,
+    labels: Sequence[str | Path] | None = None,
+    *,
+    tile: int = 160,
+    stride: int = 80,
+    keep: str = "mixed",
+    append: bool = False,
+    n_classes: int = 3,
+    channels: int = 2,
+    chunk: int = 1000,
+    compression: str | None = "lzf",
+    progress: Callable[[int, int], None] | None = None,
+) -> TilingSummary:
+    """Tile images (and label images) into an HDF5 store, atomically.
+
+    Parameters
+    ----------
+    images : sequence of paths
+        (C, H, W) TIFF images.
+    out : path
+        The store to write (``.h5``). Replaced unless ``append``.
+    labels : sequence of paths, optional
+        One (H, W) label TIFF per image, same order. Required for ``keep="mixed"``.
+    tile, stride : int
+        Tile side and step in pixels.
+    keep : {"mixed", "all"}
+        Keep only tiles with more than one class (default) or all of them.
+    append : bool
+        Add to an existing store (tile size, channels and classes must agree). The store
+        is copied, extended and renamed back, so an interruption leaves it intact.
+    n_classes, channels : int
+        Classes K in the labels and channels C in the images.
+    chunk : int
+        Samples per HDF5 chunk (the unit a streaming reader fetches).
+    compression : {"lzf", "gzip", None}
+        Chunk compression (``gzip`` at level 1).
+    progress : callable, optional
+        ``progress(done, total)`` per image.
+
+    Returns
+    -------
+    TilingSummary
+
+    Raises
+    ------
+    DevolensError
+        On unreadable inputs, a wrong channel count, an image/label size mismatch, label
+        values outside 0..K-1, mismatched counts of images and labels, or an incompatible
+        existing store when appending. Nothing is written then.
+    """
+    images = [Path(p) for p in images]
+    out = Path(out)
+    if not images:
+        raise DevolensError("no images to tile")
+    if labels is not None and len(labels) == 0:
+        labels = None
+    if labels is not None and len(labels) != len(images):
+        raise DevolensError(f"{len(images)} images but {len(labels)} label images (give one per image)")
+    if labels is None and keep == "mixed":
+        raise DevolensError("keeping mixed tiles needs label images (--labels), or use --keep all")
+    if compression not in ("lzf", "gzip", None):
+        raise DevolensError(f"compression must be lzf, gzip or none, got {compression!r}")
+    if chunk < 1:
+        raise DevolensError(f"chunk must be positive, got {chunk}")
+    labelled = labels is not None
+    if append and out.exists():
+        with open_store(out) as f:
+            a = f.attrs
+            if int(a["tile"]) != tile or f["images"].shape[1] != channels or int(a["n_classes"]) != n_classes:
+                raise DevolensError(
+                    f"cannot append: store has tile {int(a['tile'])}, {f['images'].shape[1]} channels, "
+                    f"{int(a['n_classes'])} classes", path=out)
+            if ("labels" in f) != labelled:
+                raise DevolensError("cannot append: store and inputs differ in having labels", path=out)
+            chunk = int(f["images"].chunks[0])
+    added: list[int] = []
+    considered: list[int] = []
+    with atomic_path(out) as tmp:
+        if append and out.exists():
+            shutil.copyfile(out, tmp)
+            f = h5py.File(tmp, "r+")
+        else:
+            f = h5py.File(tmp, "w")
+            f.attrs.update({
+                "format": STORE_FORMAT, "version": STORE_VERSION, "tile": tile, "stride": stride,
+                "keep": keep, "n_classes": n_classes, "channels": json.dumps(["hoechst", "draq7"][:channels]
+                                                                             if channels == 2 else list(range(channels))),
+                "chunk": chunk, "sources": "[]", "label_sources": "[]",
+            })
+            _create_datasets(f, channels, tile, n_classes, chunk, labelled, compression)
+        try:
+            sources = json.loads(f.attrs["sources"])
+            label_sources = json.loads(f.attrs["label_sources"])
+            writer = _Writer(f, chunk, labelled)
+            for i, ipath in enumerate(images):
+                img = read_image(ipath, channels)
+                lab = None
+                if labelled:
+                    lab = read_labels(labels[i], n_classes)
+                    if lab.shape != img.shape[1:]:
+                        raise DevolensError(
+                            f"label image is {lab.shape[0]}x{lab.shape[1]} but its image {ipath.name} is "
+                            f"{img.shape[1]}x{img.shape[2]}", path=labels[i])
+                if img.shape[1] < tile or img.shape[2] < tile:
+                    raise DevolensError(f"image {img.shape[1]}x{img.shape[2]} is smaller than the tile ({tile})",
+                                        path=ipath)
+                parts = tile_arrays(img, lab, tile=tile, stride=stride, keep=keep, n_classes=n_classes)
+                considered.append(int(tile_positions(img.shape[1], tile, stride).size
+                                      * tile_positions(img.shape[2], tile, stride).size))
+                del img, lab
+                k = len(parts["images"])
+                parts["source"] = np.full(k, len(sources), np.int32)
+                writer.add(parts)
+                sources.append(ipath.name)
+                label_sources.append(Path(labels[i]).name if labelled else "")
+                added.append(k)
+                if progress is not None:
+                    progress(i + 1, len(images))
+            n = writer.close()
+            f.attrs["sources"] = json.dumps(sources)
+            f.attrs["label_sources"] = json.dumps(label_sources)
+        finally:
+            f.close()
+    return TilingSummary(path=out, n_tiles=n, added=added, considered=considered, sources=sources)
+
+
+def store_stats(path: str | Path) -> pd.DataFrame:
+    """Class frequencies and class weights of a labelled tile store.
+
+    Parameters
+    ----------
+    path : path
+        A store written by :func:`tile_to_h5`.
+
+    Returns
+    -------
+    DataFrame
+        One row per class: ``class`` (index), ``name``, ``pixels``, ``frequency`` (fraction
+        of labelled pixels), ``tiles`` (tiles holding the class) and ``weight`` (balanced
+        class weight ``total / (K * pixels)``, normalised to mean 1 over present classes;
+        use it in a weighted cross-entropy). ``df.attrs`` holds ``n_tiles`` and ``sources``.
+    """
+    names = ["background", "live", "dead"]
+    with open_store(path) as f:
+        if "class_counts" not in f:
+            raise DevolensError("store has no labels, so no class statistics", path=path)
+        counts = np.zeros(f["class_counts"].shape[1], np.int64)
+        tiles = np.zeros_like(counts)
+        cc = f["class_counts"]
+        step = max(1, int(cc.chunks[0]) if cc.chunks else 100000)
+        for s in range(0, cc.shape[0], step):
+            block = cc[s:s + step]
+            counts += block.sum(axis=0)
+            tiles += (block > 0).sum(axis=0)
+        n_tiles = int(cc.shape[0])
+        sources = json.loads(f.attrs["sources"])
+    k = counts.size
+    total = counts.sum()
+    freq = counts / total if total else np.zeros(k)
+    with np.errstate(divide="ignore"):
+        w = np.where(counts > 0, total / (k * np.maximum(counts, 1)), 0.0)
+    present = w > 0
+    if present.any():
+        w = w / w[present].mean()
+    df = pd.DataFrame({
+        "class": np.arange(k),
+        "name": [names[i] if i < len(names) and k == 3 else str(i) for i in range(k)],
+        "pixels": counts,
+        "frequency": freq,
+        "tiles": tiles,
+        "weight": w,
+    })
+    df.attrs["n_tiles"] = n_tiles
+    df.attrs["sources"] = sources
+    return df

@@ -1,0 +1,433 @@
+"""Tiled (sliding-window) inference over images of any size, in bounded memory.
+
+The image is read one row of windows at a time (a band of ``window`` rows), windows are
+run through the model in batches, and their outputs are blended with smooth weights into a
+band accumulator. Rows that no later window touches are normalised and handed to a sink
+(e.g. a label TIFF written row band by row band), then dropped. Memory therefore grows with
+the image *width* times the window height, not with the image area; reading and writing
+go through plain file offsets (uncompressed TIFF) or HDF5 slices, so images larger than
+memory work.
+
+Blending weights (per window, separable ``w(y) * w(x)``): along a side that lies inside the
+image, the weight is 0 for the first ``margin`` pixels (where the network lacks context),
+then rises as a half cosine over ``overlap - 2 * margin`` pixels to 1. Along a side on the
+image border the weight is 1. Where two windows overlap by exactly ``overlap`` pixels the
+two ramps sum to 1, so the result has no seams; in general the accumulated weights are
+divided out, so a model that returns its input reproduces the input exactly.
+
+Examples
+--------
+>>> import numpy as np
+>>> img = np.random.default_rng(0).random((2, 300, 500)).astype(np.float32)
+>>> out = predict_tiled_array(img, lambda b: b, window=128, overlap=32, n_out=2)
+>>> bool(np.allclose(out, img))
+True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+import tifffile
+
+from devolens.errors import DevolensError
+
+__all__ = [
+    "window_starts",
+    "ramp_weights",
+    "predict_tiled",
+    "predict_tiled_array",
+    "RowReader",
+    "open_rows",
+    "TiffRowWriter",
+]
+
+
+class Source(Protocol):
+    """Anything with ``shape`` (C, H, W) whose ``[:, y0:y1, :]`` slice gives a numpy array."""
+
+    shape: tuple[int, ...]
+
+    def __getitem__(self, key): ...
+
+
+# ----------------------------------------------------------------------------------------
+# geometry and weights
+
+
+def window_starts(length: int, window: int, overlap: int) -> list[int]:
+    """Start offsets of windows along one axis: step ``window - overlap``, the last window
+    aligned to the end. An axis shorter than the window gets one window at 0 (padded)."""
+    if length <= window:
+        return [0]
+    step = window - overlap
+    if step < 1:
+        raise DevolensError(f"overlap ({overlap}) must be smaller than the window ({window})")
+    starts = list(range(0, length - window, step))
+    starts.append(length - window)
+    return starts
+
+
+def ramp_weights(n: int, overlap: int, margin: int, lo_border: bool, hi_border: bool) -> np.ndarray:
+    """1-D blending weights of a window of ``n`` pixels.
+
+    Parameters
+    ----------
+    n : int
+        Window length (pixels).
+    overlap : int
+        Overlap with the neighbouring windows (pixels).
+    margin : int
+        Pixels at an inner side that get weight 0 (no context there).
+    lo_border, hi_border : bool
+        Whether the start / end of the window is the image border (weight 1 up to it).
+
+    Returns
+    -------
+    ndarray, float32, shape (n,)
+    """
+    d = np.arange(n, dtype=np.float64) + 0.5
+    w = np.ones(n, dtype=np.float64)
+    ramp = max(overlap - 2 * margin, 1)
+
+    def side(dist):
+        r = np.clip((dist - margin) / ramp, 0.0, 1.0)
+        return 0.5 - 0.5 * np.cos(np.pi * r)
+
+    if not lo_border:
+        w *= side(d)
+    if not hi_border:
+        w *= side(n - d)
+    return w.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------
+# reading and writing rows
+
+
+class RowReader:
+    """Read row bands of a (C, H, W) image from an uncompressed TIFF (or HDF5) without
+    holding the image in memory.
+
+    ``reader[:, y0:y1, :]`` (or ``reader.rows(y0, y1)``) returns a (C, y1-y0, W) array.
+    Only the full channel and column ranges are supported. Non-uint16 data is converted
+    band by band (see :func:`devolens.data.tiling.read_image` for the rule), with one
+    warning.
+    """
+
+    def __init__(self, path: str | Path, channels: int | None = 2, dataset: str | None = None):
+        self.path = Path(path)
+        self._h5 = None
+        self._array = None
+        self._warned = False
+        if not self.path.exists():
+            raise DevolensError("no such file", path=self.path)
+        if self.path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
+            self._open_h5(dataset)
+        else:
+            self._open_tiff()
+        if self.layout == "YXC":
+            c, h, w = self._raw_shape[2], self._raw_shape[0], self._raw_shape[1]
+        else:
+            c, h, w = self._raw_shape
+        self.shape = (int(c), int(h), int(w))
+        if channels is not None and self.shape[0] != channels:
+            raise DevolensError(
+                f"expected {channels} channels (Hoechst, Draq7) in a (C, H, W) image, got shape {self._raw_shape}",
+                path=self.path)
+
+    def _open_tiff(self) -> None:
+        try:
+            with tifffile.TiffFile(self.path) as tf:
+                series = tf.series[0]
+                shape = tuple(int(s) for s in series.shape)
+                dtype = np.dtype(series.dtype)
+                offset = series.dataoffset
+                page = tf.pages[0]
+                byteorder = tf.byteorder
+                contiguous = offset is not None and page.compression == 1 and not page.is_tiled
+        except DevolensError:
+            raise
+        except Exception as exc:
+            raise DevolensError(f"cannot read as TIFF ({exc.__class__.__name__}: {exc})", path=self.path) from None
+        if len(shape) == 2:
+            shape = (1,) + shape
+        if len(shape) != 3:
+            raise DevolensError(f"expected a (C, H, W) image, got shape {shape}", path=self.path)
+        self.layout = "YXC" if (shape[2] <= 4 and shape[0] > 4) else "CYX"
+        self._raw_shape = shape
+        self.dtype = dtype
+        if contiguous:
+            self._offset = int(offset)
+            self._dtype_disk = dtype.newbyteorder(byteorder)
+        else:  # compressed or tiled TIFF: load it (memory ~ image size)
+            self._offset = None
+            arr = tifffile.imread(self.path)
+            self._array = arr.reshape(shape)
+
+    def _open_h5(self, dataset: str | None) -> None:
+        import h5py
+
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise DevolensError(f"not a readable HDF5 file (truncated or corrupt?): {exc}", path=self.path) from None
+        name = dataset
+        if name is None:
+            for k in ("image", "images", "data"):
+                if k in f and f[k].ndim == 3:
+                    name = k
+                    break
+        if name is None:
+            cands = [k for k in f.keys() if isinstance(f[k], h5py.Dataset) and f[k].ndim == 3]
+            if not cands:
+                f.close()
+                raise DevolensError("no 3-D (C, H, W) dataset in the HDF5 file", path=self.path)
+            name = cands[0]
+        self._h5 = f
+        ds = f[name]
+        self._raw_shape = tuple(int(s) for s in ds.shape)
+        self.layout = "YXC" if (self._raw_shape[2] <= 4 and self._raw_shape[0] > 4) else "CYX"
+        self.dtype = np.dtype(ds.dtype)
+        self._ds = ds
+        self._offset = None
+
+    def close(self) -> None:
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not (isinstance(key, tuple) and len(key) == 3 and key[0] == slice(None) and key[2] == slice(None)
+                and isinstance(key[1], slice) and key[1].step in (None, 1)):
+            raise IndexError("RowReader supports only [:, y0:y1, :]")
+        y0, y1, _ = key[1].indices(self.shape[1])
+        return self.rows(y0, y1)
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows ``y0:y1`` of every channel as a (C, y1-y0, W) uint16 array."""
+        c, h, w = self.shape
+        y0, y1 = max(0, y0), min(h, y1)
+        n = max(0, y1 - y0)
+        if self._h5 is not None:
+            band = self._ds[:, y0:y1, :] if self.layout == "CYX" else np.moveaxis(self._ds[y0:y1], -1, 0)
+        elif self._array is not None:
+            band = self._array[:, y0:y1, :] if self.layout == "CYX" else np.moveaxis(self._array[y0:y1], -1, 0)
+        else:
+            item = self._dtype_disk.itemsize
+            with open(self.path, "rb") as fh:
+                if self.layout == "CYX":
+                    band = np.empty((c, n, w), self._dtype_disk)
+                    for k in range(c):
+                        fh.seek(self._offset + ((k * h + y0) * w) * item)
+                        band[k] = np.frombuffer(fh.read(n * w * item), self._dtype_disk).reshape(n, w)
+                else:
+                    fh.seek(self._offset + (y0 * w * c) * item)
+                    band = np.moveaxis(np.frombuffer(fh.read(n * w * c * item), self._dtype_disk).reshape(n, w, c), -1, 0)
+        band = np.asarray(band)
+        if band.dtype != np.uint16:
+            band = self._convert(band)
+        return np.ascontiguousarray(band.astype(np.uint16, copy=False))
+
+    def _convert(self, band: np.ndarray) -> np.ndarray:
+        if not self._warned:
+            warnings.warn(f"{self.path}: image is {band.dtype}, not uint16; converted", stacklevel=4)
+            self._warned = True
+        if band.dtype == np.uint8:
+            return band.astype(np.uint16) * np.uint16(257)
+        if np.issubdtype(band.dtype, np.floating):
+            x = np.nan_to_num(band.astype(np.float32), nan=0.0, posinf=65535.0, neginf=0.0)
+            if np.issubdtype(self.dtype, np.floating) and float(np.max(x, initial=0)) <= 1.0:
+                x = x * 65535.0
+            return np.clip(np.rint(x), 0, 65535).astype(np.uint16)
+        return np.clip(band, 0, 65535).astype(np.uint16)
+
+
+def open_rows(path: str | Path, channels: int | None = 2) -> RowReader:
+    """Open an image for row-band reading (see :class:`RowReader`)."""
+    return RowReader(path, channels=channels)
+
+
+class TiffRowWriter:
+    """Write a (C, H, W) or (H, W) uncompressed TIFF row band by row band.
+
+    The file is created at its full size up front (header + data, zeros), then
+    :meth:`write` puts rows at their offsets; nothing is held in memory.
+    """
+
+    def __init__(self, path: str | Path, shape: tuple[int, ...], dtype=np.uint8):
+        self.path = Path(path)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        axes = "CYX" if len(self.shape) == 3 else "YX"
+        mm = tifffile.memmap(self.path, shape=self.shape, dtype=self.dtype, metadata={"axes": axes},
+                             photometric="minisblack")
+        self._offset = int(mm.offset)
+        self._order = mm.dtype.byteorder
+        del mm
+        self._fh = open(self.path, "r+b")
+
+    def write(self, y0: int, rows: np.ndarray) -> None:
+        """Write ``rows`` ((C, n, W) or (n, W)) starting at row ``y0``."""
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        item = self.dtype.itemsize
+        if len(self.shape) == 2:
+            _, w = self.shape
+            self._fh.seek(self._offset + y0 * w * item)
+            self._fh.write(rows.tobytes())
+        else:
+            _, h, w = self.shape
+            for k in range(self.shape[0]):
+                self._fh.seek(self._offset + (k * h + y0) * w * item)
+                self._fh.write(rows[k].tobytes())
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ----------------------------------------------------------------------------------------
+# the sliding window
+
+
+def predict_tiled(
+    source: Source,
+    model_fn: Callable[[np.ndarray], np.ndarray],
+    sink: Callable[[int, np.ndarray], None],
+    *,
+    n_out: int,
+    window: int = 512,
+    overlap: int = 64,
+    margin: int | None = None,
+    multiple: int = 32,
+    batch_size: int = 4,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Run ``model_fn`` over ``source`` with overlapping windows and smooth blending.
+
+    Parameters
+    ----------
+    source : array-like, shape (C, H, W)
+        Anything sliceable as ``source[:, y0:y1, :]`` (numpy array, memmap, h5py dataset,
+        :class:`RowReader`). Only one band of ``window`` rows is read at a time.
+    model_fn : callable
+        ``model_fn(batch)`` with ``batch`` (B, C, h, w) (source dtype) returns (B, n_out,
+        h, w) float outputs (e.g. class probabilities). ``h`` and ``w`` are multiples of
+        ``multiple``.
+    sink : callable
+        ``sink(y0, rows)`` receives finished rows, in order: ``rows`` is (n_out, n, W)
+        float32 for image rows ``y0 .. y0+n``. Called until all H rows are delivered.
+    n_out : int
+        Output channels of the model.
+    window : int
+        Window side (pixels); rounded up to ``multiple``; an image smaller than the window
+        uses a smaller window (padded by edge replication to a multiple of ``multiple``).
+    overlap : int
+        Overlap of neighbouring windows (pixels).
+    margin : int, optional
+        Pixels along inner window sides given weight 0 (default ``overlap // 4``).
+    multiple : int
+        Window sides are multiples of this (32 for a 5-level U-Net).
+    batch_size : int
+        Windows per ``model_fn`` call.
+    progress : callable, optional
+        ``progress(done, total)`` in windows.
+
+    Notes
+    -----
+    Peak memory: one input band (C x window x W), one band of accumulators
+    ((n_out + 1) x window x W float32) and one batch of windows, whatever H is.
+    """
+    c, h, w = (int(s) for s in source.shape)
+    if h == 0 or w == 0:
+        raise DevolensError("empty image")
+    window = int(math.ceil(window / multiple) * multiple)
+    overlap = int(overlap)
+    if margin is None:
+        margin = overlap // 4
+    if overlap < 0 or overlap >= window:
+        raise DevolensError(f"overlap must be in [0, window), got {overlap} for window {window}")
+    if overlap > 0 and 2 * margin >= overlap:
+        raise DevolensError(f"margin ({margin}) must be below half the overlap ({overlap})")
+    th = min(window, int(math.ceil(h / multiple) * multiple))
+    tw = min(window, int(math.ceil(w / multiple) * multiple))
+    ys = window_starts(h, th, overlap)
+    xs = window_starts(w, tw, overlap)
+    wx = [ramp_weights(tw, overlap, margin, x0 == 0, x0 + tw >= w) for x0 in xs]
+    total = len(ys) * len(xs)
+    done = 0
+    acc = np.zeros((n_out, th, w), np.float32)
+    wsum = np.zeros((th, w), np.float32)
+    buf_y0 = 0  # image row of acc[:, 0]
+    emitted = 0
+    for iy, y0 in enumerate(ys):
+        band = np.asarray(source[:, y0:min(h, y0 + th), :])
+        if band.shape[1] < th or band.shape[2] < tw:  # small image: pad by edge replication
+            band = np.pad(band, ((0, 0), (0, th - band.shape[1]), (0, max(0, tw - band.shape[2]))), mode="edge")
+        wy = ramp_weights(th, overlap, margin, y0 == 0, y0 + th >= h)
+        # shift the accumulators so that acc[:, 0] is row y0
+        shift = y0 - buf_y0
+        if shift:
+            acc[:, :th - shift] = acc[:, shift:]
+            acc[:, th - shift:] = 0
+            wsum[:th - shift] = wsum[shift:]
+            wsum[th - shift:] = 0
+            buf_y0 = y0
+        for b0 in range(0, len(xs), batch_size):
+            chunk = xs[b0:b0 + batch_size]
+            batch = np.stack([band[:, :, x0:x0 + tw] for x0 in chunk])
+            out = np.asarray(model_fn(batch), dtype=np.float32)
+            if out.shape != (len(chunk), n_out, th, tw):
+                raise ValueError(f"model_fn returned {out.shape}, expected {(len(chunk), n_out, th, tw)}")
+            for j, x0 in enumerate(chunk):
+                ww = wy[:, None] * wx[b0 + j][None, :]
+                xe = min(w, x0 + tw)
+                acc[:, :, x0:xe] += out[j][:, :, :xe - x0] * ww[None, :, :xe - x0]
+                wsum[:, x0:xe] += ww[:, :xe - x0]
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+        # rows before the next window row are final
+        stop = ys[iy + 1] if iy + 1 < len(ys) else h
+        n_final = stop - buf_y0
+        if n_final > 0:
+            ws = wsum[:n_final]
+            if np.any(ws <= 0):
+                raise RuntimeError("blending weights vanish somewhere (overlap/margin too small)")
+            sink(buf_y0, acc[:, :n_final] / ws[None])
+            emitted = stop
+    if emitted != h:  # pragma: no cover - defensive
+        raise RuntimeError(f"tiled inference delivered {emitted} of {h} rows")
+
+
+def predict_tiled_array(image: np.ndarray, model_fn: Callable[[np.ndarray], np.ndarray], *, n_out: int,
+                        **kwargs) -> np.ndarray:
+    """:func:`predict_tiled` on an in-memory (C, H, W) array, returning (n_out, H, W) float32."""
+    c, h, w = image.shape
+    out = np.empty((n_out, h, w), np.float32)
+
+    def sink(y0, rows):
+        out[:, y0:y0 + rows.shape[1]] = rows
+
+    predict_tiled(image, model_fn, sink, n_out=n_out, **kwargs)
+    return out
