@@ -1,0 +1,226 @@
+"""Measure the zoo's image models on renders of held-out embryos (never used in training).
+
+Usage::
+
+    python benchmarks/eval_zoo.py nuclei     [--zoo DIR] [--val runs/zoo/render/val_L3 runs/zoo/render/val_sim]
+    python benchmarks/eval_zoo.py membrane   [--zoo DIR] [--val runs/zoo/render/mval_L3]
+    python benchmarks/eval_zoo.py population [--zoo DIR] [--val runs/zoo/render/val_L3 runs/zoo/render/val_sim]
+
+``--zoo`` is a folder of model folders (default: the package's zoo). Held-out renders are
+made with ``devolens render`` (see ``runs/zoo/render_all.sh`` in the zoo report): embryo
+CD20241010_JIM767_25_L3 and simulated seed 999, random pose, optics drawn per frame.
+Metrics use :mod:`devolens.train.metrics` (one implementation each). Prints a markdown
+section and writes the metrics as JSON (``--json``) for the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+LETTERS = ("A", "E", "M", "P", "C", "D", "Z")
+
+
+def _data_dir() -> Path:
+    env = os.environ.get("DEVOLENS_DATA")
+    return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+def _load(name: str, zoo_dir: Path | None, **options):
+    from devolens.models import zoo
+
+    if zoo_dir is not None:
+        zoo.ZOO_DIR = zoo_dir
+        zoo.card.cache_clear()
+    return zoo.load(name, **options)
+
+
+LIMIT: int | None = None  # --limit: frames per folder (quick checks only)
+
+
+def _frames(val_dirs: list[Path], max_total: int | None = None, every: int = 1):
+    for vdir in val_dirs:
+        df = pd.read_csv(vdir / "frames.csv")
+        df = df[~df["artifact"].notna() | (df["artifact"].astype(str) == "")]
+        if max_total is not None:
+            df = df[df["total"] <= max_total]
+        df = df.iloc[::every]
+        if LIMIT:
+            df = df.iloc[:: max(1, len(df) // LIMIT)].iloc[:LIMIT]
+        for _, row in df.iterrows():
+            yield vdir, row
+
+
+def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tuple[dict, str]:
+    import tifffile
+
+    from devolens.io.images import read_image
+    from devolens.train.metrics import count_error, match_instances, prf
+
+    pred = _load("nuclei", zoo_dir, batch_size=4)
+    buckets = {"le200": [0, 0, 0], "gt200": [0, 0, 0]}
+    per_embryo: dict[str, list[int]] = {}
+    counts_p, counts_t = [], []
+    n_frames = {"le200": 0, "gt200": 0}
+    t0 = time.perf_counter()
+    rows = [(v, r) for v, r in _frames(val_dirs, None)]
+    # all frames up to 200 cells; every 3rd frame above (for information)
+    rows = [(v, r) for v, r in rows if r["total"] <= 200] + [(v, r) for v, r in rows if r["total"] > 200][::3]
+    images = (read_image(v / r["file"]) for v, r in rows)
+    for (vdir, row), res in zip(rows, pred.predict_iter(images)):
+        truth = tifffile.imread(vdir / "labels" / f"{Path(row['file']).stem}_labels.tif")
+        m = match_instances(res.labels, truth)
+        key = "le200" if row["total"] <= 200 else "gt200"
+        n_frames[key] += 1
+        for i, k in enumerate(("tp", "fp", "fn")):
+            buckets[key][i] += m[k]
+        if key == "le200":
+            e = per_embryo.setdefault(str(row["embryo"]), [0, 0, 0])
+            for i, k in enumerate(("tp", "fp", "fn")):
+                e[i] += m[k]
+            counts_p.append(res.count)
+            counts_t.append(int(len(np.unique(truth)) - 1))
+    secs = time.perf_counter() - t0
+    le = prf(*buckets["le200"])
+    gt = prf(*buckets["gt200"])
+    cnt = count_error(counts_p, counts_t)
+    ref_dir = _data_dir() / "reference_frames"
+    ref = {}
+    for f in sorted(ref_dir.glob("epic_movie_frame*.png")):
+        ref[f.stem.replace("epic_movie_", "")] = pred.predict(read_image(f)).count
+    vals = [ref[k] for k in sorted(ref)]
+    rising = bool(len(vals) == 3 and vals[0] < vals[1] < vals[2])
+    how = f"held-out renders ({', '.join(d.name for d in val_dirs)}), instance matching at IoU>0.5, one-to-one"
+    metrics = {
+        "instance_f1_iou50_heldout_le200": {"value": round(le["f1"], 4), "how": how + f", {n_frames['le200']} frames with <=200 cells"},
+        "precision_heldout_le200": {"value": round(le["precision"], 4), "how": how},
+        "recall_heldout_le200": {"value": round(le["recall"], 4), "how": how},
+        "instance_f1_iou50_heldout_gt200": {"value": round(gt["f1"], 4), "how": how + f", {n_frames['gt200']} frames with >200 cells (every 3rd)"},
+        "count_mae_heldout_le200": {"value": round(cnt["mae"], 2), "how": "mean |found - visible true nuclei| per frame (<=200 cells)"},
+        "count_bias_heldout_le200": {"value": round(cnt["bias"], 2), "how": "mean (found - visible true) per frame"},
+        "per_embryo_f1_le200": {k: round(prf(*v)["f1"], 4) for k, v in per_embryo.items()},
+        "reference_counts": {"value": " < ".join(str(ref[k]) for k in sorted(ref)) + (" (rising)" if rising else " (NOT rising)"),
+                             "how": "nuclei found in the 3 real reference frames 045, 160, 300 (evaluation only)",
+                             "counts": ref, "rising": rising},
+    }
+    md = [
+        "### nuclei (held-out renders)", "",
+        f"- instance F1 @ IoU 0.5, frames with <= 200 cells: **{le['f1']:.3f}** (precision {le['precision']:.3f}, "
+        f"recall {le['recall']:.3f}; {n_frames['le200']} frames) — target >= 0.90",
+        f"- per held-out embryo (<= 200 cells): " + ", ".join(f"{k} {prf(*v)['f1']:.3f}" for k, v in per_embryo.items()),
+        f"- frames with > 200 cells (every 3rd, {n_frames['gt200']} frames): F1 {gt['f1']:.3f}",
+        f"- count error (<= 200 cells): MAE {cnt['mae']:.2f} nuclei, bias {cnt['bias']:+.2f}",
+        f"- real reference frames (evaluation only): " + ", ".join(f"{k}: {v}" for k, v in ref.items())
+        + (" -> rising with development" if rising else " -> NOT rising"),
+        f"- wall time {secs:.0f} s on this machine",
+    ]
+    return metrics, "\n".join(md)
+
+
+def eval_membrane(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tuple[dict, str]:
+    import tifffile
+
+    from devolens.io.images import read_image
+    from devolens.train.metrics import iou_dice, match_instances, confusion_matrix, prf
+
+    pred = _load("membrane", zoo_dir, batch_size=4)
+    tp = fp = fn = 0
+    cm = np.zeros((2, 2), np.int64)
+    rows = list(_frames(val_dirs))
+    images = (read_image(v / r["file"]) for v, r in rows)
+    t0 = time.perf_counter()
+    for (vdir, row), res in zip(rows, pred.predict_iter(images)):
+        stem = Path(row["file"]).stem
+        cells = tifffile.imread(vdir / "labels" / f"{stem}_labels.tif")
+        mem = read_image(vdir / "membranes" / f"{stem}_membrane.png")
+        mem = (mem[..., 0] if mem.ndim == 3 else mem) > 0
+        m = match_instances(res.labels, cells)
+        tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
+        cm += confusion_matrix(res.mask.astype(np.int64), mem.astype(np.int64), 2)
+    secs = time.perf_counter() - t0
+    s = prf(tp, fp, fn)
+    dice = float(iou_dice(cm)["dice"][1])
+    how = f"held-out renders ({', '.join(d.name for d in val_dirs)}, {len(rows)} frames)"
+    metrics = {
+        "membrane_dice_heldout": {"value": round(dice, 4), "how": how + ", membrane mask vs the render's (2 px) membrane lines"},
+        "cell_f1_iou50_heldout": {"value": round(s["f1"], 4), "how": how + ", cell instances at IoU>0.5"},
+        "cell_precision_heldout": {"value": round(s["precision"], 4), "how": how},
+        "cell_recall_heldout": {"value": round(s["recall"], 4), "how": how},
+    }
+    md = ["### membrane (held-out renders)", "",
+          f"- membrane Dice: **{dice:.3f}**; cell instance F1 @ IoU 0.5: **{s['f1']:.3f}** "
+          f"(precision {s['precision']:.3f}, recall {s['recall']:.3f}; {len(rows)} frames)",
+          f"- wall time {secs:.0f} s"]
+    return metrics, "\n".join(md)
+
+
+def eval_population(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tuple[dict, str]:
+    from devolens.io.images import read_image
+    from devolens.train.metrics import population_mae
+
+    pred = _load("population", zoo_dir, batch_size=4)
+    rows = list(_frames(val_dirs))
+    images = (read_image(v / r["file"]) for v, r in rows)
+    t0 = time.perf_counter()
+    out = list(pred.predict_iter(images))
+    secs = time.perf_counter() - t0
+    p = np.array([[o[k] for k in LETTERS + ("total",)] for o in out])
+    t = np.array([[r[k] for k in LETTERS + ("total",)] for _, r in rows], dtype=float)
+    mae = population_mae(p, t, LETTERS + ("total",))
+    means = {k: float(t[:, i].mean()) for i, k in enumerate(LETTERS + ("total",))}
+    ratio = {k: (mae[k] / means[k] if means[k] > 0 else float("nan")) for k in mae}
+    worst = max(ratio[k] for k in LETTERS)
+    how = f"held-out renders ({', '.join(d.name for d in val_dirs)}, {len(rows)} frames, all stages)"
+    metrics = {
+        "mae_over_mean_max_heldout": {"value": round(worst, 4), "how": how + ": max over letters of MAE / mean count (target <= 0.10)"},
+        "total_mae_heldout": {"value": round(mae["total"], 2), "how": how},
+        "mae_per_letter_heldout": {k: round(v, 3) for k, v in mae.items()},
+        "mean_per_letter_heldout": {k: round(v, 2) for k, v in means.items()},
+        "mae_over_mean_per_letter_heldout": {k: round(v, 4) for k, v in ratio.items()},
+    }
+    md = ["### population (held-out renders)", "",
+          "| letter | MAE (cells) | mean count | MAE / mean | target <= 0.10 |", "|---|---|---|---|---|"]
+    for k in LETTERS + ("total",):
+        ok = "yes" if ratio[k] <= 0.10 else "**no**"
+        md.append(f"| {k} | {mae[k]:.2f} | {means[k]:.1f} | {ratio[k]:.3f} | {ok if k != 'total' else '-'} |")
+    md += ["", f"{len(rows)} frames, wall time {secs:.0f} s"]
+    return metrics, "\n".join(md)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", choices=("nuclei", "membrane", "population"))
+    ap.add_argument("--zoo", type=Path, default=None, help="folder of model folders (default: the package zoo)")
+    ap.add_argument("--val", type=Path, nargs="+", default=None, help="held-out render folders")
+    ap.add_argument("--json", type=Path, default=None, help="write the metrics here (for the card)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=None, help="at most this many frames per folder (quick checks)")
+    a = ap.parse_args()
+    global LIMIT
+    LIMIT = a.limit
+    import torch
+
+    torch.set_num_threads(a.threads)
+    default_val = {"nuclei": ["val_L3", "val_sim"], "membrane": ["mval_L3"], "population": ["val_L3", "val_sim"]}
+    val = a.val or [ROOT / "runs/zoo/render" / v for v in default_val[a.model]]
+    missing = [v for v in val if not (v / "frames.csv").exists()]
+    if missing:
+        sys.exit(f"held-out renders missing: {', '.join(map(str, missing))} (render them first)")
+    fn = {"nuclei": eval_nuclei, "membrane": eval_membrane, "population": eval_population}[a.model]
+    metrics, md = fn(a.zoo, val, a.threads)
+    print(md)
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    main()

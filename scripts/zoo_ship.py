@@ -1,0 +1,179 @@
+"""Ship a trained run into a zoo folder: fp16 safetensors weights + card.json + card.md.
+
+Usage::
+
+    python scripts/zoo_ship.py nuclei runs/zoo/nuclei/best.safetensors --to src/devolens/models/zoo/nuclei \
+        [--metrics runs/zoo/eval_nuclei.json]
+    python scripts/zoo_ship.py membrane runs/zoo/membrane/best.safetensors --to ...
+    python scripts/zoo_ship.py population runs/zoo/population_tables.safetensors --to ... [--metrics ...]
+
+The card's fixed parts (task, predictor, input, preprocessing, training data, command,
+limits) are written below; ``metrics`` come from the JSON written by
+``benchmarks/eval_zoo.py`` (measured on held-out renders), never typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+TRAIN_EMBRYOS = ("CD20240930_JIM762_L4, CD20241009_JIM767_25_L1, CD20241009_JIM767_25_L5, CD20241010_JIM767_25_L2, "
+                 "CD20241107_JIM767_25_L1 (EPIC, every 2nd time point) and the WormGUIDES AceTree embryo (every 3rd)")
+HELD_OUT = "CD20241010_JIM767_25_L3 (real, never rendered for training) and simulated embryo seed 999"
+
+CARDS = {
+    "nuclei": {
+        "task": "nuclei",
+        "summary": "Nucleus instance segmentation of histone-GFP embryo frames (and other fluorescence nuclei images)",
+        "predictor": "devolens.predict.segment:NucleiPredictor",
+        "input": {"channels": "HxW grey or HxWx3 RGB, any size, any bit depth", "scale": 0.5, "multiple": 16,
+                  "tile": 1024, "note": "the image is resized to half its size (nuclei 8-25 px wide there); "
+                  "images above 2048 px are processed in 1024 px tiles; outputs come back at the input size"},
+        "output": {"head": "three_class", "classes": ["background", "interior", "boundary"],
+                   "returns": "probability (HxW float32), labels (HxW uint16), centroids (label,x,y,area)"},
+        "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8],
+                          "steps": "green channel of a green-dominant RGB image (else mean of RGB); resize by 0.5 "
+                                   "(area); map the 1st..99.8th percentile to 0..1, clip"},
+        "postprocess": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 8, "smooth": 1.0},
+        "recipe": "recipes/nuclei.yaml",
+        "command": ("devolens render <each training table> --out runs/zoo/render/tr_<name> --every 2 --pose random "
+                    "--vary frame --grey --seed <k>; devolens render --simulate 6 --out runs/zoo/render/tr_sim --every 2 "
+                    "--pose random --vary frame --grey --seed 101 (see runs/zoo/render_all.sh in the report); "
+                    "python scripts/zoo_data.py nuclei runs/zoo/data/nuclei runs/zoo/render/tr_* --scale 0.5 --crop 256; "
+                    "devolens train recipes/nuclei.yaml --data runs/zoo/data/nuclei --out runs/zoo/nuclei; "
+                    "python scripts/zoo_ship.py nuclei runs/zoo/nuclei/best.safetensors --to src/devolens/models/zoo/nuclei "
+                    "--metrics runs/zoo/eval_nuclei.json"),
+        "training_data": (f"Renders (devolens render, 752x512, random pose, optics drawn per frame, JPEG, green channel) of "
+                          f"the real embryos {TRAIN_EMBRYOS} plus 6 simulated embryos (seed 101); half scale, 256x256 "
+                          f"crops around the embryo; nuclei augmentation preset (flips, rot90, affine, brightness/contrast, "
+                          f"gamma, noise, blur). Held out: {HELD_OUT}."),
+        "headline": ["instance_f1_iou50_heldout_le200", "count_mae_heldout_le200", "reference_counts"],
+        "limits": ("Trained on synthetic renders only (no hand-annotated real frame exists in this project); counts on "
+                   "the three real reference frames are checked for ordering only. Nuclei hidden behind others in a "
+                   "maximum projection cannot be found. Beyond ~250 cells nuclei merge in the projection and F1 drops."),
+    },
+    "membrane": {
+        "task": "membrane",
+        "summary": "Membrane mask and cell instances of membrane-marker embryo slices (3DMMS-style)",
+        "predictor": "devolens.predict.segment:MembranePredictor",
+        "input": {"channels": "HxW grey or HxWx3 RGB, any size", "scale": 0.5, "multiple": 16, "tile": 1024},
+        "output": {"head": "three_class", "classes": ["background", "cell interior", "cell boundary (membrane)"],
+                   "returns": "probability (membrane = p(boundary), HxW float32), mask (membrane), labels (cells, "
+                              "HxW uint16), centroids"},
+        "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8],
+                          "steps": "one channel (green of a green-dominant RGB, else mean); resize by 0.5 (area); "
+                                   "1st..99.8th percentile -> 0..1"},
+        "postprocess": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 20, "smooth": 1.0},
+        "recipe": "recipes/membrane.yaml",
+        "command": ("devolens render <table> --kind membrane --out runs/zoo/render/mtr_<name> --every 4 --pose random "
+                    "--vary frame --grey; devolens render --simulate 3 --kind membrane ... --seed 301; "
+                    "python scripts/zoo_data.py cells runs/zoo/data/membrane runs/zoo/render/mtr_* --scale 0.5 --crop 256; "
+                    "devolens train recipes/membrane.yaml --data runs/zoo/data/membrane --out runs/zoo/membrane; "
+                    "python scripts/zoo_ship.py membrane runs/zoo/membrane/best.safetensors --to src/devolens/models/zoo/membrane "
+                    "--metrics runs/zoo/eval_membrane.json"),
+        "training_data": ("Membrane renders (devolens render --kind membrane: power-diagram cells of the embryo's nuclei "
+                          "sliced at one plane) of CD20240930_JIM762_L4, CD20241009_JIM767_25_L5, CD20241107_JIM767_25_L1 "
+                          "(every 4th time point) and 3 simulated embryos (seed 301), random pose and optics per frame; "
+                          "target: the render's cell labels as background / interior / boundary at half scale, 256x256 "
+                          "crops; held out: CD20241010_JIM767_25_L3."),
+        "headline": ["membrane_dice_heldout", "cell_f1_iou50_heldout"],
+        "limits": ("Synthetic training data only (power-diagram cells drawn by the renderer); cells are those of one "
+                   "slice, not 3D cells; a missed interior seed merges two cells, a split interior splits one."),
+    },
+    "population": {
+        "task": "population",
+        "summary": "Cells per population letter (A, E, M, P, C, D, Z) in an embryo frame",
+        "predictor": "devolens.predict.population:PopulationPredictor",
+        "method": "composition",
+        "nuclei_model": "nuclei",
+        "input": {"channels": "embryo frame as for the nuclei model (HxW or HxWx3, any size)"},
+        "preprocessing": {"steps": "as the nuclei model"},
+        "architecture": {"kind": "composition",
+                         "parts": "nuclei zoo model -> nuclei found (count, areas, centroids) -> calibration to the "
+                                  "embryo's total (isotonic curve of the count, or a linear model of log(total) on the "
+                                  "count and the nucleus size relative to the embryo, whichever had the lower "
+                                  "leave-one-embryo-out error on the training renders; see 'calibration') -> "
+                                  "composition table (expected cells per letter at each total, medians over the real "
+                                  "training embryos' lineage tables)"},
+        "recipe": "none (fitted by scripts/zoo_population.py; no gradient training)",
+        "command": ("python scripts/zoo_population.py --out runs/zoo/population_tables.safetensors; "
+                    "python scripts/zoo_ship.py population runs/zoo/population_tables.safetensors --to "
+                    "src/devolens/models/zoo/population --metrics runs/zoo/eval_population.json"),
+        "training_data": (f"Composition: populations of {TRAIN_EMBRYOS.split(' (')[0]} (all time points, before any "
+                          "annotation cliff). Calibration: nuclei-model counts on the nuclei training renders against "
+                          f"their true totals. Held out: {HELD_OUT}."),
+        "headline": ["mae_over_mean_max_heldout", "total_mae_heldout"],
+        "limits": ("Letters are inferred from the developmental stage (total count), not from each nucleus' appearance: "
+                   "exact for the invariant lineage, but an embryo that deviates (mutants, RNAi) gets the wild-type "
+                   "composition. Errors of the nuclei count propagate to every letter."),
+    },
+}
+
+
+def write_card_md(card: dict, path: Path) -> None:
+    lines = [f"# {card['name']}: {card['summary']}", ""]
+    lines += ["## Use", "", "```python", "from devolens.models import load",
+              f"model = load({card['name']!r})", "result = model.predict(image)   # HxW or HxWx3, any size", "```", ""]
+    if card["task"] in ("nuclei", "membrane"):
+        lines += [f"CLI: `devolens segment {card['task']} INPUT --out DIR` (image, folder or video).", ""]
+    else:
+        lines += ["CLI: `devolens population INPUT --out pops.csv [--monotone] [--plot]`.", ""]
+    lines += ["## Architecture", "", "```json", json.dumps(card.get("architecture"), indent=2), "```", ""]
+    for key, title in (("input", "Input"), ("preprocessing", "Preprocessing"), ("output", "Output"),
+                       ("postprocess", "Post-processing")):
+        if key in card:
+            lines += [f"## {title}", ""] + [f"- **{k}**: {v}" for k, v in card[key].items()] + [""]
+    if "calibration" in card:
+        lines += ["## Calibration (leave-one-embryo-out on the training renders)", "",
+                  "```json", json.dumps(card["calibration"], indent=2), "```", ""]
+    lines += ["## Training data", "", card["training_data"], "", "## Recipe and command", "",
+              f"Recipe: `{card['recipe']}`", "", "```", card["command"].replace("; ", "\n"), "```", ""]
+    lines += ["## Metrics (held-out renders, measured by benchmarks/eval_zoo.py)", ""]
+    for k, v in (card.get("metrics") or {}).items():
+        if isinstance(v, dict):
+            lines.append(f"- **{k}**: {v.get('value')} ({v.get('how', '')})")
+        else:
+            lines.append(f"- **{k}**: {v}")
+    lines += ["", "## Known limits", "", card["limits"], ""]
+    path.write_text("\n".join(lines))
+
+
+def ship(name: str, source: Path, to: Path, metrics: Path | None) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    card = {"name": name, **json.loads(json.dumps(CARDS[name]))}
+    to.mkdir(parents=True, exist_ok=True)
+    if name == "population":
+        shutil.copyfile(source, to / "weights.safetensors")
+    else:
+        cfg = json.loads(source.with_suffix(".json").read_text())
+        card["architecture"] = cfg["model"]
+        card["trained"] = {"epoch": cfg.get("epoch"), "monitor": cfg.get("monitor"), "value": cfg.get("value")}
+        state = load_file(str(source))
+        save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()},
+                  str(to / "weights.safetensors"), metadata={"format": "pt"})
+    card["metrics"] = json.loads(metrics.read_text()) if metrics and metrics.exists() else {}
+    cv = source.with_suffix(".cv.json")
+    if name == "population" and cv.exists():
+        card["calibration"] = json.loads(cv.read_text())
+    (to / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card_md(card, to / "card.md")
+    size = (to / "weights.safetensors").stat().st_size / 1e6
+    print(f"shipped {name} -> {to} ({size:.1f} MB)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", choices=sorted(CARDS))
+    ap.add_argument("source", type=Path)
+    ap.add_argument("--to", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path)
+    a = ap.parse_args()
+    ship(a.name, a.source, a.to, a.metrics)
+
+
+if __name__ == "__main__":
+    main()

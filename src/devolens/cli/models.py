@@ -1,0 +1,74 @@
+"""``devolens models``: list the zoo's models with their headline metrics; ``models show NAME``."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+models_app = typer.Typer(
+    help="The model zoo: list the shipped models (no sub-command) or show one model's card.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, dict):
+        v = value.get("value")
+        return _fmt(v) if v is not None else json.dumps(value)
+    return str(value)
+
+
+@models_app.callback()
+def list_models(ctx: typer.Context) -> None:
+    """List the shipped models: name, task, weights size and headline metrics."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    from devolens.cli._common import out
+    from devolens.models import zoo
+
+    names = zoo.available()
+    table = Table(title="devolens model zoo", show_lines=False)
+    for col in ("model", "task", "weights", "headline metrics (held-out data)", "summary"):
+        table.add_column(col, overflow="fold")
+    for name in names:
+        card = zoo.card(name)
+        wpath = zoo.ZOO_DIR / name / "weights.safetensors"
+        size = f"{wpath.stat().st_size / 1e6:.1f} MB" if wpath.exists() else "missing"
+        metrics = card.get("metrics", {}) or {}
+        heads = card.get("headline") or list(metrics)[:3]
+        shown = "; ".join(f"{k} {_fmt(metrics[k])}" for k in heads if k in metrics) or "-"
+        table.add_row(name, str(card.get("task", "")), size, shown, str(card.get("summary", "")))
+    if not names:
+        out.print("no models shipped in this installation")
+        return
+    out.print(table)
+
+
+@models_app.command("show")
+def show_model(
+    name: str = typer.Argument(..., help="Model name, as listed by `devolens models`."),
+    as_json: bool = typer.Option(False, "--json", help="Print card.json instead of the human card (card.md)."),
+) -> None:
+    """Print a model's card: architecture, input, preprocessing, training data, recipe, metrics, limits."""
+    from devolens.cli._common import out
+    from devolens.models import zoo
+
+    card = zoo.card(name)  # DevolensError (exit 2) for an unknown name
+    md = zoo.ZOO_DIR / name / "card.md"
+    if as_json or not md.exists():
+        typer.echo(json.dumps(card, indent=2))
+        return
+    from rich.markdown import Markdown
+
+    out.print(Markdown(md.read_text()))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``devolens models`` (and ``models show``) to the root app."""
+    app.add_typer(models_app, name="models")

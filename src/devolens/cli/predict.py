@@ -1,0 +1,370 @@
+"""Inference commands: ``devolens segment nuclei|membrane`` and ``devolens population``.
+
+Input is an image file, a folder of images (natural name order, or a render output folder
+with ``frames/``) or a video (mp4/mov/avi/mkv...). Frames are streamed: a video is decoded
+one frame at a time and never held in memory as a whole. Outputs are assembled in a hidden
+folder beside the destination and moved in place only when everything succeeded, so an
+error never leaves half outputs.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import typer
+
+from devolens.errors import DevolensError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
+
+
+# ---------------------------------------------------------------------------- input / output
+class _Source:
+    """Frames of an input path plus their identifiers, streamed."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if not path.exists():
+            raise DevolensError("no such file or folder", path=path)
+        suffix = path.suffix.lower()
+        if path.is_file() and suffix in IMAGE_SUFFIXES:
+            from devolens.io.images import read_image
+
+            image = read_image(path)  # validated now: a bad file fails before any output
+            self.is_video = False
+            self.names = [path.name]
+            self.total = 1
+            self._frames = iter([image])
+        elif path.is_dir() or suffix in VIDEO_SUFFIXES:
+            from devolens.curate.frames import iter_path_frames
+
+            self._frames, names, total = iter_path_frames(path)
+            self.is_video = names is None
+            self.names = names
+            self.total = int(total) if total else 0
+            if self.is_video:
+                self._frames = self._checked(self._frames)
+        else:
+            raise DevolensError(
+                f"expected an image ({', '.join(IMAGE_SUFFIXES)}), a video ({', '.join(VIDEO_SUFFIXES)}) "
+                f"or a folder of images, got a '{suffix}' file",
+                path=path,
+            )
+        self.fps = 10.0
+        if self.is_video:
+            try:
+                from devolens.io.video import video_info
+
+                self.fps = float(video_info(path).get("fps") or 10.0)
+            except DevolensError:
+                raise
+            except Exception:
+                pass
+
+    def _checked(self, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        n = 0
+        for f in frames:
+            n += 1
+            yield f
+        if n == 0:
+            raise DevolensError("video has no frames", path=self.path)
+
+    def frame_id(self, position: int):
+        """Identifier of a frame: its position (video) or its file stem (images)."""
+        if self.is_video:
+            return int(position)
+        return Path(self.names[position]).stem
+
+    def label_name(self, position: int) -> str:
+        if self.is_video:
+            return f"{self.path.stem}_f{position:05d}_labels.tif"
+        return f"{Path(self.names[position]).stem}_labels.tif"
+
+    def iter(self, skip: set[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(position, frame)``, lazily, leaving out the positions in ``skip``."""
+        for i, frame in enumerate(self._frames):
+            if i in skip:
+                continue
+            yield i, frame
+
+
+class _StagedDir:
+    """Build outputs in a hidden sibling folder; move them onto ``dest`` only on success."""
+
+    def __init__(self, dest: Path):
+        self.dest = dest
+        if dest.exists() and not dest.is_dir():
+            raise DevolensError("output exists and is not a folder", path=dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+
+    def commit(self) -> None:
+        self.dest.mkdir(parents=True, exist_ok=True)
+        for entry in sorted(self.tmp.iterdir()):
+            target = self.dest / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            os.replace(entry, target)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _skip_set(report: Optional[Path]) -> set[int]:
+    if report is None:
+        return set()
+    from devolens.curate.frames import flagged_frames
+
+    return flagged_frames(report)
+
+
+def _overlay(image: np.ndarray, labels: np.ndarray, colour=(255, 0, 255)) -> np.ndarray:
+    """RGB uint8 copy of ``image`` with the outlines of ``labels`` drawn in ``colour``."""
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.dtype != np.uint8:
+        f = img.astype(np.float32)
+        lo, hi = np.percentile(f, [1, 99.8])
+        img = (np.clip((f - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
+    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3].copy()
+    lab = labels
+    edge = np.zeros(lab.shape, dtype=bool)
+    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+    edge[1:, :] |= lab[1:, :] != lab[:-1, :]
+    edge &= lab > 0
+    rgb[edge] = colour
+    return rgb
+
+
+def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend: str):
+    from devolens.models import zoo
+
+    if batch_size < 1:
+        raise DevolensError(f"--batch-size must be >= 1, got {batch_size}")
+    card = zoo.card(model)
+    if card.get("task") != kind:
+        raise DevolensError(f"model {model!r} is a {card.get('task')!r} model, not {kind!r}")
+    return zoo.load(model, batch_size=batch_size, fast=fast, backend=backend)
+
+
+def _progress_total(total: int):
+    return total if total > 0 else None
+
+
+# ---------------------------------------------------------------------------- segmentation
+def run_segmentation(
+    kind: str,
+    input_path: Path,
+    out: Path,
+    *,
+    model: str,
+    skip_flagged: Optional[Path] = None,
+    batch_size: int = 8,
+    fast: bool = True,
+    backend: str = "torch",
+    overlay: bool = True,
+    progress=None,
+) -> dict:
+    """Segment every frame of ``input_path`` and write labels, CSVs and overlays under ``out``.
+
+    Returns a summary dict (``frames``, ``objects``, ``skipped``).
+    """
+    import pandas as pd
+
+    from devolens.io.atomic import write_csv
+    from devolens.io.images import write_label_tif, write_png
+
+    skip = _skip_set(skip_flagged)
+    source = _Source(input_path)
+    predictor = _load_predictor(model, kind, batch_size, fast, backend)
+    stage = _StagedDir(out)
+    try:
+        (stage.tmp / "labels").mkdir()
+        if overlay and not source.is_video:
+            (stage.tmp / "overlays").mkdir()
+        pending: collections.deque = collections.deque()
+        objects: list = []
+        counts: list[dict] = []
+        total = _progress_total(source.total - len(skip) if source.total else 0)
+
+        def frames() -> Iterator[np.ndarray]:
+            for pos, frame in source.iter(skip):
+                arr = np.asarray(frame)
+                pending.append((pos, arr))
+                yield arr
+
+        def results() -> Iterator[tuple[int, np.ndarray]]:
+            """Run the predictor; write one label file per frame; yield (position, overlay)."""
+            for res in predictor.predict_iter(frames(), total=total, progress=progress):
+                pos, image = pending.popleft()
+                fid = source.frame_id(pos)
+                write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos))
+                tab = res.centroids
+                if len(tab):
+                    objects.append(pd.DataFrame({"frame": fid, "label": tab["label"].to_numpy(),
+                                                 "x": tab["x"].round(2).to_numpy(), "y": tab["y"].round(2).to_numpy(),
+                                                 "area": tab["area"].to_numpy()}))
+                counts.append({"frame": fid, "count": res.count})
+                yield pos, (_overlay(image, res.labels) if overlay else image)
+
+        if overlay and source.is_video:
+            from devolens.io.video import write_video
+
+            write_video((ov for _, ov in results()), stage.tmp / "overlay.mp4", fps=source.fps)
+        elif overlay:
+            for pos, ov in results():
+                write_png(ov, stage.tmp / "overlays" / f"{Path(source.names[pos]).stem}_overlay.png")
+        else:
+            for _ in results():
+                pass
+        if not counts:
+            raise DevolensError("no frames left to segment (all frames flagged?)", path=input_path)
+        obj = pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(columns=["frame", "label", "x", "y", "area"])
+        write_csv(obj, stage.tmp / "objects.csv")
+        write_csv(pd.DataFrame(counts, columns=["frame", "count"]), stage.tmp / "counts.csv")
+    except BaseException:
+        stage.abort()
+        raise
+    stage.commit()
+    return {"frames": len(counts), "objects": int(sum(c["count"] for c in counts)), "skipped": len(skip)}
+
+
+_INPUT_HELP = "An image (png/tif/jpg), a folder of images (or a render output folder), or a video (mp4/mov/avi)."
+_SKIP_HELP = ("Curation report from `devolens curate frames`: its flagged frames (black, dark, red lines...) "
+              "are not segmented and left out of every output.")
+
+
+def _segment_command(kind: str, default_model: str, what: str):
+    def command(
+        input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
+        out: Path = typer.Option(..., "--out", "-o", help=(
+            "Output folder: labels/*_labels.tif (uint16, input size, one per image or frame), objects.csv "
+            "(frame,label,x,y,area), counts.csv (frame,count), overlays/ (PNG) or overlay.mp4 (video input).")),
+        skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
+        model: str = typer.Option(default_model, "--model", help=f"Zoo model to use (see `devolens models`)."),
+        batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass (memory vs speed)."),
+        fast: bool = typer.Option(True, "--fast/--no-fast", help="bf16 autocast + channels_last on CPU (default on)."),
+        backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
+        overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay images / overlay video."),
+    ) -> None:
+        from devolens.cli._common import console, progress_bar
+
+        with progress_bar(f"segment {kind}") as cb:
+            summary = run_segmentation(kind, input_path, out, model=model, skip_flagged=skip_flagged,
+                                       batch_size=batch_size, fast=fast, backend=backend, overlay=overlay, progress=cb)
+        skipped = f", {summary['skipped']} flagged frames skipped" if summary["skipped"] else ""
+        console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out}")
+
+    command.__doc__ = (f"Segment {what} in an image, a folder of images or a video (streamed); "
+                       "writes label TIFFs, objects.csv, counts.csv and overlays.")
+    return command
+
+
+segment_nuclei_command = _segment_command("nuclei", "nuclei", "nuclei")
+segment_membrane_command = _segment_command("membrane", "membrane", "cells")
+
+
+# ---------------------------------------------------------------------------- population
+def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
+                   plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
+                   backend: str = "torch", progress=None):
+    """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot)."""
+    import pandas as pd
+
+    from devolens.io.atomic import write_csv
+    from devolens.predict.population import COLUMNS, LETTERS
+
+    if out.suffix.lower() != ".csv":
+        raise DevolensError("--out must be a .csv file", path=out)
+    if out.is_dir():
+        raise DevolensError("--out is a folder; give a .csv file", path=out)
+    skip = _skip_set(skip_flagged)
+    source = _Source(input_path)
+    predictor = _load_predictor(model, "population", batch_size, fast, backend)
+    positions: collections.deque = collections.deque()
+
+    def frames():
+        for pos, frame in source.iter(skip):
+            positions.append(pos)
+            yield frame
+
+    total = _progress_total(source.total - len(skip) if source.total else 0)
+    rows = []
+    for row in predictor.predict_iter(frames(), total=total, progress=progress):
+        pos = positions.popleft()
+        rows.append({"frame": source.frame_id(pos), **{k: row[k] for k in COLUMNS}})
+    if not rows:
+        raise DevolensError("no frames left (all frames flagged?)", path=input_path)
+    df = pd.DataFrame(rows, columns=["frame", *COLUMNS])
+    if monotone:
+        df = predictor.smooth(df)
+    df[list(COLUMNS)] = df[list(COLUMNS)].astype(float).round(2)
+    if plot:
+        from devolens.viz.plots import plot_populations
+
+        pdf = df.copy()
+        pdf.insert(0, "time", np.arange(len(pdf)) if not source.is_video else pdf["frame"].astype(int))
+        plot_populations(pdf.drop(columns=["frame"]), out.with_suffix(".png"),
+                         title=f"{input_path.name}: predicted populations" + (" (monotone)" if monotone else ""))
+    write_csv(df, out)
+    return df
+
+
+def population_command(
+    input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Output CSV: frame,A,E,M,P,C,D,Z,total (cells per letter)."),
+    monotone: bool = typer.Option(False, "--monotone", help=(
+        "Smooth each letter over the frames by isotonic regression: populations never fall (P, which ends when "
+        "P4 divides into Z2/Z3, is fitted non-increasing).")),
+    plot: bool = typer.Option(False, "--plot", help="Also write a plot of the curves beside the CSV (same name, .png)."),
+    skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
+    model: str = typer.Option("population", "--model", help="Zoo model to use (see `devolens models`)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
+    fast: bool = typer.Option(True, "--fast/--no-fast", help="bf16 autocast + channels_last on CPU (default on)."),
+    backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
+) -> None:
+    """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
+    from devolens.cli._common import console, progress_bar
+
+    with progress_bar("population") as cb:
+        df = run_population(input_path, out, model=model, monotone=monotone, plot=plot, skip_flagged=skip_flagged,
+                            batch_size=batch_size, fast=fast, backend=backend, progress=cb)
+    console.print(f"{len(df)} frames -> {out}" + (f" (+ {out.with_suffix('.png')})" if plot else ""))
+
+
+# ---------------------------------------------------------------------------- registration
+def _segment_group(app: typer.Typer) -> typer.Typer:
+    """The ``segment`` group (created by the tiles area when present, else here)."""
+    try:
+        from devolens.cli import tiles
+
+        if getattr(tiles, "segment_app", None) is not None:
+            return tiles.segment_app
+    except ImportError:
+        pass
+    for info in app.registered_groups:
+        if info.name == "segment" and info.typer_instance is not None:
+            return info.typer_instance
+    seg = typer.Typer(help="Segment images with the zoo's models.", no_args_is_help=True)
+    app.add_typer(seg, name="segment")
+    return seg
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``segment nuclei``, ``segment membrane`` and ``population`` to the root app."""
+    seg = _segment_group(app)
+    seg.command("nuclei")(segment_nuclei_command)
+    seg.command("membrane")(segment_membrane_command)
+    app.command("population")(population_command)

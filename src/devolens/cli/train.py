@@ -1,0 +1,133 @@
+"""``devolens train | tune | evaluate``: train from a recipe, tune it with Optuna, score a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+_TRAIN_HELP = """Train a model from a RECIPE (YAML, see recipes/) on a data folder.
+
+DATA is the output of `devolens render` (frames.csv, frames/, labels/) or a folder with images/ and masks/ (or labels/) matched by file name.
+
+Writes to RUN: history.csv, sample_losses.csv, checkpoint.safetensors/.json (last epoch, for --resume), best.safetensors/.json (best epoch), history.png, progress.gif, split.csv, run.json.
+"""
+
+
+def train_cmd(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file (e.g. recipes/tiny_nuclei.yaml)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Training data folder: render output or images/ + masks/."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (checkpoints, history, plots)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    prune_top: Optional[float] = typer.Option(
+        None, "--prune-top", help="Drop this percent of highest-loss training samples after the warm-up "
+        "(recipe train.prune_after epochs) and retrain on the rest; dropped samples go to RUN/pruned.csv."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (overrides the recipe's train.epochs)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write history.png and progress.gif at the end."),
+    export: Optional[Path] = typer.Option(
+        None, "--export", help="Also write the best model as half-precision safetensors here (+ .json beside it): "
+        "half the size, loaded back as fp32 by devolens.models.architectures.load_model."),
+) -> None:
+    """Train a model from a recipe on a data folder."""
+    import torch
+
+    from devolens.cli._common import console, out as stdout, progress_bar
+    from devolens.train.trainer import train
+
+    if threads is not None:
+        if threads < 1:
+            from devolens.errors import DevolensError
+
+            raise DevolensError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    with progress_bar("training") as cb:
+        res = train(recipe, data, out, resume=resume, prune_top=prune_top, epochs=epochs, progress=cb)
+    for note in res.notes:
+        console.print(f"note: {note}")
+    if plots and len(res.history):
+        _write_plots(res.run_dir)
+    h = res.history
+    if len(h):
+        last = h.iloc[-1]
+        stdout.print(f"epochs: {len(h)}  train_loss: {last['train_loss']:.4f}  val_loss: {last['val_loss']:.4f}")
+    if res.best_epoch is not None:
+        stdout.print(f"best {res.monitor}: {res.best_value:.4f} (epoch {res.best_epoch + 1}) -> {res.run_dir / 'best.safetensors'}")
+    if export is not None and (res.run_dir / "best.safetensors").exists():
+        from devolens.models.architectures import load_model, save_model
+
+        model, cfg = load_model(res.run_dir / "best.safetensors")
+        cfg.pop("dtype", None)
+        save_model(model, export, config=cfg, fp16=True)
+        stdout.print(f"fp16 export -> {export}")
+    if res.pruned is not None:
+        stdout.print(f"pruned {len(res.pruned)} samples -> {res.run_dir / 'pruned.csv'}")
+
+
+def _write_plots(run_dir: Path) -> None:
+    from devolens.cli._common import console
+    from devolens.viz.overlays import training_gif
+    from devolens.viz.plots import plot_training
+
+    plot_training(run_dir / "history.csv", run_dir / "history.png")
+    if any((run_dir / "samples").glob("epoch_*.npz")):
+        training_gif(run_dir, run_dir / "progress.gif")
+    console.print(f"plots: {run_dir / 'history.png'}" + (f", {run_dir / 'progress.gif'}" if (run_dir / "progress.gif").exists() else ""))
+
+
+def tune_cmd(
+    recipe: Path = typer.Argument(..., help="Recipe YAML with a tune.space section (keys to search and ranges)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Training data folder (as for `devolens train`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for trial runs, trials.csv, best_recipe.yaml "
+                             "(and study.db with the default storage)."),
+    trials: Optional[int] = typer.Option(None, "--trials", "-n", help="Total finished trials wanted in the study "
+                                         "(default: the recipe's tune.trials); a resumed study runs only the missing ones."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="SQLAlchemy URL of the study database (default "
+                                          "sqlite:///OUT/study.db); share one URL to tune on several machines."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the recipe's name)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+) -> None:
+    """Tune a recipe's hyper-parameters with Optuna (resumable; best trial exported as a recipe)."""
+    import torch
+
+    from devolens.cli._common import out as stdout, progress_bar
+    from devolens.train.tuning import tune
+
+    if threads is not None and threads >= 1:
+        torch.set_num_threads(threads)
+    with progress_bar("trials") as cb:
+        res = tune(recipe, data, out, trials=trials, storage=storage, study_name=study, progress=cb)
+    stdout.print(f"study {res.study_name!r} in {res.storage}: {len(res.trials)} trials ({res.n_new} new)")
+    if res.best_recipe is not None:
+        stdout.print(f"best value {res.best_value:.4f} with {res.best_params}")
+        stdout.print(f"best recipe -> {res.best_recipe}")
+
+
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="A training run folder (holds best.safetensors and best.json)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Data folder to evaluate on (every sample is used)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Metrics JSON to write (default RUN/eval_<DATA name>.json)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass."),
+) -> None:
+    """Score the best checkpoint of a run on a data folder; print and write the metrics as JSON."""
+    import json
+
+    from devolens.cli._common import out as stdout, progress_bar
+    from devolens.io.atomic import write_text
+    from devolens.train.evaluate import evaluate_run
+
+    with progress_bar("evaluating") as cb:
+        metrics = evaluate_run(run, data, batch_size=batch_size, progress=cb)
+    path = json_out or (Path(run) / f"eval_{Path(data).resolve().name}.json")
+    write_text(path, json.dumps(metrics, indent=2))
+    for k, v in metrics["metrics"].items():
+        stdout.print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    stdout.print(f"metrics -> {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``tune`` and ``evaluate`` to the ``devolens`` command."""
+    app.command("train", help=_TRAIN_HELP)(train_cmd)
+    app.command("tune", help=tune_cmd.__doc__)(tune_cmd)
+    app.command("evaluate", help=evaluate_cmd.__doc__)(evaluate_cmd)

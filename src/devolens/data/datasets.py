@@ -1,0 +1,673 @@
+"""Torch datasets for training: folder pairs, render output, live renders, HDF5 tiles.
+
+Every dataset yields dicts of tensors:
+
+- ``image``: float32 ``(C, H, W)`` in [0, 1] (after normalisation and augmentation);
+- ``target``: segmentation: int64 ``(H, W)`` class ids (binary: 0/1; ``boundary``: 0
+  background, 1 interior, 2 boundary); population: float32 ``(K,)`` counts (cells);
+- ``labels`` (segmentation only): int32 ``(H, W)`` instance labels, for instance metrics;
+- ``index``: int64, the sample's position in the dataset (for per-sample losses).
+
+Splits are made by group (embryo, or any column), never by row: frames of one embryo are
+strongly correlated, and a row split leaks them into validation.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from devolens.errors import DevolensError
+
+IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+MASK_SUFFIXES = ("_labels", "_label", "_masks", "_mask", "_seg", "_cp_masks")
+LETTERS = ("A", "E", "M", "P", "C", "D", "Z")
+TARGETS = ("semantic", "boundary", "classes")
+
+
+# ----------------------------------------------------------------------------- reading
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a PNG/JPEG/TIFF image (via :func:`devolens.io.images.read_image`) as HxW or
+    HxWxC; a channels-first TIFF (C, H, W with C <= 4) is moved to channels-last."""
+    from devolens.io.images import read_image as _read
+
+    arr = np.asarray(_read(path))
+    if arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4) and arr.shape[-1] not in (1, 2, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # TIFF stored channels-first
+    return arr
+
+
+def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
+    """Return ``img`` as HxWxC with ``channels`` channels.
+
+    RGB -> 1 channel takes the per-pixel maximum (green nuclei on black keep their
+    intensity); grey -> 3 channels repeats the plane; an alpha channel is dropped.
+    """
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[-1] == 4:
+        img = img[..., :3]
+    c = img.shape[-1]
+    if c == channels:
+        return img
+    if channels == 1:
+        return img.max(axis=-1, keepdims=True)
+    if c == 1:
+        return np.repeat(img, channels, axis=-1)
+    if c > channels:
+        return img[..., :channels]
+    raise DevolensError(f"cannot turn a {c}-channel image into {channels} channels")
+
+
+def normalize_image(img: np.ndarray, mode: str = "dtype") -> np.ndarray:
+    """Scale an image to float32 in [0, 1].
+
+    Parameters
+    ----------
+    img : ndarray
+        HxWxC image, any dtype.
+    mode : {"dtype", "percentile", "none"}
+        ``dtype``: divide by the dtype's maximum (255 for uint8, 65535 for uint16; floats
+        are clipped to [0, 1]); ``percentile``: per channel, map the 1st..99.8th percentile
+        to 0..1 (for uint16 microscopy with a narrow range); ``none``: cast only.
+    """
+    if mode == "none":
+        return img.astype(np.float32)
+    if mode == "percentile":
+        x = img.astype(np.float32)
+        flat = x.reshape(-1, x.shape[-1])
+        lo = np.percentile(flat, 1.0, axis=0)
+        hi = np.percentile(flat, 99.8, axis=0)
+        return np.clip((x - lo) / np.maximum(hi - lo, 1e-6), 0, 1).astype(np.float32)
+    if mode != "dtype":
+        raise DevolensError(f"unknown normalisation {mode!r} (dtype, percentile, none)")
+    if np.issubdtype(img.dtype, np.integer):
+        return (img.astype(np.float32) / float(np.iinfo(img.dtype).max)).astype(np.float32)
+    return np.clip(img.astype(np.float32), 0, 1)
+
+
+def labels_to_target(labels: np.ndarray, target: str = "semantic") -> np.ndarray:
+    """Turn a label image into a training target (int64 class ids, HxW).
+
+    Parameters
+    ----------
+    labels : ndarray
+        HxW integer image: instance labels (0 = background) or class ids.
+    target : {"semantic", "boundary", "classes"}
+        ``semantic``: 1 where ``labels > 0``; ``boundary``: 0 background, 1 interior,
+        2 boundary (inner boundary pixels of each instance, so touching nuclei are
+        separated; later split into instances by the interior's connected components);
+        ``classes``: the values as they are (a class-id mask, e.g. live/dead).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 3:
+        labels = labels[..., 0]
+    if target == "semantic":
+        return (labels > 0).astype(np.int64)
+    if target == "boundary":
+        from skimage.segmentation import find_boundaries
+
+        lab = labels.astype(np.int64)
+        edge = find_boundaries(lab, mode="inner") & (lab > 0)
+        out = (lab > 0).astype(np.int64)
+        out[edge] = 2
+        return out
+    if target == "classes":
+        return labels.astype(np.int64)
+    raise DevolensError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+
+
+def _resize(arr: np.ndarray, size: tuple[int, int] | None, nearest: bool) -> np.ndarray:
+    if size is None or tuple(arr.shape[:2]) == tuple(size):
+        return arr
+    import cv2
+
+    h, w = int(size[0]), int(size[1])
+    interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if arr.shape[0] > h else cv2.INTER_LINEAR)
+    squeeze = arr.ndim == 3 and arr.shape[-1] == 1
+    src = arr
+    if nearest and arr.dtype not in (np.uint8, np.uint16, np.int16, np.float32):
+        src = arr.astype(np.float32)
+    out = cv2.resize(src, (w, h), interpolation=interp)
+    if nearest and out.dtype != arr.dtype:
+        out = out.astype(arr.dtype)
+    if squeeze and out.ndim == 2:
+        out = out[..., None]
+    return out
+
+
+def _pad_to(arr: np.ndarray, multiple: int) -> np.ndarray:
+    if multiple <= 1:
+        return arr
+    h, w = arr.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return arr
+    pad = [(0, ph), (0, pw)] + [(0, 0)] * (arr.ndim - 2)
+    return np.pad(arr, pad)
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A reproducible 32-bit seed for one sample in one epoch (for augmentation/rendering)."""
+    return zlib.crc32(f"{int(seed)}:{int(epoch)}:{int(index)}".encode()) & 0x7FFFFFFF
+
+
+# ----------------------------------------------------------------------------- indexing
+def _mask_stem(stem: str) -> str:
+    for suf in MASK_SUFFIXES:
+        if stem.endswith(suf):
+            return stem[: -len(suf)]
+    return stem
+
+
+def _list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+
+
+@dataclass
+class PairIndex:
+    """Image/mask pairs matched by name, plus the files that found no partner."""
+
+    pairs: list[tuple[Path, Path]] = field(default_factory=list)
+    unmatched_images: list[Path] = field(default_factory=list)
+    unmatched_masks: list[Path] = field(default_factory=list)
+
+
+def find_pairs(image_dir: str | Path, mask_dir: str | Path) -> PairIndex:
+    """Match images to masks by file name.
+
+    ``images/x.png`` matches ``masks/x.png``, ``masks/x.tif``, ``labels/x_labels.tif``,
+    ``x_mask.png``, ... (the mask's stem minus a suffix such as ``_labels`` or ``_mask``
+    equals the image's stem; the extension is free).
+
+    Parameters
+    ----------
+    image_dir, mask_dir : str or Path
+        Folders of images and of masks.
+
+    Returns
+    -------
+    PairIndex
+        ``pairs`` sorted by image name, and the unmatched files on either side.
+    """
+    image_dir, mask_dir = Path(image_dir), Path(mask_dir)
+    for d in (image_dir, mask_dir):
+        if not d.is_dir():
+            raise DevolensError("folder not found", path=d)
+    masks: dict[str, Path] = {}
+    for m in _list_images(mask_dir):
+        masks.setdefault(_mask_stem(m.stem), m)
+    out = PairIndex()
+    used: set[Path] = set()
+    for img in _list_images(image_dir):
+        m = masks.get(img.stem)
+        if m is None:
+            out.unmatched_images.append(img)
+        else:
+            out.pairs.append((img, m))
+            used.add(m)
+    out.unmatched_masks = sorted(set(masks.values()) - used)
+    return out
+
+
+_EMBRYO_RE = re.compile(r"^(?P<embryo>.+)_t\d+$")
+
+
+def _group_of(stem: str) -> str:
+    m = _EMBRYO_RE.match(stem)
+    return m.group("embryo") if m else stem
+
+
+def index_dataset(root: str | Path) -> pd.DataFrame:
+    """Index a training folder as a table of samples.
+
+    Two layouts are understood:
+
+    - render output (``devolens render``): ``frames.csv`` with columns
+      ``file,time,embryo,A,E,M,P,C,D,Z,total,artifact``, images ``frames/tNNN.png`` and
+      labels ``labels/tNNN_labels.tif``;
+    - folder pairs: ``images/`` (or ``frames/``) beside ``masks/`` (or ``labels/``),
+      matched by name (see :func:`find_pairs`). The group of ``<embryo>_tNNN.png`` is
+      ``<embryo>``, otherwise the file's stem.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per sample: ``sample`` (id: path relative to ``root``), ``image``,
+        ``labels`` (absolute paths; labels may be None), ``group`` and, for render output,
+        the ``frames.csv`` columns (counts per letter...). ``df.attrs["unmatched"]`` lists
+        files without a partner (relative paths) and ``df.attrs["layout"]`` the layout.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DevolensError("data folder not found", path=root)
+    csv = root / "frames.csv"
+    if csv.exists():
+        try:
+            df = pd.read_csv(csv)
+        except Exception as exc:
+            raise DevolensError(f"cannot read frames.csv: {exc}", path=csv) from exc
+        if "file" not in df.columns:
+            raise DevolensError("frames.csv has no 'file' column", path=csv)
+        df = df[df["file"].notna() & (df["file"].astype(str).str.len() > 0)].copy()  # dropped frames
+        if df.empty:
+            raise DevolensError("frames.csv lists no frame file", path=csv)
+        df["sample"] = df["file"].astype(str)
+        df["image"] = [str(root / f) for f in df["file"]]
+        labels = []
+        for f in df["file"]:
+            stem = Path(f).stem
+            cands = [root / "labels" / f"{stem}_labels.tif", root / "labels" / f"{stem}_labels.tiff", root / "labels" / f"{stem}.tif"]
+            hit = next((c for c in cands if c.exists()), None)
+            labels.append(None if hit is None else str(hit))
+        df["labels"] = labels
+        missing = [f for f in df["image"] if not Path(f).exists()]
+        if missing:
+            raise DevolensError(f"{len(missing)} frames listed in frames.csv are missing, e.g. {missing[0]}", path=csv)
+        if "embryo" in df.columns:
+            df["group"] = df["embryo"].astype(str)
+        else:
+            df["group"] = [_group_of(Path(f).stem) for f in df["file"]]
+        df.attrs["unmatched"] = [str(Path(f).relative_to(root)) for f in df["image"][df["labels"].isna()]]
+        df.attrs["layout"] = "render"
+        return df.reset_index(drop=True)
+    img_dir = next((root / n for n in ("images", "frames", "imgs") if (root / n).is_dir()), None)
+    mask_dir = next((root / n for n in ("masks", "labels", "label") if (root / n).is_dir()), None)
+    if img_dir is None or mask_dir is None:
+        raise DevolensError(
+            "no training data: expected frames.csv (render output) or images/ and masks/ (or labels/) folders",
+            path=root,
+        )
+    idx = find_pairs(img_dir, mask_dir)
+    if not idx.pairs:
+        raise DevolensError(f"no image in {img_dir.name}/ has a mask in {mask_dir.name}/ with the same name", path=root)
+    rows = [
+        {"sample": str(i.relative_to(root)), "image": str(i), "labels": str(m), "group": _group_of(i.stem)}
+        for i, m in idx.pairs
+    ]
+    df = pd.DataFrame(rows)
+    df.attrs["unmatched"] = [str(p.relative_to(root)) for p in idx.unmatched_images + idx.unmatched_masks]
+    df.attrs["layout"] = "pairs"
+    return df
+
+
+def split_by_group(
+    df: pd.DataFrame, column: str = "embryo", val_fraction: float = 0.2, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split rows into train/validation so that each group falls wholly on one side.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Samples, one per row.
+    column : str
+        Group column (``embryo`` for render output; any column, e.g. a time block).
+    val_fraction : float
+        Target fraction of rows in validation (0 < f < 1). Whole groups are moved, in a
+        seeded random order, until at least this fraction is reached; validation gets at
+        least one group and training keeps at least one.
+    seed : int
+        Random seed of the group order.
+
+    Returns
+    -------
+    (train, val) : two DataFrames (original index kept)
+    """
+    if column not in df.columns:
+        raise DevolensError(f"split column {column!r} not in the data (columns: {', '.join(map(str, df.columns))})")
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise DevolensError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    groups = pd.unique(df[column].astype(str))
+    if len(groups) < 2:
+        raise DevolensError(
+            f"cannot split by {column!r}: only one group ({groups[0] if len(groups) else 'none'}); "
+            "render several embryos or choose another split column"
+        )
+    rng = np.random.default_rng(int(seed))
+    order = list(groups)
+    rng.shuffle(order)
+    sizes = df[column].astype(str).value_counts()
+    want = float(val_fraction) * len(df)
+    val_groups: list[str] = []
+    n_val = 0
+    for g in order[:-1]:
+        if n_val >= want and val_groups:
+            break
+        val_groups.append(g)
+        n_val += int(sizes[g])
+    is_val = df[column].astype(str).isin(val_groups)
+    return df[~is_val], df[is_val]
+
+
+def time_blocks(times: Sequence[int], block: int = 10) -> np.ndarray:
+    """Group ids for contiguous blocks of ``block`` time points (a split column for one embryo)."""
+    return (np.asarray(times, dtype=np.int64) // max(1, int(block))).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- datasets
+class _Base(Dataset):
+    """Shared image preparation: channels, size, normalisation, seeded augmentation."""
+
+    def __init__(self, channels: int = 1, size: Sequence[int] | None = None, normalize: str = "dtype",
+                 augment: Callable | None = None, seed: int = 0, pad_multiple: int = 32):
+        self.channels = int(channels)
+        self.size = None if size is None else (int(size[0]), int(size[1]))
+        self.normalize = normalize
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+        self.pad_multiple = int(pad_multiple)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch so augmentation draws differ per epoch yet stay reproducible."""
+        self.epoch = int(epoch)
+
+    def _prepare(self, img: np.ndarray, labels: np.ndarray | None, index: int):
+        img = to_channels(img, self.channels)
+        img = _resize(img, self.size, nearest=False)
+        if img.ndim == 2:
+            img = img[..., None]
+        img = normalize_image(img, self.normalize)
+        if labels is not None:
+            labels = np.asarray(labels)
+            if labels.ndim == 3:
+                labels = labels[..., 0]
+            if labels.dtype not in (np.uint8, np.uint16):
+                if labels.max(initial=0) < 65536 and labels.min(initial=0) >= 0:
+                    labels = labels.astype(np.uint16)
+                else:
+                    labels = labels.astype(np.float32)
+            labels = _resize(labels, self.size, nearest=True)
+            if labels.shape[:2] != img.shape[:2]:
+                raise DevolensError(f"image {img.shape[:2]} and mask {labels.shape[:2]} differ in size (sample {index})")
+        if self.augment is not None:
+            from devolens.data.augment import reseed
+
+            reseed(self.augment, sample_seed(self.seed, self.epoch, index))
+            if labels is not None:
+                res = self.augment(image=img, mask=labels)
+                img, labels = res["image"], res["mask"]
+            else:
+                img = self.augment(image=img)["image"]
+            if img.ndim == 2:
+                img = img[..., None]
+            img = np.clip(img, 0, 1).astype(np.float32)
+        img = _pad_to(img, self.pad_multiple)
+        if labels is not None:
+            labels = _pad_to(labels, self.pad_multiple)
+        return np.ascontiguousarray(np.moveaxis(img, -1, 0)), labels
+
+
+class SegmentationDataset(_Base):
+    """Image + label-image pairs from files (folder pairs or render output).
+
+    Parameters
+    ----------
+    images, labels : sequences of paths
+        Image files and their label images (same order).
+    target : {"semantic", "boundary", "classes"}
+        How labels become the training target (see :func:`labels_to_target`).
+    channels : int
+        Input channels (1 or 3).
+    size : (H, W), optional
+        Resize every sample to this size (pixels); None keeps the size (then padded to a
+        multiple of ``pad_multiple``).
+    normalize : str
+        See :func:`normalize_image`.
+    augment : albumentations.Compose, optional
+        Applied to image and mask together (see :mod:`devolens.data.augment`).
+    seed : int
+        Base seed of the per-sample, per-epoch augmentation draws.
+    cache : bool
+        Keep decoded files in memory (small datasets).
+    """
+
+    def __init__(self, images: Sequence[str | Path], labels: Sequence[str | Path], target: str = "semantic",
+                 channels: int = 1, size: Sequence[int] | None = None, normalize: str = "dtype",
+                 augment: Callable | None = None, seed: int = 0, cache: bool = True, pad_multiple: int = 32,
+                 ids: Sequence[str] | None = None):
+        super().__init__(channels, size, normalize, augment, seed, pad_multiple)
+        if len(images) != len(labels):
+            raise DevolensError(f"{len(images)} images but {len(labels)} label files")
+        if target not in TARGETS:
+            raise DevolensError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+        self.images = [Path(p) for p in images]
+        self.labels = [None if p is None else Path(p) for p in labels]
+        self.ids = list(ids) if ids is not None else [str(p) for p in self.images]
+        self.target = target
+        self.cache = cache
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if i in self._cache:
+            return self._cache[i]
+        img = read_image(self.images[i])
+        if self.labels[i] is None:
+            raise DevolensError("no label image for this frame", path=self.images[i])
+        lab = read_image(self.labels[i])
+        if self.cache:
+            self._cache[i] = (img, lab)
+        return img, lab
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        img, lab = self._load(i)
+        x, lab = self._prepare(img, lab, i)
+        tgt = labels_to_target(lab, self.target)
+        inst = lab.astype(np.int32) if self.target != "classes" else tgt.astype(np.int32)
+        return {"image": torch.from_numpy(x), "target": torch.from_numpy(tgt),
+                "labels": torch.from_numpy(inst), "index": torch.tensor(i, dtype=torch.int64)}
+
+
+class PopulationDataset(_Base):
+    """Frames with per-image counts (e.g. ``frames.csv`` columns A, E, ..., total).
+
+    Parameters
+    ----------
+    images : sequence of paths
+        Image files.
+    counts : array (N, K)
+        Counts per image (cells), one column per output.
+    Other parameters as :class:`SegmentationDataset`.
+    """
+
+    def __init__(self, images: Sequence[str | Path], counts: np.ndarray, channels: int = 1,
+                 size: Sequence[int] | None = None, normalize: str = "dtype", augment: Callable | None = None,
+                 seed: int = 0, cache: bool = True, pad_multiple: int = 32, ids: Sequence[str] | None = None):
+        super().__init__(channels, size, normalize, augment, seed, pad_multiple)
+        self.images = [Path(p) for p in images]
+        self.counts = np.asarray(counts, dtype=np.float32).reshape(len(self.images), -1)
+        self.ids = list(ids) if ids is not None else [str(p) for p in self.images]
+        self.cache = cache
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        img = self._cache.get(i)
+        if img is None:
+            img = read_image(self.images[i])
+            if self.cache:
+                self._cache[i] = img
+        x, _ = self._prepare(img, None, i)
+        return {"image": torch.from_numpy(x), "target": torch.from_numpy(self.counts[i].copy()),
+                "index": torch.tensor(i, dtype=torch.int64)}
+
+
+class LiveRenderDataset(_Base):
+    """Frames rendered on the fly from lineage tables (simulated or real).
+
+    Calls ``devolens.render.nuclei.render_nuclei_frame(table, time, size=..., seed=...,
+    rgb=...)`` per item with a seed drawn from (seed, epoch, index), so each epoch sees new
+    noise/optics yet any run is reproducible.
+
+    Parameters
+    ----------
+    tables : sequence of DataFrames
+        Tidy lineage tables (``embryo,time,cell,x,y,z,size``).
+    samples : sequence of (table_index, time), optional
+        Which frames; default every time point of every table.
+    task : {"segmentation", "population"}
+        Target: the label image (via ``target``) or the counts ``letters``.
+    size : (H, W)
+        Render size (pixels).
+    fixed : bool
+        Same render every epoch (validation sets): the seed ignores the epoch.
+    render_kwargs : dict, optional
+        Extra keyword arguments for the renderer.
+    """
+
+    def __init__(self, tables: Sequence[pd.DataFrame], samples: Sequence[tuple[int, int]] | None = None,
+                 task: str = "segmentation", target: str = "semantic", letters: Sequence[str] = LETTERS + ("total",),
+                 channels: int = 1, size: Sequence[int] = (256, 256), normalize: str = "dtype",
+                 augment: Callable | None = None, seed: int = 0, fixed: bool = False, pad_multiple: int = 32,
+                 render_kwargs: dict | None = None):
+        super().__init__(channels, None, normalize, augment, seed, pad_multiple)
+        self.tables = list(tables)
+        if samples is None:
+            samples = [(k, int(t)) for k, tab in enumerate(self.tables) for t in sorted(pd.unique(tab["time"]))]
+        self.samples = [(int(k), int(t)) for k, t in samples]
+        self.task = task
+        self.target = target
+        self.letters = list(letters)
+        self.render_size = (int(size[0]), int(size[1]))
+        self.fixed = fixed
+        self.render_kwargs = dict(render_kwargs or {})
+        self.ids = [f"{self._embryo(k)}:t{t:03d}" for k, t in self.samples]
+
+    def _embryo(self, k: int) -> str:
+        tab = self.tables[k]
+        if "embryo" in tab.columns and len(tab):
+            return str(tab["embryo"].iloc[0])
+        return f"table{k}"
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def render(self, i: int):
+        """Render sample ``i`` and return the renderer's NucleiFrame."""
+        from devolens.render.nuclei import render_nuclei_frame
+
+        k, t = self.samples[i]
+        s = sample_seed(self.seed, 0 if self.fixed else self.epoch, i)
+        return render_nuclei_frame(self.tables[k], t, size=self.render_size, seed=s, rgb=self.channels == 3,
+                                   **self.render_kwargs)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        fr = self.render(i)
+        if self.task == "population":
+            x, _ = self._prepare(np.asarray(fr.image), None, i)
+            counts = np.array([float(fr.counts.get(k, 0)) for k in self.letters], dtype=np.float32)
+            return {"image": torch.from_numpy(x), "target": torch.from_numpy(counts), "index": torch.tensor(i)}
+        x, lab = self._prepare(np.asarray(fr.image), np.asarray(fr.labels), i)
+        tgt = labels_to_target(lab, self.target)
+        return {"image": torch.from_numpy(x), "target": torch.from_numpy(tgt),
+                "labels": torch.from_numpy(lab.astype(np.int32)), "index": torch.tensor(i, dtype=torch.int64)}
+
+
+class TileDataset(Dataset):
+    """Abstract hook for tile stores: subclasses implement ``__len__`` and ``read(i) ->
+    (image HxWxC, labels HxW)``; the giant-images helper's ``devolens.data.tiling`` may
+    provide richer ones. Targets and augmentation are handled here."""
+
+    def __init__(self, target: str = "semantic", normalize: str = "dtype", augment: Callable | None = None,
+                 seed: int = 0):
+        self._prep = _Base(channels=0, size=None, normalize=normalize, augment=augment, seed=seed, pad_multiple=1)
+        self.target = target
+
+    def set_epoch(self, epoch: int) -> None:
+        self._prep.set_epoch(epoch)
+
+    @property
+    def augment(self):
+        return self._prep.augment
+
+    @augment.setter
+    def augment(self, value) -> None:
+        self._prep.augment = value
+
+    def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        img, lab = self.read(i)
+        if img.ndim == 2:
+            img = img[..., None]
+        self._prep.channels = img.shape[-1]
+        x, lab = self._prep._prepare(img, lab, i)
+        tgt = labels_to_target(lab, self.target)
+        return {"image": torch.from_numpy(x), "target": torch.from_numpy(tgt),
+                "labels": torch.from_numpy(lab.astype(np.int32)), "index": torch.tensor(i, dtype=torch.int64)}
+
+
+class H5TileDataset(TileDataset):
+    """Tiles read lazily from an HDF5 file: ``images`` (N, C, H, W) and ``labels`` (N, H, W).
+
+    The file is opened on first access in each process (safe with DataLoader workers).
+
+    Parameters
+    ----------
+    path : str or Path
+        The HDF5 file (e.g. written by ``devolens tile``).
+    images_key, labels_key : str
+        Dataset names inside the file.
+    indices : sequence of int, optional
+        The tiles to use (default all), e.g. one side of a split.
+    target, normalize, augment, seed
+        As :class:`SegmentationDataset`.
+    """
+
+    def __init__(self, path: str | Path, images_key: str = "images", labels_key: str = "labels",
+                 target: str = "semantic", normalize: str = "dtype", augment: Callable | None = None, seed: int = 0,
+                 indices: Sequence[int] | None = None):
+        super().__init__(target, normalize, augment, seed)
+        import h5py
+
+        self.path = Path(path)
+        self.images_key, self.labels_key = images_key, labels_key
+        if not self.path.exists():
+            raise DevolensError("HDF5 file not found", path=self.path)
+        with h5py.File(self.path, "r") as f:
+            for k in (images_key, labels_key):
+                if k not in f:
+                    raise DevolensError(f"no dataset {k!r} in the file", path=self.path)
+            n_img, n_lab = f[images_key].shape[0], f[labels_key].shape[0]
+            if f[images_key].ndim != 4 or f[labels_key].ndim != 3:
+                raise DevolensError(f"expected {images_key} (N,C,H,W) and {labels_key} (N,H,W)", path=self.path)
+        if n_img != n_lab:
+            raise DevolensError(f"{n_img} image tiles but {n_lab} label tiles", path=self.path)
+        self.n = int(n_img)
+        self.indices = np.arange(self.n) if indices is None else np.asarray(indices, dtype=np.int64)
+        if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= self.n):
+            raise DevolensError(f"tile indices out of range 0..{self.n - 1}", path=self.path)
+        self.ids = [f"tile{j:06d}" for j in self.indices]
+        self._file = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_file"] = None
+        return state
+
+    def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._file is None:
+            import h5py
+
+            self._file = h5py.File(self.path, "r")
+        j = int(self.indices[i])
+        img = np.moveaxis(np.asarray(self._file[self.images_key][j]), 0, -1)
+        lab = np.asarray(self._file[self.labels_key][j])
+        return img, lab

@@ -1,0 +1,267 @@
+"""Shared inference engine of the image predictors (private).
+
+One place for: loading zoo weights, the working resolution, padding to the network's
+multiple, batching, the CPU fast path (bf16 autocast + channels_last), the optional
+onnxruntime backend, and sliding-window tiling for images larger than ``tile`` pixels.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from devolens.errors import DevolensError
+from devolens.predict.postprocess import normalize_percentile, resize_image, to_single_channel
+
+
+def onnxruntime_available() -> bool:
+    """True when the optional ``onnxruntime`` package can be imported."""
+    try:
+        import onnxruntime  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def load_zoo_network(folder: str | Path, card: dict) -> torch.nn.Module:
+    """Rebuild the network of a zoo card and load its fp16 safetensors weights (as fp32).
+
+    Raises
+    ------
+    DevolensError
+        If the weights file is missing or does not match the card's architecture.
+    """
+    from safetensors.torch import load_file
+
+    from devolens.models.architectures import build_from_config
+
+    folder = Path(folder)
+    weights = folder / "weights.safetensors"
+    if not weights.is_file():
+        raise DevolensError("model weights not found (this model has not been trained/shipped yet)", path=weights)
+    model = build_from_config(dict(card["architecture"]))
+    state = load_file(str(weights))
+    ref = model.state_dict()
+    state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DevolensError(f"weights do not match the card's architecture: {exc}", path=weights) from exc
+    return model.eval()
+
+
+class ImageNetwork:
+    """Runs a fully-convolutional network on single-channel images of any size.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps ``(N, C, H, W)`` to ``(N, K, H, W)`` logits; ``H, W`` multiples of ``multiple``.
+    in_channels : int
+        Channels the network expects (the grey image is repeated when > 1).
+    scale : float
+        Working resolution relative to the input image (0.5: the image is halved before the
+        network and the outputs are brought back to the input size).
+    multiple : int
+        Network input sides are padded up to a multiple of this many pixels.
+    tile : int or None
+        Working-resolution images with a side above this are processed by overlapping
+        ``tile x tile`` windows (stride ``tile - overlap``) and blended.
+    overlap : int
+        Overlap of neighbouring tiles, pixels (working resolution).
+    batch_size : int
+        Images (or tiles) per forward pass.
+    fast : bool
+        CPU fast path: bf16 autocast and channels_last memory format.
+    backend : {"torch", "onnx", "auto"}
+        ``"onnx"`` runs the network with onnxruntime (optional dependency; an error if it
+        is not installed); ``"auto"`` uses it when installed, else torch.
+    channel : str
+        Channel selection for colour input (see :func:`to_single_channel`).
+    percentiles : (float, float)
+        Robust normalisation percentiles (see :func:`normalize_percentile`).
+    activation : {"softmax", "sigmoid"}
+        Turns logits into probabilities.
+    device : str
+        Torch device.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        in_channels: int = 1,
+        scale: float = 1.0,
+        multiple: int = 32,
+        tile: int | None = 1024,
+        overlap: int = 64,
+        batch_size: int = 8,
+        fast: bool = True,
+        backend: str = "torch",
+        channel: str = "auto",
+        percentiles: Sequence[float] = (1.0, 99.8),
+        activation: str = "softmax",
+        device: str = "cpu",
+    ):
+        if scale <= 0:
+            raise DevolensError(f"scale must be > 0, got {scale}")
+        if backend not in ("torch", "onnx", "auto"):
+            raise DevolensError(f"backend must be torch, onnx or auto, got {backend!r}")
+        if backend == "onnx" and not onnxruntime_available():
+            raise DevolensError("backend 'onnx' needs the optional package onnxruntime (pip install onnxruntime)")
+        self.model = model.eval().to(device)
+        self.in_channels = int(in_channels)
+        self.scale = float(scale)
+        self.multiple = int(multiple)
+        self.tile = None if tile is None else int(tile)
+        self.overlap = int(overlap)
+        self.batch_size = max(1, int(batch_size))
+        self.fast = bool(fast) and device == "cpu"
+        self.device = device
+        self.channel = channel
+        self.percentiles = tuple(float(p) for p in percentiles)
+        self.activation = activation
+        self.backend = "onnx" if backend == "onnx" or (backend == "auto" and onnxruntime_available()) else "torch"
+        self._ort = None
+        if self.fast:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    # ------------------------------------------------------------------ preprocessing
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """Input image -> normalised single-channel float32 at the working resolution."""
+        grey = to_single_channel(image, self.channel)
+        if self.scale != 1.0:  # resize, then normalise (the order the training data saw)
+            h, w = grey.shape
+            grey = resize_image(grey, (max(1, round(h * self.scale)), max(1, round(w * self.scale))))
+        return normalize_percentile(grey, *self.percentiles)
+
+    # ------------------------------------------------------------------ forward
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, H, W) float32 (sides multiples of ``multiple``) -> (N, K, H, W) probabilities."""
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))[:, None]
+        if self.in_channels > 1:
+            x = x.expand(-1, self.in_channels, -1, -1)
+        if self.backend == "onnx":
+            logits = torch.from_numpy(self._run_onnx(x.contiguous().numpy()))
+        else:
+            x = x.to(self.device)
+            with torch.inference_mode():
+                if self.fast:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        logits = self.model(x)
+                else:
+                    logits = self.model(x)
+            logits = logits.float().cpu()
+        if self.activation == "softmax":
+            probs = torch.softmax(logits, dim=1)
+        else:
+            probs = torch.sigmoid(logits)
+        return probs.numpy()
+
+    def _run_onnx(self, x: np.ndarray) -> np.ndarray:
+        if self._ort is None:
+            import onnxruntime as ort
+
+            tmp = Path(tempfile.mkdtemp(prefix="devolens-onnx-")) / "model.onnx"
+            dummy = torch.zeros(1, self.in_channels, 64, 64)
+            torch.onnx.export(
+                self.model.float().to(memory_format=torch.contiguous_format), dummy, str(tmp),
+                input_names=["x"], output_names=["y"], dynamo=False,
+                dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
+            )
+            self._ort = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        return self._ort.run(["y"], {"x": x.astype(np.float32)})[0]
+
+    def _pad(self, arr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        h, w = arr.shape[-2:]
+        m = self.multiple
+        H, W = -(-h // m) * m, -(-w // m) * m
+        if (H, W) == (h, w):
+            return arr, (h, w)
+        pad = [(0, 0)] * (arr.ndim - 2) + [(0, H - h), (0, W - w)]
+        return np.pad(arr, pad, mode="reflect" if min(h, w) > 1 else "edge"), (h, w)
+
+    def probabilities_working(self, prepared: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Probabilities ``(K, h, w)`` at the working resolution for prepared images."""
+        out: list[np.ndarray | None] = [None] * len(prepared)
+        # whole images, grouped by padded shape, batched
+        groups: dict[tuple[int, int], list[int]] = {}
+        tiled: list[int] = []
+        for i, arr in enumerate(prepared):
+            if self.tile is not None and max(arr.shape) > self.tile:
+                tiled.append(i)
+                continue
+            m = self.multiple
+            key = (-(-arr.shape[0] // m) * m, -(-arr.shape[1] // m) * m)
+            groups.setdefault(key, []).append(i)
+        for idx in groups.values():
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start : start + self.batch_size]
+                padded = [self._pad(prepared[i])[0] for i in chunk]
+                probs = self._run(np.stack(padded))
+                for j, i in enumerate(chunk):
+                    h, w = prepared[i].shape
+                    out[i] = probs[j, :, :h, :w]
+        for i in tiled:
+            out[i] = self._tiled(prepared[i])
+        return out  # type: ignore[return-value]
+
+    def _tiled(self, arr: np.ndarray) -> np.ndarray:
+        """Sliding-window inference with linear blending of overlaps."""
+        h, w = arr.shape
+        t = self.tile
+        stride = max(self.multiple, t - self.overlap)
+        padded, _ = self._pad(arr) if (h < t or w < t) else (arr, (h, w))
+        ph, pw = padded.shape
+        if ph < t or pw < t:  # pad small sides up to a full tile
+            padded = np.pad(padded, [(0, max(0, t - ph)), (0, max(0, t - pw))], mode="reflect")
+            ph, pw = padded.shape
+        ys = list(range(0, max(1, ph - t + 1), stride))
+        xs = list(range(0, max(1, pw - t + 1), stride))
+        if ys[-1] + t < ph:
+            ys.append(ph - t)
+        if xs[-1] + t < pw:
+            xs.append(pw - t)
+        ramp = np.minimum(np.arange(t) + 1, np.arange(t)[::-1] + 1).astype(np.float32)
+        ramp = np.minimum(ramp / max(1, self.overlap // 2), 1.0)
+        weight = np.outer(ramp, ramp) + 1e-3
+        acc = None
+        wsum = np.zeros((ph, pw), dtype=np.float32)
+        coords = [(y, x) for y in ys for x in xs]
+        for start in range(0, len(coords), self.batch_size):
+            chunk = coords[start : start + self.batch_size]
+            probs = self._run(np.stack([padded[y : y + t, x : x + t] for y, x in chunk]))
+            if acc is None:
+                acc = np.zeros((probs.shape[1], ph, pw), dtype=np.float32)
+            for (y, x), p in zip(chunk, probs):
+                acc[:, y : y + t, x : x + t] += p * weight
+                wsum[y : y + t, x : x + t] += weight
+        return (acc / wsum)[:, :h, :w]
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Group an iterable into lists of ``size`` items (the last may be shorter), lazily."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def to_input_size(probs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bring ``(K, h, w)`` probabilities back to the input ``shape`` (bilinear)."""
+    if probs.shape[-2:] == tuple(shape):
+        return probs
+    return np.clip(resize_image(probs, shape), 0.0, 1.0)
+
+
+ProgressFn = Callable[[int, int], None] | None

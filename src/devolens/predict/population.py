@@ -1,0 +1,346 @@
+"""Population counts per frame: cells of each lineage letter A, E, M, P, C, D, Z.
+
+>>> from devolens.models import load           # doctest: +SKIP
+>>> pops = load("population")                   # a PopulationPredictor
+>>> pops.predict(frame)                          # {"A": 64.0, "E": 8.0, ..., "total": 118.0}
+>>> df = pops.predict_batch(frames)              # DataFrame A..Z,total, one row per frame
+>>> smooth_populations(df)                       # monotone per letter (populations do not fall)
+
+Two methods, chosen by the model card (``method``):
+
+``"composition"``
+    The ``nuclei`` zoo model counts the nuclei of the frame; a calibration curve (fitted on
+    training renders) turns the visible count into the embryo's total (nuclei hidden behind
+    others in the projection are missing from the image); a composition table fitted on
+    real lineage tables gives the expected cells of each letter at that total (C. elegans
+    development is invariant, so the letters follow from the stage).
+``"regressor"``
+    A CNN regressor maps the frame directly to the counts.
+
+Counts are non-negative floats (cells).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from devolens.errors import DevolensError
+from devolens.predict._engine import batched, load_zoo_network
+from devolens.predict.postprocess import smooth_populations
+
+LETTERS: tuple[str, ...] = ("A", "E", "M", "P", "C", "D", "Z")
+COLUMNS: tuple[str, ...] = LETTERS + ("total",)
+
+
+def fit_composition(pops: pd.DataFrame | Sequence[pd.DataFrame], max_total: int = 700, window: int = 3) -> np.ndarray:
+    """Expected cells per letter at each total cell count, from lineage populations.
+
+    Parameters
+    ----------
+    pops : DataFrame or list of DataFrames
+        Population tables (columns ``A, E, M, P, C, D, Z, total``; one row per time point),
+        e.g. from :func:`devolens.lineage.populations.populations` of several embryos.
+    max_total : int
+        Largest total covered by the table (cells).
+    window : int
+        Rows with ``|total - n| <= window`` contribute to the entry for ``n``; the window
+        grows until rows are found (sparse totals).
+
+    Returns
+    -------
+    ndarray
+        ``(max_total + 1, 7)`` float32: per-letter median counts at each total, rescaled so
+        that each row sums to ``n`` (the letters of a row add up to its total).
+    """
+    frames = [pops] if isinstance(pops, pd.DataFrame) else list(pops)
+    df = pd.concat([f[list(COLUMNS)] for f in frames], ignore_index=True).dropna()
+    if df.empty:
+        raise DevolensError("no population rows to fit the composition table")
+    tot = df["total"].to_numpy(dtype=float)
+    vals = df[list(LETTERS)].to_numpy(dtype=float)
+    out = np.zeros((max_total + 1, len(LETTERS)), dtype=np.float64)
+    for n in range(1, max_total + 1):
+        w = window
+        sel = np.abs(tot - n) <= w
+        while not sel.any():
+            w = max(1, 2 * w)
+            sel = np.abs(tot - n) <= w
+        rows = vals[sel]
+        scale = n / np.maximum(tot[sel], 1.0)
+        med = np.median(rows * scale[:, None], axis=0)  # counts rescaled to total n
+        out[n] = med * (n / med.sum()) if med.sum() > 0 else med
+    return out.astype(np.float32)
+
+
+def composition_counts(total: float | np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Per-letter counts for (fractional) totals by linear interpolation in the table.
+
+    Parameters
+    ----------
+    total : float or ndarray
+        Total cell count(s).
+    table : ndarray
+        ``(M + 1, 7)`` composition table from :func:`fit_composition`. Totals beyond ``M``
+        scale the last row.
+
+    Returns
+    -------
+    ndarray
+        ``(..., 7)`` non-negative counts.
+    """
+    t = np.clip(np.asarray(total, dtype=np.float64), 0.0, None)
+    m = table.shape[0] - 1
+    inside = np.clip(t, 0, m)
+    lo = np.floor(inside).astype(int)
+    hi = np.minimum(lo + 1, m)
+    frac = (inside - lo)[..., None]
+    out = table[lo] * (1 - frac) + table[hi] * frac
+    over = t > m
+    if np.any(over):
+        out = np.where(over[..., None], table[m] * (t / m)[..., None], out)
+    return np.clip(out, 0.0, None)
+
+
+def calibrate_total(visible: float | np.ndarray, knots_x: np.ndarray, knots_y: np.ndarray) -> np.ndarray:
+    """Map a visible nucleus count to the embryo's total by a monotone piecewise-linear curve.
+
+    Beyond the last knot the curve continues with the ratio ``y/x`` of the last knot.
+    """
+    v = np.clip(np.asarray(visible, dtype=np.float64), 0.0, None)
+    kx = np.asarray(knots_x, dtype=np.float64)
+    ky = np.asarray(knots_y, dtype=np.float64)
+    out = np.interp(v, kx, ky)
+    ratio = ky[-1] / max(kx[-1], 1e-9)
+    return np.where(v > kx[-1], v * ratio, out)
+
+
+def stage_features(labels_count: int, areas: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Scale-free features of the developmental stage from one frame's nuclei.
+
+    Parameters
+    ----------
+    labels_count : int
+        Nuclei found in the frame.
+    areas : ndarray
+        Their areas (pixels).
+    xs, ys : ndarray
+        Their centroids (pixels).
+
+    Returns
+    -------
+    ndarray
+        ``[1, log1p(n), log1p(n)**2, log(median area / embryo area)]`` where the embryo area
+        is the convex hull of the centroids (plus one median nucleus); nuclei shrink as
+        cells divide, so the relative nucleus size tells the stage even when many nuclei
+        hide behind others in the projection. Pixel scale cancels out.
+    """
+    n = float(labels_count)
+    if n < 1 or len(areas) == 0:
+        return np.array([1.0, 0.0, 0.0, 0.0])
+    med = float(np.median(areas))
+    hull = 0.0
+    if len(xs) >= 3:
+        try:
+            from scipy.spatial import ConvexHull
+
+            hull = float(ConvexHull(np.column_stack([xs, ys])).volume)
+        except Exception:  # collinear points
+            hull = 0.0
+    embryo = hull + med + float(np.sum(areas)) * (hull == 0.0)
+    ln = np.log1p(n)
+    return np.array([1.0, ln, ln * ln, np.log(max(med, 1.0) / max(embryo, 1.0))])
+
+
+def calibrate_total_linear(features: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """Total cells from :func:`stage_features` rows by ``exp(features @ coef) - 1`` (>= 0)."""
+    f = np.atleast_2d(np.asarray(features, dtype=np.float64))
+    return np.clip(np.expm1(f @ np.asarray(coef, dtype=np.float64)), 0.0, None)
+
+
+class PopulationPredictor:
+    """Frame -> non-negative counts of the population letters A, E, M, P, C, D, Z and total.
+
+    Build it with :meth:`from_zoo` (``devolens.models.load("population")``).
+
+    Parameters
+    ----------
+    method : {"composition", "regressor"}
+        See the module docstring.
+    nuclei : NucleiPredictor, optional
+        The nucleus segmenter (method ``composition``).
+    composition : ndarray, optional
+        ``(M + 1, 7)`` table from :func:`fit_composition` (method ``composition``).
+    knots_x, knots_y : ndarray, optional
+        Calibration curve visible count -> total (method ``composition``); identity when
+        omitted.
+    coef : ndarray, optional
+        Coefficients of :func:`calibrate_total_linear` on :func:`stage_features` (method
+        ``composition``); when given they replace the knots.
+    network : torch.nn.Module, optional
+        The count regressor (method ``regressor``): ``(N, 1, H, W)`` -> ``(N, K)`` counts,
+        ordered as ``outputs``.
+    outputs : sequence of str
+        Names of the regressor outputs (letters, optionally ``total``).
+    batch_size : int
+        Frames per batch.
+    input_size : (int, int)
+        Regressor input (H, W): frames are resized to it (pixels).
+    channel, percentiles
+        Regressor preprocessing (see :func:`devolens.predict.postprocess.to_single_channel`
+        and :func:`~devolens.predict.postprocess.normalize_percentile`).
+    fast : bool
+        bf16 autocast + channels_last for the regressor on CPU.
+    """
+
+    def __init__(
+        self,
+        method: str = "composition",
+        *,
+        nuclei=None,
+        composition: np.ndarray | None = None,
+        knots_x: np.ndarray | None = None,
+        knots_y: np.ndarray | None = None,
+        coef: np.ndarray | None = None,
+        network=None,
+        outputs: Sequence[str] = COLUMNS,
+        batch_size: int = 8,
+        card: dict | None = None,
+        input_size: Sequence[int] = (256, 384),
+        channel: str = "auto",
+        percentiles: Sequence[float] = (1.0, 99.8),
+        fast: bool = True,
+    ):
+        if method not in ("composition", "regressor"):
+            raise DevolensError(f"unknown population method {method!r} (composition, regressor)")
+        if method == "composition" and (nuclei is None or composition is None):
+            raise DevolensError("method 'composition' needs a nuclei predictor and a composition table")
+        if method == "regressor" and network is None:
+            raise DevolensError("method 'regressor' needs a network")
+        self.method = method
+        self.nuclei = nuclei
+        self.composition = None if composition is None else np.asarray(composition, dtype=np.float32)
+        self.knots_x = np.array([0.0, 1.0]) if knots_x is None else np.asarray(knots_x, dtype=np.float64)
+        self.knots_y = np.array([0.0, 1.0]) if knots_y is None else np.asarray(knots_y, dtype=np.float64)
+        self.coef = None if coef is None else np.asarray(coef, dtype=np.float64)
+        self.network = network
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.channel = channel
+        self.percentiles = tuple(float(p) for p in percentiles)
+        self.fast = bool(fast)
+        self.outputs = list(outputs)
+        self.batch_size = max(1, int(batch_size))
+        self.card = dict(card or {})
+
+    @classmethod
+    def from_zoo(cls, folder: str | Path, card: dict, **options: Any) -> "PopulationPredictor":
+        """Build the predictor from a zoo folder and its card.
+
+        ``options`` go to the nuclei predictor (``batch_size``, ``fast``, ``backend``,
+        ``device``...) for method ``composition``, or to the regressor network.
+        """
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        method = card.get("method", "composition")
+        batch_size = int(options.get("batch_size", 8))
+        if method == "composition":
+            from devolens.models.zoo import load as zoo_load
+
+            weights = folder / "weights.safetensors"
+            if not weights.is_file():
+                raise DevolensError("population tables not found (model not shipped yet)", path=weights)
+            arrays = load_file(str(weights))
+            nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
+            return cls(
+                "composition", nuclei=nuclei, composition=arrays["composition"].astype(np.float32),
+                knots_x=arrays["knots_x"].astype(np.float64), knots_y=arrays["knots_y"].astype(np.float64),
+                coef=arrays["coef"].astype(np.float64) if "coef" in arrays else None,
+                batch_size=batch_size, card=card,
+            )
+        model = load_zoo_network(folder, card)
+        pre = card.get("preprocessing", {})
+        return cls(
+            "regressor", network=model, outputs=card.get("outputs", list(COLUMNS)), batch_size=batch_size,
+            card=card, input_size=tuple(card.get("input", {}).get("size", (256, 384))),
+            channel=pre.get("channel", "auto"), percentiles=tuple(pre.get("percentiles", (1.0, 99.8))),
+            fast=bool(options.get("fast", True)),
+        )
+
+    # ------------------------------------------------------------------ inference
+    def counts_from_visible(self, visible: float | np.ndarray) -> np.ndarray:
+        """Per-letter counts ``(..., 7)`` and total from visible nucleus counts (composition)."""
+        total = calibrate_total(visible, self.knots_x, self.knots_y)
+        return composition_counts(total, self.composition)
+
+    def predict(self, image: np.ndarray) -> dict[str, float]:
+        """Counts for one frame: ``{"A": ..., ..., "Z": ..., "total": ...}`` (cells, >= 0)."""
+        row = next(self.predict_iter([image]))
+        return {k: float(row[k]) for k in COLUMNS}
+
+    def predict_batch(self, images: Sequence[np.ndarray],
+                      progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+        """Counts for several frames: DataFrame with columns ``A..Z, total``, one row per frame."""
+        images = list(images)
+        rows = list(self.predict_iter(images, total=len(images), progress=progress))
+        return pd.DataFrame(rows, columns=list(COLUMNS))
+
+    def predict_iter(self, images: Iterable[np.ndarray], total: int | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> Iterator[dict[str, float]]:
+        """Counts for a stream of frames (e.g. a video), lazily, one dict per frame.
+
+        Each dict also carries ``visible`` (nuclei found in the image, method
+        ``composition``).
+        """
+        done = 0
+        if self.method == "composition":
+            for res in self.nuclei.predict_iter(images, total=total):
+                if self.coef is not None:
+                    c = res.centroids
+                    feats = stage_features(res.count, c["area"].to_numpy(), c["x"].to_numpy(), c["y"].to_numpy())
+                    letters = composition_counts(calibrate_total_linear(feats, self.coef)[0], self.composition)
+                else:
+                    letters = self.counts_from_visible(res.count)
+                row = {k: float(v) for k, v in zip(LETTERS, letters)}
+                row["total"] = float(sum(row[k] for k in LETTERS))
+                row["visible"] = float(res.count)
+                done += 1
+                if progress is not None:
+                    progress(done, -1 if total is None else total)
+                yield row
+            return
+        import torch
+
+        from devolens.predict.postprocess import normalize_percentile, resize_image, to_single_channel
+
+        model = self.network.eval()
+        for chunk in batched(images, self.batch_size):
+            prepared = [
+                normalize_percentile(resize_image(to_single_channel(np.asarray(img), self.channel), self.input_size),
+                                     *self.percentiles)
+                for img in chunk
+            ]
+            x = torch.from_numpy(np.stack(prepared))[:, None]
+            with torch.inference_mode():
+                if self.fast:
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        out = model(x.contiguous(memory_format=torch.channels_last))
+                else:
+                    out = model(x)
+            out = np.clip(out.float().numpy(), 0.0, None)
+            for vals in out:
+                named = dict(zip(self.outputs, vals))
+                row = {k: float(named.get(k, 0.0)) for k in LETTERS}
+                row["total"] = float(sum(row[k] for k in LETTERS))
+                done += 1
+                if progress is not None:
+                    progress(done, -1 if total is None else total)
+                yield row
+
+    @staticmethod
+    def smooth(df: pd.DataFrame) -> pd.DataFrame:
+        """Monotone smoothing of a per-frame count table (see :func:`smooth_populations`)."""
+        return smooth_populations(df)

@@ -1,0 +1,397 @@
+"""Pre- and post-processing shared by the image predictors.
+
+Plain numpy functions: channel selection, robust percentile normalisation, resizing,
+instance labels from probability maps (watershed that splits touching nuclei), centroids,
+and the monotone (non-decreasing) smoothing of population curves.
+
+All coordinates are in pixels of the array given; ``x`` is the column, ``y`` the row.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+
+from devolens.errors import DevolensError
+
+Channel = Literal["auto", "green", "mean", "max", "red", "blue"]
+
+
+# --------------------------------------------------------------------------- input
+def to_single_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarray:
+    """Reduce an image to one float32 channel.
+
+    Parameters
+    ----------
+    image : ndarray
+        ``HxW`` (grey), ``HxWx1``, ``HxWx3`` (RGB) or ``HxWx4`` (RGBA, alpha ignored).
+    channel : {"auto", "green", "mean", "max", "red", "blue"}
+        Which channel of a colour image to keep. ``"auto"`` takes the green channel when
+        it carries most of the signal (histone-GFP movies: green nuclei, weak red
+        reporter) and the mean of R, G, B otherwise (grey images stored as RGB);
+        ``"max"`` is the per-pixel maximum of R, G, B.
+
+    Returns
+    -------
+    ndarray
+        ``HxW`` float32, same intensity units as the input.
+
+    Raises
+    ------
+    DevolensError
+        If the array is not an image of one of the shapes above.
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 2:
+        if min(arr.shape) < 1:
+            raise DevolensError(f"empty image of shape {arr.shape}")
+        return arr.astype(np.float32, copy=False)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
+    rgb = arr[..., :3].astype(np.float32, copy=False)
+    if channel == "auto":
+        means = rgb.reshape(-1, 3).mean(axis=0)
+        spread = float(np.abs(means - means.mean()).max())
+        if means[1] >= means.max() and spread > 0.05 * (means.mean() + 1e-6):
+            return rgb[..., 1]
+        return rgb.mean(axis=2)
+    index = {"red": 0, "green": 1, "blue": 2}
+    if channel == "mean":
+        return rgb.mean(axis=2)
+    if channel == "max":
+        return rgb.max(axis=2)
+    if channel not in index:
+        raise DevolensError(f"unknown channel {channel!r} (auto, green, mean, max, red, blue)")
+    return rgb[..., index[channel]]
+
+
+def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """Scale intensities so that the ``low`` and ``high`` percentiles map to 0 and 1.
+
+    Robust to hot pixels and to the bit depth (8-bit, 16-bit, float). Values are clipped to
+    ``[0, 1]`` (as the training data were).
+
+    Parameters
+    ----------
+    image : ndarray
+        ``HxW`` intensities (any dtype).
+    low, high : float
+        Percentiles (0-100) mapped to 0 and 1.
+
+    Returns
+    -------
+    ndarray
+        ``HxW`` float32.
+    """
+    arr = np.asarray(image, dtype=np.float32)
+    # percentiles on a subsample: identical to a few grey levels, much faster on big images
+    step = max(1, int(np.sqrt(arr.size / 250_000)))
+    sample = arr[::step, ::step]
+    lo, hi = np.percentile(sample, [low, high])
+    if hi - lo < 1e-6:
+        hi = lo + max(1e-6, float(sample.max()) - lo) if sample.max() > lo else lo + 1.0
+    out = (arr - np.float32(lo)) / np.float32(hi - lo)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+# --------------------------------------------------------------------------- resizing
+def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a float ``HxW`` or ``CxHxW`` array to ``shape`` (H, W).
+
+    Area averaging when shrinking (as the training data were resized), bilinear when
+    enlarging.
+    """
+    import cv2
+
+    arr = np.asarray(image, dtype=np.float32)
+    H, W = int(shape[0]), int(shape[1])
+    if arr.shape[-2:] == (H, W):
+        return arr
+    interp = cv2.INTER_AREA if arr.shape[-2] * arr.shape[-1] > H * W else cv2.INTER_LINEAR
+    if arr.ndim == 2:
+        return cv2.resize(arr, (W, H), interpolation=interp)
+    return np.stack([cv2.resize(np.ascontiguousarray(c), (W, H), interpolation=interp) for c in arr])
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an instance label image to ``shape`` (H, W)."""
+    labels = np.asarray(labels)
+    h, w = labels.shape
+    H, W = int(shape[0]), int(shape[1])
+    if (h, w) == (H, W):
+        return labels
+    rows = np.minimum(((np.arange(H) + 0.5) * h / H).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(W) + 0.5) * w / W).astype(np.int64), w - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+# --------------------------------------------------------------------------- instances
+def relabel_sequential(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
+    """Drop objects smaller than ``min_size`` pixels and renumber labels 1..N (uint16 if fits)."""
+    labels = np.asarray(labels)
+    if labels.max() == 0:
+        return np.zeros(labels.shape, dtype=np.uint16)
+    counts = np.bincount(labels.ravel())
+    keep = counts >= max(1, min_size)
+    keep[0] = False
+    lut = np.zeros(len(counts), dtype=np.int64)
+    lut[keep] = np.arange(1, int(keep.sum()) + 1)
+    out = lut[labels]
+    dtype = np.uint16 if out.max() < 65536 else np.uint32
+    return out.astype(dtype)
+
+
+def instances_from_probabilities(
+    foreground: np.ndarray,
+    interior: np.ndarray | None = None,
+    *,
+    threshold: float = 0.5,
+    seed_threshold: float = 0.5,
+    min_distance: float = 3.0,
+    min_size: int = 8,
+    smooth: float = 1.0,
+) -> np.ndarray:
+    """Instance labels from a foreground probability map, splitting touching objects.
+
+    Seeds are the connected blobs of the ``interior`` probability (nucleus cores, away from
+    the boundaries) when given, otherwise the maxima of the distance transform of the
+    foreground mask. A marker-controlled watershed then grows each seed over the foreground
+    (``foreground >= threshold``).
+
+    Parameters
+    ----------
+    foreground : ndarray
+        ``HxW`` probability (0-1) that a pixel belongs to an object.
+    interior : ndarray, optional
+        ``HxW`` probability of the object's core (boundary excluded), e.g. the "interior"
+        class of a 3-class (background, interior, boundary) head.
+    threshold : float
+        Foreground probability threshold.
+    seed_threshold : float
+        Interior probability threshold of the seeds.
+    min_distance : float
+        Pixels; seeds closer than this merge (distance-transform seeds only), and interior
+        seeds are opened with a disc of this radius / 2 to break thin bridges.
+    min_size : int
+        Objects (and seeds) smaller than this many pixels are dropped.
+    smooth : float
+        Gaussian sigma (pixels) applied to the probability maps before seeding.
+
+    Returns
+    -------
+    ndarray
+        ``HxW`` uint16 labels, 0 = background, objects numbered 1..N.
+    """
+    from skimage.segmentation import watershed
+
+    fg = np.asarray(foreground, dtype=np.float32)
+    if smooth > 0:
+        fg_s = ndi.gaussian_filter(fg, smooth)
+    else:
+        fg_s = fg
+    mask = fg_s >= threshold
+    if not mask.any():
+        return np.zeros(fg.shape, dtype=np.uint16)
+    if interior is not None:
+        core = np.asarray(interior, dtype=np.float32)
+        if smooth > 0:
+            core = ndi.gaussian_filter(core, smooth)
+        seeds_mask = (core >= seed_threshold) & mask
+        r = int(min_distance // 2)
+        if r >= 1:
+            seeds_mask = ndi.binary_opening(seeds_mask, structure=_disc(r))
+        markers, n = ndi.label(seeds_mask)
+        if n:
+            sizes = np.bincount(markers.ravel())
+            small = sizes < max(1, min_size // 4)
+            small[0] = False
+            markers[small[markers]] = 0
+        surface = -core
+    else:
+        dist = ndi.distance_transform_edt(mask)
+        dist = ndi.gaussian_filter(dist, max(smooth, 1.0))
+        size = max(3, int(2 * min_distance + 1))
+        peaks = (dist == ndi.maximum_filter(dist, size=size)) & (dist >= max(1.0, min_distance / 2)) & mask
+        markers, n = ndi.label(peaks)
+        surface = -dist
+    if markers.max() == 0:
+        markers, _ = ndi.label(mask)
+    labels = watershed(surface, markers=markers, mask=mask)
+    # foreground components that received no seed become objects of their own
+    missing = mask & (labels == 0)
+    if missing.any():
+        extra, n_extra = ndi.label(missing)
+        labels = np.where(extra > 0, extra + labels.max(), labels)
+    return relabel_sequential(labels, min_size=min_size)
+
+
+def instances_from_boundary_map(
+    probs: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    min_size: int = 8,
+    smooth: float = 1.0,
+) -> np.ndarray:
+    """Cell instances from a membrane (boundary) probability map.
+
+    Cells are the regions enclosed by membranes: seeds are the connected components of
+    "far from any membrane" (distance transform of the non-membrane area, thresholded at
+    half its local maximum), grown by a watershed on the membrane probability. The
+    background outside the embryo (the region touching the image border and darker than the
+    membranes) is removed.
+
+    Parameters
+    ----------
+    probs : ndarray
+        ``HxW`` membrane probability (0-1), or ``2xHxW`` (membrane, inside-embryo) where the
+        second map gives the probability of being inside the eggshell.
+    threshold : float
+        Membrane (and inside) probability threshold.
+    min_size : int
+        Cells smaller than this many pixels are dropped.
+    smooth : float
+        Gaussian sigma (pixels) applied before seeding.
+
+    Returns
+    -------
+    ndarray
+        ``HxW`` uint16 cell labels (membrane pixels belong to the nearest cell).
+    """
+    from skimage.segmentation import watershed
+
+    probs = np.asarray(probs, dtype=np.float32)
+    membrane = probs[0] if probs.ndim == 3 else probs
+    inside = probs[1] if probs.ndim == 3 and probs.shape[0] > 1 else None
+    mem_s = ndi.gaussian_filter(membrane, smooth) if smooth > 0 else membrane
+    wall = mem_s >= threshold
+    free = ~wall
+    if inside is not None:
+        region = (ndi.gaussian_filter(inside, smooth) if smooth > 0 else inside) >= threshold
+        region = ndi.binary_fill_holes(region | wall) if region.any() else region
+    else:
+        # inside = everything enclosed by membranes: fill holes of the membrane mask
+        region = ndi.binary_fill_holes(wall)
+    if not region.any():
+        return np.zeros(membrane.shape, dtype=np.uint16)
+    dist = ndi.distance_transform_edt(free & region)
+    dist_s = ndi.gaussian_filter(dist, 1.0)
+    local_max = ndi.maximum_filter(dist_s, size=9)
+    seeds = (dist_s >= 0.5 * local_max) & (dist_s >= 1.5) & free & region
+    markers, n = ndi.label(seeds)
+    if n == 0:
+        return np.zeros(membrane.shape, dtype=np.uint16)
+    labels = watershed(mem_s, markers=markers, mask=region)
+    return relabel_sequential(labels, min_size=min_size)
+
+
+def _disc(radius: int) -> np.ndarray:
+    r = int(radius)
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    return (xx * xx + yy * yy) <= r * r
+
+
+def object_table(labels: np.ndarray) -> pd.DataFrame:
+    """Centroids and areas of the objects of a label image.
+
+    Parameters
+    ----------
+    labels : ndarray
+        ``HxW`` integer labels, 0 = background.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``label`` (int), ``x``, ``y`` (float, pixels: column and row of the centroid)
+        and ``area`` (int, pixels), one row per object, sorted by label.
+    """
+    labels = np.asarray(labels)
+    n = int(labels.max()) if labels.size else 0
+    if n == 0:
+        return pd.DataFrame({"label": pd.Series([], dtype=int), "x": pd.Series([], dtype=float),
+                             "y": pd.Series([], dtype=float), "area": pd.Series([], dtype=int)})
+    flat = labels.ravel().astype(np.int64)
+    area = np.bincount(flat, minlength=n + 1)
+    rows, cols = np.indices(labels.shape)
+    sy = np.bincount(flat, weights=rows.ravel(), minlength=n + 1)
+    sx = np.bincount(flat, weights=cols.ravel(), minlength=n + 1)
+    present = np.nonzero(area[1:])[0] + 1
+    a = area[present]
+    return pd.DataFrame({"label": present.astype(int), "x": sx[present] / a, "y": sy[present] / a, "area": a.astype(int)})
+
+
+# --------------------------------------------------------------------------- populations
+def monotone_nondecreasing(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Least-squares non-decreasing fit of a sequence (isotonic regression, pool adjacent violators).
+
+    Parameters
+    ----------
+    values : ndarray
+        1-D sequence (e.g. a population count per frame, in time order).
+    weights : ndarray, optional
+        Positive weight of each value (default all 1).
+
+    Returns
+    -------
+    ndarray
+        float64 sequence of the same length with ``out[i+1] >= out[i]`` and the smallest
+        weighted squared distance to ``values``.
+    """
+    y = np.asarray(values, dtype=np.float64).ravel()
+    n = len(y)
+    if n == 0:
+        return y.copy()
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    means: list[float] = []
+    wsum: list[float] = []
+    count: list[int] = []
+    for yi, wi in zip(y, w):
+        means.append(float(yi))
+        wsum.append(float(wi))
+        count.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:
+            m2, w2, c2 = means.pop(), wsum.pop(), count.pop()
+            m1, w1, c1 = means.pop(), wsum.pop(), count.pop()
+            ww = w1 + w2
+            means.append((m1 * w1 + m2 * w2) / ww)
+            wsum.append(ww)
+            count.append(c1 + c2)
+    return np.repeat(np.asarray(means), count)
+
+
+def smooth_populations(df: pd.DataFrame, letters: tuple[str, ...] = ("A", "E", "M", "P", "C", "D", "Z")) -> pd.DataFrame:
+    """Monotone smoothing of per-frame population counts (populations do not fall).
+
+    Each letter's column is replaced by its isotonic (non-decreasing) fit over the rows in
+    their given order; ``total`` (when present) is the non-decreasing fit of the letters' sum.
+    P is the exception: the P lineage ends (P4 becomes Z2/Z3), so ``P`` is fitted
+    non-increasing instead.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per frame in time order, one column per letter.
+
+    Returns
+    -------
+    DataFrame
+        A copy with smoothed (float) counts.
+    """
+    out = df.copy()
+    for letter in letters:
+        if letter not in out.columns:
+            continue
+        vals = out[letter].to_numpy(dtype=np.float64)
+        if letter == "P":
+            out[letter] = -monotone_nondecreasing(-vals)
+        else:
+            out[letter] = monotone_nondecreasing(vals)
+    present = [c for c in letters if c in out.columns]
+    if "total" in out.columns and present:
+        # the total never falls either (P4 -> Z2/Z3 adds a cell): isotonic fit of the sum
+        out["total"] = monotone_nondecreasing(out[present].sum(axis=1).to_numpy(dtype=np.float64))
+    return out

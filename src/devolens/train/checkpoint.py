@@ -1,0 +1,128 @@
+"""Training checkpoints without pickle: tensors in safetensors, everything else in JSON.
+
+A checkpoint is ``NAME.safetensors`` (model weights ``model/<key>``, optimizer tensors
+``optim/<param index>/<key>``, torch RNG state ``rng/torch``) plus ``NAME.json`` (epoch,
+optimizer hyper-parameters and scalar state, scheduler state, numpy and Python RNG
+states, and any extra JSON the trainer adds). Loading restores all of it, so a resumed run
+continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from devolens.errors import DevolensError
+from devolens.io.atomic import atomic_path, write_text
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Current torch / numpy / Python RNG states as (tensors, JSON)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return ({"rng/torch": torch.get_rng_state()},
+            {"numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+             "python": [py_state[0], list(py_state[1]), py_state[2]]})
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+    """Restore RNG states saved by :func:`rng_state`."""
+    if "rng/torch" in tensors:
+        torch.set_rng_state(tensors["rng/torch"].to(torch.uint8))
+    if "numpy" in state:
+        n = state["numpy"]
+        np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    if "python" in state:
+        p = state["python"]
+        random.setstate((p[0], tuple(p[1]), p[2]))
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler=None, extra: dict | None = None) -> Path:
+    """Write ``path`` (.safetensors) and its ``.json`` beside it, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        The safetensors file; the JSON goes to the same name with ``.json``.
+    model, optimizer : torch objects
+    scheduler : object with ``state_dict()`` returning JSON-able data, optional
+    extra : dict, optional
+        JSON-able trainer state (epoch, best metric, pruned samples, ...).
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in model.state_dict().items():
+        tensors[f"model/{k}"] = v.detach().cpu().contiguous()
+    opt = optimizer.state_dict()
+    opt_scalars: dict[str, dict[str, Any]] = {}
+    for pid, st in opt["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"optim/{pid}/{k}"] = v.detach().cpu().contiguous()
+            else:
+                opt_scalars.setdefault(str(pid), {})[k] = v
+    rng_t, rng_j = rng_state()
+    tensors.update(rng_t)
+    meta = {
+        "optimizer": {"param_groups": opt["param_groups"], "scalars": opt_scalars},
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "rng": rng_j,
+        "extra": extra or {},
+    }
+    text = json.dumps(meta, default=_json_default)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+    write_text(path.with_suffix(".json"), text)
+    return path
+
+
+def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    scheduler=None, restore_rng: bool = True) -> dict:
+    """Restore a checkpoint written by :func:`save_checkpoint`; returns its ``extra`` dict."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    jpath = path.with_suffix(".json")
+    if not path.exists() or not jpath.exists():
+        raise DevolensError("checkpoint not found (need .safetensors and .json)", path=path)
+    meta = json.loads(jpath.read_text())
+    tensors = load_file(str(path))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    if optimizer is not None:
+        state: dict[int, dict[str, Any]] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim/"):
+                _, pid, name = k.split("/", 2)
+                state.setdefault(int(pid), {})[name] = v
+        for pid, sc in meta["optimizer"]["scalars"].items():
+            state.setdefault(int(pid), {}).update(sc)
+        optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    if scheduler is not None and meta.get("scheduler") is not None:
+        scheduler.load_state_dict(meta["scheduler"])
+    if restore_rng:
+        set_rng_state(tensors, meta.get("rng", {}))
+    return meta.get("extra", {})

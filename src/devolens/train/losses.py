@@ -1,0 +1,215 @@
+"""Losses. Every loss returns one value per sample (shape ``(N,)``) so the trainer can
+record per-sample losses; the batch loss is their mean.
+
+Segmentation losses take logits ``(N, C, H, W)`` and integer targets ``(N, H, W)``; with
+``C == 1`` the task is binary (sigmoid, BCE), otherwise multi-class (softmax, CE).
+Regression losses take predicted and true counts ``(N, K)`` (cells).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from devolens.errors import DevolensError
+
+SEG_LOSSES = ("bce", "ce", "dice", "focal", "bce_dice", "ce_dice", "focal_dice")
+REG_LOSSES = ("mse", "huber", "poisson")
+WEIGHT_METHODS = ("median_frequency", "inverse_sqrt", "inverse")
+
+
+# ----------------------------------------------------------------------------- class weights
+def class_frequencies(targets: Iterable[np.ndarray], classes: int) -> np.ndarray:
+    """Fraction of pixels per class over an iterable of integer target images.
+
+    Parameters
+    ----------
+    targets : iterable of ndarray
+        Integer class-id images (0..classes-1).
+    classes : int
+        Number of classes (2 for a binary mask).
+
+    Returns
+    -------
+    ndarray (classes,)
+        Pixel frequencies, summing to 1.
+    """
+    counts = np.zeros(int(classes), dtype=np.float64)
+    for t in targets:
+        t = np.asarray(t).ravel()
+        counts += np.bincount(t[(t >= 0) & (t < classes)].astype(np.int64), minlength=classes)[:classes]
+    total = counts.sum()
+    if total <= 0:
+        raise DevolensError("cannot compute class weights: no labelled pixels")
+    return counts / total
+
+
+def class_weights(frequencies: Sequence[float], method: str = "median_frequency") -> np.ndarray:
+    """Class weights from class frequencies.
+
+    Parameters
+    ----------
+    frequencies : sequence of float
+        Fraction of pixels (or samples) per class.
+    method : {"median_frequency", "inverse_sqrt", "inverse"}
+        ``median_frequency``: ``w_c = median(f) / f_c`` (Eigen & Fergus 2015; the median
+        over classes present); ``inverse_sqrt``: ``w_c = 1 / sqrt(f_c)``, rescaled so the
+        weights average 1 over the present classes; ``inverse``: ``w_c = 1 / f_c``, rescaled
+        likewise. Classes absent from the data (f = 0) get weight 1.
+
+    Returns
+    -------
+    ndarray (classes,)
+    """
+    f = np.asarray(frequencies, dtype=np.float64)
+    if f.ndim != 1 or len(f) < 2 or np.any(f < 0):
+        raise DevolensError(f"class frequencies must be >= 0, one per class (>= 2 classes), got {f.tolist()}")
+    present = f > 0
+    if not present.any():
+        raise DevolensError("cannot compute class weights: every class frequency is 0")
+    w = np.ones_like(f)
+    if method == "median_frequency":
+        w[present] = np.median(f[present]) / f[present]
+    elif method == "inverse_sqrt":
+        w[present] = 1.0 / np.sqrt(f[present])
+        w[present] /= w[present].mean()
+    elif method == "inverse":
+        w[present] = 1.0 / f[present]
+        w[present] /= w[present].mean()
+    else:
+        raise DevolensError(f"unknown class-weight method {method!r}; choose one of {', '.join(WEIGHT_METHODS)}")
+    return w
+
+
+# ----------------------------------------------------------------------------- pixel losses
+def _per_sample(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1).mean(dim=1)
+
+
+def _pixel_weights(target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
+    if weights is None:
+        return None
+    return weights.to(target.device)[target.long()]
+
+
+def bce_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy per sample; ``weights`` = (w_background, w_foreground)."""
+    y = target.float()
+    lp = logits[:, 0] if logits.ndim == 4 else logits
+    pix = F.binary_cross_entropy_with_logits(lp.float(), y, reduction="none")
+    w = _pixel_weights(target, weights)
+    if w is not None:
+        pix = pix * w
+    return _per_sample(pix)
+
+
+def ce_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy per sample (binary BCE when ``logits`` has one channel)."""
+    if logits.shape[1] == 1:
+        return bce_loss(logits, target, weights)
+    pix = F.cross_entropy(logits.float(), target.long(), reduction="none")
+    w = _pixel_weights(target, weights)
+    if w is not None:
+        pix = pix * w
+    return _per_sample(pix)
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
+               gamma: float = 2.0) -> torch.Tensor:
+    """Focal loss per sample: ``-w_c (1 - p_t)^gamma log p_t`` averaged over pixels."""
+    logits = logits.float()
+    if logits.shape[1] == 1:
+        lp = logits[:, 0]
+        y = target.float()
+        logp_t = -F.binary_cross_entropy_with_logits(lp, y, reduction="none")
+    else:
+        logp = F.log_softmax(logits, dim=1)
+        logp_t = logp.gather(1, target.long()[:, None])[:, 0]
+    p_t = logp_t.exp()
+    pix = -((1 - p_t).clamp_min(0) ** float(gamma)) * logp_t
+    w = _pixel_weights(target, weights)
+    if w is not None:
+        pix = pix * w
+    return _per_sample(pix)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Soft Dice loss per sample, ``1 - mean_c dice_c`` over foreground classes.
+
+    Binary (one channel): the foreground Dice. Multi-class: softmax, mean over classes
+    1..C-1 (background excluded). ``eps`` (pixels) smooths empty masks: an empty
+    prediction of an empty mask scores Dice 1.
+    """
+    logits = logits.float()
+    if logits.shape[1] == 1:
+        p = torch.sigmoid(logits)
+        y = target.float()[:, None]
+    else:
+        p = torch.softmax(logits, dim=1)[:, 1:]
+        y = F.one_hot(target.long(), logits.shape[1]).permute(0, 3, 1, 2).float()[:, 1:]
+    dims = (2, 3)
+    inter = (p * y).sum(dims)
+    denom = p.sum(dims) + y.sum(dims)
+    dice = (2 * inter + eps) / (denom + eps)
+    return 1 - dice.mean(dim=1)
+
+
+# ----------------------------------------------------------------------------- count losses
+def mse_loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per sample (cells^2)."""
+    return ((pred.float() - true.float()) ** 2).reshape(pred.shape[0], -1).mean(1)
+
+
+def huber_loss(pred: torch.Tensor, true: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
+    """Huber loss per sample (``delta`` in cells)."""
+    return F.huber_loss(pred.float(), true.float(), reduction="none", delta=float(delta)).reshape(pred.shape[0], -1).mean(1)
+
+
+def poisson_loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Poisson negative log-likelihood per sample; ``pred`` is the rate (>= 0, cells)."""
+    return F.poisson_nll_loss(pred.float(), true.float(), log_input=False, full=False, eps=1e-6,
+                              reduction="none").reshape(pred.shape[0], -1).mean(1)
+
+
+# ----------------------------------------------------------------------------- factory
+def build_loss(name: str, class_weights: Sequence[float] | None = None, dice_weight: float = 1.0,
+               focal_gamma: float = 2.0, huber_delta: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A per-sample loss ``fn(output, target) -> (N,)`` by name.
+
+    Parameters
+    ----------
+    name : str
+        Segmentation: ``bce``, ``ce`` (same thing for one output channel), ``dice``,
+        ``focal``, ``bce_dice``, ``ce_dice``, ``focal_dice`` (sum of the pixel loss and
+        ``dice_weight`` times the Dice loss). Counts: ``mse``, ``huber``, ``poisson``.
+    class_weights : sequence of float, optional
+        Per-class pixel weights for the BCE/CE/focal part (binary: background, foreground).
+    dice_weight : float
+        Weight of the Dice term in the ``*_dice`` sums.
+    focal_gamma : float
+        Focusing exponent of the focal loss.
+    huber_delta : float
+        Huber transition point (cells).
+    """
+    w = None if class_weights is None else torch.as_tensor(np.asarray(class_weights, dtype=np.float32))
+    dw = float(dice_weight)
+    if name in ("bce", "ce"):
+        return lambda o, t: ce_loss(o, t, w)
+    if name == "focal":
+        return lambda o, t: focal_loss(o, t, w, focal_gamma)
+    if name == "dice":
+        return lambda o, t: dice_loss(o, t)
+    if name in ("bce_dice", "ce_dice"):
+        return lambda o, t: ce_loss(o, t, w) + dw * dice_loss(o, t)
+    if name == "focal_dice":
+        return lambda o, t: focal_loss(o, t, w, focal_gamma) + dw * dice_loss(o, t)
+    if name == "mse":
+        return mse_loss
+    if name == "huber":
+        return lambda o, t: huber_loss(o, t, huber_delta)
+    if name == "poisson":
+        return poisson_loss
+    raise DevolensError(f"unknown loss {name!r}; choose one of {', '.join(SEG_LOSSES + REG_LOSSES)}")

@@ -1,0 +1,225 @@
+"""Evaluation metrics: one implementation each (DESIGN.md, "Metrics").
+
+- semantic IoU and Dice per class (from a confusion matrix, accumulable over images);
+- instance precision, recall and F1 at IoU > 0.5 with one-to-one matching (a match at
+  IoU > 0.5 is unique, since two objects cannot both overlap one object by more than half,
+  so greedy matching equals Hungarian matching);
+- PR-AUC (average precision) per class from score histograms (accumulable; resolution
+  1/bins in score);
+- count error (objects per image), population MAE per letter;
+- accuracy and macro-F1 for cell identities.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from devolens.errors import DevolensError
+
+
+# ----------------------------------------------------------------------------- semantic
+def confusion_matrix(pred: np.ndarray, true: np.ndarray, classes: int) -> np.ndarray:
+    """Pixel confusion matrix ``cm[true, pred]`` (int64, classes x classes).
+
+    Parameters
+    ----------
+    pred, true : ndarray
+        Integer class-id arrays of the same shape (any number of images).
+    classes : int
+        Number of classes (2 for binary masks).
+    """
+    pred = np.asarray(pred).ravel().astype(np.int64)
+    true = np.asarray(true).ravel().astype(np.int64)
+    if pred.shape != true.shape:
+        raise DevolensError(f"prediction and truth differ in size: {pred.shape} vs {true.shape}")
+    ok = (true >= 0) & (true < classes) & (pred >= 0) & (pred < classes)
+    return np.bincount(true[ok] * classes + pred[ok], minlength=classes * classes).reshape(classes, classes)
+
+
+def iou_dice(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class IoU and Dice from a confusion matrix (NaN for a class absent from both).
+
+    Returns
+    -------
+    dict with ``iou`` and ``dice`` arrays (classes,), each in [0, 1].
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    fp = cm.sum(0) - tp
+    fn = cm.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
+        dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+    return {"iou": iou, "dice": dice}
+
+
+def semantic_scores(pred: np.ndarray, true: np.ndarray, classes: int) -> dict[str, np.ndarray]:
+    """Per-class IoU and Dice of class-id maps (see :func:`iou_dice`)."""
+    return iou_dice(confusion_matrix(pred, true, classes))
+
+
+# ----------------------------------------------------------------------------- instances
+def match_instances(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> dict[str, object]:
+    """One-to-one matching of predicted and true instances at IoU > ``threshold``.
+
+    Parameters
+    ----------
+    pred, true : ndarray
+        Instance label images (0 = background), same shape.
+    threshold : float
+        IoU a pair must exceed to match (>= 0.5 keeps the matching unique).
+
+    Returns
+    -------
+    dict
+        ``tp``, ``fp``, ``fn`` (ints), ``pairs`` (array (tp, 2) of matched pred/true
+        labels) and ``iou`` (their IoUs).
+    """
+    pred = np.asarray(pred).ravel().astype(np.int64)
+    true = np.asarray(true).ravel().astype(np.int64)
+    if pred.shape != true.shape:
+        raise DevolensError(f"prediction and truth differ in size: {pred.shape} vs {true.shape}")
+    p_ids, p_inv = np.unique(pred, return_inverse=True)
+    t_ids, t_inv = np.unique(true, return_inverse=True)
+    n_p, n_t = len(p_ids), len(t_ids)
+    inter = np.bincount(p_inv * n_t + t_inv, minlength=n_p * n_t).reshape(n_p, n_t).astype(np.float64)
+    area_p, area_t = inter.sum(1), inter.sum(0)
+    pf, tf = p_ids != 0, t_ids != 0
+    inter, area_p, area_t = inter[pf][:, tf], area_p[pf], area_t[tf]
+    p_lab, t_lab = p_ids[pf], t_ids[tf]
+    union = area_p[:, None] + area_t[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, inter / union, 0.0)
+    # greedy by decreasing IoU: unique and optimal for threshold >= 0.5
+    cand = np.argwhere(iou > threshold)
+    order = np.argsort(-iou[cand[:, 0], cand[:, 1]], kind="stable") if len(cand) else np.array([], int)
+    used_p, used_t, pairs, ious = set(), set(), [], []
+    for i, j in cand[order]:
+        if i in used_p or j in used_t:
+            continue
+        used_p.add(i)
+        used_t.add(j)
+        pairs.append((p_lab[i], t_lab[j]))
+        ious.append(iou[i, j])
+    tp = len(pairs)
+    return {"tp": tp, "fp": int(len(p_lab) - tp), "fn": int(len(t_lab) - tp),
+            "pairs": np.array(pairs, dtype=np.int64).reshape(-1, 2), "iou": np.array(ious)}
+
+
+def prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+    """Precision, recall and F1 from counts (1.0 when there is nothing to find or find)."""
+    precision = tp / (tp + fp) if tp + fp else 1.0 if fn == 0 else 0.0
+    recall = tp / (tp + fn) if tp + fn else 1.0 if fp == 0 else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 1.0
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+
+
+def instance_scores(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Instance precision, recall and F1 at IoU > ``threshold`` (plus tp, fp, fn counts)."""
+    m = match_instances(pred, true, threshold)
+    return {**prf(m["tp"], m["fp"], m["fn"]), "tp": m["tp"], "fp": m["fp"], "fn": m["fn"]}
+
+
+# ----------------------------------------------------------------------------- PR-AUC
+def score_histograms(scores: np.ndarray, positive: np.ndarray, bins: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Histograms of scores in [0, 1] for positives and negatives (for :func:`ap_from_histograms`)."""
+    s = np.clip(np.asarray(scores, dtype=np.float64).ravel(), 0, 1)
+    y = np.asarray(positive).ravel().astype(bool)
+    idx = np.minimum((s * bins).astype(np.int64), bins - 1)
+    pos = np.bincount(idx[y], minlength=bins)
+    neg = np.bincount(idx[~y], minlength=bins)
+    return pos, neg
+
+
+def ap_from_histograms(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Average precision (area under the step PR curve) from score histograms.
+
+    Thresholds run from the highest bin down; AP = sum over thresholds of
+    (recall gain) x precision. NaN when there is no positive.
+    """
+    pos = np.asarray(pos, dtype=np.float64)[::-1]
+    neg = np.asarray(neg, dtype=np.float64)[::-1]
+    n_pos = pos.sum()
+    if n_pos <= 0:
+        return float("nan")
+    tp, fp = np.cumsum(pos), np.cumsum(neg)
+    keep = pos > 0
+    precision = tp / np.maximum(tp + fp, 1)
+    recall_gain = pos / n_pos
+    return float((recall_gain[keep] * precision[keep]).sum())
+
+
+def average_precision(scores: np.ndarray, positive: np.ndarray, bins: int = 1000) -> float:
+    """PR-AUC (average precision) of scores in [0, 1] against a boolean truth.
+
+    Parameters
+    ----------
+    scores : ndarray
+        Predicted probabilities of the class (any shape).
+    positive : ndarray
+        True where the pixel/object belongs to the class (same shape).
+    bins : int
+        Score resolution (scores within 1/bins are tied).
+    """
+    return ap_from_histograms(*score_histograms(scores, positive, bins))
+
+
+# ----------------------------------------------------------------------------- counts
+def count_error(pred: Sequence[float], true: Sequence[float]) -> dict[str, float]:
+    """Errors of predicted object counts per image.
+
+    Returns
+    -------
+    dict
+        ``mae`` (mean |pred - true|, objects), ``bias`` (mean pred - true),
+        ``relative`` (mean |pred - true| / max(true, 1)).
+    """
+    p, t = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    if p.shape != t.shape:
+        raise DevolensError(f"predicted and true counts differ in shape: {p.shape} vs {t.shape}")
+    if p.size == 0:
+        return {"mae": float("nan"), "bias": float("nan"), "relative": float("nan")}
+    d = p - t
+    return {"mae": float(np.abs(d).mean()), "bias": float(d.mean()),
+            "relative": float((np.abs(d) / np.maximum(np.abs(t), 1)).mean())}
+
+
+def population_mae(pred: np.ndarray, true: np.ndarray, letters: Sequence[str]) -> dict[str, float]:
+    """Mean absolute error per population letter (cells).
+
+    Parameters
+    ----------
+    pred, true : array (N, K)
+        Counts per image and letter.
+    letters : sequence of str
+        Names of the K columns (e.g. A, E, M, P, C, D, Z, total).
+    """
+    p, t = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    p, t = p.reshape(len(p), -1), t.reshape(len(t), -1)
+    if p.shape != t.shape or p.shape[1] != len(letters):
+        raise DevolensError(f"counts {p.shape} / {t.shape} do not match {len(letters)} letters")
+    return {str(k): (float(np.abs(p[:, i] - t[:, i]).mean()) if len(p) else float("nan")) for i, k in enumerate(letters)}
+
+
+# ----------------------------------------------------------------------------- identities
+def identity_scores(pred: Sequence, true: Sequence, labels: Sequence | None = None) -> dict[str, float]:
+    """Accuracy and macro-F1 of identity (class) predictions.
+
+    Macro-F1 averages the per-class F1 over ``labels`` (default: classes present in
+    ``true`` or ``pred``), so rare identities weigh as much as common ones.
+    """
+    p, t = np.asarray(pred), np.asarray(true)
+    if p.shape != t.shape:
+        raise DevolensError(f"predictions and truth differ in shape: {p.shape} vs {t.shape}")
+    if p.size == 0:
+        return {"accuracy": float("nan"), "macro_f1": float("nan")}
+    labels = np.unique(np.concatenate([p, t])) if labels is None else np.asarray(labels)
+    f1s = []
+    for c in labels:
+        tp = int(np.sum((p == c) & (t == c)))
+        fp = int(np.sum((p == c) & (t != c)))
+        fn = int(np.sum((p != c) & (t == c)))
+        f1s.append(prf(tp, fp, fn)["f1"])
+    return {"accuracy": float(np.mean(p == t)), "macro_f1": float(np.mean(f1s))}

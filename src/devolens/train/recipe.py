@@ -1,0 +1,387 @@
+"""Training recipes: YAML files validated against a schema, with defaults.
+
+A recipe is a nested mapping with the sections below; every key is optional except
+``task`` (defaults fill the rest). Unknown keys, wrong types and bad values raise a
+:class:`~devolens.errors.DevolensError` naming the key, e.g.
+``recipe.yaml: train.epochs: expected an integer, got 'ten'``.
+
+.. code-block:: yaml
+
+    name: tiny_nuclei
+    task: segmentation          # or population
+    seed: 0
+    data: {target: semantic, channels: 1, size: [64, 64], val_fraction: 0.25}
+    model: {arch: unet, encoder: resnet18, encoder_depth: 3, decoder_channels: [32, 16, 8]}
+    loss: {name: bce_dice, class_weights: null, dice_weight: 1.0}
+    optimizer: {name: adamw, lr: 0.003, weight_decay: 0.0001}
+    scheduler: {name: plateau, factor: 0.5, patience: 3}
+    augment: {preset: nuclei, strength: 1.0, overrides: {elastic: false}}
+    train: {epochs: 10, batch_size: 8, amp: none, monitor: auto}
+    tune:
+      trials: 10
+      space:
+        optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+        train.batch_size: {type: categorical, choices: [4, 8]}
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from devolens.errors import DevolensError
+from devolens.io.atomic import write_text
+
+TASKS = ("segmentation", "population")
+COUNT_COLUMNS = ("A", "E", "M", "P", "C", "D", "Z", "total")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One recipe key: its type, default and allowed values."""
+
+    kind: str  # int, float, str, bool, list[int], list[float], list[str], dict, any
+    default: Any
+    choices: tuple | None = None
+    low: float | None = None  # inclusive unless low_open
+    high: float | None = None
+    nullable: bool = False
+    low_open: bool = False
+    check: Callable[[Any], str | None] | None = None
+    help: str = ""
+
+
+def _class_weights_check(v):
+    if isinstance(v, str):
+        from devolens.train.losses import WEIGHT_METHODS
+
+        return None if v in WEIGHT_METHODS else f"expected a list of numbers or one of {', '.join(WEIGHT_METHODS)}, got {v!r}"
+    if isinstance(v, list) and len(v) >= 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in v):
+        return None
+    return f"expected a list of >= 2 non-negative numbers or a method name, got {v!r}"
+
+
+def _decoder_check(v):
+    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+        return None
+    if isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
+        return None
+    return f"expected a positive integer or a list of positive integers, got {v!r}"
+
+
+def _size_check(v):
+    if isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 16 for x in v):
+        return None
+    return f"expected [height, width] in pixels (integers >= 16), got {v!r}"
+
+
+SCHEMA: dict[str, Any] = {
+    "name": Field("str", "run", help="run name (also the default study name)"),
+    "task": Field("str", "segmentation", choices=TASKS),
+    "seed": Field("int", 0, low=0),
+    "data": {
+        "target": Field("str", "semantic", choices=("semantic", "boundary", "classes"),
+                        help="segmentation target: foreground mask, 3-class background/interior/boundary, or class ids"),
+        "classes": Field("int", None, nullable=True, low=2, help="number of classes for target 'classes'"),
+        "channels": Field("int", 1, low=1, high=4, help="input channels (RGB -> 1 takes the max; tile stores: C)"),
+        "size": Field("any", None, nullable=True, check=_size_check, help="resize frames to [H, W] pixels"),
+        "normalize": Field("str", "dtype", choices=("dtype", "percentile", "none", "log"),
+                           help="log: log1p(counts)/log1p(65535), for uint16 tile stores (livedead)"),
+        "val_fraction": Field("float", 0.2, low=0.0, high=1.0, low_open=True),
+        "split_by": Field("str", "group", help="column whose groups never straddle the split (embryo, group, ...)"),
+        "time_block": Field("int", 10, low=1, help="with one embryo only: split by blocks of this many time points"),
+        "counts": Field("list[str]", list(COUNT_COLUMNS), help="frames.csv columns to regress (population task)"),
+        "drop_artifacts": Field("bool", False, help="skip frames whose frames.csv 'artifact' is set"),
+        "limit": Field("int", None, nullable=True, low=1, help="use at most this many samples (quick runs)"),
+        "cache": Field("bool", True, help="keep decoded frames in memory"),
+    },
+    "model": {
+        "arch": Field("str", "unet", choices=("unet", "fpn", "resnet18")),
+        "encoder": Field("str", "resnet18"),
+        "encoder_depth": Field("int", 5, low=1, high=5),
+        "decoder_channels": Field("any", None, nullable=True, check=_decoder_check),
+        "width": Field("int", 64, low=4, help="regressor: channels of the first ResNet18 stage"),
+    },
+    "loss": {
+        "name": Field("str", "auto", choices=("auto", "bce", "ce", "dice", "focal", "bce_dice", "ce_dice", "focal_dice",
+                                               "mse", "huber", "poisson")),
+        "class_weights": Field("any", None, nullable=True, check=_class_weights_check),
+        "dice_weight": Field("float", 1.0, low=0.0),
+        "focal_gamma": Field("float", 2.0, low=0.0),
+        "huber_delta": Field("float", 1.0, low=0.0, low_open=True),
+    },
+    "optimizer": {
+        "name": Field("str", "adamw", choices=("adam", "adamw", "sgd")),
+        "lr": Field("float", 1e-3, low=0.0, low_open=True),
+        "weight_decay": Field("float", 1e-4, low=0.0),
+        "momentum": Field("float", 0.9, low=0.0, high=1.0),
+    },
+    "scheduler": {
+        "name": Field("str", "plateau", choices=("none", "plateau", "cosine_restarts", "cosine_kicks")),
+        "factor": Field("float", 0.5, low=0.0, high=1.0, low_open=True, help="plateau: lr multiplier"),
+        "patience": Field("int", 3, low=1, help="plateau / cosine_kicks: epochs without improvement"),
+        "min_lr": Field("float", 0.0, low=0.0, help="plateau / cosine_restarts: lowest rate"),
+        "t0": Field("int", 10, low=1, help="cosine_restarts: first period (epochs)"),
+        "t_mult": Field("int", 1, low=1, help="cosine_restarts: period growth factor"),
+        "period": Field("int", 10, low=1, help="cosine_kicks: decay length (epochs)"),
+        "floor": Field("float", 0.01, low=0.0, high=1.0, low_open=True, help="cosine_kicks: first floor (x base rate)"),
+        "kick_factor": Field("float", 10.0, low=1.0, low_open=True, help="cosine_kicks: kick multiplier"),
+        "floor_decay": Field("float", 0.5, low=0.0, high=1.0, low_open=True, help="cosine_kicks: floor multiplier per kick"),
+    },
+    "augment": {
+        "preset": Field("str", "auto", choices=("auto", "nuclei", "membrane", "livedead", "population", "none")),
+        "strength": Field("float", 1.0, low=0.0),
+        "overrides": Field("dict", {}),
+    },
+    "train": {
+        "epochs": Field("int", 20, low=1),
+        "batch_size": Field("int", 8, low=1),
+        "amp": Field("str", "none", choices=("none", "bf16")),
+        "num_workers": Field("int", 0, low=0),
+        "threads": Field("int", None, nullable=True, low=1, help="torch CPU threads (default: torch's choice)"),
+        "monitor": Field("str", "auto", help="metric choosing the best checkpoint (history.csv column)"),
+        "monitor_mode": Field("str", "auto", choices=("auto", "min", "max")),
+        "prune_top": Field("float", 0.0, low=0.0, high=100.0, help="percent of highest-loss samples to drop"),
+        "prune_after": Field("int", 2, low=1, help="warm-up epochs before pruning"),
+        "prune_restart": Field("bool", True, help="re-initialise the model after pruning (else continue)"),
+        "overlay_samples": Field("int", 4, low=0, help="fixed validation samples drawn each epoch"),
+        "max_batches": Field("int", None, nullable=True, low=1, help="cap on training batches per epoch"),
+    },
+    "tune": {
+        "trials": Field("int", 10, low=1),
+        "epochs": Field("int", None, nullable=True, low=1, help="epochs per trial (default train.epochs)"),
+        "metric": Field("str", None, nullable=True, help="objective (default train.monitor)"),
+        "direction": Field("str", None, nullable=True, choices=("minimize", "maximize")),
+        "pruner": Field("str", "median", choices=("median", "none")),
+        "warmup_epochs": Field("int", 1, low=0, help="epochs before the pruner may stop a trial"),
+        "startup_trials": Field("int", 2, low=0, help="trials completed before pruning starts"),
+        "space": Field("dict", {}),
+    },
+}
+
+SPACE_TYPES = ("float", "int", "categorical")
+
+
+def _type_name(v) -> str:
+    return type(v).__name__ if v is not None else "null"
+
+
+def _check_value(key: str, f: Field, v: Any) -> Any:
+    if v is None:
+        if f.nullable or f.default is None:
+            return None
+        raise DevolensError(f"{key}: must not be empty (null)")
+    k = f.kind
+    if k == "int":
+        if isinstance(v, bool) or not isinstance(v, int):
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            else:
+                raise DevolensError(f"{key}: expected an integer, got {v!r}")
+    elif k == "float":
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            if isinstance(v, str):  # YAML reads 1e-3 (no dot) as a string
+                try:
+                    v = float(v)
+                except ValueError:
+                    raise DevolensError(f"{key}: expected a number, got {v!r}") from None
+            else:
+                raise DevolensError(f"{key}: expected a number, got {v!r}")
+        v = float(v)
+    elif k == "str":
+        if not isinstance(v, str):
+            raise DevolensError(f"{key}: expected a string, got {v!r} ({_type_name(v)})")
+    elif k == "bool":
+        if not isinstance(v, bool):
+            raise DevolensError(f"{key}: expected true or false, got {v!r}")
+    elif k.startswith("list["):
+        inner = k[5:-1]
+        if not isinstance(v, list):
+            raise DevolensError(f"{key}: expected a list, got {v!r}")
+        py = {"int": int, "float": (int, float), "str": str}[inner]
+        if not all(isinstance(x, py) and not isinstance(x, bool) for x in v):
+            raise DevolensError(f"{key}: expected a list of {inner}, got {v!r}")
+    elif k == "dict":
+        if not isinstance(v, dict):
+            raise DevolensError(f"{key}: expected a mapping, got {v!r}")
+    if f.check is not None:
+        msg = f.check(v)
+        if msg:
+            raise DevolensError(f"{key}: {msg}")
+    if f.choices is not None and v not in f.choices:
+        raise DevolensError(f"{key}: {v!r} is not one of {', '.join(map(str, f.choices))}")
+    if f.low is not None and isinstance(v, (int, float)):
+        if v < f.low or (f.low_open and v == f.low):
+            raise DevolensError(f"{key}: must be {'>' if f.low_open else '>='} {f.low}, got {v}")
+    if f.high is not None and isinstance(v, (int, float)) and v > f.high:
+        raise DevolensError(f"{key}: must be <= {f.high}, got {v}")
+    return v
+
+
+def _validate(section: dict, schema: dict, prefix: str) -> dict:
+    out: dict[str, Any] = {}
+    for key in section:
+        if key not in schema:
+            hint = difflib.get_close_matches(str(key), list(schema), n=1)
+            extra = f" (did you mean '{prefix}{hint[0]}'?)" if hint else f" (known: {', '.join(schema)})"
+            raise DevolensError(f"unknown key '{prefix}{key}'{extra}")
+    for key, spec in schema.items():
+        full = f"{prefix}{key}"
+        if isinstance(spec, dict):
+            sub = section.get(key, {})
+            if sub is None:
+                sub = {}
+            if not isinstance(sub, dict):
+                raise DevolensError(f"{full}: expected a mapping (section), got {sub!r}")
+            out[key] = _validate(sub, spec, full + ".")
+        elif key in section:
+            out[key] = _check_value(full, spec, section[key])
+        else:
+            out[key] = copy.deepcopy(spec.default)
+    return out
+
+
+def _field_at(path: str) -> Field:
+    node: Any = SCHEMA
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(path)
+        node = node[part]
+    if not isinstance(node, Field):
+        raise KeyError(path)
+    return node
+
+
+def _check_space(space: dict) -> None:
+    for path, spec in space.items():
+        key = f"tune.space.{path}"
+        try:
+            _field_at(path)
+        except KeyError:
+            raise DevolensError(f"{key}: {path!r} is not a recipe key (use dotted paths such as optimizer.lr)") from None
+        if not isinstance(spec, dict):
+            raise DevolensError(f"{key}: expected a mapping such as {{type: float, low: 0.0001, high: 0.01, log: true}}")
+        unknown = set(spec) - {"type", "low", "high", "log", "step", "choices"}
+        if unknown:
+            raise DevolensError(f"{key}: unknown key(s) {', '.join(sorted(unknown))}")
+        t = spec.get("type")
+        if t not in SPACE_TYPES:
+            raise DevolensError(f"{key}.type: expected one of {', '.join(SPACE_TYPES)}, got {t!r}")
+        if t == "categorical":
+            if not isinstance(spec.get("choices"), list) or not spec["choices"]:
+                raise DevolensError(f"{key}.choices: expected a non-empty list")
+        else:
+            for b in ("low", "high"):
+                if not isinstance(spec.get(b), (int, float)) or isinstance(spec.get(b), bool):
+                    try:
+                        spec[b] = float(spec[b])
+                    except (KeyError, TypeError, ValueError):
+                        raise DevolensError(f"{key}.{b}: expected a number, got {spec.get(b)!r}") from None
+            if spec["low"] > spec["high"]:
+                raise DevolensError(f"{key}: low {spec['low']} > high {spec['high']}")
+            if spec.get("log") and spec["low"] <= 0:
+                raise DevolensError(f"{key}: a log scale needs low > 0")
+
+
+def validate_recipe(raw: dict, path: str | Path | None = None) -> dict:
+    """Validate a recipe mapping and fill in the defaults.
+
+    Parameters
+    ----------
+    raw : dict
+        The recipe as read from YAML.
+    path : str or Path, optional
+        Where it came from (named in error messages).
+
+    Returns
+    -------
+    dict
+        A complete recipe (every section and key present).
+
+    Raises
+    ------
+    DevolensError
+        Unknown key, wrong type or bad value; the message names the key.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise DevolensError("a recipe must be a YAML mapping (key: value)", path=path)
+    try:
+        rec = _validate(raw, SCHEMA, "")
+        _check_space(rec["tune"]["space"])
+        from devolens.data.augment import resolve_spec
+
+        preset = rec["augment"]["preset"]
+        resolve_spec("nuclei" if preset == "auto" else preset, rec["augment"]["overrides"])
+        if rec["data"]["target"] == "classes" and rec["task"] == "segmentation" and rec["data"]["classes"] is None:
+            raise DevolensError("data.classes: needed when data.target is 'classes'")
+        if rec["task"] == "population" and rec["model"]["arch"] != "resnet18":
+            if "arch" in raw.get("model", {}):
+                raise DevolensError("model.arch: the population task uses 'resnet18'")
+            rec["model"]["arch"] = "resnet18"
+        if rec["task"] == "segmentation" and rec["model"]["arch"] == "resnet18":
+            raise DevolensError("model.arch: segmentation needs 'unet' or 'fpn'")
+        loss = rec["loss"]["name"]
+        if loss != "auto":
+            reg = loss in ("mse", "huber", "poisson")
+            if reg != (rec["task"] == "population"):
+                raise DevolensError(f"loss.name: {loss!r} does not fit the {rec['task']} task")
+        if rec["task"] == "population" and not rec["data"]["counts"]:
+            raise DevolensError("data.counts: list at least one frames.csv column")
+    except DevolensError as exc:
+        if path is not None and exc.path is None:
+            raise DevolensError(str(exc), path=path) from None
+        raise
+    return rec
+
+
+def load_recipe(recipe: str | Path | dict) -> dict:
+    """Read and validate a recipe (a YAML path, or an already parsed mapping)."""
+    if isinstance(recipe, dict):
+        return validate_recipe(copy.deepcopy(recipe))
+    path = Path(recipe)
+    if not path.exists():
+        raise DevolensError("recipe not found", path=path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise DevolensError(f"invalid YAML: {exc}".replace("\n", " "), path=path) from None
+    return validate_recipe(raw, path)
+
+
+def dump_recipe(recipe: dict, path: str | Path) -> Path:
+    """Write a recipe as YAML (atomically)."""
+    return write_text(path, yaml.safe_dump(recipe, sort_keys=False, default_flow_style=None))
+
+
+def set_key(recipe: dict, dotted: str, value: Any) -> dict:
+    """Return a copy of ``recipe`` with ``dotted`` (e.g. ``optimizer.lr``) set to ``value``."""
+    out = copy.deepcopy(recipe)
+    node = out
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def resolved(recipe: dict) -> dict:
+    """Resolve the ``auto`` settings (loss, augmentation preset, monitor) of a valid recipe."""
+    r = copy.deepcopy(recipe)
+    seg = r["task"] == "segmentation"
+    if r["loss"]["name"] == "auto":
+        r["loss"]["name"] = ("bce_dice" if r["data"]["target"] == "semantic" else "ce_dice") if seg else "huber"
+    if r["augment"]["preset"] == "auto":
+        r["augment"]["preset"] = "nuclei" if seg else "population"
+    if r["train"]["monitor"] == "auto":
+        r["train"]["monitor"] = ("val_f1" if r["data"]["target"] == "boundary" else "val_dice") if seg else "val_mae"
+    if r["train"]["monitor_mode"] == "auto":
+        m = r["train"]["monitor"]
+        r["train"]["monitor_mode"] = "min" if any(s in m for s in ("loss", "mae", "error", "bias")) else "max"
+    return r

@@ -1,0 +1,623 @@
+"""The training engine: datasets from a recipe, the epoch loop, validation metrics,
+per-sample losses and pruning, checkpoints and exact resume.
+
+Run folder (``out``)::
+
+    recipe.yaml              the resolved recipe
+    split.csv                sample, group, side (train/val)
+    history.csv              one row per epoch: lr, train_loss, val_loss, val metrics, seconds
+    sample_losses.csv        epoch, sample, loss: every training sample's loss each epoch
+    pruned.csv               samples dropped by --prune-top (for review)
+    checkpoint.safetensors   last epoch's full state (+ checkpoint.json)
+    best.safetensors         weights of the best epoch by the monitored metric (+ best.json,
+                             loadable with devolens.models.architectures.load_model)
+    samples/epoch_NNN.npz    fixed validation samples: image, truth and prediction
+    run.json                 summary: split sizes, notes, best epoch and value
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
+
+from devolens.data.augment import build_augment
+from devolens.data.datasets import PopulationDataset, SegmentationDataset, index_dataset, split_by_group, time_blocks
+from devolens.errors import DevolensError
+from devolens.io.atomic import atomic_path, write_csv, write_text
+from devolens.models.architectures import build_model, build_regressor, save_model
+from devolens.train import metrics as M
+from devolens.train.checkpoint import load_checkpoint, save_checkpoint
+from devolens.train.losses import build_loss, class_frequencies, class_weights
+from devolens.train.postprocess import instances_from_classes, probabilities_to_classes
+from devolens.train.recipe import dump_recipe, load_recipe, resolved
+from devolens.train.schedulers import build_optimizer, build_scheduler
+
+CHECKPOINT = "checkpoint.safetensors"
+BEST = "best.safetensors"
+
+
+@dataclass
+class DataBundle:
+    """Datasets made from a recipe and a data folder."""
+
+    train: Dataset
+    val: Dataset
+    split: pd.DataFrame  # sample, group, side
+    notes: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path
+    history: pd.DataFrame
+    monitor: str
+    best_epoch: int | None
+    best_value: float | None
+    pruned: pd.DataFrame | None
+    notes: list[str]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def n_classes(recipe: dict) -> int:
+    """Output channels of the segmentation network for a recipe's target."""
+    t = recipe["data"]["target"]
+    return 1 if t == "semantic" else 3 if t == "boundary" else int(recipe["data"]["classes"])
+
+
+def metric_names(recipe: dict) -> list[str]:
+    """The columns of history.csv for a (resolved) recipe."""
+    names = ["epoch", "lr", "train_loss", "val_loss"]
+    if recipe["task"] == "population":
+        names += ["val_mae"] + [f"val_mae_{c}" for c in recipe["data"]["counts"]]
+        if "total" in recipe["data"]["counts"]:
+            names += ["val_count_mae"]
+    else:
+        k = max(2, n_classes(recipe))
+        names += ["val_iou", "val_dice", "val_ap", "val_f1", "val_precision", "val_recall", "val_count_mae"]
+        for c in range(k):
+            names += [f"val_iou_{c}", f"val_dice_{c}", f"val_ap_{c}"]
+    return names + ["n_train", "seconds"]
+
+
+# ----------------------------------------------------------------------------- data
+def make_dataset(recipe: dict, df: pd.DataFrame, train: bool) -> Dataset:
+    """A dataset over the rows of an :func:`index_dataset` table (augmented if ``train``)."""
+    d = recipe["data"]
+    aug = None
+    if train:
+        aug = build_augment(recipe["augment"]["preset"], recipe["augment"]["strength"], recipe["augment"]["overrides"],
+                            seed=recipe["seed"])
+    depth = recipe["model"]["encoder_depth"] if recipe["task"] == "segmentation" else 1
+    common = dict(channels=d["channels"], size=d["size"], normalize=d["normalize"], augment=aug, seed=recipe["seed"],
+                  cache=d["cache"], pad_multiple=2 ** depth, ids=list(df["sample"]))
+    if recipe["task"] == "population":
+        missing = [c for c in d["counts"] if c not in df.columns]
+        if missing:
+            raise DevolensError(f"data.counts: column(s) {', '.join(missing)} not in frames.csv (the population task "
+                                "needs render output with counts)")
+        counts = df[list(d["counts"])].to_numpy(dtype=np.float32)
+        return PopulationDataset(list(df["image"]), counts, **common)
+    if df["labels"].isna().any():
+        bad = df.loc[df["labels"].isna(), "sample"].iloc[0]
+        raise DevolensError(f"{int(df['labels'].isna().sum())} frames have no label image, e.g. {bad}")
+    return SegmentationDataset(list(df["image"]), list(df["labels"]), target=d["target"], **common)
+
+
+def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
+    """Index ``data_dir``, split it by group and build the train/validation datasets."""
+    recipe = resolved(recipe)
+    d = recipe["data"]
+    if Path(data_dir).is_file() and Path(data_dir).suffix.lower() in (".h5", ".hdf5"):
+        return _build_h5(recipe, Path(data_dir))
+    df = index_dataset(data_dir)
+    notes: list[str] = []
+    if d["drop_artifacts"] and "artifact" in df.columns:
+        art = df["artifact"].fillna("").astype(str).str.len() > 0
+        if art.any():
+            notes.append(f"dropped {int(art.sum())} frames with artifacts")
+        df = df[~art]
+    if recipe["task"] == "segmentation" and df["labels"].isna().any():
+        notes.append(f"skipped {int(df['labels'].isna().sum())} frames without a label image")
+        df = df[df["labels"].notna()]
+    if d["limit"] is not None and len(df) > d["limit"]:
+        df = df.sample(n=d["limit"], random_state=recipe["seed"]).sort_index()
+        notes.append(f"using {d['limit']} samples (data.limit)")
+    df = df.reset_index(drop=True)
+    if len(df) < 2:
+        raise DevolensError(f"need at least 2 samples to train and validate, found {len(df)}", path=data_dir)
+    column = d["split_by"]
+    if column not in df.columns:
+        raise DevolensError(f"data.split_by: column {column!r} not in the data ({', '.join(df.columns)})")
+    if df[column].nunique() < 2:
+        if "time" in df.columns and df["time"].nunique() >= 2:
+            df["time_block"] = time_blocks(df["time"], d["time_block"])
+            if df["time_block"].nunique() < 2:
+                df["time_block"] = time_blocks(df["time"], max(1, int(np.ptp(df["time"])) // 4 or 1))
+            notes.append(f"only one {column} ({df[column].iloc[0]}): split by blocks of time points instead")
+            column = "time_block"
+        else:
+            notes.append(f"only one {column}: split by sample")
+            df["sample_group"] = df["sample"]
+            column = "sample_group"
+    tr, va = split_by_group(df, column, d["val_fraction"], recipe["seed"])
+    split = pd.DataFrame({"sample": df["sample"], "group": df[column].astype(str),
+                          "side": np.where(df.index.isin(va.index), "val", "train")})
+    return DataBundle(make_dataset(recipe, tr, True), make_dataset(recipe, va, False), split, notes,
+                      list(df.attrs.get("unmatched", [])))
+
+
+def _build_h5(recipe: dict, path: Path) -> DataBundle:
+    """Train/validation tiles of an HDF5 tile store, split by source image."""
+    import h5py
+
+    from devolens.data.datasets import H5TileDataset
+
+    d = recipe["data"]
+    if recipe["task"] != "segmentation":
+        raise DevolensError("an HDF5 tile store can only train the segmentation task", path=path)
+    with h5py.File(path, "r") as f:
+        if "images" not in f or "labels" not in f:
+            raise DevolensError("the tile store needs 'images' and 'labels' datasets", path=path)
+        n, c = f["images"].shape[0], f["images"].shape[1]
+        groups = np.asarray(f["source"][:n]) if "source" in f else np.arange(n) // 100
+    if c != d["channels"]:
+        raise DevolensError(f"data.channels is {d['channels']} but the tiles have {c} channels", path=path)
+    df = pd.DataFrame({"sample": [f"tile{i:06d}" for i in range(n)], "group": groups.astype(str)})
+    notes = []
+    if d["limit"] is not None and n > d["limit"]:
+        df = df.sample(n=d["limit"], random_state=recipe["seed"]).sort_index()
+        notes.append(f"using {d['limit']} tiles (data.limit)")
+    column = "group"
+    if df["group"].nunique() < 2:
+        df["block"] = (df.index // max(1, len(df) // 5)).astype(str)
+        column = "block"
+        notes.append("one source image: split by blocks of consecutive tiles")
+    tr, va = split_by_group(df, column, d["val_fraction"], recipe["seed"])
+    with h5py.File(path, "r") as f:
+        is_store = f.attrs.get("format") == "devolens-tiles"  # written by `devolens tile`
+    if is_store and d["target"] == "classes":
+        # stream whole HDF5 chunks (shuffled chunks, shuffled within): random per-tile reads
+        # would decompress a 1000-tile chunk per sample (giant-images helper)
+        from devolens.data.h5stream import H5TileStream, flip_rotate
+
+        gain = (0.5, 2.0) if recipe["augment"]["preset"] == "livedead" else None
+        crop = int(d["size"][0]) if d["size"] else None
+        train_ds = H5TileStream(path, shuffle=True, seed=recipe["seed"], indices=tr.index.to_numpy(),
+                                transform=flip_rotate(gain, crop), normalize=d["normalize"], as_dict=True)
+        val_ds = H5TileStream(path, shuffle=False, indices=va.index.to_numpy(), normalize=d["normalize"],
+                              as_dict=True)
+        notes.append("tiles streamed one HDF5 chunk at a time (H5TileStream); no per-sample pruning")
+        split = pd.DataFrame({"sample": df["sample"], "group": df[column],
+                              "side": np.where(df.index.isin(va.index), "val", "train")})
+        return DataBundle(train_ds, val_ds, split, notes)
+    aug = build_augment(recipe["augment"]["preset"], recipe["augment"]["strength"], recipe["augment"]["overrides"])
+    common = dict(target=d["target"], normalize=d["normalize"], seed=recipe["seed"])
+    train_ds = H5TileDataset(path, augment=aug, indices=tr.index.to_numpy(), **common)
+    val_ds = H5TileDataset(path, indices=va.index.to_numpy(), **common)
+    split = pd.DataFrame({"sample": df["sample"], "group": df[column],
+                          "side": np.where(df.index.isin(va.index), "val", "train")})
+    return DataBundle(train_ds, val_ds, split, notes)
+
+
+# ----------------------------------------------------------------------------- model
+def build_from_recipe(recipe: dict) -> torch.nn.Module:
+    """The network a (resolved) recipe asks for."""
+    m, d = recipe["model"], recipe["data"]
+    if recipe["task"] == "population":
+        return build_regressor(d["channels"], len(d["counts"]), m["width"])
+    return build_model(m["arch"], m["encoder"], d["channels"], n_classes(recipe), None, m["decoder_channels"],
+                       m["encoder_depth"])
+
+
+def _autocast(amp: str):
+    if amp == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _loss_fn(recipe: dict, train_ds: Dataset):
+    L = recipe["loss"]
+    cw = L["class_weights"]
+    if isinstance(cw, str) and hasattr(train_ds, "class_frequencies"):  # tile stream: stored counts
+        cw = class_weights(train_ds.class_frequencies(), cw).tolist()
+    elif isinstance(cw, str):
+        k = max(2, n_classes(recipe))
+        ds = train_ds
+        saved = ds.augment
+        ds.augment = None
+        try:
+            n = min(len(ds), 256)
+            freqs = class_frequencies((ds[i]["target"].numpy() for i in range(n)), k)
+        finally:
+            ds.augment = saved
+        cw = class_weights(freqs, cw).tolist()
+    elif cw is not None and recipe["task"] == "segmentation" and len(cw) != max(2, n_classes(recipe)):
+        raise DevolensError(f"loss.class_weights: need {max(2, n_classes(recipe))} weights, got {len(cw)}")
+    return build_loss(L["name"], cw, L["dice_weight"], L["focal_gamma"], L["huber_delta"]), cw
+
+
+def _scheduler(recipe: dict, opt):
+    s = recipe["scheduler"]
+    name = s["name"]
+    params = {"plateau": ("factor", "patience", "min_lr"), "cosine_restarts": ("t0", "t_mult", "min_lr"),
+              "cosine_kicks": ("period", "floor", "patience", "kick_factor", "floor_decay"), "none": ()}[name]
+    return build_scheduler(name, opt, **{k: s[k] for k in params})
+
+
+# ----------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_fn=None, batch_size: int = 8,
+                   amp: str = "none", keep: int = 0, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Validation metrics of ``model`` on ``dataset``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    dataset : Dataset
+        Yields dicts as :mod:`devolens.data.datasets` does.
+    recipe : dict
+        Resolved recipe (task, target, counts).
+    loss_fn : callable, optional
+        Per-sample loss; adds ``val_loss``.
+    keep : int
+        Also return ``keep`` evenly spaced samples' image, truth and prediction
+        (segmentation), the same ones every call.
+
+    Returns
+    -------
+    dict
+        ``metrics`` (name -> float, names as in :func:`metric_names`) and, with ``keep``,
+        ``samples`` (dict of arrays).
+    """
+    recipe = resolved(recipe)
+    model.eval()
+    seg = recipe["task"] == "segmentation"
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    losses: list[float] = []
+    out: dict[str, float] = {}
+    kept: dict[str, list] = {"image": [], "truth": [], "pred": [], "truth_labels": [], "pred_labels": []}
+    if seg:
+        target = recipe["data"]["target"]
+        k = max(2, n_classes(recipe))
+        cm = np.zeros((k, k), np.int64)
+        hists = [(np.zeros(1000, np.int64), np.zeros(1000, np.int64)) for _ in range(k)]
+        tp = fp = fn = 0
+        n_pred, n_true = [], []
+    else:
+        preds, trues = [], []
+    done = 0
+    n_all = len(dataset)
+    keep_idx = set(np.unique(np.linspace(0, n_all - 1, min(keep, n_all)).round().astype(int)).tolist()) if keep else set()
+    for batch in loader:
+        x = batch["image"]
+        with _autocast(amp):
+            y = model(x)
+        y = y.float()
+        if loss_fn is not None:
+            losses.extend(loss_fn(y, batch["target"]).tolist())
+        if seg:
+            prob = torch.sigmoid(y) if y.shape[1] == 1 else torch.softmax(y, dim=1)
+            prob = prob.numpy()
+            tgt = batch["target"].numpy()
+            inst_true = batch["labels"].numpy()
+            for i in range(len(prob)):
+                cls = probabilities_to_classes(prob[i])
+                cm += M.confusion_matrix(cls, tgt[i], k)
+                pc = np.concatenate([1 - prob[i], prob[i]]) if prob.shape[1] == 1 else prob[i]
+                for c in range(k):
+                    ph, nh = M.score_histograms(pc[c], tgt[i] == c)
+                    hists[c][0][:] += ph
+                    hists[c][1][:] += nh
+                pl = instances_from_classes(cls, target)
+                tl = inst_true[i] if target != "classes" else instances_from_classes(tgt[i], "classes", min_area=1)
+                m = M.match_instances(pl, tl)
+                tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
+                n_pred.append(len(np.unique(pl)) - (1 if (pl == 0).any() else 0))
+                n_true.append(len(np.unique(tl)) - (1 if (tl == 0).any() else 0))
+                if done + i in keep_idx:
+                    kept["image"].append(np.clip(batch["image"][i].numpy().transpose(1, 2, 0) * 255, 0, 255).astype(np.uint8))
+                    kept["truth"].append(tgt[i].astype(np.uint8))
+                    kept["pred"].append(cls.astype(np.uint8))
+                    kept["truth_labels"].append(tl.astype(np.int32))
+                    kept["pred_labels"].append(pl.astype(np.int32))
+        else:
+            preds.append(y.numpy())
+            trues.append(batch["target"].numpy())
+        done += len(x)
+        if progress is not None:
+            progress(done, len(dataset))
+    if losses:
+        out["val_loss"] = float(np.mean(losses))
+    if seg:
+        s = M.iou_dice(cm)
+        aps = [M.ap_from_histograms(*h) for h in hists]
+        for c in range(k):
+            out[f"val_iou_{c}"], out[f"val_dice_{c}"], out[f"val_ap_{c}"] = float(s["iou"][c]), float(s["dice"][c]), aps[c]
+        out["val_iou"] = float(np.nanmean(s["iou"][1:])) if np.isfinite(s["iou"][1:]).any() else float("nan")
+        out["val_dice"] = float(np.nanmean(s["dice"][1:])) if np.isfinite(s["dice"][1:]).any() else float("nan")
+        fg_ap = np.array(aps[1:], dtype=float)
+        out["val_ap"] = float(np.nanmean(fg_ap)) if np.isfinite(fg_ap).any() else float("nan")
+        sc = M.prf(tp, fp, fn)
+        out.update({"val_f1": sc["f1"], "val_precision": sc["precision"], "val_recall": sc["recall"]})
+        out["val_count_mae"] = M.count_error(n_pred, n_true)["mae"]
+    else:
+        p, t = np.concatenate(preds), np.concatenate(trues)
+        letters = recipe["data"]["counts"]
+        mae = M.population_mae(p, t, letters)
+        for c, v in mae.items():
+            out[f"val_mae_{c}"] = v
+        out["val_mae"] = float(np.mean(list(mae.values())))
+        if "total" in letters:
+            j = list(letters).index("total")
+            out["val_count_mae"] = M.count_error(p[:, j], t[:, j])["mae"]
+    res: dict[str, Any] = {"metrics": out}
+    if keep and seg and kept["image"]:
+        res["samples"] = {k2: np.stack(v) for k2, v in kept.items()}
+    return res
+
+
+# ----------------------------------------------------------------------------- pruning
+def select_pruned(losses: pd.DataFrame, percent: float) -> pd.DataFrame:
+    """The ``percent`` % highest-loss samples.
+
+    Parameters
+    ----------
+    losses : DataFrame
+        Columns ``sample`` and ``loss`` (one row per sample per epoch; averaged per sample).
+    percent : float
+        0..100. Exactly ``floor(n * percent / 100)`` samples are selected (n = samples).
+
+    Returns
+    -------
+    DataFrame
+        ``rank, sample, mean_loss`` of the selected samples, highest loss first.
+    """
+    if not 0 <= percent <= 100:
+        raise DevolensError(f"--prune-top must be within 0..100 (percent), got {percent}")
+    mean = losses.groupby("sample", sort=True)["loss"].mean()
+    n_drop = int(math.floor(len(mean) * float(percent) / 100.0 + 1e-9))
+    top = mean.sort_values(ascending=False, kind="stable").head(n_drop)
+    return pd.DataFrame({"rank": np.arange(1, len(top) + 1), "sample": top.index.astype(str), "mean_loss": top.values})
+
+
+# ----------------------------------------------------------------------------- training
+def _history_row(epoch: int, lr: float, train_loss: float, metrics: dict, n_train: int, secs: float, names) -> dict:
+    row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, **metrics, "n_train": n_train, "seconds": secs}
+    return {k: row.get(k, float("nan")) for k in names}
+
+
+def train(
+    recipe: str | Path | dict,
+    data: str | Path | DataBundle,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    epochs: int | None = None,
+    prune_top: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    epoch_callback: Callable[[int, dict], None] | None = None,
+    step_callback: Callable[[int, int, float], None] | None = None,
+) -> TrainResult:
+    """Train a model from a recipe on a data folder; write the run folder ``out``.
+
+    Parameters
+    ----------
+    recipe : path or dict
+        Recipe (see :mod:`devolens.train.recipe`).
+    data : path or DataBundle
+        Render output or image/mask folders (see :func:`devolens.data.datasets.index_dataset`),
+        an HDF5 tile store (``.h5``: ``images`` (N, C, H, W), ``labels`` (N, H, W), optional
+        ``source`` for the split), or ready datasets (e.g. live renders) in a DataBundle.
+    out : path
+        Run folder. Must not already hold a run unless ``resume``.
+    resume : bool
+        Continue from ``out/checkpoint.safetensors`` (model, optimizer, scheduler, RNG
+        states, pruning state); the run's saved recipe is used, with ``epochs`` overriding.
+    epochs : int, optional
+        Override ``train.epochs`` (total epochs, counted from the start of the run).
+    prune_top : float, optional
+        Override ``train.prune_top`` (percent of highest-loss samples dropped after
+        ``train.prune_after`` warm-up epochs).
+    progress : callable, optional
+        ``progress(done_steps, total_steps)`` after each training batch.
+    epoch_callback : callable, optional
+        ``epoch_callback(epoch, history_row)`` after each epoch (tuning reports here; it may
+        raise to stop the run).
+    step_callback : callable, optional
+        ``step_callback(epoch, step, loss)`` after each training batch.
+
+    Returns
+    -------
+    TrainResult
+    """
+    out = Path(out)
+    ckpt = out / CHECKPOINT
+    if resume:
+        if not ckpt.exists():
+            raise DevolensError("no checkpoint to resume from (checkpoint.safetensors)", path=out)
+        if not isinstance(recipe, dict) and (out / "recipe.yaml").exists():
+            recipe = out / "recipe.yaml"
+    elif ckpt.exists():
+        raise DevolensError("this folder already holds a run; use --resume to continue it or choose another --out",
+                            path=out)
+    rec = resolved(load_recipe(recipe))
+    if resume and (out / "recipe.yaml").exists():
+        rec = resolved(load_recipe(out / "recipe.yaml"))
+    if epochs is not None:
+        if epochs < 1:
+            raise DevolensError(f"--epochs must be >= 1, got {epochs}")
+        rec["train"]["epochs"] = int(epochs)
+    if prune_top is not None:
+        if not 0 <= prune_top < 100:
+            raise DevolensError(f"--prune-top must be in [0, 100) percent, got {prune_top}")
+        rec["train"]["prune_top"] = float(prune_top)
+    T = rec["train"]
+    names = metric_names(rec)
+    monitor, mode = T["monitor"], T["monitor_mode"]
+    if monitor not in names:
+        raise DevolensError(f"train.monitor: {monitor!r} is not a metric of this task; choose from "
+                            f"{', '.join(n for n in names if n not in ('epoch', 'n_train', 'seconds'))}")
+    if T["threads"]:
+        torch.set_num_threads(int(T["threads"]))
+    seed = int(rec["seed"])
+    seed_everything(seed)
+
+    bundle = data if isinstance(data, DataBundle) else build_data(rec, data)
+    train_ds, val_ds = bundle.train, bundle.val
+    if isinstance(train_ds, IterableDataset) and T["prune_top"] > 0:
+        raise DevolensError("train.prune_top: pruning needs per-sample access; not available for HDF5 tile streams")
+    loss_fn, used_weights = _loss_fn(rec, train_ds)
+
+    def fresh():
+        torch.manual_seed(seed)
+        model = build_from_recipe(rec)
+        opt = build_optimizer(rec["optimizer"]["name"], model.parameters(), rec["optimizer"]["lr"],
+                              rec["optimizer"]["weight_decay"], rec["optimizer"]["momentum"])
+        return model, opt, _scheduler(rec, opt)
+
+    model, opt, sched = fresh()
+    out.mkdir(parents=True, exist_ok=True)
+    active = np.arange(len(train_ds))
+    pruned_df: pd.DataFrame | None = None
+    start, best_value, best_epoch = 0, None, None
+    history: list[dict] = []
+    sample_losses: list[dict] = []
+    ids = list(getattr(train_ds, "ids", [str(i) for i in range(len(train_ds))]))
+    if resume:
+        extra = load_checkpoint(ckpt, model, opt, sched, restore_rng=True)
+        start = int(extra["epoch"])
+        best_value, best_epoch = extra.get("best_value"), extra.get("best_epoch")
+        active = np.asarray(extra.get("active", list(range(len(train_ds)))), dtype=np.int64)
+        if (out / "history.csv").exists():
+            h = pd.read_csv(out / "history.csv")
+            history = h[h["epoch"] < start].to_dict("records")
+        if (out / "sample_losses.csv").exists():
+            s = pd.read_csv(out / "sample_losses.csv", dtype={"sample": str})
+            sample_losses = s[s["epoch"] < start].to_dict("records")
+        if (out / "pruned.csv").exists():
+            pruned_df = pd.read_csv(out / "pruned.csv", dtype={"sample": str})
+    else:
+        dump_recipe(rec, out / "recipe.yaml")
+        write_csv(bundle.split, out / "split.csv")
+    notes = list(bundle.notes)
+    if bundle.unmatched:
+        notes.append(f"{len(bundle.unmatched)} files without a partner (listed in run.json)")
+
+    n_epochs = int(T["epochs"])
+    bs = int(T["batch_size"])
+
+    def steps_in(n: int) -> int:
+        s = math.ceil(n / bs)
+        return min(s, T["max_batches"]) if T["max_batches"] else s
+
+    total_steps = sum(steps_in(len(active)) for _ in range(n_epochs))
+    done_steps = sum(steps_in(len(active)) for _ in range(start))
+    keep = int(T["overlay_samples"])
+    (out / "samples").mkdir(exist_ok=True)
+
+    for epoch in range(start, n_epochs):
+        t0 = time.perf_counter()
+        # ---- pruning after the warm-up
+        if T["prune_top"] > 0 and epoch == T["prune_after"] and pruned_df is None:
+            sl = pd.DataFrame(sample_losses)
+            sl = sl[sl["epoch"] < epoch]
+            pruned_df = select_pruned(sl, T["prune_top"])
+            drop = set(pruned_df["sample"])
+            active = np.array([i for i in active if ids[i] not in drop], dtype=np.int64)
+            write_csv(pruned_df, out / "pruned.csv")
+            total_steps = done_steps + (n_epochs - epoch) * steps_in(len(active))
+            if T["prune_restart"]:
+                model, opt, sched = fresh()
+        # ---- one training epoch in a seeded order
+        if hasattr(train_ds, "set_epoch"):
+            train_ds.set_epoch(epoch)
+        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = active[torch.randperm(len(active), generator=g).numpy()]
+        if isinstance(train_ds, IterableDataset):  # HDF5 tile stream: it shuffles by chunk itself
+            loader = DataLoader(train_ds, batch_size=bs, num_workers=int(T["num_workers"]))
+        else:
+            loader = DataLoader(Subset(train_ds, order.tolist()), batch_size=bs, shuffle=False,
+                                num_workers=int(T["num_workers"]))
+        model.train()
+        lr_now = float(opt.param_groups[0]["lr"])
+        run_loss, n_seen = 0.0, 0
+        for step, batch in enumerate(loader):
+            if T["max_batches"] and step >= T["max_batches"]:
+                break
+            with _autocast(T["amp"]):
+                y = model(batch["image"])
+            per = loss_fn(y.float(), batch["target"])
+            loss = per.mean()
+            if not torch.isfinite(loss):
+                raise DevolensError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1}; lower optimizer.lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            vals = per.detach().tolist()
+            for idx, v in zip(batch["index"].tolist(), vals):
+                sample_losses.append({"epoch": epoch, "sample": ids[idx], "loss": v})
+            run_loss += float(sum(vals))
+            n_seen += len(vals)
+            done_steps += 1
+            if step_callback is not None:
+                step_callback(epoch, step, float(loss.item()))
+            if progress is not None:
+                progress(done_steps, total_steps)
+        # ---- validation
+        ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"], keep=keep)
+        metrics = ev["metrics"]
+        sched.step(metrics.get("val_loss"))
+        row = _history_row(epoch, lr_now, run_loss / max(n_seen, 1), metrics, len(active),
+                           time.perf_counter() - t0, names)
+        history.append(row)
+        write_csv(pd.DataFrame(history, columns=names), out / "history.csv")
+        write_csv(pd.DataFrame(sample_losses, columns=["epoch", "sample", "loss"]), out / "sample_losses.csv")
+        if "samples" in ev:
+            with atomic_path(out / "samples" / f"epoch_{epoch:03d}.npz") as tmp:
+                np.savez_compressed(tmp, **ev["samples"])
+        # ---- best and last checkpoints
+        value = row.get(monitor)
+        if value is not None and np.isfinite(value):
+            better = best_value is None or (value < best_value if mode == "min" else value > best_value)
+            if better:
+                best_value, best_epoch = float(value), epoch
+                save_model(model, out / BEST, config={
+                    "task": rec["task"], "recipe": rec, "epoch": epoch, "monitor": monitor, "value": float(value),
+                    "metrics": {k: v for k, v in row.items()},
+                    "input": {"channels": rec["data"]["channels"], "size": rec["data"]["size"],
+                              "normalize": rec["data"]["normalize"], "target": rec["data"]["target"],
+                              "counts": rec["data"]["counts"] if rec["task"] == "population" else None,
+                              "pad_multiple": 2 ** rec["model"]["encoder_depth"] if rec["task"] == "segmentation" else 1},
+                })
+        save_checkpoint(ckpt, model, opt, sched, extra={
+            "epoch": epoch + 1, "best_value": best_value, "best_epoch": best_epoch, "active": active.tolist(),
+            "class_weights": used_weights,
+        })
+        write_text(out / "run.json", json.dumps({
+            "epochs_done": epoch + 1, "monitor": monitor, "mode": mode, "best_epoch": best_epoch,
+            "best_value": best_value, "n_train": int(len(train_ds)), "n_val": int(len(val_ds)),
+            "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
+        }, indent=2, default=float))
+        if epoch_callback is not None:
+            epoch_callback(epoch, row)
+    return TrainResult(out, pd.DataFrame(history, columns=names), monitor, best_epoch, best_value, pruned_df, notes)

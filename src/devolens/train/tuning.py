@@ -1,0 +1,190 @@
+"""Hyper-parameter tuning with Optuna.
+
+The search space lives in the recipe (``tune.space``: dotted recipe keys -> a float, int
+or categorical range). Each trial trains the recipe with the sampled values for
+``tune.epochs`` epochs and reports the validation metric every epoch to a pruner
+(MedianPruner: a trial worse than the median of earlier trials at the same epoch stops).
+The study is stored in SQLite (``sqlite:///OUT/study.db``) or any SQLAlchemy URL, so
+several machines can share it; running again resumes it (``load_if_exists``). The best
+trial is exported as a recipe YAML (``OUT/best_recipe.yaml``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from devolens.errors import DevolensError
+from devolens.io.atomic import write_csv, write_text
+from devolens.train.recipe import dump_recipe, load_recipe, resolved, set_key
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` returns."""
+
+    study_name: str
+    storage: str
+    best_params: dict[str, Any] | None
+    best_value: float | None
+    best_recipe: Path | None
+    trials: pd.DataFrame
+    n_new: int
+
+
+def default_storage(out: str | Path) -> str:
+    """``sqlite:///<absolute OUT>/study.db``."""
+    return f"sqlite:///{(Path(out).resolve() / 'study.db').as_posix()}"
+
+
+def suggest(trial, space: dict[str, dict]) -> dict[str, Any]:
+    """Draw one value per search-space entry from an Optuna trial."""
+    values: dict[str, Any] = {}
+    for key, spec in space.items():
+        t = spec["type"]
+        if t == "categorical":
+            values[key] = trial.suggest_categorical(key, list(spec["choices"]))
+        elif t == "int":
+            values[key] = trial.suggest_int(key, int(spec["low"]), int(spec["high"]), step=int(spec.get("step") or 1),
+                                            log=bool(spec.get("log", False)))
+        else:
+            step = spec.get("step")
+            values[key] = trial.suggest_float(key, float(spec["low"]), float(spec["high"]),
+                                              step=None if step is None or spec.get("log") else float(step),
+                                              log=bool(spec.get("log", False)))
+    return values
+
+
+def apply_params(recipe: dict, params: dict[str, Any]) -> dict:
+    """A validated copy of ``recipe`` with dotted-key ``params`` set."""
+    rec = copy.deepcopy(recipe)
+    for k, v in params.items():
+        rec = set_key(rec, k, v)
+    return load_recipe(rec)
+
+
+def tune(
+    recipe: str | Path | dict,
+    data: str | Path,
+    out: str | Path,
+    *,
+    trials: int | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TuneResult:
+    """Run (or resume) an Optuna study over the recipe's search space.
+
+    Parameters
+    ----------
+    recipe : path or dict
+        Recipe with a non-empty ``tune.space``.
+    data : path
+        Training data folder (as for :func:`devolens.train.trainer.train`).
+    out : path
+        Folder for the study database (default storage), one run folder per trial
+        (``trials/trial_NNNN``), ``trials.csv`` and ``best_recipe.yaml``.
+    trials : int, optional
+        Total number of finished (complete or pruned) trials wanted in the study (default
+        ``tune.trials``); a resumed study only runs the missing ones.
+    storage : str, optional
+        SQLAlchemy URL (default ``sqlite:///OUT/study.db``).
+    study_name : str, optional
+        Study name (default the recipe's ``name``).
+    progress : callable, optional
+        ``progress(finished_trials, total)``.
+
+    Returns
+    -------
+    TuneResult
+    """
+    import optuna
+
+    from devolens.train.trainer import train
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    base = load_recipe(recipe)
+    tcfg = base["tune"]
+    if not tcfg["space"]:
+        raise DevolensError("tune.space is empty: list the recipe keys to search, e.g. optimizer.lr")
+    res = resolved(base)
+    metric = tcfg["metric"] or res["train"]["monitor"]
+    direction = tcfg["direction"] or (
+        "minimize" if any(k in metric for k in ("loss", "mae", "error", "bias")) else "maximize")
+    n_total = int(trials if trials is not None else tcfg["trials"])
+    if n_total < 1:
+        raise DevolensError(f"--trials must be >= 1, got {n_total}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = storage or default_storage(out)
+    name = study_name or base["name"]
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=tcfg["startup_trials"], n_warmup_steps=tcfg["warmup_epochs"])
+              if tcfg["pruner"] == "median" else optuna.pruners.NopPruner())
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction=direction,
+                                    sampler=optuna.samplers.TPESampler(seed=base["seed"]), pruner=pruner)
+    except Exception as exc:  # bad URL, unreachable database, direction mismatch
+        raise DevolensError(f"cannot open study {name!r} in {storage}: {exc}") from None
+    if study.direction.name.lower() != direction:
+        raise DevolensError(f"study {name!r} optimises {study.direction.name.lower()}, the recipe asks to {direction}")
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    n_done = len(study.get_trials(deepcopy=False, states=finished))
+    n_new = max(0, n_total - n_done)
+    epochs = tcfg["epochs"] or base["train"]["epochs"]
+
+    def objective(trial) -> float:
+        params = suggest(trial, tcfg["space"])
+        rec = apply_params(base, params)
+        rec["train"]["monitor"] = metric
+        rec["train"]["monitor_mode"] = "min" if direction == "minimize" else "max"
+        rec["train"]["epochs"] = int(epochs)
+        run_dir = out / "trials" / f"trial_{trial.number:04d}"
+
+        def report(epoch: int, row: dict) -> None:
+            v = row.get(metric)
+            if v is not None and v == v:  # not NaN
+                trial.report(float(v), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        try:
+            result = train(rec, data, run_dir, epoch_callback=report)
+        except DevolensError as exc:
+            if "diverged" in str(exc):  # a too-high learning rate: stop this trial, keep the study going
+                raise optuna.TrialPruned(str(exc)) from None
+            raise
+        if result.best_value is None:
+            raise DevolensError(f"metric {metric!r} was never finite in trial {trial.number}")
+        trial.set_user_attr("run_dir", str(run_dir))
+        return float(result.best_value)
+
+    done = 0
+
+    def after(study_, trial_) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, n_new)
+
+    if n_new:
+        study.optimize(objective, n_trials=n_new, callbacks=[after], catch=())
+    df = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
+    write_csv(df, out / "trials.csv")
+    best_params = best_value = best_path = None
+    try:
+        best = study.best_trial
+    except ValueError:
+        best = None
+    if best is not None:
+        best_params, best_value = dict(best.params), float(best.value)
+        rec = apply_params(base, best_params)
+        best_path = dump_recipe(rec, out / "best_recipe.yaml")
+        write_text(out / "best.json", json.dumps({"study": name, "storage": storage, "metric": metric,
+                                                  "direction": direction, "trial": best.number,
+                                                  "value": best_value, "params": best_params}, indent=2))
+    return TuneResult(name, storage, best_params, best_value, best_path, df, n_new)

@@ -1,0 +1,97 @@
+"""Tiny synthetic datasets for the training tests (random discs on noise)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+LETTERS = ("A", "E", "M", "P", "C", "D", "Z")
+
+
+def disc_frame(rng: np.random.Generator, size: int = 64, n: int | None = None, radius=(4, 8)):
+    """A noisy grey image with bright discs and its uint16 instance labels."""
+    n = int(rng.integers(2, 6)) if n is None else n
+    yy, xx = np.mgrid[:size, :size]
+    labels = np.zeros((size, size), np.uint16)
+    img = rng.normal(40, 12, (size, size))
+    k = 0
+    for _ in range(n * 4):
+        if k >= n:
+            break
+        r = rng.uniform(*radius)
+        cy, cx = rng.uniform(r, size - r, 2)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        if (labels[disc] > 0).any():
+            continue
+        k += 1
+        labels[disc] = k
+        img[disc] += rng.uniform(90, 160)
+    return np.clip(img, 0, 255).astype(np.uint8), labels
+
+
+def make_pairs(root: Path, groups: int = 3, per_group: int = 4, size: int = 64, seed: int = 0,
+               extra_image: bool = False, extra_mask: bool = False) -> Path:
+    """images/<g>_tNNN.png + masks/<g>_tNNN_labels.tif folder pairs."""
+    import imageio.v3 as iio
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    for g in range(groups):
+        for t in range(per_group):
+            img, lab = disc_frame(rng, size)
+            iio.imwrite(root / "images" / f"emb{g}_t{t:03d}.png", img)
+            tifffile.imwrite(root / "masks" / f"emb{g}_t{t:03d}_labels.tif", lab)
+    if extra_image:
+        iio.imwrite(root / "images" / "lonely.png", np.zeros((size, size), np.uint8))
+    if extra_mask:
+        tifffile.imwrite(root / "masks" / "orphan_labels.tif", np.zeros((size, size), np.uint16))
+    return root
+
+
+def make_render_like(root: Path, embryos: int = 3, per_embryo: int = 4, size: int = 64, seed: int = 0) -> Path:
+    """The `devolens render` layout: frames/, labels/, frames.csv (counts = number of discs)."""
+    import imageio.v3 as iio
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    (root / "frames").mkdir(parents=True, exist_ok=True)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for e in range(embryos):
+        for t in range(per_embryo):
+            n = int(rng.integers(1, 7))
+            img, lab = disc_frame(rng, size, n=n, radius=(3, 6))
+            stem = f"sim{e}_t{t:03d}"
+            iio.imwrite(root / "frames" / f"{stem}.png", img)
+            tifffile.imwrite(root / "labels" / f"{stem}_labels.tif", lab)
+            k = int(lab.max())
+            a = k // 2
+            rows.append({"file": f"frames/{stem}.png", "time": t, "embryo": f"sim{e}", "A": a, "E": k - a, "M": 0,
+                         "P": 0, "C": 0, "D": 0, "Z": 0, "total": k, "artifact": ""})
+    pd.DataFrame(rows).to_csv(root / "frames.csv", index=False)
+    return root
+
+
+def tiny_recipe(**over) -> dict:
+    """A tiny segmentation recipe (depth-3 U-Net, 64x64, no augmentation by default)."""
+    rec = {
+        "name": "test", "task": "segmentation", "seed": 0,
+        "data": {"target": "semantic", "channels": 1, "val_fraction": 0.34},
+        "model": {"arch": "unet", "encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [32, 16, 16]},
+        "loss": {"name": "bce_dice"},
+        "optimizer": {"name": "adam", "lr": 0.003, "weight_decay": 0.0},
+        "scheduler": {"name": "none"},
+        "augment": {"preset": "none"},
+        "train": {"epochs": 2, "batch_size": 4, "overlay_samples": 2, "threads": 1},
+    }
+    for key, val in over.items():
+        sec, _, k = key.partition("__")
+        if k:
+            rec.setdefault(sec, {})[k] = val
+        else:
+            rec[sec] = val
+    return rec

@@ -1,0 +1,216 @@
+"""CLI: devolens segment nuclei|membrane, devolens population, devolens models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
+from devolens.cli import main
+
+
+def _frame(h=48, w=70, seed=0, rgb=True):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    img = np.zeros((h, w), np.float32)
+    for _ in range(5):
+        cy, cx = rng.uniform(5, h - 5), rng.uniform(5, w - 5)
+        img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 20.0)
+    g = (np.clip(img, 0, 1) * 220).astype(np.uint8)
+    if not rgb:
+        return g
+    out = np.zeros((h, w, 3), np.uint8)
+    out[..., 1] = g
+    return out
+
+
+def _folder(path: Path, n=3, **kw) -> Path:
+    from devolens.io.images import write_png
+
+    path.mkdir()
+    for i in range(n):
+        write_png(_frame(seed=i, **kw), path / f"t{i + 1:03d}.png")
+    return path
+
+
+def _video(path: Path, n=5) -> Path:
+    from devolens.io.video import write_video
+
+    write_video((_frame(64, 96, seed=i) for i in range(n)), path, fps=5)
+    return path
+
+
+def _no_partials(parent: Path) -> bool:
+    return not [p for p in parent.iterdir() if ".partial-" in p.name]
+
+
+def test_segment_nuclei_folder(tiny_zoo, tmp_path):
+    src = _folder(tmp_path / "frames", n=3)
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(src), "--out", str(out), "--batch-size", "2"]) == 0
+    labels = sorted((out / "labels").glob("*_labels.tif"))
+    assert [p.name for p in labels] == ["t001_labels.tif", "t002_labels.tif", "t003_labels.tif"]
+    lab = tifffile.imread(labels[0])
+    assert lab.dtype == np.uint16 and lab.shape == (48, 70)
+    obj = pd.read_csv(out / "objects.csv")
+    assert list(obj.columns) == ["frame", "label", "x", "y", "area"]
+    counts = pd.read_csv(out / "counts.csv")
+    assert list(counts.columns) == ["frame", "count"] and list(counts["frame"]) == ["t001", "t002", "t003"]
+    for f, c in zip(counts["frame"], counts["count"]):
+        assert c == int(tifffile.imread(out / "labels" / f"{f}_labels.tif").max())
+        assert (obj["frame"] == f).sum() == c
+    assert len(list((out / "overlays").glob("*.png"))) == 3
+    assert _no_partials(tmp_path)
+
+
+def test_segment_single_grey_file(tiny_zoo, tmp_path):
+    from devolens.io.images import write_png
+
+    write_png(_frame(41, 59, rgb=False), tmp_path / "one.png")
+    out = tmp_path / "o"
+    assert main(["segment", "nuclei", str(tmp_path / "one.png"), "--out", str(out), "--no-overlay"]) == 0
+    assert tifffile.imread(out / "labels" / "one_labels.tif").shape == (41, 59)
+    assert not (out / "overlays").exists()
+
+
+def test_segment_video_is_streamed_one_label_per_frame(tiny_zoo, tmp_path, monkeypatch):
+    video = _video(tmp_path / "movie.mp4", n=7)
+    import devolens.curate.frames as cf
+    import devolens.io.images as images
+
+    state = {"pulled": 0, "written": 0, "max_in_flight": 0}
+    real_iter, real_write = cf.iter_path_frames, images.write_label_tif
+
+    def spy_iter(path):
+        frames, names, total = real_iter(path)
+
+        def gen():
+            for f in frames:
+                state["pulled"] += 1
+                state["max_in_flight"] = max(state["max_in_flight"], state["pulled"] - state["written"])
+                yield f
+
+        return gen(), names, total
+
+    def spy_write(labels, path):
+        state["written"] += 1
+        return real_write(labels, path)
+
+    monkeypatch.setattr(cf, "iter_path_frames", spy_iter)
+    monkeypatch.setattr(images, "write_label_tif", spy_write)
+    out = tmp_path / "vid"
+    assert main(["segment", "nuclei", str(video), "--out", str(out), "--batch-size", "2"]) == 0
+    labels = sorted((out / "labels").glob("*_labels.tif"))
+    assert len(labels) == 7 and state["pulled"] == 7
+    assert state["max_in_flight"] <= 3  # never more than a batch (+1) of frames held
+    assert tifffile.imread(labels[0]).shape == (64, 96)
+    assert (out / "overlay.mp4").stat().st_size > 0
+    counts = pd.read_csv(out / "counts.csv")
+    assert list(counts["frame"]) == list(range(7))
+
+
+def test_skip_flagged_frames(tiny_zoo, tmp_path):
+    src = _folder(tmp_path / "frames", n=4)
+    report = tmp_path / "report.csv"
+    pd.DataFrame({"frame": [0, 1, 2, 3], "file": ["t001.png", "t002.png", "t003.png", "t004.png"],
+                  "flagged": [False, True, False, False], "flag": ["", "black", "", ""]}).to_csv(report, index=False)
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(src), "--out", str(out), "--skip-flagged", str(report), "--no-overlay"]) == 0
+    assert sorted(p.name for p in (out / "labels").iterdir()) == ["t001_labels.tif", "t003_labels.tif", "t004_labels.tif"]
+    pops = tmp_path / "pops.csv"
+    assert main(["population", str(src), "--out", str(pops), "--skip-flagged", str(report)]) == 0
+    assert list(pd.read_csv(pops)["frame"]) == ["t001", "t003", "t004"]
+
+
+def test_segment_membrane(tiny_zoo, tmp_path):
+    src = _folder(tmp_path / "frames", n=2, rgb=False)
+    out = tmp_path / "mem"
+    assert main(["segment", "membrane", str(src), "--out", str(out)]) == 0
+    assert len(list((out / "labels").glob("*_labels.tif"))) == 2
+
+
+@pytest.mark.parametrize("kind", ["missing", "text", "corrupt_video", "corrupt_png", "bad_report", "wrong_model"])
+def test_bad_input_exits_2_without_output(tiny_zoo, tmp_path, kind, capsys):
+    src = _folder(tmp_path / "frames", n=2)
+    args = None
+    if kind == "missing":
+        args = [str(tmp_path / "nope.png")]
+    elif kind == "text":
+        (tmp_path / "notes.txt").write_text("hello")
+        args = [str(tmp_path / "notes.txt")]
+    elif kind == "corrupt_video":
+        (tmp_path / "bad.mp4").write_bytes(b"\x00\x01garbage" * 100)
+        args = [str(tmp_path / "bad.mp4")]
+    elif kind == "corrupt_png":
+        (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+        args = [str(tmp_path / "bad.png")]
+    elif kind == "bad_report":
+        (tmp_path / "r.csv").write_text("a,b\n1,2\n")
+        args = [str(src), "--skip-flagged", str(tmp_path / "r.csv")]
+    elif kind == "wrong_model":
+        args = [str(src), "--model", "membrane_nope"]
+    out = tmp_path / "out"
+    code = main(["segment", "nuclei", *args, "--out", str(out)])
+    assert code == 2
+    assert "error:" in capsys.readouterr().err
+    assert not out.exists()
+    assert _no_partials(tmp_path)
+    pops = tmp_path / "pops.csv"
+    assert main(["population", *args, "--out", str(pops)]) == 2
+    assert not pops.exists()
+
+
+def test_population_csv_monotone_and_plot(tiny_zoo, tmp_path):
+    src = _folder(tmp_path / "frames", n=4)
+    out = tmp_path / "pops.csv"
+    assert main(["population", str(src), "--out", str(out), "--monotone", "--plot"]) == 0
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["frame", "A", "E", "M", "P", "C", "D", "Z", "total"]
+    assert len(df) == 4 and (df[["A", "E", "M", "P", "C", "D", "Z", "total"]] >= 0).all().all()
+    for k in "AEMCDZ":
+        assert np.all(np.diff(df[k]) >= -1e-6)
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_population_needs_csv_out(tiny_zoo, tmp_path):
+    src = _folder(tmp_path / "frames", n=1)
+    assert main(["population", str(src), "--out", str(tmp_path / "pops.txt")]) == 2
+
+
+def test_models_lists_and_shows(tiny_zoo, capsys):
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    for name in ("nuclei", "membrane", "population"):
+        assert name in text
+    assert main(["models", "show", "nuclei"]) == 0
+    assert "nuclei" in capsys.readouterr().out
+    assert main(["models", "show", "nuclei", "--json"]) == 0
+    assert '"task": "nuclei"' in capsys.readouterr().out
+    assert main(["models", "show", "nope"]) == 2
+
+
+def test_models_lists_shipped_models(capsys):
+    from devolens.models import available
+
+    names = available()
+    if not names:
+        pytest.skip("no model shipped in src/devolens/models/zoo yet")
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    for name in names:
+        assert name in text
+
+
+@pytest.mark.skipif(not shipped("nuclei"), reason="nuclei weights not shipped yet")
+def test_shipped_nuclei_on_reference_frame(shared_data, tmp_path):
+    ref = shared_data / "reference_frames" / "epic_movie_frame045.png"
+    if not ref.exists():
+        pytest.skip("reference frame missing")
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(ref), "--out", str(out), "--no-overlay"]) == 0
+    lab = tifffile.imread(out / "labels" / "epic_movie_frame045_labels.tif")
+    assert lab.shape == (512, 752) and lab.max() >= 4

@@ -1,0 +1,184 @@
+"""Datasets, indexing, group splits and augmentation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from _train_data import disc_frame, make_pairs, make_render_like
+from devolens.data.augment import PRESETS, build_augment, reseed, resolve_spec
+from devolens.data.datasets import (H5TileDataset, PopulationDataset, SegmentationDataset, find_pairs, index_dataset,
+                                    labels_to_target, split_by_group)
+from devolens.errors import DevolensError
+
+
+def test_find_pairs_matches_by_name_and_reports_unmatched(tmp_path):
+    make_pairs(tmp_path, groups=2, per_group=2, extra_image=True, extra_mask=True)
+    idx = find_pairs(tmp_path / "images", tmp_path / "masks")
+    assert len(idx.pairs) == 4
+    assert all(m.stem == i.stem + "_labels" for i, m in idx.pairs)
+    assert [p.name for p in idx.unmatched_images] == ["lonely.png"]
+    assert [p.name for p in idx.unmatched_masks] == ["orphan_labels.tif"]
+    df = index_dataset(tmp_path)
+    assert len(df) == 4 and set(df["group"]) == {"emb0", "emb1"}
+    assert sorted(df.attrs["unmatched"]) == ["images/lonely.png", "masks/orphan_labels.tif"]
+
+
+def test_index_render_layout(tmp_path):
+    make_render_like(tmp_path, embryos=2, per_embryo=3)
+    df = index_dataset(tmp_path)
+    assert len(df) == 6 and df.attrs["layout"] == "render"
+    assert df["labels"].notna().all() and set(df["group"]) == {"sim0", "sim1"}
+    with pytest.raises(DevolensError, match="no training data"):
+        index_dataset(tmp_path / "frames")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=2, max_size=60), st.floats(0.05, 0.9), st.integers(0, 1000))
+def test_a_group_never_straddles_the_split(groups, frac, seed):
+    df = pd.DataFrame({"embryo": [f"e{g}" for g in groups], "x": range(len(groups))})
+    if df["embryo"].nunique() < 2:
+        with pytest.raises(DevolensError, match="only one group"):
+            split_by_group(df, "embryo", frac, seed)
+        return
+    tr, va = split_by_group(df, "embryo", frac, seed)
+    assert set(tr["embryo"]).isdisjoint(set(va["embryo"]))
+    assert len(tr) + len(va) == len(df) and len(tr) > 0 and len(va) > 0
+    assert sorted(tr.index.tolist() + va.index.tolist()) == list(range(len(df)))
+
+
+def test_split_is_seeded_and_reaches_the_fraction():
+    df = pd.DataFrame({"embryo": np.repeat([f"e{i}" for i in range(10)], 5)})
+    a = split_by_group(df, "embryo", 0.3, 1)[1]
+    b = split_by_group(df, "embryo", 0.3, 1)[1]
+    assert a.index.equals(b.index) and len(a) == 15
+    with pytest.raises(DevolensError, match="not in the data"):
+        split_by_group(df, "plate", 0.3, 1)
+
+
+def test_boundary_target():
+    lab = np.zeros((7, 12), np.uint16)
+    lab[1:6, 1:6] = 1
+    lab[1:6, 6:11] = 2  # touching nucleus
+    t = labels_to_target(lab, "boundary")
+    assert set(np.unique(t)) == {0, 1, 2}
+    assert t[3, 3] == 1 and t[1, 3] == 2
+    assert t[3, 5] == 2 and t[3, 6] == 2  # the shared border is boundary on both sides
+    assert (labels_to_target(lab, "semantic") == (lab > 0)).all()
+
+
+def test_segmentation_dataset_items(tmp_path):
+    make_pairs(tmp_path, groups=1, per_group=2, size=40)
+    df = index_dataset(tmp_path)
+    ds = SegmentationDataset(df["image"], df["labels"], target="semantic", channels=3, pad_multiple=32)
+    item = ds[0]
+    assert item["image"].shape == (3, 64, 64) and item["image"].dtype == torch.float32  # padded 40 -> 64
+    assert item["target"].shape == (64, 64) and item["target"].dtype == torch.int64
+    assert 0 <= float(item["image"].min()) and float(item["image"].max()) <= 1
+    ds2 = SegmentationDataset(df["image"], df["labels"], target="boundary", size=(32, 32))
+    assert ds2[1]["image"].shape == (1, 32, 32) and int(ds2[1]["target"].max()) == 2
+
+
+def test_spatial_augmentation_moves_image_and_mask_together():
+    rng = np.random.default_rng(0)
+    _, lab = disc_frame(rng, 64, n=4)
+    img = (lab > 0).astype(np.float32)[..., None]
+    aug = build_augment("nuclei", strength=1.0, overrides={
+        "brightness_contrast": False, "gamma": False, "noise": False, "blur": False,
+        "affine": {"p": 1.0}, "elastic": {"p": 1.0}})
+    moved = 0
+    for s in range(10):
+        reseed(aug, s)
+        out = aug(image=img, mask=lab)
+        fg_img, fg_mask = out["image"][..., 0] > 0.5, out["mask"] > 0
+        assert set(np.unique(out["mask"])) <= set(np.unique(lab))  # nearest-neighbour labels
+        assert (fg_img == fg_mask).mean() > 0.97
+        moved += not np.array_equal(out["mask"], lab)
+    assert moved >= 8
+
+
+def test_intensity_augmentation_leaves_the_mask_alone():
+    rng = np.random.default_rng(1)
+    im, lab = disc_frame(rng, 64)
+    aug = build_augment("nuclei", overrides={k: False for k in ("hflip", "vflip", "rot90", "affine", "elastic")} |
+                        {"noise": {"p": 1.0}, "brightness_contrast": {"p": 1.0}})
+    reseed(aug, 0)
+    out = aug(image=(im[..., None] / 255).astype(np.float32), mask=lab)
+    assert np.array_equal(out["mask"], lab)
+    assert not np.allclose(out["image"][..., 0], im / 255)
+
+
+def test_presets_strength_and_overrides():
+    assert set(PRESETS) >= {"nuclei", "membrane", "livedead", "population"}
+    assert "elastic" not in resolve_spec("nuclei", {"elastic": False})
+    assert resolve_spec("population", {"elastic": True})["elastic"]["p"] > 0
+    assert resolve_spec("nuclei", {"noise": {"std": 0.3}})["noise"]["std"] == 0.3
+    with pytest.raises(DevolensError):
+        build_augment("nuclei", overrides={"warp": True})
+    with pytest.raises(DevolensError):
+        build_augment("nucleus")
+    weak = build_augment("nuclei", strength=0.0)
+    assert all(type(t).__name__ in ("HorizontalFlip", "VerticalFlip", "RandomRotate90") for t in weak.transforms)
+    assert build_augment("none") is None
+
+
+def test_dataset_augmentation_is_reproducible_per_epoch(tmp_path):
+    make_pairs(tmp_path, groups=1, per_group=1)
+    df = index_dataset(tmp_path)
+    ds = SegmentationDataset(df["image"], df["labels"], augment=build_augment("nuclei"), seed=3)
+    a = ds[0]["image"]
+    assert torch.equal(a, ds[0]["image"])
+    ds.set_epoch(1)
+    assert not torch.equal(a, ds[0]["image"])
+    # transforms draw independently: over many seeds the image is almost never untouched
+    raw = SegmentationDataset(df["image"], df["labels"])[0]["image"]
+    same = 0
+    for e in range(30):
+        ds.set_epoch(e)
+        same += torch.equal(ds[0]["image"], raw)
+    assert same <= 3
+
+
+def test_population_dataset(tmp_path):
+    make_render_like(tmp_path, embryos=1, per_embryo=2)
+    df = index_dataset(tmp_path)
+    ds = PopulationDataset(df["image"], df[["A", "E", "total"]].to_numpy(), size=(32, 32))
+    item = ds[1]
+    assert item["image"].shape == (1, 32, 32)
+    assert item["target"].tolist() == df.loc[1, ["A", "E", "total"]].astype(float).tolist()
+
+
+def test_h5_tile_dataset(tmp_path):
+    import h5py
+
+    imgs = np.random.default_rng(0).integers(0, 65535, (5, 2, 16, 16), dtype=np.uint16)
+    labs = np.zeros((5, 16, 16), np.uint8)
+    labs[:, 4:8, 4:8] = 2
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        f["images"], f["labels"] = imgs, labs
+    ds = H5TileDataset(tmp_path / "t.h5", target="classes")
+    assert len(ds) == 5
+    item = ds[3]
+    assert item["image"].shape == (2, 16, 16)
+    assert np.allclose(item["image"].numpy(), imgs[3] / 65535, atol=1e-6)
+    assert item["target"][5, 5] == 2
+    with pytest.raises(DevolensError, match="no dataset"):
+        H5TileDataset(tmp_path / "t.h5", images_key="x")
+
+
+def test_live_render_dataset():
+    pytest.importorskip("devolens.render.nuclei")
+    from devolens.data.datasets import LiveRenderDataset
+    from devolens.render.dataset import simulate_tables
+
+    tab = simulate_tables(1, seed=0, n_cells=12)[0]
+    times = sorted(tab["time"].unique())[-2:]
+    ds = LiveRenderDataset([tab], [(0, int(t)) for t in times], size=(64, 64), seed=1)
+    a = ds[0]
+    assert a["image"].shape == (1, 64, 64) and a["target"].shape == (64, 64)
+    assert int(a["target"].sum()) > 0
+    ds.set_epoch(1)
+    assert not torch.equal(a["image"], ds[0]["image"])  # a new render each epoch
+    pop = LiveRenderDataset([tab], [(0, int(times[-1]))], task="population", size=(64, 64))
+    assert float(pop[0]["target"][-1]) == float((tab["time"] == times[-1]).sum())

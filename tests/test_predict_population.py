@@ -1,0 +1,137 @@
+"""PopulationPredictor: composition tables, calibration, regressor path, smoothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
+from devolens.predict.population import (
+    COLUMNS,
+    LETTERS,
+    PopulationPredictor,
+    calibrate_total,
+    calibrate_total_linear,
+    composition_counts,
+    fit_composition,
+    stage_features,
+)
+from devolens.predict.segment import SegmentationResult
+
+
+def _pops():
+    # a toy embryo: A is half the cells, E a quarter, M the rest; P = 1 until total 8, then Z = 2
+    rows = []
+    for t, total in enumerate([2, 4, 6, 8, 12, 16, 24, 32]):
+        z = 2 if total > 8 else 0
+        p = 1 if total <= 8 else 0
+        a = (total - z - p) // 2
+        e = (total - z - p - a) // 2
+        m = total - z - p - a - e
+        rows.append({"time": t, "A": a, "E": e, "M": m, "P": p, "C": 0, "D": 0, "Z": z, "total": total})
+    return pd.DataFrame(rows)
+
+
+def test_fit_composition_rows_sum_to_total_and_match_data():
+    comp = fit_composition(_pops(), max_total=40, window=0)
+    assert comp.shape == (41, 7)
+    assert np.allclose(comp[1:].sum(axis=1), np.arange(1, 41), atol=1e-3)
+    pops = _pops().set_index("total")
+    for total in (8, 16, 32):
+        assert np.allclose(comp[total], pops.loc[total, list(LETTERS)].to_numpy(float), atol=1e-3)
+
+
+def test_composition_counts_interpolates_and_extrapolates():
+    comp = fit_composition(_pops(), max_total=40, window=0)
+    mid = composition_counts(20.0, comp)
+    assert np.allclose(mid, (comp[20]), atol=1e-6)
+    assert np.all(composition_counts(np.array([0.0, 3.5, 100.0]), comp) >= 0)
+    assert composition_counts(80.0, comp).sum() == pytest.approx(80.0, rel=1e-3)
+
+
+def test_calibration_curves_are_monotone_and_non_negative():
+    x = np.linspace(-5, 500, 200)
+    y = calibrate_total(x, np.array([0, 50, 100.0]), np.array([0, 60, 140.0]))
+    assert np.all(np.diff(y) >= 0) and y.min() >= 0 and y[-1] == pytest.approx(500 * 1.4)
+    f = stage_features(30, np.full(30, 50.0), np.random.default_rng(0).uniform(0, 100, 30),
+                       np.random.default_rng(1).uniform(0, 60, 30))
+    assert f.shape == (4,) and f[0] == 1.0
+    assert calibrate_total_linear(f, np.array([0.0, 1.0, 0.0, 0.0]))[0] == pytest.approx(30.0)
+    assert np.all(stage_features(0, np.array([]), np.array([]), np.array([])) == [1, 0, 0, 0])
+
+
+class _FakeNuclei:
+    """Stands in for NucleiPredictor: the 'image' is the number of nuclei to report."""
+
+    def predict_iter(self, images, total=None, progress=None):
+        for n in images:
+            n = int(np.asarray(n).ravel()[0])
+            lab = np.zeros((8, 8), np.uint16)
+            cents = pd.DataFrame({"label": np.arange(1, n + 1), "x": np.linspace(0, 7, n), "y": np.linspace(0, 7, n) ** 2 % 7,
+                                  "area": np.full(n, 4)})
+            yield SegmentationResult(np.zeros((8, 8), np.float32), lab, cents, lab > 0)
+
+
+def test_composition_predictor_counts_are_non_negative_and_add_up():
+    comp = fit_composition(_pops(), max_total=40, window=0)
+    pred = PopulationPredictor("composition", nuclei=_FakeNuclei(), composition=comp,
+                               knots_x=np.array([0.0, 10.0]), knots_y=np.array([0.0, 20.0]))
+    df = pred.predict_batch([np.array([n]) for n in (1, 4, 8, 16)])
+    assert list(df.columns) == list(COLUMNS)
+    assert (df >= 0).all().all()
+    assert np.allclose(df["total"], [2, 8, 16, 32], atol=1e-3)
+    assert np.allclose(df[list(LETTERS)].sum(axis=1), df["total"])
+    one = pred.predict(np.array([4]))
+    assert set(one) == set(COLUMNS) and one["total"] == pytest.approx(8.0)
+
+
+def test_regressor_predictor_on_any_input():
+    from devolens.models.architectures import build_regressor
+
+    torch.manual_seed(0)
+    net = build_regressor(1, 8, width=8).eval()
+    pred = PopulationPredictor("regressor", network=net, input_size=(64, 96))
+    df = pred.predict_batch([np.random.default_rng(i).integers(0, 255, s).astype(np.uint8)
+                             for i, s in enumerate([(50, 70), (120, 90, 3), (64, 96)])])
+    assert len(df) == 3 and (df >= 0).all().all()
+    assert np.allclose(df[list(LETTERS)].sum(axis=1), df["total"])
+
+
+def test_smooth_never_decreases_on_noisy_curve():
+    rng = np.random.default_rng(0)
+    base = np.linspace(4, 200, 40)
+    df = pd.DataFrame({k: np.clip(base * f + rng.normal(0, 3, 40), 0, None)
+                       for k, f in zip(LETTERS, (0.5, 0.06, 0.15, 0.0, 0.1, 0.05, 0.01))})
+    df["total"] = df[list(LETTERS)].sum(axis=1)
+    out = PopulationPredictor.smooth(df)
+    for k in ("A", "E", "M", "C", "D", "Z", "total"):
+        assert np.all(np.diff(out[k]) >= -1e-9), k
+    assert (out >= 0).all().all()
+
+
+def test_population_from_tiny_zoo(tiny_zoo):
+    from devolens.models import load
+
+    pops = load("population")
+    assert isinstance(pops, PopulationPredictor) and pops.method == "composition"
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[10:20, 10:20, 1] = 200
+    res = pops.predict(rgb)
+    assert all(res[k] >= 0 for k in COLUMNS)
+
+
+@pytest.mark.skipif(not shipped("population") or not shipped("nuclei"), reason="population model not shipped yet")
+def test_shipped_population_rises_with_stage():
+    from devolens.lineage.simulate import simulate_embryo
+    from devolens.models import load
+    from devolens.render.nuclei import render_nuclei_frame
+
+    table = simulate_embryo(11, n_cells=120)
+    times = sorted(table["time"].unique())
+    early, late = times[len(times) // 5], times[-1]
+    pops = load("population")
+    a = pops.predict(render_nuclei_frame(table, early, seed=1).image)
+    b = pops.predict(render_nuclei_frame(table, late, seed=1).image)
+    assert b["total"] > a["total"]

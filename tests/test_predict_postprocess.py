@@ -1,0 +1,129 @@
+"""Post-processing of the image predictors: channels, normalisation, watershed, smoothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devolens.errors import DevolensError
+from devolens.predict.postprocess import (
+    instances_from_boundary_map,
+    instances_from_probabilities,
+    monotone_nondecreasing,
+    normalize_percentile,
+    object_table,
+    resize_labels,
+    smooth_populations,
+    to_single_channel,
+)
+
+
+def _two_touching_discs(r: int = 12, gap: int = 20):
+    yy, xx = np.mgrid[:64, :100]
+    a = (yy - 32) ** 2 + (xx - 35) ** 2 <= r * r
+    b = (yy - 32) ** 2 + (xx - 35 - gap) ** 2 <= r * r
+    return a, b
+
+
+def test_watershed_splits_two_touching_discs_by_distance():
+    a, b = _two_touching_discs()
+    assert (a & b).any()  # they overlap: one connected blob
+    labels = instances_from_probabilities((a | b).astype(np.float32), None, min_distance=4, smooth=0)
+    assert labels.dtype == np.uint16
+    assert labels.max() == 2
+    # each disc centre is in a different object
+    assert labels[32, 35] != labels[32, 55] and labels[32, 35] > 0 and labels[32, 55] > 0
+
+
+def test_watershed_splits_touching_discs_with_interior_seeds():
+    a, b = _two_touching_discs()
+    fg = (a | b).astype(np.float32)
+    from scipy import ndimage as ndi
+
+    core = (ndi.binary_erosion(a, iterations=4) | ndi.binary_erosion(b, iterations=4)) & ~ndi.binary_dilation(a & b, iterations=3)
+    labels = instances_from_probabilities(fg, core.astype(np.float32), min_distance=2)
+    assert labels.max() == 2
+    sizes = np.bincount(labels.ravel())[1:]
+    assert abs(int(sizes[0]) - int(sizes[1])) < 0.2 * sizes.max()
+
+
+def test_single_disc_is_not_split():
+    a, _ = _two_touching_discs()
+    assert instances_from_probabilities(a.astype(np.float32), None, min_distance=4).max() == 1
+
+
+def test_empty_probability_gives_no_objects():
+    assert instances_from_probabilities(np.zeros((10, 12), np.float32)).max() == 0
+
+
+def test_boundary_map_gives_cells_between_membranes():
+    img = np.zeros((60, 90), np.float32)
+    img[5, 5:85] = img[55, 5:85] = 1
+    img[5:56, 5] = img[5:56, 85] = 1
+    img[5:56, 45] = 1  # two cells side by side
+    labels = instances_from_boundary_map(img, smooth=0, min_size=20)
+    assert labels.max() == 2
+    assert labels[30, 25] != labels[30, 65]
+
+
+def test_to_single_channel_green_and_mean():
+    rgb = np.zeros((5, 6, 3), np.uint8)
+    rgb[..., 1] = 200
+    rgb[..., 0] = 10
+    assert np.allclose(to_single_channel(rgb), 200)
+    grey_as_rgb = np.repeat(np.arange(30, dtype=np.uint8).reshape(5, 6, 1), 3, axis=2)
+    assert np.allclose(to_single_channel(grey_as_rgb), np.arange(30).reshape(5, 6))
+    assert np.allclose(to_single_channel(rgb, "mean"), 70)
+    assert to_single_channel(np.ones((4, 3))).shape == (4, 3)
+    with pytest.raises(DevolensError):
+        to_single_channel(np.ones((2, 3, 4, 5)))
+
+
+def test_normalize_percentile_is_robust_and_bit_depth_free():
+    rng = np.random.default_rng(0)
+    img = rng.normal(1000, 50, (100, 100))
+    img[0, 0] = 65535  # hot pixel
+    out = normalize_percentile(img.astype(np.uint16))
+    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+    assert 0.3 < float(np.median(out)) < 0.7
+    assert np.allclose(normalize_percentile(img / 65535.0), normalize_percentile(img), atol=1e-3)
+
+
+def test_object_table_and_resize_labels():
+    lab = np.zeros((10, 20), np.uint16)
+    lab[2:4, 3:7] = 1
+    lab[6:9, 10:12] = 3
+    tab = object_table(lab)
+    assert list(tab["label"]) == [1, 3]
+    assert tab.loc[0, "area"] == 8 and tab.loc[0, "x"] == pytest.approx(4.5) and tab.loc[0, "y"] == pytest.approx(2.5)
+    big = resize_labels(lab, (21, 41))
+    assert big.shape == (21, 41) and set(np.unique(big)) == {0, 1, 3}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=-1e3, max_value=1e3, allow_nan=False), min_size=1, max_size=60))
+def test_monotone_smoothing_never_decreases(values):
+    out = monotone_nondecreasing(np.array(values))
+    assert len(out) == len(values)
+    assert np.all(np.diff(out) >= -1e-9)
+    # isotonic regression preserves the mean
+    assert np.mean(out) == pytest.approx(np.mean(values), abs=1e-6 * (1 + np.abs(values).max()))
+
+
+def test_monotone_smoothing_keeps_sorted_input():
+    v = np.array([1, 2, 2, 5, 9.0])
+    assert np.allclose(monotone_nondecreasing(v), v)
+
+
+def test_smooth_populations_per_letter():
+    df = pd.DataFrame({"frame": range(6), "A": [2, 4, 3, 8, 7, 9], "E": [1, 1, 2, 1, 2, 2], "M": 0, "P": [1, 1, 0, 1, 0, 0],
+                       "C": 0, "D": 0, "Z": [0, 0, 2, 0, 2, 2], "total": 0})
+    out = smooth_populations(df)
+    for letter in "AEMCDZ":
+        assert np.all(np.diff(out[letter]) >= -1e-9), letter
+    assert np.all(np.diff(out["P"]) <= 1e-9)  # the P lineage ends (P4 -> Z2, Z3)
+    assert np.allclose(out["total"], out[list("AEMPCDZ")].sum(axis=1))
+    assert list(out["frame"]) == list(range(6))

@@ -1,0 +1,217 @@
+"""The training engine end to end on tiny data: overfitting, exact resume, pruning,
+checkpoints, the population task, and the CLI (train / evaluate)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from _train_data import make_pairs, make_render_like, tiny_recipe
+from devolens.errors import DevolensError
+from devolens.models.architectures import load_model
+from devolens.train.trainer import select_pruned, train
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """A tiny dataset written by the renderer: 3 simulated embryos, 96x96 grey frames."""
+    render = pytest.importorskip("devolens.render.dataset")
+    root = tmp_path_factory.mktemp("rendered")
+    tables = render.simulate_tables(3, seed=0, n_cells=40)
+    render.render_dataset(tables, root, size=(96, 96), every=5, rgb=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    return make_pairs(tmp_path_factory.mktemp("pairs"), groups=3, per_group=6, size=64)
+
+
+@pytest.mark.slow
+def test_cli_overfits_a_rendered_dataset_and_evaluates(rendered, tmp_path, capsys):
+    from devolens.cli import main
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(train={"epochs": 5, "batch_size": 4, "threads": 1})))
+    run = tmp_path / "run"
+    assert main(["train", str(recipe), "--data", str(rendered), "--out", str(run), "--export",
+                 str(tmp_path / "half.safetensors")]) == 0
+    half, cfg = load_model(tmp_path / "half.safetensors")
+    assert cfg["dtype"] == "float16" and cfg["recipe"]["name"] == "test"
+    hist = pd.read_csv(run / "history.csv")
+    assert len(hist) == 5 and hist["train_loss"].iloc[-1] < 0.5 * hist["train_loss"].iloc[0]
+    # chance: predicting every pixel as nucleus
+    import tifffile
+
+    fg = np.mean([(tifffile.imread(p) > 0).mean() for p in (rendered / "labels").glob("*.tif")])
+    chance = 2 * fg / (1 + fg)
+    best = hist["val_dice"].max()
+    assert best > chance + 0.4, (best, chance)
+    for name in ("best.safetensors", "best.json", "checkpoint.safetensors", "checkpoint.json", "sample_losses.csv",
+                 "split.csv", "history.png", "progress.gif", "recipe.yaml", "run.json"):
+        assert (run / name).exists(), name
+    split = pd.read_csv(run / "split.csv")
+    assert set(split[split.side == "train"].group).isdisjoint(split[split.side == "val"].group)
+    import imageio.v2 as imageio
+
+    assert len(imageio.mimread(run / "progress.gif")) == 5
+    # evaluate the best checkpoint: prints and writes JSON
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(rendered)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((run / f"eval_{rendered.name}.json").read_text())
+    assert result["metrics"]["val_dice"] > chance + 0.3 and "val_dice" in printed
+    # an existing run is not overwritten
+    assert main(["train", str(recipe), "--data", str(rendered), "--out", str(run)]) == 2
+
+
+def test_resume_continues_exactly(pairs, tmp_path):
+    rec = tiny_recipe(scheduler={"name": "plateau", "patience": 1}, augment={"preset": "nuclei", "strength": 1.0},
+                      optimizer={"name": "adamw", "lr": 0.003, "weight_decay": 0.01})
+    full: list[tuple[int, int, float]] = []
+    train(rec, pairs, tmp_path / "full", epochs=3, step_callback=lambda e, s, v: full.append((e, s, v)))
+    part: list[tuple[int, int, float]] = []
+    train(rec, pairs, tmp_path / "part", epochs=2, step_callback=lambda e, s, v: part.append((e, s, v)))
+    torch.manual_seed(1234)  # disturb the global RNG: resume must restore it
+    np.random.seed(99)
+    resumed: list[tuple[int, int, float]] = []
+    res = train(rec, pairs, tmp_path / "part", epochs=3, resume=True,
+                step_callback=lambda e, s, v: resumed.append((e, s, v)))
+    assert part == full[: len(part)]
+    epoch2 = [v for e, s, v in full if e == 2]
+    assert resumed[0][:2] == (2, 0)
+    assert [v for _, _, v in resumed] == pytest.approx(epoch2, rel=1e-6, abs=1e-7)
+    h_full = pd.read_csv(tmp_path / "full" / "history.csv")
+    assert len(res.history) == 3
+    assert res.history["val_loss"].tolist() == pytest.approx(h_full["val_loss"].tolist(), rel=1e-6)
+    assert res.history["lr"].tolist() == pytest.approx(h_full["lr"].tolist())
+    sl = pd.read_csv(tmp_path / "part" / "sample_losses.csv")
+    assert sorted(sl["epoch"].unique()) == [0, 1, 2]
+
+
+def test_resume_and_overwrite_errors(pairs, tmp_path):
+    with pytest.raises(DevolensError, match="no checkpoint"):
+        train(tiny_recipe(), pairs, tmp_path / "nothing", resume=True)
+
+
+def test_select_pruned_takes_exactly_the_top_percent():
+    df = pd.DataFrame({"sample": [f"s{i}" for i in range(10)] * 2, "loss": list(range(10)) + list(range(10))})
+    top = select_pruned(df, 25)
+    assert top["sample"].tolist() == ["s9", "s8"]  # floor(10 * 25 / 100) = 2
+    assert len(select_pruned(df, 0)) == 0 and len(select_pruned(df, 30)) == 3
+    with pytest.raises(DevolensError):
+        select_pruned(df, 150)
+
+
+def test_pruning_drops_the_top_percent_after_warmup(pairs, tmp_path):
+    rec = tiny_recipe(train={"epochs": 2, "batch_size": 4, "threads": 1, "prune_after": 1, "overlay_samples": 0})
+    res = train(rec, pairs, tmp_path / "run", prune_top=25)
+    sl = pd.read_csv(tmp_path / "run" / "sample_losses.csv")
+    warm = sl[sl.epoch == 0].groupby("sample")["loss"].mean().sort_values(ascending=False)
+    n = len(warm)
+    pruned = pd.read_csv(tmp_path / "run" / "pruned.csv")
+    assert len(pruned) == n * 25 // 100
+    assert pruned["sample"].tolist() == warm.index[: len(pruned)].tolist()
+    after = set(sl[sl.epoch == 1]["sample"])
+    assert after == set(warm.index) - set(pruned["sample"])
+    assert res.history["n_train"].tolist() == [n, n - len(pruned)]
+
+
+def test_class_weights_from_frequencies_and_bf16(pairs, tmp_path):
+    rec = tiny_recipe(loss={"name": "focal_dice", "class_weights": "median_frequency"},
+                      train={"epochs": 1, "batch_size": 4, "threads": 1, "amp": "bf16", "max_batches": 2})
+    res = train(rec, pairs, tmp_path / "run")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    w = info["class_weights"]
+    assert len(w) == 2 and w[1] > w[0]  # foreground is rarer
+    assert np.isfinite(res.history["train_loss"].iloc[0])
+
+
+def test_boundary_target_and_cosine_kicks(pairs, tmp_path):
+    rec = tiny_recipe(data={"target": "boundary", "channels": 1, "val_fraction": 0.34},
+                      loss={"name": "ce_dice", "class_weights": "inverse_sqrt"},
+                      scheduler={"name": "cosine_kicks", "period": 2, "floor": 0.1},
+                      train={"epochs": 2, "batch_size": 4, "threads": 1, "monitor": "val_f1"})
+    res = train(rec, pairs, tmp_path / "run")
+    assert {"val_iou_2", "val_ap_2", "val_f1"} <= set(res.history.columns)
+    assert res.history["lr"].iloc[1] < res.history["lr"].iloc[0]
+    model, cfg = load_model(tmp_path / "run" / "best.safetensors")
+    assert cfg["model"]["classes"] == 3 and cfg["input"]["target"] == "boundary"
+
+
+def test_population_task(tmp_path):
+    data = make_render_like(tmp_path / "data", embryos=3, per_embryo=4)
+    rec = tiny_recipe(task="population", model={"width": 8}, loss={"name": "poisson"},
+                      augment={"preset": "population"}, data={"channels": 1, "counts": ["A", "E", "total"]},
+                      train={"epochs": 2, "batch_size": 4, "threads": 1})
+    res = train(rec, data, tmp_path / "run")
+    assert res.monitor == "val_mae"
+    assert {"val_mae_A", "val_mae_E", "val_mae_total", "val_count_mae"} <= set(res.history.columns)
+    assert np.isfinite(res.history["val_mae"]).all()
+    from devolens.train.evaluate import evaluate_run
+
+    ev = evaluate_run(tmp_path / "run", data)
+    assert ev["n"] == 12 and ev["metrics"]["val_mae_total"] is not None
+
+
+def test_monitor_must_exist(pairs, tmp_path):
+    with pytest.raises(DevolensError, match="train.monitor"):
+        train(tiny_recipe(train={"monitor": "val_accuracy"}), pairs, tmp_path / "run")
+
+
+def test_overlay_colours():
+    from devolens.viz.overlays import FN_COLOUR, FP_COLOUR, TP_COLOUR, overlay_errors
+
+    img = np.zeros((4, 4), np.uint8)
+    truth = np.array([[1, 1, 0, 0]] * 4)
+    pred = np.array([[1, 0, 1, 0]] * 4)
+    rgb = overlay_errors(img, truth, pred, alpha=1.0)
+    assert tuple(rgb[0, 0]) == TP_COLOUR and tuple(rgb[0, 1]) == FN_COLOUR and tuple(rgb[0, 2]) == FP_COLOUR
+    assert tuple(rgb[0, 3]) == (0, 0, 0)
+
+
+def test_trains_on_an_hdf5_tile_store(tmp_path):
+    import h5py
+
+    from _train_data import disc_frame
+
+    rng = np.random.default_rng(0)
+    imgs, labs = [], []
+    for _ in range(12):
+        im, lab = disc_frame(rng, 32, radius=(3, 6))
+        imgs.append(np.stack([im.astype(np.uint16) * 200, (lab > 0).astype(np.uint16) * 30000]))
+        labs.append(np.where(lab > 0, 1 + (lab % 2), 0).astype(np.uint8))  # classes 1 and 2
+    with h5py.File(tmp_path / "tiles.h5", "w") as f:
+        f["images"], f["labels"] = np.stack(imgs), np.stack(labs)
+        f["source"] = np.repeat(np.arange(3), 4).astype(np.int32)
+    rec = tiny_recipe(data={"target": "classes", "classes": 3, "channels": 2, "val_fraction": 0.34},
+                      loss={"name": "ce_dice"}, augment={"preset": "livedead"})
+    res = train(rec, tmp_path / "tiles.h5", tmp_path / "run")
+    split = pd.read_csv(tmp_path / "run" / "split.csv")
+    assert set(split[split.side == "train"].group).isdisjoint(split[split.side == "val"].group)
+    assert len(res.history) == 2 and "val_iou_2" in res.history.columns
+    from devolens.train.evaluate import evaluate_run
+
+    assert evaluate_run(tmp_path / "run", tmp_path / "tiles.h5")["n"] == 12
+
+
+def test_trains_on_live_renders(tmp_path):
+    pytest.importorskip("devolens.render.nuclei")
+    from devolens.data.datasets import LiveRenderDataset
+    from devolens.render.dataset import simulate_tables
+    from devolens.train.trainer import DataBundle
+
+    tabs = simulate_tables(2, seed=3, n_cells=16)
+    pick = lambda k: [(k, int(t)) for t in sorted(tabs[k]["time"].unique())[-6::2]]
+    bundle = DataBundle(
+        train=LiveRenderDataset(tabs, pick(0), size=(64, 64), seed=1),
+        val=LiveRenderDataset(tabs, pick(1), size=(64, 64), seed=2, fixed=True),
+        split=pd.DataFrame({"sample": ["a"], "group": ["g"], "side": ["train"]}),
+    )
+    res = train(tiny_recipe(), bundle, tmp_path / "run")
+    sl = pd.read_csv(tmp_path / "run" / "sample_losses.csv")
+    assert len(res.history) == 2 and len(sl) == 2 * 3 and sl["sample"].str.contains(":t").all()
