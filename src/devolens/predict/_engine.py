@@ -36,23 +36,10 @@ def load_zoo_network(folder: str | Path, card: dict) -> torch.nn.Module:
     DevolensError
         If the weights file is missing or does not match the card's architecture.
     """
-    from safetensors.torch import load_file
-
     from devolens.models.architectures import build_from_config
+    from devolens.models.zoo import load_weights
 
-    folder = Path(folder)
-    weights = folder / "weights.safetensors"
-    if not weights.is_file():
-        raise DevolensError("model weights not found (this model has not been trained/shipped yet)", path=weights)
-    model = build_from_config(dict(card["architecture"]))
-    state = load_file(str(weights))
-    ref = model.state_dict()
-    state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise DevolensError(f"weights do not match the card's architecture: {exc}", path=weights) from exc
-    return model.eval()
+    return load_weights(build_from_config(dict(card["architecture"])), folder)
 
 
 class ImageNetwork:

@@ -651,23 +651,11 @@ class IdentityPredictor:
     @classmethod
     def from_zoo(cls, folder: str | Path, card: dict[str, Any], **options: Any) -> "IdentityPredictor":
         """Build the predictor from a zoo folder (``weights.safetensors``) and its card."""
-        from safetensors.torch import load_file
-
         from devolens.models.identity_net import build_network
+        from devolens.models.zoo import load_weights
 
-        folder = Path(folder)
-        weights = folder / "weights.safetensors"
-        if not weights.is_file():
-            raise DevolensError("model weights not found", path=weights)
         arch = card["architecture"]
-        model = build_network(arch["network"])
-        state = load_file(str(weights))
-        ref = model.state_dict()
-        state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise DevolensError(f"weights do not match the card: {exc}", path=weights) from None
+        model = load_weights(build_network(arch["network"]), folder)
         opts = {"tta": arch.get("tta", 1), **options}
         return cls(model, arch["founders"], arch["depth1"], **opts)
 

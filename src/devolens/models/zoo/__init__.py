@@ -74,3 +74,33 @@ def load(name: str, **options: Any):
     module_name, _, cls_name = info["predictor"].partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     return cls.from_zoo(ZOO_DIR / name, info, **options)
+
+
+def load_weights(model, folder: str | Path):
+    """Load ``folder/weights.safetensors`` into ``model`` (cast to its dtypes) and return it in eval mode.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network rebuilt from the card's architecture.
+    folder : str or Path
+        The zoo folder holding ``weights.safetensors``.
+
+    Raises
+    ------
+    DevolensError
+        If the weights are missing or do not fit the architecture.
+    """
+    from safetensors.torch import load_file
+
+    weights = Path(folder) / "weights.safetensors"
+    if not weights.is_file():
+        raise DevolensError("model weights not found (this model has not been trained/shipped yet)", path=weights)
+    state = load_file(str(weights))
+    ref = model.state_dict()
+    state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DevolensError(f"weights do not match the card's architecture: {exc}", path=weights) from None
+    return model.eval()
