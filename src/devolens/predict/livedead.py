@@ -314,21 +314,10 @@ class LiveDeadPredictor:
 
 
 def _load_net(weights: Path, arch: dict) -> torch.nn.Module:
-    from safetensors.torch import load_file
-
     from devolens.models.architectures import build_from_config
+    from devolens.models.zoo import load_weights
 
-    if not weights.exists():
-        raise DevolensError("model weights not found", path=weights)
-    net = build_from_config(dict(arch))
-    state = load_file(str(weights))
-    ref = net.state_dict()
-    state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as exc:
-        raise DevolensError(f"weights do not match the architecture: {exc}", path=weights) from None
-    return net.eval()
+    return load_weights(build_from_config(dict(arch)), weights)
 
 
 def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str = "livedead", window: int = 512,

@@ -84,7 +84,7 @@ def load_weights(model, folder: str | Path):
     model : torch.nn.Module
         The network rebuilt from the card's architecture.
     folder : str or Path
-        The zoo folder holding ``weights.safetensors``.
+        The zoo folder holding ``weights.safetensors``, or a ``.safetensors`` file itself.
 
     Raises
     ------
@@ -93,7 +93,9 @@ def load_weights(model, folder: str | Path):
     """
     from safetensors.torch import load_file
 
-    weights = Path(folder) / "weights.safetensors"
+    weights = Path(folder)
+    if weights.suffix != ".safetensors":
+        weights = weights / "weights.safetensors"
     if not weights.is_file():
         raise DevolensError("model weights not found (this model has not been trained/shipped yet)", path=weights)
     state = load_file(str(weights))
