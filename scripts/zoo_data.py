@@ -68,6 +68,7 @@ def prepare(kind: str, out: Path, renders: list[Path], scale: float = 0.5, crop:
     (out / "frames").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     rows = []
+    seen: set[str] = set()
     for rdir in renders:
         table = pd.read_csv(rdir / "frames.csv")
         for _, row in table.iterrows():
@@ -87,6 +88,9 @@ def prepare(kind: str, out: Path, renders: list[Path], scale: float = 0.5, crop:
             img = _resize(img, scale, "image")
             embryo = str(row["embryo"])
             name = stem if stem.startswith(embryo) else f"{embryo}_{stem}"
+            if name in seen:  # the same embryo rendered again (other pose/optics): keep both
+                name = f"{name}_{rdir.name}"
+            seen.add(name)
             if crop:
                 cell = tifffile.imread(rdir / "labels" / f"{stem}_labels.tif") if kind == "membrane" else None
                 ref = lab if cell is None else _resize(cell, scale, "labels")

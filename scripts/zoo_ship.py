@@ -36,19 +36,24 @@ CARDS = {
         "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8],
                           "steps": "green channel of a green-dominant RGB image (else mean of RGB); resize by 0.5 "
                                    "(area); map the 1st..99.8th percentile to 0..1, clip"},
-        "postprocess": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 8, "smooth": 1.0},
+        "postprocess": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 8, "smooth": 1.0,
+                        "split_seeds": False},
         "recipe": "recipes/nuclei.yaml",
-        "command": ("devolens render <each training table> --out runs/zoo/render/tr_<name> --every 2 --pose random "
-                    "--vary frame --grey --seed <k>; devolens render --simulate 6 --out runs/zoo/render/tr_sim --every 2 "
-                    "--pose random --vary frame --grey --seed 101 (see runs/zoo/render_all.sh in the report); "
-                    "python scripts/zoo_data.py nuclei runs/zoo/data/nuclei runs/zoo/render/tr_* --scale 0.5 --crop 256; "
-                    "devolens train recipes/nuclei.yaml --data runs/zoo/data/nuclei --out runs/zoo/nuclei; "
-                    "python scripts/zoo_ship.py nuclei runs/zoo/nuclei/best.safetensors --to src/devolens/models/zoo/nuclei "
-                    "--metrics runs/zoo/eval_nuclei.json"),
-        "training_data": (f"Renders (devolens render, 752x512, random pose, optics drawn per frame, JPEG, green channel) of "
-                          f"the real embryos {TRAIN_EMBRYOS} plus 6 simulated embryos (seed 101); half scale, 256x256 "
-                          f"crops around the embryo; nuclei augmentation preset (flips, rot90, affine, brightness/contrast, "
-                          f"gamma, noise, blur). Held out: {HELD_OUT}."),
+        "command": ("bash scripts/zoo_renders.sh (devolens render of the training and held-out embryos); "
+                    "python scripts/zoo_data.py nuclei runs/zoo/data/nuclei2 runs/zoo/render/tr_* runs/zoo/render/tr2_* "
+                    "--scale 0.5 --crop 256; "
+                    "devolens train recipes/nuclei.yaml --data runs/zoo/data/nuclei2 --out runs/zoo/nuclei_v2; "
+                    "python scripts/zoo_postprocess.py --zoo runs/zoo/stage --run runs/zoo/nuclei_v2 --renders "
+                    "runs/zoo/render/tr_sim runs/zoo/render/tr2_sim (post-processing chosen on the engine's validation "
+                    "embryo); python scripts/zoo_ship.py nuclei runs/zoo/nuclei_v2/best.safetensors --to "
+                    "src/devolens/models/zoo/nuclei --postprocess '<best JSON>' --metrics runs/zoo/eval_nuclei.json"),
+        "training_data": (f"2690 renders (devolens render, 752x512, random pose, optics drawn per frame, JPEG, green "
+                          f"channel): the real embryos {TRAIN_EMBRYOS.split(' (')[0]} twice (every 2nd time point, then "
+                          f"every time point with new poses and optics), the WormGUIDES AceTree embryo twice (every 3rd, "
+                          f"every 2nd) and 16 simulated embryos (seeds 101 and 202); half scale, 256x256 crops around "
+                          f"the embryo; nuclei augmentation preset (flips, rot90, affine, brightness/contrast, gamma, "
+                          f"noise, blur). One simulated training embryo is the engine's validation split (best epoch, "
+                          f"post-processing). Held out: {HELD_OUT}."),
         "headline": ["instance_f1_iou50_heldout_le200", "count_mae_heldout_le200", "reference_counts"],
         "limits": ("Trained on synthetic renders only (no hand-annotated real frame exists in this project); counts on "
                    "the three real reference frames are checked for ordering only. Nuclei hidden behind others in a "
@@ -140,7 +145,7 @@ def write_card_md(card: dict, path: Path) -> None:
     path.write_text("\n".join(lines))
 
 
-def ship(name: str, source: Path, to: Path, metrics: Path | None) -> None:
+def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: dict | None = None) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -155,6 +160,11 @@ def ship(name: str, source: Path, to: Path, metrics: Path | None) -> None:
         state = load_file(str(source))
         save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()},
                   str(to / "weights.safetensors"), metadata={"format": "pt"})
+    if postprocess:
+        unknown = set(postprocess) - set(card.get("postprocess", {}))
+        if unknown:
+            raise SystemExit(f"unknown postprocess keys for {name}: {sorted(unknown)}")
+        card["postprocess"].update(postprocess)
     card["metrics"] = json.loads(metrics.read_text()) if metrics and metrics.exists() else {}
     cv = source.with_suffix(".cv.json")
     if name == "population" and cv.exists():
@@ -171,8 +181,10 @@ def main() -> None:
     ap.add_argument("source", type=Path)
     ap.add_argument("--to", type=Path, required=True)
     ap.add_argument("--metrics", type=Path)
+    ap.add_argument("--postprocess", type=json.loads, default=None,
+                    help="JSON object of post-processing settings (from scripts/zoo_postprocess.py)")
     a = ap.parse_args()
-    ship(a.name, a.source, a.to, a.metrics)
+    ship(a.name, a.source, a.to, a.metrics, a.postprocess)
 
 
 if __name__ == "__main__":

@@ -206,6 +206,32 @@ def test_train_and_knn_on_toy_embryos_beat_chance():
     assert len(k1) == len(tables[2])
 
 
+def test_ensemble_averages_member_probabilities(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from devolens.predict.identity import IdentityPredictor
+
+    tables = [toy_embryo(s, times=3, name=f"toy{s}") for s in range(3)]
+    classes = class_lists(tables)
+    cfg = {"epochs": 2, "clouds_per_epoch": 10, "max_tokens": 160, "width": 16, "layers": 1, "tta": 1}
+    a = train_identity(tables[:2], {**cfg, "seed": 0}, classes=classes)
+    b = train_identity(tables[:2], {**cfg, "seed": 1}, classes=classes)
+    for p in (a, b):
+        p.smooth = "none"
+    pa, pb = a.predict_proba(tables[2]), b.predict_proba(tables[2])
+    ens = IdentityPredictor(torch.nn.ModuleList([a.model, b.model]), a.founders, a.depth1, smooth="none")
+    pe = ens.predict_proba(tables[2])
+    for k in range(2):
+        np.testing.assert_allclose(pe[k], (pa[k] + pb[k]) / 2, atol=1e-5)
+    # the zoo format: one safetensors file with "<member>.<parameter>" keys, "members" in the card
+    save_file({k: v.contiguous() for k, v in ens.model.state_dict().items()}, str(tmp_path / "weights.safetensors"))
+    card = {"architecture": {**a.architecture, "members": 2}}
+    loaded = IdentityPredictor.from_zoo(tmp_path, card, smooth="none")
+    assert len(loaded.members) == 2
+    np.testing.assert_allclose(loaded.predict_proba(tables[2])[1], pe[1], atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- zoo predictor
 @needs_zoo
 def test_zoo_predictor_loads_from_safetensors_and_returns_columns(tmp_path):

@@ -50,6 +50,24 @@ def test_watershed_splits_touching_discs_with_interior_seeds():
     assert abs(int(sizes[0]) - int(sizes[1])) < 0.2 * sizes.max()
 
 
+def test_split_seeds_separates_a_dumbbell_interior_blob():
+    a, b = _two_touching_discs(gap=18)
+    fg = (a | b).astype(np.float32)
+    from scipy import ndimage as ndi
+
+    # interior cores that still touch through a neck: one blob, two cores
+    core = (ndi.binary_erosion(a, iterations=2) | ndi.binary_erosion(b, iterations=2)).astype(np.float32)
+    assert ndi.label(core > 0.5)[1] == 1
+    assert instances_from_probabilities(fg, core, min_distance=2, smooth=0).max() == 1
+    split = instances_from_probabilities(fg, core, min_distance=4, smooth=0, split_seeds=True)
+    assert split.max() == 2
+    assert split[32, 35] != split[32, 53] and split[32, 35] > 0 and split[32, 53] > 0
+    # a single round core stays one object
+    single = instances_from_probabilities(a.astype(np.float32), ndi.binary_erosion(a, iterations=3).astype(np.float32),
+                                          min_distance=4, smooth=0, split_seeds=True)
+    assert single.max() == 1
+
+
 def test_single_disc_is_not_split():
     a, _ = _two_touching_discs()
     assert instances_from_probabilities(a.astype(np.float32), None, min_distance=4).max() == 1

@@ -92,3 +92,25 @@ def test_identity_scores_match_sklearn():
     s = M.identity_scores(p, t)
     assert s["accuracy"] == pytest.approx(accuracy_score(t, p))
     assert s["macro_f1"] == pytest.approx(f1_score(t, p, average="macro"))
+
+
+def test_match_instances_ignores_hidden_objects():
+    from devolens.train.metrics import match_instances
+
+    true = np.zeros((20, 40), int)
+    true[2:8, 2:8] = 1      # found
+    true[2:8, 12:18] = 2    # missed
+    true[12:18, 2:8] = 3    # ignored, found anyway
+    true[12:18, 12:18] = 4  # ignored, missed
+    pred = np.zeros_like(true)
+    pred[2:8, 2:8] = 1
+    pred[12:18, 2:8] = 2    # matches ignored 3: neither TP nor FP
+    pred[13:16, 13:16] = 3  # lies inside ignored 4 without matching it: not FP
+    pred[2:8, 30:36] = 4    # on background: FP
+    plain = match_instances(pred, true)
+    assert (plain["tp"], plain["fp"], plain["fn"]) == (2, 2, 2)
+    m = match_instances(pred, true, ignore=[3, 4])
+    assert (m["tp"], m["fp"], m["fn"]) == (1, 1, 1)
+    assert m["pairs"].tolist() == [[1, 1]]
+    same = match_instances(pred, true, ignore=[])
+    assert (same["tp"], same["fp"], same["fn"]) == (2, 2, 2)

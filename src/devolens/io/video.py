@@ -101,7 +101,8 @@ def iter_video_frames(path: str | Path, *, every: int = 1) -> Iterator[np.ndarra
         reader.close()
 
 
-def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.0, *, quality: float = 7.0) -> Path:
+def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.0, *, quality: float = 7.0,
+                preset: str = "veryfast") -> Path:
     """Encode frames into a video (H.264 mp4 by default), atomically.
 
     Parameters
@@ -114,6 +115,9 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.
         Frames per second.
     quality : float
         imageio-ffmpeg quality, 0 (worst) to 10 (best).
+    preset : str
+        x264 speed preset (``ultrafast`` ... ``veryslow``); ``veryfast`` encodes several
+        times faster than x264's default ``medium`` at a slightly larger file.
 
     Returns
     -------
@@ -133,6 +137,7 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.
         writer = iio.get_writer(
             tmp, format="FFMPEG", fps=fps, codec="libx264", quality=quality,
             macro_block_size=1, pixelformat="yuv420p", ffmpeg_log_level="error",
+            output_params=["-preset", str(preset)],
         )
         try:
             for frame in frames:

@@ -31,15 +31,28 @@ def onnxruntime_available() -> bool:
 def load_zoo_network(folder: str | Path, card: dict) -> torch.nn.Module:
     """Rebuild the network of a zoo card and load its fp16 safetensors weights (as fp32).
 
+    U-Nets with a ResNet18/34 encoder are rebuilt in plain torch
+    (:mod:`devolens.models.unet_lite`, same parameter names and outputs as smp); other
+    architectures are built with segmentation-models-pytorch.
+
     Raises
     ------
     DevolensError
         If the weights file is missing or does not match the card's architecture.
     """
-    from devolens.models.architectures import build_from_config
+    from devolens.models.unet_lite import build_lite
     from devolens.models.zoo import load_weights
 
-    return load_weights(build_from_config(dict(card["architecture"])), folder)
+    config = dict(card["architecture"])
+    model = build_lite(config)  # plain torch: no smp/timm import (about 2 s per process)
+    if model is None:
+        from devolens.models.architectures import build_from_config
+
+        model = build_from_config(config)
+    model = load_weights(model, folder)
+    if hasattr(model, "fuse_batchnorm"):
+        model.fuse_batchnorm()  # inference only: BatchNorm folded into the convolutions
+    return model
 
 
 class ImageNetwork:

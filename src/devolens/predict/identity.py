@@ -607,9 +607,10 @@ class IdentityPredictor:
 
     Parameters
     ----------
-    model : torch.nn.Module
+    model : torch.nn.Module or torch.nn.ModuleList
         A point-set model (``model(points, mask) -> logits``) whose outputs are the founder
-        logits followed by the depth-1 logits.
+        logits followed by the depth-1 logits; a ``ModuleList`` of such models is an
+        ensemble (class probabilities averaged over its members).
     founders, depth1 : list of str
         Class names of the two heads.
     tta : int
@@ -634,6 +635,7 @@ class IdentityPredictor:
                  tta: int = 1, max_tokens: int = 8192, device: str = "cpu", smooth: str | bool = "lineage",
                  link_eps: float = 0.01, evidence_power: float = 0.0):
         self.model = model.to(device).eval()
+        self.members = list(model) if isinstance(model, torch.nn.ModuleList) else [self.model]
         self.founders = list(founders)
         self.depth1 = list(depth1)
         self.tta = max(int(tta), 1)
@@ -655,7 +657,11 @@ class IdentityPredictor:
         from devolens.models.zoo import load_weights
 
         arch = card["architecture"]
-        model = load_weights(build_network(arch["network"]), folder)
+        members = int(arch.get("members", 1))
+        if members > 1:  # ensemble: one file, keys "<member>.<parameter>"
+            model = load_weights(torch.nn.ModuleList(build_network(arch["network"]) for _ in range(members)), folder)
+        else:
+            model = load_weights(build_network(arch["network"]), folder)
         opts = {"tta": arch.get("tta", 1), **options}
         return cls(model, arch["founders"], arch["depth1"], **opts)
 
@@ -669,20 +675,22 @@ class IdentityPredictor:
         pf = np.zeros((len(table), nf))
         pd1 = np.zeros((len(table), nd))
         vs = views(self.tta)
+        share = 1.0 / (len(vs) * len(self.members))
         batches = token_batches([len(c["coords"]) for c in clouds], self.max_tokens)
         for bi, batch in enumerate(batches):
             for r in vs:
                 feats = [point_features(clouds[i]["coords"] @ r.T, clouds[i]["size"]) for i in batch]
                 x, m = pad_batch(feats)
-                logits = self.model(x.to(self.device), m.to(self.device)).float()
-                lf, ld = split_logits(logits, nf)
-                sf = torch.softmax(lf, -1).cpu().numpy()
-                sd = torch.softmax(ld, -1).cpu().numpy()
-                for j, i in enumerate(batch):
-                    n = len(clouds[i]["coords"])
-                    idx = clouds[i]["index"]
-                    pf[idx] += sf[j, :n] / len(vs)
-                    pd1[idx] += sd[j, :n] / len(vs)
+                x, m = x.to(self.device), m.to(self.device)
+                for net in self.members:
+                    lf, ld = split_logits(net(x, m).float(), nf)
+                    sf = torch.softmax(lf, -1).cpu().numpy()
+                    sd = torch.softmax(ld, -1).cpu().numpy()
+                    for j, i in enumerate(batch):
+                        n = len(clouds[i]["coords"])
+                        idx = clouds[i]["index"]
+                        pf[idx] += sf[j, :n] * share
+                        pd1[idx] += sd[j, :n] * share
             if progress is not None:
                 progress(bi + 1, len(batches))
         if self.smooth == "tracklets":

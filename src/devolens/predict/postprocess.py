@@ -9,6 +9,7 @@ All coordinates are in pixels of the array given; ``x`` is the column, ``y`` the
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -155,6 +156,7 @@ def instances_from_probabilities(
     min_distance: float = 3.0,
     min_size: int = 8,
     smooth: float = 1.0,
+    split_seeds: bool = False,
 ) -> np.ndarray:
     """Instance labels from a foreground probability map, splitting touching objects.
 
@@ -181,6 +183,10 @@ def instances_from_probabilities(
         Objects (and seeds) smaller than this many pixels are dropped.
     smooth : float
         Gaussian sigma (pixels) applied to the probability maps before seeding.
+    split_seeds : bool
+        With ``interior``: also split interior blobs that join two cores (a dumbbell
+        shape): seeds are the maxima of the distance transform of the interior mask, at
+        least ``min_distance`` pixels apart, instead of one seed per blob.
 
     Returns
     -------
@@ -211,6 +217,13 @@ def instances_from_probabilities(
             small = sizes < max(1, min_size // 4)
             small[0] = False
             markers[small[markers]] = 0
+        if split_seeds and markers.any():
+            dist = ndi.gaussian_filter(ndi.distance_transform_edt(markers > 0), 1.0)
+            size = max(3, int(2 * min_distance + 1))
+            peaks = (dist == ndi.maximum_filter(dist, size=size)) & (markers > 0)
+            peak_lab, _ = ndi.label(peaks)  # plateaus of equal distance: one seed each
+            # every blob keeps at least one seed; blobs with several maxima are split
+            markers = peak_lab
         surface = -core
     else:
         dist = ndi.distance_transform_edt(mask)
@@ -295,6 +308,16 @@ def _disc(radius: int) -> np.ndarray:
     return (xx * xx + yy * yy) <= r * r
 
 
+@lru_cache(maxsize=8)
+def _pixel_coordinates(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Flat row and column index of every pixel (cached: video frames share one shape)."""
+    rows, cols = np.indices(shape, dtype=np.float64)
+    rows, cols = rows.ravel(), cols.ravel()
+    rows.flags.writeable = False
+    cols.flags.writeable = False
+    return rows, cols
+
+
 def object_table(labels: np.ndarray) -> pd.DataFrame:
     """Centroids and areas of the objects of a label image.
 
@@ -314,11 +337,11 @@ def object_table(labels: np.ndarray) -> pd.DataFrame:
     if n == 0:
         return pd.DataFrame({"label": pd.Series([], dtype=int), "x": pd.Series([], dtype=float),
                              "y": pd.Series([], dtype=float), "area": pd.Series([], dtype=int)})
-    flat = labels.ravel().astype(np.int64)
+    flat = labels.ravel().astype(np.intp, copy=False)
     area = np.bincount(flat, minlength=n + 1)
-    rows, cols = np.indices(labels.shape)
-    sy = np.bincount(flat, weights=rows.ravel(), minlength=n + 1)
-    sx = np.bincount(flat, weights=cols.ravel(), minlength=n + 1)
+    rows, cols = _pixel_coordinates(labels.shape)
+    sy = np.bincount(flat, weights=rows, minlength=n + 1)
+    sx = np.bincount(flat, weights=cols, minlength=n + 1)
     present = np.nonzero(area[1:])[0] + 1
     a = area[present]
     return pd.DataFrame({"label": present.astype(int), "x": sx[present] / a, "y": sy[present] / a, "area": a.astype(int)})

@@ -7,6 +7,9 @@ Layout written under ``out``::
     labels/tNNN_labels.tif       uint16 instance labels (nuclei, or cells for membranes)
     membranes/tNNN_membrane.png  membrane mask, 0/255 (kind "membrane" only)
     frames.csv                   file,time,embryo,A,E,M,P,C,D,Z,total,artifact
+    objects.csv                  file,label,cell,x,y,depth,radius,area,visible (nuclei, clean
+                                 frames): each labelled nucleus, ``visible`` = share of its
+                                 footprint not hidden behind nearer nuclei
     render.json                  the settings and the optics drawn for each embryo
     video.mp4                    timelapse of the written frames (with ``video=True``)
 
@@ -39,6 +42,8 @@ from devolens.render.optics import OpticsParams
 __all__ = ["render_dataset", "select_times", "simulate_tables", "FRAMES_COLUMNS", "frame_name"]
 
 FRAMES_COLUMNS = ("file", "time", "embryo", *LETTERS, "total", "artifact")
+#: objects.csv (nuclei renders): one row per labelled nucleus of each clean frame
+OBJECTS_COLUMNS = ["file", "label", "cell", "x", "y", "depth", "radius", "area", "visible"]
 KINDS = ("nuclei", "membrane")
 
 
@@ -111,16 +116,16 @@ def _set_job_tables(tables, geoms) -> None:
 
 
 def _render_job(job):
-    """Render one clean frame (runs in a worker process): image, labels, mask, counts."""
+    """Render one clean frame (runs in a worker process): image, labels, mask, counts, objects."""
     kind, ei, t, f_seed, size, rgb, f_pose, e_seed, optics, mparams, vary = job
     table, geom = _JOB_TABLES[ei], _JOB_GEOMS[ei]
     if kind == "nuclei":
         fr = render_nuclei_frame(table, t, size=size, seed=f_seed, rgb=rgb, geometry=geom,
                                  optics=optics, pose=f_pose, reporter_key=e_seed)
-        return fr.image, fr.labels, None, fr.counts
+        return fr.image, fr.labels, None, fr.counts, fr.centroids
     fr = render_membrane_frame(table, t, size=size, seed=f_seed, geometry=geom, params=mparams, pose=f_pose,
                                z=None if vary == "frame" else (geom.cz / geom.zscale))
-    return fr.image, fr.labels, fr.membrane, fr.counts
+    return fr.image, fr.labels, fr.membrane, fr.counts, None
 
 
 def render_dataset(
@@ -220,6 +225,7 @@ def render_dataset(
     total = sum(len(p) for p in plans)
     done = 0
     rows: list[dict] = []
+    objects: list[pd.DataFrame] = []
     meta: dict = {"kind": kind, "size": [h, w], "seed": int(seed), "artifacts": float(artifacts),
                   "pose": pose, "vary": vary, "rgb": rgb_frames, "embryos": {}}
     written: list[Path] = []
@@ -257,7 +263,7 @@ def render_dataset(
                 jobs.append((kind, ei, int(t), f_seed, (h, w), rgb_frames, f_pose, e_seed,
                              None if vary == "frame" else optics, None if vary == "frame" else mparams, vary))
             results = pool.imap(_render_job, jobs, chunksize=2) if pool is not None else map(_render_job, jobs)
-            for t, art, (image, labels, mask, counts) in zip(tlist, plan, results):
+            for t, art, (image, labels, mask, counts, objs) in zip(tlist, plan, results):
                 stem = frame_name(t, name if prefix else None)
                 if art in ("black", "dark", "red_line", "red_patch"):
                     image, labels, _ = apply_frame_artifact(image, labels, art, art_rng)
@@ -274,6 +280,8 @@ def render_dataset(
                         write_png((mask > 0).astype(np.uint8) * 255, out / "membranes" / f"{stem}_membrane.png")
                     written.append(out / file)
                     prev = (image, labels, mask)
+                    if objs is not None and not art:  # per-nucleus truth of clean frames
+                        objects.append(objs.assign(file=file)[OBJECTS_COLUMNS])
                 rows.append({"file": file, "time": int(t), "embryo": name, **{k: int(counts[k]) for k in (*LETTERS, "total")},
                              "artifact": art})
                 done += 1
@@ -290,5 +298,7 @@ def render_dataset(
 
         write_video((read_image(p) for p in written), out / "video.mp4", fps=fps)
     write_text(out / "render.json", json.dumps(meta, indent=1, default=float))
+    if objects:
+        write_csv(pd.concat(objects, ignore_index=True), out / "objects.csv")
     write_csv(df, out / "frames.csv")
     return df

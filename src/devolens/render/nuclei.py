@@ -245,8 +245,9 @@ def render_nuclei_frame(
     reporter_key : int, optional
         Which sub-lineages express the red reporter (default: derived from the seed).
     min_visible : float
-        A nucleus whose visible area is below this fraction of its disc gets no label
-        (0 = label every nucleus with at least one visible pixel).
+        A nucleus with less than this fraction of its own footprint visible (the rest hidden
+        behind nearer nuclei) gets no label (0 = label every nucleus with at least one
+        visible pixel). The centroid table's ``visible`` column holds the fraction.
 
     Returns
     -------
@@ -300,9 +301,10 @@ def render_nuclei_frame(
     # ground truth: compact labels 1..K in table order, drop (nearly) hidden nuclei
     n = len(names)
     area = np.bincount(spr.labels.ravel(), minlength=n + 1)[1:]
+    share = area / np.maximum(spr.footprint, 1)  # visible fraction of each nucleus's own footprint
     visible = area > 0
     if min_visible > 0:
-        visible &= area >= min_visible * np.pi * radius**2
+        visible &= share >= min_visible
     lut = np.zeros(n + 1, np.uint16)
     lut[1:][visible] = np.arange(1, int(visible.sum()) + 1, dtype=np.uint16)
     labels = lut[spr.labels]
@@ -317,6 +319,7 @@ def render_nuclei_frame(
             "depth": d[idx],
             "radius": radius[idx],
             "area": area[idx].astype(int),
+            "visible": np.round(share[idx], 4),
         }
     )
 

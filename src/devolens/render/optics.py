@@ -198,11 +198,15 @@ class SpriteResult:
         MIP of the reporter nuclei (red channel signal), when any reporter is given.
     labels : ndarray, uint16, (H, W)
         Front-most nucleus footprint per pixel (z-buffer); value ``i + 1`` for nucleus ``i``.
+    footprint : ndarray, int64, (N,) or None
+        Pixels of each nucleus's own label footprint inside the frame, occlusion ignored
+        (``visible area / footprint`` = the share of the nucleus not hidden by nearer ones).
     """
 
     signal: np.ndarray
     red: np.ndarray | None
     labels: np.ndarray
+    footprint: np.ndarray | None = None
 
 
 def render_sprites(
@@ -262,7 +266,7 @@ def render_sprites(
     zbuf = np.full((h, w), np.inf, np.float32)
     red_img = np.zeros((h, w), np.float32) if red is not None and np.any(np.asarray(red) > 0) else None
     if n == 0:
-        return SpriteResult(signal, red_img, labels)
+        return SpriteResult(signal, red_img, labels, np.zeros(0, np.int64))
     if n >= 65535:
         raise ValueError("too many nuclei for uint16 labels")
     u = np.asarray(u, np.float64)
@@ -277,6 +281,7 @@ def render_sprites(
     lab_r = radius if label_radius is None else np.asarray(label_radius, np.float64)
     half = np.ceil(np.maximum(radius, lab_r) + 3.0 * sxy + 1.0).astype(int)
     cos_a, sin_a = np.cos(angle), np.sin(angle)
+    footprint = np.zeros(n, np.int64)
     for i in range(n):
         x0 = max(int(np.floor(u[i])) - half[i], 0)
         x1 = min(int(np.floor(u[i])) + half[i] + 1, w)
@@ -305,14 +310,15 @@ def render_sprites(
             np.maximum(red_img[sl], prof * np.float32(red[i] / max(brightness[i], 1e-6)), out=red_img[sl])
         lr = lab_r[i]
         inside = rho2 <= np.float32(lr * lr)
-        if not inside.any():
+        footprint[i] = int(np.count_nonzero(inside))
+        if not footprint[i]:
             continue
         front = np.float32(depth[i]) - np.sqrt(np.maximum(np.float32(lr * lr) - rho2, 0.0))
         zsub = zbuf[sl]
         win = inside & (front < zsub)
         zsub[win] = front[win]
         labels[sl][win] = i + 1
-    return SpriteResult(signal, red_img, labels)
+    return SpriteResult(signal, red_img, labels, footprint)
 
 
 def texture_field(shape: tuple[int, int], scale: float, rng: np.random.Generator) -> np.ndarray:

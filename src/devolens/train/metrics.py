@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -61,7 +61,8 @@ def semantic_scores(pred: np.ndarray, true: np.ndarray, classes: int) -> dict[st
 
 
 # ----------------------------------------------------------------------------- instances
-def match_instances(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> dict[str, object]:
+def match_instances(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5,
+                    ignore: Iterable[int] | None = None) -> dict[str, object]:
     """One-to-one matching of predicted and true instances at IoU > ``threshold``.
 
     Parameters
@@ -70,12 +71,18 @@ def match_instances(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5) 
         Instance label images (0 = background), same shape.
     threshold : float
         IoU a pair must exceed to match (>= 0.5 keeps the matching unique).
+    ignore : iterable of int, optional
+        True labels that are neither required nor penalised (e.g. nuclei mostly hidden
+        behind nearer ones in a projection): they take part in the matching, but a match
+        to one is not a true positive, missing one is not a false negative, and a
+        prediction matched to one, or lying mostly (>= half its pixels) on ignored objects,
+        is not a false positive (as COCO's "ignore" regions).
 
     Returns
     -------
     dict
         ``tp``, ``fp``, ``fn`` (ints), ``pairs`` (array (tp, 2) of matched pred/true
-        labels) and ``iou`` (their IoUs).
+        labels, ignored objects left out) and ``iou`` (their IoUs).
     """
     pred = np.asarray(pred).ravel().astype(np.int64)
     true = np.asarray(true).ravel().astype(np.int64)
@@ -103,9 +110,18 @@ def match_instances(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5) 
         used_t.add(j)
         pairs.append((p_lab[i], t_lab[j]))
         ious.append(iou[i, j])
-    tp = len(pairs)
-    return {"tp": tp, "fp": int(len(p_lab) - tp), "fn": int(len(t_lab) - tp),
-            "pairs": np.array(pairs, dtype=np.int64).reshape(-1, 2), "iou": np.array(ious)}
+    pairs_a = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    ious_a = np.array(ious)
+    ign = np.isin(t_lab, np.fromiter(ignore, dtype=np.int64)) if ignore is not None else np.zeros(len(t_lab), bool)
+    if not ign.any():
+        tp = len(pairs)
+        return {"tp": tp, "fp": int(len(p_lab) - tp), "fn": int(len(t_lab) - tp), "pairs": pairs_a, "iou": ious_a}
+    keep = ~np.isin(pairs_a[:, 1], t_lab[ign])
+    matched_p = set(pairs_a[:, 0].tolist())
+    on_ignored = inter[:, ign].sum(1) >= 0.5 * np.maximum(area_p, 1)
+    fp = sum(1 for i, lab in enumerate(p_lab) if lab not in matched_p and not on_ignored[i])
+    tp = int(keep.sum())
+    return {"tp": tp, "fp": int(fp), "fn": int((~ign).sum() - tp), "pairs": pairs_a[keep], "iou": ious_a[keep]}
 
 
 def prf(tp: int, fp: int, fn: int) -> dict[str, float]:

@@ -1,0 +1,89 @@
+"""Choose the nuclei model's post-processing settings on validation renders.
+
+The network runs once per frame (probabilities cached); every combination of the grid
+below is then scored by instance F1 at IoU 0.5 (``devolens.train.metrics``). Run it on the
+engine's validation embryo (one of the TRAINING-side embryos, chosen by the split in
+``RUN/split.csv``), never on the held-out embryos the card reports on.
+
+Usage::
+
+    python scripts/zoo_postprocess.py --zoo runs/zoo/stage --run runs/zoo/nuclei_v2 \
+        --renders runs/zoo/render/tr_sim runs/zoo/render/tr2_sim [--max-cells 200] [--every 2]
+
+Prints the grid sorted by F1 and the best setting as JSON (to paste into the card's
+``postprocess`` via ``scripts/zoo_ship.py --postprocess``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+GRID = {
+    "threshold": [0.4, 0.5, 0.6],
+    "seed_threshold": [0.5, 0.6, 0.7, 0.8],
+    "min_distance": [2.0, 3.0, 4.0],
+    "smooth": [1.0],
+    "split_seeds": [False, True],
+}
+
+
+def main() -> None:
+    import tifffile
+
+    from devolens.io.images import read_image
+    from devolens.models import zoo
+    from devolens.train.metrics import match_instances, prf
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--zoo", type=Path, required=True, help="folder of model folders holding the candidate 'nuclei'")
+    ap.add_argument("--run", type=Path, required=True, help="training run: its split.csv names the validation embryos")
+    ap.add_argument("--renders", type=Path, nargs="+", required=True, help="full-size render folders to search")
+    ap.add_argument("--max-cells", type=int, default=200)
+    ap.add_argument("--every", type=int, default=2, help="use every k-th eligible frame")
+    a = ap.parse_args()
+
+    split = pd.read_csv(a.run / "split.csv")
+    val_embryos = set(split.loc[split["side"] == "val", "group"].astype(str))
+    frames = []
+    for rdir in a.renders:
+        df = pd.read_csv(rdir / "frames.csv", keep_default_na=False)
+        df = df[df["embryo"].astype(str).isin(val_embryos) & (df["total"] <= a.max_cells) & (df["artifact"] == "")]
+        frames += [(rdir, r) for _, r in df.iloc[:: a.every].iterrows()]
+    if not frames:
+        raise SystemExit(f"no frames of the validation embryos {sorted(val_embryos)} in {a.renders}")
+    print(f"validation embryos {sorted(val_embryos)}: {len(frames)} frames", flush=True)
+
+    zoo.ZOO_DIR = a.zoo
+    zoo.card.cache_clear()
+    pred = zoo.load("nuclei", batch_size=4)
+    cached = []
+    for rdir, row in frames:
+        img = read_image(rdir / row["file"])
+        probs = pred.network.probabilities_working([pred.network.prepare(img)])[0]
+        truth = tifffile.imread(rdir / "labels" / f"{Path(row['file']).stem}_labels.tif")
+        cached.append((probs, img.shape[:2], truth))
+
+    results = []
+    keys = list(GRID)
+    for values in itertools.product(*(GRID[k] for k in keys)):
+        opts = dict(zip(keys, values))
+        pred.postprocess_options.update(opts)
+        tp = fp = fn = 0
+        for probs, shape, truth in cached:
+            m = match_instances(pred._finish(probs, shape).labels, truth)
+            tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
+        results.append({**opts, **prf(tp, fp, fn)})
+    table = pd.DataFrame(results).sort_values("f1", ascending=False)
+    print(table.head(15).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    best = {k: (bool(table.iloc[0][k]) if k == "split_seeds" else float(table.iloc[0][k])) for k in keys}
+    print(json.dumps(best))
+
+
+if __name__ == "__main__":
+    main()

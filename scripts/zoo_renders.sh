@@ -1,0 +1,24 @@
+#!/bin/bash
+# Renders for the zoo's nuclei and population models (written under runs/, git-ignored).
+# Training: 5 EPIC embryos, the AceTree embryo and simulated embryos, twice with different
+# poses/optics; held out: EPIC embryo CD20241010_JIM767_25_L3 and simulated seed 999.
+# Usage: bash scripts/zoo_renders.sh [DATA_DIR]   (default $DEVOLENS_DATA or ../shared/data)
+set -e
+cd "$(dirname "$0")/.."
+R=runs/zoo/render
+D=${1:-${DEVOLENS_DATA:-../shared/data}}
+DL=".venv/bin/devolens render"
+i=0
+for t in CD20240930_JIM762_L4 CD20241009_JIM767_25_L1 CD20241009_JIM767_25_L5 CD20241010_JIM767_25_L2 CD20241107_JIM767_25_L1; do
+  i=$((i+1))
+  [ -f $R/tr_$t/frames.csv ] || $DL $D/epic/$t.csv --out $R/tr_$t --every 2 --pose random --vary frame --grey --seed $((10+i))
+  [ -f $R/tr2_$t/frames.csv ] || $DL $D/epic/$t.csv --out $R/tr2_$t --every 1 --pose random --vary frame --grey --seed $((30+i)) --workers 2
+done
+[ -f $R/tr_acetree/frames.csv ] || $DL $D/acetree/wormguides_nuclei.zip --out $R/tr_acetree --every 3 --pose random --vary frame --grey --seed 20
+[ -f $R/tr2_acetree/frames.csv ] || $DL $D/acetree/wormguides_nuclei.zip --out $R/tr2_acetree --every 2 --pose random --vary frame --grey --seed 40 --workers 2
+[ -f $R/tr_sim/frames.csv ] || $DL --simulate 6 --out $R/tr_sim --every 2 --pose random --vary frame --grey --seed 101
+[ -f $R/tr2_sim/frames.csv ] || $DL --simulate 10 --out $R/tr2_sim --every 2 --pose random --vary frame --grey --seed 202 --workers 2
+# held out: embryo L3 and a simulated seed never used in training
+[ -f $R/val_L3/frames.csv ] || $DL $D/epic/CD20241010_JIM767_25_L3.csv --out $R/val_L3 --every 2 --pose random --vary frame --grey --seed 7
+[ -f $R/val_sim/frames.csv ] || $DL --simulate 1 --out $R/val_sim --every 2 --pose random --vary frame --grey --seed 999
+echo done
