@@ -210,12 +210,31 @@ def eval_population(zoo_dir: Path | None, val_dirs: list[Path], threads: int) ->
     ratio = {k: (mae[k] / means[k] if means[k] > 0 else float("nan")) for k in mae}
     worst = max(ratio[k] for k in LETTERS)
     how = f"held-out renders ({', '.join(d.name for d in val_dirs)}, {len(rows)} frames, all stages)"
+    # where the error comes from: the same composition table fed the TRUE total (the floor of
+    # the letters-from-total design), and the frames up to 200 cells
+    extra: dict[str, dict] = {}
+    if getattr(pred, "composition", None) is not None:
+        from devolens.predict.population import composition_counts
+
+        oracle = composition_counts(t[:, -1], pred.composition)
+        mae_o = population_mae(np.column_stack([oracle, t[:, -1]]), t, LETTERS + ("total",))
+        extra["oracle_total_mae_over_mean"] = {k: round(mae_o[k] / means[k], 4) for k in LETTERS if means[k] > 0}
+    small = t[:, -1] <= 200
+    if small.any():
+        mae_s = population_mae(p[small], t[small], LETTERS + ("total",))
+        means_s = {k: float(t[small, i].mean()) for i, k in enumerate(LETTERS + ("total",))}
+        extra["le200_mae_over_mean"] = {k: round(mae_s[k] / means_s[k], 4) for k in mae_s if means_s[k] > 0}
     metrics = {
         "mae_over_mean_max_heldout": {"value": round(worst, 4), "how": how + ": max over letters of MAE / mean count (target <= 0.10)"},
         "total_mae_heldout": {"value": round(mae["total"], 2), "how": how},
         "mae_per_letter_heldout": {k: round(v, 3) for k, v in mae.items()},
         "mean_per_letter_heldout": {k: round(v, 2) for k, v in means.items()},
         "mae_over_mean_per_letter_heldout": {k: round(v, 4) for k, v in ratio.items()},
+        **({} if "oracle_total_mae_over_mean" not in extra else {"oracle_total_mae_over_mean_heldout": {
+            "value": extra["oracle_total_mae_over_mean"],
+            "how": "the composition table given the TRUE total of each frame: the floor of letters-from-total"}}),
+        **({} if "le200_mae_over_mean" not in extra else {"le200_mae_over_mean_heldout": {
+            "value": extra["le200_mae_over_mean"], "how": how.replace("all stages", "frames with <= 200 cells")}}),
     }
     md = ["### population (held-out renders)", "",
           "| letter | MAE (cells) | mean count | MAE / mean | target <= 0.10 |", "|---|---|---|---|---|"]
@@ -223,6 +242,10 @@ def eval_population(zoo_dir: Path | None, val_dirs: list[Path], threads: int) ->
         ok = "yes" if ratio[k] <= 0.10 else "**no**"
         md.append(f"| {k} | {mae[k]:.2f} | {means[k]:.1f} | {ratio[k]:.3f} | {ok if k != 'total' else '-'} |")
     md += ["", f"{len(rows)} frames, wall time {secs:.0f} s"]
+    for key, text in (("le200_mae_over_mean", "frames with <= 200 cells only"),
+                      ("oracle_total_mae_over_mean", "the composition table given the TRUE total (floor of this design)")):
+        if key in extra:
+            md.append(f"- MAE / mean, {text}: " + ", ".join(f"{k} {v:.3f}" for k, v in extra[key].items()))
     return metrics, "\n".join(md)
 
 

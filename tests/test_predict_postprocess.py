@@ -145,3 +145,20 @@ def test_smooth_populations_per_letter():
     assert np.all(np.diff(out["P"]) <= 1e-9)  # the P lineage ends (P4 -> Z2, Z3)
     assert np.allclose(out["total"], out[list("AEMPCDZ")].sum(axis=1))
     assert list(out["frame"]) == list(range(6))
+
+
+@pytest.mark.parametrize("shape,out", [((37, 53), (512, 752)), ((256, 376), (512, 752)), ((40, 40), (33, 71)), ((20, 30), (20, 30))])
+def test_object_table_resized_equals_resizing_first(shape, out):
+    from devolens.predict.postprocess import object_table_resized
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 6, size=shape).astype(np.uint16)
+    labels[labels == 3] = 0  # a missing label
+    ref = object_table(resize_labels(labels, out))
+    got = object_table_resized(labels, out)
+    assert list(got.columns) == list(ref.columns)
+    assert got["label"].tolist() == ref["label"].tolist()
+    assert got["area"].tolist() == ref["area"].tolist()
+    np.testing.assert_allclose(got[["x", "y"]].to_numpy(), ref[["x", "y"]].to_numpy(), atol=1e-9)
+    empty = object_table_resized(np.zeros(shape, np.uint16), out)
+    assert len(empty) == 0 and list(empty.columns) == ["label", "x", "y", "area"]

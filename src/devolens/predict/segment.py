@@ -28,6 +28,7 @@ from devolens.predict.postprocess import (
     instances_from_boundary_map,
     instances_from_probabilities,
     object_table,
+    object_table_resized,
     resize_labels,
 )
 
@@ -232,7 +233,7 @@ class NucleiPredictor(_SegmentationPredictor):
         labels = resize_labels(labels_w, shape).astype(np.uint16, copy=False)
         return SegmentationResult(
             probability=lambda: to_input_size(fg[None], shape)[0].astype(np.float32),
-            labels=labels, centroids=object_table(labels), mask=lambda: labels > 0,
+            labels=labels, centroids=object_table_resized(labels_w, shape), mask=lambda: labels > 0,
         )
 
 
@@ -269,6 +270,6 @@ class MembranePredictor(_SegmentationPredictor):
         prob = lambda: to_input_size(membrane[None], shape)[0].astype(np.float32)  # noqa: E731
         threshold = opts["threshold"]
         return SegmentationResult(
-            probability=prob, labels=labels, centroids=object_table(labels),
+            probability=prob, labels=labels, centroids=object_table_resized(labels_w, shape),
             mask=lambda: to_input_size(membrane[None], shape)[0] >= threshold,
         )
