@@ -8,7 +8,7 @@
    since nuclei hidden behind others in the projection are missed: an isotonic curve of
    the visible count, or a linear model of log(total) on the count and the relative
    nucleus size (:func:`devolens.predict.population.stage_features`), whichever has the
-   lower leave-one-embryo-out error on the training renders.
+   lower leave-one-embryo-out error on the training renders (``--calibration`` forces one).
 
 Usage::
 
@@ -44,7 +44,7 @@ def composition(data: Path) -> np.ndarray:
     return fit_composition(pops, max_total=700)
 
 
-def calibration(zoo_dir: Path | None, renders: list[Path], every: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, pd.DataFrame, dict]:
+def calibration(zoo_dir: Path | None, renders: list[Path], every: int, method: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray | None, pd.DataFrame, dict]:
     """Fit visible count -> total on training renders; pick the better of two calibrations.
 
     Candidates, compared by leave-one-embryo-out cross-validation on the training renders
@@ -96,7 +96,9 @@ def calibration(zoo_dir: Path | None, renders: list[Path], every: int) -> tuple[
     iso = fit_iso(np.ones(len(tab), bool))
     xs = np.unique(np.concatenate([[0.0], tab["visible"].to_numpy(dtype=float)]))
     ys = np.maximum.accumulate(iso.predict(xs))
-    coef = fit_lin(np.ones(len(tab), bool)) if cv["linear_stage_features_mae"] < cv["isotonic_visible_mae"] else None
+    use_linear = {"linear": True, "isotonic": False}.get(
+        method, cv["linear_stage_features_mae"] < cv["isotonic_visible_mae"])
+    coef = fit_lin(np.ones(len(tab), bool)) if use_linear else None
     cv["chosen"] = "linear_stage_features" if coef is not None else "isotonic_visible"
     return xs, ys, coef, tab, cv
 
@@ -107,6 +109,8 @@ def main() -> None:
     ap.add_argument("--zoo", type=Path, default=None, help="folder holding the nuclei model (default: package zoo)")
     ap.add_argument("--renders", type=Path, nargs="*", default=None)
     ap.add_argument("--every", type=int, default=2)
+    ap.add_argument("--calibration", choices=("auto", "isotonic", "linear"), default="auto",
+                    help="auto: whichever has the lower leave-one-embryo-out error on the training renders")
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("DEVOLENS_DATA", ROOT.parent / "shared" / "data")))
     a = ap.parse_args()
     import torch
@@ -115,7 +119,7 @@ def main() -> None:
     torch.set_num_threads(2)
     renders = a.renders or [Path(p) for p in sorted(glob.glob(str(ROOT / "runs/zoo/render/tr_*")))]
     comp = composition(a.data)
-    xs, ys, coef, tab, cv = calibration(a.zoo, renders, a.every)
+    xs, ys, coef, tab, cv = calibration(a.zoo, renders, a.every, a.calibration)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"composition": comp.astype(np.float32), "knots_x": xs.astype(np.float64), "knots_y": ys.astype(np.float64)}
     if coef is not None:

@@ -93,6 +93,23 @@ def test_resume_continues_exactly(pairs, tmp_path):
     assert sorted(sl["epoch"].unique()) == [0, 1, 2]
 
 
+def test_init_starts_from_earlier_weights(pairs, tmp_path):
+    rec = tiny_recipe(train={"epochs": 2, "batch_size": 4, "threads": 1, "overlay_samples": 0})
+    first = train(rec, pairs, tmp_path / "first")
+    best = first.run_dir / "best.safetensors"
+    assert best.exists()
+    tuned: list[tuple[int, int, float]] = []
+    scratch: list[tuple[int, int, float]] = []
+    train({**rec, "model": {**rec.get("model", {}), "init": str(best)}}, pairs, tmp_path / "tuned", epochs=1,
+          step_callback=lambda e, s, v: tuned.append((e, s, v)))
+    train(rec, pairs, tmp_path / "scratch", epochs=1, step_callback=lambda e, s, v: scratch.append((e, s, v)))
+    # the first batch is the same batch: starting from trained weights gives a lower loss
+    assert tuned[0][2] < scratch[0][2]
+    with pytest.raises(DevolensError, match="model.init"):
+        train({**rec, "model": {**rec.get("model", {}), "init": str(tmp_path / "missing.safetensors")}}, pairs,
+              tmp_path / "bad")
+
+
 def test_resume_and_overwrite_errors(pairs, tmp_path):
     with pytest.raises(DevolensError, match="no checkpoint"):
         train(tiny_recipe(), pairs, tmp_path / "nothing", resume=True)

@@ -210,6 +210,12 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         "",
         _md_table(mae_df),
         "",
+        "The population model turns the number of nuclei it sees into a total with a calibration fitted on "
+        "renders at random zoom, then reads the letters off the wild-type composition at that total. When the "
+        "embryo is shown larger and sharper than in its calibration data, as here, more nuclei are resolved and "
+        "the total is over-estimated; compare the segmented-nuclei curve with the truth (known limit, see "
+        "`devolens models show population`).",
+        "",
     ]
     if overlay_rel:
         lines += ["Nuclei found in the last frame (outlines):", "", f"![overlay]({overlay_rel})", ""]

@@ -106,6 +106,8 @@ SCHEMA: dict[str, Any] = {
         "encoder_depth": Field("int", 5, low=1, high=5),
         "decoder_channels": Field("any", None, nullable=True, check=_decoder_check),
         "width": Field("int", 64, low=4, help="regressor: channels of the first ResNet18 stage"),
+        "init": Field("str", None, nullable=True,
+                      help="start from these weights (a run's best.safetensors or a zoo folder; fine-tuning)"),
     },
     "loss": {
         "name": Field("str", "auto", choices=("auto", "bce", "ce", "dice", "focal", "bce_dice", "ce_dice", "focal_dice",

@@ -488,9 +488,17 @@ def train(
         raise DevolensError("train.prune_top: pruning needs per-sample access; not available for HDF5 tile streams")
     loss_fn, used_weights = _loss_fn(rec, train_ds)
 
+    init = rec["model"].get("init")
+    if init and not Path(init).exists():
+        raise DevolensError("model.init: no such weights file or zoo folder", path=init)
+
     def fresh():
         torch.manual_seed(seed)
         model = build_from_recipe(rec)
+        if init:  # fine-tuning: same architecture, weights from an earlier run or the zoo
+            from devolens.models.zoo import load_weights
+
+            model = load_weights(model, init)
         opt = build_optimizer(rec["optimizer"]["name"], model.parameters(), rec["optimizer"]["lr"],
                               rec["optimizer"]["weight_decay"], rec["optimizer"]["momentum"])
         return model, opt, _scheduler(rec, opt)
