@@ -42,10 +42,10 @@ CARDS = {
         "command": ("bash scripts/zoo_renders.sh (devolens render of the training and held-out embryos); "
                     "python scripts/zoo_data.py nuclei runs/zoo/data/nuclei2 runs/zoo/render/tr_* runs/zoo/render/tr2_* "
                     "--scale 0.5 --crop 256; "
-                    "devolens train recipes/nuclei.yaml --data runs/zoo/data/nuclei2 --out runs/zoo/nuclei_v2; "
-                    "python scripts/zoo_postprocess.py --zoo runs/zoo/stage --run runs/zoo/nuclei_v2 --renders "
+                    "devolens train recipes/nuclei.yaml --data runs/zoo/data/nuclei2 --out runs/zoo/nuclei_v2; devolens train recipes/nuclei_finetune.yaml --data runs/zoo/data/nuclei2 --out runs/zoo/nuclei_v3; "
+                    "python scripts/zoo_postprocess.py --zoo runs/zoo/stage --run runs/zoo/nuclei_v3 --renders "
                     "runs/zoo/render/tr_sim runs/zoo/render/tr2_sim (post-processing chosen on the engine's validation "
-                    "embryo); python scripts/zoo_ship.py nuclei runs/zoo/nuclei_v2/best.safetensors --to "
+                    "embryo); python scripts/zoo_ship.py nuclei runs/zoo/nuclei_v3/best.safetensors --to "
                     "src/devolens/models/zoo/nuclei --postprocess '<best JSON>' --metrics runs/zoo/eval_nuclei.json"),
         "training_data": (f"2690 renders (devolens render, 752x512, random pose, optics drawn per frame, JPEG, green "
                           f"channel): the real embryos {TRAIN_EMBRYOS.split(' (')[0]} twice (every 2nd time point, then "
