@@ -186,5 +186,5 @@ def build_lite(config: dict) -> nn.Module | None:
     if len(channels) != depth:
         return None
     model = UnetLite(encoder, int(cfg.get("in_channels", 3)), int(cfg.get("classes", 1)), depth, channels)
-    model.devolens_config = {k: v for k, v in cfg.items()}
+    model.devolens_config = cfg
     return model

@@ -339,18 +339,24 @@ def object_table(labels: np.ndarray) -> pd.DataFrame:
         and ``area`` (int, pixels), one row per object, sorted by label.
     """
     labels = np.asarray(labels)
+    rows, cols = _pixel_coordinates(labels.shape)
+    return _moments_table(labels, None, rows, cols)
+
+
+def _moments_table(labels: np.ndarray, weight: np.ndarray | None, wy: np.ndarray, wx: np.ndarray) -> pd.DataFrame:
+    """Object table from per-pixel weights: area = sum(weight), centroid = sum(wy or wx) / area."""
     n = int(labels.max()) if labels.size else 0
     if n == 0:
         return pd.DataFrame({"label": pd.Series([], dtype=int), "x": pd.Series([], dtype=float),
                              "y": pd.Series([], dtype=float), "area": pd.Series([], dtype=int)})
     flat = labels.ravel().astype(np.intp, copy=False)
-    area = np.bincount(flat, minlength=n + 1)
-    rows, cols = _pixel_coordinates(labels.shape)
-    sy = np.bincount(flat, weights=rows, minlength=n + 1)
-    sx = np.bincount(flat, weights=cols, minlength=n + 1)
-    present = np.nonzero(area[1:])[0] + 1
+    area = np.bincount(flat, weights=weight, minlength=n + 1)
+    sy = np.bincount(flat, weights=wy, minlength=n + 1)
+    sx = np.bincount(flat, weights=wx, minlength=n + 1)
+    present = np.nonzero(area[1:] > 0)[0] + 1
     a = area[present]
-    return pd.DataFrame({"label": present.astype(int), "x": sx[present] / a, "y": sy[present] / a, "area": a.astype(int)})
+    return pd.DataFrame({"label": present.astype(int), "x": sx[present] / a, "y": sy[present] / a,
+                         "area": np.rint(a).astype(int)})
 
 
 def object_table_resized(labels: np.ndarray, shape: tuple[int, int]) -> pd.DataFrame:
@@ -366,23 +372,14 @@ def object_table_resized(labels: np.ndarray, shape: tuple[int, int]) -> pd.DataF
     H, W = int(shape[0]), int(shape[1])
     if (h, w) == (H, W):
         return object_table(labels)
-    n = int(labels.max()) if labels.size else 0
-    if n == 0:
-        return object_table(np.zeros((1, 1), np.uint16))
     rows = np.minimum(((np.arange(H) + 0.5) * h / H).astype(np.int64), h - 1)
     cols = np.minimum(((np.arange(W) + 0.5) * w / W).astype(np.int64), w - 1)
     row_n = np.bincount(rows, minlength=h).astype(np.float64)           # output rows per input row
     row_s = np.bincount(rows, weights=np.arange(H, dtype=np.float64), minlength=h)
     col_n = np.bincount(cols, minlength=w).astype(np.float64)
     col_s = np.bincount(cols, weights=np.arange(W, dtype=np.float64), minlength=w)
-    flat = labels.ravel().astype(np.intp, copy=False)
-    area = np.bincount(flat, weights=np.outer(row_n, col_n).ravel(), minlength=n + 1)
-    sy = np.bincount(flat, weights=np.outer(row_s, col_n).ravel(), minlength=n + 1)
-    sx = np.bincount(flat, weights=np.outer(row_n, col_s).ravel(), minlength=n + 1)
-    present = np.nonzero(area[1:] > 0)[0] + 1
-    a = area[present]
-    return pd.DataFrame({"label": present.astype(int), "x": sx[present] / a, "y": sy[present] / a,
-                         "area": np.rint(a).astype(int)})
+    return _moments_table(labels, np.outer(row_n, col_n).ravel(), np.outer(row_s, col_n).ravel(),
+                          np.outer(row_n, col_s).ravel())
 
 
 # --------------------------------------------------------------------------- populations
