@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -162,3 +163,31 @@ def test_object_table_resized_equals_resizing_first(shape, out):
     np.testing.assert_allclose(got[["x", "y"]].to_numpy(), ref[["x", "y"]].to_numpy(), atol=1e-9)
     empty = object_table_resized(np.zeros(shape, np.uint16), out)
     assert len(empty) == 0 and list(empty.columns) == ["label", "x", "y", "area"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_filters_equal_scipy(seed):
+    from devolens.predict.postprocess import _disc, _edt, _gaussian, _maximum, _opening
+
+    rng = np.random.default_rng(seed)
+    img = rng.random((61, 87)).astype(np.float32)
+    mask = ndi.gaussian_filter(img, 2) > 0.5
+    mask[0, :] = True  # objects touching the border
+    np.testing.assert_allclose(_gaussian(img, 1.0), ndi.gaussian_filter(img, 1.0), atol=1e-5)
+    np.testing.assert_allclose(_gaussian(img, 2.5), ndi.gaussian_filter(img, 2.5), atol=1e-5)
+    np.testing.assert_allclose(_edt(mask), ndi.distance_transform_edt(mask), atol=1e-4)
+    np.testing.assert_allclose(_edt(np.ones((9, 11), bool)), ndi.distance_transform_edt(np.ones((9, 11), bool)))
+    np.testing.assert_array_equal(_maximum(img, 7), ndi.maximum_filter(img, size=7))
+    for r in (1, 2):
+        np.testing.assert_array_equal(_opening(mask, r), ndi.binary_opening(mask, structure=_disc(r)))
+
+
+@pytest.mark.parametrize("src,dst", [((37, 53), (100, 61)), ((256, 376), (512, 752)), ((255, 377), (512, 752)),
+                                     ((100, 61), (37, 53)), ((20, 30), (20, 90))])
+def test_resize_labels_follows_the_pixel_centre_rule(src, dst):
+    rng = np.random.default_rng(0)
+    lab = rng.integers(0, 3000, src).astype(np.uint16)
+    rows = np.minimum(((np.arange(dst[0]) + 0.5) * src[0] / dst[0]).astype(int), src[0] - 1)
+    cols = np.minimum(((np.arange(dst[1]) + 0.5) * src[1] / dst[1]).astype(int), src[1] - 1)
+    np.testing.assert_array_equal(resize_labels(lab, dst), lab[rows[:, None], cols[None, :]])
+    np.testing.assert_array_equal(resize_labels(lab.astype(np.int32), dst), lab[rows[:, None], cols[None, :]])

@@ -4,6 +4,7 @@ streaming, tiling; the shipped nuclei/membrane models when present."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -65,21 +66,80 @@ def test_fast_path_close_to_fp32():
     assert np.abs(slow - fast).mean() < 0.02
 
 
-def test_predict_iter_is_lazy():
-    pred = NucleiPredictor(_tiny(), batch_size=2)
+@pytest.mark.parametrize("workers", [0, 1, 2])
+def test_predict_iter_is_lazy_and_bounded(workers):
+    bs = 2
+    pred = NucleiPredictor(_tiny(), batch_size=bs)
     pulled = []
 
     def gen():
-        for i in range(7):
+        for i in range(40):
             pulled.append(i)
             yield _blobs((32, 40), seed=i)
 
-    it = pred.predict_iter(gen())
-    first = next(it)
-    assert first.labels.shape == (32, 40)
-    assert len(pulled) <= 2  # only one batch read before the first result
-    rest = list(it)
-    assert len(rest) == 6 and len(pulled) == 7
+    in_flight = []
+    results = []
+    for res in pred.predict_iter(gen(), workers=workers):
+        results.append(res)
+        in_flight.append(len(pulled) - len(results))
+    assert len(results) == 40 and len(pulled) == 40
+    assert max(in_flight) <= 4 * bs  # a few batches in the pipeline, never the whole stream
+    assert in_flight[0] < 40
+
+
+def test_pipelined_results_equal_sequential_in_order():
+    pred = NucleiPredictor(_tiny(), batch_size=3, fast=False)
+    imgs = [_blobs((40, 56), n=4 + i % 5, seed=i) for i in range(11)]
+    seq = list(pred.predict_iter(iter(imgs), workers=0))
+    par = list(pred.predict_iter(iter(imgs), workers=2))
+    for a, b in zip(seq, par, strict=True):
+        assert np.array_equal(a.labels, b.labels)
+        pd.testing.assert_frame_equal(a.centroids, b.centroids)
+
+
+def test_pipelined_error_in_the_stream_is_raised():
+    pred = NucleiPredictor(_tiny(), batch_size=2)
+
+    def gen():
+        for i in range(5):
+            yield _blobs((32, 40), seed=i)
+        yield np.zeros((5, 5, 7), np.uint8)
+
+    with pytest.raises(DevolensError):
+        list(pred.predict_iter(gen(), workers=1))
+
+
+def test_content_crop_keeps_results_inside_the_box():
+    """A network with a small receptive field: cropping to the signal changes nothing."""
+    from devolens.predict._engine import CONTENT_MARGIN, ImageNetwork
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 3, padding=1))
+    img = np.zeros((200, 300), np.float32)
+    img[90:120, 140:190] = _blobs((30, 50), n=5).astype(np.float32) / 200.0 + 0.5
+    full = ImageNetwork(net, fast=False, crop=False)
+    crop = ImageNetwork(net, fast=False, crop=True)
+    y0, y1, x0, x1 = crop._content_box([img])
+    assert (y0, x0) != (0, 0) and y1 - y0 < 200 and x1 - x0 < 300  # the box is smaller than the image
+    assert y0 % 32 == 0 and x0 % 32 == 0  # on the network's grid
+    assert y0 <= 90 - CONTENT_MARGIN + 8 and y1 >= min(120 + CONTENT_MARGIN - 8, 200)
+    assert x0 <= 140 - CONTENT_MARGIN + 8 and x1 >= min(190 + CONTENT_MARGIN - 8, 300)
+    a = full.probabilities_working([img])[0]
+    b = crop.probabilities_working([img])[0]
+    assert a.shape == b.shape == (3, 200, 300)
+    inner = (slice(None), slice(y0 + 2, y1 - 2), slice(x0 + 2, x1 - 2))
+    np.testing.assert_allclose(a[inner], b[inner], atol=1e-5)
+    outside = b[:, :y0, :]
+    assert np.allclose(outside, crop._empty_probabilities()[:, None, None])
+
+
+def test_content_crop_keeps_full_frame_when_signal_fills_it():
+    from devolens.predict._engine import ImageNetwork
+
+    net = torch.nn.Conv2d(1, 3, 1)
+    img = np.full((128, 160), 0.5, np.float32)
+    assert ImageNetwork(net, crop=True)._content_box([img]) == (0, 128, 0, 160)
+    assert ImageNetwork(net, crop=True)._content_box([np.zeros((128, 160), np.float32)]) == (0, 128, 0, 160)
 
 
 def test_large_image_is_tiled_and_matches_size():

@@ -10,6 +10,7 @@ error never leaves half outputs.
 from __future__ import annotations
 
 import collections
+from concurrent.futures import ThreadPoolExecutor
 import os
 import shutil
 from pathlib import Path
@@ -205,24 +206,38 @@ def run_segmentation(
                 pending.append((pos, arr))
                 yield arr
 
+        def handle(pos: int, image: np.ndarray, res) -> tuple[int, np.ndarray]:
+            """Write one frame's label file and table rows; return (position, overlay)."""
+            fid = source.frame_id(pos)
+            write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos))
+            tab = res.centroids
+            if len(tab):
+                objects.append(pd.DataFrame({"frame": fid, "label": tab["label"].to_numpy(),
+                                             "x": tab["x"].round(2).to_numpy(), "y": tab["y"].round(2).to_numpy(),
+                                             "area": tab["area"].to_numpy()}))
+            counts.append({"frame": fid, "count": res.count})
+            return pos, (_overlay(image, res.labels) if overlay else image)
+
         def results() -> Iterator[tuple[int, np.ndarray]]:
-            """Run the predictor; write one label file per frame; yield (position, overlay)."""
-            for res in predictor.predict_iter(frames(), total=total, progress=progress):
-                pos, image = pending.popleft()
-                fid = source.frame_id(pos)
-                write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos))
-                tab = res.centroids
-                if len(tab):
-                    objects.append(pd.DataFrame({"frame": fid, "label": tab["label"].to_numpy(),
-                                                 "x": tab["x"].round(2).to_numpy(), "y": tab["y"].round(2).to_numpy(),
-                                                 "area": tab["area"].to_numpy()}))
-                counts.append({"frame": fid, "count": res.count})
-                yield pos, (_overlay(image, res.labels) if overlay else image)
+            """Run the predictor; label files and overlays are made in a writer thread, in order."""
+            written: collections.deque = collections.deque()
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="devolens-write") as writer:
+                try:
+                    for res in predictor.predict_iter(frames(), total=total, progress=progress):
+                        pos, image = pending.popleft()
+                        written.append(writer.submit(handle, pos, image, res))
+                        while len(written) > 2 * batch_size or (written and written[0].done()):
+                            yield written.popleft().result()
+                    while written:
+                        yield written.popleft().result()
+                finally:
+                    for f in written:
+                        f.cancel()
 
         if overlay and source.is_video:
             from devolens.io.video import write_video
 
-            write_video((ov for _, ov in results()), stage.tmp / "overlay.mp4", fps=source.fps)
+            write_video((ov for _, ov in results()), stage.tmp / "overlay.mp4", fps=source.fps, preset="ultrafast")
         elif overlay:
             for pos, ov in results():
                 write_png(ov, stage.tmp / "overlays" / f"{Path(source.names[pos]).stem}_overlay.png")

@@ -15,6 +15,8 @@ size.
 
 from __future__ import annotations
 
+import collections
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -78,6 +80,22 @@ class SegmentationResult:
         return int(len(self.centroids))
 
 
+class _Done:
+    """An already computed result with the two methods of a Future that predict_iter uses."""
+
+    def __init__(self, value):
+        self._value = value
+
+    def done(self) -> bool:
+        return True
+
+    def result(self):
+        return self._value
+
+    def cancel(self) -> bool:
+        return False
+
+
 class _SegmentationPredictor:
     """Common machinery: preprocessing, batching, streaming, ``from_zoo``."""
 
@@ -100,13 +118,14 @@ class _SegmentationPredictor:
         device: str = "cpu",
         postprocess: dict | None = None,
         card: dict | None = None,
+        crop: bool = True,
     ):
         self.head = head or self.default_head
         activation = "softmax" if self.head == "three_class" else "sigmoid"
         self.network = ImageNetwork(
             model, in_channels=in_channels, scale=scale, tile=tile, overlap=overlap, batch_size=batch_size,
             fast=fast, backend=backend, channel=channel, percentiles=percentiles, activation=activation,
-            device=device,
+            device=device, crop=crop,
         )
         self.postprocess_options = dict(postprocess or {})
         self.card = dict(card or {})
@@ -162,10 +181,16 @@ class _SegmentationPredictor:
         images: Iterable[np.ndarray],
         total: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        workers: int = 1,
     ) -> Iterator[SegmentationResult]:
         """Segment a stream of images lazily (e.g. video frames), ``batch_size`` at a time.
 
-        Only one batch of frames is held in memory; results are yielded in order.
+        Pipelined: while the network runs on one batch (in the calling thread), the
+        preprocessing of the next batch and the post-processing of the previous one
+        (watershed, labels, centroids) run in ``workers`` background threads; NumPy, SciPy, scikit-image and OpenCV release the
+        GIL there, so on two cores this is up to twice as fast as one step after the other.
+        At most about four batches of frames and results are held in memory; results are
+        yielded in input order.
 
         Parameters
         ----------
@@ -175,23 +200,54 @@ class _SegmentationPredictor:
             Number of images, for ``progress`` only.
         progress : callable, optional
             ``progress(done, total)`` after each image (total = -1 when unknown).
+        workers : int
+            Post-processing threads (0: everything in the calling thread, one step after
+            the other).
         """
         done = 0
-        for chunk in batched(images, self.network.batch_size):
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="devolens-post") if workers > 0 else None
+
+        def submit(fn, *args):
+            return pool.submit(fn, *args) if pool is not None else _Done(fn(*args))
+
+        def read(chunk):
+            """Check a batch and start its preprocessing (in the background when pipelined)."""
             shapes = []
-            prepared = []
             for img in chunk:
                 arr = np.asarray(img)
                 if arr.ndim not in (2, 3) or arr.shape[0] < 2 or arr.shape[1] < 2:
                     raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
                 shapes.append(arr.shape[:2])
-                prepared.append(self.network.prepare(arr))
-            probs = self.network.probabilities_working(prepared)
-            for p, shape in zip(probs, shapes):
-                yield self._finish(p, shape)
+            return shapes, [submit(self.network.prepare, np.asarray(img)) for img in chunk]
+
+        pending: collections.deque = collections.deque()
+        limit = 2 * self.network.batch_size
+        chunks = batched(images, self.network.batch_size)
+        try:
+            nxt = next(chunks, None)
+            ahead = read(nxt) if nxt is not None else None
+            while ahead is not None:
+                shapes, prepared = ahead
+                nxt = next(chunks, None)  # read the next batch while this one is in the network
+                ahead = read(nxt) if nxt is not None else None
+                probs = self.network.probabilities_working([f.result() for f in prepared])
+                for p, shape in zip(probs, shapes):
+                    pending.append(submit(self._finish, p, shape))
+                while len(pending) > limit or (pending and pending[0].done()):
+                    yield pending.popleft().result()
+                    done += 1
+                    if progress is not None:
+                        progress(done, -1 if total is None else total)
+            while pending:
+                yield pending.popleft().result()
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)
+        finally:
+            for f in pending:
+                f.cancel()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _finish(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:  # pragma: no cover
         raise NotImplementedError
