@@ -218,3 +218,20 @@ def test_shipped_membrane_model_runs():
     img[20, 20:150] = img[100, 20:150] = img[20:101, 20] = img[20:101, 150] = img[20:101, 85] = 200
     res = load("membrane").predict(img)
     assert res.labels.shape == img.shape
+
+
+def test_tta_averages_flipped_views():
+    from devolens.predict._engine import ImageNetwork
+
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(1, 3, 3, padding=1)
+    img = _blobs((64, 96)).astype(np.float32) / 200.0
+    plain = ImageNetwork(net, fast=False, crop=False)
+    two = ImageNetwork(net, fast=False, crop=False, tta=2)
+    p1 = plain.probabilities_working([img])[0]
+    p_flip = plain.probabilities_working([np.ascontiguousarray(img[:, ::-1])])[0][:, :, ::-1]
+    np.testing.assert_allclose(two.probabilities_working([img])[0], (p1 + p_flip) / 2, atol=1e-5)
+    four = NucleiPredictor(_tiny(), tta=4).predict(_blobs((40, 56)))
+    assert four.labels.shape == (40, 56)
+    with pytest.raises(DevolensError):
+        ImageNetwork(net, tta=3)

@@ -97,6 +97,9 @@ class ImageNetwork:
         Run the network only on the box that holds the signal (plus a margin of context)
         when that saves at least a tenth of the pixels; the rest gets the network's answer
         for an empty image (background). An embryo in a movie frame rarely fills it.
+    tta : {1, 2, 4}
+        Test-time augmentation: mean probabilities over the image and its horizontal flip
+        (2), and its vertical and double flips (4); costs that many forward passes.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class ImageNetwork:
         activation: str = "softmax",
         device: str = "cpu",
         crop: bool = True,
+        tta: int = 1,
     ):
         if scale <= 0:
             raise DevolensError(f"scale must be > 0, got {scale}")
@@ -138,6 +142,9 @@ class ImageNetwork:
         self.backend = "onnx" if backend == "onnx" or (backend == "auto" and onnxruntime_available()) else "torch"
         self._ort = None
         self.crop = bool(crop)
+        if int(tta) not in (1, 2, 4):
+            raise DevolensError(f"tta must be 1, 2 or 4 views, got {tta}")
+        self.tta = int(tta)
         self._empty: np.ndarray | None = None
         if self.fast:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -157,23 +164,31 @@ class ImageNetwork:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))[:, None]
         if self.in_channels > 1:
             x = x.expand(-1, self.in_channels, -1, -1)
-        if self.backend == "onnx":
-            logits = torch.from_numpy(self._run_onnx(x.contiguous().numpy()))
-        else:
-            x = x.to(self.device)
-            with torch.inference_mode():
-                if self.fast:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                    with torch.autocast("cpu", dtype=torch.bfloat16):
-                        logits = self.model(x)
-                else:
-                    logits = self.model(x)
-            logits = logits.float().cpu()
-        if self.activation == "softmax":
-            probs = torch.softmax(logits, dim=1)
-        else:
-            probs = torch.sigmoid(logits)
+        logits = self._logits(x)
+        probs = self._activate(logits)
+        if self.tta > 1:  # test-time augmentation: mean probabilities over flipped views
+            views = [(3,), (2,), (2, 3)][: self.tta - 1]
+            for dims in views:
+                probs += torch.flip(self._activate(self._logits(torch.flip(x, dims))), dims)
+            probs /= float(len(views) + 1)
         return probs.numpy()
+
+    def _activate(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits, dim=1) if self.activation == "softmax" else torch.sigmoid(logits)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw network output (float32, CPU) for a prepared (N, C, H, W) batch."""
+        if self.backend == "onnx":
+            return torch.from_numpy(self._run_onnx(x.contiguous().numpy()))
+        x = x.to(self.device)
+        with torch.inference_mode():
+            if self.fast:
+                x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    logits = self.model(x)
+            else:
+                logits = self.model(x)
+        return logits.float().cpu()
 
     def _run_onnx(self, x: np.ndarray) -> np.ndarray:
         if self._ort is None:

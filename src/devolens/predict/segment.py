@@ -119,13 +119,14 @@ class _SegmentationPredictor:
         postprocess: dict | None = None,
         card: dict | None = None,
         crop: bool = True,
+        tta: int = 1,
     ):
         self.head = head or self.default_head
         activation = "softmax" if self.head == "three_class" else "sigmoid"
         self.network = ImageNetwork(
             model, in_channels=in_channels, scale=scale, tile=tile, overlap=overlap, batch_size=batch_size,
             fast=fast, backend=backend, channel=channel, percentiles=percentiles, activation=activation,
-            device=device, crop=crop,
+            device=device, crop=crop, tta=tta,
         )
         self.postprocess_options = dict(postprocess or {})
         self.card = dict(card or {})
