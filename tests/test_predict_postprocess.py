@@ -191,3 +191,28 @@ def test_resize_labels_follows_the_pixel_centre_rule(src, dst):
     cols = np.minimum(((np.arange(dst[1]) + 0.5) * src[1] / dst[1]).astype(int), src[1] - 1)
     np.testing.assert_array_equal(resize_labels(lab, dst), lab[rows[:, None], cols[None, :]])
     np.testing.assert_array_equal(resize_labels(lab.astype(np.int32), dst), lab[rows[:, None], cols[None, :]])
+
+
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("with_interior", [False, True])
+def test_instances_in_a_large_empty_frame_equal_the_tight_frame(split, with_interior):
+    """Post-processing runs on the box around the foreground: same labels as on a tight crop."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:60, :80]
+    fg = np.zeros((60, 80), np.float32)
+    core = np.zeros((60, 80), np.float32)
+    for _ in range(9):
+        cy, cx, r = rng.uniform(12, 48), rng.uniform(12, 68), rng.uniform(4, 8)
+        d = np.hypot(yy - cy, xx - cx)
+        fg = np.maximum(fg, np.clip(1.5 - d / r, 0, 1))
+        core = np.maximum(core, np.clip(1.2 - d / (0.6 * r), 0, 1))
+    big_fg = np.zeros((300, 400), np.float32)
+    big_core = np.zeros((300, 400), np.float32)
+    big_fg[100:160, 150:230] = fg
+    big_core[100:160, 150:230] = core
+    kw = dict(split_seeds=split, min_distance=3.0)
+    small = instances_from_probabilities(fg, core if with_interior else None, **kw)
+    big = instances_from_probabilities(big_fg, big_core if with_interior else None, **kw)
+    assert small.max() >= 3
+    np.testing.assert_array_equal(big[100:160, 150:230], small)
+    assert big.sum() == small.sum()
