@@ -128,6 +128,15 @@ def test_skip_flagged_frames(tiny_zoo, tmp_path):
     assert list(pd.read_csv(pops)["frame"]) == ["t001", "t003", "t004"]
 
 
+def test_segment_tta_option(tiny_zoo, tmp_path, capsys):
+    src = _folder(tmp_path / "frames", n=2, rgb=False)
+    out = tmp_path / "tta"
+    assert main(["segment", "nuclei", str(src), "--out", str(out), "--tta", "2"]) == 0
+    assert len(list((out / "labels").glob("*_labels.tif"))) == 2
+    assert main(["segment", "nuclei", str(src), "--out", str(tmp_path / "bad"), "--tta", "3"]) == 2
+    assert "--tta" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_segment_membrane(tiny_zoo, tmp_path):
     src = _folder(tmp_path / "frames", n=2, rgb=False)
     out = tmp_path / "mem"
