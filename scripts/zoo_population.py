@@ -3,17 +3,20 @@
 1. Composition: per-letter median cells at each total, from the populations of the real
    training embryos' lineage tables (cut at annotation cliffs). The held-out embryo
    CD20241010_JIM767_25_L3 is left out.
-2. Calibration: the ``nuclei`` model counts nuclei on the nuclei training renders, and a
-   calibration maps what it sees to the true total of the frame (frames.csv ``total``),
-   since nuclei hidden behind others in the projection are missed: an isotonic curve of
-   the visible count, or a linear model of log(total) on the count and the relative
-   nucleus size (:func:`devolens.predict.population.stage_features`), whichever has the
-   lower leave-one-embryo-out error on the training renders (``--calibration`` forces one).
+2. Calibration: the ``nuclei`` model counts nuclei on renders of the training embryos
+   (``cal_*`` from ``scripts/zoo_renders.sh``: random pose and zoom, optics drawn per
+   frame), and a calibration maps what it sees to the true total of the frame (frames.csv
+   ``total``), since nuclei hidden behind others in the projection are missed. Candidates:
+   an isotonic curve of the visible count; a linear model of log(total) on the 4
+   scale-free stage features (count, relative nucleus size); the same on all 8
+   (:data:`devolens.predict.population.STAGE_FEATURES`: also the nucleus and embryo sizes in
+   pixels, which decide how many nuclei the segmentation resolves). The one with the
+   lowest leave-one-embryo-out error on these renders is kept (``--calibration`` forces one).
 
 Usage::
 
     python scripts/zoo_population.py --out runs/zoo/population_tables.safetensors \
-        [--zoo DIR_WITH_nuclei] [--renders runs/zoo/render/tr_*] [--every 2]
+        [--zoo DIR_WITH_nuclei] [--renders runs/zoo/render/cal_*] [--every 1]
 """
 
 from __future__ import annotations
@@ -45,11 +48,11 @@ def composition(data: Path) -> np.ndarray:
 
 
 def calibration(zoo_dir: Path | None, renders: list[Path], every: int, method: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray | None, pd.DataFrame, dict]:
-    """Fit visible count -> total on training renders; pick the better of two calibrations.
+    """Fit visible count -> total on training renders; keep the best of three calibrations.
 
     Candidates, compared by leave-one-embryo-out cross-validation on the training renders
-    (mean |predicted - true total|): an isotonic curve of the visible count, and a linear
-    model of log(total) on :func:`stage_features` (count and relative nucleus size).
+    (mean |predicted - true total|): an isotonic curve of the visible count, and linear
+    models of log(total) on the first 4 (scale-free) or all of :func:`stage_features`.
     """
     from sklearn.isotonic import IsotonicRegression
 
@@ -81,25 +84,27 @@ def calibration(zoo_dir: Path | None, renders: list[Path], every: int, method: s
         iso = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(tab["visible"].to_numpy()[idx], y[idx])
         return iso
 
-    def fit_lin(idx):
-        coef, *_ = np.linalg.lstsq(F[idx], np.log1p(y[idx]), rcond=None)
+    def fit_lin(idx, k):
+        coef, *_ = np.linalg.lstsq(F[idx, :k], np.log1p(y[idx]), rcond=None)
         return coef
 
-    err_iso, err_lin = [], []
+    linear = {"linear_scale_free": 4, "linear_all": F.shape[1]}
+    errs: dict[str, list] = {"isotonic_visible": [], **{name: [] for name in linear}}
     for emb in tab["embryo"].unique():
         test = (tab["embryo"] == emb).to_numpy()
         train = ~test
-        err_iso += list(np.abs(fit_iso(train).predict(tab["visible"].to_numpy()[test]) - y[test]))
-        err_lin += list(np.abs(calibrate_total_linear(F[test], fit_lin(train)) - y[test]))
-    cv = {"isotonic_visible_mae": float(np.mean(err_iso)), "linear_stage_features_mae": float(np.mean(err_lin)),
-          "frames": int(len(tab)), "embryos": int(tab["embryo"].nunique())}
+        errs["isotonic_visible"] += list(np.abs(fit_iso(train).predict(tab["visible"].to_numpy()[test]) - y[test]))
+        for name, k in linear.items():
+            errs[name] += list(np.abs(calibrate_total_linear(F[test], fit_lin(train, k)) - y[test]))
+    cv = {f"{name}_mae": float(np.mean(e)) for name, e in errs.items()}
+    cv.update({"frames": int(len(tab)), "embryos": int(tab["embryo"].nunique())})
     iso = fit_iso(np.ones(len(tab), bool))
     xs = np.unique(np.concatenate([[0.0], tab["visible"].to_numpy(dtype=float)]))
     ys = np.maximum.accumulate(iso.predict(xs))
-    use_linear = {"linear": True, "isotonic": False}.get(
-        method, cv["linear_stage_features_mae"] < cv["isotonic_visible_mae"])
-    coef = fit_lin(np.ones(len(tab), bool)) if use_linear else None
-    cv["chosen"] = "linear_stage_features" if coef is not None else "isotonic_visible"
+    chosen = {"isotonic": "isotonic_visible", "linear": "linear_scale_free", "linear_all": "linear_all"}.get(
+        method, min(errs, key=lambda name: cv[f"{name}_mae"]))
+    coef = fit_lin(np.ones(len(tab), bool), linear[chosen]) if chosen in linear else None
+    cv["chosen"] = chosen
     return xs, ys, coef, tab, cv
 
 
@@ -108,8 +113,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--zoo", type=Path, default=None, help="folder holding the nuclei model (default: package zoo)")
     ap.add_argument("--renders", type=Path, nargs="*", default=None)
-    ap.add_argument("--every", type=int, default=2)
-    ap.add_argument("--calibration", choices=("auto", "isotonic", "linear"), default="auto",
+    ap.add_argument("--every", type=int, default=1)
+    ap.add_argument("--calibration", choices=("auto", "isotonic", "linear", "linear_all"), default="auto",
                     help="auto: whichever has the lower leave-one-embryo-out error on the training renders")
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("DEVOLENS_DATA", ROOT.parent / "shared" / "data")))
     a = ap.parse_args()
@@ -117,7 +122,9 @@ def main() -> None:
     from safetensors.numpy import save_file
 
     torch.set_num_threads(2)
-    renders = a.renders or [Path(p) for p in sorted(glob.glob(str(ROOT / "runs/zoo/render/tr_*")))]
+    renders = a.renders or [Path(p) for p in sorted(glob.glob(str(ROOT / "runs/zoo/render/cal_*")))]
+    if not renders:
+        raise SystemExit("no calibration renders: run `bash scripts/zoo_renders.sh` first (or give --renders)")
     comp = composition(a.data)
     xs, ys, coef, tab, cv = calibration(a.zoo, renders, a.every, a.calibration)
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,20 @@ done
 [ -f $R/tr2_acetree/frames.csv ] || $DL $D/acetree/wormguides_nuclei.zip --out $R/tr2_acetree --every 2 --pose random --vary frame --grey --seed 40 --workers 2
 [ -f $R/tr_sim/frames.csv ] || $DL --simulate 6 --out $R/tr_sim --every 2 --pose random --vary frame --grey --seed 101
 [ -f $R/tr2_sim/frames.csv ] || $DL --simulate 10 --out $R/tr2_sim --every 2 --pose random --vary frame --grey --seed 202 --workers 2
+# calibration of the population model (scripts/zoo_population.py): the same training embryos,
+# new random poses/optics, made with the current renderer
+i=0
+for t in CD20240930_JIM762_L4 CD20241009_JIM767_25_L1 CD20241009_JIM767_25_L5 CD20241010_JIM767_25_L2 CD20241107_JIM767_25_L1; do
+  i=$((i+1))
+  [ -f $R/cal_$t/frames.csv ] || $DL $D/epic/$t.csv --out $R/cal_$t --every 3 --pose random --vary frame --grey --seed $((50+i)) --workers 2
+done
+[ -f $R/cal_acetree/frames.csv ] || $DL $D/acetree/wormguides_nuclei.zip --out $R/cal_acetree --every 4 --pose random --vary frame --grey --seed 60 --workers 2
+[ -f $R/cal_sim/frames.csv ] || $DL --simulate 6 --out $R/cal_sim --every 4 --pose random --vary frame --grey --seed 303 --workers 2
 # held out: embryo L3 and a simulated seed never used in training
 [ -f $R/val_L3/frames.csv ] || $DL $D/epic/CD20241010_JIM767_25_L3.csv --out $R/val_L3 --every 2 --pose random --vary frame --grey --seed 7
+# the held-out real embryo framed like an EPIC movie (default pose, one optics draw per movie, RGB), 3 movies
+for s in 8 9 10; do
+  [ -f $R/val_L3_framed_s$s/frames.csv ] || $DL $D/epic/CD20241010_JIM767_25_L3.csv --out $R/val_L3_framed_s$s --every 6 --seed $s
+done
 [ -f $R/val_sim/frames.csv ] || $DL --simulate 1 --out $R/val_sim --every 2 --pose random --vary frame --grey --seed 999
 echo done

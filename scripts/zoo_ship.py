@@ -101,9 +101,10 @@ CARDS = {
         "preprocessing": {"steps": "as the nuclei model"},
         "architecture": {"kind": "composition",
                          "parts": "nuclei zoo model -> nuclei found (count, areas, centroids) -> calibration to the "
-                                  "embryo's total (isotonic curve of the count, or a linear model of log(total) on the "
-                                  "count and the nucleus size relative to the embryo, whichever had the lower "
-                                  "leave-one-embryo-out error on the training renders; see 'calibration') -> "
+                                  "embryo's total (an isotonic curve of the count, or a linear model of log(total) on "
+                                  "the stage features of devolens.predict.population.stage_features: count, nucleus "
+                                  "size relative to the embryo, nucleus and embryo size in pixels; whichever had the "
+                                  "lowest leave-one-embryo-out error on the calibration renders, see 'calibration') -> "
                                   "composition table (expected cells per letter at each total, medians over the real "
                                   "training embryos' lineage tables)"},
         "recipe": "none (fitted by scripts/zoo_population.py; no gradient training)",
@@ -111,17 +112,19 @@ CARDS = {
                     "python scripts/zoo_ship.py population runs/zoo/population_tables.safetensors --to "
                     "src/devolens/models/zoo/population --metrics runs/zoo/eval_population.json"),
         "training_data": (f"Composition: populations of {TRAIN_EMBRYOS.split(' (')[0]} (all time points, before any "
-                          "annotation cliff). Calibration: nuclei-model counts on the nuclei training renders against "
-                          f"their true totals. Held out: {HELD_OUT}."),
+                          "annotation cliff). Calibration: what the nuclei model finds on 584 renders of the same training "
+                          "embryos and 6 simulated ones (random pose, zoom 0.55-1.15 of an EPIC framing, optics drawn "
+                          f"per frame; runs/zoo/render/cal_*) against their true totals. Held out: {HELD_OUT}."),
         "headline": ["mae_over_mean_max_heldout", "total_mae_heldout"],
         "limits": ("Letters are inferred from the developmental stage (total count), not from each nucleus' appearance: "
                    "exact for the invariant lineage, but an embryo that deviates (mutants, RNAi) gets the wild-type "
-                   "composition. Errors of the nuclei count propagate to every letter. The visible-count -> total "
-                   "calibration was fitted on renders with random zoom (0.55-1.15 of an EPIC framing); when the embryo "
-                   "is shown larger and sharper than that, more nuclei are resolved and the total is over-estimated "
-                   "(the `make demo` embryo: segmented nuclei track the true count, the calibrated total overshoots by "
-                   "up to ~70% beyond 100 cells). The composition table given the true total is within 1-9% per letter "
-                   "(P: 17%): the error is almost all in the total."),
+                   "composition. Errors of the nuclei count propagate to every letter. Nuclei hidden behind others in a "
+                   "single projection are never seen, so the total is an estimate from what is visible: about 19% mean "
+                   "error on held-out renders at random zoom and optics, 11% on a held-out real embryo rendered with an "
+                   "EPIC movie's framing, and larger where division waves make the stage ambiguous (M, D). The "
+                   "calibration knows the zoom only through the sizes of the nuclei and the embryo in pixels: images "
+                   "far outside 0.55-1.15 of an EPIC framing (752x512 px, embryo ~600 px long) should be resized first. "
+                   "The composition table given the true total is within 1-9% per letter ""(P: 17%): the error is almost all in the total."),
     },
 }
 

@@ -57,9 +57,21 @@ def test_calibration_curves_are_monotone_and_non_negative():
     assert np.all(np.diff(y) >= 0) and y.min() >= 0 and y[-1] == pytest.approx(500 * 1.4)
     f = stage_features(30, np.full(30, 50.0), np.random.default_rng(0).uniform(0, 100, 30),
                        np.random.default_rng(1).uniform(0, 60, 30))
-    assert f.shape == (4,) and f[0] == 1.0
+    assert f.shape == (8,) and f[0] == 1.0
+    assert f[4] == pytest.approx(np.log(50.0)) and f[3] == pytest.approx(f[4] - f[5])  # relative = absolute sizes
+    # a calibration uses the first len(coef) features: 4 (scale-free, older cards) or all 8
     assert calibrate_total_linear(f, np.array([0.0, 1.0, 0.0, 0.0]))[0] == pytest.approx(30.0)
-    assert np.all(stage_features(0, np.array([]), np.array([]), np.array([])) == [1, 0, 0, 0])
+    assert calibrate_total_linear(f, np.r_[0.0, 1.0, np.zeros(6)])[0] == pytest.approx(30.0)
+    assert np.all(stage_features(0, np.array([]), np.array([]), np.array([])) == [1, 0, 0, 0, 0, 0, 0, 0])
+
+
+def test_stage_features_scale_free_part_ignores_zoom():
+    rng = np.random.default_rng(2)
+    xs, ys, areas = rng.uniform(0, 300, 40), rng.uniform(0, 200, 40), rng.uniform(200, 400, 40)
+    a = stage_features(40, areas, xs, ys)
+    b = stage_features(40, areas * 4, xs * 2, ys * 2)  # the same embryo shown twice as large
+    np.testing.assert_allclose(a[:4], b[:4], atol=1e-9)
+    assert b[4] == pytest.approx(a[4] + np.log(4)) and b[5] == pytest.approx(a[5] + np.log(4), abs=1e-3)
 
 
 class _FakeNuclei:

@@ -118,8 +118,14 @@ def calibrate_total(visible: float | np.ndarray, knots_x: np.ndarray, knots_y: n
     return np.where(v > kx[-1], v * ratio, out)
 
 
+STAGE_FEATURES: tuple[str, ...] = (
+    "1", "log1p(n)", "log1p(n)^2", "log(median area / embryo area)",
+    "log(median area)", "log(embryo area)", "log1p(n) * log(median area)", "log(nuclei area / embryo area)",
+)
+
+
 def stage_features(labels_count: int, areas: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Scale-free features of the developmental stage from one frame's nuclei.
+    """Features of the developmental stage from one frame's nuclei (see ``STAGE_FEATURES``).
 
     Parameters
     ----------
@@ -133,15 +139,19 @@ def stage_features(labels_count: int, areas: np.ndarray, xs: np.ndarray, ys: np.
     Returns
     -------
     ndarray
-        ``[1, log1p(n), log1p(n)**2, log(median area / embryo area)]`` where the embryo area
-        is the convex hull of the centroids (plus one median nucleus); nuclei shrink as
-        cells divide, so the relative nucleus size tells the stage even when many nuclei
-        hide behind others in the projection. Pixel scale cancels out.
+        8 values: ``1``, ``log1p(n)``, ``log1p(n)**2`` and ``log(median area / embryo
+        area)``, where the embryo area is the convex hull of the centroids plus one median
+        nucleus (nuclei shrink as cells divide, so the relative size tells the stage even
+        when many nuclei hide behind others in the projection; pixel scale cancels out);
+        then ``log(median area)`` and ``log(embryo area)`` in pixels (how large the embryo
+        is shown decides how many nuclei the segmentation can resolve), their product with
+        the count term, and the share of the embryo covered by nuclei. A calibration uses
+        the first ``len(coef)`` of them (the first 4 alone: scale-free).
     """
     n = float(labels_count)
     if n < 1 or len(areas) == 0:
-        return np.array([1.0, 0.0, 0.0, 0.0])
-    med = float(np.median(areas))
+        return np.array([1.0] + [0.0] * (len(STAGE_FEATURES) - 1))
+    med = max(float(np.median(areas)), 1.0)
     hull = 0.0
     if len(xs) >= 3:
         try:
@@ -150,15 +160,18 @@ def stage_features(labels_count: int, areas: np.ndarray, xs: np.ndarray, ys: np.
             hull = float(ConvexHull(np.column_stack([xs, ys])).volume)
         except Exception:  # collinear points
             hull = 0.0
-    embryo = hull + med + float(np.sum(areas)) * (hull == 0.0)
+    embryo = max(hull + med + float(np.sum(areas)) * (hull == 0.0), 1.0)
     ln = np.log1p(n)
-    return np.array([1.0, ln, ln * ln, np.log(max(med, 1.0) / max(embryo, 1.0))])
+    return np.array([1.0, ln, ln * ln, np.log(med / embryo), np.log(med), np.log(embryo), ln * np.log(med),
+                     np.log(max(float(np.sum(areas)), 1.0) / embryo)])
 
 
 def calibrate_total_linear(features: np.ndarray, coef: np.ndarray) -> np.ndarray:
-    """Total cells from :func:`stage_features` rows by ``exp(features @ coef) - 1`` (>= 0)."""
+    """Total cells from :func:`stage_features` rows by ``exp(features[:, :k] @ coef) - 1``
+    (``k = len(coef)``; >= 0)."""
     f = np.atleast_2d(np.asarray(features, dtype=np.float64))
-    return np.clip(np.expm1(f @ np.asarray(coef, dtype=np.float64)), 0.0, None)
+    c = np.asarray(coef, dtype=np.float64)
+    return np.clip(np.expm1(f[:, : len(c)] @ c), 0.0, None)
 
 
 class PopulationPredictor:
