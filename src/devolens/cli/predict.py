@@ -26,15 +26,37 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
 
 
 # ---------------------------------------------------------------------------- input / output
-class _Source:
-    """Frames of an input path plus their identifiers, streamed."""
+def _tiff_stack(path: Path) -> bool:
+    """True when a TIFF holds more than one 2-D plane (timelapse, z-stack, hyperstack)."""
+    from devolens.io.stacks import stack_info
 
-    def __init__(self, path: Path):
+    return stack_info(path).is_stack
+
+
+class _Source:
+    """Frames of an input path plus their identifiers, streamed.
+
+    A video, a folder of images, a single image, or a TIFF stack (frames along T and
+    other sequence axes; Z projected or sliced per ``stack_z``; one ``channel`` of C).
+    """
+
+    def __init__(self, path: Path, *, stack_z: str = "project", channel: Optional[int] = None):
         self.path = path
         if not path.exists():
             raise DevolensError("no such file or folder", path=path)
         suffix = path.suffix.lower()
-        if path.is_file() and suffix in IMAGE_SUFFIXES:
+        self.is_stack = False
+        if path.is_file() and suffix in (".tif", ".tiff") and _tiff_stack(path):
+            # a timelapse / z-stack / hyperstack: streamed plane by plane like a video
+            from devolens.io.stacks import check_stack_options, iter_stack_frames, stack_info
+
+            info = stack_info(path)
+            check_stack_options(info, stack_z, channel, path)  # bad options fail before any output
+            self.is_stack = self.is_video = True
+            self.names = None
+            self.total = info.frames(stack_z)
+            self._frames = iter_stack_frames(path, z=stack_z, channel=channel)
+        elif path.is_file() and suffix in IMAGE_SUFFIXES:
             from devolens.io.images import read_image
 
             image = read_image(path)  # validated now: a bad file fails before any output
@@ -58,7 +80,7 @@ class _Source:
                 path=path,
             )
         self.fps = 10.0
-        if self.is_video:
+        if self.is_video and not self.is_stack:
             try:
                 from devolens.io.video import video_info
 
@@ -179,6 +201,8 @@ def run_segmentation(
     backend: str = "torch",
     overlay: bool = True,
     tta: int = 1,
+    stack_z: str = "project",
+    channel: Optional[int] = None,
     progress=None,
 ) -> dict:
     """Segment every frame of ``input_path`` and write labels, CSVs and overlays under ``out``.
@@ -191,7 +215,7 @@ def run_segmentation(
     from devolens.io.images import write_label_tif, write_png
 
     skip = _skip_set(skip_flagged)
-    source = _Source(input_path)
+    source = _Source(input_path, stack_z=stack_z, channel=channel)
     predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta)
     stage = _StagedDir(out)
     try:
@@ -259,12 +283,16 @@ def run_segmentation(
     return {"frames": len(counts), "objects": int(sum(c["count"] for c in counts)), "skipped": len(skip)}
 
 
-_INPUT_HELP = "An image (png/tif/jpg), a folder of images (or a render output folder), or a video (mp4/mov/avi)."
+_INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output folder), a video (mp4/mov/avi), or a "
+               "TIFF stack (timelapse, z-stack or ImageJ/OME hyperstack; read plane by plane).")
+_STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity projection per time point (what the "
+                 "nuclei and population models expect), 'slices' = every plane is a frame (membrane slices).")
+_CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); required when there are several."
 _SKIP_HELP = ("Curation report from `devolens curate frames`: its flagged frames (black, dark, red lines...) "
               "are not segmented and left out of every output.")
 
 
-def _segment_command(kind: str, default_model: str, what: str):
+def _segment_command(kind: str, default_model: str, what: str, default_z: str):
     def command(
         input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
         out: Path = typer.Option(..., "--out", "-o", help=(
@@ -279,13 +307,15 @@ def _segment_command(kind: str, default_model: str, what: str):
         tta: int = typer.Option(1, "--tta", help=(
             "Test-time augmentation: average the network over 1 (off), 2 (+ mirror) or 4 (+ flips) views; "
             "2-4x slower, slightly smoother masks.")),
+        stack_z: str = typer.Option(default_z, "--stack-z", help=_STACK_Z_HELP),
+        channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
     ) -> None:
         from devolens.cli._common import console, progress_bar
 
         with progress_bar(f"segment {kind}") as cb:
             summary = run_segmentation(kind, input_path, out, model=model, skip_flagged=skip_flagged,
                                        batch_size=batch_size, fast=fast, backend=backend, overlay=overlay, tta=tta,
-                                       progress=cb)
+                                       stack_z=stack_z, channel=channel, progress=cb)
         skipped = f", {summary['skipped']} flagged frames skipped" if summary["skipped"] else ""
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out}")
 
@@ -294,14 +324,14 @@ def _segment_command(kind: str, default_model: str, what: str):
     return command
 
 
-segment_nuclei_command = _segment_command("nuclei", "nuclei", "nuclei")
-segment_membrane_command = _segment_command("membrane", "membrane", "cells")
+segment_nuclei_command = _segment_command("nuclei", "nuclei", "nuclei", "project")
+segment_membrane_command = _segment_command("membrane", "membrane", "cells", "slices")
 
 
 # ---------------------------------------------------------------------------- population
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
-                   backend: str = "torch", progress=None):
+                   backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None, progress=None):
     """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot)."""
     import pandas as pd
 
@@ -313,7 +343,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     if out.is_dir():
         raise DevolensError("--out is a folder; give a .csv file", path=out)
     skip = _skip_set(skip_flagged)
-    source = _Source(input_path)
+    source = _Source(input_path, stack_z=stack_z, channel=channel)
     predictor = _load_predictor(model, "population", batch_size, fast, backend)
     positions: collections.deque = collections.deque()
 
@@ -356,13 +386,16 @@ def population_command(
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
     fast: bool = typer.Option(True, "--fast/--no-fast", help="bf16 autocast + channels_last on CPU (default on)."),
     backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
+    stack_z: str = typer.Option("project", "--stack-z", help=_STACK_Z_HELP),
+    channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
     from devolens.cli._common import console, progress_bar
 
     with progress_bar("population") as cb:
         df = run_population(input_path, out, model=model, monotone=monotone, plot=plot, skip_flagged=skip_flagged,
-                            batch_size=batch_size, fast=fast, backend=backend, progress=cb)
+                            batch_size=batch_size, fast=fast, backend=backend, stack_z=stack_z, channel=channel,
+                            progress=cb)
     console.print(f"{len(df)} frames -> {out}" + (f" (+ {out.with_suffix('.png')})" if plot else ""))
 
 

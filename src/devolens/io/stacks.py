@@ -1,0 +1,207 @@
+"""Multi-dimensional TIFF stacks (timelapses, z-stacks, hyperstacks) as a stream of 2-D frames.
+
+Microscopes and Fiji save timelapses and z-stacks as one TIFF with several planes
+(ImageJ hyperstacks: axes ``TZCYX``; OME-TIFF; plain multi-page TIFF). The zoo's models
+see 2-D frames, so a stack is read plane by plane, never whole:
+
+- ``T`` (and any other sequence axis, e.g. the pages of a plain multi-page TIFF): one
+  frame per index;
+- ``Z``: projected to its maximum (``z="project"``, what the nuclei models were trained
+  on: a maximum-intensity projection like an EPIC movie) or one frame per plane
+  (``z="slices"``, e.g. for the membrane model, trained on single slices);
+- ``C``: one channel, chosen by index (there is no safe guess between, say, a nuclear
+  and a membrane channel);
+- trailing ``S`` (RGB samples): kept, the predictors pick the colour channel.
+
+>>> info = stack_info("movie.tif")                    # doctest: +SKIP
+>>> info.axes, info.frames(z="project")                # doctest: +SKIP
+('TZYX', 180)
+>>> for frame in iter_stack_frames("movie.tif"):       # doctest: +SKIP
+...     ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from devolens.errors import DevolensError
+
+__all__ = ["StackInfo", "stack_info", "iter_stack_frames", "check_stack_options", "Z_MODES"]
+
+Z_MODES = ("project", "slices")
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """Layout of the first image series of a TIFF file.
+
+    Attributes
+    ----------
+    axes : str
+        tifffile's axes codes, e.g. ``"TZCYX"``, ``"ZYX"``, ``"YXS"``.
+    shape : tuple of int
+        Size along each axis.
+    """
+
+    axes: str
+    shape: tuple[int, ...]
+
+    @property
+    def spatial(self) -> int:
+        """Trailing image axes: 2 (``YX``) or 3 (``YXS``, RGB samples)."""
+        return 3 if self.axes.endswith("YXS") else 2
+
+    @property
+    def leading(self) -> tuple[tuple[str, int], ...]:
+        return tuple(zip(self.axes[: -self.spatial], self.shape[: -self.spatial]))
+
+    @property
+    def planes(self) -> int:
+        """Z planes (1 when there is no Z axis)."""
+        return int(np.prod([n for a, n in self.leading if a == "Z"] or [1]))
+
+    @property
+    def channels(self) -> int:
+        """Channels along a ``C`` axis (1 when there is none)."""
+        return int(np.prod([n for a, n in self.leading if a == "C"] or [1]))
+
+    @property
+    def times(self) -> int:
+        """Indices along every other leading axis (time points, pages of a sequence)."""
+        return int(np.prod([n for a, n in self.leading if a not in ("Z", "C")] or [1]))
+
+    @property
+    def is_stack(self) -> bool:
+        """More than one 2-D plane (a single image, grey or RGB, is not a stack)."""
+        return any(n > 1 for _, n in self.leading)
+
+    def frames(self, z: str = "project") -> int:
+        """Number of 2-D frames :func:`iter_stack_frames` yields."""
+        return self.times * (self.planes if z == "slices" else 1)
+
+
+def stack_info(path: str | Path) -> StackInfo:
+    """Axes and shape of a TIFF file's first series (reads the header only).
+
+    Raises
+    ------
+    DevolensError
+        Missing, unreadable or empty file.
+    """
+    import tifffile
+
+    path = Path(path)
+    if not path.is_file():
+        raise DevolensError("no such file", path=path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise DevolensError("no image in this TIFF file", path=path)
+            s = tif.series[0]
+            axes, shape = str(s.axes), tuple(int(n) for n in s.shape)
+    except DevolensError:
+        raise
+    except Exception as exc:
+        raise DevolensError(f"cannot read TIFF: {exc}", path=path) from None
+    if not shape or int(np.prod(shape)) == 0:
+        raise DevolensError("empty image", path=path)
+    if not (axes.endswith("YX") or axes.endswith("YXS")):
+        raise DevolensError(f"unsupported TIFF layout: axes {axes!r}, shape {shape}", path=path)
+    return StackInfo(axes, shape)
+
+
+def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path) -> None:
+    if z not in Z_MODES:
+        raise DevolensError(f"z (--stack-z) must be one of {', '.join(Z_MODES)}, got {z!r}")
+    if info.channels > 1 and channel is None:
+        raise DevolensError(
+            f"this stack has {info.channels} channels (axes {info.axes}, shape {info.shape}): choose the one to "
+            f"segment with --channel 0..{info.channels - 1}", path=path)
+    if channel is not None and not 0 <= channel < info.channels:
+        raise DevolensError(f"--channel {channel} is out of range: this stack has {info.channels} channel(s) "
+                            f"(0..{info.channels - 1})", path=path)
+
+
+def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | None = None) -> Iterator[np.ndarray]:
+    """Stream the 2-D frames of a TIFF stack, reading a few planes at a time.
+
+    Parameters
+    ----------
+    path : str or Path
+        TIFF file (ImageJ hyperstack, OME-TIFF or plain multi-page TIFF).
+    z : {"project", "slices"}
+        Z planes: their maximum-intensity projection (one frame per time point) or one
+        frame each (time-major order).
+    channel : int, optional
+        Channel index along a ``C`` axis; required when there are several channels.
+
+    Yields
+    ------
+    ndarray
+        ``(H, W)`` (or ``(H, W, S)`` for RGB samples), the file's dtype.
+
+    Raises
+    ------
+    DevolensError
+        Unreadable file, several channels and no ``channel``, bad options; also mid-stream
+        when a plane cannot be decoded.
+    """
+    import tifffile
+
+    path = Path(path)
+    info = stack_info(path)
+    check_stack_options(info, z, channel, path)
+    lead = info.leading
+    names = [a for a, _ in lead]
+    sizes = [n for _, n in lead]
+    seq_axes = [i for i, a in enumerate(names) if a not in ("Z", "C")]
+    z_axes = [i for i, a in enumerate(names) if a == "Z"]
+    c_axes = [i for i, a in enumerate(names) if a == "C"]
+    seq_shape = [sizes[i] for i in seq_axes]
+    z_shape = [sizes[i] for i in z_axes]
+
+    def index(seq: tuple[int, ...], zz: tuple[int, ...]) -> int:
+        full = [0] * len(sizes)
+        for i, v in zip(seq_axes, seq):
+            full[i] = v
+        for i, v in zip(z_axes, zz):
+            full[i] = v
+        for i in c_axes:
+            full[i] = channel or 0
+        return int(np.ravel_multi_index(full, sizes)) if sizes else 0
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        pages = series.pages
+        whole = None
+        if len(pages) != int(np.prod(sizes or [1])):
+            # planes not stored one per page (e.g. a single page holding the whole array):
+            # fall back to a memory map, or the whole array when the data are compressed
+            try:
+                whole = tifffile.memmap(path)
+            except Exception:
+                whole = series.asarray()
+            whole = whole.reshape(tuple(sizes) + info.shape[len(sizes):])
+
+        def plane(i: int) -> np.ndarray:
+            try:
+                if whole is not None:
+                    return np.asarray(whole.reshape((-1,) + info.shape[len(sizes):])[i])
+                return pages[i].asarray()
+            except Exception as exc:
+                raise DevolensError(f"cannot read plane {i}: {exc}", path=path) from None
+
+        for seq in np.ndindex(*seq_shape) if seq_shape else [()]:
+            if z == "slices":
+                for zz in np.ndindex(*z_shape) if z_shape else [()]:
+                    yield plane(index(seq, zz))
+            else:
+                acc = None
+                for zz in np.ndindex(*z_shape) if z_shape else [()]:
+                    p = plane(index(seq, zz))
+                    acc = p.copy() if acc is None else np.maximum(acc, p, out=acc)
+                yield acc

@@ -1,0 +1,112 @@
+"""TIFF stacks (timelapses, z-stacks, hyperstacks) streamed as 2-D frames, and the CLI on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
+from devolens.errors import DevolensError
+from devolens.io.stacks import iter_stack_frames, stack_info
+
+
+@pytest.fixture()
+def hyper(tmp_path):
+    rng = np.random.default_rng(0)
+    arr = (rng.random((3, 4, 2, 20, 30)) * 4000).astype(np.uint16)
+    path = tmp_path / "hyper.tif"
+    tifffile.imwrite(path, arr, imagej=True, metadata={"axes": "TZCYX"})
+    return path, arr
+
+
+def test_hyperstack_layout_and_projection(hyper):
+    path, arr = hyper
+    info = stack_info(path)
+    assert info.axes == "TZCYX" and (info.times, info.planes, info.channels) == (3, 4, 2)
+    assert info.is_stack and info.frames("project") == 3 and info.frames("slices") == 12
+    frames = list(iter_stack_frames(path, channel=1))
+    assert len(frames) == 3
+    for t in range(3):
+        np.testing.assert_array_equal(frames[t], arr[t, :, 1].max(axis=0))
+    slices = list(iter_stack_frames(path, channel=0, z="slices"))
+    assert len(slices) == 12
+    np.testing.assert_array_equal(slices[6], arr[1, 2, 0])  # time-major order
+
+
+def test_channel_is_required_and_checked(hyper):
+    path, _ = hyper
+    with pytest.raises(DevolensError, match="2 channels"):
+        next(iter_stack_frames(path))
+    with pytest.raises(DevolensError, match="out of range"):
+        next(iter_stack_frames(path, channel=2))
+    with pytest.raises(DevolensError, match="stack-z"):
+        next(iter_stack_frames(path, channel=0, z="mean"))
+
+
+@pytest.mark.parametrize("kind", ["plain", "zlib", "rgb", "ome"])
+def test_other_layouts_stream_plane_by_plane(tmp_path, kind):
+    rng = np.random.default_rng(1)
+    path = tmp_path / f"{kind}.tif"
+    if kind == "rgb":
+        arr = (rng.random((4, 16, 24, 3)) * 255).astype(np.uint8)
+        tifffile.imwrite(path, arr, photometric="rgb")
+    elif kind == "ome":
+        arr = (rng.random((4, 16, 24)) * 4000).astype(np.uint16)
+        tifffile.imwrite(path, arr, ome=True, metadata={"axes": "TYX"})
+    else:
+        arr = (rng.random((4, 16, 24)) * 4000).astype(np.uint16)
+        tifffile.imwrite(path, arr, compression="zlib" if kind == "zlib" else None)
+    frames = list(iter_stack_frames(path))
+    assert len(frames) == 4 and stack_info(path).frames() == 4
+    for t in range(4):
+        np.testing.assert_array_equal(frames[t], arr[t])
+
+
+def test_single_images_are_not_stacks(tmp_path):
+    tifffile.imwrite(tmp_path / "grey.tif", np.zeros((16, 24), np.uint16))
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((16, 24, 3), np.uint8), photometric="rgb")
+    assert not stack_info(tmp_path / "grey.tif").is_stack
+    assert not stack_info(tmp_path / "rgb.tif").is_stack
+
+
+def test_unreadable_tiff_is_a_user_error(tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00garbage")
+    with pytest.raises(DevolensError):
+        stack_info(bad)
+
+
+def test_segment_and_population_on_a_hyperstack(tiny_zoo, tmp_path, capsys):
+    from devolens.cli import main
+
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:64, :96]
+    frames = []
+    for t in range(3):
+        img = np.zeros((64, 96), np.float32)
+        for _ in range(4 + 2 * t):
+            cy, cx = rng.uniform(8, 56), rng.uniform(8, 88)
+            img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 20.0)
+        frames.append(np.clip(img, 0, 1) * 3000)
+    z = np.stack([np.stack(frames), np.stack(frames) * 0.5], axis=1)  # T, Z
+    hyper = np.stack([z, z[..., ::-1]], axis=2).astype(np.uint16)  # T, Z, C
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(path, hyper, imagej=True, metadata={"axes": "TZCYX"})
+
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(path), "--out", str(out)]) == 2  # two channels: must choose
+    assert "--channel" in capsys.readouterr().err and not out.exists()
+    assert main(["segment", "nuclei", str(path), "--out", str(out), "--channel", "0"]) == 0
+    labels = sorted((out / "labels").glob("*_labels.tif"))
+    assert [p.name for p in labels] == [f"movie_f{i:05d}_labels.tif" for i in range(3)]
+    assert tifffile.imread(labels[0]).shape == (64, 96)
+    assert list(pd.read_csv(out / "counts.csv")["frame"]) == [0, 1, 2]
+    assert (out / "overlay.mp4").stat().st_size > 0
+    sl = tmp_path / "slices"
+    assert main(["segment", "nuclei", str(path), "--out", str(sl), "--channel", "1", "--stack-z", "slices"]) == 0
+    assert len(list((sl / "labels").glob("*_labels.tif"))) == 6
+    pops = tmp_path / "pops.csv"
+    assert main(["population", str(path), "--out", str(pops), "--channel", "0"]) == 0
+    assert len(pd.read_csv(pops)) == 3
