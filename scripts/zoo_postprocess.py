@@ -3,7 +3,9 @@
 The network runs once per frame (probabilities cached); every combination of the grid
 below is then scored by instance F1 at IoU 0.5 (``devolens.train.metrics``). Run it on the
 engine's validation embryo (one of the TRAINING-side embryos, chosen by the split in
-``RUN/split.csv``), never on the held-out embryos the card reports on.
+``RUN/split.csv``) or, with ``--all-embryos``, on a development render of an embryo used
+nowhere else (e.g. ``devolens render --simulate 1 --seed 555 ...``); never on the held-out
+embryos the card reports on.
 
 Usage::
 
@@ -42,22 +44,30 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", type=Path, required=True, help="folder of model folders holding the candidate 'nuclei'")
-    ap.add_argument("--run", type=Path, required=True, help="training run: its split.csv names the validation embryos")
+    ap.add_argument("--run", type=Path, default=None, help="training run: its split.csv names the validation embryos")
+    ap.add_argument("--all-embryos", action="store_true",
+                    help="use every embryo of --renders (a development render never used for training)")
     ap.add_argument("--renders", type=Path, nargs="+", required=True, help="full-size render folders to search")
     ap.add_argument("--max-cells", type=int, default=200)
     ap.add_argument("--every", type=int, default=2, help="use every k-th eligible frame")
     a = ap.parse_args()
 
-    split = pd.read_csv(a.run / "split.csv")
-    val_embryos = set(split.loc[split["side"] == "val", "group"].astype(str))
+    if a.run is None and not a.all_embryos:
+        raise SystemExit("give --run (its validation embryos) or --all-embryos")
+    val_embryos = None
+    if not a.all_embryos:
+        split = pd.read_csv(a.run / "split.csv")
+        val_embryos = set(split.loc[split["side"] == "val", "group"].astype(str))
     frames = []
     for rdir in a.renders:
         df = pd.read_csv(rdir / "frames.csv", keep_default_na=False)
-        df = df[df["embryo"].astype(str).isin(val_embryos) & (df["total"] <= a.max_cells) & (df["artifact"] == "")]
+        if val_embryos is not None:
+            df = df[df["embryo"].astype(str).isin(val_embryos)]
+        df = df[(df["total"] <= a.max_cells) & (df["artifact"] == "")]
         frames += [(rdir, r) for _, r in df.iloc[:: a.every].iterrows()]
     if not frames:
         raise SystemExit(f"no frames of the validation embryos {sorted(val_embryos)} in {a.renders}")
-    print(f"validation embryos {sorted(val_embryos)}: {len(frames)} frames", flush=True)
+    print(f"validation embryos {sorted(val_embryos) if val_embryos else 'all'}: {len(frames)} frames", flush=True)
 
     zoo.ZOO_DIR = a.zoo
     zoo.card.cache_clear()
