@@ -110,3 +110,30 @@ def test_segment_and_population_on_a_hyperstack(tiny_zoo, tmp_path, capsys):
     pops = tmp_path / "pops.csv"
     assert main(["population", str(path), "--out", str(pops), "--channel", "0"]) == 0
     assert len(pd.read_csv(pops)) == 3
+
+
+def test_curate_a_tiff_timelapse_then_skip_flagged(tiny_zoo, tmp_path):
+    from devolens.cli import main
+
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[:64, :96]
+    frames = []
+    for t in range(12):
+        img = np.zeros((64, 96), np.float32)
+        for _ in range(5 + t):
+            cy, cx = rng.uniform(8, 56), rng.uniform(8, 88)
+            img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 20.0)
+        frames.append(np.clip(img, 0, 1) * 3000 + rng.normal(50, 5, (64, 96)))
+    stack = np.stack(frames).astype(np.uint16)
+    stack[5] = 0  # a black frame
+    stack[8] = stack[7]  # a repeated frame
+    path = tmp_path / "tl.tif"
+    tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "TYX"})
+    report = tmp_path / "report.csv"
+    assert main(["curate", "frames", str(path), "--out", str(report)]) == 0
+    rep = pd.read_csv(report, keep_default_na=False)
+    assert len(rep) == 12
+    assert list(rep.loc[rep["flagged"].astype(str) == "True", "frame"]) == [5, 8]
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(path), "--out", str(out), "--skip-flagged", str(report)]) == 0
+    assert list(pd.read_csv(out / "counts.csv")["frame"]) == [0, 1, 2, 3, 4, 6, 7, 9, 10, 11]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -19,10 +20,15 @@ _FRAMES_HELP = (
 
 def frames(
     path: Path = typer.Argument(
-        ..., help="Video file (mp4, mov, avi, mkv) or folder of images (png, jpg, tif; a render "
-        "output folder with frames/ works too). Frames are streamed, never all loaded."
+        ..., help="Video file (mp4, mov, avi, mkv), folder of images (png, jpg, tif; a render "
+        "output folder with frames/ works too) or TIFF stack (timelapse, z-stack, hyperstack). Frames are "
+        "streamed, never all loaded."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Report CSV to write (one row per frame; written atomically)."),
+    stack_z: str = typer.Option("project", "--stack-z", help=(
+        "TIFF stacks with a Z axis: 'project' (one maximum projection per time point) or 'slices'.")),
+    channel: Optional[int] = typer.Option(None, "--channel", help=(
+        "TIFF stacks with a C axis: the channel to score (0-based); required when there are several.")),
 ) -> None:
     from devolens.cli._common import out as stdout
     from devolens.cli._common import progress_bar
@@ -36,7 +42,7 @@ def frames(
     if out.resolve() == Path(path).resolve():
         raise DevolensError("output would overwrite the input", path=out)
     with progress_bar("curate") as callback:
-        report = curate_path(path, progress=callback)
+        report = curate_path(path, progress=callback, stack_z=stack_z, channel=channel)
     try:
         write_csv(report, out)
     except OSError as exc:

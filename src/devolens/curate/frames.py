@@ -696,14 +696,19 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
-def iter_path_frames(path: str | Path) -> tuple[Iterator[np.ndarray], list[str] | None, int]:
-    """Open a video file or a folder of images for streaming.
+def iter_path_frames(path: str | Path, *, stack_z: str = "project",
+                     channel: int | None = None) -> tuple[Iterator[np.ndarray], list[str] | None, int]:
+    """Open a video file, a folder of images or a TIFF stack for streaming.
 
     Parameters
     ----------
     path : str or Path
         A video (mp4, mov, avi, mkv, m4v, webm), a folder of images (png, jpg, tif, bmp;
-        natural sort order), or a render output folder holding ``frames/``.
+        natural sort order), a render output folder holding ``frames/``, or a TIFF stack
+        (timelapse, z-stack, hyperstack: see :mod:`devolens.io.stacks`).
+    stack_z, channel
+        TIFF stacks: Z planes projected (``"project"``) or one frame each (``"slices"``);
+        the channel of a ``C`` axis.
 
     Returns
     -------
@@ -734,12 +739,20 @@ def iter_path_frames(path: str | Path) -> tuple[Iterator[np.ndarray], list[str] 
                 yield _read_image(p)
 
         return gen(), names, len(files)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        from devolens.io.stacks import check_stack_options, iter_stack_frames, stack_info
+
+        info = stack_info(path)
+        if info.is_stack:
+            check_stack_options(info, stack_z, channel, path)
+            return iter_stack_frames(path, z=stack_z, channel=channel), None, info.frames(stack_z)
     if path.suffix.lower() in VIDEO_SUFFIXES:
         if path.stat().st_size == 0:
             raise DevolensError("empty video file", path=path)
         return _iter_video(path), None, _video_frame_count(path)
     raise DevolensError(
-        f"expected a video ({', '.join(VIDEO_SUFFIXES)}) or a folder of images, got a '{path.suffix}' file",
+        f"expected a video ({', '.join(VIDEO_SUFFIXES)}), a TIFF stack or a folder of images, "
+        f"got a '{path.suffix}' file",
         path=path,
     )
 
@@ -749,8 +762,10 @@ def curate_path(
     progress: Callable[[int, int], None] | None = None,
     *,
     thresholds: Thresholds | None = None,
+    stack_z: str = "project",
+    channel: int | None = None,
 ) -> pd.DataFrame:
-    """Score and flag the frames of a video file or a folder of images.
+    """Score and flag the frames of a video file, a folder of images or a TIFF stack.
 
     Parameters
     ----------
@@ -761,19 +776,21 @@ def curate_path(
         ``progress(done, total)`` after each frame.
     thresholds : Thresholds, optional
         Decision thresholds.
+    stack_z, channel
+        TIFF stacks: see :func:`iter_path_frames`.
 
     Returns
     -------
     pandas.DataFrame
         The report of :func:`score_frames`; ``file`` holds the image names for a folder and
-        is empty for a video.
+        is empty for a video or a stack.
 
     Raises
     ------
     DevolensError
         Missing or unreadable input, or input with no frames.
     """
-    frames, names, total = iter_path_frames(path)
+    frames, names, total = iter_path_frames(path, stack_z=stack_z, channel=channel)
 
     def counted(done: int, _total: int) -> None:
         if progress is not None:
