@@ -235,3 +235,13 @@ def test_tta_averages_flipped_views():
     assert four.labels.shape == (40, 56)
     with pytest.raises(DevolensError):
         ImageNetwork(net, tta=3)
+
+
+def test_content_crop_sees_signal_at_the_last_partial_block():
+    from devolens.predict._engine import ImageNetwork
+
+    img = np.zeros((203, 301), np.float32)
+    img[200:203, 296:301] = 1.0  # a small object inside the partial bottom-right block only
+    img[150:160, 250:260] = 1.0
+    y0, y1, x0, x1 = ImageNetwork(torch.nn.Conv2d(1, 3, 1), crop=True)._content_box([img])
+    assert (y0, y1, x0, x1) == (128, 203, 224, 301)

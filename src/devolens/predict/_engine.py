@@ -55,7 +55,7 @@ def load_zoo_network(folder: str | Path, card: dict) -> torch.nn.Module:
     return model
 
 
-CONTENT_LEVEL = 0.1  # normalised intensity (0-1) of an 8x8 block mean that counts as signal
+CONTENT_LEVEL = 0.05  # normalised intensity (0-1) of an 8x8 block mean that counts as signal
 CONTENT_MARGIN = 16  # working-resolution pixels of context kept around the signal
 
 
@@ -247,24 +247,25 @@ class ImageNetwork:
 
     def _content_box(self, images: Sequence[np.ndarray]) -> tuple[int, int, int, int]:
         """Smallest box (``y0, y1, x0, x1``, working pixels) holding the signal of all
-        ``images`` (same shape, normalised 0-1) plus a margin, its sides multiples of
-        ``multiple``, or the whole image when the box would not save a tenth of the pixels.
+        ``images`` (same shape, normalised 0-1) plus a margin, on the network's grid, or
+        the whole image when the box would not save a tenth of the pixels.
 
-        Signal = 8x8 blocks whose mean exceeds ``CONTENT_LEVEL`` (a tenth of the normalised
-        range): a dim nucleus fills enough of a block to pass, isolated noise does not. The
+        Signal = 8x8 blocks whose mean exceeds ``CONTENT_LEVEL`` (a twentieth of the
+        normalised range): a dim nucleus fills enough of a block to pass, isolated noise
+        does not. The
         margin (``CONTENT_MARGIN`` pixels) gives the network the context it had in training,
         so results inside the box are the same as on the whole image, and time is not spent
         on the black surround of an embryo in a movie frame.
         """
         h, w = images[0].shape
         b = 8
-        hb, wb = h // b, w // b
+        hb, wb = -(-h // b), -(-w // b)  # partial blocks at the bottom and right edges count too
         if hb < 2 or wb < 2:
             return 0, h, 0, w
         hit = np.zeros((hb, wb), bool)
         for img in images:
-            blocks = img[: hb * b, : wb * b].reshape(hb, b, wb, b).mean(axis=(1, 3))
-            hit |= blocks > CONTENT_LEVEL
+            full = np.pad(img, ((0, hb * b - h), (0, wb * b - w))) if (hb * b, wb * b) != (h, w) else img
+            hit |= full.reshape(hb, b, wb, b).mean(axis=(1, 3)) > CONTENT_LEVEL
         if not hit.any():
             return 0, h, 0, w
         rows, cols = np.flatnonzero(hit.any(axis=1)), np.flatnonzero(hit.any(axis=0))
