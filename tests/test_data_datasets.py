@@ -149,6 +149,34 @@ def test_population_dataset(tmp_path):
     assert item["target"].tolist() == df.loc[1, ["A", "E", "total"]].astype(float).tolist()
 
 
+@pytest.mark.parametrize("kind", ["population", "segmentation"])
+def test_non_square_samples_keep_their_size_under_quarter_turns(tmp_path, kind):
+    """rot90 of a non-square sample would break batching: it becomes a half turn."""
+    make_render_like(tmp_path, embryos=1, per_embryo=3)
+    df = index_dataset(tmp_path)
+    aug = build_augment("population", overrides={"rot90": {"p": 1.0}, "hflip": False, "vflip": False,
+                                                 "brightness_contrast": False, "gamma": False, "noise": False,
+                                                 "blur": False})
+    if kind == "population":
+        ds = PopulationDataset(df["image"], df[["total"]].to_numpy(), size=(32, 48), augment=aug, pad_multiple=1)
+    else:
+        ds = SegmentationDataset(df["image"], df["labels"], target="semantic", size=(32, 48), augment=aug,
+                                 pad_multiple=1)
+    plain = (PopulationDataset(df["image"], df[["total"]].to_numpy(), size=(32, 48), pad_multiple=1)
+             if kind == "population" else
+             SegmentationDataset(df["image"], df["labels"], target="semantic", size=(32, 48), pad_multiple=1))
+    for i in range(len(ds)):
+        item, ref = ds[i], plain[i]
+        assert item["image"].shape == (1, 32, 48)
+        # the content is the sample turned by a half turn (or not at all), never squeezed
+        img, r = item["image"][0].numpy(), ref["image"][0].numpy()
+        assert np.allclose(img, r, atol=1e-4) or np.allclose(img, r[::-1, ::-1], atol=1e-4)
+        if kind == "segmentation":
+            assert item["target"].shape == (32, 48)
+    loader = torch.utils.data.DataLoader(ds, batch_size=3)
+    assert next(iter(loader))["image"].shape == (3, 1, 32, 48)
+
+
 def test_h5_tile_dataset(tmp_path):
     import h5py
 

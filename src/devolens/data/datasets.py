@@ -392,6 +392,7 @@ class _Base(Dataset):
             from devolens.data.augment import reseed
 
             reseed(self.augment, sample_seed(self.seed, self.epoch, index))
+            shape = img.shape[:2]
             if labels is not None:
                 res = self.augment(image=img, mask=labels)
                 img, labels = res["image"], res["mask"]
@@ -399,6 +400,12 @@ class _Base(Dataset):
                 img = self.augment(image=img)["image"]
             if img.ndim == 2:
                 img = img[..., None]
+            if img.shape[:2] != shape and img.shape[:2] == shape[::-1]:
+                # a quarter turn of a non-square sample: one more makes it a half turn, so every
+                # sample keeps the size the batch needs (and the content keeps its aspect)
+                img = np.ascontiguousarray(np.rot90(img))
+                if labels is not None:
+                    labels = np.ascontiguousarray(np.rot90(labels))
             img = np.clip(img, 0, 1).astype(np.float32)
         img = _pad_to(img, self.pad_multiple)
         if labels is not None:
