@@ -13,16 +13,23 @@
    pixels, which decide how many nuclei the segmentation resolves). The one with the
    lowest leave-one-embryo-out error on these renders is kept (``--calibration`` forces one).
 
+3. Optionally (``--total-run``), a whole-frame regressor of the total (``recipes/population_total.yaml``)
+   is stored beside the tables and combined with the calibration in log space; the weight is the
+   one with the lowest error on that run's validation embryos (never the held-out ones).
+
 Usage::
 
+    python scripts/zoo_population.py --gather runs/zoo/data/pop_total     # regressor training folder
+    devolens train recipes/population_total.yaml --data runs/zoo/data/pop_total --out runs/zoo/pop_total
     python scripts/zoo_population.py --out runs/zoo/population_tables.safetensors \
-        [--zoo DIR_WITH_nuclei] [--renders runs/zoo/render/cal_*] [--every 1]
+        [--zoo DIR_WITH_nuclei] [--renders runs/zoo/render/cal_*] [--every 1] [--total-run runs/zoo/pop_total]
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 from pathlib import Path
 
@@ -108,9 +115,82 @@ def calibration(zoo_dir: Path | None, renders: list[Path], every: int, method: s
     return xs, ys, coef, tab, cv
 
 
+def gather(out: Path) -> None:
+    """One training folder (symlinked frames + frames.csv) from the tr2_* and cal_* renders."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "frames").mkdir(exist_ok=True)
+    rows = []
+    dirs = sorted(glob.glob(str(ROOT / "runs/zoo/render/tr2_*"))) + sorted(glob.glob(str(ROOT / "runs/zoo/render/cal_*")))
+    for d in map(Path, dirs):
+        df = pd.read_csv(d / "frames.csv", keep_default_na=False)
+        for _, r in df[df["artifact"] == ""].iterrows():
+            name = f"{d.name}__{Path(r['file']).name}"
+            dst = out / "frames" / name
+            if not dst.exists():
+                os.symlink(os.path.abspath(d / r["file"]), dst)
+            rows.append({**r.to_dict(), "file": f"frames/{name}"})
+    pd.DataFrame(rows).to_csv(out / "frames.csv", index=False)
+    print(f"{len(rows)} frames of {pd.DataFrame(rows)['embryo'].nunique()} embryos -> {out}")
+
+
+def total_regressor(run: Path, data: Path, zoo_dir: Path | None, arrays: dict) -> tuple[dict, dict]:
+    """Embed a trained total regressor and choose its weight on the run's validation embryos."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from devolens.io.images import read_image
+    from devolens.models import zoo
+    from devolens.predict.population import PopulationPredictor
+
+    best = json.loads((run / "best.json").read_text())
+    recipe = best["recipe"]
+    if recipe["data"]["counts"] != ["total"] or recipe["data"].get("normalize") != "percentile":
+        raise SystemExit("the total regressor must regress [total] on percentile-normalised frames")
+    state = load_file(str(run / "best.safetensors"))
+    tensors = {f"total_regressor.{k}": v.float().numpy().astype(np.float16) for k, v in state.items()}
+    spec = {"config": best["model"], "input_size": list(recipe["data"]["size"]), "percentiles": [1.0, 99.8],
+            "run": str(run.relative_to(ROOT) if run.is_absolute() else run), "epoch": best.get("epoch")}
+    split = pd.read_csv(run / "split.csv")
+    val = split[split["side"] == "val"]
+    truth = pd.read_csv(data / "frames.csv").set_index("file").loc[val["sample"], "total"].to_numpy(float)
+    if zoo_dir is not None:
+        zoo.ZOO_DIR = zoo_dir
+        zoo.card.cache_clear()
+    nuclei = zoo.load("nuclei", batch_size=4)
+    from devolens.predict.population import _total_regressor
+
+    arrays_all = {**arrays, **tensors}
+    pred = PopulationPredictor("composition", nuclei=nuclei, composition=arrays["composition"],
+                               coef=arrays.get("coef"), knots_x=arrays["knots_x"], knots_y=arrays["knots_y"],
+                               network=_total_regressor(arrays_all, spec, run), total_weight=1.0,
+                               input_size=spec["input_size"])
+    calib, regressed = [], []
+    for f in val["sample"]:
+        img = read_image(data / f)
+        row = next(pred.predict_iter([img]))
+        calib.append(row["total"])
+        regressed.append(float(pred._regress(pred._regressor_input(img)[None])[0, 0]))
+    calib, regressed = np.array(calib), np.array(regressed)
+    scores = {}
+    for w in (0.0, 0.25, 0.5, 0.75, 1.0):
+        est = np.expm1(w * np.log1p(calib) + (1 - w) * np.log1p(regressed))
+        scores[w] = float(np.mean(np.abs(est - truth)))
+    w_best = min(scores, key=scores.get)
+    spec["weight_calibration"] = w_best
+    spec["validation_total_mae"] = {f"w={w}": round(v, 2) for w, v in scores.items()}
+    spec["validation"] = f"{len(val)} frames of {val['group'].nunique()} validation embryos of the run"
+    print("total MAE on the run's validation frames by weight of the calibration:", json.dumps(spec["validation_total_mae"]))
+    return tensors, spec
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--gather", type=Path, default=None, help="write the total regressor's training folder here and stop")
+    ap.add_argument("--total-run", type=Path, default=None, help="a trained recipes/population_total.yaml run to embed")
+    ap.add_argument("--total-data", type=Path, default=ROOT / "runs/zoo/data/pop_total",
+                    help="the --data folder that run was trained on")
     ap.add_argument("--zoo", type=Path, default=None, help="folder holding the nuclei model (default: package zoo)")
     ap.add_argument("--renders", type=Path, nargs="*", default=None)
     ap.add_argument("--every", type=int, default=1)
@@ -118,6 +198,11 @@ def main() -> None:
                     help="auto: whichever has the lower leave-one-embryo-out error on the training renders")
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("DEVOLENS_DATA", ROOT.parent / "shared" / "data")))
     a = ap.parse_args()
+    if a.gather is not None:
+        gather(a.gather)
+        return
+    if a.out is None:
+        raise SystemExit("--out is required (or --gather DIR)")
     import torch
     from safetensors.numpy import save_file
 
@@ -131,9 +216,12 @@ def main() -> None:
     arrays = {"composition": comp.astype(np.float32), "knots_x": xs.astype(np.float64), "knots_y": ys.astype(np.float64)}
     if coef is not None:
         arrays["coef"] = np.asarray(coef, dtype=np.float64)
+    if a.total_run is not None:
+        tensors, spec = total_regressor(a.total_run, a.total_data, a.zoo, arrays)
+        arrays.update(tensors)
+        a.out.with_suffix(".total.json").write_text(json.dumps(spec, indent=2))
     save_file(arrays, str(a.out))
     tab.to_csv(a.out.with_suffix(".calibration.csv"), index=False)
-    import json
 
     a.out.with_suffix(".cv.json").write_text(json.dumps(cv, indent=2))
     print(f"composition {comp.shape}, calibration on {len(tab)} frames -> {a.out}")

@@ -104,11 +104,16 @@ CARDS = {
                                   "embryo's total (an isotonic curve of the count, or a linear model of log(total) on "
                                   "the stage features of devolens.predict.population.stage_features: count, nucleus "
                                   "size relative to the embryo, nucleus and embryo size in pixels; whichever had the "
-                                  "lowest leave-one-embryo-out error on the calibration renders, see 'calibration') -> "
+                                  "lowest leave-one-embryo-out error on the calibration renders, see 'calibration'), "
+                                  "combined in log space with a whole-frame ResNet18 regressor of the total when the "
+                                  "card has 'total_regressor' (its weight chosen on that run's validation embryos) -> "
                                   "composition table (expected cells per letter at each total, medians over the real "
                                   "training embryos' lineage tables)"},
         "recipe": "none (fitted by scripts/zoo_population.py; no gradient training)",
-        "command": ("python scripts/zoo_population.py --out runs/zoo/population_tables.safetensors; "
+        "command": ("python scripts/zoo_population.py --gather runs/zoo/data/pop_total; devolens train "
+                    "recipes/population_total.yaml --data runs/zoo/data/pop_total --out runs/zoo/pop_total; "
+                    "python scripts/zoo_population.py --out runs/zoo/population_tables.safetensors "
+                    "--total-run runs/zoo/pop_total; "
                     "python scripts/zoo_ship.py population runs/zoo/population_tables.safetensors --to "
                     "src/devolens/models/zoo/population --metrics runs/zoo/eval_population.json"),
         "training_data": (f"Composition: populations of {TRAIN_EMBRYOS.split(' (')[0]} (all time points, before any "
@@ -142,6 +147,10 @@ def write_card_md(card: dict, path: Path) -> None:
                        ("postprocess", "Post-processing")):
         if key in card:
             lines += [f"## {title}", ""] + [f"- **{k}**: {v}" for k, v in card[key].items()] + [""]
+    if "total_regressor" in card:
+        spec = {k: v for k, v in card["total_regressor"].items() if k != "config"}
+        lines += ["## Total regressor (combined with the calibration in log space)", "",
+                  "```json", json.dumps({"config": card["total_regressor"]["config"], **spec}, indent=2), "```", ""]
     if "calibration" in card:
         lines += ["## Calibration (leave-one-embryo-out on the training renders)", "",
                   "```json", json.dumps(card["calibration"], indent=2), "```", ""]
@@ -181,6 +190,9 @@ def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: d
     cv = source.with_suffix(".cv.json")
     if name == "population" and cv.exists():
         card["calibration"] = json.loads(cv.read_text())
+    total = source.with_suffix(".total.json")
+    if name == "population" and total.exists():
+        card["total_regressor"] = json.loads(total.read_text())
     (to / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     write_card_md(card, to / "card.md")
     size = (to / "weights.safetensors").stat().st_size / 1e6

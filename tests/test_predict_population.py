@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
+from devolens.errors import DevolensError
+
 from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
 from devolens.predict.population import (
     COLUMNS,
@@ -97,6 +99,49 @@ def test_composition_predictor_counts_are_non_negative_and_add_up():
     assert np.allclose(df[list(LETTERS)].sum(axis=1), df["total"])
     one = pred.predict(np.array([4]))
     assert set(one) == set(COLUMNS) and one["total"] == pytest.approx(8.0)
+
+
+class _ConstantTotal(torch.nn.Module):
+    """A 'regressor' that answers a fixed total for every frame."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x):
+        return torch.full((x.shape[0], 1), self.value)
+
+
+@pytest.mark.parametrize("w", [0.0, 0.5, 1.0])
+def test_composition_with_a_total_regressor_combines_in_log_space(w):
+    comp = fit_composition(_pops(), max_total=40, window=0)
+    pred = PopulationPredictor("composition", nuclei=_FakeNuclei(), composition=comp,
+                               knots_x=np.array([0.0, 10.0]), knots_y=np.array([0.0, 20.0]),
+                               network=_ConstantTotal(30.0), total_weight=w, input_size=(8, 8), fast=False)
+    row = pred.predict(np.full((8, 8), 4, np.uint8))  # calibration says 8 cells, the regressor 30
+    assert row["total"] == pytest.approx(np.expm1(w * np.log1p(8.0) + (1 - w) * np.log1p(30.0)), rel=1e-4)
+    with pytest.raises(DevolensError):
+        PopulationPredictor("composition", nuclei=_FakeNuclei(), composition=comp, total_weight=1.5)
+
+
+def test_total_regressor_loads_from_the_tables_file(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from devolens.models.architectures import build_regressor
+    from devolens.predict.population import _total_regressor
+
+    torch.manual_seed(0)
+    net = build_regressor(1, 1, width=8).eval()
+    arrays = {"composition": np.zeros((3, 7), np.float32),
+              **{f"total_regressor.{k}": v.numpy().astype(np.float16) for k, v in net.state_dict().items()}}
+    save_file(arrays, str(tmp_path / "w.safetensors"))
+    spec = {"config": net.devolens_config}
+    back = _total_regressor(load_file(str(tmp_path / "w.safetensors")), spec, tmp_path / "w.safetensors")
+    x = torch.rand(2, 1, 32, 48)
+    with torch.no_grad():
+        np.testing.assert_allclose(back(x).numpy(), net(x).numpy(), rtol=0.02, atol=0.05)
+    with pytest.raises(DevolensError):
+        _total_regressor({"composition": arrays["composition"]}, spec, tmp_path / "w.safetensors")
 
 
 def test_regressor_predictor_on_any_input():

@@ -174,6 +174,24 @@ def calibrate_total_linear(features: np.ndarray, coef: np.ndarray) -> np.ndarray
     return np.clip(np.expm1(f[:, : len(c)] @ c), 0.0, None)
 
 
+def _total_regressor(arrays: dict, spec: dict, path: Path):
+    """The whole-frame total regressor stored beside the tables (keys ``total_regressor.*``)."""
+    import torch
+
+    from devolens.models.architectures import build_from_config
+
+    prefix = "total_regressor."
+    state = {k[len(prefix):]: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items() if k.startswith(prefix)}
+    if not state:
+        raise DevolensError("the card names a total regressor but the weights file holds none", path=path)
+    model = build_from_config(dict(spec["config"]))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DevolensError(f"total regressor weights do not match the card: {str(exc).splitlines()[0]}", path=path) from None
+    return model.eval()
+
+
 class PopulationPredictor:
     """Frame -> non-negative counts of the population letters A, E, M, P, C, D, Z and total.
 
@@ -207,6 +225,10 @@ class PopulationPredictor:
         and :func:`~devolens.predict.postprocess.normalize_percentile`).
     fast : bool
         bf16 autocast + channels_last for the regressor on CPU.
+    total_weight : float
+        Method ``composition`` with a ``network`` (a total-cells regressor, one output):
+        the total is ``exp(w log1p(calibrated) + (1 - w) log1p(regressed)) - 1`` with this
+        ``w`` (1 = the nuclei-count calibration alone).
     """
 
     def __init__(
@@ -226,6 +248,7 @@ class PopulationPredictor:
         channel: str = "auto",
         percentiles: Sequence[float] = (1.0, 99.8),
         fast: bool = True,
+        total_weight: float = 1.0,
     ):
         if method not in ("composition", "regressor"):
             raise DevolensError(f"unknown population method {method!r} (composition, regressor)")
@@ -247,6 +270,9 @@ class PopulationPredictor:
         self.outputs = list(outputs)
         self.batch_size = max(1, int(batch_size))
         self.card = dict(card or {})
+        if not 0.0 <= float(total_weight) <= 1.0:
+            raise DevolensError(f"total_weight must be within 0..1, got {total_weight}")
+        self.total_weight = float(total_weight)
 
     @classmethod
     def from_zoo(cls, folder: str | Path, card: dict, **options: Any) -> "PopulationPredictor":
@@ -268,11 +294,17 @@ class PopulationPredictor:
                 raise DevolensError("population tables not found (model not shipped yet)", path=weights)
             arrays = load_file(str(weights))
             nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
+            extra: dict[str, Any] = {}
+            reg = card.get("total_regressor")
+            if reg:  # a whole-frame regressor of the total, stored in the same file ("total_regressor.*")
+                extra = dict(network=_total_regressor(arrays, reg, weights), total_weight=float(reg["weight_calibration"]),
+                             input_size=tuple(reg.get("input_size", (128, 192))),
+                             percentiles=tuple(reg.get("percentiles", (1.0, 99.8))), fast=bool(options.get("fast", True)))
             return cls(
                 "composition", nuclei=nuclei, composition=arrays["composition"].astype(np.float32),
                 knots_x=arrays["knots_x"].astype(np.float64), knots_y=arrays["knots_y"].astype(np.float64),
                 coef=arrays["coef"].astype(np.float64) if "coef" in arrays else None,
-                batch_size=batch_size, card=card,
+                batch_size=batch_size, card=card, **extra,
             )
         model = load_zoo_network(folder, card)
         pre = card.get("preprocessing", {})
@@ -310,13 +342,28 @@ class PopulationPredictor:
         """
         done = 0
         if self.method == "composition":
-            for res in self.nuclei.predict_iter(images, total=total):
+            import collections
+
+            small: collections.deque = collections.deque()  # regressor inputs, in frame order
+
+            def frames():
+                for img in images:
+                    if self.network is not None:
+                        small.append(self._regressor_input(img))
+                    yield img
+
+            for res in self.nuclei.predict_iter(frames(), total=total):
                 if self.coef is not None:
                     c = res.centroids
                     feats = stage_features(res.count, c["area"].to_numpy(), c["x"].to_numpy(), c["y"].to_numpy())
-                    letters = composition_counts(calibrate_total_linear(feats, self.coef)[0], self.composition)
+                    estimate = float(calibrate_total_linear(feats, self.coef)[0])
                 else:
-                    letters = self.counts_from_visible(res.count)
+                    estimate = float(calibrate_total(res.count, self.knots_x, self.knots_y))
+                if self.network is not None:
+                    regressed = float(self._regress(small.popleft()[None])[0, 0])
+                    w = self.total_weight
+                    estimate = float(np.expm1(w * np.log1p(max(estimate, 0.0)) + (1 - w) * np.log1p(max(regressed, 0.0))))
+                letters = composition_counts(estimate, self.composition)
                 row = {k: float(v) for k, v in zip(LETTERS, letters)}
                 row["total"] = float(sum(row[k] for k in LETTERS))
                 row["visible"] = float(res.count)
@@ -325,25 +372,8 @@ class PopulationPredictor:
                     progress(done, -1 if total is None else total)
                 yield row
             return
-        import torch
-
-        from devolens.predict.postprocess import normalize_percentile, resize_image, to_single_channel
-
-        model = self.network.eval()
         for chunk in batched(images, self.batch_size):
-            prepared = [
-                normalize_percentile(resize_image(to_single_channel(np.asarray(img), self.channel), self.input_size),
-                                     *self.percentiles)
-                for img in chunk
-            ]
-            x = torch.from_numpy(np.stack(prepared))[:, None]
-            with torch.inference_mode():
-                if self.fast:
-                    with torch.autocast("cpu", dtype=torch.bfloat16):
-                        out = model(x.contiguous(memory_format=torch.channels_last))
-                else:
-                    out = model(x)
-            out = np.clip(out.float().numpy(), 0.0, None)
+            out = self._regress(np.stack([self._regressor_input(img) for img in chunk]))
             for vals in out:
                 named = dict(zip(self.outputs, vals))
                 row = {k: float(named.get(k, 0.0)) for k in LETTERS}
@@ -352,6 +382,27 @@ class PopulationPredictor:
                 if progress is not None:
                     progress(done, -1 if total is None else total)
                 yield row
+
+    def _regressor_input(self, image: np.ndarray) -> np.ndarray:
+        """A frame as the regressor saw its training frames: one channel, resized, normalised."""
+        from devolens.predict.postprocess import normalize_percentile, resize_image, to_single_channel
+
+        grey = resize_image(to_single_channel(np.asarray(image), self.channel), self.input_size)
+        return normalize_percentile(grey, *self.percentiles)
+
+    def _regress(self, batch: np.ndarray) -> np.ndarray:
+        """(N, H, W) prepared frames -> (N, K) non-negative regressor outputs."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))[:, None]
+        model = self.network.eval()
+        with torch.inference_mode():
+            if self.fast:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    out = model(x.contiguous(memory_format=torch.channels_last))
+            else:
+                out = model(x)
+        return np.clip(out.float().numpy(), 0.0, None)
 
     @staticmethod
     def smooth(df: pd.DataFrame) -> pd.DataFrame:
