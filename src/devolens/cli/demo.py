@@ -210,12 +210,12 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         "",
         _md_table(mae_df),
         "",
-        "The population model turns what the nucleus segmentation sees (how many nuclei, how large, in how "
-        "large an embryo) into a total with a calibration fitted on renders of the training embryos at random "
-        "zoom and optics, then reads the letters off the wild-type composition at that total. Nuclei hidden "
-        "behind others in one projection are not seen, so the total is an estimate (about 20% mean error on "
-        "held-out renders, more for some stages); small lineages (E, D, P, Z: a few cells) have the largest "
-        "relative errors. Compare the segmented-nuclei curve with the truth (known limits: "
+        "The population model estimates the total from what the nucleus segmentation sees (how many nuclei, "
+        "how large, in how large an embryo) and from a whole-frame regressor, both fitted on renders of the "
+        "training embryos at random zoom and optics, then reads the letters off the wild-type composition at "
+        "that total. Nuclei hidden behind others in one projection are not seen, so the total is an estimate "
+        "(about 12% mean error on held-out renders, more for some stages); small lineages (E, D, P, Z: a few "
+        "cells) have the largest relative errors. Compare the segmented-nuclei curve with the truth (known limits: "
         "`devolens models show population`).",
         "",
     ]
