@@ -160,17 +160,15 @@ def total_regressor(run: Path, data: Path, zoo_dir: Path | None, arrays: dict) -
     nuclei = zoo.load("nuclei", batch_size=4)
     from devolens.predict.population import _total_regressor
 
-    arrays_all = {**arrays, **tensors}
-    pred = PopulationPredictor("composition", nuclei=nuclei, composition=arrays["composition"],
-                               coef=arrays.get("coef"), knots_x=arrays["knots_x"], knots_y=arrays["knots_y"],
-                               network=_total_regressor(arrays_all, spec, run), total_weight=1.0,
-                               input_size=spec["input_size"])
+    calibrated = PopulationPredictor("composition", nuclei=nuclei, composition=arrays["composition"],
+                                     coef=arrays.get("coef"), knots_x=arrays["knots_x"], knots_y=arrays["knots_y"])
+    regressor = PopulationPredictor("regressor", network=_total_regressor({**arrays, **tensors}, spec, run),
+                                    outputs=["total"], input_size=spec["input_size"])
     calib, regressed = [], []
     for f in val["sample"]:
         img = read_image(data / f)
-        row = next(pred.predict_iter([img]))
-        calib.append(row["total"])
-        regressed.append(float(pred._regress(pred._regressor_input(img)[None])[0, 0]))
+        calib.append(next(calibrated.predict_iter([img]))["total"])
+        regressed.append(float(regressor._regress(regressor._regressor_input(img)[None])[0, 0]))
     calib, regressed = np.array(calib), np.array(regressed)
     scores = {}
     for w in (0.0, 0.25, 0.5, 0.75, 1.0):
