@@ -26,13 +26,6 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
 
 
 # ---------------------------------------------------------------------------- input / output
-def _tiff_stack(path: Path) -> bool:
-    """True when a TIFF holds more than one 2-D plane (timelapse, z-stack, hyperstack)."""
-    from devolens.io.stacks import stack_info
-
-    return stack_info(path).is_stack
-
-
 class _Source:
     """Frames of an input path plus their identifiers, streamed.
 
@@ -45,17 +38,17 @@ class _Source:
         if not path.exists():
             raise DevolensError("no such file or folder", path=path)
         suffix = path.suffix.lower()
-        self.is_stack = False
-        if path.is_file() and suffix in (".tif", ".tiff") and _tiff_stack(path):
-            # a timelapse / z-stack / hyperstack: streamed plane by plane like a video
-            from devolens.io.stacks import check_stack_options, iter_stack_frames, stack_info
+        stack = None
+        if path.is_file() and suffix in (".tif", ".tiff"):
+            from devolens.io.stacks import open_stack
 
-            info = stack_info(path)
-            check_stack_options(info, stack_z, channel, path)  # bad options fail before any output
-            self.is_stack = self.is_video = True
+            # a timelapse / z-stack / hyperstack (options checked now, before any output)
+            stack = open_stack(path, z=stack_z, channel=channel)
+        self.is_stack = stack is not None
+        if stack is not None:  # streamed plane by plane like a video
+            self.is_video = True
             self.names = None
-            self.total = info.frames(stack_z)
-            self._frames = iter_stack_frames(path, z=stack_z, channel=channel)
+            self._frames, self.total = stack
         elif path.is_file() and suffix in IMAGE_SUFFIXES:
             from devolens.io.images import read_image
 

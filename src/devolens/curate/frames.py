@@ -740,12 +740,11 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project",
 
         return gen(), names, len(files)
     if path.suffix.lower() in (".tif", ".tiff"):
-        from devolens.io.stacks import check_stack_options, iter_stack_frames, stack_info
+        from devolens.io.stacks import open_stack
 
-        info = stack_info(path)
-        if info.is_stack:
-            check_stack_options(info, stack_z, channel, path)
-            return iter_stack_frames(path, z=stack_z, channel=channel), None, info.frames(stack_z)
+        stack = open_stack(path, z=stack_z, channel=channel)
+        if stack is not None:
+            return stack[0], None, stack[1]
     if path.suffix.lower() in VIDEO_SUFFIXES:
         if path.stat().st_size == 0:
             raise DevolensError("empty video file", path=path)

@@ -30,7 +30,7 @@ import numpy as np
 
 from devolens.errors import DevolensError
 
-__all__ = ["StackInfo", "stack_info", "iter_stack_frames", "check_stack_options", "Z_MODES"]
+__all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "Z_MODES"]
 
 Z_MODES = ("project", "slices")
 
@@ -124,6 +124,21 @@ def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path
     if channel is not None and not 0 <= channel < info.channels:
         raise DevolensError(f"--channel {channel} is out of range: this stack has {info.channels} channel(s) "
                             f"(0..{info.channels - 1})", path=path)
+
+
+def open_stack(path: str | Path, *, z: str = "project",
+               channel: int | None = None) -> tuple[Iterator[np.ndarray], int] | None:
+    """The frames of a TIFF stack and their number, or None when the file is a single image.
+
+    Options are checked now (a bad ``z`` or ``channel`` fails before any frame is read);
+    frames are then read lazily by :func:`iter_stack_frames`.
+    """
+    path = Path(path)
+    info = stack_info(path)
+    if not info.is_stack:
+        return None
+    check_stack_options(info, z, channel, path)
+    return iter_stack_frames(path, z=z, channel=channel), info.frames(z)
 
 
 def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | None = None) -> Iterator[np.ndarray]:
