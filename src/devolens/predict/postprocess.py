@@ -222,15 +222,16 @@ def instances_from_probabilities(
     margin = int(2 * min_distance + 4 * max(smooth, 1.0)) + 4
     y0, y1 = max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, mask.shape[0])
     x0, x1 = max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, mask.shape[1])
-    if (y1 - y0) * (x1 - x0) < 0.9 * mask.size:
-        box = (slice(y0, y1), slice(x0, x1))
-        inner = _instances(mask[box], None if core is None else core[box], seed_threshold=seed_threshold,
-                           min_distance=min_distance, min_size=min_size, smooth=smooth, split_seeds=split_seeds)
-        out = np.zeros(mask.shape, dtype=inner.dtype)
-        out[box] = inner
-        return out
-    return _instances(mask, core, seed_threshold=seed_threshold, min_distance=min_distance, min_size=min_size,
-                      smooth=smooth, split_seeds=split_seeds)
+    if (y1 - y0) * (x1 - x0) >= 0.9 * mask.size:  # little to save: the whole image
+        y0, y1, x0, x1 = 0, mask.shape[0], 0, mask.shape[1]
+    box = (slice(y0, y1), slice(x0, x1))
+    inner = _instances(mask[box], None if core is None else core[box], seed_threshold=seed_threshold,
+                       min_distance=min_distance, min_size=min_size, smooth=smooth, split_seeds=split_seeds)
+    if inner.shape == mask.shape:
+        return inner
+    out = np.zeros(mask.shape, dtype=inner.dtype)
+    out[box] = inner
+    return out
 
 
 def _instances(mask: np.ndarray, core: np.ndarray | None, *, seed_threshold: float, min_distance: float,
