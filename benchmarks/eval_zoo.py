@@ -34,8 +34,13 @@ def _data_dir() -> Path:
     return Path(env) if env else ROOT.parent / "shared" / "data"
 
 
+PRECISION = "auto"  # --precision: arithmetic of the image networks (auto, int8, bf16, fp32)
+
+
 def _load(name: str, zoo_dir: Path | None, **options):
     from devolens.models import zoo
+
+    options.setdefault("precision", PRECISION)
 
     if zoo_dir is not None:
         zoo.ZOO_DIR = zoo_dir
@@ -292,9 +297,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the metrics here (for the card)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="at most this many frames per folder (quick checks)")
+    ap.add_argument("--precision", default="auto", choices=("auto", "int8", "bf16", "fp32"),
+                    help="network arithmetic (auto: what `devolens segment` uses)")
     a = ap.parse_args()
-    global LIMIT
-    LIMIT = a.limit
+    global LIMIT, PRECISION
+    LIMIT, PRECISION = a.limit, a.precision
     import torch
 
     torch.set_num_threads(a.threads)

@@ -27,6 +27,9 @@ for t in CD20240930_JIM762_L4 CD20241009_JIM767_25_L1 CD20241009_JIM767_25_L5 CD
 done
 [ -f $R/cal_acetree/frames.csv ] || $DL $D/acetree/wormguides_nuclei.zip --out $R/cal_acetree --every 4 --pose random --vary frame --grey --seed 60 --workers 2
 [ -f $R/cal_sim/frames.csv ] || $DL --simulate 6 --out $R/cal_sim --every 4 --pose random --vary frame --grey --seed 303 --workers 2
+# int8 calibration of the nuclei network (scripts/zoo_int8.py): a training embryo and a fresh simulated one
+[ -f $R/calib_L2/frames.csv ] || $DL $D/epic/CD20241010_JIM767_25_L2.csv --out $R/calib_L2 --every 4 --pose random --vary frame --grey --seed 71
+[ -f $R/calib_sim/frames.csv ] || $DL --simulate 1 --out $R/calib_sim --every 4 --pose random --vary frame --seed 171
 # held out: embryo L3 and a simulated seed never used in training
 [ -f $R/val_L3/frames.csv ] || $DL $D/epic/CD20241010_JIM767_25_L3.csv --out $R/val_L3 --every 2 --pose random --vary frame --grey --seed 7
 # the held-out real embryo framed like an EPIC movie (default pose, one optics draw per movie, RGB), 3 movies

@@ -95,6 +95,7 @@ CARDS = {
         "task": "population",
         "summary": "Cells per population letter (A, E, M, P, C, D, Z) in an embryo frame",
         "predictor": "devolens.predict.population:PopulationPredictor",
+        "nuclei_precision": "bf16",
         "method": "composition",
         "nuclei_model": "nuclei",
         "input": {"channels": "embryo frame as for the nuclei model (HxW or HxWx3, any size)"},
@@ -158,6 +159,14 @@ def write_card_md(card: dict, path: Path) -> None:
     if "calibration" in card:
         lines += ["## Calibration (leave-one-embryo-out on the training renders)", "",
                   "```json", json.dumps(card["calibration"], indent=2), "```", ""]
+    if "int8" in card:
+        q = card["int8"]
+        lines += ["## int8 inference (the default on CPUs with PyTorch's oneDNN engine; `precision='bf16'` for the float network)", "",
+                  f"- **engine**: {q['engine']}", f"- **scheme**: {q['scheme']}", f"- **calibration**: {q['calibration']}",
+                  f"- **command**: `{q['command']}`", f"- **activations**: {len(q['activations'])} (scale, zero point) pairs"]
+        lines += [f"- **{k}** (int8): {v.get('value')}" for k, v in (q.get("metrics") or {}).items()
+                  if isinstance(v, dict) and k in card.get("headline", [])]
+        lines += [""]
     lines += ["## Training data", "", card["training_data"], "", "## Recipe and command", "",
               f"Recipe: `{card['recipe']}`", "", "```", card["command"].replace("; ", "\n"), "```", ""]
     lines += ["## Metrics (held-out renders, measured by benchmarks/eval_zoo.py)", ""]

@@ -192,3 +192,17 @@ def test_shipped_population_rises_with_stage():
     a = pops.predict(render_nuclei_frame(table, early, seed=1).image)
     b = pops.predict(render_nuclei_frame(table, late, seed=1).image)
     assert b["total"] > a["total"]
+
+
+def test_population_runs_nuclei_in_the_cards_precision(tiny_zoo):
+    import json
+
+    from devolens.models import load, zoo
+
+    path = zoo.ZOO_DIR / "population" / "card.json"
+    card = json.loads(path.read_text())
+    card["nuclei_precision"] = "fp32"
+    path.write_text(json.dumps(card))
+    zoo.card.cache_clear()
+    assert load("population").nuclei.network.precision == "fp32"
+    assert load("population", precision="bf16").nuclei.network.precision == "bf16"  # the user's choice wins

@@ -191,6 +191,7 @@ def run_segmentation(
     skip_flagged: Optional[Path] = None,
     batch_size: int = 8,
     fast: bool = True,
+    precision: str = "auto",
     backend: str = "torch",
     overlay: bool = True,
     tta: int = 1,
@@ -209,7 +210,7 @@ def run_segmentation(
 
     skip = _skip_set(skip_flagged)
     source = _Source(input_path, stack_z=stack_z, channel=channel)
-    predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta)
+    predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision)
     stage = _StagedDir(out)
     try:
         (stage.tmp / "labels").mkdir()
@@ -281,6 +282,8 @@ _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output f
 _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity projection per time point (what the "
                  "nuclei and population models expect), 'slices' = every plane is a frame (membrane slices).")
 _CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); required when there are several."
+_PRECISION_HELP = ("Network arithmetic on CPU: auto (int8 where the model has an int8 calibration and this PyTorch "
+                   "supports it, else bf16), int8, bf16 or fp32. The model card gives the accuracy of each.")
 _SKIP_HELP = ("Curation report from `devolens curate frames`: its flagged frames (black, dark, red lines...) "
               "are not segmented and left out of every output.")
 
@@ -294,7 +297,9 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
         model: str = typer.Option(default_model, "--model", help=f"Zoo model to use (see `devolens models`)."),
         batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass (memory vs speed)."),
-        fast: bool = typer.Option(True, "--fast/--no-fast", help="bf16 autocast + channels_last on CPU (default on)."),
+        fast: bool = typer.Option(True, "--fast/--no-fast", help="Fast CPU arithmetic (int8 or bf16, see --precision); "
+                                  "--no-fast: fp32."),
+        precision: str = typer.Option("auto", "--precision", help=_PRECISION_HELP),
         backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
         overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay images / overlay video."),
         tta: int = typer.Option(1, "--tta", help=(
@@ -307,7 +312,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
 
         with progress_bar(f"segment {kind}") as cb:
             summary = run_segmentation(kind, input_path, out, model=model, skip_flagged=skip_flagged,
-                                       batch_size=batch_size, fast=fast, backend=backend, overlay=overlay, tta=tta,
+                                       batch_size=batch_size, fast=fast, precision=precision, backend=backend,
+                                       overlay=overlay, tta=tta,
                                        stack_z=stack_z, channel=channel, progress=cb)
         skipped = f", {summary['skipped']} flagged frames skipped" if summary["skipped"] else ""
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out}")
@@ -324,7 +330,7 @@ segment_membrane_command = _segment_command("membrane", "membrane", "cells", "sl
 # ---------------------------------------------------------------------------- population
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
-                   backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None, progress=None):
+                   precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None, progress=None):
     """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot)."""
     import pandas as pd
 
@@ -337,7 +343,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("--out is a folder; give a .csv file", path=out)
     skip = _skip_set(skip_flagged)
     source = _Source(input_path, stack_z=stack_z, channel=channel)
-    predictor = _load_predictor(model, "population", batch_size, fast, backend)
+    predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision)
     positions: collections.deque = collections.deque()
 
     def frames():
@@ -377,7 +383,9 @@ def population_command(
     skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
     model: str = typer.Option("population", "--model", help="Zoo model to use (see `devolens models`)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
-    fast: bool = typer.Option(True, "--fast/--no-fast", help="bf16 autocast + channels_last on CPU (default on)."),
+    fast: bool = typer.Option(True, "--fast/--no-fast", help="Fast CPU arithmetic (int8 or bf16, see --precision); "
+                              "--no-fast: fp32."),
+    precision: str = typer.Option("auto", "--precision", help=_PRECISION_HELP),
     backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
     stack_z: str = typer.Option("project", "--stack-z", help=_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
@@ -387,7 +395,8 @@ def population_command(
 
     with progress_bar("population") as cb:
         df = run_population(input_path, out, model=model, monotone=monotone, plot=plot, skip_flagged=skip_flagged,
-                            batch_size=batch_size, fast=fast, backend=backend, stack_z=stack_z, channel=channel,
+                            batch_size=batch_size, fast=fast, precision=precision, backend=backend, stack_z=stack_z,
+                            channel=channel,
                             progress=cb)
     console.print(f"{len(df)} frames -> {out}" + (f" (+ {out.with_suffix('.png')})" if plot else ""))
 

@@ -81,7 +81,16 @@ class ImageNetwork:
     batch_size : int
         Images (or tiles) per forward pass.
     fast : bool
-        CPU fast path: bf16 autocast and channels_last memory format.
+        CPU fast path: bf16 autocast and channels_last memory format (or int8, see
+        ``precision``). False: plain fp32.
+    precision : {"auto", "int8", "bf16", "fp32"}
+        Arithmetic of the network on CPU. ``"int8"``: statically quantized network
+        (:mod:`devolens.models.quantize`) built from ``int8_params``; about twice as fast as
+        bf16 on AVX-512 VNNI CPUs, with the accuracy the card states for it. ``"auto"``:
+        int8 when ``fast`` and ``int8_params`` are given and this PyTorch supports it, else
+        bf16 when ``fast``, else fp32. On other devices the network runs in fp32.
+    int8_params : dict, optional
+        Activation scales and zero points of the int8 network (a card's ``int8.activations``).
     backend : {"torch", "onnx", "auto"}
         ``"onnx"`` runs the network with onnxruntime (optional dependency; an error if it
         is not installed); ``"auto"`` uses it when installed, else torch.
@@ -120,6 +129,8 @@ class ImageNetwork:
         device: str = "cpu",
         crop: bool = True,
         tta: int = 1,
+        precision: str = "auto",
+        int8_params: dict | None = None,
     ):
         if scale <= 0:
             raise DevolensError(f"scale must be > 0, got {scale}")
@@ -146,8 +157,33 @@ class ImageNetwork:
             raise DevolensError(f"tta must be 1, 2 or 4 views, got {tta}")
         self.tta = int(tta)
         self._empty: np.ndarray | None = None
-        if self.fast:
+        self.precision = self._resolve_precision(precision, int8_params)
+        self._int8_params = int8_params
+        self._qmodel: torch.nn.Module | None = None
+        if self.precision == "bf16":
             self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _resolve_precision(self, precision: str, params: dict | None) -> str:
+        from devolens.models.quantize import int8_supported, quantizable
+
+        if precision not in ("auto", "int8", "bf16", "fp32"):
+            raise DevolensError(f"precision must be auto, int8, bf16 or fp32, got {precision!r}")
+        depth = getattr(getattr(self.model, "encoder", None), "depth", None)
+        quantizable_here = quantizable(self.model) and self.multiple % (2 ** depth) == 0
+        int8_ok = bool(params) and quantizable_here and int8_supported() and self.device == "cpu" and self.backend == "torch"
+        if precision == "int8":
+            if not int8_ok:
+                why = ("this model has no int8 calibration" if not params else
+                       "the network cannot be quantized" if not quantizable_here else
+                       "int8 runs on the CPU torch backend only" if self.device != "cpu" or self.backend != "torch"
+                       else "this PyTorch build has no oneDNN quantized engine")
+                raise DevolensError(f"precision 'int8' is not available: {why}")
+            return "int8"
+        if self.device != "cpu":
+            return "fp32"
+        if precision == "auto":
+            return "int8" if (self.fast and int8_ok) else ("bf16" if self.fast else "fp32")
+        return precision
 
     # ------------------------------------------------------------------ preprocessing
     def prepare(self, image: np.ndarray) -> np.ndarray:
@@ -181,8 +217,15 @@ class ImageNetwork:
         if self.backend == "onnx":
             return torch.from_numpy(self._run_onnx(x.contiguous().numpy()))
         x = x.to(self.device)
+        if self.precision == "int8":
+            if self._qmodel is None:  # built on first use (about 0.2 s)
+                from devolens.models.quantize import quantize
+
+                self._qmodel = quantize(self.model, self._int8_params)
+            with torch.inference_mode():
+                return self._qmodel(x.contiguous()).float()
         with torch.inference_mode():
-            if self.fast:
+            if self.precision == "bf16":
                 x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     logits = self.model(x)

@@ -278,8 +278,10 @@ class PopulationPredictor:
     def from_zoo(cls, folder: str | Path, card: dict, **options: Any) -> "PopulationPredictor":
         """Build the predictor from a zoo folder and its card.
 
-        ``options`` go to the nuclei predictor (``batch_size``, ``fast``, ``backend``,
-        ``device``...) for method ``composition``, or to the regressor network.
+        ``options`` go to the nuclei predictor (``batch_size``, ``fast``, ``precision``,
+        ``backend``, ``device``...) for method ``composition``, or to the regressor network.
+        The nuclei network runs by default in the card's ``nuclei_precision`` (the
+        arithmetic its calibration was fitted with).
         """
         from safetensors.numpy import load_file
 
@@ -293,6 +295,8 @@ class PopulationPredictor:
             if not weights.is_file():
                 raise DevolensError("population tables not found (model not shipped yet)", path=weights)
             arrays = load_file(str(weights))
+            # the calibration was fitted on the counts of the nuclei network in this arithmetic
+            options.setdefault("precision", card.get("nuclei_precision", "auto"))
             nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
             extra: dict[str, Any] = {}
             reg = card.get("total_regressor")

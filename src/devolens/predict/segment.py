@@ -120,13 +120,15 @@ class _SegmentationPredictor:
         card: dict | None = None,
         crop: bool = True,
         tta: int = 1,
+        precision: str = "auto",
+        int8_params: dict | None = None,
     ):
         self.head = head or self.default_head
         activation = "softmax" if self.head == "three_class" else "sigmoid"
         self.network = ImageNetwork(
             model, in_channels=in_channels, scale=scale, tile=tile, overlap=overlap, batch_size=batch_size,
             fast=fast, backend=backend, channel=channel, percentiles=percentiles, activation=activation,
-            device=device, crop=crop, tta=tta,
+            device=device, crop=crop, tta=tta, precision=precision, int8_params=int8_params,
         )
         self.postprocess_options = dict(postprocess or {})
         self.card = dict(card or {})
@@ -143,8 +145,8 @@ class _SegmentationPredictor:
         card : dict
             The model card (``architecture``, ``input``, ``preprocessing``, ``postprocess``).
         **options
-            Override any constructor option (``batch_size``, ``fast``, ``backend``,
-            ``device``, ``tile``, ``scale``, ``channel``, ``postprocess``...).
+            Override any constructor option (``batch_size``, ``fast``, ``precision``,
+            ``backend``, ``device``, ``tile``, ``scale``, ``channel``, ``postprocess``...).
         """
         model = load_zoo_network(folder, card)
         inp = card.get("input", {})
@@ -158,6 +160,7 @@ class _SegmentationPredictor:
             percentiles=tuple(pre.get("percentiles", (1.0, 99.8))),
             postprocess=dict(card.get("postprocess", {})),
             card=card,
+            int8_params=card.get("int8", {}).get("activations"),
         )
         post = options.pop("postprocess", None)
         if post:

@@ -1,0 +1,231 @@
+"""int8 inference for the zoo's U-Nets on CPU (static post-training quantization).
+
+A zoo network is quantized when it is loaded, from its fp16 safetensors weights and the
+activation quantization parameters stored in its card (``card["int8"]["activations"]``);
+no quantized or pickled model is ever saved. Weights are quantized per output channel
+(symmetric int8), activations per tensor (unsigned 8-bit, a scale and a zero point each)
+with the ranges measured once on calibration renders of training embryos
+(:func:`calibrate`, run by ``scripts/zoo_int8.py``).
+
+The int8 network is built directly from PyTorch's quantized modules and operators (no
+graph tracing: it costs a few milliseconds at load time) and mirrors
+:class:`devolens.models.unet_lite.UnetLite` step by step, with every activation named
+after the module that makes it (``encoder.layer1.0.conv1``, ``encoder.layer1.0.add``,
+``decoder.blocks.0.cat``...). The convolutions run on oneDNN's int8 kernels (VNNI on
+AVX-512 CPUs): on the 2-core development machine the nuclei network is about twice as fast
+as bf16 autocast (see ``benchmarks/RESULTS.md``). Where the oneDNN engine is missing (e.g.
+ARM builds of PyTorch) :func:`int8_supported` is False and the predictors keep bf16/fp32.
+
+Examples
+--------
+>>> from devolens.models.quantize import calibrate, quantize   # doctest: +SKIP
+>>> params = calibrate(unet, batches)        # {activation name: [scale, zero_point]}
+>>> qnet = quantize(unet, params)            # float in, float logits out
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from devolens.errors import DevolensError
+
+#: Quantized engine used for int8 inference (oneDNN: VNNI int8 kernels, unreduced range).
+ENGINE = "onednn"
+
+
+def _quiet() -> None:
+    # PyTorch 2.14 marks quantized tensors as deprecated and warns on each new call site;
+    # the int8 path checks that they work (int8_supported) and falls back to bf16 if not
+    warnings.filterwarnings("ignore", message="torch.quantize_per_tensor, torch.quantize_per_channel",
+                            category=UserWarning)
+
+
+@lru_cache(maxsize=1)
+def int8_supported() -> bool:
+    """True when this PyTorch build can run the int8 networks: the oneDNN quantized engine
+    is there and a small int8 convolution runs (checked once per process)."""
+    if ENGINE not in torch.backends.quantized.supported_engines:
+        return False
+    _quiet()
+    try:
+        previous = torch.backends.quantized.engine
+        torch.backends.quantized.engine = ENGINE
+        try:
+            q = _quantized_conv(nn.Conv2d(2, 2, 3, padding=1), True, 0.1, 0)
+            x = torch.quantize_per_tensor(torch.rand(1, 2, 8, 8), 0.01, 0, torch.quint8)
+            q(x).dequantize()
+        finally:
+            torch.backends.quantized.engine = previous
+    except Exception:  # removed or broken in this build: the predictors use bf16/fp32
+        return False
+    return True
+
+
+def quantizable(model: nn.Module) -> bool:
+    """True for networks this module can quantize: a :class:`UnetLite` with BatchNorm folded."""
+    from devolens.models.unet_lite import UnetLite
+
+    if not isinstance(model, UnetLite):
+        return False
+    return not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def _walk(model: nn.Module, x: torch.Tensor, conv: Callable, add_relu: Callable, cat: Callable) -> torch.Tensor:
+    """The U-Net's forward pass with its convolutions, residual sums and skip joins
+    delegated (float with observation, or int8); input sides on the ``2**depth`` grid."""
+    enc = model.encoder
+    features = []
+    x = conv(enc.conv1, x, "encoder.conv1", True)
+    features.append(x)
+    if enc.depth >= 2 and x is not None:  # x None: a walk that only visits the modules
+        x = F.max_pool2d(x, 3, 2, 1)
+    for i in range(1, enc.depth):
+        for j, block in enumerate(getattr(enc, f"layer{i}")):
+            name = f"encoder.layer{i}.{j}"
+            identity = x if block.downsample is None else conv(block.downsample[0], x, name + ".downsample", False)
+            out = conv(block.conv1, x, name + ".conv1", True)
+            out = conv(block.conv2, out, name + ".conv2", False)
+            x = add_relu(out, identity, name + ".add")
+        features.append(x)
+    feats = features[::-1]
+    x, skips = feats[0], feats[1:]
+    for i, block in enumerate(model.decoder.blocks):
+        if x is not None:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        if i < len(skips):
+            x = cat(x, skips[i], f"decoder.blocks.{i}.cat")
+        x = conv(block.conv1[0], x, f"decoder.blocks.{i}.conv1", True)
+        x = conv(block.conv2[0], x, f"decoder.blocks.{i}.conv2", True)
+    return conv(model.segmentation_head[0], x, "segmentation_head", False)
+
+
+def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, list[float]]:
+    """Measure the int8 quantization parameters of every activation of ``model``.
+
+    Parameters
+    ----------
+    model : UnetLite
+        Float network in eval mode with BatchNorm folded (``fuse_batchnorm``); not modified.
+    batches : iterable of Tensor
+        ``(N, C, H, W)`` float32 inputs, preprocessed as at inference (sides on the
+        network's grid). Use images of training embryos, never held-out ones.
+
+    Returns
+    -------
+    dict
+        Activation name (``"input"``, ``"encoder.conv1"``, ...) -> ``[scale, zero_point]``
+        of its uint8 grid, chosen by a histogram observer (rare outliers are clipped to
+        minimise the quantization error).
+    """
+    from torch.ao.quantization.observer import HistogramObserver
+
+    if not quantizable(model):
+        raise DevolensError("int8 calibration needs a UnetLite network with BatchNorm folded")
+    observers: dict[str, nn.Module] = {}
+
+    def seen(name: str, t: torch.Tensor) -> torch.Tensor:
+        if name not in observers:
+            observers[name] = HistogramObserver(dtype=torch.quint8, reduce_range=False)
+        observers[name](t.detach())
+        return t
+
+    def conv(module, x, name, relu):
+        y = module(x)
+        return seen(name, torch.relu(y) if relu else y)
+
+    n = 0
+    with torch.inference_mode():
+        for batch in batches:
+            _walk(model, seen("input", batch.float()), conv,
+                  lambda a, b, name: seen(name, torch.relu(a + b)),
+                  lambda a, b, name: seen(name, torch.cat([a, b], dim=1)))
+            n += 1
+    if n == 0:
+        raise DevolensError("int8 calibration needs at least one batch of images")
+    params = {}
+    for name, obs in observers.items():
+        scale, zero = obs.calculate_qparams()
+        params[name] = [float(scale.reshape(-1)[0]), int(zero.reshape(-1)[0])]
+    return params
+
+
+def _quantized_conv(conv: nn.Conv2d, relu: bool, scale: float, zero: int) -> nn.Module:
+    from torch.ao.nn import intrinsic as nni  # noqa: F401  (registers the fused modules)
+    from torch.ao.nn.intrinsic import quantized as nniq
+    from torch.ao.nn import quantized as nnq
+
+    cls = nniq.ConvReLU2d if relu else nnq.Conv2d
+    q = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+            dilation=conv.dilation, groups=conv.groups, bias=True)
+    w = conv.weight.detach().float()
+    amax = w.abs().amax(dim=(1, 2, 3)).clamp_min(1e-8)
+    qw = torch.quantize_per_channel(w, amax / 127.5, torch.zeros(len(amax), dtype=torch.long), 0, torch.qint8)
+    bias = conv.bias.detach().float() if conv.bias is not None else torch.zeros(conv.out_channels)
+    q.set_weight_bias(qw, bias)
+    q.scale, q.zero_point = float(scale), int(zero)
+    return q
+
+
+class Int8Unet(nn.Module):
+    """int8 copy of a :class:`~devolens.models.unet_lite.UnetLite` (float in, float logits out).
+
+    Build it with :func:`quantize`. Input sides must be multiples of ``2**encoder_depth``.
+    """
+
+    def __init__(self, model: nn.Module, params: dict[str, list[float]]):
+        super().__init__()
+        self._float = [model]  # structure only (a list: not registered as a submodule)
+        self.params = {k: (float(v[0]), int(v[1])) for k, v in params.items()}
+        self.convs = nn.ModuleDict()
+
+        def build(module, x, name, relu):
+            self.convs[name.replace(".", "_")] = _quantized_conv(module, relu, *self.params[name])
+            return x
+
+        _walk(model, None, build, lambda a, b, name: a, lambda a, b, name: a)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale, zero = self.params["input"]
+        q = torch.quantize_per_tensor(x.float().contiguous(memory_format=torch.channels_last), scale, zero,
+                                      torch.quint8)
+
+        def conv(module, t, name, relu):
+            return self.convs[name.replace(".", "_")](t)
+
+        def add_relu(a, b, name):
+            return torch.ops.quantized.add_relu(a, b, *self.params[name])
+
+        def cat(a, b, name):
+            return torch.ops.quantized.cat([a, b], 1, *self.params[name])
+
+        return _walk(self._float[0], q, conv, add_relu, cat).dequantize()
+
+
+def quantize(model: nn.Module, params: dict[str, list[float]]) -> Int8Unet:
+    """The int8 network of ``model`` with the activation ``params`` from :func:`calibrate`.
+
+    Raises
+    ------
+    DevolensError
+        If int8 is not supported here, the network is not a quantizable U-Net, or the
+        parameters do not fit it (another architecture).
+    """
+    if not int8_supported():
+        raise DevolensError(f"int8 inference needs PyTorch's {ENGINE} quantized engine, missing in this build")
+    if not quantizable(model):
+        raise DevolensError("only UnetLite networks with BatchNorm folded can run in int8")
+    needed: list[str] = ["input"]
+    _walk(model, None, lambda m, x, name, relu: needed.append(name) or x,
+          lambda a, b, name: needed.append(name) or a, lambda a, b, name: needed.append(name) or a)
+    if set(needed) != set(params):
+        missing = sorted(set(needed) - set(params))[:3]
+        raise DevolensError(f"int8 parameters do not fit this network ({len(params)} stored, {len(needed)} needed; "
+                            f"missing e.g. {missing})")
+    torch.backends.quantized.engine = ENGINE  # the weights are packed for this engine
+    return Int8Unet(model, params).eval()

@@ -1,0 +1,125 @@
+"""int8 inference: calibration, the quantized U-Net against the float one, precision choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from _zoo_helpers import shipped
+from devolens.errors import DevolensError
+from devolens.models.quantize import calibrate, int8_supported, quantizable, quantize
+from devolens.models.unet_lite import UnetLite
+from devolens.predict._engine import ImageNetwork
+from devolens.predict.segment import NucleiPredictor
+
+needs_int8 = pytest.mark.skipif(not int8_supported(), reason="this PyTorch build has no oneDNN int8 engine")
+
+
+def _net(depth: int = 3, decoder=(32, 16, 8)) -> UnetLite:
+    torch.manual_seed(0)
+    net = UnetLite("resnet18", 1, 3, depth, decoder).eval()
+    g = torch.Generator().manual_seed(1)
+    for m in net.modules():  # BatchNorm statistics that are not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.2 - 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return net.fuse_batchnorm()
+
+
+def _images(n: int, h: int = 64, w: int = 96, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    out = np.zeros((n, 1, h, w), np.float32)
+    for i in range(n):
+        for _ in range(8):
+            cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(3, 8)
+            out[i, 0] += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+    return torch.from_numpy(np.clip(out, 0, 1))
+
+
+def test_only_folded_unet_lite_is_quantizable():
+    assert quantizable(_net())
+    assert not quantizable(UnetLite("resnet18", 1, 3, 3, (32, 16, 8)))  # BatchNorm not folded
+    assert not quantizable(torch.nn.Conv2d(1, 3, 3))
+
+
+@needs_int8
+def test_int8_network_follows_the_float_one():
+    net = _net()
+    params = calibrate(net, [_images(4, seed=s) for s in range(3)])
+    assert "input" in params and "encoder.layer1.0.add" in params and "decoder.blocks.0.cat" in params
+    assert all(scale > 0 and 0 <= zero <= 255 for scale, zero in params.values())
+    qnet = quantize(net, params)
+    x = _images(2, 64, 128, seed=9)  # another size than calibration: the graph is size-agnostic
+    with torch.inference_mode():
+        ref, got = net(x), qnet(x)
+    assert got.shape == ref.shape and got.dtype == torch.float32
+    # the spatial variation of the logits (what the image changes) is kept: about 7 % error
+    # here, against 100 % or more with activation scales 20x off either way
+    ref_c, got_c = ref - ref.mean(dim=(2, 3), keepdim=True), got - got.mean(dim=(2, 3), keepdim=True)
+    err = (got_c - ref_c).abs().mean() / ref_c.abs().mean()
+    assert err < 0.25, f"relative error {err:.3f}"
+    assert (got.argmax(1) == ref.argmax(1)).float().mean() > 0.95
+
+
+@needs_int8
+def test_parameters_of_another_network_are_refused():
+    params = calibrate(_net(), [_images(2)])
+    other = _net(depth=4, decoder=(32, 16, 8, 8))
+    with pytest.raises(DevolensError, match="do not fit"):
+        quantize(other, params)
+
+
+def test_calibration_needs_images():
+    with pytest.raises(DevolensError, match="at least one batch"):
+        calibrate(_net(), [])
+
+
+@needs_int8
+def test_precision_auto_picks_int8_only_with_parameters():
+    net = _net()
+    params = calibrate(net, [_images(2)])
+    assert ImageNetwork(net, multiple=32, int8_params=params).precision == "int8"
+    assert ImageNetwork(_net(), multiple=32).precision == "bf16"  # no calibration
+    assert ImageNetwork(_net(), multiple=32, int8_params=params, fast=False).precision == "fp32"
+    assert ImageNetwork(_net(), multiple=32, int8_params=params, precision="bf16").precision == "bf16"
+    assert ImageNetwork(_net(), multiple=32, int8_params=params, backend="torch", device="cpu").precision == "int8"
+
+
+def test_precision_errors_are_user_errors():
+    with pytest.raises(DevolensError, match="precision must be"):
+        ImageNetwork(_net(), precision="int4")
+    with pytest.raises(DevolensError, match="no int8 calibration"):
+        ImageNetwork(_net(), precision="int8")
+
+
+@needs_int8
+def test_int8_predictor_matches_float_predictor_on_blobs():
+    net = _net()
+    params = calibrate(net, [_images(4, seed=s) for s in range(2)])
+    img = (_images(1, 96, 128, seed=5)[0, 0].numpy() * 200).astype(np.uint8)
+    a = NucleiPredictor(_net(), scale=1.0, precision="fp32").predict(img)
+    b = NucleiPredictor(_net(), scale=1.0, precision="int8", int8_params=params).predict(img)
+    assert b.labels.shape == img.shape
+    assert np.abs(a.probability - b.probability).mean() < 0.05
+
+
+@needs_int8
+@pytest.mark.skipif(not shipped("nuclei"), reason="nuclei weights not shipped")
+def test_shipped_nuclei_int8_agrees_with_bf16_on_a_render():
+    from devolens.lineage.simulate import simulate_embryo
+    from devolens.models import load, zoo
+    from devolens.render.nuclei import render_nuclei_frame
+    from devolens.train.metrics import instance_scores
+
+    assert zoo.card("nuclei").get("int8", {}).get("activations"), "the shipped nuclei card has int8 parameters"
+    table = simulate_embryo(7, n_cells=80)
+    t = int(table.groupby("time").size().index[-1])
+    frame = render_nuclei_frame(table, t, size=(256, 376), seed=4, rgb=True)
+    q = load("nuclei")
+    assert q.network.precision == "int8"  # the default where supported
+    b = load("nuclei", precision="bf16").predict(frame.image)
+    a = q.predict(frame.image)
+    assert instance_scores(a.labels, b.labels)["f1"] > 0.9  # the two find the same nuclei
+    assert abs(instance_scores(a.labels, frame.labels)["f1"] - instance_scores(b.labels, frame.labels)["f1"]) < 0.05
