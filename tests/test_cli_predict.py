@@ -225,3 +225,57 @@ def test_shipped_nuclei_on_reference_frame(shared_data, tmp_path):
     assert main(["segment", "nuclei", str(ref), "--out", str(out), "--no-overlay"]) == 0
     lab = tifffile.imread(out / "labels" / "epic_movie_frame045_labels.tif")
     assert lab.shape == (512, 752) and lab.max() >= 4
+
+
+def test_segment_precision_option(tiny_zoo, tmp_path, capsys):
+    img = tmp_path / "a.png"
+    import imageio.v3 as iio
+
+    iio.imwrite(img, (np.random.default_rng(0).random((40, 56)) * 255).astype(np.uint8))
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o32"), "--precision", "fp32"]) == 0
+    assert (tmp_path / "o32" / "labels" / "a_labels.tif").is_file()
+    # the tiny zoo's network has no int8 calibration: asking for int8 is a clear user error
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o8"), "--precision", "int8"]) == 2
+    assert "no int8 calibration" in capsys.readouterr().err
+    assert not (tmp_path / "o8").exists()
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "ox"), "--precision", "int4"]) == 2
+    assert "precision must be" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not shipped("nuclei"), reason="nuclei weights not shipped")
+def test_entry_point_writes_everything_before_its_fast_exit(tmp_path):
+    import subprocess
+    import sys
+
+    import imageio.v3 as iio
+
+    img = tmp_path / "frame.png"
+    iio.imwrite(img, (np.random.default_rng(1).random((64, 96)) * 255).astype(np.uint8))
+    exe = Path(sys.executable).with_name("devolens")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from devolens.cli import run; run()"]
+    res = subprocess.run(cmd + ["segment", "nuclei", str(img), "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "1 frames" in res.stderr and "Traceback" not in res.stderr  # flushed before os._exit
+    for name in ("counts.csv", "objects.csv", "labels/frame_labels.tif", "overlays/frame_overlay.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    assert pd.read_csv(tmp_path / "out" / "counts.csv").shape == (1, 2)
+    res = subprocess.run(cmd + ["segment", "nuclei", str(tmp_path / "nope.png"), "--out", str(tmp_path / "o2")],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.startswith("error:")
+
+
+def test_streaming_threads_sets_passive_waiting_only_before_torch(monkeypatch):
+    import sys
+
+    from devolens.cli._common import streaming_threads
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    streaming_threads()  # torch is imported in this test process: too late, nothing set
+    assert "OMP_WAIT_POLICY" not in __import__("os").environ
+    monkeypatch.delitem(sys.modules, "torch")
+    streaming_threads()
+    assert __import__("os").environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    streaming_threads()  # the user's choice is kept
+    assert __import__("os").environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from typing import Callable, Iterator
 
 from rich.console import Console
@@ -34,3 +36,15 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
             prog.update(task, completed=done, total=total)
 
         yield callback
+
+
+def streaming_threads() -> None:
+    """Let idle OpenMP threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``) for streaming inference.
+
+    Streaming commands run the network in one thread while other threads decode, post-process
+    and write; OpenMP's default spin-waiting after each network call takes the core those
+    threads need (measured: ``devolens segment nuclei`` on a 140-frame video 5.4 -> 4.9 s on
+    2 cores). Must run before PyTorch is imported; a policy the user set is kept.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

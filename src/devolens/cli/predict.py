@@ -308,8 +308,9 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         stack_z: str = typer.Option(default_z, "--stack-z", help=_STACK_Z_HELP),
         channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
     ) -> None:
-        from devolens.cli._common import console, progress_bar
+        from devolens.cli._common import console, progress_bar, streaming_threads
 
+        streaming_threads()
         with progress_bar(f"segment {kind}") as cb:
             summary = run_segmentation(kind, input_path, out, model=model, skip_flagged=skip_flagged,
                                        batch_size=batch_size, fast=fast, precision=precision, backend=backend,
@@ -391,8 +392,9 @@ def population_command(
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
-    from devolens.cli._common import console, progress_bar
+    from devolens.cli._common import console, progress_bar, streaming_threads
 
+    streaming_threads()
     with progress_bar("population") as cb:
         df = run_population(input_path, out, model=model, monotone=monotone, plot=plot, skip_flagged=skip_flagged,
                             batch_size=batch_size, fast=fast, precision=precision, backend=backend, stack_z=stack_z,

@@ -83,7 +83,7 @@ def _walk(model: nn.Module, x: torch.Tensor, conv: Callable, add_relu: Callable,
     features = []
     x = conv(enc.conv1, x, "encoder.conv1", True)
     features.append(x)
-    if enc.depth >= 2 and x is not None:  # x None: a walk that only visits the modules
+    if enc.depth >= 2 and isinstance(x, torch.Tensor):  # else a walk that only visits the modules
         x = F.max_pool2d(x, 3, 2, 1)
     for i in range(1, enc.depth):
         for j, block in enumerate(getattr(enc, f"layer{i}")):
@@ -96,7 +96,7 @@ def _walk(model: nn.Module, x: torch.Tensor, conv: Callable, add_relu: Callable,
     feats = features[::-1]
     x, skips = feats[0], feats[1:]
     for i, block in enumerate(model.decoder.blocks):
-        if x is not None:
+        if isinstance(x, torch.Tensor):
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         if i < len(skips):
             x = cat(x, skips[i], f"decoder.blocks.{i}.cat")
