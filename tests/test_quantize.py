@@ -77,7 +77,10 @@ def test_calibration_needs_images():
 
 
 @needs_int8
-def test_precision_auto_picks_int8_only_with_parameters():
+def test_precision_auto_picks_int8_only_with_parameters(monkeypatch):
+    import devolens.models.quantize as q
+
+    monkeypatch.setattr(q, "int8_fast_here", lambda: True)
     net = _net()
     params = calibrate(net, [_images(2)])
     assert ImageNetwork(net, multiple=32, int8_params=params).precision == "int8"
@@ -117,9 +120,22 @@ def test_shipped_nuclei_int8_agrees_with_bf16_on_a_render():
     table = simulate_embryo(7, n_cells=80)
     t = int(table.groupby("time").size().index[-1])
     frame = render_nuclei_frame(table, t, size=(256, 376), seed=4, rgb=True)
-    q = load("nuclei")
-    assert q.network.precision == "int8"  # the default where supported
+    from devolens.models.quantize import int8_fast_here
+
+    assert load("nuclei").network.precision == ("int8" if int8_fast_here() else "bf16")  # the default where fast
+    q = load("nuclei", precision="int8")
     b = load("nuclei", precision="bf16").predict(frame.image)
     a = q.predict(frame.image)
     assert instance_scores(a.labels, b.labels)["f1"] > 0.9  # the two find the same nuclei
     assert abs(instance_scores(a.labels, frame.labels)["f1"] - instance_scores(b.labels, frame.labels)["f1"]) < 0.05
+
+
+@needs_int8
+def test_auto_keeps_bf16_on_cpus_without_vnni(monkeypatch):
+    import devolens.models.quantize as q
+
+    net = _net()
+    params = calibrate(net, [_images(2)])
+    monkeypatch.setattr(q, "int8_fast_here", lambda: False)
+    assert ImageNetwork(_net(), multiple=32, int8_params=params).precision == "bf16"
+    assert ImageNetwork(_net(), multiple=32, int8_params=params, precision="int8").precision == "int8"

@@ -47,6 +47,26 @@ def _quiet() -> None:
 
 
 @lru_cache(maxsize=1)
+def int8_fast_here() -> bool:
+    """True when this CPU has 8-bit dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX).
+
+    Without them oneDNN's int8 kernels are both slower and exposed to 16-bit saturation
+    of the products of unreduced 8-bit activations, so ``precision="auto"`` keeps bf16
+    there (explicit ``"int8"`` still runs). Read from ``/proc/cpuinfo``; False where that
+    file does not exist (other systems).
+    """
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    except OSError:
+        pass
+    return False
+
+
+@lru_cache(maxsize=1)
 def int8_supported() -> bool:
     """True when this PyTorch build can run the int8 networks: the oneDNN quantized engine
     is there and a small int8 convolution runs (checked once per process)."""

@@ -87,8 +87,9 @@ class ImageNetwork:
         Arithmetic of the network on CPU. ``"int8"``: statically quantized network
         (:mod:`devolens.models.quantize`) built from ``int8_params``; about twice as fast as
         bf16 on AVX-512 VNNI CPUs, with the accuracy the card states for it. ``"auto"``:
-        int8 when ``fast`` and ``int8_params`` are given and this PyTorch supports it, else
-        bf16 when ``fast``, else fp32. On other devices the network runs in fp32.
+        int8 when ``fast`` and ``int8_params`` are given, this PyTorch supports it and the
+        CPU has 8-bit dot-product instructions (VNNI/AMX), else bf16 when ``fast``, else
+        fp32. On other devices the network runs in fp32.
     int8_params : dict, optional
         Activation scales and zero points of the int8 network (a card's ``int8.activations``).
     backend : {"torch", "onnx", "auto"}
@@ -164,7 +165,7 @@ class ImageNetwork:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     def _resolve_precision(self, precision: str, params: dict | None) -> str:
-        from devolens.models.quantize import int8_supported, quantizable
+        from devolens.models.quantize import int8_fast_here, int8_supported, quantizable
 
         if precision not in ("auto", "int8", "bf16", "fp32"):
             raise DevolensError(f"precision must be auto, int8, bf16 or fp32, got {precision!r}")
@@ -182,7 +183,7 @@ class ImageNetwork:
         if self.device != "cpu":
             return "fp32"
         if precision == "auto":
-            return "int8" if (self.fast and int8_ok) else ("bf16" if self.fast else "fp32")
+            return "int8" if (self.fast and int8_ok and int8_fast_here()) else ("bf16" if self.fast else "fp32")
         return precision
 
     # ------------------------------------------------------------------ preprocessing
