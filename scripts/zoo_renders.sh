@@ -37,4 +37,7 @@ for s in 8 9 10; do
   [ -f $R/val_L3_framed_s$s/frames.csv ] || $DL $D/epic/CD20241010_JIM767_25_L3.csv --out $R/val_L3_framed_s$s --every 6 --seed $s
 done
 [ -f $R/val_sim/frames.csv ] || $DL --simulate 1 --out $R/val_sim --every 2 --pose random --vary frame --grey --seed 999
+# membrane: int8 calibration (a training embryo, new pose/optics seed) and the held-out embryo
+[ -f $R/mcal_L4/frames.csv ] || $DL $D/epic/CD20240930_JIM762_L4.csv --kind membrane --out $R/mcal_L4 --every 4 --pose random --vary frame --grey --seed 81
+[ -f $R/mval_L3/frames.csv ] || $DL $D/epic/CD20241010_JIM767_25_L3.csv --kind membrane --out $R/mval_L3 --every 4 --pose random --vary frame --grey --seed 9
 echo done

@@ -161,7 +161,8 @@ def write_card_md(card: dict, path: Path) -> None:
                   "```json", json.dumps(card["calibration"], indent=2), "```", ""]
     if "int8" in card:
         q = card["int8"]
-        lines += ["## int8 inference (the default on CPUs with PyTorch's oneDNN engine; `precision='bf16'` for the float network)", "",
+        lines += ["## int8 inference (the default on CPUs with VNNI/AMX and PyTorch's oneDNN engine; "
+                  "`precision='bf16'` or `--precision bf16` for the float network)", "",
                   f"- **engine**: {q['engine']}", f"- **scheme**: {q['scheme']}", f"- **calibration**: {q['calibration']}",
                   f"- **command**: `{q['command']}`", f"- **activations**: {len(q['activations'])} (scale, zero point) pairs"]
         lines += [f"- **{k}** (int8): {v.get('value')}" for k, v in (q.get("metrics") or {}).items()
@@ -175,6 +176,8 @@ def write_card_md(card: dict, path: Path) -> None:
             lines.append(f"- **{k}**: {v.get('value')} ({v.get('how', '')})")
         else:
             lines.append(f"- **{k}**: {v}")
+    if card.get("metrics_note"):
+        lines += ["", card["metrics_note"]]
     lines += ["", "## Known limits", "", card["limits"], ""]
     path.write_text("\n".join(lines))
 
