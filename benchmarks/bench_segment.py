@@ -3,8 +3,9 @@
 Both sides run as whole processes (subprocess, wall clock from start to exit, imports and
 file output included) on the same mp4 of real-size 752x512 frames:
 
-- ours: ``devolens segment nuclei VIDEO --out DIR`` (streamed decoding, batched bf16 +
-  channels_last inference at half resolution, watershed, label TIFFs, CSVs, overlay mp4);
+- ours: ``devolens segment nuclei VIDEO --out DIR`` (streamed decoding, batched int8
+  inference at half resolution on CPUs with VNNI, else bf16 + channels_last; watershed,
+  label TIFFs, CSVs, overlay mp4), and by default also ``--precision bf16`` (``--also``);
 - DevoLearn-style: decode ALL frames into memory first, then a segmentation-models-pytorch
   FPN-ResNet18 in fp32, one frame at a time, resized to 256x256, sigmoid + threshold,
   resized back, connected components + centroids, one mask PNG per frame and a centroid
@@ -94,6 +95,8 @@ def main() -> None:
                     help="approximate number of frames in the video (0: the whole timelapse, every time point)")
     ap.add_argument("--repeats", type=int, default=2, help="runs per side (alternating); the best time counts")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for both sides")
+    ap.add_argument("--also", nargs="*", default=["bf16"], choices=("int8", "bf16", "fp32"),
+                    help="also time `devolens segment nuclei --precision P` for these P (ours = the default, auto)")
     a = ap.parse_args()
     video = _video(a.frames)
     import imageio.v2 as iio
@@ -107,13 +110,19 @@ def main() -> None:
     script = work / "devolearn_style.py"
     script.write_text(BASELINE)
     ours, base = [], []
+    also: dict[str, list[float]] = {p: [] for p in a.also}
+    seg = [str(BIN / "devolens"), "segment", "nuclei", str(video), "--out"]
     try:
         for r in range(a.repeats):
             shutil.rmtree(work / "ours", ignore_errors=True)
             shutil.rmtree(work / "base", ignore_errors=True)
-            ours.append(_timed([str(BIN / "devolens"), "segment", "nuclei", str(video), "--out", str(work / "ours")], env))
+            ours.append(_timed(seg + [str(work / "ours")], env))
             base.append(_timed([sys.executable, str(script), str(video), str(work / "base"), str(a.threads)], env))
-            print(f"run {r + 1}: ours {ours[-1]:.1f} s, DevoLearn-style {base[-1]:.1f} s", flush=True)
+            for p in a.also:
+                shutil.rmtree(work / p, ignore_errors=True)
+                also[p].append(_timed(seg + [str(work / p), "--precision", p], env))
+            extra = "".join(f", ours --precision {p} {t[-1]:.1f} s" for p, t in also.items())
+            print(f"run {r + 1}: ours {ours[-1]:.1f} s, DevoLearn-style {base[-1]:.1f} s{extra}", flush=True)
         n_labels = len(list((work / "ours" / "labels").glob("*_labels.tif")))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -122,6 +131,11 @@ def main() -> None:
           f"{n_labels} label files written by ours")
     print(f"ours (devolens segment nuclei, whole process): {o:.1f} s = {n / o:.2f} frames/s")
     print(f"DevoLearn-style (decode all, FPN-ResNet18 fp32 at 256x256, one frame at a time): {b:.1f} s = {n / b:.2f} frames/s")
+    for p, t in also.items():
+        print(f"ours with --precision {p}: {min(t):.1f} s = {n / min(t):.2f} frames/s, speed-up {b / min(t):.2f}x")
+    from devolens.models import load
+
+    print(f"ours uses precision {load('nuclei').network.precision!r} here (auto)")
     print(f"speed-up: {b / o:.2f}x (target >= 3x)")
 
 

@@ -139,3 +139,18 @@ def test_auto_keeps_bf16_on_cpus_without_vnni(monkeypatch):
     monkeypatch.setattr(q, "int8_fast_here", lambda: False)
     assert ImageNetwork(_net(), multiple=32, int8_params=params).precision == "bf16"
     assert ImageNetwork(_net(), multiple=32, int8_params=params, precision="int8").precision == "int8"
+
+
+@needs_int8
+def test_int8_tiles_large_images_like_the_float_network():
+    net = _net()
+    params = calibrate(net, [_images(4, seed=s) for s in range(2)])
+    img = (_images(1, 200, 296, seed=6)[0, 0].numpy() * 200).astype(np.uint8)
+    kw = dict(scale=1.0, tile=64, batch_size=4)
+    a = NucleiPredictor(_net(), precision="fp32", **kw).predict(img)
+    b = NucleiPredictor(_net(), precision="int8", int8_params=params, **kw).predict(img)
+    assert b.labels.shape == img.shape and b.probability.shape == img.shape
+    # the variation over the image is kept through the tiles (~12 % error; ~87 % with
+    # activation scales 8x off)
+    pa, pb = a.probability - a.probability.mean(), b.probability - b.probability.mean()
+    assert np.abs(pb - pa).mean() / np.abs(pa).mean() < 0.3
