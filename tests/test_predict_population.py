@@ -205,4 +205,5 @@ def test_population_runs_nuclei_in_the_cards_precision(tiny_zoo):
     path.write_text(json.dumps(card))
     zoo.card.cache_clear()
     assert load("population").nuclei.network.precision == "fp32"
+    assert load("population", precision="auto").nuclei.network.precision == "fp32"  # what the CLI passes
     assert load("population", precision="bf16").nuclei.network.precision == "bf16"  # the user's choice wins

@@ -282,8 +282,9 @@ _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output f
 _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity projection per time point (what the "
                  "nuclei and population models expect), 'slices' = every plane is a frame (membrane slices).")
 _CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); required when there are several."
-_PRECISION_HELP = ("Network arithmetic on CPU: auto (int8 where the model has an int8 calibration and this PyTorch "
-                   "supports it, else bf16), int8, bf16 or fp32. The model card gives the accuracy of each.")
+_PRECISION_HELP = ("Network arithmetic on CPU: auto (int8 where the model card has int8 scales, this PyTorch has the "
+                   "oneDNN engine and the CPU has VNNI/AMX; else bf16), int8, bf16 or fp32. The model card gives "
+                   "the accuracy of each.")
 _SKIP_HELP = ("Curation report from `devolens curate frames`: its flagged frames (black, dark, red lines...) "
               "are not segmented and left out of every output.")
 

@@ -296,7 +296,8 @@ class PopulationPredictor:
                 raise DevolensError("population tables not found (model not shipped yet)", path=weights)
             arrays = load_file(str(weights))
             # the calibration was fitted on the counts of the nuclei network in this arithmetic
-            options.setdefault("precision", card.get("nuclei_precision", "auto"))
+            if options.get("precision", "auto") == "auto":
+                options["precision"] = card.get("nuclei_precision", "auto")
             nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
             extra: dict[str, Any] = {}
             reg = card.get("total_regressor")
