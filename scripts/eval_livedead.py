@@ -47,7 +47,9 @@ def instances_of(labels: np.ndarray, k: int) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", required=True)
+    ap.add_argument("--weights", required=True, help="a run's .safetensors, or a zoo model name (livedead)")
+    ap.add_argument("--precision", default="auto", choices=("auto", "int8", "bf16", "fp32"),
+                    help="network arithmetic (auto: what `devolens segment livedead` uses)")
     ap.add_argument("--wells", required=True, help="glob of held-out well TIFFs")
     ap.add_argument("--out", required=True, help="metrics JSON")
     ap.add_argument("--threads", type=int, default=1)
@@ -58,7 +60,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    pred = LiveDeadPredictor.from_weights(args.weights)
+    pred = LiveDeadPredictor.load(args.weights, precision=args.precision)
+    print(f"precision {pred.precision}", flush=True)
     wells = sorted(p for p in glob.glob(args.wells) if not p.endswith("_labels.tif"))
     hist = {k: [np.zeros(1000, np.int64), np.zeros(1000, np.int64)] for k in (1, 2)}
     cm = np.zeros((3, 3), np.int64)

@@ -4,6 +4,10 @@ Usage::
 
     python scripts/zoo_int8.py nuclei --renders runs/zoo/render/calib_L2 runs/zoo/render/calib_sim \
         [--zoo src/devolens/models/zoo] [--frames 48] [--metrics runs/zoo/eval_nuclei_int8.json]
+    python scripts/zoo_int8.py livedead --wells runs/ld/cal/w100.tif runs/ld/cal/w101.tif [--frames 48]
+
+For ``livedead`` the calibration images are ``--wells`` (simulated training wells, ``devolens
+simulate well`` with training seeds), cut into the predictor's windows and normalised as it does.
 
 The model's float network runs on the clean frames of ``--renders`` (renders of TRAINING
 embryos or fresh simulated ones, never the held-out embryos), preprocessed exactly as at
@@ -47,7 +51,8 @@ def calibration_frames(render_dirs: list[Path], frames: int, seed: int = 0) -> l
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name", help="zoo segmentation model (nuclei, membrane)")
-    ap.add_argument("--renders", type=Path, nargs="+", required=True, help="render folders of training embryos")
+    ap.add_argument("--renders", type=Path, nargs="+", default=[], help="render folders of training embryos")
+    ap.add_argument("--wells", type=Path, nargs="+", default=[], help="livedead: simulated training wells (TIFF)")
     ap.add_argument("--zoo", type=Path, default=ROOT / "src" / "devolens" / "models" / "zoo")
     ap.add_argument("--frames", type=int, default=48, help="calibration frames (spread over the folders)")
     ap.add_argument("--metrics", type=Path, default=None, help="eval_zoo.py JSON measured with --precision int8")
@@ -58,32 +63,62 @@ def main() -> None:
     from devolens.io.images import read_image
     from devolens.models import zoo
     from devolens.models.quantize import ENGINE, calibrate
-    from zoo_ship import write_card_md
+    from zoo_ship import int8_md_lines, write_card_md
 
     zoo.ZOO_DIR = a.zoo
     zoo.card.cache_clear()
     card = zoo.card(a.name)
-    pred = zoo.load(a.name, precision="fp32")
-    net = pred.network
-    files = calibration_frames(a.renders, a.frames)
+    if a.name == "livedead" or a.wells:
+        from devolens.predict.livedead import _LOG_SCALE, LiveDeadPredictor
 
-    def batches():
-        for f in files:
-            prep = net.prepare(read_image(f))
-            y0, y1, x0, x1 = net._content_box([prep])
-            padded, _ = net._pad(prep[y0:y1, x0:x1])
-            yield torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))[None, None].expand(
-                -1, net.in_channels, -1, -1)
+        import tifffile
 
-    model = net.model.to(memory_format=torch.contiguous_format)
+        if not a.wells:
+            raise SystemExit("livedead needs --wells")
+        pred = LiveDeadPredictor.load(a.name, precision="fp32")
+        model, win = pred.model, pred.window
+        sources = [str(w) for w in a.wells]
+
+        def batches():
+            per_well = max(1, a.frames // len(a.wells))
+            for w in a.wells:
+                img = tifffile.imread(w).astype(np.float32)
+                ys = range(0, img.shape[1] - win + 1, win)
+                xs = range(0, img.shape[2] - win + 1, win)
+                grid = [(y, x) for y in ys for x in xs]
+                for i in np.linspace(0, len(grid) - 1, min(per_well, len(grid))).round().astype(int):
+                    y, x = grid[i]
+                    yield torch.log1p(torch.from_numpy(img[None, :, y:y + win, x:x + win].copy())) / _LOG_SCALE
+        n_images = a.frames
+    else:
+        if not a.renders:
+            raise SystemExit("give --renders (render folders of training embryos)")
+        pred = zoo.load(a.name, precision="fp32")
+        net = pred.network
+        files = calibration_frames(a.renders, a.frames)
+        sources = [d.name for d in a.renders]
+        n_images = len(files)
+        model = net.model
+
+        def batches():
+            for f in files:
+                prep = net.prepare(read_image(f))
+                y0, y1, x0, x1 = net._content_box([prep])
+                padded, _ = net._pad(prep[y0:y1, x0:x1])
+                yield torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))[None, None].expand(
+                    -1, net.in_channels, -1, -1)
+
+    model = model.to(memory_format=torch.contiguous_format)
     params = calibrate(model, batches())
     card["int8"] = {
         "engine": ENGINE,
         "scheme": "static post-training quantization: weights int8 per output channel (symmetric), activations "
                   "uint8 per tensor (histogram observer), quantized at load time from the fp16 weights",
-        "calibration": f"{len(files)} clean frames of " + ", ".join(d.name for d in a.renders)
-                       + " (renders of training embryos / fresh simulated embryos; held-out embryos never used)",
-        "command": "python scripts/zoo_int8.py " + a.name + " --renders " + " ".join(str(d) for d in a.renders)
+        "calibration": (f"{n_images} windows of the simulated training wells " + ", ".join(Path(w).name for w in sources)
+                        if a.wells else f"{n_images} clean frames of " + ", ".join(sources)
+                        + " (renders of training embryos / fresh simulated embryos; held-out embryos never used)"),
+        "command": "python scripts/zoo_int8.py " + a.name + (" --wells " + " ".join(sources) if a.wells else
+                                                              " --renders " + " ".join(str(d) for d in a.renders))
                    + f" --frames {a.frames}",
         "activations": {k: [float(scale), int(zero)] for k, (scale, zero) in params.items()},
     }
@@ -91,8 +126,22 @@ def main() -> None:
         card["int8"]["metrics"] = json.loads(a.metrics.read_text())
     folder = a.zoo / a.name
     (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    write_card_md(card, folder / "card.md")
-    print(f"{len(params)} activation scales/zero points from {len(files)} frames -> {folder / 'card.json'}")
+    if a.name == "livedead":  # its card.md is written by scripts/eval_livedead.py: splice the section in
+        md = (folder / "card.md").read_text()
+        if "## int8 inference" in md:
+            head, _, rest = md.partition("## int8 inference")
+            md = head + (rest[rest.index("\n## "):].lstrip("\n") if "\n## " in rest else "")
+        section = "\n".join(int8_md_lines(card)) + "\n"
+        for title in ("## Known limits", "## Limits"):
+            if title in md:
+                md = md.replace(title, section + title, 1)
+                break
+        else:
+            md = md + "\n" + section
+        (folder / "card.md").write_text(md)
+    else:
+        write_card_md(card, folder / "card.md")
+    print(f"{len(params)} activation scales/zero points from {n_images} images -> {folder / 'card.json'}")
 
 
 if __name__ == "__main__":

@@ -139,6 +139,22 @@ CARDS = {
 }
 
 
+def int8_md_lines(card: dict) -> list[str]:
+    """The card.md section on the model's int8 network (empty without ``card["int8"]``)."""
+    if "int8" not in card:
+        return []
+    q = card["int8"]
+    lines = ["## int8 inference (the default on CPUs with VNNI/AMX and PyTorch's oneDNN engine; "
+             "`precision='bf16'` or `--precision bf16` for the float network)", "",
+             f"- **engine**: {q['engine']}", f"- **scheme**: {q['scheme']}", f"- **calibration**: {q['calibration']}",
+             f"- **command**: `{q['command']}`", f"- **activations**: {len(q['activations'])} (scale, zero point) pairs"]
+    metrics = q.get("metrics") or {}
+    metrics = metrics.get("metrics", metrics)  # eval_livedead.py nests them
+    lines += [f"- **{k}** (int8): {v.get('value') if isinstance(v, dict) else round(v, 4)}" for k, v in metrics.items()
+              if k in card.get("headline", []) and isinstance(v, (dict, float))]
+    return lines + [""]
+
+
 def write_card_md(card: dict, path: Path) -> None:
     lines = [f"# {card['name']}: {card['summary']}", ""]
     lines += ["## Use", "", "```python", "from devolens.models import load",
@@ -159,15 +175,7 @@ def write_card_md(card: dict, path: Path) -> None:
     if "calibration" in card:
         lines += ["## Calibration (leave-one-embryo-out on the training renders)", "",
                   "```json", json.dumps(card["calibration"], indent=2), "```", ""]
-    if "int8" in card:
-        q = card["int8"]
-        lines += ["## int8 inference (the default on CPUs with VNNI/AMX and PyTorch's oneDNN engine; "
-                  "`precision='bf16'` or `--precision bf16` for the float network)", "",
-                  f"- **engine**: {q['engine']}", f"- **scheme**: {q['scheme']}", f"- **calibration**: {q['calibration']}",
-                  f"- **command**: `{q['command']}`", f"- **activations**: {len(q['activations'])} (scale, zero point) pairs"]
-        lines += [f"- **{k}** (int8): {v.get('value')}" for k, v in (q.get("metrics") or {}).items()
-                  if isinstance(v, dict) and k in card.get("headline", [])]
-        lines += [""]
+    lines += int8_md_lines(card)
     lines += ["## Training data", "", card["training_data"], "", "## Recipe and command", "",
               f"Recipe: `{card['recipe']}`", "", "```", card["command"].replace("; ", "\n"), "```", ""]
     lines += ["## Metrics (held-out renders, measured by benchmarks/eval_zoo.py)", ""]

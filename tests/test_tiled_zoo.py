@@ -27,3 +27,45 @@ def test_zoo_livedead_on_a_simulated_well():
     assert ap_live > 0.8 and ap_dead > 0.8
     true = well.counts
     assert abs(res.counts["fraction_dead"] - true["fraction_dead"]) < 0.15
+
+
+@pytest.mark.slow
+def test_zoo_livedead_int8_and_bf16_agree():
+    if "livedead" not in available():
+        pytest.skip("livedead weights not shipped")
+    from devolens.models import card, load
+    from devolens.models.quantize import int8_supported
+    from devolens.render.wells import simulate_well
+    from devolens.train.metrics import average_precision
+
+    if not int8_supported():
+        pytest.skip("no oneDNN int8 engine in this PyTorch")
+    assert card("livedead")["int8"]["activations"]
+    well = simulate_well(seed=434343, size=(540, 720), density=800, dead_fraction=0.4)
+    q = load("livedead", precision="int8")
+    f = load("livedead", precision="bf16")
+    assert (q.precision, f.precision) == ("int8", "bf16")
+    a, b = q.predict(well.image), f.predict(well.image)
+    assert (a.labels == b.labels).mean() > 0.98  # the same class almost everywhere
+    for k in (1, 2):
+        assert abs(average_precision(a.probabilities[k], well.labels == k)
+                   - average_precision(b.probabilities[k], well.labels == k)) < 0.05
+
+
+def test_livedead_without_smp_and_precision_errors():
+    import subprocess
+    import sys
+
+    if "livedead" not in available():
+        pytest.skip("livedead weights not shipped")
+    code = ("import sys\n"
+            "from devolens.predict.livedead import LiveDeadPredictor\n"
+            "p = LiveDeadPredictor.load('livedead')\n"
+            "print('segmentation_models_pytorch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]  # plain-torch U-Net: no 2-3 s smp import
+    from devolens.errors import DevolensError
+    from devolens.predict.livedead import LiveDeadPredictor
+
+    with pytest.raises(DevolensError, match="precision must be"):
+        LiveDeadPredictor.load("livedead", precision="half")

@@ -239,7 +239,11 @@ def segment_livedead_command(
     window: int = typer.Option(512, "--window", min=32, help="Sliding-window side in pixels (a multiple of 32)."),
     overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between windows in pixels (blended smoothly)."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Windows per forward pass."),
-    fast: bool = typer.Option(True, "--fast/--no-fast", help="bf16 autocast + channels_last on CPU (faster)."),
+    fast: bool = typer.Option(True, "--fast/--no-fast", help="Fast CPU arithmetic (int8 or bf16, see --precision); "
+                              "--no-fast: fp32."),
+    precision: str = typer.Option("auto", "--precision", help=(
+        "Network arithmetic on CPU: auto (int8 where the model card has int8 scales, this PyTorch has the oneDNN "
+        "engine and the CPU has VNNI/AMX; else bf16), int8, bf16 or fp32. The model card gives the accuracy of each.")),
     min_area: int = typer.Option(12, "--min-area", min=0, help="Drop objects smaller than this many pixels."),
     probabilities: bool = typer.Option(
         False, "--probabilities", help="Also write probs.tif: (3, H, W) uint8 class probabilities x255."
@@ -260,7 +264,7 @@ def segment_livedead_command(
     with _show_warnings(), progress_bar("segmenting") as cb:
         counts = segment_livedead_file(
             image, out, model=model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
-            min_area=min_area, write_probabilities=probabilities, progress=cb,
+            precision=precision, min_area=min_area, write_probabilities=probabilities, progress=cb,
         )
     console.print(
         f"wrote {out}/labels.tif, objects.csv, counts.csv: {counts['live']} live, {counts['dead']} dead "

@@ -175,6 +175,42 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, li
     return params
 
 
+def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, fast: bool, device: str,
+                      multiple: int, backend: str = "torch") -> str:
+    """The arithmetic a predictor runs ``model`` in: ``"int8"``, ``"bf16"`` or ``"fp32"``.
+
+    ``precision="auto"``: int8 when ``fast``, ``params`` (a card's ``int8.activations``) are
+    given, the network is quantizable with inputs on its grid (``multiple`` a multiple of
+    ``2**depth``), this PyTorch supports int8, the CPU has VNNI/AMX and the torch CPU
+    backend runs it; else bf16 when ``fast``, else fp32. Explicit ``"int8"`` needs all
+    but the VNNI/AMX condition; explicit ``"bf16"``/``"fp32"`` are kept. Other devices: fp32.
+
+    Raises
+    ------
+    DevolensError
+        An unknown precision, or ``"int8"`` where it cannot run (the message says why).
+    """
+    if precision not in ("auto", "int8", "bf16", "fp32"):
+        raise DevolensError(f"precision must be auto, int8, bf16 or fp32, got {precision!r}")
+    on_cpu = str(device) == "cpu"
+    depth = getattr(getattr(model, "encoder", None), "depth", None)
+    can_quantize = quantizable(model) and int(multiple) % (2 ** depth) == 0
+    int8_ok = bool(params) and can_quantize and int8_supported() and on_cpu and backend == "torch"
+    if precision == "int8":
+        if not int8_ok:
+            why = ("this model has no int8 calibration" if not params else
+                   "the network cannot be quantized" if not can_quantize else
+                   "int8 runs on the CPU torch backend only" if not on_cpu or backend != "torch"
+                   else "this PyTorch build has no oneDNN quantized engine")
+            raise DevolensError(f"precision 'int8' is not available: {why}")
+        return "int8"
+    if not on_cpu:
+        return "fp32"
+    if precision == "auto":
+        return "int8" if (fast and int8_ok and int8_fast_here()) else ("bf16" if fast else "fp32")
+    return precision
+
+
 def _quantized_conv(conv: nn.Conv2d, relu: bool, scale: float, zero: int) -> nn.Module:
     from torch.ao.nn import intrinsic as nni  # noqa: F401  (registers the fused modules)
     from torch.ao.nn.intrinsic import quantized as nniq
@@ -211,8 +247,7 @@ class Int8Unet(nn.Module):
         _walk(model, None, build, lambda a, b, name: a, lambda a, b, name: a)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale, zero = self.params["input"]
-        q = torch.quantize_per_tensor(x.float().contiguous(memory_format=torch.channels_last), scale, zero,
+        q = torch.quantize_per_tensor(x.float().contiguous(memory_format=torch.channels_last), *self.params["input"],
                                       torch.quint8)
 
         def conv(module, t, name, relu):

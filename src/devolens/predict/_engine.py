@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from devolens.errors import DevolensError
+from devolens.models.quantize import resolve_precision
 from devolens.predict.postprocess import normalize_percentile, resize_image, to_single_channel
 
 
@@ -158,33 +159,12 @@ class ImageNetwork:
             raise DevolensError(f"tta must be 1, 2 or 4 views, got {tta}")
         self.tta = int(tta)
         self._empty: np.ndarray | None = None
-        self.precision = self._resolve_precision(precision, int8_params)
+        self.precision = resolve_precision(self.model, precision, int8_params, fast=self.fast, device=self.device,
+                                           multiple=self.multiple, backend=self.backend)
         self._int8_params = int8_params
         self._qmodel: torch.nn.Module | None = None
         if self.precision == "bf16":
             self.model = self.model.to(memory_format=torch.channels_last)
-
-    def _resolve_precision(self, precision: str, params: dict | None) -> str:
-        from devolens.models.quantize import int8_fast_here, int8_supported, quantizable
-
-        if precision not in ("auto", "int8", "bf16", "fp32"):
-            raise DevolensError(f"precision must be auto, int8, bf16 or fp32, got {precision!r}")
-        depth = getattr(getattr(self.model, "encoder", None), "depth", None)
-        quantizable_here = quantizable(self.model) and self.multiple % (2 ** depth) == 0
-        int8_ok = bool(params) and quantizable_here and int8_supported() and self.device == "cpu" and self.backend == "torch"
-        if precision == "int8":
-            if not int8_ok:
-                why = ("this model has no int8 calibration" if not params else
-                       "the network cannot be quantized" if not quantizable_here else
-                       "int8 runs on the CPU torch backend only" if self.device != "cpu" or self.backend != "torch"
-                       else "this PyTorch build has no oneDNN quantized engine")
-                raise DevolensError(f"precision 'int8' is not available: {why}")
-            return "int8"
-        if self.device != "cpu":
-            return "fp32"
-        if precision == "auto":
-            return "int8" if (self.fast and int8_ok and int8_fast_here()) else ("bf16" if self.fast else "fp32")
-        return precision
 
     # ------------------------------------------------------------------ preprocessing
     def prepare(self, image: np.ndarray) -> np.ndarray:

@@ -149,8 +149,12 @@ class LiveDeadPredictor:
     batch_size : int
         Windows per forward pass.
     fast : bool
-        bf16 autocast and channels_last on CPU (about 2-3x faster; probabilities differ from
-        fp32 by ~1e-2).
+        Fast CPU arithmetic: int8 or bf16 autocast with channels_last (see ``precision``;
+        bf16 is about 2-3x faster than fp32, probabilities differ by ~1e-2). False: fp32.
+    precision : {"auto", "int8", "bf16", "fp32"}
+        See :func:`devolens.models.quantize.resolve_precision`; int8 needs ``int8_params``.
+    int8_params : dict, optional
+        Activation scales and zero points of the int8 network (a card's ``int8.activations``).
     device : str
         Torch device.
     min_area : int
@@ -162,21 +166,29 @@ class LiveDeadPredictor:
     n_classes = 3
 
     def __init__(self, model: torch.nn.Module, *, window: int = 512, overlap: int = 64, batch_size: int = 4,
-                 fast: bool = True, device: str = "cpu", min_area: int = 12, card: dict | None = None):
+                 fast: bool = True, device: str = "cpu", min_area: int = 12, card: dict | None = None,
+                 precision: str = "auto", int8_params: dict | None = None):
+        from devolens.models.quantize import resolve_precision
+
         self.device = torch.device(device)
-        self.fast = bool(fast)
+        self.card = card or {}
+        self.multiple = 2 ** int(self.card.get("architecture", {}).get("encoder_depth", 5))
         self.model = model.to(self.device).eval()
-        if self.fast:
+        self.precision = resolve_precision(self.model, precision, int8_params, fast=bool(fast), device=str(self.device),
+                                           multiple=self.multiple)
+        self.fast = self.precision != "fp32"
+        self._int8_params = int8_params
+        self._qmodel: torch.nn.Module | None = None
+        if self.precision == "bf16":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.window, self.overlap, self.batch_size = int(window), int(overlap), int(batch_size)
         self.min_area = int(min_area)
-        self.card = card or {}
-        self.multiple = 2 ** int(self.card.get("architecture", {}).get("encoder_depth", 5))
 
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_zoo(cls, folder: str | Path, card: dict, **options: Any) -> "LiveDeadPredictor":
         """Build from a zoo folder (``card.json`` + fp16 ``weights.safetensors``)."""
+        options.setdefault("int8_params", card.get("int8", {}).get("activations"))
         return cls(_load_net(Path(folder) / "weights.safetensors", card["architecture"]), card=card, **options)
 
     @classmethod
@@ -219,7 +231,13 @@ class LiveDeadPredictor:
         """
         x = torch.from_numpy(np.ascontiguousarray(batch).astype(np.float32)).to(self.device)
         x = torch.log1p(x) / _LOG_SCALE
-        if self.fast:
+        if self.precision == "int8":
+            if self._qmodel is None:  # built on first use (a few milliseconds)
+                from devolens.models.quantize import quantize
+
+                self._qmodel = quantize(self.model, self._int8_params)
+            logits = self._qmodel(x)
+        elif self.precision == "bf16":
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
                 logits = self.model(x)
@@ -314,15 +332,16 @@ class LiveDeadPredictor:
 
 
 def _load_net(weights: Path, arch: dict) -> torch.nn.Module:
-    from devolens.models.architectures import build_from_config
-    from devolens.models.zoo import load_weights
+    """The network of ``arch`` with ``weights``: a plain-torch U-Net with BatchNorm folded
+    where it covers the architecture (no segmentation-models-pytorch import), else smp."""
+    from devolens.predict._engine import load_zoo_network
 
-    return load_weights(build_from_config(dict(arch)), weights)
+    return load_zoo_network(weights, {"architecture": dict(arch)})
 
 
 def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str = "livedead", window: int = 512,
                           overlap: int = 64, batch_size: int = 4, fast: bool = True, min_area: int = 12,
-                          write_probabilities: bool = False,
+                          write_probabilities: bool = False, precision: str = "auto",
                           progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
     """Segment a well file with a zoo model (or a run's weights): see :meth:`LiveDeadPredictor.predict_file`.
 
@@ -334,6 +353,7 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
     # check the input before loading the model (fail fast, write nothing)
     RowReader(image, channels=2).close()
     pred = LiveDeadPredictor.load(model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
+                                  precision=precision,
                                   min_area=min_area)
     return pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress)
 
