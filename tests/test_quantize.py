@@ -154,3 +154,17 @@ def test_int8_tiles_large_images_like_the_float_network():
     # activation scales 8x off)
     pa, pb = a.probability - a.probability.mean(), b.probability - b.probability.mean()
     assert np.abs(pb - pa).mean() / np.abs(pa).mean() < 0.3
+
+
+def test_resolve_precision_on_other_devices():
+    from devolens.models.quantize import resolve_precision
+
+    net = _net()
+    params = {"input": [0.01, 0]}  # presence is what counts here
+    assert resolve_precision(net, "auto", params, fast=True, device="cuda", multiple=32) == "bf16"
+    assert resolve_precision(net, "auto", params, fast=False, device="cuda", multiple=32) == "fp32"
+    assert resolve_precision(net, "fp32", params, fast=True, device="cuda:0", multiple=32) == "fp32"
+    with pytest.raises(DevolensError, match="CPU torch backend only"):
+        resolve_precision(net, "int8", params, fast=True, device="cuda", multiple=32)
+    with pytest.raises(DevolensError, match="cannot be quantized"):
+        resolve_precision(net, "int8", params, fast=True, device="cpu", multiple=4)  # inputs off its grid

@@ -183,7 +183,8 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     given, the network is quantizable with inputs on its grid (``multiple`` a multiple of
     ``2**depth``), this PyTorch supports int8, the CPU has VNNI/AMX and the torch CPU
     backend runs it; else bf16 when ``fast``, else fp32. Explicit ``"int8"`` needs all
-    but the VNNI/AMX condition; explicit ``"bf16"``/``"fp32"`` are kept. Other devices: fp32.
+    but the VNNI/AMX condition; explicit ``"bf16"``/``"fp32"`` are kept. Other devices (GPUs):
+    bf16 autocast for ``"bf16"`` or ``"auto"`` with ``fast``, else fp32.
 
     Raises
     ------
@@ -204,8 +205,8 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
                    else "this PyTorch build has no oneDNN quantized engine")
             raise DevolensError(f"precision 'int8' is not available: {why}")
         return "int8"
-    if not on_cpu:
-        return "fp32"
+    if not on_cpu:  # GPUs: bf16 autocast where asked for (or auto with fast), else fp32
+        return "bf16" if precision == "bf16" or (precision == "auto" and fast) else "fp32"
     if precision == "auto":
         return "int8" if (fast and int8_ok and int8_fast_here()) else ("bf16" if fast else "fp32")
     return precision

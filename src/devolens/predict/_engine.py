@@ -1,7 +1,7 @@
 """Shared inference engine of the image predictors (private).
 
 One place for: loading zoo weights, the working resolution, padding to the network's
-multiple, batching, the CPU fast path (bf16 autocast + channels_last), the optional
+multiple, batching, the CPU fast path (int8 or bf16 autocast + channels_last), the optional
 onnxruntime backend, and sliding-window tiling for images larger than ``tile`` pixels.
 """
 
@@ -90,7 +90,7 @@ class ImageNetwork:
         bf16 on AVX-512 VNNI CPUs, with the accuracy the card states for it. ``"auto"``:
         int8 when ``fast`` and ``int8_params`` are given, this PyTorch supports it and the
         CPU has 8-bit dot-product instructions (VNNI/AMX), else bf16 when ``fast``, else
-        fp32. On other devices the network runs in fp32.
+        fp32. On other devices the network runs in fp32 unless ``"bf16"`` is asked for.
     int8_params : dict, optional
         Activation scales and zero points of the int8 network (a card's ``int8.activations``).
     backend : {"torch", "onnx", "auto"}
@@ -199,7 +199,7 @@ class ImageNetwork:
             return torch.from_numpy(self._run_onnx(x.contiguous().numpy()))
         x = x.to(self.device)
         if self.precision == "int8":
-            if self._qmodel is None:  # built on first use (about 0.2 s)
+            if self._qmodel is None:  # built on first use (a few milliseconds)
                 from devolens.models.quantize import quantize
 
                 self._qmodel = quantize(self.model, self._int8_params)
@@ -208,7 +208,7 @@ class ImageNetwork:
         with torch.inference_mode():
             if self.precision == "bf16":
                 x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cpu", dtype=torch.bfloat16):
+                with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16):
                     logits = self.model(x)
             else:
                 logits = self.model(x)
