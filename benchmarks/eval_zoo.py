@@ -35,6 +35,19 @@ def _data_dir() -> Path:
 
 
 PRECISION = "auto"  # --precision: arithmetic of the image networks (auto, int8, bf16, fp32)
+ZOOM = 1.0  # --zoom: nuclei frames (and their labels) resized by this factor: another magnification
+DIAMETER: float | None = None  # --diameter: typical nucleus diameter given to the nuclei model
+
+
+def _zoomed(image: np.ndarray, labels: bool = False) -> np.ndarray:
+    if ZOOM == 1.0:
+        return image
+    import cv2
+
+    h, w = image.shape[:2]
+    size = (max(1, round(w * ZOOM)), max(1, round(h * ZOOM)))
+    interp = cv2.INTER_NEAREST if labels else (cv2.INTER_AREA if ZOOM < 1 else cv2.INTER_LINEAR)
+    return cv2.resize(image, size, interpolation=interp)
 
 
 def _load(name: str, zoo_dir: Path | None, **options):
@@ -71,7 +84,7 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
     from devolens.io.images import read_image
     from devolens.train.metrics import count_error, match_instances, prf
 
-    pred = _load("nuclei", zoo_dir, batch_size=4)
+    pred = _load("nuclei", zoo_dir, batch_size=4, diameter=DIAMETER)
     buckets = {"le200": [0, 0, 0], "gt200": [0, 0, 0], "le200_vis": [0, 0, 0]}
     per_embryo_vis: dict[str, list[int]] = {}
     # nuclei mostly hidden behind nearer ones (objects.csv "visible" < VISIBLE) are ignored
@@ -89,9 +102,9 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
     rows = [(v, r) for v, r in _frames(val_dirs, None)]
     # all frames up to 200 cells; every 3rd frame above (for information)
     rows = [(v, r) for v, r in rows if r["total"] <= 200] + [(v, r) for v, r in rows if r["total"] > 200][::3]
-    images = (read_image(v / r["file"]) for v, r in rows)
+    images = (_zoomed(read_image(v / r["file"])) for v, r in rows)
     for (vdir, row), res in zip(rows, pred.predict_iter(images)):
-        truth = tifffile.imread(vdir / "labels" / f"{Path(row['file']).stem}_labels.tif")
+        truth = _zoomed(tifffile.imread(vdir / "labels" / f"{Path(row['file']).stem}_labels.tif"), labels=True)
         m = match_instances(res.labels, truth)
         key = "le200" if row["total"] <= 200 else "gt200"
         n_frames[key] += 1
@@ -116,7 +129,7 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
     cnt = count_error(counts_p, counts_t)
     ref_dir = _data_dir() / "reference_frames"
     ref = {}
-    for f in sorted(ref_dir.glob("epic_movie_frame*.png")):
+    for f in sorted(ref_dir.glob("epic_movie_frame*.png")) if ZOOM == 1.0 else []:
         ref[f.stem.replace("epic_movie_", "")] = pred.predict(read_image(f)).count
     vals = [ref[k] for k in sorted(ref)]
     rising = bool(len(vals) == 3 and vals[0] < vals[1] < vals[2])
@@ -299,9 +312,13 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most this many frames per folder (quick checks)")
     ap.add_argument("--precision", default="auto", choices=("auto", "int8", "bf16", "fp32"),
                     help="network arithmetic (auto: what `devolens segment` uses)")
+    ap.add_argument("--zoom", type=float, default=1.0,
+                    help="nuclei: resize the held-out frames and labels by this factor (another magnification)")
+    ap.add_argument("--diameter", type=float, default=None,
+                    help="nuclei: typical nucleus diameter (pixels) given to the model (`--diameter` of segment)")
     a = ap.parse_args()
-    global LIMIT, PRECISION
-    LIMIT, PRECISION = a.limit, a.precision
+    global LIMIT, PRECISION, ZOOM, DIAMETER
+    LIMIT, PRECISION, ZOOM, DIAMETER = a.limit, a.precision, a.zoom, a.diameter
     import torch
 
     torch.set_num_threads(a.threads)

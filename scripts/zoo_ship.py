@@ -61,7 +61,11 @@ CARDS = {
                    "maximum projection cannot be found: the render's ground truth labels every nucleus with at least one "
                    "visible pixel, and 25-31% of them (frames up to 200 cells) are less than half visible, so the headline F1 counts slivers "
                    "no method can match at IoU 0.5; the second F1 ignores nuclei less than half visible. Beyond ~250 "
-                   "cells nuclei merge in the projection and F1 drops (0.50 above 200 cells)."),
+                   "cells nuclei merge in the projection and F1 drops (0.50 above 200 cells). Another magnification than "
+                   "the training data (nuclei about 35 px wide in 752x512 EPIC-like frames) needs `--diameter` "
+                   "(`diameter=` in Python): held-out frames resized 0.5x / 2x give F1 0.56 / 0.46 without it and "
+                   "0.75 / 0.75 with it (benchmarks/RESULTS.md). The size cannot be guessed from the nuclei alone: "
+                   "nuclei shrink from ~70 to ~30 px as the embryo develops."),
     },
     "membrane": {
         "task": "membrane",

@@ -279,3 +279,24 @@ def test_streaming_threads_sets_passive_waiting_only_before_torch(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     streaming_threads()  # the user's choice is kept
     assert __import__("os").environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_segment_diameter_option(tiny_zoo, tmp_path, capsys):
+    import json
+
+    from devolens.models import zoo
+
+    img = tmp_path / "a.png"
+    import imageio.v3 as iio
+
+    iio.imwrite(img, (np.random.default_rng(2).random((40, 56)) * 255).astype(np.uint8))
+    # the tiny zoo's card has no reference diameter: a clear error, nothing written
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o1"), "--diameter", "12"]) == 2
+    assert "reference object diameter" in capsys.readouterr().err and not (tmp_path / "o1").exists()
+    path = zoo.ZOO_DIR / "nuclei" / "card.json"
+    card = json.loads(path.read_text())
+    card["input"]["diameter"] = {"reference": 24.0}
+    path.write_text(json.dumps(card))
+    zoo.card.cache_clear()
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o2"), "--diameter", "12"]) == 0
+    assert tifffile.imread(tmp_path / "o2" / "labels" / "a_labels.tif").shape == (40, 56)

@@ -245,3 +245,40 @@ def test_content_crop_sees_signal_at_the_last_partial_block():
     img[150:160, 250:260] = 1.0
     y0, y1, x0, x1 = ImageNetwork(torch.nn.Conv2d(1, 3, 1), crop=True)._content_box([img])
     assert (y0, y1, x0, x1) == (128, 203, 224, 301)
+
+
+def test_diameter_sets_the_working_scale():
+    pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter=10.0)
+    assert pred.working_scale() == pytest.approx(1.0)  # objects half the reference size: twice the scale
+    img = _blobs((48, 64))
+    res = pred.predict(img)
+    assert res.extra["scale"] == pytest.approx(1.0)
+    assert res.labels.shape == img.shape and res.probability.shape == img.shape
+    assert NucleiPredictor(_tiny(), scale=0.5).predict(img).extra["scale"] == 0.5  # no diameter: the card's scale
+    for bad, msg in ((0, "> 0"), (-3, "> 0"), ("big", "number of pixels")):
+        with pytest.raises(DevolensError, match=msg):
+            NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter=bad)
+    with pytest.raises(DevolensError, match="no reference object diameter"):
+        NucleiPredictor(_tiny(), scale=0.5, diameter=10.0)
+
+
+@pytest.mark.skipif(not shipped("nuclei"), reason="nuclei weights not shipped")
+def test_shipped_nuclei_diameter_recovers_another_magnification():
+    import cv2
+
+    from devolens.lineage.simulate import simulate_embryo
+    from devolens.models import card, load
+    from devolens.render.nuclei import render_nuclei_frame
+    from devolens.train.metrics import instance_scores
+
+    table = simulate_embryo(11, n_cells=90)
+    t = int(table.groupby("time").size().index[-1])
+    frame = render_nuclei_frame(table, t, size=(512, 752), seed=5, rgb=True)
+    # the same embryo filmed at twice the magnification (nuclei twice as wide)
+    big = cv2.resize(frame.image, (1504, 1024), interpolation=cv2.INTER_LINEAR)
+    truth = cv2.resize(frame.labels, (1504, 1024), interpolation=cv2.INTER_NEAREST)
+    ref = card("nuclei")["input"]["diameter"]["reference"]
+    plain = instance_scores(load("nuclei").predict(big).labels, truth)["f1"]
+    res = load("nuclei", diameter=2 * ref).predict(big)
+    assert res.extra["scale"] == pytest.approx(0.25)
+    assert instance_scores(res.labels, truth)["f1"] > plain + 0.1

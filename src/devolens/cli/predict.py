@@ -197,6 +197,7 @@ def run_segmentation(
     tta: int = 1,
     stack_z: str = "project",
     channel: Optional[int] = None,
+    diameter: Optional[float] = None,
     progress=None,
 ) -> dict:
     """Segment every frame of ``input_path`` and write labels, CSVs and overlays under ``out``.
@@ -210,7 +211,8 @@ def run_segmentation(
 
     skip = _skip_set(skip_flagged)
     source = _Source(input_path, stack_z=stack_z, channel=channel)
-    predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision)
+    predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
+                                diameter=diameter)
     stage = _StagedDir(out)
     try:
         (stage.tmp / "labels").mkdir()
@@ -308,6 +310,10 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "2-4x slower, slightly smoother masks.")),
         stack_z: str = typer.Option(default_z, "--stack-z", help=_STACK_Z_HELP),
         channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
+        diameter: Optional[float] = typer.Option(None, "--diameter", help=(
+            "Typical object diameter in the input, pixels, for images at another magnification than the "
+            "training data: they are resized so that such objects have the size the model knows (the card's "
+            "input.diameter reference; nuclei: 35 px in 752x512 EPIC-like frames). Default: no resizing.")),
     ) -> None:
         from devolens.cli._common import console, progress_bar, streaming_threads
 
@@ -315,7 +321,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         with progress_bar(f"segment {kind}") as cb:
             summary = run_segmentation(kind, input_path, out, model=model, skip_flagged=skip_flagged,
                                        batch_size=batch_size, fast=fast, precision=precision, backend=backend,
-                                       overlay=overlay, tta=tta,
+                                       overlay=overlay, tta=tta, diameter=diameter,
                                        stack_z=stack_z, channel=channel, progress=cb)
         skipped = f", {summary['skipped']} flagged frames skipped" if summary["skipped"] else ""
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out}")

@@ -167,12 +167,14 @@ class ImageNetwork:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------ preprocessing
-    def prepare(self, image: np.ndarray) -> np.ndarray:
-        """Input image -> normalised single-channel float32 at the working resolution."""
+    def prepare(self, image: np.ndarray, scale: float | None = None) -> np.ndarray:
+        """Input image -> normalised single-channel float32 at the working resolution
+        (``scale`` times the input size; default: the network's ``scale``)."""
+        scale = self.scale if scale is None else float(scale)
         grey = to_single_channel(image, self.channel)
-        if self.scale != 1.0:  # resize, then normalise (the order the training data saw)
+        if scale != 1.0:  # resize, then normalise (the order the training data saw)
             h, w = grey.shape
-            grey = resize_image(grey, (max(1, round(h * self.scale)), max(1, round(w * self.scale))))
+            grey = resize_image(grey, (max(1, round(h * scale)), max(1, round(w * scale))))
         return normalize_percentile(grey, *self.percentiles)
 
     # ------------------------------------------------------------------ forward

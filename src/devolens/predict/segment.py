@@ -122,8 +122,22 @@ class _SegmentationPredictor:
         tta: int = 1,
         precision: str = "auto",
         int8_params: dict | None = None,
+        diameter: float | None = None,
+        diameter_ref: float | None = None,
     ):
         self.head = head or self.default_head
+        self.diameter_ref = None if diameter_ref is None else float(diameter_ref)
+        if diameter is not None:
+            try:
+                diameter = float(diameter)
+            except (TypeError, ValueError):
+                raise DevolensError(f"diameter must be a number of pixels, got {diameter!r}") from None
+            if not diameter > 0:
+                raise DevolensError(f"diameter must be > 0 pixels, got {diameter}")
+            if not self.diameter_ref:
+                raise DevolensError("this model has no reference object diameter (card input.diameter): "
+                                    "leave the diameter out")
+        self.diameter = diameter
         activation = "softmax" if self.head == "three_class" else "sigmoid"
         self.network = ImageNetwork(
             model, in_channels=in_channels, scale=scale, tile=tile, overlap=overlap, batch_size=batch_size,
@@ -161,6 +175,7 @@ class _SegmentationPredictor:
             postprocess=dict(card.get("postprocess", {})),
             card=card,
             int8_params=card.get("int8", {}).get("activations"),
+            diameter_ref=(inp.get("diameter") or {}).get("reference"),
         )
         post = options.pop("postprocess", None)
         if post:
@@ -196,6 +211,11 @@ class _SegmentationPredictor:
         At most about four batches of frames and results are held in memory; results are
         yielded in input order.
 
+        With a ``diameter`` (typical object diameter in input pixels, e.g. for another
+        magnification than the training data), images are resized so that such objects
+        have the card's reference size at the working resolution (``input.diameter``);
+        ``result.extra["scale"]`` holds the working scale used.
+
         Parameters
         ----------
         images : iterable of ndarray
@@ -208,7 +228,20 @@ class _SegmentationPredictor:
             Post-processing threads (0: everything in the calling thread, one step after
             the other).
         """
-        done = 0
+        for done, res in enumerate(self._stream(images, self.working_scale(), workers), start=1):
+            yield res
+            if progress is not None:
+                progress(done, -1 if total is None else total)
+
+    def working_scale(self) -> float:
+        """Working resolution relative to the input: the card's scale, times
+        ``reference / diameter`` when a typical object ``diameter`` (input pixels) is given."""
+        if self.diameter is not None and self.diameter_ref:
+            return self.network.scale * self.diameter_ref / self.diameter
+        return self.network.scale
+
+    def _stream(self, images: Iterable[np.ndarray], scale: float, workers: int) -> Iterator[SegmentationResult]:
+        """The pipelined loop of :meth:`predict_iter` at working ``scale``."""
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="devolens-post") if workers > 0 else None
 
         def submit(fn, *args):
@@ -222,7 +255,7 @@ class _SegmentationPredictor:
                 if arr.ndim not in (2, 3) or arr.shape[0] < 2 or arr.shape[1] < 2:
                     raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
                 shapes.append(arr.shape[:2])
-            return shapes, [submit(self.network.prepare, np.asarray(img)) for img in chunk]
+            return shapes, [submit(self.network.prepare, np.asarray(img), scale) for img in chunk]
 
         pending: collections.deque = collections.deque()
         limit = 2 * self.network.batch_size
@@ -238,20 +271,19 @@ class _SegmentationPredictor:
                 for p, shape in zip(probs, shapes):
                     pending.append(submit(self._finish, p, shape))
                 while len(pending) > limit or (pending and pending[0].done()):
-                    yield pending.popleft().result()
-                    done += 1
-                    if progress is not None:
-                        progress(done, -1 if total is None else total)
+                    yield self._tagged(pending.popleft().result(), scale)
             while pending:
-                yield pending.popleft().result()
-                done += 1
-                if progress is not None:
-                    progress(done, -1 if total is None else total)
+                yield self._tagged(pending.popleft().result(), scale)
         finally:
             for f in pending:
                 f.cancel()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _tagged(res: SegmentationResult, scale: float) -> SegmentationResult:
+        res.extra["scale"] = scale
+        return res
 
     def _finish(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:  # pragma: no cover
         raise NotImplementedError

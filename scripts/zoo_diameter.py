@@ -1,0 +1,73 @@
+"""Measure the object sizes a zoo segmentation model was made for and store them in its card.
+
+Usage::
+
+    python scripts/zoo_diameter.py nuclei --renders runs/zoo/render/calib_L2 runs/zoo/render/calib_sim \
+        [--zoo src/devolens/models/zoo]
+
+The model runs at its card's working scale on the clean frames of ``--renders`` (renders of
+TRAINING embryos or fresh simulated ones, with the random pose and zoom of the training
+renders; never the held-out embryos). For each frame with at least 5 objects, the median
+equivalent diameter (input pixels) of the objects it finds is taken. The card gets
+``input.diameter``: ``reference`` (the median over frames: a ``diameter=D`` option scales the
+input by ``reference / D``) and the 5th-95th percentile over frames (for information: nucleus
+size changes with the stage, so it cannot tell the magnification by itself). ``card.md`` is
+rewritten. Re-run after shipping new weights (``scripts/zoo_ship.py`` writes a card without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", help="zoo segmentation model (nuclei)")
+    ap.add_argument("--renders", type=Path, nargs="+", required=True, help="render folders of training embryos")
+    ap.add_argument("--zoo", type=Path, default=ROOT / "src" / "devolens" / "models" / "zoo")
+    ap.add_argument("--frames", type=int, default=400, help="at most this many frames (spread over the folders)")
+    a = ap.parse_args()
+
+    from devolens.io.images import read_image
+    from devolens.models import zoo
+    from zoo_int8 import calibration_frames
+    from zoo_ship import write_card_md
+
+    zoo.ZOO_DIR = a.zoo
+    zoo.card.cache_clear()
+    card = zoo.card(a.name)
+    pred = zoo.load(a.name, diameter=None)
+    files = calibration_frames(a.renders, a.frames)
+    medians = []
+    for res in pred.predict_iter(read_image(f) for f in files):
+        area = res.centroids["area"].to_numpy(float)
+        if len(area) >= 5:
+            medians.append(float(np.median(2.0 * np.sqrt(area / np.pi))))
+    medians = np.asarray(medians)
+    p5, p95 = np.percentile(medians, [5, 95])
+    card.setdefault("input", {})["diameter"] = {
+        "reference": round(float(np.median(medians)), 1),
+        "p5_p95": [round(float(p5), 1), round(float(p95), 1)],
+        "how": (f"median equivalent diameter (input pixels) of the objects found at scale {pred.network.scale} in "
+                f"{len(medians)} frames of " + ", ".join(d.name for d in a.renders)
+                + " (renders of training embryos / fresh simulated embryos, random pose and zoom, all stages): "
+                "reference = median over frames; `--diameter D` resizes the input by reference / D before the "
+                f"card's scale; command: python scripts/zoo_diameter.py {a.name} --renders "
+                + " ".join(str(d) for d in a.renders)),
+    }
+    folder = a.zoo / a.name
+    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card_md(card, folder / "card.md")
+    print(json.dumps(card["input"]["diameter"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
