@@ -215,11 +215,11 @@ def eval_population(zoo_dir: Path | None, val_dirs: list[Path], threads: int) ->
     from devolens.io.images import read_image
     from devolens.train.metrics import population_mae
 
-    pred = _load("population", zoo_dir, batch_size=4)
+    pred = _load("population", zoo_dir, batch_size=4, diameter=DIAMETER)
 
     def scores(dirs: list[Path]):
         rows = list(_frames(dirs))
-        out = list(pred.predict_iter(read_image(v / r["file"]) for v, r in rows))
+        out = list(pred.predict_iter(_zoomed(read_image(v / r["file"])) for v, r in rows))
         p = np.array([[o[k] for k in LETTERS + ("total",)] for o in out])
         t = np.array([[r[k] for k in LETTERS + ("total",)] for _, r in rows], dtype=float)
         mae = population_mae(p, t, LETTERS + ("total",))
@@ -313,9 +313,9 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", choices=("auto", "int8", "bf16", "fp32"),
                     help="network arithmetic (auto: what `devolens segment` uses)")
     ap.add_argument("--zoom", type=float, default=1.0,
-                    help="nuclei: resize the held-out frames and labels by this factor (another magnification)")
+                    help="nuclei, population: resize the held-out frames (and labels) by this factor (another magnification)")
     ap.add_argument("--diameter", type=float, default=None,
-                    help="nuclei: typical nucleus diameter (pixels) given to the model (`--diameter` of segment)")
+                    help="nuclei, population: typical nucleus diameter (pixels) given to the model (`--diameter`)")
     a = ap.parse_args()
     global LIMIT, PRECISION, ZOOM, DIAMETER
     LIMIT, PRECISION, ZOOM, DIAMETER = a.limit, a.precision, a.zoom, a.diameter

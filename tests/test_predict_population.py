@@ -207,3 +207,27 @@ def test_population_runs_nuclei_in_the_cards_precision(tiny_zoo):
     assert load("population").nuclei.network.precision == "fp32"
     assert load("population", precision="auto").nuclei.network.precision == "fp32"  # what the CLI passes
     assert load("population", precision="bf16").nuclei.network.precision == "bf16"  # the user's choice wins
+
+
+def test_population_diameter_resizes_frames(tiny_zoo, monkeypatch):
+    import json
+
+    from devolens.models import load, zoo
+
+    with pytest.raises(DevolensError, match="reference diameter"):
+        load("population", diameter=20)  # the tiny nuclei card has none
+    path = zoo.ZOO_DIR / "nuclei" / "card.json"
+    card = json.loads(path.read_text())
+    card["input"]["diameter"] = {"reference": 30.0}
+    path.write_text(json.dumps(card))
+    zoo.card.cache_clear()
+    pred = load("population", diameter=15)
+    assert pred.resize == pytest.approx(2.0) and pred.nuclei.diameter is None  # resized once, in population
+    seen = []
+    original = pred.nuclei.predict_iter
+    monkeypatch.setattr(pred.nuclei, "predict_iter", lambda imgs, **kw: original((seen.append(i.shape) or i for i in imgs), **kw))
+    row = pred.predict(np.zeros((40, 60), np.uint8))
+    assert seen == [(80, 120)] and row["total"] >= 0
+    for bad in (0, -1, "x"):
+        with pytest.raises(DevolensError, match="diameter must be"):
+            load("population", diameter=bad)

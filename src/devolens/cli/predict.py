@@ -338,7 +338,8 @@ segment_membrane_command = _segment_command("membrane", "membrane", "cells", "sl
 # ---------------------------------------------------------------------------- population
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
-                   precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None, progress=None):
+                   precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
+                   diameter: Optional[float] = None, progress=None):
     """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot)."""
     import pandas as pd
 
@@ -351,7 +352,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("--out is a folder; give a .csv file", path=out)
     skip = _skip_set(skip_flagged)
     source = _Source(input_path, stack_z=stack_z, channel=channel)
-    predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision)
+    predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
+                                diameter=diameter)
     positions: collections.deque = collections.deque()
 
     def frames():
@@ -397,6 +399,10 @@ def population_command(
     backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
     stack_z: str = typer.Option("project", "--stack-z", help=_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
+    diameter: Optional[float] = typer.Option(None, "--diameter", help=(
+        "Typical nucleus diameter in the input, pixels, for movies at another magnification than the training "
+        "data: frames are resized so nuclei and embryo have the sizes the model was fitted on (nuclei about 35 px "
+        "in 752x512 EPIC-like frames). Default: no resizing.")),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
     from devolens.cli._common import console, progress_bar, streaming_threads
@@ -405,7 +411,7 @@ def population_command(
     with progress_bar("population") as cb:
         df = run_population(input_path, out, model=model, monotone=monotone, plot=plot, skip_flagged=skip_flagged,
                             batch_size=batch_size, fast=fast, precision=precision, backend=backend, stack_z=stack_z,
-                            channel=channel,
+                            channel=channel, diameter=diameter,
                             progress=cb)
     console.print(f"{len(df)} frames -> {out}" + (f" (+ {out.with_suffix('.png')})" if plot else ""))
 

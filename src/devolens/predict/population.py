@@ -229,6 +229,9 @@ class PopulationPredictor:
         Method ``composition`` with a ``network`` (a total-cells regressor, one output):
         the total is ``exp(w log1p(calibrated) + (1 - w) log1p(regressed)) - 1`` with this
         ``w`` (1 = the nuclei-count calibration alone).
+    resize : float
+        Every frame is first resized by this factor (another magnification than the
+        training data; :meth:`from_zoo` sets it from ``diameter``).
     """
 
     def __init__(
@@ -249,6 +252,7 @@ class PopulationPredictor:
         percentiles: Sequence[float] = (1.0, 99.8),
         fast: bool = True,
         total_weight: float = 1.0,
+        resize: float = 1.0,
     ):
         if method not in ("composition", "regressor"):
             raise DevolensError(f"unknown population method {method!r} (composition, regressor)")
@@ -273,6 +277,9 @@ class PopulationPredictor:
         if not 0.0 <= float(total_weight) <= 1.0:
             raise DevolensError(f"total_weight must be within 0..1, got {total_weight}")
         self.total_weight = float(total_weight)
+        if not float(resize) > 0:
+            raise DevolensError(f"resize must be > 0, got {resize}")
+        self.resize = float(resize)
 
     @classmethod
     def from_zoo(cls, folder: str | Path, card: dict, **options: Any) -> "PopulationPredictor":
@@ -281,7 +288,10 @@ class PopulationPredictor:
         ``options`` go to the nuclei predictor (``batch_size``, ``fast``, ``precision``,
         ``backend``, ``device``...) for method ``composition``, or to the regressor network.
         The nuclei network runs by default in the card's ``nuclei_precision`` (the
-        arithmetic its calibration was fitted with).
+        arithmetic its calibration was fitted with). ``diameter`` (typical nucleus diameter in
+        the input, pixels; method ``composition``): frames at another magnification are
+        resized by the nuclei model's reference diameter / ``diameter`` before everything
+        else, so that nuclei and embryo have the sizes the calibration was fitted on.
         """
         from safetensors.numpy import load_file
 
@@ -298,7 +308,21 @@ class PopulationPredictor:
             # the calibration was fitted on the counts of the nuclei network in this arithmetic
             if options.get("precision", "auto") == "auto":
                 options["precision"] = card.get("nuclei_precision", "auto")
+            diameter = options.pop("diameter", None)  # applied to the frames here, not in the nuclei model
             nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
+            resize = 1.0
+            if diameter is not None:
+                ref = getattr(nuclei, "diameter_ref", None)
+                if not ref:
+                    raise DevolensError("the nuclei model has no reference diameter (card input.diameter): "
+                                        "leave the diameter out")
+                try:
+                    diameter = float(diameter)
+                except (TypeError, ValueError):
+                    raise DevolensError(f"diameter must be a number of pixels, got {diameter!r}") from None
+                if not diameter > 0:
+                    raise DevolensError(f"diameter must be > 0 pixels, got {diameter}")
+                resize = float(ref) / diameter
             extra: dict[str, Any] = {}
             reg = card.get("total_regressor")
             if reg:  # a whole-frame regressor of the total, stored in the same file ("total_regressor.*")
@@ -309,7 +333,7 @@ class PopulationPredictor:
                 "composition", nuclei=nuclei, composition=arrays["composition"].astype(np.float32),
                 knots_x=arrays["knots_x"].astype(np.float64), knots_y=arrays["knots_y"].astype(np.float64),
                 coef=arrays["coef"].astype(np.float64) if "coef" in arrays else None,
-                batch_size=batch_size, card=card, **extra,
+                batch_size=batch_size, card=card, resize=resize, **extra,
             )
         model = load_zoo_network(folder, card)
         pre = card.get("preprocessing", {})
@@ -346,6 +370,8 @@ class PopulationPredictor:
         ``composition``).
         """
         done = 0
+        if self.resize != 1.0:  # another magnification: frames resized to the training one
+            images = (_resized(np.asarray(img), self.resize) for img in images)
         if self.method == "composition":
             import collections
 
@@ -413,3 +439,12 @@ class PopulationPredictor:
     def smooth(df: pd.DataFrame) -> pd.DataFrame:
         """Monotone smoothing of a per-frame count table (see :func:`smooth_populations`)."""
         return smooth_populations(df)
+
+
+def _resized(image: np.ndarray, factor: float) -> np.ndarray:
+    """``image`` (HxW or HxWxC) resized by ``factor`` (area when shrinking, bilinear when enlarging)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    size = (max(2, round(w * factor)), max(2, round(h * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
