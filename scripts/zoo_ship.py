@@ -34,7 +34,7 @@ CARDS = {
         "output": {"head": "three_class", "classes": ["background", "interior", "boundary"],
                    "returns": "probability (HxW float32), labels (HxW uint16), centroids (label,x,y,area)"},
         "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8],
-                          "steps": "green channel of a green-dominant RGB image (else mean of RGB); resize by 0.5 "
+                          "steps": "the dominant channel of an RGB image (green in histone-GFP movies; mean of RGB when none dominates); resize by 0.5 "
                                    "(area); map the 1st..99.8th percentile to 0..1, clip"},
         "postprocess": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 8, "smooth": 1.0,
                         "split_seeds": False},
@@ -76,7 +76,7 @@ CARDS = {
                    "returns": "probability (membrane = p(boundary), HxW float32), mask (membrane), labels (cells, "
                               "HxW uint16), centroids"},
         "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8],
-                          "steps": "one channel (green of a green-dominant RGB, else mean); resize by 0.5 (area); "
+                          "steps": "one channel (the dominant one of an RGB image, else the mean); resize by 0.5 (area); "
                                    "1st..99.8th percentile -> 0..1"},
         "postprocess": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 20, "smooth": 1.0},
         "recipe": "recipes/membrane.yaml",

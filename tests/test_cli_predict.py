@@ -300,3 +300,24 @@ def test_segment_diameter_option(tiny_zoo, tmp_path, capsys):
     zoo.card.cache_clear()
     assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o2"), "--diameter", "12"]) == 0
     assert tifffile.imread(tmp_path / "o2" / "labels" / "a_labels.tif").shape == (40, 56)
+
+
+def test_segment_color_option(tiny_zoo, tmp_path, capsys):
+    import imageio.v3 as iio
+
+    rng = np.random.default_rng(4)
+    green = np.zeros((40, 56, 3), np.uint8)
+    green[..., 1] = (rng.random((40, 56)) * 255).astype(np.uint8)
+    green[..., 0] = 9  # a weak, even red channel
+    red = green[..., [1, 0, 2]]
+    iio.imwrite(tmp_path / "g.png", green)
+    iio.imwrite(tmp_path / "r.png", red)
+    assert main(["segment", "nuclei", str(tmp_path / "g.png"), "--out", str(tmp_path / "og")]) == 0
+    assert main(["segment", "nuclei", str(tmp_path / "r.png"), "--out", str(tmp_path / "or"), "--color", "red"]) == 0
+    a = tifffile.imread(tmp_path / "og" / "labels" / "g_labels.tif")
+    b = tifffile.imread(tmp_path / "or" / "labels" / "r_labels.tif")
+    assert np.array_equal(a, b)  # the same nuclei channel, whatever its colour
+    assert main(["segment", "nuclei", str(tmp_path / "r.png"), "--out", str(tmp_path / "ox"), "--color", "pink"]) == 2
+    assert "--color must be one of" in capsys.readouterr().err
+    pops = tmp_path / "p.csv"
+    assert main(["population", str(tmp_path / "r.png"), "--out", str(pops), "--color", "red"]) == 0

@@ -101,6 +101,19 @@ def test_to_single_channel_green_and_mean():
         to_single_channel(np.ones((2, 3, 4, 5)))
 
 
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_to_single_channel_auto_takes_the_dominant_channel(k):
+    rng = np.random.default_rng(k)
+    signal = (rng.random((20, 30)) * 200).astype(np.uint8)
+    rgb = np.full((20, 30, 3), 5, np.uint8)
+    rgb[..., k] = signal  # nuclei in red (mCherry), green (GFP) or blue (DAPI)
+    rgb[..., (k + 1) % 3] = 12  # a weak second channel
+    assert np.array_equal(to_single_channel(rgb), signal.astype(np.float32))
+    balanced = np.repeat(signal[..., None], 3, axis=2).astype(np.int16)
+    balanced[..., 0] += 1  # near-grey colour image: no channel dominates -> mean
+    assert np.allclose(to_single_channel(balanced.astype(np.uint8)), balanced.mean(axis=2))
+
+
 def test_normalize_percentile_is_robust_and_bit_depth_free():
     rng = np.random.default_rng(0)
     img = rng.normal(1000, 50, (100, 100))

@@ -177,6 +177,14 @@ def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend:
     return zoo.load(model, batch_size=batch_size, fast=fast, backend=backend, **options)
 
 
+def _color(color: str) -> str:
+    """The ``--color`` option, checked (the predictors' ``channel``)."""
+    choices = ("auto", "green", "red", "blue", "mean", "max")
+    if color not in choices:
+        raise DevolensError(f"--color must be one of {', '.join(choices)}, got {color!r}")
+    return color
+
+
 def _progress_total(total: int):
     return total if total > 0 else None
 
@@ -198,6 +206,7 @@ def run_segmentation(
     stack_z: str = "project",
     channel: Optional[int] = None,
     diameter: Optional[float] = None,
+    color: str = "auto",
     progress=None,
 ) -> dict:
     """Segment every frame of ``input_path`` and write labels, CSVs and overlays under ``out``.
@@ -212,7 +221,7 @@ def run_segmentation(
     skip = _skip_set(skip_flagged)
     source = _Source(input_path, stack_z=stack_z, channel=channel)
     predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
-                                diameter=diameter)
+                                diameter=diameter, channel=_color(color))
     stage = _StagedDir(out)
     try:
         (stage.tmp / "labels").mkdir()
@@ -287,6 +296,9 @@ _CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); requir
 _PRECISION_HELP = ("Network arithmetic on CPU: auto (int8 where the model card has int8 scales, this PyTorch has the "
                    "oneDNN engine and the CPU has VNNI/AMX; else bf16), int8, bf16 or fp32. The model card gives "
                    "the accuracy of each.")
+_COLOR_HELP = ("Colour images and videos: the channel that holds the nuclei (or membranes): auto (the dominant "
+               "channel, e.g. green for histone-GFP, red for H2B-mCherry, blue for DAPI; the mean of R, G, B when "
+               "none dominates), green, red, blue, mean or max.")
 _SKIP_HELP = ("Curation report from `devolens curate frames`: its flagged frames (black, dark, red lines...) "
               "are not segmented and left out of every output.")
 
@@ -310,6 +322,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "2-4x slower, slightly smoother masks.")),
         stack_z: str = typer.Option(default_z, "--stack-z", help=_STACK_Z_HELP),
         channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
+        color: str = typer.Option("auto", "--color", help=_COLOR_HELP),
         diameter: Optional[float] = typer.Option(None, "--diameter", help=(
             "Typical object diameter in the input, pixels, for images at another magnification than the "
             "training data: they are resized so that such objects have the size the model knows (the card's "
@@ -321,7 +334,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         with progress_bar(f"segment {kind}") as cb:
             summary = run_segmentation(kind, input_path, out, model=model, skip_flagged=skip_flagged,
                                        batch_size=batch_size, fast=fast, precision=precision, backend=backend,
-                                       overlay=overlay, tta=tta, diameter=diameter,
+                                       overlay=overlay, tta=tta, diameter=diameter, color=color,
                                        stack_z=stack_z, channel=channel, progress=cb)
         skipped = f", {summary['skipped']} flagged frames skipped" if summary["skipped"] else ""
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out}")
@@ -339,7 +352,7 @@ segment_membrane_command = _segment_command("membrane", "membrane", "cells", "sl
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
                    precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
-                   diameter: Optional[float] = None, progress=None):
+                   diameter: Optional[float] = None, color: str = "auto", progress=None):
     """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot)."""
     import pandas as pd
 
@@ -353,7 +366,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     skip = _skip_set(skip_flagged)
     source = _Source(input_path, stack_z=stack_z, channel=channel)
     predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
-                                diameter=diameter)
+                                diameter=diameter, channel=_color(color))
     positions: collections.deque = collections.deque()
 
     def frames():
@@ -399,6 +412,7 @@ def population_command(
     backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
     stack_z: str = typer.Option("project", "--stack-z", help=_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
+    color: str = typer.Option("auto", "--color", help=_COLOR_HELP),
     diameter: Optional[float] = typer.Option(None, "--diameter", help=(
         "Typical nucleus diameter in the input, pixels, for movies at another magnification than the training "
         "data: frames are resized so nuclei and embryo have the sizes the model was fitted on (nuclei about 35 px "
@@ -411,7 +425,7 @@ def population_command(
     with progress_bar("population") as cb:
         df = run_population(input_path, out, model=model, monotone=monotone, plot=plot, skip_flagged=skip_flagged,
                             batch_size=batch_size, fast=fast, precision=precision, backend=backend, stack_z=stack_z,
-                            channel=channel, diameter=diameter,
+                            channel=channel, diameter=diameter, color=color,
                             progress=cb)
     console.print(f"{len(df)} frames -> {out}" + (f" (+ {out.with_suffix('.png')})" if plot else ""))
 

@@ -333,7 +333,7 @@ class PopulationPredictor:
                 "composition", nuclei=nuclei, composition=arrays["composition"].astype(np.float32),
                 knots_x=arrays["knots_x"].astype(np.float64), knots_y=arrays["knots_y"].astype(np.float64),
                 coef=arrays["coef"].astype(np.float64) if "coef" in arrays else None,
-                batch_size=batch_size, card=card, resize=resize, **extra,
+                batch_size=batch_size, card=card, resize=resize, channel=options.get("channel", "auto"), **extra,
             )
         model = load_zoo_network(folder, card)
         pre = card.get("preprocessing", {})

@@ -30,10 +30,10 @@ def to_single_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarra
     image : ndarray
         ``HxW`` (grey), ``HxWx1``, ``HxWx3`` (RGB) or ``HxWx4`` (RGBA, alpha ignored).
     channel : {"auto", "green", "mean", "max", "red", "blue"}
-        Which channel of a colour image to keep. ``"auto"`` takes the green channel when
-        it carries most of the signal (histone-GFP movies: green nuclei, weak red
-        reporter) and the mean of R, G, B otherwise (grey images stored as RGB);
-        ``"max"`` is the per-pixel maximum of R, G, B.
+        Which channel of a colour image to keep. ``"auto"`` takes the channel that carries
+        most of the signal when one does (histone-GFP movies: green nuclei and a weak red
+        reporter; H2B-mCherry: red; DAPI/Hoechst: blue) and the mean of R, G, B otherwise
+        (grey images stored as RGB); ``"max"`` is the per-pixel maximum of R, G, B.
 
     Returns
     -------
@@ -63,8 +63,10 @@ def to_single_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarra
                 return arr[..., 1].astype(np.float32)  # grey stored as RGB: every channel is the mean
         means = sample.reshape(-1, 3).astype(np.float64).mean(axis=0)
         spread = float(np.abs(means - means.mean()).max())
-        if means[1] >= means.max() and spread > 0.05 * (means.mean() + 1e-6):
-            return arr[..., 1].astype(np.float32)
+        if spread > 0.05 * (means.mean() + 1e-6):
+            # the dominant channel (green first on ties: the histone-GFP movies the models know)
+            k = 1 if means[1] >= means.max() else int(np.argmax(means))
+            return arr[..., k].astype(np.float32)
         return arr[..., :3].astype(np.float32).mean(axis=2)
     rgb = arr[..., :3].astype(np.float32, copy=False)
     index = {"red": 0, "green": 1, "blue": 2}

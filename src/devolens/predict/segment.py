@@ -7,7 +7,7 @@
 >>> res.centroids                                # DataFrame label, x, y, area (pixels)
 
 Both predictors accept single-channel or RGB images of any size: the image is reduced to
-one channel (green channel of a green-dominant RGB image, else the mean), normalised by
+one channel (the dominant channel of an RGB image, else the mean), normalised by
 robust percentiles, resized to the model's working resolution (``scale`` in the card),
 padded to a multiple of 32 (or tiled when large), and the outputs are returned at the input
 size.
