@@ -44,6 +44,8 @@ def _zoomed(image: np.ndarray, labels: bool = False) -> np.ndarray:
         return image
     import cv2
 
+    if image.dtype == bool:
+        return _zoomed(image.astype(np.uint8), labels=True) > 0
     h, w = image.shape[:2]
     size = (max(1, round(w * ZOOM)), max(1, round(h * ZOOM)))
     interp = cv2.INTER_NEAREST if labels else (cv2.INTER_AREA if ZOOM < 1 else cv2.INTER_LINEAR)
@@ -180,17 +182,17 @@ def eval_membrane(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> t
     from devolens.io.images import read_image
     from devolens.train.metrics import iou_dice, match_instances, confusion_matrix, prf
 
-    pred = _load("membrane", zoo_dir, batch_size=4)
+    pred = _load("membrane", zoo_dir, batch_size=4, diameter=DIAMETER)
     tp = fp = fn = 0
     cm = np.zeros((2, 2), np.int64)
     rows = list(_frames(val_dirs))
-    images = (read_image(v / r["file"]) for v, r in rows)
+    images = (_zoomed(read_image(v / r["file"])) for v, r in rows)
     t0 = time.perf_counter()
     for (vdir, row), res in zip(rows, pred.predict_iter(images)):
         stem = Path(row["file"]).stem
-        cells = tifffile.imread(vdir / "labels" / f"{stem}_labels.tif")
+        cells = _zoomed(tifffile.imread(vdir / "labels" / f"{stem}_labels.tif"), labels=True)
         mem = read_image(vdir / "membranes" / f"{stem}_membrane.png")
-        mem = (mem[..., 0] if mem.ndim == 3 else mem) > 0
+        mem = _zoomed((mem[..., 0] if mem.ndim == 3 else mem) > 0, labels=True)
         m = match_instances(res.labels, cells)
         tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
         cm += confusion_matrix(res.mask.astype(np.int64), mem.astype(np.int64), 2)
@@ -313,9 +315,9 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", choices=("auto", "int8", "bf16", "fp32"),
                     help="network arithmetic (auto: what `devolens segment` uses)")
     ap.add_argument("--zoom", type=float, default=1.0,
-                    help="nuclei, population: resize the held-out frames (and labels) by this factor (another magnification)")
+                    help="resize the held-out frames (and labels) by this factor (another magnification)")
     ap.add_argument("--diameter", type=float, default=None,
-                    help="nuclei, population: typical nucleus diameter (pixels) given to the model (`--diameter`)")
+                    help="typical nucleus (membrane: cell) diameter in pixels given to the model (`--diameter`)")
     a = ap.parse_args()
     global LIMIT, PRECISION, ZOOM, DIAMETER
     LIMIT, PRECISION, ZOOM, DIAMETER = a.limit, a.precision, a.zoom, a.diameter
