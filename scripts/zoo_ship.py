@@ -71,7 +71,10 @@ CARDS = {
         "task": "membrane",
         "summary": "Membrane mask and cell instances of membrane-marker embryo slices (3DMMS-style)",
         "predictor": "devolens.predict.segment:MembranePredictor",
-        "input": {"channels": "HxW grey or HxWx3 RGB, any size", "scale": 0.5, "multiple": 16, "tile": 1024},
+        "input": {"channels": "HxW grey or HxWx3 RGB, any size", "scale": 0.75, "multiple": 16, "tile": 1024,
+                  "note": "the image is resized to 0.75 of its size (chosen on a training-embryo render: thin "
+                          "membranes need the resolution); images above 1365 px are processed in 1024 px tiles; "
+                          "outputs come back at the input size"},
         "output": {"head": "three_class", "classes": ["background", "cell interior", "cell boundary (membrane)"],
                    "returns": "probability (membrane = p(boundary), HxW float32), mask (membrane), labels (cells, "
                               "HxW uint16), centroids"},
