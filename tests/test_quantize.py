@@ -45,8 +45,9 @@ def test_only_folded_unet_lite_is_quantizable():
 
 
 @needs_int8
-def test_int8_network_follows_the_float_one():
-    net = _net()
+@pytest.mark.parametrize("depth,decoder", [(3, (32, 16, 8)), (4, (64, 32, 16, 8)), (5, (32, 16, 16, 8, 8))])
+def test_int8_network_follows_the_float_one(depth, decoder):
+    net = _net(depth, decoder)
     params = calibrate(net, [_images(4, seed=s) for s in range(3)])
     assert "input" in params and "encoder.layer1.0.add" in params and "decoder.blocks.0.cat" in params
     assert all(scale > 0 and 0 <= zero <= 255 for scale, zero in params.values())
