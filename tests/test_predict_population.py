@@ -214,7 +214,7 @@ def test_population_diameter_resizes_frames(tiny_zoo, monkeypatch):
 
     from devolens.models import load, zoo
 
-    with pytest.raises(DevolensError, match="reference diameter"):
+    with pytest.raises(DevolensError, match="reference object diameter"):
         load("population", diameter=20)  # the tiny nuclei card has none
     path = zoo.ZOO_DIR / "nuclei" / "card.json"
     card = json.loads(path.read_text())

@@ -312,17 +312,10 @@ class PopulationPredictor:
             nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
             resize = 1.0
             if diameter is not None:
+                from devolens.predict.segment import check_diameter
+
                 ref = getattr(nuclei, "diameter_ref", None)
-                if not ref:
-                    raise DevolensError("the nuclei model has no reference diameter (card input.diameter): "
-                                        "leave the diameter out")
-                try:
-                    diameter = float(diameter)
-                except (TypeError, ValueError):
-                    raise DevolensError(f"diameter must be a number of pixels, got {diameter!r}") from None
-                if not diameter > 0:
-                    raise DevolensError(f"diameter must be > 0 pixels, got {diameter}")
-                resize = float(ref) / diameter
+                resize = float(ref) / check_diameter(diameter, ref)
             extra: dict[str, Any] = {}
             reg = card.get("total_regressor")
             if reg:  # a whole-frame regressor of the total, stored in the same file ("total_regressor.*")

@@ -35,6 +35,26 @@ from devolens.predict.postprocess import (
 )
 
 
+def check_diameter(diameter, reference: float | None) -> float:
+    """A user's typical object ``diameter`` (pixels) as a float, for a model whose card gives a
+    ``reference`` diameter.
+
+    Raises
+    ------
+    DevolensError
+        Not a positive number, or the model has no reference diameter.
+    """
+    try:
+        diameter = float(diameter)
+    except (TypeError, ValueError):
+        raise DevolensError(f"diameter must be a number of pixels, got {diameter!r}") from None
+    if not diameter > 0:
+        raise DevolensError(f"diameter must be > 0 pixels, got {diameter}")
+    if not reference:
+        raise DevolensError("this model has no reference object diameter (card input.diameter): leave the diameter out")
+    return diameter
+
+
 class SegmentationResult:
     """Output of a segmentation predictor for one image (all arrays at the input size).
 
@@ -127,17 +147,7 @@ class _SegmentationPredictor:
     ):
         self.head = head or self.default_head
         self.diameter_ref = None if diameter_ref is None else float(diameter_ref)
-        if diameter is not None:
-            try:
-                diameter = float(diameter)
-            except (TypeError, ValueError):
-                raise DevolensError(f"diameter must be a number of pixels, got {diameter!r}") from None
-            if not diameter > 0:
-                raise DevolensError(f"diameter must be > 0 pixels, got {diameter}")
-            if not self.diameter_ref:
-                raise DevolensError("this model has no reference object diameter (card input.diameter): "
-                                    "leave the diameter out")
-        self.diameter = diameter
+        self.diameter = None if diameter is None else check_diameter(diameter, self.diameter_ref)
         activation = "softmax" if self.head == "three_class" else "sigmoid"
         self.network = ImageNetwork(
             model, in_channels=in_channels, scale=scale, tile=tile, overlap=overlap, batch_size=batch_size,
