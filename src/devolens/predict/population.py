@@ -315,7 +315,8 @@ class PopulationPredictor:
                 from devolens.predict.segment import check_diameter
 
                 ref = getattr(nuclei, "diameter_ref", None)
-                resize = float(ref) / check_diameter(diameter, ref)
+                diameter = check_diameter(diameter, ref)  # checked first: ref may be missing
+                resize = float(ref) / diameter
             extra: dict[str, Any] = {}
             reg = card.get("total_regressor")
             if reg:  # a whole-frame regressor of the total, stored in the same file ("total_regressor.*")
