@@ -211,7 +211,8 @@ def run_segmentation(
 ) -> dict:
     """Segment every frame of ``input_path`` and write labels, CSVs and overlays under ``out``.
 
-    Returns a summary dict (``frames``, ``objects``, ``skipped``).
+    Returns a summary dict (``frames``, ``objects``, ``skipped``, the network's ``precision``
+    and the working ``scale``).
     """
     import pandas as pd
 
@@ -285,7 +286,8 @@ def run_segmentation(
         stage.abort()
         raise
     stage.commit()
-    return {"frames": len(counts), "objects": int(sum(c["count"] for c in counts)), "skipped": len(skip)}
+    return {"frames": len(counts), "objects": int(sum(c["count"] for c in counts)), "skipped": len(skip),
+            "precision": predictor.network.precision, "scale": predictor.working_scale()}
 
 
 _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output folder), a video (mp4/mov/avi), or a "
@@ -337,7 +339,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                                        overlay=overlay, tta=tta, diameter=diameter, color=color,
                                        stack_z=stack_z, channel=channel, progress=cb)
         skipped = f", {summary['skipped']} flagged frames skipped" if summary["skipped"] else ""
-        console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out}")
+        console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
+                      f"({summary['precision']} network, working scale {summary['scale']:.3g})")
 
     command.__doc__ = (f"Segment {what} in an image, a folder of images or a video (streamed); "
                        "writes label TIFFs, objects.csv, counts.csv and overlays.")
