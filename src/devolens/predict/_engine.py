@@ -167,14 +167,12 @@ class ImageNetwork:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------ preprocessing
-    def prepare(self, image: np.ndarray, scale: float | None = None) -> np.ndarray:
-        """Input image -> normalised single-channel float32 at the working resolution
-        (``scale`` times the input size; default: the network's ``scale``)."""
-        scale = self.scale if scale is None else float(scale)
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """Input image -> normalised single-channel float32 at the working resolution."""
         grey = to_single_channel(image, self.channel)
-        if scale != 1.0:  # resize, then normalise (the order the training data saw)
+        if self.scale != 1.0:  # resize, then normalise (the order the training data saw)
             h, w = grey.shape
-            grey = resize_image(grey, (max(1, round(h * scale)), max(1, round(w * scale))))
+            grey = resize_image(grey, (max(1, round(h * self.scale)), max(1, round(w * self.scale))))
         return normalize_percentile(grey, *self.percentiles)
 
     # ------------------------------------------------------------------ forward

@@ -148,6 +148,8 @@ class _SegmentationPredictor:
         self.head = head or self.default_head
         self.diameter_ref = None if diameter_ref is None else float(diameter_ref)
         self.diameter = None if diameter is None else check_diameter(diameter, self.diameter_ref)
+        if self.diameter is not None:  # another magnification: objects brought to the reference size
+            scale = scale * self.diameter_ref / self.diameter
         activation = "softmax" if self.head == "three_class" else "sigmoid"
         self.network = ImageNetwork(
             model, in_channels=in_channels, scale=scale, tile=tile, overlap=overlap, batch_size=batch_size,
@@ -238,20 +240,7 @@ class _SegmentationPredictor:
             Post-processing threads (0: everything in the calling thread, one step after
             the other).
         """
-        for done, res in enumerate(self._stream(images, self.working_scale(), workers), start=1):
-            yield res
-            if progress is not None:
-                progress(done, -1 if total is None else total)
-
-    def working_scale(self) -> float:
-        """Working resolution relative to the input: the card's scale, times
-        ``reference / diameter`` when a typical object ``diameter`` (input pixels) is given."""
-        if self.diameter is not None and self.diameter_ref:
-            return self.network.scale * self.diameter_ref / self.diameter
-        return self.network.scale
-
-    def _stream(self, images: Iterable[np.ndarray], scale: float, workers: int) -> Iterator[SegmentationResult]:
-        """The pipelined loop of :meth:`predict_iter` at working ``scale``."""
+        done = 0
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="devolens-post") if workers > 0 else None
 
         def submit(fn, *args):
@@ -265,7 +254,7 @@ class _SegmentationPredictor:
                 if arr.ndim not in (2, 3) or arr.shape[0] < 2 or arr.shape[1] < 2:
                     raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
                 shapes.append(arr.shape[:2])
-            return shapes, [submit(self.network.prepare, np.asarray(img), scale) for img in chunk]
+            return shapes, [submit(self.network.prepare, np.asarray(img)) for img in chunk]
 
         pending: collections.deque = collections.deque()
         limit = 2 * self.network.batch_size
@@ -281,19 +270,25 @@ class _SegmentationPredictor:
                 for p, shape in zip(probs, shapes):
                     pending.append(submit(self._finish, p, shape))
                 while len(pending) > limit or (pending and pending[0].done()):
-                    yield self._tagged(pending.popleft().result(), scale)
+                    yield pending.popleft().result()
+                    done += 1
+                    if progress is not None:
+                        progress(done, -1 if total is None else total)
             while pending:
-                yield self._tagged(pending.popleft().result(), scale)
+                yield pending.popleft().result()
+                done += 1
+                if progress is not None:
+                    progress(done, -1 if total is None else total)
         finally:
             for f in pending:
                 f.cancel()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
-    @staticmethod
-    def _tagged(res: SegmentationResult, scale: float) -> SegmentationResult:
-        res.extra["scale"] = scale
-        return res
+    def working_scale(self) -> float:
+        """Working resolution relative to the input: the card's scale, times
+        ``reference / diameter`` when a typical object ``diameter`` (input pixels) was given."""
+        return self.network.scale
 
     def _finish(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:  # pragma: no cover
         raise NotImplementedError
@@ -306,6 +301,12 @@ class NucleiPredictor(_SegmentationPredictor):
     nucleus probability is ``1 - p(background)``, seeds are the interior blobs, and a
     watershed over the nucleus mask splits touching nuclei. A 1-channel (sigmoid) head is
     also supported (distance-transform seeds).
+
+    Options of :meth:`from_zoo` beside the constructor's: ``precision`` (``"auto"``: int8 on
+    CPUs with VNNI/AMX where the card has int8 scales, else bf16; see
+    :func:`devolens.models.quantize.resolve_precision`) and ``diameter`` (typical nucleus
+    diameter in input pixels, for another magnification than the training data: the
+    input is resized by the card's reference diameter / ``diameter`` on top of its scale).
 
     Postprocess options (working-resolution pixels): ``threshold`` (0.5), ``seed_threshold``
     (0.5), ``min_distance`` (3), ``min_size`` (8), ``smooth`` (1.0), ``split_seeds`` (False:
@@ -336,6 +337,7 @@ class NucleiPredictor(_SegmentationPredictor):
         return SegmentationResult(
             probability=lambda: to_input_size(fg[None], shape)[0].astype(np.float32),
             labels=labels, centroids=object_table_resized(labels_w, shape), mask=lambda: labels > 0,
+            extra={"scale": self.network.scale},
         )
 
 
@@ -374,4 +376,5 @@ class MembranePredictor(_SegmentationPredictor):
         return SegmentationResult(
             probability=prob, labels=labels, centroids=object_table_resized(labels_w, shape),
             mask=lambda: to_input_size(membrane[None], shape)[0] >= threshold,
+            extra={"scale": self.network.scale},
         )
