@@ -13,6 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(stderr=True)
 out = Console()
 
+#: help of the ``--precision`` and ``--fast`` options of the inference commands
+PRECISION_HELP = ("Network arithmetic on CPU: auto (int8 where the model card has int8 scales, this PyTorch has the "
+                  "oneDNN engine and the CPU has VNNI/AMX; else bf16), int8, bf16 or fp32. The model card gives "
+                  "the accuracy of each.")
+FAST_HELP = "Fast CPU arithmetic (int8 or bf16, see --precision); --no-fast: fp32."
+
 
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:

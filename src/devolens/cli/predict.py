@@ -19,6 +19,7 @@ from typing import Iterator, Optional
 import numpy as np
 import typer
 
+from devolens.cli._common import FAST_HELP, PRECISION_HELP
 from devolens.errors import DevolensError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -295,9 +296,6 @@ _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output f
 _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity projection per time point (what the "
                  "nuclei and population models expect), 'slices' = every plane is a frame (membrane slices).")
 _CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); required when there are several."
-_PRECISION_HELP = ("Network arithmetic on CPU: auto (int8 where the model card has int8 scales, this PyTorch has the "
-                   "oneDNN engine and the CPU has VNNI/AMX; else bf16), int8, bf16 or fp32. The model card gives "
-                   "the accuracy of each.")
 _COLOR_HELP = ("Colour images and videos: the channel that holds the nuclei (or membranes): auto (the dominant "
                "channel, e.g. green for histone-GFP, red for H2B-mCherry, blue for DAPI; the mean of R, G, B when "
                "none dominates), green, red, blue, mean or max.")
@@ -314,9 +312,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
         model: str = typer.Option(default_model, "--model", help=f"Zoo model to use (see `devolens models`)."),
         batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass (memory vs speed)."),
-        fast: bool = typer.Option(True, "--fast/--no-fast", help="Fast CPU arithmetic (int8 or bf16, see --precision); "
-                                  "--no-fast: fp32."),
-        precision: str = typer.Option("auto", "--precision", help=_PRECISION_HELP),
+        fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
+        precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
         backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
         overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay images / overlay video."),
         tta: int = typer.Option(1, "--tta", help=(
@@ -409,9 +406,8 @@ def population_command(
     skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
     model: str = typer.Option("population", "--model", help="Zoo model to use (see `devolens models`)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
-    fast: bool = typer.Option(True, "--fast/--no-fast", help="Fast CPU arithmetic (int8 or bf16, see --precision); "
-                              "--no-fast: fp32."),
-    precision: str = typer.Option("auto", "--precision", help=_PRECISION_HELP),
+    fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
     stack_z: str = typer.Option("project", "--stack-z", help=_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),

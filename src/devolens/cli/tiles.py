@@ -15,6 +15,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from devolens.cli._common import FAST_HELP, PRECISION_HELP
+
 segment_app: typer.Typer | None = None
 
 KEEP_CHOICES = ("mixed", "all")
@@ -239,11 +241,8 @@ def segment_livedead_command(
     window: int = typer.Option(512, "--window", min=32, help="Sliding-window side in pixels (a multiple of 32)."),
     overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between windows in pixels (blended smoothly)."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Windows per forward pass."),
-    fast: bool = typer.Option(True, "--fast/--no-fast", help="Fast CPU arithmetic (int8 or bf16, see --precision); "
-                              "--no-fast: fp32."),
-    precision: str = typer.Option("auto", "--precision", help=(
-        "Network arithmetic on CPU: auto (int8 where the model card has int8 scales, this PyTorch has the oneDNN "
-        "engine and the CPU has VNNI/AMX; else bf16), int8, bf16 or fp32. The model card gives the accuracy of each.")),
+    fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     min_area: int = typer.Option(12, "--min-area", min=0, help="Drop objects smaller than this many pixels."),
     probabilities: bool = typer.Option(
         False, "--probabilities", help="Also write probs.tif: (3, H, W) uint8 class probabilities x255."
