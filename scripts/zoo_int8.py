@@ -79,17 +79,22 @@ def main() -> None:
         model, win = pred.model, pred.window
         sources = [str(w) for w in a.wells]
 
-        def batches():
+        def windows():
             per_well = max(1, a.frames // len(a.wells))
             for w in a.wells:
                 img = tifffile.imread(w).astype(np.float32)
                 ys = range(0, img.shape[1] - win + 1, win)
                 xs = range(0, img.shape[2] - win + 1, win)
                 grid = [(y, x) for y in ys for x in xs]
-                for i in np.linspace(0, len(grid) - 1, min(per_well, len(grid))).round().astype(int):
+                for i in sorted(set(np.linspace(0, len(grid) - 1, min(per_well, len(grid))).round().astype(int))):
                     y, x = grid[i]
                     yield torch.log1p(torch.from_numpy(img[None, :, y:y + win, x:x + win].copy())) / _LOG_SCALE
-        n_images = a.frames
+
+        calibration_windows = list(windows())  # a few dozen 512 px windows (~2 MB each)
+        n_images = len(calibration_windows)
+
+        def batches():
+            return iter(calibration_windows)
     else:
         if not a.renders:
             raise SystemExit("give --renders (render folders of training embryos)")
