@@ -321,3 +321,16 @@ def test_segment_color_option(tiny_zoo, tmp_path, capsys):
     assert "--color must be one of" in capsys.readouterr().err
     pops = tmp_path / "p.csv"
     assert main(["population", str(tmp_path / "r.png"), "--out", str(pops), "--color", "red"]) == 0
+
+
+def test_segment_float_tiff_with_nan_pixels(tiny_zoo, tmp_path):
+    rng = np.random.default_rng(5)
+    img = (rng.random((40, 56)) * 1000).astype(np.float32)
+    img[:6] = np.nan  # e.g. padding after registration
+    tifffile.imwrite(tmp_path / "f.tif", img)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "invalid value" warnings reach the user
+        assert main(["segment", "nuclei", str(tmp_path / "f.tif"), "--out", str(tmp_path / "o")]) == 0
+    assert tifffile.imread(tmp_path / "o" / "labels" / "f_labels.tif").shape == (40, 56)

@@ -229,3 +229,19 @@ def test_instances_in_a_large_empty_frame_equal_the_tight_frame(split, with_inte
     assert small.max() >= 3
     np.testing.assert_array_equal(big[100:160, 150:230], small)
     assert big.sum() == small.sum()
+
+
+def test_normalize_percentile_treats_nan_and_inf_as_background():
+    rng = np.random.default_rng(1)
+    img = rng.normal(100, 10, (60, 80)).astype(np.float32)
+    img[20:30, 30:40] += 200  # a bright object
+    ref = normalize_percentile(img)
+    bad = img.copy()
+    bad[:5] = np.nan
+    bad[-1, -1] = np.inf
+    bad[-1, 0] = -np.inf
+    out = normalize_percentile(bad)
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    assert np.abs(out[10:50] - ref[10:50]).max() < 0.05  # the rest is scaled as before
+    assert out[:5].max() == 0.0  # NaN rows are background
+    assert np.array_equal(normalize_percentile(np.full((4, 4), np.nan, np.float32)), np.zeros((4, 4), np.float32))

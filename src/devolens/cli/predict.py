@@ -153,7 +153,9 @@ def _overlay(image: np.ndarray, labels: np.ndarray, colour=(255, 0, 255)) -> np.
         img = img[..., 0]
     if img.dtype != np.uint8:
         f = img.astype(np.float32)
-        lo, hi = np.percentile(f, [1, 99.8])
+        finite = np.isfinite(f)
+        lo, hi = np.percentile(f[finite], [1, 99.8]) if finite.any() else (0.0, 1.0)
+        f = np.where(finite, f, lo)  # NaN/inf pixels shown as background
         img = (np.clip((f - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
     rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3].copy()
     lab = labels
