@@ -24,7 +24,7 @@ def _fmt(value) -> str:
 
 @models_app.callback()
 def list_models(ctx: typer.Context) -> None:
-    """List the shipped models: name, task, weights size and headline metrics."""
+    """List the shipped models: name, task, weights size, int8 calibration and headline metrics."""
     if ctx.invoked_subcommand is not None:
         return
     from rich.table import Table
@@ -34,7 +34,7 @@ def list_models(ctx: typer.Context) -> None:
 
     names = zoo.available()
     table = Table(title="devolens model zoo", show_lines=False)
-    for col in ("model", "task", "weights", "headline metrics (held-out data)", "summary"):
+    for col in ("model", "task", "weights", "int8", "headline metrics (held-out data)", "summary"):
         table.add_column(col, overflow="fold")
     for name in names:
         card = zoo.card(name)
@@ -43,7 +43,8 @@ def list_models(ctx: typer.Context) -> None:
         metrics = card.get("metrics", {}) or {}
         heads = card.get("headline") or list(metrics)[:3]
         shown = "; ".join(f"{k} {_fmt(metrics[k])}" for k in heads if k in metrics) or "-"
-        table.add_row(name, str(card.get("task", "")), size, shown, str(card.get("summary", "")))
+        int8 = "yes" if (card.get("int8") or {}).get("activations") else "-"
+        table.add_row(name, str(card.get("task", "")), size, int8, shown, str(card.get("summary", "")))
     if not names:
         out.print("no models shipped in this installation")
         return
