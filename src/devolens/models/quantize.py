@@ -285,3 +285,31 @@ def quantize(model: nn.Module, params: dict[str, list[float]]) -> Int8Unet:
                             f"missing e.g. {missing})")
     torch.backends.quantized.engine = ENGINE  # the weights are packed for this engine
     return Int8Unet(model, params).eval()
+
+
+class PrecisionNetwork:
+    """A float network run in the arithmetic :func:`resolve_precision` chose.
+
+    ``"int8"``: the :class:`Int8Unet` built from ``int8_params`` on first use (a few
+    milliseconds); ``"bf16"``: autocast with channels_last memory format; ``"fp32"``: as is.
+    Called with an ``(N, C, H, W)`` float tensor on the network's device, it returns float32
+    logits there. ``model`` is the float network (channels_last for bf16).
+    """
+
+    def __init__(self, model: nn.Module, precision: str, int8_params: dict | None = None, device: str = "cpu"):
+        self.precision = precision
+        self.device = torch.device(device)
+        self.model = model.to(memory_format=torch.channels_last) if precision == "bf16" else model
+        self._int8_params = int8_params
+        self._int8: nn.Module | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if self.precision == "int8":
+                if self._int8 is None:
+                    self._int8 = quantize(self.model, self._int8_params)
+                return self._int8(x)
+            if self.precision == "bf16":
+                with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                    return self.model(x.contiguous(memory_format=torch.channels_last)).float()
+            return self.model(x).float()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from devolens.errors import DevolensError
-from devolens.models.quantize import resolve_precision
+from devolens.models.quantize import PrecisionNetwork, resolve_precision
 from devolens.predict.postprocess import normalize_percentile, resize_image, to_single_channel
 
 
@@ -161,10 +161,8 @@ class ImageNetwork:
         self._empty: np.ndarray | None = None
         self.precision = resolve_precision(self.model, precision, int8_params, fast=self.fast, device=self.device,
                                            multiple=self.multiple, backend=self.backend)
-        self._int8_params = int8_params
-        self._qmodel: torch.nn.Module | None = None
-        if self.precision == "bf16":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self._network = PrecisionNetwork(self.model, self.precision, int8_params, device)
+        self.model = self._network.model
 
     # ------------------------------------------------------------------ preprocessing
     def prepare(self, image: np.ndarray) -> np.ndarray:
@@ -197,22 +195,7 @@ class ImageNetwork:
         """Raw network output (float32, CPU) for a prepared (N, C, H, W) batch."""
         if self.backend == "onnx":
             return torch.from_numpy(self._run_onnx(x.contiguous().numpy()))
-        x = x.to(self.device)
-        if self.precision == "int8":
-            if self._qmodel is None:  # built on first use (a few milliseconds)
-                from devolens.models.quantize import quantize
-
-                self._qmodel = quantize(self.model, self._int8_params)
-            with torch.inference_mode():
-                return self._qmodel(x.contiguous()).float()
-        with torch.inference_mode():
-            if self.precision == "bf16":
-                x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16):
-                    logits = self.model(x)
-            else:
-                logits = self.model(x)
-        return logits.float().cpu()
+        return self._network(x.to(self.device)).cpu()
 
     def _run_onnx(self, x: np.ndarray) -> np.ndarray:
         if self._ort is None:

@@ -168,19 +168,16 @@ class LiveDeadPredictor:
     def __init__(self, model: torch.nn.Module, *, window: int = 512, overlap: int = 64, batch_size: int = 4,
                  fast: bool = True, device: str = "cpu", min_area: int = 12, card: dict | None = None,
                  precision: str = "auto", int8_params: dict | None = None):
-        from devolens.models.quantize import resolve_precision
+        from devolens.models.quantize import PrecisionNetwork, resolve_precision
 
         self.device = torch.device(device)
         self.card = card or {}
         self.multiple = 2 ** int(self.card.get("architecture", {}).get("encoder_depth", 5))
-        self.model = model.to(self.device).eval()
-        self.precision = resolve_precision(self.model, precision, int8_params, fast=bool(fast), device=str(self.device),
+        model = model.to(self.device).eval()
+        self.precision = resolve_precision(model, precision, int8_params, fast=bool(fast), device=str(self.device),
                                            multiple=self.multiple)
-        self.fast = self.precision != "fp32"
-        self._int8_params = int8_params
-        self._qmodel: torch.nn.Module | None = None
-        if self.precision == "bf16":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self._network = PrecisionNetwork(model, self.precision, int8_params, str(self.device))
+        self.model = self._network.model
         self.window, self.overlap, self.batch_size = int(window), int(overlap), int(batch_size)
         self.min_area = int(min_area)
 
@@ -230,20 +227,8 @@ class LiveDeadPredictor:
         ndarray, float32, (B, 3, h, w)
         """
         x = torch.from_numpy(np.ascontiguousarray(batch).astype(np.float32)).to(self.device)
-        x = torch.log1p(x) / _LOG_SCALE
-        if self.precision == "int8":
-            if self._qmodel is None:  # built on first use (a few milliseconds)
-                from devolens.models.quantize import quantize
-
-                self._qmodel = quantize(self.model, self._int8_params)
-            logits = self._qmodel(x)
-        elif self.precision == "bf16":
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                logits = self.model(x)
-        else:
-            logits = self.model(x)
-        return torch.softmax(logits.float(), dim=1).contiguous().cpu().numpy()
+        logits = self._network(torch.log1p(x) / _LOG_SCALE)
+        return torch.softmax(logits, dim=1).contiguous().cpu().numpy()
 
     def _check(self, shape) -> None:
         if len(shape) != 3 or shape[0] != 2:
