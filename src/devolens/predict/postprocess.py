@@ -98,10 +98,10 @@ def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8
         ``HxW`` float32.
     """
     arr = np.asarray(image, dtype=np.float32)
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+    finite = np.isfinite(arr)
+    if not finite.all():
         # NaN/inf pixels (padding after registration or stitching, masked regions) count as
         # background: the lowest finite value (an all-NaN image is empty)
-        finite = np.isfinite(arr)
         arr = np.where(finite, arr, arr[finite].min() if finite.any() else 0.0).astype(np.float32)
     # percentiles on a subsample: identical to a few grey levels, much faster on big images
     step = max(1, int(np.sqrt(arr.size / 250_000)))
