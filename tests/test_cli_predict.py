@@ -11,6 +11,7 @@ import tifffile
 
 from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
+from devolens.cli import predict as cli_predict
 
 
 def _frame(h=48, w=70, seed=0, rgb=True):
@@ -85,8 +86,8 @@ def test_segment_video_is_streamed_one_label_per_frame(tiny_zoo, tmp_path, monke
     state = {"pulled": 0, "written": 0, "max_in_flight": 0}
     real_iter, real_write = cf.iter_path_frames, images.write_label_tif
 
-    def spy_iter(path):
-        frames, names, total = real_iter(path)
+    def spy_iter(path, **options):
+        frames, names, total = real_iter(path, **options)
 
         def gen():
             for f in frames:
@@ -102,13 +103,15 @@ def test_segment_video_is_streamed_one_label_per_frame(tiny_zoo, tmp_path, monke
 
     monkeypatch.setattr(cf, "iter_path_frames", spy_iter)
     monkeypatch.setattr(images, "write_label_tif", spy_write)
+    # a read-ahead budget of 4 frames (64x96 RGB) instead of 256 MB, which would hold this whole video
+    monkeypatch.setattr(cli_predict, "READ_AHEAD_BYTES", 4 * 64 * 96 * 3)
     out = tmp_path / "vid"
     assert main(["segment", "nuclei", str(video), "--out", str(out), "--batch-size", "2"]) == 0
     labels = sorted((out / "labels").glob("*_labels.tif"))
     assert len(labels) == 30 and state["pulled"] == 30
-    # pipelined (read ahead, network, post-processing, writing): a few batches of 2 frames
-    # in flight at most, never the whole video
-    assert state["max_in_flight"] <= 13
+    # pipelined (read ahead, network, post-processing, writing): the read-ahead budget plus
+    # a few batches of 2 frames in flight at most, never the whole video
+    assert state["max_in_flight"] <= 4 + 1 + 13
     assert tifffile.imread(labels[0]).shape == (64, 96)
     assert (out / "overlay.mp4").stat().st_size > 0
     counts = pd.read_csv(out / "counts.csv")
@@ -334,3 +337,31 @@ def test_segment_float_tiff_with_nan_pixels(tiny_zoo, tmp_path):
         warnings.simplefilter("error", RuntimeWarning)  # no "invalid value" warnings reach the user
         assert main(["segment", "nuclei", str(tmp_path / "f.tif"), "--out", str(tmp_path / "o")]) == 0
     assert tifffile.imread(tmp_path / "o" / "labels" / "f_labels.tif").shape == (40, 56)
+
+
+def test_video_source_reads_ahead_and_probes_once(tmp_path, monkeypatch):
+    """A video is decoded from the moment it is opened (one ffmpeg probe for count and rate)."""
+    import imageio.v2 as iio
+
+    import devolens.io.video as vid
+
+    video = _video(tmp_path / "movie.mp4", n=7)
+    vid._probe.cache_clear()
+    calls = []
+    real = iio.get_reader
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("input_params"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(iio, "get_reader", counting)
+    source = cli_predict._Source(video)
+    try:
+        assert source.total == 7 and source.fps == pytest.approx(5.0)
+        assert source.total == 7 and source.fps == pytest.approx(5.0)  # cached, not probed again
+        frames = [f for _, f in source.iter(set())]
+    finally:
+        source.close()
+    assert len(frames) == 7 and frames[0].shape == (64, 96, 3)
+    # one reader to probe, one to decode (with a single decoder thread)
+    assert sorted(map(str, calls)) == sorted(["None", str(["-threads", "1"])])

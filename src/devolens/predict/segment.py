@@ -127,6 +127,7 @@ class _SegmentationPredictor:
         *,
         in_channels: int = 1,
         scale: float = 1.0,
+        multiple: int = 32,
         head: str | None = None,
         channel: str = "auto",
         percentiles: Sequence[float] = (1.0, 99.8),
@@ -152,7 +153,7 @@ class _SegmentationPredictor:
             scale = scale * self.diameter_ref / self.diameter
         activation = "softmax" if self.head == "three_class" else "sigmoid"
         self.network = ImageNetwork(
-            model, in_channels=in_channels, scale=scale, tile=tile, overlap=overlap, batch_size=batch_size,
+            model, in_channels=in_channels, scale=scale, multiple=multiple, tile=tile, overlap=overlap, batch_size=batch_size,
             fast=fast, backend=backend, channel=channel, percentiles=percentiles, activation=activation,
             device=device, crop=crop, tta=tta, precision=precision, int8_params=int8_params,
         )
@@ -180,6 +181,8 @@ class _SegmentationPredictor:
         kwargs: dict[str, Any] = dict(
             in_channels=int(card["architecture"].get("in_channels", 1)),
             scale=float(inp.get("scale", 1.0)),
+            # the network's stride (2**encoder_depth): padding and the content box on its grid
+            multiple=int(inp.get("multiple") or 2 ** int(card["architecture"].get("encoder_depth", 5))),
             tile=inp.get("tile", 1024),
             head=card.get("output", {}).get("head"),
             channel=pre.get("channel", "auto"),
