@@ -77,3 +77,25 @@ def test_video_errors(tmp_path):
     with pytest.raises(DevolensError):
         write_video([np.zeros((8, 8, 3), np.uint8), np.zeros((10, 8, 3), np.uint8)], tmp_path / "mix.mp4")
     assert not (tmp_path / "mix.mp4").exists()
+
+
+def test_video_colours_and_shapes_survive_encoding(tmp_path):
+    """Frames go to the encoder as yuv420p converted by OpenCV: colours, odd sizes, grey and RGBA."""
+    f = np.full((33, 47, 3), 90, np.uint8)
+    f[8:16, :] = (255, 0, 255)   # magenta outlines of the overlays
+    f[20:30, 10:30] = (0, 200, 0)
+    p = write_video([f] * 3, tmp_path / "c.mp4", fps=5, quality=9)
+    out = list(iter_video_frames(p))
+    assert len(out) == 3 and out[1].shape == (34, 48, 3)  # padded to even sizes
+    back = out[1][:33, :47].astype(int)
+    assert np.abs(back[12, 5:40] - (255, 0, 255)).max() < 12
+    assert np.abs(back[25, 15:25] - (0, 200, 0)).max() < 12
+    assert np.abs(back[2, 2:40] - 90).max() < 6
+    grey = write_video([np.full((16, 16), 200, np.uint8)] * 2, tmp_path / "g.mp4", fps=5)
+    assert abs(float(next(iter_video_frames(grey)).mean()) - 200) < 4
+    rgba = write_video([np.full((16, 16, 4), 60, np.uint8)] * 2, tmp_path / "a.mp4", fps=5)
+    assert abs(float(next(iter_video_frames(rgba)).mean()) - 60) < 4
+    with pytest.raises(DevolensError):
+        write_video([np.zeros((8, 8, 2), np.uint8)], tmp_path / "two.mp4")
+    with pytest.raises(DevolensError):
+        write_video([np.zeros((8, 8, 3), np.float32)], tmp_path / "float.mp4")

@@ -145,17 +145,14 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.
     DevolensError
         No frames, or frames of different shapes.
     """
-    import imageio.v2 as iio
+    import cv2
+    import imageio_ffmpeg
 
     path = Path(path)
     n = 0
     shape = None
     with atomic_path(path) as tmp:
-        writer = iio.get_writer(
-            tmp, format="FFMPEG", fps=fps, codec="libx264", quality=quality,
-            macro_block_size=1, pixelformat="yuv420p", ffmpeg_log_level="error",
-            output_params=["-preset", str(preset)],
-        )
+        writer = None
         try:
             for frame in frames:
                 arr = np.asarray(frame)
@@ -163,16 +160,30 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.
                     raise DevolensError(f"video frames must be uint8, got {arr.dtype}", path=path)
                 if arr.ndim == 2:
                     arr = np.repeat(arr[:, :, None], 3, axis=2)
+                elif arr.ndim == 3 and arr.shape[2] == 4:  # RGBA: alpha dropped
+                    arr = arr[..., :3]
+                if arr.ndim != 3 or arr.shape[2] != 3:
+                    raise DevolensError(f"video frames must be HxW or HxWx3, got shape {arr.shape}", path=path)
                 if shape is None:
                     shape = arr.shape
                 elif arr.shape != shape:
                     raise DevolensError(f"frame {n} has shape {arr.shape}, expected {shape}", path=path)
                 if arr.shape[0] % 2 or arr.shape[1] % 2:  # yuv420p needs even sizes
                     arr = np.pad(arr, ((0, arr.shape[0] % 2), (0, arr.shape[1] % 2), (0, 0)), mode="edge")
-                writer.append_data(arr)
+                if writer is None:
+                    # frames go to ffmpeg as yuv420p, converted here by OpenCV (BT.601, limited range:
+                    # what ffmpeg's own conversion gives), one x264 thread: ~25% less CPU than rgb24
+                    writer = imageio_ffmpeg.write_frames(
+                        str(tmp), (arr.shape[1], arr.shape[0]), pix_fmt_in="yuv420p", pix_fmt_out="yuv420p",
+                        fps=fps, codec="libx264", quality=quality, macro_block_size=1, ffmpeg_log_level="error",
+                        output_params=["-preset", str(preset), "-threads", "1"],
+                    )
+                    writer.send(None)
+                writer.send(cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2YUV_I420))
                 n += 1
         finally:
-            writer.close()
+            if writer is not None:
+                writer.close()
         if n == 0:
             raise DevolensError("no frames to write", path=path)
     return path

@@ -427,7 +427,13 @@ def _moments_table(labels: np.ndarray, weight: np.ndarray | None, wy: np.ndarray
     if n == 0:
         return pd.DataFrame({"label": pd.Series([], dtype=int), "x": pd.Series([], dtype=float),
                              "y": pd.Series([], dtype=float), "area": pd.Series([], dtype=int)})
-    flat = labels.ravel().astype(np.intp, copy=False)
+    flat = labels.ravel()
+    fg = np.flatnonzero(flat)  # objects only: the background is most of a frame
+    if len(fg) < 0.7 * flat.size:
+        flat = flat[fg]
+        weight = None if weight is None else weight[fg]
+        wy, wx = wy[fg], wx[fg]
+    flat = flat.astype(np.intp, copy=False)
     area = np.bincount(flat, weights=weight, minlength=n + 1)
     sy = np.bincount(flat, weights=wy, minlength=n + 1)
     sx = np.bincount(flat, weights=wx, minlength=n + 1)
@@ -450,14 +456,24 @@ def object_table_resized(labels: np.ndarray, shape: tuple[int, int]) -> pd.DataF
     H, W = int(shape[0]), int(shape[1])
     if (h, w) == (H, W):
         return object_table(labels)
+    return _moments_table(labels, *_block_weights((h, w), (H, W)))
+
+
+@lru_cache(maxsize=8)
+def _block_weights(small: tuple[int, int], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel of a ``small`` label image: the count, row sum and column sum of the pixels of
+    ``shape`` that the nearest-neighbour resize maps onto it (cached: frames share shapes)."""
+    (h, w), (H, W) = small, shape
     rows = np.minimum(((np.arange(H) + 0.5) * h / H).astype(np.int64), h - 1)
     cols = np.minimum(((np.arange(W) + 0.5) * w / W).astype(np.int64), w - 1)
     row_n = np.bincount(rows, minlength=h).astype(np.float64)           # output rows per input row
     row_s = np.bincount(rows, weights=np.arange(H, dtype=np.float64), minlength=h)
     col_n = np.bincount(cols, minlength=w).astype(np.float64)
     col_s = np.bincount(cols, weights=np.arange(W, dtype=np.float64), minlength=w)
-    return _moments_table(labels, np.outer(row_n, col_n).ravel(), np.outer(row_s, col_n).ravel(),
-                          np.outer(row_n, col_s).ravel())
+    out = (np.outer(row_n, col_n).ravel(), np.outer(row_s, col_n).ravel(), np.outer(row_n, col_s).ravel())
+    for arr in out:
+        arr.flags.writeable = False
+    return out
 
 
 # --------------------------------------------------------------------------- populations
