@@ -37,6 +37,7 @@ def _data_dir() -> Path:
 PRECISION = "auto"  # --precision: arithmetic of the image networks (auto, int8, bf16, fp32)
 ZOOM = 1.0  # --zoom: nuclei frames (and their labels) resized by this factor: another magnification
 DIAMETER: float | None = None  # --diameter: typical nucleus diameter given to the nuclei model
+TTA = 1  # --tta: test-time augmentation views of the segmentation networks (1, 2 or 4)
 
 
 def _zoomed(image: np.ndarray, labels: bool = False) -> np.ndarray:
@@ -56,6 +57,8 @@ def _load(name: str, zoo_dir: Path | None, **options):
     from devolens.models import zoo
 
     options.setdefault("precision", PRECISION)
+    if TTA != 1 and name in ("nuclei", "membrane"):
+        options["tta"] = TTA
 
     if zoo_dir is not None:
         zoo.ZOO_DIR = zoo_dir
@@ -318,9 +321,11 @@ def main() -> None:
                     help="resize the held-out frames (and labels) by this factor (another magnification)")
     ap.add_argument("--diameter", type=float, default=None,
                     help="typical nucleus (membrane: cell) diameter in pixels given to the model (`--diameter`)")
+    ap.add_argument("--tta", type=int, default=1, choices=(1, 2, 4),
+                    help="nuclei/membrane: test-time augmentation views (`devolens segment --tta`)")
     a = ap.parse_args()
-    global LIMIT, PRECISION, ZOOM, DIAMETER
-    LIMIT, PRECISION, ZOOM, DIAMETER = a.limit, a.precision, a.zoom, a.diameter
+    global LIMIT, PRECISION, ZOOM, DIAMETER, TTA
+    LIMIT, PRECISION, ZOOM, DIAMETER, TTA = a.limit, a.precision, a.zoom, a.diameter, a.tta
     import torch
 
     torch.set_num_threads(a.threads)

@@ -264,6 +264,8 @@ class ImageNetwork:
         so results inside the box are the same as on the whole image, and time is not spent
         on the black surround of an embryo in a movie frame.
         """
+        import cv2
+
         h, w = images[0].shape
         b = 8
         hb, wb = -(-h // b), -(-w // b)  # partial blocks at the bottom and right edges count too
@@ -272,7 +274,8 @@ class ImageNetwork:
         hit = np.zeros((hb, wb), bool)
         for img in images:
             full = np.pad(img, ((0, hb * b - h), (0, wb * b - w))) if (hb * b, wb * b) != (h, w) else img
-            hit |= full.reshape(hb, b, wb, b).mean(axis=(1, 3)) > CONTENT_LEVEL
+            # 8x8 block means (OpenCV's area resize by an integer factor: the same means, 5x faster)
+            hit |= cv2.resize(np.ascontiguousarray(full, np.float32), (wb, hb), interpolation=cv2.INTER_AREA) > CONTENT_LEVEL
         if not hit.any():
             return 0, h, 0, w
         rows, cols = np.flatnonzero(hit.any(axis=1)), np.flatnonzero(hit.any(axis=0))
