@@ -365,3 +365,37 @@ def test_video_source_reads_ahead_and_probes_once(tmp_path, monkeypatch):
     assert len(frames) == 7 and frames[0].shape == (64, 96, 3)
     # one reader to probe, one to decode (with a single decoder thread)
     assert sorted(map(str, calls)) == sorted(["None", str(["-threads", "1"])])
+
+
+@pytest.mark.parametrize("extra", [[], ["--color", "red"]])
+def test_frames_are_prepared_in_the_read_ahead_thread(tiny_zoo, tmp_path, monkeypatch, extra):
+    """The read-ahead prepares frames with the predictor's own key: the predictor never
+    prepares again, and the labels are those of an ordinary run (read-ahead off)."""
+    from devolens.predict._engine import ImageNetwork
+
+    video = _video(tmp_path / "movie.mp4", n=6)
+    calls = []
+    real = ImageNetwork.prepare
+
+    def counting(self, image):
+        calls.append(1)
+        return real(self, image)
+
+    monkeypatch.setattr(ImageNetwork, "prepare", counting)
+    assert main(["segment", "nuclei", str(video), "--out", str(tmp_path / "a"), *extra]) == 0
+    assert calls == []
+    monkeypatch.setattr(cli_predict, "READ_AHEAD_BYTES", 0)  # no read-ahead: the predictor prepares
+    assert main(["segment", "nuclei", str(video), "--out", str(tmp_path / "b"), *extra]) == 0
+    assert len(calls) == 6
+    for a, b in zip(sorted((tmp_path / "a" / "labels").iterdir()), sorted((tmp_path / "b" / "labels").iterdir())):
+        assert np.array_equal(tifffile.imread(a), tifffile.imread(b))
+
+
+def test_prepared_with_another_key_is_prepared_again():
+    from devolens.predict.postprocess import Prepared, prepare_image
+
+    rng = np.random.default_rng(0)
+    img = (rng.random((40, 60, 3)) * 255).astype(np.uint8)
+    p = Prepared(img, ("green", 0.5, (1.0, 99.8)))
+    assert p.array.shape == (20, 30) and p.nbytes == img.nbytes + p.array.nbytes
+    assert np.array_equal(p.array, prepare_image(img, "green", 0.5, (1.0, 99.8)))

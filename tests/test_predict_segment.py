@@ -282,3 +282,21 @@ def test_shipped_nuclei_diameter_recovers_another_magnification():
     res = load("nuclei", diameter=2 * ref).predict(big)
     assert res.extra["scale"] == pytest.approx(0.25)
     assert instance_scores(res.labels, truth)["f1"] > plain + 0.1
+
+
+def test_prepared_items_in_predict_iter(tiny_zoo):
+    """Prepared frames with the network's key are used as they are; with another key the
+    predictor prepares the image itself: the same labels either way."""
+    from devolens.models import load
+    from devolens.predict.postprocess import Prepared
+
+    pred = load("nuclei", batch_size=2)
+    rng = np.random.default_rng(1)
+    imgs = [(rng.random((64, 96)) * 255).astype(np.uint8) for _ in range(3)]
+    plain = [r.labels for r in pred.predict_iter(imgs)]
+    good = [Prepared(im, pred.network.prep_key) for im in imgs]
+    wrong = [Prepared(im, ("green", 1.0, (0.0, 100.0))) for im in imgs]
+    for items in (good, wrong):
+        out = [r.labels for r in pred.predict_iter(items)]
+        assert all(np.array_equal(a, b) for a, b in zip(out, plain))
+        assert out[0].shape == (64, 96)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Any, Generic, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -26,7 +26,7 @@ DEFAULT_MAX_BYTES = 256 << 20
 
 
 def _nbytes(item: Any) -> int:
-    """Bytes held by an item: an array's ``nbytes``, summed over tuples/lists; else 0."""
+    """Bytes held by an item: its ``nbytes`` (arrays), summed over tuples/lists; else 0."""
     if isinstance(item, (tuple, list)):
         return sum(_nbytes(x) for x in item)
     return int(getattr(item, "nbytes", 0) or 0)
@@ -47,6 +47,9 @@ class ReadAhead(Generic[T]):
         Also at most this many items ahead.
     name : str
         Thread name (shows in profilers).
+    transform : callable, optional
+        Applied to each item in the background thread (e.g. preparing a frame for a network);
+        the reader gets its results.
 
     Notes
     -----
@@ -56,8 +59,8 @@ class ReadAhead(Generic[T]):
     (daemon thread).
     """
 
-    def __init__(self, items: Iterable[T], *, max_bytes: int = DEFAULT_MAX_BYTES, max_items: int | None = None,
-                 name: str = "devolens-read-ahead"):
+    def __init__(self, items: Iterable[Any], *, max_bytes: int = DEFAULT_MAX_BYTES, max_items: int | None = None,
+                 name: str = "devolens-read-ahead", transform: Callable[[Any], T] | None = None):
         if max_bytes < 0 or (max_items is not None and max_items < 1):
             raise ValueError("max_bytes must be >= 0 and max_items >= 1")
         self.max_bytes = int(max_bytes)
@@ -68,6 +71,7 @@ class ReadAhead(Generic[T]):
         self._finished = False
         self._stopped = False
         self._error: BaseException | None = None
+        self._transform = transform
         self._thread = threading.Thread(target=self._fill, args=(items,), name=name, daemon=True)
         self._thread.start()
 
@@ -83,6 +87,8 @@ class ReadAhead(Generic[T]):
         it = iter(items)
         try:
             for item in it:
+                if self._transform is not None:
+                    item = self._transform(item)
                 size = _nbytes(item)
                 with self._cond:
                     while not self._stopped and self._full(size):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from devolens.errors import DevolensError
 from devolens.models.quantize import PrecisionNetwork, resolve_precision
-from devolens.predict.postprocess import normalize_percentile, resize_image, to_single_channel
+from devolens.predict.postprocess import Prepared, prepare_image, resize_image
 
 
 def onnxruntime_available() -> bool:
@@ -165,13 +165,20 @@ class ImageNetwork:
         self.model = self._network.model
 
     # ------------------------------------------------------------------ preprocessing
-    def prepare(self, image: np.ndarray) -> np.ndarray:
-        """Input image -> normalised single-channel float32 at the working resolution."""
-        grey = to_single_channel(image, self.channel)
-        if self.scale != 1.0:  # resize, then normalise (the order the training data saw)
-            h, w = grey.shape
-            grey = resize_image(grey, (max(1, round(h * self.scale)), max(1, round(w * self.scale))))
-        return normalize_percentile(grey, *self.percentiles)
+    @property
+    def prep_key(self) -> tuple:
+        """``(channel, scale, percentiles)``: how :meth:`prepare` prepares an image."""
+        return (self.channel, float(self.scale), tuple(float(p) for p in self.percentiles))
+
+    def prepare(self, image: np.ndarray | Prepared) -> np.ndarray:
+        """Input image -> normalised single-channel float32 at the working resolution
+        (:func:`~devolens.predict.postprocess.prepare_image`); a :class:`Prepared` image made
+        with this network's :attr:`prep_key` is used as it is."""
+        if isinstance(image, Prepared):
+            if image.key == self.prep_key:
+                return image.array
+            image = image.image
+        return prepare_image(image, self.channel, self.scale, self.percentiles)
 
     # ------------------------------------------------------------------ forward
     def _run(self, batch: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ All coordinates are in pixels of the array given; ``x`` is the column, ``y`` the
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -112,6 +112,42 @@ def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8
         hi = lo + max(1e-6, float(sample.max()) - lo) if sample.max() > lo else lo + 1.0
     out = (arr - np.float32(lo)) / np.float32(hi - lo)
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles: Sequence[float]) -> np.ndarray:
+    """An input image as a segmentation network sees it: one channel (:func:`to_single_channel`),
+    resized by ``scale`` (area averaging when shrinking), then its ``percentiles`` mapped to
+    0..1 (:func:`normalize_percentile`; resize first, the order the training data saw).
+
+    Returns
+    -------
+    ndarray
+        ``round(H * scale) x round(W * scale)`` float32.
+    """
+    grey = to_single_channel(image, channel)
+    if scale != 1.0:
+        h, w = grey.shape
+        grey = resize_image(grey, (max(1, round(h * scale)), max(1, round(w * scale))))
+    return normalize_percentile(grey, *percentiles)
+
+
+class Prepared:
+    """An input image together with what :func:`prepare_image` made of it with the
+    preparation ``key`` ``(channel, scale, percentiles)``: frames prepared ahead (e.g. in a
+    read-ahead thread while the network loads) and handed to a predictor's ``predict_iter``,
+    which uses ``array`` when its own preparation has the same key, else prepares ``image``.
+    """
+
+    __slots__ = ("image", "array", "key")
+
+    def __init__(self, image: np.ndarray, key: tuple):
+        self.image = np.asarray(image)
+        self.key = (key[0], float(key[1]), tuple(float(p) for p in key[2]))
+        self.array = prepare_image(self.image, *self.key)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.image.nbytes + self.array.nbytes)
 
 
 # --------------------------------------------------------------------------- resizing

@@ -27,6 +27,7 @@ import torch
 from devolens.errors import DevolensError
 from devolens.predict._engine import ImageNetwork, batched, load_zoo_network, to_input_size
 from devolens.predict.postprocess import (
+    Prepared,
     instances_from_boundary_map,
     instances_from_probabilities,
     object_table,
@@ -233,8 +234,9 @@ class _SegmentationPredictor:
 
         Parameters
         ----------
-        images : iterable of ndarray
-            Images or frames, consumed lazily.
+        images : iterable of ndarray or Prepared
+            Images or frames, consumed lazily; :class:`~devolens.predict.postprocess.Prepared`
+            items (prepared ahead with this network's ``network.prep_key``) skip the preparation.
         total : int, optional
             Number of images, for ``progress`` only.
         progress : callable, optional
@@ -249,15 +251,21 @@ class _SegmentationPredictor:
         def submit(fn, *args):
             return pool.submit(fn, *args) if pool is not None else _Done(fn(*args))
 
+        key = self.network.prep_key
+
         def read(chunk):
             """Check a batch and start its preprocessing (in the background when pipelined)."""
-            shapes = []
+            shapes, prepared = [], []
             for img in chunk:
-                arr = np.asarray(img)
+                arr = img.image if isinstance(img, Prepared) else np.asarray(img)
                 if arr.ndim not in (2, 3) or arr.shape[0] < 2 or arr.shape[1] < 2:
                     raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
                 shapes.append(arr.shape[:2])
-            return shapes, [submit(self.network.prepare, np.asarray(img)) for img in chunk]
+                if isinstance(img, Prepared) and img.key == key:  # prepared ahead by the caller
+                    prepared.append(_Done(img.array))
+                else:
+                    prepared.append(submit(self.network.prepare, arr))
+            return shapes, prepared
 
         pending: collections.deque = collections.deque()
         limit = 2 * self.network.batch_size
