@@ -300,3 +300,19 @@ def test_prepared_items_in_predict_iter(tiny_zoo):
         out = [r.labels for r in pred.predict_iter(items)]
         assert all(np.array_equal(a, b) for a, b in zip(out, plain))
         assert out[0].shape == (64, 96)
+
+
+def test_result_objects_and_lazy_centroids():
+    from devolens.predict.postprocess import object_arrays, object_table
+
+    labels = np.zeros((20, 30), np.uint16)
+    labels[2:6, 3:9] = 1
+    labels[10:18, 20:25] = 3
+    res = SegmentationResult(labels > 0, labels, object_arrays(labels))
+    assert res.count == 2 and isinstance(res._centroids, dict)  # no DataFrame made yet
+    table = res.centroids
+    assert isinstance(table, pd.DataFrame) and table.equals(object_table(labels))
+    assert list(res.objects["label"]) == [1, 3] and list(res.objects["area"]) == [24, 40]
+    empty = SegmentationResult(None, np.zeros((4, 4), np.uint16), object_arrays(np.zeros((4, 4), np.uint16)))
+    assert empty.count == 0 and list(empty.centroids.columns) == ["label", "x", "y", "area"]
+    assert empty.centroids["label"].dtype.kind == "i" and empty.centroids["x"].dtype.kind == "f"

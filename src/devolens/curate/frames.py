@@ -60,6 +60,12 @@ import pandas as pd
 from scipy import ndimage
 
 from devolens.errors import DevolensError
+from devolens.io.frames import (  # noqa: F401  (re-exported: the frame sources moved to devolens.io.frames)
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    frame_count_from_info,
+    iter_path_frames,
+)
 
 __all__ = [
     "KINDS",
@@ -76,8 +82,6 @@ __all__ = [
 #: (``dropped`` rows stand for frames that are missing, so they never compete).
 KINDS = ("black", "duplicate", "dark", "red_line", "red_patch", "dropped")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
 
 _NAME_RE = re.compile(r"^(?:(?P<seq>.*?)_)?t(?P<time>\d+)(?:_[^.]*)?(?:\.[A-Za-z0-9]+)?$")
 
@@ -633,142 +637,6 @@ def _empty_report() -> pd.DataFrame:
         df[k] = df[k].astype(bool)
     df["flag"] = df["flag"].astype(str)
     return df
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def _natural_key(name: str) -> list:
-    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
-
-
-def _read_image(path: Path) -> np.ndarray:
-    from devolens.io import images
-
-    try:
-        if path.suffix.lower() in images.IMAGE_SUFFIXES:
-            return np.asarray(images.read_image(path))
-        import imageio.v3 as iio  # formats read_image does not cover (bmp)
-
-        return np.asarray(iio.imread(path))
-    except DevolensError:
-        raise
-    except Exception as exc:  # unreadable / corrupt image
-        msg = str(exc).strip().splitlines()
-        raise DevolensError(f"cannot read image ({msg[0] if msg else type(exc).__name__})", path=path) from None
-
-
-def _iter_video(path: Path, threads: int | None = None) -> Iterator[np.ndarray]:
-    from devolens.io.video import iter_video_frames
-
-    try:
-        for frame in iter_video_frames(path, threads=threads):
-            yield np.asarray(frame)
-    except DevolensError:
-        raise
-    except Exception as exc:
-        msg = str(exc).strip().splitlines()
-        raise DevolensError(f"cannot read video ({msg[0] if msg else type(exc).__name__})", path=path) from None
-
-
-def _video_frame_count(path: Path) -> int:
-    """Frame count announced by the container (0 when unknown); cheap, not exact."""
-    from devolens.io.video import video_info
-
-    try:
-        info = video_info(path)
-    except DevolensError:
-        raise
-    except Exception:
-        return 0
-    return frame_count_from_info(info)
-
-
-def frame_count_from_info(info: dict) -> int:
-    """Frame count from a video's metadata (:func:`devolens.io.video.video_info`): the
-    container's ``nframes``, else fps x duration; 0 when unknown."""
-    nframes = info.get("nframes")
-    if isinstance(nframes, (int, float)) and math.isfinite(nframes) and nframes > 0:
-        return int(nframes)
-    try:
-        fps, dur = float(info.get("fps") or 0), float(info.get("duration") or 0)
-    except (TypeError, ValueError):
-        return 0
-    return int(round(fps * dur)) if fps > 0 and dur > 0 else 0
-
-
-def _image_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-             and not p.name.startswith(".")]
-    # label images of a render output are not frames
-    files = [p for p in files if not p.stem.endswith("_labels")]
-    return sorted(files, key=lambda p: _natural_key(p.name))
-
-
-def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int | None = None,
-                     decode_threads: int | None = None,
-                     count: bool = True) -> tuple[Iterator[np.ndarray], list[str] | None, int]:
-    """Open a video file, a folder of images or a TIFF stack for streaming.
-
-    Parameters
-    ----------
-    path : str or Path
-        A video (mp4, mov, avi, mkv, m4v, webm), a folder of images (png, jpg, tif, bmp;
-        natural sort order), a render output folder holding ``frames/``, or a TIFF stack
-        (timelapse, z-stack, hyperstack: see :mod:`devolens.io.stacks`).
-    stack_z, channel
-        TIFF stacks: Z planes projected (``"project"``) or one frame each (``"slices"``);
-        the channel of a ``C`` axis.
-    decode_threads : int, optional
-        Video decoder threads (see :func:`devolens.io.video.iter_video_frames`).
-    count : bool
-        Videos: probe the container for the frame count (an ffmpeg run, ~0.1 s); False
-        returns 0 (unknown) at once.
-
-    Returns
-    -------
-    (frames, names, total)
-        A generator of frames (H x W x C arrays, read one at a time), the file names
-        relative to the folder (None for a video) and the frame count (0 when unknown).
-
-    Raises
-    ------
-    DevolensError
-        Missing path, unsupported file type, empty folder.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DevolensError("no such file or folder", path=path)
-    if path.is_dir():
-        folder = path
-        files = _image_files(folder)
-        if not files and (folder / "frames").is_dir():
-            folder = folder / "frames"
-            files = _image_files(folder)
-        if not files:
-            raise DevolensError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder", path=path)
-        names = [p.name for p in files]
-
-        def gen() -> Iterator[np.ndarray]:
-            for p in files:
-                yield _read_image(p)
-
-        return gen(), names, len(files)
-    if path.suffix.lower() in (".tif", ".tiff"):
-        from devolens.io.stacks import open_stack
-
-        stack = open_stack(path, z=stack_z, channel=channel)
-        if stack is not None:
-            return stack[0], None, stack[1]
-    if path.suffix.lower() in VIDEO_SUFFIXES:
-        if path.stat().st_size == 0:
-            raise DevolensError("empty video file", path=path)
-        return _iter_video(path, decode_threads), None, (_video_frame_count(path) if count else 0)
-    raise DevolensError(
-        f"expected a video ({', '.join(VIDEO_SUFFIXES)}), a TIFF stack or a folder of images, "
-        f"got a '{path.suffix}' file",
-        path=path,
-    )
 
 
 def curate_path(

@@ -61,3 +61,26 @@ def write_csv(df, path: str | Path, **kwargs) -> Path:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, **kwargs)
     return Path(path)
+
+
+def write_columns_csv(columns: dict, path: str | Path) -> Path:
+    """Write columns (name -> sequence or 1-D array, equal lengths) to a CSV file, atomically,
+    without pandas: floats as Python writes them (``repr``, as pandas' ``to_csv`` does), the
+    rest with ``str``. For the streaming commands, which never need to import pandas."""
+    import csv
+
+    names = list(columns)
+    cells = []
+    for name in names:
+        values = columns[name]
+        values = values.tolist() if hasattr(values, "tolist") else list(values)
+        cells.append([repr(v) if isinstance(v, float) else v for v in values])
+    lengths = {len(c) for c in cells}
+    if len(lengths) > 1:
+        raise ValueError(f"columns of different lengths: {dict(zip(names, map(len, cells)))}")
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(names)
+            writer.writerows(zip(*cells))
+    return Path(path)

@@ -10,13 +10,15 @@ All coordinates are in pixels of the array given; ``x`` is the column, ``y`` the
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage as ndi
 
 from devolens.errors import DevolensError
+
+if TYPE_CHECKING:  # pandas is imported where a table is made (not by streaming commands' start-up)
+    import pandas as pd
 
 Channel = Literal["auto", "green", "mean", "max", "red", "blue"]
 
@@ -452,17 +454,44 @@ def object_table(labels: np.ndarray) -> pd.DataFrame:
         Columns ``label`` (int), ``x``, ``y`` (float, pixels: column and row of the centroid)
         and ``area`` (int, pixels), one row per object, sorted by label.
     """
+    return table_from_arrays(object_arrays(labels))
+
+
+def object_table_resized(labels: np.ndarray, shape: tuple[int, int]) -> pd.DataFrame:
+    """``object_table(resize_labels(labels, shape))``, computed at the size of ``labels``
+    (see :func:`object_arrays`)."""
+    return table_from_arrays(object_arrays(labels, shape))
+
+
+def object_arrays(labels: np.ndarray, shape: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """The columns of :func:`object_table` as arrays (``label``, ``x``, ``y``, ``area``), for
+    the labels resized to ``shape`` (H, W) by nearest neighbour when given.
+
+    Exact without resizing: each pixel of ``labels`` stands for the block of output pixels
+    that the nearest-neighbour resize gives it (their count and coordinate sums per row and
+    column), so a working-resolution label image gives full-resolution centroids and areas
+    without touching every full-resolution pixel (4x fewer operations at half scale).
+    """
     labels = np.asarray(labels)
-    rows, cols = _pixel_coordinates(labels.shape)
-    return _moments_table(labels, None, rows, cols)
+    h, w = labels.shape
+    if shape is None or (int(shape[0]), int(shape[1])) == (h, w):
+        rows, cols = _pixel_coordinates(labels.shape)
+        return _moments(labels, None, rows, cols)
+    return _moments(labels, *_block_weights((h, w), (int(shape[0]), int(shape[1]))))
 
 
-def _moments_table(labels: np.ndarray, weight: np.ndarray | None, wy: np.ndarray, wx: np.ndarray) -> pd.DataFrame:
-    """Object table from per-pixel weights: area = sum(weight), centroid = sum(wy or wx) / area."""
+def table_from_arrays(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The DataFrame of :func:`object_arrays`' columns (typed columns, also when empty)."""
+    import pandas as pd
+
+    return pd.DataFrame({k: pd.Series(v, dtype=v.dtype) for k, v in columns.items()})
+
+
+def _moments(labels: np.ndarray, weight: np.ndarray | None, wy: np.ndarray, wx: np.ndarray) -> dict[str, np.ndarray]:
+    """Object columns from per-pixel weights: area = sum(weight), centroid = sum(wy or wx) / area."""
     n = int(labels.max()) if labels.size else 0
     if n == 0:
-        return pd.DataFrame({"label": pd.Series([], dtype=int), "x": pd.Series([], dtype=float),
-                             "y": pd.Series([], dtype=float), "area": pd.Series([], dtype=int)})
+        return {"label": np.zeros(0, int), "x": np.zeros(0), "y": np.zeros(0), "area": np.zeros(0, int)}
     flat = labels.ravel()
     fg = np.flatnonzero(flat)  # objects only: the background is most of a frame
     if len(fg) < 0.7 * flat.size:
@@ -475,24 +504,7 @@ def _moments_table(labels: np.ndarray, weight: np.ndarray | None, wy: np.ndarray
     sx = np.bincount(flat, weights=wx, minlength=n + 1)
     present = np.nonzero(area[1:] > 0)[0] + 1
     a = area[present]
-    return pd.DataFrame({"label": present.astype(int), "x": sx[present] / a, "y": sy[present] / a,
-                         "area": np.rint(a).astype(int)})
-
-
-def object_table_resized(labels: np.ndarray, shape: tuple[int, int]) -> pd.DataFrame:
-    """``object_table(resize_labels(labels, shape))``, computed at the size of ``labels``.
-
-    Exact: each pixel of ``labels`` stands for the block of output pixels that the
-    nearest-neighbour resize gives it (their count and coordinate sums per row and column),
-    so a working-resolution label image gives full-resolution centroids and areas without
-    touching every full-resolution pixel (4x fewer operations at half scale).
-    """
-    labels = np.asarray(labels)
-    h, w = labels.shape
-    H, W = int(shape[0]), int(shape[1])
-    if (h, w) == (H, W):
-        return object_table(labels)
-    return _moments_table(labels, *_block_weights((h, w), (H, W)))
+    return {"label": present.astype(int), "x": sx[present] / a, "y": sy[present] / a, "area": np.rint(a).astype(int)}
 
 
 @lru_cache(maxsize=8)

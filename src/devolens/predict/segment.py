@@ -18,10 +18,9 @@ from __future__ import annotations
 import collections
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
 from devolens.errors import DevolensError
@@ -30,10 +29,13 @@ from devolens.predict.postprocess import (
     Prepared,
     instances_from_boundary_map,
     instances_from_probabilities,
-    object_table,
-    object_table_resized,
+    object_arrays,
     resize_labels,
+    table_from_arrays,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def check_diameter(diameter, reference: float | None) -> float:
@@ -69,15 +71,19 @@ class SegmentationResult:
         ``HxW`` uint16 instance labels (0 = background; nuclei or cells 1..N).
     centroids : DataFrame
         ``label, x, y, area``: centroid column/row (pixels) and area (pixels) per object.
+    objects : dict of ndarray
+        The same columns as arrays (what the streaming commands write; no pandas needed).
     mask : ndarray
         ``HxW`` bool: nuclei (labels > 0) or membranes (probability >= threshold).
     """
 
-    def __init__(self, probability, labels: np.ndarray, centroids: pd.DataFrame, mask=None,
+    def __init__(self, probability, labels: np.ndarray, centroids, mask=None,
                  extra: dict[str, Any] | None = None):
         self._probability = probability  # ndarray, or a callable returning it
         self.labels = labels
-        self.centroids = centroids
+        # a DataFrame, or the columns as arrays (label, x, y, area): the DataFrame is made on
+        # first access (streaming commands write the arrays and never need pandas)
+        self._centroids = centroids
         self._mask = mask
         self.extra = dict(extra or {})
 
@@ -86,6 +92,19 @@ class SegmentationResult:
         if callable(self._probability):
             self._probability = self._probability()
         return self._probability
+
+    @property
+    def centroids(self) -> pd.DataFrame:
+        if isinstance(self._centroids, dict):
+            self._centroids = table_from_arrays(self._centroids)
+        return self._centroids
+
+    @property
+    def objects(self) -> dict[str, np.ndarray]:
+        """The columns of :attr:`centroids` as arrays (``label``, ``x``, ``y``, ``area``)."""
+        if isinstance(self._centroids, dict):
+            return self._centroids
+        return {k: self._centroids[k].to_numpy() for k in ("label", "x", "y", "area")}
 
     @property
     def mask(self) -> np.ndarray:
@@ -98,7 +117,7 @@ class SegmentationResult:
     @property
     def count(self) -> int:
         """Number of objects found."""
-        return int(len(self.centroids))
+        return int(len(self._centroids["label"]))
 
 
 class _Done:
@@ -347,7 +366,7 @@ class NucleiPredictor(_SegmentationPredictor):
         labels = resize_labels(labels_w, shape).astype(np.uint16, copy=False)
         return SegmentationResult(
             probability=lambda: to_input_size(fg[None], shape)[0].astype(np.float32),
-            labels=labels, centroids=object_table_resized(labels_w, shape), mask=lambda: labels > 0,
+            labels=labels, centroids=object_arrays(labels_w, shape), mask=lambda: labels > 0,
             extra={"scale": self.network.scale},
         )
 
@@ -385,7 +404,7 @@ class MembranePredictor(_SegmentationPredictor):
         prob = lambda: to_input_size(membrane[None], shape)[0].astype(np.float32)  # noqa: E731
         threshold = opts["threshold"]
         return SegmentationResult(
-            probability=prob, labels=labels, centroids=object_table_resized(labels_w, shape),
+            probability=prob, labels=labels, centroids=object_arrays(labels_w, shape),
             mask=lambda: to_input_size(membrane[None], shape)[0] >= threshold,
             extra={"scale": self.network.scale},
         )
