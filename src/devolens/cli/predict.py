@@ -22,10 +22,10 @@ import typer
 from devolens.cli._common import FAST_HELP, PRECISION_HELP
 from devolens.errors import DevolensError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+from devolens.io.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
 #: memory budget of the frames read ahead of the network (bytes)
 READ_AHEAD_BYTES = 256 << 20
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
 
 
 # ---------------------------------------------------------------------------- input / output
@@ -88,12 +88,12 @@ class _Source:
             from devolens.io.prefetch import ReadAhead
 
             transform = None
-            if prepare is not None:
+            if prepare is not None:  # frames also prepared for the network in that thread
+                from functools import partial
+
                 from devolens.predict.postprocess import Prepared
 
-                def transform(frame, key=prepare):
-                    return Prepared(frame, key)
-
+                transform = partial(Prepared, key=prepare)
             self._frames = ReadAhead(self._frames, max_bytes=read_ahead, name="devolens-decode", transform=transform)
         self._info = None
         if self.is_video and not self.is_stack:  # frame count and rate: probed in the background
@@ -246,13 +246,13 @@ def _preparation(model: str, channel: str, diameter: Optional[float]) -> Optiona
         card = zoo.card(model)
     except DevolensError:
         return None  # the predictor's loading reports it
+    from devolens.predict.postprocess import diameter_scale
+
     inp, pre = card.get("input", {}), card.get("preprocessing", {})
-    scale = float(inp.get("scale", 1.0))
-    if diameter is not None:
-        reference = (inp.get("diameter") or {}).get("reference")
-        if not reference or not diameter > 0:
-            return None
-        scale = scale * float(reference) / float(diameter)  # the predictor's arithmetic, in its order
+    reference = (inp.get("diameter") or {}).get("reference")
+    if diameter is not None and not (reference and diameter > 0):
+        return None  # the predictor reports it
+    scale = diameter_scale(float(inp.get("scale", 1.0)), reference, diameter)
     return (channel, scale, tuple(float(p) for p in pre.get("percentiles", (1.0, 99.8))))
 
 
@@ -297,12 +297,12 @@ def run_segmentation(
     from devolens.io.images import write_label_tif, write_png
     from devolens.predict.postprocess import Prepared
 
+    color = _color(color)
     skip = _skip_set(skip_flagged)
-    source = _Source(input_path, stack_z=stack_z, channel=channel,
-                     prepare=_preparation(model, _color(color), diameter))
+    source = _Source(input_path, stack_z=stack_z, channel=channel, prepare=_preparation(model, color, diameter))
     try:
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
-                                    diameter=diameter, channel=_color(color))
+                                    diameter=diameter, channel=color)
         stage = _StagedDir(out)
     except BaseException:
         source.close()
@@ -365,13 +365,10 @@ def run_segmentation(
         if not counts:
             raise DevolensError("no frames left to segment (all frames flagged?)", path=input_path)
         # tables written without pandas (this command never imports it: ~0.2 s of start-up)
-        write_columns_csv({
-            "frame": [fid for fid, labels, *_ in objects for _ in range(len(labels))],
-            "label": np.concatenate([o[1] for o in objects]) if objects else [],
-            "x": np.concatenate([o[2] for o in objects]) if objects else [],
-            "y": np.concatenate([o[3] for o in objects]) if objects else [],
-            "area": np.concatenate([o[4] for o in objects]) if objects else [],
-        }, stage.tmp / "objects.csv")
+        table = {"frame": [fid for fid, labels, *_ in objects for _ in range(len(labels))]}
+        for i, name in enumerate(("label", "x", "y", "area"), start=1):
+            table[name] = np.concatenate([o[i] for o in objects]) if objects else []
+        write_columns_csv(table, stage.tmp / "objects.csv")
         write_columns_csv({"frame": [c[0] for c in counts], "count": [c[1] for c in counts]},
                           stage.tmp / "counts.csv")
     except BaseException:
@@ -403,7 +400,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "Output folder: labels/*_labels.tif (uint16, input size, one per image or frame), objects.csv "
             "(frame,label,x,y,area), counts.csv (frame,count), overlays/ (PNG) or overlay.mp4 (video input).")),
         skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
-        model: str = typer.Option(default_model, "--model", help=f"Zoo model to use (see `devolens models`)."),
+        model: str = typer.Option(default_model, "--model", help="Zoo model to use (see `devolens models`)."),
         batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass (memory vs speed)."),
         fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
         precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
@@ -450,7 +447,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     import pandas as pd
 
     from devolens.io.atomic import write_csv
-    from devolens.predict.population import COLUMNS, LETTERS
+    from devolens.predict.population import COLUMNS
 
     if out.suffix.lower() != ".csv":
         raise DevolensError("--out must be a .csv file", path=out)

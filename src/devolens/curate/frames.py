@@ -53,7 +53,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -63,7 +63,6 @@ from devolens.errors import DevolensError
 from devolens.io.frames import (  # noqa: F401  (re-exported: the frame sources moved to devolens.io.frames)
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
-    frame_count_from_info,
     iter_path_frames,
 )
 

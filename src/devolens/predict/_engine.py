@@ -13,11 +13,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from devolens.errors import DevolensError
 from devolens.models.quantize import PrecisionNetwork, resolve_precision
-from devolens.predict.postprocess import Prepared, prepare_image, resize_image
+from devolens.predict.postprocess import prepare_image, resize_image
 
 
 def onnxruntime_available() -> bool:
@@ -170,14 +169,9 @@ class ImageNetwork:
         """``(channel, scale, percentiles)``: how :meth:`prepare` prepares an image."""
         return (self.channel, float(self.scale), tuple(float(p) for p in self.percentiles))
 
-    def prepare(self, image: np.ndarray | Prepared) -> np.ndarray:
+    def prepare(self, image: np.ndarray) -> np.ndarray:
         """Input image -> normalised single-channel float32 at the working resolution
-        (:func:`~devolens.predict.postprocess.prepare_image`); a :class:`Prepared` image made
-        with this network's :attr:`prep_key` is used as it is."""
-        if isinstance(image, Prepared):
-            if image.key == self.prep_key:
-                return image.array
-            image = image.image
+        (:func:`~devolens.predict.postprocess.prepare_image`)."""
         return prepare_image(image, self.channel, self.scale, self.percentiles)
 
     # ------------------------------------------------------------------ forward

@@ -312,11 +312,12 @@ class PopulationPredictor:
             nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
             resize = 1.0
             if diameter is not None:
+                from devolens.predict.postprocess import diameter_scale
                 from devolens.predict.segment import check_diameter
 
                 ref = getattr(nuclei, "diameter_ref", None)
                 diameter = check_diameter(diameter, ref)  # checked first: ref may be missing
-                resize = float(ref) / diameter
+                resize = diameter_scale(1.0, ref, diameter)
             extra: dict[str, Any] = {}
             reg = card.get("total_regressor")
             if reg:  # a whole-frame regressor of the total, stored in the same file ("total_regressor.*")

@@ -133,6 +133,15 @@ def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles
     return normalize_percentile(grey, *percentiles)
 
 
+def diameter_scale(scale: float, reference: float | None, diameter: float | None) -> float:
+    """Working scale for objects ``diameter`` input pixels wide: the model's ``scale`` times
+    its ``reference`` diameter / ``diameter`` (brought to the size it was trained on); the
+    model's ``scale`` when ``diameter`` is None. Inputs checked by the caller."""
+    if diameter is None:
+        return float(scale)
+    return float(scale) * float(reference) / float(diameter)
+
+
 class Prepared:
     """An input image together with what :func:`prepare_image` made of it with the
     preparation ``key`` ``(channel, scale, percentiles)``: frames prepared ahead (e.g. in a

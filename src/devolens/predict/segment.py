@@ -27,6 +27,7 @@ from devolens.errors import DevolensError
 from devolens.predict._engine import ImageNetwork, batched, load_zoo_network, to_input_size
 from devolens.predict.postprocess import (
     Prepared,
+    diameter_scale,
     instances_from_boundary_map,
     instances_from_probabilities,
     object_arrays,
@@ -169,8 +170,7 @@ class _SegmentationPredictor:
         self.head = head or self.default_head
         self.diameter_ref = None if diameter_ref is None else float(diameter_ref)
         self.diameter = None if diameter is None else check_diameter(diameter, self.diameter_ref)
-        if self.diameter is not None:  # another magnification: objects brought to the reference size
-            scale = scale * self.diameter_ref / self.diameter
+        scale = diameter_scale(scale, self.diameter_ref, self.diameter)  # another magnification
         activation = "softmax" if self.head == "three_class" else "sigmoid"
         self.network = ImageNetwork(
             model, in_channels=in_channels, scale=scale, multiple=multiple, tile=tile, overlap=overlap, batch_size=batch_size,
