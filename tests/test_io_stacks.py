@@ -45,19 +45,23 @@ def test_channel_is_required_and_checked(hyper):
         next(iter_stack_frames(path, channel=0, z="mean"))
 
 
-@pytest.mark.parametrize("kind", ["plain", "zlib", "rgb", "ome"])
+@pytest.mark.parametrize("kind", ["plain", "zlib", "rgb", "rgb_planar", "ome"])
 def test_other_layouts_stream_plane_by_plane(tmp_path, kind):
     rng = np.random.default_rng(1)
     path = tmp_path / f"{kind}.tif"
     if kind == "rgb":
         arr = (rng.random((4, 16, 24, 3)) * 255).astype(np.uint8)
         tifffile.imwrite(path, arr, photometric="rgb")
+    elif kind == "rgb_planar":  # samples stored as planes (axes ...SYX): still H x W x 3 frames
+        arr = (rng.random((4, 16, 24, 3)) * 255).astype(np.uint8)
+        tifffile.imwrite(path, np.moveaxis(arr, 3, 1), photometric="rgb", planarconfig="separate")
     elif kind == "ome":
         arr = (rng.random((4, 16, 24)) * 4000).astype(np.uint16)
         tifffile.imwrite(path, arr, ome=True, metadata={"axes": "TYX"})
     else:
         arr = (rng.random((4, 16, 24)) * 4000).astype(np.uint16)
-        tifffile.imwrite(path, arr, compression="zlib" if kind == "zlib" else None)
+        # minisblack: without it tifffile tags a 3- or 4-plane array as one planar RGB(A) image
+        tifffile.imwrite(path, arr, photometric="minisblack", compression="zlib" if kind == "zlib" else None)
     frames = list(iter_stack_frames(path))
     assert len(frames) == 4 and stack_info(path).frames() == 4
     for t in range(4):
@@ -67,8 +71,19 @@ def test_other_layouts_stream_plane_by_plane(tmp_path, kind):
 def test_single_images_are_not_stacks(tmp_path):
     tifffile.imwrite(tmp_path / "grey.tif", np.zeros((16, 24), np.uint16))
     tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((16, 24, 3), np.uint8), photometric="rgb")
+    tifffile.imwrite(tmp_path / "planar.tif", np.zeros((3, 16, 24), np.uint8), photometric="rgb",
+                     planarconfig="separate")
     assert not stack_info(tmp_path / "grey.tif").is_stack
     assert not stack_info(tmp_path / "rgb.tif").is_stack
+    assert not stack_info(tmp_path / "planar.tif").is_stack  # one RGB image, not 3 frames
+
+
+def test_planar_rgb_image_reads_with_samples_last(tmp_path):
+    from devolens.io.images import read_image
+
+    rgb = (np.random.default_rng(2).random((16, 24, 3)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, 2, 0), photometric="rgb", planarconfig="separate")
+    np.testing.assert_array_equal(read_image(tmp_path / "planar.tif"), rgb)
 
 
 def test_unreadable_tiff_is_a_user_error(tmp_path):

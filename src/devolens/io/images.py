@@ -48,7 +48,14 @@ def read_image(path: str | Path) -> np.ndarray:
         if suffix in (".tif", ".tiff"):
             import tifffile
 
-            arr = tifffile.imread(path)
+            from devolens.io.stacks import samples_last
+
+            with tifffile.TiffFile(path) as tif:
+                if not tif.series:
+                    raise DevolensError("no image in this TIFF file", path=path)
+                series = tif.series[0]
+                # planar RGB (samples stored as planes, axes "SYX"): samples last, as PNG/JPEG
+                arr = samples_last(series.asarray(), str(series.axes).endswith("SYX"))
         else:
             from PIL import Image
 

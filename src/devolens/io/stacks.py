@@ -11,7 +11,8 @@ see 2-D frames, so a stack is read plane by plane, never whole:
   (``z="slices"``, e.g. for the membrane model, trained on single slices);
 - ``C``: one channel, chosen by index (there is no safe guess between, say, a nuclear
   and a membrane channel);
-- trailing ``S`` (RGB samples): kept, the predictors pick the colour channel.
+- ``S`` (RGB samples, stored interleaved ``YXS`` or planar ``SYX``): returned last (``H x W x S``),
+  the predictors pick the colour channel.
 
 >>> info = stack_info("movie.tif")                    # doctest: +SKIP
 >>> info.axes, info.frames(z="project")                # doctest: +SKIP
@@ -30,7 +31,7 @@ import numpy as np
 
 from devolens.errors import DevolensError
 
-__all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "Z_MODES"]
+__all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES"]
 
 Z_MODES = ("project", "slices")
 
@@ -52,8 +53,13 @@ class StackInfo:
 
     @property
     def spatial(self) -> int:
-        """Trailing image axes: 2 (``YX``) or 3 (``YXS``, RGB samples)."""
-        return 3 if self.axes.endswith("YXS") else 2
+        """Trailing image axes: 2 (``YX``) or 3 (``YXS`` or planar ``SYX``, RGB samples)."""
+        return 3 if self.axes.endswith(("YXS", "SYX")) else 2
+
+    @property
+    def planar(self) -> bool:
+        """RGB samples stored as planes before the image axes (``SYX``, planar configuration)."""
+        return self.axes.endswith("SYX")
 
     @property
     def leading(self) -> tuple[tuple[str, int], ...]:
@@ -112,6 +118,11 @@ def stack_info(path: str | Path) -> StackInfo:
     if not (axes.endswith("YX") or axes.endswith("YXS")):
         raise DevolensError(f"unsupported TIFF layout: axes {axes!r}, shape {shape}", path=path)
     return StackInfo(axes, shape)
+
+
+def samples_last(image: np.ndarray, planar: bool) -> np.ndarray:
+    """An image with its RGB samples last (``H x W x S``): planar ``S x H x W`` data moved."""
+    return np.ascontiguousarray(np.moveaxis(image, -3, -1)) if planar else image
 
 
 def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path) -> None:
@@ -205,10 +216,12 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
         def plane(i: int) -> np.ndarray:
             try:
                 if whole is not None:
-                    return np.asarray(whole.reshape((-1,) + info.shape[len(sizes):])[i])
-                return pages[i].asarray()
+                    arr = np.asarray(whole.reshape((-1,) + info.shape[len(sizes):])[i])
+                else:
+                    arr = pages[i].asarray()
             except Exception as exc:
                 raise DevolensError(f"cannot read plane {i}: {exc}", path=path) from None
+            return samples_last(arr, info.planar)
 
         for seq in np.ndindex(*seq_shape) if seq_shape else [()]:
             if z == "slices":
