@@ -300,7 +300,8 @@ def register(app: typer.Typer) -> None:
     seg = _group_named(app, "segment")
     if seg is None:
         seg = typer.Typer(
-            help="Segment images with the zoo's models (livedead: live and dead nuclei in wells).",
+            help="Segment images with the zoo's models: nuclei and membrane (images, folders, videos, "
+            "TIFF stacks), livedead (wells of any size).",
             no_args_is_help=True,
         )
         app.add_typer(seg, name="segment")
