@@ -174,7 +174,13 @@ def write_card_md(card: dict, path: Path) -> None:
     for key, title in (("input", "Input"), ("preprocessing", "Preprocessing"), ("output", "Output"),
                        ("postprocess", "Post-processing")):
         if key in card:
-            lines += [f"## {title}", ""] + [f"- **{k}**: {v}" for k, v in card[key].items()] + [""]
+            lines += [f"## {title}", ""]
+            for k, v in card[key].items():
+                if isinstance(v, dict):  # e.g. input.diameter: one sub-item per line
+                    lines += [f"- **{k}**:"] + [f"  - {name}: {x}" for name, x in v.items()]
+                else:
+                    lines.append(f"- **{k}**: {v}")
+            lines.append("")
     if "total_regressor" in card:
         spec = {k: v for k, v in card["total_regressor"].items() if k != "config"}
         lines += ["## Total regressor (combined with the calibration in log space)", "",
@@ -187,8 +193,13 @@ def write_card_md(card: dict, path: Path) -> None:
               f"Recipe: `{card['recipe']}`", "", "```", card["command"].replace("; ", "\n"), "```", ""]
     lines += ["## Metrics (held-out renders, measured by benchmarks/eval_zoo.py)", ""]
     for k, v in (card.get("metrics") or {}).items():
-        if isinstance(v, dict):
-            lines.append(f"- **{k}**: {v.get('value')} ({v.get('how', '')})")
+        if isinstance(v, dict) and "value" not in v:  # e.g. per embryo: {embryo: value}
+            lines.append(f"- **{k}**: " + ", ".join(f"{name} {x}" for name, x in v.items()))
+        elif isinstance(v, dict):
+            value = v.get("value")
+            if isinstance(value, dict):
+                value = ", ".join(f"{name} {x}" for name, x in value.items())
+            lines.append(f"- **{k}**: {value} ({v.get('how', '')})")
         else:
             lines.append(f"- **{k}**: {v}")
     if card.get("metrics_note"):

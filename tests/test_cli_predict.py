@@ -219,6 +219,15 @@ def test_models_lists_shipped_models(capsys):
         assert name in text
 
 
+def test_shipped_cards_read_cleanly():
+    """card.md of every shipped model: no Python reprs or empty values where card.json holds figures."""
+    from devolens.models import available, zoo
+
+    for name in available():
+        md = (zoo.ZOO_DIR / name / "card.md").read_text()
+        assert "None ()" not in md and "{'" not in md, name
+
+
 @pytest.mark.skipif(not shipped("nuclei"), reason="nuclei weights not shipped yet")
 def test_shipped_nuclei_on_reference_frame(shared_data, tmp_path):
     ref = shared_data / "reference_frames" / "epic_movie_frame045.png"

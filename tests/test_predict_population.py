@@ -209,6 +209,29 @@ def test_population_runs_nuclei_in_the_cards_precision(tiny_zoo):
     assert load("population", precision="bf16").nuclei.network.precision == "bf16"  # the user's choice wins
 
 
+def test_population_runs_nuclei_with_the_cards_postprocess(tiny_zoo):
+    import json
+
+    from devolens.models import load, zoo
+
+    for name, post in (("nuclei", {"isolated_fraction": 0.25, "threshold": 0.4}),
+                       ("population", None)):
+        path = zoo.ZOO_DIR / name / "card.json"
+        card = json.loads(path.read_text())
+        if post:
+            card["postprocess"] = {**card.get("postprocess", {}), **post}
+        else:
+            card["nuclei_postprocess"] = {"isolated_fraction": 0.0}
+        path.write_text(json.dumps(card))
+    zoo.card.cache_clear()
+    assert load("nuclei").postprocess_options["isolated_fraction"] == 0.25
+    nuclei = load("population").nuclei  # the arithmetic its calibration was fitted with
+    assert nuclei.postprocess_options["isolated_fraction"] == 0.0
+    assert nuclei.postprocess_options["threshold"] == 0.4  # the rest from the nuclei card
+    assert load("population", postprocess={"isolated_fraction": 0.5}).nuclei.postprocess_options[
+        "isolated_fraction"] == 0.5  # the caller's choice wins
+
+
 def test_population_diameter_resizes_frames(tiny_zoo, monkeypatch):
     import json
 

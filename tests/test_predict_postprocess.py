@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from devolens.errors import DevolensError
 from devolens.predict.postprocess import (
+    drop_isolated_specks,
     instances_from_boundary_map,
     instances_from_probabilities,
     monotone_nondecreasing,
@@ -245,3 +246,36 @@ def test_normalize_percentile_treats_nan_and_inf_as_background():
     assert np.abs(out[10:50] - ref[10:50]).max() < 0.05  # the rest is scaled as before
     assert out[:5].max() == 0.0  # NaN rows are background
     assert np.array_equal(normalize_percentile(np.full((4, 4), np.nan, np.float32)), np.zeros((4, 4), np.float32))
+
+
+def _discs(spec, shape=(80, 120)):
+    """Foreground of discs given as (row, col, radius)."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    fg = np.zeros(shape, bool)
+    for r, c, rad in spec:
+        fg |= (yy - r) ** 2 + (xx - c) ** 2 <= rad * rad
+    return fg
+
+
+def test_isolated_specks_are_dropped_but_small_neighbours_kept():
+    # three nuclei, a speck far from everything, and a small object pressed against a nucleus
+    fg = _discs([(20, 20, 10), (20, 60, 10), (60, 40, 10), (65, 105, 2), (20, 75, 3)])
+    labels, _ = ndi.label(fg)
+    assert labels.max() == 5
+    out = drop_isolated_specks(labels, 0.25)
+    assert out.max() == 4 and out[65, 105] == 0  # the speck went
+    assert out[20, 75] > 0  # the small neighbour (within 2 px of a nucleus) stayed
+    assert out.dtype == np.uint16 and sorted(np.unique(out)) == [0, 1, 2, 3, 4]
+    # a lower fraction keeps it; so do fraction 0 and images with a single object
+    assert drop_isolated_specks(labels, 0.01).max() == 5
+    assert drop_isolated_specks(labels, 0.0) is labels
+    one, _ = ndi.label(_discs([(65, 105, 2)]))
+    assert drop_isolated_specks(one, 0.25).max() == 1
+
+
+def test_instances_isolated_fraction_option():
+    fg = _discs([(20, 20, 10), (20, 60, 10), (60, 40, 10), (65, 105, 2)]).astype(np.float32)
+    keep = instances_from_probabilities(fg, None, min_distance=4, smooth=0, min_size=4)
+    drop = instances_from_probabilities(fg, None, min_distance=4, smooth=0, min_size=4, isolated_fraction=0.25)
+    assert keep.max() == 4 and drop.max() == 3 and drop[65, 105] == 0
+    np.testing.assert_array_equal(drop > 0, (keep > 0) & (keep != keep[65, 105]))

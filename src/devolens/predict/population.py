@@ -308,6 +308,9 @@ class PopulationPredictor:
             # the calibration was fitted on the counts of the nuclei network in this arithmetic
             if options.get("precision", "auto") == "auto":
                 options["precision"] = card.get("nuclei_precision", "auto")
+            # ... and with these post-processing options (over the nuclei card's own)
+            if card.get("nuclei_postprocess"):
+                options["postprocess"] = {**card["nuclei_postprocess"], **(options.get("postprocess") or {})}
             diameter = options.pop("diameter", None)  # applied to the frames here, not in the nuclei model
             nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
             resize = 1.0

@@ -341,7 +341,9 @@ class NucleiPredictor(_SegmentationPredictor):
     Postprocess options (working-resolution pixels): ``threshold`` (0.5), ``seed_threshold``
     (0.5), ``min_distance`` (3), ``min_size`` (8), ``smooth`` (1.0), ``split_seeds`` (False:
     one seed per interior blob; True: distance-transform maxima, which also splits
-    dumbbell-shaped blobs); see :func:`~devolens.predict.postprocess.instances_from_probabilities`.
+    dumbbell-shaped blobs), ``isolated_fraction`` (0: objects below this fraction of the
+    median object area that touch no other object are dropped as specks); see
+    :func:`~devolens.predict.postprocess.instances_from_probabilities`.
 
     Examples
     --------
@@ -354,7 +356,8 @@ class NucleiPredictor(_SegmentationPredictor):
     default_head = "three_class"
 
     def _finish(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:
-        opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=8, smooth=1.0, split_seeds=False)
+        opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=8, smooth=1.0, split_seeds=False,
+                    isolated_fraction=0.0)
         opts.update({k: v for k, v in self.postprocess_options.items() if k in opts})
         if self.head == "three_class":
             fg = 1.0 - probs[0]
