@@ -290,3 +290,26 @@ def test_single_nuclei_file(tmp_path):
     other.write_text(text)
     with pytest.raises(DevolensError, match="frame.txt: not a zip: a single AceTree nuclei file must be named"):
         read_table(other)
+
+
+def test_read_positions_without_names(tmp_path):
+    from devolens.io.tables import read_positions
+
+    p = tmp_path / "tracks.csv"
+    p.write_text("FRAME,POSITION_X,POSITION_Y,POSITION_Z,TRACK_ID\n1,10,20,3,7\n0,11,21,4,7\n0,30,40,5,8\n")
+    df = read_positions(p)
+    assert list(df.columns[:7]) == ["embryo", "time", "cell", "x", "y", "z", "size"]
+    assert df["time"].tolist() == [0, 0, 1] and (df["cell"] == "").all() and df["embryo"].iloc[0] == "tracks"
+    assert df["TRACK_ID"].tolist() == [7, 8, 7] and df["size"].isna().all()
+    # a lineage table is read as such
+    tidy = tmp_path / "tidy.csv"
+    tidy.write_text("time,cell,x,y,z\n1,ABa,1,2,3\n")
+    assert read_positions(tidy)["cell"].tolist() == ["ABa"]
+    # neither: the error names both kinds; bad values name the line
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(DevolensError, match="positions table"):
+        read_positions(bad)
+    bad.write_text("t,x,y,z\n1,2,3,oops\n")
+    with pytest.raises(DevolensError, match="oops"):
+        read_positions(bad)

@@ -13,7 +13,8 @@ def register(app: typer.Typer) -> None:
     @app.command("identify")
     def identify(
         table: Path = typer.Argument(
-            ..., help="Lineage table: EPIC CD csv, AceTree nuclei zip/folder or tidy csv (anything read_table reads)."
+            ..., help="Nuclei over time: EPIC CD csv, AceTree nuclei zip/folder, tidy csv, or a CSV of positions without "
+                 "names (columns time or frame, x, y, z; optional embryo, size)."
         ),
         out: Path = typer.Option(
             ..., "--out", "-o",
@@ -39,7 +40,7 @@ def register(app: typer.Typer) -> None:
         from devolens.cli._common import console, progress_bar
         from devolens.errors import DevolensError
         from devolens.io.atomic import write_csv
-        from devolens.io.tables import read_table
+        from devolens.io.tables import read_positions
         from devolens.models import card, load
 
         torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
@@ -47,7 +48,7 @@ def register(app: typer.Typer) -> None:
             raise DevolensError(f"--zscale must be > 0, got {zscale}")
         if tta is not None and tta < 1:
             raise DevolensError(f"--tta must be >= 1, got {tta}")
-        df = read_table(table)
+        df = read_positions(table)
         if len(df) == 0:
             raise DevolensError("the table has no nuclei", path=table)
         if card(model).get("task") != "identity":

@@ -514,6 +514,88 @@ def _meta_path(path: Path) -> Path:
     return path.with_name(path.stem + ".meta.json")
 
 
+#: Column names a positions table (:func:`read_positions`) may use, case-insensitive: tidy
+#: name -> accepted names (devolens' own ``frame``, TrackMate's ``POSITION_X``, ...).
+POSITION_ALIASES: dict[str, tuple[str, ...]] = {
+    "embryo": ("embryo",),
+    "time": ("time", "t", "frame", "timepoint", "time_point"),
+    "cell": ("cell", "name", "cell_name"),
+    "x": ("x", "position_x", "pos_x"),
+    "y": ("y", "position_y", "pos_y"),
+    "z": ("z", "position_z", "pos_z"),
+    "size": ("size", "diameter"),
+}
+
+
+def _position_columns(columns: list[str]) -> dict[str, str] | None:
+    """File column -> tidy column for a positions table, or None without time, x, y and z."""
+    lower = {c.strip().lower(): c for c in columns}
+    mapping: dict[str, str] = {}
+    for tidy, names in POSITION_ALIASES.items():
+        found = next((lower[n] for n in names if n in lower), None)
+        if found is not None:
+            mapping[found] = tidy
+    return mapping if {"time", "x", "y", "z"} <= set(mapping.values()) else None
+
+
+def read_positions(path: str | Path) -> pd.DataFrame:
+    """Nucleus positions over time, named or not: what identity prediction needs.
+
+    Anything :func:`read_table` reads, or else a CSV of positions without cell names: one row
+    per nucleus per time point with columns ``time`` (or ``t``, ``frame``), ``x``, ``y``,
+    ``z`` (or ``POSITION_X``, ...: see ``POSITION_ALIASES``; case-insensitive), optionally
+    ``embryo`` (default: the file name), ``size`` (or ``diameter``) and ``cell``; other
+    columns are kept. Such a table comes back as a tidy table with ``cell`` empty where
+    unknown.
+
+    Raises
+    ------
+    DevolensError
+        Missing, unreadable or malformed input; a CSV that is neither a lineage table nor has
+        time, x, y and z columns.
+
+    Examples
+    --------
+    >>> df = read_positions("tracked_nuclei.csv")   # doctest: +SKIP
+    >>> list(df.columns[:7])                        # doctest: +SKIP
+    ['embryo', 'time', 'cell', 'x', 'y', 'z', 'size']
+    """
+    path = Path(path)
+    try:
+        detect_format(path)
+    except DevolensError as exc:
+        if not path.is_file() or path.is_dir():
+            raise
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+        first = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0] if head.strip() else ""
+        mapping = _position_columns([c.strip().strip('"') for c in first.split(",")])
+        if mapping is None:
+            raise DevolensError(f"{str(exc).split(': ', 1)[-1].rstrip(')')}; or a positions table with time "
+                                f"(or frame), x, y, z)", path=path) from None
+        return _read_positions_csv(path, mapping)
+    return read_table(path)
+
+
+def _read_positions_csv(path: Path, mapping: dict[str, str]) -> pd.DataFrame:
+    df = _read_csv(path, "a positions CSV", skipinitialspace=True)
+    df.columns = [str(c).strip() for c in df.columns]
+    df = df.rename(columns=mapping)
+    if len(df) == 0:
+        raise DevolensError("no data rows (header only)", path=path)
+    _int_times(df, path)
+    if "size" not in df.columns:
+        df["size"] = np.nan
+    _numeric(df, ["x", "y", "z", "size"], path)
+    _check_no_missing(df, ["x", "y", "z"], path)
+    df["cell"] = _names(df["cell"]) if "cell" in df.columns else ""
+    if "embryo" in df.columns:
+        df["embryo"] = df["embryo"].fillna(path.stem).astype(str)
+    else:
+        df.insert(0, "embryo", path.stem)
+    return _finish(df, "positions", path, {})
+
+
 def read_tidy(path: str | Path) -> pd.DataFrame:
     """Read a tidy CSV (columns ``embryo,time,cell,x,y,z,size[,blot,...]``).
 
