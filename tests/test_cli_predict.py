@@ -293,6 +293,38 @@ def test_streaming_threads_sets_passive_waiting_only_before_torch(monkeypatch):
     assert __import__("os").environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
+def test_size_advice_suggests_a_diameter_outside_the_cards_range(tiny_zoo, tmp_path, capsys):
+    import json
+
+    from devolens.models import load, zoo
+
+    path = zoo.ZOO_DIR / "nuclei" / "card.json"
+    card = json.loads(path.read_text())
+    card["input"]["diameter"] = {"reference": 35.0, "p5_p95": [23.0, 66.0]}
+    path.write_text(json.dumps(card))
+    zoo.card.cache_clear()
+    pred = load("nuclei")
+    area = lambda d: np.pi * d * d / 4  # noqa: E731
+    assert pred.size_advice([area(30), area(40), area(25)]) is None  # within range
+    assert pred.size_advice([area(12.0)] * 3) == 12.0  # cell-culture nuclei: suggest their size
+    assert pred.size_advice([area(200.0)]) == 200.0
+    assert pred.size_advice([]) is None and pred.size_advice([0.0, float("nan")]) is None
+    # with diameter=12 the model sees 12 px objects at the reference size: nothing to say
+    assert load("nuclei", diameter=12).size_advice([area(12.0)]) is None
+    # the CLI prints the hint after the summary (whatever the random tiny model finds)
+    img = tmp_path / "a.png"
+    import imageio.v3 as iio
+
+    iio.imwrite(img, (np.random.default_rng(2).random((64, 80)) * 255).astype(np.uint8))
+    card["input"]["diameter"] = {"reference": 35.0, "p5_p95": [1000.0, 2000.0]}  # everything is "too small"
+    path.write_text(json.dumps(card))
+    zoo.card.cache_clear()
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().err
+    assert (tmp_path / "o" / "objects.csv").read_text().count("\n") > 1  # the random model finds some
+    assert "run again with --diameter" in " ".join(out.split())
+
+
 def test_segment_diameter_option(tiny_zoo, tmp_path, capsys):
     import json
 

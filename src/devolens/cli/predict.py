@@ -378,7 +378,9 @@ def run_segmentation(
         source.close()
     stage.commit()
     return {"frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
-            "precision": predictor.network.precision, "scale": predictor.working_scale()}
+            "precision": predictor.network.precision, "scale": predictor.working_scale(),
+            # objects far from the sizes the model knows: another magnification (see size_advice)
+            "suggest_diameter": predictor.size_advice([float(np.median(o[4])) for o in objects])}
 
 
 _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output folder), a video (mp4/mov/avi), or a "
@@ -418,6 +420,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "input.diameter reference; nuclei: 35 px in 752x512 EPIC-like frames). Default: no resizing.")),
     ) -> None:
         from devolens.cli._common import console, progress_bar, streaming_threads
+        from devolens.models import card
 
         streaming_threads()
         with progress_bar(f"segment {kind}") as cb:
@@ -428,6 +431,13 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         skipped = f", {summary['skipped']} flagged frames skipped" if summary["skipped"] else ""
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale {summary['scale']:.3g})")
+        if summary.get("suggest_diameter"):
+            d = summary["suggest_diameter"]
+            ref = ((card(model).get("input") or {}).get("diameter") or {}).get("p5_p95")
+            console.print(f"[yellow]note:[/] the {what} found are about {d:g} px wide, far from the sizes this model "
+                          f"knows ({ref[0]:g}-{ref[1]:g} px){' after --diameter' if diameter else ''}: another "
+                          f"magnification? Results at the wrong size are unreliable; if {d:g} px is their real size, "
+                          f"run again with --diameter {d:g}.")
 
     command.__doc__ = (f"Segment {what} in an image, a folder of images or a video (streamed); "
                        "writes label TIFFs, objects.csv, counts.csv and overlays.")
