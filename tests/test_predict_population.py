@@ -254,3 +254,22 @@ def test_population_diameter_resizes_frames(tiny_zoo, monkeypatch):
     for bad in (0, -1, "x"):
         with pytest.raises(DevolensError, match="diameter must be"):
             load("population", diameter=bad)
+
+
+def test_population_size_advice_in_input_pixels(tiny_zoo):
+    import json
+
+    from devolens.models import load, zoo
+
+    path = zoo.ZOO_DIR / "nuclei" / "card.json"
+    card = json.loads(path.read_text())
+    card["input"]["diameter"] = {"reference": 30.0, "p5_p95": [20.0, 60.0]}
+    path.write_text(json.dumps(card))
+    zoo.card.cache_clear()
+    area = lambda d: np.pi * d * d / 4  # noqa: E731
+    assert load("population").size_advice([area(30)]) is None
+    assert load("population").size_advice([area(10)]) == 10.0
+    # frames resized 2x (diameter=15): 10 px nuclei in the resized frames are 5 px in the input
+    assert load("population", diameter=15).size_advice([area(10)]) == 5.0
+    rows = list(load("population").predict_iter([(np.random.default_rng(0).random((48, 64)) * 255).astype(np.uint8)]))
+    assert "median_area" in rows[0] and "visible" in rows[0]

@@ -420,7 +420,6 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "input.diameter reference; nuclei: 35 px in 752x512 EPIC-like frames). Default: no resizing.")),
     ) -> None:
         from devolens.cli._common import console, progress_bar, streaming_threads
-        from devolens.models import card
 
         streaming_threads()
         with progress_bar(f"segment {kind}") as cb:
@@ -432,12 +431,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale {summary['scale']:.3g})")
         if summary.get("suggest_diameter"):
-            d = summary["suggest_diameter"]
-            ref = ((card(model).get("input") or {}).get("diameter") or {}).get("p5_p95")
-            console.print(f"[yellow]note:[/] the {what} found are about {d:g} px wide, far from the sizes this model "
-                          f"knows ({ref[0]:g}-{ref[1]:g} px){' after --diameter' if diameter else ''}: another "
-                          f"magnification? Results at the wrong size are unreliable; if {d:g} px is their real size, "
-                          f"run again with --diameter {d:g}.")
+            console.print(_size_note(what, summary["suggest_diameter"], model, diameter))
 
     command.__doc__ = (f"Segment {what} in an image, a folder of images or a video (streamed); "
                        "writes label TIFFs, objects.csv, counts.csv and overlays.")
@@ -473,6 +467,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             yield frame
 
     rows = []
+    median_areas = []
     try:
         predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
                                     diameter=diameter, channel=_color(color))
@@ -480,6 +475,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         for row in predictor.predict_iter(frames(), total=total, progress=progress):
             pos = positions.popleft()
             rows.append({"frame": source.frame_id(pos), **{k: row[k] for k in COLUMNS}})
+            median_areas.append(row.get("median_area"))
     finally:
         source.close()
     if not rows:
@@ -496,7 +492,23 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         plot_populations(pdf.drop(columns=["frame"]), out.with_suffix(".png"),
                          title=f"{input_path.name}: predicted populations" + (" (monotone)" if monotone else ""))
     write_csv(df, out)
+    # nuclei far from the sizes the model knows: another magnification (see size_advice)
+    df.attrs["suggest_diameter"] = predictor.size_advice(median_areas) if hasattr(predictor, "size_advice") else None
     return df
+
+
+def _size_note(what: str, suggested: float, model: str, diameter: Optional[float]) -> str:
+    """The note printed when the objects found are far from the sizes ``model`` knows."""
+    from devolens.models import card
+
+    spec = card(model)
+    rng = ((spec.get("input") or {}).get("diameter") or {}).get("p5_p95")
+    if rng is None and spec.get("nuclei_model"):  # population: its nuclei model's range
+        rng = ((card(spec["nuclei_model"]).get("input") or {}).get("diameter") or {}).get("p5_p95")
+    known = f" ({rng[0]:g}-{rng[1]:g} px)" if rng else ""
+    return (f"[yellow]note:[/] the {what} found are about {suggested:g} px wide, far from the sizes this model "
+            f"knows{known}{' after --diameter' if diameter else ''}: another magnification? Results at the wrong "
+            f"size are unreliable; if {suggested:g} px is their real size, run again with --diameter {suggested:g}.")
 
 
 def population_command(
@@ -530,6 +542,8 @@ def population_command(
                             channel=channel, diameter=diameter, color=color,
                             progress=cb)
     console.print(f"{len(df)} frames -> {out}" + (f" (+ {out.with_suffix('.png')})" if plot else ""))
+    if df.attrs.get("suggest_diameter"):
+        console.print(_size_note("nuclei", df.attrs["suggest_diameter"], model, diameter))
 
 
 # ---------------------------------------------------------------------------- registration

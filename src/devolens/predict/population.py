@@ -348,6 +348,15 @@ class PopulationPredictor:
         total = calibrate_total(visible, self.knots_x, self.knots_y)
         return composition_counts(total, self.composition)
 
+    def size_advice(self, median_areas: Sequence[float]) -> float | None:
+        """The ``diameter`` (input pixels) to suggest when the nuclei found are far from the sizes
+        the model knows (another magnification), else None; ``median_areas`` are the rows'
+        ``median_area``. See :meth:`devolens.predict.segment.NucleiPredictor.size_advice`."""
+        if self.nuclei is None:
+            return None
+        found = self.nuclei.size_advice(median_areas)
+        return None if found is None else round(found / self.resize, 1)
+
     def predict(self, image: np.ndarray) -> dict[str, float]:
         """Counts for one frame: ``{"A": ..., ..., "Z": ..., "total": ...}`` (cells, >= 0)."""
         row = next(self.predict_iter([image]))
@@ -364,8 +373,9 @@ class PopulationPredictor:
                      progress: Callable[[int, int], None] | None = None) -> Iterator[dict[str, float]]:
         """Counts for a stream of frames (e.g. a video), lazily, one dict per frame.
 
-        Each dict also carries ``visible`` (nuclei found in the image, method
-        ``composition``).
+        Each dict also carries ``visible`` (nuclei found in the image) and ``median_area``
+        (their median area, pixels of the frame as the nuclei model saw it; for
+        :meth:`size_advice`), method ``composition``.
         """
         done = 0
         if self.resize != 1.0:  # another magnification: frames resized to the training one
@@ -396,6 +406,8 @@ class PopulationPredictor:
                 row = {k: float(v) for k, v in zip(LETTERS, letters)}
                 row["total"] = float(sum(row[k] for k in LETTERS))
                 row["visible"] = float(res.count)
+                areas = res.objects["area"]
+                row["median_area"] = float(np.median(areas)) if len(areas) else float("nan")
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)
