@@ -10,8 +10,9 @@ TRAINING embryos or fresh simulated ones, with the random pose and zoom of the t
 renders; never the held-out embryos). For each frame with at least 5 objects, the median
 equivalent diameter (input pixels) of the objects it finds is taken. The card gets
 ``input.diameter``: ``reference`` (the median over frames: a ``diameter=D`` option scales the
-input by ``reference / D``) and the 5th-95th percentile over frames (for information: nucleus
-size changes with the stage, so it cannot tell the magnification by itself). ``card.md`` is
+input by ``reference / D``), the 5th-95th percentile over frames (for information: nucleus
+size changes with the stage, so it cannot tell the magnification by itself) and the whole range
+``min_max`` (objects found well outside it make ``devolens segment`` suggest ``--diameter``). ``card.md`` is
 rewritten. Re-run after shipping new weights (``scripts/zoo_ship.py`` writes a card without it).
 """
 
@@ -34,6 +35,8 @@ def main() -> None:
     ap.add_argument("--renders", type=Path, nargs="+", required=True, help="render folders of training embryos")
     ap.add_argument("--zoo", type=Path, default=ROOT / "src" / "devolens" / "models" / "zoo")
     ap.add_argument("--frames", type=int, default=400, help="at most this many frames (spread over the folders)")
+    ap.add_argument("--range-only", action="store_true",
+                    help="only add the whole range (min_max) to the card, keeping its reference and p5_p95")
     a = ap.parse_args()
 
     from devolens.io.images import read_image
@@ -53,9 +56,23 @@ def main() -> None:
             medians.append(float(np.median(2.0 * np.sqrt(area / np.pi))))
     medians = np.asarray(medians)
     p5, p95 = np.percentile(medians, [5, 95])
+    if a.range_only:  # keep the reference the shipped figures were measured with; add the whole range
+        spec = card.setdefault("input", {}).setdefault("diameter", {})
+        spec["min_max"] = [round(float(medians.min()), 1), round(float(medians.max()), 1)]
+        spec["min_max_how"] = (f"lowest and highest per-frame median over {len(medians)} frames of the same renders "
+                               f"(reference would be {float(np.median(medians)):.1f} here); command: python "
+                               f"scripts/zoo_diameter.py {a.name} --range-only --renders "
+                               + " ".join(str(d) for d in a.renders))
+        folder = a.zoo / a.name
+        (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        write_card_md(card, folder / "card.md")
+        print(json.dumps(spec, indent=1))
+        return
     card.setdefault("input", {})["diameter"] = {
         "reference": round(float(np.median(medians)), 1),
         "p5_p95": [round(float(p5), 1), round(float(p95), 1)],
+        # the whole range over frames: the size check (size_advice) warns only outside it
+        "min_max": [round(float(medians.min()), 1), round(float(medians.max()), 1)],
         "how": (f"median equivalent diameter (input pixels) of the objects found at scale {pred.network.scale} in "
                 f"{len(medians)} frames of " + ", ".join(d.name for d in a.renders)
                 + " (renders of training embryos / fresh simulated embryos, random pose and zoom, all stages): "

@@ -311,6 +311,11 @@ def test_size_advice_suggests_a_diameter_outside_the_cards_range(tiny_zoo, tmp_p
     assert pred.size_advice([]) is None and pred.size_advice([0.0, float("nan")]) is None
     # with diameter=12 the model sees 12 px objects at the reference size: nothing to say
     assert load("nuclei", diameter=12).size_advice([area(12.0)]) is None
+    # the whole range (min_max), where the card has it, with a 10 % margin
+    card["input"]["diameter"]["min_max"] = [15.0, 90.0]
+    path.write_text(json.dumps(card))
+    zoo.card.cache_clear()
+    assert load("nuclei").size_advice([area(14.0)]) is None and load("nuclei").size_advice([area(13.0)]) == 13.0
     # the CLI prints the hint after the summary (whatever the random tiny model finds)
     img = tmp_path / "a.png"
     import imageio.v3 as iio

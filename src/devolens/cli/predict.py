@@ -502,9 +502,10 @@ def _size_note(what: str, suggested: float, model: str, diameter: Optional[float
     from devolens.models import card
 
     spec = card(model)
-    rng = ((spec.get("input") or {}).get("diameter") or {}).get("p5_p95")
-    if rng is None and spec.get("nuclei_model"):  # population: its nuclei model's range
-        rng = ((card(spec["nuclei_model"]).get("input") or {}).get("diameter") or {}).get("p5_p95")
+    if spec.get("nuclei_model"):  # population: its nuclei model's sizes
+        spec = card(spec["nuclei_model"])
+    sizes = (spec.get("input") or {}).get("diameter") or {}
+    rng = sizes.get("min_max") or sizes.get("p5_p95")
     known = f" ({rng[0]:g}-{rng[1]:g} px)" if rng else ""
     return (f"[yellow]note:[/] the {what} found are about {suggested:g} px wide, far from the sizes this model "
             f"knows{known}{' after --diameter' if diameter else ''}: another magnification? Results at the wrong "

@@ -320,22 +320,23 @@ class _SegmentationPredictor:
         ``reference / diameter`` when a typical object ``diameter`` (input pixels) was given."""
         return self.network.scale
 
-    def size_advice(self, median_areas: Sequence[float], margin: float = 1.25) -> float | None:
+    def size_advice(self, median_areas: Sequence[float], margin: float | None = None) -> float | None:
         """The ``diameter`` to suggest when the objects found are far from the sizes the model knows.
 
-        The model was calibrated on objects whose typical diameter lies in the card's
-        ``input.diameter.p5_p95`` range (per-frame medians, input pixels at the training
-        magnification). Objects found well outside it (below ``p5 / margin`` or above
-        ``p95 * margin``, after any ``diameter`` rescaling) mean another magnification: results
-        there are unreliable (e.g. 12 px nuclei of a cell-culture well: F1 0.76 as they come,
-        0.996 with ``diameter=12``).
+        The card's ``input.diameter`` holds the per-frame median object diameters the model
+        finds on its calibration renders (input pixels at the training magnification, all
+        stages): their whole range ``min_max`` (else ``p5_p95``). Objects found outside it by
+        more than ``margin`` (after any ``diameter`` rescaling) mean another magnification:
+        results there are unreliable (e.g. 12 px nuclei of a cell-culture well: F1 0.76 as they
+        come, 0.996 with ``diameter=12``).
 
         Parameters
         ----------
         median_areas : sequence of float
             Median object area (input pixels) of each image or frame.
-        margin : float
-            Tolerance factor around the card's range.
+        margin : float, optional
+            Tolerance factor around the card's range (default 1.1 around ``min_max``, 1.25
+            around ``p5_p95``).
 
         Returns
         -------
@@ -343,7 +344,10 @@ class _SegmentationPredictor:
             The median equivalent diameter of the objects found (input pixels, rounded), to
             pass as ``diameter``; None when the sizes are within range, or the card has no range.
         """
-        rng = ((self.card.get("input") or {}).get("diameter") or {}).get("p5_p95")
+        spec = (self.card.get("input") or {}).get("diameter") or {}
+        rng = spec.get("min_max") or spec.get("p5_p95")
+        if margin is None:
+            margin = 1.1 if spec.get("min_max") else 1.25
         areas = np.asarray([a for a in median_areas if a and np.isfinite(a)], dtype=float)
         if not rng or areas.size == 0:
             return None
