@@ -190,6 +190,14 @@ def test_population_csv_monotone_and_plot(tiny_zoo, tmp_path):
     assert out.with_suffix(".png").stat().st_size > 0
 
 
+def test_population_plot_by_default(tiny_zoo, tmp_path):
+    src = _folder(tmp_path / "frames", n=2)
+    assert main(["population", str(src), "--out", str(tmp_path / "a.csv")]) == 0
+    assert (tmp_path / "a.png").stat().st_size > 0
+    assert main(["population", str(src), "--out", str(tmp_path / "b.csv"), "--no-plot"]) == 0
+    assert (tmp_path / "b.csv").exists() and not (tmp_path / "b.png").exists()
+
+
 def test_population_needs_csv_out(tiny_zoo, tmp_path):
     src = _folder(tmp_path / "frames", n=1)
     assert main(["population", str(src), "--out", str(tmp_path / "pops.txt")]) == 2

@@ -518,7 +518,7 @@ def population_command(
     monotone: bool = typer.Option(False, "--monotone", help=(
         "Smooth each letter over the frames by isotonic regression: populations never fall (P, which ends when "
         "P4 divides into Z2/Z3, is fitted non-increasing).")),
-    plot: bool = typer.Option(False, "--plot", help="Also write a plot of the curves beside the CSV (same name, .png)."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Also write a plot of the curves beside the CSV (same name, .png)."),
     skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
     model: str = typer.Option("population", "--model", help="Zoo model to use (see `devolens models`)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
