@@ -279,3 +279,35 @@ def test_instances_isolated_fraction_option():
     drop = instances_from_probabilities(fg, None, min_distance=4, smooth=0, min_size=4, isolated_fraction=0.25)
     assert keep.max() == 4 and drop.max() == 3 and drop[65, 105] == 0
     np.testing.assert_array_equal(drop > 0, (keep > 0) & (keep != keep[65, 105]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(4, 60), st.integers(4, 60), st.floats(0.05, 0.8))
+def test_watershed_equals_skimage(seed, h, w, density):
+    """postprocess.watershed (skimage's compiled core, called directly) gives skimage's labels."""
+    from skimage.segmentation import watershed as skimage_watershed
+
+    from devolens.predict.postprocess import watershed
+
+    rng = np.random.default_rng(seed)
+    surface = np.round(rng.random((h, w)) * 8) / 8  # ties on purpose: the queue order decides them
+    mask = rng.random((h, w)) < 0.3 + density
+    markers, _ = ndi.label(rng.random((h, w)) < density / 10)
+    markers[0, 0] = markers.max() + 1  # a seed outside the mask is dropped, as in skimage
+    mask[0, 0] = False
+    expected = skimage_watershed(surface, markers=markers, mask=mask)
+    got = watershed(surface, markers, mask)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 70), st.integers(1, 70), st.floats(0.02, 0.9))
+def test_label_equals_scipy(seed, h, w, density):
+    from devolens.predict.postprocess import _label
+
+    mask = np.random.default_rng(seed).random((h, w)) < density
+    expected, n = ndi.label(mask)
+    got, m = _label(mask)
+    assert m == n
+    np.testing.assert_array_equal(got, expected)
