@@ -324,20 +324,11 @@ def test_cli_identify_writes_predictions(tmp_path):
     assert len(res) == len(df)
     assert {"embryo", "time", "cell", "x", "y", "z", "pred_founder", "pred_depth1", "confidence"} <= set(res.columns)
     assert json.loads(json.dumps(res.iloc[0].to_dict(), default=str))
-
-
-@needs_zoo
-def test_cli_identify_positions_without_names(tmp_path):
-    """Tracked nuclei without names (frame, POSITION_X..., no cell column): same predictions."""
-    named = tmp_path / "named.csv"
-    df = toy_embryo(times=3)
-    df.to_csv(named, index=False)
+    # tracked nuclei without names (frame, POSITION_X..., no cell column): the same predictions
     positions = tmp_path / "positions.csv"
     df.rename(columns={"time": "frame", "x": "POSITION_X", "y": "POSITION_Y", "z": "POSITION_Z"}).drop(
         columns=["cell", "embryo"]).to_csv(positions, index=False)
-    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
-    assert _cli(["identify", str(named), "--out", str(a), "--tta", "1"]) == 0
-    assert _cli(["identify", str(positions), "--out", str(b), "--tta", "1"]) == 0
-    ra, rb = pd.read_csv(a), pd.read_csv(b, keep_default_na=False)
-    assert len(rb) == len(df) and (rb["cell"] == "").all()
-    assert (ra["pred_depth1"].to_numpy() == rb["pred_depth1"].to_numpy()).all()
+    assert _cli(["identify", str(positions), "--out", str(tmp_path / "unnamed.csv"), "--tta", "1"]) == 0
+    unnamed = pd.read_csv(tmp_path / "unnamed.csv", keep_default_na=False)
+    assert len(unnamed) == len(df) and (unnamed["cell"] == "").all()
+    assert (unnamed["pred_depth1"].to_numpy() == res["pred_depth1"].to_numpy()).all()
