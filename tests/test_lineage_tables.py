@@ -308,7 +308,7 @@ def test_read_positions_without_names(tmp_path):
     # neither: the error names both kinds; bad values name the line
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
-    with pytest.raises(DevolensError, match="positions table"):
+    with pytest.raises(DevolensError, match="or positions with time"):
         read_positions(bad)
     bad.write_text("t,x,y,z\n1,2,3,oops\n")
     with pytest.raises(DevolensError, match="oops"):

@@ -191,12 +191,20 @@ def detect_format(path: str | Path) -> str:
     # a single AceTree nuclei file: numeric index, status, ... rows
     if re.match(r"^\s*\d+\s*,\s*[01]\s*,", first):
         return "acetree"
-    shown = ",".join(sorted(cols))[:120]
-    raise DevolensError(
-        "unrecognised columns (expected an EPIC CD table with "
-        f"{','.join(EPIC_REQUIRED)} or a tidy table with {','.join(TIDY_REQUIRED)}; found {shown})",
-        path=path,
-    )
+    raise UnrecognisedColumns(path, sorted(cols))
+
+
+class UnrecognisedColumns(DevolensError):
+    """A CSV whose header is neither an EPIC CD table's nor a tidy table's (``columns``: its header)."""
+
+    def __init__(self, path: Path, columns: list[str], extra: str = ""):
+        self.columns = columns
+        shown = ",".join(columns)[:120]
+        super().__init__(
+            "unrecognised columns (expected an EPIC CD table with "
+            f"{','.join(EPIC_REQUIRED)} or a tidy table with {','.join(TIDY_REQUIRED)}{extra}; found {shown})",
+            path=path,
+        )
 
 
 def read_table(path: str | Path, format: str | None = None) -> pd.DataFrame:
@@ -563,16 +571,10 @@ def read_positions(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     try:
         detect_format(path)
-    except DevolensError as exc:
-        if not path.is_file() or path.is_dir():
-            raise
-        with open(path, "rb") as fh:
-            head = fh.read(65536)
-        first = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0] if head.strip() else ""
-        mapping = _position_columns([c.strip().strip('"') for c in first.split(",")])
+    except UnrecognisedColumns as exc:
+        mapping = _position_columns(exc.columns)
         if mapping is None:
-            raise DevolensError(f"{str(exc).split(': ', 1)[-1].rstrip(')')}; or a positions table with time "
-                                f"(or frame), x, y, z)", path=path) from None
+            raise UnrecognisedColumns(path, exc.columns, extra=", or positions with time (or frame),x,y,z") from None
         return _read_positions_csv(path, mapping)
     return read_table(path)
 
