@@ -459,25 +459,26 @@ def instances_from_boundary_map(
     ndarray
         ``HxW`` uint16 cell labels (membrane pixels belong to the nearest cell).
     """
+    ndi = _ndi()
     probs = np.asarray(probs, dtype=np.float32)
     membrane = probs[0] if probs.ndim == 3 else probs
     inside = probs[1] if probs.ndim == 3 and probs.shape[0] > 1 else None
-    mem_s = _ndi().gaussian_filter(membrane, smooth) if smooth > 0 else membrane
+    mem_s = ndi.gaussian_filter(membrane, smooth) if smooth > 0 else membrane
     wall = mem_s >= threshold
     free = ~wall
     if inside is not None:
-        region = (_ndi().gaussian_filter(inside, smooth) if smooth > 0 else inside) >= threshold
-        region = _ndi().binary_fill_holes(region | wall) if region.any() else region
+        region = (ndi.gaussian_filter(inside, smooth) if smooth > 0 else inside) >= threshold
+        region = ndi.binary_fill_holes(region | wall) if region.any() else region
     else:
         # inside = everything enclosed by membranes: fill holes of the membrane mask
-        region = _ndi().binary_fill_holes(wall)
+        region = ndi.binary_fill_holes(wall)
     if not region.any():
         return np.zeros(membrane.shape, dtype=np.uint16)
-    dist = _ndi().distance_transform_edt(free & region)
-    dist_s = _ndi().gaussian_filter(dist, 1.0)
-    local_max = _ndi().maximum_filter(dist_s, size=9)
+    dist = ndi.distance_transform_edt(free & region)
+    dist_s = ndi.gaussian_filter(dist, 1.0)
+    local_max = ndi.maximum_filter(dist_s, size=9)
     seeds = (dist_s >= 0.5 * local_max) & (dist_s >= 1.5) & free & region
-    markers, n = _ndi().label(seeds)
+    markers, n = ndi.label(seeds)
     if n == 0:
         return np.zeros(membrane.shape, dtype=np.uint16)
     labels = watershed(mem_s, markers, region)
