@@ -48,16 +48,37 @@ def test_same_parameters_and_outputs_as_smp(encoder, depth, decoder, cin):
 def test_configs_it_does_not_cover_fall_back_to_smp():
     assert build_lite({"kind": "segmentation", "arch": "fpn", "encoder": "resnet18"}) is None
     assert build_lite({"kind": "segmentation", "arch": "unet", "encoder": "efficientnet-b0"}) is None
-    assert build_lite({"kind": "regressor"}) is None
+    assert build_lite({"kind": "pointset"}) is None
+
+
+@pytest.mark.parametrize("width,cin,outputs", [(32, 1, 1), (16, 3, 8), (64, 1, 8)])
+def test_count_regressor_same_parameters_and_outputs_as_torchvision(width, cin, outputs):
+    from devolens.models.architectures import build_regressor
+    from devolens.models.unet_lite import CountRegressorLite
+
+    torch.manual_seed(0)
+    ref = build_regressor(cin, outputs, width).eval()
+    _randomise_batchnorm(ref)
+    lite = build_lite(ref.devolens_config)
+    assert isinstance(lite, CountRegressorLite)
+    assert set(lite.state_dict()) == set(ref.state_dict())
+    lite.load_state_dict(ref.state_dict(), strict=True)
+    lite.eval()
+    x = torch.randn(2, cin, 96, 128)
+    with torch.no_grad():
+        a, b = ref(x), lite(x)
+    assert a.shape == b.shape == (2, outputs)
+    assert torch.equal(a, b)
 
 
 def test_zoo_inference_does_not_import_smp():
     code = ("import sys, numpy as np\n"
             "from devolens.models import load\n"
             "res = load('nuclei').predict(np.zeros((64, 96), np.float32))\n"
-            "print('segmentation_models_pytorch' in sys.modules, 'timm' in sys.modules)\n")
+            "res = load('population').predict(np.zeros((64, 96), np.float32))\n"
+            "print('segmentation_models_pytorch' in sys.modules, 'timm' in sys.modules, 'torchvision' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "False"]
 
 
 def test_batchnorm_folding_keeps_outputs():

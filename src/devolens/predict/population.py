@@ -178,13 +178,17 @@ def _total_regressor(arrays: dict, spec: dict, path: Path):
     """The whole-frame total regressor stored beside the tables (keys ``total_regressor.*``)."""
     import torch
 
-    from devolens.models.architectures import build_from_config
+    from devolens.models.unet_lite import build_lite
 
     prefix = "total_regressor."
     state = {k[len(prefix):]: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items() if k.startswith(prefix)}
     if not state:
         raise DevolensError("the card names a total regressor but the weights file holds none", path=path)
-    model = build_from_config(dict(spec["config"]))
+    model = build_lite(dict(spec["config"]))  # plain torch: no torchvision import (~1.4 s)
+    if model is None:
+        from devolens.models.architectures import build_from_config
+
+        model = build_from_config(dict(spec["config"]))
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
