@@ -417,7 +417,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         diameter: Optional[float] = typer.Option(None, "--diameter", help=(
             "Typical object diameter in the input, pixels, for images at another magnification than the "
             "training data: they are resized so that such objects have the size the model knows (the card's "
-            "input.diameter reference; nuclei: 35 px in 752x512 EPIC-like frames). Default: no resizing.")),
+            "input.diameter reference; nuclei: 35 px in 752x512 EPIC-like frames). Default: no resizing; a note "
+            "suggests a value when the objects found are far from the sizes the model knows.")),
     ) -> None:
         from devolens.cli._common import console, progress_bar, streaming_threads
 
@@ -531,7 +532,8 @@ def population_command(
     diameter: Optional[float] = typer.Option(None, "--diameter", help=(
         "Typical nucleus diameter in the input, pixels, for movies at another magnification than the training "
         "data: frames are resized so nuclei and embryo have the sizes the model was fitted on (nuclei about 35 px "
-        "in 752x512 EPIC-like frames). Default: no resizing.")),
+        "in 752x512 EPIC-like frames). Default: no resizing; a note suggests a value when the nuclei found are "
+        "far from the sizes the model knows.")),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
     from devolens.cli._common import console, progress_bar, streaming_threads
