@@ -196,10 +196,11 @@ def write_card_md(card: dict, path: Path) -> None:
         if isinstance(v, dict) and "value" not in v:  # e.g. per embryo: {embryo: value}
             lines.append(f"- **{k}**: " + ", ".join(f"{name} {x}" for name, x in v.items()))
         elif isinstance(v, dict):
-            value = v.get("value")
-            if isinstance(value, dict):
-                value = ", ".join(f"{name} {x}" for name, x in value.items())
-            lines.append(f"- **{k}**: {value} ({v.get('how', '')})")
+            def flat(x):
+                return ", ".join(f"{name} {y}" for name, y in x.items()) if isinstance(x, dict) else x
+
+            extra = "".join(f"; {name}: {flat(x)}" for name, x in v.items() if name not in ("value", "how"))
+            lines.append(f"- **{k}**: {flat(v.get('value'))}{extra} ({v.get('how', '')})")
         else:
             lines.append(f"- **{k}**: {v}")
     if card.get("metrics_note"):
