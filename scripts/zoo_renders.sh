@@ -37,6 +37,13 @@ for s in 8 9 10; do
   [ -f $R/val_L3_framed_s$s/frames.csv ] || $DL $D/epic/CD20241010_JIM767_25_L3.csv --out $R/val_L3_framed_s$s --every 6 --seed $s
 done
 [ -f $R/val_sim/frames.csv ] || $DL --simulate 1 --out $R/val_sim --every 2 --pose random --vary frame --grey --seed 999
+# development only (never trained on, never used for choices): training embryos framed like EPIC movies,
+# one optics draw per movie (RESULTS: nuclei "EPIC-like movies")
+for t in CD20241010_JIM767_25_L2 CD20241009_JIM767_25_L1; do
+  for s in 21 22 23; do
+    [ -f $R/dev_framed_${t: -2}_s$s/frames.csv ] || $DL $D/epic/$t.csv --out $R/dev_framed_${t: -2}_s$s --every 6 --seed $s
+  done
+done
 # membrane: int8 calibration (a training embryo, new pose/optics seed) and the held-out embryo
 [ -f $R/mcal_L4/frames.csv ] || $DL $D/epic/CD20240930_JIM762_L4.csv --kind membrane --out $R/mcal_L4 --every 4 --pose random --vary frame --grey --seed 81
 [ -f $R/mval_L3/frames.csv ] || $DL $D/epic/CD20241010_JIM767_25_L3.csv --kind membrane --out $R/mval_L3 --every 4 --pose random --vary frame --grey --seed 9
