@@ -32,17 +32,22 @@ def test_same_parameters_and_outputs_as_smp(encoder, depth, decoder, cin):
     torch.manual_seed(0)
     ref = build_model("unet", encoder=encoder, encoder_depth=depth, decoder_channels=decoder,
                       in_channels=cin, classes=3).eval()
+    a, b = _reference_and_lite_outputs(ref, UnetLite, torch.randn(2, cin, 64, 96))
+    assert a.shape == b.shape == (2, 3, 64, 96)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def _reference_and_lite_outputs(ref: torch.nn.Module, cls: type, x: torch.Tensor):
+    """Outputs of ``ref`` (random BatchNorm statistics) and of its plain-torch twin, which must
+    be a ``cls`` with the same parameter names, loaded with ``ref``'s weights."""
     _randomise_batchnorm(ref)
     lite = build_lite(ref.devolens_config)
-    assert isinstance(lite, UnetLite)
+    assert isinstance(lite, cls)
     assert set(lite.state_dict()) == set(ref.state_dict())
     lite.load_state_dict(ref.state_dict(), strict=True)
     lite.eval()
-    x = torch.randn(2, cin, 64, 96)
     with torch.no_grad():
-        a, b = ref(x), lite(x)
-    assert a.shape == b.shape == (2, 3, 64, 96)
-    assert torch.allclose(a, b, atol=1e-5)
+        return ref(x), lite(x)
 
 
 def test_configs_it_does_not_cover_fall_back_to_smp():
@@ -58,15 +63,7 @@ def test_count_regressor_same_parameters_and_outputs_as_torchvision(width, cin, 
 
     torch.manual_seed(0)
     ref = build_regressor(cin, outputs, width).eval()
-    _randomise_batchnorm(ref)
-    lite = build_lite(ref.devolens_config)
-    assert isinstance(lite, CountRegressorLite)
-    assert set(lite.state_dict()) == set(ref.state_dict())
-    lite.load_state_dict(ref.state_dict(), strict=True)
-    lite.eval()
-    x = torch.randn(2, cin, 96, 128)
-    with torch.no_grad():
-        a, b = ref(x), lite(x)
+    a, b = _reference_and_lite_outputs(ref, CountRegressorLite, torch.randn(2, cin, 96, 128))
     assert a.shape == b.shape == (2, outputs)
     assert torch.equal(a, b)
 
