@@ -38,6 +38,7 @@ PRECISION = "auto"  # --precision: arithmetic of the image networks (auto, int8,
 ZOOM = 1.0  # --zoom: nuclei frames (and their labels) resized by this factor: another magnification
 DIAMETER: float | None = None  # --diameter: typical nucleus diameter given to the nuclei model
 TTA = 1  # --tta: test-time augmentation views of the segmentation networks (1, 2 or 4)
+TOTAL_WEIGHT: float | None = None  # --total-weight: population, calibration weight in the total
 
 
 def _zoomed(image: np.ndarray, labels: bool = False) -> np.ndarray:
@@ -254,6 +255,8 @@ def eval_population(zoo_dir: Path | None, val_dirs: list[Path], threads: int) ->
     from devolens.train.metrics import population_mae
 
     pred = _load("population", zoo_dir, batch_size=4, diameter=DIAMETER)
+    if TOTAL_WEIGHT is not None:  # sensitivity: 1 = the nuclei-count calibration alone, 0 = the regressor alone
+        pred.total_weight = TOTAL_WEIGHT
 
     def scores(dirs: list[Path]):
         rows = list(_frames(dirs))
@@ -354,11 +357,15 @@ def main() -> None:
                     help="resize the held-out frames (and labels) by this factor (another magnification)")
     ap.add_argument("--diameter", type=float, default=None,
                     help="typical nucleus (membrane: cell) diameter in pixels given to the model (`--diameter`)")
+    ap.add_argument("--total-weight", type=float, default=None,
+                    help="population: weight of the calibration in the total (1: calibration alone, 0: regressor "
+                         "alone; default: the card's)")
     ap.add_argument("--tta", type=int, default=1, choices=(1, 2, 4),
                     help="nuclei/membrane: test-time augmentation views (`devolens segment --tta`)")
     a = ap.parse_args()
-    global LIMIT, PRECISION, ZOOM, DIAMETER, TTA
+    global LIMIT, PRECISION, ZOOM, DIAMETER, TTA, TOTAL_WEIGHT
     LIMIT, PRECISION, ZOOM, DIAMETER, TTA = a.limit, a.precision, a.zoom, a.diameter, a.tta
+    TOTAL_WEIGHT = a.total_weight
     import torch
 
     torch.set_num_threads(a.threads)
