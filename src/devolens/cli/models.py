@@ -34,21 +34,26 @@ def list_models(ctx: typer.Context) -> None:
 
     names = zoo.available()
     table = Table(title="devolens model zoo", show_lines=False)
-    for col in ("model", "task", "weights", "int8", "headline metrics (held-out data)", "summary"):
-        table.add_column(col, overflow="fold")
+    wide = out.width >= 140  # the summary column only where it fits (`models show NAME` has it all)
+    cols = ("model", "task", "weights", "int8", "headline metrics (held-out data)") + (("summary",) if wide else ())
+    for col in cols:  # the metrics get the room; a long task description folds
+        table.add_column(col, overflow="fold", max_width=16 if col == "task" else None)
     for name in names:
         card = zoo.card(name)
         wpath = zoo.ZOO_DIR / name / "weights.safetensors"
         size = f"{wpath.stat().st_size / 1e6:.1f} MB" if wpath.exists() else "missing"
         metrics = card.get("metrics", {}) or {}
         heads = card.get("headline") or list(metrics)[:3]
-        shown = "; ".join(f"{k} {_fmt(metrics[k])}" for k in heads if k in metrics) or "-"
+        shown = "\n".join(f"{k} {_fmt(metrics[k])}" for k in heads if k in metrics) or "-"
         int8 = "yes" if (card.get("int8") or {}).get("activations") else "-"
-        table.add_row(name, str(card.get("task", "")), size, int8, shown, str(card.get("summary", "")))
+        table.add_row(name, str(card.get("task", "")), size, int8, shown,
+                      *((str(card.get("summary", "")),) if wide else ()))
     if not names:
         out.print("no models shipped in this installation")
         return
     out.print(table)
+    if not wide:
+        out.print("`devolens models show NAME` prints a model's whole card (summary, data, metrics, limits).")
 
 
 @models_app.command("show")
