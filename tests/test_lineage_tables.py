@@ -301,6 +301,17 @@ def test_read_positions_without_names(tmp_path):
     assert list(df.columns[:7]) == ["embryo", "time", "cell", "x", "y", "z", "size"]
     assert df["time"].tolist() == [0, 0, 1] and (df["cell"] == "").all() and df["embryo"].iloc[0] == "tracks"
     assert df["TRACK_ID"].tolist() == [7, 8, 7] and df["size"].isna().all()
+    # TrackMate's spot table: three description rows under the header
+    tm = tmp_path / "spots.csv"
+    tm.write_text("LABEL,ID,TRACK_ID,POSITION_X,POSITION_Y,POSITION_Z,FRAME\n"
+                  "Label,Spot ID,Track ID,X,Y,Z,Frame\nLabel,ID,Track ID,X,Y,Z,Frame\n"
+                  "(micron),,,(micron),(micron),(micron),\n"
+                  "ID1,1,0,10.5,20,3,0\nID2,2,0,11,21,3,1\n")
+    spots = read_positions(tm)
+    assert spots["time"].tolist() == [0, 1] and spots["x"].tolist() == [10.5, 11.0]
+    tm.write_text("FRAME,POSITION_X,POSITION_Y,POSITION_Z\n(f),(um),(um),(um)\n0,1,2,3\n1,1,2,x\n")
+    with pytest.raises(DevolensError, match="line 4"):  # bad values still name their line
+        read_positions(tm)
     # a lineage table is read as such
     tidy = tmp_path / "tidy.csv"
     tidy.write_text("time,cell,x,y,z\n1,ABa,1,2,3\n")

@@ -553,7 +553,8 @@ def read_positions(path: str | Path) -> pd.DataFrame:
     per nucleus per time point with columns ``time`` (or ``t``, ``frame``), ``x``, ``y``,
     ``z`` (or ``POSITION_X``, ...: see ``POSITION_ALIASES``; case-insensitive), optionally
     ``embryo`` (default: the file name), ``size`` (or ``diameter``) and ``cell``; other
-    columns are kept. Such a table comes back as a tidy table with ``cell`` empty where
+    columns are kept; up to 5 description rows under the header (TrackMate's spot tables:
+    names and units) are skipped. Such a table comes back as a tidy table with ``cell`` empty where
     unknown.
 
     Raises
@@ -583,13 +584,20 @@ def _read_positions_csv(path: Path, mapping: dict[str, str]) -> pd.DataFrame:
     df = _read_csv(path, "a positions CSV", skipinitialspace=True)
     df.columns = [str(c).strip() for c in df.columns]
     df = df.rename(columns=mapping)
+    # description rows under the header (TrackMate's spot tables: names, short names, units)
+    numeric = pd.to_numeric(df["time"], errors="coerce").notna().to_numpy()
+    lead = int(np.argmax(numeric)) if numeric.any() else len(df)
+    offset = 2
+    if 0 < lead <= 5:
+        df = df.iloc[lead:].reset_index(drop=True)
+        offset += lead
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
-    _int_times(df, path)
+    _int_times(df, path, line_offset=offset)
     if "size" not in df.columns:
         df["size"] = np.nan
-    _numeric(df, ["x", "y", "z", "size"], path)
-    _check_no_missing(df, ["x", "y", "z"], path)
+    _numeric(df, ["x", "y", "z", "size"], path, line_offset=offset)
+    _check_no_missing(df, ["x", "y", "z"], path, line_offset=offset)
     df["cell"] = _names(df["cell"]) if "cell" in df.columns else ""
     if "embryo" in df.columns:
         df["embryo"] = df["embryo"].fillna(path.stem).astype(str)
