@@ -204,11 +204,15 @@ def relabel_sequential(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
     counts = np.bincount(labels.ravel())
     keep = counts >= max(1, min_size)
     keep[0] = False
-    lut = np.zeros(len(counts), dtype=np.int64)
+    return _renumber(labels, keep)
+
+
+def _renumber(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The labels with ``keep[label]`` renumbered 1..N in their order, the others 0 (uint16 if it fits)."""
+    lut = np.zeros(len(keep), dtype=np.int64)
     lut[keep] = np.arange(1, int(keep.sum()) + 1)
     out = lut[labels]
-    dtype = np.uint16 if out.max() < 65536 else np.uint32
-    return out.astype(dtype)
+    return out.astype(np.uint16 if out.max() < 65536 else np.uint32)
 
 
 def instances_from_probabilities(
@@ -285,9 +289,8 @@ def instances_from_probabilities(
         y0, y1, x0, x1 = 0, mask.shape[0], 0, mask.shape[1]
     box = (slice(y0, y1), slice(x0, x1))
     inner = _instances(mask[box], None if core is None else core[box], seed_threshold=seed_threshold,
-                       min_distance=min_distance, min_size=min_size, smooth=smooth, split_seeds=split_seeds)
-    if isolated_fraction > 0:
-        inner = drop_isolated_specks(inner, isolated_fraction)
+                       min_distance=min_distance, min_size=min_size, smooth=smooth, split_seeds=split_seeds,
+                       isolated_fraction=isolated_fraction)
     if inner.shape == mask.shape:
         return inner
     out = np.zeros(mask.shape, dtype=inner.dtype)
@@ -296,7 +299,7 @@ def instances_from_probabilities(
 
 
 def _instances(mask: np.ndarray, core: np.ndarray | None, *, seed_threshold: float, min_distance: float,
-               min_size: int, smooth: float, split_seeds: bool) -> np.ndarray:
+               min_size: int, smooth: float, split_seeds: bool, isolated_fraction: float) -> np.ndarray:
     """Seeds and watershed of :func:`instances_from_probabilities` (``core`` already smoothed)."""
     if core is not None:
         seeds_mask = (core >= seed_threshold) & mask
@@ -331,7 +334,13 @@ def _instances(mask: np.ndarray, core: np.ndarray | None, *, seed_threshold: flo
     if missing.any():
         extra, n_extra = _label(missing)
         labels = np.where(extra > 0, extra + labels.max(), labels)
-    return relabel_sequential(labels, min_size=min_size)
+    # one renumbering drops the objects under min_size and the isolated specks
+    counts = np.bincount(labels.ravel())
+    keep = counts >= max(1, min_size)
+    keep[0] = False
+    if isolated_fraction > 0:
+        keep[_isolated_specks(labels, np.where(keep, counts, 0), isolated_fraction)] = False
+    return _renumber(labels, keep)
 
 
 def _ndi():
@@ -396,35 +405,37 @@ def drop_isolated_specks(labels: np.ndarray, fraction: float, gap: int = 2) -> n
     >>> int(drop_isolated_specks(lab, 0.25).max())
     2
     """
-    import cv2
-
     labels = np.asarray(labels)
     areas = np.bincount(labels.ravel())
     areas[0] = 0
+    specks = _isolated_specks(labels, areas, fraction, gap)
+    if not specks:
+        return labels
+    keep = areas > 0
+    keep[specks] = False
+    return _renumber(labels, keep)
+
+
+def _isolated_specks(labels: np.ndarray, areas: np.ndarray, fraction: float, gap: int = 2) -> list[int]:
+    """The labels :func:`drop_isolated_specks` drops; ``areas[label]`` is 0 for labels that do
+    not count (background, objects already dropped: neither specks nor neighbours)."""
+    import cv2
+
     present = areas > 0
     if present.sum() < 2 or fraction <= 0:
-        return labels
+        return []
     small = np.flatnonzero(present & (areas < fraction * np.median(areas[present])))
     if small.size == 0:
-        return labels
-    boxes = _boxes(labels, small)
+        return []
     kernel = np.ones((2 * gap + 1, 2 * gap + 1), np.uint8)
-    drop = []
-    for i, (r0, r1, c0, c1) in zip(small, boxes):
+    specks = []
+    for i, (r0, r1, c0, c1) in zip(small, _boxes(labels, small)):
         y0, x0 = max(r0 - gap, 0), max(c0 - gap, 0)
         region = labels[y0:r1 + gap, x0:c1 + gap]
-        near = cv2.dilate((region == i).view(np.uint8), kernel).astype(bool)
-        others = region[near]
-        if not np.any((others != i) & (others != 0)):
-            drop.append(i)
-    if not drop:
-        return labels
-    keep = present.copy()
-    keep[drop] = False
-    lut = np.zeros(len(areas), dtype=np.int64)
-    lut[keep] = np.arange(1, int(keep.sum()) + 1)
-    out = lut[labels]
-    return out.astype(np.uint16 if out.max() < 65536 else np.uint32)
+        others = region[cv2.dilate((region == i).view(np.uint8), kernel).astype(bool)]
+        if not np.any(present[others] & (others != i)):
+            specks.append(int(i))
+    return specks
 
 
 def instances_from_boundary_map(
