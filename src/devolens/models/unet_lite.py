@@ -21,7 +21,6 @@ from torch import nn
 
 #: ResNet encoders this module can rebuild: blocks per stage (BasicBlock).
 RESNET_LAYERS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
-_WIDTHS = (64, 128, 256, 512)
 
 
 class BasicBlock(nn.Module):
@@ -46,25 +45,27 @@ class BasicBlock(nn.Module):
 
 
 class ResNetEncoder(nn.Module):
-    """The first ``depth`` stages of a ResNet; returns the features at each scale."""
+    """The first ``depth`` stages of a ResNet (stage widths ``width`` x 1, 2, 4, 8; torchvision's
+    is 64); returns the features at each scale."""
 
-    def __init__(self, layers: Sequence[int], in_channels: int = 3, depth: int = 5):
+    def __init__(self, layers: Sequence[int], in_channels: int = 3, depth: int = 5, width: int = 64):
         super().__init__()
         self.depth = int(depth)
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.widths = tuple(int(width) << i for i in range(4))
+        self.conv1 = nn.Conv2d(in_channels, int(width), 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(int(width))
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        inplanes = 64
+        inplanes = int(width)
         for i in range(max(0, self.depth - 1)):
-            planes = _WIDTHS[i]
+            planes = self.widths[i]
             blocks = [BasicBlock(inplanes, planes, 1 if i == 0 else 2)]
             blocks += [BasicBlock(planes, planes) for _ in range(layers[i] - 1)]
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
             inplanes = planes
 
     def out_channels(self, in_channels: int) -> list[int]:
-        return [in_channels, 64, *_WIDTHS[: max(0, self.depth - 1)]][: self.depth + 1]
+        return [in_channels, self.widths[0], *self.widths[: max(0, self.depth - 1)]][: self.depth + 1]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = [x]
@@ -168,31 +169,18 @@ class UnetLite(nn.Module):
         return self
 
 
-class ResNetTrunk(nn.Module):
+class ResNetTrunk(ResNetEncoder):
     """torchvision's ``resnet18`` trunk as :class:`~devolens.models.architectures.CountRegressor`
     builds it (first-stage ``width``, ``in_channels`` inputs, ``fc`` removed), with the same
     parameter names; returns the pooled features ``(N, 8 * width)``."""
 
     def __init__(self, in_channels: int = 3, width: int = 64):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        inplanes = width
-        for i in range(4):
-            planes = width << i
-            setattr(self, f"layer{i + 1}",
-                    nn.Sequential(BasicBlock(inplanes, planes, 1 if i == 0 else 2), BasicBlock(planes, planes)))
-            inplanes = planes
+        super().__init__(RESNET_LAYERS["resnet18"], in_channels, depth=5, width=width)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for i in range(1, 5):
-            x = getattr(self, f"layer{i}")(x)
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        return self.fc(torch.flatten(self.avgpool(super().forward(x)[-1]), 1))
 
 
 class CountRegressorLite(nn.Module):
