@@ -380,7 +380,8 @@ def run_segmentation(
     return {"frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
             "precision": predictor.network.precision, "scale": predictor.working_scale(),
             # objects far from the sizes the model knows: another magnification (see size_advice)
-            "suggest_diameter": predictor.size_advice([float(np.median(o[4])) for o in objects])}
+            "suggest_diameter": predictor.size_advice([float(np.median(o[4])) for o in objects]),
+            "known_sizes": predictor.known_sizes}
 
 
 _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output folder), a video (mp4/mov/avi), or a "
@@ -432,7 +433,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale {summary['scale']:.3g})")
         if summary.get("suggest_diameter"):
-            console.print(_size_note(what, summary["suggest_diameter"], model, diameter))
+            console.print(_size_note(what, summary["suggest_diameter"], summary["known_sizes"], diameter))
 
     command.__doc__ = (f"Segment {what} in an image, a folder of images or a video (streamed); "
                        "writes label TIFFs, objects.csv, counts.csv and overlays.")
@@ -494,19 +495,13 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                          title=f"{input_path.name}: predicted populations" + (" (monotone)" if monotone else ""))
     write_csv(df, out)
     # nuclei far from the sizes the model knows: another magnification (see size_advice)
-    df.attrs["suggest_diameter"] = predictor.size_advice(median_areas) if hasattr(predictor, "size_advice") else None
+    df.attrs["suggest_diameter"] = predictor.size_advice(median_areas)
+    df.attrs["known_sizes"] = predictor.known_sizes
     return df
 
 
-def _size_note(what: str, suggested: float, model: str, diameter: Optional[float]) -> str:
-    """The note printed when the objects found are far from the sizes ``model`` knows."""
-    from devolens.models import card
-
-    spec = card(model)
-    if spec.get("nuclei_model"):  # population: its nuclei model's sizes
-        spec = card(spec["nuclei_model"])
-    sizes = (spec.get("input") or {}).get("diameter") or {}
-    rng = sizes.get("min_max") or sizes.get("p5_p95")
+def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, diameter: Optional[float]) -> str:
+    """The note printed when the objects found are far from the sizes the model knows (``rng``)."""
     known = f" ({rng[0]:g}-{rng[1]:g} px)" if rng else ""
     return (f"[yellow]note:[/] the {what} found are about {suggested:g} px wide, far from the sizes this model "
             f"knows{known}{' after --diameter' if diameter else ''}: another magnification? Results at the wrong "
@@ -546,7 +541,7 @@ def population_command(
                             progress=cb)
     console.print(f"{len(df)} frames -> {out}" + (f" (+ {out.with_suffix('.png')})" if plot else ""))
     if df.attrs.get("suggest_diameter"):
-        console.print(_size_note("nuclei", df.attrs["suggest_diameter"], model, diameter))
+        console.print(_size_note("nuclei", df.attrs["suggest_diameter"], df.attrs["known_sizes"], diameter))
 
 
 # ---------------------------------------------------------------------------- registration

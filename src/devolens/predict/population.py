@@ -350,6 +350,12 @@ class PopulationPredictor:
         total = calibrate_total(visible, self.knots_x, self.knots_y)
         return composition_counts(total, self.composition)
 
+    @property
+    def known_sizes(self) -> tuple[float, float] | None:
+        """The nuclei model's :attr:`~devolens.predict.segment.NucleiPredictor.known_sizes` (None
+        without a nuclei model)."""
+        return None if self.nuclei is None else self.nuclei.known_sizes
+
     def size_advice(self, median_areas: Sequence[float]) -> float | None:
         """The ``diameter`` (input pixels) to suggest when the nuclei found are far from the sizes
         the model knows (another magnification), else None; ``median_areas`` are the rows'

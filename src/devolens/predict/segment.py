@@ -320,12 +320,20 @@ class _SegmentationPredictor:
         ``reference / diameter`` when a typical object ``diameter`` (input pixels) was given."""
         return self.network.scale
 
+    @property
+    def known_sizes(self) -> tuple[float, float] | None:
+        """Typical object diameters the model knows (input pixels at the training magnification):
+        the card's ``input.diameter.min_max``, else its ``p5_p95``; None when the card has neither."""
+        spec = (self.card.get("input") or {}).get("diameter") or {}
+        rng = spec.get("min_max") or spec.get("p5_p95")
+        return None if not rng else (float(rng[0]), float(rng[1]))
+
     def size_advice(self, median_areas: Sequence[float], margin: float | None = None) -> float | None:
         """The ``diameter`` to suggest when the objects found are far from the sizes the model knows.
 
         The card's ``input.diameter`` holds the per-frame median object diameters the model
         finds on its calibration renders (input pixels at the training magnification, all
-        stages): their whole range ``min_max`` (else ``p5_p95``). Objects found outside it by
+        stages): their whole range ``min_max`` (else ``p5_p95``; :attr:`known_sizes`). Objects found outside it by
         more than ``margin`` (after any ``diameter`` rescaling) mean another magnification:
         results there are unreliable (e.g. 12 px nuclei of a cell-culture well: F1 0.76 as they
         come, 0.996 with ``diameter=12``).
@@ -344,10 +352,9 @@ class _SegmentationPredictor:
             The median equivalent diameter of the objects found (input pixels, rounded), to
             pass as ``diameter``; None when the sizes are within range, or the card has no range.
         """
-        spec = (self.card.get("input") or {}).get("diameter") or {}
-        rng = spec.get("min_max") or spec.get("p5_p95")
+        rng = self.known_sizes
         if margin is None:
-            margin = 1.1 if spec.get("min_max") else 1.25
+            margin = 1.1 if ((self.card.get("input") or {}).get("diameter") or {}).get("min_max") else 1.25
         areas = np.asarray([a for a in median_areas if a and np.isfinite(a)], dtype=float)
         if not rng or areas.size == 0:
             return None
