@@ -593,17 +593,25 @@ def _read_positions_csv(path: Path, mapping: dict[str, str]) -> pd.DataFrame:
         offset += lead
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
-    _int_times(df, path, line_offset=offset)
+    _tidy_columns(df, path, line_offset=offset)
+    return _finish(df, "positions", path, {})
+
+
+def _tidy_columns(df: pd.DataFrame, path: Path, *, line_offset: int = 2) -> None:
+    """Check and type a tidy or positions table in place: integer times; numeric ``x, y, z``
+    (required), ``size`` (NaN when absent) and ``blot``; clean cell names ("" when absent);
+    ``embryo`` defaulting to the file name. Errors name the file line."""
+    _int_times(df, path, line_offset=line_offset)
     if "size" not in df.columns:
         df["size"] = np.nan
-    _numeric(df, ["x", "y", "z", "size"], path, line_offset=offset)
-    _check_no_missing(df, ["x", "y", "z"], path, line_offset=offset)
+    num = ["x", "y", "z", "size"] + (["blot"] if "blot" in df.columns else [])
+    _numeric(df, num, path, line_offset=line_offset)
+    _check_no_missing(df, ["x", "y", "z"], path, line_offset=line_offset)
     df["cell"] = _names(df["cell"]) if "cell" in df.columns else ""
     if "embryo" in df.columns:
         df["embryo"] = df["embryo"].fillna(path.stem).astype(str)
     else:
         df.insert(0, "embryo", path.stem)
-    return _finish(df, "positions", path, {})
 
 
 def read_tidy(path: str | Path) -> pd.DataFrame:
@@ -637,17 +645,7 @@ def read_tidy(path: str | Path) -> pd.DataFrame:
         raise DevolensError(f"not a tidy lineage table: missing columns {','.join(missing)}", path=path)
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
-    _int_times(df, path)
-    if "size" not in df.columns:
-        df["size"] = np.nan
-    num = ["x", "y", "z", "size"] + (["blot"] if "blot" in df.columns else [])
-    _numeric(df, num, path)
-    _check_no_missing(df, ["x", "y", "z"], path)
-    df["cell"] = _names(df["cell"])
-    if "embryo" in df.columns:
-        df["embryo"] = df["embryo"].fillna(path.stem).astype(str)
-    else:
-        df.insert(0, "embryo", path.stem)
+    _tidy_columns(df, path)
     meta = _empty_meta()
     mp = _meta_path(path)
     if mp.exists():
