@@ -71,6 +71,24 @@ LIMIT: int | None = None  # --limit: frames per folder (quick checks only)
 VISIBLE = 0.5  # second nuclei metric: ignore nuclei with less than this share of their footprint visible
 
 
+def _hidden(dirs: list[Path]) -> dict[str, np.ndarray]:
+    """Per frame file: the labels of nuclei mostly hidden behind nearer ones (objects.csv
+    ``visible`` < VISIBLE), ignored in the visible-only metric (neither required nor penalised)."""
+    hidden: dict[str, np.ndarray] = {}
+    for vdir in dirs:
+        if (vdir / "objects.csv").is_file():
+            obj = pd.read_csv(vdir / "objects.csv")
+            for f, g in obj[obj["visible"] < VISIBLE].groupby("file"):
+                hidden[str(vdir / f)] = g["label"].to_numpy()
+    return hidden
+
+
+def _framed_dirs() -> list[Path]:
+    """The held-out real embryo rendered like EPIC movies (default pose, one optics draw per
+    movie, RGB: what a user's timelapse looks like), when rendered."""
+    return sorted(d for d in (ROOT / "runs/zoo/render").glob("val_L3_framed*") if (d / "frames.csv").exists())
+
+
 def _frames(val_dirs: list[Path], max_total: int | None = None, every: int = 1):
     for vdir in val_dirs:
         df = pd.read_csv(vdir / "frames.csv")
@@ -93,14 +111,7 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
     pred = _load("nuclei", zoo_dir, batch_size=4, diameter=DIAMETER)
     buckets = {"le200": [0, 0, 0], "gt200": [0, 0, 0], "le200_vis": [0, 0, 0]}
     per_embryo_vis: dict[str, list[int]] = {}
-    # nuclei mostly hidden behind nearer ones (objects.csv "visible" < VISIBLE) are ignored
-    # in the second metric: neither required nor penalised (see match_instances)
-    hidden: dict[str, np.ndarray] = {}
-    for vdir in val_dirs:
-        if (vdir / "objects.csv").is_file():
-            obj = pd.read_csv(vdir / "objects.csv")
-            for f, g in obj[obj["visible"] < VISIBLE].groupby("file"):
-                hidden[str(vdir / f)] = g["label"].to_numpy()
+    hidden = _hidden(val_dirs)  # ignored in the second metric (see match_instances)
     per_embryo: dict[str, list[int]] = {}
     counts_p, counts_t = [], []
     n_frames = {"le200": 0, "gt200": 0}
@@ -128,17 +139,12 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
                     ev[i] += mv[k]
             counts_p.append(res.count)
             counts_t.append(int(len(np.unique(truth)) - 1))
-    # the held-out real embryo framed like an EPIC movie (default pose, ONE optics draw per movie,
-    # RGB): what a user's timelapse looks like; the optics draw decides much of the result
-    framed_dirs = sorted(d for d in (ROOT / "runs/zoo/render").glob("val_L3_framed*") if (d / "frames.csv").exists())
+    # the held-out real embryo framed like EPIC movies: the optics draw decides much of the result
+    framed_dirs = _framed_dirs()
     framed: dict[str, list[int]] = {}
     framed_vis = [0, 0, 0]
     if framed_dirs and ZOOM == 1.0:
-        hidden_f: dict[str, np.ndarray] = {}
-        for vdir in framed_dirs:
-            obj = pd.read_csv(vdir / "objects.csv")
-            for f, g in obj[obj["visible"] < VISIBLE].groupby("file"):
-                hidden_f[str(vdir / f)] = g["label"].to_numpy()
+        hidden_f = _hidden(framed_dirs)
         frows = [(v, r) for v, r in _frames(framed_dirs, 200)]
         for (vdir, row), res in zip(frows, pred.predict_iter(read_image(v / r["file"]) for v, r in frows)):
             truth = tifffile.imread(vdir / "labels" / f"{Path(row['file']).stem}_labels.tif")
@@ -148,6 +154,7 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
             for i, k in enumerate(("tp", "fp", "fn")):
                 acc[i] += m[k]
                 framed_vis[i] += mv[k]
+    framed_f1 = prf(*np.sum(list(framed.values()), axis=0))["f1"] if framed else None
     secs = time.perf_counter() - t0
     le = prf(*buckets["le200"])
     vis = prf(*buckets["le200_vis"])
@@ -180,7 +187,7 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
         }),
         **({} if not framed else {
             "instance_f1_iou50_heldout_epic_framing": {
-                "value": round(prf(*np.sum(list(framed.values()), axis=0))["f1"], 4),
+                "value": round(framed_f1, 4),
                 "per_movie": {k: round(prf(*v)["f1"], 4) for k, v in framed.items()},
                 "visible50": round(prf(*framed_vis)["f1"], 4),
                 "how": "held-out real embryo CD20241010_JIM767_25_L3 rendered like EPIC movies (val_L3_framed_s*: "
@@ -203,7 +210,7 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
         f"- count error (<= 200 cells): MAE {cnt['mae']:.2f} nuclei, bias {cnt['bias']:+.2f}",
         *([] if not framed else [
             f"- held-out real embryo framed like EPIC movies ({len(framed)} movies, one optics draw each, <= 200 cells): "
-            f"F1 {prf(*np.sum(list(framed.values()), axis=0))['f1']:.3f} (per movie "
+            f"F1 {framed_f1:.3f} (per movie "
             + ", ".join(f"{k} {prf(*v)['f1']:.3f}" for k, v in framed.items())
             + f"); nuclei less than half visible ignored {prf(*framed_vis)['f1']:.3f}"]),
         f"- real reference frames (evaluation only): " + ", ".join(f"{k}: {v}" for k, v in ref.items())
@@ -272,9 +279,7 @@ def eval_population(zoo_dir: Path | None, val_dirs: list[Path], threads: int) ->
     rows, p, t, mae, means, ratio = scores(val_dirs)
     secs = time.perf_counter() - t0
     worst = max(ratio[k] for k in LETTERS)
-    # the held-out real embryo framed like an EPIC movie (default pose, one optics draw for the
-    # whole timelapse), when rendered: the common case of real data, outside the random zooms
-    framed_dirs = sorted(d for d in (ROOT / "runs/zoo/render").glob("val_L3_framed*") if (d / "frames.csv").exists())
+    framed_dirs = _framed_dirs()  # the common case of real data, outside the random zooms
     framed = scores(framed_dirs) if framed_dirs else None
     framed_mono = None
     if framed is not None:  # the same movies with `devolens population --monotone` (isotonic per letter)

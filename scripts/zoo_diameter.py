@@ -56,35 +56,30 @@ def main() -> None:
             medians.append(float(np.median(2.0 * np.sqrt(area / np.pi))))
     medians = np.asarray(medians)
     p5, p95 = np.percentile(medians, [5, 95])
+    renders = " ".join(str(d) for d in a.renders)
+    # the whole range over frames: the size check (size_advice) warns only outside it
+    min_max = [round(float(medians.min()), 1), round(float(medians.max()), 1)]
     if a.range_only:  # keep the reference the shipped figures were measured with; add the whole range
         spec = card.setdefault("input", {}).setdefault("diameter", {})
-        spec["min_max"] = [round(float(medians.min()), 1), round(float(medians.max()), 1)]
+        spec["min_max"] = min_max
         spec["min_max_how"] = (f"lowest and highest per-frame median over {len(medians)} frames of the same renders "
                                f"(reference would be {float(np.median(medians)):.1f} here); command: python "
-                               f"scripts/zoo_diameter.py {a.name} --range-only --renders "
-                               + " ".join(str(d) for d in a.renders))
-        folder = a.zoo / a.name
-        (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-        write_card_md(card, folder / "card.md")
-        print(json.dumps(spec, indent=1))
-        return
-    card.setdefault("input", {})["diameter"] = {
-        "reference": round(float(np.median(medians)), 1),
-        "p5_p95": [round(float(p5), 1), round(float(p95), 1)],
-        # the whole range over frames: the size check (size_advice) warns only outside it
-        "min_max": [round(float(medians.min()), 1), round(float(medians.max()), 1)],
-        "how": (f"median equivalent diameter (input pixels) of the objects found at scale {pred.network.scale} in "
-                f"{len(medians)} frames of " + ", ".join(d.name for d in a.renders)
-                + " (renders of training embryos / fresh simulated embryos, random pose and zoom, all stages): "
-                "reference = median over frames; `--diameter D` resizes the input by reference / D before the "
-                f"card's scale; command: python scripts/zoo_diameter.py {a.name} --renders "
-                + " ".join(str(d) for d in a.renders)),
-    }
+                               f"scripts/zoo_diameter.py {a.name} --range-only --renders {renders}")
+    else:
+        spec = card.setdefault("input", {})["diameter"] = {
+            "reference": round(float(np.median(medians)), 1),
+            "p5_p95": [round(float(p5), 1), round(float(p95), 1)],
+            "min_max": min_max,
+            "how": (f"median equivalent diameter (input pixels) of the objects found at scale {pred.network.scale} in "
+                    f"{len(medians)} frames of " + ", ".join(d.name for d in a.renders)
+                    + " (renders of training embryos / fresh simulated embryos, random pose and zoom, all stages): "
+                    "reference = median over frames; `--diameter D` resizes the input by reference / D before the "
+                    f"card's scale; command: python scripts/zoo_diameter.py {a.name} --renders {renders}"),
+        }
     folder = a.zoo / a.name
     (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     write_card_md(card, folder / "card.md")
-    print(json.dumps(card["input"]["diameter"], indent=1))
-
+    print(json.dumps(spec, indent=1))
 
 if __name__ == "__main__":
     main()
