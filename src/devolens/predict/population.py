@@ -400,9 +400,9 @@ class PopulationPredictor:
                     yield img
 
             for res in self.nuclei.predict_iter(frames(), total=total):
+                obj = res.objects  # the object columns as arrays (no DataFrame per frame)
                 if self.coef is not None:
-                    c = res.centroids
-                    feats = stage_features(res.count, c["area"].to_numpy(), c["x"].to_numpy(), c["y"].to_numpy())
+                    feats = stage_features(res.count, obj["area"], obj["x"], obj["y"])
                     estimate = float(calibrate_total_linear(feats, self.coef)[0])
                 else:
                     estimate = float(calibrate_total(res.count, self.knots_x, self.knots_y))
@@ -414,8 +414,7 @@ class PopulationPredictor:
                 row = {k: float(v) for k, v in zip(LETTERS, letters)}
                 row["total"] = float(sum(row[k] for k in LETTERS))
                 row["visible"] = float(res.count)
-                areas = res.objects["area"]
-                row["median_area"] = float(np.median(areas)) if len(areas) else float("nan")
+                row["median_area"] = float(np.median(obj["area"])) if len(obj["area"]) else float("nan")
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)
