@@ -54,6 +54,24 @@ def composition(data: Path) -> np.ndarray:
     return fit_composition(pops, max_total=700)
 
 
+def population_nuclei(zoo_dir: Path | None):
+    """The nuclei predictor as ``devolens population`` runs it: the population card's
+    ``nuclei_precision`` and ``nuclei_postprocess`` over the nuclei card (the calibration must be
+    fitted on the counts the shipped model will see)."""
+    from devolens.errors import DevolensError
+    from devolens.models import zoo
+
+    if zoo_dir is not None:
+        zoo.ZOO_DIR = zoo_dir
+        zoo.card.cache_clear()
+    try:
+        pop = zoo.card("population")
+    except DevolensError:  # a staging folder without a population card: the nuclei card's own settings
+        pop = {}
+    return zoo.load(pop.get("nuclei_model", "nuclei"), batch_size=4, precision=pop.get("nuclei_precision", "auto"),
+                    postprocess=pop.get("nuclei_postprocess") or None)
+
+
 def calibration(zoo_dir: Path | None, renders: list[Path], every: int, method: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray | None, pd.DataFrame, dict]:
     """Fit visible count -> total on training renders; keep the best of three calibrations.
 
@@ -64,13 +82,9 @@ def calibration(zoo_dir: Path | None, renders: list[Path], every: int, method: s
     from sklearn.isotonic import IsotonicRegression
 
     from devolens.io.images import read_image
-    from devolens.models import zoo
     from devolens.predict.population import calibrate_total_linear, stage_features
 
-    if zoo_dir is not None:
-        zoo.ZOO_DIR = zoo_dir
-        zoo.card.cache_clear()
-    nuclei = zoo.load("nuclei", batch_size=4)
+    nuclei = population_nuclei(zoo_dir)
     rows = []
     for r in renders:
         df = pd.read_csv(r / "frames.csv")
@@ -115,12 +129,15 @@ def calibration(zoo_dir: Path | None, renders: list[Path], every: int, method: s
     return xs, ys, coef, tab, cv
 
 
-def gather(out: Path) -> None:
-    """One training folder (symlinked frames + frames.csv) from the tr2_* and cal_* renders."""
+def gather(out: Path, extra: list[str] = ()) -> None:
+    """One training folder (symlinked frames + frames.csv) from the tr2_* and cal_* renders, plus the
+    render folders matching the ``extra`` patterns (e.g. ``trf_*``, see benchmarks/RESULTS.md)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "frames").mkdir(exist_ok=True)
     rows = []
     dirs = sorted(glob.glob(str(ROOT / "runs/zoo/render/tr2_*"))) + sorted(glob.glob(str(ROOT / "runs/zoo/render/cal_*")))
+    for pattern in extra:
+        dirs += sorted(glob.glob(str(ROOT / "runs/zoo/render" / pattern)))
     for d in map(Path, dirs):
         df = pd.read_csv(d / "frames.csv", keep_default_na=False)
         for _, r in df[df["artifact"] == ""].iterrows():
@@ -140,7 +157,6 @@ def total_regressor(run: Path, data: Path, zoo_dir: Path | None, arrays: dict) -
     from safetensors.torch import load_file
 
     from devolens.io.images import read_image
-    from devolens.models import zoo
     from devolens.predict.population import PopulationPredictor
 
     best = json.loads((run / "best.json").read_text())
@@ -154,10 +170,7 @@ def total_regressor(run: Path, data: Path, zoo_dir: Path | None, arrays: dict) -
     split = pd.read_csv(run / "split.csv")
     val = split[split["side"] == "val"]
     truth = pd.read_csv(data / "frames.csv").set_index("file").loc[val["sample"], "total"].to_numpy(float)
-    if zoo_dir is not None:
-        zoo.ZOO_DIR = zoo_dir
-        zoo.card.cache_clear()
-    nuclei = zoo.load("nuclei", batch_size=4)
+    nuclei = population_nuclei(zoo_dir)
     from devolens.predict.population import _total_regressor
 
     calibrated = PopulationPredictor("composition", nuclei=nuclei, composition=arrays["composition"],
@@ -186,6 +199,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--gather", type=Path, default=None, help="write the total regressor's training folder here and stop")
+    ap.add_argument("--gather-extra", nargs="*", default=[], metavar="PATTERN",
+                    help="with --gather: also these runs/zoo/render folders (glob patterns, e.g. 'trf_*')")
     ap.add_argument("--total-run", type=Path, default=None, help="a trained recipes/population_total.yaml run to embed")
     ap.add_argument("--total-data", type=Path, default=ROOT / "runs/zoo/data/pop_total",
                     help="the --data folder that run was trained on")
@@ -197,7 +212,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("DEVOLENS_DATA", ROOT.parent / "shared" / "data")))
     a = ap.parse_args()
     if a.gather is not None:
-        gather(a.gather)
+        gather(a.gather, a.gather_extra)
         return
     if a.out is None:
         raise SystemExit("--out is required (or --gather DIR)")
