@@ -23,6 +23,9 @@ Usage::
     devolens train recipes/population_total.yaml --data runs/zoo/data/pop_total --out runs/zoo/pop_total
     python scripts/zoo_population.py --out runs/zoo/population_tables.safetensors \
         [--zoo DIR_WITH_nuclei] [--renders runs/zoo/render/cal_*] [--every 1] [--total-run runs/zoo/pop_total]
+    # a new nuclei model, the same total regressor: refit the calibration only
+    python scripts/zoo_population.py --out runs/zoo/population_tables.safetensors --zoo DIR_WITH_nuclei \
+        --total-from-zoo src/devolens/models/zoo/population
 """
 
 from __future__ import annotations
@@ -57,17 +60,16 @@ def composition(data: Path) -> np.ndarray:
 def population_nuclei(zoo_dir: Path | None):
     """The nuclei predictor as ``devolens population`` runs it: the population card's
     ``nuclei_precision`` and ``nuclei_postprocess`` over the nuclei card (the calibration must be
-    fitted on the counts the shipped model will see)."""
-    from devolens.errors import DevolensError
+    fitted on the counts the shipped model will see). The population card is ``zoo_dir``'s when it
+    has one, else the package's; the nuclei model is ``zoo_dir``'s."""
     from devolens.models import zoo
 
+    pop = zoo.card("population")  # the package's (read before ZOO_DIR moves)
     if zoo_dir is not None:
+        if (zoo_dir / "population" / "card.json").is_file():
+            pop = json.loads((zoo_dir / "population" / "card.json").read_text())
         zoo.ZOO_DIR = zoo_dir
         zoo.card.cache_clear()
-    try:
-        pop = zoo.card("population")
-    except DevolensError:  # a staging folder without a population card: the nuclei card's own settings
-        pop = {}
     return zoo.load(pop.get("nuclei_model", "nuclei"), batch_size=4, precision=pop.get("nuclei_precision", "auto"),
                     postprocess=pop.get("nuclei_postprocess") or None)
 
@@ -202,6 +204,9 @@ def main() -> None:
     ap.add_argument("--gather-extra", nargs="*", default=[], metavar="PATTERN",
                     help="with --gather: also these runs/zoo/render folders (glob patterns, e.g. 'trf_*')")
     ap.add_argument("--total-run", type=Path, default=None, help="a trained recipes/population_total.yaml run to embed")
+    ap.add_argument("--total-from-zoo", type=Path, default=None, metavar="POPULATION_DIR",
+                    help="keep the total regressor (weights, spec and weight) of this population model folder, "
+                         "e.g. when only the calibration is refitted for a new nuclei model")
     ap.add_argument("--total-data", type=Path, default=ROOT / "runs/zoo/data/pop_total",
                     help="the --data folder that run was trained on")
     ap.add_argument("--zoo", type=Path, default=None, help="folder holding the nuclei model (default: package zoo)")
@@ -229,9 +234,18 @@ def main() -> None:
     arrays = {"composition": comp.astype(np.float32), "knots_x": xs.astype(np.float64), "knots_y": ys.astype(np.float64)}
     if coef is not None:
         arrays["coef"] = np.asarray(coef, dtype=np.float64)
+    if a.total_run is not None and a.total_from_zoo is not None:
+        raise SystemExit("give --total-run or --total-from-zoo, not both")
     if a.total_run is not None:
         tensors, spec = total_regressor(a.total_run, a.total_data, a.zoo, arrays)
         arrays.update(tensors)
+        a.out.with_suffix(".total.json").write_text(json.dumps(spec, indent=2))
+    elif a.total_from_zoo is not None:
+        from safetensors.numpy import load_file
+
+        kept = load_file(str(a.total_from_zoo / "weights.safetensors"))
+        arrays.update({k: v for k, v in kept.items() if k.startswith("total_regressor.")})
+        spec = json.loads((a.total_from_zoo / "card.json").read_text())["total_regressor"]
         a.out.with_suffix(".total.json").write_text(json.dumps(spec, indent=2))
     save_file(arrays, str(a.out))
     tab.to_csv(a.out.with_suffix(".calibration.csv"), index=False)
