@@ -14,23 +14,20 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from zoo_population import regressor_parts  # noqa: E402  (the tables file's reading of a run)
+
 
 def regressor_from_run(run: Path):
-    from safetensors.torch import load_file
-
     from devolens.predict.population import PopulationPredictor, _total_regressor
 
-    best = json.loads((run / "best.json").read_text())
-    recipe = best["recipe"]
-    tensors = {f"total_regressor.{k}": v.float().numpy().astype(np.float16)
-               for k, v in load_file(str(run / "best.safetensors")).items()}
-    spec = {"config": best["model"], "input_size": list(recipe["data"]["size"]), "percentiles": [1.0, 99.8]}
+    tensors, spec = regressor_parts(run)
     return PopulationPredictor("regressor", network=_total_regressor(tensors, spec, run), outputs=["total"],
                                input_size=spec["input_size"])
 

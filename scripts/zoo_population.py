@@ -152,14 +152,10 @@ def gather(out: Path, extra: list[str] = ()) -> None:
     print(f"{len(rows)} frames of {pd.DataFrame(rows)['embryo'].nunique()} embryos -> {out}")
 
 
-def total_regressor(run: Path, data: Path, zoo_dir: Path | None, arrays: dict) -> tuple[dict, dict]:
-    """Embed a trained total regressor and choose its weight on the run's validation embryos."""
-    import json
-
+def regressor_parts(run: Path) -> tuple[dict, dict]:
+    """A trained total regressor run as the tables file stores it: fp16 ``total_regressor.*`` arrays
+    and the card's ``total_regressor`` spec (without the weight, chosen by :func:`total_regressor`)."""
     from safetensors.torch import load_file
-
-    from devolens.io.images import read_image
-    from devolens.predict.population import PopulationPredictor
 
     best = json.loads((run / "best.json").read_text())
     recipe = best["recipe"]
@@ -169,6 +165,15 @@ def total_regressor(run: Path, data: Path, zoo_dir: Path | None, arrays: dict) -
     tensors = {f"total_regressor.{k}": v.float().numpy().astype(np.float16) for k, v in state.items()}
     spec = {"config": best["model"], "input_size": list(recipe["data"]["size"]), "percentiles": [1.0, 99.8],
             "run": str(run.relative_to(ROOT) if run.is_absolute() else run), "epoch": best.get("epoch")}
+    return tensors, spec
+
+
+def total_regressor(run: Path, data: Path, zoo_dir: Path | None, arrays: dict) -> tuple[dict, dict]:
+    """Embed a trained total regressor and choose its weight on the run's validation embryos."""
+    from devolens.io.images import read_image
+    from devolens.predict.population import PopulationPredictor
+
+    tensors, spec = regressor_parts(run)
     split = pd.read_csv(run / "split.csv")
     val = split[split["side"] == "val"]
     truth = pd.read_csv(data / "frames.csv").set_index("file").loc[val["sample"], "total"].to_numpy(float)
