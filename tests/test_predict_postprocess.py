@@ -115,6 +115,26 @@ def test_to_single_channel_auto_takes_the_dominant_channel(k):
     assert np.allclose(to_single_channel(balanced.astype(np.uint8)), balanced.mean(axis=2))
 
 
+def test_to_single_channel_auto_follows_the_signal_not_the_mean():
+    # an early embryo: one bright green nucleus on a reddish background (EPIC movies): the mean is
+    # higher in red, the signal is in green (the old mean-based rule segmented the red noise)
+    rng = np.random.default_rng(0)
+    rgb = np.zeros((256, 384, 3), np.uint8)
+    rgb[..., 0] = rng.normal(24, 4, (256, 384)).clip(0, 255)
+    rgb[..., 1] = rng.normal(12, 4, (256, 384)).clip(0, 255)
+    yy, xx = np.mgrid[:256, :384]
+    rgb[..., 1][(yy - 128) ** 2 + (xx - 190) ** 2 < 18 ** 2] = 230
+    assert rgb[..., 0].mean() > rgb[..., 1].mean()
+    assert np.array_equal(to_single_channel(rgb), rgb[..., 1].astype(np.float32))
+    # a red line artifact (1 px) over that frame does not take the choice away from the nuclei
+    lined = rgb.copy()
+    lined[100, :, 0] = 255
+    assert np.array_equal(to_single_channel(lined), rgb[..., 1].astype(np.float32))
+    # red nuclei (H2B-mCherry) on a dim green background stay red
+    mcherry = rgb[..., [1, 0, 2]].copy()
+    assert np.array_equal(to_single_channel(mcherry), mcherry[..., 0].astype(np.float32))
+
+
 def test_normalize_percentile_is_robust_and_bit_depth_free():
     rng = np.random.default_rng(0)
     img = rng.normal(1000, 50, (100, 100))
