@@ -392,9 +392,15 @@ class PopulationPredictor:
             import collections
 
             small: collections.deque = collections.deque()  # regressor inputs, in frame order
+            # one channel reduction per frame when the regressor and the nuclei network read colour alike
+            share = self.network is not None and getattr(getattr(self.nuclei, "network", None), "channel", None) == self.channel
 
             def frames():
+                from devolens.predict.postprocess import to_single_channel
+
                 for img in images:
+                    if share:
+                        img = to_single_channel(np.asarray(img), self.channel)
                     if self.network is not None:
                         small.append(self._regressor_input(img))
                     yield img
