@@ -86,6 +86,17 @@ def test_planar_rgb_image_reads_with_samples_last(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "planar.tif"), rgb)
 
 
+def test_grey_png_with_alpha_reads_as_grey(tmp_path):
+    from PIL import Image
+
+    from devolens.io.images import read_image
+
+    grey = (np.random.default_rng(3).random((16, 24)) * 255).astype(np.uint8)
+    alpha = np.full_like(grey, 200)
+    Image.fromarray(np.dstack([grey, alpha]), mode="LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "la.png"), grey)
+
+
 def test_unreadable_tiff_is_a_user_error(tmp_path):
     bad = tmp_path / "bad.tif"
     bad.write_bytes(b"II*\x00garbage")

@@ -67,7 +67,9 @@ def read_image(path: str | Path) -> np.ndarray:
                     return np.asarray(im, dtype=np.uint16).copy()
                 elif im.mode == "I":
                     return np.asarray(im).astype(np.int64).astype(np.uint16 if np.asarray(im).max() < 65536 else np.int32)
-                elif im.mode not in ("L", "RGB", "RGBA", "LA"):
+                elif im.mode in ("LA", "La"):  # grey + alpha: the grey values (alpha is not signal)
+                    im = im.getchannel("L")
+                elif im.mode not in ("L", "RGB", "RGBA"):
                     im = im.convert("RGB")
                 arr = np.asarray(im).copy()
     except DevolensError:
