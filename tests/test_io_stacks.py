@@ -163,3 +163,13 @@ def test_curate_a_tiff_timelapse_then_skip_flagged(tiny_zoo, tmp_path):
     out = tmp_path / "seg"
     assert main(["segment", "nuclei", str(path), "--out", str(out), "--skip-flagged", str(report)]) == 0
     assert list(pd.read_csv(out / "counts.csv")["frame"]) == [0, 1, 2, 3, 4, 6, 7, 9, 10, 11]
+    # --skip-flagged auto: the same frames skipped, the report made on the fly written beside the results
+    auto = tmp_path / "seg_auto"
+    assert main(["segment", "nuclei", str(path), "--out", str(auto), "--skip-flagged", "auto", "--no-overlay"]) == 0
+    assert list(pd.read_csv(auto / "counts.csv")["frame"]) == [0, 1, 2, 3, 4, 6, 7, 9, 10, 11]
+    pd.testing.assert_frame_equal(pd.read_csv(auto / "curation.csv", keep_default_na=False), rep)
+    pd.testing.assert_frame_equal(pd.read_csv(auto / "objects.csv"), pd.read_csv(out / "objects.csv"))
+    pops = tmp_path / "pops.csv"
+    assert main(["population", str(path), "--out", str(pops), "--skip-flagged", "auto", "--no-plot"]) == 0
+    assert list(pd.read_csv(pops)["frame"]) == [0, 1, 2, 3, 4, 6, 7, 9, 10, 11]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "pops.curation.csv", keep_default_na=False), rep)

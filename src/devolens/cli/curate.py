@@ -14,7 +14,7 @@ _FRAMES_HELP = (
     "previous frame), dropped (a missing tNNN time in a folder's file names). Thresholds are relative to "
     "the sequence itself, so no tuning is needed per recording.\n\n"
     "Writes a CSV with one row per frame (frame, file, scores, one column per kind, flag, flagged); "
-    "`devolens segment` and `devolens population` skip the flagged frames with --skip-flagged REPORT."
+    "`devolens segment` and `devolens population` skip the flagged frames with --skip-flagged REPORT (or curate on the fly with --skip-flagged auto)."
 )
 
 

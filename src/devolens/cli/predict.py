@@ -193,12 +193,25 @@ class _StagedDir:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _skip_set(report: Optional[Path]) -> set[int]:
-    if report is None:
-        return set()
-    from devolens.curate.frames import flagged_frames
+AUTO_CURATE = "auto"
 
-    return flagged_frames(report)
+
+def _skip_set(report: Optional[Path], input_path: Optional[Path] = None, *, stack_z: str = "project",
+              channel: Optional[int] = None, progress=None):
+    """Positions of the frames to skip and, for ``--skip-flagged auto``, the curation report made here.
+
+    ``report`` is a report CSV of ``devolens curate frames``, or ``auto`` (and no file of that
+    name exists): ``input_path`` is curated first, in one streamed pass, with the same stack options.
+    Returns ``(positions, report DataFrame or None)``.
+    """
+    if report is None:
+        return set(), None
+    from devolens.curate.frames import curate_path, flagged_frames
+
+    if str(report) == AUTO_CURATE and not Path(report).exists():
+        made = curate_path(input_path, progress=progress, stack_z=stack_z, channel=channel)
+        return flagged_frames(made), made
+    return flagged_frames(report), None
 
 
 def _overlay(image: np.ndarray, labels: np.ndarray, colour=(255, 0, 255)) -> np.ndarray:
@@ -298,7 +311,7 @@ def run_segmentation(
     from devolens.predict.postprocess import Prepared
 
     color = _color(color)
-    skip = _skip_set(skip_flagged)
+    skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, progress=progress)
     source = _Source(input_path, stack_z=stack_z, channel=channel, prepare=_preparation(model, color, diameter))
     try:
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
@@ -309,6 +322,10 @@ def run_segmentation(
         raise
     try:
         (stage.tmp / "labels").mkdir()
+        if curation is not None:  # --skip-flagged auto: the report made here, beside the results
+            from devolens.io.atomic import write_csv
+
+            write_csv(curation, stage.tmp / "curation.csv")
         if overlay and not source.is_video:
             (stage.tmp / "overlays").mkdir()
         pending: collections.deque = collections.deque()
@@ -378,6 +395,7 @@ def run_segmentation(
         source.close()
     stage.commit()
     return {"frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
+            "curation": None if curation is None else out / "curation.csv",
             "precision": predictor.network.precision, "scale": predictor.working_scale(),
             # objects far from the sizes the model knows: another magnification (see size_advice)
             "suggest_diameter": predictor.size_advice([float(np.median(o[4])) for o in objects]),
@@ -393,7 +411,9 @@ _COLOR_HELP = ("Colour images and videos: the channel that holds the nuclei (or 
                "channel, e.g. green for histone-GFP, red for H2B-mCherry, blue for DAPI; the mean of R, G, B when "
                "none dominates), green, red, blue, mean or max.")
 _SKIP_HELP = ("Curation report from `devolens curate frames`: its flagged frames (black, dark, red lines...) "
-              "are not segmented and left out of every output.")
+              "are not segmented and left out of every output. 'auto': curate the input here first (one extra "
+              "streamed pass) and write the report beside the results (curation.csv in --out; for population "
+              "OUT.curation.csv).")
 
 
 def _segment_command(kind: str, default_model: str, what: str, default_z: str):
@@ -429,7 +449,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                                        batch_size=batch_size, fast=fast, precision=precision, backend=backend,
                                        overlay=overlay, tta=tta, diameter=diameter, color=color,
                                        stack_z=stack_z, channel=channel, progress=cb)
-        skipped = f", {summary['skipped']} flagged frames skipped" if summary["skipped"] else ""
+        skipped = _skipped_note(summary["skipped"], summary.get("curation"))
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale {summary['scale']:.3g})")
         if summary.get("suggest_diameter"):
@@ -459,7 +479,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("--out must be a .csv file", path=out)
     if out.is_dir():
         raise DevolensError("--out is a folder; give a .csv file", path=out)
-    skip = _skip_set(skip_flagged)
+    skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, progress=progress)
     source = _Source(input_path, stack_z=stack_z, channel=channel)
     positions: collections.deque = collections.deque()
 
@@ -493,11 +513,26 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         pdf.insert(0, "time", np.arange(len(pdf)) if not source.is_video else pdf["frame"].astype(int))
         plot_populations(pdf.drop(columns=["frame"]), out.with_suffix(".png"),
                          title=f"{input_path.name}: predicted populations" + (" (monotone)" if monotone else ""))
+    if curation is not None:  # --skip-flagged auto: the report made here, beside the CSV
+        write_csv(curation, curation_path(out))
     write_csv(df, out)
+    df.attrs["skipped"] = len(skip)
+    df.attrs["curation"] = None if curation is None else curation_path(out)
     # nuclei far from the sizes the model knows: another magnification (see size_advice)
     df.attrs["suggest_diameter"] = predictor.size_advice(median_areas)
     df.attrs["known_sizes"] = predictor.known_sizes
     return df
+
+
+def curation_path(out: Path) -> Path:
+    """Where ``devolens population --skip-flagged auto`` writes its curation report: beside ``out``."""
+    return out.with_name(f"{out.stem}.curation.csv")
+
+
+def _skipped_note(skipped: int, report: Optional[Path]) -> str:
+    """The summary's words on skipped frames (and the report made by ``--skip-flagged auto``)."""
+    text = f", {skipped} flagged frames skipped" if skipped else ""
+    return text + (f" (curation report: {report})" if report is not None else "")
 
 
 def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, diameter: Optional[float]) -> str:
@@ -539,7 +574,8 @@ def population_command(
                             batch_size=batch_size, fast=fast, precision=precision, backend=backend, stack_z=stack_z,
                             channel=channel, diameter=diameter, color=color,
                             progress=cb)
-    console.print(f"{len(df)} frames -> {out}" + (f" (+ {out.with_suffix('.png')})" if plot else ""))
+    console.print(f"{len(df)} frames{_skipped_note(df.attrs['skipped'], df.attrs['curation'])} -> {out}"
+                  + (f" (+ {out.with_suffix('.png')})" if plot else ""))
     if df.attrs.get("suggest_diameter"):
         console.print(_size_note("nuclei", df.attrs["suggest_diameter"], df.attrs["known_sizes"], diameter))
 
