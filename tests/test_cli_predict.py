@@ -494,3 +494,18 @@ def test_write_columns_csv(tmp_path):
     with pytest.raises(ValueError):
         write_columns_csv({"a": [1], "b": [1, 2]}, tmp_path / "bad.csv")
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_population_notes_totals_beyond_an_embryo(tiny_zoo, tmp_path, capsys, monkeypatch):
+    from devolens.predict import population
+
+    src = _folder(tmp_path / "frames", n=2)
+    assert main(["population", str(src), "--out", str(tmp_path / "a.csv"), "--no-plot"]) == 0
+    df = pd.read_csv(tmp_path / "a.csv")
+    captured = capsys.readouterr()
+    assert ("more than a C. elegans embryo" in captured.out + captured.err) == bool((df["total"] > 600).any())
+    monkeypatch.setattr(population, "MAX_EMBRYO_CELLS", float(df["total"].min()) - 1.0)
+    assert main(["population", str(src), "--out", str(tmp_path / "b.csv"), "--no-plot"]) == 0
+    captured = capsys.readouterr()
+    assert "2 frame(s) have a predicted total above" in " ".join((captured.out + captured.err).split())
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "b.csv"), df)  # a note only: the counts are written

@@ -473,7 +473,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     import pandas as pd
 
     from devolens.io.atomic import write_csv
-    from devolens.predict.population import COLUMNS
+    from devolens.predict.population import COLUMNS, MAX_EMBRYO_CELLS
 
     if out.suffix.lower() != ".csv":
         raise DevolensError("--out must be a .csv file", path=out)
@@ -517,6 +517,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         write_csv(curation, curation_path(out))
     write_csv(df, out)
     df.attrs["skipped"] = len(skip)
+    df.attrs["beyond_embryo"] = int((df["total"] > MAX_EMBRYO_CELLS).sum())
     df.attrs["curation"] = None if curation is None else curation_path(out)
     # nuclei far from the sizes the model knows: another magnification (see size_advice)
     df.attrs["suggest_diameter"] = predictor.size_advice(median_areas)
@@ -578,6 +579,12 @@ def population_command(
                   + (f" (+ {out.with_suffix('.png')})" if plot else ""))
     if df.attrs.get("suggest_diameter"):
         console.print(_size_note("nuclei", df.attrs["suggest_diameter"], df.attrs["known_sizes"], diameter))
+    if df.attrs.get("beyond_embryo"):
+        from devolens.predict.population import MAX_EMBRYO_CELLS
+
+        console.print(f"[yellow]note:[/] {df.attrs['beyond_embryo']} frame(s) have a predicted total above "
+                      f"{MAX_EMBRYO_CELLS} cells, more than a C. elegans embryo ever has: is each frame one embryo at "
+                      "the magnification the model knows (see --diameter)? Their counts are not reliable.")
 
 
 # ---------------------------------------------------------------------------- registration

@@ -34,6 +34,10 @@ from devolens.predict.postprocess import smooth_populations
 
 LETTERS: tuple[str, ...] = ("A", "E", "M", "P", "C", "D", "Z")
 COLUMNS: tuple[str, ...] = LETTERS + ("total",)
+#: Most cells a C. elegans embryo has (about 560 at the end of embryonic proliferation; the
+#: AceTree embryo of the shared data reaches 580): predicted totals above it mean the frame is
+#: not what the model knows (another magnification, several embryos, not an embryo).
+MAX_EMBRYO_CELLS = 600
 
 
 def fit_composition(pops: pd.DataFrame | Sequence[pd.DataFrame], max_total: int = 700, window: int = 3) -> np.ndarray:
