@@ -4,7 +4,8 @@ The zoo's ``nuclei`` model was trained on embryo renders (nuclei 23-66 px wide a
 This script simulates Hoechst channels of live/dead wells (``devolens.render.wells.simulate_well``:
 scattered nuclei, vignetting, tile seams; ground truth exact), runs the model as it comes, with
 the ``diameter`` its size check suggests (``NucleiPredictor.size_advice``, what `devolens segment`
-prints), and with the true typical diameter, and prints instance F1 at IoU 0.5 for each.
+prints), with ``diameter="auto"`` (the size model's estimate, what `devolens segment` does by
+default) and with the true typical diameter, and prints instance F1 at IoU 0.5 for each.
 
 Usage::
 
@@ -37,16 +38,20 @@ def main() -> None:
         areas = np.bincount(res.labels.ravel())[1:]
         advice = plain.size_advice([float(np.median(areas[areas > 0]))]) if (areas > 0).any() else None
         f1 = {}
-        for key, d in (("as it comes", None), ("suggested", advice), ("true diameter", true_d)):
-            r = res if d is None else load("nuclei", diameter=d).predict(hoechst)
+        auto = load("nuclei", diameter="auto")
+        for key, d in (("as it comes", None), ("suggested", advice), ("auto", "auto"), ("true diameter", true_d)):
+            r = res if d is None else (auto if d == "auto" else load("nuclei", diameter=d)).predict(hoechst)
             m = match_instances(r.labels, truth)
             f1[key] = (2 * m["tp"] / max(1, 2 * m["tp"] + m["fp"] + m["fn"]), r.count)
-        rows.append((seed, len(well.objects), true_d, advice, f1))
-    print("| seed | nuclei | true diameter (px) | suggested | F1 as it comes (found) | F1 suggested | F1 true diameter |")
-    print("|---|---|---|---|---|---|---|")
-    for seed, n, td, adv, f1 in rows:
-        cells = [f"{f1[k][0]:.3f} ({f1[k][1]})" for k in ("as it comes", "suggested", "true diameter")]
-        print(f"| {seed} | {n} | {td:.1f} | {adv} | " + " | ".join(cells) + " |")
+        est = auto.last_estimate.diameter
+        rows.append((seed, len(well.objects), true_d, advice, None if est is None else round(est, 1), f1))
+    keys = ("as it comes", "suggested", "auto", "true diameter")
+    print("| seed | nuclei | true diameter (px) | suggested | auto estimate | F1 as it comes (found) | F1 suggested | "
+          "F1 auto | F1 true diameter |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for seed, n, td, adv, est, f1 in rows:
+        cells = [f"{f1[k][0]:.3f} ({f1[k][1]})" for k in keys]
+        print(f"| {seed} | {n} | {td:.1f} | {adv} | {est} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def _data_dir() -> Path:
 
 PRECISION = "auto"  # --precision: arithmetic of the image networks (auto, int8, bf16, fp32)
 ZOOM = 1.0  # --zoom: nuclei frames (and their labels) resized by this factor: another magnification
-DIAMETER: float | None = None  # --diameter: typical nucleus diameter given to the nuclei model
+DIAMETER: float | str | None = None  # --diameter: typical nucleus diameter given to the nuclei model, or "auto"
+KEEP: tuple[float, float] | None = None  # --keep: diameter auto's keep band instead of the card's (development)
 TTA = 1  # --tta: test-time augmentation views of the segmentation networks (1, 2 or 4)
 TOTAL_WEIGHT: float | None = None  # --total-weight: population, calibration weight in the total
 
@@ -64,7 +65,19 @@ def _load(name: str, zoo_dir: Path | None, **options):
     if zoo_dir is not None:
         zoo.ZOO_DIR = zoo_dir
         zoo.card.cache_clear()
-    return zoo.load(name, **options)
+    pred = zoo.load(name, **options)
+    if KEEP is not None:
+        target = pred.nuclei if name == "population" else pred
+        target.auto_keep = KEEP
+    return pred
+
+
+def _segment_each(pred, images):
+    """Results for ``images``: with ``diameter="auto"`` each image is its own input (its magnification
+    estimated from it alone, as for a single image given to `devolens segment`), else one stream."""
+    if getattr(pred, "auto", False):
+        return (pred.predict(img) for img in images)
+    return pred.predict_iter(images)
 
 
 LIMIT: int | None = None  # --limit: frames per folder (quick checks only)
@@ -120,7 +133,7 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
     # all frames up to 200 cells; every 3rd frame above (for information)
     rows = [(v, r) for v, r in rows if r["total"] <= 200] + [(v, r) for v, r in rows if r["total"] > 200][::3]
     images = (_zoomed(read_image(v / r["file"])) for v, r in rows)
-    for (vdir, row), res in zip(rows, pred.predict_iter(images)):
+    for (vdir, row), res in zip(rows, _segment_each(pred, images)):
         truth = _zoomed(tifffile.imread(vdir / "labels" / f"{Path(row['file']).stem}_labels.tif"), labels=True)
         m = match_instances(res.labels, truth)
         key = "le200" if row["total"] <= 200 else "gt200"
@@ -146,7 +159,10 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
     if framed_dirs and ZOOM == 1.0:
         hidden_f = _hidden(framed_dirs)
         frows = [(v, r) for v, r in _frames(framed_dirs, 200)]
-        for (vdir, row), res in zip(frows, pred.predict_iter(read_image(v / r["file"]) for v, r in frows)):
+        # one stream per movie (diameter auto: one estimate per movie, from its first frames)
+        movies = [[(v, r) for v, r in frows if v == d] for d in framed_dirs]
+        results = (res for movie in movies for res in pred.predict_iter(read_image(v / r["file"]) for v, r in movie))
+        for (vdir, row), res in zip([x for movie in movies for x in movie], results):
             truth = tifffile.imread(vdir / "labels" / f"{Path(row['file']).stem}_labels.tif")
             m = match_instances(res.labels, truth)
             mv = match_instances(res.labels, truth, ignore=hidden_f.get(str(vdir / row["file"]), []))
@@ -265,9 +281,12 @@ def eval_population(zoo_dir: Path | None, val_dirs: list[Path], threads: int) ->
     if TOTAL_WEIGHT is not None:  # sensitivity: 1 = the nuclei-count calibration alone, 0 = the regressor alone
         pred.total_weight = TOTAL_WEIGHT
 
-    def scores(dirs: list[Path]):
+    def scores(dirs: list[Path], movies: bool = False):
         rows = list(_frames(dirs))
-        out = list(pred.predict_iter(_zoomed(read_image(v / r["file"])) for v, r in rows))
+        if pred.auto and not movies:  # diameter auto: each random-pose frame is its own input
+            out = [next(pred.predict_iter([_zoomed(read_image(v / r["file"]))])) for v, r in rows]
+        else:  # one stream per folder (auto: one estimate per movie)
+            out = [o for d in dirs for o in pred.predict_iter(_zoomed(read_image(v / r["file"])) for v, r in rows if v == d)]
         p = np.array([[o[k] for k in LETTERS + ("total",)] for o in out])
         t = np.array([[r[k] for k in LETTERS + ("total",)] for _, r in rows], dtype=float)
         mae = population_mae(p, t, LETTERS + ("total",))
@@ -280,7 +299,7 @@ def eval_population(zoo_dir: Path | None, val_dirs: list[Path], threads: int) ->
     secs = time.perf_counter() - t0
     worst = max(ratio[k] for k in LETTERS)
     framed_dirs = _framed_dirs()  # the common case of real data, outside the random zooms
-    framed = scores(framed_dirs) if framed_dirs else None
+    framed = scores(framed_dirs, movies=True) if framed_dirs else None
     framed_mono = None
     if framed is not None:  # the same movies with `devolens population --monotone` (isotonic per letter)
         from devolens.predict.postprocess import smooth_populations
@@ -360,16 +379,21 @@ def main() -> None:
                     help="network arithmetic (auto: what `devolens segment` uses)")
     ap.add_argument("--zoom", type=float, default=1.0,
                     help="resize the held-out frames (and labels) by this factor (another magnification)")
-    ap.add_argument("--diameter", type=float, default=None,
-                    help="typical nucleus (membrane: cell) diameter in pixels given to the model (`--diameter`)")
+    ap.add_argument("--diameter", type=lambda v: v if v == "auto" else float(v), default=None,
+                    help="typical nucleus (membrane: cell) diameter in pixels given to the model (`--diameter`), or "
+                         "'auto' (estimated per held-out frame, per EPIC-framed movie)")
+    ap.add_argument("--keep", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="with --diameter auto: the magnifications left as they are instead of the card's choice "
+                         "(0 0: every image resized to the size model's m0)")
     ap.add_argument("--total-weight", type=float, default=None,
                     help="population: weight of the calibration in the total (1: calibration alone, 0: regressor "
                          "alone; default: the card's)")
     ap.add_argument("--tta", type=int, default=1, choices=(1, 2, 4),
                     help="nuclei/membrane: test-time augmentation views (`devolens segment --tta`)")
     a = ap.parse_args()
-    global LIMIT, PRECISION, ZOOM, DIAMETER, TTA, TOTAL_WEIGHT
+    global LIMIT, PRECISION, ZOOM, DIAMETER, TTA, TOTAL_WEIGHT, KEEP
     LIMIT, PRECISION, ZOOM, DIAMETER, TTA = a.limit, a.precision, a.zoom, a.diameter, a.tta
+    KEEP = None if a.keep is None else (a.keep[0], a.keep[1])
     TOTAL_WEIGHT = a.total_weight
     import torch
 

@@ -248,7 +248,7 @@ def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend:
     return zoo.load(model, batch_size=batch_size, fast=fast, backend=backend, **options)
 
 
-def _preparation(model: str, channel: str, diameter: Optional[float]) -> Optional[tuple]:
+def _preparation(model: str, channel: str, diameter: "float | str | None") -> Optional[tuple]:
     """How the segmentation predictor of ``model`` will prepare frames, read off its card:
     ``(channel, scale, percentiles)`` (its ``network.prep_key``), so that the read-ahead thread
     prepares them while PyTorch loads. The predictor checks the key and prepares again if it
@@ -263,10 +263,48 @@ def _preparation(model: str, channel: str, diameter: Optional[float]) -> Optiona
 
     inp, pre = card.get("input", {}), card.get("preprocessing", {})
     reference = (inp.get("diameter") or {}).get("reference")
+    if isinstance(diameter, str):  # "auto": most images keep the card's scale; others are prepared again
+        diameter = None
     if diameter is not None and not (reference and diameter > 0):
         return None  # the predictor reports it
     scale = diameter_scale(float(inp.get("scale", 1.0)), reference, diameter)
     return (channel, scale, tuple(float(p) for p in pre.get("percentiles", (1.0, 99.8))))
+
+
+def _diameter(value: Optional[str], model: str) -> "float | str | None":
+    """The ``--diameter`` option: a number of pixels, ``auto`` (estimated from the images by the
+    model's size model) or ``none`` (no resizing). Left out: ``auto`` when ``model`` (or, for a
+    population model, its nuclei model) has a size model, else none."""
+    if value is None:
+        from devolens.models import zoo
+
+        try:
+            card = zoo.card(model)
+            if card.get("task") == "population":
+                card = zoo.card(card.get("nuclei_model", "nuclei"))
+        except DevolensError:
+            return None  # the predictor's loading reports it
+        return "auto" if ((card.get("input") or {}).get("diameter") or {}).get("auto") else None
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if text in ("none", "off"):
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise DevolensError(f"--diameter must be a number of pixels, 'auto' or 'none', got {value!r}") from None
+    if not number > 0:
+        raise DevolensError(f"--diameter must be > 0 pixels, got {value}")
+    return number
+
+
+def _estimate_note(estimate, what: str) -> Optional[str]:
+    """What ``--diameter auto`` did, in words (None when it left the images as they are)."""
+    if estimate is None or estimate.diameter is None:
+        return None
+    return (f"diameter auto: the images look {estimate.magnification:.2g}x as magnified as the model's training "
+            f"frames; {what} segmented as if {estimate.diameter:.0f} px wide (--diameter to set it)")
 
 
 def _color(color: str) -> str:
@@ -297,7 +335,7 @@ def run_segmentation(
     tta: int = 1,
     stack_z: str = "project",
     channel: Optional[int] = None,
-    diameter: Optional[float] = None,
+    diameter: "float | str | None" = None,
     color: str = "auto",
     progress=None,
 ) -> dict:
@@ -311,6 +349,7 @@ def run_segmentation(
     from devolens.predict.postprocess import Prepared
 
     color = _color(color)
+    diameter = _diameter(diameter, model)
     skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, progress=progress)
     source = _Source(input_path, stack_z=stack_z, channel=channel, prepare=_preparation(model, color, diameter))
     try:
@@ -397,6 +436,7 @@ def run_segmentation(
     return {"frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
             "curation": None if curation is None else out / "curation.csv",
             "precision": predictor.network.precision, "scale": predictor.working_scale(),
+            "estimate": predictor.last_estimate, "resized": predictor.diameter is not None,
             # objects far from the sizes the model knows: another magnification (see size_advice)
             "suggest_diameter": predictor.size_advice([float(np.median(o[4])) for o in objects]),
             "known_sizes": predictor.known_sizes}
@@ -435,11 +475,14 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         stack_z: str = typer.Option(default_z, "--stack-z", help=_STACK_Z_HELP),
         channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
         color: str = typer.Option("auto", "--color", help=_COLOR_HELP),
-        diameter: Optional[float] = typer.Option(None, "--diameter", help=(
+        diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|none", help=(
             "Typical object diameter in the input, pixels, for images at another magnification than the "
             "training data: they are resized so that such objects have the size the model knows (the card's "
-            "input.diameter reference; nuclei: 35 px in 752x512 EPIC-like frames). Default: no resizing; a note "
-            "suggests a value when the objects found are far from the sizes the model knows.")),
+            "input.diameter reference; nuclei: 35 px in 752x512 EPIC-like frames). 'auto' (the default for "
+            "models with a size model, e.g. nuclei): the magnification is estimated from the first images "
+            "(up to 5; one estimate per input) and only images clearly outside the magnifications the model "
+            "was trained on are resized. 'none': no resizing. A note suggests a value when the objects found "
+            "are far from the sizes the model knows.")),
     ) -> None:
         from devolens.cli._common import console, progress_bar, streaming_threads
 
@@ -452,8 +495,11 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         skipped = _skipped_note(summary["skipped"], summary.get("curation"))
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale {summary['scale']:.3g})")
+        note = _estimate_note(summary.get("estimate"), what)
+        if note:
+            console.print(note)
         if summary.get("suggest_diameter"):
-            console.print(_size_note(what, summary["suggest_diameter"], summary["known_sizes"], diameter))
+            console.print(_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"]))
 
     command.__doc__ = (f"Segment {what} in an image, a folder of images or a video (streamed); "
                        "writes label TIFFs, objects.csv, counts.csv and overlays.")
@@ -468,7 +514,7 @@ segment_membrane_command = _segment_command("membrane", "membrane", "cells", "sl
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
                    precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
-                   diameter: Optional[float] = None, color: str = "auto", progress=None):
+                   diameter: "float | str | None" = None, color: str = "auto", progress=None):
     """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot)."""
     import pandas as pd
 
@@ -479,6 +525,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("--out must be a .csv file", path=out)
     if out.is_dir():
         raise DevolensError("--out is a folder; give a .csv file", path=out)
+    diameter = _diameter(diameter, model)
     skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, progress=progress)
     source = _Source(input_path, stack_z=stack_z, channel=channel)
     positions: collections.deque = collections.deque()
@@ -522,6 +569,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     # nuclei far from the sizes the model knows: another magnification (see size_advice)
     df.attrs["suggest_diameter"] = predictor.size_advice(median_areas)
     df.attrs["known_sizes"] = predictor.known_sizes
+    df.attrs["estimate"] = getattr(predictor, "last_estimate", None)
+    df.attrs["resized"] = getattr(predictor, "resize", 1.0) != 1.0
     return df
 
 
@@ -536,11 +585,11 @@ def _skipped_note(skipped: int, report: Optional[Path]) -> str:
     return text + (f" (curation report: {report})" if report is not None else "")
 
 
-def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, diameter: Optional[float]) -> str:
+def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, resized: bool) -> str:
     """The note printed when the objects found are far from the sizes the model knows (``rng``)."""
     known = f" ({rng[0]:g}-{rng[1]:g} px)" if rng else ""
     return (f"[yellow]note:[/] the {what} found are about {suggested:g} px wide, far from the sizes this model "
-            f"knows{known}{' after --diameter' if diameter else ''}: another magnification? Results at the wrong "
+            f"knows{known}{' after resizing to the diameter' if resized else ''}: another magnification? Results at the wrong "
             f"size are unreliable; if {suggested:g} px is their real size, run again with --diameter {suggested:g}.")
 
 
@@ -560,11 +609,12 @@ def population_command(
     stack_z: str = typer.Option("project", "--stack-z", help=_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
     color: str = typer.Option("auto", "--color", help=_COLOR_HELP),
-    diameter: Optional[float] = typer.Option(None, "--diameter", help=(
+    diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|none", help=(
         "Typical nucleus diameter in the input, pixels, for movies at another magnification than the training "
         "data: frames are resized so nuclei and embryo have the sizes the model was fitted on (nuclei about 35 px "
-        "in 752x512 EPIC-like frames). Default: no resizing; a note suggests a value when the nuclei found are "
-        "far from the sizes the model knows.")),
+        "in 752x512 EPIC-like frames). Default 'auto': the magnification is estimated from the first 5 frames and "
+        "only movies clearly outside the magnifications the model was trained on are resized. 'none': no "
+        "resizing. A note suggests a value when the nuclei found are far from the sizes the model knows.")),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
     from devolens.cli._common import console, progress_bar, streaming_threads
@@ -577,8 +627,11 @@ def population_command(
                             progress=cb)
     console.print(f"{len(df)} frames{_skipped_note(df.attrs['skipped'], df.attrs['curation'])} -> {out}"
                   + (f" (+ {out.with_suffix('.png')})" if plot else ""))
+    note = _estimate_note(df.attrs.get("estimate"), "nuclei")
+    if note:
+        console.print(note)
     if df.attrs.get("suggest_diameter"):
-        console.print(_size_note("nuclei", df.attrs["suggest_diameter"], df.attrs["known_sizes"], diameter))
+        console.print(_size_note("nuclei", df.attrs["suggest_diameter"], df.attrs["known_sizes"], df.attrs["resized"]))
     if df.attrs.get("beyond_embryo"):
         from devolens.predict.population import MAX_EMBRYO_CELLS
 

@@ -22,6 +22,7 @@ Counts are non-negative floats (cells).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -259,6 +260,7 @@ class PopulationPredictor:
         fast: bool = True,
         total_weight: float = 1.0,
         resize: float = 1.0,
+        auto: bool = False,
     ):
         if method not in ("composition", "regressor"):
             raise DevolensError(f"unknown population method {method!r} (composition, regressor)")
@@ -286,6 +288,8 @@ class PopulationPredictor:
         if not float(resize) > 0:
             raise DevolensError(f"resize must be > 0, got {resize}")
         self.resize = float(resize)
+        self.auto = bool(auto) and nuclei is not None
+        self.last_estimate = None  # the nuclei model's DiameterEstimate of the last auto run
 
     @classmethod
     def from_zoo(cls, folder: str | Path, card: dict, **options: Any) -> "PopulationPredictor":
@@ -320,7 +324,12 @@ class PopulationPredictor:
             diameter = options.pop("diameter", None)  # applied to the frames here, not in the nuclei model
             nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
             resize = 1.0
-            if diameter is not None:
+            auto = isinstance(diameter, str) and diameter.strip().lower() == "auto"
+            if auto:  # estimated from the first frames (predict_iter)
+                if getattr(nuclei, "size_model", None) is None or not getattr(nuclei, "diameter_ref", None):
+                    raise DevolensError("the nuclei model cannot estimate the diameter (no size model in its card): "
+                                        "give the diameter in pixels")
+            elif diameter is not None:
                 from devolens.predict.postprocess import diameter_scale
                 from devolens.predict.segment import check_diameter
 
@@ -337,7 +346,8 @@ class PopulationPredictor:
                 "composition", nuclei=nuclei, composition=arrays["composition"].astype(np.float32),
                 knots_x=arrays["knots_x"].astype(np.float64), knots_y=arrays["knots_y"].astype(np.float64),
                 coef=arrays["coef"].astype(np.float64) if "coef" in arrays else None,
-                batch_size=batch_size, card=card, resize=resize, channel=options.get("channel", "auto"), **extra,
+                batch_size=batch_size, card=card, resize=resize, channel=options.get("channel", "auto"), auto=auto,
+                **extra,
             )
         model = load_zoo_network(folder, card)
         pre = card.get("preprocessing", {})
@@ -390,6 +400,16 @@ class PopulationPredictor:
         :meth:`size_advice`), method ``composition``.
         """
         done = 0
+        if self.auto:  # one magnification for the movie, estimated from its first frames
+            from devolens.predict.postprocess import diameter_scale
+            from devolens.predict.segment import AUTO_FRAMES
+
+            images = iter(images)
+            head = [np.asarray(img) for img in itertools.islice(images, AUTO_FRAMES)]
+            est = self.last_estimate = self.nuclei.estimate_diameter(head)
+            self.resize = 1.0 if est is None or est.diameter is None else diameter_scale(
+                1.0, self.nuclei.diameter_ref, est.diameter)
+            images = itertools.chain(head, images)
         if self.resize != 1.0:  # another magnification: frames resized to the training one
             images = (_resized(np.asarray(img), self.resize) for img in images)
         if self.method == "composition":

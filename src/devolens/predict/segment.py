@@ -16,6 +16,7 @@ size.
 from __future__ import annotations
 
 import collections
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
@@ -37,6 +38,8 @@ from devolens.predict.postprocess import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+AUTO_FRAMES = 5  # diameter="auto": frames of a stream the magnification is estimated from
 
 
 def check_diameter(diameter, reference: float | None) -> float:
@@ -164,12 +167,25 @@ class _SegmentationPredictor:
         tta: int = 1,
         precision: str = "auto",
         int8_params: dict | None = None,
-        diameter: float | None = None,
+        diameter: float | str | None = None,
         diameter_ref: float | None = None,
+        size_model: Any = None,
+        auto_keep: Sequence[float] | None = None,
     ):
         self.head = head or self.default_head
         self.diameter_ref = None if diameter_ref is None else float(diameter_ref)
+        self.size_model = size_model  # devolens.predict.sizing.SizeModel, for diameter="auto"
+        # diameter="auto": estimates inside this band leave the images as they are (None: always resized to m0)
+        self.auto_keep = None if auto_keep is None else (float(auto_keep[0]), float(auto_keep[1]))
+        self.auto = isinstance(diameter, str) and diameter.strip().lower() == "auto"
+        if self.auto:
+            if size_model is None or not self.diameter_ref:
+                raise DevolensError("this model cannot estimate the diameter (no size model in its card): "
+                                    "give the diameter in pixels")
+            diameter = None
+        self.last_estimate = None  # the DiameterEstimate of the last diameter="auto" call
         self.diameter = None if diameter is None else check_diameter(diameter, self.diameter_ref)
+        self.card_scale = float(scale)  # the working scale at the training magnification
         scale = diameter_scale(scale, self.diameter_ref, self.diameter)  # another magnification
         activation = "softmax" if self.head == "three_class" else "sigmoid"
         self.network = ImageNetwork(
@@ -212,6 +228,12 @@ class _SegmentationPredictor:
             int8_params=card.get("int8", {}).get("activations"),
             diameter_ref=(inp.get("diameter") or {}).get("reference"),
         )
+        auto = ((inp.get("diameter") or {}).get("auto") or {})
+        if auto.get("file") and (Path(folder) / auto["file"]).is_file():
+            from devolens.predict.sizing import SizeModel
+
+            kwargs["size_model"] = SizeModel.load(Path(folder) / auto["file"])
+            kwargs["auto_keep"] = tuple(auto["keep"]) if auto.get("keep") else None
         post = options.pop("postprocess", None)
         if post:
             kwargs["postprocess"].update(post)
@@ -265,6 +287,11 @@ class _SegmentationPredictor:
             the other).
         """
         done = 0
+        if self.auto:  # one magnification for the stream, estimated from its first frames
+            images = iter(images)
+            head = list(itertools.islice(images, AUTO_FRAMES))
+            self.estimate_diameter([im.image if isinstance(im, Prepared) else im for im in head], apply=True)
+            images = itertools.chain(head, images)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="devolens-post") if workers > 0 else None
 
         def submit(fn, *args):
@@ -314,6 +341,33 @@ class _SegmentationPredictor:
                 f.cancel()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+
+    def estimate_diameter(self, images: Sequence[np.ndarray], apply: bool = False):
+        """Estimate the typical object diameter of ``images`` (one magnification for all) with the
+        card's size model (:func:`devolens.predict.sizing.estimate_diameter`).
+
+        Parameters
+        ----------
+        images : sequence of ndarray
+            A few images of the same magnification; empty: nothing is estimated (returns None).
+        apply : bool
+            Also segment with it from now on (the working scale follows the estimate; the
+            card's scale when the estimate lies inside the predictor's keep band, if any).
+
+        Returns
+        -------
+        DiameterEstimate or None
+        """
+        from devolens.predict.sizing import estimate_diameter
+
+        if not len(images):
+            return None
+        est = estimate_diameter(self, images)
+        if apply:
+            self.last_estimate = est
+            self.diameter = est.diameter
+            self.network.scale = diameter_scale(self.card_scale, self.diameter_ref, est.diameter)
+        return est
 
     def working_scale(self) -> float:
         """Working resolution relative to the input: the card's scale, times

@@ -1,0 +1,322 @@
+"""Fit the nuclei model's size model (``diameter="auto"``): how magnified an image is, from the
+network's own features.
+
+cellpose's idea (its "size model"): the average of the encoder's deepest features (the "style")
+tells the scale of the objects; ridge regressions map it to the log of the image's
+magnification ``m`` relative to EPIC-like framing (752x512 frames, eggshell ~600 px long, nuclei
+~35 px mid-embryo), whatever the stage: the network was trained on EPIC framing zoomed 0.55-1.15
+at every stage, so what matters is the magnification, not the nucleus size of the moment.
+
+Samples are rendered here, each with its own magnification (log-uniform 0.2-4), pose, optics,
+stage and frame size: the five real training embryos, the AceTree embryo and simulated embryos
+(training side); the held-out embryos (CD20241010_JIM767_25_L3, simulated seed 999) only for
+the figures. Simulated cell-culture wells (``devolens.render.wells``, zoomed 0.7-5x) add images
+without an embryo; their ``m`` is the one at which their nuclei would have the size mid-embryo
+nuclei have at ``M0``. Two ridge heads (embryos, wells) and a logistic gate between them
+(:class:`devolens.predict.sizing.SizeModel`); alpha by leave-one-embryo-out error.
+
+Usage (the shipped model; about 15 minutes on 2 cores)::
+
+    python scripts/zoo_sizemodel.py render --out runs/size/train.npz --n 1500 --seed 1 --sims 8
+    python scripts/zoo_sizemodel.py render --out runs/size/train2.npz --n 1500 --seed 11 --sims 8
+    python scripts/zoo_sizemodel.py render --wells --out runs/size/wells.npz --n 400 --seed 3
+    python scripts/zoo_sizemodel.py render --heldout --out runs/size/heldout.npz --n 300 --seed 2
+    python scripts/zoo_sizemodel.py render --wells --out runs/size/wells_heldout.npz --n 100 --seed 4
+    python scripts/zoo_sizemodel.py fit runs/size/train.npz runs/size/train2.npz runs/size/wells.npz \
+        --heldout runs/size/heldout.npz runs/size/wells_heldout.npz --to src/devolens/models/zoo/nuclei
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(os.environ.get("DEVOLENS_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+TRAIN_EPIC = ["CD20240930_JIM762_L4", "CD20241009_JIM767_25_L1", "CD20241009_JIM767_25_L5",
+              "CD20241010_JIM767_25_L2", "CD20241107_JIM767_25_L1"]
+HELDOUT_EPIC = ["CD20241010_JIM767_25_L3"]
+EPIC_SIZE = (512, 752)
+M_RANGE = (0.2, 4.0)
+TRAIN_ZOOMS = (0.55, 1.15)  # the zooms of EPIC framing the nuclei network was trained on (random_pose)
+M0 = float(np.sqrt(TRAIN_ZOOMS[0] * TRAIN_ZOOMS[1]))  # their middle
+
+_TABLES: list = []
+
+
+def _tables(heldout: bool, n_sim: int, seed: int):
+    from devolens.io.tables import read_table
+    from devolens.render.dataset import simulate_tables
+
+    if heldout:
+        tabs = [read_table(DATA / "epic" / f"{t}.csv") for t in HELDOUT_EPIC]
+        tabs += simulate_tables(1, seed=999)
+    else:
+        tabs = [read_table(DATA / "epic" / f"{t}.csv") for t in TRAIN_EPIC]
+        tabs.append(read_table(DATA / "acetree" / "wormguides_nuclei.zip"))
+        tabs += simulate_tables(n_sim, seed=seed + 5000)
+    return tabs
+
+
+def _init(tables):
+    global _TABLES
+    _TABLES = tables
+
+
+def _render_one(job):
+    """One embryo sample: (grey image, magnification, embryo index, cells)."""
+    from devolens.render.geometry import Pose, cached, default_pose, embryo_geometry
+    from devolens.render.nuclei import render_nuclei_frame
+
+    ei, seed = job
+    rng = np.random.default_rng(seed)
+    table = _TABLES[ei]
+    geom = cached(table, "geometry", embryo_geometry)
+    times = np.unique(table["time"].to_numpy())
+    counts = table.groupby("time").size().reindex(times).to_numpy()
+    ok = times[(counts >= 2) & (counts <= 400)]
+    t = int(rng.choice(ok if len(ok) else times))
+    m = float(np.exp(rng.uniform(np.log(M_RANGE[0]), np.log(M_RANGE[1]))))
+    # frame: mostly EPIC-sized; a larger camera field now and then (the whole embryo at high zoom)
+    if rng.random() < 0.3:
+        f = float(np.clip(m * rng.uniform(0.7, 1.3), 0.6, 2.2))
+        size = (int(EPIC_SIZE[0] * f) // 16 * 16, int(EPIC_SIZE[1] * f) // 16 * 16)
+        if rng.random() < 0.5:
+            size = (size[0], size[0])
+    else:
+        size = EPIC_SIZE
+    s0 = default_pose(geom, EPIC_SIZE).scale
+    h, w = size
+    angle = float(rng.uniform(-np.pi, np.pi))
+    cx = w / 2 + float(rng.uniform(-0.25, 0.25)) * w * min(1.0, 1.0 / m)
+    cy = h / 2 + float(rng.uniform(-0.25, 0.25)) * h * min(1.0, 1.0 / m)
+    pose = Pose(center=(cx, cy), angle=angle, scale=s0 * m, flip=bool(rng.random() < 0.5))
+    fr = render_nuclei_frame(table, t, size=size, seed=int(seed), rgb=bool(rng.random() < 0.4), pose=pose,
+                             geometry=geom)
+    return fr.image, m, ei, int(fr.counts["total"])
+
+
+def _well_one(job):
+    """One cell-culture sample: a simulated well's Hoechst channel, zoomed; its magnification is
+    the one at which its nuclei would have the model's reference size (``diameter = reference * m / M0``)."""
+    import cv2
+
+    from devolens.render.wells import simulate_well
+
+    seed, ref, m0 = job
+    rng = np.random.default_rng(seed)
+    side = int(rng.integers(384, 1024))
+    well = simulate_well(int(seed), size=(side, side))
+    img = well.image[0]
+    zoom = float(np.exp(rng.uniform(np.log(0.7), np.log(5.0))))
+    img = cv2.resize(img, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
+    if max(img.shape) > 1400:  # a camera field, not the whole well
+        y0 = int(rng.integers(0, img.shape[0] - 1400 + 1)) if img.shape[0] > 1400 else 0
+        x0 = int(rng.integers(0, img.shape[1] - 1400 + 1)) if img.shape[1] > 1400 else 0
+        img = img[y0:y0 + 1400, x0:x0 + 1400]
+    d = float(np.median(2 * np.sqrt(well.objects["area"] / np.pi))) * zoom
+    return img, d * m0 / ref, -1 - int(seed) % 5, len(well.objects)
+
+
+def render(args) -> None:
+    rng = np.random.default_rng(args.seed)
+    if args.wells:  # cell-culture wells (groups -1..-5 for the leave-out folds)
+        from devolens.models.zoo import card
+
+        ref = float(card("nuclei")["input"]["diameter"]["reference"])
+        jobs = [(int(rng.integers(2**31)), ref, M0) for _ in range(args.n)]
+        with ProcessPoolExecutor(args.workers) as ex:
+            out = list(ex.map(_well_one, jobs, chunksize=2))
+        names = ["wells"]
+    else:
+        tables = _tables(args.heldout, args.sims, args.seed)
+        jobs = [(int(rng.integers(len(tables))), int(rng.integers(2**31))) for _ in range(args.n)]
+        with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(tables,)) as ex:
+            out = list(ex.map(_render_one, jobs, chunksize=4))
+        names = [str(t["embryo"].iloc[0]) if "embryo" in t.columns else f"e{i}" for i, t in enumerate(tables)]
+    feats, mags, emb, cells = _featurize([o[0] for o in out]), [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, feats=feats, m=np.array(mags), embryo=np.array(emb), cells=np.array(cells),
+             names=np.array(names))
+    print(f"{len(out)} samples -> {args.out}")
+
+
+def _featurize(images):
+    from devolens.models import load
+    from devolens.predict.sizing import style_features
+
+    pred = load("nuclei", precision="fp32")
+    return np.stack([style_features(pred, img) for img in images])
+
+
+def _load(files):
+    parts = [np.load(f) for f in files]
+    X = np.concatenate([p["feats"] for p in parts])
+    y = np.log(np.concatenate([p["m"] for p in parts]))
+    g = np.concatenate([p["embryo"] for p in parts])
+    return X, y, g
+
+
+def _errors(e: np.ndarray) -> dict:
+    a = np.abs(e)
+    return {"mean_abs_log": round(float(a.mean()), 4), "median_abs_log": round(float(np.median(a)), 4),
+            "p90_abs_log": round(float(np.percentile(a, 90)), 4), "within_x1.25": round(float(np.mean(a < np.log(1.25))), 4),
+            "n": int(len(a))}
+
+
+class _Gated:
+    """Two ridge heads (embryos: group >= 0; cultured cells: group < 0) and a logistic gate,
+    on features standardised once: the model :class:`devolens.predict.sizing.SizeModel` runs."""
+
+    def __init__(self, alpha: float, gate_c: float = 0.1):
+        self.alpha, self.gate_c = alpha, gate_c
+
+    def fit(self, X, y, g):
+        from sklearn.linear_model import LogisticRegression, Ridge
+        from sklearn.preprocessing import StandardScaler
+
+        from devolens.predict.sizing import SizeModel
+
+        self.sc = StandardScaler().fit(X)
+        z = self.sc.transform(X)
+        emb = g >= 0
+        heads = [Ridge(alpha=self.alpha).fit(z[m], y[m]) for m in (emb, ~emb) if m.any()]
+        gate = LogisticRegression(C=self.gate_c, max_iter=2000).fit(z, emb) if len(heads) == 2 else None
+        self.model = SizeModel(
+            self.sc.mean_, self.sc.scale_, np.stack([h.coef_ for h in heads]), np.array([h.intercept_ for h in heads]),
+            M0, None if gate is None else gate.coef_[0], 0.0 if gate is None else float(gate.intercept_[0]))
+        return self
+
+    def predict(self, X):
+        return np.log(self.model.magnification(X))
+
+
+def fit(args) -> None:
+    """Two ridge heads and a gate; alpha by leave-one-embryo-out error (wells: 5 folds)."""
+    X, y, g = _load(args.train)
+    best = None
+    for alpha in (1.0, 3.0, 10.0, 30.0):
+        err = np.zeros(len(y))
+        for e in np.unique(g):
+            tr, te = g != e, g == e
+            err[te] = _Gated(alpha).fit(X[tr], y[tr], g[tr]).predict(X[te]) - y[te]
+        mae = float(np.mean(np.abs(err)))
+        print(f"alpha {alpha}: leave-one-embryo-out mean |log error| {mae:.4f} (x{np.exp(mae):.3f})")
+        if best is None or mae < best[1]:
+            best = (alpha, mae, err)
+    alpha, _, err = best
+    emb = g >= 0
+    loeo = {"embryos": _errors(err[emb])}
+    if (~emb).any():
+        loeo["wells"] = _errors(err[~emb])
+    # the keep band: images whose estimate lies inside it are used as they are, the others mirrored into it
+    # (at most to m0; every image to m0 without a band).
+    # "train" (default): the network's training zooms; "q90": those widened by the 90th percentile of the
+    # embryo error; "none": every image brought to m0. Chosen on development renders (benchmarks/RESULTS.md)
+    q90 = float(np.percentile(np.abs(err[emb]), 90))
+    band = [round(TRAIN_ZOOMS[0] * float(np.exp(-q90)), 3), round(TRAIN_ZOOMS[1] * float(np.exp(q90)), 3)]
+    keep = {"train": list(TRAIN_ZOOMS), "q90": band, "none": None}[args.keep]
+    model = _Gated(alpha).fit(X, y, g).model
+    report = {"alpha": alpha, "loeo": loeo, "keep": keep, "q90_band": band, "m0": round(M0, 4), "samples": int(len(y))}
+    if args.heldout:
+        for f in args.heldout:
+            d = np.load(f)
+            est = np.log(model.magnification(d["feats"]))
+            report.setdefault("heldout", {})[Path(f).stem] = _errors(est - np.log(d["m"]))
+    print(json.dumps(report, indent=1))
+    if args.to:
+        folder = Path(args.to)
+        model.save(folder / "size_model.safetensors")
+        card_path = folder / "card.json"
+        card = json.loads(card_path.read_text())
+        card["input"]["diameter"]["auto"] = {
+            "file": "size_model.safetensors",
+            "keep": keep,
+            "m0": round(M0, 4),
+            "how": ("cellpose-style size model: two ridge regressions (alpha %g; embryos, cultured cells) weighed "
+                    "by a logistic gate, from the encoder's two deepest stages averaged over the content box and "
+                    "over its bright part, plus the log bright area, to the log magnification relative to EPIC "
+                    "framing; fitted on %d renders of the training embryos (random pose, magnification 0.2-4, "
+                    "optics drawn per image) and simulated culture wells (zoomed 0.7-5x); an image whose estimate "
+                    "lies inside 'keep' (%s) is used as it is, any other is resized to its estimate mirrored into "
+                    "the band, at most to m0, the middle of the network's training zooms 0.55-1.15 "
+                    "(devolens.predict.sizing._target); command: %s"
+                    % (alpha, len(y), {"train": "the training zooms", "q90": "the training zooms widened by the "
+                                       "90th percentile of the error", "none": "none: every image"}[args.keep],
+                       "python scripts/zoo_sizemodel.py fit " + " ".join(args.train) + f" --keep {args.keep}")),
+            "error_loeo": loeo,
+            **({"error_heldout": report["heldout"]} if report.get("heldout") else {}),
+        }
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from zoo_ship import write_card_md
+
+        write_card_md(card, folder / "card.md")
+        print(f"-> {folder / 'size_model.safetensors'} and the card's input.diameter.auto")
+
+
+def card_metrics(args) -> None:
+    """Write the held-out F1 with and without ``diameter="auto"`` at several zooms into the card.
+
+    Reads ``nuclei_{auto,none}_{zoom}.json`` from ``--eval`` (made by ``benchmarks/eval_zoo.py
+    nuclei [--diameter auto] --zoom Z --json ...``); ``none`` at zoom 1 is the card's own figure.
+    """
+    folder = Path(args.to)
+    card = json.loads((folder / "card.json").read_text())
+    key = "instance_f1_iou50_heldout_le200"
+    table = {}
+    for mode in ("none", "auto"):
+        for f in sorted(Path(args.eval).glob(f"nuclei_{mode}_*.json")):
+            zoom = f.stem.rsplit("_", 1)[1]
+            table.setdefault(f"zoom {zoom}", {})[mode] = json.loads(f.read_text())[key]["value"]
+    if "zoom 1.0" in table:  # the card's own figure, in the arithmetic eval_zoo ran (int8 where the CPU has it)
+        from devolens.models import load
+
+        int8 = load("nuclei").network.precision == "int8" and "int8" in card
+        table["zoom 1.0"].setdefault("none", (card["int8"]["metrics"] if int8 else card["metrics"])[key]["value"])
+    card["input"]["diameter"]["auto"]["heldout_f1"] = {
+        "value": table,
+        "how": "instance F1 at IoU 0.5 on the held-out renders (<= 200 cells) resized by the zoom, with the "
+               "diameter estimated per frame (auto) and without resizing (none), default precision; commands: "
+               "python benchmarks/eval_zoo.py nuclei [--diameter auto] --zoom Z"}
+    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from zoo_ship import write_card_md
+
+    write_card_md(card, folder / "card.md")
+    print(json.dumps(table, indent=1))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("render")
+    r.add_argument("--out", required=True)
+    r.add_argument("--n", type=int, default=1000)
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--sims", type=int, default=6)
+    r.add_argument("--heldout", action="store_true")
+    r.add_argument("--wells", action="store_true", help="simulated cell-culture wells instead of embryos")
+    r.add_argument("--workers", type=int, default=2)
+    f = sub.add_parser("fit")
+    f.add_argument("train", nargs="+", help="npz files of the render step (training side)")
+    f.add_argument("--heldout", nargs="*", help="npz files of held-out samples (figures only)")
+    f.add_argument("--to", help="zoo folder: write size_model.safetensors and the card's input.diameter.auto")
+    f.add_argument("--keep", choices=("train", "q90", "none"), default="train",
+                   help="estimates left as they are: inside the network's training zooms (train), those widened by "
+                        "the error's 90th percentile (q90), or none (every image brought to m0)")
+    c = sub.add_parser("card", help="write held-out F1 with/without diameter auto into the card")
+    c.add_argument("--eval", required=True, help="folder of eval_zoo JSON files nuclei_{auto,none}_{zoom}.json")
+    c.add_argument("--to", required=True, help="zoo folder of the nuclei model")
+    args = ap.parse_args(argv)
+    {"render": render, "fit": fit, "card": card_metrics}[args.cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

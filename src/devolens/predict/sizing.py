@@ -1,0 +1,228 @@
+"""How magnified an image is, from the segmentation network's own features (``diameter="auto"``).
+
+cellpose's size model, adapted: the encoder's deepest features, averaged over the image (its
+"style"), say how large the objects are; ridge regressions fitted on renders (one for embryos,
+one for cultured cells, weighed by a logistic gate) map them to the log of the image's
+magnification relative to the model's training data. For the nuclei model
+the magnification ``m`` is relative to EPIC-like framing (752x512 frames, nuclei ~35 px
+mid-embryo) whatever the stage, so the diameter to use is ``reference * m / m0``, ``m0`` being
+the middle of the zooms the network was trained on.
+
+>>> from devolens.models import load                                  # doctest: +SKIP
+>>> nuclei = load("nuclei")                                           # doctest: +SKIP
+>>> est = estimate_diameter(nuclei, [frame])                          # doctest: +SKIP
+>>> est.diameter, est.magnification                                   # doctest: +SKIP
+(70.1, 1.98)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import torch
+
+from devolens.errors import DevolensError
+
+if TYPE_CHECKING:
+    from devolens.predict.segment import _SegmentationPredictor
+
+__all__ = ["style_features", "SizeModel", "DiameterEstimate", "estimate_diameter"]
+
+STYLE_WINDOW = 1024  # working pixels: larger images are judged on a central window (bounded memory and time)
+
+
+def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
+    """The features the size model reads from one image (float64 vector).
+
+    The image is prepared as the predictor prepares it at its card's working scale (channel,
+    resize, percentile normalisation), cut to the box that holds signal (at most the central
+    ``STYLE_WINDOW`` working pixels square), and passed through the float encoder. Features: the mean of each channel of the two deepest encoder stages over
+    the whole box and over its bright part, and the log of the number of bright working pixels.
+
+    Parameters
+    ----------
+    predictor : segmentation predictor
+        A zoo predictor (its ``network`` holds the float model with an ``encoder``).
+    image : ndarray
+        ``HxW`` or ``HxWx3``, any size.
+    """
+    from devolens.predict.postprocess import prepare_image
+
+    net = predictor.network
+    arr = prepare_image(np.asarray(image), net.channel, predictor.card_scale, net.percentiles)
+    y0, y1, x0, x1 = net._content_box([arr]) if net.crop else (0, arr.shape[0], 0, arr.shape[1])
+    # a giant image: its central STYLE_WINDOW x STYLE_WINDOW working pixels tell the magnification as well
+    if y1 - y0 > STYLE_WINDOW:
+        y0 = (y0 + y1 - STYLE_WINDOW) // 2
+        y1 = y0 + STYLE_WINDOW
+    if x1 - x0 > STYLE_WINDOW:
+        x0 = (x0 + x1 - STYLE_WINDOW) // 2
+        x1 = x0 + STYLE_WINDOW
+    raw = arr[y0:y1, x0:x1]
+    box = net._pad(raw)[0]  # padded by reflection for the network; the pooling weights see only the box
+    h, w = raw.shape
+    inside = np.zeros(box.shape, np.float32)
+    inside[:h, :w] = 1.0
+    bright = inside * (box > 0.2)
+    x = torch.from_numpy(np.ascontiguousarray(box, np.float32))[None, None]
+    if net.in_channels > 1:
+        x = x.expand(-1, net.in_channels, -1, -1)
+    encoder = net.model.encoder
+    with torch.inference_mode():
+        feats = encoder(x.contiguous())
+    out = []
+    for f in feats[-2:]:
+        f = f[0].float()
+        for mask in (inside, bright):  # mean over the box, mean over its bright part
+            wgt = torch.from_numpy(_shrink(mask, tuple(f.shape[-2:])))
+            out.append(((f * wgt).sum(dim=(1, 2)) / max(float(wgt.sum()), 1e-3)).numpy())
+    out.append(np.array([np.log1p(bright.sum())], np.float32))
+    return np.concatenate(out).astype(np.float64)
+
+
+def _shrink(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+@dataclass
+class SizeModel:
+    """Ridge regression(s) from :func:`style_features` to ``log(magnification)``.
+
+    With two heads and a gate (the shipped nuclei model: embryos, and cultured cells with
+    scattered nuclei), a logistic gate on the same features weighs the heads:
+    ``log m = p * head0 + (1 - p) * head1``, ``p`` the gate's probability of the first kind.
+
+    Attributes
+    ----------
+    mean, scale : ndarray
+        Standardisation of the features (``(x - mean) / scale``).
+    coef : ndarray, (D,) or (K, D)
+        Regression coefficients of each head on the standardised features.
+    intercept : float or ndarray (K,)
+    m0 : float
+        Magnification at the middle of the network's training zooms: an image at ``m0`` is
+        used at the card's scale as it is.
+    gate_coef, gate_intercept : ndarray (D,), float, optional
+        Logistic gate between two heads.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: "float | np.ndarray"
+    m0: float
+    gate_coef: np.ndarray | None = None
+    gate_intercept: float = 0.0
+
+    def magnification(self, features: np.ndarray) -> np.ndarray:
+        """Estimated magnification(s) for feature vector(s)."""
+        z = (np.atleast_2d(features) - self.mean) / self.scale
+        heads = z @ np.atleast_2d(self.coef).T + np.atleast_1d(self.intercept)  # (N, K)
+        if self.gate_coef is None or heads.shape[1] == 1:
+            return np.exp(heads[:, 0])
+        p = 1.0 / (1.0 + np.exp(-(z @ self.gate_coef + self.gate_intercept)))
+        return np.exp(p * heads[:, 0] + (1.0 - p) * heads[:, 1])
+
+    def save(self, path: str | Path) -> None:
+        from safetensors.numpy import save_file
+
+        arrays = {"mean": self.mean, "scale": self.scale, "coef": np.atleast_2d(self.coef),
+                  "intercept": np.atleast_1d(self.intercept), "m0": np.array([self.m0])}
+        if self.gate_coef is not None:
+            arrays.update(gate_coef=self.gate_coef, gate_intercept=np.array([self.gate_intercept]))
+        save_file({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}, str(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SizeModel":
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            t = {k: v.astype(np.float64) for k, v in load_file(str(path)).items()}
+            gate = t.get("gate_coef")
+            return cls(t["mean"], t["scale"], t["coef"], t["intercept"], float(t["m0"][0]), gate,
+                       float(t["gate_intercept"][0]) if gate is not None else 0.0)
+        except (OSError, KeyError, ValueError, SafetensorError) as exc:
+            raise DevolensError(f"{path}: not a size model ({exc})") from None
+
+
+@dataclass
+class DiameterEstimate:
+    """What ``diameter="auto"`` found.
+
+    Attributes
+    ----------
+    diameter : float or None
+        Typical object diameter (input pixels) to segment with; None when the images are used
+        as they are (their estimate inside the predictor's keep band).
+    magnification : float
+        Estimated magnification relative to the model's reference framing (median over the
+        images looked at).
+    per_image : list of float
+        The estimate of each image looked at.
+    """
+
+    diameter: float | None
+    magnification: float
+    per_image: list
+
+
+def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
+    """The magnification images estimated at ``m`` are brought to.
+
+    Inside the keep band: ``m`` (used as they are). Outside: ``m`` mirrored into the band at the
+    end it passed (``hi**2 / m`` above, ``lo**2 / m`` below), but no further in than ``m0``: an
+    estimate just outside the band moves the image a little, one far out brings it to the middle
+    of the zooms the network was trained on. Without a band: ``m0``.
+    """
+    if keep is None:
+        return m0
+    lo, hi = keep
+    if m > hi:
+        return max(hi * hi / m, min(m0, hi))
+    if m < lo:
+        return min(lo * lo / m, max(m0, lo))
+    return m
+
+
+def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.ndarray]) -> DiameterEstimate:
+    """Estimate the diameter to segment ``images`` with (one magnification for all of them).
+
+    Parameters
+    ----------
+    predictor : segmentation predictor with a size model (``predictor.size_model``)
+    images : sequence of ndarray
+        A few images of the same magnification (e.g. frames of one movie); the median of their
+        estimates is used.
+
+    Returns
+    -------
+    DiameterEstimate
+        With a keep band (``predictor.auto_keep``, card ``input.diameter.auto.keep``: the
+        magnifications the network was trained on), images whose estimate lies inside it are
+        used as they are (``diameter`` None) and the others are mirrored into the band, at
+        most to the size model's ``m0`` (see :func:`_target`); without one, every image is
+        brought to ``m0``.
+
+    Raises
+    ------
+    DevolensError
+        The model has no size model, or no image was given.
+    """
+    model = predictor.size_model
+    if model is None:
+        raise DevolensError("this model has no size model (card input.diameter.auto): give the diameter in pixels")
+    images = list(images)
+    if not images:
+        raise DevolensError("diameter='auto' needs at least one image to look at")
+    per = [float(model.magnification(style_features(predictor, img))[0]) for img in images]
+    m = float(np.median(per))
+    keep = predictor.auto_keep
+    target = _target(m, keep, model.m0)
+    diameter = None if target == m else float(predictor.diameter_ref) * m / target
+    return DiameterEstimate(diameter=diameter, magnification=m, per_image=per)

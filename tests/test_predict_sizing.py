@@ -1,0 +1,245 @@
+"""diameter="auto": the size model (magnification from the network's own features)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
+from devolens.errors import DevolensError
+from devolens.models.architectures import build_model
+from devolens.predict.segment import AUTO_FRAMES, NucleiPredictor
+from devolens.predict.sizing import SizeModel, estimate_diameter, style_features
+
+
+def _tiny():
+    torch.manual_seed(0)
+    return build_model("unet", "resnet18", in_channels=1, classes=3, encoder_depth=3, decoder_channels=(16, 8, 4))
+
+
+def _disc_image(shape, radius, n=4, seed=0):
+    """Bright discs of ``radius`` px on black."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    img = np.zeros(shape, np.uint8)
+    for _ in range(n):
+        cy, cx = rng.uniform(radius, shape[0] - radius), rng.uniform(radius, shape[1] - radius)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = 200
+    return img
+
+
+def _area_model(pred, m_at_small: float, m_at_big: float, small, big) -> SizeModel:
+    """A size model reading only the log bright area (the last feature): ``m_at_small`` for the
+    image ``small``, ``m_at_big`` for ``big``, log-linear in between."""
+    fs, fb = style_features(pred, small), style_features(pred, big)
+    coef = np.zeros(len(fs))
+    slope = (np.log(m_at_big) - np.log(m_at_small)) / (fb[-1] - fs[-1])
+    coef[-1] = slope
+    return SizeModel(mean=np.zeros(len(fs)), scale=np.ones(len(fs)), coef=coef,
+                     intercept=float(np.log(m_at_small) - slope * fs[-1]), m0=0.8)
+
+
+def _constant_model(pred, m: float) -> SizeModel:
+    n = len(style_features(pred, np.zeros((32, 32), np.uint8)))
+    return SizeModel(np.zeros(n), np.ones(n), np.zeros(n), float(np.log(m)), m0=0.8)
+
+
+def test_style_features_see_the_magnification():
+    pred = NucleiPredictor(_tiny(), scale=0.5)
+    img = _disc_image((96, 128), 10)
+    big = np.kron(img, np.ones((2, 2), np.uint8))  # the same field at twice the magnification
+    f1, f2 = style_features(pred, img), style_features(pred, big)
+    assert f1.shape == f2.shape and np.all(np.isfinite(f1))
+    # the last feature is the log bright area (working pixels): four times the area (less the blurred rims)
+    assert np.expm1(f2[-1]) / np.expm1(f1[-1]) == pytest.approx(4.0, rel=0.2)
+    assert not np.allclose(f1[:-1], f2[:-1])
+
+
+def test_size_model_roundtrip_and_bad_file(tmp_path):
+    rng = np.random.default_rng(0)
+    model = SizeModel(rng.normal(size=5), rng.uniform(0.5, 2, 5), rng.normal(size=5), 0.3, 0.8)
+    model.save(tmp_path / "s.safetensors")
+    back = SizeModel.load(tmp_path / "s.safetensors")
+    x = rng.normal(size=(3, 5))
+    np.testing.assert_allclose(back.magnification(x), model.magnification(x), rtol=1e-5)
+    assert back.m0 == pytest.approx(0.8)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(DevolensError, match="not a size model"):
+        SizeModel.load(tmp_path / "bad.safetensors")
+
+
+def test_estimate_keeps_images_inside_the_band_and_resizes_the_others():
+    img = _disc_image((64, 96), 5)
+    pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, size_model=None, auto_keep=(0.5, 1.5))
+    # inside the band: as it is; outside: mirrored into it (2.0 -> 1.5**2 / 2), at most to m0 (0.25 -> 0.8)
+    for m, expected in ((1.0, None), (1.4, None), (2.0, 20.0 * 2.0 / 1.125), (0.25, 20.0 * 0.25 / 0.8)):
+        pred.size_model = _constant_model(pred, m)
+        est = estimate_diameter(pred, [img])
+        assert est.magnification == pytest.approx(m, rel=1e-4)
+        if expected is None:
+            assert est.diameter is None
+        else:
+            assert est.diameter == pytest.approx(expected, rel=1e-4)
+    pred.auto_keep = None  # no keep band (the shipped model): every image is brought to m0
+    for m in (0.5, 1.0, 2.0):
+        pred.size_model = _constant_model(pred, m)
+        assert estimate_diameter(pred, [img]).diameter == pytest.approx(20.0 * m / 0.8, rel=1e-4)
+    with pytest.raises(DevolensError, match="at least one image"):
+        estimate_diameter(pred, [])
+    pred.size_model = None
+    with pytest.raises(DevolensError, match="no size model"):
+        estimate_diameter(pred, [img])
+
+
+def test_target_is_continuous_and_never_past_the_middle():
+    from devolens.predict.sizing import _target
+
+    keep, m0 = (0.55, 1.15), 0.8
+    assert _target(1.0, keep, m0) == 1.0 and _target(0.55, keep, m0) == 0.55  # inside: as it is
+    assert _target(1.1501, keep, m0) == pytest.approx(1.15, rel=1e-3)  # just outside: moved a little
+    assert _target(0.5499, keep, m0) == pytest.approx(0.55, rel=1e-3)
+    assert _target(1.4, keep, m0) == pytest.approx(1.15**2 / 1.4)
+    assert _target(4.0, keep, m0) == m0 and _target(0.1, keep, m0) == m0  # far out: the middle
+    assert _target(1.0, None, m0) == m0  # no band: always the middle
+    ms = np.exp(np.linspace(np.log(0.1), np.log(10), 400))
+    t = np.array([_target(float(m), keep, m0) for m in ms])
+    assert np.all((t >= 0.55 - 1e-9) & (t <= 1.15 + 1e-9)) and np.max(np.abs(np.diff(np.log(t)))) < 0.05
+
+
+def test_auto_diameter_sets_the_working_scale_per_call():
+    small, big = _disc_image((96, 128), 5), _disc_image((96, 128), 10)
+    base = NucleiPredictor(_tiny(), scale=0.5)
+    model = _area_model(base, 1.0, 3.0, small, big)
+    pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter="auto", size_model=model,
+                           auto_keep=(0.5, 1.5))
+    res = pred.predict(small)  # within the band: the card's scale
+    assert res.extra["scale"] == pytest.approx(0.5) and pred.last_estimate.diameter is None
+    res = pred.predict(big)  # magnified 3x, far out: brought to m0 = 0.8 (diameter 20 * 3 / 0.8)
+    assert pred.last_estimate.magnification == pytest.approx(3.0, rel=1e-3)
+    assert pred.last_estimate.diameter == pytest.approx(75.0, rel=1e-3)
+    assert res.extra["scale"] == pytest.approx(0.5 * 0.8 / 3.0, rel=1e-3)
+    assert res.labels.shape == big.shape
+    assert pred.predict(small).extra["scale"] == pytest.approx(0.5)  # each call estimates again
+
+
+def test_auto_diameter_one_estimate_per_stream():
+    small, big = _disc_image((96, 128), 5), _disc_image((96, 128), 10)
+    base = NucleiPredictor(_tiny(), scale=0.5)
+    pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter="auto",
+                           size_model=_area_model(base, 1.0, 3.0, small, big), auto_keep=(0.5, 1.5), batch_size=2)
+    frames = [big] * AUTO_FRAMES + [small] * 3  # a movie: the first frames decide for all
+    out = list(pred.predict_iter(iter(frames)))
+    assert len(out) == len(frames)
+    assert len(pred.last_estimate.per_image) == AUTO_FRAMES
+    assert {round(r.extra["scale"], 6) for r in out} == {round(0.5 * 0.8 / 3.0, 6)}
+
+
+def test_auto_needs_a_size_model():
+    with pytest.raises(DevolensError, match="cannot estimate the diameter"):
+        NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter="auto")
+    with pytest.raises(DevolensError, match="cannot estimate the diameter"):
+        NucleiPredictor(_tiny(), scale=0.5, diameter="auto", size_model=_constant_model(
+            NucleiPredictor(_tiny(), scale=0.5), 1.0))
+
+
+def _said(capsys) -> str:
+    """Everything a command printed (the console writes to stderr), on one line."""
+    cap = capsys.readouterr()
+    return " ".join((cap.out + cap.err).split())
+
+
+def _add_size_model(root, m: float, keep=(0.5, 1.5)) -> None:
+    """Give the tiny zoo's nuclei model a reference diameter and a constant size model (magnification m)."""
+    from devolens.models import zoo
+
+    folder = root / "nuclei"
+    card = json.loads((folder / "card.json").read_text())
+    card["input"]["diameter"] = {"reference": 20.0,
+                                 "auto": {"file": "size_model.safetensors", "keep": list(keep), "m0": 0.8}}
+    (folder / "card.json").write_text(json.dumps(card))
+    zoo.card.cache_clear()
+    pred = zoo.load("nuclei", diameter=None)
+    _constant_model(pred, m).save(folder / "size_model.safetensors")
+
+
+def test_zoo_cli_diameter_auto(tiny_zoo, tmp_path, capsys):  # noqa: F811
+    import imageio.v3 as iio
+
+    from devolens.cli import main
+    from devolens.models import load
+
+    img = tmp_path / "frame.png"
+    iio.imwrite(img, _disc_image((96, 128), 6))
+    # no size model in the card: the default is no resizing, as before; asking for auto is a clear error
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o0")]) == 0
+    assert "working scale 0.5" in _said(capsys)
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o1"), "--diameter", "auto"]) == 2
+    assert "cannot estimate the diameter" in _said(capsys) and not (tmp_path / "o1").exists()
+
+    _add_size_model(tiny_zoo, m=2.0)
+    assert load("nuclei", diameter="auto").size_model is not None
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o2")]) == 0  # auto by default
+    out = _said(capsys)
+    # magnification 2, keep band 0.5-1.5: mirrored to 1.125, i.e. nuclei as if 20 * 2 / 1.125 = 36 px wide
+    assert "diameter auto" in out and "as if 36 px wide" in out and "working scale 0.281" in out
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o3"), "--diameter", "none"]) == 0
+    out = _said(capsys)
+    assert "working scale 0.5" in out and "diameter auto" not in out
+    for bad in ("big", "-4", "0"):
+        assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o4"), "--diameter", bad]) == 2
+        assert "--diameter must be" in _said(capsys) and not (tmp_path / "o4").exists()
+    # the membrane model has no size model: its default stays "no resizing"
+    assert main(["segment", "membrane", str(img), "--out", str(tmp_path / "o5")]) == 0
+
+
+def test_population_diameter_auto(tiny_zoo, tmp_path, capsys):  # noqa: F811
+    import imageio.v3 as iio
+
+    from devolens.cli import main
+    from devolens.models import load
+
+    with pytest.raises(DevolensError, match="cannot estimate the diameter"):
+        load("population", diameter="auto")
+    _add_size_model(tiny_zoo, m=2.0)
+    pred = load("population", diameter="auto")
+    frames = [_disc_image((96, 128), 6, seed=s) for s in range(AUTO_FRAMES + 2)]
+    rows = list(pred.predict_iter(iter(frames)))
+    assert len(rows) == len(frames)
+    assert pred.resize == pytest.approx(1.125 / 2.0)  # frames mirrored into the keep band (1.5**2 / 2)
+    assert pred.nuclei.diameter is None  # resized once, in population
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        iio.imwrite(folder / f"f{i:02d}.png", f)
+    assert main(["population", str(folder), "--out", str(tmp_path / "p.csv"), "--no-plot"]) == 0
+    assert "diameter auto" in _said(capsys)
+    assert main(["population", str(folder), "--out", str(tmp_path / "q.csv"), "--no-plot", "--diameter", "none"]) == 0
+    assert "diameter auto" not in _said(capsys)
+
+
+@pytest.mark.skipif(not shipped("nuclei"), reason="nuclei weights not shipped")
+def test_shipped_size_model_finds_a_doubled_magnification():
+    import cv2
+
+    from devolens.lineage.simulate import simulate_embryo
+    from devolens.models import load
+    from devolens.render.nuclei import render_nuclei_frame
+    from devolens.train.metrics import instance_scores
+
+    pred = load("nuclei", diameter="auto")
+    if pred.size_model is None:
+        pytest.skip("the shipped nuclei model has no size model")
+    table = simulate_embryo(11, n_cells=90)
+    t = int(table.groupby("time").size().index[-1])
+    frame = render_nuclei_frame(table, t, size=(512, 752), seed=5, rgb=True)
+    assert pred.predict(frame.image).extra["scale"] == pytest.approx(pred.card_scale)  # EPIC framing: as it is
+    assert pred.last_estimate.diameter is None and 0.6 < pred.last_estimate.magnification < 1.6
+    big = cv2.resize(frame.image, (1504, 1024), interpolation=cv2.INTER_LINEAR)  # filmed at 2x
+    truth = cv2.resize(frame.labels, (1504, 1024), interpolation=cv2.INTER_NEAREST)
+    res = pred.predict(big)
+    assert 1.5 < pred.last_estimate.magnification < 2.7
+    plain = instance_scores(load("nuclei").predict(big).labels, truth)["f1"]
+    assert instance_scores(res.labels, truth)["f1"] > plain + 0.05
