@@ -97,6 +97,11 @@ def _looped(video: Path, times: int) -> Path:
     return out
 
 
+def _variant(name: str) -> list[str]:
+    """Extra arguments of an ``--also`` variant of our command."""
+    return ["--diameter", "none"] if name == "diameter-none" else ["--precision", name]
+
+
 def _timed(cmd: list[str], env: dict) -> float:
     t0 = time.perf_counter()
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -112,8 +117,9 @@ def main() -> None:
                     help="approximate number of frames in the video (0: the whole timelapse, every time point)")
     ap.add_argument("--repeats", type=int, default=2, help="runs per side (alternating); the best time counts")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for both sides")
-    ap.add_argument("--also", nargs="*", default=["bf16"], choices=("int8", "bf16", "fp32"),
-                    help="also time `devolens segment nuclei --precision P` for these P (ours = the default, auto)")
+    ap.add_argument("--also", nargs="*", default=["bf16"], choices=("int8", "bf16", "fp32", "diameter-none"),
+                    help="also time `devolens segment nuclei --precision P` for these P (ours = the default, auto), "
+                         "and with diameter-none `--diameter none` (no magnification estimate)")
     ap.add_argument("--loop", type=int, default=1, help="play the video this many times in a row (longer input)")
     a = ap.parse_args()
     video = _looped(_video(a.frames), a.loop)
@@ -138,8 +144,8 @@ def main() -> None:
             base.append(_timed([sys.executable, str(script), str(video), str(work / "base"), str(a.threads)], env))
             for p in a.also:
                 shutil.rmtree(work / p, ignore_errors=True)
-                also[p].append(_timed(seg + [str(work / p), "--precision", p], env))
-            extra = "".join(f", ours --precision {p} {t[-1]:.1f} s" for p, t in also.items())
+                also[p].append(_timed(seg + [str(work / p)] + _variant(p), env))
+            extra = "".join(f", ours {' '.join(_variant(p))} {t[-1]:.1f} s" for p, t in also.items())
             print(f"run {r + 1}: ours {ours[-1]:.1f} s, DevoLearn-style {base[-1]:.1f} s{extra}", flush=True)
         n_labels = len(list((work / "ours" / "labels").glob("*_labels.tif")))
     finally:
@@ -150,7 +156,7 @@ def main() -> None:
     print(f"ours (devolens segment nuclei, whole process): {o:.1f} s = {n / o:.2f} frames/s")
     print(f"DevoLearn-style (decode all, FPN-ResNet18 fp32 at 256x256, one frame at a time): {b:.1f} s = {n / b:.2f} frames/s")
     for p, t in also.items():
-        print(f"ours with --precision {p}: {min(t):.1f} s = {n / min(t):.2f} frames/s, speed-up {b / min(t):.2f}x")
+        print(f"ours with {' '.join(_variant(p))}: {min(t):.1f} s = {n / min(t):.2f} frames/s, speed-up {b / min(t):.2f}x")
     from devolens.models import load
 
     print(f"ours uses precision {load('nuclei').network.precision!r} here (auto)")
