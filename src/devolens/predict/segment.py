@@ -434,7 +434,10 @@ class NucleiPredictor(_SegmentationPredictor):
     CPUs with VNNI/AMX where the card has int8 scales, else bf16; see
     :func:`devolens.models.quantize.resolve_precision`) and ``diameter`` (typical nucleus
     diameter in input pixels, for another magnification than the training data: the
-    input is resized by the card's reference diameter / ``diameter`` on top of its scale).
+    input is resized by the card's reference diameter / ``diameter`` on top of its scale;
+    ``"auto"``: estimated by the card's size model, :mod:`devolens.predict.sizing`, once per
+    ``predict`` / ``predict_batch`` call or stream from its first ``AUTO_FRAMES`` images,
+    ``last_estimate`` then says what was found).
 
     Postprocess options (working-resolution pixels): ``threshold`` (0.5), ``seed_threshold``
     (0.5), ``min_distance`` (3), ``min_size`` (8), ``smooth`` (1.0), ``split_seeds`` (False:
