@@ -11,8 +11,10 @@ import torch
 from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
 from devolens.errors import DevolensError
 from devolens.models.architectures import build_model
-from devolens.predict.segment import AUTO_FRAMES, NucleiPredictor
-from devolens.predict.sizing import SizeModel, estimate_diameter, style_features
+from devolens.predict.segment import NucleiPredictor
+from devolens.predict.sizing import (
+    AUTO_FRAMES, MIN_OBJECTS, SizeModel, count_objects, estimate_diameter, gather, style_features,
+)
 
 
 def _tiny():
@@ -20,13 +22,17 @@ def _tiny():
     return build_model("unet", "resnet18", in_channels=1, classes=3, encoder_depth=3, decoder_channels=(16, 8, 4))
 
 
-def _disc_image(shape, radius, n=4, seed=0):
-    """Bright discs of ``radius`` px on black."""
+def _disc_image(shape, radius, n=12, seed=0):
+    """``n`` bright discs of ``radius`` px on black, apart from each other (on a grid)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     img = np.zeros(shape, np.uint8)
-    for _ in range(n):
-        cy, cx = rng.uniform(radius, shape[0] - radius), rng.uniform(radius, shape[1] - radius)
+    cols = int(np.ceil(np.sqrt(n * shape[1] / shape[0])))
+    rows = int(np.ceil(n / cols))
+    cells = rng.permutation(rows * cols)[:n]
+    for c in cells:
+        cy = (c // cols + 0.5) * shape[0] / rows + rng.uniform(-1, 1)
+        cx = (c % cols + 0.5) * shape[1] / cols + rng.uniform(-1, 1)
         img[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = 200
     return img
 
@@ -135,6 +141,29 @@ def test_auto_diameter_one_estimate_per_stream():
     assert len(out) == len(frames)
     assert len(pred.last_estimate.per_image) == AUTO_FRAMES
     assert {round(r.extra["scale"], 6) for r in out} == {round(0.5 * 0.8 / 3.0, 6)}
+
+
+def test_too_few_objects_do_not_decide():
+    """An embryo of a few cells is read unreliably by the size model: such images are used as they are."""
+    pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, auto_keep=(0.5, 1.5))
+    pred.size_model = _constant_model(pred, 3.0)
+    one, many = _disc_image((96, 128), 10, n=1), _disc_image((96, 128), 6, n=MIN_OBJECTS + 2)
+    assert count_objects(pred, one) == 1 and count_objects(pred, many) == MIN_OBJECTS + 2
+    est = estimate_diameter(pred, [one, _disc_image((96, 128), 10, n=2)])
+    assert est.trusted == 0 and est.diameter is None and est.magnification == pytest.approx(3.0, rel=1e-4)
+    est = estimate_diameter(pred, [one, many])  # only the image with enough objects decides
+    assert est.trusted == 1 and est.diameter == pytest.approx(20.0 * 3.0 / 0.8, rel=1e-4)
+
+
+def test_gather_looks_past_the_first_few_cell_frames():
+    pred = NucleiPredictor(_tiny(), scale=0.5)
+    one, many = _disc_image((96, 128), 10, n=1), _disc_image((96, 128), 6, n=MIN_OBJECTS + 2)
+    stream = iter([one] * 10 + [many] * 10 + [one] * 3)
+    read, chosen = gather(pred, stream)
+    assert len(read) == 10 + AUTO_FRAMES and len(chosen) == AUTO_FRAMES
+    assert all(c is many for c in chosen) and len(list(stream)) == 5 + 3  # the rest left in the stream
+    read, chosen = gather(pred, iter([one] * 7))  # none has enough: the first AUTO_FRAMES
+    assert len(read) == 7 and len(chosen) == AUTO_FRAMES
 
 
 def test_auto_needs_a_size_model():

@@ -400,13 +400,13 @@ class PopulationPredictor:
         :meth:`size_advice`), method ``composition``.
         """
         done = 0
-        if self.auto:  # one magnification for the movie, estimated from its first frames
+        if self.auto:  # one magnification for the movie, estimated from its first frames with enough nuclei
             from devolens.predict.postprocess import diameter_scale
-            from devolens.predict.segment import AUTO_FRAMES
+            from devolens.predict.sizing import gather
 
             images = iter(images)
-            head = [np.asarray(img) for img in itertools.islice(images, AUTO_FRAMES)]
-            est = self.last_estimate = self.nuclei.estimate_diameter(head)
+            head, chosen = gather(self.nuclei, images)
+            est = self.last_estimate = self.nuclei.estimate_diameter(chosen)
             self.resize = 1.0 if est is None or est.diameter is None else diameter_scale(
                 1.0, self.nuclei.diameter_ref, est.diameter)
             images = itertools.chain(head, images)

@@ -39,8 +39,6 @@ from devolens.predict.postprocess import (
 if TYPE_CHECKING:
     import pandas as pd
 
-AUTO_FRAMES = 5  # diameter="auto": frames of a stream the magnification is estimated from
-
 
 def check_diameter(diameter, reference: float | None) -> float:
     """A user's typical object ``diameter`` (pixels) as a float, for a model whose card gives a
@@ -287,10 +285,12 @@ class _SegmentationPredictor:
             the other).
         """
         done = 0
-        if self.auto:  # one magnification for the stream, estimated from its first frames
+        if self.auto:  # one magnification for the stream, estimated from its first frames with enough nuclei
+            from devolens.predict.sizing import gather
+
             images = iter(images)
-            head = list(itertools.islice(images, AUTO_FRAMES))
-            self.estimate_diameter([im.image if isinstance(im, Prepared) else im for im in head], apply=True)
+            head, chosen = gather(self, images)
+            self.estimate_diameter(chosen, apply=True)
             images = itertools.chain(head, images)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="devolens-post") if workers > 0 else None
 
@@ -436,8 +436,8 @@ class NucleiPredictor(_SegmentationPredictor):
     diameter in input pixels, for another magnification than the training data: the
     input is resized by the card's reference diameter / ``diameter`` on top of its scale;
     ``"auto"``: estimated by the card's size model, :mod:`devolens.predict.sizing`, once per
-    ``predict`` / ``predict_batch`` call or stream from its first ``AUTO_FRAMES`` images,
-    ``last_estimate`` then says what was found).
+    ``predict`` / ``predict_batch`` call or stream, from its first images with enough nuclei
+    (:func:`~devolens.predict.sizing.gather`); ``last_estimate`` then says what was found).
 
     Postprocess options (working-resolution pixels): ``threshold`` (0.5), ``seed_threshold``
     (0.5), ``min_distance`` (3), ``min_size`` (8), ``smooth`` (1.0), ``split_seeds`` (False:

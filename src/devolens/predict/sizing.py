@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -29,9 +29,13 @@ from devolens.errors import DevolensError
 if TYPE_CHECKING:
     from devolens.predict.segment import _SegmentationPredictor
 
-__all__ = ["style_features", "SizeModel", "DiameterEstimate", "estimate_diameter"]
+__all__ = ["style_features", "count_objects", "SizeModel", "DiameterEstimate", "estimate_diameter", "gather"]
 
 STYLE_WINDOW = 1024  # working pixels: larger images are judged on a central window (bounded memory and time)
+MIN_OBJECTS = 8  # images with fewer bright objects (embryos of 1-7 cells) do not decide the magnification
+AUTO_FRAMES = 5  # a stream's magnification: the median over its first this many images with enough objects
+AUTO_LOOKAHEAD = 240  # ... looked for among at most this many first images
+AUTO_BUDGET = 256 * 2**20  # ... and at most this many bytes of them held in memory
 
 
 def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
@@ -81,6 +85,27 @@ def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np
             out.append(((f * wgt).sum(dim=(1, 2)) / max(float(wgt.sum()), 1e-3)).numpy())
     out.append(np.array([np.log1p(bright.sum())], np.float32))
     return np.concatenate(out).astype(np.float64)
+
+
+def count_objects(predictor: "_SegmentationPredictor", image: np.ndarray) -> int:
+    """Bright objects in ``image`` as the size model sees it (prepared at the card's scale): the
+    connected components of at least 10 working pixels above 0.2 or above 0.5 of the normalised
+    range, whichever finds more (the higher level separates the touching nuclei of dense embryos).
+
+    The size model reads embryos of a few cells unreliably (mostly too low) (it has no crowd of nuclei to judge by), so
+    :func:`estimate_diameter` only trusts images with at least ``MIN_OBJECTS``.
+    """
+    import cv2
+
+    from devolens.predict.postprocess import prepare_image
+
+    net = predictor.network
+    arr = prepare_image(np.asarray(image), net.channel, predictor.card_scale, net.percentiles)
+    found = 0
+    for level in (0.2, 0.5):
+        _, _, stats, _ = cv2.connectedComponentsWithStats((arr > level).astype(np.uint8), connectivity=8)
+        found = max(found, int((stats[1:, cv2.CC_STAT_AREA] >= 10).sum()))
+    return found
 
 
 def _shrink(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -165,11 +190,15 @@ class DiameterEstimate:
         images looked at).
     per_image : list of float
         The estimate of each image looked at.
+    trusted : int
+        How many of them had at least ``MIN_OBJECTS`` bright objects and so decided the
+        estimate; 0: none had (an embryo of a few cells), the images are used as they are.
     """
 
     diameter: float | None
     magnification: float
     per_image: list
+    trusted: int = 0
 
 
 def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
@@ -190,6 +219,35 @@ def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
     return m
 
 
+def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list, list]:
+    """Read the start of a stream (a movie) for :func:`estimate_diameter`.
+
+    A movie often starts with an embryo of a few cells, too few objects to judge the magnification
+    by: images are read until ``AUTO_FRAMES`` of them show at least ``MIN_OBJECTS`` objects, or
+    ``AUTO_LOOKAHEAD`` images or ``AUTO_BUDGET`` bytes were read.
+
+    Returns
+    -------
+    (read, chosen)
+        Every item read, in order (to be processed first), and the images to estimate from
+        (the first ``AUTO_FRAMES`` read when none had enough objects).
+    """
+    from devolens.predict.postprocess import Prepared
+
+    read, chosen, plain, nbytes = [], [], [], 0
+    for item in images:
+        read.append(item)
+        arr = item.image if isinstance(item, Prepared) else np.asarray(item)
+        if len(plain) < AUTO_FRAMES:
+            plain.append(arr)
+        nbytes += arr.nbytes
+        if arr.ndim in (2, 3) and min(arr.shape[:2]) >= 2 and count_objects(predictor, arr) >= MIN_OBJECTS:
+            chosen.append(arr)
+        if len(chosen) >= AUTO_FRAMES or len(read) >= AUTO_LOOKAHEAD or nbytes >= AUTO_BUDGET:
+            break
+    return read, chosen or plain
+
+
 def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.ndarray]) -> DiameterEstimate:
     """Estimate the diameter to segment ``images`` with (one magnification for all of them).
 
@@ -203,6 +261,8 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     Returns
     -------
     DiameterEstimate
+        Only images with at least ``MIN_OBJECTS`` bright objects (:func:`count_objects`) decide;
+        when none has, the images are used as they are (``diameter`` None, ``trusted`` 0).
         With a keep band (``predictor.auto_keep``, card ``input.diameter.auto.keep``: the
         magnifications the network was trained on), images whose estimate lies inside it are
         used as they are (``diameter`` None) and the others are mirrored into the band, at
@@ -221,8 +281,11 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     if not images:
         raise DevolensError("diameter='auto' needs at least one image to look at")
     per = [float(model.magnification(style_features(predictor, img))[0]) for img in images]
-    m = float(np.median(per))
+    trusted = [m for m, img in zip(per, images) if count_objects(predictor, img) >= MIN_OBJECTS]
+    m = float(np.median(trusted or per))
+    if not trusted:  # a few nuclei: too few to judge the magnification by (estimates run low there)
+        return DiameterEstimate(diameter=None, magnification=m, per_image=per, trusted=0)
     keep = predictor.auto_keep
     target = _target(m, keep, model.m0)
     diameter = None if target == m else float(predictor.diameter_ref) * m / target
-    return DiameterEstimate(diameter=diameter, magnification=m, per_image=per)
+    return DiameterEstimate(diameter=diameter, magnification=m, per_image=per, trusted=len(trusted))
