@@ -43,8 +43,9 @@ def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np
 
     The image is prepared as the predictor prepares it at its card's working scale (channel,
     resize, percentile normalisation), cut to the box that holds signal (at most the central
-    ``STYLE_WINDOW`` working pixels square), and passed through the float encoder. Features: the mean of each channel of the two deepest encoder stages over
-    the whole box and over its bright part, and the log of the number of bright working pixels.
+    ``STYLE_WINDOW`` working pixels square), and passed through the float encoder. Features: the
+    mean of each channel of the two deepest encoder stages over the whole box and over its bright
+    part, and the log of the number of bright working pixels.
 
     Parameters
     ----------
@@ -53,10 +54,8 @@ def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np
     image : ndarray
         ``HxW`` or ``HxWx3``, any size.
     """
-    from devolens.predict.postprocess import prepare_image
-
     net = predictor.network
-    arr = prepare_image(np.asarray(image), net.channel, predictor.card_scale, net.percentiles)
+    arr = _prepared(predictor, image)
     y0, y1, x0, x1 = net._content_box([arr]) if net.crop else (0, arr.shape[0], 0, arr.shape[1])
     # a giant image: its central STYLE_WINDOW x STYLE_WINDOW working pixels tell the magnification as well
     if y1 - y0 > STYLE_WINDOW:
@@ -92,20 +91,26 @@ def count_objects(predictor: "_SegmentationPredictor", image: np.ndarray) -> int
     connected components of at least 10 working pixels above 0.2 or above 0.5 of the normalised
     range, whichever finds more (the higher level separates the touching nuclei of dense embryos).
 
-    The size model reads embryos of a few cells unreliably (mostly too low) (it has no crowd of nuclei to judge by), so
-    :func:`estimate_diameter` only trusts images with at least ``MIN_OBJECTS``.
+    The size model reads embryos of a few cells unreliably, mostly too low (there is no crowd of
+    nuclei to judge by), so :func:`estimate_diameter` only trusts images with at least
+    ``MIN_OBJECTS``.
     """
     import cv2
 
-    from devolens.predict.postprocess import prepare_image
-
-    net = predictor.network
-    arr = prepare_image(np.asarray(image), net.channel, predictor.card_scale, net.percentiles)
+    arr = _prepared(predictor, image)
     found = 0
     for level in (0.2, 0.5):
         _, _, stats, _ = cv2.connectedComponentsWithStats((arr > level).astype(np.uint8), connectivity=8)
         found = max(found, int((stats[1:, cv2.CC_STAT_AREA] >= 10).sum()))
     return found
+
+
+def _prepared(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
+    """``image`` as the predictor's network sees it at the card's scale (whatever the diameter)."""
+    from devolens.predict.postprocess import prepare_image
+
+    net = predictor.network
+    return prepare_image(np.asarray(image), net.channel, predictor.card_scale, net.percentiles)
 
 
 def _shrink(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
