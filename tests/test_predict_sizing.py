@@ -220,6 +220,11 @@ def test_zoo_cli_diameter_auto(tiny_zoo, tmp_path, capsys):  # noqa: F811
     for bad in ("big", "-4", "0"):
         assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o4"), "--diameter", bad]) == 2
         assert "--diameter must be" in _said(capsys) and not (tmp_path / "o4").exists()
+    lone = tmp_path / "lone.png"  # one nucleus: too few to judge by, said so, used as it is
+    iio.imwrite(lone, _disc_image((96, 128), 10, n=1))
+    assert main(["segment", "nuclei", str(lone), "--out", str(tmp_path / "o6")]) == 0
+    out = _said(capsys)
+    assert "too few to judge the magnification" in out and "working scale 0.5" in out
     # the membrane model has no size model: its default stays "no resizing"
     assert main(["segment", "membrane", str(img), "--out", str(tmp_path / "o5")]) == 0
 

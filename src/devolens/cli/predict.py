@@ -300,8 +300,15 @@ def _diameter(value: Optional[str], model: str) -> "float | str | None":
 
 
 def _estimate_note(estimate, what: str) -> Optional[str]:
-    """What ``--diameter auto`` did, in words (None when it left the images as they are)."""
-    if estimate is None or estimate.diameter is None:
+    """What ``--diameter auto`` did, in words (None when it judged the images and left them as they are)."""
+    if estimate is None:
+        return None
+    if not estimate.trusted:
+        from devolens.predict.sizing import MIN_OBJECTS
+
+        return (f"diameter auto: fewer than {MIN_OBJECTS} {what} in the images looked at, too few to judge the "
+                "magnification by: used as they are (give --diameter if they are not EPIC-like framing)")
+    if estimate.diameter is None:
         return None
     return (f"diameter auto: the images look {estimate.magnification:.2g}x as magnified as the model's training "
             f"frames; {what} segmented as if {estimate.diameter:.0f} px wide (--diameter to set it)")
