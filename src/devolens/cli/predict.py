@@ -486,9 +486,9 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "Typical object diameter in the input, pixels, for images at another magnification than the "
             "training data: they are resized so that such objects have the size the model knows (the card's "
             "input.diameter reference; nuclei: 35 px in 752x512 EPIC-like frames). 'auto' (the default for "
-            "models with a size model, e.g. nuclei): the magnification is estimated from the first images "
-            "(up to 5; one estimate per input) and only images clearly outside the magnifications the model "
-            "was trained on are resized. 'none': no resizing. A note suggests a value when the objects found "
+            "models with a size model, e.g. nuclei): the magnification is estimated once per input, from its "
+            "first 5 images with at least 8 nuclei, and only inputs outside the magnifications the model was "
+            "trained on are resized. 'none': no resizing. A note suggests a value when the objects found "
             "are far from the sizes the model knows.")),
     ) -> None:
         from devolens.cli._common import console, progress_bar, streaming_threads
@@ -619,8 +619,8 @@ def population_command(
     diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|none", help=(
         "Typical nucleus diameter in the input, pixels, for movies at another magnification than the training "
         "data: frames are resized so nuclei and embryo have the sizes the model was fitted on (nuclei about 35 px "
-        "in 752x512 EPIC-like frames). Default 'auto': the magnification is estimated from the first 5 frames and "
-        "only movies clearly outside the magnifications the model was trained on are resized. 'none': no "
+        "in 752x512 EPIC-like frames). Default 'auto': the magnification is estimated from the first 5 frames with "
+        "at least 8 nuclei and only movies outside the magnifications the model was trained on are resized. 'none': no "
         "resizing. A note suggests a value when the nuclei found are far from the sizes the model knows.")),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
