@@ -54,8 +54,12 @@ def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np
     image : ndarray
         ``HxW`` or ``HxWx3``, any size.
     """
+    return _features(predictor, _prepared(predictor, image))
+
+
+def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarray:
+    """:func:`style_features` of an image already prepared at the card's scale."""
     net = predictor.network
-    arr = _prepared(predictor, image)
     y0, y1, x0, x1 = net._content_box([arr]) if net.crop else (0, arr.shape[0], 0, arr.shape[1])
     # a giant image: its central STYLE_WINDOW x STYLE_WINDOW working pixels tell the magnification as well
     if y1 - y0 > STYLE_WINDOW:
@@ -95,9 +99,13 @@ def count_objects(predictor: "_SegmentationPredictor", image: np.ndarray) -> int
     nuclei to judge by), so :func:`estimate_diameter` only trusts images with at least
     ``MIN_OBJECTS``.
     """
+    return _count(_prepared(predictor, image))
+
+
+def _count(arr: np.ndarray) -> int:
+    """:func:`count_objects` of an image already prepared at the card's scale."""
     import cv2
 
-    arr = _prepared(predictor, image)
     found = 0
     for level in (0.2, 0.5):
         _, _, stats, _ = cv2.connectedComponentsWithStats((arr > level).astype(np.uint8), connectivity=8)
@@ -285,8 +293,12 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     images = list(images)
     if not images:
         raise DevolensError("diameter='auto' needs at least one image to look at")
-    per = [float(model.magnification(style_features(predictor, img))[0]) for img in images]
-    trusted = [m for m, img in zip(per, images) if count_objects(predictor, img) >= MIN_OBJECTS]
+    per, trusted = [], []
+    for img in images:  # one preparation per image for both the features and the object count
+        arr = _prepared(predictor, img)
+        per.append(float(model.magnification(_features(predictor, arr))[0]))
+        if _count(arr) >= MIN_OBJECTS:
+            trusted.append(per[-1])
     m = float(np.median(trusted or per))
     if not trusted:  # a few nuclei: too few to judge the magnification by (estimates run low there)
         return DiameterEstimate(diameter=None, magnification=m, per_image=per, trusted=0)
