@@ -324,12 +324,11 @@ class PopulationPredictor:
             diameter = options.pop("diameter", None)  # applied to the frames here, not in the nuclei model
             nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
             resize = 1.0
-            auto = isinstance(diameter, str) and diameter.strip().lower() == "auto"
-            if auto:  # estimated from the first frames (predict_iter)
-                if getattr(nuclei, "size_model", None) is None or not getattr(nuclei, "diameter_ref", None):
-                    raise DevolensError("the nuclei model cannot estimate the diameter (no size model in its card): "
-                                        "give the diameter in pixels")
-            elif diameter is not None:
+            from devolens.predict.sizing import wants_auto
+
+            auto = wants_auto(diameter, getattr(nuclei, "size_model", None), getattr(nuclei, "diameter_ref", None),
+                              "the nuclei model")  # estimated from the first frames (predict_iter)
+            if not auto and diameter is not None:
                 from devolens.predict.postprocess import diameter_scale
                 from devolens.predict.segment import check_diameter
 

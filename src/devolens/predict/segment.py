@@ -175,11 +175,10 @@ class _SegmentationPredictor:
         self.size_model = size_model  # devolens.predict.sizing.SizeModel, for diameter="auto"
         # diameter="auto": estimates inside this band leave the images as they are (None: always resized to m0)
         self.auto_keep = None if auto_keep is None else (float(auto_keep[0]), float(auto_keep[1]))
-        self.auto = isinstance(diameter, str) and diameter.strip().lower() == "auto"
+        from devolens.predict.sizing import wants_auto
+
+        self.auto = wants_auto(diameter, size_model, self.diameter_ref)
         if self.auto:
-            if size_model is None or not self.diameter_ref:
-                raise DevolensError("this model cannot estimate the diameter (no size model in its card): "
-                                    "give the diameter in pixels")
             diameter = None
         self.last_estimate = None  # the DiameterEstimate of the last diameter="auto" call
         self.diameter = None if diameter is None else check_diameter(diameter, self.diameter_ref)

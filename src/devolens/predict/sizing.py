@@ -29,13 +29,29 @@ from devolens.errors import DevolensError
 if TYPE_CHECKING:
     from devolens.predict.segment import _SegmentationPredictor
 
-__all__ = ["style_features", "count_objects", "SizeModel", "DiameterEstimate", "estimate_diameter", "gather"]
+__all__ = ["wants_auto", "style_features", "count_objects", "SizeModel", "DiameterEstimate", "estimate_diameter", "gather"]
 
 STYLE_WINDOW = 1024  # working pixels: larger images are judged on a central window (bounded memory and time)
 MIN_OBJECTS = 8  # images with fewer bright objects (embryos of 1-7 cells) do not decide the magnification
 AUTO_FRAMES = 5  # a stream's magnification: the median over its first this many images with enough objects
 AUTO_LOOKAHEAD = 240  # ... looked for among at most this many first images
 AUTO_BUDGET = 256 * 2**20  # ... and at most this many bytes of them held in memory
+
+
+def wants_auto(diameter, size_model, reference, what: str = "this model") -> bool:
+    """True when ``diameter`` asks for ``"auto"``; then checks that the model can estimate it.
+
+    Raises
+    ------
+    DevolensError
+        ``"auto"`` was asked of a model without a size model or a reference diameter.
+    """
+    if not (isinstance(diameter, str) and diameter.strip().lower() == "auto"):
+        return False
+    if size_model is None or not reference:
+        raise DevolensError(f"{what} cannot estimate the diameter (no size model in its card): give the diameter "
+                            "in pixels")
+    return True
 
 
 def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
