@@ -248,7 +248,7 @@ def eval_membrane(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> t
     rows = list(_frames(val_dirs))
     images = (_zoomed(read_image(v / r["file"])) for v, r in rows)
     t0 = time.perf_counter()
-    for (vdir, row), res in zip(rows, pred.predict_iter(images)):
+    for (vdir, row), res in zip(rows, _segment_each(pred, images)):
         stem = Path(row["file"]).stem
         cells = _zoomed(tifffile.imread(vdir / "labels" / f"{stem}_labels.tif"), labels=True)
         mem = read_image(vdir / "membranes" / f"{stem}_membrane.png")

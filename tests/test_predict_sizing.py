@@ -143,6 +143,37 @@ def test_auto_diameter_one_estimate_per_stream():
     assert {round(r.extra["scale"], 6) for r in out} == {round(0.5 * 0.8 / 3.0, 6)}
 
 
+def test_diameter_each_estimates_every_image_on_its_own():
+    """A folder of unrelated images: diameter="each" sizes every image by itself (auto: one for all)."""
+    small, big = _disc_image((96, 128), 5), _disc_image((96, 128), 10)
+    base = NucleiPredictor(_tiny(), scale=0.5)
+    model = _area_model(base, 1.0, 3.0, small, big)
+    pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter="each", size_model=model,
+                           auto_keep=(0.5, 1.5), batch_size=2)
+    seen = []
+    out = list(pred.predict_iter(iter([big, small, big]), total=3, progress=lambda d, t: seen.append((d, t))))
+    assert [round(r.extra["scale"], 6) for r in out] == [round(0.5 * 0.8 / 3.0, 6), 0.5, round(0.5 * 0.8 / 3.0, 6)]
+    assert [e.diameter is None for e in pred.estimates] == [False, True, False]
+    assert seen == [(1, 3), (2, 3), (3, 3)] and all(r.labels.shape == big.shape for r in out)
+    one = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter="auto", size_model=model,
+                          auto_keep=(0.5, 1.5))
+    assert len({r.extra["scale"] for r in one.predict_iter(iter([big, small, big]))}) == 1
+
+
+def test_enclosed_objects_count_the_cells_of_a_membrane_image():
+    """Membrane images: the size model's gate counts the dark cells outlined by bright lines, not the
+    bright network of lines (one component) nor the background around the embryo."""
+    from devolens.predict.segment import MembranePredictor
+
+    img = np.zeros((120, 160), np.uint8)
+    img[20:101:20, 20:141] = 220  # 4 x 6 cells of 19 px inside a lattice of lines ...
+    img[20:101, 20:141:20] = 220  # ... in the middle of a dark frame (the background)
+    pred = MembranePredictor(_tiny(), scale=1.0)
+    assert pred.size_objects == "enclosed" and count_objects(pred, img) == 24
+    assert count_objects(NucleiPredictor(_tiny(), scale=1.0), img) == 1  # bright objects: the lattice
+    assert count_objects(pred, np.zeros((64, 64), np.uint8)) == 0
+
+
 def test_too_few_objects_do_not_decide():
     """An embryo of a few cells is read unreliably by the size model: such images are used as they are."""
     pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, auto_keep=(0.5, 1.5))
@@ -227,6 +258,16 @@ def test_zoo_cli_diameter_auto(tiny_zoo, tmp_path, capsys):  # noqa: F811
     assert "too few to judge the magnification" in out and "working scale 0.5" in out
     # the membrane model has no size model: its default stays "no resizing"
     assert main(["segment", "membrane", str(img), "--out", str(tmp_path / "o5")]) == 0
+    # a folder of unrelated images, each sized on its own; the lone nucleus is used as it is
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    iio.imwrite(folder / "a.png", _disc_image((96, 128), 6))
+    iio.imwrite(folder / "b.png", _disc_image((96, 128), 10, n=1))
+    assert main(["segment", "nuclei", str(folder), "--out", str(tmp_path / "o7"), "--diameter", "each"]) == 0
+    out = _said(capsys)
+    assert "diameter each: 1 of 2 images resized" in out and "1 showed fewer than 8 nuclei" in out
+    assert main(["population", str(folder), "--out", str(tmp_path / "p.csv"), "--diameter", "each"]) == 2
+    assert "population reads one movie" in _said(capsys) and not (tmp_path / "p.csv").exists()
 
 
 def test_population_diameter_auto(tiny_zoo, tmp_path, capsys):  # noqa: F811

@@ -273,7 +273,7 @@ def _preparation(model: str, channel: str, diameter: "float | str | None") -> Op
 
 def _diameter(value: Optional[str], model: str) -> "float | str | None":
     """The ``--diameter`` option: a number of pixels, ``auto`` (estimated from the images by the
-    model's size model) or ``none`` (no resizing). Left out: ``auto`` when ``model`` (or, for a
+    model's size model, once per input), ``each`` (for every image on its own) or ``none`` (no resizing). Left out: ``auto`` when ``model`` (or, for a
     population model, its nuclei model) has a size model, else none."""
     if value is None:
         from devolens.models import zoo
@@ -286,14 +286,14 @@ def _diameter(value: Optional[str], model: str) -> "float | str | None":
             return None  # the predictor's loading reports it
         return "auto" if ((card.get("input") or {}).get("diameter") or {}).get("auto") else None
     text = str(value).strip().lower()
-    if text == "auto":
-        return "auto"
+    if text in ("auto", "each"):
+        return text
     if text in ("none", "off"):
         return None
     try:
         number = float(text)
     except ValueError:
-        raise DevolensError(f"--diameter must be a number of pixels, 'auto' or 'none', got {value!r}") from None
+        raise DevolensError(f"--diameter must be a number of pixels, 'auto', 'each' or 'none', got {value!r}") from None
     if not number > 0:
         raise DevolensError(f"--diameter must be > 0 pixels, got {value}")
     return number
@@ -312,6 +312,25 @@ def _estimate_note(estimate, what: str) -> Optional[str]:
         return None
     return (f"diameter auto: the images look {estimate.magnification:.2g}x as magnified as the model's training "
             f"frames; {what} segmented as if {estimate.diameter:.0f} px wide (--diameter to set it)")
+
+
+def _estimates_note(estimates, what: str) -> Optional[str]:
+    """What ``--diameter each`` did, in words (None when every image was used as it is)."""
+    if not estimates:
+        return None
+    resized = [e for e in estimates if e.diameter is not None]
+    few = sum(1 for e in estimates if not e.trusted)
+    if not resized and not few:
+        return None
+    words = [f"diameter each: {len(resized)} of {len(estimates)} images resized"]
+    if resized:
+        m = [e.magnification for e in resized]
+        words.append(f" (they look {min(m):.2g}-{max(m):.2g}x as magnified as the model's training frames)")
+    if few:
+        from devolens.predict.sizing import MIN_OBJECTS
+
+        words.append(f"; {few} showed fewer than {MIN_OBJECTS} {what}, too few to judge: used as they are")
+    return "".join(words)
 
 
 def _color(color: str) -> str:
@@ -443,9 +462,13 @@ def run_segmentation(
     return {"frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
             "curation": None if curation is None else out / "curation.csv",
             "precision": predictor.network.precision, "scale": predictor.working_scale(),
-            "estimate": predictor.last_estimate, "resized": predictor.diameter is not None,
-            # objects far from the sizes the model knows: another magnification (see size_advice)
-            "suggest_diameter": predictor.size_advice([float(np.median(o[4])) for o in objects]),
+            "estimate": None if predictor.auto_each else predictor.last_estimate,
+            "estimates": predictor.estimates if predictor.auto_each else None,
+            "resized": predictor.diameter is not None,
+            # objects far from the sizes the model knows: another magnification (see size_advice; with
+            # diameter each, every image was sized on its own)
+            "suggest_diameter": None if predictor.auto_each else predictor.size_advice(
+                [float(np.median(o[4])) for o in objects]),
             "known_sizes": predictor.known_sizes}
 
 
@@ -482,14 +505,15 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         stack_z: str = typer.Option(default_z, "--stack-z", help=_STACK_Z_HELP),
         channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
         color: str = typer.Option("auto", "--color", help=_COLOR_HELP),
-        diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|none", help=(
+        diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|each|none", help=(
             "Typical object diameter in the input, pixels, for images at another magnification than the "
             "training data: they are resized so that such objects have the size the model knows (the card's "
-            "input.diameter reference; nuclei: 35 px in 752x512 EPIC-like frames). 'auto' (the default for "
-            "models with a size model, e.g. nuclei): the magnification is estimated once per input, from its "
-            "first 5 images with at least 8 nuclei, and only inputs outside the magnifications the model was "
-            "trained on are resized. 'none': no resizing. A note suggests a value when the objects found "
-            "are far from the sizes the model knows.")),
+            "input.diameter reference; nuclei 35 px, membrane-outlined cells 60 px in 752x512 EPIC-like frames). "
+            "'auto' (the default for models with a size model: nuclei, membrane): the magnification is "
+            f"estimated once per input, from its first 5 images with at least 8 {what}, and only inputs outside "
+            "the magnifications the model was trained on are resized. 'each': estimated for every image on its "
+            "own (a folder of unrelated images from several microscopes; slower: no pipelining). 'none': no "
+            "resizing. A note suggests a value when the objects found are far from the sizes the model knows.")),
     ) -> None:
         from devolens.cli._common import console, progress_bar, streaming_threads
 
@@ -502,7 +526,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         skipped = _skipped_note(summary["skipped"], summary.get("curation"))
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale {summary['scale']:.3g})")
-        note = _estimate_note(summary.get("estimate"), what)
+        note = _estimate_note(summary.get("estimate"), what) or _estimates_note(summary.get("estimates"), what)
         if note:
             console.print(note)
         if summary.get("suggest_diameter"):

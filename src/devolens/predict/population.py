@@ -322,6 +322,9 @@ class PopulationPredictor:
             if card.get("nuclei_postprocess"):
                 options["postprocess"] = {**card["nuclei_postprocess"], **(options.get("postprocess") or {})}
             diameter = options.pop("diameter", None)  # applied to the frames here, not in the nuclei model
+            if isinstance(diameter, str) and diameter.strip().lower() == "each":
+                raise DevolensError("diameter 'each' is for segmenting unrelated images; population reads one movie "
+                                    "at one magnification: use 'auto' or a number of pixels")
             nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
             resize = 1.0
             from devolens.predict.sizing import wants_auto

@@ -142,6 +142,7 @@ class _SegmentationPredictor:
     """Common machinery: preprocessing, batching, streaming, ``from_zoo``."""
 
     default_head = "three_class"
+    size_objects = "bright"  # what diameter="auto" counts before it trusts an image (sizing.count_objects)
 
     def __init__(
         self,
@@ -178,9 +179,12 @@ class _SegmentationPredictor:
         from devolens.predict.sizing import wants_auto
 
         self.auto = wants_auto(diameter, size_model, self.diameter_ref)
+        # diameter="each": every image's magnification estimated on its own (unrelated images), not one per stream
+        self.auto_each = self.auto and diameter.strip().lower() == "each"
         if self.auto:
             diameter = None
-        self.last_estimate = None  # the DiameterEstimate of the last diameter="auto" call
+        self.last_estimate = None  # the DiameterEstimate of the last diameter="auto" call (last image with "each")
+        self.estimates: list = []  # diameter="each": the DiameterEstimate of each image of the last call
         self.diameter = None if diameter is None else check_diameter(diameter, self.diameter_ref)
         self.card_scale = float(scale)  # the working scale at the training magnification
         scale = diameter_scale(scale, self.diameter_ref, self.diameter)  # another magnification
@@ -268,7 +272,10 @@ class _SegmentationPredictor:
         With a ``diameter`` (typical object diameter in input pixels, e.g. for another
         magnification than the training data), images are resized so that such objects
         have the card's reference size at the working resolution (``input.diameter``);
-        ``result.extra["scale"]`` holds the working scale used.
+        ``result.extra["scale"]`` holds the working scale used. With ``diameter="auto"`` the
+        magnification is estimated once for the stream, from its first images with enough
+        objects (``last_estimate``); with ``"each"``, for every image on its own (``estimates``;
+        images are then segmented one at a time, without the pipelining).
 
         Parameters
         ----------
@@ -283,7 +290,19 @@ class _SegmentationPredictor:
             Post-processing threads (0: everything in the calling thread, one step after
             the other).
         """
-        done = 0
+        if self.auto_each:  # each image its own magnification: one image at a time
+            self.estimates = []
+            done = 0
+            for img in images:
+                arr = img.image if isinstance(img, Prepared) else np.asarray(img)
+                if arr.ndim in (2, 3) and min(arr.shape[:2]) >= 2:
+                    self.estimates.append(self.estimate_diameter([arr], apply=True))
+                for res in self._stream([img], workers=0):
+                    done += 1
+                    if progress is not None:
+                        progress(done, -1 if total is None else total)
+                    yield res
+            return
         if self.auto:  # one magnification for the stream, estimated from its first frames with enough nuclei
             from devolens.predict.sizing import gather
 
@@ -291,6 +310,12 @@ class _SegmentationPredictor:
             head, chosen = gather(self, images)
             self.estimate_diameter(chosen, apply=True)
             images = itertools.chain(head, images)
+        yield from self._stream(images, total, progress, workers)
+
+    def _stream(self, images: Iterable, total: int | None = None, progress: Callable[[int, int], None] | None = None,
+                workers: int = 1) -> Iterator[SegmentationResult]:
+        """:meth:`predict_iter` at the current working scale (no estimate)."""
+        done = 0
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="devolens-post") if workers > 0 else None
 
         def submit(fn, *args):
@@ -492,6 +517,7 @@ class MembranePredictor(_SegmentationPredictor):
     """
 
     default_head = "three_class"
+    size_objects = "enclosed"  # cells outlined by membranes
 
     def _finish(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:
         opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=20, smooth=1.0)

@@ -39,14 +39,15 @@ AUTO_BUDGET = 256 * 2**20  # ... and at most this many bytes of them held in mem
 
 
 def wants_auto(diameter, size_model, reference, what: str = "this model") -> bool:
-    """True when ``diameter`` asks for ``"auto"``; then checks that the model can estimate it.
+    """True when ``diameter`` asks for ``"auto"`` (or ``"each"``: estimated for each image on its own);
+    then checks that the model can estimate it.
 
     Raises
     ------
     DevolensError
-        ``"auto"`` was asked of a model without a size model or a reference diameter.
+        ``"auto"`` or ``"each"`` was asked of a model without a size model or a reference diameter.
     """
-    if not (isinstance(diameter, str) and diameter.strip().lower() == "auto"):
+    if not (isinstance(diameter, str) and diameter.strip().lower() in ("auto", "each")):
         return False
     if size_model is None or not reference:
         raise DevolensError(f"{what} cannot estimate the diameter (no size model in its card): give the diameter "
@@ -107,21 +108,34 @@ def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarra
 
 
 def count_objects(predictor: "_SegmentationPredictor", image: np.ndarray) -> int:
-    """Bright objects in ``image`` as the size model sees it (prepared at the card's scale): the
-    connected components of at least 10 working pixels above 0.2 or above 0.5 of the normalised
-    range, whichever finds more (the higher level separates the touching nuclei of dense embryos).
+    """Objects in ``image`` as the size model sees it (prepared at the card's scale).
 
-    The size model reads embryos of a few cells unreliably, mostly too low (there is no crowd of
-    nuclei to judge by), so :func:`estimate_diameter` only trusts images with at least
-    ``MIN_OBJECTS``.
+    Bright objects (nuclei; ``predictor.size_objects == "bright"``): the connected components of
+    at least 10 working pixels above 0.2 or above 0.5 of the normalised range, whichever finds
+    more (the higher level separates the touching nuclei of dense embryos). Enclosed objects
+    (cells outlined by a membrane marker, ``"enclosed"``): the components of at least 10 working
+    pixels below 0.2, except large ones (a tenth of the image) that touch its edge: the background
+    around an embryo.
+
+    The size model reads embryos of a few cells unreliably (there is no crowd of objects to
+    judge by), so :func:`estimate_diameter` only trusts images with at least ``MIN_OBJECTS``.
     """
-    return _count(_prepared(predictor, image))
+    return _count(_prepared(predictor, image), getattr(predictor, "size_objects", "bright"))
 
 
-def _count(arr: np.ndarray) -> int:
+def _count(arr: np.ndarray, objects: str = "bright") -> int:
     """:func:`count_objects` of an image already prepared at the card's scale."""
     import cv2
 
+    if objects == "enclosed":
+        _, _, st, _ = cv2.connectedComponentsWithStats((arr < 0.2).astype(np.uint8), connectivity=4)
+        st = st[1:]
+        h, w = arr.shape[:2]
+        edge = ((st[:, cv2.CC_STAT_LEFT] == 0) | (st[:, cv2.CC_STAT_TOP] == 0)
+                | (st[:, cv2.CC_STAT_LEFT] + st[:, cv2.CC_STAT_WIDTH] >= w)
+                | (st[:, cv2.CC_STAT_TOP] + st[:, cv2.CC_STAT_HEIGHT] >= h))
+        area = st[:, cv2.CC_STAT_AREA]
+        return int(((area >= 10) & ~(edge & (area > 0.1 * h * w))).sum())
     found = 0
     for level in (0.2, 0.5):
         _, _, stats, _ = cv2.connectedComponentsWithStats((arr > level).astype(np.uint8), connectivity=8)
@@ -313,7 +327,7 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     for img in images:  # one preparation per image for both the features and the object count
         arr = _prepared(predictor, img)
         per.append(float(model.magnification(_features(predictor, arr))[0]))
-        if _count(arr) >= MIN_OBJECTS:
+        if _count(arr, getattr(predictor, "size_objects", "bright")) >= MIN_OBJECTS:
             trusted.append(per[-1])
     m = float(np.median(trusted or per))
     if not trusted:  # a few nuclei: too few to judge the magnification by (estimates run low there)
