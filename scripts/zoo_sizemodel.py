@@ -1,5 +1,5 @@
-"""Fit the nuclei model's size model (``diameter="auto"``): how magnified an image is, from the
-network's own features.
+"""Fit the nuclei (or membrane) model's size model (``diameter="auto"``): how magnified an image is,
+from the network's own features.
 
 cellpose's idea (its "size model"): the average of the encoder's deepest features (the "style")
 tells the scale of the objects; ridge regressions map it to the log of the image's
@@ -24,6 +24,14 @@ Usage (the shipped model; about 15 minutes on 2 cores)::
     python scripts/zoo_sizemodel.py render --wells --out runs/size/wells_heldout.npz --n 100 --seed 4
     python scripts/zoo_sizemodel.py fit runs/size/train.npz runs/size/train2.npz runs/size/wells.npz \
         --heldout runs/size/heldout.npz runs/size/wells_heldout.npz --to src/devolens/models/zoo/nuclei
+
+The membrane model's (``--kind membrane``: one grey slice per sample, no wells; about 15 minutes)::
+
+    python scripts/zoo_sizemodel.py render --kind membrane --out runs/size_m/train.npz --n 1200 --seed 1 --sims 6
+    python scripts/zoo_sizemodel.py render --kind membrane --out runs/size_m/train2.npz --n 1200 --seed 11 --sims 6
+    python scripts/zoo_sizemodel.py render --kind membrane --heldout --out runs/size_m/heldout.npz --n 300 --seed 2
+    python scripts/zoo_sizemodel.py fit runs/size_m/train.npz runs/size_m/train2.npz \
+        --heldout runs/size_m/heldout.npz --to src/devolens/models/zoo/membrane
 """
 
 from __future__ import annotations
@@ -69,11 +77,15 @@ def _init(tables):
 
 
 def _render_one(job):
-    """One embryo sample: (grey image, magnification, embryo index, cells)."""
+    """One embryo sample: (image, magnification, embryo index, cells in the image).
+
+    Nuclei: a projection (grey or RGB), all the embryo's cells; membrane: one grey slice
+    (``devolens.render.membranes``), the cells the slice cuts."""
     from devolens.render.geometry import Pose, cached, default_pose, embryo_geometry
+    from devolens.render.membranes import render_membrane_frame
     from devolens.render.nuclei import render_nuclei_frame
 
-    ei, seed = job
+    ei, seed, kind = job
     rng = np.random.default_rng(seed)
     table = _TABLES[ei]
     geom = cached(table, "geometry", embryo_geometry)
@@ -96,6 +108,9 @@ def _render_one(job):
     cx = w / 2 + float(rng.uniform(-0.25, 0.25)) * w * min(1.0, 1.0 / m)
     cy = h / 2 + float(rng.uniform(-0.25, 0.25)) * h * min(1.0, 1.0 / m)
     pose = Pose(center=(cx, cy), angle=angle, scale=s0 * m, flip=bool(rng.random() < 0.5))
+    if kind == "membrane":
+        fr = render_membrane_frame(table, t, size=size, seed=int(seed), pose=pose, geometry=geom)
+        return fr.image, m, ei, int(fr.labels.max())
     fr = render_nuclei_frame(table, t, size=size, seed=int(seed), rgb=bool(rng.random() < 0.4), pose=pose,
                              geometry=geom)
     return fr.image, m, ei, int(fr.counts["total"])
@@ -126,6 +141,8 @@ def _well_one(job):
 def render(args) -> None:
     rng = np.random.default_rng(args.seed)
     if args.wells:  # cell-culture wells (groups -1..-5 for the leave-out folds)
+        if args.kind != "nuclei":
+            raise SystemExit("--wells: nuclei only (the wells are a nuclear stain)")
         from devolens.models.zoo import card
 
         ref = float(card("nuclei")["input"]["diameter"]["reference"])
@@ -135,23 +152,32 @@ def render(args) -> None:
         names = ["wells"]
     else:
         tables = _tables(args.heldout, args.sims, args.seed)
-        jobs = [(int(rng.integers(len(tables))), int(rng.integers(2**31))) for _ in range(args.n)]
+        jobs = [(int(rng.integers(len(tables))), int(rng.integers(2**31)), args.kind) for _ in range(args.n)]
         with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(tables,)) as ex:
             out = list(ex.map(_render_one, jobs, chunksize=4))
         names = [str(t["embryo"].iloc[0]) if "embryo" in t.columns else f"e{i}" for i, t in enumerate(tables)]
-    feats, mags, emb, cells = _featurize([o[0] for o in out]), [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
+    feats, mags, emb, cells = _featurize([o[0] for o in out], args.kind), [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, feats=feats, m=np.array(mags), embryo=np.array(emb), cells=np.array(cells),
-             names=np.array(names))
+             names=np.array(names), objects=_objects([o[0] for o in out], args.kind), kind=np.array(args.kind))
     print(f"{len(out)} samples -> {args.out}")
 
 
-def _featurize(images):
+def _featurize(images, kind="nuclei"):
     from devolens.models import load
     from devolens.predict.sizing import style_features
 
-    pred = load("nuclei", precision="fp32")
+    pred = load(kind, precision="fp32")
     return np.stack([style_features(pred, img) for img in images])
+
+
+def _objects(images, kind="nuclei"):
+    """The object count the size model's gate reads (``sizing.count_objects``) of each image."""
+    from devolens.models import load
+    from devolens.predict.sizing import count_objects
+
+    pred = load(kind, precision="fp32")
+    return np.array([count_objects(pred, img) for img in images])
 
 
 def _load(files):
@@ -234,20 +260,24 @@ def fit(args) -> None:
         model.save(folder / "size_model.safetensors")
         card_path = folder / "card.json"
         card = json.loads(card_path.read_text())
+        kind = str(np.load(args.train[0]).get("kind", "nuclei"))
+        what = ("projections (random pose, magnification 0.2-4, optics drawn per image)" if kind == "nuclei" else
+                "membrane slices (random pose and slice, magnification 0.2-4, appearance drawn per image)")
+        heads = ("two ridge regressions (alpha %g; embryos, cultured cells) weighed by a logistic gate" % alpha
+                 if (~emb).any() else "a ridge regression (alpha %g)" % alpha)
         card["input"]["diameter"]["auto"] = {
             "file": "size_model.safetensors",
             "keep": keep,
             "m0": round(M0, 4),
-            "how": ("cellpose-style size model: two ridge regressions (alpha %g; embryos, cultured cells) weighed "
-                    "by a logistic gate, from the encoder's two deepest stages averaged over the content box and "
-                    "over its bright part, plus the log bright area, to the log magnification relative to EPIC "
-                    "framing; fitted on %d renders of the training embryos (random pose, magnification 0.2-4, "
-                    "optics drawn per image) and simulated culture wells (zoomed 0.7-5x); an image whose estimate "
+            "how": ("cellpose-style size model: %s, from the encoder's two deepest stages averaged over the content "
+                    "box and over its bright part, plus the log bright area, to the log magnification relative to "
+                    "EPIC framing; fitted on %d renders of the training embryos' %s%s; an image whose estimate "
                     "lies inside 'keep' (%s) is used as it is, any other is resized to its estimate mirrored into "
                     "the band, at most to m0, the middle of the network's training zooms 0.55-1.15 "
                     "(devolens.predict.sizing._target); command: %s"
-                    % (alpha, len(y), {"train": "the training zooms", "q90": "the training zooms widened by the "
-                                       "90th percentile of the error", "none": "none: every image"}[args.keep],
+                    % (heads, len(y), what, " and simulated culture wells (zoomed 0.7-5x)" if (~emb).any() else "",
+                       {"train": "the training zooms", "q90": "the training zooms widened by the "
+                        "90th percentile of the error", "none": "none: every image"}[args.keep],
                        "python scripts/zoo_sizemodel.py fit " + " ".join(args.train) + f" --keep {args.keep}")),
             "error_loeo": loeo,
             **({"error_heldout": report["heldout"]} if report.get("heldout") else {}),
@@ -263,27 +293,30 @@ def fit(args) -> None:
 def card_metrics(args) -> None:
     """Write the held-out F1 with and without ``diameter="auto"`` at several zooms into the card.
 
-    Reads ``nuclei_{auto,none}_{zoom}.json`` from ``--eval`` (made by ``benchmarks/eval_zoo.py
-    nuclei [--diameter auto] --zoom Z --json ...``); ``none`` at zoom 1 is the card's own figure.
+    Reads ``<kind>_{auto,none}_{zoom}.json`` from ``--eval`` (made by ``benchmarks/eval_zoo.py
+    <kind> [--diameter auto] --zoom Z --json ...``; kind: the zoo folder's name, nuclei or membrane);
+    ``none`` at zoom 1 is the card's own figure.
     """
     folder = Path(args.to)
     card = json.loads((folder / "card.json").read_text())
-    key = "instance_f1_iou50_heldout_le200"
+    kind = folder.name
+    key = "instance_f1_iou50_heldout_le200" if kind == "nuclei" else "cell_f1_iou50_heldout"
     table = {}
     for mode in ("none", "auto"):
-        for f in sorted(Path(args.eval).glob(f"nuclei_{mode}_*.json")):
+        for f in sorted(Path(args.eval).glob(f"{kind}_{mode}_*.json")):
             zoom = f.stem.rsplit("_", 1)[1]
             table.setdefault(f"zoom {zoom}", {})[mode] = json.loads(f.read_text())[key]["value"]
     if "zoom 1.0" in table:  # the card's own figure, in the arithmetic eval_zoo ran (int8 where the CPU has it)
         from devolens.models import load
 
-        int8 = load("nuclei").network.precision == "int8" and "int8" in card
+        int8 = load(kind).network.precision == "int8" and "int8" in card
         table["zoom 1.0"].setdefault("none", (card["int8"]["metrics"] if int8 else card["metrics"])[key]["value"])
     card["input"]["diameter"]["auto"]["heldout_f1"] = {
         "value": table,
-        "how": "instance F1 at IoU 0.5 on the held-out renders (<= 200 cells) resized by the zoom, with the "
-               "diameter estimated per frame (auto) and without resizing (none), default precision; commands: "
-               "python benchmarks/eval_zoo.py nuclei [--diameter auto] --zoom Z"}
+        "how": "%s F1 at IoU 0.5 on the held-out renders%s resized by the zoom, with the diameter estimated "
+               "per frame (auto) and without resizing (none), default precision; commands: python "
+               "benchmarks/eval_zoo.py %s [--diameter auto] --zoom Z"
+               % ("instance" if kind == "nuclei" else "cell", " (<= 200 cells)" if kind == "nuclei" else "", kind)}
     (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from zoo_ship import write_card_md
@@ -302,6 +335,8 @@ def main(argv=None) -> int:
     r.add_argument("--sims", type=int, default=6)
     r.add_argument("--heldout", action="store_true")
     r.add_argument("--wells", action="store_true", help="simulated cell-culture wells instead of embryos")
+    r.add_argument("--kind", choices=("nuclei", "membrane"), default="nuclei",
+                   help="which model's size model: nuclei projections or membrane slices")
     r.add_argument("--workers", type=int, default=2)
     f = sub.add_parser("fit")
     f.add_argument("train", nargs="+", help="npz files of the render step (training side)")
@@ -312,7 +347,7 @@ def main(argv=None) -> int:
                         "the error's 90th percentile (q90), or none (every image brought to m0)")
     c = sub.add_parser("card", help="write held-out F1 with/without diameter auto into the card")
     c.add_argument("--eval", required=True, help="folder of eval_zoo JSON files nuclei_{auto,none}_{zoom}.json")
-    c.add_argument("--to", required=True, help="zoo folder of the nuclei model")
+    c.add_argument("--to", required=True, help="zoo folder of the model (nuclei or membrane)")
     args = ap.parse_args(argv)
     {"render": render, "fit": fit, "card": card_metrics}[args.cmd](args)
     return 0

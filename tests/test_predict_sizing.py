@@ -318,3 +318,29 @@ def test_shipped_size_model_finds_a_doubled_magnification():
     assert 1.5 < pred.last_estimate.magnification < 2.7
     plain = instance_scores(load("nuclei").predict(big).labels, truth)["f1"]
     assert instance_scores(res.labels, truth)["f1"] > plain + 0.05
+
+
+@pytest.mark.skipif(not shipped("membrane"), reason="membrane weights not shipped")
+def test_shipped_membrane_size_model_finds_a_lower_magnification():
+    import cv2
+
+    from devolens.lineage.simulate import simulate_embryo
+    from devolens.models import load
+    from devolens.render.membranes import render_membrane_frame
+    from devolens.train.metrics import instance_scores
+
+    pred = load("membrane", diameter="auto")
+    if pred.size_model is None:
+        pytest.skip("the shipped membrane model has no size model")
+    assert pred.size_objects == "enclosed"
+    table = simulate_embryo(11, n_cells=90)
+    t = int(table.groupby("time").size().index[-1])
+    frame = render_membrane_frame(table, t, size=(512, 752), seed=5)
+    assert pred.predict(frame.image).extra["scale"] == pytest.approx(pred.card_scale)  # EPIC framing: as it is
+    assert pred.last_estimate.diameter is None and pred.last_estimate.trusted == 1
+    small = cv2.resize(frame.image, (263, 179), interpolation=cv2.INTER_AREA)  # filmed at 0.35x
+    truth = cv2.resize(frame.labels, (263, 179), interpolation=cv2.INTER_NEAREST)
+    res = pred.predict(small)
+    assert 0.22 < pred.last_estimate.magnification < 0.5 and res.labels.shape == small.shape
+    plain = instance_scores(load("membrane").predict(small).labels, truth)["f1"]
+    assert instance_scores(res.labels, truth)["f1"] > plain + 0.03
