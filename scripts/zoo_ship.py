@@ -105,7 +105,7 @@ CARDS = {
                    "slice, not 3D cells; a missed interior seed merges two cells, a split interior splits one. Another "
                    "magnification than the training data (cells about 60 px wide in 752x512 EPIC-like frames): the CLI "
                    "estimates it (`--diameter auto`, the size model in input.diameter.auto; `diameter='auto'` in Python)"
-                   " and resizes inputs outside the training zooms: held-out slices resized 0.5x / 2x give cell F1 0.878"
+                   " and resizes inputs outside the training zooms: held-out slices resized 0.5x / 2x give cell F1 0.880"
                    " / 0.889 with it, 0.815 / 0.798 without; a single slice's estimate is within 1.25x of the truth for "
                    "81% of held-out renders (90% of those with at least 8 cells); slices with fewer than 8 enclosed "
                    "cells do not decide it (used as they are); `--diameter PX` overrides it."),
