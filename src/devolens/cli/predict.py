@@ -273,8 +273,9 @@ def _preparation(model: str, channel: str, diameter: "float | str | None") -> Op
 
 def _diameter(value: Optional[str], model: str) -> "float | str | None":
     """The ``--diameter`` option: a number of pixels, ``auto`` (estimated from the images by the
-    model's size model, once per input), ``each`` (for every image on its own) or ``none`` (no resizing). Left out: ``auto`` when ``model`` (or, for a
-    population model, its nuclei model) has a size model, else none."""
+    model's size model, once per input), ``each`` (for every image on its own) or ``none`` (no
+    resizing). Left out: ``auto`` when ``model`` (or, for a population model, its nuclei model)
+    has a size model, else none."""
     if value is None:
         from devolens.models import zoo
 
@@ -461,7 +462,8 @@ def run_segmentation(
     stage.commit()
     return {"frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
             "curation": None if curation is None else out / "curation.csv",
-            "precision": predictor.network.precision, "scale": predictor.working_scale(),
+            "precision": predictor.network.precision,
+            "scale": None if predictor.auto_each else predictor.working_scale(),  # each: one per image
             "estimate": None if predictor.auto_each else predictor.last_estimate,
             "estimates": predictor.estimates if predictor.auto_each else None,
             "resized": predictor.diameter is not None,
@@ -525,7 +527,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                                        stack_z=stack_z, channel=channel, progress=cb)
         skipped = _skipped_note(summary["skipped"], summary.get("curation"))
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
-                      f"({summary['precision']} network, working scale {summary['scale']:.3g})")
+                      f"({summary['precision']} network, working scale "
+                      f"{'per image' if summary['scale'] is None else format(summary['scale'], '.3g')})")
         note = _estimate_note(summary.get("estimate"), what) or _estimates_note(summary.get("estimates"), what)
         if note:
             console.print(note)
