@@ -15,7 +15,7 @@ given for all nuclei and for those at least half visible (the second F1 of the c
 
 Usage (development renders, never the held-out ones)::
 
-    python scripts/zoo_nuclei_errors.py runs/zoo/render/calib_L2 runs/zoo/render/calib_sim
+    python scripts/zoo_nuclei_errors.py runs/zoo/render/calib_L2 runs/zoo/render/calib_sim [--zoo DIR] [--precision bf16]
 """
 
 from __future__ import annotations
@@ -69,15 +69,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("renders", nargs="+", type=Path, help="render folders (frames.csv, labels/, objects.csv)")
     ap.add_argument("--precision", default="auto", choices=("auto", "int8", "bf16", "fp32"))
+    ap.add_argument("--zoo", type=Path, default=None, help="folder of model folders (default: the package zoo)")
     ap.add_argument("--max-cells", type=int, default=200)
     args = ap.parse_args(argv)
     import pandas as pd
     import tifffile
 
     from devolens.io.images import read_image
-    from devolens.models import load
+    from devolens.models import zoo
 
-    pred = load("nuclei", precision=args.precision, diameter=None)
+    if args.zoo is not None:
+        zoo.ZOO_DIR = args.zoo
+        zoo.card.cache_clear()
+    pred = zoo.load("nuclei", precision=args.precision, diameter=None)
     total = {"all nuclei": {}, "nuclei >= half visible": {}, "objects matching no nucleus": {}}
     for d in args.renders:
         frames = pd.read_csv(d / "frames.csv")
