@@ -13,8 +13,9 @@ from devolens.errors import DevolensError
 from devolens.models.architectures import build_model
 from devolens.predict.segment import NucleiPredictor
 from devolens.predict.sizing import (
-    AUTO_FRAMES, MIN_OBJECTS, SizeModel, count_objects, estimate_diameter, gather, style_features,
+    AUTO_FRAMES, GOOD_OBJECTS, MIN_OBJECTS, SizeModel, count_objects, estimate_diameter, gather, style_features,
 )
+from devolens.predict.postprocess import Prepared
 
 
 def _tiny():
@@ -192,14 +193,24 @@ def test_too_few_objects_do_not_decide():
 
 
 def test_gather_looks_past_the_first_few_cell_frames():
+    """A movie from the 1-cell stage: read ahead until AUTO_FRAMES frames show GOOD_OBJECTS objects (the estimate
+    is the more reliable the more objects), and estimate from the frames with the most objects."""
     pred = NucleiPredictor(_tiny(), scale=0.5)
-    one, many = _disc_image((96, 128), 10, n=1), _disc_image((96, 128), 6, n=MIN_OBJECTS + 2)
-    stream = iter([one] * 10 + [many] * 10 + [one] * 3)
+    shape = (192, 256)
+    one, some = _disc_image(shape, 10, n=1), _disc_image(shape, 8, n=MIN_OBJECTS + 2)
+    crowd = _disc_image(shape, 6, n=GOOD_OBJECTS + 4)
+    assert count_objects(pred, some) == MIN_OBJECTS + 2 and count_objects(pred, crowd) == GOOD_OBJECTS + 4
+    stream = iter([one] * 10 + [some] * 10 + [crowd] * 8 + [one] * 3)
     read, chosen = gather(pred, stream)
-    assert len(read) == 10 + AUTO_FRAMES and len(chosen) == AUTO_FRAMES
-    assert all(c is many for c in chosen) and len(list(stream)) == 5 + 3  # the rest left in the stream
+    assert len(read) == 20 + AUTO_FRAMES and len(chosen) == AUTO_FRAMES
+    assert all(c is crowd for c in chosen) and len(list(stream)) == 3 + 3  # the rest left in the stream
+    read, chosen = gather(pred, iter([one] * 3 + [some] * 2 + [crowd] + [one]))  # short: all read, best first
+    assert len(read) == 7 and [c is crowd for c in chosen] == [False, False, True]
     read, chosen = gather(pred, iter([one] * 7))  # none has enough: the first AUTO_FRAMES
     assert len(read) == 7 and len(chosen) == AUTO_FRAMES
+    prepared = [Prepared(f, (pred.network.channel, pred.card_scale, pred.network.percentiles)) for f in [crowd] * 6]
+    read, chosen = gather(pred, iter(prepared))  # frames prepared ahead: counted on their prepared arrays
+    assert read == prepared[:AUTO_FRAMES] and all(c is p.image for c, p in zip(chosen, prepared))
 
 
 def test_auto_needs_a_size_model():

@@ -512,7 +512,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "training data: they are resized so that such objects have the size the model knows (the card's "
             "input.diameter reference; nuclei 35 px, membrane-outlined cells 60 px in 752x512 EPIC-like frames). "
             "'auto' (the default for models with a size model: nuclei, membrane): the magnification is "
-            f"estimated once per input, from its first 5 images with at least 8 {what}, and only inputs outside "
+            f"estimated once per input, from the 5 of its first images with the most {what} (read ahead until 5 "
+            "show 64; at least 8 to count), and only inputs outside "
             "the magnifications the model was trained on are resized. 'each': estimated for every image on its "
             "own (a folder of unrelated images from several microscopes; slower: no pipelining). 'none': no "
             "resizing. A note suggests a value when the objects found are far from the sizes the model knows.")),
@@ -646,8 +647,9 @@ def population_command(
     diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|none", help=(
         "Typical nucleus diameter in the input, pixels, for movies at another magnification than the training "
         "data: frames are resized so nuclei and embryo have the sizes the model was fitted on (nuclei about 35 px "
-        "in 752x512 EPIC-like frames). Default 'auto': the magnification is estimated from the first 5 frames with "
-        "at least 8 nuclei and only movies outside the magnifications the model was trained on are resized. 'none': no "
+        "in 752x512 EPIC-like frames). Default 'auto': the magnification is estimated from the 5 of the first frames "
+        "with the most nuclei (read ahead until 5 show 64; at least 8 to count) and only movies outside the "
+        "magnifications the model was trained on are resized. 'none': no "
         "resizing. A note suggests a value when the nuclei found are far from the sizes the model knows.")),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""

@@ -402,7 +402,7 @@ class PopulationPredictor:
         :meth:`size_advice`), method ``composition``.
         """
         done = 0
-        if self.auto:  # one magnification for the movie, estimated from its first frames with enough nuclei
+        if self.auto:  # one magnification for the movie, estimated from its first frames with the most nuclei
             from devolens.predict.postprocess import diameter_scale
             from devolens.predict.sizing import gather
 

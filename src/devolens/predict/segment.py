@@ -273,7 +273,7 @@ class _SegmentationPredictor:
         magnification than the training data), images are resized so that such objects
         have the card's reference size at the working resolution (``input.diameter``);
         ``result.extra["scale"]`` holds the working scale used. With ``diameter="auto"`` the
-        magnification is estimated once for the stream, from its first images with enough
+        magnification is estimated once for the stream, from its first images with the most
         objects (``last_estimate``); with ``"each"``, for every image on its own (``estimates``;
         images are then segmented one at a time, without the pipelining).
 
@@ -303,7 +303,7 @@ class _SegmentationPredictor:
                         progress(done, -1 if total is None else total)
                     yield res
             return
-        if self.auto:  # one magnification for the stream, estimated from its first frames with enough nuclei
+        if self.auto:  # one magnification for the stream, estimated from its first frames with the most nuclei
             from devolens.predict.sizing import gather
 
             images = iter(images)
@@ -460,7 +460,7 @@ class NucleiPredictor(_SegmentationPredictor):
     diameter in input pixels, for another magnification than the training data: the
     input is resized by the card's reference diameter / ``diameter`` on top of its scale;
     ``"auto"``: estimated by the card's size model, :mod:`devolens.predict.sizing`, once per
-    ``predict`` / ``predict_batch`` call or stream, from its first images with enough nuclei
+    ``predict`` / ``predict_batch`` call or stream, from its first images with the most nuclei
     (:func:`~devolens.predict.sizing.gather`); ``last_estimate`` then says what was found).
 
     Postprocess options (working-resolution pixels): ``threshold`` (0.5), ``seed_threshold``

@@ -29,11 +29,13 @@ from devolens.errors import DevolensError
 if TYPE_CHECKING:
     from devolens.predict.segment import _SegmentationPredictor
 
-__all__ = ["wants_auto", "style_features", "count_objects", "SizeModel", "DiameterEstimate", "estimate_diameter", "gather"]
+__all__ = ["wants_auto", "style_features", "count_objects", "SizeModel", "DiameterEstimate", "estimate_diameter",
+           "gather"]
 
 STYLE_WINDOW = 1024  # working pixels: larger images are judged on a central window (bounded memory and time)
 MIN_OBJECTS = 8  # images with fewer bright objects (embryos of 1-7 cells) do not decide the magnification
-AUTO_FRAMES = 5  # a stream's magnification: the median over its first this many images with enough objects
+AUTO_FRAMES = 5  # a stream's magnification: the median over this many of its first images with the most objects
+GOOD_OBJECTS = 64  # ... read ahead until AUTO_FRAMES images show at least this many objects
 AUTO_LOOKAHEAD = 240  # ... looked for among at most this many first images
 AUTO_BUDGET = 256 * 2**20  # ... and at most this many bytes of them held in memory
 
@@ -271,9 +273,12 @@ def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
 def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list, list]:
     """Read the start of a stream (a movie) for :func:`estimate_diameter`.
 
-    A movie often starts with an embryo of a few cells, too few objects to judge the magnification
-    by: images are read until ``AUTO_FRAMES`` of them show at least ``MIN_OBJECTS`` objects, or
-    ``AUTO_LOOKAHEAD`` images or ``AUTO_BUDGET`` bytes were read.
+    The estimate is the more reliable the more objects an image shows (held-out nuclei renders:
+    median error 15 % at 8-16 cells, 7 % above 128), and a movie often starts with an embryo of a
+    few cells: images are read until ``AUTO_FRAMES`` of them show at least ``GOOD_OBJECTS``
+    objects, or ``AUTO_LOOKAHEAD`` images or ``AUTO_BUDGET`` bytes were read; the estimate is
+    made from the ``AUTO_FRAMES`` images read that show the most objects, among those with at
+    least ``MIN_OBJECTS``.
 
     Returns
     -------
@@ -283,18 +288,27 @@ def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list,
     """
     from devolens.predict.postprocess import Prepared
 
-    read, chosen, plain, nbytes = [], [], [], 0
+    net = predictor.network
+    key = (net.channel, float(predictor.card_scale), tuple(float(p) for p in net.percentiles))
+    objects = getattr(predictor, "size_objects", "bright")
+    read, counts, good, nbytes = [], [], 0, 0
     for item in images:
         read.append(item)
         arr = item.image if isinstance(item, Prepared) else np.asarray(item)
-        if len(plain) < AUTO_FRAMES:
-            plain.append(arr)
         nbytes += arr.nbytes
-        if arr.ndim in (2, 3) and min(arr.shape[:2]) >= 2 and count_objects(predictor, arr) >= MIN_OBJECTS:
-            chosen.append(arr)
-        if len(chosen) >= AUTO_FRAMES or len(read) >= AUTO_LOOKAHEAD or nbytes >= AUTO_BUDGET:
+        n = 0
+        if arr.ndim in (2, 3) and min(arr.shape[:2]) >= 2:
+            # frames prepared ahead at the card's scale are counted as they are
+            n = _count(item.array if isinstance(item, Prepared) and item.key == key else _prepared(predictor, arr),
+                       objects)
+        counts.append(n)
+        good += n >= GOOD_OBJECTS
+        if good >= AUTO_FRAMES or len(read) >= AUTO_LOOKAHEAD or nbytes >= AUTO_BUDGET:
             break
-    return read, chosen or plain
+    raw = [r.image if isinstance(r, Prepared) else np.asarray(r) for r in read]
+    best = sorted(range(len(read)), key=lambda i: -counts[i])[:AUTO_FRAMES]
+    chosen = [raw[i] for i in sorted(best) if counts[i] >= MIN_OBJECTS]
+    return read, chosen or raw[:AUTO_FRAMES]
 
 
 def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.ndarray]) -> DiameterEstimate:
