@@ -1,7 +1,7 @@
 """`--diameter auto` on whole movies: what one estimate per movie decides, from the 1-cell stage on.
 
 A user's timelapse is one stream with one magnification; the nuclei predictor estimates it once,
-from the first frames that show enough nuclei (``devolens.predict.sizing.gather``). This renders
+from the first frames that show the most nuclei (``devolens.predict.sizing.gather``). This renders
 the first time points of an embryo like an EPIC movie (default pose, one optics draw per movie),
 at the training magnification and at 2x, runs ``load("nuclei", diameter="auto").predict_iter``
 over each movie, and prints the estimate, how many frames decided it, and whether the movie was
