@@ -295,7 +295,7 @@ def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list,
     for item in images:
         read.append(item)
         arr = item.image if isinstance(item, Prepared) else np.asarray(item)
-        nbytes += arr.nbytes
+        nbytes += item.nbytes if isinstance(item, Prepared) else arr.nbytes  # a prepared frame holds both arrays
         n = 0
         if arr.ndim in (2, 3) and min(arr.shape[:2]) >= 2:
             # frames prepared ahead at the card's scale are counted as they are
