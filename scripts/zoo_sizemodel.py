@@ -156,28 +156,27 @@ def render(args) -> None:
         with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(tables,)) as ex:
             out = list(ex.map(_render_one, jobs, chunksize=4))
         names = [str(t["embryo"].iloc[0]) if "embryo" in t.columns else f"e{i}" for i, t in enumerate(tables)]
-    feats, mags, emb, cells = _featurize([o[0] for o in out], args.kind), [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
+    feats, objects = _featurize([o[0] for o in out], args.kind)
+    mags, emb, cells = [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, feats=feats, m=np.array(mags), embryo=np.array(emb), cells=np.array(cells),
-             names=np.array(names), objects=_objects([o[0] for o in out], args.kind), kind=np.array(args.kind))
+             names=np.array(names), objects=objects, kind=np.array(args.kind))
     print(f"{len(out)} samples -> {args.out}")
 
 
 def _featurize(images, kind="nuclei"):
+    """The size model's features (``sizing.style_features``) and the object count its gate reads
+    (``sizing.count_objects``) of each image, from one preparation per image."""
     from devolens.models import load
-    from devolens.predict.sizing import style_features
+    from devolens.predict.sizing import _count, _features, _prepared
 
     pred = load(kind, precision="fp32")
-    return np.stack([style_features(pred, img) for img in images])
-
-
-def _objects(images, kind="nuclei"):
-    """The object count the size model's gate reads (``sizing.count_objects``) of each image."""
-    from devolens.models import load
-    from devolens.predict.sizing import count_objects
-
-    pred = load(kind, precision="fp32")
-    return np.array([count_objects(pred, img) for img in images])
+    feats, objects = [], []
+    for img in images:
+        arr = _prepared(pred, img)
+        feats.append(_features(pred, arr))
+        objects.append(_count(arr, pred.size_objects))
+    return np.stack(feats), np.array(objects)
 
 
 def _load(files):
