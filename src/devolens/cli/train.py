@@ -109,21 +109,43 @@ def evaluate_cmd(
     data: Path = typer.Option(..., "--data", "-d", help="Data folder to evaluate on (every sample is used)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Metrics JSON to write (default RUN/eval_<DATA name>.json)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass."),
+    weights: Optional[Path] = typer.Option(
+        None, "--weights", help="Score these weights with the run's recipe instead of RUN/best.safetensors: "
+        "RUN/checkpoint.safetensors (last epoch), another run's best.safetensors or a zoo folder of the same network."),
+    instances: Optional[str] = typer.Option(
+        None, "--instances", help="How instances are made for instance F1 and counts: 'classes' (argmax, quick) or "
+        "'watershed' (the zoo predictors' post-processing); default: the recipe's validate.instances."),
+    postprocess: Optional[str] = typer.Option(
+        None, "--postprocess", help="Watershed options as JSON, e.g. '{\"threshold\": 0.6, \"seed_threshold\": 0.7, "
+        "\"split_seeds\": true}' (a zoo card's post-processing); default: the recipe's validate.postprocess."),
 ) -> None:
-    """Score the best checkpoint of a run on a data folder; print and write the metrics as JSON."""
+    """Score the best checkpoint of a run (or other weights of its network) on a data folder; print and
+    write the metrics as JSON."""
     import json
 
     from devolens.cli._common import out as stdout, progress_bar
+    from devolens.errors import DevolensError
     from devolens.io.atomic import write_text
     from devolens.train.evaluate import evaluate_run
 
+    validate: dict = {}
+    if instances is not None:
+        validate["instances"] = instances
+    if postprocess is not None:
+        try:
+            validate["postprocess"] = json.loads(postprocess)
+        except json.JSONDecodeError as exc:
+            raise DevolensError(f"--postprocess: not valid JSON ({exc.msg}): {postprocess!r}") from None
+        if not isinstance(validate["postprocess"], dict):
+            raise DevolensError(f"--postprocess: expected a JSON object such as '{{\"threshold\": 0.6}}', got {postprocess!r}")
+        validate.setdefault("instances", "watershed")
     with progress_bar("evaluating") as cb:
-        metrics = evaluate_run(run, data, batch_size=batch_size, progress=cb)
+        metrics = evaluate_run(run, data, batch_size=batch_size, progress=cb, weights=weights, validate=validate)
     path = json_out or (Path(run) / f"eval_{Path(data).resolve().name}.json")
     write_text(path, json.dumps(metrics, indent=2))
     for k, v in metrics["metrics"].items():
         stdout.print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
-    stdout.print(f"metrics -> {path}")
+    stdout.print(f"instances: {metrics['validate']['instances']}; metrics -> {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,12 +8,14 @@ from typing import Any, Callable
 
 from devolens.errors import DevolensError
 from devolens.models.architectures import load_model
-from devolens.train.recipe import load_recipe, resolved
+from devolens.train.recipe import load_recipe, resolved, validate_recipe
 
 
 def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Metrics of ``RUN/best.safetensors`` on every sample of ``data``.
+                 progress: Callable[[int, int], None] | None = None, *, weights: str | Path | None = None,
+                 validate: dict | None = None) -> dict[str, Any]:
+    """Metrics of ``RUN/best.safetensors`` (or other weights for the same network) on every
+    sample of ``data``.
 
     Parameters
     ----------
@@ -25,12 +27,21 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         Images per forward pass.
     progress : callable, optional
         ``progress(done, total)`` in images.
+    weights : path, optional
+        Score these weights instead, with the run's recipe: another checkpoint of the run
+        (``RUN/checkpoint.safetensors``, the last epoch), another run's ``best.safetensors``
+        or a zoo folder (e.g. the shipped model), all of the run's architecture; compares
+        checkpoints on the same samples with the same rules.
+    validate : dict, optional
+        Replaces keys of the recipe's ``validate`` section (``instances``, ``postprocess``):
+        how instances are made for instance F1 and counts.
 
     Returns
     -------
     dict
-        ``run``, ``data``, ``epoch`` (0-based epoch of the checkpoint), ``n`` (samples)
-        and ``metrics`` (name -> value; NaN written as null).
+        ``run``, ``data``, ``weights``, ``epoch`` (0-based epoch of the run's best checkpoint;
+        None with other ``weights``), ``n`` (samples), ``validate`` (the rules used) and
+        ``metrics`` (name -> value; NaN written as null).
     """
     from devolens.data.datasets import index_dataset
     from devolens.train.trainer import evaluate_model, make_dataset
@@ -42,7 +53,13 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     model, cfg = load_model(best)
     if "recipe" not in cfg:
         raise DevolensError("best.json has no recipe", path=best.with_suffix(".json"))
-    rec = resolved(load_recipe(cfg["recipe"]))
+    raw = load_recipe(cfg["recipe"])
+    if validate:
+        raw["validate"] = {**raw["validate"], **validate}
+        raw = validate_recipe(raw)
+    rec = resolved(raw)
+    if weights is not None:
+        model = _load_other_weights(model, Path(weights))
     if Path(data).is_file() and Path(data).suffix.lower() in (".h5", ".hdf5"):
         from devolens.data.datasets import H5TileDataset
 
@@ -56,4 +73,28 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         ds = make_dataset(rec, df, train=False)
     ev = evaluate_model(model, ds, rec, None, batch_size=batch_size, amp=rec["train"]["amp"], progress=progress)
     metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in ev["metrics"].items()}
-    return {"run": str(run), "data": str(data), "epoch": cfg.get("epoch"), "n": len(ds), "metrics": metrics}
+    return {"run": str(run), "data": str(data), "weights": str(weights or best),
+            "epoch": cfg.get("epoch") if weights is None else None, "n": len(ds), "validate": rec["validate"],
+            "metrics": metrics}
+
+
+def _load_other_weights(model, weights: Path):
+    """``model`` with ``weights``: a run's training checkpoint (``checkpoint.safetensors``, tensors
+    under ``model/``), a saved model (``best.safetensors``) or a zoo folder."""
+    from safetensors import safe_open
+
+    from devolens.models.zoo import load_weights
+
+    if weights.is_file() and weights.suffix == ".safetensors":
+        with safe_open(str(weights), "pt") as f:
+            is_checkpoint = any(k.startswith("model/") for k in f.keys())
+        if is_checkpoint:
+            from devolens.train.checkpoint import load_checkpoint
+
+            try:
+                load_checkpoint(weights, model, restore_rng=False)
+            except RuntimeError as exc:
+                raise DevolensError(f"checkpoint does not fit the run's network: {str(exc).splitlines()[0]}",
+                                    path=weights) from None
+            return model.eval()
+    return load_weights(model, weights)

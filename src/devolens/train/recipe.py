@@ -17,6 +17,7 @@ A recipe is a nested mapping with the sections below; every key is optional exce
     scheduler: {name: plateau, factor: 0.5, patience: 3}
     augment: {preset: nuclei, strength: 1.0, overrides: {elastic: false}}
     train: {epochs: 10, batch_size: 8, amp: none, monitor: auto}
+    validate: {instances: watershed, postprocess: {threshold: 0.6, seed_threshold: 0.7, split_seeds: true}}
     tune:
       trials: 10
       space:
@@ -72,6 +73,25 @@ def _decoder_check(v):
     if isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
         return None
     return f"expected a positive integer or a list of positive integers, got {v!r}"
+
+
+POSTPROCESS_KEYS = {"threshold": float, "seed_threshold": float, "min_distance": float, "min_size": int, "smooth": float,
+                    "split_seeds": bool, "isolated_fraction": float}
+
+
+def _postprocess_check(v):
+    """Options of :func:`devolens.predict.postprocess.instances_from_probabilities`."""
+    unknown = sorted(set(v) - set(POSTPROCESS_KEYS))
+    if unknown:
+        return f"unknown option(s) {', '.join(map(str, unknown))} (known: {', '.join(POSTPROCESS_KEYS)})"
+    for key, kind in POSTPROCESS_KEYS.items():
+        if key not in v:
+            continue
+        x = v[key]
+        ok = isinstance(x, bool) if kind is bool else (isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0)
+        if not ok:
+            return f"{key}: expected {'true or false' if kind is bool else 'a number >= 0'}, got {x!r}"
+    return None
 
 
 def _size_check(v):
@@ -153,6 +173,16 @@ SCHEMA: dict[str, Any] = {
         "prune_restart": Field("bool", True, help="re-initialise the model after pruning (else continue)"),
         "overlay_samples": Field("int", 4, low=0, help="fixed validation samples drawn each epoch"),
         "max_batches": Field("int", None, nullable=True, low=1, help="cap on training batches per epoch"),
+    },
+    "validate": {
+        "instances": Field("str", "auto", choices=("auto", "classes", "watershed"),
+                           help="validation instances (instance F1, counts): 'classes' = argmax class map, connected "
+                                "interiors grown 3 px (quick); 'watershed' = the zoo predictors' post-processing "
+                                "(instances_from_probabilities) with validate.postprocess, which picks checkpoints "
+                                "by what users will get; 'auto' = watershed for target 'boundary', else classes"),
+        "postprocess": Field("dict", {}, check=_postprocess_check,
+                             help="watershed options in the samples' pixels: threshold, seed_threshold, min_distance, "
+                                  "min_size, smooth, split_seeds, isolated_fraction (defaults as the function's)"),
     },
     "tune": {
         "trials": Field("int", 10, low=1),
@@ -334,6 +364,8 @@ def validate_recipe(raw: dict, path: str | Path | None = None) -> dict:
             reg = loss in ("mse", "huber", "poisson")
             if reg != (rec["task"] == "population"):
                 raise DevolensError(f"loss.name: {loss!r} does not fit the {rec['task']} task")
+        if rec["validate"]["instances"] == "watershed" and rec["task"] == "segmentation" and rec["data"]["target"] == "classes":
+            raise DevolensError("validate.instances: 'watershed' needs data.target 'semantic' or 'boundary'")
         if rec["task"] == "population" and not rec["data"]["counts"]:
             raise DevolensError("data.counts: list at least one frames.csv column")
     except DevolensError as exc:
@@ -374,13 +406,15 @@ def set_key(recipe: dict, dotted: str, value: Any) -> dict:
 
 
 def resolved(recipe: dict) -> dict:
-    """Resolve the ``auto`` settings (loss, augmentation preset, monitor) of a valid recipe."""
+    """Resolve the ``auto`` settings (loss, augmentation preset, validation instances, monitor) of a valid recipe."""
     r = copy.deepcopy(recipe)
     seg = r["task"] == "segmentation"
     if r["loss"]["name"] == "auto":
         r["loss"]["name"] = ("bce_dice" if r["data"]["target"] == "semantic" else "ce_dice") if seg else "huber"
     if r["augment"]["preset"] == "auto":
         r["augment"]["preset"] = "nuclei" if seg else "population"
+    if r["validate"]["instances"] == "auto":
+        r["validate"]["instances"] = "watershed" if seg and r["data"]["target"] == "boundary" else "classes"
     if r["train"]["monitor"] == "auto":
         r["train"]["monitor"] = ("val_f1" if r["data"]["target"] == "boundary" else "val_dice") if seg else "val_mae"
     if r["train"]["monitor_mode"] == "auto":

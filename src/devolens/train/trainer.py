@@ -265,6 +265,27 @@ def _scheduler(recipe: dict, opt):
 
 
 # ----------------------------------------------------------------------------- evaluation
+def validation_instances(prob: np.ndarray, classes: np.ndarray, recipe: dict) -> np.ndarray:
+    """Instance labels of one validation sample, as the recipe's ``validate`` section says.
+
+    ``classes``: the quick rule (:func:`instances_from_classes` on the argmax map);
+    ``watershed``: the zoo predictors' post-processing
+    (:func:`devolens.predict.postprocess.instances_from_probabilities`) with
+    ``validate.postprocess``: foreground = 1 - p(background) and seeds from p(interior) for
+    the 3-class target, the sigmoid for the semantic one.
+    """
+    target = recipe["data"]["target"]
+    if recipe["validate"]["instances"] != "watershed" or target == "classes":
+        return instances_from_classes(classes, target)
+    from devolens.predict.postprocess import instances_from_probabilities
+
+    if target == "boundary":
+        fg, interior = 1.0 - prob[0], prob[1]
+    else:
+        fg, interior = prob[0], None
+    return instances_from_probabilities(fg, interior, **recipe["validate"]["postprocess"])
+
+
 @torch.no_grad()
 def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_fn=None, batch_size: int = 8,
                    amp: str = "none", keep: int = 0, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -328,7 +349,7 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
                     ph, nh = M.score_histograms(pc[c], tgt[i] == c)
                     hists[c][0][:] += ph
                     hists[c][1][:] += nh
-                pl = instances_from_classes(cls, target)
+                pl = validation_instances(prob[i], cls, recipe)
                 tl = inst_true[i] if target != "classes" else instances_from_classes(tgt[i], "classes", min_area=1)
                 m = M.match_instances(pl, tl)
                 tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
