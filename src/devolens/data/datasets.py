@@ -353,6 +353,35 @@ def time_blocks(times: Sequence[int], block: int = 10) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- datasets
+def instance_distance(target: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The distance-head target of a 3-class ``boundary`` target: each interior pixel's distance
+    to the nearest non-interior pixel (its nucleus's boundary, or the background) divided by the
+    largest such distance in its nucleus, so 1 at every nucleus's centre and 0 on boundaries
+    and background (float32, HxW). Touching nuclei are apart: their boundary pixels lie
+    between them.
+
+    Parameters
+    ----------
+    target : ndarray
+        ``HxW`` classes from :func:`labels_to_target` with ``"boundary"``.
+    labels : ndarray
+        ``HxW`` instance labels the target was made from.
+    """
+    import cv2
+
+    interior = np.ascontiguousarray(np.asarray(target) == 1)
+    out = np.zeros(interior.shape, np.float32)
+    if not interior.any():
+        return out
+    dist = cv2.distanceTransform(interior.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    lab = np.asarray(labels).astype(np.int64)
+    inside = interior & (lab > 0)
+    peak = np.zeros(int(lab.max()) + 1, np.float32)
+    np.maximum.at(peak, lab[inside], dist[inside])
+    out[inside] = dist[inside] / np.maximum(peak[lab[inside]], 1e-6)
+    return out
+
+
 class _Base(Dataset):
     """Shared image preparation: channels, size, normalisation, seeded augmentation."""
 
@@ -435,13 +464,19 @@ class SegmentationDataset(_Base):
         Base seed of the per-sample, per-epoch augmentation draws.
     cache : bool
         Keep decoded files in memory (small datasets).
+    distance : bool
+        Also yield ``distance`` (:func:`instance_distance`), the target of a distance head
+        (``target`` must be ``"boundary"``).
     """
 
     def __init__(self, images: Sequence[str | Path], labels: Sequence[str | Path], target: str = "semantic",
                  channels: int = 1, size: Sequence[int] | None = None, normalize: str = "dtype",
                  augment: Callable | None = None, seed: int = 0, cache: bool = True, pad_multiple: int = 32,
-                 ids: Sequence[str] | None = None):
+                 ids: Sequence[str] | None = None, distance: bool = False):
         super().__init__(channels, size, normalize, augment, seed, pad_multiple)
+        if distance and target != "boundary":
+            raise DevolensError("a distance target needs target 'boundary'")
+        self.distance = bool(distance)
         if len(images) != len(labels):
             raise DevolensError(f"{len(images)} images but {len(labels)} label files")
         if target not in TARGETS:
@@ -472,8 +507,11 @@ class SegmentationDataset(_Base):
         x, lab = self._prepare(img, lab, i)
         tgt = labels_to_target(lab, self.target)
         inst = lab.astype(np.int32) if self.target != "classes" else tgt.astype(np.int32)
-        return {"image": torch.from_numpy(x), "target": torch.from_numpy(tgt),
+        item = {"image": torch.from_numpy(x), "target": torch.from_numpy(tgt),
                 "labels": torch.from_numpy(inst), "index": torch.tensor(i, dtype=torch.int64)}
+        if self.distance:
+            item["distance"] = torch.from_numpy(instance_distance(tgt, lab))
+        return item
 
 
 class PopulationDataset(_Base):

@@ -99,8 +99,9 @@ class ImageNetwork:
         Channel selection for colour input (see :func:`to_single_channel`).
     percentiles : (float, float)
         Robust normalisation percentiles (see :func:`normalize_percentile`).
-    activation : {"softmax", "sigmoid"}
-        Turns logits into probabilities.
+    activation : {"softmax", "sigmoid", "softmax_distance"}
+        Turns logits into probabilities (``softmax_distance``: softmax over all channels but
+        the last, a distance head's sigmoid on the last).
     device : str
         Torch device.
     crop : bool
@@ -190,6 +191,8 @@ class ImageNetwork:
         return probs.numpy()
 
     def _activate(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.activation == "softmax_distance":  # classes, then a distance head
+            return torch.cat([torch.softmax(logits[:, :-1], dim=1), torch.sigmoid(logits[:, -1:])], dim=1)
         return torch.softmax(logits, dim=1) if self.activation == "softmax" else torch.sigmoid(logits)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:

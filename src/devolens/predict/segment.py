@@ -188,7 +188,7 @@ class _SegmentationPredictor:
         self.diameter = None if diameter is None else check_diameter(diameter, self.diameter_ref)
         self.card_scale = float(scale)  # the working scale at the training magnification
         scale = diameter_scale(scale, self.diameter_ref, self.diameter)  # another magnification
-        activation = "softmax" if self.head == "three_class" else "sigmoid"
+        activation = {"three_class": "softmax", "three_class_distance": "softmax_distance"}.get(self.head, "sigmoid")
         self.network = ImageNetwork(
             model, in_channels=in_channels, scale=scale, multiple=multiple, tile=tile, overlap=overlap, batch_size=batch_size,
             fast=fast, backend=backend, channel=channel, percentiles=percentiles, activation=activation,
@@ -451,8 +451,10 @@ class NucleiPredictor(_SegmentationPredictor):
 
     The network has a 3-class head (background, nucleus interior, nucleus boundary); the
     nucleus probability is ``1 - p(background)``, seeds are the interior blobs, and a
-    watershed over the nucleus mask splits touching nuclei. A 1-channel (sigmoid) head is
-    also supported (distance-transform seeds).
+    watershed over the nucleus mask splits touching nuclei. A card head ``three_class_distance``
+    (a 4th channel: each pixel's distance to its nucleus edge, relative, from
+    ``model.distance_head`` recipes) seeds and floods by that distance instead of p(interior).
+    A 1-channel (sigmoid) head is also supported (distance-transform seeds).
 
     Options of :meth:`from_zoo` beside the constructor's: ``precision`` (``"auto"``: int8 on
     CPUs with VNNI/AMX where the card has int8 scales, else bf16; see
@@ -484,9 +486,10 @@ class NucleiPredictor(_SegmentationPredictor):
         opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=8, smooth=1.0, split_seeds=False,
                     isolated_fraction=0.0)
         opts.update({k: v for k, v in self.postprocess_options.items() if k in opts})
-        if self.head == "three_class":
+        if self.head in ("three_class", "three_class_distance"):
             fg = 1.0 - probs[0]
-            interior = probs[1]
+            # seeds: the interior class, or the distance head's nucleus centres
+            interior = probs[3] if self.head == "three_class_distance" else probs[1]
         else:
             fg = probs[0]
             interior = probs[1] if probs.shape[0] > 1 else None

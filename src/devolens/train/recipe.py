@@ -126,6 +126,11 @@ SCHEMA: dict[str, Any] = {
         "encoder_depth": Field("int", 5, low=1, high=5),
         "decoder_channels": Field("any", None, nullable=True, check=_decoder_check),
         "width": Field("int", 64, low=4, help="regressor: channels of the first ResNet18 stage"),
+        "distance_head": Field("bool", False,
+                               help="target 'boundary' only: a 4th output, each nucleus pixel's distance to its "
+                                    "edge over that nucleus's largest (1 at the centre; a centre/distance head), "
+                                    "whose maxima seed the watershed: touching nuclei separate where the 3-class "
+                                    "interior bridges them"),
         "init": Field("str", None, nullable=True,
                       help="start from these weights (a run's best.safetensors or a zoo folder; fine-tuning)"),
     },
@@ -136,6 +141,7 @@ SCHEMA: dict[str, Any] = {
         "dice_weight": Field("float", 1.0, low=0.0),
         "focal_gamma": Field("float", 2.0, low=0.0),
         "huber_delta": Field("float", 1.0, low=0.0, low_open=True),
+        "distance_weight": Field("float", 1.0, low=0.0, help="model.distance_head: weight of its L1 loss"),
     },
     "optimizer": {
         "name": Field("str", "adamw", choices=("adam", "adamw", "sgd")),
@@ -364,6 +370,8 @@ def validate_recipe(raw: dict, path: str | Path | None = None) -> dict:
             reg = loss in ("mse", "huber", "poisson")
             if reg != (rec["task"] == "population"):
                 raise DevolensError(f"loss.name: {loss!r} does not fit the {rec['task']} task")
+        if rec["model"]["distance_head"] and (rec["task"] != "segmentation" or rec["data"]["target"] != "boundary"):
+            raise DevolensError("model.distance_head: needs task 'segmentation' with data.target 'boundary'")
         if rec["validate"]["instances"] == "watershed" and rec["task"] == "segmentation" and rec["data"]["target"] == "classes":
             raise DevolensError("validate.instances: 'watershed' needs data.target 'semantic' or 'boundary'")
         if rec["task"] == "population" and not rec["data"]["counts"]:

@@ -84,6 +84,13 @@ def n_classes(recipe: dict) -> int:
     return 1 if t == "semantic" else 3 if t == "boundary" else int(recipe["data"]["classes"])
 
 
+def n_outputs(recipe: dict) -> int:
+    """Output channels of the network: the classes, plus one for a distance head."""
+    if recipe["task"] != "segmentation":
+        return len(recipe["data"]["counts"])
+    return n_classes(recipe) + (1 if recipe["model"].get("distance_head") else 0)
+
+
 def metric_names(recipe: dict) -> list[str]:
     """The columns of history.csv for a (resolved) recipe."""
     names = ["epoch", "lr", "train_loss", "val_loss"]
@@ -120,7 +127,8 @@ def make_dataset(recipe: dict, df: pd.DataFrame, train: bool) -> Dataset:
     if df["labels"].isna().any():
         bad = df.loc[df["labels"].isna(), "sample"].iloc[0]
         raise DevolensError(f"{int(df['labels'].isna().sum())} frames have no label image, e.g. {bad}")
-    return SegmentationDataset(list(df["image"]), list(df["labels"]), target=d["target"], **common)
+    return SegmentationDataset(list(df["image"]), list(df["labels"]), target=d["target"],
+                               distance=bool(recipe["model"].get("distance_head")), **common)
 
 
 def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
@@ -225,7 +233,7 @@ def build_from_recipe(recipe: dict) -> torch.nn.Module:
     m, d = recipe["model"], recipe["data"]
     if recipe["task"] == "population":
         return build_regressor(d["channels"], len(d["counts"]), m["width"])
-    return build_model(m["arch"], m["encoder"], d["channels"], n_classes(recipe), None, m["decoder_channels"],
+    return build_model(m["arch"], m["encoder"], d["channels"], n_outputs(recipe), None, m["decoder_channels"],
                        m["encoder_depth"])
 
 
@@ -253,7 +261,54 @@ def _loss_fn(recipe: dict, train_ds: Dataset):
         cw = class_weights(freqs, cw).tolist()
     elif cw is not None and recipe["task"] == "segmentation" and len(cw) != max(2, n_classes(recipe)):
         raise DevolensError(f"loss.class_weights: need {max(2, n_classes(recipe))} weights, got {len(cw)}")
-    return build_loss(L["name"], cw, L["dice_weight"], L["focal_gamma"], L["huber_delta"]), cw
+    base = build_loss(L["name"], cw, L["dice_weight"], L["focal_gamma"], L["huber_delta"])
+    if not recipe["model"].get("distance_head"):
+        return (lambda y, target, distance=None: base(y, target)), cw
+    k, w = n_classes(recipe), float(L["distance_weight"])
+
+    def with_distance(y, target, distance=None):
+        """The classes' loss plus the distance head's L1 (per sample)."""
+        per = base(y[:, :k], target)
+        if distance is None:
+            return per
+        err = (torch.sigmoid(y[:, k]) - distance.to(y.dtype)).abs()
+        return per + w * err.flatten(1).mean(1)
+
+    return with_distance, cw
+
+
+def init_weights(model: torch.nn.Module, init: str | Path) -> torch.nn.Module:
+    """``model`` with the weights of ``init`` (a run's ``best.safetensors`` or a zoo folder) for
+    fine-tuning. A network that adds a distance head to a 3-class one keeps the 3-class
+    weights: the output layer's first channels come from ``init``, the new channel keeps its
+    fresh initialisation."""
+    from safetensors.torch import load_file
+
+    from devolens.models.zoo import load_weights
+
+    path = Path(init)
+    file = path if path.suffix == ".safetensors" else path / "weights.safetensors"
+    if not file.is_file():
+        raise DevolensError("model.init: no weights file there", path=file)
+    ref = model.state_dict()
+    state = load_file(str(file))
+    grown = {}
+    for k, v in state.items():
+        r = ref.get(k)
+        if (r is not None and k.startswith("segmentation_head.") and v.shape != r.shape and v.ndim == r.ndim
+                and v.shape[1:] == r.shape[1:] and v.shape[0] < r.shape[0]):
+            new = r.clone()
+            new[: v.shape[0]] = v.to(r.dtype)
+            grown[k] = new
+    if not grown:
+        return load_weights(model, file)
+    state.update(grown)
+    try:
+        model.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()})
+    except RuntimeError as exc:
+        raise DevolensError(f"model.init: the weights do not fit this network: {str(exc).splitlines()[0]}",
+                            path=file) from None
+    return model
 
 
 def _scheduler(recipe: dict, opt):
@@ -265,14 +320,16 @@ def _scheduler(recipe: dict, opt):
 
 
 # ----------------------------------------------------------------------------- evaluation
-def validation_instances(prob: np.ndarray, classes: np.ndarray, recipe: dict) -> np.ndarray:
+def validation_instances(prob: np.ndarray, classes: np.ndarray, recipe: dict,
+                         distance: np.ndarray | None = None) -> np.ndarray:
     """Instance labels of one validation sample, as the recipe's ``validate`` section says.
 
     ``classes``: the quick rule (:func:`instances_from_classes` on the argmax map);
     ``watershed``: the zoo predictors' post-processing
     (:func:`devolens.predict.postprocess.instances_from_probabilities`) with
     ``validate.postprocess``: foreground = 1 - p(background) and seeds from p(interior) for
-    the 3-class target, the sigmoid for the semantic one.
+    the 3-class target (from the predicted ``distance`` when the network has a distance head),
+    the sigmoid for the semantic one.
     """
     target = recipe["data"]["target"]
     if recipe["validate"]["instances"] != "watershed" or target == "classes":
@@ -280,7 +337,7 @@ def validation_instances(prob: np.ndarray, classes: np.ndarray, recipe: dict) ->
     from devolens.predict.postprocess import instances_from_probabilities
 
     if target == "boundary":
-        fg, interior = 1.0 - prob[0], prob[1]
+        fg, interior = 1.0 - prob[0], (prob[1] if distance is None else distance)
     else:
         fg, interior = prob[0], None
     return instances_from_probabilities(fg, interior, **recipe["validate"]["postprocess"])
@@ -335,8 +392,11 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
             y = model(x)
         y = y.float()
         if loss_fn is not None:
-            losses.extend(loss_fn(y, batch["target"]).tolist())
+            losses.extend(loss_fn(y, batch["target"], batch.get("distance")).tolist())
         if seg:
+            dist = None
+            if recipe["model"].get("distance_head"):  # the last channel: the distance head
+                dist, y = torch.sigmoid(y[:, -1]).numpy(), y[:, :-1]
             prob = torch.sigmoid(y) if y.shape[1] == 1 else torch.softmax(y, dim=1)
             prob = prob.numpy()
             tgt = batch["target"].numpy()
@@ -349,7 +409,7 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
                     ph, nh = M.score_histograms(pc[c], tgt[i] == c)
                     hists[c][0][:] += ph
                     hists[c][1][:] += nh
-                pl = validation_instances(prob[i], cls, recipe)
+                pl = validation_instances(prob[i], cls, recipe, None if dist is None else dist[i])
                 tl = inst_true[i] if target != "classes" else instances_from_classes(tgt[i], "classes", min_area=1)
                 m = M.match_instances(pl, tl)
                 tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
@@ -517,9 +577,7 @@ def train(
         torch.manual_seed(seed)
         model = build_from_recipe(rec)
         if init:  # fine-tuning: same architecture, weights from an earlier run or the zoo
-            from devolens.models.zoo import load_weights
-
-            model = load_weights(model, init)
+            model = init_weights(model, init)
         opt = build_optimizer(rec["optimizer"]["name"], model.parameters(), rec["optimizer"]["lr"],
                               rec["optimizer"]["weight_decay"], rec["optimizer"]["momentum"])
         return model, opt, _scheduler(rec, opt)
@@ -595,7 +653,7 @@ def train(
                 break
             with _autocast(T["amp"]):
                 y = model(batch["image"])
-            per = loss_fn(y.float(), batch["target"])
+            per = loss_fn(y.float(), batch["target"], batch.get("distance"))
             loss = per.mean()
             if not torch.isfinite(loss):
                 raise DevolensError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1}; lower optimizer.lr")
