@@ -10,7 +10,7 @@ embryos the card reports on.
 Usage::
 
     python scripts/zoo_postprocess.py --zoo runs/zoo/stage --run runs/zoo/nuclei_v2 \
-        --renders runs/zoo/render/tr_sim runs/zoo/render/tr2_sim [--max-cells 200] [--every 2]
+        --renders runs/zoo/render/tr_sim runs/zoo/render/tr2_sim [--max-cells 200] [--every 2] [--grid JSON]
 
 Prints the grid sorted by F1 and the best setting as JSON (to paste into the card's
 ``postprocess`` via ``scripts/zoo_ship.py --postprocess``).
@@ -50,6 +50,9 @@ def main() -> None:
     ap.add_argument("--renders", type=Path, nargs="+", required=True, help="full-size render folders to search")
     ap.add_argument("--max-cells", type=int, default=200)
     ap.add_argument("--every", type=int, default=2, help="use every k-th eligible frame")
+    ap.add_argument("--grid", type=json.loads, default=None,
+                    help="JSON object replacing entries of the grid, e.g. '{\"seed_threshold\": [0.2, 0.3, 0.4]}' "
+                         "(a distance head's seeds are its relative distance, 1 at the centres)")
     a = ap.parse_args()
 
     if a.run is None and not a.all_embryos:
@@ -79,9 +82,10 @@ def main() -> None:
         truth = tifffile.imread(rdir / "labels" / f"{Path(row['file']).stem}_labels.tif")
         cached.append((probs, img.shape[:2], truth))
 
+    grid = {**GRID, **(a.grid or {})}
     results = []
-    keys = list(GRID)
-    for values in itertools.product(*(GRID[k] for k in keys)):
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
         opts = dict(zip(keys, values))
         pred.postprocess_options.update(opts)
         tp = fp = fn = 0

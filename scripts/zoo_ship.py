@@ -246,6 +246,9 @@ def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: d
         cfg = json.loads(source.with_suffix(".json").read_text())
         card["architecture"] = cfg["model"]
         card["trained"] = {"epoch": cfg.get("epoch"), "monitor": cfg.get("monitor"), "value": cfg.get("value")}
+        if (cfg.get("recipe") or {}).get("model", {}).get("distance_head"):  # a 4th channel: the distance head
+            card["output"]["head"] = "three_class_distance"
+            card["output"]["classes"] = list(card["output"]["classes"]) + ["distance to the nucleus edge (relative)"]
         state = load_file(str(source))
         save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()},
                   str(to / "weights.safetensors"), metadata={"format": "pt"})
