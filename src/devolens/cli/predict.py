@@ -71,7 +71,8 @@ class _Source:
             from devolens.io.frames import iter_path_frames
 
             # a video's frame count and rate are probed beside the decoder (below), not before it
-            self._frames, names, total = iter_path_frames(path, decode_threads=1, count=False)
+            self._frames, names, total = iter_path_frames(path, stack_z=stack_z, channel=channel, decode_threads=1,
+                                                          count=False)
             self.is_video = names is None
             self.names = names
             self._total = int(total) if total else 0

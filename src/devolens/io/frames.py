@@ -30,19 +30,45 @@ def _natural_key(name: str) -> list:
 
 
 def _read_image(path: Path) -> np.ndarray:
+    """A folder member as a 2-D image (``HxW`` or ``HxWxC``, C <= 4), or a clear error naming it."""
     from devolens.io import images
 
     try:
         if path.suffix.lower() in images.IMAGE_SUFFIXES:
-            return np.asarray(images.read_image(path))
-        import imageio.v3 as iio  # formats read_image does not cover (bmp)
+            arr = np.asarray(images.read_image(path))
+        else:
+            import imageio.v3 as iio  # formats read_image does not cover (bmp)
 
-        return np.asarray(iio.imread(path))
+            arr = np.asarray(iio.imread(path))
+        if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] <= 4)):
+            raise DevolensError(f"not a 2-D image: array of shape {arr.shape}", path=path)
+        if min(arr.shape[:2]) < 2:
+            raise DevolensError(f"image too small: {arr.shape[0]} x {arr.shape[1]} pixels (at least 2 x 2)", path=path)
+        return arr
     except DevolensError:
         raise
     except Exception as exc:  # unreadable / corrupt image
         msg = str(exc).strip().splitlines()
         raise DevolensError(f"cannot read image ({msg[0] if msg else type(exc).__name__})", path=path) from None
+
+
+def _folder_stacks(files: list[Path], stack_z: str, channel: int | None) -> dict[Path, tuple[object, int]]:
+    """The TIFF files of a folder that are stacks (several planes, not one RGB image), with
+    their layout and frame count; options are checked now, before any frame is read."""
+    from devolens.io.stacks import check_stack_options, stack_info
+
+    out = {}
+    for p in files:
+        if p.suffix.lower() not in (".tif", ".tiff"):
+            continue
+        try:
+            info = stack_info(p)
+        except DevolensError:
+            continue  # unreadable: reported (with its name) when it is read
+        if info.is_stack:
+            check_stack_options(info, stack_z, channel, p)
+            out[p] = (info, info.frames(stack_z))
+    return out
 
 
 def _iter_video(path: Path, threads: int | None = None) -> Iterator[np.ndarray]:
@@ -116,7 +142,11 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     -------
     (frames, names, total)
         A generator of frames (H x W x C arrays, read one at a time), the file names
-        relative to the folder (None for a video) and the frame count (0 when unknown).
+        relative to the folder (None for a video) and the frame count (0 when unknown). A
+        folder member that is a TIFF stack (e.g. one z-stack per time point) gives the frames
+        of the stack rules: one projection per file with ``stack_z="project"``, named as the
+        file; with several frames (``"slices"``, or a timelapse per file) they are named
+        ``<stem>_0000<suffix>``, ``<stem>_0001<suffix>``...
 
     Raises
     ------
@@ -134,13 +164,24 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
             files = _image_files(folder)
         if not files:
             raise DevolensError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder", path=path)
-        names = [p.name for p in files]
+        # a folder of TIFF stacks (one z-stack per time point, as many microscopes write them):
+        # each member is read by the stack rules, so its Z planes are projected (or sliced)
+        stacks = _folder_stacks(files, stack_z, channel)
+        names = []
+        for p in files:
+            n = stacks[p][1] if p in stacks else 1
+            names += [p.name] if n == 1 else [f"{p.stem}_{k:04d}{p.suffix}" for k in range(n)]
 
         def gen() -> Iterator[np.ndarray]:
             for p in files:
-                yield _read_image(p)
+                if p in stacks:
+                    from devolens.io.stacks import iter_stack_frames
 
-        return gen(), names, len(files)
+                    yield from iter_stack_frames(p, z=stack_z, channel=channel)
+                else:
+                    yield _read_image(p)
+
+        return gen(), names, len(names)
     if path.suffix.lower() in (".tif", ".tiff"):
         from devolens.io.stacks import open_stack
 

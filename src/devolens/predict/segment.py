@@ -328,8 +328,10 @@ class _SegmentationPredictor:
             shapes, prepared = [], []
             for img in chunk:
                 arr = img.image if isinstance(img, Prepared) else np.asarray(img)
-                if arr.ndim not in (2, 3) or arr.shape[0] < 2 or arr.shape[1] < 2:
+                if arr.ndim not in (2, 3):
                     raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
+                if arr.shape[0] < 2 or arr.shape[1] < 2:
+                    raise DevolensError(f"image too small: {arr.shape[0]} x {arr.shape[1]} pixels (at least 2 x 2)")
                 shapes.append(arr.shape[:2])
                 if isinstance(img, Prepared) and img.key == key:  # prepared ahead by the caller
                     prepared.append(_Done(img.array))
