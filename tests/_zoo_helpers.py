@@ -40,11 +40,13 @@ def make_tiny_zoo(root: Path) -> Path:
     comp = np.zeros((401, len(LETTERS)), dtype=np.float32)
     comp[:, 0] = np.arange(401) * 0.5
     comp[:, 1] = np.arange(401) * 0.5
-    save_np({"composition": comp, "knots_x": np.array([0.0, 100.0]), "knots_y": np.array([0.0, 120.0])},
+    tau = np.arange(100, dtype=np.float32)  # a toy developmental clock: 2 cells doubling every 20 time points
+    save_np({"composition": comp, "knots_x": np.array([0.0, 100.0]), "knots_y": np.array([0.0, 120.0]),
+             "clock_tau": tau, "clock_log_total": (np.log(2.0) * (1 + tau / 20)).astype(np.float32)},
             str(folder / "weights.safetensors"))
     card = {"name": "population", "task": "population", "summary": "tiny", "method": "composition",
             "nuclei_model": "nuclei", "predictor": "devolens.predict.population:PopulationPredictor",
-            "metrics": {}, "headline": []}
+            "metrics": {}, "headline": [], "clock": {"seconds_per_time_point": 90.0}}
     (folder / "card.json").write_text(json.dumps(card))
     (folder / "card.md").write_text("# population\n")
     return root

@@ -261,6 +261,7 @@ class PopulationPredictor:
         total_weight: float = 1.0,
         resize: float = 1.0,
         auto: bool = False,
+        clock: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         if method not in ("composition", "regressor"):
             raise DevolensError(f"unknown population method {method!r} (composition, regressor)")
@@ -289,6 +290,8 @@ class PopulationPredictor:
             raise DevolensError(f"resize must be > 0, got {resize}")
         self.resize = float(resize)
         self.auto = bool(auto) and nuclei is not None
+        # the developmental clock's reference curve (time points, log total), for clock_fit
+        self.clock = None if clock is None else (np.asarray(clock[0], np.float64), np.asarray(clock[1], np.float64))
         self.last_estimate = None  # the nuclei model's DiameterEstimate of the last auto run
 
     @classmethod
@@ -349,7 +352,7 @@ class PopulationPredictor:
                 knots_x=arrays["knots_x"].astype(np.float64), knots_y=arrays["knots_y"].astype(np.float64),
                 coef=arrays["coef"].astype(np.float64) if "coef" in arrays else None,
                 batch_size=batch_size, card=card, resize=resize, channel=options.get("channel", "auto"), auto=auto,
-                **extra,
+                clock=(arrays["clock_tau"], arrays["clock_log_total"]) if "clock_tau" in arrays else None, **extra,
             )
         model = load_zoo_network(folder, card)
         pre = card.get("preprocessing", {})
@@ -483,6 +486,37 @@ class PopulationPredictor:
             else:
                 out = model(x)
         return np.clip(out.float().numpy(), 0.0, None)
+
+    def clock_fit(self, df: pd.DataFrame, positions: Sequence[float]) -> tuple[pd.DataFrame, Any]:
+        """A timelapse's per-frame counts refitted to the developmental clock.
+
+        The frames' totals are fitted to the real embryos' total-cells curve (offset and rate,
+        :func:`devolens.predict.clock.fit_clock`); each frame's total is read off the fitted
+        curve and its letters from the composition table. Assumes frames in time order at a
+        steady interval and a wild-type lineage.
+
+        Parameters
+        ----------
+        df : DataFrame
+            One row per frame with a ``total`` column (from :meth:`predict_iter`).
+        positions : sequence of float
+            Each row's frame position in the movie (gaps where frames were skipped).
+
+        Returns
+        -------
+        (DataFrame, ClockFit)
+            A copy with the letters and ``total`` replaced, and the fit.
+        """
+        from devolens.predict.clock import fit_clock
+
+        if self.clock is None or self.composition is None:
+            raise DevolensError("this population model has no developmental clock (card section 'clock')")
+        fit = fit_clock(positions, df["total"].to_numpy(dtype=np.float64), *self.clock)
+        letters = composition_counts(fit.totals, self.composition)
+        out = df.copy()
+        out[list(LETTERS)] = letters
+        out["total"] = letters.sum(axis=1)
+        return out, fit
 
     @staticmethod
     def smooth(df: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,107 @@
+"""The developmental clock: the reference curve, the fit of a movie's totals, and `population --clock`."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
+from devolens.errors import DevolensError
+from devolens.predict.clock import MIN_FRAMES, canonical_curve, fit_clock
+
+TAU = np.arange(0.0, 160.0)
+LOG_C = np.log(np.maximum.accumulate(2.0 ** (1 + TAU / 25) + 3 * np.sin(TAU / 3)))  # steps-like, non-decreasing
+
+
+def test_fit_recovers_offset_and_rate_despite_noise_and_outliers():
+    rng = np.random.default_rng(0)
+    pos = np.arange(40.0)
+    true = np.exp(np.interp(12 + 3.0 * pos, TAU, LOG_C))
+    est = true * np.exp(rng.normal(0, 0.15, pos.size))
+    est[[5, 20, 33]] *= 3.0  # three frames wildly off (a bad frame, a second embryo...)
+    fit = fit_clock(pos, est, TAU, LOG_C)
+    assert abs(fit.offset - 12) <= 4 and fit.rate == pytest.approx(3.0, rel=0.08)  # the two trade off a little
+    raw = np.mean(np.abs(est - true) / true)
+    fitted = np.mean(np.abs(fit.totals - true) / true)
+    assert fitted < 0.5 * raw and np.all(np.diff(fit.totals) >= 0)
+    assert 0.05 < fit.residual < 0.3
+
+
+def test_fit_uses_frame_positions_with_gaps():
+    pos = np.array([0, 1, 2, 5, 6, 9, 10, 11, 14, 15], float)  # flagged frames skipped
+    true = np.exp(np.interp(30 + 2.0 * pos, TAU, LOG_C))
+    fit = fit_clock(pos, true, TAU, LOG_C)
+    assert fit.rate == pytest.approx(2.0, rel=0.03) and np.allclose(fit.totals, true, rtol=0.05)
+
+
+def test_fit_refuses_short_or_unordered_movies():
+    with pytest.raises(DevolensError, match=f"at least {MIN_FRAMES} frames"):
+        fit_clock(np.arange(3), [4, 8, 16], TAU, LOG_C)
+    with pytest.raises(DevolensError, match="must increase"):
+        fit_clock([0, 1, 2, 2, 3, 4], np.ones(6) * 8, TAU, LOG_C)
+
+
+def test_canonical_curve_aligns_shifted_embryos():
+    counts = np.round(4 * 2.0 ** (np.arange(120) / 20))  # 4 -> ~250 cells
+    base = pd.Series(counts, index=np.arange(1, 121))
+    late = pd.Series(counts[10:], index=np.arange(1, 111))  # filming started 10 time points later
+    early = pd.Series(counts[:100], index=np.arange(6, 106))  # ... or 5 earlier
+    tau, log_total = canonical_curve([late, base, early])
+    assert tau[0] == 1 and tau[-1] == 120 and np.all(np.diff(log_total) >= 0)
+    assert np.allclose(np.exp(log_total), counts, rtol=1e-6)  # all three land on the longest one's time axis
+    with pytest.raises(DevolensError, match="fewer than"):
+        canonical_curve([base, pd.Series([4.0, 8.0], index=[1, 2])])
+
+
+def test_shipped_population_model_has_a_clock_that_refits_totals():
+    from devolens.models import card, load
+    from devolens.predict.population import composition_counts
+
+    if "clock" not in card("population"):
+        pytest.skip("the shipped population model has no clock")
+    pred = load("population")
+    tau, log_total = pred.clock
+    assert np.exp(log_total[0]) < 10 and np.exp(log_total[-1]) > 300  # the 4-cell stage to ~400 cells
+    pos = np.arange(30)
+    true = np.exp(np.interp(20 + 4.0 * pos, tau, log_total))
+    df = pd.DataFrame({"total": true * np.exp(np.random.default_rng(1).normal(0, 0.2, pos.size))})
+    out, fit = pred.clock_fit(df, pos)
+    assert fit.rate == pytest.approx(4.0, rel=0.1)
+    assert np.mean(np.abs(out["total"] - true) / true) < 0.06
+    letters = composition_counts(fit.totals, pred.composition)
+    assert np.allclose(out[["A", "E", "M", "P", "C", "D", "Z"]].to_numpy(), letters)
+
+
+def test_population_cli_clock(tiny_zoo, tmp_path, capsys):  # noqa: F811
+    import imageio.v3 as iio
+
+    from devolens.cli import main
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        img = np.zeros((48, 70), np.uint8)
+        for _ in range(2 + i):
+            y, x = rng.integers(6, 42), rng.integers(6, 64)
+            img[y - 4:y + 4, x - 4:x + 4] = 200
+        iio.imwrite(frames / f"t{i:02d}.png", img)
+    out = tmp_path / "pops.csv"
+    capsys.readouterr()
+    assert main(["population", str(frames), "--out", str(out), "--clock", "--no-plot"]) == 0
+    printed = capsys.readouterr().err  # notes go to stderr, beside the progress bar
+    assert "developmental clock:" in printed and "reference time points per frame" in printed
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["frame", "A", "E", "M", "P", "C", "D", "Z", "total"] and len(df) == 8
+    assert np.all(np.diff(df["total"]) >= -0.01)  # read off a non-decreasing curve
+    assert np.allclose(df["A"], df["E"], atol=0.02)  # the tiny zoo's composition: half A, half E
+    # refusals, before any output
+    assert main(["population", str(frames), "--out", str(tmp_path / "b.csv"), "--clock", "--monotone"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert main(["population", str(frames / "t00.png"), "--out", str(tmp_path / "c.csv"), "--clock"]) == 2
+    assert "not one image" in capsys.readouterr().err
+    for i in range(8):
+        if i >= 3:
+            (frames / f"t{i:02d}.png").unlink()
+    assert main(["population", str(frames), "--out", str(tmp_path / "d.csv"), "--clock"]) == 2
+    assert "at least 6 frames" in capsys.readouterr().err
+    assert not any((tmp_path / n).exists() for n in ("b.csv", "c.csv", "d.csv"))
