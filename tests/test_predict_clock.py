@@ -87,6 +87,8 @@ def test_population_cli_clock(tiny_zoo, tmp_path, capsys):  # noqa: F811
         iio.imwrite(frames / f"t{i:02d}.png", img)
     out = tmp_path / "pops.csv"
     capsys.readouterr()
+    assert main(["population", str(frames), "--out", str(tmp_path / "plain.csv"), "--no-plot"]) == 0
+    assert "tip: for a wild-type timelapse, --clock" in capsys.readouterr().err
     assert main(["population", str(frames), "--out", str(out), "--clock", "--no-plot"]) == 0
     printed = capsys.readouterr().err  # notes go to stderr, beside the progress bar
     assert "developmental clock:" in printed and "reference time points per frame" in printed

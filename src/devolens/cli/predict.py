@@ -622,8 +622,15 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["estimate"] = getattr(predictor, "last_estimate", None)
     df.attrs["resized"] = getattr(predictor, "resize", 1.0) != 1.0
     df.attrs["clock"] = fit
+    df.attrs["clock_available"] = getattr(predictor, "clock", None) is not None and source.total != 1
     df.attrs["clock_seconds"] = (predictor.card.get("clock") or {}).get("seconds_per_time_point")
     return df
+
+
+def _clock_min_frames() -> int:
+    from devolens.predict.clock import MIN_FRAMES
+
+    return MIN_FRAMES
 
 
 def _clock_note(fit, seconds: Optional[float]) -> str:
@@ -705,6 +712,9 @@ def population_command(
         console.print(note)
     if df.attrs.get("clock") is not None:
         console.print(_clock_note(df.attrs["clock"], df.attrs.get("clock_seconds")))
+    elif not monotone and df.attrs.get("clock_available") and len(df) >= _clock_min_frames():
+        console.print("tip: for a wild-type timelapse, --clock fits the frames to the developmental clock and reads "
+                      "each frame off it (held-out movies: total error 17% -> 5%)")
     if df.attrs.get("suggest_diameter"):
         console.print(_size_note("nuclei", df.attrs["suggest_diameter"], df.attrs["known_sizes"], df.attrs["resized"]))
     if df.attrs.get("beyond_embryo"):
