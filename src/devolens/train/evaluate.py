@@ -59,7 +59,9 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         raw = validate_recipe(raw)
     rec = resolved(raw)
     if weights is not None:
-        model = _load_other_weights(model, Path(weights))
+        from devolens.train.trainer import init_weights
+
+        model = init_weights(model, weights, grow_head=False)
     if Path(data).is_file() and Path(data).suffix.lower() in (".h5", ".hdf5"):
         from devolens.data.datasets import H5TileDataset
 
@@ -77,24 +79,3 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
             "epoch": cfg.get("epoch") if weights is None else None, "n": len(ds), "validate": rec["validate"],
             "metrics": metrics}
 
-
-def _load_other_weights(model, weights: Path):
-    """``model`` with ``weights``: a run's training checkpoint (``checkpoint.safetensors``, tensors
-    under ``model/``), a saved model (``best.safetensors``) or a zoo folder."""
-    from safetensors import safe_open
-
-    from devolens.models.zoo import load_weights
-
-    if weights.is_file() and weights.suffix == ".safetensors":
-        with safe_open(str(weights), "pt") as f:
-            is_checkpoint = any(k.startswith("model/") for k in f.keys())
-        if is_checkpoint:
-            from devolens.train.checkpoint import load_checkpoint
-
-            try:
-                load_checkpoint(weights, model, restore_rng=False)
-            except RuntimeError as exc:
-                raise DevolensError(f"checkpoint does not fit the run's network: {str(exc).splitlines()[0]}",
-                                    path=weights) from None
-            return model.eval()
-    return load_weights(model, weights)

@@ -85,9 +85,7 @@ def n_classes(recipe: dict) -> int:
 
 
 def n_outputs(recipe: dict) -> int:
-    """Output channels of the network: the classes, plus one for a distance head."""
-    if recipe["task"] != "segmentation":
-        return len(recipe["data"]["counts"])
+    """Output channels of the segmentation network: the classes, plus one for a distance head."""
     return n_classes(recipe) + (1 if recipe["model"].get("distance_head") else 0)
 
 
@@ -277,38 +275,38 @@ def _loss_fn(recipe: dict, train_ds: Dataset):
     return with_distance, cw
 
 
-def init_weights(model: torch.nn.Module, init: str | Path) -> torch.nn.Module:
-    """``model`` with the weights of ``init`` (a run's ``best.safetensors`` or a zoo folder) for
-    fine-tuning. A network that adds a distance head to a 3-class one keeps the 3-class
-    weights: the output layer's first channels come from ``init``, the new channel keeps its
-    fresh initialisation."""
+def init_weights(model: torch.nn.Module, source: str | Path, *, grow_head: bool = True) -> torch.nn.Module:
+    """``model`` with the weights of ``source``: a zoo folder, a saved model (a run's
+    ``best.safetensors``) or a run's training checkpoint (``checkpoint.safetensors``, the last
+    epoch). With ``grow_head`` (fine-tuning), a network that adds a distance head to a 3-class
+    one keeps the 3-class weights: the output layer's first channels come from ``source``, the
+    new channel keeps its fresh initialisation. Anything else must fit exactly."""
     from safetensors.torch import load_file
 
-    from devolens.models.zoo import load_weights
-
-    path = Path(init)
+    path = Path(source)
     file = path if path.suffix == ".safetensors" else path / "weights.safetensors"
     if not file.is_file():
-        raise DevolensError("model.init: no weights file there", path=file)
-    ref = model.state_dict()
+        raise DevolensError("no weights file there (a zoo folder, best.safetensors or checkpoint.safetensors)",
+                            path=file)
     state = load_file(str(file))
-    grown = {}
-    for k, v in state.items():
+    if any(k.startswith("model/") for k in state):  # a training checkpoint: the model's tensors, not the optimiser's
+        state = {k[6:]: v for k, v in state.items() if k.startswith("model/")}
+    ref = model.state_dict()
+    for k, v in list(state.items()):
         r = ref.get(k)
-        if (r is not None and k.startswith("segmentation_head.") and v.shape != r.shape and v.ndim == r.ndim
+        if r is None:
+            continue
+        if (grow_head and k.startswith("segmentation_head.") and v.shape != r.shape and v.ndim == r.ndim
                 and v.shape[1:] == r.shape[1:] and v.shape[0] < r.shape[0]):
-            new = r.clone()
-            new[: v.shape[0]] = v.to(r.dtype)
-            grown[k] = new
-    if not grown:
-        return load_weights(model, file)
-    state.update(grown)
+            grown = r.clone()
+            grown[: v.shape[0]] = v.to(r.dtype)
+            v = grown
+        state[k] = v.to(r.dtype)
     try:
-        model.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()})
+        model.load_state_dict(state)
     except RuntimeError as exc:
-        raise DevolensError(f"model.init: the weights do not fit this network: {str(exc).splitlines()[0]}",
-                            path=file) from None
-    return model
+        raise DevolensError(f"the weights do not fit this network: {str(exc).splitlines()[0]}", path=file) from None
+    return model.eval()
 
 
 def _scheduler(recipe: dict, opt):
