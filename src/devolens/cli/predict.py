@@ -627,12 +627,6 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     return df
 
 
-def _clock_min_frames() -> int:
-    from devolens.predict.clock import MIN_FRAMES
-
-    return MIN_FRAMES
-
-
 def _clock_note(fit, seconds: Optional[float]) -> str:
     """What the developmental clock found: the movie's pace and how well its frames follow the curve."""
     pace = f"{fit.rate:.2f} reference time points per frame"
@@ -697,6 +691,7 @@ def population_command(
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
     from devolens.cli._common import console, progress_bar, streaming_threads
+    from devolens.predict.clock import MIN_FRAMES as CLOCK_MIN_FRAMES
 
     streaming_threads()
     with progress_bar("population") as cb:
@@ -712,7 +707,7 @@ def population_command(
         console.print(note)
     if df.attrs.get("clock") is not None:
         console.print(_clock_note(df.attrs["clock"], df.attrs.get("clock_seconds")))
-    elif not monotone and df.attrs.get("clock_available") and len(df) >= _clock_min_frames():
+    elif not monotone and df.attrs.get("clock_available") and len(df) >= CLOCK_MIN_FRAMES:
         console.print("tip: for a wild-type timelapse, --clock fits the frames to the developmental clock and reads "
                       "each frame off it (held-out movies: total error 17% -> 5%)")
     if df.attrs.get("suggest_diameter"):

@@ -52,9 +52,9 @@ def _read_image(path: Path) -> np.ndarray:
         raise DevolensError(f"cannot read image ({msg[0] if msg else type(exc).__name__})", path=path) from None
 
 
-def _folder_stacks(files: list[Path], stack_z: str, channel: int | None) -> dict[Path, tuple[object, int]]:
+def _folder_stacks(files: list[Path], stack_z: str, channel: int | None) -> dict[Path, int]:
     """The TIFF files of a folder that are stacks (several planes, not one RGB image), with
-    their layout and frame count; options are checked now, before any frame is read."""
+    their frame counts; options are checked now, before any frame is read."""
     from devolens.io.stacks import check_stack_options, stack_info
 
     out = {}
@@ -67,7 +67,7 @@ def _folder_stacks(files: list[Path], stack_z: str, channel: int | None) -> dict
             continue  # unreadable: reported (with its name) when it is read
         if info.is_stack:
             check_stack_options(info, stack_z, channel, p)
-            out[p] = (info, info.frames(stack_z))
+            out[p] = info.frames(stack_z)
     return out
 
 
@@ -169,7 +169,7 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
         stacks = _folder_stacks(files, stack_z, channel)
         names = []
         for p in files:
-            n = stacks[p][1] if p in stacks else 1
+            n = stacks.get(p, 1)
             names += [p.name] if n == 1 else [f"{p.stem}_{k:04d}{p.suffix}" for k in range(n)]
 
         def gen() -> Iterator[np.ndarray]:
