@@ -1,13 +1,15 @@
 """`devolens population` on one rendered movie: per frame, `--monotone` and `--clock` against the truth.
 
-The movie is a render folder made with ``devolens render ... --video`` (its ``video.mp4`` and the true
-counts in ``frames.csv``), e.g. the speed benchmark's movie of the held-out embryo at every time point
-(``runs/zoo/bench_video_every1``, made by ``benchmarks/bench_segment.py``). Each mode runs the CLI as a
-user would; prints MAE / mean count per letter and total, and the clock's fitted pace.
+Each movie is a render folder (the true counts in ``frames.csv``; the input is its ``video.mp4`` when
+rendered with ``--video``, else its ``frames/`` folder in name order), e.g. the speed benchmark's movie of
+the held-out embryo at every time point (``runs/zoo/bench_video_every1``, made by
+``benchmarks/bench_segment.py``) or the held-out EPIC-framed movies (``runs/zoo/render/val_L3_framed_s*``).
+Each mode runs the CLI as a user would; prints MAE / mean count per letter and total, and the clock's
+fitted pace, per movie.
 
 Usage::
 
-    python benchmarks/eval_clock_movie.py [runs/zoo/bench_video_every1]
+    python benchmarks/eval_clock_movie.py [RENDER_DIR ...]   # default runs/zoo/bench_video_every1
 """
 
 from __future__ import annotations
@@ -25,13 +27,20 @@ COLS = ["A", "E", "M", "P", "C", "D", "Z", "total"]
 
 
 def main() -> None:
-    movie = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "runs/zoo/bench_video_every1"
+    movies = [Path(a) for a in sys.argv[1:]] or [ROOT / "runs/zoo/bench_video_every1"]
+    for movie in movies:
+        print(movie.name)
+        score(movie)
+
+
+def score(movie: Path) -> None:
     truth = pd.read_csv(movie / "frames.csv", keep_default_na=False)
+    source = movie / "video.mp4" if (movie / "video.mp4").exists() else movie / "frames"
     exe = Path(sys.executable).parent / "devolens"
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ("", "--monotone", "--clock"):
             out = Path(tmp) / f"pops{mode}.csv"
-            run = subprocess.run([str(exe), "population", str(movie / "video.mp4"), "--out", str(out), "--no-plot",
+            run = subprocess.run([str(exe), "population", str(source), "--out", str(out), "--no-plot",
                                   *([mode] if mode else [])], capture_output=True, text=True)
             if run.returncode != 0:
                 raise SystemExit(run.stderr)

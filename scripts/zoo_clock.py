@@ -33,7 +33,7 @@ def main() -> None:
     from devolens.io.tables import read_table
     from devolens.lineage.cliffs import clean_table
     from devolens.lineage.populations import populations
-    from devolens.predict.clock import canonical_curve
+    from devolens.predict.clock import canonical_curve, extend_curve
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--to", type=Path, default=ROOT / "src/devolens/models/zoo/population")
@@ -48,6 +48,11 @@ def main() -> None:
         if table.attrs.get("seconds_per_time"):
             seconds.append(float(table.attrs["seconds_per_time"]))
     tau, log_total = canonical_curve(curves)
+    n_epic, top_epic = len(tau), float(np.exp(log_total[-1]))
+    # the EPIC tables stop near 400 cells (annotation); the AceTree embryo goes on to the comma stage
+    # (~570 cells, 60 s per time point): fitted onto the EPIC curve, its later time points continue it
+    ace, _ = clean_table(read_table(a.data / "acetree" / "wormguides_nuclei.zip"))
+    tau, log_total, ace_fit = extend_curve(tau, log_total, populations(ace).set_index("time")["total"])
     weights = a.to / "weights.safetensors"
     arrays = load_file(str(weights))
     arrays["clock_tau"] = tau.astype(np.float32)
@@ -58,9 +63,11 @@ def main() -> None:
     card["clock"] = {
         "use": "devolens population MOVIE --clock (Python: PopulationPredictor.clock_fit)",
         "curve": (f"median total cells against time point of {len(TABLES)} real EPIC training embryos "
-                  f"({', '.join(TABLES)}), each cut at its annotation cliff and shifted onto the longest; "
-                  f"{len(tau)} time points, {np.exp(log_total[0]):.0f} to {np.exp(log_total[-1]):.0f} cells; "
-                  f"tensors clock_tau, clock_log_total"),
+                  f"({', '.join(TABLES)}), each cut at its annotation cliff and shifted onto the longest "
+                  f"({n_epic} time points, {np.exp(log_total[0]):.0f} to {top_epic:.0f} cells), continued to "
+                  f"{np.exp(log_total[-1]):.0f} cells by the AceTree training embryo (wormguides_nuclei.zip) fitted "
+                  f"onto it ({ace_fit.rate:.2f} reference time points per AceTree time point, median residual "
+                  f"{ace_fit.residual:.3f}); {len(tau)} points in all; tensors clock_tau, clock_log_total"),
         "seconds_per_time_point": round(float(np.median(seconds)), 1) if seconds else None,
         "fit": ("log total(frame) = log C(offset + rate x frame position), offset and rate by grid search with a Huber "
                 "loss (0.15 in log) on the per-frame totals; each frame's total read off the fitted curve, letters "
@@ -75,7 +82,8 @@ def main() -> None:
     from zoo_ship import write_card_md
 
     write_card_md(card, a.to / "card.md")
-    print(f"clock curve: {len(tau)} time points, {np.exp(log_total[0]):.0f}-{np.exp(log_total[-1]):.0f} cells -> {weights}")
+    print(f"clock curve: {len(tau)} points, {np.exp(log_total[0]):.0f}-{np.exp(log_total[-1]):.0f} cells (AceTree pace "
+          f"{ace_fit.rate:.2f}, residual {ace_fit.residual:.3f}) -> {weights}")
 
 
 if __name__ == "__main__":

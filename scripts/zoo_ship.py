@@ -161,13 +161,13 @@ CARDS = {
                    "The composition table given the true total is within 1-9% per letter ""(P: 17%): the error is almost all in the total. "
                    "On EPIC-framed renders of the training embryos (development, not held out) the total's error is "
                    "12-20% by optics draw (benchmarks/RESULTS.md). Timelapses: `--clock` fits the movie's totals to "
-                   "the real embryos' total-cells curve (offset and pace) and reads every frame off it: on the held-out "
-                   "EPIC-framed movies (every 6th time point) the total's error falls from 17% to 5% and every letter but P "
-                   "is within 10% (P 16%); at every time point the total's error halves (10% -> 5%) but M, D, Z and P "
-                   "stay at 12-22% (divisions a few time points off the reference's); on the training embryos' "
-                   "EPIC-like movies 17% -> 8%. It assumes frames in time order at a "
-                   "steady interval and wild-type timing, and its curve spans 3-391 cells (the EPIC embryos' "
-                   "annotated span): frames of later stages are read as ~391."),
+                   "the real embryos' total-cells curve (offset and pace) and reads every frame off it: the held-out "
+                   "embryo's movie at every time point 10% -> 5% total error (A, E, C within 10%; M, D, Z, P 12-22%: "
+                   "divisions a few time points off the reference's); its three EPIC-framed movies of every 6th time "
+                   "point 9% -> 2%, 11% -> 2%, and 32% -> 37% for the movie whose per-frame estimates are biased (the "
+                   "clock cannot undo a bias; it stretches the pace instead); the training embryos' EPIC-like movies "
+                   "17% -> 8%. It assumes frames in time order at a steady interval and wild-type timing; its curve "
+                   "spans 3-585 cells (EPIC embryos, continued by the AceTree embryo)."),
     },
 }
 

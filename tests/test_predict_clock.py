@@ -6,7 +6,7 @@ import pytest
 
 from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
 from devolens.errors import DevolensError
-from devolens.predict.clock import MIN_FRAMES, canonical_curve, fit_clock
+from devolens.predict.clock import MIN_FRAMES, canonical_curve, extend_curve, fit_clock
 
 TAU = np.arange(0.0, 160.0)
 LOG_C = np.log(np.maximum.accumulate(2.0 ** (1 + TAU / 25) + 3 * np.sin(TAU / 3)))  # steps-like, non-decreasing
@@ -52,6 +52,17 @@ def test_canonical_curve_aligns_shifted_embryos():
         canonical_curve([base, pd.Series([4.0, 8.0], index=[1, 2])])
 
 
+def test_extend_curve_continues_the_reference_with_an_embryo_filmed_at_another_pace():
+    tau, log_c = TAU[:100], LOG_C[:100]  # the reference stops at time point 99
+    t = np.arange(1, 301)  # another embryo: twice the frames per reference time point, followed further
+    other = pd.Series(np.exp(np.interp(5 + 0.5 * (t - 1), TAU, LOG_C)), index=t)
+    tau2, log2, fit = extend_curve(tau, log_c, other)
+    assert fit.rate == pytest.approx(0.5, rel=0.05) and tau2[-1] == pytest.approx(5 + 0.5 * 299, abs=2)
+    assert np.all(np.diff(tau2) > 0) and np.all(np.diff(log2) >= 0)
+    x = np.linspace(100, 150, 11)
+    assert np.allclose(np.interp(x, tau2, log2), np.interp(x, TAU, LOG_C), atol=0.05)
+
+
 def test_shipped_population_model_has_a_clock_that_refits_totals():
     from devolens.models import card, load
     from devolens.predict.population import composition_counts
@@ -60,7 +71,7 @@ def test_shipped_population_model_has_a_clock_that_refits_totals():
         pytest.skip("the shipped population model has no clock")
     pred = load("population")
     tau, log_total = pred.clock
-    assert np.exp(log_total[0]) < 10 and np.exp(log_total[-1]) > 300  # the 4-cell stage to ~400 cells
+    assert np.exp(log_total[0]) < 10 and np.exp(log_total[-1]) > 500  # the 4-cell stage to the comma stage
     pos = np.arange(30)
     true = np.exp(np.interp(20 + 4.0 * pos, tau, log_total))
     df = pd.DataFrame({"total": true * np.exp(np.random.default_rng(1).normal(0, 0.2, pos.size))})
@@ -107,3 +118,4 @@ def test_population_cli_clock(tiny_zoo, tmp_path, capsys):  # noqa: F811
     assert main(["population", str(frames), "--out", str(tmp_path / "d.csv"), "--clock"]) == 2
     assert "at least 6 frames" in capsys.readouterr().err
     assert not any((tmp_path / n).exists() for n in ("b.csv", "c.csv", "d.csv"))
+

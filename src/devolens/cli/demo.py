@@ -216,9 +216,9 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         "that total. Nuclei hidden behind others in one projection are not seen, so the total is an estimate "
         "(about 12% mean error on held-out renders, more for some stages). This timelapse was run with `--clock`: "
         "its frames' totals are fitted to the real embryos' total-cells curve (where the movie starts on it and its "
-        "pace) and every frame is read off the fitted curve, which pools the frames (held-out EPIC-like movies: "
-        "total error 17% per frame, 5% with the clock). Small lineages (E, D, P, Z: a few cells) keep the largest "
-        "relative errors. Compare the segmented-nuclei curve with the truth (known limits: "
+        "pace) and every frame is read off the fitted curve, which pools the frames (a held-out EPIC-like movie: "
+        "total error 10% per frame, 5% with the clock; it cannot undo a bias of the per-frame estimates). Small "
+        "lineages (E, D, P, Z: a few cells) keep the largest relative errors. Compare the segmented-nuclei curve with the truth (known limits: "
         "`devolens models show population`).",
         "",
     ]

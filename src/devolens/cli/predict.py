@@ -668,7 +668,8 @@ def population_command(
     clock: bool = typer.Option(False, "--clock", help=(
         "Timelapses: fit the frames' totals to the developmental clock, the total-cells curve of real wild-type "
         "embryos, shifted and stretched to the movie (2 numbers for the whole movie, so the frames pool their "
-        "evidence; held-out movies: total error 17% -> 5%), and read each frame's counts off the fitted curve. "
+        "evidence: the held-out embryo's movie at every time point 10% -> 5% total error; it cannot undo a bias "
+        "of the per-frame estimates), and read each frame's counts off the fitted curve. "
         "Assumes frames in time order at a steady interval and wild-type development (not for mutants or "
         "arrested embryos); needs at least 6 frames.")),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Also write a plot of the curves beside the CSV (same name, .png)."),
@@ -709,7 +710,7 @@ def population_command(
         console.print(_clock_note(df.attrs["clock"], df.attrs.get("clock_seconds")))
     elif not monotone and df.attrs.get("clock_available") and len(df) >= CLOCK_MIN_FRAMES:
         console.print("tip: for a wild-type timelapse, --clock fits the frames to the developmental clock and reads "
-                      "each frame off it (held-out movies: total error 17% -> 5%)")
+                      "each frame off it (a held-out movie: total error 10% -> 5%)")
     if df.attrs.get("suggest_diameter"):
         console.print(_size_note("nuclei", df.attrs["suggest_diameter"], df.attrs["known_sizes"], df.attrs["resized"]))
     if df.attrs.get("beyond_embryo"):

@@ -29,7 +29,7 @@ import pandas as pd
 
 from devolens.errors import DevolensError
 
-__all__ = ["ClockFit", "canonical_curve", "fit_clock", "MIN_FRAMES"]
+__all__ = ["ClockFit", "canonical_curve", "extend_curve", "fit_clock", "MIN_FRAMES"]
 
 MIN_FRAMES = 6  # fewer frames cannot pin two parameters
 HUBER = 0.15  # residuals (log total) beyond this count linearly: odd frames do not pull the fit
@@ -91,6 +91,35 @@ def canonical_curve(curves: Sequence[pd.Series], min_overlap: int = 20, min_embr
     seen = table.notna().sum(axis=1) >= min(min_embryos, len(curves))
     med = table[seen].median(axis=1, skipna=True).sort_index()
     return med.index.to_numpy(dtype=np.float64), np.maximum.accumulate(med.to_numpy(dtype=np.float64))
+
+
+def extend_curve(tau: np.ndarray, log_total: np.ndarray, curve: pd.Series) -> tuple[np.ndarray, np.ndarray, ClockFit]:
+    """The reference curve continued by an embryo followed further (e.g. to the comma stage).
+
+    The embryo's totals up to the reference's last count are fitted onto the reference
+    (:func:`fit_clock`: its own pace and start, e.g. another frame interval or temperature);
+    its later time points, mapped onto the reference's time axis by that fit, are appended.
+
+    Parameters
+    ----------
+    tau, log_total : ndarray
+        The reference (:func:`canonical_curve`).
+    curve : Series
+        The embryo's total cells indexed by its time points.
+
+    Returns
+    -------
+    (tau, log_total, fit)
+        The longer curve (non-decreasing) and the embryo's fit onto the reference.
+    """
+    curve = curve[curve > 0].astype(float).sort_index()
+    within = curve[curve <= np.exp(log_total[-1])]
+    fit = fit_clock(within.index.to_numpy(dtype=np.float64), within.to_numpy(), tau, log_total)
+    x = fit.offset + fit.rate * (curve.index.to_numpy(dtype=np.float64) - float(within.index[0]))
+    later = x > tau[-1]
+    tau2 = np.concatenate([tau, x[later]])
+    log2 = np.maximum.accumulate(np.concatenate([log_total, np.log(curve.to_numpy()[later])]))
+    return tau2, log2, fit
 
 
 def _best_shift(curve: pd.Series, ref: pd.Series, min_overlap: int) -> int:
