@@ -75,22 +75,23 @@ def _decoder_check(v):
     return f"expected a positive integer or a list of positive integers, got {v!r}"
 
 
-POSTPROCESS_KEYS = {"threshold": float, "seed_threshold": float, "min_distance": float, "min_size": int, "smooth": float,
-                    "split_seeds": bool, "isolated_fraction": float}
-
-
 def _postprocess_check(v):
-    """Options of :func:`devolens.predict.postprocess.instances_from_probabilities`."""
-    unknown = sorted(set(v) - set(POSTPROCESS_KEYS))
+    """Options of :func:`devolens.predict.postprocess.instances_from_probabilities` (its
+    keyword-only parameters: flags where the default is a bool, else numbers >= 0)."""
+    import inspect
+
+    from devolens.predict.postprocess import instances_from_probabilities
+
+    known = {name: p.default for name, p in inspect.signature(instances_from_probabilities).parameters.items()
+             if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    unknown = sorted(set(v) - set(known))
     if unknown:
-        return f"unknown option(s) {', '.join(map(str, unknown))} (known: {', '.join(POSTPROCESS_KEYS)})"
-    for key, kind in POSTPROCESS_KEYS.items():
-        if key not in v:
-            continue
-        x = v[key]
-        ok = isinstance(x, bool) if kind is bool else (isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0)
+        return f"unknown option(s) {', '.join(map(str, unknown))} (known: {', '.join(known)})"
+    for key, x in v.items():
+        flag = isinstance(known[key], bool)
+        ok = isinstance(x, bool) if flag else (isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0)
         if not ok:
-            return f"{key}: expected {'true or false' if kind is bool else 'a number >= 0'}, got {x!r}"
+            return f"{key}: expected {'true or false' if flag else 'a number >= 0'}, got {x!r}"
     return None
 
 
