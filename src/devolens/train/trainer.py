@@ -283,6 +283,8 @@ def init_weights(model: torch.nn.Module, source: str | Path, *, grow_head: bool 
     new channel keeps its fresh initialisation. Anything else must fit exactly."""
     from safetensors.torch import load_file
 
+    from devolens.models.zoo import load_state
+
     path = Path(source)
     file = path if path.suffix == ".safetensors" else path / "weights.safetensors"
     if not file.is_file():
@@ -294,19 +296,12 @@ def init_weights(model: torch.nn.Module, source: str | Path, *, grow_head: bool 
     ref = model.state_dict()
     for k, v in list(state.items()):
         r = ref.get(k)
-        if r is None:
-            continue
-        if (grow_head and k.startswith("segmentation_head.") and v.shape != r.shape and v.ndim == r.ndim
-                and v.shape[1:] == r.shape[1:] and v.shape[0] < r.shape[0]):
+        if (grow_head and r is not None and k.startswith("segmentation_head.") and v.shape != r.shape
+                and v.ndim == r.ndim and v.shape[1:] == r.shape[1:] and v.shape[0] < r.shape[0]):
             grown = r.clone()
             grown[: v.shape[0]] = v.to(r.dtype)
-            v = grown
-        state[k] = v.to(r.dtype)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise DevolensError(f"the weights do not fit this network: {str(exc).splitlines()[0]}", path=file) from None
-    return model.eval()
+            state[k] = grown
+    return load_state(model, state, file, "the weights do not fit this network")
 
 
 def _scheduler(recipe: dict, opt):

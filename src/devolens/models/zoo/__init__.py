@@ -98,11 +98,16 @@ def load_weights(model, folder: str | Path):
         weights = weights / "weights.safetensors"
     if not weights.is_file():
         raise DevolensError("model weights not found (this model has not been trained/shipped yet)", path=weights)
-    state = load_file(str(weights))
+    return load_state(model, load_file(str(weights)), weights, "weights do not match the card's architecture")
+
+
+def load_state(model, state: dict, path: str | Path, problem: str = "weights do not fit this network"):
+    """Load ``state`` (tensors, cast to ``model``'s dtypes) into ``model`` and return it in eval
+    mode; a mismatch is a :class:`DevolensError` ``problem: ...`` naming ``path``."""
     ref = model.state_dict()
     state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise DevolensError(f"weights do not match the card's architecture: {exc}", path=weights) from None
+        raise DevolensError(f"{problem}: {exc}", path=path) from None
     return model.eval()
