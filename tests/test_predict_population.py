@@ -251,6 +251,10 @@ def test_population_diameter_resizes_frames(tiny_zoo, monkeypatch):
     monkeypatch.setattr(pred.nuclei, "predict_iter", lambda imgs, **kw: original((seen.append(i.shape) or i for i in imgs), **kw))
     row = pred.predict(np.zeros((40, 60), np.uint8))
     assert seen == [(80, 120)] and row["total"] >= 0
+    for dtype in (np.int32, np.int64, bool):  # types OpenCV cannot resize (a user's int32 TIFF)
+        seen.clear()
+        row = pred.predict(np.arange(40 * 60).reshape(40, 60).astype(dtype))
+        assert seen == [(80, 120)] and row["total"] >= 0
     for bad in (0, -1, "x"):
         with pytest.raises(DevolensError, match="diameter must be"):
             load("population", diameter=bad)

@@ -528,6 +528,8 @@ def _resized(image: np.ndarray, factor: float) -> np.ndarray:
     """``image`` (HxW or HxWxC) resized by ``factor`` (area when shrinking, bilinear when enlarging)."""
     import cv2
 
+    if image.dtype not in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+        image = image.astype(np.float32)  # OpenCV resizes none of int32, int64, bool...
     h, w = image.shape[:2]
     size = (max(2, round(w * factor)), max(2, round(h * factor)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
