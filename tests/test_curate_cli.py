@@ -60,7 +60,7 @@ def test_curate_frames_video(frame_dir, tmp_path, capsys):
         5: "black", 11: "red_patch", 17: "duplicate"}
 
 
-@pytest.mark.parametrize("make", ["missing", "empty_dir", "text", "broken_video", "broken_png"])
+@pytest.mark.parametrize("make", ["missing", "empty_dir", "text", "broken_video", "broken_png", "single_image"])
 def test_bad_input_exits_2_without_output(tmp_path, capsys, make):
     if make == "missing":
         src = tmp_path / "nothere.mp4"
@@ -70,6 +70,11 @@ def test_bad_input_exits_2_without_output(tmp_path, capsys, make):
     elif make == "text":
         src = tmp_path / "notes.txt"
         src.write_text("hello")
+    elif make == "single_image":
+        import imageio.v3 as iio
+
+        src = tmp_path / "one.png"
+        iio.imwrite(src, np.zeros((32, 32), np.uint8))
     elif make == "broken_video":
         src = tmp_path / "broken.mp4"
         src.write_bytes(b"\x00\x01garbage" * 50)
@@ -86,6 +91,8 @@ def test_bad_input_exits_2_without_output(tmp_path, capsys, make):
     assert err.startswith("error: ") and len(err.splitlines()) == 1
     bad_name = "t002.png" if make == "broken_png" else src.name
     assert bad_name in err
+    if make == "single_image":
+        assert "got a single image" in err
     assert not out.exists()
     assert not list(tmp_path.glob(".report.tmp-*"))
 

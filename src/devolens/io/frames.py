@@ -192,8 +192,9 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
         if path.stat().st_size == 0:
             raise DevolensError("empty video file", path=path)
         return _iter_video(path, decode_threads), None, (_video_frame_count(path) if count else 0)
+    what = "a single image" if path.suffix.lower() in IMAGE_SUFFIXES else f"a '{path.suffix}' file"
     raise DevolensError(
-        f"expected a video ({', '.join(VIDEO_SUFFIXES)}), a TIFF stack or a folder of images, "
-        f"got a '{path.suffix}' file",
+        f"expected a sequence of frames: a video ({', '.join(VIDEO_SUFFIXES)}), a TIFF stack or a folder of "
+        f"images; got {what}",
         path=path,
     )

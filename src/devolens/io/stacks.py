@@ -130,8 +130,8 @@ def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path
         raise DevolensError(f"z (--stack-z) must be one of {', '.join(Z_MODES)}, got {z!r}")
     if info.channels > 1 and channel is None:
         raise DevolensError(
-            f"this stack has {info.channels} channels (axes {info.axes}, shape {info.shape}): choose the one to "
-            f"segment with --channel 0..{info.channels - 1}", path=path)
+            f"this stack has {info.channels} channels (axes {info.axes}, shape {info.shape}): choose one with "
+            f"--channel 0..{info.channels - 1}", path=path)
     if channel is not None and not 0 <= channel < info.channels:
         raise DevolensError(f"--channel {channel} is out of range: this stack has {info.channels} channel(s) "
                             f"(0..{info.channels - 1})", path=path)
