@@ -118,6 +118,42 @@ def test_segment_video_is_streamed_one_label_per_frame(tiny_zoo, tmp_path, monke
     assert list(counts["frame"]) == list(range(30))
 
 
+def test_animated_gif_is_a_timelapse_and_a_single_frame_gif_an_image(tiny_zoo, tmp_path):
+    import imageio.v3 as iio
+
+    frames = np.stack([_frame(64, 96, seed=i) for i in range(4)])
+    iio.imwrite(tmp_path / "movie.gif", frames, duration=200, loop=0)  # 5 frames per second
+    iio.imwrite(tmp_path / "still.gif", frames[0])
+    out = tmp_path / "gif"
+    assert main(["segment", "nuclei", str(tmp_path / "movie.gif"), "--out", str(out)]) == 0
+    labels = sorted((out / "labels").glob("*_labels.tif"))
+    assert [p.name for p in labels] == [f"movie_f{i:05d}_labels.tif" for i in range(4)]
+    assert tifffile.imread(labels[0]).shape == (64, 96)
+    assert list(pd.read_csv(out / "counts.csv")["frame"]) == [0, 1, 2, 3]
+    import imageio.v2 as iio2
+
+    with iio2.get_reader(out / "overlay.mp4", format="FFMPEG") as r:
+        assert r.get_meta_data()["fps"] == pytest.approx(5.0)  # the GIF's own rate
+    still = tmp_path / "still"
+    assert main(["segment", "nuclei", str(tmp_path / "still.gif"), "--out", str(still)]) == 0
+    assert [p.name for p in (still / "labels").iterdir()] == ["still_labels.tif"]
+    assert main(["population", str(tmp_path / "movie.gif"), "--out", str(tmp_path / "p.csv"), "--no-plot"]) == 0
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 4
+    assert main(["curate", "frames", str(tmp_path / "movie.gif"), "--out", str(tmp_path / "c.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "c.csv")) == 4
+
+
+def test_microscope_vendor_file_says_how_to_export_it(tiny_zoo, tmp_path, capsys):
+    src = tmp_path / "embryo.czi"
+    src.write_bytes(b"ZISRAWFILE" + bytes(100))
+    for cmd, out in ((["segment", "nuclei"], tmp_path / "out"), (["population"], tmp_path / "p.csv"),
+                     (["curate", "frames"], tmp_path / "c.csv")):
+        assert main([*cmd, str(src), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "embryo.czi" in err and "OME-TIFF" in err and "Bio-Formats" in err
+        assert not out.exists() and _no_partials(tmp_path)
+
+
 def test_skip_flagged_frames(tiny_zoo, tmp_path):
     src = _folder(tmp_path / "frames", n=4)
     report = tmp_path / "report.csv"
@@ -147,7 +183,8 @@ def test_segment_membrane(tiny_zoo, tmp_path):
     assert len(list((out / "labels").glob("*_labels.tif"))) == 2
 
 
-@pytest.mark.parametrize("kind", ["missing", "text", "corrupt_video", "corrupt_png", "bad_report", "wrong_model"])
+@pytest.mark.parametrize("kind", ["missing", "text", "corrupt_video", "corrupt_png", "corrupt_gif", "bad_report",
+                                  "wrong_model"])
 def test_bad_input_exits_2_without_output(tiny_zoo, tmp_path, kind, capsys):
     src = _folder(tmp_path / "frames", n=2)
     args = None
@@ -162,6 +199,9 @@ def test_bad_input_exits_2_without_output(tiny_zoo, tmp_path, kind, capsys):
     elif kind == "corrupt_png":
         (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
         args = [str(tmp_path / "bad.png")]
+    elif kind == "corrupt_gif":
+        (tmp_path / "bad.gif").write_bytes(b"GIF89a" + bytes(40))
+        args = [str(tmp_path / "bad.gif")]
     elif kind == "bad_report":
         (tmp_path / "r.csv").write_text("a,b\n1,2\n")
         args = [str(src), "--skip-flagged", str(tmp_path / "r.csv")]

@@ -1,7 +1,7 @@
 """Inference commands: ``devolens segment nuclei|membrane`` and ``devolens population``.
 
 Input is an image file, a folder of images (natural name order, or a render output folder
-with ``frames/``) or a video (mp4/mov/avi/mkv...). Frames are streamed: a video is decoded
+with ``frames/``), a video (mp4/mov/avi/mkv...) or an animated GIF. Frames are streamed: a video is decoded
 one frame at a time and never held in memory as a whole. Outputs are assembled in a hidden
 folder beside the destination and moved in place only when everything succeeded, so an
 error never leaves half outputs.
@@ -49,17 +49,24 @@ class _Source:
             raise DevolensError("no such file or folder", path=path)
         suffix = path.suffix.lower()
         stack = None
+        self._fps = None
         if path.is_file() and suffix in (".tif", ".tiff"):
             from devolens.io.stacks import open_stack
 
             # a timelapse / z-stack / hyperstack (options checked now, before any output)
             stack = open_stack(path, z=stack_z, channel=channel)
+        elif path.is_file() and suffix == ".gif":
+            from devolens.io.frames import open_gif
+
+            frames, n, fps = open_gif(path)
+            if n > 1:  # an animated GIF: a short timelapse (one frame: an image, below)
+                stack, self._fps = (frames, n), fps
         self.is_stack = stack is not None
         if stack is not None:  # streamed plane by plane like a video
             self.is_video = True
             self.names = None
             self._frames, self._total = stack
-        elif path.is_file() and suffix in IMAGE_SUFFIXES:
+        elif path.is_file() and (suffix in IMAGE_SUFFIXES or suffix == ".gif"):
             from devolens.io.images import read_image
 
             image = read_image(path)  # validated now: a bad file fails before any output
@@ -79,11 +86,10 @@ class _Source:
             if self.is_video:
                 self._frames = self._checked(self._frames)
         else:
-            raise DevolensError(
-                f"expected an image ({', '.join(IMAGE_SUFFIXES)}), a video ({', '.join(VIDEO_SUFFIXES)}) "
-                f"or a folder of images, got a '{suffix}' file",
-                path=path,
-            )
+            from devolens.io.frames import unsupported_file
+
+            raise unsupported_file(path, f"an image ({', '.join(IMAGE_SUFFIXES)}), a video "
+                                         f"({', '.join(VIDEO_SUFFIXES)}), an animated GIF or a folder of images")
         read_ahead = READ_AHEAD_BYTES if read_ahead is None else int(read_ahead)
         if self._total != 1 and read_ahead > 0:  # decoding starts now, while the model loads
             from devolens.io.prefetch import ReadAhead
@@ -126,7 +132,9 @@ class _Source:
 
     @property
     def fps(self) -> float:
-        """Frames per second of a video (10 when unknown or not a video)."""
+        """Frames per second of a video or an animated GIF (10 when unknown or not a video)."""
+        if self._fps is not None:
+            return float(self._fps)
         if self._info is None:
             return 10.0
         try:
@@ -475,8 +483,8 @@ def run_segmentation(
             "known_sizes": predictor.known_sizes}
 
 
-_INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output folder), a video (mp4/mov/avi), or a "
-               "TIFF stack (timelapse, z-stack or ImageJ/OME hyperstack; read plane by plane).")
+_INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output folder), a video (mp4/mov/avi), an "
+               "animated GIF, or a TIFF stack (timelapse, z-stack or ImageJ/OME hyperstack; read plane by plane).")
 _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity projection per time point (what the "
                  "nuclei and population models expect), 'slices' = every plane is a frame (membrane slices).")
 _CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); required when there are several."

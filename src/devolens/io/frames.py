@@ -19,10 +19,60 @@ import numpy as np
 
 from devolens.errors import DevolensError
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "iter_path_frames", "frame_count_from_info"]
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "iter_path_frames", "frame_count_from_info", "open_gif",
+           "unsupported_file"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
+#: microscope vendors' own formats: not read directly (a hint says how to export them)
+VENDOR_SUFFIXES = (".czi", ".nd2", ".lif", ".lsm", ".oib", ".oif", ".ims", ".vsi", ".dv", ".r3d", ".ics", ".ids",
+                   ".zvi", ".sld", ".lei")
+
+
+def unsupported_file(path: Path, expected: str) -> DevolensError:
+    """The error for an input of a type no reader here takes: what was expected, and for a
+    microscope vendor's file (.czi, .nd2, .lif...) how to turn it into one that is."""
+    what = "a single image" if path.suffix.lower() in IMAGE_SUFFIXES else f"a '{path.suffix}' file"
+    msg = f"expected {expected}; got {what}"
+    if path.suffix.lower() in VENDOR_SUFFIXES:
+        msg += ("; microscope files are not read directly: save the series as (OME-)TIFF first, e.g. in Fiji "
+                "(File > Import > Bio-Formats, then File > Save As > OME-TIFF) or with Bio-Formats' bfconvert")
+    return DevolensError(msg, path=path)
+
+
+def open_gif(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
+    """An (animated) GIF streamed frame by frame: ``(frames, count, fps)``.
+
+    Frames come as uint8 RGB ``(H, W, 3)`` as the viewer shows them (each frame composited
+    onto the previous ones by the GIF's disposal rules); ``fps`` from the first frame's
+    duration (10 when the file gives none).
+    """
+    from PIL import Image, ImageSequence
+
+    try:
+        with Image.open(path) as im:
+            count = int(getattr(im, "n_frames", 1))
+            duration = float(im.info.get("duration") or 0)
+            size = im.size
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()
+        raise DevolensError(f"cannot read GIF ({msg[0] if msg else type(exc).__name__})", path=path) from None
+    if min(size) < 2:
+        raise DevolensError(f"image too small: {size[1]} x {size[0]} pixels (at least 2 x 2)", path=path)
+
+    def gen() -> Iterator[np.ndarray]:
+        i = 0
+        try:
+            with Image.open(path) as im:
+                for frame in ImageSequence.Iterator(im):
+                    yield np.asarray(frame.convert("RGB"))
+                    i += 1
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()
+            raise DevolensError(f"cannot decode GIF frame {i} ({msg[0] if msg else type(exc).__name__})",
+                                path=path) from None
+
+    return gen(), count, (1000.0 / duration if duration > 0 else 10.0)
 
 
 def _natural_key(name: str) -> list:
@@ -126,9 +176,9 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     Parameters
     ----------
     path : str or Path
-        A video (mp4, mov, avi, mkv, m4v, webm), a folder of images (png, jpg, tif, bmp;
-        natural sort order), a render output folder holding ``frames/``, or a TIFF stack
-        (timelapse, z-stack, hyperstack: see :mod:`devolens.io.stacks`).
+        A video (mp4, mov, avi, mkv, m4v, webm), an animated GIF, a folder of images (png,
+        jpg, tif, bmp; natural sort order), a render output folder holding ``frames/``, or a
+        TIFF stack (timelapse, z-stack, hyperstack: see :mod:`devolens.io.stacks`).
     stack_z, channel
         TIFF stacks: Z planes projected (``"project"``) or one frame each (``"slices"``);
         the channel of a ``C`` axis.
@@ -192,9 +242,8 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
         if path.stat().st_size == 0:
             raise DevolensError("empty video file", path=path)
         return _iter_video(path, decode_threads), None, (_video_frame_count(path) if count else 0)
-    what = "a single image" if path.suffix.lower() in IMAGE_SUFFIXES else f"a '{path.suffix}' file"
-    raise DevolensError(
-        f"expected a sequence of frames: a video ({', '.join(VIDEO_SUFFIXES)}), a TIFF stack or a folder of "
-        f"images; got {what}",
-        path=path,
-    )
+    if path.suffix.lower() == ".gif":
+        frames, n, _ = open_gif(path)
+        return frames, None, n
+    raise unsupported_file(path, f"a sequence of frames: a video ({', '.join(VIDEO_SUFFIXES)}), an animated GIF, "
+                                 "a TIFF stack or a folder of images")

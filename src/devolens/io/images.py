@@ -15,17 +15,18 @@ from devolens.io.atomic import atomic_path
 
 __all__ = ["read_image", "write_png", "write_label_tif", "IMAGE_SUFFIXES"]
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".gif")  # GIF: its first frame
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read a TIFF, PNG or JPEG image into a numpy array.
+    """Read a TIFF, PNG, JPEG or GIF image into a numpy array.
 
     Parameters
     ----------
     path : str or Path
         Image file. TIFF keeps its dtype and all its pages/planes (e.g. a z-stack); PNG and
-        JPEG come back as uint8 (or uint16 for 16-bit PNG), (H, W) or (H, W, C).
+        JPEG come back as uint8 (or uint16 for 16-bit PNG), (H, W) or (H, W, C); a GIF as its
+        first frame, RGB.
 
     Returns
     -------
