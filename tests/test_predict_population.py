@@ -177,6 +177,10 @@ def test_population_from_tiny_zoo(tiny_zoo):
     rgb[10:20, 10:20, 1] = 200
     res = pops.predict(rgb)
     assert all(res[k] >= 0 for k in COLUMNS)
+    from devolens.io.images import write_png
+
+    write_png(rgb, tiny_zoo / "frame.png")  # a path, and the channels-first layout, give the same counts
+    assert pops.predict(tiny_zoo / "frame.png") == res == pops.predict(np.moveaxis(rgb, -1, 0))
 
 
 @pytest.mark.skipif(not shipped("population") or not shipped("nuclei"), reason="population model not shipped yet")

@@ -165,6 +165,22 @@ def test_bad_images_raise_devolens_error():
         pred.predict(np.zeros((1, 10), np.uint8))
 
 
+def test_paths_one_plane_and_channels_first_arrays_are_taken(tmp_path):
+    from devolens.io.images import write_png
+
+    pred = NucleiPredictor(_tiny())
+    grey, rgb = _blobs((48, 64)), _blobs((48, 64, 3))
+    write_png(grey, tmp_path / "frame.png")
+    want = pred.predict(grey).labels
+    for same in (str(tmp_path / "frame.png"), tmp_path / "frame.png", grey[None]):
+        assert np.array_equal(pred.predict(same).labels, want)
+    assert np.array_equal(pred.predict(np.moveaxis(rgb, -1, 0)).labels, pred.predict(rgb).labels)
+    with pytest.raises(DevolensError, match="nope.png"):
+        pred.predict(tmp_path / "nope.png")
+    with pytest.raises(DevolensError, match="HxW"):
+        pred.predict(np.zeros((2, 48, 64), np.uint8))  # two planes: not an image
+
+
 def test_onnx_backend_needs_onnxruntime():
     from devolens.predict._engine import onnxruntime_available
 

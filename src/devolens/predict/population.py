@@ -384,8 +384,9 @@ class PopulationPredictor:
         found = self.nuclei.size_advice(median_areas)
         return None if found is None else round(found / self.resize, 1)
 
-    def predict(self, image: np.ndarray) -> dict[str, float]:
-        """Counts for one frame: ``{"A": ..., ..., "Z": ..., "total": ...}`` (cells, >= 0)."""
+    def predict(self, image: np.ndarray | str | Path) -> dict[str, float]:
+        """Counts for one frame (an array as the nuclei model takes it, or an image file's
+        path): ``{"A": ..., ..., "Z": ..., "total": ...}`` (cells, >= 0)."""
         row = next(self.predict_iter([image]))
         return {k: float(row[k]) for k in COLUMNS}
 
@@ -404,6 +405,9 @@ class PopulationPredictor:
         (their median area, pixels of the frame as the nuclei model saw it; for
         :meth:`size_advice`), method ``composition``.
         """
+        from devolens.predict.postprocess import image_array
+
+        images = map(image_array, images)  # paths read, 1xHxW and channels-first arrays laid out
         done = 0
         if self.auto:  # one magnification for the movie, estimated from its first frames with the most nuclei
             from devolens.predict.postprocess import diameter_scale

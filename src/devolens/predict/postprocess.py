@@ -23,6 +23,25 @@ Channel = Literal["auto", "green", "mean", "max", "red", "blue"]
 
 
 # --------------------------------------------------------------------------- input
+def image_array(image):
+    """An image argument of the predictors as they take it.
+
+    A path (``str`` or ``Path``) is read (:func:`devolens.io.images.read_image`); a one-plane
+    ``1xHxW`` array loses its first axis and a channels-first ``3xHxW`` / ``4xHxW`` array
+    (PyTorch's layout) becomes ``HxWx3`` / ``HxWx4``. Anything else (arrays, lists,
+    :class:`Prepared` items) comes back as it is, to be checked where it is used.
+    """
+    import os
+
+    if isinstance(image, (str, os.PathLike)):
+        from devolens.io.images import read_image
+
+        image = read_image(image)
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[2] > 4:
+        return image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
+    return image
+
+
 def to_single_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarray:
     """Reduce an image to one float32 channel.
 

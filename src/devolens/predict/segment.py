@@ -29,6 +29,7 @@ from devolens.predict._engine import ImageNetwork, batched, load_zoo_network, to
 from devolens.predict.postprocess import (
     Prepared,
     diameter_scale,
+    image_array,
     instances_from_boundary_map,
     instances_from_probabilities,
     object_arrays,
@@ -242,8 +243,9 @@ class _SegmentationPredictor:
         return cls(model, **kwargs)
 
     # ------------------------------------------------------------------ inference
-    def predict(self, image: np.ndarray) -> SegmentationResult:
-        """Segment one image (``HxW`` or ``HxWx3``, any size); outputs at the input size."""
+    def predict(self, image: np.ndarray | str | Path) -> SegmentationResult:
+        """Segment one image (``HxW``, ``HxWx3`` or ``3xHxW``, any size, or an image file's
+        path); outputs at the input size."""
         return self.predict_batch([image])[0]
 
     def predict_batch(
@@ -279,9 +281,10 @@ class _SegmentationPredictor:
 
         Parameters
         ----------
-        images : iterable of ndarray or Prepared
-            Images or frames, consumed lazily; :class:`~devolens.predict.postprocess.Prepared`
-            items (prepared ahead with this network's ``network.prep_key``) skip the preparation.
+        images : iterable of ndarray, path or Prepared
+            Images or frames (``HxW``, ``HxWx3``, or channels-first ``3xHxW``; a path is read),
+            consumed lazily; :class:`~devolens.predict.postprocess.Prepared` items (prepared
+            ahead with this network's ``network.prep_key``) skip the preparation.
         total : int, optional
             Number of images, for ``progress`` only.
         progress : callable, optional
@@ -290,6 +293,7 @@ class _SegmentationPredictor:
             Post-processing threads (0: everything in the calling thread, one step after
             the other).
         """
+        images = map(image_array, images)  # paths read, 1xHxW and channels-first arrays laid out
         if self.auto_each:  # each image its own magnification: one image at a time
             self.estimates = []
             done = 0
