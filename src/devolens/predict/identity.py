@@ -29,6 +29,7 @@ propagation lets each cell inherit its ancestors' and descendants' evidence.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -704,17 +705,18 @@ class IdentityPredictor:
             np.add.at(pf.T, self.parent, pd1.T)
         return pf, pd1
 
-    def predict(self, table: pd.DataFrame, zscale: float | None = None,
+    def predict(self, table: pd.DataFrame | str | Path, zscale: float | None = None,
                 progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
         """Name every nucleus at depth 0 and 1.
 
         Parameters
         ----------
-        table : DataFrame
+        table : DataFrame or path
             Tidy lineage table: ``embryo, time, x, y`` (pixels), ``z`` (planes) and
             ``size`` (pixels; optional). Cell names, if any, are ignored. Every time point
             of an embryo is classified from its whole cloud; the embryo's frame pools all
-            its time points in the table.
+            its time points in the table. A path is read with
+            :func:`devolens.io.tables.read_positions` (EPIC, AceTree, tidy or positions CSV).
         zscale : float, optional
             Plane spacing in xy pixels (default ``table.attrs["zscale"]``, else estimated).
         progress : callable, optional
@@ -726,6 +728,12 @@ class IdentityPredictor:
             The input rows (same index and columns) plus ``pred_founder``, ``pred_depth1``
             (class names) and ``confidence`` (0..1).
         """
+        if isinstance(table, (str, os.PathLike)):
+            from devolens.io.tables import read_positions
+
+            table = read_positions(table)
+        if not isinstance(table, pd.DataFrame):
+            raise DevolensError(f"expected a table (pandas DataFrame or a file's path), got {type(table).__name__}")
         out = table.copy()
         if len(table) == 0:
             for c in ("pred_founder", "pred_depth1"):
