@@ -97,8 +97,16 @@ def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarra
     if net.in_channels > 1:
         x = x.expand(-1, net.in_channels, -1, -1)
     encoder = net.model.encoder
-    with torch.inference_mode():
-        feats = encoder(x.contiguous())
+    # one thread: a movie's estimate runs while its frames are decoded and prepared ahead in another
+    # thread, and two OpenMP threads then wait on each other (0.8-0.9 s for the 5 frames of the speed
+    # benchmark's movie instead of 0.4-0.6 s; benchmarks/RESULTS.md, eleventh session)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            feats = encoder(x.contiguous())
+    finally:
+        torch.set_num_threads(threads)
     out = []
     for f in feats[-2:]:
         f = f[0].float()
