@@ -198,9 +198,9 @@ def _flat_md(x) -> str:
 def write_card_md(card: dict, path: Path) -> None:
     lines = [f"# {card['name']}: {card['summary']}", ""]
     lines += ["## Use", "", "```python", "from devolens.models import load",
-              f"model = load({card['name']!r})", "result = model.predict(image)   # HxW or HxWx3, any size", "```", ""]
+              f"model = load({card['name']!r})", "result = model.predict(image)   # HxW, HxWx3 or 3xHxW array, any size, or an image file's path", "```", ""]
     if card["task"] in ("nuclei", "membrane"):
-        lines += [f"CLI: `devolens segment {card['task']} INPUT --out DIR` (image, folder or video).", ""]
+        lines += [f"CLI: `devolens segment {card['task']} INPUT --out DIR` (image, folder, video, animated GIF or TIFF stack).", ""]
     else:
         lines += ["CLI: `devolens population INPUT --out pops.csv [--monotone | --clock] [--plot]`.", ""]
     lines += ["## Architecture", "", "```json", json.dumps(card.get("architecture"), indent=2), "```", ""]

@@ -65,6 +65,19 @@ def test_style_features_see_the_magnification():
     assert not np.allclose(f1[:-1], f2[:-1])
 
 
+def test_fast_predictors_read_features_in_bf16_close_to_fp32():
+    model = _tiny().eval()
+    exact = NucleiPredictor(model, scale=0.5, precision="fp32")
+    fast = NucleiPredictor(model, scale=0.5, precision="bf16")
+    img = _disc_image((96, 128), 10)
+    threads = torch.get_num_threads()
+    f32, f16 = style_features(exact, img), style_features(fast, img)
+    assert torch.get_num_threads() == threads  # read on one thread, the setting given back
+    assert np.array_equal(f32, style_features(exact, img))  # fp32 stays fp32 (the size model is fitted on it)
+    assert not np.array_equal(f32, f16)
+    np.testing.assert_allclose(f16, f32, rtol=0.05, atol=0.02 * np.abs(f32).max())
+
+
 def test_size_model_roundtrip_and_bad_file(tmp_path):
     rng = np.random.default_rng(0)
     model = SizeModel(rng.normal(size=5), rng.uniform(0.5, 2, 5), rng.normal(size=5), 0.3, 0.8)
