@@ -19,6 +19,8 @@ import json
 import shutil
 from pathlib import Path
 
+from devolens.models.export import int8_md_lines, write_card_md  # noqa: F401  (zoo_int8.py, zoo_diameter.py use them)
+
 TRAIN_EMBRYOS = ("CD20240930_JIM762_L4, CD20241009_JIM767_25_L1, CD20241009_JIM767_25_L5, CD20241010_JIM767_25_L2, "
                  "CD20241107_JIM767_25_L1 (EPIC, every 2nd time point) and the WormGUIDES AceTree embryo (every 3rd)")
 HELD_OUT = "CD20241010_JIM767_25_L3 (real, never rendered for training) and simulated embryo seed 999"
@@ -170,79 +172,6 @@ CARDS = {
                    "spans 3-585 cells (EPIC embryos, continued by the AceTree embryo)."),
     },
 }
-
-
-def int8_md_lines(card: dict) -> list[str]:
-    """The card.md section on the model's int8 network (empty without ``card["int8"]``)."""
-    if "int8" not in card:
-        return []
-    q = card["int8"]
-    lines = ["## int8 inference (the default on CPUs with VNNI/AMX and PyTorch's oneDNN engine; "
-             "`precision='bf16'` or `--precision bf16` for the float network)", "",
-             f"- **engine**: {q['engine']}", f"- **scheme**: {q['scheme']}", f"- **calibration**: {q['calibration']}",
-             f"- **command**: `{q['command']}`", f"- **activations**: {len(q['activations'])} (scale, zero point) pairs"]
-    metrics = q.get("metrics") or {}
-    metrics = metrics.get("metrics", metrics)  # eval_livedead.py nests them
-    lines += [f"- **{k}** (int8): {v.get('value') if isinstance(v, dict) else round(v, 4)}" for k, v in metrics.items()
-              if k in card.get("headline", []) and isinstance(v, (dict, float))]
-    return lines + [""]
-
-
-def _flat_md(x) -> str:
-    """A card value as one line of Markdown text: nested dicts as ``key value, ...`` in parentheses."""
-    if isinstance(x, dict):
-        return ", ".join(f"{k} ({_flat_md(v)})" if isinstance(v, dict) else f"{k} {_flat_md(v)}" for k, v in x.items())
-    return str(x)
-
-
-def write_card_md(card: dict, path: Path) -> None:
-    lines = [f"# {card['name']}: {card['summary']}", ""]
-    lines += ["## Use", "", "```python", "from devolens.models import load",
-              f"model = load({card['name']!r})", "result = model.predict(image)   # HxW, HxWx3 or 3xHxW array, any size, or an image file's path", "```", ""]
-    if card["task"] in ("nuclei", "membrane"):
-        lines += [f"CLI: `devolens segment {card['task']} INPUT --out DIR` (image, folder, video, animated GIF or TIFF stack).", ""]
-    else:
-        lines += ["CLI: `devolens population INPUT --out pops.csv [--monotone | --clock] [--plot]`.", ""]
-    lines += ["## Architecture", "", "```json", json.dumps(card.get("architecture"), indent=2), "```", ""]
-    for key, title in (("input", "Input"), ("preprocessing", "Preprocessing"), ("output", "Output"),
-                       ("postprocess", "Post-processing")):
-        if key in card:
-            lines += [f"## {title}", ""]
-            for k, v in card[key].items():
-                if isinstance(v, dict):  # e.g. input.diameter: one sub-item per line
-                    lines += [f"- **{k}**:"] + [f"  - {name}: {_flat_md(x)}" for name, x in v.items()]
-                else:
-                    lines.append(f"- **{k}**: {v}")
-            lines.append("")
-    if "total_regressor" in card:
-        spec = {k: v for k, v in card["total_regressor"].items() if k != "config"}
-        lines += ["## Total regressor (combined with the calibration in log space)", "",
-                  "```json", json.dumps({"config": card["total_regressor"]["config"], **spec}, indent=2), "```", ""]
-    if "calibration" in card:
-        lines += ["## Calibration (leave-one-embryo-out on the training renders)", "",
-                  "```json", json.dumps(card["calibration"], indent=2), "```", ""]
-    if "clock" in card:
-        lines += ["## Developmental clock (`devolens population --clock`, timelapses)", "",
-                  "```json", json.dumps(card["clock"], indent=2), "```", ""]
-    lines += int8_md_lines(card)
-    lines += ["## Training data", "", card["training_data"], "", "## Recipe and command", "",
-              f"Recipe: `{card['recipe']}`", "", "```", card["command"].replace("; ", "\n"), "```", ""]
-    lines += ["## Metrics (held-out renders, measured by benchmarks/eval_zoo.py)", ""]
-    for k, v in (card.get("metrics") or {}).items():
-        if isinstance(v, dict) and "value" not in v:  # e.g. per embryo: {embryo: value}
-            lines.append(f"- **{k}**: " + ", ".join(f"{name} {x}" for name, x in v.items()))
-        elif isinstance(v, dict):
-            def flat(x):
-                return ", ".join(f"{name} {y}" for name, y in x.items()) if isinstance(x, dict) else x
-
-            extra = "".join(f"; {name}: {flat(x)}" for name, x in v.items() if name not in ("value", "how"))
-            lines.append(f"- **{k}**: {flat(v.get('value'))}{extra} ({v.get('how', '')})")
-        else:
-            lines.append(f"- **{k}**: {v}")
-    if card.get("metrics_note"):
-        lines += ["", card["metrics_note"]]
-    lines += ["", "## Known limits", "", card["limits"], ""]
-    path.write_text("\n".join(lines))
 
 
 def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: dict | None = None) -> None:

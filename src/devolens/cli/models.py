@@ -1,13 +1,17 @@
-"""``devolens models``: list the zoo's models with their headline metrics; ``models show NAME``."""
+"""``devolens models``: list the zoo's models with their headline metrics; ``models show NAME``;
+``models export RUN --to FOLDER`` (a training run as a model of your own)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 models_app = typer.Typer(
-    help="The model zoo: list the shipped models (no sub-command) or show one model's card.",
+    help="The model zoo: list the shipped models (no sub-command), show one model's card, or export a training run "
+         "as a model of your own.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -58,7 +62,8 @@ def list_models(ctx: typer.Context) -> None:
 
 @models_app.command("show")
 def show_model(
-    name: str = typer.Argument(..., help="Model name, as listed by `devolens models`."),
+    name: str = typer.Argument(..., help="Model name, as listed by `devolens models`, or a model folder of your own "
+                               "(a training run or an exported model)."),
     as_json: bool = typer.Option(False, "--json", help="Print card.json instead of the human card (card.md)."),
 ) -> None:
     """Print a model's card: architecture, input, preprocessing, training data, recipe, metrics, limits."""
@@ -66,13 +71,39 @@ def show_model(
     from devolens.models import zoo
 
     card = zoo.card(name)  # DevolensError (exit 2) for an unknown name
-    md = zoo.ZOO_DIR / name / "card.md"
+    md = (zoo.model_folder(name) or zoo.ZOO_DIR / name) / "card.md"
     if as_json or not md.exists():
         typer.echo(json.dumps(card, indent=2))
         return
     from rich.markdown import Markdown
 
     out.print(Markdown(md.read_text()))
+
+
+@models_app.command("export")
+def export_model(
+    run: Path = typer.Argument(..., help="A segmentation run's folder (`devolens train RECIPE --data DIR --out RUN`)."),
+    to: Path = typer.Option(..., "--to", "-o", help="Folder to write (new or empty): weights.safetensors (fp16), "
+                            "card.json, card.md."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="What it segments: nuclei or membrane (default: membrane "
+                                       "when the recipe's name says so, else nuclei)."),
+    scale: float = typer.Option(1.0, "--scale", help="Working resolution relative to the images it will be given: "
+                                "1.0 when they have the training images' magnification, 0.5 when the training crops "
+                                "were made at half size (scripts/zoo_data.py --scale 0.5)."),
+) -> None:
+    """Export a training run's best checkpoint as a model folder, to use with `--model FOLDER` or `load(FOLDER)`.
+
+    A run can also be used as it is (`devolens segment nuclei INPUT --model RUN`); the exported folder
+    is smaller (fp16), self-describing (its card says what it was trained on and how it scored on the
+    run's own validation split) and can be shared.
+    """
+    from devolens.cli._common import console
+    from devolens.models.export import export_run
+
+    card = export_run(run, to, kind=kind, scale=scale)
+    metrics = ", ".join(f"{k} {v:.3f}" for k, v in card["metrics"].items() if k in card["headline"]) or "none"
+    console.print(f"{card['task']} model -> {to} (validation of the run: {metrics}); use it with "
+                  f"`devolens segment {card['task']} INPUT --model {to} --out DIR`")
 
 
 def register(app: typer.Typer) -> None:

@@ -251,10 +251,10 @@ def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend:
         raise DevolensError(f"--batch-size must be >= 1, got {batch_size}")
     if options.get("tta", 1) not in (1, 2, 4):
         raise DevolensError(f"--tta must be 1, 2 or 4, got {options['tta']}")
-    card = zoo.card(model)
+    card = zoo.card(model, kind)  # a training run's folder: segments what the command says
     if card.get("task") != kind:
         raise DevolensError(f"model {model!r} is a {card.get('task')!r} model, not {kind!r}")
-    return zoo.load(model, batch_size=batch_size, fast=fast, backend=backend, **options)
+    return zoo.load(model, kind=kind, batch_size=batch_size, fast=fast, backend=backend, **options)
 
 
 def _preparation(model: str, channel: str, diameter: "float | str | None") -> Optional[tuple]:
@@ -504,7 +504,9 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "Output folder: labels/*_labels.tif (uint16, input size, one per image or frame), objects.csv "
             "(frame,label,x,y,area), counts.csv (frame,count), overlays/ (PNG) or overlay.mp4 (video input).")),
         skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
-        model: str = typer.Option(default_model, "--model", help="Zoo model to use (see `devolens models`)."),
+        model: str = typer.Option(default_model, "--model", help="Zoo model to use (see `devolens models`), or the "
+                                  "folder of a model of your own: a training run (`devolens train --out`, its best "
+                                  "checkpoint) or a `devolens models export` folder."),
         batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass (memory vs speed)."),
         fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
         precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),

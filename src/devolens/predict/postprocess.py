@@ -163,7 +163,9 @@ def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8
 def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles: Sequence[float]) -> np.ndarray:
     """An input image as a segmentation network sees it: one channel (:func:`to_single_channel`),
     resized by ``scale`` (area averaging when shrinking), then its ``percentiles`` mapped to
-    0..1 (:func:`normalize_percentile`; resize first, the order the training data saw).
+    0..1 (:func:`normalize_percentile`; resize first, the order the training data saw). Empty
+    ``percentiles``: the input type's range instead (``data.normalize: dtype`` of a training
+    run: uint8 / 255, uint16 / 65535, floats as they are), clipped to 0..1.
 
     Returns
     -------
@@ -174,6 +176,10 @@ def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles
     if scale != 1.0:
         h, w = grey.shape
         grey = resize_image(grey, (max(1, round(h * scale)), max(1, round(w * scale))))
+    if not len(percentiles):
+        kind = np.asarray(image).dtype
+        top = float(np.iinfo(kind).max) if np.issubdtype(kind, np.integer) else 1.0
+        return np.clip(np.nan_to_num(grey / np.float32(top)), 0.0, 1.0).astype(np.float32, copy=False)
     return normalize_percentile(grey, *percentiles)
 
 

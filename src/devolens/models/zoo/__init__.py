@@ -32,20 +32,54 @@ def available() -> list[str]:
     return sorted(p.parent.name for p in ZOO_DIR.glob("*/card.json"))
 
 
+def model_folder(name: str | Path) -> Path | None:
+    """The folder of a model given by path, not by zoo name: an exported model (``card.json``) or a
+    training run (``devolens train --out``; see :mod:`devolens.models.export`). None for a zoo name
+    (a shipped model's name wins over a folder of that name in the working directory)."""
+    text = str(name)
+    if not text or (text in available() and "/" not in text and "\\" not in text):
+        return None
+    path = Path(text).expanduser()
+    if path.is_dir() and ((path / "card.json").is_file() or (path / "best.json").is_file()):
+        return path
+    return None
+
+
 @lru_cache(maxsize=None)
-def card(name: str) -> dict[str, Any]:
-    """The card of model ``name`` as a dict.
+def _shipped_card(name: str) -> dict[str, Any]:
+    path = ZOO_DIR / name / "card.json"
+    if not path.is_file():
+        names = ", ".join(available()) or "none"
+        raise DevolensError(f"no model named {name!r} in the zoo (available: {names}); a model of your own is "
+                            "given as a folder: a training run (devolens train --out) or an exported model "
+                            "(devolens models export)")
+    return json.loads(path.read_text())
+
+
+def card(name: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """The card of model ``name`` as a dict: a shipped model's name, or the folder of a model of
+    your own (an exported model's ``card.json``, or a training run's card made from its best
+    checkpoint for ``kind`` ``"nuclei"`` or ``"membrane"``: :func:`devolens.models.export.card_from_run`).
 
     Raises
     ------
     DevolensError
-        If no such model ships with this devolens.
+        If no such model ships with this devolens and ``name`` is no model folder.
     """
-    path = ZOO_DIR / name / "card.json"
-    if not path.is_file():
-        names = ", ".join(available()) or "none"
-        raise DevolensError(f"no model named {name!r} in the zoo (available: {names})")
-    return json.loads(path.read_text())
+    path = model_folder(name)
+    if path is None:
+        return _shipped_card(str(name))
+    if (path / "card.json").is_file():
+        try:
+            return json.loads((path / "card.json").read_text())
+        except ValueError as exc:
+            raise DevolensError(f"card.json is not valid JSON: {exc}", path=path) from None
+    from devolens.models.export import card_from_run
+
+    return card_from_run(path, kind)
+
+
+card.cache_clear = _shipped_card.cache_clear  # type: ignore[attr-defined]
 
 
 def weights_path(name: str) -> Path:
@@ -54,26 +88,32 @@ def weights_path(name: str) -> Path:
     return ZOO_DIR / name / "weights.safetensors"
 
 
-def load(name: str, **options: Any):
-    """Load a shipped model and return its predictor.
+def load(name: str | Path, **options: Any):
+    """Load a model and return its predictor.
 
     Parameters
     ----------
-    name : str
-        Model name, e.g. ``"nuclei"``; see :func:`available`.
+    name : str or Path
+        A shipped model's name, e.g. ``"nuclei"`` (see :func:`available`), or the folder of a
+        model of your own: a segmentation run of ``devolens train`` (its best checkpoint) or a
+        folder written by ``devolens models export``.
     **options
-        Passed to the predictor (e.g. ``device``, ``batch_size``, ``fast``).
+        Passed to the predictor (e.g. ``device``, ``batch_size``, ``fast``, ``scale``);
+        ``kind="nuclei"|"membrane"`` says what a training run segments (default: from its
+        recipe's name).
 
     Examples
     --------
     >>> from devolens.models import load  # doctest: +SKIP
     >>> nuclei = load("nuclei")  # doctest: +SKIP
     >>> result = nuclei.predict(image)  # doctest: +SKIP
+    >>> mine = load("runs/my_nuclei")  # doctest: +SKIP
     """
-    info = card(name)
+    kind = options.pop("kind", None)
+    info = card(name, kind)
     module_name, _, cls_name = info["predictor"].partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
-    return cls.from_zoo(ZOO_DIR / name, info, **options)
+    return cls.from_zoo(model_folder(name) or ZOO_DIR / str(name), info, **options)
 
 
 def load_weights(model, folder: str | Path):

@@ -1,0 +1,147 @@
+"""Models of your own: a training run used by path, exported as a zoo-style folder, and refused
+with a clear message when the predictors could not feed it as it was trained."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from _train_data import make_pairs, tiny_recipe
+from devolens.cli import main
+from devolens.errors import DevolensError
+from devolens.models import zoo
+from devolens.models.export import card_from_run, export_run
+from devolens.predict.postprocess import prepare_image
+from devolens.predict.segment import MembranePredictor, NucleiPredictor
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A one-epoch boundary-target run on tiny disc images (the weights' quality does not matter here)."""
+    from devolens.train.trainer import train
+
+    root = tmp_path_factory.mktemp("own")
+    data = make_pairs(root / "data", groups=3, per_group=4, size=64)
+    rec = tiny_recipe(data={"target": "boundary", "channels": 1, "val_fraction": 0.34, "normalize": "percentile"},
+                      loss={"name": "ce_dice"}, train={"epochs": 1, "batch_size": 4, "threads": 1, "monitor": "val_f1"})
+    train(rec, data, root / "run")
+    return root / "run"
+
+
+def _image():
+    from _train_data import disc_frame
+
+    img, _ = disc_frame(np.random.default_rng(1), size=96)
+    return img[:64]
+
+
+def test_a_run_loads_by_path_as_nuclei_or_membrane(run):
+    card = card_from_run(run)
+    assert card["task"] == "nuclei" and card["output"]["head"] == "three_class" and card["weights"] == "best.safetensors"
+    assert card["preprocessing"]["percentiles"] == [1.0, 99.8] and card["input"]["scale"] == 1.0
+    assert set(card["metrics"]) >= {"val_f1", "val_loss"} and "not held-out" in card["metrics_heading"]
+    pred = zoo.load(run)
+    assert isinstance(pred, NucleiPredictor) and pred.network.scale == 1.0
+    res = pred.predict(_image())
+    assert res.labels.shape == (64, 96)
+    assert isinstance(zoo.load(str(run), kind="membrane"), MembranePredictor)
+    assert zoo.load(run, scale=0.5).network.scale == 0.5  # predictor options pass through
+
+
+def test_export_writes_a_zoo_folder_that_predicts_like_the_run(run, tmp_path):
+    out = tmp_path / "mine"
+    card = export_run(run, out, scale=1.0)
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "card.md", "weights.safetensors"]
+    assert json.loads((out / "card.json").read_text())["name"] == "mine" and "weights" not in card
+    assert "--model" in (out / "card.md").read_text()
+    from safetensors.torch import load_file
+
+    assert all(v.dtype.is_floating_point is False or str(v.dtype) == "torch.float16"
+               for v in load_file(str(out / "weights.safetensors")).values())
+    a, b = zoo.load(run, precision="fp32"), zoo.load(out, precision="fp32")
+    img = _image()
+    np.testing.assert_allclose(a.predict(img).probability, b.predict(img).probability, atol=2e-2)  # fp16 weights
+    with pytest.raises(DevolensError, match="not an empty folder"):
+        export_run(run, out)
+
+
+def test_cli_segment_with_a_run_and_an_export(run, tmp_path, capsys):
+    img = tmp_path / "frame.png"
+    import imageio.v3 as iio
+
+    iio.imwrite(img, _image())
+    assert main(["segment", "nuclei", str(img), "--model", str(run), "--out", str(tmp_path / "seg")]) == 0
+    assert (tmp_path / "seg" / "labels" / "frame_labels.tif").is_file()
+    assert main(["models", "export", str(run), "--to", str(tmp_path / "exp"), "--scale", "0.5"]) == 0
+    assert json.loads((tmp_path / "exp" / "card.json").read_text())["input"]["scale"] == 0.5
+    assert main(["segment", "nuclei", str(img), "--model", str(tmp_path / "exp"), "--out", str(tmp_path / "s2")]) == 0
+    assert main(["segment", "membrane", str(img), "--model", str(tmp_path / "exp"), "--out", str(tmp_path / "s3")]) == 2
+    assert "is a 'nuclei' model" in capsys.readouterr().err
+    assert main(["models", "show", str(tmp_path / "exp")]) == 0
+    assert "validation split" in capsys.readouterr().out
+    capsys.readouterr()
+    assert main(["models", "export", str(tmp_path / "data_nope"), "--to", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "not a training run" in err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"task": "population"}, "only segmentation runs"),
+    ({"input": {"channels": 3}}, "3-channel"),
+    ({"input": {"size": [64, 64]}}, "data.size"),
+    ({"input": {"target": "classes"}}, "target 'classes'"),
+    ({"input": {"normalize": "log"}}, "normalize"),
+])
+def test_runs_the_predictors_cannot_feed_are_refused(run, tmp_path, change, message):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    cfg = json.loads((copy / "best.json").read_text())
+    for key, value in change.items():
+        cfg[key] = {**cfg[key], **value} if isinstance(value, dict) else value
+    (copy / "best.json").write_text(json.dumps(cfg))
+    with pytest.raises(DevolensError, match=message):
+        card_from_run(copy)
+
+
+def test_a_membrane_run_needs_the_boundary_target(run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    cfg = json.loads((copy / "best.json").read_text())
+    cfg["input"]["target"] = "semantic"
+    (copy / "best.json").write_text(json.dumps(cfg))
+    assert card_from_run(copy)["output"]["head"] == "foreground"  # nuclei: a foreground mask is enough
+    with pytest.raises(DevolensError, match="membrane segmentation needs"):
+        card_from_run(copy, kind="membrane")
+
+
+def test_zoo_names_win_over_folders_and_unknown_names_say_what_works(tmp_path, monkeypatch):
+    from _zoo_helpers import make_tiny_zoo
+
+    root = make_tiny_zoo(tmp_path / "zoo")
+    monkeypatch.setattr(zoo, "ZOO_DIR", root)
+    zoo.card.cache_clear()
+    try:
+        (tmp_path / "nuclei").mkdir()
+        (tmp_path / "nuclei" / "card.json").write_text("{}")
+        monkeypatch.chdir(tmp_path)
+        assert zoo.model_folder("nuclei") is None and zoo.card("nuclei")["task"] == "nuclei"
+        assert zoo.model_folder("./nuclei").resolve() == (tmp_path / "nuclei").resolve()
+        with pytest.raises(DevolensError, match="a training run"):
+            zoo.card("no_such_model")
+    finally:
+        zoo.card.cache_clear()
+
+
+def test_dtype_normalisation_of_runs_trained_without_percentiles():
+    u8 = np.array([[0, 255], [51, 102]], np.uint8)
+    np.testing.assert_allclose(prepare_image(u8, "auto", 1.0, ()), u8 / 255.0, rtol=1e-6)
+    u16 = np.array([[0, 65535], [6553, 0]], np.uint16)
+    np.testing.assert_allclose(prepare_image(u16, "auto", 1.0, ()), u16 / 65535.0, rtol=1e-6)
+    f = np.array([[-1.0, 0.5], [2.0, np.nan]], np.float32)
+    np.testing.assert_allclose(prepare_image(f, "auto", 1.0, ()), [[0.0, 0.5], [1.0, 0.0]])
