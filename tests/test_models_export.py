@@ -39,7 +39,7 @@ def _image():
 
 def test_a_run_loads_by_path_as_nuclei_or_membrane(run):
     card = card_from_run(run)
-    assert card["task"] == "nuclei" and card["output"]["head"] == "three_class" and card["weights"] == "best.safetensors"
+    assert card["task"] == "nuclei" and card["output"]["head"] == "three_class" and card["weights_file"] == "best.safetensors"
     assert card["preprocessing"]["percentiles"] == [1.0, 99.8] and card["input"]["scale"] == 1.0
     assert set(card["metrics"]) >= {"val_f1", "val_loss"} and "not held-out" in card["metrics_heading"]
     pred = zoo.load(run)
@@ -54,7 +54,7 @@ def test_export_writes_a_zoo_folder_that_predicts_like_the_run(run, tmp_path):
     out = tmp_path / "mine"
     card = export_run(run, out, scale=1.0)
     assert sorted(p.name for p in out.iterdir()) == ["card.json", "card.md", "weights.safetensors"]
-    assert json.loads((out / "card.json").read_text())["name"] == "mine" and "weights" not in card
+    assert json.loads((out / "card.json").read_text())["name"] == "mine" and "weights_file" not in card
     assert "--model" in (out / "card.md").read_text()
     from safetensors.torch import load_file
 

@@ -98,7 +98,7 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float = 1.0) 
         "task": kind,
         "summary": f"{kind} segmentation of your own: best checkpoint of the training run {run.name}",
         "predictor": KINDS[kind],
-        "weights": "best.safetensors",
+        "weights_file": "best.safetensors",
         "architecture": model,
         "input": {"channels": "HxW grey or HxWx3 RGB (one channel used), any size", "scale": float(scale),
                   "multiple": 2 ** int(model.get("encoder_depth", 5)), "tile": 1024,
@@ -132,7 +132,7 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
 
     run, to = Path(run), Path(to)
     card = card_from_run(run, kind, scale)
-    card.pop("weights")
+    card.pop("weights_file")
     if to.exists() and (not to.is_dir() or any(to.iterdir())):
         raise DevolensError("output exists and is not an empty folder", path=to)
     try:

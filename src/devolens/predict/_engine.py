@@ -49,7 +49,10 @@ def load_zoo_network(folder: str | Path, card: dict) -> torch.nn.Module:
         from devolens.models.architectures import build_from_config
 
         model = build_from_config(config)
-    model = load_weights(model, Path(folder) / card.get("weights", "weights.safetensors"))  # a run: best.safetensors
+    weights = Path(folder)
+    if weights.suffix != ".safetensors":  # a folder: the zoo's weights.safetensors, a training run's best.safetensors
+        weights = weights / card.get("weights_file", "weights.safetensors")
+    model = load_weights(model, weights)
     if hasattr(model, "fuse_batchnorm"):
         model.fuse_batchnorm()  # inference only: BatchNorm folded into the convolutions
     return model
