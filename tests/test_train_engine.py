@@ -59,8 +59,9 @@ def test_cli_overfits_a_rendered_dataset_and_evaluates(rendered, tmp_path, capsy
     import imageio.v2 as imageio
 
     assert len(imageio.mimread(run / "progress.gif")) == 5
+    err = " ".join(capsys.readouterr().err.split())  # how to segment with it (a segmentation run)
+    assert "devolens segment nuclei INPUT --model" in err and "devolens models export" in err
     # evaluate the best checkpoint: prints and writes JSON
-    capsys.readouterr()
     assert main(["evaluate", str(run), "--data", str(rendered)]) == 0
     printed = capsys.readouterr().out
     result = json.loads((run / f"eval_{rendered.name}.json").read_text())

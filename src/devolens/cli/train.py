@@ -54,6 +54,15 @@ def train_cmd(
         stdout.print(f"epochs: {len(h)}  train_loss: {last['train_loss']:.4f}  val_loss: {last['val_loss']:.4f}")
     if res.best_epoch is not None:
         stdout.print(f"best {res.monitor}: {res.best_value:.4f} (epoch {res.best_epoch + 1}) -> {res.run_dir / 'best.safetensors'}")
+        from devolens.errors import DevolensError
+        from devolens.models.export import card_from_run
+
+        try:  # a run the predictors can feed as it was trained: say how to use it
+            kind = card_from_run(res.run_dir)["task"]
+            console.print(f"tip: `devolens segment {kind} INPUT --model {res.run_dir} --out DIR` segments with it; "
+                          f"`devolens models export {res.run_dir} --to FOLDER` makes it a model folder to keep or share")
+        except DevolensError:
+            pass
     if export is not None and (res.run_dir / "best.safetensors").exists():
         from devolens.models.architectures import load_model, save_model
 
