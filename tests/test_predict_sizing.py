@@ -11,7 +11,7 @@ import torch
 from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
 from devolens.errors import DevolensError
 from devolens.models.architectures import build_model
-from devolens.predict.segment import NucleiPredictor
+from devolens.predict.segment import MembranePredictor, NucleiPredictor
 from devolens.predict.sizing import (
     AUTO_FRAMES, GOOD_OBJECTS, MIN_OBJECTS, SizeModel, count_objects, estimate_diameter, gather, style_features,
 )
@@ -224,6 +224,10 @@ def test_gather_looks_past_the_first_few_cell_frames():
     prepared = [Prepared(f, (pred.network.channel, pred.card_scale, pred.network.percentiles)) for f in [crowd] * 6]
     read, chosen = gather(pred, iter(prepared))  # frames prepared ahead: counted on their prepared arrays
     assert read == prepared[:AUTO_FRAMES] and all(c is p.image for c, p in zip(chosen, prepared))
+    pred.size_good_objects = MIN_OBJECTS + 2  # a predictor's own bar (membrane slices: 32 cells)
+    read, chosen = gather(pred, iter([one] * 10 + [some] * 10 + [crowd] * 8))
+    assert len(read) == 10 + AUTO_FRAMES and all(c is some for c in chosen)
+    assert MembranePredictor.size_good_objects == 32
 
 
 def test_auto_needs_a_size_model():

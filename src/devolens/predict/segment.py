@@ -527,6 +527,11 @@ class MembranePredictor(_SegmentationPredictor):
 
     default_head = "three_class"
     size_objects = "enclosed"  # cells outlined by membranes
+    # a movie's magnification is judged once 5 slices show this many cells: the membrane size model is as
+    # reliable from 32 cells as from 64 (median error 6.2-6.5 % vs 6.0-6.4 % on its 2400 training renders;
+    # 5.6 % vs 6.2 % on the held-out ones), and a slice seldom shows 64 cells, so 64 read every movie ahead
+    # to the read-ahead limit (240 frames / 256 MB) before its first result
+    size_good_objects = 32
 
     def _finish(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:
         opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=20, smooth=1.0)

@@ -290,7 +290,8 @@ def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list,
     The estimate is the more reliable the more objects an image shows (held-out nuclei renders:
     median error 15 % at 8-16 cells, 7 % above 128), and a movie often starts with an embryo of a
     few cells: images are read until ``AUTO_FRAMES`` of them show at least ``GOOD_OBJECTS``
-    objects, or ``AUTO_LOOKAHEAD`` images or ``AUTO_BUDGET`` bytes were read; the estimate is
+    objects (the predictor's ``size_good_objects`` when it has one: 32 for membrane slices), or
+    ``AUTO_LOOKAHEAD`` images or ``AUTO_BUDGET`` bytes were read; the estimate is
     made from the ``AUTO_FRAMES`` images read that show the most objects, among those with at
     least ``MIN_OBJECTS``.
 
@@ -305,6 +306,7 @@ def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list,
     net = predictor.network
     key = (net.channel, float(predictor.card_scale), tuple(float(p) for p in net.percentiles))
     objects = getattr(predictor, "size_objects", "bright")
+    enough = getattr(predictor, "size_good_objects", GOOD_OBJECTS)
     read, counts, good, nbytes = [], [], 0, 0
     for item in images:
         read.append(item)
@@ -316,7 +318,7 @@ def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list,
             n = _count(item.array if isinstance(item, Prepared) and item.key == key else _prepared(predictor, arr),
                        objects)
         counts.append(n)
-        good += n >= GOOD_OBJECTS
+        good += n >= enough
         if good >= AUTO_FRAMES or len(read) >= AUTO_LOOKAHEAD or nbytes >= AUTO_BUDGET:
             break
     raw = [r.image if isinstance(r, Prepared) else np.asarray(r) for r in read]
