@@ -74,6 +74,11 @@ def test_cli_segment_with_a_run_and_an_export(run, tmp_path, capsys):
     iio.imwrite(img, _image())
     assert main(["segment", "nuclei", str(img), "--model", str(run), "--out", str(tmp_path / "seg")]) == 0
     assert (tmp_path / "seg" / "labels" / "frame_labels.tif").is_file()
+    capsys.readouterr()
+    for diameter in ("auto", "30"):  # no size model, no reference size: the message says what works
+        assert main(["segment", "nuclei", str(img), "--model", str(run), "--diameter", diameter,
+                     "--out", str(tmp_path / "d")]) == 2
+        assert "leave the diameter out" in capsys.readouterr().err and not (tmp_path / "d").exists()
     assert main(["models", "export", str(run), "--to", str(tmp_path / "exp"), "--scale", "0.5"]) == 0
     assert json.loads((tmp_path / "exp" / "card.json").read_text())["input"]["scale"] == 0.5
     assert main(["segment", "nuclei", str(img), "--model", str(tmp_path / "exp"), "--out", str(tmp_path / "s2")]) == 0

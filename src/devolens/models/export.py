@@ -11,9 +11,10 @@ it into a model card, so that::
 
 An exported folder has the zoo's layout (fp16 ``weights.safetensors``, ``card.json``, ``card.md``).
 What a run cannot know is written into its card plainly: its metrics are the run's own validation
-split (not held-out data), there is no size model (give ``--diameter`` or ``--scale``), no int8
-calibration (CPUs run it in bf16), and ``scale`` is the working resolution relative to the images
-you will give it (1.0: the training images were at that magnification).
+split (not held-out data), there is no size model (``--diameter`` does not apply: give images at the
+magnification ``scale`` assumes), no int8 calibration (CPUs run it in bf16), and ``scale`` is the
+working resolution relative to the images you will give it (1.0: the training images were at that
+magnification).
 
 Also the Markdown card writer shared with ``scripts/zoo_ship.py``.
 """

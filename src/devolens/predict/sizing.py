@@ -52,8 +52,9 @@ def wants_auto(diameter, size_model, reference, what: str = "this model") -> boo
     if not (isinstance(diameter, str) and diameter.strip().lower() in ("auto", "each")):
         return False
     if size_model is None or not reference:
-        raise DevolensError(f"{what} cannot estimate the diameter (no size model in its card): give the diameter "
-                            "in pixels")
+        hint = ("give the diameter in pixels" if reference else
+                "leave the diameter out and give images at the magnification it was trained on")
+        raise DevolensError(f"{what} cannot estimate the diameter (no size model in its card): {hint}")
     return True
 
 
