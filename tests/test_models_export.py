@@ -139,6 +139,9 @@ def test_zoo_names_win_over_folders_and_unknown_names_say_what_works(tmp_path, m
         assert zoo.model_folder("./nuclei").resolve() == (tmp_path / "nuclei").resolve()
         with pytest.raises(DevolensError, match="a training run"):
             zoo.card("no_such_model")
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(DevolensError, match="not a training run .* nor a model folder"):
+            zoo.load(tmp_path / "empty")
     finally:
         zoo.card.cache_clear()
 

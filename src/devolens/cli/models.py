@@ -107,5 +107,5 @@ def export_model(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``devolens models`` (and ``models show``) to the root app."""
+    """Add ``devolens models`` (and ``models show``, ``models export``) to the root app."""
     app.add_typer(models_app, name="models")

@@ -40,9 +40,7 @@ def model_folder(name: str | Path) -> Path | None:
     if not text or (text in available() and "/" not in text and "\\" not in text):
         return None
     path = Path(text).expanduser()
-    if path.is_dir() and ((path / "card.json").is_file() or (path / "best.json").is_file()):
-        return path
-    return None
+    return path if path.is_dir() else None  # a folder without a card or a run says so when its card is read
 
 
 @lru_cache(maxsize=None)
