@@ -111,6 +111,39 @@ def test_init_starts_from_earlier_weights(pairs, tmp_path):
               tmp_path / "bad")
 
 
+def test_device_setting_cpu_auto_and_missing_cuda(pairs, tmp_path, capsys):
+    from devolens.cli import main
+    from devolens.train.trainer import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    res = train(tiny_recipe(train={"epochs": 1, "batch_size": 4, "threads": 1, "device": "cpu"}), pairs, tmp_path / "r")
+    assert res.device == "cpu" and json.loads((tmp_path / "r" / "run.json").read_text())["device"] == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(DevolensError, match="sees no CUDA GPU"):
+            resolve_device("cuda")
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text(yaml.safe_dump(tiny_recipe(train={"epochs": 1, "batch_size": 4, "threads": 1})))
+        assert main(["train", str(recipe), "--data", str(pairs), "--out", str(tmp_path / "c"), "--device", "cuda"]) == 2
+        assert "sees no CUDA GPU" in capsys.readouterr().err and not (tmp_path / "c" / "checkpoint.json").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_resumes_and_evaluates_on_a_gpu(pairs, tmp_path):
+    from devolens.train.evaluate import evaluate_run
+
+    rec = tiny_recipe(data={"target": "boundary", "channels": 1, "val_fraction": 0.34},
+                      loss={"name": "ce_dice", "class_weights": "inverse_sqrt"},
+                      train={"epochs": 1, "batch_size": 4, "amp": "bf16", "device": "cuda", "monitor": "val_f1"})
+    res = train(rec, pairs, tmp_path / "gpu")
+    assert res.device.startswith("cuda") and np.isfinite(res.history["train_loss"]).all()
+    res = train(rec, pairs, tmp_path / "gpu", epochs=2, resume=True)
+    assert len(res.history) == 2
+    model, cfg = load_model(tmp_path / "gpu" / "best.safetensors")  # saved on the CPU side
+    assert next(model.parameters()).device.type == "cpu"
+    assert "val_f1" in evaluate_run(tmp_path / "gpu", pairs)["metrics"]
+
+
 def test_resume_and_overwrite_errors(pairs, tmp_path):
     with pytest.raises(DevolensError, match="no checkpoint"):
         train(tiny_recipe(), pairs, tmp_path / "nothing", resume=True)

@@ -25,6 +25,8 @@ def train_cmd(
         "(recipe train.prune_after epochs) and retrain on the rest; dropped samples go to RUN/pruned.csv."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (overrides the recipe's train.epochs)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (overrides the recipe's "
+                                         "train.device; auto: the first CUDA GPU when PyTorch sees one, else the CPU)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write history.png and progress.gif at the end."),
     export: Optional[Path] = typer.Option(
         None, "--export", help="Also write the best model as half-precision safetensors here (+ .json beside it): "
@@ -43,7 +45,7 @@ def train_cmd(
             raise DevolensError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     with progress_bar("training") as cb:
-        res = train(recipe, data, out, resume=resume, prune_top=prune_top, epochs=epochs, progress=cb)
+        res = train(recipe, data, out, resume=resume, prune_top=prune_top, epochs=epochs, device=device, progress=cb)
     for note in res.notes:
         console.print(f"note: {note}")
     if plots and len(res.history):
@@ -51,7 +53,8 @@ def train_cmd(
     h = res.history
     if len(h):
         last = h.iloc[-1]
-        stdout.print(f"epochs: {len(h)}  train_loss: {last['train_loss']:.4f}  val_loss: {last['val_loss']:.4f}")
+        stdout.print(f"epochs: {len(h)}  train_loss: {last['train_loss']:.4f}  val_loss: {last['val_loss']:.4f}  "
+                     f"device: {res.device}")
     if res.best_epoch is not None:
         stdout.print(f"best {res.monitor}: {res.best_value:.4f} (epoch {res.best_epoch + 1}) -> {res.run_dir / 'best.safetensors'}")
         from devolens.errors import DevolensError

@@ -44,7 +44,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         ``metrics`` (name -> value; NaN written as null).
     """
     from devolens.data.datasets import index_dataset
-    from devolens.train.trainer import evaluate_model, make_dataset
+    from devolens.train.trainer import evaluate_model, make_dataset, resolve_device
 
     run = Path(run)
     best = run / "best.safetensors"
@@ -73,6 +73,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         if df.empty:
             raise DevolensError("no labelled samples to evaluate", path=data)
         ds = make_dataset(rec, df, train=False)
+    model = model.to(resolve_device("auto"))  # a GPU when there is one (wherever the run was trained)
     ev = evaluate_model(model, ds, rec, None, batch_size=batch_size, amp=rec["train"]["amp"], progress=progress)
     metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in ev["metrics"].items()}
     return {"run": str(run), "data": str(data), "weights": str(weights or best),

@@ -173,6 +173,8 @@ SCHEMA: dict[str, Any] = {
         "amp": Field("str", "none", choices=("none", "bf16")),
         "num_workers": Field("int", 0, low=0),
         "threads": Field("int", None, nullable=True, low=1, help="torch CPU threads (default: torch's choice)"),
+        "device": Field("str", "auto", choices=("auto", "cpu", "cuda"),
+                        help="where to train: auto = the first CUDA GPU when PyTorch sees one, else the CPU"),
         "monitor": Field("str", "auto", help="metric choosing the best checkpoint (history.csv column)"),
         "monitor_mode": Field("str", "auto", choices=("auto", "min", "max")),
         "prune_top": Field("float", 0.0, low=0.0, high=100.0, help="percent of highest-loss samples to drop"),

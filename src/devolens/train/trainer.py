@@ -69,6 +69,7 @@ class TrainResult:
     best_value: float | None
     pruned: pd.DataFrame | None
     notes: list[str]
+    device: str = "cpu"
 
 
 def seed_everything(seed: int) -> None:
@@ -235,10 +236,29 @@ def build_from_recipe(recipe: dict) -> torch.nn.Module:
                        m["encoder_depth"])
 
 
-def _autocast(amp: str):
+def _autocast(amp: str, device: torch.device | str = "cpu"):
     if amp == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The device of a recipe's ``train.device``: ``auto`` is the first CUDA GPU when PyTorch
+    sees one, else the CPU.
+
+    Raises
+    ------
+    DevolensError
+        ``cuda`` asked for where PyTorch sees no CUDA GPU, or an unknown name.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DevolensError("train.device 'cuda': PyTorch sees no CUDA GPU here (this build or machine has none); "
+                            "use 'auto' or 'cpu'")
+    if name not in ("cpu", "cuda"):
+        raise DevolensError(f"train.device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
 
 
 def _loss_fn(recipe: dict, train_ds: Dataset):
@@ -362,6 +382,7 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     """
     recipe = resolved(recipe)
     model.eval()
+    device = next(model.parameters()).device  # batches go where the model is; metrics are computed on the CPU
     seg = recipe["task"] == "segmentation"
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     losses: list[float] = []
@@ -381,11 +402,12 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     keep_idx = set(np.unique(np.linspace(0, n_all - 1, min(keep, n_all)).round().astype(int)).tolist()) if keep else set()
     for batch in loader:
         x = batch["image"]
-        with _autocast(amp):
-            y = model(x)
+        with _autocast(amp, device):
+            y = model(x.to(device))
         y = y.float()
         if loss_fn is not None:
-            losses.extend(loss_fn(y, batch["target"], batch.get("distance")).tolist())
+            losses.extend(loss_fn(y, *_on(device, batch["target"], batch.get("distance"))).tolist())
+        y = y.cpu()
         if seg:
             dist = None
             if recipe["model"].get("distance_head"):  # the last channel: the distance head
@@ -450,6 +472,11 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     return res
 
 
+def _on(device: torch.device, *tensors):
+    """``tensors`` moved to ``device`` (None stays None)."""
+    return tuple(None if t is None else t.to(device, non_blocking=True) for t in tensors)
+
+
 # ----------------------------------------------------------------------------- pruning
 def select_pruned(losses: pd.DataFrame, percent: float) -> pd.DataFrame:
     """The ``percent`` % highest-loss samples.
@@ -488,6 +515,7 @@ def train(
     resume: bool = False,
     epochs: int | None = None,
     prune_top: float | None = None,
+    device: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     epoch_callback: Callable[[int, dict], None] | None = None,
     step_callback: Callable[[int, int, float], None] | None = None,
@@ -512,6 +540,9 @@ def train(
     prune_top : float, optional
         Override ``train.prune_top`` (percent of highest-loss samples dropped after
         ``train.prune_after`` warm-up epochs).
+    device : {"auto", "cpu", "cuda"}, optional
+        Override ``train.device`` (``auto``: the first CUDA GPU when PyTorch sees one, else
+        the CPU). Runs resumed on another device continue there.
     progress : callable, optional
         ``progress(done_steps, total_steps)`` after each training batch.
     epoch_callback : callable, optional
@@ -545,6 +576,8 @@ def train(
         if not 0 <= prune_top < 100:
             raise DevolensError(f"--prune-top must be in [0, 100) percent, got {prune_top}")
         rec["train"]["prune_top"] = float(prune_top)
+    if device is not None:
+        rec["train"]["device"] = str(device)
     T = rec["train"]
     names = metric_names(rec)
     monitor, mode = T["monitor"], T["monitor_mode"]
@@ -553,6 +586,7 @@ def train(
                             f"{', '.join(n for n in names if n not in ('epoch', 'n_train', 'seconds'))}")
     if T["threads"]:
         torch.set_num_threads(int(T["threads"]))
+    device = resolve_device(T["device"])
     seed = int(rec["seed"])
     seed_everything(seed)
 
@@ -571,6 +605,7 @@ def train(
         model = build_from_recipe(rec)
         if init:  # fine-tuning: same architecture, weights from an earlier run or the zoo
             model = init_weights(model, init)
+        model = model.to(device)  # before the optimizer takes its parameters
         opt = build_optimizer(rec["optimizer"]["name"], model.parameters(), rec["optimizer"]["lr"],
                               rec["optimizer"]["weight_decay"], rec["optimizer"]["momentum"])
         return model, opt, _scheduler(rec, opt)
@@ -637,16 +672,17 @@ def train(
             loader = DataLoader(train_ds, batch_size=bs, num_workers=int(T["num_workers"]))
         else:
             loader = DataLoader(Subset(train_ds, order.tolist()), batch_size=bs, shuffle=False,
-                                num_workers=int(T["num_workers"]))
+                                num_workers=int(T["num_workers"]), pin_memory=device.type == "cuda")
         model.train()
         lr_now = float(opt.param_groups[0]["lr"])
         run_loss, n_seen = 0.0, 0
         for step, batch in enumerate(loader):
             if T["max_batches"] and step >= T["max_batches"]:
                 break
-            with _autocast(T["amp"]):
-                y = model(batch["image"])
-            per = loss_fn(y.float(), batch["target"], batch.get("distance"))
+            x, target, distance = _on(device, batch["image"], batch["target"], batch.get("distance"))
+            with _autocast(T["amp"], device):
+                y = model(x)
+            per = loss_fn(y.float(), target, distance)
             loss = per.mean()
             if not torch.isfinite(loss):
                 raise DevolensError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1}; lower optimizer.lr")
@@ -697,7 +733,9 @@ def train(
             "epochs_done": epoch + 1, "monitor": monitor, "mode": mode, "best_epoch": best_epoch,
             "best_value": best_value, "n_train": int(len(train_ds)), "n_val": int(len(val_ds)),
             "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
+            "device": str(device),
         }, indent=2, default=float))
         if epoch_callback is not None:
             epoch_callback(epoch, row)
-    return TrainResult(out, pd.DataFrame(history, columns=names), monitor, best_epoch, best_value, pruned_df, notes)
+    return TrainResult(out, pd.DataFrame(history, columns=names), monitor, best_epoch, best_value, pruned_df, notes,
+                       str(device))
