@@ -78,6 +78,15 @@ def test_fast_predictors_read_features_in_bf16_close_to_fp32():
     np.testing.assert_allclose(f16, f32, rtol=0.05, atol=0.02 * np.abs(f32).max())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_features_on_a_gpu_predictor_match_the_cpu():
+    model = _tiny().eval()
+    img = _disc_image((96, 128), 10)
+    cpu = style_features(NucleiPredictor(model, scale=0.5, precision="fp32"), img)
+    gpu = style_features(NucleiPredictor(_tiny().eval(), scale=0.5, precision="fp32", device="cuda"), img)
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-4)
+
+
 def test_size_model_roundtrip_and_bad_file(tmp_path):
     rng = np.random.default_rng(0)
     model = SizeModel(rng.normal(size=5), rng.uniform(0.5, 2, 5), rng.normal(size=5), 0.3, 0.8)

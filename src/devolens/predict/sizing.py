@@ -102,7 +102,8 @@ def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarra
     # fast, and magnifications within 0.4 % (median; 1.2 % at most, no keep-or-resize decision changed) of
     # fp32 features on 99 held-out renders at 0.5-2x; an fp32 predictor (and the size model's fit) keeps fp32
     low = net.precision != "fp32"
-    x = x.contiguous(memory_format=torch.channels_last) if low else x.contiguous()
+    device = torch.device(net.device)  # the network's (a GPU when the predictor was loaded with device="cuda")
+    x = (x.contiguous(memory_format=torch.channels_last) if low else x.contiguous()).to(device)
     if low:
         encoder = encoder.to(memory_format=torch.channels_last)
     # one thread: a movie's estimate runs while its frames are decoded and prepared ahead in another
@@ -110,13 +111,13 @@ def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarra
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
             feats = encoder(x)
     finally:
         torch.set_num_threads(threads)
     out = []
     for f in feats[-2:]:
-        f = f[0].float()
+        f = f[0].float().cpu()
         for mask in (inside, bright):  # mean over the box, mean over its bright part
             wgt = torch.from_numpy(_shrink(mask, tuple(f.shape[-2:])))
             out.append(((f * wgt).sum(dim=(1, 2)) / max(float(wgt.sum()), 1e-3)).numpy())
