@@ -111,6 +111,29 @@ def test_init_starts_from_earlier_weights(pairs, tmp_path):
               tmp_path / "bad")
 
 
+def test_init_names_a_shipped_model_as_zoo_name(tmp_path):
+    from devolens.models import zoo
+    from devolens.train.recipe import load_recipe, resolved
+    from devolens.train.trainer import build_from_recipe, init_path, init_weights
+
+    if "nuclei" not in zoo.available():
+        pytest.skip("nuclei model not shipped")
+    assert init_path("zoo:nuclei") == zoo.ZOO_DIR / "nuclei"
+    arch = zoo.card("nuclei")["architecture"]
+    rec = resolved(load_recipe(tiny_recipe(data={"target": "boundary", "channels": 1, "val_fraction": 0.34},
+                               model={"arch": "unet", "encoder": arch["encoder"], "encoder_depth": arch["encoder_depth"],
+                                      "decoder_channels": arch["decoder_channels"], "init": "zoo:nuclei"},
+                               loss={"name": "ce_dice"})))
+    model = init_weights(build_from_recipe(rec), rec["model"]["init"])
+    from safetensors.torch import load_file
+
+    shipped = load_file(str(zoo.ZOO_DIR / "nuclei" / "weights.safetensors"))
+    key = next(k for k in shipped if k.endswith("conv1.weight"))
+    assert torch.equal(model.state_dict()[key], shipped[key].float())
+    with pytest.raises(DevolensError, match="no shipped model 'nope'"):
+        init_path("zoo:nope")
+
+
 def test_device_setting_cpu_auto_and_missing_cuda(pairs, tmp_path, capsys):
     from devolens.cli import main
     from devolens.train.trainer import resolve_device

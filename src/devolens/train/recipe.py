@@ -133,7 +133,8 @@ SCHEMA: dict[str, Any] = {
                                     "whose maxima seed the watershed: touching nuclei separate where the 3-class "
                                     "interior bridges them"),
         "init": Field("str", None, nullable=True,
-                      help="start from these weights (a run's best.safetensors or checkpoint.safetensors, or a zoo folder; fine-tuning)"),
+                      help="start from these weights (fine-tuning): a shipped model by name as zoo:NAME (e.g. "
+                           "zoo:nuclei), a zoo folder, or a run's best.safetensors or checkpoint.safetensors"),
     },
     "loss": {
         "name": Field("str", "auto", choices=("auto", "bce", "ce", "dice", "focal", "bce_dice", "ce_dice", "focal_dice",

@@ -295,8 +295,31 @@ def _loss_fn(recipe: dict, train_ds: Dataset):
     return with_distance, cw
 
 
+def init_path(source: str | Path) -> Path:
+    """Where ``model.init`` points: ``zoo:NAME`` is the shipped model's folder (wherever devolens is
+    installed), anything else a path.
+
+    Raises
+    ------
+    DevolensError
+        ``zoo:NAME`` of a model that does not ship, or a path that does not exist.
+    """
+    text = str(source)
+    if text.startswith("zoo:"):
+        from devolens.models import zoo
+
+        name = text[4:]
+        if name not in zoo.available():
+            raise DevolensError(f"model.init: no shipped model {name!r} (shipped: {', '.join(zoo.available())})")
+        return zoo.ZOO_DIR / name
+    if not Path(text).exists():
+        raise DevolensError("model.init: no such weights file or zoo folder (or zoo:NAME for a shipped model)",
+                            path=text)
+    return Path(text)
+
+
 def init_weights(model: torch.nn.Module, source: str | Path, *, grow_head: bool = True) -> torch.nn.Module:
-    """``model`` with the weights of ``source``: a zoo folder, a saved model (a run's
+    """``model`` with the weights of ``source``: ``zoo:NAME`` or a zoo folder, a saved model (a run's
     ``best.safetensors``) or a run's training checkpoint (``checkpoint.safetensors``, the last
     epoch). With ``grow_head`` (fine-tuning), a network that adds a distance head to a 3-class
     one keeps the 3-class weights: the output layer's first channels come from ``source``, the
@@ -305,7 +328,7 @@ def init_weights(model: torch.nn.Module, source: str | Path, *, grow_head: bool 
 
     from devolens.models.zoo import load_state
 
-    path = Path(source)
+    path = init_path(source)
     file = path if path.suffix == ".safetensors" else path / "weights.safetensors"
     if not file.is_file():
         raise DevolensError("no weights file there (a zoo folder, best.safetensors or checkpoint.safetensors)",
@@ -597,8 +620,8 @@ def train(
     loss_fn, used_weights = _loss_fn(rec, train_ds)
 
     init = rec["model"].get("init")
-    if init and not Path(init).exists():
-        raise DevolensError("model.init: no such weights file or zoo folder", path=init)
+    if init:
+        init_path(init)  # checked before any output
 
     def fresh():
         torch.manual_seed(seed)
