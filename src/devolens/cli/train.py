@@ -121,9 +121,10 @@ def evaluate_cmd(
     data: Path = typer.Option(..., "--data", "-d", help="Data folder to evaluate on (every sample is used)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Metrics JSON to write (default RUN/eval_<DATA name>.json)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass."),
-    weights: Optional[Path] = typer.Option(
+    weights: Optional[str] = typer.Option(
         None, "--weights", help="Score these weights with the run's recipe instead of RUN/best.safetensors: "
-        "RUN/checkpoint.safetensors (last epoch), another run's best.safetensors or a zoo folder of the same network."),
+        "RUN/checkpoint.safetensors (last epoch), another run's best.safetensors, or a shipped model of the same "
+        "network as zoo:NAME (e.g. zoo:nuclei) or its folder."),
     instances: Optional[str] = typer.Option(
         None, "--instances", help="How instances are made for instance F1 and counts: 'classes' (argmax, quick) or "
         "'watershed' (the zoo predictors' post-processing); default: the recipe's validate.instances."),
