@@ -92,6 +92,25 @@ def test_cli_segment_with_a_run_and_an_export(run, tmp_path, capsys):
     assert "not a training run" in err and not (tmp_path / "x").exists()
 
 
+def test_a_run_trained_at_a_scale_segments_at_that_scale(tmp_path):
+    from devolens.data.datasets import SegmentationDataset
+    from devolens.train.trainer import train
+
+    data = make_pairs(tmp_path / "data", groups=3, per_group=2, size=64)
+    images = sorted((data / "images").iterdir())
+    masks = sorted((data / "masks").iterdir())
+    sample = SegmentationDataset(images, masks, target="boundary", scale=0.5, pad_multiple=8)[0]
+    assert sample["image"].shape[-2:] == (32, 32) and sample["target"].shape[-2:] == (32, 32)
+    rec = tiny_recipe(data={"target": "boundary", "channels": 1, "val_fraction": 0.34, "scale": 0.5},
+                      loss={"name": "ce_dice"}, train={"epochs": 1, "batch_size": 4, "threads": 1, "monitor": "val_f1"})
+    train(rec, data, tmp_path / "run")
+    assert card_from_run(tmp_path / "run")["input"]["scale"] == 0.5
+    assert zoo.load(tmp_path / "run").network.scale == 0.5
+    assert card_from_run(tmp_path / "run", scale=1.0)["input"]["scale"] == 1.0  # --scale overrides
+    with pytest.raises(DevolensError, match="data.size and data.scale"):
+        train(tiny_recipe(data={"size": [32, 32], "scale": 0.5}), data, tmp_path / "bad")
+
+
 @pytest.mark.parametrize("change, message", [
     ({"task": "population"}, "only segmentation runs"),
     ({"input": {"channels": 3}}, "3-channel"),

@@ -87,9 +87,10 @@ def export_model(
                             "card.json, card.md."),
     kind: Optional[str] = typer.Option(None, "--kind", help="What it segments: nuclei or membrane (default: membrane "
                                        "when the recipe's name says so, else nuclei)."),
-    scale: float = typer.Option(1.0, "--scale", help="Working resolution relative to the images it will be given: "
-                                "1.0 when they have the training images' magnification, 0.5 when the training crops "
-                                "were made at half size (scripts/zoo_data.py --scale 0.5)."),
+    scale: Optional[float] = typer.Option(None, "--scale", help="Working resolution relative to the images it will "
+                                          "be given (default: the recipe's data.scale, 1.0 unless it resized the "
+                                          "images; 0.5 for a run on crops made at half size by "
+                                          "scripts/zoo_data.py --scale 0.5)."),
 ) -> None:
     """Export a training run's best checkpoint as a model folder, to use with `--model FOLDER` or `load(FOLDER)`.
 

@@ -386,9 +386,10 @@ class _Base(Dataset):
     """Shared image preparation: channels, size, normalisation, seeded augmentation."""
 
     def __init__(self, channels: int = 1, size: Sequence[int] | None = None, normalize: str = "dtype",
-                 augment: Callable | None = None, seed: int = 0, pad_multiple: int = 32):
+                 augment: Callable | None = None, seed: int = 0, pad_multiple: int = 32, scale: float = 1.0):
         self.channels = int(channels)
         self.size = None if size is None else (int(size[0]), int(size[1]))
+        self.scale = float(scale)  # images and masks resized by this factor (the working resolution)
         self.normalize = normalize
         self.augment = augment
         self.seed = int(seed)
@@ -399,8 +400,15 @@ class _Base(Dataset):
         """Set the epoch so augmentation draws differ per epoch yet stay reproducible."""
         self.epoch = int(epoch)
 
+    def _scaled(self, arr: np.ndarray) -> tuple[int, int] | None:
+        """The size ``arr`` has at the working resolution (None when ``scale`` is 1)."""
+        if self.scale == 1.0:
+            return None
+        return max(1, round(arr.shape[0] * self.scale)), max(1, round(arr.shape[1] * self.scale))
+
     def _prepare(self, img: np.ndarray, labels: np.ndarray | None, index: int):
         img = to_channels(img, self.channels)
+        img = _resize(img, self._scaled(img), nearest=False)  # resized before normalising, as the predictors do
         img = _resize(img, self.size, nearest=False)
         if img.ndim == 2:
             img = img[..., None]
@@ -414,6 +422,7 @@ class _Base(Dataset):
                     labels = labels.astype(np.uint16)
                 else:
                     labels = labels.astype(np.float32)
+            labels = _resize(labels, self._scaled(labels), nearest=True)
             labels = _resize(labels, self.size, nearest=True)
             if labels.shape[:2] != img.shape[:2]:
                 raise DevolensError(f"image {img.shape[:2]} and mask {labels.shape[:2]} differ in size (sample {index})")
@@ -458,6 +467,9 @@ class SegmentationDataset(_Base):
         multiple of ``pad_multiple``).
     normalize : str
         See :func:`normalize_image`.
+    scale : float
+        Resize images (area) and masks (nearest) by this factor first: the working resolution
+        (``data.scale`` of a recipe; a model of your own then segments at that scale).
     augment : albumentations.Compose, optional
         Applied to image and mask together (see :mod:`devolens.data.augment`).
     seed : int
@@ -472,8 +484,8 @@ class SegmentationDataset(_Base):
     def __init__(self, images: Sequence[str | Path], labels: Sequence[str | Path], target: str = "semantic",
                  channels: int = 1, size: Sequence[int] | None = None, normalize: str = "dtype",
                  augment: Callable | None = None, seed: int = 0, cache: bool = True, pad_multiple: int = 32,
-                 ids: Sequence[str] | None = None, distance: bool = False):
-        super().__init__(channels, size, normalize, augment, seed, pad_multiple)
+                 ids: Sequence[str] | None = None, distance: bool = False, scale: float = 1.0):
+        super().__init__(channels, size, normalize, augment, seed, pad_multiple, scale)
         if distance and target != "boundary":
             raise DevolensError("a distance target needs target 'boundary'")
         self.distance = bool(distance)
@@ -528,8 +540,9 @@ class PopulationDataset(_Base):
 
     def __init__(self, images: Sequence[str | Path], counts: np.ndarray, channels: int = 1,
                  size: Sequence[int] | None = None, normalize: str = "dtype", augment: Callable | None = None,
-                 seed: int = 0, cache: bool = True, pad_multiple: int = 32, ids: Sequence[str] | None = None):
-        super().__init__(channels, size, normalize, augment, seed, pad_multiple)
+                 seed: int = 0, cache: bool = True, pad_multiple: int = 32, ids: Sequence[str] | None = None,
+                 scale: float = 1.0):
+        super().__init__(channels, size, normalize, augment, seed, pad_multiple, scale)
         self.images = [Path(p) for p in images]
         self.counts = np.asarray(counts, dtype=np.float32).reshape(len(self.images), -1)
         self.ids = list(ids) if ids is not None else [str(p) for p in self.images]

@@ -5,7 +5,7 @@ A segmentation run of ``devolens train RECIPE --data DIR --out RUN`` keeps its b
 it into a model card, so that::
 
     devolens segment nuclei INPUT --model RUN --out DIR           # the run's best checkpoint, as it is
-    devolens models export RUN --to my_nuclei [--scale 0.5]       # a zoo-style folder to keep or share
+    devolens models export RUN --to my_nuclei                     # a zoo-style folder to keep or share
     devolens segment nuclei INPUT --model my_nuclei --out DIR
     load("my_nuclei").predict(image)                               # Python: a folder path works as a name
 
@@ -13,8 +13,8 @@ An exported folder has the zoo's layout (fp16 ``weights.safetensors``, ``card.js
 What a run cannot know is written into its card plainly: its metrics are the run's own validation
 split (not held-out data), there is no size model (``--diameter`` does not apply: give images at the
 magnification ``scale`` assumes), no int8 calibration (CPUs run it in bf16), and ``scale`` is the
-working resolution relative to the images you will give it (1.0: the training images were at that
-magnification).
+working resolution relative to the images you will give it (the recipe's ``data.scale``: 1.0 unless
+the training images were resized; ``--scale`` on export overrides it).
 
 Also the Markdown card writer shared with ``scripts/zoo_ship.py``.
 """
@@ -36,7 +36,7 @@ def is_run(folder: Path) -> bool:
     return (folder / "best.json").is_file() and (folder / "best.safetensors").is_file()
 
 
-def card_from_run(run: str | Path, kind: str | None = None, scale: float = 1.0) -> dict:
+def card_from_run(run: str | Path, kind: str | None = None, scale: float | None = None) -> dict:
     """The model card of a segmentation run's best checkpoint (weights: ``best.safetensors``).
 
     Parameters
@@ -46,9 +46,10 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float = 1.0) 
     kind : {"nuclei", "membrane"}, optional
         What it segments (the predictor and its post-processing); default: ``membrane`` when the
         recipe's name says so, else ``nuclei``.
-    scale : float
+    scale : float, optional
         Working resolution relative to the images the model will be given (0.5: they are halved
-        first, as the training crops were made at half size).
+        first). Default: the run's ``data.scale`` (1.0 unless its recipe resized the images), so
+        the model sees inputs at its training images' magnification as it saw those.
 
     Raises
     ------
@@ -84,7 +85,8 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float = 1.0) 
     if norm not in ("percentile", "dtype"):
         raise DevolensError(f"this run's data.normalize is {norm!r}; the predictors normalise by 'percentile' or "
                             "'dtype'", path=run)
-    if not float(scale) > 0:
+    scale = float(inp.get("scale") or 1.0) if scale is None else float(scale)
+    if not scale > 0:
         raise DevolensError(f"scale must be > 0, got {scale}")
     distance = bool((recipe.get("model") or {}).get("distance_head"))
     head = ("three_class_distance" if distance else "three_class") if target == "boundary" else "foreground"
@@ -123,7 +125,7 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float = 1.0) 
     }
 
 
-def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: float = 1.0) -> dict:
+def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: float | None = None) -> dict:
     """Write a run's best checkpoint as a zoo-style folder (fp16 ``weights.safetensors``,
     ``card.json``, ``card.md``); returns the card. The folder is written atomically."""
     import shutil

@@ -111,6 +111,9 @@ SCHEMA: dict[str, Any] = {
         "classes": Field("int", None, nullable=True, low=2, help="number of classes for target 'classes'"),
         "channels": Field("int", 1, low=1, high=4, help="input channels (RGB -> 1 takes the max; tile stores: C)"),
         "size": Field("any", None, nullable=True, check=_size_check, help="resize frames to [H, W] pixels"),
+        "scale": Field("float", 1.0, low=0.01, high=8.0,
+                       help="resize images and masks by this factor (area / nearest) before training: the working "
+                            "resolution; a run used as a model (--model RUN) resizes inputs the same way"),
         "normalize": Field("str", "dtype", choices=("dtype", "percentile", "none", "log"),
                            help="log: log1p(counts)/log1p(65535), for uint16 tile stores (livedead)"),
         "val_fraction": Field("float", 0.2, low=0.0, high=1.0, low_open=True),
@@ -363,6 +366,8 @@ def validate_recipe(raw: dict, path: str | Path | None = None) -> dict:
         resolve_spec("nuclei" if preset == "auto" else preset, rec["augment"]["overrides"])
         if rec["data"]["target"] == "classes" and rec["task"] == "segmentation" and rec["data"]["classes"] is None:
             raise DevolensError("data.classes: needed when data.target is 'classes'")
+        if rec["data"]["size"] is not None and rec["data"]["scale"] != 1.0:
+            raise DevolensError("data.size and data.scale: choose one (a fixed size, or a resize factor)")
         if rec["task"] == "population" and rec["model"]["arch"] != "resnet18":
             if "arch" in raw.get("model", {}):
                 raise DevolensError("model.arch: the population task uses 'resnet18'")

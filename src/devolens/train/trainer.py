@@ -115,7 +115,7 @@ def make_dataset(recipe: dict, df: pd.DataFrame, train: bool) -> Dataset:
                             seed=recipe["seed"])
     depth = recipe["model"]["encoder_depth"] if recipe["task"] == "segmentation" else 1
     common = dict(channels=d["channels"], size=d["size"], normalize=d["normalize"], augment=aug, seed=recipe["seed"],
-                  cache=d["cache"], pad_multiple=2 ** depth, ids=list(df["sample"]))
+                  cache=d["cache"], pad_multiple=2 ** depth, ids=list(df["sample"]), scale=d["scale"])
     if recipe["task"] == "population":
         missing = [c for c in d["counts"] if c not in df.columns]
         if missing:
@@ -744,6 +744,7 @@ def train(
                     "task": rec["task"], "recipe": rec, "epoch": epoch, "monitor": monitor, "value": float(value),
                     "metrics": {k: v for k, v in row.items()},
                     "input": {"channels": rec["data"]["channels"], "size": rec["data"]["size"],
+                              "scale": rec["data"]["scale"],
                               "normalize": rec["data"]["normalize"], "target": rec["data"]["target"],
                               "counts": rec["data"]["counts"] if rec["task"] == "population" else None,
                               "pad_multiple": 2 ** rec["model"]["encoder_depth"] if rec["task"] == "segmentation" else 1},
