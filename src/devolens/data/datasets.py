@@ -382,6 +382,29 @@ def instance_distance(target: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def is_binary_mask(labels: np.ndarray) -> bool:
+    """True for a mask with one foreground value (0/1, 0/255: a thresholded image, not instance labels)
+    whose foreground holds several separate blobs."""
+    lab = np.asarray(labels)
+    if lab.ndim == 3:
+        lab = lab[..., 0]
+    fg = lab[lab != 0]
+    if fg.size == 0 or not (fg == fg.flat[0]).all():
+        return False
+    return components(lab).max() > 1
+
+
+def components(labels: np.ndarray) -> np.ndarray:
+    """Instance labels (uint16, 4-connected blobs) of a mask's foreground."""
+    import cv2
+
+    lab = np.asarray(labels)
+    if lab.ndim == 3:
+        lab = lab[..., 0]
+    n, out = cv2.connectedComponents((lab != 0).astype(np.uint8), connectivity=4)
+    return out.astype(np.uint16 if n < 65536 else np.int32)
+
+
 class _Base(Dataset):
     """Shared image preparation: channels, size, normalisation, seeded augmentation."""
 
@@ -510,6 +533,8 @@ class SegmentationDataset(_Base):
         if self.labels[i] is None:
             raise DevolensError("no label image for this frame", path=self.images[i])
         lab = read_image(self.labels[i])
+        if self.target != "classes" and is_binary_mask(lab):
+            lab = components(lab)  # a thresholded mask (0/255): one instance per connected blob
         if self.cache:
             self._cache[i] = (img, lab)
         return img, lab

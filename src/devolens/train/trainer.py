@@ -152,6 +152,16 @@ def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
     df = df.reset_index(drop=True)
     if len(df) < 2:
         raise DevolensError(f"need at least 2 samples to train and validate, found {len(df)}", path=data_dir)
+    if recipe["task"] == "segmentation" and d["target"] != "classes":
+        from devolens.data.datasets import is_binary_mask
+        from devolens.io.images import read_image
+
+        looked = df["labels"].head(5)
+        binary = [p for p in looked if is_binary_mask(read_image(p))]
+        if binary:
+            notes.append(f"{len(binary)} of the first {len(looked)} masks hold one value for every object (a "
+                         f"thresholded mask, e.g. {Path(binary[0]).name}): each connected blob is taken as one "
+                         "instance, so touching nuclei stay merged; instance labels (1, 2, 3... per object) avoid it")
     column = d["split_by"]
     if column not in df.columns:
         raise DevolensError(f"data.split_by: column {column!r} not in the data ({', '.join(df.columns)})")
