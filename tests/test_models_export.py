@@ -41,6 +41,7 @@ def test_a_run_loads_by_path_as_nuclei_or_membrane(run):
     card = card_from_run(run)
     assert card["task"] == "nuclei" and card["output"]["head"] == "three_class" and card["weights_file"] == "best.safetensors"
     assert card["preprocessing"]["percentiles"] == [1.0, 99.8] and card["input"]["scale"] == 1.0
+    assert card["preprocessing"]["channel"] == "max"  # RGB read as the training data were (to_channels)
     assert set(card["metrics"]) >= {"val_f1", "val_loss"} and "not held-out" in card["metrics_heading"]
     pred = zoo.load(run)
     assert isinstance(pred, NucleiPredictor) and pred.network.scale == 1.0
@@ -84,6 +85,12 @@ def test_cli_segment_with_a_run_and_an_export(run, tmp_path, capsys):
     assert main(["segment", "nuclei", str(img), "--model", str(tmp_path / "exp"), "--out", str(tmp_path / "s2")]) == 0
     assert main(["segment", "membrane", str(img), "--model", str(tmp_path / "exp"), "--out", str(tmp_path / "s3")]) == 2
     assert "is a 'nuclei' model" in capsys.readouterr().err
+    from devolens.cli.predict import _load_predictor, _preparation
+
+    # no --color: the card's own rule (max, as the run's training data were read); --color overrides it
+    assert _load_predictor(str(run), "nuclei", 1, True, "torch", channel=None).network.channel == "max"
+    assert _load_predictor(str(run), "nuclei", 1, True, "torch", channel="green").network.channel == "green"
+    assert _preparation(str(run), None, None)[0] == "max" and _preparation("nuclei", None, None)[0] == "auto"
     assert main(["models", "show", str(tmp_path / "exp")]) == 0
     assert "validation split" in capsys.readouterr().out
     capsys.readouterr()

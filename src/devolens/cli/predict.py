@@ -251,6 +251,8 @@ def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend:
         raise DevolensError(f"--batch-size must be >= 1, got {batch_size}")
     if options.get("tta", 1) not in (1, 2, 4):
         raise DevolensError(f"--tta must be 1, 2 or 4, got {options['tta']}")
+    if options.get("channel") is None:  # no --color: the card's own channel rule
+        options.pop("channel", None)
     card = zoo.card(model, kind)  # a training run's folder: segments what the command says
     if card.get("task") != kind:
         raise DevolensError(f"model {model!r} is a {card.get('task')!r} model, not {kind!r}")
@@ -277,7 +279,7 @@ def _preparation(model: str, channel: str, diameter: "float | str | None") -> Op
     if diameter is not None and not (reference and diameter > 0):
         return None  # the predictor reports it
     scale = diameter_scale(float(inp.get("scale", 1.0)), reference, diameter)
-    return (channel, scale, tuple(float(p) for p in pre.get("percentiles", (1.0, 99.8))))
+    return (channel or pre.get("channel", "auto"), scale, tuple(float(p) for p in pre.get("percentiles", (1.0, 99.8))))
 
 
 def _diameter(value: Optional[str], model: str) -> "float | str | None":
@@ -343,10 +345,10 @@ def _estimates_note(estimates, what: str) -> Optional[str]:
     return "".join(words)
 
 
-def _color(color: str) -> str:
-    """The ``--color`` option, checked (the predictors' ``channel``)."""
+def _color(color: Optional[str]) -> Optional[str]:
+    """The ``--color`` option, checked (the predictors' ``channel``; None: the model card's rule)."""
     choices = ("auto", "green", "red", "blue", "mean", "max")
-    if color not in choices:
+    if color is not None and color not in choices:
         raise DevolensError(f"--color must be one of {', '.join(choices)}, got {color!r}")
     return color
 
@@ -372,7 +374,7 @@ def run_segmentation(
     stack_z: str = "project",
     channel: Optional[int] = None,
     diameter: "float | str | None" = None,
-    color: str = "auto",
+    color: Optional[str] = None,
     progress=None,
 ) -> dict:
     """Segment every frame of ``input_path`` and write labels, CSVs and overlays under ``out``.
@@ -490,7 +492,8 @@ _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity p
 _CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); required when there are several."
 _COLOR_HELP = ("Colour images and videos: the channel that holds the nuclei (or membranes): auto (the dominant "
                "channel, e.g. green for histone-GFP, red for H2B-mCherry, blue for DAPI; the mean of R, G, B when "
-               "none dominates), green, red, blue, mean or max.")
+               "none dominates; the shipped models' rule), green, red, blue, mean or max (the rule of models of "
+               "your own, as their training data were read). Default: the model's own rule.")
 _SKIP_HELP = ("Curation report from `devolens curate frames`: its flagged frames (black, dark, red lines...) "
               "are not segmented and left out of every output. 'auto': curate the input here first (one extra "
               "streamed pass) and write the report beside the results (curation.csv in --out; for population "
@@ -517,7 +520,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "2-4x slower, slightly smoother masks.")),
         stack_z: str = typer.Option(default_z, "--stack-z", help=_STACK_Z_HELP),
         channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
-        color: str = typer.Option("auto", "--color", help=_COLOR_HELP),
+        color: Optional[str] = typer.Option(None, "--color", help=_COLOR_HELP),
         diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|each|none", help=(
             "Typical object diameter in the input, pixels, for images at another magnification than the "
             "training data: they are resized so that such objects have the size the model knows (the card's "
@@ -560,7 +563,7 @@ segment_membrane_command = _segment_command("membrane", "membrane", "cells", "sl
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    clock: bool = False, plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
                    precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
-                   diameter: "float | str | None" = None, color: str = "auto", progress=None):
+                   diameter: "float | str | None" = None, color: Optional[str] = None, progress=None):
     """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot)."""
     import pandas as pd
 
@@ -691,7 +694,7 @@ def population_command(
     backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
     stack_z: str = typer.Option("project", "--stack-z", help=_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
-    color: str = typer.Option("auto", "--color", help=_COLOR_HELP),
+    color: Optional[str] = typer.Option(None, "--color", help=_COLOR_HELP),
     diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|none", help=(
         "Typical nucleus diameter in the input, pixels, for movies at another magnification than the training "
         "data: frames are resized so nuclei and embryo have the sizes the model was fitted on (nuclei about 35 px "

@@ -92,7 +92,7 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
     head = ("three_class_distance" if distance else "three_class") if target == "boundary" else "foreground"
     metrics = {k: round(float(v), 4) for k, v in (cfg.get("metrics") or {}).items()
                if k.startswith("val_") and isinstance(v, (int, float))}
-    steps = ("one channel (the dominant one of an RGB image, else the mean); "
+    steps = ("one channel: the per-pixel maximum of an RGB image's channels, as the training data were read; "
              + (f"resized by {float(scale):g} (area); " if float(scale) != 1.0 else "")
              + ("1st..99.8th percentile -> 0..1" if norm == "percentile" else "the input type's range -> 0..1 "
                 "(uint8 / 255, uint16 / 65535; floats clipped to 0..1)"))
@@ -108,7 +108,7 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
                   "note": "scale: working resolution relative to the input (1.0: inputs at the training images' "
                           "magnification)"},
         "output": {"head": head, "target": target},
-        "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8] if norm == "percentile" else [],
+        "preprocessing": {"channel": "max", "percentiles": [1.0, 99.8] if norm == "percentile" else [],
                           "steps": steps},
         "postprocess": dict((recipe.get("validate") or {}).get("postprocess") or {}),
         "training_data": f"the data of the training run {run} (its recipe, split.csv and run.json say which)",
