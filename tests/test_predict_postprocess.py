@@ -324,10 +324,10 @@ def test_watershed_equals_skimage(seed, h, w, density):
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 70), st.integers(1, 70), st.floats(0.02, 0.9))
 def test_label_equals_scipy(seed, h, w, density):
-    from devolens.predict.postprocess import _label
+    from devolens.predict.postprocess import label_components
 
     mask = np.random.default_rng(seed).random((h, w)) < density
     expected, n = ndi.label(mask)
-    got, m = _label(mask)
+    got, m = label_components(mask)
     assert m == n
     np.testing.assert_array_equal(got, expected)

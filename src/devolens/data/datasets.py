@@ -382,27 +382,19 @@ def instance_distance(target: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def is_binary_mask(labels: np.ndarray) -> bool:
-    """True for a mask with one foreground value (0/1, 0/255: a thresholded image, not instance labels)
-    whose foreground holds several separate blobs."""
+def thresholded(labels: np.ndarray) -> np.ndarray | None:
+    """The instance labels (one per 4-connected blob) of a thresholded mask: one foreground value for
+    every object (0/1, 0/255) and several separate blobs. None for anything else (instance labels)."""
+    from devolens.predict.postprocess import label_components
+
     lab = np.asarray(labels)
     if lab.ndim == 3:
         lab = lab[..., 0]
     fg = lab[lab != 0]
     if fg.size == 0 or not (fg == fg.flat[0]).all():
-        return False
-    return components(lab).max() > 1
-
-
-def components(labels: np.ndarray) -> np.ndarray:
-    """Instance labels (uint16, 4-connected blobs) of a mask's foreground."""
-    import cv2
-
-    lab = np.asarray(labels)
-    if lab.ndim == 3:
-        lab = lab[..., 0]
-    n, out = cv2.connectedComponents((lab != 0).astype(np.uint8), connectivity=4)
-    return out.astype(np.uint16 if n < 65536 else np.int32)
+        return None
+    blobs, n = label_components(lab != 0)
+    return blobs.astype(np.uint16 if n < 65536 else np.int32) if n > 1 else None
 
 
 class _Base(Dataset):
@@ -533,8 +525,9 @@ class SegmentationDataset(_Base):
         if self.labels[i] is None:
             raise DevolensError("no label image for this frame", path=self.images[i])
         lab = read_image(self.labels[i])
-        if self.target != "classes" and is_binary_mask(lab):
-            lab = components(lab)  # a thresholded mask (0/255): one instance per connected blob
+        blobs = thresholded(lab) if self.target != "classes" else None
+        if blobs is not None:  # a thresholded mask (0/255): one instance per connected blob
+            lab = blobs
         if self.cache:
             self._cache[i] = (img, lab)
         return img, lab

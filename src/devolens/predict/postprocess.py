@@ -357,7 +357,7 @@ def _instances(mask: np.ndarray, core: np.ndarray | None, *, seed_threshold: flo
         r = int(min_distance // 2)
         if r >= 1:
             seeds_mask = _opening(seeds_mask, r)
-        markers, n = _label(seeds_mask)
+        markers, n = label_components(seeds_mask)
         if n:
             sizes = np.bincount(markers.ravel())
             small = sizes < max(1, min_size // 4)
@@ -367,7 +367,7 @@ def _instances(mask: np.ndarray, core: np.ndarray | None, *, seed_threshold: flo
             dist = _gaussian(_edt(markers > 0), 1.0)
             size = max(3, int(2 * min_distance + 1))
             peaks = (dist == _maximum(dist, size)) & (markers > 0)
-            peak_lab, _ = _label(peaks)  # plateaus of equal distance: one seed each
+            peak_lab, _ = label_components(peaks)  # plateaus of equal distance: one seed each
             # every blob keeps at least one seed; blobs with several maxima are split
             markers = peak_lab
         surface = -core
@@ -375,15 +375,15 @@ def _instances(mask: np.ndarray, core: np.ndarray | None, *, seed_threshold: flo
         dist = _gaussian(_edt(mask), max(smooth, 1.0))
         size = max(3, int(2 * min_distance + 1))
         peaks = (dist == _maximum(dist, size)) & (dist >= max(1.0, min_distance / 2)) & mask
-        markers, n = _label(peaks)
+        markers, n = label_components(peaks)
         surface = -dist
     if markers.max() == 0:
-        markers, _ = _label(mask)
+        markers, _ = label_components(mask)
     labels = watershed(surface, markers, mask)
     # foreground components that received no seed become objects of their own
     missing = mask & (labels == 0)
     if missing.any():
-        extra, n_extra = _label(missing)
+        extra, n_extra = label_components(missing)
         labels = np.where(extra > 0, extra + labels.max(), labels)
     # one renumbering drops the objects under min_size and the isolated specks
     counts = np.bincount(labels.ravel())
@@ -401,7 +401,7 @@ def _ndi():
     return ndimage
 
 
-def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """``ndi.label(mask)`` (4-connectivity; same numbering, raster order of each component's
     first pixel) for a 2-D mask, by OpenCV: several times faster, and no scipy import."""
     import cv2

@@ -153,11 +153,11 @@ def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
     if len(df) < 2:
         raise DevolensError(f"need at least 2 samples to train and validate, found {len(df)}", path=data_dir)
     if recipe["task"] == "segmentation" and d["target"] != "classes":
-        from devolens.data.datasets import is_binary_mask
+        from devolens.data.datasets import thresholded
         from devolens.io.images import read_image
 
         looked = df["labels"].head(5)
-        binary = [p for p in looked if is_binary_mask(read_image(p))]
+        binary = [p for p in looked if thresholded(read_image(p)) is not None]
         if binary:
             notes.append(f"{len(binary)} of the first {len(looked)} masks hold one value for every object (a "
                          f"thresholded mask, e.g. {Path(binary[0]).name}): each connected blob is taken as one "
