@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import collections
 from concurrent.futures import ThreadPoolExecutor
-import os
-import shutil
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -22,6 +20,7 @@ import typer
 from devolens.cli._common import FAST_HELP, PRECISION_HELP
 from devolens.errors import DevolensError
 
+from devolens.io.atomic import StagedDir
 from devolens.io.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 #: memory budget of the frames read ahead of the network (bytes)
@@ -173,33 +172,6 @@ class _Source:
         close = getattr(self._frames, "close", None)
         if close is not None:
             close()
-
-
-class _StagedDir:
-    """Build outputs in a hidden sibling folder; move them onto ``dest`` only on success."""
-
-    def __init__(self, dest: Path):
-        self.dest = dest
-        if dest.exists() and not dest.is_dir():
-            raise DevolensError("output exists and is not a folder", path=dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        import tempfile
-
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
-
-    def commit(self) -> None:
-        self.dest.mkdir(parents=True, exist_ok=True)
-        for entry in sorted(self.tmp.iterdir()):
-            target = self.dest / entry.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-            os.replace(entry, target)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 AUTO_CURATE = "auto"
@@ -393,7 +365,7 @@ def run_segmentation(
     try:
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
                                     diameter=diameter, channel=color)
-        stage = _StagedDir(out)
+        stage = StagedDir(out)
     except BaseException:
         source.close()
         raise

@@ -1,4 +1,5 @@
-"""Atomic file output: write to a temporary file beside the target, then rename.
+"""Atomic file output: write to a temporary file beside the target, then rename; folders of
+outputs are built in a hidden sibling folder and moved in place on success (:class:`StagedDir`).
 
 An interrupted run (Ctrl-C, crash, error) never leaves a half-written output file.
 """
@@ -7,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from devolens.errors import DevolensError
 
 
 @contextlib.contextmanager
@@ -84,3 +88,30 @@ def write_columns_csv(columns: dict, path: str | Path) -> Path:
             writer.writerow(names)
             writer.writerows(zip(*cells))
     return Path(path)
+
+
+class StagedDir:
+    """Build outputs in a hidden sibling folder (``tmp``); move them onto ``dest`` only on success
+    (:meth:`commit`; entries already in ``dest`` with the same names are replaced), or drop them
+    (:meth:`abort`)."""
+
+    def __init__(self, dest: Path):
+        self.dest = Path(dest)
+        if self.dest.exists() and not self.dest.is_dir():
+            raise DevolensError("output exists and is not a folder", path=self.dest)
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.partial-", dir=self.dest.parent))
+
+    def commit(self) -> None:
+        self.dest.mkdir(parents=True, exist_ok=True)
+        for entry in sorted(self.tmp.iterdir()):
+            target = self.dest / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            os.replace(entry, target)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -128,10 +128,9 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
 def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: float | None = None) -> dict:
     """Write a run's best checkpoint as a zoo-style folder (fp16 ``weights.safetensors``,
     ``card.json``, ``card.md``); returns the card. The folder is written atomically."""
-    import shutil
-    import tempfile
-
     from safetensors.torch import load_file, save_file
+
+    from devolens.io.atomic import StagedDir
 
     run, to = Path(run), Path(to)
     card = card_from_run(run, kind, scale)
@@ -142,21 +141,18 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
         state = load_file(str(run / "best.safetensors"))
     except Exception as exc:
         raise DevolensError(f"cannot read best.safetensors: {exc}", path=run) from None
-    to.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{to.name}.partial-", dir=to.parent))
+    stage = StagedDir(to)
     try:
         save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()},
-                  str(tmp / "weights.safetensors"), metadata={"format": "pt"})
+                  str(stage.tmp / "weights.safetensors"), metadata={"format": "pt"})
         card["name"] = to.name
         card["command"] += f"; devolens models export {run} --to {to} --kind {card['task']} --scale {card['input']['scale']:g}"
-        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-        write_card_md(card, tmp / "card.md", load_name=str(to))
-        if to.exists():
-            to.rmdir()
-        tmp.rename(to)
+        (stage.tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        write_card_md(card, stage.tmp / "card.md", load_name=str(to))
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        stage.abort()
         raise
+    stage.commit()
     return card
 
 
