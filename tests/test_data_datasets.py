@@ -100,6 +100,13 @@ def test_thresholded_masks_become_one_instance_per_blob(tmp_path):
     assert 1 < blobs <= truth.max() and len(np.unique(item["labels"].numpy())) - 1 == blobs
     bundle = build_data(resolved(load_recipe(tiny_recipe(data={"target": "boundary", "val_fraction": 0.5}))), tmp_path)
     assert any("thresholded mask" in n for n in bundle.notes)
+    from devolens.train.trainer import train
+
+    said: list[str] = []  # said before the first epoch, not after the run
+    train(tiny_recipe(data={"target": "boundary", "val_fraction": 0.5}, train={"epochs": 1, "batch_size": 2}),
+          tmp_path, tmp_path / "run", info=said.append,
+          epoch_callback=lambda e, row: said.append("epoch done"))
+    assert "validation samples; device" in said[0] and "thresholded mask" in said[1] and said[-1] == "epoch done"
 
 
 def test_spatial_augmentation_moves_image_and_mask_together():

@@ -45,9 +45,8 @@ def train_cmd(
             raise DevolensError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     with progress_bar("training") as cb:
-        res = train(recipe, data, out, resume=resume, prune_top=prune_top, epochs=epochs, device=device, progress=cb)
-    for note in res.notes:
-        console.print(f"note: {note}")
+        res = train(recipe, data, out, resume=resume, prune_top=prune_top, epochs=epochs, device=device, progress=cb,
+                    info=console.print)  # the split, the device and notes on the data come before the first epoch
     if plots and len(res.history):
         _write_plots(res.run_dir)
     h = res.history

@@ -550,6 +550,7 @@ def train(
     prune_top: float | None = None,
     device: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    info: Callable[[str], None] | None = None,
     epoch_callback: Callable[[int, dict], None] | None = None,
     step_callback: Callable[[int, int, float], None] | None = None,
 ) -> TrainResult:
@@ -578,6 +579,9 @@ def train(
         the CPU). Runs resumed on another device continue there.
     progress : callable, optional
         ``progress(done_steps, total_steps)`` after each training batch.
+    info : callable, optional
+        ``info(line)`` before the first epoch: the split's sizes and the device, then each note
+        on the data (also in the result's ``notes`` and ``run.json``).
     epoch_callback : callable, optional
         ``epoch_callback(epoch, history_row)`` after each epoch (tuning reports here; it may
         raise to stop the run).
@@ -670,6 +674,10 @@ def train(
     notes = list(bundle.notes)
     if bundle.unmatched:
         notes.append(f"{len(bundle.unmatched)} files without a partner (listed in run.json)")
+    if info is not None:  # before the first epoch: what is about to run, and what was noticed in the data
+        info(f"{len(train_ds)} training and {len(val_ds)} validation samples; device {device}")
+        for note in notes:
+            info(f"note: {note}")
 
     n_epochs = int(T["epochs"])
     bs = int(T["batch_size"])
