@@ -109,6 +109,19 @@ def test_thresholded_masks_become_one_instance_per_blob(tmp_path):
     assert "validation samples; device" in said[0] and "thresholded mask" in said[1] and said[-1] == "epoch done"
 
 
+def test_a_stack_as_training_image_is_refused_with_its_name(tmp_path):
+    import tifffile
+
+    make_pairs(tmp_path, groups=1, per_group=2, size=40)
+    stack = sorted((tmp_path / "images").iterdir())[0].with_suffix(".tif")
+    for p in (tmp_path / "images").iterdir():
+        p.unlink()
+    tifffile.imwrite(stack, np.zeros((5, 40, 40), np.uint8))  # a z-stack where a plane was expected
+    df = index_dataset(tmp_path)
+    with pytest.raises(DevolensError, match=f"{stack.name}.*not a 2-D image"):
+        SegmentationDataset(df["image"], df["labels"], target="semantic")[0]
+
+
 def test_spatial_augmentation_moves_image_and_mask_together():
     rng = np.random.default_rng(0)
     _, lab = disc_frame(rng, 64, n=4)

@@ -42,6 +42,9 @@ def read_image(path: str | Path) -> np.ndarray:
     arr = np.asarray(_read(path))
     if arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4) and arr.shape[-1] not in (1, 2, 3, 4):
         arr = np.moveaxis(arr, 0, -1)  # TIFF stored channels-first
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] <= 4)):
+        raise DevolensError(f"not a 2-D image (array of shape {arr.shape}: a z-stack or timelapse?): training takes "
+                            "one plane per file; save a projection or each plane as its own image", path=path)
     return arr
 
 
