@@ -68,6 +68,25 @@ def test_other_layouts_stream_plane_by_plane(tmp_path, kind):
         np.testing.assert_array_equal(frames[t], arr[t])
 
 
+def test_pages_without_axis_labels_get_a_note(tiny_zoo, tmp_path, capsys):
+    from devolens.cli import main
+    from devolens.io.stacks import unlabelled_pages_note
+
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.zeros((6, 32, 48), np.uint8))  # pages only: tifffile's axes QYX
+    labelled = tmp_path / "zstack.tif"
+    tifffile.imwrite(labelled, np.zeros((6, 32, 48), np.uint8), imagej=True, metadata={"axes": "ZYX"})
+    single = tmp_path / "one.tif"
+    tifffile.imwrite(single, np.zeros((32, 48), np.uint8))
+    assert "6 pages of plain.tif carry no axis labels" in unlabelled_pages_note(plain)
+    assert unlabelled_pages_note(labelled) is None and unlabelled_pages_note(single) is None
+    assert unlabelled_pages_note(tmp_path / "nope.tif") is None
+    assert main(["segment", "nuclei", str(plain), "--out", str(tmp_path / "seg")]) == 0
+    assert "carry no axis labels" in " ".join(capsys.readouterr().err.split())
+    assert main(["segment", "nuclei", str(labelled), "--out", str(tmp_path / "seg2")]) == 0
+    assert "carry no axis labels" not in capsys.readouterr().err
+
+
 def test_single_images_are_not_stacks(tmp_path):
     tifffile.imwrite(tmp_path / "grey.tif", np.zeros((16, 24), np.uint16))
     tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((16, 24, 3), np.uint8), photometric="rgb")

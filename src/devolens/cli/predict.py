@@ -283,6 +283,16 @@ def _diameter(value: Optional[str], model: str) -> "float | str | None":
     return number
 
 
+def _print_pages_note(path: Path) -> None:
+    """Say so when a TIFF stack's pages had no axis labels and were read as time points."""
+    from devolens.cli._common import console
+    from devolens.io.stacks import unlabelled_pages_note
+
+    note = unlabelled_pages_note(path)
+    if note:
+        console.print(note)
+
+
 def _estimate_note(estimate, what: str) -> Optional[str]:
     """What ``--diameter auto`` did, in words (None when it judged the images and left them as they are)."""
     if estimate is None:
@@ -519,6 +529,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         note = _estimate_note(summary.get("estimate"), what) or _estimates_note(summary.get("estimates"), what)
         if note:
             console.print(note)
+        _print_pages_note(input_path)
         if summary.get("suggest_diameter"):
             console.print(_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"]))
 
@@ -691,6 +702,7 @@ def population_command(
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)
+    _print_pages_note(input_path)
     if df.attrs.get("clock") is not None:
         console.print(_clock_note(df.attrs["clock"], df.attrs.get("clock_seconds")))
     elif not monotone and df.attrs.get("clock_available") and len(df) >= CLOCK_MIN_FRAMES:

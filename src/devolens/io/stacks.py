@@ -31,7 +31,8 @@ import numpy as np
 
 from devolens.errors import DevolensError
 
-__all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES"]
+__all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES",
+           "unlabelled_pages_note"]
 
 Z_MODES = ("project", "slices")
 
@@ -233,3 +234,23 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                     p = plane(index(seq, zz))
                     acc = p.copy() if acc is None else np.maximum(acc, p, out=acc)
                 yield acc
+
+
+def unlabelled_pages_note(path: str | Path) -> str | None:
+    """A note for a TIFF stack whose planes carry no axis labels (a plain multi-page TIFF, tifffile's
+    axes ``I`` or ``Q``): its pages are read as time points, which is wrong for a z-stack. None for
+    anything else (not a TIFF, a single image, ImageJ/OME axes)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+        return None
+    try:
+        info = stack_info(path)
+    except DevolensError:
+        return None
+    unlabelled = [n for a, n in info.leading if a not in ("T", "Z", "C")]
+    if not info.is_stack or not unlabelled or len(unlabelled) != len(info.leading):
+        return None
+    return (f"note: the {int(np.prod(unlabelled))} pages of {path.name} carry no axis labels and were read as time "
+            "points; if they are z planes, save the stack with its axes (Fiji: Image > Properties, then File > Save "
+            "As > Tiff) and --stack-z chooses between one projection and one frame per plane")
+
