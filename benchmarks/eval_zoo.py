@@ -39,6 +39,7 @@ ZOOM = 1.0  # --zoom: nuclei frames (and their labels) resized by this factor: a
 DIAMETER: float | str | None = None  # --diameter: typical nucleus diameter given to the nuclei model, or "auto"
 KEEP: tuple[float, float] | None = None  # --keep: diameter auto's keep band instead of the card's (development)
 TTA = 1  # --tta: test-time augmentation views of the segmentation networks (1, 2 or 4)
+FLATTEN: float | None = None  # --flatten: nuclei/membrane background flattening width (working px; 0 off; None: the card's)
 TOTAL_WEIGHT: float | None = None  # --total-weight: population, calibration weight in the total
 
 
@@ -59,6 +60,8 @@ def _load(name: str, zoo_dir: Path | None, **options):
     from devolens.models import zoo
 
     options.setdefault("precision", PRECISION)
+    if FLATTEN is not None and name in ("nuclei", "membrane"):
+        options["flatten"] = FLATTEN
     if TTA != 1 and name in ("nuclei", "membrane"):
         options["tta"] = TTA
 
@@ -407,9 +410,12 @@ def main() -> None:
                          "alone; default: the card's)")
     ap.add_argument("--tta", type=int, default=1, choices=(1, 2, 4),
                     help="nuclei/membrane: test-time augmentation views (`devolens segment --tta`)")
+    ap.add_argument("--flatten", type=float, default=None,
+                    help="nuclei/membrane: background flattening width in working pixels, 0 = off (`devolens segment "
+                         "--no-flatten`); default: the card's")
     a = ap.parse_args()
-    global LIMIT, PRECISION, ZOOM, DIAMETER, TTA, TOTAL_WEIGHT, KEEP
-    LIMIT, PRECISION, ZOOM, DIAMETER, TTA = a.limit, a.precision, a.zoom, a.diameter, a.tta
+    global LIMIT, PRECISION, ZOOM, DIAMETER, TTA, TOTAL_WEIGHT, KEEP, FLATTEN
+    LIMIT, PRECISION, ZOOM, DIAMETER, TTA, FLATTEN = a.limit, a.precision, a.zoom, a.diameter, a.tta, a.flatten
     KEEP = None if a.keep is None else (a.keep[0], a.keep[1])
     TOTAL_WEIGHT = a.total_weight
     import torch

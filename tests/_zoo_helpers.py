@@ -30,7 +30,9 @@ def make_tiny_zoo(root: Path) -> Path:
             "name": name, "task": task, "summary": f"tiny random {name} model for tests",
             "predictor": f"devolens.predict.segment:{'NucleiPredictor' if task == 'nuclei' else 'MembranePredictor'}",
             "architecture": model.devolens_config, "input": {"scale": 0.5, "multiple": 8, "tile": 256},
-            "output": {"head": head}, "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8]},
+            "output": {"head": head},
+            # nuclei: background flattening on, as the shipped card (membrane: off)
+            "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8], **({"flatten": 12.0} if task == "nuclei" else {})},
             "metrics": {"f1": {"value": 0.5, "how": "none"}}, "headline": ["f1"], "limits": "random weights",
         }
         (folder / "card.json").write_text(json.dumps(card))

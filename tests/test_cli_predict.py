@@ -461,7 +461,7 @@ def test_video_source_reads_ahead_and_probes_once(tmp_path, monkeypatch):
     assert sorted(map(str, calls)) == sorted(["None", str(["-threads", "1"])])
 
 
-@pytest.mark.parametrize("extra", [[], ["--color", "red"]])
+@pytest.mark.parametrize("extra", [[], ["--color", "red"], ["--no-flatten"], ["--flatten"]])
 def test_frames_are_prepared_in_the_read_ahead_thread(tiny_zoo, tmp_path, monkeypatch, extra):
     """The read-ahead prepares frames with the predictor's own key: the predictor never
     prepares again, and the labels are those of an ordinary run (read-ahead off)."""
@@ -549,3 +549,27 @@ def test_population_notes_totals_beyond_an_embryo(tiny_zoo, tmp_path, capsys, mo
     captured = capsys.readouterr()
     assert "2 frame(s) have a predicted total above" in " ".join((captured.out + captured.err).split())
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "b.csv"), df)  # a note only: the counts are written
+
+
+def test_flatten_option_reaches_the_predictor(tiny_zoo, tmp_path, monkeypatch):
+    """--flatten/--no-flatten: the card's background flattening (tiny nuclei card: 12 working px) by
+    default, off with --no-flatten; --flatten on a card without one takes DEFAULT_FLATTEN."""
+    from devolens.predict._engine import ImageNetwork
+
+    seen = []
+    real = ImageNetwork.__init__
+
+    def spy(self, *a, **k):
+        real(self, *a, **k)
+        seen.append(self.flatten)
+
+    monkeypatch.setattr(ImageNetwork, "__init__", spy)
+    from devolens.io.images import write_png
+
+    img = tmp_path / "a.png"
+    write_png((np.random.default_rng(0).random((40, 60)) * 255).astype(np.uint8), img)
+    for extra, kind, want in (([], "nuclei", 12.0), (["--no-flatten"], "nuclei", 0.0), ([], "membrane", 0.0),
+                              (["--flatten"], "membrane", cli_predict.DEFAULT_FLATTEN)):
+        seen.clear()
+        assert main(["segment", kind, str(img), "--out", str(tmp_path / f"o{len(extra)}{kind}"), *extra]) == 0
+        assert seen == [want]

@@ -281,3 +281,12 @@ def test_population_size_advice_in_input_pixels(tiny_zoo):
     assert load("population", diameter=15).size_advice([area(10)]) == 5.0
     rows = list(load("population").predict_iter([(np.random.default_rng(0).random((48, 64)) * 255).astype(np.uint8)]))
     assert "median_area" in rows[0] and "visible" in rows[0]
+
+
+def test_population_runs_its_nuclei_model_without_flattening(tiny_zoo):
+    """The population calibration was fitted on frames prepared without background flattening: its
+    nuclei predictor keeps it off whatever the nuclei card says (the tiny card flattens)."""
+    from devolens.models import card, load
+
+    assert card("nuclei")["preprocessing"]["flatten"] > 0
+    assert load("population").nuclei.network.flatten == 0.0

@@ -331,3 +331,59 @@ def test_label_equals_scipy(seed, h, w, density):
     got, m = label_components(mask)
     assert m == n
     np.testing.assert_array_equal(got, expected)
+
+
+def _ramp_with_discs(shape=(120, 180), slope=1.5, level=100.0, seed=0):
+    """A bright tilted backdrop (0 -> slope * width) with small bright discs (radius 4) on it."""
+    import cv2
+
+    h, w = shape
+    img = np.tile(np.arange(w, dtype=np.float32) * slope, (h, 1))
+    discs = np.zeros(shape, np.float32)
+    rng = np.random.default_rng(seed)
+    centres = [(int(rng.integers(10, h - 10)), int(rng.integers(10, w - 10))) for _ in range(12)]
+    for y, x in centres:
+        cv2.circle(discs, (x, y), 4, level, -1)
+    return img + discs, discs > 0
+
+
+def test_flatten_background_takes_off_a_tilted_backdrop_and_keeps_small_objects():
+    from devolens.predict.postprocess import flatten_background
+
+    img, fg = _ramp_with_discs()
+    flat = flatten_background(img, 40)
+    assert flat.shape == img.shape and flat.dtype == np.float32
+    bg = ~fg
+    bg[:, :8] = bg[:, -8:] = False  # the frame's edges: the opening there sees half a disc
+    assert np.abs(flat[bg]).mean() < 6  # the backdrop spans 0..270
+    assert np.percentile(flat[fg], 50) > 80  # the discs (100 above the backdrop) stay
+    # what the network sees: the left and right halves' background now alike
+    from devolens.predict.postprocess import prepare_image
+
+    plain = prepare_image(img, "auto", 1.0, (1.0, 99.8))
+    flattened = prepare_image(img, "auto", 1.0, (1.0, 99.8), flatten=40)
+    left, right = bg[:, :60], bg[:, 120:]
+    assert abs(plain[:, 120:][right].mean() - plain[:, :60][left].mean()) > 0.4
+    assert abs(flattened[:, 120:][right].mean() - flattened[:, :60][left].mean()) < 0.05
+
+
+def test_flatten_background_nan_pixels_and_tiny_images():
+    from devolens.predict.postprocess import flatten_background, prepare_image
+
+    img, _ = _ramp_with_discs()
+    img[:10] = np.nan
+    flat = flatten_background(img, 40)
+    assert np.isfinite(flat).all()
+    assert flatten_background(np.ones((3, 5), np.float32), 40).shape == (3, 5)
+    # flatten off, or dtype normalisation (no percentiles): the plain preparation
+    assert np.array_equal(prepare_image(img, "auto", 1.0, (1.0, 99.8), flatten=0), prepare_image(img, "auto", 1.0, (1.0, 99.8)))
+    u8 = np.clip(np.nan_to_num(img), 0, 255).astype(np.uint8)
+    assert np.array_equal(prepare_image(u8, "auto", 1.0, (), flatten=40), prepare_image(u8, "auto", 1.0, ()))
+
+
+def test_prep_key_is_canonical():
+    from devolens.predict.postprocess import Prepared, prep_key
+
+    assert prep_key("auto", 1, [1, 99.8]) == ("auto", 1.0, (1.0, 99.8), 0.0)
+    img = np.zeros((8, 8), np.uint8)
+    assert Prepared(img, ("auto", 0.5, (1, 99)) ).key == Prepared(img, ("auto", 0.5, (1.0, 99.0), 0)).key

@@ -226,6 +226,28 @@ def test_shipped_nuclei_model_finds_rendered_nuclei():
     assert instance_scores(res.labels, frame.labels)["f1"] > 0.6
 
 
+@pytest.mark.skipif(not shipped("nuclei"), reason="nuclei weights not shipped")
+def test_shipped_nuclei_model_sees_through_a_bright_uneven_backdrop():
+    """The card's background flattening: a bright backdrop rising across the frame (out-of-focus haze,
+    autofluorescent medium) hides the nuclei on its bright side from the network unless it is taken off."""
+    from devolens.lineage.simulate import simulate_embryo
+    from devolens.models import load
+    from devolens.render.nuclei import render_nuclei_frame
+    from devolens.train.metrics import instance_scores
+
+    table = simulate_embryo(5, n_cells=60)
+    t = int(table.groupby("time").size().index[-1])
+    frame = render_nuclei_frame(table, t, size=(256, 376), seed=3, rgb=False)
+    h, w = frame.labels.shape
+    backdrop = np.tile(np.linspace(110, 0, w, dtype=np.float32), (h, 1))
+    dim = np.clip(frame.image.astype(np.float32) * 0.6 + backdrop, 0, 255).astype(np.uint8)
+    on = load("nuclei")
+    assert on.network.flatten > 0  # the card's default
+    f1_on = instance_scores(on.predict(dim).labels, frame.labels)["f1"]
+    f1_off = instance_scores(load("nuclei", flatten=0).predict(dim).labels, frame.labels)["f1"]
+    assert f1_on > f1_off + 0.1, (f1_on, f1_off)
+
+
 @pytest.mark.skipif(not shipped("membrane"), reason="membrane weights not shipped in src/devolens/models/zoo/membrane yet")
 def test_shipped_membrane_model_runs():
     from devolens.models import load

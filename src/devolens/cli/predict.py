@@ -223,17 +223,40 @@ def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend:
         raise DevolensError(f"--batch-size must be >= 1, got {batch_size}")
     if options.get("tta", 1) not in (1, 2, 4):
         raise DevolensError(f"--tta must be 1, 2 or 4, got {options['tta']}")
-    if options.get("channel") is None:  # no --color: the card's own channel rule
-        options.pop("channel", None)
+    for key in ("channel", "flatten"):  # not given: the card's own rule
+        if options.get(key) is None:
+            options.pop(key, None)
     card = zoo.card(model, kind)  # a training run's folder: segments what the command says
     if card.get("task") != kind:
         raise DevolensError(f"model {model!r} is a {card.get('task')!r} model, not {kind!r}")
     return zoo.load(model, kind=kind, batch_size=batch_size, fast=fast, backend=backend, **options)
 
 
-def _preparation(model: str, channel: str, diameter: "float | str | None") -> Optional[tuple]:
+#: --flatten for a model whose card has no flatten of its own: an opening this many working pixels wide (the
+#: nuclei card's value: about 3.4 nucleus diameters at its working scale)
+DEFAULT_FLATTEN = 60.0
+
+
+def _flatten(model: str, flatten: Optional[bool]) -> Optional[float]:
+    """The ``--flatten/--no-flatten`` option as the predictors take it: None (not given: the card's own
+    ``preprocessing.flatten``), 0 (off) or the card's width (``DEFAULT_FLATTEN`` when it has none)."""
+    if flatten is None:
+        return None
+    if not flatten:
+        return 0.0
+    from devolens.models import zoo
+
+    try:
+        value = float((zoo.card(model).get("preprocessing") or {}).get("flatten") or 0.0)
+    except DevolensError:
+        return DEFAULT_FLATTEN  # the predictor's loading reports it
+    return value if value > 0 else DEFAULT_FLATTEN
+
+
+def _preparation(model: str, channel: str, diameter: "float | str | None",
+                 flatten: Optional[float] = None) -> Optional[tuple]:
     """How the segmentation predictor of ``model`` will prepare frames, read off its card:
-    ``(channel, scale, percentiles)`` (its ``network.prep_key``), so that the read-ahead thread
+    ``(channel, scale, percentiles, flatten)`` (its ``network.prep_key``), so that the read-ahead thread
     prepares them while PyTorch loads. The predictor checks the key and prepares again if it
     differs, so this can only cost time, never change a result. None when not applicable."""
     from devolens.models import zoo
@@ -242,7 +265,7 @@ def _preparation(model: str, channel: str, diameter: "float | str | None") -> Op
         card = zoo.card(model)
     except DevolensError:
         return None  # the predictor's loading reports it
-    from devolens.predict.postprocess import diameter_scale
+    from devolens.predict.postprocess import diameter_scale, prep_key
 
     inp, pre = card.get("input", {}), card.get("preprocessing", {})
     reference = (inp.get("diameter") or {}).get("reference")
@@ -251,7 +274,8 @@ def _preparation(model: str, channel: str, diameter: "float | str | None") -> Op
     if diameter is not None and not (reference and diameter > 0):
         return None  # the predictor reports it
     scale = diameter_scale(float(inp.get("scale", 1.0)), reference, diameter)
-    return (channel or pre.get("channel", "auto"), scale, tuple(float(p) for p in pre.get("percentiles", (1.0, 99.8))))
+    return prep_key(channel or pre.get("channel", "auto"), scale, pre.get("percentiles", (1.0, 99.8)),
+                    float(pre.get("flatten", 0.0)) if flatten is None else flatten)
 
 
 def _diameter(value: Optional[str], model: str) -> "float | str | None":
@@ -357,9 +381,13 @@ def run_segmentation(
     channel: Optional[int] = None,
     diameter: "float | str | None" = None,
     color: Optional[str] = None,
+    flatten: Optional[bool] = None,
     progress=None,
 ) -> dict:
     """Segment every frame of ``input_path`` and write labels, CSVs and overlays under ``out``.
+
+    ``flatten``: remove the smooth background before the normalisation (None: as the model's card
+    says; see :func:`_flatten`).
 
     Returns a summary dict (``frames``, ``objects``, ``skipped``, the network's ``precision``
     and the working ``scale``).
@@ -370,11 +398,13 @@ def run_segmentation(
 
     color = _color(color)
     diameter = _diameter(diameter, model)
+    flat = _flatten(model, flatten)
     skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, progress=progress)
-    source = _Source(input_path, stack_z=stack_z, channel=channel, prepare=_preparation(model, color, diameter))
+    source = _Source(input_path, stack_z=stack_z, channel=channel,
+                     prepare=_preparation(model, color, diameter, flat))
     try:
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
-                                    diameter=diameter, channel=color)
+                                    diameter=diameter, channel=color, flatten=flat)
         stage = StagedDir(out)
     except BaseException:
         source.close()
@@ -513,6 +543,10 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "the magnifications the model was trained on are resized. 'each': estimated for every image on its "
             "own (a folder of unrelated images from several microscopes; slower: no pipelining). 'none': no "
             "resizing. A note suggests a value when the objects found are far from the sizes the model knows.")),
+        flatten: Optional[bool] = typer.Option(None, "--flatten/--no-flatten", help=(
+            "Take the smooth background off each frame before segmenting (uneven illumination, vignetting, a "
+            "bright or tilted backdrop): a grey-level opening wider than the objects, like ImageJ's rolling "
+            "ball. Default: the model's own rule (on for nuclei, off for membrane).")),
     ) -> None:
         from devolens.cli._common import console, progress_bar, streaming_threads
 
@@ -521,7 +555,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             summary = run_segmentation(kind, input_path, out, model=model, skip_flagged=skip_flagged,
                                        batch_size=batch_size, fast=fast, precision=precision, backend=backend,
                                        overlay=overlay, tta=tta, diameter=diameter, color=color,
-                                       stack_z=stack_z, channel=channel, progress=cb)
+                                       flatten=flatten, stack_z=stack_z, channel=channel, progress=cb)
         skipped = _skipped_note(summary["skipped"], summary.get("curation"))
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale "

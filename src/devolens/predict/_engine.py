@@ -16,7 +16,7 @@ import torch
 
 from devolens.errors import DevolensError
 from devolens.models.quantize import PrecisionNetwork, resolve_precision
-from devolens.predict.postprocess import prepare_image, resize_image
+from devolens.predict.postprocess import prep_key, prepare_image, resize_image
 
 
 def onnxruntime_available() -> bool:
@@ -102,6 +102,9 @@ class ImageNetwork:
         Channel selection for colour input (see :func:`to_single_channel`).
     percentiles : (float, float)
         Robust normalisation percentiles (see :func:`normalize_percentile`).
+    flatten : float
+        Remove the smooth background before the normalisation, with an opening this many
+        working-resolution pixels wide (see :func:`flatten_background`); 0: not.
     activation : {"softmax", "sigmoid", "softmax_distance"}
         Turns logits into probabilities (``softmax_distance``: softmax over all channels but
         the last, a distance head's sigmoid on the last).
@@ -130,6 +133,7 @@ class ImageNetwork:
         backend: str = "torch",
         channel: str = "auto",
         percentiles: Sequence[float] = (1.0, 99.8),
+        flatten: float = 0.0,
         activation: str = "softmax",
         device: str = "cpu",
         crop: bool = True,
@@ -154,6 +158,9 @@ class ImageNetwork:
         self.device = device
         self.channel = channel
         self.percentiles = tuple(float(p) for p in percentiles)
+        if not (np.isfinite(flatten) and flatten >= 0):
+            raise DevolensError(f"flatten must be >= 0 pixels (0: off), got {flatten}")
+        self.flatten = float(flatten)
         self.activation = activation
         self.backend = "onnx" if backend == "onnx" or (backend == "auto" and onnxruntime_available()) else "torch"
         self._ort = None
@@ -170,13 +177,13 @@ class ImageNetwork:
     # ------------------------------------------------------------------ preprocessing
     @property
     def prep_key(self) -> tuple:
-        """``(channel, scale, percentiles)``: how :meth:`prepare` prepares an image."""
-        return (self.channel, float(self.scale), tuple(float(p) for p in self.percentiles))
+        """``(channel, scale, percentiles, flatten)``: how :meth:`prepare` prepares an image."""
+        return prep_key(self.channel, self.scale, self.percentiles, self.flatten)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """Input image -> normalised single-channel float32 at the working resolution
         (:func:`~devolens.predict.postprocess.prepare_image`)."""
-        return prepare_image(image, self.channel, self.scale, self.percentiles)
+        return prepare_image(image, *self.prep_key)
 
     # ------------------------------------------------------------------ forward
     def _run(self, batch: np.ndarray) -> np.ndarray:

@@ -7,8 +7,9 @@
 >>> res.centroids                                # DataFrame label, x, y, area (pixels)
 
 Both predictors accept single-channel or RGB images of any size: the image is reduced to
-one channel (the dominant channel of an RGB image, else the mean), normalised by
-robust percentiles, resized to the model's working resolution (``scale`` in the card),
+one channel (the dominant channel of an RGB image, else the mean), its smooth background
+removed where the card says so (``flatten``: uneven illumination, a bright backdrop),
+normalised by robust percentiles, resized to the model's working resolution (``scale`` in the card),
 padded to a multiple of 32 (or tiled when large), and the outputs are returned at the input
 size.
 """
@@ -155,6 +156,7 @@ class _SegmentationPredictor:
         head: str | None = None,
         channel: str = "auto",
         percentiles: Sequence[float] = (1.0, 99.8),
+        flatten: float = 0.0,
         batch_size: int = 8,
         fast: bool = True,
         backend: str = "torch",
@@ -192,7 +194,7 @@ class _SegmentationPredictor:
         activation = {"three_class": "softmax", "three_class_distance": "softmax_distance"}.get(self.head, "sigmoid")
         self.network = ImageNetwork(
             model, in_channels=in_channels, scale=scale, multiple=multiple, tile=tile, overlap=overlap, batch_size=batch_size,
-            fast=fast, backend=backend, channel=channel, percentiles=percentiles, activation=activation,
+            fast=fast, backend=backend, channel=channel, percentiles=percentiles, flatten=flatten, activation=activation,
             device=device, crop=crop, tta=tta, precision=precision, int8_params=int8_params,
         )
         self.postprocess_options = dict(postprocess or {})
@@ -225,6 +227,7 @@ class _SegmentationPredictor:
             head=card.get("output", {}).get("head"),
             channel=pre.get("channel", "auto"),
             percentiles=tuple(pre.get("percentiles", (1.0, 99.8))),
+            flatten=float(pre.get("flatten", 0.0)),
             postprocess=dict(card.get("postprocess", {})),
             card=card,
             int8_params=card.get("int8", {}).get("activations"),
@@ -470,6 +473,9 @@ class NucleiPredictor(_SegmentationPredictor):
     ``"auto"``: estimated by the card's size model, :mod:`devolens.predict.sizing`, once per
     ``predict`` / ``predict_batch`` call or stream, from its first images with the most nuclei
     (:func:`~devolens.predict.sizing.gather`); ``last_estimate`` then says what was found).
+    ``flatten`` (the card's ``preprocessing.flatten``, working pixels; 0: off): the smooth
+    background under the nuclei (uneven illumination, a bright or tilted backdrop) is taken
+    off before the normalisation (:func:`~devolens.predict.postprocess.flatten_background`).
 
     Postprocess options (working-resolution pixels): ``threshold`` (0.5), ``seed_threshold``
     (0.5), ``min_distance`` (3), ``min_size`` (8), ``smooth`` (1.0), ``split_seeds`` (False:

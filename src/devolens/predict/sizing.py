@@ -168,7 +168,9 @@ def _count(arr: np.ndarray, objects: str = "bright") -> int:
 
 
 def _prepared(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
-    """``image`` as the predictor's network sees it at the card's scale (whatever the diameter)."""
+    """``image`` as the predictor's network sees it at the card's scale (whatever the diameter), but for the
+    background flattening: the size model was fitted on features of unflattened images (fed flattened ones,
+    it misread a real late-stage frame as 1.2x; twelfth session, RESULTS.md)."""
     from devolens.predict.postprocess import prepare_image
 
     net = predictor.network
