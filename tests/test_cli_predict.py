@@ -573,3 +573,28 @@ def test_flatten_option_reaches_the_predictor(tiny_zoo, tmp_path, monkeypatch):
         seen.clear()
         assert main(["segment", kind, str(img), "--out", str(tmp_path / f"o{len(extra)}{kind}"), *extra]) == 0
         assert seen == [want]
+
+
+def test_device_option(tiny_zoo, tmp_path, capsys):
+    """--device cpu|cuda|auto for segment and population: auto runs where PyTorch can (the CPU here),
+    cuda without a CUDA GPU and unknown names are user errors, and no output is left behind."""
+    import torch
+
+    from devolens.errors import DevolensError
+    from devolens.io.images import write_png
+    from devolens.predict._engine import resolve_device
+
+    img = tmp_path / "a.png"
+    write_png((np.random.default_rng(0).random((40, 60)) * 255).astype(np.uint8), img)
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(" CPU ") == "cpu"
+    with pytest.raises(DevolensError, match="--device must be auto, cpu or cuda"):
+        resolve_device("gpu", "--device")
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "auto"), "--device", "auto"]) == 0
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "bad"), "--device", "gpu"]) == 2
+    assert "auto, cpu or cuda" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    if not torch.cuda.is_available():
+        assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "c"), "--device", "cuda"]) == 2
+        assert "sees no CUDA GPU" in capsys.readouterr().err and not (tmp_path / "c").exists()
+        assert main(["population", str(img), "--out", str(tmp_path / "p.csv"), "--device", "cuda"]) == 2
+        assert not (tmp_path / "p.csv").exists()

@@ -351,6 +351,15 @@ def _estimates_note(estimates, what: str) -> Optional[str]:
     return "".join(words)
 
 
+def _device(device: str) -> str:
+    """The ``--device`` option, its name checked before anything loads (whether PyTorch sees a CUDA GPU is
+    checked where the network loads: :func:`devolens.predict._engine.resolve_device`)."""
+    name = str(device).strip().lower()
+    if name not in ("cpu", "cuda", "auto"):
+        raise DevolensError(f"--device must be auto, cpu or cuda, got {device!r}")
+    return name
+
+
 def _color(color: Optional[str]) -> Optional[str]:
     """The ``--color`` option, checked (the predictors' ``channel``; None: the model card's rule)."""
     choices = ("auto", "green", "red", "blue", "mean", "max")
@@ -382,6 +391,7 @@ def run_segmentation(
     diameter: "float | str | None" = None,
     color: Optional[str] = None,
     flatten: Optional[bool] = None,
+    device: str = "cpu",
     progress=None,
 ) -> dict:
     """Segment every frame of ``input_path`` and write labels, CSVs and overlays under ``out``.
@@ -397,6 +407,7 @@ def run_segmentation(
     from devolens.predict.postprocess import Prepared
 
     color = _color(color)
+    device = _device(device)
     diameter = _diameter(diameter, model)
     flat = _flatten(model, flatten)
     skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, progress=progress)
@@ -404,7 +415,7 @@ def run_segmentation(
                      prepare=_preparation(model, color, diameter, flat))
     try:
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
-                                    diameter=diameter, channel=color, flatten=flat)
+                                    diameter=diameter, channel=color, flatten=flat, device=device)
         stage = StagedDir(out)
     except BaseException:
         source.close()
@@ -497,6 +508,9 @@ def run_segmentation(
             "known_sizes": predictor.known_sizes}
 
 
+_DEVICE_HELP = ("Where the networks run: cpu (the default; int8 or bf16), cuda (the first CUDA GPU; an error where "
+                "PyTorch sees none) or auto (a CUDA GPU when there is one, else the CPU). On a GPU the networks run "
+                "in fp32 (--precision bf16 for bf16).")
 _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output folder), a video (mp4/mov/avi), an "
                "animated GIF, or a TIFF stack (timelapse, z-stack or ImageJ/OME hyperstack; read plane by plane).")
 _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity projection per time point (what the "
@@ -547,6 +561,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "Take the smooth background off each frame before segmenting (uneven illumination, vignetting, a "
             "bright or tilted backdrop): a grey-level opening wider than the objects, like ImageJ's rolling "
             "ball. Default: the model's own rule (on for nuclei, off for membrane).")),
+        device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
     ) -> None:
         from devolens.cli._common import console, progress_bar, streaming_threads
 
@@ -555,7 +570,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             summary = run_segmentation(kind, input_path, out, model=model, skip_flagged=skip_flagged,
                                        batch_size=batch_size, fast=fast, precision=precision, backend=backend,
                                        overlay=overlay, tta=tta, diameter=diameter, color=color,
-                                       flatten=flatten, stack_z=stack_z, channel=channel, progress=cb)
+                                       flatten=flatten, device=device, stack_z=stack_z, channel=channel,
+                                       progress=cb)
         skipped = _skipped_note(summary["skipped"], summary.get("curation"))
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale "
@@ -580,7 +596,8 @@ segment_membrane_command = _segment_command("membrane", "membrane", "cells", "sl
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    clock: bool = False, plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
                    precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
-                   diameter: "float | str | None" = None, color: Optional[str] = None, progress=None):
+                   diameter: "float | str | None" = None, color: Optional[str] = None, device: str = "cpu",
+                   progress=None):
     """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot)."""
     import pandas as pd
 
@@ -593,6 +610,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("--out is a folder; give a .csv file", path=out)
     if clock and monotone:
         raise DevolensError("--clock and --monotone exclude each other (the clock's curve never falls already)")
+    device = _device(device)
     diameter = _diameter(diameter, model)
     skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, progress=progress)
     source = _Source(input_path, stack_z=stack_z, channel=channel)
@@ -612,7 +630,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     median_areas = []
     try:
         predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
-                                    diameter=diameter, channel=_color(color))
+                                    diameter=diameter, channel=_color(color), device=device)
         if clock and getattr(predictor, "clock", None) is None:
             raise DevolensError(f"model {model!r} has no developmental clock (its card has no 'clock' section)")
         total = _progress_total(source.total - len(skip) if source.total else 0)
@@ -719,6 +737,7 @@ def population_command(
         "with the most nuclei (read ahead until 5 show 64; at least 8 to count) and only movies outside the "
         "magnifications the model was trained on are resized. 'none': no "
         "resizing. A note suggests a value when the nuclei found are far from the sizes the model knows.")),
+    device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
     from devolens.cli._common import console, progress_bar, streaming_threads
@@ -729,7 +748,7 @@ def population_command(
         df = run_population(input_path, out, model=model, monotone=monotone, clock=clock, plot=plot,
                             skip_flagged=skip_flagged,
                             batch_size=batch_size, fast=fast, precision=precision, backend=backend, stack_z=stack_z,
-                            channel=channel, diameter=diameter, color=color,
+                            channel=channel, diameter=diameter, color=color, device=device,
                             progress=cb)
     console.print(f"{len(df)} frames{_skipped_note(df.attrs['skipped'], df.attrs['curation'])} -> {out}"
                   + (f" (+ {out.with_suffix('.png')})" if plot else ""))

@@ -28,6 +28,26 @@ def onnxruntime_available() -> bool:
     return True
 
 
+def resolve_device(name: str = "auto", option: str = "device") -> str:
+    """A device name as the networks take it: ``cpu``, ``cuda`` (the first CUDA GPU) or ``auto``
+    (a CUDA GPU when PyTorch sees one, else the CPU); ``option`` names the setting in errors.
+
+    Raises
+    ------
+    DevolensError
+        ``cuda`` asked for where PyTorch sees no CUDA GPU, or an unknown name.
+    """
+    name = str(name).strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda"):
+        raise DevolensError(f"{option} must be auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DevolensError(f"{option} 'cuda': PyTorch sees no CUDA GPU here (this build or machine has none); "
+                            "use 'auto' or 'cpu'")
+    return name
+
+
 def load_zoo_network(folder: str | Path, card: dict) -> torch.nn.Module:
     """Rebuild the network of a zoo card and load its fp16 safetensors weights (as fp32).
 
@@ -108,8 +128,8 @@ class ImageNetwork:
     activation : {"softmax", "sigmoid", "softmax_distance"}
         Turns logits into probabilities (``softmax_distance``: softmax over all channels but
         the last, a distance head's sigmoid on the last).
-    device : str
-        Torch device.
+    device : {"cpu", "cuda", "auto"}
+        Where the network runs (``auto``: a CUDA GPU when PyTorch sees one).
     crop : bool
         Run the network only on the box that holds the signal (plus a margin of context)
         when that saves at least a tenth of the pixels; the rest gets the network's answer
@@ -147,6 +167,7 @@ class ImageNetwork:
             raise DevolensError(f"backend must be torch, onnx or auto, got {backend!r}")
         if backend == "onnx" and not onnxruntime_available():
             raise DevolensError("backend 'onnx' needs the optional package onnxruntime (pip install onnxruntime)")
+        device = resolve_device(device)
         self.model = model.eval().to(device)
         self.in_channels = int(in_channels)
         self.scale = float(scale)

@@ -254,21 +254,16 @@ def _autocast(amp: str, device: torch.device | str = "cpu"):
 
 def resolve_device(name: str = "auto") -> torch.device:
     """The device of a recipe's ``train.device``: ``auto`` is the first CUDA GPU when PyTorch
-    sees one, else the CPU.
+    sees one, else the CPU (:func:`devolens.predict._engine.resolve_device`).
 
     Raises
     ------
     DevolensError
         ``cuda`` asked for where PyTorch sees no CUDA GPU, or an unknown name.
     """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DevolensError("train.device 'cuda': PyTorch sees no CUDA GPU here (this build or machine has none); "
-                            "use 'auto' or 'cpu'")
-    if name not in ("cpu", "cuda"):
-        raise DevolensError(f"train.device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
+    from devolens.predict._engine import resolve_device as resolve
+
+    return torch.device(resolve(name, "train.device"))
 
 
 def _loss_fn(recipe: dict, train_ds: Dataset):
