@@ -324,7 +324,8 @@ class PopulationPredictor:
             # ... and with these post-processing options (over the nuclei card's own)
             if card.get("nuclei_postprocess"):
                 options["postprocess"] = {**card["nuclei_postprocess"], **(options.get("postprocess") or {})}
-            # ... and on frames prepared without background flattening (the nuclei card's own flatten)
+            # ... and on frames prepared without background flattening (whatever the nuclei card says; a population
+            # card fitted with it would say so in "nuclei_flatten")
             options.setdefault("flatten", float(card.get("nuclei_flatten", 0.0)))
             diameter = options.pop("diameter", None)  # applied to the frames here, not in the nuclei model
             if isinstance(diameter, str) and diameter.strip().lower() == "each":
