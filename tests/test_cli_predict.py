@@ -582,7 +582,7 @@ def test_device_option(tiny_zoo, tmp_path, capsys):
 
     from devolens.errors import DevolensError
     from devolens.io.images import write_png
-    from devolens.predict._engine import resolve_device
+    from devolens.predict.devices import resolve_device
 
     img = tmp_path / "a.png"
     write_png((np.random.default_rng(0).random((40, 60)) * 255).astype(np.uint8), img)

@@ -353,11 +353,10 @@ def _estimates_note(estimates, what: str) -> Optional[str]:
 
 def _device(device: str) -> str:
     """The ``--device`` option, its name checked before anything loads (whether PyTorch sees a CUDA GPU is
-    checked where the network loads: :func:`devolens.predict._engine.resolve_device`)."""
-    name = str(device).strip().lower()
-    if name not in ("cpu", "cuda", "auto"):
-        raise DevolensError(f"--device must be auto, cpu or cuda, got {device!r}")
-    return name
+    checked where the network loads: :func:`devolens.predict.devices.resolve_device`)."""
+    from devolens.predict.devices import device_name
+
+    return device_name(device, "--device")
 
 
 def _color(color: Optional[str]) -> Optional[str]:

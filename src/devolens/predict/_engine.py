@@ -16,6 +16,7 @@ import torch
 
 from devolens.errors import DevolensError
 from devolens.models.quantize import PrecisionNetwork, resolve_precision
+from devolens.predict.devices import resolve_device
 from devolens.predict.postprocess import prep_key, prepare_image, resize_image
 
 
@@ -26,26 +27,6 @@ def onnxruntime_available() -> bool:
     except Exception:
         return False
     return True
-
-
-def resolve_device(name: str = "auto", option: str = "device") -> str:
-    """A device name as the networks take it: ``cpu``, ``cuda`` (the first CUDA GPU) or ``auto``
-    (a CUDA GPU when PyTorch sees one, else the CPU); ``option`` names the setting in errors.
-
-    Raises
-    ------
-    DevolensError
-        ``cuda`` asked for where PyTorch sees no CUDA GPU, or an unknown name.
-    """
-    name = str(name).strip().lower()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda"):
-        raise DevolensError(f"{option} must be auto, cpu or cuda, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DevolensError(f"{option} 'cuda': PyTorch sees no CUDA GPU here (this build or machine has none); "
-                            "use 'auto' or 'cpu'")
-    return name
 
 
 def load_zoo_network(folder: str | Path, card: dict) -> torch.nn.Module:

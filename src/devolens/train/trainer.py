@@ -254,14 +254,14 @@ def _autocast(amp: str, device: torch.device | str = "cpu"):
 
 def resolve_device(name: str = "auto") -> torch.device:
     """The device of a recipe's ``train.device``: ``auto`` is the first CUDA GPU when PyTorch
-    sees one, else the CPU (:func:`devolens.predict._engine.resolve_device`).
+    sees one, else the CPU (:func:`devolens.predict.devices.resolve_device`).
 
     Raises
     ------
     DevolensError
         ``cuda`` asked for where PyTorch sees no CUDA GPU, or an unknown name.
     """
-    from devolens.predict._engine import resolve_device as resolve
+    from devolens.predict.devices import resolve_device as resolve
 
     return torch.device(resolve(name, "train.device"))
 
