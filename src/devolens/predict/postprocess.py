@@ -126,6 +126,16 @@ def _signal_channel(arr: np.ndarray) -> int | None:
     return 1 if 1.5 * signal[1] >= signal.max() else int(np.argmax(signal))
 
 
+def _finite_float(image: np.ndarray) -> np.ndarray:
+    """``image`` as float32 with its NaN/inf pixels (padding after registration or stitching, masked
+    regions) set to the lowest finite value: background (an all-NaN image is empty, 0)."""
+    arr = np.asarray(image, dtype=np.float32)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        arr = np.where(finite, arr, arr[finite].min() if finite.any() else 0.0).astype(np.float32)
+    return arr
+
+
 def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
     """Scale intensities so that the ``low`` and ``high`` percentiles map to 0 and 1.
 
@@ -144,12 +154,7 @@ def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8
     ndarray
         ``HxW`` float32.
     """
-    arr = np.asarray(image, dtype=np.float32)
-    finite = np.isfinite(arr)
-    if not finite.all():
-        # NaN/inf pixels (padding after registration or stitching, masked regions) count as
-        # background: the lowest finite value (an all-NaN image is empty)
-        arr = np.where(finite, arr, arr[finite].min() if finite.any() else 0.0).astype(np.float32)
+    arr = _finite_float(image)
     # percentiles on a subsample: identical to a few grey levels, much faster on big images
     step = max(1, int(np.sqrt(arr.size / 250_000)))
     sample = arr[::step, ::step]
@@ -183,10 +188,7 @@ def flatten_background(image: np.ndarray, size: float) -> np.ndarray:
     """
     import cv2
 
-    arr = np.asarray(image, dtype=np.float32)
-    finite = np.isfinite(arr)
-    if not finite.all():
-        arr = np.where(finite, arr, arr[finite].min() if finite.any() else 0.0).astype(np.float32)
+    arr = _finite_float(image)
     h, w = arr.shape
     f = 4
     small = cv2.resize(arr, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
