@@ -52,3 +52,29 @@ def test_segment_cli_on_a_folder_of_z_stacks(tmp_path, capsys):
     assert tifffile.imread(out / "labels" / "t001_labels.tif").shape == (12, 16)
     rows = (out / "counts.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["t001", "t002"]
+
+
+def test_folder_of_animated_gifs_gives_every_frame(tmp_path):
+    import imageio.v3 as iio
+
+    movie = np.zeros((3, 12, 16, 3), np.uint8)
+    for k in range(3):
+        movie[k, 2:5, 3 + k:6 + k] = 50 + 50 * k  # a spot that moves and brightens
+    iio.imwrite(tmp_path / "b.gif", movie, duration=100, loop=0)
+    iio.imwrite(tmp_path / "a.gif", movie[0])  # one frame: an image
+    frames, names, total = iter_path_frames(tmp_path)
+    assert names == ["a.gif", "b_0000.gif", "b_0001.gif", "b_0002.gif"] and total == 4
+    got = list(frames)
+    assert len(got) == 4 and all(f.shape[:2] == (12, 16) for f in got)
+    assert [int(f[..., 0].max()) // 10 for f in got[1:]] == [5, 10, 15]  # every frame, in order, not the first thrice
+    assert np.argmax(got[3][3, :, 0]) > np.argmax(got[1][3, :, 0])
+
+
+def test_folder_with_a_corrupt_gif_names_it(tmp_path):
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((8, 8), np.uint8))
+    (tmp_path / "b.gif").write_bytes(b"GIF89a not really")
+    frames, names, _ = iter_path_frames(tmp_path)
+    assert names == ["a.tif", "b.gif"]
+    next(frames)
+    with pytest.raises(DevolensError, match=r"b\.gif"):
+        next(frames)

@@ -102,13 +102,30 @@ def _read_image(path: Path) -> np.ndarray:
         raise DevolensError(f"cannot read image ({msg[0] if msg else type(exc).__name__})", path=path) from None
 
 
+def _gif_frames(path: Path) -> int:
+    """Frame count of a GIF (1 when it cannot be read: reported with its name when it is read)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1))
+    except Exception:
+        return 1
+
+
 def _folder_stacks(files: list[Path], stack_z: str, channel: int | None) -> dict[Path, int]:
-    """The TIFF files of a folder that are stacks (several planes, not one RGB image), with
-    their frame counts; options are checked now, before any frame is read."""
+    """The members of a folder that hold several frames, with their frame counts: TIFF stacks
+    (several planes, not one RGB image; options are checked now, before any frame is read) and
+    animated GIFs."""
     from devolens.io.stacks import check_stack_options, stack_info
 
     out = {}
     for p in files:
+        if p.suffix.lower() == ".gif":
+            n = _gif_frames(p)
+            if n > 1:
+                out[p] = n
+            continue
         if p.suffix.lower() not in (".tif", ".tiff"):
             continue
         try:
@@ -161,7 +178,7 @@ def frame_count_from_info(info: dict) -> int:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + (".gif",)
              and not p.name.startswith(".")]
     # label images of a render output are not frames
     files = [p for p in files if not p.stem.endswith("_labels")]
@@ -177,7 +194,7 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     ----------
     path : str or Path
         A video (mp4, mov, avi, mkv, m4v, webm), an animated GIF, a folder of images (png,
-        jpg, tif, bmp; natural sort order), a render output folder holding ``frames/``, or a
+        jpg, tif, bmp, gif; natural sort order), a render output folder holding ``frames/``, or a
         TIFF stack (timelapse, z-stack, hyperstack: see :mod:`devolens.io.stacks`).
     stack_z, channel
         TIFF stacks: Z planes projected (``"project"``) or one frame each (``"slices"``);
@@ -196,7 +213,8 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
         folder member that is a TIFF stack (e.g. one z-stack per time point) gives the frames
         of the stack rules: one projection per file with ``stack_z="project"``, named as the
         file; with several frames (``"slices"``, or a timelapse per file) they are named
-        ``<stem>_0000<suffix>``, ``<stem>_0001<suffix>``...
+        ``<stem>_0000<suffix>``, ``<stem>_0001<suffix>``... An animated GIF in a folder gives
+        each of its frames, named the same way (a one-frame GIF is an image).
 
     Raises
     ------
@@ -213,7 +231,7 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
             folder = folder / "frames"
             files = _image_files(folder)
         if not files:
-            raise DevolensError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder", path=path)
+            raise DevolensError(f"no image files ({', '.join(IMAGE_SUFFIXES + ('.gif',))}) in this folder", path=path)
         # a folder of TIFF stacks (one z-stack per time point, as many microscopes write them):
         # each member is read by the stack rules, so its Z planes are projected (or sliced)
         stacks = _folder_stacks(files, stack_z, channel)
@@ -224,7 +242,9 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
 
         def gen() -> Iterator[np.ndarray]:
             for p in files:
-                if p in stacks:
+                if p in stacks and p.suffix.lower() == ".gif":  # an animated GIF: each of its frames
+                    yield from open_gif(p)[0]
+                elif p in stacks:
                     from devolens.io.stacks import iter_stack_frames
 
                     yield from iter_stack_frames(p, z=stack_z, channel=channel)
