@@ -156,21 +156,34 @@ def render(args) -> None:
         with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(tables,)) as ex:
             out = list(ex.map(_render_one, jobs, chunksize=4))
         names = [str(t["embryo"].iloc[0]) if "embryo" in t.columns else f"e{i}" for i, t in enumerate(tables)]
-    feats, objects = _featurize([o[0] for o in out], args.kind)
+    flatten = _flatten_width(args)
+    feats, objects = _featurize([o[0] for o in out], args.kind, flatten)
     mags, emb, cells = [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, feats=feats, m=np.array(mags), embryo=np.array(emb), cells=np.array(cells),
-             names=np.array(names), objects=objects, kind=np.array(args.kind))
+             names=np.array(names), objects=objects, kind=np.array(args.kind), flatten=np.array(flatten))
     print(f"{len(out)} samples -> {args.out}")
 
 
-def _featurize(images, kind="nuclei"):
+def _flatten_width(args) -> float:
+    """``--flatten``: the background flattening of the size model's input (working px; 0: none). Default: the
+    model's own ``preprocessing.flatten``, so that the frames the segmentation prepares serve the estimate too."""
+    if args.flatten is not None:
+        return float(args.flatten)
+    from devolens.models.zoo import card
+
+    return float((card(args.kind).get("preprocessing") or {}).get("flatten") or 0.0)
+
+
+def _featurize(images, kind="nuclei", flatten=0.0):
     """The size model's features (``sizing.style_features``) and the object count its gate reads
-    (``sizing.count_objects``) of each image, from one preparation per image."""
+    (``sizing.count_objects``) of each image, from one preparation per image (background flattened with
+    a disc ``flatten`` working px wide; 0: not flattened)."""
     from devolens.models import load
     from devolens.predict.sizing import _count, _features, _prepared
 
     pred = load(kind, precision="fp32")
+    pred.size_flatten = float(flatten)
     feats, objects = [], []
     for img in images:
         arr = _prepared(pred, img)
@@ -224,6 +237,10 @@ class _Gated:
 def fit(args) -> None:
     """Two ridge heads and a gate; alpha by leave-one-embryo-out error (wells: 5 folds)."""
     X, y, g = _load(args.train)
+    widths = {float(np.load(f).get("flatten", 0.0)) for f in list(args.train) + list(args.heldout or [])}
+    if len(widths) != 1:
+        raise SystemExit(f"the npz files were featurized with different --flatten widths: {sorted(widths)}")
+    flatten = widths.pop()
     best = None
     for alpha in (1.0, 3.0, 10.0, 30.0):
         err = np.zeros(len(y))
@@ -247,7 +264,7 @@ def fit(args) -> None:
     band = [round(TRAIN_ZOOMS[0] * float(np.exp(-q90)), 3), round(TRAIN_ZOOMS[1] * float(np.exp(q90)), 3)]
     keep = {"train": list(TRAIN_ZOOMS), "q90": band, "none": None}[args.keep]
     model = _Gated(alpha).fit(X, y, g).model
-    report = {"alpha": alpha, "loeo": loeo, "keep": keep, "q90_band": band, "m0": round(M0, 4), "samples": int(len(y))}
+    report = {"alpha": alpha, "flatten": flatten, "loeo": loeo, "keep": keep, "q90_band": band, "m0": round(M0, 4), "samples": int(len(y))}
     if args.heldout:
         for f in args.heldout:
             d = np.load(f)
@@ -268,16 +285,19 @@ def fit(args) -> None:
             "file": "size_model.safetensors",
             "keep": keep,
             "m0": round(M0, 4),
+            "flatten": flatten,
             "how": ("cellpose-style size model: %s, from the encoder's two deepest stages averaged over the content "
                     "box and over its bright part, plus the log bright area, to the log magnification relative to "
-                    "EPIC framing; fitted on %d renders of the training embryos' %s%s; an image whose estimate "
+                    "EPIC framing (%s); fitted on %d renders of the training embryos' %s%s; an image whose estimate "
                     "lies inside 'keep' (%s) is used as it is, any other is resized to its estimate mirrored into "
                     "the band, at most to m0, the middle of the network's training zooms 0.55-1.15 "
                     "(devolens.predict.sizing._target); command: %s"
-                    % (heads, len(y), what, " and simulated culture wells (zoomed 0.7-5x)" if (~emb).any() else "",
+                    % (heads, ("images background-flattened as the network's input (a disc %g working px wide)" % flatten
+                               if flatten > 0 else "images not background-flattened"), len(y), what, " and simulated culture wells (zoomed 0.7-5x)" if (~emb).any() else "",
                        {"train": "the training zooms", "q90": "the training zooms widened by the "
                         "90th percentile of the error", "none": "none: every image"}[args.keep],
-                       "python scripts/zoo_sizemodel.py fit " + " ".join(args.train) + f" --keep {args.keep}")),
+                       "python scripts/zoo_sizemodel.py fit " + " ".join(args.train) + f" --keep {args.keep}"
+                       + (" (render step: --flatten %g)" % flatten))),
             "error_loeo": loeo,
             **({"error_heldout": report["heldout"]} if report.get("heldout") else {}),
         }
@@ -337,6 +357,9 @@ def main(argv=None) -> int:
     r.add_argument("--kind", choices=("nuclei", "membrane"), default="nuclei",
                    help="which model's size model: nuclei projections or membrane slices")
     r.add_argument("--workers", type=int, default=2)
+    r.add_argument("--flatten", type=float, default=None,
+                   help="background flattening of the size model's input, working px (0: none; default: the model "
+                        "card's preprocessing.flatten, the network's own input)")
     f = sub.add_parser("fit")
     f.add_argument("train", nargs="+", help="npz files of the render step (training side)")
     f.add_argument("--heldout", nargs="*", help="npz files of held-out samples (figures only)")

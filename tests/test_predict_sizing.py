@@ -239,6 +239,51 @@ def test_gather_looks_past_the_first_few_cell_frames():
     assert MembranePredictor.size_good_objects == 32
 
 
+def test_frames_prepared_ahead_are_counted_without_preparing_them_again(monkeypatch):
+    """gather() counts frames prepared ahead (the read-ahead thread, with the segmentation's key) on their
+    prepared arrays when the size model reads the same preparation, flattening included; else it prepares
+    them as the size model reads them."""
+    import devolens.predict.sizing as sizing
+
+    pred = NucleiPredictor(_tiny(), scale=0.5, flatten=60.0, size_flatten=60.0)
+    crowd = _disc_image((192, 256), 6, n=GOOD_OBJECTS + 4)
+    assert sizing.size_key(pred) == pred.network.prep_key
+    calls = []
+    real = sizing._prepared
+    monkeypatch.setattr(sizing, "_prepared", lambda p, img: calls.append(1) or real(p, img))
+    ahead = [Prepared(crowd, pred.network.prep_key) for _ in range(AUTO_FRAMES)]
+    read, chosen = gather(pred, iter(ahead))
+    assert read == ahead and not calls  # counted as prepared
+    pred.size_flatten = 0.0  # a size model fitted on unflattened images: prepared again, its own way
+    read, chosen = gather(pred, iter(ahead))
+    assert read == ahead and len(calls) == AUTO_FRAMES
+
+
+def test_size_model_reads_images_flattened_as_fitted():
+    """card input.diameter.auto.flatten: the size model's input has its smooth background removed (as the
+    network's with preprocessing.flatten), whatever the predictor's own flatten (population runs without it)."""
+    from devolens.predict.postprocess import prepare_image
+    from devolens.predict.sizing import _prepared
+
+    img = _disc_image((192, 256), 6, n=30).astype(np.float32)
+    img += np.linspace(0, 120, img.shape[1], dtype=np.float32)[None, :]  # a bright uneven backdrop
+    pred = NucleiPredictor(_tiny(), scale=0.5, flatten=0.0, size_flatten=40.0)
+    np.testing.assert_array_equal(_prepared(pred, img), prepare_image(img, "auto", 0.5, (1.0, 99.8), 40.0))
+    flat = style_features(pred, img)
+    pred.size_flatten = 0.0
+    assert not np.allclose(flat, style_features(pred, img))
+
+
+@pytest.mark.parametrize("name", ["nuclei", "membrane"])
+def test_shipped_size_models_read_images_as_their_cards_say(name):
+    from devolens.models import load, zoo
+
+    if not shipped(name):
+        pytest.skip(f"no shipped {name} model")
+    auto = zoo.card(name)["input"]["diameter"]["auto"]
+    assert load(name).size_flatten == float(auto.get("flatten") or 0.0)
+
+
 def test_auto_needs_a_size_model():
     with pytest.raises(DevolensError, match="cannot estimate the diameter"):
         NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter="auto")

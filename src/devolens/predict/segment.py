@@ -173,12 +173,15 @@ class _SegmentationPredictor:
         diameter_ref: float | None = None,
         size_model: Any = None,
         auto_keep: Sequence[float] | None = None,
+        size_flatten: float = 0.0,
     ):
         self.head = head or self.default_head
         self.diameter_ref = None if diameter_ref is None else float(diameter_ref)
         self.size_model = size_model  # devolens.predict.sizing.SizeModel, for diameter="auto"
         # diameter="auto": estimates inside this band leave the images as they are (None: always resized to m0)
         self.auto_keep = None if auto_keep is None else (float(auto_keep[0]), float(auto_keep[1]))
+        # the size model reads images flattened with a disc this many working px wide (0: unflattened), as fitted
+        self.size_flatten = float(size_flatten)
         from devolens.predict.sizing import wants_auto
 
         self.auto = wants_auto(diameter, size_model, self.diameter_ref)
@@ -239,6 +242,7 @@ class _SegmentationPredictor:
 
             kwargs["size_model"] = SizeModel.load(Path(folder) / auto["file"])
             kwargs["auto_keep"] = tuple(auto["keep"]) if auto.get("keep") else None
+            kwargs["size_flatten"] = float(auto.get("flatten") or 0.0)
         post = options.pop("postprocess", None)
         if post:
             kwargs["postprocess"].update(post)

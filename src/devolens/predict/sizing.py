@@ -29,7 +29,7 @@ from devolens.errors import DevolensError
 if TYPE_CHECKING:
     from devolens.predict.segment import _SegmentationPredictor
 
-__all__ = ["wants_auto", "style_features", "count_objects", "SizeModel", "DiameterEstimate", "estimate_diameter",
+__all__ = ["wants_auto", "size_key", "style_features", "count_objects", "SizeModel", "DiameterEstimate", "estimate_diameter",
            "gather"]
 
 STYLE_WINDOW = 1024  # working pixels: larger images are judged on a central window (bounded memory and time)
@@ -167,14 +167,22 @@ def _count(arr: np.ndarray, objects: str = "bright") -> int:
     return found
 
 
-def _prepared(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
-    """``image`` as the predictor's network sees it at the card's scale (whatever the diameter), but for the
-    background flattening: the size model was fitted on features of unflattened images (fed flattened ones,
-    it misread a real late-stage frame as 1.2x; twelfth session, RESULTS.md)."""
-    from devolens.predict.postprocess import prepare_image
+def size_key(predictor: "_SegmentationPredictor") -> tuple:
+    """The preparation key (:func:`devolens.predict.postprocess.prep_key`) of the size model's input: the
+    predictor's channel and percentiles at the card's scale (whatever the diameter), its background flattened
+    as the size model was fitted (``predictor.size_flatten``, card ``input.diameter.auto.flatten``; 0 for size
+    models fitted on unflattened images), whatever the predictor's own ``flatten``."""
+    from devolens.predict.postprocess import prep_key
 
     net = predictor.network
-    return prepare_image(np.asarray(image), net.channel, predictor.card_scale, net.percentiles)
+    return prep_key(net.channel, predictor.card_scale, net.percentiles, getattr(predictor, "size_flatten", 0.0))
+
+
+def _prepared(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
+    """``image`` as the size model reads it (:func:`size_key`)."""
+    from devolens.predict.postprocess import prepare_image
+
+    return prepare_image(np.asarray(image), *size_key(predictor))
 
 
 def _shrink(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -307,8 +315,7 @@ def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list,
     """
     from devolens.predict.postprocess import Prepared
 
-    net = predictor.network
-    key = (net.channel, float(predictor.card_scale), tuple(float(p) for p in net.percentiles))
+    key = size_key(predictor)  # frames prepared ahead with this key are counted as they are
     objects = getattr(predictor, "size_objects", "bright")
     enough = getattr(predictor, "size_good_objects", GOOD_OBJECTS)
     read, counts, good, nbytes = [], [], 0, 0
