@@ -97,6 +97,8 @@ def main() -> None:
     ap.add_argument("--diameter", default="auto", choices=["auto", "none"],
                     help="magnification estimated per frame (auto, the CLI's default) or not (none)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--zoo", type=Path, default=None,
+                    help="a nuclei model folder instead of the shipped one (e.g. a copy with another size model)")
     args = ap.parse_args()
     for d in args.val:
         if not (d / "frames.csv").is_file():
@@ -108,7 +110,7 @@ def main() -> None:
     from devolens.models import zoo
     from devolens.train.metrics import match_instances, prf
 
-    pred = zoo.load("nuclei", diameter=None if args.diameter == "none" else "auto",
+    pred = zoo.load(str(args.zoo) if args.zoo else "nuclei", diameter=None if args.diameter == "none" else "auto",
                     **({"flatten": 0.0} if args.no_flatten else {}))
     rows = [(v, r) for v, r in _frames(args.val, 200, args.every)]
     frames = [(read_image(v / r["file"]).astype(np.float32),
