@@ -85,7 +85,7 @@ def _render_one(job):
     from devolens.render.membranes import render_membrane_frame
     from devolens.render.nuclei import render_nuclei_frame
 
-    ei, seed, kind = job
+    ei, seed, kind, backdrop = job
     rng = np.random.default_rng(seed)
     table = _TABLES[ei]
     geom = cached(table, "geometry", embryo_geometry)
@@ -113,7 +113,27 @@ def _render_one(job):
         return fr.image, m, ei, int(fr.labels.max())
     fr = render_nuclei_frame(table, t, size=size, seed=int(seed), rgb=bool(rng.random() < 0.4), pose=pose,
                              geometry=geom)
-    return fr.image, m, ei, int(fr.counts["total"])
+    image = _with_backdrop(fr.image, rng) if rng.random() < backdrop else fr.image
+    return image, m, ei, int(fr.counts["total"])
+
+
+def _with_backdrop(image: np.ndarray, rng) -> np.ndarray:
+    """``image`` on a smooth, uneven bright backdrop (out-of-focus haze, autofluorescent medium): a random
+    low-frequency field (a coarse random grid, upsampled, plus a random tilt) scaled to 5-50 % of the image's
+    bright level, added to every channel, the image itself dimmed by 0-40 %."""
+    import cv2
+
+    h, w = image.shape[:2]
+    coarse = rng.random((int(rng.integers(2, 6)), int(rng.integers(2, 6)))).astype(np.float32)
+    field = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / max(h, w)
+    field += rng.uniform(-1.5, 1.5) * xx + rng.uniform(-1.5, 1.5) * yy
+    field = (field - field.min()) / max(float(np.ptp(field)), 1e-6)
+    top = float(np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else float(image.max() or 1.0)
+    bright = float(np.percentile(image, 99.9)) or top
+    f = field * rng.uniform(0.05, 0.5) * bright
+    out = image.astype(np.float32) * rng.uniform(0.6, 1.0) + (f[..., None] if image.ndim == 3 else f)
+    return np.clip(out, 0, top).astype(image.dtype)
 
 
 def _well_one(job):
@@ -152,7 +172,8 @@ def render(args) -> None:
         names = ["wells"]
     else:
         tables = _tables(args.heldout, args.sims, args.seed)
-        jobs = [(int(rng.integers(len(tables))), int(rng.integers(2**31)), args.kind) for _ in range(args.n)]
+        jobs = [(int(rng.integers(len(tables))), int(rng.integers(2**31)), args.kind, args.backdrop)
+                for _ in range(args.n)]
         with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(tables,)) as ex:
             out = list(ex.map(_render_one, jobs, chunksize=4))
         names = [str(t["embryo"].iloc[0]) if "embryo" in t.columns else f"e{i}" for i, t in enumerate(tables)]
@@ -357,6 +378,10 @@ def main(argv=None) -> int:
     r.add_argument("--kind", choices=("nuclei", "membrane"), default="nuclei",
                    help="which model's size model: nuclei projections or membrane slices")
     r.add_argument("--workers", type=int, default=2)
+    r.add_argument("--backdrop", type=float, default=0.0,
+                   help="nuclei: this fraction of the embryo samples drawn on a smooth, uneven bright backdrop "
+                        "(random low-frequency field and tilt, 5-50 %% of the bright level), so the size model learns "
+                        "to read past out-of-focus haze")
     r.add_argument("--flatten", type=float, default=None,
                    help="background flattening of the size model's input, working px (0: none; default: the model "
                         "card's preprocessing.flatten, the network's own input)")
