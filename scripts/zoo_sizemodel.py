@@ -25,6 +25,12 @@ Usage (the shipped model; about 15 minutes on 2 cores)::
     python scripts/zoo_sizemodel.py fit runs/size/train.npz runs/size/train2.npz runs/size/wells.npz \
         --heldout runs/size/heldout.npz runs/size/wells_heldout.npz --to src/devolens/models/zoo/nuclei
 
+Variants (thirteenth session, measured and not shipped; benchmarks/RESULTS.md, nuclei): ``render --flatten W``
+featurizes images background-flattened with a disc W working px wide (default 0: not flattened, as
+shipped), which ``fit`` writes into the card
+(``input.diameter.auto.flatten``) for the predictors to read images the same way; ``render --backdrop P``
+draws a fraction P of the embryo samples on a smooth uneven bright backdrop.
+
 The membrane model's (``--kind membrane``: one grey slice per sample, no wells; about 15 minutes)::
 
     python scripts/zoo_sizemodel.py render --kind membrane --out runs/size_m/train.npz --n 1200 --seed 1 --sims 6
@@ -177,23 +183,13 @@ def render(args) -> None:
         with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(tables,)) as ex:
             out = list(ex.map(_render_one, jobs, chunksize=4))
         names = [str(t["embryo"].iloc[0]) if "embryo" in t.columns else f"e{i}" for i, t in enumerate(tables)]
-    flatten = _flatten_width(args)
+    flatten = float(args.flatten)
     feats, objects = _featurize([o[0] for o in out], args.kind, flatten)
     mags, emb, cells = [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, feats=feats, m=np.array(mags), embryo=np.array(emb), cells=np.array(cells),
              names=np.array(names), objects=objects, kind=np.array(args.kind), flatten=np.array(flatten))
     print(f"{len(out)} samples -> {args.out}")
-
-
-def _flatten_width(args) -> float:
-    """``--flatten``: the background flattening of the size model's input (working px; 0: none). Default: the
-    model's own ``preprocessing.flatten``, so that the frames the segmentation prepares serve the estimate too."""
-    if args.flatten is not None:
-        return float(args.flatten)
-    from devolens.models.zoo import card
-
-    return float((card(args.kind).get("preprocessing") or {}).get("flatten") or 0.0)
 
 
 def _featurize(images, kind="nuclei", flatten=0.0):
@@ -382,9 +378,9 @@ def main(argv=None) -> int:
                    help="nuclei: this fraction of the embryo samples drawn on a smooth, uneven bright backdrop "
                         "(random low-frequency field and tilt, 5-50 %% of the bright level), so the size model learns "
                         "to read past out-of-focus haze")
-    r.add_argument("--flatten", type=float, default=None,
-                   help="background flattening of the size model's input, working px (0: none; default: the model "
-                        "card's preprocessing.flatten, the network's own input)")
+    r.add_argument("--flatten", type=float, default=0.0,
+                   help="background flattening of the size model's input: a disc this many working px wide (default 0: "
+                        "none, as the shipped size models; the nuclei network's own input uses 60)")
     f = sub.add_parser("fit")
     f.add_argument("train", nargs="+", help="npz files of the render step (training side)")
     f.add_argument("--heldout", nargs="*", help="npz files of held-out samples (figures only)")
