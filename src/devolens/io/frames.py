@@ -23,6 +23,8 @@ __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "iter_path_frames", "frame_count_
            "unsupported_file"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+#: members of a folder read as frames: images, and GIFs (an animated one gives each of its frames)
+FOLDER_SUFFIXES = IMAGE_SUFFIXES + (".gif",)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
 #: microscope vendors' own formats: not read directly (a hint says how to export them)
 VENDOR_SUFFIXES = (".czi", ".nd2", ".lif", ".lsm", ".oib", ".oif", ".ims", ".vsi", ".dv", ".r3d", ".ics", ".ids",
@@ -102,17 +104,6 @@ def _read_image(path: Path) -> np.ndarray:
         raise DevolensError(f"cannot read image ({msg[0] if msg else type(exc).__name__})", path=path) from None
 
 
-def _gif_frames(path: Path) -> int:
-    """Frame count of a GIF (1 when it cannot be read: reported with its name when it is read)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return int(getattr(im, "n_frames", 1))
-    except Exception:
-        return 1
-
-
 def _folder_stacks(files: list[Path], stack_z: str, channel: int | None) -> dict[Path, int]:
     """The members of a folder that hold several frames, with their frame counts: TIFF stacks
     (several planes, not one RGB image; options are checked now, before any frame is read) and
@@ -122,7 +113,10 @@ def _folder_stacks(files: list[Path], stack_z: str, channel: int | None) -> dict
     out = {}
     for p in files:
         if p.suffix.lower() == ".gif":
-            n = _gif_frames(p)
+            try:
+                n = open_gif(p)[1]  # the header only: frames are decoded when read
+            except DevolensError:
+                continue  # unreadable: reported (with its name) when it is read
             if n > 1:
                 out[p] = n
             continue
@@ -178,7 +172,7 @@ def frame_count_from_info(info: dict) -> int:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + (".gif",)
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
              and not p.name.startswith(".")]
     # label images of a render output are not frames
     files = [p for p in files if not p.stem.endswith("_labels")]
@@ -231,7 +225,7 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
             folder = folder / "frames"
             files = _image_files(folder)
         if not files:
-            raise DevolensError(f"no image files ({', '.join(IMAGE_SUFFIXES + ('.gif',))}) in this folder", path=path)
+            raise DevolensError(f"no image files ({', '.join(FOLDER_SUFFIXES)}) in this folder", path=path)
         # a folder of TIFF stacks (one z-stack per time point, as many microscopes write them):
         # each member is read by the stack rules, so its Z planes are projected (or sliced)
         stacks = _folder_stacks(files, stack_z, channel)

@@ -175,7 +175,7 @@ def size_key(predictor: "_SegmentationPredictor") -> tuple:
     from devolens.predict.postprocess import prep_key
 
     net = predictor.network
-    return prep_key(net.channel, predictor.card_scale, net.percentiles, getattr(predictor, "size_flatten", 0.0))
+    return prep_key(net.channel, predictor.card_scale, net.percentiles, predictor.size_flatten)
 
 
 def _prepared(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
