@@ -192,3 +192,80 @@ def test_curate_a_tiff_timelapse_then_skip_flagged(tiny_zoo, tmp_path):
     assert main(["population", str(path), "--out", str(pops), "--skip-flagged", "auto", "--no-plot"]) == 0
     assert list(pd.read_csv(pops)["frame"]) == [0, 1, 2, 3, 4, 6, 7, 9, 10, 11]
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "pops.curation.csv", keep_default_na=False), rep)
+
+
+def _plain_zstack(path, planes=5, metadata="shaped"):
+    """A z-stack saved as plain pages (no axis labels); plane 2 holds a bright spot, plane 3 another."""
+    arr = np.full((planes, 24, 32), 10, np.uint16)
+    arr[2, 4:8, 4:8] = 900
+    arr[3, 14:20, 20:26] = 700
+    kwargs = {} if metadata == "shaped" else {"metadata": None}
+    tifffile.imwrite(path, arr, photometric="minisblack", **kwargs)
+    return arr
+
+
+@pytest.mark.parametrize("metadata", ["shaped", "none"])  # tifffile's axes QYX and IYX
+def test_pages_z_reads_plain_pages_as_one_z_stack(tmp_path, metadata):
+    from devolens.io.stacks import open_stack
+
+    path = tmp_path / "plain.tif"
+    arr = _plain_zstack(path, metadata=metadata)
+    assert stack_info(path).frames() == 5  # the default: pages are time points
+    info = stack_info(path, pages="z")
+    assert info.axes == "ZYX" and info.planes == 5 and info.frames("project") == 1 and info.frames("slices") == 5
+    (projection,) = list(iter_stack_frames(path, pages="z"))
+    np.testing.assert_array_equal(projection, arr.max(axis=0))
+    frames, n = open_stack(path, z="slices", pages="z")
+    assert n == 5 and len(list(frames)) == 5
+
+
+def test_pages_z_keeps_axes_the_file_labels_and_refuses_ambiguous_pages(tmp_path, hyper):
+    path, _ = hyper
+    assert stack_info(path, pages="z").axes == "TZCYX"  # labelled axes win
+    both = tmp_path / "two_unlabelled.tif"
+    tifffile.imwrite(both, np.zeros((2, 5, 8, 8), np.uint8), photometric="minisblack")  # axes QQYX
+    assert stack_info(both).axes == "QQYX" and stack_info(both).frames() == 10
+    with pytest.raises(DevolensError, match="2 unlabelled axes"):
+        stack_info(both, pages="z")
+    with pytest.raises(DevolensError, match=r"\(--pages\) must be one of time, z"):
+        stack_info(path, pages="planes")
+
+
+def test_pages_z_in_a_folder_gives_one_projection_per_file(tmp_path):
+    from devolens.io.frames import iter_path_frames
+    from devolens.io.stacks import unlabelled_pages_note
+
+    arrays = [_plain_zstack(tmp_path / f"t{t}.tif") for t in (1, 2)]
+    frames, names, total = iter_path_frames(tmp_path)
+    assert total == 10 and names[0] == "t1_0000.tif"
+    assert "pages of t1.tif (and any other TIFF in the folder like it) carry no axis labels" in " ".join(
+        unlabelled_pages_note(tmp_path).split())
+    assert unlabelled_pages_note(tmp_path, pages="z") is None
+    frames, names, total = iter_path_frames(tmp_path, pages="z")
+    assert names == ["t1.tif", "t2.tif"] and total == 2
+    for got, arr in zip(frames, arrays):
+        np.testing.assert_array_equal(got, arr.max(axis=0))
+
+
+def test_cli_pages_z_segments_one_projection(tiny_zoo, tmp_path, capsys):
+    from devolens.cli import main
+
+    plain = tmp_path / "plain.tif"
+    _plain_zstack(plain)
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(plain), "--out", str(out), "--pages", "z", "--diameter", "none"]) == 0
+    assert len((out / "counts.csv").read_text().splitlines()) == 2  # header + one projected frame
+    assert "carry no axis labels" not in capsys.readouterr().err
+    assert main(["segment", "nuclei", str(plain), "--out", str(tmp_path / "seg2"), "--diameter", "none"]) == 0
+    assert len((tmp_path / "seg2" / "counts.csv").read_text().splitlines()) == 6  # five time points
+    assert "add --pages z" in " ".join(capsys.readouterr().err.split())
+    pops = tmp_path / "pops.csv"
+    assert main(["population", str(plain), "--out", str(pops), "--pages", "z", "--no-plot", "--diameter", "none"]) == 0
+    assert len(pd.read_csv(pops)) == 1
+    report = tmp_path / "report.csv"
+    assert main(["curate", "frames", str(plain), "--out", str(report), "--pages", "z"]) == 0
+    assert len(pd.read_csv(report)) == 1
+    assert main(["segment", "nuclei", str(tmp_path / "report.csv"), "--out", str(tmp_path / "seg3"),
+                 "--pages", "sideways"]) == 2
+    assert "(--pages) must be one of time, z" in capsys.readouterr().err
+    assert not (tmp_path / "seg3").exists()

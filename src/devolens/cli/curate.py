@@ -29,6 +29,9 @@ def frames(
         "TIFF stacks with a Z axis: 'project' (one maximum projection per time point) or 'slices'.")),
     channel: Optional[int] = typer.Option(None, "--channel", help=(
         "TIFF stacks with a C axis: the channel to score (0-based); required when there are several.")),
+    pages: str = typer.Option("time", "--pages", metavar="time|z", help=(
+        "Plain multi-page TIFFs (pages without axis labels): read the pages as time points (time) or as the z "
+        "planes of one stack (z). Axes the file labels itself are always kept.")),
 ) -> None:
     from devolens.cli._common import out as stdout
     from devolens.cli._common import progress_bar
@@ -42,7 +45,7 @@ def frames(
     if out.resolve() == Path(path).resolve():
         raise DevolensError("output would overwrite the input", path=out)
     with progress_bar("curate") as callback:
-        report = curate_path(path, progress=callback, stack_z=stack_z, channel=channel)
+        report = curate_path(path, progress=callback, stack_z=stack_z, channel=channel, pages=pages)
     try:
         write_csv(report, out)
     except OSError as exc:

@@ -32,7 +32,8 @@ class _Source:
     """Frames of an input path plus their identifiers, streamed.
 
     A video, a folder of images, a single image, or a TIFF stack (frames along T and
-    other sequence axes; Z projected or sliced per ``stack_z``; one ``channel`` of C).
+    other sequence axes; Z projected or sliced per ``stack_z``; one ``channel`` of C; the unlabelled
+    pages of a plain multi-page TIFF read as ``pages``: time points or z planes).
 
     Frames are read ahead in a background thread from the moment the source is opened
     (:class:`devolens.io.prefetch.ReadAhead`, at most ``read_ahead`` bytes ahead of the
@@ -41,7 +42,7 @@ class _Source:
     and post-processing have the other cores). Call :meth:`close` when stopping early.
     """
 
-    def __init__(self, path: Path, *, stack_z: str = "project", channel: Optional[int] = None,
+    def __init__(self, path: Path, *, stack_z: str = "project", channel: Optional[int] = None, pages: str = "time",
                  read_ahead: Optional[int] = None, prepare: Optional[tuple] = None):
         self.path = path
         if not path.exists():
@@ -53,7 +54,7 @@ class _Source:
             from devolens.io.stacks import open_stack
 
             # a timelapse / z-stack / hyperstack (options checked now, before any output)
-            stack = open_stack(path, z=stack_z, channel=channel)
+            stack = open_stack(path, z=stack_z, channel=channel, pages=pages)
         elif path.is_file() and suffix == ".gif":
             from devolens.io.frames import open_gif
 
@@ -77,8 +78,8 @@ class _Source:
             from devolens.io.frames import iter_path_frames
 
             # a video's frame count and rate are probed beside the decoder (below), not before it
-            self._frames, names, total = iter_path_frames(path, stack_z=stack_z, channel=channel, decode_threads=1,
-                                                          count=False)
+            self._frames, names, total = iter_path_frames(path, stack_z=stack_z, channel=channel, pages=pages,
+                                                          decode_threads=1, count=False)
             self.is_video = names is None
             self.names = names
             self._total = int(total) if total else 0
@@ -178,7 +179,7 @@ AUTO_CURATE = "auto"
 
 
 def _skip_set(report: Optional[Path], input_path: Optional[Path] = None, *, stack_z: str = "project",
-              channel: Optional[int] = None, progress=None):
+              channel: Optional[int] = None, pages: str = "time", progress=None):
     """Positions of the frames to skip and, for ``--skip-flagged auto``, the curation report made here.
 
     ``report`` is a report CSV of ``devolens curate frames``, or ``auto`` (and no file of that
@@ -190,7 +191,7 @@ def _skip_set(report: Optional[Path], input_path: Optional[Path] = None, *, stac
     from devolens.curate.frames import curate_path, flagged_frames
 
     if str(report) == AUTO_CURATE and not Path(report).exists():
-        made = curate_path(input_path, progress=progress, stack_z=stack_z, channel=channel)
+        made = curate_path(input_path, progress=progress, stack_z=stack_z, channel=channel, pages=pages)
         return flagged_frames(made), made
     return flagged_frames(report), None
 
@@ -307,12 +308,12 @@ def _diameter(value: Optional[str], model: str) -> "float | str | None":
     return number
 
 
-def _print_pages_note(path: Path) -> None:
+def _print_pages_note(path: Path, pages: str = "time") -> None:
     """Say so when a TIFF stack's pages had no axis labels and were read as time points."""
     from devolens.cli._common import console
     from devolens.io.stacks import unlabelled_pages_note
 
-    note = unlabelled_pages_note(path)
+    note = unlabelled_pages_note(path, pages)
     if note:
         console.print(note)
 
@@ -387,6 +388,7 @@ def run_segmentation(
     tta: int = 1,
     stack_z: str = "project",
     channel: Optional[int] = None,
+    pages: str = "time",
     diameter: "float | str | None" = None,
     color: Optional[str] = None,
     flatten: Optional[bool] = None,
@@ -405,12 +407,16 @@ def run_segmentation(
     from devolens.io.images import write_label_tif, write_png
     from devolens.predict.postprocess import Prepared
 
+    from devolens.io.stacks import check_pages
+
+    check_pages(pages)
     color = _color(color)
     device = _device(device)
     diameter = _diameter(diameter, model)
     flat = _flatten(model, flatten)
-    skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, progress=progress)
-    source = _Source(input_path, stack_z=stack_z, channel=channel,
+    skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
+                               progress=progress)
+    source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
                      prepare=_preparation(model, color, diameter, flat))
     try:
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
@@ -515,6 +521,9 @@ _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output f
 _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity projection per time point (what the "
                  "nuclei and population models expect), 'slices' = every plane is a frame (membrane slices).")
 _CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); required when there are several."
+_PAGES_HELP = ("Plain multi-page TIFFs (pages without axis labels, as many acquisition programs save them): read the "
+               "pages as time points (time, the default) or as the z planes of one stack (z: then --stack-z applies). "
+               "Axes that the file labels itself (ImageJ hyperstacks, OME-TIFF) are always kept.")
 _COLOR_HELP = ("Colour images and videos: the channel that holds the nuclei (or membranes): auto (the dominant "
                "channel, e.g. green for histone-GFP, red for H2B-mCherry, blue for DAPI; the mean of R, G, B when "
                "none dominates; the shipped models' rule), green, red, blue, mean or max (the rule of models of "
@@ -545,6 +554,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "2-4x slower, slightly smoother masks.")),
         stack_z: str = typer.Option(default_z, "--stack-z", help=_STACK_Z_HELP),
         channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
+        pages: str = typer.Option("time", "--pages", metavar="time|z", help=_PAGES_HELP),
         color: Optional[str] = typer.Option(None, "--color", help=_COLOR_HELP),
         diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|each|none", help=(
             "Typical object diameter in the input, pixels, for images at another magnification than the "
@@ -570,7 +580,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                                        batch_size=batch_size, fast=fast, precision=precision, backend=backend,
                                        overlay=overlay, tta=tta, diameter=diameter, color=color,
                                        flatten=flatten, device=device, stack_z=stack_z, channel=channel,
-                                       progress=cb)
+                                       pages=pages, progress=cb)
         skipped = _skipped_note(summary["skipped"], summary.get("curation"))
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale "
@@ -578,7 +588,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         note = _estimate_note(summary.get("estimate"), what) or _estimates_note(summary.get("estimates"), what)
         if note:
             console.print(note)
-        _print_pages_note(input_path)
+        _print_pages_note(input_path, pages)
         if summary.get("suggest_diameter"):
             console.print(_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"]))
 
@@ -595,7 +605,7 @@ segment_membrane_command = _segment_command("membrane", "membrane", "cells", "sl
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    clock: bool = False, plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
                    precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
-                   diameter: "float | str | None" = None, color: Optional[str] = None, device: str = "cpu",
+                   pages: str = "time", diameter: "float | str | None" = None, color: Optional[str] = None, device: str = "cpu",
                    progress=None):
     """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot)."""
     import pandas as pd
@@ -609,10 +619,14 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("--out is a folder; give a .csv file", path=out)
     if clock and monotone:
         raise DevolensError("--clock and --monotone exclude each other (the clock's curve never falls already)")
+    from devolens.io.stacks import check_pages
+
+    check_pages(pages)
     device = _device(device)
     diameter = _diameter(diameter, model)
-    skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, progress=progress)
-    source = _Source(input_path, stack_z=stack_z, channel=channel)
+    skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
+                               progress=progress)
+    source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages)
     if clock and source.total == 1:
         source.close()
         raise DevolensError("--clock fits a timelapse (a video, a folder of frames or a TIFF timelapse), not one image",
@@ -728,6 +742,7 @@ def population_command(
     backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
     stack_z: str = typer.Option("project", "--stack-z", help=_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
+    pages: str = typer.Option("time", "--pages", metavar="time|z", help=_PAGES_HELP),
     color: Optional[str] = typer.Option(None, "--color", help=_COLOR_HELP),
     diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|none", help=(
         "Typical nucleus diameter in the input, pixels, for movies at another magnification than the training "
@@ -747,14 +762,14 @@ def population_command(
         df = run_population(input_path, out, model=model, monotone=monotone, clock=clock, plot=plot,
                             skip_flagged=skip_flagged,
                             batch_size=batch_size, fast=fast, precision=precision, backend=backend, stack_z=stack_z,
-                            channel=channel, diameter=diameter, color=color, device=device,
+                            channel=channel, pages=pages, diameter=diameter, color=color, device=device,
                             progress=cb)
     console.print(f"{len(df)} frames{_skipped_note(df.attrs['skipped'], df.attrs['curation'])} -> {out}"
                   + (f" (+ {out.with_suffix('.png')})" if plot else ""))
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)
-    _print_pages_note(input_path)
+    _print_pages_note(input_path, pages)
     if df.attrs.get("clock") is not None:
         console.print(_clock_note(df.attrs["clock"], df.attrs.get("clock_seconds")))
     elif not monotone and df.attrs.get("clock_available") and len(df) >= CLOCK_MIN_FRAMES:

@@ -645,6 +645,7 @@ def curate_path(
     thresholds: Thresholds | None = None,
     stack_z: str = "project",
     channel: int | None = None,
+    pages: str = "time",
 ) -> pd.DataFrame:
     """Score and flag the frames of a video file, a folder of images or a TIFF stack.
 
@@ -657,8 +658,8 @@ def curate_path(
         ``progress(done, total)`` after each frame.
     thresholds : Thresholds, optional
         Decision thresholds.
-    stack_z, channel
-        TIFF stacks: see :func:`iter_path_frames`.
+    stack_z, channel, pages
+        TIFF stacks: see :func:`devolens.io.frames.iter_path_frames`.
 
     Returns
     -------
@@ -671,7 +672,7 @@ def curate_path(
     DevolensError
         Missing or unreadable input, or input with no frames.
     """
-    frames, names, total = iter_path_frames(path, stack_z=stack_z, channel=channel)
+    frames, names, total = iter_path_frames(path, stack_z=stack_z, channel=channel, pages=pages)
 
     def counted(done: int, _total: int) -> None:
         if progress is not None:

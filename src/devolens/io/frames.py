@@ -104,11 +104,11 @@ def _read_image(path: Path) -> np.ndarray:
         raise DevolensError(f"cannot read image ({msg[0] if msg else type(exc).__name__})", path=path) from None
 
 
-def _folder_stacks(files: list[Path], stack_z: str, channel: int | None) -> dict[Path, int]:
+def _folder_stacks(files: list[Path], stack_z: str, channel: int | None, pages: str = "time") -> dict[Path, int]:
     """The members of a folder that hold several frames, with their frame counts: TIFF stacks
     (several planes, not one RGB image; options are checked now, before any frame is read) and
     animated GIFs."""
-    from devolens.io.stacks import check_stack_options, stack_info
+    from devolens.io.stacks import check_stack_options, read_pages_as, stack_info
 
     out = {}
     for p in files:
@@ -126,6 +126,7 @@ def _folder_stacks(files: list[Path], stack_z: str, channel: int | None) -> dict
             info = stack_info(p)
         except DevolensError:
             continue  # unreadable: reported (with its name) when it is read
+        info = read_pages_as(info, pages, p)
         if info.is_stack:
             check_stack_options(info, stack_z, channel, p)
             out[p] = info.frames(stack_z)
@@ -180,7 +181,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int | None = None,
-                     decode_threads: int | None = None,
+                     pages: str = "time", decode_threads: int | None = None,
                      count: bool = True) -> tuple[Iterator[np.ndarray], list[str] | None, int]:
     """Open a video file, a folder of images or a TIFF stack for streaming.
 
@@ -190,9 +191,10 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
         A video (mp4, mov, avi, mkv, m4v, webm), an animated GIF, a folder of images (png,
         jpg, tif, bmp, gif; natural sort order), a render output folder holding ``frames/``, or a
         TIFF stack (timelapse, z-stack, hyperstack: see :mod:`devolens.io.stacks`).
-    stack_z, channel
+    stack_z, channel, pages
         TIFF stacks: Z planes projected (``"project"``) or one frame each (``"slices"``);
-        the channel of a ``C`` axis.
+        the channel of a ``C`` axis; the pages of a plain multi-page TIFF (no axis labels) read
+        as time points (``"time"``) or as the z planes of one stack (``"z"``).
     decode_threads : int, optional
         Video decoder threads (see :func:`devolens.io.video.iter_video_frames`).
     count : bool
@@ -215,6 +217,9 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     DevolensError
         Missing path, unsupported file type, empty folder.
     """
+    from devolens.io.stacks import check_pages
+
+    check_pages(pages)
     path = Path(path)
     if not path.exists():
         raise DevolensError("no such file or folder", path=path)
@@ -228,7 +233,7 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
             raise DevolensError(f"no image files ({', '.join(FOLDER_SUFFIXES)}) in this folder", path=path)
         # a folder of TIFF stacks (one z-stack per time point, as many microscopes write them):
         # each member is read by the stack rules, so its Z planes are projected (or sliced)
-        stacks = _folder_stacks(files, stack_z, channel)
+        stacks = _folder_stacks(files, stack_z, channel, pages)
         names = []
         for p in files:
             n = stacks.get(p, 1)
@@ -241,7 +246,7 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
                 elif p in stacks:
                     from devolens.io.stacks import iter_stack_frames
 
-                    yield from iter_stack_frames(p, z=stack_z, channel=channel)
+                    yield from iter_stack_frames(p, z=stack_z, channel=channel, pages=pages)
                 else:
                     yield _read_image(p)
 
@@ -249,7 +254,7 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     if path.suffix.lower() in (".tif", ".tiff"):
         from devolens.io.stacks import open_stack
 
-        stack = open_stack(path, z=stack_z, channel=channel)
+        stack = open_stack(path, z=stack_z, channel=channel, pages=pages)
         if stack is not None:
             return stack[0], None, stack[1]
     if path.suffix.lower() in VIDEO_SUFFIXES:

@@ -5,7 +5,8 @@ Microscopes and Fiji save timelapses and z-stacks as one TIFF with several plane
 see 2-D frames, so a stack is read plane by plane, never whole:
 
 - ``T`` (and any other sequence axis, e.g. the pages of a plain multi-page TIFF): one
-  frame per index;
+  frame per index; the unlabelled pages of a plain multi-page TIFF (tifffile's axes ``I``
+  or ``Q``) are time points unless ``pages="z"`` says they are the z planes of one stack;
 - ``Z``: projected to its maximum (``z="project"``, what the nuclei models were trained
   on: a maximum-intensity projection like an EPIC movie) or one frame per plane
   (``z="slices"``, e.g. for the membrane model, trained on single slices);
@@ -32,9 +33,13 @@ import numpy as np
 from devolens.errors import DevolensError
 
 __all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES",
-           "unlabelled_pages_note"]
+           "PAGES_MODES", "check_pages", "read_pages_as", "unlabelled_pages_note"]
 
 Z_MODES = ("project", "slices")
+#: how the pages of a plain multi-page TIFF (no axis labels) are read: as time points, or as the z planes of one stack
+PAGES_MODES = ("time", "z")
+#: tifffile's axis codes for planes without a label (a plain multi-page TIFF: a sequence, or an unknown axis)
+UNLABELLED = ("I", "Q")
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,11 @@ class StackInfo:
         return int(np.prod([n for a, n in self.leading if a not in ("Z", "C")] or [1]))
 
     @property
+    def unlabelled(self) -> tuple[int, ...]:
+        """Leading axes without a label (tifffile's ``I``, ``Q``: the pages of a plain multi-page TIFF)."""
+        return tuple(n for a, n in self.leading if a in UNLABELLED)
+
+    @property
     def is_stack(self) -> bool:
         """More than one 2-D plane (a single image, grey or RGB, is not a stack)."""
         return any(n > 1 for _, n in self.leading)
@@ -91,16 +101,22 @@ class StackInfo:
         return self.times * (self.planes if z == "slices" else 1)
 
 
-def stack_info(path: str | Path) -> StackInfo:
+def stack_info(path: str | Path, pages: str = "time") -> StackInfo:
     """Axes and shape of a TIFF file's first series (reads the header only).
+
+    ``pages="z"``: the unlabelled pages of a plain multi-page TIFF (tifffile's axes ``I`` or
+    ``Q``) are the z planes of one stack, reported as axis ``Z`` (``"time"``, the default: they
+    stay a sequence, read as time points). Axes the file labels (ImageJ, OME) are kept either way.
 
     Raises
     ------
     DevolensError
-        Missing, unreadable or empty file.
+        Missing, unreadable or empty file; a bad ``pages``; ``pages="z"`` on a file with
+        several unlabelled axes (which of them is Z cannot be told).
     """
     import tifffile
 
+    check_pages(pages)
     path = Path(path)
     if not path.is_file():
         raise DevolensError("no such file", path=path)
@@ -118,7 +134,28 @@ def stack_info(path: str | Path) -> StackInfo:
         raise DevolensError("empty image", path=path)
     if not (axes.endswith("YX") or axes.endswith("YXS")):
         raise DevolensError(f"unsupported TIFF layout: axes {axes!r}, shape {shape}", path=path)
-    return StackInfo(axes, shape)
+    return read_pages_as(StackInfo(axes, shape), pages, path)
+
+
+def check_pages(pages: str) -> None:
+    """Raise a :class:`DevolensError` unless ``pages`` is one of :data:`PAGES_MODES`."""
+    if pages not in PAGES_MODES:
+        raise DevolensError(f"pages (--pages) must be one of {', '.join(PAGES_MODES)}, got {pages!r}")
+
+
+def read_pages_as(info: StackInfo, pages: str, path: str | Path | None = None) -> StackInfo:
+    """``info`` with the unlabelled pages of a plain multi-page TIFF read as ``pages``: unchanged for
+    ``"time"``; for ``"z"`` its one unlabelled axis (``I`` or ``Q``) becomes ``Z`` (see :func:`stack_info`)."""
+    check_pages(pages)
+    if pages == "time" or not info.unlabelled:
+        return info
+    if len(info.unlabelled) > 1:
+        raise DevolensError(
+            f"--pages z: this TIFF has {len(info.unlabelled)} unlabelled axes (axes {info.axes}, shape {info.shape}), "
+            "so which of them holds the z planes cannot be told; save it with its axes (Fiji: Image > Properties, "
+            "then File > Save As > Tiff)", path=path)
+    lead = "".join("Z" if a in UNLABELLED else a for a, _ in info.leading)
+    return StackInfo(lead + info.axes[len(lead):], info.shape)
 
 
 def samples_last(image: np.ndarray, planar: bool) -> np.ndarray:
@@ -138,22 +175,23 @@ def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path
                             f"(0..{info.channels - 1})", path=path)
 
 
-def open_stack(path: str | Path, *, z: str = "project",
-               channel: int | None = None) -> tuple[Iterator[np.ndarray], int] | None:
+def open_stack(path: str | Path, *, z: str = "project", channel: int | None = None,
+               pages: str = "time") -> tuple[Iterator[np.ndarray], int] | None:
     """The frames of a TIFF stack and their number, or None when the file is a single image.
 
-    Options are checked now (a bad ``z`` or ``channel`` fails before any frame is read);
-    frames are then read lazily by :func:`iter_stack_frames`.
+    Options are checked now (a bad ``z``, ``channel`` or ``pages`` fails before any frame is
+    read); frames are then read lazily by :func:`iter_stack_frames`.
     """
     path = Path(path)
-    info = stack_info(path)
+    info = stack_info(path, pages)
     if not info.is_stack:
         return None
     check_stack_options(info, z, channel, path)
-    return iter_stack_frames(path, z=z, channel=channel), info.frames(z)
+    return iter_stack_frames(path, z=z, channel=channel, pages=pages), info.frames(z)
 
 
-def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | None = None) -> Iterator[np.ndarray]:
+def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | None = None,
+                      pages: str = "time") -> Iterator[np.ndarray]:
     """Stream the 2-D frames of a TIFF stack, reading a few planes at a time.
 
     Parameters
@@ -165,6 +203,9 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
         frame each (time-major order).
     channel : int, optional
         Channel index along a ``C`` axis; required when there are several channels.
+    pages : {"time", "z"}
+        The pages of a plain multi-page TIFF (no axis labels): time points, or the z planes
+        of one stack (see :func:`stack_info`).
 
     Yields
     ------
@@ -180,7 +221,7 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
     import tifffile
 
     path = Path(path)
-    info = stack_info(path)
+    info = stack_info(path, pages)
     check_stack_options(info, z, channel, path)
     lead = info.leading
     names = [a for a, _ in lead]
@@ -236,21 +277,38 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                 yield acc
 
 
-def unlabelled_pages_note(path: str | Path) -> str | None:
+def unlabelled_pages_note(path: str | Path, pages: str = "time") -> str | None:
     """A note for a TIFF stack whose planes carry no axis labels (a plain multi-page TIFF, tifffile's
-    axes ``I`` or ``Q``): its pages are read as time points, which is wrong for a z-stack. None for
-    anything else (not a TIFF, a single image, ImageJ/OME axes)."""
+    axes ``I`` or ``Q``) read as time points (``pages="time"``), which is wrong for a z-stack. For a
+    folder, its first TIFF member that is a stack decides. None for anything else (not a TIFF, a single
+    image, ImageJ/OME axes, ``pages="z"``)."""
     path = Path(path)
+    if pages != "time":
+        return None
+    if path.is_dir():
+        from devolens.io.frames import _image_files
+
+        files = _image_files(path)
+        if not files and (path / "frames").is_dir():
+            files = _image_files(path / "frames")
+        for p in files:
+            if p.suffix.lower() in (".tif", ".tiff"):
+                try:
+                    if stack_info(p).is_stack:
+                        note = unlabelled_pages_note(p)
+                        return None if note is None else note.replace(
+                            f"of {p.name} ", f"of {p.name} (and any other TIFF in the folder like it) ", 1)
+                except DevolensError:
+                    continue
+        return None
     if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
         return None
     try:
         info = stack_info(path)
     except DevolensError:
         return None
-    unlabelled = [n for a, n in info.leading if a not in ("T", "Z", "C")]
-    if not info.is_stack or not unlabelled or len(unlabelled) != len(info.leading):
+    if not info.is_stack or not info.unlabelled or len(info.unlabelled) != len(info.leading):
         return None
-    return (f"note: the {int(np.prod(unlabelled))} pages of {path.name} carry no axis labels and were read as time "
-            "points; if they are z planes, save the stack with its axes (Fiji: Image > Properties, then File > Save "
-            "As > Tiff) and --stack-z chooses between one projection and one frame per plane")
-
+    return (f"note: the {int(np.prod(info.unlabelled))} pages of {path.name} carry no axis labels and were read as "
+            "time points; if they are the z planes of one stack, add --pages z (or save the stack with its axes: "
+            "Fiji, Image > Properties)")
