@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
 from devolens.errors import DevolensError
 from devolens.io.images import read_image, write_label_tif, write_png
 from devolens.io.video import iter_video_frames, video_info, write_video
@@ -25,6 +26,26 @@ def test_png_tif_roundtrip(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.tif", "sub"]  # no temp files left
 
 
+def test_bmp_reads_as_a_file_and_in_a_folder(tiny_zoo, tmp_path):
+    from PIL import Image
+
+    from devolens.cli import main
+    from devolens.io.frames import iter_path_frames
+
+    rgb = np.zeros((24, 32, 3), np.uint8)
+    rgb[6:12, 8:14, 1] = 200
+    Image.fromarray(rgb).save(tmp_path / "a.bmp")
+    Image.fromarray(rgb[..., 1]).save(tmp_path / "b.bmp")
+    assert np.array_equal(read_image(tmp_path / "a.bmp"), rgb)
+    assert np.array_equal(read_image(tmp_path / "b.bmp"), rgb[..., 1])
+    frames, names, _ = iter_path_frames(tmp_path)
+    assert names == ["a.bmp", "b.bmp"] and len(list(frames)) == 2
+    # a single BMP file as INPUT (it was listed as an image but refused by the reader)
+    assert main(["segment", "nuclei", str(tmp_path / "a.bmp"), "--out", str(tmp_path / "seg"),
+                 "--diameter", "none"]) == 0
+    assert (tmp_path / "seg" / "labels" / "a_labels.tif").is_file()
+
+
 def test_jpg_and_errors(tmp_path):
     from PIL import Image
 
@@ -40,8 +61,11 @@ def test_jpg_and_errors(tmp_path):
     with pytest.raises(DevolensError):
         read_image(tmp_path / "bad.tif")
     (tmp_path / "a.bmp").write_bytes(b"BM")
-    with pytest.raises(DevolensError, match="unsupported"):
+    with pytest.raises(DevolensError, match="cannot read"):
         read_image(tmp_path / "a.bmp")
+    (tmp_path / "a.webp").write_bytes(b"RIFF")
+    with pytest.raises(DevolensError, match="unsupported"):
+        read_image(tmp_path / "a.webp")
 
 
 def test_video_roundtrip_streams(tmp_path):

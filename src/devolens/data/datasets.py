@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from devolens.errors import DevolensError
 
-IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")  # what devolens.io.images.read_image reads (not GIF)
 MASK_SUFFIXES = ("_labels", "_label", "_masks", "_mask", "_seg", "_cp_masks")
 LETTERS = ("A", "E", "M", "P", "C", "D", "Z")
 TARGETS = ("semantic", "boundary", "classes")

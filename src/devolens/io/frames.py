@@ -18,11 +18,13 @@ from typing import Iterator
 import numpy as np
 
 from devolens.errors import DevolensError
+from devolens.io.images import IMAGE_SUFFIXES as READABLE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "iter_path_frames", "frame_count_from_info", "open_gif",
            "unsupported_file"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+#: single-image files (GIFs, which may be animated, are handled on their own)
+IMAGE_SUFFIXES = tuple(s for s in READABLE_SUFFIXES if s != ".gif")
 #: members of a folder read as frames: images, and GIFs (an animated one gives each of its frames)
 FOLDER_SUFFIXES = IMAGE_SUFFIXES + (".gif",)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
@@ -83,15 +85,10 @@ def _natural_key(name: str) -> list:
 
 def _read_image(path: Path) -> np.ndarray:
     """A folder member as a 2-D image (``HxW`` or ``HxWxC``, C <= 4), or a clear error naming it."""
-    from devolens.io import images
+    from devolens.io.images import read_image
 
     try:
-        if path.suffix.lower() in images.IMAGE_SUFFIXES:
-            arr = np.asarray(images.read_image(path))
-        else:
-            import imageio.v3 as iio  # formats read_image does not cover (bmp)
-
-            arr = np.asarray(iio.imread(path))
+        arr = np.asarray(read_image(path))
         if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] <= 4)):
             raise DevolensError(f"not a 2-D image: array of shape {arr.shape}", path=path)
         if min(arr.shape[:2]) < 2:

@@ -1,4 +1,4 @@
-"""Images in and out: TIFF, PNG and JPEG to numpy; PNG and uint16 label TIFF written atomically.
+"""Images in and out: TIFF, PNG, JPEG and BMP to numpy; PNG and uint16 label TIFF written atomically.
 
 >>> img = read_image("frame.png")          # doctest: +SKIP
 >>> write_label_tif(labels, "labels.tif")   # doctest: +SKIP
@@ -15,17 +15,17 @@ from devolens.io.atomic import atomic_path
 
 __all__ = ["read_image", "write_png", "write_label_tif", "IMAGE_SUFFIXES"]
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".gif")  # GIF: its first frame
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif")  # GIF: its first frame
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read a TIFF, PNG, JPEG or GIF image into a numpy array.
+    """Read a TIFF, PNG, JPEG, BMP or GIF image into a numpy array.
 
     Parameters
     ----------
     path : str or Path
-        Image file. TIFF keeps its dtype and all its pages/planes (e.g. a z-stack); PNG and
-        JPEG come back as uint8 (or uint16 for 16-bit PNG), (H, W) or (H, W, C); a GIF as its
+        Image file. TIFF keeps its dtype and all its pages/planes (e.g. a z-stack); PNG, JPEG
+        and BMP come back as uint8 (or uint16 for 16-bit PNG), (H, W) or (H, W, C); a GIF as its
         first frame, RGB.
 
     Returns
