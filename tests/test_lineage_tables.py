@@ -221,6 +221,8 @@ BAD_CASES = {
     "missing": (None, "file not found"),
     "empty": (b"", "empty file"),
     "wrong_columns": (b"a,b,c\n1,2,3\n", "unrecognised columns"),
+    "semicolons": (b"time;cell;x;y;z\n1;ABa;1,5;2;3\n", "separated by semicolons"),
+    "tabs": (b"time\tcell\tx\ty\tz\n1\tABa\t1\t2\t3\n", "separated by tabs"),
     "epic_non_numeric": (
         (",".join(EPIC_COLUMNS) + "\nABa:1,ABa,1,5,1,1,1,1,4.0,abc,3,10,1\n").encode(), "column 'x' is not numeric"
     ),

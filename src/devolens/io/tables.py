@@ -182,6 +182,10 @@ def detect_format(path: str | Path) -> str:
     _sniff_binary(path, head)
     first = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
     cols = {c.strip().strip('"') for c in first.split(",")}
+    for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+        if len(cols) == 1 and first.count(sep) >= 2:  # e.g. Excel's CSV export in locales with a decimal comma
+            raise DevolensError(f"the columns are separated by {name}, not commas: save the table as a comma-separated "
+                                "CSV (decimal points, not commas)", path=path)
     if set(EPIC_REQUIRED) <= cols and "cellTime" in cols:
         return "epic"
     if set(TIDY_REQUIRED) <= cols:
