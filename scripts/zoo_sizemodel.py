@@ -31,6 +31,14 @@ shipped), which ``fit`` writes into the card
 (``input.diameter.auto.flatten``) for the predictors to read images the same way; ``render --backdrop P``
 draws a fraction P of the embryo samples on a smooth uneven bright backdrop.
 
+The nuclei model's second size model, for images on a bright uneven backdrop (fourteenth session, shipped:
+card ``input.diameter.auto.backdrop``, :class:`devolens.predict.sizing.BackdropReader`): the five render commands
+above with ``--flatten 120`` and ``--out runs/size120/...``, then::
+
+    python scripts/zoo_sizemodel.py fit runs/size120/train.npz runs/size120/train2.npz runs/size120/wells.npz \
+        --heldout runs/size120/heldout.npz runs/size120/wells_heldout.npz --to src/devolens/models/zoo/nuclei \
+        --role backdrop --gate 0.05 0.15
+
 The membrane model's (``--kind membrane``: one grey slice per sample, no wells; about 15 minutes)::
 
     python scripts/zoo_sizemodel.py render --kind membrane --out runs/size_m/train.npz --n 1200 --seed 1 --sims 6
@@ -288,7 +296,9 @@ def fit(args) -> None:
             est = np.log(model.magnification(d["feats"]))
             report.setdefault("heldout", {})[Path(f).stem] = _errors(est - np.log(d["m"]))
     print(json.dumps(report, indent=1))
-    if args.to:
+    if args.to and args.role == "backdrop":
+        _write_backdrop(args, model, flatten, alpha, loeo, report, len(y))
+    elif args.to:
         folder = Path(args.to)
         model.save(folder / "size_model.safetensors")
         card_path = folder / "card.json"
@@ -324,6 +334,43 @@ def fit(args) -> None:
 
         write_card_md(card, folder / "card.md")
         print(f"-> {folder / 'size_model.safetensors'} and the card's input.diameter.auto")
+
+
+def _write_backdrop(args, model, flatten: float, alpha: float, loeo: dict, report: dict, n: int) -> None:
+    """Write the fitted model as the card's backdrop reader (``input.diameter.auto.backdrop``,
+    :class:`devolens.predict.sizing.BackdropReader`), beside its first size model."""
+    if flatten <= 0:
+        raise SystemExit("--role backdrop needs samples featurized on flattened images (render --flatten W)")
+    lo, hi = args.gate
+    if not 0 <= lo < hi:
+        raise SystemExit(f"--gate needs 0 <= lo < hi, got {lo} {hi}")
+    folder = Path(args.to)
+    card_path = folder / "card.json"
+    card = json.loads(card_path.read_text())
+    auto = card["input"]["diameter"].get("auto")
+    if not auto:
+        raise SystemExit(f"{card_path} has no input.diameter.auto: fit its first size model first")
+    model.save(folder / "size_model_backdrop.safetensors")
+    auto["backdrop"] = {
+        "file": "size_model_backdrop.safetensors",
+        "flatten": flatten,
+        "gate": [lo, hi],
+        "how": ("a second size model (the same features and heads, alpha %g) fitted on %d renders background-flattened "
+                "with a disc %g working px wide; it reads images on a bright uneven backdrop, which mislead the first. "
+                "Per image, the backdrop score s = mean |first model's input - the flattened input| (both "
+                "percentile-normalised) gives it the weight clip((s - %g) / (%g - %g), 0, 1) in the log magnification "
+                "(devolens.predict.sizing.BackdropReader; dark-background images: weight 0). Command: python "
+                "scripts/zoo_sizemodel.py fit %s --role backdrop --gate %g %g"
+                % (alpha, n, flatten, lo, hi, lo, " ".join(args.train), lo, hi)),
+        "error_loeo": loeo,
+        **({"error_heldout": report["heldout"]} if report.get("heldout") else {}),
+    }
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from zoo_ship import write_card_md
+
+    write_card_md(card, folder / "card.md")
+    print(f"-> {folder / 'size_model_backdrop.safetensors'} and the card's input.diameter.auto.backdrop")
 
 
 def card_metrics(args) -> None:
@@ -388,6 +435,11 @@ def main(argv=None) -> int:
     f.add_argument("--keep", choices=("train", "q90", "none"), default="train",
                    help="estimates left as they are: inside the network's training zooms (train), those widened by "
                         "the error's 90th percentile (q90), or none (every image brought to m0)")
+    f.add_argument("--role", choices=("first", "backdrop"), default="first",
+                   help="with --to: the card's size model (first), or its second one for images on a bright uneven "
+                        "backdrop (backdrop: samples rendered with --flatten; written as input.diameter.auto.backdrop)")
+    f.add_argument("--gate", type=float, nargs=2, default=(0.05, 0.15), metavar=("LO", "HI"),
+                   help="--role backdrop: backdrop scores from which the second model starts to decide and decides alone")
     c = sub.add_parser("card", help="write held-out F1 with/without diameter auto into the card")
     c.add_argument("--eval", required=True, help="folder of eval_zoo JSON files nuclei_{auto,none}_{zoom}.json")
     c.add_argument("--to", required=True, help="zoo folder of the model (nuclei or membrane)")

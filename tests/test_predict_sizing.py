@@ -274,6 +274,39 @@ def test_size_model_reads_images_flattened_as_fitted():
     assert not np.allclose(flat, style_features(pred, img))
 
 
+def test_backdrop_reader_decides_only_on_a_bright_uneven_backdrop():
+    """card input.diameter.auto.backdrop: a second size model, fitted on flattened images, reads the images whose
+    background flattening changes them a lot (a bright uneven backdrop), the first one all others."""
+    from devolens.predict.sizing import BackdropReader
+
+    dark = _disc_image((192, 256), 6, n=30)
+    ramp = dark.astype(np.float32) * 0.6 + np.linspace(100, 0, dark.shape[1], dtype=np.float32)[None, :]
+    pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=12.0)
+    pred.size_model = _constant_model(pred, 1.0)
+    pred.size_backdrop = BackdropReader(_constant_model(pred, 2.0), flatten=40.0, gate=(0.05, 0.15))
+    plain = estimate_diameter(pred, [dark])
+    assert plain.magnification == pytest.approx(1.0) and plain.backdrop == 0.0
+    hazy = estimate_diameter(pred, [ramp])
+    assert hazy.magnification == pytest.approx(2.0) and hazy.backdrop == 1.0
+    # in between: the log magnifications mixed by the weight
+    pred.size_backdrop = BackdropReader(_constant_model(pred, 2.0), flatten=40.0, gate=(0.0, 1.0))
+    mixed = estimate_diameter(pred, [ramp])
+    assert 0 < mixed.backdrop < 1
+    assert mixed.magnification == pytest.approx(2.0 ** mixed.backdrop)
+
+
+def test_backdrop_reader_from_a_card(tmp_path):
+    from devolens.predict.sizing import BackdropReader
+
+    pred = NucleiPredictor(_tiny(), scale=0.5)
+    _constant_model(pred, 2.0).save(tmp_path / "bd.safetensors")
+    assert BackdropReader.from_card(tmp_path, None) is None
+    reader = BackdropReader.from_card(tmp_path, {"file": "bd.safetensors", "flatten": 120, "gate": [0.05, 0.15]})
+    assert reader.flatten == 120.0 and reader.gate == (0.05, 0.15)
+    with pytest.raises(DevolensError, match="gate lo < hi"):
+        BackdropReader.from_card(tmp_path, {"file": "bd.safetensors", "flatten": 120, "gate": [0.2, 0.1]})
+
+
 @pytest.mark.parametrize("name", ["nuclei", "membrane"])
 def test_shipped_size_models_read_images_as_their_cards_say(name):
     from devolens.models import load, zoo
@@ -281,7 +314,13 @@ def test_shipped_size_models_read_images_as_their_cards_say(name):
     if not shipped(name):
         pytest.skip(f"no shipped {name} model")
     auto = zoo.card(name)["input"]["diameter"]["auto"]
-    assert load(name).size_flatten == float(auto.get("flatten") or 0.0)
+    pred = load(name)
+    assert pred.size_flatten == float(auto.get("flatten") or 0.0)
+    # the second size model for bright uneven backdrops (nuclei), loaded as its card section says
+    reader = pred.size_backdrop
+    assert (reader is None) == (not auto.get("backdrop"))
+    if reader is not None:
+        assert reader.flatten == auto["backdrop"]["flatten"] and list(reader.gate) == auto["backdrop"]["gate"]
 
 
 def test_auto_needs_a_size_model():
@@ -432,3 +471,13 @@ def test_shipped_membrane_size_model_finds_a_lower_magnification():
     assert 0.22 < pred.last_estimate.magnification < 0.5 and res.labels.shape == small.shape
     plain = instance_scores(load("membrane").predict(small).labels, truth)["f1"]
     assert instance_scores(res.labels, truth)["f1"] > plain + 0.03
+
+
+def test_estimate_note_says_when_the_backdrop_reader_decided():
+    from devolens.cli.predict import _estimate_note
+    from devolens.predict.sizing import DiameterEstimate
+
+    plain = DiameterEstimate(diameter=70.0, magnification=2.0, per_image=[2.0], trusted=1)
+    hazy = DiameterEstimate(diameter=70.0, magnification=2.0, per_image=[2.0], trusted=1, backdrop=1.0)
+    assert "bright uneven background" not in _estimate_note(plain, "nuclei")
+    assert "read past a bright uneven background" in _estimate_note(hazy, "nuclei")

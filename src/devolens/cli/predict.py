@@ -329,8 +329,10 @@ def _estimate_note(estimate, what: str) -> Optional[str]:
                 "magnification by: used as they are (give --diameter if they are not EPIC-like framing)")
     if estimate.diameter is None:
         return None
+    # a bright uneven backdrop: the magnification was (mostly) read on the flattened images (sizing.BackdropReader)
+    haze = " (read past a bright uneven background)" if getattr(estimate, "backdrop", 0.0) >= 0.5 else ""
     return (f"diameter auto: the images look {estimate.magnification:.2g}x as magnified as the model's training "
-            f"frames; {what} segmented as if {estimate.diameter:.0f} px wide (--diameter to set it)")
+            f"frames{haze}; {what} segmented as if {estimate.diameter:.0f} px wide (--diameter to set it)")
 
 
 def _estimates_note(estimates, what: str) -> Optional[str]:

@@ -174,6 +174,7 @@ class _SegmentationPredictor:
         size_model: Any = None,
         auto_keep: Sequence[float] | None = None,
         size_flatten: float = 0.0,
+        size_backdrop: Any = None,
     ):
         self.head = head or self.default_head
         self.diameter_ref = None if diameter_ref is None else float(diameter_ref)
@@ -182,6 +183,8 @@ class _SegmentationPredictor:
         self.auto_keep = None if auto_keep is None else (float(auto_keep[0]), float(auto_keep[1]))
         # the size model reads images flattened with a disc this many working px wide (0: unflattened), as fitted
         self.size_flatten = float(size_flatten)
+        # images on a bright uneven backdrop: read by a second size model on flattened images (sizing.BackdropReader)
+        self.size_backdrop = size_backdrop
         from devolens.predict.sizing import wants_auto
 
         self.auto = wants_auto(diameter, size_model, self.diameter_ref)
@@ -238,11 +241,12 @@ class _SegmentationPredictor:
         )
         auto = ((inp.get("diameter") or {}).get("auto") or {})
         if auto.get("file") and (Path(folder) / auto["file"]).is_file():
-            from devolens.predict.sizing import SizeModel
+            from devolens.predict.sizing import BackdropReader, SizeModel
 
             kwargs["size_model"] = SizeModel.load(Path(folder) / auto["file"])
             kwargs["auto_keep"] = tuple(auto["keep"]) if auto.get("keep") else None
             kwargs["size_flatten"] = float(auto.get("flatten") or 0.0)
+            kwargs["size_backdrop"] = BackdropReader.from_card(folder, auto.get("backdrop"))
         post = options.pop("postprocess", None)
         if post:
             kwargs["postprocess"].update(post)

@@ -29,8 +29,8 @@ from devolens.errors import DevolensError
 if TYPE_CHECKING:
     from devolens.predict.segment import _SegmentationPredictor
 
-__all__ = ["wants_auto", "size_key", "style_features", "count_objects", "SizeModel", "DiameterEstimate", "estimate_diameter",
-           "gather"]
+__all__ = ["wants_auto", "size_key", "style_features", "count_objects", "SizeModel", "BackdropReader", "DiameterEstimate",
+           "estimate_diameter", "gather"]
 
 STYLE_WINDOW = 1024  # working pixels: larger images are judged on a central window (bounded memory and time)
 MIN_OBJECTS = 8  # images with fewer bright objects (embryos of 1-7 cells) do not decide the magnification
@@ -254,6 +254,42 @@ class SizeModel:
 
 
 @dataclass
+class BackdropReader:
+    """A second size model, for images on a bright, uneven backdrop (out-of-focus haze, an
+    autofluorescent medium, stray light): such a backdrop misleads a size model fitted on
+    renders with a dark background, and the network's background flattening then comes too
+    late. This one was fitted on images flattened with a disc ``flatten`` working pixels wide
+    (card ``input.diameter.auto.backdrop``).
+
+    How much it decides, per image: the backdrop score ``s`` is the mean absolute difference
+    between the image as the first size model reads it and the same image flattened (0..1, both
+    percentile-normalised); weight 0 up to ``gate[0]``, 1 from ``gate[1]``, linear between, and the
+    two log magnifications are mixed by it. Images with a dark background (every render as
+    rendered, the real reference frames: ``s`` < 0.03) are read by the first model alone.
+    """
+
+    model: SizeModel
+    flatten: float
+    gate: tuple[float, float]
+
+    @classmethod
+    def from_card(cls, folder: str | Path, section: dict | None) -> "BackdropReader | None":
+        """The reader of a card's ``input.diameter.auto.backdrop`` section (None without one)."""
+        if not section or not section.get("file"):
+            return None
+        lo, hi = (float(v) for v in section["gate"])
+        if not (section.get("flatten") and 0 <= lo < hi):
+            raise DevolensError(f"{folder}: card input.diameter.auto.backdrop needs flatten > 0 and a gate lo < hi")
+        return cls(SizeModel.load(Path(folder) / section["file"]), float(section["flatten"]), (lo, hi))
+
+    def weight(self, plain: np.ndarray, flat: np.ndarray) -> float:
+        """How much this model decides for an image read ``plain`` by the first size model, ``flat`` by this one."""
+        score = float(np.mean(np.abs(plain - flat)))
+        lo, hi = self.gate
+        return float(np.clip((score - lo) / (hi - lo), 0.0, 1.0))
+
+
+@dataclass
 class DiameterEstimate:
     """What ``diameter="auto"`` found.
 
@@ -270,12 +306,16 @@ class DiameterEstimate:
     trusted : int
         How many of them had at least ``MIN_OBJECTS`` bright objects and so decided the
         estimate; 0: none had (an embryo of a few cells), the images are used as they are.
+    backdrop : float
+        Median over the images of the weight the backdrop reader (:class:`BackdropReader`) had
+        in their estimates: 0 for images with a dark background, or without such a reader.
     """
 
     diameter: float | None
     magnification: float
     per_image: list
     trusted: int = 0
+    backdrop: float = 0.0
 
 
 def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
@@ -370,16 +410,28 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     images = list(images)
     if not images:
         raise DevolensError("diameter='auto' needs at least one image to look at")
-    per, trusted = [], []
+    per, trusted, weights = [], [], []
+    reader = getattr(predictor, "size_backdrop", None)
     for img in images:  # one preparation per image for both the features and the object count
         arr = _prepared(predictor, img)
-        per.append(float(model.magnification(_features(predictor, arr))[0]))
+        m = float(model.magnification(_features(predictor, arr))[0])
+        if reader is not None:  # a bright uneven backdrop: (also) read on the flattened image
+            from devolens.predict.postprocess import prepare_image
+
+            flat = prepare_image(np.asarray(img), *size_key(predictor)[:3], reader.flatten)
+            w = reader.weight(arr, flat)
+            weights.append(w)
+            if w > 0:  # the two log magnifications mixed by the weight
+                m_flat = float(reader.model.magnification(_features(predictor, flat))[0])
+                m = float(np.exp((1.0 - w) * np.log(m) + w * np.log(m_flat)))
+        per.append(m)
         if _count(arr, getattr(predictor, "size_objects", "bright")) >= MIN_OBJECTS:
             trusted.append(per[-1])
     m = float(np.median(trusted or per))
+    backdrop = float(np.median(weights)) if weights else 0.0
     if not trusted:  # a few nuclei: too few to judge the magnification by (estimates run low there)
-        return DiameterEstimate(diameter=None, magnification=m, per_image=per, trusted=0)
+        return DiameterEstimate(diameter=None, magnification=m, per_image=per, trusted=0, backdrop=backdrop)
     keep = predictor.auto_keep
     target = _target(m, keep, model.m0)
     diameter = None if target == m else float(predictor.diameter_ref) * m / target
-    return DiameterEstimate(diameter=diameter, magnification=m, per_image=per, trusted=len(trusted))
+    return DiameterEstimate(diameter=diameter, magnification=m, per_image=per, trusted=len(trusted), backdrop=backdrop)
