@@ -151,6 +151,20 @@ def test_intensity_augmentation_leaves_the_mask_alone():
     assert not np.allclose(out["image"][..., 0], im / 255)
 
 
+def test_saturate_clips_the_bright_end_and_is_in_no_preset():
+    assert all("saturate" not in spec for spec in PRESETS.values())  # the shipped recipes' draws stay as they were
+    x = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))[..., None]
+    aug = build_augment("nuclei", overrides={k: False for k in resolve_spec("nuclei")} |
+                        {"saturate": {"p": 1.0, "gain": 3.0}})
+    assert [type(t).__name__ for t in aug.transforms] == ["RandomBrightnessContrast"]
+    for seed in range(5):
+        reseed(aug, seed)
+        out = aug(image=x)["image"][..., 0]
+        gain = out[0, 1] / x[0, 1, 0]
+        assert 1.0 <= gain <= 3.0 + 1e-4 and out.max() <= 1.0  # multiplied, clipped at the top
+        np.testing.assert_allclose(out, np.minimum(x[..., 0] * gain, 1.0), atol=1e-5)
+
+
 def test_presets_strength_and_overrides():
     assert set(PRESETS) >= {"nuclei", "membrane", "livedead", "population"}
     assert "elastic" not in resolve_spec("nuclei", {"elastic": False})

@@ -25,12 +25,14 @@ import numpy as np
 from devolens.errors import DevolensError
 
 SPATIAL = ("hflip", "vflip", "rot90", "affine", "elastic", "grid")
-INTENSITY = ("brightness_contrast", "gamma", "noise", "blur")
+INTENSITY = ("brightness_contrast", "gamma", "noise", "blur", "saturate")
 TRANSFORMS = SPATIAL + INTENSITY
 
 # Magnitudes at strength 1. Units: affine scale/translate are fractions, rotate degrees;
 # elastic alpha/sigma pixels; grid distort fraction; brightness/contrast fraction of range;
-# gamma percent deviation from 100; noise std as a fraction of the [0, 1] range; blur sigma px.
+# gamma percent deviation from 100; noise std as a fraction of the [0, 1] range; blur sigma px; saturate: the
+# highest gain, the image multiplied by 1..gain and clipped (an over-exposed camera or a narrowed display range; in no
+# preset: on through a recipe's overrides, e.g. {saturate: {p: 0.2, gain: 3}}).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "nuclei": {
         "hflip": {"p": 0.5}, "vflip": {"p": 0.5}, "rot90": {"p": 0.5},
@@ -127,6 +129,9 @@ def _build_one(name: str, s: float, cfg: dict[str, Any]):
     if name == "gamma":
         g = float(cfg.get("gamma", 20)) * s
         return A.RandomGamma(gamma_limit=(max(1.0, 100 - g), 100 + g), p=p)
+    if name == "saturate":  # x * (1 + c), c in 0..gain-1, clipped at the top of the range
+        gain = max(1.0, 1.0 + (float(cfg.get("gain", 3.0)) - 1.0) * s)
+        return A.RandomBrightnessContrast(brightness_limit=(0.0, 0.0), contrast_limit=(0.0, gain - 1.0), p=p)
     if name == "noise":
         return A.GaussNoise(std_range=(0.0, min(1.0, float(cfg.get("std", 0.04)) * s)), p=p)
     if name == "blur":
