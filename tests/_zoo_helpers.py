@@ -31,8 +31,8 @@ def make_tiny_zoo(root: Path) -> Path:
             "predictor": f"devolens.predict.segment:{'NucleiPredictor' if task == 'nuclei' else 'MembranePredictor'}",
             "architecture": model.devolens_config, "input": {"scale": 0.5, "multiple": 8, "tile": 256},
             "output": {"head": head},
-            # nuclei: background flattening on, as the shipped card (membrane: off)
-            "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8], **({"flatten": 12.0} if task == "nuclei" else {})},
+            # nuclei: background flattening and hot-pixel removal on, as the shipped card (membrane: off)
+            "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8], **({"flatten": 12.0, "outliers": 0.5} if task == "nuclei" else {})},
             "metrics": {"f1": {"value": 0.5, "how": "none"}}, "headline": ["f1"], "limits": "random weights",
         }
         (folder / "card.json").write_text(json.dumps(card))

@@ -384,6 +384,44 @@ def test_flatten_background_nan_pixels_and_tiny_images():
 def test_prep_key_is_canonical():
     from devolens.predict.postprocess import Prepared, prep_key
 
-    assert prep_key("auto", 1, [1, 99.8]) == ("auto", 1.0, (1.0, 99.8), 0.0)
+    assert prep_key("auto", 1, [1, 99.8]) == ("auto", 1.0, (1.0, 99.8), 0.0, 0.0)
     img = np.zeros((8, 8), np.uint8)
     assert Prepared(img, ("auto", 0.5, (1, 99)) ).key == Prepared(img, ("auto", 0.5, (1.0, 99.0), 0)).key
+
+
+def test_remove_outliers_replaces_hot_pixels_only():
+    from devolens.predict.postprocess import prepare_image, remove_outliers
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(3)
+    # blurred blobs (nuclei) on a noisy background: sharp optics never make a lone bright pixel
+    img = np.zeros((96, 128), np.float32)
+    for y, x in rng.integers(8, 88, size=(12, 2)):
+        img[y, x] = 1.0
+    img = ndi.gaussian_filter(img, 3.0) * 2000 + 100 + rng.normal(0, 5, img.shape).astype(np.float32)
+    clean = img.astype(np.uint16)
+    assert remove_outliers(clean, 0.5) is clean  # nothing to replace: the same array back
+    hot = clean.copy()
+    spots = [(5, 5), (40, 70), (90, 120), (0, 0), (95, 127)]  # borders included
+    for y, x in spots:
+        hot[y, x] = 65000
+    out = remove_outliers(hot, 0.5)
+    assert out.dtype == np.uint16 and out is not hot
+    for y, x in spots:
+        nb = hot[max(0, y - 1):y + 2, max(0, x - 1):x + 2].astype(int)
+        assert out[y, x] < 65000 and out[y, x] <= np.sort(nb.ravel())[-2]
+    changed = out != hot
+    assert changed.sum() == len(spots)  # only the hot pixels
+    assert np.array_equal(hot, clean) is False and np.array_equal(out[~changed], clean[~changed])
+    # a 2x2 bright square is not a single-pixel outlier
+    sq = clean.copy()
+    sq[50:52, 50:52] = 65000
+    assert remove_outliers(sq, 0.5) is sq
+    # float input, NaN tolerated; threshold 0 in prepare_image: off
+    f = hot.astype(np.float64)
+    f[10, 10] = np.nan
+    assert np.isfinite(remove_outliers(f, 0.5)[20:, 20:]).all()
+    a = prepare_image(hot, "auto", 1.0, (1.0, 99.8))
+    b = prepare_image(hot, "auto", 1.0, (1.0, 99.8), outliers=0.5)
+    assert np.array_equal(prepare_image(hot, "auto", 1.0, (1.0, 99.8), outliers=0.0), a)
+    assert b[40, 70] < a[40, 70]

@@ -248,6 +248,31 @@ def test_shipped_nuclei_model_sees_through_a_bright_uneven_backdrop():
     assert f1_on > f1_off + 0.1, (f1_on, f1_off)
 
 
+@pytest.mark.skipif(not shipped("nuclei"), reason="nuclei weights not shipped")
+def test_shipped_nuclei_model_ignores_hot_pixels():
+    """The card's outlier removal: hot camera pixels (lone full-scale pixels, 0.05 %) are replaced
+    before the network sees them, so its input is nearly the clean frame's (the few left sit beside
+    a bright nucleus or another hot pixel)."""
+    from devolens.lineage.simulate import simulate_embryo
+    from devolens.models import load
+    from devolens.render.nuclei import render_nuclei_frame
+
+    table = simulate_embryo(5, n_cells=60)
+    t = int(table.groupby("time").size().index[-1])
+    on, off = load("nuclei"), load("nuclei", outliers=0)
+    assert on.network.outliers > 0 and off.network.outliers == 0  # the card's default, and overridden
+    for seed in (3, 4):
+        frame = render_nuclei_frame(table, t, size=(256, 376), seed=seed, rgb=False)
+        hot = frame.image.copy()
+        rng = np.random.default_rng(seed)
+        hot.reshape(-1)[rng.choice(hot.size, hot.size // 2000, replace=False)] = 255
+        clean = on.network.prepare(frame.image)
+        assert np.array_equal(off.network.prepare(frame.image), clean)  # a clean render: untouched
+        err_on = np.abs(on.network.prepare(hot) - clean).mean()
+        err_off = np.abs(off.network.prepare(hot) - clean).mean()
+        assert err_on < 0.2 * err_off, (err_on, err_off)
+
+
 @pytest.mark.skipif(not shipped("membrane"), reason="membrane weights not shipped in src/devolens/models/zoo/membrane yet")
 def test_shipped_membrane_model_runs():
     from devolens.models import load

@@ -257,7 +257,7 @@ def _flatten(model: str, flatten: Optional[bool]) -> Optional[float]:
 def _preparation(model: str, channel: str, diameter: "float | str | None",
                  flatten: Optional[float] = None) -> Optional[tuple]:
     """How the segmentation predictor of ``model`` will prepare frames, read off its card:
-    ``(channel, scale, percentiles, flatten)`` (its ``network.prep_key``), so that the read-ahead thread
+    ``(channel, scale, percentiles, flatten, outliers)`` (its ``network.prep_key``), so that the read-ahead thread
     prepares them while PyTorch loads. The predictor checks the key and prepares again if it
     differs, so this can only cost time, never change a result. None when not applicable."""
     from devolens.models import zoo
@@ -276,7 +276,7 @@ def _preparation(model: str, channel: str, diameter: "float | str | None",
         return None  # the predictor reports it
     scale = diameter_scale(float(inp.get("scale", 1.0)), reference, diameter)
     return prep_key(channel or pre.get("channel", "auto"), scale, pre.get("percentiles", (1.0, 99.8)),
-                    float(pre.get("flatten", 0.0)) if flatten is None else flatten)
+                    float(pre.get("flatten", 0.0)) if flatten is None else flatten, float(pre.get("outliers", 0.0)))
 
 
 def _diameter(value: Optional[str], model: str) -> "float | str | None":

@@ -106,6 +106,9 @@ class ImageNetwork:
     flatten : float
         Remove the smooth background before the normalisation, with an opening this many
         working-resolution pixels wide (see :func:`flatten_background`); 0: not.
+    outliers : float
+        Replace bright single-pixel outliers (hot pixels) exceeding all their neighbours by more
+        than this fraction of the image's range (see :func:`remove_outliers`); 0: not.
     activation : {"softmax", "sigmoid", "softmax_distance"}
         Turns logits into probabilities (``softmax_distance``: softmax over all channels but
         the last, a distance head's sigmoid on the last).
@@ -135,6 +138,7 @@ class ImageNetwork:
         channel: str = "auto",
         percentiles: Sequence[float] = (1.0, 99.8),
         flatten: float = 0.0,
+        outliers: float = 0.0,
         activation: str = "softmax",
         device: str = "cpu",
         crop: bool = True,
@@ -163,6 +167,9 @@ class ImageNetwork:
         if not (np.isfinite(flatten) and flatten >= 0):
             raise DevolensError(f"flatten must be >= 0 pixels (0: off), got {flatten}")
         self.flatten = float(flatten)
+        if not (np.isfinite(outliers) and outliers >= 0):
+            raise DevolensError(f"outliers must be >= 0 (a fraction of the image's range; 0: off), got {outliers}")
+        self.outliers = float(outliers)
         self.activation = activation
         self.backend = "onnx" if backend == "onnx" or (backend == "auto" and onnxruntime_available()) else "torch"
         self._ort = None
@@ -179,8 +186,8 @@ class ImageNetwork:
     # ------------------------------------------------------------------ preprocessing
     @property
     def prep_key(self) -> tuple:
-        """``(channel, scale, percentiles, flatten)``: how :meth:`prepare` prepares an image."""
-        return prep_key(self.channel, self.scale, self.percentiles, self.flatten)
+        """``(channel, scale, percentiles, flatten, outliers)``: how :meth:`prepare` prepares an image."""
+        return prep_key(self.channel, self.scale, self.percentiles, self.flatten, self.outliers)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """Input image -> normalised single-channel float32 at the working resolution

@@ -157,6 +157,7 @@ class _SegmentationPredictor:
         channel: str = "auto",
         percentiles: Sequence[float] = (1.0, 99.8),
         flatten: float = 0.0,
+        outliers: float = 0.0,
         batch_size: int = 8,
         fast: bool = True,
         backend: str = "torch",
@@ -200,7 +201,8 @@ class _SegmentationPredictor:
         activation = {"three_class": "softmax", "three_class_distance": "softmax_distance"}.get(self.head, "sigmoid")
         self.network = ImageNetwork(
             model, in_channels=in_channels, scale=scale, multiple=multiple, tile=tile, overlap=overlap, batch_size=batch_size,
-            fast=fast, backend=backend, channel=channel, percentiles=percentiles, flatten=flatten, activation=activation,
+            fast=fast, backend=backend, channel=channel, percentiles=percentiles, flatten=flatten, outliers=outliers,
+            activation=activation,
             device=device, crop=crop, tta=tta, precision=precision, int8_params=int8_params,
         )
         self.postprocess_options = dict(postprocess or {})
@@ -234,6 +236,7 @@ class _SegmentationPredictor:
             channel=pre.get("channel", "auto"),
             percentiles=tuple(pre.get("percentiles", (1.0, 99.8))),
             flatten=float(pre.get("flatten", 0.0)),
+            outliers=float(pre.get("outliers", 0.0)),
             postprocess=dict(card.get("postprocess", {})),
             card=card,
             int8_params=card.get("int8", {}).get("activations"),
@@ -484,6 +487,9 @@ class NucleiPredictor(_SegmentationPredictor):
     ``flatten`` (the card's ``preprocessing.flatten``, working pixels; 0: off): the smooth
     background under the nuclei (uneven illumination, a bright or tilted backdrop) is taken
     off before the normalisation (:func:`~devolens.predict.postprocess.flatten_background`).
+    ``outliers`` (the card's ``preprocessing.outliers``, a fraction of the image's range; 0: off):
+    bright single-pixel outliers (hot camera pixels) are replaced by their neighbours first
+    (:func:`~devolens.predict.postprocess.remove_outliers`).
 
     Postprocess options (working-resolution pixels): ``threshold`` (0.5), ``seed_threshold``
     (0.5), ``min_distance`` (3), ``min_size`` (8), ``smooth`` (1.0), ``split_seeds`` (False:

@@ -169,13 +169,13 @@ def _count(arr: np.ndarray, objects: str = "bright") -> int:
 
 def size_key(predictor: "_SegmentationPredictor") -> tuple:
     """The preparation key (:func:`devolens.predict.postprocess.prep_key`) of the size model's input: the
-    predictor's channel and percentiles at the card's scale (whatever the diameter), its background flattened
+    predictor's channel, percentiles and outlier removal at the card's scale (whatever the diameter), its background flattened
     as the size model was fitted (``predictor.size_flatten``, card ``input.diameter.auto.flatten``; 0 for size
     models fitted on unflattened images), whatever the predictor's own ``flatten``."""
     from devolens.predict.postprocess import prep_key
 
     net = predictor.network
-    return prep_key(net.channel, predictor.card_scale, net.percentiles, predictor.size_flatten)
+    return prep_key(net.channel, predictor.card_scale, net.percentiles, predictor.size_flatten, net.outliers)
 
 
 def _prepared(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
@@ -418,7 +418,8 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
         if reader is not None:  # a bright uneven backdrop: (also) read on the flattened image
             from devolens.predict.postprocess import prepare_image
 
-            flat = prepare_image(np.asarray(img), *size_key(predictor)[:3], reader.flatten)
+            channel, scale, percentiles, _, outliers = size_key(predictor)
+            flat = prepare_image(np.asarray(img), channel, scale, percentiles, reader.flatten, outliers)
             w = reader.weight(arr, flat)
             weights.append(w)
             if w > 0:  # the two log magnifications mixed by the weight
