@@ -4,18 +4,21 @@ A user's images differ from the renders in ways the renderer's domain randomisat
 cover: a 16-bit camera with an offset, vignetting or a tilted illumination field, a bright
 uneven background, saturation, another display gamma, hot pixels, defocus, a rotated stage.
 This script applies each such acquisition change to the held-out renders (embryos never
-used in training: ``runs/zoo/render/val_L3``, ``val_sim``) and scores the shipped nuclei
-model on them exactly as on the originals (instance F1 at IoU 0.5, frames with <= 200 cells,
+used in training: ``runs/zoo/render/val_L3``, ``val_sim``; for ``--model membrane``
+``runs/zoo/render/mval_L3``) and scores the shipped model on them exactly as on the originals
+(instance F1 at IoU 0.5 of nuclei, frames with <= 200 cells, or of cells for the membrane model;
 labels unchanged but for the rotation), with the same settings a user gets
 (``--diameter auto``: each frame is one input, its magnification estimated on its own; ``--diameter none``: not).
 
 Usage::
 
-    python benchmarks/eval_robustness.py [--every 2] [--only vignette ramp] [--json out.json] [--no-flatten]
-        [--diameter auto|none]
+    python benchmarks/eval_robustness.py [--model nuclei|membrane] [--every 2] [--only vignette ramp]
+        [--json out.json] [--no-flatten | --flatten PX] [--outliers T] [--diameter auto|none]
 
 ``--no-flatten`` runs the predictor without its background flattening (``flatten=0``; the
-card's ``preprocessing.flatten`` otherwise), for the comparison.
+card's ``preprocessing.flatten`` otherwise), ``--flatten PX`` with a disc PX working pixels wide,
+``--outliers T`` with that hot-pixel threshold (0: off; the card's ``preprocessing.outliers``
+otherwise), for the comparison.
 Prints one Markdown table: F1, precision, recall and count bias per change.
 """
 
@@ -89,17 +92,31 @@ def changes(rng: np.random.Generator) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--val", nargs="+", type=Path,
-                    default=[ROOT / "runs/zoo/render/val_L3", ROOT / "runs/zoo/render/val_sim"])
-    ap.add_argument("--every", type=int, default=2, help="every n-th frame with <= 200 cells (default 2)")
+    ap.add_argument("--model", default="nuclei", choices=["nuclei", "membrane"])
+    ap.add_argument("--val", nargs="+", type=Path, default=None,
+                    help="render folders (default: the held-out val_L3 val_sim; membrane: mval_L3)")
+    ap.add_argument("--every", type=int, default=None,
+                    help="every n-th frame (nuclei: with <= 200 cells; default 2 for nuclei, 1 for membrane)")
     ap.add_argument("--only", nargs="+", default=None, help="only the changes whose name starts with these words")
     ap.add_argument("--no-flatten", action="store_true", help="no background flattening (flatten=0)")
+    ap.add_argument("--flatten", type=float, default=None, help="background flattening disc width (working px)")
+    ap.add_argument("--outliers", type=float, default=None, help="hot-pixel threshold (0: off; default: the card's)")
     ap.add_argument("--diameter", default="auto", choices=["auto", "none"],
                     help="magnification estimated per frame (auto, the CLI's default) or not (none)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--zoo", type=Path, default=None,
-                    help="a nuclei model folder instead of the shipped one (e.g. a copy with another size model)")
+                    help="a model folder instead of the shipped one (e.g. a copy with another size model)")
     args = ap.parse_args()
+    membrane = args.model == "membrane"
+    if args.val is None:
+        args.val = [ROOT / "runs/zoo/render" / n for n in (["mval_L3"] if membrane else ["val_L3", "val_sim"])]
+    if args.every is None:
+        args.every = 1 if membrane else 2
+    options = {}
+    if args.no_flatten or args.flatten is not None:
+        options["flatten"] = 0.0 if args.no_flatten else args.flatten
+    if args.outliers is not None:
+        options["outliers"] = args.outliers
     for d in args.val:
         if not (d / "frames.csv").is_file():
             sys.exit(f"no held-out renders in {d}: make them with `bash scripts/zoo_renders.sh`")
@@ -110,9 +127,9 @@ def main() -> None:
     from devolens.models import zoo
     from devolens.train.metrics import match_instances, prf
 
-    pred = zoo.load(str(args.zoo) if args.zoo else "nuclei", diameter=None if args.diameter == "none" else "auto",
-                    **({"flatten": 0.0} if args.no_flatten else {}))
-    rows = [(v, r) for v, r in _frames(args.val, 200, args.every)]
+    pred = zoo.load(str(args.zoo) if args.zoo else args.model, diameter=None if args.diameter == "none" else "auto",
+                    **options)
+    rows = [(v, r) for v, r in _frames(args.val, None if membrane else 200, args.every)]
     frames = [(read_image(v / r["file"]).astype(np.float32),
                tifffile.imread(v / "labels" / f"{Path(r['file']).stem}_labels.tif")) for v, r in rows]
     table, out = [], {}
@@ -133,9 +150,11 @@ def main() -> None:
                      "count_bias": round(float(np.mean(bias)), 2)}
         table.append(f"| {name} | {s['f1']:.3f} | {s['precision']:.3f} | {s['recall']:.3f} | {np.mean(bias):+.1f} |")
         print(f"{name}: F1 {s['f1']:.3f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    print(f"\nnuclei model, held-out renders ({', '.join(d.name for d in args.val)}), {len(frames)} frames <= 200 "
-          f"cells, --diameter {args.diameter}, flatten {pred.network.flatten:g}\n")
-    print("| acquisition change | F1 @ IoU 0.5 | precision | recall | count bias |\n|---|---|---|---|---|")
+    print(f"\n{args.model} model, renders ({', '.join(d.name for d in args.val)}), {len(frames)} frames"
+          f"{'' if membrane else ' <= 200 cells'}, --diameter {args.diameter}, flatten {pred.network.flatten:g}, "
+          f"outliers {pred.network.outliers:g}\n")
+    print(f"| acquisition change | {'cell' if membrane else 'nucleus'} F1 @ IoU 0.5 | precision | recall | count bias |\n"
+          "|---|---|---|---|---|")
     print("\n".join(table))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

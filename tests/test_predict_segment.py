@@ -273,6 +273,30 @@ def test_shipped_nuclei_model_ignores_hot_pixels():
         assert err_on < 0.2 * err_off, (err_on, err_off)
 
 
+@pytest.mark.skipif(not shipped("membrane"), reason="membrane weights not shipped")
+def test_shipped_membrane_model_sees_through_a_bright_uneven_backdrop():
+    """The membrane card flattens too: the opening (40 working px) removes the thin membranes and keeps the
+    backdrop, which is taken off; without it the dim membranes on the bright side are lost."""
+    from devolens.lineage.simulate import simulate_embryo
+    from devolens.models import load
+    from devolens.render.membranes import render_membrane_frame
+    from devolens.train.metrics import instance_scores
+
+    table = simulate_embryo(11, n_cells=90)
+    t = int(table.groupby("time").size().index[-1])
+    on, off = load("membrane"), load("membrane", flatten=0)
+    assert on.network.flatten > 0 and on.network.outliers > 0  # the card's defaults
+    f1_on, f1_off = [], []
+    for seed in (5, 8):
+        frame = render_membrane_frame(table, t, size=(512, 752), seed=seed)
+        h, w = frame.labels.shape
+        backdrop = np.tile(np.linspace(110, 0, w, dtype=np.float32), (h, 1))
+        dim = np.clip(frame.image.astype(np.float32) * 0.6 + backdrop, 0, 255).astype(np.uint8)
+        f1_on.append(instance_scores(on.predict(dim).labels, frame.labels)["f1"])
+        f1_off.append(instance_scores(off.predict(dim).labels, frame.labels)["f1"])
+    assert np.mean(f1_on) > np.mean(f1_off) + 0.1, (f1_on, f1_off)
+
+
 @pytest.mark.skipif(not shipped("membrane"), reason="membrane weights not shipped in src/devolens/models/zoo/membrane yet")
 def test_shipped_membrane_model_runs():
     from devolens.models import load

@@ -570,8 +570,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "resizing. A note suggests a value when the objects found are far from the sizes the model knows.")),
         flatten: Optional[bool] = typer.Option(None, "--flatten/--no-flatten", help=(
             "Take the smooth background off each frame before segmenting (uneven illumination, vignetting, a "
-            "bright or tilted backdrop): a grey-level opening wider than the objects, like ImageJ's rolling "
-            "ball. Default: the model's own rule (on for nuclei, off for membrane).")),
+            "bright or tilted backdrop): a grey-level opening wider than the objects (membranes: wider than "
+            "the lines), like ImageJ's rolling ball. Default: the model's own rule (on for both shipped models).")),
         device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
     ) -> None:
         from devolens.cli._common import console, progress_bar, streaming_threads
