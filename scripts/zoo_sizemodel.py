@@ -150,6 +150,25 @@ def _with_backdrop(image: np.ndarray, rng) -> np.ndarray:
     return np.clip(out, 0, top).astype(image.dtype)
 
 
+def _with_intensity(image: np.ndarray, rng) -> np.ndarray:
+    """``image`` as another camera or display setting would give it: a gamma (0.4-2.5, log-uniform), a gain
+    that saturates (1.5-4x, clipped), or few photons (4-40 at the brightest pixel, Poisson, scaled to 20-60 %
+    of the range plus an offset), one of the three drawn at random."""
+    top = float(np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else float(image.max() or 1.0)
+    f = image.astype(np.float32) / top
+    kind = int(rng.integers(3))
+    if kind == 0:
+        f = f ** float(np.exp(rng.uniform(np.log(0.4), np.log(2.5))))
+    elif kind == 1:
+        f = f * float(rng.uniform(1.5, 4.0))
+    else:
+        photons = float(np.exp(rng.uniform(np.log(4.0), np.log(40.0))))
+        f = rng.poisson(np.clip(f, 0, None) * photons).astype(np.float32) / photons * float(rng.uniform(0.2, 0.6))
+        f += float(rng.uniform(0.0, 0.08))
+    out = np.clip(f, 0.0, 1.0) * top
+    return (np.rint(out) if np.issubdtype(image.dtype, np.integer) else out).astype(image.dtype)
+
+
 def _well_one(job):
     """One cell-culture sample: a simulated well's Hoechst channel, zoomed; its magnification is
     the one at which its nuclei would have the model's reference size (``diameter = reference * m / M0``)."""
@@ -192,11 +211,17 @@ def render(args) -> None:
             out = list(ex.map(_render_one, jobs, chunksize=4))
         names = [str(t["embryo"].iloc[0]) if "embryo" in t.columns else f"e{i}" for i, t in enumerate(tables)]
     flatten = float(args.flatten)
+    perturbed = [False] * len(out)
+    if args.intensity > 0:  # extra copies under another camera/display setting (same magnification and group)
+        prng = np.random.default_rng(args.seed + 7919)
+        extra = [(_with_intensity(o[0], prng),) + tuple(o[1:]) for o in out if prng.random() < args.intensity]
+        out, perturbed = out + extra, perturbed + [True] * len(extra)
     feats, objects = _featurize([o[0] for o in out], args.kind, flatten)
     mags, emb, cells = [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, feats=feats, m=np.array(mags), embryo=np.array(emb), cells=np.array(cells),
-             names=np.array(names), objects=objects, kind=np.array(args.kind), flatten=np.array(flatten))
+             names=np.array(names), objects=objects, kind=np.array(args.kind), flatten=np.array(flatten),
+             perturbed=np.array(perturbed), intensity=np.array(float(args.intensity)))
     print(f"{len(out)} samples -> {args.out}")
 
 
@@ -217,11 +242,16 @@ def _featurize(images, kind="nuclei", flatten=0.0):
     return np.stack(feats), np.array(objects)
 
 
-def _load(files):
+def _load(files, clean_only: bool = False):
+    """Features, log magnifications and groups of the npz files; ``clean_only``: without the copies
+    ``render --intensity`` added."""
     parts = [np.load(f) for f in files]
     X = np.concatenate([p["feats"] for p in parts])
     y = np.log(np.concatenate([p["m"] for p in parts]))
     g = np.concatenate([p["embryo"] for p in parts])
+    if clean_only:
+        keep = np.concatenate([~p["perturbed"] if "perturbed" in p else np.ones(len(p["m"]), bool) for p in parts])
+        X, y, g = X[keep], y[keep], g[keep]
     return X, y, g
 
 
@@ -261,7 +291,7 @@ class _Gated:
 
 def fit(args) -> None:
     """Two ridge heads and a gate; alpha by leave-one-embryo-out error (wells: 5 folds)."""
-    X, y, g = _load(args.train)
+    X, y, g = _load(args.train, args.clean_only)
     widths = {float(np.load(f).get("flatten", 0.0)) for f in list(args.train) + list(args.heldout or [])}
     if len(widths) != 1:
         raise SystemExit(f"the npz files were featurized with different --flatten widths: {sorted(widths)}")
@@ -308,6 +338,9 @@ def fit(args) -> None:
                 "membrane slices (random pose and slice, magnification 0.2-4, appearance drawn per image)")
         heads = ("two ridge regressions (alpha %g; embryos, cultured cells) weighed by a logistic gate" % alpha
                  if (~emb).any() else "a ridge regression (alpha %g)" % alpha)
+        # a refit keeps the backdrop reader (a model of its own); the held-out F1 figures are re-measured after it
+        # (card-metrics)
+        backdrop = (card["input"]["diameter"].get("auto") or {}).get("backdrop")
         card["input"]["diameter"]["auto"] = {
             "file": "size_model.safetensors",
             "keep": keep,
@@ -324,9 +357,13 @@ def fit(args) -> None:
                        {"train": "the training zooms", "q90": "the training zooms widened by the "
                         "90th percentile of the error", "none": "none: every image"}[args.keep],
                        "python scripts/zoo_sizemodel.py fit " + " ".join(args.train) + f" --keep {args.keep}"
-                       + (" (render step: --flatten %g)" % flatten))),
+                       + (" --clean-only" if args.clean_only else "")
+                       + (" (render step: --flatten %g%s)" % (flatten, "".join(
+                           sorted({" --intensity %g" % float(np.load(f)["intensity"]) for f in args.train
+                                   if float(np.load(f).get("intensity", 0.0)) > 0})))))),
             "error_loeo": loeo,
             **({"error_heldout": report["heldout"]} if report.get("heldout") else {}),
+            **({"backdrop": backdrop} if backdrop else {}),
         }
         card_path.write_text(json.dumps(card, indent=2) + "\n")
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -425,12 +462,16 @@ def main(argv=None) -> int:
                    help="nuclei: this fraction of the embryo samples drawn on a smooth, uneven bright backdrop "
                         "(random low-frequency field and tilt, 5-50 %% of the bright level), so the size model learns "
                         "to read past out-of-focus haze")
+    r.add_argument("--intensity", type=float, default=0.0,
+                   help="add, for this fraction of the samples, a copy under another gamma, a saturating gain or "
+                        "few photons (marked 'perturbed' in the npz; fit --clean-only leaves them out)")
     r.add_argument("--flatten", type=float, default=0.0,
                    help="background flattening of the size model's input: a disc this many working px wide (default 0: "
                         "none, as the shipped size models; the nuclei network's own input uses 60)")
     f = sub.add_parser("fit")
     f.add_argument("train", nargs="+", help="npz files of the render step (training side)")
     f.add_argument("--heldout", nargs="*", help="npz files of held-out samples (figures only)")
+    f.add_argument("--clean-only", action="store_true", help="leave out the copies of render --intensity")
     f.add_argument("--to", help="zoo folder: write size_model.safetensors and the card's input.diameter.auto")
     f.add_argument("--keep", choices=("train", "q90", "none"), default="train",
                    help="estimates left as they are: inside the network's training zooms (train), those widened by "
