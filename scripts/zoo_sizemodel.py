@@ -29,7 +29,9 @@ Variants (thirteenth session, measured and not shipped; benchmarks/RESULTS.md, n
 featurizes images background-flattened with a disc W working px wide (default 0: not flattened, as
 shipped), which ``fit`` writes into the card
 (``input.diameter.auto.flatten``) for the predictors to read images the same way; ``render --backdrop P``
-draws a fraction P of the embryo samples on a smooth uneven bright backdrop.
+draws a fraction P of the embryo samples on a smooth uneven bright backdrop. Fifteenth session: ``render --intensity P``
+adds, for a fraction P of the samples, a copy under another gamma, a saturating gain or few photons (``perturbed`` in
+the npz; ``fit --clean-only`` leaves the copies out): measured, not shipped.
 
 The nuclei model's second size model, for images on a bright uneven backdrop (fourteenth session, shipped:
 card ``input.diameter.auto.backdrop``, :class:`devolens.predict.sizing.BackdropReader`): the five render commands
