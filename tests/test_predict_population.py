@@ -156,6 +156,26 @@ def test_regressor_predictor_on_any_input():
     assert np.allclose(df[list(LETTERS)].sum(axis=1), df["total"])
 
 
+def test_regressor_reads_portrait_frames_turned_to_its_landscape_input():
+    """A portrait frame (a camera or stage turned a quarter) reaches the whole-frame regressor turned to
+    landscape, as its training frames were, not squeezed: the same input as the landscape frame turned
+    half a turn. Landscape and square frames are left as they are."""
+    from devolens.models.architectures import build_regressor
+    from devolens.predict.population import fit_frame
+
+    rng = np.random.default_rng(0)
+    land = rng.integers(0, 255, (64, 96)).astype(np.uint8)
+    assert fit_frame(land, (32, 48)) is land
+    assert np.array_equal(fit_frame(np.rot90(land), (32, 48)), np.rot90(land, 2))
+    square = land[:, :64]
+    assert fit_frame(square, (32, 48)) is square
+    torch.manual_seed(0)
+    pred = PopulationPredictor("regressor", network=build_regressor(1, 8, width=8).eval(), input_size=(32, 48))
+    portrait = pred._regressor_input(np.rot90(land))
+    assert portrait.shape == (32, 48)
+    np.testing.assert_allclose(portrait, np.rot90(pred._regressor_input(land), 2), atol=1e-5)
+
+
 def test_smooth_never_decreases_on_noisy_curve():
     rng = np.random.default_rng(0)
     base = np.linspace(4, 200, 40)

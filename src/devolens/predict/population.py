@@ -474,11 +474,12 @@ class PopulationPredictor:
                 yield row
 
     def _regressor_input(self, image: np.ndarray) -> np.ndarray:
-        """A frame as the regressor saw its training frames: one channel, resized, normalised."""
+        """A frame as the regressor saw its training frames: one channel, in the orientation of its input
+        (:func:`fit_frame`), resized, normalised."""
         from devolens.predict.postprocess import normalize_percentile, resize_image, to_single_channel
 
-        grey = resize_image(to_single_channel(np.asarray(image), self.channel), self.input_size)
-        return normalize_percentile(grey, *self.percentiles)
+        grey = fit_frame(to_single_channel(np.asarray(image), self.channel), self.input_size)
+        return normalize_percentile(resize_image(grey, self.input_size), *self.percentiles)
 
     def _regress(self, batch: np.ndarray) -> np.ndarray:
         """(N, H, W) prepared frames -> (N, K) non-negative regressor outputs."""
@@ -529,6 +530,19 @@ class PopulationPredictor:
     def smooth(df: pd.DataFrame) -> pd.DataFrame:
         """Monotone smoothing of a per-frame count table (see :func:`smooth_populations`)."""
         return smooth_populations(df)
+
+
+def fit_frame(grey: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """``grey`` (HxW) turned a quarter when its orientation (portrait or landscape) is not that of ``shape``
+    (H, W): a count does not depend on the orientation (the training frames show embryos at every angle), but
+    resizing a portrait frame to a landscape input squeezes the embryo. A square frame, or one of the right
+    orientation, comes back unchanged (then resized as it is: a square camera field is stretched, as before;
+    letterboxing it instead measured worse, benchmarks/RESULTS.md)."""
+    grey = np.asarray(grey)
+    h, w = grey.shape[:2]
+    if h != w and shape[0] != shape[1] and (h > w) != (shape[0] > shape[1]):
+        return np.ascontiguousarray(np.rot90(grey))
+    return grey
 
 
 def _resized(image: np.ndarray, factor: float) -> np.ndarray:
