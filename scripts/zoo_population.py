@@ -59,7 +59,7 @@ def composition(data: Path) -> np.ndarray:
 
 def population_nuclei(zoo_dir: Path | None):
     """The nuclei predictor as ``devolens population`` runs it: the population card's
-    ``nuclei_precision`` and ``nuclei_postprocess`` over the nuclei card (the calibration must be
+    ``nuclei_precision``, ``nuclei_postprocess`` and ``nuclei_flatten`` over the nuclei card (the calibration must be
     fitted on the counts the shipped model will see). The population card is ``zoo_dir``'s when it
     has one, else the package's; the nuclei model is ``zoo_dir``'s."""
     from devolens.models import zoo
@@ -70,8 +70,10 @@ def population_nuclei(zoo_dir: Path | None):
             pop = json.loads((zoo_dir / "population" / "card.json").read_text())
         zoo.ZOO_DIR = zoo_dir
         zoo.card.cache_clear()
+    # frames prepared as `devolens population` prepares them: the population card's nuclei_flatten (0: no background
+    # flattening, whatever the nuclei card says; PopulationPredictor.from_zoo)
     return zoo.load(pop.get("nuclei_model", "nuclei"), batch_size=4, precision=pop.get("nuclei_precision", "auto"),
-                    postprocess=pop.get("nuclei_postprocess") or None)
+                    postprocess=pop.get("nuclei_postprocess") or None, flatten=float(pop.get("nuclei_flatten", 0.0)))
 
 
 def calibration(zoo_dir: Path | None, renders: list[Path], every: int, method: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray | None, pd.DataFrame, dict]:
