@@ -159,7 +159,7 @@ def test_regressor_predictor_on_any_input():
 def test_regressor_reads_portrait_frames_turned_to_its_landscape_input():
     """A portrait frame (a camera or stage turned a quarter) reaches the whole-frame regressor turned to
     landscape, as its training frames were, not squeezed: the same input as the landscape frame turned
-    half a turn. Landscape and square frames are left as they are."""
+    half a turn. A landscape frame of the input's aspect ratio is left as it is."""
     from devolens.models.architectures import build_regressor
     from devolens.predict.population import fit_frame
 
@@ -167,8 +167,12 @@ def test_regressor_reads_portrait_frames_turned_to_its_landscape_input():
     land = rng.integers(0, 255, (64, 96)).astype(np.uint8)
     assert fit_frame(land, (32, 48)) is land
     assert np.array_equal(fit_frame(np.rot90(land), (32, 48)), np.rot90(land, 2))
-    square = land[:, :64]
-    assert fit_frame(square, (32, 48)) is square
+    # another aspect ratio (a square camera field): the widest 3:2 window around the bright embryo, not stretched
+    square = np.zeros((90, 90), np.float32)
+    square[60:80, 20:50] = 200.0  # the embryo, low in the field
+    crop = fit_frame(square, (32, 48))
+    assert crop.shape == (60, 90) and crop.sum() == square.sum()
+    assert fit_frame(square.T, (32, 48)).shape == (60, 90)
     torch.manual_seed(0)
     pred = PopulationPredictor("regressor", network=build_regressor(1, 8, width=8).eval(), input_size=(32, 48))
     portrait = pred._regressor_input(np.rot90(land))

@@ -474,8 +474,8 @@ class PopulationPredictor:
                 yield row
 
     def _regressor_input(self, image: np.ndarray) -> np.ndarray:
-        """A frame as the regressor saw its training frames: one channel, in the orientation of its input
-        (:func:`fit_frame`), resized, normalised."""
+        """A frame as the regressor saw its training frames: one channel, in the orientation and aspect ratio
+        of its input (:func:`fit_frame`), resized, normalised."""
         from devolens.predict.postprocess import normalize_percentile, resize_image, to_single_channel
 
         grey = fit_frame(to_single_channel(np.asarray(image), self.channel), self.input_size)
@@ -533,16 +533,37 @@ class PopulationPredictor:
 
 
 def fit_frame(grey: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """``grey`` (HxW) turned a quarter when its orientation (portrait or landscape) is not that of ``shape``
-    (H, W): a count does not depend on the orientation (the training frames show embryos at every angle), but
-    resizing a portrait frame to a landscape input squeezes the embryo. A square frame, or one of the right
-    orientation, comes back unchanged (then resized as it is: a square camera field is stretched, as before;
-    letterboxing it instead measured worse, benchmarks/RESULTS.md)."""
+    """``grey`` (HxW) in the orientation and aspect ratio of ``shape`` (H, W), at its own pixel scale, so that
+    resizing it to ``shape`` neither squeezes nor shrinks the embryo.
+
+    A frame whose orientation (portrait or landscape) is not that of ``shape`` is turned a quarter (a count does
+    not depend on the orientation; the training frames show embryos at every angle). A frame of another aspect
+    ratio (a square or 4:3 camera field) is cropped to the largest window of ``shape``'s aspect ratio, centred on
+    its brightest tenth of pixels (the embryo), instead of being stretched (which squeezes the embryo) or padded
+    (which shrinks it below the regressor's training zooms); benchmarks/RESULTS.md has the three measured. A frame
+    within 5 % of the aspect ratio (752x512 for 128x192: the training frames) is left as it is."""
     grey = np.asarray(grey)
     h, w = grey.shape[:2]
     if h != w and shape[0] != shape[1] and (h > w) != (shape[0] > shape[1]):
-        return np.ascontiguousarray(np.rot90(grey))
-    return grey
+        grey = np.ascontiguousarray(np.rot90(grey))
+        h, w = w, h
+    aspect = shape[1] / shape[0]
+    if abs(w / h - aspect) <= 0.05 * aspect:
+        return grey
+    sample = np.asarray(grey[::4, ::4], dtype=np.float32)
+    finite = np.isfinite(sample)
+    cy, cx = h / 2, w / 2
+    if finite.any():
+        ys, xs = np.nonzero(finite & (sample > np.percentile(sample[finite], 90)))
+        if len(ys):
+            cy, cx = 4 * ys.mean() + 1.5, 4 * xs.mean() + 1.5
+    if w / h < aspect:  # too tall: keep the full width, crop rows
+        ch = max(1, min(h, round(w / aspect)))
+        y0 = int(np.clip(round(cy - ch / 2), 0, h - ch))
+        return grey[y0:y0 + ch]
+    cw = max(1, min(w, round(h * aspect)))
+    x0 = int(np.clip(round(cx - cw / 2), 0, w - cw))
+    return grey[:, x0:x0 + cw]
 
 
 def _resized(image: np.ndarray, factor: float) -> np.ndarray:
