@@ -238,6 +238,24 @@ def test_population_plot_by_default(tiny_zoo, tmp_path):
     assert (tmp_path / "b.csv").exists() and not (tmp_path / "b.png").exists()
 
 
+def test_population_plot_never_overwrites_the_input(tiny_zoo, tmp_path, capsys):
+    """`population frame.png --out frame.csv`: the plot's usual name is the input itself; it goes to
+    frame_plot.png and the image is left as it was. The same for a CSV written into the input folder."""
+    from devolens.io.images import read_image, write_png
+
+    img = tmp_path / "frame.png"
+    pixels = (np.random.default_rng(0).random((40, 60)) * 255).astype(np.uint8)
+    write_png(pixels, img)
+    assert main(["population", str(img), "--out", str(tmp_path / "frame.csv")]) == 0
+    assert np.array_equal(read_image(img), pixels)
+    assert (tmp_path / "frame_plot.png").stat().st_size > 0 and "frame_plot.png" in capsys.readouterr().err.replace("\n", "")
+    src = _folder(tmp_path / "frames", n=2)
+    first = sorted(src.iterdir())[0]
+    before = first.read_bytes()
+    assert main(["population", str(src), "--out", str(src / f"{first.stem}.csv")]) == 0
+    assert first.read_bytes() == before and (src / f"{first.stem}_plot.png").exists()
+
+
 def test_population_needs_csv_out(tiny_zoo, tmp_path):
     src = _folder(tmp_path / "frames", n=1)
     assert main(["population", str(src), "--out", str(tmp_path / "pops.txt")]) == 2

@@ -310,6 +310,16 @@ def test_cli_bad_file_exits_2_and_writes_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_cli_never_overwrites_the_input_table(tmp_path, capsys):
+    """`identify t.csv --out t.csv` would replace the user's table with the predictions: refused, the
+    table untouched."""
+    src = tmp_path / "toy.csv"
+    toy_embryo(times=2).to_csv(src, index=False)
+    before = src.read_bytes()
+    assert _cli(["identify", str(src), "--out", str(src)]) == 2
+    assert src.read_bytes() == before and "overwrite the input" in capsys.readouterr().err
+
+
 def test_cli_unknown_model_exits_2(tmp_path):
     src = tmp_path / "toy.csv"
     toy_embryo(times=2).to_csv(src, index=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 from typing import Callable, Iterator
 
 from rich.console import Console
@@ -18,6 +19,20 @@ PRECISION_HELP = ("Network arithmetic on CPU: auto (int8 where the model card ha
                   "oneDNN engine and the CPU has VNNI/AMX; else bf16), int8, bf16 or fp32. The model card gives "
                   "the accuracy of each.")
 FAST_HELP = "Fast CPU arithmetic (int8 or bf16, see --precision); --no-fast: fp32."
+
+
+def check_out(path: Path, source: Path) -> None:
+    """Refuse an output file that would overwrite the input ``source`` or is a folder, before any work
+    (``devolens identify t.csv --out t.csv`` would replace the user's table)."""
+    from devolens.errors import DevolensError
+
+    if path.exists() and path.is_dir():
+        raise DevolensError("output path is a folder", path=path)
+    try:
+        if path.exists() and source.exists() and path.resolve() == source.resolve():
+            raise DevolensError("output would overwrite the input; choose another file", path=path)
+    except OSError:
+        pass
 
 
 @contextlib.contextmanager

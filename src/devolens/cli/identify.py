@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         """Predict each nucleus's founder (AB, MS, E, C, D, P, Z, EMS) and depth-1 name (ABa, MSp, ...)."""
         import torch
 
-        from devolens.cli._common import console, progress_bar
+        from devolens.cli._common import check_out, console, progress_bar
         from devolens.errors import DevolensError
         from devolens.io.atomic import write_csv
         from devolens.io.tables import read_positions
@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
             raise DevolensError(f"--zscale must be > 0, got {zscale}")
         if tta is not None and tta < 1:
             raise DevolensError(f"--tta must be >= 1, got {tta}")
+        check_out(out, table)
         df = read_positions(table)
         if len(df) == 0:
             raise DevolensError("the table has no nuclei", path=table)

@@ -13,6 +13,7 @@ from typing import Iterator
 
 import typer
 
+from devolens.cli._common import check_out as _check_out
 from devolens.errors import DevolensError
 
 TABLE_HELP = (
@@ -39,17 +40,6 @@ def _about(table: Path) -> Iterator[None]:
         if exc.path is None:
             raise DevolensError(str(exc), path=table) from None
         raise
-
-
-def _check_out(path: Path, table: Path) -> None:
-    """Refuse an output that would overwrite the input or is a folder (before any work)."""
-    if path.exists() and path.is_dir():
-        raise DevolensError("output path is a folder", path=path)
-    try:
-        if path.exists() and table.exists() and path.resolve() == table.resolve():
-            raise DevolensError("output would overwrite the input table", path=path)
-    except OSError:
-        pass
 
 
 def _write(fn, path: Path, *args) -> None:

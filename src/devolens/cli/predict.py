@@ -604,6 +604,18 @@ segment_membrane_command = _segment_command("membrane", "membrane", "cells", "sl
 
 
 # ---------------------------------------------------------------------------- population
+def plot_path(out: Path, input_path: Path) -> Path:
+    """Where ``population`` writes its plot: beside the CSV, same name, ``.png``; ``<name>_plot.png`` when that
+    would be the input itself (``devolens population frame.png --out frame.csv``) or a file in the input
+    folder (it would overwrite a frame, or be read as one next time)."""
+    png = out.with_suffix(".png")
+    src = input_path.resolve()
+    target = png.resolve()
+    if target == src or (input_path.is_dir() and target.parent == src):
+        return out.with_name(f"{out.stem}_plot.png")
+    return png
+
+
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    clock: bool = False, plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
                    precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
@@ -670,7 +682,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
 
         pdf = df.copy()
         pdf.insert(0, "time", np.arange(len(pdf)) if not source.is_video else pdf["frame"].astype(int))
-        plot_populations(pdf.drop(columns=["frame"]), out.with_suffix(".png"),
+        plot_populations(pdf.drop(columns=["frame"]), plot_path(out, input_path),
                          title=f"{input_path.name}: predicted populations"
                          + (" (monotone)" if monotone else " (developmental clock)" if clock else ""))
     if curation is not None:  # --skip-flagged auto: the report made here, beside the CSV
@@ -735,7 +747,9 @@ def population_command(
         "of the per-frame estimates), and read each frame's counts off the fitted curve. "
         "Assumes frames in time order at a steady interval and wild-type development (not for mutants or "
         "arrested embryos); needs at least 6 frames.")),
-    plot: bool = typer.Option(True, "--plot/--no-plot", help="Also write a plot of the curves beside the CSV (same name, .png)."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help=(
+        "Also write a plot of the curves beside the CSV (same name, .png; NAME_plot.png where that would "
+        "overwrite the input or a frame of the input folder).")),
     skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
     model: str = typer.Option("population", "--model", help="Zoo model to use (see `devolens models`)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
@@ -767,7 +781,7 @@ def population_command(
                             channel=channel, pages=pages, diameter=diameter, color=color, device=device,
                             progress=cb)
     console.print(f"{len(df)} frames{_skipped_note(df.attrs['skipped'], df.attrs['curation'])} -> {out}"
-                  + (f" (+ {out.with_suffix('.png')})" if plot else ""))
+                  + (f" (+ {plot_path(out, input_path)})" if plot else ""))
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)
