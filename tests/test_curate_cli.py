@@ -97,6 +97,19 @@ def test_bad_input_exits_2_without_output(tmp_path, capsys, make):
     assert not list(tmp_path.glob(".report.tmp-*"))
 
 
+def test_report_must_be_a_csv_and_never_replaces_a_frame(tmp_path, capsys):
+    """`curate frames FOLDER --out FOLDER/t001.png` wrote the CSV report over a frame of the input: refused."""
+    import imageio.v3 as iio
+
+    src = tmp_path / "pngs"
+    src.mkdir()
+    for i in range(3):
+        iio.imwrite(src / f"t00{i + 1}.png", np.full((32, 32), 40 * i, np.uint8))
+    before = (src / "t001.png").read_bytes()
+    assert main(["curate", "frames", str(src), "--out", str(src / "t001.png")]) == 2
+    assert (src / "t001.png").read_bytes() == before and ".csv" in capsys.readouterr().err
+
+
 def test_help_lists_kinds(capsys):
     assert main(["curate", "frames", "--help"]) == 0
     text = capsys.readouterr().out

@@ -24,7 +24,7 @@ def frames(
         "output folder with frames/ works too) or TIFF stack (timelapse, z-stack, hyperstack). Frames are "
         "streamed, never all loaded."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Report CSV to write (one row per frame; written atomically)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report CSV to write (.csv; one row per frame; written atomically)."),
     stack_z: str = typer.Option("project", "--stack-z", help=(
         "TIFF stacks with a Z axis: 'project' (one maximum projection per time point) or 'slices'.")),
     channel: Optional[int] = typer.Option(None, "--channel", help=(
@@ -44,6 +44,8 @@ def frames(
         raise DevolensError("output path is a folder", path=out)
     if out.resolve() == Path(path).resolve():
         raise DevolensError("output would overwrite the input", path=out)
+    if out.suffix.lower() != ".csv":  # e.g. --out frame.png inside the input folder would replace a frame
+        raise DevolensError("--out must be a .csv file (the report)", path=out)
     with progress_bar("curate") as callback:
         report = curate_path(path, progress=callback, stack_z=stack_z, channel=channel, pages=pages)
     try:
