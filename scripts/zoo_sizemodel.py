@@ -133,6 +133,11 @@ def _render_one(job):
     return image, m, ei, int(fr.counts["total"])
 
 
+def _top(image: np.ndarray) -> float:
+    """The top of ``image``'s range: its dtype's maximum for integers, its own maximum (or 1) for floats."""
+    return float(np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else float(image.max() or 1.0)
+
+
 def _with_backdrop(image: np.ndarray, rng) -> np.ndarray:
     """``image`` on a smooth, uneven bright backdrop (out-of-focus haze, autofluorescent medium): a random
     low-frequency field (a coarse random grid, upsampled, plus a random tilt) scaled to 5-50 % of the image's
@@ -145,7 +150,7 @@ def _with_backdrop(image: np.ndarray, rng) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / max(h, w)
     field += rng.uniform(-1.5, 1.5) * xx + rng.uniform(-1.5, 1.5) * yy
     field = (field - field.min()) / max(float(np.ptp(field)), 1e-6)
-    top = float(np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else float(image.max() or 1.0)
+    top = _top(image)
     bright = float(np.percentile(image, 99.9)) or top
     f = field * rng.uniform(0.05, 0.5) * bright
     out = image.astype(np.float32) * rng.uniform(0.6, 1.0) + (f[..., None] if image.ndim == 3 else f)
@@ -156,7 +161,7 @@ def _with_intensity(image: np.ndarray, rng) -> np.ndarray:
     """``image`` as another camera or display setting would give it: a gamma (0.4-2.5, log-uniform), a gain
     that saturates (1.5-4x, clipped), or few photons (4-40 at the brightest pixel, Poisson, scaled to 20-60 %
     of the range plus an offset), one of the three drawn at random."""
-    top = float(np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else float(image.max() or 1.0)
+    top = _top(image)
     f = image.astype(np.float32) / top
     kind = int(rng.integers(3))
     if kind == 0:

@@ -19,6 +19,10 @@ PRECISION_HELP = ("Network arithmetic on CPU: auto (int8 where the model card ha
                   "oneDNN engine and the CPU has VNNI/AMX; else bf16), int8, bf16 or fp32. The model card gives "
                   "the accuracy of each.")
 FAST_HELP = "Fast CPU arithmetic (int8 or bf16, see --precision); --no-fast: fp32."
+#: help of the --pages option (segment, population, curate frames)
+PAGES_HELP = ("Plain multi-page TIFFs (pages without axis labels, as many acquisition programs save them): read the "
+              "pages as time points (time, the default) or as the z planes of one stack (z: then --stack-z applies). "
+              "Axes that the file labels itself (ImageJ hyperstacks, OME-TIFF) are always kept.")
 
 
 def check_out(path: Path, source: Path) -> None:

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from devolens.cli._common import PAGES_HELP
+
 _FRAMES_HELP = (
     "Score every frame of a timelapse and flag the corrupt ones.\n\n"
     "Kinds: black (no signal), dark (far dimmer than the neighbouring frames), red_line (a thin red "
@@ -29,21 +31,16 @@ def frames(
         "TIFF stacks with a Z axis: 'project' (one maximum projection per time point) or 'slices'.")),
     channel: Optional[int] = typer.Option(None, "--channel", help=(
         "TIFF stacks with a C axis: the channel to score (0-based); required when there are several.")),
-    pages: str = typer.Option("time", "--pages", metavar="time|z", help=(
-        "Plain multi-page TIFFs (pages without axis labels): read the pages as time points (time) or as the z "
-        "planes of one stack (z). Axes the file labels itself are always kept.")),
+    pages: str = typer.Option("time", "--pages", metavar="time|z", help=PAGES_HELP),
 ) -> None:
+    from devolens.cli._common import check_out, progress_bar
     from devolens.cli._common import out as stdout
-    from devolens.cli._common import progress_bar
     from devolens.curate.frames import KINDS, curate_path, summarize
     from devolens.errors import DevolensError
     from devolens.io.atomic import write_csv
 
     out = Path(out)
-    if out.exists() and out.is_dir():
-        raise DevolensError("output path is a folder", path=out)
-    if out.resolve() == Path(path).resolve():
-        raise DevolensError("output would overwrite the input", path=out)
+    check_out(out, Path(path))
     if out.suffix.lower() != ".csv":  # e.g. --out frame.png inside the input folder would replace a frame
         raise DevolensError("--out must be a .csv file (the report)", path=out)
     with progress_bar("curate") as callback:

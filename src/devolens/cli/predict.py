@@ -17,7 +17,7 @@ from typing import Iterator, Optional
 import numpy as np
 import typer
 
-from devolens.cli._common import FAST_HELP, PRECISION_HELP
+from devolens.cli._common import FAST_HELP, PAGES_HELP, PRECISION_HELP
 from devolens.errors import DevolensError
 
 from devolens.io.atomic import StagedDir
@@ -407,9 +407,8 @@ def run_segmentation(
     """
     from devolens.io.atomic import write_columns_csv
     from devolens.io.images import write_label_tif, write_png
-    from devolens.predict.postprocess import Prepared
-
     from devolens.io.stacks import check_pages
+    from devolens.predict.postprocess import Prepared
 
     check_pages(pages)
     color = _color(color)
@@ -523,9 +522,6 @@ _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output f
 _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity projection per time point (what the "
                  "nuclei and population models expect), 'slices' = every plane is a frame (membrane slices).")
 _CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); required when there are several."
-_PAGES_HELP = ("Plain multi-page TIFFs (pages without axis labels, as many acquisition programs save them): read the "
-               "pages as time points (time, the default) or as the z planes of one stack (z: then --stack-z applies). "
-               "Axes that the file labels itself (ImageJ hyperstacks, OME-TIFF) are always kept.")
 _COLOR_HELP = ("Colour images and videos: the channel that holds the nuclei (or membranes): auto (the dominant "
                "channel, e.g. green for histone-GFP, red for H2B-mCherry, blue for DAPI; the mean of R, G, B when "
                "none dominates; the shipped models' rule), green, red, blue, mean or max (the rule of models of "
@@ -556,7 +552,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "2-4x slower, slightly smoother masks.")),
         stack_z: str = typer.Option(default_z, "--stack-z", help=_STACK_Z_HELP),
         channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
-        pages: str = typer.Option("time", "--pages", metavar="time|z", help=_PAGES_HELP),
+        pages: str = typer.Option("time", "--pages", metavar="time|z", help=PAGES_HELP),
         color: Optional[str] = typer.Option(None, "--color", help=_COLOR_HELP),
         diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|each|none", help=(
             "Typical object diameter in the input, pixels, for images at another magnification than the "
@@ -758,7 +754,7 @@ def population_command(
     backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
     stack_z: str = typer.Option("project", "--stack-z", help=_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
-    pages: str = typer.Option("time", "--pages", metavar="time|z", help=_PAGES_HELP),
+    pages: str = typer.Option("time", "--pages", metavar="time|z", help=PAGES_HELP),
     color: Optional[str] = typer.Option(None, "--color", help=_COLOR_HELP),
     diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|none", help=(
         "Typical nucleus diameter in the input, pixels, for movies at another magnification than the training "

@@ -177,6 +177,15 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
+def folder_files(path: Path) -> list[Path]:
+    """The members of a folder read as frames (:func:`_image_files`), or those of its ``frames/``
+    subfolder when it has none itself (a render output folder)."""
+    files = _image_files(path)
+    if not files and (path / "frames").is_dir():
+        files = _image_files(path / "frames")
+    return files
+
+
 def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int | None = None,
                      pages: str = "time", decode_threads: int | None = None,
                      count: bool = True) -> tuple[Iterator[np.ndarray], list[str] | None, int]:
@@ -221,11 +230,7 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     if not path.exists():
         raise DevolensError("no such file or folder", path=path)
     if path.is_dir():
-        folder = path
-        files = _image_files(folder)
-        if not files and (folder / "frames").is_dir():
-            folder = folder / "frames"
-            files = _image_files(folder)
+        files = folder_files(path)
         if not files:
             raise DevolensError(f"no image files ({', '.join(FOLDER_SUFFIXES)}) in this folder", path=path)
         # a folder of TIFF stacks (one z-stack per time point, as many microscopes write them):

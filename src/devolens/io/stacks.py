@@ -286,29 +286,30 @@ def unlabelled_pages_note(path: str | Path, pages: str = "time") -> str | None:
     if pages != "time":
         return None
     if path.is_dir():
-        from devolens.io.frames import _image_files
+        from devolens.io.frames import folder_files
 
-        files = _image_files(path)
-        if not files and (path / "frames").is_dir():
-            files = _image_files(path / "frames")
-        for p in files:
+        for p in folder_files(path):
             if p.suffix.lower() in (".tif", ".tiff"):
                 try:
-                    if stack_info(p).is_stack:
-                        note = unlabelled_pages_note(p)
-                        return None if note is None else note.replace(
-                            f"of {p.name} ", f"of {p.name} (and any other TIFF in the folder like it) ", 1)
+                    info = stack_info(p)
                 except DevolensError:
                     continue
+                if info.is_stack:
+                    return _pages_note(info, p.name + " (and any other TIFF in the folder like it)")
         return None
     if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
         return None
     try:
-        info = stack_info(path)
+        return _pages_note(stack_info(path), path.name)
     except DevolensError:
         return None
+
+
+def _pages_note(info: StackInfo, name: str) -> str | None:
+    """The note of :func:`unlabelled_pages_note` for a stack ``name`` whose axes are ``info`` (None unless
+    all its leading axes are unlabelled)."""
     if not info.is_stack or not info.unlabelled or len(info.unlabelled) != len(info.leading):
         return None
-    return (f"note: the {int(np.prod(info.unlabelled))} pages of {path.name} carry no axis labels and were read as "
+    return (f"note: the {int(np.prod(info.unlabelled))} pages of {name} carry no axis labels and were read as "
             "time points; if they are the z planes of one stack, add --pages z (or save the stack with its axes: "
             "Fiji, Image > Properties)")

@@ -202,7 +202,7 @@ def remove_outliers(image: np.ndarray, threshold: float) -> np.ndarray:
     sample = work[::4, ::4]
     lo, hi = np.percentile(sample, [1.0, 99.8]) if sample.size else (0.0, 0.0)
     margin = float(threshold) * max(float(hi) - float(lo), 1e-6)
-    bad = work.astype(np.float32, copy=False) > neighbours.astype(np.float32, copy=False) + margin
+    bad = cv2.subtract(work, neighbours) > margin  # in the image's own dtype (saturating), no float copies
     if not bad.any():
         return arr
     out = work.copy()
