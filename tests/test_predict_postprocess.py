@@ -425,3 +425,26 @@ def test_remove_outliers_replaces_hot_pixels_only():
     b = prepare_image(hot, "auto", 1.0, (1.0, 99.8), outliers=0.5)
     assert np.array_equal(prepare_image(hot, "auto", 1.0, (1.0, 99.8), outliers=0.0), a)
     assert b[40, 70] < a[40, 70]
+
+
+@pytest.mark.parametrize("dtype, channel", [(np.uint8, "green"), (np.uint8, "auto"), (np.uint16, "red"),
+                                            (np.uint16, None)])
+def test_integer_images_are_prepared_exactly_as_their_float_copies(dtype, channel):
+    """prepare_image keeps a uint8/uint16 channel in its dtype through the hot-pixel step (faster): the result
+    must be the float path's to the bit, hot pixels, a ragged size and a resize included."""
+    from devolens.predict.postprocess import prepare_image, to_single_channel
+
+    rng = np.random.default_rng(7)
+    top = np.iinfo(dtype).max
+    img = (rng.random((83, 121, 3) if channel else (83, 121)) ** 3 * top * 0.6).astype(dtype)
+    if channel:
+        img[..., 1] = np.minimum(img[..., 1].astype(np.int64) * 2, top)  # green carries the signal
+    plane = img[..., {"green": 1, "auto": 1, "red": 0}[channel]] if channel else img
+    for y, x in [(3, 4), (40, 60), (82, 120), (0, 0)]:
+        plane[y, x] = top  # hot pixels (a view: written into img)
+    for key in [(1.0, (1.0, 99.8), 0.0, 0.5), (0.5, (1.0, 99.8), 20.0, 0.5), (0.37, (), 0.0, 0.5)]:
+        as_int = prepare_image(img, channel or "auto", *key)
+        as_float = prepare_image(plane.astype(np.float32), "auto", *key)
+        if key[1]:  # percentile-normalised: the units cancel
+            assert as_int.dtype == np.float32 and np.array_equal(as_int, as_float)
+    assert to_single_channel(img, channel or "auto").dtype == np.float32

@@ -69,13 +69,19 @@ def to_single_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarra
     DevolensError
         If the array is not an image of one of the shapes above.
     """
+    return np.asarray(_one_channel(image, channel), dtype=np.float32)
+
+
+def _one_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarray:
+    """:func:`to_single_channel` without the final conversion: a single channel picked out of a
+    uint8/uint16 image keeps its dtype (contiguous), anything else is float32."""
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim == 2:
         if min(arr.shape) < 1:
             raise DevolensError(f"empty image of shape {arr.shape}")
-        return arr.astype(np.float32, copy=False)
+        return arr if arr.dtype in (np.uint8, np.uint16) else arr.astype(np.float32, copy=False)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
     if channel == "auto":
@@ -84,18 +90,23 @@ def to_single_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarra
         sample = arr[::step, ::step, :3]
         if np.array_equal(sample[..., 0], sample[..., 1]) and np.array_equal(sample[..., 1], sample[..., 2]):
             if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]):
-                return arr[..., 1].astype(np.float32)  # grey stored as RGB: every channel is the mean
+                return _plane(arr, 1)  # grey stored as RGB: every channel is the mean
         k = _signal_channel(arr)
-        return arr[..., :3].astype(np.float32).mean(axis=2) if k is None else arr[..., k].astype(np.float32)
-    rgb = arr[..., :3].astype(np.float32, copy=False)
+        return arr[..., :3].astype(np.float32).mean(axis=2) if k is None else _plane(arr, k)
     index = {"red": 0, "green": 1, "blue": 2}
     if channel == "mean":
-        return rgb.mean(axis=2)
+        return arr[..., :3].astype(np.float32, copy=False).mean(axis=2)
     if channel == "max":
-        return rgb.max(axis=2)
+        return arr[..., :3].astype(np.float32, copy=False).max(axis=2)
     if channel not in index:
         raise DevolensError(f"unknown channel {channel!r} (auto, green, mean, max, red, blue)")
-    return rgb[..., index[channel]]
+    return _plane(arr, index[channel])
+
+
+def _plane(arr: np.ndarray, k: int) -> np.ndarray:
+    """Channel ``k`` of an ``HxWxC`` array: contiguous, uint8/uint16 kept, anything else float32."""
+    plane = arr[..., k]
+    return np.ascontiguousarray(plane) if arr.dtype in (np.uint8, np.uint16) else plane.astype(np.float32)
 
 
 def _signal_channel(arr: np.ndarray) -> int | None:
@@ -199,7 +210,7 @@ def remove_outliers(image: np.ndarray, threshold: float) -> np.ndarray:
     kernel = np.ones((3, 3), np.uint8)
     kernel[1, 1] = 0
     neighbours = cv2.dilate(work, kernel, borderType=cv2.BORDER_REFLECT_101)  # the brightest of the 8 neighbours (mirrored at the edge, never the pixel itself)
-    sample = work[::4, ::4]
+    sample = work[::4, ::4].astype(np.float32)  # float32 whatever the dtype: the same range as a float copy's
     lo, hi = np.percentile(sample, [1.0, 99.8]) if sample.size else (0.0, 0.0)
     margin = float(threshold) * max(float(hi) - float(lo), 1e-6)
     bad = cv2.subtract(work, neighbours) > margin  # in the image's own dtype (saturating), no float copies
@@ -261,9 +272,10 @@ def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles
     ndarray
         ``round(H * scale) x round(W * scale)`` float32.
     """
-    grey = to_single_channel(image, channel)
+    grey = _one_channel(image, channel)  # 8/16-bit channels stay integers through the outlier step (exact, ~7x faster)
     if outliers > 0:
         grey = remove_outliers(grey, outliers)
+    grey = np.asarray(grey, dtype=np.float32)
     if scale != 1.0:
         h, w = grey.shape
         grey = resize_image(grey, (max(1, round(h * scale)), max(1, round(w * scale))))
@@ -683,9 +695,9 @@ def watershed(surface: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.
     if surface.ndim == 2 and _WATERSHED_CORE is not False and surface.shape == markers.shape == mask.shape:
         # what skimage.segmentation.watershed does: pad by one pixel (the border must be outside
         # the mask), neighbours at raveled offsets sorted by distance, seeds where output != 0
-        image = np.pad(surface.astype(np.float64), 1)
-        output = np.pad(markers * mask, 1)
-        flat_mask = np.pad(mask.astype(np.int8), 1).ravel()
+        image = _padded(surface, np.float64)
+        output = _padded(markers * mask)
+        flat_mask = _padded(mask, np.int8).ravel()
         width = image.shape[1]
         neighbours = np.array([-width, -1, 1, width], dtype=np.intp)
         strides = np.array(image.strides, dtype=np.intp) // image.itemsize
@@ -701,6 +713,13 @@ def watershed(surface: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.
 
 
 _WATERSHED_CORE = None
+
+
+def _padded(arr: np.ndarray, dtype=None) -> np.ndarray:
+    """``np.pad(arr.astype(dtype), 1)`` for a 2-D array (zeros around), without np.pad's Python overhead."""
+    out = np.zeros((arr.shape[0] + 2, arr.shape[1] + 2), dtype=arr.dtype if dtype is None else dtype)
+    out[1:-1, 1:-1] = arr
+    return out
 
 
 def _disc(radius: int) -> np.ndarray:
