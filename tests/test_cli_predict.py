@@ -661,3 +661,89 @@ def test_collector_paused_while_loading_then_frozen():
     finally:
         gc.unfreeze()
     del made
+
+
+def test_segment_refuses_to_replace_outputs_it_did_not_write(tiny_zoo, tmp_path, capsys):
+    """A render folder's ground-truth labels/ and objects.csv (or a project's own labels/) are not segment's to
+    replace; an earlier segment run's are (segment.json records it)."""
+    import json
+
+    src = _folder(tmp_path / "frames", n=2)
+    render = tmp_path / "render"
+    (render / "labels").mkdir(parents=True)
+    (render / "labels" / "t001_labels.tif").write_bytes(b"truth")
+    (render / "objects.csv").write_text("file,label\n")
+    assert main(["segment", "nuclei", str(src), "--out", str(render)]) == 2
+    assert "--out already holds labels, objects.csv" in capsys.readouterr().err
+    assert (render / "labels" / "t001_labels.tif").read_bytes() == b"truth" and _no_partials(tmp_path)
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(src), "--out", str(out)]) == 0
+    record = json.loads((out / "segment.json").read_text())
+    assert record["command"] == "devolens segment nuclei" and record["frames"] == 2
+    assert record["objects"] == len(pd.read_csv(out / "objects.csv"))
+    assert main(["segment", "nuclei", str(src), "--out", str(out)]) == 0  # its own outputs: replaced
+    assert main(["segment", "nuclei", str(src), "--out", str(src)]) == 0  # the input folder itself: nothing clashes
+    assert main(["segment", "nuclei", str(src), "--out", str(src)]) == 0
+
+
+def test_files_sharing_a_stem_keep_their_own_results(tiny_zoo, tmp_path):
+    from devolens.io.images import write_png
+
+    src = tmp_path / "mixed"
+    src.mkdir()
+    write_png(_frame(seed=1), src / "a.png")
+    tifffile.imwrite(src / "a.tif", np.zeros((48, 70), np.uint8))
+    write_png(_frame(seed=2), src / "b.png")
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(src), "--out", str(out), "--diameter", "none"]) == 0
+    assert sorted(p.name for p in (out / "labels").iterdir()) == [
+        "a.png_labels.tif", "a.tif_labels.tif", "b.png_labels.tif"]
+    assert sorted(p.name for p in (out / "overlays").iterdir())[0] == "a.png_overlay.png"
+    counts = pd.read_csv(out / "counts.csv")
+    assert list(counts["frame"]) == ["a.png", "a.tif", "b.png"]
+    assert tifffile.imread(out / "labels" / "a.png_labels.tif").max() > 0
+
+
+def test_skip_flagged_report_of_another_input_is_refused(tiny_zoo, tmp_path, capsys):
+    src = _folder(tmp_path / "frames", n=3)
+    other = _folder(tmp_path / "other", n=2)
+    video = _video(tmp_path / "movie.mp4", n=5)
+    for inp, name in ((src, "src"), (other, "other"), (video, "video")):
+        assert main(["curate", "frames", str(inp), "--out", str(tmp_path / f"{name}.csv")]) == 0
+    capsys.readouterr()
+    for inp, report, why in ((video, "src", "is of a folder of images"), (src, "video", "is of a video"),
+                             (other, "src", "the report's frame 2 is t003.png, the input's is none")):
+        out = tmp_path / f"o_{report}"
+        assert main(["segment", "nuclei", str(inp), "--out", str(out), "--skip-flagged",
+                     str(tmp_path / f"{report}.csv")]) == 2
+        err = capsys.readouterr().err
+        assert "not of this input" in err and why in err and not out.exists()
+    assert main(["population", str(video), "--out", str(tmp_path / "p.csv"), "--skip-flagged",
+                 str(tmp_path / "src.csv")]) == 2
+    assert main(["segment", "nuclei", str(src), "--out", str(tmp_path / "ok"), "--skip-flagged",
+                 str(tmp_path / "src.csv")]) == 0  # its own report
+
+
+def test_video_cut_short_is_reported(tiny_zoo, tmp_path, monkeypatch, capsys):
+    """A file cut in the middle (an interrupted copy) decodes without an error up to the cut: say so."""
+    video = _video(tmp_path / "movie.mp4", n=6)
+    import devolens.io.video as vid
+
+    real = vid.video_info
+    assert main(["segment", "nuclei", str(video), "--out", str(tmp_path / "a")]) == 0
+    assert "ended after" not in capsys.readouterr().err
+    monkeypatch.setattr(vid, "video_info", lambda p: {**real(p), "nframes": 20})  # the header promises 20
+    assert main(["segment", "nuclei", str(video), "--out", str(tmp_path / "b")]) == 0
+    assert "the video ended after 6 of the 20 frames" in " ".join(capsys.readouterr().err.split())
+    assert main(["population", str(video), "--out", str(tmp_path / "p.csv")]) == 0
+    assert "ended after 6 of the 20" in " ".join(capsys.readouterr().err.split())
+
+
+def test_options_without_effect_on_this_input_are_refused(tiny_zoo, tmp_path, capsys):
+    from devolens.io.images import write_png
+
+    img = tmp_path / "a.png"
+    write_png(_frame(), img)
+    for args, msg in ((["--channel", "1"], "use --color"), (["--stack-z", "nonsense"], "--stack-z must be one of")):
+        assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o")] + args) == 2
+        assert msg in capsys.readouterr().err and not (tmp_path / "o").exists()

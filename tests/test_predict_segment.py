@@ -342,9 +342,12 @@ def test_diameter_sets_the_working_scale():
     assert res.extra["scale"] == pytest.approx(1.0)
     assert res.labels.shape == img.shape and res.probability.shape == img.shape
     assert NucleiPredictor(_tiny(), scale=0.5).predict(img).extra["scale"] == 0.5  # no diameter: the card's scale
-    for bad, msg in ((0, "> 0"), (-3, "> 0"), ("big", "number of pixels")):
-        with pytest.raises(DevolensError, match=msg):
+    for bad, msg in ((0, "positive"), (-3, "positive"), ("big", "number of pixels"), (float("inf"), "positive"),
+                     (float("nan"), "positive"), (2.0, "enlarged 10x"), (1001, "shrunk 50x")):
+        with pytest.raises(DevolensError, match=msg):  # 2 px: a 10x larger image; 1001 px: shrunk to nothing
             NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter=bad)
+    for edge in (2.5, 1000):  # the range's ends: enlarged 8x, shrunk 50x
+        assert NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter=edge).diameter == edge
     with pytest.raises(DevolensError, match="no reference object diameter"):
         NucleiPredictor(_tiny(), scale=0.5, diameter=10.0)
 

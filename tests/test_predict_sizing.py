@@ -214,6 +214,24 @@ def test_too_few_objects_do_not_decide():
     assert est.trusted == 1 and est.diameter == pytest.approx(20.0 * 3.0 / 0.8, rel=1e-4)
 
 
+def test_narrow_strips_do_not_decide():
+    """A thin strip cut from a frame is outside anything the size model was fitted on (a 20x800 strip read 15x):
+    used as it is, and the CLI says why."""
+    from devolens.cli.predict import _estimate_note
+    from devolens.predict.sizing import MIN_SIDE
+
+    pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, auto_keep=(0.5, 1.5))
+    pred.size_model = _constant_model(pred, 3.0)
+    crowd = _disc_image((96, 640), 6, n=MIN_OBJECTS + 6)
+    strip = crowd[: 2 * MIN_SIDE - 2]  # MIN_SIDE - 1 working pixels tall at scale 0.5
+    assert count_objects(pred, strip) >= MIN_OBJECTS
+    est = estimate_diameter(pred, [strip])
+    assert est.trusted == 0 and est.small == 1 and est.diameter is None
+    assert "too narrow" in _estimate_note(est, "nuclei")
+    est = estimate_diameter(pred, [crowd[: 2 * MIN_SIDE]])  # MIN_SIDE working pixels: judged
+    assert est.trusted == 1 and est.small == 0 and est.diameter is not None
+
+
 def test_gather_looks_past_the_first_few_cell_frames():
     """A movie from the 1-cell stage: read ahead until AUTO_FRAMES frames show GOOD_OBJECTS objects (the estimate
     is the more reliable the more objects), and estimate from the frames with the most objects."""
@@ -391,7 +409,7 @@ def test_zoo_cli_diameter_auto(tiny_zoo, tmp_path, capsys):  # noqa: F811
     iio.imwrite(folder / "b.png", _disc_image((96, 128), 10, n=1))
     assert main(["segment", "nuclei", str(folder), "--out", str(tmp_path / "o7"), "--diameter", "each"]) == 0
     out = _said(capsys)
-    assert "diameter each: 1 of 2 images resized" in out and "1 showed fewer than 8 nuclei" in out
+    assert "diameter each: 1 of 2 images resized" in out and "1 showed fewer than 8 separate bright nuclei" in out
     assert "working scale per image" in out
     assert main(["population", str(folder), "--out", str(tmp_path / "p.csv"), "--diameter", "each"]) == 2
     assert "population reads one movie" in _said(capsys) and not (tmp_path / "p.csv").exists()

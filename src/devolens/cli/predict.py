@@ -48,6 +48,13 @@ class _Source:
         if not path.exists():
             raise DevolensError("no such file or folder", path=path)
         suffix = path.suffix.lower()
+        from devolens.io.stacks import Z_MODES
+
+        if stack_z not in Z_MODES:  # checked for every input: an option that does nothing silently is a trap
+            raise DevolensError(f"--stack-z must be one of {', '.join(Z_MODES)}, got {stack_z!r}")
+        if channel is not None and path.is_file() and suffix not in (".tif", ".tiff"):
+            raise DevolensError("--channel picks a channel of a TIFF stack's C axis; this input has none (for the "
+                                "colour of an image or a video, use --color)", path=path)
         stack = None
         self._fps = None
         if path.is_file() and suffix in (".tif", ".tiff"):
@@ -62,6 +69,8 @@ class _Source:
             if n > 1:  # an animated GIF: a short timelapse (one frame: an image, below)
                 stack, self._fps = (frames, n), fps
         self.is_stack = stack is not None
+        self._stems_clash: Optional[bool] = None
+        self.read = 0  # frames read so far (skipped ones included)
         if stack is not None:  # streamed plane by plane like a video
             self.is_video = True
             self.names = None
@@ -151,22 +160,42 @@ class _Source:
             raise DevolensError("video has no frames", path=self.path)
 
     def frame_id(self, position: int):
-        """Identifier of a frame: its position (video) or its file stem (images)."""
+        """Identifier of a frame: its position (video) or its file stem (images; the whole file name when two
+        files of the folder share a stem, ``a.png`` and ``a.tif``, whose results would otherwise overwrite
+        each other)."""
         if self.is_video:
             return int(position)
-        return Path(self.names[position]).stem
+        if self._stems_clash is None:
+            stems = [Path(n).stem for n in self.names]
+            self._stems_clash = len(set(stems)) < len(stems)
+        return self.names[position] if self._stems_clash else Path(self.names[position]).stem
 
     def label_name(self, position: int) -> str:
         if self.is_video:
             return f"{self.path.stem}_f{position:05d}_labels.tif"
-        return f"{Path(self.names[position]).stem}_labels.tif"
+        return f"{self.frame_id(position)}_labels.tif"
+
+    def overlay_name(self, position: int) -> str:
+        return f"{self.frame_id(position)}_overlay.png"
 
     def iter(self, skip: set[int]) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(position, frame)``, lazily, leaving out the positions in ``skip``."""
         for i, frame in enumerate(self._frames):
+            self.read = i + 1
             if i in skip:
                 continue
             yield i, frame
+
+    def ended_early(self) -> Optional[str]:
+        """A note when a video (read to its end) gave clearly fewer frames than its container declares: a file
+        cut short (an interrupted copy or recording) decodes without an error up to the cut."""
+        if not self.is_video or self.is_stack or self._info is None:
+            return None
+        total = self.total  # the container's estimate: a frame or two (2 %) of slack
+        if total and self.read < total - max(2, 0.02 * total):
+            return (f"the video ended after {self.read} of the {total} frames its header declares: a truncated or "
+                    "damaged file? (the frames read are in the results)")
+        return None
 
     def close(self) -> None:
         """Stop reading ahead (the decoder is closed); harmless when everything was read."""
@@ -194,6 +223,18 @@ def _skip_set(report: Optional[Path], input_path: Optional[Path] = None, *, stac
         made = curate_path(input_path, progress=progress, stack_z=stack_z, channel=channel, pages=pages)
         return flagged_frames(made), made
     return flagged_frames(report), None
+
+
+def _check_report(report: Optional[Path], source: "_Source") -> None:
+    """Refuse a ``--skip-flagged`` report of another input (its flagged positions would skip the wrong frames)."""
+    if report is None or (str(report) == AUTO_CURATE and not Path(report).exists()):
+        return
+    from devolens.curate.frames import report_mismatch
+
+    why = report_mismatch(report, None if source.is_video else source.names, source.total)
+    if why:
+        raise DevolensError(f"--skip-flagged: this curation report is not of this input: {why}; curate it with "
+                            "`devolens curate frames INPUT --out report.csv` (or give --skip-flagged auto)", path=report)
 
 
 def _overlay(image: np.ndarray, labels: np.ndarray, colour=(255, 0, 255)) -> np.ndarray:
@@ -306,8 +347,23 @@ def _diameter(value: Optional[str], model: str) -> "float | str | None":
         number = float(text)
     except ValueError:
         raise DevolensError(f"--diameter must be a number of pixels, 'auto', 'each' or 'none', got {value!r}") from None
-    if not number > 0:
-        raise DevolensError(f"--diameter must be > 0 pixels, got {value}")
+    if not (number > 0 and np.isfinite(number)):
+        raise DevolensError(f"--diameter must be a positive number of pixels, got {value}")
+    from devolens.models import zoo
+    from devolens.predict.segment import check_diameter
+
+    try:  # the model's range, checked before anything loads (population: its nuclei model's)
+        card = zoo.card(model)
+        if card.get("task") == "population":
+            card = zoo.card(card.get("nuclei_model", "nuclei"))
+    except DevolensError:
+        return number  # the predictor's loading reports it
+    reference = ((card.get("input") or {}).get("diameter") or {}).get("reference")
+    if reference:
+        try:
+            check_diameter(number, reference)
+        except DevolensError as exc:
+            raise DevolensError(f"--{exc}") from None
     return number
 
 
@@ -326,10 +382,15 @@ def _estimate_note(estimate, what: str) -> Optional[str]:
     if estimate is None:
         return None
     if not estimate.trusted:
-        from devolens.predict.sizing import MIN_OBJECTS
+        from devolens.predict.sizing import MIN_OBJECTS, MIN_SIDE
 
-        return (f"diameter auto: fewer than {MIN_OBJECTS} {what} in the images looked at, too few to judge the "
-                "magnification by: used as they are (give --diameter if they are not EPIC-like framing)")
+        if getattr(estimate, "small", 0) and estimate.small == len(estimate.per_image):
+            why = (f"the images are too narrow to judge the magnification by (a side under {MIN_SIDE} px at the "
+                   "model's working scale)")
+        else:  # a quick threshold count, not the network's: touching nuclei count as one there
+            why = (f"the images looked at show fewer than {MIN_OBJECTS} separate bright {what} at a first look, too "
+                   "few to judge the magnification by")
+        return (f"diameter auto: {why}: used as they are (give --diameter if they are not EPIC-like framing)")
     if estimate.diameter is None:
         return None
     # a bright uneven backdrop: the magnification was (mostly) read on the flattened images (sizing.BackdropReader)
@@ -353,7 +414,8 @@ def _estimates_note(estimates, what: str) -> Optional[str]:
     if few:
         from devolens.predict.sizing import MIN_OBJECTS
 
-        words.append(f"; {few} showed fewer than {MIN_OBJECTS} {what}, too few to judge: used as they are")
+        words.append(f"; {few} showed fewer than {MIN_OBJECTS} separate bright {what} at a first look (or were too "
+                     "narrow), too few to judge: used as they are")
     return "".join(words)
 
 
@@ -373,11 +435,51 @@ def _color(color: Optional[str]) -> Optional[str]:
     return color
 
 
+def _check_network_options(precision: str, backend: str) -> None:
+    """``--precision`` and ``--backend`` checked before anything loads (the predictors check them again)."""
+    if precision not in ("auto", "int8", "bf16", "fp32"):
+        raise DevolensError(f"--precision must be auto, int8, bf16 or fp32, got {precision!r}")
+    if backend not in ("torch", "onnx", "auto"):
+        raise DevolensError(f"--backend must be torch, onnx or auto, got {backend!r}")
+
+
 def _progress_total(total: int):
     return total if total > 0 else None
 
 
 # ---------------------------------------------------------------------------- segmentation
+#: what ``devolens segment`` writes into its --out folder (replaced on a new run)...
+SEGMENT_OUTPUTS = ("labels", "objects.csv", "counts.csv", "overlays", "overlay.mp4", "curation.csv")
+#: ...and the record that it did (command, input, model, counts): the mark that those entries may be replaced
+SEGMENT_RECORD = "segment.json"
+
+
+def _check_segment_out(out: Path) -> None:
+    """Refuse an --out folder holding entries of the names ``segment`` writes that an earlier ``segment`` run did
+    not write (no ``segment.json`` there): a render folder's ground-truth ``labels/`` and ``objects.csv``, a
+    project's own ``labels/``... would be replaced."""
+    if not out.is_dir() or (out / SEGMENT_RECORD).is_file():
+        return
+    clash = [name for name in SEGMENT_OUTPUTS if (out / name).exists()]
+    if clash:
+        raise DevolensError(f"--out already holds {', '.join(clash)} that devolens segment did not write (a render's "
+                            "ground truth? labels of your own?) and would replace: choose another folder",
+                            path=out)
+
+
+def _segment_record(kind: str, input_path: Path, model: str, frames: int, objects: int, summary: dict) -> str:
+    import json
+
+    try:
+        from importlib.metadata import version
+
+        release = version("devolens")
+    except Exception:  # not installed as a distribution (a source checkout on sys.path)
+        release = None
+    return json.dumps({"command": f"devolens segment {kind}", "input": str(input_path), "model": str(model),
+                       "devolens": release, "frames": frames, "objects": objects, **summary}, indent=1) + "\n"
+
+
 def run_segmentation(
     kind: str,
     input_path: Path,
@@ -414,6 +516,8 @@ def run_segmentation(
     from devolens.predict.postprocess import Prepared
 
     check_pages(pages)
+    _check_segment_out(out)
+    _check_network_options(precision, backend)
     color = _color(color)
     device = _device(device)
     diameter = _diameter(diameter, model)
@@ -423,6 +527,7 @@ def run_segmentation(
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
                      prepare=_preparation(model, color, diameter, flat))
     try:
+        _check_report(skip_flagged, source)
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
                                     diameter=diameter, channel=color, flatten=flat, device=device)
         stage = StagedDir(out)
@@ -484,7 +589,7 @@ def run_segmentation(
                         quality=5.0)
         elif overlay:
             for pos, ov in results():
-                write_png(ov, stage.tmp / "overlays" / f"{Path(source.names[pos]).stem}_overlay.png")
+                write_png(ov, stage.tmp / "overlays" / source.overlay_name(pos))
         else:
             for _ in results():
                 pass
@@ -497,6 +602,12 @@ def run_segmentation(
         write_columns_csv(table, stage.tmp / "objects.csv")
         write_columns_csv({"frame": [c[0] for c in counts], "count": [c[1] for c in counts]},
                           stage.tmp / "counts.csv")
+        from devolens.io.atomic import write_text
+
+        write_text(stage.tmp / SEGMENT_RECORD, _segment_record(
+            kind, input_path, model, len(counts), int(sum(c[1] for c in counts)),
+            {"skipped": sorted(skip), "precision": predictor.network.precision,
+             "working_scale": None if predictor.auto_each else predictor.working_scale()}))
     except BaseException:
         stage.abort()
         raise
@@ -512,6 +623,7 @@ def run_segmentation(
             "resized": predictor.diameter is not None,
             # objects far from the sizes the model knows: another magnification (see size_advice; with
             # diameter each, every image was sized on its own)
+            "ended_early": source.ended_early(),
             "suggest_diameter": None if predictor.auto_each else predictor.size_advice(
                 [float(np.median(o[4])) for o in objects]),
             "known_sizes": predictor.known_sizes}
@@ -545,7 +657,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         model: str = typer.Option(default_model, "--model", help="Zoo model to use (see `devolens models`), or the "
                                   "folder of a model of your own: a training run (`devolens train --out`, its best "
                                   "checkpoint) or a `devolens models export` folder."),
-        batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass (memory vs speed)."),
+        batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass (memory vs speed; >= 1)."),
         fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
         precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
         backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
@@ -590,6 +702,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         if note:
             console.print(note)
         _print_pages_note(input_path, pages)
+        if summary.get("ended_early"):
+            console.print(f"note: {summary['ended_early']}")
         if summary.get("suggest_diameter"):
             console.print(_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"]))
 
@@ -635,11 +749,17 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     from devolens.io.stacks import check_pages
 
     check_pages(pages)
+    _check_network_options(precision, backend)
     device = _device(device)
     diameter = _diameter(diameter, model)
     skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
                                progress=progress)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages)
+    try:
+        _check_report(skip_flagged, source)
+    except BaseException:
+        source.close()
+        raise
     if clock and source.total == 1:
         source.close()
         raise DevolensError("--clock fits a timelapse (a video, a folder of frames or a TIFF timelapse), not one image",
@@ -688,6 +808,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         write_csv(curation, curation_path(out))
     write_csv(df, out)
     df.attrs["skipped"] = len(skip)
+    df.attrs["ended_early"] = source.ended_early()
     df.attrs["beyond_embryo"] = int((df["total"] > MAX_EMBRYO_CELLS).sum())
     df.attrs["curation"] = None if curation is None else curation_path(out)
     # nuclei far from the sizes the model knows: another magnification (see size_advice)
@@ -785,6 +906,8 @@ def population_command(
     if note:
         console.print(note)
     _print_pages_note(input_path, pages)
+    if df.attrs.get("ended_early"):
+        console.print(f"note: {df.attrs['ended_early']}")
     if df.attrs.get("clock") is not None:
         console.print(_clock_note(df.attrs["clock"], df.attrs.get("clock_seconds")))
     elif not monotone and df.attrs.get("clock_available") and len(df) >= CLOCK_MIN_FRAMES:

@@ -742,6 +742,37 @@ def flagged_frames(report: str | Path | pd.DataFrame) -> set[int]:
     return {int(v) for v in frames[sel]}
 
 
+def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, total: int = 0) -> str | None:
+    """Why ``report`` cannot be the curation report of an input, in words; None when it can be.
+
+    Flagged frames are skipped by position, so a report of another input would skip the wrong
+    frames. ``names``: the input's file names in reading order (a folder of images), None for a
+    video or a stack; ``total``: its frame count (0 when unknown; a video's is the container's
+    estimate, so a difference of a frame or two, or 2 %, is let pass).
+    """
+    df = _load_report(report)
+    files = df["file"].fillna("").astype(str) if "file" in df.columns else pd.Series([""] * len(df))
+    frames = pd.to_numeric(df["frame"], errors="coerce")
+    has_files = bool((files != "").any())
+    if names is not None:
+        if not has_files:
+            return "the report is of a video or a stack (no file names), the input is a folder of images"
+        for pos, name in zip(frames, files):
+            if pd.isna(pos) or not name:
+                continue
+            pos = int(pos)
+            if pos >= len(names) or names[pos] != name:
+                theirs = names[pos] if pos < len(names) else f"none (it has {len(names)} images)"
+                return f"the report's frame {pos} is {name}, the input's is {theirs}"
+        return None
+    if has_files:
+        return "the report is of a folder of images (it names files), the input is a video or a stack"
+    n = int(frames.max()) + 1 if frames.notna().any() else 0
+    if total and abs(n - total) > max(2, 0.02 * total):
+        return f"the report covers {n} frames, the input has {total}"
+    return None
+
+
 def flagged_files(report: str | Path | pd.DataFrame) -> set[str]:
     """File names (as written in the report's ``file`` column) of the flagged frames.
 

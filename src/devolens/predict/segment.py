@@ -55,11 +55,23 @@ def check_diameter(diameter, reference: float | None) -> float:
         diameter = float(diameter)
     except (TypeError, ValueError):
         raise DevolensError(f"diameter must be a number of pixels, got {diameter!r}") from None
-    if not diameter > 0:
-        raise DevolensError(f"diameter must be > 0 pixels, got {diameter}")
+    if not (diameter > 0 and np.isfinite(diameter)):
+        raise DevolensError(f"diameter must be a positive number of pixels, got {diameter}")
     if not reference:
         raise DevolensError("this model has no reference object diameter (card input.diameter): leave the diameter out")
+    lo, hi = float(reference) / MAX_ENLARGE, float(reference) * MAX_SHRINK
+    if not lo <= diameter <= hi:  # 1 px would enlarge a frame 35x (tens of GB); 5000 px shrink it to nothing
+        how = f"enlarged {reference / diameter:.3g}x" if diameter < lo else f"shrunk {diameter / reference:.3g}x"
+        raise DevolensError(f"diameter {diameter:g} px: the images would be {how} to bring such objects to the model's "
+                            f"{float(reference):g} px; give a diameter of {lo:.3g}-{hi:.4g} px (the objects' width in "
+                            "the input's pixels)")
     return diameter
+
+
+#: ``diameter`` may bring images to the model's reference size by enlarging them at most this much...
+MAX_ENLARGE = 8.0
+#: ...or shrinking them at most this much (see :func:`check_diameter`)
+MAX_SHRINK = 50.0
 
 
 class SegmentationResult:

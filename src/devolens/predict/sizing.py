@@ -34,6 +34,9 @@ __all__ = ["wants_auto", "size_key", "style_features", "count_objects", "SizeMod
 
 STYLE_WINDOW = 1024  # working pixels: larger images are judged on a central window (bounded memory and time)
 MIN_OBJECTS = 8  # images with fewer bright objects (embryos of 1-7 cells) do not decide the magnification
+# ... nor do images narrower than this at the card's scale (working px: 2 cells of the encoder's deepest stage): the
+# features of a thin strip are outside anything the size model was fitted on (a 20x800 strip of an embryo frame read 15x)
+MIN_SIDE = 32
 AUTO_FRAMES = 5  # a stream's magnification: the median over this many of its first images with the most objects
 GOOD_OBJECTS = 64  # ... read ahead until AUTO_FRAMES images show at least this many objects
 AUTO_LOOKAHEAD = 240  # ... looked for among at most this many first images
@@ -304,8 +307,11 @@ class DiameterEstimate:
     per_image : list of float
         The estimate of each image looked at.
     trusted : int
-        How many of them had at least ``MIN_OBJECTS`` bright objects and so decided the
-        estimate; 0: none had (an embryo of a few cells), the images are used as they are.
+        How many of them had at least ``MIN_OBJECTS`` bright objects (and sides of at least ``MIN_SIDE``
+        working pixels) and so decided the estimate; 0: none had (an embryo of a few cells), the images
+        are used as they are.
+    small : int
+        How many of them were too small (a side under ``MIN_SIDE`` working pixels) to be judged at all.
     backdrop : float
         Median over the images of the weight the backdrop reader (:class:`BackdropReader`) had
         in their estimates: 0 for images with a dark background, or without such a reader.
@@ -316,6 +322,7 @@ class DiameterEstimate:
     per_image: list
     trusted: int = 0
     backdrop: float = 0.0
+    small: int = 0
 
 
 def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
@@ -410,7 +417,7 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     images = list(images)
     if not images:
         raise DevolensError("diameter='auto' needs at least one image to look at")
-    per, trusted, weights = [], [], []
+    per, trusted, weights, small = [], [], [], 0
     reader = getattr(predictor, "size_backdrop", None)
     for img in images:  # one preparation per image for both the features and the object count
         arr = _prepared(predictor, img)
@@ -426,13 +433,17 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
                 m_flat = float(reader.model.magnification(_features(predictor, flat))[0])
                 m = float(np.exp((1.0 - w) * np.log(m) + w * np.log(m_flat)))
         per.append(m)
-        if _count(arr, getattr(predictor, "size_objects", "bright")) >= MIN_OBJECTS:
+        if min(arr.shape) < MIN_SIDE:
+            small += 1
+        elif _count(arr, getattr(predictor, "size_objects", "bright")) >= MIN_OBJECTS:
             trusted.append(per[-1])
     m = float(np.median(trusted or per))
     backdrop = float(np.median(weights)) if weights else 0.0
     if not trusted:  # a few nuclei: too few to judge the magnification by (estimates run low there)
-        return DiameterEstimate(diameter=None, magnification=m, per_image=per, trusted=0, backdrop=backdrop)
+        return DiameterEstimate(diameter=None, magnification=m, per_image=per, trusted=0, backdrop=backdrop,
+                                small=small)
     keep = predictor.auto_keep
     target = _target(m, keep, model.m0)
     diameter = None if target == m else float(predictor.diameter_ref) * m / target
-    return DiameterEstimate(diameter=diameter, magnification=m, per_image=per, trusted=len(trusted), backdrop=backdrop)
+    return DiameterEstimate(diameter=diameter, magnification=m, per_image=per, trusted=len(trusted), backdrop=backdrop,
+                            small=small)
