@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import shutil
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import typer
 
@@ -12,6 +15,7 @@ _HELP = """Render a lineage table (or simulated embryos) as microscopy frames wi
 Writes DIR/frames/tNNN.png, DIR/labels/tNNN_labels.tif (uint16 instance labels),
 DIR/frames.csv (file,time,embryo,A,E,M,P,C,D,Z,total,artifact) and DIR/render.json;
 with --kind membrane also DIR/membranes/tNNN_membrane.png; with --video DIR/video.mp4.
+Rendering again into DIR replaces the previous render whole; other files in DIR are kept.
 """
 
 
@@ -38,11 +42,90 @@ def _parse_times(spec: str) -> list[int]:
     return times
 
 
+def _is_render(folder: Path) -> bool:
+    """Whether ``folder`` holds a render written by ``devolens render`` (its render.json)."""
+    try:
+        meta = json.loads((folder / "render.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(meta, dict) and "kind" in meta and "embryos" in meta
+
+
+def _check_out_folder(out: Path, table: Path | None) -> None:
+    """Refuse an --out that a render cannot own, before any work.
+
+    A render replaces its own entries in --out (:data:`~devolens.render.dataset.OUTPUT_ENTRIES`): that is
+    safe in a new or empty folder, in a previous render, or beside unrelated files; but a folder that is no
+    render and already holds e.g. frames/ or labels/ is most likely the user's data, and is refused.
+    """
+    from devolens.errors import DevolensError
+    from devolens.render.dataset import OUTPUT_ENTRIES
+
+    if out.exists() and not out.is_dir():
+        raise DevolensError("output exists and is not a folder", path=out)
+    if table is not None and table.exists():
+        src = table.resolve()
+        for name in OUTPUT_ENTRIES:
+            owned = (out / name).resolve()
+            if src == owned or owned in src.parents:
+                raise DevolensError(f"output would overwrite the input ({name} in --out); choose another folder",
+                                    path=table)
+    if out.is_dir() and not _is_render(out):
+        clash = sorted(name for name in OUTPUT_ENTRIES if (out / name).exists())
+        if clash:
+            raise DevolensError(
+                f"folder is not a previous render (no render.json) but holds {', '.join(clash)}, which a render "
+                "would replace; choose a new or empty folder", path=out,
+            )
+
+
+@contextlib.contextmanager
+def _staged_render(out: Path) -> Iterator[Path]:
+    """Yield a hidden staging folder to render into; on success make ``out`` hold exactly the new render.
+
+    The new entries replace those of the same name; the entries of a previous render that this one did not
+    write (an old video.mp4, objects.csv or membranes/) are removed, as later commands would read them as
+    part of this render; files that a render never writes are kept. Moving the finished folders in place
+    (a rename on the same file system) costs nothing next to rendering. On an error or Ctrl-C the staged
+    files are dropped, and so are the folders made above ``out``: ``out`` is as it was.
+    """
+    from devolens.io.atomic import StagedDir
+    from devolens.render.dataset import OUTPUT_ENTRIES
+
+    out = out.resolve()  # staged beside the real folder ('.' and '..' name no sibling of their own)
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # deepest first
+    stage = None
+    try:
+        stage = StagedDir(out)
+        yield stage.tmp
+        written = {entry.name for entry in stage.tmp.iterdir()}
+    except BaseException:
+        if stage is not None:
+            stage.abort()
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: something else wrote there meanwhile
+                break
+        raise
+    stage.commit()
+    for name in OUTPUT_ENTRIES:
+        stale = out / name
+        if name in written or not (stale.exists() or stale.is_symlink()):
+            continue
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
+
+
 def render(
     table: Optional[Path] = typer.Argument(
         None, help="Lineage table (EPIC CD csv, AceTree zip/folder or tidy csv). Omit with --simulate."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output folder (created; a previous render in it is replaced, other files kept)."
+    ),
     kind: str = typer.Option("nuclei", "--kind", help="nuclei: histone-GFP maximum projections; membrane: membrane-marker z-slices."),
     every: int = typer.Option(1, "--every", help="Render every K-th time point (K >= 1)."),
     times: Optional[str] = typer.Option(None, "--times", help="Time points to render, e.g. '10,20,30' or '10-50' (default all)."),
@@ -74,8 +157,12 @@ def render(
     from devolens.render.dataset import KINDS, render_dataset
 
     # validate everything before any output exists
-    if (table is None) == (simulate is None):
-        raise DevolensError("give either a TABLE or --simulate N (not both)")
+    if table is None and simulate is None:
+        raise DevolensError("nothing to render: give a lineage TABLE, or --simulate N for N simulated embryos")
+    if table is not None and simulate is not None:
+        raise DevolensError("give either a TABLE or --simulate N, not both")
+    if sim_cells is not None and simulate is None:  # it would be ignored: the table's cells are rendered
+        raise DevolensError("--sim-cells applies only with --simulate N (a TABLE is rendered as it is)")
     if kind not in KINDS:
         raise DevolensError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if every < 1:
@@ -97,8 +184,7 @@ def render(
         raise DevolensError(f"--seed must be non-negative, got {seed}")
     if sim_cells is not None and sim_cells < 1:
         raise DevolensError(f"--sim-cells must be at least 1, got {sim_cells}")
-    if out.exists() and not out.is_dir():
-        raise DevolensError("output exists and is not a folder", path=out)
+    _check_out_folder(out, table)
     time_list = _parse_times(times) if times is not None else None
 
     if simulate is not None:
@@ -120,9 +206,9 @@ def render(
     for t in tables:
         select_times(t, time_list, every)  # raises on bad --times before anything is written
 
-    with progress_bar("rendering") as cb:
+    with _staged_render(out) as stage, progress_bar("rendering") as cb:
         df = render_dataset(
-            tables, out, kind=kind, times=time_list, every=every, size=hw, artifacts=artifacts,
+            tables, stage, kind=kind, times=time_list, every=every, size=hw, artifacts=artifacts,
             video=video, fps=fps, seed=seed, rgb=not grey, pose=pose, vary=vary, prefix=prefix, workers=workers, progress=cb,
         )
     n_art = int((df["artifact"] != "").sum())

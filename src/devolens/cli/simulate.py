@@ -36,7 +36,7 @@ def embryo(
     ),
 ) -> None:
     """Grow a digital embryo (Sulston lineage, fitted cell cycles, positions in the eggshell)."""
-    from devolens.cli._common import console
+    from devolens.cli._common import check_out, console
     from devolens.errors import DevolensError
     from devolens.lineage.simulate import simulate_embryo
 
@@ -44,6 +44,9 @@ def embryo(
         raise typer.BadParameter("must be 'P0' or '4cell'", param_hint="--start")
     if out.exists() and out.is_dir():
         raise DevolensError("is a folder; give a CSV file name", path=out)
+    if params is not None:  # the table (or its .meta.json beside it) must not replace the parameters it came from
+        check_out(out, params)
+        check_out(out.with_name(out.stem + ".meta.json"), params)
     df = simulate_embryo(seed, n_cells=cells, n_times=times, params=params, start=start)
     try:
         from devolens.io.tables import write_tidy

@@ -8,8 +8,9 @@ that other areas (nuclei, membrane) add their commands to the same group.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Iterator, List, Optional
 
 import click
 import typer
@@ -17,9 +18,14 @@ from typer.core import TyperGroup
 
 from devolens.cli._common import FAST_HELP, PRECISION_HELP
 
+if TYPE_CHECKING:
+    from devolens.io.atomic import StagedDir
+
 segment_app: typer.Typer | None = None
 
 KEEP_CHOICES = ("mixed", "all")
+#: what ``segment livedead`` writes into its output folder (probs.tif with --probabilities)
+LIVEDEAD_OUTPUTS = ("labels.tif", "objects.csv", "counts.csv", "probs.tif")
 
 
 # ----------------------------------------------------------------------------------------
@@ -35,6 +41,46 @@ def _parse_size(text: str) -> tuple[int, int]:
     if size[0] < 8 or size[1] < 8:
         raise typer.BadParameter("must be at least 8x8 pixels", param_hint="--size")
     return size
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether paths ``a`` and ``b`` name the same file, whether or not it exists yet (symbolic links, ``..``
+    and hard links of existing files are seen through)."""
+    import os
+
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _staged_folder(out: Path) -> Iterator[StagedDir]:
+    """Yield a :class:`StagedDir` for the output folder ``out`` and move its contents in place on success.
+
+    On an error (or Ctrl-C) the staged outputs are dropped, and so are the folders above ``out`` that were made
+    for them, so that a failed run leaves no empty output folders behind.
+    """
+    from devolens.io.atomic import StagedDir
+
+    out = out.resolve()  # staged beside the real folder ('.' and '..' name no sibling of their own)
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # deepest first
+    stage = None
+    try:
+        stage = StagedDir(out)
+        yield stage
+    except BaseException:
+        if stage is not None:
+            stage.abort()
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (something else wrote there meanwhile): keep it
+                break
+        raise
+    stage.commit()
 
 
 def _write_tiff(path: Path, arr, axes: str) -> None:
@@ -96,11 +142,19 @@ def simulate_well_command(
     from devolens.render.wells import simulate_well
 
     hw = _parse_size(size)
-    for p in (out, labels):
+    obj_path = objects if objects is not None else out.with_name(out.stem + ".objects.csv")
+    outputs = {"--out": out, "--labels": labels, "--objects": obj_path}
+    for p in outputs.values():
         if p.is_dir():
             raise DevolensError("is a folder; give a file name", path=p)
+    # the three files are written one after the other: two options naming one file would leave only the last
+    names = list(outputs)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if _same_file(outputs[a], outputs[b]):
+                raise DevolensError(f"{a} and {b} name the same file; give each output its own name",
+                                    path=outputs[b])
     well = simulate_well(seed=seed, size=hw, dead_fraction=dead_fraction, density=density)
-    obj_path = objects if objects is not None else out.with_name(out.stem + ".objects.csv")
     _write_tiff(out, well.image, "CYX")
     _write_tiff(labels, well.labels, "YX")
     write_csv(well.objects, obj_path)
@@ -194,13 +248,15 @@ def tile_make_command(
     chunk: int = typer.Option(1000, "--chunk", min=1, help="Samples per HDF5 chunk (what a streaming reader fetches)."),
 ) -> None:
     """Tile images (and labels) into an HDF5 store: images (N,C,T,T), labels (N,T,T), class_counts, source, coords."""
-    from devolens.cli._common import console, progress_bar
+    from devolens.cli._common import check_out, console, progress_bar
     from devolens.data.tiling import tile_to_h5
 
     if keep not in KEEP_CHOICES:
         raise typer.BadParameter("must be 'mixed' or 'all'", param_hint="--keep")
     if compression not in ("lzf", "gzip", "none"):
         raise typer.BadParameter("must be lzf, gzip or none", param_hint="--compression")
+    for source in (*images, *(labels or ())):  # the store replaces --out: never one of the inputs
+        check_out(out, source)
     with _show_warnings(), progress_bar("tiling") as cb:
         summary = tile_to_h5(
             images, out, labels or None, tile=tile, stride=stride, keep=keep, append=append,
@@ -238,8 +294,14 @@ def segment_livedead_command(
     image: Path = typer.Argument(..., help="Well image: (C, H, W) uint16 TIFF, C=2 (Hoechst, Draq7); any size."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: labels.tif, objects.csv, counts.csv."),
     model: str = typer.Option("livedead", "--model", help="Zoo model name, or a run folder's .safetensors file."),
-    window: int = typer.Option(512, "--window", min=32, help="Sliding-window side in pixels (a multiple of 32)."),
-    overlap: int = typer.Option(64, "--overlap", min=0, help="Overlap between windows in pixels (blended smoothly)."),
+    window: int = typer.Option(
+        512, "--window", min=32,
+        help="Sliding-window side in pixels; rounded up to the multiple of 2^depth that the network needs "
+        "(8 for the zoo's 3-level livedead model, 32 for a 5-level U-Net).",
+    ),
+    overlap: int = typer.Option(
+        64, "--overlap", min=0, help="Overlap between windows in pixels (blended smoothly); below --window."
+    ),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Windows per forward pass."),
     fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
     precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
@@ -254,17 +316,32 @@ def segment_livedead_command(
     from devolens.errors import DevolensError
     from devolens.predict.livedead import segment_livedead_file
 
+    # options first: nothing is created and no model is loaded for a run that cannot work
+    if overlap >= window:
+        raise DevolensError(f"--overlap ({overlap}) must be smaller than --window ({window})")
+    if precision not in ("auto", "int8", "bf16", "fp32"):
+        raise DevolensError(f"--precision must be auto, int8, bf16 or fp32, got {precision!r}")
+    if _same_file(out, image):
+        raise DevolensError("output would overwrite the input; --out is a folder, give a new folder name", path=out)
     if out.exists() and not out.is_dir():
         raise DevolensError("exists and is not a folder", path=out)
+    for name in LIVEDEAD_OUTPUTS:
+        if _same_file(out / name, image):
+            raise DevolensError(f"output would overwrite the input ({name} in --out); choose another folder",
+                                path=image)
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    with _show_warnings(), progress_bar("segmenting") as cb:
+    # built in a hidden sibling folder: an error leaves neither a half-filled nor an empty --out, and a
+    # previous result in --out stays whole until the new one is complete
+    with _staged_folder(out) as stage, _show_warnings(), progress_bar("segmenting") as cb:
         counts = segment_livedead_file(
-            image, out, model=model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
+            image, stage.tmp, model=model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
             precision=precision, min_area=min_area, write_probabilities=probabilities, progress=cb,
         )
+    if not probabilities and (out / "probs.tif").is_file():  # an earlier run's, not of these labels
+        (out / "probs.tif").unlink()
     console.print(
         f"wrote {out}/labels.tif, objects.csv, counts.csv: {counts['live']} live, {counts['dead']} dead "
         f"(fraction dead {counts['fraction_dead']:.3f})"

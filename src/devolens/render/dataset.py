@@ -45,6 +45,9 @@ FRAMES_COLUMNS = ("file", "time", "embryo", *LETTERS, "total", "artifact")
 #: objects.csv (nuclei renders): one row per labelled nucleus of each clean frame
 OBJECTS_COLUMNS = ["file", "label", "cell", "x", "y", "depth", "radius", "area", "visible"]
 KINDS = ("nuclei", "membrane")
+#: every entry :func:`render_dataset` may write into its folder (the layout above); keep in step with it:
+#: ``devolens render`` replaces exactly these when it renders again into a folder
+OUTPUT_ENTRIES = ("frames", "labels", "membranes", "frames.csv", "objects.csv", "render.json", "video.mp4")
 
 
 def frame_name(time: int, embryo: str | None = None) -> str:
