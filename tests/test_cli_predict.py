@@ -747,3 +747,15 @@ def test_options_without_effect_on_this_input_are_refused(tiny_zoo, tmp_path, ca
     for args, msg in ((["--channel", "1"], "use --color"), (["--stack-z", "nonsense"], "--stack-z must be one of")):
         assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o")] + args) == 2
         assert msg in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_curate_notes_a_video_cut_short(tmp_path, monkeypatch, capsys):
+    import devolens.io.video as vid
+
+    video = _video(tmp_path / "movie.mp4", n=6)
+    real = vid.video_info
+    assert main(["curate", "frames", str(video), "--out", str(tmp_path / "a.csv")]) == 0
+    assert "ended after" not in capsys.readouterr().err
+    monkeypatch.setattr(vid, "video_info", lambda p: {**real(p), "nframes": 20})
+    assert main(["curate", "frames", str(video), "--out", str(tmp_path / "b.csv")]) == 0
+    assert "ended after 6 of the 20" in " ".join(capsys.readouterr().err.split())

@@ -56,6 +56,19 @@ def frames(
         highlight=False,
         soft_wrap=True,
     )
+    from devolens.io.frames import VIDEO_SUFFIXES
+
+    if Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES:  # a file cut short: say so
+        from devolens.cli._common import console
+        from devolens.io.frames import cut_short, frame_count_from_info
+        from devolens.io.video import video_info
+
+        try:
+            note = cut_short(int(report["frame"].notna().sum()), frame_count_from_info(video_info(path)))
+        except DevolensError:
+            note = None
+        if note:
+            console.print(f"note: {note}")
 
 
 def register(app: typer.Typer) -> None:

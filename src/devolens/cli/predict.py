@@ -191,11 +191,9 @@ class _Source:
         cut short (an interrupted copy or recording) decodes without an error up to the cut."""
         if not self.is_video or self.is_stack or self._info is None:
             return None
-        total = self.total  # the container's estimate: a frame or two (2 %) of slack
-        if total and self.read < total - max(2, 0.02 * total):
-            return (f"the video ended after {self.read} of the {total} frames its header declares: a truncated or "
-                    "damaged file? (the frames read are in the results)")
-        return None
+        from devolens.io.frames import cut_short
+
+        return cut_short(self.read, self.total)
 
     def close(self) -> None:
         """Stop reading ahead (the decoder is closed); harmless when everything was read."""

@@ -169,6 +169,16 @@ def frame_count_from_info(info: dict) -> int:
     return int(round(fps * dur)) if fps > 0 and dur > 0 else 0
 
 
+def cut_short(read: int, declared: int) -> str | None:
+    """A note when a video read to its end gave clearly fewer frames (``read``) than its container declares
+    (``declared``, :func:`frame_count_from_info`; an estimate, so a frame or two, or 2 %, of slack): a file cut
+    short (an interrupted copy or recording) decodes without an error up to the cut. None otherwise."""
+    if declared and read < declared - max(2, 0.02 * declared):
+        return (f"the video ended after {read} of the {declared} frames its header declares: a truncated or "
+                "damaged file? (the frames read are in the results)")
+    return None
+
+
 def _image_files(folder: Path) -> list[Path]:
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
              and not p.name.startswith(".")]
