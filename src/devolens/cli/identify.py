@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 
 def register(app: typer.Typer) -> None:
@@ -63,3 +64,23 @@ def register(app: typer.Typer) -> None:
         write_csv(result, out)
         n_t = result["time"].nunique()
         console.print(f"{len(result)} nuclei at {n_t} time points -> {out}")
+        for note in _input_notes(result.attrs, smooth):
+            console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+
+
+def _input_notes(attrs: dict, smooth: str) -> list[str]:
+    """One-line notes on what the predictor found in the input (duplicate nuclei, time gaps)."""
+    notes = []
+    n_dup = int(attrs.get("duplicate_nuclei") or 0)
+    if n_dup:
+        notes.append(f"{n_dup} row(s) repeat an earlier nucleus (same time point, x, y, z and name): predicted once on "
+                     "the cloud without the copies; each copy has its original's prediction")
+    breaks = attrs.get("time_breaks") or []
+    if breaks and smooth != "none":
+        embryo, before, after = breaks[0]
+        more = f" (and {len(breaks) - 1} more)" if len(breaks) > 1 else ""
+        # the 'why': one such row (time 1e9) used to pass its one-nucleus guess up a real cell's lineage
+        notes.append(f"embryo {embryo}: time point {after} is {after - before} after the previous one ({before}), far "
+                     f"more than the table's usual spacing{more} (a mistyped time?): the time course is not smoothed "
+                     "across the gap")
+    return notes

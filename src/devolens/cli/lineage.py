@@ -25,10 +25,50 @@ _DETECT_HELP = (
 )
 
 
-def _read(table: Path):
-    from devolens.io.tables import read_table
+#: Image formats of ``--plot`` (matplotlib writes them all; .jpg/.jpeg through Pillow).
+PLOT_SUFFIXES: tuple[str, ...] = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 
-    return read_table(table)
+
+def _read(table: Path, *, drop_copies: bool = False):
+    """Read TABLE; with ``drop_copies``, drop exact copies of rows with a note (see ``drop_duplicate_rows``).
+
+    For the commands that count or rewrite rows (populations, convert): a table saved twice would
+    count every cell twice, silently. ``cliffs`` and ``clean`` read the rows as they are: finding and
+    dropping duplicated names is their job and their report counts them.
+    """
+    from devolens.io.tables import drop_duplicate_rows, read_table
+
+    df = read_table(table)
+    if not drop_copies:
+        return df
+    df, dup = drop_duplicate_rows(df)
+    if dup.exact:
+        _note(f"dropped {dup.exact} row(s) that repeat an earlier row exactly (same cell, time point and position)")
+    if dup.same_name:
+        t, cell = dup.first_same_name
+        _note(f"{dup.same_name} row(s) repeat a cell name at one time point with another position or size (first "
+              f"{cell} at time {t}): kept; `devolens lineage clean` keeps the first row of each name")
+    return df
+
+
+def _note(text: str) -> None:
+    """Print a one-line note on stderr (rich console; no markup in ``text``, no wrapping)."""
+    from rich.markup import escape
+
+    from devolens.cli._common import console
+
+    console.print(f"[yellow]note:[/] {escape(text)}", soft_wrap=True)
+
+
+def _check_plot(plot: Path, out_path: Path, table: Path) -> None:
+    """Refuse a --plot path before any work: an image format matplotlib cannot write (``.txt`` ended in a
+    traceback after the table was read), a folder, the input, or the --out file itself."""
+    if plot.suffix.lower() not in PLOT_SUFFIXES:
+        got = f"'{plot.suffix}'" if plot.suffix else "no extension"
+        raise DevolensError(f"--plot must end in {', '.join(PLOT_SUFFIXES)} (the image format), got {got}", path=plot)
+    _check_out(plot, table)
+    if plot.absolute() == out_path.absolute():
+        raise DevolensError("--plot and --out are the same file; give the image its own name", path=plot)
 
 
 @contextlib.contextmanager
@@ -69,7 +109,7 @@ def register(app: typer.Typer) -> None:
 
         _check_out(out_path, table)
         with _about(table):
-            df = _read(table)
+            df = _read(table, drop_copies=True)
         _write(write_tidy, out_path, df, out_path)
         typer.echo(
             f"wrote {out_path}: {len(df)} rows, {df['time'].nunique()} time points, "
@@ -84,7 +124,7 @@ def register(app: typer.Typer) -> None:
             show_default=False,
         ),
         plot: Path | None = typer.Option(
-            None, "--plot", help="Also draw the population curves to this image (PNG, SVG or PDF).",
+            None, "--plot", help="Also draw the population curves to this image (.png, .svg, .pdf or .jpg).",
             show_default=False,
         ),
     ) -> None:
@@ -94,9 +134,9 @@ def register(app: typer.Typer) -> None:
 
         _check_out(out_path, table)
         if plot is not None:
-            _check_out(plot, table)
+            _check_plot(plot, out_path, table)
         with _about(table):
-            df = _read(table)
+            df = _read(table, drop_copies=True)
             pops = populations(df)
         if plot is not None:
             from devolens.viz.plots import plot_populations

@@ -307,6 +307,74 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dic
     return clouds
 
 
+def duplicate_nuclei(table: pd.DataFrame) -> np.ndarray | None:
+    """Row position of the original of every row, or None when no nucleus is listed twice.
+
+    A duplicate repeats an earlier row's embryo, time point and x, y, z (and its cell name when
+    the table has names): the same nucleus listed twice, e.g. a table saved twice. Predictions
+    use each time point's whole cloud (neighbours, cell count, ranks), so copies would change
+    every nucleus's prediction; they are predicted once, on the cloud without them.
+
+    Returns
+    -------
+    ndarray (n_rows,) int or None
+        ``first[i]``: position of the first row equal to row ``i`` (``i`` itself for originals).
+    """
+    key = [c for c in ("embryo", "time", "x", "y", "z", "cell") if c in table.columns]
+    dup = table.duplicated(subset=key, keep="first").to_numpy()
+    if not dup.any():
+        return None
+    # groups numbered in order of first appearance, like the originals (the rows not duplicated)
+    group = table.groupby(key, sort=False, dropna=False).ngroup().to_numpy()
+    return np.flatnonzero(~dup)[group]
+
+
+#: A gap between consecutive time points of an embryo larger than this many times the embryo's
+#: median spacing (a typo such as time 1e9) cuts the lineage links (see :func:`time_breaks`).
+GAP_FACTOR: float = 20.0
+
+
+def time_breaks(clouds: list[dict[str, Any]], factor: float = GAP_FACTOR) -> list[tuple[str, int, int]]:
+    """Gaps in an embryo's time points that are too long to link nuclei across.
+
+    The lineage smoothing makes a nucleus that starts a tracklet the daughter of its nearest
+    neighbour at the embryo's previous time point present, however long ago: one row with a
+    mistyped time (``1e9``) became a "daughter" of a cell at the last real time point, and its
+    one-nucleus cloud's guess then flowed up that cell's lineage and changed earlier time
+    points' names. A gap longer than ``factor`` times the median spacing (and more than one
+    time point) is a break: the time points on either side are smoothed separately.
+
+    Returns
+    -------
+    list of (embryo, time before, time after)
+    """
+    out: list[tuple[str, int, int]] = []
+    by_embryo: dict[str, list[int]] = {}
+    for c in clouds:
+        by_embryo.setdefault(c["embryo"], []).append(int(c["time"]))
+    for name, times in by_embryo.items():
+        t = np.unique(np.asarray(times, dtype=np.int64))
+        if len(t) < 2:
+            continue
+        gaps = np.diff(t)
+        limit = max(factor * float(np.median(gaps)), 1.0)
+        for i in np.flatnonzero(gaps > limit):
+            out.append((name, int(t[i]), int(t[i + 1])))
+    return out
+
+
+def _split_at_breaks(clouds: list[dict[str, Any]], breaks: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
+    """Shallow copies of ``clouds`` whose ``embryo`` is (embryo, stretch): :func:`tracklets` links
+    nuclei only within an embryo, so each stretch between breaks is linked on its own."""
+    cuts: dict[str, list[int]] = {}
+    for name, _, after in breaks:
+        cuts.setdefault(name, []).append(after)
+    return [
+        {**c, "embryo": (c["embryo"], int(np.searchsorted(sorted(cuts.get(c["embryo"], [])), c["time"], "right")))}
+        for c in clouds
+    ]
+
+
 # ----------------------------------------------------------------------------- augmentation
 def _rot(axis: int, angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
@@ -666,12 +734,41 @@ class IdentityPredictor:
         opts = {"tta": arch.get("tta", 1), **options}
         return cls(model, arch["founders"], arch["depth1"], **opts)
 
-    @torch.no_grad()
     def predict_proba(self, table: pd.DataFrame, zscale: float | None = None,
                       progress: Callable[[int, int], None] | None = None
                       ) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities of every row: founder (n, F) and depth-1 (n, K)."""
+        """Class probabilities of every row: founder (n, F) and depth-1 (n, K).
+
+        A nucleus listed twice (:func:`duplicate_nuclei`) is predicted once, on the cloud without
+        the copy, and the copy gets its original's probabilities; the lineage smoothing does not
+        link across a break in the time points (:func:`time_breaks`).
+        """
+        pf, pd1, _ = self._proba_checked(table, zscale, progress)
+        return pf, pd1
+
+    def _proba_checked(self, table: pd.DataFrame, zscale: float | None,
+                       progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """:meth:`predict_proba` plus what was found in the input: ``duplicates`` (rows that copy an
+        earlier nucleus) and ``time_breaks`` (see :func:`time_breaks`)."""
+        first = duplicate_nuclei(table)
+        if first is None:
+            return self._proba(table, zscale, progress)
+        keep = np.flatnonzero(first == np.arange(len(table)))
+        unique = table.iloc[keep]
+        unique.attrs = dict(table.attrs)  # zscale
+        pf, pd1, found = self._proba(unique, zscale, progress)
+        at = np.searchsorted(keep, first)  # row -> its original among the kept rows
+        found["duplicates"] = len(table) - len(keep)
+        return pf[at], pd1[at], found
+
+    @torch.no_grad()
+    def _proba(self, table: pd.DataFrame, zscale: float | None,
+               progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Probabilities of a table without duplicate nuclei, and its ``time_breaks``."""
         clouds = prepare_clouds(table, zscale)
+        breaks = time_breaks(clouds)
+        found: dict[str, Any] = {"duplicates": 0, "time_breaks": breaks}
+        links = _split_at_breaks(clouds, breaks) if breaks else clouds
         nf, nd = len(self.founders), len(self.depth1)
         pf = np.zeros((len(table), nf))
         pd1 = np.zeros((len(table), nd))
@@ -695,15 +792,15 @@ class IdentityPredictor:
             if progress is not None:
                 progress(bi + 1, len(batches))
         if self.smooth == "tracklets":
-            tracks = tracklets(clouds)
+            tracks = tracklets(links)
             pf, pd1 = pool_over_tracklets(pf, tracks), pool_over_tracklets(pd1, tracks)
         elif self.smooth == "lineage":
-            tracks, parents = tracklets(clouds, return_parents=True)
+            tracks, parents = tracklets(links, return_parents=True)
             joint = joint_depth1(pf, pd1, self.parent)
             pd1 = lineage_posterior(joint, tracks, parents, self.trans, power=self.evidence_power)
             pf = np.zeros_like(pf)
             np.add.at(pf.T, self.parent, pd1.T)
-        return pf, pd1
+        return pf, pd1, found
 
     def predict(self, table: pd.DataFrame | str | Path, zscale: float | None = None,
                 progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
@@ -726,7 +823,10 @@ class IdentityPredictor:
         -------
         DataFrame
             The input rows (same index and columns) plus ``pred_founder``, ``pred_depth1``
-            (class names) and ``confidence`` (0..1).
+            (class names) and ``confidence`` (0..1). ``attrs["duplicate_nuclei"]``: rows that
+            repeat an earlier nucleus (:func:`duplicate_nuclei`; each gets its original's
+            prediction); ``attrs["time_breaks"]``: (embryo, time before, time after) of the gaps
+            not smoothed across (:func:`time_breaks`).
         """
         if isinstance(table, (str, os.PathLike)):
             from devolens.io.tables import read_positions
@@ -739,10 +839,13 @@ class IdentityPredictor:
             for c in ("pred_founder", "pred_depth1"):
                 out[c] = pd.Series(dtype=object)
             out["confidence"] = pd.Series(dtype=float)
+            out.attrs.update(duplicate_nuclei=0, time_breaks=[])
             return out
-        pf, pd1 = self.predict_proba(table, zscale, progress)
+        pf, pd1, found = self._proba_checked(table, zscale, progress)
         f, d, conf = combine_probabilities(pf, pd1, self.parent)
         out["pred_founder"] = np.asarray(self.founders, dtype=object)[f]
         out["pred_depth1"] = np.asarray(self.depth1, dtype=object)[d]
         out["confidence"] = conf
+        out.attrs["duplicate_nuclei"] = int(found["duplicates"])
+        out.attrs["time_breaks"] = list(found["time_breaks"])
         return out
