@@ -1,19 +1,32 @@
 """Atomic file output: write to a temporary file beside the target, then rename; folders of
-outputs are built in a hidden sibling folder and moved in place on success (:class:`StagedDir`).
+outputs are built in a hidden staging folder and moved in place on success (:class:`StagedDir`).
 
-An interrupted run (Ctrl-C, crash, error) never leaves a half-written output file.
+An interrupted run (Ctrl-C, crash, error) never leaves a half-written output file, and a failing
+write never costs the outputs of an earlier run. A destination that cannot be written (read-only
+file system, no permission, full disk) is a :class:`~devolens.errors.DevolensError`: the user's
+environment, not a bug.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from devolens.errors import DevolensError
+
+#: errors that only writing can raise: wherever they come from, the output could not be written
+_WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
+
+
+def cannot_write(exc: OSError, path: str | Path) -> DevolensError:
+    """The one-line error for an output ``path`` that the system refused (``exc``)."""
+    return DevolensError(f"cannot write output: {exc.strerror or exc}", path=path)
 
 
 @contextlib.contextmanager
@@ -28,25 +41,43 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         Suffix of the temporary file (defaults to the destination's, so writers that
         infer the format from the extension keep working).
 
+    Raises
+    ------
+    DevolensError
+        The destination cannot be written: its folder cannot be made or holds no new file
+        (read-only file system, no permission), the disk or quota is full, or the rename fails.
+
     Examples
     --------
     >>> with atomic_path("out.csv") as tmp:  # doctest: +SKIP
     ...     df.to_csv(tmp)
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}.tmp-", suffix=path.suffix if suffix is None else suffix, dir=path.parent
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.stem}.tmp-", suffix=path.suffix if suffix is None else suffix, dir=path.parent
+        )
+    except OSError as exc:  # nothing written yet: the place itself refuses
+        raise cannot_write(exc, path) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp creates 0600 files: give the output the usual permissions (umask applies)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, path)
+        try:
+            # mkstemp creates 0600 files: give the output the usual permissions (umask applies)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp_path, 0o666 & ~umask)
+            os.replace(tmp_path, path)
+        except OSError as exc:
+            raise cannot_write(exc, path) from None
+    except OSError as exc:
+        # the writer's own errors stay as they are (a bug keeps its traceback), except a full
+        # disk or quota, which no code can cause
+        if exc.errno in _WRITE_ERRNOS:
+            raise cannot_write(exc, path) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -90,28 +121,155 @@ def write_columns_csv(columns: dict, path: str | Path) -> Path:
     return Path(path)
 
 
+#: random part of a staging folder's name (what :func:`tempfile.mkdtemp` adds to the prefix)
+_RANDOM = r"[a-z0-9_]{8}"
+
+
 class StagedDir:
-    """Build outputs in a hidden sibling folder (``tmp``); move them onto ``dest`` only on success
+    """Build outputs in a hidden staging folder (``tmp``); move them onto ``dest`` only on success
     (:meth:`commit`; entries already in ``dest`` with the same names are replaced), or drop them
-    (:meth:`abort`)."""
+    (:meth:`abort`).
+
+    The staging folder is a sibling of ``dest`` (``.NAME.partial-<pid>-<random>``), so a failed
+    run never creates ``dest``. When ``dest`` is a folder on another file system than its parent
+    (a mount point: a Docker bind mount, an external disk), a rename from the sibling would fail
+    (EXDEV), so the staging folder goes inside ``dest`` instead (``.partial-<pid>-<random>``: hidden,
+    and commands reading folders of images only list files). The pid in the name lets a later run
+    to the same ``dest`` remove what a killed run (SIGKILL, out of memory) left behind.
+
+    Raises
+    ------
+    DevolensError
+        ``dest`` is a file, or the staging folder cannot be made (read-only file system, no
+        permission, full disk).
+    """
 
     def __init__(self, dest: Path):
         self.dest = Path(dest)
         if self.dest.exists() and not self.dest.is_dir():
             raise DevolensError("output exists and is not a folder", path=self.dest)
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.partial-", dir=self.dest.parent))
+        try:
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+            inside = self.dest.is_dir() and os.stat(self.dest).st_dev != os.stat(self.dest.parent).st_dev
+            where, prefix = (self.dest, ".partial-") if inside else (self.dest.parent, f".{self.dest.name}.partial-")
+            self._remove_stale()
+            self.tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=where))
+        except OSError as exc:
+            raise cannot_write(exc, self.dest) from None
+
+    def _remove_stale(self) -> None:
+        """Remove the staging folders of ``dest`` that runs no longer alive left behind (best effort).
+
+        Only names made by this class for this ``dest`` are touched, with the pid of a process that
+        does not exist (any doubt keeps the folder: another user's process, another pid namespace
+        on the same machine, a system where the check cannot be made).
+        """
+        if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+            return
+        places = [(self.dest.parent, re.compile(rf"\.{re.escape(self.dest.name)}\.partial-(\d+)-{_RANDOM}"))]
+        if self.dest.is_dir():
+            places.append((self.dest, re.compile(rf"\.partial-(\d+)-{_RANDOM}")))
+        for folder, pattern in places:
+            try:
+                with os.scandir(folder) as it:
+                    stale = [e.path for e in it if (m := pattern.fullmatch(e.name)) and not _alive(int(m.group(1)))
+                             and e.is_dir(follow_symlinks=False)]
+            except OSError:  # an unreadable parent: nothing to clean, and mkdtemp reports the real problem
+                continue
+            for path in stale:
+                shutil.rmtree(path, ignore_errors=True)
 
     def commit(self) -> None:
-        self.dest.mkdir(parents=True, exist_ok=True)
-        for entry in sorted(self.tmp.iterdir()):
-            target = self.dest / entry.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-            os.replace(entry, target)
+        """Move the staged entries into ``dest``, replacing those of the same names: all or nothing.
+
+        An entry being replaced is first moved aside into the staging folder (same file system,
+        a rename), so a failure part-way puts every earlier entry back as it was and the previous
+        outputs are never lost; the staging folder is then removed and a :class:`DevolensError`
+        raised. Only if even that restoring fails is the staging folder kept (the error names it).
+        """
+        done: list[tuple[Path, Path, Path | None]] = []  # (staged entry, target, where the old entry goes)
+        aside: Path | None = None
+        try:
+            self.dest.mkdir(parents=True, exist_ok=True)
+            for entry in sorted(self.tmp.iterdir()):
+                target = self.dest / entry.name
+                if target == self.tmp:  # cannot happen with mkdtemp's names; never move the stage onto itself
+                    continue
+                old = None
+                if os.path.lexists(target):
+                    if aside is None:  # made on demand, after listing the staged entries
+                        aside = Path(tempfile.mkdtemp(prefix=".replaced-", dir=self.tmp))
+                    old = aside / entry.name
+                # recorded before the renames: each rename is atomic, so whether the paths exist tells
+                # _restore how far this entry got, even after a Ctrl-C between the two
+                done.append((entry, target, old))
+                if old is not None:
+                    os.replace(target, old)
+                os.replace(entry, target)
+        except BaseException as exc:  # Ctrl-C included: the previous outputs go back before anything else
+            restored = self._restore(done)
+            if restored:
+                self.abort()
+            if not isinstance(exc, OSError):
+                raise
+            if not restored:
+                raise DevolensError(f"cannot write output: {exc.strerror or exc}; some earlier outputs could not be "
+                                    f"put back, they are in {self.tmp}", path=self.dest) from None
+            raise cannot_write(exc, self.dest) from None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    @staticmethod
+    def _restore(done: list[tuple[Path, Path, Path | None]]) -> bool:
+        """Undo the renames of a failed :meth:`commit`, last first; True when everything is back."""
+        ok = True
+        for entry, target, old in reversed(done):
+            try:
+                if not os.path.lexists(entry):  # the new entry was placed: take it back out
+                    os.replace(target, entry)
+                if old is not None and os.path.lexists(old):  # the old entry was moved aside
+                    os.replace(old, target)
+            except OSError:
+                ok = False
+        return ok
+
     def abort(self) -> None:
+        """Drop the staged outputs (``dest`` is left as it was)."""
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | Path) -> Iterator[StagedDir]:
+    """Yield a :class:`StagedDir` for the output folder ``out``; commit it on success.
+
+    On an error (or Ctrl-C) the staged outputs are dropped, and so are the folders above ``out`` that were
+    made for them: a failed run leaves neither a half-filled nor an empty output folder behind.
+    """
+    out = Path(out).resolve()  # staged beside the real folder ('.' and '..' name no sibling of their own)
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # deepest first
+    stage = None
+    try:
+        stage = StagedDir(out)
+        yield stage
+    except BaseException:
+        if stage is not None:
+            stage.abort()
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (something else wrote there meanwhile): keep it
+                break
+        raise
+    stage.commit()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` may still be running (True when in doubt)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError, ValueError):  # not ours to signal (still alive), or no such pid number
+        return True
+    return True
