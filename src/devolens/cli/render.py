@@ -89,26 +89,13 @@ def _staged_render(out: Path) -> Iterator[Path]:
     (a rename on the same file system) costs nothing next to rendering. On an error or Ctrl-C the staged
     files are dropped, and so are the folders made above ``out``: ``out`` is as it was.
     """
-    from devolens.io.atomic import StagedDir
+    from devolens.io.atomic import staged_folder
     from devolens.render.dataset import OUTPUT_ENTRIES
 
-    out = out.resolve()  # staged beside the real folder ('.' and '..' name no sibling of their own)
-    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # deepest first
-    stage = None
-    try:
-        stage = StagedDir(out)
+    out = out.resolve()
+    with staged_folder(out) as stage:
         yield stage.tmp
         written = {entry.name for entry in stage.tmp.iterdir()}
-    except BaseException:
-        if stage is not None:
-            stage.abort()
-        for folder in made:
-            try:
-                folder.rmdir()
-            except OSError:  # not empty: something else wrote there meanwhile
-                break
-        raise
-    stage.commit()
     for name in OUTPUT_ENTRIES:
         stale = out / name
         if name in written or not (stale.exists() or stale.is_symlink()):

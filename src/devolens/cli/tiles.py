@@ -8,18 +8,14 @@ that other areas (nuclei, membrane) add their commands to the same group.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, List, Optional
+from typing import List, Optional
 
 import click
 import typer
 from typer.core import TyperGroup
 
 from devolens.cli._common import FAST_HELP, PRECISION_HELP
-
-if TYPE_CHECKING:
-    from devolens.io.atomic import StagedDir
 
 segment_app: typer.Typer | None = None
 
@@ -54,33 +50,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
     except OSError:
         return False
-
-
-@contextlib.contextmanager
-def _staged_folder(out: Path) -> Iterator[StagedDir]:
-    """Yield a :class:`StagedDir` for the output folder ``out`` and move its contents in place on success.
-
-    On an error (or Ctrl-C) the staged outputs are dropped, and so are the folders above ``out`` that were made
-    for them, so that a failed run leaves no empty output folders behind.
-    """
-    from devolens.io.atomic import StagedDir
-
-    out = out.resolve()  # staged beside the real folder ('.' and '..' name no sibling of their own)
-    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # deepest first
-    stage = None
-    try:
-        stage = StagedDir(out)
-        yield stage
-    except BaseException:
-        if stage is not None:
-            stage.abort()
-        for folder in made:
-            try:
-                folder.rmdir()
-            except OSError:  # not empty (something else wrote there meanwhile): keep it
-                break
-        raise
-    stage.commit()
 
 
 def _write_tiff(path: Path, arr, axes: str) -> None:
@@ -335,7 +304,9 @@ def segment_livedead_command(
         torch.set_num_threads(threads)
     # built in a hidden sibling folder: an error leaves neither a half-filled nor an empty --out, and a
     # previous result in --out stays whole until the new one is complete
-    with _staged_folder(out) as stage, _show_warnings(), progress_bar("segmenting") as cb:
+    from devolens.io.atomic import staged_folder
+
+    with staged_folder(out) as stage, _show_warnings(), progress_bar("segmenting") as cb:
         counts = segment_livedead_file(
             image, stage.tmp, model=model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
             precision=precision, min_area=min_area, write_probabilities=probabilities, progress=cb,
