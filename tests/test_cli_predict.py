@@ -759,3 +759,19 @@ def test_curate_notes_a_video_cut_short(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(vid, "video_info", lambda p: {**real(p), "nframes": 20})
     assert main(["curate", "frames", str(video), "--out", str(tmp_path / "b.csv")]) == 0
     assert "ended after 6 of the 20" in " ".join(capsys.readouterr().err.split())
+
+
+def test_nothing_found_is_said(tmp_path, monkeypatch, capsys):
+    from devolens.io.images import write_png
+
+    img = tmp_path / "black.png"
+    write_png(np.zeros((48, 70), np.uint8), img)
+    summary = {"frames": 1, "objects": 0, "skipped": 0, "curation": None, "precision": "int8", "scale": 0.5,
+               "estimate": None, "estimates": None, "ended_early": None, "suggest_diameter": None}
+    monkeypatch.setattr(cli_predict, "run_segmentation", lambda *a, **k: summary)
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o")]) == 0
+    out = " ".join(capsys.readouterr().err.split())
+    assert "0 nuclei" in out and "no nuclei found in any frame" in out
+    summary["objects"] = 3
+    assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o")]) == 0
+    assert "no nuclei found" not in capsys.readouterr().err

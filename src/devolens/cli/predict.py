@@ -702,6 +702,9 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         _print_pages_note(input_path, pages)
         if summary.get("ended_early"):
             console.print(f"note: {summary['ended_early']}")
+        if summary["objects"] == 0:
+            console.print(f"note: no {what} found in any frame: an empty or saturated image, another channel "
+                          "(--color), or another magnification (--diameter)?")
         if summary.get("suggest_diameter"):
             console.print(_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"]))
 
