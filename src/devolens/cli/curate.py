@@ -27,7 +27,7 @@ def frames(
         "streamed, never all loaded."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Report CSV to write (.csv; one row per frame; written atomically)."),
-    stack_z: str = typer.Option("project", "--stack-z", help=(
+    stack_z: str = typer.Option("project", "--stack-z", metavar="project|slices", help=(
         "TIFF stacks with a Z axis: 'project' (one maximum projection per time point) or 'slices'.")),
     channel: Optional[int] = typer.Option(None, "--channel", help=(
         "TIFF stacks with a C axis: the channel to score (0-based); required when there are several.")),

@@ -660,10 +660,10 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
         backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
         overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay images / overlay video."),
-        tta: int = typer.Option(1, "--tta", help=(
+        tta: int = typer.Option(1, "--tta", metavar="1|2|4", help=(
             "Test-time augmentation: average the network over 1 (off), 2 (+ mirror) or 4 (+ flips) views; "
             "2-4x slower, slightly smoother masks.")),
-        stack_z: str = typer.Option(default_z, "--stack-z", help=_STACK_Z_HELP),
+        stack_z: str = typer.Option(default_z, "--stack-z", metavar="project|slices", help=_STACK_Z_HELP),
         channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
         pages: str = typer.Option("time", "--pages", metavar="time|z", help=PAGES_HELP),
         color: Optional[str] = typer.Option(None, "--color", help=_COLOR_HELP),
@@ -877,7 +877,7 @@ def population_command(
     fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
     precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
-    stack_z: str = typer.Option("project", "--stack-z", help=_STACK_Z_HELP),
+    stack_z: str = typer.Option("project", "--stack-z", metavar="project|slices", help=_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
     pages: str = typer.Option("time", "--pages", metavar="time|z", help=PAGES_HELP),
     color: Optional[str] = typer.Option(None, "--color", help=_COLOR_HELP),
