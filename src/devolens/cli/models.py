@@ -70,14 +70,23 @@ def show_model(
     from devolens.cli._common import out
     from devolens.models import zoo
 
-    card = zoo.card(name)  # DevolensError (exit 2) for an unknown name
-    md = (zoo.model_folder(name) or zoo.ZOO_DIR / name) / "card.md"
-    if as_json or not md.exists():
+    folder = zoo.model_folder(name)
+    if folder is not None and not (folder / "card.json").is_file():
+        # a training run: its card is made from the best checkpoint, and shown as an exported folder's card.md is
+        from devolens.models.export import card_from_run, card_md
+
+        card = card_from_run(folder, command="models show")
+        text = card_md(card, load_name=str(folder))
+    else:
+        card = zoo.card(name)  # DevolensError (exit 2) for an unknown name or a broken card.json
+        md = (folder or zoo.ZOO_DIR / name) / "card.md"
+        text = md.read_text() if md.is_file() else None
+    if as_json or text is None:
         typer.echo(json.dumps(card, indent=2))
         return
     from rich.markdown import Markdown
 
-    out.print(Markdown(md.read_text()))
+    out.print(Markdown(text))
 
 
 @models_app.command("export")
@@ -86,11 +95,12 @@ def export_model(
     to: Path = typer.Option(..., "--to", "--out", "-o", help="Folder to write (new or empty): weights.safetensors (fp16), "
                             "card.json, card.md."),
     kind: Optional[str] = typer.Option(None, "--kind", help="What it segments: nuclei or membrane (default: membrane "
-                                       "when the recipe's name says so, else nuclei)."),
+                                       "when the recipe's name says so, else nuclei). Overrides what the recipe's "
+                                       "name says, which `--model RUN` keeps to."),
     scale: Optional[float] = typer.Option(None, "--scale", help="Working resolution relative to the images it will "
-                                          "be given (default: the recipe's data.scale, 1.0 unless it resized the "
-                                          "images; 0.5 for a run on crops made at half size by "
-                                          "scripts/zoo_data.py --scale 0.5)."),
+                                          "be given, 0.01 to 8 like a recipe's data.scale (default: the recipe's "
+                                          "data.scale, 1.0 unless it resized the images; 0.5 for a run on crops "
+                                          "made at half size by scripts/zoo_data.py --scale 0.5)."),
 ) -> None:
     """Export a training run's best checkpoint as a model folder, to use with `--model FOLDER` or `load(FOLDER)`.
 
@@ -99,12 +109,21 @@ def export_model(
     run's own validation split) and can be shared.
     """
     from devolens.cli._common import console
-    from devolens.models.export import export_run
+    from devolens.errors import DevolensError
+    from devolens.models.export import KINDS, check_scale, export_run, named_kind
 
+    # the options first, before the run is read or anything written
+    if kind is not None and kind not in KINDS:
+        raise DevolensError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if scale is not None:
+        check_scale(scale, "--scale")
     card = export_run(run, to, kind=kind, scale=scale)
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in card["metrics"].items() if k in card["headline"]) or "none"
     console.print(f"{card['task']} model -> {to} (validation of the run: {metrics}); use it with "
                   f"`devolens segment {card['task']} INPUT --model {to} --out DIR`")
+    named = named_kind(run)
+    if kind is not None and named not in (None, kind):  # an override of the recipe's name: said, not silent
+        console.print(f"note: the run's recipe is named for {named}; exported as {kind}, as --kind says")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,13 @@ What a run cannot know is written into its card plainly: its metrics are the run
 split (not held-out data), there is no size model (``--diameter`` does not apply: give images at the
 magnification ``scale`` assumes), no int8 calibration (CPUs run it in bf16), and ``scale`` is the
 working resolution relative to the images you will give it (the recipe's ``data.scale``: 1.0 unless
-the training images were resized; ``--scale`` on export overrides it).
+the training images were resized; ``--scale`` on export overrides it). ``scale`` is bounded like the
+recipe's ``data.scale`` (:func:`check_scale`), on export and whenever an exported card is read.
+
+What a run segments (its ``kind``) is read off its recipe's name (``membrane`` in it: membrane, else
+nuclei), by ``devolens train``'s tip, ``models export`` and ``--model RUN`` alike; a command that asks
+a run for the other kind than its name says is refused (:func:`card_from_run`), while
+``models export --kind`` overrides it on purpose.
 
 Also the Markdown card writer shared with ``scripts/zoo_ship.py``.
 """
@@ -22,13 +28,24 @@ Also the Markdown card writer shared with ``scripts/zoo_ship.py``.
 from __future__ import annotations
 
 import json
+import math
+import os
 from pathlib import Path
 
 from devolens.errors import DevolensError
 
-__all__ = ["KINDS", "is_run", "card_from_run", "export_run", "write_card_md", "int8_md_lines"]
+__all__ = ["KINDS", "is_run", "card_from_run", "export_run", "named_kind", "check_scale", "scale_bounds",
+           "card_md", "write_card_md", "int8_md_lines"]
 
 KINDS = {"nuclei": "devolens.predict.segment:NucleiPredictor", "membrane": "devolens.predict.segment:MembranePredictor"}
+
+#: what each command says of a run of another task than segmentation (``{task!r}``: the run's)
+_ONLY_SEGMENTATION = {
+    None: "only segmentation runs segment images: this is a {task!r} run",
+    "models export": "models export exports segmentation runs only: this is a {task!r} run",
+    "models show": "models show makes cards of segmentation runs only (from their best checkpoint): this is a "
+                   "{task!r} run (its run.json and history.csv tell how it went)",
+}
 
 
 def is_run(folder: Path) -> bool:
@@ -36,7 +53,93 @@ def is_run(folder: Path) -> bool:
     return (folder / "best.json").is_file() and (folder / "best.safetensors").is_file()
 
 
-def card_from_run(run: str | Path, kind: str | None = None, scale: float | None = None) -> dict:
+def scale_bounds() -> tuple[float, float]:
+    """The working scales a model may have: those a recipe's ``data.scale`` allows (read off the recipe schema,
+    so that training and use keep one rule; outside it images are shrunk to nothing or blown up past memory)."""
+    from devolens.train.recipe import SCHEMA
+
+    field = SCHEMA["data"]["scale"]
+    return float(field.low), float(field.high)
+
+
+def check_scale(value, what: str = "scale", path: str | Path | None = None) -> float:
+    """``value`` as a float when it is a finite number within :func:`scale_bounds`, else a :class:`DevolensError`
+    ``{what} must be ...`` (naming ``path``, e.g. the card.json that holds it)."""
+    low, high = scale_bounds()
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and low <= value <= high):
+        raise DevolensError(f"{what} must be a number from {low:g} to {high:g} (the working resolution relative to "
+                            f"the input, like a recipe's data.scale), got {value!r}", path=path)
+    return float(value)
+
+
+def _named(recipe: dict) -> str | None:
+    """The kind a recipe's name says (``membrane`` in ``membrane_half``, ``nuclei`` in ``tiny_nuclei``); None
+    when it says neither or both."""
+    name = str(recipe.get("name") or "").lower()
+    said = [kind for kind, stem in (("nuclei", "nucle"), ("membrane", "membrane")) if stem in name]
+    return said[0] if len(said) == 1 else None
+
+
+def named_kind(run: str | Path) -> str | None:
+    """The kind the recipe of training run ``run`` is named for (``nuclei``, ``membrane``), None when its name says
+    neither or best.json cannot be read (:func:`card_from_run` says why)."""
+    try:
+        cfg = json.loads((Path(run) / "best.json").read_text())
+    except (OSError, ValueError):
+        return None
+    recipe = cfg.get("recipe") if isinstance(cfg, dict) else None
+    return _named(recipe) if isinstance(recipe, dict) else None
+
+
+def _not_a_run(run: Path, command: str | None) -> DevolensError:
+    """Why folder ``run`` is no training run, worded for ``command`` (``models export`` takes runs only)."""
+    elsewhere = "" if command == "models export" else " nor a model folder (no card.json)"
+    if not run.exists():
+        return DevolensError("not a training run: no such folder", path=run)
+    if not run.is_dir():
+        what = "a weights file" if run.suffix.lower() == ".safetensors" else "a file"
+        return DevolensError(f"not a training run: {what}; give the run's folder (`devolens train --out`: best.json "
+                             "and best.safetensors)", path=run)
+    if (run / "card.json").is_file():
+        return DevolensError("already an exported model (card.json): use it as it is (--model FOLDER) and copy the "
+                             "folder to share it; `devolens models export` makes one from a training run", path=run)
+    have = [name for name in ("best.json", "best.safetensors") if (run / name).is_file()]
+    if have:
+        missing = "best.safetensors" if have == ["best.json"] else "best.json"
+        return DevolensError(f"a training run's best checkpoint is best.json and best.safetensors, and {missing} is "
+                             f"missing (an interrupted copy?)", path=run)
+    return DevolensError(f"not a training run (no best.json and best.safetensors; `devolens train --out` writes "
+                         f"them){elsewhere}", path=run)
+
+
+def _run_config(run: Path, command: str | None) -> dict:
+    """The run's best.json, checked to be the config ``devolens train`` writes for a segmentation network."""
+    try:
+        cfg = json.loads((run / "best.json").read_text())
+    except ValueError as exc:
+        raise DevolensError(f"best.json is not valid JSON ({exc}): a damaged run?", path=run) from None
+    except OSError as exc:
+        raise DevolensError(f"cannot read best.json: {exc.strerror or exc}", path=run) from None
+    if not isinstance(cfg, dict):
+        raise DevolensError("best.json is not a checkpoint's config (a JSON object): a damaged run?", path=run)
+    for key in ("recipe", "input", "model", "metrics"):
+        if not isinstance(cfg.get(key) or {}, dict):
+            raise DevolensError(f"best.json: {key!r} is not a mapping: a damaged run?", path=run)
+    task = cfg.get("task")
+    if task is None:
+        raise DevolensError("best.json names no task (`devolens train` writes it beside best.safetensors): a damaged "
+                            "run, or a file of another program?", path=run)
+    if task != "segmentation":
+        raise DevolensError(_ONLY_SEGMENTATION.get(command, _ONLY_SEGMENTATION[None]).format(task=task), path=run)
+    if (cfg.get("model") or {}).get("kind") != "segmentation":
+        raise DevolensError(f"best.json describes no segmentation network (model kind "
+                            f"{(cfg.get('model') or {}).get('kind')!r}): a damaged run?", path=run)
+    return cfg
+
+
+def card_from_run(run: str | Path, kind: str | None = None, scale: float | None = None, *,
+                  command: str | None = None) -> dict:
     """The model card of a segmentation run's best checkpoint (weights: ``best.safetensors``).
 
     Parameters
@@ -45,36 +148,45 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
         The ``--out`` folder of ``devolens train``.
     kind : {"nuclei", "membrane"}, optional
         What it segments (the predictor and its post-processing); default: ``membrane`` when the
-        recipe's name says so, else ``nuclei``.
+        recipe's name says so, else ``nuclei``. A kind other than the one the recipe's name says
+        (a ``membrane`` recipe asked for nuclei: ``devolens segment nuclei --model RUN``) is refused,
+        except for ``command="models export"``, whose ``--kind`` is the user's deliberate choice.
     scale : float, optional
         Working resolution relative to the images the model will be given (0.5: they are halved
         first). Default: the run's ``data.scale`` (1.0 unless its recipe resized the images), so
         the model sees inputs at its training images' magnification as it saw those.
+    command : str, optional
+        The command asking (``"models export"``, ``"models show"``): its errors are worded for it.
+        None: a model used to segment (``--model RUN``, ``load(RUN)``).
 
     Raises
     ------
     DevolensError
-        Not a run, not a segmentation run, or trained on data the predictors cannot feed the
+        Not a run (or already an exported model), a damaged best.json, not a segmentation run, a
+        kind the recipe's name contradicts, or trained on data the predictors cannot feed the
         same way (several channels, a fixed resize, class maps, another normalisation).
     """
     run = Path(run)
-    if not is_run(run):
-        raise DevolensError("not a training run (no best.json and best.safetensors; `devolens train --out` writes "
-                            "them) nor a model folder (no card.json)", path=run)
-    try:
-        cfg = json.loads((run / "best.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise DevolensError(f"cannot read best.json: {exc}", path=run) from None
-    recipe, inp, model = cfg.get("recipe") or {}, cfg.get("input") or {}, cfg.get("model") or {}
-    kind = kind or ("membrane" if "membrane" in str(recipe.get("name", "")).lower() else "nuclei")
-    if kind not in KINDS:
+    if kind is not None and kind not in KINDS:  # options first, before anything is read
         raise DevolensError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if cfg.get("task") != "segmentation" or model.get("kind") != "segmentation":
-        raise DevolensError(f"a {cfg.get('task')!r} run: only segmentation runs segment images", path=run)
+    if scale is not None:
+        scale = check_scale(scale)
+    if not is_run(run):
+        raise _not_a_run(run, command)
+    cfg = _run_config(run, command)
+    recipe, inp, model = cfg.get("recipe") or {}, cfg.get("input") or {}, cfg.get("model") or {}
+    asked, named = kind, _named(recipe)
+    kind = kind or ("membrane" if "membrane" in str(recipe.get("name", "")).lower() else "nuclei")
     target = inp.get("target")
     if target not in (("boundary",) if kind == "membrane" else ("boundary", "semantic")):
         need = "data.target 'boundary'" if kind == "membrane" else "data.target 'boundary' or 'semantic'"
         raise DevolensError(f"this run learned target {target!r}; {kind} segmentation needs {need}", path=run)
+    if asked is not None and named not in (None, asked) and command != "models export":
+        # the recipe's name is the only word a run has on what it learned: a membrane run read as nuclei counts
+        # the cells between membranes as nuclei without a hint that anything is off
+        raise DevolensError(f"a {named} run (its recipe is named {recipe.get('name')!r}), not a {kind} model: use "
+                            f"`devolens segment {named}`, or export it as {kind} on purpose (`devolens models export "
+                            f"RUN --to FOLDER --kind {kind}`) and give that folder", path=run)
     if int(inp.get("channels") or 1) != 1:
         raise DevolensError(f"this run was trained on {inp.get('channels')}-channel images; the predictors feed the "
                             "network one channel (train with data.channels: 1)", path=run)
@@ -85,9 +197,8 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
     if norm not in ("percentile", "dtype"):
         raise DevolensError(f"this run's data.normalize is {norm!r}; the predictors normalise by 'percentile' or "
                             "'dtype'", path=run)
-    scale = float(inp.get("scale") or 1.0) if scale is None else float(scale)
-    if not scale > 0:
-        raise DevolensError(f"scale must be > 0, got {scale}")
+    if scale is None:
+        scale = check_scale(inp.get("scale") or 1.0, "best.json: input.scale", path=run)
     distance = bool((recipe.get("model") or {}).get("distance_head"))
     head = ("three_class_distance" if distance else "three_class") if target == "boundary" else "foreground"
     metrics = {k: round(float(v), 4) for k, v in (cfg.get("metrics") or {}).items()
@@ -127,13 +238,17 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
 
 def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: float | None = None) -> dict:
     """Write a run's best checkpoint as a zoo-style folder (fp16 ``weights.safetensors``,
-    ``card.json``, ``card.md``); returns the card. The folder is written atomically."""
+    ``card.json``, ``card.md``); returns the card. The folder is written atomically.
+
+    ``kind`` overrides what the recipe's name says (see :func:`card_from_run`); ``scale`` must be within
+    :func:`scale_bounds`. An exported folder given as ``run`` is refused (copy it to share it).
+    """
     from safetensors.torch import load_file, save_file
 
     from devolens.io.atomic import StagedDir
 
     run, to = Path(run), Path(to)
-    card = card_from_run(run, kind, scale)
+    card = card_from_run(run, kind, scale, command="models export")
     card.pop("weights_file")
     if to.exists() and (not to.is_dir() or any(to.iterdir())):
         raise DevolensError("output exists and is not an empty folder", path=to)
@@ -143,12 +258,18 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
         raise DevolensError(f"cannot read best.safetensors: {exc}", path=run) from None
     stage = StagedDir(to)
     try:
+        weights = stage.tmp / "weights.safetensors"
         save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()},
-                  str(stage.tmp / "weights.safetensors"), metadata={"format": "pt"})
+                  str(weights), metadata={"format": "pt"})
         card["name"] = to.name
-        card["command"] += f"; devolens models export {run} --to {to} --kind {card['task']} --scale {card['input']['scale']:g}"
+        card["command"] += (f"; devolens models export {run} --to {to} --kind {card['task']} "
+                            f"--scale {card['input']['scale']:g}")
         (stage.tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
         write_card_md(card, stage.tmp / "card.md", load_name=str(to))
+        # safetensors writes its file 0600 (a private temporary renamed in place): give it the mode the cards got
+        # from the umask, so that whoever may read the cards may load the model (reading the umask instead would
+        # set it process-wide for a moment)
+        os.chmod(weights, (stage.tmp / "card.json").stat().st_mode & 0o777)
     except BaseException:
         stage.abort()
         raise
@@ -181,6 +302,12 @@ def _flat_md(x) -> str:
 
 def write_card_md(card: dict, path: Path, load_name: str | None = None) -> None:
     """Write ``card`` as Markdown (``card.md``); ``load_name``: what to pass to ``load`` (the name)."""
+    path.write_text(card_md(card, load_name))
+
+
+def card_md(card: dict, load_name: str | None = None) -> str:
+    """``card`` as Markdown, the text of ``card.md`` (``devolens models show`` prints a run's card so, too);
+    ``load_name``: what to pass to ``load`` and ``--model`` (default: the card's name)."""
     name = load_name or card["name"]
     lines = [f"# {card['name']}: {card['summary']}", ""]
     lines += ["## Use", "", "```python", "from devolens.models import load",
@@ -230,4 +357,4 @@ def write_card_md(card: dict, path: Path, load_name: str | None = None) -> None:
     if card.get("metrics_note"):
         lines += ["", card["metrics_note"]]
     lines += ["", "## Known limits", "", card["limits"], ""]
-    path.write_text("\n".join(lines))
+    return "\n".join(lines)

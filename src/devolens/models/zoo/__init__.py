@@ -54,6 +54,45 @@ def _shipped_card(name: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def _not_a_model(text: str) -> DevolensError | None:
+    """Why ``text`` (no shipped model's name, no folder) names no model, when it is plainly a path: a file (the
+    weights that ``devolens train --export`` writes hold no card: what the network reads, what it segments) or a
+    path that does not exist. None for a plain name (the zoo's own message lists the names)."""
+    path = Path(text).expanduser()
+    what = ("--model takes a zoo name (see `devolens models`) or a folder: a training run (`devolens train --out`) "
+            "or a `devolens models export` folder")
+    if path.suffix.lower() == ".safetensors":
+        return DevolensError(f"{what}, not a weights file: give the run that wrote it, or export that run (`devolens "
+                             "models export RUN --to FOLDER`)", path=path)
+    if path.is_file():
+        return DevolensError(f"{what}, not a file", path=path)
+    if "/" in text or "\\" in text or text.startswith(("~", ".")):
+        return DevolensError(f"no such model folder ({what})", path=path)
+    return None
+
+
+def _folder_card(folder: Path) -> dict[str, Any]:
+    """The ``card.json`` of an exported model (or one written by hand), checked where a wrong value would only
+    fail later, deep in the predictor: a scale out of bounds resizes images to nothing or past all memory."""
+    path = folder / "card.json"
+    try:
+        info = json.loads(path.read_text())
+    except ValueError as exc:
+        raise DevolensError(f"card.json is not valid JSON: {exc}", path=folder) from None
+    except OSError as exc:
+        raise DevolensError(f"cannot read card.json: {exc.strerror or exc}", path=folder) from None
+    if not isinstance(info, dict):
+        raise DevolensError("not a model card (a JSON object with name, task, predictor, architecture...)", path=path)
+    inp = info.get("input", {})
+    if not isinstance(inp, dict):
+        raise DevolensError("input is not a mapping (scale, multiple, tile...)", path=path)
+    if "scale" in inp:
+        from devolens.models.export import check_scale
+
+        check_scale(inp["scale"], "input.scale", path=path)
+    return info
+
+
 def card(name: str | Path, kind: str | None = None) -> dict[str, Any]:
     """The card of model ``name`` as a dict: a shipped model's name, or the folder of a model of
     your own (an exported model's ``card.json``, or a training run's card made from its best
@@ -62,16 +101,20 @@ def card(name: str | Path, kind: str | None = None) -> dict[str, Any]:
     Raises
     ------
     DevolensError
-        If no such model ships with this devolens and ``name`` is no model folder.
+        If no such model ships with this devolens and ``name`` is no model folder (a weights file is
+        no model: it has no card); if a folder's card.json is broken (not JSON, ``input.scale`` not a
+        finite number within the bounds of a recipe's ``data.scale``); if a training run cannot be
+        used for ``kind`` (see :func:`~devolens.models.export.card_from_run`).
     """
     path = model_folder(name)
     if path is None:
-        return _shipped_card(str(name))
+        text = str(name)
+        problem = None if text in available() else _not_a_model(text)
+        if problem is not None:
+            raise problem
+        return _shipped_card(text)
     if (path / "card.json").is_file():
-        try:
-            return json.loads((path / "card.json").read_text())
-        except ValueError as exc:
-            raise DevolensError(f"card.json is not valid JSON: {exc}", path=path) from None
+        return _folder_card(path)
     from devolens.models.export import card_from_run
 
     return card_from_run(path, kind)
@@ -98,7 +141,8 @@ def load(name: str | Path, **options: Any):
     **options
         Passed to the predictor (e.g. ``device``, ``batch_size``, ``fast``, ``scale``);
         ``kind="nuclei"|"membrane"`` says what a training run segments (default: from its
-        recipe's name).
+        recipe's name; the kind its recipe's name does not say is refused: export the run with
+        ``--kind`` to use it so on purpose).
 
     Examples
     --------
