@@ -12,7 +12,74 @@ _TRAIN_HELP = """Train a model from a RECIPE (YAML, see recipes/) on a data fold
 DATA is the output of `devolens render` (frames.csv, frames/, labels/) or a folder with images/ and masks/ (or labels/) matched by file name.
 
 Writes to RUN: history.csv, sample_losses.csv, checkpoint.safetensors/.json (last epoch, for --resume), best.safetensors/.json (best epoch), history.png, progress.gif, split.csv, run.json.
+
+RUN must be new, empty or a run (not the data folder, not inside it); --resume continues RUN with its own recipe (a note says where RECIPE differs) on the data it was trained on.
 """
+
+
+def _at_least(option: str, value, low) -> None:
+    """Refuse a numeric option below ``low`` (checked before any work)."""
+    if value is not None and value < low:
+        from devolens.errors import DevolensError
+
+        raise DevolensError(f"{option} must be >= {low}, got {value}")
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse an output file whose folder (or the nearest one that exists, where the folders will be
+    made) takes no new file: a temporary file is made there and removed at once."""
+    import os
+    import tempfile
+
+    from devolens.io.atomic import cannot_write
+
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.probe-", dir=folder)
+    except OSError as exc:
+        raise cannot_write(exc, path) from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _check_export(export: Path, data: Path, recipe: Path, out: Path) -> None:
+    """Refuse an --export path before training: not .safetensors, a folder, an input (in the data folder,
+    the recipe), a file of a run or saved model, a file other than an earlier fp16 export, a JSON file its
+    config would replace, or a place that takes no file."""
+    import json
+
+    from devolens.errors import DevolensError
+    from devolens.train.trainer import RUN_FILES, lies_in, run_file
+
+    config = export.with_suffix(".json")  # save_model writes the config beside the weights
+    if export.is_dir():
+        raise DevolensError("--export: this is a folder; give a .safetensors file", path=export)
+    if export.suffix.lower() != ".safetensors":
+        raise DevolensError("--export: give a .safetensors file (its config goes to the .json beside it)", path=export)
+    for path in (export, config):
+        if path.is_dir():
+            raise DevolensError("--export: this is a folder; give a .safetensors file", path=path)
+        if data.exists() and lies_in(path, data):
+            raise DevolensError(f"--export lies inside the data folder {data}; write it elsewhere", path=export)
+        if recipe.is_file() and lies_in(path, recipe):
+            raise DevolensError("--export would overwrite the recipe", path=export)
+    in_run = export.parent.resolve() == out.resolve() and (export.name in RUN_FILES or config.name in RUN_FILES)
+    if in_run or run_file(export) or (config.name in RUN_FILES and run_file(config)):
+        raise DevolensError("--export would replace a file of the run or of a saved model; give another name",
+                            path=export)
+    if export.exists():
+        try:
+            earlier = json.loads(config.read_text()).get("dtype") == "float16"
+        except (OSError, ValueError, AttributeError):
+            earlier = False
+        if not earlier:  # only an earlier fp16 export (weights + config) is replaced
+            raise DevolensError("--export: a file is there that is no earlier fp16 export; give another name",
+                                path=export)
+    elif config.exists():
+        raise DevolensError(f"--export would replace {config}; give another name", path=export)
+    _check_writable(export)
 
 
 def train_cmd(
@@ -36,17 +103,30 @@ def train_cmd(
     import torch
 
     from devolens.cli._common import console, out as stdout, progress_bar
-    from devolens.train.trainer import train
+    from devolens.errors import DevolensError
+    from devolens.train.recipe import load_recipe
+    from devolens.train.trainer import check_run_folder, train
 
+    # everything that can be checked is, before any data is read or folder made: the recipe first (the
+    # first argument), then the options
+    load_recipe(recipe)
+    _at_least("--threads", threads, 1)
+    _at_least("--epochs", epochs, 1)
+    if prune_top is not None and not 0 <= prune_top < 100:
+        raise DevolensError(f"--prune-top must be in [0, 100) percent, got {prune_top}")
+    check_run_folder(out, data, resume=resume, inside_data=not resume)  # a run already there stays where it is
+    if export is not None:
+        _check_export(export, data, recipe, out)
     if threads is not None:
-        if threads < 1:
-            from devolens.errors import DevolensError
-
-            raise DevolensError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     with progress_bar("training") as cb:
         res = train(recipe, data, out, resume=resume, prune_top=prune_top, epochs=epochs, device=device, progress=cb,
                     info=console.print)  # the split, the device and notes on the data come before the first epoch
+    if res.complete:
+        n = len(res.history)
+        console.print(f"{res.run_dir}: already complete ({n} epochs); give --epochs M > {n} to train further")
+        _export(res.run_dir, export)
+        return
     if plots and len(res.history):
         _write_plots(res.run_dir)
     h = res.history
@@ -65,15 +145,22 @@ def train_cmd(
                           f"`devolens models export {res.run_dir} --to FOLDER` makes it a model folder to keep or share")
         except DevolensError:
             pass
-    if export is not None and (res.run_dir / "best.safetensors").exists():
-        from devolens.models.architectures import load_model, save_model
-
-        model, cfg = load_model(res.run_dir / "best.safetensors")
-        cfg.pop("dtype", None)
-        save_model(model, export, config=cfg, fp16=True)
-        stdout.print(f"fp16 export -> {export}")
+    _export(res.run_dir, export)
     if res.pruned is not None:
         stdout.print(f"pruned {len(res.pruned)} samples -> {res.run_dir / 'pruned.csv'}")
+
+
+def _export(run_dir: Path, export: Optional[Path]) -> None:
+    """Write the run's best model as fp16 safetensors to ``export`` (checked by :func:`_check_export`)."""
+    if export is None or not (run_dir / "best.safetensors").exists():
+        return
+    from devolens.cli._common import out as stdout
+    from devolens.models.architectures import load_model, save_model
+
+    model, cfg = load_model(run_dir / "best.safetensors")
+    cfg.pop("dtype", None)
+    save_model(model, export, config=cfg, fp16=True)
+    stdout.print(f"fp16 export -> {export}")
 
 
 def _write_plots(run_dir: Path) -> None:
@@ -102,13 +189,20 @@ def tune_cmd(
     """Tune a recipe's hyper-parameters with Optuna (resumable; best trial exported as a recipe)."""
     import torch
 
-    from devolens.cli._common import out as stdout, progress_bar
+    from devolens.cli._common import console, out as stdout, progress_bar
+    from devolens.train.recipe import load_recipe
+    from devolens.train.trainer import check_run_folder
     from devolens.train.tuning import tune
 
-    if threads is not None and threads >= 1:
+    load_recipe(recipe)  # the recipe first (the first argument), then the options
+    _at_least("--threads", threads, 1)
+    _at_least("--trials", trials, 1)
+    check_run_folder(out, data, resume=True, inside_data=True)  # trial runs are runs: never among the data
+    if threads is not None:
         torch.set_num_threads(threads)
     with progress_bar("trials") as cb:
-        res = tune(recipe, data, out, trials=trials, storage=storage, study_name=study, progress=cb)
+        res = tune(recipe, data, out, trials=trials, storage=storage, study_name=study, progress=cb,
+                   info=console.print)
     stdout.print(f"study {res.study_name!r} in {res.storage}: {len(res.trials)} trials ({res.n_new} new)")
     if res.best_recipe is not None:
         stdout.print(f"best value {res.best_value:.4f} with {res.best_params}")
@@ -140,6 +234,9 @@ def evaluate_cmd(
     from devolens.io.atomic import write_text
     from devolens.train.evaluate import evaluate_run
 
+    _at_least("--batch-size", batch_size, 1)
+    if json_out is not None:
+        _check_json(json_out, run, data)
     validate: dict = {}
     if instances is not None:
         validate["instances"] = instances
@@ -158,6 +255,23 @@ def evaluate_cmd(
     for k, v in metrics["metrics"].items():
         stdout.print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
     stdout.print(f"instances: {metrics['validate']['instances']}; metrics -> {path}")
+
+
+def _check_json(path: Path, run: Path, data: Path) -> None:
+    """Refuse a --json path before evaluating: not .json, a folder, inside the data folder, or a file a run
+    or model needs (the run's best.json, run.json, checkpoint.json, a model's config)."""
+    from devolens.cli._common import check_out
+    from devolens.errors import DevolensError
+    from devolens.train.trainer import lies_in, run_file
+
+    check_out(path, Path(data))
+    if path.suffix.lower() != ".json":
+        raise DevolensError("--json: give a .json file for the metrics", path=path)
+    if Path(data).exists() and lies_in(path, Path(data)):
+        raise DevolensError(f"--json lies inside the data folder {data}; write the metrics elsewhere", path=path)
+    if run_file(path, run):
+        raise DevolensError(f"--json would replace {path.name}, a file the run or a model needs; give another name "
+                            f"(default: {Path(run) / 'eval_<DATA name>.json'})", path=path)
 
 
 def register(app: typer.Typer) -> None:

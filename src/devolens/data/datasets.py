@@ -418,6 +418,10 @@ class _Base(Dataset):
         """Set the epoch so augmentation draws differ per epoch yet stay reproducible."""
         self.epoch = int(epoch)
 
+    def _source(self, index: int) -> str:
+        """Sample ``index`` as error messages name it (datasets of files name the files)."""
+        return f"sample {index}"
+
     def _scaled(self, arr: np.ndarray) -> tuple[int, int] | None:
         """The size ``arr`` has at the working resolution (None when ``scale`` is 1)."""
         if self.scale == 1.0:
@@ -443,7 +447,8 @@ class _Base(Dataset):
             labels = _resize(labels, self._scaled(labels), nearest=True)
             labels = _resize(labels, self.size, nearest=True)
             if labels.shape[:2] != img.shape[:2]:
-                raise DevolensError(f"image {img.shape[:2]} and mask {labels.shape[:2]} differ in size (sample {index})")
+                raise DevolensError(f"image {img.shape[:2]} and mask {labels.shape[:2]} differ in size "
+                                    f"({self._source(index)})")
         if self.augment is not None:
             from devolens.data.augment import reseed
 
@@ -520,6 +525,9 @@ class SegmentationDataset(_Base):
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def _source(self, index: int) -> str:
+        return f"{self.images[index]} and {self.labels[index]}"
 
     def _load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         if i in self._cache:

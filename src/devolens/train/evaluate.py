@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +25,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     data : path
         Render output, image/mask folders, or an HDF5 tile store (.h5).
     batch_size : int
-        Images per forward pass.
+        Images per forward pass (>= 1).
     progress : callable, optional
         ``progress(done, total)`` in images.
     weights : path, optional
@@ -46,6 +47,8 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     from devolens.data.datasets import index_dataset
     from devolens.train.trainer import evaluate_model, make_dataset, resolve_device
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise DevolensError(f"--batch-size must be an integer >= 1, got {batch_size}")
     run = Path(run)
     best = run / "best.safetensors"
     if not best.exists():
@@ -61,7 +64,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     if weights is not None:
         from devolens.train.trainer import init_weights
 
-        model = init_weights(model, weights, grow_head=False)
+        model = init_weights(model, weights, grow_head=False, option="--weights")
     if Path(data).is_file() and Path(data).suffix.lower() in (".h5", ".hdf5"):
         from devolens.data.datasets import H5TileDataset
 

@@ -3,7 +3,10 @@
 A recipe is a nested mapping with the sections below; every key is optional except
 ``task`` (defaults fill the rest). Unknown keys, wrong types and bad values raise a
 :class:`~devolens.errors.DevolensError` naming the key, e.g.
-``recipe.yaml: train.epochs: expected an integer, got 'ten'``.
+``recipe.yaml: train.epochs: expected an integer, got 'ten'``; so do an empty recipe, a
+recipe without ``task``, and a path that is no recipe file (a folder, an image).
+Task ``identity`` (recipes/identity.yaml) is not trained by ``devolens train``: its
+recipe is read by ``benchmarks/train_identity.py``.
 
 .. code-block:: yaml
 
@@ -353,10 +356,15 @@ def validate_recipe(raw: dict, path: str | Path | None = None) -> dict:
     DevolensError
         Unknown key, wrong type or bad value; the message names the key.
     """
-    if raw is None:
-        raw = {}
+    if raw is None or raw == {}:  # an empty file: training on nothing but defaults is never what was meant
+        raise DevolensError(f"empty recipe: give at least 'task' ({' or '.join(TASKS)}); see recipes/tiny_nuclei.yaml",
+                            path=path)
     if not isinstance(raw, dict):
         raise DevolensError("a recipe must be a YAML mapping (key: value)", path=path)
+    if raw.get("task") == "identity":  # its keys (predict, data.tables...) are another trainer's
+        raise DevolensError("task 'identity' is not trained by `devolens train` or `devolens tune`: the identity "
+                            "model is trained by benchmarks/train_identity.py --recipe RECIPE (see the comments at "
+                            "the top of recipes/identity.yaml)", path=path)
     try:
         rec = _validate(raw, SCHEMA, "")
         _check_space(rec["tune"]["space"])
@@ -385,6 +393,8 @@ def validate_recipe(raw: dict, path: str | Path | None = None) -> dict:
             raise DevolensError("validate.instances: 'watershed' needs data.target 'semantic' or 'boundary'")
         if rec["task"] == "population" and not rec["data"]["counts"]:
             raise DevolensError("data.counts: list at least one frames.csv column")
+        if "task" not in raw:  # checked last: a misspelt key or bad value is the likelier mistake to report
+            raise DevolensError(f"task: missing; a recipe names its task ({' or '.join(TASKS)})")
     except DevolensError as exc:
         if path is not None and exc.path is None:
             raise DevolensError(str(exc), path=path) from None
@@ -399,8 +409,17 @@ def load_recipe(recipe: str | Path | dict) -> dict:
     path = Path(recipe)
     if not path.exists():
         raise DevolensError("recipe not found", path=path)
+    not_recipe = "not a recipe file (a YAML file such as recipes/tiny_nuclei.yaml)"
+    if not path.is_file():
+        raise DevolensError(f"{not_recipe}: it is a folder" if path.is_dir() else not_recipe, path=path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:  # an image, a model, an archive...
+        raise DevolensError(f"{not_recipe}: binary content", path=path) from None
+    except OSError as exc:
+        raise DevolensError(f"cannot read the recipe: {exc.strerror or exc}", path=path) from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise DevolensError(f"invalid YAML: {exc}".replace("\n", " "), path=path) from None
     return validate_recipe(raw, path)
@@ -438,3 +457,24 @@ def resolved(recipe: dict) -> dict:
         m = r["train"]["monitor"]
         r["train"]["monitor_mode"] = "min" if any(s in m for s in ("loss", "mae", "error", "bias")) else "max"
     return r
+
+
+_MISSING = object()  # a key one of two compared recipes lacks
+
+
+def differences(a: dict, b: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The dotted keys whose values differ between two recipes (a key missing on one side counts),
+    in schema order; keys in ``ignore`` (dotted) and everything under them are left out."""
+    out: list[str] = []
+
+    def walk(x: Any, y: Any, prefix: str) -> None:
+        if prefix and any(prefix == k or prefix.startswith(k + ".") for k in ignore):
+            return
+        if isinstance(x, dict) and isinstance(y, dict) and prefix.count(".") < 1:  # sections, not value mappings
+            for key in list(x) + [k for k in y if k not in x]:
+                walk(x.get(key, _MISSING), y.get(key, _MISSING), f"{prefix}.{key}" if prefix else str(key))
+        elif x != y:
+            out.append(prefix)
+
+    walk(a, b, "")
+    return out

@@ -12,15 +12,23 @@ Run folder (``out``)::
     best.safetensors         weights of the best epoch by the monitored metric (+ best.json,
                              loadable with devolens.models.architectures.load_model)
     samples/epoch_NNN.npz    fixed validation samples: image, truth and prediction
-    run.json                 summary: split sizes, notes, best epoch and value
+    run.json                 summary: split sizes, notes, best epoch and value, the data it was
+                             trained on (path and a fingerprint of the samples' files)
+
+A run folder made by a call that fails before its first checkpoint (bad data found while
+loading, Ctrl-C in the first epoch) is removed again: nothing is left that ``--resume``
+could not continue (see :func:`train`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
+import os
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +48,18 @@ from devolens.train import metrics as M
 from devolens.train.checkpoint import load_checkpoint, save_checkpoint
 from devolens.train.losses import build_loss, class_frequencies, class_weights
 from devolens.train.postprocess import instances_from_classes, probabilities_to_classes
-from devolens.train.recipe import dump_recipe, load_recipe, resolved
+from devolens.train.recipe import differences, dump_recipe, load_recipe, resolved
 from devolens.train.schedulers import build_optimizer, build_scheduler
 
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"
+#: what a run folder holds (see the module's docstring); ``eval_*.json`` of ``devolens evaluate`` come beside them
+RUN_FILES = frozenset({"recipe.yaml", "split.csv", "history.csv", "sample_losses.csv", "pruned.csv", CHECKPOINT,
+                       "checkpoint.json", BEST, "best.json", "run.json", "history.png", "progress.gif", "samples"})
+#: recipe keys a resumed run may take from elsewhere than its own recipe: set by options (--epochs,
+#: --device, --prune-top) or only how fast it runs
+RESUME_FREE_KEYS = ("name", "train.epochs", "train.device", "train.prune_top", "train.threads", "train.num_workers",
+                    "tune")
 
 
 @dataclass
@@ -56,6 +71,8 @@ class DataBundle:
     split: pd.DataFrame  # sample, group, side
     notes: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
+    #: digest of the samples' names and file contents (:func:`data_fingerprint`); None for ready-made datasets
+    fingerprint: str | None = None
 
 
 @dataclass
@@ -70,6 +87,8 @@ class TrainResult:
     pruned: pd.DataFrame | None
     notes: list[str]
     device: str = "cpu"
+    #: a resumed run that had already trained its epochs: nothing was done (``history`` is the run's)
+    complete: bool = False
 
 
 def seed_everything(seed: int) -> None:
@@ -130,6 +149,109 @@ def make_dataset(recipe: dict, df: pd.DataFrame, train: bool) -> Dataset:
                                distance=bool(recipe["model"].get("distance_head")), **common)
 
 
+def file_digest(path: str | Path, chunk: int = 1 << 18) -> bytes:
+    """A digest of a file's size and contents: all of it up to 3 ``chunk`` s (768 KiB: a frame, a mask),
+    else its start, middle and end, so that fingerprinting thousands of large frames or a multi-gigabyte
+    tile store stays quick (another image of the same size differs there too: noise, compressed data)."""
+    size = os.path.getsize(path)
+    h = hashlib.blake2b(str(size).encode(), digest_size=16)
+    with open(path, "rb") as fh:
+        if size <= 3 * chunk:
+            h.update(fh.read())
+        else:
+            for offset in (0, size // 2, size - chunk):
+                fh.seek(offset)
+                h.update(fh.read(chunk))
+    return h.digest()
+
+
+def data_fingerprint(df: pd.DataFrame, values: list[str] | tuple[str, ...] = ()) -> str:
+    """A digest of the samples a run trains on: each sample's name (its path relative to the data folder),
+    its image and label files' contents and its ``values`` columns (the population task's counts), in
+    name order. The same samples in a moved or copied folder give the same fingerprint; other files under
+    the same names (another embryo rendered at the same time points) give another.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Rows of :func:`devolens.data.datasets.index_dataset` (``sample``, ``image``, ``labels``).
+    values : list of str
+        Further columns whose values belong to the samples (ignored where missing).
+    """
+    h = hashlib.blake2b(digest_size=16)
+    cols = [c for c in values if c in df.columns]
+    for _, row in df.sort_values("sample", kind="stable").iterrows():
+        h.update(str(row["sample"]).encode() + b"\0")
+        for key in ("image", "labels"):
+            path = row.get(key)
+            if isinstance(path, (str, Path)) and path:
+                h.update(file_digest(path))
+        if cols:
+            h.update(json.dumps([float(row[c]) for c in cols]).encode())
+    return h.hexdigest()
+
+
+def lies_in(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (both resolved, symbolic links followed)."""
+    try:
+        path, folder = path.resolve(), folder.resolve()
+    except OSError:
+        return False
+    return path == folder or folder in path.parents
+
+
+def check_run_folder(out: str | Path, data: str | Path | None = None, *, resume: bool = False,
+                     inside_data: bool = False) -> None:
+    """Refuse a run folder ``out`` that training would spoil or that would spoil the data, before any work.
+
+    Refused: ``out`` a file; ``out`` the data folder itself or a folder holding it (the run would write
+    among the data, or the data among the run); with ``inside_data`` (the CLI) also a folder inside the
+    data folder; and, unless ``resume``, a folder with anything in it but a run's files (hidden entries
+    aside): a folder of other things is not a run folder, and a run's own leftovers without a checkpoint
+    (what an earlier failed call left) may be replaced.
+
+    Raises
+    ------
+    DevolensError
+        With the reason and what to do.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DevolensError("--out exists and is not a folder; give a folder for the run", path=out)
+    if data is not None:
+        data = Path(data)
+        if lies_in(out, data) and (inside_data or out.resolve() == data.resolve()):
+            where = "is the data folder" if out.resolve() == data.resolve() else f"lies inside the data folder {data}"
+            raise DevolensError(f"--out {where}; keep runs apart from their data (e.g. runs/NAME)", path=out)
+        if data.exists() and out.exists() and lies_in(data, out):
+            raise DevolensError(f"--out holds the data ({data}); give a folder of its own for the run", path=out)
+    if resume or not out.is_dir():
+        return
+    others = sorted(e.name for e in os.scandir(out) if not e.name.startswith(".") and e.name not in RUN_FILES
+                    and not (e.name.startswith("eval_") and e.name.endswith(".json")))
+    if others:
+        raise DevolensError(f"--out is not empty and holds no devolens run (e.g. {others[0]}); give a new or empty "
+                            "folder", path=out)
+
+
+def run_file(path: str | Path, run: str | Path | None = None) -> bool:
+    """Whether writing ``path`` would replace a file a run or a saved model needs: one of the run folder
+    ``run``'s own files (:data:`RUN_FILES`), any run's files in a folder that holds a run (a checkpoint or
+    run.json), or the JSON config beside a model's weights (``X.json`` beside ``X.safetensors``)."""
+    path = Path(path)
+    try:
+        folder = path.parent.resolve()
+    except OSError:
+        return False
+    if path.name in RUN_FILES and (
+            (run is not None and folder == Path(run).resolve())
+            or (folder / CHECKPOINT).exists() or (folder / "run.json").exists()):
+        return True
+    if path.name == "card.json" and (folder / "weights.safetensors").exists():  # a model folder (zoo, models export)
+        return True
+    return path.suffix.lower() == ".json" and path.with_suffix(".safetensors").exists()
+
+
 def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
     """Index ``data_dir``, split it by group and build the train/validation datasets."""
     recipe = resolved(recipe)
@@ -179,8 +301,9 @@ def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
     tr, va = split_by_group(df, column, d["val_fraction"], recipe["seed"])
     split = pd.DataFrame({"sample": df["sample"], "group": df[column].astype(str),
                           "side": np.where(df.index.isin(va.index), "val", "train")})
+    values = list(d["counts"]) if recipe["task"] == "population" else []
     return DataBundle(make_dataset(recipe, tr, True), make_dataset(recipe, va, False), split, notes,
-                      list(df.attrs.get("unmatched", [])))
+                      list(df.attrs.get("unmatched", [])), data_fingerprint(df, values))
 
 
 def _build_h5(recipe: dict, path: Path) -> DataBundle:
@@ -199,6 +322,7 @@ def _build_h5(recipe: dict, path: Path) -> DataBundle:
         groups = np.asarray(f["source"][:n]) if "source" in f else np.arange(n) // 100
     if c != d["channels"]:
         raise DevolensError(f"data.channels is {d['channels']} but the tiles have {c} channels", path=path)
+    fingerprint = hashlib.blake2b(file_digest(path) + str(n).encode(), digest_size=16).hexdigest()
     df = pd.DataFrame({"sample": [f"tile{i:06d}" for i in range(n)], "group": groups.astype(str)})
     notes = []
     if d["limit"] is not None and n > d["limit"]:
@@ -226,14 +350,14 @@ def _build_h5(recipe: dict, path: Path) -> DataBundle:
         notes.append("tiles streamed one HDF5 chunk at a time (H5TileStream); no per-sample pruning")
         split = pd.DataFrame({"sample": df["sample"], "group": df[column],
                               "side": np.where(df.index.isin(va.index), "val", "train")})
-        return DataBundle(train_ds, val_ds, split, notes)
+        return DataBundle(train_ds, val_ds, split, notes, fingerprint=fingerprint)
     aug = build_augment(recipe["augment"]["preset"], recipe["augment"]["strength"], recipe["augment"]["overrides"])
     common = dict(target=d["target"], normalize=d["normalize"], seed=recipe["seed"])
     train_ds = H5TileDataset(path, augment=aug, indices=tr.index.to_numpy(), **common)
     val_ds = H5TileDataset(path, indices=va.index.to_numpy(), **common)
     split = pd.DataFrame({"sample": df["sample"], "group": df[column],
                           "side": np.where(df.index.isin(va.index), "val", "train")})
-    return DataBundle(train_ds, val_ds, split, notes)
+    return DataBundle(train_ds, val_ds, split, notes, fingerprint=fingerprint)
 
 
 # ----------------------------------------------------------------------------- model
@@ -300,9 +424,9 @@ def _loss_fn(recipe: dict, train_ds: Dataset):
     return with_distance, cw
 
 
-def init_path(source: str | Path) -> Path:
-    """Where ``model.init`` points: ``zoo:NAME`` is the shipped model's folder (wherever devolens is
-    installed), anything else a path.
+def init_path(source: str | Path, option: str = "model.init") -> Path:
+    """Where ``model.init`` (or the option named ``option``, e.g. ``--weights``) points: ``zoo:NAME`` is
+    the shipped model's folder (wherever devolens is installed), anything else a path.
 
     Raises
     ------
@@ -315,30 +439,57 @@ def init_path(source: str | Path) -> Path:
 
         name = text[4:]
         if name not in zoo.available():
-            raise DevolensError(f"model.init: no shipped model {name!r} (shipped: {', '.join(zoo.available())})")
+            raise DevolensError(f"{option}: no shipped model {name!r} (shipped: {', '.join(zoo.available())})")
         return zoo.ZOO_DIR / name
     if not Path(text).exists():
-        raise DevolensError("model.init: no such weights file or zoo folder (or zoo:NAME for a shipped model)",
+        raise DevolensError(f"{option}: no such weights file or zoo folder (or zoo:NAME for a shipped model)",
                             path=text)
     return Path(text)
 
 
-def init_weights(model: torch.nn.Module, source: str | Path, *, grow_head: bool = True) -> torch.nn.Module:
+def weights_file(source: str | Path, option: str = "model.init") -> Path:
+    """The safetensors file of ``source`` (see :func:`init_path`): the file itself, a zoo folder's
+    ``weights.safetensors``, or a run folder's ``best.safetensors``.
+
+    Raises
+    ------
+    DevolensError
+        Nothing there to load, worded for ``option``; a model's JSON config names its weights file.
+    """
+    path = init_path(source, option)
+    if path.is_dir():
+        for name in ("weights.safetensors", BEST):  # a zoo or exported model folder, else a run folder
+            if (path / name).is_file():
+                return path / name
+        raise DevolensError(f"{option}: no weights in this folder (weights.safetensors of a model folder, or "
+                            f"{BEST} of a run)", path=path)
+    if path.suffix.lower() == ".json" and path.with_suffix(".safetensors").is_file():
+        raise DevolensError(f"{option}: this is the JSON config of a model; give its weights, "
+                            f"{path.with_suffix('.safetensors')}", path=path)
+    if path.suffix.lower() != ".safetensors":
+        raise DevolensError(f"{option}: not a weights file (a .safetensors file, a model or run folder, or "
+                            "zoo:NAME)", path=path)
+    return path
+
+
+def init_weights(model: torch.nn.Module, source: str | Path, *, grow_head: bool = True,
+                 option: str = "model.init") -> torch.nn.Module:
     """``model`` with the weights of ``source``: ``zoo:NAME`` or a zoo folder, a saved model (a run's
-    ``best.safetensors``) or a run's training checkpoint (``checkpoint.safetensors``, the last
-    epoch). With ``grow_head`` (fine-tuning), a network that adds a distance head to a 3-class
-    one keeps the 3-class weights: the output layer's first channels come from ``source``, the
-    new channel keeps its fresh initialisation. Anything else must fit exactly."""
+    ``best.safetensors``, or its folder) or a run's training checkpoint (``checkpoint.safetensors``,
+    the last epoch). With ``grow_head`` (fine-tuning), a network that adds a distance head to a
+    3-class one keeps the 3-class weights: the output layer's first channels come from ``source``,
+    the new channel keeps its fresh initialisation. Anything else must fit exactly; errors name
+    ``option`` (the recipe key or command-line option that gave ``source``)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from devolens.models.zoo import load_state
 
-    path = init_path(source)
-    file = path if path.suffix == ".safetensors" else path / "weights.safetensors"
-    if not file.is_file():
-        raise DevolensError("no weights file there (a zoo folder, best.safetensors or checkpoint.safetensors)",
-                            path=file)
-    state = load_file(str(file))
+    file = weights_file(source, option)
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError) as exc:
+        raise DevolensError(f"{option}: cannot read the weights ({exc})".replace("\n", " "), path=file) from None
     if any(k.startswith("model/") for k in state):  # a training checkpoint: the model's tensors, not the optimiser's
         state = {k[6:]: v for k, v in state.items() if k.startswith("model/")}
     ref = model.state_dict()
@@ -349,7 +500,35 @@ def init_weights(model: torch.nn.Module, source: str | Path, *, grow_head: bool 
             grown = r.clone()
             grown[: v.shape[0]] = v.to(r.dtype)
             state[k] = grown
+    _check_fit(state, ref, file, option)
     return load_state(model, state, file, "the weights do not fit this network")
+
+
+def _check_fit(state: dict, ref: dict, file: Path, option: str) -> None:
+    """One line for weights that do not fit the network (PyTorch lists every tensor, kilobytes of
+    them): how many are missing, unexpected or of another shape, with the first names."""
+    missing = [k for k in ref if k not in state]
+    unexpected = [k for k in state if k not in ref]
+    shaped = [k for k in state if k in ref and tuple(state[k].shape) != tuple(ref[k].shape)]
+    if not (missing or unexpected or shaped):
+        return
+
+    def first(keys: list[str]) -> str:
+        named = sorted(keys, key=lambda k: k.endswith("num_batches_tracked"))  # weights before counters
+        return ", ".join(named[:2]) + (", ..." if len(keys) > 2 else "")
+
+    parts = []
+    if shaped:
+        k = shaped[0]
+        parts.append(f"{len(shaped)} of another shape (e.g. {k}: {tuple(state[k].shape)} in the file, "
+                     f"{tuple(ref[k].shape)} in the network)")
+    if missing:
+        parts.append(f"{len(missing)} missing ({first(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({first(unexpected)})")
+    raise DevolensError(f"{option}: the weights do not fit this network: {len(ref)} tensors expected, "
+                        f"{'; '.join(parts)}; weights of another architecture, depth, width or number of classes?",
+                        path=file)
 
 
 def _scheduler(recipe: dict, opt):
@@ -433,6 +612,10 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
         with _autocast(amp, device):
             y = model(x.to(device))
         y = y.float()
+        if not bool(torch.isfinite(y).all()):
+            # a finite training loss can still step to weights that overflow (a far too high rate): say so
+            # rather than fail in the metrics
+            raise DevolensError("the network's outputs are NaN or infinite: training diverged; lower optimizer.lr")
         if loss_fn is not None:
             losses.extend(loss_fn(y, *_on(device, batch["target"], batch.get("distance"))).tolist())
         y = y.cpu()
@@ -535,6 +718,72 @@ def _history_row(epoch: int, lr: float, train_loss: float, metrics: dict, n_trai
     return {k: row.get(k, float("nan")) for k in names}
 
 
+def _note_other_recipe(given_src, given: dict, own: dict, out: Path, epochs: int | None,
+                       info: Callable[[str], None] | None) -> None:
+    """Say (``info``) where the recipe given to resume differs from the run's own, which is used."""
+    if info is None:
+        return
+    diff = differences(given, own, ignore=RESUME_FREE_KEYS)
+    more = ""
+    if epochs is None and given["train"]["epochs"] > own["train"]["epochs"]:
+        more = f"; to train up to its train.epochs, give --epochs {given['train']['epochs']}"
+    if diff or more:
+        what = "the recipe given" if isinstance(given_src, dict) else str(given_src)
+        keys = ", ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "")
+        info(f"note: --resume continues with the run's own recipe ({out / 'recipe.yaml'})"
+             + (f"; {what} differs in {keys} and is not used (train a new run to use it)" if diff else "") + more)
+
+
+def _epochs_done(ckpt: Path) -> int:
+    """Epochs a run's checkpoint has trained (from its JSON, without loading the tensors)."""
+    try:
+        return int(json.loads(ckpt.with_suffix(".json").read_text())["extra"]["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DevolensError("checkpoint.json is missing or unreadable; the run cannot be resumed",
+                            path=ckpt.with_suffix(".json")) from None
+
+
+def _finished_run(out: Path, rec: dict, names: list[str], done: int, device: torch.device) -> TrainResult:
+    """A run that has trained its epochs, as :func:`train` would have returned it (``complete`` set)."""
+    history = pd.DataFrame(columns=names)
+    if (out / "history.csv").exists():
+        h = pd.read_csv(out / "history.csv")
+        history = h[h["epoch"] < done].reset_index(drop=True)
+    summary: dict = {}
+    with contextlib.suppress(OSError, ValueError):
+        summary = json.loads((out / "run.json").read_text())
+    pruned = pd.read_csv(out / "pruned.csv", dtype={"sample": str}) if (out / "pruned.csv").exists() else None
+    return TrainResult(out, history, rec["train"]["monitor"], summary.get("best_epoch"), summary.get("best_value"),
+                       pruned, list(summary.get("notes", [])), str(summary.get("device", device)), complete=True)
+
+
+def _check_same_data(out: Path, bundle: DataBundle, data: Path) -> None:
+    """Refuse to resume a run on other data than it was trained on.
+
+    The same data are the same samples (names relative to the data folder, the same train/validation
+    sides as in ``split.csv``: else the checkpoint's sample indices and the best epoch would refer to
+    other samples) with the same file contents (the fingerprint in ``run.json``; runs made before it was
+    recorded are checked by ``split.csv`` alone). Where the folder is does not matter: a moved or copied
+    data folder resumes.
+    """
+    hint = "resume with the data the run was trained on, or train a new run (another --out)"
+    split_csv = out / "split.csv"
+    if split_csv.exists():
+        old = pd.read_csv(split_csv, dtype=str, keep_default_na=False)
+        new = bundle.split.astype({"sample": str, "side": str})
+        if set(zip(old["sample"], old["side"])) != set(zip(new["sample"], new["side"])):
+            common = len(set(old["sample"]) & set(new["sample"]))
+            raise DevolensError(f"--resume: {data} holds other samples than the run was trained on ({len(new)} "
+                                f"here, {len(old)} in its split.csv, {common} in common); {hint}", path=out)
+    recorded: dict = {}
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        recorded = json.loads((out / "run.json").read_text()).get("data") or {}
+    if recorded.get("fingerprint") and bundle.fingerprint and recorded["fingerprint"] != bundle.fingerprint:
+        was = f" (it was trained on {recorded['path']})" if recorded.get("path") else ""
+        raise DevolensError(f"--resume: the files in {data} differ from those the run was trained on{was}, although "
+                            f"the sample names are the same; {hint}", path=out)
+
+
 def train(
     recipe: str | Path | dict,
     data: str | Path | DataBundle,
@@ -560,10 +809,21 @@ def train(
         an HDF5 tile store (``.h5``: ``images`` (N, C, H, W), ``labels`` (N, H, W), optional
         ``source`` for the split), or ready datasets (e.g. live renders) in a DataBundle.
     out : path
-        Run folder. Must not already hold a run unless ``resume``.
+        Run folder: new, empty, or (with ``resume``) a run. Refused: the data folder itself or
+        a folder holding it, and a folder of other things (:func:`check_run_folder`). When this
+        call made the folder and fails before its first checkpoint (bad data found while
+        loading, Ctrl-C in the first epoch), the folder is removed again (in a folder that was
+        there, the files this call wrote); once a checkpoint exists nothing is removed.
     resume : bool
         Continue from ``out/checkpoint.safetensors`` (model, optimizer, scheduler, RNG
         states, pruning state); the run's saved recipe is used, with ``epochs`` overriding.
+        ``recipe`` is still read (a wrong path is an error), but only compared: a resumed run
+        keeps its own recipe whole, since its weights, optimizer and scheduler states were made
+        by it and the history compares epochs of one recipe; a note names the keys where
+        ``recipe`` differs (to use them, train a new run). The data must be those the run was
+        trained on (same samples, same files, wherever the folder now is; checked against the
+        fingerprint in ``run.json`` and ``split.csv``), else a :class:`DevolensError`. A run that
+        has trained its epochs already is returned as it is, with ``complete`` set.
     epochs : int, optional
         Override ``train.epochs`` (total epochs, counted from the start of the run).
     prune_top : float, optional
@@ -588,18 +848,61 @@ def train(
     TrainResult
     """
     out = Path(out)
+    where = Path(os.path.abspath(out))  # '..' resolved by name: the folders made are the ones named
+    made = [p for p in (where, *where.parents) if not p.exists()]  # deepest first: what this call creates
+    before = {e.name for e in os.scandir(where)} if where.is_dir() else set()
+    try:
+        return _train(recipe, data, out, resume=resume, epochs=epochs, prune_top=prune_top, device=device,
+                      progress=progress, info=info, epoch_callback=epoch_callback, step_callback=step_callback)
+    except BaseException:  # Ctrl-C included
+        if not (where / CHECKPOINT).exists():
+            _remove_unfinished(where, made, before)
+        raise
+
+
+def _remove_unfinished(out: Path, made: list[Path], before: set[str]) -> None:
+    """Remove what a failed call wrote before the run's first checkpoint: the folders it made
+    (``made``, deepest first, ``out`` among them), else the run files it added to ``out``
+    (``before``: the entries that were there), so the next try starts clean (best effort)."""
+    if out in made:
+        shutil.rmtree(out, ignore_errors=True)
+        for folder in made[1:]:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (something else wrote there meanwhile), or gone: keep the rest
+                break
+        return
+    if not out.is_dir():
+        return
+    for entry in os.scandir(out):
+        if entry.name in RUN_FILES and entry.name not in before:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progress, info, epoch_callback,
+           step_callback) -> TrainResult:
+    """The body of :func:`train` (which removes what a failed call wrote)."""
     ckpt = out / CHECKPOINT
+    data_path = None if isinstance(data, DataBundle) else Path(data)
     if resume:
         if not ckpt.exists():
             raise DevolensError("no checkpoint to resume from (checkpoint.safetensors)", path=out)
-        if not isinstance(recipe, dict) and (out / "recipe.yaml").exists():
-            recipe = out / "recipe.yaml"
     elif ckpt.exists():
         raise DevolensError("this folder already holds a run; use --resume to continue it or choose another --out",
                             path=out)
-    rec = resolved(load_recipe(recipe))
+    check_run_folder(out, data_path, resume=resume)
+    if not resume and not isinstance(recipe, dict) and Path(recipe).resolve() == (out / "recipe.yaml").resolve():
+        raise DevolensError("the recipe lies in --out, where the run writes its own recipe.yaml; keep it elsewhere "
+                            "(or give --resume to continue the run there)", path=recipe)
+    rec = resolved(load_recipe(recipe))  # read even to resume: a RECIPE that is no recipe is reported
     if resume and (out / "recipe.yaml").exists():
-        rec = resolved(load_recipe(out / "recipe.yaml"))
+        own = resolved(load_recipe(out / "recipe.yaml"))
+        _note_other_recipe(recipe, rec, own, out, epochs, info)
+        rec = own
     if epochs is not None:
         if epochs < 1:
             raise DevolensError(f"--epochs must be >= 1, got {epochs}")
@@ -619,10 +922,16 @@ def train(
     if T["threads"]:
         torch.set_num_threads(int(T["threads"]))
     device = resolve_device(T["device"])
+    if resume:
+        done = _epochs_done(ckpt)
+        if done >= int(T["epochs"]):  # nothing to train: the run as it is (the caller says how to go on)
+            return _finished_run(out, rec, names, done, device)
     seed = int(rec["seed"])
     seed_everything(seed)
 
     bundle = data if isinstance(data, DataBundle) else build_data(rec, data)
+    if resume and data_path is not None:
+        _check_same_data(out, bundle, data_path)
     train_ds, val_ds = bundle.train, bundle.val
     if isinstance(train_ds, IterableDataset) and T["prune_top"] > 0:
         raise DevolensError("train.prune_top: pruning needs per-sample access; not available for HDF5 tile streams")
@@ -655,6 +964,10 @@ def train(
         start = int(extra["epoch"])
         best_value, best_epoch = extra.get("best_value"), extra.get("best_epoch")
         active = np.asarray(extra.get("active", list(range(len(train_ds)))), dtype=np.int64)
+        if active.size and (active.min() < 0 or active.max() >= len(train_ds)):  # data handed in as a DataBundle
+            raise DevolensError(f"--resume: the checkpoint's training samples (up to #{int(active.max())}) do not "
+                                f"fit these data ({len(train_ds)} training samples); resume with the run's data",
+                                path=out)
         if (out / "history.csv").exists():
             h = pd.read_csv(out / "history.csv")
             history = h[h["epoch"] < start].to_dict("records")
@@ -771,6 +1084,8 @@ def train(
             "best_value": best_value, "n_train": int(len(train_ds)), "n_val": int(len(val_ds)),
             "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
             "device": str(device),
+            "data": {"path": None if data_path is None else str(data_path.resolve()), "samples": int(len(bundle.split)),
+                     "fingerprint": bundle.fingerprint},
         }, indent=2, default=float))
         if epoch_callback is not None:
             epoch_callback(epoch, row)

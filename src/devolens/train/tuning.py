@@ -7,12 +7,21 @@ or categorical range). Each trial trains the recipe with the sampled values for
 The study is stored in SQLite (``sqlite:///OUT/study.db``) or any SQLAlchemy URL, so
 several machines can share it; running again resumes it (``load_if_exists``). The best
 trial is exported as a recipe YAML (``OUT/best_recipe.yaml``).
+
+The study keeps the recipe it tunes (user attribute ``devolens_recipe``): resuming it with
+another recipe is refused, since its trials and best parameters belong to the first one.
+The data are checked before the study is made, and a call that made ``OUT`` and fails
+before any trial finished removes it again (an empty folder, a study.db of failed trials).
+Optuna's own log lines are off below errors: a failing trial stops the study with a one-line
+error, and trials stopped because training diverged are reported one line each (``info``).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +30,13 @@ import pandas as pd
 
 from devolens.errors import DevolensError
 from devolens.io.atomic import write_csv, write_text
-from devolens.train.recipe import dump_recipe, load_recipe, resolved, set_key
+from devolens.train.recipe import differences, dump_recipe, load_recipe, resolved, set_key
+
+#: user attribute of a study holding the recipe it tunes (JSON)
+RECIPE_ATTR = "devolens_recipe"
+#: recipe keys that may change between calls on one study: how many trials, its name (--study names the
+#: study), and where and how fast trials run
+FREE_KEYS = ("name", "tune.trials", "train.device", "train.threads", "train.num_workers")
 
 
 @dataclass
@@ -77,6 +92,7 @@ def tune(
     storage: str | None = None,
     study_name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    info: Callable[[str], None] | None = None,
 ) -> TuneResult:
     """Run (or resume) an Optuna study over the recipe's search space.
 
@@ -98,16 +114,47 @@ def tune(
         Study name (default the recipe's ``name``).
     progress : callable, optional
         ``progress(finished_trials, total)``.
+    info : callable, optional
+        ``info(line)`` for each trial stopped because its training diverged.
 
     Returns
     -------
     TuneResult
+
+    Raises
+    ------
+    DevolensError
+        Bad recipe or options, unusable data, a study that cannot be opened, optimises the other
+        way or tunes another recipe, or a trial that failed (the study stops there).
     """
+    out = Path(out)
+    where = Path(os.path.abspath(out))  # '..' resolved by name: the folders made are the ones named
+    made = [p for p in (where, *where.parents) if not p.exists()]  # deepest first: what this call creates
+    finished: list[int] = []  # trials finished by this call
+    try:
+        return _tune(recipe, data, out, trials=trials, storage=storage, study_name=study_name, progress=progress,
+                     info=info, finished=finished)
+    except BaseException:  # Ctrl-C included
+        if where in made and not finished:  # nothing of value in a folder this call made: leave none behind
+            shutil.rmtree(where, ignore_errors=True)
+            for folder in made[1:]:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+        raise
+
+
+def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, info, finished: list[int]) -> TuneResult:
+    """The body of :func:`tune` (which removes what a failed call made); appends to ``finished`` the
+    number of each trial that finished (complete or pruned)."""
     import optuna
 
-    from devolens.train.trainer import train
+    from devolens.train.trainer import build_data, check_run_folder, train
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna logs a failing trial (and Ctrl-C) as a warning with its traceback; the error itself is
+    # reported once, as one line, by the caller
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     base = load_recipe(recipe)
     tcfg = base["tune"]
     if not tcfg["space"]:
@@ -119,7 +166,8 @@ def tune(
     n_total = int(trials if trials is not None else tcfg["trials"])
     if n_total < 1:
         raise DevolensError(f"--trials must be >= 1, got {n_total}")
-    out = Path(out)
+    check_run_folder(out, data, resume=True)  # a folder, not the data folder nor one holding it
+    build_data(res, data)  # bad data are reported now, not as a failed trial in a new study
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or default_storage(out)
     name = study_name or base["name"]
@@ -132,8 +180,9 @@ def tune(
         raise DevolensError(f"cannot open study {name!r} in {storage}: {exc}") from None
     if study.direction.name.lower() != direction:
         raise DevolensError(f"study {name!r} optimises {study.direction.name.lower()}, the recipe asks to {direction}")
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    n_done = len(study.get_trials(deepcopy=False, states=finished))
+    _same_recipe(study, base, name, storage)
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    n_done = len(study.get_trials(deepcopy=False, states=states))
     n_new = max(0, n_total - n_done)
     epochs = tcfg["epochs"] or base["train"]["epochs"]
 
@@ -156,6 +205,8 @@ def tune(
             result = train(rec, data, run_dir, epoch_callback=report)
         except DevolensError as exc:
             if "diverged" in str(exc):  # a too-high learning rate: stop this trial, keep the study going
+                if info is not None:
+                    info(f"note: trial {trial.number} stopped: {exc}")
                 raise optuna.TrialPruned(str(exc)) from None
             raise
         if result.best_value is None:
@@ -168,6 +219,7 @@ def tune(
     def after(study_, trial_) -> None:
         nonlocal done
         done += 1
+        finished.append(trial_.number)
         if progress is not None:
             progress(done, n_new)
 
@@ -188,3 +240,27 @@ def tune(
                                                   "direction": direction, "trial": best.number,
                                                   "value": best_value, "params": best_params}, indent=2))
     return TuneResult(name, storage, best_params, best_value, best_path, df, n_new)
+
+
+def _same_recipe(study, base: dict, name: str, storage: str) -> None:
+    """Refuse to go on with a study that tunes another recipe; record the recipe in a new study.
+
+    A study made before the recipe was recorded takes the recipe of this call from now on.
+    """
+    stored = study.user_attrs.get(RECIPE_ATTR)
+    if stored is None:
+        study.set_user_attr(RECIPE_ATTR, json.dumps(base, sort_keys=True))
+        return
+    try:
+        theirs = json.loads(stored)
+        theirs = load_recipe(theirs)  # keys added to the schema since then get their defaults
+    except (TypeError, ValueError):
+        return
+    except DevolensError:  # keys this version no longer knows: compare as stored
+        pass
+    diff = differences(base, theirs, ignore=FREE_KEYS)
+    if diff:
+        keys = ", ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "")
+        raise DevolensError(f"study {name!r} in {storage} tunes another recipe (it differs in {keys}): its trials "
+                            "and best parameters belong to that one; give another --out (or --study) for this "
+                            "recipe, or the study's recipe to go on with it")
