@@ -115,12 +115,9 @@ def _not_a_run(run: Path, command: str | None) -> DevolensError:
 
 def _run_config(run: Path, command: str | None) -> dict:
     """The run's best.json, checked to be the config ``devolens train`` writes for a segmentation network."""
-    try:
-        cfg = json.loads((run / "best.json").read_text())
-    except ValueError as exc:
-        raise DevolensError(f"best.json is not valid JSON ({exc}): a damaged run?", path=run) from None
-    except OSError as exc:
-        raise DevolensError(f"cannot read best.json: {exc.strerror or exc}", path=run) from None
+    from devolens.models.zoo import read_json
+
+    cfg = read_json(run / "best.json", run, ": a damaged run?")
     if not isinstance(cfg, dict):
         raise DevolensError("best.json is not a checkpoint's config (a JSON object): a damaged run?", path=run)
     for key in ("recipe", "input", "model", "metrics"):

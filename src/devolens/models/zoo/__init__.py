@@ -71,16 +71,22 @@ def _not_a_model(text: str) -> DevolensError | None:
     return None
 
 
+def read_json(path: Path, where: Path, hint: str = "") -> Any:
+    """The JSON document in ``path`` (a model folder's or a run's file); a one-line error naming ``where``
+    when it cannot be read or parsed (``hint`` is added to the latter, e.g. ": a damaged run?")."""
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise DevolensError(f"{path.name} is not valid JSON ({exc}){hint}", path=where) from None
+    except OSError as exc:
+        raise DevolensError(f"cannot read {path.name}: {exc.strerror or exc}", path=where) from None
+
+
 def _folder_card(folder: Path) -> dict[str, Any]:
     """The ``card.json`` of an exported model (or one written by hand), checked where a wrong value would only
     fail later, deep in the predictor: a scale out of bounds resizes images to nothing or past all memory."""
     path = folder / "card.json"
-    try:
-        info = json.loads(path.read_text())
-    except ValueError as exc:
-        raise DevolensError(f"card.json is not valid JSON: {exc}", path=folder) from None
-    except OSError as exc:
-        raise DevolensError(f"cannot read card.json: {exc.strerror or exc}", path=folder) from None
+    info = read_json(path, folder)
     if not isinstance(info, dict):
         raise DevolensError("not a model card (a JSON object with name, task, predictor, architecture...)", path=path)
     inp = info.get("input", {})
