@@ -406,3 +406,41 @@ def test_result_objects_and_lazy_centroids():
     empty = SegmentationResult(None, np.zeros((4, 4), np.uint16), object_arrays(np.zeros((4, 4), np.uint16)))
     assert empty.count == 0 and list(empty.centroids.columns) == ["label", "x", "y", "area"]
     assert empty.centroids["label"].dtype.kind == "i" and empty.centroids["x"].dtype.kind == "f"
+
+
+def test_library_misuse_gives_clear_errors(tmp_path):
+    """What a notebook user may get wrong: one clear DevolensError each, before any work."""
+    from devolens.lineage.populations import populations
+
+    pred = NucleiPredictor(_tiny(), scale=0.5)
+    with pytest.raises(DevolensError, match="iterable of images"):
+        list(pred.predict_iter(str(tmp_path / "frame.png")))  # was read character by character
+    for bad in (np.ones((8, 8), np.complex64), np.array([[object()] * 4] * 4), np.array([["a"] * 4] * 4)):
+        with pytest.raises(DevolensError, match="intensities"):
+            pred.predict(bad)
+    for options, msg in (({"tile": 0}, "tile must be"), ({"tile": -5}, "tile must be"), ({"batch_size": 0}, "batch_size"),
+                         ({"channel": "purple"}, "channel must be"), ({"percentiles": (99, 1)}, "percentiles"),
+                         ({"overlap": -1}, "overlap")):
+        with pytest.raises(DevolensError, match=msg):
+            NucleiPredictor(_tiny(), scale=0.5, **options)
+    with pytest.raises(DevolensError, match="expected a table"):
+        populations(None)
+
+
+def test_identity_inputs_name_the_bad_column():
+    import pandas as pd
+
+    from devolens.predict.identity import prepare_clouds
+
+    t = pd.DataFrame({"embryo": "e", "time": [1.0, float("nan"), 2.0], "x": [1.0, 2, 3], "y": [1.0, 2, 3],
+                      "z": [1.0, 2, 3]})
+    with pytest.raises(DevolensError, match="column 'time' must hold finite numbers; row 1"):
+        prepare_clouds(t)
+    t["time"] = [1, 1, 2]
+    t["x"] = ["1", "abc", "3"]
+    with pytest.raises(DevolensError, match="column 'x'.*row 1 holds 'abc'"):
+        prepare_clouds(t)
+    t["x"] = [1.0, 2, 3]
+    for bad in ("x", -1, 0, float("inf")):
+        with pytest.raises(DevolensError, match="zscale must be"):
+            prepare_clouds(t, zscale=bad)

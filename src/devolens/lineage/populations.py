@@ -43,6 +43,8 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
     >>> populations(t)[["time", "A", "E", "total"]].to_dict("list")
     {'time': [1, 2], 'A': [2, 0], 'E': [0, 1], 'total': [3, 1]}
     """
+    if not isinstance(df, pd.DataFrame):
+        raise DevolensError(f"expected a table (pandas DataFrame, e.g. from read_table), got {type(df).__name__}")
     missing = [c for c in ("time", "cell") if c not in df.columns]
     if missing:
         raise DevolensError(f"table lacks column(s) {','.join(missing)}")

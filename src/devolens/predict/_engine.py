@@ -157,13 +157,24 @@ class ImageNetwork:
         self.in_channels = int(in_channels)
         self.scale = float(scale)
         self.multiple = int(multiple)
+        if tile is not None and not int(tile) >= 2 * int(multiple):
+            raise DevolensError(f"tile must be None (whole images) or a side of at least {2 * int(multiple)} pixels, "
+                                f"got {tile}")
         self.tile = None if tile is None else int(tile)
+        if not int(overlap) >= 0:  # (an overlap as large as the tile still advances by the network's multiple)
+            raise DevolensError(f"overlap must be >= 0 pixels, got {overlap}")
         self.overlap = int(overlap)
-        self.batch_size = max(1, int(batch_size))
+        if not int(batch_size) >= 1:
+            raise DevolensError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
         self.fast = bool(fast) and device == "cpu"
         self.device = device
+        if channel not in ("auto", "green", "red", "blue", "mean", "max"):
+            raise DevolensError(f"channel must be auto, green, red, blue, mean or max, got {channel!r}")
         self.channel = channel
         self.percentiles = tuple(float(p) for p in percentiles)
+        if self.percentiles and not (len(self.percentiles) == 2 and 0 <= self.percentiles[0] < self.percentiles[1] <= 100):
+            raise DevolensError(f"percentiles must be (low, high) with 0 <= low < high <= 100, got {percentiles}")
         if not (np.isfinite(flatten) and flatten >= 0):
             raise DevolensError(f"flatten must be >= 0 pixels (0: off), got {flatten}")
         self.flatten = float(flatten)

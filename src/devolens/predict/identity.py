@@ -279,6 +279,19 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dic
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise DevolensError(f"table lacks column(s) {', '.join(missing)} (a tidy lineage table is expected)")
+    for col in ("time", "x", "y", "z"):  # a user's table: name the column and the row, not numpy's words
+        values = pd.to_numeric(table[col], errors="coerce")
+        bad = ~np.isfinite(values.to_numpy(dtype=float))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DevolensError(f"column {col!r} must hold finite numbers; row {i} holds {table[col].iloc[i]!r}")
+    if zscale is not None:
+        try:
+            zscale = float(zscale)
+        except (TypeError, ValueError):
+            raise DevolensError(f"zscale must be a number (z plane spacing in xy pixels), got {zscale!r}") from None
+        if not (np.isfinite(zscale) and zscale > 0):
+            raise DevolensError(f"zscale must be > 0 (z plane spacing in xy pixels), got {zscale}")
     if zscale is None:
         zscale = table.attrs.get("zscale") if table.attrs else None
     clouds: list[dict[str, Any]] = []

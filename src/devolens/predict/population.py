@@ -408,8 +408,9 @@ class PopulationPredictor:
         (their median area, pixels of the frame as the nuclei model saw it; for
         :meth:`size_advice`), method ``composition``.
         """
-        from devolens.predict.postprocess import image_array
+        from devolens.predict.postprocess import check_stream, image_array
 
+        check_stream(images)
         images = map(image_array, images)  # paths read, 1xHxW and channels-first arrays laid out
         done = 0
         if self.auto:  # one magnification for the movie, estimated from its first frames with the most nuclei

@@ -37,9 +37,22 @@ def image_array(image):
         from devolens.io.images import read_image
 
         image = read_image(image)
+    if isinstance(image, np.ndarray) and image.dtype.kind in "cOUSV":  # complex, objects, text: not intensities
+        raise DevolensError(f"expected an image of intensities (numbers), got an array of dtype {image.dtype}")
     if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[2] > 4:
         return image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
     return image
+
+
+def check_stream(images) -> None:
+    """Refuse a single path where a predictor's ``predict_iter`` wants an iterable of images (a string would be
+    iterated character by character)."""
+    import os
+
+    if isinstance(images, (str, bytes, os.PathLike)):
+        raise DevolensError("predict_iter takes an iterable of images (arrays or paths); for one file use "
+                            "predict(path), for a video, a folder or a stack devolens.io.frames.iter_path_frames(path)[0]",
+                            path=os.fsdecode(images) if not isinstance(images, bytes) else None)
 
 
 def to_single_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarray:

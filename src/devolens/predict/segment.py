@@ -29,6 +29,7 @@ from devolens.errors import DevolensError
 from devolens.predict._engine import ImageNetwork, batched, load_zoo_network, to_input_size
 from devolens.predict.postprocess import (
     Prepared,
+    check_stream,
     diameter_scale,
     image_array,
     instances_from_boundary_map,
@@ -319,6 +320,7 @@ class _SegmentationPredictor:
             Post-processing threads (0: everything in the calling thread, one step after
             the other).
         """
+        check_stream(images)
         images = map(image_array, images)  # paths read, 1xHxW and channels-first arrays laid out
         if self.auto_each:  # each image its own magnification: one image at a time
             self.estimates = []
