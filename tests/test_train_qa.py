@@ -141,7 +141,7 @@ def test_resume_of_a_complete_run_and_with_another_recipe(pairs, run, tmp_path, 
     other = write_recipe(tmp_path / "other.yaml", quick(optimizer={"name": "sgd", "lr": 0.1}))
     code, out, err = cli(["train", other, "-d", pairs, "-o", work, "--resume"], capsys)
     err = " ".join(err.split())
-    assert code == 0 and "already complete (1 epochs); give --epochs M > 1 to train further" in err
+    assert code == 0 and "already complete (1 epoch); give --epochs M > 1 to train further" in err
     assert "continues with the run's own recipe" in err and "optimizer.name, optimizer.lr" in err
     assert "best" not in out and (work / "history.csv").read_text() == history
     code, _, err = cli(["train", other, "-d", pairs, "-o", work, "--resume", "--epochs", "2"], capsys)

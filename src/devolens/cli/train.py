@@ -124,7 +124,8 @@ def train_cmd(
                     info=console.print)  # the split, the device and notes on the data come before the first epoch
     if res.complete:
         n = len(res.history)
-        console.print(f"{res.run_dir}: already complete ({n} epochs); give --epochs M > {n} to train further")
+        console.print(f"{res.run_dir}: already complete ({n} epoch{'s' if n != 1 else ''}); give --epochs M > {n} to "
+                      "train further")
         _export(res.run_dir, export)
         return
     if plots and len(res.history):
