@@ -425,6 +425,11 @@ def test_library_misuse_gives_clear_errors(tmp_path):
             NucleiPredictor(_tiny(), scale=0.5, **options)
     with pytest.raises(DevolensError, match="expected a table"):
         populations(None)
+    for post, msg in (({"threshold": 2}, "threshold must be a probability"), ({"seed_threshold": -0.1}, "probability"),
+                      ({"min_size": -3}, "min_size must be"), ({"min_distance": "far"}, "min_distance must be")):
+        with pytest.raises(DevolensError, match=msg):  # threshold 2 found nothing, silently
+            NucleiPredictor(_tiny(), scale=0.5, postprocess=post)
+    assert NucleiPredictor(_tiny(), scale=0.5, postprocess={"threshold": 0.6, "instances": "watershed"})
 
 
 def test_identity_inputs_name_the_bad_column():

@@ -75,6 +75,23 @@ MAX_ENLARGE = 8.0
 MAX_SHRINK = 50.0
 
 
+#: post-processing options that are fractions of the probability range, and those that are sizes or counts
+_FRACTIONS = ("threshold", "seed_threshold")
+_SIZES = ("min_distance", "min_size", "smooth", "isolated_fraction")
+
+
+def _check_postprocess(options: dict) -> None:
+    """Refuse post-processing values no image can be segmented with (a ``threshold`` of 2 finds nothing, silently).
+    Keys a predictor does not use are left alone: an exported card may carry its training's validation options."""
+    for key in _FRACTIONS:
+        if key in options and not (isinstance(options[key], (int, float)) and 0 <= float(options[key]) <= 1):
+            raise DevolensError(f"postprocess {key} must be a probability from 0 to 1, got {options[key]!r}")
+    for key in _SIZES:
+        if key in options and not (isinstance(options[key], (int, float)) and np.isfinite(float(options[key]))
+                                   and float(options[key]) >= 0):
+            raise DevolensError(f"postprocess {key} must be a number >= 0, got {options[key]!r}")
+
+
 class SegmentationResult:
     """Output of a segmentation predictor for one image (all arrays at the input size).
 
@@ -219,6 +236,7 @@ class _SegmentationPredictor:
             device=device, crop=crop, tta=tta, precision=precision, int8_params=int8_params,
         )
         self.postprocess_options = dict(postprocess or {})
+        _check_postprocess(self.postprocess_options)
         self.card = dict(card or {})
 
     # ------------------------------------------------------------------ construction
