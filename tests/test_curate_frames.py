@@ -159,3 +159,10 @@ def test_dropped_respects_the_usual_time_step():
     report = score_frames(frames, names=[f"t{t:03d}.png" for t in times])
     assert list(report.loc[report.flag == "dropped", "time"]) == [21]
     assert report["flagged"].sum() == 1
+
+
+def test_empty_path_is_refused():
+    """Path("") is the current folder: curating it was never what was meant."""
+    for bad in ("", None):
+        with pytest.raises(DevolensError, match="expected a path"):
+            curate_path(bad)

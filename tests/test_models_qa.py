@@ -222,3 +222,13 @@ def test_a_weights_file_as_model_says_what_model_takes(run, image, tmp_path, cap
         zoo.card(str(tmp_path / "no_such_dir"))
     with pytest.raises(DevolensError, match="no model named 'no_such_model' in the zoo"):
         zoo.card("no_such_model")
+
+
+def test_load_names_an_unknown_option():
+    from devolens.errors import DevolensError
+    from devolens.models import zoo
+
+    with pytest.raises(DevolensError, match=r"unknown option 'threshold' \(post-processing options go in postprocess"):
+        zoo.load("nuclei", threshold=2)
+    with pytest.raises(DevolensError, match="unknown option 'bogus'"):
+        zoo.load("nuclei", bogus=1)

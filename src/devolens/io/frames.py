@@ -236,6 +236,8 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     from devolens.io.stacks import check_pages
 
     check_pages(pages)
+    if path is None or str(path) == "":  # Path("") is the current folder: never what was meant
+        raise DevolensError(f"expected a path to a video, a folder of images or a stack, got {path!r}")
     path = Path(path)
     if not path.exists():
         raise DevolensError("no such file or folder", path=path)

@@ -161,7 +161,19 @@ def load(name: str | Path, **options: Any):
     info = card(name, kind)
     module_name, _, cls_name = info["predictor"].partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
-    return cls.from_zoo(model_folder(name) or ZOO_DIR / str(name), info, **options)
+    try:
+        return cls.from_zoo(model_folder(name) or ZOO_DIR / str(name), info, **options)
+    except TypeError as exc:  # a misspelt or misplaced option: say so in the user's words, not the private class's
+        import re
+
+        found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if found is None or found.group(1) not in options:
+            raise
+        hint = (" (post-processing options go in postprocess={...})"
+                if found.group(1) in ("threshold", "seed_threshold", "min_distance", "min_size", "smooth",
+                                      "split_seeds", "isolated_fraction") else "")
+        raise DevolensError(f"load({str(name)!r}): unknown option {found.group(1)!r}{hint}; see "
+                            f"help({cls.__name__}) for the options") from None
 
 
 def load_weights(model, folder: str | Path):
