@@ -289,3 +289,16 @@ def test_tune_refuses_to_resume_a_study_of_another_recipe(pairs, tmp_path):
     res = tune(more, pairs, out)
     assert res.n_new == 1 and len(res.trials) == 2
     assert load_recipe(out / "best_recipe.yaml")["optimizer"]["name"] == "adam"
+
+
+def test_a_split_far_from_val_fraction_is_noted(tmp_path):
+    """Whole groups go to one side: with 2 groups, val_fraction 0.2 gives 50 % validation. Say so."""
+    data = make_pairs(tmp_path / "d2", groups=2, per_group=3, size=32)
+    said: list[str] = []
+    rec = quick(data={"target": "semantic", "channels": 1, "val_fraction": 0.2})
+    train(rec, data, tmp_path / "run2", info=said.append)
+    assert any("50 % of the samples validate, not the 20 %" in s for s in said)
+    said.clear()
+    data = make_pairs(tmp_path / "d5", groups=5, per_group=2, size=32)
+    train(rec, data, tmp_path / "run5", info=said.append)  # one group of five: 20 % as asked
+    assert not any("of the samples validate" in s for s in said)

@@ -984,6 +984,15 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         notes.append(f"{len(bundle.unmatched)} files without a partner (listed in run.json)")
     if info is not None:  # before the first epoch: what is about to run, and what was noticed in the data
         info(f"{len(train_ds)} training and {len(val_ds)} validation samples; device {device}")
+        want = float(rec["data"]["val_fraction"])
+        try:
+            got = len(val_ds) / max(1, len(train_ds) + len(val_ds))
+        except TypeError:  # streamed datasets without a length
+            got = want
+        if abs(got - want) > max(0.15, want / 2):  # whole groups (embryos, time blocks) go to one side
+            info(f"note: {100 * got:.0f} % of the samples validate, not the {100 * want:.0f} % of data.val_fraction: the "
+                 "split keeps each group (embryo, or block of time points) on one side; with few groups, add data "
+                 "of another embryo or change data.split_by")
         for note in notes:
             info(f"note: {note}")
 
