@@ -48,10 +48,9 @@ class _Source:
         if not path.exists():
             raise DevolensError("no such file or folder", path=path)
         suffix = path.suffix.lower()
-        from devolens.io.stacks import Z_MODES
+        from devolens.io.stacks import check_stack_z
 
-        if stack_z not in Z_MODES:  # checked for every input: an option that does nothing silently is a trap
-            raise DevolensError(f"--stack-z must be one of {', '.join(Z_MODES)}, got {stack_z!r}")
+        check_stack_z(stack_z, "--stack-z")  # for every input: an option that does nothing silently is a trap
         if channel is not None and path.is_file() and suffix not in (".tif", ".tiff"):
             raise DevolensError("--channel picks a channel of a TIFF stack's C axis; this input has none (for the "
                                 "colour of an image or a video, use --color)", path=path)
@@ -427,18 +426,19 @@ def _device(device: str) -> str:
 
 def _color(color: Optional[str]) -> Optional[str]:
     """The ``--color`` option, checked (the predictors' ``channel``; None: the model card's rule)."""
-    choices = ("auto", "green", "red", "blue", "mean", "max")
-    if color is not None and color not in choices:
-        raise DevolensError(f"--color must be one of {', '.join(choices)}, got {color!r}")
+    if color is not None:
+        from devolens.predict.postprocess import check_channel
+
+        check_channel(color, "--color")
     return color
 
 
 def _check_network_options(precision: str, backend: str) -> None:
     """``--precision`` and ``--backend`` checked before anything loads (the predictors check them again)."""
-    if precision not in ("auto", "int8", "bf16", "fp32"):
-        raise DevolensError(f"--precision must be auto, int8, bf16 or fp32, got {precision!r}")
-    if backend not in ("torch", "onnx", "auto"):
-        raise DevolensError(f"--backend must be torch, onnx or auto, got {backend!r}")
+    from devolens.predict.devices import check_backend, check_precision
+
+    check_precision(precision, "--precision")
+    check_backend(backend, "--backend")
 
 
 def _progress_total(total: int):
@@ -468,14 +468,10 @@ def _check_segment_out(out: Path) -> None:
 def _segment_record(kind: str, input_path: Path, model: str, frames: int, objects: int, summary: dict) -> str:
     import json
 
-    try:
-        from importlib.metadata import version
+    from devolens.cli import _version
 
-        release = version("devolens")
-    except Exception:  # not installed as a distribution (a source checkout on sys.path)
-        release = None
     return json.dumps({"command": f"devolens segment {kind}", "input": str(input_path), "model": str(model),
-                       "devolens": release, "frames": frames, "objects": objects, **summary}, indent=1) + "\n"
+                       "devolens": _version(), "frames": frames, "objects": objects, **summary}, indent=1) + "\n"
 
 
 def run_segmentation(
@@ -619,9 +615,9 @@ def run_segmentation(
             "estimate": None if predictor.auto_each else predictor.last_estimate,
             "estimates": predictor.estimates if predictor.auto_each else None,
             "resized": predictor.diameter is not None,
+            "ended_early": source.ended_early(),
             # objects far from the sizes the model knows: another magnification (see size_advice; with
             # diameter each, every image was sized on its own)
-            "ended_early": source.ended_early(),
             "suggest_diameter": None if predictor.auto_each else predictor.size_advice(
                 [float(np.median(o[4])) for o in objects]),
             "known_sizes": predictor.known_sizes}

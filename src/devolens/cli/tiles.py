@@ -288,8 +288,9 @@ def segment_livedead_command(
     # options first: nothing is created and no model is loaded for a run that cannot work
     if overlap >= window:
         raise DevolensError(f"--overlap ({overlap}) must be smaller than --window ({window})")
-    if precision not in ("auto", "int8", "bf16", "fp32"):
-        raise DevolensError(f"--precision must be auto, int8, bf16 or fp32, got {precision!r}")
+    from devolens.predict.devices import check_precision
+
+    check_precision(precision, "--precision")
     if _same_file(out, image):
         raise DevolensError("output would overwrite the input; --out is a folder, give a new folder name", path=out)
     if out.exists() and not out.is_dir():

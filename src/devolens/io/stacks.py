@@ -33,7 +33,7 @@ import numpy as np
 from devolens.errors import DevolensError
 
 __all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES",
-           "PAGES_MODES", "check_pages", "read_pages_as", "unlabelled_pages_note"]
+           "PAGES_MODES", "check_pages", "check_stack_z", "read_pages_as", "unlabelled_pages_note"]
 
 Z_MODES = ("project", "slices")
 #: how the pages of a plain multi-page TIFF (no axis labels) are read: as time points, or as the z planes of one stack
@@ -137,6 +137,12 @@ def stack_info(path: str | Path, pages: str = "time") -> StackInfo:
     return read_pages_as(StackInfo(axes, shape), pages, path)
 
 
+def check_stack_z(z: str, option: str = "z (--stack-z)") -> None:
+    """Raise a :class:`DevolensError` unless ``z`` is one of :data:`Z_MODES` (``option`` names the setting)."""
+    if z not in Z_MODES:
+        raise DevolensError(f"{option} must be one of {', '.join(Z_MODES)}, got {z!r}")
+
+
 def check_pages(pages: str) -> None:
     """Raise a :class:`DevolensError` unless ``pages`` is one of :data:`PAGES_MODES`."""
     if pages not in PAGES_MODES:
@@ -164,8 +170,7 @@ def samples_last(image: np.ndarray, planar: bool) -> np.ndarray:
 
 
 def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path) -> None:
-    if z not in Z_MODES:
-        raise DevolensError(f"z (--stack-z) must be one of {', '.join(Z_MODES)}, got {z!r}")
+    check_stack_z(z)
     if info.channels > 1 and channel is None:
         raise DevolensError(
             f"this stack has {info.channels} channels (axes {info.axes}, shape {info.shape}): choose one with "

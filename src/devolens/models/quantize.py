@@ -191,8 +191,9 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     DevolensError
         An unknown precision, or ``"int8"`` where it cannot run (the message says why).
     """
-    if precision not in ("auto", "int8", "bf16", "fp32"):
-        raise DevolensError(f"precision must be auto, int8, bf16 or fp32, got {precision!r}")
+    from devolens.predict.devices import check_precision
+
+    check_precision(precision)
     on_cpu = str(device) == "cpu"
     depth = getattr(getattr(model, "encoder", None), "depth", None)
     can_quantize = quantizable(model) and int(multiple) % (2 ** depth) == 0

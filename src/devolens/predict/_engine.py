@@ -16,8 +16,8 @@ import torch
 
 from devolens.errors import DevolensError
 from devolens.models.quantize import PrecisionNetwork, resolve_precision
-from devolens.predict.devices import resolve_device
-from devolens.predict.postprocess import prep_key, prepare_image, resize_image
+from devolens.predict.devices import check_backend, resolve_device
+from devolens.predict.postprocess import check_channel, prep_key, prepare_image, resize_image
 
 
 def onnxruntime_available() -> bool:
@@ -148,8 +148,7 @@ class ImageNetwork:
     ):
         if scale <= 0:
             raise DevolensError(f"scale must be > 0, got {scale}")
-        if backend not in ("torch", "onnx", "auto"):
-            raise DevolensError(f"backend must be torch, onnx or auto, got {backend!r}")
+        check_backend(backend)
         if backend == "onnx" and not onnxruntime_available():
             raise DevolensError("backend 'onnx' needs the optional package onnxruntime (pip install onnxruntime)")
         device = resolve_device(device)
@@ -169,8 +168,7 @@ class ImageNetwork:
         self.batch_size = int(batch_size)
         self.fast = bool(fast) and device == "cpu"
         self.device = device
-        if channel not in ("auto", "green", "red", "blue", "mean", "max"):
-            raise DevolensError(f"channel must be auto, green, red, blue, mean or max, got {channel!r}")
+        check_channel(channel)
         self.channel = channel
         self.percentiles = tuple(float(p) for p in percentiles)
         if self.percentiles and not (len(self.percentiles) == 2 and 0 <= self.percentiles[0] < self.percentiles[1] <= 100):

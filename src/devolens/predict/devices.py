@@ -8,9 +8,25 @@ from __future__ import annotations
 
 from devolens.errors import DevolensError
 
-__all__ = ["DEVICES", "device_name", "resolve_device"]
+__all__ = ["DEVICES", "PRECISIONS", "BACKENDS", "device_name", "check_precision", "check_backend", "resolve_device"]
 
 DEVICES = ("auto", "cpu", "cuda")
+#: the networks' arithmetic (``auto``: int8 where the CPU runs it well, else bf16; see models.quantize)
+PRECISIONS = ("auto", "int8", "bf16", "fp32")
+#: what runs them (onnx needs the optional onnxruntime)
+BACKENDS = ("torch", "onnx", "auto")
+
+
+def check_precision(precision: str, option: str = "precision") -> None:
+    """Raise a :class:`DevolensError` unless ``precision`` is one of :data:`PRECISIONS` (``option`` names the setting)."""
+    if precision not in PRECISIONS:
+        raise DevolensError(f"{option} must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {precision!r}")
+
+
+def check_backend(backend: str, option: str = "backend") -> None:
+    """Raise a :class:`DevolensError` unless ``backend`` is one of :data:`BACKENDS`."""
+    if backend not in BACKENDS:
+        raise DevolensError(f"{option} must be {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}, got {backend!r}")
 
 
 def device_name(name: str, option: str = "device") -> str:

@@ -20,6 +20,14 @@ if TYPE_CHECKING:  # pandas is imported where a table is made (not by streaming 
     import pandas as pd
 
 Channel = Literal["auto", "green", "mean", "max", "red", "blue"]
+#: the ways of reducing a colour image to one channel (see :func:`to_single_channel`)
+CHANNELS = ("auto", "green", "red", "blue", "mean", "max")
+
+
+def check_channel(channel: str, option: str = "channel") -> None:
+    """Raise a :class:`DevolensError` unless ``channel`` is one of :data:`CHANNELS` (``option`` names the setting)."""
+    if channel not in CHANNELS:
+        raise DevolensError(f"{option} must be one of {', '.join(CHANNELS)}, got {channel!r}")
 
 
 # --------------------------------------------------------------------------- input
@@ -112,7 +120,7 @@ def _one_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarray:
     if channel == "max":
         return arr[..., :3].astype(np.float32, copy=False).max(axis=2)
     if channel not in index:
-        raise DevolensError(f"unknown channel {channel!r} (auto, green, mean, max, red, blue)")
+        check_channel(channel)
     return _plane(arr, index[channel])
 
 

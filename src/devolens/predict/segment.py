@@ -78,6 +78,8 @@ MAX_SHRINK = 50.0
 #: post-processing options that are fractions of the probability range, and those that are sizes or counts
 _FRACTIONS = ("threshold", "seed_threshold")
 _SIZES = ("min_distance", "min_size", "smooth", "isolated_fraction")
+#: every post-processing option of the segmentation predictors (``postprocess={...}``)
+POSTPROCESS_KEYS = (*_FRACTIONS, *_SIZES, "split_seeds")
 
 
 def _check_postprocess(options: dict) -> None:

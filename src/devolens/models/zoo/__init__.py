@@ -169,9 +169,9 @@ def load(name: str | Path, **options: Any):
         found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
         if found is None or found.group(1) not in options:
             raise
-        hint = (" (post-processing options go in postprocess={...})"
-                if found.group(1) in ("threshold", "seed_threshold", "min_distance", "min_size", "smooth",
-                                      "split_seeds", "isolated_fraction") else "")
+        from devolens.predict.segment import POSTPROCESS_KEYS
+
+        hint = " (post-processing options go in postprocess={...})" if found.group(1) in POSTPROCESS_KEYS else ""
         raise DevolensError(f"load({str(name)!r}): unknown option {found.group(1)!r}{hint}; see "
                             f"help({cls.__name__}) for the options") from None
 
