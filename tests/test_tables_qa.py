@@ -247,9 +247,7 @@ def test_a_mistyped_time_point_is_not_linked_to_the_lineage():
     assert time_breaks(prepare_clouds(df, 5.0)) == []
     sparse = df.assign(time=df["time"] * 10)  # evenly sparse sampling is no break
     assert time_breaks(prepare_clouds(sparse, 5.0)) == []
-    from devolens.predict.identity import _split_at_breaks
-
-    tracks, parents = tracklets(_split_at_breaks(clouds, time_breaks(clouds)), return_parents=True)
+    tracks, parents = tracklets(clouds, return_parents=True, breaks=time_breaks(clouds))
     ref_tracks, ref_parents = tracklets([c for c in clouds if c["time"] < 10**9], return_parents=True)
     n = len(df)
     assert tracks[:n].tolist() == ref_tracks.tolist() and parents[: len(ref_parents)].tolist() == ref_parents.tolist()

@@ -153,7 +153,9 @@ def _environment_error(exc: OSError, argv: list[str]) -> str | None:
         for f in files:
             relation = _relation(f, out)
             if relation and (exc.errno in _ENVIRONMENT_ERRNOS or (exc.errno in _PLACE_ERRNOS and relation != "in")):
-                return f"{out}: cannot write output: {exc.strerror or exc}"
+                from devolens.io.atomic import cannot_write
+
+                return str(cannot_write(exc, out))
     if exc.errno not in _ENVIRONMENT_ERRNOS:
         return None
     reason = exc.strerror or str(exc)

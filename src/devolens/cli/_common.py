@@ -25,18 +25,28 @@ PAGES_HELP = ("Plain multi-page TIFFs (pages without axis labels, as many acquis
               "Axes that the file labels itself (ImageJ hyperstacks, OME-TIFF) are always kept.")
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether paths ``a`` and ``b`` name the same file, whether or not it exists yet (symbolic links, ``..``
+    and hard links of existing files are seen through)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
 def check_out(path: Path, source: Path) -> None:
     """Refuse an output file that would overwrite the input ``source`` or is a folder, before any work
     (``devolens identify t.csv --out t.csv`` would replace the user's table)."""
     from devolens.errors import DevolensError
 
-    if path.exists() and path.is_dir():
+    if not path.exists():
+        return
+    if path.is_dir():
         raise DevolensError("output path is a folder", path=path)
-    try:
-        if path.exists() and source.exists() and path.resolve() == source.resolve():
-            raise DevolensError("output would overwrite the input; choose another file", path=path)
-    except OSError:
-        pass
+    if source.exists() and same_file(path, source):
+        raise DevolensError("output would overwrite the input; choose another file", path=path)
 
 
 @contextlib.contextmanager

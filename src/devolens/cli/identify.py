@@ -64,11 +64,11 @@ def register(app: typer.Typer) -> None:
         write_csv(result, out)
         n_t = result["time"].nunique()
         console.print(f"{len(result)} nuclei at {n_t} time points -> {out}")
-        for note in _input_notes(result.attrs, smooth):
+        for note in _input_notes(result.attrs):
             console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
 
 
-def _input_notes(attrs: dict, smooth: str) -> list[str]:
+def _input_notes(attrs: dict) -> list[str]:
     """One-line notes on what the predictor found in the input (duplicate nuclei, time gaps)."""
     notes = []
     n_dup = int(attrs.get("duplicate_nuclei") or 0)
@@ -76,7 +76,7 @@ def _input_notes(attrs: dict, smooth: str) -> list[str]:
         notes.append(f"{n_dup} row(s) repeat an earlier nucleus (same time point, x, y, z and name): predicted once on "
                      "the cloud without the copies; each copy has its original's prediction")
     breaks = attrs.get("time_breaks") or []
-    if breaks and smooth != "none":
+    if breaks:
         embryo, before, after = breaks[0]
         more = f" (and {len(breaks) - 1} more)" if len(breaks) > 1 else ""
         # the 'why': one such row (time 1e9) used to pass its one-nucleus guess up a real cell's lineage

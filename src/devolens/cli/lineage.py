@@ -86,7 +86,9 @@ def _write(fn, path: Path, *args) -> None:
     try:
         fn(*args)
     except OSError as exc:
-        raise DevolensError(f"cannot write output: {exc.strerror or exc}", path=path) from None
+        from devolens.io.atomic import cannot_write
+
+        raise cannot_write(exc, path) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -210,25 +210,28 @@ def _skip_set(report: Optional[Path], input_path: Optional[Path] = None, *, stac
 
     ``report`` is a report CSV of ``devolens curate frames``, or ``auto`` (and no file of that
     name exists): ``input_path`` is curated first, in one streamed pass, with the same stack options.
-    Returns ``(positions, report DataFrame or None)``.
+    Returns ``(positions, report made here or None, the report given or None)``: a given report is read once,
+    for the positions and for :func:`_check_report`.
     """
     if report is None:
-        return set(), None
-    from devolens.curate.frames import curate_path, flagged_frames
+        return set(), None, None
+    from devolens.curate.frames import curate_path, flagged_frames, load_report
 
     if str(report) == AUTO_CURATE and not Path(report).exists():
         made = curate_path(input_path, progress=progress, stack_z=stack_z, channel=channel, pages=pages)
-        return flagged_frames(made), made
-    return flagged_frames(report), None
+        return flagged_frames(made), made, None
+    given = load_report(report)
+    return flagged_frames(given), None, given
 
 
-def _check_report(report: Optional[Path], source: "_Source") -> None:
-    """Refuse a ``--skip-flagged`` report of another input (its flagged positions would skip the wrong frames)."""
-    if report is None or (str(report) == AUTO_CURATE and not Path(report).exists()):
+def _check_report(report: Optional[Path], given, source: "_Source") -> None:
+    """Refuse a ``--skip-flagged`` report (``given``: its table) of another input: its flagged positions would
+    skip the wrong frames."""
+    if given is None:
         return
     from devolens.curate.frames import report_mismatch
 
-    why = report_mismatch(report, None if source.is_video else source.names, source.total)
+    why = report_mismatch(given, None if source.is_video else source.names, source.total)
     if why:
         raise DevolensError(f"--skip-flagged: this curation report is not of this input: {why}; curate it with "
                             "`devolens curate frames INPUT --out report.csv` (or give --skip-flagged auto)", path=report)
@@ -516,12 +519,12 @@ def run_segmentation(
     device = _device(device)
     diameter = _diameter(diameter, model)
     flat = _flatten(model, flatten)
-    skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
-                               progress=progress)
+    skip, curation, report = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
+                                       progress=progress)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
                      prepare=_preparation(model, color, diameter, flat))
     try:
-        _check_report(skip_flagged, source)
+        _check_report(skip_flagged, report, source)
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
                                     diameter=diameter, channel=color, flatten=flat, device=device)
         stage = StagedDir(out)
@@ -749,11 +752,11 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     _check_network_options(precision, backend)
     device = _device(device)
     diameter = _diameter(diameter, model)
-    skip, curation = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
-                               progress=progress)
+    skip, curation, report = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
+                                       progress=progress)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages)
     try:
-        _check_report(skip_flagged, source)
+        _check_report(skip_flagged, report, source)
     except BaseException:
         source.close()
         raise

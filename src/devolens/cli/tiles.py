@@ -15,7 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from devolens.cli._common import FAST_HELP, PRECISION_HELP
+from devolens.cli._common import FAST_HELP, PRECISION_HELP, same_file
 
 segment_app: typer.Typer | None = None
 
@@ -37,19 +37,6 @@ def _parse_size(text: str) -> tuple[int, int]:
     if size[0] < 8 or size[1] < 8:
         raise typer.BadParameter("must be at least 8x8 pixels", param_hint="--size")
     return size
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether paths ``a`` and ``b`` name the same file, whether or not it exists yet (symbolic links, ``..``
-    and hard links of existing files are seen through)."""
-    import os
-
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
 
 
 def _write_tiff(path: Path, arr, axes: str) -> None:
@@ -120,7 +107,7 @@ def simulate_well_command(
     names = list(outputs)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            if _same_file(outputs[a], outputs[b]):
+            if same_file(outputs[a], outputs[b]):
                 raise DevolensError(f"{a} and {b} name the same file; give each output its own name",
                                     path=outputs[b])
     well = simulate_well(seed=seed, size=hw, dead_fraction=dead_fraction, density=density)
@@ -291,12 +278,12 @@ def segment_livedead_command(
     from devolens.predict.devices import check_precision
 
     check_precision(precision, "--precision")
-    if _same_file(out, image):
+    if same_file(out, image):
         raise DevolensError("output would overwrite the input; --out is a folder, give a new folder name", path=out)
     if out.exists() and not out.is_dir():
         raise DevolensError("exists and is not a folder", path=out)
     for name in LIVEDEAD_OUTPUTS:
-        if _same_file(out / name, image):
+        if same_file(out / name, image):
             raise DevolensError(f"output would overwrite the input ({name} in --out); choose another folder",
                                 path=image)
     if threads:

@@ -689,7 +689,14 @@ def curate_path(
 # --------------------------------------------------------------------------- consumers
 
 
-def _load_report(report: str | Path | pd.DataFrame) -> pd.DataFrame:
+def load_report(report: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """A curation report's table (a DataFrame is checked and returned as it is).
+
+    Raises
+    ------
+    DevolensError
+        Missing or unreadable file, or a table without the report's columns.
+    """
     if isinstance(report, pd.DataFrame):
         df = report
     else:
@@ -736,7 +743,7 @@ def flagged_frames(report: str | Path | pd.DataFrame) -> set[int]:
     DevolensError
         Missing file, or a table without the report's columns.
     """
-    df = _load_report(report)
+    df = load_report(report)
     frames = pd.to_numeric(df["frame"], errors="coerce")
     sel = _flag_mask(df) & frames.notna().to_numpy()
     return {int(v) for v in frames[sel]}
@@ -750,7 +757,7 @@ def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, 
     video or a stack; ``total``: its frame count (0 when unknown; a video's is the container's
     estimate, so a difference of a frame or two, or 2 %, is let pass).
     """
-    df = _load_report(report)
+    df = load_report(report)
     files = df["file"].fillna("").astype(str) if "file" in df.columns else pd.Series([""] * len(df))
     frames = pd.to_numeric(df["frame"], errors="coerce")
     has_files = bool((files != "").any())
@@ -778,7 +785,7 @@ def flagged_files(report: str | Path | pd.DataFrame) -> set[str]:
 
     Empty for a video report. See :func:`flagged_frames`.
     """
-    df = _load_report(report)
+    df = load_report(report)
     if "file" not in df.columns:
         return set()
     files = df["file"].fillna("").astype(str)

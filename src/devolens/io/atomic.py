@@ -213,8 +213,8 @@ class StagedDir:
             if not isinstance(exc, OSError):
                 raise
             if not restored:
-                raise DevolensError(f"cannot write output: {exc.strerror or exc}; some earlier outputs could not be "
-                                    f"put back, they are in {self.tmp}", path=self.dest) from None
+                raise DevolensError(f"{cannot_write(exc, self.dest).args[0]}; some earlier outputs could not be put "
+                                    f"back, they are in {self.tmp}") from None
             raise cannot_write(exc, self.dest) from None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -237,6 +237,22 @@ class StagedDir:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def missing_folders(path: str | Path) -> list[Path]:
+    """``path`` and the folders above it that do not exist yet, deepest first: what writing there will create."""
+    path = Path(path)
+    return [p for p in (path, *path.parents) if not p.exists()]
+
+
+def remove_made(folders: list[Path]) -> None:
+    """Remove ``folders`` (from :func:`missing_folders`: deepest first) while they are empty: what a failed call made
+    for its outputs. Stops at the first that is not (something else wrote there meanwhile)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
 @contextlib.contextmanager
 def staged_folder(out: str | Path) -> Iterator[StagedDir]:
     """Yield a :class:`StagedDir` for the output folder ``out``; commit it on success.
@@ -245,7 +261,7 @@ def staged_folder(out: str | Path) -> Iterator[StagedDir]:
     made for them: a failed run leaves neither a half-filled nor an empty output folder behind.
     """
     out = Path(out).resolve()  # staged beside the real folder ('.' and '..' name no sibling of their own)
-    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]  # deepest first
+    made = missing_folders(out.parent)
     stage = None
     try:
         stage = StagedDir(out)
@@ -253,11 +269,7 @@ def staged_folder(out: str | Path) -> Iterator[StagedDir]:
     except BaseException:
         if stage is not None:
             stage.abort()
-        for folder in made:
-            try:
-                folder.rmdir()
-            except OSError:  # not empty (something else wrote there meanwhile): keep it
-                break
+        remove_made(made)
         raise
     stage.commit()
 

@@ -339,13 +339,13 @@ def drop_duplicate_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, DuplicateRows]:
         df = df.loc[~copy].reset_index(drop=True)
         df.attrs = attrs
     same_name, first = 0, None
-    if "cell" in df.columns:
-        key = [c for c in ("embryo", "time", "cell") if c in df.columns and (c != "embryo" or df[c].nunique() > 1)]
-        rep = df.duplicated(subset=key, keep="first").to_numpy() & (df["cell"].to_numpy(dtype=object) != "")
-        same_name = int(rep.sum())
+    if "cell" in df.columns:  # names repeated at one time point with another position: lineage clean's business
+        from devolens.lineage.cliffs import find_duplicates
+
+        dup = find_duplicates(df)
+        same_name = int((dup["count"] - 1).sum())
         if same_name:
-            i = int(np.flatnonzero(rep)[0])
-            first = (int(df["time"].iloc[i]), str(df["cell"].iloc[i]))
+            first = (int(dup["time"].iat[0]), str(dup["cell"].iat[0]))
     return df, DuplicateRows(exact=n_exact, same_name=same_name, first_same_name=first)
 
 

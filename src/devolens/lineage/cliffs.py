@@ -156,13 +156,14 @@ def find_duplicates(df: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Columns ``time, cell, count`` (count >= 2), sorted by time and name.
     """
-    named = df.loc[df["cell"].fillna("").astype(str) != "", ["time", "cell"]]
+    key = [c for c in ("embryo", "time", "cell") if c in df.columns]  # a name repeats within one embryo only
+    named = df.loc[df["cell"].fillna("").astype(str) != "", key]
     dup = named.duplicated(keep=False).to_numpy()
     if not dup.any():
         return pd.DataFrame({"time": pd.Series([], dtype=np.int64), "cell": pd.Series([], dtype=object),
                              "count": pd.Series([], dtype=np.int64)})
-    g = named[dup].groupby(["time", "cell"], sort=True).size().rename("count").reset_index()
-    return g.astype({"time": np.int64, "count": np.int64})
+    g = named[dup].groupby(key, sort=True).size().rename("count").reset_index()
+    return g[["time", "cell", "count"]].astype({"time": np.int64, "count": np.int64})
 
 
 def find_cliffs(

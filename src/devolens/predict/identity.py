@@ -301,8 +301,6 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dic
         rows = pos[emb == name]
         sub = table.iloc[rows]
         x, y, z = (sub[c].to_numpy(dtype=float) for c in ("x", "y", "z"))
-        if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(z).all()):
-            raise DevolensError(f"embryo {name!r}: x, y and z must be finite numbers")
         frame = embryo_frame(x, y, z, zscale)
         coords = frame.transform(x, y, z)
         size = sub["size"].to_numpy(dtype=float) / frame.length if "size" in sub.columns else np.full(len(sub), np.nan)
@@ -374,18 +372,6 @@ def time_breaks(clouds: list[dict[str, Any]], factor: float = GAP_FACTOR) -> lis
         for i in np.flatnonzero(gaps > limit):
             out.append((name, int(t[i]), int(t[i + 1])))
     return out
-
-
-def _split_at_breaks(clouds: list[dict[str, Any]], breaks: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
-    """Shallow copies of ``clouds`` whose ``embryo`` is (embryo, stretch): :func:`tracklets` links
-    nuclei only within an embryo, so each stretch between breaks is linked on its own."""
-    cuts: dict[str, list[int]] = {}
-    for name, _, after in breaks:
-        cuts.setdefault(name, []).append(after)
-    return [
-        {**c, "embryo": (c["embryo"], int(np.searchsorted(sorted(cuts.get(c["embryo"], [])), c["time"], "right")))}
-        for c in clouds
-    ]
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -532,7 +518,7 @@ def combine_probabilities(p_founder: np.ndarray, p_depth1: np.ndarray, parent: n
 
 # ----------------------------------------------------------------------------- tracklets
 def tracklets(clouds: list[dict[str, Any]], max_step: float = 0.5, max_link: float = 1.0,
-              return_parents: bool = False):
+              return_parents: bool = False, breaks: Sequence[tuple[str, int, int]] = ()):
     """Group nuclei into tracklets (stretches of one cell's life) by nearest-neighbour links.
 
     Each nucleus is linked to the nearest nucleus of the previous time point of its
@@ -552,6 +538,8 @@ def tracklets(clouds: list[dict[str, Any]], max_step: float = 0.5, max_link: flo
         Largest link length within a tracklet / to a parent, in embryo-length units.
     return_parents : bool
         Also return the parent of every tracklet.
+    breaks : sequence of (embryo, time before, time after)
+        Gaps not to link across (:func:`time_breaks`): the time point after a gap starts afresh.
 
     Returns
     -------
@@ -568,11 +556,12 @@ def tracklets(clouds: list[dict[str, Any]], max_step: float = 0.5, max_link: flo
     parents: list[int] = []
     next_id = 0
     prev: dict[str, dict[str, Any]] = {}
+    cut = {(embryo, int(after)) for embryo, _, after in breaks}
     for c in sorted(clouds, key=lambda c: (c["embryo"], c["time"])):
         idx = c["index"]
         ids = np.full(len(idx), -1, dtype=np.int64)
         par = np.full(len(idx), -1, dtype=np.int64)
-        p = prev.get(c["embryo"])
+        p = None if (c["embryo"], int(c["time"])) in cut else prev.get(c["embryo"])
         if p is not None and len(p["coords"]) and len(idx):
             dist, nn = cKDTree(p["coords"]).query(c["coords"], k=1)
             succ = np.bincount(nn, minlength=len(p["coords"]))
@@ -765,23 +754,20 @@ class IdentityPredictor:
         earlier nucleus) and ``time_breaks`` (see :func:`time_breaks`)."""
         first = duplicate_nuclei(table)
         if first is None:
-            return self._proba(table, zscale, progress)
+            pf, pd1, breaks = self._proba(table, zscale, progress)
+            return pf, pd1, {"duplicates": 0, "time_breaks": breaks}
         keep = np.flatnonzero(first == np.arange(len(table)))
-        unique = table.iloc[keep]
-        unique.attrs = dict(table.attrs)  # zscale
-        pf, pd1, found = self._proba(unique, zscale, progress)
+        pf, pd1, breaks = self._proba(table.iloc[keep], zscale, progress)  # (iloc keeps attrs: zscale)
         at = np.searchsorted(keep, first)  # row -> its original among the kept rows
-        found["duplicates"] = len(table) - len(keep)
-        return pf[at], pd1[at], found
+        return pf[at], pd1[at], {"duplicates": len(table) - len(keep), "time_breaks": breaks}
 
     @torch.no_grad()
     def _proba(self, table: pd.DataFrame, zscale: float | None,
-               progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        """Probabilities of a table without duplicate nuclei, and its ``time_breaks``."""
+               progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray, list]:
+        """Probabilities of a table without duplicate nuclei, and the ``time_breaks`` its smoothing did not link
+        across (none without smoothing)."""
         clouds = prepare_clouds(table, zscale)
-        breaks = time_breaks(clouds)
-        found: dict[str, Any] = {"duplicates": 0, "time_breaks": breaks}
-        links = _split_at_breaks(clouds, breaks) if breaks else clouds
+        breaks = time_breaks(clouds) if self.smooth != "none" else []
         nf, nd = len(self.founders), len(self.depth1)
         pf = np.zeros((len(table), nf))
         pd1 = np.zeros((len(table), nd))
@@ -805,15 +791,15 @@ class IdentityPredictor:
             if progress is not None:
                 progress(bi + 1, len(batches))
         if self.smooth == "tracklets":
-            tracks = tracklets(links)
+            tracks = tracklets(clouds, breaks=breaks)
             pf, pd1 = pool_over_tracklets(pf, tracks), pool_over_tracklets(pd1, tracks)
         elif self.smooth == "lineage":
-            tracks, parents = tracklets(links, return_parents=True)
+            tracks, parents = tracklets(clouds, return_parents=True, breaks=breaks)
             joint = joint_depth1(pf, pd1, self.parent)
             pd1 = lineage_posterior(joint, tracks, parents, self.trans, power=self.evidence_power)
             pf = np.zeros_like(pf)
             np.add.at(pf.T, self.parent, pd1.T)
-        return pf, pd1, found
+        return pf, pd1, breaks
 
     def predict(self, table: pd.DataFrame | str | Path, zscale: float | None = None,
                 progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:

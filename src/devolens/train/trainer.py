@@ -23,6 +23,7 @@ could not continue (see :func:`train`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -42,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 from devolens.data.augment import build_augment
 from devolens.data.datasets import PopulationDataset, SegmentationDataset, index_dataset, split_by_group, time_blocks
 from devolens.errors import DevolensError
-from devolens.io.atomic import atomic_path, write_csv, write_text
+from devolens.io.atomic import atomic_path, missing_folders, remove_made, write_csv, write_text
 from devolens.models.architectures import build_model, build_regressor, save_model
 from devolens.train import metrics as M
 from devolens.train.checkpoint import load_checkpoint, save_checkpoint
@@ -152,8 +153,15 @@ def make_dataset(recipe: dict, df: pd.DataFrame, train: bool) -> Dataset:
 def file_digest(path: str | Path, chunk: int = 1 << 18) -> bytes:
     """A digest of a file's size and contents: all of it up to 3 ``chunk`` s (768 KiB: a frame, a mask),
     else its start, middle and end, so that fingerprinting thousands of large frames or a multi-gigabyte
-    tile store stays quick (another image of the same size differs there too: noise, compressed data)."""
-    size = os.path.getsize(path)
+    tile store stays quick (another image of the same size differs there too: noise, compressed data).
+    Remembered per file version (path, size, modification time): ``tune`` indexes the same data for its
+    check and for every trial."""
+    st = os.stat(path)
+    return _digest(os.path.abspath(path), st.st_size, st.st_mtime_ns, chunk)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _digest(path: str, size: int, mtime_ns: int, chunk: int) -> bytes:
     h = hashlib.blake2b(str(size).encode(), digest_size=16)
     with open(path, "rb") as fh:
         if size <= 3 * chunk:
@@ -849,7 +857,7 @@ def train(
     """
     out = Path(out)
     where = Path(os.path.abspath(out))  # '..' resolved by name: the folders made are the ones named
-    made = [p for p in (where, *where.parents) if not p.exists()]  # deepest first: what this call creates
+    made = missing_folders(where)  # what this call creates
     before = {e.name for e in os.scandir(where)} if where.is_dir() else set()
     try:
         return _train(recipe, data, out, resume=resume, epochs=epochs, prune_top=prune_top, device=device,
@@ -866,11 +874,7 @@ def _remove_unfinished(out: Path, made: list[Path], before: set[str]) -> None:
     (``before``: the entries that were there), so the next try starts clean (best effort)."""
     if out in made:
         shutil.rmtree(out, ignore_errors=True)
-        for folder in made[1:]:
-            try:
-                folder.rmdir()
-            except OSError:  # not empty (something else wrote there meanwhile), or gone: keep the rest
-                break
+        remove_made(made[1:])
         return
     if not out.is_dir():
         return

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from devolens.errors import DevolensError
-from devolens.io.atomic import write_csv, write_text
+from devolens.io.atomic import missing_folders, remove_made, write_csv, write_text
 from devolens.train.recipe import differences, dump_recipe, load_recipe, resolved, set_key
 
 #: user attribute of a study holding the recipe it tunes (JSON)
@@ -129,7 +129,7 @@ def tune(
     """
     out = Path(out)
     where = Path(os.path.abspath(out))  # '..' resolved by name: the folders made are the ones named
-    made = [p for p in (where, *where.parents) if not p.exists()]  # deepest first: what this call creates
+    made = missing_folders(where)  # what this call creates
     finished: list[int] = []  # trials finished by this call
     try:
         return _tune(recipe, data, out, trials=trials, storage=storage, study_name=study_name, progress=progress,
@@ -137,11 +137,7 @@ def tune(
     except BaseException:  # Ctrl-C included
         if where in made and not finished:  # nothing of value in a folder this call made: leave none behind
             shutil.rmtree(where, ignore_errors=True)
-            for folder in made[1:]:
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
+            remove_made(made[1:])
         raise
 
 
