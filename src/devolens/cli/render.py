@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
@@ -92,18 +91,8 @@ def _staged_render(out: Path) -> Iterator[Path]:
     from devolens.io.atomic import staged_folder
     from devolens.render.dataset import OUTPUT_ENTRIES
 
-    out = out.resolve()
-    with staged_folder(out) as stage:
+    with staged_folder(out, owned=OUTPUT_ENTRIES) as stage:
         yield stage.tmp
-        written = {entry.name for entry in stage.tmp.iterdir()}
-    for name in OUTPUT_ENTRIES:
-        stale = out / name
-        if name in written or not (stale.exists() or stale.is_symlink()):
-            continue
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale)
-        else:
-            stale.unlink()
 
 
 def render(

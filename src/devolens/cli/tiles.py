@@ -294,13 +294,12 @@ def segment_livedead_command(
     # previous result in --out stays whole until the new one is complete
     from devolens.io.atomic import staged_folder
 
-    with staged_folder(out) as stage, _show_warnings(), progress_bar("segmenting") as cb:
+    # an earlier run's probs.tif (not of these labels) goes too when --probabilities is not given
+    with staged_folder(out, owned=LIVEDEAD_OUTPUTS) as stage, _show_warnings(), progress_bar("segmenting") as cb:
         counts = segment_livedead_file(
             image, stage.tmp, model=model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
             precision=precision, min_area=min_area, write_probabilities=probabilities, progress=cb,
         )
-    if not probabilities and (out / "probs.tif").is_file():  # an earlier run's, not of these labels
-        (out / "probs.tif").unlink()
     console.print(
         f"wrote {out}/labels.tif, objects.csv, counts.csv: {counts['live']} live, {counts['dead']} dead "
         f"(fraction dead {counts['fraction_dead']:.3f})"

@@ -54,8 +54,6 @@ def _check_export(export: Path, data: Path, recipe: Path, out: Path) -> None:
     from devolens.train.trainer import RUN_FILES, lies_in, run_file
 
     config = export.with_suffix(".json")  # save_model writes the config beside the weights
-    if export.is_dir():
-        raise DevolensError("--export: this is a folder; give a .safetensors file", path=export)
     if export.suffix.lower() != ".safetensors":
         raise DevolensError("--export: give a .safetensors file (its config goes to the .json beside it)", path=export)
     for path in (export, config):
@@ -65,8 +63,7 @@ def _check_export(export: Path, data: Path, recipe: Path, out: Path) -> None:
             raise DevolensError(f"--export lies inside the data folder {data}; write it elsewhere", path=export)
         if recipe.is_file() and lies_in(path, recipe):
             raise DevolensError("--export would overwrite the recipe", path=export)
-    in_run = export.parent.resolve() == out.resolve() and (export.name in RUN_FILES or config.name in RUN_FILES)
-    if in_run or run_file(export) or (config.name in RUN_FILES and run_file(config)):
+    if run_file(export, out) or (config.name in RUN_FILES and run_file(config, out)):
         raise DevolensError("--export would replace a file of the run or of a saved model; give another name",
                             path=export)
     if export.exists():

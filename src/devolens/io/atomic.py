@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from devolens.errors import DevolensError
 
@@ -179,33 +179,40 @@ class StagedDir:
             for path in stale:
                 shutil.rmtree(path, ignore_errors=True)
 
-    def commit(self) -> None:
+    def commit(self, owned: Iterable[str] = ()) -> None:
         """Move the staged entries into ``dest``, replacing those of the same names: all or nothing.
+
+        ``owned``: names of entries the command writes; those of an earlier run in ``dest`` that this run did
+        not stage (an old video beside a new render) go too, in the same all-or-nothing step, so that ``dest``
+        holds exactly this run's outputs (other files are kept).
 
         An entry being replaced is first moved aside into the staging folder (same file system,
         a rename), so a failure part-way puts every earlier entry back as it was and the previous
         outputs are never lost; the staging folder is then removed and a :class:`DevolensError`
         raised. Only if even that restoring fails is the staging folder kept (the error names it).
         """
-        done: list[tuple[Path, Path, Path | None]] = []  # (staged entry, target, where the old entry goes)
+        # (staged entry or None for a stale owned one, target, where the old entry goes)
+        done: list[tuple[Path | None, Path, Path | None]] = []
         aside: Path | None = None
         try:
             self.dest.mkdir(parents=True, exist_ok=True)
-            for entry in sorted(self.tmp.iterdir()):
-                target = self.dest / entry.name
-                if target == self.tmp:  # cannot happen with mkdtemp's names; never move the stage onto itself
-                    continue
+            staged = sorted(self.tmp.iterdir())
+            stale = sorted(set(owned) - {e.name for e in staged})
+            for entry, target in [(e, self.dest / e.name) for e in staged] + [(None, self.dest / n) for n in stale]:
                 old = None
                 if os.path.lexists(target):
                     if aside is None:  # made on demand, after listing the staged entries
                         aside = Path(tempfile.mkdtemp(prefix=".replaced-", dir=self.tmp))
-                    old = aside / entry.name
+                    old = aside / target.name
+                elif entry is None:
+                    continue
                 # recorded before the renames: each rename is atomic, so whether the paths exist tells
                 # _restore how far this entry got, even after a Ctrl-C between the two
                 done.append((entry, target, old))
                 if old is not None:
                     os.replace(target, old)
-                os.replace(entry, target)
+                if entry is not None:
+                    os.replace(entry, target)
         except BaseException as exc:  # Ctrl-C included: the previous outputs go back before anything else
             restored = self._restore(done)
             if restored:
@@ -219,12 +226,12 @@ class StagedDir:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     @staticmethod
-    def _restore(done: list[tuple[Path, Path, Path | None]]) -> bool:
+    def _restore(done: list[tuple[Path | None, Path, Path | None]]) -> bool:
         """Undo the renames of a failed :meth:`commit`, last first; True when everything is back."""
         ok = True
         for entry, target, old in reversed(done):
             try:
-                if not os.path.lexists(entry):  # the new entry was placed: take it back out
+                if entry is not None and not os.path.lexists(entry):  # the new entry was placed: take it back out
                     os.replace(target, entry)
                 if old is not None and os.path.lexists(old):  # the old entry was moved aside
                     os.replace(old, target)
@@ -254,8 +261,9 @@ def remove_made(folders: list[Path]) -> None:
 
 
 @contextlib.contextmanager
-def staged_folder(out: str | Path) -> Iterator[StagedDir]:
-    """Yield a :class:`StagedDir` for the output folder ``out``; commit it on success.
+def staged_folder(out: str | Path, owned: Iterable[str] = ()) -> Iterator[StagedDir]:
+    """Yield a :class:`StagedDir` for the output folder ``out``; commit it on success (``owned``: see
+    :meth:`StagedDir.commit`).
 
     On an error (or Ctrl-C) the staged outputs are dropped, and so are the folders above ``out`` that were
     made for them: a failed run leaves neither a half-filled nor an empty output folder behind.
@@ -271,7 +279,7 @@ def staged_folder(out: str | Path) -> Iterator[StagedDir]:
             stage.abort()
         remove_made(made)
         raise
-    stage.commit()
+    stage.commit(owned)
 
 
 def _alive(pid: int) -> bool:

@@ -49,7 +49,7 @@ from devolens.train import metrics as M
 from devolens.train.checkpoint import load_checkpoint, save_checkpoint
 from devolens.train.losses import build_loss, class_frequencies, class_weights
 from devolens.train.postprocess import instances_from_classes, probabilities_to_classes
-from devolens.train.recipe import differences, dump_recipe, load_recipe, resolved
+from devolens.train.recipe import differences, listed, dump_recipe, load_recipe, resolved
 from devolens.train.schedulers import build_optimizer, build_scheduler
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -737,7 +737,7 @@ def _note_other_recipe(given_src, given: dict, own: dict, out: Path, epochs: int
         more = f"; to train up to its train.epochs, give --epochs {given['train']['epochs']}"
     if diff or more:
         what = "the recipe given" if isinstance(given_src, dict) else str(given_src)
-        keys = ", ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "")
+        keys = listed(diff)
         info(f"note: --resume continues with the run's own recipe ({out / 'recipe.yaml'})"
              + (f"; {what} differs in {keys} and is not used (train a new run to use it)" if diff else "") + more)
 
@@ -751,16 +751,24 @@ def _epochs_done(ckpt: Path) -> int:
                             path=ckpt.with_suffix(".json")) from None
 
 
-def _finished_run(out: Path, rec: dict, names: list[str], done: int, device: torch.device) -> TrainResult:
-    """A run that has trained its epochs, as :func:`train` would have returned it (``complete`` set)."""
-    history = pd.DataFrame(columns=names)
+def _run_tables(out: Path, upto: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """A run's history of its epochs before ``upto`` and its pruned samples (None where the file is missing)."""
+    history = pruned = None
     if (out / "history.csv").exists():
         h = pd.read_csv(out / "history.csv")
-        history = h[h["epoch"] < done].reset_index(drop=True)
+        history = h[h["epoch"] < upto]
+    if (out / "pruned.csv").exists():
+        pruned = pd.read_csv(out / "pruned.csv", dtype={"sample": str})
+    return history, pruned
+
+
+def _finished_run(out: Path, rec: dict, names: list[str], done: int, device: torch.device) -> TrainResult:
+    """A run that has trained its epochs, as :func:`train` would have returned it (``complete`` set)."""
+    history, pruned = _run_tables(out, done)
+    history = pd.DataFrame(columns=names) if history is None else history.reset_index(drop=True)
     summary: dict = {}
     with contextlib.suppress(OSError, ValueError):
         summary = json.loads((out / "run.json").read_text())
-    pruned = pd.read_csv(out / "pruned.csv", dtype={"sample": str}) if (out / "pruned.csv").exists() else None
     return TrainResult(out, history, rec["train"]["monitor"], summary.get("best_epoch"), summary.get("best_value"),
                        pruned, list(summary.get("notes", [])), str(summary.get("device", device)), complete=True)
 
@@ -972,14 +980,12 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             raise DevolensError(f"--resume: the checkpoint's training samples (up to #{int(active.max())}) do not "
                                 f"fit these data ({len(train_ds)} training samples); resume with the run's data",
                                 path=out)
-        if (out / "history.csv").exists():
-            h = pd.read_csv(out / "history.csv")
-            history = h[h["epoch"] < start].to_dict("records")
+        h, pruned_df = _run_tables(out, start)
+        if h is not None:
+            history = h.to_dict("records")
         if (out / "sample_losses.csv").exists():
             s = pd.read_csv(out / "sample_losses.csv", dtype={"sample": str})
             sample_losses = s[s["epoch"] < start].to_dict("records")
-        if (out / "pruned.csv").exists():
-            pruned_df = pd.read_csv(out / "pruned.csv", dtype={"sample": str})
     else:
         dump_recipe(rec, out / "recipe.yaml")
         write_csv(bundle.split, out / "split.csv")

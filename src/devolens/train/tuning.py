@@ -30,7 +30,7 @@ import pandas as pd
 
 from devolens.errors import DevolensError
 from devolens.io.atomic import missing_folders, remove_made, write_csv, write_text
-from devolens.train.recipe import differences, dump_recipe, load_recipe, resolved, set_key
+from devolens.train.recipe import differences, listed, dump_recipe, load_recipe, resolved, set_key
 
 #: user attribute of a study holding the recipe it tunes (JSON)
 RECIPE_ATTR = "devolens_recipe"
@@ -256,7 +256,7 @@ def _same_recipe(study, base: dict, name: str, storage: str) -> None:
         pass
     diff = differences(base, theirs, ignore=FREE_KEYS)
     if diff:
-        keys = ", ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "")
+        keys = listed(diff)
         raise DevolensError(f"study {name!r} in {storage} tunes another recipe (it differs in {keys}): its trials "
                             "and best parameters belong to that one; give another --out (or --study) for this "
                             "recipe, or the study's recipe to go on with it")
