@@ -17,6 +17,7 @@ from pathlib import Path
 import typer
 
 from devolens.errors import DevolensError
+from devolens.io.atomic import WRITE_ERRNOS
 
 app = typer.Typer(
     name="devolens",
@@ -49,9 +50,9 @@ def _version() -> str:
     try:
         return version("devolens")
     except PackageNotFoundError:
-        import devolens
+        from devolens import __version__
 
-        return getattr(devolens, "__version__", "unknown")
+        return __version__
 
 
 def _print_version(value: bool) -> None:
@@ -125,9 +126,8 @@ def _interrupted(exc: BaseException) -> bool:
 
 
 #: errors of the machine rather than the code, whatever file they concern: the user can act on them
-_ENVIRONMENT_ERRNOS = frozenset(
-    getattr(errno, name)
-    for name in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "EFBIG", "EXDEV", "ENAMETOOLONG", "EIO", "ESTALE")
+_ENVIRONMENT_ERRNOS = WRITE_ERRNOS | frozenset(
+    getattr(errno, name) for name in ("EACCES", "EPERM", "EROFS", "EXDEV", "ENAMETOOLONG", "EIO", "ESTALE")
     if hasattr(errno, name)
 )
 #: errors that are the environment's only when they concern where an output goes (``--out`` in

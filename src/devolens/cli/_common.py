@@ -36,6 +36,13 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def note(text: str) -> None:
+    """Print a one-line note on stderr (``text`` is not read as markup; no wrapping)."""
+    from rich.markup import escape
+
+    console.print(f"[yellow]note:[/] {escape(text)}", soft_wrap=True)
+
+
 def check_out(path: Path, source: Path) -> None:
     """Refuse an output file that would overwrite the input ``source`` or is a folder, before any work
     (``devolens identify t.csv --out t.csv`` would replace the user's table)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +38,7 @@ def register(app: typer.Typer) -> None:
         import torch
 
         from devolens.cli._common import check_out, console, progress_bar
+        from devolens.cli._common import note as show_note
         from devolens.errors import DevolensError
         from devolens.io.atomic import write_csv
         from devolens.io.tables import read_positions
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         n_t = result["time"].nunique()
         console.print(f"{len(result)} nuclei at {n_t} time points -> {out}")
         for note in _input_notes(result.attrs):
-            console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+            show_note(note)
 
 
 def _input_notes(attrs: dict) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import typer
 
-from devolens.cli._common import check_out as _check_out
+from devolens.cli._common import check_out as _check_out, note
 from devolens.errors import DevolensError
 
 TABLE_HELP = (
@@ -43,21 +43,12 @@ def _read(table: Path, *, drop_copies: bool = False):
         return df
     df, dup = drop_duplicate_rows(df)
     if dup.exact:
-        _note(f"dropped {dup.exact} row(s) that repeat an earlier row exactly (same cell, time point and position)")
+        note(f"dropped {dup.exact} row(s) that repeat an earlier row exactly (same cell, time point and position)")
     if dup.same_name:
         t, cell = dup.first_same_name
-        _note(f"{dup.same_name} row(s) repeat a cell name at one time point with another position or size (first "
+        note(f"{dup.same_name} row(s) repeat a cell name at one time point with another position or size (first "
               f"{cell} at time {t}): kept; `devolens lineage clean` keeps the first row of each name")
     return df
-
-
-def _note(text: str) -> None:
-    """Print a one-line note on stderr (rich console; no markup in ``text``, no wrapping)."""
-    from rich.markup import escape
-
-    from devolens.cli._common import console
-
-    console.print(f"[yellow]note:[/] {escape(text)}", soft_wrap=True)
 
 
 def _check_plot(plot: Path, out_path: Path, table: Path) -> None:

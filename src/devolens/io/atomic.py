@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 from devolens.errors import DevolensError
 
 #: errors that only writing can raise: wherever they come from, the output could not be written
-_WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
+WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
 
 
 def cannot_write(exc: OSError, path: str | Path) -> DevolensError:
@@ -75,7 +75,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     except OSError as exc:
         # the writer's own errors stay as they are (a bug keeps its traceback), except a full
         # disk or quota, which no code can cause
-        if exc.errno in _WRITE_ERRNOS:
+        if exc.errno in WRITE_ERRNOS:
             raise cannot_write(exc, path) from None
         raise
     finally:
