@@ -37,8 +37,7 @@ def register(app: typer.Typer) -> None:
         """Predict each nucleus's founder (AB, MS, E, C, D, P, Z, EMS) and depth-1 name (ABa, MSp, ...)."""
         import torch
 
-        from devolens.cli._common import check_out, console, progress_bar
-        from devolens.cli._common import note as show_note
+        from devolens.cli._common import check_out, console, note as show_note, progress_bar
         from devolens.errors import DevolensError
         from devolens.io.atomic import write_csv
         from devolens.io.tables import read_positions

@@ -70,15 +70,14 @@ def show_model(
     from devolens.cli._common import out
     from devolens.models import zoo
 
+    card = zoo.card(name, command="models show")  # DevolensError (exit 2): unknown name, broken card or run
     folder = zoo.model_folder(name)
     if folder is not None and not (folder / "card.json").is_file():
         # a training run: its card is made from the best checkpoint, and shown as an exported folder's card.md is
-        from devolens.models.export import card_from_run, card_md
+        from devolens.models.export import card_md
 
-        card = card_from_run(folder, command="models show")
         text = card_md(card, load_name=str(folder))
     else:
-        card = zoo.card(name)  # DevolensError (exit 2) for an unknown name or a broken card.json
         md = (folder or zoo.ZOO_DIR / name) / "card.md"
         text = md.read_text() if md.is_file() else None
     if as_json or text is None:

@@ -99,7 +99,7 @@ def _folder_card(folder: Path) -> dict[str, Any]:
     return info
 
 
-def card(name: str | Path, kind: str | None = None) -> dict[str, Any]:
+def card(name: str | Path, kind: str | None = None, *, command: str | None = None) -> dict[str, Any]:
     """The card of model ``name`` as a dict: a shipped model's name, or the folder of a model of
     your own (an exported model's ``card.json``, or a training run's card made from its best
     checkpoint for ``kind`` ``"nuclei"`` or ``"membrane"``: :func:`devolens.models.export.card_from_run`).
@@ -123,7 +123,7 @@ def card(name: str | Path, kind: str | None = None) -> dict[str, Any]:
         return _folder_card(path)
     from devolens.models.export import card_from_run
 
-    return card_from_run(path, kind)
+    return card_from_run(path, kind, command=command)  # command: whose words its errors use
 
 
 card.cache_clear = _shipped_card.cache_clear  # type: ignore[attr-defined]
