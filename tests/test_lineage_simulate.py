@@ -201,3 +201,17 @@ def test_fit_recovers_the_simulators_own_cycles():
         assert abs(got - want) / want < 0.2, (grp, got, want)
     assert p["division_letters"]["ABa"] == "lr"
     assert abs(p["size"]["alpha"] - truth["size"]["alpha"]) < 0.05
+
+
+def test_requests_past_any_embryo_are_refused(monkeypatch):
+    from devolens.lineage import simulate
+    from devolens.lineage.simulate import MAX_CELLS, MAX_TIMES
+
+    with pytest.raises(DevolensError, match="at most 2000"):
+        simulate_embryo(0, n_cells=MAX_CELLS + 1)
+    with pytest.raises(DevolensError, match="at most 600"):
+        simulate_embryo(0, n_times=MAX_TIMES + 1)
+    # an embryo that outgrows any real one within the time points asked for stops with an error
+    monkeypatch.setattr(simulate, "MAX_CELLS", 10)
+    with pytest.raises(DevolensError, match="passed 40 cells"):
+        simulate_embryo(0, n_times=200)

@@ -1,7 +1,9 @@
-"""Errors that describe a user's mistake (bad input, bad options).
+"""Errors that describe a user's mistake (bad input, bad options), and warnings about results to check.
 
 The CLI turns a :class:`DevolensError` into a one-line message and exit code 2, never a
 traceback. Library code raises it whenever the cause is the input rather than a bug.
+Library code issues a :class:`DevolensWarning` (``warnings.warn``) where the CLI prints a note;
+the CLI silences these and prints its own note instead.
 """
 
 from __future__ import annotations
@@ -16,3 +18,13 @@ class DevolensError(Exception):
         self.path = None if path is None else Path(path)
         text = f"{self.path}: {message}" if self.path is not None else message
         super().__init__(text)
+
+
+class DevolensWarning(UserWarning):
+    """A result a library user should know about (what the CLI prints as a note)."""
+
+
+class DiameterWarning(DevolensWarning):
+    """``diameter="auto"`` (or ``"each"``) could not judge the magnification of the images (too few objects, or
+    too narrow images) and used them as they are; the estimate is in the predictor's ``last_estimate``
+    (``estimates`` with ``"each"``)."""

@@ -12,11 +12,12 @@ import errno
 import importlib
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import typer
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, DiameterWarning
 from devolens.io.atomic import WRITE_ERRNOS
 
 app = typer.Typer(
@@ -91,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=args, prog_name="devolens", standalone_mode=True)
+        with warnings.catch_warnings():  # the commands print their own note (library users get the warning)
+            warnings.simplefilter("ignore", DiameterWarning)
+            app(args=args, prog_name="devolens", standalone_mode=True)
     except SystemExit as exc:  # typer/click exit
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if code == 130 and _interrupted(exc):

@@ -39,6 +39,9 @@ def frames(
     from devolens.errors import DevolensError
     from devolens.io.atomic import write_csv
 
+    from devolens.io.stacks import check_stack_z
+
+    check_stack_z(stack_z, "--stack-z")  # the library says stack_z
     out = Path(out)
     check_out(out, Path(path))
     if out.suffix.lower() != ".csv":  # e.g. --out frame.png inside the input folder would replace a frame
@@ -56,8 +59,13 @@ def frames(
         highlight=False,
         soft_wrap=True,
     )
+    from devolens.cli._common import console
     from devolens.io.frames import VIDEO_SUFFIXES
+    from devolens.io.stacks import other_series_note, unlabelled_pages_note
 
+    for note in (unlabelled_pages_note(path, pages), other_series_note(path)):  # TIFF stacks: how they were read
+        if note:
+            console.print(note)
     if Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES:  # a file cut short: say so
         from devolens.cli._common import console
         from devolens.io.frames import cut_short, frame_count_from_info

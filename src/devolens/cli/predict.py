@@ -368,13 +368,14 @@ def _diameter(value: Optional[str], model: str) -> "float | str | None":
 
 
 def _print_pages_note(path: Path, pages: str = "time") -> None:
-    """Say so when a TIFF stack's pages had no axis labels and were read as time points."""
+    """Say so when a TIFF stack's pages had no axis labels and were read as time points, and when a TIFF
+    file holds several image series (only the first is read)."""
     from devolens.cli._common import console
-    from devolens.io.stacks import unlabelled_pages_note
+    from devolens.io.stacks import other_series_note, unlabelled_pages_note
 
-    note = unlabelled_pages_note(path, pages)
-    if note:
-        console.print(note)
+    for note in (unlabelled_pages_note(path, pages), other_series_note(path)):
+        if note:
+            console.print(note)
 
 
 def _estimate_note(estimate, what: str) -> Optional[str]:
@@ -382,14 +383,9 @@ def _estimate_note(estimate, what: str) -> Optional[str]:
     if estimate is None:
         return None
     if not estimate.trusted:
-        from devolens.predict.sizing import MIN_OBJECTS, MIN_SIDE
+        from devolens.predict.sizing import untrusted_reason
 
-        if getattr(estimate, "small", 0) and estimate.small == len(estimate.per_image):
-            why = (f"the images are too narrow to judge the magnification by (a side under {MIN_SIDE} px at the "
-                   "model's working scale)")
-        else:  # a quick threshold count, not the network's: touching nuclei count as one there
-            why = (f"the images looked at show fewer than {MIN_OBJECTS} separate bright {what} at a first look, too "
-                   "few to judge the magnification by")
+        why = untrusted_reason(estimate, what)  # the library's DiameterWarning says the same
         return (f"diameter auto: {why}: used as they are (give --diameter if they are not EPIC-like framing)")
     if estimate.diameter is None:
         return None

@@ -17,11 +17,12 @@ simulate_app = typer.Typer(
 def embryo(
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (non-negative); the same seed gives the same embryo."),
     cells: Optional[int] = typer.Option(
-        None, "--cells", min=1,
-        help="Stop at the first time point with at least this many cells (default 360 when --times is not given).",
+        None, "--cells", min=1, max=2000,
+        help="Stop at the first time point with at least this many cells (default 360 when --times is not given; "
+        "at most 2000: an embryo hatches with 558).",
     ),
     times: Optional[int] = typer.Option(
-        None, "--times", min=1, help="Stop after this many time points (about 90 s each)."
+        None, "--times", min=1, max=600, help="Stop after this many time points (about 90 s each; at most 600)."
     ),
     start: str = typer.Option(
         "P0", "--start", help="Start from the zygote ('P0') or from the 4-cell stage ('4cell')."

@@ -50,6 +50,7 @@ a repeat of a black frame is black).
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -63,6 +64,7 @@ from devolens.errors import DevolensError
 from devolens.io.frames import (  # noqa: F401  (re-exported: the frame sources moved to devolens.io.frames)
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
+    folder_files,
     iter_path_frames,
 )
 
@@ -539,6 +541,7 @@ def score_frames(
     >>> report = score_frames(iio.imiter("movie.mp4"))  # doctest: +SKIP
     >>> report.loc[report.flagged, ["frame", "flag"]]  # doctest: +SKIP
     """
+    _check_thresholds(thresholds)
     th = thresholds or Thresholds()
     if names is not None:
         names = list(names)
@@ -638,6 +641,36 @@ def _empty_report() -> pd.DataFrame:
     return df
 
 
+def _check_thresholds(thresholds) -> None:
+    if thresholds is not None and not isinstance(thresholds, Thresholds):
+        raise DevolensError("thresholds must be a devolens.curate.Thresholds (e.g. Thresholds(black_level=2)) or None, "
+                            f"got {type(thresholds).__name__}")
+
+
+def _check_curate_options(path, progress, thresholds, stack_z, channel, pages) -> None:
+    """Refuse option values :func:`curate_path` cannot take, whatever the input (an option that does nothing on
+    this input is a trap: it would be silently ignored on a folder of PNGs)."""
+    from devolens.io.stacks import check_pages, check_stack_z
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise DevolensError(f"expected a path to a video, a folder of images or a stack (str or Path), got {path!r}")
+    if progress is not None and not callable(progress):
+        raise DevolensError(f"progress must be a function progress(done, total) or None, got {progress!r}")
+    _check_thresholds(thresholds)
+    check_stack_z(stack_z, "stack_z")
+    check_pages(pages)
+    if channel is None:
+        return
+    if isinstance(channel, (bool, np.bool_)) or not isinstance(channel, (int, np.integer)) or channel < 0:
+        raise DevolensError(f"channel must be a channel number of a TIFF stack's C axis (0, 1, ...) or None, "
+                            f"got {channel!r}")
+    p = Path(path)
+    tiff = (".tif", ".tiff")
+    if (p.is_file() and p.suffix.lower() not in tiff) or (
+            p.is_dir() and not any(f.suffix.lower() in tiff for f in folder_files(p))):
+        raise DevolensError("channel picks a channel of a TIFF stack's C axis; this input has none", path=p)
+
+
 def curate_path(
     path: str | Path,
     progress: Callable[[int, int], None] | None = None,
@@ -670,8 +703,10 @@ def curate_path(
     Raises
     ------
     DevolensError
-        Missing or unreadable input, or input with no frames.
+        Missing or unreadable input, input with no frames, or an option value it cannot take
+        (checked for every kind of input: ``stack_z="x"`` is refused on a folder of PNGs too).
     """
+    _check_curate_options(path, progress, thresholds, stack_z, channel, pages)
     frames, names, total = iter_path_frames(path, stack_z=stack_z, channel=channel, pages=pages)
 
     def counted(done: int, _total: int) -> None:

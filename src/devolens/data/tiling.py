@@ -19,6 +19,7 @@ interrupted run never leaves a corrupt store (``append=True`` works on a copy li
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -187,6 +188,27 @@ def _box_counts(labels: np.ndarray, ys: np.ndarray, xs: np.ndarray, tile: int, n
     return out
 
 
+def _positive(value, name: str) -> int:
+    """``value`` as an int >= 1; a clear error for anything else ("160", 160.5, True)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise DevolensError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def _paths(values, name: str) -> list[Path]:
+    """A list of paths; one path (str or Path) is a list of one, not of its characters."""
+    if isinstance(values, (str, os.PathLike)):
+        values = [values]
+    try:
+        values = list(values)
+    except TypeError:
+        raise DevolensError(f"{name} must be a list of TIFF paths, got {type(values).__name__}") from None
+    for v in values:
+        if not isinstance(v, (str, os.PathLike)):
+            raise DevolensError(f"{name} must be a list of TIFF paths, got an item {v!r}")
+    return [Path(v) for v in values]
+
+
 def tile_arrays(
     image: np.ndarray,
     labels: np.ndarray | None = None,
@@ -219,15 +241,25 @@ def tile_arrays(
     """
     if keep not in ("mixed", "all"):
         raise DevolensError(f"keep must be 'mixed' or 'all', got {keep!r}")
-    if tile < 1 or stride < 1:
-        raise DevolensError(f"tile and stride must be positive, got {tile} and {stride}")
+    tile, stride = _positive(tile, "tile"), _positive(stride, "stride")
+    n_classes = _positive(n_classes, "n_classes")
+    image = np.asarray(image)
     if image.ndim != 3:
         raise DevolensError(f"expected a (C, H, W) image, got shape {image.shape}")
     _, h, w = image.shape
-    if labels is not None and labels.shape != (h, w):
-        raise DevolensError(f"label image is {labels.shape[0]}x{labels.shape[1]} but the image is {h}x{w}")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (h, w):
+            raise DevolensError(f"label image has shape {labels.shape} but the image is {h}x{w} (labels: (H, W))")
+        if labels.size and not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+            raise DevolensError(f"label image must hold integers, got {labels.dtype}")
+        lo, hi = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
+        if lo < 0 or hi >= n_classes:  # out of range: counted as no class, tiles silently lost
+            raise DevolensError(f"label values must be in 0..{n_classes - 1}, found {lo}..{hi}")
     if labels is None and keep == "mixed":
         raise DevolensError("keep='mixed' needs label images (give labels or keep='all')")
+    if tile > h or tile > w:
+        raise DevolensError(f"tile ({tile} px) is larger than the image ({h}x{w})")
     ys = tile_positions(h, tile, stride)
     xs = tile_positions(w, tile, stride)
     out: dict[str, np.ndarray] = {}
@@ -439,12 +471,21 @@ def tile_to_h5(
         values outside 0..K-1, mismatched counts of images and labels, or an incompatible
         existing store when appending. Nothing is written then.
     """
-    images = [Path(p) for p in images]
+    images = _paths(images, "images")
+    if not isinstance(out, (str, os.PathLike)) or str(out) == "":
+        raise DevolensError(f"out must be the path of the store to write (.h5), got {out!r}")
     out = Path(out)
     if not images:
         raise DevolensError("no images to tile")
+    if labels is not None:
+        labels = _paths(labels, "labels")
     if labels is not None and len(labels) == 0:
         labels = None
+    tile, stride, n_classes, channels = (_positive(v, k) for k, v in (("tile", tile), ("stride", stride),
+                                                                         ("n_classes", n_classes),
+                                                                         ("channels", channels)))
+    if progress is not None and not callable(progress):
+        raise DevolensError(f"progress must be a function progress(done, total) or None, got {progress!r}")
     if labels is not None and len(labels) != len(images):
         raise DevolensError(f"{len(images)} images but {len(labels)} label images (give one per image)")
     if labels is None and keep == "mixed":

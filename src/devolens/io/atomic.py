@@ -266,10 +266,11 @@ def staged_folder(out: str | Path, owned: Iterable[str] = ()) -> Iterator[Staged
     :meth:`StagedDir.commit`).
 
     On an error (or Ctrl-C) the staged outputs are dropped, and so are the folders above ``out`` that were
-    made for them: a failed run leaves neither a half-filled nor an empty output folder behind.
+    made for them: a failed run leaves neither a half-filled nor an empty output folder behind. A commit that
+    fails itself removes ``out`` too when it made it (and nothing is left in it).
     """
     out = Path(out).resolve()  # staged beside the real folder ('.' and '..' name no sibling of their own)
-    made = missing_folders(out.parent)
+    made = missing_folders(out)  # out itself (made by the commit) and the folders above it made for it
     stage = None
     try:
         stage = StagedDir(out)
@@ -277,9 +278,13 @@ def staged_folder(out: str | Path, owned: Iterable[str] = ()) -> Iterator[Staged
     except BaseException:
         if stage is not None:
             stage.abort()
+        remove_made(made[1:] if made and made[0] == out else made)  # out is only made by the commit
+        raise
+    try:
+        stage.commit(owned)
+    except BaseException:  # the commit put back what was there; the folders it made go (kept when not empty)
         remove_made(made)
         raise
-    stage.commit(owned)
 
 
 def _alive(pid: int) -> bool:

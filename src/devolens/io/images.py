@@ -24,9 +24,13 @@ def read_image(path: str | Path) -> np.ndarray:
     Parameters
     ----------
     path : str or Path
-        Image file. TIFF keeps its dtype and all its pages/planes (e.g. a z-stack); PNG, JPEG
-        and BMP come back as uint8 (or uint16 for 16-bit PNG), (H, W) or (H, W, C); a GIF as its
-        first frame, RGB.
+        Image file. TIFF keeps its dtype and all its pages/planes (e.g. a z-stack) but not its
+        axes of length 1 (a ``1xHxW`` or ``HxWx1`` array saved as such is ``HxW``), and an
+        indexed-colour TIFF comes back as the RGB colours it shows (one with a lookup table, as
+        ImageJ saves them, as its indices); PNG, JPEG and BMP come back as uint8 (or uint16 for
+        16-bit PNG), (H, W) or (H, W, C), turned as their EXIF orientation says (as viewers show
+        them); a GIF as its first frame, RGB. The content decides how a file is read, not its
+        name (a PNG saved as ``.tif`` is read).
 
     Returns
     -------
@@ -45,23 +49,30 @@ def read_image(path: str | Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise DevolensError(f"unsupported image type {suffix!r} (use {', '.join(IMAGE_SUFFIXES)})", path=path)
+    from devolens.io.stacks import is_tiff
+
     try:
-        if suffix in (".tif", ".tiff"):
-            import tifffile
+        if is_tiff(path):  # by content: a TIFF named .png and a PNG named .tif are both read
+            from devolens.io.stacks import open_tiff, samples_last, squeeze_axes
 
-            from devolens.io.stacks import samples_last
-
-            with tifffile.TiffFile(path) as tif:
+            with open_tiff(path) as tif:
                 if not tif.series:
                     raise DevolensError("no image in this TIFF file", path=path)
                 series = tif.series[0]
+                # axes of length 1 dropped (a 1xHxW or HxWx1 array saved as such is the HxW image)
+                axes, shape = squeeze_axes(str(series.axes), tuple(int(n) for n in series.shape))
+                arr = series.asarray().reshape(shape)
                 # planar RGB (samples stored as planes, axes "SYX"): samples last, as PNG/JPEG
-                arr = samples_last(series.asarray(), str(series.axes).endswith("SYX"))
+                arr = samples_last(arr, axes.endswith("SYX"))
+                arr = _apply_palette(tif, arr)
         else:
-            from PIL import Image
+            from PIL import Image, ImageOps
 
             with Image.open(path) as im:
                 im.load()
+                if im.getexif().get(0x0112, 1) not in (0, 1):
+                    # EXIF orientation (phone and camera JPEGs): the image as every viewer shows it
+                    im = ImageOps.exif_transpose(im)
                 if im.mode == "P":
                     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
                 elif im.mode in ("I;16", "I;16B", "I;16L"):
@@ -80,6 +91,24 @@ def read_image(path: str | Path) -> np.ndarray:
     if arr.size == 0:
         raise DevolensError("empty image", path=path)
     return arr
+
+
+def _apply_palette(tif, arr: np.ndarray) -> np.ndarray:
+    """An indexed-colour (palette) TIFF image as the colours it shows, RGB: its indices are no intensities.
+    Kept as they are when they are: an ImageJ image with a lookup table (Green, Fire...: ImageJ saves an 8-bit
+    image with a colour LUT as a palette TIFF), or any palette whose brightness rises with the index."""
+    page = tif.pages[0]
+    cmap = getattr(page, "colormap", None)
+    if int(page.photometric) != 3 or cmap is None or arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
+        return arr
+    cmap = np.asarray(cmap)
+    if cmap.ndim != 2 or cmap.shape[0] != 3 or tif.is_imagej:
+        return arr
+    brightness = cmap.astype(np.float64).sum(axis=0)
+    if brightness.std() == 0 or np.corrcoef(np.arange(brightness.size), brightness)[0, 1] > 0.9:
+        return arr  # a lookup table: the indices are the intensities
+    rgb = cmap.T[np.clip(arr, 0, cmap.shape[1] - 1)]
+    return (rgb >> 8).astype(np.uint8) if cmap.max() > 255 else rgb.astype(np.uint8)
 
 
 def write_png(image: np.ndarray, path: str | Path) -> Path:

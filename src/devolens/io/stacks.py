@@ -24,6 +24,8 @@ see 2-D frames, so a stack is read plane by plane, never whole:
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -33,7 +35,8 @@ import numpy as np
 from devolens.errors import DevolensError
 
 __all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES",
-           "PAGES_MODES", "check_pages", "check_stack_z", "read_pages_as", "unlabelled_pages_note"]
+           "PAGES_MODES", "check_pages", "check_stack_z", "read_pages_as", "unlabelled_pages_note", "other_series_note",
+           "is_tiff", "squeeze_axes", "open_tiff"]
 
 Z_MODES = ("project", "slices")
 #: how the pages of a plain multi-page TIFF (no axis labels) are read: as time points, or as the z planes of one stack
@@ -114,18 +117,18 @@ def stack_info(path: str | Path, pages: str = "time") -> StackInfo:
         Missing, unreadable or empty file; a bad ``pages``; ``pages="z"`` on a file with
         several unlabelled axes (which of them is Z cannot be told).
     """
-    import tifffile
-
     check_pages(pages)
     path = Path(path)
     if not path.is_file():
         raise DevolensError("no such file", path=path)
+    if not is_tiff(path):  # another format under a .tif name (a PNG renamed...): one image, read by its content
+        return _other_format_info(path)
     try:
-        with tifffile.TiffFile(path) as tif:
+        with open_tiff(path) as tif:
             if not tif.series:
                 raise DevolensError("no image in this TIFF file", path=path)
             s = tif.series[0]
-            axes, shape = str(s.axes), tuple(int(n) for n in s.shape)
+            axes, shape = squeeze_axes(str(s.axes), tuple(int(n) for n in s.shape))
     except DevolensError:
         raise
     except Exception as exc:
@@ -135,6 +138,98 @@ def stack_info(path: str | Path, pages: str = "time") -> StackInfo:
     if not (axes.endswith("YX") or axes.endswith("YXS")):
         raise DevolensError(f"unsupported TIFF layout: axes {axes!r}, shape {shape}", path=path)
     return read_pages_as(StackInfo(axes, shape), pages, path)
+
+
+#: the first bytes of a TIFF file (little- or big-endian, classic or BigTIFF)
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def is_tiff(path: str | Path) -> bool:
+    """Whether the file's content is a TIFF (by its first bytes, whatever its name). Raises a
+    :class:`DevolensError` for an empty (0-byte) file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise DevolensError(f"cannot read file: {exc.strerror or exc}", path=path) from None
+    if not head:
+        raise DevolensError("empty file (0 bytes)", path=path)
+    return head in TIFF_MAGIC
+
+
+class _Records(logging.Handler):
+    """Keeps the log records of tifffile (a damaged file's complaints) instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def open_tiff(path: str | Path):
+    """``tifffile.TiffFile(path)`` with its series parsed, tifffile's log messages kept from the terminal.
+
+    A damaged file raises a :class:`DevolensError` (read as the pages that are left, a timelapse cut short by an
+    interrupted copy or acquisition became one image, or frames of zeros): its chain of pages points past the
+    end of the file, its pixel data run past it, or its layout (ImageJ, OME, tifffile's metadata) could not be
+    applied. ImageJ's own files over 4 GB, whose chain of pages is broken by design, are read by their layout.
+    """
+    import tifffile
+
+    log = logging.getLogger("tifffile")
+    kept = _Records()
+    log.addHandler(kept)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series
+            # tifffile's complaints, without their "<tifffile.TiffPages @8> " prefix
+            errors = [r.getMessage().split("> ", 1)[-1] for r in kept.records if r.levelno >= logging.ERROR]
+            meant = [k for k in ("imagej", "ome", "shaped") if getattr(tif, f"is_{k}", False)]
+            kind = series[0].kind if series else None
+            chain = [m for m in errors if "invalid page offset" in m or "invalid offset to page" in m]
+            start = series[0].dataoffset if series else None
+            why = None
+            if start is not None and start + series[0].nbytes > tif.filehandle.size:
+                why = "its pixel data run past the end of the file"
+            elif chain and kind != "imagej":
+                why = f"its chain of pages breaks: {chain[0]}"
+            elif errors and meant and kind not in meant:
+                layout = "/".join({"imagej": "ImageJ", "ome": "OME", "shaped": "tifffile"}[m] for m in meant)
+                why = f"its {layout} layout cannot be read: {errors[0]}"
+            if why:
+                raise DevolensError(f"damaged or truncated TIFF ({why}; {len(tif.pages)} readable page(s)): a file "
+                                    "cut short by an interrupted copy or acquisition?", path=path)
+            yield tif
+    finally:
+        log.removeHandler(kept)
+
+
+def _other_format_info(path: Path) -> StackInfo:
+    """The layout of a file named .tif that is another image format (one image, as Pillow reads it)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            bands = len(im.getbands())
+            fmt = im.format
+    except Exception:
+        raise DevolensError("cannot read TIFF: not a TIFF file (nor any other image format)", path=path) from None
+    if fmt == "TIFF":  # Pillow's own TIFF reader took it although tifffile's header check did not
+        raise DevolensError("cannot read TIFF: unreadable header", path=path)
+    return StackInfo("YX", (h, w)) if bands <= 2 else StackInfo("YXS", (h, w, bands))
+
+
+def squeeze_axes(axes: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+    """``axes`` and ``shape`` without their axes of length 1 other than ``Y`` and ``X``: a ``1 x H x W``
+    or ``H x W x 1`` array saved as such (tifffile's ``QYX``, ``YXQ``), a hyperstack with ``T=1`` or ``C=1``,
+    is the image or stack it holds."""
+    keep = [i for i, (a, n) in enumerate(zip(axes, shape)) if n != 1 or a in "YX"]
+    return "".join(axes[i] for i in keep), tuple(shape[i] for i in keep)
 
 
 def check_stack_z(z: str, option: str = "z (--stack-z)") -> None:
@@ -247,7 +342,7 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
             full[i] = channel or 0
         return int(np.ravel_multi_index(full, sizes)) if sizes else 0
 
-    with tifffile.TiffFile(path) as tif:
+    with open_tiff(path) as tif:
         series = tif.series[0]
         pages = series.pages
         whole = None
@@ -318,3 +413,27 @@ def _pages_note(info: StackInfo, name: str) -> str | None:
     return (f"note: the {int(np.prod(info.unlabelled))} pages of {name} carry no axis labels and were read as "
             "time points; if they are the z planes of one stack, add --pages z (or save the stack with its axes: "
             "Fiji, Image > Properties)")
+
+
+def other_series_note(path: str | Path) -> str | None:
+    """A note for a TIFF file that holds several image series (an OME-TIFF of several stage positions,
+    a file written in several parts): only the first series is read. None for anything else (not a
+    TIFF file, one series, a folder)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+        return None
+    try:
+        if not is_tiff(path):
+            return None
+        with open_tiff(path) as tif:
+            series = tif.series
+            if len(series) < 2:
+                return None
+            first = series[0]
+            axes, shape = squeeze_axes(str(first.axes), tuple(int(n) for n in first.shape))
+            n = len(series)
+    except Exception:
+        return None
+    return (f"note: {path.name} holds {n} image series (several stage positions, or images saved into one "
+            f"file); only the first (axes {axes}, shape {shape}) was read: save each series as its own "
+            "TIFF (Fiji: Bio-Formats Importer, 'Open all series', then Save As) to analyse the others")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -62,6 +63,15 @@ _ACETREE_NCOLS = 10  # index, status, pred, succ1, succ2, x, y, z, diameter, nam
 
 
 # ----------------------------------------------------------------------------- helpers
+def _table_path(path: Any) -> Path:
+    """``path`` (str or Path) as a Path; a clear error for anything else (None, a number, a DataFrame) and for
+    ``""`` (``Path("")`` is the current folder: never what was meant)."""
+    if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes) or str(path) == "":
+        what = type(path).__name__ if not isinstance(path, str) else "''"
+        raise DevolensError(f"expected the path of a lineage table (str or Path), got {what}")
+    return Path(path)
+
+
 def _empty_meta() -> dict[str, Any]:
     return {k: None for k in _META_KEYS}
 
@@ -270,15 +280,15 @@ def read_table(path: str | Path, format: str | None = None) -> pd.DataFrame:
     >>> df = read_table("CD20241009_JIM767_25_L1.csv")  # doctest: +SKIP
     >>> df.attrs["zscale"], df.groupby("time").size().max()  # doctest: +SKIP
     """
-    path = Path(path)
-    fmt = format or detect_format(path)
+    path = _table_path(path)
+    if format is not None and (not isinstance(format, str) or format.strip().lower() not in ("epic", "acetree", "tidy")):
+        raise DevolensError(f"format must be 'epic', 'acetree', 'tidy' or None (detected), got {format!r}")
+    fmt = format.strip().lower() if format is not None else detect_format(path)
     if fmt == "epic":
         return read_epic(path)
     if fmt == "acetree":
         return read_acetree(path)
-    if fmt == "tidy":
-        return read_tidy(path)
-    raise ValueError(f"unknown format {fmt!r} (expected 'epic', 'acetree' or 'tidy')")
+    return read_tidy(path)
 
 
 # ----------------------------------------------------------------------------- duplicates
@@ -675,7 +685,7 @@ def read_positions(path: str | Path) -> pd.DataFrame:
     >>> list(df.columns[:7])                        # doctest: +SKIP
     ['embryo', 'time', 'cell', 'x', 'y', 'z', 'size']
     """
-    path = Path(path)
+    path = _table_path(path)
     try:
         detect_format(path)
     except UnrecognisedColumns as exc:

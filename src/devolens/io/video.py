@@ -24,6 +24,58 @@ def _first_line(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _open_reason(exc: Exception) -> str:
+    """Why ffmpeg could not open a file, in words (its own first line, 'Could not load meta information', says
+    nothing): found in the ffmpeg log that imageio puts in the message."""
+    text = str(exc)
+    if "misdetection possible" in text:  # ffmpeg guessed a format from the name alone
+        return "not a video file (ffmpeg does not recognise its content)"
+    if "moov atom not found" in text:
+        return ("the file is incomplete (ffmpeg: moov atom not found): a recording or a copy that was cut short "
+                "before its end was written?")
+    if "does not contain any stream" in text or ("Stream #" in text and "Video:" not in text):
+        return "no video stream in this file (only audio or data?)"
+    if "Invalid data found when processing input" in text:
+        return "not a video file, or a damaged one (ffmpeg: Invalid data found when processing input)"
+    return _first_line(exc)
+
+
+class _RotationSizeFilter:
+    """Drops imageio-ffmpeg's warning that the frames' size differs from the stream's: ffmpeg turns the frames
+    of a video with rotation metadata (a phone, a camera mounted the other way) as players show them, which is
+    what is wanted, not a problem to print."""
+
+    def filter(self, record) -> bool:
+        return "is different from the source frame size" not in record.getMessage()
+
+
+_SIZE_FILTER = _RotationSizeFilter()
+
+
+def _quiet_size_warning() -> None:
+    import logging
+
+    log = logging.getLogger("imageio_ffmpeg")
+    if _SIZE_FILTER not in log.filters:
+        log.addFilter(_SIZE_FILTER)
+
+
+@lru_cache(maxsize=1)
+def _passthrough() -> list[str]:
+    """ffmpeg's option for 'every decoded frame once': ``-fps_mode passthrough`` (ffmpeg 5.1 and later, the only
+    spelling from 8 on), ``-vsync passthrough`` for an older ffmpeg (a system one named by IMAGEIO_FFMPEG_EXE)."""
+    import re
+
+    try:
+        import imageio_ffmpeg
+
+        found = re.match(r"n?(\d+)\.(\d+)", imageio_ffmpeg.get_ffmpeg_version())
+        old = found is not None and (int(found[1]), int(found[2])) < (5, 1)
+    except Exception:
+        old = False
+    return ["-vsync", "passthrough"] if old else ["-fps_mode", "passthrough"]
+
+
 def _check(path: Path) -> None:
     if not path.exists():
         raise DevolensError("no such file", path=path)
@@ -52,6 +104,7 @@ def video_info(path: str | Path) -> dict:
 def _probe(path: str, size: int, mtime_ns: int) -> dict:
     import imageio.v2 as iio
 
+    _quiet_size_warning()
     try:
         reader = iio.get_reader(path, format="FFMPEG")
         try:
@@ -59,7 +112,7 @@ def _probe(path: str, size: int, mtime_ns: int) -> dict:
         finally:
             reader.close()
     except Exception as exc:
-        raise DevolensError(f"cannot read video: {_first_line(exc)}", path=Path(path)) from None
+        raise DevolensError(f"cannot read video: {_open_reason(exc)}", path=Path(path)) from None
 
 
 def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None = None) -> Iterator[np.ndarray]:
@@ -96,10 +149,14 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
     if threads is not None and int(threads) < 1:
         raise DevolensError(f"threads must be >= 1, got {threads}")
     params = {} if threads is None else {"input_params": ["-threads", str(int(threads))]}
+    # every decoded frame once: ffmpeg's default for a raw pipe resamples to a constant rate, which repeats
+    # frames of a variable-frame-rate file (a timelapse of irregular intervals: 10 frames came out as 104)
+    params["output_params"] = _passthrough()
+    _quiet_size_warning()
     try:
         reader = iio.get_reader(path, format="FFMPEG", **params)
     except Exception as exc:
-        raise DevolensError(f"cannot read video: {_first_line(exc)}", path=path) from None
+        raise DevolensError(f"cannot read video: {_open_reason(exc)}", path=path) from None
     try:
         i = 0
         while True:

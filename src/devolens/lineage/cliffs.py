@@ -30,7 +30,30 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from devolens.errors import DevolensError
 from devolens.lineage.populations import populations
+
+
+class CliffOptionError(DevolensError, ValueError):
+    """A value :func:`detect_cliffs` cannot work with (a ValueError too, as it always was)."""
+
+
+def _whole(value, name: str, low: int | None = None) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or (low is not None and value < low):
+        raise CliffOptionError(f"{name} must be a whole number{'' if low is None else f' >= {low}'}, got {value!r}")
+    return int(value)
+
+
+def _counts(values, name: str) -> np.ndarray:
+    """``values`` as int64, refusing what would be read as another number (NaN as -2**63, 1.5 as 1, '3' as text)."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CliffOptionError(f"{name} must be numbers (one per time point)") from None
+    bad = ~np.isfinite(arr) | (arr != np.round(arr))
+    if bad.any():
+        raise CliffOptionError(f"{name} must be whole numbers; item {int(np.argmax(bad))} is {arr[bad][0]:g}")
+    return arr.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -109,15 +132,17 @@ def detect_cliffs(
     -------
     list of Cliff
     """
-    t = np.asarray(times, dtype=np.int64)
-    n = np.asarray(totals, dtype=np.int64)
+    t = _counts(times, "times")
+    n = _counts(totals, "totals")
     if t.shape != n.shape or t.ndim != 1:
-        raise ValueError("times and totals must be 1-D arrays of the same length")
+        raise CliffOptionError("times and totals must be 1-D arrays of the same length")
     if len(t) > 1 and np.any(np.diff(t) <= 0):
         order = np.argsort(t, kind="stable")
         t, n = t[order], n[order]
-    if min_drop < 1 or not 0 <= min_fraction <= 1 or window < 1:
-        raise ValueError("need min_drop >= 1, 0 <= min_fraction <= 1 and window >= 1")
+    min_drop, window = _whole(min_drop, "min_drop", 1), _whole(window, "window", 1)
+    if isinstance(min_fraction, (bool, np.bool_)) or not isinstance(min_fraction, (int, float, np.integer, np.floating)) \
+            or not 0 <= min_fraction <= 1:
+        raise CliffOptionError(f"min_fraction must be a number from 0 to 1, got {min_fraction!r}")
     cliffs: list[Cliff] = []
     start = 0
     i = 1
@@ -156,6 +181,11 @@ def find_duplicates(df: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Columns ``time, cell, count`` (count >= 2), sorted by time and name.
     """
+    if not isinstance(df, pd.DataFrame):
+        raise DevolensError(f"expected a table (pandas DataFrame, e.g. from read_table), got {type(df).__name__}")
+    missing = [c for c in ("time", "cell") if c not in df.columns]
+    if missing:
+        raise DevolensError(f"table lacks column(s) {','.join(missing)}")
     key = [c for c in ("embryo", "time", "cell") if c in df.columns]  # a name repeats within one embryo only
     named = df.loc[df["cell"].fillna("").astype(str) != "", key]
     dup = named.duplicated(keep=False).to_numpy()
@@ -230,6 +260,7 @@ def cut_at_cliff(df: pd.DataFrame, last_good_time: int | None) -> pd.DataFrame:
     """Keep the rows up to and including ``last_good_time`` (all rows when None)."""
     if last_good_time is None:
         return df.copy()
+    last_good_time = _whole(last_good_time, "last_good_time")
     return df.loc[df["time"].to_numpy() <= last_good_time].reset_index(drop=True)
 
 

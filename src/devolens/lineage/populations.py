@@ -50,10 +50,17 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
         raise DevolensError(f"table lacks column(s) {','.join(missing)}")
     if "embryo" in df.columns and df["embryo"].nunique(dropna=False) > 1:
         names = ", ".join(map(str, df["embryo"].unique()[:5]))
-        raise DevolensError(f"table holds {df['embryo'].nunique()} embryos ({names}); count one embryo at a time")
-    times = df["time"].to_numpy(dtype=np.int64)
-    if len(times) == 0:
+        raise DevolensError(f"table holds {df['embryo'].nunique(dropna=False)} embryos ({names}); count one embryo "
+                            "at a time")
+    if len(df) == 0:
         return pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in POPULATION_COLUMNS})
+    # a missing or fractional time would be counted at a wrong time point (NaN as -2**63), silently
+    values = pd.to_numeric(df["time"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values != np.round(values))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DevolensError(f"column 'time' must hold whole time points; row {i} has {df['time'].iloc[i:i + 1].tolist()[0]!r}")
+    times = values.astype(np.int64)
     uniq_t, t_idx = np.unique(times, return_inverse=True)
     # one letter lookup per distinct name, then integer codes for every row
     name_codes, uniq_names = pd.factorize(df["cell"], use_na_sentinel=True)

@@ -61,6 +61,11 @@ from devolens.errors import DevolensError
 from devolens.lineage.names import is_valid_name, parent
 
 PARAMS_PATH = Path(__file__).with_name("simulator_params.json")
+#: the largest embryo asked for (a C. elegans embryo hatches with 558 cells; the simulator keeps dividing past that,
+#: ~2300 cells by time point 400, and a request for millions would run for hours)
+MAX_CELLS = 2000
+#: the most time points asked for (~15 h at 90 s; real movies: ~180 EPIC, 360 AceTree time points)
+MAX_TIMES = 600
 
 #: Divisions whose daughters get new founder names.
 FOUNDER_DIVISIONS: dict[str, tuple[str, str]] = {
@@ -456,10 +461,10 @@ def simulate_embryo(
     seed : int
         Seed of the ``numpy.random.Generator``; the same seed gives the same table.
     n_cells : int, optional
-        Stop at the first time point whose cell count reaches ``n_cells``. When neither
+        Stop at the first time point whose cell count reaches ``n_cells`` (at most ``MAX_CELLS``, 2000). When neither
         ``n_cells`` nor ``n_times`` is given, ``params["default_n_cells"]`` (360) is used.
     n_times : int, optional
-        Stop after this many time points (~90 s each).
+        Stop after this many time points (~90 s each; at most ``MAX_TIMES``, 600).
     params : dict, str or Path, optional
         Overrides of the fitted parameters (see :func:`load_params`).
     start : {"P0", "4cell"}, optional
@@ -489,10 +494,15 @@ def simulate_embryo(
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DevolensError(f"seed must be a non-negative integer, got {seed!r}")
-    if n_cells is not None and (isinstance(n_cells, bool) or int(n_cells) < 1):
-        raise DevolensError(f"n_cells must be at least 1, got {n_cells!r}")
-    if n_times is not None and (isinstance(n_times, bool) or int(n_times) < 1):
-        raise DevolensError(f"n_times must be at least 1, got {n_times!r}")
+    for name, value in (("n_cells", n_cells), ("n_times", n_times)):  # "8" or 2.5 would be read as another count
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise DevolensError(f"{name} must be a whole number >= 1 or None, got {value!r}")
+    if n_cells is not None and n_cells > MAX_CELLS:
+        raise DevolensError(f"n_cells must be at most {MAX_CELLS} (a C. elegans embryo hatches with 558 cells), got {n_cells}")
+    if n_times is not None and n_times > MAX_TIMES:
+        raise DevolensError(f"n_times must be at most {MAX_TIMES} time points (~15 h at 90 s each), got {n_times}")
+    if progress is not None and not callable(progress):
+        raise DevolensError(f"progress must be a function progress(done, total) or None, got {progress!r}")
     p = load_params(params)
     start = start or p.get("start", "P0")
     if start not in ("P0", "4cell"):
@@ -613,6 +623,9 @@ def simulate_embryo(
             progress(t, max_times)
         if n_cells is not None and n >= int(n_cells):
             break
+        if n > 4 * MAX_CELLS:  # parameters of one's own that divide far faster than an embryo
+            raise DevolensError(f"the simulated embryo passed {4 * MAX_CELLS} cells at time point {t}: its parameters "
+                                "divide far faster than a C. elegans embryo; ask for fewer time points or check params")
 
     allpos = np.concatenate(rows_pos)
     x, y, z = _to_image(allpos, emb, float(p["zscale"]))

@@ -166,10 +166,18 @@ def fit_clock(positions: Iterable[float], totals: Iterable[float], tau: np.ndarr
     DevolensError
         Fewer than :data:`MIN_FRAMES` frames, or positions not increasing.
     """
-    pos = np.asarray(list(positions), dtype=np.float64)
-    est = np.asarray(list(totals), dtype=np.float64)
+    try:
+        pos = np.asarray(list(positions), dtype=np.float64)
+        est = np.asarray(list(totals), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DevolensError("positions and totals must be two sequences of numbers (one per frame)") from None
     if pos.shape != est.shape or pos.ndim != 1:
         raise DevolensError("positions and totals must be two sequences of the same length")
+    for name, values, low in (("positions", pos, -np.inf), ("totals", est, 0.0)):  # NaN: a wrong fit, silently
+        bad = ~np.isfinite(values) | (values < low)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DevolensError(f"{name} must be finite numbers{' >= 0' if low == 0 else ''}; frame {i} has {values[i]:g}")
     if len(pos) < MIN_FRAMES:
         raise DevolensError(f"the developmental clock needs a timelapse of at least {MIN_FRAMES} frames, got {len(pos)}")
     if np.any(np.diff(pos) <= 0):

@@ -284,7 +284,7 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dic
         bad = ~np.isfinite(values.to_numpy(dtype=float))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise DevolensError(f"column {col!r} must hold finite numbers; row {i} holds {table[col].iloc[i]!r}")
+            raise DevolensError(f"column {col!r} must hold finite numbers; row {i} holds {table[col].iloc[i:i + 1].tolist()[0]!r}")
     if zscale is not None:
         try:
             zscale = float(zscale)
@@ -833,6 +833,8 @@ class IdentityPredictor:
             table = read_positions(table)
         if not isinstance(table, pd.DataFrame):
             raise DevolensError(f"expected a table (pandas DataFrame or a file's path), got {type(table).__name__}")
+        if progress is not None and not callable(progress):
+            raise DevolensError(f"progress must be a function progress(done, total) or None, got {progress!r}")
         out = table.copy()
         if len(table) == 0:
             for c in ("pred_founder", "pred_depth1"):

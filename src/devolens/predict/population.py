@@ -342,7 +342,7 @@ class PopulationPredictor:
                 from devolens.predict.segment import check_diameter
 
                 ref = getattr(nuclei, "diameter_ref", None)
-                diameter = check_diameter(diameter, ref)  # checked first: ref may be missing
+                diameter = check_diameter(diameter, ref, "a number of pixels, 'auto' or None")  # before ref is looked at
                 resize = diameter_scale(1.0, ref, diameter)
             extra: dict[str, Any] = {}
             reg = card.get("total_regressor")
@@ -420,6 +420,9 @@ class PopulationPredictor:
             images = iter(images)
             head, chosen = gather(self.nuclei, images)
             est = self.last_estimate = self.nuclei.estimate_diameter(chosen)
+            from devolens.predict.sizing import warn_untrusted
+
+            warn_untrusted([est], "nuclei")  # frames used as they are (the CLI's note)
             self.resize = 1.0 if est is None or est.diameter is None else diameter_scale(
                 1.0, self.nuclei.diameter_ref, est.diameter)
             images = itertools.chain(head, images)
@@ -520,7 +523,13 @@ class PopulationPredictor:
 
         if self.clock is None or self.composition is None:
             raise DevolensError("this population model has no developmental clock (card section 'clock')")
-        fit = fit_clock(positions, df["total"].to_numpy(dtype=np.float64), *self.clock)
+        if not isinstance(df, pd.DataFrame) or "total" not in df.columns:
+            what = type(df).__name__ if not isinstance(df, pd.DataFrame) else "a DataFrame without a 'total' column"
+            raise DevolensError(f"clock_fit needs the per-frame counts (a DataFrame with a 'total' column, from "
+                                f"predict_batch), got {what}")
+        if positions is None:
+            raise DevolensError("clock_fit needs each row's frame position in the movie (e.g. range(len(df)))")
+        fit = fit_clock(positions, pd.to_numeric(df["total"], errors="coerce").to_numpy(dtype=np.float64), *self.clock)
         letters = composition_counts(fit.totals, self.composition)
         out = df.copy()
         out[list(LETTERS)] = letters

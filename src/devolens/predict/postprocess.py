@@ -37,14 +37,26 @@ def image_array(image):
     A path (``str`` or ``Path``) is read (:func:`devolens.io.images.read_image`); a one-plane
     ``1xHxW`` array loses its first axis and a channels-first ``3xHxW`` / ``4xHxW`` array
     (PyTorch's layout) becomes ``HxWx3`` / ``HxWx4``. Anything else (arrays, lists,
-    :class:`Prepared` items) comes back as it is, to be checked where it is used.
+    :class:`Prepared` items) comes back as it is, to be checked where it is used. The path of a
+    TIFF stack (several planes: its pages are no colour channels) is refused with a hint.
     """
     import os
 
     if isinstance(image, (str, os.PathLike)):
         from devolens.io.images import read_image
 
-        image = read_image(image)
+        path = image
+        image = read_image(path)
+        several = image.ndim > 3 or (image.ndim == 3 and image.shape[2] > 4)  # not HxW, nor HxWx3/4
+        if several:
+            from devolens.io.stacks import is_tiff, stack_info
+
+            info = stack_info(path) if is_tiff(path) else None
+            if info is not None and info.is_stack:  # its planes are no colour channels (a 3-plane z-stack is no RGB)
+                raise DevolensError(
+                    f"this TIFF is a stack of several planes (axes {info.axes}, shape {info.shape}); predict takes "
+                    "one image: stream its frames with predict_iter(devolens.io.frames.iter_path_frames(path)[0]), "
+                    "or run the command line on it", path=os.fspath(path))
     if isinstance(image, np.ndarray) and image.dtype.kind in "cOUSV":  # complex, objects, text: not intensities
         raise DevolensError(f"expected an image of intensities (numbers), got an array of dtype {image.dtype}")
     if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[2] > 4:

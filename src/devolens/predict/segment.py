@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import numbers
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
@@ -43,19 +44,20 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def check_diameter(diameter, reference: float | None) -> float:
+def check_diameter(diameter, reference: float | None, takes: str = "a number of pixels, 'auto', 'each' or None") -> float:
     """A user's typical object ``diameter`` (pixels) as a float, for a model whose card gives a
-    ``reference`` diameter.
+    ``reference`` diameter; ``takes`` says in the error what the option accepts.
 
     Raises
     ------
     DevolensError
-        Not a positive number, or the model has no reference diameter.
+        Not a positive number (a string such as ``"35"`` or a bool is no number of pixels), or the
+        model has no reference diameter.
     """
-    try:
-        diameter = float(diameter)
-    except (TypeError, ValueError):
-        raise DevolensError(f"diameter must be a number of pixels, got {diameter!r}") from None
+    # numpy numbers are numbers; True is not 1 px and "35" is not 35 (the CLI parses its own text)
+    if isinstance(diameter, (bool, np.bool_)) or not isinstance(diameter, (numbers.Real, np.integer, np.floating)):
+        raise DevolensError(f"diameter must be {takes}, got {diameter!r}")
+    diameter = float(diameter)
     if not (diameter > 0 and np.isfinite(diameter)):
         raise DevolensError(f"diameter must be a positive number of pixels, got {diameter}")
     if not reference:
@@ -342,6 +344,9 @@ class _SegmentationPredictor:
         """
         check_stream(images)
         images = map(image_array, images)  # paths read, 1xHxW and channels-first arrays laid out
+        from devolens.predict.sizing import warn_untrusted
+
+        what = "cells" if self.size_objects == "enclosed" else "nuclei"
         if self.auto_each:  # each image its own magnification: one image at a time
             self.estimates = []
             done = 0
@@ -354,13 +359,14 @@ class _SegmentationPredictor:
                     if progress is not None:
                         progress(done, -1 if total is None else total)
                     yield res
+            warn_untrusted(self.estimates, what, each=True)  # images used as they are (the CLI's note)
             return
         if self.auto:  # one magnification for the stream, estimated from its first frames with the most nuclei
             from devolens.predict.sizing import gather
 
             images = iter(images)
             head, chosen = gather(self, images)
-            self.estimate_diameter(chosen, apply=True)
+            warn_untrusted([self.estimate_diameter(chosen, apply=True)], what)  # used as they are (the CLI's note)
             images = itertools.chain(head, images)
         yield from self._stream(images, total, progress, workers)
 

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import torch
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, DiameterWarning
 
 if TYPE_CHECKING:
     from devolens.predict.segment import _SegmentationPredictor
 
-__all__ = ["wants_auto", "size_key", "style_features", "count_objects", "SizeModel", "BackdropReader", "DiameterEstimate",
+__all__ = ["wants_auto", "untrusted_reason", "warn_untrusted", "size_key", "style_features", "count_objects", "SizeModel", "BackdropReader", "DiameterEstimate",
            "estimate_diameter", "gather"]
 
 STYLE_WINDOW = 1024  # working pixels: larger images are judged on a central window (bounded memory and time)
@@ -59,6 +59,38 @@ def wants_auto(diameter, size_model, reference, what: str = "this model") -> boo
                 "leave the diameter out and give images at the magnification it was trained on")
         raise DevolensError(f"{what} cannot estimate the diameter (no size model in its card): {hint}")
     return True
+
+
+def untrusted_reason(estimate: "DiameterEstimate | None", what: str = "nuclei") -> str | None:
+    """Why ``diameter="auto"`` used the images as they are without judging them (``estimate.trusted`` 0), in words
+    (``what``: the objects, e.g. ``"nuclei"``); None when the estimate decided (or there was none)."""
+    if estimate is None or estimate.trusted:
+        return None
+    if getattr(estimate, "small", 0) and estimate.small == len(estimate.per_image):
+        return (f"the images are too narrow to judge the magnification by (a side under {MIN_SIDE} px at the "
+                "model's working scale)")
+    # a quick threshold count, not the network's: touching nuclei count as one there
+    return (f"the images looked at show fewer than {MIN_OBJECTS} separate bright {what} at a first look, too "
+            "few to judge the magnification by")
+
+
+def warn_untrusted(estimates: "Sequence[DiameterEstimate | None]", what: str = "nuclei", each: bool = False) -> None:
+    """Issue a :class:`~devolens.errors.DiameterWarning` when ``diameter="auto"`` (``each``: ``"each"``, one
+    estimate per image) could not judge the images and used them as they are: the library's counterpart of the
+    CLI's note (which silences it)."""
+    import warnings
+
+    few = [e for e in estimates if untrusted_reason(e, what)]
+    if not few:
+        return
+    if each:
+        message = (f"diameter='each': {len(few)} of {len(estimates)} images showed fewer than {MIN_OBJECTS} separate "
+                   f"bright {what} at a first look (or were too narrow), too few to judge the magnification by: used "
+                   "as they are (give diameter in pixels if they are not EPIC-like framing; see .estimates)")
+    else:
+        message = (f"diameter='auto': {untrusted_reason(few[0], what)}: used as they are (give diameter in pixels "
+                   "if they are not EPIC-like framing; see .last_estimate)")
+    warnings.warn(message, DiameterWarning, stacklevel=3)
 
 
 def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:

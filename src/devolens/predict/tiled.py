@@ -358,7 +358,21 @@ def predict_tiled(
     Peak memory: one input band (C x window x W), one band of accumulators
     ((n_out + 1) x window x W float32) and one batch of windows, whatever H is.
     """
-    c, h, w = (int(s) for s in source.shape)
+    if isinstance(source, (str, os.PathLike)):
+        raise DevolensError("source must be an array-like (C, H, W), not a path: open a TIFF with open_rows(path)")
+    shape = getattr(source, "shape", None)
+    if shape is None or not hasattr(source, "__getitem__"):
+        raise DevolensError(f"source must be an array-like (C, H, W) (numpy array, memmap, RowReader), got "
+                            f"{type(source).__name__}")
+    if len(shape) != 3:
+        raise DevolensError(f"source must be a (C, H, W) image (channels first), got shape {tuple(shape)}")
+    for name, fn in (("model_fn", model_fn), ("sink", sink)):
+        if not callable(fn):
+            raise DevolensError(f"{name} must be a function, got {type(fn).__name__}")
+    for name, value in (("n_out", n_out), ("window", window), ("multiple", multiple), ("batch_size", batch_size)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise DevolensError(f"{name} must be a whole number >= 1, got {value!r}")
+    c, h, w = (int(s) for s in shape)
     if h == 0 or w == 0:
         raise DevolensError("empty image")
     window = int(math.ceil(window / multiple) * multiple)
@@ -423,6 +437,9 @@ def predict_tiled(
 def predict_tiled_array(image: np.ndarray, model_fn: Callable[[np.ndarray], np.ndarray], *, n_out: int,
                         **kwargs) -> np.ndarray:
     """:func:`predict_tiled` on an in-memory (C, H, W) array, returning (n_out, H, W) float32."""
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise DevolensError(f"expected a (C, H, W) image (channels first), got shape {image.shape}")
     c, h, w = image.shape
     out = np.empty((n_out, h, w), np.float32)
 

@@ -23,6 +23,7 @@ the artifact.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -34,9 +35,9 @@ from devolens.errors import DevolensError
 from devolens.io.atomic import write_csv, write_text
 from devolens.io.images import read_image, write_label_tif, write_png
 from devolens.render.artifacts import apply_frame_artifact, plan_artifacts
-from devolens.render.geometry import embryo_geometry, random_pose
+from devolens.render.geometry import cached, embryo_geometry, random_pose
 from devolens.render.membranes import MembraneParams, render_membrane_frame
-from devolens.render.nuclei import LETTERS, render_nuclei_frame
+from devolens.render.nuclei import LETTERS, _by_time, _whole, check_table, frame_size, render_nuclei_frame
 from devolens.render.optics import OpticsParams
 
 __all__ = ["render_dataset", "select_times", "simulate_tables", "FRAMES_COLUMNS", "frame_name"]
@@ -64,13 +65,18 @@ def select_times(table: pd.DataFrame, times: Sequence[int] | None = None, every:
     DevolensError
         ``every`` < 1, or a requested time point absent from the table.
     """
-    if every < 1:
-        raise DevolensError(f"--every must be at least 1, got {every}")
-    present = np.unique(pd.DataFrame(table, copy=False)["time"].to_numpy()).astype(int).tolist()
+    if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise DevolensError(f"--every must be a whole number >= 1, got {every!r}")
+    present = sorted(cached(table, "by_time", _by_time))  # checks the time column (NaN, 1.5: an error)
     if times is None:
         chosen = present
     else:
-        missing = sorted(set(int(t) for t in times) - set(present))
+        if isinstance(times, (str, bytes)) or not isinstance(times, Iterable):
+            raise DevolensError(f"times must be a list of time points (e.g. [{times!r}]), got {type(times).__name__}")
+        times = [_whole(t, "a time point") for t in times]
+        if not times:
+            raise DevolensError("times is empty: no time points to render (None renders them all)")
+        missing = sorted(set(times) - set(present))
         if missing:
             lo, hi = (present[0], present[-1]) if present else (None, None)
             raise DevolensError(
@@ -194,26 +200,35 @@ def render_dataset(
     """
     if isinstance(tables, pd.DataFrame):
         tables = [tables]
+    if isinstance(tables, (str, Path, pd.Series)) or not isinstance(tables, Iterable):
+        raise DevolensError("tables must be a tidy lineage table (pandas DataFrame, e.g. from devolens.io.tables."
+                            f"read_table) or a list of them, got {type(tables).__name__}")
     tables = list(tables)
     if not tables:
         raise DevolensError("no tables to render")
+    if not isinstance(out, (str, os.PathLike)) or str(out) == "":  # Path("") is the current folder
+        raise DevolensError(f"out must be the path of the output folder (str or Path), got {out!r}")
     if kind not in KINDS:
         raise DevolensError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if not 0.0 <= float(artifacts) <= 1.0:
-        raise DevolensError(f"artifact rate must be in [0, 1], got {artifacts}")
-    h, w = int(size[0]), int(size[1])
-    if h < 16 or w < 16 or h > 8192 or w > 8192:
+    if isinstance(artifacts, (bool, np.bool_)) or not isinstance(artifacts, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= float(artifacts) <= 1.0:
+        raise DevolensError(f"artifact rate must be in [0, 1], got {artifacts!r}")
+    h, w = frame_size(size)
+    if h < 16 or w < 16:
         raise DevolensError(f"frame size must be within 16..8192 pixels, got {h} x {w}")
     if pose not in ("default", "random"):
         raise DevolensError(f"pose must be 'default' or 'random', got {pose!r}")
     if vary not in ("embryo", "frame"):
         raise DevolensError(f"vary must be 'embryo' or 'frame', got {vary!r}")
-    if workers < 1:
-        raise DevolensError(f"workers must be at least 1, got {workers}")
+    workers = _whole(workers, "workers", 1)
+    _whole(seed, "seed", 0)
+    if video and (isinstance(fps, (bool, np.bool_)) or not isinstance(fps, (int, float, np.integer, np.floating))
+                  or not (np.isfinite(fps) and fps > 0)):
+        raise DevolensError(f"fps must be a positive number of frames per second, got {fps!r}")
+    if progress is not None and not callable(progress):
+        raise DevolensError(f"progress must be a function progress(done, total) or None, got {progress!r}")
     for t in tables:
-        missing = [c for c in ("time", "cell", "x", "y", "z", "size") if c not in t.columns]
-        if missing:
-            raise DevolensError(f"table lacks column(s) {', '.join(missing)}", path=t.attrs.get("source"))
+        check_table(t)
         if len(t) == 0:
             raise DevolensError("table is empty", path=t.attrs.get("source"))
     plans = [select_times(t, times, every) for t in tables]  # validates before writing
