@@ -9,7 +9,7 @@ import typer
 
 _TRAIN_HELP = """Train a model from a RECIPE (YAML, see recipes/) on a data folder.
 
-DATA is the output of `devolens render` (frames.csv, frames/, labels/) or a folder with images/ and masks/ (or labels/) matched by file name.
+DATA is the output of `devolens render` (frames.csv, frames/, labels/), a folder with images/ and masks/ (or labels/) matched by file name (img_000.tif + img_000_masks.tif; sub-folders too), or images with their masks beside them (cellpose's layout).
 
 Writes to RUN: history.csv, sample_losses.csv, checkpoint.safetensors/.json (last epoch, for --resume), best.safetensors/.json (best epoch), history.png, progress.gif, split.csv, run.json.
 
@@ -184,7 +184,8 @@ def tune_cmd(
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the recipe's name)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
 ) -> None:
-    """Tune a recipe's hyper-parameters with Optuna (resumable; best trial exported as a recipe)."""
+    """Tune a recipe's hyper-parameters with Optuna (resumable with the same recipe and data; best trial exported
+    as a recipe)."""
     import torch
 
     from devolens.cli._common import console, out as stdout, progress_bar

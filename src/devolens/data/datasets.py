@@ -36,7 +36,8 @@ TARGETS = ("semantic", "boundary", "classes")
 # ----------------------------------------------------------------------------- reading
 def read_image(path: str | Path) -> np.ndarray:
     """Read a PNG/JPEG/TIFF image (via :func:`devolens.io.images.read_image`) as HxW or
-    HxWxC; a channels-first TIFF (C, H, W with C <= 4) is moved to channels-last."""
+    HxWxC; a channels-first TIFF (C, H, W with C <= 4) is moved to channels-last. NaN or infinite
+    values (float images) are refused."""
     from devolens.io.images import read_image as _read
 
     arr = np.asarray(_read(path))
@@ -45,7 +46,103 @@ def read_image(path: str | Path) -> np.ndarray:
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] <= 4)):
         raise DevolensError(f"not a 2-D image (array of shape {arr.shape}: a z-stack or timelapse?): training takes "
                             "one plane per file; save a projection or each plane as its own image", path=path)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():  # else the loss is NaN, read as a diverged training
+        raise DevolensError("NaN or infinite pixel values (outside a registered or deconvolved field?): replace them "
+                            "with numbers first (Fiji: Process > Math > Remove NaNs)", path=path)
     return arr
+
+
+def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = False) -> np.ndarray:
+    """Read a mask (label image) as an ``HxW`` array of integer labels, 0 the background.
+
+    Masks come in many forms from annotation tools, and each is read for what it means:
+
+    - a paletted (indexed-colour) PNG, GIF or BMP: the palette indices (the labels the tool drew),
+      not the colours they are shown in;
+    - a colour image (RGB or RGBA: a label image saved coloured): each colour is one label, black and
+      fully transparent pixels background; an image whose channels are equal is read as grey;
+    - integers of any width, or floats holding whole numbers: the values; labels of 65536 and above
+      (or a signed or 64-bit image) are renumbered 1, 2, 3... in order, so that no two objects merge.
+
+    Parameters
+    ----------
+    path : str or Path
+        PNG, TIFF or BMP file.
+    kinds : list, optional
+        ``"palette"`` or ``"colour"`` is appended for such masks (the caller's notes).
+    classes : bool
+        The mask holds class ids (target ``classes``): a colour mask is refused (its colours give no
+        class numbers); values stay as they are.
+
+    Returns
+    -------
+    ndarray
+        ``HxW`` uint8 or uint16 (int32 beyond 65535 objects).
+
+    Raises
+    ------
+    DevolensError
+        A JPEG mask (lossy compression changes the labels at every edge), negative or fractional
+        values (a probability map, a mask resized with interpolation), or not one plane.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        raise DevolensError("a mask saved as JPEG: its lossy compression changes the labels at every edge; save "
+                            "masks as PNG or TIFF", path=path)
+    arr = None
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        try:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                if im.mode == "P":
+                    arr = np.asarray(im).copy()  # the palette indices
+                    if kinds is not None:
+                        kinds.append("palette")
+        except Exception:  # not readable here: read_image says why
+            arr = None
+    if arr is None:
+        arr = read_image(path)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.ndim == 3:
+        c = arr.shape[-1]
+        if c not in (3, 4) and c != 1:
+            raise DevolensError(f"a mask with {c} channels: save the label image as one plane", path=path)
+        clear = arr[..., 3] == 0 if c == 4 else None
+        rgb = arr[..., :3] if c >= 3 else arr
+        if all(np.array_equal(rgb[..., 0], rgb[..., k]) for k in range(1, rgb.shape[-1])):
+            arr = rgb[..., 0].copy()
+        elif classes:
+            raise DevolensError("a colour mask, whose colours say no class number: save the class ids (0, 1, 2...) "
+                                "as a grey or paletted image", path=path)
+        else:  # a coloured label image: one label per colour, black is the background
+            colours, inverse = np.unique(rgb.reshape(-1, rgb.shape[-1]), axis=0, return_inverse=True)
+            ids = np.arange(1, len(colours) + 1, dtype=np.int64)
+            ids[(colours == 0).all(axis=1)] = 0
+            arr = ids[inverse.ravel()].reshape(rgb.shape[:2])
+            if kinds is not None:
+                kinds.append("colour")
+        if clear is not None:
+            arr = np.where(clear, 0, arr)
+    if np.issubdtype(arr.dtype, np.floating):  # finite: read_image refuses NaN
+        if not np.array_equal(arr, np.round(arr)):
+            raise DevolensError("a mask with fractional values (a probability map, or a mask resized with "
+                                "interpolation?); labels are whole numbers: 0 for background and 1, 2, 3... per "
+                                "object", path=path)
+        arr = arr.astype(np.int64)
+    if arr.dtype in (np.uint8, np.uint16):
+        return arr
+    low = int(arr.min(initial=0))
+    if low < 0:
+        raise DevolensError(f"a mask with negative values (down to {low}); labels are 0 for background and 1, 2, "
+                            "3... per object: set the pixels to leave out to 0", path=path)
+    if int(arr.max(initial=0)) < 65536 or classes:
+        return arr.astype(np.uint16 if int(arr.max(initial=0)) < 65536 else np.int32)
+    from skimage.segmentation import relabel_sequential
+
+    lab = relabel_sequential(arr.astype(np.int64))[0]
+    return lab.astype(np.uint16 if lab.max(initial=0) < 65536 else np.int32)
 
 
 def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
@@ -158,12 +255,39 @@ def _pad_to(arr: np.ndarray, multiple: int) -> np.ndarray:
     return np.pad(arr, pad)
 
 
+def pad_collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """``torch``'s default collation for samples of different sizes (images of several cameras or crops
+    in one folder): each sample's image, target, labels and distance are padded at the bottom and right
+    to the largest height and width in the batch, with zeros (a dark image, background, no object)."""
+    from torch.utils.data import default_collate
+
+    shapes = {tuple(item["image"].shape[-2:]) for item in batch if torch.is_tensor(item.get("image"))}
+    if len(shapes) <= 1:
+        return default_collate(batch)
+    h, w = max(s[0] for s in shapes), max(s[1] for s in shapes)
+    padded = []
+    for item in batch:
+        item = dict(item)
+        ih, iw = item["image"].shape[-2:]
+        for key, val in item.items():
+            if torch.is_tensor(val) and val.ndim >= 2 and tuple(val.shape[-2:]) == (ih, iw):
+                item[key] = torch.nn.functional.pad(val, (0, w - iw, 0, h - ih))
+        padded.append(item)
+    return default_collate(padded)
+
+
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """A reproducible 32-bit seed for one sample in one epoch (for augmentation/rendering)."""
     return zlib.crc32(f"{int(seed)}:{int(epoch)}:{int(index)}".encode()) & 0x7FFFFFFF
 
 
 # ----------------------------------------------------------------------------- indexing
+#: how an image's name may end where its mask's name lacks it (cellpose's ``000_img.png`` + ``000_masks.png``)
+IMAGE_NAME_SUFFIXES = ("_img", "_image", "_raw")
+#: folders that hold no data of the user's (macOS zip extraction, recycle bins, napari/Fiji caches)
+_SKIP_DIRS = ("__MACOSX", "$RECYCLE.BIN", "__pycache__")
+
+
 def _mask_stem(stem: str) -> str:
     for suf in MASK_SUFFIXES:
         if stem.endswith(suf):
@@ -171,8 +295,21 @@ def _mask_stem(stem: str) -> str:
     return stem
 
 
-def _list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+def _is_mask_name(stem: str) -> bool:
+    return _mask_stem(stem) != stem
+
+
+def _list_images(folder: Path, recursive: bool = True) -> list[Path]:
+    """The image files of ``folder`` (and, with ``recursive``, of its sub-folders), sorted; hidden files and
+    folders (``.DS_Store``, macOS ``._x.png`` copies, ``.git``) and system folders (``__MACOSX``) are skipped."""
+    found = []
+    for p in (folder.rglob("*") if recursive else folder.iterdir()):
+        parts = p.relative_to(folder).parts
+        if any(x.startswith(".") or x in _SKIP_DIRS for x in parts):
+            continue
+        if p.suffix.lower() in IMAGE_EXTS and p.is_file():
+            found.append(p)
+    return sorted(found)
 
 
 @dataclass
@@ -188,8 +325,11 @@ def find_pairs(image_dir: str | Path, mask_dir: str | Path) -> PairIndex:
     """Match images to masks by file name.
 
     ``images/x.png`` matches ``masks/x.png``, ``masks/x.tif``, ``labels/x_labels.tif``,
-    ``x_mask.png``, ... (the mask's stem minus a suffix such as ``_labels`` or ``_mask``
-    equals the image's stem; the extension is free).
+    ``x_mask.png``, ``x_seg.png``, ... (the mask's stem, or its stem minus a suffix such as ``_labels``,
+    ``_masks`` or ``_mask``, equals the image's stem; the extension is free); ``x_img.png`` also
+    matches ``x_masks.png`` (cellpose's names). Sub-folders are searched too, and an image in
+    ``images/A/`` matches a mask in ``masks/A/``. When ``image_dir`` and ``mask_dir`` are one folder
+    (cellpose's layout: ``x.tif`` beside ``x_masks.tif``), the files named like masks are the masks.
 
     Parameters
     ----------
@@ -200,24 +340,55 @@ def find_pairs(image_dir: str | Path, mask_dir: str | Path) -> PairIndex:
     -------
     PairIndex
         ``pairs`` sorted by image name, and the unmatched files on either side.
+
+    Raises
+    ------
+    DevolensError
+        A folder is missing, or a name is ambiguous: two masks for one image (``x_mask.png`` and
+        ``x_masks.tif``), or two images for one mask (``x.png`` and ``x.tif``), which would pair a
+        mask with the wrong image.
     """
     image_dir, mask_dir = Path(image_dir), Path(mask_dir)
     for d in (image_dir, mask_dir):
         if not d.is_dir():
             raise DevolensError("folder not found", path=d)
-    masks: dict[str, Path] = {}
-    for m in _list_images(mask_dir):
-        masks.setdefault(_mask_stem(m.stem), m)
+    same = image_dir.resolve() == mask_dir.resolve()
+    mask_files = _list_images(mask_dir)
+    image_files = _list_images(image_dir)
+    if same:
+        mask_files = [m for m in mask_files if _is_mask_name(m.stem)]
+        image_files = [i for i in image_files if not _is_mask_name(i.stem)]
+    exact: dict[tuple[Path, str], list[Path]] = {}  # (sub-folder, stem) -> masks of that very name
+    suffixed: dict[tuple[Path, str], list[Path]] = {}  # (sub-folder, stem less its mask suffix) -> masks
+    for m in mask_files:
+        sub = m.parent.relative_to(mask_dir)
+        exact.setdefault((sub, m.stem), []).append(m)
+        if _is_mask_name(m.stem):
+            suffixed.setdefault((sub, _mask_stem(m.stem)), []).append(m)
     out = PairIndex()
-    used: set[Path] = set()
-    for img in _list_images(image_dir):
-        m = masks.get(img.stem)
-        if m is None:
+    owner: dict[Path, Path] = {}
+    for img in image_files:
+        sub = img.parent.relative_to(image_dir)
+        bases = [img.stem] + [img.stem[: -len(s)] for s in IMAGE_NAME_SUFFIXES if img.stem.endswith(s)
+                              and len(img.stem) > len(s)]
+        named = exact.get((sub, img.stem), []) + [m for b in bases for m in suffixed.get((sub, b), [])]
+        cands = list(dict.fromkeys(named))  # once each, in order
+        if not cands:
             out.unmatched_images.append(img)
-        else:
-            out.pairs.append((img, m))
-            used.add(m)
-    out.unmatched_masks = sorted(set(masks.values()) - used)
+            continue
+        if len(cands) > 1:
+            names = ", ".join(str(c.relative_to(mask_dir.parent)) for c in cands)
+            raise DevolensError(f"{len(cands)} masks match {img.relative_to(image_dir.parent)} ({names}): which one "
+                                "annotates it is unclear; keep one mask per image (move the others out of the folder)",
+                                path=mask_dir)
+        m = cands[0]
+        if m in owner:
+            raise DevolensError(f"{owner[m].relative_to(image_dir.parent)} and {img.relative_to(image_dir.parent)} "
+                                f"share a name, so both would take the mask {m.relative_to(mask_dir.parent)}: rename "
+                                "one (and its mask) or move it out of the folder", path=image_dir)
+        owner[m] = img
+        out.pairs.append((img, m))
+    out.unmatched_masks = sorted(set(mask_files) - set(owner))
     return out
 
 
@@ -229,6 +400,48 @@ def _group_of(stem: str) -> str:
     return m.group("embryo") if m else stem
 
 
+def _pair_group(path: Path, folder: Path) -> str:
+    """The group of an image of a folder-pairs layout: ``<embryo>`` of ``<embryo>_tNNN``, else the file's stem;
+    in a sub-folder (``images/embryoA/t001.png``), the sub-folder (and the ``<embryo>`` its name gives)."""
+    sub = path.parent.relative_to(folder)
+    if sub == Path("."):
+        return _group_of(path.stem)
+    m = _EMBRYO_RE.match(path.stem)
+    return sub.as_posix() + (f"/{m.group('embryo')}" if m else "")
+
+
+def _parent_hint(root: Path) -> str:
+    """`` (here PARENT)`` when ``root`` is itself an images or masks folder (``--data my_data/images``)."""
+    if root.name.lower() in ("images", "imgs", "frames", "masks", "labels", "label"):
+        return f" (here {root.parent})"
+    return ""
+
+
+def _no_pairs(root: Path, img_dir: Path, mask_dir: Path) -> DevolensError:
+    """Why no image found its mask: what each folder holds, and how a mask is named."""
+    def held(folder: Path, files: list[Path]) -> str:
+        if files:
+            return f"{len(files)} image file{'s' if len(files) != 1 else ''}, e.g. {files[0].relative_to(folder)}"
+        others = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+        return "no image file" + (f" ({len(others)} other entr{'ies' if len(others) != 1 else 'y'}, e.g. {others[0]})"
+                                  if others else "")
+
+    same = img_dir.resolve() == mask_dir.resolve()
+    imgs = [p for p in _list_images(img_dir) if not (same and _is_mask_name(p.stem))]
+    masks = [p for p in _list_images(mask_dir) if not same or _is_mask_name(p.stem)]
+    if same and not imgs:
+        return DevolensError(f"this folder holds masks only ({len(masks)}, e.g. {masks[0].relative_to(root)}), no "
+                             f"image: --data is the folder that holds images/ and masks/{_parent_hint(root)}", path=root)
+    where = (f"{img_dir.name}/ holds {held(img_dir, imgs)}; {mask_dir.name}/ holds {held(mask_dir, masks)}"
+             if not same else f"the folder holds {held(img_dir, imgs)} and {len(masks)} masks")
+    npy = next(iter(sorted(mask_dir.rglob("*_seg.npy"))), None)
+    more = (f"; cellpose's {npy.name} files are not read: save the masks as images (cellpose: File > Save masks "
+            "as PNG/tif)") if npy is not None else ""
+    return DevolensError(f"no image has a mask with the same name ({where}): a mask is named like its image, "
+                         f"optionally with _masks, _labels, _mask or _seg before the extension (img_000.png + "
+                         f"img_000_masks.tif){more}", path=root)
+
+
 def index_dataset(root: str | Path) -> pd.DataFrame:
     """Index a training folder as a table of samples.
 
@@ -237,9 +450,12 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
     - render output (``devolens render``): ``frames.csv`` with columns
       ``file,time,embryo,A,E,M,P,C,D,Z,total,artifact``, images ``frames/tNNN.png`` and
       labels ``labels/tNNN_labels.tif``;
-    - folder pairs: ``images/`` (or ``frames/``) beside ``masks/`` (or ``labels/``),
-      matched by name (see :func:`find_pairs`). The group of ``<embryo>_tNNN.png`` is
-      ``<embryo>``, otherwise the file's stem.
+    - folder pairs: ``images/`` (or ``frames/``) beside ``masks/`` (or ``labels/``; ``Images/``
+      and ``Masks/`` too), sub-folders included, or images with their masks beside them in
+      ``root`` (``x.tif`` + ``x_masks.tif``, cellpose's layout), matched by name (see
+      :func:`find_pairs`). The group of
+      ``<embryo>_tNNN.png`` is ``<embryo>``, otherwise the file's stem; the group of an image in a
+      sub-folder is the sub-folder (``images/embryoA/t001.png``: ``embryoA``).
 
     Returns
     -------
@@ -250,6 +466,9 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
         files without a partner (relative paths) and ``df.attrs["layout"]`` the layout.
     """
     root = Path(root)
+    if root.is_file():
+        what = "a zip file: unpack it, then give" if root.suffix.lower() == ".zip" else "a file, not a folder: give"
+        raise DevolensError(f"{what} the folder that holds images/ and masks/ (or a render's frames.csv)", path=root)
     if not root.is_dir():
         raise DevolensError("data folder not found", path=root)
     csv = root / "frames.csv"
@@ -282,22 +501,28 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
         df.attrs["unmatched"] = [str(Path(f).relative_to(root)) for f in df["image"][df["labels"].isna()]]
         df.attrs["layout"] = "render"
         return df.reset_index(drop=True)
-    img_dir = next((root / n for n in ("images", "frames", "imgs") if (root / n).is_dir()), None)
-    mask_dir = next((root / n for n in ("masks", "labels", "label") if (root / n).is_dir()), None)
+    folders: dict[str, Path] = {}
+    for d in sorted(root.iterdir()):  # Images/ and Masks/ too (names as Windows and macOS users write them)
+        if d.is_dir():
+            folders.setdefault(d.name.lower(), d)
+    img_dir = next((folders[n] for n in ("images", "frames", "imgs") if n in folders), None)
+    mask_dir = next((folders[n] for n in ("masks", "labels", "label") if n in folders), None)
+    if img_dir is None and mask_dir is None and any(_is_mask_name(p.stem) for p in _list_images(root, False)):
+        img_dir = mask_dir = root  # cellpose's layout: x.tif beside x_masks.tif
     if img_dir is None or mask_dir is None:
         raise DevolensError(
-            "no training data: expected frames.csv (render output) or images/ and masks/ (or labels/) folders",
-            path=root,
-        )
+            "no training data: expected frames.csv (render output), images/ and masks/ (or labels/) folders, or "
+            "images with their masks beside them (x.tif + x_masks.tif)"
+            + (f"; --data is the folder that holds them{_parent_hint(root)}" if _parent_hint(root) else ""), path=root)
     idx = find_pairs(img_dir, mask_dir)
     if not idx.pairs:
-        raise DevolensError(f"no image in {img_dir.name}/ has a mask in {mask_dir.name}/ with the same name", path=root)
+        raise _no_pairs(root, img_dir, mask_dir)
     rows = [
-        {"sample": str(i.relative_to(root)), "image": str(i), "labels": str(m), "group": _group_of(i.stem)}
+        {"sample": i.relative_to(root).as_posix(), "image": str(i), "labels": str(m), "group": _pair_group(i, img_dir)}
         for i, m in idx.pairs
     ]
     df = pd.DataFrame(rows)
-    df.attrs["unmatched"] = [str(p.relative_to(root)) for p in idx.unmatched_images + idx.unmatched_masks]
+    df.attrs["unmatched"] = [p.relative_to(root).as_posix() for p in idx.unmatched_images + idx.unmatched_masks]
     df.attrs["layout"] = "pairs"
     return df
 
@@ -535,7 +760,11 @@ class SegmentationDataset(_Base):
         img = read_image(self.images[i])
         if self.labels[i] is None:
             raise DevolensError("no label image for this frame", path=self.images[i])
-        lab = read_image(self.labels[i])
+        lab = read_mask(self.labels[i], classes=self.target == "classes")
+        if lab.shape[:2] != img.shape[:2]:  # the files' own sizes, before any resizing
+            raise DevolensError(f"image and mask differ in size ({img.shape[1]}x{img.shape[0]} and {lab.shape[1]}x"
+                                f"{lab.shape[0]} pixels: {self._source(i)}); a mask has its image's size, pixel for "
+                                "pixel (a mask of another image, or one resized?)")
         blobs = thresholded(lab) if self.target != "classes" else None
         if blobs is not None:  # a thresholded mask (0/255): one instance per connected blob
             lab = blobs

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -271,10 +272,17 @@ def _check_value(key: str, f: Field, v: Any) -> Any:
     return v
 
 
+#: unknown keys that name a data location (``data.path``, ``data_dir``, ``train_images``...)
+_DATA_KEY = re.compile(r"(^|_)(path|paths|dir|dirs|folder|root|images|masks|dataset)($|_)|^data_|_data$", re.I)
+
+
 def _validate(section: dict, schema: dict, prefix: str) -> dict:
     out: dict[str, Any] = {}
     for key in section:
         if key not in schema:
+            if _DATA_KEY.search(str(key)):  # the data folder written into the recipe
+                raise DevolensError(f"unknown key '{prefix}{key}': a recipe holds no data paths; give the data folder "
+                                    "on the command line (devolens train RECIPE --data DIR --out RUN)")
             hint = difflib.get_close_matches(str(key), list(schema), n=1)
             extra = f" (did you mean '{prefix}{hint[0]}'?)" if hint else f" (known: {', '.join(schema)})"
             raise DevolensError(f"unknown key '{prefix}{key}'{extra}")

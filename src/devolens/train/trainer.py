@@ -41,7 +41,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 
 from devolens.data.augment import build_augment
-from devolens.data.datasets import PopulationDataset, SegmentationDataset, index_dataset, split_by_group, time_blocks
+from devolens.data.datasets import (PopulationDataset, SegmentationDataset, index_dataset, pad_collate,
+                                    split_by_group, time_blocks)
 from devolens.errors import DevolensError
 from devolens.io.atomic import atomic_path, missing_folders, remove_made, write_csv, write_text
 from devolens.models.architectures import build_model, build_regressor, save_model
@@ -283,11 +284,23 @@ def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
     if len(df) < 2:
         raise DevolensError(f"need at least 2 samples to train and validate, found {len(df)}", path=data_dir)
     if recipe["task"] == "segmentation" and d["target"] != "classes":
-        from devolens.data.datasets import thresholded
-        from devolens.io.images import read_image
+        from devolens.data.datasets import read_mask, thresholded
 
         looked = df["labels"].head(5)
-        binary = [p for p in looked if thresholded(read_image(p)) is not None]
+        kinds: list[str] = []
+        masks = [read_mask(p, kinds) for p in looked]
+        binary = [p for p, m in zip(looked, masks) if thresholded(m) is not None]
+        empty = sum(not m.any() for m in masks)
+        if empty:
+            why = ""
+            if empty == len(looked):
+                why = (": the network learns only background from them; check that these are the annotated masks (a "
+                       "16-bit label image converted to 8-bit with scaling turns small labels to 0)")
+            verb = "holds" if empty == 1 else "hold"
+            notes.append(f"{empty} of the first {len(looked)} masks {verb} no object (all 0){why}")
+        if "colour" in kinds:
+            notes.append(f"{kinds.count('colour')} of the first {len(looked)} masks are colour images: each colour is "
+                         "taken as one object, black as the background")
         if binary:
             notes.append(f"{len(binary)} of the first {len(looked)} masks hold one value for every object (a "
                          f"thresholded mask, e.g. {Path(binary[0]).name}): each connected blob is taken as one "
@@ -384,7 +397,7 @@ def _autocast(amp: str, device: torch.device | str = "cpu"):
     return contextlib.nullcontext()
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str = "auto", option: str = "train.device") -> torch.device:
     """The device of a recipe's ``train.device``: ``auto`` is the first CUDA GPU when PyTorch
     sees one, else the CPU (:func:`devolens.predict.devices.resolve_device`).
 
@@ -395,7 +408,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     """
     from devolens.predict.devices import resolve_device as resolve
 
-    return torch.device(resolve(name, "train.device"))
+    return torch.device(resolve(name, option))
 
 
 def _loss_fn(recipe: dict, train_ds: Dataset):
@@ -599,7 +612,7 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     model.eval()
     device = next(model.parameters()).device  # batches go where the model is; metrics are computed on the CPU
     seg = recipe["task"] == "segmentation"
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0, collate_fn=pad_collate)
     losses: list[float] = []
     out: dict[str, float] = {}
     kept: dict[str, list] = {"image": [], "truth": [], "pred": [], "truth_labels": [], "pred_labels": []}
@@ -687,8 +700,39 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
             out["val_count_mae"] = M.count_error(p[:, j], t[:, j])["mae"]
     res: dict[str, Any] = {"metrics": out}
     if keep and seg and kept["image"]:
-        res["samples"] = {k2: np.stack(v) for k2, v in kept.items()}
+        res["samples"] = {k2: _stack_padded(v) for k2, v in kept.items()}
     return res
+
+
+def _batches(loader):
+    """The batches of ``loader``; a :class:`DevolensError` raised in a worker process (``train.num_workers``: a
+    bad mask, a corrupt image) comes out as its own one line, not inside the worker's traceback, which PyTorch
+    puts into the message of the error it raises again."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except DevolensError as exc:
+            text = str(exc)
+            if "Original Traceback" not in text:
+                raise
+            shutdown = getattr(it, "_shutdown_workers", None)  # now: else the exit waits seconds for them
+            if shutdown is not None:
+                shutdown()
+            last = text.rstrip().splitlines()[-1]
+            prefix = f"{DevolensError.__module__}.{DevolensError.__qualname__}: "
+            raise DevolensError(last[len(prefix):] if last.startswith(prefix) else last) from None
+        yield batch
+
+
+def _stack_padded(arrays: list[np.ndarray]) -> np.ndarray:
+    """``np.stack`` of arrays whose first two axes may differ (samples of several sizes): each padded with
+    zeros at the bottom and right to the largest."""
+    h = max(a.shape[0] for a in arrays)
+    w = max(a.shape[1] for a in arrays)
+    return np.stack([np.pad(a, [(0, h - a.shape[0]), (0, w - a.shape[1])] + [(0, 0)] * (a.ndim - 2)) for a in arrays])
 
 
 def _on(device: torch.device, *tensors):
@@ -839,7 +883,8 @@ def train(
         ``recipe`` differs (to use them, train a new run). The data must be those the run was
         trained on (same samples, same files, wherever the folder now is; checked against the
         fingerprint in ``run.json`` and ``split.csv``), else a :class:`DevolensError`. A run that
-        has trained its epochs already is returned as it is, with ``complete`` set.
+        has trained its epochs already is returned as it is, with ``complete`` set (its data are
+        checked all the same: other data are refused).
     epochs : int, optional
         Override ``train.epochs`` (total epochs, counted from the start of the run).
     prune_top : float, optional
@@ -923,8 +968,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         if not 0 <= prune_top < 100:
             raise DevolensError(f"--prune-top must be in [0, 100) percent, got {prune_top}")
         rec["train"]["prune_top"] = float(prune_top)
+    option = "train.device"
     if device is not None:
-        rec["train"]["device"] = str(device)
+        rec["train"]["device"], option = str(device), "--device"
     T = rec["train"]
     names = metric_names(rec)
     monitor, mode = T["monitor"], T["monitor_mode"]
@@ -933,10 +979,12 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                             f"{', '.join(n for n in names if n not in ('epoch', 'n_train', 'seconds'))}")
     if T["threads"]:
         torch.set_num_threads(int(T["threads"]))
-    device = resolve_device(T["device"])
+    device = resolve_device(T["device"], option)
     if resume:
         done = _epochs_done(ckpt)
         if done >= int(T["epochs"]):  # nothing to train: the run as it is (the caller says how to go on)
+            if data_path is not None:  # yet not on other data than it was trained on: say so now
+                _check_same_data(out, build_data(rec, data), data_path)
             return _finished_run(out, rec, names, done, device)
     seed = int(rec["seed"])
     seed_everything(seed)
@@ -991,7 +1039,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         write_csv(bundle.split, out / "split.csv")
     notes = list(bundle.notes)
     if bundle.unmatched:
-        notes.append(f"{len(bundle.unmatched)} files without a partner (listed in run.json)")
+        n = len(bundle.unmatched)
+        notes.append(f"{n} file{'s' if n != 1 else ''} without a partner, not used (e.g. {bundle.unmatched[0]}; "
+                     "listed in run.json)")
     if info is not None:  # before the first epoch: what is about to run, and what was noticed in the data
         info(f"{len(train_ds)} training and {len(val_ds)} validation samples; device {device}")
         want = float(rec["data"]["val_fraction"])
@@ -1040,11 +1090,12 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             loader = DataLoader(train_ds, batch_size=bs, num_workers=int(T["num_workers"]))
         else:
             loader = DataLoader(Subset(train_ds, order.tolist()), batch_size=bs, shuffle=False,
-                                num_workers=int(T["num_workers"]), pin_memory=device.type == "cuda")
+                                num_workers=int(T["num_workers"]), pin_memory=device.type == "cuda",
+                                collate_fn=pad_collate)  # images of several sizes: padded to the batch's largest
         model.train()
         lr_now = float(opt.param_groups[0]["lr"])
         run_loss, n_seen = 0.0, 0
-        for step, batch in enumerate(loader):
+        for step, batch in enumerate(_batches(loader)):
             if T["max_batches"] and step >= T["max_batches"]:
                 break
             x, target, distance = _on(device, batch["image"], batch["target"], batch.get("distance"))

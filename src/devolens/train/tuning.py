@@ -8,8 +8,10 @@ The study is stored in SQLite (``sqlite:///OUT/study.db``) or any SQLAlchemy URL
 several machines can share it; running again resumes it (``load_if_exists``). The best
 trial is exported as a recipe YAML (``OUT/best_recipe.yaml``).
 
-The study keeps the recipe it tunes (user attribute ``devolens_recipe``): resuming it with
-another recipe is refused, since its trials and best parameters belong to the first one.
+The study keeps the recipe it tunes (user attribute ``devolens_recipe``) and a fingerprint of the data
+it tunes on (``devolens_data``, as a training run's ``run.json``): resuming it with another recipe or
+on other data is refused, since its trials and best parameters belong to the first ones (the same
+data moved or copied elsewhere resume).
 The data are checked before the study is made, and a call that made ``OUT`` and fails
 before any trial finished removes it again (an empty folder, a study.db of failed trials).
 Optuna's own log lines are off below errors: a failing trial stops the study with a one-line
@@ -34,6 +36,8 @@ from devolens.train.recipe import differences, listed, dump_recipe, load_recipe,
 
 #: user attribute of a study holding the recipe it tunes (JSON)
 RECIPE_ATTR = "devolens_recipe"
+#: user attribute of a study holding the data it tunes on (JSON: path, samples, fingerprint)
+DATA_ATTR = "devolens_data"
 #: recipe keys that may change between calls on one study: how many trials, its name (--study names the
 #: study), and where and how fast trials run
 FREE_KEYS = ("name", "tune.trials", "train.device", "train.threads", "train.num_workers")
@@ -125,7 +129,7 @@ def tune(
     ------
     DevolensError
         Bad recipe or options, unusable data, a study that cannot be opened, optimises the other
-        way or tunes another recipe, or a trial that failed (the study stops there).
+        way, tunes another recipe or on other data, or a trial that failed (the study stops there).
     """
     out = Path(out)
     where = Path(os.path.abspath(out))  # '..' resolved by name: the folders made are the ones named
@@ -163,7 +167,7 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     if n_total < 1:
         raise DevolensError(f"--trials must be >= 1, got {n_total}")
     check_run_folder(out, data, resume=True)  # a folder, not the data folder nor one holding it
-    build_data(res, data)  # bad data are reported now, not as a failed trial in a new study
+    bundle = build_data(res, data)  # bad data are reported now, not as a failed trial in a new study
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or default_storage(out)
     name = study_name or base["name"]
@@ -177,6 +181,7 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     if study.direction.name.lower() != direction:
         raise DevolensError(f"study {name!r} optimises {study.direction.name.lower()}, the recipe asks to {direction}")
     _same_recipe(study, base, name, storage)
+    _same_data(study, bundle, Path(data), name, storage)
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     n_done = len(study.get_trials(deepcopy=False, states=states))
     n_new = max(0, n_total - n_done)
@@ -260,3 +265,31 @@ def _same_recipe(study, base: dict, name: str, storage: str) -> None:
         raise DevolensError(f"study {name!r} in {storage} tunes another recipe (it differs in {keys}): its trials "
                             "and best parameters belong to that one; give another --out (or --study) for this "
                             "recipe, or the study's recipe to go on with it")
+
+
+def _same_data(study, bundle, data: Path, name: str, storage: str) -> None:
+    """Refuse to go on with a study tuned on other data; record the data of a new study.
+
+    The data are compared by the fingerprint of their samples (names and file contents,
+    :func:`devolens.train.trainer.data_fingerprint`), so the same data moved or copied elsewhere (another
+    machine sharing ``--storage``) go on. A study made before the data were recorded takes the data of
+    this call from now on.
+    """
+    mine = {"path": str(data.resolve()), "samples": int(len(bundle.split)), "fingerprint": bundle.fingerprint}
+    stored = study.user_attrs.get(DATA_ATTR)
+    if stored is None:
+        if bundle.fingerprint:
+            study.set_user_attr(DATA_ATTR, json.dumps(mine))
+        return
+    try:
+        theirs = json.loads(stored)
+    except (TypeError, ValueError):
+        return
+    if not isinstance(theirs, dict) or not theirs.get("fingerprint") or not bundle.fingerprint:
+        return
+    if theirs["fingerprint"] != bundle.fingerprint:
+        how = (f"the files in {data} differ from those" if theirs.get("samples") == mine["samples"] else
+               f"{data} holds {mine['samples']} samples, the study's data {theirs.get('samples')}")
+        raise DevolensError(f"study {name!r} in {storage} was tuned on other data ({how} in {theirs.get('path')}): "
+                            "its trials and best parameters belong to those; give another --out (or --study) for "
+                            "these data, or the study's data to go on with it")
