@@ -21,7 +21,7 @@ from devolens.cli._common import FAST_HELP, PAGES_HELP, PRECISION_HELP
 from devolens.errors import DevolensError
 
 from devolens.io.atomic import StagedDir
-from devolens.io.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from devolens.io.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
 
 #: memory budget of the frames read ahead of the network (bytes)
 READ_AHEAD_BYTES = 256 << 20
@@ -51,9 +51,7 @@ class _Source:
         from devolens.io.stacks import check_stack_z
 
         check_stack_z(stack_z, "--stack-z")  # for every input: an option that does nothing silently is a trap
-        if channel is not None and path.is_file() and suffix not in (".tif", ".tiff"):
-            raise DevolensError("--channel picks a channel of a TIFF stack's C axis; this input has none (for the "
-                                "colour of an image or a video, use --color)", path=path)
+        check_channel_input(path, channel, "--channel", _CHANNEL_HINT)  # curate's rule: no TIFF, no C axis
         stack = None
         self._fps = None
         if path.is_file() and suffix in (".tif", ".tiff"):
@@ -75,9 +73,11 @@ class _Source:
             self.names = None
             self._frames, self._total = stack
         elif path.is_file() and (suffix in IMAGE_SUFFIXES or suffix == ".gif"):
-            from devolens.io.images import read_image
+            from devolens.io.images import check_image_size, read_image
 
             image = read_image(path)  # validated now: a bad file fails before any output
+            if image.ndim >= 2:  # a 1 x 752 image: refused here, naming the file (the predictor cannot)
+                check_image_size(image.shape[0], image.shape[1], path)
             self.is_video = False
             self.names = [path.name]
             self._total = 1
@@ -159,19 +159,19 @@ class _Source:
             raise DevolensError("video has no frames", path=self.path)
 
     def frame_id(self, position: int):
-        """Identifier of a frame: its position (video) or its file stem (images; the whole file name when two
-        files of the folder share a stem, ``a.png`` and ``a.tif``, whose results would otherwise overwrite
-        each other)."""
+        """Identifier of a frame: its position (video) or its file stem (images; an OME-TIFF's without ``.ome``;
+        the whole file name when two files of the folder share a stem, ``a.png`` and ``a.tif`` or ``a.ome.tif``,
+        whose results would otherwise overwrite each other)."""
         if self.is_video:
             return int(position)
         if self._stems_clash is None:
-            stems = [Path(n).stem for n in self.names]
+            stems = [image_stem(n) for n in self.names]
             self._stems_clash = len(set(stems)) < len(stems)
-        return self.names[position] if self._stems_clash else Path(self.names[position]).stem
+        return self.names[position] if self._stems_clash else image_stem(self.names[position])
 
     def label_name(self, position: int) -> str:
         if self.is_video:
-            return f"{self.path.stem}_f{position:05d}_labels.tif"
+            return f"{image_stem(self.path)}_f{position:05d}_labels.tif"
         return f"{self.frame_id(position)}_labels.tif"
 
     def overlay_name(self, position: int) -> str:
@@ -202,6 +202,8 @@ class _Source:
 
 
 AUTO_CURATE = "auto"
+#: the end of the error for --channel on an input without TIFFs (:func:`devolens.io.frames.check_channel_input`)
+_CHANNEL_HINT = " (for the colour of an image or a video, use --color)"
 
 
 def _skip_set(report: Optional[Path], input_path: Optional[Path] = None, *, stack_z: str = "project",
@@ -218,6 +220,7 @@ def _skip_set(report: Optional[Path], input_path: Optional[Path] = None, *, stac
     from devolens.curate.frames import curate_path, flagged_frames, load_report
 
     if str(report) == AUTO_CURATE and not Path(report).exists():
+        check_channel_input(input_path, channel, "--channel", _CHANNEL_HINT)  # in the command's words
         made = curate_path(input_path, progress=progress, stack_z=stack_z, channel=channel, pages=pages)
         return flagged_frames(made), made, None
     given = load_report(report)

@@ -27,6 +27,11 @@ LIVEDEAD_OUTPUTS = ("labels.tif", "objects.csv", "counts.csv", "probs.tif")
 # ----------------------------------------------------------------------------------------
 # helpers
 
+#: how a well saved as PNG, JPEG or BMP is read (devolens.data.tiling.read_colour_image)
+_COLOUR_WELL = ("an RGB PNG, JPEG or BMP with Hoechst in blue and Draq7 in red (green empty: a grey image or green "
+                "signal is refused; 8-bit values are read as counts / 257, so a contrast-stretched export "
+                "changes the results)")
+
 
 def _parse_size(text: str) -> tuple[int, int]:
     try:
@@ -187,11 +192,12 @@ tile_app = typer.Typer(
 
 @tile_app.command("make", cls=_MakeCommand)
 def tile_make_command(
-    images: List[Path] = typer.Argument(..., help="Images to tile: (C, H, W) uint16 TIFF (C=2: Hoechst, Draq7)."),
+    images: List[Path] = typer.Argument(..., help="Images to tile: (C, H, W) uint16 TIFF (C=2: Hoechst, Draq7), or "
+                                        f"{_COLOUR_WELL}."),
     labels: Optional[List[Path]] = typer.Option(
         None, "--labels",
-        help="Label images (H, W) uint8 (0 background, 1 live, 2 dead), one per image in the same order; "
-        "give them after one --labels or repeat the flag.",
+        help="Label images (H, W) uint8 (0 background, 1 live, 2 dead), TIFF or PNG (not JPEG: its compression "
+        "changes the labels), one per image in the same order; give them after one --labels or repeat the flag.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="HDF5 tile store to write (replaced unless --append)."),
     tile: int = typer.Option(160, "--tile", min=8, help="Tile side in pixels."),
@@ -247,7 +253,8 @@ def tile_stats_command(
 
 
 def segment_livedead_command(
-    image: Path = typer.Argument(..., help="Well image: (C, H, W) uint16 TIFF, C=2 (Hoechst, Draq7); any size."),
+    image: Path = typer.Argument(..., help="Well image: (C, H, W) uint16 TIFF, C=2 (Hoechst, Draq7); any size "
+                                 f"(read in bands: bounded memory). Or {_COLOUR_WELL}, read whole."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: labels.tif, objects.csv, counts.csv."),
     model: str = typer.Option("livedead", "--model", help="Zoo model name, or a run folder's .safetensors file."),
     window: int = typer.Option(

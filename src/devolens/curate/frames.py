@@ -64,6 +64,7 @@ from devolens.errors import DevolensError
 from devolens.io.frames import (  # noqa: F401  (re-exported: the frame sources moved to devolens.io.frames)
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
+    check_channel_input,
     folder_files,
     iter_path_frames,
 )
@@ -664,11 +665,7 @@ def _check_curate_options(path, progress, thresholds, stack_z, channel, pages) -
     if isinstance(channel, (bool, np.bool_)) or not isinstance(channel, (int, np.integer)) or channel < 0:
         raise DevolensError(f"channel must be a channel number of a TIFF stack's C axis (0, 1, ...) or None, "
                             f"got {channel!r}")
-    p = Path(path)
-    tiff = (".tif", ".tiff")
-    if (p.is_file() and p.suffix.lower() not in tiff) or (
-            p.is_dir() and not any(f.suffix.lower() in tiff for f in folder_files(p))):
-        raise DevolensError("channel picks a channel of a TIFF stack's C axis; this input has none", path=p)
+    check_channel_input(path, channel)
 
 
 def curate_path(

@@ -39,6 +39,7 @@ STORE_VERSION = 1
 
 __all__ = [
     "read_image",
+    "read_colour_image",
     "read_labels",
     "tile_positions",
     "tile_arrays",
@@ -84,7 +85,8 @@ def read_image(path: str | Path, channels: int = 2) -> np.ndarray:
     Parameters
     ----------
     path : str or Path
-        TIFF file holding (C, H, W) data; (H, W, C) with C last is accepted as well.
+        TIFF file holding (C, H, W) data; (H, W, C) with C last is accepted as well. A PNG, JPEG or BMP
+        (by its content) is read by :func:`read_colour_image`: Hoechst from its blue, Draq7 from its red.
     channels : int
         Expected channel count (2: Hoechst, Draq7).
 
@@ -103,7 +105,7 @@ def read_image(path: str | Path, channels: int = 2) -> np.ndarray:
     by 257, floats in [0, 1] by 65535, other values are rounded and clipped.
     """
     path = Path(path)
-    arr = _imread(path)
+    arr = _imread(path, channels=channels)
     if arr.ndim == 2 and channels == 1:
         arr = arr[None]
     if arr.ndim != 3:
@@ -120,9 +122,10 @@ def read_image(path: str | Path, channels: int = 2) -> np.ndarray:
 
 
 def read_labels(path: str | Path, n_classes: int = 3) -> np.ndarray:
-    """Read a class label image (H, W) as uint8 and check its values are < ``n_classes``."""
+    """Read a class label image (H, W) as uint8 and check its values are < ``n_classes``: a TIFF, or a PNG or BMP
+    (the class ids, or a paletted image's indices; JPEG is refused: :func:`devolens.data.datasets.read_mask`)."""
     path = Path(path)
-    arr = _imread(path)
+    arr = _imread(path, labels=True)
     if arr.ndim == 3 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim != 2:
@@ -136,13 +139,66 @@ def read_labels(path: str | Path, n_classes: int = 3) -> np.ndarray:
     return np.ascontiguousarray(arr.astype(np.uint8, copy=False))
 
 
-def _imread(path: Path) -> np.ndarray:
+def _imread(path: Path, labels: bool = False, channels: int | None = None) -> np.ndarray:
+    """A TIFF as tifffile stores it (``(C, H, W)`` or ``(H, W, C)``); another image file (PNG, JPEG, BMP: by its
+    content) through the project's readers: a label image by :func:`devolens.data.datasets.read_mask` (palette
+    indices, JPEG refused), an image by :func:`read_colour_image`."""
     if not path.exists():
         raise DevolensError("no such file", path=path)
+    from devolens.io.stacks import is_tiff
+
+    if not is_tiff(path):
+        if labels:
+            from devolens.data.datasets import read_mask
+
+            return read_mask(path, classes=True)
+        return read_colour_image(path, channels)
     try:
         return tifffile.imread(path)
     except Exception as exc:  # tifffile raises many types on bad files
         raise DevolensError(f"cannot read as TIFF ({exc.__class__.__name__}: {exc})", path=path) from None
+
+
+#: a colour image whose green holds more than this fraction of its red or blue signal (99th percentiles; a JPEG's
+#: colour subsampling leaks ~12 % of sharp red or blue edges into green) has no
+#: safe reading as Hoechst (blue) and Draq7 (red): a grey image, a cyan Hoechst, an ordinary photograph
+GREEN_SIGNAL = 0.25
+
+
+def read_colour_image(path: str | Path, channels: int | None = 2) -> np.ndarray:
+    """A well image saved as PNG, JPEG or BMP (read by :func:`devolens.io.images.read_image`), for ``channels``
+    2 as a ``(2, H, W)`` array in its own dtype: Hoechst from the blue of an RGB image, Draq7 from its red, as a
+    two-colour composite shows them (green must be empty). Other ``channels``: the image as read (``(H, W)`` or
+    ``(H, W, C)``).
+
+    Raises
+    ------
+    DevolensError
+        Unreadable file; for ``channels`` 2, a grey image (one channel) or a colour image whose green holds
+        signal (which colour is Hoechst and which Draq7 cannot be told).
+    """
+    from devolens.io.images import read_image as read_any
+
+    path = Path(path)
+    arr = np.asarray(read_any(path))
+    if channels != 2:
+        return arr
+    save = ("save the two channels as a (2, H, W) TIFF (Fiji: Image > Color > Split Channels, Image > Stacks > Images "
+            "to Stack, then Save As Tiff)")
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] < 3):
+        raise DevolensError(f"a grey image holds one channel; a well needs two (Hoechst, Draq7): {save}, or an RGB "
+                            "image with Hoechst in blue and Draq7 in red", path=path)
+    if arr.ndim != 3 or arr.shape[-1] > 4:
+        raise DevolensError(f"expected an RGB image (Hoechst in blue, Draq7 in red), got shape {arr.shape}", path=path)
+    red, green, blue = (arr[..., k] for k in range(3))
+    top = [float(np.percentile(c, 99)) for c in (red, green, blue)]
+    if np.array_equal(red, green) and np.array_equal(green, blue):
+        raise DevolensError(f"a grey image (red, green and blue equal) holds one channel; a well needs two "
+                            f"(Hoechst, Draq7): {save}", path=path)
+    if top[1] > GREEN_SIGNAL * max(top[0], top[2]):
+        raise DevolensError("a colour image with signal in green: which colour holds Hoechst and which Draq7 cannot "
+                            f"be told (read here: Hoechst in blue, Draq7 in red, green empty); {save}", path=path)
+    return np.stack([blue, red])
 
 
 # ----------------------------------------------------------------------------------------

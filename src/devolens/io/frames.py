@@ -21,7 +21,7 @@ from devolens.errors import DevolensError
 from devolens.io.images import IMAGE_SUFFIXES as READABLE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "iter_path_frames", "frame_count_from_info", "open_gif",
-           "unsupported_file"]
+           "unsupported_file", "image_stem", "check_channel_input"]
 
 #: single-image files (GIFs, which may be animated, are handled on their own)
 IMAGE_SUFFIXES = tuple(s for s in READABLE_SUFFIXES if s != ".gif")
@@ -31,6 +31,16 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
 #: microscope vendors' own formats: not read directly (a hint says how to export them)
 VENDOR_SUFFIXES = (".czi", ".nd2", ".lif", ".lsm", ".oib", ".oif", ".ims", ".vsi", ".dv", ".r3d", ".ics", ".ids",
                    ".zvi", ".sld", ".lei")
+
+
+def image_stem(name: str | Path) -> str:
+    """A file's name without its suffix, and an OME-TIFF's without its ``.ome`` too (``x.ome.tif`` -> ``x``, as
+    Fiji and Bio-Formats name it): what the names of its results start with."""
+    name = Path(name)
+    stem = name.stem
+    if name.suffix.lower() in (".tif", ".tiff") and stem.lower().endswith(".ome") and len(stem) > 4:
+        return stem[:-4]
+    return stem
 
 
 def unsupported_file(path: Path, expected: str) -> DevolensError:
@@ -61,8 +71,9 @@ def open_gif(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
     except Exception as exc:
         msg = str(exc).strip().splitlines()
         raise DevolensError(f"cannot read GIF ({msg[0] if msg else type(exc).__name__})", path=path) from None
-    if min(size) < 2:
-        raise DevolensError(f"image too small: {size[1]} x {size[0]} pixels (at least 2 x 2)", path=path)
+    from devolens.io.images import check_image_size
+
+    check_image_size(size[1], size[0], path)
 
     def gen() -> Iterator[np.ndarray]:
         i = 0
@@ -85,14 +96,13 @@ def _natural_key(name: str) -> list:
 
 def _read_image(path: Path) -> np.ndarray:
     """A folder member as a 2-D image (``HxW`` or ``HxWxC``, C <= 4), or a clear error naming it."""
-    from devolens.io.images import read_image
+    from devolens.io.images import check_image_size, read_image
 
     try:
         arr = np.asarray(read_image(path))
         if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] <= 4)):
             raise DevolensError(f"not a 2-D image: array of shape {arr.shape}", path=path)
-        if min(arr.shape[:2]) < 2:
-            raise DevolensError(f"image too small: {arr.shape[0]} x {arr.shape[1]} pixels (at least 2 x 2)", path=path)
+        check_image_size(arr.shape[0], arr.shape[1], path)
         return arr
     except DevolensError:
         raise
@@ -128,6 +138,19 @@ def _folder_stacks(files: list[Path], stack_z: str, channel: int | None, pages: 
             check_stack_options(info, stack_z, channel, p)
             out[p] = info.frames(stack_z)
     return out
+
+
+def check_channel_input(path: str | Path, channel: int | None, option: str = "channel", hint: str = "") -> None:
+    """Refuse a ``channel`` (of a TIFF stack's C axis) for an input that has no TIFF to take it from: a file that
+    is no TIFF, or a folder without TIFF members (an option that does nothing on this input is a trap). ``option``
+    names the setting in the error, ``hint`` ends it."""
+    if channel is None:
+        return
+    p = Path(path)
+    tiff = (".tif", ".tiff")
+    if (p.is_file() and p.suffix.lower() not in tiff) or (
+            p.is_dir() and not any(f.suffix.lower() in tiff for f in folder_files(p))):
+        raise DevolensError(f"{option} picks a channel of a TIFF stack's C axis; this input has none{hint}", path=p)
 
 
 def _iter_video(path: Path, threads: int | None = None) -> Iterator[np.ndarray]:
@@ -251,7 +274,8 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
         names = []
         for p in files:
             n = stacks.get(p, 1)
-            names += [p.name] if n == 1 else [f"{p.stem}_{k:04d}{p.suffix}" for k in range(n)]
+            stem = image_stem(p)  # x.ome.tif: x_0000.ome.tif...
+            names += [p.name] if n == 1 else [f"{stem}_{k:04d}{p.name[len(stem):]}" for k in range(n)]
 
         def gen() -> Iterator[np.ndarray]:
             for p in files:

@@ -13,9 +13,16 @@ import numpy as np
 from devolens.errors import DevolensError
 from devolens.io.atomic import atomic_path
 
-__all__ = ["read_image", "write_png", "write_label_tif", "IMAGE_SUFFIXES"]
+__all__ = ["read_image", "write_png", "write_label_tif", "check_image_size", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif")  # GIF: its first frame
+
+
+def check_image_size(height: int, width: int, path: str | Path | None = None) -> None:
+    """Refuse an image (or a stack's planes) under 2 x 2 pixels, naming ``path``: no reader of the frames
+    hands such an image on (a predictor would refuse it without saying which file it was)."""
+    if height < 2 or width < 2:
+        raise DevolensError(f"image too small: {height} x {width} pixels (at least 2 x 2)", path=path)
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -265,7 +265,13 @@ def samples_last(image: np.ndarray, planar: bool) -> np.ndarray:
 
 
 def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path) -> None:
+    """Refuse options the stack ``info`` of ``path`` cannot be read with (``z``, ``channel``), and planes under
+    2 x 2 pixels (no frame reader hands those on: the error names the file)."""
+    from devolens.io.images import check_image_size
+
     check_stack_z(z)
+    yx = info.shape[-3:-1] if info.axes.endswith("YXS") else info.shape[-2:]
+    check_image_size(yx[0], yx[1], path)
     if info.channels > 1 and channel is None:
         raise DevolensError(
             f"this stack has {info.channels} channels (axes {info.axes}, shape {info.shape}): choose one with "
@@ -417,13 +423,41 @@ def _pages_note(info: StackInfo, name: str) -> str | None:
 
 def other_series_note(path: str | Path) -> str | None:
     """A note for a TIFF file that holds several image series (an OME-TIFF of several stage positions,
-    a file written in several parts): only the first series is read. None for anything else (not a
-    TIFF file, one series, a folder)."""
+    a file written in several parts): only the first series is read. For a folder, one note for its TIFF
+    members that do (each read by its first series). None for anything else (not a TIFF file, one series,
+    a folder without such members)."""
     path = Path(path)
+    advice = ("save each series as its own TIFF (Fiji: Bio-Formats Importer, 'Open all series', then Save As) to "
+              "analyse the others")
+    if path.is_dir():
+        from devolens.io.frames import folder_files
+
+        several = [(p, found) for p in folder_files(path) if p.suffix.lower() in (".tif", ".tiff")
+                   for found in [_other_series(p)] if found]
+        if len(several) == 1:
+            p, (n, axes, shape) = several[0]
+            return (f"note: {p.name} in this folder holds {n} image series (several stage positions, or images "
+                    f"saved into one file); only the first (axes {axes}, shape {shape}) was read: {advice}")
+        if several:
+            names = ", ".join(p.name for p, _ in several[:3]) + (", ..." if len(several) > 3 else "")
+            return (f"note: {len(several)} TIFF files of this folder hold several image series ({names}); only the "
+                    f"first series of each was read: {advice}")
+        return None
     if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
         return None
+    found = _other_series(path)
+    if found is None:
+        return None
+    n, axes, shape = found
+    return (f"note: {path.name} holds {n} image series (several stage positions, or images saved into one "
+            f"file); only the first (axes {axes}, shape {shape}) was read: {advice}")
+
+
+def _other_series(path: Path) -> tuple[int, str, tuple[int, ...]] | None:
+    """``(series, axes, shape of the first)`` of a TIFF file holding several image series; None otherwise (one
+    series, not a TIFF, unreadable)."""
     try:
-        if not is_tiff(path):
+        if not path.is_file() or not is_tiff(path):
             return None
         with open_tiff(path) as tif:
             series = tif.series
@@ -431,9 +465,6 @@ def other_series_note(path: str | Path) -> str | None:
                 return None
             first = series[0]
             axes, shape = squeeze_axes(str(first.axes), tuple(int(n) for n in first.shape))
-            n = len(series)
+            return len(series), axes, shape
     except Exception:
         return None
-    return (f"note: {path.name} holds {n} image series (several stage positions, or images saved into one "
-            f"file); only the first (axes {axes}, shape {shape}) was read: save each series as its own "
-            "TIFF (Fiji: Bio-Formats Importer, 'Open all series', then Save As) to analyse the others")

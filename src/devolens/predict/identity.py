@@ -29,6 +29,7 @@ propagation lets each cell inherit its ancestors' and descendants' evidence.
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,10 +287,10 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dic
             i = int(np.flatnonzero(bad)[0])
             raise DevolensError(f"column {col!r} must hold finite numbers; row {i} holds {table[col].iloc[i:i + 1].tolist()[0]!r}")
     if zscale is not None:
-        try:
-            zscale = float(zscale)
-        except (TypeError, ValueError):
-            raise DevolensError(f"zscale must be a number (z plane spacing in xy pixels), got {zscale!r}") from None
+        # numpy numbers are numbers; "5" and True are not (as check_diameter: the CLI parses its own text)
+        if isinstance(zscale, (bool, np.bool_)) or not isinstance(zscale, (numbers.Real, np.integer, np.floating)):
+            raise DevolensError(f"zscale must be a number (z plane spacing in xy pixels), got {zscale!r}")
+        zscale = float(zscale)
         if not (np.isfinite(zscale) and zscale > 0):
             raise DevolensError(f"zscale must be > 0 (z plane spacing in xy pixels), got {zscale}")
     if zscale is None:

@@ -331,6 +331,13 @@ class PopulationPredictor:
             if isinstance(diameter, str) and diameter.strip().lower() == "each":
                 raise DevolensError("diameter 'each' is for segmenting unrelated images; population reads one movie "
                                     "at one magnification: use 'auto' or a number of pixels")
+            if diameter is not None and not (isinstance(diameter, str) and diameter.strip().lower() == "auto"):
+                from devolens.models.zoo import card as zoo_card
+                from devolens.predict.segment import check_diameter
+
+                # checked on the nuclei model's card before its network loads (about a second)
+                ref = ((zoo_card(card.get("nuclei_model", "nuclei")).get("input") or {}).get("diameter") or {})
+                check_diameter(diameter, ref.get("reference"), "a number of pixels, 'auto' or None")
             nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
             resize = 1.0
             from devolens.predict.sizing import wants_auto

@@ -47,6 +47,10 @@ def image_array(image):
 
         path = image
         image = read_image(path)
+        if image.ndim >= 2:  # too small: refused naming the file (the stream can only give the shape)
+            from devolens.io.images import check_image_size
+
+            check_image_size(image.shape[0], image.shape[1], os.fspath(path))
         several = image.ndim > 3 or (image.ndim == 3 and image.shape[2] > 4)  # not HxW, nor HxWx3/4
         if several:
             from devolens.io.stacks import is_tiff, stack_info

@@ -112,7 +112,9 @@ def ramp_weights(n: int, overlap: int, margin: int, lo_border: bool, hi_border: 
 
 class RowReader:
     """Read row bands of a (C, H, W) image from an uncompressed TIFF (or HDF5) without
-    holding the image in memory.
+    holding the image in memory (a compressed TIFF, and a PNG, JPEG or BMP, are read whole: for
+    two channels, Hoechst from the blue of an RGB image and Draq7 from its red,
+    :func:`devolens.data.tiling.read_colour_image`).
 
     ``reader[:, y0:y1, :]`` (or ``reader.rows(y0, y1)``) returns a (C, y1-y0, W) array.
     Only the full channel and column ranges are supported. Non-uint16 data is converted
@@ -125,6 +127,7 @@ class RowReader:
         self._h5 = None
         self._array = None
         self._warned = False
+        self._channels = channels
         if not self.path.exists():
             raise DevolensError("no such file", path=self.path)
         if self.path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
@@ -142,6 +145,19 @@ class RowReader:
                 path=self.path)
 
     def _open_tiff(self) -> None:
+        from devolens.io.stacks import is_tiff
+
+        if not is_tiff(self.path):  # a PNG, JPEG or BMP (by its content): read whole, its colours as channels
+            from devolens.data.tiling import read_colour_image
+
+            arr = read_colour_image(self.path, self._channels)  # (2, H, W) for a well; else (H, W) or (H, W, C)
+            if arr.ndim == 2:
+                arr = arr[None]
+            elif self._channels != 2:
+                arr = np.moveaxis(arr, -1, 0)
+            self._array = np.ascontiguousarray(arr)
+            self.layout, self._raw_shape, self.dtype, self._offset = "CYX", self._array.shape, arr.dtype, None
+            return
         try:
             with tifffile.TiffFile(self.path) as tf:
                 series = tf.series[0]
