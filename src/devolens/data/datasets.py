@@ -83,13 +83,16 @@ def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = 
     ------
     DevolensError
         A JPEG mask (lossy compression changes the labels at every edge), negative or fractional
-        values (a probability map, a mask resized with interpolation), or not one plane.
+        values (a probability map, a mask resized with interpolation), not one plane, or smoothed
+        (anti-aliased) edges: most labels (colours) are edge fragments between others
+        (:func:`edge_fragments`), the blends of an overlay exported from a viewer or of a resize.
     """
     path = Path(path)
     if path.suffix.lower() in (".jpg", ".jpeg"):
         raise DevolensError("a mask saved as JPEG: its lossy compression changes the labels at every edge; save "
                             "masks as PNG or TIFF", path=path)
     arr = None
+    colour = False
     if path.suffix.lower() not in (".tif", ".tiff"):
         try:
             from PIL import Image
@@ -116,11 +119,22 @@ def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = 
         elif classes:
             raise DevolensError("a colour mask, whose colours say no class number: save the class ids (0, 1, 2...) "
                                 "as a grey or paletted image", path=path)
-        else:  # a coloured label image: one label per colour, black is the background
-            colours, inverse = np.unique(rgb.reshape(-1, rgb.shape[-1]), axis=0, return_inverse=True)
-            ids = np.arange(1, len(colours) + 1, dtype=np.int64)
-            ids[(colours == 0).all(axis=1)] = 0
-            arr = ids[inverse.ravel()].reshape(rgb.shape[:2])
+        else:  # a coloured label image: one label per colour (in colour order), black is the background
+            if rgb.dtype.kind in "ui" and rgb.dtype.itemsize <= 2:  # one number per colour, hashed: fast
+                wide, bits = (np.uint32, 8) if rgb.dtype.itemsize == 1 else (np.uint64, 16)
+                packed = rgb[..., 0].astype(wide)
+                for k in range(1, rgb.shape[-1]):
+                    packed <<= wide(bits)
+                    packed |= rgb[..., k]
+                inverse, colours = pd.factorize(packed.ravel(), sort=True)
+                black = np.asarray(colours) == 0
+            else:
+                colours, inverse = np.unique(rgb.reshape(-1, rgb.shape[-1]), axis=0, return_inverse=True)
+                inverse, black = inverse.ravel(), (colours == 0).all(axis=1)
+            ids = np.arange(1, len(colours) + 1, dtype=np.uint16 if len(colours) < 65536 else np.int64)
+            ids[black] = 0
+            arr = ids[inverse].reshape(rgb.shape[:2])
+            colour = True
             if kinds is not None:
                 kinds.append("colour")
         if clear is not None:
@@ -131,18 +145,77 @@ def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = 
                                 "interpolation?); labels are whole numbers: 0 for background and 1, 2, 3... per "
                                 "object", path=path)
         arr = arr.astype(np.int64)
-    if arr.dtype in (np.uint8, np.uint16):
-        return arr
-    low = int(arr.min(initial=0))
-    if low < 0:
-        raise DevolensError(f"a mask with negative values (down to {low}); labels are 0 for background and 1, 2, "
-                            "3... per object: set the pixels to leave out to 0", path=path)
-    if int(arr.max(initial=0)) < 65536 or classes:
-        return arr.astype(np.uint16 if int(arr.max(initial=0)) < 65536 else np.int32)
-    from skimage.segmentation import relabel_sequential
+    if arr.dtype not in (np.uint8, np.uint16):
+        low = int(arr.min(initial=0))
+        if low < 0:
+            raise DevolensError(f"a mask with negative values (down to {low}); labels are 0 for background and 1, 2, "
+                                "3... per object: set the pixels to leave out to 0", path=path)
+        if int(arr.max(initial=0)) < 65536 or classes:
+            arr = arr.astype(np.uint16 if int(arr.max(initial=0)) < 65536 else np.int32)
+        else:
+            from skimage.segmentation import relabel_sequential
 
-    lab = relabel_sequential(arr.astype(np.int64))[0]
-    return lab.astype(np.uint16 if lab.max(initial=0) < 65536 else np.int32)
+            lab = relabel_sequential(arr.astype(np.int64))[0]
+            arr = lab.astype(np.uint16 if lab.max(initial=0) < 65536 else np.int32)
+    if not classes:
+        _refuse_smoothed(arr, path, colour)
+    return arr
+
+
+#: labels with no inside pixel (edge fragments) that make a mask read as smoothed: at least this many...
+SMOOTHED_MIN_LABELS = 5
+#: ...and more than this share of its labels (while others have an inside: not a mask of outlines)
+SMOOTHED_SHARE = 0.5
+
+
+def edge_fragments(labels: np.ndarray) -> tuple[int, int]:
+    """How many labels of a label image are only edge fragments, and how many labels it holds.
+
+    A label is an edge fragment when none of its pixels has all four neighbours of its own label (a line or
+    a speck at most two pixels wide): a nucleus has an inside, while the colours that smoothing (anti-aliasing,
+    resizing with interpolation) blends along every edge have none.
+
+    Parameters
+    ----------
+    labels : ndarray
+        ``HxW`` integer labels, 0 the background.
+
+    Returns
+    -------
+    (fragments, labels) : tuple of int
+        Non-zero labels without an inside pixel, and all non-zero labels.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 2 or lab.size == 0 or not lab.any():
+        return 0, 0
+    pad = np.pad(lab, 1, mode="edge")  # the image's border is not an edge
+    mid = pad[1:-1, 1:-1]
+    inside = (mid == pad[:-2, 1:-1]) & (mid == pad[2:, 1:-1]) & (mid == pad[1:-1, :-2]) & (mid == pad[1:-1, 2:])
+    if lab.dtype in (np.uint8, np.uint16) or (lab.min() >= 0 and lab.max() < 1 << 20):
+        codes = lab if lab.dtype in (np.uint8, np.uint16) else lab.astype(np.int64)
+    else:  # large or signed values: their ranks (0 stays 0 when present: the smallest)
+        codes = np.unique(lab, return_inverse=True)[1].reshape(lab.shape)
+    present = np.bincount(codes.ravel()) > 0
+    has_inside = np.bincount(codes[inside].ravel(), minlength=len(present)) > 0
+    if (lab == 0).any():
+        present[0] = False
+    return int((present & ~has_inside).sum()), int(present.sum())
+
+
+def _refuse_smoothed(labels: np.ndarray, path: Path, colour: bool) -> None:
+    """Refuse a mask whose edges were smoothed: most of its labels are edge fragments between others."""
+    thin, n = edge_fragments(labels)
+    if thin < SMOOTHED_MIN_LABELS or thin <= SMOOTHED_SHARE * n or thin == n:  # all thin: outlines, or specks
+        return
+    what = "colour" if colour else "value"
+    like = "an overlay exported from a viewer or a mask resized" if colour else "a mask blurred or resized"
+    raise DevolensError(
+        f"{thin} of the {n} {what}s in this mask are thin edge fragments with no inside, lying between other {what}s: "
+        f"its edges look smoothed (anti-aliased), as in {like} with interpolation, and each blended edge {what} "
+        "would become a fake nucleus. Save the "
+        "label image itself as PNG or TIFF (0 background and 1, 2, 3... or one flat colour per nucleus; napari: save "
+        "the Labels layer, not a screenshot), and resize masks only with nearest-neighbour interpolation, without "
+        "smoothing", path=path)
 
 
 def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
@@ -167,7 +240,14 @@ def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
     raise DevolensError(f"cannot turn a {c}-channel image into {channels} channels")
 
 
-def normalize_image(img: np.ndarray, mode: str = "dtype") -> np.ndarray:
+def percentile_levels(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 1st and 99.8th percentiles of each channel of an HxWxC image (the levels of ``percentile``
+    normalisation)."""
+    flat = np.asarray(img).astype(np.float32).reshape(-1, img.shape[-1])
+    return np.percentile(flat, 1.0, axis=0), np.percentile(flat, 99.8, axis=0)
+
+
+def normalize_image(img: np.ndarray, mode: str = "dtype", levels: tuple | None = None) -> np.ndarray:
     """Scale an image to float32 in [0, 1].
 
     Parameters
@@ -178,14 +258,15 @@ def normalize_image(img: np.ndarray, mode: str = "dtype") -> np.ndarray:
         ``dtype``: divide by the dtype's maximum (255 for uint8, 65535 for uint16; floats
         are clipped to [0, 1]); ``percentile``: per channel, map the 1st..99.8th percentile
         to 0..1 (for uint16 microscopy with a narrow range); ``none``: cast only.
+    levels : (lo, hi), optional
+        ``percentile``: the levels to use (:func:`percentile_levels` of the whole image a region of it
+        was cut from), instead of the image's own.
     """
     if mode == "none":
         return img.astype(np.float32)
     if mode == "percentile":
         x = img.astype(np.float32)
-        flat = x.reshape(-1, x.shape[-1])
-        lo = np.percentile(flat, 1.0, axis=0)
-        hi = np.percentile(flat, 99.8, axis=0)
+        lo, hi = levels if levels is not None else percentile_levels(x)
         return np.clip((x - lo) / np.maximum(hi - lo, 1e-6), 0, 1).astype(np.float32)
     if mode != "dtype":
         raise DevolensError(f"unknown normalisation {mode!r} (dtype, percentile, none)")
@@ -580,6 +661,59 @@ def time_blocks(times: Sequence[int], block: int = 10) -> np.ndarray:
     return (np.asarray(times, dtype=np.int64) // max(1, int(block))).astype(np.int64)
 
 
+def image_shape(path: str | Path) -> tuple[int, int]:
+    """The height and width of an image file in pixels, from its header where it can (PNG, JPEG, BMP,
+    TIFF: microseconds, not a decode), else by reading it as :func:`read_image` does."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tf:
+                shape = tuple(int(n) for n in tf.series[0].shape)
+            if len(shape) == 3 and shape[0] in (1, 2, 3, 4) and shape[-1] not in (1, 2, 3, 4):
+                return shape[1], shape[2]  # stored channels-first
+            if len(shape) == 2 or (len(shape) == 3 and shape[-1] <= 4):
+                return shape[0], shape[1]
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return int(im.size[1]), int(im.size[0])
+    except Exception:  # not readable by its header: read_image says why, or reads it
+        pass
+    return tuple(read_image(path).shape[:2])
+
+
+def regions(shape: Sequence[int], least: int, most: int = 4) -> list[tuple[int, int, int, int, int, int]]:
+    """A grid of regions that tile an image: as many rows and columns as hold regions at least ``least``
+    pixels a side, but at most ``most`` each way, of equal size (within a pixel).
+
+    Parameters
+    ----------
+    shape : (H, W)
+        The image's size in pixels.
+    least : int
+        The smallest side of a region, pixels.
+    most : int
+        The most rows (and columns) of the grid.
+
+    Returns
+    -------
+    list of (row, col, y0, y1, x0, x1)
+        In reading order; ``image[y0:y1, x0:x1]`` is the region. One region (the whole image) when the
+        image holds fewer than two regions of ``least`` x ``least`` pixels.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    least = max(1, int(least))
+    rows, cols = min(int(most), h // least), min(int(most), w // least)
+    if rows < 1 or cols < 1:  # not one region of that size
+        return [(0, 0, 0, h, 0, w)]
+    ys = np.linspace(0, h, rows + 1).round().astype(int)
+    xs = np.linspace(0, w, cols + 1).round().astype(int)
+    return [(i, j, int(ys[i]), int(ys[i + 1]), int(xs[j]), int(xs[j + 1])) for i in range(rows) for j in range(cols)]
+
+
 # ----------------------------------------------------------------------------- datasets
 def instance_distance(target: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The distance-head target of a 3-class ``boundary`` target: each interior pixel's distance
@@ -653,13 +787,19 @@ class _Base(Dataset):
             return None
         return max(1, round(arr.shape[0] * self.scale)), max(1, round(arr.shape[1] * self.scale))
 
-    def _prepare(self, img: np.ndarray, labels: np.ndarray | None, index: int):
+    def _levels(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ``percentile`` levels of a whole image at the working resolution (for its regions)."""
+        img = to_channels(img, self.channels)
+        img = _resize(img, self._scaled(img), nearest=False)
+        return percentile_levels(img if img.ndim == 3 else img[..., None])
+
+    def _prepare(self, img: np.ndarray, labels: np.ndarray | None, index: int, levels: tuple | None = None):
         img = to_channels(img, self.channels)
         img = _resize(img, self._scaled(img), nearest=False)  # resized before normalising, as the predictors do
         img = _resize(img, self.size, nearest=False)
         if img.ndim == 2:
             img = img[..., None]
-        img = normalize_image(img, self.normalize)
+        img = normalize_image(img, self.normalize, levels)
         if labels is not None:
             labels = np.asarray(labels)
             if labels.ndim == 3:
@@ -727,12 +867,17 @@ class SegmentationDataset(_Base):
     distance : bool
         Also yield ``distance`` (:func:`instance_distance`), the target of a distance head
         (``target`` must be ``"boundary"``).
+    boxes : sequence of (y0, y1, x0, x1) or None, optional
+        Per sample, the region of its files it is (see :func:`regions`; None: the whole image), in the
+        files' own pixels. A region is normalised with the levels of its whole image, as the image is when
+        segmented; files shared by several regions are read (and cached) once.
     """
 
     def __init__(self, images: Sequence[str | Path], labels: Sequence[str | Path], target: str = "semantic",
                  channels: int = 1, size: Sequence[int] | None = None, normalize: str = "dtype",
                  augment: Callable | None = None, seed: int = 0, cache: bool = True, pad_multiple: int = 32,
-                 ids: Sequence[str] | None = None, distance: bool = False, scale: float = 1.0):
+                 ids: Sequence[str] | None = None, distance: bool = False, scale: float = 1.0,
+                 boxes: Sequence[Sequence[int] | None] | None = None):
         super().__init__(channels, size, normalize, augment, seed, pad_multiple, scale)
         if distance and target != "boundary":
             raise DevolensError("a distance target needs target 'boundary'")
@@ -746,17 +891,40 @@ class SegmentationDataset(_Base):
         self.ids = list(ids) if ids is not None else [str(p) for p in self.images]
         self.target = target
         self.cache = cache
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.boxes = [None] * len(self.images) if boxes is None else [None if b is None else tuple(int(v) for v in b)
+                                                                      for b in boxes]
+        if len(self.boxes) != len(self.images):
+            raise DevolensError(f"{len(self.images)} images but {len(self.boxes)} regions")
+        self._cache: dict[tuple, tuple] = {}  # (image, labels) -> (image, labels, levels): once per file pair
 
     def __len__(self) -> int:
         return len(self.images)
 
     def _source(self, index: int) -> str:
-        return f"{self.images[index]} and {self.labels[index]}"
+        box = self.boxes[index]
+        where = "" if box is None else f" (region [{box[0]}:{box[1]}, {box[2]}:{box[3]}])"
+        return f"{self.images[index]} and {self.labels[index]}{where}"
 
-    def _load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        if i in self._cache:
-            return self._cache[i]
+    def _load(self, i: int) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+        key = (self.images[i], self.labels[i])
+        if key not in self._cache:
+            img, lab = self._read(i)
+            levels = None
+            if self.normalize == "percentile" and any(b is not None for b in self.boxes):
+                levels = self._levels(img)
+            if not self.cache:
+                return self._cut(i, img, lab, levels)
+            self._cache[key] = (img, lab, levels)
+        return self._cut(i, *self._cache[key])
+
+    def _cut(self, i: int, img: np.ndarray, lab: np.ndarray, levels: tuple | None):
+        box = self.boxes[i]
+        if box is None:
+            return img, lab, levels
+        y0, y1, x0, x1 = box
+        return img[y0:y1, x0:x1], lab[y0:y1, x0:x1], levels
+
+    def _read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         img = read_image(self.images[i])
         if self.labels[i] is None:
             raise DevolensError("no label image for this frame", path=self.images[i])
@@ -768,13 +936,11 @@ class SegmentationDataset(_Base):
         blobs = thresholded(lab) if self.target != "classes" else None
         if blobs is not None:  # a thresholded mask (0/255): one instance per connected blob
             lab = blobs
-        if self.cache:
-            self._cache[i] = (img, lab)
         return img, lab
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        img, lab = self._load(i)
-        x, lab = self._prepare(img, lab, i)
+        img, lab, levels = self._load(i)
+        x, lab = self._prepare(img, lab, i, levels)
         tgt = labels_to_target(lab, self.target)
         inst = lab.astype(np.int32) if self.target != "classes" else tgt.astype(np.int32)
         item = {"image": torch.from_numpy(x), "target": torch.from_numpy(tgt),

@@ -148,7 +148,8 @@ def make_dataset(recipe: dict, df: pd.DataFrame, train: bool) -> Dataset:
         bad = df.loc[df["labels"].isna(), "sample"].iloc[0]
         raise DevolensError(f"{int(df['labels'].isna().sum())} frames have no label image, e.g. {bad}")
     return SegmentationDataset(list(df["image"]), list(df["labels"]), target=d["target"],
-                               distance=bool(recipe["model"].get("distance_head")), **common)
+                               distance=bool(recipe["model"].get("distance_head")),
+                               boxes=list(df["box"]) if "box" in df.columns else None, **common)
 
 
 def file_digest(path: str | Path, chunk: int = 1 << 18) -> bytes:
@@ -262,7 +263,8 @@ def run_file(path: str | Path, run: str | Path | None = None) -> bool:
 
 
 def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
-    """Index ``data_dir``, split it by group and build the train/validation datasets."""
+    """Index ``data_dir``, split it by group and build the train/validation datasets. Every mask is checked
+    first (:func:`check_masks`); one image, or images of one group, are split by region (:func:`region_split`)."""
     recipe = resolved(recipe)
     d = recipe["data"]
     if Path(data_dir).is_file() and Path(data_dir).suffix.lower() in (".h5", ".hdf5"):
@@ -281,33 +283,15 @@ def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
         df = df.sample(n=d["limit"], random_state=recipe["seed"]).sort_index()
         notes.append(f"using {d['limit']} samples (data.limit)")
     df = df.reset_index(drop=True)
-    if len(df) < 2:
+    segmentation = recipe["task"] == "segmentation"
+    if len(df) < 2 and not segmentation:
         raise DevolensError(f"need at least 2 samples to train and validate, found {len(df)}", path=data_dir)
-    if recipe["task"] == "segmentation" and d["target"] != "classes":
-        from devolens.data.datasets import read_mask, thresholded
-
-        looked = df["labels"].head(5)
-        kinds: list[str] = []
-        masks = [read_mask(p, kinds) for p in looked]
-        binary = [p for p, m in zip(looked, masks) if thresholded(m) is not None]
-        empty = sum(not m.any() for m in masks)
-        if empty:
-            why = ""
-            if empty == len(looked):
-                why = (": the network learns only background from them; check that these are the annotated masks (a "
-                       "16-bit label image converted to 8-bit with scaling turns small labels to 0)")
-            verb = "holds" if empty == 1 else "hold"
-            notes.append(f"{empty} of the first {len(looked)} masks {verb} no object (all 0){why}")
-        if "colour" in kinds:
-            notes.append(f"{kinds.count('colour')} of the first {len(looked)} masks are colour images: each colour is "
-                         "taken as one object, black as the background")
-        if binary:
-            notes.append(f"{len(binary)} of the first {len(looked)} masks hold one value for every object (a "
-                         f"thresholded mask, e.g. {Path(binary[0]).name}): each connected blob is taken as one "
-                         "instance, so touching nuclei stay merged; instance labels (1, 2, 3... per object) avoid it")
+    if segmentation and d["target"] != "classes":  # a render's own masks: a look at the first few is enough
+        notes += check_masks(df, limit=5 if df.attrs.get("layout") == "render" else None)
     column = d["split_by"]
     if column not in df.columns:
         raise DevolensError(f"data.split_by: column {column!r} not in the data ({', '.join(df.columns)})")
+    files = df  # what the fingerprint digests: the files, however they are split
     if df[column].nunique() < 2:
         if "time" in df.columns and df["time"].nunique() >= 2:
             df["time_block"] = time_blocks(df["time"], d["time_block"])
@@ -315,16 +299,151 @@ def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
                 df["time_block"] = time_blocks(df["time"], max(1, int(np.ptp(df["time"])) // 4 or 1))
             notes.append(f"only one {column} ({df[column].iloc[0]}): split by blocks of time points instead")
             column = "time_block"
+        elif segmentation:
+            df, note = region_split(df, recipe, column, data_dir)
+            if note is None:
+                notes.append(f"only one {column}: split by sample (its images are too small to hold out regions of "
+                             f"at least {region_side(recipe)} px a side)")
+                df["sample_group"] = df["sample"]
+                column = "sample_group"
+            else:
+                column = "region"
         else:
             notes.append(f"only one {column}: split by sample")
             df["sample_group"] = df["sample"]
             column = "sample_group"
     tr, va = split_by_group(df, column, d["val_fraction"], recipe["seed"])
+    if column == "region":
+        regions_val, regions_all = va["region"].nunique(), df["region"].nunique()
+        notes.append(note.replace("{val}", f"{regions_val} of the {regions_all} ({100 * len(va) / len(df):.0f} %)"))
     split = pd.DataFrame({"sample": df["sample"], "group": df[column].astype(str),
                           "side": np.where(df.index.isin(va.index), "val", "train")})
     values = list(d["counts"]) if recipe["task"] == "population" else []
     return DataBundle(make_dataset(recipe, tr, True), make_dataset(recipe, va, False), split, notes,
-                      list(df.attrs.get("unmatched", [])), data_fingerprint(df, values))
+                      list(files.attrs.get("unmatched", [])), data_fingerprint(files, values))
+
+
+#: the smallest side of a region held out for validation when the data are one image or one group, in pixels
+#: at the working resolution: room for several nuclei of 8-25 px (and a whole number of the network's strides)
+REGION_PX = 128
+#: the most rows (and columns) of regions an image is cut into: at most 16 regions, so each stays large
+REGION_GRID = 4
+#: masks checked up front, at most this many seconds (then the rest as they load in the first epoch)
+CHECK_SECONDS = 30.0
+
+
+def region_side(recipe: dict) -> int:
+    """The smallest side, in the files' own pixels, of a region :func:`region_split` cuts: ``REGION_PX`` at the
+    working resolution (``data.scale``), and at least ``data.size`` (each sample is resized to it)."""
+    d = recipe["data"]
+    side = math.ceil(REGION_PX / float(d["scale"]))
+    return max(side, *(int(v) for v in d["size"])) if d["size"] else side
+
+
+def region_split(df: pd.DataFrame, recipe: dict, column: str, data_dir) -> tuple[pd.DataFrame, str | None]:
+    """One image, or images of one group: each image cut into a grid of regions (:func:`regions`), the samples
+    whose ``region`` column (``rRcC``, the same for every image) is the group to split by, so that whole regions
+    validate and the rest train.
+
+    Returns
+    -------
+    (df, note)
+        A row per region (``sample`` is ``NAME[y0:y1, x0:x1]``, ``box`` its pixels) and a note whose
+        ``{val}`` says what validates; or ``df`` unchanged and None when some image is too small for two regions but
+        there are several images (split by image then).
+
+    Raises
+    ------
+    DevolensError
+        One image, too small for two regions.
+    """
+    from devolens.data.datasets import image_shape, regions
+
+    side = region_side(recipe)
+    shapes = [image_shape(p) for p in df["image"]]
+    grids = [regions(s, side, REGION_GRID) for s in shapes]
+    if any(len(g) < 2 for g in grids):
+        if len(df) >= 2:
+            return df, None
+        h, w = shapes[0]
+        scale = float(recipe["data"]["scale"])
+        at = f" ({REGION_PX} px at data.scale {scale:g})" if scale != 1.0 else ""
+        raise DevolensError(f"one annotated image of {w}x{h} px: too small to hold out a region for validation "
+                            f"(regions of at least {side}x{side} px{at}, two of them across or down); annotate a "
+                            "second image (or a larger field of view)", path=data_dir)
+    rows = []
+    for (_, row), grid in zip(df.iterrows(), grids):
+        for i, j, y0, y1, x0, x1 in grid:
+            rows.append({**row.to_dict(), "sample": f"{row['sample']}[{y0}:{y1}, {x0}:{x1}]", "region": f"r{i}c{j}",
+                         "box": (y0, y1, x0, x1)})
+    out = pd.DataFrame(rows)
+    out.attrs = dict(df.attrs)
+    r, c = grids[0][-1][0] + 1, grids[0][-1][1] + 1
+    h, w = grids[0][0][3] - grids[0][0][2], grids[0][0][5] - grids[0][0][4]
+    same = all(len(g) == len(grids[0]) for g in grids)
+    grid = (f"{len(grids[0])} regions of about {w}x{h} px ({r}x{c})" if same
+            else f"{min(map(len, grids))} to {max(map(len, grids))} regions of at least {side}x{side} px")
+    if len(df) == 1:
+        name = Path(str(df["sample"].iloc[0])).name
+        return out, f"one image ({name}): cut into {grid}; whole regions validate: {{val}}"
+    return out, (f"one {column} ({df[column].iloc[0]}, {len(df)} images): each image cut into {grid}; whole regions "
+                 "validate, the same in every image: {val}")
+
+
+def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | None = None) -> list[str]:
+    """Read every mask of a table of samples before training (a few ms each: 500 masks of 512x512 in 1-2 s,
+    3-4 s as colour PNGs, on 2 cores): bad values, smoothed edges and a size other than the image's (read from
+    its header) are refused now, naming the file, rather than in the first epoch; empty, colour and thresholded
+    masks are noted. After ``seconds`` (default :data:`CHECK_SECONDS`), or ``limit`` masks, the rest are left
+    to the first epoch (and the notes say how many were checked).
+
+    Returns
+    -------
+    list of str
+        Notes for the run.
+    """
+    from devolens.data.datasets import image_shape, read_mask, thresholded
+
+    seconds = CHECK_SECONDS if seconds is None else float(seconds)
+    kinds: list[str] = []
+    empty: list[str] = []
+    binary: list[str] = []
+    t0 = time.perf_counter()
+    n, timed_out = 0, False
+    for image, labels in zip(df["image"], df["labels"]):
+        timed_out = n > 0 and time.perf_counter() - t0 > seconds
+        if timed_out or (limit is not None and n >= limit):
+            break
+        mask = read_mask(labels, kinds)
+        h, w = image_shape(image)
+        if mask.shape[:2] != (h, w):
+            raise DevolensError(f"image and mask differ in size ({w}x{h} and {mask.shape[1]}x{mask.shape[0]} pixels: "
+                                f"{image} and {labels}); a mask has its image's size, pixel for pixel (a mask of "
+                                "another image, or one resized?)")
+        if not mask.any():
+            empty.append(Path(labels).name)
+        elif thresholded(mask) is not None:
+            binary.append(Path(labels).name)
+        n += 1
+    of = f"the first {n} of the {len(df)}" if n < len(df) else f"the {n}"
+    notes = []
+    if n < len(df) and timed_out:
+        notes.append(f"checked {of} masks before training ({seconds:g} s); the others are read in the first epoch")
+    if empty:
+        why = ""
+        if len(empty) == n:
+            why = (": the network learns only background from them; check that these are the annotated masks (a "
+                   "16-bit label image converted to 8-bit with scaling turns small labels to 0)")
+        verb = "holds" if len(empty) == 1 else "hold"
+        notes.append(f"{len(empty)} of {of} masks {verb} no object (all 0, e.g. {empty[0]}){why}")
+    if "colour" in kinds:
+        notes.append(f"{kinds.count('colour')} of {of} masks are colour images: each colour is taken as one object, "
+                     "black as the background")
+    if binary:
+        notes.append(f"{len(binary)} of {of} masks hold one value for every object (a thresholded mask, e.g. "
+                     f"{binary[0]}): each connected blob is taken as one instance, so touching nuclei stay merged; "
+                     "instance labels (1, 2, 3... per object) avoid it")
+    return notes
 
 
 def _build_h5(recipe: dict, path: Path) -> DataBundle:
