@@ -320,3 +320,29 @@ def test_tiling_and_tiled_inference_check_their_inputs(tmp_path):
                 predict_tiled(source, model, lambda y, r: None, n_out=3)
     with pytest.raises(DevolensError, match="model_fn must be a function"):
         predict_tiled_array(img, None, n_out=3)
+
+
+def test_the_checks_take_what_real_tables_and_numpy_give():
+    """Float time columns (1.0), pandas' nullable dtypes and numpy numbers render and count as plain ints do;
+    the options that raised a plain ValueError before still raise one."""
+    import pandas as pd
+
+    from devolens.io.tables import read_table
+    from devolens.lineage.cliffs import detect_cliffs
+    from devolens.lineage.populations import populations
+    from devolens.lineage.simulate import simulate_embryo
+    from devolens.render.nuclei import render_nuclei_frame
+
+    df = simulate_embryo(0, n_cells=6)
+    t = int(df["time"].max())
+    ref = render_nuclei_frame(df, t, size=(32, 48), seed=1)
+    for table, time, size, seed in ((df.astype({"time": float}), t, (32, 48), 1),
+                                    (df.astype({"time": "Int64"}), np.int64(t), (np.int64(32), 48), np.uint32(1)),
+                                    (df, float(t), np.array([32, 48]), 1.0)):
+        frame = render_nuclei_frame(table, time, size=size, seed=seed)
+        assert np.array_equal(frame.image, ref.image) and np.array_equal(frame.labels, ref.labels)
+        pd.testing.assert_frame_equal(populations(table), populations(df))
+    for call in (lambda: read_table("t.csv", format="csv"), lambda: detect_cliffs([1, 2], [3, 4], min_drop="5"),
+                 lambda: render_nuclei_frame(df, t, size=(32.5, 48))):
+        with pytest.raises(ValueError):
+            call()

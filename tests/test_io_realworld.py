@@ -272,3 +272,62 @@ def test_unreadable_videos_say_why(tiny_zoo, tmp_path, capsys):
         err = capsys.readouterr().err
         assert why in err and "Could not load meta" not in err, err
         assert not (tmp_path / "o").exists()
+
+
+def _multi_file_ome(folder, frames=(6, 1)):
+    """A multi-file OME-TIFF set, one file per stage position, each holding the whole OME-XML (its first series
+    lives in the first file)."""
+    import uuid
+
+    names = [f"pos{k}.ome.tif" for k in range(len(frames))]
+    uuids = [f"urn:uuid:{uuid.uuid4()}" for _ in names]
+    images = ""
+    for k, n in enumerate(frames):
+        data = "".join(f'<TiffData FirstT="{t}" IFD="{t}" PlaneCount="1"><UUID FileName="{names[k]}">{uuids[k]}'
+                       "</UUID></TiffData>" for t in range(n))
+        images += (f'<Image ID="Image:{k}"><Pixels ID="Pixels:{k}" DimensionOrder="XYZCT" Type="uint8" SizeX="60" '
+                   f'SizeY="40" SizeZ="1" SizeC="1" SizeT="{n}"><Channel ID="Channel:{k}:0" SamplesPerPixel="1"/>'
+                   f"{data}</Pixels></Image>")
+    for k, n in enumerate(frames):
+        xml = (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+               f'UUID="{uuids[k]}">{images}</OME>')
+        planes = np.stack([_grey(seed=10 * k + t) for t in range(n)])
+        tifffile.imwrite(folder / names[k], planes if n > 1 else planes[0], description=xml, metadata=None,
+                         photometric="minisblack")
+    return [folder / n for n in names]
+
+
+def test_multi_file_ome_position_is_not_taken_for_a_truncated_file(tmp_path):
+    """The smaller file of a multi-file OME set (its first series, read from the larger file, runs past the end of
+    this one) is a valid file, read as before: it was refused as 'damaged or truncated'."""
+    first, second = _multi_file_ome(tmp_path)
+    for path in (first, second):
+        info = stack_info(path)
+        assert info.axes == "TYX" and info.shape == (6, 40, 60)
+        assert "2 image series" in other_series_note(path)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        frames, _, total = iter_path_frames(second)
+        assert total == 6 and len(list(frames)) == 6
+    assert not [w for w in said if "closed file" in str(w.message)]  # tifffile's re-open is not the user's business
+
+
+def test_tiff_headers_are_parsed_once_per_file(tiny_zoo, tmp_path, monkeypatch):
+    """A folder of single-page TIFFs (one per time point): the layout checks (stack rules, unlabelled pages,
+    several series) share one parse of each header, and the frame is read once: two TiffFile opens per file."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(4):
+        tifffile.imwrite(folder / f"t{i}.tif", _grey(48, 70, i))
+    opened = []
+    real = tifffile.TiffFile.__init__
+
+    def counting(self, *args, **kwargs):
+        opened.append(args[0] if args else kwargs.get("file"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(tifffile.TiffFile, "__init__", counting)
+    assert main(["segment", "nuclei", str(folder), "--out", str(tmp_path / "o"), "--diameter", "none"]) == 0
+    assert len(opened) <= 2 * 4, opened

@@ -212,6 +212,16 @@ def test_requests_past_any_embryo_are_refused(monkeypatch):
     with pytest.raises(DevolensError, match="at most 600"):
         simulate_embryo(0, n_times=MAX_TIMES + 1)
     # an embryo that outgrows any real one within the time points asked for stops with an error
-    monkeypatch.setattr(simulate, "MAX_CELLS", 10)
-    with pytest.raises(DevolensError, match="passed 40 cells"):
+    monkeypatch.setattr(simulate, "RUNAWAY_CELLS", 40)
+    with pytest.raises(DevolensError, match="passed 40 cells at time point"):
         simulate_embryo(0, n_times=200)
+
+
+@pytest.mark.slow
+def test_the_fitted_parameters_are_not_taken_for_runaway_ones():
+    """Up to MAX_TIMES time points the fitted embryo is never refused as runaway (seed 1 passes 8000 cells at
+    time point 556, which a guard at 4 * MAX_CELLS refused)."""
+    from devolens.lineage.simulate import RUNAWAY_CELLS
+
+    df = simulate_embryo(1, n_times=560)
+    assert 8000 < df.groupby("time").size().max() < RUNAWAY_CELLS

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 
@@ -164,7 +165,7 @@ def test_paletted_outline_and_point_masks_are_not_taken_for_smoothed(tmp_path):
     pal.putpalette(np.random.default_rng(0).integers(0, 256, 768).astype(np.uint8).tolist())
     pal.save(tmp_path / "pal.png")
     kinds: list[str] = []
-    assert len(np.unique(read_mask(tmp_path / "pal.png", kinds))) == lab.max() + 1 and kinds == ["palette"]
+    assert len(np.unique(read_mask(tmp_path / "pal.png", kinds))) == lab.max() + 1 and kinds == []  # by its indices
     from skimage.segmentation import find_boundaries
 
     rings = np.where(find_boundaries(lab, mode="inner"), lab, 0).astype(np.uint16)  # outlines: no label has an inside
@@ -175,6 +176,21 @@ def test_paletted_outline_and_point_masks_are_not_taken_for_smoothed(tmp_path):
     assert edge_fragments(dots) == (16, 16)
     tifffile.imwrite(tmp_path / "dots.tif", dots)
     assert read_mask(tmp_path / "dots.tif").max() == 16
+
+
+def test_dense_small_partly_hidden_nuclei_are_not_taken_for_smoothed(tmp_path):
+    from skimage.draw import disk
+
+    rng = np.random.default_rng(0)  # nuclei drawn over each other (a projection), then seen at a quarter the size
+    lab = np.zeros((384, 384), np.uint16)
+    for k in range(1, 1201):
+        yy, xx = disk(tuple(rng.uniform(8, 376, 2)), rng.uniform(5, 9), shape=lab.shape)
+        lab[yy, xx] = k
+    small = lab[2::4, 2::4]  # nuclei of 3-4 px, many of them slivers without an inside
+    thin, n = edge_fragments(small)
+    assert 0.55 < thin / n < 0.7  # more than half: was refused as smoothed
+    tifffile.imwrite(tmp_path / "dense.tif", small)
+    assert np.array_equal(read_mask(tmp_path / "dense.tif"), small)
 
 
 def test_colour_masks_are_numbered_by_colour_as_before(tmp_path):
@@ -217,3 +233,47 @@ def test_checking_masks_stops_after_its_time_and_says_so(tmp_path):
     assert check_masks(df, seconds=0.0) == ["checked the first 1 of the 6 masks before training (0 s); the others "
                                             "are read in the first epoch"]
     assert check_masks(df) == [] and check_masks(df, limit=2) == []
+
+
+def test_no_sample_left_is_one_line_and_turned_images_have_their_shown_size(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from devolens.data.datasets import image_shape, read_image
+
+    empty = pd.DataFrame({"sample": [], "image": [], "labels": [], "group": []})  # e.g. every frame an artifact
+    monkeypatch.setattr("devolens.train.trainer.index_dataset", lambda root: empty)
+    with pytest.raises(DevolensError, match="need at least 1 sample to train and validate, found 0"):
+        build_data(load_recipe(quick()), tmp_path)
+    im = Image.fromarray(np.zeros((30, 50), np.uint8))
+    exif = im.getexif()
+    exif[0x0112] = 6  # shown turned a quarter: 30 wide, 50 high
+    im.save(tmp_path / "turned.jpg", exif=exif)
+    assert image_shape(tmp_path / "turned.jpg") == read_image(tmp_path / "turned.jpg").shape[:2] == (50, 30)
+
+
+def test_grey_label_images_of_tiny_nuclei_are_not_taken_for_smoothed(tmp_path):
+    # a true label image at low magnification: most nuclei 2 px wide (no inside pixel), a few larger ones
+    lab = np.zeros((120, 120), np.uint16)
+    k = 0
+    for y in range(4, 116, 4):
+        for x in range(4, 60, 4):
+            k += 1
+            lab[y : y + 2, x : x + 2] = k
+    for y in range(10, 110, 20):
+        k += 1
+        lab[y : y + 8, 80 : 88] = k
+    assert edge_fragments(lab)[0] > 0.9 * edge_fragments(lab)[1]  # the colour rule would call it smoothed
+    tifffile.imwrite(tmp_path / "tiny.tif", lab)
+    assert np.array_equal(read_mask(tmp_path / "tiny.tif"), lab)
+
+
+def test_palette_tiff_masks_are_read_by_their_indices(tmp_path):
+    # a label image saved with a random (Glasbey-like) colour table, as Fiji/ilastik can save them
+    lab = np.zeros((64, 64), np.uint8)
+    lab[5:20, 5:20], lab[30:50, 30:50], lab[40:60, 5:15] = 1, 2, 3
+    rng = np.random.default_rng(0)
+    cmap = rng.integers(0, 65536, (3, 256), dtype=np.uint16)
+    cmap[:, 0] = 0
+    tifffile.imwrite(tmp_path / "m.tif", lab, photometric="palette", colormap=cmap)
+    assert np.array_equal(read_mask(tmp_path / "m.tif"), lab)
+    assert np.array_equal(read_mask(tmp_path / "m.tif", classes=True), lab)  # class ids, not a colour mask

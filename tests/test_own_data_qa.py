@@ -107,7 +107,7 @@ def test_colour_and_paletted_masks_keep_every_nucleus(tmp_path):
         assert got.shape == lab.shape
         pairs = set(zip(got.ravel().tolist(), lab.ravel().tolist()))
         assert len(pairs) == 4 and (0, 0) in pairs  # one label per nucleus, background kept
-    assert kinds == ["colour", "palette"]
+    assert kinds == ["colour"]  # the paletted mask read by its indices, no colour note
     with pytest.raises(DevolensError, match="colour mask"):
         read_mask(tmp_path / "rgb.png", classes=True)
 

@@ -2,8 +2,8 @@
 
 The CLI turns a :class:`DevolensError` into a one-line message and exit code 2, never a
 traceback. Library code raises it whenever the cause is the input rather than a bug.
-Library code issues a :class:`DevolensWarning` (``warnings.warn``) where the CLI prints a note;
-the CLI silences these and prints its own note instead.
+Where the CLI prints a note about a result to check, library code issues a warning
+(``warnings.warn``): :class:`DiameterWarning`, which the CLI silences as it prints its own note.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ class DevolensError(Exception):
         super().__init__(text)
 
 
-class DevolensWarning(UserWarning):
-    """A result a library user should know about (what the CLI prints as a note)."""
+class DevolensValueError(DevolensError, ValueError):
+    """A value a function cannot work with, where that function raised a plain ValueError before (callers that
+    catch ValueError still catch it)."""
 
 
-class DiameterWarning(DevolensWarning):
+class DiameterWarning(UserWarning):
     """``diameter="auto"`` (or ``"each"``) could not judge the magnification of the images (too few objects, or
     too narrow images) and used them as they are; the estimate is in the predictor's ``last_estimate``
     (``estimates`` with ``"each"``)."""

@@ -43,6 +43,16 @@ def note(text: str) -> None:
     console.print(f"[yellow]note:[/] {escape(text)}", soft_wrap=True)
 
 
+def print_stack_notes(path: Path, pages: str = "time") -> None:
+    """Say how a TIFF input was read (``segment``, ``population``, ``curate frames``): its pages had no axis labels
+    and were read as time points, or a file holds several image series and only the first was read."""
+    from devolens.io.stacks import other_series_note, unlabelled_pages_note
+
+    for text in (unlabelled_pages_note(path, pages), other_series_note(path)):
+        if text:
+            console.print(text)
+
+
 def check_out(path: Path, source: Path) -> None:
     """Refuse an output file that would overwrite the input ``source`` or is a folder, before any work
     (``devolens identify t.csv --out t.csv`` would replace the user's table)."""

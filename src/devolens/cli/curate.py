@@ -59,13 +59,10 @@ def frames(
         highlight=False,
         soft_wrap=True,
     )
-    from devolens.cli._common import console
+    from devolens.cli._common import print_stack_notes
     from devolens.io.frames import VIDEO_SUFFIXES
-    from devolens.io.stacks import other_series_note, unlabelled_pages_note
 
-    for note in (unlabelled_pages_note(path, pages), other_series_note(path)):  # TIFF stacks: how they were read
-        if note:
-            console.print(note)
+    print_stack_notes(Path(path), pages)  # TIFF inputs: how they were read
     if Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES:  # a file cut short: say so
         from devolens.cli._common import console
         from devolens.io.frames import cut_short, frame_count_from_info

@@ -370,17 +370,6 @@ def _diameter(value: Optional[str], model: str) -> "float | str | None":
     return number
 
 
-def _print_pages_note(path: Path, pages: str = "time") -> None:
-    """Say so when a TIFF stack's pages had no axis labels and were read as time points, and when a TIFF
-    file holds several image series (only the first is read)."""
-    from devolens.cli._common import console
-    from devolens.io.stacks import other_series_note, unlabelled_pages_note
-
-    for note in (unlabelled_pages_note(path, pages), other_series_note(path)):
-        if note:
-            console.print(note)
-
-
 def _estimate_note(estimate, what: str) -> Optional[str]:
     """What ``--diameter auto`` did, in words (None when it judged the images and left them as they are)."""
     if estimate is None:
@@ -681,7 +670,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "the lines), like ImageJ's rolling ball. Default: the model's own rule (on for both shipped models).")),
         device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
     ) -> None:
-        from devolens.cli._common import console, progress_bar, streaming_threads
+        from devolens.cli._common import console, print_stack_notes, progress_bar, streaming_threads
 
         streaming_threads()
         with progress_bar(f"segment {kind}") as cb:
@@ -697,7 +686,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         note = _estimate_note(summary.get("estimate"), what) or _estimates_note(summary.get("estimates"), what)
         if note:
             console.print(note)
-        _print_pages_note(input_path, pages)
+        print_stack_notes(input_path, pages)
         if summary.get("ended_early"):
             console.print(f"note: {summary['ended_early']}")
         if summary["objects"] == 0:
@@ -889,7 +878,7 @@ def population_command(
     device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
-    from devolens.cli._common import console, progress_bar, streaming_threads
+    from devolens.cli._common import console, print_stack_notes, progress_bar, streaming_threads
     from devolens.predict.clock import MIN_FRAMES as CLOCK_MIN_FRAMES
 
     streaming_threads()
@@ -904,7 +893,7 @@ def population_command(
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)
-    _print_pages_note(input_path, pages)
+    print_stack_notes(input_path, pages)
     if df.attrs.get("ended_early"):
         console.print(f"note: {df.attrs['ended_early']}")
     if df.attrs.get("clock") is not None:

@@ -65,7 +65,6 @@ from devolens.io.frames import (  # noqa: F401  (re-exported: the frame sources 
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
     check_channel_input,
-    folder_files,
     iter_path_frames,
 )
 

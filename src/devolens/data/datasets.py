@@ -34,13 +34,13 @@ TARGETS = ("semantic", "boundary", "classes")
 
 
 # ----------------------------------------------------------------------------- reading
-def read_image(path: str | Path) -> np.ndarray:
-    """Read a PNG/JPEG/TIFF image (via :func:`devolens.io.images.read_image`) as HxW or
-    HxWxC; a channels-first TIFF (C, H, W with C <= 4) is moved to channels-last. NaN or infinite
-    values (float images) are refused."""
+def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
+    """Read a PNG/JPEG/TIFF image (via :func:`devolens.io.images.read_image`; ``indices``: a palette
+    image as its indices) as HxW or HxWxC; a channels-first TIFF (C, H, W with C <= 4) is moved to
+    channels-last. NaN or infinite values (float images) are refused."""
     from devolens.io.images import read_image as _read
 
-    arr = np.asarray(_read(path))
+    arr = np.asarray(_read(path, indices=indices))
     if arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4) and arr.shape[-1] not in (1, 2, 3, 4):
         arr = np.moveaxis(arr, 0, -1)  # TIFF stored channels-first
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] <= 4)):
@@ -57,7 +57,7 @@ def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = 
 
     Masks come in many forms from annotation tools, and each is read for what it means:
 
-    - a paletted (indexed-colour) PNG, GIF or BMP: the palette indices (the labels the tool drew),
+    - a paletted (indexed-colour) PNG, GIF, BMP or TIFF: the palette indices (the labels the tool drew),
       not the colours they are shown in;
     - a colour image (RGB or RGBA: a label image saved coloured): each colour is one label, black and
       fully transparent pixels background; an image whose channels are equal is read as grey;
@@ -69,7 +69,7 @@ def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = 
     path : str or Path
         PNG, TIFF or BMP file.
     kinds : list, optional
-        ``"palette"`` or ``"colour"`` is appended for such masks (the caller's notes).
+        ``"colour"`` is appended for a colour mask (the caller's notes).
     classes : bool
         The mask holds class ids (target ``classes``): a colour mask is refused (its colours give no
         class numbers); values stay as they are.
@@ -91,21 +91,9 @@ def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = 
     if path.suffix.lower() in (".jpg", ".jpeg"):
         raise DevolensError("a mask saved as JPEG: its lossy compression changes the labels at every edge; save "
                             "masks as PNG or TIFF", path=path)
-    arr = None
     colour = False
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        try:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                if im.mode == "P":
-                    arr = np.asarray(im).copy()  # the palette indices
-                    if kinds is not None:
-                        kinds.append("palette")
-        except Exception:  # not readable here: read_image says why
-            arr = None
-    if arr is None:
-        arr = read_image(path)
+    # a paletted PNG/GIF/BMP or TIFF (a label image with a colour table, e.g. Glasbey): its indices are the labels
+    arr = read_image(path, indices=True)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     if arr.ndim == 3:
@@ -162,10 +150,22 @@ def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = 
     return arr
 
 
+def check_mask_size(image: Sequence[int], mask: Sequence[int], source: str) -> None:
+    """Refuse a mask whose height and width (the first two of its shape ``mask``) are not its image's (of the
+    shape ``image``), in the files' own pixels; ``source`` names the files."""
+    (h, w), (mh, mw) = tuple(image[:2]), tuple(mask[:2])
+    if (mh, mw) != (h, w):
+        raise DevolensError(f"image and mask differ in size ({w}x{h} and {mw}x{mh} pixels: {source}); a mask has "
+                            "its image's size, pixel for pixel (a mask of another image, or one resized?)")
+
+
 #: labels with no inside pixel (edge fragments) that make a mask read as smoothed: at least this many...
 SMOOTHED_MIN_LABELS = 5
-#: ...and more than this share of its labels (while others have an inside: not a mask of outlines)
-SMOOTHED_SHARE = 0.5
+#: ...and more than this share of its labels (while others have an inside: not a mask of outlines). Smoothed masks
+#: measure 0.75 and more (a colour mask halved with INTER_AREA: three blends per nucleus; resized up, blurred or
+#: drawn anti-aliased: 0.9 and more); legitimate label images of dense small nuclei, partly hidden in projections,
+#: reach 0.5-0.66 at 4-5 px a nucleus (a render's densest frames at 1/6-1/8 of their size) and were refused at 0.5
+SMOOTHED_SHARE = 0.7
 
 
 def edge_fragments(labels: np.ndarray) -> tuple[int, int]:
@@ -204,6 +204,10 @@ def edge_fragments(labels: np.ndarray) -> tuple[int, int]:
 
 def _refuse_smoothed(labels: np.ndarray, path: Path, colour: bool) -> None:
     """Refuse a mask whose edges were smoothed: most of its labels are edge fragments between others."""
+    if not colour:  # a grey label image is judged only when it is a blurred binary mask (a fifth of it one value):
+        fg = labels > 0  # dense tiny nuclei of a true label image are edge fragments too, and must pass
+        if not fg.any() or (labels == labels.max()).sum() <= 0.2 * fg.sum():
+            return
     thin, n = edge_fragments(labels)
     if thin < SMOOTHED_MIN_LABELS or thin <= SMOOTHED_SHARE * n or thin == n:  # all thin: outlines, or specks
         return
@@ -393,6 +397,16 @@ def _list_images(folder: Path, recursive: bool = True) -> list[Path]:
     return sorted(found)
 
 
+def _pair_files(image_dir: Path, mask_dir: Path) -> tuple[list[Path], list[Path]]:
+    """The image files and the mask files of a folder-pairs layout; where both are one folder (cellpose's
+    layout: ``x.tif`` beside ``x_masks.tif``), the files named like masks are the masks, the others the images."""
+    images, masks = _list_images(image_dir), _list_images(mask_dir)
+    if image_dir.resolve() == mask_dir.resolve():
+        images = [p for p in images if not _is_mask_name(p.stem)]
+        masks = [p for p in masks if _is_mask_name(p.stem)]
+    return images, masks
+
+
 @dataclass
 class PairIndex:
     """Image/mask pairs matched by name, plus the files that found no partner."""
@@ -433,12 +447,7 @@ def find_pairs(image_dir: str | Path, mask_dir: str | Path) -> PairIndex:
     for d in (image_dir, mask_dir):
         if not d.is_dir():
             raise DevolensError("folder not found", path=d)
-    same = image_dir.resolve() == mask_dir.resolve()
-    mask_files = _list_images(mask_dir)
-    image_files = _list_images(image_dir)
-    if same:
-        mask_files = [m for m in mask_files if _is_mask_name(m.stem)]
-        image_files = [i for i in image_files if not _is_mask_name(i.stem)]
+    image_files, mask_files = _pair_files(image_dir, mask_dir)
     exact: dict[tuple[Path, str], list[Path]] = {}  # (sub-folder, stem) -> masks of that very name
     suffixed: dict[tuple[Path, str], list[Path]] = {}  # (sub-folder, stem less its mask suffix) -> masks
     for m in mask_files:
@@ -508,8 +517,7 @@ def _no_pairs(root: Path, img_dir: Path, mask_dir: Path) -> DevolensError:
                                   if others else "")
 
     same = img_dir.resolve() == mask_dir.resolve()
-    imgs = [p for p in _list_images(img_dir) if not (same and _is_mask_name(p.stem))]
-    masks = [p for p in _list_images(mask_dir) if not same or _is_mask_name(p.stem)]
+    imgs, masks = _pair_files(img_dir, mask_dir)
     if same and not imgs:
         return DevolensError(f"this folder holds masks only ({len(masks)}, e.g. {masks[0].relative_to(root)}), no "
                              f"image: --data is the folder that holds images/ and masks/{_parent_hint(root)}", path=root)
@@ -679,7 +687,9 @@ def image_shape(path: str | Path) -> tuple[int, int]:
             from PIL import Image
 
             with Image.open(path) as im:
-                return int(im.size[1]), int(im.size[0])
+                w, h = int(im.size[0]), int(im.size[1])
+                turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF: read_image turns it a quarter
+            return (w, h) if turned else (h, w)
     except Exception:  # not readable by its header: read_image says why, or reads it
         pass
     return tuple(read_image(path).shape[:2])
@@ -787,16 +797,18 @@ class _Base(Dataset):
             return None
         return max(1, round(arr.shape[0] * self.scale)), max(1, round(arr.shape[1] * self.scale))
 
+    def _working(self, img: np.ndarray) -> np.ndarray:
+        """``img`` with the dataset's channels at the working resolution (``scale``), not yet normalised."""
+        img = to_channels(img, self.channels)
+        return _resize(img, self._scaled(img), nearest=False)  # resized before normalising, as the predictors do
+
     def _levels(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ``percentile`` levels of a whole image at the working resolution (for its regions)."""
-        img = to_channels(img, self.channels)
-        img = _resize(img, self._scaled(img), nearest=False)
+        img = self._working(img)
         return percentile_levels(img if img.ndim == 3 else img[..., None])
 
     def _prepare(self, img: np.ndarray, labels: np.ndarray | None, index: int, levels: tuple | None = None):
-        img = to_channels(img, self.channels)
-        img = _resize(img, self._scaled(img), nearest=False)  # resized before normalising, as the predictors do
-        img = _resize(img, self.size, nearest=False)
+        img = _resize(self._working(img), self.size, nearest=False)
         if img.ndim == 2:
             img = img[..., None]
         img = normalize_image(img, self.normalize, levels)
@@ -929,10 +941,7 @@ class SegmentationDataset(_Base):
         if self.labels[i] is None:
             raise DevolensError("no label image for this frame", path=self.images[i])
         lab = read_mask(self.labels[i], classes=self.target == "classes")
-        if lab.shape[:2] != img.shape[:2]:  # the files' own sizes, before any resizing
-            raise DevolensError(f"image and mask differ in size ({img.shape[1]}x{img.shape[0]} and {lab.shape[1]}x"
-                                f"{lab.shape[0]} pixels: {self._source(i)}); a mask has its image's size, pixel for "
-                                "pixel (a mask of another image, or one resized?)")
+        check_mask_size(img.shape, lab.shape, self._source(i))  # the files' own sizes, before any resizing
         blobs = thresholded(lab) if self.target != "classes" else None
         if blobs is not None:  # a thresholded mask (0/255): one instance per connected blob
             lab = blobs

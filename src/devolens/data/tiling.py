@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 
+from devolens import checks
 from devolens.errors import DevolensError
 from devolens.io.atomic import atomic_path
 
@@ -244,13 +245,6 @@ def _box_counts(labels: np.ndarray, ys: np.ndarray, xs: np.ndarray, tile: int, n
     return out
 
 
-def _positive(value, name: str) -> int:
-    """``value`` as an int >= 1; a clear error for anything else ("160", 160.5, True)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise DevolensError(f"{name} must be a whole number >= 1, got {value!r}")
-    return int(value)
-
-
 def _paths(values, name: str) -> list[Path]:
     """A list of paths; one path (str or Path) is a list of one, not of its characters."""
     if isinstance(values, (str, os.PathLike)):
@@ -258,10 +252,10 @@ def _paths(values, name: str) -> list[Path]:
     try:
         values = list(values)
     except TypeError:
-        raise DevolensError(f"{name} must be a list of TIFF paths, got {type(values).__name__}") from None
+        raise DevolensError(f"{name} must be a list of image paths, got {type(values).__name__}") from None
     for v in values:
         if not isinstance(v, (str, os.PathLike)):
-            raise DevolensError(f"{name} must be a list of TIFF paths, got an item {v!r}")
+            raise DevolensError(f"{name} must be a list of image paths, got an item {v!r}")
     return [Path(v) for v in values]
 
 
@@ -297,8 +291,8 @@ def tile_arrays(
     """
     if keep not in ("mixed", "all"):
         raise DevolensError(f"keep must be 'mixed' or 'all', got {keep!r}")
-    tile, stride = _positive(tile, "tile"), _positive(stride, "stride")
-    n_classes = _positive(n_classes, "n_classes")
+    tile, stride, n_classes = (checks.whole(v, k, 1) for k, v in (("tile", tile), ("stride", stride),
+                                                                    ("n_classes", n_classes)))
     image = np.asarray(image)
     if image.ndim != 3:
         raise DevolensError(f"expected a (C, H, W) image, got shape {image.shape}")
@@ -528,20 +522,17 @@ def tile_to_h5(
         existing store when appending. Nothing is written then.
     """
     images = _paths(images, "images")
-    if not isinstance(out, (str, os.PathLike)) or str(out) == "":
-        raise DevolensError(f"out must be the path of the store to write (.h5), got {out!r}")
-    out = Path(out)
+    out = checks.path(out, "out must be the path of the store to write (.h5)")
     if not images:
         raise DevolensError("no images to tile")
     if labels is not None:
         labels = _paths(labels, "labels")
     if labels is not None and len(labels) == 0:
         labels = None
-    tile, stride, n_classes, channels = (_positive(v, k) for k, v in (("tile", tile), ("stride", stride),
-                                                                         ("n_classes", n_classes),
-                                                                         ("channels", channels)))
-    if progress is not None and not callable(progress):
-        raise DevolensError(f"progress must be a function progress(done, total) or None, got {progress!r}")
+    tile, stride, n_classes, channels = (checks.whole(v, k, 1) for k, v in (("tile", tile), ("stride", stride),
+                                                                            ("n_classes", n_classes),
+                                                                            ("channels", channels)))
+    checks.progress_fn(progress)
     if labels is not None and len(labels) != len(images):
         raise DevolensError(f"{len(images)} images but {len(labels)} label images (give one per image)")
     if labels is None and keep == "mixed":

@@ -25,11 +25,14 @@ def check_image_size(height: int, width: int, path: str | Path | None = None) ->
         raise DevolensError(f"image too small: {height} x {width} pixels (at least 2 x 2)", path=path)
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
     """Read a TIFF, PNG, JPEG, BMP or GIF image into a numpy array.
 
     Parameters
     ----------
+    indices : bool
+        An indexed-colour (palette) image comes back as its palette indices instead of the colours
+        they show (label images saved with a colour table: the indices are the labels).
     path : str or Path
         Image file. TIFF keeps its dtype and all its pages/planes (e.g. a z-stack) but not its
         axes of length 1 (a ``1xHxW`` or ``HxWx1`` array saved as such is ``HxW``), and an
@@ -71,15 +74,19 @@ def read_image(path: str | Path) -> np.ndarray:
                 arr = series.asarray().reshape(shape)
                 # planar RGB (samples stored as planes, axes "SYX"): samples last, as PNG/JPEG
                 arr = samples_last(arr, axes.endswith("SYX"))
-                arr = _apply_palette(tif, arr)
+                arr = arr if indices else _apply_palette(tif, arr)
         else:
-            from PIL import Image, ImageOps
+            from PIL import Image
 
             with Image.open(path) as im:
                 im.load()
                 if im.getexif().get(0x0112, 1) not in (0, 1):
                     # EXIF orientation (phone and camera JPEGs): the image as every viewer shows it
+                    from PIL import ImageOps  # only then: not imported for every frame's start-up
+
                     im = ImageOps.exif_transpose(im)
+                if im.mode == "P" and indices:
+                    return np.asarray(im).copy()
                 if im.mode == "P":
                     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
                 elif im.mode in ("I;16", "I;16B", "I;16L"):

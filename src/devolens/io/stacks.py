@@ -25,8 +25,10 @@ see 2-D frames, so a stack is read plane by plane, never whole:
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -123,16 +125,7 @@ def stack_info(path: str | Path, pages: str = "time") -> StackInfo:
         raise DevolensError("no such file", path=path)
     if not is_tiff(path):  # another format under a .tif name (a PNG renamed...): one image, read by its content
         return _other_format_info(path)
-    try:
-        with open_tiff(path) as tif:
-            if not tif.series:
-                raise DevolensError("no image in this TIFF file", path=path)
-            s = tif.series[0]
-            axes, shape = squeeze_axes(str(s.axes), tuple(int(n) for n in s.shape))
-    except DevolensError:
-        raise
-    except Exception as exc:
-        raise DevolensError(f"cannot read TIFF: {exc}", path=path) from None
+    axes, shape, _ = _tiff_layout(path)
     if not shape or int(np.prod(shape)) == 0:
         raise DevolensError("empty image", path=path)
     if not (axes.endswith("YX") or axes.endswith("YXS")):
@@ -192,8 +185,11 @@ def open_tiff(path: str | Path):
             kind = series[0].kind if series else None
             chain = [m for m in errors if "invalid page offset" in m or "invalid offset to page" in m]
             start = series[0].dataoffset if series else None
+            # the size of the file that holds the data: another file of a multi-file OME set (one file per
+            # stage position, each with the whole OME-XML) may hold the first series, not this one
+            held = series[0].pages[0].parent.filehandle.size if start is not None else 0
             why = None
-            if start is not None and start + series[0].nbytes > tif.filehandle.size:
+            if start is not None and start + series[0].nbytes > held:
                 why = "its pixel data run past the end of the file"
             elif chain and kind != "imagej":
                 why = f"its chain of pages breaks: {chain[0]}"
@@ -206,6 +202,30 @@ def open_tiff(path: str | Path):
             yield tif
     finally:
         log.removeHandler(kept)
+
+
+def _tiff_layout(path: Path) -> tuple[str, tuple[int, ...], int]:
+    """``(axes, shape)`` of a TIFF file's first series (axes of length 1 dropped, :func:`squeeze_axes`) and its
+    number of series. Parsed once per file version (path, inode, size, modification time) and process:
+    :func:`stack_info`, :func:`unlabelled_pages_note` and :func:`other_series_note` ask for the same file (each
+    member of a folder) in one command."""
+    st = path.stat()
+    return _layout(str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, path)
+
+
+@lru_cache(maxsize=4096)
+def _layout(resolved: str, inode: int, size: int, mtime_ns: int, path: Path) -> tuple[str, tuple[int, ...], int]:
+    try:  # opened by the path as given, which the errors name (errors are not cached)
+        with open_tiff(path) as tif:
+            if not tif.series:
+                raise DevolensError("no image in this TIFF file", path=path)
+            s = tif.series[0]
+            axes, shape = squeeze_axes(str(s.axes), tuple(int(n) for n in s.shape))
+            return axes, shape, len(tif.series)
+    except DevolensError:
+        raise
+    except Exception as exc:
+        raise DevolensError(f"cannot read TIFF: {exc}", path=path) from None
 
 
 def _other_format_info(path: Path) -> StackInfo:
@@ -366,7 +386,10 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                 if whole is not None:
                     arr = np.asarray(whole.reshape((-1,) + info.shape[len(sizes):])[i])
                 else:
-                    arr = pages[i].asarray()
+                    with warnings.catch_warnings():  # a multi-file OME set: pages of the other files, which
+                        # tifffile opens again for the read (and says so): nothing for the user to do
+                        warnings.filterwarnings("ignore", message=".*reading array from closed file")
+                        arr = pages[i].asarray()
             except Exception as exc:
                 raise DevolensError(f"cannot read plane {i}: {exc}", path=path) from None
             return samples_last(arr, info.planar)
@@ -459,12 +482,7 @@ def _other_series(path: Path) -> tuple[int, str, tuple[int, ...]] | None:
     try:
         if not path.is_file() or not is_tiff(path):
             return None
-        with open_tiff(path) as tif:
-            series = tif.series
-            if len(series) < 2:
-                return None
-            first = series[0]
-            axes, shape = squeeze_axes(str(first.axes), tuple(int(n) for n in first.shape))
-            return len(series), axes, shape
+        axes, shape, n = _tiff_layout(path)  # parsed once with stack_info's
     except Exception:
         return None
+    return (n, axes, shape) if n > 1 else None

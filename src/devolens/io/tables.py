@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -39,7 +38,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from devolens.errors import DevolensError
+from devolens import checks
+from devolens.errors import DevolensError, DevolensValueError
 from devolens.io.atomic import atomic_path
 
 #: Columns of the tidy table, in order (``blot`` only when known).
@@ -64,12 +64,8 @@ _ACETREE_NCOLS = 10  # index, status, pred, succ1, succ2, x, y, z, diameter, nam
 
 # ----------------------------------------------------------------------------- helpers
 def _table_path(path: Any) -> Path:
-    """``path`` (str or Path) as a Path; a clear error for anything else (None, a number, a DataFrame) and for
-    ``""`` (``Path("")`` is the current folder: never what was meant)."""
-    if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes) or str(path) == "":
-        what = type(path).__name__ if not isinstance(path, str) else "''"
-        raise DevolensError(f"expected the path of a lineage table (str or Path), got {what}")
-    return Path(path)
+    """``path`` (str or Path) as a Path; a clear error for anything else (None, a number, a DataFrame, ``""``)."""
+    return checks.path(path, "expected the path of a lineage table (str or Path)")
 
 
 def _empty_meta() -> dict[str, Any]:
@@ -282,7 +278,7 @@ def read_table(path: str | Path, format: str | None = None) -> pd.DataFrame:
     """
     path = _table_path(path)
     if format is not None and (not isinstance(format, str) or format.strip().lower() not in ("epic", "acetree", "tidy")):
-        raise DevolensError(f"format must be 'epic', 'acetree', 'tidy' or None (detected), got {format!r}")
+        raise DevolensValueError(f"format must be 'epic', 'acetree', 'tidy' or None (detected), got {format!r}")
     fmt = format.strip().lower() if format is not None else detect_format(path)
     if fmt == "epic":
         return read_epic(path)

@@ -67,9 +67,15 @@ def _passthrough() -> list[str]:
     import re
 
     try:
+        import os
+
         import imageio_ffmpeg
 
-        found = re.match(r"n?(\d+)\.(\d+)", imageio_ffmpeg.get_ffmpeg_version())
+        # imageio-ffmpeg's own binary names its version (ffmpeg-linux-x86_64-v7.0.2): no 'ffmpeg -version' run
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+        found = re.search(r"-v(\d+)\.(\d+)", os.path.basename(exe)) if os.path.dirname(exe).endswith("binaries") \
+            else None
+        found = found or re.match(r"n?(\d+)\.(\d+)", imageio_ffmpeg.get_ffmpeg_version())
         old = found is not None and (int(found[1]), int(found[2])) < (5, 1)
     except Exception:
         old = False

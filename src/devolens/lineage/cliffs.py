@@ -30,18 +30,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from devolens.errors import DevolensError
+from devolens import checks
+from devolens.errors import DevolensValueError
 from devolens.lineage.populations import populations
-
-
-class CliffOptionError(DevolensError, ValueError):
-    """A value :func:`detect_cliffs` cannot work with (a ValueError too, as it always was)."""
-
-
-def _whole(value, name: str, low: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or (low is not None and value < low):
-        raise CliffOptionError(f"{name} must be a whole number{'' if low is None else f' >= {low}'}, got {value!r}")
-    return int(value)
 
 
 def _counts(values, name: str) -> np.ndarray:
@@ -49,10 +40,10 @@ def _counts(values, name: str) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise CliffOptionError(f"{name} must be numbers (one per time point)") from None
+        raise DevolensValueError(f"{name} must be numbers (one per time point)") from None
     bad = ~np.isfinite(arr) | (arr != np.round(arr))
     if bad.any():
-        raise CliffOptionError(f"{name} must be whole numbers; item {int(np.argmax(bad))} is {arr[bad][0]:g}")
+        raise DevolensValueError(f"{name} must be whole numbers; item {int(np.argmax(bad))} is {arr[bad][0]:g}")
     return arr.astype(np.int64)
 
 
@@ -135,14 +126,14 @@ def detect_cliffs(
     t = _counts(times, "times")
     n = _counts(totals, "totals")
     if t.shape != n.shape or t.ndim != 1:
-        raise CliffOptionError("times and totals must be 1-D arrays of the same length")
+        raise DevolensValueError("times and totals must be 1-D arrays of the same length")
     if len(t) > 1 and np.any(np.diff(t) <= 0):
         order = np.argsort(t, kind="stable")
         t, n = t[order], n[order]
-    min_drop, window = _whole(min_drop, "min_drop", 1), _whole(window, "window", 1)
-    if isinstance(min_fraction, (bool, np.bool_)) or not isinstance(min_fraction, (int, float, np.integer, np.floating)) \
-            or not 0 <= min_fraction <= 1:
-        raise CliffOptionError(f"min_fraction must be a number from 0 to 1, got {min_fraction!r}")
+    min_drop = checks.whole(min_drop, "min_drop", 1, error=DevolensValueError)
+    window = checks.whole(window, "window", 1, error=DevolensValueError)
+    if not checks.is_number(min_fraction) or not 0 <= min_fraction <= 1:
+        raise DevolensValueError(f"min_fraction must be a number from 0 to 1, got {min_fraction!r}")
     cliffs: list[Cliff] = []
     start = 0
     i = 1
@@ -181,11 +172,7 @@ def find_duplicates(df: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Columns ``time, cell, count`` (count >= 2), sorted by time and name.
     """
-    if not isinstance(df, pd.DataFrame):
-        raise DevolensError(f"expected a table (pandas DataFrame, e.g. from read_table), got {type(df).__name__}")
-    missing = [c for c in ("time", "cell") if c not in df.columns]
-    if missing:
-        raise DevolensError(f"table lacks column(s) {','.join(missing)}")
+    checks.dataframe(df, ("time", "cell"))
     key = [c for c in ("embryo", "time", "cell") if c in df.columns]  # a name repeats within one embryo only
     named = df.loc[df["cell"].fillna("").astype(str) != "", key]
     dup = named.duplicated(keep=False).to_numpy()
@@ -260,7 +247,7 @@ def cut_at_cliff(df: pd.DataFrame, last_good_time: int | None) -> pd.DataFrame:
     """Keep the rows up to and including ``last_good_time`` (all rows when None)."""
     if last_good_time is None:
         return df.copy()
-    last_good_time = _whole(last_good_time, "last_good_time")
+    last_good_time = checks.whole(last_good_time, "last_good_time", floats=True)  # a time point: 37.0 is 37
     return df.loc[df["time"].to_numpy() <= last_good_time].reset_index(drop=True)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from devolens import checks
 from devolens.errors import DevolensError
 from devolens.lineage.names import LETTERS, population_letter
 
@@ -43,24 +44,15 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
     >>> populations(t)[["time", "A", "E", "total"]].to_dict("list")
     {'time': [1, 2], 'A': [2, 0], 'E': [0, 1], 'total': [3, 1]}
     """
-    if not isinstance(df, pd.DataFrame):
-        raise DevolensError(f"expected a table (pandas DataFrame, e.g. from read_table), got {type(df).__name__}")
-    missing = [c for c in ("time", "cell") if c not in df.columns]
-    if missing:
-        raise DevolensError(f"table lacks column(s) {','.join(missing)}")
+    checks.dataframe(df, ("time", "cell"))
     if "embryo" in df.columns and df["embryo"].nunique(dropna=False) > 1:
         names = ", ".join(map(str, df["embryo"].unique()[:5]))
         raise DevolensError(f"table holds {df['embryo'].nunique(dropna=False)} embryos ({names}); count one embryo "
                             "at a time")
     if len(df) == 0:
         return pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in POPULATION_COLUMNS})
-    # a missing or fractional time would be counted at a wrong time point (NaN as -2**63), silently
-    values = pd.to_numeric(df["time"], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values) | (values != np.round(values))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise DevolensError(f"column 'time' must hold whole time points; row {i} has {df['time'].iloc[i:i + 1].tolist()[0]!r}")
-    times = values.astype(np.int64)
+    # a missing or fractional time would be counted at a wrong time point, silently
+    times = checks.whole_times(df["time"], path=df.attrs.get("source"))
     uniq_t, t_idx = np.unique(times, return_inverse=True)
     # one letter lookup per distinct name, then integer codes for every row
     name_codes, uniq_names = pd.factorize(df["cell"], use_na_sentinel=True)

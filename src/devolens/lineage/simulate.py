@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from devolens import checks
 from devolens.errors import DevolensError
 from devolens.lineage.names import is_valid_name, parent
 
@@ -66,6 +67,9 @@ PARAMS_PATH = Path(__file__).with_name("simulator_params.json")
 MAX_CELLS = 2000
 #: the most time points asked for (~15 h at 90 s; real movies: ~180 EPIC, 360 AceTree time points)
 MAX_TIMES = 600
+#: an embryo past this many cells has parameters (one's own) that divide far faster than a C. elegans embryo: the
+#: fitted ones stay well below it within ``MAX_TIMES`` (seeds 0-7: 4,800-10,000 cells at time point 600)
+RUNAWAY_CELLS = 20_000
 
 #: Divisions whose daughters get new founder names.
 FOUNDER_DIVISIONS: dict[str, tuple[str, str]] = {
@@ -494,15 +498,13 @@ def simulate_embryo(
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DevolensError(f"seed must be a non-negative integer, got {seed!r}")
-    for name, value in (("n_cells", n_cells), ("n_times", n_times)):  # "8" or 2.5 would be read as another count
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-            raise DevolensError(f"{name} must be a whole number >= 1 or None, got {value!r}")
+    n_cells = checks.whole(n_cells, "n_cells", 1, none=True)  # "8" or 2.5 would be read as another count
+    n_times = checks.whole(n_times, "n_times", 1, none=True)
     if n_cells is not None and n_cells > MAX_CELLS:
         raise DevolensError(f"n_cells must be at most {MAX_CELLS} (a C. elegans embryo hatches with 558 cells), got {n_cells}")
     if n_times is not None and n_times > MAX_TIMES:
         raise DevolensError(f"n_times must be at most {MAX_TIMES} time points (~15 h at 90 s each), got {n_times}")
-    if progress is not None and not callable(progress):
-        raise DevolensError(f"progress must be a function progress(done, total) or None, got {progress!r}")
+    checks.progress_fn(progress)
     p = load_params(params)
     start = start or p.get("start", "P0")
     if start not in ("P0", "4cell"):
@@ -623,8 +625,8 @@ def simulate_embryo(
             progress(t, max_times)
         if n_cells is not None and n >= int(n_cells):
             break
-        if n > 4 * MAX_CELLS:  # parameters of one's own that divide far faster than an embryo
-            raise DevolensError(f"the simulated embryo passed {4 * MAX_CELLS} cells at time point {t}: its parameters "
+        if n > RUNAWAY_CELLS:  # parameters of one's own that divide far faster than an embryo
+            raise DevolensError(f"the simulated embryo passed {RUNAWAY_CELLS} cells at time point {t}: its parameters "
                                 "divide far faster than a C. elegans embryo; ask for fewer time points or check params")
 
     allpos = np.concatenate(rows_pos)

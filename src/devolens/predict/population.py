@@ -335,9 +335,9 @@ class PopulationPredictor:
                 from devolens.models.zoo import card as zoo_card
                 from devolens.predict.segment import check_diameter
 
-                # checked on the nuclei model's card before its network loads (about a second)
+                # checked (once) on the nuclei model's card before its network loads (about a second)
                 ref = ((zoo_card(card.get("nuclei_model", "nuclei")).get("input") or {}).get("diameter") or {})
-                check_diameter(diameter, ref.get("reference"), "a number of pixels, 'auto' or None")
+                diameter = check_diameter(diameter, ref.get("reference"), "a number of pixels, 'auto' or None")
             nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
             resize = 1.0
             from devolens.predict.sizing import wants_auto
@@ -346,11 +346,9 @@ class PopulationPredictor:
                               "the nuclei model")  # estimated from the first frames (predict_iter)
             if not auto and diameter is not None:
                 from devolens.predict.postprocess import diameter_scale
-                from devolens.predict.segment import check_diameter
 
-                ref = getattr(nuclei, "diameter_ref", None)
-                diameter = check_diameter(diameter, ref, "a number of pixels, 'auto' or None")  # before ref is looked at
-                resize = diameter_scale(1.0, ref, diameter)
+                # a number here, checked above on the same card's reference (a model without one refused there)
+                resize = diameter_scale(1.0, getattr(nuclei, "diameter_ref", None), diameter)
             extra: dict[str, Any] = {}
             reg = card.get("total_regressor")
             if reg:  # a whole-frame regressor of the total, stored in the same file ("total_regressor.*")

@@ -35,6 +35,7 @@ from typing import Callable, Protocol
 import numpy as np
 import tifffile
 
+from devolens import checks
 from devolens.errors import DevolensError
 
 __all__ = [
@@ -386,8 +387,7 @@ def predict_tiled(
         if not callable(fn):
             raise DevolensError(f"{name} must be a function, got {type(fn).__name__}")
     for name, value in (("n_out", n_out), ("window", window), ("multiple", multiple), ("batch_size", batch_size)):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise DevolensError(f"{name} must be a whole number >= 1, got {value!r}")
+        checks.whole(value, name, 1)
     c, h, w = (int(s) for s in shape)
     if h == 0 or w == 0:
         raise DevolensError("empty image")

@@ -23,7 +23,6 @@ the artifact.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -31,13 +30,14 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from devolens.errors import DevolensError
+from devolens import checks
+from devolens.errors import DevolensError, DevolensValueError
 from devolens.io.atomic import write_csv, write_text
 from devolens.io.images import read_image, write_label_tif, write_png
 from devolens.render.artifacts import apply_frame_artifact, plan_artifacts
 from devolens.render.geometry import cached, embryo_geometry, random_pose
 from devolens.render.membranes import MembraneParams, render_membrane_frame
-from devolens.render.nuclei import LETTERS, _by_time, _whole, check_table, frame_size, render_nuclei_frame
+from devolens.render.nuclei import LETTERS, _by_time, check_table, frame_size, render_nuclei_frame
 from devolens.render.optics import OpticsParams
 
 __all__ = ["render_dataset", "select_times", "simulate_tables", "FRAMES_COLUMNS", "frame_name"]
@@ -65,15 +65,14 @@ def select_times(table: pd.DataFrame, times: Sequence[int] | None = None, every:
     DevolensError
         ``every`` < 1, or a requested time point absent from the table.
     """
-    if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)) or every < 1:
-        raise DevolensError(f"--every must be a whole number >= 1, got {every!r}")
+    every = checks.whole(every, "--every", 1)
     present = sorted(cached(table, "by_time", _by_time))  # checks the time column (NaN, 1.5: an error)
     if times is None:
         chosen = present
     else:
         if isinstance(times, (str, bytes)) or not isinstance(times, Iterable):
             raise DevolensError(f"times must be a list of time points (e.g. [{times!r}]), got {type(times).__name__}")
-        times = [_whole(t, "a time point") for t in times]
+        times = [checks.whole(t, "a time point", floats=True, error=DevolensValueError) for t in times]
         if not times:
             raise DevolensError("times is empty: no time points to render (None renders them all)")
         missing = sorted(set(times) - set(present))
@@ -206,27 +205,21 @@ def render_dataset(
     tables = list(tables)
     if not tables:
         raise DevolensError("no tables to render")
-    if not isinstance(out, (str, os.PathLike)) or str(out) == "":  # Path("") is the current folder
-        raise DevolensError(f"out must be the path of the output folder (str or Path), got {out!r}")
+    checks.path(out, "out must be the path of the output folder (str or Path)")
     if kind not in KINDS:
         raise DevolensError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if isinstance(artifacts, (bool, np.bool_)) or not isinstance(artifacts, (int, float, np.integer, np.floating)) \
-            or not 0.0 <= float(artifacts) <= 1.0:
+    if not checks.is_number(artifacts) or not 0.0 <= float(artifacts) <= 1.0:
         raise DevolensError(f"artifact rate must be in [0, 1], got {artifacts!r}")
-    h, w = frame_size(size)
-    if h < 16 or w < 16:
-        raise DevolensError(f"frame size must be within 16..8192 pixels, got {h} x {w}")
+    h, w = frame_size(size, low=16)
     if pose not in ("default", "random"):
         raise DevolensError(f"pose must be 'default' or 'random', got {pose!r}")
     if vary not in ("embryo", "frame"):
         raise DevolensError(f"vary must be 'embryo' or 'frame', got {vary!r}")
-    workers = _whole(workers, "workers", 1)
-    _whole(seed, "seed", 0)
-    if video and (isinstance(fps, (bool, np.bool_)) or not isinstance(fps, (int, float, np.integer, np.floating))
-                  or not (np.isfinite(fps) and fps > 0)):
+    workers = checks.whole(workers, "workers", 1, floats=True, error=DevolensValueError)
+    checks.whole(seed, "seed", 0, floats=True, error=DevolensValueError)
+    if video and not (checks.is_number(fps) and np.isfinite(fps) and fps > 0):
         raise DevolensError(f"fps must be a positive number of frames per second, got {fps!r}")
-    if progress is not None and not callable(progress):
-        raise DevolensError(f"progress must be a function progress(done, total) or None, got {progress!r}")
+    checks.progress_fn(progress)
     for t in tables:
         check_table(t)
         if len(t) == 0:

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from devolens.errors import DevolensValueError
 from devolens.render.geometry import EmbryoGeometry, Pose, cached, embryo_geometry, to_frame
-from devolens.render.nuclei import RenderOptionError, _resolve_pose, _time_rows, check_frame, population_counts
+from devolens.render.nuclei import _resolve_pose, _time_rows, check_frame, population_counts
 from devolens.render.optics import add_noise, finish_channel, jpeg_roundtrip, quantize, texture_field
 
 __all__ = ["MembraneFrame", "MembraneParams", "render_membrane_frame", "power_diagram"]
@@ -250,8 +251,8 @@ def render_membrane_frame(
     """
     h, w = check_frame(table, time, size, seed)
     if params is not None and not isinstance(params, MembraneParams):
-        raise RenderOptionError(f"params must be a MembraneParams (e.g. MembraneParams.sample(rng)) or None, got "
-                                f"{type(params).__name__}")
+        raise DevolensValueError(f"params must be a MembraneParams (e.g. MembraneParams.sample(rng)) or None, got "
+                                 f"{type(params).__name__}")
     par_rng, pose_rng, z_rng, noise_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4)
     )

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from devolens.errors import DevolensError
+from devolens import checks
+from devolens.errors import DevolensValueError
 from devolens.render.geometry import (
     EmbryoGeometry, Pose, cached, default_pose, embryo_geometry, random_pose, to_frame,
 )
@@ -38,39 +39,21 @@ TABLE_COLUMNS = ("time", "cell", "x", "y", "z", "size")
 MIN_SIDE, MAX_SIDE = 8, 8192
 
 
-class RenderOptionError(DevolensError, ValueError):
-    """A table or an option the renderers cannot take (a ValueError too, as these always were)."""
-
-
-def _whole(value, name: str, low: int | None = None) -> int:
-    """``value`` as an int when it is a whole number (an int, a numpy integer or a float such as 37.0), else an error:
-    ``"37"`` or 37.5 would render another frame than meant."""
-    ok = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and float(value).is_integer())
-    if isinstance(value, (bool, np.bool_)) or not ok or (low is not None and value < low):
-        raise RenderOptionError(f"{name} must be a whole number{'' if low is None else f' >= {low}'}, got {value!r}")
-    return int(value)
-
-
 def check_table(table, path=None) -> None:
     """Refuse what no renderer can read: not a DataFrame (a Series, a path: :func:`devolens.io.tables.read_table`
     reads a file), a table without the columns :data:`TABLE_COLUMNS`."""
-    if not isinstance(table, pd.DataFrame):
-        raise RenderOptionError("expected a tidy lineage table (pandas DataFrame, e.g. from devolens.io.tables."
-                                f"read_table), got {type(table).__name__}")
-    missing = [c for c in TABLE_COLUMNS if c not in table.columns]
-    if missing:
-        raise RenderOptionError(f"table lacks column(s) {', '.join(missing)}", path=path or table.attrs.get("source"))
+    checks.dataframe(table, TABLE_COLUMNS, what="a tidy lineage table", path=path, error=DevolensValueError)
 
 
-def frame_size(size) -> tuple[int, int]:
-    """``size`` (height, width) as two ints within ``MIN_SIDE..MAX_SIDE`` pixels."""
+def frame_size(size, low: int = MIN_SIDE) -> tuple[int, int]:
+    """``size`` (height, width) as two ints within ``low..MAX_SIDE`` pixels (``low``: ``MIN_SIDE`` by default)."""
     try:
         h, w = size
-        h, w = _whole(h, "frame height"), _whole(w, "frame width")
+        h, w = (checks.whole(v, "size", floats=True, error=DevolensValueError) for v in (h, w))
     except (TypeError, ValueError):
-        raise RenderOptionError(f"size must be (height, width) in pixels, got {size!r}") from None
-    if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
-        raise RenderOptionError(f"frame size must be within {MIN_SIDE}..{MAX_SIDE} pixels, got {h} x {w}")
+        raise DevolensValueError(f"size must be (height, width) in pixels, got {size!r}") from None
+    if not (low <= h <= MAX_SIDE and low <= w <= MAX_SIDE):
+        raise DevolensValueError(f"frame size must be within {low}..{MAX_SIDE} pixels, got {h} x {w}")
     return h, w
 
 
@@ -79,8 +62,8 @@ def check_frame(table, time, size, seed) -> tuple[int, int]:
     returns the frame's (height, width)."""
     check_table(table)
     h, w = frame_size(size)
-    _whole(seed, "seed", 0)
-    _whole(time, "time")
+    checks.whole(seed, "seed", 0, floats=True, error=DevolensValueError)
+    checks.whole(time, "time", floats=True, error=DevolensValueError)  # "37" or 37.5 would render another frame
     return h, w
 
 
@@ -162,13 +145,7 @@ def _plain(table: pd.DataFrame) -> pd.DataFrame:
 
 def _by_time(table: pd.DataFrame) -> dict:
     plain = _plain(table)
-    t = pd.to_numeric(plain["time"], errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(t) | (t != np.round(t))
-    if bad.any():  # NaN would be read as -2**63, 1.5 as 1
-        i = int(np.argmax(bad))
-        raise RenderOptionError(f"column 'time' must hold whole time points; row {i} has "
-                                f"{plain['time'].iloc[i:i + 1].tolist()[0]!r}", path=table.attrs.get("source"))
-    t = t.astype(np.int64)
+    t = checks.whole_times(plain["time"], path=table.attrs.get("source"), error=DevolensValueError)  # NaN, 1.5
     if len(t) == 0:
         return {}
     order = np.argsort(t, kind="stable")
@@ -259,7 +236,7 @@ def _resolve_pose(pose, geom: EmbryoGeometry, size, rng) -> Pose:
         return random_pose(geom, size, rng)
     if isinstance(pose, Pose):
         return pose
-    raise RenderOptionError(f"pose must be 'default', 'random' or a Pose, not {pose!r}")
+    raise DevolensValueError(f"pose must be 'default', 'random' or a Pose, not {pose!r}")
 
 
 def render_nuclei_frame(
@@ -315,8 +292,8 @@ def render_nuclei_frame(
     """
     h, w = check_frame(table, time, size, seed)
     if optics is not None and not isinstance(optics, OpticsParams):
-        raise RenderOptionError(f"optics must be an OpticsParams (e.g. OpticsParams.sample(rng)) or None, got "
-                                f"{type(optics).__name__}")
+        raise DevolensValueError(f"optics must be an OpticsParams (e.g. OpticsParams.sample(rng)) or None, got "
+                                 f"{type(optics).__name__}")
     opt_rng, pose_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3))
     if optics is None:
         optics = OpticsParams.sample(opt_rng)

@@ -284,8 +284,9 @@ def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
         notes.append(f"using {d['limit']} samples (data.limit)")
     df = df.reset_index(drop=True)
     segmentation = recipe["task"] == "segmentation"
-    if len(df) < 2 and not segmentation:
-        raise DevolensError(f"need at least 2 samples to train and validate, found {len(df)}", path=data_dir)
+    if len(df) < (1 if segmentation else 2):  # one image of a segmentation is cut into regions (region_split)
+        raise DevolensError(f"need at least {1 if segmentation else 2} sample{'' if segmentation else 's'} to train "
+                            f"and validate, found {len(df)}", path=data_dir)
     if segmentation and d["target"] != "classes":  # a render's own masks: a look at the first few is enough
         notes += check_masks(df, limit=5 if df.attrs.get("layout") == "render" else None)
     column = d["split_by"]
@@ -386,8 +387,10 @@ def region_split(df: pd.DataFrame, recipe: dict, column: str, data_dir) -> tuple
     if len(df) == 1:
         name = Path(str(df["sample"].iloc[0])).name
         return out, f"one image ({name}): cut into {grid}; whole regions validate: {{val}}"
+    alike = ("the same in every image" if same else  # grids of several sizes: a place may be missing from an image
+             "by their row and column in each image's grid")
     return out, (f"one {column} ({df[column].iloc[0]}, {len(df)} images): each image cut into {grid}; whole regions "
-                 "validate, the same in every image: {val}")
+                 f"validate, {alike}: {{val}}")
 
 
 def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | None = None) -> list[str]:
@@ -402,7 +405,7 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
     list of str
         Notes for the run.
     """
-    from devolens.data.datasets import image_shape, read_mask, thresholded
+    from devolens.data.datasets import check_mask_size, image_shape, read_mask, thresholded
 
     seconds = CHECK_SECONDS if seconds is None else float(seconds)
     kinds: list[str] = []
@@ -415,11 +418,7 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
         if timed_out or (limit is not None and n >= limit):
             break
         mask = read_mask(labels, kinds)
-        h, w = image_shape(image)
-        if mask.shape[:2] != (h, w):
-            raise DevolensError(f"image and mask differ in size ({w}x{h} and {mask.shape[1]}x{mask.shape[0]} pixels: "
-                                f"{image} and {labels}); a mask has its image's size, pixel for pixel (a mask of "
-                                "another image, or one resized?)")
+        check_mask_size(image_shape(image), mask.shape, f"{image} and {labels}")
         if not mask.any():
             empty.append(Path(labels).name)
         elif thresholded(mask) is not None:

@@ -1,0 +1,79 @@
+"""Checks of the values a library user passes (options, tables), worded once for every module.
+
+Each raises a :class:`~devolens.errors.DevolensError` (or the ``error`` given, such as
+:class:`~devolens.errors.DevolensValueError` where a plain ValueError was raised before) naming the
+option and the value it got.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from devolens.errors import DevolensError
+
+
+def whole(value: Any, name: str, low: int | None = None, *, floats: bool = False, none: bool = False,
+          error: type[DevolensError] = DevolensError) -> int | None:
+    """``value`` as an int when it is a whole number (an int or a numpy integer; with ``floats`` also a float
+    holding one, such as 37.0) of at least ``low``; ``None`` passes when ``none``. Anything else is an error:
+    ``"8"``, 2.5 or True would be read as another number."""
+    if none and value is None:
+        return None
+    ok = isinstance(value, (int, np.integer)) or (
+        floats and isinstance(value, (float, np.floating)) and float(value).is_integer())
+    if isinstance(value, (bool, np.bool_)) or not ok or (low is not None and value < low):
+        at_least = "" if low is None else f" >= {low}"
+        raise error(f"{name} must be a whole number{at_least}{' or None' if none else ''}, got {value!r}")
+    return int(value)
+
+
+def is_number(value: Any) -> bool:
+    """A real number (Python or numpy; not a bool, not a string)."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
+
+
+def path(value: Any, what: str) -> Path:
+    """``value`` as a Path when it is one (str or os.PathLike), else ``"<what>, got <value>"``; ``""`` too
+    (``Path("")`` is the current folder: never what was meant)."""
+    if not isinstance(value, (str, os.PathLike)) or not isinstance(os.fspath(value), str) or os.fspath(value) == "":
+        shown = repr(value) if isinstance(value, (str, bytes, numbers.Number, type(None))) else type(value).__name__
+        raise DevolensError(f"{what}, got {shown}")
+    return Path(value)
+
+
+def progress_fn(progress: Callable | None) -> Callable | None:
+    """``progress`` when it is a function (called as ``progress(done, total)``) or None."""
+    if progress is not None and not callable(progress):
+        raise DevolensError(f"progress must be a function progress(done, total) or None, got {progress!r}")
+    return progress
+
+
+def dataframe(df: Any, columns: Iterable[str], *, what: str = "a table", path=None,
+          error: type[DevolensError] = DevolensError) -> pd.DataFrame:
+    """``df`` when it is a DataFrame holding ``columns`` (a Series or a path is refused: ``read_table`` reads a
+    file); ``what`` names it in the message, ``path`` (default: ``df.attrs["source"]``) prefixes it."""
+    if not isinstance(df, pd.DataFrame):
+        raise error(f"expected {what} (pandas DataFrame, e.g. from devolens.io.tables.read_table), got "
+                    f"{type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise error(f"table lacks column(s) {', '.join(missing)}", path=path or df.attrs.get("source"))
+    return df
+
+
+def whole_times(column: pd.Series, *, path=None, error: type[DevolensError] = DevolensError) -> np.ndarray:
+    """A table's ``time`` column as int64, refusing what would be read as another time point (NaN as -2**63, 1.5 as
+    1, text); floats holding whole numbers (1.0) and pandas' nullable dtypes are fine."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)  # pd.NA too
+    bad = ~np.isfinite(values) | (values != np.round(values))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise error(f"column 'time' must hold whole time points; row {i} has {column.iloc[i:i + 1].tolist()[0]!r}",
+                    path=path)
+    return values.astype(np.int64)
