@@ -25,7 +25,6 @@ see 2-D frames, so a stack is read plane by plane, never whole:
 from __future__ import annotations
 
 import logging
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -372,38 +371,68 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
         series = tif.series[0]
         pages = series.pages
         whole = None
+        contiguous = None
+        trailing = info.shape[len(sizes):]
         if len(pages) != int(np.prod(sizes or [1])):
-            # planes not stored one per page (e.g. a single page holding the whole array):
-            # fall back to a memory map, or the whole array when the data are compressed
-            try:
-                whole = tifffile.memmap(path)
-            except Exception:
-                whole = series.asarray()
-            whole = whole.reshape(tuple(sizes) + info.shape[len(sizes):])
+            # planes not stored one per page: an ImageJ hyperstack as Fiji saves it (one page holding the layout,
+            # the planes stored one after another: every file over 4 GB) or a single page holding the whole array.
+            # Uncompressed and contiguous, each plane is read from its offset, one at a time (a memory map would
+            # leave every plane read so far in the process's memory: the whole file by the end); otherwise the
+            # memory map, or the whole array when the data are compressed
+            if series.dataoffset is not None and series.dtype is not None:
+                dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
+                contiguous = (series.pages[0].parent.filehandle.path, int(series.dataoffset), dtype)
+            else:
+                try:
+                    whole = tifffile.memmap(path)
+                except Exception:
+                    whole = series.asarray()
+                whole = whole.reshape(tuple(sizes) + trailing)
+        held = open(contiguous[0], "rb") if contiguous is not None else None  # noqa: SIM115 (closed below)
+        reopened: list = []
 
         def plane(i: int) -> np.ndarray:
             try:
-                if whole is not None:
-                    arr = np.asarray(whole.reshape((-1,) + info.shape[len(sizes):])[i])
+                if contiguous is not None:
+                    _, start, dtype = contiguous
+                    arr = np.empty(trailing, dtype)
+                    held.seek(start + i * arr.nbytes)
+                    if held.readinto(memoryview(arr).cast("B")) != arr.nbytes:
+                        raise ValueError("the file ends before this plane")
+                elif whole is not None:
+                    arr = np.asarray(whole.reshape((-1,) + trailing)[i])
                 else:
-                    with warnings.catch_warnings():  # a multi-file OME set: pages of the other files, which
-                        # tifffile opens again for the read (and says so): nothing for the user to do
-                        warnings.filterwarnings("ignore", message=".*reading array from closed file")
-                        arr = pages[i].asarray()
+                    # a multi-file OME set: pages of the other files, whose handles tifffile has closed. Opened again
+                    # here (closed at the end), as tifffile would, without its warning about it: nothing for the user
+                    # to do. No warnings.catch_warnings here: this runs in a reader's thread (ReadAhead), and its exit
+                    # puts back the filters of the whole process as they were on entry, dropping those the main
+                    # thread added meanwhile (PyTorch's warnings then reached the terminal)
+                    fh = pages[i].parent.filehandle
+                    if fh.closed:
+                        with fh.lock:
+                            fh.open()
+                        reopened.append(fh)
+                    arr = pages[i].asarray()
             except Exception as exc:
                 raise DevolensError(f"cannot read plane {i}: {exc}", path=path) from None
             return samples_last(arr, info.planar)
 
-        for seq in np.ndindex(*seq_shape) if seq_shape else [()]:
-            if z == "slices":
-                for zz in np.ndindex(*z_shape) if z_shape else [()]:
-                    yield plane(index(seq, zz))
-            else:
-                acc = None
-                for zz in np.ndindex(*z_shape) if z_shape else [()]:
-                    p = plane(index(seq, zz))
-                    acc = p.copy() if acc is None else np.maximum(acc, p, out=acc)
-                yield acc
+        try:
+            for seq in np.ndindex(*seq_shape) if seq_shape else [()]:
+                if z == "slices":
+                    for zz in np.ndindex(*z_shape) if z_shape else [()]:
+                        yield plane(index(seq, zz))
+                else:
+                    acc = None
+                    for zz in np.ndindex(*z_shape) if z_shape else [()]:
+                        p = plane(index(seq, zz))
+                        acc = p.copy() if acc is None else np.maximum(acc, p, out=acc)
+                    yield acc
+        finally:
+            if held is not None:
+                held.close()
+            for fh in reopened:
+                fh.close()
 
 
 def unlabelled_pages_note(path: str | Path, pages: str = "time") -> str | None:
