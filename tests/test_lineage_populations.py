@@ -36,6 +36,9 @@ def count_by_hand(rows) -> dict[int, collections.Counter]:
     """rows: iterable of (time, name) -> {time: Counter(letter/total)}."""
     out: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
     for t, name in rows:
+        if name.strip().lower() in ("polar1", "polar2"):  # polar bodies are no cells: not counted
+            out[t]  # the time point is still listed
+            continue
         out[t]["total"] += 1
         letter = letter_by_hand(name.strip())
         if letter:

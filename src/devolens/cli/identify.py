@@ -50,6 +50,8 @@ def register(app: typer.Typer) -> None:
             raise DevolensError(f"--tta must be >= 1, got {tta}")
         check_out(out, table)
         df = read_positions(table)
+        for text in df.attrs.get("notes") or ():  # units read from the file, a zip's second copy...
+            show_note(text)
         if len(df) == 0:
             raise DevolensError("the table has no nuclei", path=table)
         if card(model).get("task") != "identity":

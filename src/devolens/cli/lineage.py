@@ -39,6 +39,8 @@ def _read(table: Path, *, drop_copies: bool = False):
     from devolens.io.tables import drop_duplicate_rows, read_table
 
     df = read_table(table)
+    for text in df.attrs.get("notes") or ():  # what the reader decided about the file (a zip's second copy...)
+        note(text)
     if not drop_copies:
         return df
     df, dup = drop_duplicate_rows(df)

@@ -193,20 +193,46 @@ def detect_format(path: str | Path) -> str:
     cols = {c.strip().strip('"') for c in first.split(",")}
     # before the separator check: an EPIC TIME file is tab-separated, and "use commas" would mislead
     _refuse_epic_companion(path, first, cols)
+    if len(cols) == 1 and _is_epic_header({c.strip().strip('"') for c in first.split("\t")}, need_celltime=True):
+        return "epic"  # an EPIC CD table saved tab-separated (older exports): read_epic reads it so
     for sep, name in ((";", "semicolons"), ("\t", "tabs")):
         if len(cols) == 1 and first.count(sep) >= 2:  # e.g. Excel's CSV export in locales with a decimal comma
             raise DevolensError(f"the columns are separated by {name}, not commas: save the table as a comma-separated "
                                 "CSV (decimal points, not commas)", path=path)
-    if set(EPIC_REQUIRED) <= cols and "cellTime" in cols:
+    if _is_epic_header(cols, need_celltime=True):
         return "epic"
     if set(TIDY_REQUIRED) <= cols:
         return "tidy"
-    if set(EPIC_REQUIRED) <= cols:
+    if _is_epic_header(cols, need_celltime=False):
         return "epic"
     # a single AceTree nuclei file: numeric index, status, ... rows
     if re.match(r"^\s*\d+\s*,\s*[01]\s*,", first):
         return "acetree"
     raise UnrecognisedColumns(path, sorted(cols))
+
+
+def _is_epic_header(cols: set[str], *, need_celltime: bool) -> bool:
+    """An EPIC CD header, whatever the capitalisation of its names (``cellTime``, ``CellTime``, ``X``...)."""
+    low = {c.lower() for c in cols}
+    return {c.lower() for c in EPIC_REQUIRED} <= low and (not need_celltime or "celltime" in low)
+
+
+def _epic_names(columns) -> dict[str, str]:
+    """File column -> EPIC column name: stripped, EPIC names matched whatever their capitalisation."""
+    canon = {c.lower(): c for c in EPIC_COLUMNS}
+    out: dict[str, str] = {}
+    for raw in columns:
+        name = str(raw).strip()
+        want = canon.get(name.lower(), name)
+        out[str(raw)] = want if want not in out.values() else name
+    return out
+
+
+def _epic_sep(path: Path) -> str:
+    """``\\t`` for an EPIC table saved tab-separated (its header has tabs and no comma), else ``,``."""
+    with open(path, "rb") as fh:
+        first = fh.readline().decode("utf-8", errors="replace")
+    return "\t" if "\t" in first and "," not in first else ","
 
 
 #: Columns that only an EPIC AuxInfo file has (its embryo ellipse and z plane spacing).
@@ -453,17 +479,20 @@ def read_epic(
         raise DevolensError("is a folder, not an EPIC CD table", path=path)
     with open(path, "rb") as fh:
         _sniff_binary(path, fh.read(65536))
-    header = _read_csv(path, "an EPIC CD table", nrows=0)
-    cols = [str(c).strip() for c in header.columns]
+    sep = _epic_sep(path)
+    header = _read_csv(path, "an EPIC CD table", nrows=0, sep=sep)
+    names = _epic_names(header.columns)  # CellTime, Cell, X... (other tools' capitalisation) -> EPIC names
+    cols = list(names.values())
     missing = [c for c in EPIC_REQUIRED if c not in cols]
     if missing:
         raise DevolensError(f"not an EPIC CD table: missing columns {','.join(missing)}", path=path)
-    use = [c for c in ("cell", "time", "x", "y", "z", "size", "blot") if c in cols]
+    use = {raw for raw, c in names.items() if c in ("cell", "time", "x", "y", "z", "size", "blot")}
+    cell_raw = next(raw for raw, c in names.items() if c == "cell")
     df = _read_csv(
-        path, "an EPIC CD table", usecols=lambda c: str(c).strip() in use, dtype={"cell": str},
-        skipinitialspace=True,
+        path, "an EPIC CD table", usecols=lambda c: str(c) in use, dtype={cell_raw: str},
+        skipinitialspace=True, sep=sep,
     )
-    df.columns = [str(c).strip() for c in df.columns]
+    df.columns = [names.get(str(c), str(c).strip()) for c in df.columns]
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
     _int_times(df, path)
@@ -505,8 +534,13 @@ def _starts_like_zip(path: Path) -> bool:
         return fh.read(4) == b"PK\x03\x04"
 
 
-def _acetree_sources(path: Path) -> list[tuple[int, bytes]]:
-    """(time, bytes) of every nuclei file in a zip or folder, sorted by time."""
+def _acetree_sources(path: Path, notes: list[str] | None = None) -> list[tuple[int, bytes]]:
+    """(time, bytes) of every nuclei file in a zip or folder, sorted by time.
+
+    A zip holding nuclei files in several folders (an edited lineage zipped with its backup) is
+    read from its top-level ``nuclei/`` folder, the one AceTree reads, with a note; without one
+    it is refused rather than counting every nucleus once per copy.
+    """
     if path.is_dir():
         files = _acetree_dir_files(path)
         if not files:
@@ -514,14 +548,24 @@ def _acetree_sources(path: Path) -> list[tuple[int, bytes]]:
         return [(t, p.read_bytes()) for t, p in files]
     try:
         with zipfile.ZipFile(path) as zf:
-            members = []
+            by_folder: dict[str, list[tuple[int, str]]] = {}
             for info in zf.infolist():
                 m = _NUCLEI_RE.search(info.filename)
                 if m and not info.is_dir() and "__MACOSX" not in info.filename:
-                    members.append((int(m.group(1)), info.filename))
-            if not members:
+                    folder = info.filename.rsplit("/", 1)[0] if "/" in info.filename else ""
+                    by_folder.setdefault(folder, []).append((int(m.group(1)), info.filename))
+            if not by_folder:
                 raise DevolensError("zip holds no AceTree nuclei files (nuclei/tNNN-nuclei)", path=path)
-            members.sort()
+            if len(by_folder) > 1:
+                shown = ", ".join(f"{f or '(top level)'}/" for f in sorted(by_folder))
+                if "nuclei" not in by_folder:
+                    raise DevolensError(f"zip holds AceTree nuclei files in {len(by_folder)} folders ({shown}): "
+                                        "keep one copy (AceTree reads nuclei/ at the top of the zip)", path=path)
+                if notes is not None:
+                    notes.append(f"the zip holds nuclei files in {len(by_folder)} folders ({shown}): read nuclei/, "
+                                 "the one AceTree reads")
+                by_folder = {"nuclei": by_folder["nuclei"]}
+            members = sorted(next(iter(by_folder.values())))
             return [(t, zf.read(name)) for t, name in members]
     except zipfile.BadZipFile as exc:
         raise DevolensError(f"not a valid zip file ({exc})", path=path) from None
@@ -551,6 +595,7 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise DevolensError("file not found", path=path)
+    notes: list[str] = []
     if path.is_file() and not zipfile.is_zipfile(path) and not _starts_like_zip(path):
         m = _NUCLEI_RE.search(path.name)
         if m is None:
@@ -560,9 +605,10 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
         sources = [(int(m.group(1)), path.read_bytes())]
         default_name = path.parent.parent.name if path.parent.name == "nuclei" else path.parent.name
     else:
-        sources = _acetree_sources(path)
+        sources = _acetree_sources(path, notes)
         default_name = path.parent.name if path.name == "nuclei" else path.stem
     chunks, times, counts = [], [], []
+    n_old = 0
     for t, raw in sources:
         if b"\x00" in raw[:4096]:
             raise DevolensError(f"nuclei file t{t:03d} is binary", path=path)
@@ -571,6 +617,9 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
         text = raw.rstrip()  # blank lines inside stay: they parse to all-missing rows, dropped below
         if not text:
             continue
+        if b"," not in text.lstrip().split(b"\n", 1)[0]:  # AceTree's rule: a first line without commas
+            text = _acetree_old_format(text, t, path)
+            n_old += 1
         chunks.append(text)
         times.append(t)
         counts.append(text.count(b"\n") + 1)
@@ -604,12 +653,36 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
         line_no = line_no[~blank]
     # status first, then coordinates of the valid rows
     _numeric_acetree(raw_df, ["status"], path, line_no)
-    valid = raw_df["status"].to_numpy() == 1
+    valid = raw_df["status"].to_numpy() > 0  # AceTree: status > 0 valid; 0 and -1 deleted or dead nuclei
     df = raw_df.loc[valid, ["time", "cell", "x", "y", "z", "size"]].reset_index(drop=True)
     _numeric_acetree(df, ["x", "y", "z", "size"], path, line_no[valid])
     df["cell"] = _names(df["cell"])
     df.insert(0, "embryo", embryo or default_name)
-    return _finish(df, "acetree", path, {})
+    if n_old:
+        notes.append(f"{n_old} nuclei file(s) in AceTree's old space-separated layout (index x y z name size weight "
+                     "status ...): read as such")
+    return _finish(df, "acetree", path, {"notes": notes} if notes else {})
+
+
+def _acetree_old_format(text: bytes, t: int, path: Path) -> bytes:
+    """A nuclei file of AceTree's old layout (space-separated ``index x y z identity size weight status
+    spong1 spong2 piece1 piece2 pred succ1 succ2``) rewritten in the new comma-separated column order.
+    As AceTree reads it, status >= 0 is a valid nucleus there (-1: deleted)."""
+    out = []
+    for i, line in enumerate(text.decode("utf-8", errors="replace").split("\n"), start=1):
+        f = line.split()
+        if not f:
+            out.append("")
+            continue
+        if len(f) < 8:
+            raise DevolensError(f"nuclei file t{t:03d}, line {i}: {len(f)} field(s) in AceTree's old space-separated "
+                                "layout (expected index x y z name size weight status ...)", path=path)
+        try:
+            status = 1 if float(f[7]) >= 0 else 0
+        except ValueError:
+            raise DevolensError(f"nuclei file t{t:03d}, line {i}: status {f[7]!r} is not a number", path=path) from None
+        out.append(f"{f[0]},{status},-1,-1,-1,{f[1]},{f[2]},{f[3]},{f[5]},{f[4]}")
+    return "\n".join(out).encode()
 
 
 def _numeric_acetree(df: pd.DataFrame, cols, path: Path, line_no: np.ndarray) -> None:
@@ -647,14 +720,42 @@ POSITION_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: A unit written into a column name: ``x_um``, ``X (µm)``, ``z [micron]``, ``x_px``.
+_UNIT_IN_NAME = re.compile(r"^(.*?)[\s_]*[(\[]?\s*(µm|μm|um|microns?|nm|mm|px|pixels?)\s*[)\]]?$", re.IGNORECASE)
+#: Physical length units (TrackMate's units row, Mastodon's, or a column name's).
+_PHYSICAL_UNITS = {"µm": "µm", "μm": "µm", "um": "µm", "micron": "µm", "microns": "µm", "nm": "nm", "mm": "mm"}
+#: Radius columns (TrackMate's RADIUS, Mastodon's "Spot radius"): size is twice the radius.
+_RADIUS_NAMES = ("radius", "spot radius")
+
+
+def _unit_of(text) -> str | None:
+    """The physical unit a units-row cell or a column name states (``(micron)`` -> ``µm``), else None."""
+    t = str(text).strip().strip("()[]").strip().lower()
+    return _PHYSICAL_UNITS.get(t)
+
+
 def _position_columns(columns: list[str]) -> dict[str, str] | None:
-    """File column -> tidy column for a positions table, or None without time, x, y and z."""
-    lower = {c.strip().lower(): c for c in columns}
+    """File column -> tidy column for a positions table, or None without time, x, y and z.
+
+    Names are matched case-insensitively, also with a unit written in (``x_um``, ``X (µm)``);
+    a radius column (TrackMate's ``RADIUS``) maps to ``radius`` (size is twice it).
+    """
+    lower: dict[str, str] = {}
+    for c in columns:
+        key = str(c).strip().lower()
+        lower.setdefault(key, c)
+        m = _UNIT_IN_NAME.match(key)
+        if m and m.group(1):
+            lower.setdefault(m.group(1), c)
     mapping: dict[str, str] = {}
     for tidy, names in POSITION_ALIASES.items():
         found = next((lower[n] for n in names if n in lower), None)
-        if found is not None:
+        if found is not None and found not in mapping:
             mapping[found] = tidy
+    if "size" not in mapping.values():
+        found = next((lower[n] for n in _RADIUS_NAMES if n in lower), None)
+        if found is not None and found not in mapping:
+            mapping[found] = "radius"
     return mapping if {"time", "x", "y", "z"} <= set(mapping.values()) else None
 
 
@@ -685,6 +786,8 @@ def read_positions(path: str | Path) -> pd.DataFrame:
     try:
         detect_format(path)
     except UnrecognisedColumns as exc:
+        if {"spot frame", "spot position"} <= {str(c).strip().lower() for c in exc.columns}:
+            return _read_mastodon_csv(path)
         mapping = _position_columns(exc.columns)
         if mapping is None:
             raise UnrecognisedColumns(path, exc.columns, extra=", or positions with time (or frame),x,y,z") from None
@@ -695,18 +798,74 @@ def read_positions(path: str | Path) -> pd.DataFrame:
 def _read_positions_csv(path: Path, mapping: dict[str, str]) -> pd.DataFrame:
     df = _read_csv(path, "a positions CSV", skipinitialspace=True)
     df.columns = [str(c).strip() for c in df.columns]
+    mapping = {str(k).strip(): v for k, v in mapping.items()}
+    # units written into the column names (x_um, X (µm))
+    units = {}
+    for col, tidy in mapping.items():
+        m = _UNIT_IN_NAME.match(col.lower())
+        if tidy in ("x", "y", "z") and m and m.group(1):
+            units[tidy] = _unit_of(m.group(2))
     df = df.rename(columns=mapping)
     # description rows under the header (TrackMate's spot tables: names, short names, units)
     numeric = pd.to_numeric(df["time"], errors="coerce").notna().to_numpy()
     lead = int(np.argmax(numeric)) if numeric.any() else len(df)
     offset = 2
     if 0 < lead <= 5:
+        row = df.iloc[lead - 1]  # the last one is TrackMate's units row: (micron), (pixel)
+        for tidy in ("x", "y", "z"):
+            units.setdefault(tidy, _unit_of(row[tidy]))
         df = df.iloc[lead:].reset_index(drop=True)
         offset += lead
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
+    return _finish_positions(df, path, units, offset)
+
+
+def _finish_positions(df: pd.DataFrame, path: Path, units: dict, offset: int) -> pd.DataFrame:
+    """Type a positions table; size from a radius; x, y, z in one physical unit: z scale 1, with a note."""
+    if "radius" in df.columns and "size" not in df.columns:
+        _numeric(df, ["radius"], path, line_offset=offset)
+        df["size"] = 2.0 * df["radius"]
+        df = df.drop(columns="radius")
     _tidy_columns(df, path, line_offset=offset)
-    return _finish(df, "positions", path, {})
+    meta: dict[str, Any] = {}
+    found = [units.get(a) for a in ("x", "y", "z")]
+    if any(found):
+        if len(set(found)) == 1:
+            meta["zscale"] = 1.0
+            meta["notes"] = [f"x, y and z are in {found[0]} (the file says so): z is read in the unit of x and y "
+                             "(z scale 1), not in planes"]
+        else:
+            shown = ", ".join(f"{a} in {u or 'no stated unit'}" for a, u in zip("xyz", found))
+            meta["notes"] = [f"the file gives {shown}: z is read as planes; give --zscale (z spacing in the unit "
+                             "of x and y) if that is wrong"]
+    return _finish(df, "positions", path, meta)
+
+
+def _read_mastodon_csv(path: Path) -> pd.DataFrame:
+    """A Mastodon spot table export: three header rows (feature, projection such as X/Y/Z, units)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        rows = [next(csv.reader(fh), []) for _ in range(3)]
+    if len(rows[1]) < len(rows[0]):
+        rows[1] += [""] * (len(rows[0]) - len(rows[1]))
+    if len(rows[2]) < len(rows[0]):
+        rows[2] += [""] * (len(rows[0]) - len(rows[2]))
+    shown = [f"{a.strip()} {b.strip()}".strip() for a, b in zip(rows[0], rows[1])]
+    names = [n.lower() for n in shown]
+    want = {"spot frame": "time", "spot position x": "x", "spot position y": "y", "spot position z": "z",
+            "spot radius": "radius"}
+    cols = []
+    for i, n in enumerate(names):
+        name = want.get(n, shown[i])
+        cols.append(name if name not in cols else f"{name}.{i}")
+    df = _read_csv(path, "a Mastodon spot table", header=None, skiprows=3, names=cols, skipinitialspace=True,
+                   index_col=False)
+    if len(df) == 0:
+        raise DevolensError("no data rows (header only)", path=path)
+    units = {cols[i]: _unit_of(rows[2][i]) for i in range(len(cols)) if cols[i] in ("x", "y", "z")}
+    return _finish_positions(df, path, units, 4)
 
 
 def _tidy_columns(df: pd.DataFrame, path: Path, *, line_offset: int = 2) -> None:

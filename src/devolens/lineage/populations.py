@@ -3,10 +3,13 @@
 The population letter of a cell is the first letter of its Sulston name (see
 :func:`devolens.lineage.names.population_letter`): ``A`` (AB), ``E`` (EMS and E),
 ``M`` (MS), ``P`` (P0..P4), ``C``, ``D``, ``Z`` (Z2, Z3). ``total`` counts every row of the
-time point, unnamed cells included, so ``total >= A+E+M+P+C+D+Z``.
+time point, unnamed cells included, so ``total >= A+E+M+P+C+D+Z``; polar bodies (``polar1``,
+``polar2``) are no cells and are not counted.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -61,9 +64,21 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
         [code.get(population_letter(n), len(LETTERS)) for n in uniq_names] + [len(LETTERS)], dtype=np.int64
     )
     l_idx = uniq_letter[name_codes]  # code -1 (missing name) picks the trailing "unnamed"
+    # polar bodies (AceTree's polar1, polar2) are tracked like nuclei but are no cells of the embryo
+    uniq_polar = np.array([is_polar_body(n) for n in uniq_names] + [False], dtype=bool)
+    cell = ~uniq_polar[name_codes]
     counts = np.zeros((len(uniq_t), len(LETTERS) + 1), dtype=np.int64)
-    np.add.at(counts, (t_idx, l_idx), 1)
+    np.add.at(counts, (t_idx[cell], l_idx[cell]), 1)
     out = pd.DataFrame(counts[:, : len(LETTERS)], columns=list(LETTERS))
     out.insert(0, "time", uniq_t.astype(np.int64))
     out["total"] = counts.sum(axis=1)
     return out[list(POPULATION_COLUMNS)]
+
+
+_POLAR_RE = re.compile(r"^polar[ _-]?(body)?[ _-]?\d*$", re.IGNORECASE)
+
+
+def is_polar_body(name) -> bool:
+    """True for a polar body's name: ``polar1``, ``polar2``, ``Polar``, ``polar_body_1`` (AceTree and
+    StarryNite name the two polar bodies so); populations leave them out of every count."""
+    return isinstance(name, str) and bool(_POLAR_RE.match(name.strip()))
