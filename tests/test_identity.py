@@ -347,3 +347,22 @@ def test_cli_identify_writes_predictions(tmp_path):
     unnamed = pd.read_csv(tmp_path / "unnamed.csv", keep_default_na=False)
     assert len(unnamed) == len(df) and (unnamed["cell"] == "").all()
     assert (unnamed["pred_depth1"].to_numpy() == res["pred_depth1"].to_numpy()).all()
+
+
+def test_polar_bodies_are_left_out_of_the_clouds(tmp_path):
+    from devolens.models import load
+
+    pred = load("identity", tta=1)
+    df = toy_embryo(times=3)
+    polar = df.groupby("time", as_index=False).first().assign(cell="polar1", x=0.0, y=0.0, z=0.0)
+    both = pd.concat([df, polar], ignore_index=True)
+    a, b = pred.predict(df), pred.predict(both)
+    is_polar = (both["cell"] == "polar1").to_numpy()
+    assert b.attrs["polar_bodies"] == len(polar) and b.loc[is_polar, "pred_founder"].isna().all()
+    assert b.loc[is_polar, "confidence"].isna().all()
+    # the embryo's nuclei are predicted as if the polar bodies were not there
+    assert (b.loc[~is_polar, "pred_depth1"].to_numpy() == a["pred_depth1"].to_numpy()).all()
+    np.testing.assert_allclose(b.loc[~is_polar, "confidence"].to_numpy(float), a["confidence"].to_numpy(float))
+    src = tmp_path / "with_polar.csv"
+    both.to_csv(src, index=False)
+    assert _cli(["identify", str(src), "--out", str(tmp_path / "o.csv"), "--tta", "1"]) == 0

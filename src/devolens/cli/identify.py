@@ -72,6 +72,10 @@ def register(app: typer.Typer) -> None:
 def _input_notes(attrs: dict) -> list[str]:
     """One-line notes on what the predictor found in the input (duplicate nuclei, time gaps)."""
     notes = []
+    n_polar = int(attrs.get("polar_bodies") or 0)
+    if n_polar:
+        notes.append(f"{n_polar} row(s) are polar bodies (polar1, polar2): left out of the embryo's clouds, no "
+                     "prediction (empty columns)")
     n_dup = int(attrs.get("duplicate_nuclei") or 0)
     if n_dup:
         notes.append(f"{n_dup} row(s) repeat an earlier nucleus (same time point, x, y, z and name): predicted once on "

@@ -823,7 +823,9 @@ class IdentityPredictor:
         -------
         DataFrame
             The input rows (same index and columns) plus ``pred_founder``, ``pred_depth1``
-            (class names) and ``confidence`` (0..1). ``attrs["duplicate_nuclei"]``: rows that
+            (class names) and ``confidence`` (0..1); rows of polar bodies (a ``cell`` named ``polar1``...,
+            ``attrs["polar_bodies"]`` of them) are left out of the clouds and get no prediction (empty, NaN).
+            ``attrs["duplicate_nuclei"]``: rows that
             repeat an earlier nucleus (:func:`duplicate_nuclei`; each gets its original's
             prediction); ``attrs["time_breaks"]``: (embryo, time before, time after) of the gaps
             not smoothed across (:func:`time_breaks`).
@@ -841,13 +843,26 @@ class IdentityPredictor:
             for c in ("pred_founder", "pred_depth1"):
                 out[c] = pd.Series(dtype=object)
             out["confidence"] = pd.Series(dtype=float)
-            out.attrs.update(duplicate_nuclei=0, time_breaks=[])
+            out.attrs.update(duplicate_nuclei=0, time_breaks=[], polar_bodies=0)
             return out
-        pf, pd1, found = self._proba_checked(table, zscale, progress)
-        f, d, conf = combine_probabilities(pf, pd1, self.parent)
-        out["pred_founder"] = np.asarray(self.founders, dtype=object)[f]
-        out["pred_depth1"] = np.asarray(self.depth1, dtype=object)[d]
-        out["confidence"] = conf
+        from devolens.lineage.populations import is_polar_body
+
+        # polar bodies (AceTree's polar1, polar2) are no nuclei of the embryo: out of the clouds, no prediction
+        polar = (table["cell"].map(is_polar_body).to_numpy(bool) if "cell" in table.columns
+                 else np.zeros(len(table), bool))
+        cells = table if not polar.any() else table.iloc[np.flatnonzero(~polar)]
+        out["pred_founder"] = pd.Series(None, index=out.index, dtype=object)
+        out["pred_depth1"] = pd.Series(None, index=out.index, dtype=object)
+        out["confidence"] = np.nan
+        found = {"duplicates": 0, "time_breaks": []}
+        if len(cells):
+            pf, pd1, found = self._proba_checked(cells, zscale, progress)
+            f, d, conf = combine_probabilities(pf, pd1, self.parent)
+            rows = np.flatnonzero(~polar)
+            out.iloc[rows, out.columns.get_loc("pred_founder")] = np.asarray(self.founders, dtype=object)[f]
+            out.iloc[rows, out.columns.get_loc("pred_depth1")] = np.asarray(self.depth1, dtype=object)[d]
+            out.iloc[rows, out.columns.get_loc("confidence")] = conf
+        out.attrs["polar_bodies"] = int(polar.sum())
         out.attrs["duplicate_nuclei"] = int(found["duplicates"])
         out.attrs["time_breaks"] = list(found["time_breaks"])
         return out
