@@ -75,7 +75,24 @@ def test_fiji_hyperstack_big_endian(tmp_path):
     data = np.arange(2 * 2 * 8 * 10, dtype=np.uint16).reshape(2, 2, 8, 10) * 7
     path = tmp_path / "be.tif"
     tifffile.imwrite(path, data, byteorder=">", imagej=True, metadata={"axes": "TZYX"}, truncate=True)
-    assert np.array_equal(np.stack(list(iter_stack_frames(path, z="slices"))), data.reshape(-1, 8, 10))
+    frames = list(iter_stack_frames(path, z="slices"))
+    assert np.array_equal(np.stack(frames), data.reshape(-1, 8, 10))
+    assert all(f.dtype == np.uint16 and f.dtype.isnative for f in frames)  # as tifffile's pages are read
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_fiji_hyperstack_channels_and_rgb(tmp_path, dtype):
+    """Offsets of each plane with several channels (one picked) and with ImageJ's interleaved RGB samples."""
+    rng = np.random.default_rng(1)
+    data = (rng.random((3, 2, 2, 8, 10)) * 200).astype(dtype)
+    path = tmp_path / "tzc.tif"
+    tifffile.imwrite(path, data, byteorder=">", imagej=True, metadata={"axes": "TZCYX"}, truncate=True)
+    got = np.stack(list(iter_stack_frames(path, z="slices", channel=1)))
+    assert np.array_equal(got, data[:, :, 1].reshape(-1, 8, 10))
+    rgb = (rng.random((3, 2, 8, 10, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "rgb.tif"
+    tifffile.imwrite(path, rgb, imagej=True, photometric="rgb", metadata={"axes": "TZYXS"}, truncate=True)
+    assert np.array_equal(np.stack(list(iter_stack_frames(path))), rgb.max(axis=1))
 
 
 def test_fiji_hyperstack_cut_short_is_an_error(hyperstack, tmp_path):
@@ -87,6 +104,21 @@ def test_fiji_hyperstack_cut_short_is_an_error(hyperstack, tmp_path):
     cut.write_bytes(path.read_bytes()[: -(24 * 40 * 2 * 2)])
     with pytest.raises(DevolensError):
         list(iter_stack_frames(cut, z="slices"))
+
+
+def test_fiji_hyperstack_cut_while_read_is_an_error(hyperstack):
+    """A file cut after the layout check passed (a copy still being written): the plane reader itself refuses
+    the short plane."""
+    import os
+
+    from devolens.errors import DevolensError
+
+    path, _ = hyperstack
+    frames = iter_stack_frames(path, z="slices")
+    next(frames)
+    os.truncate(path, path.stat().st_size - 24 * 40 * 2 - 7)
+    with pytest.raises(DevolensError, match="ends before this plane"):
+        list(frames)
 
 
 def test_stack_reader_thread_keeps_the_process_warning_filters(tmp_path, monkeypatch):

@@ -47,6 +47,22 @@ def test_epic_header_in_other_capitalisation(tmp_path):
     assert df["cell"].tolist()[:4] == list(CELLS) and df["x"].iloc[0] == 231 and df["blot"].iloc[0] == -201
 
 
+def test_epic_header_with_spaces_after_commas(tmp_path):
+    path = tmp_path / "CDspaced.csv"
+    path.write_text("\n".join([EPIC_HEADER.replace(",", ", ")] + epic_rows()) + "\n")
+    ref = tmp_path / "CDcommas.csv"
+    ref.write_text("\n".join([EPIC_HEADER] + epic_rows()) + "\n")
+    pd.testing.assert_frame_equal(read_table(path).drop(columns="embryo"), read_table(ref).drop(columns="embryo"))
+
+
+def test_capitalised_positions_are_not_taken_for_epic(tmp_path):
+    """Without cellTime only EPIC's own lower-case names make an EPIC table: an Embryo column is kept."""
+    path = tmp_path / "caps.csv"
+    path.write_text("Embryo,Time,Cell,X,Y,Z,Size\ne1,1,ABa,1,2,3,10\ne2,1,ABa,5,6,7,10\n")
+    df = read_positions(path)
+    assert df.attrs["format"] == "positions" and df["embryo"].tolist() == ["e1", "e2"]
+
+
 def test_epic_table_saved_tab_separated(tmp_path):
     path = tmp_path / "CDtabs.csv"
     path.write_text("\n".join(line.replace(",", "\t") for line in [EPIC_HEADER] + epic_rows()) + "\n")
@@ -143,6 +159,14 @@ def test_mastodon_spot_table(tmp_path):
     assert df[["time", "x", "y", "z", "size"]].values.tolist() == [
         [0, 10.5, 20.0, 3.0, 4.0], [0, 12.5, 22.0, 4.0, 4.0], [1, 10.7, 20.1, 3.1, 4.0]]
     assert df.attrs["zscale"] == 1.0 and "Branch spot ID" in df.columns
+
+
+def test_mastodon_spot_table_without_z_is_refused(tmp_path):
+    path = tmp_path / "mastodon2d.csv"
+    path.write_text("Label,ID,Spot frame,Spot position,Spot position\n,,,X,Y\n,,,(µm),(µm)\n0,0,0,1.0,2.0\n",
+                    encoding="utf-8")
+    with pytest.raises(DevolensError, match="Spot position"):
+        read_positions(path)
 
 
 def test_positions_with_units_in_column_names(tmp_path):

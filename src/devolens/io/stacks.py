@@ -380,8 +380,9 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
             # leave every plane read so far in the process's memory: the whole file by the end); otherwise the
             # memory map, or the whole array when the data are compressed
             if series.dataoffset is not None and series.dtype is not None:
-                dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
-                contiguous = (series.pages[0].parent.filehandle.path, int(series.dataoffset), dtype)
+                holder = series.pages[0].parent  # the file that holds the data, in its byte order
+                dtype = np.dtype(series.dtype).newbyteorder(holder.byteorder)
+                contiguous = (holder.filehandle.path, int(series.dataoffset), dtype)
             else:
                 try:
                     whole = tifffile.memmap(path)
@@ -399,6 +400,8 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                     held.seek(start + i * arr.nbytes)
                     if held.readinto(memoryview(arr).cast("B")) != arr.nbytes:
                         raise ValueError("the file ends before this plane")
+                    if not dtype.isnative:  # ImageJ writes big-endian: swapped in place, as tifffile's pages are
+                        arr = arr.byteswap(inplace=True).view(dtype.newbyteorder("="))
                 elif whole is not None:
                     arr = np.asarray(whole.reshape((-1,) + trailing)[i])
                 else:

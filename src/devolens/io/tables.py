@@ -193,17 +193,17 @@ def detect_format(path: str | Path) -> str:
     cols = {c.strip().strip('"') for c in first.split(",")}
     # before the separator check: an EPIC TIME file is tab-separated, and "use commas" would mislead
     _refuse_epic_companion(path, first, cols)
-    if len(cols) == 1 and _is_epic_header({c.strip().strip('"') for c in first.split("\t")}, need_celltime=True):
+    if len(cols) == 1 and _is_epic_header({c.strip().strip('"') for c in first.split("\t")}):
         return "epic"  # an EPIC CD table saved tab-separated (older exports): read_epic reads it so
     for sep, name in ((";", "semicolons"), ("\t", "tabs")):
         if len(cols) == 1 and first.count(sep) >= 2:  # e.g. Excel's CSV export in locales with a decimal comma
             raise DevolensError(f"the columns are separated by {name}, not commas: save the table as a comma-separated "
                                 "CSV (decimal points, not commas)", path=path)
-    if _is_epic_header(cols, need_celltime=True):
+    if _is_epic_header(cols):
         return "epic"
     if set(TIDY_REQUIRED) <= cols:
         return "tidy"
-    if _is_epic_header(cols, need_celltime=False):
+    if set(EPIC_REQUIRED) <= cols:  # as written, without cellTime: a capitalised Embryo,Time,Cell,X... is positions
         return "epic"
     # a single AceTree nuclei file: numeric index, status, ... rows
     if re.match(r"^\s*\d+\s*,\s*[01]\s*,", first):
@@ -211,10 +211,10 @@ def detect_format(path: str | Path) -> str:
     raise UnrecognisedColumns(path, sorted(cols))
 
 
-def _is_epic_header(cols: set[str], *, need_celltime: bool) -> bool:
-    """An EPIC CD header, whatever the capitalisation of its names (``cellTime``, ``CellTime``, ``X``...)."""
-    low = {c.lower() for c in cols}
-    return {c.lower() for c in EPIC_REQUIRED} <= low and (not need_celltime or "celltime" in low)
+def _is_epic_header(cols) -> bool:
+    """An EPIC CD header (``cellTime`` and the required columns), whatever the capitalisation of its names
+    (``CellTime``, ``X``...)."""
+    return {"cellTime", *EPIC_REQUIRED} <= set(_epic_names(cols).values())
 
 
 def _epic_names(columns) -> dict[str, str]:
@@ -480,7 +480,8 @@ def read_epic(
     with open(path, "rb") as fh:
         _sniff_binary(path, fh.read(65536))
     sep = _epic_sep(path)
-    header = _read_csv(path, "an EPIC CD table", nrows=0, sep=sep)
+    # the header read as the rows are (skipinitialspace): "cell, time, ..." names its columns alike in both reads
+    header = _read_csv(path, "an EPIC CD table", nrows=0, sep=sep, skipinitialspace=True)
     names = _epic_names(header.columns)  # CellTime, Cell, X... (other tools' capitalisation) -> EPIC names
     cols = list(names.values())
     missing = [c for c in EPIC_REQUIRED if c not in cols]
@@ -617,7 +618,7 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
         text = raw.rstrip()  # blank lines inside stay: they parse to all-missing rows, dropped below
         if not text:
             continue
-        if b"," not in text.lstrip().split(b"\n", 1)[0]:  # AceTree's rule: a first line without commas
+        if not _has_comma_first_line(text):  # AceTree's rule: a first line without commas is the old layout
             text = _acetree_old_format(text, t, path)
             n_old += 1
         chunks.append(text)
@@ -664,6 +665,13 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
     return _finish(df, "acetree", path, {"notes": notes} if notes else {})
 
 
+def _has_comma_first_line(text: bytes) -> bool:
+    """Whether the first non-blank line holds a comma (looked at without copying the rest of the file)."""
+    head = text.lstrip()  # the same object when there is nothing to strip
+    end = head.find(b"\n")
+    return b"," in head[: end if end >= 0 else len(head)]
+
+
 def _acetree_old_format(text: bytes, t: int, path: Path) -> bytes:
     """A nuclei file of AceTree's old layout (space-separated ``index x y z identity size weight status
     spong1 spong2 piece1 piece2 pred succ1 succ2``) rewritten in the new comma-separated column order.
@@ -708,14 +716,15 @@ def _meta_path(path: Path) -> Path:
 
 
 #: Column names a positions table (:func:`read_positions`) may use, case-insensitive: tidy
-#: name -> accepted names (devolens' own ``frame``, TrackMate's ``POSITION_X``, ...).
+#: name -> accepted names (devolens' own ``frame``, TrackMate's ``POSITION_X``, Mastodon's ``Spot frame`` and
+#: ``Spot position`` over ``X``, ...).
 POSITION_ALIASES: dict[str, tuple[str, ...]] = {
     "embryo": ("embryo",),
-    "time": ("time", "t", "frame", "timepoint", "time_point"),
+    "time": ("time", "t", "frame", "timepoint", "time_point", "spot frame"),
     "cell": ("cell", "name", "cell_name"),
-    "x": ("x", "position_x", "pos_x"),
-    "y": ("y", "position_y", "pos_y"),
-    "z": ("z", "position_z", "pos_z"),
+    "x": ("x", "position_x", "pos_x", "spot position x"),
+    "y": ("y", "position_y", "pos_y", "spot position y"),
+    "z": ("z", "position_z", "pos_z", "spot position z"),
     "size": ("size", "diameter"),
 }
 
@@ -732,6 +741,22 @@ def _unit_of(text) -> str | None:
     """The physical unit a units-row cell or a column name states (``(micron)`` -> ``µm``), else None."""
     t = str(text).strip().strip("()[]").strip().lower()
     return _PHYSICAL_UNITS.get(t)
+
+
+def _xyz_units(mapping: dict[str, str], row=None) -> dict[str, str | None]:
+    """The physical unit of x, y and z (None: pixels, planes or not said): written into the column's name
+    (``x_um``, ``X (µm)``), else in ``row``, the units row under the header by tidy name (TrackMate's
+    ``(micron)``, Mastodon's ``µm``)."""
+    units: dict[str, str | None] = {}
+    for col, tidy in mapping.items():
+        if tidy not in ("x", "y", "z"):
+            continue
+        m = _UNIT_IN_NAME.match(str(col).strip().lower())
+        if m and m.group(1):
+            units[tidy] = _unit_of(m.group(2))
+        elif row is not None:
+            units[tidy] = _unit_of(row[tidy])
+    return units
 
 
 def _position_columns(columns: list[str]) -> dict[str, str] | None:
@@ -787,7 +812,7 @@ def read_positions(path: str | Path) -> pd.DataFrame:
         detect_format(path)
     except UnrecognisedColumns as exc:
         if {"spot frame", "spot position"} <= {str(c).strip().lower() for c in exc.columns}:
-            return _read_mastodon_csv(path)
+            return _read_mastodon_csv(path, exc.columns)
         mapping = _position_columns(exc.columns)
         if mapping is None:
             raise UnrecognisedColumns(path, exc.columns, extra=", or positions with time (or frame),x,y,z") from None
@@ -799,26 +824,19 @@ def _read_positions_csv(path: Path, mapping: dict[str, str]) -> pd.DataFrame:
     df = _read_csv(path, "a positions CSV", skipinitialspace=True)
     df.columns = [str(c).strip() for c in df.columns]
     mapping = {str(k).strip(): v for k, v in mapping.items()}
-    # units written into the column names (x_um, X (µm))
-    units = {}
-    for col, tidy in mapping.items():
-        m = _UNIT_IN_NAME.match(col.lower())
-        if tidy in ("x", "y", "z") and m and m.group(1):
-            units[tidy] = _unit_of(m.group(2))
     df = df.rename(columns=mapping)
     # description rows under the header (TrackMate's spot tables: names, short names, units)
     numeric = pd.to_numeric(df["time"], errors="coerce").notna().to_numpy()
     lead = int(np.argmax(numeric)) if numeric.any() else len(df)
     offset = 2
+    units_row = None
     if 0 < lead <= 5:
-        row = df.iloc[lead - 1]  # the last one is TrackMate's units row: (micron), (pixel)
-        for tidy in ("x", "y", "z"):
-            units.setdefault(tidy, _unit_of(row[tidy]))
+        units_row = df.iloc[lead - 1]  # the last one is TrackMate's units row: (micron), (pixel)
         df = df.iloc[lead:].reset_index(drop=True)
         offset += lead
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
-    return _finish_positions(df, path, units, offset)
+    return _finish_positions(df, path, _xyz_units(mapping, units_row), offset)
 
 
 def _finish_positions(df: pd.DataFrame, path: Path, units: dict, offset: int) -> pd.DataFrame:
@@ -842,30 +860,30 @@ def _finish_positions(df: pd.DataFrame, path: Path, units: dict, offset: int) ->
     return _finish(df, "positions", path, meta)
 
 
-def _read_mastodon_csv(path: Path) -> pd.DataFrame:
-    """A Mastodon spot table export: three header rows (feature, projection such as X/Y/Z, units)."""
+def _read_mastodon_csv(path: Path, first: list[str]) -> pd.DataFrame:
+    """A Mastodon spot table export: three header rows (feature, projection such as X/Y/Z, units), its columns
+    named as one (``Spot position X``) and matched as any positions table's (:func:`_position_columns`)."""
     import csv
 
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        rows = [next(csv.reader(fh), []) for _ in range(3)]
-    if len(rows[1]) < len(rows[0]):
-        rows[1] += [""] * (len(rows[0]) - len(rows[1]))
-    if len(rows[2]) < len(rows[0]):
-        rows[2] += [""] * (len(rows[0]) - len(rows[2]))
-    shown = [f"{a.strip()} {b.strip()}".strip() for a, b in zip(rows[0], rows[1])]
-    names = [n.lower() for n in shown]
-    want = {"spot frame": "time", "spot position x": "x", "spot position y": "y", "spot position z": "z",
-            "spot radius": "radius"}
-    cols = []
-    for i, n in enumerate(names):
-        name = want.get(n, shown[i])
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.reader(fh)
+        rows = [next(reader, []) for _ in range(3)]
+    width = len(rows[0])
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    cols: list[str] = []
+    for i, (a, b) in enumerate(zip(rows[0], rows[1])):
+        name = f"{a.strip()} {b.strip()}".strip()
         cols.append(name if name not in cols else f"{name}.{i}")
+    mapping = _position_columns(cols)
+    if mapping is None:
+        raise UnrecognisedColumns(path, first, extra=", or a Mastodon spot table with Spot frame and Spot position "
+                                  "X, Y, Z")
     df = _read_csv(path, "a Mastodon spot table", header=None, skiprows=3, names=cols, skipinitialspace=True,
                    index_col=False)
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
-    units = {cols[i]: _unit_of(rows[2][i]) for i in range(len(cols)) if cols[i] in ("x", "y", "z")}
-    return _finish_positions(df, path, units, 4)
+    units_row = {mapping[c]: u for c, u in zip(cols, rows[2]) if c in mapping}
+    return _finish_positions(df.rename(columns=mapping), path, _xyz_units(mapping, units_row), 4)
 
 
 def _tidy_columns(df: pd.DataFrame, path: Path, *, line_offset: int = 2) -> None:
