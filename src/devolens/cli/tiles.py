@@ -33,6 +33,25 @@ _COLOUR_WELL = ("an RGB PNG, JPEG or BMP with Hoechst in blue and Draq7 in red (
                 "changes the results)")
 
 
+#: --channels of segment livedead and tile make
+_CHANNELS_HELP = ("Which channels of a well TIFF hold Hoechst (every nucleus) and Draq7 (dead nuclei): H,D, 0-based "
+                  "(1,0: Draq7 saved first; 0,2: two of three channels). Default: as the file's channel names say "
+                  "(OME-TIFF, ImageJ: Hoechst/DAPI, DRAQ7/PI/SYTOX; a note says so), else Hoechst first.")
+
+
+def _parse_channels(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        order = [int(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        order = []
+    if len(order) != 2 or len(set(order)) != 2 or min(order) < 0:
+        raise typer.BadParameter(f"expected two different channel indices H,D, e.g. 1,0; got {text!r}",
+                                 param_hint="--channels")
+    return order
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     try:
         h, w = text.lower().replace("*", "x").split("x")
@@ -208,6 +227,7 @@ def tile_make_command(
     append: bool = typer.Option(False, "--append", help="Add the tiles to an existing store instead of replacing it."),
     compression: str = typer.Option("lzf", "--compression", help="Chunk compression: lzf (fast), gzip (level 1) or none."),
     chunk: int = typer.Option(1000, "--chunk", min=1, help="Samples per HDF5 chunk (what a streaming reader fetches)."),
+    channels: Optional[str] = typer.Option(None, "--channels", help=_CHANNELS_HELP + " The same for every image."),
 ) -> None:
     """Tile images (and labels) into an HDF5 store: images (N,C,T,T), labels (N,T,T), class_counts, source, coords."""
     from devolens.cli._common import check_out, console, progress_bar
@@ -217,12 +237,13 @@ def tile_make_command(
         raise typer.BadParameter("must be 'mixed' or 'all'", param_hint="--keep")
     if compression not in ("lzf", "gzip", "none"):
         raise typer.BadParameter("must be lzf, gzip or none", param_hint="--compression")
+    order = _parse_channels(channels)
     for source in (*images, *(labels or ())):  # the store replaces --out: never one of the inputs
         check_out(out, source)
     with _show_warnings(), progress_bar("tiling") as cb:
         summary = tile_to_h5(
             images, out, labels or None, tile=tile, stride=stride, keep=keep, append=append,
-            compression=None if compression == "none" else compression, chunk=chunk, progress=cb,
+            compression=None if compression == "none" else compression, chunk=chunk, progress=cb, order=order,
         )
     added = sum(summary.added)
     looked = sum(summary.considered)
@@ -273,6 +294,9 @@ def segment_livedead_command(
         False, "--probabilities", help="Also write probs.tif: (3, H, W) uint8 class probabilities x255."
     ),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch CPU threads (default: torch's)."),
+    channels: Optional[str] = typer.Option(
+        None, "--channels", help=_CHANNELS_HELP + " Read by position, a well with nearly every nucleus dead (what "
+        "swapped channels give) gets a warning."),
 ) -> None:
     """Segment live and dead nuclei in a well of any size (tiled, bounded memory)."""
     from devolens.cli._common import console, progress_bar
@@ -282,6 +306,7 @@ def segment_livedead_command(
     # options first: nothing is created and no model is loaded for a run that cannot work
     if overlap >= window:
         raise DevolensError(f"--overlap ({overlap}) must be smaller than --window ({window})")
+    order = _parse_channels(channels)
     from devolens.predict.devices import check_precision
 
     check_precision(precision, "--precision")
@@ -305,7 +330,7 @@ def segment_livedead_command(
     with staged_folder(out, owned=LIVEDEAD_OUTPUTS) as stage, _show_warnings(), progress_bar("segmenting") as cb:
         counts = segment_livedead_file(
             image, stage.tmp, model=model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
-            precision=precision, min_area=min_area, write_probabilities=probabilities, progress=cb,
+            precision=precision, min_area=min_area, write_probabilities=probabilities, progress=cb, channels=order,
         )
     console.print(
         f"wrote {out}/labels.tif, objects.csv, counts.csv: {counts['live']} live, {counts['dead']} dead "

@@ -42,6 +42,8 @@ __all__ = [
     "read_image",
     "read_colour_image",
     "read_labels",
+    "tiff_channel_names",
+    "well_channel_order",
     "tile_positions",
     "tile_arrays",
     "tile_to_h5",
@@ -80,7 +82,81 @@ def _to_uint16(arr: np.ndarray, path: Path) -> np.ndarray:
     return out
 
 
-def read_image(path: str | Path, channels: int = 2) -> np.ndarray:
+#: channel names (OME-TIFF ``Channel Name``, ImageJ labels) of the stain of every nucleus and of the dead ones
+NUCLEAR_STAINS = frozenset({"hoechst", "dapi", "h33342", "h33258", "nucblue", "sirdna", "nuclei", "nuclear", "all"})
+DEAD_STAINS = frozenset({"draq7", "pi", "propidium", "sytox", "topro3", "7aad", "ethd1", "ethidium", "dead", "draq5"})
+
+
+def _stain_role(name: str) -> str | None:
+    import re
+
+    tokens = set(re.split(r"[^a-z0-9]+", str(name).lower().replace("-", "")))
+    if tokens & NUCLEAR_STAINS:
+        return "hoechst"
+    if tokens & DEAD_STAINS or any(t.startswith(("propidium", "draq7", "sytox")) for t in tokens):
+        return "draq7"
+    return None
+
+
+def tiff_channel_names(path: str | Path) -> list[str] | None:
+    """The channel names a TIFF stores (an OME-TIFF's ``Channel Name`` of its first image, an ImageJ hyperstack's
+    labels, one per channel); None when it stores none."""
+    import re
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            if tf.is_ome and tf.ome_metadata:
+                first = re.search(r"<Pixels\b.*?</Pixels>", tf.ome_metadata, re.S)
+                names = re.findall(r"<Channel\b[^>]*?\bName=\"([^\"]*)\"", first.group(0) if first else "")
+                return names or None
+            if tf.is_imagej:
+                meta = tf.imagej_metadata or {}
+                labels, n = meta.get("Labels"), int(meta.get("channels", 1) or 1)
+                if isinstance(labels, (list, tuple)) and n > 1 and len(labels) >= n:
+                    return [str(x) for x in labels[:n]]
+    except Exception:  # unreadable metadata: read by position, as before
+        return None
+    return None
+
+
+def well_channel_order(path: str | Path, n_channels: int, order: Sequence[int] | None = None
+                       ) -> tuple[list[int] | None, str | None]:
+    """Which channels of a well TIFF hold Hoechst and Draq7: ``order`` when given (checked against
+    ``n_channels``), else the channels whose names say so (``Hoechst``/``DAPI``..., ``DRAQ7``/``PI``/``SYTOX``...;
+    with two channels one such name is enough), else None (read by position: Hoechst first). Returns the order and
+    a note to show when it is not simply the first two channels by position."""
+    if order is not None:
+        order = [int(k) for k in order]
+        if len(order) != 2 or len(set(order)) != 2:
+            raise DevolensError(f"give the Hoechst and Draq7 channels as two different indices (e.g. 1,0), got {order}")
+        bad = [k for k in order if not 0 <= k < n_channels]
+        if bad:
+            raise DevolensError(f"channel {bad[0]} does not exist: the image has {n_channels} channel(s) "
+                                f"(0..{n_channels - 1})", path=path)
+        return order, None
+    names = tiff_channel_names(path)
+    if not names or len(names) != n_channels:
+        return None, None
+    roles = [_stain_role(n) for n in names]
+    hoechst = [k for k, r in enumerate(roles) if r == "hoechst"]
+    draq7 = [k for k, r in enumerate(roles) if r == "draq7"]
+    if n_channels == 2 and len(hoechst) + len(draq7) == 1:  # one name known: the other channel is the other stain
+        hoechst, draq7 = (hoechst, [1 - hoechst[0]]) if hoechst else ([1 - draq7[0]], draq7)
+    if len(hoechst) != 1 or len(draq7) != 1:
+        return None, None
+    found = [hoechst[0], draq7[0]]
+    if found == [0, 1] and n_channels == 2:
+        return found, None
+    return found, (f"channels named {', '.join(repr(n) for n in names)}: Hoechst read from channel {found[0]}, "
+                   f"Draq7 from channel {found[1]}")
+
+
+def channels_help(n: int) -> str:
+    """How to choose a well's two channels out of ``n``."""
+    return "choose its Hoechst and Draq7 channels with --channels H,D (0-based, e.g. 0,1)" if n > 2 else ""
+
+
+def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None = None) -> np.ndarray:
     """Read a multi-channel image as a (C, H, W) uint16 array.
 
     Parameters
@@ -90,6 +166,11 @@ def read_image(path: str | Path, channels: int = 2) -> np.ndarray:
         (by its content) is read by :func:`read_colour_image`: Hoechst from its blue, Draq7 from its red.
     channels : int
         Expected channel count (2: Hoechst, Draq7).
+    order : sequence of int, optional
+        For a two-channel well TIFF: the indices of its Hoechst and Draq7 channels (``[1, 0]`` for Draq7 first; two
+        of three channels). Default: as its channel names say (OME-TIFF, ImageJ: ``Hoechst``, ``DAPI``, ``DRAQ7``,
+        ``PI``..., with a note when not Hoechst first), else the first two by position
+        (:func:`well_channel_order`).
 
     Returns
     -------
@@ -111,6 +192,23 @@ def read_image(path: str | Path, channels: int = 2) -> np.ndarray:
         arr = arr[None]
     if arr.ndim != 3:
         raise DevolensError(f"expected a (C, H, W) image with C={channels}, got shape {arr.shape}", path=path)
+    from devolens.io.stacks import is_tiff
+
+    if channels == 2 and not is_tiff(path):
+        if order is not None:
+            raise DevolensError("--channels applies to TIFF wells; an RGB image is read as Hoechst in blue and "
+                                "Draq7 in red", path=path)
+    elif channels == 2:  # a TIFF: its channel names (OME, ImageJ) or --channels say which is which
+        if arr.shape[0] != channels and arr.shape[2] <= 4 and arr.shape[0] > 4:
+            arr = np.moveaxis(arr, -1, 0)
+        found, note = well_channel_order(path, arr.shape[0], order)
+        if found is not None:
+            if note:
+                warnings.warn(f"{path}: {note}", stacklevel=2)
+            arr = arr[found]
+        elif arr.shape[0] != channels:
+            raise DevolensError(f"expected 2 channels (Hoechst, Draq7) in a (C, H, W) image, got shape {arr.shape}"
+                                + (f": {channels_help(arr.shape[0])}" if arr.shape[0] > 2 else ""), path=path)
     if arr.shape[0] != channels:
         if arr.shape[-1] == channels and arr.shape[0] > channels:
             arr = np.moveaxis(arr, -1, 0)
@@ -483,6 +581,7 @@ def tile_to_h5(
     chunk: int = 1000,
     compression: str | None = "lzf",
     progress: Callable[[int, int], None] | None = None,
+    order: Sequence[int] | None = None,
 ) -> TilingSummary:
     """Tile images (and label images) into an HDF5 store, atomically.
 
@@ -509,6 +608,9 @@ def tile_to_h5(
         Chunk compression (``gzip`` at level 1).
     progress : callable, optional
         ``progress(done, total)`` per image.
+    order : sequence of int, optional
+        Two-channel wells: the Hoechst and Draq7 channel indices of every image (see :func:`read_image`; default:
+        as each TIFF's channel names say, else by position).
 
     Returns
     -------
@@ -572,7 +674,7 @@ def tile_to_h5(
             label_sources = json.loads(f.attrs["label_sources"])
             writer = _Writer(f, chunk, labelled)
             for i, ipath in enumerate(images):
-                img = read_image(ipath, channels)
+                img = read_image(ipath, channels, order)
                 lab = None
                 if labelled:
                     lab = read_labels(labels[i], n_classes)

@@ -35,6 +35,10 @@ __all__ = ["LiveDeadPredictor", "LiveDeadResult", "extract_objects", "segment_li
 
 CLASS_NAMES = {1: "live", 2: "dead"}
 _LOG_SCALE = float(np.log1p(65535.0))
+#: a well read by position (no channel names, no ``channels``) with at least this fraction of its (at least
+#: ``SWAP_MIN_OBJECTS``) nuclei dead gets a warning: swapped channels (Draq7 first) read every nucleus as dead
+SWAP_FRACTION = 0.9
+SWAP_MIN_OBJECTS = 20
 
 
 @dataclass
@@ -272,7 +276,8 @@ class LiveDeadPredictor:
         return LiveDeadResult(labels=labels, probabilities=probs, objects=objects, counts=counts_from_objects(objects))
 
     def predict_file(self, image: str | Path, out_dir: str | Path, *, write_probabilities: bool = False,
-                     progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+                     progress: Callable[[int, int], None] | None = None,
+                     channels: list[int] | None = None) -> dict[str, float]:
         """Segment a well file of any size in bounded memory; write results to ``out_dir``.
 
         Reads the image band by band (uncompressed TIFF or HDF5; a compressed TIFF is
@@ -280,14 +285,22 @@ class LiveDeadPredictor:
         ``objects.csv`` (x, y, area, class) and ``counts.csv`` (live, dead,
         fraction_dead). Each file appears only when complete.
 
+        ``channels``: the indices of the Hoechst and Draq7 channels (``[1, 0]``: Draq7 first); by default as the
+        TIFF's channel names say (OME-TIFF, ImageJ), else by position, with a warning when nearly every nucleus
+        reads as dead (``SWAP_FRACTION``: what swapped channels, Draq7 first, give).
+
         Returns
         -------
         dict
             ``live``, ``dead``, ``fraction_dead``.
         """
+        import warnings
+
         out_dir = Path(out_dir)
-        with RowReader(image, channels=2) as src:
+        with RowReader(image, channels=2, order=channels) as src:
             c, h, w = src.shape
+            if src.note:
+                warnings.warn(f"{image}: {src.note}", stacklevel=2)
             out_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix=".livedead-", dir=out_dir) as tmpd:
                 tmp_labels = Path(tmpd) / "labels.tif"
@@ -308,6 +321,13 @@ class LiveDeadPredictor:
                         pw.close()
                 objects = extract_objects(_LabelRows(tmp_labels, lw._offset, (h, w)), min_area=self.min_area)
                 counts = counts_from_objects(objects)
+                if src.order is None and src._tiff is not False and counts["live"] + counts["dead"] >= SWAP_MIN_OBJECTS \
+                        and counts["fraction_dead"] >= SWAP_FRACTION:
+                    # Hoechst (every nucleus) read as Draq7 makes every nucleus dead: the one sign of swapped
+                    # channels that the images themselves do not give away
+                    warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with Hoechst "
+                                  "taken from the first channel and Draq7 from the second (the file does not name "
+                                  "them): if Draq7 was saved first, run again with --channels 1,0", stacklevel=2)
                 write_csv(objects[["x", "y", "area", "class"]], out_dir / "objects.csv", float_format="%.2f")
                 write_csv(pd.DataFrame([counts]), out_dir / "counts.csv")
                 shutil.move(str(tmp_labels), out_dir / "labels.tif")
@@ -327,7 +347,8 @@ def _load_net(weights: Path, arch: dict) -> torch.nn.Module:
 def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str = "livedead", window: int = 512,
                           overlap: int = 64, batch_size: int = 4, fast: bool = True, min_area: int = 12,
                           write_probabilities: bool = False, precision: str = "auto",
-                          progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+                          progress: Callable[[int, int], None] | None = None,
+                          channels: list[int] | None = None) -> dict[str, float]:
     """Segment a well file with a zoo model (or a run's weights): see :meth:`LiveDeadPredictor.predict_file`.
 
     Raises
@@ -336,10 +357,11 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
         Missing or unreadable image, wrong channel count, unknown model.
     """
     # check the input before loading the model (fail fast, write nothing)
-    RowReader(image, channels=2).close()
+    RowReader(image, channels=2, order=channels).close()
     pred = LiveDeadPredictor.load(model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
                                   precision=precision,
                                   min_area=min_area)
-    return pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress)
+    return pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
+                             channels=channels)
 
 

@@ -118,17 +118,23 @@ class RowReader:
     :func:`devolens.data.tiling.read_colour_image`).
 
     ``reader[:, y0:y1, :]`` (or ``reader.rows(y0, y1)``) returns a (C, y1-y0, W) array.
+    For a two-channel well TIFF, ``order`` (the Hoechst and Draq7 channel indices) or else the file's channel
+    names (OME-TIFF, ImageJ: :func:`devolens.data.tiling.well_channel_order`) choose and order the channels read
+    (``self.order``, with ``self.note`` saying so); otherwise they are read by position.
     Only the full channel and column ranges are supported. Non-uint16 data is converted
     band by band (see :func:`devolens.data.tiling.read_image` for the rule), with one
     warning.
     """
 
-    def __init__(self, path: str | Path, channels: int | None = 2, dataset: str | None = None):
+    def __init__(self, path: str | Path, channels: int | None = 2, dataset: str | None = None,
+                 order: list[int] | None = None):
         self.path = Path(path)
         self._h5 = None
         self._array = None
         self._warned = False
         self._channels = channels
+        #: the channels read, in this order (None: all, by position); ``note`` says why when not simply the first two
+        self.order, self.note = None, None
         if not self.path.exists():
             raise DevolensError("no such file", path=self.path)
         if self.path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
@@ -139,16 +145,30 @@ class RowReader:
             c, h, w = self._raw_shape[2], self._raw_shape[0], self._raw_shape[1]
         else:
             c, h, w = self._raw_shape
+        if channels == 2 and self._h5 is None and self._array is not None and self._tiff is False:
+            if order is not None:  # a PNG, JPEG or BMP: its colours say which is which
+                raise DevolensError("--channels applies to TIFF wells; an RGB image is read as Hoechst in blue and "
+                                    "Draq7 in red", path=self.path)
+        elif channels == 2 and (self._tiff or order is not None):
+            from devolens.data.tiling import well_channel_order
+
+            self.order, self.note = well_channel_order(self.path, int(c), order)
+            if self.order is not None:
+                c = len(self.order)
         self.shape = (int(c), int(h), int(w))
         if channels is not None and self.shape[0] != channels:
+            from devolens.data.tiling import channels_help
+
+            extra = channels_help(self.shape[0]) if channels == 2 else ""
             raise DevolensError(
-                f"expected {channels} channels (Hoechst, Draq7) in a (C, H, W) image, got shape {self._raw_shape}",
-                path=self.path)
+                f"expected {channels} channels (Hoechst, Draq7) in a (C, H, W) image, got shape {self._raw_shape}"
+                + (f": {extra}" if extra else ""), path=self.path)
 
     def _open_tiff(self) -> None:
         from devolens.io.stacks import is_tiff
 
-        if not is_tiff(self.path):  # a PNG, JPEG or BMP (by its content): read whole, its colours as channels
+        self._tiff = bool(is_tiff(self.path))
+        if not self._tiff:  # a PNG, JPEG or BMP (by its content): read whole, its colours as channels
             from devolens.data.tiling import read_colour_image
 
             arr = read_colour_image(self.path, self._channels)  # (2, H, W) for a well; else (H, W) or (H, W, C)
@@ -190,6 +210,7 @@ class RowReader:
     def _open_h5(self, dataset: str | None) -> None:
         import h5py
 
+        self._tiff = None
         try:
             f = h5py.File(self.path, "r")
         except OSError as exc:
@@ -246,13 +267,15 @@ class RowReader:
             with open(self.path, "rb") as fh:
                 if self.layout == "CYX":
                     band = np.empty((c, n, w), self._dtype_disk)
-                    for k in range(c):
+                    for i, k in enumerate(self.order if self.order is not None else range(c)):
                         fh.seek(self._offset + ((k * h + y0) * w) * item)
-                        band[k] = np.frombuffer(fh.read(n * w * item), self._dtype_disk).reshape(n, w)
+                        band[i] = np.frombuffer(fh.read(n * w * item), self._dtype_disk).reshape(n, w)
                 else:
                     fh.seek(self._offset + (y0 * w * c) * item)
                     band = np.moveaxis(np.frombuffer(fh.read(n * w * c * item), self._dtype_disk).reshape(n, w, c), -1, 0)
         band = np.asarray(band)
+        if self.order is not None and not (self._h5 is None and self._array is None and self.layout == "CYX"):
+            band = band[self.order]  # (the uncompressed CYX path above reads the chosen channels only)
         if band.dtype != np.uint16:
             band = self._convert(band)
         return np.ascontiguousarray(band.astype(np.uint16, copy=False))
@@ -271,9 +294,9 @@ class RowReader:
         return np.clip(band, 0, 65535).astype(np.uint16)
 
 
-def open_rows(path: str | Path, channels: int | None = 2) -> RowReader:
+def open_rows(path: str | Path, channels: int | None = 2, order: list[int] | None = None) -> RowReader:
     """Open an image for row-band reading (see :class:`RowReader`)."""
-    return RowReader(path, channels=channels)
+    return RowReader(path, channels=channels, order=order)
 
 
 class TiffRowWriter:
