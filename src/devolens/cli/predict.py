@@ -530,12 +530,15 @@ def run_segmentation(
         pending: collections.deque = collections.deque()
         objects: list = []
         counts: list[tuple] = []
+        first: list = []  # the first frame, for the colour note
         total = _progress_total(source.total - len(skip) if source.total else 0)
 
         def frames() -> Iterator:
             for pos, frame in source.iter(skip):
                 prepared = isinstance(frame, Prepared)
                 arr = frame.image if prepared else np.asarray(frame)
+                if not first:
+                    first.append(arr)
                 pending.append((pos, arr))
                 yield frame if prepared else arr
 
@@ -607,11 +610,33 @@ def run_segmentation(
             "estimates": predictor.estimates if predictor.auto_each else None,
             "resized": predictor.diameter is not None,
             "ended_early": source.ended_early(),
+            "colour_note": _colour_note(first[0] if first else None, kind, predictor.network.channel),
             # objects far from the sizes the model knows: another magnification (see size_advice; with
             # diameter each, every image was sized on its own)
             "suggest_diameter": None if predictor.auto_each else predictor.size_advice(
                 [float(np.median(o[4])) for o in objects]),
             "known_sizes": predictor.known_sizes}
+
+
+def _colour_note(image: "np.ndarray | None", kind: str, channel: str) -> Optional[str]:
+    """For the membrane model reading a colour image by the shipped rule (``channel`` auto): which channel it read,
+    when another one carries bright structure too. The rule picks the channel with the most bright structure at a
+    nucleus's scale (thin lines fade there), which in a two-colour image of nuclei and membranes is the nuclei's."""
+    if image is None or kind != "membrane" or channel != "auto" or image.ndim != 3 or image.shape[2] < 3:
+        return None
+    from devolens.predict.postprocess import _signal_channel, channel_signals
+
+    picked = _signal_channel(image)
+    if picked is None:  # grey stored as colour, or no channel stands out: the mean was read
+        return None
+    signal = channel_signals(image, shrink=False)  # at full resolution: membranes count
+    names = ("red", "green", "blue")
+    others = [names[k] for k in range(3) if k != picked and signal[k] >= 0.3 * max(signal[picked], 1e-6)]
+    if not others:
+        return None
+    return (f"colour input: the {names[picked]} channel was read (the one with the most bright structure at a "
+            f"nucleus's scale); {' and '.join(others)} carries structure too: if the membranes are there, run again "
+            f"with --color {others[0]}")
 
 
 _DEVICE_HELP = ("Where the networks run: cpu (the default; int8 or bf16), cuda (the first CUDA GPU; an error where "
@@ -689,6 +714,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         print_stack_notes(input_path, pages)
         if summary.get("ended_early"):
             console.print(f"note: {summary['ended_early']}")
+        if summary.get("colour_note"):
+            console.print(f"note: {summary['colour_note']}")
         if summary["objects"] == 0:
             console.print(f"note: no {what} found in any frame: an empty or saturated image, another channel "
                           "(--color), or another magnification (--diameter)?")

@@ -146,22 +146,34 @@ def _plane(arr: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(plane) if arr.dtype in (np.uint8, np.uint16) else plane.astype(np.float32)
 
 
-def _signal_channel(arr: np.ndarray) -> int | None:
-    """The channel of an ``HxWx3(+)`` image that carries the signal (see :func:`to_single_channel`);
-    None when R, G and B carry about the same (a near-grey image: take their mean)."""
+def channel_signals(arr: np.ndarray, shrink: bool = True) -> np.ndarray:
+    """Each colour channel's bright structure in an ``HxWx3(+)`` image: the 99.5th percentile minus the median
+    of each of R, G, B. ``shrink``: on the image shrunk 4x (pixel noise and 1-2 px lines fade, nuclei keep their
+    level: the nuclei models' rule, :func:`to_single_channel`); without it thin lines (membranes) count too."""
+    return _channel_stats(arr, shrink)[0]
+
+
+def _channel_stats(arr: np.ndarray, shrink: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`channel_signals` with the channels' 99.5th percentiles and the (n, 3) float32 pixels read."""
     import cv2
 
     rgb = arr[..., :3]
     if rgb.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
         rgb = rgb.astype(np.float32)
-    if min(rgb.shape[:2]) >= 64:  # shrink 4x (two Gaussian pyramid levels): pixel noise and thin lines
+    if shrink and min(rgb.shape[:2]) >= 64:  # shrink 4x (two Gaussian pyramid levels): pixel noise and thin lines
         rgb = cv2.pyrDown(cv2.pyrDown(np.ascontiguousarray(rgb)))  # fade, nuclei (10+ px) keep their level
     step = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / 8_000))))  # nuclei are still 2+ samples wide
     sample = rgb[::step, ::step].reshape(-1, 3).astype(np.float32)
     n = sample.shape[0]
     ranks = [(n - 1) // 2, int(0.995 * (n - 1))]
     median, top = np.array([np.partition(sample[:, c], ranks)[ranks] for c in range(3)]).T  # a partial sort each
-    signal = top - median
+    return top - median, top, sample
+
+
+def _signal_channel(arr: np.ndarray) -> int | None:
+    """The channel of an ``HxWx3(+)`` image that carries the signal (see :func:`to_single_channel`);
+    None when R, G and B carry about the same (a near-grey image: take their mean)."""
+    signal, top, sample = _channel_stats(arr)
     if signal.max() <= 1e-6 * (np.abs(top).max() + 1e-6):
         # no structure in any channel (flat colour): the brightest one, green first on ties
         means = sample.mean(axis=0)
