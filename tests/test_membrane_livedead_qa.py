@@ -76,6 +76,33 @@ def test_three_channels_choose_two_or_fail_with_the_option(tmp_path, well):
         RowReader(three, order=[0, 3])
 
 
+@pytest.mark.parametrize("name, role", [
+    ("Hoechst 33342", "hoechst"), ("Hoechst-33342", "hoechst"), ("Hoechst33342", "hoechst"), ("SiR-DNA", "hoechst"),
+    ("DRAQ5", "hoechst"), ("All nuclei", "hoechst"), ("TO-PRO-3", "draq7"), ("7-AAD", "draq7"),
+    ("Dead nuclei", "draq7"), ("NucRed Dead 647", "draq7"), ("SYTOX Green", "draq7"), ("Propidium iodide", "draq7"),
+    ("DAPI-PI merge", None), ("DAPI/PI", None), ("Live/Dead", None), ("c:1/2 - well_dapi_pi.tif", None),
+    ("Ch1", None), ("EGFP", None), ("Cy5", None), ("Brightfield", None)])
+def test_stain_names(name, role):
+    """Dye names with or without their hyphens; a name with both stains (a merge, a file name) says nothing;
+    DRAQ5 enters living cells (every nucleus), DRAQ7 does not."""
+    from devolens.data.tiling import _stain_role
+
+    assert _stain_role(name) == role
+
+
+@pytest.mark.parametrize("order", [[1, 0], [0, 2], [2, 1]])
+def test_channels_option_on_interleaved_tiff(tmp_path, well, order):
+    """An uncompressed (H, W, C) TIFF is read band by band with every stored channel, the chosen ones kept."""
+    extra = np.full((1, *well.image.shape[1:]), 3000, np.uint16)
+    stack = np.concatenate([well.image, extra])
+    path = tmp_path / "yxc.tif"
+    tifffile.imwrite(path, np.moveaxis(stack, 0, -1), photometric="minisblack", metadata={"axes": "YXC"})
+    with RowReader(path, order=order) as r:
+        assert r.layout == "YXC" and r.shape == (2, *well.image.shape[1:])
+        assert np.array_equal(r.rows(7, 200), stack[order][:, 7:200])
+    assert np.array_equal(read_image(path, order=order), stack[order])
+
+
 def test_swapped_channels_are_warned_about(tmp_path, well, capsys):
     """Draq7 saved first and not named: every nucleus reads as dead; the run says so and --channels 1,0 fixes it."""
     swapped = tmp_path / "swapped.tif"
@@ -116,7 +143,7 @@ def test_cli_livedead_channels_option(tmp_path, well, capsys):
     assert code == 2 and "--channels H,D" in out + err and "Traceback" not in out + err
     assert not (tmp_path / "o").exists()
     code, out, err = cli(["segment", "livedead", three, "--out", tmp_path / "o", "--channels", "0,0"], capsys)
-    assert code == 2
+    assert code == 2 and "two different channel indices" in " ".join((out + err).split())
     code, out, err = cli(["tile", "make", three, "--out", tmp_path / "t.h5", "--keep", "all", "--tile", "64",
                           "--channels", "1,0"], capsys)
     assert code in (0, None)

@@ -82,20 +82,31 @@ def _to_uint16(arr: np.ndarray, path: Path) -> np.ndarray:
     return out
 
 
-#: channel names (OME-TIFF ``Channel Name``, ImageJ labels) of the stain of every nucleus and of the dead ones
-NUCLEAR_STAINS = frozenset({"hoechst", "dapi", "h33342", "h33258", "nucblue", "sirdna", "nuclei", "nuclear", "all"})
-DEAD_STAINS = frozenset({"draq7", "pi", "propidium", "sytox", "topro3", "7aad", "ethd1", "ethidium", "dead", "draq5"})
+#: channel names (OME-TIFF ``Channel Name``, ImageJ labels): the dyes of every nucleus (DRAQ5 and SiR-DNA enter
+#: living cells, as Hoechst does) and of the dead ones; a name's words, and two or three of them joined
+#: ('TO-PRO-3', 'Hoechst 33342'), are looked up
+NUCLEAR_STAINS = frozenset({"hoechst", "dapi", "h33342", "h33258", "nucblue", "sirdna", "draq5"})
+DEAD_STAINS = frozenset({"draq7", "pi", "propidium", "sytox", "topro3", "7aad", "ethd1", "ethidium"})
+#: words that name no dye, read only when no dye is named: 'Dead nuclei' is the dead stain, 'All nuclei' Hoechst
+_NUCLEAR_WORDS, _DEAD_WORDS = frozenset({"nuclei", "nuclear", "all"}), frozenset({"dead"})
 
 
 def _stain_role(name: str) -> str | None:
+    """``hoechst``, ``draq7`` or None (no dye named, or both: a merge 'DAPI/PI', a file name, 'Live/Dead')."""
     import re
 
-    tokens = set(re.split(r"[^a-z0-9]+", str(name).lower().replace("-", "")))
-    if tokens & NUCLEAR_STAINS:
-        return "hoechst"
-    if tokens & DEAD_STAINS or any(t.startswith(("propidium", "draq7", "sytox")) for t in tokens):
-        return "draq7"
-    return None
+    words = [t for t in re.split(r"[^a-z0-9]+", str(name).lower()) if t]
+    joined = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(i + 3, len(words)) + 1)}
+    nuclear = bool(joined & NUCLEAR_STAINS) or any(t.startswith("hoechst") for t in words)  # 'Hoechst33342'
+    dead = bool(joined & DEAD_STAINS) or any(t.startswith(("propidium", "draq7", "sytox")) for t in words)
+    if not (nuclear or dead):
+        if "live" in words:  # 'Live/Dead', 'Live cells': a live stain, or both
+            return None
+        dead = bool(joined & _DEAD_WORDS)
+        nuclear = bool(joined & _NUCLEAR_WORDS) and not dead  # 'Dead nuclei'
+    if nuclear == dead:
+        return None
+    return "hoechst" if nuclear else "draq7"
 
 
 def tiff_channel_names(path: str | Path) -> list[str] | None:
@@ -151,9 +162,30 @@ def well_channel_order(path: str | Path, n_channels: int, order: Sequence[int] |
                    f"Draq7 from channel {found[1]}")
 
 
-def channels_help(n: int) -> str:
-    """How to choose a well's two channels out of ``n``."""
-    return "choose its Hoechst and Draq7 channels with --channels H,D (0-based, e.g. 0,1)" if n > 2 else ""
+def well_channels(path: str | Path, n_channels: int, order: Sequence[int] | None = None, *,
+                  tiff: bool | None = True, shape: tuple | None = None) -> tuple[list[int] | None, str | None]:
+    """The two channels a well is read from, for :func:`read_image` and :class:`devolens.predict.tiled.RowReader`:
+    :func:`well_channel_order` (``order``, else a TIFF's channel names; ``tiff`` None: a file without them, HDF5),
+    None for the first two by position. A PNG, JPEG or BMP (``tiff`` False) is read by its colours (``order``
+    refused).
+
+    Raises
+    ------
+    DevolensError
+        ``order`` for a colour image; not two channels (``shape``, as read, in the message) and none chosen.
+    """
+    if tiff is False:
+        if order is not None:
+            raise DevolensError("--channels applies to TIFF wells; an RGB image is read as Hoechst in blue and "
+                                "Draq7 in red", path=path)
+        return None, None
+    found, note = well_channel_order(path, n_channels, order) if tiff or order is not None else (None, None)
+    if found is None and n_channels != 2:
+        raise DevolensError(
+            f"expected 2 channels (Hoechst, Draq7) in a (C, H, W) image, got shape {tuple(shape or (n_channels,))}"
+            + (": choose its Hoechst and Draq7 channels with --channels H,D (0-based, e.g. 0,1)"
+               if n_channels > 2 else ""), path=path)
+    return found, note
 
 
 def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None = None) -> np.ndarray:
@@ -194,21 +226,15 @@ def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None 
         raise DevolensError(f"expected a (C, H, W) image with C={channels}, got shape {arr.shape}", path=path)
     from devolens.io.stacks import is_tiff
 
-    if channels == 2 and not is_tiff(path):
-        if order is not None:
-            raise DevolensError("--channels applies to TIFF wells; an RGB image is read as Hoechst in blue and "
-                                "Draq7 in red", path=path)
-    elif channels == 2:  # a TIFF: its channel names (OME, ImageJ) or --channels say which is which
-        if arr.shape[0] != channels and arr.shape[2] <= 4 and arr.shape[0] > 4:
+    if channels == 2:  # a TIFF: its channel names (OME, ImageJ) or --channels say which is which (well_channels)
+        tiff = bool(is_tiff(path))
+        if tiff and arr.shape[0] != channels and arr.shape[2] <= 4 and arr.shape[0] > 4:
             arr = np.moveaxis(arr, -1, 0)
-        found, note = well_channel_order(path, arr.shape[0], order)
+        found, note = well_channels(path, arr.shape[0], order, tiff=tiff, shape=arr.shape)
         if found is not None:
             if note:
                 warnings.warn(f"{path}: {note}", stacklevel=2)
             arr = arr[found]
-        elif arr.shape[0] != channels:
-            raise DevolensError(f"expected 2 channels (Hoechst, Draq7) in a (C, H, W) image, got shape {arr.shape}"
-                                + (f": {channels_help(arr.shape[0])}" if arr.shape[0] > 2 else ""), path=path)
     if arr.shape[0] != channels:
         if arr.shape[-1] == channels and arr.shape[0] > channels:
             arr = np.moveaxis(arr, -1, 0)

@@ -145,24 +145,18 @@ class RowReader:
             c, h, w = self._raw_shape[2], self._raw_shape[0], self._raw_shape[1]
         else:
             c, h, w = self._raw_shape
-        if channels == 2 and self._h5 is None and self._array is not None and self._tiff is False:
-            if order is not None:  # a PNG, JPEG or BMP: its colours say which is which
-                raise DevolensError("--channels applies to TIFF wells; an RGB image is read as Hoechst in blue and "
-                                    "Draq7 in red", path=self.path)
-        elif channels == 2 and (self._tiff or order is not None):
-            from devolens.data.tiling import well_channel_order
+        self._raw_c = int(c)  # the channels stored (``c`` below: those read)
+        if channels == 2:  # a PNG, JPEG or BMP: its colours say which is which; a TIFF: its names, or ``order``
+            from devolens.data.tiling import well_channels
 
-            self.order, self.note = well_channel_order(self.path, int(c), order)
+            self.order, self.note = well_channels(self.path, int(c), order, tiff=self._tiff, shape=self._raw_shape)
             if self.order is not None:
                 c = len(self.order)
         self.shape = (int(c), int(h), int(w))
         if channels is not None and self.shape[0] != channels:
-            from devolens.data.tiling import channels_help
-
-            extra = channels_help(self.shape[0]) if channels == 2 else ""
             raise DevolensError(
-                f"expected {channels} channels (Hoechst, Draq7) in a (C, H, W) image, got shape {self._raw_shape}"
-                + (f": {extra}" if extra else ""), path=self.path)
+                f"expected {channels} channels (Hoechst, Draq7) in a (C, H, W) image, got shape {self._raw_shape}",
+                path=self.path)
 
     def _open_tiff(self) -> None:
         from devolens.io.stacks import is_tiff
@@ -271,6 +265,7 @@ class RowReader:
                         fh.seek(self._offset + ((k * h + y0) * w) * item)
                         band[i] = np.frombuffer(fh.read(n * w * item), self._dtype_disk).reshape(n, w)
                 else:
+                    c = self._raw_c  # interleaved: every stored channel is read, the chosen ones kept below
                     fh.seek(self._offset + (y0 * w * c) * item)
                     band = np.moveaxis(np.frombuffer(fh.read(n * w * c * item), self._dtype_disk).reshape(n, w, c), -1, 0)
         band = np.asarray(band)
