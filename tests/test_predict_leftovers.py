@@ -126,6 +126,19 @@ def test_channel_refused_on_a_folder_without_tiffs_as_curate_does(tiny_zoo, tmp_
                  "--diameter", "none"]) == 0
 
 
+def test_channel_refused_on_tiffs_without_a_c_axis(tiny_zoo, tmp_path, capsys):
+    single = tmp_path / "single.tif"  # one plane: --channel would be ignored
+    tifffile.imwrite(single, np.full((40, 56), 60, np.uint8))
+    folder = tmp_path / "planes"  # a folder of single-plane TIFFs (one per time point)
+    folder.mkdir()
+    for i in range(2):
+        tifffile.imwrite(folder / f"t{i}.tif", np.full((40, 56), 60, np.uint8))
+    for src in (single, folder):
+        out = tmp_path / f"seg_{src.name}"
+        assert main(["segment", "nuclei", str(src), "--channel", "1", "--out", str(out)]) == 2
+        assert "this input has none" in capsys.readouterr().err.replace("\n", "") and not out.exists()
+
+
 # ------------------------------------------------------------------ 5. population: a bad diameter before loading
 @pytest.mark.parametrize("bad", ["35", True, -3, 1.0, 1e6])
 def test_population_diameter_checked_before_the_nuclei_network_loads(monkeypatch, bad):

@@ -148,8 +148,21 @@ def check_channel_input(path: str | Path, channel: int | None, option: str = "ch
         return
     p = Path(path)
     tiff = (".tif", ".tiff")
-    if (p.is_file() and p.suffix.lower() not in tiff) or (
-            p.is_dir() and not any(f.suffix.lower() in tiff for f in folder_files(p))):
+
+    def has_c(f: Path) -> bool:  # a TIFF whose layout has a C axis (headers parsed once, cached)
+        from devolens.io.stacks import stack_info
+
+        try:
+            return "C" in stack_info(f).axes
+        except DevolensError:
+            return True  # unreadable: the reader says why, later
+    if p.is_file():
+        found = p.suffix.lower() in tiff and has_c(p)
+    elif p.is_dir():
+        found = any(f.suffix.lower() in tiff and has_c(f) for f in folder_files(p))
+    else:
+        return
+    if not found:
         raise DevolensError(f"{option} picks a channel of a TIFF stack's C axis; this input has none{hint}", path=p)
 
 
