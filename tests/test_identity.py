@@ -366,3 +366,17 @@ def test_polar_bodies_are_left_out_of_the_clouds(tmp_path):
     src = tmp_path / "with_polar.csv"
     both.to_csv(src, index=False)
     assert _cli(["identify", str(src), "--out", str(tmp_path / "o.csv"), "--tta", "1"]) == 0
+
+
+def test_placeholder_rows_without_a_position_are_left_out():
+    from devolens.models import load
+
+    pred = load("identity", tta=1)
+    df = toy_embryo(times=3)
+    early = pd.DataFrame({"embryo": df["embryo"].iloc[0], "time": 0, "cell": ["AB", "P1"], "x": 0.0, "y": 0.0,
+                          "z": 0.0, "size": 0.0})  # LIVE_tools' SCD tables: cells listed before tracking starts
+    both = pd.concat([early, df], ignore_index=True)
+    both.attrs = dict(df.attrs)
+    a, b = pred.predict(df), pred.predict(both)
+    assert b.attrs["unplaced"] == 2 and b["pred_founder"].iloc[:2].isna().all()
+    assert (b["pred_depth1"].iloc[2:].to_numpy() == a["pred_depth1"].to_numpy()).all()

@@ -76,6 +76,10 @@ def _input_notes(attrs: dict) -> list[str]:
     if n_polar:
         notes.append(f"{n_polar} row(s) are polar bodies (polar1, polar2): left out of the embryo's clouds, no "
                      "prediction (empty columns)")
+    n_unplaced = int(attrs.get("unplaced") or 0)
+    if n_unplaced:
+        notes.append(f"{n_unplaced} row(s) have no position (x = y = z = 0, no size: placeholder rows for time points "
+                     "before tracking started?): left out of the clouds, no prediction (empty columns)")
     n_dup = int(attrs.get("duplicate_nuclei") or 0)
     if n_dup:
         notes.append(f"{n_dup} row(s) repeat an earlier nucleus (same time point, x, y, z and name): predicted once on "

@@ -824,7 +824,8 @@ class IdentityPredictor:
         DataFrame
             The input rows (same index and columns) plus ``pred_founder``, ``pred_depth1``
             (class names) and ``confidence`` (0..1); rows of polar bodies (a ``cell`` named ``polar1``...,
-            ``attrs["polar_bodies"]`` of them) are left out of the clouds and get no prediction (empty, NaN).
+            ``attrs["polar_bodies"]`` of them) and rows without a position (x = y = z = 0 and no size:
+            placeholder rows, ``attrs["unplaced"]``) are left out of the clouds and get no prediction (empty, NaN).
             ``attrs["duplicate_nuclei"]``: rows that
             repeat an earlier nucleus (:func:`duplicate_nuclei`; each gets its original's
             prediction); ``attrs["time_breaks"]``: (embryo, time before, time after) of the gaps
@@ -843,14 +844,23 @@ class IdentityPredictor:
             for c in ("pred_founder", "pred_depth1"):
                 out[c] = pd.Series(dtype=object)
             out["confidence"] = pd.Series(dtype=float)
-            out.attrs.update(duplicate_nuclei=0, time_breaks=[], polar_bodies=0)
+            out.attrs.update(duplicate_nuclei=0, time_breaks=[], polar_bodies=0, unplaced=0)
             return out
         from devolens.lineage.populations import is_polar_body
 
         # polar bodies (AceTree's polar1, polar2) are no nuclei of the embryo: out of the clouds, no prediction
         polar = (table["cell"].map(is_polar_body).to_numpy(bool) if "cell" in table.columns
                  else np.zeros(len(table), bool))
-        cells = table if not polar.any() else table.iloc[np.flatnonzero(~polar)]
+        # rows without a position (x = y = z = 0 and no size: LIVE_tools' placeholder rows for the time points
+        # before tracking started) are no nuclei seen in the image either
+        unplaced = np.zeros(len(table), bool)
+        if {"x", "y", "z"} <= set(table.columns):
+            xyz = table[["x", "y", "z"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+            unplaced = (xyz == 0).all(axis=1)
+            if "size" in table.columns:
+                unplaced &= pd.to_numeric(table["size"], errors="coerce").fillna(0).to_numpy(float) == 0
+        skipped = polar | unplaced
+        cells = table if not skipped.any() else table.iloc[np.flatnonzero(~skipped)]
         out["pred_founder"] = pd.Series(None, index=out.index, dtype=object)
         out["pred_depth1"] = pd.Series(None, index=out.index, dtype=object)
         out["confidence"] = np.nan
@@ -858,11 +868,12 @@ class IdentityPredictor:
         if len(cells):
             pf, pd1, found = self._proba_checked(cells, zscale, progress)
             f, d, conf = combine_probabilities(pf, pd1, self.parent)
-            rows = np.flatnonzero(~polar)
+            rows = np.flatnonzero(~skipped)
             out.iloc[rows, out.columns.get_loc("pred_founder")] = np.asarray(self.founders, dtype=object)[f]
             out.iloc[rows, out.columns.get_loc("pred_depth1")] = np.asarray(self.depth1, dtype=object)[d]
             out.iloc[rows, out.columns.get_loc("confidence")] = conf
         out.attrs["polar_bodies"] = int(polar.sum())
+        out.attrs["unplaced"] = int((unplaced & ~polar).sum())
         out.attrs["duplicate_nuclei"] = int(found["duplicates"])
         out.attrs["time_breaks"] = list(found["time_breaks"])
         return out
