@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 
+from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
 from devolens.io import stacks
 from devolens.io.stacks import iter_stack_frames
 
@@ -145,3 +147,47 @@ def test_stack_reader_thread_keeps_the_process_warning_filters(tmp_path, monkeyp
         frames = list(iter_stack_frames(path))
         assert len(frames) == 5 and calls
         assert any(f[0] == "ignore" and f[1] is not None and f[1].pattern == marker for f in warnings.filters)
+
+
+def test_columns_csv_in_chunks_is_the_whole_table_written_at_once(tmp_path):
+    from devolens.io.atomic import ColumnsCSV, write_columns_csv
+
+    rng = np.random.default_rng(0)
+    chunks = [(["t%03d" % i] * n, np.arange(1, n + 1), np.round(rng.random(n) * 700, 2), np.round(rng.random(n), 2),
+               rng.integers(10, 900, n)) for i, n in enumerate((3, 0, 5, 1))]
+    with ColumnsCSV(tmp_path / "chunks.csv", ["frame", "label", "x", "y", "area"]) as out:
+        for chunk in chunks:
+            out.add(*chunk)
+    whole = {name: [v for c in chunks for v in (c[k].tolist() if hasattr(c[k], "tolist") else c[k])]
+             for k, name in enumerate(["frame", "label", "x", "y", "area"])}
+    write_columns_csv(whole, tmp_path / "whole.csv")
+    assert (tmp_path / "chunks.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    with pytest.raises(ValueError):
+        with ColumnsCSV(tmp_path / "bad.csv", ["a", "b"]) as out:
+            out.add([1, 2], [3])
+
+
+def test_segment_writes_objects_frame_by_frame(tiny_zoo, tmp_path, monkeypatch):
+    """A long movie's object table is written as its frames come, not held until the end."""
+    from devolens.cli import main
+    from devolens.io import atomic
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        img = np.zeros((48, 70), np.uint8)
+        img[10:20, 10:20] = img[30:40, 40:52] = 200
+        tifffile.imwrite(folder / f"t{i}.tif", img)
+    sizes = []
+    real_add = atomic.ColumnsCSV.add
+
+    def add(self, *columns):
+        real_add(self, *columns)
+        self._fh.flush()
+        if Path(self._fh.name).name == "objects.csv":  # (counts.csv is written at the end, in one piece)
+            sizes.append(Path(self._fh.name).stat().st_size)
+
+    monkeypatch.setattr(atomic.ColumnsCSV, "add", add)
+    assert main(["segment", "nuclei", str(folder), "--out", str(tmp_path / "o"), "--diameter", "none"]) == 0
+    rows = (tmp_path / "o" / "objects.csv").read_text().splitlines()
+    assert len(rows) == 4 and len(sizes) == 3 and sizes[0] < sizes[1] < sizes[2]  # one chunk per frame, on disk

@@ -495,7 +495,7 @@ def run_segmentation(
     Returns a summary dict (``frames``, ``objects``, ``skipped``, the network's ``precision``
     and the working ``scale``).
     """
-    from devolens.io.atomic import write_columns_csv
+    from devolens.io.atomic import ColumnsCSV, write_columns_csv
     from devolens.io.images import write_label_tif, write_png
     from devolens.io.stacks import check_pages
     from devolens.predict.postprocess import Prepared
@@ -528,7 +528,10 @@ def run_segmentation(
         if overlay and not source.is_video:
             (stage.tmp / "overlays").mkdir()
         pending: collections.deque = collections.deque()
-        objects: list = []
+        # objects.csv written frame by frame (a long movie's table is not held until the end), in order: the
+        # writer thread handles one frame at a time; per frame its object count and median area are kept
+        objects = ColumnsCSV(stage.tmp / "objects.csv", ["frame", "label", "x", "y", "area"])
+        areas: list[float] = []
         counts: list[tuple] = []
         first: list = []  # the first frame, for the colour note
         total = _progress_total(source.total - len(skip) if source.total else 0)
@@ -548,7 +551,9 @@ def run_segmentation(
             write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos))
             obj = res.objects
             if len(obj["label"]):
-                objects.append((fid, obj["label"], np.round(obj["x"], 2), np.round(obj["y"], 2), obj["area"]))
+                objects.add([fid] * len(obj["label"]), obj["label"], np.round(obj["x"], 2), np.round(obj["y"], 2),
+                            obj["area"])
+                areas.append(float(np.median(obj["area"])))
             counts.append((fid, res.count))
             return pos, (_overlay(image, res.labels) if overlay else image)
 
@@ -584,10 +589,7 @@ def run_segmentation(
         if not counts:
             raise DevolensError("no frames left to segment (all frames flagged?)", path=input_path)
         # tables written without pandas (this command never imports it: ~0.2 s of start-up)
-        table = {"frame": [fid for fid, labels, *_ in objects for _ in range(len(labels))]}
-        for i, name in enumerate(("label", "x", "y", "area"), start=1):
-            table[name] = np.concatenate([o[i] for o in objects]) if objects else []
-        write_columns_csv(table, stage.tmp / "objects.csv")
+        objects.close()
         write_columns_csv({"frame": [c[0] for c in counts], "count": [c[1] for c in counts]},
                           stage.tmp / "counts.csv")
         from devolens.io.atomic import write_text
@@ -597,6 +599,8 @@ def run_segmentation(
             {"skipped": sorted(skip), "precision": predictor.network.precision,
              "working_scale": None if predictor.auto_each else predictor.working_scale()}))
     except BaseException:
+        if "objects" in locals():
+            objects.close()
         stage.abort()
         raise
     finally:
@@ -614,7 +618,7 @@ def run_segmentation(
             # objects far from the sizes the model knows: another magnification (see size_advice; with
             # diameter each, every image was sized on its own)
             "suggest_diameter": None if predictor.auto_each else predictor.size_advice(
-                [float(np.median(o[4])) for o in objects]),
+                areas),
             "known_sizes": predictor.known_sizes}
 
 

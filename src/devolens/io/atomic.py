@@ -102,23 +102,49 @@ def write_columns_csv(columns: dict, path: str | Path) -> Path:
     """Write columns (name -> sequence or 1-D array, equal lengths) to a CSV file, atomically,
     without pandas: floats as Python writes them (``repr``, as pandas' ``to_csv`` does), the
     rest with ``str``. For the streaming commands, which never need to import pandas."""
-    import csv
-
-    names = list(columns)
-    cells = []
-    for name in names:
-        values = columns[name]
-        values = values.tolist() if hasattr(values, "tolist") else list(values)
-        cells.append([repr(v) if isinstance(v, float) else v for v in values])
-    lengths = {len(c) for c in cells}
-    if len(lengths) > 1:
-        raise ValueError(f"columns of different lengths: {dict(zip(names, map(len, cells)))}")
     with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(names)
-            writer.writerows(zip(*cells))
+        with ColumnsCSV(tmp, list(columns)) as out:
+            out.add(*columns.values())
     return Path(path)
+
+
+class ColumnsCSV:
+    """A CSV file written chunk by chunk, each chunk columns of equal length, formatted as
+    :func:`write_columns_csv` writes them (the two give the same bytes): for tables that grow with a
+    long input (one chunk per frame of a movie), written into a staging folder as they come instead
+    of held until the end. Not atomic by itself: write it where a failed run leaves nothing
+    (:class:`StagedDir`, :func:`atomic_path`).
+
+    >>> with ColumnsCSV(path, ["frame", "count"]) as out:      # doctest: +SKIP
+    ...     out.add(["t0", "t0"], np.array([1, 2]))
+    """
+
+    def __init__(self, path: str | Path, names: list[str]):
+        import csv
+
+        self.names = list(names)
+        self._fh = open(path, "w", newline="")
+        self._writer = csv.writer(self._fh, lineterminator="\n")
+        self._writer.writerow(self.names)
+
+    def add(self, *columns) -> None:
+        """Append rows: one sequence or 1-D array per column, in the order of ``names``."""
+        cells = []
+        for values in columns:
+            values = values.tolist() if hasattr(values, "tolist") else list(values)
+            cells.append([repr(v) if isinstance(v, float) else v for v in values])
+        if len(cells) != len(self.names) or len({len(c) for c in cells}) > 1:
+            raise ValueError(f"expected {len(self.names)} columns of one length, got lengths {[len(c) for c in cells]}")
+        self._writer.writerows(zip(*cells))
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "ColumnsCSV":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 #: random part of a staging folder's name (what :func:`tempfile.mkdtemp` adds to the prefix)
