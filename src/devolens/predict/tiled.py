@@ -277,7 +277,9 @@ class RowReader:
 
     def _convert(self, band: np.ndarray) -> np.ndarray:
         if not self._warned:
-            warnings.warn(f"{self.path}: image is {band.dtype}, not uint16; converted", stacklevel=4)
+            warnings.warn(f"{self.path}: image is {band.dtype}, not uint16; converted (the livedead model reads 16-bit "
+                          "camera counts: an 8-bit or contrast-stretched export shifts its live/dead calls, mostly "
+                          "towards dead; segment the microscope's own 16-bit file where there is one)", stacklevel=4)
             self._warned = True
         if band.dtype == np.uint8:
             return band.astype(np.uint16) * np.uint16(257)
