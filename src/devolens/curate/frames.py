@@ -14,7 +14,8 @@ What is measured (intensities in 8-bit grey levels, 0..255, whatever the input d
   ``contrast``: 99th percentile minus median of that channel averaged over blocks.
 - ``red_line_score``: the largest fraction of a row or column covered by red pixels (red
   exceeds both green and blue by ``red_delta`` levels), over thin bands only (thick
-  bands count as patches).
+  bands count as patches) that stand out from the rows beside them (a broad red reporter
+  whose row fractions hover around the threshold makes no line).
 - ``red_area``: fraction of the frame in blocks that are mostly red pixels (outside the
   line bands); ``red_patch_score``: area of the largest connected group of such blocks
   that is absent from the two frames before and the two after (copies left out).
@@ -209,8 +210,15 @@ def _block_mean(a: np.ndarray, factor: int) -> np.ndarray:
     )
 
 
-def _thin_band_rows(frac: np.ndarray, threshold: float, max_thick: int) -> np.ndarray:
-    """Boolean mask of entries in runs of ``frac >= threshold`` no longer than ``max_thick``."""
+def _thin_band_rows(frac: np.ndarray, threshold: float, max_thick: int, min_excess: float = 0.0) -> np.ndarray:
+    """Boolean mask of entries in runs of ``frac >= threshold`` no longer than ``max_thick``
+    that stand out by at least ``min_excess`` from the rows beside them.
+
+    The rows beside a run are the ``max_thick`` on each side past a 2-row margin (video
+    compression smears a line); the run's peak must exceed the median of each side by
+    ``min_excess``. A line is a sharp ridge; a broad red area whose row fractions hover
+    around ``threshold`` (a red reporter) crosses it in thin fragments of a plateau.
+    """
     on = frac >= threshold
     out = np.zeros_like(on)
     if not on.any():
@@ -218,8 +226,17 @@ def _thin_band_rows(frac: np.ndarray, threshold: float, max_thick: int) -> np.nd
     labels, n = ndimage.label(on)
     sizes = np.bincount(labels.ravel())
     for k in range(1, n + 1):
-        if sizes[k] <= max_thick:
-            out |= labels == k
+        if sizes[k] > max_thick:
+            continue
+        band = labels == k
+        if min_excess > 0:
+            idx = np.flatnonzero(band)
+            lo, hi = int(idx[0]), int(idx[-1])
+            sides = [frac[max(0, lo - 2 - max_thick):max(0, lo - 2)], frac[hi + 3:hi + 3 + max_thick]]
+            beside = max((float(np.median(x)) for x in sides if x.size), default=0.0)
+            if float(frac[band].max()) - beside < min_excess:
+                continue
+        out |= band
     return out
 
 
@@ -240,8 +257,9 @@ def _red_scores(r: np.ndarray, g: np.ndarray, b_: np.ndarray, th: Thresholds) ->
         return 0.0, np.zeros((max(1, h // b), max(1, w // b)), dtype=bool)
     row_frac = mask.mean(axis=1)
     col_frac = mask.mean(axis=0)
-    line_rows = _thin_band_rows(row_frac, th.line_fraction, max(3, int(round(th.line_max_thickness * h))))
-    line_cols = _thin_band_rows(col_frac, th.line_fraction, max(3, int(round(th.line_max_thickness * w))))
+    excess = 0.5 * th.line_fraction  # a line stands out from the rows beside it
+    line_rows = _thin_band_rows(row_frac, th.line_fraction, max(3, int(round(th.line_max_thickness * h))), excess)
+    line_cols = _thin_band_rows(col_frac, th.line_fraction, max(3, int(round(th.line_max_thickness * w))), excess)
     line = 0.0
     if line_rows.any():
         line = max(line, float(row_frac[line_rows].max()))
