@@ -174,3 +174,18 @@ def test_membrane_colour_note_names_the_channel_read():
     only_red = rgb.copy()
     only_red[..., 1] = 0
     assert _colour_note(only_red, "membrane", "auto") is None  # one channel with structure: read, nothing to say
+
+
+def test_membrane_projection_of_a_z_stack_is_noted(tmp_path, capsys):
+    import tifffile
+
+    from devolens.cli import main
+
+    stack = tmp_path / "z.tif"
+    tifffile.imwrite(stack, (np.random.default_rng(0).random((3, 64, 80)) * 200).astype(np.uint8), imagej=True,
+                     metadata={"axes": "ZYX"})
+    assert main(["segment", "membrane", str(stack), "--stack-z", "project", "--out", str(tmp_path / "p"),
+                 "--diameter", "none"]) == 0
+    assert "trained on single slices" in capsys.readouterr().err.replace("\n", " ")
+    assert main(["segment", "membrane", str(stack), "--out", str(tmp_path / "s"), "--diameter", "none"]) == 0
+    assert "trained on single slices" not in capsys.readouterr().err.replace("\n", " ")  # slices: the default

@@ -622,6 +622,19 @@ def run_segmentation(
             "known_sizes": predictor.known_sizes}
 
 
+def _has_z(path: Path) -> bool:
+    """A TIFF input (or a folder's first TIFF) whose layout has a Z axis (headers parsed once, cached)."""
+    from devolens.io.frames import folder_files
+    from devolens.io.stacks import stack_info
+
+    files = folder_files(path) if path.is_dir() else [path]
+    tiff = next((f for f in files if f.suffix.lower() in (".tif", ".tiff")), None)
+    try:
+        return tiff is not None and "Z" in stack_info(tiff).axes
+    except DevolensError:
+        return False
+
+
 def _colour_note(image: "np.ndarray | None", kind: str, channel: str) -> Optional[str]:
     """For the membrane model reading a colour image by the shipped rule (``channel`` auto): which channel it read,
     when another one carries bright structure too. The rule picks the channel with the most bright structure at a
@@ -716,6 +729,10 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         if note:
             console.print(note)
         print_stack_notes(input_path, pages)
+        if kind == "membrane" and stack_z == "project" and _has_z(input_path):
+            console.print("note: the z planes were projected to their maximum; the membrane model was trained on "
+                          "single slices, and a projection overlays the membranes of several planes (--stack-z "
+                          "slices segments each plane)")
         if summary.get("ended_early"):
             console.print(f"note: {summary['ended_early']}")
         if summary.get("colour_note"):
