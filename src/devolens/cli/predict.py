@@ -519,6 +519,7 @@ def run_segmentation(
     except BaseException:
         source.close()
         raise
+    objects = None  # objects.csv, written frame by frame (below)
     try:
         (stage.tmp / "labels").mkdir()
         if curation is not None:  # --skip-flagged auto: the report made here, beside the results
@@ -533,14 +534,14 @@ def run_segmentation(
         objects = ColumnsCSV(stage.tmp / "objects.csv", ["frame", "label", "x", "y", "area"])
         areas: list[float] = []
         counts: list[tuple] = []
-        first: list = []  # the first frame, for the colour note
+        first: list = []  # the first frame, for the membrane model's colour note
         total = _progress_total(source.total - len(skip) if source.total else 0)
 
         def frames() -> Iterator:
             for pos, frame in source.iter(skip):
                 prepared = isinstance(frame, Prepared)
                 arr = frame.image if prepared else np.asarray(frame)
-                if not first:
+                if not first and kind == "membrane":  # (the colour note is the membrane model's)
                     first.append(arr)
                 pending.append((pos, arr))
                 yield frame if prepared else arr
@@ -599,7 +600,7 @@ def run_segmentation(
             {"skipped": sorted(skip), "precision": predictor.network.precision,
              "working_scale": None if predictor.auto_each else predictor.working_scale()}))
     except BaseException:
-        if "objects" in locals():
+        if objects is not None:
             objects.close()
         stage.abort()
         raise
@@ -625,14 +626,11 @@ def run_segmentation(
 def _has_z(path: Path) -> bool:
     """A TIFF input (or a folder's first TIFF) whose layout has a Z axis (headers parsed once, cached)."""
     from devolens.io.frames import folder_files
-    from devolens.io.stacks import stack_info
+    from devolens.io.stacks import tiff_has_axis
 
     files = folder_files(path) if path.is_dir() else [path]
     tiff = next((f for f in files if f.suffix.lower() in (".tif", ".tiff")), None)
-    try:
-        return tiff is not None and "Z" in stack_info(tiff).axes
-    except DevolensError:
-        return False
+    return tiff is not None and tiff_has_axis(tiff, "Z", unreadable=False)
 
 
 def _colour_note(image: "np.ndarray | None", kind: str, channel: str) -> Optional[str]:

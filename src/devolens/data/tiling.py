@@ -219,15 +219,12 @@ def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None 
     by 257, floats in [0, 1] by 65535, other values are rounded and clipped.
     """
     path = Path(path)
-    arr = _imread(path, channels=channels)
+    arr, tiff = _imread(path, channels=channels)
     if arr.ndim == 2 and channels == 1:
         arr = arr[None]
     if arr.ndim != 3:
         raise DevolensError(f"expected a (C, H, W) image with C={channels}, got shape {arr.shape}", path=path)
-    from devolens.io.stacks import is_tiff
-
     if channels == 2:  # a TIFF: its channel names (OME, ImageJ) or --channels say which is which (well_channels)
-        tiff = bool(is_tiff(path))
         if tiff and arr.shape[0] != channels and arr.shape[2] <= 4 and arr.shape[0] > 4:
             arr = np.moveaxis(arr, -1, 0)
         found, note = well_channels(path, arr.shape[0], order, tiff=tiff, shape=arr.shape)
@@ -250,7 +247,7 @@ def read_labels(path: str | Path, n_classes: int = 3) -> np.ndarray:
     """Read a class label image (H, W) as uint8 and check its values are < ``n_classes``: a TIFF, or a PNG or BMP
     (the class ids, or a paletted image's indices; JPEG is refused: :func:`devolens.data.datasets.read_mask`)."""
     path = Path(path)
-    arr = _imread(path, labels=True)
+    arr, _ = _imread(path, labels=True)
     if arr.ndim == 3 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim != 2:
@@ -264,10 +261,10 @@ def read_labels(path: str | Path, n_classes: int = 3) -> np.ndarray:
     return np.ascontiguousarray(arr.astype(np.uint8, copy=False))
 
 
-def _imread(path: Path, labels: bool = False, channels: int | None = None) -> np.ndarray:
-    """A TIFF as tifffile stores it (``(C, H, W)`` or ``(H, W, C)``); another image file (PNG, JPEG, BMP: by its
-    content) through the project's readers: a label image by :func:`devolens.data.datasets.read_mask` (palette
-    indices, JPEG refused), an image by :func:`read_colour_image`."""
+def _imread(path: Path, labels: bool = False, channels: int | None = None) -> tuple[np.ndarray, bool]:
+    """The image and whether it is a TIFF: a TIFF as tifffile stores it (``(C, H, W)`` or ``(H, W, C)``); another
+    image file (PNG, JPEG, BMP: by its content) through the project's readers: a label image by
+    :func:`devolens.data.datasets.read_mask` (palette indices, JPEG refused), an image by :func:`read_colour_image`."""
     if not path.exists():
         raise DevolensError("no such file", path=path)
     from devolens.io.stacks import is_tiff
@@ -276,10 +273,10 @@ def _imread(path: Path, labels: bool = False, channels: int | None = None) -> np
         if labels:
             from devolens.data.datasets import read_mask
 
-            return read_mask(path, classes=True)
-        return read_colour_image(path, channels)
+            return read_mask(path, classes=True), False
+        return read_colour_image(path, channels), False
     try:
-        return tifffile.imread(path)
+        return tifffile.imread(path), True
     except Exception as exc:  # tifffile raises many types on bad files
         raise DevolensError(f"cannot read as TIFF ({exc.__class__.__name__}: {exc})", path=path) from None
 

@@ -146,20 +146,13 @@ def check_channel_input(path: str | Path, channel: int | None, option: str = "ch
     names the setting in the error, ``hint`` ends it."""
     if channel is None:
         return
+    from devolens.io.stacks import tiff_has_axis
+
     p = Path(path)
-    tiff = (".tif", ".tiff")
-
-    def has_c(f: Path) -> bool:  # a TIFF whose layout has a C axis (headers parsed once, cached)
-        from devolens.io.stacks import stack_info
-
-        try:
-            return "C" in stack_info(f).axes
-        except DevolensError:
-            return True  # unreadable: the reader says why, later
-    if p.is_file():
-        found = p.suffix.lower() in tiff and has_c(p)
+    if p.is_file():  # a TIFF whose layout has a C axis; unreadable: the reader says why, later
+        found = tiff_has_axis(p, "C", unreadable=True)
     elif p.is_dir():
-        found = any(f.suffix.lower() in tiff and has_c(f) for f in folder_files(p))
+        found = any(tiff_has_axis(f, "C", unreadable=True) for f in folder_files(p))
     else:
         return
     if not found:

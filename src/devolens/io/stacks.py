@@ -37,7 +37,7 @@ from devolens.errors import DevolensError
 
 __all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES",
            "PAGES_MODES", "check_pages", "check_stack_z", "read_pages_as", "unlabelled_pages_note", "other_series_note",
-           "is_tiff", "squeeze_axes", "open_tiff"]
+           "is_tiff", "squeeze_axes", "open_tiff", "tiff_has_axis"]
 
 Z_MODES = ("project", "slices")
 #: how the pages of a plain multi-page TIFF (no axis labels) are read: as time points, or as the z planes of one stack
@@ -130,6 +130,18 @@ def stack_info(path: str | Path, pages: str = "time") -> StackInfo:
     if not (axes.endswith("YX") or axes.endswith("YXS")):
         raise DevolensError(f"unsupported TIFF layout: axes {axes!r}, shape {shape}", path=path)
     return read_pages_as(StackInfo(axes, shape), pages, path)
+
+
+def tiff_has_axis(path: str | Path, axis: str, unreadable: bool) -> bool:
+    """Whether ``path`` is named as a TIFF (.tif, .tiff) and its layout has ``axis`` (headers parsed once, cached);
+    ``unreadable`` is the answer for a file :func:`stack_info` cannot read (its reader says why, later)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return False
+    try:
+        return axis in stack_info(path).axes
+    except DevolensError:
+        return unreadable
 
 
 #: the first bytes of a TIFF file (little- or big-endian, classic or BigTIFF)

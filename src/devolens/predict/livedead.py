@@ -319,9 +319,9 @@ class LiveDeadPredictor:
                     lw.close()
                     if pw is not None:
                         pw.close()
-                objects = extract_objects(_LabelRows(tmp_labels, lw._offset, (h, w)), min_area=self.min_area)
+                objects = extract_objects(_LabelRows(tmp_labels, lw.offset, (h, w)), min_area=self.min_area)
                 counts = counts_from_objects(objects)
-                if src.order is None and src._tiff is not False and counts["live"] + counts["dead"] >= SWAP_MIN_OBJECTS \
+                if src.order is None and src.tiff is not False and counts["live"] + counts["dead"] >= SWAP_MIN_OBJECTS \
                         and counts["fraction_dead"] >= SWAP_FRACTION:
                     # Hoechst (every nucleus) read as Draq7 makes every nucleus dead: the one sign of swapped
                     # channels that the images themselves do not give away

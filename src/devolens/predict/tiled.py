@@ -135,6 +135,8 @@ class RowReader:
         self._channels = channels
         #: the channels read, in this order (None: all, by position); ``note`` says why when not simply the first two
         self.order, self.note = None, None
+        #: True for a TIFF, False for a PNG, JPEG or BMP (read by its colours), None for an HDF5 file
+        self.tiff: bool | None = None
         if not self.path.exists():
             raise DevolensError("no such file", path=self.path)
         if self.path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
@@ -149,7 +151,7 @@ class RowReader:
         if channels == 2:  # a PNG, JPEG or BMP: its colours say which is which; a TIFF: its names, or ``order``
             from devolens.data.tiling import well_channels
 
-            self.order, self.note = well_channels(self.path, int(c), order, tiff=self._tiff, shape=self._raw_shape)
+            self.order, self.note = well_channels(self.path, int(c), order, tiff=self.tiff, shape=self._raw_shape)
             if self.order is not None:
                 c = len(self.order)
         self.shape = (int(c), int(h), int(w))
@@ -161,8 +163,8 @@ class RowReader:
     def _open_tiff(self) -> None:
         from devolens.io.stacks import is_tiff
 
-        self._tiff = bool(is_tiff(self.path))
-        if not self._tiff:  # a PNG, JPEG or BMP (by its content): read whole, its colours as channels
+        self.tiff = bool(is_tiff(self.path))
+        if not self.tiff:  # a PNG, JPEG or BMP (by its content): read whole, its colours as channels
             from devolens.data.tiling import read_colour_image
 
             arr = read_colour_image(self.path, self._channels)  # (2, H, W) for a well; else (H, W) or (H, W, C)
@@ -204,7 +206,7 @@ class RowReader:
     def _open_h5(self, dataset: str | None) -> None:
         import h5py
 
-        self._tiff = None
+        self.tiff = None
         try:
             f = h5py.File(self.path, "r")
         except OSError as exc:
@@ -310,7 +312,7 @@ class TiffRowWriter:
         axes = "CYX" if len(self.shape) == 3 else "YX"
         mm = tifffile.memmap(self.path, shape=self.shape, dtype=self.dtype, metadata={"axes": axes},
                              photometric="minisblack")
-        self._offset = int(mm.offset)
+        self.offset = int(mm.offset)  #: where the image data start in the file
         self._order = mm.dtype.byteorder
         del mm
         self._fh = open(self.path, "r+b")
@@ -321,12 +323,12 @@ class TiffRowWriter:
         item = self.dtype.itemsize
         if len(self.shape) == 2:
             _, w = self.shape
-            self._fh.seek(self._offset + y0 * w * item)
+            self._fh.seek(self.offset + y0 * w * item)
             self._fh.write(rows.tobytes())
         else:
             _, h, w = self.shape
             for k in range(self.shape[0]):
-                self._fh.seek(self._offset + (k * h + y0) * w * item)
+                self._fh.seek(self.offset + (k * h + y0) * w * item)
                 self._fh.write(rows[k].tobytes())
 
     def close(self) -> None:

@@ -300,19 +300,18 @@ def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
                 df["time_block"] = time_blocks(df["time"], max(1, int(np.ptp(df["time"])) // 4 or 1))
             notes.append(f"only one {column} ({df[column].iloc[0]}): split by blocks of time points instead")
             column = "time_block"
-        elif segmentation:
-            df, note = region_split(df, recipe, column, data_dir)
-            if note is None:
-                notes.append(f"only one {column}: split by sample (its images are too small to hold out regions of "
-                             f"at least {region_side(recipe)} px a side)")
+        else:
+            note = None
+            if segmentation:
+                df, note = region_split(df, recipe, column, data_dir)
+            if note is not None:
+                column = "region"
+            else:
+                why = (f" (its images are too small to hold out regions of at least {region_side(recipe)} px a side)"
+                       if segmentation else "")
+                notes.append(f"only one {column}: split by sample{why}")
                 df["sample_group"] = df["sample"]
                 column = "sample_group"
-            else:
-                column = "region"
-        else:
-            notes.append(f"only one {column}: split by sample")
-            df["sample_group"] = df["sample"]
-            column = "sample_group"
     tr, va = split_by_group(df, column, d["val_fraction"], recipe["seed"])
     if column == "region":
         regions_val, regions_all = va["region"].nunique(), df["region"].nunique()
