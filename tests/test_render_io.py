@@ -20,10 +20,13 @@ def test_png_tif_roundtrip(tmp_path):
     write_label_tif(lab, tmp_path / "l.tif")
     back = read_image(tmp_path / "l.tif")
     assert back.dtype == np.uint16 and np.array_equal(back, lab)
-    with pytest.raises(ValueError):
-        write_label_tif(np.array([[70000]]), tmp_path / "x.tif")
+    write_label_tif(np.array([[70000]]), tmp_path / "w.tif")  # more objects than uint16 numbers: uint32
+    assert read_image(tmp_path / "w.tif").dtype == np.uint32
+    for bad in (np.array([[-1]]), np.array([[2**33]])):
+        with pytest.raises(ValueError):
+            write_label_tif(bad, tmp_path / "x.tif")
     assert not (tmp_path / "x.tif").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.tif", "sub"]  # no temp files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.tif", "sub", "w.tif"]  # no temp files left
 
 
 def test_bmp_reads_as_a_file_and_in_a_folder(tiny_zoo, tmp_path):

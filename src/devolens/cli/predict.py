@@ -106,9 +106,9 @@ class _Source:
             if prepare is not None:  # frames also prepared for the network in that thread
                 from functools import partial
 
-                from devolens.predict.postprocess import Prepared
+                from devolens.predict.blocks import prepare_ahead
 
-                transform = partial(Prepared, key=prepare)
+                transform = partial(prepare_ahead, key=prepare)  # (a giant image is prepared block by block)
             self._frames = ReadAhead(self._frames, max_bytes=read_ahead, name="devolens-decode", transform=transform)
         self._info = None
         if self.is_video and not self.is_stack:  # frame count and rate: probed in the background
@@ -241,24 +241,48 @@ def _check_report(report: Optional[Path], given, source: "_Source") -> None:
 
 
 def _overlay(image: np.ndarray, labels: np.ndarray, colour=(255, 0, 255)) -> np.ndarray:
-    """RGB uint8 copy of ``image`` with the outlines of ``labels`` drawn in ``colour``."""
+    """RGB uint8 copy of ``image`` with the outlines of ``labels`` drawn in ``colour``. A giant image is
+    drawn 1024 rows at a time (the overlay itself is the only full-size array made)."""
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
-    if img.dtype != np.uint8:
-        f = img.astype(np.float32)
-        finite = np.isfinite(f)
-        lo, hi = np.percentile(f[finite], [1, 99.8]) if finite.any() else (0.0, 1.0)
-        f = np.where(finite, f, lo)  # NaN/inf pixels shown as background
-        img = (np.clip((f - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
-    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3].copy()
-    lab = labels
-    edge = np.zeros(lab.shape, dtype=bool)  # written in place: no full-size temporaries
-    np.not_equal(lab[:, 1:], lab[:, :-1], out=edge[:, 1:])
-    edge[1:, :] |= lab[1:, :] != lab[:-1, :]
-    edge &= lab > 0
-    rgb.reshape(-1, 3)[np.flatnonzero(edge)] = colour  # by index: half the time of a boolean mask over HxWx3
+    limits = None if img.dtype == np.uint8 else _display_range(img)
+    height = img.shape[0]
+    rows = 1024 if img.size > _BIG_OVERLAY else height
+    rgb = np.empty(img.shape[:2] + (3,), np.uint8)
+    for y in range(0, height, rows):
+        band = img[y:y + rows] if limits is None else _display_uint8(img[y:y + rows], *limits)
+        rgb[y:y + rows] = band[..., None] if band.ndim == 2 else band[..., :3]
+        lab = labels[y:y + rows]
+        edge = np.zeros(lab.shape, dtype=bool)  # written in place: no full-size temporaries
+        np.not_equal(lab[:, 1:], lab[:, :-1], out=edge[:, 1:])
+        edge[1:, :] |= lab[1:, :] != lab[:-1, :]
+        if y > 0:  # the band's first row against the row above it
+            edge[0] |= lab[0] != labels[y - 1]
+        edge &= lab > 0
+        # by index: half the time of a boolean mask over HxWx3
+        rgb[y:y + rows].reshape(-1, 3)[np.flatnonzero(edge)] = colour
     return rgb
+
+
+#: pixels above which an overlay is drawn in bands of rows, its display range measured on a subsample
+_BIG_OVERLAY = 16_000_000
+
+
+def _display_range(img: np.ndarray) -> tuple:
+    """The 1st and 99.8th percentiles of ``img``'s finite values (of a subsample of a giant image)."""
+    step = max(1, int(np.sqrt(img.size / _BIG_OVERLAY) * 2)) if img.size > _BIG_OVERLAY else 1
+    f = img[::step, ::step].astype(np.float32)
+    finite = np.isfinite(f)
+    lo, hi = np.percentile(f[finite], [1, 99.8]) if finite.any() else (0.0, 1.0)
+    return lo, hi  # (numpy floats, as the arithmetic below has always used them)
+
+
+def _display_uint8(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``img`` (any type) as uint8 for display, ``lo``..``hi`` to 0..255; NaN/inf pixels shown as background."""
+    f = img.astype(np.float32)
+    f = np.where(np.isfinite(f), f, lo)
+    return (np.clip((f - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
 
 
 def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend: str, **options):
@@ -535,6 +559,7 @@ def run_segmentation(
         areas: list[float] = []
         counts: list[tuple] = []
         first: list = []  # the first frame, for the membrane model's colour note
+        giants: list[tuple] = []  # (frame, shape, blocks, uint32 labels) of images segmented block by block
         total = _progress_total(source.total - len(skip) if source.total else 0)
 
         def frames() -> Iterator:
@@ -556,6 +581,8 @@ def run_segmentation(
                             obj["area"])
                 areas.append(float(np.median(obj["area"])))
             counts.append((fid, res.count))
+            if res.extra.get("blocks"):  # a giant image, segmented block by block
+                giants.append((fid, image.shape[:2], res.extra["blocks"], res.labels.dtype.itemsize > 2))
             return pos, (_overlay(image, res.labels) if overlay else image)
 
         def results() -> Iterator[tuple[int, np.ndarray]]:
@@ -615,6 +642,7 @@ def run_segmentation(
             "estimates": predictor.estimates if predictor.auto_each else None,
             "resized": predictor.diameter is not None,
             "ended_early": source.ended_early(),
+            "giants": giants,
             "colour_note": _colour_note(first[0] if first else None, kind, predictor.network.channel),
             # objects far from the sizes the model knows: another magnification (see size_advice; with
             # diameter each, every image was sized on its own)
@@ -676,7 +704,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
     def command(
         input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
         out: Path = typer.Option(..., "--out", "-o", help=(
-            "Output folder: labels/*_labels.tif (uint16, input size, one per image or frame), objects.csv "
+            "Output folder: labels/*_labels.tif (uint16, or uint32 for an image with over 65535 objects; input "
+            "size, one per image or frame), objects.csv "
             "(frame,label,x,y,area), counts.csv (frame,count), overlays/ (PNG) or overlay.mp4 (video input).")),
         skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
         model: str = typer.Option(default_model, "--model", help="Zoo model to use (see `devolens models`), or the "
@@ -733,6 +762,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                           "slices segments each plane)")
         if summary.get("ended_early"):
             console.print(f"note: {summary['ended_early']}")
+        if summary.get("giants"):
+            console.print(_giants_note(summary["giants"], what))
         if summary.get("colour_note"):
             console.print(f"note: {summary['colour_note']}")
         if summary["objects"] == 0:
@@ -872,6 +903,20 @@ def _clock_note(fit, seconds: Optional[float]) -> str:
 def curation_path(out: Path) -> Path:
     """Where ``devolens population --skip-flagged auto`` writes its curation report: beside ``out``."""
     return out.with_name(f"{out.stem}.curation.csv")
+
+
+def _giants_note(giants: list[tuple], what: str) -> str:
+    """What happened to images segmented block by block (too large for one piece), and to label files
+    that hold more objects than uint16 can number."""
+    fid, (h, w), blocks, _ = giants[0]
+    more = f" (and {len(giants) - 1} more)" if len(giants) > 1 else ""
+    note = (f"note: {fid}{more}: {h}x{w} pixels, segmented in {blocks} overlapping blocks (bounded memory; "
+            f"{what} numbered block by block)")
+    wide = [g[0] for g in giants if g[3]]
+    if wide:
+        note += (f"; {wide[0]}{' and others' if len(wide) > 1 else ''}: over 65535 {what}, so the label TIFF is "
+                 "uint32 (uint16 numbers 65535 at most)")
+    return note
 
 
 def _skipped_note(skipped: int, report: Optional[Path]) -> str:

@@ -162,12 +162,13 @@ def write_png(image: np.ndarray, path: str | Path) -> Path:
 
 
 def write_label_tif(labels: np.ndarray, path: str | Path) -> Path:
-    """Write an instance label image as uint16 TIFF (zlib-compressed), atomically.
+    """Write an instance label image as uint16 TIFF (zlib-compressed), atomically; as uint32 when
+    it holds labels above 65535 (a giant image with that many objects).
 
     Parameters
     ----------
     labels : ndarray, integer, (H, W) (or (Z, H, W))
-        0 = background, 1..K instances; values must fit in uint16.
+        0 = background, 1..K instances; values must fit in uint32.
     path : str or Path
         Destination (``.tif``).
 
@@ -180,9 +181,11 @@ def write_label_tif(labels: np.ndarray, path: str | Path) -> Path:
     arr = np.asarray(labels)
     if not np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool:
         raise ValueError(f"labels must be integers, got {arr.dtype}")
-    if arr.size and (arr.min() < 0 or arr.max() > 65535):
-        raise ValueError("labels do not fit in uint16")
+    top = int(arr.max()) if arr.size else 0
+    if arr.size and (arr.min() < 0 or top > 2**32 - 1):
+        raise ValueError("labels do not fit in uint32")
     with atomic_path(path) as tmp:
         # deflate at level 1: 3x faster than the default level on label images, still small
-        tifffile.imwrite(tmp, arr.astype(np.uint16, copy=False), compression="zlib", compressionargs={"level": 1})
+        tifffile.imwrite(tmp, arr.astype(np.uint16 if top < 65536 else np.uint32, copy=False), compression="zlib",
+                         compressionargs={"level": 1})
     return Path(path)

@@ -217,10 +217,20 @@ def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8
     arr = _finite_float(image)
     # percentiles on a subsample: identical to a few grey levels, much faster on big images
     step = max(1, int(np.sqrt(arr.size / 250_000)))
-    sample = arr[::step, ::step]
+    return normalize_range(arr, *percentile_limits(arr[::step, ::step], low, high))
+
+
+def percentile_limits(sample: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """The ``low`` and ``high`` percentiles of ``sample`` (finite float32 values), as
+    :func:`normalize_percentile` maps them to 0 and 1 (``high`` above ``low`` even on a flat image)."""
     lo, hi = np.percentile(sample, [low, high])
     if hi - lo < 1e-6:
         hi = lo + max(1e-6, float(sample.max()) - lo) if sample.max() > lo else lo + 1.0
+    return lo, hi
+
+
+def normalize_range(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``arr`` (finite float32) with ``lo`` and ``hi`` mapped to 0 and 1, clipped to ``[0, 1]``."""
     out = (arr - np.float32(lo)) / np.float32(hi - lo)
     return np.clip(out, 0.0, 1.0, out=out)
 
@@ -306,7 +316,8 @@ def flatten_background(image: np.ndarray, size: float) -> np.ndarray:
 
 
 def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles: Sequence[float],
-                  flatten: float = 0.0, outliers: float = 0.0) -> np.ndarray:
+                  flatten: float = 0.0, outliers: float = 0.0, limits: tuple[float, float] | None = None,
+                  raw: bool = False) -> np.ndarray:
     """An input image as a segmentation network sees it: one channel (:func:`to_single_channel`),
     its bright single-pixel outliers replaced when ``outliers`` > 0 (:func:`remove_outliers`, at
     the input's resolution), resized by ``scale`` (area averaging when shrinking), its smooth background removed when
@@ -315,6 +326,10 @@ def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles
     order the training data saw). Empty ``percentiles``: the input type's range instead
     (``data.normalize: dtype`` of a training run: uint8 / 255, uint16 / 65535, floats as they
     are), clipped to 0..1 (``flatten`` does not apply).
+
+    ``limits`` (lo, hi): map these values to 0..1 instead of the image's own percentiles (a
+    part of a giant image normalised like the whole, :mod:`devolens.predict.blocks`);
+    ``raw``: stop before the normalisation (finite float32 at the working resolution).
 
     Returns
     -------
@@ -334,6 +349,10 @@ def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles
         kind = np.asarray(image).dtype
         top = float(np.iinfo(kind).max) if np.issubdtype(kind, np.integer) else 1.0
         return np.clip(np.nan_to_num(grey / np.float32(top)), 0.0, 1.0).astype(np.float32, copy=False)
+    if raw:
+        return _finite_float(grey)
+    if limits is not None:
+        return normalize_range(_finite_float(grey), *limits)
     return normalize_percentile(grey, *percentiles)
 
 

@@ -106,7 +106,7 @@ class SegmentationResult:
         (MembranePredictor). Computed on first access (resized from the network's working
         resolution), so pipelines that only need labels do not pay for it.
     labels : ndarray
-        ``HxW`` uint16 instance labels (0 = background; nuclei or cells 1..N).
+        ``HxW`` uint16 instance labels (0 = background; nuclei or cells 1..N); uint32 when N > 65535.
     centroids : DataFrame
         ``label, x, y, area``: centroid column/row (pixels) and area (pixels) per object.
     objects : dict of ndarray
@@ -156,6 +156,11 @@ class SegmentationResult:
     def count(self) -> int:
         """Number of objects found."""
         return int(len(self._centroids["label"]))
+
+
+def _uint_labels(labels: np.ndarray) -> np.ndarray:
+    """Instance labels as uint16, or uint32 when there are 65536 objects or more (a giant image)."""
+    return labels.astype(np.uint16 if labels.size == 0 or int(labels.max()) < 65536 else np.uint32, copy=False)
 
 
 class _Done:
@@ -210,6 +215,7 @@ class _SegmentationPredictor:
         auto_keep: Sequence[float] | None = None,
         size_flatten: float = 0.0,
         size_backdrop: Any = None,
+        block_pixels: float | None = None,
     ):
         self.head = head or self.default_head
         self.diameter_ref = None if diameter_ref is None else float(diameter_ref)
@@ -242,6 +248,12 @@ class _SegmentationPredictor:
         self.postprocess_options = dict(postprocess or {})
         _check_postprocess(self.postprocess_options)
         self.card = dict(card or {})
+        from devolens.predict.blocks import BLOCK_PIXELS
+
+        # working pixels above which an image is segmented block by block (bounded memory); inf: never
+        self.block_pixels = BLOCK_PIXELS if block_pixels is None else float(block_pixels)
+        if not self.block_pixels > 0:
+            raise DevolensError(f"block_pixels must be > 0 working pixels (inf: never by blocks), got {block_pixels}")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -372,8 +384,36 @@ class _SegmentationPredictor:
 
     def _stream(self, images: Iterable, total: int | None = None, progress: Callable[[int, int], None] | None = None,
                 workers: int = 1) -> Iterator[SegmentationResult]:
-        """:meth:`predict_iter` at the current working scale (no estimate)."""
+        """:meth:`predict_iter` at the current working scale (no estimate): runs of ordinary images
+        batched and pipelined (:meth:`_batches`), giant ones block by block
+        (:func:`~devolens.predict.blocks.segment_blocks`), in input order."""
+        from devolens.predict.blocks import goes_by_blocks, segment_blocks
+
+        def giant(img) -> bool:
+            arr = img.image if isinstance(img, Prepared) else img
+            return goes_by_blocks(np.shape(arr), self.network.scale, self.block_pixels) and np.ndim(arr) in (2, 3)
+
         done = 0
+        for large, run in itertools.groupby(images, key=giant):
+            if not large:
+                for res in self._batches(run, total, progress, workers, done):
+                    done += 1
+                    yield res
+                continue
+            for img in run:
+                arr = img.image if isinstance(img, Prepared) else np.asarray(img)
+                first = done
+                part = None if progress is None else (
+                    lambda f: progress(first + f, -1 if total is None else total))  # noqa: E731
+                res = segment_blocks(self, arr, progress=part)
+                done += 1
+                if progress is not None:
+                    progress(done, -1 if total is None else total)
+                yield res
+
+    def _batches(self, images: Iterable, total: int | None, progress: Callable[[int, int], None] | None,
+                 workers: int, done: int) -> Iterator[SegmentationResult]:
+        """Ordinary images, ``batch_size`` at a time, pipelined (``done``: images before these, for ``progress``)."""
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="devolens-post") if workers > 0 else None
 
         def submit(fn, *args):
@@ -531,6 +571,12 @@ class NucleiPredictor(_SegmentationPredictor):
     bright single-pixel outliers (hot camera pixels) are replaced by their neighbours first
     (:func:`~devolens.predict.postprocess.remove_outliers`).
 
+    ``block_pixels`` (default :data:`devolens.predict.blocks.BLOCK_PIXELS`, 3072 x 3072): an image with
+    more working pixels (a stitched well, a tile scan) is segmented in overlapping blocks, in bounded
+    memory, objects kept by the block that holds their centroid and numbered block by block
+    (:mod:`devolens.predict.blocks`); ``float("inf")``: always whole. Labels are uint16, uint32 when
+    an image holds 65536 objects or more.
+
     Postprocess options (working-resolution pixels): ``threshold`` (0.5), ``seed_threshold``
     (0.5), ``min_distance`` (3), ``min_size`` (8), ``smooth`` (1.0), ``split_seeds`` (False:
     one seed per interior blob; True: distance-transform maxima, which also splits
@@ -560,7 +606,7 @@ class NucleiPredictor(_SegmentationPredictor):
             fg = probs[0]
             interior = probs[1] if probs.shape[0] > 1 else None
         labels_w = instances_from_probabilities(fg, interior, **opts)
-        labels = resize_labels(labels_w, shape).astype(np.uint16, copy=False)
+        labels = _uint_labels(resize_labels(labels_w, shape))
         return SegmentationResult(
             probability=lambda: to_input_size(fg[None], shape)[0].astype(np.float32),
             labels=labels, centroids=object_arrays(labels_w, shape), mask=lambda: labels > 0,
@@ -603,7 +649,7 @@ class MembranePredictor(_SegmentationPredictor):
             labels_w = instances_from_boundary_map(
                 probs, threshold=opts["threshold"], min_size=opts["min_size"], smooth=opts["smooth"])
             membrane = probs[0]
-        labels = resize_labels(labels_w, shape).astype(np.uint16, copy=False)
+        labels = _uint_labels(resize_labels(labels_w, shape))
         prob = lambda: to_input_size(membrane[None], shape)[0].astype(np.float32)  # noqa: E731
         threshold = opts["threshold"]
         return SegmentationResult(

@@ -91,25 +91,31 @@ def match_instances(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5,
     p_ids, p_inv = np.unique(pred, return_inverse=True)
     t_ids, t_inv = np.unique(true, return_inverse=True)
     n_p, n_t = len(p_ids), len(t_ids)
-    inter = np.bincount(p_inv * n_t + t_inv, minlength=n_p * n_t).reshape(n_p, n_t).astype(np.float64)
-    area_p, area_t = inter.sum(1), inter.sum(0)
     pf, tf = p_ids != 0, t_ids != 0
-    inter, area_p, area_t = inter[pf][:, tf], area_p[pf], area_t[tf]
     p_lab, t_lab = p_ids[pf], t_ids[tf]
-    union = area_p[:, None] + area_t[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
+    if n_p * n_t <= DENSE_PAIRS:
+        inter = np.bincount(p_inv * n_t + t_inv, minlength=n_p * n_t).reshape(n_p, n_t).astype(np.float64)
+        area_p, area_t = inter.sum(1), inter.sum(0)
+        inter, area_p, area_t = inter[pf][:, tf], area_p[pf], area_t[tf]
+        union = area_p[:, None] + area_t[None, :] - inter
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = np.where(union > 0, inter / union, 0.0)
+        cand = np.argwhere(iou > threshold)
+        cand_iou = iou[cand[:, 0], cand[:, 1]]
+        on_pair = None
+    else:  # a giant image (tens of thousands of objects): the overlapping pairs only, not every pair
+        cand, cand_iou, on_pair, area_p = _sparse_pairs(p_inv, t_inv, n_p, n_t, pf, tf, threshold)
     # greedy by decreasing IoU: unique and optimal for threshold >= 0.5
-    cand = np.argwhere(iou > threshold)
-    order = np.argsort(-iou[cand[:, 0], cand[:, 1]], kind="stable") if len(cand) else np.array([], int)
+    order = np.argsort(-cand_iou, kind="stable") if len(cand) else np.array([], int)
     used_p, used_t, pairs, ious = set(), set(), [], []
-    for i, j in cand[order]:
+    for k in order:
+        i, j = cand[k]
         if i in used_p or j in used_t:
             continue
         used_p.add(i)
         used_t.add(j)
         pairs.append((p_lab[i], t_lab[j]))
-        ious.append(iou[i, j])
+        ious.append(cand_iou[k])
     pairs_a = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     ious_a = np.array(ious)
     ign = np.isin(t_lab, np.fromiter(ignore, dtype=np.int64)) if ignore is not None else np.zeros(len(t_lab), bool)
@@ -118,10 +124,40 @@ def match_instances(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5,
         return {"tp": tp, "fp": int(len(p_lab) - tp), "fn": int(len(t_lab) - tp), "pairs": pairs_a, "iou": ious_a}
     keep = ~np.isin(pairs_a[:, 1], t_lab[ign])
     matched_p = set(pairs_a[:, 0].tolist())
-    on_ignored = inter[:, ign].sum(1) >= 0.5 * np.maximum(area_p, 1)
+    if on_pair is None:
+        on_ign = inter[:, ign].sum(1)
+    else:  # pixels of each prediction on ignored objects, from the overlapping pairs
+        i, j, counts = on_pair
+        sel = ign[j]
+        on_ign = np.bincount(i[sel], weights=counts[sel], minlength=len(p_lab))
+    on_ignored = on_ign >= 0.5 * np.maximum(area_p, 1)
     fp = sum(1 for i, lab in enumerate(p_lab) if lab not in matched_p and not on_ignored[i])
     tp = int(keep.sum())
     return {"tp": tp, "fp": int(fp), "fn": int((~ign).sum() - tp), "pairs": pairs_a[keep], "iou": ious_a[keep]}
+
+
+#: prediction x truth label pairs up to which the overlaps are counted in one dense table (32 MB)
+DENSE_PAIRS = 2**22
+
+
+def _sparse_pairs(p_inv, t_inv, n_p, n_t, pf, tf, threshold):
+    """The overlapping (prediction, truth) pairs of :func:`match_instances` without the dense table:
+    candidates ``(i, j)`` with IoU above ``threshold`` (indices among the non-background labels, in
+    the dense table's row-major order), their IoUs, every overlapping pair ``(i, j, pixels)`` and the
+    predictions' areas."""
+    area_p = np.bincount(p_inv, minlength=n_p).astype(np.float64)
+    area_t = np.bincount(t_inv, minlength=n_t).astype(np.float64)
+    both = pf[p_inv] & tf[t_inv]
+    codes, counts = np.unique(p_inv[both] * n_t + t_inv[both], return_counts=True)  # sorted: row-major
+    pi, ti = codes // n_t, codes % n_t
+    inter = counts.astype(np.float64)
+    union = area_p[pi] + area_t[ti] - inter
+    iou = inter / union
+    # indices among the non-background labels (the dense table's rows and columns)
+    p_index, t_index = np.cumsum(pf) - 1, np.cumsum(tf) - 1
+    i, j = p_index[pi], t_index[ti]
+    hit = iou > threshold
+    return np.stack([i[hit], j[hit]], axis=1), iou[hit], (i, j, inter), area_p[pf]
 
 
 def prf(tp: int, fp: int, fn: int) -> dict[str, float]:
