@@ -179,3 +179,20 @@ def test_dtype_normalisation_of_runs_trained_without_percentiles():
     np.testing.assert_allclose(prepare_image(u16, "auto", 1.0, ()), u16 / 65535.0, rtol=1e-6)
     f = np.array([[-1.0, 0.5], [2.0, np.nan]], np.float32)
     np.testing.assert_allclose(prepare_image(f, "auto", 1.0, ()), [[0.0, 0.5], [1.0, 0.0]])
+
+
+def test_population_and_identity_refuse_a_run_by_what_it_is(run, tmp_path, capsys):
+    """`population --model RUN` said "kind must be one of nuclei, membrane, got 'population'": a run is now
+    named as the segmentation model it is, with what population takes instead."""
+    from devolens.io.images import write_png
+
+    frame = tmp_path / "f.png"
+    write_png((_image() * 255).clip(0, 255).astype(np.uint8), frame)
+    assert main(["population", str(frame), "--model", str(run), "--out", str(tmp_path / "p.csv")]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "is a 'nuclei' model, not 'population'" in err and "devolens models" in err and "kind must" not in err
+    assert not (tmp_path / "p.csv").exists()
+    table = tmp_path / "t.csv"
+    table.write_text("cell,time,x,y,z\nABa,1,1,2,3\n")
+    assert main(["identify", str(table), "--model", str(run), "--out", str(tmp_path / "c.csv")]) != 0
+    assert "not an identity model" in " ".join(capsys.readouterr().err.split())

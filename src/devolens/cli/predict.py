@@ -297,7 +297,11 @@ def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend:
             options.pop(key, None)
     card = zoo.card(model, kind)  # a training run's folder: segments what the command says
     if card.get("task") != kind:
-        raise DevolensError(f"model {model!r} is a {card.get('task')!r} model, not {kind!r}")
+        hint = ""
+        if kind == "population":  # `devolens train` makes segmentation models only
+            hint = ("; a population model is the nuclei model with a calibration of its counts (not made by `devolens "
+                    "train`): give a shipped name (see `devolens models`) or a folder holding one's card.json")
+        raise DevolensError(f"model {model!r} is a {card.get('task')!r} model, not {kind!r}{hint}")
     from devolens.cli._common import collector_paused
 
     with collector_paused():  # PyTorch's import makes ~10^5 objects that a full collection would walk again and again
@@ -950,7 +954,9 @@ def population_command(
         "Also write a plot of the curves beside the CSV (same name, .png; NAME_plot.png where that would "
         "overwrite the input or a frame of the input folder).")),
     skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
-    model: str = typer.Option("population", "--model", help="Zoo model to use (see `devolens models`)."),
+    model: str = typer.Option("population", "--model", help=(
+        "Zoo model to use (see `devolens models`), or a folder holding a population model's card.json and weights "
+        "(a copy of a zoo folder; training runs are segmentation models: `segment nuclei --model RUN`).")),
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
     fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
     precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),

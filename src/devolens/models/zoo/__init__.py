@@ -121,9 +121,11 @@ def card(name: str | Path, kind: str | None = None, *, command: str | None = Non
         return _shipped_card(text)
     if (path / "card.json").is_file():
         return _folder_card(path)
-    from devolens.models.export import card_from_run
+    from devolens.models.export import KINDS, card_from_run
 
-    return card_from_run(path, kind, command=command)  # command: whose words its errors use
+    # a run is a segmentation model: asked for another task (population, identity), its card says what it is and
+    # the caller refuses it by its task, instead of a complaint about the kind
+    return card_from_run(path, kind if kind in KINDS else None, command=command)  # command: whose words its errors use
 
 
 card.cache_clear = _shipped_card.cache_clear  # type: ignore[attr-defined]
