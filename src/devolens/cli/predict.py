@@ -562,7 +562,7 @@ def run_segmentation(
         objects = ColumnsCSV(stage.tmp / "objects.csv", ["frame", "label", "x", "y", "area"])
         areas: list[float] = []
         counts: list[tuple] = []
-        first: list = []  # the first frame, for the membrane model's colour note
+        first: list = []  # the first frames (centres of giant ones), for the colour and the blobs-or-lines notes
         giants: list[tuple] = []  # (frame, shape, blocks, uint32 labels) of images segmented block by block
         total = _progress_total(source.total - len(skip) if source.total else 0)
 
@@ -570,8 +570,8 @@ def run_segmentation(
             for pos, frame in source.iter(skip):
                 prepared = isinstance(frame, Prepared)
                 arr = frame.image if prepared else np.asarray(frame)
-                if not first and kind == "membrane":  # (the colour note is the membrane model's)
-                    first.append(arr)
+                if len(first) < SHAPE_FRAMES:
+                    first.append(_centre(arr))
                 pending.append((pos, arr))
                 yield frame if prepared else arr
 
@@ -648,6 +648,7 @@ def run_segmentation(
             "ended_early": source.ended_early(),
             "giants": giants,
             "colour_note": _colour_note(first[0] if first else None, kind, predictor.network.channel),
+            "shape_note": _shape_note(first, kind, predictor),
             # objects far from the sizes the model knows: another magnification (see size_advice; with
             # diameter each, every image was sized on its own)
             "suggest_diameter": None if predictor.auto_each else predictor.size_advice(
@@ -684,6 +685,52 @@ def _colour_note(image: "np.ndarray | None", kind: str, channel: str) -> Optiona
     return (f"colour input: the {names[picked]} channel was read (the one with the most bright structure at a "
             f"nucleus's scale); {' and '.join(others)} carries structure too: if the membranes are there, run again "
             f"with --color {others[0]}")
+
+
+#: frames whose bright structure is judged blob- or line-like (the median of theirs), and the medians past which
+#: the input looks like the other kind: nuclei renders' frames lie at 0.05-1 (median 0.81, 5th percentile 0.29),
+#: membrane slices at 0-0.32 (median 0) (:func:`~devolens.predict.postprocess.blob_fraction`)
+SHAPE_FRAMES = 5
+LOOKS_LIKE_NUCLEI = 0.45
+LOOKS_LIKE_MEMBRANES = 0.02
+
+
+def _centre(image: np.ndarray, side: int = 2048) -> np.ndarray:
+    """The central ``side`` x ``side`` pixels of a giant image (the image itself when smaller): enough to judge it."""
+    h, w = image.shape[:2]
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return image[y0:y0 + side, x0:x0 + side]
+
+
+def _shape_note(frames: list, kind: str, predictor) -> Optional[str]:
+    """A note when the input looks like the other model's: bright blobs (nuclei) given to the membrane model, which
+    then outlines "cells" around them, or thin bright lines (membranes) given to the nuclei model. Judged at half the
+    render scale the models know (the working scale's share of the card's, so a --diameter counts), on the first
+    frames (:func:`~devolens.predict.postprocess.blob_fraction`, median)."""
+    from devolens.predict.postprocess import blob_fraction, prepare_image
+
+    net = predictor.network
+    if not frames or predictor.card_scale <= 0:
+        return None
+    scale = 0.5 * predictor.working_scale() / predictor.card_scale
+    seen = []
+    for frame in frames:
+        work = prepare_image(frame, net.channel, scale, net.percentiles or (1.0, 99.8), net.flatten, net.outliers)
+        value = blob_fraction(work)
+        if value is not None:
+            seen.append(value)
+    if not seen:
+        return None
+    value = float(np.median(seen))
+    if kind == "membrane" and value >= LOOKS_LIKE_NUCLEI:
+        return (f"the input looks like nuclei (bright blobs, {value:.0%} of its bright pixels in blobs; membrane "
+                "slices show thin bright lines): the membrane model outlines cells around such blobs. For nuclei, "
+                "run `devolens segment nuclei`; for a two-colour image, --color picks the membranes' channel")
+    if kind == "nuclei" and value <= LOOKS_LIKE_MEMBRANES:
+        return (f"the input looks like membranes (thin bright lines, {value:.0%} of its bright pixels in blobs; "
+                "nuclei are filled blobs): the nuclei model finds fragments of lines. For cell outlines, run "
+                "`devolens segment membrane`; for a two-colour image, --color picks the nuclei's channel")
+    return None
 
 
 _DEVICE_HELP = ("Where the networks run: cpu (the default; int8 or bf16), cuda (the first CUDA GPU; an error where "
@@ -770,6 +817,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             console.print(_giants_note(summary["giants"], what))
         if summary.get("colour_note"):
             console.print(f"note: {summary['colour_note']}")
+        if summary.get("shape_note"):
+            console.print(f"note: {summary['shape_note']}")
         if summary["objects"] == 0:
             console.print(f"note: no {what} found in any frame: an empty or saturated image, another channel "
                           "(--color), or another magnification (--diameter)?")

@@ -356,6 +356,24 @@ def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles
     return normalize_percentile(grey, *percentiles)
 
 
+def blob_fraction(prepared: np.ndarray, width: int = 7, level: float = 0.3, least: int = 200) -> float | None:
+    """How blob-like the bright structure of a prepared image is (0-1 intensities at half the EPIC-like render
+    scale, where nuclei are ~17 px wide): of its pixels above ``level``, the fraction still above it after a
+    grey-level opening with a disc ``width`` pixels wide. Nuclei, wider than the disc, keep most of theirs; thin
+    membranes lose nearly all. On renders (`membrane`/`nuclei` zoo renders, 239 nuclei frames and 80 membrane
+    slices): nuclei median 0.81 (5th percentile 0.29, lowest 0.05), membranes median 0.00 (highest 0.32).
+    None when fewer than ``least`` pixels are bright (nothing to judge)."""
+    import cv2
+
+    arr = np.asarray(prepared, dtype=np.float32)
+    bright = arr > level
+    if int(bright.sum()) < least:
+        return None
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
+    opened = cv2.morphologyEx(arr, cv2.MORPH_OPEN, disc)
+    return float((opened[bright] > level).mean())
+
+
 def diameter_scale(scale: float, reference: float | None, diameter: float | None) -> float:
     """Working scale for objects ``diameter`` input pixels wide: the model's ``scale`` times
     its ``reference`` diameter / ``diameter`` (brought to the size it was trained on); the

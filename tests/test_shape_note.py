@@ -1,0 +1,53 @@
+"""`segment membrane` given nuclei (bright blobs) and `segment nuclei` given membranes (thin bright lines) say so:
+the wrong model gives plausible-looking but meaningless outlines without a word otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
+from devolens.cli import main
+from devolens.io.images import write_png
+from devolens.predict.postprocess import blob_fraction
+
+
+def _blobs(size=256, radius=14, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    img = np.zeros((size, size), np.float32)
+    for _ in range(25):
+        cy, cx = rng.uniform(radius, size - radius, 2)
+        img = np.maximum(img, ((yy - cy) ** 2 + (xx - cx) ** 2 < radius ** 2) * rng.uniform(0.6, 1.0))
+    return (img * 200 + rng.normal(10, 3, img.shape)).clip(0, 255).astype(np.uint8)
+
+
+def _lines(size=256, pitch=40, seed=0):
+    rng = np.random.default_rng(seed)
+    img = np.zeros((size, size), np.float32)
+    for k in range(pitch // 2, size, pitch):
+        img[k:k + 3, :] = 1.0
+        img[:, k:k + 3] = 1.0
+    return (img * 200 + rng.normal(10, 3, img.shape)).clip(0, 255).astype(np.uint8)
+
+
+def test_blob_fraction_tells_blobs_from_lines():
+    assert blob_fraction(_blobs() / 255.0) > 0.8
+    assert blob_fraction(_lines() / 255.0) < 0.05
+    assert blob_fraction(np.zeros((50, 50))) is None  # nothing bright: nothing to judge
+
+
+@pytest.mark.parametrize("kind, image, noted", [
+    ("membrane", _blobs, "looks like nuclei"), ("nuclei", _lines, "looks like membranes"),
+    ("nuclei", _blobs, None), ("membrane", _lines, None)])
+def test_segment_says_when_the_input_looks_like_the_other_kind(tiny_zoo, tmp_path, capsys, kind, image, noted):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        write_png(image(seed=i), folder / f"t{i}.png")
+    assert main(["segment", kind, str(folder), "--out", str(tmp_path / "out"), "--diameter", "none"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    if noted:
+        assert noted in err and f"segment {'nuclei' if kind == 'membrane' else 'membrane'}" in err
+    else:
+        assert "looks like" not in err
