@@ -725,7 +725,8 @@ def _shape_note(frames: list, kind: str, predictor) -> Optional[str]:
     if kind == "membrane" and value >= LOOKS_LIKE_NUCLEI:
         return (f"the input looks like nuclei (bright blobs, {value:.0%} of its bright pixels in blobs; membrane "
                 "slices show thin bright lines): the membrane model outlines cells around such blobs. For nuclei, "
-                "run `devolens segment nuclei`; for a two-colour image, --color picks the membranes' channel")
+                "run `devolens segment nuclei`; for a two-colour image, --color picks the membranes' channel; dark "
+                "membranes on bright cells (a cytoplasmic marker) need the image inverted first")
     if kind == "nuclei" and value <= LOOKS_LIKE_MEMBRANES:
         return (f"the input looks like membranes (thin bright lines, {value:.0%} of its bright pixels in blobs; "
                 "nuclei are filled blobs): the nuclei model finds fragments of lines. For cell outlines, run "
