@@ -346,3 +346,18 @@ def test_the_checks_take_what_real_tables_and_numpy_give():
                  lambda: render_nuclei_frame(df, t, size=(32.5, 48))):
         with pytest.raises(ValueError):
             call()
+
+
+def test_bools_are_no_numbers_for_postprocess_or_batch_size(tmp_path):
+    """``True`` was read as 1 (a threshold of 1 finds nothing; a batch of 1): refused like ``diameter=True``."""
+    from devolens.errors import DevolensError
+    from devolens.predict.segment import _check_postprocess
+    from devolens.train.evaluate import evaluate_run
+
+    with pytest.raises(DevolensError, match="threshold"):
+        _check_postprocess({"threshold": True})
+    with pytest.raises(DevolensError, match="min_size"):
+        _check_postprocess({"min_size": False})
+    _check_postprocess({"threshold": 0.6, "min_size": 8, "split_seeds": True})  # split_seeds is a switch
+    with pytest.raises(DevolensError, match="--batch-size"):
+        evaluate_run(tmp_path, tmp_path, batch_size=True)

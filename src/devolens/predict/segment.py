@@ -85,13 +85,16 @@ POSTPROCESS_KEYS = (*_FRACTIONS, *_SIZES, "split_seeds")
 
 
 def _check_postprocess(options: dict) -> None:
-    """Refuse post-processing values no image can be segmented with (a ``threshold`` of 2 finds nothing, silently).
-    Keys a predictor does not use are left alone: an exported card may carry its training's validation options."""
+    """Refuse post-processing values no image can be segmented with (a ``threshold`` of 2 finds nothing, silently;
+    ``True`` would be read as 1). Keys a predictor does not use are left alone: an exported card may carry its
+    training's validation options."""
+    from devolens.checks import is_number
+
     for key in _FRACTIONS:
-        if key in options and not (isinstance(options[key], (int, float)) and 0 <= float(options[key]) <= 1):
+        if key in options and not (is_number(options[key]) and 0 <= float(options[key]) <= 1):
             raise DevolensError(f"postprocess {key} must be a probability from 0 to 1, got {options[key]!r}")
     for key in _SIZES:
-        if key in options and not (isinstance(options[key], (int, float)) and np.isfinite(float(options[key]))
+        if key in options and not (is_number(options[key]) and np.isfinite(float(options[key]))
                                    and float(options[key]) >= 0):
             raise DevolensError(f"postprocess {key} must be a number >= 0, got {options[key]!r}")
 

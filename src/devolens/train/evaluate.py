@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,8 +46,9 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     from devolens.data.datasets import index_dataset
     from devolens.train.trainer import evaluate_model, make_dataset, resolve_device
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise DevolensError(f"--batch-size must be an integer >= 1, got {batch_size}")
+    from devolens.checks import whole
+
+    whole(batch_size, "--batch-size", 1)
     run = Path(run)
     best = run / "best.safetensors"
     if not best.exists():
