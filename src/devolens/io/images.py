@@ -38,9 +38,9 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
         axes of length 1 (a ``1xHxW`` or ``HxWx1`` array saved as such is ``HxW``), and an
         indexed-colour TIFF comes back as the RGB colours it shows (one with a lookup table, as
         ImageJ saves them, as its indices); PNG, JPEG and BMP come back as uint8 (or uint16 for
-        16-bit PNG), (H, W) or (H, W, C), turned as their EXIF orientation says (as viewers show
-        them); a GIF as its first frame, RGB. The content decides how a file is read, not its
-        name (a PNG saved as ``.tif`` is read).
+        16-bit PNG, grey or RGB(A)), (H, W) or (H, W, C), turned as their EXIF orientation
+        says (as viewers show them); a GIF as its first frame, RGB. The content decides how a file
+        is read, not its name (a PNG saved as ``.tif`` is read).
 
     Returns
     -------
@@ -79,6 +79,9 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
             from PIL import Image
 
             with Image.open(path) as im:
+                if im.format == "PNG" and _is_png16_colour(path):
+                    # Pillow has no 16-bit colour modes: it would keep each sample's upper byte
+                    return _read_png16_colour(path, im)
                 im.load()
                 if im.getexif().get(0x0112, 1) not in (0, 1):
                     # EXIF orientation (phone and camera JPEGs): the image as every viewer shows it
@@ -104,6 +107,44 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
         raise DevolensError(f"cannot read image: {exc}", path=path) from None
     if arr.size == 0:
         raise DevolensError("empty image", path=path)
+    return arr
+
+
+def _is_png16_colour(path: Path) -> bool:
+    """Whether a PNG holds 16-bit RGB or RGBA samples (IHDR bit depth 16, colour type 2 or 6): what Fiji,
+    ZEN or NIS save as a 16-bit colour PNG."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return (len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+            and head[24] == 16 and head[25] in (2, 6))
+
+
+#: numpy for each EXIF orientation, as ``PIL.ImageOps.exif_transpose`` turns an image
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+           8: lambda a: np.rot90(a, 1)}
+
+
+def _read_png16_colour(path: Path, im) -> np.ndarray:
+    """A 16-bit RGB(A) PNG at its full depth: uint16 ``HxWx3`` (``HxWx4`` for RGBA), RGB order, turned as its
+    EXIF orientation says (as the 8-bit images read through Pillow are). ``im``: the file opened by Pillow."""
+    import cv2
+
+    data = np.fromfile(path, dtype=np.uint8)  # decoded from memory: any file name (cv2.imread fails on some)
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        im.load()  # a corrupt or truncated file: Pillow's error says what is wrong
+        raise DevolensError("cannot read this 16-bit colour PNG at its full depth", path=path)
+    # RGB with a transparent colour (tRNS): cv2 adds an alpha channel; read as RGB, as the 8-bit ones are
+    if im.mode == "RGB":
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGB)
+    else:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+    raw = data.tobytes()
+    if any(m in raw for m in (b"eXIf", b"Raw profile type exif", b"XML:com.adobe.xmp")):  # else no orientation
+        turn = _ORIENT.get(im.getexif().get(0x0112, 1))
+        if turn is not None:
+            arr = np.ascontiguousarray(turn(arr))
     return arr
 
 
