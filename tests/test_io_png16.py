@@ -1,4 +1,4 @@
-"""read_image: 16-bit colour PNGs at their full depth (Fiji/ZEN/NIS colour exports), the other PNGs as before."""
+"""read_image: 16-bit colour PNGs at their full depth (Fiji/ZEN/NIS colour exports), WebP, the other PNGs as before."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tifffile
 
 from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
 from devolens.errors import DevolensError
-from devolens.io.images import read_image
+from devolens.io.images import IMAGE_SUFFIXES, read_image
 
 
 def _rgb16(h=13, w=17, channels=3, seed=0) -> np.ndarray:
@@ -175,3 +175,55 @@ def test_segment_nuclei_on_a_16bit_colour_png(tiny_zoo, tmp_path):
     kw = dict(channel="auto", scale=0.5, percentiles=(1.0, 99.8), flatten=12.0, outliers=0.5)
     assert np.array_equal(prepare_image(c16, **kw), prepare_image(g16, **kw))
 
+
+webp = pytest.mark.skipif(not __import__("PIL.features").features.check("webp"), reason="Pillow without WebP")
+
+
+@webp
+def test_webp_is_a_readable_image(tmp_path):
+    from PIL import Image
+
+    from devolens.io.frames import FOLDER_SUFFIXES
+    from devolens.io.frames import IMAGE_SUFFIXES as SINGLE_IMAGE_SUFFIXES
+
+    assert ".webp" in IMAGE_SUFFIXES and ".webp" in SINGLE_IMAGE_SUFFIXES and ".webp" in FOLDER_SUFFIXES
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (12, 16, 4), dtype=np.uint8)
+    rgba[..., 3] = np.maximum(rgba[..., 3], 1)  # a fully transparent pixel may lose its colour in WebP
+    Image.fromarray(rgb).save(tmp_path / "a.webp", lossless=True)
+    Image.fromarray(rgba).save(tmp_path / "b.WEBP", lossless=True, exact=True)
+    got = read_image(tmp_path / "a.webp")
+    assert got.dtype == np.uint8 and np.array_equal(got, rgb)
+    assert np.array_equal(read_image(tmp_path / "b.WEBP"), rgba)
+
+
+@webp
+def test_folder_of_webp_frames(tmp_path):
+    from PIL import Image
+
+    from devolens.io.frames import iter_path_frames
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    frames = [np.random.default_rng(i).integers(0, 256, (10, 14, 3), dtype=np.uint8) for i in range(3)]
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"t{i + 1}.webp", lossless=True)
+    it, names, total = iter_path_frames(folder)
+    got = list(it)
+    assert total == 3 and list(names) == ["t1.webp", "t2.webp", "t3.webp"]
+    assert all(np.array_equal(g, f) for g, f in zip(got, frames))
+
+
+@webp
+def test_segment_nuclei_on_a_webp(tiny_zoo, tmp_path):
+    from PIL import Image
+
+    from devolens.cli import main
+
+    rng = np.random.default_rng(5)
+    img = np.zeros((40, 56, 3), np.uint8)
+    img[..., 1] = rng.integers(0, 256, (40, 56), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "w.webp", lossless=True)
+    assert main(["segment", "nuclei", str(tmp_path / "w.webp"), "--out", str(tmp_path / "o")]) == 0
+    assert tifffile.imread(tmp_path / "o" / "labels" / "w_labels.tif").shape == (40, 56)

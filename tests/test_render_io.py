@@ -66,9 +66,9 @@ def test_jpg_and_errors(tmp_path):
     (tmp_path / "a.bmp").write_bytes(b"BM")
     with pytest.raises(DevolensError, match="cannot read"):
         read_image(tmp_path / "a.bmp")
-    (tmp_path / "a.webp").write_bytes(b"RIFF")
+    (tmp_path / "a.heic").write_bytes(b"RIFF")
     with pytest.raises(DevolensError, match="unsupported"):
-        read_image(tmp_path / "a.webp")
+        read_image(tmp_path / "a.heic")
 
 
 def test_video_roundtrip_streams(tmp_path):

@@ -1,4 +1,4 @@
-"""Images in and out: TIFF, PNG, JPEG and BMP to numpy; PNG and uint16 label TIFF written atomically.
+"""Images in and out: TIFF, PNG, JPEG, BMP and WebP to numpy; PNG and uint16 label TIFF written atomically.
 
 >>> img = read_image("frame.png")          # doctest: +SKIP
 >>> write_label_tif(labels, "labels.tif")   # doctest: +SKIP
@@ -15,7 +15,7 @@ from devolens.io.atomic import atomic_path
 
 __all__ = ["read_image", "write_png", "write_label_tif", "check_image_size", "IMAGE_SUFFIXES"]
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif")  # GIF: its first frame
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")  # GIF: its first frame
 
 
 def check_image_size(height: int, width: int, path: str | Path | None = None) -> None:
@@ -26,7 +26,7 @@ def check_image_size(height: int, width: int, path: str | Path | None = None) ->
 
 
 def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
-    """Read a TIFF, PNG, JPEG, BMP or GIF image into a numpy array.
+    """Read a TIFF, PNG, JPEG, BMP, WebP or GIF image into a numpy array.
 
     Parameters
     ----------
@@ -37,8 +37,8 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
         Image file. TIFF keeps its dtype and all its pages/planes (e.g. a z-stack) but not its
         axes of length 1 (a ``1xHxW`` or ``HxWx1`` array saved as such is ``HxW``), and an
         indexed-colour TIFF comes back as the RGB colours it shows (one with a lookup table, as
-        ImageJ saves them, as its indices); PNG, JPEG and BMP come back as uint8 (or uint16 for
-        16-bit PNG, grey or RGB(A)), (H, W) or (H, W, C), turned as their EXIF orientation
+        ImageJ saves them, as its indices); PNG, JPEG, BMP and WebP come back as uint8 (or uint16
+        for 16-bit PNG, grey or RGB(A)), (H, W) or (H, W, C), turned as their EXIF orientation
         says (as viewers show them); a GIF as its first frame, RGB. The content decides how a file
         is read, not its name (a PNG saved as ``.tif`` is read).
 
