@@ -53,8 +53,9 @@ class _StubPredictor:
     def __init__(self):
         self.network = _StubNetwork()
         self.card_scale, self.diameter_ref = 1.0, 4.0
+        self.postprocess_options: dict = {}
 
-    def _finish(self, probs, shape):
+    def _finish(self, probs, shape, options=None):
         import cv2
 
         from devolens.predict.segment import SegmentationResult
@@ -179,13 +180,13 @@ def test_cli_segments_a_giant_image_by_blocks(tiny_zoo, tmp_path, monkeypatch, c
 
     monkeypatch.setattr(blocks, "BLOCK_PIXELS", 20_000)
     src = tmp_path / "well.tif"
-    tifffile.imwrite(src, _well(400).image[0])
+    tifffile.imwrite(src, _well(900).image[0])
     out = tmp_path / "seg"
     assert main(["segment", "nuclei", str(src), "--out", str(out), "--diameter", "none"]) == 0
     text = " ".join(capsys.readouterr().err.split())
-    assert "overlapping blocks" in text and "400x400" in text
+    assert "overlapping blocks" in text and "900x900" in text
     lab = tifffile.imread(out / "labels" / "well_labels.tif")
-    assert lab.shape == (400, 400) and lab.dtype == np.uint16
+    assert lab.shape == (900, 900) and lab.dtype == np.uint16
     obj = pd.read_csv(out / "objects.csv")
     counts = pd.read_csv(out / "counts.csv")
     assert int(counts["count"][0]) == len(obj) == int(lab.max())
@@ -193,3 +194,64 @@ def test_cli_segments_a_giant_image_by_blocks(tiny_zoo, tmp_path, monkeypatch, c
         assert list(obj["label"]) == list(range(1, len(obj) + 1))
         np.testing.assert_array_equal(np.bincount(lab.ravel(), minlength=len(obj) + 1)[1:], obj["area"])
     assert (out / "overlays" / "well_overlay.png").is_file()
+
+
+def test_specks_are_judged_against_the_whole_image():
+    """Small isolated objects are specks against the whole image's median object (a block's own median dropped
+    small isolated nuclei next to big ones); small objects touching another stay."""
+    lab = np.zeros((200, 200), np.uint16)
+    k = 0
+    for y in range(10, 190, 30):  # 24 big objects, 10x10
+        for x in range(10, 130, 30):
+            k += 1
+            lab[y:y + 10, x:x + 10] = k
+    lab[20:22, 160:162] = 25  # small and alone
+    lab[20:22, 12:14] = 26  # small, right under big object 1 (rows 10-19)
+    objects = {key: np.asarray(v) for key, v in object_arrays(lab).items()}
+    gone = blocks._specks(lab, objects, 0.25, gap=2)
+    assert set(objects["label"][gone].tolist()) == {25}
+
+
+def test_blocks_run_without_the_speck_step_and_keep_their_settings():
+    pred = _StubPredictor()
+    seen = []
+    finish = pred._finish
+    pred._finish = lambda probs, shape, options=None: (seen.append(dict(options or {})), finish(probs, shape))[1]
+    pred.postprocess_options = {"isolated_fraction": 0.25}
+    img = _squares(400, 400)
+    res = blocks.segment_blocks(pred, img)
+    assert seen and all(o.get("isolated_fraction") == 0.0 for o in seen)
+    assert res.count == len(range(1, 397, 5)) ** 2  # equal squares: none is a speck
+    pred.network.scale = 0.5  # a later image's diameter estimate: this result's probability is as it was
+    np.testing.assert_array_equal(res.probability > 0.5, img > 0)
+
+
+def test_nan_padding_counts_as_the_lowest_value_in_the_limits():
+    img = 1000 + np.random.default_rng(0).random((600, 600), np.float32) * 100
+    img[250:300, 250:300] = 3000  # something bright
+    img[:, 360:] = np.nan  # stitching padding
+    pred = _StubPredictor()
+    pred.network.percentiles = (1.0, 99.8)
+    run = blocks._Run(pred, img)
+    run.limits_pass(lambda: None)
+    lo, hi = run.limits
+    assert 1000 <= lo < 1010 and hi > 1100  # a block of padding alone read as 0 before
+
+
+def test_nuclei_mask_is_the_labels_without_running_the_blocks_again():
+    pred = _StubPredictor()
+    pred.mask_is_labels = True
+    res = blocks.segment_blocks(pred, _squares(300, 300))
+    calls = len(pred.network.seen)
+    np.testing.assert_array_equal(res.mask, res.labels > 0)
+    assert len(pred.network.seen) == calls
+
+
+def test_the_channel_of_a_colour_giant_image_is_chosen_once():
+    rgb = np.zeros((300, 300, 3), np.uint8)
+    rgb[..., 1] = _squares(300, 300, pitch=20, side=12) // 5  # green nuclei
+    rgb[:100, :100, 0] = 40  # a dim red corner: a block there alone might pick red
+    assert blocks._channel(rgb, "auto") == "green"
+    assert blocks._channel(rgb, "red") == "red" and blocks._channel(rgb[..., 1], "auto") == "auto"
+    grey3 = np.repeat(_squares(100, 100)[..., None] // 5, 3, axis=2).astype(np.uint8)
+    assert blocks._channel(grey3, "auto") == "green"

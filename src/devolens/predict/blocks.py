@@ -10,18 +10,24 @@ blocks (StarDist's ``predict_instances_big`` and cellpose's tiling work the same
 1. every block is prepared without its normalisation and a subsample of its pixels kept, so the
    whole image's percentiles are known (pass 1: the normalisation of the whole image, not of
    each block, so a block of empty background is not stretched into noise);
-2. each block, with a margin of context (:func:`margin_working`: more than the background
+2. each block, with a margin of context (:func:`margin_working`: 1.5 times the background
    flattening's disc and four reference nucleus diameters), is prepared with those limits, run
    through the network and post-processed like a whole image;
 3. an object is kept by the block whose core holds its centroid, so each object is kept once,
-   whole (objects are far smaller than the margin), and written where no earlier object lies.
+   whole, and written where no earlier object lies. An object wider than the margin (a clump
+   hundreds of pixels across, or a far too small ``diameter``) would be cut at a block's edge
+   and counted in pieces: the margin is four times the nucleus size the model works at;
+4. isolated specks (the card's ``isolated_fraction``) are judged once every block is in, against
+   the whole image's median object, as the whole-image path judges them.
 
-Memory is then the input image, the output labels (4 bytes a pixel until the count is known,
-then 2 when it fits) and one block's working arrays; the network runs on ~30 % more pixels
-than on the whole image (the margins). Objects far from a block's edge come out as on the
-whole image; near a core's edge the watershed may split a touching pair differently. The
-objects are numbered block by block (row by row of blocks), not in the raster order of the
-whole-image path.
+The channel of a colour image is chosen once, from the whole image, and each block reads that
+channel of its own crop. Memory is then the input image, the output labels (uint16, widened to
+uint32 once there are 65536 objects) and one block's working arrays; the network runs on ~30 %
+more pixels than on the whole image (the margins). Objects far from a block's edge come out as
+on the whole image; near a core's edge the watershed may split a touching pair differently.
+The objects are numbered block by block (row by row of blocks), not in the raster order of the
+whole-image path. A result's probability (and a membrane result's mask) is computed again,
+block by block, when first read, with the settings the image was segmented with.
 """
 
 from __future__ import annotations
@@ -95,38 +101,94 @@ class _Plan:
         return max(0, y0 - m), min(H, y1 + m), max(0, x0 - m), min(W, x1 + m)
 
 
-def _grey(image: np.ndarray, channel) -> np.ndarray:
-    """The one channel the network reads, decided once for the whole image (8/16-bit kept)."""
-    return _one_channel(image, channel)
+def _channel(image: np.ndarray, channel) -> "str":
+    """The channel rule resolved once for the whole image (``auto`` of a colour image: the channel the whole
+    image's structure picks, so every block reads the same one), for each block to take from its crop."""
+    if image.ndim != 3 or image.shape[2] == 1 or channel != "auto":
+        return channel
+    from devolens.predict.postprocess import _signal_channel
+
+    step = max(1, int(math.sqrt(image.shape[0] * image.shape[1] / 50_000)))
+    sample = image[::step, ::step, :3]
+    if np.array_equal(sample[..., 0], sample[..., 1]) and np.array_equal(sample[..., 1], sample[..., 2]):
+        if np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]):
+            return "green"  # grey stored as RGB
+    k = _signal_channel(image)
+    return "mean" if k is None else ("red", "green", "blue")[k]
 
 
-def _limits(predictor: "_SegmentationPredictor", grey: np.ndarray, plan: _Plan,
-            tick: Callable[[], None]) -> tuple[float, float] | None:
-    """The whole image's normalisation limits (pass 1), from an even subsample of every block's core."""
-    net = predictor.network
-    if not len(net.percentiles):
-        return None  # the input type's range: nothing to measure
-    total = plan.shape[0] * plan.shape[1] * net.scale ** 2
-    step = max(1, int(math.sqrt(total / SAMPLE_PIXELS)))
-    samples = []
-    for core in plan.cores:
-        cy0, cy1, cx0, cx1 = plan.crop(core)
-        raw = prepare_image(grey[cy0:cy1, cx0:cx1], "auto", net.scale, net.percentiles, net.flatten,
-                            net.outliers, raw=True)
-        h, w = raw.shape
-        sy, sx = (cy1 - cy0) / h, (cx1 - cx0) / w  # input pixels per working pixel
-        y0, y1 = int((core[0] - cy0) / sy), int(math.ceil((core[1] - cy0) / sy))
-        x0, x1 = int((core[2] - cx0) / sx), int(math.ceil((core[3] - cx0) / sx))
-        samples.append(raw[y0:y1:step, x0:x1:step].ravel())
-        tick()
-    return percentile_limits(np.concatenate(samples), *net.percentiles)
+class _Run:
+    """What one giant image is segmented with, fixed when it starts (a later ``diameter`` estimate of the
+    predictor does not reach this image's probability or mask, read afterwards)."""
+
+    def __init__(self, predictor: "_SegmentationPredictor", image: np.ndarray):
+        net = predictor.network
+        self.predictor = predictor
+        self.image = image
+        self.plan = _Plan(predictor, image.shape[:2])
+        self.channel = _channel(image, net.channel)
+        self.key = (net.scale, net.percentiles, net.flatten, net.outliers)
+        self.options = dict(predictor.postprocess_options)
+        self.limits: tuple[float, float] | None = None
+
+    def crop(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        y0, y1, x0, x1 = box
+        return _one_channel(self.image[y0:y1, x0:x1], self.channel)
+
+    def limits_pass(self, tick: Callable[[], None]) -> None:
+        """The whole image's normalisation limits (pass 1), from an even subsample of every block's core;
+        NaN/inf pixels count as the image's lowest value, as they do on the whole image."""
+        scale, percentiles, flatten, outliers = self.key
+        if not len(percentiles):
+            return  # the input type's range: nothing to measure
+        plan = self.plan
+        step = max(1, int(math.sqrt(plan.shape[0] * plan.shape[1] * scale ** 2 / SAMPLE_PIXELS)))
+        samples = []
+        for core in plan.cores:
+            box = plan.crop(core)
+            cy0, cy1, cx0, cx1 = box
+            raw = prepare_image(self.crop(box), "auto", scale, percentiles, flatten, outliers, raw=True)
+            h, w = raw.shape
+            sy, sx = (cy1 - cy0) / h, (cx1 - cx0) / w  # input pixels per working pixel
+            y0, y1 = int((core[0] - cy0) / sy), int(math.ceil((core[1] - cy0) / sy))
+            x0, x1 = int((core[2] - cx0) / sx), int(math.ceil((core[3] - cx0) / sx))
+            samples.append(raw[y0:y1:step, x0:x1:step].ravel())
+            tick()
+        sample = np.concatenate(samples)
+        finite = np.isfinite(sample)
+        if not finite.all():
+            sample = np.where(finite, sample, sample[finite].min() if finite.any() else 0.0).astype(np.float32)
+        self.limits = percentile_limits(sample, *percentiles)
+
+    def blocks(self, tick: Callable[[], None], options: dict | None = None):
+        """``(core, result, crop)`` of each block: its crop prepared with the whole image's limits, run through
+        the network and post-processed (pass 2)."""
+        predictor, net = self.predictor, self.predictor.network
+        scale, percentiles, flatten, outliers = self.key
+        for core in self.plan.cores:
+            box = self.plan.crop(core)
+            block = self.crop(box)
+            work = prepare_image(block, "auto", scale, percentiles, flatten, outliers, limits=self.limits)
+            probs = net.probabilities_working([work])[0]
+            res = predictor._finish(probs, block.shape, {**self.options, **(options or {})})
+            tick()
+            yield core, res, box
+
+    def assemble(self, what: str, dtype) -> np.ndarray:
+        """``what`` (probability, mask) of every block's core, at the input size (the blocks run again)."""
+        out = np.zeros(self.plan.shape, dtype)
+        for core, res, crop in self.blocks(lambda: None):
+            y0, y1, x0, x1 = core
+            cy0, cx0 = crop[0], crop[2]
+            out[y0:y1, x0:x1] = getattr(res, what)[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+        return out
 
 
 def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
                    progress: Callable[[float], None] | None = None) -> "SegmentationResult":
     """Segment one giant image block by block (see the module's notes); the result as the
-    whole-image path gives it, its probability (and membrane mask) computed again, block by
-    block, when first asked for.
+    whole-image path gives it, its probability (and a membrane model's mask) computed again,
+    block by block, when first asked for.
 
     Parameters
     ----------
@@ -139,10 +201,8 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
     """
     from devolens.predict.segment import SegmentationResult
 
-    arr = np.asarray(image)
-    net = predictor.network
-    plan = _Plan(predictor, arr.shape[:2])
-    grey = _grey(arr, net.channel)
+    run = _Run(predictor, np.asarray(image))
+    plan = run.plan
     steps, done = 2 * len(plan.cores), [0]
 
     def tick():
@@ -150,12 +210,14 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
         if progress is not None:
             progress(done[0] / steps)
 
-    limits = _limits(predictor, grey, plan, tick)
+    run.limits_pass(tick)
     H, W = plan.shape
     labels = np.zeros((H, W), np.uint16)  # uint32 once there are 65536 objects or more
     cols: dict[str, list] = {"label": [], "x": [], "y": [], "area": []}
     n = 0
-    for core, res, crop in _blocks(predictor, grey, plan, limits, tick):
+    # isolated specks are judged against the whole image's median object, once every block is in (below)
+    fraction = float(run.options.get("isolated_fraction", 0.0) or 0.0)
+    for core, res, crop in run.blocks(tick, {"isolated_fraction": 0.0}):
         cy0, cy1, cx0, cx1 = crop
         obj = res.objects
         if not len(obj["label"]):
@@ -163,7 +225,6 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
         # kept: objects whose centroid lies in this block's core
         gy, gx = obj["y"] + cy0, obj["x"] + cx0
         inside = (gy >= core[0]) & (gy < core[1]) & (gx >= core[2]) & (gx < core[3])
-        # a centroid on the image's last row/column edge (rounding) belongs to the last core
         keep = obj["label"][inside]
         if not len(keep):
             continue
@@ -185,11 +246,15 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
         n += len(keep)
     objects = {k: (np.concatenate(v) if v else np.zeros(0, float if k in ("x", "y") else int))
                for k, v in cols.items()}
-    gone = objects["area"] == 0  # hidden under earlier blocks' objects (rare): renumbered away
-    if gone.any():
+    gone = objects["area"] == 0  # hidden under earlier blocks' objects (rare)
+    if fraction > 0 and n:
+        # (the whole-image path looks 2 working pixels around each object: that many input pixels, rounded down)
+        gone |= _specks(labels, objects, fraction, gap=max(1, int(2 / run.key[0])))
+    if gone.any():  # renumbered away, band by band (no second full-size array)
         lut = np.zeros(n + 1, labels.dtype)
         lut[objects["label"][~gone]] = np.arange(1, int((~gone).sum()) + 1)
-        labels = lut[labels]
+        for y in range(0, H, 1024):
+            labels[y:y + 1024] = lut[labels[y:y + 1024]]
         objects = {k: v[~gone] for k, v in objects.items()}
         objects["label"] = np.arange(1, len(objects["area"]) + 1)
         n = len(objects["area"])
@@ -197,35 +262,33 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
         labels = labels.astype(np.uint16, copy=False)
     objects["label"] = objects["label"].astype(int)
     objects["area"] = objects["area"].astype(int)
-
-    def assemble(what: str, dtype) -> np.ndarray:
-        """``what`` (probability, mask) of every block's core, at the input size (the blocks run again)."""
-        out = np.zeros((H, W), dtype)
-        for core, res, crop in _blocks(predictor, grey, plan, limits, lambda: None):
-            y0, y1, x0, x1 = core
-            cy0, cx0 = crop[0], crop[2]
-            out[y0:y1, x0:x1] = getattr(res, what)[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
-        return out
-
     return SegmentationResult(
-        probability=lambda: assemble("probability", np.float32), labels=labels, centroids=objects,
-        mask=lambda: assemble("mask", bool),
-        extra={"scale": net.scale, "blocks": len(plan.cores)},
+        probability=lambda: run.assemble("probability", np.float32), labels=labels, centroids=objects,
+        mask=None if getattr(predictor, "mask_is_labels", False) else (lambda: run.assemble("mask", bool)),
+        extra={"scale": run.key[0], "blocks": len(plan.cores)},
     )
 
 
-def _blocks(predictor: "_SegmentationPredictor", grey: np.ndarray, plan: _Plan, limits, tick):
-    """``(core, result, crop)`` of each block: its crop prepared with the whole image's limits,
-    run through the network and post-processed (pass 2)."""
-    net = predictor.network
-    for core in plan.cores:
-        cy0, cy1, cx0, cx1 = crop = plan.crop(core)
-        block = grey[cy0:cy1, cx0:cx1]
-        work = prepare_image(block, "auto", net.scale, net.percentiles, net.flatten, net.outliers, limits=limits)
-        probs = net.probabilities_working([work])[0]
-        res = predictor._finish(probs, block.shape)
-        tick()
-        yield core, res, crop
+def _specks(labels: np.ndarray, objects: dict, fraction: float, gap: int) -> np.ndarray:
+    """Which objects are isolated specks (:func:`~devolens.predict.postprocess.drop_isolated_specks`) by the whole
+    image's median object area: smaller than ``fraction`` of it, no other object within ``gap`` pixels. Only the
+    small ones are looked at, each in a window around it."""
+    import cv2
+
+    area = objects["area"]
+    small = np.flatnonzero((area > 0) & (area < fraction * np.median(area[area > 0])))
+    out = np.zeros(len(area), bool)
+    H, W = labels.shape
+    kernel = np.ones((2 * gap + 1, 2 * gap + 1), np.uint8)
+    for k in small:
+        r = int(area[k]) + gap + 1  # a small object lies within its area's reach of its centroid
+        y, x = int(objects["y"][k]), int(objects["x"][k])
+        y0, x0 = max(0, y - r), max(0, x - r)
+        region = labels[y0:min(H, y + r + 1), x0:min(W, x + r + 1)]
+        me = region == objects["label"][k]
+        near = region[cv2.dilate(me.view(np.uint8), kernel).astype(bool)]
+        out[k] = not np.any((near != 0) & (near != objects["label"][k]))
+    return out
 
 
 def prepare_ahead(image: np.ndarray, key: tuple):

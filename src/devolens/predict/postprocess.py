@@ -328,8 +328,9 @@ def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles
     are), clipped to 0..1 (``flatten`` does not apply).
 
     ``limits`` (lo, hi): map these values to 0..1 instead of the image's own percentiles (a
-    part of a giant image normalised like the whole, :mod:`devolens.predict.blocks`);
-    ``raw``: stop before the normalisation (finite float32 at the working resolution).
+    part of a giant image normalised like the whole, :mod:`devolens.predict.blocks`; NaN/inf
+    pixels then map to 0, as the whole image's lowest value does); ``raw``: stop before the
+    normalisation (float32 at the working resolution, NaN/inf pixels left as they are).
 
     Returns
     -------
@@ -350,9 +351,10 @@ def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles
         top = float(np.iinfo(kind).max) if np.issubdtype(kind, np.integer) else 1.0
         return np.clip(np.nan_to_num(grey / np.float32(top)), 0.0, 1.0).astype(np.float32, copy=False)
     if raw:
-        return _finite_float(grey)
+        return grey
     if limits is not None:
-        return normalize_range(_finite_float(grey), *limits)
+        finite = np.isfinite(grey)
+        return normalize_range(grey if finite.all() else np.where(finite, grey, np.float32(limits[0])), *limits)
     return normalize_percentile(grey, *percentiles)
 
 

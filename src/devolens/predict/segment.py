@@ -88,7 +88,9 @@ def _check_postprocess(options: dict) -> None:
     """Refuse post-processing values no image can be segmented with (a ``threshold`` of 2 finds nothing, silently;
     ``True`` would be read as 1). Keys a predictor does not use are left alone: an exported card may carry its
     training's validation options."""
-    from devolens.checks import is_number
+
+    def is_number(value) -> bool:  # (devolens.checks.is_number: that module imports pandas, this command does not)
+        return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
     for key in _FRACTIONS:
         if key in options and not (is_number(options[key]) and 0 <= float(options[key]) <= 1):
@@ -186,6 +188,7 @@ class _SegmentationPredictor:
     """Common machinery: preprocessing, batching, streaming, ``from_zoo``."""
 
     default_head = "three_class"
+    mask_is_labels = False  # the result's mask is a map of its own (membranes), not labels > 0
     size_objects = "bright"  # what diameter="auto" counts before it trusts an image (sizing.count_objects)
 
     def __init__(
@@ -545,7 +548,10 @@ class _SegmentationPredictor:
             return None
         return round(found, 1)
 
-    def _finish(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:  # pragma: no cover
+    def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None
+                ) -> SegmentationResult:  # pragma: no cover
+        """Labels, objects and maps of one image from its working-resolution ``probs`` (``options``: postprocess
+        options over the predictor's own, e.g. a giant image's blocks without the speck step)."""
         raise NotImplementedError
 
 
@@ -596,11 +602,12 @@ class NucleiPredictor(_SegmentationPredictor):
     """
 
     default_head = "three_class"
+    mask_is_labels = True  # the mask is the nuclei's pixels (a giant image's too: nothing to assemble)
 
-    def _finish(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:
+    def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None) -> SegmentationResult:
         opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=8, smooth=1.0, split_seeds=False,
                     isolated_fraction=0.0)
-        opts.update({k: v for k, v in self.postprocess_options.items() if k in opts})
+        opts.update({k: v for k, v in {**self.postprocess_options, **(options or {})}.items() if k in opts})
         if self.head in ("three_class", "three_class_distance"):
             fg = 1.0 - probs[0]
             # seeds: the interior class, or the distance head's nucleus centres
@@ -642,9 +649,9 @@ class MembranePredictor(_SegmentationPredictor):
     # to the read-ahead limit (240 frames / 256 MB) before its first result
     size_good_objects = 32
 
-    def _finish(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:
+    def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None) -> SegmentationResult:
         opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=20, smooth=1.0)
-        opts.update({k: v for k, v in self.postprocess_options.items() if k in opts})
+        opts.update({k: v for k, v in {**self.postprocess_options, **(options or {})}.items() if k in opts})
         if self.head == "three_class":
             labels_w = instances_from_probabilities(1.0 - probs[0], probs[1], **opts)
             membrane = probs[2]
