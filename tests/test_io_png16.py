@@ -227,3 +227,53 @@ def test_segment_nuclei_on_a_webp(tiny_zoo, tmp_path):
     Image.fromarray(img).save(tmp_path / "w.webp", lossless=True)
     assert main(["segment", "nuclei", str(tmp_path / "w.webp"), "--out", str(tmp_path / "o")]) == 0
     assert tifffile.imread(tmp_path / "o" / "labels" / "w_labels.tif").shape == (40, 56)
+
+
+def _png(path, width, height, colour_type, samples):
+    """A hand-made 16-bit PNG (no writer at hand makes grey + alpha at 16 bits)."""
+    def chunk(tag, body):
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+    data = samples.astype(">u2")
+    raw = b"".join(b"\x00" + data[y].tobytes() for y in range(height))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0,
+                                                                       0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_grey_alpha_16_bit_png_keeps_its_depth(tmp_path):
+    """Pillow reads 16-bit grey + alpha as 8-bit RGBA (upper bytes): a 300-label mask read as 1 label."""
+    from devolens.data.datasets import read_mask
+
+    grey = (np.arange(13 * 17).reshape(13, 17) * 300 % 65536).astype(np.uint16)
+    alpha = np.full_like(grey, 65535)
+    path = _png(tmp_path / "ga.png", 17, 13, 4, np.stack([grey, alpha], -1))
+    out = read_image(path)
+    assert out.dtype == np.uint16 and np.array_equal(out, grey)
+    labels = np.arange(13 * 17).reshape(13, 17).astype(np.uint16)
+    mask = read_mask(_png(tmp_path / "lab.png", 17, 13, 4, np.stack([labels, alpha], -1)))
+    assert len(np.unique(mask[mask > 0])) == 13 * 17 - 1
+
+
+def test_big_pngs_pass_pillows_decompression_bomb_guard(tmp_path, monkeypatch):
+    """A stitched well saved as PNG above 179 M pixels was refused as a "decompression bomb"."""
+    import cv2
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # as if the image were beyond Pillow's default
+    cv2.imwrite(str(tmp_path / "big.png"), np.full((100, 100), 7, np.uint8))
+    assert read_image(tmp_path / "big.png").shape == (100, 100)
+
+
+def test_lossy_webp_masks_are_refused_lossless_read(tmp_path):
+    from PIL import Image
+
+    from devolens.data.datasets import read_mask
+
+    cls = (np.random.default_rng(0).random((64, 64)) > 0.5).astype(np.uint8) * 255
+    Image.fromarray(cls).save(tmp_path / "lossy.webp", quality=50)
+    Image.fromarray(cls).save(tmp_path / "exact.webp", lossless=True)
+    with pytest.raises(DevolensError, match="lossy WebP"):
+        read_mask(tmp_path / "lossy.webp")
+    assert np.array_equal(read_mask(tmp_path / "exact.webp") > 0, cls > 0)

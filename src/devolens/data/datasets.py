@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from devolens.errors import DevolensError
 
-IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")  # what devolens.io.images.read_image reads (not GIF)
+IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp")  # what devolens.io.images.read_image reads (not GIF)
 MASK_SUFFIXES = ("_labels", "_label", "_masks", "_mask", "_seg", "_cp_masks")
 LETTERS = ("A", "E", "M", "P", "C", "D", "Z")
 TARGETS = ("semantic", "boundary", "classes")
@@ -50,6 +50,16 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
         raise DevolensError("NaN or infinite pixel values (outside a registered or deconvolved field?): replace them "
                             "with numbers first (Fiji: Process > Math > Remove NaNs)", path=path)
     return arr
+
+
+def _lossy_webp(path: Path) -> bool:
+    """Whether a WebP file holds lossy (VP8) data rather than lossless (VP8L): its first chunks say."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head[:4] == b"RIFF" and head[8:12] == b"WEBP" and b"VP8 " in head[12:] and b"VP8L" not in head[12:]
 
 
 def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = False) -> np.ndarray:
@@ -91,6 +101,9 @@ def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = 
     if path.suffix.lower() in (".jpg", ".jpeg"):
         raise DevolensError("a mask saved as JPEG: its lossy compression changes the labels at every edge; save "
                             "masks as PNG or TIFF", path=path)
+    if path.suffix.lower() == ".webp" and _lossy_webp(path):
+        raise DevolensError("a mask saved as lossy WebP: its compression changes the labels at every edge; save "
+                            "masks as PNG, TIFF or lossless WebP", path=path)
     colour = False
     # a paletted PNG/GIF/BMP or TIFF (a label image with a colour table, e.g. Glasbey): its indices are the labels
     arr = read_image(path, indices=True)

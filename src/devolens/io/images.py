@@ -1,4 +1,4 @@
-"""Images in and out: TIFF, PNG, JPEG, BMP and WebP to numpy; PNG and uint16 label TIFF written atomically.
+"""Images in and out: TIFF, PNG, JPEG, BMP and WebP to numpy; PNG and label TIFF (uint16; uint32 past 65535 labels) written atomically.
 
 >>> img = read_image("frame.png")          # doctest: +SKIP
 >>> write_label_tif(labels, "labels.tif")   # doctest: +SKIP
@@ -78,6 +78,9 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
         else:
             from PIL import Image
 
+            # a stitched well saved as PNG passes Pillow's decompression-bomb guard (179 M pixels: 13400 x 13400);
+            # these are the user's own files: OpenCV's limit, 2^30 pixels, as for the 16-bit colour PNGs below
+            Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, 2**30)
             with Image.open(path) as im:
                 if im.format == "PNG" and _is_png16_colour(path):
                     # Pillow has no 16-bit colour modes: it would keep each sample's upper byte
@@ -111,12 +114,12 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
 
 
 def _is_png16_colour(path: Path) -> bool:
-    """Whether a PNG holds 16-bit RGB or RGBA samples (IHDR bit depth 16, colour type 2 or 6): what Fiji,
-    ZEN or NIS save as a 16-bit colour PNG."""
+    """Whether a PNG holds 16-bit RGB, RGBA or grey + alpha samples (IHDR bit depth 16, colour type 2, 6 or 4):
+    what Fiji, ZEN or NIS save as a 16-bit colour PNG (Pillow reads these as 8 bits)."""
     with open(path, "rb") as f:
         head = f.read(26)
     return (len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
-            and head[24] == 16 and head[25] in (2, 6))
+            and head[24] == 16 and head[25] in (2, 4, 6))
 
 
 #: numpy for each EXIF orientation, as ``PIL.ImageOps.exif_transpose`` turns an image
@@ -136,7 +139,9 @@ def _read_png16_colour(path: Path, im) -> np.ndarray:
         im.load()  # a corrupt or truncated file: Pillow's error says what is wrong
         raise DevolensError("cannot read this 16-bit colour PNG at its full depth", path=path)
     # RGB with a transparent colour (tRNS): cv2 adds an alpha channel; read as RGB, as the 8-bit ones are
-    if im.mode == "RGB":
+    if _png_colour_type(data) == 4:  # grey + alpha: the grey values (alpha is not signal), as 8-bit LA
+        arr = np.ascontiguousarray(arr[..., 0])
+    elif im.mode == "RGB":
         arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGB)
     else:
         arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
@@ -146,6 +151,11 @@ def _read_png16_colour(path: Path, im) -> np.ndarray:
         if turn is not None:
             arr = np.ascontiguousarray(turn(arr))
     return arr
+
+
+def _png_colour_type(data: np.ndarray) -> int:
+    """The colour type in a PNG's IHDR (its bytes)."""
+    return int(data[25]) if data.size > 25 else -1
 
 
 def _apply_palette(tif, arr: np.ndarray) -> np.ndarray:
