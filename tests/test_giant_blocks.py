@@ -255,3 +255,10 @@ def test_the_channel_of_a_colour_giant_image_is_chosen_once():
     assert blocks._channel(rgb, "red") == "red" and blocks._channel(rgb[..., 1], "auto") == "auto"
     grey3 = np.repeat(_squares(100, 100)[..., None] // 5, 3, axis=2).astype(np.uint8)
     assert blocks._channel(grey3, "auto") == "green"
+
+
+def test_a_two_channel_giant_image_is_refused_clearly():
+    from devolens.errors import DevolensError
+
+    with pytest.raises(DevolensError, match="HxW or HxWx3"):
+        blocks.segment_blocks(_StubPredictor(), np.zeros((300, 300, 2), np.uint8))

@@ -571,7 +571,7 @@ def run_segmentation(
                 prepared = isinstance(frame, Prepared)
                 arr = frame.image if prepared else np.asarray(frame)
                 if len(first) < SHAPE_FRAMES:
-                    first.append(_centre(arr))
+                    first.append(_centre(arr).copy())  # (a copy: a giant frame is not kept alive by a view)
                 pending.append((pos, arr))
                 yield frame if prepared else arr
 
@@ -710,7 +710,9 @@ def _shape_note(frames: list, kind: str, predictor) -> Optional[str]:
     from devolens.predict.postprocess import blob_fraction, prepare_image
 
     net = predictor.network
-    if not frames or predictor.card_scale <= 0:
+    # a --diameter given by hand or judged per image (each) says how big the objects are, not how thick a line is
+    if not frames or predictor.card_scale <= 0 or predictor.auto_each or (
+            predictor.diameter is not None and predictor.last_estimate is None):
         return None
     scale = 0.5 * predictor.working_scale() / predictor.card_scale
     seen = []

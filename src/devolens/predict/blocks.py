@@ -27,7 +27,8 @@ more pixels than on the whole image (the margins). Objects far from a block's ed
 on the whole image; near a core's edge the watershed may split a touching pair differently.
 The objects are numbered block by block (row by row of blocks), not in the raster order of the
 whole-image path. A result's probability (and a membrane result's mask) is computed again,
-block by block, when first read, with the settings the image was segmented with.
+block by block, when first read, with the settings the image was segmented with: until then the
+result holds its input image (a caller keeping many giant results keeps their inputs too).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from devolens.errors import DevolensError
 from devolens.predict.postprocess import Prepared, _one_channel, percentile_limits, prepare_image
 
 if TYPE_CHECKING:
@@ -104,6 +106,8 @@ class _Plan:
 def _channel(image: np.ndarray, channel) -> "str":
     """The channel rule resolved once for the whole image (``auto`` of a colour image: the channel the whole
     image's structure picks, so every block reads the same one), for each block to take from its crop."""
+    if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
+        raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {image.shape}")
     if image.ndim != 3 or image.shape[2] == 1 or channel != "auto":
         return channel
     from devolens.predict.postprocess import _signal_channel
@@ -216,7 +220,7 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
     cols: dict[str, list] = {"label": [], "x": [], "y": [], "area": []}
     n = 0
     # isolated specks are judged against the whole image's median object, once every block is in (below)
-    fraction = float(run.options.get("isolated_fraction", 0.0) or 0.0)
+    fraction = float(run.options.get("isolated_fraction", 0.0) or 0.0) if getattr(predictor, "drops_specks", False) else 0.0
     for core, res, crop in run.blocks(tick, {"isolated_fraction": 0.0}):
         cy0, cy1, cx0, cx1 = crop
         obj = res.objects

@@ -603,6 +603,7 @@ class NucleiPredictor(_SegmentationPredictor):
 
     default_head = "three_class"
     mask_is_labels = True  # the mask is the nuclei's pixels (a giant image's too: nothing to assemble)
+    drops_specks = True  # postprocess isolated_fraction applies (a giant image's blocks: judged at the end)
 
     def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None) -> SegmentationResult:
         opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=8, smooth=1.0, split_seeds=False,
