@@ -359,5 +359,7 @@ def test_bools_are_no_numbers_for_postprocess_or_batch_size(tmp_path):
     with pytest.raises(DevolensError, match="min_size"):
         _check_postprocess({"min_size": False})
     _check_postprocess({"threshold": 0.6, "min_size": 8, "split_seeds": True})  # split_seeds is a switch
+    with pytest.raises(DevolensError, match="split_seeds"):
+        _check_postprocess({"split_seeds": "False"})  # a true value: every blob split
     with pytest.raises(DevolensError, match="--batch-size"):
         evaluate_run(tmp_path, tmp_path, batch_size=True)

@@ -99,6 +99,9 @@ def _check_postprocess(options: dict) -> None:
         if key in options and not (is_number(options[key]) and np.isfinite(float(options[key]))
                                    and float(options[key]) >= 0):
             raise DevolensError(f"postprocess {key} must be a number >= 0, got {options[key]!r}")
+    if "split_seeds" in options and not isinstance(options["split_seeds"], (bool, np.bool_)):
+        # "False" (from a YAML or JSON typo) is a true value: every interior blob would be split
+        raise DevolensError(f"postprocess split_seeds must be true or false, got {options['split_seeds']!r}")
 
 
 class SegmentationResult:
