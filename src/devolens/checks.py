@@ -12,10 +12,14 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from devolens.errors import DevolensError
+
+if TYPE_CHECKING:  # pandas imported where a table is checked: the segment command checks numbers without it
+    import pandas as pd
 
 
 def whole(value: Any, name: str, low: int | None = None, *, floats: bool = False, none: bool = False,
@@ -58,6 +62,8 @@ def dataframe(df: Any, columns: Iterable[str], *, what: str = "a table", path=No
           error: type[DevolensError] = DevolensError) -> pd.DataFrame:
     """``df`` when it is a DataFrame holding ``columns`` (a Series or a path is refused: ``read_table`` reads a
     file); ``what`` names it in the message, ``path`` (default: ``df.attrs["source"]``) prefixes it."""
+    import pandas as pd
+
     if not isinstance(df, pd.DataFrame):
         raise error(f"expected {what} (pandas DataFrame, e.g. from devolens.io.tables.read_table), got "
                     f"{type(df).__name__}")
@@ -70,6 +76,8 @@ def dataframe(df: Any, columns: Iterable[str], *, what: str = "a table", path=No
 def whole_times(column: pd.Series, *, path=None, error: type[DevolensError] = DevolensError) -> np.ndarray:
     """A table's ``time`` column as int64, refusing what would be read as another time point (NaN as -2**63, 1.5 as
     1, text); floats holding whole numbers (1.0) and pandas' nullable dtypes are fine."""
+    import pandas as pd
+
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)  # pd.NA too
     bad = ~np.isfinite(values) | (values != np.round(values))
     if bad.any():

@@ -966,7 +966,8 @@ def _giants_note(giants: list[tuple], what: str) -> str:
     that hold more objects than uint16 can number."""
     fid, (h, w), blocks, _ = giants[0]
     more = f" (and {len(giants) - 1} more)" if len(giants) > 1 else ""
-    note = (f"note: {fid}{more}: {h}x{w} pixels, segmented in {blocks} overlapping block{'s' if blocks != 1 else ''} (bounded memory; "
+    plural = "s" if blocks != 1 else ""
+    note = (f"note: {fid}{more}: {h}x{w} pixels, segmented in {blocks} overlapping block{plural} (bounded memory; "
             f"{what} numbered block by block)")
     wide = [g[0] for g in giants if g[3]]
     if wide:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from devolens.errors import DevolensError
-from devolens.predict.postprocess import Prepared, _one_channel, percentile_limits, prepare_image
+from devolens.predict.postprocess import Prepared, _one_channel, alone, auto_channel, percentile_limits, prepare_image
 
 if TYPE_CHECKING:
     from devolens.predict.segment import SegmentationResult, _SegmentationPredictor
@@ -110,15 +110,7 @@ def _channel(image: np.ndarray, channel) -> "str":
         raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {image.shape}")
     if image.ndim != 3 or image.shape[2] == 1 or channel != "auto":
         return channel
-    from devolens.predict.postprocess import _signal_channel
-
-    step = max(1, int(math.sqrt(image.shape[0] * image.shape[1] / 50_000)))
-    sample = image[::step, ::step, :3]
-    if np.array_equal(sample[..., 0], sample[..., 1]) and np.array_equal(sample[..., 1], sample[..., 2]):
-        if np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]):
-            return "green"  # grey stored as RGB
-    k = _signal_channel(image)
-    return "mean" if k is None else ("red", "green", "blue")[k]
+    return auto_channel(image)
 
 
 class _Run:
@@ -131,7 +123,8 @@ class _Run:
         self.image = image
         self.plan = _Plan(predictor, image.shape[:2])
         self.channel = _channel(image, net.channel)
-        self.key = (net.scale, net.percentiles, net.flatten, net.outliers)
+        self.scale = float(net.scale)
+        self.key = (self.scale, net.percentiles, net.flatten, net.outliers)
         self.options = dict(predictor.postprocess_options)
         self.limits: tuple[float, float] | None = None
 
@@ -220,7 +213,7 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
     cols: dict[str, list] = {"label": [], "x": [], "y": [], "area": []}
     n = 0
     # isolated specks are judged against the whole image's median object, once every block is in (below)
-    fraction = float(run.options.get("isolated_fraction", 0.0) or 0.0) if getattr(predictor, "drops_specks", False) else 0.0
+    fraction = float(run.options.get("isolated_fraction") or 0.0) if getattr(predictor, "drops_specks", False) else 0.0
     for core, res, crop in run.blocks(tick, {"isolated_fraction": 0.0}):
         cy0, cy1, cx0, cx1 = crop
         obj = res.objects
@@ -253,7 +246,7 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
     gone = objects["area"] == 0  # hidden under earlier blocks' objects (rare)
     if fraction > 0 and n:
         # (the whole-image path looks 2 working pixels around each object: that many input pixels, rounded down)
-        gone |= _specks(labels, objects, fraction, gap=max(1, int(2 / run.key[0])))
+        gone |= _specks(labels, objects, fraction, gap=max(1, int(2 / run.scale)))
     if gone.any():  # renumbered away, band by band (no second full-size array)
         lut = np.zeros(n + 1, labels.dtype)
         lut[objects["label"][~gone]] = np.arange(1, int((~gone).sum()) + 1)
@@ -269,7 +262,7 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
     return SegmentationResult(
         probability=lambda: run.assemble("probability", np.float32), labels=labels, centroids=objects,
         mask=None if getattr(predictor, "mask_is_labels", False) else (lambda: run.assemble("mask", bool)),
-        extra={"scale": run.key[0], "blocks": len(plan.cores)},
+        extra={"scale": run.scale, "blocks": len(plan.cores)},
     )
 
 
@@ -277,8 +270,6 @@ def _specks(labels: np.ndarray, objects: dict, fraction: float, gap: int) -> np.
     """Which objects are isolated specks (:func:`~devolens.predict.postprocess.drop_isolated_specks`) by the whole
     image's median object area: smaller than ``fraction`` of it, no other object within ``gap`` pixels. Only the
     small ones are looked at, each in a window around it."""
-    import cv2
-
     area = objects["area"]
     small = np.flatnonzero((area > 0) & (area < fraction * np.median(area[area > 0])))
     out = np.zeros(len(area), bool)
@@ -288,10 +279,7 @@ def _specks(labels: np.ndarray, objects: dict, fraction: float, gap: int) -> np.
         r = int(area[k]) + gap + 1  # a small object lies within its area's reach of its centroid
         y, x = int(objects["y"][k]), int(objects["x"][k])
         y0, x0 = max(0, y - r), max(0, x - r)
-        region = labels[y0:min(H, y + r + 1), x0:min(W, x + r + 1)]
-        me = region == objects["label"][k]
-        near = region[cv2.dilate(me.view(np.uint8), kernel).astype(bool)]
-        out[k] = not np.any((near != 0) & (near != objects["label"][k]))
+        out[k] = alone(labels[y0:min(H, y + r + 1), x0:min(W, x + r + 1)], objects["label"][k], kernel)
     return out
 
 

@@ -122,14 +122,7 @@ def _one_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
     if channel == "auto":
-        # decide on a subsample (same answer, a fraction of the time on large frames)
-        step = max(1, int(np.sqrt(arr.shape[0] * arr.shape[1] / 50_000)))
-        sample = arr[::step, ::step, :3]
-        if np.array_equal(sample[..., 0], sample[..., 1]) and np.array_equal(sample[..., 1], sample[..., 2]):
-            if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]):
-                return _plane(arr, 1)  # grey stored as RGB: every channel is the mean
-        k = _signal_channel(arr)
-        return arr[..., :3].astype(np.float32).mean(axis=2) if k is None else _plane(arr, k)
+        channel = auto_channel(arr)
     index = {"red": 0, "green": 1, "blue": 2}
     if channel == "mean":
         return arr[..., :3].astype(np.float32, copy=False).mean(axis=2)
@@ -138,6 +131,20 @@ def _one_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarray:
     if channel not in index:
         check_channel(channel)
     return _plane(arr, index[channel])
+
+
+def auto_channel(arr: np.ndarray) -> str:
+    """What the ``auto`` rule reads of an ``HxWx3(+)`` colour image: the channel with the most bright structure
+    (``red``, ``green``, ``blue``; :func:`to_single_channel`), ``mean`` when none stands out, ``green`` for grey
+    stored as RGB (every channel is the mean)."""
+    # decide on a subsample (same answer, a fraction of the time on large frames)
+    step = max(1, int(np.sqrt(arr.shape[0] * arr.shape[1] / 50_000)))
+    sample = arr[::step, ::step, :3]
+    if np.array_equal(sample[..., 0], sample[..., 1]) and np.array_equal(sample[..., 1], sample[..., 2]):
+        if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]):
+            return "green"
+    k = _signal_channel(arr)
+    return "mean" if k is None else ("red", "green", "blue")[k]
 
 
 def _plane(arr: np.ndarray, k: int) -> np.ndarray:
@@ -696,11 +703,20 @@ def _isolated_specks(labels: np.ndarray, areas: np.ndarray, fraction: float, gap
     specks = []
     for i, (r0, r1, c0, c1) in zip(small, _boxes(labels, small)):
         y0, x0 = max(r0 - gap, 0), max(c0 - gap, 0)
-        region = labels[y0:r1 + gap, x0:c1 + gap]
-        others = region[cv2.dilate((region == i).view(np.uint8), kernel).astype(bool)]
-        if not np.any(present[others] & (others != i)):
+        if alone(labels[y0:r1 + gap, x0:c1 + gap], i, kernel, present):
             specks.append(int(i))
     return specks
+
+
+def alone(region: np.ndarray, label: int, kernel: np.ndarray, present: np.ndarray | None = None) -> bool:
+    """Whether object ``label`` of ``region`` has no other object within ``kernel``'s reach (a dilation of it):
+    other objects are the labels ``present`` marks (``present[label]``), any other non-zero label when None."""
+    import cv2
+
+    others = region[cv2.dilate((region == label).view(np.uint8), kernel).astype(bool)]
+    other = others != label
+    other &= (others != 0) if present is None else present[others]
+    return not np.any(other)
 
 
 def instances_from_boundary_map(

@@ -88,9 +88,7 @@ def _check_postprocess(options: dict) -> None:
     """Refuse post-processing values no image can be segmented with (a ``threshold`` of 2 finds nothing, silently;
     ``True`` would be read as 1). Keys a predictor does not use are left alone: an exported card may carry its
     training's validation options."""
-
-    def is_number(value) -> bool:  # (devolens.checks.is_number: that module imports pandas, this command does not)
-        return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    from devolens.checks import is_number
 
     for key in _FRACTIONS:
         if key in options and not (is_number(options[key]) and 0 <= float(options[key]) <= 1):
