@@ -1,0 +1,76 @@
+#!/bin/bash
+# The nuclei network's GPU stage (recipes/nuclei_gpu.yaml), as one job for a lent GPU machine
+# (nineteenth session): render the training embryos many times over (random pose, optics drawn
+# per frame), cut them into crops at the working scale, train within a time budget, and copy the
+# weights and the log to $OUT.
+#
+# Run from the repository root with the training tables in $DATA (default .gpudata: epic/*.csv of
+# the five training embryos and acetree/wormguides_nuclei.zip; the held-out embryo L3 is not
+# there) and, where devolens' dependencies are missing, their wheels in .whl/:
+#
+#   OUT=runs/gpu_out bash scripts/gpu_nuclei.sh
+#
+# Knobs (environment): TOTAL (seconds from the start by which training ends, default 500; the
+# training gets what the renders and crops left of it), EPOCHS (8), JOBS (render and crop
+# processes, default the CPUs), WORKERS (data loader processes, default JOBS - 2), PASSES (renders
+# of each real embryo, default 6), SIMS (simulated embryos, default 40), EVERY (time points of
+# the real embryos, default 1), DEVICE (auto).
+set -euo pipefail
+T0=$(date +%s)
+say() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+OUT=${OUT:-runs/gpu_out}
+mkdir -p "$OUT"
+PY=${PY:-python3}
+if [ -d .whl ] && ! $PY -c "import albumentations, segmentation_models_pytorch" 2>/dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD/src
+else
+  export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
+fi
+D=${DATA:-.gpudata}
+W=${WORK:-/tmp/gpu_nuclei}
+JOBS=${JOBS:-$(nproc)}
+WORKERS=${WORKERS:-$(( JOBS > 3 ? JOBS - 2 : 1 ))}
+PASSES=${PASSES:-6}
+SIMS=${SIMS:-40}
+EVERY=${EVERY:-1}
+R=$W/render
+mkdir -p "$R"
+(nvidia-smi -L || true) | head -2
+$PY -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+DL="$PY -c 'from devolens.cli import run; run()' render"
+
+# ---- renders: each real training embryo PASSES times, the AceTree embryo 3 times, SIMS simulated
+# embryos in chunks; one more simulated embryo (its own seed) for validation only
+cmds=()
+i=0
+for t in CD20240930_JIM762_L4 CD20241009_JIM767_25_L1 CD20241009_JIM767_25_L5 CD20241010_JIM767_25_L2 CD20241107_JIM767_25_L1; do
+  i=$((i+1))
+  for p in $(seq 1 "$PASSES"); do
+    cmds+=("$DL $D/epic/$t.csv --out $R/g${p}_$t --every $EVERY --pose random --vary frame --grey --seed $((1000+100*i+p))")
+  done
+done
+for p in 1 2 3; do
+  cmds+=("$DL $D/acetree/wormguides_nuclei.zip --out $R/g${p}_acetree --every $((EVERY+1)) --pose random --vary frame --grey --seed $((1700+p))")
+done
+chunk=$(( (SIMS + 15) / 16 ))
+for c in $(seq 1 16); do
+  n=$(( SIMS - (c-1)*chunk )); n=$(( n > chunk ? chunk : n ))
+  [ "$n" -gt 0 ] && cmds+=("$DL --simulate $n --out $R/gsim$c --every 2 --pose random --vary frame --grey --seed $((1800+c))")
+done
+cmds+=("$DL --simulate 1 --out $R/gval_sim --every 2 --pose random --vary frame --grey --seed 1900")
+say "rendering: ${#cmds[@]} jobs on $JOBS processes"
+printf '%s\n' "${cmds[@]}" | xargs -d '\n' -P "$JOBS" -I{} bash -c '{} > /dev/null'
+say "rendered $(cat $R/*/frames.csv | grep -vc '^file')"
+
+# ---- crops at the working scale (0.5), 256 px around the embryo
+$PY scripts/zoo_data.py nuclei $W/data $(ls -d $R/g* | grep -v gval_sim) --scale 0.5 --crop 256 --workers "$JOBS" --seed 19
+$PY scripts/zoo_data.py nuclei $W/val $R/gval_sim --scale 0.5 --crop 256 --seed 19
+say "crops ready"
+
+# ---- training within what is left of TOTAL
+MINUTES=$($PY -c "print(max(1.0, (${TOTAL:-500} - ($(date +%s) - $T0)) / 60))")
+say "training for $MINUTES minutes"
+$PY scripts/gpu_train.py recipes/nuclei_gpu.yaml --data $W/data --val $W/val --out $W/run \
+  --minutes "$MINUTES" --epochs "${EPOCHS:-8}" --workers "$WORKERS" --device "${DEVICE:-auto}" --copy-to "$OUT"
+say "finished"

@@ -1,0 +1,173 @@
+"""Train a recipe within a time budget (a lent GPU, minutes counted), with its own validation folder.
+
+A GPU lent for a few minutes has to be used without a trial run: this script measures, before
+training, how many samples a second the data loader and the device take (a short probe of each)
+and how long one validation pass lasts, then sizes the epochs (``train.max_batches``) so that
+``--epochs`` epochs, validation included, end within ``--minutes``. Training is the engine's
+own (:func:`devolens.train.trainer.train`: the recipe's loss, optimizer, schedule, bf16 autocast,
+best checkpoint by ``train.monitor``); only the split differs from ``devolens train``: ``--val``
+names a folder of its own (e.g. renders of an embryo kept for that), so the validation set stays
+small and fixed however the training data were grouped. After every epoch the best weights
+(fp32 safetensors, the model alone) and the history are copied to ``--copy-to``.
+
+Usage::
+
+    python scripts/gpu_train.py recipes/nuclei_gpu.yaml --data DIR --val DIR --out RUN \\
+        --minutes 5 --epochs 8 --workers 14 --copy-to OUTDIR
+
+(scripts/gpu_nuclei.sh runs it on the device machine; benchmarks/RESULTS.md, nuclei, nineteenth session.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+
+def _loader_rate(ds, batch: int, workers: int, seconds: float, seed: int = 0) -> float:
+    """Samples per second the training data loader gives (after its first batch)."""
+    from devolens.data.datasets import pad_collate
+
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(ds))[: max(batch * 4, min(len(ds), batch * 400))].tolist()
+    loader = DataLoader(Subset(ds, idx), batch_size=batch, num_workers=workers, collate_fn=pad_collate)
+    n, t0 = 0, None
+    for b in loader:
+        if t0 is None:
+            t0 = time.perf_counter()
+            continue
+        n += len(b["index"])
+        if time.perf_counter() - t0 > seconds:
+            break
+    return n / max(time.perf_counter() - t0, 1e-6)
+
+
+def _device_rate(rec: dict, sample, batch: int, device: str, steps: int = 20) -> float:
+    """Samples per second of forward + backward + step on the device (random data of the samples' size)."""
+    from devolens.train.trainer import _autocast, build_from_recipe
+
+    model = build_from_recipe(rec).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.rand((batch, *sample.shape), device=device)
+    for i in range(steps + 3):
+        if i == 3:
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        with _autocast(rec["train"]["amp"], device):
+            y = model(x)
+        loss = y.float().square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("recipe", type=Path)
+    ap.add_argument("--data", type=Path, required=True, help="training folder (render-style, e.g. scripts/zoo_data.py)")
+    ap.add_argument("--val", type=Path, required=True, help="validation folder (never trained on)")
+    ap.add_argument("--out", type=Path, required=True, help="run folder")
+    ap.add_argument("--minutes", type=float, required=True, help="training + validation budget")
+    ap.add_argument("--epochs", type=int, default=None, help="default: the recipe's train.epochs")
+    ap.add_argument("--workers", type=int, default=None, help="data loader processes (default: the recipe's)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--copy-to", type=Path, default=None, help="copy best weights + history here after each epoch")
+    ap.add_argument("--probe-seconds", type=float, default=8.0)
+    a = ap.parse_args()
+
+    from devolens.data.datasets import index_dataset
+    from devolens.models.architectures import save_model
+    from devolens.train.recipe import load_recipe, resolved
+    from devolens.train.trainer import DataBundle, _loss_fn, evaluate_model, make_dataset, resolve_device, train
+
+    started = time.perf_counter()
+    rec = resolved(load_recipe(a.recipe))
+    T = rec["train"]
+    if a.epochs:
+        T["epochs"] = int(a.epochs)
+        if rec["scheduler"]["name"] == "cosine_restarts":  # one decay over the run, as the recipe meant
+            rec["scheduler"]["t0"] = int(a.epochs)
+    if a.workers is not None:
+        T["num_workers"] = int(a.workers)
+    device = resolve_device(a.device)
+    T["device"] = device.type
+    if T.get("threads"):
+        torch.set_num_threads(int(T["threads"]))
+    tr_df, va_df = index_dataset(a.data), index_dataset(a.val)
+    tr_df = tr_df[tr_df["labels"].notna()].reset_index(drop=True)
+    va_df = va_df[va_df["labels"].notna()].reset_index(drop=True)
+    train_ds, val_ds = make_dataset(rec, tr_df, True), make_dataset(rec, va_df, False)
+    split = np.concatenate([np.full(len(tr_df), "train"), np.full(len(va_df), "val")])
+    import pandas as pd
+
+    bundle = DataBundle(train_ds, val_ds, pd.DataFrame({
+        "sample": list(tr_df["sample"]) + list(va_df["sample"]),
+        "group": list(tr_df["group"] if "group" in tr_df else tr_df["sample"])
+        + list(va_df["group"] if "group" in va_df else va_df["sample"]),
+        "side": split}))
+    bs, workers = int(T["batch_size"]), int(T["num_workers"])
+    print(f"{len(train_ds)} training, {len(val_ds)} validation samples; device {device}; "
+          f"batch {bs}, {workers} workers", flush=True)
+
+    # ---- probes: the loader, the device, one validation pass
+    r_load = _loader_rate(train_ds, bs, workers, a.probe_seconds)
+    r_dev = _device_rate(rec, train_ds[0]["image"], bs, device.type)
+    from devolens.train.trainer import build_from_recipe, init_weights
+
+    model = build_from_recipe(rec)
+    if rec["model"].get("init"):
+        model = init_weights(model, rec["model"]["init"])
+    model = model.to(device)
+    loss_fn, _ = _loss_fn(rec, train_ds)
+    t0 = time.perf_counter()
+    ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"])
+    t_val = time.perf_counter() - t0
+    del model
+    rate = 0.9 * min(r_load, r_dev)
+    left = a.minutes * 60 - (time.perf_counter() - started)
+    epochs = int(T["epochs"])
+    per_epoch = (left - epochs * (t_val + 3.0)) / epochs  # + 3 s per epoch: history, checkpoints
+    if per_epoch <= 5:
+        sys.exit(f"budget too small: {left:.0f} s left, validation {t_val:.1f} s per epoch")
+    T["max_batches"] = max(1, math.floor(per_epoch * rate / bs))
+    print(f"loader {r_load:.0f} samples/s, device {r_dev:.0f} samples/s, validation {t_val:.1f} s "
+          f"(init: {', '.join(f'{k} {v:.4f}' for k, v in ev['metrics'].items() if isinstance(v, float))}); "
+          f"{epochs} epochs of {T['max_batches']} batches ({T['max_batches'] * bs} samples), "
+          f"{epochs * T['max_batches'] * bs} in all", flush=True)
+
+    def copy(epoch: int, row: dict) -> None:
+        print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                                  for k, v in row.items()), flush=True)
+        if a.copy_to is not None:
+            a.copy_to.mkdir(parents=True, exist_ok=True)
+            for name in ("best.safetensors", "best.json", "history.csv"):
+                if (a.out / name).exists():
+                    shutil.copy2(a.out / name, a.copy_to / name)
+
+    res = train(rec, bundle, a.out, device=device.type, info=lambda s: print(s, flush=True), epoch_callback=copy)
+    # the last epoch's weights too (the model alone, fp32): the checkpoint also holds the optimizer
+    from devolens.train.checkpoint import load_checkpoint
+
+    last = build_from_recipe(rec)
+    load_checkpoint(a.out / "checkpoint.safetensors", last)
+    save_model(last, a.out / "last.safetensors", config={"recipe": rec, "epoch": epochs - 1})
+    if a.copy_to is not None:
+        for name in ("last.safetensors", "last.json"):
+            shutil.copy2(a.out / name, a.copy_to / name)
+    print(f"done in {time.perf_counter() - started:.0f} s; best epoch {res.best_epoch}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
