@@ -9,7 +9,7 @@ default) and with the true typical diameter, and prints instance F1 at IoU 0.5 f
 
 Usage::
 
-    python benchmarks/eval_nuclei_wells.py [--seeds 3 4 5] [--size 1024] [--zoom 2.5]
+    python benchmarks/eval_nuclei_wells.py [--seeds 3 4 5] [--size 1024] [--zoom 2.5] [--zoo DIR]
 """
 
 from __future__ import annotations
@@ -26,8 +26,15 @@ def main() -> None:
     ap.add_argument("--zoom", type=float, default=1.0,
                     help="enlarge the simulated well (image bilinear, labels nearest) by this factor first: larger "
                          "nuclei in a larger image, like a high-magnification camera frame (2.5: 2560 px, nuclei ~28 px)")
+    ap.add_argument("--zoo", default=None, help="folder of model folders (default: the package zoo)")
     a = ap.parse_args()
-    from devolens.models import load
+    from pathlib import Path
+
+    from devolens.models import load, zoo
+
+    if a.zoo:
+        zoo.ZOO_DIR = Path(a.zoo)
+        zoo.card.cache_clear()
     from devolens.render.wells import simulate_well
     from devolens.train.metrics import match_instances
 

@@ -11,7 +11,8 @@
 #   OUT=runs/gpu_out bash scripts/gpu_nuclei.sh
 #
 # Knobs (environment): TOTAL (seconds from the start by which training ends, default 500; the
-# training gets what the renders and crops left of it), EPOCHS (8), JOBS (render and crop
+# training gets what the renders and crops left of it), EPOCHS (default: as many whole passes
+# over the crops as that holds; the shipped run 1 was made with EPOCHS=8), JOBS (render and crop
 # processes, default the CPUs), WORKERS (data loader processes, default JOBS - 2), PASSES (renders
 # of each real embryo, default 6), SIMS (simulated embryos, default 40), EVERY (time points of
 # the real embryos, default 1), DEVICE (auto).
@@ -72,5 +73,5 @@ say "crops ready"
 MINUTES=$($PY -c "print(max(1.0, (${TOTAL:-500} - ($(date +%s) - $T0)) / 60))")
 say "training for $MINUTES minutes"
 $PY scripts/gpu_train.py recipes/nuclei_gpu.yaml --data $W/data --val $W/val --out $W/run \
-  --minutes "$MINUTES" --epochs "${EPOCHS:-8}" --workers "$WORKERS" --device "${DEVICE:-auto}" --copy-to "$OUT"
+  --minutes "$MINUTES" ${EPOCHS:+--epochs "$EPOCHS"} --workers "$WORKERS" --device "${DEVICE:-auto}" --copy-to "$OUT"
 say "finished"

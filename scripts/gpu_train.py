@@ -2,8 +2,10 @@
 
 A GPU lent for a few minutes has to be used without a trial run: this script measures, before
 training, how many samples a second the data loader and the device take (a short probe of each)
-and how long one validation pass lasts, then sizes the epochs (``train.max_batches``) so that
-``--epochs`` epochs, validation included, end within ``--minutes``. Training is the engine's
+and how long one validation pass lasts, then sizes the run so that it ends, validation included,
+within ``--minutes``: as many whole passes over the training data as fit (or ``--epochs`` epochs,
+each as long as the budget allows and at most one pass, ``train.max_batches``), one cosine decay
+over them (``cosine_restarts`` with ``t0`` = the epochs). Training is the engine's
 own (:func:`devolens.train.trainer.train`: the recipe's loss, optimizer, schedule, bf16 autocast,
 best checkpoint by ``train.monitor``); only the split differs from ``devolens train``: ``--val``
 names a folder of its own (e.g. renders of an embryo kept for that), so the validation set stays
@@ -13,7 +15,7 @@ small and fixed however the training data were grouped. After every epoch the be
 Usage::
 
     python scripts/gpu_train.py recipes/nuclei_gpu.yaml --data DIR --val DIR --out RUN \\
-        --minutes 5 --epochs 8 --workers 14 --copy-to OUTDIR
+        --minutes 5 [--epochs 8] [--init WEIGHTS] --workers 14 --copy-to OUTDIR
 
 (scripts/gpu_nuclei.sh runs it on the device machine; benchmarks/RESULTS.md, nuclei, nineteenth session.)
 """
@@ -80,7 +82,10 @@ def main() -> None:
     ap.add_argument("--val", type=Path, required=True, help="validation folder (never trained on)")
     ap.add_argument("--out", type=Path, required=True, help="run folder")
     ap.add_argument("--minutes", type=float, required=True, help="training + validation budget")
-    ap.add_argument("--epochs", type=int, default=None, help="default: the recipe's train.epochs")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="epochs (one cosine decay over them); default: as many whole passes over the training data "
+                         "as the budget holds")
+    ap.add_argument("--init", default=None, help="start from these weights (overrides the recipe's model.init)")
     ap.add_argument("--workers", type=int, default=None, help="data loader processes (default: the recipe's)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--copy-to", type=Path, default=None, help="copy best weights + history here after each epoch")
@@ -95,10 +100,8 @@ def main() -> None:
     started = time.perf_counter()
     rec = resolved(load_recipe(a.recipe))
     T = rec["train"]
-    if a.epochs:
-        T["epochs"] = int(a.epochs)
-        if rec["scheduler"]["name"] == "cosine_restarts":  # one decay over the run, as the recipe meant
-            rec["scheduler"]["t0"] = int(a.epochs)
+    if a.init:
+        rec["model"]["init"] = a.init
     if a.workers is not None:
         T["num_workers"] = int(a.workers)
     device = resolve_device(a.device)
@@ -137,15 +140,28 @@ def main() -> None:
     del model
     rate = 0.9 * min(r_load, r_dev)
     left = a.minutes * 60 - (time.perf_counter() - started)
-    epochs = int(T["epochs"])
-    per_epoch = (left - epochs * (t_val + 3.0)) / epochs  # + 3 s per epoch: history, checkpoints
-    if per_epoch <= 5:
-        sys.exit(f"budget too small: {left:.0f} s left, validation {t_val:.1f} s per epoch")
-    T["max_batches"] = max(1, math.floor(per_epoch * rate / bs))
+    steps_pass = math.ceil(len(train_ds) / bs)  # the engine's epoch is at most one pass over the training data
+    t_pass = steps_pass * bs / rate + t_val + 3.0  # + 3 s per epoch: history, checkpoints
+    if a.epochs:  # that many epochs, each as long as the budget allows (at most one pass)
+        epochs = int(a.epochs)
+        per_epoch = (left - epochs * (t_val + 3.0)) / epochs
+        if per_epoch <= 5:
+            sys.exit(f"budget too small: {left:.0f} s left, validation {t_val:.1f} s per epoch")
+        T["max_batches"] = min(steps_pass, max(1, math.floor(per_epoch * rate / bs)))
+    elif left >= t_pass:  # whole passes, as many as the budget holds
+        epochs = math.floor(left / t_pass)
+        T["max_batches"] = None
+    else:  # not even one pass: one epoch of what fits
+        epochs = 1
+        T["max_batches"] = max(1, math.floor((left - t_val - 3.0) * rate / bs))
+    T["epochs"] = epochs
+    if rec["scheduler"]["name"] == "cosine_restarts":  # one decay over the run
+        rec["scheduler"]["t0"] = epochs
+    n_batches = T["max_batches"] or steps_pass
     print(f"loader {r_load:.0f} samples/s, device {r_dev:.0f} samples/s, validation {t_val:.1f} s "
           f"(init: {', '.join(f'{k} {v:.4f}' for k, v in ev['metrics'].items() if isinstance(v, float))}); "
-          f"{epochs} epochs of {T['max_batches']} batches ({T['max_batches'] * bs} samples), "
-          f"{epochs * T['max_batches'] * bs} in all", flush=True)
+          f"{epochs} epochs of {n_batches} batches ({n_batches * bs} samples), {epochs * n_batches * bs} in all, "
+          f"about {epochs * (n_batches * bs / rate + t_val + 3.0):.0f} s of the {left:.0f} s left", flush=True)
 
     def copy(epoch: int, row: dict) -> None:
         print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"

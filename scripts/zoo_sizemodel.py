@@ -217,19 +217,20 @@ def render(args) -> None:
         with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(tables,)) as ex:
             out = list(ex.map(_render_one, jobs, chunksize=4))
         names = [str(t["embryo"].iloc[0]) if "embryo" in t.columns else f"e{i}" for i, t in enumerate(tables)]
-    flatten = float(args.flatten)
     perturbed = [False] * len(out)
     if args.intensity > 0:  # extra copies under another camera/display setting (same magnification and group)
         prng = np.random.default_rng(args.seed + 7919)
         extra = [(_with_intensity(o[0], prng),) + tuple(o[1:]) for o in out if prng.random() < args.intensity]
         out, perturbed = out + extra, perturbed + [True] * len(extra)
-    feats, objects = _featurize([o[0] for o in out], args.kind, flatten)
     mags, emb, cells = [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, feats=feats, m=np.array(mags), embryo=np.array(emb), cells=np.array(cells),
-             names=np.array(names), objects=objects, kind=np.array(args.kind), flatten=np.array(flatten),
-             perturbed=np.array(perturbed), intensity=np.array(float(args.intensity)))
-    print(f"{len(out)} samples -> {args.out}")
+    # the same samples featurized once per --flatten width, one npz each (--out paired with --flatten)
+    for path, flatten in zip(args.out, args.flatten):
+        feats, objects = _featurize([o[0] for o in out], args.kind, float(flatten))
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, feats=feats, m=np.array(mags), embryo=np.array(emb), cells=np.array(cells),
+                 names=np.array(names), objects=objects, kind=np.array(args.kind), flatten=np.array(float(flatten)),
+                 perturbed=np.array(perturbed), intensity=np.array(float(args.intensity)))
+        print(f"{len(out)} samples -> {path}")
 
 
 def _featurize(images, kind="nuclei", flatten=0.0):
@@ -456,7 +457,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("render")
-    r.add_argument("--out", required=True)
+    r.add_argument("--out", required=True, nargs="+", help="npz file(s): one per --flatten width")
     r.add_argument("--n", type=int, default=1000)
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--sims", type=int, default=6)
@@ -472,9 +473,10 @@ def main(argv=None) -> int:
     r.add_argument("--intensity", type=float, default=0.0,
                    help="add, for this fraction of the samples, a copy under another gamma, a saturating gain or "
                         "few photons (marked 'perturbed' in the npz; fit --clean-only leaves them out)")
-    r.add_argument("--flatten", type=float, default=0.0,
+    r.add_argument("--flatten", type=float, nargs="+", default=[0.0],
                    help="background flattening of the size model's input: a disc this many working px wide (default 0: "
-                        "none, as the shipped size models; the nuclei network's own input uses 60)")
+                        "none, as the shipped first size model; the nuclei network's own input uses 60); several "
+                        "widths with as many --out files featurize the same samples once per width")
     f = sub.add_parser("fit")
     f.add_argument("train", nargs="+", help="npz files of the render step (training side)")
     f.add_argument("--heldout", nargs="*", help="npz files of held-out samples (figures only)")
@@ -492,6 +494,8 @@ def main(argv=None) -> int:
     c.add_argument("--eval", required=True, help="folder of eval_zoo JSON files nuclei_{auto,none}_{zoom}.json")
     c.add_argument("--to", required=True, help="zoo folder of the model (nuclei or membrane)")
     args = ap.parse_args(argv)
+    if args.cmd == "render" and len(args.out) != len(args.flatten):
+        ap.error(f"render: {len(args.out)} --out file(s) for {len(args.flatten)} --flatten width(s)")
     {"render": render, "fit": fit, "card": card_metrics}[args.cmd](args)
     return 0
 
