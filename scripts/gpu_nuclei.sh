@@ -36,6 +36,7 @@ PASSES=${PASSES:-6}
 SIMS=${SIMS:-40}
 EVERY=${EVERY:-1}
 R=$W/render
+rm -rf "$W/render" "$W/data" "$W/val" "$W/run"  # a rerun on a warm machine: nothing left over from the last one
 mkdir -p "$R"
 (nvidia-smi -L || true) | head -2
 $PY -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"

@@ -41,14 +41,17 @@ def _loader_rate(ds, batch: int, workers: int, seconds: float, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(ds))[: max(batch * 4, min(len(ds), batch * 400))].tolist()
     loader = DataLoader(Subset(ds, idx), batch_size=batch, num_workers=workers, collate_fn=pad_collate)
-    n, t0 = 0, None
+    n, t0, first = 0, None, 0
+    start = time.perf_counter()
     for b in loader:
-        if t0 is None:
-            t0 = time.perf_counter()
+        if t0 is None:  # the first batch waits for the workers to start: timed apart
+            t0, first = time.perf_counter(), len(b["index"])
             continue
         n += len(b["index"])
         if time.perf_counter() - t0 > seconds:
             break
+    if n == 0:  # one batch in all: its time, start-up included
+        return first / max(time.perf_counter() - start, 1e-6)
     return n / max(time.perf_counter() - t0, 1e-6)
 
 
@@ -98,6 +101,15 @@ def main() -> None:
     from devolens.train.trainer import DataBundle, _loss_fn, evaluate_model, make_dataset, resolve_device, train
 
     started = time.perf_counter()
+    if a.epochs is not None and a.epochs < 1:
+        sys.exit("--epochs must be at least 1")
+    from devolens.errors import DevolensError
+    from devolens.train.trainer import check_run_folder
+
+    try:  # a folder that already holds a run (or other files) is refused now, not after the probes
+        check_run_folder(a.out, a.data)
+    except DevolensError as exc:
+        sys.exit(str(exc))
     rec = resolved(load_recipe(a.recipe))
     T = rec["train"]
     if a.init:
@@ -140,9 +152,12 @@ def main() -> None:
     del model
     rate = 0.9 * min(r_load, r_dev)
     left = a.minutes * 60 - (time.perf_counter() - started)
+    if rate <= 0 or left < t_val + 3.0 + 5.0:
+        sys.exit(f"budget too small or no training data: {left:.0f} s left, validation {t_val:.1f} s, "
+                 f"{rate:.0f} samples/s")
     steps_pass = math.ceil(len(train_ds) / bs)  # the engine's epoch is at most one pass over the training data
     t_pass = steps_pass * bs / rate + t_val + 3.0  # + 3 s per epoch: history, checkpoints
-    if a.epochs:  # that many epochs, each as long as the budget allows (at most one pass)
+    if a.epochs is not None:  # that many epochs, each as long as the budget allows (at most one pass)
         epochs = int(a.epochs)
         per_epoch = (left - epochs * (t_val + 3.0)) / epochs
         if per_epoch <= 5:
@@ -183,6 +198,14 @@ def main() -> None:
         for name in ("last.safetensors", "last.json"):
             shutil.copy2(a.out / name, a.copy_to / name)
     print(f"done in {time.perf_counter() - started:.0f} s; best epoch {res.best_epoch}", flush=True)
+    before, monitor = ev["metrics"].get(T["monitor"]), T["monitor"]
+    mode = T.get("monitor_mode", "auto")
+    if mode == "auto":
+        mode = "min" if ("loss" in monitor or "mae" in monitor) else "max"
+    if before is not None and res.best_value is not None and (
+            res.best_value < before if mode == "max" else res.best_value > before):
+        print(f"warning: the best epoch's {monitor} {res.best_value:.4f} is worse than the starting weights' "
+              f"{before:.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,10 @@ def _names(renders: list[Path]) -> list[pd.DataFrame]:
             embryo = str(row["embryo"])
             name = stem if stem.startswith(embryo) else f"{embryo}_{stem}"
             if name in seen:
-                name = f"{name}_{rdir.name}"
+                base, k = f"{name}_{rdir.name}", 2
+                name = base
+                while name in seen:  # the same folder given twice, or two folders of one name
+                    name, k = f"{base}_{k}", k + 1
             seen.add(name)
             names.append(name)
         plans.append(table.assign(name=names))

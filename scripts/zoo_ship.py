@@ -221,7 +221,9 @@ def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: d
     if update:  # new weights into a card the later steps wrote to (int8, size models, robustness figures):
         # keep it, but for how the weights were made (recipe, command, training data) and, if given, the metrics
         old = json.loads((to / "card.json").read_text())
-        card = {**old, **{k: card[k] for k in UPDATED if k in card}}
+        card = {**old, **{k: card[k] for k in UPDATED + ("output",) if k in card}}  # output: the head is re-read below
+        if metrics is not None and not metrics.exists():
+            raise SystemExit(f"--metrics {metrics}: no such file")
     to.mkdir(parents=True, exist_ok=True)
     if name == "population":
         shutil.copyfile(source, to / "weights.safetensors")
@@ -254,6 +256,11 @@ def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: d
     write_card_md(card, to / "card.md")
     size = (to / "weights.safetensors").stat().st_size / 1e6
     print(f"shipped {name} -> {to} ({size:.1f} MB)")
+    if update and name != "population":
+        print("kept from the previous weights, to redo on these: "
+              + ("metrics (give --metrics), " if metrics is None else "")
+              + "the int8 scales (scripts/zoo_int8.py), the reference diameter (scripts/zoo_diameter.py), the size "
+                "models (scripts/zoo_sizemodel.py) and any figure measured on the network")
 
 
 def main() -> None:

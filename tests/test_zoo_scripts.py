@@ -1,0 +1,61 @@
+"""The zoo's data-preparation script (scripts/zoo_data.py): training folders from render output, one process or
+several (the GPU stage cut its crops with --workers)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"_script_{name}", ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory):
+    """The same simulated embryo rendered into two folders (as the training renders render each embryo several
+    times): the second folder's frames must keep names of their own."""
+    from devolens.cli import main
+
+    root = tmp_path_factory.mktemp("renders")
+    for k in range(2):
+        assert main(["render", "--simulate", "1", "--out", str(root / f"r{k}"), "--every", "12", "--pose", "random",
+                     "--vary", "frame", "--grey", "--seed", "5", "--size", "192", "256"]) == 0
+    return [root / "r0", root / "r1"]
+
+
+def _folder(out: Path) -> tuple[pd.DataFrame, dict]:
+    df = pd.read_csv(out / "frames.csv", keep_default_na=False)
+    files = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    return df, files
+
+
+def test_zoo_data_names_and_workers(renders, tmp_path):
+    zd = _script("zoo_data")
+    n1 = zd.prepare("nuclei", tmp_path / "one", renders, scale=0.5, crop=64, seed=1)
+    n2 = zd.prepare("nuclei", tmp_path / "w1", renders, scale=0.5, crop=64, seed=1, workers=1)
+    n3 = zd.prepare("nuclei", tmp_path / "w2", renders, scale=0.5, crop=64, seed=1, workers=2)
+    df, files = _folder(tmp_path / "one")
+    assert n1 == n2 == n3 == len(df) == 2 * len(pd.read_csv(renders[0] / "frames.csv"))
+    # the same embryo from the second folder keeps both renders: its frames get the folder's name
+    names = [Path(f).stem for f in df["file"]]
+    assert len(set(names)) == len(names)
+    assert sum(n.endswith("_r1") for n in names) == len(names) // 2
+    # several processes: the output does not depend on their number
+    assert _folder(tmp_path / "w1")[1] == _folder(tmp_path / "w2")[1]
+    # crops at the working scale, labels beside them
+    for f in df["file"][:3]:
+        lab = tifffile.imread(tmp_path / "one" / "labels" / (Path(f).stem + "_labels.tif"))
+        assert lab.shape == (64, 64) and lab.dtype == np.uint16
