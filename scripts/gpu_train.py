@@ -55,11 +55,11 @@ def _loader_rate(ds, batch: int, workers: int, seconds: float, seed: int = 0) ->
     return n / max(time.perf_counter() - t0, 1e-6)
 
 
-def _device_rate(rec: dict, sample, batch: int, device: str, steps: int = 20) -> float:
-    """Samples per second of forward + backward + step on the device (random data of the samples' size)."""
-    from devolens.train.trainer import _autocast, build_from_recipe
+def _device_rate(model, amp: str, sample, batch: int, device: str, steps: int = 20) -> float:
+    """Samples per second of forward + backward + step of ``model`` on the device (random data of the samples'
+    size; the model's weights change)."""
+    from devolens.train.trainer import _autocast
 
-    model = build_from_recipe(rec).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.rand((batch, *sample.shape), device=device)
     for i in range(steps + 3):
@@ -67,7 +67,7 @@ def _device_rate(rec: dict, sample, batch: int, device: str, steps: int = 20) ->
             if device == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-        with _autocast(rec["train"]["amp"], device):
+        with _autocast(amp, device):
             y = model(x)
         loss = y.float().square().mean()
         opt.zero_grad(set_to_none=True)
@@ -95,17 +95,19 @@ def main() -> None:
     ap.add_argument("--probe-seconds", type=float, default=8.0)
     a = ap.parse_args()
 
+    import pandas as pd
+
     from devolens.data.datasets import index_dataset
+    from devolens.errors import DevolensError
     from devolens.models.architectures import save_model
+    from devolens.train.checkpoint import load_checkpoint
     from devolens.train.recipe import load_recipe, resolved
-    from devolens.train.trainer import DataBundle, _loss_fn, evaluate_model, make_dataset, resolve_device, train
+    from devolens.train.trainer import (DataBundle, _loss_fn, build_from_recipe, check_run_folder, evaluate_model,
+                                        init_weights, make_dataset, resolve_device, train)
 
     started = time.perf_counter()
     if a.epochs is not None and a.epochs < 1:
         sys.exit("--epochs must be at least 1")
-    from devolens.errors import DevolensError
-    from devolens.train.trainer import check_run_folder
-
     try:  # a folder that already holds a run (or other files) is refused now, not after the probes
         check_run_folder(a.out, a.data)
     except DevolensError as exc:
@@ -124,23 +126,14 @@ def main() -> None:
     tr_df = tr_df[tr_df["labels"].notna()].reset_index(drop=True)
     va_df = va_df[va_df["labels"].notna()].reset_index(drop=True)
     train_ds, val_ds = make_dataset(rec, tr_df, True), make_dataset(rec, va_df, False)
-    split = np.concatenate([np.full(len(tr_df), "train"), np.full(len(va_df), "val")])
-    import pandas as pd
-
-    bundle = DataBundle(train_ds, val_ds, pd.DataFrame({
-        "sample": list(tr_df["sample"]) + list(va_df["sample"]),
-        "group": list(tr_df["group"] if "group" in tr_df else tr_df["sample"])
-        + list(va_df["group"] if "group" in va_df else va_df["sample"]),
-        "side": split}))
+    split = pd.concat([tr_df.assign(side="train"), va_df.assign(side="val")])[["sample", "group", "side"]]
+    bundle = DataBundle(train_ds, val_ds, split.reset_index(drop=True))
     bs, workers = int(T["batch_size"]), int(T["num_workers"])
     print(f"{len(train_ds)} training, {len(val_ds)} validation samples; device {device}; "
           f"batch {bs}, {workers} workers", flush=True)
 
-    # ---- probes: the loader, the device, one validation pass
+    # ---- probes: the loader, one validation pass of the starting weights, the device (on that model)
     r_load = _loader_rate(train_ds, bs, workers, a.probe_seconds)
-    r_dev = _device_rate(rec, train_ds[0]["image"], bs, device.type)
-    from devolens.train.trainer import build_from_recipe, init_weights
-
     model = build_from_recipe(rec)
     if rec["model"].get("init"):
         model = init_weights(model, rec["model"]["init"])
@@ -149,6 +142,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"])
     t_val = time.perf_counter() - t0
+    r_dev = _device_rate(model, T["amp"], train_ds[0]["image"], bs, device.type)
     del model
     rate = 0.9 * min(r_load, r_dev)
     left = a.minutes * 60 - (time.perf_counter() - started)
@@ -189,8 +183,6 @@ def main() -> None:
 
     res = train(rec, bundle, a.out, device=device.type, info=lambda s: print(s, flush=True), epoch_callback=copy)
     # the last epoch's weights too (the model alone, fp32): the checkpoint also holds the optimizer
-    from devolens.train.checkpoint import load_checkpoint
-
     last = build_from_recipe(rec)
     load_checkpoint(a.out / "checkpoint.safetensors", last)
     save_model(last, a.out / "last.safetensors", config={"recipe": rec, "epoch": epochs - 1})
@@ -198,12 +190,9 @@ def main() -> None:
         for name in ("last.safetensors", "last.json"):
             shutil.copy2(a.out / name, a.copy_to / name)
     print(f"done in {time.perf_counter() - started:.0f} s; best epoch {res.best_epoch}", flush=True)
-    before, monitor = ev["metrics"].get(T["monitor"]), T["monitor"]
-    mode = T.get("monitor_mode", "auto")
-    if mode == "auto":
-        mode = "min" if ("loss" in monitor or "mae" in monitor) else "max"
+    before, monitor = ev["metrics"].get(T["monitor"]), T["monitor"]  # the recipe resolved: monitor_mode min or max
     if before is not None and res.best_value is not None and (
-            res.best_value < before if mode == "max" else res.best_value > before):
+            res.best_value < before if T["monitor_mode"] == "max" else res.best_value > before):
         print(f"warning: the best epoch's {monitor} {res.best_value:.4f} is worse than the starting weights' "
               f"{before:.4f}", flush=True)
 

@@ -66,9 +66,8 @@ def _names(renders: list[Path]) -> list[pd.DataFrame]:
     plans = []
     for rdir in renders:
         table = pd.read_csv(rdir / "frames.csv")
-        keep = ~table["artifact"].map(lambda a: isinstance(a, str) and bool(a)) if "artifact" in table else None
-        if keep is not None:
-            table = table[keep]
+        if "artifact" in table:  # artifact frames (a non-empty text) left out
+            table = table[~table["artifact"].map(lambda a: isinstance(a, str) and bool(a))]
         names = []
         for _, row in table.iterrows():
             stem = Path(row["file"]).stem
