@@ -70,6 +70,30 @@ def test_folder_of_animated_gifs_gives_every_frame(tmp_path):
     assert np.argmax(got[3][3, :, 0]) > np.argmax(got[1][3, :, 0])
 
 
+def test_animated_webp_gives_every_frame_alone_and_in_a_folder(tmp_path):
+    from PIL import Image
+
+    from devolens.io.frames import open_animated
+
+    movie = np.zeros((3, 12, 16, 3), np.uint8)
+    for k in range(3):
+        movie[k, 2:5, 3 + k:6 + k] = 50 + 50 * k  # a spot that moves and brightens
+    ims = [Image.fromarray(m) for m in movie]
+    ims[0].save(tmp_path / "b.webp", save_all=True, append_images=ims[1:], duration=100, loop=0, lossless=True)
+    ims[0].save(tmp_path / "a.webp", lossless=True)  # one frame: an image
+    frames, n, fps = open_animated(tmp_path / "b.webp")
+    assert n == 3 and fps == pytest.approx(10.0)
+    np.testing.assert_array_equal(np.stack(list(frames)), movie)  # lossless: every frame exactly, in order
+    frames, names, total = iter_path_frames(tmp_path / "b.webp")
+    assert names is None and total == 3 and len(list(frames)) == 3
+    frames, names, total = iter_path_frames(tmp_path)
+    assert names == ["a.webp", "b_0000.webp", "b_0001.webp", "b_0002.webp"] and total == 4
+    got = list(frames)
+    np.testing.assert_array_equal(np.stack(got[1:]), movie)
+    with pytest.raises(DevolensError, match="single image"):  # a still WebP is not a sequence of frames
+        iter_path_frames(tmp_path / "a.webp")
+
+
 def test_folder_with_a_corrupt_gif_names_it(tmp_path):
     tifffile.imwrite(tmp_path / "a.tif", np.zeros((8, 8), np.uint8))
     (tmp_path / "b.gif").write_bytes(b"GIF89a not really")

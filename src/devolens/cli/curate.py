@@ -22,7 +22,7 @@ _FRAMES_HELP = (
 
 def frames(
     path: Path = typer.Argument(
-        ..., help="Video file (mp4, mov, avi, mkv), animated GIF, folder of images (png, jpg, tif; a render "
+        ..., help="Video file (mp4, mov, avi, mkv), animated GIF or WebP, folder of images (png, jpg, tif, webp; a render "
         "output folder with frames/ works too) or TIFF stack (timelapse, z-stack, hyperstack). Frames are "
         "streamed, never all loaded."
     ),

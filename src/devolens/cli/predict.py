@@ -1,7 +1,7 @@
 """Inference commands: ``devolens segment nuclei|membrane`` and ``devolens population``.
 
 Input is an image file, a folder of images (natural name order, or a render output folder
-with ``frames/``), a video (mp4/mov/avi/mkv...) or an animated GIF. Frames are streamed: a video is decoded
+with ``frames/``), a video (mp4/mov/avi/mkv...) or an animated GIF or WebP. Frames are streamed: a video is decoded
 one frame at a time and never held in memory as a whole. Outputs are assembled in a hidden
 folder beside the destination and moved in place only when everything succeeded, so an
 error never leaves half outputs.
@@ -21,7 +21,7 @@ from devolens.cli._common import FAST_HELP, PAGES_HELP, PRECISION_HELP
 from devolens.errors import DevolensError
 
 from devolens.io.atomic import StagedDir
-from devolens.io.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
+from devolens.io.frames import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
 
 #: memory budget of the frames read ahead of the network (bytes)
 READ_AHEAD_BYTES = 256 << 20
@@ -59,11 +59,11 @@ class _Source:
 
             # a timelapse / z-stack / hyperstack (options checked now, before any output)
             stack = open_stack(path, z=stack_z, channel=channel, pages=pages)
-        elif path.is_file() and suffix == ".gif":
-            from devolens.io.frames import open_gif
+        elif path.is_file() and suffix in ANIMATED_SUFFIXES:
+            from devolens.io.frames import open_animated
 
-            frames, n, fps = open_gif(path)
-            if n > 1:  # an animated GIF: a short timelapse (one frame: an image, below)
+            frames, n, fps = open_animated(path)
+            if n > 1:  # an animated GIF or WebP: a short timelapse (one frame: an image, below)
                 stack, self._fps = (frames, n), fps
         self.is_stack = stack is not None
         self._stems_clash: Optional[bool] = None
@@ -72,7 +72,7 @@ class _Source:
             self.is_video = True
             self.names = None
             self._frames, self._total = stack
-        elif path.is_file() and (suffix in IMAGE_SUFFIXES or suffix == ".gif"):
+        elif path.is_file() and (suffix in IMAGE_SUFFIXES or suffix in ANIMATED_SUFFIXES):
             from devolens.io.images import check_image_size, read_image
 
             image = read_image(path)  # validated now: a bad file fails before any output
@@ -97,7 +97,7 @@ class _Source:
             from devolens.io.frames import unsupported_file
 
             raise unsupported_file(path, f"an image ({', '.join(IMAGE_SUFFIXES)}), a video "
-                                         f"({', '.join(VIDEO_SUFFIXES)}), an animated GIF or a folder of images")
+                                         f"({', '.join(VIDEO_SUFFIXES)}), an animated GIF or WebP or a folder of images")
         read_ahead = READ_AHEAD_BYTES if read_ahead is None else int(read_ahead)
         if self._total != 1 and read_ahead > 0:  # decoding starts now, while the model loads
             from devolens.io.prefetch import ReadAhead
@@ -140,7 +140,7 @@ class _Source:
 
     @property
     def fps(self) -> float:
-        """Frames per second of a video or an animated GIF (10 when unknown or not a video)."""
+        """Frames per second of a video or an animated GIF or WebP (10 when unknown or not a video)."""
         if self._fps is not None:
             return float(self._fps)
         if self._info is None:
@@ -740,7 +740,7 @@ _DEVICE_HELP = ("Where the networks run: cpu (the default; int8 or bf16), cuda (
                 "PyTorch sees none) or auto (a CUDA GPU when there is one, else the CPU). On a GPU the networks run "
                 "in fp32 (--precision bf16 for bf16).")
 _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output folder), a video (mp4/mov/avi), an "
-               "animated GIF, or a TIFF stack (timelapse, z-stack or ImageJ/OME hyperstack; read plane by plane).")
+               "animated GIF or WebP, or a TIFF stack (timelapse, z-stack or ImageJ/OME hyperstack; read plane by plane).")
 _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity projection per time point (what the "
                  "nuclei and population models expect), 'slices' = every plane is a frame (membrane slices).")
 _CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); required when there are several."

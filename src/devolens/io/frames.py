@@ -20,13 +20,16 @@ import numpy as np
 from devolens.errors import DevolensError
 from devolens.io.images import IMAGE_SUFFIXES as READABLE_SUFFIXES
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "iter_path_frames", "frame_count_from_info", "open_gif",
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "ANIMATED_SUFFIXES", "iter_path_frames", "frame_count_from_info",
+           "open_animated", "open_gif",
            "unsupported_file", "image_stem", "check_channel_input"]
 
 #: single-image files (GIFs, which may be animated, are handled on their own)
 IMAGE_SUFFIXES = tuple(s for s in READABLE_SUFFIXES if s != ".gif")
 #: members of a folder read as frames: images, and GIFs (an animated one gives each of its frames)
 FOLDER_SUFFIXES = IMAGE_SUFFIXES + (".gif",)
+#: files that may hold an animation (each frame read as a time point; a still one is an image)
+ANIMATED_SUFFIXES = (".gif", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
 #: microscope vendors' own formats: not read directly (a hint says how to export them)
 VENDOR_SUFFIXES = (".czi", ".nd2", ".lif", ".lsm", ".oib", ".oif", ".ims", ".vsi", ".dv", ".r3d", ".ics", ".ids",
@@ -54,23 +57,26 @@ def unsupported_file(path: Path, expected: str) -> DevolensError:
     return DevolensError(msg, path=path)
 
 
-def open_gif(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
-    """An (animated) GIF streamed frame by frame: ``(frames, count, fps)``.
+def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
+    """An (animated) GIF or WebP streamed frame by frame: ``(frames, count, fps)``.
 
     Frames come as uint8 RGB ``(H, W, 3)`` as the viewer shows them (each frame composited
-    onto the previous ones by the GIF's disposal rules); ``fps`` from the first frame's
-    duration (10 when the file gives none).
+    onto the previous ones by the file's disposal and blending rules); ``fps`` from the first
+    frame's duration (10 when the file gives none). ``count`` is 1 for a still image.
     """
     from PIL import Image, ImageSequence
 
+    kind = "WebP" if path.suffix.lower() == ".webp" else "GIF"
     try:
         with Image.open(path) as im:
             count = int(getattr(im, "n_frames", 1))
+            if kind == "WebP" and count > 1:
+                im.load()  # an animated WebP gives its first frame's duration once that frame is decoded
             duration = float(im.info.get("duration") or 0)
             size = im.size
     except Exception as exc:
         msg = str(exc).strip().splitlines()
-        raise DevolensError(f"cannot read GIF ({msg[0] if msg else type(exc).__name__})", path=path) from None
+        raise DevolensError(f"cannot read {kind} ({msg[0] if msg else type(exc).__name__})", path=path) from None
     from devolens.io.images import check_image_size
 
     check_image_size(size[1], size[0], path)
@@ -84,10 +90,14 @@ def open_gif(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
                     i += 1
         except Exception as exc:
             msg = str(exc).strip().splitlines()
-            raise DevolensError(f"cannot decode GIF frame {i} ({msg[0] if msg else type(exc).__name__})",
+            raise DevolensError(f"cannot decode {kind} frame {i} ({msg[0] if msg else type(exc).__name__})",
                                 path=path) from None
 
     return gen(), count, (1000.0 / duration if duration > 0 else 10.0)
+
+
+#: the earlier name (GIFs were the first animated files read)
+open_gif = open_animated
 
 
 def _natural_key(name: str) -> list:
@@ -114,14 +124,14 @@ def _read_image(path: Path) -> np.ndarray:
 def _folder_stacks(files: list[Path], stack_z: str, channel: int | None, pages: str = "time") -> dict[Path, int]:
     """The members of a folder that hold several frames, with their frame counts: TIFF stacks
     (several planes, not one RGB image; options are checked now, before any frame is read) and
-    animated GIFs."""
+    animated GIFs and WebPs."""
     from devolens.io.stacks import check_stack_options, read_pages_as, stack_info
 
     out = {}
     for p in files:
-        if p.suffix.lower() == ".gif":
+        if p.suffix.lower() in ANIMATED_SUFFIXES:
             try:
-                n = open_gif(p)[1]  # the header only: frames are decoded when read
+                n = open_animated(p)[1]  # the header only: frames are decoded when read
             except DevolensError:
                 continue  # unreadable: reported (with its name) when it is read
             if n > 1:
@@ -233,8 +243,8 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     Parameters
     ----------
     path : str or Path
-        A video (mp4, mov, avi, mkv, m4v, webm), an animated GIF, a folder of images (png,
-        jpg, tif, bmp, gif; natural sort order), a render output folder holding ``frames/``, or a
+        A video (mp4, mov, avi, mkv, m4v, webm), an animated GIF or WebP, a folder of images (png,
+        jpg, tif, bmp, webp, gif; natural sort order), a render output folder holding ``frames/``, or a
         TIFF stack (timelapse, z-stack, hyperstack: see :mod:`devolens.io.stacks`).
     stack_z, channel, pages
         TIFF stacks: Z planes projected (``"project"``) or one frame each (``"slices"``);
@@ -254,8 +264,8 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
         folder member that is a TIFF stack (e.g. one z-stack per time point) gives the frames
         of the stack rules: one projection per file with ``stack_z="project"``, named as the
         file; with several frames (``"slices"``, or a timelapse per file) they are named
-        ``<stem>_0000<suffix>``, ``<stem>_0001<suffix>``... An animated GIF in a folder gives
-        each of its frames, named the same way (a one-frame GIF is an image).
+        ``<stem>_0000<suffix>``, ``<stem>_0001<suffix>``... An animated GIF or WebP in a folder
+        gives each of its frames, named the same way (a one-frame one is an image).
 
     Raises
     ------
@@ -285,8 +295,8 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
 
         def gen() -> Iterator[np.ndarray]:
             for p in files:
-                if p in stacks and p.suffix.lower() == ".gif":  # an animated GIF: each of its frames
-                    yield from open_gif(p)[0]
+                if p in stacks and p.suffix.lower() in ANIMATED_SUFFIXES:  # an animated GIF/WebP: each frame
+                    yield from open_animated(p)[0]
                 elif p in stacks:
                     from devolens.io.stacks import iter_stack_frames
 
@@ -305,8 +315,9 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
         if path.stat().st_size == 0:
             raise DevolensError("empty video file", path=path)
         return _iter_video(path, decode_threads), None, (_video_frame_count(path) if count else 0)
-    if path.suffix.lower() == ".gif":
-        frames, n, _ = open_gif(path)
-        return frames, None, n
-    raise unsupported_file(path, f"a sequence of frames: a video ({', '.join(VIDEO_SUFFIXES)}), an animated GIF, "
+    if path.suffix.lower() in ANIMATED_SUFFIXES:
+        frames, n, _ = open_animated(path)
+        if n > 1 or path.suffix.lower() == ".gif":  # a one-frame GIF: one frame, as it always was
+            return frames, None, n
+    raise unsupported_file(path, f"a sequence of frames: a video ({', '.join(VIDEO_SUFFIXES)}), an animated GIF or WebP, "
                                  "a TIFF stack or a folder of images")

@@ -39,7 +39,8 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
         indexed-colour TIFF comes back as the RGB colours it shows (one with a lookup table, as
         ImageJ saves them, as its indices); PNG, JPEG, BMP and WebP come back as uint8 (or uint16
         for 16-bit PNG, grey or RGB(A)), (H, W) or (H, W, C), turned as their EXIF orientation
-        says (as viewers show them); a GIF as its first frame, RGB. The content decides how a file
+        says (as viewers show them); a GIF as its first frame, RGB, and an animated WebP as its first
+        frame (:mod:`devolens.io.frames` reads every frame of both). The content decides how a file
         is read, not its name (a PNG saved as ``.tif`` is read).
 
     Returns
