@@ -15,7 +15,9 @@
 # over the crops as that holds; the shipped run 1 was made with EPOCHS=8), JOBS (render and crop
 # processes, default the CPUs), WORKERS (data loader processes, default JOBS - 2), PASSES (renders
 # of each real embryo, default 6), SIMS (simulated embryos, default 40), EVERY (time points of
-# the real embryos, default 1), DEVICE (auto).
+# the real embryos, default 1), DEVICE (auto), BATCH (samples per step, default the recipe's 32: the
+# nineteenth session's H200 ran batches of 32 at ~1170 crops/s, far below what it can do; the recipe's
+# learning rate stays).
 set -euo pipefail
 T0=$(date +%s)
 say() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
@@ -71,8 +73,10 @@ $PY scripts/zoo_data.py nuclei $W/val $R/gval_sim --scale 0.5 --crop 256 --seed 
 say "crops ready"
 
 # ---- training within what is left of TOTAL
-MINUTES=$($PY -c "print(max(1.0, (${TOTAL:-500} - ($(date +%s) - $T0)) / 60))")
+# (no floor: with too little left gpu_train.py says so instead of overrunning TOTAL)
+MINUTES=$($PY -c "print(max(0.0, (${TOTAL:-500} - ($(date +%s) - $T0)) / 60))")
 say "training for $MINUTES minutes"
 $PY scripts/gpu_train.py recipes/nuclei_gpu.yaml --data $W/data --val $W/val --out $W/run \
-  --minutes "$MINUTES" ${EPOCHS:+--epochs "$EPOCHS"} --workers "$WORKERS" --device "${DEVICE:-auto}" --copy-to "$OUT"
+  --minutes "$MINUTES" ${EPOCHS:+--epochs "$EPOCHS"} ${BATCH:+--batch-size "$BATCH"} --workers "$WORKERS" \
+  --device "${DEVICE:-auto}" --copy-to "$OUT"
 say "finished"

@@ -31,16 +31,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 
 def _loader_rate(ds, batch: int, workers: int, seconds: float, seed: int = 0) -> float:
     """Samples per second the training data loader gives (after its first batch)."""
     from devolens.data.datasets import pad_collate
 
+    from devolens.train.trainer import _TrainItems
+
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(ds))[: max(batch * 4, min(len(ds), batch * 400))].tolist()
-    loader = DataLoader(Subset(ds, idx), batch_size=batch, num_workers=workers, collate_fn=pad_collate)
+    # as the engine's training loader: samples without their instance labels
+    loader = DataLoader(_TrainItems(ds, idx), batch_size=batch, num_workers=workers, collate_fn=pad_collate)
     n, t0, first = 0, None, 0
     start = time.perf_counter()
     for b in loader:
@@ -90,6 +93,8 @@ def main() -> None:
                          "as the budget holds")
     ap.add_argument("--init", default=None, help="start from these weights (overrides the recipe's model.init)")
     ap.add_argument("--workers", type=int, default=None, help="data loader processes (default: the recipe's)")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="samples per step (default: the recipe's; the learning rate stays the recipe's)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--copy-to", type=Path, default=None, help="copy best weights + history here after each epoch")
     ap.add_argument("--probe-seconds", type=float, default=8.0)
@@ -108,6 +113,8 @@ def main() -> None:
     started = time.perf_counter()
     if a.epochs is not None and a.epochs < 1:
         sys.exit("--epochs must be at least 1")
+    if not a.minutes > 0:  # before the probes, which take time of their own
+        sys.exit(f"--minutes must be positive (no time left for training: {a.minutes})")
     try:  # a folder that already holds a run (or other files) is refused now, not after the probes
         check_run_folder(a.out, a.data)
     except DevolensError as exc:
@@ -118,8 +125,14 @@ def main() -> None:
         rec["model"]["init"] = a.init
     if a.workers is not None:
         T["num_workers"] = int(a.workers)
+    if a.batch_size is not None:
+        if a.batch_size < 1:
+            sys.exit("--batch-size must be at least 1")
+        T["batch_size"] = int(a.batch_size)
     device = resolve_device(a.device)
     T["device"] = device.type
+    if device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest convolutions once
+        torch.backends.cudnn.benchmark = True
     if T.get("threads"):
         torch.set_num_threads(int(T["threads"]))
     tr_df, va_df = index_dataset(a.data), index_dataset(a.val)
@@ -131,6 +144,11 @@ def main() -> None:
     bs, workers = int(T["batch_size"]), int(T["num_workers"])
     print(f"{len(train_ds)} training, {len(val_ds)} validation samples; device {device}; "
           f"batch {bs}, {workers} workers", flush=True)
+
+    if workers > 0 and getattr(train_ds, "cache", False):  # as train() does: decoded once, shared with the workers
+        t0 = time.perf_counter()  # (before the loader probe, which then measures what training will get)
+        print(f"{train_ds.preload(threads=min(workers, 8))} training samples decoded into memory in "
+              f"{time.perf_counter() - t0:.1f} s", flush=True)
 
     # ---- probes: the loader, one validation pass of the starting weights, the device (on that model)
     r_load = _loader_rate(train_ds, bs, workers, a.probe_seconds)

@@ -266,3 +266,23 @@ def test_live_render_dataset():
     assert not torch.equal(a["image"], ds[0]["image"])  # a new render each epoch
     pop = LiveRenderDataset([tab], [(0, int(times[-1]))], task="population", size=(64, 64))
     assert float(pop[0]["target"][-1]) == float((tab["time"] == times[-1]).sum())
+
+
+def test_inner_boundaries_match_scikit_image():
+    """The OpenCV path for 8/16-bit labels gives find_boundaries(mode="inner") exactly: random labels, blocky labels,
+    single rows and columns, labels touching every edge, and strided views."""
+    from skimage.segmentation import find_boundaries
+
+    from devolens.data.datasets import inner_boundaries
+
+    rng = np.random.default_rng(0)
+    for t in range(200):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        lab = rng.integers(0, int(rng.integers(1, 6)), (h, w)).astype(np.uint8 if t % 2 else np.uint16)
+        if t % 3 == 0:
+            lab = np.kron(lab, np.ones((3, 3), lab.dtype))[:h, :w]
+        if t % 5 == 0:
+            lab = np.rot90(lab)  # a view, not contiguous
+        want = find_boundaries(lab.astype(np.int64), mode="inner") & (lab > 0)
+        np.testing.assert_array_equal(inner_boundaries(lab), want)
+        np.testing.assert_array_equal(inner_boundaries(lab.astype(np.int32)), want)  # the scikit-image path

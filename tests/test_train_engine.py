@@ -94,6 +94,35 @@ def test_resume_continues_exactly(pairs, tmp_path):
     assert sorted(sl["epoch"].unique()) == [0, 1, 2]
 
 
+def test_loader_processes_decode_once_and_train_exactly_as_one_process(pairs, tmp_path, monkeypatch):
+    """With train.num_workers > 0 the engine decodes the training files once up front (shared with the forked
+    loader processes) and training samples leave their instance labels behind; the run is the one-process run's
+    to the bit (boundary target: the OpenCV boundaries, augmentation seeds per sample and epoch)."""
+    from devolens.data.datasets import SegmentationDataset, index_dataset
+    from devolens.train.trainer import _TrainItems
+
+    base = dict(data={"target": "boundary", "channels": 1, "val_fraction": 0.34},
+                loss={"name": "ce_dice", "class_weights": [1.0, 1.0, 2.0]}, augment={"preset": "nuclei", "strength": 1.0})
+    for workers, lazy in ((0, False), (2, False), (0, True)):
+        # lazy: losses read back from the device every SYNC_EVERY steps and at the epoch's end (a GPU's way)
+        monkeypatch.setattr("devolens.train.trainer._lazy_sync", lambda device: lazy)
+        notes: list[str] = []
+        rec = tiny_recipe(**base, train={"epochs": 2, "batch_size": 4, "threads": 1, "num_workers": workers,
+                                         "monitor": "val_f1"})
+        train(rec, pairs, tmp_path / f"w{workers}{lazy}", info=notes.append)
+        assert any("decoded into memory" in n for n in notes) == (workers > 0)
+    for other in ("w2False", "w0True"):
+        for name in ("sample_losses.csv", "best.safetensors", "checkpoint.safetensors"):
+            assert (tmp_path / "w0False" / name).read_bytes() == (tmp_path / other / name).read_bytes(), (other, name)
+        h0, h2 = (pd.read_csv(tmp_path / w / "history.csv").drop(columns="seconds") for w in ("w0False", other))
+        pd.testing.assert_frame_equal(h0, h2)
+    df = index_dataset(pairs)
+    ds = SegmentationDataset(list(df["image"][:2]), list(df["labels"][:2]), target="boundary")
+    assert ds.preload() == 2 and len(ds._cache) == 2 and ds.preload() == 0  # cached ones are not read again
+    item = _TrainItems(ds, [1, 0])[0]
+    assert "labels" not in item and int(item["index"]) == 1 and "labels" in ds[1]
+
+
 def test_init_starts_from_earlier_weights(pairs, tmp_path):
     rec = tiny_recipe(train={"epochs": 2, "batch_size": 4, "threads": 1, "overlay_samples": 0})
     first = train(rec, pairs, tmp_path / "first")

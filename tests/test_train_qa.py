@@ -236,7 +236,10 @@ def test_a_failed_run_leaves_no_half_written_folder(pairs, tmp_path):
     assert (tmp_path / "later" / "checkpoint.safetensors").exists()
 
 
-def test_divergence_is_an_error_not_a_crash_in_the_metrics(pairs, tmp_path):
+@pytest.mark.parametrize("lazy", [False, True])
+def test_divergence_is_an_error_not_a_crash_in_the_metrics(pairs, tmp_path, monkeypatch, lazy):
+    # lazy: the GPU's way, losses read back every SYNC_EVERY steps and at the epoch's end (here on the CPU)
+    monkeypatch.setattr("devolens.train.trainer._lazy_sync", lambda device: lazy)
     with pytest.raises(DevolensError, match="diverged"):
         train(quick(optimizer={"name": "sgd", "lr": 1e12}), pairs, tmp_path / "run")
     assert not (tmp_path / "run").exists()

@@ -292,6 +292,22 @@ def normalize_image(img: np.ndarray, mode: str = "dtype", levels: tuple | None =
     return np.clip(img.astype(np.float32), 0, 1)
 
 
+def inner_boundaries(labels: np.ndarray) -> np.ndarray:
+    """Pixels of an instance whose 4-neighbourhood holds another label: ``skimage.segmentation.find_boundaries(
+    labels, mode="inner") & (labels > 0)``, by OpenCV for 8- and 16-bit labels (a tenth of the time; the same
+    pixels, property-tested), else by scikit-image."""
+    if labels.dtype in (np.uint8, np.uint16) and labels.size:
+        import cv2
+
+        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # border pixels see only their in-image neighbours
+        arr = np.ascontiguousarray(labels)
+        return (cv2.dilate(arr, cross) != cv2.erode(arr, cross)) & (arr > 0)
+    from skimage.segmentation import find_boundaries
+
+    lab = labels.astype(np.int64)
+    return find_boundaries(lab, mode="inner") & (lab > 0)
+
+
 def labels_to_target(labels: np.ndarray, target: str = "semantic") -> np.ndarray:
     """Turn a label image into a training target (int64 class ids, HxW).
 
@@ -311,11 +327,8 @@ def labels_to_target(labels: np.ndarray, target: str = "semantic") -> np.ndarray
     if target == "semantic":
         return (labels > 0).astype(np.int64)
     if target == "boundary":
-        from skimage.segmentation import find_boundaries
-
-        lab = labels.astype(np.int64)
-        edge = find_boundaries(lab, mode="inner") & (lab > 0)
-        out = (lab > 0).astype(np.int64)
+        edge = inner_boundaries(labels)
+        out = (labels > 0).astype(np.int64)
         out[edge] = 2
         return out
     if target == "classes":
@@ -782,6 +795,18 @@ def thresholded(labels: np.ndarray) -> np.ndarray | None:
     return blobs.astype(np.uint16 if n < 65536 else np.int32) if n > 1 else None
 
 
+def _each(fn: Callable[[int], Any], indices: list[int], threads: int) -> None:
+    """``fn(i)`` for every index, on ``threads`` threads (the image decoders release the GIL)."""
+    if threads > 1 and len(indices) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=int(threads)) as pool:
+            list(pool.map(fn, indices))
+    else:
+        for i in indices:
+            fn(i)
+
+
 class _Base(Dataset):
     """Shared image preparation: channels, size, normalisation, seeded augmentation."""
 
@@ -942,6 +967,17 @@ class SegmentationDataset(_Base):
             self._cache[key] = (img, lab, levels)
         return self._cut(i, *self._cache[key])
 
+    def preload(self, threads: int = 1) -> int:
+        """Decode every file pair into the cache now (nothing when ``cache`` is off); returns how many pairs
+        the cache holds. The training engine calls it before its loader processes start (``train.num_workers``):
+        forked processes then share the decoded frames instead of decoding them again every epoch. Returns how
+        many samples were read now (those cached already are not read again)."""
+        if not self.cache:
+            return 0
+        todo = [i for i in range(len(self)) if (self.images[i], self.labels[i]) not in self._cache]
+        _each(self._load, todo, threads)
+        return len(todo)
+
     def _cut(self, i: int, img: np.ndarray, lab: np.ndarray, levels: tuple | None):
         box = self.boxes[i]
         if box is None:
@@ -997,6 +1033,17 @@ class PopulationDataset(_Base):
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def preload(self, threads: int = 1) -> int:
+        """Decode every frame into the cache now (see :meth:`SegmentationDataset.preload`)."""
+        if not self.cache:
+            return 0
+        def read(i: int) -> None:
+            self._cache[i] = read_image(self.images[i])
+
+        todo = [i for i in range(len(self)) if i not in self._cache]
+        _each(read, todo, threads)
+        return len(todo)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         img = self._cache.get(i)

@@ -126,7 +126,8 @@ SCHEMA: dict[str, Any] = {
         "counts": Field("list[str]", list(COUNT_COLUMNS), help="frames.csv columns to regress (population task)"),
         "drop_artifacts": Field("bool", False, help="skip frames whose frames.csv 'artifact' is set"),
         "limit": Field("int", None, nullable=True, low=1, help="use at most this many samples (quick runs)"),
-        "cache": Field("bool", True, help="keep decoded frames in memory"),
+        "cache": Field("bool", True, help="keep decoded frames in memory (with train.num_workers > 0: all decoded "
+                                          "before the first epoch and shared with the loader processes)"),
     },
     "model": {
         "arch": Field("str", "unet", choices=("unet", "fpn", "resnet18")),
@@ -179,7 +180,8 @@ SCHEMA: dict[str, Any] = {
         "epochs": Field("int", 20, low=1),
         "batch_size": Field("int", 8, low=1),
         "amp": Field("str", "none", choices=("none", "bf16")),
-        "num_workers": Field("int", 0, low=0),
+        "num_workers": Field("int", 0, low=0, help="data loader processes (0: the training process decodes and "
+                                                   "augments; a GPU wants several)"),
         "threads": Field("int", None, nullable=True, low=1, help="torch CPU threads (default: torch's choice)"),
         "device": Field("str", "auto", choices=("auto", "cpu", "cuda"),
                         help="where to train: auto = the first CUDA GPU when PyTorch sees one, else the CPU"),

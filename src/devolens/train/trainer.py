@@ -33,12 +33,12 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from devolens.data.augment import build_augment
 from devolens.data.datasets import (PopulationDataset, SegmentationDataset, index_dataset, pad_collate,
@@ -852,6 +852,46 @@ def _stack_padded(arrays: list[np.ndarray]) -> np.ndarray:
     return np.stack([np.pad(a, [(0, h - a.shape[0]), (0, w - a.shape[1])] + [(0, 0)] * (a.ndim - 2)) for a in arrays])
 
 
+#: training steps between the divergence checks on a GPU (each check waits for the device)
+SYNC_EVERY = 50
+
+
+def _lazy_sync(device: torch.device) -> bool:
+    """Whether the training loop reads losses back only every :data:`SYNC_EVERY` steps and at the epoch's end
+    (a GPU: each read makes the host wait for the device); on the CPU each step's are read at once."""
+    return device.type == "cuda"
+
+
+def _note_losses(pending: list, sample_losses: list, ids: list, epoch: int, run_loss: float,
+                 n_seen: int) -> tuple[float, int]:
+    """Move the (indices, per-sample losses) of ``pending`` steps into ``sample_losses`` rows (emptying it);
+    returns the running loss sum and sample count with them added."""
+    for index, per in pending:
+        vals = per.float().cpu().tolist()
+        for idx, v in zip(index.tolist(), vals):
+            sample_losses.append({"epoch": epoch, "sample": ids[idx], "loss": v})
+        run_loss += float(sum(vals))
+        n_seen += len(vals)
+    pending.clear()
+    return run_loss, n_seen
+
+
+class _TrainItems(Dataset):
+    """The training samples ``order`` of ``ds`` without their instance labels (``labels``: only validation
+    reads them; an int32 image a sample would otherwise cross from the loader processes for nothing)."""
+
+    def __init__(self, ds: Dataset, order: Sequence[int]):
+        self.ds, self.order = ds, list(order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, k: int) -> dict:
+        item = self.ds[self.order[k]]
+        item.pop("labels", None)
+        return item
+
+
 def _on(device: torch.device, *tensors):
     """``tensors`` moved to ``device`` (None stays None)."""
     return tuple(None if t is None else t.to(device, non_blocking=True) for t in tensors)
@@ -1185,6 +1225,15 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     keep = int(T["overlay_samples"])
     (out / "samples").mkdir(exist_ok=True)
 
+    workers = int(T["num_workers"])
+    if workers > 0 and hasattr(train_ds, "preload") and getattr(train_ds, "cache", False):
+        # loader processes start afresh every epoch: decoded once here, the frames are shared with them
+        # (forked) instead of being decoded again by every process in every epoch
+        t_pre = time.perf_counter()
+        n_pre = train_ds.preload(threads=min(workers, 8))
+        if info is not None and n_pre:
+            info(f"{n_pre} training samples decoded into memory in {time.perf_counter() - t_pre:.1f} s "
+                 "(data.cache: false to read them from disk in every epoch instead)")
     for epoch in range(start, n_epochs):
         t0 = time.perf_counter()
         # ---- pruning after the warm-up
@@ -1206,12 +1255,17 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         if isinstance(train_ds, IterableDataset):  # HDF5 tile stream: it shuffles by chunk itself
             loader = DataLoader(train_ds, batch_size=bs, num_workers=int(T["num_workers"]))
         else:
-            loader = DataLoader(Subset(train_ds, order.tolist()), batch_size=bs, shuffle=False,
-                                num_workers=int(T["num_workers"]), pin_memory=device.type == "cuda",
+            loader = DataLoader(_TrainItems(train_ds, order.tolist()), batch_size=bs, shuffle=False,
+                                num_workers=workers, pin_memory=device.type == "cuda",
                                 collate_fn=pad_collate)  # images of several sizes: padded to the batch's largest
         model.train()
         lr_now = float(opt.param_groups[0]["lr"])
         run_loss, n_seen = 0.0, 0
+        # on a GPU the per-sample losses stay there until the epoch ends and divergence is checked every
+        # SYNC_EVERY steps: reading a value back each step would make the host wait for the device each step
+        pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        lazy = _lazy_sync(device)
+        bad = torch.zeros((), dtype=torch.bool, device=device) if lazy else None
         for step, batch in enumerate(_batches(loader)):
             if T["max_batches"] and step >= T["max_batches"]:
                 break
@@ -1220,21 +1274,26 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 y = model(x)
             per = loss_fn(y.float(), target, distance)
             loss = per.mean()
-            if not torch.isfinite(loss):
+            if lazy:
+                bad |= ~torch.isfinite(loss)
+                if (step + 1) % SYNC_EVERY == 0 and bool(bad):
+                    raise DevolensError(f"training diverged (loss not finite) at epoch {epoch + 1}; lower optimizer.lr")
+            elif not torch.isfinite(loss):
                 raise DevolensError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1}; lower optimizer.lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            vals = per.detach().tolist()
-            for idx, v in zip(batch["index"].tolist(), vals):
-                sample_losses.append({"epoch": epoch, "sample": ids[idx], "loss": v})
-            run_loss += float(sum(vals))
-            n_seen += len(vals)
+            pending.append((batch["index"], per.detach()))
+            if not lazy:
+                run_loss, n_seen = _note_losses(pending, sample_losses, ids, epoch, run_loss, n_seen)
             done_steps += 1
             if step_callback is not None:
                 step_callback(epoch, step, float(loss.item()))
             if progress is not None:
                 progress(done_steps, total_steps)
+        if lazy and bool(bad):
+            raise DevolensError(f"training diverged (loss not finite) at epoch {epoch + 1}; lower optimizer.lr")
+        run_loss, n_seen = _note_losses(pending, sample_losses, ids, epoch, run_loss, n_seen)
         # ---- validation
         ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"], keep=keep)
         metrics = ev["metrics"]
