@@ -17,7 +17,8 @@
 # of each real embryo, default 6), SIMS (simulated embryos, default 40), EVERY (time points of
 # the real embryos, default 1), DEVICE (auto), BATCH (samples per step, default the recipe's 32: the
 # nineteenth session's H200 ran batches of 32 at ~1170 crops/s, far below what it can do; the recipe's
-# learning rate stays).
+# learning rate stays), RECIPE (default recipes/nuclei_gpu.yaml; recipes/nuclei_gpu_distance.yaml adds
+# a distance head).
 set -euo pipefail
 T0=$(date +%s)
 say() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
@@ -76,7 +77,7 @@ say "crops ready"
 # (no floor: with too little left gpu_train.py says so instead of overrunning TOTAL)
 MINUTES=$($PY -c "print(max(0.0, (${TOTAL:-500} - ($(date +%s) - $T0)) / 60))")
 say "training for $MINUTES minutes"
-$PY scripts/gpu_train.py recipes/nuclei_gpu.yaml --data $W/data --val $W/val --out $W/run \
+$PY scripts/gpu_train.py "${RECIPE:-recipes/nuclei_gpu.yaml}" --data $W/data --val $W/val --out $W/run \
   --minutes "$MINUTES" ${EPOCHS:+--epochs "$EPOCHS"} ${BATCH:+--batch-size "$BATCH"} --workers "$WORKERS" \
   --device "${DEVICE:-auto}" --copy-to "$OUT"
 say "finished"
