@@ -277,3 +277,19 @@ def test_lossy_webp_masks_are_refused_lossless_read(tmp_path):
     with pytest.raises(DevolensError, match="lossy WebP"):
         read_mask(tmp_path / "lossy.webp")
     assert np.array_equal(read_mask(tmp_path / "exact.webp") > 0, cls > 0)
+
+
+def test_16bit_colour_png_with_a_broken_colour_profile_reads_quietly(tmp_path, capfd):
+    """libpng prints warnings on stderr for a broken iCCP chunk (e.g. 'iCCP: too short'): the profile is not used
+    here, so it is left out of what OpenCV decodes; the pixels are the same as without it."""
+    from devolens.io.images import _without_chunks
+
+    arr = _rgb16()
+    src = _write_png16(arr, tmp_path / "c16.png")
+    bad = _with_chunk(src, b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(b"not a profile" * 9), tmp_path / "icc.png")
+    capfd.readouterr()
+    got = read_image(bad)
+    assert np.array_equal(got, arr) and "libpng" not in capfd.readouterr().err
+    assert _without_chunks(bad.read_bytes(), b"iCCP") == src.read_bytes()  # every other chunk kept, in order
+    cut = bad.read_bytes()[:-5]  # a truncated file: what follows the last whole chunk is kept for the decoder
+    assert _without_chunks(cut, b"iCCP") == src.read_bytes()[:-5]

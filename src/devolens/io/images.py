@@ -131,22 +131,26 @@ _ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[:
 
 def _read_png16_colour(path: Path, im) -> np.ndarray:
     """A 16-bit RGB(A) PNG at its full depth: uint16 ``HxWx3`` (``HxWx4`` for RGBA), RGB order, turned as its
-    EXIF orientation says (as the 8-bit images read through Pillow are). ``im``: the file opened by Pillow."""
+    EXIF orientation says (as the 8-bit images read through Pillow are). ``im``: the file opened by Pillow.
+    Memory: the file's bytes and the decoded array (colours reordered in place)."""
     import cv2
 
-    data = np.fromfile(path, dtype=np.uint8)  # decoded from memory: any file name (cv2.imread fails on some)
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    raw = path.read_bytes()  # decoded from memory: any file name (cv2.imread fails on some)
+    # an embedded colour profile is not used here (no colour management), and a broken one makes libpng print
+    # warnings on stderr ("iCCP: known incorrect sRGB profile"): left out of what OpenCV decodes
+    body = _without_chunks(raw, b"iCCP") if b"iCCP" in raw else raw
+    arr = cv2.imdecode(np.frombuffer(body, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    del body
     if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
         im.load()  # a corrupt or truncated file: Pillow's error says what is wrong
         raise DevolensError("cannot read this 16-bit colour PNG at its full depth", path=path)
     # RGB with a transparent colour (tRNS): cv2 adds an alpha channel; read as RGB, as the 8-bit ones are
-    if _png_colour_type(data) == 4:  # grey + alpha: the grey values (alpha is not signal), as 8-bit LA
+    if _png_colour_type(raw) == 4:  # grey + alpha: the grey values (alpha is not signal), as 8-bit LA
         arr = np.ascontiguousarray(arr[..., 0])
-    elif im.mode == "RGB":
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGB)
-    else:
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
-    raw = data.tobytes()
+    elif im.mode == "RGB" and arr.shape[2] == 4:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
+    else:  # BGR -> RGB, BGRA -> RGBA, in place
+        cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA, dst=arr)
     if any(m in raw for m in (b"eXIf", b"Raw profile type exif", b"XML:com.adobe.xmp")):  # else no orientation
         turn = _ORIENT.get(im.getexif().get(0x0112, 1))
         if turn is not None:
@@ -154,9 +158,22 @@ def _read_png16_colour(path: Path, im) -> np.ndarray:
     return arr
 
 
-def _png_colour_type(data: np.ndarray) -> int:
+def _without_chunks(png: bytes, kind: bytes) -> bytes:
+    """A PNG file's bytes without its chunks of type ``kind`` (the rest as it was; a truncated file is left to
+    the decoder to report)."""
+    out, pos = [png[:8]], 8
+    while pos + 12 <= len(png):
+        end = pos + 12 + int.from_bytes(png[pos:pos + 4], "big")
+        if png[pos + 4:pos + 8] != kind:
+            out.append(png[pos:end])
+        pos = end
+    out.append(png[pos:])  # whatever follows the last whole chunk (nothing in a sound file)
+    return b"".join(out)
+
+
+def _png_colour_type(data: bytes) -> int:
     """The colour type in a PNG's IHDR (its bytes)."""
-    return int(data[25]) if data.size > 25 else -1
+    return int(data[25]) if len(data) > 25 else -1
 
 
 def _apply_palette(tif, arr: np.ndarray) -> np.ndarray:
