@@ -108,7 +108,7 @@ def main() -> None:
     from devolens.train.checkpoint import load_checkpoint
     from devolens.train.recipe import load_recipe, resolved
     from devolens.train.trainer import (DataBundle, _loss_fn, build_from_recipe, check_run_folder, evaluate_model,
-                                        init_weights, make_dataset, resolve_device, train)
+                                        init_weights, make_dataset, model_config, resolve_device, train)
 
     started = time.perf_counter()
     if a.epochs is not None and a.epochs < 1:
@@ -203,7 +203,7 @@ def main() -> None:
     # the last epoch's weights too (the model alone, fp32): the checkpoint also holds the optimizer
     last = build_from_recipe(rec)
     load_checkpoint(a.out / "checkpoint.safetensors", last)
-    save_model(last, a.out / "last.safetensors", config={"recipe": rec, "epoch": epochs - 1})
+    save_model(last, a.out / "last.safetensors", config=model_config(rec, epochs - 1))  # as loadable as best
     if a.copy_to is not None:
         for name in ("last.safetensors", "last.json"):
             shutil.copy2(a.out / name, a.copy_to / name)

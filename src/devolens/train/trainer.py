@@ -856,6 +856,17 @@ def _stack_padded(arrays: list[np.ndarray]) -> np.ndarray:
 SYNC_EVERY = 50
 
 
+def model_config(rec: dict, epoch: int, **extra: Any) -> dict:
+    """What a run's weights file says of itself (``best.json``): the task, the resolved recipe, the epoch and the
+    input the network expects (what the predictors and ``models export`` read), plus ``extra`` (monitor, value,
+    metrics)."""
+    d = rec["data"]
+    return {"task": rec["task"], "recipe": rec, "epoch": epoch, **extra,
+            "input": {"channels": d["channels"], "size": d["size"], "scale": d["scale"], "normalize": d["normalize"],
+                      "target": d["target"], "counts": d["counts"] if rec["task"] == "population" else None,
+                      "pad_multiple": 2 ** rec["model"]["encoder_depth"] if rec["task"] == "segmentation" else 1}}
+
+
 def _lazy_sync(device: torch.device) -> bool:
     """Whether the training loop reads losses back only every :data:`SYNC_EVERY` steps and at the epoch's end
     (a GPU: each read makes the host wait for the device); on the CPU each step's are read at once."""
@@ -1312,15 +1323,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             better = best_value is None or (value < best_value if mode == "min" else value > best_value)
             if better:
                 best_value, best_epoch = float(value), epoch
-                save_model(model, out / BEST, config={
-                    "task": rec["task"], "recipe": rec, "epoch": epoch, "monitor": monitor, "value": float(value),
-                    "metrics": {k: v for k, v in row.items()},
-                    "input": {"channels": rec["data"]["channels"], "size": rec["data"]["size"],
-                              "scale": rec["data"]["scale"],
-                              "normalize": rec["data"]["normalize"], "target": rec["data"]["target"],
-                              "counts": rec["data"]["counts"] if rec["task"] == "population" else None,
-                              "pad_multiple": 2 ** rec["model"]["encoder_depth"] if rec["task"] == "segmentation" else 1},
-                })
+                save_model(model, out / BEST, config=model_config(
+                    rec, epoch, monitor=monitor, value=float(value), metrics={k: v for k, v in row.items()}))
         save_checkpoint(ckpt, model, opt, sched, extra={
             "epoch": epoch + 1, "best_value": best_value, "best_epoch": best_epoch, "active": active.tolist(),
             "class_weights": used_weights,
