@@ -107,8 +107,8 @@ def main() -> None:
     from devolens.models.architectures import save_model
     from devolens.train.checkpoint import load_checkpoint
     from devolens.train.recipe import load_recipe, resolved
-    from devolens.train.trainer import (DataBundle, _loss_fn, build_from_recipe, check_run_folder, evaluate_model,
-                                        init_weights, make_dataset, model_config, resolve_device, train)
+    from devolens.train.trainer import (DataBundle, _loss_fn, _shares_preloaded, build_from_recipe, check_run_folder,
+                                        evaluate_model, init_weights, make_dataset, model_config, resolve_device, train)
 
     started = time.perf_counter()
     if a.epochs is not None and a.epochs < 1:
@@ -145,9 +145,11 @@ def main() -> None:
     print(f"{len(train_ds)} training, {len(val_ds)} validation samples; device {device}; "
           f"batch {bs}, {workers} workers", flush=True)
 
-    if workers > 0 and getattr(train_ds, "cache", False):  # as train() does: decoded once, shared with the workers
-        t0 = time.perf_counter()  # (before the loader probe, which then measures what training will get)
-        print(f"{train_ds.preload(threads=min(workers, 8))} training samples decoded into memory in "
+    if workers > 0 and _shares_preloaded(train_ds, len(train_ds), len(train_ds)):
+        # as train() does (whole passes): decoded once, shared with the loader processes; before the loader
+        # probe, which then measures what training will get
+        t0 = time.perf_counter()
+        print(f"{train_ds.preload(threads=min(workers, 8))} training files decoded into memory in "
               f"{time.perf_counter() - t0:.1f} s", flush=True)
 
     # ---- probes: the loader, one validation pass of the starting weights, the device (on that model)

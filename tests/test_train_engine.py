@@ -121,6 +121,33 @@ def test_loader_processes_decode_once_and_train_exactly_as_one_process(pairs, tm
     assert ds.preload() == 2 and len(ds._cache) == 2 and ds.preload() == 0  # cached ones are not read again
     item = _TrainItems(ds, [1, 0])[0]
     assert "labels" not in item and int(item["index"]) == 1 and "labels" in ds[1]
+    # two regions of one image: one file pair, decoded once
+    regions = SegmentationDataset([df["image"][0]] * 2, [df["labels"][0]] * 2, boxes=[(0, 32, 0, 64), (32, 64, 0, 64)])
+    assert regions.preload(threads=2) == 1 and len(regions._cache) == 1
+
+
+def test_preloading_only_where_it_helps(pairs, tmp_path, monkeypatch):
+    """Not when epochs read a share of the data (train.max_batches: loader processes decode and forget it, as
+    before), nor when loader processes are not forked (each would receive a copy of the decoded files)."""
+    import multiprocessing
+
+    from devolens.data.datasets import SegmentationDataset, index_dataset
+    from devolens.train.trainer import _shares_preloaded
+
+    df = index_dataset(pairs)
+    ds = SegmentationDataset(list(df["image"]), list(df["labels"]))
+    assert _shares_preloaded(ds, len(ds), len(ds)) == (multiprocessing.get_start_method() == "fork")
+    assert not _shares_preloaded(ds, len(ds) - 1, len(ds))
+    ds.cache = False
+    assert not _shares_preloaded(ds, len(ds), len(ds))
+    ds.cache = True
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda *a, **k: "spawn")
+    assert not _shares_preloaded(ds, len(ds), len(ds))
+    notes: list[str] = []
+    rec = tiny_recipe(train={"epochs": 1, "batch_size": 4, "threads": 1, "num_workers": 1, "max_batches": 1})
+    monkeypatch.undo()
+    train(rec, pairs, tmp_path / "capped", info=notes.append)
+    assert not any("decod" in n for n in notes)
 
 
 def test_init_starts_from_earlier_weights(pairs, tmp_path):

@@ -294,9 +294,9 @@ def normalize_image(img: np.ndarray, mode: str = "dtype", levels: tuple | None =
 
 def inner_boundaries(labels: np.ndarray) -> np.ndarray:
     """Pixels of an instance whose 4-neighbourhood holds another label: ``skimage.segmentation.find_boundaries(
-    labels, mode="inner") & (labels > 0)``, by OpenCV for 8- and 16-bit labels (a tenth of the time; the same
+    labels, mode="inner") & (labels > 0)``, by OpenCV for 2-D 8- and 16-bit labels (a tenth of the time; the same
     pixels, property-tested), else by scikit-image."""
-    if labels.dtype in (np.uint8, np.uint16) and labels.size:
+    if labels.ndim == 2 and labels.dtype in (np.uint8, np.uint16) and labels.size:  # (3-D: OpenCV's channels)
         import cv2
 
         cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # border pixels see only their in-image neighbours
@@ -968,15 +968,19 @@ class SegmentationDataset(_Base):
         return self._cut(i, *self._cache[key])
 
     def preload(self, threads: int = 1) -> int:
-        """Decode every file pair into the cache now (nothing when ``cache`` is off); returns how many pairs
-        the cache holds. The training engine calls it before its loader processes start (``train.num_workers``):
-        forked processes then share the decoded frames instead of decoding them again every epoch. Returns how
-        many samples were read now (those cached already are not read again)."""
+        """Decode every file pair into the cache now (nothing when ``cache`` is off). The training engine calls
+        it before its loader processes start (``train.num_workers``, forked): they then share the decoded frames
+        instead of decoding them again every epoch. Returns how many file pairs were read now (those cached
+        already are not read again; the regions of one image share its pair)."""
         if not self.cache:
             return 0
-        todo = [i for i in range(len(self)) if (self.images[i], self.labels[i]) not in self._cache]
-        _each(self._load, todo, threads)
-        return len(todo)
+        first: dict[tuple, int] = {}  # one sample per file pair: regions of an image are not decoded side by side
+        for i in range(len(self)):
+            key = (self.images[i], self.labels[i])
+            if key not in self._cache:
+                first.setdefault(key, i)
+        _each(self._load, list(first.values()), threads)
+        return len(first)
 
     def _cut(self, i: int, img: np.ndarray, lab: np.ndarray, levels: tuple | None):
         box = self.boxes[i]
@@ -1035,9 +1039,10 @@ class PopulationDataset(_Base):
         return len(self.images)
 
     def preload(self, threads: int = 1) -> int:
-        """Decode every frame into the cache now (see :meth:`SegmentationDataset.preload`)."""
+        """Decode every frame into the cache now (see :meth:`SegmentationDataset.preload`); returns how many were read."""
         if not self.cache:
             return 0
+
         def read(i: int) -> None:
             self._cache[i] = read_image(self.images[i])
 

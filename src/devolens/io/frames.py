@@ -21,12 +21,11 @@ from devolens.errors import DevolensError
 from devolens.io.images import IMAGE_SUFFIXES as READABLE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "ANIMATED_SUFFIXES", "iter_path_frames", "frame_count_from_info",
-           "open_animated", "open_gif",
-           "unsupported_file", "image_stem", "check_channel_input"]
+           "open_animated", "unsupported_file", "image_stem", "check_channel_input"]
 
-#: single-image files (GIFs, which may be animated, are handled on their own)
+#: single-image files (GIFs are handled on their own; a WebP is one unless animated, see ANIMATED_SUFFIXES)
 IMAGE_SUFFIXES = tuple(s for s in READABLE_SUFFIXES if s != ".gif")
-#: members of a folder read as frames: images, and GIFs (an animated one gives each of its frames)
+#: members of a folder read as frames: images, and GIFs (an animated GIF or WebP gives each of its frames)
 FOLDER_SUFFIXES = IMAGE_SUFFIXES + (".gif",)
 #: files that may hold an animation (each frame read as a time point; a still one is an image)
 ANIMATED_SUFFIXES = (".gif", ".webp")
@@ -94,10 +93,6 @@ def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
                                 path=path) from None
 
     return gen(), count, (1000.0 / duration if duration > 0 else 10.0)
-
-
-#: the earlier name (GIFs were the first animated files read)
-open_gif = open_animated
 
 
 def _natural_key(name: str) -> list:

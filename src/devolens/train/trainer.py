@@ -867,6 +867,18 @@ def model_config(rec: dict, epoch: int, **extra: Any) -> dict:
                       "pad_multiple": 2 ** rec["model"]["encoder_depth"] if rec["task"] == "segmentation" else 1}}
 
 
+def _shares_preloaded(ds: Dataset, per_epoch: int, n: int) -> bool:
+    """Whether the engine decodes ``ds``'s files before its loader processes start (:meth:`preload`): when the
+    dataset caches decoded files (``data.cache``), an epoch reads all ``n`` training samples (``per_epoch``;
+    epochs capped by ``train.max_batches`` read a share, which loader processes decode and forget as before) and
+    the processes are forked, so that they share the decoded files (spawned or forkserver ones, macOS's and
+    Python 3.14's default, would each receive a copy of them every epoch)."""
+    import multiprocessing
+
+    return (hasattr(ds, "preload") and bool(getattr(ds, "cache", False)) and per_epoch >= n
+            and multiprocessing.get_start_method() == "fork")
+
+
 def _lazy_sync(device: torch.device) -> bool:
     """Whether the training loop reads losses back only every :data:`SYNC_EVERY` steps and at the epoch's end
     (a GPU: each read makes the host wait for the device); on the CPU each step's are read at once."""
@@ -1237,14 +1249,16 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     (out / "samples").mkdir(exist_ok=True)
 
     workers = int(T["num_workers"])
-    if workers > 0 and hasattr(train_ds, "preload") and getattr(train_ds, "cache", False):
+    if workers > 0 and _shares_preloaded(train_ds, steps_in(len(active)) * bs, len(active)):
         # loader processes start afresh every epoch: decoded once here, the frames are shared with them
         # (forked) instead of being decoded again by every process in every epoch
+        if info is not None:
+            info("decoding the training files into memory once, for the loader processes to share (data.cache: "
+                 "false to read them from disk in every epoch instead)")
         t_pre = time.perf_counter()
         n_pre = train_ds.preload(threads=min(workers, 8))
         if info is not None and n_pre:
-            info(f"{n_pre} training samples decoded into memory in {time.perf_counter() - t_pre:.1f} s "
-                 "(data.cache: false to read them from disk in every epoch instead)")
+            info(f"{n_pre} training files decoded into memory in {time.perf_counter() - t_pre:.1f} s")
     for epoch in range(start, n_epochs):
         t0 = time.perf_counter()
         # ---- pruning after the warm-up
