@@ -124,6 +124,12 @@ def test_loader_processes_decode_once_and_train_exactly_as_one_process(pairs, tm
     # two regions of one image: one file pair, decoded once
     regions = SegmentationDataset([df["image"][0]] * 2, [df["labels"][0]] * 2, boxes=[(0, 32, 0, 64), (32, 64, 0, 64)])
     assert regions.preload(threads=2) == 1 and len(regions._cache) == 1
+    # the memory it will take is said once the first file is decoded (its size times the files)
+    told: list = []
+    ds = SegmentationDataset(list(df["image"][:3]), list(df["labels"][:3]))
+    assert ds.preload(threads=2, announce=lambda n, b: told.append((n, b, len(ds._cache)))) == 3
+    img, lab, _ = ds._cache[(ds.images[0], ds.labels[0])]
+    assert told == [(3, 3 * (img.nbytes + lab.nbytes), 1)]
 
 
 def test_preloading_only_where_it_helps(pairs, tmp_path, monkeypatch):

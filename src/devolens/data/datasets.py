@@ -795,8 +795,14 @@ def thresholded(labels: np.ndarray) -> np.ndarray | None:
     return blobs.astype(np.uint16 if n < 65536 else np.int32) if n > 1 else None
 
 
-def _each(fn: Callable[[int], Any], indices: list[int], threads: int) -> None:
-    """``fn(i)`` for every index, on ``threads`` threads (the image decoders release the GIL)."""
+def _each(fn: Callable[[int], Any], indices: list[int], threads: int,
+          after_first: Callable[[int, int], None] | None = None) -> None:
+    """``fn(i)`` for every index, on ``threads`` threads (the image decoders release the GIL); ``after_first(i, n)``
+    once the first index ``i`` is done (``n``: how many in all), before the others start."""
+    if after_first is not None and indices:
+        fn(indices[0])
+        after_first(indices[0], len(indices))
+        indices = indices[1:]
     if threads > 1 and len(indices) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -967,11 +973,13 @@ class SegmentationDataset(_Base):
             self._cache[key] = (img, lab, levels)
         return self._cut(i, *self._cache[key])
 
-    def preload(self, threads: int = 1) -> int:
+    def preload(self, threads: int = 1, announce: Callable[[int, int], None] | None = None) -> int:
         """Decode every file pair into the cache now (nothing when ``cache`` is off). The training engine calls
         it before its loader processes start (``train.num_workers``, forked): they then share the decoded frames
-        instead of decoding them again every epoch. Returns how many file pairs were read now (those cached
-        already are not read again; the regions of one image share its pair)."""
+        instead of decoding them again every epoch. ``announce(n, nbytes)``: called once the first pair is
+        decoded, with the number of pairs to read and the memory they will take (the first one's times n).
+        Returns how many file pairs were read now (those cached already are not read again; the regions of one
+        image share its pair)."""
         if not self.cache:
             return 0
         first: dict[tuple, int] = {}  # one sample per file pair: regions of an image are not decoded side by side
@@ -979,7 +987,12 @@ class SegmentationDataset(_Base):
             key = (self.images[i], self.labels[i])
             if key not in self._cache:
                 first.setdefault(key, i)
-        _each(self._load, list(first.values()), threads)
+
+        def told(i: int, n: int) -> None:  # the first pair's size, times the pairs
+            img, lab, _ = self._cache[(self.images[i], self.labels[i])]
+            announce(n, n * (img.nbytes + lab.nbytes))
+
+        _each(self._load, list(first.values()), threads, told if announce is not None else None)
         return len(first)
 
     def _cut(self, i: int, img: np.ndarray, lab: np.ndarray, levels: tuple | None):
@@ -1038,7 +1051,7 @@ class PopulationDataset(_Base):
     def __len__(self) -> int:
         return len(self.images)
 
-    def preload(self, threads: int = 1) -> int:
+    def preload(self, threads: int = 1, announce: Callable[[int, int], None] | None = None) -> int:
         """Decode every frame into the cache now (see :meth:`SegmentationDataset.preload`); returns how many were read."""
         if not self.cache:
             return 0
@@ -1046,8 +1059,11 @@ class PopulationDataset(_Base):
         def read(i: int) -> None:
             self._cache[i] = read_image(self.images[i])
 
+        def told(i: int, n: int) -> None:  # the first frame's size, times the frames
+            announce(n, n * self._cache[i].nbytes)
+
         todo = [i for i in range(len(self)) if i not in self._cache]
-        _each(read, todo, threads)
+        _each(read, todo, threads, told if announce is not None else None)
         return len(todo)
 
     def __getitem__(self, i: int) -> dict[str, Any]:

@@ -1252,11 +1252,13 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     if workers > 0 and _shares_preloaded(train_ds, steps_in(len(active)) * bs, len(active)):
         # loader processes start afresh every epoch: decoded once here, the frames are shared with them
         # (forked) instead of being decoded again by every process in every epoch
-        if info is not None:
-            info("decoding the training files into memory once, for the loader processes to share (data.cache: "
-                 "false to read them from disk in every epoch instead)")
+        def announce(n: int, nbytes: int) -> None:
+            if info is not None:
+                info(f"decoding {n} training files into memory once (about {nbytes / 2**30:.1f} GB), for the loader "
+                     "processes to share (data.cache: false to read them from disk in every epoch instead)")
+
         t_pre = time.perf_counter()
-        n_pre = train_ds.preload(threads=min(workers, 8))
+        n_pre = train_ds.preload(threads=min(workers, 8), announce=announce)
         if info is not None and n_pre:
             info(f"{n_pre} training files decoded into memory in {time.perf_counter() - t_pre:.1f} s")
     for epoch in range(start, n_epochs):
