@@ -37,7 +37,6 @@ from torch.utils.data import DataLoader
 def _loader_rate(ds, batch: int, workers: int, seconds: float, seed: int = 0) -> float:
     """Samples per second the training data loader gives (after its first batch)."""
     from devolens.data.datasets import pad_collate
-
     from devolens.train.trainer import _TrainItems
 
     rng = np.random.default_rng(seed)
@@ -107,8 +106,9 @@ def main() -> None:
     from devolens.models.architectures import save_model
     from devolens.train.checkpoint import load_checkpoint
     from devolens.train.recipe import load_recipe, resolved
-    from devolens.train.trainer import (DataBundle, _loss_fn, _shares_preloaded, build_from_recipe, check_run_folder,
-                                        evaluate_model, init_weights, make_dataset, model_config, resolve_device, train)
+    from devolens.train.trainer import (DataBundle, _loss_fn, build_from_recipe, check_run_folder, evaluate_model,
+                                        init_weights, make_dataset, model_config, preload_for_workers, resolve_device,
+                                        train)
 
     started = time.perf_counter()
     if a.epochs is not None and a.epochs < 1:
@@ -145,12 +145,8 @@ def main() -> None:
     print(f"{len(train_ds)} training, {len(val_ds)} validation samples; device {device}; "
           f"batch {bs}, {workers} workers", flush=True)
 
-    if workers > 0 and _shares_preloaded(train_ds, len(train_ds), len(train_ds)):
-        # as train() does (whole passes): decoded once, shared with the loader processes; before the loader
-        # probe, which then measures what training will get
-        t0 = time.perf_counter()
-        print(f"{train_ds.preload(threads=min(workers, 8))} training files decoded into memory in "
-              f"{time.perf_counter() - t0:.1f} s", flush=True)
+    # as train() does (whole passes), before the loader probe, which then measures what training will get
+    preload_for_workers(train_ds, workers, len(train_ds), len(train_ds), lambda s: print(s, flush=True))
 
     # ---- probes: the loader, one validation pass of the starting weights, the device (on that model)
     r_load = _loader_rate(train_ds, bs, workers, a.probe_seconds)

@@ -1051,28 +1051,29 @@ class PopulationDataset(_Base):
     def __len__(self) -> int:
         return len(self.images)
 
-    def preload(self, threads: int = 1, announce: Callable[[int, int], None] | None = None) -> int:
-        """Decode every frame into the cache now (see :meth:`SegmentationDataset.preload`); returns how many were read."""
-        if not self.cache:
-            return 0
-
-        def read(i: int) -> None:
-            self._cache[i] = read_image(self.images[i])
-
-        def told(i: int, n: int) -> None:  # the first frame's size, times the frames
-            announce(n, n * self._cache[i].nbytes)
-
-        todo = [i for i in range(len(self)) if i not in self._cache]
-        _each(read, todo, threads, told if announce is not None else None)
-        return len(todo)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def _load(self, i: int) -> np.ndarray:
         img = self._cache.get(i)
         if img is None:
             img = read_image(self.images[i])
             if self.cache:
                 self._cache[i] = img
-        x, _ = self._prepare(img, None, i)
+        return img
+
+    def preload(self, threads: int = 1, announce: Callable[[int, int], None] | None = None) -> int:
+        """Decode every frame into the cache now (see :meth:`SegmentationDataset.preload`); returns how many were
+        read."""
+        if not self.cache:
+            return 0
+
+        def told(i: int, n: int) -> None:  # the first frame's size, times the frames
+            announce(n, n * self._cache[i].nbytes)
+
+        todo = [i for i in range(len(self)) if i not in self._cache]
+        _each(self._load, todo, threads, told if announce is not None else None)
+        return len(todo)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        x, _ = self._prepare(self._load(i), None, i)
         return {"image": torch.from_numpy(x), "target": torch.from_numpy(self.counts[i].copy()),
                 "index": torch.tensor(i, dtype=torch.int64)}
 

@@ -879,6 +879,27 @@ def _shares_preloaded(ds: Dataset, per_epoch: int, n: int) -> bool:
             and multiprocessing.get_start_method() == "fork")
 
 
+def preload_for_workers(ds: Dataset, workers: int, per_epoch: int, n: int,
+                        info: Callable[[str], None] | None = None) -> int:
+    """Decode ``ds``'s training files before ``workers`` loader processes start, where that helps
+    (:func:`_shares_preloaded`): they start afresh every epoch and would decode them again each time; forked, they
+    share the decoded files. Says (``info``) how much memory that takes before the rest is decoded, and how long
+    it took. Returns how many files were decoded."""
+    if workers <= 0 or not _shares_preloaded(ds, per_epoch, n):
+        return 0
+
+    def announce(count: int, nbytes: int) -> None:
+        if info is not None:
+            info(f"decoding {count} training files into memory once (about {nbytes / 2**30:.1f} GB), for the loader "
+                 "processes to share (data.cache: false to read them from disk in every epoch instead)")
+
+    t0 = time.perf_counter()
+    done = ds.preload(threads=min(workers, 8), announce=announce)
+    if info is not None and done:
+        info(f"{done} training files decoded into memory in {time.perf_counter() - t0:.1f} s")
+    return done
+
+
 def _lazy_sync(device: torch.device) -> bool:
     """Whether the training loop reads losses back only every :data:`SYNC_EVERY` steps and at the epoch's end
     (a GPU: each read makes the host wait for the device); on the CPU each step's are read at once."""
@@ -1249,18 +1270,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     (out / "samples").mkdir(exist_ok=True)
 
     workers = int(T["num_workers"])
-    if workers > 0 and _shares_preloaded(train_ds, steps_in(len(active)) * bs, len(active)):
-        # loader processes start afresh every epoch: decoded once here, the frames are shared with them
-        # (forked) instead of being decoded again by every process in every epoch
-        def announce(n: int, nbytes: int) -> None:
-            if info is not None:
-                info(f"decoding {n} training files into memory once (about {nbytes / 2**30:.1f} GB), for the loader "
-                     "processes to share (data.cache: false to read them from disk in every epoch instead)")
-
-        t_pre = time.perf_counter()
-        n_pre = train_ds.preload(threads=min(workers, 8), announce=announce)
-        if info is not None and n_pre:
-            info(f"{n_pre} training files decoded into memory in {time.perf_counter() - t_pre:.1f} s")
+    preload_for_workers(train_ds, workers, steps_in(len(active)) * bs, len(active), info)
     for epoch in range(start, n_epochs):
         t0 = time.perf_counter()
         # ---- pruning after the warm-up
