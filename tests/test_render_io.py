@@ -90,6 +90,13 @@ def test_video_roundtrip_streams(tmp_path):
     assert abs(int(rest[-1].mean()) - 160) < 10
     assert len(list(iter_video_frames(p, every=2))) == 3
     assert video_info(p)["fps"] == pytest.approx(5)
+    import imageio.v2 as iio
+
+    reader = iio.get_reader(p, format="FFMPEG")  # imageio's own reader, which decodes ahead: the same header
+    try:
+        assert video_info(p) == dict(reader.get_meta_data())
+    finally:
+        reader.close()
 
 
 def test_video_errors(tmp_path):
@@ -98,6 +105,8 @@ def test_video_errors(tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"not a video")
     with pytest.raises(DevolensError):
         list(iter_video_frames(tmp_path / "bad.mp4"))
+    with pytest.raises(DevolensError, match="cannot read video"):
+        video_info(tmp_path / "bad.mp4")
     with pytest.raises(DevolensError):
         write_video(iter([]), tmp_path / "empty.mp4")
     assert not (tmp_path / "empty.mp4").exists()

@@ -15,10 +15,30 @@ import sys
 import warnings
 from pathlib import Path
 
-import typer
+#: the commands that stream frames through a network (:func:`devolens.cli._common.streaming_threads`)
+STREAMING_COMMANDS = ("segment", "population")
 
-from devolens.errors import DevolensError, DiameterWarning
-from devolens.io.atomic import WRITE_ERRNOS
+
+def _streaming_blas(argv: list[str]) -> None:
+    """One OpenBLAS thread for ``devolens segment``/``population``, set before NumPy loads (imported below).
+
+    NumPy's OpenBLAS starts a worker thread per core as it loads, which spins ~0.1 s of CPU before it sleeps;
+    at start-up, where decoding shares the CPU with PyTorch's import, that is time taken from both (the
+    streaming commands call no large BLAS routine). Only when this process is the ``devolens`` command itself
+    (not a program importing this module), and a setting of the user's is kept."""
+    if "numpy" in sys.modules or os.path.basename(argv[0] if argv else "") not in ("devolens", "devolens.exe"):
+        return
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    if words and words[0] in STREAMING_COMMANDS:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+_streaming_blas(sys.argv)
+
+import typer  # noqa: E402
+
+from devolens.errors import DevolensError, DiameterWarning  # noqa: E402
+from devolens.io.atomic import WRITE_ERRNOS  # noqa: E402
 
 app = typer.Typer(
     name="devolens",
