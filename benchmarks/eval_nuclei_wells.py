@@ -28,13 +28,10 @@ def main() -> None:
                          "nuclei in a larger image, like a high-magnification camera frame (2.5: 2560 px, nuclei ~28 px)")
     ap.add_argument("--zoo", default=None, help="folder of model folders (default: the package zoo)")
     a = ap.parse_args()
-    from pathlib import Path
-
     from devolens.models import load, zoo
 
     if a.zoo:
-        zoo.ZOO_DIR = Path(a.zoo)
-        zoo.card.cache_clear()
+        zoo.use_folder(a.zoo)
     from devolens.render.wells import simulate_well
     from devolens.train.metrics import match_instances
 

@@ -66,8 +66,7 @@ def _load(name: str, zoo_dir: Path | None, **options):
         options["tta"] = TTA
 
     if zoo_dir is not None:
-        zoo.ZOO_DIR = zoo_dir
-        zoo.card.cache_clear()
+        zoo.use_folder(zoo_dir)
     pred = zoo.load(name, **options)
     if KEEP is not None:
         target = pred.nuclei if name == "population" else pred

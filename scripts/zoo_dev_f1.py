@@ -31,8 +31,7 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", choices=("auto", "int8", "bf16", "fp32"))
     a = ap.parse_args()
     if a.zoo is not None:
-        zoo.ZOO_DIR = a.zoo
-        zoo.card.cache_clear()
+        zoo.use_folder(a.zoo)
     pred = zoo.load("nuclei", batch_size=4, precision=a.precision)
     groups: dict[str, np.ndarray] = {}
     per = []

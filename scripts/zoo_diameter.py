@@ -44,8 +44,7 @@ def main() -> None:
     from zoo_int8 import calibration_frames
     from zoo_ship import write_card_md
 
-    zoo.ZOO_DIR = a.zoo
-    zoo.card.cache_clear()
+    zoo.use_folder(a.zoo)
     card = zoo.card(a.name)
     pred = zoo.load(a.name, diameter=None)
     files = calibration_frames(a.renders, a.frames)

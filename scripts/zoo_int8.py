@@ -65,8 +65,7 @@ def main() -> None:
     from devolens.models.quantize import ENGINE, calibrate
     from zoo_ship import int8_md_lines, write_card_md
 
-    zoo.ZOO_DIR = a.zoo
-    zoo.card.cache_clear()
+    zoo.use_folder(a.zoo)
     card = zoo.card(a.name)
     if a.name == "livedead" or a.wells:
         from devolens.predict.livedead import _LOG_SCALE, LiveDeadPredictor

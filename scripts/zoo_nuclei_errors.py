@@ -79,8 +79,7 @@ def main(argv=None) -> int:
     from devolens.models import zoo
 
     if args.zoo is not None:
-        zoo.ZOO_DIR = args.zoo
-        zoo.card.cache_clear()
+        zoo.use_folder(args.zoo)
     pred = zoo.load("nuclei", precision=args.precision, diameter=None)
     total = {"all nuclei": {}, "nuclei >= half visible": {}, "objects matching no nucleus": {}}
     for d in args.renders:

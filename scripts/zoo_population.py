@@ -68,8 +68,7 @@ def population_nuclei(zoo_dir: Path | None):
     if zoo_dir is not None:
         if (zoo_dir / "population" / "card.json").is_file():
             pop = json.loads((zoo_dir / "population" / "card.json").read_text())
-        zoo.ZOO_DIR = zoo_dir
-        zoo.card.cache_clear()
+        zoo.use_folder(zoo_dir)
     # frames prepared as `devolens population` prepares them: the population card's nuclei_flatten (0: no background
     # flattening, whatever the nuclei card says; PopulationPredictor.from_zoo)
     return zoo.load(pop.get("nuclei_model", "nuclei"), batch_size=4, precision=pop.get("nuclei_precision", "auto"),

@@ -72,8 +72,7 @@ def main() -> None:
         raise SystemExit(f"no frames of the validation embryos {sorted(val_embryos)} in {a.renders}")
     print(f"validation embryos {sorted(val_embryos) if val_embryos else 'all'}: {len(frames)} frames", flush=True)
 
-    zoo.ZOO_DIR = a.zoo
-    zoo.card.cache_clear()
+    zoo.use_folder(a.zoo)
     pred = zoo.load("nuclei", batch_size=4)
     cached = []
     for rdir, row in frames:

@@ -199,6 +199,10 @@ def _well_one(job):
 
 
 def render(args) -> None:
+    if args.zoo:  # a staged zoo (scripts/zoo_refresh.sh): its network's features, its reference diameter
+        from devolens.models import zoo
+
+        zoo.use_folder(args.zoo)
     rng = np.random.default_rng(args.seed)
     if args.wells:  # cell-culture wells (groups -1..-5 for the leave-out folds)
         if args.kind != "nuclei":
@@ -435,8 +439,9 @@ def card_metrics(args) -> None:
             zoom = f.stem.rsplit("_", 1)[1]
             table.setdefault(f"zoom {zoom}", {})[mode] = json.loads(f.read_text())[key]["value"]
     if "zoom 1.0" in table:  # the card's own figure, in the arithmetic eval_zoo ran (int8 where the CPU has it)
-        from devolens.models import load
+        from devolens.models import load, zoo
 
+        zoo.use_folder(folder.parent)  # the model in --to (a staged zoo's or the package's)
         int8 = load(kind).network.precision == "int8" and "int8" in card
         table["zoom 1.0"].setdefault("none", (card["int8"]["metrics"] if int8 else card["metrics"])[key]["value"])
     card["input"]["diameter"]["auto"]["heldout_f1"] = {
@@ -466,6 +471,8 @@ def main(argv=None) -> int:
     r.add_argument("--kind", choices=("nuclei", "membrane"), default="nuclei",
                    help="which model's size model: nuclei projections or membrane slices")
     r.add_argument("--workers", type=int, default=2)
+    r.add_argument("--zoo", default=None, help="folder of model folders whose network featurizes the samples "
+                                               "(default: the package zoo)")
     r.add_argument("--backdrop", type=float, default=0.0,
                    help="nuclei: this fraction of the embryo samples drawn on a smooth, uneven bright backdrop "
                         "(random low-frequency field and tilt, 5-50 %% of the bright level), so the size model learns "

@@ -232,3 +232,21 @@ def test_load_names_an_unknown_option():
         zoo.load("nuclei", threshold=2)
     with pytest.raises(DevolensError, match="unknown option 'bogus'"):
         zoo.load("nuclei", bogus=1)
+
+
+def test_use_folder_reads_a_staged_copy_of_the_zoo(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "ZOO_DIR", zoo.ZOO_DIR)  # restored after the test
+    stage = tmp_path / "zoo"
+    (stage / "nuclei").mkdir(parents=True)
+    card = json.loads((zoo.ZOO_DIR / "nuclei" / "card.json").read_text())
+    card["summary"] = "staged copy"
+    (stage / "nuclei" / "card.json").write_text(json.dumps(card))
+    try:
+        zoo.card("nuclei")  # cached from the package
+        assert zoo.use_folder(stage) == stage
+        assert zoo.available() == ["nuclei"]
+        assert zoo.card("nuclei")["summary"] == "staged copy"  # not the cached card of the package's
+        with pytest.raises(DevolensError, match="no such zoo folder"):
+            zoo.use_folder(tmp_path / "missing")
+    finally:
+        zoo.card.cache_clear()

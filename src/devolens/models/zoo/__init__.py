@@ -131,6 +131,25 @@ def card(name: str | Path, kind: str | None = None, *, command: str | None = Non
 card.cache_clear = _shipped_card.cache_clear  # type: ignore[attr-defined]
 
 
+def use_folder(path: str | Path) -> Path:
+    """Read the shipped models from ``path``, a copy of the zoo with the same layout, instead of the package's
+    folder, from now on in this process (cards read before are forgotten). For the maintainer's scripts that
+    stage new weights and cards before they are shipped (``scripts/zoo_refresh.sh``). Returns the folder.
+
+    Raises
+    ------
+    DevolensError
+        If ``path`` is not a folder.
+    """
+    global ZOO_DIR
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise DevolensError("no such zoo folder", path=folder)
+    ZOO_DIR = folder
+    _shipped_card.cache_clear()
+    return folder
+
+
 def weights_path(name: str) -> Path:
     """Path of the fp16 safetensors weights of model ``name``."""
     card(name)
