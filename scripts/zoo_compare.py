@@ -30,12 +30,13 @@ def _walk(a, b, path: str, out: list, rtol: float, ignore_text: bool) -> None:
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b)):
             _walk(x, y, f"{path}[{i}]", out, rtol, ignore_text)
-    elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        if a != b:
+    elif (isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
+          and not isinstance(b, bool)):
+        if a != b and not (math.isnan(a) and math.isnan(b)):
             rel = abs(a - b) / max(abs(a), abs(b), 1e-12)
             if not (math.isfinite(rel) and rel <= rtol):
                 out.append((True, f"{path}: {a} -> {b} (relative {rel:.2e})"))
-    elif a != b:
+    elif a != b or type(a) is not type(b):  # 1 and true are equal to Python, not to a card's reader
         short = lambda v: (repr(v)[:117] + "...") if len(repr(v)) > 120 else repr(v)  # noqa: E731
         out.append((not (ignore_text and isinstance(a, str) and isinstance(b, str)),
                     f"{path}: {short(a)} -> {short(b)}"))
@@ -51,13 +52,20 @@ def _tensors(fa: Path, fb: Path, rtol: float) -> list:
         if k not in a or k not in b:
             out.append((True, f"{fb.name}:{k}: only in {'second' if k not in a else 'first'}"))
             continue
+        if a[k].dtype != b[k].dtype:
+            out.append((True, f"{fb.name}:{k}: dtype {a[k].dtype} -> {b[k].dtype}"))
         x, y = a[k].astype(np.float64), b[k].astype(np.float64)
         if x.shape != y.shape:
             out.append((True, f"{fb.name}:{k}: shape {x.shape} -> {y.shape}"))
             continue
-        diff = float(np.max(np.abs(x - y))) if x.size else 0.0
+        if not np.array_equal(np.isnan(x), np.isnan(y)) or not np.array_equal(np.isinf(x) * np.sign(x),
+                                                                              np.isinf(y) * np.sign(y)):
+            out.append((True, f"{fb.name}:{k}: NaN or infinite values differ"))
+            continue
+        finite = np.isfinite(x)
+        diff = float(np.max(np.abs(x[finite] - y[finite]))) if finite.any() else 0.0
         if diff > 0:
-            scale = float(np.max(np.abs(x))) if x.size else 0.0
+            scale = float(np.max(np.abs(x[finite])))
             rel = diff / max(scale, 1e-12)
             if rel > rtol:
                 out.append((True, f"{fb.name}:{k}: max |difference| {diff:.3g} ({rel:.2e} of the largest value)"))
@@ -72,11 +80,23 @@ def main(argv=None) -> int:
     ap.add_argument("--rtol", type=float, default=0.0, help="relative differences up to this are not reported")
     ap.add_argument("--ignore-text", action="store_true", help="report differing text but do not count it")
     a = ap.parse_args(argv)
-    names = a.models or sorted(p.parent.name for p in a.first.glob("*/card.json")
-                               if (a.second / p.parent.name / "card.json").is_file())
+    for folder in (a.first, a.second):
+        if not folder.is_dir():
+            raise SystemExit(f"{folder}: no such folder")
+    one = {p.parent.name for p in a.first.glob("*/card.json")}
+    two = {p.parent.name for p in a.second.glob("*/card.json")}
     differs = False
+    if a.models is None:
+        for name in sorted(one ^ two):
+            print(f"{name}: only in {a.first if name in one else a.second}")
+            differs = True
+    names = a.models or sorted(one & two)
+    if not names:
+        raise SystemExit("no model folder (with a card.json) in both")
     for name in names:
         fa, fb = a.first / name, a.second / name
+        if not (fa / "card.json").is_file() or not (fb / "card.json").is_file():
+            raise SystemExit(f"{name}: no card.json in {fa if not (fa / 'card.json').is_file() else fb}")
         found = []
         _walk(json.loads((fa / "card.json").read_text()), json.loads((fb / "card.json").read_text()), "card",
               found, a.rtol, a.ignore_text)

@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--zoo", type=Path, default=ROOT / "src" / "devolens" / "models" / "zoo")
     ap.add_argument("--frames", type=int, default=48, help="calibration frames (spread over the folders)")
     ap.add_argument("--metrics", type=Path, default=None, help="eval_zoo.py JSON measured with --precision int8")
+    ap.add_argument("--metrics-only", action="store_true",
+                    help="only add --metrics to the card's int8 section, keeping its calibration (measured with it)")
     a = ap.parse_args()
 
     import torch
@@ -67,6 +69,16 @@ def main() -> None:
 
     zoo.use_folder(a.zoo)
     card = zoo.card(a.name)
+    if a.metrics_only:  # the held-out figures measured with the calibration the card holds
+        if a.name == "livedead":  # its card.md is written by scripts/eval_livedead.py
+            raise SystemExit("--metrics-only: nuclei and membrane models")
+        if a.metrics is None or "int8" not in card:
+            raise SystemExit("--metrics-only needs --metrics and a card with an int8 section (calibrate first)")
+        card["int8"]["metrics"] = json.loads(a.metrics.read_text())
+        (a.zoo / a.name / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        write_card_md(card, a.zoo / a.name / "card.md")
+        print(f"int8 metrics -> {a.zoo / a.name / 'card.json'}")
+        return
     if a.name == "livedead" or a.wells:
         from devolens.predict.livedead import _LOG_SCALE, LiveDeadPredictor
 

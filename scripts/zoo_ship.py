@@ -62,8 +62,10 @@ CARDS = {
                     "scripts/zoo_postprocess.py --zoo STAGE --all-embryos --renders runs/zoo/render/gval_sim (the "
                     "validation embryo, devolens render --simulate 1 --every 2 --pose random --vary frame --grey --seed "
                     "1900: the shipped post-processing ranked first again); python scripts/zoo_ship.py nuclei "
-                    "RUN2/best.safetensors --to src/devolens/models/zoo/nuclei --update; then scripts/zoo_diameter.py, "
-                    "scripts/zoo_int8.py and scripts/zoo_sizemodel.py as their sections say"),
+                    "RUN2/best.safetensors --to src/devolens/models/zoo/nuclei --update; then scripts/zoo_int8.py, "
+                    "scripts/zoo_diameter.py and scripts/zoo_sizemodel.py as their sections say (all in one command "
+                    "since the twenty-first session: bash scripts/zoo_refresh.sh RUN2/best.safetensors, which also "
+                    "refits the population calibration and clock)"),
         "training_data": (f"Three stages. CPU (first and second): 2690 renders (devolens render, 752x512, random pose, "
                           f"optics drawn per frame, JPEG, green channel): the real embryos {TRAIN_EMBRYOS.split(' (')[0]} "
                           f"twice (every 2nd time point, then every time point with new poses and optics), the "

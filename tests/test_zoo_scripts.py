@@ -59,3 +59,67 @@ def test_zoo_data_names_and_workers(renders, tmp_path):
     for f in df["file"][:3]:
         lab = tifffile.imread(tmp_path / "one" / "labels" / (Path(f).stem + "_labels.tif"))
         assert lab.shape == (64, 64) and lab.dtype == np.uint16
+
+
+def _zoo_copy(tmp_path: Path, name: str) -> Path:
+    """A copy of the package zoo's nuclei and population cards and weights (no size models: small)."""
+    import shutil
+
+    from devolens.models import zoo
+
+    for model in ("nuclei", "population"):
+        (tmp_path / name / model).mkdir(parents=True)
+        for f in ("card.json", "weights.safetensors"):
+            shutil.copy(zoo.ZOO_DIR / model / f, tmp_path / name / model / f)
+    return tmp_path / name
+
+
+def test_zoo_compare_reports_card_and_tensor_differences(tmp_path, capsys):
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    zc = _script("zoo_compare")
+    a, b = _zoo_copy(tmp_path, "a"), _zoo_copy(tmp_path, "b")
+    assert zc.main([str(a), str(b)]) == 0
+    card = json.loads((b / "nuclei" / "card.json").read_text())
+    card["input"]["diameter"]["reference"] += 0.3
+    card["postprocess"]["split_seeds"] = 1  # true -> 1: equal to Python, not to the card's reader
+    card["summary"] += " (staged)"
+    (b / "nuclei" / "card.json").write_text(json.dumps(card))
+    tensors = load_file(str(b / "population" / "weights.safetensors"))
+    key = sorted(k for k, v in tensors.items() if v.dtype.kind == "f")[0]
+    tensors[key] = tensors[key].copy()
+    tensors[key].flat[0] = np.nan
+    save_file(tensors, str(b / "population" / "weights.safetensors"))
+    capsys.readouterr()
+    assert zc.main([str(a), str(b)]) == 1
+    out = capsys.readouterr().out
+    assert "card.input.diameter.reference: 35.5 -> 35.8" in out
+    assert "card.postprocess.split_seeds: True -> 1" in out
+    assert f"weights.safetensors:{key}: NaN or infinite values differ" in out
+    assert zc.main([str(a), str(b), "--models", "nuclei", "--ignore-text", "--rtol", "0.01"]) == 1  # split_seeds
+    assert "(text, ignored)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no such folder"):
+        zc.main([str(a), str(tmp_path / "missing")])
+
+
+def test_zoo_carry_copies_or_lists_what_a_staged_card_lacks(tmp_path, capsys):
+    import json
+
+    zc = _script("zoo_carry")
+    a, b = _zoo_copy(tmp_path, "a"), _zoo_copy(tmp_path, "b")
+    card = json.loads((b / "nuclei" / "card.json").read_text())
+    gone = card["metrics"].pop("hot_pixels_heldout")
+    del card["int8"]["metrics"]
+    (b / "nuclei" / "card.json").write_text(json.dumps(card))
+    assert zc.main([str(a), str(b), "--list-only"]) == 0
+    out = capsys.readouterr().out
+    assert "nuclei: metrics.hot_pixels_heldout (not measured on these weights" in out
+    assert "nuclei: int8.metrics (not measured" in out and "population: nothing missing" in out
+    assert "hot_pixels_heldout" not in json.loads((b / "nuclei" / "card.json").read_text())["metrics"]  # listed only
+    assert zc.main([str(a), str(b)]) == 0
+    after = json.loads((b / "nuclei" / "card.json").read_text())
+    assert after["metrics"]["hot_pixels_heldout"] == gone
+    assert after == json.loads((a / "nuclei" / "card.json").read_text())
+    assert "hot_pixels_heldout" in (b / "nuclei" / "card.md").read_text()
