@@ -12,7 +12,7 @@
 # reproduced by these commands (twenty-first session: all of them to the bit; benchmarks/RESULTS.md,
 # nuclei, "Reproducing the derived parts").
 #
-# Card figures that no step measures again (robustness figures; held-out figures without EVAL=1) are
+# Card figures that no step measures again (the held-out and robustness figures without EVAL=1) are
 # carried over from the package's cards for the same network, and listed, not carried, for new weights
 # (scripts/zoo_carry.py): re-measure those with the command in their "how".
 #
@@ -24,7 +24,9 @@
 # WORK (runs/refresh/work), RENDERS (runs/zoo/render), WORKERS (render processes, default 2),
 # SIZE_N (samples of each of the two embryo renders of the size models, default 1500 as shipped),
 # EVAL=1 (also the held-out figures that the steps' sections hold: benchmarks/eval_zoo.py nuclei in int8,
-# at zooms 0.5, 1 and 2 with and without the size model, in bf16 for new weights, and population),
+# at zooms 0.5, 1 and 2 with and without the size model, in bf16 for new weights, and population; and the
+# cards' robustness figures, benchmarks/eval_robustness.py through scripts/zoo_robustness.py; about 20
+# minutes more),
 # SHIP=1 (copy the staged nuclei and population folders into src/devolens/models/zoo at the end; then
 # run the tests and look at `git diff`).
 set -euo pipefail
@@ -118,6 +120,14 @@ if [ "$EVAL" = 1 ]; then  # held-out renders: embryo CD20241010_JIM767_25_L3 and
   run $PY scripts/zoo_ship.py population "$WORK/pop_tables.safetensors" --to "$STAGE/population" --update \
     --metrics "$E/population.json"
   run $PY scripts/zoo_clock.py --to "$STAGE/population" --metrics "$E/population.json"
+  # robustness figures the cards hold (hot pixels, a bright backdrop; the population's acquisition changes)
+  rb() { run $PY benchmarks/eval_robustness.py --zoo "$STAGE" "${VAL[@]}" "$@"; }
+  mkdir -p "$E/robust"
+  rb --only "as rendered" bright hot --json "$E/robust/nuclei.json"
+  rb --only "as rendered" bright --diameter none --json "$E/robust/nuclei_none.json"
+  rb --only "as rendered" hot --outliers 0 --json "$E/robust/nuclei_outliers0.json"
+  rb --model population --json "$E/robust/population.json"
+  run $PY scripts/zoo_robustness.py --zoo "$STAGE" --eval "$E/robust"
 fi
 
 # 7. what no step measured again: carried over for the same network, listed for new weights
