@@ -68,6 +68,7 @@ def main() -> None:
                                f"(reference would be {float(np.median(medians)):.1f} here); command: python "
                                f"scripts/zoo_diameter.py {a.name} --range-only --renders {renders}")
     else:
+        auto = (card.get("input", {}).get("diameter") or {}).get("auto")  # the size model: fitted on its own
         spec = card.setdefault("input", {})["diameter"] = {
             "reference": round(float(np.median(medians)), 1),
             "p5_p95": [round(float(p5), 1), round(float(p95), 1)],
@@ -79,6 +80,10 @@ def main() -> None:
                     "reference = median over frames; `--diameter D` resizes the input by reference / D before the "
                     f"card's scale; command: python scripts/zoo_diameter.py {a.name} --renders {renders}"),
         }
+        if auto is not None:  # kept (scripts/zoo_sizemodel.py fit writes it again for new weights)
+            spec["auto"] = auto
+    if "auto" in spec:  # the size model's section last, as scripts/zoo_sizemodel.py fit places it
+        spec["auto"] = spec.pop("auto")
     folder = a.zoo / a.name
     (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     write_card_md(card, folder / "card.md")
