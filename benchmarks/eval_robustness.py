@@ -117,7 +117,8 @@ def main() -> None:
                     help="magnification estimated per frame (auto, the CLI's default) or not (none)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--zoo", type=Path, default=None,
-                    help="a model folder instead of the shipped one (e.g. a copy with another size model)")
+                    help="a model folder instead of the shipped one (e.g. a copy with another size model), or a folder "
+                         "of model folders (a staged zoo, scripts/zoo_refresh.sh: the population model's nuclei too)")
     args = ap.parse_args()
     membrane = args.model == "membrane"
     if args.val is None:
@@ -142,8 +143,7 @@ def main() -> None:
     from devolens.models import zoo
     from devolens.train.metrics import match_instances, prf
 
-    pred = zoo.load(str(args.zoo) if args.zoo else args.model, diameter=None if args.diameter == "none" else "auto",
-                    **options)
+    pred = zoo.load(_model(args), diameter=None if args.diameter == "none" else "auto", **options)
     rows = [(v, r) for v, r in _frames(args.val, None if membrane else 200, args.every)]
     frames = [(read_image(v / r["file"]).astype(np.float32),
                tifffile.imread(v / "labels" / f"{Path(r['file']).stem}_labels.tif")) for v, r in rows]
@@ -178,6 +178,19 @@ def main() -> None:
 LETTERS = ("A", "E", "M", "P", "C", "D", "Z")
 
 
+def _model(args) -> str:
+    """What ``zoo.load`` gets for ``--model``/``--zoo``: the model's name (in a staged zoo when ``--zoo`` is a folder of
+    model folders) or the folder of one model."""
+    from devolens.models import zoo
+
+    if args.zoo is None:
+        return args.model
+    if (args.zoo / "card.json").is_file():
+        return str(args.zoo)
+    zoo.use_folder(args.zoo)  # a population model loads its nuclei model by name: the staged one
+    return args.model
+
+
 def _population(args) -> None:
     """The population model under each change: mean absolute error over the mean count, per letter and for
     the total, on every ``--every``-th held-out frame (all stages, as ``eval_zoo.py population``), each frame one
@@ -186,7 +199,7 @@ def _population(args) -> None:
     from devolens.models import zoo
     from devolens.train.metrics import population_mae
 
-    pred = zoo.load(str(args.zoo) if args.zoo else "population", diameter=None if args.diameter == "none" else "auto")
+    pred = zoo.load(_model(args), diameter=None if args.diameter == "none" else "auto")
     rows = list(_frames(args.val, None, args.every))
     images = [read_image(v / r["file"]).astype(np.float32) for v, r in rows]
     keys = LETTERS + ("total",)

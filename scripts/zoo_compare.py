@@ -58,8 +58,7 @@ def _tensors(fa: Path, fb: Path, rtol: float) -> list:
         if x.shape != y.shape:
             out.append((True, f"{fb.name}:{k}: shape {x.shape} -> {y.shape}"))
             continue
-        if not np.array_equal(np.isnan(x), np.isnan(y)) or not np.array_equal(np.isinf(x) * np.sign(x),
-                                                                              np.isinf(y) * np.sign(y)):
+        if not all(np.array_equal(f(x), f(y)) for f in (np.isnan, np.isposinf, np.isneginf)):
             out.append((True, f"{fb.name}:{k}: NaN or infinite values differ"))
             continue
         finite = np.isfinite(x)

@@ -61,12 +61,13 @@ def main() -> None:
     renders = " ".join(str(d) for d in a.renders)
     # the whole range over frames: the size check (size_advice) warns only outside it
     min_max = [round(float(medians.min()), 1), round(float(medians.max()), 1)]
+    min_max_how = (f"lowest and highest per-frame median over {len(medians)} frames of the same renders (reference "
+                   f"would be {float(np.median(medians)):.1f} here); command: python scripts/zoo_diameter.py {a.name} "
+                   f"--range-only --renders {renders}")
     if a.range_only:  # keep the reference the shipped figures were measured with; add the whole range
         spec = card.setdefault("input", {}).setdefault("diameter", {})
         spec["min_max"] = min_max
-        spec["min_max_how"] = (f"lowest and highest per-frame median over {len(medians)} frames of the same renders "
-                               f"(reference would be {float(np.median(medians)):.1f} here); command: python "
-                               f"scripts/zoo_diameter.py {a.name} --range-only --renders {renders}")
+        spec["min_max_how"] = min_max_how
     else:
         auto = (card.get("input", {}).get("diameter") or {}).get("auto")  # the size model: fitted on its own
         spec = card.setdefault("input", {})["diameter"] = {
@@ -79,6 +80,7 @@ def main() -> None:
                     + " (renders of training embryos / fresh simulated embryos, random pose and zoom, all stages): "
                     "reference = median over frames; `--diameter D` resizes the input by reference / D before the "
                     f"card's scale; command: python scripts/zoo_diameter.py {a.name} --renders {renders}"),
+            "min_max_how": min_max_how,
         }
         if auto is not None:  # kept (scripts/zoo_sizemodel.py fit writes it again for new weights)
             spec["auto"] = auto

@@ -14,7 +14,8 @@
 #
 # Card figures that no step measures again (the held-out and robustness figures without EVAL=1) are
 # carried over from the package's cards for the same network, and listed, not carried, for new weights
-# (scripts/zoo_carry.py): re-measure those with the command in their "how".
+# (scripts/zoo_carry.py; zoo_ship.py --update drops the metrics measured on the previous weights): re-measure
+# those with the command in their "how".
 #
 # Needs the renders of scripts/zoo_renders.sh (calib_L2, calib_sim, cal_*, and for EVAL val_L3, val_sim;
 # in RENDERS) and the shared lineage tables (DEVOLENS_DATA, default ../shared/data). About 13 minutes on
@@ -25,7 +26,7 @@
 # SIZE_N (samples of each of the two embryo renders of the size models, default 1500 as shipped),
 # EVAL=1 (also the held-out figures that the steps' sections hold: benchmarks/eval_zoo.py nuclei in int8,
 # at zooms 0.5, 1 and 2 with and without the size model, in bf16 for new weights, and population; and the
-# cards' robustness figures, benchmarks/eval_robustness.py through scripts/zoo_robustness.py; about 20
+# cards' robustness figures, benchmarks/eval_robustness.py through scripts/zoo_robustness.py; about 8
 # minutes more),
 # SHIP=1 (copy the staged nuclei and population folders into src/devolens/models/zoo at the end; then
 # run the tests and look at `git diff`).
@@ -71,9 +72,8 @@ if [ -n "$WEIGHTS" ]; then
 fi
 # 2. the int8 network's activation ranges (from the float network, on training renders)
 run $PY scripts/zoo_int8.py nuclei --zoo "$STAGE" --renders "$R/calib_L2" "$R/calib_sim" --frames 48
-# 3. the reference diameter (--diameter D; measured in fp32), then the range the size check warns outside of
+# 3. the reference diameter (--diameter D; measured in fp32) and the range the size check warns outside of
 run $PY scripts/zoo_diameter.py nuclei --zoo "$STAGE" --renders "$R/calib_L2" "$R/calib_sim"
-run $PY scripts/zoo_diameter.py nuclei --zoo "$STAGE" --range-only --renders "$R/calib_L2" "$R/calib_sim"
 # 4. both size models: one render per sample set, featurized unflattened (first model) and flattened with
 #    a 120 px disc (backdrop reader); the held-out sets only for the card's figures
 S0=$WORK/size; S1=$WORK/size120
@@ -111,11 +111,11 @@ if [ "$EVAL" = 1 ]; then  # held-out renders: embryo CD20241010_JIM767_25_L3 and
   for z in 0.5 1.0 2.0; do
     ev nuclei --diameter auto --zoom "$z" --json "$E/nuclei_auto_$z.json"
   done
-  run $PY scripts/zoo_sizemodel.py card --eval "$E" --to "$STAGE/nuclei"
-  if [ -n "$WEIGHTS" ]; then  # the float network's own figures (the card's metrics)
+  if [ -n "$WEIGHTS" ]; then  # the float network's own figures (the card's metrics; the next step may read them)
     ev nuclei --precision bf16 --json "$E/nuclei_bf16.json"
     run $PY scripts/zoo_ship.py nuclei "$WEIGHTS" --to "$STAGE/nuclei" --update --metrics "$E/nuclei_bf16.json"
   fi
+  run $PY scripts/zoo_sizemodel.py card --eval "$E" --to "$STAGE/nuclei"
   ev population --json "$E/population.json"
   run $PY scripts/zoo_ship.py population "$WORK/pop_tables.safetensors" --to "$STAGE/population" --update \
     --metrics "$E/population.json"

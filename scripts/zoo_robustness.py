@@ -32,11 +32,16 @@ HOT = "hot pixels (0.05 %)"
 FRAMES = "the held-out renders (<= 200 cells, every 2nd frame, 56 frames)"
 
 
-def _read(folder: Path, name: str) -> dict:
+def _read(folder: Path, name: str, changes: tuple = ()) -> dict:
+    """The JSON of one eval_robustness run, checked to hold ``changes`` (all of them, for the population's)."""
     path = folder / f"{name}.json"
     if not path.is_file():
         raise SystemExit(f"{path}: missing (see the usage: benchmarks/eval_robustness.py --json)")
-    return json.loads(path.read_text())
+    found = json.loads(path.read_text())
+    lacking = [c for c in changes if c not in found]
+    if lacking:
+        raise SystemExit(f"{path}: no figures for {', '.join(map(repr, lacking))} (run the command of the usage)")
+    return found
 
 
 def main(argv=None) -> int:
@@ -46,8 +51,13 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     from zoo_ship import write_card_md
 
-    auto, none, raw = _read(a.eval, "nuclei"), _read(a.eval, "nuclei_none"), _read(a.eval, "nuclei_outliers0")
-    pop = _read(a.eval, "population")
+    auto = _read(a.eval, "nuclei", ("as rendered", BRIGHT, HOT))
+    none, raw = _read(a.eval, "nuclei_none", (BRIGHT,)), _read(a.eval, "nuclei_outliers0", (HOT,))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import numpy as np
+    from eval_robustness import changes  # every acquisition change: the card lists them all
+
+    pop = _read(a.eval, "population", tuple(changes(np.random.default_rng(0))))
     path = a.zoo / "nuclei" / "card.json"
     card = json.loads(path.read_text())
     card["metrics"]["hot_pixels_heldout"] = {

@@ -217,7 +217,6 @@ CARDS = {
 
 def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: dict | None = None,
          update: bool = False) -> None:
-    import torch
     from safetensors.torch import load_file, save_file
 
     card = {"name": name, **json.loads(json.dumps(CARDS[name]))}
@@ -247,7 +246,9 @@ def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: d
         card["postprocess"].update(postprocess)
     if metrics and metrics.exists():
         card["metrics"] = json.loads(metrics.read_text())
-    elif not update:
+    else:  # new weights (or tables): figures measured on the previous ones are not theirs
+        if update and card.get("metrics"):
+            print("dropped the card's metrics, measured on the previous weights: give --metrics")
         card["metrics"] = {}
     cv = source.with_suffix(".cv.json")
     if name == "population" and cv.exists():
@@ -260,10 +261,9 @@ def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: d
     size = (to / "weights.safetensors").stat().st_size / 1e6
     print(f"shipped {name} -> {to} ({size:.1f} MB)")
     if update and name != "population":
-        print("kept from the previous weights, to redo on these: "
-              + ("metrics (give --metrics), " if metrics is None else "")
-              + "the int8 scales (scripts/zoo_int8.py), the reference diameter (scripts/zoo_diameter.py), the size "
-                "models (scripts/zoo_sizemodel.py) and any figure measured on the network")
+        print("kept from the previous weights, to redo on these: the int8 scales (scripts/zoo_int8.py), the reference "
+              "diameter (scripts/zoo_diameter.py), the size models (scripts/zoo_sizemodel.py) and any figure measured "
+              "on the network (all of them: bash scripts/zoo_refresh.sh WEIGHTS)")
 
 
 def main() -> None:
@@ -276,7 +276,8 @@ def main() -> None:
                     help="JSON object of post-processing settings (from scripts/zoo_postprocess.py)")
     ap.add_argument("--update", action="store_true",
                     help="keep the zoo folder's card and replace only the weights, how they were made (recipe, "
-                         "command, training data, architecture, epoch) and, with --metrics, the metrics")
+                         "command, training data, architecture, epoch) and the metrics (those of --metrics; none "
+                         "without it: the old ones were measured on the previous weights)")
     a = ap.parse_args()
     ship(a.name, a.source, a.to, a.metrics, a.postprocess, a.update)
 

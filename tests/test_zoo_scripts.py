@@ -123,3 +123,84 @@ def test_zoo_carry_copies_or_lists_what_a_staged_card_lacks(tmp_path, capsys):
     assert after["metrics"]["hot_pixels_heldout"] == gone
     assert after == json.loads((a / "nuclei" / "card.json").read_text())
     assert "hot_pixels_heldout" in (b / "nuclei" / "card.md").read_text()
+
+
+def test_zoo_ship_update_drops_metrics_measured_on_the_previous_weights(tmp_path, capsys):
+    import json
+
+    zs = _script("zoo_ship")
+    zoo_dir = _zoo_copy(tmp_path, "z")
+    tables = tmp_path / "tables.safetensors"
+    tables.write_bytes((zoo_dir / "population" / "weights.safetensors").read_bytes())
+    assert json.loads((zoo_dir / "population" / "card.json").read_text())["metrics"]
+    zs.ship("population", tables, zoo_dir / "population", None, update=True)
+    card = json.loads((zoo_dir / "population" / "card.json").read_text())
+    assert card["metrics"] == {} and "dropped the card's metrics" in capsys.readouterr().out
+    assert card["clock"]  # the rest of the card is kept
+    measured = tmp_path / "m.json"
+    measured.write_text(json.dumps({"total_mae_heldout": {"value": 1.0, "how": "test"}}))
+    zs.ship("population", tables, zoo_dir / "population", measured, update=True)
+    assert json.loads((zoo_dir / "population" / "card.json").read_text())["metrics"] == json.loads(measured.read_text())
+
+
+def test_zoo_robustness_writes_the_cards_figures_and_refuses_partial_runs(tmp_path):
+    import json
+
+    zr = _script("zoo_robustness")
+    zoo_dir = _zoo_copy(tmp_path, "z")
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    row = lambda f: {"f1": f, "precision": 0.9, "recall": 0.7, "count_bias": -1.0}  # noqa: E731
+    (ev / "nuclei.json").write_text(json.dumps({"as rendered": row(0.71), zr.BRIGHT: row(0.72), zr.HOT: row(0.73)}))
+    (ev / "nuclei_none.json").write_text(json.dumps({"as rendered": row(0.74), zr.BRIGHT: row(0.75)}))
+    (ev / "nuclei_outliers0.json").write_text(json.dumps({"as rendered": row(0.76), zr.HOT: row(0.77)}))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from eval_robustness import changes
+
+    names = list(changes(np.random.default_rng(0)))
+    (ev / "population.json").write_text(json.dumps({n: {"A": 0.1, "total": 0.01 * i} for i, n in enumerate(names)}))
+    # the nuclei card needs its backdrop reader (a size model's section) for the backdrop figure
+    assert zr.main(["--zoo", str(zoo_dir), "--eval", str(ev)]) == 0
+    nuc = json.loads((zoo_dir / "nuclei" / "card.json").read_text())
+    assert nuc["metrics"]["hot_pixels_heldout"]["value"] == {"with_outlier_removal": 0.73, "without": 0.77,
+                                                            "as_rendered": 0.71}
+    assert nuc["input"]["diameter"]["auto"]["backdrop"]["heldout_f1_backdrop"]["value"] == {
+        "with the backdrop reader": 0.72, "--diameter none": 0.75, "as rendered": 0.71}
+    pop = json.loads((zoo_dir / "population" / "card.json").read_text())
+    assert pop["metrics"]["acquisition_changes_total_heldout"]["value"] == {n: 0.01 * i for i, n in enumerate(names)}
+    (ev / "nuclei_outliers0.json").write_text(json.dumps({"as rendered": row(0.76)}))  # ran with a narrower --only
+    with pytest.raises(SystemExit, match="no figures for 'hot pixels"):
+        zr.main(["--zoo", str(zoo_dir), "--eval", str(ev)])
+
+
+def test_zoo_compare_equal_nan_tensors_are_the_same(tmp_path, capsys):
+    from safetensors.numpy import save_file
+
+    zc = _script("zoo_compare")
+    a, b = _zoo_copy(tmp_path, "a"), _zoo_copy(tmp_path, "b")
+    for folder in (a, b):
+        save_file({"x": np.array([1.0, np.nan, np.inf, -np.inf], np.float32)}, str(folder / "nuclei" / "extra.safetensors"))
+    assert zc.main([str(a), str(b), "--models", "nuclei"]) == 0
+    save_file({"x": np.array([1.0, np.nan, -np.inf, -np.inf], np.float32)}, str(b / "nuclei" / "extra.safetensors"))
+    assert zc.main([str(a), str(b), "--models", "nuclei"]) == 1
+    assert "NaN or infinite values differ" in capsys.readouterr().out
+
+
+def test_eval_robustness_reads_a_staged_zoo(tmp_path, monkeypatch):
+    import argparse
+
+    from devolens.models import zoo
+
+    monkeypatch.setattr(zoo, "ZOO_DIR", zoo.ZOO_DIR)  # restored after the test
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import eval_robustness
+
+    stage = _zoo_copy(tmp_path, "stage")
+    try:
+        assert eval_robustness._model(argparse.Namespace(zoo=None, model="nuclei")) == "nuclei"
+        assert eval_robustness._model(argparse.Namespace(zoo=stage / "nuclei", model="nuclei")) == str(stage / "nuclei")
+        assert zoo.ZOO_DIR != stage
+        assert eval_robustness._model(argparse.Namespace(zoo=stage, model="population")) == "population"
+        assert zoo.ZOO_DIR == stage  # the population model's nuclei model comes from the stage too
+    finally:
+        zoo.card.cache_clear()
