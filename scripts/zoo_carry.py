@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", default=["nuclei", "population"])
     ap.add_argument("--list-only", action="store_true", help="new weights: list, do not copy")
     a = ap.parse_args(argv)
-    from zoo_ship import write_card_md
+    from zoo_ship import write_card
 
     for name in a.models:
         src, dst = a.source / name / "card.json", a.to / name / "card.json"
@@ -62,8 +62,7 @@ def main(argv=None) -> int:
             if not a.list_only:
                 _get(new, path[:-1])[path[-1]] = value
         if paths and not a.list_only:
-            dst.write_text(json.dumps(new, indent=2) + "\n")
-            write_card_md(new, dst.parent / "card.md")
+            write_card(new, dst.parent)
         if not paths:
             print(f"{name}: nothing missing")
     return 0

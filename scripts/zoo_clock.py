@@ -77,11 +77,10 @@ def main() -> None:
     if a.metrics is not None:  # the clock's figures from benchmarks/eval_zoo.py population --json FILE
         measured = json.loads(a.metrics.read_text())
         card.setdefault("metrics", {}).update({k: v for k, v in measured.items() if "clock" in k})
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
     sys.path.insert(0, str(ROOT / "scripts"))
-    from zoo_ship import write_card_md
+    from zoo_ship import write_card
 
-    write_card_md(card, a.to / "card.md")
+    write_card(card, a.to)
     print(f"clock curve: {len(tau)} points, {np.exp(log_total[0]):.0f}-{np.exp(log_total[-1]):.0f} cells (AceTree pace "
           f"{ace_fit.rate:.2f}, residual {ace_fit.residual:.3f}) -> {weights}")
 

@@ -43,7 +43,7 @@ def main() -> None:
     from devolens.io.images import read_image
     from devolens.models import zoo
     from zoo_int8 import calibration_frames
-    from zoo_ship import write_card_md
+    from zoo_ship import write_card
 
     zoo.use_folder(a.zoo)
     card = zoo.card(a.name)
@@ -87,8 +87,7 @@ def main() -> None:
     if "auto" in spec:  # the size model's section last, as scripts/zoo_sizemodel.py fit places it
         spec["auto"] = spec.pop("auto")
     folder = a.zoo / a.name
-    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    write_card_md(card, folder / "card.md")
+    write_card(card, folder)
     print(json.dumps(spec, indent=1))
 
 if __name__ == "__main__":

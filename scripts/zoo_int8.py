@@ -65,7 +65,7 @@ def main() -> None:
     from devolens.io.images import read_image
     from devolens.models import zoo
     from devolens.models.quantize import ENGINE, calibrate
-    from zoo_ship import int8_md_lines, write_card_md
+    from zoo_ship import int8_md_lines, write_card, write_card_md
 
     zoo.use_folder(a.zoo)
     card = zoo.card(a.name)
@@ -75,8 +75,7 @@ def main() -> None:
         if a.metrics is None or "int8" not in card:
             raise SystemExit("--metrics-only needs --metrics and a card with an int8 section (calibrate first)")
         card["int8"]["metrics"] = json.loads(a.metrics.read_text())
-        (a.zoo / a.name / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-        write_card_md(card, a.zoo / a.name / "card.md")
+        write_card(card, a.zoo / a.name)
         print(f"int8 metrics -> {a.zoo / a.name / 'card.json'}")
         return
     if a.name == "livedead" or a.wells:

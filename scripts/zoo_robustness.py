@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--zoo", type=Path, default=ROOT / "src" / "devolens" / "models" / "zoo")
     ap.add_argument("--eval", type=Path, required=True, help="folder of the eval_robustness JSON files")
     a = ap.parse_args(argv)
-    from zoo_ship import write_card_md
+    from zoo_ship import write_card
 
     auto = _read(a.eval, "nuclei", ("as rendered", BRIGHT, HOT))
     none, raw = _read(a.eval, "nuclei_none", (BRIGHT,)), _read(a.eval, "nuclei_outliers0", (HOT,))
@@ -81,8 +81,7 @@ def main(argv=None) -> int:
                 "benchmarks/eval_robustness.py --only \"as rendered\" bright hot; python benchmarks/eval_robustness.py "
                 "--diameter none --only \"as rendered\" bright (written by scripts/zoo_robustness.py)"),
     }
-    path.write_text(json.dumps(card, indent=2) + "\n")
-    write_card_md(card, path.parent / "card.md")
+    write_card(card, path.parent)
     path = a.zoo / "population" / "card.json"
     card = json.loads(path.read_text())
     card["metrics"]["acquisition_changes_total_heldout"] = {
@@ -92,8 +91,7 @@ def main(argv=None) -> int:
                 "table, benchmarks/RESULTS.md). Command: python benchmarks/eval_robustness.py --model population "
                 "(written by scripts/zoo_robustness.py)"),
     }
-    path.write_text(json.dumps(card, indent=2) + "\n")
-    write_card_md(card, path.parent / "card.md")
+    write_card(card, path.parent)
     print(f"robustness figures -> {a.zoo / 'nuclei'} and {a.zoo / 'population'}")
     return 0
 

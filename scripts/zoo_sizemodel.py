@@ -377,11 +377,10 @@ def fit(args) -> None:
             **({"error_heldout": report["heldout"]} if report.get("heldout") else {}),
             **({"backdrop": backdrop} if backdrop else {}),
         }
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from zoo_ship import write_card_md
+        from zoo_ship import write_card
 
-        write_card_md(card, folder / "card.md")
+        write_card(card, folder)
         print(f"-> {folder / 'size_model.safetensors'} and the card's input.diameter.auto")
 
 
@@ -414,11 +413,10 @@ def _write_backdrop(args, model, flatten: float, alpha: float, loeo: dict, repor
         "error_loeo": loeo,
         **({"error_heldout": report["heldout"]} if report.get("heldout") else {}),
     }
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from zoo_ship import write_card_md
+    from zoo_ship import write_card
 
-    write_card_md(card, folder / "card.md")
+    write_card(card, folder)
     print(f"-> {folder / 'size_model_backdrop.safetensors'} and the card's input.diameter.auto.backdrop")
 
 
@@ -450,11 +448,10 @@ def card_metrics(args) -> None:
                "per frame (auto) and without resizing (none), default precision; commands: python "
                "benchmarks/eval_zoo.py %s [--diameter auto] --zoom Z"
                % ("instance" if kind == "nuclei" else "cell", " (<= 200 cells)" if kind == "nuclei" else "", kind)}
-    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from zoo_ship import write_card_md
+    from zoo_ship import write_card
 
-    write_card_md(card, folder / "card.md")
+    write_card(card, folder)
     print(json.dumps(table, indent=1))
 
 

@@ -204,3 +204,18 @@ def test_eval_robustness_reads_a_staged_zoo(tmp_path, monkeypatch):
         assert zoo.ZOO_DIR == stage  # the population model's nuclei model comes from the stage too
     finally:
         zoo.card.cache_clear()
+
+
+def test_zoo_ship_templates_match_the_shipped_cards():
+    """The fixed parts zoo_ship.py writes (and --update rewrites) say what the shipped cards say: a card edited
+    without its template would lose the edit at the next ship."""
+    import json
+
+    from devolens.models import zoo
+
+    zs = _script("zoo_ship")
+    for name, template in zs.CARDS.items():
+        card = json.loads((zoo.ZOO_DIR / name / "card.json").read_text())
+        for key in zs.UPDATED + ("limits", "summary", "predictor"):
+            if key in template:
+                assert card[key] == template[key], f"{name}: {key}"

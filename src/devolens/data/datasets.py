@@ -796,12 +796,13 @@ def thresholded(labels: np.ndarray) -> np.ndarray | None:
 
 
 def _each(fn: Callable[[int], Any], indices: list[int], threads: int,
-          after_first: Callable[[int, int], None] | None = None) -> None:
-    """``fn(i)`` for every index, on ``threads`` threads (the image decoders release the GIL); ``after_first(i, n)``
-    once the first index ``i`` is done (``n``: how many in all), before the others start."""
-    if after_first is not None and indices:
+          announce: Callable[[int, int], None] | None = None, nbytes: Callable[[int], int] | None = None) -> None:
+    """``fn(i)`` for every index, on ``threads`` threads (the image decoders release the GIL). With ``announce``:
+    once the first index ``i`` is done, before the others start, ``announce(n, n * nbytes(i))`` (``n``: how many in
+    all; ``nbytes(i)``: the memory the first one took)."""
+    if announce is not None and indices:
         fn(indices[0])
-        after_first(indices[0], len(indices))
+        announce(len(indices), len(indices) * nbytes(indices[0]))
         indices = indices[1:]
     if threads > 1 and len(indices) > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -988,11 +989,11 @@ class SegmentationDataset(_Base):
             if key not in self._cache:
                 first.setdefault(key, i)
 
-        def told(i: int, n: int) -> None:  # the first pair's size, times the pairs
+        def nbytes(i: int) -> int:
             img, lab, _ = self._cache[(self.images[i], self.labels[i])]
-            announce(n, n * (img.nbytes + lab.nbytes))
+            return img.nbytes + lab.nbytes
 
-        _each(self._load, list(first.values()), threads, told if announce is not None else None)
+        _each(self._load, list(first.values()), threads, announce, nbytes)
         return len(first)
 
     def _cut(self, i: int, img: np.ndarray, lab: np.ndarray, levels: tuple | None):
@@ -1065,11 +1066,8 @@ class PopulationDataset(_Base):
         if not self.cache:
             return 0
 
-        def told(i: int, n: int) -> None:  # the first frame's size, times the frames
-            announce(n, n * self._cache[i].nbytes)
-
         todo = [i for i in range(len(self)) if i not in self._cache]
-        _each(self._load, todo, threads, told if announce is not None else None)
+        _each(self._load, todo, threads, announce, lambda i: self._cache[i].nbytes)
         return len(todo)
 
     def __getitem__(self, i: int) -> dict[str, Any]:

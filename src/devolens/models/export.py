@@ -35,7 +35,7 @@ from pathlib import Path
 from devolens.errors import DevolensError
 
 __all__ = ["KINDS", "is_run", "card_from_run", "export_run", "named_kind", "check_scale", "scale_bounds",
-           "card_md", "write_card_md", "int8_md_lines"]
+           "card_md", "write_card", "write_card_md", "int8_md_lines"]
 
 KINDS = {"nuclei": "devolens.predict.segment:NucleiPredictor", "membrane": "devolens.predict.segment:MembranePredictor"}
 
@@ -261,8 +261,7 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
         card["name"] = to.name
         card["command"] += (f"; devolens models export {run} --to {to} --kind {card['task']} "
                             f"--scale {card['input']['scale']:g}")
-        (stage.tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-        write_card_md(card, stage.tmp / "card.md", load_name=str(to))
+        write_card(card, stage.tmp, load_name=str(to))
         # safetensors writes its file 0600 (a private temporary renamed in place): give it the mode the cards got
         # from the umask, so that whoever may read the cards may load the model (reading the umask instead would
         # set it process-wide for a moment)
@@ -300,6 +299,12 @@ def _flat_md(x) -> str:
 def write_card_md(card: dict, path: Path, load_name: str | None = None) -> None:
     """Write ``card`` as Markdown (``card.md``); ``load_name``: what to pass to ``load`` (the name)."""
     path.write_text(card_md(card, load_name))
+
+
+def write_card(card: dict, folder: Path, load_name: str | None = None) -> None:
+    """Write ``card`` into a model folder: ``card.json`` and the same card as ``card.md`` (:func:`write_card_md`)."""
+    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card_md(card, folder / "card.md", load_name)
 
 
 def card_md(card: dict, load_name: str | None = None) -> str:

@@ -900,6 +900,11 @@ def preload_for_workers(ds: Dataset, workers: int, per_epoch: int, n: int,
     return done
 
 
+def _diverged(epoch: int, loss: object = "not finite") -> DevolensError:
+    """The error of a training run whose loss stopped being finite (``epoch`` counted from 0)."""
+    return DevolensError(f"training diverged (loss {loss}) at epoch {epoch + 1}; lower optimizer.lr")
+
+
 def _lazy_sync(device: torch.device) -> bool:
     """Whether the training loop reads losses back only every :data:`SYNC_EVERY` steps and at the epoch's end
     (a GPU: each read makes the host wait for the device); on the CPU each step's are read at once."""
@@ -1290,7 +1295,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         g = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = active[torch.randperm(len(active), generator=g).numpy()]
         if isinstance(train_ds, IterableDataset):  # HDF5 tile stream: it shuffles by chunk itself
-            loader = DataLoader(train_ds, batch_size=bs, num_workers=int(T["num_workers"]))
+            loader = DataLoader(train_ds, batch_size=bs, num_workers=workers)
         else:
             loader = DataLoader(_TrainItems(train_ds, order.tolist()), batch_size=bs, shuffle=False,
                                 num_workers=workers, pin_memory=device.type == "cuda",
@@ -1314,9 +1319,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             if lazy:
                 bad |= ~torch.isfinite(loss)
                 if (step + 1) % SYNC_EVERY == 0 and bool(bad):
-                    raise DevolensError(f"training diverged (loss not finite) at epoch {epoch + 1}; lower optimizer.lr")
+                    raise _diverged(epoch)
             elif not torch.isfinite(loss):
-                raise DevolensError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1}; lower optimizer.lr")
+                raise _diverged(epoch, loss.item())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -1329,7 +1334,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             if progress is not None:
                 progress(done_steps, total_steps)
         if lazy and bool(bad):
-            raise DevolensError(f"training diverged (loss not finite) at epoch {epoch + 1}; lower optimizer.lr")
+            raise _diverged(epoch)
         run_loss, n_seen = _note_losses(pending, sample_losses, ids, epoch, run_loss, n_seen)
         # ---- validation
         ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"], keep=keep)
