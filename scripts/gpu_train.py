@@ -141,6 +141,9 @@ def main() -> None:
     train_ds, val_ds = make_dataset(rec, tr_df, True), make_dataset(rec, va_df, False)
     split = pd.concat([tr_df.assign(side="train"), va_df.assign(side="val")])[["sample", "group", "side"]]
     bundle = DataBundle(train_ds, val_ds, split.reset_index(drop=True))
+    # the split is --val's, not data.val_fraction's: the run's recipe says what it was (and the engine's note on a
+    # fraction far from the recipe's does not fire for a folder given on purpose)
+    rec["data"]["val_fraction"] = round(len(va_df) / max(1, len(tr_df) + len(va_df)), 4)
     bs, workers = int(T["batch_size"]), int(T["num_workers"])
     print(f"{len(train_ds)} training, {len(val_ds)} validation samples; device {device}; "
           f"batch {bs}, {workers} workers", flush=True)

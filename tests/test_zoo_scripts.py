@@ -219,3 +219,53 @@ def test_zoo_ship_templates_match_the_shipped_cards():
         for key in zs.UPDATED + ("limits", "summary", "predictor"):
             if key in template:
                 assert card[key] == template[key], f"{name}: {key}"
+
+
+def test_zoo_drop_head_keeps_the_three_class_network(tmp_path):
+    """A network trained with a distance head, its 4th channel dropped: the same 3-class logits, loadable as a
+    3-class network, the config saying so; a network without the head is refused."""
+    import json
+
+    import torch
+
+    from devolens.models.architectures import build_model, load_model, save_model
+
+    torch.manual_seed(0)
+    net = build_model(classes=4, decoder_channels=[16, 8], encoder_depth=2).eval()
+    recipe = {"model": {"arch": "unet", "distance_head": True}}
+    save_model(net, tmp_path / "run" / "best.safetensors", config={"recipe": recipe, "epoch": 3})
+    drop = _script("zoo_drop_head")
+    cfg = drop.drop_head(tmp_path / "run" / "best.safetensors", tmp_path / "out" / "w.safetensors")
+    three, saved = load_model(tmp_path / "out" / "w.safetensors")
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(three(x), net(x)[:, :3])
+    assert saved["model"]["classes"] == 3 and saved["recipe"]["model"]["distance_head"] is False
+    assert saved == json.loads(json.dumps(cfg)) and "distance head" in saved["derived_from"]
+    with pytest.raises(SystemExit, match="not a 3-class network with a distance head"):
+        drop.drop_head(tmp_path / "out" / "w.safetensors", tmp_path / "again.safetensors")
+
+
+@pytest.mark.slow
+def test_gpu_train_sizes_a_run_to_its_budget_on_the_cpu(tmp_path):
+    """scripts/gpu_train.py (the lent GPU's training driver) end to end on the CPU: probes, a run sized to the
+    budget with --epochs, best and last weights copied out, the run's recipe naming the split --val gave."""
+    import json
+    import subprocess
+
+    from _train_data import make_pairs
+
+    data, val = (make_pairs(tmp_path / "data", groups=2, per_group=6),
+                 make_pairs(tmp_path / "val", groups=1, per_group=1, seed=1))
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gpu_train.py"), str(ROOT / "recipes" / "tiny_nuclei.yaml"),
+         "--data", str(data), "--val", str(val), "--out", str(tmp_path / "run"), "--minutes", "1.5",
+         "--epochs", "2", "--workers", "0", "--device", "cpu", "--probe-seconds", "0.5",
+         "--copy-to", str(tmp_path / "copy")],
+        capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "2 epochs of" in out.stdout and "note:" not in out.stdout
+    assert {p.name for p in (tmp_path / "copy").iterdir()} >= {"best.safetensors", "best.json", "last.safetensors",
+                                                               "history.csv"}
+    recipe = json.loads((tmp_path / "copy" / "last.json").read_text())["recipe"]
+    assert recipe["train"]["epochs"] == 2 and recipe["data"]["val_fraction"] == pytest.approx(1 / 13, abs=1e-4)
