@@ -213,6 +213,47 @@ def test_device_setting_cpu_auto_and_missing_cuda(pairs, tmp_path, capsys):
         assert "sees no CUDA GPU" in capsys.readouterr().err and not (tmp_path / "c" / "checkpoint.json").exists()
 
 
+def test_channels_last_trains_the_same_network(pairs, tmp_path, monkeypatch):
+    """train.channels_last (a GPU's faster convolutions) changes the memory layout only: the same losses and
+    weights to float rounding, saved and resumed as ever."""
+    from safetensors.torch import load_file
+
+    from devolens.train import trainer
+
+    # (input, weights) of a convolution with several input channels in the channels-last layout, per training
+    # step (with one channel the two layouts are the same memory)
+    seen: list[tuple[bool, bool]] = []
+    build = trainer.build_from_recipe
+
+    def last(t):
+        return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+    def spied(rec):
+        model = build(rec)
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+        conv.register_forward_pre_hook(lambda m, args: seen.append((last(args[0]), last(m.weight)))
+                                       if m.training else None)
+        return model
+
+    monkeypatch.setattr(trainer, "build_from_recipe", spied)
+    runs = {}
+    for cl in (False, True):
+        rec = tiny_recipe(data={"target": "boundary", "channels": 1, "val_fraction": 0.34},
+                          loss={"name": "ce_dice"}, train={"epochs": 1, "batch_size": 4, "threads": 1,
+                                                          "channels_last": cl})
+        seen.clear()
+        runs[cl] = train(rec, pairs, tmp_path / str(cl))
+        assert seen and set(seen) == {(cl, cl)}
+    np.testing.assert_allclose(runs[True].history["train_loss"], runs[False].history["train_loss"], rtol=1e-4)
+    a, b = (load_file(str(tmp_path / str(cl) / "best.safetensors")) for cl in (False, True))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert b[k].is_contiguous()
+        torch.testing.assert_close(b[k], a[k], rtol=1e-2, atol=2e-3)  # Adam turns rounding into lr-sized steps
+    res = train(rec, pairs, tmp_path / "True", epochs=2, resume=True)  # the checkpoint reloads into the layout
+    assert len(res.history) == 2 and np.isfinite(res.history["train_loss"]).all()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_trains_resumes_and_evaluates_on_a_gpu(pairs, tmp_path):
     from devolens.train.evaluate import evaluate_run

@@ -192,6 +192,9 @@ SCHEMA: dict[str, Any] = {
         "prune_restart": Field("bool", True, help="re-initialise the model after pruning (else continue)"),
         "overlay_samples": Field("int", 4, low=0, help="fixed validation samples drawn each epoch"),
         "max_batches": Field("int", None, nullable=True, low=1, help="cap on training batches per epoch"),
+        "channels_last": Field("bool", False, help="train image networks in the channels-last memory format (often "
+                                                  "faster convolutions on a GPU with bf16; scripts/gpu_train.py "
+                                                  "measures both and picks); the results are the same network"),
     },
     "validate": {
         "instances": Field("str", "auto", choices=("auto", "classes", "watershed"),

@@ -1213,6 +1213,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         if init:  # fine-tuning: same architecture, weights from an earlier run or the zoo
             model = init_weights(model, init)
         model = model.to(device)  # before the optimizer takes its parameters
+        if T["channels_last"]:
+            model = model.to(memory_format=torch.channels_last)  # 4-D weights only; saved contiguous as ever
         opt = build_optimizer(rec["optimizer"]["name"], model.parameters(), rec["optimizer"]["lr"],
                               rec["optimizer"]["weight_decay"], rec["optimizer"]["momentum"])
         return model, opt, _scheduler(rec, opt)
@@ -1312,6 +1314,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             if T["max_batches"] and step >= T["max_batches"]:
                 break
             x, target, distance = _on(device, batch["image"], batch["target"], batch.get("distance"))
+            if T["channels_last"] and x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(T["amp"], device):
                 y = model(x)
             per = loss_fn(y.float(), target, distance)
