@@ -148,7 +148,7 @@ def main() -> None:
     bundle = DataBundle(train_ds, val_ds, split.reset_index(drop=True))
     # the split is --val's, not data.val_fraction's: the run's recipe says what it was (and the engine's note on a
     # fraction far from the recipe's does not fire for a folder given on purpose)
-    rec["data"]["val_fraction"] = round(len(va_df) / max(1, len(tr_df) + len(va_df)), 4)
+    rec["data"]["val_fraction"] = len(va_df) / max(1, len(tr_df) + len(va_df))
     bs, workers = int(T["batch_size"]), int(T["num_workers"])
     print(f"{len(train_ds)} training, {len(val_ds)} validation samples; device {device}; "
           f"batch {bs}, {workers} workers", flush=True)
@@ -166,7 +166,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"])
     t_val = time.perf_counter() - t0
-    r_dev = _device_rate(model, T["amp"], train_ds[0]["image"], bs, device.type)
+    r_dev = _device_rate(model, T["amp"], train_ds[0]["image"], bs, device.type, channels_last=T["channels_last"])
     formats = ""
     if device.type == "cuda" and not T["channels_last"]:  # the faster memory format, measured (same network)
         r_cl = _device_rate(model, T["amp"], train_ds[0]["image"], bs, device.type, channels_last=True)

@@ -37,10 +37,10 @@ def drop_head(source: Path, out: Path) -> dict:
     if not (recipe.get("model") or {}).get("distance_head") or model.get("classes") != 4:
         raise SystemExit(f"{source}: not a 3-class network with a distance head (recipe model.distance_head, 4 outputs)")
     state = load_file(str(source))
-    last = sorted({k.rsplit(".", 1)[0] for k in state if k.startswith(HEAD)})
-    if not last:
-        raise SystemExit(f"{source}: no {HEAD}* tensors")
-    last = last[-1]  # the output layer (its weight and bias): one row per output channel
+    layers = {k.rsplit(".", 1)[0] for k in state if k.startswith(HEAD) and k[len(HEAD):].split(".")[0].isdigit()}
+    if not layers:
+        raise SystemExit(f"{source}: no {HEAD}N.* tensors")
+    last = max(layers, key=lambda name: int(name[len(HEAD):].split(".")[0]))  # the output layer: a row per channel
     for k in (f"{last}.weight", f"{last}.bias"):
         if k not in state or state[k].shape[0] != 4:
             raise SystemExit(f"{source}: {k} does not have 4 output channels")
@@ -49,7 +49,8 @@ def drop_head(source: Path, out: Path) -> dict:
     recipe["model"]["distance_head"] = False
     cfg.update(model=model, recipe=recipe,
                derived_from="the run's weights without their distance head (output channel 4), by "
-                            "scripts/zoo_drop_head.py; 'value' is the validation figure of the network with it")
+                            "scripts/zoo_drop_head.py; 'value' and the recipe's validate.postprocess are those of "
+                            "the network with it (seeds from the head)")
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out), metadata={"format": "pt"})
     out.with_suffix(".json").write_text(json.dumps(cfg, indent=2))

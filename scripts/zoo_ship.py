@@ -210,7 +210,7 @@ CARDS = {
                    "(held-out renders at 0.5x / 2x: total error 16% / 12% instead of 35% / 32%; at 1x 10.9% instead of "
                    "10.4%); `--diameter PX` sets it, `--diameter none` turns it off. Trained on renders only; real "
                    "movies may differ in ways the renderer does not draw. "
-                   "The composition table given the true total is within 1-9% per letter (P: 17%): the error is almost all in the total. "
+                   "The composition table given the true total is within 1-8% per letter (P: 17%): the error is almost all in the total. "
                    "On EPIC-framed renders of the training embryos (development, not held out) the total's error per "
                    "frame is 9-18% by optics draw (12-20% with the CPU-trained nuclei network; benchmarks/RESULTS.md). "
                    "Timelapses: `--clock` fits the movie's totals to "

@@ -220,8 +220,8 @@ def test_channels_last_trains_the_same_network(pairs, tmp_path, monkeypatch):
 
     from devolens.train import trainer
 
-    # (input, weights) of a convolution with several input channels in the channels-last layout, per training
-    # step (with one channel the two layouts are the same memory)
+    # the batch and the first convolution's weights in the channels-last layout, per training step (3-channel
+    # images: with one channel the two layouts are the same memory)
     seen: list[tuple[bool, bool]] = []
     build = trainer.build_from_recipe
 
@@ -230,15 +230,15 @@ def test_channels_last_trains_the_same_network(pairs, tmp_path, monkeypatch):
 
     def spied(rec):
         model = build(rec)
-        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
-        conv.register_forward_pre_hook(lambda m, args: seen.append((last(args[0]), last(m.weight)))
-                                       if m.training else None)
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        model.register_forward_pre_hook(lambda m, args: seen.append((last(args[0]), last(conv.weight)))
+                                        if m.training else None)
         return model
 
     monkeypatch.setattr(trainer, "build_from_recipe", spied)
     runs = {}
     for cl in (False, True):
-        rec = tiny_recipe(data={"target": "boundary", "channels": 1, "val_fraction": 0.34},
+        rec = tiny_recipe(data={"target": "boundary", "channels": 3, "val_fraction": 0.34},
                           loss={"name": "ce_dice"}, train={"epochs": 1, "batch_size": 4, "threads": 1,
                                                           "channels_last": cl})
         seen.clear()
@@ -247,11 +247,22 @@ def test_channels_last_trains_the_same_network(pairs, tmp_path, monkeypatch):
     np.testing.assert_allclose(runs[True].history["train_loss"], runs[False].history["train_loss"], rtol=1e-4)
     a, b = (load_file(str(tmp_path / str(cl) / "best.safetensors")) for cl in (False, True))
     assert a.keys() == b.keys()
-    for k in a:
-        assert b[k].is_contiguous()
-        torch.testing.assert_close(b[k], a[k], rtol=1e-2, atol=2e-3)  # Adam turns rounding into lr-sized steps
+    for k in a:  # Adam turns rounding differences into steps of up to the learning rate (0.003) for a few weights
+        d = (b[k].double() - a[k].double()).abs()
+        assert float(d.max()) <= 0.01 and float(d.norm()) <= 0.01 * float(a[k].double().norm()) + 1e-3, k
+    moments = []
+    real_load = trainer.load_checkpoint
+
+    def spy_load(ckpt, model, opt, *args, **kw):
+        extra = real_load(ckpt, model, opt, *args, **kw)
+        moments.append(opt)
+        return extra
+
+    monkeypatch.setattr(trainer, "load_checkpoint", spy_load)
     res = train(rec, pairs, tmp_path / "True", epochs=2, resume=True)  # the checkpoint reloads into the layout
     assert len(res.history) == 2 and np.isfinite(res.history["train_loss"]).all()
+    conv = [p for g in moments[0].param_groups for p in g["params"] if p.ndim == 4 and p.shape[1] > 1][0]
+    assert last(conv) and last(moments[0].state[conv]["exp_avg"])  # the moments follow their parameters
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -941,6 +941,19 @@ class _TrainItems(Dataset):
         return item
 
 
+def _state_like_params(opt: torch.optim.Optimizer) -> None:
+    """The optimizer's per-parameter tensors (Adam's moments...) in the memory layout of their parameters (a
+    channels-last network resumed from a checkpoint, which stores them contiguous: the fused/foreach update
+    paths want matching layouts)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            for k, v in state.items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.ndim == 4:
+                    state[k] = v.contiguous(memory_format=torch.channels_last) if p.is_contiguous(
+                        memory_format=torch.channels_last) else v.contiguous()
+
+
 def _on(device: torch.device, *tensors):
     """``tensors`` moved to ``device`` (None stays None)."""
     return tuple(None if t is None else t.to(device, non_blocking=True) for t in tensors)
@@ -1229,6 +1242,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     ids = list(getattr(train_ds, "ids", [str(i) for i in range(len(train_ds))]))
     if resume:
         extra = load_checkpoint(ckpt, model, opt, sched, restore_rng=True)
+        if T["channels_last"]:  # the optimizer's moments come back contiguous: in their parameters' layout again
+            _state_like_params(opt)
         start = int(extra["epoch"])
         best_value, best_epoch = extra.get("best_value"), extra.get("best_epoch")
         active = np.asarray(extra.get("active", list(range(len(train_ds)))), dtype=np.int64)
