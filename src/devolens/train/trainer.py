@@ -5,7 +5,7 @@ Run folder (``out``)::
 
     recipe.yaml              the resolved recipe
     split.csv                sample, group, side (train/val)
-    history.csv              one row per epoch: lr, train_loss, val_loss, val metrics, seconds
+    history.csv              one row per epoch: lr, train_loss, val_loss, val metrics, seconds (val_seconds of them)
     sample_losses.csv        epoch, sample, loss: every training sample's loss each epoch
     pruned.csv               samples dropped by --prune-top (for review)
     checkpoint.safetensors   last epoch's full state (+ checkpoint.json)
@@ -123,7 +123,7 @@ def metric_names(recipe: dict) -> list[str]:
         names += ["val_iou", "val_dice", "val_ap", "val_f1", "val_precision", "val_recall", "val_count_mae"]
         for c in range(k):
             names += [f"val_iou_{c}", f"val_dice_{c}", f"val_ap_{c}"]
-    return names + ["n_train", "seconds"]
+    return names + ["n_train", "seconds", "val_seconds"]  # the epoch's time, and its validation pass's within it
 
 
 # ----------------------------------------------------------------------------- data
@@ -984,8 +984,10 @@ def select_pruned(losses: pd.DataFrame, percent: float) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- training
-def _history_row(epoch: int, lr: float, train_loss: float, metrics: dict, n_train: int, secs: float, names) -> dict:
-    row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, **metrics, "n_train": n_train, "seconds": secs}
+def _history_row(epoch: int, lr: float, train_loss: float, metrics: dict, n_train: int, secs: float, names,
+                 val_secs: float = float("nan")) -> dict:
+    row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, **metrics, "n_train": n_train, "seconds": secs,
+           "val_seconds": val_secs}
     return {k: row.get(k, float("nan")) for k in names}
 
 
@@ -1195,7 +1197,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     monitor, mode = T["monitor"], T["monitor_mode"]
     if monitor not in names:
         raise DevolensError(f"train.monitor: {monitor!r} is not a metric of this task; choose from "
-                            f"{', '.join(n for n in names if n not in ('epoch', 'n_train', 'seconds'))}")
+                            f"{', '.join(n for n in names if n not in ('epoch', 'n_train', 'seconds', 'val_seconds'))}")
     if T["threads"]:
         torch.set_num_threads(int(T["threads"]))
     device = resolve_device(T["device"], option)
@@ -1356,11 +1358,13 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             raise _diverged(epoch)
         run_loss, n_seen = _note_losses(pending, sample_losses, ids, epoch, run_loss, n_seen)
         # ---- validation
+        t_val = time.perf_counter()
         ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"], keep=keep)
+        t_val = time.perf_counter() - t_val
         metrics = ev["metrics"]
         sched.step(metrics.get("val_loss"))
         row = _history_row(epoch, lr_now, run_loss / max(n_seen, 1), metrics, len(active),
-                           time.perf_counter() - t0, names)
+                           time.perf_counter() - t0, names, t_val)
         history.append(row)
         write_csv(pd.DataFrame(history, columns=names), out / "history.csv")
         write_csv(pd.DataFrame(sample_losses, columns=["epoch", "sample", "loss"]), out / "sample_losses.csv")
