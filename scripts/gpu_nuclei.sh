@@ -17,7 +17,7 @@
 # of each real embryo, default 6), SIMS (simulated embryos, default 40), EVERY (time points of
 # the real embryos, default 1), DEVICE (auto), BATCH (samples per step, default the recipe's 32: the
 # nineteenth session's H200 ran batches of 32 at ~1170 crops/s, far below what it can do; the twenty-second's
-# BATCH=64: loader 1900-2600 crops/s, device ~1510, yet ~600 crops/s over whole epochs; the recipe's
+# BATCH=64: loader 1900-2600 crops/s, device ~1510, yet ~740 crops/s within the epochs; the recipe's
 # learning rate stays), RECIPE (default recipes/nuclei_gpu.yaml; recipes/nuclei_gpu_distance.yaml adds
 # a distance head: the twenty-second session's run, TOTAL=545 BATCH=64, shipped without the head through
 # scripts/zoo_drop_head.py).

@@ -43,6 +43,7 @@ def test_a_run_loads_by_path_as_nuclei_or_membrane(run):
     assert card["preprocessing"]["percentiles"] == [1.0, 99.8] and card["input"]["scale"] == 1.0
     assert card["preprocessing"]["channel"] == "max"  # RGB read as the training data were (to_channels)
     assert set(card["metrics"]) >= {"val_f1", "val_loss"} and "not held-out" in card["metrics_heading"]
+    assert not {k for k in card["metrics"] if "seconds" in k}  # the history's timings are not metrics
     pred = zoo.load(run)
     assert isinstance(pred, NucleiPredictor) and pred.network.scale == 1.0
     res = pred.predict(_image())

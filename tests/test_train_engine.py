@@ -114,7 +114,7 @@ def test_loader_processes_decode_once_and_train_exactly_as_one_process(pairs, tm
     for other in ("w2False", "w0True"):
         for name in ("sample_losses.csv", "best.safetensors", "checkpoint.safetensors"):
             assert (tmp_path / "w0False" / name).read_bytes() == (tmp_path / other / name).read_bytes(), (other, name)
-        h0, h2 = (pd.read_csv(tmp_path / w / "history.csv").drop(columns=["seconds", "val_seconds"]) for w in ("w0False", other))
+        h0, h2 = (pd.read_csv(tmp_path / w / "history.csv").drop(columns=["seconds", "validation_seconds", "loader_seconds"]) for w in ("w0False", other))
         pd.testing.assert_frame_equal(h0, h2)
     df = index_dataset(pairs)
     ds = SegmentationDataset(list(df["image"][:2]), list(df["labels"][:2]), target="boundary")

@@ -5,7 +5,8 @@ Run folder (``out``)::
 
     recipe.yaml              the resolved recipe
     split.csv                sample, group, side (train/val)
-    history.csv              one row per epoch: lr, train_loss, val_loss, val metrics, seconds (val_seconds of them)
+    history.csv              one row per epoch: lr, train_loss, val_loss, val metrics, seconds (of them
+                             validation_seconds and loader_seconds: waiting for training batches)
     sample_losses.csv        epoch, sample, loss: every training sample's loss each epoch
     pruned.csv               samples dropped by --prune-top (for review)
     checkpoint.safetensors   last epoch's full state (+ checkpoint.json)
@@ -123,7 +124,9 @@ def metric_names(recipe: dict) -> list[str]:
         names += ["val_iou", "val_dice", "val_ap", "val_f1", "val_precision", "val_recall", "val_count_mae"]
         for c in range(k):
             names += [f"val_iou_{c}", f"val_dice_{c}", f"val_ap_{c}"]
-    return names + ["n_train", "seconds", "val_seconds"]  # the epoch's time, and its validation pass's within it
+    # the epoch's time; within it, its validation pass's and the training loop's wait for batches (a GPU run: is the
+    # device, the loader or validation the limit?). Not "val_": that prefix is for metrics (cards take them)
+    return names + ["n_train", "seconds", "validation_seconds", "loader_seconds"]
 
 
 # ----------------------------------------------------------------------------- data
@@ -821,15 +824,19 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     return res
 
 
-def _batches(loader):
+def _batches(loader, wait: list[float] | None = None):
     """The batches of ``loader``; a :class:`DevolensError` raised in a worker process (``train.num_workers``: a
     bad mask, a corrupt image) comes out as its own one line, not inside the worker's traceback, which PyTorch
-    puts into the message of the error it raises again."""
+    puts into the message of the error it raises again. ``wait``: its first element gets the seconds spent
+    waiting for batches added (the loader processes' start included)."""
+    t = time.perf_counter()
     it = iter(loader)
     while True:
         try:
             batch = next(it)
         except StopIteration:
+            if wait is not None:
+                wait[0] += time.perf_counter() - t
             return
         except DevolensError as exc:
             text = str(exc)
@@ -841,7 +848,10 @@ def _batches(loader):
             last = text.rstrip().splitlines()[-1]
             prefix = f"{DevolensError.__module__}.{DevolensError.__qualname__}: "
             raise DevolensError(last[len(prefix):] if last.startswith(prefix) else last) from None
+        if wait is not None:
+            wait[0] += time.perf_counter() - t
         yield batch
+        t = time.perf_counter()
 
 
 def _stack_padded(arrays: list[np.ndarray]) -> np.ndarray:
@@ -985,9 +995,9 @@ def select_pruned(losses: pd.DataFrame, percent: float) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- training
 def _history_row(epoch: int, lr: float, train_loss: float, metrics: dict, n_train: int, secs: float, names,
-                 val_secs: float = float("nan")) -> dict:
+                 val_secs: float = float("nan"), wait_secs: float = float("nan")) -> dict:
     row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, **metrics, "n_train": n_train, "seconds": secs,
-           "val_seconds": val_secs}
+           "validation_seconds": val_secs, "loader_seconds": wait_secs}
     return {k: row.get(k, float("nan")) for k in names}
 
 
@@ -1197,7 +1207,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     monitor, mode = T["monitor"], T["monitor_mode"]
     if monitor not in names:
         raise DevolensError(f"train.monitor: {monitor!r} is not a metric of this task; choose from "
-                            f"{', '.join(n for n in names if n not in ('epoch', 'n_train', 'seconds', 'val_seconds'))}")
+                            f"{', '.join(n for n in names if n not in ('epoch', 'n_train', 'seconds', 'validation_seconds', 'loader_seconds'))}")
     if T["threads"]:
         torch.set_num_threads(int(T["threads"]))
     device = resolve_device(T["device"], option)
@@ -1327,7 +1337,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         pending: list[tuple[torch.Tensor, torch.Tensor]] = []
         lazy = _lazy_sync(device)
         bad = torch.zeros((), dtype=torch.bool, device=device) if lazy else None
-        for step, batch in enumerate(_batches(loader)):
+        waited = [0.0]
+        for step, batch in enumerate(_batches(loader, waited)):
             if T["max_batches"] and step >= T["max_batches"]:
                 break
             x, target, distance = _on(device, batch["image"], batch["target"], batch.get("distance"))
@@ -1364,7 +1375,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         metrics = ev["metrics"]
         sched.step(metrics.get("val_loss"))
         row = _history_row(epoch, lr_now, run_loss / max(n_seen, 1), metrics, len(active),
-                           time.perf_counter() - t0, names, t_val)
+                           time.perf_counter() - t0, names, t_val, waited[0])
         history.append(row)
         write_csv(pd.DataFrame(history, columns=names), out / "history.csv")
         write_csv(pd.DataFrame(sample_losses, columns=["epoch", "sample", "loss"]), out / "sample_losses.csv")
