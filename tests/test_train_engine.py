@@ -403,3 +403,27 @@ def test_trains_on_live_renders(tmp_path):
     res = train(tiny_recipe(), bundle, tmp_path / "run")
     sl = pd.read_csv(tmp_path / "run" / "sample_losses.csv")
     assert len(res.history) == 2 and len(sl) == 2 * 3 and sl["sample"].str.contains(":t").all()
+
+
+def test_loader_processes_outlive_an_epoch_only_where_they_hold_nothing_new(pairs, tmp_path, monkeypatch):
+    """One DataLoader serves every epoch (its processes start once) where the decoded files are shared (preloaded)
+    or not cached; where each process would cache its own reads (epochs capped by train.max_batches: no preload),
+    they start afresh every epoch, as their caches would otherwise grow epoch by epoch."""
+    from devolens.train import trainer
+
+    made: list[bool] = []
+    real = trainer.DataLoader
+
+    def spy(*args, **kw):
+        if kw.get("num_workers"):  # the training loaders (validation reads in the training process)
+            made.append(kw.get("persistent_workers", False))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(trainer, "DataLoader", spy)
+    for cache, max_batches, want in ((True, None, [True]), (False, None, [True]), (True, 1, [False, False, False])):
+        made.clear()
+        rec = tiny_recipe(data={"target": "semantic", "channels": 1, "val_fraction": 0.34, "cache": cache},
+                          train={"epochs": 3, "batch_size": 4, "threads": 1, "num_workers": 2,
+                                 "max_batches": max_batches})
+        train(rec, pairs, tmp_path / f"c{cache}{max_batches}")
+        assert made == want, (cache, max_batches, made)

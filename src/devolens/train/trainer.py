@@ -892,8 +892,8 @@ def _shares_preloaded(ds: Dataset, per_epoch: int, n: int) -> bool:
 def preload_for_workers(ds: Dataset, workers: int, per_epoch: int, n: int,
                         info: Callable[[str], None] | None = None) -> int:
     """Decode ``ds``'s training files before ``workers`` loader processes start, where that helps
-    (:func:`_shares_preloaded`): they start afresh every epoch and would decode them again each time; forked, they
-    share the decoded files. Says (``info``) how much memory that takes before the rest is decoded, and how long
+    (:func:`_shares_preloaded`): each process would decode its share again (in every epoch where the processes
+    start afresh); forked, they share the decoded files. Says (``info``) how much memory that takes before the rest is decoded, and how long
     it took. Returns how many files were decoded."""
     if workers <= 0 or not _shares_preloaded(ds, per_epoch, n):
         return 0
@@ -937,18 +937,42 @@ def _note_losses(pending: list, sample_losses: list, ids: list, epoch: int, run_
 
 class _TrainItems(Dataset):
     """The training samples ``order`` of ``ds`` without their instance labels (``labels``: only validation
-    reads them; an int32 image a sample would otherwise cross from the loader processes for nothing)."""
+    reads them; an int32 image a sample would otherwise cross from the loader processes for nothing).
+    Without ``order`` the keys are ``(index, epoch)`` pairs from an :class:`_EpochOrder` sampler: the epoch
+    reaches loader processes that outlive an epoch (``persistent_workers``), whose copy of ``ds`` would
+    otherwise keep the epoch they started in (and so the same augmentation draws every epoch)."""
 
-    def __init__(self, ds: Dataset, order: Sequence[int]):
-        self.ds, self.order = ds, list(order)
+    def __init__(self, ds: Dataset, order: Sequence[int] | None = None):
+        self.ds, self.order = ds, None if order is None else list(order)
+
+    def __len__(self) -> int:
+        return len(self.ds) if self.order is None else len(self.order)
+
+    def __getitem__(self, k) -> dict:
+        if isinstance(k, tuple):
+            k, epoch = k
+            if hasattr(self.ds, "set_epoch"):
+                self.ds.set_epoch(epoch)
+            item = self.ds[k]
+        else:
+            item = self.ds[self.order[k]]
+        item.pop("labels", None)
+        return item
+
+
+class _EpochOrder(torch.utils.data.Sampler):
+    """The engine's seeded order of the training samples for the current epoch, as ``(index, epoch)`` keys of
+    :class:`_TrainItems`: one DataLoader (and its loader processes) serves every epoch."""
+
+    def __init__(self) -> None:
+        self.order: list[int] = []
+        self.epoch = 0
+
+    def __iter__(self):
+        return iter([(int(i), self.epoch) for i in self.order])
 
     def __len__(self) -> int:
         return len(self.order)
-
-    def __getitem__(self, k: int) -> dict:
-        item = self.ds[self.order[k]]
-        item.pop("labels", None)
-        return item
 
 
 def _state_like_params(opt: torch.optim.Optimizer) -> None:
@@ -1305,6 +1329,11 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
 
     workers = int(T["num_workers"])
     preload_for_workers(train_ds, workers, steps_in(len(active)) * bs, len(active), info)
+    # loader processes that outlive an epoch keep what they hold: fine where the decoded files are shared (preloaded)
+    # or not kept (data.cache off); a process caching its own reads would hold ever more of them, epoch by epoch
+    persistent = workers > 0 and (_shares_preloaded(train_ds, steps_in(len(active)) * bs, len(active))
+                                  or not getattr(train_ds, "cache", False))
+    sampler, map_loader = _EpochOrder(), None
     for epoch in range(start, n_epochs):
         t0 = time.perf_counter()
         # ---- pruning after the warm-up
@@ -1326,9 +1355,15 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         if isinstance(train_ds, IterableDataset):  # HDF5 tile stream: it shuffles by chunk itself
             loader = DataLoader(train_ds, batch_size=bs, num_workers=workers)
         else:
-            loader = DataLoader(_TrainItems(train_ds, order.tolist()), batch_size=bs, shuffle=False,
-                                num_workers=workers, pin_memory=device.type == "cuda",
-                                collate_fn=pad_collate)  # images of several sizes: padded to the batch's largest
+            sampler.order, sampler.epoch = order.tolist(), epoch
+            if map_loader is None or not persistent:  # one loader for all epochs: its processes start once
+                # its own generator: the loader's per-iteration seed draw leaves the global RNG (saved in the
+                # checkpoint) alone, whether its processes persist (one draw) or not (one per epoch)
+                map_loader = DataLoader(_TrainItems(train_ds), batch_size=bs, sampler=sampler, num_workers=workers,
+                                        persistent_workers=persistent, pin_memory=device.type == "cuda",
+                                        generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
+                                        collate_fn=pad_collate)  # images of several sizes: padded to the largest
+            loader = map_loader
         model.train()
         lr_now = float(opt.param_groups[0]["lr"])
         run_loss, n_seen = 0.0, 0
@@ -1404,5 +1439,6 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         }, indent=2, default=float))
         if epoch_callback is not None:
             epoch_callback(epoch, row)
+    loader = map_loader = None  # the loader processes end with their loader (persistent_workers)
     return TrainResult(out, pd.DataFrame(history, columns=names), monitor, best_epoch, best_value, pruned_df, notes,
                        str(device))
