@@ -116,6 +116,13 @@ def test_loader_processes_decode_once_and_train_exactly_as_one_process(pairs, tm
             assert (tmp_path / "w0False" / name).read_bytes() == (tmp_path / other / name).read_bytes(), (other, name)
         h0, h2 = (pd.read_csv(tmp_path / w / "history.csv").drop(columns=["seconds", "validation_seconds", "loader_seconds"]) for w in ("w0False", other))
         pd.testing.assert_frame_equal(h0, h2)
+    # processes that outlive an epoch (no cache) in epochs cut short (train.max_batches): still the same run
+    for workers in (0, 2):
+        rec = tiny_recipe(**{**base, "data": {**base["data"], "cache": False}},
+                          train={"epochs": 3, "batch_size": 4, "threads": 1, "num_workers": workers, "max_batches": 1})
+        train(rec, pairs, tmp_path / f"capped{workers}")
+    for name in ("sample_losses.csv", "checkpoint.safetensors"):
+        assert (tmp_path / "capped0" / name).read_bytes() == (tmp_path / "capped2" / name).read_bytes(), name
     df = index_dataset(pairs)
     ds = SegmentationDataset(list(df["image"][:2]), list(df["labels"][:2]), target="boundary")
     assert ds.preload() == 2 and len(ds._cache) == 2 and ds.preload() == 0  # cached ones are not read again
@@ -406,24 +413,41 @@ def test_trains_on_live_renders(tmp_path):
 
 
 def test_loader_processes_outlive_an_epoch_only_where_they_hold_nothing_new(pairs, tmp_path, monkeypatch):
-    """One DataLoader serves every epoch (its processes start once) where the decoded files are shared (preloaded)
-    or not cached; where each process would cache its own reads (epochs capped by train.max_batches: no preload),
-    they start afresh every epoch, as their caches would otherwise grow epoch by epoch."""
+    """One DataLoader and its processes serve every epoch where the processes hold nothing of their own (the
+    decoded files shared from before the fork, or no cache); where each would cache its own reads (epochs capped by
+    train.max_batches: no preload) they start afresh every epoch, as their caches would otherwise grow. Training is
+    the same either way, and no process outlives a run that stops with an error."""
+    import multiprocessing
+    import os
+
     from devolens.train import trainer
 
-    made: list[bool] = []
-    real = trainer.DataLoader
+    pids = tmp_path / "pids.txt"
+    real_get = trainer._TrainItems.__getitem__
 
-    def spy(*args, **kw):
-        if kw.get("num_workers"):  # the training loaders (validation reads in the training process)
-            made.append(kw.get("persistent_workers", False))
-        return real(*args, **kw)
+    def get(self, k):  # runs in the loader processes: they say who they are through a file
+        with open(pids, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return real_get(self, k)
 
-    monkeypatch.setattr(trainer, "DataLoader", spy)
-    for cache, max_batches, want in ((True, None, [True]), (False, None, [True]), (True, 1, [False, False, False])):
-        made.clear()
+    monkeypatch.setattr(trainer._TrainItems, "__getitem__", get)
+    fork = multiprocessing.get_start_method() == "fork"
+    for cache, max_batches, persistent in ((True, None, fork), (False, None, True), (True, 1, False),
+                                           (False, 1, True)):
+        pids.write_text("")
         rec = tiny_recipe(data={"target": "semantic", "channels": 1, "val_fraction": 0.34, "cache": cache},
                           train={"epochs": 3, "batch_size": 4, "threads": 1, "num_workers": 2,
                                  "max_batches": max_batches})
         train(rec, pairs, tmp_path / f"c{cache}{max_batches}")
-        assert made == want, (cache, max_batches, made)
+        seen = set(pids.read_text().split())
+        assert str(os.getpid()) not in seen and len(seen) == (2 if persistent else 6), (cache, max_batches, seen)
+    assert not multiprocessing.active_children()
+
+    def stop(epoch, row):
+        raise RuntimeError("stopped by the caller")
+
+    rec = tiny_recipe(data={"target": "semantic", "channels": 1, "val_fraction": 0.34, "cache": False},
+                      train={"epochs": 3, "batch_size": 4, "threads": 1, "num_workers": 2})
+    with pytest.raises(RuntimeError, match="stopped") as kept:  # the traceback (and its frames) still held
+        train(rec, pairs, tmp_path / "stopped", epoch_callback=stop)
+    assert kept.value is not None and not multiprocessing.active_children()

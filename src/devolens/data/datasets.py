@@ -996,6 +996,11 @@ class SegmentationDataset(_Base):
         _each(self._load, list(first.values()), threads, announce, nbytes)
         return len(first)
 
+    def fully_cached(self) -> bool:
+        """Whether every file pair is decoded in the cache already (:meth:`preload`): loader processes forked
+        from here then read nothing of their own."""
+        return bool(self.cache) and all((self.images[i], self.labels[i]) in self._cache for i in range(len(self)))
+
     def _cut(self, i: int, img: np.ndarray, lab: np.ndarray, levels: tuple | None):
         box = self.boxes[i]
         if box is None:
@@ -1070,6 +1075,10 @@ class PopulationDataset(_Base):
         _each(self._load, todo, threads, announce, lambda i: self._cache[i].nbytes)
         return len(todo)
 
+    def fully_cached(self) -> bool:
+        """Whether every frame is decoded in the cache already (see :meth:`SegmentationDataset.fully_cached`)."""
+        return bool(self.cache) and all(i in self._cache for i in range(len(self)))
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         x, _ = self._prepare(self._load(i), None, i)
         return {"image": torch.from_numpy(x), "target": torch.from_numpy(self.counts[i].copy()),
@@ -1098,6 +1107,8 @@ class LiveRenderDataset(_Base):
     render_kwargs : dict, optional
         Extra keyword arguments for the renderer.
     """
+
+    cache = False  # renders anew every time: loader processes hold nothing of their own (they may outlive an epoch)
 
     def __init__(self, tables: Sequence[pd.DataFrame], samples: Sequence[tuple[int, int]] | None = None,
                  task: str = "segmentation", target: str = "semantic", letters: Sequence[str] = LETTERS + ("total",),
@@ -1151,6 +1162,8 @@ class TileDataset(Dataset):
     """Abstract hook for tile stores: subclasses implement ``__len__`` and ``read(i) ->
     (image HxWxC, labels HxW)``; the giant-images helper's ``devolens.data.tiling`` may
     provide richer ones. Targets and augmentation are handled here."""
+
+    cache = False  # reads its tiles every time (see LiveRenderDataset.cache)
 
     def __init__(self, target: str = "semantic", normalize: str = "dtype", augment: Callable | None = None,
                  seed: int = 0):

@@ -889,12 +889,27 @@ def _shares_preloaded(ds: Dataset, per_epoch: int, n: int) -> bool:
             and multiprocessing.get_start_method() == "fork")
 
 
+def _persistent_ok(ds: Dataset) -> bool:
+    """Whether the training loader's processes may outlive an epoch (``persistent_workers``: they start once).
+    They keep what they hold, so only where that is nothing of their own: every file decoded before they were
+    forked (``fully_cached``: shared, as :func:`preload_for_workers` or a caller left it), or a dataset that caches
+    nothing (``cache`` False). A process caching its own reads (epochs capped by ``train.max_batches``, spawned
+    processes, a dataset that does not say) would hold ever more of them, epoch by epoch: those start afresh."""
+    import multiprocessing
+
+    if getattr(ds, "cache", None) is False:
+        return True
+    full = getattr(ds, "fully_cached", None)
+    return callable(full) and multiprocessing.get_start_method() == "fork" and bool(full())
+
+
 def preload_for_workers(ds: Dataset, workers: int, per_epoch: int, n: int,
                         info: Callable[[str], None] | None = None) -> int:
     """Decode ``ds``'s training files before ``workers`` loader processes start, where that helps
     (:func:`_shares_preloaded`): each process would decode its share again (in every epoch where the processes
-    start afresh); forked, they share the decoded files. Says (``info``) how much memory that takes before the rest is decoded, and how long
-    it took. Returns how many files were decoded."""
+    start afresh); forked, they share the decoded files (and may then outlive an epoch, :func:`_persistent_ok`).
+    Says (``info``) how much memory that takes before the rest is decoded, and how long it took. Returns how many
+    files were decoded."""
     if workers <= 0 or not _shares_preloaded(ds, per_epoch, n):
         return 0
 
@@ -944,6 +959,7 @@ class _TrainItems(Dataset):
 
     def __init__(self, ds: Dataset, order: Sequence[int] | None = None):
         self.ds, self.order = ds, None if order is None else list(order)
+        self._epoch: int | None = None
 
     def __len__(self) -> int:
         return len(self.ds) if self.order is None else len(self.order)
@@ -951,8 +967,9 @@ class _TrainItems(Dataset):
     def __getitem__(self, k) -> dict:
         if isinstance(k, tuple):
             k, epoch = k
-            if hasattr(self.ds, "set_epoch"):
+            if epoch != self._epoch and hasattr(self.ds, "set_epoch"):  # once per epoch in each process
                 self.ds.set_epoch(epoch)
+                self._epoch = epoch
             item = self.ds[k]
         else:
             item = self.ds[self.order[k]]
@@ -1329,116 +1346,119 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
 
     workers = int(T["num_workers"])
     preload_for_workers(train_ds, workers, steps_in(len(active)) * bs, len(active), info)
-    # loader processes that outlive an epoch keep what they hold: fine where the decoded files are shared (preloaded)
-    # or not kept (data.cache off); a process caching its own reads would hold ever more of them, epoch by epoch
-    persistent = workers > 0 and (_shares_preloaded(train_ds, steps_in(len(active)) * bs, len(active))
-                                  or not getattr(train_ds, "cache", False))
+    persistent = workers > 0 and _persistent_ok(train_ds)
     sampler, map_loader = _EpochOrder(), None
-    for epoch in range(start, n_epochs):
-        t0 = time.perf_counter()
-        # ---- pruning after the warm-up
-        if T["prune_top"] > 0 and epoch == T["prune_after"] and pruned_df is None:
-            sl = pd.DataFrame(sample_losses)
-            sl = sl[sl["epoch"] < epoch]
-            pruned_df = select_pruned(sl, T["prune_top"])
-            drop = set(pruned_df["sample"])
-            active = np.array([i for i in active if ids[i] not in drop], dtype=np.int64)
-            write_csv(pruned_df, out / "pruned.csv")
-            total_steps = done_steps + (n_epochs - epoch) * steps_in(len(active))
-            if T["prune_restart"]:
-                model, opt, sched = fresh()
-        # ---- one training epoch in a seeded order
-        if hasattr(train_ds, "set_epoch"):
-            train_ds.set_epoch(epoch)
-        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = active[torch.randperm(len(active), generator=g).numpy()]
-        if isinstance(train_ds, IterableDataset):  # HDF5 tile stream: it shuffles by chunk itself
-            loader = DataLoader(train_ds, batch_size=bs, num_workers=workers)
-        else:
-            sampler.order, sampler.epoch = order.tolist(), epoch
-            if map_loader is None or not persistent:  # one loader for all epochs: its processes start once
-                # its own generator: the loader's per-iteration seed draw leaves the global RNG (saved in the
-                # checkpoint) alone, whether its processes persist (one draw) or not (one per epoch)
-                map_loader = DataLoader(_TrainItems(train_ds), batch_size=bs, sampler=sampler, num_workers=workers,
-                                        persistent_workers=persistent, pin_memory=device.type == "cuda",
-                                        generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
-                                        collate_fn=pad_collate)  # images of several sizes: padded to the largest
-            loader = map_loader
-        model.train()
-        lr_now = float(opt.param_groups[0]["lr"])
-        run_loss, n_seen = 0.0, 0
-        # on a GPU the per-sample losses stay there until the epoch ends and divergence is checked every
-        # SYNC_EVERY steps: reading a value back each step would make the host wait for the device each step
-        pending: list[tuple[torch.Tensor, torch.Tensor]] = []
-        lazy = _lazy_sync(device)
-        bad = torch.zeros((), dtype=torch.bool, device=device) if lazy else None
-        waited = [0.0]
-        for step, batch in enumerate(_batches(loader, waited)):
-            if T["max_batches"] and step >= T["max_batches"]:
-                break
-            x, target, distance = _on(device, batch["image"], batch["target"], batch.get("distance"))
-            if T["channels_last"] and x.ndim == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(T["amp"], device):
-                y = model(x)
-            per = loss_fn(y.float(), target, distance)
-            loss = per.mean()
-            if lazy:
-                bad |= ~torch.isfinite(loss)
-                if (step + 1) % SYNC_EVERY == 0 and bool(bad):
-                    raise _diverged(epoch)
-            elif not torch.isfinite(loss):
-                raise _diverged(epoch, loss.item())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            pending.append((batch["index"], per.detach()))
-            if not lazy:
-                run_loss, n_seen = _note_losses(pending, sample_losses, ids, epoch, run_loss, n_seen)
-            done_steps += 1
-            if step_callback is not None:
-                step_callback(epoch, step, float(loss.item()))
-            if progress is not None:
-                progress(done_steps, total_steps)
-        if lazy and bool(bad):
-            raise _diverged(epoch)
-        run_loss, n_seen = _note_losses(pending, sample_losses, ids, epoch, run_loss, n_seen)
-        # ---- validation
-        t_val = time.perf_counter()
-        ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"], keep=keep)
-        t_val = time.perf_counter() - t_val
-        metrics = ev["metrics"]
-        sched.step(metrics.get("val_loss"))
-        row = _history_row(epoch, lr_now, run_loss / max(n_seen, 1), metrics, len(active),
-                           time.perf_counter() - t0, names, t_val, waited[0])
-        history.append(row)
-        write_csv(pd.DataFrame(history, columns=names), out / "history.csv")
-        write_csv(pd.DataFrame(sample_losses, columns=["epoch", "sample", "loss"]), out / "sample_losses.csv")
-        if "samples" in ev:
-            with atomic_path(out / "samples" / f"epoch_{epoch:03d}.npz") as tmp:
-                np.savez_compressed(tmp, **ev["samples"])
-        # ---- best and last checkpoints
-        value = row.get(monitor)
-        if value is not None and np.isfinite(value):
-            better = best_value is None or (value < best_value if mode == "min" else value > best_value)
-            if better:
-                best_value, best_epoch = float(value), epoch
-                save_model(model, out / BEST, config=model_config(
-                    rec, epoch, monitor=monitor, value=float(value), metrics={k: v for k, v in row.items()}))
-        save_checkpoint(ckpt, model, opt, sched, extra={
-            "epoch": epoch + 1, "best_value": best_value, "best_epoch": best_epoch, "active": active.tolist(),
-            "class_weights": used_weights,
-        })
-        write_text(out / "run.json", json.dumps({
-            "epochs_done": epoch + 1, "monitor": monitor, "mode": mode, "best_epoch": best_epoch,
-            "best_value": best_value, "n_train": int(len(train_ds)), "n_val": int(len(val_ds)),
-            "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
-            "device": str(device),
-            "data": {"path": None if data_path is None else str(data_path.resolve()), "samples": int(len(bundle.split)),
-                     "fingerprint": bundle.fingerprint},
-        }, indent=2, default=float))
-        if epoch_callback is not None:
-            epoch_callback(epoch, row)
-    loader = map_loader = None  # the loader processes end with their loader (persistent_workers)
+    try:
+        for epoch in range(start, n_epochs):
+            t0 = time.perf_counter()
+            # ---- pruning after the warm-up
+            if T["prune_top"] > 0 and epoch == T["prune_after"] and pruned_df is None:
+                sl = pd.DataFrame(sample_losses)
+                sl = sl[sl["epoch"] < epoch]
+                pruned_df = select_pruned(sl, T["prune_top"])
+                drop = set(pruned_df["sample"])
+                active = np.array([i for i in active if ids[i] not in drop], dtype=np.int64)
+                write_csv(pruned_df, out / "pruned.csv")
+                total_steps = done_steps + (n_epochs - epoch) * steps_in(len(active))
+                if T["prune_restart"]:
+                    model, opt, sched = fresh()
+            # ---- one training epoch in a seeded order
+            if hasattr(train_ds, "set_epoch"):
+                train_ds.set_epoch(epoch)
+            g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+            order = active[torch.randperm(len(active), generator=g).numpy()]
+            if isinstance(train_ds, IterableDataset):  # HDF5 tile stream: it shuffles by chunk itself
+                loader = DataLoader(train_ds, batch_size=bs, num_workers=workers)
+            else:
+                sampler.order, sampler.epoch = order.tolist(), epoch
+                if map_loader is None or not persistent:  # one loader for all epochs: its processes start once
+                    # its own generator: the loader's per-iteration seed draw leaves the global RNG (saved in the
+                    # checkpoint) alone, whether its processes persist (one draw) or not (one per epoch)
+                    map_loader = DataLoader(_TrainItems(train_ds), batch_size=bs, sampler=sampler, num_workers=workers,
+                                            persistent_workers=persistent, pin_memory=device.type == "cuda",
+                                            generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
+                                            collate_fn=pad_collate)  # images of several sizes: padded to the largest
+                loader = map_loader
+            model.train()
+            lr_now = float(opt.param_groups[0]["lr"])
+            run_loss, n_seen = 0.0, 0
+            # on a GPU the per-sample losses stay there until the epoch ends and divergence is checked every
+            # SYNC_EVERY steps: reading a value back each step would make the host wait for the device each step
+            pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+            lazy = _lazy_sync(device)
+            bad = torch.zeros((), dtype=torch.bool, device=device) if lazy else None
+            waited = [0.0]
+            for step, batch in enumerate(_batches(loader, waited)):
+                if T["max_batches"] and step >= T["max_batches"]:
+                    break
+                x, target, distance = _on(device, batch["image"], batch["target"], batch.get("distance"))
+                if T["channels_last"] and x.ndim == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with _autocast(T["amp"], device):
+                    y = model(x)
+                per = loss_fn(y.float(), target, distance)
+                loss = per.mean()
+                if lazy:
+                    bad |= ~torch.isfinite(loss)
+                    if (step + 1) % SYNC_EVERY == 0 and bool(bad):
+                        raise _diverged(epoch)
+                elif not torch.isfinite(loss):
+                    raise _diverged(epoch, loss.item())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                pending.append((batch["index"], per.detach()))
+                if not lazy:
+                    run_loss, n_seen = _note_losses(pending, sample_losses, ids, epoch, run_loss, n_seen)
+                done_steps += 1
+                if step_callback is not None:
+                    step_callback(epoch, step, float(loss.item()))
+                if progress is not None:
+                    progress(done_steps, total_steps)
+            if lazy and bool(bad):
+                raise _diverged(epoch)
+            run_loss, n_seen = _note_losses(pending, sample_losses, ids, epoch, run_loss, n_seen)
+            # ---- validation
+            t_val = time.perf_counter()
+            ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"], keep=keep)
+            t_val = time.perf_counter() - t_val
+            metrics = ev["metrics"]
+            sched.step(metrics.get("val_loss"))
+            row = _history_row(epoch, lr_now, run_loss / max(n_seen, 1), metrics, len(active),
+                               time.perf_counter() - t0, names, t_val, waited[0])
+            history.append(row)
+            write_csv(pd.DataFrame(history, columns=names), out / "history.csv")
+            write_csv(pd.DataFrame(sample_losses, columns=["epoch", "sample", "loss"]), out / "sample_losses.csv")
+            if "samples" in ev:
+                with atomic_path(out / "samples" / f"epoch_{epoch:03d}.npz") as tmp:
+                    np.savez_compressed(tmp, **ev["samples"])
+            # ---- best and last checkpoints
+            value = row.get(monitor)
+            if value is not None and np.isfinite(value):
+                better = best_value is None or (value < best_value if mode == "min" else value > best_value)
+                if better:
+                    best_value, best_epoch = float(value), epoch
+                    save_model(model, out / BEST, config=model_config(
+                        rec, epoch, monitor=monitor, value=float(value), metrics={k: v for k, v in row.items()}))
+            save_checkpoint(ckpt, model, opt, sched, extra={
+                "epoch": epoch + 1, "best_value": best_value, "best_epoch": best_epoch, "active": active.tolist(),
+                "class_weights": used_weights,
+            })
+            write_text(out / "run.json", json.dumps({
+                "epochs_done": epoch + 1, "monitor": monitor, "mode": mode, "best_epoch": best_epoch,
+                "best_value": best_value, "n_train": int(len(train_ds)), "n_val": int(len(val_ds)),
+                "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
+                "device": str(device),
+                "data": {"path": None if data_path is None else str(data_path.resolve()), "samples": int(len(bundle.split)),
+                         "fingerprint": bundle.fingerprint},
+            }, indent=2, default=float))
+            if epoch_callback is not None:
+                epoch_callback(epoch, row)
+    finally:  # the loader processes end now, also when training stops with an error (a traceback kept in a
+        # notebook, a pruned tuning trial would otherwise keep them)
+        it = getattr(map_loader, "_iterator", None)
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
+        loader = map_loader = None
     return TrainResult(out, pd.DataFrame(history, columns=names), monitor, best_epoch, best_value, pruned_df, notes,
                        str(device))
