@@ -91,17 +91,15 @@ def main() -> None:
                             .strip().splitlines()[-1])
     else:
         before = _epochs(old, n, a.epochs)
-    from devolens.train.trainer import _TrainItems
+    from devolens.train.trainer import _EpochOrder, training_loader
 
     new_ds = fresh()
     t0 = time.perf_counter()
     new_ds.preload(threads=min(a.workers, 8))
     pre = time.perf_counter() - t0
 
-    def new(epoch, order):
-        new_ds.set_epoch(epoch)
-        return DataLoader(_TrainItems(new_ds, order), batch_size=a.batch_size, num_workers=a.workers,
-                          collate_fn=pad_collate)
+    def new(epoch, order):  # the engine's loader, one per epoch as _epochs measures it
+        return training_loader(new_ds, _EpochOrder(order, epoch), a.batch_size, a.workers)
 
     after = _epochs(new, n, a.epochs)
     total_before = a.epochs * n / sum(n / r for r in before)

@@ -32,18 +32,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 
 def _loader_rate(ds, batch: int, workers: int, seconds: float, seed: int = 0) -> float:
     """Samples per second the training data loader gives (after its first batch)."""
-    from devolens.data.datasets import pad_collate
-    from devolens.train.trainer import _TrainItems
+    from devolens.train.trainer import _EpochOrder, training_loader
 
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(ds))[: max(batch * 4, min(len(ds), batch * 400))].tolist()
-    # as the engine's training loader: samples without their instance labels
-    loader = DataLoader(_TrainItems(ds, idx), batch_size=batch, num_workers=workers, collate_fn=pad_collate)
+    loader = training_loader(ds, _EpochOrder(idx), batch, workers)  # the engine's training loader
     n, t0, first = 0, None, 0
     start = time.perf_counter()
     for b in loader:

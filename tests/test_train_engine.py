@@ -126,7 +126,7 @@ def test_loader_processes_decode_once_and_train_exactly_as_one_process(pairs, tm
     df = index_dataset(pairs)
     ds = SegmentationDataset(list(df["image"][:2]), list(df["labels"][:2]), target="boundary")
     assert ds.preload() == 2 and len(ds._cache) == 2 and ds.preload() == 0  # cached ones are not read again
-    item = _TrainItems(ds, [1, 0])[0]
+    item = _TrainItems(ds)[(1, 0)]
     assert "labels" not in item and int(item["index"]) == 1 and "labels" in ds[1]
     # two regions of one image: one file pair, decoded once
     regions = SegmentationDataset([df["image"][0]] * 2, [df["labels"][0]] * 2, boxes=[(0, 32, 0, 64), (32, 64, 0, 64)])

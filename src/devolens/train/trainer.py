@@ -951,28 +951,25 @@ def _note_losses(pending: list, sample_losses: list, ids: list, epoch: int, run_
 
 
 class _TrainItems(Dataset):
-    """The training samples ``order`` of ``ds`` without their instance labels (``labels``: only validation
-    reads them; an int32 image a sample would otherwise cross from the loader processes for nothing).
-    Without ``order`` the keys are ``(index, epoch)`` pairs from an :class:`_EpochOrder` sampler: the epoch
-    reaches loader processes that outlive an epoch (``persistent_workers``), whose copy of ``ds`` would
-    otherwise keep the epoch they started in (and so the same augmentation draws every epoch)."""
+    """The training samples of ``ds`` without their instance labels (``labels``: only validation reads them; an
+    int32 image a sample would otherwise cross from the loader processes for nothing), by ``(index, epoch)`` keys
+    from an :class:`_EpochOrder` sampler: the epoch reaches loader processes that outlive an epoch
+    (``persistent_workers``), whose copy of ``ds`` would otherwise keep the epoch they started in (and so the same
+    augmentation draws every epoch)."""
 
-    def __init__(self, ds: Dataset, order: Sequence[int] | None = None):
-        self.ds, self.order = ds, None if order is None else list(order)
+    def __init__(self, ds: Dataset):
+        self.ds = ds
         self._epoch: int | None = None
 
     def __len__(self) -> int:
-        return len(self.ds) if self.order is None else len(self.order)
+        return len(self.ds)
 
-    def __getitem__(self, k) -> dict:
-        if isinstance(k, tuple):
-            k, epoch = k
-            if epoch != self._epoch and hasattr(self.ds, "set_epoch"):  # once per epoch in each process
-                self.ds.set_epoch(epoch)
-                self._epoch = epoch
-            item = self.ds[k]
-        else:
-            item = self.ds[self.order[k]]
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        k, epoch = key
+        if epoch != self._epoch and hasattr(self.ds, "set_epoch"):  # once per epoch in each process
+            self.ds.set_epoch(epoch)
+            self._epoch = epoch
+        item = self.ds[k]
         item.pop("labels", None)
         return item
 
@@ -981,15 +978,25 @@ class _EpochOrder(torch.utils.data.Sampler):
     """The engine's seeded order of the training samples for the current epoch, as ``(index, epoch)`` keys of
     :class:`_TrainItems`: one DataLoader (and its loader processes) serves every epoch."""
 
-    def __init__(self) -> None:
-        self.order: list[int] = []
-        self.epoch = 0
+    def __init__(self, order: Sequence[int] = (), epoch: int = 0) -> None:
+        self.order, self.epoch = list(order), int(epoch)
 
     def __iter__(self):
         return iter([(int(i), self.epoch) for i in self.order])
 
     def __len__(self) -> int:
         return len(self.order)
+
+
+def training_loader(ds: Dataset, sampler: _EpochOrder, batch_size: int, workers: int, *, persistent: bool = False,
+                    pin_memory: bool = False, seed: int = 0) -> DataLoader:
+    """The engine's training DataLoader of a map-style dataset: samples without their labels in ``sampler``'s
+    order, images of several sizes padded to the batch's largest. It draws its processes' seeds from a generator
+    of its own (``seed``), so the global RNG saved in checkpoints is the same with or without loader processes,
+    persistent or not (``scripts/gpu_train.py``'s probe and ``benchmarks/bench_loader.py`` measure this loader)."""
+    return DataLoader(_TrainItems(ds), batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      persistent_workers=persistent, pin_memory=pin_memory,
+                      generator=torch.Generator().manual_seed(seed), collate_fn=pad_collate)
 
 
 def _state_like_params(opt: torch.optim.Optimizer) -> None:
@@ -1363,21 +1370,18 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 if T["prune_restart"]:
                     model, opt, sched = fresh()
             # ---- one training epoch in a seeded order
-            if hasattr(train_ds, "set_epoch"):
-                train_ds.set_epoch(epoch)
-            g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+            epoch_seed = seed * 100_003 + epoch
+            g = torch.Generator().manual_seed(epoch_seed)
             order = active[torch.randperm(len(active), generator=g).numpy()]
             if isinstance(train_ds, IterableDataset):  # HDF5 tile stream: it shuffles by chunk itself
+                if hasattr(train_ds, "set_epoch"):
+                    train_ds.set_epoch(epoch)
                 loader = DataLoader(train_ds, batch_size=bs, num_workers=workers)
             else:
                 sampler.order, sampler.epoch = order.tolist(), epoch
                 if map_loader is None or not persistent:  # one loader for all epochs: its processes start once
-                    # its own generator: the loader's per-iteration seed draw leaves the global RNG (saved in the
-                    # checkpoint) alone, whether its processes persist (one draw) or not (one per epoch)
-                    map_loader = DataLoader(_TrainItems(train_ds), batch_size=bs, sampler=sampler, num_workers=workers,
-                                            persistent_workers=persistent, pin_memory=device.type == "cuda",
-                                            generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
-                                            collate_fn=pad_collate)  # images of several sizes: padded to the largest
+                    map_loader = training_loader(train_ds, sampler, bs, workers, persistent=persistent,
+                                                 pin_memory=device.type == "cuda", seed=epoch_seed)
                 loader = map_loader
             model.train()
             lr_now = float(opt.param_groups[0]["lr"])
