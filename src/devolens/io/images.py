@@ -254,8 +254,8 @@ def write_label_tif(labels: np.ndarray, path: str | Path) -> Path:
     if arr.size and (arr.min() < 0 or top > 2**32 - 1):
         raise ValueError("labels do not fit in uint32")
     with atomic_path(path) as tmp:
-        # deflate at level 6 (libdeflate through imagecodecs): on label images faster than its level 1 (1.1 vs
-        # 1.6 ms for a 752x512 frame) and a third smaller (benchmarks/RESULTS.md)
+        # deflate at level 6 (libdeflate through imagecodecs): on label images faster than its level 1 (1.37 vs
+        # 1.58 ms for a 752x512 frame) and a quarter smaller (benchmarks/bench_small_costs.py)
         tifffile.imwrite(tmp, arr.astype(np.uint16 if top < 65536 else np.uint32, copy=False), compression="zlib",
                          compressionargs={"level": 6})
     return Path(path)
