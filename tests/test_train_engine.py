@@ -94,6 +94,44 @@ def test_resume_continues_exactly(pairs, tmp_path):
     assert sorted(sl["epoch"].unique()) == [0, 1, 2]
 
 
+def test_sample_losses_are_appended_epoch_by_epoch_as_one_whole_table(tmp_path, monkeypatch):
+    """sample_losses.csv grows by each epoch's rows (the earlier ones copied as bytes, not formatted again); the
+    file is always the whole table as one write of it would be, a failed write leaves the last one, and a resumed
+    run drops the rows of epochs its checkpoint did not reach."""
+    from devolens.train.trainer import _SampleLosses
+
+    path = tmp_path / "sample_losses.csv"
+    ids = ["a", "b,quoted", "c"]
+    rng = np.random.default_rng(0)
+    sl = _SampleLosses(path, ids)
+    rows: list[dict] = []
+    for epoch in range(3):
+        for index in ([2, 0], [1]):  # two steps an epoch
+            vals = rng.random(len(index)).astype(np.float32).astype(np.float64)
+            sl.add(epoch, np.array(index), vals)
+            rows += [{"epoch": epoch, "sample": ids[i], "loss": v} for i, v in zip(index, vals.tolist())]
+        sl.write()
+        whole = tmp_path / "whole.csv"
+        pd.DataFrame(rows, columns=["epoch", "sample", "loss"]).to_csv(whole, index=False)
+        assert path.read_bytes() == whole.read_bytes()
+    assert sl.frame(before=1)["sample"].tolist() == ["c", "a", "b,quoted"]
+    before = path.read_bytes()
+    sl.add(3, np.array([0]), np.array([0.5]))
+    monkeypatch.setattr(pd.DataFrame, "to_csv", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        sl.write()
+    monkeypatch.undo()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["sample_losses.csv",
+                                                                                           "whole.csv"]
+    again = _SampleLosses(path, ids)
+    again.resume(2)  # the checkpoint had 2 epochs: the file's third goes
+    again.add(2, np.array([1]), np.array([0.25]))
+    again.write()
+    back = pd.read_csv(path, dtype={"sample": str})
+    assert back["epoch"].tolist() == [0, 0, 0, 1, 1, 1, 2] and back["loss"].iloc[-1] == 0.25
+    assert back.iloc[:6].equals(pd.DataFrame(rows[:6]))
+
+
 def test_loader_processes_decode_once_and_train_exactly_as_one_process(pairs, tmp_path, monkeypatch):
     """With train.num_workers > 0 the engine decodes the training files once up front (shared with the forked
     loader processes) and training samples leave their instance labels behind; the run is the one-process run's

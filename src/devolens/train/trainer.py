@@ -936,18 +936,72 @@ def _lazy_sync(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
-def _note_losses(pending: list, sample_losses: list, ids: list, epoch: int, run_loss: float,
+def _note_losses(pending: list, sample_losses: "_SampleLosses", epoch: int, run_loss: float,
                  n_seen: int) -> tuple[float, int]:
-    """Move the (indices, per-sample losses) of ``pending`` steps into ``sample_losses`` rows (emptying it);
-    returns the running loss sum and sample count with them added."""
+    """Move the (indices, per-sample losses) of ``pending`` steps into ``sample_losses`` (emptying it); returns the
+    running loss sum and sample count with them added."""
     for index, per in pending:
-        vals = per.float().cpu().tolist()
-        for idx, v in zip(index.tolist(), vals):
-            sample_losses.append({"epoch": epoch, "sample": ids[idx], "loss": v})
-        run_loss += float(sum(vals))
+        vals = per.float().cpu().numpy().astype(np.float64)
+        sample_losses.add(epoch, index.numpy(), vals)
+        run_loss += float(sum(vals.tolist()))
         n_seen += len(vals)
     pending.clear()
     return run_loss, n_seen
+
+
+class _SampleLosses:
+    """Every training sample's loss each epoch (``sample_losses.csv``: ``epoch, sample, loss``), kept as one small
+    table per epoch (arrays, about 20 bytes a row, not a dict a row) and appended to the file epoch by epoch: a
+    long run over many samples neither formats its whole history again each epoch nor holds millions of dicts.
+    Each write still replaces the file atomically (the rows written before are copied as bytes, then the new
+    epoch's are added), so an interrupted run leaves a whole table."""
+
+    COLUMNS = ["epoch", "sample", "loss"]
+
+    def __init__(self, path: Path, ids: Sequence[str]):
+        self.path = Path(path)
+        self.ids = np.asarray(list(ids), dtype=object)
+        self.tables: list[pd.DataFrame] = []
+        self._parts: list[tuple[int, np.ndarray, np.ndarray]] = []  # the current epoch's steps
+        self._written = 0  # tables already in the file (0: the file is written whole next time)
+
+    def resume(self, before: int) -> None:
+        """Take the file's rows of the epochs before ``before`` (a resumed run); the next write rewrites it
+        without the later ones."""
+        if self.path.exists():
+            s = pd.read_csv(self.path, dtype={"sample": str})
+            self.tables = [s[s["epoch"] < before].reset_index(drop=True)]
+        self._written = 0
+
+    def add(self, epoch: int, index: np.ndarray, losses: np.ndarray) -> None:
+        self._parts.append((epoch, np.asarray(index, dtype=np.int64), losses))
+
+    def _close(self) -> None:
+        if self._parts:
+            epochs = np.concatenate([np.full(len(i), e, np.int64) for e, i, _ in self._parts])
+            index = np.concatenate([i for _, i, _ in self._parts])
+            loss = np.concatenate([v for _, _, v in self._parts])
+            self.tables.append(pd.DataFrame({"epoch": epochs, "sample": self.ids[index], "loss": loss}))
+            self._parts = []
+
+    def frame(self, before: int | None = None) -> pd.DataFrame:
+        """All rows so far (of the epochs before ``before``)."""
+        self._close()
+        df = pd.concat(self.tables, ignore_index=True) if self.tables else pd.DataFrame(columns=self.COLUMNS)
+        return df if before is None else df[df["epoch"] < before]
+
+    def write(self) -> None:
+        self._close()
+        new = self.tables[self._written:]
+        with atomic_path(self.path) as tmp:
+            if self._written and self.path.exists():
+                shutil.copyfile(self.path, tmp)
+                with open(tmp, "a", newline="") as fh:
+                    for t in new:
+                        t.to_csv(fh, header=False, index=False)
+            else:
+                self.frame().to_csv(tmp, index=False, columns=self.COLUMNS)
+        self._written = len(self.tables)
 
 
 class _TrainItems(Dataset):
@@ -1298,8 +1352,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     pruned_df: pd.DataFrame | None = None
     start, best_value, best_epoch = 0, None, None
     history: list[dict] = []
-    sample_losses: list[dict] = []
     ids = list(getattr(train_ds, "ids", [str(i) for i in range(len(train_ds))]))
+    sample_losses = _SampleLosses(out / "sample_losses.csv", ids)
     if resume:
         extra = load_checkpoint(ckpt, model, opt, sched, restore_rng=True)
         if T["channels_last"]:  # the optimizer's moments come back contiguous: in their parameters' layout again
@@ -1314,9 +1368,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         h, pruned_df = _run_tables(out, start)
         if h is not None:
             history = h.to_dict("records")
-        if (out / "sample_losses.csv").exists():
-            s = pd.read_csv(out / "sample_losses.csv", dtype={"sample": str})
-            sample_losses = s[s["epoch"] < start].to_dict("records")
+        sample_losses.resume(start)
     else:
         dump_recipe(rec, out / "recipe.yaml")
         write_csv(bundle.split, out / "split.csv")
@@ -1360,9 +1412,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             t0 = time.perf_counter()
             # ---- pruning after the warm-up
             if T["prune_top"] > 0 and epoch == T["prune_after"] and pruned_df is None:
-                sl = pd.DataFrame(sample_losses)
-                sl = sl[sl["epoch"] < epoch]
-                pruned_df = select_pruned(sl, T["prune_top"])
+                pruned_df = select_pruned(sample_losses.frame(before=epoch), T["prune_top"])
                 drop = set(pruned_df["sample"])
                 active = np.array([i for i in active if ids[i] not in drop], dtype=np.int64)
                 write_csv(pruned_df, out / "pruned.csv")
@@ -1413,7 +1463,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 opt.step()
                 pending.append((batch["index"], per.detach()))
                 if not lazy:
-                    run_loss, n_seen = _note_losses(pending, sample_losses, ids, epoch, run_loss, n_seen)
+                    run_loss, n_seen = _note_losses(pending, sample_losses, epoch, run_loss, n_seen)
                 done_steps += 1
                 if step_callback is not None:
                     step_callback(epoch, step, float(loss.item()))
@@ -1421,7 +1471,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                     progress(done_steps, total_steps)
             if lazy and bool(bad):
                 raise _diverged(epoch)
-            run_loss, n_seen = _note_losses(pending, sample_losses, ids, epoch, run_loss, n_seen)
+            run_loss, n_seen = _note_losses(pending, sample_losses, epoch, run_loss, n_seen)
             # ---- validation
             t_val = time.perf_counter()
             ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"], keep=keep)
@@ -1432,7 +1482,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                                time.perf_counter() - t0, names, t_val, waited[0])
             history.append(row)
             write_csv(pd.DataFrame(history, columns=names), out / "history.csv")
-            write_csv(pd.DataFrame(sample_losses, columns=["epoch", "sample", "loss"]), out / "sample_losses.csv")
+            sample_losses.write()
             if "samples" in ev:
                 with atomic_path(out / "samples" / f"epoch_{epoch:03d}.npz") as tmp:
                     np.savez_compressed(tmp, **ev["samples"])
