@@ -521,7 +521,8 @@ def test_video_source_reads_ahead_and_probes_once(tmp_path, monkeypatch):
     assert len(frames) == 7 and frames[0].shape == (64, 96, 3)
     # one reader to probe (the header and one frame, one thread), one to decode (with a single decoder thread)
     assert len(calls) == 2 and all(c[0] == ["-threads", "1"] for c in calls)
-    assert sorted(str(c[1]) for c in calls) == sorted([str(["-frames:v", "1"]), str(vid._passthrough())])
+    decode = [c[1] for c in calls if c[1] != ["-frames:v", "1"]]
+    assert len(decode) == 1 and decode[0][:2] == vid._passthrough()  # (then the timestamps' file, see io.missing)
 
 
 @pytest.mark.parametrize("extra", [[], ["--color", "red"], ["--no-flatten"], ["--flatten"]])
@@ -781,6 +782,63 @@ def test_video_cut_short_is_reported(tiny_zoo, tmp_path, monkeypatch, capsys):
     assert "the video ended after 6 of the 20 frames" in " ".join(capsys.readouterr().err.split())
     assert main(["population", str(video), "--out", str(tmp_path / "p.csv")]) == 0
     assert "ended after 6 of the 20" in " ".join(capsys.readouterr().err.split())
+
+
+def test_frames_missing_mid_video_keep_their_numbers(tiny_zoo, tmp_path, capsys):
+    """A video whose frames 10-13 are missing (timestamps skipped: a damaged stretch, frames dropped while
+    recording): segment, population and curate number the later frames as the video does, and say so."""
+    from test_io_realworld import _ffmpeg, _video_with_a_gap
+
+    from devolens.io.video import _timestamps_supported
+
+    if not _timestamps_supported():
+        pytest.skip("this ffmpeg writes no frame timestamps (-stats_enc_pre, ffmpeg 6.1+)")
+    video = _video_with_a_gap(tmp_path / "gap.mp4", _ffmpeg())
+    kept = [i for i in range(40) if not 10 <= i <= 13]
+    assert main(["segment", "nuclei", str(video), "--out", str(tmp_path / "seg")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "4 frames of the video are missing (frames 10-13" in err and "keep their numbers" in err
+    assert pd.read_csv(tmp_path / "seg" / "counts.csv")["frame"].tolist() == kept
+    assert sorted(p.name for p in (tmp_path / "seg" / "labels").iterdir()) == [f"gap_f{i:05d}_labels.tif" for i in kept]
+    assert main(["population", str(video), "--out", str(tmp_path / "p.csv")]) == 0
+    assert "frames 10-13" in " ".join(capsys.readouterr().err.split())
+    assert pd.read_csv(tmp_path / "p.csv")["frame"].tolist() == kept
+    assert main(["curate", "frames", str(video), "--out", str(tmp_path / "c.csv")]) == 0
+    assert "flagged dropped" in " ".join(capsys.readouterr().err.split())
+    rep = pd.read_csv(tmp_path / "c.csv")
+    assert rep["frame"].tolist() == list(range(40)) and rep.loc[rep.dropped, "frame"].tolist() == [10, 11, 12, 13]
+    assert (rep.loc[rep.dropped, "flag"] == "dropped").all()  # (the test pattern's still frames: duplicates)
+    assert main(["segment", "nuclei", str(video), "--out", str(tmp_path / "seg2"), "--skip-flagged",
+                 str(tmp_path / "c.csv")]) == 0  # its report fits (same numbering)
+    flagged = set(rep.loc[rep.flagged, "frame"])
+    assert pd.read_csv(tmp_path / "seg2" / "counts.csv")["frame"].tolist() == [i for i in kept if i not in flagged]
+
+
+def test_unreadable_files_of_a_folder_are_reported_and_can_be_skipped(tiny_zoo, tmp_path, capsys):
+    """A truncated and an empty file in a folder of frames: curate flags them 'unreadable' (with their frame
+    numbers, not also as gaps in the tNNN numbering); segment stops naming the first and saying how to go
+    on; --skip-flagged auto leaves them out."""
+    src = _folder(tmp_path / "frames", n=8)
+    data = (src / "t003.png").read_bytes()
+    (src / "t003.png").write_bytes(data[: len(data) // 2])
+    (src / "t006.png").write_bytes(b"")
+    assert main(["curate", "frames", str(src), "--out", str(tmp_path / "c.csv")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "2 files could not be read (e.g. t003.png" in err and "flagged unreadable" in err
+    rep = pd.read_csv(tmp_path / "c.csv")
+    assert rep["frame"].tolist() == list(range(8)) and rep["file"].tolist() == [f"t{i:03d}.png" for i in range(1, 9)]
+    assert rep.loc[rep.flagged, "file"].tolist() == ["t003.png", "t006.png"]
+    assert set(rep.loc[rep.flagged, "flag"]) == {"unreadable"} and not rep["dropped"].any()
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(src), "--out", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "t003.png" in err and "--skip-flagged auto" in err and not out.exists() and _no_partials(tmp_path)
+    for extra in (["--skip-flagged", "auto"], ["--skip-flagged", str(tmp_path / "c.csv")]):
+        assert main(["segment", "nuclei", str(src), "--out", str(out)] + extra) == 0
+        assert "2 files could not be read" in " ".join(capsys.readouterr().err.split())
+        assert pd.read_csv(out / "counts.csv")["frame"].tolist() == ["t001", "t002", "t004", "t005", "t007", "t008"]
+    assert main(["population", str(src), "--out", str(tmp_path / "p.csv"), "--skip-flagged", "auto"]) == 0
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 6
 
 
 def test_options_without_effect_on_this_input_are_refused(tiny_zoo, tmp_path, capsys):

@@ -60,7 +60,7 @@ def test_curate_frames_video(frame_dir, tmp_path, capsys):
         5: "black", 11: "red_patch", 17: "duplicate"}
 
 
-@pytest.mark.parametrize("make", ["missing", "empty_dir", "text", "broken_video", "broken_png", "single_image"])
+@pytest.mark.parametrize("make", ["missing", "empty_dir", "text", "broken_video", "broken_pngs", "single_image"])
 def test_bad_input_exits_2_without_output(tmp_path, capsys, make):
     if make == "missing":
         src = tmp_path / "nothere.mp4"
@@ -83,13 +83,13 @@ def test_bad_input_exits_2_without_output(tmp_path, capsys, make):
         src.mkdir()
         import imageio.v3 as iio
 
-        iio.imwrite(src / "t001.png", np.zeros((32, 32, 3), np.uint8))
+        (src / "t001.png").write_bytes(b"")  # none can be read (one that can't among others is flagged)
         (src / "t002.png").write_bytes(b"not a png")
     out = tmp_path / "report.csv"
     assert main(["curate", "frames", str(src), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1
-    bad_name = "t002.png" if make == "broken_png" else src.name
+    bad_name = "t001.png" if make == "broken_pngs" else src.name
     assert bad_name in err
     if make == "single_image":
         assert "got a single image" in err

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,9 +236,45 @@ def test_variable_frame_rate_video_gives_each_frame_once(tmp_path):
                     "-c:v", "libx264", "-pix_fmt", "yuv420p", "-fps_mode", "vfr", str(movie)], check=True)
     frames = list(iter_video_frames(movie))
     assert 4 <= len(frames) <= 5  # each time point once (the concat list repeats the last one)
+    marked = list(iter_video_frames(movie, mark_lost=True))  # irregular steps are no missing frames
+    assert len(marked) == len(frames) and all(isinstance(f, np.ndarray) for f in marked)
     assert frames[0].shape == (64, 96, 3)
     for a, b, i in zip(frames[:3], frames[1:4], range(3)):
         assert np.abs(a.astype(int) - b).mean() > 1, f"frame {i + 1} repeats frame {i}"
+
+
+def _video_with_a_gap(path, ffmpeg: str):
+    """A constant-rate video (8 fps, 40 frames of ffmpeg's test pattern) whose frames 10-13 are missing: their
+    timestamps are skipped, as in a file with a damaged stretch or frames dropped while recording."""
+    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=8:duration=5",
+                    "-vf", "select='not(between(n\\,10\\,13))'", "-fps_mode", "passthrough", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", str(path)], check=True)
+    return path
+
+
+def test_frames_missing_mid_video_keep_the_later_frames_numbers(tmp_path, monkeypatch):
+    """Frames missing in the middle of a video (their timestamps skipped) come as MissingFrame stand-ins with
+    mark_lost, so the later frames keep their numbers; a whole video and a variable-frame-rate one have none."""
+    from devolens.io.missing import MissingFrame
+    from devolens.io.video import _timestamps_supported, iter_video_frames, write_video
+
+    if not _timestamps_supported():
+        pytest.skip("this ffmpeg writes no frame timestamps (-stats_enc_pre, ffmpeg 6.1+)")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the timestamp files go
+    movie = _video_with_a_gap(tmp_path / "gap.mp4", _ffmpeg())
+    plain = list(iter_video_frames(movie))
+    marked = list(iter_video_frames(movie, mark_lost=True))
+    assert len(plain) == 36 and len(marked) == 40
+    assert [i for i, f in enumerate(marked) if isinstance(f, MissingFrame)] == [10, 11, 12, 13]
+    assert marked[13].reason == "lost" and Path(marked[13].path) == movie
+    real = [f for f in marked if not isinstance(f, MissingFrame)]
+    assert all(np.array_equal(a, b) for a, b in zip(plain, real))
+    every = list(iter_video_frames(movie, mark_lost=True, every=4))  # frames 0, 4, 8, 12 (missing), 16...
+    assert len(every) == 10 and isinstance(every[3], MissingFrame) and np.array_equal(every[4], marked[16])
+    whole = write_video((np.full((32, 48, 3), 20 * i, np.uint8) for i in range(12)), tmp_path / "whole.mp4", fps=8)
+    assert not any(isinstance(f, MissingFrame) for f in iter_video_frames(whole, mark_lost=True))
+    assert not list((tmp_path / "tmp").iterdir())  # the timestamp files are removed
 
 
 def test_rotated_video_is_read_turned_without_a_warning(tmp_path, caplog, capfd):

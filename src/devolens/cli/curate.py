@@ -13,7 +13,9 @@ _FRAMES_HELP = (
     "Score every frame of a timelapse and flag the corrupt ones.\n\n"
     "Kinds: black (no signal), dark (far dimmer than the neighbouring frames), red_line (a thin red "
     "row/column band), red_patch (a red region present in this frame only), duplicate (a repeat of the "
-    "previous frame), dropped (a missing tNNN time in a folder's file names). Thresholds are relative to "
+    "previous frame), dropped (a missing tNNN time in a folder's file names, or frames of a video that cannot be "
+    "decoded mid-file, which keep their numbers), unreadable (a file of a folder that cannot be read). Thresholds "
+    "are relative to "
     "the sequence itself, so no tuning is needed per recording.\n\n"
     "Writes a CSV with one row per frame (frame, file, scores, one column per kind, flag, flagged); "
     "`devolens segment` and `devolens population` skip the flagged frames with --skip-flagged REPORT (or curate on the fly with --skip-flagged auto)."
@@ -63,6 +65,13 @@ def frames(
     from devolens.io.frames import VIDEO_SUFFIXES
 
     print_stack_notes(Path(path), pages)  # TIFF inputs: how they were read
+    from devolens.io.missing import missing_note
+
+    note = missing_note(report.attrs.get("missing", ()))
+    if note:  # frames that could not be read: which, and why
+        from devolens.cli._common import console
+
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     if Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES:  # a file cut short: say so
         from devolens.cli._common import console
         from devolens.io.frames import cut_short, frame_count_from_info
@@ -79,7 +88,7 @@ def frames(
 def register(app: typer.Typer) -> None:
     """Add the ``curate`` group (``devolens curate frames``) to the root app."""
     group = typer.Typer(
-        help="Curate datasets: find corrupt frames (black, dark, red lines/patches, duplicates, dropped).",
+        help="Curate datasets: find corrupt frames (black, dark, red lines/patches, duplicates, dropped, unreadable).",
         no_args_is_help=True,
     )
     group.command("frames", help=_FRAMES_HELP)(frames)

@@ -68,6 +68,7 @@ class _Source:
         self.is_stack = stack is not None
         self._stems_clash: Optional[bool] = None
         self.read = 0  # frames read so far (skipped ones included)
+        self.missing: list[tuple[int, str, str, str]] = []  # (position, file, reason, detail) of frames left out
         if stack is not None:  # streamed plane by plane like a video
             self.is_video = True
             self.names = None
@@ -86,8 +87,10 @@ class _Source:
             from devolens.io.frames import iter_path_frames
 
             # a video's frame count and rate are probed beside the decoder (below), not before it
+            # a frame that cannot be read comes as a MissingFrame: a video's frames keep their numbers after frames
+            # lost mid-file, and an unreadable file of a folder flagged by a curation report is skipped (iter)
             self._frames, names, total = iter_path_frames(path, stack_z=stack_z, channel=channel, pages=pages,
-                                                          decode_threads=1, count=False)
+                                                          decode_threads=1, count=False, missing="mark")
             self.is_video = names is None
             self.names = names
             self._total = int(total) if total else 0
@@ -106,9 +109,7 @@ class _Source:
             if prepare is not None:  # frames also prepared for the network in that thread
                 from functools import partial
 
-                from devolens.predict.blocks import prepare_ahead
-
-                transform = partial(prepare_ahead, key=prepare)  # (a giant image is prepared block by block)
+                transform = partial(_prepared_ahead, key=prepare)  # (a giant image is prepared block by block)
             self._frames = ReadAhead(self._frames, max_bytes=read_ahead, name="devolens-decode", transform=transform)
         self._info = None
         if self.is_video and not self.is_stack:  # frame count and rate: probed in the background
@@ -178,12 +179,29 @@ class _Source:
         return f"{self.frame_id(position)}_overlay.png"
 
     def iter(self, skip: set[int]) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(position, frame)``, lazily, leaving out the positions in ``skip``."""
+        """Yield ``(position, frame)``, lazily, leaving out the positions in ``skip`` and a video's frames lost
+        mid-file (noted in ``missing``; the frames after them keep their positions). A file of a folder that
+        cannot be read stops the command, naming it, unless ``skip`` (a curation report) flags it."""
+        from devolens.io.missing import MissingFrame
+
         for i, frame in enumerate(self._frames):
             self.read = i + 1
+            if isinstance(frame, MissingFrame):
+                name = "" if self.names is None or i >= len(self.names) else self.names[i]
+                if frame.reason != "lost" and i not in skip:
+                    raise DevolensError(f"{frame.detail} (to leave out the files that cannot be read, give "
+                                        "--skip-flagged auto)", path=frame.path)
+                self.missing.append((i, name, frame.reason, frame.detail))
+                continue
             if i in skip:
                 continue
             yield i, frame
+
+    def missing_note(self) -> Optional[str]:
+        """A note on the frames that could not be read and were left out (None if none)."""
+        from devolens.io.missing import missing_note
+
+        return missing_note(self.missing, skipped=True)
 
     def ended_early(self) -> Optional[str]:
         """A note when a video (read to its end) gave clearly fewer frames than its container declares: a file
@@ -199,6 +217,15 @@ class _Source:
         close = getattr(self._frames, "close", None)
         if close is not None:
             close()
+
+
+def _prepared_ahead(frame, key: tuple):
+    """:func:`devolens.predict.blocks.prepare_ahead` in the read-ahead thread; a frame that could not be read
+    (:class:`~devolens.io.missing.MissingFrame`) passes as it is."""
+    from devolens.io.missing import MissingFrame
+    from devolens.predict.blocks import prepare_ahead
+
+    return frame if isinstance(frame, MissingFrame) else prepare_ahead(frame, key)
 
 
 AUTO_CURATE = "auto"
@@ -646,6 +673,7 @@ def run_segmentation(
             "estimates": predictor.estimates if predictor.auto_each else None,
             "resized": predictor.diameter is not None,
             "ended_early": source.ended_early(),
+            "missing": source.missing_note(),
             "giants": giants,
             "colour_note": _colour_note(first[0] if first else None, kind, predictor.network.channel),
             "shape_note": _shape_note(first, kind, predictor),
@@ -814,6 +842,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             console.print("note: the z planes were projected to their maximum; the membrane model was trained on "
                           "single slices, and a projection overlays the membranes of several planes (--stack-z "
                           "slices segments each plane)")
+        if summary.get("missing"):
+            console.print(f"note: {summary['missing']}", highlight=False, soft_wrap=True)
         if summary.get("ended_early"):
             console.print(f"note: {summary['ended_early']}")
         if summary.get("giants"):
@@ -930,6 +960,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     write_csv(df, out)
     df.attrs["skipped"] = len(skip)
     df.attrs["ended_early"] = source.ended_early()
+    df.attrs["missing"] = source.missing_note()
     df.attrs["beyond_embryo"] = int((df["total"] > MAX_EMBRYO_CELLS).sum())
     df.attrs["curation"] = None if curation is None else curation_path(out)
     # nuclei far from the sizes the model knows: another magnification (see size_advice)
@@ -1044,6 +1075,8 @@ def population_command(
     if note:
         console.print(note)
     print_stack_notes(input_path, pages)
+    if df.attrs.get("missing"):
+        console.print(f"note: {df.attrs['missing']}", highlight=False, soft_wrap=True)
     if df.attrs.get("ended_early"):
         console.print(f"note: {df.attrs['ended_early']}")
     if df.attrs.get("clock") is not None:

@@ -41,7 +41,11 @@ prefix ``<embryo>_tNNN``):
   does not (and stays near-identical through video compression).
 - dropped: a missing time in the ``tNNN`` numbering of a folder's file names, at the
   sequence's usual time step (one extra row per missing time, with ``frame`` and
-  ``file`` empty). A video carries no frame numbers, so its dropped frames go unseen.
+  ``file`` empty); in a video, frames ffmpeg could not decode in the middle of the file (a
+  damaged stretch, found from the timestamps of a constant-rate video: see
+  :mod:`devolens.io.missing`), with their frame numbers, which the frames after them keep.
+- unreadable: a file of a folder that cannot be read as an image (truncated, empty, not an
+  image), with its frame number and file name.
 
 When several apply, the main ``flag`` is the first of
 ``black, duplicate, dark, red_line, red_patch`` (a repeat of a dark frame is a duplicate;
@@ -82,7 +86,9 @@ __all__ = [
 
 #: Artifact kinds the curator reports, in the order of precedence of the main flag
 #: (``dropped`` rows stand for frames that are missing, so they never compete).
-KINDS = ("black", "duplicate", "dark", "red_line", "red_patch", "dropped")
+KINDS = ("black", "duplicate", "dark", "red_line", "red_patch", "dropped", "unreadable")
+#: the kinds of a frame that could not be read (no measurements), by MissingFrame.reason
+_MISSING_KINDS = {"lost": "dropped", "unreadable": "unreadable"}
 
 
 _NAME_RE = re.compile(r"^(?:(?P<seq>.*?)_)?t(?P<time>\d+)(?:_[^.]*)?(?:\.[A-Za-z0-9]+)?$")
@@ -507,7 +513,7 @@ _COLUMNS = [
     "frame", "file", "sequence", "time", "height", "width",
     "level", "p99", "contrast", "level_ratio", "red_line_score", "red_area", "red_patch_score",
     "change", "change_ratio",
-    "black", "dark", "red_line", "red_patch", "duplicate", "dropped", "flag", "flagged",
+    "black", "dark", "red_line", "red_patch", "duplicate", "dropped", "unreadable", "flag", "flagged",
 ]
 
 
@@ -551,8 +557,10 @@ def score_frames(
         largest red region absent from the two frames before and after), ``change``
         (mean absolute change from the previous frame, relative to the mean level),
         ``change_ratio`` (change / the neighbours' ordinary change), one boolean column per kind
-        (``black, dark, red_line, red_patch, duplicate, dropped``), ``flag`` (the main
-        kind, "" for a clean frame) and ``flagged``.
+        (``black, dark, red_line, red_patch, duplicate, dropped, unreadable``), ``flag`` (the main
+        kind, "" for a clean frame) and ``flagged``. A :class:`~devolens.io.missing.MissingFrame` among
+        the frames (a frame that could not be read) gets a row flagged ``dropped`` (lost from a video)
+        or ``unreadable`` (a file), without measurements, and is left out of its neighbours' statistics.
 
     Examples
     --------
@@ -565,7 +573,11 @@ def score_frames(
         names = list(names)
     total = len(names) if names is not None else (len(frames) if hasattr(frames, "__len__") else 0)
 
+    from devolens.io.missing import MissingFrame
+
     rows: list[dict] = []
+    missing: list[dict] = []  # rows of frames that could not be read
+    details: list[tuple[int, str, str, str]] = []  # (frame, file, reason, what went wrong) of those
     red_maps: list[tuple[tuple[int, int], np.ndarray]] = []  # bit-packed red block maps
     prev_small: np.ndarray | None = None
     prev_seq: str | None = None
@@ -576,6 +588,14 @@ def score_frames(
                 raise DevolensError(f"more frames than names ({len(names)})")
             name = str(names[i])
         seq, time = _parse_name(name)
+        if isinstance(image, MissingFrame):
+            missing.append({"frame": i, "file": name or "", "sequence": seq, "time": time,
+                            _MISSING_KINDS.get(image.reason, "unreadable"): True})
+            details.append((i, name or "", image.reason, image.detail))
+            prev_small = None  # no change measured across it
+            if progress is not None:
+                progress(i + 1, max(total, i + 1) if total else 0)
+            continue
         try:
             stats, small, red_map = _frame_stats(image, th)
         except DevolensError as exc:
@@ -590,11 +610,13 @@ def score_frames(
         red_maps.append((red_map.shape, np.packbits(red_map, axis=None)))
         if progress is not None:
             progress(i + 1, max(total, i + 1) if total else 0)
-    if names is not None and len(rows) != len(names):
-        raise DevolensError(f"got {len(rows)} frames for {len(names)} names")
+    if names is not None and len(rows) + len(missing) != len(names):
+        raise DevolensError(f"got {len(rows) + len(missing)} frames for {len(names)} names")
 
     if not rows:
-        return _empty_report()
+        report = _finish(pd.DataFrame(missing)) if missing else _empty_report()
+        report.attrs["missing"] = details
+        return report
     table = pd.DataFrame(rows)
     parts = []
     # sequences in order of first appearance; consecutive runs of the same key form one
@@ -604,7 +626,19 @@ def score_frames(
         decided = _decide(part.reset_index(drop=True), [_unpack(*m) for m in maps], th)
         parts.append(_with_dropped(decided))
     report = pd.concat(parts, ignore_index=True)
-    return _finish(report)
+    if missing:  # in frame order among the others (a folder's dropped rows stay after the frame they follow)
+        gone = pd.DataFrame(missing)
+        if "time" in gone.columns and gone["time"].notna().any():  # an unreadable t012.png is no gap in the times
+            have = set(zip(gone["sequence"], gone["time"]))
+            same = np.array([(q, t) in have for q, t in zip(report["sequence"], report["time"])], bool)
+            report = report[~(report["frame"].isna().to_numpy(bool) & same)].reset_index(drop=True)
+        order = pd.to_numeric(report["frame"], errors="coerce").ffill().fillna(-1.0).to_numpy(float)
+        report = pd.concat([report, gone], ignore_index=True)
+        order = np.concatenate([order, gone["frame"].to_numpy(float) - 0.5])
+        report = report.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+    report = _finish(report)
+    report.attrs["missing"] = details  # (frame, file, reason, detail) of the frames that could not be read
+    return report
 
 
 def _with_dropped(s: pd.DataFrame) -> pd.DataFrame:
@@ -636,8 +670,11 @@ def _with_dropped(s: pd.DataFrame) -> pd.DataFrame:
 
 
 def _finish(report: pd.DataFrame) -> pd.DataFrame:
-    for k in ("black", "dark", "red_line", "red_patch", "duplicate", "dropped"):
-        report[k] = report[k].fillna(False).astype(bool)
+    for k in KINDS:
+        report[k] = (report[k] if k in report.columns else pd.Series(False, index=report.index)).fillna(False).astype(bool)
+    for c in _COLUMNS:  # a report of unreadable frames only has no measurements
+        if c not in report.columns:
+            report[c] = np.nan
     flag = np.full(len(report), "", dtype=object)
     for kind in reversed(KINDS):  # earlier kinds take precedence
         flag[report[kind].to_numpy()] = kind
@@ -653,7 +690,7 @@ def _finish(report: pd.DataFrame) -> pd.DataFrame:
 
 def _empty_report() -> pd.DataFrame:
     df = pd.DataFrame({c: [] for c in _COLUMNS})
-    for k in ("black", "dark", "red_line", "red_patch", "duplicate", "dropped", "flagged"):
+    for k in (*KINDS, "flagged"):
         df[k] = df[k].astype(bool)
     df["flag"] = df["flag"].astype(str)
     return df
@@ -721,7 +758,8 @@ def curate_path(
         (checked for every kind of input: ``stack_z="x"`` is refused on a folder of PNGs too).
     """
     _check_curate_options(path, progress, thresholds, stack_z, channel, pages)
-    frames, names, total = iter_path_frames(path, stack_z=stack_z, channel=channel, pages=pages)
+    # frames that cannot be read (unreadable files, frames lost mid-video) are reported, not the end of it
+    frames, names, total = iter_path_frames(path, stack_z=stack_z, channel=channel, pages=pages, missing="mark")
 
     def counted(done: int, _total: int) -> None:
         if progress is not None:
@@ -730,6 +768,9 @@ def curate_path(
     report = score_frames(frames, names=names, progress=counted if progress else None, thresholds=thresholds)
     if report.empty:
         raise DevolensError("no frames could be read", path=path)
+    if report["unreadable"].all():  # nothing measured: an error, not a report
+        _, name, _, detail = report.attrs["missing"][0]
+        raise DevolensError(f"none of the {len(report)} files could be read (e.g. {name}: {detail})", path=path)
     report.attrs["source"] = str(path)
     report.attrs["thresholds"] = asdict(thresholds or Thresholds())
     return report
@@ -824,7 +865,10 @@ def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, 
     if has_files:
         return "the report is of a folder of images (it names files), the input is a video or a stack"
     n = int(frames.max()) + 1 if frames.notna().any() else 0
-    if total and abs(n - total) > max(2, 0.02 * total):
+    # frames missing mid-video (dropped, with a number) may or may not be in the container's count
+    gone = int((frames.notna() & df["dropped"].astype(str).str.lower().isin(["true", "1"])).sum()) \
+        if "dropped" in df.columns else 0
+    if total and min(abs(n - total), abs(n - gone - total)) > max(2, 0.02 * total):
         return f"the report covers {n} frames, the input has {total}"
     return None
 

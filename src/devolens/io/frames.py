@@ -164,12 +164,12 @@ def check_channel_input(path: str | Path, channel: int | None, option: str = "ch
         raise DevolensError(f"{option} picks a channel of a TIFF stack's C axis; this input has none{hint}", path=p)
 
 
-def _iter_video(path: Path, threads: int | None = None) -> Iterator[np.ndarray]:
+def _iter_video(path: Path, threads: int | None = None, mark_lost: bool = False) -> Iterator[np.ndarray]:
     from devolens.io.video import iter_video_frames
 
     try:
-        for frame in iter_video_frames(path, threads=threads):
-            yield np.asarray(frame)
+        for frame in iter_video_frames(path, threads=threads, mark_lost=mark_lost):
+            yield frame if mark_lost else np.asarray(frame)
     except DevolensError:
         raise
     except Exception as exc:
@@ -232,7 +232,7 @@ def folder_files(path: Path) -> list[Path]:
 
 def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int | None = None,
                      pages: str = "time", decode_threads: int | None = None,
-                     count: bool = True) -> tuple[Iterator[np.ndarray], list[str] | None, int]:
+                     count: bool = True, missing: str = "raise") -> tuple[Iterator[np.ndarray], list[str] | None, int]:
     """Open a video file, a folder of images or a TIFF stack for streaming.
 
     Parameters
@@ -250,6 +250,11 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     count : bool
         Videos: probe the container for the frame count (an ffmpeg run, ~0.1 s); False
         returns 0 (unknown) at once.
+    missing : {"raise", "mark"}
+        A frame that cannot be read: ``"raise"`` stops with an error naming the file (an unreadable image of
+        a folder) or leaves it out (a video's frames that ffmpeg cannot decode mid-file, which ffmpeg skips);
+        ``"mark"`` yields a :class:`~devolens.io.missing.MissingFrame` in its place (``reason`` ``"unreadable"``
+        or ``"lost"``), so that the frames after it keep their numbers (see :mod:`devolens.io.missing`).
 
     Returns
     -------
@@ -270,6 +275,8 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     from devolens.io.stacks import check_pages
 
     check_pages(pages)
+    if missing not in ("raise", "mark"):
+        raise DevolensError(f"missing must be 'raise' or 'mark', got {missing!r}")
     if path is None or str(path) == "":  # Path("") is the current folder: never what was meant
         raise DevolensError(f"expected a path to a video, a folder of images or a stack, got {path!r}")
     path = Path(path)
@@ -296,6 +303,15 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
                     from devolens.io.stacks import iter_stack_frames
 
                     yield from iter_stack_frames(p, z=stack_z, channel=channel, pages=pages)
+                elif missing == "mark":
+                    try:
+                        yield _read_image(p)
+                    except DevolensError as exc:
+                        from devolens.io.missing import MissingFrame
+
+                        text = str(exc)
+                        prefix = f"{exc.path}: " if exc.path is not None else ""
+                        yield MissingFrame("unreadable", text[len(prefix):] if text.startswith(prefix) else text, p)
                 else:
                     yield _read_image(p)
 
@@ -309,7 +325,8 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     if path.suffix.lower() in VIDEO_SUFFIXES:
         if path.stat().st_size == 0:
             raise DevolensError("empty video file", path=path)
-        return _iter_video(path, decode_threads), None, (_video_frame_count(path) if count else 0)
+        return (_iter_video(path, decode_threads, mark_lost=missing == "mark"), None,
+                (_video_frame_count(path) if count else 0))
     if path.suffix.lower() in ANIMATED_SUFFIXES:
         frames, n, _ = open_animated(path)
         if n > 1 or path.suffix.lower() == ".gif":  # a one-frame GIF: one frame, as it always was

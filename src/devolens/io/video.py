@@ -61,9 +61,8 @@ def _quiet_size_warning() -> None:
 
 
 @lru_cache(maxsize=1)
-def _passthrough() -> list[str]:
-    """ffmpeg's option for 'every decoded frame once': ``-fps_mode passthrough`` (ffmpeg 5.1 and later, the only
-    spelling from 8 on), ``-vsync passthrough`` for an older ffmpeg (a system one named by IMAGEIO_FFMPEG_EXE)."""
+def _ffmpeg_version() -> tuple[int, int] | None:
+    """(major, minor) of the ffmpeg that imageio runs; None when it cannot be told."""
     import re
 
     try:
@@ -76,10 +75,98 @@ def _passthrough() -> list[str]:
         found = re.search(r"-v(\d+)\.(\d+)", os.path.basename(exe)) if os.path.dirname(exe).endswith("binaries") \
             else None
         found = found or re.match(r"n?(\d+)\.(\d+)", imageio_ffmpeg.get_ffmpeg_version())
-        old = found is not None and (int(found[1]), int(found[2])) < (5, 1)
+        return None if found is None else (int(found[1]), int(found[2]))
     except Exception:
-        old = False
+        return None
+
+
+def _passthrough() -> list[str]:
+    """ffmpeg's option for 'every decoded frame once': ``-fps_mode passthrough`` (ffmpeg 5.1 and later, the only
+    spelling from 8 on), ``-vsync passthrough`` for an older ffmpeg (a system one named by IMAGEIO_FFMPEG_EXE)."""
+    version = _ffmpeg_version()
+    old = version is not None and version < (5, 1)
     return ["-vsync", "passthrough"] if old else ["-fps_mode", "passthrough"]
+
+
+def _timestamps_supported() -> bool:
+    """Whether ffmpeg can write each frame's timestamp to a file as it goes (``-stats_enc_pre``, ffmpeg 6.1+)."""
+    version = _ffmpeg_version()
+    return version is not None and version >= (6, 1)
+
+
+class _Timestamps:
+    """Each decoded frame's timestamp, read from the file ffmpeg writes them to (``-stats_enc_pre``: a line per
+    frame, written and flushed before the frame goes into the pipe), to find frames lost mid-file.
+
+    :meth:`lost_before` says how many frames are missing before the frame just read: only while the video's
+    frames have come at one constant step (at least :data:`STEADY` steps seen), a step that is a whole multiple
+    ``m`` of it means ``m - 1`` frames were not decoded. A variable-frame-rate video (a timelapse of irregular
+    intervals) stops the reasoning at its first irregular step: its frames are numbered as they come.
+    """
+
+    STEADY = 2
+
+    def __init__(self, file: str):
+        self._path = file
+        self._fh = None
+        self._prev: int | None = None
+        self._step: int | None = None
+        self._steady = 0
+        self._off = False
+
+    def options(self) -> list[str]:
+        return ["-stats_enc_pre", self._path, "-stats_enc_pre_fmt", "{pts}"]
+
+    def _next_pts(self) -> int | None:
+        import time
+
+        if self._fh is None:
+            try:
+                self._fh = open(self._path, encoding="ascii", errors="replace")
+            except OSError:
+                return None
+        line = self._fh.readline()
+        for _ in range(50):  # the line is written before the frame, so it is there; allow for a slow disk
+            if line.endswith("\n"):
+                break
+            time.sleep(0.002)
+            line += self._fh.readline()
+        try:
+            return int(line.strip())
+        except ValueError:
+            return None
+
+    def lost_before(self) -> int:
+        if self._off:
+            return 0
+        pts = self._next_pts()
+        if pts is None:  # no timestamps (an ffmpeg that did not write them): frames numbered as they come
+            self._off = True
+            return 0
+        prev, self._prev = self._prev, pts
+        if prev is None:
+            return 0
+        step = pts - prev
+        if self._step is None and step > 0:
+            self._step, self._steady = step, 1
+            return 0
+        if self._step is not None and step == self._step:
+            self._steady += 1
+            return 0
+        if self._step is not None and self._steady >= self.STEADY and step > self._step and step % self._step == 0:
+            return step // self._step - 1
+        self._off = True  # irregular steps: a variable frame rate
+        return 0
+
+    def close(self) -> None:
+        import os
+
+        if self._fh is not None:
+            self._fh.close()
+        try:
+            os.remove(self._path)
+        except OSError:
+            pass
 
 
 def _check(path: Path) -> None:
@@ -123,7 +210,8 @@ def _probe(path: str, size: int, mtime_ns: int) -> dict:
         raise DevolensError(f"cannot read video: {_open_reason(exc)}", path=Path(path)) from None
 
 
-def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None = None) -> Iterator[np.ndarray]:
+def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None = None,
+                      mark_lost: bool = False) -> Iterator[np.ndarray]:
     """Stream the frames of a video (mp4, avi, ...) as uint8 RGB arrays (H, W, 3).
 
     Frames are decoded one by one; the whole video is never held in memory.
@@ -133,11 +221,16 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
     path : str or Path
         Video file.
     every : int
-        Yield every ``every``-th frame (1 = all).
+        Yield every ``every``-th frame (1 = all; frames counted as numbered in the video, lost ones included).
     threads : int, optional
         Decoder threads (ffmpeg ``-threads``); default: ffmpeg's choice (about one per core).
         Streaming commands that process frames on the other cores as they come pass 1: one
         thread decodes a 752x512 H.264 frame in ~5 ms and leaves the cores to the network.
+    mark_lost : bool
+        Yield a :class:`~devolens.io.missing.MissingFrame` (``reason="lost"``) for each frame missing in the
+        middle of the file (not decodable in a damaged stretch, or dropped while recording; found from the
+        timestamps of a constant-rate video, with ffmpeg 6.1 or later), so that the frames after it keep their
+        numbers. Off: such frames are simply not there (as ffmpeg gives them).
 
     Yields
     ------
@@ -160,27 +253,46 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
     # every decoded frame once: ffmpeg's default for a raw pipe resamples to a constant rate, which repeats
     # frames of a variable-frame-rate file (a timelapse of irregular intervals: 10 frames came out as 104)
     params["output_params"] = _passthrough()
+    stamps = None
+    if mark_lost and _timestamps_supported():
+        import os
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix="devolens-pts-", suffix=".txt")
+        os.close(fd)
+        stamps = _Timestamps(name)
+        params["output_params"] = params["output_params"] + stamps.options()
     _quiet_size_warning()
     try:
-        reader = iio.get_reader(path, format="FFMPEG", **params)
-    except Exception as exc:
-        raise DevolensError(f"cannot read video: {_open_reason(exc)}", path=path) from None
-    try:
-        i = 0
-        while True:
-            try:
-                frame = reader.get_next_data()
-            except (IndexError, StopIteration):
-                break
-            except Exception as exc:
-                raise DevolensError(f"cannot decode frame {i}: {_first_line(exc)}", path=path) from None
-            if i % every == 0:
-                yield np.asarray(frame)
-            i += 1
-        if i == 0:
-            raise DevolensError("video has no frames", path=path)
+        try:
+            reader = iio.get_reader(path, format="FFMPEG", **params)
+        except Exception as exc:
+            raise DevolensError(f"cannot read video: {_open_reason(exc)}", path=path) from None
+        try:
+            from devolens.io.missing import MissingFrame
+
+            i = 0
+            while True:
+                try:
+                    frame = reader.get_next_data()
+                except (IndexError, StopIteration):
+                    break
+                except Exception as exc:
+                    raise DevolensError(f"cannot decode frame {i}: {_first_line(exc)}", path=path) from None
+                for _ in range(stamps.lost_before() if stamps is not None else 0):  # this frame's timestamp
+                    if i % every == 0:
+                        yield MissingFrame("lost", "missing from the video (its timestamps skip it)", path)
+                    i += 1
+                if i % every == 0:
+                    yield np.asarray(frame)
+                i += 1
+            if i == 0:
+                raise DevolensError("video has no frames", path=path)
+        finally:
+            reader.close()
     finally:
-        reader.close()
+        if stamps is not None:
+            stamps.close()
 
 
 def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.0, *, quality: float = 7.0,
