@@ -841,6 +841,27 @@ def test_unreadable_files_of_a_folder_are_reported_and_can_be_skipped(tiny_zoo, 
     assert len(pd.read_csv(tmp_path / "p.csv")) == 6
 
 
+@pytest.mark.skipif(not shipped("nuclei"), reason="needs the shipped nuclei model (its size model)")
+def test_a_folder_of_several_sizes_notes_the_single_estimate(tmp_path, capsys):
+    """Images of several sizes in one folder (perhaps several magnifications) read with one magnification
+    estimate: a note points to --diameter each; a turned frame is no other size, and 'each' needs no note."""
+    from devolens.io.images import write_png
+
+    src = tmp_path / "mixed"
+    src.mkdir()
+    write_png(_frame(96, 140, seed=1), src / "a.png")
+    write_png(np.ascontiguousarray(_frame(96, 140, seed=2).transpose(1, 0, 2)), src / "b.png")  # portrait
+    assert main(["segment", "nuclei", str(src), "--out", str(tmp_path / "same")]) == 0
+    assert "images come in" not in capsys.readouterr().err
+    write_png(_frame(192, 280, seed=3), src / "c.png")
+    assert main(["segment", "nuclei", str(src), "--out", str(tmp_path / "o")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the images come in 2 sizes (140x96 to 280x192 pixels)" in err and "--diameter each" in err
+    for extra in (["--diameter", "each"], ["--diameter", "none"]):
+        assert main(["segment", "nuclei", str(src), "--out", str(tmp_path / "o")] + extra) == 0
+        assert "images come in" not in capsys.readouterr().err
+
+
 def test_options_without_effect_on_this_input_are_refused(tiny_zoo, tmp_path, capsys):
     from devolens.io.images import write_png
 

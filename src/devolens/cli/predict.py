@@ -591,12 +591,14 @@ def run_segmentation(
         counts: list[tuple] = []
         first: list = []  # the first frames (centres of giant ones), for the colour and the blobs-or-lines notes
         giants: list[tuple] = []  # (frame, shape, blocks, uint32 labels) of images segmented block by block
+        sizes: set[tuple[int, int]] = set()  # the images' heights and widths (a folder of several sizes: a note)
         total = _progress_total(source.total - len(skip) if source.total else 0)
 
         def frames() -> Iterator:
             for pos, frame in source.iter(skip):
                 prepared = isinstance(frame, Prepared)
                 arr = frame.image if prepared else np.asarray(frame)
+                sizes.add(tuple(sorted(arr.shape[:2])))  # (a portrait and a landscape frame: one size)
                 if len(first) < SHAPE_FRAMES:
                     first.append(_centre(arr).copy())  # (a copy: a giant frame is not kept alive by a view)
                 pending.append((pos, arr))
@@ -674,6 +676,8 @@ def run_segmentation(
             "resized": predictor.diameter is not None,
             "ended_early": source.ended_early(),
             "missing": source.missing_note(),
+            # one estimate for images of several sizes: perhaps several magnifications
+            "sizes": sorted(sizes) if diameter == "auto" and not source.is_video and len(sizes) > 1 else None,
             "giants": giants,
             "colour_note": _colour_note(first[0] if first else None, kind, predictor.network.channel),
             "shape_note": _shape_note(first, kind, predictor),
@@ -682,6 +686,14 @@ def run_segmentation(
             "suggest_diameter": None if predictor.auto_each else predictor.size_advice(
                 areas),
             "known_sizes": predictor.known_sizes}
+
+
+def _sizes_note(sizes: list[tuple[int, int]]) -> str:
+    """The note for a folder of images of several sizes segmented with one magnification estimate."""
+    small, big = min(sizes, key=lambda s: s[0] * s[1]), max(sizes, key=lambda s: s[0] * s[1])
+    return (f"note: the images come in {len(sizes)} sizes ({small[1]}x{small[0]} to {big[1]}x{big[0]} pixels) and "
+            "the magnification was estimated once, for all of them; if they were taken at different "
+            "magnifications, run again with --diameter each (each image sized on its own)")
 
 
 def _has_z(path: Path) -> bool:
@@ -846,6 +858,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             console.print(f"note: {summary['missing']}", highlight=False, soft_wrap=True)
         if summary.get("ended_early"):
             console.print(f"note: {summary['ended_early']}")
+        if summary.get("sizes"):
+            console.print(_sizes_note(summary["sizes"]), highlight=False, soft_wrap=True)
         if summary.get("giants"):
             console.print(_giants_note(summary["giants"], what))
         if summary.get("colour_note"):
