@@ -34,6 +34,7 @@ import pandas as pd
 import tifffile
 from scipy import ndimage
 
+from devolens.io.atomic import atomic_path
 from devolens.predict.livedead import LiveDeadPredictor
 from devolens.train import metrics as M
 
@@ -132,7 +133,8 @@ def ship(weights: str, metrics: dict, per_well: list, train_wells: str) -> None:
     weights = Path(weights)
     cfg = json.loads(weights.with_suffix(".json").read_text())
     ZOO.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(weights, ZOO / "weights.safetensors")
+    with atomic_path(ZOO / "weights.safetensors") as tmp:  # a new file, readable by all whatever the run's mode
+        shutil.copyfile(weights, tmp)
     arch = cfg["model"]
     n_wells = metrics["wells"]
     heldout = ", ".join(w["well"] for w in per_well)

@@ -28,9 +28,10 @@ TABLES = ("CD20240930_JIM762_L4", "CD20241009_JIM767_25_L1", "CD20241009_JIM767_
 
 
 def main() -> None:
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import load_file
 
     from devolens.io.tables import read_table
+    from devolens.io.tensors import save_tensors
     from devolens.lineage.cliffs import clean_table
     from devolens.lineage.populations import populations
     from devolens.predict.clock import canonical_curve, extend_curve
@@ -57,7 +58,7 @@ def main() -> None:
     arrays = load_file(str(weights))
     arrays["clock_tau"] = tau.astype(np.float32)
     arrays["clock_log_total"] = log_total.astype(np.float32)
-    save_file(arrays, str(weights))
+    save_tensors(arrays, weights)  # readable by all (safetensors' save_file alone: 0600)
     card_path = a.to / "card.json"
     card = json.loads(card_path.read_text())
     card["clock"] = {

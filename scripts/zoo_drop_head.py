@@ -26,7 +26,9 @@ HEAD = "segmentation_head."
 
 def drop_head(source: Path, out: Path) -> dict:
     """Write ``out`` (+ ``.json``): ``source``'s network without its distance channel; returns the config."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+
+    from devolens.io.tensors import save_tensors
 
     cfg_file = source.with_suffix(".json")
     if not source.is_file() or not cfg_file.is_file():
@@ -52,7 +54,7 @@ def drop_head(source: Path, out: Path) -> dict:
                             "scripts/zoo_drop_head.py; 'value' and the recipe's validate.postprocess are those of "
                             "the network with it (seeds from the head)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out), metadata={"format": "pt"})
+    save_tensors(state, out, metadata={"format": "pt"})  # readable by all (save_file alone: 0600)
     out.with_suffix(".json").write_text(json.dumps(cfg, indent=2))
     return cfg
 

@@ -228,7 +228,8 @@ def main() -> None:
     if a.out is None:
         raise SystemExit("--out is required (or --gather DIR)")
     import torch
-    from safetensors.numpy import save_file
+
+    from devolens.io.tensors import save_tensors
 
     torch.set_num_threads(2)
     renders = a.renders or [Path(p) for p in sorted(glob.glob(str(ROOT / "runs/zoo/render/cal_*")))]
@@ -253,7 +254,7 @@ def main() -> None:
         arrays.update({k: v for k, v in kept.items() if k.startswith("total_regressor.")})
         spec = json.loads((a.total_from_zoo / "card.json").read_text())["total_regressor"]
         a.out.with_suffix(".total.json").write_text(json.dumps(spec, indent=2))
-    save_file(arrays, str(a.out))
+    save_tensors(arrays, a.out)  # readable by all (safetensors' save_file alone: 0600)
     tab.to_csv(a.out.with_suffix(".calibration.csv"), index=False)
 
     a.out.with_suffix(".cv.json").write_text(json.dumps(cv, indent=2))

@@ -236,7 +236,10 @@ CARDS = {
 
 def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: dict | None = None,
          update: bool = False) -> None:
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+
+    from devolens.io.atomic import atomic_path
+    from devolens.io.tensors import save_tensors
 
     card = {"name": name, **json.loads(json.dumps(CARDS[name]))}
     if update:  # new weights into a card the later steps wrote to (int8, size models, robustness figures):
@@ -247,7 +250,8 @@ def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: d
             raise SystemExit(f"--metrics {metrics}: no such file")
     to.mkdir(parents=True, exist_ok=True)
     if name == "population":
-        shutil.copyfile(source, to / "weights.safetensors")
+        with atomic_path(to / "weights.safetensors") as tmp:  # a new file, readable by all whatever source's mode
+            shutil.copyfile(source, tmp)
     else:
         cfg = json.loads(source.with_suffix(".json").read_text())
         card["architecture"] = cfg["model"]
@@ -258,8 +262,9 @@ def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: d
             card["output"]["head"] = "three_class_distance"
             card["output"]["classes"] = list(card["output"]["classes"]) + ["distance to the nucleus edge (relative)"]
         state = load_file(str(source))
-        save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()},
-                  str(to / "weights.safetensors"), metadata={"format": "pt"})
+        # readable by all: safetensors' save_file alone writes 0600, which other users of a shared install cannot load
+        save_tensors({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()},
+                     to / "weights.safetensors", metadata={"format": "pt"})
     if postprocess:
         unknown = set(postprocess) - set(card.get("postprocess", {}))
         if unknown:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from devolens.errors import DevolensError
-from devolens.io.atomic import atomic_path, write_text
+from devolens.io.atomic import write_text
 
 ARCHS = ("unet", "fpn")
 
@@ -288,7 +288,7 @@ def save_model(model: nn.Module, path: str | Path, config: dict | None = None, f
     Path
         The weights path.
     """
-    from safetensors.torch import save_file
+    from devolens.io.tensors import save_tensors
 
     path = Path(path)
     state = {}
@@ -300,8 +300,7 @@ def save_model(model: nn.Module, path: str | Path, config: dict | None = None, f
     meta = dict(config or {})
     meta["model"] = getattr(model, "devolens_config", meta.get("model"))
     meta["dtype"] = "float16" if fp16 else "float32"
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt"})
+    save_tensors(state, path, metadata={"format": "pt"})
     write_text(_config_path(path), json.dumps(meta, indent=2, default=_json_default))
     return path
 
@@ -321,7 +320,7 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict]:
     (model, config)
         The model in eval mode (fp32) and the JSON config dict.
     """
-    from safetensors.torch import load_file
+    from devolens.io.tensors import load_tensors
 
     path = Path(path)
     cfg_path = _config_path(path)
@@ -336,7 +335,7 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict]:
     if not isinstance(config.get("model"), dict):
         raise DevolensError("config has no 'model' entry", path=cfg_path)
     model = build_from_config(config["model"])
-    state = load_file(str(path), device=device)
+    state = load_tensors(path, device=device)
     ref = model.state_dict()
     state = {k: (v.to(ref[k].dtype) if k in ref else v) for k, v in state.items()}
     try:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 from devolens.errors import DevolensError
@@ -240,9 +239,8 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
     ``kind`` overrides what the recipe's name says (see :func:`card_from_run`); ``scale`` must be within
     :func:`scale_bounds`. An exported folder given as ``run`` is refused (copy it to share it).
     """
-    from safetensors.torch import load_file, save_file
-
     from devolens.io.atomic import StagedDir
+    from devolens.io.tensors import load_tensors, save_tensors
 
     run, to = Path(run), Path(to)
     card = card_from_run(run, kind, scale, command="models export")
@@ -250,22 +248,21 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
     if to.exists() and (not to.is_dir() or any(to.iterdir())):
         raise DevolensError("output exists and is not an empty folder", path=to)
     try:
-        state = load_file(str(run / "best.safetensors"))
+        state = load_tensors(run / "best.safetensors")
+    except DevolensError:
+        raise
     except Exception as exc:
         raise DevolensError(f"cannot read best.safetensors: {exc}", path=run) from None
     stage = StagedDir(to)
     try:
         weights = stage.tmp / "weights.safetensors"
-        save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()},
-                  str(weights), metadata={"format": "pt"})
+        # readable like the cards (safetensors alone writes 0600: other users could not load the model)
+        save_tensors({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()},
+                     weights, metadata={"format": "pt"})
         card["name"] = to.name
         card["command"] += (f"; devolens models export {run} --to {to} --kind {card['task']} "
                             f"--scale {card['input']['scale']:g}")
         write_card(card, stage.tmp, load_name=str(to))
-        # safetensors writes its file 0600 (a private temporary renamed in place): give it the mode the cards got
-        # from the umask, so that whoever may read the cards may load the model (reading the umask instead would
-        # set it process-wide for a moment)
-        os.chmod(weights, (stage.tmp / "card.json").stat().st_mode & 0o777)
     except BaseException:
         stage.abort()
         raise

@@ -306,7 +306,7 @@ class PopulationPredictor:
         resized by the nuclei model's reference diameter / ``diameter`` before everything
         else, so that nuclei and embryo have the sizes the calibration was fitted on.
         """
-        from safetensors.numpy import load_file
+        from devolens.io.tensors import load_tensors
 
         folder = Path(folder)
         method = card.get("method", "composition")
@@ -317,7 +317,7 @@ class PopulationPredictor:
             weights = folder / "weights.safetensors"
             if not weights.is_file():
                 raise DevolensError("population tables not found (model not shipped yet)", path=weights)
-            arrays = load_file(str(weights))
+            arrays = load_tensors(weights, framework="np")
             # the calibration was fitted on the counts of the nuclei network in this arithmetic
             if options.get("precision", "auto") == "auto":
                 options["precision"] = card.get("nuclei_precision", "auto")

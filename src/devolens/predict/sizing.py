@@ -266,21 +266,23 @@ class SizeModel:
         return np.exp(p * heads[:, 0] + (1.0 - p) * heads[:, 1])
 
     def save(self, path: str | Path) -> None:
-        from safetensors.numpy import save_file
+        """Write the model to the safetensors file ``path`` (atomically, readable like any other output)."""
+        from devolens.io.tensors import save_tensors
 
         arrays = {"mean": self.mean, "scale": self.scale, "coef": np.atleast_2d(self.coef),
                   "intercept": np.atleast_1d(self.intercept), "m0": np.array([self.m0])}
         if self.gate_coef is not None:
             arrays.update(gate_coef=self.gate_coef, gate_intercept=np.array([self.gate_intercept]))
-        save_file({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}, str(path))
+        save_tensors({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "SizeModel":
         from safetensors import SafetensorError
-        from safetensors.numpy import load_file
+
+        from devolens.io.tensors import load_tensors
 
         try:
-            t = {k: v.astype(np.float64) for k, v in load_file(str(path)).items()}
+            t = {k: v.astype(np.float64) for k, v in load_tensors(path, framework="np").items()}
             gate = t.get("gate_coef")
             return cls(t["mean"], t["scale"], t["coef"], t["intercept"], float(t["m0"][0]), gate,
                        float(t["gate_intercept"][0]) if gate is not None else 0.0)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from devolens.errors import DevolensError
-from devolens.io.atomic import atomic_path, write_text
+from devolens.io.atomic import write_text
 
 
 def _json_default(obj):
@@ -71,7 +71,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     extra : dict, optional
         JSON-able trainer state (epoch, best metric, pruned samples, ...).
     """
-    from safetensors.torch import save_file
+    from devolens.io.tensors import save_tensors
 
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
@@ -94,8 +94,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         "extra": extra or {},
     }
     text = json.dumps(meta, default=_json_default)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp))
+    save_tensors(tensors, path)
     write_text(path.with_suffix(".json"), text)
     return path
 
@@ -103,14 +102,14 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     scheduler=None, restore_rng: bool = True) -> dict:
     """Restore a checkpoint written by :func:`save_checkpoint`; returns its ``extra`` dict."""
-    from safetensors.torch import load_file
+    from devolens.io.tensors import load_tensors
 
     path = Path(path)
     jpath = path.with_suffix(".json")
     if not path.exists() or not jpath.exists():
         raise DevolensError("checkpoint not found (need .safetensors and .json)", path=path)
     meta = json.loads(jpath.read_text())
-    tensors = load_file(str(path))
+    tensors = load_tensors(path)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
     if optimizer is not None:
         state: dict[int, dict[str, Any]] = {}

@@ -622,13 +622,13 @@ def init_weights(model: torch.nn.Module, source: str | Path, *, grow_head: bool 
     the new channel keeps its fresh initialisation. Anything else must fit exactly; errors name
     ``option`` (the recipe key or command-line option that gave ``source``)."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
+    from devolens.io.tensors import load_tensors
     from devolens.models.zoo import load_state
 
     file = weights_file(source, option)
     try:
-        state = load_file(str(file))
+        state = load_tensors(file)
     except (SafetensorError, OSError) as exc:
         raise DevolensError(f"{option}: cannot read the weights ({exc})".replace("\n", " "), path=file) from None
     if any(k.startswith("model/") for k in state):  # a training checkpoint: the model's tensors, not the optimiser's

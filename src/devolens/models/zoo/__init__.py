@@ -212,14 +212,14 @@ def load_weights(model, folder: str | Path):
     DevolensError
         If the weights are missing or do not fit the architecture.
     """
-    from safetensors.torch import load_file
+    from devolens.io.tensors import load_tensors
 
     weights = Path(folder)
     if weights.suffix != ".safetensors":
         weights = weights / "weights.safetensors"
     if not weights.is_file():
         raise DevolensError("model weights not found (this model has not been trained/shipped yet)", path=weights)
-    return load_state(model, load_file(str(weights)), weights, "weights do not match the card's architecture")
+    return load_state(model, load_tensors(weights), weights, "weights do not match the card's architecture")
 
 
 def load_state(model, state: dict, path: str | Path, problem: str = "weights do not fit this network"):

@@ -1,0 +1,68 @@
+"""safetensors files written readable like any other output, and read with a clear error when they cannot be.
+
+safetensors' ``save_file`` writes its file with mode 0600 (a private temporary renamed in place), so weights
+saved with it are unreadable to everyone but their owner: on a shared install, other users cannot load a model
+that ships. :func:`save_tensors` writes through :func:`~devolens.io.atomic.atomic_path`, which gives the file the
+usual mode (0666 less the umask). And safetensors reports a file it may not read as missing ("No such file or
+directory", while the file is there): :func:`load_tensors` says what is wrong instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from devolens.errors import DevolensError
+from devolens.io.atomic import atomic_path
+
+
+def unreadable(path: str | Path) -> DevolensError:
+    """The one-line error for a file that exists but may not be read."""
+    return DevolensError("cannot read this file (permission denied: ask its owner to make it readable, "
+                         "e.g. chmod a+r)", path=path)
+
+
+def save_tensors(tensors: dict, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` (name -> torch tensor, or name -> NumPy array) to the safetensors file ``path``,
+    atomically, with the usual permissions (0666 less the umask; safetensors alone leaves 0600), and
+    return the path."""
+    values = list(tensors.values())
+    if values and all(type(v).__module__.split(".")[0] == "numpy" for v in values):
+        from safetensors.numpy import save_file
+    else:
+        from safetensors.torch import save_file
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return path
+
+
+def load_tensors(path: str | Path, framework: str = "pt", device: str = "cpu") -> dict:
+    """The tensors of the safetensors file ``path``: torch tensors on ``device`` (``framework="pt"``) or NumPy
+    arrays (``"np"``).
+
+    Raises
+    ------
+    DevolensError
+        The file exists but may not be read (permissions). Other errors (a missing or damaged file) are
+        safetensors' own, for the caller to word.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise unreadable(path) from None
+    except OSError:  # missing, a folder...: safetensors' own error, as before
+        pass
+    try:
+        if framework == "np":
+            from safetensors.numpy import load_file
+
+            return load_file(str(path))
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device=device)
+    except (FileNotFoundError, PermissionError):
+        if path.is_file():  # safetensors calls a file it may not open missing
+            raise unreadable(path) from None
+        raise
