@@ -87,6 +87,31 @@ def test_pages_without_axis_labels_get_a_note(tiny_zoo, tmp_path, capsys):
     assert "carry no axis labels" not in capsys.readouterr().err
 
 
+def test_three_or_four_planes_stored_as_rgb_get_a_note(tiny_zoo, tmp_path, capsys):  # noqa: F811
+    """tifffile's default for a (3|4, H, W) array is one planar RGB(A) image: read as one colour image, with a note
+    saying so and how to save frames instead; not for frames saved as such, an RGB image saved samples last, or
+    ImageJ/OME axes."""
+    from devolens.cli import main
+    from devolens.io.stacks import planar_rgb_note
+
+    frames = np.zeros((4, 32, 48), np.uint8)
+    for n in (3, 4):
+        tifffile.imwrite(tmp_path / f"t{n}.tif", frames[:n])
+    tifffile.imwrite(tmp_path / "mb.tif", frames[:3], photometric="minisblack")
+    tifffile.imwrite(tmp_path / "yxc.tif", np.zeros((32, 48, 3), np.uint8))
+    tifffile.imwrite(tmp_path / "ij.tif", frames[:3], imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "ome.tif", frames[:3], ome=True, metadata={"axes": "CYX"})
+    for n in (3, 4):
+        assert planar_rgb_note(tmp_path / f"t{n}.tif") == (
+            f"note: t{n}.tif was read as one colour image ({n} samples); if these are {n} frames or z-planes, save "
+            f"them with photometric='minisblack' (tifffile.imwrite's default stores {n} planes as one RGB image)")
+    assert [planar_rgb_note(tmp_path / f"{name}.tif") for name in ("mb", "yxc", "ij", "ome", "nope")] == [None] * 5
+    capsys.readouterr()
+    assert main(["segment", "nuclei", str(tmp_path / "t3.tif"), "--out", str(tmp_path / "seg")]) == 0
+    assert "t3.tif was read as one colour image (3 samples)" in " ".join(capsys.readouterr().err.split())
+    assert main(["segment", "nuclei", str(tmp_path / "mb.tif"), "--out", str(tmp_path / "seg2")]) == 0
+    assert "one colour image" not in capsys.readouterr().err
+
 def test_single_images_are_not_stacks(tmp_path):
     tifffile.imwrite(tmp_path / "grey.tif", np.zeros((16, 24), np.uint16))
     tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((16, 24, 3), np.uint8), photometric="rgb")

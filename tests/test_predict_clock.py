@@ -116,6 +116,27 @@ def test_population_cli_clock(tiny_zoo, tmp_path, capsys):  # noqa: F811
         if i >= 3:
             (frames / f"t{i:02d}.png").unlink()
     assert main(["population", str(frames), "--out", str(tmp_path / "d.csv"), "--clock"]) == 2
-    assert "at least 6 frames" in capsys.readouterr().err
+    assert f"{frames}: the developmental clock needs a timelapse of at least 6 frames" in capsys.readouterr().err
     assert not any((tmp_path / n).exists() for n in ("b.csv", "c.csv", "d.csv"))
 
+
+
+def test_clock_figures_in_the_cli_match_the_results():
+    """What the CLI says --clock gains (the demo report; `population`'s help and tip should use the same
+    CLOCK_GAIN) is the current measurement: benchmarks/RESULTS.md's population table, held-out EPIC-framed
+    movies, total per frame and with --clock ("now" rows of the latest session)."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    from devolens.cli import _common, demo
+
+    text = (Path(__file__).resolve().parents[1] / "benchmarks" / "RESULTS.md").read_text()
+    text = text[text.index("**Twenty-second session: refitted on the fourth-stage nuclei network"):]
+    per_frame = re.search(r"^\| EPIC-framed movies, per frame, now \|.*\| \**([0-9.]+)\** \|$", text, re.M)
+    clock = re.search(r"^\| EPIC-framed movies, `--clock`, now \|.*\| \**([0-9.]+)\** \|$", text, re.M)
+    assert (per_frame.group(1), clock.group(1)) == ("0.087", "0.020")
+    said = [int(p) for p in re.findall(r"(\d+)%", _common.CLOCK_GAIN)]
+    assert said == [round(100 * float(per_frame.group(1))), round(100 * float(clock.group(1)))]
+    source = inspect.getsource(demo.run_demo)
+    assert "{CLOCK_GAIN}" in source and "5% with the clock" not in source

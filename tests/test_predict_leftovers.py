@@ -3,6 +3,7 @@ inputs without TIFFs, population's diameter checked before loading, identity's z
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,28 @@ def test_tiles_from_a_png_well_match_the_tiff(tmp_path):
                  str(tmp_path / "bad.h5"), "--tile", "16", "--stride", "8"]) == 2
     assert not (tmp_path / "bad.h5").exists()
 
+
+def test_grey_tiff_well_is_refused_in_its_own_shape(tmp_path, capsys):
+    """A grey TIFF given as a well: the PNG's helpful message (one channel, how to make a two-channel file), with the
+    shape the file holds ((H, W), not the (1, H, W) it is read as), from the tiler, the row reader and the CLI."""
+    from devolens.data.tiling import read_image
+    from devolens.predict.tiled import RowReader
+
+    img, _ = _well()
+    flat = tmp_path / "grey.tif"
+    tifffile.imwrite(flat, img[0])
+    plane = tmp_path / "plane.tif"
+    tifffile.imwrite(plane, img[:1])
+    for path, shape in ((flat, "(48, 64)"), (plane, "(1, 48, 64)")):
+        for read in (read_image, lambda p: RowReader(p, channels=2)):
+            with pytest.raises(DevolensError, match=f"grey image \\(shape {re.escape(shape)}\\) holds one channel; "
+                                                    "a well needs two .*Split Channels"):
+                read(path)
+    capsys.readouterr()
+    assert main(["segment", "livedead", str(flat), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "(48, 64)" in err and "(1, 48, 64)" not in err and "holds one channel" in err
+    assert not (tmp_path / "o").exists()
 
 def test_png_well_channels_ambiguous_or_grey_are_refused(tmp_path):
     from devolens.data.tiling import read_image

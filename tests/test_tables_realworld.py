@@ -125,6 +125,21 @@ def test_acetree_status_above_one_is_valid(tmp_path):
     assert read_table(write_zip(tmp_path / "s.zip", {"nuclei/t001-nuclei": text}))["cell"].tolist() == ["ABa", "ABp"]
 
 
+
+def test_acetree_line_with_other_separators_is_refused(tmp_path):
+    """A line whose first fields are separated by ';' (an edit by hand, another tool's export) shifts the others: read
+    by its commas it would be a bogus nucleus (no name, x 6476 from the weight, y 0...). Refused like a line cut
+    short, naming the nuclei file and the line."""
+    good = "\n".join(acetree_line(i + 1, 1, c) for i, c in enumerate(CELLS)) + "\n"
+    bad = acetree_line(1, 1, "ABa").replace(", ", "; ", 5) + "\n" + acetree_line(2, 1, "ABp") + "\n"
+    path = write_zip(tmp_path / "bad.zip", {"nuclei/t001-nuclei": good, "nuclei/t002-nuclei": bad})
+    with pytest.raises(DevolensError, match=r"bad.zip: column 'index' is not numeric \(nuclei file t002, line 1: "
+                                            r"'1; 1; -1; -1; -1; 100'\); AceTree separates a line's fields with commas"):
+        read_table(path)
+    cut = good + ", ".join(acetree_line(9, 1, "P3").split(", ")[:7]) + "\n"  # cut short: the same kind of message
+    with pytest.raises(DevolensError, match=r"column 'z' has a missing value \(nuclei file t001, line 5\)"):
+        read_table(write_zip(tmp_path / "cut.zip", {"nuclei/t001-nuclei": cut}))
+
 # ----------------------------------------------------------------------------- positions
 def test_trackmate_spots_in_microns(tmp_path):
     rows = ["LABEL,ID,TRACK_ID,QUALITY,POSITION_X,POSITION_Y,POSITION_Z,POSITION_T,FRAME,RADIUS,VISIBILITY",

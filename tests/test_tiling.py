@@ -95,6 +95,47 @@ def test_append_equals_one_run(wells, tmp_path):
         assert a.attrs["sources"] == b.attrs["sources"]
 
 
+
+def test_append_refuses_an_image_the_store_holds(wells, tmp_path, capsys):
+    """Appending an image the store already holds (the same pixels: the same file, or a copy under another name), or
+    giving one twice, would duplicate its tiles: refused, naming it, the store left as it was."""
+    import shutil
+
+    (ip1, lp1, _), (ip2, lp2, _) = wells
+    out = tmp_path / "t.h5"
+    tile_to_h5([ip1], out, [lp1], tile=64, stride=32)
+    before = out.read_bytes()
+    copy = shutil.copyfile(ip1, tmp_path / "copy.tif")
+    for image in (ip1, copy):
+        with pytest.raises(DevolensError, match=f"{image}: already in the store \\(the same pixels as its source "
+                                                "'w1.tif'\\): its tiles would be there twice"):
+            tile_to_h5([ip2, image], out, [lp2, lp1], tile=64, stride=32, append=True)
+        assert out.read_bytes() == before
+    with pytest.raises(DevolensError, match="the same pixels as 'w2.tif', given before it"):
+        tile_to_h5([ip2, ip2], tmp_path / "twice.h5", [lp2, lp2], tile=64, stride=32)
+    assert not (tmp_path / "twice.h5").exists()
+    # the CLI: one line, exit 2; another image still appends
+    assert main(["tile", str(ip1), "--labels", str(lp1), "--out", str(out), "--tile", "64", "--stride", "32",
+                 "--append"]) == 2
+    assert "already in the store" in capsys.readouterr().err and out.read_bytes() == before
+    tile_to_h5([ip2], out, [lp2], tile=64, stride=32, append=True)
+    with h5py.File(out) as f:
+        assert json.loads(f.attrs["sources"]) == ["w1.tif", "w2.tif"]
+        assert len(json.loads(f.attrs["source_digests"])) == 2
+
+
+def test_append_to_a_store_without_digests(wells, tmp_path):
+    """A store written before the digests were recorded: its sources' are unknown (null), appending works."""
+    (ip1, lp1, _), (ip2, lp2, _) = wells
+    out = tmp_path / "old.h5"
+    tile_to_h5([ip1], out, [lp1], tile=64, stride=32)
+    with h5py.File(out, "r+") as f:
+        del f.attrs["source_digests"]
+    tile_to_h5([ip2], out, [lp2], tile=64, stride=32, append=True)
+    with h5py.File(out) as f:
+        digests = json.loads(f.attrs["source_digests"])
+        assert digests[0] is None and isinstance(digests[1], str)
+
 def test_stats(wells, tmp_path):
     out = tmp_path / "t.h5"
     tile_to_h5([wells[0][0]], out, [wells[0][1]], tile=64, stride=64, keep="all")

@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -23,6 +23,56 @@ FAST_HELP = "Fast CPU arithmetic (int8 or bf16, see --precision); --no-fast: fp3
 PAGES_HELP = ("Plain multi-page TIFFs (pages without axis labels, as many acquisition programs save them): read the "
               "pages as time points (time, the default) or as the z planes of one stack (z: then --stack-z applies). "
               "Axes that the file labels itself (ImageJ hyperstacks, OME-TIFF) are always kept.")
+#: what `population --clock` gains, as measured (benchmarks/RESULTS.md, section "population", the twenty-second
+#: session: held-out EPIC-framed movies, total MAE / mean 0.087 per frame, 0.020 with --clock)
+CLOCK_GAIN = "held-out EPIC-framed movies: total error 9% per frame -> 2% with --clock"
+
+
+def choice(*choices: str) -> Callable[[Optional[str]], Optional[str]]:
+    """A typer ``callback`` for an option whose value is one of ``choices``: any case is accepted and the command
+    gets the canonical spelling (``--color GREEN`` is ``--color green``, ``--start p0`` is ``--start P0``).
+    Other values pass unchanged, for the command's own check to refuse in its own words.
+
+    >>> precision: str = typer.Option("auto", "--precision", callback=choice(*PRECISIONS))  # doctest: +SKIP
+    """
+    canonical = {c.lower(): c for c in choices}
+
+    def callback(value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return None
+        return canonical.get(value.strip().lower(), value)
+
+    return callback
+
+
+def _choices(key: str) -> tuple[str, ...]:
+    from devolens.io.stacks import PAGES_MODES, Z_MODES
+    from devolens.predict.devices import BACKENDS, PRECISIONS
+    from devolens.predict.postprocess import CHANNELS
+
+    return {"precision": PRECISIONS, "backend": BACKENDS, "color": CHANNELS, "stack_z": Z_MODES,
+            "pages": PAGES_MODES}[key]
+
+
+def _word_choice(key: str) -> Callable[[Optional[str]], Optional[str]]:
+    """:func:`choice` of one of the inference commands' word options, its words looked up when it is first used
+    (the modules that define them, and NumPy with them, are not imported by every command, ``--help`` included)."""
+    made: list = []
+
+    def callback(value: Optional[str]) -> Optional[str]:
+        if not made:
+            made.append(choice(*_choices(key)))
+        return made[0](value)
+
+    return callback
+
+
+#: ``callback=`` of the word options the inference commands share (``--precision FP32`` is ``--precision fp32``)
+PRECISION_CHOICE = _word_choice("precision")
+BACKEND_CHOICE = _word_choice("backend")
+COLOR_CHOICE = _word_choice("color")
+STACK_Z_CHOICE = _word_choice("stack_z")
+PAGES_CHOICE = _word_choice("pages")
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -45,10 +95,11 @@ def note(text: str) -> None:
 
 def print_stack_notes(path: Path, pages: str = "time") -> None:
     """Say how a TIFF input was read (``segment``, ``population``, ``curate frames``): its pages had no axis labels
-    and were read as time points, or a file holds several image series and only the first was read."""
-    from devolens.io.stacks import other_series_note, unlabelled_pages_note
+    and were read as time points, a file holds several image series and only the first was read, or 3 or 4
+    planes were read as one colour image (tifffile's default for such a stack)."""
+    from devolens.io.stacks import other_series_note, planar_rgb_note, unlabelled_pages_note
 
-    for text in (unlabelled_pages_note(path, pages), other_series_note(path)):
+    for text in (unlabelled_pages_note(path, pages), other_series_note(path), planar_rgb_note(path)):
         if text:
             console.print(text)
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from devolens.cli._common import PAGES_HELP
+from devolens.cli._common import PAGES_CHOICE, PAGES_HELP, STACK_Z_CHOICE
 
 _FRAMES_HELP = (
     "Score every frame of a timelapse and flag the corrupt ones.\n\n"
@@ -29,11 +29,11 @@ def frames(
         "streamed, never all loaded."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Report CSV to write (.csv; one row per frame; written atomically)."),
-    stack_z: str = typer.Option("project", "--stack-z", metavar="project|slices", help=(
+    stack_z: str = typer.Option("project", "--stack-z", metavar="project|slices", callback=STACK_Z_CHOICE, help=(
         "TIFF stacks with a Z axis: 'project' (one maximum projection per time point) or 'slices'.")),
     channel: Optional[int] = typer.Option(None, "--channel", help=(
         "TIFF stacks with a C axis: the channel to score (0-based); required when there are several.")),
-    pages: str = typer.Option("time", "--pages", metavar="time|z", help=PAGES_HELP),
+    pages: str = typer.Option("time", "--pages", metavar="time|z", callback=PAGES_CHOICE, help=PAGES_HELP),
 ) -> None:
     from devolens.cli._common import check_out, progress_bar
     from devolens.cli._common import out as stdout

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from devolens.cli._common import console, progress_bar
+from devolens.cli._common import CLOCK_GAIN, console, progress_bar
 from devolens.errors import DevolensError
 
 LETTERS = ["A", "E", "M", "P", "C", "D", "Z"]
@@ -214,10 +214,10 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         "how large, in how large an embryo) and from a whole-frame regressor, both fitted on renders of the "
         "training embryos at random zoom and optics, then reads the letters off the wild-type composition at "
         "that total. Nuclei hidden behind others in one projection are not seen, so the total is an estimate "
-        "(about 12% mean error on held-out renders, more for some stages). This timelapse was run with `--clock`: "
+        "(about 10% mean error on held-out renders, more for some stages). This timelapse was run with `--clock`: "
         "its frames' totals are fitted to the real embryos' total-cells curve (where the movie starts on it and its "
-        "pace) and every frame is read off the fitted curve, which pools the frames (a held-out EPIC-like movie: "
-        "total error 10% per frame, 5% with the clock; it cannot undo a bias of the per-frame estimates). Small "
+        f"pace) and every frame is read off the fitted curve, which pools the frames ({CLOCK_GAIN}; it cannot undo "
+        "a bias of the per-frame estimates). Small "
         "lineages (E, D, P, Z: a few cells) keep the largest relative errors. Compare the segmented-nuclei curve with the truth (known limits: "
         "`devolens models show population`).",
         "",

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from devolens.cli._common import choice
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``identify`` command to ``app``."""
@@ -29,7 +31,7 @@ def register(app: typer.Typer) -> None:
             None, "--tta", help="Views (rotations about the AP axis) averaged at prediction (default: the card's)."
         ),
         smooth: str = typer.Option(
-            "lineage", "--smooth",
+            "lineage", "--smooth", callback=choice("lineage", "tracklets", "none"),
             help="Use the time course: 'lineage' (tracklets + lineage tree, default), 'tracklets' or 'none' "
                  "(each time point alone; use for sparse time sampling).",
         ),

@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from devolens.cli._common import choice
+
 models_app = typer.Typer(
     help="The model zoo: list the shipped models (no sub-command), show one model's card, or export a training run "
          "as a model of your own.",
@@ -93,7 +95,7 @@ def export_model(
     run: Path = typer.Argument(..., help="A segmentation run's folder (`devolens train RECIPE --data DIR --out RUN`)."),
     to: Path = typer.Option(..., "--to", "--out", "-o", help="Folder to write (new or empty): weights.safetensors (fp16), "
                             "card.json, card.md."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="What it segments: nuclei or membrane (default: membrane "
+    kind: Optional[str] = typer.Option(None, "--kind", callback=choice("nuclei", "membrane"), help="What it segments: nuclei or membrane (default: membrane "
                                        "when the recipe's name says so, else nuclei). Overrides what the recipe's "
                                        "name says, which `--model RUN` keeps to."),
     scale: Optional[float] = typer.Option(None, "--scale", help="Working resolution relative to the images it will "

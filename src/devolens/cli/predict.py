@@ -17,7 +17,8 @@ from typing import Iterator, Optional
 import numpy as np
 import typer
 
-from devolens.cli._common import FAST_HELP, PAGES_HELP, PRECISION_HELP
+from devolens.cli._common import (BACKEND_CHOICE, CLOCK_GAIN, COLOR_CHOICE, FAST_HELP, PAGES_CHOICE, PAGES_HELP,
+                                  PRECISION_CHOICE, PRECISION_HELP, STACK_Z_CHOICE)
 from devolens.errors import DevolensError
 
 from devolens.io.atomic import StagedDir
@@ -807,16 +808,18 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                                   "checkpoint) or a `devolens models export` folder."),
         batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass (memory vs speed; >= 1)."),
         fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
-        precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
-        backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
+        precision: str = typer.Option("auto", "--precision", callback=PRECISION_CHOICE, help=PRECISION_HELP),
+        backend: str = typer.Option("torch", "--backend", callback=BACKEND_CHOICE,
+                                    help="torch, onnx (needs onnxruntime) or auto."),
         overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay images / overlay video."),
         tta: int = typer.Option(1, "--tta", metavar="1|2|4", help=(
             "Test-time augmentation: average the network over 1 (off), 2 (+ mirror) or 4 (+ flips) views; "
             "2-4x slower, slightly smoother masks.")),
-        stack_z: str = typer.Option(default_z, "--stack-z", metavar="project|slices", help=_STACK_Z_HELP),
+        stack_z: str = typer.Option(default_z, "--stack-z", metavar="project|slices", callback=STACK_Z_CHOICE,
+                                    help=_STACK_Z_HELP),
         channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
-        pages: str = typer.Option("time", "--pages", metavar="time|z", help=PAGES_HELP),
-        color: Optional[str] = typer.Option(None, "--color", help=_COLOR_HELP),
+        pages: str = typer.Option("time", "--pages", metavar="time|z", callback=PAGES_CHOICE, help=PAGES_HELP),
+        color: Optional[str] = typer.Option(None, "--color", callback=COLOR_CHOICE, help=_COLOR_HELP),
         diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|each|none", help=(
             "Typical object diameter in the input, pixels, for images at another magnification than the "
             "training data: they are resized so that such objects have the size the model knows (the card's "
@@ -959,7 +962,10 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         df = predictor.smooth(df)
     fit = None
     if clock:
-        df, fit = predictor.clock_fit(df, kept)
+        try:
+            df, fit = predictor.clock_fit(df, kept)
+        except DevolensError as exc:  # too few frames: named by the input, as every error about it is
+            raise (exc if exc.path is not None else DevolensError(str(exc), path=input_path)) from None
     df[list(COLUMNS)] = df[list(COLUMNS)].astype(float).round(2)
     if plot:
         from devolens.viz.plots import plot_populations
@@ -1044,7 +1050,7 @@ def population_command(
     clock: bool = typer.Option(False, "--clock", help=(
         "Timelapses: fit the frames' totals to the developmental clock, the total-cells curve of real wild-type "
         "embryos, shifted and stretched to the movie (2 numbers for the whole movie, so the frames pool their "
-        "evidence: the held-out embryo's movie at every time point 10% -> 5% total error; it cannot undo a bias "
+        f"evidence: {CLOCK_GAIN}; it cannot undo a bias "
         "of the per-frame estimates), and read each frame's counts off the fitted curve. "
         "Assumes frames in time order at a steady interval and wild-type development (not for mutants or "
         "arrested embryos); needs at least 6 frames.")),
@@ -1057,12 +1063,14 @@ def population_command(
         "(a copy of a zoo folder; training runs are segmentation models: `segment nuclei --model RUN`).")),
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
     fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
-    backend: str = typer.Option("torch", "--backend", help="torch, onnx (needs onnxruntime) or auto."),
-    stack_z: str = typer.Option("project", "--stack-z", metavar="project|slices", help=_STACK_Z_HELP),
+    precision: str = typer.Option("auto", "--precision", callback=PRECISION_CHOICE, help=PRECISION_HELP),
+    backend: str = typer.Option("torch", "--backend", callback=BACKEND_CHOICE,
+                                help="torch, onnx (needs onnxruntime) or auto."),
+    stack_z: str = typer.Option("project", "--stack-z", metavar="project|slices", callback=STACK_Z_CHOICE,
+                                help=_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
-    pages: str = typer.Option("time", "--pages", metavar="time|z", help=PAGES_HELP),
-    color: Optional[str] = typer.Option(None, "--color", help=_COLOR_HELP),
+    pages: str = typer.Option("time", "--pages", metavar="time|z", callback=PAGES_CHOICE, help=PAGES_HELP),
+    color: Optional[str] = typer.Option(None, "--color", callback=COLOR_CHOICE, help=_COLOR_HELP),
     diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|none", help=(
         "Typical nucleus diameter in the input, pixels, for movies at another magnification than the training "
         "data: frames are resized so nuclei and embryo have the sizes the model was fitted on (nuclei about 35 px "
@@ -1097,7 +1105,7 @@ def population_command(
         console.print(_clock_note(df.attrs["clock"], df.attrs.get("clock_seconds")))
     elif not monotone and df.attrs.get("clock_available") and len(df) >= CLOCK_MIN_FRAMES:
         console.print("tip: for a wild-type timelapse, --clock fits the frames to the developmental clock and reads "
-                      "each frame off it (a held-out movie: total error 10% -> 5%)")
+                      f"each frame off it ({CLOCK_GAIN})")
     if df.attrs.get("suggest_diameter"):
         console.print(_size_note("nuclei", df.attrs["suggest_diameter"], df.attrs["known_sizes"], df.attrs["resized"]))
     if df.attrs.get("beyond_embryo"):

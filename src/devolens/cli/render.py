@@ -9,6 +9,8 @@ from typing import Iterator, Optional, Tuple
 
 import typer
 
+from devolens.cli._common import choice
+
 _HELP = """Render a lineage table (or simulated embryos) as microscopy frames with ground truth.
 
 Writes DIR/frames/tNNN.png, DIR/labels/tNNN_labels.tif (uint16 instance labels),
@@ -102,7 +104,7 @@ def render(
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output folder (created; a previous render in it is replaced, other files kept)."
     ),
-    kind: str = typer.Option("nuclei", "--kind", help="nuclei: histone-GFP maximum projections; membrane: membrane-marker z-slices."),
+    kind: str = typer.Option("nuclei", "--kind", callback=choice("nuclei", "membrane"), help="nuclei: histone-GFP maximum projections; membrane: membrane-marker z-slices."),
     every: int = typer.Option(1, "--every", help="Render every K-th time point (K >= 1)."),
     times: Optional[str] = typer.Option(None, "--times", help="Time points to render, e.g. '10,20,30' or '10-50' (default all)."),
     size: Tuple[int, int] = typer.Option(
@@ -122,8 +124,8 @@ def render(
     sim_cells: Optional[int] = typer.Option(
         None, "--sim-cells", help="With --simulate: grow each embryo up to this many cells (default: the simulator's)."
     ),
-    pose: str = typer.Option("default", "--pose", help="default: embryo centred and horizontal; random: random rotation, mirror, scale, placement."),
-    vary: str = typer.Option("embryo", "--vary", help="Draw optics and pose once per 'embryo' (steady timelapse) or for every 'frame'."),
+    pose: str = typer.Option("default", "--pose", callback=choice("default", "random"), help="default: embryo centred and horizontal; random: random rotation, mirror, scale, placement."),
+    vary: str = typer.Option("embryo", "--vary", callback=choice("embryo", "frame"), help="Draw optics and pose once per 'embryo' (steady timelapse) or for every 'frame'."),
     grey: bool = typer.Option(False, "--grey", help="Greyscale nuclei frames (the green channel) instead of RGB."),
     workers: int = typer.Option(1, "--workers", help="Processes rendering in parallel (same output for any number)."),
 ) -> None:

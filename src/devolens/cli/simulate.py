@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from devolens.cli._common import choice
+
 simulate_app = typer.Typer(
     help="Simulate data: a digital C. elegans embryo as a tidy lineage table (more to come).",
     no_args_is_help=True,
@@ -25,7 +27,7 @@ def embryo(
         None, "--times", min=1, max=600, help="Stop after this many time points (about 90 s each; at most 600)."
     ),
     start: str = typer.Option(
-        "P0", "--start", help="Start from the zygote ('P0') or from the 4-cell stage ('4cell')."
+        "P0", "--start", callback=choice("P0", "4cell"), help="Start from the zygote ('P0') or from the 4-cell stage ('4cell')."
     ),
     params: Optional[Path] = typer.Option(
         None, "--params", help="JSON file overriding the shipped fitted simulator parameters (optional)."

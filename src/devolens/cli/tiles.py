@@ -15,7 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from devolens.cli._common import FAST_HELP, PRECISION_HELP, same_file
+from devolens.cli._common import FAST_HELP, PRECISION_CHOICE, PRECISION_HELP, choice, same_file
 
 segment_app: typer.Typer | None = None
 
@@ -222,10 +222,11 @@ def tile_make_command(
     tile: int = typer.Option(160, "--tile", min=8, help="Tile side in pixels."),
     stride: int = typer.Option(80, "--stride", min=1, help="Step between tiles in pixels (tile/2 = 50% overlap)."),
     keep: str = typer.Option(
-        "mixed", "--keep", help="'mixed': keep only tiles holding more than one class; 'all': keep every tile."
+        "mixed", "--keep", callback=choice(*KEEP_CHOICES),
+        help="'mixed': keep only tiles holding more than one class; 'all': keep every tile."
     ),
     append: bool = typer.Option(False, "--append", help="Add the tiles to an existing store instead of replacing it."),
-    compression: str = typer.Option("lzf", "--compression", help="Chunk compression: lzf (fast), gzip (level 1) or none."),
+    compression: str = typer.Option("lzf", "--compression", callback=choice("lzf", "gzip", "none"), help="Chunk compression: lzf (fast), gzip (level 1) or none."),
     chunk: int = typer.Option(1000, "--chunk", min=1, help="Samples per HDF5 chunk (what a streaming reader fetches)."),
     channels: Optional[str] = typer.Option(None, "--channels", help=_CHANNELS_HELP + " The same for every image."),
 ) -> None:
@@ -288,7 +289,7 @@ def segment_livedead_command(
     ),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Windows per forward pass."),
     fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
-    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", "--precision", callback=PRECISION_CHOICE, help=PRECISION_HELP),
     min_area: int = typer.Option(12, "--min-area", min=0, help="Drop objects smaller than this many pixels."),
     probabilities: bool = typer.Option(
         False, "--probabilities", help="Also write probs.tif: (3, H, W) uint8 class probabilities x255."

@@ -7,8 +7,9 @@ Store layout (one file, any number of source images)::
     class_counts  (N, K)       int64    pixels of each class in the tile  [when labelled]
     source        (N,)         int32    index into attrs["sources"]
     coords        (N, 2)       int32    (y, x) of the tile's top-left corner in its source
-    attrs: sources, label_sources (JSON lists of file names), tile, stride, keep,
-           n_classes, channels, chunk, format="devolens-tiles", version
+    attrs: sources, label_sources (JSON lists of file names), source_digests (JSON list: a digest of each
+           source's pixels as tiled, null for sources of stores written before it was recorded), tile, stride,
+           keep, n_classes, channels, chunk, format="devolens-tiles", version
 
 Chunks hold ``chunk`` whole samples (default 1000) and are always written whole, so that
 writing is fast and a reader (:class:`devolens.data.h5stream.H5TileStream`) can fetch one
@@ -162,6 +163,18 @@ def well_channel_order(path: str | Path, n_channels: int, order: Sequence[int] |
                    f"Draq7 from channel {found[1]}")
 
 
+#: how to make a well file from the two channel images (the end of the errors for a well with one channel)
+SAVE_WELL = ("save the two channels as a (2, H, W) TIFF (Fiji: Image > Color > Split Channels, Image > Stacks > "
+             "Images to Stack, then Save As Tiff)")
+
+
+def one_channel_error(path: str | Path, shape: tuple | None = None) -> DevolensError:
+    """The error for a well image with one channel (a grey image; ``shape``: the file's own, said when given)."""
+    what = "a grey image" if shape is None else f"a grey image (shape {tuple(int(s) for s in shape)})"
+    return DevolensError(f"{what} holds one channel; a well needs two (Hoechst, Draq7): {SAVE_WELL}, or an RGB "
+                         "image with Hoechst in blue and Draq7 in red", path=path)
+
+
 def well_channels(path: str | Path, n_channels: int, order: Sequence[int] | None = None, *,
                   tiff: bool | None = True, shape: tuple | None = None) -> tuple[list[int] | None, str | None]:
     """The two channels a well is read from, for :func:`read_image` and :class:`devolens.predict.tiled.RowReader`:
@@ -172,7 +185,8 @@ def well_channels(path: str | Path, n_channels: int, order: Sequence[int] | None
     Raises
     ------
     DevolensError
-        ``order`` for a colour image; not two channels (``shape``, as read, in the message) and none chosen.
+        ``order`` for a colour image; not two channels (``shape``, as the file holds it, in the message) and
+        none chosen; one channel (a grey image).
     """
     if tiff is False:
         if order is not None:
@@ -180,6 +194,8 @@ def well_channels(path: str | Path, n_channels: int, order: Sequence[int] | None
                                 "Draq7 in red", path=path)
         return None, None
     found, note = well_channel_order(path, n_channels, order) if tiff or order is not None else (None, None)
+    if found is None and n_channels == 1:
+        raise one_channel_error(path, shape)
     if found is None and n_channels != 2:
         raise DevolensError(
             f"expected 2 channels (Hoechst, Draq7) in a (C, H, W) image, got shape {tuple(shape or (n_channels,))}"
@@ -222,6 +238,8 @@ def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None 
     arr, tiff = _imread(path, channels=channels)
     if arr.ndim == 2 and channels == 1:
         arr = arr[None]
+    if arr.ndim == 2 and channels == 2:
+        raise one_channel_error(path, arr.shape)
     if arr.ndim != 3:
         raise DevolensError(f"expected a (C, H, W) image with C={channels}, got shape {arr.shape}", path=path)
     if channels == 2:  # a TIFF: its channel names (OME, ImageJ) or --channels say which is which (well_channels)
@@ -305,11 +323,9 @@ def read_colour_image(path: str | Path, channels: int | None = 2) -> np.ndarray:
     arr = np.asarray(read_any(path))
     if channels != 2:
         return arr
-    save = ("save the two channels as a (2, H, W) TIFF (Fiji: Image > Color > Split Channels, Image > Stacks > Images "
-            "to Stack, then Save As Tiff)")
+    save = SAVE_WELL
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] < 3):
-        raise DevolensError(f"a grey image holds one channel; a well needs two (Hoechst, Draq7): {save}, or an RGB "
-                            "image with Hoechst in blue and Draq7 in red", path=path)
+        raise one_channel_error(path)
     if arr.ndim != 3 or arr.shape[-1] > 4:
         raise DevolensError(f"expected an RGB image (Hoechst in blue, Draq7 in red), got shape {arr.shape}", path=path)
     red, green, blue = (arr[..., k] for k in range(3))
@@ -590,6 +606,16 @@ def open_store(path: str | Path, mode: str = "r") -> h5py.File:
     return f
 
 
+def pixel_digest(image: np.ndarray) -> str:
+    """A digest of an image's pixels as tiled (shape, dtype and values): what a tile store records of each source,
+    to refuse appending an image it already holds (under any name or path)."""
+    import hashlib
+
+    h = hashlib.blake2b(f"{image.dtype.str}{image.shape}".encode(), digest_size=16)
+    h.update(np.ascontiguousarray(image).data)
+    return h.hexdigest()
+
+
 def tile_to_h5(
     images: Sequence[str | Path],
     out: str | Path,
@@ -622,7 +648,8 @@ def tile_to_h5(
         Keep only tiles with more than one class (default) or all of them.
     append : bool
         Add to an existing store (tile size, channels and classes must agree). The store
-        is copied, extended and renamed back, so an interruption leaves it intact.
+        is copied, extended and renamed back, so an interruption leaves it intact. An image the store
+        already holds (the same pixels, :func:`pixel_digest`) is refused: its tiles would be there twice.
     n_classes, channels : int
         Classes K in the labels and channels C in the images.
     chunk : int
@@ -643,8 +670,9 @@ def tile_to_h5(
     ------
     DevolensError
         On unreadable inputs, a wrong channel count, an image/label size mismatch, label
-        values outside 0..K-1, mismatched counts of images and labels, or an incompatible
-        existing store when appending. Nothing is written then.
+        values outside 0..K-1, mismatched counts of images and labels, an incompatible
+        existing store when appending, or an image given twice or already in the appended store.
+        Nothing is written then.
     """
     images = _paths(images, "images")
     out = checks.path(out, "out must be the path of the store to write (.h5)")
@@ -695,9 +723,17 @@ def tile_to_h5(
         try:
             sources = json.loads(f.attrs["sources"])
             label_sources = json.loads(f.attrs["label_sources"])
+            digests = json.loads(f.attrs.get("source_digests", "null")) or [None] * len(sources)
+            held = len(digests)  # the store's own sources come first
             writer = _Writer(f, chunk, labelled)
             for i, ipath in enumerate(images):
                 img = read_image(ipath, channels, order)
+                digest = pixel_digest(img)
+                if digest in digests:
+                    j = digests.index(digest)
+                    where = (f"already in the store (the same pixels as its source {sources[j]!r})" if j < held else
+                             f"the same pixels as {sources[j]!r}, given before it")
+                    raise DevolensError(f"{where}: its tiles would be there twice", path=ipath)
                 lab = None
                 if labelled:
                     lab = read_labels(labels[i], n_classes)
@@ -716,6 +752,7 @@ def tile_to_h5(
                 parts["source"] = np.full(k, len(sources), np.int32)
                 writer.add(parts)
                 sources.append(ipath.name)
+                digests.append(digest)
                 label_sources.append(Path(labels[i]).name if labelled else "")
                 added.append(k)
                 if progress is not None:
@@ -723,6 +760,7 @@ def tile_to_h5(
             n = writer.close()
             f.attrs["sources"] = json.dumps(sources)
             f.attrs["label_sources"] = json.dumps(label_sources)
+            f.attrs["source_digests"] = json.dumps(digests)
         finally:
             f.close()
     return TilingSummary(path=out, n_tiles=n, added=added, considered=considered, sources=sources)

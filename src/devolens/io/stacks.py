@@ -37,7 +37,7 @@ from devolens.errors import DevolensError
 
 __all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES",
            "PAGES_MODES", "check_pages", "check_stack_z", "read_pages_as", "unlabelled_pages_note", "other_series_note",
-           "is_tiff", "squeeze_axes", "open_tiff", "tiff_has_axis"]
+           "planar_rgb_note", "is_tiff", "squeeze_axes", "open_tiff", "tiff_has_axis"]
 
 Z_MODES = ("project", "slices")
 #: how the pages of a plain multi-page TIFF (no axis labels) are read: as time points, or as the z planes of one stack
@@ -124,7 +124,7 @@ def stack_info(path: str | Path, pages: str = "time") -> StackInfo:
         raise DevolensError("no such file", path=path)
     if not is_tiff(path):  # another format under a .tif name (a PNG renamed...): one image, read by its content
         return _other_format_info(path)
-    axes, shape, _ = _tiff_layout(path)
+    axes, shape, _, _ = _tiff_layout(path)
     if not shape or int(np.prod(shape)) == 0:
         raise DevolensError("empty image", path=path)
     if not (axes.endswith("YX") or axes.endswith("YXS")):
@@ -215,24 +215,32 @@ def open_tiff(path: str | Path):
         log.removeHandler(kept)
 
 
-def _tiff_layout(path: Path) -> tuple[str, tuple[int, ...], int]:
-    """``(axes, shape)`` of a TIFF file's first series (axes of length 1 dropped, :func:`squeeze_axes`) and its
-    number of series. Parsed once per file version (path, inode, size, modification time) and process:
-    :func:`stack_info`, :func:`unlabelled_pages_note` and :func:`other_series_note` ask for the same file (each
-    member of a folder) in one command."""
+def _tiff_layout(path: Path) -> tuple[str, tuple[int, ...], int, bool]:
+    """``(axes, shape)`` of a TIFF file's first series (axes of length 1 dropped, :func:`squeeze_axes`), its
+    number of series, and whether that series is RGB with its samples stored as planes and no ImageJ or OME axes
+    (:func:`planar_rgb_note`). Parsed once per file version (path, inode, size, modification time) and process:
+    :func:`stack_info`, :func:`unlabelled_pages_note`, :func:`other_series_note` and :func:`planar_rgb_note` ask
+    for the same file (each member of a folder) in one command."""
     st = path.stat()
     return _layout(str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, path)
 
 
 @lru_cache(maxsize=4096)
-def _layout(resolved: str, inode: int, size: int, mtime_ns: int, path: Path) -> tuple[str, tuple[int, ...], int]:
+def _layout(resolved: str, inode: int, size: int, mtime_ns: int,
+            path: Path) -> tuple[str, tuple[int, ...], int, bool]:
+    import tifffile
+
     try:  # opened by the path as given, which the errors name (errors are not cached)
         with open_tiff(path) as tif:
             if not tif.series:
                 raise DevolensError("no image in this TIFF file", path=path)
             s = tif.series[0]
             axes, shape = squeeze_axes(str(s.axes), tuple(int(n) for n in s.shape))
-            return axes, shape, len(tif.series)
+            key = s.keyframe
+            planar_rgb = bool(not (tif.is_imagej or tif.is_ome) and key is not None
+                              and key.photometric == tifffile.PHOTOMETRIC.RGB
+                              and key.planarconfig == tifffile.PLANARCONFIG.SEPARATE)
+            return axes, shape, len(tif.series), planar_rgb
     except DevolensError:
         raise
     except Exception as exc:
@@ -488,6 +496,43 @@ def _pages_note(info: StackInfo, name: str) -> str | None:
             "Fiji, Image > Properties)")
 
 
+def planar_rgb_note(path: str | Path) -> str | None:
+    """A note for a TIFF holding one RGB(A) image with its 3 or 4 samples stored as planes, first (shape
+    ``(3|4, H, W)``, no ImageJ or OME axes): read as one colour image, it is also what ``tifffile.imwrite`` makes
+    of a stack of 3 or 4 grey frames by default. For a folder, its first TIFF member like that. None for
+    anything else."""
+    path = Path(path)
+    if path.is_dir():
+        from devolens.io.frames import folder_files
+
+        for p in folder_files(path):
+            if p.suffix.lower() in (".tif", ".tiff"):
+                n = _planar_rgb(p)
+                if n:
+                    return _planar_rgb_text(n, p.name + " (and any other TIFF in the folder like it)")
+        return None
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None
+    n = _planar_rgb(path)
+    return _planar_rgb_text(n, path.name) if n else None
+
+
+def _planar_rgb(path: Path) -> int:
+    """The samples of a planar RGB(A) TIFF without ImageJ or OME axes (``SYX``, 3 or 4 samples); 0 otherwise."""
+    try:
+        if not path.is_file() or not is_tiff(path):
+            return 0
+        axes, shape, _, planar_rgb = _tiff_layout(path)  # parsed once with stack_info's
+    except Exception:
+        return 0
+    return shape[0] if planar_rgb and axes == "SYX" and shape[0] in (3, 4) else 0
+
+
+def _planar_rgb_text(n: int, name: str) -> str:
+    return (f"note: {name} was read as one colour image ({n} samples); if these are {n} frames or z-planes, save "
+            f"them with photometric='minisblack' (tifffile.imwrite's default stores {n} planes as one RGB image)")
+
+
 def other_series_note(path: str | Path) -> str | None:
     """A note for a TIFF file that holds several image series (an OME-TIFF of several stage positions,
     a file written in several parts): only the first series is read. For a folder, one note for its TIFF
@@ -526,7 +571,7 @@ def _other_series(path: Path) -> tuple[int, str, tuple[int, ...]] | None:
     try:
         if not path.is_file() or not is_tiff(path):
             return None
-        axes, shape, n = _tiff_layout(path)  # parsed once with stack_info's
+        axes, shape, n, _ = _tiff_layout(path)  # parsed once with stack_info's
     except Exception:
         return None
     return (n, axes, shape) if n > 1 else None

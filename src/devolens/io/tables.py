@@ -628,10 +628,11 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
         raise DevolensError("AceTree nuclei files are all empty", path=path)
     blob = b"\n".join(chunks)
     try:
-        # only status, x, y, z, diameter, name are needed; numbers tolerate the leading
+        # only status, x, y, z, diameter, name are needed, and the index to tell a well-formed line (one whose
+        # first fields are not separated by commas would shift the others); numbers tolerate the leading
         # spaces, names are stripped afterwards (faster than skipinitialspace)
         raw_df = pd.read_csv(
-            io.BytesIO(blob), header=None, usecols=[1, 5, 6, 7, 8, 9], names=range(_ACETREE_NCOLS),
+            io.BytesIO(blob), header=None, usecols=[0, 1, 5, 6, 7, 8, 9], names=range(_ACETREE_NCOLS),
             dtype={9: str}, index_col=False, skip_blank_lines=False, on_bad_lines="error",
         )
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
@@ -644,16 +645,17 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
         raise DevolensError("cannot parse AceTree nuclei files: inconsistent line count", path=path)
     counts_a = np.asarray(counts, dtype=np.int64)
     starts = np.cumsum(counts_a) - counts_a
-    raw_df.columns = ["status", "x", "y", "z", "size", "cell"]
+    raw_df.columns = ["index", "status", "x", "y", "z", "size", "cell"]
     raw_df["time"] = np.repeat(np.asarray(times, dtype=np.int64), counts_a)
     # 1-based line number of every row inside its nuclei file, for error messages
     line_no = np.arange(len(raw_df), dtype=np.int64) - np.repeat(starts, counts_a) + 1
-    blank = raw_df.iloc[:, :6].isna().all(axis=1).to_numpy()
+    blank = raw_df.iloc[:, :7].isna().all(axis=1).to_numpy()
     if blank.any():  # blank lines parse to all-missing rows
         raw_df = raw_df.loc[~blank].reset_index(drop=True)
         line_no = line_no[~blank]
-    # status first, then coordinates of the valid rows
-    _numeric_acetree(raw_df, ["status"], path, line_no)
+    # index and status first (a line whose fields are not all separated by commas fails here), then coordinates
+    # of the valid rows
+    _numeric_acetree(raw_df, ["index", "status"], path, line_no)
     valid = raw_df["status"].to_numpy() > 0  # AceTree: status > 0 valid; 0 and -1 deleted or dead nuclei
     df = raw_df.loc[valid, ["time", "cell", "x", "y", "z", "size"]].reset_index(drop=True)
     _numeric_acetree(df, ["x", "y", "z", "size"], path, line_no[valid])
@@ -707,6 +709,8 @@ def _numeric_acetree(df: pd.DataFrame, cols, path: Path, line_no: np.ndarray) ->
         where = f"nuclei file t{int(df['time'].iloc[i]):03d}, line {int(line_no[i])}"
         detail = text.split(": ", 1)[1] if ": " in text else text
         detail = re.sub(r"line \d+", where, detail, count=1).replace("column 'size'", "column 'diameter'")
+        if ";" in detail:
+            detail += "; AceTree separates a line's fields with commas"
         raise DevolensError(detail, path=path) from None
 
 

@@ -137,6 +137,7 @@ class RowReader:
         self.order, self.note = None, None
         #: True for a TIFF, False for a PNG, JPEG or BMP (read by its colours), None for an HDF5 file
         self.tiff: bool | None = None
+        self._file_shape: tuple | None = None  # a TIFF's shape as the file holds it, for the errors
         if not self.path.exists():
             raise DevolensError("no such file", path=self.path)
         if self.path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
@@ -151,13 +152,15 @@ class RowReader:
         if channels == 2:  # a PNG, JPEG or BMP: its colours say which is which; a TIFF: its names, or ``order``
             from devolens.data.tiling import well_channels
 
-            self.order, self.note = well_channels(self.path, int(c), order, tiff=self.tiff, shape=self._raw_shape)
+            self.order, self.note = well_channels(self.path, int(c), order, tiff=self.tiff,
+                                                  shape=self._file_shape or self._raw_shape)
             if self.order is not None:
                 c = len(self.order)
         self.shape = (int(c), int(h), int(w))
         if channels is not None and self.shape[0] != channels:
             raise DevolensError(
-                f"expected {channels} channels (Hoechst, Draq7) in a (C, H, W) image, got shape {self._raw_shape}",
+                f"expected {channels} channels (Hoechst, Draq7) in a (C, H, W) image, got shape "
+                f"{self._file_shape or self._raw_shape}",
                 path=self.path)
 
     def _open_tiff(self) -> None:
@@ -188,6 +191,7 @@ class RowReader:
             raise
         except Exception as exc:
             raise DevolensError(f"cannot read as TIFF ({exc.__class__.__name__}: {exc})", path=self.path) from None
+        self._file_shape = shape  # a grey (H, W) image is read as (1, H, W)
         if len(shape) == 2:
             shape = (1,) + shape
         if len(shape) != 3:
