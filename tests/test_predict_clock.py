@@ -82,7 +82,7 @@ def test_shipped_population_model_has_a_clock_that_refits_totals():
     assert np.allclose(out[["A", "E", "M", "P", "C", "D", "Z"]].to_numpy(), letters)
 
 
-def test_population_cli_clock(tiny_zoo, tmp_path, capsys):  # noqa: F811
+def test_population_cli_clock(tiny_zoo, tmp_path, capsys, monkeypatch):  # noqa: F811
     import imageio.v3 as iio
 
     from devolens.cli import main
@@ -115,6 +115,12 @@ def test_population_cli_clock(tiny_zoo, tmp_path, capsys):  # noqa: F811
     for i in range(8):
         if i >= 3:
             (frames / f"t{i:02d}.png").unlink()
+    import devolens.cli.predict as cli_predict
+
+    def no_inference(*a, **k):
+        raise AssertionError("the network was loaded for a timelapse too short for the clock")
+
+    monkeypatch.setattr(cli_predict, "_load_predictor", no_inference)  # refused before any inference
     assert main(["population", str(frames), "--out", str(tmp_path / "d.csv"), "--clock"]) == 2
     assert f"{frames}: the developmental clock needs a timelapse of at least 6 frames" in capsys.readouterr().err
     assert not any((tmp_path / n).exists() for n in ("b.csv", "c.csv", "d.csv"))

@@ -220,6 +220,12 @@ class _Source:
             close()
 
 
+def _clock_min_frames() -> int:
+    from devolens.predict.clock import MIN_FRAMES
+
+    return MIN_FRAMES
+
+
 def _prepared_ahead(frame, key: tuple):
     """:func:`devolens.predict.blocks.prepare_ahead` in the read-ahead thread; a frame that could not be read
     (:class:`~devolens.io.missing.MissingFrame`) passes as it is."""
@@ -931,6 +937,11 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     if clock and source.total == 1:
         source.close()
         raise DevolensError("--clock fits a timelapse (a video, a folder of frames or a TIFF timelapse), not one image",
+                            path=input_path)
+    if clock and source.total and source.total - len(skip) < _clock_min_frames():  # before any inference
+        source.close()
+        raise DevolensError(f"the developmental clock needs a timelapse of at least {_clock_min_frames()} frames, "
+                            f"got {source.total - len(skip)}" + (" (flagged frames left out)" if skip else ""),
                             path=input_path)
     positions: collections.deque = collections.deque()
     kept: list[int] = []
