@@ -121,7 +121,8 @@ def main() -> None:
     for mode in ("png", "video"):
         print(f"\n[{mode}]")
         for k in (*SCORED, "any"):
-            note = "  (not in the stream: a video has no frame numbers)" if mode == "video" and k == "dropped" else ""
+            note = ("  (not in the stream: the rendered video leaves the frame out with continuous timestamps)"
+                    if mode == "video" and k == "dropped" else "")
             print(f"  {k:10s} {fmt(*totals[mode][k])}{note}")
         c = pd.concat(confusion[mode])
         print(pd.crosstab(c["artifact"].replace("", "(clean)"), c["flag"].replace("", "(clean)")).to_string())

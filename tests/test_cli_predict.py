@@ -812,6 +812,17 @@ def test_frames_missing_mid_video_keep_their_numbers(tiny_zoo, tmp_path, capsys)
                  str(tmp_path / "c.csv")]) == 0  # its report fits (same numbering)
     flagged = set(rep.loc[rep.flagged, "frame"])
     assert pd.read_csv(tmp_path / "seg2" / "counts.csv")["frame"].tolist() == [i for i in kept if i not in flagged]
+    n_skipped = len(flagged - {10, 11, 12, 13})  # the missing frames are not counted as skipped
+    assert f"{n_skipped} flagged frame" in " ".join(capsys.readouterr().err.split())
+    # a report that numbers the frames without the missing ones (another devolens, an ffmpeg older than 6.1)
+    # would skip the wrong frames: refused
+    old = rep[~rep.dropped].copy()
+    old["frame"] = range(len(old))
+    old.to_csv(tmp_path / "old.csv", index=False)
+    assert main(["segment", "nuclei", str(video), "--out", str(tmp_path / "seg3"), "--skip-flagged",
+                 str(tmp_path / "old.csv")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "numbers the video's frames otherwise" in err and not (tmp_path / "seg3").exists()
 
 
 def test_unreadable_files_of_a_folder_are_reported_and_can_be_skipped(tiny_zoo, tmp_path, capsys):

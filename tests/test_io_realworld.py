@@ -274,6 +274,14 @@ def test_frames_missing_mid_video_keep_the_later_frames_numbers(tmp_path, monkey
     assert len(every) == 10 and isinstance(every[3], MissingFrame) and np.array_equal(every[4], marked[16])
     whole = write_video((np.full((32, 48, 3), 20 * i, np.uint8) for i in range(12)), tmp_path / "whole.mp4", fps=8)
     assert not any(isinstance(f, MissingFrame) for f in iter_video_frames(whole, mark_lost=True))
+    # a timelapse whose interval doubles for good (6 frames 1 s apart, then 6 frames 2 s apart): a variable rate,
+    # not every other frame missing
+    phases = tmp_path / "phases.mp4"
+    subprocess.run([_ffmpeg(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=1:duration=12",
+                    "-vf", "setpts='if(lt(N,6),N,5+2*(N-5))/TB'", "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt",
+                    "yuv420p", str(phases)], check=True)
+    got = list(iter_video_frames(phases, mark_lost=True))
+    assert len(got) == 12 and not any(isinstance(f, MissingFrame) for f in got)
     assert not list((tmp_path / "tmp").iterdir())  # the timestamp files are removed
 
 

@@ -107,13 +107,17 @@ def test_append_refuses_an_image_the_store_holds(wells, tmp_path, capsys):
     before = out.read_bytes()
     copy = shutil.copyfile(ip1, tmp_path / "copy.tif")
     for image in (ip1, copy):
-        with pytest.raises(DevolensError, match=f"{image}: already in the store \\(the same pixels as its source "
-                                                "'w1.tif'\\): its tiles would be there twice"):
+        with pytest.raises(DevolensError, match=f"{image}: already in the store \\(the same pixels and labels as its "
+                                                "source 'w1.tif'\\): its tiles would be there twice"):
             tile_to_h5([ip2, image], out, [lp2, lp1], tile=64, stride=32, append=True)
         assert out.read_bytes() == before
-    with pytest.raises(DevolensError, match="the same pixels as 'w2.tif', given before it"):
+    with pytest.raises(DevolensError, match="the same pixels and labels as 'w2.tif', given before it"):
         tile_to_h5([ip2, ip2], tmp_path / "twice.h5", [lp2, lp2], tile=64, stride=32)
     assert not (tmp_path / "twice.h5").exists()
+    # one image labelled twice (two annotators) is two sources
+    other = tmp_path / "other_labels.tif"
+    tifffile.imwrite(other, (tifffile.imread(lp2) > 0).astype(np.uint8))
+    tile_to_h5([ip2, ip2], tmp_path / "two_annotators.h5", [lp2, other], tile=64, stride=32)
     # the CLI: one line, exit 2; another image still appends
     assert main(["tile", str(ip1), "--labels", str(lp1), "--out", str(out), "--tile", "64", "--stride", "32",
                  "--append"]) == 2
@@ -135,6 +139,7 @@ def test_append_to_a_store_without_digests(wells, tmp_path):
     with h5py.File(out) as f:
         digests = json.loads(f.attrs["source_digests"])
         assert digests[0] is None and isinstance(digests[1], str)
+
 
 def test_stats(wells, tmp_path):
     out = tmp_path / "t.h5"

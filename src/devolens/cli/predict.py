@@ -70,6 +70,10 @@ class _Source:
         self._stems_clash: Optional[bool] = None
         self.read = 0  # frames read so far (skipped ones included)
         self.missing: list[tuple[int, str, str, str]] = []  # (position, file, reason, detail) of frames left out
+        #: a given curation report's frames missing mid-video (dropped, numbered) and its path: a report that
+        #: numbers the frames otherwise than this reading would skip the wrong frames (see iter)
+        self.report_lost: Optional[set[int]] = None
+        self.report_path: Optional[Path] = None
         if stack is not None:  # streamed plane by plane like a video
             self.is_video = True
             self.names = None
@@ -187,11 +191,20 @@ class _Source:
 
         for i, frame in enumerate(self._frames):
             self.read = i + 1
+            lost = isinstance(frame, MissingFrame) and frame.reason == "lost"
+            if self.report_lost is not None and lost != (i in self.report_lost):
+                raise DevolensError(
+                    "--skip-flagged: this curation report numbers the video's frames otherwise than this reading of "
+                    f"it (frame {i} is {'missing' if lost else 'there'} here, {'there' if lost else 'missing'} in "
+                    "the report: made by another devolens or ffmpeg?), so it would skip the wrong frames; curate the "
+                    "video again (or give --skip-flagged auto)", path=self.report_path)
             if isinstance(frame, MissingFrame):
                 name = "" if self.names is None or i >= len(self.names) else self.names[i]
-                if frame.reason != "lost" and i not in skip:
-                    raise DevolensError(f"{frame.detail} (to leave out the files that cannot be read, give "
-                                        "--skip-flagged auto)", path=frame.path)
+                if not lost and i not in skip:
+                    raise DevolensError(f"{frame.detail} (to leave out the files that cannot be read: --skip-flagged "
+                                        "REPORT of `devolens curate frames`, which flags them unreadable, or "
+                                        "--skip-flagged auto, which also leaves out the other frames it flags)",
+                                        path=frame.path)
                 self.missing.append((i, name, frame.reason, frame.detail))
                 continue
             if i in skip:
@@ -272,6 +285,10 @@ def _check_report(report: Optional[Path], given, source: "_Source") -> None:
     if why:
         raise DevolensError(f"--skip-flagged: this curation report is not of this input: {why}; curate it with "
                             "`devolens curate frames INPUT --out report.csv` (or give --skip-flagged auto)", path=report)
+    if source.is_video and not source.is_stack:  # its frames missing mid-file must be this reading's (iter)
+        from devolens.curate.frames import dropped_frames
+
+        source.report_lost, source.report_path = dropped_frames(given), Path(report)
 
 
 def _overlay(image: np.ndarray, labels: np.ndarray, colour=(255, 0, 255)) -> np.ndarray:

@@ -816,8 +816,10 @@ def flagged_frames(report: str | Path | pd.DataFrame) -> set[int]:
     """0-based positions of the flagged frames in a curation report.
 
     Positions count frames in the order :func:`curate_path` read them (decode order for a
-    video, natural sort order of the file names for a folder). Rows for dropped frames have
-    no position and are left out.
+    video, natural sort order of the file names for a folder; a video's frames missing
+    mid-file count too, so that the frames after them keep their numbers). Rows for dropped
+    frames are left out: a folder's have no position, a video's are not there to skip
+    (:func:`dropped_frames` lists them).
 
     Parameters
     ----------
@@ -835,8 +837,25 @@ def flagged_frames(report: str | Path | pd.DataFrame) -> set[int]:
     """
     df = load_report(report)
     frames = pd.to_numeric(df["frame"], errors="coerce")
-    sel = _flag_mask(df) & frames.notna().to_numpy()
+    sel = _flag_mask(df) & frames.notna().to_numpy() & ~_dropped_mask(df)
     return {int(v) for v in frames[sel]}
+
+
+def _dropped_mask(df: pd.DataFrame) -> np.ndarray:
+    if "dropped" not in df.columns:
+        return np.zeros(len(df), bool)
+    col = df["dropped"]
+    if col.dtype == object:
+        return col.astype(str).str.strip().str.lower().isin(["true", "1", "yes"]).to_numpy()
+    return col.fillna(False).astype(bool).to_numpy()
+
+
+def dropped_frames(report: str | Path | pd.DataFrame) -> set[int]:
+    """Numbers of the frames a curation report found missing in the middle of a video (``dropped`` rows with a
+    frame number: the frames after them keep their numbers, see :mod:`devolens.io.missing`)."""
+    df = load_report(report)
+    frames = pd.to_numeric(df["frame"], errors="coerce")
+    return {int(v) for v in frames[frames.notna().to_numpy() & _dropped_mask(df)]}
 
 
 def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, total: int = 0) -> str | None:
@@ -866,8 +885,7 @@ def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, 
         return "the report is of a folder of images (it names files), the input is a video or a stack"
     n = int(frames.max()) + 1 if frames.notna().any() else 0
     # frames missing mid-video (dropped, with a number) may or may not be in the container's count
-    gone = int((frames.notna() & df["dropped"].astype(str).str.lower().isin(["true", "1"])).sum()) \
-        if "dropped" in df.columns else 0
+    gone = int((frames.notna().to_numpy() & _dropped_mask(df)).sum())
     if total and min(abs(n - total), abs(n - gone - total)) > max(2, 0.02 * total):
         return f"the report covers {n} frames, the input has {total}"
     return None

@@ -8,7 +8,8 @@ Store layout (one file, any number of source images)::
     source        (N,)         int32    index into attrs["sources"]
     coords        (N, 2)       int32    (y, x) of the tile's top-left corner in its source
     attrs: sources, label_sources (JSON lists of file names), source_digests (JSON list: a digest of each
-           source's pixels as tiled, null for sources of stores written before it was recorded), tile, stride,
+           source's pixels as tiled, and of its labels', null for sources of stores written before it was
+           recorded), tile, stride,
            keep, n_classes, channels, chunk, format="devolens-tiles", version
 
 Chunks hold ``chunk`` whole samples (default 1000) and are always written whole, so that
@@ -649,7 +650,8 @@ def tile_to_h5(
     append : bool
         Add to an existing store (tile size, channels and classes must agree). The store
         is copied, extended and renamed back, so an interruption leaves it intact. An image the store
-        already holds (the same pixels, :func:`pixel_digest`) is refused: its tiles would be there twice.
+        already holds with the same labels (the same pixels, :func:`pixel_digest`) is refused: its tiles
+        would be there twice.
     n_classes, channels : int
         Classes K in the labels and channels C in the images.
     chunk : int
@@ -728,12 +730,6 @@ def tile_to_h5(
             writer = _Writer(f, chunk, labelled)
             for i, ipath in enumerate(images):
                 img = read_image(ipath, channels, order)
-                digest = pixel_digest(img)
-                if digest in digests:
-                    j = digests.index(digest)
-                    where = (f"already in the store (the same pixels as its source {sources[j]!r})" if j < held else
-                             f"the same pixels as {sources[j]!r}, given before it")
-                    raise DevolensError(f"{where}: its tiles would be there twice", path=ipath)
                 lab = None
                 if labelled:
                     lab = read_labels(labels[i], n_classes)
@@ -741,6 +737,14 @@ def tile_to_h5(
                         raise DevolensError(
                             f"label image is {lab.shape[0]}x{lab.shape[1]} but its image {ipath.name} is "
                             f"{img.shape[1]}x{img.shape[2]}", path=labels[i])
+                # the image with its labels: one image labelled twice (two annotators) is two sources
+                digest = pixel_digest(img) + ("" if lab is None else "+" + pixel_digest(lab))
+                if digest in digests:
+                    j = digests.index(digest)
+                    same = "pixels" if lab is None else "pixels and labels"
+                    where = (f"already in the store (the same {same} as its source {sources[j]!r})" if j < held else
+                             f"the same {same} as {sources[j]!r}, given before it")
+                    raise DevolensError(f"{where}: its tiles would be there twice", path=ipath)
                 if img.shape[1] < tile or img.shape[2] < tile:
                     raise DevolensError(f"image {img.shape[1]}x{img.shape[2]} is smaller than the tile ({tile})",
                                         path=ipath)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -96,66 +97,77 @@ def _timestamps_supported() -> bool:
 
 class _Timestamps:
     """Each decoded frame's timestamp, read from the file ffmpeg writes them to (``-stats_enc_pre``: a line per
-    frame, written and flushed before the frame goes into the pipe), to find frames lost mid-file.
+    frame, written and flushed before the frame goes into the pipe), to find frames missing mid-file.
 
-    :meth:`lost_before` says how many frames are missing before the frame just read: only while the video's
-    frames have come at one constant step (at least :data:`STEADY` steps seen), a step that is a whole multiple
-    ``m`` of it means ``m - 1`` frames were not decoded. A variable-frame-rate video (a timelapse of irregular
-    intervals) stops the reasoning at its first irregular step: its frames are numbered as they come.
+    :meth:`lost_before` says how many frames are missing before a frame, given its timestamp and the next
+    frame's: only in a video whose frames have come at one constant step (at least :data:`STEADY` steps seen)
+    does a step of ``m`` times that one mean ``m - 1`` missing frames, and only when the step after it is the
+    usual one again (a timelapse whose interval changes for good, 1 s then 2 s, is a variable-rate video, not
+    one with every other frame missing) and ``m - 1`` is at most the frames seen so far (or :data:`MAX_GAP`):
+    a longer gap is a pause, not a damaged stretch. A variable-frame-rate video stops the reasoning at its first
+    irregular step: its frames are numbered as they come, as without timestamps.
     """
 
     STEADY = 2
+    MAX_GAP = 25
 
     def __init__(self, file: str):
         self._path = file
         self._fh = None
-        self._prev: int | None = None
         self._step: int | None = None
         self._steady = 0
-        self._off = False
+        self._seen = 0
+        self.off = False
 
     def options(self) -> list[str]:
         return ["-stats_enc_pre", self._path, "-stats_enc_pre_fmt", "{pts}"]
 
-    def _next_pts(self) -> int | None:
+    def next_pts(self) -> int | None:
+        """The timestamp of the frame just read from the pipe (its line is written before the frame); None, and
+        the reasoning off, when there is none."""
         import time
 
+        if self.off:
+            return None
         if self._fh is None:
             try:
                 self._fh = open(self._path, encoding="ascii", errors="replace")
             except OSError:
+                self.off = True
                 return None
         line = self._fh.readline()
-        for _ in range(50):  # the line is written before the frame, so it is there; allow for a slow disk
+        for _ in range(50):  # the line is there before the frame; allow for a slow disk
             if line.endswith("\n"):
                 break
             time.sleep(0.002)
             line += self._fh.readline()
         try:
+            if not line.endswith("\n"):
+                raise ValueError(line)
             return int(line.strip())
-        except ValueError:
+        except ValueError:  # no whole line: timestamps out of step, so none is trusted from here on
+            self.off = True
             return None
 
-    def lost_before(self) -> int:
-        if self._off:
+    def lost_before(self, prev: int | None, pts: int | None, after: int | None) -> int:
+        """Frames missing between the frames stamped ``prev`` and ``pts`` (None: unknown), ``after`` the next
+        frame's stamp (None: ``pts`` is the last frame, and no gap before it is trusted)."""
+        if self.off or prev is None or pts is None:
             return 0
-        pts = self._next_pts()
-        if pts is None:  # no timestamps (an ffmpeg that did not write them): frames numbered as they come
-            self._off = True
-            return 0
-        prev, self._prev = self._prev, pts
-        if prev is None:
-            return 0
+        self._seen += 1
         step = pts - prev
-        if self._step is None and step > 0:
-            self._step, self._steady = step, 1
-            return 0
-        if self._step is not None and step == self._step:
+        if self._step is None:
+            if step > 0:
+                self._step, self._steady = step, 1
+                return 0
+        elif step == self._step:
             self._steady += 1
             return 0
-        if self._step is not None and self._steady >= self.STEADY and step > self._step and step % self._step == 0:
+        elif (self._steady >= self.STEADY and step > self._step and step % self._step == 0
+              and after is not None and after - pts == self._step
+              and step // self._step - 1 <= max(self.MAX_GAP, self._seen)):
             return step // self._step - 1
-        self._off = True  # irregular steps: a variable frame rate
+        self.off = True  # irregular steps: a variable frame rate (or a pause)
         return 0
 
     def close(self) -> None:
@@ -271,21 +283,38 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
         try:
             from devolens.io.missing import MissingFrame
 
+            def decoded() -> Iterator[np.ndarray]:
+                k = 0
+                while True:
+                    try:
+                        frame = reader.get_next_data()
+                    except (IndexError, StopIteration):
+                        return
+                    except Exception as exc:
+                        raise DevolensError(f"cannot decode frame {k}: {_first_line(exc)}", path=path) from None
+                    k += 1
+                    yield frame
+
             i = 0
-            while True:
-                try:
-                    frame = reader.get_next_data()
-                except (IndexError, StopIteration):
-                    break
-                except Exception as exc:
-                    raise DevolensError(f"cannot decode frame {i}: {_first_line(exc)}", path=path) from None
-                for _ in range(stamps.lost_before() if stamps is not None else 0):  # this frame's timestamp
+            if stamps is None:
+                for frame in decoded():
                     if i % every == 0:
-                        yield MissingFrame("lost", "missing from the video (its timestamps skip it)", path)
+                        yield np.asarray(frame)
                     i += 1
-                if i % every == 0:
-                    yield np.asarray(frame)
-                i += 1
+            else:  # each frame waits for the next one's timestamp: a gap counts only if the usual step follows
+                prev = held = None
+                for frame in itertools.chain(decoded(), [None]):
+                    pts = None if frame is None else stamps.next_pts()
+                    if held is not None:
+                        for _ in range(stamps.lost_before(prev, held[1], pts if frame is not None else None)):
+                            if i % every == 0:
+                                yield MissingFrame("lost", "missing from the video (its timestamps skip it)", path)
+                            i += 1
+                        if i % every == 0:
+                            yield np.asarray(held[0])
+                        i += 1
+                        prev = held[1]
+                    held = None if frame is None else (frame, pts)
             if i == 0:
                 raise DevolensError("video has no frames", path=path)
         finally:
