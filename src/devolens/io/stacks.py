@@ -496,20 +496,25 @@ def _pages_note(info: StackInfo, name: str) -> str | None:
             "Fiji, Image > Properties)")
 
 
+#: the TIFFs of a folder :func:`planar_rgb_note` looks at
+_NOTE_LOOKS = 8
+
+
 def planar_rgb_note(path: str | Path) -> str | None:
     """A note for a TIFF holding one RGB(A) image with its 3 or 4 samples stored as planes, first (shape
     ``(3|4, H, W)``, no ImageJ or OME axes): read as one colour image, it is also what ``tifffile.imwrite`` makes
     of a stack of 3 or 4 grey frames by default. For a folder, its first TIFF member like that. None for
-    anything else."""
+    anything else. A folder's first few TIFFs are looked at (one program saved them alike; a folder of
+    thousands is not parsed again for a note)."""
     path = Path(path)
     if path.is_dir():
         from devolens.io.frames import folder_files
 
-        for p in folder_files(path):
-            if p.suffix.lower() in (".tif", ".tiff"):
-                n = _planar_rgb(p)
-                if n:
-                    return _planar_rgb_text(n, p.name + " (and any other TIFF in the folder like it)")
+        tiffs = [p for p in folder_files(path) if p.suffix.lower() in (".tif", ".tiff")]
+        for p in tiffs[:_NOTE_LOOKS]:
+            n = _planar_rgb(p)
+            if n:
+                return _planar_rgb_text(n, p.name + " (and any other TIFF in the folder like it)")
         return None
     if path.suffix.lower() not in (".tif", ".tiff"):
         return None
