@@ -277,3 +277,23 @@ def test_palette_tiff_masks_are_read_by_their_indices(tmp_path):
     tifffile.imwrite(tmp_path / "m.tif", lab, photometric="palette", colormap=cmap)
     assert np.array_equal(read_mask(tmp_path / "m.tif"), lab)
     assert np.array_equal(read_mask(tmp_path / "m.tif", classes=True), lab)  # class ids, not a colour mask
+
+
+def test_a_mask_of_three_or_four_planes_is_refused(tmp_path):
+    """A label z-stack of 3 or 4 planes saved by tifffile's default (planar RGB) was read as a colour mask, each
+    combination of plane values one 'object' (8 nuclei became 53): refused like a stack of 5; a colour label image
+    saved as RGB (samples last) is still read by its colours."""
+    import warnings
+
+    lab = np.zeros((64, 64), np.uint16)
+    lab[10:20, 10:20], lab[30:40, 30:44] = 1, 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tifffile: the planar-RGB default for a (3, H, W) array is deprecated
+        for n in (3, 4):
+            tifffile.imwrite(tmp_path / f"z{n}.tif", np.stack([np.roll(lab, 5 * k, 0) for k in range(n)]))
+            with pytest.raises(DevolensError, match=f"a mask of {n} planes"):
+                read_mask(tmp_path / f"z{n}.tif")
+    colours = np.zeros((64, 64, 3), np.uint8)
+    colours[lab == 1], colours[lab == 2] = (200, 20, 90), (10, 180, 60)
+    tifffile.imwrite(tmp_path / "colour.tif", colours, photometric="rgb")
+    assert len(np.unique(read_mask(tmp_path / "colour.tif"))) == 3

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 import torch
 import yaml
 
@@ -352,6 +353,11 @@ def test_pruning_drops_the_top_percent_after_warmup(pairs, tmp_path):
     after = set(sl[sl.epoch == 1]["sample"])
     assert after == set(warm.index) - set(pruned["sample"])
     assert res.history["n_train"].tolist() == [n, n - len(pruned)]
+    # trained afresh on the rest (train.prune_restart): the best model is one of those epochs, never the warm-up's
+    rec = tiny_recipe(train={"epochs": 3, "batch_size": 4, "threads": 1, "prune_after": 2, "overlay_samples": 0,
+                             "monitor": "val_loss"})
+    res = train(rec, pairs, tmp_path / "restart", prune_top=25)
+    assert res.best_epoch == 2 and json.loads((tmp_path / "restart" / "best.json").read_text())["epoch"] == 2
 
 
 def test_class_weights_from_frequencies_and_bf16(pairs, tmp_path):
@@ -430,6 +436,71 @@ def test_trains_on_an_hdf5_tile_store(tmp_path):
     from devolens.train.evaluate import evaluate_run
 
     assert evaluate_run(tmp_path / "run", tmp_path / "tiles.h5")["n"] == 12
+
+
+def test_a_log_normalised_tile_store_run_evaluates(tmp_path):
+    """A run trained on a `devolens tile` store with data.normalize 'log' (the livedead recipe's: streamed by
+    H5TileStream) is scored by evaluate_run on the same store (its tiles read with the same log scale), and a
+    folder of images takes 'log' too."""
+    import h5py
+
+    from _train_data import disc_frame
+    from devolens.data.datasets import normalize_image
+    from devolens.data.h5stream import normalize_uint16
+    from devolens.train.evaluate import evaluate_run
+
+    rng = np.random.default_rng(1)
+    imgs, labs = [], []
+    for _ in range(12):
+        im, lab = disc_frame(rng, 32, radius=(3, 6))
+        imgs.append(np.stack([im.astype(np.uint16) * 200 + 100, (lab > 0).astype(np.uint16) * 30000 + 100]))
+        labs.append(np.where(lab > 0, 1 + (lab % 2), 0).astype(np.uint8))
+    with h5py.File(tmp_path / "tiles.h5", "w") as f:
+        f["images"], f["labels"] = np.stack(imgs), np.stack(labs)
+        f["source"] = np.repeat(np.arange(3), 4).astype(np.int32)
+        f.attrs["format"] = "devolens-tiles"
+    rec = tiny_recipe(data={"target": "classes", "classes": 3, "channels": 2, "val_fraction": 0.34,
+                            "normalize": "log"}, loss={"name": "ce_dice"}, augment={"preset": "livedead"},
+                      train={"epochs": 1, "batch_size": 4, "threads": 1, "overlay_samples": 0})
+    train(rec, tmp_path / "tiles.h5", tmp_path / "run")
+    ev = evaluate_run(tmp_path / "run", tmp_path / "tiles.h5")
+    assert ev["n"] == 12 and ev["metrics"]["val_iou"] is not None
+    x = np.array([[[0, 100], [65535, 7]]], np.uint16).transpose(1, 2, 0)
+    assert np.array_equal(normalize_image(x, "log"), normalize_uint16(x))
+
+
+def test_class_masks_beyond_the_recipes_classes_are_refused_before_training(tmp_path):
+    """target 'classes': a mask holding a class id >= data.classes is refused before the first epoch, naming the
+    file and the key (it failed in the loss after a whole epoch, with a traceback); a tile store likewise, by the
+    classes its labels hold."""
+    import h5py
+
+    from devolens.io.images import write_label_tif
+
+    data = make_pairs(tmp_path / "d", groups=3, per_group=3, size=32)
+    masks = sorted((data / "masks").glob("*_labels.tif"))
+    assert len(masks) == 9
+    for m in masks:
+        write_label_tif(np.minimum(tifffile.imread(m), 2).astype(np.uint16), m)
+    bad = np.minimum(tifffile.imread(masks[4]), 2).astype(np.uint16)
+    bad[0, 0] = 5
+    write_label_tif(bad, masks[4])
+    rec = tiny_recipe(data={"target": "classes", "classes": 3, "channels": 1, "val_fraction": 0.34},
+                      loss={"name": "ce_dice"}, train={"epochs": 1, "batch_size": 4, "threads": 1})
+    with pytest.raises(DevolensError, match=f"{masks[4].name}: holds class 5, but data.classes is 3"):
+        train(rec, data, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    imgs = np.zeros((6, 1, 16, 16), np.uint16)
+    labs = np.zeros((6, 16, 16), np.uint8)
+    labs[:, 4:8, 4:8] = 2
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        f["images"], f["labels"] = imgs, labs
+        f["class_counts"] = np.stack([np.bincount(lab.ravel(), minlength=3) for lab in labs])
+        f["source"] = np.arange(6).astype(np.int32)
+    rec2 = tiny_recipe(data={"target": "classes", "classes": 2, "channels": 1, "val_fraction": 0.34},
+                       loss={"name": "ce_dice"})
+    with pytest.raises(DevolensError, match="labels hold class 2, but data.classes is 2"):
+        train(rec2, tmp_path / "t.h5", tmp_path / "run2")
 
 
 def test_trains_on_live_renders(tmp_path):

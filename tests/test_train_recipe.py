@@ -44,6 +44,11 @@ def test_defaults_fill_everything():
      "optimizer.learning_rate"),
     ({"tune": {"space": {"optimizer.lr": {"type": "float", "low": 0, "high": 1, "log": True}}}}, "tune.space.optimizer.lr"),
     ({"model": "unet"}, "model"),
+    ({"data": {"val_fraction": 1.0}}, "data.val_fraction: must be < 1.0"),
+    # a tuning range beyond the key's own limits fails here, not at a trial after others ran
+    ({"tune": {"space": {"optimizer.lr": {"type": "float", "low": -1, "high": 1e-3}}}}, "tune.space.optimizer.lr.low"),
+    ({"tune": {"space": {"train.batch_size": {"type": "categorical", "choices": [0, 2]}}}},
+     "tune.space.train.batch_size.choices: must be >= 1"),
 ])
 def test_bad_recipe_names_the_key(tmp_path, raw, key):
     path = tmp_path / "bad.yaml"

@@ -105,6 +105,14 @@ def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = 
         raise DevolensError("a mask saved as lossy WebP: its compression changes the labels at every edge; save "
                             "masks as PNG, TIFF or lossless WebP", path=path)
     colour = False
+    if path.suffix.lower() in (".tif", ".tiff"):
+        from devolens.io.stacks import _planar_rgb
+
+        planes = _planar_rgb(path)
+        if planes:  # (3|4, H, W) planes: tifffile's default for a stack of 3 or 4, rarely a colour label image
+            raise DevolensError(f"a mask of {planes} planes (shape ({planes}, H, W): a z-stack of labels?); a mask "
+                                "is one label image: save one plane per image (a colour label image: as an RGB PNG)",
+                                path=path)
     # a paletted PNG/GIF/BMP or TIFF (a label image with a colour table, e.g. Glasbey): its indices are the labels
     arr = read_image(path, indices=True)
     if arr.dtype == bool:
@@ -271,10 +279,12 @@ def normalize_image(img: np.ndarray, mode: str = "dtype", levels: tuple | None =
     ----------
     img : ndarray
         HxWxC image, any dtype.
-    mode : {"dtype", "percentile", "none"}
+    mode : {"dtype", "percentile", "log", "none"}
         ``dtype``: divide by the dtype's maximum (255 for uint8, 65535 for uint16; floats
         are clipped to [0, 1]); ``percentile``: per channel, map the 1st..99.8th percentile
-        to 0..1 (for uint16 microscopy with a narrow range); ``none``: cast only.
+        to 0..1 (for uint16 microscopy with a narrow range); ``log``: camera counts on a log
+        scale, ``log1p(x) / log1p(65535)`` (the live/dead model's, as
+        :func:`devolens.data.h5stream.normalize_uint16`); ``none``: cast only.
     levels : (lo, hi), optional
         ``percentile``: the levels to use (:func:`percentile_levels` of the whole image a region of it
         was cut from), instead of the image's own.
@@ -285,8 +295,12 @@ def normalize_image(img: np.ndarray, mode: str = "dtype", levels: tuple | None =
         x = img.astype(np.float32)
         lo, hi = levels if levels is not None else percentile_levels(x)
         return np.clip((x - lo) / np.maximum(hi - lo, 1e-6), 0, 1).astype(np.float32)
+    if mode == "log":
+        from devolens.data.h5stream import normalize_uint16
+
+        return normalize_uint16(img)
     if mode != "dtype":
-        raise DevolensError(f"unknown normalisation {mode!r} (dtype, percentile, none)")
+        raise DevolensError(f"unknown normalisation {mode!r} (dtype, percentile, log, none)")
     if np.issubdtype(img.dtype, np.integer):
         return (img.astype(np.float32) / float(np.iinfo(img.dtype).max)).astype(np.float32)
     return np.clip(img.astype(np.float32), 0, 1)

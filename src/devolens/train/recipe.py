@@ -57,6 +57,7 @@ class Field:
     high: float | None = None
     nullable: bool = False
     low_open: bool = False
+    high_open: bool = False
     check: Callable[[Any], str | None] | None = None
     help: str = ""
 
@@ -120,7 +121,7 @@ SCHEMA: dict[str, Any] = {
                             "resolution; a run used as a model (--model RUN) resizes inputs the same way"),
         "normalize": Field("str", "dtype", choices=("dtype", "percentile", "none", "log"),
                            help="log: log1p(counts)/log1p(65535), for uint16 tile stores (livedead)"),
-        "val_fraction": Field("float", 0.2, low=0.0, high=1.0, low_open=True),
+        "val_fraction": Field("float", 0.2, low=0.0, high=1.0, low_open=True, high_open=True),
         "split_by": Field("str", "group", help="column whose groups never straddle the split (embryo, group, ...)"),
         "time_block": Field("int", 10, low=1, help="with one embryo only: split by blocks of this many time points"),
         "counts": Field("list[str]", list(COUNT_COLUMNS), help="frames.csv columns to regress (population task)"),
@@ -272,8 +273,8 @@ def _check_value(key: str, f: Field, v: Any) -> Any:
     if f.low is not None and isinstance(v, (int, float)):
         if v < f.low or (f.low_open and v == f.low):
             raise DevolensError(f"{key}: must be {'>' if f.low_open else '>='} {f.low}, got {v}")
-    if f.high is not None and isinstance(v, (int, float)) and v > f.high:
-        raise DevolensError(f"{key}: must be <= {f.high}, got {v}")
+    if f.high is not None and isinstance(v, (int, float)) and (v > f.high or (f.high_open and v == f.high)):
+        raise DevolensError(f"{key}: must be {'<' if f.high_open else '<='} {f.high}, got {v}")
     return v
 
 
@@ -322,7 +323,7 @@ def _check_space(space: dict) -> None:
     for path, spec in space.items():
         key = f"tune.space.{path}"
         try:
-            _field_at(path)
+            field = _field_at(path)
         except KeyError:
             raise DevolensError(f"{key}: {path!r} is not a recipe key (use dotted paths such as optimizer.lr)") from None
         if not isinstance(spec, dict):
@@ -336,6 +337,9 @@ def _check_space(space: dict) -> None:
         if t == "categorical":
             if not isinstance(spec.get("choices"), list) or not spec["choices"]:
                 raise DevolensError(f"{key}.choices: expected a non-empty list")
+            for choice in spec["choices"]:  # each a value the key takes (else a trial fails after others ran)
+                if isinstance(field, Field):
+                    _check_value(f"{key}.choices", field, choice)
         else:
             for b in ("low", "high"):
                 if not isinstance(spec.get(b), (int, float)) or isinstance(spec.get(b), bool):
@@ -347,6 +351,10 @@ def _check_space(space: dict) -> None:
                 raise DevolensError(f"{key}: low {spec['low']} > high {spec['high']}")
             if spec.get("log") and spec["low"] <= 0:
                 raise DevolensError(f"{key}: a log scale needs low > 0")
+            if isinstance(field, Field) and field.kind in ("int", "float"):  # the range within the key's own limits
+                for b in ("low", "high"):
+                    _check_value(f"{key}.{b}", field, int(spec[b]) if field.kind == "int" and float(spec[b]).is_integer()
+                                 else spec[b])
 
 
 def validate_recipe(raw: dict, path: str | Path | None = None) -> dict:

@@ -292,6 +292,8 @@ def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
                             f"and validate, found {len(df)}", path=data_dir)
     if segmentation and d["target"] != "classes":  # a render's own masks: a look at the first few is enough
         notes += check_masks(df, limit=5 if df.attrs.get("layout") == "render" else None)
+    elif segmentation:  # class-id masks: every value a class of the recipe's
+        notes += check_class_masks(df, int(d["classes"]))
     column = d["split_by"]
     if column not in df.columns:
         raise DevolensError(f"data.split_by: column {column!r} not in the data ({', '.join(df.columns)})")
@@ -447,6 +449,30 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
     return notes
 
 
+def check_class_masks(df: pd.DataFrame, classes: int, seconds: float | None = None) -> list[str]:
+    """Read every class-id mask (target ``classes``) before training: a value beyond ``classes - 1`` is refused
+    now, naming the file and the key, rather than failing in the loss mid-epoch; a size other than the image's
+    too. Within ``seconds`` (default :data:`CHECK_SECONDS`), the rest left to the first epoch with a note."""
+    from devolens.data.datasets import check_mask_size, image_shape, read_mask
+
+    seconds = CHECK_SECONDS if seconds is None else float(seconds)
+    t0 = time.perf_counter()
+    n = 0
+    for image, labels in zip(df["image"], df["labels"]):
+        if n > 0 and time.perf_counter() - t0 > seconds:
+            return [f"checked the first {n} of the {len(df)} masks before training ({seconds:g} s); the others are "
+                    "read in the first epoch"]
+        mask = read_mask(labels, classes=True)
+        check_mask_size(image_shape(image), mask.shape, f"{image} and {labels}")
+        top = int(mask.max()) if mask.size else 0
+        if top >= classes:
+            raise DevolensError(f"holds class {top}, but data.classes is {classes} (class ids 0..{classes - 1}): "
+                                "raise data.classes, or check that this is a class-id mask (not instance labels)",
+                                path=labels)
+        n += 1
+    return []
+
+
 def _build_h5(recipe: dict, path: Path) -> DataBundle:
     """Train/validation tiles of an HDF5 tile store, split by source image."""
     import h5py
@@ -461,11 +487,22 @@ def _build_h5(recipe: dict, path: Path) -> DataBundle:
             raise DevolensError("the tile store needs 'images' and 'labels' datasets", path=path)
         n, c = f["images"].shape[0], f["images"].shape[1]
         groups = np.asarray(f["source"][:n]) if "source" in f else np.arange(n) // 100
+        # the classes its labels hold (a `devolens tile` store counts each class's pixels per tile)
+        present = np.flatnonzero(np.asarray(f["class_counts"][:n]).sum(axis=0)) if "class_counts" in f else None
+    if n == 0:
+        raise DevolensError("the tile store holds no tiles", path=path)
+    top = None if present is None or not present.size else int(present.max())
+    if d["target"] == "classes" and top is not None and top >= int(d["classes"]):
+        raise DevolensError(f"the tile store's labels hold class {top}, but data.classes is {int(d['classes'])} "
+                            f"(class ids 0..{int(d['classes']) - 1}): set data.classes to {top + 1}", path=path)
     if c != d["channels"]:
         raise DevolensError(f"data.channels is {d['channels']} but the tiles have {c} channels", path=path)
     fingerprint = hashlib.blake2b(file_digest(path) + str(n).encode(), digest_size=16).hexdigest()
     df = pd.DataFrame({"sample": [f"tile{i:06d}" for i in range(n)], "group": groups.astype(str)})
     notes = []
+    if d["target"] == "classes" and top is not None and top + 1 < int(d["classes"]):
+        notes.append(f"data.classes is {int(d['classes'])} but the tile store's labels hold classes 0..{top} only: "
+                     "the network learns outputs for classes that never occur")
     if d["limit"] is not None and n > d["limit"]:
         df = df.sample(n=d["limit"], random_state=recipe["seed"]).sort_index()
         notes.append(f"using {d['limit']} tiles (data.limit)")
@@ -1417,8 +1454,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 active = np.array([i for i in active if ids[i] not in drop], dtype=np.int64)
                 write_csv(pruned_df, out / "pruned.csv")
                 total_steps = done_steps + (n_epochs - epoch) * steps_in(len(active))
-                if T["prune_restart"]:
+                if T["prune_restart"]:  # trained afresh on the rest: the best model is one of these epochs
                     model, opt, sched = fresh()
+                    best_value, best_epoch = None, None
             # ---- one training epoch in a seeded order
             epoch_seed = seed * 100_003 + epoch
             g = torch.Generator().manual_seed(epoch_seed)
