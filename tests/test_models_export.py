@@ -197,3 +197,24 @@ def test_population_and_identity_refuse_a_run_by_what_it_is(run, tmp_path, capsy
     table.write_text("cell,time,x,y,z\nABa,1,1,2,3\n")
     assert main(["identify", str(table), "--model", str(run), "--out", str(tmp_path / "c.csv")]) != 0
     assert "not an identity model" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_tuning_study_points_to_its_trials(run, tmp_path, capsys):
+    """``devolens tune --out STUDY`` holds a best.json of its own (the best trial) and no weights: not "an interrupted
+    copy", but a study whose trials are the runs."""
+    import shutil
+
+    study = tmp_path / "study"
+    (study / "trials").mkdir(parents=True)
+    assert main(["models", "export", str(study), "--to", str(tmp_path / "m")]) == 2  # no trial finished yet
+    err = capsys.readouterr().err
+    assert "a tuning study" in err and "trials/trial_NNNN" in err and "interrupted copy" not in err
+    shutil.copytree(run, study / "trials" / "trial_0002")
+    (study / "best.json").write_text(json.dumps({"study": "s", "metric": "val_f1", "direction": "maximize",
+                                                 "trial": 2, "value": 0.875, "params": {}}))
+    assert main(["models", "export", str(study), "--to", str(tmp_path / "m")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "a tuning study" in err and "best trial (val_f1 0.875)" in err and "interrupted copy" not in err
+    assert str(study / "trials" / "trial_0002") in err and not (tmp_path / "m").exists()
+    with pytest.raises(DevolensError, match="a tuning study"):
+        zoo.card(study, "nuclei")

@@ -248,3 +248,39 @@ def test_cli_bad_input_exit_2_no_output(tmp_path, wells, capsys):
     tifffile.imwrite(bad, np.zeros((100, 100), np.uint16))
     assert main(["tile", str(bad), "--keep", "all", "--out", str(out), "--tile", "64"]) == 2
     assert not out.exists()
+
+
+def test_settings_keeping_no_tile_are_refused_and_write_nothing(tmp_path, wells, capsys):
+    ip, lp, w = wells[0]
+    out = tmp_path / "sub" / "t.h5"
+    # 8 px tiles every 500 px: the one position (0, 0) is all background, so --keep mixed keeps nothing
+    assert main(["tile", "make", str(ip), "--labels", str(lp), "--tile", "8", "--stride", "500",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no tile kept") and "--keep mixed" in err and "--stride" in err
+    assert "+0 tiles" not in err and not out.exists()
+    blank = tmp_path / "blank.tif"
+    tifffile.imwrite(blank, np.zeros(w.labels.shape, np.uint8))
+    with pytest.raises(DevolensError, match="one class only"):
+        tile_to_h5([ip], out, [blank], tile=64)
+    assert not out.exists()
+    store = tmp_path / "t.h5"  # appending an image that keeps nothing leaves the store as it was
+    tile_to_h5([wells[1][0]], store, [wells[1][1]], tile=64, stride=32)
+    before = store.read_bytes()
+    with pytest.raises(DevolensError, match="store is left as it was"):
+        tile_to_h5([ip], store, [blank], tile=64, stride=32, append=True)
+    assert store.read_bytes() == before
+
+
+def test_stats_of_an_empty_store_is_an_error_not_zero_weights(tmp_path, capsys):
+    """Stores with no tile (written before such settings were refused) say so instead of all-zero weights."""
+    store = tmp_path / "old.h5"
+    with h5py.File(store, "w") as f:
+        from devolens.data.tiling import STORE_FORMAT, _create_datasets
+
+        f.attrs.update({"format": STORE_FORMAT, "tile": 8, "n_classes": 3, "sources": '["w.tif"]'})
+        _create_datasets(f, 2, 8, 3, 10, True, None)
+    with pytest.raises(DevolensError, match="holds no tiles"):
+        store_stats(store)
+    assert main(["tile", "stats", str(store)]) == 2
+    assert "holds no tiles" in capsys.readouterr().err

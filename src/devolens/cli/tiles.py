@@ -278,7 +278,8 @@ def segment_livedead_command(
     image: Path = typer.Argument(..., help="Well image: (C, H, W) uint16 TIFF, C=2 (Hoechst, Draq7); any size "
                                  f"(read in bands: bounded memory). Or {_COLOUR_WELL}, read whole."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: labels.tif, objects.csv, counts.csv."),
-    model: str = typer.Option("livedead", "--model", help="Zoo model name, or a run folder's .safetensors file."),
+    model: str = typer.Option("livedead", "--model", help="Zoo model name, a live/dead training run's folder "
+                              "(`devolens train --out`: its best checkpoint) or its best.safetensors."),
     window: int = typer.Option(
         512, "--window", min=32,
         help="Sliding-window side in pixels; rounded up to the multiple of 2^depth that the network needs "

@@ -134,15 +134,24 @@ def train_cmd(
                      f"device: {res.device}")
     if res.best_epoch is not None:
         stdout.print(f"best {res.monitor}: {res.best_value:.4f} (epoch {res.best_epoch + 1}) -> {res.run_dir / 'best.safetensors'}")
+        import shlex
+
         from devolens.errors import DevolensError
         from devolens.models.export import card_from_run
 
+        run = shlex.quote(str(res.run_dir))  # pasted into a shell as it is: a folder with spaces stays one word
         try:  # a run the predictors can feed as it was trained: say how to use it
             kind = card_from_run(res.run_dir)["task"]
-            console.print(f"tip: `devolens segment {kind} INPUT --model {res.run_dir} --out DIR` segments with it; "
-                          f"`devolens models export {res.run_dir} --to FOLDER` makes it a model folder to keep or share")
+            console.print(f"tip: `devolens segment {kind} INPUT --model {run} --out DIR` segments with it; "
+                          f"`devolens models export {run} --to FOLDER` makes it a model folder to keep or share")
         except DevolensError:
-            pass
+            from devolens.predict.livedead import check_run
+
+            try:  # a live/dead run: used as it is (models export makes nuclei and membrane models only)
+                check_run(res.run_dir)
+                console.print(f"tip: `devolens segment livedead WELL --model {run} --out DIR` segments wells with it")
+            except DevolensError:
+                pass
     _export(res.run_dir, export)
     if res.pruned is not None:
         stdout.print(f"pruned {len(res.pruned)} samples -> {res.run_dir / 'pruned.csv'}")

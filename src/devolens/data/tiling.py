@@ -617,6 +617,24 @@ def pixel_digest(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def _no_tiles_error(keep: str, tile: int, stride: int, considered: int, one_class: bool,
+                    append: bool) -> DevolensError:
+    """Why a tiling kept no tile at all (:func:`tile_to_h5` refuses to write an empty store): the keep rule, the
+    tile size or the stride, in the CLI's words. ``one_class``: every label image holds a single class."""
+    left = "the store is left as it was" if append else "nothing was written"
+    if keep == "mixed" and one_class:
+        return DevolensError("no tile kept: the label image(s) hold one class only (all background?), and --keep mixed "
+                             "keeps only tiles holding more than one class; check --labels, or keep every tile with "
+                             f"--keep all ({left})")
+    if keep == "mixed":
+        sparse = (f" or a --stride of at most the tile (every {stride} px leaves most pixels out)" if stride > tile
+                  else " or a smaller --stride")
+        return DevolensError(f"no tile kept: none of the {considered} tile positions ({tile}x{tile} px, every {stride} "
+                             "px) holds more than one class, which --keep mixed needs (background and nuclei): use a "
+                             f"larger --tile{sparse}, or --keep all ({left})")
+    return DevolensError(f"no tile kept: no {tile}x{tile} px tile fits the images at a stride of {stride} px ({left})")
+
+
 def tile_to_h5(
     images: Sequence[str | Path],
     out: str | Path,
@@ -673,8 +691,9 @@ def tile_to_h5(
     DevolensError
         On unreadable inputs, a wrong channel count, an image/label size mismatch, label
         values outside 0..K-1, mismatched counts of images and labels, an incompatible
-        existing store when appending, or an image given twice or already in the appended store.
-        Nothing is written then.
+        existing store when appending, an image given twice or already in the appended store, or
+        settings that keep no tile at all (the keep rule, ``tile`` and ``stride``: an empty store would
+        only fail later, in training). Nothing is written then.
     """
     images = _paths(images, "images")
     out = checks.path(out, "out must be the path of the store to write (.h5)")
@@ -728,6 +747,7 @@ def tile_to_h5(
             digests = json.loads(f.attrs.get("source_digests", "null")) or [None] * len(sources)
             held = len(digests)  # the store's own sources come first
             writer = _Writer(f, chunk, labelled)
+            one_class = True  # every label image so far holds a single class (why --keep mixed found no tile)
             for i, ipath in enumerate(images):
                 img = read_image(ipath, channels, order)
                 lab = None
@@ -751,8 +771,9 @@ def tile_to_h5(
                 parts = tile_arrays(img, lab, tile=tile, stride=stride, keep=keep, n_classes=n_classes)
                 considered.append(int(tile_positions(img.shape[1], tile, stride).size
                                       * tile_positions(img.shape[2], tile, stride).size))
-                del img, lab
                 k = len(parts["images"])
+                one_class &= lab is not None and k == 0 and int(lab.min()) == int(lab.max())
+                del img, lab
                 parts["source"] = np.full(k, len(sources), np.int32)
                 writer.add(parts)
                 sources.append(ipath.name)
@@ -761,6 +782,8 @@ def tile_to_h5(
                 added.append(k)
                 if progress is not None:
                     progress(i + 1, len(images))
+            if not sum(added):
+                raise _no_tiles_error(keep, tile, stride, sum(considered), one_class, append and out.exists())
             n = writer.close()
             f.attrs["sources"] = json.dumps(sources)
             f.attrs["label_sources"] = json.dumps(label_sources)
@@ -785,6 +808,11 @@ def store_stats(path: str | Path) -> pd.DataFrame:
         of labelled pixels), ``tiles`` (tiles holding the class) and ``weight`` (balanced
         class weight ``total / (K * pixels)``, normalised to mean 1 over present classes;
         use it in a weighted cross-entropy). ``df.attrs`` holds ``n_tiles`` and ``sources``.
+
+    Raises
+    ------
+    DevolensError
+        Not a tile store, a store without labels, or one without tiles (older versions wrote them).
     """
     names = ["background", "live", "dead"]
     with open_store(path) as f:
@@ -800,6 +828,9 @@ def store_stats(path: str | Path) -> pd.DataFrame:
             tiles += (block > 0).sum(axis=0)
         n_tiles = int(cc.shape[0])
         sources = json.loads(f.attrs["sources"])
+    if n_tiles == 0:  # written before empty stores were refused: all-zero weights would pass for statistics
+        raise DevolensError(f"the store holds no tiles (of {len(sources)} image(s)), so no class statistics: tile the "
+                            "images again with a larger --tile, a smaller --stride or --keep all", path=path)
     k = counts.size
     total = counts.sum()
     freq = counts / total if total else np.zeros(k)

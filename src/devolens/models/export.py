@@ -47,6 +47,17 @@ _ONLY_SEGMENTATION = {
 }
 
 
+#: what each command says of a live/dead run (data.target 'classes': a class map of live and dead nuclei, used as it is
+#: by ``devolens segment livedead --model RUN``; ``{use}``: that command with the run's path)
+_CLASS_MAP_RUN = {
+    None: "a live/dead run (data.target 'classes'), not a {kind} model: segment wells with it: {use}",
+    "models export": "a live/dead run (data.target 'classes'): models export exports nuclei and membrane runs only; "
+                     "use the run folder as it is ({use}) and copy it to share it",
+    "models show": "a live/dead run (data.target 'classes'): models show makes cards of nuclei and membrane runs "
+                   "only (its run.json and history.csv tell how it went); segment wells with it: {use}",
+}
+
+
 def is_run(folder: Path) -> bool:
     """True for a training run's folder (its best checkpoint and the checkpoint's config)."""
     return (folder / "best.json").is_file() and (folder / "best.safetensors").is_file()
@@ -91,9 +102,37 @@ def named_kind(run: str | Path) -> str | None:
     return _named(recipe) if isinstance(recipe, dict) else None
 
 
+def _tuning_study(folder: Path) -> DevolensError | None:
+    """Why ``folder`` is no training run when it is the ``--out`` folder of ``devolens tune`` (``trials/trial_NNNN``,
+    each trial a run; ``best.json`` names the best trial): where the runs are, and the best one where the study
+    records it. None for any other folder."""
+    if not (folder / "trials").is_dir():
+        return None
+    import json
+
+    try:
+        best = json.loads((folder / "best.json").read_text())
+    except (OSError, ValueError):
+        best = None
+    what = "a tuning study (`devolens tune`), not a training run: each trial is a run in trials/trial_NNNN"
+    trial = best.get("trial") if isinstance(best, dict) else None
+    if isinstance(trial, int) and not isinstance(trial, bool):
+        path = folder / "trials" / f"trial_{trial:04d}"
+        value = best.get("value")
+        score = (f" ({best.get('metric')} {value:.4g})" if isinstance(value, (int, float)) and best.get("metric")
+                 else "")
+        if is_run(path):
+            return DevolensError(f"{what}; give one, e.g. its best trial{score}: {path}", path=folder)
+    return DevolensError(f"{what}; give one of them (trials.csv lists their scores)", path=folder)
+
+
 def _not_a_run(run: Path, command: str | None) -> DevolensError:
     """Why folder ``run`` is no training run, worded for ``command`` (``models export`` takes runs only)."""
     elsewhere = "" if command == "models export" else " nor a model folder (no card.json)"
+    if run.is_dir() and not (run / "card.json").is_file():
+        study = _tuning_study(run)
+        if study is not None:
+            return study
     if not run.exists():
         return DevolensError("not a training run: no such folder", path=run)
     if not run.is_dir():
@@ -174,6 +213,11 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
     asked, named = kind, _named(recipe)
     kind = kind or ("membrane" if "membrane" in str(recipe.get("name", "")).lower() else "nuclei")
     target = inp.get("target")
+    if target == "classes":  # the live/dead recipe's target: `segment livedead` uses the run, not a nuclei predictor
+        import shlex
+
+        use = f"`devolens segment livedead WELL --model {shlex.quote(str(run))} --out DIR`"
+        raise DevolensError(_CLASS_MAP_RUN.get(command, _CLASS_MAP_RUN[None]).format(kind=kind, use=use), path=run)
     if target not in (("boundary",) if kind == "membrane" else ("boundary", "semantic")):
         need = "data.target 'boundary'" if kind == "membrane" else "data.target 'boundary' or 'semantic'"
         raise DevolensError(f"this run learned target {target!r}; {kind} segmentation needs {need}", path=run)

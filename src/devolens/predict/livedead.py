@@ -15,7 +15,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -31,7 +30,8 @@ from devolens.errors import DevolensError
 from devolens.io.atomic import write_csv
 from devolens.predict.tiled import RowReader, TiffRowWriter, predict_tiled
 
-__all__ = ["LiveDeadPredictor", "LiveDeadResult", "extract_objects", "segment_livedead_file", "counts_from_objects"]
+__all__ = ["LiveDeadPredictor", "LiveDeadResult", "extract_objects", "segment_livedead_file", "counts_from_objects",
+           "check_architecture", "check_config", "check_run"]
 
 CLASS_NAMES = {1: "live", 2: "dead"}
 _LOG_SCALE = float(np.log1p(65535.0))
@@ -195,26 +195,62 @@ class LiveDeadPredictor:
     @classmethod
     def from_weights(cls, weights: str | Path, **options: Any) -> "LiveDeadPredictor":
         """Build from a training run's ``.safetensors`` with its ``.json`` config beside it
-        (as written by :func:`devolens.models.architectures.save_model`)."""
-        weights = Path(weights)
+        (as written by :func:`devolens.models.architectures.save_model`), checked to be a live/dead
+        network (:func:`check_config`): a training checkpoint (``checkpoint.safetensors``, kept to
+        resume training) or a nuclei model is refused with a one-line error."""
+        from devolens.models.zoo import read_json
+
+        weights = Path(weights).expanduser()
         cfg_path = weights.with_suffix(".json")
         if not weights.exists():
             raise DevolensError("weights not found", path=weights)
+        if weights.is_dir() or weights.suffix.lower() != ".safetensors":
+            raise DevolensError(f"not a model: {_MODEL_WORDS}", path=weights)
         if not cfg_path.exists():
-            raise DevolensError("model config (.json beside the weights) not found", path=cfg_path)
-        cfg = json.loads(cfg_path.read_text())
-        arch = cfg.get("model") or cfg.get("architecture")
+            raise DevolensError(f"model config ({cfg_path.name} beside the weights) not found: {_MODEL_WORDS}",
+                                path=weights)
+        arch = check_config(read_json(cfg_path, weights), weights)
         return cls(_load_net(weights, arch), card={"architecture": arch}, **options)
 
     @classmethod
-    def load(cls, model: str = "livedead", **options: Any) -> "LiveDeadPredictor":
-        """A zoo model by name, or a ``.safetensors`` file from a training run."""
-        if model.endswith(".safetensors") or Path(model).is_file():
-            return cls.from_weights(model, **options)
-        from devolens.models.zoo import ZOO_DIR, card
+    def from_run(cls, run: str | Path, **options: Any) -> "LiveDeadPredictor":
+        """Build from a training run's folder (``devolens train --out``): its best checkpoint
+        (``best.safetensors``), checked as :meth:`from_weights` does."""
+        run = Path(run)
+        arch = check_run(run)
+        return cls(_load_net(run / "best.safetensors", arch), card={"architecture": arch}, **options)
 
-        info = card(model)
-        return cls.from_zoo(ZOO_DIR / model, info, **options)
+    @classmethod
+    def load(cls, model: str | Path = "livedead", **options: Any) -> "LiveDeadPredictor":
+        """A zoo model by name, the folder of a model of your own (a training run: its best checkpoint;
+        or a folder with a live/dead ``card.json``), or a ``.safetensors`` file from a training run.
+
+        An existing folder is a path, as for ``devolens segment nuclei --model`` (a shipped model's
+        name wins over a folder of that name in the working directory:
+        :func:`devolens.models.zoo.model_folder`).
+
+        Raises
+        ------
+        DevolensError
+            Unknown name, missing path, a model that is not a live/dead one (another task, other
+            than 2 input channels or 3 classes), a training checkpoint instead of a model.
+        """
+        from devolens.models import zoo
+
+        text = str(model)
+        path = Path(text).expanduser()
+        if path.suffix.lower() == ".safetensors" or path.is_file():
+            return cls.from_weights(path, **options)
+        folder = zoo.model_folder(text)
+        if folder is None:  # a shipped model's name (or an unknown name, or a missing path: zoo.card says which)
+            info = zoo.card(text)
+            _check_card(info, text)
+            return cls.from_zoo(zoo.ZOO_DIR / text, info, **options)
+        if (folder / "card.json").is_file():  # an exported model (or one written by hand)
+            info = zoo.card(folder)
+            _check_card(info, folder)
+            return cls.from_zoo(folder, info, **options)
+        return cls.from_run(folder, **options)
 
     # ---------------------------------------------------------------- inference
     @torch.inference_mode()
@@ -334,6 +370,78 @@ class LiveDeadPredictor:
                 if pw is not None:
                     shutil.move(str(Path(tmpd) / "probs.tif"), out_dir / "probs.tif")
         return counts
+
+
+#: what ``--model`` / :meth:`LiveDeadPredictor.load` takes, for the errors that name another thing
+_MODEL_WORDS = ("give the zoo's livedead model, a training run's folder (devolens train --out) or its "
+                "best.safetensors")
+_PREDICTOR = "devolens.predict.livedead:LiveDeadPredictor"
+
+
+def _check_card(info: dict, name: str | Path) -> None:
+    """Refuse a model card (shipped or exported) whose predictor is not the live/dead one."""
+    if info.get("predictor") != _PREDICTOR:
+        raise DevolensError(f"model {str(name)!r} is a {info.get('task')!r} model, not a live/dead one: "
+                            f"{_MODEL_WORDS}")
+    check_architecture(info.get("architecture"), name)
+
+
+def check_architecture(arch: Any, where: str | Path) -> dict:
+    """``arch`` (a model config: ``in_channels``, ``classes``...) when it describes a live/dead network: 2 input
+    channels (Hoechst, Draq7) and 3 classes (background, live, dead); else a one-line :class:`DevolensError`
+    naming ``where``, before any weights are read (a wrong network fails deep in a convolution otherwise)."""
+    if not isinstance(arch, dict) or arch.get("kind", "segmentation") != "segmentation":
+        raise DevolensError(f"describes no segmentation network: {_MODEL_WORDS}", path=where)
+    channels, classes = arch.get("in_channels"), arch.get("classes")
+    if channels is not None and int(channels) != 2:
+        guess = " (a nuclei model?)" if int(channels) == 1 else ""
+        raise DevolensError(f"this model reads {channels} channel{'s' if int(channels) != 1 else ''}{guess}; a "
+                            "live/dead model reads 2: Hoechst and Draq7", path=where)
+    if classes is not None and int(classes) != 3:
+        raise DevolensError(f"this model has {classes} output classes; a live/dead model has 3: background, live, "
+                            "dead", path=where)
+    return arch
+
+
+def check_config(cfg: Any, where: str | Path) -> dict:
+    """The architecture in ``cfg`` (the ``.json`` that :func:`devolens.models.architectures.save_model` and
+    ``devolens train`` write beside weights), checked to be a live/dead network (:func:`check_architecture`) fed
+    as :class:`LiveDeadPredictor` feeds it (``input.target`` 'classes', ``input.normalize`` 'log' where given).
+
+    Raises
+    ------
+    DevolensError
+        A training checkpoint's config (optimizer state, no architecture: the file kept to resume training),
+        no architecture at all, or a network of another kind.
+    """
+    if not isinstance(cfg, dict):
+        raise DevolensError(f"its .json is no model config: {_MODEL_WORDS}", path=where)
+    arch = cfg.get("model") or cfg.get("architecture")
+    if arch is None:
+        if "optimizer" in cfg or Path(where).stem == "checkpoint":
+            raise DevolensError("a training checkpoint (kept to resume training; it holds no model config), not a "
+                                "model: give the run's folder or its best.safetensors", path=where)
+        raise DevolensError(f"its .json names no architecture (not a model's weights): {_MODEL_WORDS}", path=where)
+    arch = check_architecture(arch, where)
+    inp = cfg.get("input") if isinstance(cfg.get("input"), dict) else {}
+    if inp.get("target") not in (None, "classes"):
+        raise DevolensError(f"this run learned target {inp['target']!r} (nuclei or membrane segmentation); a "
+                            "live/dead model learns data.target 'classes'", path=where)
+    if inp.get("normalize") not in (None, "log"):
+        raise DevolensError(f"this run's data.normalize is {inp['normalize']!r}; segment livedead feeds the network "
+                            "log-scaled counts (data.normalize: log, as in recipes/livedead.yaml)", path=where)
+    return arch
+
+
+def check_run(run: str | Path) -> dict:
+    """The architecture of training run ``run``'s best checkpoint when it is a live/dead network
+    (:func:`check_config`); a one-line :class:`DevolensError` when ``run`` is no run or another model."""
+    from devolens.models.export import _not_a_run, _run_config, is_run
+
+    run = Path(run)
+    if not is_run(run):
+        raise _not_a_run(run, None)
+    return check_config(_run_config(run, None), run)
 
 
 def _load_net(weights: Path, arch: dict) -> torch.nn.Module:
