@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from devolens.errors import DevolensError
-from devolens.predict.postprocess import Prepared, _one_channel, alone, auto_channel, percentile_limits, prepare_image
+from devolens.predict.postprocess import (FLAT_SHARE, Prepared, _one_channel, alone, auto_channel, content_pixels,
+                                         flat_blocks, percentile_limits, prepare_image)
 
 if TYPE_CHECKING:
     from devolens.predict.segment import SegmentationResult, _SegmentationPredictor
@@ -140,7 +141,7 @@ class _Run:
             return  # the input type's range: nothing to measure
         plan = self.plan
         step = max(1, int(math.sqrt(plan.shape[0] * plan.shape[1] * scale ** 2 / SAMPLE_PIXELS)))
-        samples = []
+        samples, content, flat_n, block_n = [], [], 0, 0  # content: outside a padded canvas's fill (below)
         for core in plan.cores:
             box = plan.crop(core)
             cy0, cy1, cx0, cx1 = box
@@ -149,12 +150,21 @@ class _Run:
             sy, sx = (cy1 - cy0) / h, (cx1 - cx0) / w  # input pixels per working pixel
             y0, y1 = int((core[0] - cy0) / sy), int(math.ceil((core[1] - cy0) / sy))
             x0, x1 = int((core[2] - cx0) / sx), int(math.ceil((core[3] - cx0) / sx))
-            samples.append(raw[y0:y1:step, x0:x1:step].ravel())
+            part = raw[y0:y1, x0:x1]
+            samples.append(part[::step, ::step].ravel())
+            # a canvas filled with one value around the imaged area: its percentiles from the rest, as the
+            # whole image's are (devolens.predict.postprocess.content_sample); NaN fill counts as one value
+            flat = flat_blocks(np.where(np.isfinite(part), part, -np.inf))
+            flat_n, block_n = flat_n + int(flat.sum()), block_n + flat.size
+            content.append(part[::step, ::step][content_pixels(part, flat)[::step, ::step]].ravel())
             tick()
-        sample = np.concatenate(samples)
+        canvas = block_n and flat_n < block_n and flat_n / block_n >= FLAT_SHARE
+        sample = np.concatenate(content if canvas else samples)
         finite = np.isfinite(sample)
         if not finite.all():
-            sample = np.where(finite, sample, sample[finite].min() if finite.any() else 0.0).astype(np.float32)
+            low = np.concatenate(samples)
+            low = low[np.isfinite(low)]
+            sample = np.where(finite, sample, low.min() if low.size else 0.0).astype(np.float32)
         self.limits = percentile_limits(sample, *percentiles)
 
     def blocks(self, tick: Callable[[], None], options: dict | None = None):
