@@ -38,3 +38,25 @@ def test_a_frame_in_a_large_filled_canvas_is_read_as_the_frame():
     crop = big[y0 // 2 + 20:(y0 + 512) // 2 - 20, x0 // 2 + 20:(x0 + 752) // 2 - 20]
     ref = alone[20:256 - 20, 20:376 - 20]
     assert np.abs(crop - ref).mean() < 0.02, np.abs(crop - ref).mean()
+
+
+def test_a_sparse_field_on_a_black_background_is_no_canvas():
+    """Nuclei spread over a large image with a background subtracted to exactly 0 (no canvas: the content is
+    everywhere): read whole, as before. Taking its black for a canvas's fill made the channel rule read the red
+    channel of a reporter in a tenth of the cells, and 16 of 160 nuclei were found."""
+    import cv2
+
+    from devolens.predict.postprocess import auto_channel, canvas_box, content_sample
+
+    rng = np.random.default_rng(2)
+    red, green = np.zeros((2048, 2048), np.uint8), np.zeros((2048, 2048), np.uint8)
+    for k in range(160):
+        y, x = (int(v) for v in rng.uniform(40, 2008, 2))
+        cv2.circle(green, (x, y), 10, 200, -1)
+        if k % 10 == 0:
+            cv2.circle(red, (x, y), 10, 240, -1)
+    rgb = np.stack([red, green, np.zeros_like(green)], -1)
+    assert auto_channel(rgb) == "green"
+    grey = rgb[..., 1].astype(np.float32)
+    assert canvas_box(grey) is None
+    np.testing.assert_array_equal(content_sample(grey, 4), grey[::4, ::4])

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from devolens.errors import DevolensError
-from devolens.predict.postprocess import (FLAT_SHARE, Prepared, _one_channel, alone, auto_channel, content_pixels,
-                                         flat_blocks, percentile_limits, prepare_image)
+from devolens.predict.postprocess import (CANVAS_PIXELS, FLAT_BLOCK, FLAT_SHARE, Prepared, _one_channel, alone,
+                                         auto_channel, fill_blocks, percentile_limits, prepare_image)
 
 if TYPE_CHECKING:
     from devolens.predict.segment import SegmentationResult, _SegmentationPredictor
@@ -57,6 +57,18 @@ def goes_by_blocks(shape: tuple[int, ...], scale: float, limit: float = BLOCK_PI
     if len(shape) < 2:
         return False
     return float(shape[0]) * float(shape[1]) * float(scale) ** 2 > limit
+
+
+def _not_fill(part: np.ndarray, fill: float) -> tuple[int, int, int, int] | None:
+    """The box (rows, columns of ``part``) around its blocks that do not hold ``fill`` only
+    (:func:`~devolens.predict.postprocess.fill_blocks`); None when every block does."""
+    content = ~fill_blocks(part, fill)
+    rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
+    if not rows.size:
+        return None
+    b = FLAT_BLOCK
+    return (int(rows[0]) * b, min(part.shape[0], (int(rows[-1]) + 1) * b),
+            int(cols[0]) * b, min(part.shape[1], (int(cols[-1]) + 1) * b))
 
 
 def margin_working(predictor: "_SegmentationPredictor") -> int:
@@ -141,7 +153,9 @@ class _Run:
             return  # the input type's range: nothing to measure
         plan = self.plan
         step = max(1, int(math.sqrt(plan.shape[0] * plan.shape[1] * scale ** 2 / SAMPLE_PIXELS)))
-        samples, content, flat_n, block_n = [], [], 0, 0  # content: outside a padded canvas's fill (below)
+        # each core's sample with the working rows and columns it lies at, and the box around what is not the
+        # canvas's fill (the image's top-left value), to read a filled canvas's percentiles in that box only
+        samples, fill, area = [], None, None
         for core in plan.cores:
             box = plan.crop(core)
             cy0, cy1, cx0, cx1 = box
@@ -151,20 +165,31 @@ class _Run:
             y0, y1 = int((core[0] - cy0) / sy), int(math.ceil((core[1] - cy0) / sy))
             x0, x1 = int((core[2] - cx0) / sx), int(math.ceil((core[3] - cx0) / sx))
             part = raw[y0:y1, x0:x1]
-            samples.append(part[::step, ::step].ravel())
-            # a canvas filled with one value around the imaged area: its percentiles from the rest, as the
-            # whole image's are (devolens.predict.postprocess.content_sample); NaN fill counts as one value
-            flat = flat_blocks(np.where(np.isfinite(part), part, -np.inf))
-            flat_n, block_n = flat_n + int(flat.sum()), block_n + flat.size
-            content.append(part[::step, ::step][content_pixels(part, flat)[::step, ::step]].ravel())
+            gy, gx = round(core[0] / sy), round(core[2] / sx)  # the core's first working row and column
+            samples.append((part[::step, ::step], gy + np.arange(0, part.shape[0], step),
+                            gx + np.arange(0, part.shape[1], step)))
+            finite = np.where(np.isfinite(part), part, -np.inf)  # NaN fill counts as one value
+            fill = finite[0, 0] if fill is None else fill
+            local = _not_fill(finite, fill)
+            if local is not None:
+                ly0, ly1, lx0, lx1 = local
+                b = (gy + ly0, gy + ly1, gx + lx0, gx + lx1)
+                area = b if area is None else (min(area[0], b[0]), max(area[1], b[1]), min(area[2], b[2]),
+                                               max(area[3], b[3]))
             tick()
-        canvas = block_n and flat_n < block_n and flat_n / block_n >= FLAT_SHARE
-        sample = np.concatenate(content if canvas else samples)
+        total = plan.shape[0] * plan.shape[1] * scale ** 2
+        canvas = (total >= CANVAS_PIXELS and area is not None
+                  and (area[1] - area[0]) * (area[3] - area[2]) <= (1.0 - FLAT_SHARE) * total)
+        if canvas:  # a canvas filled with one value: percentiles in the box around the imaged area, as the whole
+            # image's are (devolens.predict.postprocess.content_sample)
+            parts = [p[np.ix_((ys >= area[0]) & (ys < area[1]), (xs >= area[2]) & (xs < area[3]))]
+                     for p, ys, xs in samples]
+        else:
+            parts = [p for p, _, _ in samples]
+        sample = np.concatenate([p.ravel() for p in parts])
         finite = np.isfinite(sample)
         if not finite.all():
-            low = np.concatenate(samples)
-            low = low[np.isfinite(low)]
-            sample = np.where(finite, sample, low.min() if low.size else 0.0).astype(np.float32)
+            sample = np.where(finite, sample, sample[finite].min() if finite.any() else 0.0).astype(np.float32)
         self.limits = percentile_limits(sample, *percentiles)
 
     def blocks(self, tick: Callable[[], None], options: dict | None = None):

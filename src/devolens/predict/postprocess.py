@@ -170,26 +170,39 @@ def _channel_stats(arr: np.ndarray, shrink: bool = True) -> tuple[np.ndarray, np
     if shrink and min(rgb.shape[:2]) >= 64:  # shrink 4x (two Gaussian pyramid levels): pixel noise and thin lines
         rgb = cv2.pyrDown(cv2.pyrDown(np.ascontiguousarray(rgb)))  # fade, nuclei (10+ px) keep their level
     step = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / 8_000))))  # nuclei are still 2+ samples wide
-    sample = rgb[::step, ::step].reshape(-1, 3).astype(np.float32)
-    if arr.shape[0] * arr.shape[1] >= CANVAS_PIXELS:  # a canvas filled with one colour: judged on the rest
-        sample = _without_fill(sample)
+    grid = rgb[::step, ::step]
+    if arr.shape[0] * arr.shape[1] >= CANVAS_PIXELS:  # an imaged area inside a filled canvas: judged on the area
+        grid = _canvas_area(grid)
+    sample = grid.reshape(-1, 3).astype(np.float32)
     n = sample.shape[0]
     ranks = [(n - 1) // 2, int(0.995 * (n - 1))]
     median, top = np.array([np.partition(sample[:, c], ranks)[ranks] for c in range(3)]).T  # a partial sort each
     return top - median, top, sample
 
 
-def _without_fill(sample: np.ndarray) -> np.ndarray:
-    """``sample`` ((n, 3) pixels of a large image) without its most common colour when that colour is
-    :data:`FLAT_SHARE` or more of it (the fill of a stitched canvas around the imaged area, whose pixels would
-    otherwise decide which channel carries the signal: the real frame 160 pasted into a 6000 x 6000 black
-    canvas was read by its red channel, 315 nuclei found instead of 123); as it is otherwise (see
-    :func:`content_sample`)."""
-    values, inverse, counts = np.unique(sample, axis=0, return_inverse=True, return_counts=True)
-    top = int(np.argmax(counts))
-    if counts[top] < FLAT_SHARE * len(sample) or counts[top] == len(sample):
-        return sample
-    return sample[np.asarray(inverse).ravel() != top]
+def _canvas_area(grid: np.ndarray) -> np.ndarray:
+    """``grid`` (an even subsample of a large ``HxWx3`` image) cut to the box around everything but its fill,
+    when it is an imaged area inside a canvas filled with one colour (stitching, registration): the fill outside
+    that box :data:`FLAT_SHARE` or more of the grid. Else ``grid`` as it is: an image whose content is spread
+    over it (a sparse field of nuclei on a black background) is read whole, as it always was.
+
+    The fill's pixels would otherwise decide which channel carries the signal: the real frame 160 pasted into a
+    6000 x 6000 black canvas was read by its red channel, 315 nuclei found instead of 123."""
+    box = _fill_box(np.any(grid != grid[0, 0], axis=-1))
+    return grid if box is None else grid[box[0]:box[1], box[2]:box[3]]
+
+
+def _fill_box(content: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the box around the True cells of ``content`` (2-D: the cells whose value differs
+    from the top-left corner's), when the corner's value is a fill (the cells outside the box, all fill, are
+    :data:`FLAT_SHARE` or more of them); else None."""
+    rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
+    if not rows.size or content.all():
+        return None
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if (y1 - y0) * (x1 - x0) > (1.0 - FLAT_SHARE) * content.size:
+        return None
+    return y0, y1, x0, x1
 
 
 def _signal_channel(arr: np.ndarray) -> int | None:
@@ -259,35 +272,46 @@ def flat_blocks(arr: np.ndarray) -> np.ndarray:
     return v.max(axis=(1, 3)) == v.min(axis=(1, 3))
 
 
-def content_pixels(arr: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    """Bool ``arr.shape``: the pixels outside the flat blocks ``flat`` (:func:`flat_blocks`; the partial
-    blocks at the edges count as content)."""
-    b = FLAT_BLOCK
-    keep = np.ones(arr.shape, bool)
-    keep[:flat.shape[0] * b, :flat.shape[1] * b] = ~np.repeat(np.repeat(flat, b, axis=0), b, axis=1)
-    return keep
-
-
 def content_sample(arr: np.ndarray, step: int) -> np.ndarray:
     """The pixels of ``arr`` (finite float32, working resolution) whose percentiles normalise it: every
-    ``step``-th of every ``step``-th row, but on a padded canvas only those outside the padding.
+    ``step``-th of every ``step``-th row, but of a canvas filled with one value around an imaged area only
+    those in the box around the area (:func:`canvas_box`).
 
-    A stitched or registered image is often a large canvas filled with one value (0, or NaN set to the
-    lowest value) around the imaged area: its percentiles would then be read off the fill, and the 99.8th
-    of an embryo filling 1 % of a canvas falls on its dimmer pixels, stretching it (the real frame 160
-    pasted into black canvases of 4000 and 6000 px a side: 114 and 109 nuclei at a fixed diameter, 117
-    alone; 117 at any size with the fill left out). An image of
-    :data:`CANVAS_PIXELS` or more whose :data:`FLAT_SHARE` or more of :func:`flat_blocks` hold one value
-    is such a canvas; a frame of a movie (EPIC frames are 22-57 % black) or any smaller image is sampled
-    as it always was.
+    Stitching or registration often leaves the imaged area inside a larger canvas filled with one value (0, or
+    NaN set to the lowest value): its percentiles would then be read off the fill, and the 99.8th of an embryo
+    filling 1 % of a canvas falls on its dimmer pixels, stretching it (the real frame 160 pasted into black
+    canvases of 4000 and 6000 px a side: 114 and 109 nuclei at a fixed diameter, 117 alone; 117 at any size
+    read in the box). A frame of a movie (EPIC frames are 22-57 % black), an image under
+    :data:`CANVAS_PIXELS` or one whose content is spread over it (a sparse field of nuclei on a black
+    background) is sampled as it always was.
     """
-    sample = arr[::step, ::step]
-    if arr.size < CANVAS_PIXELS:
-        return sample
-    flat = flat_blocks(arr)
-    if not flat.size or flat.mean() < FLAT_SHARE or flat.all():
-        return sample
-    return sample[content_pixels(arr, flat)[::step, ::step]]
+    if arr.size >= CANVAS_PIXELS:
+        box = canvas_box(arr)
+        if box is not None:
+            y0, y1, x0, x1 = box
+            return arr[y0:y1:step, x0:x1:step]
+    return arr[::step, ::step]
+
+
+def canvas_box(arr: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``, pixels of ``arr`` (2-D): the box around its content when it is an imaged area inside
+    a canvas filled with one value (the top-left pixel's: the :func:`fill_blocks` outside the box are
+    :data:`FLAT_SHARE` or more of all blocks); else None."""
+    content = ~fill_blocks(arr, arr[0, 0])
+    box = _fill_box(content)
+    if box is None:
+        return None
+    b = FLAT_BLOCK
+    return box[0] * b, min(arr.shape[0], box[1] * b), box[2] * b, min(arr.shape[1], box[3] * b)
+
+
+def fill_blocks(arr: np.ndarray, fill: float) -> np.ndarray:
+    """Which ``FLAT_BLOCK`` x ``FLAT_BLOCK`` blocks of ``arr`` (2-D; the partial blocks at the bottom and right
+    edges judged on their own pixels) hold ``fill`` only: ``(ceil(H / B), ceil(W / B))`` bool."""
+    b = FLAT_BLOCK
+    h, w = arr.shape
+    full = np.pad(arr, ((0, -h % b), (0, -w % b)), mode="edge") if (h % b or w % b) else arr
+    return flat_blocks(full) & (full[::b, ::b] == fill)
 
 
 def percentile_limits(sample: np.ndarray, low: float, high: float) -> tuple[float, float]:
