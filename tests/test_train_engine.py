@@ -81,8 +81,10 @@ def test_resume_continues_exactly(pairs, tmp_path):
     torch.manual_seed(1234)  # disturb the global RNG: resume must restore it
     np.random.seed(99)
     resumed: list[tuple[int, int, float]] = []
+    notes: list[str] = []
     res = train(rec, pairs, tmp_path / "part", epochs=3, resume=True,
-                step_callback=lambda e, s, v: resumed.append((e, s, v)))
+                step_callback=lambda e, s, v: resumed.append((e, s, v)), info=notes.append)
+    assert "resuming after epoch 2, up to epoch 3" in notes  # says how far it goes
     assert part == full[: len(part)]
     epoch2 = [v for e, s, v in full if e == 2]
     assert resumed[0][:2] == (2, 0)

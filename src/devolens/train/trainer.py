@@ -1356,6 +1356,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             if data_path is not None:  # yet not on other data than it was trained on: say so now
                 _check_same_data(out, build_data(rec, data), data_path)
             return _finished_run(out, rec, names, done, device)
+        if info is not None:  # how far it goes (the recipe's train.epochs unless --epochs says otherwise)
+            info(f"resuming after epoch {done}, up to epoch {int(T['epochs'])}"
+                 + (" (the run's train.epochs; --epochs N stops earlier)" if epochs is None else ""))
     seed = int(rec["seed"])
     seed_everything(seed)
 
