@@ -243,3 +243,25 @@ def test_livedead_result_replaces_the_previous_one(tmp_path, well):
     assert tifffile.imread(out / "labels.tif").shape == (96, 128)
     assert np.isin(tifffile.imread(out / "labels.tif"), [0, 1, 2]).all()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("command", [["lineage", "convert"], ["lineage", "populations"], ["identify"]])
+@pytest.mark.parametrize("companion", ["aux", "time"])
+def test_an_epic_tables_companion_files_are_inputs_too(tmp_path, capsys, command, companion):
+    """`lineage ... CD*.csv --out TIME*.csv` replaced the TIME file read with the table (and AuxInfo likewise), after
+    which the table could not be read at all: refused, the file untouched."""
+    from _lineage_builders import write_cd
+
+    cd = write_cd(tmp_path / "CD20240101_TEST_L1.csv", [
+        ("ABa", 1, 4.0, 100, 200, 60, -5), ("ABp", 1, 5.5, 120, 210, 62, -6),
+        ("ABal", 2, 4.0, 101, 201, 55, -7), ("E", 2, 8.0, 300, 250, 40, -8),
+    ])
+    aux, time = tmp_path / "20240101_TEST_L1AuxInfo.csv", tmp_path / "TIME20240101_TEST_L1.csv"
+    aux.write_text("name,slope,intercept,xc,yc,maj,min,ang,zc,zslope,time,zpixres,axis\n"
+                   "20240101_TEST_L1,0.5,-24.2,380,384,598,396,48.4,39.5,4.86,89,5.7471,PDR\n")
+    time.write_text("20240101_TEST_L1\t1\t0\t0\n20240101_TEST_L1\t2\t90\t90\n")
+    target = aux if companion == "aux" else time
+    before = target.read_bytes()
+    assert main([*command, str(cd), "--out", str(target)]) == 2
+    assert f"output would overwrite {target.name}, read with {cd.name}" in _error(capsys)
+    assert target.read_bytes() == before

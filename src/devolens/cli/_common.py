@@ -106,7 +106,8 @@ def print_stack_notes(path: Path, pages: str = "time") -> None:
 
 def check_out(path: Path, source: Path) -> None:
     """Refuse an output file that would overwrite the input ``source`` or is a folder, before any work
-    (``devolens identify t.csv --out t.csv`` would replace the user's table)."""
+    (``devolens identify t.csv --out t.csv`` would replace the user's table). An EPIC table's AuxInfo and TIME
+    files beside it are inputs too (read with it)."""
     from devolens.errors import DevolensError
 
     if not path.exists():
@@ -115,6 +116,13 @@ def check_out(path: Path, source: Path) -> None:
         raise DevolensError("output path is a folder", path=path)
     if source.exists() and same_file(path, source):
         raise DevolensError("output would overwrite the input; choose another file", path=path)
+    if source.is_file() and source.suffix.lower() == ".csv" and source.stem.startswith("CD"):
+        from devolens.io.tables import epic_companions
+
+        for companion in epic_companions(source):
+            if companion.exists() and same_file(path, companion):
+                raise DevolensError(f"output would overwrite {companion.name}, read with {source.name} (its EPIC "
+                                    "companion file); choose another file", path=path)
 
 
 @contextlib.contextmanager
