@@ -338,10 +338,17 @@ def write_zoo(folder: Path, pred, res: pd.DataFrame, mean: pd.Series, recipe: di
         "headline": ["founder_accuracy", "depth1_accuracy"],
         "limits": [
             "Trained on 7 embryos of up to ~580 nuclei (EPIC up to ~400): later stages are untested.",
-            "The embryo frame pools all time points of an embryo in the table; a table with a single "
-            "early time point (< ~20 nuclei) gives a less reliable AP axis.",
+            "The embryo frame pools all time points of an embryo in the table, and the AP direction comes from "
+            "that pooled cloud: a table that stops early is often read the wrong way round, with high confidence "
+            "(the training embryos cut at 100-156 cells: founder accuracy 0.62-0.69; at 8-15 cells 0.00-0.29; "
+            "whole, 0.95-0.96; twenty-third session, `devolens identify` on the cut tables). The command notes "
+            "tables whose largest time point holds under 250 nuclei.",
             "The AP direction comes from the skewness of the pooled cloud (right on all 7 training embryos); "
             "an embryo where it fails gets anterior/posterior swapped.",
+            "A mirrored embryo (x or z reversed: an inverted instead of an upright microscope, a reversed "
+            "z-step) keeps most founders but loses the depth-1 names (CD20241010_JIM767_25_L3 with x mirrored: "
+            "founder 0.951 -> 0.915, depth-1 0.927 -> 0.689, MSa/MSp/Ca/Cp/Da/Dp 0-7 % right) with unchanged "
+            "confidence; rotations are harmless (99.5 % of predictions unchanged at 37 and 90 degrees).",
             "zscale unknown -> estimated from the cloud's shape (depth spread ~0.76 x minor width).",
             "Depth-1 classes: those present in the training data; deeper names are not predicted.",
             "The lineage smoothing assumes consecutive time points of ~1-1.5 min (EPIC 90 s, AceTree 60 s); "
