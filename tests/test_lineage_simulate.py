@@ -155,6 +155,17 @@ def test_cli_writes_a_readable_tidy_csv(tmp_path):
     assert not list(out.parent.glob(".*tmp*"))
 
 
+def test_cli_notes_time_points_past_hatching(tmp_path, capsys):
+    """The simulator has no terminal divisions: past the 558 cells of a hatching embryo it keeps dividing, said."""
+    out = tmp_path / "long.csv"
+    assert main(["simulate", "embryo", "--seed", "3", "--cells", "600", "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    first = int(df.groupby("time").size().gt(558).idxmax())
+    assert f"from time point {first} the embryo has more than the 558 cells" in " ".join(capsys.readouterr().err.split())
+    assert main(["simulate", "embryo", "--seed", "3", "--cells", "30", "--out", str(tmp_path / "short.csv")]) == 0
+    assert "558" not in capsys.readouterr().err
+
+
 def test_cli_bad_option_exit_2_and_no_file(tmp_path):
     out = tmp_path / "bad.csv"
     assert main(["simulate", "embryo", "--seed", "1", "--cells", "0", "--out", str(out)]) == 2

@@ -253,6 +253,13 @@ def test_zip_without_nuclei(tmp_path):
         zf.writestr("readme.txt", "hello")
     with pytest.raises(DevolensError, match="x.zip: zip holds no AceTree nuclei files"):
         read_table(p)
+    for name in ("book.xlsx", "book.csv"):  # an Excel workbook (a zip), also under a .csv name: said so
+        book = tmp_path / name
+        with zipfile.ZipFile(book, "w") as zf:
+            zf.writestr("[Content_Types].xml", "<Types/>")
+            zf.writestr("xl/workbook.xml", "<workbook/>")
+        with pytest.raises(DevolensError, match=f"{name}: an Excel workbook .* save it as CSV"):
+            read_table(book)
 
 
 def test_empty_folder(tmp_path):

@@ -63,6 +63,15 @@ def embryo(
     console.print(
         f"wrote {out}: {len(df)} rows, {len(counts)} time points, {int(counts.iloc[-1])} cells at the end"
     )
+    if int(counts.max()) > HATCHING_CELLS:  # the simulator has no terminal divisions: it keeps dividing
+        past = next(int(t) for t, n in counts.items() if n > HATCHING_CELLS)
+        console.print(f"note: from time point {past} the embryo has more than the {HATCHING_CELLS} cells a C. elegans "
+                      "embryo hatches with: the simulator knows no terminal divisions and keeps dividing, so those "
+                      "time points are not a real embryo's (--cells stops it earlier)")
+
+
+#: cells of a C. elegans embryo at hatching (the simulator goes on dividing past it)
+HATCHING_CELLS = 558
 
 
 def register(app: typer.Typer) -> None:
