@@ -196,3 +196,21 @@ def test_options_validated_by_cli(tmp_path, capsys):
     assert code == 2
     code, out, _ = run(["lineage", "cliffs", str(cd), "--json", "--min-drop", "1", "--min-fraction", "0.01"], capsys)
     assert code == 0 and json.loads(out)["cliffs"] == []
+
+
+def test_populations_notes_misspelt_names(tmp_path, capsys):
+    """'ABpL' (case matters in Sulston names) dropped out of the A counts silently: a note says how many rows and which
+    names, and that they count in the total only."""
+    rows = [("e", 1, "ABa", 1, 1, 1, 5), ("e", 1, "ABpL", 2, 2, 2, 5), ("e", 1, "EMS", 3, 3, 3, 5),
+            ("e", 2, "ABa", 1, 1, 1, 5), ("e", 2, "ABpL", 2, 2, 2, 5), ("e", 2, "Nuc7", 3, 3, 3, 5)]
+    table = tmp_path / "t.csv"
+    pd.DataFrame(rows, columns=["embryo", "time", "cell", "x", "y", "z", "size"]).to_csv(table, index=False)
+    assert main(["lineage", "populations", str(table), "--out", str(tmp_path / "p.csv")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "2 rows carry names that look like Sulston names but are not (e.g. 'ABpL'" in err
+    pops = pd.read_csv(tmp_path / "p.csv")
+    assert pops["A"].tolist() == [1, 1] and pops["total"].tolist() == [3, 3]
+    rows = [r for r in rows if r[2] != "ABpL"]
+    pd.DataFrame(rows, columns=["embryo", "time", "cell", "x", "y", "z", "size"]).to_csv(table, index=False)
+    assert main(["lineage", "populations", str(table), "--out", str(tmp_path / "q.csv")]) == 0
+    assert "look like Sulston" not in capsys.readouterr().err

@@ -148,3 +148,10 @@ def test_ancestors_chain_ends_at_zygote(name):
             assert is_ancestor(a, name)
     letters = {population_letter(a) for a in chain if founder(a) == founder(name)}
     assert letters <= {population_letter(name)}
+
+
+def test_misspelt_names_are_found_and_unnamed_ones_are_not():
+    from devolens.lineage.names import misspelt_names
+
+    names = ["ABpl", "ABpL", "ABpLa", "msAp", "Eax", "MSa", "Z2", "Nuc012", "polar1", "", None, "Xap", "P5", "ABpL"]
+    assert misspelt_names(names) == ["ABpL", "ABpLa", "Eax", "msAp"]

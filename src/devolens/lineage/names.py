@@ -133,6 +133,20 @@ def population_letter(name: str) -> str | None:
     return None if p is None else p.founder[0]
 
 
+def misspelt_names(names: Iterable[str] | pd.Series) -> list[str]:
+    """The distinct names that look like Sulston names but are not (``"ABpL"``, ``"msAp"``, ``"Eax"``): a founder's
+    name, in any case, followed by letters only, yet outside the scheme (:func:`parse_name`: case matters; ``a/p``,
+    ``l/r``, ``d/v`` only). Unnamed nuclei (``Nuc012``), polar bodies and empty names are not among them."""
+    out = []
+    for name in pd.unique(pd.Series(list(names), dtype=object).dropna().astype(str)):
+        if _LOOKS_SULSTON.match(name) and parse_name(name) is None:
+            out.append(name)
+    return sorted(out)
+
+
+_LOOKS_SULSTON = re.compile(r"^(AB|MS|EMS|E|C|D|P[0-4]|Z[23])[A-Za-z]*$", re.IGNORECASE)
+
+
 def population_letters(names: Iterable[str] | pd.Series) -> pd.Series:
     """Vectorised :func:`population_letter` (computed once per distinct name).
 
