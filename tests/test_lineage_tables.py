@@ -333,3 +333,19 @@ def test_read_positions_without_names(tmp_path):
     bad.write_text("t,x,y,z\n1,2,3,oops\n")
     with pytest.raises(DevolensError, match="oops"):
         read_positions(bad)
+
+
+def test_a_malformed_line_in_a_large_acetree_zip_gives_one_error_no_pandas_warning(tmp_path):
+    """A bad value late in a large AceTree zip is refused naming file and line, and no pandas DtypeWarning (its
+    chunked type guessing) reaches the user's terminal."""
+    import warnings
+
+    frames = {t: [(1, 10 + i, 20 + i, 5.0, 12, f"ABa{'lr'[i % 2]}") for i in range(1000)] for t in range(1, 61)}
+    path = write_acetree_zip(tmp_path / "big.zip", frames)
+    with zipfile.ZipFile(path, "a") as zf:  # a last file whose second line has text in the x column
+        zf.writestr("nuclei/t061-nuclei", "1, 1, -1, -1, -1, 10, 20, 5.0, 12, ABa, 0\n"
+                                          "2, 1, -1, -1, -1, ten, 20, 5.0, 12, ABp, 0\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        with pytest.raises(DevolensError, match="t061.*line 2"):
+            read_table(path)

@@ -636,7 +636,7 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
         # spaces, names are stripped afterwards (faster than skipinitialspace)
         raw_df = pd.read_csv(
             io.BytesIO(blob), header=None, usecols=[0, 1, 5, 6, 7, 8, 9], names=range(_ACETREE_NCOLS),
-            dtype={9: str}, index_col=False, skip_blank_lines=False, on_bad_lines="error",
+            dtype={9: str}, index_col=False, skip_blank_lines=False, on_bad_lines="error", low_memory=False,
         )
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
         msg = " ".join(str(exc).split())
