@@ -339,10 +339,11 @@ def write_zoo(folder: Path, pred, res: pd.DataFrame, mean: pd.Series, recipe: di
         "limits": [
             "Trained on 7 embryos of up to ~580 nuclei (EPIC up to ~400): later stages are untested.",
             "The embryo frame pools all time points of an embryo in the table, and the AP direction comes from "
-            "that pooled cloud: a table that stops early is often read the wrong way round, with high confidence "
-            "(the training embryos cut at 100-156 cells: founder accuracy 0.62-0.69; at 8-15 cells 0.00-0.29; "
-            "whole, 0.95-0.96; twenty-third session, `devolens identify` on the cut tables). The command notes "
-            "tables whose largest time point holds under 250 nuclei.",
+            "that pooled cloud: a table that stops early can be read the wrong way round, with high confidence "
+            "(two of the training embryos, CD20241010_JIM767_25_L2 and _L3, cut at 100-172 cells: founder "
+            "accuracy 0.62-0.95, mostly under 0.70; at 8-15 cells 0.00-0.29; whole, 0.95-0.96; `devolens "
+            "identify` on the cut tables; measured on the twenty-third session's model: measure again after "
+            "retraining). The command notes embryos whose largest time point holds under 200 nuclei.",
             "The AP direction comes from the skewness of the pooled cloud (right on all 7 training embryos); "
             "an embryo where it fails gets anterior/posterior swapped.",
             "A mirrored embryo (x or z reversed: an inverted instead of an upright microscope, a reversed "

@@ -207,10 +207,10 @@ def test_populations_notes_misspelt_names(tmp_path, capsys):
     pd.DataFrame(rows, columns=["embryo", "time", "cell", "x", "y", "z", "size"]).to_csv(table, index=False)
     assert main(["lineage", "populations", str(table), "--out", str(tmp_path / "p.csv")]) == 0
     err = " ".join(capsys.readouterr().err.split())
-    assert "2 rows carry names that look like Sulston names but are not (e.g. 'ABpL'" in err
+    assert "2 rows carry names that are Sulston names but for their case (e.g. 'ABpL'" in err
     pops = pd.read_csv(tmp_path / "p.csv")
     assert pops["A"].tolist() == [1, 1] and pops["total"].tolist() == [3, 3]
     rows = [r for r in rows if r[2] != "ABpL"]
     pd.DataFrame(rows, columns=["embryo", "time", "cell", "x", "y", "z", "size"]).to_csv(table, index=False)
     assert main(["lineage", "populations", str(table), "--out", str(tmp_path / "q.csv")]) == 0
-    assert "look like Sulston" not in capsys.readouterr().err
+    assert "but for their case" not in capsys.readouterr().err

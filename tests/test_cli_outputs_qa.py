@@ -265,3 +265,22 @@ def test_an_epic_tables_companion_files_are_inputs_too(tmp_path, capsys, command
     assert main([*command, str(cd), "--out", str(target)]) == 2
     assert f"output would overwrite {target.name}, read with {cd.name}" in _error(capsys)
     assert target.read_bytes() == before
+
+
+def test_files_read_with_a_table_are_inputs_whatever_its_name(tmp_path, capsys):
+    """The EPIC reader goes by content: a CD table saved as emb.csv reads embAuxInfo.csv and TIMEemb.csv beside it;
+    a tidy table reads its .meta.json. None may be an --out."""
+    from _lineage_builders import write_cd
+
+    cd = write_cd(tmp_path / "emb.csv", [("ABa", 1, 4.0, 100, 200, 60, -5), ("ABp", 1, 5.5, 120, 210, 62, -6)])
+    time = tmp_path / "TIMEemb.csv"
+    time.write_text("emb\t1\t0\t0\n")
+    assert main(["lineage", "convert", str(cd), "--out", str(time)]) == 2
+    assert "output would overwrite TIMEemb.csv, read with emb.csv" in _error(capsys)
+    tidy = tmp_path / "t.csv"
+    assert main(["lineage", "convert", str(cd), "--out", str(tidy)]) == 0
+    meta = tmp_path / "t.meta.json"
+    assert meta.exists()
+    before = meta.read_bytes()
+    assert main(["lineage", "populations", str(tidy), "--out", str(meta)]) == 2
+    assert "output would overwrite t.meta.json, read with t.csv" in _error(capsys) and meta.read_bytes() == before

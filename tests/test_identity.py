@@ -336,8 +336,8 @@ def test_cli_identify_writes_predictions(tmp_path, capsys):
     out = tmp_path / "cells.csv"
     assert _cli(["identify", str(src), "--out", str(out), "--tta", "1"]) == 0
     largest = int(df.groupby("time").size().max())
-    assert largest < 250  # a table that stops early: its orientation is often wrong, said
-    assert f"the table's largest time point holds {largest} nuclei" in " ".join(capsys.readouterr().err.split())
+    assert largest < 200  # a table that stops early: its orientation can be wrong, said
+    assert f"the table stops at {largest} nuclei" in " ".join(capsys.readouterr().err.split())
     res = pd.read_csv(out)
     assert len(res) == len(df)
     assert {"embryo", "time", "cell", "x", "y", "z", "pred_founder", "pred_depth1", "confidence"} <= set(res.columns)

@@ -153,5 +153,6 @@ def test_ancestors_chain_ends_at_zygote(name):
 def test_misspelt_names_are_found_and_unnamed_ones_are_not():
     from devolens.lineage.names import misspelt_names
 
-    names = ["ABpl", "ABpL", "ABpLa", "msAp", "Eax", "MSa", "Z2", "Nuc012", "polar1", "", None, "Xap", "P5", "ABpL"]
-    assert misspelt_names(names) == ["ABpL", "ABpLa", "Eax", "msAp"]
+    names = ["ABpl", "ABpL", "ABpLa", "msAp", "abal", "Eax", "MSa", "Z2", "Nuc012", "polar1", "", None, "Xap", "P5",
+             "ABpL", "Dead", "Cell", "Epi", "Debris", "Dada", "EMS", "P0"]
+    assert misspelt_names(names) == ["ABpL", "ABpLa", "abal", "msAp"]  # ('Dada' is a Sulston name: D, a, d, a)

@@ -270,7 +270,7 @@ def test_identify_cli_notes_copies_and_time_gaps(tmp_path, capsys):
     notes = [line for line in err.splitlines() if line.startswith("note:")]
     assert len(notes) == 3  # (the toy embryo's few nuclei: a table that stops early, noted too)
     assert notes[0].startswith(f"note: {len(df)} row(s) repeat an earlier nucleus")
-    assert notes[1].startswith("note: the table's largest time point holds")
+    assert notes[1].startswith("note: the table stops at")
     assert "time point 1000000000 is 999999996 after the previous one (4)" in notes[2]
     assert "not smoothed across the gap" in notes[2]
     # every row and its copy (read back in time order) have the same names

@@ -106,8 +106,9 @@ def print_stack_notes(path: Path, pages: str = "time") -> None:
 
 def check_out(path: Path, source: Path) -> None:
     """Refuse an output file that would overwrite the input ``source`` or is a folder, before any work
-    (``devolens identify t.csv --out t.csv`` would replace the user's table). An EPIC table's AuxInfo and TIME
-    files beside it are inputs too (read with it)."""
+    (``devolens identify t.csv --out t.csv`` would replace the user's table). The files read with it are inputs
+    too: an EPIC table's AuxInfo and TIME files beside it (whatever its name: the reader goes by content), a tidy
+    table's ``.meta.json``."""
     from devolens.errors import DevolensError
 
     if not path.exists():
@@ -116,13 +117,13 @@ def check_out(path: Path, source: Path) -> None:
         raise DevolensError("output path is a folder", path=path)
     if source.exists() and same_file(path, source):
         raise DevolensError("output would overwrite the input; choose another file", path=path)
-    if source.is_file() and source.suffix.lower() == ".csv" and source.stem.startswith("CD"):
+    if source.is_file():  # read with it: an EPIC table's AuxInfo and TIME files, a tidy table's .meta.json
         from devolens.io.tables import epic_companions
 
-        for companion in epic_companions(source):
+        for companion in (*epic_companions(source), source.with_name(source.stem + ".meta.json")):
             if companion.exists() and same_file(path, companion):
-                raise DevolensError(f"output would overwrite {companion.name}, read with {source.name} (its EPIC "
-                                    "companion file); choose another file", path=path)
+                raise DevolensError(f"output would overwrite {companion.name}, read with {source.name} (a file "
+                                    "that goes with it); choose another file", path=path)
 
 
 @contextlib.contextmanager

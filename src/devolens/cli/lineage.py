@@ -147,9 +147,9 @@ def register(app: typer.Typer) -> None:
         bad = misspelt_names(df["cell"])
         if bad:  # counted in the total only: say so, a letter's curve would dip without a word
             rows = int(df["cell"].isin(bad).sum())
-            note(f"{rows} row{'s' if rows != 1 else ''} carry names that look like Sulston names but are not "
-                 f"(e.g. {', '.join(repr(b) for b in bad[:3])}; the names are case-sensitive: a/p, l/r, d/v in lower "
-                 "case): counted in the total only, not in a population letter")
+            note(f"{rows} row{'s' if rows != 1 else ''} carry names that are Sulston names but for their case "
+                 f"(e.g. {', '.join(repr(b) for b in bad[:3])}; the founder in capitals, a/p, l/r, d/v in small "
+                 "letters): counted in the total only, not in a population letter")
 
     @group.command("cliffs")
     def cliffs_cmd(

@@ -66,8 +66,8 @@ def embryo(
     if int(counts.max()) > HATCHING_CELLS:  # the simulator has no terminal divisions: it keeps dividing
         past = next(int(t) for t, n in counts.items() if n > HATCHING_CELLS)
         console.print(f"note: from time point {past} the embryo has more than the {HATCHING_CELLS} cells a C. elegans "
-                      "embryo hatches with: the simulator knows no terminal divisions and keeps dividing, so those "
-                      "time points are not a real embryo's (--cells stops it earlier)")
+                      "embryo hatches with: the simulator's cells (but Z2 and Z3) keep dividing where a real embryo's "
+                      "stop, so those time points are not a real embryo's (--cells stops it earlier)")
 
 
 #: cells of a C. elegans embryo at hatching (the simulator goes on dividing past it)

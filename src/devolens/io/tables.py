@@ -556,9 +556,14 @@ def _acetree_sources(path: Path, notes: list[str] | None = None) -> list[tuple[i
                     folder = info.filename.rsplit("/", 1)[0] if "/" in info.filename else ""
                     by_folder.setdefault(folder, []).append((int(m.group(1)), info.filename))
             if not by_folder:
-                if any(n.startswith("xl/") or n == "[Content_Types].xml" for n in zf.namelist()):
+                listed = zf.namelist()
+                if any(n.startswith("xl/") for n in listed):
                     raise DevolensError("an Excel workbook (.xlsx), not a table devolens reads: save it as CSV "
                                         "(File > Save As > CSV)", path=path)
+                if "content.xml" in listed and any("opendocument.spreadsheet" in zf.read(n).decode("ascii", "replace")
+                                                   for n in listed if n == "mimetype"):
+                    raise DevolensError("an OpenDocument spreadsheet (.ods), not a table devolens reads: save it as "
+                                        "CSV (File > Save As > CSV)", path=path)
                 raise DevolensError("zip holds no AceTree nuclei files (nuclei/tNNN-nuclei)", path=path)
             if len(by_folder) > 1:
                 shown = ", ".join(f"{f or '(top level)'}/" for f in sorted(by_folder))

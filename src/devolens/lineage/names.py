@@ -134,17 +134,20 @@ def population_letter(name: str) -> str | None:
 
 
 def misspelt_names(names: Iterable[str] | pd.Series) -> list[str]:
-    """The distinct names that look like Sulston names but are not (``"ABpL"``, ``"msAp"``, ``"Eax"``): a founder's
-    name, in any case, followed by letters only, yet outside the scheme (:func:`parse_name`: case matters; ``a/p``,
-    ``l/r``, ``d/v`` only). Unnamed nuclei (``Nuc012``), polar bodies and empty names are not among them."""
+    """The distinct names outside the scheme that are Sulston names but for their case (``"ABpL"``, ``"msAp"``,
+    ``"abal"``): :func:`parse_name` takes the founder in capitals and the divisions in small letters only. Other
+    words (``Dead``, ``Cell``, ``Nuc012``, polar bodies) are not among them."""
     out = []
     for name in pd.unique(pd.Series(list(names), dtype=object).dropna().astype(str)):
-        if _LOOKS_SULSTON.match(name) and parse_name(name) is None:
-            out.append(name)
+        m = _LOOKS_SULSTON.match(name)
+        if m and parse_name(name) is None:
+            fixed = m.group(1).upper() + m.group(2).lower()
+            if parse_name(fixed) is not None:
+                out.append(name)
     return sorted(out)
 
 
-_LOOKS_SULSTON = re.compile(r"^(AB|MS|EMS|E|C|D|P[0-4]|Z[23])[A-Za-z]*$", re.IGNORECASE)
+_LOOKS_SULSTON = re.compile(r"^(AB|MS|EMS|E|C|D|P[0-4]|Z[23])([aplrdv]*)$", re.IGNORECASE)
 
 
 def population_letters(names: Iterable[str] | pd.Series) -> pd.Series:

@@ -1358,7 +1358,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             return _finished_run(out, rec, names, done, device)
         if info is not None:  # how far it goes (the recipe's train.epochs unless --epochs says otherwise)
             info(f"resuming after epoch {done}, up to epoch {int(T['epochs'])}"
-                 + (" (the run's train.epochs; --epochs N stops earlier)" if epochs is None else ""))
+                 + (" (the run's train.epochs; --epochs N sets another end)" if epochs is None else ""))
     seed = int(rec["seed"])
     seed_everything(seed)
 
