@@ -260,6 +260,12 @@ def test_zip_without_nuclei(tmp_path):
             zf.writestr("xl/workbook.xml", "<workbook/>")
         with pytest.raises(DevolensError, match=f"{name}: an Excel workbook .* save it as CSV"):
             read_table(book)
+    ods = tmp_path / "sheet.ods"
+    with zipfile.ZipFile(ods, "w") as zf:
+        zf.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        zf.writestr("content.xml", "<office:document-content/>")
+    with pytest.raises(DevolensError, match="sheet.ods: an OpenDocument spreadsheet"):
+        read_table(ods)
 
 
 def test_empty_folder(tmp_path):
