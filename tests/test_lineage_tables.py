@@ -355,3 +355,17 @@ def test_a_malformed_line_in_a_large_acetree_zip_gives_one_error_no_pandas_warni
         warnings.simplefilter("error")  # any warning fails the test
         with pytest.raises(DevolensError, match="t061.*line 2"):
             read_table(path)
+
+
+def test_acetree_series_with_a_hole_is_noted(tmp_path):
+    """A time point without its nuclei file, or with an empty one, inside the series: the table skips it, said (the
+    population curves and the cliff finder read across it without a word before)."""
+    rows = [(1, 10, 20, 5.0, 12, "ABa"), (1, 30, 40, 6.5, 14, "P1")]
+    frames = {t: rows for t in (1, 2, 4, 5, 7, 8)}
+    path = write_acetree_zip(tmp_path / "holes.zip", frames)
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("nuclei/t006-nuclei", "")
+    notes = " ".join(read_table(path).attrs.get("notes") or [])
+    assert "time point 3 has no nuclei file" in notes and "time point 6 is empty" in notes
+    whole = write_acetree_zip(tmp_path / "whole.zip", {t: rows for t in range(1, 6)})
+    assert not read_table(whole).attrs.get("notes")

@@ -618,6 +618,7 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
         default_name = path.parent.name if path.name == "nuclei" else path.stem
     chunks, times, counts = [], [], []
     n_old = 0
+    empty: list[int] = []  # time points whose nuclei file holds nothing
     for t, raw in sources:
         if b"\x00" in raw[:4096]:
             raise DevolensError(f"nuclei file t{t:03d} is binary", path=path)
@@ -625,6 +626,7 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
             raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         text = raw.rstrip()  # blank lines inside stay: they parse to all-missing rows, dropped below
         if not text:
+            empty.append(t)
             continue
         if not _has_comma_first_line(text):  # AceTree's rule: a first line without commas is the old layout
             text = _acetree_old_format(text, t, path)
@@ -672,7 +674,33 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
     if n_old:
         notes.append(f"{n_old} nuclei file(s) in AceTree's old space-separated layout (index x y z name size weight "
                      "status ...): read as such")
+    gap = _acetree_gaps([t for t, _ in sources], empty)
+    if gap:
+        notes.append(gap)
     return _finish(df, "acetree", path, {"notes": notes} if notes else {})
+
+
+def _acetree_gaps(times: list[int], empty: list[int]) -> str | None:
+    """A note on the time points missing inside an AceTree series (no ``tNNN-nuclei`` file between the first and the
+    last) or with an empty file: the table skips them, and population curves and cliffs read across the hole."""
+    if len(times) < 2:
+        return None
+    have, empty = set(times), sorted(set(empty))
+    missing = [t for t in range(min(have), max(have) + 1) if t not in have]
+    if not missing and not empty:
+        return None
+
+    def shown(ts: list[int]) -> str:
+        return ", ".join(str(t) for t in ts[:5]) + (f" (and {len(ts) - 5} more)" if len(ts) > 5 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"time point{'s' if len(missing) > 1 else ''} {shown(missing)} {'have' if len(missing) > 1 else 'has'} "
+                     "no nuclei file")
+    if empty:
+        parts.append(f"the nuclei file{'s' if len(empty) > 1 else ''} of time point{'s' if len(empty) > 1 else ''} "
+                     f"{shown(empty)} {'are' if len(empty) > 1 else 'is'} empty")
+    return " and ".join(parts) + ": the table skips them (files lost when the series was copied or zipped?)"
 
 
 def _has_comma_first_line(text: bytes) -> bool:
