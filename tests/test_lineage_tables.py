@@ -369,3 +369,13 @@ def test_acetree_series_with_a_hole_is_noted(tmp_path):
     assert "time point 3 has no nuclei file" in notes and "time point 6 is empty" in notes
     whole = write_acetree_zip(tmp_path / "whole.zip", {t: rows for t in range(1, 6)})
     assert not read_table(whole).attrs.get("notes")
+
+
+def test_sizes_of_zero_or_less_are_noted(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"embryo": "e", "time": [1, 1, 2], "cell": ["ABa", "ABp", "ABal"], "x": [1.0, 2, 3],
+                  "y": [1.0, 2, 3], "z": [1.0, 2, 3], "size": [10.0, -10, 0]}).to_csv(path, index=False)
+    notes = read_table(path).attrs.get("notes") or []
+    assert any("2 row(s) give a nucleus size of 0 or less (e.g. ABp at time 1: -10.0)" in n for n in notes)
+    pd.read_csv(path).assign(size=[10.0, 9.0, 8.0]).to_csv(path, index=False)
+    assert not read_table(path).attrs.get("notes")

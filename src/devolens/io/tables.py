@@ -80,6 +80,13 @@ def _finish(df: pd.DataFrame, fmt: str, path: Path, meta: dict[str, Any]) -> pd.
         df = df.sort_values("time", kind="stable")
     df = df.reset_index(drop=True)
     df.attrs = {"format": fmt, "source": str(path), **_empty_meta(), **meta}
+    size = pd.to_numeric(df["size"], errors="coerce") if "size" in df.columns else None
+    bad = (size <= 0).to_numpy() if size is not None else np.zeros(len(df), bool)
+    if bad.any():  # kept (a placeholder row may carry no size), but a renderer draws no nucleus for them: said
+        i = int(np.flatnonzero(bad)[0])
+        df.attrs["notes"] = list(df.attrs.get("notes") or []) + [
+            f"{int(bad.sum())} row(s) give a nucleus size of 0 or less (e.g. {df['cell'].iat[i] or 'a nucleus'} at "
+            f"time {df['time'].iat[i]}: {df['size'].iat[i]}): kept, but no size is known for them"]
     return df
 
 
