@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from devolens.errors import DevolensError
-from devolens.predict.postprocess import (CANVAS_PIXELS, FLAT_BLOCK, FLAT_SHARE, Prepared, _one_channel, alone,
-                                         auto_channel, fill_blocks, percentile_limits, prepare_image)
+from devolens.predict.postprocess import (CANVAS_PIXELS, FLAT_SHARE, Prepared, _one_channel, alone, auto_channel,
+                                         content_box, percentile_limits, prepare_image)
 
 if TYPE_CHECKING:
     from devolens.predict.segment import SegmentationResult, _SegmentationPredictor
@@ -57,18 +57,6 @@ def goes_by_blocks(shape: tuple[int, ...], scale: float, limit: float = BLOCK_PI
     if len(shape) < 2:
         return False
     return float(shape[0]) * float(shape[1]) * float(scale) ** 2 > limit
-
-
-def _not_fill(part: np.ndarray, fill: float) -> tuple[int, int, int, int] | None:
-    """The box (rows, columns of ``part``) around its blocks that do not hold ``fill`` only
-    (:func:`~devolens.predict.postprocess.fill_blocks`); None when every block does."""
-    content = ~fill_blocks(part, fill)
-    rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
-    if not rows.size:
-        return None
-    b = FLAT_BLOCK
-    return (int(rows[0]) * b, min(part.shape[0], (int(rows[-1]) + 1) * b),
-            int(cols[0]) * b, min(part.shape[1], (int(cols[-1]) + 1) * b))
 
 
 def margin_working(predictor: "_SegmentationPredictor") -> int:
@@ -152,7 +140,8 @@ class _Run:
         if not len(percentiles):
             return  # the input type's range: nothing to measure
         plan = self.plan
-        step = max(1, int(math.sqrt(plan.shape[0] * plan.shape[1] * scale ** 2 / SAMPLE_PIXELS)))
+        total = plan.shape[0] * plan.shape[1] * scale ** 2  # working pixels
+        step = max(1, int(math.sqrt(total / SAMPLE_PIXELS)))
         # each core's sample with the working rows and columns it lies at, and the box around what is not the
         # canvas's fill (the image's top-left value), to read a filled canvas's percentiles in that box only
         samples, fill, area = [], None, None
@@ -170,14 +159,13 @@ class _Run:
                             gx + np.arange(0, part.shape[1], step)))
             finite = np.where(np.isfinite(part), part, -np.inf)  # NaN fill counts as one value
             fill = finite[0, 0] if fill is None else fill
-            local = _not_fill(finite, fill)
+            local = content_box(finite, fill)
             if local is not None:
                 ly0, ly1, lx0, lx1 = local
                 b = (gy + ly0, gy + ly1, gx + lx0, gx + lx1)
                 area = b if area is None else (min(area[0], b[0]), max(area[1], b[1]), min(area[2], b[2]),
                                                max(area[3], b[3]))
             tick()
-        total = plan.shape[0] * plan.shape[1] * scale ** 2
         canvas = (total >= CANVAS_PIXELS and area is not None
                   and (area[1] - area[0]) * (area[3] - area[2]) <= (1.0 - FLAT_SHARE) * total)
         if canvas:  # a canvas filled with one value: percentiles in the box around the imaged area, as the whole

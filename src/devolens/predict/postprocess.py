@@ -196,13 +196,18 @@ def _fill_box(content: np.ndarray) -> tuple[int, int, int, int] | None:
     """``(y0, y1, x0, x1)``: the box around the True cells of ``content`` (2-D: the cells whose value differs
     from the top-left corner's), when the corner's value is a fill (the cells outside the box, all fill, are
     :data:`FLAT_SHARE` or more of them); else None."""
+    box = _cells_box(content)
+    if box is None or (box[1] - box[0]) * (box[3] - box[2]) > (1.0 - FLAT_SHARE) * content.size:
+        return None
+    return box
+
+
+def _cells_box(content: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the box around the True cells of ``content`` (2-D); None when there are none."""
     rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
-    if not rows.size or content.all():
+    if not rows.size:
         return None
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    if (y1 - y0) * (x1 - x0) > (1.0 - FLAT_SHARE) * content.size:
-        return None
-    return y0, y1, x0, x1
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def _signal_channel(arr: np.ndarray) -> int | None:
@@ -263,15 +268,6 @@ FLAT_BLOCK = 32
 FLAT_SHARE = 0.75
 
 
-def flat_blocks(arr: np.ndarray) -> np.ndarray:
-    """Which whole ``FLAT_BLOCK`` x ``FLAT_BLOCK`` blocks of ``arr`` (2-D) hold one value only (the partial
-    blocks at the bottom and right are left out): ``(H // B, W // B)`` bool."""
-    b = FLAT_BLOCK
-    hb, wb = arr.shape[0] // b, arr.shape[1] // b
-    v = arr[:hb * b, :wb * b].reshape(hb, b, wb, b)
-    return v.max(axis=(1, 3)) == v.min(axis=(1, 3))
-
-
 def content_sample(arr: np.ndarray, step: int) -> np.ndarray:
     """The pixels of ``arr`` (finite float32, working resolution) whose percentiles normalise it: every
     ``step``-th of every ``step``-th row, but of a canvas filled with one value around an imaged area only
@@ -297,21 +293,33 @@ def canvas_box(arr: np.ndarray) -> tuple[int, int, int, int] | None:
     """``(y0, y1, x0, x1)``, pixels of ``arr`` (2-D): the box around its content when it is an imaged area inside
     a canvas filled with one value (the top-left pixel's: the :func:`fill_blocks` outside the box are
     :data:`FLAT_SHARE` or more of all blocks); else None."""
-    content = ~fill_blocks(arr, arr[0, 0])
-    box = _fill_box(content)
+    return _pixels(_fill_box(~fill_blocks(arr, arr[0, 0])), arr.shape)
+
+
+def content_box(arr: np.ndarray, fill: float) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``, pixels of ``arr`` (2-D): the box around its blocks that do not hold ``fill`` only
+    (:func:`fill_blocks`); None when every block does."""
+    return _pixels(_cells_box(~fill_blocks(arr, fill)), arr.shape)
+
+
+def _pixels(box: tuple[int, int, int, int] | None, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+    """A box of :func:`fill_blocks` cells in pixels (clipped to ``shape``: partial blocks at the edges)."""
     if box is None:
         return None
     b = FLAT_BLOCK
-    return box[0] * b, min(arr.shape[0], box[1] * b), box[2] * b, min(arr.shape[1], box[3] * b)
+    return box[0] * b, min(shape[0], box[1] * b), box[2] * b, min(shape[1], box[3] * b)
 
 
 def fill_blocks(arr: np.ndarray, fill: float) -> np.ndarray:
     """Which ``FLAT_BLOCK`` x ``FLAT_BLOCK`` blocks of ``arr`` (2-D; the partial blocks at the bottom and right
-    edges judged on their own pixels) hold ``fill`` only: ``(ceil(H / B), ceil(W / B))`` bool."""
+    edges judged on their own pixels) hold ``fill`` only: ``(ceil(H / B), ceil(W / B))`` bool. One pass over a
+    boolean image (a NaN is never the fill)."""
     b = FLAT_BLOCK
     h, w = arr.shape
-    full = np.pad(arr, ((0, -h % b), (0, -w % b)), mode="edge") if (h % b or w % b) else arr
-    return flat_blocks(full) & (full[::b, ::b] == fill)
+    other = arr != fill
+    if h % b or w % b:  # the pixels beyond the edges hold nothing but fill
+        other = np.pad(other, ((0, -h % b), (0, -w % b)))
+    return ~other.reshape(other.shape[0] // b, b, other.shape[1] // b, b).any(axis=(1, 3))
 
 
 def percentile_limits(sample: np.ndarray, low: float, high: float) -> tuple[float, float]:
