@@ -15,6 +15,7 @@ class DevolensError(Exception):
     """A problem with the user's input; the message is shown as is (one line)."""
 
     def __init__(self, message: str, path: str | Path | None = None):
+        self.message = message  # without the path
         self.path = None if path is None else Path(path)
         text = f"{self.path}: {message}" if self.path is not None else message
         super().__init__(text)

@@ -112,9 +112,12 @@ class _Source:
 
             transform = None
             if prepare is not None:  # frames also prepared for the network in that thread
-                from functools import partial
+                from devolens.io.missing import MissingFrame
+                from devolens.predict.blocks import prepare_ahead
 
-                transform = partial(_prepared_ahead, key=prepare)  # (a giant image is prepared block by block)
+                def transform(frame):  # (a giant image is prepared block by block; a frame not read passes as is)
+                    return frame if isinstance(frame, MissingFrame) else prepare_ahead(frame, prepare)
+
             self._frames = ReadAhead(self._frames, max_bytes=read_ahead, name="devolens-decode", transform=transform)
         self._info = None
         if self.is_video and not self.is_stack:  # frame count and rate: probed in the background
@@ -191,14 +194,15 @@ class _Source:
 
         for i, frame in enumerate(self._frames):
             self.read = i + 1
-            lost = isinstance(frame, MissingFrame) and frame.reason == "lost"
+            unread = isinstance(frame, MissingFrame)
+            lost = unread and frame.reason == "lost"
             if self.report_lost is not None and lost != (i in self.report_lost):
                 raise DevolensError(
                     "--skip-flagged: this curation report numbers the video's frames otherwise than this reading of "
                     f"it (frame {i} is {'missing' if lost else 'there'} here, {'there' if lost else 'missing'} in "
                     "the report: made by another devolens or ffmpeg?), so it would skip the wrong frames; curate the "
                     "video again (or give --skip-flagged auto)", path=self.report_path)
-            if isinstance(frame, MissingFrame):
+            if unread:
                 name = "" if self.names is None or i >= len(self.names) else self.names[i]
                 if not lost and i not in skip:
                     raise DevolensError(f"{frame.detail} (to leave out the files that cannot be read: --skip-flagged "
@@ -231,21 +235,6 @@ class _Source:
         close = getattr(self._frames, "close", None)
         if close is not None:
             close()
-
-
-def _clock_min_frames() -> int:
-    from devolens.predict.clock import MIN_FRAMES
-
-    return MIN_FRAMES
-
-
-def _prepared_ahead(frame, key: tuple):
-    """:func:`devolens.predict.blocks.prepare_ahead` in the read-ahead thread; a frame that could not be read
-    (:class:`~devolens.io.missing.MissingFrame`) passes as it is."""
-    from devolens.io.missing import MissingFrame
-    from devolens.predict.blocks import prepare_ahead
-
-    return frame if isinstance(frame, MissingFrame) else prepare_ahead(frame, key)
 
 
 AUTO_CURATE = "auto"
@@ -615,14 +604,17 @@ def run_segmentation(
         counts: list[tuple] = []
         first: list = []  # the first frames (centres of giant ones), for the colour and the blobs-or-lines notes
         giants: list[tuple] = []  # (frame, shape, blocks, uint32 labels) of images segmented block by block
-        sizes: set[tuple[int, int]] = set()  # the images' heights and widths (a folder of several sizes: a note)
+        # the images' heights and widths: one estimate for a folder of several sizes gets a note
+        sizes: set[tuple[int, int]] = set()
+        note_sizes = diameter == "auto" and not source.is_video
         total = _progress_total(source.total - len(skip) if source.total else 0)
 
         def frames() -> Iterator:
             for pos, frame in source.iter(skip):
                 prepared = isinstance(frame, Prepared)
                 arr = frame.image if prepared else np.asarray(frame)
-                sizes.add(tuple(sorted(arr.shape[:2])))  # (a portrait and a landscape frame: one size)
+                if note_sizes:
+                    sizes.add(tuple(sorted(arr.shape[:2])))  # (a portrait and a landscape frame: one size)
                 if len(first) < SHAPE_FRAMES:
                     first.append(_centre(arr).copy())  # (a copy: a giant frame is not kept alive by a view)
                 pending.append((pos, arr))
@@ -701,7 +693,7 @@ def run_segmentation(
             "ended_early": source.ended_early(),
             "missing": source.missing_note(),
             # one estimate for images of several sizes: perhaps several magnifications
-            "sizes": sorted(sizes) if diameter == "auto" and not source.is_video and len(sizes) > 1 else None,
+            "sizes": sorted(sizes) if len(sizes) > 1 else None,
             "giants": giants,
             "colour_note": _colour_note(first[0] if first else None, kind, predictor.network.channel),
             "shape_note": _shape_note(first, kind, predictor),
@@ -955,9 +947,11 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         source.close()
         raise DevolensError("--clock fits a timelapse (a video, a folder of frames or a TIFF timelapse), not one image",
                             path=input_path)
-    if clock and source.total and source.total - len(skip) < _clock_min_frames():  # before any inference
+    from devolens.predict.clock import MIN_FRAMES as CLOCK_MIN_FRAMES
+
+    if clock and source.total and source.total - len(skip) < CLOCK_MIN_FRAMES:  # before any inference
         source.close()
-        raise DevolensError(f"the developmental clock needs a timelapse of at least {_clock_min_frames()} frames, "
+        raise DevolensError(f"the developmental clock needs a timelapse of at least {CLOCK_MIN_FRAMES} frames, "
                             f"got {source.total - len(skip)}" + (" (flagged frames left out)" if skip else ""),
                             path=input_path)
     positions: collections.deque = collections.deque()

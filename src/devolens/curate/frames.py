@@ -590,7 +590,7 @@ def score_frames(
         seq, time = _parse_name(name)
         if isinstance(image, MissingFrame):
             missing.append({"frame": i, "file": name or "", "sequence": seq, "time": time,
-                            _MISSING_KINDS.get(image.reason, "unreadable"): True})
+                            _MISSING_KINDS[image.reason]: True})
             details.append((i, name or "", image.reason, image.detail))
             prev_small = None  # no change measured across it
             if progress is not None:
@@ -628,7 +628,7 @@ def score_frames(
     report = pd.concat(parts, ignore_index=True)
     if missing:  # in frame order among the others (a folder's dropped rows stay after the frame they follow)
         gone = pd.DataFrame(missing)
-        if "time" in gone.columns and gone["time"].notna().any():  # an unreadable t012.png is no gap in the times
+        if gone["time"].notna().any():  # an unreadable t012.png is no gap in the times
             have = set(zip(gone["sequence"], gone["time"]))
             same = np.array([(q, t) in have for q, t in zip(report["sequence"], report["time"])], bool)
             report = report[~(report["frame"].isna().to_numpy(bool) & same)].reset_index(drop=True)
@@ -805,11 +805,24 @@ def load_report(report: str | Path | pd.DataFrame) -> pd.DataFrame:
 
 def _flag_mask(df: pd.DataFrame) -> np.ndarray:
     if "flagged" in df.columns:
-        col = df["flagged"]
-        if col.dtype == object:
-            return col.astype(str).str.strip().str.lower().isin(["true", "1", "yes"]).to_numpy()
-        return col.fillna(False).astype(bool).to_numpy()
+        return _bool_column(df, "flagged")
     return (df["flag"].fillna("").astype(str).str.strip() != "").to_numpy()
+
+
+def _bool_column(df: pd.DataFrame, name: str) -> np.ndarray:
+    """A report's boolean column (read back from CSV as bools, or as text: true/1/yes); all False when absent."""
+    if name not in df.columns:
+        return np.zeros(len(df), bool)
+    col = df[name]
+    if col.dtype == object:
+        return col.astype(str).str.strip().str.lower().isin(["true", "1", "yes"]).to_numpy()
+    return col.fillna(False).astype(bool).to_numpy()
+
+
+def _numbered(df: pd.DataFrame, mask: np.ndarray) -> set[int]:
+    """The frame numbers of the rows of ``mask`` that have one."""
+    frames = pd.to_numeric(df["frame"], errors="coerce")
+    return {int(v) for v in frames[frames.notna().to_numpy() & mask]}
 
 
 def flagged_frames(report: str | Path | pd.DataFrame) -> set[int]:
@@ -836,26 +849,14 @@ def flagged_frames(report: str | Path | pd.DataFrame) -> set[int]:
         Missing file, or a table without the report's columns.
     """
     df = load_report(report)
-    frames = pd.to_numeric(df["frame"], errors="coerce")
-    sel = _flag_mask(df) & frames.notna().to_numpy() & ~_dropped_mask(df)
-    return {int(v) for v in frames[sel]}
-
-
-def _dropped_mask(df: pd.DataFrame) -> np.ndarray:
-    if "dropped" not in df.columns:
-        return np.zeros(len(df), bool)
-    col = df["dropped"]
-    if col.dtype == object:
-        return col.astype(str).str.strip().str.lower().isin(["true", "1", "yes"]).to_numpy()
-    return col.fillna(False).astype(bool).to_numpy()
+    return _numbered(df, _flag_mask(df) & ~_bool_column(df, "dropped"))
 
 
 def dropped_frames(report: str | Path | pd.DataFrame) -> set[int]:
     """Numbers of the frames a curation report found missing in the middle of a video (``dropped`` rows with a
     frame number: the frames after them keep their numbers, see :mod:`devolens.io.missing`)."""
     df = load_report(report)
-    frames = pd.to_numeric(df["frame"], errors="coerce")
-    return {int(v) for v in frames[frames.notna().to_numpy() & _dropped_mask(df)]}
+    return _numbered(df, _bool_column(df, "dropped"))
 
 
 def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, total: int = 0) -> str | None:
@@ -885,7 +886,7 @@ def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, 
         return "the report is of a folder of images (it names files), the input is a video or a stack"
     n = int(frames.max()) + 1 if frames.notna().any() else 0
     # frames missing mid-video (dropped, with a number) may or may not be in the container's count
-    gone = int((frames.notna().to_numpy() & _dropped_mask(df)).sum())
+    gone = len(_numbered(df, _bool_column(df, "dropped")))
     if total and min(abs(n - total), abs(n - gone - total)) > max(2, 0.02 * total):
         return f"the report covers {n} frames, the input has {total}"
     return None

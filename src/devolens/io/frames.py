@@ -169,7 +169,7 @@ def _iter_video(path: Path, threads: int | None = None, mark_lost: bool = False)
 
     try:
         for frame in iter_video_frames(path, threads=threads, mark_lost=mark_lost):
-            yield frame if mark_lost else np.asarray(frame)
+            yield frame
     except DevolensError:
         raise
     except Exception as exc:
@@ -303,17 +303,16 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
                     from devolens.io.stacks import iter_stack_frames
 
                     yield from iter_stack_frames(p, z=stack_z, channel=channel, pages=pages)
-                elif missing == "mark":
+                else:
                     try:
-                        yield _read_image(p)
+                        image = _read_image(p)
                     except DevolensError as exc:
+                        if missing == "raise":
+                            raise
                         from devolens.io.missing import MissingFrame
 
-                        text = str(exc)
-                        prefix = f"{exc.path}: " if exc.path is not None else ""
-                        yield MissingFrame("unreadable", text[len(prefix):] if text.startswith(prefix) else text, p)
-                else:
-                    yield _read_image(p)
+                        image = MissingFrame("unreadable", exc.message, p)
+                    yield image
 
         return gen(), names, len(names)
     if path.suffix.lower() in (".tif", ".tiff"):

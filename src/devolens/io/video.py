@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -125,8 +126,6 @@ class _Timestamps:
     def next_pts(self) -> int | None:
         """The timestamp of the frame just read from the pipe (its line is written before the frame); None, and
         the reasoning off, when there is none."""
-        import time
-
         if self.off:
             return None
         if self._fh is None:
@@ -295,27 +294,27 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
                     k += 1
                     yield frame
 
-            i = 0
-            if stamps is None:
-                for frame in decoded():
-                    if i % every == 0:
-                        yield np.asarray(frame)
-                    i += 1
-            else:  # each frame waits for the next one's timestamp: a gap counts only if the usual step follows
+            def numbered() -> Iterator:
+                """Every frame in the video's numbering: a MissingFrame for each its timestamps skip (each frame
+                waits for the next one's timestamp: a gap counts only if the usual step follows it)."""
+                if stamps is None:
+                    yield from decoded()
+                    return
                 prev = held = None
                 for frame in itertools.chain(decoded(), [None]):
                     pts = None if frame is None else stamps.next_pts()
                     if held is not None:
-                        for _ in range(stamps.lost_before(prev, held[1], pts if frame is not None else None)):
-                            if i % every == 0:
-                                yield MissingFrame("lost", "missing from the video (its timestamps skip it)", path)
-                            i += 1
-                        if i % every == 0:
-                            yield np.asarray(held[0])
-                        i += 1
+                        for _ in range(stamps.lost_before(prev, held[1], pts)):
+                            yield MissingFrame("lost", "missing from the video (its timestamps skip it)", path)
+                        yield held[0]
                         prev = held[1]
                     held = None if frame is None else (frame, pts)
-            if i == 0:
+
+            i = -1
+            for i, item in enumerate(numbered()):
+                if i % every == 0:
+                    yield item if isinstance(item, MissingFrame) else np.asarray(item)
+            if i < 0:
                 raise DevolensError("video has no frames", path=path)
         finally:
             reader.close()
