@@ -26,9 +26,7 @@ HEAD = "segmentation_head."
 
 def drop_head(source: Path, out: Path) -> dict:
     """Write ``out`` (+ ``.json``): ``source``'s network without its distance channel; returns the config."""
-    from safetensors.torch import load_file
-
-    from devolens.io.tensors import save_tensors
+    from devolens.io.tensors import load_tensors, save_tensors
 
     cfg_file = source.with_suffix(".json")
     if not source.is_file() or not cfg_file.is_file():
@@ -38,7 +36,7 @@ def drop_head(source: Path, out: Path) -> dict:
     recipe = json.loads(json.dumps(cfg.get("recipe") or {}))
     if not (recipe.get("model") or {}).get("distance_head") or model.get("classes") != 4:
         raise SystemExit(f"{source}: not a 3-class network with a distance head (recipe model.distance_head, 4 outputs)")
-    state = load_file(str(source))
+    state = load_tensors(source)
     layers = {k.rsplit(".", 1)[0] for k in state if k.startswith(HEAD) and k[len(HEAD):].split(".")[0].isdigit()}
     if not layers:
         raise SystemExit(f"{source}: no {HEAD}N.* tensors")

@@ -65,7 +65,7 @@ def main() -> None:
     from devolens.io.images import read_image
     from devolens.models import zoo
     from devolens.models.quantize import ENGINE, calibrate
-    from zoo_ship import int8_md_lines, write_card, write_card_md
+    from zoo_ship import int8_md_lines, write_card
 
     zoo.use_folder(a.zoo)
     card = zoo.card(a.name)
@@ -140,8 +140,8 @@ def main() -> None:
     if a.metrics is not None:
         card["int8"]["metrics"] = json.loads(a.metrics.read_text())
     folder = a.zoo / a.name
-    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     if a.name == "livedead":  # its card.md is written by scripts/eval_livedead.py: splice the section in
+        (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
         md = (folder / "card.md").read_text()
         if "## int8 inference" in md:
             head, _, rest = md.partition("## int8 inference")
@@ -155,7 +155,7 @@ def main() -> None:
             md = md + "\n" + section
         (folder / "card.md").write_text(md)
     else:
-        write_card_md(card, folder / "card.md")
+        write_card(card, folder)
     print(f"{len(params)} activation scales/zero points from {n_images} images -> {folder / 'card.json'}")
 
 

@@ -8,6 +8,9 @@ import typer
 
 from devolens.cli._common import choice
 
+#: the words of --smooth
+SMOOTHS = ("lineage", "tracklets", "none")
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``identify`` command to ``app``."""
@@ -31,7 +34,7 @@ def register(app: typer.Typer) -> None:
             None, "--tta", help="Views (rotations about the AP axis) averaged at prediction (default: the card's)."
         ),
         smooth: str = typer.Option(
-            "lineage", "--smooth", callback=choice("lineage", "tracklets", "none"),
+            "lineage", "--smooth", callback=choice(*SMOOTHS),
             help="Use the time course: 'lineage' (tracklets + lineage tree, default), 'tracklets' or 'none' "
                  "(each time point alone; use for sparse time sampling).",
         ),
@@ -58,14 +61,13 @@ def register(app: typer.Typer) -> None:
             raise DevolensError("the table has no nuclei", path=table)
         if card(model).get("task") != "identity":
             raise DevolensError(f"model {model!r} is not an identity model (task {card(model).get('task')!r})")
-        if smooth not in ("lineage", "tracklets", "none"):
+        if smooth not in SMOOTHS:
             raise DevolensError(f"--smooth must be lineage, tracklets or none, got {smooth!r}")
         options = {"smooth": smooth} if tta is None else {"tta": tta, "smooth": smooth}
         predictor = load(model, **options)
         with progress_bar("identify") as cb:
             result = predictor.predict(df, zscale=zscale, progress=cb)
         write_csv(result, out)
-        result.attrs["short_embryo"] = _short_embryo(result)
         n_t = result["time"].nunique()
         console.print(f"{len(result)} nuclei at {n_t} time points -> {out}")
         for note in _input_notes(result.attrs):
@@ -74,27 +76,6 @@ def register(app: typer.Typer) -> None:
 
 #: nuclei in an embryo's largest time point under which identify notes that its table stops early
 SHORT_CLOUD = 200
-
-
-def _short_embryo(result) -> "tuple[str | None, int] | None":
-    """``(embryo, nuclei)`` of the embryo of ``result`` whose largest time point holds the fewest nuclei, when
-    under :data:`SHORT_CLOUD`; None otherwise. The nuclei the model placed count, once (copies of a row, polar
-    bodies and placeholder rows without a position are left out)."""
-    placed = result[result["pred_founder"].notna()] if "pred_founder" in result.columns else result
-    keys = [c for c in ("embryo", "time", "x", "y", "z") if c in placed.columns]
-    placed = placed.drop_duplicates(subset=keys)
-    if placed.empty:
-        return None
-    by = ["embryo", "time"] if "embryo" in placed.columns else ["time"]
-    sizes = placed.groupby(by).size()
-    largest = sizes.groupby(level=0).max() if len(by) == 2 else sizes.max()
-    if len(by) == 2:
-        embryo = largest.idxmin()
-        n = int(largest.min())
-        name = str(embryo) if largest.size > 1 else None
-    else:
-        name, n = None, int(largest)
-    return (name, n) if n < SHORT_CLOUD else None
 
 
 def _input_notes(attrs: dict) -> list[str]:
@@ -112,10 +93,11 @@ def _input_notes(attrs: dict) -> list[str]:
     if n_dup:
         notes.append(f"{n_dup} row(s) repeat an earlier nucleus (same time point, x, y, z and name): predicted once on "
                      "the cloud without the copies; each copy has its original's prediction")
-    short = attrs.get("short_embryo")
-    if short is not None:
-        embryo, largest = short
-        who = "the table" if embryo is None else f"embryo {embryo}"
+    clouds = attrs.get("largest_clouds") or {}
+    if clouds and min(clouds.values()) < SHORT_CLOUD:  # the embryo whose table stops earliest
+        embryo = min(clouds, key=clouds.get)
+        largest = clouds[embryo]
+        who = "the table" if len(clouds) == 1 else f"embryo {embryo}"
         notes.append(f"{who} stops at {largest} nuclei: the model reads an embryo's orientation from its whole time "
                      "course, and on tables that stop early it can be wrong, with high confidence (two real embryos it "
                      "was trained on, cut at 100-172 cells: founder accuracy 0.62-0.95, mostly under 0.70; at 8-15 "

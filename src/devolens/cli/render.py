@@ -20,6 +20,10 @@ Rendering again into DIR replaces the previous render whole; other files in DIR 
 """
 
 
+#: the words of --pose and --vary
+POSES, VARY = ("default", "random"), ("embryo", "frame")
+
+
 def _parse_times(spec: str) -> list[int]:
     from devolens.errors import DevolensError
 
@@ -124,8 +128,8 @@ def render(
     sim_cells: Optional[int] = typer.Option(
         None, "--sim-cells", help="With --simulate: grow each embryo up to this many cells (default: the simulator's)."
     ),
-    pose: str = typer.Option("default", "--pose", callback=choice("default", "random"), help="default: embryo centred and horizontal; random: random rotation, mirror, scale, placement."),
-    vary: str = typer.Option("embryo", "--vary", callback=choice("embryo", "frame"), help="Draw optics and pose once per 'embryo' (steady timelapse) or for every 'frame'."),
+    pose: str = typer.Option("default", "--pose", callback=choice(*POSES), help="default: embryo centred and horizontal; random: random rotation, mirror, scale, placement."),
+    vary: str = typer.Option("embryo", "--vary", callback=choice(*VARY), help="Draw optics and pose once per 'embryo' (steady timelapse) or for every 'frame'."),
     grey: bool = typer.Option(False, "--grey", help="Greyscale nuclei frames (the green channel) instead of RGB."),
     workers: int = typer.Option(1, "--workers", help="Processes rendering in parallel (same output for any number)."),
 ) -> None:
@@ -149,9 +153,9 @@ def render(
         raise DevolensError(f"--artifacts must be in [0, 1], got {artifacts}")
     if fps <= 0:
         raise DevolensError(f"--fps must be positive, got {fps}")
-    if pose not in ("default", "random"):
+    if pose not in POSES:
         raise DevolensError(f"--pose must be 'default' or 'random', got {pose!r}")
-    if vary not in ("embryo", "frame"):
+    if vary not in VARY:
         raise DevolensError(f"--vary must be 'embryo' or 'frame', got {vary!r}")
     hw = (int(size[0]), int(size[1]))
     if not (16 <= hw[0] <= 8192 and 16 <= hw[1] <= 8192):

@@ -9,6 +9,9 @@ import typer
 
 from devolens.cli._common import choice
 
+#: the words of --start
+STARTS = ("P0", "4cell")
+
 simulate_app = typer.Typer(
     help="Simulate data: a digital C. elegans embryo as a tidy lineage table (more to come).",
     no_args_is_help=True,
@@ -27,7 +30,7 @@ def embryo(
         None, "--times", min=1, max=600, help="Stop after this many time points (about 90 s each; at most 600)."
     ),
     start: str = typer.Option(
-        "P0", "--start", callback=choice("P0", "4cell"), help="Start from the zygote ('P0') or from the 4-cell stage ('4cell')."
+        "P0", "--start", callback=choice(*STARTS), help="Start from the zygote ('P0') or from the 4-cell stage ('4cell')."
     ),
     params: Optional[Path] = typer.Option(
         None, "--params", help="JSON file overriding the shipped fitted simulator parameters (optional)."
@@ -41,9 +44,9 @@ def embryo(
     """Grow a digital embryo (Sulston lineage, fitted cell cycles, positions in the eggshell)."""
     from devolens.cli._common import check_out, console
     from devolens.errors import DevolensError
-    from devolens.lineage.simulate import simulate_embryo
+    from devolens.lineage.simulate import HATCHING_CELLS, simulate_embryo
 
-    if start not in ("P0", "4cell"):
+    if start not in STARTS:
         raise typer.BadParameter("must be 'P0' or '4cell'", param_hint="--start")
     if out.exists() and out.is_dir():
         raise DevolensError("is a folder; give a CSV file name", path=out)
@@ -63,15 +66,11 @@ def embryo(
     console.print(
         f"wrote {out}: {len(df)} rows, {len(counts)} time points, {int(counts.iloc[-1])} cells at the end"
     )
-    if int(counts.max()) > HATCHING_CELLS:  # the simulator has no terminal divisions: it keeps dividing
+    if int(counts.max()) > HATCHING_CELLS:  # the simulator keeps dividing past hatching
         past = next(int(t) for t, n in counts.items() if n > HATCHING_CELLS)
         console.print(f"note: from time point {past} the embryo has more than the {HATCHING_CELLS} cells a C. elegans "
                       "embryo hatches with: the simulator's cells (but Z2 and Z3) keep dividing where a real embryo's "
                       "stop, so those time points are not a real embryo's (--cells stops it earlier)")
-
-
-#: cells of a C. elegans embryo at hatching (the simulator goes on dividing past it)
-HATCHING_CELLS = 558
 
 
 def register(app: typer.Typer) -> None:

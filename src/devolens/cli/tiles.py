@@ -20,6 +20,7 @@ from devolens.cli._common import FAST_HELP, PRECISION_CHOICE, PRECISION_HELP, ch
 segment_app: typer.Typer | None = None
 
 KEEP_CHOICES = ("mixed", "all")
+COMPRESSIONS = ("lzf", "gzip", "none")
 #: what ``segment livedead`` writes into its output folder (probs.tif with --probabilities)
 LIVEDEAD_OUTPUTS = ("labels.tif", "objects.csv", "counts.csv", "probs.tif")
 
@@ -226,7 +227,7 @@ def tile_make_command(
         help="'mixed': keep only tiles holding more than one class; 'all': keep every tile."
     ),
     append: bool = typer.Option(False, "--append", help="Add the tiles to an existing store instead of replacing it."),
-    compression: str = typer.Option("lzf", "--compression", callback=choice("lzf", "gzip", "none"), help="Chunk compression: lzf (fast), gzip (level 1) or none."),
+    compression: str = typer.Option("lzf", "--compression", callback=choice(*COMPRESSIONS), help="Chunk compression: lzf (fast), gzip (level 1) or none."),
     chunk: int = typer.Option(1000, "--chunk", min=1, help="Samples per HDF5 chunk (what a streaming reader fetches)."),
     channels: Optional[str] = typer.Option(None, "--channels", help=_CHANNELS_HELP + " The same for every image."),
 ) -> None:
@@ -236,7 +237,7 @@ def tile_make_command(
 
     if keep not in KEEP_CHOICES:
         raise typer.BadParameter("must be 'mixed' or 'all'", param_hint="--keep")
-    if compression not in ("lzf", "gzip", "none"):
+    if compression not in COMPRESSIONS:
         raise typer.BadParameter("must be lzf, gzip or none", param_hint="--compression")
     order = _parse_channels(channels)
     for source in (*images, *(labels or ())):  # the store replaces --out: never one of the inputs

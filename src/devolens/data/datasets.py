@@ -105,14 +105,6 @@ def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = 
         raise DevolensError("a mask saved as lossy WebP: its compression changes the labels at every edge; save "
                             "masks as PNG, TIFF or lossless WebP", path=path)
     colour = False
-    if path.suffix.lower() in (".tif", ".tiff"):
-        from devolens.io.stacks import _planar_rgb
-
-        planes = _planar_rgb(path)
-        if planes:  # (3|4, H, W) planes: tifffile's default for a stack of 3 or 4, rarely a colour label image
-            raise DevolensError(f"a mask of {planes} planes (shape ({planes}, H, W): a z-stack of labels?); a mask "
-                                "is one label image: save one plane per image (a colour label image: as an RGB PNG)",
-                                path=path)
     # a paletted PNG/GIF/BMP or TIFF (a label image with a colour table, e.g. Glasbey): its indices are the labels
     arr = read_image(path, indices=True)
     if arr.dtype == bool:
@@ -121,6 +113,13 @@ def read_mask(path: str | Path, kinds: list[str] | None = None, classes: bool = 
         c = arr.shape[-1]
         if c not in (3, 4) and c != 1:
             raise DevolensError(f"a mask with {c} channels: save the label image as one plane", path=path)
+        if c in (3, 4) and path.suffix.lower() in (".tif", ".tiff"):  # (only a colour-looking TIFF is asked)
+            from devolens.io.stacks import _planar_rgb
+
+            if _planar_rgb(path):  # (3|4, H, W) planes: tifffile's default for a stack of 3 or 4, rarely colour
+                raise DevolensError(f"a mask of {c} planes (shape ({c}, H, W): a z-stack of labels?); a mask is one "
+                                    "label image: save one plane per image (a colour label image: as an RGB PNG)",
+                                    path=path)
         clear = arr[..., 3] == 0 if c == 4 else None
         rgb = arr[..., :3] if c >= 3 else arr
         if all(np.array_equal(rgb[..., 0], rgb[..., k]) for k in range(1, rgb.shape[-1])):

@@ -324,7 +324,6 @@ def read_colour_image(path: str | Path, channels: int | None = 2) -> np.ndarray:
     arr = np.asarray(read_any(path))
     if channels != 2:
         return arr
-    save = SAVE_WELL
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] < 3):
         raise one_channel_error(path)
     if arr.ndim != 3 or arr.shape[-1] > 4:
@@ -333,10 +332,10 @@ def read_colour_image(path: str | Path, channels: int | None = 2) -> np.ndarray:
     top = [float(np.percentile(c, 99)) for c in (red, green, blue)]
     if np.array_equal(red, green) and np.array_equal(green, blue):
         raise DevolensError(f"a grey image (red, green and blue equal) holds one channel; a well needs two "
-                            f"(Hoechst, Draq7): {save}", path=path)
+                            f"(Hoechst, Draq7): {SAVE_WELL}", path=path)
     if top[1] > GREEN_SIGNAL * max(top[0], top[2]):
         raise DevolensError("a colour image with signal in green: which colour holds Hoechst and which Draq7 cannot "
-                            f"be told (read here: Hoechst in blue, Draq7 in red, green empty); {save}", path=path)
+                            f"be told (read here: Hoechst in blue, Draq7 in red, green empty); {SAVE_WELL}", path=path)
     return np.stack([blue, red])
 
 

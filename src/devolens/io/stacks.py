@@ -524,13 +524,22 @@ def planar_rgb_note(path: str | Path) -> str | None:
 
 def _planar_rgb(path: Path) -> int:
     """The samples of a planar RGB(A) TIFF without ImageJ or OME axes (``SYX``, 3 or 4 samples); 0 otherwise."""
+    layout = _readable_layout(path)
+    if layout is None:
+        return 0
+    axes, shape, _, planar_rgb = layout
+    return shape[0] if planar_rgb and axes == "SYX" and shape[0] in (3, 4) else 0
+
+
+def _readable_layout(path: Path):
+    """:func:`_tiff_layout` of a TIFF file (parsed once with stack_info's); None for anything else (not a file,
+    not a TIFF, unreadable)."""
     try:
         if not path.is_file() or not is_tiff(path):
-            return 0
-        axes, shape, _, planar_rgb = _tiff_layout(path)  # parsed once with stack_info's
+            return None
+        return _tiff_layout(path)
     except Exception:
-        return 0
-    return shape[0] if planar_rgb and axes == "SYX" and shape[0] in (3, 4) else 0
+        return None
 
 
 def _planar_rgb_text(n: int, name: str) -> str:
@@ -573,10 +582,8 @@ def other_series_note(path: str | Path) -> str | None:
 def _other_series(path: Path) -> tuple[int, str, tuple[int, ...]] | None:
     """``(series, axes, shape of the first)`` of a TIFF file holding several image series; None otherwise (one
     series, not a TIFF, unreadable)."""
-    try:
-        if not path.is_file() or not is_tiff(path):
-            return None
-        axes, shape, n, _ = _tiff_layout(path)  # parsed once with stack_info's
-    except Exception:
+    layout = _readable_layout(path)
+    if layout is None:
         return None
+    axes, shape, n, _ = layout
     return (n, axes, shape) if n > 1 else None

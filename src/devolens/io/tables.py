@@ -567,8 +567,7 @@ def _acetree_sources(path: Path, notes: list[str] | None = None) -> list[tuple[i
                 if any(n.startswith("xl/") for n in listed):
                     raise DevolensError("an Excel workbook (.xlsx), not a table devolens reads: save it as CSV "
                                         "(File > Save As > CSV)", path=path)
-                if "content.xml" in listed and any("opendocument.spreadsheet" in zf.read(n).decode("ascii", "replace")
-                                                   for n in listed if n == "mimetype"):
+                if "mimetype" in listed and b"opendocument.spreadsheet" in zf.read("mimetype"):
                     raise DevolensError("an OpenDocument spreadsheet (.ods), not a table devolens reads: save it as "
                                         "CSV (File > Save As > CSV)", path=path)
                 raise DevolensError("zip holds no AceTree nuclei files (nuclei/tNNN-nuclei)", path=path)

@@ -147,7 +147,7 @@ def misspelt_names(names: Iterable[str] | pd.Series) -> list[str]:
     return sorted(out)
 
 
-_LOOKS_SULSTON = re.compile(r"^(AB|MS|EMS|E|C|D|P[0-4]|Z[23])([aplrdv]*)$", re.IGNORECASE)
+_LOOKS_SULSTON = re.compile(_NAME_RE.pattern, re.IGNORECASE)
 
 
 def population_letters(names: Iterable[str] | pd.Series) -> pd.Series:

@@ -62,8 +62,10 @@ from devolens.errors import DevolensError
 from devolens.lineage.names import is_valid_name, parent
 
 PARAMS_PATH = Path(__file__).with_name("simulator_params.json")
-#: the largest embryo asked for (a C. elegans embryo hatches with 558 cells; the simulator keeps dividing past that,
-#: ~2300 cells by time point 400, and a request for millions would run for hours)
+#: cells of a C. elegans embryo at hatching (the simulator's cells, but Z2 and Z3, keep dividing past it)
+HATCHING_CELLS = 558
+#: the largest embryo asked for (the simulator keeps dividing past hatching, ~2300 cells by time point 400, and a
+#: request for millions would run for hours)
 MAX_CELLS = 2000
 #: the most time points asked for (~15 h at 90 s; real movies: ~180 EPIC, 360 AceTree time points)
 MAX_TIMES = 600
@@ -501,7 +503,7 @@ def simulate_embryo(
     n_cells = checks.whole(n_cells, "n_cells", 1, none=True)  # "8" or 2.5 would be read as another count
     n_times = checks.whole(n_times, "n_times", 1, none=True)
     if n_cells is not None and n_cells > MAX_CELLS:
-        raise DevolensError(f"n_cells must be at most {MAX_CELLS} (a C. elegans embryo hatches with 558 cells), got {n_cells}")
+        raise DevolensError(f"n_cells must be at most {MAX_CELLS} (a C. elegans embryo hatches with {HATCHING_CELLS} cells), got {n_cells}")
     if n_times is not None and n_times > MAX_TIMES:
         raise DevolensError(f"n_times must be at most {MAX_TIMES} time points (~15 h at 90 s each), got {n_times}")
     checks.progress_fn(progress)

@@ -108,8 +108,6 @@ def _tuning_study(folder: Path) -> DevolensError | None:
     records it. None for any other folder."""
     if not (folder / "trials").is_dir():
         return None
-    import json
-
     try:
         best = json.loads((folder / "best.json").read_text())
     except (OSError, ValueError):

@@ -752,23 +752,27 @@ class IdentityPredictor:
     def _proba_checked(self, table: pd.DataFrame, zscale: float | None,
                        progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """:meth:`predict_proba` plus what was found in the input: ``duplicates`` (rows that copy an
-        earlier nucleus) and ``time_breaks`` (see :func:`time_breaks`)."""
+        earlier nucleus), ``time_breaks`` (see :func:`time_breaks`) and ``largest_clouds`` (embryo -> the nuclei
+        of its largest time point)."""
         first = duplicate_nuclei(table)
         if first is None:
-            pf, pd1, breaks = self._proba(table, zscale, progress)
-            return pf, pd1, {"duplicates": 0, "time_breaks": breaks}
+            pf, pd1, found = self._proba(table, zscale, progress)
+            return pf, pd1, {"duplicates": 0, **found}
         keep = np.flatnonzero(first == np.arange(len(table)))
-        pf, pd1, breaks = self._proba(table.iloc[keep], zscale, progress)  # (iloc keeps attrs: zscale)
+        pf, pd1, found = self._proba(table.iloc[keep], zscale, progress)  # (iloc keeps attrs: zscale)
         at = np.searchsorted(keep, first)  # row -> its original among the kept rows
-        return pf[at], pd1[at], {"duplicates": len(table) - len(keep), "time_breaks": breaks}
+        return pf[at], pd1[at], {"duplicates": len(table) - len(keep), **found}
 
     @torch.no_grad()
     def _proba(self, table: pd.DataFrame, zscale: float | None,
-               progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray, list]:
-        """Probabilities of a table without duplicate nuclei, and the ``time_breaks`` its smoothing did not link
-        across (none without smoothing)."""
+               progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Probabilities of a table without duplicate nuclei, the ``time_breaks`` its smoothing did not link
+        across (none without smoothing) and each embryo's ``largest_clouds``."""
         clouds = prepare_clouds(table, zscale)
         breaks = time_breaks(clouds) if self.smooth != "none" else []
+        largest: dict[str, int] = {}
+        for c in clouds:
+            largest[c["embryo"]] = max(largest.get(c["embryo"], 0), len(c["coords"]))
         nf, nd = len(self.founders), len(self.depth1)
         pf = np.zeros((len(table), nf))
         pd1 = np.zeros((len(table), nd))
@@ -800,7 +804,7 @@ class IdentityPredictor:
             pd1 = lineage_posterior(joint, tracks, parents, self.trans, power=self.evidence_power)
             pf = np.zeros_like(pf)
             np.add.at(pf.T, self.parent, pd1.T)
-        return pf, pd1, breaks
+        return pf, pd1, {"time_breaks": breaks, "largest_clouds": largest}
 
     def predict(self, table: pd.DataFrame | str | Path, zscale: float | None = None,
                 progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
@@ -829,7 +833,8 @@ class IdentityPredictor:
             ``attrs["duplicate_nuclei"]``: rows that
             repeat an earlier nucleus (:func:`duplicate_nuclei`; each gets its original's
             prediction); ``attrs["time_breaks"]``: (embryo, time before, time after) of the gaps
-            not smoothed across (:func:`time_breaks`).
+            not smoothed across (:func:`time_breaks`); ``attrs["largest_clouds"]``: embryo -> the nuclei
+            of its largest time point (the clouds the model read).
         """
         if isinstance(table, (str, os.PathLike)):
             from devolens.io.tables import read_positions
@@ -844,7 +849,7 @@ class IdentityPredictor:
             for c in ("pred_founder", "pred_depth1"):
                 out[c] = pd.Series(dtype=object)
             out["confidence"] = pd.Series(dtype=float)
-            out.attrs.update(duplicate_nuclei=0, time_breaks=[], polar_bodies=0, unplaced=0)
+            out.attrs.update(duplicate_nuclei=0, time_breaks=[], polar_bodies=0, unplaced=0, largest_clouds={})
             return out
         from devolens.lineage.populations import is_polar_body
 
@@ -866,7 +871,7 @@ class IdentityPredictor:
         out["pred_founder"] = pd.Series(None, index=out.index, dtype=object)
         out["pred_depth1"] = pd.Series(None, index=out.index, dtype=object)
         out["confidence"] = np.nan
-        found = {"duplicates": 0, "time_breaks": []}
+        found = {"duplicates": 0, "time_breaks": [], "largest_clouds": {}}
         if len(cells):
             pf, pd1, found = self._proba_checked(cells, zscale, progress)
             f, d, conf = combine_probabilities(pf, pd1, self.parent)
@@ -878,4 +883,5 @@ class IdentityPredictor:
         out.attrs["unplaced"] = int((unplaced & ~polar).sum())
         out.attrs["duplicate_nuclei"] = int(found["duplicates"])
         out.attrs["time_breaks"] = list(found["time_breaks"])
+        out.attrs["largest_clouds"] = dict(found["largest_clouds"])
         return out

@@ -242,15 +242,14 @@ class LiveDeadPredictor:
         if path.suffix.lower() == ".safetensors" or path.is_file():
             return cls.from_weights(path, **options)
         folder = zoo.model_folder(text)
-        if folder is None:  # a shipped model's name (or an unknown name, or a missing path: zoo.card says which)
-            info = zoo.card(text)
-            _check_card(info, text)
-            return cls.from_zoo(zoo.ZOO_DIR / text, info, **options)
-        if (folder / "card.json").is_file():  # an exported model (or one written by hand)
-            info = zoo.card(folder)
-            _check_card(info, folder)
-            return cls.from_zoo(folder, info, **options)
-        return cls.from_run(folder, **options)
+        if folder is not None and not (folder / "card.json").is_file():
+            return cls.from_run(folder, **options)
+        # a model folder of one's own (an exported model, or one written by hand), else a shipped model's name (or
+        # an unknown name, or a missing path: zoo.card says which)
+        where = text if folder is None else folder
+        info = zoo.card(where)
+        _check_card(info, where)
+        return cls.from_zoo(zoo.ZOO_DIR / text if folder is None else folder, info, **options)
 
     # ---------------------------------------------------------------- inference
     @torch.inference_mode()

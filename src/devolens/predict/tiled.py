@@ -149,18 +149,18 @@ class RowReader:
         else:
             c, h, w = self._raw_shape
         self._raw_c = int(c)  # the channels stored (``c`` below: those read)
+        file_shape = self._file_shape or self._raw_shape  # as the file holds it, for the messages
         if channels == 2:  # a PNG, JPEG or BMP: its colours say which is which; a TIFF: its names, or ``order``
             from devolens.data.tiling import well_channels
 
             self.order, self.note = well_channels(self.path, int(c), order, tiff=self.tiff,
-                                                  shape=self._file_shape or self._raw_shape)
+                                                  shape=file_shape)
             if self.order is not None:
                 c = len(self.order)
         self.shape = (int(c), int(h), int(w))
         if channels is not None and self.shape[0] != channels:
             raise DevolensError(
-                f"expected {channels} channels (Hoechst, Draq7) in a (C, H, W) image, got shape "
-                f"{self._file_shape or self._raw_shape}",
+                f"expected {channels} channels (Hoechst, Draq7) in a (C, H, W) image, got shape {file_shape}",
                 path=self.path)
 
     def _open_tiff(self) -> None:

@@ -124,9 +124,13 @@ def metric_names(recipe: dict) -> list[str]:
         names += ["val_iou", "val_dice", "val_ap", "val_f1", "val_precision", "val_recall", "val_count_mae"]
         for c in range(k):
             names += [f"val_iou_{c}", f"val_dice_{c}", f"val_ap_{c}"]
-    # the epoch's time; within it, its validation pass's and the training loop's wait for batches (a GPU run: is the
-    # device, the loader or validation the limit?). Not "val_": that prefix is for metrics (cards take them)
-    return names + ["n_train", "seconds", "validation_seconds", "loader_seconds"]
+    return names + list(RUN_COLUMNS)
+
+
+#: history.csv's columns that are no metric: the epoch's training samples and time; within it, its validation
+#: pass's and the training loop's wait for batches (a GPU run: is the device, the loader or validation the limit?).
+#: Not "val_": that prefix is for metrics (cards take them)
+RUN_COLUMNS = ("n_train", "seconds", "validation_seconds", "loader_seconds")
 
 
 # ----------------------------------------------------------------------------- data
@@ -293,7 +297,7 @@ def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
     if segmentation and d["target"] != "classes":  # a render's own masks: a look at the first few is enough
         notes += check_masks(df, limit=5 if df.attrs.get("layout") == "render" else None)
     elif segmentation:  # class-id masks: every value a class of the recipe's
-        notes += check_class_masks(df, int(d["classes"]))
+        notes += check_masks(df, classes=int(d["classes"]))
     column = d["split_by"]
     if column not in df.columns:
         raise DevolensError(f"data.split_by: column {column!r} not in the data ({', '.join(df.columns)})")
@@ -397,12 +401,15 @@ def region_split(df: pd.DataFrame, recipe: dict, column: str, data_dir) -> tuple
                  f"validate, {alike}: {{val}}")
 
 
-def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | None = None) -> list[str]:
+def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | None = None,
+                classes: int | None = None) -> list[str]:
     """Read every mask of a table of samples before training (a few ms each: 500 masks of 512x512 in 1-2 s,
     3-4 s as colour PNGs, on 2 cores): bad values, smoothed edges and a size other than the image's (read from
     its header) are refused now, naming the file, rather than in the first epoch; empty, colour and thresholded
     masks are noted. After ``seconds`` (default :data:`CHECK_SECONDS`), or ``limit`` masks, the rest are left
-    to the first epoch (and the notes say how many were checked).
+    to the first epoch (and the notes say how many were checked). ``classes``: the masks hold class ids (target
+    ``classes``), each below ``classes`` (a value beyond is refused naming the file and the key, rather than
+    failing in the loss mid-epoch); only the size and the values are checked then.
 
     Returns
     -------
@@ -421,9 +428,15 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
         timed_out = n > 0 and time.perf_counter() - t0 > seconds
         if timed_out or (limit is not None and n >= limit):
             break
-        mask = read_mask(labels, kinds)
+        mask = read_mask(labels, kinds, classes=classes is not None)
         check_mask_size(image_shape(image), mask.shape, f"{image} and {labels}")
-        if not mask.any():
+        if classes is not None:
+            top = int(mask.max()) if mask.size else 0
+            if top >= classes:
+                raise DevolensError(f"holds class {top}, but data.classes is {classes} (class ids 0..{classes - 1}): "
+                                    "raise data.classes, or check that this is a class-id mask (not instance labels)",
+                                    path=labels)
+        elif not mask.any():
             empty.append(Path(labels).name)
         elif thresholded(mask) is not None:
             binary.append(Path(labels).name)
@@ -447,30 +460,6 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
                      f"{binary[0]}): each connected blob is taken as one instance, so touching nuclei stay merged; "
                      "instance labels (1, 2, 3... per object) avoid it")
     return notes
-
-
-def check_class_masks(df: pd.DataFrame, classes: int, seconds: float | None = None) -> list[str]:
-    """Read every class-id mask (target ``classes``) before training: a value beyond ``classes - 1`` is refused
-    now, naming the file and the key, rather than failing in the loss mid-epoch; a size other than the image's
-    too. Within ``seconds`` (default :data:`CHECK_SECONDS`), the rest left to the first epoch with a note."""
-    from devolens.data.datasets import check_mask_size, image_shape, read_mask
-
-    seconds = CHECK_SECONDS if seconds is None else float(seconds)
-    t0 = time.perf_counter()
-    n = 0
-    for image, labels in zip(df["image"], df["labels"]):
-        if n > 0 and time.perf_counter() - t0 > seconds:
-            return [f"checked the first {n} of the {len(df)} masks before training ({seconds:g} s); the others are "
-                    "read in the first epoch"]
-        mask = read_mask(labels, classes=True)
-        check_mask_size(image_shape(image), mask.shape, f"{image} and {labels}")
-        top = int(mask.max()) if mask.size else 0
-        if top >= classes:
-            raise DevolensError(f"holds class {top}, but data.classes is {classes} (class ids 0..{classes - 1}): "
-                                "raise data.classes, or check that this is a class-id mask (not instance labels)",
-                                path=labels)
-        n += 1
-    return []
 
 
 def _build_h5(recipe: dict, path: Path) -> DataBundle:
@@ -1029,15 +1018,14 @@ class _SampleLosses:
 
     def write(self) -> None:
         self._close()
-        new = self.tables[self._written:]
-        with atomic_path(self.path) as tmp:
-            if self._written and self.path.exists():
+        if self._written and self.path.exists():
+            with atomic_path(self.path) as tmp:
                 shutil.copyfile(self.path, tmp)
                 with open(tmp, "a", newline="") as fh:
-                    for t in new:
+                    for t in self.tables[self._written:]:
                         t.to_csv(fh, header=False, index=False)
-            else:
-                self.frame().to_csv(tmp, index=False, columns=self.COLUMNS)
+        else:
+            write_csv(self.frame(), self.path, columns=self.COLUMNS)
         self._written = len(self.tables)
 
 
@@ -1134,7 +1122,7 @@ def select_pruned(losses: pd.DataFrame, percent: float) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- training
 def _history_row(epoch: int, lr: float, train_loss: float, metrics: dict, n_train: int, secs: float, names,
-                 val_secs: float = float("nan"), wait_secs: float = float("nan")) -> dict:
+                 val_secs: float, wait_secs: float) -> dict:
     row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, **metrics, "n_train": n_train, "seconds": secs,
            "validation_seconds": val_secs, "loader_seconds": wait_secs}
     return {k: row.get(k, float("nan")) for k in names}
@@ -1346,7 +1334,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     monitor, mode = T["monitor"], T["monitor_mode"]
     if monitor not in names:
         raise DevolensError(f"train.monitor: {monitor!r} is not a metric of this task; choose from "
-                            f"{', '.join(n for n in names if n not in ('epoch', 'n_train', 'seconds', 'validation_seconds', 'loader_seconds'))}")
+                            f"{', '.join(n for n in names if n != 'epoch' and n not in RUN_COLUMNS)}")
     if T["threads"]:
         torch.set_num_threads(int(T["threads"]))
     device = resolve_device(T["device"], option)
@@ -1554,6 +1542,5 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         it = getattr(map_loader, "_iterator", None)
         if it is not None and hasattr(it, "_shutdown_workers"):
             it._shutdown_workers()
-        loader = map_loader = None
     return TrainResult(out, pd.DataFrame(history, columns=names), monitor, best_epoch, best_value, pruned_df, notes,
                        str(device))
