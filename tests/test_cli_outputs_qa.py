@@ -284,3 +284,10 @@ def test_files_read_with_a_table_are_inputs_whatever_its_name(tmp_path, capsys):
     before = meta.read_bytes()
     assert main(["lineage", "populations", str(tidy), "--out", str(meta)]) == 2
     assert "output would overwrite t.meta.json, read with t.csv" in _error(capsys) and meta.read_bytes() == before
+
+
+def test_render_times_range_that_runs_backwards_says_so(tmp_path, table, capsys):
+    assert _render(table, tmp_path / "r", "--times", "3-2") == 2
+    err = _error(capsys)
+    assert "runs backwards" in err and "2-3" in err
+    assert not (tmp_path / "r").exists()

@@ -139,6 +139,23 @@ def test_params_override_and_shipped_params():
     assert lineage_group("EMS") == "EMS" and lineage_group("Ea") == "E:1"
 
 
+@pytest.mark.parametrize("over, key", [
+    ({"cycle": {"growth": -1.3}}, "cycle.growth"),
+    ({"cycle": {"min_life": -2}}, "cycle.min_life"),
+    ({"cycle": {"by_group": {"AB:3": {"mean": 0}}}}, "cycle.by_group.AB:3.mean"),
+    ({"size": {"s0": "160"}}, "size.s0"),
+    ({"size": {"min": 50.0, "max": 20.0}}, "size.max"),
+    ({"seconds_per_time": float("nan")}, "seconds_per_time"),
+])
+def test_params_the_simulator_cannot_use_are_refused_by_key(tmp_path, capsys, over, key):
+    with pytest.raises(DevolensError, match=f"simulator parameter {key} ="):
+        load_params(over)
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(over))
+    assert main(["simulate", "embryo", "--params", str(f), "--out", str(tmp_path / "e.csv"), "--times", "2"]) == 2
+    assert key in capsys.readouterr().err and not (tmp_path / "e.csv").exists()
+
+
 def test_cli_writes_a_readable_tidy_csv(tmp_path):
     out = tmp_path / "sim" / "embryo.csv"
     code = main(["simulate", "embryo", "--seed", "3", "--cells", "30", "--out", str(out)])

@@ -36,7 +36,7 @@ def _parse_times(spec: str) -> list[int]:
                 a, b = part.split("-", 1) if not part.startswith("-") else (part, "")
                 lo, hi = int(a), int(b)
                 if hi < lo:
-                    raise ValueError
+                    raise DevolensError(f"--times: the range {part!r} runs backwards (write it {hi}-{lo})")
                 times.extend(range(lo, hi + 1))
             else:
                 times.append(int(part))
@@ -109,7 +109,7 @@ def render(
         ..., "--out", "-o", help="Output folder (created; a previous render in it is replaced, other files kept)."
     ),
     kind: str = typer.Option("nuclei", "--kind", callback=choice("nuclei", "membrane"), help="nuclei: histone-GFP maximum projections; membrane: membrane-marker z-slices."),
-    every: int = typer.Option(1, "--every", help="Render every K-th time point (K >= 1)."),
+    every: int = typer.Option(1, "--every", help="Render every K-th time point (K >= 1) of those the table has (or --times lists): time points missing from the table are not counted, so in a table with gaps the frames are not evenly spaced in time."),
     times: Optional[str] = typer.Option(None, "--times", help="Time points to render, e.g. '10,20,30' or '10-50' (default all)."),
     size: Tuple[int, int] = typer.Option(
         (512, 752), "--size", help="Frame height and width in pixels, e.g. --size 256 256."

@@ -259,7 +259,47 @@ def load_params(params: dict | str | Path | None = None) -> dict:
             raise DevolensError(f"cannot read simulator parameters: {exc}", path=path) from None
     if not isinstance(params, dict):
         raise DevolensError("simulator params must be a dict or a JSON file path")
-    return _merge(base, params)
+    merged = _merge(base, params)
+    _check_params(merged)
+    return merged
+
+
+#: numbers a parameter file may set, by path, with the least value each may take and whether it may equal it
+_LIMITS = {
+    ("seconds_per_time",): (0.0, False), ("zscale",): (0.0, False), ("p0_life",): (0.0, False),
+    ("cycle", "growth"): (0.0, False), ("cycle", "tempo_sd_log"): (0.0, True),
+    ("cycle", "cell_sd_log"): (0.0, True), ("cycle", "group_sd_log"): (0.0, True),
+    ("cycle", "min_life"): (0.0, True), ("size", "s0"): (0.0, False), ("size", "min"): (0.0, False),
+    ("size", "max"): (0.0, False), ("size", "sd_log_cell"): (0.0, True), ("size", "sd_log_time"): (0.0, True),
+}
+
+
+def _check_params(p: dict) -> None:
+    """Refuse parameters the simulator cannot use (a negative growth or cycle length, a size of 0), naming the
+    key: without this a user's parameter file gave cells dividing at once or a traceback deep in the simulator."""
+    def bad(key: str, value: Any, want: str) -> DevolensError:
+        return DevolensError(f"simulator parameter {key} = {value!r}: must be {want}")
+
+    for path, (least, equal) in _LIMITS.items():
+        node: Any = p
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            continue
+        key = ".".join(path)
+        want = f"a number {'>=' if equal else '>'} {least:g}"
+        if not checks.is_number(node) or not math.isfinite(node):
+            raise bad(key, node, want)
+        if node < least or (node == least and not equal):
+            raise bad(key, node, want)
+    size = p.get("size", {})
+    if isinstance(size, dict) and size.get("max") is not None and size.get("min") is not None \
+            and size["max"] < size["min"]:  # both numbers, checked above
+        raise bad("size.max", size["max"], f"at least size.min ({size['min']!r})")
+    for group, entry in p.get("cycle", {}).get("by_group", {}).items():
+        mean = entry.get("mean") if isinstance(entry, dict) else None
+        if not checks.is_number(mean) or not math.isfinite(mean) or mean <= 0:
+            raise bad(f"cycle.by_group.{group}.mean", mean, "a number > 0 (a cell cycle length in time points)")
 
 
 # --------------------------------------------------------------------------- the model

@@ -58,7 +58,8 @@ def frame_name(time: int, embryo: str | None = None) -> str:
 
 
 def select_times(table: pd.DataFrame, times: Sequence[int] | None = None, every: int = 1) -> list[int]:
-    """The time points to render: ``times`` (all of the table's by default), every ``every``-th.
+    """The time points to render: ``times`` (all of the table's by default), every ``every``-th of them (of the time
+    points present: a gap in the table is not counted).
 
     Raises
     ------
