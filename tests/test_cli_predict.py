@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -165,9 +166,34 @@ def test_skip_flagged_frames(tiny_zoo, tmp_path):
     out = tmp_path / "seg"
     assert main(["segment", "nuclei", str(src), "--out", str(out), "--skip-flagged", str(report), "--no-overlay"]) == 0
     assert sorted(p.name for p in (out / "labels").iterdir()) == ["t001_labels.tif", "t003_labels.tif", "t004_labels.tif"]
+    assert json.loads((out / "segment.json").read_text())["skipped"] == ["t002"]  # named as counts.csv names frames
     pops = tmp_path / "pops.csv"
     assert main(["population", str(src), "--out", str(pops), "--skip-flagged", str(report)]) == 0
     assert list(pd.read_csv(pops)["frame"]) == ["t001", "t003", "t004"]
+
+
+def test_population_plot_keeps_the_frames_numbers(tiny_zoo, tmp_path, monkeypatch):
+    """The plot's x axis is the frames' own numbers (t001, t003, t004: 1, 3, 4 with the flagged t002 a gap), not
+    the row numbers 0, 1, 2 that moved every frame after a skipped one; positions when the names carry none."""
+    from devolens.viz import plots
+
+    seen = []
+    real = plots.plot_populations
+    monkeypatch.setattr(plots, "plot_populations", lambda pops, path, **kw: seen.append((list(pops["time"]),
+                                                                                       kw["xlabel"])) or real(pops, path, **kw))
+    src = _folder(tmp_path / "frames", n=4)
+    report = tmp_path / "report.csv"
+    pd.DataFrame({"frame": [0, 1, 2, 3], "file": ["t001.png", "t002.png", "t003.png", "t004.png"],
+                  "flagged": [False, True, False, False], "flag": ["", "black", "", ""]}).to_csv(report, index=False)
+    assert main(["population", str(src), "--out", str(tmp_path / "p.csv"), "--skip-flagged", str(report)]) == 0
+    assert seen[-1] == ([1, 3, 4], "frame (the number in its file name)")
+    for old, new in (("t001", "first"), ("t003", "third")):
+        (src / f"{old}.png").rename(src / f"{new}.png")  # names without numbers: positions in the folder's order
+    assert main(["population", str(src), "--out", str(tmp_path / "q.csv")]) == 0
+    assert seen[-1] == ([0, 1, 2, 3], "frame (position in the input, from 0)")
+    video = _video(tmp_path / "m.mp4", n=5)
+    assert main(["population", str(video), "--out", str(tmp_path / "v.csv")]) == 0
+    assert seen[-1] == ([0, 1, 2, 3, 4], "video frame")
 
 
 def test_segment_tta_option(tiny_zoo, tmp_path, capsys):
@@ -276,8 +302,11 @@ def test_models_lists_and_shows(tiny_zoo, capsys):
     assert main(["models", "show", "nope"]) == 2
 
 
-def test_models_lists_shipped_models(capsys):
+def test_models_lists_shipped_models(capsys, monkeypatch):
+    from devolens.cli._common import out
     from devolens.models import available
+
+    monkeypatch.setattr(out, "width", 200)  # each metric on one line of the table
 
     names = available()
     if not names:
@@ -286,6 +315,13 @@ def test_models_lists_shipped_models(capsys):
     text = capsys.readouterr().out
     for name in names:
         assert name in text
+    from devolens.cli.models import HEADLINE_WORDS
+    from devolens.models import zoo
+
+    for name in names:  # every headline metric of a shipped card in words, with its value (not the card's key)
+        for key in zoo.card(name).get("headline") or []:
+            assert key in HEADLINE_WORDS, f"{name}: headline {key} has no words in `devolens models`"
+            assert HEADLINE_WORDS[key][0] in text
 
 
 def test_shipped_cards_read_cleanly():
@@ -404,8 +440,6 @@ def test_devolens_command_sets_openblas_before_numpy_loads(tmp_path):
 
 
 def test_size_advice_suggests_a_diameter_outside_the_cards_range(tiny_zoo, tmp_path, capsys):
-    import json
-
     from devolens.models import load, zoo
 
     path = zoo.ZOO_DIR / "nuclei" / "card.json"
@@ -441,8 +475,6 @@ def test_size_advice_suggests_a_diameter_outside_the_cards_range(tiny_zoo, tmp_p
 
 
 def test_segment_diameter_option(tiny_zoo, tmp_path, capsys):
-    import json
-
     from devolens.models import zoo
 
     img = tmp_path / "a.png"
@@ -711,7 +743,6 @@ def test_collector_paused_while_loading_then_frozen():
 def test_segment_refuses_to_replace_outputs_it_did_not_write(tiny_zoo, tmp_path, capsys):
     """A render folder's ground-truth labels/ and objects.csv (or a project's own labels/) are not segment's to
     replace; an earlier segment run's are (segment.json records it)."""
-    import json
 
     src = _folder(tmp_path / "frames", n=2)
     render = tmp_path / "render"

@@ -265,3 +265,27 @@ def test_a_two_channel_giant_image_is_refused_clearly():
 
     with pytest.raises(DevolensError, match="HxW or HxWx3"):
         blocks.segment_blocks(_StubPredictor(), np.zeros((300, 300, 2), np.uint8))
+
+
+def test_overlay_outlines_every_side_of_a_nucleus(monkeypatch):
+    """Each nucleus is outlined on all four sides (its own outermost pixels, as skimage's inner boundaries): the
+    right and bottom edges were dropped when only the left and upper neighbours were compared."""
+    from skimage.segmentation import find_boundaries
+
+    from devolens.cli import predict as cli_predict
+
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 255, (2100, 90), dtype=np.uint8)
+    lab = np.zeros(img.shape, np.uint16)
+    lab[10:20, 10:30] = 1
+    lab[10:20, 30:40] = 2  # touching 1 on its right
+    lab[1015:1040, 50:70] = 3  # across the first band's edge (1024)
+    lab[1000:1024, 5:25] = 4  # ends on the band's last row
+    lab[0:5, 80:90] = 5  # at the image's edges
+    colour = (255, 0, 255)
+    want = find_boundaries(lab, mode="inner", connectivity=1)
+    for big in (cli_predict._BIG_OVERLAY, 1000):  # whole, and in bands of 1024 rows
+        monkeypatch.setattr(cli_predict, "_BIG_OVERLAY", big)
+        drawn = (cli_predict._overlay(img, lab, colour) == colour).all(axis=2)  # a grey pixel is never magenta
+        np.testing.assert_array_equal(drawn, want)
+        assert drawn[19, 12] and drawn[15, 29] and drawn[1039, 60] and drawn[1023, 10]  # bottom and right edges

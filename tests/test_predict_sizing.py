@@ -387,8 +387,10 @@ def test_zoo_cli_diameter_auto(tiny_zoo, tmp_path, capsys):  # noqa: F811
     assert load("nuclei", diameter="auto").size_model is not None
     assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o2")]) == 0  # auto by default
     out = _said(capsys)
-    # magnification 2, keep band 0.5-1.5: mirrored to 1.125, i.e. nuclei as if 20 * 2 / 1.125 = 36 px wide
-    assert "diameter auto" in out and "as if 36 px wide" in out and "working scale 0.281" in out
+    # magnification 2, keep band 0.5-1.5: mirrored to 1.125, i.e. resized 1.125 / 2 = 0.56x, as a diameter of
+    # 20 * 2 / 1.125 = 36 px would be
+    assert "diameter auto" in out and "resized 0.56x" in out and "--diameter 36 would" in out
+    assert "working scale 0.281" in out
     assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o3"), "--diameter", "none"]) == 0
     out = _said(capsys)
     assert "working scale 0.5" in out and "diameter auto" not in out

@@ -28,6 +28,36 @@ def _fmt(value) -> str:
     return str(value)
 
 
+#: the shipped cards' headline metrics in words, with their units (a model of one's own shows its keys); "%": a
+#: fraction shown as a percentage
+HEADLINE_WORDS: dict[str, tuple[str, str]] = {
+    "instance_f1_iou50_heldout_le200": ("nucleus F1 at IoU 0.5, embryos <= 200 cells", ""),
+    "instance_f1_iou50_heldout_le200_visible50": ("the same, nuclei less than half visible ignored", ""),
+    "instance_f1_iou50_heldout_epic_framing": ("nucleus F1, held-out embryo filmed like EPIC movies", ""),
+    "count_mae_heldout_le200": ("count error per frame (mean, nuclei)", ""),
+    "reference_counts": ("nuclei in the 3 real reference frames", ""),
+    "membrane_dice_heldout": ("membrane Dice", ""),
+    "cell_f1_iou50_heldout": ("cell F1 at IoU 0.5", ""),
+    "mae_over_mean_max_heldout": ("worst letter's error (mean, % of its mean count)", "%"),
+    "total_mae_heldout": ("total error per frame (mean, cells)", ""),
+    "founder_accuracy": ("founder accuracy, leave-one-embryo-out", ""),
+    "depth1_accuracy": ("depth-1 accuracy, leave-one-embryo-out", ""),
+    "pr_auc_live": ("PR-AUC, live nuclei", ""),
+    "pr_auc_dead": ("PR-AUC, dead nuclei", ""),
+    "object_f1_any": ("nucleus F1, live or dead", ""),
+}
+
+
+def _headline(key: str, value) -> str:
+    """One headline metric in words (its key for a metric the table does not know)."""
+    words, unit = HEADLINE_WORDS.get(key, (key, ""))
+    if unit == "%":
+        v = value.get("value") if isinstance(value, dict) else value
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return f"{words}: {100 * v:.0f} %"
+    return f"{words}: {_fmt(value)}"
+
+
 @models_app.callback()
 def list_models(ctx: typer.Context) -> None:
     """List the shipped models: name, task, weights size, int8 calibration and headline metrics."""
@@ -50,7 +80,7 @@ def list_models(ctx: typer.Context) -> None:
         size = f"{wpath.stat().st_size / 1e6:.1f} MB" if wpath.exists() else "missing"
         metrics = card.get("metrics", {}) or {}
         heads = card.get("headline") or list(metrics)[:3]
-        shown = "\n".join(f"{k} {_fmt(metrics[k])}" for k in heads if k in metrics) or "-"
+        shown = "\n".join(_headline(k, metrics[k]) for k in heads if k in metrics) or "-"
         int8 = "yes" if (card.get("int8") or {}).get("activations") else "-"
         table.add_row(name, str(card.get("task", "")), size, int8, shown,
                       *((str(card.get("summary", "")),) if wide else ()))

@@ -23,6 +23,7 @@ from devolens.errors import DevolensError
 
 from devolens.io.atomic import StagedDir
 from devolens.io.frames import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
+from devolens.lineage.letters import LETTER_KEY_LINE
 
 #: memory budget of the frames read ahead of the network (bytes)
 READ_AHEAD_BYTES = 256 << 20
@@ -294,11 +295,21 @@ def _overlay(image: np.ndarray, labels: np.ndarray, colour=(255, 0, 255)) -> np.
         band = img[y:y + rows] if limits is None else _display_uint8(img[y:y + rows], *limits)
         rgb[y:y + rows] = band[..., None] if band.ndim == 2 else band[..., :3]
         lab = labels[y:y + rows]
-        edge = np.zeros(lab.shape, dtype=bool)  # written in place: no full-size temporaries
-        np.not_equal(lab[:, 1:], lab[:, :-1], out=edge[:, 1:])
-        edge[1:, :] |= lab[1:, :] != lab[:-1, :]
+        # a nucleus's own outermost pixels on all four sides: a pixel whose left, right, upper or lower neighbour
+        # has another label (only the left and upper ones were compared, so the right and bottom edges fell on
+        # the background and were dropped)
+        edge = np.zeros(lab.shape, dtype=bool)
+        step = lab[:, 1:] != lab[:, :-1]
+        edge[:, 1:] |= step
+        edge[:, :-1] |= step
+        step = lab[1:, :] != lab[:-1, :]
+        edge[1:, :] |= step
+        edge[:-1, :] |= step
+        del step
         if y > 0:  # the band's first row against the row above it
             edge[0] |= lab[0] != labels[y - 1]
+        if y + rows < height:  # and its last row against the row below it
+            edge[-1] |= lab[-1] != labels[y + rows]
         edge &= lab > 0
         # by index: half the time of a boolean mask over HxWx3
         rgb[y:y + rows].reshape(-1, 3)[np.flatnonzero(edge)] = colour
@@ -451,8 +462,11 @@ def _estimate_note(estimate, what: str) -> Optional[str]:
         return None
     # a bright uneven backdrop: the magnification was (mostly) read on the flattened images (sizing.BackdropReader)
     haze = " (read past a bright uneven background)" if getattr(estimate, "backdrop", 0.0) >= 0.5 else ""
+    # the resize, not a nucleus width: the diameter is the model's measure (a median over all stages), and nuclei of
+    # later stages are smaller than it, so "segmented as if 25 px wide" read as a size to check invited a wrong one
     return (f"diameter auto: the images look {estimate.magnification:.2g}x as magnified as the model's training "
-            f"frames{haze}; {what} segmented as if {estimate.diameter:.0f} px wide (--diameter to set it)")
+            f"frames{haze}; resized {estimate.resize:.2g}x for the network, as --diameter {estimate.diameter:.0f} "
+            "would do (give --diameter to set it)")
 
 
 def _estimates_note(estimates, what: str) -> Optional[str]:
@@ -673,7 +687,8 @@ def run_segmentation(
 
         write_text(stage.tmp / SEGMENT_RECORD, _segment_record(
             kind, input_path, model, len(counts), int(sum(c[1] for c in counts)),
-            {"skipped": sorted(skip), "precision": predictor.network.precision,
+            {"skipped": [source.frame_id(p) for p in sorted(skip)],  # named as counts.csv names frames
+             "precision": predictor.network.precision,
              "working_scale": None if predictor.auto_each else predictor.working_scale()}))
     except BaseException:
         if objects is not None:
@@ -804,6 +819,9 @@ _COLOR_HELP = ("Colour images and videos: the channel that holds the nuclei (or 
                "channel, e.g. green for histone-GFP, red for H2B-mCherry, blue for DAPI; the mean of R, G, B when "
                "none dominates; the shipped models' rule), green, red, blue, mean or max (the rule of models of "
                "your own, as their training data were read). Default: the model's own rule.")
+#: the population letters, for help texts
+LETTER_HELP = f"Letters: {LETTER_KEY_LINE}."
+
 _SKIP_HELP = ("Curation report from `devolens curate frames`: its flagged frames (black, dark, red lines...) "
               "are not segmented and left out of every output. 'auto': curate the input here first (one extra "
               "streamed pass) and write the report beside the results (curation.csv in --out; for population "
@@ -814,9 +832,10 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
     def command(
         input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
         out: Path = typer.Option(..., "--out", "-o", help=(
-            "Output folder: labels/*_labels.tif (uint16, or uint32 for an image with over 65535 objects; input "
-            "size, one per image or frame), objects.csv "
-            "(frame,label,x,y,area), counts.csv (frame,count), overlays/ (PNG) or overlay.mp4 (video input).")),
+            "Output folder: labels/ (one label TIFF per image or frame, NAME_labels.tif, at the input's size; "
+            "uint16, or uint32 for an image with over 65535 objects), objects.csv (columns frame, label, x, y, "
+            "area: x the column and y the row of the centroid, in pixels of the input, area in pixels), "
+            "counts.csv (frame, count), overlays/ (PNG) or overlay.mp4 (video input).")),
         skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
         model: str = typer.Option(default_model, "--model", help="Zoo model to use (see `devolens models`), or the "
                                   "folder of a model of your own: a training run (`devolens train --out`, its best "
@@ -993,8 +1012,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         from devolens.viz.plots import plot_populations
 
         pdf = df.copy()
-        pdf.insert(0, "time", np.arange(len(pdf)) if not source.is_video else pdf["frame"].astype(int))
-        plot_populations(pdf.drop(columns=["frame"]), plot_path(out, input_path),
+        xs, xlabel = _plot_axis(source, kept)
+        pdf.insert(0, "time", xs)
+        plot_populations(pdf.drop(columns=["frame"]), plot_path(out, input_path), xlabel=xlabel,
                          title=f"{input_path.name}: predicted populations"
                          + (" (monotone)" if monotone else " (developmental clock)" if clock else ""))
     if curation is not None:  # --skip-flagged auto: the report made here, beside the CSV
@@ -1014,6 +1034,23 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["clock_available"] = getattr(predictor, "clock", None) is not None and source.total != 1
     df.attrs["clock_seconds"] = (predictor.card.get("clock") or {}).get("seconds_per_time_point")
     return df
+
+
+def _plot_axis(source: "_Source", kept: list[int]) -> tuple[list[int], str]:
+    """The population plot's x values for the frames ``kept`` (their positions in the input) and the axis's label:
+    a video's frame numbers; the numbers that end the file names when every one has one and they rise in the
+    folder's order (``t001``, ``t005``, ...: time points); else the frames' positions. Frames left out (flagged,
+    missing) leave a gap, as they do in the input."""
+    import re
+
+    if source.is_video:
+        return [int(p) for p in kept], "video frame"
+    ends = [re.search(r"(\d+)$", str(source.frame_id(p))) for p in kept]
+    if all(ends):
+        numbers = [int(m.group(1)) for m in ends]
+        if all(b > a for a, b in zip(numbers, numbers[1:])):
+            return numbers, "frame (the number in its file name)"
+    return [int(p) for p in kept], "frame (position in the input, from 0)"
 
 
 def _clock_note(fit, seconds: Optional[float]) -> str:
@@ -1065,10 +1102,13 @@ def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, res
 
 def population_command(
     input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Output CSV: frame,A,E,M,P,C,D,Z,total (cells per letter)."),
+    out: Path = typer.Option(..., "--out", "-o", help=(
+        "Output CSV, columns frame, A, E, M, P, C, D, Z, total: expected cells per letter (fractional: the model "
+        f"gives expected counts, not whole cells), one row per frame read (flagged frames have no row). {LETTER_HELP}")),
     monotone: bool = typer.Option(False, "--monotone", help=(
         "Smooth each letter over the frames by isotonic regression: populations never fall (P, which ends when "
-        "P4 divides into Z2/Z3, is fitted non-increasing).")),
+        "P4 divides into Z2/Z3, is fitted non-increasing). One frame read too low pulls the frames before it down "
+        "with it (the fit averages them); --clock instead fits one curve to all the frames.")),
     clock: bool = typer.Option(False, "--clock", help=(
         "Timelapses: fit the frames' totals to the developmental clock, the total-cells curve of real wild-type "
         "embryos, shifted and stretched to the movie (2 numbers for the whole movie, so the frames pool their "

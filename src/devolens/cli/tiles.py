@@ -113,7 +113,7 @@ def simulate_well_command(
     ),
     objects: Optional[Path] = typer.Option(
         None, "--objects",
-        help="Object table CSV (id,x,y,area,class,in_focus,radius); default: <out>.objects.csv beside --out.",
+        help="Object table CSV (columns id, x, y, area, class, in_focus, radius); default: <out>.objects.csv beside --out.",
     ),
 ) -> None:
     """Simulate a stitched two-channel live/dead well with its ground truth."""

@@ -94,7 +94,7 @@ def train_cmd(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write history.png and progress.gif at the end."),
     export: Optional[Path] = typer.Option(
         None, "--export", help="Also write the best model as half-precision safetensors here (+ .json beside it): "
-        "half the size, loaded back as fp32 by devolens.models.architectures.load_model."),
+        "half the size, loaded back as fp32 by load_model (devolens.models.architectures)."),
 ) -> None:
     """Train a model from a recipe on a data folder."""
     import torch

@@ -134,6 +134,7 @@ class _Timestamps:
             except OSError:
                 self.off = True
                 return None
+            self._remove()  # ffmpeg has it open (a frame came): nothing is left behind even if the process is killed
         line = self._fh.readline()
         for _ in range(50):  # the line is there before the frame; allow for a slow disk
             if line.endswith("\n"):
@@ -170,10 +171,13 @@ class _Timestamps:
         return 0
 
     def close(self) -> None:
-        import os
-
         if self._fh is not None:
             self._fh.close()
+        self._remove()
+
+    def _remove(self) -> None:
+        import os
+
         try:
             os.remove(self._path)
         except OSError:

@@ -32,6 +32,8 @@ from typing import Iterable, NamedTuple
 
 import pandas as pd
 
+from devolens.lineage.letters import LETTER_KEY, LETTER_KEY_LINE  # noqa: F401  (re-exported: what the letters count)
+
 #: Population letters in their canonical column order.
 LETTERS: tuple[str, ...] = ("A", "E", "M", "P", "C", "D", "Z")
 

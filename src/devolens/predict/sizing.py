@@ -349,6 +349,9 @@ class DiameterEstimate:
     backdrop : float
         Median over the images of the weight the backdrop reader (:class:`BackdropReader`) had
         in their estimates: 0 for images with a dark background, or without such a reader.
+    resize : float
+        How much the images are resized (2.0: enlarged twice) to bring them among the magnifications the model
+        was trained on; 1.0 when used as they are.
     """
 
     diameter: float | None
@@ -357,6 +360,7 @@ class DiameterEstimate:
     trusted: int = 0
     backdrop: float = 0.0
     small: int = 0
+    resize: float = 1.0
 
 
 def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
@@ -480,4 +484,4 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     target = _target(m, keep, model.m0)
     diameter = None if target == m else float(predictor.diameter_ref) * m / target
     return DiameterEstimate(diameter=diameter, magnification=m, per_image=per, trusted=len(trusted), backdrop=backdrop,
-                            small=small)
+                            small=small, resize=target / m)

@@ -15,7 +15,8 @@ LETTER_COLOURS: dict[str, str] = {
 }
 
 
-def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = None, dpi: int = 120) -> Path:
+def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = None, dpi: int = 120,
+                     xlabel: str = "time point") -> Path:
     """Plot population curves (cells per letter and total against time) to an image file.
 
     Parameters
@@ -30,6 +31,8 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
         Figure title.
     dpi : int
         Resolution of raster output, dots per inch.
+    xlabel : str
+        The x axis's label (what ``time`` holds).
 
     Returns
     -------
@@ -37,6 +40,8 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
         The written image.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from devolens.lineage.names import LETTER_KEY_LINE
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 4.5))
@@ -45,13 +50,14 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
     for col, colour in LETTER_COLOURS.items():
         if col in pops.columns:
             ax.plot(pops["time"], pops[col], label=col, color=colour, lw=2.0 if col == "total" else 1.3)
-    ax.set_xlabel("time point")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("cells")
     ax.grid(True, alpha=0.3)
     ax.legend(ncol=4, fontsize="small", loc="upper left")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    fig.text(0.01, 0.01, LETTER_KEY_LINE, fontsize="x-small", color="#555555")  # what the letters count
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
