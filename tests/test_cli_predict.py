@@ -940,3 +940,57 @@ def test_nothing_found_is_said(tmp_path, monkeypatch, capsys):
     summary["objects"] = 3
     assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "o")]) == 0
     assert "no nuclei found" not in capsys.readouterr().err
+
+
+def test_segment_rerun_leaves_only_this_runs_outputs(tiny_zoo, tmp_path, capsys, monkeypatch):
+    """A rerun into an earlier run's --out replaces all of segment's entries: the first run's overlays/ and
+    curation.csv do not stay beside the second run's outputs; an input that is one of those entries (the first
+    run's overlay.mp4) is refused, not replaced; the record gives the input's absolute path."""
+    src = _folder(tmp_path / "frames", n=3)
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(src), "--out", str(out), "--skip-flagged", "auto"]) == 0
+    assert (out / "curation.csv").exists() and len(list((out / "overlays").iterdir())) == 3
+    few = _folder(tmp_path / "few", n=1)
+    (out / "notes.txt").write_text("mine")
+    assert main(["segment", "nuclei", str(few), "--out", str(out), "--no-overlay"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["counts.csv", "labels", "notes.txt", "objects.csv", "segment.json"]
+    video = _video(tmp_path / "m.mp4", n=4)
+    assert main(["segment", "nuclei", str(video), "--out", str(out)]) == 0
+    assert (out / "overlay.mp4").exists() and not (out / "overlays").exists()
+    before = (out / "overlay.mp4").read_bytes()
+    capsys.readouterr()
+    assert main(["segment", "nuclei", str(out / "overlay.mp4"), "--out", str(out)]) == 2
+    assert "the input is overlay.mp4 of --out" in capsys.readouterr().err
+    assert (out / "overlay.mp4").read_bytes() == before
+    monkeypatch.chdir(tmp_path)
+    assert main(["segment", "nuclei", "few", "--out", "seg2"]) == 0
+    assert json.loads((tmp_path / "seg2" / "segment.json").read_text())["input"] == str(tmp_path / "few")
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(tiny_zoo, tmp_path, capsys, monkeypatch):
+    """population and curate frames say at once that --out's folder is not writable (they read a whole movie
+    first otherwise, then failed naming the plot)."""
+    import os
+
+    src = _folder(tmp_path / "frames", n=2)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == locked else real(p, mode, **kw))
+    read = []
+    monkeypatch.setattr(cli_predict._Source, "iter", lambda self, skip: read.append(1) or iter(()))
+    for cmd in (["population"], ["curate", "frames"]):
+        assert main([*cmd, str(src), "--out", str(locked / "sub" / "p.csv")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and "no permission to write in" in err and str(locked) in err
+    assert not read
+
+
+def test_messages_stay_on_one_line_in_a_log(tiny_zoo, tmp_path, capsys):
+    """Written to a log (stderr not a terminal), a summary or tip is one line, not folded at 80 columns: a
+    pipeline greps it."""
+    src = _folder(tmp_path / "frames", n=3)
+    out = tmp_path / ("a_long_name_for_the_table_of_populations_" * 2 + ".csv")
+    assert main(["population", str(src), "--out", str(out)]) == 0
+    summary = f"3 frames -> {out} (+ {out.with_suffix('.png')})"
+    assert len(summary) > 100 and summary in capsys.readouterr().err.splitlines()

@@ -122,3 +122,25 @@ def test_plot_populations(tmp_path):
     out = plot_populations(p, tmp_path / "plots" / "pops.png", title="toy")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [f.name for f in (tmp_path / "plots").iterdir()] == ["pops.png"]
+
+
+def test_plots_need_no_writable_home(tmp_path):
+    """With HOME unwritable (clusters, containers) matplotlib gets a config folder of devolens's own instead of
+    printing its warnings into every plotting command's log; a writable HOME or MPLCONFIGDIR is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os; real = os.access; home = os.environ['HOME']\n"
+            "os.access = lambda p, m, **k: False if str(p).startswith(home) or str(p) == '/' else real(p, m, **k)\n"
+            "import devolens.viz; print(os.environ.get('MPLCONFIGDIR', '-'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME")}
+    for home, expect in ((tmp_path / "ro", "devolens-matplotlib-"), (tmp_path / "rw", "-")):
+        home.mkdir()
+        run = code if expect != "-" else code.replace("os.access = ", "_ = ")
+        res = subprocess.run([sys.executable, "-c", run], env={**env, "HOME": str(home)}, capture_output=True,
+                             text=True, check=True)
+        assert expect in res.stdout, res.stdout
+    res = subprocess.run([sys.executable, "-c", code], env={**env, "HOME": str(tmp_path / "ro"), "MPLCONFIGDIR": "/x"},
+                         capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "/x"

@@ -11,8 +11,18 @@ from typing import Callable, Iterator, Optional
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-console = Console(stderr=True)
-out = Console()
+
+def _tty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced by an object without it
+        return False
+
+
+# Not a terminal (a log file, a pipeline's capture): messages are not folded at 80 columns, so that a note or a
+# summary stays on one line for grep; a terminal folds them at its width as usual.
+console = Console(stderr=True, soft_wrap=not _tty(sys.stderr))
+out = Console(soft_wrap=not _tty(sys.stdout))
 
 #: help of the ``--precision`` and ``--fast`` options of the inference commands
 PRECISION_HELP = ("Network arithmetic on CPU: auto (int8 where the model card has int8 scales, this PyTorch has the "
@@ -102,6 +112,20 @@ def print_stack_notes(path: Path, pages: str = "time") -> None:
     for text in (unlabelled_pages_note(path, pages), other_series_note(path), planar_rgb_note(path)):
         if text:
             console.print(text)
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before any work, an output file that cannot be written: its folder (or the nearest one that exists,
+    the rest being made) is not writable. A command that reads a whole movie first would otherwise fail at its end."""
+    from devolens.errors import DevolensError
+
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DevolensError(f"cannot write output: {folder} is not a folder", path=path)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DevolensError(f"cannot write output: no permission to write in {folder}", path=path)
 
 
 def check_out(path: Path, source: Path) -> None:

@@ -36,7 +36,7 @@ def frames(
         "TIFF stacks with a C axis: the channel to score (0-based); required when there are several.")),
     pages: str = typer.Option("time", "--pages", metavar="time|z", callback=PAGES_CHOICE, help=PAGES_HELP),
 ) -> None:
-    from devolens.cli._common import check_out, progress_bar
+    from devolens.cli._common import check_out, check_writable, progress_bar
     from devolens.cli._common import out as stdout
     from devolens.curate.frames import KINDS, curate_path, summarize
     from devolens.errors import DevolensError
@@ -49,6 +49,7 @@ def frames(
     check_out(out, Path(path))
     if out.suffix.lower() != ".csv":  # e.g. --out frame.png inside the input folder would replace a frame
         raise DevolensError("--out must be a .csv file (the report)", path=out)
+    check_writable(out)  # before every frame is scored
     with progress_bar("curate") as callback:
         report = curate_path(path, progress=callback, stack_z=stack_z, channel=channel, pages=pages)
     try:

@@ -525,11 +525,23 @@ SEGMENT_OUTPUTS = ("labels", "objects.csv", "counts.csv", "overlays", "overlay.m
 SEGMENT_RECORD = "segment.json"
 
 
-def _check_segment_out(out: Path) -> None:
+def _check_segment_out(out: Path, input_path: Path) -> None:
     """Refuse an --out folder holding entries of the names ``segment`` writes that an earlier ``segment`` run did
     not write (no ``segment.json`` there): a render folder's ground-truth ``labels/`` and ``objects.csv``, a
-    project's own ``labels/``... would be replaced."""
-    if not out.is_dir() or (out / SEGMENT_RECORD).is_file():
+    project's own ``labels/``... would be replaced. Refuse too an input that is one of those entries of --out (an
+    earlier run's ``overlay.mp4`` segmented into the same folder): the run replaces or removes them."""
+    if not out.is_dir():
+        return
+    try:
+        source = input_path.resolve()
+    except OSError:
+        source = None
+    for name in SEGMENT_OUTPUTS:
+        entry = (out / name).resolve()
+        if source is not None and (source == entry or entry in source.parents):
+            raise DevolensError(f"the input is {name} of --out, which this run replaces: choose another --out "
+                                "(or move the input out of it)", path=input_path)
+    if (out / SEGMENT_RECORD).is_file():
         return
     clash = [name for name in SEGMENT_OUTPUTS if (out / name).exists()]
     if clash:
@@ -543,7 +555,8 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
 
     from devolens.cli import _version
 
-    return json.dumps({"command": f"devolens segment {kind}", "input": str(input_path), "model": str(model),
+    # the input's absolute path: a pipeline reading the record from another working directory
+    return json.dumps({"command": f"devolens segment {kind}", "input": str(input_path.absolute()), "model": str(model),
                        "devolens": _version(), "frames": frames, "objects": objects, **summary}, indent=1) + "\n"
 
 
@@ -583,7 +596,7 @@ def run_segmentation(
     from devolens.predict.postprocess import Prepared
 
     check_pages(pages)
-    _check_segment_out(out)
+    _check_segment_out(out, input_path)
     _check_network_options(precision, backend)
     color = _color(color)
     device = _device(device)
@@ -697,7 +710,10 @@ def run_segmentation(
         raise
     finally:
         source.close()
-    stage.commit()
+    # an earlier run's entries this one did not write go (its overlays/ beside this run's overlay.mp4, its
+    # curation.csv): --out then holds this run's outputs only. They are segment's own: _check_segment_out refused
+    # a folder holding such names without segment.json
+    stage.commit(owned=SEGMENT_OUTPUTS)
     return {"frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
             "curation": None if curation is None else out / "curation.csv",
             "precision": predictor.network.precision,
@@ -948,6 +964,10 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("--out is a folder; give a .csv file", path=out)
     if clock and monotone:
         raise DevolensError("--clock and --monotone exclude each other (the clock's curve never falls already)")
+    from devolens.cli._common import check_writable
+
+    for path in (out, plot_path(out, input_path)) if plot else (out,):  # before a whole movie is read
+        check_writable(path)
     from devolens.io.stacks import check_pages
 
     check_pages(pages)

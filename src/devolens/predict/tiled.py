@@ -202,6 +202,11 @@ class RowReader:
         if contiguous:
             self._offset = int(offset)
             self._dtype_disk = dtype.newbyteorder(byteorder)
+            need = self._offset + int(np.prod(shape)) * dtype.itemsize
+            have = self.path.stat().st_size
+            if have < need:  # read band by band from its offset: a cut file would fail part-way, with a traceback
+                raise DevolensError(f"the file is cut short ({have:,} of the {need:,} bytes its header promises: "
+                                    "an interrupted copy or save?)", path=self.path)
         else:  # compressed or tiled TIFF: load it (memory ~ image size)
             self._offset = None
             arr = tifffile.imread(self.path)
