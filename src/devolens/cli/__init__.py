@@ -3,7 +3,11 @@
 Every sub-command parses its options, calls the library and prints. A
 :class:`devolens.errors.DevolensError` (a user's mistake) becomes a one-line ``error:``
 message and exit code 2, never a traceback; so does an output the system refuses (read-only
-file system, no permission, full disk), and Ctrl-C prints ``error: interrupted`` (exit 130).
+file system, no permission, full disk) and a command line that does not parse (a missing option, a
+misspelt command: one line with the command's ``--help`` to see). Ctrl-C prints ``error: interrupted``
+(exit 130); SIGTERM (what ``kill``, Slurm, Snakemake and Nextflow send) and SIGHUP stop the run the same
+way, ``error: terminated (SIGTERM)``, exit 128 + the signal's number (143, 129). Either way what the run
+was writing is removed and nothing half-written is committed.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import re
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -38,6 +45,7 @@ _streaming_blas(sys.argv)
 import typer  # noqa: E402
 
 from devolens.errors import DevolensError, DiameterWarning  # noqa: E402
+from devolens.io import atomic  # noqa: E402
 from devolens.io.atomic import WRITE_ERRNOS  # noqa: E402
 
 app = typer.Typer(
@@ -107,45 +115,221 @@ def main(argv: list[str] | None = None) -> int:
 
     A :class:`DevolensError`, or an :class:`OSError` that the environment causes (read-only file
     system, no permission, full disk: see :func:`_environment_error`), is one ``error:`` line and
-    exit code 2; Ctrl-C is ``error: interrupted`` and 130. Any other exception is a bug and keeps
-    its traceback.
+    exit code 2; so is a command line that does not parse (:func:`_usage_error`). Ctrl-C is
+    ``error: interrupted`` and 130; SIGTERM and SIGHUP are ``error: terminated (SIGTERM)`` and 128 + the
+    signal (:func:`_on_signal`). Any other exception is a bug and keeps its traceback.
     """
     args = sys.argv[1:] if argv is None else list(argv)
+    previous = _set_signal_handlers(_on_signal)
+    hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_unraisable(hook)
     try:
+        try:
+            code = _run(args)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or a signal's Terminated
+            code = _report_stop(exc)
+        if code == 0 and atomic.received_signals:
+            # the signal's exception was lost (raised in a weakref callback, a __del__) after the last output
+            # was committed, or the command commits nothing: still not a success
+            code = _report_stop(atomic.interruption(atomic.received_signals[0]))
+    finally:
+        _restore_signal_handlers(previous)
+        sys.unraisablehook = hook
+        atomic.received_signals.clear()
+    return code
+
+
+def _run(args: list[str]) -> int:
+    """Run the command line ``args``; print an ``error:`` line and return the exit code (KeyboardInterrupt,
+    Ctrl-C's or a signal's, propagates)."""
+    try:
+        atomic.stop_if_signalled()  # a signal that came while the process started
         with warnings.catch_warnings():  # the commands print their own note (library users get the warning)
             warnings.simplefilter("ignore", DiameterWarning)
-            app(args=args, prog_name="devolens", standalone_mode=True)
-    except SystemExit as exc:  # typer/click exit
+            # click's parsing and invocation without typer's standalone wrapper, which prints usage errors in a
+            # box over several lines and turns Ctrl-C into a bare exit 130
+            command = typer.main.get_command(app)
+            with command.make_context("devolens", list(args)) as ctx:
+                command.invoke(ctx)
+    except SystemExit as exc:  # sys.exit in a command
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if code == 130 and _interrupted(exc):
-            # typer turns Ctrl-C into a silent exit 130 (typer.Exit(130) from the KeyboardInterrupt)
-            print("error: interrupted", file=sys.stderr)
-        return code
+        stop = _interrupted(exc)
+        return _report_stop(stop) if code == 130 and stop is not None else code
     except DevolensError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # outside typer's reach (e.g. while the app starts)
-        print("error: interrupted", file=sys.stderr)
-        return 130
     except OSError as exc:
+        if exc.errno == errno.EPIPE:  # stdout closed early (devolens ... | head): quiet, exit 1, as click does
+            pacify = _pacify_flush()
+            if pacify is not None:
+                sys.stdout, sys.stderr = pacify(sys.stdout), pacify(sys.stderr)
+            return 1
         message = _environment_error(exc, args)
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        code = _click_exit(exc)
+        if code is None:
+            raise
+        return code
     return 0
 
 
-def _interrupted(exc: BaseException) -> bool:
-    """Whether a KeyboardInterrupt caused ``exc`` (directly or through typer's Exit)."""
+def _pacify_flush():
+    """click's ``PacifyFlushWrapper`` (a stream whose flush ignores a closed pipe): typer's copy of click, or
+    click's own; None if neither has it."""
+    for name in ("typer._click.utils", "click.utils"):
+        try:
+            return importlib.import_module(name).PacifyFlushWrapper
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+def _click_exit(exc: Exception) -> int | None:
+    """The exit code of click's (typer's) own exceptions, after printing their ``error:`` line: an exit
+    (``--help``, ``--version``, ``typer.Exit``), a usage error, an abort; None for any other exception.
+
+    Told apart by class name: typer ships its own copy of click (typer >= 0.26) or uses click's.
+    """
+    names = {c.__name__ for c in type(exc).__mro__}
+    code = getattr(exc, "exit_code", None)
+    if "Exit" in names and isinstance(code, int) and "ClickException" not in names:
+        return code
+    if "Abort" in names:  # end of input at a prompt
+        print("error: aborted", file=sys.stderr)
+        return 1
+    if "ClickException" not in names or not hasattr(exc, "format_message"):
+        return None
+    if "NoArgsIsHelpError" in names:  # a group without its command: the help, printed as the error was made
+        text = exc.format_message()
+        if text.strip():
+            print(text, file=sys.stderr)
+        return exc.exit_code
+    message = _one_line(exc.format_message())
+    ctx = getattr(exc, "ctx", None)
+    if "UsageError" in names:
+        message = _usage_error(message, ctx)
+    print(f"error: {message}", file=sys.stderr)
+    return exc.exit_code
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line, without its final full stop (click's wording is kept: "Missing option ...")."""
+    return re.sub(r"\s*\n\s*", " ", str(text)).strip().rstrip(".")
+
+
+#: how much of a list of unexpected arguments an error line quotes
+_EXTRA_SHOWN = 160
+
+
+def _usage_error(message: str, ctx) -> str:
+    """A usage error's line: ``message`` and where to read the usage (``(see devolens segment nuclei --help)``).
+
+    Extra arguments (``devolens segment nuclei few/*.png``: the shell gives one argument per file) say how
+    many inputs the command takes, and that a folder can be given when the input may be one.
+    """
+    if ctx is None:
+        return message
+    path = ctx.command_path
+    extra = re.fullmatch(r"got unexpected extra argument(?:s|\(s\))? \((.*)\)", message, re.S | re.I)
+    if extra:
+        got = extra.group(1)
+        if len(got) > _EXTRA_SHOWN:
+            got = got[:_EXTRA_SHOWN].rsplit(" ", 1)[0] + " ..."
+        inputs = [p for p in ctx.command.params if getattr(p, "param_type_name", "") == "argument"]
+        if not inputs:
+            message = f"got extra arguments ({got}): {path} takes options only"
+        elif len(inputs) == 1 and inputs[0].nargs == 1:
+            arg = inputs[0]
+            name = (arg.metavar or arg.name or "INPUT").upper()
+            message = f"got extra arguments ({got}): {path} takes one {name}"
+            if "folder of images" in (getattr(arg, "help", None) or "").lower():  # segment, population, curate
+                message += (" (a pattern such as *.png gives one argument per file); to read several images give "
+                            "the folder that holds them instead")
+        else:
+            message = f"got extra arguments ({got})"
+    helps = sorted(ctx.help_option_names or (), key=lambda o: not o.startswith("--"))  # --help before -h
+    return f"{message} (see {path} {helps[0]})" if helps else message
+
+
+# Signals --------------------------------------------------------------------------------------------
+
+#: the signals that stop a run as Ctrl-C does (Ctrl-C itself; what kill, Slurm, Snakemake and Nextflow send; a
+#: closed terminal)
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _on_signal(signum: int, frame) -> None:
+    """Record the signal (:data:`devolens.io.atomic.received_signals`) and raise its interruption: KeyboardInterrupt
+    for SIGINT, :class:`devolens.io.atomic.Terminated` (a KeyboardInterrupt) for the others, so that the run
+    unwinds as on Ctrl-C and removes what it was writing. The record stops the run at the next commit when the
+    exception is lost (Python drops exceptions raised in weakref callbacks and ``__del__``)."""
+    atomic.received_signals.append(signum)
+    raise atomic.interruption(signum)
+
+
+def _on_signal_quietly(signum: int, frame) -> None:
+    """Record the signal only: before and after :func:`main`, where there is nothing to unwind (the outputs
+    are committed; an exception would only print a traceback from the interpreter's teardown)."""
+    atomic.received_signals.append(signum)
+
+
+def _set_signal_handlers(handler) -> dict | None:
+    """Handle the stop signals with ``handler``; return the handlers replaced (None off the main thread, where
+    Python cannot set handlers). A signal ignored (``nohup``: SIGHUP; a script's background job: SIGINT) stays
+    ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = {}
+    for signum in _STOP_SIGNALS:
+        old = signal.getsignal(signum)
+        if old == signal.SIG_IGN:
+            continue
+        signal.signal(signum, handler)
+        previous[signum] = old
+    return previous
+
+
+def _restore_signal_handlers(previous: dict | None) -> None:
+    for signum, old in (previous or {}).items():
+        signal.signal(signum, signal.SIG_DFL if old is None else old)
+
+
+def _quiet_unraisable(hook):
+    """``sys.unraisablehook`` that keeps quiet about an interruption lost in a callback ("Exception ignored in ...
+    KeyboardInterrupt"): the signal is recorded and stops the run at its next commit."""
+
+    def quiet(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and atomic.received_signals:
+            return
+        hook(unraisable)
+
+    return quiet
+
+
+def _report_stop(exc: BaseException) -> int:
+    """Print the one line of an interruption and return its exit code: 130 for Ctrl-C, 128 + the signal for
+    :class:`devolens.io.atomic.Terminated`."""
+    if isinstance(exc, atomic.Terminated):
+        print(f"error: {exc}", file=sys.stderr)
+        return 128 + exc.signum
+    print("error: interrupted", file=sys.stderr)
+    return 130
+
+
+def _interrupted(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt that caused ``exc`` (directly or through an exit), if any."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         if isinstance(cur, KeyboardInterrupt):
-            return True
+            return cur
         seen.add(id(cur))
         cur = cur.__cause__ or cur.__context__
-    return False
+    return None
 
 
 #: errors of the machine rather than the code, whatever file they concern: the user can act on them
@@ -221,7 +405,11 @@ def _relation(filename, out: str) -> str | None:
 
 
 def run() -> None:  # pragma: no cover - console script shim
-    code = main()
+    _set_signal_handlers(_on_signal_quietly)  # main() raises on signals; before and after it, they are noted
+    try:
+        code = main()
+    except KeyboardInterrupt as exc:  # a second signal in main's last instants
+        code = _report_stop(exc)
     _fast_exit(code)
 
 
@@ -233,13 +421,22 @@ def _fast_exit(code: int) -> None:
     PyTorch and a few thousand modules, about 0.4-0.6 s of a short command (measured:
     ``benchmarks/RESULTS.md``, speed section). Streams and logging are flushed first.
     ``DEVOLENS_SLOW_EXIT=1`` keeps the ordinary exit (e.g. for tools hooking ``atexit``).
+
+    The stop signals are ignored from here: the outputs are committed and ``code`` says how the run went (a
+    Ctrl-C now would only print a traceback from logging's shutdown, and exit 0 all the same).
     """
     import os
 
+    if threading.current_thread() is threading.main_thread():
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
     if os.environ.get("DEVOLENS_SLOW_EXIT"):
         sys.exit(code)
-    if "logging" in sys.modules:
-        sys.modules["logging"].shutdown()
+    try:
+        if "logging" in sys.modules:
+            sys.modules["logging"].shutdown()
+    except Exception:  # a handler that cannot flush (a closed pipe): nothing more to say
+        pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

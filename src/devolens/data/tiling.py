@@ -15,18 +15,23 @@ Store layout (one file, any number of source images)::
 Chunks hold ``chunk`` whole samples (default 1000) and are always written whole, so that
 writing is fast and a reader (:class:`devolens.data.h5stream.H5TileStream`) can fetch one
 chunk at a time. The store is written to a temporary file and renamed at the end: an
-interrupted run never leaves a corrupt store (``append=True`` works on a copy likewise).
+interrupted run never leaves a corrupt store (``append=True`` works on a copy likewise). Runs writing
+one store take turns: each holds a lock on ``.NAME.lock`` beside it (:func:`store_lock`) from reading
+the store to renaming the new one in place, so that two ``--append`` runs add both their images.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import os
 import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -35,7 +40,7 @@ import tifffile
 
 from devolens import checks
 from devolens.errors import DevolensError
-from devolens.io.atomic import atomic_path
+from devolens.io.atomic import atomic_path, cannot_write, stop_if_signalled
 
 STORE_FORMAT = "devolens-tiles"
 STORE_VERSION = 1
@@ -117,7 +122,7 @@ def tiff_channel_names(path: str | Path) -> list[str] | None:
     import re
 
     try:
-        with tifffile.TiffFile(path) as tf:
+        with quiet_tifffile(), tifffile.TiffFile(path) as tf:
             if tf.is_ome and tf.ome_metadata:
                 first = re.search(r"<Pixels\b.*?</Pixels>", tf.ome_metadata, re.S)
                 names = re.findall(r"<Channel\b[^>]*?\bName=\"([^\"]*)\"", first.group(0) if first else "")
@@ -294,10 +299,35 @@ def _imread(path: Path, labels: bool = False, channels: int | None = None) -> tu
 
             return read_mask(path, classes=True), False
         return read_colour_image(path, channels), False
+    with quiet_tifffile() as complaints:
+        try:
+            arr = tifffile.imread(path)
+        except Exception as exc:  # tifffile raises many types on bad files
+            raise DevolensError(f"cannot read as TIFF ({exc.__class__.__name__}: {exc})", path=path) from None
+    if arr.size == 0 and complaints:  # its pages could not be found: tifffile read nothing and said why
+        raise DevolensError(f"damaged or truncated TIFF ({complaints[0]}): a file cut short by an interrupted "
+                            "copy?", path=path)
+    return arr, True
+
+
+@contextlib.contextmanager
+def quiet_tifffile() -> Iterator[list[str]]:
+    """Keep tifffile's log messages (a damaged file's complaints, ``<tifffile.TiffPages @8> invalid page offset``)
+    from the terminal, where they would print before the command's own error line; yields the list of its
+    warnings and errors (without their ``<tifffile...>`` prefix), filled as they come."""
+    complaints: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            complaints.append(record.getMessage().split("> ", 1)[-1])
+
+    log = logging.getLogger("tifffile")
+    keep = Keep(logging.WARNING)
+    log.addHandler(keep)
     try:
-        return tifffile.imread(path), True
-    except Exception as exc:  # tifffile raises many types on bad files
-        raise DevolensError(f"cannot read as TIFF ({exc.__class__.__name__}: {exc})", path=path) from None
+        yield complaints
+    finally:
+        log.removeHandler(keep)
 
 
 #: a colour image whose green holds more than this fraction of its red or blue signal (99th percentiles; a JPEG's
@@ -548,6 +578,9 @@ class _Writer:
                 d.resize(self.n + count, axis=0)
             d[self.n:self.n + count] = self._take(k, count)
         self.n += count
+        # a Ctrl-C or SIGTERM often lands in one of h5py's weakref callbacks, where Python drops its exception:
+        # the signal is recorded (devolens.io.atomic), and the run stops here rather than at its end
+        stop_if_signalled()
         self.n_pending -= count
 
     def close(self) -> int:
@@ -634,6 +667,90 @@ def _no_tiles_error(keep: str, tile: int, stride: int, considered: int, one_clas
     return DevolensError(f"no tile kept: no {tile}x{tile} px tile fits the images at a stride of {stride} px ({left})")
 
 
+def lock_path(store: str | Path) -> Path:
+    """The lock file of a tile store: ``.NAME.lock`` beside it, there while a run writes the store."""
+    store = Path(store)
+    return store.with_name(f".{store.name}.lock")
+
+
+@contextlib.contextmanager
+def store_lock(store: str | Path, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the lock of a tile store (``fcntl.flock`` on :func:`lock_path`) for a read-modify-replace of it.
+
+    A second run writing the same store waits until the first has renamed its store in place (as long as it
+    takes; a run killed outright releases the lock with its process), then reads the store the first wrote:
+    two ``devolens tile --append`` runs add both their images. ``waiting(message)`` is called once when the lock
+    is held by another run. The holder removes the lock file as it lets go (a waiting run then locks a new one:
+    the lock is always on the file the path names); a killed run's file is reused. Where the file system has
+    no locks (some network file systems), the run goes on unlocked with a warning.
+
+    Raises
+    ------
+    DevolensError
+        The lock file cannot be made (the store's folder is not writable, read-only file system).
+    """
+    store = Path(store)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        yield
+        return
+    path = lock_path(store)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(exc, store) from None
+    told = False
+    while True:
+        try:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            except PermissionError:  # another user's lock file (umask 022) in a folder both may write in
+                if not path.is_file():
+                    raise
+                fd = os.open(path, os.O_RDONLY)  # enough for flock, except on NFS (EBADF below)
+        except FileNotFoundError:  # removed between the two opens by the run that held it: again
+            continue
+        except OSError as exc:
+            raise cannot_write(exc, store) from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if waiting is not None and not told:
+                    waiting(f"{store}: another run is writing this store; waiting for it to finish")
+                    told = True
+                fcntl.flock(fd, fcntl.LOCK_EX)  # Ctrl-C and SIGTERM interrupt the wait
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.ENOLCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF):
+                raise cannot_write(exc, store) from None
+            warnings.warn(f"{store}: cannot lock the store ({exc.strerror}); runs writing it at the same time "
+                          "would lose each other's tiles", stacklevel=3)
+            fd = None
+            break
+        except BaseException:
+            os.close(fd)
+            raise
+        # the run that held the lock removes the file as it lets go: locked, it must still be the file named
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            try:
+                os.unlink(path)  # while still held: a run waiting on this file tries again with a new one
+            except OSError:
+                pass
+            os.close(fd)  # releases the lock
+
+
 def tile_to_h5(
     images: Sequence[str | Path],
     out: str | Path,
@@ -649,6 +766,7 @@ def tile_to_h5(
     compression: str | None = "lzf",
     progress: Callable[[int, int], None] | None = None,
     order: Sequence[int] | None = None,
+    waiting: Callable[[str], None] | None = None,
 ) -> TilingSummary:
     """Tile images (and label images) into an HDF5 store, atomically.
 
@@ -680,6 +798,8 @@ def tile_to_h5(
     order : sequence of int, optional
         Two-channel wells: the Hoechst and Draq7 channel indices of every image (see :func:`read_image`; default:
         as each TIFF's channel names say, else by position).
+    waiting : callable, optional
+        ``waiting(message)`` when another run is writing the same store: this one waits for it (:func:`store_lock`).
 
     Returns
     -------
@@ -714,6 +834,16 @@ def tile_to_h5(
         raise DevolensError(f"compression must be lzf, gzip or none, got {compression!r}")
     if chunk < 1:
         raise DevolensError(f"chunk must be positive, got {chunk}")
+    with store_lock(out, waiting):  # held from reading the store to renaming the new one in place
+        return _tile_to_h5(images, out, labels, tile=tile, stride=stride, keep=keep, append=append,
+                           n_classes=n_classes, channels=channels, chunk=chunk, compression=compression,
+                           progress=progress, order=order)
+
+
+def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, tile: int, stride: int, keep: str,
+                append: bool, n_classes: int, channels: int, chunk: int, compression: str | None,
+                progress: Callable[[int, int], None] | None, order: Sequence[int] | None) -> TilingSummary:
+    """The body of :func:`tile_to_h5`, its arguments checked, under the store's lock."""
     labelled = labels is not None
     if append and out.exists():
         with open_store(out) as f:
@@ -775,6 +905,7 @@ def tile_to_h5(
                 del img, lab
                 parts["source"] = np.full(k, len(sources), np.int32)
                 writer.add(parts)
+                stop_if_signalled()  # a signal whose exception was lost (see _Writer._flush)
                 sources.append(ipath.name)
                 digests.append(digest)
                 label_sources.append(Path(labels[i]).name if labelled else "")

@@ -5,6 +5,13 @@ An interrupted run (Ctrl-C, crash, error) never leaves a half-written output fil
 write never costs the outputs of an earlier run. A destination that cannot be written (read-only
 file system, no permission, full disk) is a :class:`~devolens.errors.DevolensError`: the user's
 environment, not a bug.
+
+A run stopped by a signal cleans up as one stopped by an error: the ``devolens`` command turns SIGTERM and
+SIGHUP into :class:`Terminated` (a KeyboardInterrupt, as Ctrl-C raises), and records every signal
+(:data:`received_signals`) so that one swallowed where Python cannot raise (a weakref callback in h5py, a
+``__del__``) still stops the run at the next commit (:func:`stop_if_signalled`). What a run killed outright
+(SIGKILL, out of memory) leaves, a later run writing the same output removes: temporary files and staging folders
+carry the writer's process id, and only those of processes that no longer exist are removed.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import errno
 import os
 import re
 import shutil
+import signal
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -22,6 +31,52 @@ from devolens.errors import DevolensError
 
 #: errors that only writing can raise: wherever they come from, the output could not be written
 WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by ``signum`` (SIGTERM: what ``kill``, Slurm, Snakemake and Nextflow send;
+    SIGHUP). Raised by the ``devolens`` command's signal handler; a KeyboardInterrupt, so that it unwinds exactly as
+    Ctrl-C does (every cleanup on ``BaseException``/``KeyboardInterrupt`` runs, nothing catches it as an error)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = int(signum)
+
+    def __str__(self) -> str:
+        try:
+            return f"terminated ({signal.Signals(self.signum).name})"
+        except ValueError:
+            return f"terminated (signal {self.signum})"
+
+
+#: the signals the ``devolens`` command's handlers received, in order (empty in a program that only imports
+#: devolens: nothing here installs a handler)
+received_signals: list[int] = []
+
+
+def interruption(signum: int) -> KeyboardInterrupt:
+    """The exception for a signal: KeyboardInterrupt for SIGINT (Ctrl-C), :class:`Terminated` for the others."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def stop_if_signalled() -> None:
+    """Raise the interruption of a signal received (:data:`received_signals`), if any.
+
+    A signal handler's exception is lost when it is raised inside a weakref callback, a ``__del__`` or a
+    garbage collection (Python prints "Exception ignored in" and goes on): called where an output is committed
+    and in long loops, so that such a run stops there instead of finishing as if nothing had happened.
+    """
+    if received_signals:
+        raise interruption(received_signals[0])
+
+
+#: random part of a temporary file's or staging folder's name (what :func:`tempfile.mkstemp` and
+#: :func:`tempfile.mkdtemp` add to the prefix)
+_RANDOM = r"[a-z0-9_]{8}"
+
+
+#: errors of a folder that refuses a new entry (no permission, read-only file system)
+_REFUSED = frozenset(getattr(errno, name) for name in ("EACCES", "EPERM", "EROFS") if hasattr(errno, name))
 
 
 def cannot_write(exc: OSError, path: str | Path) -> DevolensError:
@@ -47,23 +102,31 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         The destination cannot be written: its folder cannot be made or holds no new file
         (read-only file system, no permission), the disk or quota is full, or the rename fails.
 
+    Notes
+    -----
+    The temporary file is named ``.STEM.tmp-PID-RANDOM.SUFFIX``; those of writers that no longer exist (killed
+    with SIGKILL, out of memory) are removed by the next call for the same output name (see
+    :class:`StagedDir`). A signal recorded by the ``devolens`` command (:func:`stop_if_signalled`) stops the
+    rename: nothing is committed.
+
     Examples
     --------
     >>> with atomic_path("out.csv") as tmp:  # doctest: +SKIP
     ...     df.to_csv(tmp)
     """
     path = Path(path)
+    suffix = path.suffix if suffix is None else suffix
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.stem}.tmp-", suffix=path.suffix if suffix is None else suffix, dir=path.parent
-        )
+        _remove_stale_files(path.parent, path.stem, suffix)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-{os.getpid()}-", suffix=suffix, dir=path.parent)
     except OSError as exc:  # nothing written yet: the place itself refuses
         raise cannot_write(exc, path) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        stop_if_signalled()  # a signal whose exception was swallowed: the output is not committed
         try:
             # mkstemp creates 0600 files: give the output the usual permissions (umask applies)
             umask = os.umask(0)
@@ -81,6 +144,45 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+#: per folder, the names there that may be :func:`atomic_path`'s temporaries, listed once per process (a command
+#: writing thousands of files into one folder lists it once, not once per file)
+_temp_names: dict[str, list[str]] = {}
+
+
+def _remove_stale_files(folder: Path, stem: str, suffix: str) -> None:
+    """Remove the temporary files of :func:`atomic_path` for outputs named ``stem`` + ``suffix`` in ``folder`` that
+    writers no longer alive left behind (best effort).
+
+    Only plain files named as :func:`atomic_path` names them for this output, with the pid of a process that does
+    not exist, are removed (:func:`_alive`: any doubt keeps the file); temporaries of older versions (no pid) are
+    kept. The folder is listed once per process (:data:`_temp_names`).
+    """
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return
+    key = os.path.abspath(folder)
+    names = _temp_names.get(key)
+    if names is None:
+        try:
+            with os.scandir(folder) as it:
+                names = [e.name for e in it if e.name.startswith(".") and ".tmp-" in e.name]
+        except OSError:  # an unreadable folder: mkstemp reports the real problem
+            return
+        _temp_names[key] = names
+    if not names:
+        return
+    pattern = re.compile(rf"\.{re.escape(stem)}\.tmp-(\d+)-{_RANDOM}{re.escape(suffix)}")
+    for name in [n for n in names if pattern.fullmatch(n)]:
+        names.remove(name)
+        if _alive(int(pattern.fullmatch(name).group(1))):
+            continue
+        p = os.path.join(folder, name)
+        try:
+            if stat.S_ISREG(os.lstat(p).st_mode):  # a plain file (not a link, not a folder)
+                os.unlink(p)
+        except OSError:
+            pass
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -147,10 +249,6 @@ class ColumnsCSV:
         self.close()
 
 
-#: random part of a staging folder's name (what :func:`tempfile.mkdtemp` adds to the prefix)
-_RANDOM = r"[a-z0-9_]{8}"
-
-
 class StagedDir:
     """Build outputs in a hidden staging folder (``tmp``); move them onto ``dest`` only on success
     (:meth:`commit`; entries already in ``dest`` with the same names are replaced), or drop them
@@ -160,7 +258,10 @@ class StagedDir:
     run never creates ``dest``. When ``dest`` is a folder on another file system than its parent
     (a mount point: a Docker bind mount, an external disk), a rename from the sibling would fail
     (EXDEV), so the staging folder goes inside ``dest`` instead (``.partial-<pid>-<random>``: hidden,
-    and commands reading folders of images only list files). The pid in the name lets a later run
+    and commands reading folders of images only list files); so it does when ``dest`` is an existing
+    folder whose parent refuses a new entry (no permission, read-only: a writable
+    ``results/sample1`` in a ``results`` of someone else's, as clusters lay out projects). The commit is
+    the same renames either way, from inside ``dest`` onto its entries. The pid in the name lets a later run
     to the same ``dest`` remove what a killed run (SIGKILL, out of memory) left behind.
 
     Raises
@@ -177,11 +278,24 @@ class StagedDir:
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
             inside = self.dest.is_dir() and os.stat(self.dest).st_dev != os.stat(self.dest.parent).st_dev
-            where, prefix = (self.dest, ".partial-") if inside else (self.dest.parent, f".{self.dest.name}.partial-")
             self._remove_stale()
-            self.tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=where))
+            if inside:
+                self.tmp = self._mkdtemp(inside=True)
+            else:
+                try:
+                    self.tmp = self._mkdtemp(inside=False)
+                except OSError as exc:
+                    # a folder of one's own in a folder one may not write in (a cluster's results/USER/): staged
+                    # inside it, as for a mount point
+                    if exc.errno not in _REFUSED or not self.dest.is_dir():
+                        raise
+                    self.tmp = self._mkdtemp(inside=True)
         except OSError as exc:
             raise cannot_write(exc, self.dest) from None
+
+    def _mkdtemp(self, inside: bool) -> Path:
+        where, prefix = (self.dest, ".partial-") if inside else (self.dest.parent, f".{self.dest.name}.partial-")
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=where))
 
     def _remove_stale(self) -> None:
         """Remove the staging folders of ``dest`` that runs no longer alive left behind (best effort).
@@ -221,6 +335,7 @@ class StagedDir:
         done: list[tuple[Path | None, Path, Path | None]] = []
         aside: Path | None = None
         try:
+            stop_if_signalled()  # a signal whose exception was swallowed: nothing is committed
             self.dest.mkdir(parents=True, exist_ok=True)
             staged = sorted(self.tmp.iterdir())
             stale = sorted(set(owned) - {e.name for e in staged})
@@ -282,6 +397,8 @@ def remove_made(folders: list[Path]) -> None:
     for folder in folders:
         try:
             folder.rmdir()
+        except FileNotFoundError:  # not made after all (a commit stopped before making ``out``)
+            continue
         except OSError:
             break
 
