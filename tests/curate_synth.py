@@ -9,16 +9,18 @@ from scipy import ndimage
 SIZE = (128, 160)
 
 
-def synth_sequence(n: int = 40, size=SIZE, seed: int = 0, reporter: bool = True) -> list[np.ndarray]:
+def synth_sequence(n: int = 40, size=SIZE, seed: int = 0, reporter: bool = True,
+                   counts: list[int] | None = None) -> list[np.ndarray]:
     """A drifting, slowly filling embryo of blurry green nuclei, 8-bit RGB, with noise.
 
     With ``reporter`` a few nuclei also glow red, persistently (a real red reporter),
-    which must not be mistaken for a red-patch artifact.
+    which must not be mistaken for a red-patch artifact. ``counts``: the number of nuclei
+    in each frame (default: 4 rising evenly to 14).
     """
     rng = np.random.default_rng(seed)
     h, w = size
     yy, xx = np.mgrid[0:h, 0:w]
-    n_blobs = 14
+    n_blobs = 14 if counts is None else max(14, max(counts))
     pos = np.column_stack([rng.uniform(0.3 * h, 0.7 * h, n_blobs), rng.uniform(0.25 * w, 0.75 * w, n_blobs)])
     bright = rng.uniform(120, 230, n_blobs)
     frames = []
@@ -26,7 +28,7 @@ def synth_sequence(n: int = 40, size=SIZE, seed: int = 0, reporter: bool = True)
         pos = pos + rng.normal(0, 1.5, pos.shape)
         green = np.zeros((h, w), np.float32)
         red = np.zeros((h, w), np.float32)
-        k = 4 + int(10 * t / max(1, n - 1))  # more nuclei as time goes on
+        k = 4 + int(10 * t / max(1, n - 1)) if counts is None else counts[t]  # more nuclei as time goes on
         for j, ((y, x), b) in enumerate(zip(pos[:k], bright[:k])):
             blob = b * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 3.5**2))
             green += blob

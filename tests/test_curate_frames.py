@@ -166,3 +166,86 @@ def test_empty_path_is_refused():
     for bad in ("", None):
         with pytest.raises(DevolensError, match="expected a path"):
             curate_path(bad)
+
+
+# ------------------------------------------------------------------ dark frames at the ends of a sequence
+
+#: nuclei per frame of an embryo that fills fast, then steadies (the first frames' mean level is far below the next ones')
+GROWING = [3, 5, 7, 9, 11, 13] + [14] * 24
+
+
+def _flags(report: pd.DataFrame) -> dict[int, str]:
+    return {int(r.frame): r.flag for r in report.itertuples() if r.flagged}
+
+
+def _dimmed(frame: np.ndarray, factor: float = 0.3) -> np.ndarray:
+    return (frame.astype(np.float32) * factor).astype(np.uint8)
+
+
+def test_growing_embryo_first_and_last_frames_are_not_dark():
+    """The first frame of a growing embryo has fewer nuclei than every frame after it (the last frame of a shrinking
+    one than every frame before it): its mean level is far below that of its only side, yet it is no dark frame."""
+    # (not seed 2: its first three nuclei are drawn a third dimmer than the later ones, which no measure can tell
+    # from a dimmed frame)
+    for seed in (0, 1, 3):
+        frames = synth_sequence(len(GROWING), seed=seed, counts=GROWING)
+        for seq, edge in ((frames, 0), (frames[::-1], -1)):
+            report = score_frames(seq)
+            assert report["level_ratio"].iloc[edge] < 0.7  # below the dark cut: the level alone would call it dark
+            assert _flags(report) == {}, (seed, edge)
+
+
+def test_frame_beside_a_black_end_frame_is_not_dark():
+    """Past a black first frame, the next one has neighbours on one side only (black frames are no reference)."""
+    frames = synth_sequence(len(GROWING), seed=0, counts=GROWING)
+    inject(frames, "black", 0)
+    assert _flags(score_frames(frames)) == {0: "black"}
+    n = len(frames)
+    assert _flags(score_frames(frames[::-1])) == {n - 1: "black"}
+
+
+def test_dark_first_and_last_frames_are_flagged():
+    """A dimmed frame at either end is still dark, in a growing embryo (both orders) and in a steady one."""
+    steady = synth_sequence(30, seed=1)
+    for seed in (0, 1):
+        growing = synth_sequence(len(GROWING), seed=seed, counts=GROWING)
+        for seq in (growing, growing[::-1], steady):
+            n = len(seq)
+            for dark in ([0], [n - 1], [0, n - 1]):
+                frames = list(seq)
+                for i in dark:
+                    frames[i] = _dimmed(frames[i])
+                assert _flags(score_frames(frames)) == {i: "dark" for i in dark}, (seed, dark)
+
+
+@pytest.fixture(scope="module")
+def growing_render(shared_data, tmp_path_factory) -> list[np.ndarray]:
+    """A clean render of a real lineage table, every 4th time point, small frames (the user's case: the first frame
+    was flagged dark, level ratio 0.54)."""
+    import imageio.v3 as iio
+
+    from devolens.io.tables import read_table
+    from devolens.render.dataset import render_dataset
+
+    table = shared_data / "epic" / "CD20241010_JIM767_25_L3.csv"
+    if not table.exists():
+        pytest.skip("EPIC table CD20241010_JIM767_25_L3.csv missing")
+    out = tmp_path_factory.mktemp("growing")
+    render_dataset([read_table(table)], out, size=(96, 144), every=4, seed=5)
+    return [np.asarray(iio.imread(p)) for p in sorted((out / "frames").glob("*.png"))]
+
+
+def test_clean_render_of_a_growing_embryo_has_no_dark_ends(growing_render):
+    frames = growing_render
+    forward, backward = score_frames(frames), score_frames(frames[::-1])
+    assert forward["level_ratio"].iloc[0] < 0.7 and backward["level_ratio"].iloc[-1] < 0.7
+    assert _flags(forward) == {} and _flags(backward) == {}
+
+
+def test_dimmed_ends_of_a_render_are_dark(growing_render):
+    n = len(growing_render)
+    for dark in ([0], [n - 1], [0, n - 1]):
+        frames = list(growing_render)
+        for i in dark:
+            frames[i] = _dimmed(frames[i])
+        assert _flags(score_frames(frames)) == {i: "dark" for i in dark}, dark

@@ -11,7 +11,10 @@ to noisy and clean recordings, to PNG folders and to lossy video alike.
 What is measured (intensities in 8-bit grey levels, 0..255, whatever the input dtype):
 
 - ``level``: mean over pixels of the brightest channel; ``p99``: its 99th percentile;
-  ``contrast``: 99th percentile minus median of that channel averaged over blocks.
+  ``contrast``: 99th percentile minus median of that channel averaged over blocks;
+  ``foreground`` (used internally, not in the report): mean of the blocks (of 1/64 of the
+  height) brighter than halfway from their median to the brightest block, minus that median:
+  how bright the nuclei are above the background, whatever their number.
 - ``red_line_score``: the largest fraction of a row or column covered by red pixels (red
   exceeds both green and blue by ``red_delta`` levels), over thin bands only (thick
   bands count as patches) that stand out from the rows beside them (a broad red reporter
@@ -29,7 +32,11 @@ prefix ``<embryo>_tNNN``):
   camera noise averages out) below ``black_level`` or ``black_rel`` x the sequence's median.
 - dark: ``level`` below ``dark_ratio`` x the lower of the median levels of the ``window``
   frames before and of those after (black and dark frames left out, so a steady rise or
-  fall is no dark frame), and well outside the sequence's own spread of such ratios.
+  fall is no dark frame), and well outside the sequence's own spread of such ratios. A
+  frame with neighbours on one side only (the first or last frame) has no lower side to
+  take, and a growing embryo's first frame has fewer nuclei than every frame after it: such
+  a frame must also have its ``foreground`` far below the median of that side's, by the same
+  rule (a dimmed frame loses both in proportion; fewer nuclei lower the mean only).
 - red_line: ``red_line_score`` above ``line_fraction`` and well above the median of the
   neighbouring frames.
 - red_patch: ``red_patch_score`` above ``patch_area`` (and ``patch_min_blocks``). Only red
@@ -322,6 +329,12 @@ def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, n
     factor = max(1, int(round(h / max(1, th.small_rows))))
     mx_small = _block_mean(mx, max(8, factor))
     contrast = float(np.percentile(mx_small, 99.0) - np.median(mx_small))
+    # foreground at the resolution of the change measure (finer than mx_small in frames of
+    # under 480 rows, so that where the block grid falls on small nuclei matters less)
+    mx_fine = mx_small if max(8, factor) == factor else _block_mean(mx, factor)
+    background = float(np.median(mx_fine))
+    bright = mx_fine[mx_fine >= background + 0.5 * (float(mx_fine.max()) - background)]
+    foreground = float(bright.mean(dtype=np.float64)) - background
     small = _block_mean(planes[0], factor)
     for p in planes[1:]:
         small = small + _block_mean(p, factor)
@@ -332,6 +345,7 @@ def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, n
         "level": level,
         "p99": p99,
         "contrast": contrast,
+        "foreground": foreground,
         "red_line_score": line,
         "red_area": float(red_map.sum()) * b * b / float(h * w),
     }
@@ -364,16 +378,20 @@ def _neighbour_median(values: np.ndarray, valid: np.ndarray, window: int) -> np.
     return out
 
 
-def _side_reference(values: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
-    """Lower of the medians of the ``window`` valid frames before and after each frame.
+def _side_reference(values: np.ndarray, valid: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower of the medians of the ``window`` valid frames before and after each frame, and
+    how many sides (0, 1 or 2) had a valid frame.
 
     Taking the lower side keeps a steady rise (a growing embryo) or fall (bleaching) from
-    looking like a dark frame; NaN when neither side has a valid frame.
+    looking like a dark frame; NaN when neither side has a valid frame. A frame with valid
+    frames on one side only (the first or last of a sequence, or one beside a run of black
+    frames there) has no such protection: see :func:`_decide`.
     """
     n = len(values)
     ok = valid & np.isfinite(values)
     idx = np.flatnonzero(ok)
     out = np.full(n, np.nan)
+    sides = np.zeros(n, dtype=int)
     for i in range(n):
         pos = np.searchsorted(idx, i)
         left = idx[max(0, pos - window):pos]
@@ -382,7 +400,8 @@ def _side_reference(values: np.ndarray, valid: np.ndarray, window: int) -> np.nd
         meds = [float(np.median(values[side])) for side in (left, right) if len(side)]
         if meds:
             out[i] = min(meds)
-    return out
+        sides[i] = len(meds)
+    return out, sides
 
 
 def _robust_sigma(x: np.ndarray) -> float:
@@ -446,19 +465,33 @@ def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> 
 
     # black: no spatial signal (camera noise averages out in the block means)
     contrast = s["contrast"].to_numpy(float)
+    foreground = s["foreground"].to_numpy(float)
     black = contrast < max(th.black_level, th.black_rel * float(np.median(contrast)))
 
     # dark: far below the neighbours' level; twice, the second time with the dark frames
     # of the first pass left out of the reference (artifacts can come in clusters)
     dark = np.zeros(len(s), dtype=bool)
     for _ in range(2):
-        ref_level = _side_reference(level, ~black & ~dark, th.window)
+        ok = ~black & ~dark
+        ref_level, sides = _side_reference(level, ok, th.window)
         ratio = level / np.maximum(ref_level, 1e-6)
         ratio[~np.isfinite(ref_level)] = np.nan
         logr = np.log(np.maximum(ratio, 1e-6))
-        sigma = _robust_sigma(logr[~black & ~dark])
+        sigma = _robust_sigma(logr[ok])
         cut = min(math.log(th.dark_ratio), -th.dark_sigmas * sigma)
         dark = ~black & np.isfinite(logr) & (logr < cut)
+        # a frame with neighbours on one side only (the first or last frame) cannot take the
+        # lower side: a growing embryo's first frame has fewer nuclei than all the frames
+        # after it, so its mean level is well below theirs. Such a frame must also be dim
+        # in its nuclei: its foreground (nucleus brightness above the background, which does
+        # not grow with the number of nuclei) far below that side's, by the same rule as the
+        # level (below ``dark_ratio`` and outside the sequence's own spread of foreground
+        # ratios). A dimmed frame loses both in proportion.
+        ref_fg, _ = _side_reference(foreground, ok, th.window)
+        log_f = np.log(np.maximum(foreground / np.maximum(ref_fg, 1e-6), 1e-6))
+        log_f[~np.isfinite(ref_fg)] = np.nan
+        cut_f = min(math.log(th.dark_ratio), -th.dark_sigmas * _robust_sigma(log_f[ok]))
+        dark &= (sides != 1) | (np.isfinite(log_f) & (log_f < cut_f))
 
     # red line: long thin red bands, above an absolute floor and above the neighbours
     line = s["red_line_score"].to_numpy(float)
