@@ -13,8 +13,13 @@ One command reproduces the shipped model and its card::
    ``card.json`` and ``card.md`` to the zoo folder, and the results section to
    ``benchmarks/results_identity.md``.
 
-Prints the figures. ``--folds`` runs a subset of the held-out embryos (quick checks),
-``--no-final`` skips step 3.
+Prints the figures, with the reliability table of ``confidence`` (for bins of confidence,
+the share of held-out rows and their founder and depth-1 accuracy, and the share of errors
+made at confidence >= 0.99; it goes into the card and the results too). ``--folds`` runs a
+subset of the held-out embryos (quick checks), ``--no-final`` skips step 3.
+``--predictions rows.csv`` also writes every held-out row's prediction (true and predicted
+founder and depth-1 name, confidence); ``--reliability rows.csv`` prints the table again from
+such a file, without training.
 """
 
 from __future__ import annotations
@@ -88,7 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", nargs="*", default=[],
                     help="other caches (e.g. runs/identity_e40) whose models of the same folds are ensembled with "
                          "--cache's (probabilities averaged); needs --reuse")
+    ap.add_argument("--predictions", default=None, metavar="CSV",
+                    help="write every held-out row's prediction (embryo, time, cell, founder, depth1, pred_founder, "
+                         "pred_depth1, confidence) to this CSV and print the reliability table")
+    ap.add_argument("--reliability", default=None, metavar="CSV",
+                    help="only print the reliability table of a --predictions CSV (no training, no data needed)")
     args = ap.parse_args(argv)
+    if args.reliability:
+        rows = pd.read_csv(args.reliability, dtype={"embryo": str})
+        print("\n".join(reliability_markdown(rows)))
+        return 0
     if args.members and not args.reuse:
         ap.error("--members needs --reuse (models already trained in every cache)")
 
@@ -123,6 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         _init_worker(ctx, threads=args.threads)
         results = [_run_job(j) for j in jobs]
     rows = [r for kind, r in results if kind == "fold"]
+    held_out = pd.concat([r.pop("_rows") for r in rows], ignore_index=True) if rows else None
+    if args.predictions and held_out is not None:
+        from devolens.io.atomic import write_csv
+
+        write_csv(held_out.round({"confidence": 6}), args.predictions)
+        print(f"held-out predictions: {len(held_out)} rows -> {args.predictions}")
+    if held_out is not None:
+        print("confidence vs accuracy, held out:\n" + "\n".join(reliability_markdown(held_out)), flush=True)
     for row in rows:
         print(f"{row['embryo']:26s} founder acc {row['founder_acc']:.3f} F1 {row['founder_f1']:.3f} | depth1 acc "
               f"{row['depth1_acc']:.3f} F1 {row['depth1_f1']:.3f} | kNN {row['knn_founder_acc']:.3f} / "
@@ -143,13 +165,13 @@ def main(argv: list[str] | None = None) -> int:
             cmd += f" --{key} {getattr(args, key)}"
     if args.members:
         cmd += f" --cache {args.cache} --reuse --members {' '.join(args.members)}"
-    md = results_markdown(res, mean, cmd, recipe, loeo_s, args.threads)
+    md = results_markdown(res, mean, cmd, recipe, loeo_s, args.threads, held_out)
     if not final_wanted:
         print(md)
         return 0
 
     final, t_final = next(r for kind, r in results if kind == "final")
-    write_zoo(Path(args.out), final, res, mean, recipe, cmd, t_final)
+    write_zoo(Path(args.out), final, res, mean, recipe, cmd, t_final, held_out)
     write_text(args.results, md)
     print(f"final model trained in {t_final:.0f} s -> {args.out}; results -> {args.results}")
     return 0
@@ -218,6 +240,12 @@ def _run_job(job):
     l0, l1 = identity_labels(test["cell"], 0), identity_labels(test["cell"], 1)
     k0, k1 = knn_baseline(train, test, k=_CTX["k"])
     row = {"embryo": test_name, "cells": int(l0.notna().sum()), "train_s": round(t_train, 1)}
+    named = l0.notna().to_numpy() & out["pred_founder"].notna().to_numpy()  # for the reliability of confidence
+    row["_rows"] = pd.DataFrame({
+        "embryo": test_name, "time": test["time"].to_numpy()[named], "cell": test["cell"].to_numpy()[named],
+        "founder": l0.to_numpy()[named], "depth1": l1.to_numpy()[named],
+        "pred_founder": out["pred_founder"].to_numpy()[named], "pred_depth1": out["pred_depth1"].to_numpy()[named],
+        "confidence": out["confidence"].to_numpy(float)[named]})
     for key, p, t in (("founder", out["pred_founder"], l0), ("depth1", out["pred_depth1"], l1),
                       ("knn_founder", k0, l0), ("knn_depth1", k1, l1)):
         s = scores(np.asarray(p), t)
@@ -228,6 +256,158 @@ def _run_job(job):
         row[f"founder_acc_{mode}"] = scores(np.asarray(raw["pred_founder"]), l0)["accuracy"]
         row[f"depth1_acc_{mode}"] = scores(np.asarray(raw["pred_depth1"]), l1)["accuracy"]
     return kind, row
+
+
+#: edges of the confidence bins of the reliability table (the last bin includes 1.0)
+CONFIDENCE_BINS = (0.0, 0.5, 0.7, 0.9, 0.99, 1.0)
+
+
+def reliability(rows: pd.DataFrame, bins: tuple[float, ...] = CONFIDENCE_BINS) -> pd.DataFrame:
+    """How ``confidence`` relates to accuracy: one row per confidence bin.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-row predictions with ``founder``, ``depth1`` (true classes), ``pred_founder``,
+        ``pred_depth1`` and ``confidence`` (the ``--predictions`` CSV); rows without a true
+        founder are left out.
+    bins : tuple of float
+        Bin edges from 0 to 1; each bin is [lo, hi), the last one [lo, 1].
+
+    Returns
+    -------
+    DataFrame
+        ``bin`` (label), ``rows``, ``share`` (of all rows), ``mean_confidence``, ``founder_acc``,
+        ``depth1_acc`` (NaN for an empty bin), ``founder_errors`` and ``depth1_errors`` (counts).
+    """
+    rows = rows[rows["founder"].notna() & rows["pred_founder"].notna()]
+    conf = rows["confidence"].to_numpy(float)
+    ok0 = (rows["pred_founder"].astype(str) == rows["founder"].astype(str)).to_numpy()
+    ok1 = (rows["pred_depth1"].astype(str) == rows["depth1"].astype(str)).to_numpy()
+    which = np.clip(np.searchsorted(np.asarray(bins[1:-1]), conf, side="right"), 0, len(bins) - 2)
+    out = []
+    for b in range(len(bins) - 1):
+        lo, hi = bins[b], bins[b + 1]
+        label = f"< {hi:g}" if b == 0 else (f">= {lo:g}" if b == len(bins) - 2 else f"{lo:g}-{hi:g}")
+        m = which == b
+        n = int(m.sum())
+        out.append({"bin": label, "rows": n, "share": n / max(len(conf), 1),
+                    "mean_confidence": float(conf[m].mean()) if n else np.nan,
+                    "founder_acc": float(ok0[m].mean()) if n else np.nan,
+                    "depth1_acc": float(ok1[m].mean()) if n else np.nan,
+                    "founder_errors": int((~ok0[m]).sum()), "depth1_errors": int((~ok1[m]).sum())})
+    return pd.DataFrame(out)
+
+
+def reliability_markdown(rows: pd.DataFrame) -> list[str]:
+    """The reliability table of :func:`reliability` (all rows pooled) plus one line per embryo."""
+    def table(sub: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+        rel = reliability(sub)
+        n0, n1 = rel["founder_errors"].sum(), rel["depth1_errors"].sum()
+        top0, top1 = rel["founder_errors"].iloc[-1], rel["depth1_errors"].iloc[-1]
+        total = rel["rows"].sum()
+        acc0 = 1 - n0 / max(total, 1)
+        acc1 = 1 - n1 / max(total, 1)
+        line = (f"{total} rows, founder accuracy {acc0:.3f}, depth-1 {acc1:.3f}; errors at confidence >= 0.99: "
+                f"founder {top0}/{n0} ({top0 / max(n0, 1):.0%}), depth-1 {top1}/{n1} ({top1 / max(n1, 1):.0%})")
+        return rel, line
+
+    rel, line = table(rows)
+    lines = ["| confidence | share of rows | mean confidence | founder acc | depth-1 acc |",
+             "|---|---:|---:|---:|---:|"]
+    for _, r in rel.iterrows():
+        lines.append(f"| {r['bin']} | {r['share']:.1%} | {r['mean_confidence']:.3f} | {r['founder_acc']:.3f} | "
+                     f"{r['depth1_acc']:.3f} |")
+    lines += ["", f"All held-out rows: {line}."]
+    for name, sub in rows.groupby("embryo", sort=False):
+        rel, line = table(sub)
+        bins = ", ".join(f"{r['bin']}: {r['founder_acc']:.2f}/{r['depth1_acc']:.2f} ({r['share']:.0%})"
+                         for _, r in rel.iterrows() if r["rows"])
+        lines.append(f"- {name}: {line}; founder/depth-1 accuracy (share) by bin: {bins}")
+    return lines
+
+
+def confidence_metrics(rows: pd.DataFrame) -> dict:
+    """The card's metrics on ``confidence`` from the held-out rows: the reliability table and the share of errors
+    made at confidence >= 0.99."""
+    rel = reliability(rows)
+    n0, n1 = int(rel["founder_errors"].sum()), int(rel["depth1_errors"].sum())
+    top = rel.iloc[-1]
+    acetree = int((rows["embryo"].astype(str) == "wormguides_nuclei").sum())
+    how = (f"leave-one-embryo-out, every named row of the 7 held-out embryos pooled ({int(rel['rows'].sum())} rows, "
+           f"{acetree} of them the AceTree embryo's), binned by the confidence column")
+    return {
+        "confidence_reliability": {
+            "value": {r["bin"]: {"share": round(float(r["share"]), 4),
+                                 "mean_confidence": round(float(r["mean_confidence"]), 4),
+                                 "founder_acc": round(float(r["founder_acc"]), 4),
+                                 "depth1_acc": round(float(r["depth1_acc"]), 4)}
+                      for _, r in rel.iterrows() if r["rows"]},
+            "how": how},
+        "errors_at_confidence_0.99": {
+            "value": {"founder": round(int(top["founder_errors"]) / max(n0, 1), 4),
+                      "depth1": round(int(top["depth1_errors"]) / max(n1, 1), 4)},
+            "how": "share of the held-out rows named wrong that had confidence >= 0.99 (same rows)"},
+    }
+
+
+def confidence_limit(metrics: dict) -> str:
+    """The card's limit on what ``confidence`` is, with the held-out figures of :func:`confidence_metrics`."""
+    rel = metrics["confidence_reliability"]["value"]
+    err = metrics["errors_at_confidence_0.99"]["value"]
+    top = rel[">= 0.99"]
+    others = ", ".join(f"{'under 0.5' if b == '< 0.5' else 'at ' + b} ({rel[b]['share']:.1%} of rows) "
+                       f"{rel[b]['founder_acc']:.1%} / {rel[b]['depth1_acc']:.1%}"
+                       for b in ("0.9-0.99", "0.7-0.9", "0.5-0.7", "< 0.5") if b in rel)
+    return ("`confidence` is the model's own probability for the named depth-1 class (each network's softmax, "
+            "averaged over the ensemble and the test-time views, then combined over the cell's tracklet lineage "
+            "tree by belief propagation; with smooth='none', P(founder) x the depth-1 class's share of it); the "
+            "founder's own probability is at least as high. It ranks nuclei but is not the chance that a name is "
+            "right. Held out (leave-one-embryo-out, all rows of the 7 embryos pooled): "
+            f"{top['share']:.1%} of rows had confidence >= 0.99, and their founder was right {top['founder_acc']:.1%} "
+            f"of the time, their depth-1 name {top['depth1_acc']:.1%}; founder / depth-1 right {others}; "
+            f"{err['founder']:.0%} of the founder errors ({err['depth1']:.0%} of the depth-1 errors) had confidence "
+            ">= 0.99. On inputs unlike the training embryos it stays high while the names go wrong (tables that stop "
+            "early, simulated and mirrored embryos: below).")
+
+
+#: what the card says about inputs unlike the training embryos (measured on the twenty-fourth session's model)
+UNFAMILIAR_LIMIT = (
+    "Simulated embryos (`devolens simulate embryo`) are unlike the real ones (founders placed elsewhere, AB not "
+    "anterior; a nearly symmetric pooled cloud): seeds 1, 2, 3 and 7 at 400 cells and 11 at 200, founder accuracy "
+    "0.66-0.74, no better than naming every nucleus AB (0.65-0.73), with 83-89 % named AB at median confidence "
+    "0.998-0.9995 (the shipped model; measured in the twenty-fourth session). The model orients an embryo by the "
+    "skewness of its pooled cloud along the long and the shortest axis (whole training embryos: 0.11 to 0.39 and "
+    "-0.10 to -0.17); `devolens identify` notes an embryo where either is under 0.05 in size: every simulated "
+    "embryo tried (16 of 16), no whole real table, and 12 of 24 real tables cut at 100-250 cells (6 EPIC "
+    "embryos, each named by the held-out fold models of one run), among them all 4 cuts named with founder accuracy "
+    "under 0.70 (0.48-0.60; the one other cut under 0.80, CD20240930_JIM762_L4 at 150 cells, 0.797, kept a strong "
+    "skewness). A note is a warning, not a verdict: 8 of the 12 were named at 0.88-0.97."
+)
+
+
+def confidence_markdown(metrics: dict) -> list[str]:
+    """The card's section on ``confidence`` (empty when the card has no reliability figures)."""
+    if "confidence_reliability" not in metrics:
+        return []
+    rel = metrics["confidence_reliability"]["value"]
+    err = metrics["errors_at_confidence_0.99"]["value"]
+    over = [b for b, v in rel.items() if v["depth1_acc"] < v["mean_confidence"]]
+    says = ("in every bin" if len(over) == len(rel) else f"in {len(over)} of {len(rel)} bins") + (
+        " the depth-1 name is right less often than the confidence says")
+    top = rel.get(">= 0.99", {}).get("share", 0.0)
+    lines = ["## Confidence: what it is and is not", "",
+             "`confidence` is the model's probability for the named depth-1 class (see Decision above), not a "
+             f"calibrated chance of being right: held out, it is >= 0.99 on {top:.0%} of the rows, and {says}. "
+             f"Reliability, {metrics['confidence_reliability']['how']}:", "",
+             "| confidence | share of rows | mean confidence | founder accuracy | depth-1 accuracy |",
+             "|---|---:|---:|---:|---:|"]
+    lines += [f"| {b} | {v['share']:.1%} | {v['mean_confidence']:.3f} | {v['founder_acc']:.3f} | {v['depth1_acc']:.3f} |"
+              for b, v in rel.items()]
+    lines += ["", f"Errors made at confidence >= 0.99: {err['founder']:.0%} of the founder errors, {err['depth1']:.0%} "
+              "of the depth-1 errors. Use it to rank nuclei for checking, not as a probability; on inputs unlike "
+              "the training embryos (Limits) it says nothing.", ""]
+    return lines
 
 
 _NOTES = [
@@ -266,7 +446,8 @@ def _table(res: pd.DataFrame, mean: pd.Series) -> list[str]:
     return lines
 
 
-def results_markdown(res: pd.DataFrame, mean: pd.Series, cmd: str, recipe: dict, seconds: float, threads: int) -> str:
+def results_markdown(res: pd.DataFrame, mean: pd.Series, cmd: str, recipe: dict, seconds: float, threads: int,
+                     held_out: pd.DataFrame | None = None) -> str:
     lines = [
         "## Identity model (founder and depth-1 names from the nucleus cloud)",
         "",
@@ -286,10 +467,15 @@ def results_markdown(res: pd.DataFrame, mean: pd.Series, cmd: str, recipe: dict,
     lines += ["", f"Targets: founder accuracy >= 0.95 ({'met' if mean.founder_acc >= 0.95 else 'NOT met'}), "
               f"depth-1 accuracy >= 0.90 ({'met' if mean.depth1_acc >= 0.90 else 'NOT met'}).", "", "Notes:", ""]
     lines += [f"- {x}" for x in _NOTES] + [""]
+    if held_out is not None and len(held_out):
+        lines += ["`confidence` vs accuracy on the same held-out rows (all 7 embryos pooled; `--predictions CSV` "
+                  "writes them, `--reliability CSV` prints this again):", ""]
+        lines += reliability_markdown(held_out) + [""]
     return "\n".join(lines)
 
 
-def write_zoo(folder: Path, pred, res: pd.DataFrame, mean: pd.Series, recipe: dict, cmd: str, t_final: float) -> None:
+def write_zoo(folder: Path, pred, res: pd.DataFrame, mean: pd.Series, recipe: dict, cmd: str, t_final: float,
+              held_out: pd.DataFrame | None = None) -> None:
     from safetensors.torch import save_file
 
     from devolens.io.atomic import atomic_path, write_text
@@ -310,6 +496,7 @@ def write_zoo(folder: Path, pred, res: pd.DataFrame, mean: pd.Series, recipe: di
         "knn_founder_accuracy": {"value": round(float(mean.knn_founder_acc), 4), "how": "kNN baseline (k=5), same splits"},
         "knn_depth1_accuracy": {"value": round(float(mean.knn_depth1_acc), 4), "how": "kNN baseline (k=5), same splits"},
         "per_embryo": per,
+        **(confidence_metrics(held_out) if held_out is not None and len(held_out) else {}),
     }
     card = {
         "name": "identity",
@@ -346,6 +533,7 @@ def write_zoo(folder: Path, pred, res: pd.DataFrame, mean: pd.Series, recipe: di
             "retraining). The command notes embryos whose largest time point holds under 200 nuclei.",
             "The AP direction comes from the skewness of the pooled cloud (right on all 7 training embryos); "
             "an embryo where it fails gets anterior/posterior swapped.",
+            UNFAMILIAR_LIMIT,
             "A mirrored embryo (x or z reversed: an inverted instead of an upright microscope, a reversed "
             "z-step) keeps most founders but loses the depth-1 names (CD20241010_JIM767_25_L3 with x mirrored: "
             "founder 0.951 -> 0.915, depth-1 0.927 -> 0.689, MSa/MSp/Ca/Cp/Da/Dp 0-7 % right) with unchanged "
@@ -356,6 +544,8 @@ def write_zoo(folder: Path, pred, res: pd.DataFrame, mean: pd.Series, recipe: di
             "sparse time sampling breaks the nearest-neighbour links (use smooth='none').",
         ],
     }
+    if "confidence_reliability" in metrics:
+        card["limits"].insert(0, confidence_limit(metrics))
     write_text(folder / "card.json", json.dumps(card, indent=2) + "\n")
     write_text(folder / "card.md", card_markdown(card, res, mean))
 
@@ -404,7 +594,8 @@ def card_markdown(card: dict, res: pd.DataFrame, mean: pd.Series) -> str:
         "alone (the per-frame columns below).",
         "- Decision: founder = argmax of the founder probabilities (founder head averaged with the depth-1 "
         "head summed per founder); depth-1 = best class within that founder (the two always agree); "
-        "confidence = P(founder) x share of the depth-1 class within it.",
+        "confidence = P(founder) x share of the depth-1 class within it (with the lineage tree: the posterior "
+        "probability of the named depth-1 class; not a calibrated chance of being right, see Confidence below).",
         "",
         "## Training",
         f"- Data: {card['training_data']}.",
@@ -420,7 +611,8 @@ def card_markdown(card: dict, res: pd.DataFrame, mean: pd.Series) -> str:
     lines += ["", f"Targets (founder >= 0.95, depth-1 >= 0.90): "
               f"{'met' if mean.founder_acc >= 0.95 and mean.depth1_acc >= 0.90 else 'not met (close)'}.", ""]
     lines += [f"- {x}" for x in _NOTES]
-    lines += ["", "The shipped weights are trained on all 7 embryos with the same recipe.", "", "## Limits"]
+    lines += ["", "The shipped weights are trained on all 7 embryos with the same recipe.", ""]
+    lines += confidence_markdown(m) + ["## Limits"]
     lines += [f"- {x}" for x in card["limits"]]
     return "\n".join(lines) + "\n"
 

@@ -214,3 +214,44 @@ def test_populations_notes_misspelt_names(tmp_path, capsys):
     pd.DataFrame(rows, columns=["embryo", "time", "cell", "x", "y", "z", "size"]).to_csv(table, index=False)
     assert main(["lineage", "populations", str(table), "--out", str(tmp_path / "q.csv")]) == 0
     assert "but for their case" not in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- cliff notes
+@pytest.mark.parametrize("command", ["populations", "convert"])
+def test_populations_and_convert_note_an_annotation_cliff(tmp_path, capsys, command):
+    """`lineage populations` wrote the counts after a cliff (curation stopped) without a word: one note names the last
+    good time point and the commands that list the cliffs and cut the table; a table without a cliff gets none."""
+    cd = cliff_cd(tmp_path / "CDcl.csv", cliff_after=12)
+    code, _, err = run(["lineage", command, str(cd), "--out", str(tmp_path / "o.csv")], capsys)
+    assert code == 0, err
+    err = " ".join(err.split())
+    assert err.count("note:") == 1
+    assert "annotation cliff after time 12: 36 -> 2 cells at time 13" in err
+    assert f"`devolens lineage cliffs {cd}`" in err and f"`devolens lineage clean {cd} --out CLEAN.csv`" in err
+    ok = cliff_cd(tmp_path / "CDok.csv", cliff_after=None)
+    code, _, err = run(["lineage", command, str(ok), "--out", str(tmp_path / "p.csv")], capsys)
+    assert code == 0 and "cliff" not in err
+
+
+def test_convert_notes_the_cliff_of_each_embryo(tmp_path, capsys):
+    """A tidy table of two embryos converts (populations refuses it): the note names the embryo with the cliff."""
+    rows = [(e, t, f"AB{'ap'[k % 2]}{k}", k, k, 1, 5) for e, cliff in (("a", None), ("b", 6)) for t in range(1, 15)
+            for k in range(3 * t if cliff is None or t <= cliff else 2)]
+    table = tmp_path / "two.csv"
+    pd.DataFrame(rows, columns=["embryo", "time", "cell", "x", "y", "z", "size"]).to_csv(table, index=False)
+    code, _, err = run(["lineage", "convert", str(table), "--out", str(tmp_path / "o.csv")], capsys)
+    assert code == 0, err
+    err = " ".join(err.split())
+    assert err.count("annotation cliff") == 1 and "embryo b: annotation cliff after time 6: 18 -> 2 cells" in err
+
+
+def test_real_populations_note_only_the_known_cliffs(epic_tables, acetree_zip, tmp_path, capsys):
+    """The note fires on the two shared tables that end in a cliff, at its time point, and on no other."""
+    for path in list(epic_tables) + [acetree_zip]:
+        code, _, err = run(["lineage", "populations", str(path), "--out", str(tmp_path / "p.csv")], capsys)
+        assert code == 0, err
+        err = " ".join(err.split())
+        if path.stem in KNOWN_CLIFFS:
+            assert f"annotation cliff after time {KNOWN_CLIFFS[path.stem]}:" in err, path.name
+        else:
+            assert "cliff" not in err, path.name

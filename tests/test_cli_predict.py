@@ -984,6 +984,10 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_work(tiny_zoo, tm
         err = capsys.readouterr().err
         assert err.startswith("error:") and "no permission to write in" in err and str(locked) in err
     assert not read
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"time": [1], "cell": ["ABa"], "x": [1.0], "y": [2.0], "z": [3.0]}).to_csv(table, index=False)
+    assert main(["identify", str(table), "--out", str(locked / "cells.csv")]) == 2
+    assert "no permission to write in" in capsys.readouterr().err
 
 
 def test_messages_stay_on_one_line_in_a_log(tiny_zoo, tmp_path, capsys):

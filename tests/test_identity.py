@@ -383,3 +383,147 @@ def test_placeholder_rows_without_a_position_are_left_out():
     a, b = pred.predict(df), pred.predict(both)
     assert b.attrs["unplaced"] == 2 and b["pred_founder"].iloc[:2].isna().all()
     assert (b["pred_depth1"].iloc[2:].to_numpy() == a["pred_depth1"].to_numpy()).all()
+
+
+# ----------------------------------------------------------------------------- confidence, unfamiliar inputs
+def _cloud_table(x, y, z, times: int = 4) -> pd.DataFrame:
+    n = len(x)
+    df = pd.DataFrame({"embryo": "e", "time": np.repeat(np.arange(1, times + 1), n // times + 1)[:n],
+                       "x": x, "y": y, "z": z})
+    df.attrs["zscale"] = 1.0
+    return df
+
+
+def test_frame_skewness_of_a_skewed_and_a_symmetric_cloud():
+    from devolens.predict.identity import frame_skewness
+
+    rng = np.random.default_rng(0)
+    n = 20000
+    skewed = _cloud_table(300 + 60 * rng.gamma(2.0, 1.0, n), 200 + 40 * rng.normal(size=n),
+                          50 - 10 * rng.gamma(2.0, 1.0, n))
+    ap, third = frame_skewness(prepare_clouds(skewed))["e"]
+    assert ap > 0.8 and third < -0.8  # the frame turns both to its convention: AP positive, third axis negative
+    flat = _cloud_table(300 + 60 * rng.normal(size=n), 200 + 40 * rng.normal(size=n), 50 + 10 * rng.normal(size=n))
+    ap, third = frame_skewness(prepare_clouds(flat))["e"]
+    assert 0 <= ap < 0.05 and -0.05 < third <= 0
+
+
+def test_identify_notes_a_nearly_symmetric_cloud():
+    """A simulated embryo was named 87 % AB at median confidence 0.9995 without a word: its pooled cloud's skewness,
+    which orients the frame, is near zero; the note says so (once; not beside the short table's note)."""
+    from devolens.cli.identify import WEAK_SKEW, _input_notes
+
+    notes = _input_notes({"frame_skewness": {"e": (0.07, -0.01)}, "largest_clouds": {"e": 400}})
+    assert len(notes) == 1 and notes[0].startswith("the table's nucleus cloud is nearly symmetric (skewness 0.07")
+    assert "-0.01 along its shortest" in notes[0] and "wrong with high confidence" in notes[0]
+    assert _input_notes({"frame_skewness": {"e": (0.15, -0.10)}, "largest_clouds": {"e": 400}}) == []
+    assert _input_notes({"frame_skewness": {"e": (0.01, -0.20)}, "largest_clouds": {"e": 400}})  # AP alone
+    short = _input_notes({"frame_skewness": {"e": (0.01, -0.01)}, "largest_clouds": {"e": 100}})
+    assert len(short) == 1 and short[0].startswith("the table stops at 100 nuclei")
+    two = _input_notes({"frame_skewness": {"a": (0.2, -0.2), "b": (0.03, -0.04), "c": (0.2, -0.01)},
+                        "largest_clouds": {"a": 400, "b": 400, "c": 400}})
+    assert len(two) == 1 and two[0].startswith("embryo c's (and 1 more) nucleus cloud")
+    assert WEAK_SKEW == 0.05
+
+
+def test_simulated_embryos_are_flagged_as_nearly_symmetric():
+    """`devolens simulate embryo` clouds: the third axis's skewness is near zero (16 seeds x 200/400 cells: at most
+    0.039 in size), so identify's note fires; the model was trained on real embryos only."""
+    from devolens.cli.identify import WEAK_SKEW
+    from devolens.lineage.simulate import simulate_embryo
+    from devolens.predict.identity import frame_skewness
+
+    for seed in (0, 7):
+        ap, third = next(iter(frame_skewness(prepare_clouds(simulate_embryo(seed, n_cells=200))).values()))
+        assert min(ap, -third) < WEAK_SKEW, seed
+
+
+def test_real_whole_embryos_are_not_flagged(epic_tables, acetree_zip):
+    """The 7 real embryos, whole: skewness 0.11-0.39 (AP) and 0.10-0.17 (third axis, in size): no note."""
+    from devolens.cli.identify import WEAK_SKEW
+    from devolens.io.tables import read_table
+    from devolens.lineage.populations import is_polar_body
+    from devolens.predict.identity import frame_skewness
+
+    for path in [*epic_tables, acetree_zip]:
+        df = read_table(path)
+        keep = ~((df[["x", "y", "z"]] == 0).all(axis=1) | df["cell"].map(is_polar_body))
+        ap, third = next(iter(frame_skewness(prepare_clouds(df[keep].reset_index(drop=True))).values()))
+        assert min(ap, -third) > 1.5 * WEAK_SKEW, path.name
+
+
+@needs_zoo
+def test_predict_reports_the_frame_skewness():
+    from devolens.models import load
+
+    out = load("identity", tta=1, smooth="none").predict(toy_embryo(times=3))
+    ap, third = out.attrs["frame_skewness"]["toy"]
+    assert ap >= 0 >= third
+
+
+def test_reliability_table_bins_confidence():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from train_identity import reliability, reliability_markdown
+
+    conf = [0.3, 0.6, 0.65, 0.8, 0.95, 0.99, 1.0, 1.0]
+    rows = pd.DataFrame({"embryo": "e", "founder": ["AB"] * 8, "depth1": ["ABa"] * 8, "confidence": conf,
+                         "pred_founder": ["AB", "MS", "AB", "AB", "AB", "AB", "E", "AB"],
+                         "pred_depth1": ["ABp", "MSa", "ABa", "ABa", "ABa", "ABa", "Ea", "ABa"]})
+    rows.loc[8] = ["e", None, None, 0.5, "AB", "ABa"]  # an unnamed cell: left out
+    rel = reliability(rows)
+    assert rel["bin"].tolist() == ["< 0.5", "0.5-0.7", "0.7-0.9", "0.9-0.99", ">= 0.99"]
+    assert rel["rows"].tolist() == [1, 2, 1, 1, 3]  # 0.99 and 1.0 in the last bin
+    assert rel["founder_acc"].tolist() == [1.0, 0.5, 1.0, 1.0, 2 / 3]
+    assert rel["depth1_acc"].tolist() == [0.0, 0.5, 1.0, 1.0, 2 / 3]
+    assert rel["founder_errors"].sum() == 2 and rel["founder_errors"].iloc[-1] == 1
+    text = "\n".join(reliability_markdown(rows))
+    assert "| >= 0.99 | 37.5% | 0.997 | 0.667 | 0.667 |" in text
+    assert "errors at confidence >= 0.99: founder 1/2 (50%), depth-1 1/3 (33%)" in text
+
+
+def test_identify_help_says_what_confidence_is(capsys):
+    from devolens.cli import main
+    from devolens.models.zoo import card
+
+    assert main(["identify", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "probability for the named depth-1 class" in help_text and "not the chance" in help_text
+    assert any("confidence" in x and "not the chance" in x for x in card("identity")["limits"])
+
+
+def test_shipped_card_says_what_its_generator_writes():
+    """The card's confidence section and limits come from benchmarks/train_identity.py: a regeneration keeps them."""
+    import sys
+    from pathlib import Path
+
+    from devolens.models.zoo import ZOO_DIR
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from train_identity import UNFAMILIAR_LIMIT, confidence_limit, confidence_markdown
+
+    info = json.loads((ZOO_DIR / "identity" / "card.json").read_text())
+    md = (ZOO_DIR / "identity" / "card.md").read_text()
+    assert info["limits"][0] == confidence_limit(info["metrics"]) and UNFAMILIAR_LIMIT in info["limits"]
+    assert "\n".join(confidence_markdown(info["metrics"])) in md
+    for limit in info["limits"]:
+        assert f"- {limit}\n" in md
+
+
+@needs_zoo
+def test_cli_identify_notes_a_simulated_embryo(tmp_path, capsys):
+    """`devolens identify` on a simulated embryo (every 4th time point, each alone: fast) says that the names may be
+    wrong with high confidence; the predictions are written as before."""
+    from devolens.lineage.simulate import simulate_embryo
+
+    sim = simulate_embryo(0, n_cells=200)
+    sim = sim[(sim["time"] % 4 == 0) | (sim["time"] == sim["time"].max())]  # its 200 nuclei kept: no short table
+    src = tmp_path / "sim.csv"
+    sim.to_csv(src, index=False)
+    out = tmp_path / "cells.csv"
+    assert _cli(["identify", str(src), "--out", str(out), "--smooth", "none"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "note: the table's nucleus cloud is nearly symmetric" in err and "stops at" not in err
+    assert len(pd.read_csv(out)) == len(sim)

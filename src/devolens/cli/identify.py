@@ -10,6 +10,18 @@ from devolens.cli._common import choice
 
 #: the words of --smooth
 SMOOTHS = ("lineage", "tracklets", "none")
+#: what the confidence column is, with the held-out figures of the card's "Confidence" section
+#: (benchmarks/train_identity.py: leave-one-embryo-out, every named row of the 7 real embryos pooled)
+CONFIDENCE_HELP = (
+    "confidence is the model's own probability for the named depth-1 class (each network's softmax, averaged over "
+    "the 3-network ensemble, then combined over the cell's lineage tree); the founder's probability is at least as "
+    "high. It ranks the names for checking but is not the chance that a name is right: on embryos held out from "
+    "training, 82.5 % of rows had confidence >= 0.99 and there the founder was right 97.2 % of the time, the depth-1 "
+    "name 92.2 %; at 0.7-0.9 the depth-1 name was right 68 % of the time (founder 78 %); and 48 % of the founder "
+    "errors had confidence >= 0.99. On inputs unlike the 7 real training embryos (a simulated embryo, a table that "
+    "stops early, a mirrored one) it stays high while the names go wrong; identify notes the first two. Details: "
+    "`devolens models show identity`."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +35,8 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path = typer.Option(
             ..., "--out", "-o",
-            help="Output CSV: the input rows plus pred_founder, pred_depth1 and confidence (written atomically).",
+            help="Output CSV: the input rows plus pred_founder, pred_depth1 and confidence (written atomically). "
+                 + CONFIDENCE_HELP,
         ),
         model: str = typer.Option("identity", "--model", "-m", help="Zoo model name (see `devolens models`)."),
         zscale: float = typer.Option(
@@ -39,10 +52,13 @@ def register(app: typer.Typer) -> None:
                  "(each time point alone; use for sparse time sampling).",
         ),
     ) -> None:
-        """Predict each nucleus's founder (AB, MS, E, C, D, P, Z, EMS) and depth-1 name (ABa, MSp, ...)."""
+        """Predict each nucleus's founder (AB, MS, E, C, D, P, Z, EMS) and depth-1 name (ABa, MSp, ...).
+
+        The confidence column ranks the names for checking; it is not the chance that a name is right (see --out).
+        """
         import torch
 
-        from devolens.cli._common import check_out, console, note as show_note, progress_bar
+        from devolens.cli._common import check_out, check_writable, console, note as show_note, progress_bar
         from devolens.errors import DevolensError
         from devolens.io.atomic import write_csv
         from devolens.io.tables import read_positions
@@ -54,6 +70,7 @@ def register(app: typer.Typer) -> None:
         if tta is not None and tta < 1:
             raise DevolensError(f"--tta must be >= 1, got {tta}")
         check_out(out, table)
+        check_writable(out)  # before the table is read and named
         df = read_positions(table)
         for text in df.attrs.get("notes") or ():  # units read from the file, a zip's second copy...
             show_note(text)
@@ -76,6 +93,10 @@ def register(app: typer.Typer) -> None:
 
 #: nuclei in an embryo's largest time point under which identify notes that its table stops early
 SHORT_CLOUD = 200
+#: skewness of the pooled cloud (AP, or minus the third axis's) under which identify notes that the embryo's
+#: orientation is close to a guess: the 7 real training embryos, whole, have 0.11-0.39 and 0.10-0.17; 16 simulated
+#: embryos 0.00-0.12 and 0.000-0.039; real EPIC tables cut at 100-150 cells mostly under 0.05 (the card's limits)
+WEAK_SKEW = 0.05
 
 
 def _input_notes(attrs: dict) -> list[str]:
@@ -94,14 +115,28 @@ def _input_notes(attrs: dict) -> list[str]:
         notes.append(f"{n_dup} row(s) repeat an earlier nucleus (same time point, x, y, z and name): predicted once on "
                      "the cloud without the copies; each copy has its original's prediction")
     clouds = attrs.get("largest_clouds") or {}
+    short = None
     if clouds and min(clouds.values()) < SHORT_CLOUD:  # the embryo whose table stops earliest
-        embryo = min(clouds, key=clouds.get)
+        embryo = short = min(clouds, key=clouds.get)
         largest = clouds[embryo]
         who = "the table" if len(clouds) == 1 else f"embryo {embryo}"
         notes.append(f"{who} stops at {largest} nuclei: the model reads an embryo's orientation from its whole time "
                      "course, and on tables that stop early it can be wrong, with high confidence (two real embryos it "
                      "was trained on, cut at 100-172 cells: founder accuracy 0.62-0.95, mostly under 0.70; at 8-15 "
                      "cells 0.00-0.29; whole, 0.95-0.96): check the names against known cells")
+    skews = attrs.get("frame_skewness") or {}
+    weak = {e: min(ap, -third) for e, (ap, third) in skews.items() if min(ap, -third) < WEAK_SKEW and e != short}
+    if weak:  # (the short table's note says it already)
+        embryo = min(weak, key=weak.get)
+        ap, third = skews[embryo]
+        who = "the table's" if len(skews) == 1 else f"embryo {embryo}'s" + (
+            f" (and {len(weak) - 1} more)" if len(weak) > 1 else "")
+        third_text = f"{third:.2f}".replace("-0.00", "0.00")  # (rounded to zero: no sign)
+        notes.append(f"{who} nucleus cloud is nearly symmetric (skewness {ap:.2f} along its long axis, {third_text} "
+                     "along its shortest; the 7 real training embryos: 0.11 to 0.39 and -0.10 to -0.17), and the model "
+                     "orients the embryo by these two: anterior/posterior or the turn about the long axis may be a "
+                     "guess, and the names wrong with high confidence (a simulated embryo? an embryo unlike the "
+                     "training ones?): check the names against known cells")
     breaks = attrs.get("time_breaks") or []
     if breaks:
         embryo, before, after = breaks[0]

@@ -53,6 +53,28 @@ def _read(table: Path, *, drop_copies: bool = False):
     return df
 
 
+def _cliff_note(pops, table: Path, embryo=None) -> None:
+    """One line when the counts of ``pops`` (:func:`~devolens.lineage.populations.populations` of one embryo) fall
+    off an annotation cliff (:func:`~devolens.lineage.cliffs.detect_cliffs` with the ``cliffs`` command's
+    defaults): curation stopped, and the counts after it are not the embryo's. Nothing when there is none."""
+    from devolens.lineage.cliffs import detect_cliffs
+
+    if len(pops) < 2:
+        return
+    found = detect_cliffs(pops["time"].to_numpy(), pops["total"].to_numpy())
+    if not found:
+        return
+    import shlex
+
+    c = found[0]
+    who = f"embryo {embryo}: " if embryo is not None else ""
+    more = f" (and {len(found) - 1} later)" if len(found) > 1 else ""
+    arg = shlex.quote(str(table))
+    note(f"{who}annotation cliff after time {c.time}{more}: {c.before} -> {c.after} cells at time {c.first_bad_time}, "
+         f"no recovery (curation stopped?), so the later counts are not the embryo's; `devolens lineage cliffs {arg}` "
+         f"lists the cliffs, `devolens lineage clean {arg} --out CLEAN.csv` cuts the table after time {c.time}")
+
+
 def _check_plot(plot: Path, out_path: Path, table: Path) -> None:
     """Refuse a --plot path before any work: an image format matplotlib cannot write (``.txt`` ended in a
     traceback after the table was read), a folder, the input, or the --out file itself."""
@@ -62,6 +84,20 @@ def _check_plot(plot: Path, out_path: Path, table: Path) -> None:
     _check_out(plot, table)
     if plot.absolute() == out_path.absolute():
         raise DevolensError("--plot and --out are the same file; give the image its own name", path=plot)
+
+
+def _convert_cliff_notes(df, table: Path) -> None:
+    """:func:`_cliff_note` for each embryo of a converted table. Converting does not need whole time points or one
+    embryo per table: a table the counts cannot be made of gets no note (``lineage cliffs`` says why)."""
+    from devolens.lineage.populations import populations
+
+    several = "embryo" in df.columns and df["embryo"].nunique(dropna=False) > 1
+    for embryo, sub in (df.groupby("embryo", sort=False, dropna=False) if several else [(None, df)]):
+        try:
+            pops = populations(sub)
+        except DevolensError:
+            continue
+        _cliff_note(pops, table, embryo)
 
 
 @contextlib.contextmanager
@@ -110,6 +146,7 @@ def register(app: typer.Typer) -> None:
             f"wrote {out_path}: {len(df)} rows, {df['time'].nunique()} time points, "
             f"format {df.attrs.get('format')}, embryo {df['embryo'].iloc[0]}"
         )
+        _convert_cliff_notes(df, table)
 
     @group.command("populations")
     def populations_cmd(
@@ -142,6 +179,7 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             msg += f"; plot {plot}"
         typer.echo(msg)
+        _cliff_note(pops, table)
         from devolens.lineage.names import misspelt_names
 
         bad = misspelt_names(df["cell"])
