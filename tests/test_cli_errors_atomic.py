@@ -15,11 +15,12 @@ import pytest
 import typer
 
 import devolens
-from devolens.cli import app, main
+from devolens.cli import main
 from devolens.errors import DevolensError
 from devolens.io import atomic
 from devolens.io.atomic import StagedDir, atomic_path, write_text
 from _lineage_builders import write_cd
+from _cli_helpers import command, raiser  # noqa: F401  (fixture)
 
 
 def run(argv, capsys):
@@ -36,24 +37,6 @@ def partials(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".partial-" in p.name)
 
 
-@pytest.fixture
-def command(monkeypatch):
-    """Register a throw-away top-level command ``zz-test`` whose body is ``holder["body"](out)``."""
-    monkeypatch.setattr(app, "registered_commands", list(app.registered_commands))  # restored afterwards
-    holder: dict = {}
-
-    @app.command("zz-test")
-    def _zz(out: Path = typer.Option(..., "--out", "-o")) -> None:
-        holder["body"](out)
-
-    return holder
-
-
-def raiser(exc: BaseException):
-    def body(out):
-        raise exc
-
-    return body
 
 
 # --version, help, usage errors ------------------------------------------------------------------

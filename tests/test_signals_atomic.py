@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-import typer
 
-from devolens.cli import _fast_exit, app, main
+from devolens.cli import main
 from devolens.errors import DevolensError
 from devolens.io import atomic
 from devolens.io.atomic import StagedDir, Terminated, atomic_path, staged_folder
+from _cli_helpers import command, raiser  # noqa: F401  (fixture)
 
 POSIX = os.name == "posix"
 MAIN_THREAD = threading.current_thread() is threading.main_thread()
@@ -45,24 +45,6 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name or ".partial-" in p.name)
 
 
-@pytest.fixture
-def command(monkeypatch):
-    """A throw-away top-level command ``zz-test`` whose body is ``holder["body"](out)``."""
-    monkeypatch.setattr(app, "registered_commands", list(app.registered_commands))
-    holder: dict = {}
-
-    @app.command("zz-test")
-    def _zz(out: Path = typer.Option(..., "--out", "-o")) -> None:
-        holder["body"](out)
-
-    return holder
-
-
-def raiser(exc: BaseException):
-    def body(out):
-        raise exc
-
-    return body
 
 
 @pytest.fixture
