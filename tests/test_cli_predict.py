@@ -194,6 +194,11 @@ def test_population_plot_keeps_the_frames_numbers(tiny_zoo, tmp_path, monkeypatc
     video = _video(tmp_path / "m.mp4", n=5)
     assert main(["population", str(video), "--out", str(tmp_path / "v.csv")]) == 0
     assert seen[-1] == ([0, 1, 2, 3, 4], "video frame")
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.stack([_frame(seed=i, rgb=False) for i in range(3)]), imagej=True,
+                     metadata={"axes": "TYX"})
+    assert main(["population", str(stack), "--out", str(tmp_path / "s.csv")]) == 0
+    assert seen[-1] == ([0, 1, 2], "frame (from 0)")
 
 
 def test_segment_tta_option(tiny_zoo, tmp_path, capsys):

@@ -1063,8 +1063,8 @@ def _plot_axis(source: "_Source", kept: list[int]) -> tuple[list[int], str]:
     missing) leave a gap, as they do in the input."""
     import re
 
-    if source.is_video:
-        return [int(p) for p in kept], "video frame"
+    if source.is_video:  # a video, or a TIFF stack or animated image streamed plane by plane
+        return [int(p) for p in kept], "frame (from 0)" if source.is_stack else "video frame"
     ends = [re.search(r"(\d+)$", str(source.frame_id(p))) for p in kept]
     if all(ends):
         numbers = [int(m.group(1)) for m in ends]
