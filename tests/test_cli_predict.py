@@ -969,7 +969,8 @@ def test_segment_rerun_leaves_only_this_runs_outputs(tiny_zoo, tmp_path, capsys,
     assert (out / "overlay.mp4").read_bytes() == before
     monkeypatch.chdir(tmp_path)
     assert main(["segment", "nuclei", "few", "--out", "seg2"]) == 0
-    assert json.loads((tmp_path / "seg2" / "segment.json").read_text())["input"] == str(tmp_path / "few")
+    record = json.loads((tmp_path / "seg2" / "segment.json").read_text())
+    assert record["input"] == str(tmp_path / "few") and record["backend"] == "torch"
 
 
 def test_outputs_that_cannot_be_written_are_refused_before_any_work(tiny_zoo, tmp_path, capsys, monkeypatch):

@@ -182,7 +182,8 @@ def test_smooth_populations_per_letter():
     assert list(out["frame"]) == list(range(6))
 
 
-@pytest.mark.parametrize("shape,out", [((37, 53), (512, 752)), ((256, 376), (512, 752)), ((40, 40), (33, 71)), ((20, 30), (20, 30))])
+@pytest.mark.parametrize("shape,out", [((37, 53), (512, 752)), ((256, 376), (512, 752)), ((256, 376), (511, 751)),
+                                       ((40, 40), (33, 71)), ((20, 30), (20, 30))])
 def test_object_table_resized_equals_resizing_first(shape, out):
     from devolens.predict.postprocess import object_table_resized
 
@@ -217,7 +218,7 @@ def test_fast_filters_equal_scipy(seed):
 
 
 @pytest.mark.parametrize("src,dst", [((37, 53), (100, 61)), ((256, 376), (512, 752)), ((255, 377), (512, 752)),
-                                     ((100, 61), (37, 53)), ((20, 30), (20, 90))])
+                                     ((256, 376), (511, 751)), ((100, 61), (37, 53)), ((20, 30), (20, 90))])
 def test_resize_labels_follows_the_pixel_centre_rule(src, dst):
     rng = np.random.default_rng(0)
     lab = rng.integers(0, 3000, src).astype(np.uint16)

@@ -193,6 +193,18 @@ def test_onnx_backend_needs_onnxruntime():
         assert NucleiPredictor(_tiny(), backend="auto").network.backend == "torch"
 
 
+def test_onnx_backend_reports_the_fp32_it_runs():
+    """onnxruntime runs the exported fp32 network: the precision says so (it said bf16), bf16 asked for is refused."""
+    from devolens.models.quantize import resolve_precision
+
+    model = _tiny()
+    for precision in ("auto", "fp32"):
+        assert resolve_precision(model, precision, None, fast=True, device="cpu", multiple=16, backend="onnx") == "fp32"
+    with pytest.raises(DevolensError, match="onnx backend"):
+        resolve_precision(model, "bf16", None, fast=True, device="cpu", multiple=16, backend="onnx")
+    assert resolve_precision(model, "auto", None, fast=True, device="cpu", multiple=16, backend="torch") == "bf16"
+
+
 def test_zoo_loading_from_tiny_zoo(tiny_zoo):
     from devolens.models import load
 

@@ -95,6 +95,15 @@ def test_row_reader_and_writer_roundtrip(tmp_path):
     assert np.array_equal(tifffile.imread(out), img)
     with pytest.raises(DevolensError, match="channels"):
         RowReader(p, channels=3)
+    big = tmp_path / "big_endian.tif"  # Fiji saves big-endian TIFFs: the same counts, read without a warning
+    tifffile.imwrite(big, img, byteorder=">")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with RowReader(big) as r:
+            band = r[:, 13:51, :]
+    assert band.dtype == np.uint16 and np.array_equal(band, img[:, 13:51])
 
 
 def test_extract_objects_bandwise_equals_whole():

@@ -701,7 +701,7 @@ def run_segmentation(
         write_text(stage.tmp / SEGMENT_RECORD, _segment_record(
             kind, input_path, model, len(counts), int(sum(c[1] for c in counts)),
             {"skipped": [source.frame_id(p) for p in sorted(skip)],  # named as counts.csv names frames
-             "precision": predictor.network.precision,
+             "precision": predictor.network.precision, "backend": predictor.network.backend,
              "working_scale": None if predictor.auto_each else predictor.working_scale()}))
     except BaseException:
         if objects is not None:

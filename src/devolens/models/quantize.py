@@ -206,6 +206,10 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
                    else "this PyTorch build has no oneDNN quantized engine")
             raise DevolensError(f"precision 'int8' is not available: {why}")
         return "int8"
+    if backend == "onnx":  # onnxruntime runs the exported fp32 network (it was reported as bf16)
+        if precision == "bf16":
+            raise DevolensError("precision 'bf16' is not available with the onnx backend (onnxruntime runs fp32)")
+        return "fp32"
     if not on_cpu:  # GPUs: bf16 autocast where asked for (or auto with fast), else fp32
         return "bf16" if precision == "bf16" or (precision == "auto" and fast) else "fp32"
     if precision == "auto":

@@ -7,7 +7,6 @@ onnxruntime backend, and sliding-window tiling for images larger than ``tile`` p
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -233,14 +232,16 @@ class ImageNetwork:
         if self._ort is None:
             import onnxruntime as ort
 
-            tmp = Path(tempfile.mkdtemp(prefix="devolens-onnx-")) / "model.onnx"
+            import io
+
+            buffer = io.BytesIO()  # exported in memory: no temporary file left behind (one was, per run)
             dummy = torch.zeros(1, self.in_channels, 64, 64)
             torch.onnx.export(
-                self.model.float().to(memory_format=torch.contiguous_format), dummy, str(tmp),
+                self.model.float().to(memory_format=torch.contiguous_format), dummy, buffer,
                 input_names=["x"], output_names=["y"], dynamo=False,
                 dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
             )
-            self._ort = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+            self._ort = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
         return self._ort.run(["y"], {"x": x.astype(np.float32)})[0]
 
     def _pad(self, arr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:

@@ -282,8 +282,8 @@ class RowReader:
         band = np.asarray(band)
         if self.order is not None and not (self._h5 is None and self._array is None and self.layout == "CYX"):
             band = band[self.order]  # (the uncompressed CYX path above reads the chosen channels only)
-        if band.dtype != np.uint16:
-            band = self._convert(band)
+        if not (band.dtype.kind == "u" and band.dtype.itemsize == 2):  # big-endian uint16 (Fiji's TIFFs) is no
+            band = self._convert(band)  # conversion: astype below swaps its bytes without a warning
         return np.ascontiguousarray(band.astype(np.uint16, copy=False))
 
     def _convert(self, band: np.ndarray) -> np.ndarray:
