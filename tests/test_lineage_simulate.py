@@ -146,6 +146,9 @@ def test_params_override_and_shipped_params():
     ({"size": {"s0": "160"}}, "size.s0"),
     ({"size": {"min": 50.0, "max": 20.0}}, "size.max"),
     ({"seconds_per_time": float("nan")}, "seconds_per_time"),
+    ({"cycle": None}, "cycle"),
+    ({"cycle": {"by_group": []}}, "cycle.by_group"),
+    ({"cycle": {"by_name": {"ABa": -5}}}, "cycle.by_name.ABa"),
 ])
 def test_params_the_simulator_cannot_use_are_refused_by_key(tmp_path, capsys, over, key):
     with pytest.raises(DevolensError, match=f"simulator parameter {key} ="):

@@ -421,3 +421,35 @@ def test_own_folder_in_an_unwritable_folder_failing_run_leaves_it_as_it_was(lock
 def test_a_new_folder_in_an_unwritable_folder_is_still_refused(locked_parent):
     with pytest.raises(DevolensError, match="cannot write output: Permission denied"):
         StagedDir(locked_parent.parent / "sample2")
+
+
+@pytest.mark.skipif(not POSIX or not hasattr(os, "register_at_fork"), reason="POSIX signals, fork")
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stopped_render_stops_its_worker_pool(tmp_path, signame, code):
+    """render --workers N forks a pool, which it stops with SIGTERM: forked workers get Python's own handlers
+    back (with the command's they printed a traceback each, with run()'s record-only handler they never ended
+    and the pool waited for ever)."""
+    out = tmp_path / "r"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.argv[0] = 'devolens'; from devolens.cli import run; run()",
+         "render", "--simulate", "2", "--sim-cells", "200", "--size", "96", "96", "--workers", "2", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    children = f"/proc/{proc.pid}/task/{proc.pid}/children"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:  # until the pool's workers exist
+        try:
+            if len(open(children).read().split()) >= 2:
+                break
+        except OSError:
+            break
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("the render ended before the pool could be stopped")
+    proc.send_signal(getattr(signal, signame))
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the render did not end after its pool was stopped")
+    message = "error: interrupted" if signame == "SIGINT" else f"error: terminated ({signame})"
+    assert (proc.returncode, "Traceback" in stderr, stderr.strip().splitlines()[-1]) == (code, False, message)

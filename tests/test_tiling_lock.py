@@ -85,9 +85,11 @@ def test_concurrent_appends_keep_every_image(tmp_path, wells):
     store = tmp_path / "t.h5"
     tile_to_h5([wells[0][0]], store, [wells[0][1]], tile=32, stride=16)
     second_waits = threading.Event()
+    first_inside = threading.Event()
     errors: list[BaseException] = []
 
-    def hold(done, total):  # the first run, part-way: the second must be waiting by now
+    def hold(done, total):  # the first run, part-way (so inside the lock): the second must be waiting by now
+        first_inside.set()
         assert second_waits.wait(WAIT)
 
     def append(k, **kw):
@@ -98,8 +100,7 @@ def test_concurrent_appends_keep_every_image(tmp_path, wells):
 
     a = threading.Thread(target=append, args=(1,), kwargs={"progress": hold})
     a.start()
-    while not lock_path(store).exists() and a.is_alive():  # the first run holds the lock
-        a.join(0.01)
+    assert first_inside.wait(WAIT)  # the first run holds the lock (its lock file alone: not yet locked)
     b = threading.Thread(target=append, args=(2,), kwargs={"waiting": lambda message: second_waits.set()})
     b.start()
     a.join(WAIT)

@@ -120,10 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     signal (:func:`_on_signal`). Any other exception is a bug and keeps its traceback.
     """
     args = sys.argv[1:] if argv is None else list(argv)
-    previous = _set_signal_handlers(_on_signal)
     hook = sys.unraisablehook
-    sys.unraisablehook = _quiet_unraisable(hook)
+    previous = None
     try:
+        previous = _set_signal_handlers(_on_signal)
+        sys.unraisablehook = _quiet_unraisable(hook)
         try:
             code = _run(args)
         except KeyboardInterrupt as exc:  # Ctrl-C, or a signal's Terminated
@@ -137,6 +138,19 @@ def main(argv: list[str] | None = None) -> int:
         sys.unraisablehook = hook
         atomic.received_signals.clear()
     return code
+
+
+def _after_fork_in_child() -> None:
+    """A process forked while devolens runs (render's worker pool) gets Python's own handlers back: the pool stops
+    its workers with SIGTERM, which with main's handler printed a traceback per busy worker and with run()'s
+    (record only) left them running and the pool waiting for them for ever. Ignored signals stay ignored."""
+    for signum in _STOP_SIGNALS:
+        if signal.getsignal(signum) in (_on_signal, _on_signal_quietly):
+            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _run(args: list[str]) -> int:

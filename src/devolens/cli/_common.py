@@ -115,17 +115,24 @@ def print_stack_notes(path: Path, pages: str = "time") -> None:
 
 
 def check_writable(path: Path) -> None:
-    """Refuse, before any work, an output file that cannot be written: its folder (or the nearest one that exists,
-    the rest being made) is not writable. A command that reads a whole movie first would otherwise fail at its end."""
-    from devolens.errors import DevolensError
+    """Refuse, before any work, an output file whose folder (or the nearest one that exists, where the folders will
+    be made) takes no new file: a temporary file is made there and removed at once (asking for permissions instead
+    is wrong for root, NFS root squash, read-only mounts). A command that reads a whole movie first would
+    otherwise fail at its end."""
+    import tempfile
 
-    folder = Path(path).absolute().parent
+    from devolens.io.atomic import cannot_write
+
+    path = Path(path)
+    folder = path.absolute().parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    if not folder.is_dir():
-        raise DevolensError(f"cannot write output: {folder} is not a folder", path=path)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DevolensError(f"cannot write output: no permission to write in {folder}", path=path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.probe-", dir=folder)
+    except OSError as exc:
+        raise cannot_write(exc, path) from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def check_out(path: Path, source: Path) -> None:

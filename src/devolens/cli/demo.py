@@ -39,9 +39,12 @@ def _every(n: int) -> str:
     return f"every {n}{suffix} time point"
 
 
-def _tname(t) -> str:
-    """A time point as the renderer names its files (``t001``)."""
-    return f"t{int(t):03d}"
+def frame_name(t) -> str:
+    """A time point as the renderer names its files (``t001``): :func:`devolens.render.dataset.frame_name`, imported
+    when used (every command imports this module at start-up)."""
+    from devolens.render.dataset import frame_name as name
+
+    return name(t)
 
 
 def _formula(offset: int, step: int) -> str:
@@ -93,7 +96,7 @@ def _frame_time_sentence(fmap) -> str:
 
     def rule(r: dict) -> str:
         span = f"frame {r['k0']}" if r["k0"] == r["k1"] else f"frames {r['k0']}-{r['k1']}"
-        shown = _tname(r["t0"]) if r["t0"] == r["t1"] else f"{_tname(r['t0'])}-{_tname(r['t1'])}"
+        shown = frame_name(r["t0"]) if r["t0"] == r["t1"] else f"{frame_name(r['t0'])}-{frame_name(r['t1'])}"
         if arithmetic:
             return f"time point {_formula(r['t0'] - step * r['k0'], step)} for {span} ({shown})"
         return f"{span} show{'s' if r['k0'] == r['k1'] else ''} {shown}"
@@ -157,11 +160,11 @@ def _curation_sentence(fmap, counts: dict[str, int]) -> str:
     dropped = fmap[fmap["video frame"].isna()]
     n_art, n_in, n_drop = (counts["artifacts recorded by the renderer"], counts["in video frames (corrupt, truth)"],
                            counts["dropped (missing from the video)"])
-    kinds = ", ".join(f"{a} {_tname(t)}" for a, t in zip(in_video["artifact"], in_video["time"]))
+    kinds = ", ".join(f"{a} {frame_name(t)}" for a, t in zip(in_video["artifact"], in_video["time"]))
     text = (f"{n_art} artifact{'s' if n_art != 1 else ''} recorded by the renderer (`render/frames.csv`): {n_in} in "
             f"frames that are in the video" + (f" ({kinds})" if kinds else "") + ", scored here")
     if n_drop:
-        drops = ", ".join(_tname(t) for t in dropped["time"])
+        drops = ", ".join(frame_name(t) for t in dropped["time"])
         text += (f", and {n_drop} dropped frame{'s' if n_drop != 1 else ''} ({drops}), missing from the video: a "
                  "video keeps no trace of a frame that was never written, so `devolens curate frames` cannot flag it "
                  "there (on the folder of numbered frames, `render/frames/`, it reports it as a gap in the "
@@ -250,13 +253,13 @@ def _per_frame_table(fmap, report, counts, pred_pops):
     for _, r in fmap.iterrows():
         k = r["video frame"]
         if pd.isna(k):
-            rows.append({"video frame": "- (dropped)", "time point": _tname(r["time"]), "artifact (renderer)":
+            rows.append({"video frame": "- (dropped)", "time point": frame_name(r["time"]), "artifact (renderer)":
                          r["artifact"], "flag (curate)": "-", "true cells": int(r["total"]),
                          "nuclei segmented": "-", "predicted cells": "-"})
             continue
         k = int(k)
         flag = flag_of.get(k, "")
-        rows.append({"video frame": str(k), "time point": _tname(r["time"]), "artifact (renderer)": r["artifact"] or "",
+        rows.append({"video frame": str(k), "time point": frame_name(r["time"]), "artifact (renderer)": r["artifact"] or "",
                      "flag (curate)": flag, "true cells": int(r["total"]),
                      "nuclei segmented": str(seen[k]) if k in seen else "skipped",
                      "predicted cells": f"{pred[k]:.1f}" if k in pred else "skipped"})
@@ -272,7 +275,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
     import pandas as pd
 
     from devolens.cli._common import note
-    from devolens.cli.identify import SHORT_CLOUD, _input_notes
+    from devolens.cli.identify import _input_notes
     from devolens.cli.predict import run_population, run_segmentation
     from devolens.curate.frames import curate_path, summarize
     from devolens.io.atomic import write_csv, write_text
@@ -428,7 +431,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         f"A simulated C. elegans embryo (seed {seed}) was grown until a time point had at least {cells} cells "
         f"(`--cells {cells}`): {grown} (a round of divisions can overshoot {cells}). "
         f"{_every(every).capitalize()} ({len(fmap)} time points, "
-        f"{_tname(fmap['time'].iloc[0])} to {_tname(fmap['time'].iloc[-1])}) was rendered ({size[1]}x{size[0]} px, "
+        f"{frame_name(fmap['time'].iloc[0])} to {frame_name(fmap['time'].iloc[-1])}) was rendered ({size[1]}x{size[0]} px, "
         f"random optics) with artifacts (each time point has a 15% chance; {n_art} of {len(fmap)} got one), and the "
         f"{curation['frames in the video']} frames written were made into a video that was run through devolens. "
         "Every number below is scored against the ground truth the digital embryo knows exactly.",
@@ -504,8 +507,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         "",
     ]
     if id_notes:
-        lines += [f"`devolens identify` on this table (`embryo.csv`) prints (it notes tables whose largest time point "
-                  f"holds under {SHORT_CLOUD} nuclei):", ""]
+        lines += ["`devolens identify` on this table (`embryo.csv`) prints:", ""]
         lines += [f"> note: {text}" for text in id_notes]
         lines += [""]
     lines += [

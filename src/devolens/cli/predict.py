@@ -550,6 +550,17 @@ def _check_segment_out(out: Path, input_path: Path) -> None:
                             path=out)
 
 
+def _owned(out: Path, report: Optional[Path]) -> tuple[str, ...]:
+    """The entries of --out an earlier segment run wrote that this run replaces or removes: all of
+    :data:`SEGMENT_OUTPUTS` but one that holds the curation report this run was given (``--skip-flagged
+    OUT/curation.csv``, a report kept or edited by hand: read, not written again, and never removed)."""
+    if report is None or (str(report) == AUTO_CURATE and not Path(report).exists()):
+        return SEGMENT_OUTPUTS
+    given = Path(report).resolve()
+    return tuple(name for name in SEGMENT_OUTPUTS
+                 if not ((out / name).resolve() == given or (out / name).resolve() in given.parents))
+
+
 def _segment_record(kind: str, input_path: Path, model: str, frames: int, objects: int, summary: dict) -> str:
     import json
 
@@ -713,7 +724,7 @@ def run_segmentation(
     # an earlier run's entries this one did not write go (its overlays/ beside this run's overlay.mp4, its
     # curation.csv): --out then holds this run's outputs only. They are segment's own: _check_segment_out refused
     # a folder holding such names without segment.json
-    stage.commit(owned=SEGMENT_OUTPUTS)
+    stage.commit(owned=_owned(out, skip_flagged))
     return {"frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
             "curation": None if curation is None else out / "curation.csv",
             "precision": predictor.network.precision,

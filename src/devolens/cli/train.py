@@ -25,25 +25,6 @@ def _at_least(option: str, value, low) -> None:
         raise DevolensError(f"{option} must be >= {low}, got {value}")
 
 
-def _check_writable(path: Path) -> None:
-    """Refuse an output file whose folder (or the nearest one that exists, where the folders will be
-    made) takes no new file: a temporary file is made there and removed at once."""
-    import os
-    import tempfile
-
-    from devolens.io.atomic import cannot_write
-
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.probe-", dir=folder)
-    except OSError as exc:
-        raise cannot_write(exc, path) from None
-    os.close(fd)
-    os.unlink(tmp)
-
-
 def _check_export(export: Path, data: Path, recipe: Path, out: Path) -> None:
     """Refuse an --export path before training: not .safetensors, a folder, an input (in the data folder,
     the recipe), a file of a run or saved model, a file other than an earlier fp16 export, a JSON file its
@@ -76,7 +57,9 @@ def _check_export(export: Path, data: Path, recipe: Path, out: Path) -> None:
                                 path=export)
     elif config.exists():
         raise DevolensError(f"--export would replace {config}; give another name", path=export)
-    _check_writable(export)
+    from devolens.cli._common import check_writable
+
+    check_writable(export)
 
 
 def train_cmd(

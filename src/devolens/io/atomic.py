@@ -157,7 +157,8 @@ def _remove_stale_files(folder: Path, stem: str, suffix: str) -> None:
 
     Only plain files named as :func:`atomic_path` names them for this output, with the pid of a process that does
     not exist, are removed (:func:`_alive`: any doubt keeps the file); temporaries of older versions (no pid) are
-    kept. The folder is listed once per process (:data:`_temp_names`).
+    kept. The folder is listed once per process (:data:`_temp_names`). As for staging folders, only this machine's
+    processes (of this pid namespace) are seen (:meth:`StagedDir._remove_stale`).
     """
     if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
         return
@@ -301,8 +302,10 @@ class StagedDir:
         """Remove the staging folders of ``dest`` that runs no longer alive left behind (best effort).
 
         Only names made by this class for this ``dest`` are touched, with the pid of a process that
-        does not exist (any doubt keeps the folder: another user's process, another pid namespace
-        on the same machine, a system where the check cannot be made).
+        does not exist here (any doubt keeps the folder: another user's process, a system where the check
+        cannot be made). The check sees this machine's processes of this pid namespace only: a run writing the
+        same output from another container or another host on a shared file system looks dead (not guarded
+        against; two runs writing one output at once fail or clash anyway).
         """
         if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
             return

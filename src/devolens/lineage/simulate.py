@@ -292,14 +292,24 @@ def _check_params(p: dict) -> None:
             raise bad(key, node, want)
         if node < least or (node == least and not equal):
             raise bad(key, node, want)
-    size = p.get("size", {})
-    if isinstance(size, dict) and size.get("max") is not None and size.get("min") is not None \
-            and size["max"] < size["min"]:  # both numbers, checked above
+    for key in ("cycle", "size", "embryo", "physics"):
+        if not isinstance(p.get(key), dict):
+            raise bad(key, p.get(key), "a table of values (a JSON object)")
+    for key in ("by_group", "by_name"):
+        if not isinstance(p["cycle"].get(key, {}), dict):
+            raise bad(f"cycle.{key}", p["cycle"][key], "a table of values (a JSON object)")
+    size = p["size"]
+    if size.get("max") is not None and size.get("min") is not None and size["max"] < size["min"]:  # numbers above
         raise bad("size.max", size["max"], f"at least size.min ({size['min']!r})")
-    for group, entry in p.get("cycle", {}).get("by_group", {}).items():
+    life = "a number > 0 (a cell cycle length in time points)"
+    for group, entry in p["cycle"].get("by_group", {}).items():
         mean = entry.get("mean") if isinstance(entry, dict) else None
         if not checks.is_number(mean) or not math.isfinite(mean) or mean <= 0:
-            raise bad(f"cycle.by_group.{group}.mean", mean, "a number > 0 (a cell cycle length in time points)")
+            raise bad(f"cycle.by_group.{group}.mean", mean, life)
+    for name, entry in p["cycle"].get("by_name", {}).items():  # a length, or [length, ...] (see _Timing)
+        mean = entry[0] if isinstance(entry, list) and entry else entry
+        if not checks.is_number(mean) or not math.isfinite(mean) or mean <= 0:
+            raise bad(f"cycle.by_name.{name}", entry, life)
 
 
 # --------------------------------------------------------------------------- the model

@@ -20,12 +20,20 @@ def _matplotlib_config() -> None:
         return
     import tempfile
 
-    own = _os.path.join(tempfile.gettempdir(), f"devolens-matplotlib-{_os.getuid() if hasattr(_os, 'getuid') else 0}")
+    if not hasattr(_os, "getuid"):
+        return
+    own = _os.path.join(tempfile.gettempdir(), f"devolens-matplotlib-{_os.getuid()}")
     try:
         _os.makedirs(own, mode=0o700, exist_ok=True)
+        st = _os.lstat(own)
     except OSError:
         return  # matplotlib's own fallback (and its warning)
-    if _os.access(own, _os.W_OK | _os.X_OK):
+    # only a folder of this user's that nobody else may write in: one another user made first could plant a
+    # matplotlibrc or a font cache
+    import stat as _stat
+
+    if _stat.S_ISDIR(st.st_mode) and st.st_uid == _os.getuid() and not st.st_mode & 0o022 \
+            and _os.access(own, _os.W_OK | _os.X_OK):
         _os.environ["MPLCONFIGDIR"] = own
 
 

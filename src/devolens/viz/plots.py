@@ -41,7 +41,7 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from devolens.lineage.names import LETTER_KEY_LINE
+    from devolens.lineage.letters import LETTER_KEY_LINE
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 4.5))
