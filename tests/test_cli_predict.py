@@ -98,9 +98,9 @@ def test_segment_video_is_streamed_one_label_per_frame(tiny_zoo, tmp_path, monke
 
         return gen(), names, total
 
-    def spy_write(labels, path):
+    def spy_write(labels, path, **kw):
         state["written"] += 1
-        return real_write(labels, path)
+        return real_write(labels, path, **kw)
 
     monkeypatch.setattr(cf, "iter_path_frames", spy_iter)
     monkeypatch.setattr(images, "write_label_tif", spy_write)
@@ -1020,3 +1020,23 @@ def test_messages_stay_on_one_line_in_a_log(tiny_zoo, tmp_path, capsys):
     assert main(["population", str(src), "--out", str(out)]) == 0
     summary = f"3 frames -> {out} (+ {out.with_suffix('.png')})"
     assert len(summary) > 100 and summary in capsys.readouterr().err.splitlines()
+
+
+def test_label_images_keep_the_inputs_pixel_size(tiny_zoo, tmp_path):
+    """A calibrated TIFF (ImageJ resolution and unit; OME PhysicalSizeX/Y) gives label images calibrated alike, as
+    Fiji and napari read them; an uncalibrated input (PNG) gives plain label TIFFs as before."""
+    from devolens.io.stacks import pixel_size
+
+    frames = np.stack([_frame(seed=i, rgb=False) for i in range(2)])
+    ij = tmp_path / "ij.tif"
+    tifffile.imwrite(ij, frames, imagej=True, resolution=(1 / 0.65, 1 / 0.65), metadata={"axes": "TYX", "unit": "um"})
+    ome = tmp_path / "one.ome.tif"
+    tifffile.imwrite(ome, frames[0], ome=True, metadata={"axes": "YX", "PhysicalSizeX": 0.2, "PhysicalSizeY": 0.25})
+    assert pixel_size(ij) == (0.65, 0.65, "µm") and pixel_size(ome) == (0.2, 0.25, "µm")
+    for src, want in ((ij, (0.65, 0.65, "µm")), (ome, (0.2, 0.25, "µm")), (_folder(tmp_path / "png", n=1), None)):
+        out = tmp_path / f"seg_{src.stem}"
+        assert main(["segment", "nuclei", str(src), "--out", str(out), "--no-overlay"]) == 0
+        labels = sorted((out / "labels").iterdir())
+        assert labels and all(pixel_size(p) == want for p in labels)
+        if want is None:
+            assert not tifffile.TiffFile(labels[0]).is_imagej

@@ -179,6 +179,23 @@ class _Source:
             self._stems_clash = len(set(stems)) < len(stems)
         return self.names[position] if self._stems_clash else image_stem(self.names[position])
 
+    def pixel(self, position: int):
+        """The physical pixel size ``(x, y, unit)`` of the file that holds frame ``position`` (a TIFF's ImageJ or OME
+        calibration; None for anything else): the label images carry it, as the input did."""
+        from devolens.io.stacks import pixel_size
+
+        if self.path.is_dir():
+            name = self.names[position] if self.names else ""
+            if Path(name).suffix.lower() not in (".tif", ".tiff"):
+                return None
+            file = self.path / name if (self.path / name).exists() else self.path / "frames" / name
+        else:
+            file = self.path
+        cache = self.__dict__.setdefault("_pixels", {})
+        if file not in cache:
+            cache[file] = pixel_size(file)
+        return cache[file]
+
     def label_name(self, position: int) -> str:
         if self.is_video:
             return f"{image_stem(self.path)}_f{position:05d}_labels.tif"
@@ -661,7 +678,7 @@ def run_segmentation(
         def handle(pos: int, image: np.ndarray, res) -> tuple[int, np.ndarray]:
             """Write one frame's label file and table rows; return (position, overlay)."""
             fid = source.frame_id(pos)
-            write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos))
+            write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos), pixel=source.pixel(pos))
             obj = res.objects
             if len(obj["label"]):
                 objects.add([fid] * len(obj["label"]), obj["label"], np.round(obj["x"], 2), np.round(obj["y"], 2),

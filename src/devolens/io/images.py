@@ -230,7 +230,8 @@ def write_png(image: np.ndarray, path: str | Path) -> Path:
     return Path(path)
 
 
-def write_label_tif(labels: np.ndarray, path: str | Path) -> Path:
+def write_label_tif(labels: np.ndarray, path: str | Path,
+                    pixel: "tuple[float, float, str] | None" = None) -> Path:
     """Write an instance label image as uint16 TIFF (zlib-compressed), atomically; as uint32 when
     it holds labels above 65535 (a giant image with that many objects).
 
@@ -240,6 +241,10 @@ def write_label_tif(labels: np.ndarray, path: str | Path) -> Path:
         0 = background, 1..K instances; values must fit in uint32.
     path : str or Path
         Destination (``.tif``).
+    pixel : (x, y, unit), optional
+        The input's pixel size (:func:`devolens.io.stacks.pixel_size`): written as ImageJ reads it (resolution
+        tags and ``unit``; a uint32 image, which ImageJ does not open, as resolution tags per centimetre when
+        the unit is micrometres), so Fiji and napari show the labels calibrated as the input was.
 
     Returns
     -------
@@ -253,9 +258,18 @@ def write_label_tif(labels: np.ndarray, path: str | Path) -> Path:
     top = int(arr.max()) if arr.size else 0
     if arr.size and (arr.min() < 0 or top > 2**32 - 1):
         raise ValueError("labels do not fit in uint32")
+    extra: dict = {}
+    if pixel is not None:
+        sx, sy, unit = pixel
+        if top < 65536 and arr.ndim == 2:
+            # ImageJ's description is ASCII: micrometres as ImageJ itself writes them
+            extra = {"imagej": True, "resolution": (1.0 / sx, 1.0 / sy),
+                     "metadata": {"unit": "micron" if unit == "µm" else unit.encode("ascii", "replace").decode()}}
+        elif unit == "µm":
+            extra = {"resolution": (1e4 / sx, 1e4 / sy), "resolutionunit": "CENTIMETER"}
     with atomic_path(path) as tmp:
         # deflate at level 6 (libdeflate through imagecodecs): on label images faster than its level 1 (1.37 vs
         # 1.58 ms for a 752x512 frame) and a quarter smaller (benchmarks/bench_small_costs.py)
         tifffile.imwrite(tmp, arr.astype(np.uint16 if top < 65536 else np.uint32, copy=False), compression="zlib",
-                         compressionargs={"level": 6})
+                         compressionargs={"level": 6}, **extra)
     return Path(path)

@@ -124,7 +124,7 @@ def stack_info(path: str | Path, pages: str = "time") -> StackInfo:
         raise DevolensError("no such file", path=path)
     if not is_tiff(path):  # another format under a .tif name (a PNG renamed...): one image, read by its content
         return _other_format_info(path)
-    axes, shape, _, _ = _tiff_layout(path)
+    axes, shape = _tiff_layout(path)[:2]
     if not shape or int(np.prod(shape)) == 0:
         raise DevolensError("empty image", path=path)
     if not (axes.endswith("YX") or axes.endswith("YXS")):
@@ -215,19 +215,20 @@ def open_tiff(path: str | Path):
         log.removeHandler(kept)
 
 
-def _tiff_layout(path: Path) -> tuple[str, tuple[int, ...], int, bool]:
+def _tiff_layout(path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[float, float, str] | None"]:
     """``(axes, shape)`` of a TIFF file's first series (axes of length 1 dropped, :func:`squeeze_axes`), its
-    number of series, and whether that series is RGB with its samples stored as planes and no ImageJ or OME axes
-    (:func:`planar_rgb_note`). Parsed once per file version (path, inode, size, modification time) and process:
-    :func:`stack_info`, :func:`unlabelled_pages_note`, :func:`other_series_note` and :func:`planar_rgb_note` ask
-    for the same file (each member of a folder) in one command."""
+    number of series, whether that series is RGB with its samples stored as planes and no ImageJ or OME axes
+    (:func:`planar_rgb_note`), and its pixel size (:func:`pixel_size`). Parsed once per file version (path,
+    inode, size, modification time) and process: :func:`stack_info`, :func:`unlabelled_pages_note`,
+    :func:`other_series_note`, :func:`planar_rgb_note` and :func:`pixel_size` ask for the same file (each member
+    of a folder) in one command."""
     st = path.stat()
     return _layout(str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, path)
 
 
 @lru_cache(maxsize=4096)
 def _layout(resolved: str, inode: int, size: int, mtime_ns: int,
-            path: Path) -> tuple[str, tuple[int, ...], int, bool]:
+            path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[float, float, str] | None"]:
     import tifffile
 
     try:  # opened by the path as given, which the errors name (errors are not cached)
@@ -240,7 +241,7 @@ def _layout(resolved: str, inode: int, size: int, mtime_ns: int,
             planar_rgb = bool(not (tif.is_imagej or tif.is_ome) and key is not None
                               and key.photometric == tifffile.PHOTOMETRIC.RGB
                               and key.planarconfig == tifffile.PLANARCONFIG.SEPARATE)
-            return axes, shape, len(tif.series), planar_rgb
+            return axes, shape, len(tif.series), planar_rgb, _calibration(tif)
     except DevolensError:
         raise
     except Exception as exc:
@@ -527,7 +528,7 @@ def _planar_rgb(path: Path) -> int:
     layout = _readable_layout(path)
     if layout is None:
         return 0
-    axes, shape, _, planar_rgb = layout
+    axes, shape, _, planar_rgb = layout[:4]
     return shape[0] if planar_rgb and axes == "SYX" and shape[0] in (3, 4) else 0
 
 
@@ -585,5 +586,55 @@ def _other_series(path: Path) -> tuple[int, str, tuple[int, ...]] | None:
     layout = _readable_layout(path)
     if layout is None:
         return None
-    axes, shape, n, _ = layout
+    axes, shape, n = layout[:3]
     return (n, axes, shape) if n > 1 else None
+
+
+#: units that mean micrometres in ImageJ and OME metadata
+_MICRONS = ("um", "µm", "\u00b5m", "micron", "microns", "micrometer", "micrometre")
+
+
+def pixel_size(path: str | Path) -> tuple[float, float, str] | None:
+    """The physical size of a TIFF's pixels, ``(x, y, unit)``, as ImageJ (its resolution tags and ``unit``) or
+    OME (``PhysicalSizeX``/``Y`` and their units) records it; None for any other file, or one that records none
+    (tifffile's default resolution 1 per no unit). Written into label images so that Fiji and napari show them
+    calibrated, as the input was. Read with the file's layout (one parse of its header per command)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None
+    layout = _readable_layout(path)
+    return None if layout is None else layout[4]
+
+
+def _calibration(tif) -> tuple[float, float, str] | None:
+    """:func:`pixel_size` of an open ``tifffile.TiffFile`` (None where it records none or cannot be read)."""
+    try:
+        if tif.is_ome and tif.ome_metadata:
+            import xml.etree.ElementTree as ET
+
+            root = ET.fromstring(tif.ome_metadata)
+            pixels = next((e for e in root.iter() if e.tag.endswith("}Pixels") or e.tag == "Pixels"), None)
+            if pixels is not None and pixels.get("PhysicalSizeX"):
+                sx = float(pixels.get("PhysicalSizeX"))
+                return _sized(sx, float(pixels.get("PhysicalSizeY") or sx), pixels.get("PhysicalSizeXUnit") or "µm")
+        if tif.is_imagej:
+            unit = (tif.imagej_metadata or {}).get("unit")
+            tags = tif.pages.first.tags
+            xres, yres = tags.get("XResolution"), tags.get("YResolution")
+            if unit and xres is not None:
+                px, py = (float(v[0]) / float(v[1]) if v[1] else 0.0 for v in (xres.value, (yres or xres).value))
+                if px > 0 and py > 0 and not (px == 1.0 and py == 1.0 and unit in ("pixel", "pixels")):
+                    return _sized(1.0 / px, 1.0 / py, unit)
+    except Exception:  # noqa: BLE001 - no calibration is the answer for metadata it cannot read
+        return None
+    return None
+
+
+def _sized(sx: float, sy: float, unit: str) -> tuple[float, float, str] | None:
+    import math
+
+    if not (math.isfinite(sx) and math.isfinite(sy) and sx > 0 and sy > 0):
+        return None
+    unit = str(unit).strip()
+    sx, sy = (float(f"{v:.12g}") for v in (sx, sy))  # 1 / (20/13 per unit): 0.65, not 0.6499999999999999
+    return sx, sy, "µm" if unit.lower() in _MICRONS or unit.lower() == "\\u00b5m" else unit
