@@ -229,7 +229,7 @@ def tile_make_command(
         help="'mixed': keep only tiles holding more than one class; 'all': keep every tile."
     ),
     append: bool = typer.Option(False, "--append", help="Add the tiles to an existing store instead of replacing it."),
-    compression: str = typer.Option("lzf", "--compression", callback=choice(*COMPRESSIONS), help="Chunk compression: lzf (fast), gzip (level 1) or none."),
+    compression: str = typer.Option("lzf", "--compression", callback=choice(*COMPRESSIONS), help="Chunk compression: lzf (fast; h5py's own filter, which HDF5 tools outside Python (h5dump, MATLAB, R, Fiji) read only with a plugin), gzip (level 1, read everywhere) or none."),
     chunk: int = typer.Option(1000, "--chunk", min=1, help="Samples per HDF5 chunk (what a streaming reader fetches)."),
     channels: Optional[str] = typer.Option(None, "--channels", help=_CHANNELS_HELP + " The same for every image."),
 ) -> None:
