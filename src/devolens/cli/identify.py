@@ -35,7 +35,9 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path = typer.Option(
             ..., "--out", "-o",
-            help="Output CSV: the input rows plus pred_founder, pred_depth1 and confidence (written atomically). "
+            help="Output CSV: the input rows, sorted by time and with the tidy column names (time, cell, x, y, z, "
+                 "size: a TrackMate table's POSITION_X... and FRAME renamed, RADIUS as size = 2 x radius), plus "
+                 "pred_founder, pred_depth1 and confidence (written atomically); join back on time and position. "
                  + CONFIDENCE_HELP,
         ),
         model: str = typer.Option("identity", "--model", "-m", help="Zoo model name (see `devolens models`)."),
