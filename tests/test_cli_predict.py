@@ -1040,3 +1040,26 @@ def test_label_images_keep_the_inputs_pixel_size(tiny_zoo, tmp_path):
         assert labels and all(pixel_size(p) == want for p in labels)
         if want is None:
             assert not tifffile.TiffFile(labels[0]).is_imagej
+
+
+def test_pixel_size_edge_cases(tmp_path):
+    """Units that differ between x and y give no calibration (not a wrong one); the Greek mu reads as µm; a plain
+    TIFF calibrated per centimetre (devolens's own uint32 labels) reads back; 72 dpi per inch is no calibration."""
+    from devolens.io.images import write_label_tif
+    from devolens.io.stacks import pixel_size
+
+    img = np.zeros((8, 10), np.uint16)
+    mixed = tmp_path / "mixed.ome.tif"
+    tifffile.imwrite(mixed, img, ome=True, metadata={"PhysicalSizeX": 650, "PhysicalSizeXUnit": "nm",
+                                                     "PhysicalSizeY": 0.65, "PhysicalSizeYUnit": "µm"})
+    assert pixel_size(mixed) is None
+    greek = tmp_path / "greek.ome.tif"
+    tifffile.imwrite(greek, img, ome=True, metadata={"PhysicalSizeX": 0.3, "PhysicalSizeXUnit": "\u03bcm",
+                                                     "PhysicalSizeY": 0.3, "PhysicalSizeYUnit": "\u03bcm"})
+    assert pixel_size(greek) == (0.3, 0.3, "µm")
+    big = tmp_path / "big.tif"
+    write_label_tif(np.full((4, 5), 70000, np.uint32), big, pixel=(0.4, 0.5, "µm"))
+    assert pixel_size(big) == (0.4, 0.5, "µm")
+    dpi = tmp_path / "dpi.tif"
+    tifffile.imwrite(dpi, img, resolution=(72, 72), resolutionunit="INCH")
+    assert pixel_size(dpi) is None

@@ -424,11 +424,13 @@ def test_a_new_folder_in_an_unwritable_folder_is_still_refused(locked_parent):
 
 
 @pytest.mark.skipif(not POSIX or not hasattr(os, "register_at_fork"), reason="POSIX signals, fork")
-@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGINT", 130)])
-def test_a_stopped_render_stops_its_worker_pool(tmp_path, signame, code):
-    """render --workers N forks a pool, which it stops with SIGTERM: forked workers get Python's own handlers
-    back (with the command's they printed a traceback each, with run()'s record-only handler they never ended
-    and the pool waited for ever)."""
+@pytest.mark.parametrize("signame, code, group", [("SIGTERM", 143, False), ("SIGINT", 130, False),
+                                                  ("SIGINT", 130, True), ("SIGHUP", 129, True)])
+def test_a_stopped_render_stops_its_worker_pool(tmp_path, signame, code, group):
+    """render --workers N forks a pool, which it stops with SIGTERM: forked workers leave stopping to their parent
+    (with the command's handlers they printed a traceback each, with run()'s record-only handler they never ended
+    and the pool waited for ever; signalled as a group, a worker killed holding the pool's queue lock could hang
+    it)."""
     out = tmp_path / "r"
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.argv[0] = 'devolens'; from devolens.cli import run; run()",
@@ -445,7 +447,10 @@ def test_a_stopped_render_stops_its_worker_pool(tmp_path, signame, code):
         time.sleep(0.05)
     if proc.poll() is not None:
         pytest.skip("the render ended before the pool could be stopped")
-    proc.send_signal(getattr(signal, signame))
+    if group:  # Ctrl-C in a terminal, a closed terminal: the whole process group, workers included
+        os.killpg(proc.pid, getattr(signal, signame))
+    else:
+        proc.send_signal(getattr(signal, signame))
     try:
         _, stderr = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
@@ -453,3 +458,19 @@ def test_a_stopped_render_stops_its_worker_pool(tmp_path, signame, code):
         pytest.fail("the render did not end after its pool was stopped")
     message = "error: interrupted" if signame == "SIGINT" else f"error: terminated ({signame})"
     assert (proc.returncode, "Traceback" in stderr, stderr.strip().splitlines()[-1]) == (code, False, message)
+
+
+def test_an_error_the_stop_caused_is_reported_as_the_stop(command, capsys):
+    """A signal, then an error raised while unwinding (torch: "DataLoader worker (pid N) is killed by signal:
+    Terminated", its loader workers signalled as a group): one error line for the stop and its exit code, no
+    traceback; the same error without a signal stays a bug's traceback."""
+    def body(out):
+        atomic.received_signals.append(signal.SIGTERM)
+        raise RuntimeError("DataLoader worker (pid 12345) is killed by signal: Terminated.")
+
+    command["body"] = body
+    assert main(["zz-test", "--out", "x"]) == 143
+    assert capsys.readouterr().err == "error: terminated (SIGTERM)\n"
+    command["body"] = raiser(RuntimeError("a bug"))
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["zz-test", "--out", "x"])

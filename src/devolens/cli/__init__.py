@@ -129,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
             code = _run(args)
         except KeyboardInterrupt as exc:  # Ctrl-C, or a signal's Terminated
             code = _report_stop(exc)
+        except Exception:
+            if not atomic.received_signals:
+                raise  # a bug: its traceback
+            # an error the stop caused while unwinding (a training loader's worker killed by the same signal:
+            # torch's "DataLoader worker ... is killed by signal"): the stop is what happened
+            code = _report_stop(atomic.interruption(atomic.received_signals[0]))
         if code == 0 and atomic.received_signals:
             # the signal's exception was lost (raised in a weakref callback, a __del__) after the last output
             # was committed, or the command commits nothing: still not a success
@@ -141,12 +147,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _after_fork_in_child() -> None:
-    """A process forked while devolens runs (render's worker pool) gets Python's own handlers back: the pool stops
-    its workers with SIGTERM, which with main's handler printed a traceback per busy worker and with run()'s
-    (record only) left them running and the pool waiting for them for ever. Ignored signals stay ignored."""
+    """A process forked while devolens runs (render's worker pool, a training loader's workers) leaves stopping to
+    its parent: SIGINT and SIGHUP (Ctrl-C, a closed terminal: sent to the whole group) are ignored there, SIGTERM
+    (what a pool's terminate() sends) ends it. With main's handler each busy worker printed a traceback, with
+    run()'s (record only) a stopped pool waited for ever, and with Python's own a worker killed holding the pool's
+    queue lock hung its parent, or a training loader's dead worker ended the run with torch's traceback.
+    Signals that were ignored stay ignored."""
     for signum in _STOP_SIGNALS:
         if signal.getsignal(signum) in (_on_signal, _on_signal_quietly):
-            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+            signal.signal(signum, signal.SIG_DFL if signum == getattr(signal, "SIGTERM", None) else signal.SIG_IGN)
 
 
 if hasattr(os, "register_at_fork"):

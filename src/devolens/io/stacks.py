@@ -591,7 +591,7 @@ def _other_series(path: Path) -> tuple[int, str, tuple[int, ...]] | None:
 
 
 #: units that mean micrometres in ImageJ and OME metadata
-_MICRONS = ("um", "µm", "\u00b5m", "micron", "microns", "micrometer", "micrometre")
+_MICRONS = ("um", "µm", "\u00b5m", "\u03bcm", "micron", "microns", "micrometer", "micrometre")  # µ, and Greek mu
 
 
 def pixel_size(path: str | Path) -> tuple[float, float, str] | None:
@@ -616,7 +616,10 @@ def _calibration(tif) -> tuple[float, float, str] | None:
             pixels = next((e for e in root.iter() if e.tag.endswith("}Pixels") or e.tag == "Pixels"), None)
             if pixels is not None and pixels.get("PhysicalSizeX"):
                 sx = float(pixels.get("PhysicalSizeX"))
-                return _sized(sx, float(pixels.get("PhysicalSizeY") or sx), pixels.get("PhysicalSizeXUnit") or "µm")
+                ux = pixels.get("PhysicalSizeXUnit") or "µm"
+                if pixels.get("PhysicalSizeY") and (pixels.get("PhysicalSizeYUnit") or "µm") != ux:
+                    return None  # x in nm, y in µm: not converted here, and a wrong calibration is worse than none
+                return _sized(sx, float(pixels.get("PhysicalSizeY") or sx), ux)
         if tif.is_imagej:
             unit = (tif.imagej_metadata or {}).get("unit")
             tags = tif.pages.first.tags
@@ -625,6 +628,14 @@ def _calibration(tif) -> tuple[float, float, str] | None:
                 px, py = (float(v[0]) / float(v[1]) if v[1] else 0.0 for v in (xres.value, (yres or xres).value))
                 if px > 0 and py > 0 and not (px == 1.0 and py == 1.0 and unit in ("pixel", "pixels")):
                     return _sized(1.0 / px, 1.0 / py, unit)
+        elif not tif.is_ome:  # a plain TIFF calibrated per centimetre (as devolens writes uint32 and 3-D labels);
+            # per inch is left out: 72 or 300 dpi is a display or print default, not a microscope's pixel size
+            tags = tif.pages.first.tags
+            xres, yres, unit = tags.get("XResolution"), tags.get("YResolution"), tags.get("ResolutionUnit")
+            if xres is not None and unit is not None and int(unit.value) == 3:
+                px, py = (float(v[0]) / float(v[1]) if v[1] else 0.0 for v in (xres.value, (yres or xres).value))
+                if px > 0 and py > 0:
+                    return _sized(1e4 / px, 1e4 / py, "µm")
     except Exception:  # noqa: BLE001 - no calibration is the answer for metadata it cannot read
         return None
     return None

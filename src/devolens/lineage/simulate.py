@@ -306,10 +306,12 @@ def _check_params(p: dict) -> None:
         mean = entry.get("mean") if isinstance(entry, dict) else None
         if not checks.is_number(mean) or not math.isfinite(mean) or mean <= 0:
             raise bad(f"cycle.by_group.{group}.mean", mean, life)
-    for name, entry in p["cycle"].get("by_name", {}).items():  # a length, or [length, ...] (see _Timing)
+    for name, entry in p["cycle"].get("by_name", {}).items():  # a length, or [length, spread, ...] (see _Timing)
         mean = entry[0] if isinstance(entry, list) and entry else entry
-        if not checks.is_number(mean) or not math.isfinite(mean) or mean <= 0:
-            raise bad(f"cycle.by_name.{name}", entry, life)
+        spread = entry[1:2] if isinstance(entry, list) else []
+        if not checks.is_number(mean) or not math.isfinite(mean) or mean <= 0 or any(
+                not checks.is_number(v) or not math.isfinite(v) or v < 0 for v in spread):
+            raise bad(f"cycle.by_name.{name}", entry, life + ", with a spread >= 0 when one is given")
 
 
 # --------------------------------------------------------------------------- the model
