@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         previous = _set_signal_handlers(_on_signal)
         sys.unraisablehook = _quiet_unraisable(hook)
+        lost = False
         try:
             code = _run(args)
         except KeyboardInterrupt as exc:  # Ctrl-C, or a signal's Terminated
@@ -134,10 +135,12 @@ def main(argv: list[str] | None = None) -> int:
                 raise  # a bug: its traceback
             # an error the stop caused while unwinding (a training loader's worker killed by the same signal:
             # torch's "DataLoader worker ... is killed by signal"): the stop is what happened
-            code = _report_stop(atomic.interruption(atomic.received_signals[0]))
-        if code == 0 and atomic.received_signals:
+            lost = True
+        else:
             # the signal's exception was lost (raised in a weakref callback, a __del__) after the last output
             # was committed, or the command commits nothing: still not a success
+            lost = code == 0 and bool(atomic.received_signals)
+        if lost:
             code = _report_stop(atomic.interruption(atomic.received_signals[0]))
     finally:
         _restore_signal_handlers(previous)
@@ -175,9 +178,7 @@ def _run(args: list[str]) -> int:
             with command.make_context("devolens", list(args)) as ctx:
                 command.invoke(ctx)
     except SystemExit as exc:  # sys.exit in a command
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        stop = _interrupted(exc)
-        return _report_stop(stop) if code == 130 and stop is not None else code
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except DevolensError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -341,18 +342,6 @@ def _report_stop(exc: BaseException) -> int:
         return 128 + exc.signum
     print("error: interrupted", file=sys.stderr)
     return 130
-
-
-def _interrupted(exc: BaseException) -> KeyboardInterrupt | None:
-    """The KeyboardInterrupt that caused ``exc`` (directly or through an exit), if any."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, KeyboardInterrupt):
-            return cur
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
-    return None
 
 
 #: errors of the machine rather than the code, whatever file they concern: the user can act on them

@@ -69,22 +69,21 @@ def frames(
     print_stack_notes(Path(path), pages)  # TIFF inputs: how they were read
     from devolens.io.missing import missing_note
 
-    note = missing_note(report.attrs.get("missing", ()))
-    if note:  # frames that could not be read: which, and why
-        from devolens.cli._common import console
+    from devolens.cli._common import note
 
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    missing = missing_note(report.attrs.get("missing", ()))
+    if missing:  # frames that could not be read: which, and why (file names are not read as markup)
+        note(missing)
     if Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES:  # a file cut short: say so
-        from devolens.cli._common import console
         from devolens.io.frames import cut_short, frame_count_from_info
         from devolens.io.video import video_info
 
         try:
-            note = cut_short(int(report["frame"].notna().sum()), frame_count_from_info(video_info(path)))
+            short = cut_short(int(report["frame"].notna().sum()), frame_count_from_info(video_info(path)))
         except DevolensError:
-            note = None
-        if note:
-            console.print(f"note: {note}")
+            short = None
+        if short:
+            note(short)
 
 
 def register(app: typer.Typer) -> None:

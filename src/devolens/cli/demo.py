@@ -132,15 +132,11 @@ def _frame_time_sentence(fmap) -> str:
 def _curation_counts(fmap, report) -> dict[str, int]:
     """The artifacts the renderer recorded, split into those in video frames and dropped ones, and how the curator's
     flags (``report``, one row per video frame) compare with the former."""
-    import numpy as np
-    import pandas as pd
+    from devolens.curate.frames import _flag_mask, _numbered
 
     in_video = fmap[fmap["video frame"].notna()]
     bad_frames = set(in_video.loc[in_video["artifact"] != "", "video frame"].astype(int))
-    frame_col = (pd.to_numeric(report["frame"], errors="coerce") if "frame" in report.columns
-                 else pd.Series(np.arange(len(report)), index=report.index))
-    flags = report["flagged"].fillna(False).astype(bool)
-    flagged = set(frame_col[flags & frame_col.notna()].astype(int))  # video frames only
+    flagged = _numbered(report, _flag_mask(report))  # video frames only (rows with a frame number)
     return {
         "rendered time points": len(fmap),
         "frames in the video": len(in_video),
@@ -209,8 +205,7 @@ def _population_figure(truth_pops, comp):
     colours of the ``population``/``lineage`` plots (:data:`devolens.viz.plots.LETTER_COLOURS`)."""
     from matplotlib.figure import Figure
 
-    from devolens.lineage.names import LETTER_KEY_LINE
-    from devolens.viz.plots import LETTER_COLOURS
+    from devolens.viz.plots import LETTER_COLOURS, add_letter_key
 
     fig = Figure(figsize=(11, 4.4))
     axes = fig.subplots(1, 2)
@@ -232,8 +227,7 @@ def _population_figure(truth_pops, comp):
     ax.set_ylabel("cells (line: truth, dots: predicted)")
     ax.legend(ncol=4, fontsize=8)
     ax.set_title("per-lineage populations")
-    fig.text(0.01, 0.01, LETTER_KEY_LINE, fontsize="x-small", color="#555555")  # what the letters count
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    add_letter_key(fig)
     return fig
 
 
@@ -242,11 +236,8 @@ def _per_frame_table(fmap, report, counts, pred_pops):
     the true, segmented and predicted cell counts."""
     import pandas as pd
 
-    flag_of = {}
-    if "frame" in report.columns:
-        for f, flag in zip(pd.to_numeric(report["frame"], errors="coerce"), report["flag"].fillna("").astype(str)):
-            if pd.notna(f):
-                flag_of[int(f)] = flag
+    flag_of = {int(f): flag for f, flag in zip(pd.to_numeric(report["frame"], errors="coerce"),
+                                               report["flag"].fillna("").astype(str)) if pd.notna(f)}
     seen = dict(zip(counts["frame"].astype(int), counts["count"].astype(int)))
     pred = dict(zip(pred_pops["frame"].astype(int), pred_pops["total"].astype(float)))
     rows = []
@@ -281,7 +272,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
     from devolens.io.atomic import write_csv, write_text
     from devolens.io.images import read_image
     from devolens.io.tables import write_tidy
-    from devolens.lineage.names import LETTER_KEY, LETTER_KEY_LINE
+    from devolens.lineage.letters import LETTER_KEY, LETTER_KEY_LINE
     from devolens.lineage.populations import populations
     from devolens.lineage.simulate import simulate_embryo
     from devolens.models import load

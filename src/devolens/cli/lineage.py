@@ -59,8 +59,6 @@ def _cliff_note(pops, table: Path, embryo=None) -> None:
     defaults): curation stopped, and the counts after it are not the embryo's. Nothing when there is none."""
     from devolens.lineage.cliffs import detect_cliffs
 
-    if len(pops) < 2:
-        return
     found = detect_cliffs(pops["time"].to_numpy(), pops["total"].to_numpy())
     if not found:
         return

@@ -69,6 +69,8 @@ class _Source:
                 stack, self._fps = (frames, n), fps
         self.is_stack = stack is not None
         self._stems_clash: Optional[bool] = None
+        self._files: Optional[dict] = None  # a folder's members by name, and each file's pixel size (pixel)
+        self._pixels: dict = {}
         self.read = 0  # frames read so far (skipped ones included)
         self.missing: list[tuple[int, str, str, str]] = []  # (position, file, reason, detail) of frames left out
         #: a given curation report's frames missing mid-video (dropped, numbered) and its path: a report that
@@ -184,17 +186,18 @@ class _Source:
         calibration; None for anything else): the label images carry it, as the input did."""
         from devolens.io.stacks import pixel_size
 
-        if self.path.is_dir():
-            name = self.names[position] if self.names else ""
-            if Path(name).suffix.lower() not in (".tif", ".tiff"):
-                return None
-            file = self.path / name if (self.path / name).exists() else self.path / "frames" / name
-        else:
+        if self.names is None:  # a video or a stack: the input file's
             file = self.path
-        cache = self.__dict__.setdefault("_pixels", {})
-        if file not in cache:
-            cache[file] = pixel_size(file)
-        return cache[file]
+        else:  # one image, or a folder's member (listed once; a name standing for no file has no calibration)
+            if self._files is None:
+                from devolens.io.frames import folder_files
+
+                self._files = ({p.name: p for p in folder_files(self.path)} if self.path.is_dir()
+                               else {self.names[0]: self.path})
+            file = self._files.get(self.names[position])
+        if file not in self._pixels:
+            self._pixels[file] = None if file is None else pixel_size(file)
+        return self._pixels[file]
 
     def label_name(self, position: int) -> str:
         if self.is_video:

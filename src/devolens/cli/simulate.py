@@ -42,7 +42,7 @@ def embryo(
     ),
 ) -> None:
     """Grow a digital embryo (Sulston lineage, fitted cell cycles, positions in the eggshell)."""
-    from devolens.cli._common import check_out, console
+    from devolens.cli._common import check_out, console, note
     from devolens.errors import DevolensError
     from devolens.lineage.simulate import HATCHING_CELLS, simulate_embryo
 
@@ -68,9 +68,9 @@ def embryo(
     )
     if int(counts.max()) > HATCHING_CELLS:  # the simulator keeps dividing past hatching
         past = next(int(t) for t, n in counts.items() if n > HATCHING_CELLS)
-        console.print(f"note: from time point {past} the embryo has more than the {HATCHING_CELLS} cells a C. elegans "
-                      "embryo hatches with: the simulator's cells (but Z2 and Z3) keep dividing where a real embryo's "
-                      "stop, so those time points are not a real embryo's (--cells stops it earlier)")
+        note(f"from time point {past} the embryo has more than the {HATCHING_CELLS} cells a C. elegans embryo "
+             "hatches with: the simulator's cells (but Z2 and Z3) keep dividing where a real embryo's stop, so those "
+             "time points are not a real embryo's (--cells stops it earlier)")
 
 
 def register(app: typer.Typer) -> None:

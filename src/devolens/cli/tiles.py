@@ -235,7 +235,7 @@ def tile_make_command(
 ) -> None:
     """Tile images (and labels) into an HDF5 store: images (N,C,T,T), labels (N,T,T), class_counts, source, coords."""
     from devolens.cli._common import check_out, console, note, progress_bar
-    from devolens.data.tiling import quiet_tifffile, tile_to_h5
+    from devolens.data.tiling import tile_to_h5
 
     if keep not in KEEP_CHOICES:
         raise typer.BadParameter("must be 'mixed' or 'all'", param_hint="--keep")
@@ -244,8 +244,7 @@ def tile_make_command(
     order = _parse_channels(channels)
     for source in (*images, *(labels or ())):  # the store replaces --out: never one of the inputs
         check_out(out, source)
-    # tifffile's complaints about a damaged file stay off the terminal: the error line says what is wrong
-    with _show_warnings(), quiet_tifffile(), progress_bar("tiling") as cb:
+    with _show_warnings(), progress_bar("tiling") as cb:
         summary = tile_to_h5(
             images, out, labels or None, tile=tile, stride=stride, keep=keep, append=append,
             compression=None if compression == "none" else compression, chunk=chunk, progress=cb, order=order,
@@ -307,7 +306,6 @@ def segment_livedead_command(
 ) -> None:
     """Segment live and dead nuclei in a well of any size (tiled, bounded memory)."""
     from devolens.cli._common import console, progress_bar
-    from devolens.data.tiling import quiet_tifffile
     from devolens.errors import DevolensError
     from devolens.predict.livedead import segment_livedead_file
 
@@ -335,8 +333,7 @@ def segment_livedead_command(
     from devolens.io.atomic import staged_folder
 
     # an earlier run's probs.tif (not of these labels) goes too when --probabilities is not given
-    with staged_folder(out, owned=LIVEDEAD_OUTPUTS) as stage, _show_warnings(), quiet_tifffile(), \
-            progress_bar("segmenting") as cb:
+    with staged_folder(out, owned=LIVEDEAD_OUTPUTS) as stage, _show_warnings(), progress_bar("segmenting") as cb:
         counts = segment_livedead_file(
             image, stage.tmp, model=model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
             precision=precision, min_area=min_area, write_probabilities=probabilities, progress=cb, channels=order,

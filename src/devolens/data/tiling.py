@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import logging
 import os
 import shutil
 import warnings
@@ -41,6 +40,7 @@ import tifffile
 from devolens import checks
 from devolens.errors import DevolensError
 from devolens.io.atomic import atomic_path, cannot_write, stop_if_signalled
+from devolens.io.stacks import complaint, quiet_tifffile
 
 STORE_FORMAT = "devolens-tiles"
 STORE_VERSION = 1
@@ -305,29 +305,9 @@ def _imread(path: Path, labels: bool = False, channels: int | None = None) -> tu
         except Exception as exc:  # tifffile raises many types on bad files
             raise DevolensError(f"cannot read as TIFF ({exc.__class__.__name__}: {exc})", path=path) from None
     if arr.size == 0 and complaints:  # its pages could not be found: tifffile read nothing and said why
-        raise DevolensError(f"damaged or truncated TIFF ({complaints[0]}): a file cut short by an interrupted "
-                            "copy?", path=path)
+        raise DevolensError(f"damaged or truncated TIFF ({complaint(complaints[0])}): a file cut short by an "
+                            "interrupted copy?", path=path)
     return arr, True
-
-
-@contextlib.contextmanager
-def quiet_tifffile() -> Iterator[list[str]]:
-    """Keep tifffile's log messages (a damaged file's complaints, ``<tifffile.TiffPages @8> invalid page offset``)
-    from the terminal, where they would print before the command's own error line; yields the list of its
-    warnings and errors (without their ``<tifffile...>`` prefix), filled as they come."""
-    complaints: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            complaints.append(record.getMessage().split("> ", 1)[-1])
-
-    log = logging.getLogger("tifffile")
-    keep = Keep(logging.WARNING)
-    log.addHandler(keep)
-    try:
-        yield complaints
-    finally:
-        log.removeHandler(keep)
 
 
 #: a colour image whose green holds more than this fraction of its red or blue signal (99th percentiles; a JPEG's

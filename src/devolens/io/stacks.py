@@ -162,15 +162,29 @@ def is_tiff(path: str | Path) -> bool:
     return head in TIFF_MAGIC
 
 
-class _Records(logging.Handler):
-    """Keeps the log records of tifffile (a damaged file's complaints) instead of printing them."""
+@contextmanager
+def quiet_tifffile() -> Iterator[list[logging.LogRecord]]:
+    """Keep tifffile's log messages (a damaged file's complaints, ``<tifffile.TiffPages @8> invalid page offset``)
+    from the terminal, where they would print before the command's own error line; yields the list of its
+    warning and error records, filled as they come (:func:`complaint` gives a record's text)."""
+    records: list[logging.LogRecord] = []
 
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+    log = logging.getLogger("tifffile")
+    keep = Keep(logging.WARNING)
+    log.addHandler(keep)
+    try:
+        yield records
+    finally:
+        log.removeHandler(keep)
+
+
+def complaint(record: logging.LogRecord) -> str:
+    """A tifffile log record's text without its ``<tifffile.TiffPages @8> `` prefix."""
+    return record.getMessage().split("> ", 1)[-1]
 
 
 @contextmanager
@@ -184,35 +198,28 @@ def open_tiff(path: str | Path):
     """
     import tifffile
 
-    log = logging.getLogger("tifffile")
-    kept = _Records()
-    log.addHandler(kept)
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series
-            # tifffile's complaints, without their "<tifffile.TiffPages @8> " prefix
-            errors = [r.getMessage().split("> ", 1)[-1] for r in kept.records if r.levelno >= logging.ERROR]
-            meant = [k for k in ("imagej", "ome", "shaped") if getattr(tif, f"is_{k}", False)]
-            kind = series[0].kind if series else None
-            chain = [m for m in errors if "invalid page offset" in m or "invalid offset to page" in m]
-            start = series[0].dataoffset if series else None
-            # the size of the file that holds the data: another file of a multi-file OME set (one file per
-            # stage position, each with the whole OME-XML) may hold the first series, not this one
-            held = series[0].pages[0].parent.filehandle.size if start is not None else 0
-            why = None
-            if start is not None and start + series[0].nbytes > held:
-                why = "its pixel data run past the end of the file"
-            elif chain and kind != "imagej":
-                why = f"its chain of pages breaks: {chain[0]}"
-            elif errors and meant and kind not in meant:
-                layout = "/".join({"imagej": "ImageJ", "ome": "OME", "shaped": "tifffile"}[m] for m in meant)
-                why = f"its {layout} layout cannot be read: {errors[0]}"
-            if why:
-                raise DevolensError(f"damaged or truncated TIFF ({why}; {len(tif.pages)} readable page(s)): a file "
-                                    "cut short by an interrupted copy or acquisition?", path=path)
-            yield tif
-    finally:
-        log.removeHandler(kept)
+    with quiet_tifffile() as records, tifffile.TiffFile(path) as tif:
+        series = tif.series
+        errors = [complaint(r) for r in records if r.levelno >= logging.ERROR]
+        meant = [k for k in ("imagej", "ome", "shaped") if getattr(tif, f"is_{k}", False)]
+        kind = series[0].kind if series else None
+        chain = [m for m in errors if "invalid page offset" in m or "invalid offset to page" in m]
+        start = series[0].dataoffset if series else None
+        # the size of the file that holds the data: another file of a multi-file OME set (one file per
+        # stage position, each with the whole OME-XML) may hold the first series, not this one
+        held = series[0].pages[0].parent.filehandle.size if start is not None else 0
+        why = None
+        if start is not None and start + series[0].nbytes > held:
+            why = "its pixel data run past the end of the file"
+        elif chain and kind != "imagej":
+            why = f"its chain of pages breaks: {chain[0]}"
+        elif errors and meant and kind not in meant:
+            layout = "/".join({"imagej": "ImageJ", "ome": "OME", "shaped": "tifffile"}[m] for m in meant)
+            why = f"its {layout} layout cannot be read: {errors[0]}"
+        if why:
+            raise DevolensError(f"damaged or truncated TIFF ({why}; {len(tif.pages)} readable page(s)): a file "
+                                "cut short by an interrupted copy or acquisition?", path=path)
+        yield tif
 
 
 def _tiff_layout(path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[float, float, str] | None"]:

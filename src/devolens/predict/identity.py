@@ -121,12 +121,16 @@ class EmbryoFrame:
         Standard deviation of the pooled cloud along the AP axis (xy pixels).
     zscale : float
         Plane spacing used, in xy pixels.
+    skewness : (float, float)
+        Skewness (E[q^3] / SD^3) of the pooled cloud along AP and the third axis, whose signs orient the frame (so
+        >= 0 and <= 0): near zero, the orientation is close to a coin toss (:func:`frame_skewness`).
     """
 
     centre: np.ndarray
     axes: np.ndarray
     length: float
     zscale: float
+    skewness: tuple[float, float] = (0.0, 0.0)
 
     def transform(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Map pixel/plane coordinates to the normalised frame, shape (n, 3), unitless."""
@@ -202,7 +206,16 @@ def embryo_frame(x: np.ndarray, y: np.ndarray, z: np.ndarray, zscale: float | No
         axes[:, 2] = -axes[:, 2]
     axes[:, 1] = np.cross(axes[:, 2], axes[:, 0])  # right-handed
     length = float(sd[0]) if sd[0] > 0 else 1.0
-    return EmbryoFrame(centre=centre, axes=axes, length=length, zscale=float(zscale))
+    return EmbryoFrame(centre=centre, axes=axes, length=length, zscale=float(zscale), skewness=_skewness(q @ axes))
+
+
+def _skewness(proj: np.ndarray) -> tuple[float, float]:
+    """E[q^3] / SD^3 of a centred cloud ``proj`` along its first and third axes (0 where it has no spread)."""
+    if not len(proj):
+        return 0.0, 0.0
+    sd = proj.std(0)
+    sk = np.where(sd > 0, np.mean(proj ** 3, axis=0) / np.maximum(sd, 1e-12) ** 3, 0.0)
+    return round(float(sk[0]), 4), round(float(sk[2]), 4)
 
 
 def point_features(coords: np.ndarray, size: np.ndarray, k: int = 6) -> np.ndarray:
@@ -314,13 +327,13 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dic
                 continue
             clouds.append({
                 "embryo": str(name), "time": times[grp[0]].item(), "index": rows[grp],
-                "coords": coords[grp], "size": size[grp], "cell": cells[grp],
+                "coords": coords[grp], "size": size[grp], "cell": cells[grp], "skewness": frame.skewness,
             })
     return clouds
 
 
 def frame_skewness(clouds: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
-    """Skewness of each embryo's pooled cloud along the AP and the third axis of its frame.
+    """Skewness of each embryo's pooled cloud along the AP and the third axis of its frame (:class:`EmbryoFrame`).
 
     :func:`embryo_frame` orients the embryo by the signs of these two moments, so the first is
     >= 0 and the second <= 0; near zero, the orientation (anterior/posterior, the 180-degree
@@ -337,18 +350,7 @@ def frame_skewness(clouds: list[dict[str, Any]]) -> dict[str, tuple[float, float
     dict
         embryo -> (AP skewness, third-axis skewness), each E[q^3] / SD^3 of the pooled cloud.
     """
-    pooled: dict[str, list[np.ndarray]] = {}
-    for c in clouds:
-        pooled.setdefault(c["embryo"], []).append(c["coords"])
-    out = {}
-    for name, parts in pooled.items():
-        q = np.concatenate(parts)
-        q = q - q.mean(0)  # the frame's centre is the pooled mean already
-        sd = q.std(0)
-        m3 = np.mean(q ** 3, axis=0)
-        sk = np.where(sd > 0, m3 / np.maximum(sd, 1e-12) ** 3, 0.0)
-        out[name] = (round(float(sk[0]), 4), round(float(sk[2]), 4))
-    return out
+    return {c["embryo"]: c["skewness"] for c in clouds}  # as embryo_frame measured it, orienting the frame
 
 
 def duplicate_nuclei(table: pd.DataFrame) -> np.ndarray | None:

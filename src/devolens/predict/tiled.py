@@ -178,8 +178,10 @@ class RowReader:
             self._array = np.ascontiguousarray(arr)
             self.layout, self._raw_shape, self.dtype, self._offset = "CYX", self._array.shape, arr.dtype, None
             return
+        from devolens.io.stacks import quiet_tifffile  # a damaged file's complaints: the error says what is wrong
+
         try:
-            with tifffile.TiffFile(self.path) as tf:
+            with quiet_tifffile(), tifffile.TiffFile(self.path) as tf:
                 series = tf.series[0]
                 shape = tuple(int(s) for s in series.shape)
                 dtype = np.dtype(series.dtype)
@@ -209,7 +211,8 @@ class RowReader:
                                     "an interrupted copy or save?)", path=self.path)
         else:  # compressed or tiled TIFF: load it (memory ~ image size)
             self._offset = None
-            arr = tifffile.imread(self.path)
+            with quiet_tifffile():
+                arr = tifffile.imread(self.path)
             self._array = arr.reshape(shape)
 
     def _open_h5(self, dataset: str | None) -> None:

@@ -15,6 +15,14 @@ LETTER_COLOURS: dict[str, str] = {
 }
 
 
+def add_letter_key(fig) -> None:
+    """Lay out ``fig`` with a footer saying what the population letters count."""
+    from devolens.lineage.letters import LETTER_KEY_LINE
+
+    fig.text(0.01, 0.01, LETTER_KEY_LINE, fontsize="x-small", color="#555555")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+
+
 def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = None, dpi: int = 120,
                      xlabel: str = "time point") -> Path:
     """Plot population curves (cells per letter and total against time) to an image file.
@@ -40,8 +48,6 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
         The written image.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    from devolens.lineage.letters import LETTER_KEY_LINE
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 4.5))
@@ -56,8 +62,7 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
     ax.legend(ncol=4, fontsize="small", loc="upper left")
     if title:
         ax.set_title(title)
-    fig.text(0.01, 0.01, LETTER_KEY_LINE, fontsize="x-small", color="#555555")  # what the letters count
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    add_letter_key(fig)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
