@@ -363,3 +363,37 @@ def test_bools_are_no_numbers_for_postprocess_or_batch_size(tmp_path):
         _check_postprocess({"split_seeds": "False"})  # a true value: every blob split
     with pytest.raises(DevolensError, match="--batch-size"):
         evaluate_run(tmp_path, tmp_path, batch_size=True)
+
+
+# ------------------------------------------------------------------ state a caller can reach
+
+
+def test_card_and_a_predictors_card_are_the_callers_own(tiny_zoo):
+    """Editing the dict that models.card() returns, or a loaded predictor's .card, changes no later load (the
+    cached card used to be handed out as it was: a later load segmented at the edited scale)."""
+    from devolens.models import card, load
+
+    c = card("nuclei")
+    scale = c["input"]["scale"]
+    c["input"]["scale"] = scale / 4
+    c.setdefault("postprocess", {})["threshold"] = 0.99
+    pred = load("nuclei")
+    assert pred.working_scale() == scale and card("nuclei")["input"]["scale"] == scale
+    assert pred.postprocess_options.get("threshold") != 0.99
+    pred.card["input"]["scale"] = 7.0
+    assert card("nuclei")["input"]["scale"] == scale and load("nuclei").working_scale() == scale
+
+
+def test_streams_refuse_one_frame_and_a_progress_that_is_not_callable():
+    """predict_iter / predict_batch given one frame (an HxW or HxWx3 array) used to run over its rows, one
+    "image" per row; a progress that cannot be called failed only after the first image."""
+    pred = NucleiPredictor(_tiny(), scale=0.5)
+    grey, rgb = np.zeros((32, 48), np.uint8), np.zeros((32, 48, 3), np.uint8)
+    for method in (pred.predict_iter, pred.predict_batch):
+        for one in (grey, rgb, np.zeros((32, 48, 4), np.uint8), torch.zeros(32, 48)):
+            with pytest.raises(DevolensError, match=r"takes an iterable of images, got one array of shape .*predict\("):
+                list(method(one))
+        with pytest.raises(DevolensError, match="progress must be a callable"):
+            list(method([grey], progress=True))
+    assert len(pred.predict_batch(np.zeros((3, 32, 48), np.uint8))) == 3  # a (T, H, W) stack is T frames
+    assert len(pred.predict_batch(np.zeros((2, 32, 48, 3), np.uint8))) == 2

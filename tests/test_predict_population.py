@@ -314,3 +314,36 @@ def test_population_runs_its_nuclei_model_without_flattening(tiny_zoo):
 
     assert card("nuclei")["preprocessing"]["flatten"] > 0
     assert load("population").nuclei.network.flatten == 0.0
+
+
+def test_auto_population_streams_read_in_turns_keep_their_own_resize(monkeypatch):
+    """Two movies of other magnifications through one auto population predictor, read in turns: each stream's
+    frames are resized by its own estimate (the second stream's factor used to reach the first's later frames)."""
+    from devolens.predict import sizing
+
+    class _Sized(_FakeNuclei):
+        diameter_ref = 20.0
+
+        def __init__(self):
+            self.seen = []
+
+        def estimate_diameter(self, images):  # a 64-px-high frame is at twice the training magnification
+            big = np.asarray(images[0]).shape[0] == 64
+            return sizing.DiameterEstimate(diameter=40.0 if big else None, magnification=2.0 if big else 1.0,
+                                           per_image=[1.0], trusted=1)
+
+        def predict_iter(self, images, total=None, progress=None):
+            for img in images:
+                self.seen.append(np.asarray(img).shape)
+                yield from super().predict_iter([np.full((2, 2), 3)])
+
+    monkeypatch.setattr(sizing, "gather", lambda pred, it: ([next(it)],) * 2)
+    nuclei = _Sized()
+    comp = fit_composition(_pops(), max_total=40, window=0)
+    pred = PopulationPredictor("composition", nuclei=nuclei, composition=comp, auto=True,
+                               knots_x=np.array([0.0, 10.0]), knots_y=np.array([0.0, 20.0]))
+    one, two = np.zeros((32, 48), np.uint8), np.zeros((64, 96), np.uint8)
+    rows = list(zip(pred.predict_iter([two] * 4), pred.predict_iter([one] * 4)))
+    assert len(rows) == 4
+    assert sorted(nuclei.seen) == [(32, 48)] * 8  # the enlarged movie brought down to the training magnification
+    assert pred.resize == 1.0  # the last stream's, for size_advice

@@ -166,6 +166,44 @@ def test_auto_diameter_one_estimate_per_stream():
     assert {round(r.extra["scale"], 6) for r in out} == {round(0.5 * 0.8 / 3.0, 6)}
 
 
+def test_auto_diameter_streams_read_in_turns_keep_their_own_scale():
+    """Two movies of other magnifications through one diameter="auto" predictor, read in turns (zip of two
+    generators): each stream segments at its own estimate, as when read alone (the second stream's estimate used
+    to replace the first's for its later frames)."""
+    small, big = _disc_image((96, 128), 5), _disc_image((96, 128), 10)
+    base = NucleiPredictor(_tiny(), scale=0.5)
+    pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter="auto",
+                           size_model=_area_model(base, 1.0, 3.0, small, big), auto_keep=(0.5, 1.5), batch_size=2)
+    alone = [r.labels for r in pred.predict_iter([small] * 8)], [r.labels for r in pred.predict_iter([big] * 8)]
+    pairs = list(zip(pred.predict_iter([small] * 8), pred.predict_iter([big] * 8)))
+    assert [round(a.extra["scale"], 6) for a, _ in pairs] == [0.5] * 8
+    assert [round(b.extra["scale"], 6) for _, b in pairs] == [round(0.5 * 0.8 / 3.0, 6)] * 8
+    assert all(np.array_equal(a.labels, x) for (a, _), x in zip(pairs, alone[0]))
+    assert all(np.array_equal(b.labels, x) for (_, b), x in zip(pairs, alone[1]))
+    assert pred.working_scale() == pytest.approx(0.5 * 0.8 / 3.0)  # the last estimate, for the record
+    each = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter="each",
+                           size_model=_area_model(base, 1.0, 3.0, small, big), auto_keep=(0.5, 1.5), batch_size=2)
+    pairs = list(zip(each.predict_iter([small, big, small]), each.predict_iter([big, small, big])))
+    assert [(round(a.extra["scale"], 3), round(b.extra["scale"], 3)) for a, b in pairs] == [(0.5, 0.133), (0.133, 0.5),
+                                                                                           (0.5, 0.133)]
+
+
+def test_auto_diameter_from_several_threads():
+    """One diameter="auto" predictor called from a thread pool: every image at its own magnification."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    small, big = _disc_image((96, 128), 5), _disc_image((96, 128), 10)
+    base = NucleiPredictor(_tiny(), scale=0.5)
+    pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter="auto",
+                           size_model=_area_model(base, 1.0, 3.0, small, big), auto_keep=(0.5, 1.5))
+    images = [small, big] * 6
+    want = [pred.predict(im) for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(pred.predict, images))
+    assert [g.extra["scale"] for g in got] == [w.extra["scale"] for w in want]
+    assert all(np.array_equal(g.labels, w.labels) for g, w in zip(got, want))
+
+
 def test_diameter_each_estimates_every_image_on_its_own():
     """A folder of unrelated images: diameter="each" sizes every image by itself (auto: one for all)."""
     small, big = _disc_image((96, 128), 5), _disc_image((96, 128), 10)

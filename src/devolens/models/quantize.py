@@ -18,9 +18,11 @@ ARM builds of PyTorch) :func:`int8_supported` is False and the predictors keep b
 
 Examples
 --------
->>> from devolens.models.quantize import calibrate, quantize   # doctest: +SKIP
->>> params = calibrate(unet, batches)        # {activation name: [scale, zero_point]}
->>> qnet = quantize(unet, params)            # float in, float logits out
+With a float network ``unet`` and an iterable ``batches`` of prepared inputs (not run by doctest)::
+
+    from devolens.models.quantize import calibrate, quantize
+    params = calibrate(unet, batches)        # {activation name: [scale, zero_point]}
+    qnet = quantize(unet, params)            # float in, float logits out
 """
 
 from __future__ import annotations

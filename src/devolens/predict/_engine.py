@@ -197,6 +197,16 @@ class ImageNetwork:
         """``(channel, scale, percentiles, flatten, outliers)``: how :meth:`prepare` prepares an image."""
         return prep_key(self.channel, self.scale, self.percentiles, self.flatten, self.outliers)
 
+    def at_scale(self, scale: float) -> "ImageNetwork":
+        """This network at another working ``scale``: the same model, settings and caches, its own scale
+        (a stream segmented at its own magnification leaves this network's scale, and other streams', alone;
+        and keeps its own when this network's changes later)."""
+        import copy
+
+        view = copy.copy(self)
+        view.scale = float(scale)
+        return view
+
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """Input image -> normalised single-channel float32 at the working resolution
         (:func:`~devolens.predict.postprocess.prepare_image`)."""

@@ -1,10 +1,13 @@
 """Population counts per frame: cells of each lineage letter A, E, M, P, C, D, Z.
 
->>> from devolens.models import load           # doctest: +SKIP
->>> pops = load("population")                   # a PopulationPredictor
->>> pops.predict(frame)                          # {"A": 64.0, "E": 8.0, ..., "total": 118.0}
->>> df = pops.predict_batch(frames)              # DataFrame A..Z,total, one row per frame
->>> smooth_populations(df)                       # monotone per letter (populations do not fall)
+Example (with images of your own; not run by doctest)::
+
+    from devolens.models import load
+    from devolens.predict.postprocess import smooth_populations
+    pops = load("population")                   # a PopulationPredictor
+    pops.predict(frame)                          # {"A": 64.0, "E": 8.0, ..., "total": 118.0}
+    df = pops.predict_batch(frames)              # DataFrame A..Z,total, one row per frame
+    smooth_populations(df)                       # monotone per letter (populations do not fall)
 
 Two methods, chosen by the model card (``method``):
 
@@ -22,6 +25,7 @@ Counts are non-negative floats (cells).
 
 from __future__ import annotations
 
+import copy
 import itertools
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -282,7 +286,7 @@ class PopulationPredictor:
         self.fast = bool(fast)
         self.outputs = list(outputs)
         self.batch_size = max(1, int(batch_size))
-        self.card = dict(card or {})
+        self.card = copy.deepcopy(dict(card or {}))  # its own: the caller's dict may change later
         if not 0.0 <= float(total_weight) <= 1.0:
             raise DevolensError(f"total_weight must be within 0..1, got {total_weight}")
         self.total_weight = float(total_weight)
@@ -401,6 +405,9 @@ class PopulationPredictor:
     def predict_batch(self, images: Sequence[np.ndarray],
                       progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
         """Counts for several frames: DataFrame with columns ``A..Z, total``, one row per frame."""
+        from devolens.predict.postprocess import check_stream
+
+        check_stream(images, "predict_batch", progress)
         images = list(images)
         rows = list(self.predict_iter(images, total=len(images), progress=progress))
         return pd.DataFrame(rows, columns=list(COLUMNS))
@@ -415,7 +422,7 @@ class PopulationPredictor:
         """
         from devolens.predict.postprocess import check_stream, image_array
 
-        check_stream(images)
+        check_stream(images, progress=progress)
         images = map(image_array, images)  # paths read, 1xHxW and channels-first arrays laid out
         done = 0
         if self.auto:  # one magnification for the movie, estimated from its first frames with the most nuclei
@@ -428,11 +435,15 @@ class PopulationPredictor:
             from devolens.predict.sizing import warn_untrusted
 
             warn_untrusted([est], "nuclei")  # frames used as they are (the CLI's note)
-            self.resize = 1.0 if est is None or est.diameter is None else diameter_scale(
+            # this stream's own factor (read lazily below: another stream estimated meanwhile must not change it);
+            # self.resize records the last stream's, for size_advice
+            resize = self.resize = 1.0 if est is None or est.diameter is None else diameter_scale(
                 1.0, self.nuclei.diameter_ref, est.diameter)
             images = itertools.chain(head, images)
-        if self.resize != 1.0:  # another magnification: frames resized to the training one
-            images = (_resized(np.asarray(img), self.resize) for img in images)
+        else:
+            resize = self.resize
+        if resize != 1.0:  # another magnification: frames resized to the training one
+            images = (_resized(np.asarray(img), resize) for img in images)
         if self.method == "composition":
             import collections
 

@@ -68,15 +68,23 @@ def image_array(image):
     return image
 
 
-def check_stream(images) -> None:
-    """Refuse a single path where a predictor's ``predict_iter`` wants an iterable of images (a string would be
-    iterated character by character)."""
+def check_stream(images, method: str = "predict_iter", progress=None) -> None:
+    """Refuse what a predictor's ``predict_iter`` / ``predict_batch`` (``method``) cannot take as an iterable of
+    images: a single path (a string would be iterated character by character) or a single frame, an HxW array or
+    an HxWx3/4 colour array (iterated row by row: one "image" per row); and a ``progress`` that is not callable
+    (refused before any work rather than after the first image)."""
     import os
 
     if isinstance(images, (str, bytes, os.PathLike)):
-        raise DevolensError("predict_iter takes an iterable of images (arrays or paths); for one file use "
+        raise DevolensError(f"{method} takes an iterable of images (arrays or paths); for one file use "
                             "predict(path), for a video, a folder or a stack devolens.io.frames.iter_path_frames(path)[0]",
                             path=os.fsdecode(images) if not isinstance(images, bytes) else None)
+    shape = getattr(images, "shape", None)
+    if shape is not None and (len(shape) < 3 or (len(shape) == 3 and shape[-1] in (3, 4))):
+        raise DevolensError(f"{method} takes an iterable of images, got one array of shape {tuple(shape)} (one "
+                            "image: use predict(image); a (T, H, W) or (T, H, W, 3) array is a stack of T frames)")
+    if progress is not None and not callable(progress):
+        raise DevolensError(f"progress must be a callable progress(done, total), got {progress!r}")
 
 
 def to_single_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarray:

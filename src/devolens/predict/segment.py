@@ -1,10 +1,12 @@
 """Nucleus and membrane segmentation with the zoo models.
 
->>> from devolens.models import load            # doctest: +SKIP
->>> nuclei = load("nuclei")                      # a NucleiPredictor
->>> res = nuclei.predict(frame)                  # frame: HxW or HxWx3, any size
->>> res.labels.shape == frame.shape[:2]          # uint16 instances at the input size
->>> res.centroids                                # DataFrame label, x, y, area (pixels)
+Example (with images of your own; not run by doctest)::
+
+    from devolens.models import load
+    nuclei = load("nuclei")                      # a NucleiPredictor
+    res = nuclei.predict(frame)                  # frame: HxW or HxWx3, any size
+    res.labels.shape == frame.shape[:2]          # uint16 instances at the input size
+    res.centroids                                # DataFrame label, x, y, area (pixels)
 
 Both predictors accept single-channel or RGB images of any size: the image is reduced to
 one channel (the dominant channel of an RGB image, else the mean), its smooth background
@@ -17,6 +19,7 @@ size.
 from __future__ import annotations
 
 import collections
+import copy
 import itertools
 import numbers
 from concurrent.futures import ThreadPoolExecutor
@@ -254,7 +257,7 @@ class _SegmentationPredictor:
         )
         self.postprocess_options = dict(postprocess or {})
         _check_postprocess(self.postprocess_options)
-        self.card = dict(card or {})
+        self.card = copy.deepcopy(dict(card or {}))  # its own: the caller's dict may change later
         from devolens.predict.blocks import BLOCK_PIXELS
 
         # working pixels above which an image is segmented block by block (bounded memory); inf: never
@@ -320,6 +323,7 @@ class _SegmentationPredictor:
         self, images: Sequence[np.ndarray], progress: Callable[[int, int], None] | None = None
     ) -> list[SegmentationResult]:
         """Segment a list of images (batched forward passes); one result per image."""
+        check_stream(images, "predict_batch", progress)
         images = list(images)
         return list(self.predict_iter(images, total=len(images), progress=progress))
 
@@ -361,7 +365,7 @@ class _SegmentationPredictor:
             Post-processing threads (0: everything in the calling thread, one step after
             the other).
         """
-        check_stream(images)
+        check_stream(images, progress=progress)
         images = map(image_array, images)  # paths read, 1xHxW and channels-first arrays laid out
         from devolens.predict.sizing import warn_untrusted
 
@@ -371,23 +375,38 @@ class _SegmentationPredictor:
             done = 0
             for img in images:
                 arr = img.image if isinstance(img, Prepared) else np.asarray(img)
+                run = self
                 if arr.ndim in (2, 3) and min(arr.shape[:2]) >= 2:
                     self.estimates.append(self.estimate_diameter([arr], apply=True))
-                for res in self._stream([img], workers=0):
+                    run = self._at(self.estimates[-1])
+                for res in run._stream([img], workers=0):
                     done += 1
                     if progress is not None:
                         progress(done, -1 if total is None else total)
                     yield res
             warn_untrusted(self.estimates, what, each=True)  # images used as they are (the CLI's note)
             return
+        run = self
         if self.auto:  # one magnification for the stream, estimated from its first frames with the most nuclei
             from devolens.predict.sizing import gather
 
             images = iter(images)
             head, chosen = gather(self, images)
-            warn_untrusted([self.estimate_diameter(chosen, apply=True)], what)  # used as they are (the CLI's note)
+            est = self.estimate_diameter(chosen, apply=True)
+            warn_untrusted([est], what)  # used as they are (the CLI's note)
+            run = self if est is None else self._at(est)  # None: an empty stream
             images = itertools.chain(head, images)
-        yield from self._stream(images, total, progress, workers)
+        yield from run._stream(images, total, progress, workers)
+
+    def _at(self, est) -> "_SegmentationPredictor":
+        """This predictor at the working scale of ``est`` (a :class:`~devolens.predict.sizing.DiameterEstimate`) for
+        one stream: a view sharing the network's weights with a scale of its own, so that streams estimated apart
+        (generators read in turns, calls from several threads) each keep their own magnification whatever
+        the others estimate later (``self`` only records the last estimate)."""
+        view = copy.copy(self)
+        view.diameter = est.diameter
+        view.network = self.network.at_scale(diameter_scale(self.card_scale, self.diameter_ref, est.diameter))
+        return view
 
     def _stream(self, images: Iterable, total: int | None = None, progress: Callable[[int, int], None] | None = None,
                 workers: int = 1) -> Iterator[SegmentationResult]:
@@ -483,7 +502,10 @@ class _SegmentationPredictor:
             A few images of the same magnification; empty: nothing is estimated (returns None).
         apply : bool
             Also segment with it from now on (the working scale follows the estimate; the
-            card's scale when the estimate lies inside the predictor's keep band, if any).
+            card's scale when the estimate lies inside the predictor's keep band, if any). With
+            ``diameter="auto"`` each call to :meth:`predict_iter` (and so :meth:`predict`) makes its
+            own estimate and segments its images at it, whatever other calls estimate meanwhile;
+            ``last_estimate``, ``diameter`` and :meth:`working_scale` then tell the last call's.
 
         Returns
         -------

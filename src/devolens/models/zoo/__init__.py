@@ -16,6 +16,7 @@ show in ``devolens models``) and ``limits``.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 from functools import lru_cache
@@ -118,7 +119,7 @@ def card(name: str | Path, kind: str | None = None, *, command: str | None = Non
         problem = None if text in available() else _not_a_model(text)
         if problem is not None:
             raise problem
-        return _shipped_card(text)
+        return copy.deepcopy(_shipped_card(text))  # the caller's own: editing it changes no later load
     if (path / "card.json").is_file():
         return _folder_card(path)
     from devolens.models.export import KINDS, card_from_run
