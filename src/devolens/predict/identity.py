@@ -273,6 +273,54 @@ def point_features(coords: np.ndarray, size: np.ndarray, k: int = 6) -> np.ndarr
     return f.astype(np.float32)
 
 
+def check_columns(table: pd.DataFrame) -> None:
+    """Raise a one-line :class:`DevolensError` naming the :data:`REQUIRED_COLUMNS` that ``table`` lacks."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise DevolensError(f"table lacks column(s) {', '.join(missing)} (a tidy lineage table is expected)")
+
+
+def tidy_positions(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its position columns named as :func:`devolens.io.tables.read_positions` names a file's.
+
+    A table holding every :data:`REQUIRED_COLUMNS` comes back as it is. Otherwise its columns are matched as a
+    positions file's (:data:`devolens.io.tables.POSITION_ALIASES`: case-insensitive, TrackMate's ``FRAME``,
+    ``POSITION_X``..., a unit written in): renamed to ``time, x, y, z`` (``size`` from ``diameter``, or twice
+    TrackMate's ``RADIUS``), and a table without ``embryo`` is one embryo (named ``"embryo"``; a file's is named
+    after the file). A table without time, x, y and z by any name comes back as it is (:func:`check_columns`
+    names what is missing). A copy when anything changes; ``attrs`` (``zscale``) are kept.
+    """
+    if all(c in table.columns for c in REQUIRED_COLUMNS):
+        return table
+    from devolens.io.tables import _position_columns
+
+    found = _position_columns([c for c in table.columns if isinstance(c, str)])
+    if found is None:
+        return table
+    # a column already named as the tidy one stays (never two columns of one name)
+    mapping = {col: tidy for col, tidy in found.items() if col != tidy and tidy not in table.columns}
+    out = table.rename(columns=mapping)
+    if "radius" in found.values() and "radius" in out.columns and "size" not in out.columns:
+        out["size"] = 2.0 * pd.to_numeric(out["radius"], errors="coerce")
+        out = out.drop(columns="radius")
+    if "embryo" not in out.columns:
+        out.insert(0, "embryo", "embryo")  # (rename made a new frame: the user's table is untouched)
+    out.attrs = dict(table.attrs)
+    return out
+
+
+def read_input(table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
+    """What :meth:`IdentityPredictor.predict` takes, as a DataFrame: a path read with
+    :func:`devolens.io.tables.read_positions`; anything but a DataFrame or a path is refused."""
+    if isinstance(table, (str, os.PathLike)):
+        from devolens.io.tables import read_positions
+
+        table = read_positions(table)
+    if not isinstance(table, pd.DataFrame):
+        raise DevolensError(f"expected a table (pandas DataFrame or a file's path), got {type(table).__name__}")
+    return table
+
+
 def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dict[str, Any]]:
     """Split a tidy table into normalised clouds, one per (embryo, time).
 
@@ -290,9 +338,7 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dic
         Each with ``embryo``, ``time``, ``index`` (row positions in ``table``), ``coords``
         (n, 3) and ``size`` (n,) normalised, ``cell`` (names or None).
     """
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        raise DevolensError(f"table lacks column(s) {', '.join(missing)} (a tidy lineage table is expected)")
+    check_columns(table)
     for col in ("time", "x", "y", "z"):  # a user's table: name the column and the row, not numpy's words
         values = pd.to_numeric(table[col], errors="coerce")
         bad = ~np.isfinite(values.to_numpy(dtype=float))
@@ -723,8 +769,9 @@ class IdentityPredictor:
         Views averaged at prediction: rotations about the AP axis (see :func:`views`), >= 1.
     max_tokens : int
         Points per padded batch (memory / speed trade-off).
-    device : str
-        Torch device.
+    device : {"cpu", "cuda", "auto"}
+        Where the network runs (:func:`devolens.predict.devices.resolve_device`: ``auto`` is a CUDA GPU when
+        PyTorch sees one, else the CPU).
     smooth : {"lineage", "tracklets", "none"}
         Use the time course: ``"tracklets"`` averages the probabilities over tracklets
         (nearest-neighbour links between consecutive time points, cut at divisions; see
@@ -740,6 +787,9 @@ class IdentityPredictor:
     def __init__(self, model: torch.nn.Module, founders: Sequence[str], depth1: Sequence[str],
                  tta: int = 1, max_tokens: int = 8192, device: str = "cpu", smooth: str | bool = "lineage",
                  link_eps: float = 0.01, evidence_power: float = 0.0):
+        from devolens.predict.devices import resolve_device
+
+        device = resolve_device(device)  # 'auto', and a one-line error for 'cuda' without a GPU
         self.model = model.to(device).eval()
         self.members = list(model) if isinstance(model, torch.nn.ModuleList) else [self.model]
         self.founders = list(founders)
@@ -771,16 +821,18 @@ class IdentityPredictor:
         opts = {"tta": arch.get("tta", 1), **options}
         return cls(model, arch["founders"], arch["depth1"], **opts)
 
-    def predict_proba(self, table: pd.DataFrame, zscale: float | None = None,
+    def predict_proba(self, table: pd.DataFrame | str | Path, zscale: float | None = None,
                       progress: Callable[[int, int], None] | None = None
                       ) -> tuple[np.ndarray, np.ndarray]:
         """Class probabilities of every row: founder (n, F) and depth-1 (n, K).
 
+        ``table`` is what :meth:`predict` takes (a DataFrame, its columns named as a positions file's, or a
+        file's path), but every row is predicted: polar bodies and placeholder rows are not left out.
         A nucleus listed twice (:func:`duplicate_nuclei`) is predicted once, on the cloud without
         the copy, and the copy gets its original's probabilities; the lineage smoothing does not
         link across a break in the time points (:func:`time_breaks`).
         """
-        pf, pd1, _ = self._proba_checked(table, zscale, progress)
+        pf, pd1, _ = self._proba_checked(tidy_positions(read_input(table)), zscale, progress)
         return pf, pd1
 
     def _proba_checked(self, table: pd.DataFrame, zscale: float | None,
@@ -788,6 +840,7 @@ class IdentityPredictor:
         """:meth:`predict_proba` plus what was found in the input: ``duplicates`` (rows that copy an
         earlier nucleus), ``time_breaks`` (see :func:`time_breaks`) and ``largest_clouds`` (embryo -> the nuclei
         of its largest time point)."""
+        check_columns(table)  # (before duplicate_nuclei, which keys on these columns)
         first = duplicate_nuclei(table)
         if first is None:
             pf, pd1, found = self._proba(table, zscale, progress)
@@ -852,7 +905,9 @@ class IdentityPredictor:
             ``size`` (pixels; optional). Cell names, if any, are ignored. Every time point
             of an embryo is classified from its whole cloud; the embryo's frame pools all
             its time points in the table. A path is read with
-            :func:`devolens.io.tables.read_positions` (EPIC, AceTree, tidy or positions CSV).
+            :func:`devolens.io.tables.read_positions` (EPIC, AceTree, tidy or positions CSV); a
+            DataFrame's columns may be named as that reads a positions file's (``FRAME``,
+            ``POSITION_X``..., ``RADIUS``, any case; no ``embryo``: one embryo; see :func:`tidy_positions`).
         zscale : float, optional
             Plane spacing in xy pixels (default ``table.attrs["zscale"]``, else estimated).
         progress : callable, optional
@@ -872,15 +927,11 @@ class IdentityPredictor:
             of its largest time point (the clouds the model read); ``attrs["frame_skewness"]``: embryo ->
             the skewness along the AP and the third axis that oriented its frame (:func:`frame_skewness`).
         """
-        if isinstance(table, (str, os.PathLike)):
-            from devolens.io.tables import read_positions
-
-            table = read_positions(table)
-        if not isinstance(table, pd.DataFrame):
-            raise DevolensError(f"expected a table (pandas DataFrame or a file's path), got {type(table).__name__}")
+        table = read_input(table)
         if progress is not None and not callable(progress):
             raise DevolensError(f"progress must be a function progress(done, total) or None, got {progress!r}")
-        out = table.copy()
+        out = table.copy()  # the user's columns, as they are
+        table = tidy_positions(table)  # (the same rows, in the same order)
         if len(table) == 0:
             for c in ("pred_founder", "pred_depth1"):
                 out[c] = pd.Series(dtype=object)

@@ -9,14 +9,16 @@ Examples
 --------
 >>> from devolens.models import load  # doctest: +SKIP
 >>> ld = load("livedead")  # doctest: +SKIP
->>> result = ld.predict(image)  # image: (2, H, W) uint16  # doctest: +SKIP
+>>> result = ld.predict(image)  # image: (2, H, W) uint16, or a well TIFF's path  # doctest: +SKIP
 >>> result.labels, result.objects, result.counts  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +30,7 @@ from scipy import ndimage
 
 from devolens.errors import DevolensError
 from devolens.io.atomic import write_csv
+from devolens.predict.devices import resolve_device
 from devolens.predict.tiled import RowReader, TiffRowWriter, predict_tiled
 
 __all__ = ["LiveDeadPredictor", "LiveDeadResult", "extract_objects", "segment_livedead_file", "counts_from_objects",
@@ -45,16 +48,29 @@ SWAP_MIN_OBJECTS = 20
 class LiveDeadResult:
     """Output of :meth:`LiveDeadPredictor.predict`.
 
+    Not shaped like the nuclei and membrane predictors' result
+    (:class:`devolens.predict.segment.SegmentationResult`), so code written for one does not run on the other:
+
+    * ``labels`` is a class map (0 background, 1 live, 2 dead, uint8), not instance labels (1..N, one number per
+      nucleus): two touching nuclei of one class are one region. The objects are its connected components, in
+      ``objects``.
+    * ``objects`` is a DataFrame (``x, y, area, class``; no ``label`` column), not a dict of arrays; there is no
+      ``centroids``.
+    * there is no ``count``: ``counts`` is a dict (``live``, ``dead``, ``fraction_dead``); ``len(objects)`` is the
+      number of objects.
+    * ``probabilities`` (plural) holds the three class probabilities, (3, H, W), or None; there is no ``mask``.
+
     Attributes
     ----------
     labels : ndarray, uint8, (H, W)
-        0 background, 1 live, 2 dead.
+        Class map: 0 background, 1 live, 2 dead.
     probabilities : ndarray, float32, (3, H, W) or None
-        Blended class probabilities.
+        Blended class probabilities (None when ``predict(..., probabilities=False)``).
     objects : DataFrame
-        ``x``, ``y`` (centroid, px), ``area`` (px), ``class`` (1 live, 2 dead).
+        ``x``, ``y`` (centroid, px), ``area`` (px), ``class`` (1 live, 2 dead): one row per connected component
+        of a class (:func:`extract_objects`), sorted by y then x.
     counts : dict
-        ``live``, ``dead``, ``fraction_dead``.
+        ``live``, ``dead`` (objects of each class) and ``fraction_dead`` (0.0 when there is none).
     """
 
     labels: np.ndarray
@@ -159,8 +175,9 @@ class LiveDeadPredictor:
         See :func:`devolens.models.quantize.resolve_precision`; int8 needs ``int8_params``.
     int8_params : dict, optional
         Activation scales and zero points of the int8 network (a card's ``int8.activations``).
-    device : str
-        Torch device.
+    device : {"cpu", "cuda", "auto"}
+        Where the network runs (:func:`devolens.predict.devices.resolve_device`: ``auto`` is a CUDA GPU when
+        PyTorch sees one, else the CPU; ``cuda`` without one is a one-line error).
     min_area : int
         Objects smaller than this (pixels) are dropped from the object table.
     card : dict, optional
@@ -174,7 +191,7 @@ class LiveDeadPredictor:
                  precision: str = "auto", int8_params: dict | None = None):
         from devolens.models.quantize import PrecisionNetwork, resolve_precision
 
-        self.device = torch.device(device)
+        self.device = torch.device(resolve_device(device))
         self.card = card or {}
         self.multiple = 2 ** int(self.card.get("architecture", {}).get("encoder_depth", 5))
         model = model.to(self.device).eval()
@@ -273,29 +290,62 @@ class LiveDeadPredictor:
         if len(shape) != 3 or shape[0] != 2:
             raise DevolensError(f"expected a (2, H, W) image (Hoechst, Draq7), got shape {tuple(shape)}")
 
-    def predict(self, image: np.ndarray, *, probabilities: bool = True,
-                progress: Callable[[int, int], None] | None = None) -> LiveDeadResult:
-        """Segment an in-memory well.
+    def predict(self, image: np.ndarray | str | Path, *, probabilities: bool = True,
+                progress: Callable[[int, int], None] | None = None,
+                channels: list[int] | None = None) -> LiveDeadResult:
+        """Segment a well held in memory (the result too: for a well larger than memory, :meth:`predict_file`).
 
         Parameters
         ----------
-        image : ndarray, (2, H, W)
-            Hoechst and Draq7 channels, uint16 counts (other dtypes are converted).
+        image : ndarray, (2, H, W), or a path
+            Hoechst and Draq7 channels, uint16 counts. Other dtypes are converted, with a warning where that
+            changes the values (8-bit, [0, 1] floats, fractions, out of range); floats or wider integers that hold
+            whole counts within 0..65535 are taken as they are. A path (str or Path) is read as
+            :meth:`predict_file` and ``devolens segment livedead`` read a well: a two-channel TIFF (channels first
+            or last; channel names, OME-TIFF or ImageJ, say which is which), an HDF5 file, or an RGB PNG/JPEG
+            (Hoechst blue, Draq7 red); non-uint16 data converted with a warning
+            (:class:`devolens.predict.tiled.RowReader`).
         probabilities : bool
             Keep the (3, H, W) float32 probabilities in the result (memory: 12 bytes/px).
         progress : callable, optional
             ``progress(done, total)`` in windows.
+        channels : list of int, optional
+            For a path: the indices of the Hoechst and Draq7 channels (``[1, 0]``: Draq7 first), as
+            :meth:`predict_file` takes them. An array's channels are chosen by indexing it (``image[[1, 0]]``).
 
         Returns
         -------
         LiveDeadResult
+            A class map and an object table, not instance labels: see :class:`LiveDeadResult`.
+
+        Raises
+        ------
+        DevolensError
+            Not a (2, H, W) image; a missing or unreadable file, or one without two channels.
         """
+        if isinstance(image, (str, os.PathLike)):
+            with RowReader(image, channels=2, order=channels) as src:
+                if src.note:
+                    warnings.warn(f"{image}: {src.note}", stacklevel=2)
+                result = self._predict(src, probabilities, progress)
+                _warn_swapped(image, src, result.counts, "channels=[1, 0]")
+            return result
+        if channels is not None:
+            raise DevolensError("channels applies to a well file's path; choose an array's channels by indexing it "
+                                "(image[[1, 0]]: Draq7 first)")
         image = np.asarray(image)
         self._check(image.shape)
         if image.dtype != np.uint16:
-            from devolens.data.tiling import _to_uint16
+            exact = _whole_counts(image)
+            if exact is None:
+                from devolens.data.tiling import _to_uint16
 
-            image = _to_uint16(image, Path("<array>"))
+                exact = _to_uint16(image, Path("<array>"))
+            image = exact
+        return self._predict(image, probabilities, progress)
+
+    def _predict(self, image, probabilities: bool, progress: Callable[[int, int], None] | None) -> LiveDeadResult:
+        """:meth:`predict` of a checked (2, H, W) uint16 source: an array or a :class:`RowReader`."""
         h, w = image.shape[1:]
         labels = np.empty((h, w), np.uint8)
         probs = np.empty((3, h, w), np.float32) if probabilities else None
@@ -329,8 +379,6 @@ class LiveDeadPredictor:
         dict
             ``live``, ``dead``, ``fraction_dead``.
         """
-        import warnings
-
         out_dir = Path(out_dir)
         with RowReader(image, channels=2, order=channels) as src:
             c, h, w = src.shape
@@ -356,19 +404,39 @@ class LiveDeadPredictor:
                         pw.close()
                 objects = extract_objects(_LabelRows(tmp_labels, lw.offset, (h, w)), min_area=self.min_area)
                 counts = counts_from_objects(objects)
-                if src.order is None and src.tiff is not False and counts["live"] + counts["dead"] >= SWAP_MIN_OBJECTS \
-                        and counts["fraction_dead"] >= SWAP_FRACTION:
-                    # Hoechst (every nucleus) read as Draq7 makes every nucleus dead: the one sign of swapped
-                    # channels that the images themselves do not give away
-                    warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with Hoechst "
-                                  "taken from the first channel and Draq7 from the second (the file does not name "
-                                  "them): if Draq7 was saved first, run again with --channels 1,0", stacklevel=2)
+                _warn_swapped(image, src, counts, "--channels 1,0")
                 write_csv(objects[["x", "y", "area", "class"]], out_dir / "objects.csv", float_format="%.2f")
                 write_csv(pd.DataFrame([counts]), out_dir / "counts.csv")
                 shutil.move(str(tmp_labels), out_dir / "labels.tif")
                 if pw is not None:
                     shutil.move(str(Path(tmpd) / "probs.tif"), out_dir / "probs.tif")
         return counts
+
+
+def _whole_counts(image: np.ndarray) -> np.ndarray | None:
+    """``image`` as uint16 when that changes no value: a float or integer array of whole numbers within
+    0..65535 (camera counts kept as float32 or int32); else None. Not uint8 (an 8-bit export, which
+    ``_to_uint16`` scales x257 and warns of) nor a float image within [0, 1] (a contrast-stretched one, scaled x65535):
+    the conversion warning is for those, whose values the model does not read as the camera's counts."""
+    if image.size == 0 or image.dtype == np.uint8 or not (np.issubdtype(image.dtype, np.integer)
+                                                          or np.issubdtype(image.dtype, np.floating)):
+        return None
+    lo, hi = image.min(), image.max()  # (NaN for a float image holding one: not whole)
+    if not (lo >= 0 and hi <= 65535) or (np.issubdtype(image.dtype, np.floating) and not hi > 1):
+        return None
+    out = image.astype(np.uint16)
+    return out if np.array_equal(out, image) else None
+
+
+def _warn_swapped(image, src: RowReader, counts: dict[str, float], fix: str) -> None:
+    """Warn when a well read by position (``src``: no channel names, no ``channels``) came out nearly all dead
+    (:data:`SWAP_FRACTION`): Hoechst (every nucleus) read as Draq7 makes every nucleus dead, the one sign of swapped
+    channels that the images themselves do not give away. ``fix`` says how to give the channels."""
+    if src.order is None and src.tiff is not False and counts["live"] + counts["dead"] >= SWAP_MIN_OBJECTS \
+            and counts["fraction_dead"] >= SWAP_FRACTION:
+        warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with Hoechst "
+                      "taken from the first channel and Draq7 from the second (the file does not name "
+                      f"them): if Draq7 was saved first, run again with {fix}", stacklevel=3)
 
 
 #: what ``--model`` / :meth:`LiveDeadPredictor.load` takes, for the errors that name another thing
