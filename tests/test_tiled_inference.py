@@ -204,3 +204,28 @@ def test_cli_segment_bad_input(tmp_path, case, capsys):
     assert err.startswith("error:") and "Traceback" not in err
     assert case != "cut_short" or "cut short" in err
     assert not out.exists()
+
+
+def test_row_reader_converts_a_float_image_as_a_whole(tmp_path):
+    """A float TIFF of camera counts with a dark band (values 0/1 only there): the band keeps its counts (it was
+    scaled x65535 as a [0, 1] image, the decision made band by band), and whole counts convert without the
+    8-bit/stretched-export warning; a [0, 1] float image is still scaled, with the warning."""
+    import warnings
+
+    import tifffile
+
+    from devolens.predict.tiled import RowReader
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(100, 5000, (2, 600, 300)).astype(np.float32)
+    img[:, :300] = rng.integers(0, 2, (2, 300, 300))
+    tifffile.imwrite(tmp_path / "counts.tif", img, metadata={"axes": "CYX"})
+    tifffile.imwrite(tmp_path / "unit.tif", img / 65535, metadata={"axes": "CYX"})
+    tifffile.imwrite(tmp_path / "int32.tif", img.astype(np.int32), metadata={"axes": "CYX"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("counts.tif", "int32.tif"):
+            with RowReader(tmp_path / name) as r:
+                assert np.array_equal(np.concatenate([r.rows(0, 256), r.rows(256, 600)], axis=1), img)
+    with pytest.warns(UserWarning, match="not uint16; converted"), RowReader(tmp_path / "unit.tif") as r:
+        assert np.abs(r.rows(0, 600).astype(np.int64) - img).max() <= 1

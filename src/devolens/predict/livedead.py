@@ -418,14 +418,11 @@ def _whole_counts(image: np.ndarray) -> np.ndarray | None:
     0..65535 (camera counts kept as float32 or int32); else None. Not uint8 (an 8-bit export, which
     ``_to_uint16`` scales x257 and warns of) nor a float image within [0, 1] (a contrast-stretched one, scaled x65535):
     the conversion warning is for those, whose values the model does not read as the camera's counts."""
-    if image.size == 0 or image.dtype == np.uint8 or not (np.issubdtype(image.dtype, np.integer)
-                                                          or np.issubdtype(image.dtype, np.floating)):
+    from devolens.predict.tiled import count_stats, takes_as_counts
+
+    if image.size == 0 or image.dtype.kind not in "iuf":
         return None
-    lo, hi = image.min(), image.max()  # (NaN for a float image holding one: not whole)
-    if not (lo >= 0 and hi <= 65535) or (np.issubdtype(image.dtype, np.floating) and not hi > 1):
-        return None
-    out = image.astype(np.uint16)
-    return out if np.array_equal(out, image) else None
+    return image.astype(np.uint16) if takes_as_counts(*count_stats(image), image.dtype) else None
 
 
 def _warn_swapped(image, src: RowReader, counts: dict[str, float], fix: str) -> None:

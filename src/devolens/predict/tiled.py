@@ -132,6 +132,7 @@ class RowReader:
         self._h5 = None
         self._array = None
         self._warned = False
+        self._stats: tuple[float, bool] | None = None  # (max, whole) of a float or wide integer image, read once
         self._channels = channels
         #: the channels read, in this order (None: all, by position); ``note`` says why when not simply the first two
         self.order, self.note = None, None
@@ -263,6 +264,13 @@ class RowReader:
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """Rows ``y0:y1`` of every channel as a (C, y1-y0, W) uint16 array."""
+        band = self._raw_rows(y0, y1)
+        if not (band.dtype.kind == "u" and band.dtype.itemsize == 2):  # big-endian uint16 (Fiji's TIFFs) is no
+            band = self._convert(band)  # conversion: astype below swaps its bytes without a warning
+        return np.ascontiguousarray(band.astype(np.uint16, copy=False))
+
+    def _raw_rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows ``y0:y1`` of the chosen channels as stored (any dtype)."""
         c, h, w = self.shape
         y0, y1 = max(0, y0), min(h, y1)
         n = max(0, y1 - y0)
@@ -285,11 +293,25 @@ class RowReader:
         band = np.asarray(band)
         if self.order is not None and not (self._h5 is None and self._array is None and self.layout == "CYX"):
             band = band[self.order]  # (the uncompressed CYX path above reads the chosen channels only)
-        if not (band.dtype.kind == "u" and band.dtype.itemsize == 2):  # big-endian uint16 (Fiji's TIFFs) is no
-            band = self._convert(band)  # conversion: astype below swaps its bytes without a warning
-        return np.ascontiguousarray(band.astype(np.uint16, copy=False))
+        return band
+
+    def _whole_image(self) -> tuple[float, bool]:
+        """``(max, whole)`` of an image stored as neither uint8 nor uint16, read once band by band: its largest
+        value (NaN as 0) and whether every value is a whole count within 0..65535 (camera counts kept as float32
+        or int32). The conversion is decided for the whole image: decided band by band, a dark band of a float
+        image (all values <= 1) was scaled x65535 as if the image were a [0, 1] one."""
+        if self._stats is None:
+            top, whole = 0.0, True
+            for y0 in range(0, self.shape[1], 256):
+                t, w = count_stats(self._raw_rows(y0, y0 + 256))
+                top, whole = max(top, t), whole and w
+            self._stats = (top, whole)
+        return self._stats
 
     def _convert(self, band: np.ndarray) -> np.ndarray:
+        if band.dtype != np.uint8:
+            if takes_as_counts(*self._whole_image(), self.dtype):  # the counts themselves
+                return band.astype(np.uint16)
         if not self._warned:
             warnings.warn(f"{self.path}: image is {band.dtype}, not uint16; converted (the livedead model reads 16-bit "
                           "camera counts: an 8-bit or contrast-stretched export shifts its live/dead calls, mostly "
@@ -299,10 +321,26 @@ class RowReader:
             return band.astype(np.uint16) * np.uint16(257)
         if np.issubdtype(band.dtype, np.floating):
             x = np.nan_to_num(band.astype(np.float32), nan=0.0, posinf=65535.0, neginf=0.0)
-            if np.issubdtype(self.dtype, np.floating) and float(np.max(x, initial=0)) <= 1.0:
+            if np.issubdtype(self.dtype, np.floating) and self._whole_image()[0] <= 1.0:  # a [0, 1] image
                 x = x * 65535.0
             return np.clip(np.rint(x), 0, 65535).astype(np.uint16)
         return np.clip(band, 0, 65535).astype(np.uint16)
+
+
+def count_stats(a: np.ndarray) -> tuple[float, bool]:
+    """``(max, whole)`` of an image (or a part of one): its largest value (NaN as 0) and whether every value is a
+    whole count within 0..65535."""
+    if not a.size:
+        return 0.0, True
+    x = np.nan_to_num(a.astype(np.float64, copy=False), nan=-1.0)  # NaN: no count
+    return float(max(x.max(), 0.0)), bool(x.min() >= 0 and x.max() <= 65535 and np.array_equal(x, np.rint(x)))
+
+
+def takes_as_counts(top: float, whole: bool, dtype) -> bool:
+    """Whether an image that is not uint16 (``count_stats`` of the whole of it) holds the camera's counts as they
+    are: whole counts within 0..65535, and for a float image some above 1 (a float image within [0, 1] is a
+    contrast-stretched one, scaled x65535). Not for uint8 (an 8-bit export, scaled x257)."""
+    return np.dtype(dtype) != np.uint8 and whole and (top > 1.0 or not np.issubdtype(dtype, np.floating))
 
 
 def open_rows(path: str | Path, channels: int | None = 2, order: list[int] | None = None) -> RowReader:
