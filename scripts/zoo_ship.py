@@ -115,7 +115,8 @@ CARDS = {
                    "F1 0.99 / 0.86 / 0.95 on three wells; given a well's true nucleus diameter by hand the network, "
                    "trained further on embryos (GPU stages), can split isolated round nuclei of sparse wells (a test "
                    "well: F1 0.82 at its true diameter of 11.7 px, 0.95 at the estimate of 8.6 px; the CPU-trained "
-                   "network 0.96 / 0.95): for cultured cells keep the estimate."),
+                   "network 0.96 / 0.95): for cultured cells keep the estimate."
+                   " A field holding several embryos, or filled with nuclei edge to edge, is misjudged: the size model was fitted on fields of one embryo and reads a crowded field as a magnified one (the three reference frames shrunk 0.5x, four to a 752x512 field, were read as 0.92x / 1.15x / 1.29x instead of 0.5x: 295 and 158 nuclei found of 496 and 600, against 494 and 614 with `--diameter 17.6`; the 1x frames tiled 2x2 read as 1.37x-2.48x); give `--diameter PX` for such fields."),
     },
     "membrane": {
         "task": "membrane",
@@ -159,7 +160,8 @@ CARDS = {
                    "saturation 0.09, gamma 2 (dim membranes) 0.11, and dim Poisson-noisy slices (8 photons at peak) "
                    "0.27: the shot noise misleads the magnification estimate (its median on those slices 0.65 instead of "
                    "0.80; slices enlarged, cells split, precision 0.55); with `--diameter none` (or the true `--diameter "
-                   "PX`) the same slices score 0.870, so give the diameter for very noisy slices."),
+                   "PX`) the same slices score 0.870, so give the diameter for very noisy slices."
+                   " A field filled with cells (a confluent culture, a mosaic, several embryos) is misjudged the same way: the membrane size model was fitted on single embryo slices and reads a crowded field as a magnified one (a held-out slice tiled 2x2 / 3x3 was read as 1.97x / 2.30x instead of 1x; a simulated 2048x2048 culture of 25 px cells as 2.5x: cell F1 0.59, against 0.999 with `--diameter none`); give `--diameter PX` or `none` for such images."),
     },
     "population": {
         "task": "population",
