@@ -108,7 +108,7 @@ def test_device_names_as_the_other_predictors_take_them(model):
     want = "cpu" if _no_gpu() else "cuda"
     assert str(pred.device) == want
     assert str(load(model, device=" CPU ").device) == "cpu"
-    with pytest.raises(DevolensError, match="device must be auto, cpu or cuda, got 'gpu'"):
+    with pytest.raises(DevolensError, match=r"device must be auto, cpu, cuda or cuda:N \(the GPU numbered N\), got 'gpu'"):
         load(model, device="gpu")
     if _no_gpu():
         with pytest.raises(DevolensError, match="sees no CUDA GPU"):

@@ -397,3 +397,21 @@ def test_streams_refuse_one_frame_and_a_progress_that_is_not_callable():
             list(method([grey], progress=True))
     assert len(pred.predict_batch(np.zeros((3, 32, 48), np.uint8))) == 3  # a (T, H, W) stack is T frames
     assert len(pred.predict_batch(np.zeros((2, 32, 48, 3), np.uint8))) == 2
+
+
+def test_devices_take_a_numbered_gpu():
+    """'cuda:N' (torch's name for the GPU numbered N, for machines with several) is taken, checked against the
+    GPUs PyTorch sees; other spellings stay refused."""
+    from devolens.predict.devices import device_name, resolve_device
+
+    assert device_name(" CUDA:1 ") == "cuda:1" and device_name("cuda:01") == "cuda:1"
+    for bad in ("cuda:", "cuda:x", "cuda:-1", "gpu:0", "cuda:1.5"):
+        with pytest.raises(DevolensError, match=r"must be auto, cpu, cuda or cuda:N"):
+            device_name(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(DevolensError, match="sees no CUDA GPU"):
+            resolve_device("cuda:0")
+    else:
+        assert resolve_device("cuda:0") == "cuda:0"
+        with pytest.raises(DevolensError, match="numbered from 0"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")

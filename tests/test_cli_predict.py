@@ -689,11 +689,11 @@ def test_device_option(tiny_zoo, tmp_path, capsys):
     write_png((np.random.default_rng(0).random((40, 60)) * 255).astype(np.uint8), img)
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device(" CPU ") == "cpu"
-    with pytest.raises(DevolensError, match="--device must be auto, cpu or cuda"):
+    with pytest.raises(DevolensError, match="--device must be auto, cpu, cuda or cuda:N"):
         resolve_device("gpu", "--device")
     assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "auto"), "--device", "auto"]) == 0
     assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "bad"), "--device", "gpu"]) == 2
-    assert "auto, cpu or cuda" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert "auto, cpu, cuda or cuda:N" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     if not torch.cuda.is_available():
         assert main(["segment", "nuclei", str(img), "--out", str(tmp_path / "c"), "--device", "cuda"]) == 2
         assert "sees no CUDA GPU" in capsys.readouterr().err and not (tmp_path / "c").exists()

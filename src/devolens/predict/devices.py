@@ -1,4 +1,4 @@
-"""Where the networks run: ``cpu``, ``cuda`` (the first CUDA GPU) or ``auto``.
+"""Where the networks run: ``cpu``, ``cuda`` (the first CUDA GPU), ``cuda:N`` (the GPU numbered N) or ``auto``.
 
 Light on purpose: :func:`device_name` checks a name without importing PyTorch (the CLI checks its
 ``--device`` before the input opens); :func:`resolve_device` imports it to ask for a GPU.
@@ -38,26 +38,30 @@ def device_name(name: str, option: str = "device") -> str:
         An unknown name.
     """
     canonical = str(name).strip().lower()
-    if canonical not in DEVICES:
-        raise DevolensError(f"{option} must be auto, cpu or cuda, got {name!r}")
-    return canonical
+    index = canonical[5:] if canonical.startswith("cuda:") else None
+    if canonical not in DEVICES and not (index and index.isascii() and index.isdigit()):
+        raise DevolensError(f"{option} must be auto, cpu, cuda or cuda:N (the GPU numbered N), got {name!r}")
+    return canonical if index is None else f"cuda:{int(index)}"
 
 
 def resolve_device(name: str = "auto", option: str = "device") -> str:
-    """A device name as the networks take it: ``cpu`` or ``cuda``; ``auto`` is a CUDA GPU when
+    """A device name as the networks take it: ``cpu``, ``cuda`` or ``cuda:N``; ``auto`` is a CUDA GPU when
     PyTorch sees one, else the CPU.
 
     Raises
     ------
     DevolensError
-        An unknown name, or ``cuda`` where PyTorch sees no CUDA GPU.
+        An unknown name, ``cuda`` where PyTorch sees no CUDA GPU, or ``cuda:N`` beyond the GPUs it sees.
     """
     import torch
 
     canonical = device_name(name, option)
     if canonical == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if canonical == "cuda" and not torch.cuda.is_available():
-        raise DevolensError(f"{option} 'cuda': PyTorch sees no CUDA GPU here (this build or machine has none); "
+    if canonical.startswith("cuda") and not torch.cuda.is_available():
+        raise DevolensError(f"{option} {canonical!r}: PyTorch sees no CUDA GPU here (this build or machine has none); "
                             "use 'auto' or 'cpu'")
+    if canonical.startswith("cuda:") and int(canonical[5:]) >= torch.cuda.device_count():
+        raise DevolensError(f"{option} {canonical!r}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s), numbered "
+                            "from 0")
     return canonical
