@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import ndimage
 
 from devolens.errors import DevolensValueError
-from devolens.render.geometry import EmbryoGeometry, Pose, cached, embryo_geometry, to_frame
-from devolens.render.nuclei import _resolve_pose, _time_rows, check_frame, population_counts
+from devolens.render.geometry import EmbryoGeometry, Pose, cached, embryo_geometry, table_fingerprint, to_frame
+from devolens.render.nuclei import _population_counts, _resolve_pose, _time_rows, check_frame
 from devolens.render.optics import add_noise, finish_channel, jpeg_roundtrip, quantize, texture_field
 
 __all__ = ["MembraneFrame", "MembraneParams", "render_membrane_frame", "power_diagram"]
@@ -258,7 +258,8 @@ def render_membrane_frame(
     )
     if params is None:
         params = MembraneParams.sample(par_rng)
-    geom = geometry if geometry is not None else cached(table, "geometry", embryo_geometry)
+    fp = table_fingerprint(table)  # once for the three cached lookups of this frame
+    geom = geometry if geometry is not None else cached(table, "geometry", embryo_geometry, fp)
     pose = _resolve_pose(pose, geom, (h, w), pose_rng)
     s = pose.scale
     half_depth = geom.depth / 2.0
@@ -267,7 +268,7 @@ def render_membrane_frame(
     z = float(z)
     zd = z * geom.zscale - geom.cz  # slice offset from the centre, table pixels
 
-    names, tx, ty, tz, tsize, _ = _time_rows(table, time)
+    names, tx, ty, tz, tsize, _ = _time_rows(table, time, fp)
     u, v, d = to_frame(geom, pose, tx, ty, tz)
     dz = d - zd * s
     radius = tsize / 2.0 * s
@@ -350,7 +351,7 @@ def render_membrane_frame(
         labels=labels,
         membrane=membrane,
         cells=cells,
-        counts=population_counts(table, time),
+        counts=_population_counts(table, time, fp),
         time=int(time),
         z=z,
         params=params,

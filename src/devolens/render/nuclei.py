@@ -16,7 +16,7 @@ import pandas as pd
 from devolens import checks
 from devolens.errors import DevolensValueError
 from devolens.render.geometry import (
-    EmbryoGeometry, Pose, cached, default_pose, embryo_geometry, random_pose, to_frame,
+    EmbryoGeometry, Pose, cached, default_pose, embryo_geometry, random_pose, table_fingerprint, to_frame,
 )
 from devolens.render.optics import (
     OpticsParams,
@@ -121,7 +121,12 @@ def population_counts(table: pd.DataFrame, time: int) -> dict:
     dict
         ``{"A": .., "E": .., "M": .., "P": .., "C": .., "D": .., "Z": .., "total": ..}``
     """
-    pop = cached(table, "populations", _populations_by_time)
+    return _population_counts(table, time)
+
+
+def _population_counts(table: pd.DataFrame, time: int, fingerprint: bytes | None = None) -> dict:
+    """:func:`population_counts`, given the table's :func:`table_fingerprint` when the caller has it."""
+    pop = cached(table, "populations", _populations_by_time, fingerprint)
     rec = pop.get(int(time))
     if rec is None:
         return {k: 0 for k in (*LETTERS, "total")}
@@ -205,9 +210,10 @@ def _default_size(table: pd.DataFrame) -> float:
     return float(max((x.max() - x.min()) / 12.0, 4.0)) if len(x) else 30.0
 
 
-def _time_rows(table: pd.DataFrame, time: int):
-    """(names, x, y, z, size, mitotic phase) of the rows at one time point (cached per table)."""
-    rec = cached(table, "by_time", _by_time).get(int(time))
+def _time_rows(table: pd.DataFrame, time: int, fingerprint: bytes | None = None):
+    """(names, x, y, z, size, mitotic phase) of the rows at one time point (cached per table and content;
+    ``fingerprint``: the table's :func:`table_fingerprint` when the caller has it)."""
+    rec = cached(table, "by_time", _by_time, fingerprint).get(int(time))
     if rec is None:
         e = np.zeros(0)
         return [], e, e, e, e, np.zeros(0, np.int8)
@@ -297,11 +303,12 @@ def render_nuclei_frame(
     opt_rng, pose_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3))
     if optics is None:
         optics = OpticsParams.sample(opt_rng)
-    geom = geometry if geometry is not None else cached(table, "geometry", embryo_geometry)
+    fp = table_fingerprint(table)  # once for the three cached lookups of this frame
+    geom = geometry if geometry is not None else cached(table, "geometry", embryo_geometry, fp)
     pose = _resolve_pose(pose, geom, (h, w), pose_rng)
     key = int(seed) if reporter_key is None else int(reporter_key)
 
-    names, tx, ty, tz, tsize, phase = _time_rows(table, time)
+    names, tx, ty, tz, tsize, phase = _time_rows(table, time, fp)
     u, v, d = to_frame(geom, pose, tx, ty, tz)
     d = d * optics.near_side
     s = pose.scale
@@ -396,7 +403,7 @@ def render_nuclei_frame(
         labels=labels,
         semantic=semantic,
         centroids=centroids,
-        counts=population_counts(table, time),
+        counts=_population_counts(table, time, fp),
         time=int(time),
         optics=optics,
         pose=pose,
