@@ -662,6 +662,7 @@ def run_segmentation(
         counts: list[tuple] = []
         first: list = []  # the first frames (centres of giant ones), for the colour and the blobs-or-lines notes
         giants: list[tuple] = []  # (frame, shape, blocks, uint32 labels) of images segmented block by block
+        noise: list = []  # frames with no structure above their noise (no objects: see MembranePredictor)
         # the images' heights and widths: one estimate for a folder of several sizes gets a note
         sizes: set[tuple[int, int]] = set()
         note_sizes = diameter == "auto" and not source.is_video
@@ -688,6 +689,8 @@ def run_segmentation(
                             obj["area"])
                 areas.append(float(np.median(obj["area"])))
             counts.append((fid, res.count))
+            if res.extra.get("no_structure"):  # nothing above the frame's noise: no objects (the membrane model)
+                noise.append(fid)
             if res.extra.get("blocks"):  # a giant image, segmented block by block
                 giants.append((fid, image.shape[:2], res.extra["blocks"], res.labels.dtype.itemsize > 2))
             return pos, (_overlay(image, res.labels) if overlay else image)
@@ -757,13 +760,34 @@ def run_segmentation(
             # one estimate for images of several sizes: perhaps several magnifications
             "sizes": sorted(sizes) if len(sizes) > 1 else None,
             "giants": giants,
+            "no_structure": noise,
             "colour_note": _colour_note(first[0] if first else None, kind, predictor.network.channel),
             "shape_note": _shape_note(first, kind, predictor),
             # objects far from the sizes the model knows: another magnification (see size_advice; with
             # diameter each, every image was sized on its own)
             "suggest_diameter": None if predictor.auto_each else predictor.size_advice(
                 areas),
-            "known_sizes": predictor.known_sizes}
+            "known_sizes": predictor.known_sizes,
+            # how the sizes the model knows map to this input's pixels (the size note speaks in the input's pixels)
+            "size_resize": None if predictor.auto_each or not predictor.card_scale else (
+                predictor.working_scale() / predictor.card_scale),
+            "diameter_by": None if predictor.auto_each or predictor.diameter is None else (
+                "auto" if predictor.last_estimate is not None else "hand"),
+            "diameter": None if predictor.auto_each else predictor.diameter}
+
+
+def _noise_note(frames: list, total: int, what: str) -> str:
+    """The note for frames in which nothing stood out from their own noise (an empty, dark or noise-only frame),
+    which were given no objects: up to 5 named."""
+    names = ", ".join(str(f) for f in frames[:5]) + (f" and {len(frames) - 5} more" if len(frames) > 5 else "")
+    which = "the frame" if total == 1 else (f"all {total} frames" if len(frames) == total else
+                                           f"{len(frames)} of {total} frames")
+    one = len(frames) == 1
+    return (f"note: nothing stands out from the noise in {which} ({names}): "
+            f"{'an empty, dark or noise-only frame' if one else 'empty, dark or noise-only frames'}, given no {what} "
+            f"(the membrane model would outline spurious {what} in noise). If {what} are visible there, "
+            f"{'the frame is' if one else 'such frames are'} too faint or noisy to segment (bin or denoise); "
+            "`devolens curate frames` flags empty frames (black) and --skip-flagged leaves flagged frames out")
 
 
 def _sizes_note(sizes: list[tuple[int, int]]) -> str:
@@ -801,7 +825,8 @@ def _colour_note(image: "np.ndarray | None", kind: str, channel: str) -> Optiona
     if not others:
         return None
     return (f"colour input: the {names[picked]} channel was read (the one with the most bright structure at a "
-            f"nucleus's scale); {' and '.join(others)} carries structure too: if the membranes are there, run again "
+            f"nucleus's scale); {' and '.join(others)} {'carries' if len(others) == 1 else 'carry'} structure too: "
+            "if the membranes are there, run again "
             f"with --color {others[0]}")
 
 
@@ -811,6 +836,9 @@ def _colour_note(image: "np.ndarray | None", kind: str, channel: str) -> Optiona
 SHAPE_FRAMES = 5
 LOOKS_LIKE_NUCLEI = 0.45
 LOOKS_LIKE_MEMBRANES = 0.02
+#: a membrane input whose frames have a bright background (too bright to judge as they are) and, inverted, thin
+#: bright lines (blob fraction this low: membrane slices 0-0.32, median 0; an inverted render 0.00-0.01) looks inverted
+LOOKS_INVERTED = 0.2
 
 
 def _centre(image: np.ndarray, side: int = 2048) -> np.ndarray:
@@ -833,12 +861,23 @@ def _shape_note(frames: list, kind: str, predictor) -> Optional[str]:
             predictor.diameter is not None and predictor.last_estimate is None):
         return None
     scale = 0.5 * predictor.working_scale() / predictor.card_scale
-    seen = []
+    seen, flipped = [], []
     for frame in frames:
         work = prepare_image(frame, net.channel, scale, net.percentiles or (1.0, 99.8), net.flatten, net.outliers)
         value = blob_fraction(work)
         if value is not None:
             seen.append(value)
+        elif kind == "membrane" and float(np.median(work[::4, ::4])) >= 0.3:
+            # a bright background: dark membranes on it (brightfield, DIC, an inverted export) are thin bright
+            # lines once inverted
+            value = blob_fraction(prepare_image(_inverted(frame, net.channel), "mean", scale,
+                                                net.percentiles or (1.0, 99.8), net.flatten, net.outliers))
+            if value is not None:
+                flipped.append(value)
+    if kind == "membrane" and len(flipped) > len(seen) and float(np.median(flipped)) <= LOOKS_INVERTED:
+        return ("the input looks inverted: dark thin lines on a bright background (brightfield, DIC, or an inverted "
+                "export), where the membrane model reads bright membranes on a dark background and finds few or no "
+                "real cells; invert the image first (Fiji: Edit > Invert) and run again")
     if not seen:
         return None
     value = float(np.median(seen))
@@ -854,8 +893,23 @@ def _shape_note(frames: list, kind: str, predictor) -> Optional[str]:
     return None
 
 
+def _inverted(frame: np.ndarray, channel: str) -> np.ndarray:
+    """The channel of ``frame`` the network reads, inverted (an integer type's maximum minus it; a float image's
+    highest plus lowest finite value minus it)."""
+    from devolens.predict.postprocess import _one_channel
+
+    grey = _one_channel(frame, channel)
+    if grey.dtype.kind in "ui":
+        return np.iinfo(grey.dtype).max - grey
+    grey = np.asarray(grey, dtype=np.float32)
+    finite = grey[np.isfinite(grey)]
+    if not finite.size:
+        return grey
+    return np.float32(float(finite.max()) + float(finite.min())) - grey
+
+
 _DEVICE_HELP = ("Where the networks run: cpu (the default; int8 or bf16), cuda (the first CUDA GPU; an error where "
-                "PyTorch sees none) or auto (a CUDA GPU when there is one, else the CPU). On a GPU the networks run "
+                "PyTorch sees none), cuda:N (the GPU numbered N) or auto (a CUDA GPU when there is one, else the CPU). On a GPU the networks run "
                 "in fp32 (--precision bf16 for bf16).")
 _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output folder), a video (mp4/mov/avi), an "
                "animated GIF or WebP, or a TIFF stack (timelapse, z-stack or ImageJ/OME hyperstack; read plane by plane).")
@@ -875,13 +929,20 @@ _SKIP_HELP = ("Curation report from `devolens curate frames`: its flagged frames
               "OUT.curation.csv).")
 
 
+#: per command, how many objects 5 images must show before ``--diameter auto`` stops reading ahead (the predictors'
+#: ``size_good_objects``: sizing.GOOD_OBJECTS for nuclei, MembranePredictor's for membranes; not imported here, as
+#: that would import PyTorch for --help)
+_GOOD_OBJECTS = {"nuclei": 64, "membrane": 32}
+
+
 def _segment_command(kind: str, default_model: str, what: str, default_z: str):
     def command(
         input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
         out: Path = typer.Option(..., "--out", "-o", help=(
             "Output folder: labels/ (one label TIFF per image or frame, NAME_labels.tif, at the input's size; "
             "uint16, or uint32 for an image with over 65535 objects), objects.csv (columns frame, label, x, y, "
-            "area: x the column and y the row of the centroid, in pixels of the input, area in pixels), "
+            "area: x the column and y the row of the centroid, in pixels of the input, area in pixels; an object "
+            "cut by the image's border is kept, its area and centroid those of its part inside the image), "
             "counts.csv (frame, count), overlays/ (PNG) or overlay.mp4 (video input).")),
         skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
         model: str = typer.Option(default_model, "--model", help="Zoo model to use (see `devolens models`), or the "
@@ -907,7 +968,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "input.diameter reference; nuclei 35 px, membrane-outlined cells 60 px in 752x512 EPIC-like frames). "
             "'auto' (the default for models with a size model: nuclei, membrane): the magnification is "
             f"estimated once per input, from the 5 of its first images with the most {what} (read ahead until 5 "
-            "show 64; at least 8 to count), and only inputs outside "
+            f"show {_GOOD_OBJECTS[kind]}; at least 8 to count), and only inputs outside "
             "the magnifications the model was trained on are resized. 'each': estimated for every image on its "
             "own (a folder of unrelated images from several microscopes; slower: no pipelining). 'none': no "
             "resizing. A note suggests a value when the objects found are far from the sizes the model knows.")),
@@ -930,7 +991,10 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale "
                       f"{'per image' if summary['scale'] is None else format(summary['scale'], '.3g')})")
-        note = _estimate_note(summary.get("estimate"), what) or _estimates_note(summary.get("estimates"), what)
+        noise = summary.get("no_structure") or []
+        every = bool(noise) and len(noise) == summary["frames"]  # nothing but noise: no magnification to speak of
+        note = None if every else (_estimate_note(summary.get("estimate"), what)
+                                   or _estimates_note(summary.get("estimates"), what))
         if note:
             console.print(note)
         print_stack_notes(input_path, pages)
@@ -950,11 +1014,15 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             console.print(f"note: {summary['colour_note']}")
         if summary.get("shape_note"):
             console.print(f"note: {summary['shape_note']}")
-        if summary["objects"] == 0:
+        if noise:
+            console.print(_noise_note(noise, summary["frames"], what), highlight=False, soft_wrap=True)
+        if summary["objects"] == 0 and not every:
             console.print(f"note: no {what} found in any frame: an empty or saturated image, another channel "
                           "(--color), or another magnification (--diameter)?")
         if summary.get("suggest_diameter"):
-            console.print(_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"]))
+            console.print(_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"],
+                                     resize=summary.get("size_resize"), by=summary.get("diameter_by"),
+                                     diameter=summary.get("diameter"), kind=kind))
 
     command.__doc__ = (f"Segment {what} in an image, a folder of images or a video (streamed); "
                        "writes label TIFFs, objects.csv, counts.csv and overlays.")
@@ -1143,8 +1211,30 @@ def _skipped_note(skipped: int, report: Optional[Path]) -> str:
     return text + (f" (curation report: {report})" if report is not None else "")
 
 
-def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, resized: bool) -> str:
-    """The note printed when the objects found are far from the sizes the model knows (``rng``)."""
+def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, resized: bool, *,
+               resize: Optional[float] = None, by: Optional[str] = None, diameter: Optional[float] = None,
+               kind: Optional[str] = None) -> str:
+    """The note printed when the objects found are far from the sizes the model knows (``rng``: input pixels at the
+    model's training magnification). ``suggested`` is their width in the input's pixels; with the images resized
+    ``resize`` times for the network (``by`` ``"auto"``, the magnification estimate, or ``"hand"``, ``--diameter
+    diameter``) the note gives the sizes expected in the input's pixels too, so that every number is of one kind."""
+    again = (f"Results at the wrong size are unreliable; if {suggested:g} px is their real size, run again with "
+             f"--diameter {suggested:g}.")
+    if rng and by in ("auto", "hand") and resize and abs(resize - 1.0) > 1e-6:
+        lo, hi = rng[0] / resize, rng[1] / resize  # what the model knows, in the input's pixels at this resize
+        resized_by = (f"resized {resize:.2g}x for the network to bring {what} to the {rng[0]:g}-{rng[1]:g} px "
+                      "this model knows")
+        if by == "auto":
+            fitted = (" (an image filled with cells, such as a culture or a mosaic? the membrane size model was fitted "
+                      "on single embryo slices)" if kind == "membrane" else
+                      " (a field filled with nuclei edge to edge, or several embryos? the size model reads a crowded "
+                      "field as a magnified one)" if kind == "nuclei" else "")
+            return (f"[yellow]note:[/] the {what} found are about {suggested:g} px wide, far from the {lo:.3g}-"
+                    f"{hi:.3g} px that the automatic magnification estimate expected in this input (the images were "
+                    f"{resized_by}): the estimate probably misjudged the magnification{fitted}. {again}")
+        return (f"[yellow]note:[/] the {what} found are about {suggested:g} px wide, far from the {lo:.3g}-{hi:.3g} px "
+                f"expected in this input at --diameter {diameter:g} (the images were {resized_by}): is {diameter:g} px "
+                f"their typical width? {again}")
     known = f" ({rng[0]:g}-{rng[1]:g} px)" if rng else ""
     return (f"[yellow]note:[/] the {what} found are about {suggested:g} px wide, far from the sizes this model "
             f"knows{known}{' after resizing to the diameter' if resized else ''}: another magnification? Results at the wrong "

@@ -13,7 +13,7 @@ import numpy as np
 from devolens.errors import DevolensError
 from devolens.io.atomic import atomic_path
 
-__all__ = ["read_image", "write_png", "write_label_tif", "check_image_size", "IMAGE_SUFFIXES"]
+__all__ = ["read_image", "write_png", "write_label_tif", "check_image_size", "check_stack_planes", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")  # GIF: its first frame
 
@@ -23,6 +23,26 @@ def check_image_size(height: int, width: int, path: str | Path | None = None) ->
     hands such an image on (a predictor would refuse it without saying which file it was)."""
     if height < 2 or width < 2:
         raise DevolensError(f"image too small: {height} x {width} pixels (at least 2 x 2)", path=path)
+
+
+#: planes this narrow (a side of at most this many pixels)...
+NARROW_PLANE = 4
+#: ...in a stack of at least this many of them: a channel-last image (``Y x X x C``) saved without axes, whose rows
+#: became pages (tifffile writes ``np.dstack([a, b])`` as one page per row, each ``X x 2`` pixels)
+NARROW_PAGES = 16
+
+
+def check_stack_planes(height: int, width: int, pages: int, path: str | Path | None = None) -> None:
+    """Refuse a stack of ``pages`` planes of ``height`` x ``width`` pixels that is a channel-last image saved without
+    axes (planes a few pixels wide, as many as the image has rows), naming ``path``; then planes under 2 x 2 pixels
+    (:func:`check_image_size`)."""
+    if min(height, width) <= NARROW_PLANE and pages >= NARROW_PAGES:
+        raise DevolensError(
+            f"planes of {height} x {width} pixels in {pages} pages: this looks like a channel-last image (Y x X x "
+            f"{min(height, width)} channels) saved without axes, each of its rows stored as a page; save it channels "
+            "first with its axes, e.g. tifffile.imwrite(path, np.moveaxis(image, -1, 0), imagej=True, "
+            "metadata={'axes': 'CYX'}) (Fiji: Image > Properties), then choose the channel with --channel", path=path)
+    check_image_size(height, width, path)
 
 
 def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:

@@ -312,13 +312,15 @@ def samples_last(image: np.ndarray, planar: bool) -> np.ndarray:
 
 
 def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path) -> None:
-    """Refuse options the stack ``info`` of ``path`` cannot be read with (``z``, ``channel``), and planes under
-    2 x 2 pixels (no frame reader hands those on: the error names the file)."""
-    from devolens.io.images import check_image_size
+    """Refuse options the stack ``info`` of ``path`` cannot be read with (``z``, ``channel``), planes under
+    2 x 2 pixels (no frame reader hands those on: the error names the file) and planes a few pixels wide in many
+    pages (a channel-last image saved without axes: :func:`devolens.io.images.check_stack_planes`). Every reader of
+    a stack's frames checks it here (segment, population, curate; a folder's stacks)."""
+    from devolens.io.images import check_stack_planes
 
     check_stack_z(z)
     yx = info.shape[-3:-1] if info.axes.endswith("YXS") else info.shape[-2:]
-    check_image_size(yx[0], yx[1], path)
+    check_stack_planes(yx[0], yx[1], int(np.prod([n for _, n in info.leading] or [1])), path)
     if info.channels > 1 and channel is None:
         raise DevolensError(
             f"this stack has {info.channels} channels (axes {info.axes}, shape {info.shape}): choose one with "

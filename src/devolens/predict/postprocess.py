@@ -500,6 +500,101 @@ def blob_fraction(prepared: np.ndarray, width: int = 7, level: float = 0.3, leas
     return float((opened[bright] > level).mean())
 
 
+#: :func:`lacks_structure`: a frame whose structure stands out from its own pixel noise by less than this z-score as a
+#: whole (:func:`structure_score`)... Pure noise: at most 3.5 over 30 frames of 0.4-4 Mpx (Gaussian or Poisson, 8/16
+#: bit or float, flat or under a gradient) and a camera's dark frame with 0.1 % hot pixels 3.75; 126 renders of membrane
+#: slices dimmed to 2-5 % contrast under Gaussian (4-16 grey levels) or Poisson noise: 2.3 and up, under 4 only at
+#: 2-3 % contrast under 16 grey levels of noise (a faint arc of the embryo at most to be seen, and the model finds
+#: none of the cells there); the slices and nuclei frames the models segment: 289 and more.
+NO_STRUCTURE = 4.0
+#: ...and in every one of its 256 x 256 px tiles (a small object in a large noisy frame; pure noise: at most 4.0)
+NO_STRUCTURE_TILE = 6.0
+
+
+def structure_score(image: np.ndarray, channel: Channel = "auto", tile: int = 256) -> tuple[float, float] | None:
+    """How far the structure of a frame stands out from its own pixel noise: ``(whole, tile)`` z-scores, ~N(0, 1)
+    for a frame of pure noise, hundreds for a frame with cells or nuclei; None when too small (a side under 128 px)
+    or not finite to judge.
+
+    Curate's ``black`` test (:mod:`devolens.curate.frames`: the contrast of 8 x 8 block means, below one 8-bit grey
+    level) made relative to the frame's noise, so that it holds for 16-bit cameras (a 16-bit frame of real cells
+    with a contrast of 60 counts is "black" to it) and for noisy 8-bit frames (noise of 2 grey levels is above it):
+    the pixel noise is read from the differences of neighbouring pixels (robust: edges of the structure left out),
+    and the structure from the second differences of the block means (8 and 16 px blocks, smooth illumination
+    taken out), whose mean square is 1 in units of what that noise alone gives them. ``whole``: over the whole
+    frame; ``tile``: the largest over its ``tile`` x ``tile`` px tiles. Bright single-pixel outliers (hot pixels) are
+    replaced first, as the models' preparation does (:func:`remove_outliers`)."""
+    grey = _one_channel(image, channel)
+    if grey.ndim != 2 or min(grey.shape) < 128:
+        return None
+    grey = remove_outliers(grey, 0.5)
+    if grey.dtype not in (np.uint8, np.uint16) and not np.isfinite(grey).all():
+        return None
+    g = np.asarray(grey, dtype=np.float32)
+    # the pixel noise: neighbouring pixels' differences (every 4th row and column suffices), robust to edges
+    across, down = np.diff(g[::4], axis=1).astype(np.float64), np.diff(g[:, ::4], axis=0).astype(np.float64)
+    both = np.concatenate([across.ravel(), down.ravel()])
+    sample = both[::max(1, both.size // 200_000)]  # a robust spread, to clip the structure's edges by
+    centre = float(np.median(sample))
+    spread = 1.4826 * float(np.median(np.abs(sample - centre))) or float(both.std())
+    across = np.minimum((across - centre) ** 2, 36.0 * spread * spread)
+    down = np.minimum((down - centre) ** 2, 36.0 * spread * spread)
+    noise = float(across.sum() + down.sum()) / (2.0 * (across.size + down.size))  # pixel variance
+    # the same per tile: a brighter part of a frame has more shot noise
+    cells = tile // 4
+    local = (_tile_sums(across, (cells, tile)) + _tile_sums(down, (tile, cells)))
+    local_n = (_tile_sums(np.ones_like(across), (cells, tile)) + _tile_sums(np.ones_like(down), (tile, cells)))
+    local = np.divide(local, 2.0 * local_n, out=np.zeros_like(local), where=local_n > 0)
+    whole, best = -np.inf, -np.inf
+    for k in (8, 16):
+        h, w = (g.shape[0] // k) * k, (g.shape[1] // k) * k
+        blocks = g[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3), dtype=np.float64)
+        square = np.zeros(blocks.shape)  # per block: the squared second differences centred on it, in noise units
+        count = np.zeros(blocks.shape)
+        for axis in (0, 1):
+            second = np.diff(blocks, n=2, axis=axis)
+            second -= np.median(second)  # a tilted or curved illumination field is no structure
+            if noise > 0:
+                z2 = np.minimum(second ** 2 / (6.0 * noise / (k * k)), 36.0)  # a lone speck counts 6 sigma at most
+            else:  # no pixel noise at all: flat (nothing), or noiseless structure
+                z2 = np.where(second != 0, 36.0, 0.0)
+            inner = (slice(1, -1), slice(None)) if axis == 0 else (slice(None), slice(1, -1))
+            square[inner] += z2
+            count[inner] += 1
+        n = float(count.sum())
+        if n < 16:
+            continue
+        # mean square 1 under pure noise; its spread there ~ sqrt(2.8 / blocks) (overlapping second differences)
+        whole = max(whole, (float(square.sum()) / n - 1.0) / np.sqrt(2.8 / blocks.size))
+        t = tile // k
+        s_t, c_t = _tile_sums(square, (t, t)), _tile_sums(count, (t, t))
+        rows, cols = min(s_t.shape[0], local.shape[0]), min(s_t.shape[1], local.shape[1])
+        s_t, c_t, own = s_t[:rows, :cols], c_t[:rows, :cols], local[:rows, :cols]
+        ok = (c_t >= 0.5 * t * t) & (own > 0)  # whole tiles and wide edge tiles
+        if ok.any():
+            # in units of the tile's own noise
+            mean = s_t[ok] / c_t[ok] * (noise / own[ok] if noise > 0 else 1.0)
+            best = max(best, float(((mean - 1.0) / np.sqrt(2.8 * 2.0 / c_t[ok])).max()))
+    if not np.isfinite(whole):
+        return None
+    return float(whole), float(best if np.isfinite(best) else whole)
+
+
+def _tile_sums(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Sums of ``arr`` over tiles of ``size`` (rows, columns) from its first element; edge tiles hold what is left."""
+    th, tw = -(-arr.shape[0] // size[0]) * size[0], -(-arr.shape[1] // size[1]) * size[1]
+    pad = np.pad(arr, ((0, th - arr.shape[0]), (0, tw - arr.shape[1])))
+    return pad.reshape(th // size[0], size[0], tw // size[1], size[1]).sum(axis=(1, 3))
+
+
+def lacks_structure(image: np.ndarray, channel: Channel = "auto") -> bool:
+    """Whether nothing stands out from a frame's noise (:func:`structure_score` below :data:`NO_STRUCTURE` as a whole
+    and :data:`NO_STRUCTURE_TILE` in every tile): a camera's dark frame, an empty field, a frame of noise in a
+    movie. False for frames too small to judge."""
+    score = structure_score(image, channel)
+    return score is not None and score[0] < NO_STRUCTURE and score[1] < NO_STRUCTURE_TILE
+
+
 def diameter_scale(scale: float, reference: float | None, diameter: float | None) -> float:
     """Working scale for objects ``diameter`` input pixels wide: the model's ``scale`` times
     its ``reference`` diameter / ``diameter`` (brought to the size it was trained on); the
@@ -570,6 +665,49 @@ def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     rows = np.minimum(((np.arange(H) + 0.5) * h / H).astype(np.int64), h - 1)
     cols = np.minimum(((np.arange(W) + 0.5) * w / W).astype(np.int64), w - 1)
     return labels.take(rows, axis=0).take(cols, axis=1)  # the same pixels as labels[rows[:, None], cols], 5x faster
+
+
+def shrinks(small: tuple[int, int], shape: tuple[int, int]) -> bool:
+    """Whether :func:`resize_labels` from ``small`` (h, w) to ``shape`` (H, W) leaves rows or columns out (a working
+    image larger than the input): only then can it cut an object in pieces (enlarging repeats every pixel)."""
+    return int(small[0]) > int(shape[0]) or int(small[1]) > int(shape[1])
+
+
+def _pieces(labels: np.ndarray) -> np.ndarray:
+    """The 4-connected pieces of every label (int64, 0 background): skimage's compiled core, called directly (its
+    public module imports more), else ``skimage.measure.label``."""
+    try:
+        from skimage.measure._ccomp import label_cython
+    except ImportError:  # pragma: no cover - another skimage layout
+        from skimage.measure import label as label_cython
+    return np.asarray(label_cython(np.ascontiguousarray(labels), background=0, connectivity=1))
+
+
+def keep_largest_pieces(labels: np.ndarray) -> np.ndarray:
+    """Each label's largest 4-connected piece, its other pieces set to 0.
+
+    A label image shrunk by nearest neighbour (:func:`resize_labels` to an input smaller than the working image) can
+    cut an object's thin neck, leaving one label in several separate pieces; this keeps the main one. Ties go to the
+    piece met first in raster order. ``labels`` itself when every label is in one piece (no copy)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.size == 0 or not labels.any():
+        return labels
+    pieces = _pieces(labels)
+    n = int(pieces.max())
+    owner = np.zeros(n + 1, dtype=np.int64)
+    flat = pieces.ravel()
+    owner[flat] = labels.ravel()  # every pixel of a piece has its label
+    if np.unique(owner[1:]).size == n:  # one piece per label: nothing cut
+        return labels
+    size = np.bincount(flat, minlength=n + 1)
+    # per label its largest piece (the first in raster order on a tie): pieces sorted by label, then size down
+    order = np.lexsort((np.arange(n), -size[1:], owner[1:])) + 1
+    first = np.r_[True, owner[order][1:] != owner[order][:-1]]
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[order[first]] = True
+    out = labels.copy()
+    out.ravel()[~keep[flat]] = 0
+    return out
 
 
 # --------------------------------------------------------------------------- instances

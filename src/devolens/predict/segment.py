@@ -38,8 +38,10 @@ from devolens.predict.postprocess import (
     image_array,
     instances_from_boundary_map,
     instances_from_probabilities,
+    keep_largest_pieces,
     object_arrays,
     resize_labels,
+    shrinks,
     table_from_arrays,
 )
 
@@ -172,6 +174,21 @@ def _uint_labels(labels: np.ndarray) -> np.ndarray:
     return labels.astype(np.uint16 if labels.size == 0 or int(labels.max()) < 65536 else np.uint32, copy=False)
 
 
+def _input_labels(labels_w: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Working-resolution labels brought to the input's ``shape``, and their objects (label, x, y, area).
+
+    Shrunk (a working image larger than the input: a small ``diameter``), nearest-neighbour sampling can cut an
+    object's thin neck and leave its label in separate pieces: each label then keeps its largest piece
+    (:func:`~devolens.predict.postprocess.keep_largest_pieces`) and the objects are measured on the labels as
+    written. Enlarged, nothing can be cut, and the objects are measured at the working resolution (the same
+    figures, fewer pixels to visit)."""
+    labels = resize_labels(labels_w, shape)
+    if not shrinks(labels_w.shape, shape):
+        return _uint_labels(labels), object_arrays(labels_w, shape)
+    labels = _uint_labels(keep_largest_pieces(labels))
+    return labels, object_arrays(labels)
+
+
 class _Done:
     """An already computed result with the two methods of a Future that predict_iter uses."""
 
@@ -193,6 +210,9 @@ class _SegmentationPredictor:
 
     default_head = "three_class"
     mask_is_labels = False  # the result's mask is a map of its own (membranes), not labels > 0
+    # frames with no structure above their noise get no objects (_lacks_structure, _nothing): a network that reads
+    # noise as objects (the membrane model outlines thousands of "cells" in a camera's dark frame) says so
+    checks_structure = False
     size_objects = "bright"  # what diameter="auto" counts before it trusts an image (sizing.count_objects)
 
     def __init__(
@@ -392,6 +412,8 @@ class _SegmentationPredictor:
 
             images = iter(images)
             head, chosen = gather(self, images)
+            if self.checks_structure and len(chosen) > 1:  # frames of noise do not judge a movie's magnification
+                chosen = [c for c in chosen if not self._lacks_structure(c)] or chosen
             est = self.estimate_diameter(chosen, apply=True)
             warn_untrusted([est], what)  # used as they are (the CLI's note)
             run = self if est is None else self._at(est)  # None: an empty stream
@@ -449,7 +471,7 @@ class _SegmentationPredictor:
 
         def read(chunk):
             """Check a batch and start its preprocessing (in the background when pipelined)."""
-            shapes, prepared = [], []
+            shapes, prepared, empty = [], [], []
             for img in chunk:
                 arr = img.image if isinstance(img, Prepared) else np.asarray(img)
                 if arr.ndim not in (2, 3):
@@ -461,7 +483,8 @@ class _SegmentationPredictor:
                     prepared.append(_Done(img.array))
                 else:
                     prepared.append(submit(self.network.prepare, arr))
-            return shapes, prepared
+                empty.append(submit(self._lacks_structure, arr) if self.checks_structure else _Done(False))
+            return shapes, prepared, empty
 
         pending: collections.deque = collections.deque()
         limit = 2 * self.network.batch_size
@@ -470,12 +493,13 @@ class _SegmentationPredictor:
             nxt = next(chunks, None)
             ahead = read(nxt) if nxt is not None else None
             while ahead is not None:
-                shapes, prepared = ahead
+                shapes, prepared, empty = ahead
                 nxt = next(chunks, None)  # read the next batch while this one is in the network
                 ahead = read(nxt) if nxt is not None else None
                 probs = self.network.probabilities_working([f.result() for f in prepared])
-                for p, shape in zip(probs, shapes):
-                    pending.append(submit(self._finish, p, shape))
+                for p, shape, nothing in zip(probs, shapes, empty):
+                    pending.append(submit(self._finish, p, shape) if not nothing.result()
+                                   else _Done(self._nothing(p, shape)))
                 while len(pending) > limit or (pending and pending[0].done()):
                     yield pending.popleft().result()
                     done += 1
@@ -491,6 +515,18 @@ class _SegmentationPredictor:
                 f.cancel()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+
+    def _lacks_structure(self, image: np.ndarray) -> bool:
+        """Whether nothing stands out from the noise of ``image`` (the channel the network reads):
+        :func:`~devolens.predict.postprocess.lacks_structure`."""
+        from devolens.predict.postprocess import lacks_structure
+
+        return lacks_structure(image, self.network.channel)
+
+    def _nothing(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:  # pragma: no cover
+        """The result of a frame with no structure above its noise (:attr:`checks_structure`): no objects, the
+        network's maps as they are, ``extra["no_structure"]`` True."""
+        raise NotImplementedError
 
     def estimate_diameter(self, images: Sequence[np.ndarray], apply: bool = False):
         """Estimate the typical object diameter of ``images`` (one magnification for all) with the
@@ -640,10 +676,10 @@ class NucleiPredictor(_SegmentationPredictor):
             fg = probs[0]
             interior = probs[1] if probs.shape[0] > 1 else None
         labels_w = instances_from_probabilities(fg, interior, **opts)
-        labels = _uint_labels(resize_labels(labels_w, shape))
+        labels, objects = _input_labels(labels_w, shape)
         return SegmentationResult(
             probability=lambda: to_input_size(fg[None], shape)[0].astype(np.float32),
-            labels=labels, centroids=object_arrays(labels_w, shape), mask=lambda: labels > 0,
+            labels=labels, centroids=objects, mask=lambda: labels > 0,
             extra={"scale": self.network.scale},
         )
 
@@ -663,6 +699,11 @@ class MembranePredictor(_SegmentationPredictor):
 
     Postprocess options (working-resolution pixels): ``threshold`` (0.5),
     ``seed_threshold`` (0.5), ``min_distance`` (3), ``min_size`` (20), ``smooth`` (1.0).
+
+    A frame in which nothing stands out from its own noise (a camera's dark frame, an empty field, a frame of
+    noise in a movie: :func:`~devolens.predict.postprocess.lacks_structure`) gets no cells, and
+    ``extra["no_structure"]`` True: the network reads noise as a field of cells (hundreds in a dark frame). Images
+    segmented in blocks (giant ones) are not judged.
     """
 
     default_head = "three_class"
@@ -672,6 +713,21 @@ class MembranePredictor(_SegmentationPredictor):
     # 5.6 % vs 6.2 % on the held-out ones), and a slice seldom shows 64 cells, so 64 read every movie ahead
     # to the read-ahead limit (240 frames / 256 MB) before its first result
     size_good_objects = 32
+    # noise reads as cells to it (a camera's dark frame: hundreds; the nuclei network reads it as background)
+    checks_structure = True
+
+    def _maps(self, probs: np.ndarray) -> tuple[np.ndarray, float]:
+        """The membrane probability among the network's outputs, and the threshold of its mask."""
+        opts = {"threshold": 0.5, **self.postprocess_options}
+        return (probs[2] if self.head == "three_class" else probs[0]), float(opts["threshold"])
+
+    def _nothing(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:
+        membrane, threshold = self._maps(probs)
+        labels = np.zeros(shape, np.uint16)
+        return SegmentationResult(
+            probability=lambda: to_input_size(membrane[None], shape)[0].astype(np.float32), labels=labels,
+            centroids=object_arrays(labels), mask=lambda: to_input_size(membrane[None], shape)[0] >= threshold,
+            extra={"scale": self.network.scale, "no_structure": True})
 
     def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None) -> SegmentationResult:
         opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=20, smooth=1.0)
@@ -683,11 +739,11 @@ class MembranePredictor(_SegmentationPredictor):
             labels_w = instances_from_boundary_map(
                 probs, threshold=opts["threshold"], min_size=opts["min_size"], smooth=opts["smooth"])
             membrane = probs[0]
-        labels = _uint_labels(resize_labels(labels_w, shape))
+        labels, objects = _input_labels(labels_w, shape)
         prob = lambda: to_input_size(membrane[None], shape)[0].astype(np.float32)  # noqa: E731
         threshold = opts["threshold"]
         return SegmentationResult(
-            probability=prob, labels=labels, centroids=object_arrays(labels_w, shape),
+            probability=prob, labels=labels, centroids=objects,
             mask=lambda: to_input_size(membrane[None], shape)[0] >= threshold,
             extra={"scale": self.network.scale},
         )
