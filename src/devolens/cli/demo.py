@@ -8,6 +8,7 @@ digital embryo knows exactly.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -427,7 +428,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         f"{curation['frames in the video']} frames written were made into a video that was run through devolens. "
         "Every number below is scored against the ground truth the digital embryo knows exactly.",
         "",
-        "## Steps and timings (2 CPU cores)",
+        f"## Steps and timings ({os.cpu_count() or '?'} CPU cores)",
         "",
         _md_table(timing_df, "{:.1f}"),
         "",

@@ -14,8 +14,10 @@ from devolens.cli._common import choice
 _HELP = """Render a lineage table (or simulated embryos) as microscopy frames with ground truth.
 
 Writes DIR/frames/tNNN.png, DIR/labels/tNNN_labels.tif (uint16 instance labels),
-DIR/frames.csv (file,time,embryo,A,E,M,P,C,D,Z,total,artifact) and DIR/render.json;
-with --kind membrane also DIR/membranes/tNNN_membrane.png; with --video DIR/video.mp4.
+DIR/frames.csv (file,time,embryo,A,E,M,P,C,D,Z,total,artifact), DIR/render.json and, for
+nuclei, DIR/objects.csv (file,label,cell,x,y,depth,radius,area,visible: each labelled nucleus of
+the clean frames, visible the share of it not hidden behind nearer nuclei); with --kind
+membrane also DIR/membranes/tNNN_membrane.png; with --video DIR/video.mp4.
 Rendering again into DIR replaces the previous render whole; other files in DIR are kept.
 """
 

@@ -13,7 +13,7 @@ from devolens.cli._common import choice
 STARTS = ("P0", "4cell")
 
 simulate_app = typer.Typer(
-    help="Simulate data: a digital C. elegans embryo as a tidy lineage table (more to come).",
+    help="Simulate data: a digital C. elegans embryo as a tidy lineage table, or a two-channel live/dead well.",
     no_args_is_help=True,
 )
 

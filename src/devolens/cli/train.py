@@ -176,8 +176,9 @@ def tune_cmd(
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the recipe's name)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
 ) -> None:
-    """Tune a recipe's hyper-parameters with Optuna (resumable with the same recipe and data; best trial exported
-    as a recipe)."""
+    """Tune a recipe's hyper-parameters with Optuna; the best trial is exported as a recipe.
+
+    Resumable: run again with the same recipe and data to add trials to the study."""
     import torch
 
     from devolens.cli._common import console, out as stdout, progress_bar
