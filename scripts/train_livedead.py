@@ -10,6 +10,9 @@ Usage::
 
     python scripts/train_livedead.py --data train.h5 --out runs/livedead --minutes 15
 
+``--init WEIGHTS`` fine-tunes earlier weights of the same architecture (how the shipped
+weights of the twenty-fifth session were made from the first ones).
+
 The engine's ``devolens train recipes/livedead.yaml --data train.h5 --out RUN`` is the
 general path; this script exists because the shipped model was trained before the engine's
 HDF5 path was ready (see benchmarks/results_wells.md).
@@ -46,6 +49,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--encoder-depth", type=int, default=3)
     ap.add_argument("--decoder-channels", default="32,16,8")
+    ap.add_argument("--init", default=None,
+                    help="start from these weights (.safetensors of the same architecture, e.g. the zoo's "
+                         "src/devolens/models/zoo/livedead/weights.safetensors) instead of random ones")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -63,6 +69,11 @@ def main() -> None:
     decoder = tuple(int(c) for c in args.decoder_channels.split(","))
     model = build_model("unet", "resnet18", in_channels=2, classes=3, decoder_channels=decoder,
                         encoder_depth=args.encoder_depth)
+    if args.init:
+        from devolens.io.tensors import load_tensors
+
+        ref = model.state_dict()
+        model.load_state_dict({k: v.to(ref[k].dtype) for k, v in load_tensors(args.init).items()})
     model = model.to(memory_format=torch.channels_last)
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -112,6 +123,7 @@ def main() -> None:
         "loss": "ce_dice", "steps": step, "samples_seen": seen, "epochs": epoch,
         "seconds": round(time.time() - t0, 1), "batch_size": args.batch_size, "lr": args.lr,
         "parameters": n_params, "data": str(args.data), "crop": args.crop, "threads": args.threads,
+        "init": args.init,
     }
     save_model(model.to(memory_format=torch.contiguous_format), out / "model.safetensors", config, fp16=True)
     (out / "train_log.json").write_text(json.dumps(log, indent=1))

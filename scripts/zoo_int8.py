@@ -65,7 +65,7 @@ def main() -> None:
     from devolens.io.images import read_image
     from devolens.models import zoo
     from devolens.models.quantize import ENGINE, calibrate
-    from zoo_ship import int8_md_lines, write_card
+    from zoo_ship import write_card
 
     zoo.use_folder(a.zoo)
     card = zoo.card(a.name)
@@ -141,19 +141,10 @@ def main() -> None:
         card["int8"]["metrics"] = json.loads(a.metrics.read_text())
     folder = a.zoo / a.name
     if a.name == "livedead":  # its card.md is written by scripts/eval_livedead.py: splice the section in
+        from eval_livedead import splice_int8_section
+
         (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-        md = (folder / "card.md").read_text()
-        if "## int8 inference" in md:
-            head, _, rest = md.partition("## int8 inference")
-            md = head + (rest[rest.index("\n## "):].lstrip("\n") if "\n## " in rest else "")
-        section = "\n".join(int8_md_lines(card)) + "\n"
-        for title in ("## Known limits", "## Limits"):
-            if title in md:
-                md = md.replace(title, section + title, 1)
-                break
-        else:
-            md = md + "\n" + section
-        (folder / "card.md").write_text(md)
+        splice_int8_section(folder, card)
     else:
         write_card(card, folder)
     print(f"{len(params)} activation scales/zero points from {n_images} images -> {folder / 'card.json'}")

@@ -274,3 +274,58 @@ def test_gpu_train_sizes_a_run_to_its_budget_on_the_cpu(tmp_path):
     assert (parts < history["seconds"]).all()
     recipe = json.loads((tmp_path / "copy" / "last.json").read_text())["recipe"]
     assert recipe["train"]["epochs"] == 2 and recipe["data"]["val_fraction"] == pytest.approx(1 / 13, rel=1e-9)
+
+
+def test_eval_livedead_card_is_written_from_the_per_well_measurement(tmp_path, monkeypatch):
+    """scripts/eval_livedead.py writes the livedead card from an evaluation: the per-well spread (median, wells
+    off by more than 0.05 / 0.10, the worst wells) in the metrics, headline and limits; --int8-card splices the
+    int8 metrics into card.md before the limits, replacing an earlier int8 section."""
+    import json
+
+    from devolens.cli.models import HEADLINE_WORDS
+    from devolens.models.architectures import build_model, save_model
+
+    ev = _script("eval_livedead")
+    per_well = [{"well": f"w{i}.tif", "true_fraction_dead": 0.3, "pred_fraction_dead": 0.3 + d}
+                for i, d in enumerate([0.0, 0.01, -0.02, 0.06, -0.12, 0.03])]
+    sp = ev.spread(per_well)
+    assert sp["wells"] == 6 and sp["median_abs"] == 0.025 and sp["mean_abs"] == 0.04
+    assert sp["wells_off_by_more_than_0.05"] == 2 and sp["wells_off_by_more_than_0.10"] == 1
+    assert list(sp["worst"])[:2] == ["w4.tif", "w3.tif"] and sp["worst"]["w4.tif"] == {"true": 0.3, "predicted": 0.18}
+
+    model = build_model("unet", "resnet18", in_channels=2, classes=3, decoder_channels=(8, 8, 8), encoder_depth=3)
+    weights = save_model(model, tmp_path / "run" / "model.safetensors", {"steps": 3, "init": None}, fp16=True)
+    zoo = tmp_path / "zoo" / "livedead"
+    monkeypatch.setattr(ev, "ZOO", zoo)
+    keys = ("pr_auc_live", "pr_auc_dead", "iou_live", "iou_dead", "object_f1_live", "object_f1_dead",
+            "object_f1_any", "fraction_dead_mae")
+    metrics = {k: 0.9 for k in keys} | {"wells": 6}
+    ev.ship(str(weights), metrics, per_well, "test wells", "bf16", "270x360")
+    card = json.loads((zoo / "card.json").read_text())
+    assert (zoo / "weights.safetensors").read_bytes() == weights.read_bytes()
+    assert card["metrics"]["fraction_dead_error_per_well"]["value"] == sp
+    assert all(k in card["metrics"] and k in HEADLINE_WORDS for k in card["headline"])
+    assert "by more than 0.10 in 1 of 6 wells" in card["limits"][-1]
+    assert "bf16 network" in card["metrics"]["pr_auc_live"]["how"]
+
+    def int8_eval(dead_error):
+        out = tmp_path / "int8.json"
+        out.write_text(json.dumps({"metrics": metrics, "per_well": [dict(w, pred_fraction_dead=0.3 + dead_error)
+                                                                    for w in per_well], "precision": "int8"}))
+        return str(out)
+
+    with pytest.raises(SystemExit, match="no int8 section"):
+        ev.int8_metrics(int8_eval(0.0))
+    card["int8"] = {"engine": "onednn", "scheme": "s", "calibration": "c", "command": "x", "activations": {"a": [1, 0]}}
+    (zoo / "card.json").write_text(json.dumps(card))
+    ev.int8_metrics(int8_eval(0.2))
+    ev.int8_metrics(int8_eval(0.07))  # a second run replaces the section
+    md = (zoo / "card.md").read_text()
+    assert md.count("## int8 inference") == 1 and md.index("## int8 inference") < md.index("## Limits")
+    assert "off by more than 0.05 in 6 and by more than 0.10 in 0 of 6 wells" in md.split("## int8")[1]
+    assert json.loads((zoo / "card.json").read_text())["int8"]["metrics"]["pr_auc_dead"] == 0.9
+    assert "None" not in md.split("## int8")[1]
+    bf16 = tmp_path / "bf16.json"
+    bf16.write_text(json.dumps({"metrics": metrics, "per_well": per_well, "precision": "bf16"}))
+    with pytest.raises(SystemExit, match="not int8"):
+        ev.int8_metrics(str(bf16))

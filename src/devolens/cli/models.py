@@ -45,9 +45,7 @@ HEADLINE_WORDS: dict[str, tuple[str, str]] = {
     "pr_auc_live": ("PR-AUC, live nuclei", ""),
     "pr_auc_dead": ("PR-AUC, dead nuclei", ""),
     "object_f1_any": ("nucleus F1, live or dead", ""),
-    "pr_auc_live_24wells": ("PR-AUC, live nuclei (24 wells)", ""),
-    "pr_auc_dead_24wells": ("PR-AUC, dead nuclei (24 wells)", ""),
-    "fraction_dead_error_per_well_24wells": ("dead fraction error per well (24 wells)", "wells"),
+    "fraction_dead_error_per_well": ("dead fraction error per well", "wells"),
 }
 
 
@@ -58,7 +56,7 @@ def _headline(key: str, value) -> str:
         v = value.get("value") if isinstance(value, dict) else None
         if isinstance(v, dict) and "median_abs" in v:
             return (f"{words}: median {v['median_abs']:.3f}, over 0.05 in "
-                    f"{v.get('wells_off_by_more_than_0.05', '?')} wells")
+                    f"{v.get('wells_off_by_more_than_0.05', '?')} of {v.get('wells', '?')} wells")
     if unit == "%":
         v = value.get("value") if isinstance(value, dict) else value
         if isinstance(v, (int, float)) and not isinstance(v, bool):
