@@ -182,7 +182,7 @@ def splice_int8_section(folder: Path, card: dict) -> None:
     if "## Limits" in md:
         md = md.replace("## Limits", section + "## Limits", 1)
     else:
-        md = md + "\n" + section
+        md = md.rstrip("\n") + "\n\n" + section
     (folder / "card.md").write_text(md)
 
 

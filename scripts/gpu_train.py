@@ -68,7 +68,7 @@ def _device_rate(model, amp: str, sample, batch: int, device: str, steps: int = 
     x = torch.rand((batch, *sample.shape), device=device).contiguous(memory_format=fmt)
     for i in range(steps + 3):
         if i == 3:
-            if device == "cuda":
+            if torch.device(device).type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
         with _autocast(amp, device):
@@ -77,7 +77,7 @@ def _device_rate(model, amp: str, sample, batch: int, device: str, steps: int = 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    if device == "cuda":
+    if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
     return steps * batch / (time.perf_counter() - t0)
 
@@ -132,7 +132,7 @@ def main() -> None:
             sys.exit("--batch-size must be at least 1")
         T["batch_size"] = int(a.batch_size)
     device = resolve_device(a.device)
-    T["device"] = device.type
+    T["device"] = str(device)  # cuda:N stays that GPU
     if device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest convolutions once
         torch.backends.cudnn.benchmark = True
     if T.get("threads"):
@@ -163,10 +163,10 @@ def main() -> None:
     t0 = time.perf_counter()
     ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"])
     t_val = time.perf_counter() - t0
-    r_dev = _device_rate(model, T["amp"], train_ds[0]["image"], bs, device.type, channels_last=T["channels_last"])
+    r_dev = _device_rate(model, T["amp"], train_ds[0]["image"], bs, str(device), channels_last=T["channels_last"])
     formats = ""
     if device.type == "cuda" and not T["channels_last"]:  # the faster memory format, measured (same network)
-        r_cl = _device_rate(model, T["amp"], train_ds[0]["image"], bs, device.type, channels_last=True)
+        r_cl = _device_rate(model, T["amp"], train_ds[0]["image"], bs, str(device), channels_last=True)
         formats = f" (channels_last {r_cl:.0f} samples/s"
         if r_cl > 1.05 * r_dev:
             T["channels_last"], r_dev = True, r_cl
@@ -211,7 +211,7 @@ def main() -> None:
                 if (a.out / name).exists():
                     shutil.copy2(a.out / name, a.copy_to / name)
 
-    res = train(rec, bundle, a.out, device=device.type, info=lambda s: print(s, flush=True), epoch_callback=copy)
+    res = train(rec, bundle, a.out, device=str(device), info=lambda s: print(s, flush=True), epoch_callback=copy)
     # the last epoch's weights too (the model alone, fp32): the checkpoint also holds the optimizer
     last = build_from_recipe(rec)
     load_checkpoint(a.out / "checkpoint.safetensors", last)

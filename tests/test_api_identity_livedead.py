@@ -181,3 +181,18 @@ def test_livedead_result_docstring_says_how_it_differs():
     doc = " ".join(LiveDeadResult.__doc__.split())
     for words in ("class map", "not instance labels", "DataFrame", "counts", "SegmentationResult"):
         assert words in doc, words
+
+
+def test_identity_dataframe_with_units_and_duplicate_columns():
+    """Columns that name one physical unit for x, y, z (x_um...) set zscale 1 as a file's do (z was read as planes);
+    two columns for one coordinate are a one-line error (a pandas TypeError before)."""
+    from devolens.predict.identity import tidy_positions
+
+    df = pd.DataFrame({"t": [0, 0], "x_um": [1.0, 2.0], "y_um": [1.0, 2.0], "z_um": [1.0, 2.0]})
+    assert tidy_positions(df).attrs["zscale"] == 1.0
+    mixed = pd.DataFrame({"t": [0, 0], "x_um": [1.0, 2.0], "y_um": [1.0, 2.0], "z": [1.0, 2.0]})
+    assert "zscale" not in tidy_positions(mixed).attrs
+    dup = pd.DataFrame([[0, 1.0, 1.0, 1.0, 2.0]], columns=["FRAME", "POSITION_X", "POSITION_X", "POSITION_Y",
+                                                            "POSITION_Z"])
+    with pytest.raises(DevolensError, match="several columns for x"):
+        tidy_positions(dup)

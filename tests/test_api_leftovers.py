@@ -415,3 +415,24 @@ def test_devices_take_a_numbered_gpu():
         assert resolve_device("cuda:0") == "cuda:0"
         with pytest.raises(DevolensError, match="numbered from 0"):
             resolve_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_recipes_take_a_numbered_gpu_and_bool_wells_are_refused(tmp_path):
+    """train.device takes cuda:N as --device does (a run trained on cuda:1 could not be resumed: its recipe.yaml
+    was refused); a bool well read from a file is converted with the warning, not taken as 0/1 counts."""
+    import warnings
+
+    import tifffile
+
+    from devolens.predict.tiled import RowReader
+    from devolens.train.recipe import validate_recipe
+
+    rec = validate_recipe({"name": "x", "task": "segmentation", "train": {"device": "cuda:1"}})
+    assert rec["train"]["device"] == "cuda:1"
+    with pytest.raises(DevolensError, match=r"train.device.*cuda:N"):
+        validate_recipe({"name": "x", "task": "segmentation", "train": {"device": "gpu"}})
+    tifffile.imwrite(tmp_path / "b.tif", np.ones((2, 8, 8), bool), metadata={"axes": "CYX"})
+    with warnings.catch_warnings(record=True) as seen, RowReader(tmp_path / "b.tif") as r:
+        warnings.simplefilter("always")
+        r.rows(0, 8)
+    assert any("not uint16; converted" in str(w.message) for w in seen)

@@ -302,3 +302,28 @@ def test_colour_note_verb_agrees():
     assert note is not None and "the green channel was read" in note and "red and blue carry structure too" in note
     one = np.dstack([lines * 90, blobs * 250, np.zeros_like(lines)]).astype(np.uint8)
     assert "red carries structure too" in _colour_note(one, "membrane", "auto")
+
+
+def test_review_mends_flat_backgrounds_streams_pieces_and_channels(tmp_path):
+    """Review of the walkthrough's mends: cells on a flat (exactly 0) background are judged, never called noise (the
+    noise estimate fell back to the structure's own edges: 14 and 51 cells -> 0); a Series or array of paths is an
+    iterable of images; labels joined at a corner are one piece; 5 to 8 channels saved without axes are refused."""
+    import pandas as pd
+    import tifffile
+
+    from devolens.errors import DevolensError
+    from devolens.io.images import check_stack_planes
+    from devolens.predict.postprocess import check_stream, keep_largest_pieces, lacks_structure, structure_score
+
+    img = np.zeros((512, 512), np.uint8)
+    yy, xx = np.mgrid[:512, :512]
+    for r in range(20, 200, 30):  # rings: membranes on an exactly black background
+        img[np.abs(np.hypot(yy - 256, xx - 256) - r) < 1.5] = 200
+    assert structure_score(img) is None and not lacks_structure(img)
+    check_stream(pd.Series(["a.png", "b.png"]))
+    check_stream(np.array(["a.png", "b.png"]))
+    stair = np.zeros((4, 4), np.uint16)
+    stair[0, 0] = stair[1, 1] = stair[2, 2] = 5
+    assert np.array_equal(keep_largest_pieces(stair), stair)
+    with pytest.raises(DevolensError, match="channel-last"):
+        check_stack_planes(48, 5, 64, tmp_path / "x.tif")

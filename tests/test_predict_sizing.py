@@ -543,3 +543,19 @@ def test_estimate_note_says_when_the_backdrop_reader_decided():
     hazy = DiameterEstimate(diameter=70.0, magnification=2.0, per_image=[2.0], trusted=1, backdrop=1.0)
     assert "bright uneven background" not in _estimate_note(plain, "nuclei")
     assert "read past a bright uneven background" in _estimate_note(hazy, "nuclei")
+
+
+def test_diameter_each_from_several_threads():
+    """diameter="each" called from a thread pool: each call keeps its own estimates (a call could read another's
+    emptied list: IndexError)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    small, big = _disc_image((96, 128), 5), _disc_image((96, 128), 10)
+    base = NucleiPredictor(_tiny(), scale=0.5)
+    pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, diameter="each",
+                           size_model=_area_model(base, 1.0, 3.0, small, big), auto_keep=(0.5, 1.5))
+    images = [[small, big], [big, small]] * 10
+    want = [[r.extra["scale"] for r in pred.predict_iter(ims)] for ims in images]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda ims: [r.extra["scale"] for r in pred.predict_iter(ims)], images))
+    assert got == want

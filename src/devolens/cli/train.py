@@ -72,7 +72,7 @@ def train_cmd(
         "(recipe train.prune_after epochs) and retrain on the rest; dropped samples go to RUN/pruned.csv."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (overrides the recipe's train.epochs)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (overrides the recipe's "
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides the recipe's "
                                          "train.device; auto: the first CUDA GPU when PyTorch sees one, else the CPU)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write history.png and progress.gif at the end."),
     export: Optional[Path] = typer.Option(

@@ -25,8 +25,8 @@ def check_image_size(height: int, width: int, path: str | Path | None = None) ->
         raise DevolensError(f"image too small: {height} x {width} pixels (at least 2 x 2)", path=path)
 
 
-#: planes this narrow (a side of at most this many pixels)...
-NARROW_PLANE = 4
+#: planes this narrow (a side of at most this many pixels: up to 8 channels)...
+NARROW_PLANE = 8
 #: ...in a stack of at least this many of them: a channel-last image (``Y x X x C``) saved without axes, whose rows
 #: became pages (tifffile writes ``np.dstack([a, b])`` as one page per row, each ``X x 2`` pixels)
 NARROW_PAGES = 16

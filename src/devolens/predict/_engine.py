@@ -7,6 +7,7 @@ onnxruntime backend, and sliding-window tiling for images larger than ``tile`` p
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -180,12 +181,14 @@ class ImageNetwork:
         self.outliers = float(outliers)
         self.activation = activation
         self.backend = "onnx" if backend == "onnx" or (backend == "auto" and onnxruntime_available()) else "torch"
-        self._ort = None
+        # what is built on first use (the onnx session, the empty image's probabilities), in one dict that
+        # at_scale's views share with this network: built once for all of them, under the lock
+        self._lazy: dict[str, Any] = {}
+        self._lazy_lock = threading.Lock()
         self.crop = bool(crop)
         if int(tta) not in (1, 2, 4):
             raise DevolensError(f"tta must be 1, 2 or 4 views, got {tta}")
         self.tta = int(tta)
-        self._empty: np.ndarray | None = None
         self.precision = resolve_precision(self.model, precision, int8_params, fast=self.fast, device=self.device,
                                            multiple=self.multiple, backend=self.backend)
         self._network = PrecisionNetwork(self.model, self.precision, int8_params, device)
@@ -239,20 +242,25 @@ class ImageNetwork:
         return self._network(x.to(self.device)).cpu()
 
     def _run_onnx(self, x: np.ndarray) -> np.ndarray:
-        if self._ort is None:
-            import onnxruntime as ort
+        with self._lazy_lock:
+            if "ort" not in self._lazy:
+                self._lazy["ort"] = self._onnx_session()
+        return self._lazy["ort"].run(["y"], {"x": x.astype(np.float32)})[0]
 
-            import io
+    def _onnx_session(self):
+        """The network exported to ONNX (in memory) in an onnxruntime session."""
+        import io
 
-            buffer = io.BytesIO()  # exported in memory: no temporary file left behind (one was, per run)
-            dummy = torch.zeros(1, self.in_channels, 64, 64)
-            torch.onnx.export(
-                self.model.float().to(memory_format=torch.contiguous_format), dummy, buffer,
-                input_names=["x"], output_names=["y"], dynamo=False,
-                dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
-            )
-            self._ort = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
-        return self._ort.run(["y"], {"x": x.astype(np.float32)})[0]
+        import onnxruntime as ort
+
+        buffer = io.BytesIO()  # exported in memory: no temporary file left behind (one was, per run)
+        dummy = torch.zeros(1, self.in_channels, 64, 64)
+        torch.onnx.export(
+            self.model.float().to(memory_format=torch.contiguous_format), dummy, buffer,
+            input_names=["x"], output_names=["y"], dynamo=False,
+            dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
+        )
+        return ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
 
     def _pad(self, arr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         h, w = arr.shape[-2:]
@@ -347,10 +355,10 @@ class ImageNetwork:
 
     def _empty_probabilities(self) -> np.ndarray:
         """(K,) probabilities the network gives in the middle of an empty (all-zero) image."""
-        if self._empty is None:
+        if "empty" not in self._lazy:
             probs = self._run(np.zeros((1, 4 * self.multiple, 4 * self.multiple), np.float32))
-            self._empty = probs[0, :, 2 * self.multiple, 2 * self.multiple].astype(np.float32)
-        return self._empty
+            self._lazy["empty"] = probs[0, :, 2 * self.multiple, 2 * self.multiple].astype(np.float32)
+        return self._lazy["empty"]
 
     def _tiled(self, arr: np.ndarray) -> np.ndarray:
         """Sliding-window inference with linear blending of overlaps."""

@@ -288,17 +288,25 @@ def tidy_positions(table: pd.DataFrame) -> pd.DataFrame:
     ``POSITION_X``..., a unit written in): renamed to ``time, x, y, z`` (``size`` from ``diameter``, or twice
     TrackMate's ``RADIUS``), and a table without ``embryo`` is one embryo (named ``"embryo"``; a file's is named
     after the file). A table without time, x, y and z by any name comes back as it is (:func:`check_columns`
-    names what is missing). A copy when anything changes; ``attrs`` (``zscale``) are kept.
+    names what is missing). A copy when anything changes; ``attrs`` (``zscale``) are kept, and x, y and z named in
+    one physical unit (``x_um``, ``y_um``, ``z_um``) set ``zscale`` 1 as a file's do. Several columns for one of them
+    (two ``POSITION_X``) are refused.
     """
     if all(c in table.columns for c in REQUIRED_COLUMNS):
         return table
     from devolens.io.tables import _position_columns
+
+    from devolens.io.tables import _xyz_units
 
     found = _position_columns([c for c in table.columns if isinstance(c, str)])
     if found is None:
         return table
     # a column already named as the tidy one stays (never two columns of one name)
     mapping = {col: tidy for col, tidy in found.items() if col != tidy and tidy not in table.columns}
+    twice = sorted({t for t in mapping.values() if list(mapping.values()).count(t) > 1}
+                   | {found[c] for c in table.columns[table.columns.duplicated()] if c in found})
+    if twice:
+        raise DevolensError(f"the table has several columns for {', '.join(twice)}: keep one of each")
     out = table.rename(columns=mapping)
     if "radius" in found.values() and "radius" in out.columns and "size" not in out.columns:
         out["size"] = 2.0 * pd.to_numeric(out["radius"], errors="coerce")
@@ -306,6 +314,9 @@ def tidy_positions(table: pd.DataFrame) -> pd.DataFrame:
     if "embryo" not in out.columns:
         out.insert(0, "embryo", "embryo")  # (rename made a new frame: the user's table is untouched)
     out.attrs = dict(table.attrs)
+    units = [_xyz_units(found).get(a) for a in ("x", "y", "z")]
+    if all(units) and len(set(units)) == 1 and "zscale" not in out.attrs:  # x, y, z in one unit, as a file says
+        out.attrs["zscale"] = 1.0
     return out
 
 

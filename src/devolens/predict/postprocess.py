@@ -80,7 +80,8 @@ def check_stream(images, method: str = "predict_iter", progress=None) -> None:
                             "predict(path), for a video, a folder or a stack devolens.io.frames.iter_path_frames(path)[0]",
                             path=os.fsdecode(images) if not isinstance(images, bytes) else None)
     shape = getattr(images, "shape", None)
-    if shape is not None and (len(shape) < 3 or (len(shape) == 3 and shape[-1] in (3, 4))):
+    numeric = getattr(getattr(images, "dtype", None), "kind", "f") in "biuf"  # not a Series or array of paths/frames
+    if shape is not None and numeric and (len(shape) == 2 or (len(shape) == 3 and shape[-1] in (3, 4))):
         raise DevolensError(f"{method} takes an iterable of images, got one array of shape {tuple(shape)} (one "
                             "image: use predict(image); a (T, H, W) or (T, H, W, 3) array is a stack of T frames)")
     if progress is not None and not callable(progress):
@@ -513,8 +514,10 @@ NO_STRUCTURE_TILE = 6.0
 
 def structure_score(image: np.ndarray, channel: Channel = "auto", tile: int = 256) -> tuple[float, float] | None:
     """How far the structure of a frame stands out from its own pixel noise: ``(whole, tile)`` z-scores, ~N(0, 1)
-    for a frame of pure noise, hundreds for a frame with cells or nuclei; None when too small (a side under 128 px)
-    or not finite to judge.
+    for a frame of pure noise, hundreds for a frame with cells or nuclei; None when too small (a side under 128 px),
+    not finite, or when most neighbouring pixels are equal (a flat or clipped background, a background-subtracted
+    image, sparse photon counts): no pixel noise to judge by, so such frames are never called empty (a constant
+    frame scores 0).
 
     Curate's ``black`` test (:mod:`devolens.curate.frames`: the contrast of 8 x 8 block means, below one 8-bit grey
     level) made relative to the frame's noise, so that it holds for 16-bit cameras (a 16-bit frame of real cells
@@ -536,7 +539,9 @@ def structure_score(image: np.ndarray, channel: Channel = "auto", tile: int = 25
     both = np.concatenate([across.ravel(), down.ravel()])
     sample = both[::max(1, both.size // 200_000)]  # a robust spread, to clip the structure's edges by
     centre = float(np.median(sample))
-    spread = 1.4826 * float(np.median(np.abs(sample - centre))) or float(both.std())
+    spread = 1.4826 * float(np.median(np.abs(sample - centre)))
+    if spread == 0:  # most neighbours equal (a flat or clipped background, sparse photon counts): no noise to judge by
+        return (0.0, 0.0) if float(g.max()) == float(g.min()) else None  # a constant frame holds nothing
     across = np.minimum((across - centre) ** 2, 36.0 * spread * spread)
     down = np.minimum((down - centre) ** 2, 36.0 * spread * spread)
     noise = float(across.sum() + down.sum()) / (2.0 * (across.size + down.size))  # pixel variance
@@ -674,17 +679,17 @@ def shrinks(small: tuple[int, int], shape: tuple[int, int]) -> bool:
 
 
 def _pieces(labels: np.ndarray) -> np.ndarray:
-    """The 4-connected pieces of every label (int64, 0 background): skimage's compiled core, called directly (its
+    """The 8-connected pieces of every label (int64, 0 background): skimage's compiled core, called directly (its
     public module imports more), else ``skimage.measure.label``."""
     try:
         from skimage.measure._ccomp import label_cython
     except ImportError:  # pragma: no cover - another skimage layout
         from skimage.measure import label as label_cython
-    return np.asarray(label_cython(np.ascontiguousarray(labels), background=0, connectivity=1))
+    return np.asarray(label_cython(np.ascontiguousarray(labels), background=0, connectivity=2))
 
 
 def keep_largest_pieces(labels: np.ndarray) -> np.ndarray:
-    """Each label's largest 4-connected piece, its other pieces set to 0.
+    """Each label's largest 8-connected piece, its other pieces set to 0 (pieces touching at a corner are one).
 
     A label image shrunk by nearest neighbour (:func:`resize_labels` to an input smaller than the working image) can
     cut an object's thin neck, leaving one label in several separate pieces; this keeps the main one. Ties go to the

@@ -391,20 +391,22 @@ class _SegmentationPredictor:
 
         what = "cells" if self.size_objects == "enclosed" else "nuclei"
         if self.auto_each:  # each image its own magnification: one image at a time
-            self.estimates = []
+            estimates: list = []  # this call's (self.estimates: the last call's, whichever thread made it)
+            self.estimates = estimates
             done = 0
             for img in images:
                 arr = img.image if isinstance(img, Prepared) else np.asarray(img)
                 run = self
                 if arr.ndim in (2, 3) and min(arr.shape[:2]) >= 2:
-                    self.estimates.append(self.estimate_diameter([arr], apply=True))
-                    run = self._at(self.estimates[-1])
+                    est = self.estimate_diameter([arr], apply=True)
+                    estimates.append(est)
+                    run = self._at(est)
                 for res in run._stream([img], workers=0):
                     done += 1
                     if progress is not None:
                         progress(done, -1 if total is None else total)
                     yield res
-            warn_untrusted(self.estimates, what, each=True)  # images used as they are (the CLI's note)
+            warn_untrusted(estimates, what, each=True)  # images used as they are (the CLI's note)
             return
         run = self
         if self.auto:  # one magnification for the stream, estimated from its first frames with the most nuclei

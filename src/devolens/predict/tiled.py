@@ -302,8 +302,11 @@ class RowReader:
         image (all values <= 1) was scaled x65535 as if the image were a [0, 1] one."""
         if self._stats is None:
             top, whole = 0.0, True
-            for y0 in range(0, self.shape[1], 256):
-                t, w = count_stats(self._raw_rows(y0, y0 + 256))
+            step = 256
+            if self._h5 is not None and self._ds.chunks:  # whole chunks at a time (a chunk is read whole anyway)
+                step = max(step, min(1024, int(self._ds.chunks[0 if self.layout == "YXC" else 1])))
+            for y0 in range(0, self.shape[1], step):
+                t, w = count_stats(self._raw_rows(y0, y0 + step))
                 top, whole = max(top, t), whole and w
             self._stats = (top, whole)
         return self._stats
@@ -327,20 +330,32 @@ class RowReader:
         return np.clip(band, 0, 65535).astype(np.uint16)
 
 
-def count_stats(a: np.ndarray) -> tuple[float, bool]:
+def count_stats(a: np.ndarray, axis: int = -2, band: int = 256) -> tuple[float, bool]:
     """``(max, whole)`` of an image (or a part of one): its largest value (NaN as 0) and whether every value is a
-    whole count within 0..65535."""
-    if not a.size:
-        return 0.0, True
-    x = np.nan_to_num(a.astype(np.float64, copy=False), nan=-1.0)  # NaN: no count
-    return float(max(x.max(), 0.0)), bool(x.min() >= 0 and x.max() <= 65535 and np.array_equal(x, np.rint(x)))
+    whole count within 0..65535; read ``band`` rows (along ``axis``) at a time, so that the float64 copies stay
+    small."""
+    a = np.asarray(a)
+    if a.ndim < 2:
+        a, axis = a.reshape(1, -1), 0
+    top, whole = 0.0, True
+    for i in range(0, a.shape[axis], band):
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(i, i + band)
+        part = a[tuple(index)]
+        if not part.size:
+            continue
+        x = np.nan_to_num(part.astype(np.float64, copy=False), nan=-1.0)  # NaN: no count
+        top = max(top, float(x.max()))
+        whole = whole and bool(x.min() >= 0 and x.max() <= 65535 and np.array_equal(x, np.rint(x)))
+    return top, whole
 
 
 def takes_as_counts(top: float, whole: bool, dtype) -> bool:
     """Whether an image that is not uint16 (``count_stats`` of the whole of it) holds the camera's counts as they
     are: whole counts within 0..65535, and for a float image some above 1 (a float image within [0, 1] is a
     contrast-stretched one, scaled x65535). Not for uint8 (an 8-bit export, scaled x257)."""
-    return np.dtype(dtype) != np.uint8 and whole and (top > 1.0 or not np.issubdtype(dtype, np.floating))
+    dtype = np.dtype(dtype)
+    return dtype.kind in "iuf" and dtype != np.uint8 and whole and (top > 1.0 or not np.issubdtype(dtype, np.floating))
 
 
 def open_rows(path: str | Path, channels: int | None = 2, order: list[int] | None = None) -> RowReader:

@@ -62,6 +62,17 @@ class Field:
     help: str = ""
 
 
+def _device_check(v):
+    from devolens.errors import DevolensError
+    from devolens.predict.devices import device_name
+
+    try:
+        device_name(v, "device")
+    except DevolensError as exc:
+        return str(exc).removeprefix("device ")
+    return None
+
+
 def _class_weights_check(v):
     if isinstance(v, str):
         from devolens.train.losses import WEIGHT_METHODS
@@ -184,8 +195,9 @@ SCHEMA: dict[str, Any] = {
         "num_workers": Field("int", 0, low=0, help="data loader processes (0: the training process decodes and "
                                                    "augments; a GPU wants several)"),
         "threads": Field("int", None, nullable=True, low=1, help="torch CPU threads (default: torch's choice)"),
-        "device": Field("str", "auto", choices=("auto", "cpu", "cuda"),
-                        help="where to train: auto = the first CUDA GPU when PyTorch sees one, else the CPU"),
+        "device": Field("str", "auto", check=_device_check,
+                        help="where to train: auto = the first CUDA GPU when PyTorch sees one, else the CPU; cpu, "
+                             "cuda, or cuda:N for the GPU numbered N"),
         "monitor": Field("str", "auto", help="metric choosing the best checkpoint (history.csv column)"),
         "monitor_mode": Field("str", "auto", choices=("auto", "min", "max")),
         "prune_top": Field("float", 0.0, low=0.0, high=100.0, help="percent of highest-loss samples to drop"),
