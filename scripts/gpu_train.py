@@ -69,7 +69,7 @@ def _device_rate(model, amp: str, sample, batch: int, device: str, steps: int = 
     for i in range(steps + 3):
         if i == 3:
             if torch.device(device).type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(device)
             t0 = time.perf_counter()
         with _autocast(amp, device):
             y = model(x)
@@ -78,7 +78,7 @@ def _device_rate(model, amp: str, sample, batch: int, device: str, steps: int = 
         loss.backward()
         opt.step()
     if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
     return steps * batch / (time.perf_counter() - t0)
 
 

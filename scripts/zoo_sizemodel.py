@@ -294,8 +294,11 @@ def render(args) -> None:
     crowded = [False] * len(out) if args.wells else [bool(j[4]) for j in jobs]  # render --crowd's fields
     if args.intensity > 0:  # extra copies under another camera/display setting (same magnification and group)
         prng = np.random.default_rng(args.seed + 7919)
-        copied = [i for i in range(len(out)) if prng.random() < args.intensity]
-        extra = [(_with_intensity(out[i][0], prng),) + tuple(out[i][1:]) for i in copied]
+        copied, extra = [], []
+        for i, o in enumerate(out):  # one draw and its copy at a time (the fifteenth session's draws, byte for byte)
+            if prng.random() < args.intensity:
+                copied.append(i)
+                extra.append((_with_intensity(o[0], prng),) + tuple(o[1:]))
         out, perturbed, crowded = out + extra, perturbed + [True] * len(extra), crowded + [crowded[i] for i in copied]
     mags, emb, cells = [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
     # the same samples featurized once per --flatten width, one npz each (--out paired with --flatten)

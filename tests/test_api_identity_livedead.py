@@ -196,3 +196,14 @@ def test_identity_dataframe_with_units_and_duplicate_columns():
                                                             "POSITION_Z"])
     with pytest.raises(DevolensError, match="several columns for x"):
         tidy_positions(dup)
+
+
+def test_identity_dataframe_with_two_columns_for_one_coordinate():
+    """x beside x_um (or POSITION_X beside x): which one is the position is not guessed (the unit was read from one
+    column while the position came from the other, by column order)."""
+    from devolens.predict.identity import tidy_positions
+
+    for cols in (["t", "x", "x_um", "y_um", "z_um"], ["t", "x_um", "x", "y_um", "z_um"], ["t", "POSITION_X", "x", "y", "z"]):
+        df = pd.DataFrame([[0, 1.0, 1.0, 1.0, 1.0]], columns=cols)
+        with pytest.raises(DevolensError, match="several columns for x"):
+            tidy_positions(df)

@@ -296,17 +296,23 @@ def tidy_positions(table: pd.DataFrame) -> pd.DataFrame:
         return table
     from devolens.io.tables import _position_columns
 
-    from devolens.io.tables import _xyz_units
+    from devolens.io.tables import _UNIT_IN_NAME, POSITION_ALIASES, _xyz_units
 
     found = _position_columns([c for c in table.columns if isinstance(c, str)])
     if found is None:
         return table
-    # a column already named as the tidy one stays (never two columns of one name)
-    mapping = {col: tidy for col, tidy in found.items() if col != tidy and tidy not in table.columns}
-    twice = sorted({t for t in mapping.values() if list(mapping.values()).count(t) > 1}
-                   | {found[c] for c in table.columns[table.columns.duplicated()] if c in found})
+    # several columns for one coordinate (x and x_um, POSITION_X and x, two POSITION_X): which one is meant is not
+    # for us to guess
+    def names(col) -> set[str]:
+        key = str(col).strip().lower()
+        m = _UNIT_IN_NAME.match(key)
+        return {key} | ({m.group(1)} if m and m.group(1) else set())
+
+    twice = sorted(tidy for tidy in ("x", "y", "z")
+                   if sum(bool(names(c) & set(POSITION_ALIASES[tidy])) for c in table.columns) > 1)
     if twice:
         raise DevolensError(f"the table has several columns for {', '.join(twice)}: keep one of each")
+    mapping = {col: tidy for col, tidy in found.items() if col != tidy}
     out = table.rename(columns=mapping)
     if "radius" in found.values() and "radius" in out.columns and "size" not in out.columns:
         out["size"] = 2.0 * pd.to_numeric(out["radius"], errors="coerce")
@@ -315,7 +321,7 @@ def tidy_positions(table: pd.DataFrame) -> pd.DataFrame:
         out.insert(0, "embryo", "embryo")  # (rename made a new frame: the user's table is untouched)
     out.attrs = dict(table.attrs)
     units = [_xyz_units(found).get(a) for a in ("x", "y", "z")]
-    if all(units) and len(set(units)) == 1 and "zscale" not in out.attrs:  # x, y, z in one unit, as a file says
+    if all(units) and len(set(units)) == 1 and out.attrs.get("zscale") is None:  # x, y, z in one unit, as a file says
         out.attrs["zscale"] = 1.0
     return out
 

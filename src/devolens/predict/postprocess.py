@@ -81,7 +81,7 @@ def check_stream(images, method: str = "predict_iter", progress=None) -> None:
                             path=os.fsdecode(images) if not isinstance(images, bytes) else None)
     shape = getattr(images, "shape", None)
     numeric = getattr(getattr(images, "dtype", None), "kind", "f") in "biuf"  # not a Series or array of paths/frames
-    if shape is not None and numeric and (len(shape) == 2 or (len(shape) == 3 and shape[-1] in (3, 4))):
+    if shape is not None and numeric and (len(shape) < 3 or (len(shape) == 3 and shape[-1] in (3, 4))):
         raise DevolensError(f"{method} takes an iterable of images, got one array of shape {tuple(shape)} (one "
                             "image: use predict(image); a (T, H, W) or (T, H, W, 3) array is a stack of T frames)")
     if progress is not None and not callable(progress):
