@@ -87,8 +87,10 @@ size_render train2 --n "$SIZE_N" --seed 11 --sims 8
 size_render wells --wells --n 400 --seed 3
 size_render heldout --heldout --n 300 --seed 2
 size_render wells_heldout --wells --n 100 --seed 4
-run $PY scripts/zoo_sizemodel.py fit "$S0/train.npz" "$S0/train2.npz" "$S0/wells.npz" \
-  --heldout "$S0/heldout.npz" "$S0/wells_heldout.npz" --to "$STAGE/nuclei"
+size_render crowd --crowd 1 --n 500 --seed 21 --sims 8   # fields of several embryos: a head of their own
+size_render crowd_heldout --crowd 1 --heldout --n 120 --seed 22
+run $PY scripts/zoo_sizemodel.py fit "$S0/train.npz" "$S0/train2.npz" "$S0/wells.npz" "$S0/crowd.npz" --crowd-head \
+  --heldout "$S0/heldout.npz" "$S0/wells_heldout.npz" "$S0/crowd_heldout.npz" --to "$STAGE/nuclei"
 run $PY scripts/zoo_sizemodel.py fit "$S1/train.npz" "$S1/train2.npz" "$S1/wells.npz" \
   --heldout "$S1/heldout.npz" "$S1/wells_heldout.npz" --to "$STAGE/nuclei" --role backdrop --gate 0.05 0.15
 # 5. the population model: the calibration of the nuclei counts (the whole-frame regressor kept)

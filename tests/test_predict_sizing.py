@@ -559,3 +559,26 @@ def test_diameter_each_from_several_threads():
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda ims: [r.extra["scale"] for r in pred.predict_iter(ims)], images))
     assert got == want
+
+
+def test_size_model_with_three_heads_saves_and_weighs_by_softmax(tmp_path):
+    """A size model with a head for crowded fields (K = 3, a multinomial gate) round-trips through safetensors and
+    mixes its heads by the gate's softmax; two heads keep the logistic gate."""
+    rng = np.random.default_rng(0)
+    d = 5
+    coef, intercept = rng.normal(0, 0.3, (3, d)), np.array([0.1, -0.2, 0.4])
+    gate_coef, gate_intercept = rng.normal(0, 1, (3, d)), np.array([0.5, -0.5, 0.0])
+    model = SizeModel(np.zeros(d), np.ones(d), coef, intercept, 0.8, gate_coef, gate_intercept)
+    x = rng.normal(0, 1, (4, d))
+    s = x @ gate_coef.T + gate_intercept
+    w = np.exp(s) / np.exp(s).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.magnification(x), np.exp((w * (x @ coef.T + intercept)).sum(axis=1)))
+    model.save(tmp_path / "m.safetensors")
+    back = SizeModel.load(tmp_path / "m.safetensors")
+    np.testing.assert_allclose(back.magnification(x), model.magnification(x), rtol=1e-5)
+    two = SizeModel(np.zeros(d), np.ones(d), coef[:2], intercept[:2], 0.8, gate_coef[0], 0.5)
+    p = 1 / (1 + np.exp(-(x @ gate_coef[0] + 0.5)))
+    np.testing.assert_allclose(two.magnification(x), np.exp(p * (x @ coef[0] + 0.1) + (1 - p) * (x @ coef[1] - 0.2)))
+    two.save(tmp_path / "t.safetensors")
+    np.testing.assert_allclose(SizeModel.load(tmp_path / "t.safetensors").magnification(x), two.magnification(x),
+                               rtol=1e-5)

@@ -232,7 +232,9 @@ class SizeModel:
 
     With two heads and a gate (the shipped nuclei model: embryos, and cultured cells with
     scattered nuclei), a logistic gate on the same features weighs the heads:
-    ``log m = p * head0 + (1 - p) * head1``, ``p`` the gate's probability of the first kind.
+    ``log m = p * head0 + (1 - p) * head1``, ``p`` the gate's probability of the first kind. With
+    K > 2 heads the gate is multinomial (``gate_coef`` (K, D), ``gate_intercept`` (K,)): the heads
+    weighed by its softmax probabilities.
 
     Attributes
     ----------
@@ -244,8 +246,8 @@ class SizeModel:
     m0 : float
         Magnification at the middle of the network's training zooms: an image at ``m0`` is
         used at the card's scale as it is.
-    gate_coef, gate_intercept : ndarray (D,), float, optional
-        Logistic gate between two heads.
+    gate_coef, gate_intercept : ndarray (D,) and float, or (K, D) and (K,), optional
+        Logistic gate between two heads, or multinomial gate between K.
     """
 
     mean: np.ndarray
@@ -254,7 +256,7 @@ class SizeModel:
     intercept: "float | np.ndarray"
     m0: float
     gate_coef: np.ndarray | None = None
-    gate_intercept: float = 0.0
+    gate_intercept: "float | np.ndarray" = 0.0
 
     def magnification(self, features: np.ndarray) -> np.ndarray:
         """Estimated magnification(s) for feature vector(s)."""
@@ -262,6 +264,10 @@ class SizeModel:
         heads = z @ np.atleast_2d(self.coef).T + np.atleast_1d(self.intercept)  # (N, K)
         if self.gate_coef is None or heads.shape[1] == 1:
             return np.exp(heads[:, 0])
+        if np.ndim(self.gate_coef) == 2:  # K heads: softmax gate
+            s = z @ np.asarray(self.gate_coef).T + np.atleast_1d(self.gate_intercept)
+            w = np.exp(s - s.max(axis=1, keepdims=True))
+            return np.exp((w / w.sum(axis=1, keepdims=True) * heads).sum(axis=1))
         p = 1.0 / (1.0 + np.exp(-(z @ self.gate_coef + self.gate_intercept)))
         return np.exp(p * heads[:, 0] + (1.0 - p) * heads[:, 1])
 
@@ -272,7 +278,7 @@ class SizeModel:
         arrays = {"mean": self.mean, "scale": self.scale, "coef": np.atleast_2d(self.coef),
                   "intercept": np.atleast_1d(self.intercept), "m0": np.array([self.m0])}
         if self.gate_coef is not None:
-            arrays.update(gate_coef=self.gate_coef, gate_intercept=np.array([self.gate_intercept]))
+            arrays.update(gate_coef=self.gate_coef, gate_intercept=np.atleast_1d(self.gate_intercept))
         save_tensors({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}, path)
 
     @classmethod
@@ -284,8 +290,8 @@ class SizeModel:
         try:
             t = {k: v.astype(np.float64) for k, v in load_tensors(path, framework="np").items()}
             gate = t.get("gate_coef")
-            return cls(t["mean"], t["scale"], t["coef"], t["intercept"], float(t["m0"][0]), gate,
-                       float(t["gate_intercept"][0]) if gate is not None else 0.0)
+            intercept = 0.0 if gate is None else (t["gate_intercept"] if gate.ndim == 2 else float(t["gate_intercept"][0]))
+            return cls(t["mean"], t["scale"], t["coef"], t["intercept"], float(t["m0"][0]), gate, intercept)
         except (OSError, KeyError, ValueError, SafetensorError) as exc:
             raise DevolensError(f"{path}: not a size model ({exc})") from None
 
