@@ -364,8 +364,8 @@ class _Gated:
         self.sc = StandardScaler().fit(X)
         z = self.sc.transform(X)
         emb = g >= 0
-        if self.three and crowd is not None and crowd.any():
-            kinds = [emb, ~emb & ~crowd, crowd]
+        if self.three and crowd is not None and crowd.any() and (emb & ~crowd).any() and (~emb & ~crowd).any():
+            kinds = [emb, ~emb & ~crowd, crowd]  # (a fold or a set without one of the three kinds: two heads below)
             heads = [Ridge(alpha=self.alpha).fit(z[m], y[m]) for m in kinds]
             label = np.select(kinds, [0, 1, 2])
             gate = LogisticRegression(C=self.gate_c, max_iter=4000).fit(z, label)

@@ -162,7 +162,8 @@ def test_blocks_find_the_objects_of_the_whole_image():
     well = _well()
     image = well.image[0]
     # a small network tile makes blocks of a small image (the block's side follows the tile); the diameter is
-    # about the one the size model reads in this well (8.6 px; true median 11.7 px): where the network is sure of
+    # about the one the first size model read in this well (8.6 px; 13.7 px since its crowded-field head; true median
+    # 11.7 px): where the network is sure of
     # its objects (F1 0.96). Where it is not (at 11 px: F1 0.85-0.87, some nuclei split), such objects flip with a
     # block's context and the two results agree less (F1 0.92 instead of 0.98; twenty-second session's network)
     whole = load("nuclei", diameter=8, tile=256, block_pixels=float("inf")).predict(image)

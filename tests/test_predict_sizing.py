@@ -582,3 +582,14 @@ def test_size_model_with_three_heads_saves_and_weighs_by_softmax(tmp_path):
     two.save(tmp_path / "t.safetensors")
     np.testing.assert_allclose(SizeModel.load(tmp_path / "t.safetensors").magnification(x), two.magnification(x),
                                rtol=1e-5)
+
+
+def test_size_model_refuses_a_gate_that_does_not_fit_its_heads(tmp_path):
+    from devolens.io.tensors import save_tensors
+
+    d = 4
+    arrays = {"mean": np.zeros(d), "scale": np.ones(d), "coef": np.ones((2, d)), "intercept": np.zeros(2),
+              "m0": np.array([0.8]), "gate_coef": np.ones((1, d)), "gate_intercept": np.zeros(1)}
+    save_tensors({k: np.asarray(v, np.float32) for k, v in arrays.items()}, tmp_path / "bad.safetensors")
+    with pytest.raises(DevolensError, match="not a size model .*gate of shape"):
+        SizeModel.load(tmp_path / "bad.safetensors")

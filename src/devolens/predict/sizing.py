@@ -291,6 +291,9 @@ class SizeModel:
             t = {k: v.astype(np.float64) for k, v in load_tensors(path, framework="np").items()}
             gate = t.get("gate_coef")
             intercept = 0.0 if gate is None else (t["gate_intercept"] if gate.ndim == 2 else float(t["gate_intercept"][0]))
+            heads = np.atleast_2d(t["coef"]).shape[0]
+            if gate is not None and (gate.ndim == 2 and gate.shape[0] != heads or gate.ndim == 1 and heads != 2):
+                raise ValueError(f"a gate of shape {gate.shape} for {heads} heads")
             return cls(t["mean"], t["scale"], t["coef"], t["intercept"], float(t["m0"][0]), gate, intercept)
         except (OSError, KeyError, ValueError, SafetensorError) as exc:
             raise DevolensError(f"{path}: not a size model ({exc})") from None
