@@ -32,6 +32,11 @@ def _md_table(df, floatfmt: str = "{:.3g}") -> str:
 
 
 # ----------------------------------------------------------------------------- helpers (pure, tested alone)
+def _listed(header: str, items, prefix: str) -> list[str]:
+    """Report lines: ``header``, a blank line, one ``prefix``ed line per item, a blank line; none without items."""
+    return [header, "", *(prefix + text for text in items), ""] if items else []
+
+
 def _every(n: int) -> str:
     """``every 4th time point``, ``every time point``, ``every 2nd time point``."""
     if n == 1:
@@ -498,20 +503,14 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         "- " + _versus_baseline("Depth-1", depth1_scores, d_base, d_major),
         "",
     ]
-    if id_notes:
-        lines += ["`devolens identify` on this table (`embryo.csv`) prints:", ""]
-        lines += [f"> note: {text}" for text in id_notes]
-        lines += [""]
+    lines += _listed("`devolens identify` on this table (`embryo.csv`) prints:", id_notes, "> note: ")
     lines += [
         "The identity model was trained on real embryos only; the simulator places cells with a simple "
         "physical model, so these figures measure how real the simulated geometry looks as much as the model. "
         "On real embryos kept out of training, see `devolens models show identity`.",
         "",
     ]
-    if limits:
-        lines += ["Limits of the identity model (its card, `devolens models show identity`):", ""]
-        lines += [f"- {text}" for text in limits]
-        lines += [""]
+    lines += _listed("Limits of the identity model (its card, `devolens models show identity`):", limits, "- ")
     lines += [
         "## Files",
         "",
