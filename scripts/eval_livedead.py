@@ -162,14 +162,15 @@ def int8_metrics(eval_json: str) -> None:
     card["int8"]["metrics"] = {"pr_auc_live": round(m["pr_auc_live"], 4), "pr_auc_dead": round(m["pr_auc_dead"], 4),
                                "object_f1_any": round(m["object_f1_any"], 4),
                                "fraction_dead_spread": spread(res["per_well"])}  # not a headline key: its own line
-    (ZOO / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     splice_int8_section(ZOO, card)
 
 
 def splice_int8_section(folder: Path, card: dict) -> None:
-    """Replace (or add) card.md's int8 section, before its limits (card.md is written by :func:`ship`)."""
+    """Write ``card`` to card.json and replace (or add) card.md's int8 section, before its limits (card.md is
+    written by :func:`ship`)."""
     from devolens.models.export import int8_md_lines
 
+    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     md = (folder / "card.md").read_text()
     if "## int8 inference" in md:
         head, _, rest = md.partition("## int8 inference")

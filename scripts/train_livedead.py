@@ -70,10 +70,9 @@ def main() -> None:
     model = build_model("unet", "resnet18", in_channels=2, classes=3, decoder_channels=decoder,
                         encoder_depth=args.encoder_depth)
     if args.init:
-        from devolens.io.tensors import load_tensors
+        from devolens.models.zoo import load_weights
 
-        ref = model.state_dict()
-        model.load_state_dict({k: v.to(ref[k].dtype) for k, v in load_tensors(args.init).items()})
+        load_weights(model, args.init)  # (eval mode: the loop sets train mode)
     model = model.to(memory_format=torch.channels_last)
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)

@@ -143,8 +143,7 @@ def main() -> None:
     if a.name == "livedead":  # its card.md is written by scripts/eval_livedead.py: splice the section in
         from eval_livedead import splice_int8_section
 
-        (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-        splice_int8_section(folder, card)
+        splice_int8_section(folder, card)  # card.json and card.md's int8 section
     else:
         write_card(card, folder)
     print(f"{len(params)} activation scales/zero points from {n_images} images -> {folder / 'card.json'}")

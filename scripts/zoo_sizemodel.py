@@ -102,6 +102,14 @@ def _init(tables):
     _TABLES = tables
 
 
+def _pick_time(table, rng) -> int:
+    """A time point of ``table`` with 2-400 cells (any when it has none), drawn with ``rng`` (one draw)."""
+    times = np.unique(table["time"].to_numpy())
+    counts = table.groupby("time").size().reindex(times).to_numpy()
+    ok = times[(counts >= 2) & (counts <= 400)]
+    return int(rng.choice(ok if len(ok) else times))
+
+
 def _render_one(job):
     """One embryo sample: (image, magnification, embryo index, cells in the image).
 
@@ -117,10 +125,7 @@ def _render_one(job):
         return _crowd_one(rng, kind, seed)
     table = _TABLES[ei]
     geom = cached(table, "geometry", embryo_geometry)
-    times = np.unique(table["time"].to_numpy())
-    counts = table.groupby("time").size().reindex(times).to_numpy()
-    ok = times[(counts >= 2) & (counts <= 400)]
-    t = int(rng.choice(ok if len(ok) else times))
+    t = _pick_time(table, rng)
     m = float(np.exp(rng.uniform(np.log(M_RANGE[0]), np.log(M_RANGE[1]))))
     # frame: mostly EPIC-sized; a larger camera field now and then (the whole embryo at high zoom)
     if rng.random() < 0.3:
@@ -177,10 +182,7 @@ def _crowd_one(rng, kind: str, seed: int):
         for _ in range(gx):
             table = _TABLES[int(rng.integers(len(_TABLES)))]
             geom = cached(table, "geometry", embryo_geometry)
-            times = np.unique(table["time"].to_numpy())
-            counts = table.groupby("time").size().reindex(times).to_numpy()
-            ok = times[(counts >= 2) & (counts <= 400)]
-            t = int(rng.choice(ok if len(ok) else times))
+            t = _pick_time(table, rng)
             s0 = default_pose(geom, EPIC_SIZE).scale
             pose = Pose(center=(cw / 2 + float(rng.uniform(-0.1, 0.1)) * cw, ch / 2 + float(rng.uniform(-0.1, 0.1)) * ch),
                         angle=float(rng.uniform(-np.pi, np.pi)), scale=s0 * m, flip=bool(rng.random() < 0.5))
@@ -364,7 +366,7 @@ class _Gated:
         self.sc = StandardScaler().fit(X)
         z = self.sc.transform(X)
         emb = g >= 0
-        if self.three and crowd is not None and crowd.any() and (emb & ~crowd).any() and (~emb & ~crowd).any():
+        if self.three and crowd is not None and crowd.any() and emb.any() and (~emb & ~crowd).any():
             kinds = [emb, ~emb & ~crowd, crowd]  # (a fold or a set without one of the three kinds: two heads below)
             heads = [Ridge(alpha=self.alpha).fit(z[m], y[m]) for m in kinds]
             label = np.select(kinds, [0, 1, 2])
@@ -434,7 +436,7 @@ def fit(args) -> None:
         what = ("projections (random pose, magnification 0.2-4, optics drawn per image)" if kind == "nuclei" else
                 "membrane slices (random pose and slice, magnification 0.2-4, appearance drawn per image)")
         heads = ("three ridge regressions (alpha %g; embryos, cultured cells, crowded fields) weighed by a multinomial "
-                 "gate" % alpha if args.crowd_head and crowd.any() else
+                 "gate" % alpha if np.atleast_2d(model.coef).shape[0] == 3 else
                  "two ridge regressions (alpha %g; embryos, cultured cells) weighed by a logistic gate" % alpha
                  if (~emb).any() else "a ridge regression (alpha %g)" % alpha)
         # a refit keeps the backdrop reader (a model of its own); the held-out F1 figures are re-measured after it
@@ -453,8 +455,7 @@ def fit(args) -> None:
                     "(devolens.predict.sizing._target); command: %s"
                     % (heads, ("images background-flattened as the network's input (a disc %g working px wide)" % flatten
                                if flatten > 0 else "images not background-flattened"), len(y), what, (" and simulated culture wells (zoomed 0.7-5x)" if (~emb & ~crowd).any() else "") + (
-                           " and crowded fields (2-9 embryos side by side at 0.2-1.6x)"
-                           if any(bool(np.load(f).get("crowd", np.zeros(1, bool)).any()) for f in args.train) else ""),
+                           " and crowded fields (2-9 embryos side by side at 0.2-1.6x)" if crowd.any() else ""),
                        {"train": "the training zooms", "q90": "the training zooms widened by the "
                         "90th percentile of the error", "none": "none: every image"}[args.keep],
                        "python scripts/zoo_sizemodel.py fit " + " ".join(args.train) + f" --keep {args.keep}"

@@ -861,9 +861,10 @@ def _shape_note(frames: list, kind: str, predictor) -> Optional[str]:
             predictor.diameter is not None and predictor.last_estimate is None):
         return None
     scale = 0.5 * predictor.working_scale() / predictor.card_scale
+    percentiles = net.percentiles or (1.0, 99.8)
     seen, flipped = [], []
     for frame in frames:
-        work = prepare_image(frame, net.channel, scale, net.percentiles or (1.0, 99.8), net.flatten, net.outliers)
+        work = prepare_image(frame, net.channel, scale, percentiles, net.flatten, net.outliers)
         value = blob_fraction(work)
         if value is not None:
             seen.append(value)
@@ -871,7 +872,7 @@ def _shape_note(frames: list, kind: str, predictor) -> Optional[str]:
             # a bright background: dark membranes on it (brightfield, DIC, an inverted export) are thin bright
             # lines once inverted
             value = blob_fraction(prepare_image(_inverted(frame, net.channel), "mean", scale,
-                                                net.percentiles or (1.0, 99.8), net.flatten, net.outliers))
+                                                percentiles, net.flatten, net.outliers))
             if value is not None:
                 flipped.append(value)
     if kind == "membrane" and len(flipped) > len(seen) and float(np.median(flipped)) <= LOOKS_INVERTED:
@@ -894,14 +895,13 @@ def _shape_note(frames: list, kind: str, predictor) -> Optional[str]:
 
 
 def _inverted(frame: np.ndarray, channel: str) -> np.ndarray:
-    """The channel of ``frame`` the network reads, inverted (an integer type's maximum minus it; a float image's
+    """The channel of ``frame`` the network reads, inverted (an unsigned type's maximum minus it; a float image's
     highest plus lowest finite value minus it)."""
     from devolens.predict.postprocess import _one_channel
 
-    grey = _one_channel(frame, channel)
-    if grey.dtype.kind in "ui":
+    grey = _one_channel(frame, channel)  # uint8, uint16 or float32
+    if grey.dtype.kind == "u":
         return np.iinfo(grey.dtype).max - grey
-    grey = np.asarray(grey, dtype=np.float32)
     finite = grey[np.isfinite(grey)]
     if not finite.size:
         return grey

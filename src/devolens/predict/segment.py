@@ -429,8 +429,12 @@ class _SegmentationPredictor:
         the others estimate later (``self`` only records the last estimate)."""
         view = copy.copy(self)
         view.diameter = est.diameter
-        view.network = self.network.at_scale(diameter_scale(self.card_scale, self.diameter_ref, est.diameter))
+        view.network = self.network.at_scale(self._scale_for(est.diameter))
         return view
+
+    def _scale_for(self, diameter: float | None) -> float:
+        """The working scale for objects ``diameter`` input pixels wide (None: the card's scale)."""
+        return diameter_scale(self.card_scale, self.diameter_ref, diameter)
 
     def _stream(self, images: Iterable, total: int | None = None, progress: Callable[[int, int], None] | None = None,
                 workers: int = 1) -> Iterator[SegmentationResult]:
@@ -557,7 +561,7 @@ class _SegmentationPredictor:
         if apply:
             self.last_estimate = est
             self.diameter = est.diameter
-            self.network.scale = diameter_scale(self.card_scale, self.diameter_ref, est.diameter)
+            self.network.scale = self._scale_for(est.diameter)
         return est
 
     def working_scale(self) -> float:
@@ -718,34 +722,28 @@ class MembranePredictor(_SegmentationPredictor):
     # noise reads as cells to it (a camera's dark frame: hundreds; the nuclei network reads it as background)
     checks_structure = True
 
-    def _maps(self, probs: np.ndarray) -> tuple[np.ndarray, float]:
-        """The membrane probability among the network's outputs, and the threshold of its mask."""
-        opts = {"threshold": 0.5, **self.postprocess_options}
-        return (probs[2] if self.head == "three_class" else probs[0]), float(opts["threshold"])
-
     def _nothing(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:
-        membrane, threshold = self._maps(probs)
-        labels = np.zeros(shape, np.uint16)
-        return SegmentationResult(
-            probability=lambda: to_input_size(membrane[None], shape)[0].astype(np.float32), labels=labels,
-            centroids=object_arrays(labels), mask=lambda: to_input_size(membrane[None], shape)[0] >= threshold,
-            extra={"scale": self.network.scale, "no_structure": True})
+        return self._finish(probs, shape, nothing=True)
 
-    def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None) -> SegmentationResult:
+    def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None,
+                nothing: bool = False) -> SegmentationResult:
+        """The result of a frame from the network's maps; ``nothing``: no cells (a frame with no structure above
+        its noise), the maps as they are."""
         opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=20, smooth=1.0)
         opts.update({k: v for k, v in {**self.postprocess_options, **(options or {})}.items() if k in opts})
-        if self.head == "three_class":
+        membrane = probs[2] if self.head == "three_class" else probs[0]
+        if nothing:
+            labels_w = np.zeros(probs.shape[1:], np.int32)
+        elif self.head == "three_class":
             labels_w = instances_from_probabilities(1.0 - probs[0], probs[1], **opts)
-            membrane = probs[2]
         else:
             labels_w = instances_from_boundary_map(
                 probs, threshold=opts["threshold"], min_size=opts["min_size"], smooth=opts["smooth"])
-            membrane = probs[0]
         labels, objects = _input_labels(labels_w, shape)
         prob = lambda: to_input_size(membrane[None], shape)[0].astype(np.float32)  # noqa: E731
         threshold = opts["threshold"]
         return SegmentationResult(
             probability=prob, labels=labels, centroids=objects,
             mask=lambda: to_input_size(membrane[None], shape)[0] >= threshold,
-            extra={"scale": self.network.scale},
+            extra={"scale": self.network.scale, **({"no_structure": True} if nothing else {})},
         )
