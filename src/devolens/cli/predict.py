@@ -557,8 +557,7 @@ def _check_segment_out(out: Path, input_path: Path) -> None:
     except OSError:
         source = None
     for name in SEGMENT_OUTPUTS:
-        entry = (out / name).resolve()
-        if source is not None and (source == entry or entry in source.parents):
+        if source is not None and _within(source, (out / name).resolve()):
             raise DevolensError(f"the input is {name} of --out, which this run replaces: choose another --out "
                                 "(or move the input out of it)", path=input_path)
     if (out / SEGMENT_RECORD).is_file():
@@ -577,8 +576,12 @@ def _owned(out: Path, report: Optional[Path]) -> tuple[str, ...]:
     if report is None or (str(report) == AUTO_CURATE and not Path(report).exists()):
         return SEGMENT_OUTPUTS
     given = Path(report).resolve()
-    return tuple(name for name in SEGMENT_OUTPUTS
-                 if not ((out / name).resolve() == given or (out / name).resolve() in given.parents))
+    return tuple(name for name in SEGMENT_OUTPUTS if not _within(given, (out / name).resolve()))
+
+
+def _within(path: Path, entry: Path) -> bool:
+    """Whether the resolved ``path`` is ``entry`` or inside it."""
+    return path == entry or entry in path.parents
 
 
 def _segment_record(kind: str, input_path: Path, model: str, frames: int, objects: int, summary: dict) -> str:

@@ -634,7 +634,7 @@ def _calibration(tif) -> tuple[float, float, str] | None:
             tags = tif.pages.first.tags
             xres, yres = tags.get("XResolution"), tags.get("YResolution")
             if unit and xres is not None:
-                px, py = (float(v[0]) / float(v[1]) if v[1] else 0.0 for v in (xres.value, (yres or xres).value))
+                px, py = _per_unit(xres, yres)
                 if px > 0 and py > 0 and not (px == 1.0 and py == 1.0 and unit in ("pixel", "pixels")):
                     return _sized(1.0 / px, 1.0 / py, unit)
         elif not tif.is_ome:  # a plain TIFF calibrated per centimetre (as devolens writes uint32 and 3-D labels);
@@ -642,12 +642,18 @@ def _calibration(tif) -> tuple[float, float, str] | None:
             tags = tif.pages.first.tags
             xres, yres, unit = tags.get("XResolution"), tags.get("YResolution"), tags.get("ResolutionUnit")
             if xres is not None and unit is not None and int(unit.value) == 3:
-                px, py = (float(v[0]) / float(v[1]) if v[1] else 0.0 for v in (xres.value, (yres or xres).value))
+                px, py = _per_unit(xres, yres)
                 if px > 0 and py > 0:
                     return _sized(1e4 / px, 1e4 / py, "µm")
     except Exception:  # noqa: BLE001 - no calibration is the answer for metadata it cannot read
         return None
     return None
+
+
+def _per_unit(xres, yres) -> tuple[float, float]:
+    """Pixels per unit along x and y from the TIFF XResolution and YResolution tags (rationals; y as x without its
+    tag; 0 for a zero denominator)."""
+    return tuple(float(v[0]) / float(v[1]) if v[1] else 0.0 for v in (xres.value, (yres or xres).value))
 
 
 def _sized(sx: float, sy: float, unit: str) -> tuple[float, float, str] | None:
