@@ -18,7 +18,9 @@
 # the real embryos, default 1), DEVICE (auto), BATCH (samples per step, default the recipe's 32: the
 # nineteenth session's H200 ran batches of 32 at ~1170 crops/s, far below what it can do; the twenty-second's
 # BATCH=64: loader 1900-2600 crops/s, device ~1510, yet ~740 crops/s within the epochs; the recipe's
-# learning rate stays), RECIPE (default recipes/nuclei_gpu.yaml; recipes/nuclei_gpu_distance.yaml adds
+# learning rate stays), SEED0 (added to every training render's seed, default 0: the nineteenth and twenty-second sessions' renders;
+# another value draws new poses, optics and simulated embryos, e.g. for a further stage; the validation embryo keeps
+# its seed), RECIPE (default recipes/nuclei_gpu.yaml; recipes/nuclei_gpu_distance.yaml adds
 # a distance head: the twenty-second session's run, TOTAL=545 BATCH=64, shipped without the head through
 # scripts/zoo_drop_head.py).
 set -euo pipefail
@@ -40,6 +42,7 @@ WORKERS=${WORKERS:-$(( JOBS > 3 ? JOBS - 2 : 1 ))}
 PASSES=${PASSES:-6}
 SIMS=${SIMS:-40}
 EVERY=${EVERY:-1}
+SEED0=${SEED0:-0}
 R=$W/render
 rm -rf "$W/render" "$W/data" "$W/val" "$W/run"  # a rerun on a warm machine: nothing left over from the last one
 mkdir -p "$R"
@@ -54,16 +57,16 @@ i=0
 for t in CD20240930_JIM762_L4 CD20241009_JIM767_25_L1 CD20241009_JIM767_25_L5 CD20241010_JIM767_25_L2 CD20241107_JIM767_25_L1; do
   i=$((i+1))
   for p in $(seq 1 "$PASSES"); do
-    cmds+=("$DL $D/epic/$t.csv --out $R/g${p}_$t --every $EVERY --pose random --vary frame --grey --seed $((1000+100*i+p))")
+    cmds+=("$DL $D/epic/$t.csv --out $R/g${p}_$t --every $EVERY --pose random --vary frame --grey --seed $((SEED0+1000+100*i+p))")
   done
 done
 for p in 1 2 3; do
-  cmds+=("$DL $D/acetree/wormguides_nuclei.zip --out $R/g${p}_acetree --every $((EVERY+1)) --pose random --vary frame --grey --seed $((1700+p))")
+  cmds+=("$DL $D/acetree/wormguides_nuclei.zip --out $R/g${p}_acetree --every $((EVERY+1)) --pose random --vary frame --grey --seed $((SEED0+1700+p))")
 done
 chunk=$(( (SIMS + 15) / 16 ))
 for c in $(seq 1 16); do
   n=$(( SIMS - (c-1)*chunk )); n=$(( n > chunk ? chunk : n ))
-  [ "$n" -gt 0 ] && cmds+=("$DL --simulate $n --out $R/gsim$c --every 2 --pose random --vary frame --grey --seed $((1800+c))")
+  [ "$n" -gt 0 ] && cmds+=("$DL --simulate $n --out $R/gsim$c --every 2 --pose random --vary frame --grey --seed $((SEED0+1800+c))")
 done
 cmds+=("$DL --simulate 1 --out $R/gval_sim --every 2 --pose random --vary frame --grey --seed 1900")
 say "rendering: ${#cmds[@]} jobs on $JOBS processes"

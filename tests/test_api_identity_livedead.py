@@ -100,8 +100,9 @@ def test_identity_predict_proba_takes_a_path_as_predict_does(identity, embryo, t
 
 
 # ----------------------------------------------------------------------------- devices
-@pytest.mark.parametrize("model", ["identity", "livedead"])
+@pytest.mark.parametrize("model", ["identity", "livedead", "nuclei", "membrane", "population"])
 def test_device_names_as_the_other_predictors_take_them(model):
+    """Every predictor takes the same device names and says where it runs (``.device``)."""
     from devolens.models import load
 
     pred = load(model, device="auto")

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+import torch
 
 from _render_helpers import make_table
 from devolens.cli import main
@@ -197,7 +198,8 @@ def test_render_table_or_simulate_messages(tmp_path, table, args, message, capsy
         (["--window", "64", "--overlap", "64"], "--overlap (64) must be smaller than --window (64)"),
         (["--precision", "fp7"], "--precision must be"),
         (["--model", "no-such-model"], "no-such-model"),
-    ],
+        (["--device", "gpu"], "--device must be auto, cpu, cuda or cuda:N"),
+    ] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "PyTorch sees no CUDA GPU")]),
 )
 def test_livedead_bad_options_create_nothing(tmp_path, well, extra, message, capsys):
     out = tmp_path / "o" / "ld6"

@@ -432,10 +432,14 @@ def test_a_stopped_render_stops_its_worker_pool(tmp_path, signame, code, group):
     and the pool waited for ever; signalled as a group, a worker killed holding the pool's queue lock could hang
     it)."""
     out = tmp_path / "r"
+
+    def as_in_a_terminal():  # a test run started as a background job ignores SIGINT, and its children would too
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.argv[0] = 'devolens'; from devolens.cli import run; run()",
          "render", "--simulate", "2", "--sim-cells", "200", "--size", "96", "96", "--workers", "2", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=as_in_a_terminal)
     children = f"/proc/{proc.pid}/task/{proc.pid}/children"
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:  # until the pool's workers exist

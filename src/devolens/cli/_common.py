@@ -36,6 +36,10 @@ PAGES_HELP = ("Plain multi-page TIFFs (pages without axis labels, as many acquis
 #: what `population --clock` gains, as measured (benchmarks/RESULTS.md, section "population", the twenty-second
 #: session: held-out EPIC-framed movies, total MAE / mean 0.087 per frame, 0.020 with --clock)
 CLOCK_GAIN = "held-out EPIC-framed movies: total error 9% per frame -> 2% with --clock"
+#: help of the --device option (segment, population, segment livedead)
+DEVICE_HELP = ("Where the networks run: cpu (the default; int8 or bf16), cuda (the first CUDA GPU; an error where "
+               "PyTorch sees none), cuda:N (the GPU numbered N) or auto (a CUDA GPU when there is one, else the CPU). "
+               "On a GPU the networks run in fp32 (--precision bf16 for bf16).")
 
 
 def choice(*choices: str) -> Callable[[Optional[str]], Optional[str]]:

@@ -17,8 +17,8 @@ from typing import Iterator, Optional
 import numpy as np
 import typer
 
-from devolens.cli._common import (BACKEND_CHOICE, CLOCK_GAIN, COLOR_CHOICE, FAST_HELP, PAGES_CHOICE, PAGES_HELP,
-                                  PRECISION_CHOICE, PRECISION_HELP, STACK_Z_CHOICE)
+from devolens.cli._common import (BACKEND_CHOICE, CLOCK_GAIN, COLOR_CHOICE, DEVICE_HELP, FAST_HELP, PAGES_CHOICE,
+                                  PAGES_HELP, PRECISION_CHOICE, PRECISION_HELP, STACK_Z_CHOICE)
 from devolens.errors import DevolensError
 
 from devolens.io.atomic import StagedDir
@@ -911,9 +911,6 @@ def _inverted(frame: np.ndarray, channel: str) -> np.ndarray:
     return np.float32(float(finite.max()) + float(finite.min())) - grey
 
 
-_DEVICE_HELP = ("Where the networks run: cpu (the default; int8 or bf16), cuda (the first CUDA GPU; an error where "
-                "PyTorch sees none), cuda:N (the GPU numbered N) or auto (a CUDA GPU when there is one, else the CPU). On a GPU the networks run "
-                "in fp32 (--precision bf16 for bf16).")
 _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output folder), a video (mp4/mov/avi), an "
                "animated GIF or WebP, or a TIFF stack (timelapse, z-stack or ImageJ/OME hyperstack; read plane by plane).")
 _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity projection per time point (what the "
@@ -979,7 +976,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "Take the smooth background off each frame before segmenting (uneven illumination, vignetting, a "
             "bright or tilted backdrop): a grey-level opening wider than the objects (membranes: wider than "
             "the lines), like ImageJ's rolling ball. Default: the model's own rule (on for both shipped models).")),
-        device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
+        device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     ) -> None:
         from devolens.cli._common import console, print_stack_notes, progress_bar, streaming_threads
 
@@ -1284,7 +1281,7 @@ def population_command(
         "with the most nuclei (read ahead until 5 show 64; at least 8 to count) and only movies outside the "
         "magnifications the model was trained on are resized. 'none': no "
         "resizing. A note suggests a value when the nuclei found are far from the sizes the model knows.")),
-    device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
     from devolens.cli._common import console, print_stack_notes, progress_bar, streaming_threads

@@ -15,7 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from devolens.cli._common import FAST_HELP, PRECISION_CHOICE, PRECISION_HELP, choice, same_file
+from devolens.cli._common import DEVICE_HELP, FAST_HELP, PRECISION_CHOICE, PRECISION_HELP, choice, same_file
 
 segment_app: typer.Typer | None = None
 
@@ -303,6 +303,7 @@ def segment_livedead_command(
     channels: Optional[str] = typer.Option(
         None, "--channels", help=_CHANNELS_HELP + " Read by position, a well with nearly every nucleus dead (what "
         "swapped channels give) gets a warning."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
     """Segment live and dead nuclei in a well of any size (tiled, bounded memory)."""
     from devolens.cli._common import console, progress_bar
@@ -316,6 +317,9 @@ def segment_livedead_command(
     from devolens.predict.devices import check_precision
 
     check_precision(precision, "--precision")
+    from devolens.predict.devices import device_name
+
+    device = device_name(device, "--device")  # the name checked here; whether PyTorch sees the GPU, where it loads
     if same_file(out, image):
         raise DevolensError("output would overwrite the input; --out is a folder, give a new folder name", path=out)
     if out.exists() and not out.is_dir():
@@ -337,6 +341,7 @@ def segment_livedead_command(
         counts = segment_livedead_file(
             image, stage.tmp, model=model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
             precision=precision, min_area=min_area, write_probabilities=probabilities, progress=cb, channels=order,
+            device=device,
         )
     console.print(
         f"wrote {out}/labels.tif, objects.csv, counts.csv: {counts['live']} live, {counts['dead']} dead "

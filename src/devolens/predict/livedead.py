@@ -520,8 +520,9 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
                           overlap: int = 64, batch_size: int = 4, fast: bool = True, min_area: int = 12,
                           write_probabilities: bool = False, precision: str = "auto",
                           progress: Callable[[int, int], None] | None = None,
-                          channels: list[int] | None = None) -> dict[str, float]:
-    """Segment a well file with a zoo model (or a run's weights): see :meth:`LiveDeadPredictor.predict_file`.
+                          channels: list[int] | None = None, device: str = "cpu") -> dict[str, float]:
+    """Segment a well file with a zoo model (or a run's weights): see :meth:`LiveDeadPredictor.predict_file`
+    (``device``: where the network runs, as :class:`LiveDeadPredictor` takes it).
 
     Raises
     ------
@@ -531,8 +532,7 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
     # check the input before loading the model (fail fast, write nothing)
     RowReader(image, channels=2, order=channels).close()
     pred = LiveDeadPredictor.load(model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
-                                  precision=precision,
-                                  min_area=min_area)
+                                  precision=precision, min_area=min_area, device=device)
     return pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
                              channels=channels)
 

@@ -382,6 +382,17 @@ class PopulationPredictor:
         return composition_counts(total, self.composition)
 
     @property
+    def device(self) -> str:
+        """Where the nuclei network runs (``"cpu"``, ``"cuda"`` or ``"cuda:N"``); the small whole-frame regressor
+        of the total always runs on the CPU."""
+        return "cpu" if self.nuclei is None else self.nuclei.device
+
+    @property
+    def precision(self) -> str | None:
+        """The nuclei network's arithmetic (``"int8"``, ``"bf16"`` or ``"fp32"``; None without a nuclei model)."""
+        return None if self.nuclei is None else self.nuclei.precision
+
+    @property
     def known_sizes(self) -> tuple[float, float] | None:
         """The nuclei model's :attr:`~devolens.predict.segment.NucleiPredictor.known_sizes` (None
         without a nuclei model)."""

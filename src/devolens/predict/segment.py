@@ -570,6 +570,16 @@ class _SegmentationPredictor:
         return self.network.scale
 
     @property
+    def device(self) -> str:
+        """Where the network runs: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (``device="auto"`` resolved)."""
+        return self.network.device
+
+    @property
+    def precision(self) -> str:
+        """The network's arithmetic: ``"int8"``, ``"bf16"`` or ``"fp32"`` (``precision="auto"`` resolved)."""
+        return self.network.precision
+
+    @property
     def known_sizes(self) -> tuple[float, float] | None:
         """Typical object diameters the model knows (input pixels at the training magnification):
         the card's ``input.diameter.min_max``, else its ``p5_p95``; None when the card has neither."""
