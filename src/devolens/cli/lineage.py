@@ -32,11 +32,12 @@ PLOT_SUFFIXES: tuple[str, ...] = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 def _read(table: Path, *, drop_copies: bool = False):
     """Read TABLE; with ``drop_copies``, drop exact copies of rows with a note (see ``drop_duplicate_rows``).
 
-    For the commands that count or rewrite rows (populations, convert): a table saved twice would
-    count every cell twice, silently. ``cliffs`` and ``clean`` read the rows as they are: finding and
-    dropping duplicated names is their job and their report counts them.
+    For the commands that count or rewrite rows (populations, convert, cliffs): a table saved twice would
+    count every cell twice, silently. ``clean`` reads the rows as they are: dropping duplicated names and
+    copies is its job and its report counts them (its cliffs are found on the counts without them).
     """
     from devolens.io.tables import drop_duplicate_rows, read_table
+    from devolens.lineage.populations import copies_note
 
     df = read_table(table)
     for text in df.attrs.get("notes") or ():  # what the reader decided about the file (a zip's second copy...)
@@ -45,7 +46,7 @@ def _read(table: Path, *, drop_copies: bool = False):
         return df
     df, dup = drop_duplicate_rows(df)
     if dup.exact:
-        note(f"dropped {dup.exact} row(s) that repeat an earlier row exactly (same cell, time point and position)")
+        note(copies_note(dup.exact))
     if dup.same_name:
         t, cell = dup.first_same_name
         note(f"{dup.same_name} row(s) repeat a cell name at one time point with another position or size (first "
@@ -53,13 +54,22 @@ def _read(table: Path, *, drop_copies: bool = False):
     return df
 
 
-def _cliff_note(pops, table: Path, embryo=None) -> None:
-    """One line when the counts of ``pops`` (:func:`~devolens.lineage.populations.populations` of one embryo) fall
-    off an annotation cliff (:func:`~devolens.lineage.cliffs.detect_cliffs` with the ``cliffs`` command's
-    defaults): curation stopped, and the counts after it are not the embryo's. Nothing when there is none."""
-    from devolens.lineage.cliffs import detect_cliffs
+def _fall(c) -> str:
+    """``B -> A cells at time T`` of a :class:`~devolens.lineage.cliffs.Cliff`: each count at the time it is
+    said to be (the bottom of a fall spread over several time points is later than its start)."""
+    text = f"{c.before} -> {c.after} cells at time {c.bottom_time}"
+    if c.bottom_time != c.first_bad_time:
+        text += f", falling from time {c.first_bad_time}"
+    return text
 
-    found = detect_cliffs(pops["time"].to_numpy(), pops["total"].to_numpy())
+
+def _cliff_note(df, table: Path, embryo=None) -> None:
+    """One line when the counts of ``df`` (a table of one embryo) fall off an annotation cliff
+    (:func:`~devolens.lineage.cliffs.find_cliffs` with the ``cliffs`` command's defaults, on the same counts):
+    curation stopped, and the counts after it are not the embryo's. Nothing when there is none."""
+    from devolens.lineage.cliffs import find_cliffs
+
+    found = find_cliffs(df).cliffs
     if not found:
         return
     import shlex
@@ -68,7 +78,7 @@ def _cliff_note(pops, table: Path, embryo=None) -> None:
     who = f"embryo {embryo}: " if embryo is not None else ""
     more = f" (and {len(found) - 1} later)" if len(found) > 1 else ""
     arg = shlex.quote(str(table))
-    note(f"{who}annotation cliff after time {c.time}{more}: {c.before} -> {c.after} cells at time {c.first_bad_time}, "
+    note(f"{who}annotation cliff after time {c.time}{more}: {_fall(c)}, "
          f"no recovery (curation stopped?), so the later counts are not the embryo's; `devolens lineage cliffs {arg}` "
          f"lists the cliffs, `devolens lineage clean {arg} --out CLEAN.csv` cuts the table after time {c.time}")
 
@@ -92,10 +102,10 @@ def _convert_cliff_notes(df, table: Path) -> None:
     several = "embryo" in df.columns and df["embryo"].nunique(dropna=False) > 1
     for embryo, sub in (df.groupby("embryo", sort=False, dropna=False) if several else [(None, df)]):
         try:
-            pops = populations(sub)
+            populations(sub)  # refuses a table that cannot be counted (fractional times...)
         except DevolensError:
             continue
-        _cliff_note(pops, table, embryo)
+        _cliff_note(sub, table, embryo)
 
 
 @contextlib.contextmanager
@@ -177,7 +187,7 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             msg += f"; plot {plot}"
         typer.echo(msg)
-        _cliff_note(pops, table)
+        _cliff_note(df, table)
         from devolens.lineage.names import misspelt_names
 
         bad = misspelt_names(df["cell"])
@@ -208,7 +218,7 @@ def register(app: typer.Typer) -> None:
         from devolens.lineage.cliffs import find_cliffs
 
         with _about(table):
-            df = _read(table)
+            df = _read(table, drop_copies=True)  # as populations counts: the copies noted, no cliff of their own
             rep = find_cliffs(df, min_drop=min_drop, min_fraction=min_fraction, window=window)
         if as_json:
             typer.echo(json.dumps(rep.to_dict()))
@@ -217,9 +227,7 @@ def register(app: typer.Typer) -> None:
         if not rep.cliffs:
             typer.echo(f"{name}: no annotation cliff; last good time point {rep.last_good_time}")
         for c in rep.cliffs:
-            typer.echo(
-                f"{name}: cliff after time {c.time}: {c.before} -> {c.after} cells at time {c.first_bad_time}"
-            )
+            typer.echo(f"{name}: cliff after time {c.time}: {_fall(c)}")
         if rep.cliffs:
             typer.echo(f"{name}: last good time point {rep.last_good_time}")
         nd = len(rep.duplicates)
@@ -260,14 +268,15 @@ def register(app: typer.Typer) -> None:
         if rep.cliffs.cliffs:
             c = rep.cliffs.cliffs[0]
             cut = (
-                f"cut after time {c.time} ({c.before} -> {c.after} cells): dropped {rep.rows_after_cliff} rows "
+                f"cut after time {c.time} ({_fall(c)}): dropped {rep.rows_after_cliff} rows "
                 f"in {rep.times_dropped} time points"
             )
         else:
             cut = "no cliff"
+        copies = f" and {rep.copy_rows} unnamed row(s) that repeat an earlier row exactly" if rep.copy_rows else ""
         typer.echo(
             f"wrote {out_path}: {rep.rows_out} of {rep.rows_in} rows; {cut}; "
-            f"dropped {rep.duplicate_rows} duplicated-name row(s)"
+            f"dropped {rep.duplicate_rows} duplicated-name row(s){copies}"
         )
 
     app.add_typer(group, name="lineage")

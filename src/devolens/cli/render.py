@@ -181,9 +181,11 @@ def render(
             cb(simulate, simulate)
         prefix = True
     else:
-        from devolens.io.tables import read_table
+        from devolens.cli.lineage import _read
 
-        tables = [read_table(table)]
+        # the reader's notes, and exact copies of rows dropped with the note `lineage populations` gives: a table
+        # saved twice would count every nucleus twice in frames.csv while the labels draw it once
+        tables = [_read(table, drop_copies=True)]
         prefix = False
     from devolens.render.dataset import select_times
 

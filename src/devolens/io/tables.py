@@ -242,6 +242,23 @@ def _epic_sep(path: Path) -> str:
     return "\t" if "\t" in first and "," not in first else ","
 
 
+def _cut_last_line(path: Path, sep: str, n_header: int) -> int | None:
+    """Fields of the file's last non-blank line when it has fewer than the header's ``n_header`` (a file cut
+    short mid-line, e.g. a copy still being written), else None. Reads the last 64 KiB only."""
+    import csv
+
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(0, size - 65536))
+        tail = fh.read().decode("utf-8", errors="replace")
+    lines = [ln for ln in tail.splitlines() if ln.strip()]
+    if len(lines) < 2 and size > 65536 or not lines:
+        return None
+    fields = next(csv.reader([lines[-1]], delimiter=sep, skipinitialspace=True), [])
+    return len(fields) if len(fields) < n_header else None
+
+
 #: Columns that only an EPIC AuxInfo file has (its embryo ellipse and z plane spacing).
 _AUX_MARKERS = frozenset({"xc", "yc", "maj", "min", "zpixres"})
 #: First line of an EPIC TIME file: embryo name, time point, seconds[, seconds since the previous], tab-separated.
@@ -501,6 +518,13 @@ def read_epic(
         skipinitialspace=True, sep=sep,
     )
     df.columns = [names.get(str(c), str(c).strip()) for c in df.columns]
+    notes: list[str] = []
+    cut = _cut_last_line(path, sep, len(header.columns)) if len(df) else None
+    if cut is not None:  # CD tables are ordered by cell: a file cut short loses whole lineages, and its last value
+        # may be cut mid-number (38 read as 4): the incomplete line is dropped, the rest read
+        df = df.iloc[:-1]
+        notes.append(f"the last line has {cut} of {len(header.columns)} fields: the file may be cut short (a CD table "
+                     "lists cell after cell, so the cells after it are missing); dropped that line")
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
     _int_times(df, path)
@@ -520,6 +544,8 @@ def read_epic(
     if time_path is not None:
         meta.update(read_epic_time(time_path))
     out = df[list(TIDY_COLUMNS) + (["blot"] if "blot" in df.columns else [])]
+    if notes:
+        meta["notes"] = list(meta.get("notes") or []) + notes
     return _finish(out, "epic", path, meta)
 
 

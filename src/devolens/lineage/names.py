@@ -233,24 +233,62 @@ def parent(name: str) -> str | None:
     return FOUNDER_PARENT.get(p.founder)
 
 
-def daughters(name: str, axis: str = "ap") -> tuple[str, str] | None:
+#: Divisions whose axis the nomenclature fixes as other than anterior-posterior, built in (Sulston et al. 1983):
+#: ABa and ABp divide left-right (ABal, ABar, ABpl, ABpr), and so do Ea and Ep (Eal, Ear, Epl, Epr).
+_BUILTIN_AXES: dict[str, str] = {"ABa": "lr", "ABp": "lr", "Ea": "lr", "Ep": "lr"}
+
+
+def canonical_axes() -> dict[str, str]:
+    """Mother -> axis (``"lr"`` or ``"dv"``) of the divisions known not to be anterior-posterior.
+
+    The built-in early ones (``ABa``, ``ABp``, ``Ea``, ``Ep``: left-right) and the letters the real
+    EPIC tables give each mother's daughters (``division_letters`` of the shipped
+    ``simulator_params.json``, fitted by :func:`devolens.lineage.fit.fit_simulator_params`).
+    Every other division is anterior-posterior. A copy; changing it changes nothing.
+    """
+    return dict(_canonical_axes())
+
+
+@lru_cache(maxsize=1)
+def _canonical_axes() -> dict[str, str]:
+    import json
+    from pathlib import Path
+
+    axes = dict(_BUILTIN_AXES)
+    try:
+        fitted = json.loads((Path(__file__).with_name("simulator_params.json")).read_text()).get("division_letters")
+    except (OSError, ValueError, AttributeError):
+        fitted = None
+    if isinstance(fitted, dict):
+        axes.update({m: a for m, a in fitted.items() if isinstance(m, str) and a in AXES and a != "ap"})
+    return axes
+
+
+def daughters(name: str, axis: str | None = None) -> tuple[str, str] | None:
     """The two daughters of a cell.
 
     Parameters
     ----------
     name : str
         A cell name.
-    axis : {"ap", "lr", "dv"}
+    axis : {"ap", "lr", "dv"}, optional
         Division axis for lettered cells: ``"ap"`` gives ``name+"a", name+"p"``, ``"lr"``
-        gives ``l``/``r``, ``"dv"`` gives ``d``/``v``. Ignored for ``P0``..``P4`` and ``EMS``,
-        whose daughters are the known founder pairs (``P1`` -> ``("EMS", "P2")``).
+        gives ``l``/``r``, ``"dv"`` gives ``d``/``v``. By default the cell's canonical axis
+        (:func:`canonical_axes`: ``ABa`` -> ``ABal, ABar``; anterior-posterior where no other
+        is known). Ignored for ``P0``..``P4`` and ``EMS``, whose daughters are the known
+        founder pairs (``P1`` -> ``("EMS", "P2")``).
 
     Returns
     -------
     tuple of str or None
         ``None`` for names outside the scheme.
+
+    Examples
+    --------
+    >>> daughters("ABa"), daughters("ABa", "ap"), daughters("MS"), daughters("P1")
+    (('ABal', 'ABar'), ('ABaa', 'ABap'), ('MSa', 'MSp'), ('EMS', 'P2'))
     """
-    if axis not in AXES:
+    if axis is not None and axis not in AXES:
         raise ValueError(f"axis must be one of {sorted(AXES)}, got {axis!r}")
     p = parse_name(name)
     if p is None:
@@ -258,7 +296,7 @@ def daughters(name: str, axis: str = "ap") -> tuple[str, str] | None:
     if p.founder in FOUNDER_DIVISIONS:  # P0..P4, EMS: no letters by construction
         return FOUNDER_DIVISIONS[p.founder]
     base = str(p)
-    a, b = AXES[axis]
+    a, b = AXES[axis if axis is not None else _canonical_axes().get(base, "ap")]
     return base + a, base + b
 
 

@@ -4,12 +4,14 @@ The population letter of a cell is the first letter of its Sulston name (see
 :func:`devolens.lineage.names.population_letter`): ``A`` (AB), ``E`` (EMS and E),
 ``M`` (MS), ``P`` (P0..P4), ``C``, ``D``, ``Z`` (Z2, Z3). ``total`` counts every row of the
 time point, unnamed cells included, so ``total >= A+E+M+P+C+D+Z``; polar bodies (``polar1``,
-``polar2``) are no cells and are not counted.
+``polar2``) are no cells and are not counted. Exact copies of a row (a table saved twice) are
+counted once, as ``devolens lineage populations`` does (see :func:`drop_copies`).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,41 @@ from devolens.lineage.names import LETTERS, population_letter
 
 #: Columns of the populations table, in order.
 POPULATION_COLUMNS: tuple[str, ...] = ("time",) + LETTERS + ("total",)
+
+
+class CopiedRowsWarning(UserWarning):
+    """A table repeats some rows exactly (a table saved or concatenated twice); the copies were dropped. The CLI
+    drops them itself, before, and prints :func:`copies_note` instead."""
+
+
+def copies_note(n: int) -> str:
+    """The one-line note on ``n`` dropped exact copies, the same in every command and in the library's warning."""
+    return f"dropped {n} row(s) that repeat an earlier row exactly (same cell, time point and position)"
+
+
+def drop_copies(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Drop exact copies of rows (:func:`devolens.io.tables.drop_duplicate_rows`), as the CLI does on reading.
+
+    Only a table with positions (``x`` and ``y``) can tell a copy from another nucleus: without them two
+    unnamed rows of one time point look alike, so such a table is returned as it is.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A tidy lineage table.
+
+    Returns
+    -------
+    (pandas.DataFrame, int)
+        The table without copies (the same object when there are none; ``attrs`` kept) and the number of
+        rows dropped.
+    """
+    if len(df) < 2 or not {"x", "y"} <= set(df.columns):
+        return df, 0
+    from devolens.io.tables import drop_duplicate_rows
+
+    out, dup = drop_duplicate_rows(df)
+    return out, dup.exact
 
 
 def populations(df: pd.DataFrame) -> pd.DataFrame:
@@ -34,7 +71,9 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per time point present in ``df`` (ascending), columns exactly
-        ``time,A,E,M,P,C,D,Z,total`` (all int64; counts in cells).
+        ``time,A,E,M,P,C,D,Z,total`` (all int64; counts in cells). When ``df`` repeats rows exactly
+        (same time point, name and position: a table saved twice), each is counted once, a
+        :class:`CopiedRowsWarning` is issued and ``attrs["notes"]`` says how many were dropped.
 
     Raises
     ------
@@ -54,6 +93,16 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
                             "at a time")
     if len(df) == 0:
         return pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in POPULATION_COLUMNS})
+    df, n_copies = drop_copies(df)
+    out = _count(df)
+    if n_copies:  # the CLI drops them on reading, with this note: the library counts alike and says so
+        out.attrs["notes"] = [copies_note(n_copies)]
+        warnings.warn(copies_note(n_copies), CopiedRowsWarning, stacklevel=2)
+    return out
+
+
+def _count(df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`populations` of a table of one embryo with rows, as it is."""
     # a missing or fractional time would be counted at a wrong time point, silently
     times = checks.whole_times(df["time"], path=df.attrs.get("source"))
     uniq_t, t_idx = np.unique(times, return_inverse=True)

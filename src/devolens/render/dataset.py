@@ -103,6 +103,20 @@ def simulate_tables(n: int, seed: int = 0, n_cells: int | None = None) -> list[p
     return [simulate_embryo(int(s), n_cells=n_cells) for s in seeds]
 
 
+def _without_copies(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` without exact copies of rows (a table saved twice), as ``devolens lineage populations`` counts it:
+    frames.csv then counts each nucleus once, as the labels draw it. Warns (:class:`~devolens.lineage.populations.
+    CopiedRowsWarning`) when some were dropped; ``devolens render`` drops them on reading, with its note."""
+    import warnings
+
+    from devolens.lineage.populations import CopiedRowsWarning, copies_note, drop_copies
+
+    out, n = drop_copies(table)
+    if n:
+        warnings.warn(copies_note(n), CopiedRowsWarning, stacklevel=3)
+    return out
+
+
 def _embryo_name(table: pd.DataFrame, index: int) -> str:
     if "embryo" in table.columns and len(table):
         name = str(pd.DataFrame(table, copy=False)["embryo"].iloc[0])
@@ -161,7 +175,8 @@ def render_dataset(
     Parameters
     ----------
     tables : DataFrame or iterable of DataFrame
-        Tidy lineage tables, one embryo each.
+        Tidy lineage tables, one embryo each. Exact copies of a row (a table saved twice) are
+        drawn and counted once, with a warning (as ``devolens lineage populations`` counts them).
     out : str or Path
         Output folder (created).
     kind : {"nuclei", "membrane"}
@@ -225,6 +240,7 @@ def render_dataset(
         check_table(t)
         if len(t) == 0:
             raise DevolensError("table is empty", path=t.attrs.get("source"))
+    tables = [_without_copies(t) for t in tables]
     plans = [select_times(t, times, every) for t in tables]  # validates before writing
     if prefix is None:
         prefix = len(tables) > 1

@@ -149,7 +149,9 @@ def _plain(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _by_time(table: pd.DataFrame) -> dict:
-    plain = _plain(table)
+    from devolens.lineage.populations import drop_copies
+
+    plain, _ = drop_copies(_plain(table))  # a copied row is drawn once, as populations counts it (and warns)
     t = checks.whole_times(plain["time"], path=table.attrs.get("source"), error=DevolensValueError)  # NaN, 1.5
     if len(t) == 0:
         return {}
