@@ -71,12 +71,13 @@ def test_cliffs_json_and_text(tmp_path, capsys):
     cd = cliff_cd(tmp_path / "CDcl.csv", cliff_after=12)
     code, out, _ = run(["lineage", "cliffs", str(cd), "--json"], capsys)
     assert code == 0
-    assert json.loads(out) == {"cliffs": [{"time": 12, "before": 36, "after": 2}], "last_good_time": 12}
+    assert json.loads(out) == {"cliffs": [{"time": 12, "before": 36, "after": 2, "first_bad_time": 13, "after_time": 13}],
+                               "last_good_time": 12, "duplicates": []}
     code, out, _ = run(["lineage", "cliffs", str(cd)], capsys)
     assert code == 0 and "cliff after time 12" in out and "36 -> 2" in out
     ok = cliff_cd(tmp_path / "CDok.csv", cliff_after=None)
     code, out, _ = run(["lineage", "cliffs", str(ok), "--json"], capsys)
-    assert json.loads(out) == {"cliffs": [], "last_good_time": 20}
+    assert json.loads(out) == {"cliffs": [], "last_good_time": 20, "duplicates": []}
     code, out, _ = run(["lineage", "cliffs", str(ok)], capsys)
     assert "no annotation cliff" in out and "20" in out
 

@@ -24,6 +24,12 @@ CONFIDENCE_HELP = (
 )
 
 
+#: most test-time views of --tta: the views are rotations about the AP axis spread evenly over +-0.3 rad
+#: (:func:`devolens.predict.identity.views`), so 16 are under 2.3 degrees apart, and each costs one more pass of
+#: every network of the ensemble (the card's default is 1; 3 were scored)
+MAX_TTA = 16
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``identify`` command to ``app``."""
 
@@ -46,7 +52,8 @@ def register(app: typer.Typer) -> None:
             help="z plane spacing in xy pixels; default: from the table's metadata, else estimated from the cloud.",
         ),
         tta: int = typer.Option(
-            None, "--tta", help="Views (rotations about the AP axis) averaged at prediction (default: the card's)."
+            None, "--tta", help=f"Views (rotations about the AP axis, within +-0.3 rad) averaged at prediction, 1 to "
+            f"{MAX_TTA} (default: the card's). Each view is one more pass of the networks.",
         ),
         smooth: str = typer.Option(
             "lineage", "--smooth", callback=choice(*SMOOTHS),
@@ -69,8 +76,10 @@ def register(app: typer.Typer) -> None:
         torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
         if zscale is not None and not zscale > 0:
             raise DevolensError(f"--zscale must be > 0, got {zscale}")
-        if tta is not None and tta < 1:
-            raise DevolensError(f"--tta must be >= 1, got {tta}")
+        if tta is not None and not 1 <= tta <= MAX_TTA:
+            raise DevolensError(f"--tta must be within 1..{MAX_TTA}, got {tta} (the views are rotations about the AP "
+                                f"axis within +-0.3 rad: {MAX_TTA} are under 2.3 degrees apart, and each view is one "
+                                "more pass of the networks)")
         check_out(out, table)
         check_writable(out)  # before the table is read and named
         df = read_positions(table)

@@ -63,6 +63,24 @@ def _fall(c) -> str:
     return text
 
 
+def _cliffs_json(rep) -> dict:
+    """The JSON of ``lineage cliffs --json`` from a :class:`~devolens.lineage.cliffs.CliffReport`: every field of
+    each cliff (``after_time`` the time point of ``after``, never null), the last good time point and the duplicated
+    names (``time, cell, count``)."""
+    import dataclasses
+
+    cliffs = []
+    for c in rep.cliffs:
+        d = {k: int(v) for k, v in dataclasses.asdict(c).items() if v is not None}
+        d["after_time"] = int(c.bottom_time)
+        cliffs.append(d)
+    dup = rep.duplicates
+    duplicates = [{"time": int(t), "cell": str(cell), "count": int(n)}
+                  for t, cell, n in zip(dup["time"], dup["cell"], dup["count"])]
+    last = rep.last_good_time
+    return {"cliffs": cliffs, "last_good_time": None if last is None else int(last), "duplicates": duplicates}
+
+
 def _cliff_note(df, table: Path, embryo=None) -> None:
     """One line when the counts of ``df`` (a table of one embryo) fall off an annotation cliff
     (:func:`~devolens.lineage.cliffs.find_cliffs` with the ``cliffs`` command's defaults, on the same counts):
@@ -201,8 +219,10 @@ def register(app: typer.Typer) -> None:
     def cliffs_cmd(
         table: Path = typer.Argument(..., help=TABLE_HELP, show_default=False),
         as_json: bool = typer.Option(
-            False, "--json", help='Print JSON: {"cliffs": [{"time", "before", "after"}], "last_good_time": t} '
-            "(time = last good time point before each cliff).",
+            False, "--json", help='Print JSON: {"cliffs": [{"time", "before", "after", "first_bad_time", '
+            '"after_time"}], "last_good_time": t, "duplicates": [{"time", "cell", "count"}]} (time = last good time '
+            "point before each cliff, first_bad_time = first time point of the fall, after_time = the time point of "
+            "after, its bottom; duplicates: cell names found count times at one time point).",
         ),
         min_drop: int = typer.Option(10, "--min-drop", min=1, help=_DETECT_HELP),
         min_fraction: float = typer.Option(
@@ -221,7 +241,7 @@ def register(app: typer.Typer) -> None:
             df = _read(table, drop_copies=True)  # as populations counts: the copies noted, no cliff of their own
             rep = find_cliffs(df, min_drop=min_drop, min_fraction=min_fraction, window=window)
         if as_json:
-            typer.echo(json.dumps(rep.to_dict()))
+            typer.echo(json.dumps(_cliffs_json(rep)))
             return
         name = df["embryo"].iloc[0]
         if not rep.cliffs:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -121,9 +123,20 @@ def show_model(
     if as_json or text is None:
         typer.echo(json.dumps(card, indent=2))
         return
+    from rich.console import Console
     from rich.markdown import Markdown
 
-    out.print(Markdown(text))
+    from devolens.cli._common import _tty
+
+    if _tty(sys.stdout):
+        out.print(Markdown(text))
+        return
+    # not a terminal (a file, a pipe): rich would lay the card out at 80 columns and cut the metrics tables' cells
+    # ("0.9…") and the longer lines; laid out as wide as the card's text instead (nothing can be wider), nothing is
+    # cut, and the lines lose the padding to that width
+    wide = Console(width=max(80, len(text)), file=io.StringIO(), soft_wrap=True, color_system=None)
+    wide.print(Markdown(text))
+    typer.echo("\n".join(line.rstrip() for line in wide.file.getvalue().splitlines()))
 
 
 @models_app.command("export")

@@ -26,10 +26,14 @@ Rendering again into DIR replaces the previous render whole; other files in DIR 
 POSES, VARY = ("default", "random"), ("embryo", "frame")
 
 
-def _parse_times(spec: str) -> list[int]:
+def _parse_times(spec: str) -> tuple[list[int], set[int]]:
+    """The time points of ``--times`` (``10,20,30``, ``10-50``, both mixed) and those of them that only a range
+    gives (of ``1-5,3``: 1, 2, 4, 5): a table's gap inside a range is skipped (:func:`_within_table`), a time point
+    named on its own is not."""
     from devolens.errors import DevolensError
 
     times: list[int] = []
+    single: set[int] = set()
     for part in spec.replace(" ", "").split(","):
         if not part:
             continue
@@ -42,11 +46,32 @@ def _parse_times(spec: str) -> list[int]:
                 times.extend(range(lo, hi + 1))
             else:
                 times.append(int(part))
+                single.add(times[-1])
         except ValueError:
             raise DevolensError(f"--times: cannot parse {part!r} (use e.g. 10,20,30 or 10-50)") from None
     if not times:
         raise DevolensError("--times is empty")
-    return times
+    return times, set(times) - single
+
+
+def _within_table(table, times: list[int], ranged: set[int]) -> list[int]:
+    """``times`` without the time points of a ``--times`` range (``ranged``) that ``table`` lacks (a gap in it,
+    or past its ends), with a note naming them; as they are when none would be left, or when a time point named
+    on its own is missing too: :func:`~devolens.render.dataset.select_times` then says which, and what the table
+    has."""
+    from devolens.cli._common import note
+    from devolens.io.tables import time_points_text, time_spans_text
+
+    present = set(table["time"].tolist())
+    absent = sorted(t for t in ranged if t not in present)
+    if not absent or any(t not in present for t in set(times) - ranged):
+        return times
+    kept = [t for t in times if t in present]
+    if not kept:
+        return times
+    note(f"--times: time point(s) {time_spans_text(absent)} of the range are not in the table (it has "
+         f"{time_points_text(present)}): skipped")
+    return kept
 
 
 def _is_render(folder: Path) -> bool:
@@ -169,7 +194,7 @@ def render(
     if sim_cells is not None and sim_cells < 1:
         raise DevolensError(f"--sim-cells must be at least 1, got {sim_cells}")
     _check_out_folder(out, table)
-    time_list = _parse_times(times) if times is not None else None
+    time_list, ranged = _parse_times(times) if times is not None else (None, set())
 
     if simulate is not None:
         if simulate < 1 or simulate > 10000:
@@ -187,6 +212,8 @@ def render(
         # saved twice would count every nucleus twice in frames.csv while the labels draw it once
         tables = [_read(table, drop_copies=True)]
         prefix = False
+        if time_list is not None and ranged:
+            time_list = _within_table(tables[0], time_list, ranged)
     from devolens.render.dataset import select_times
 
     for t in tables:

@@ -26,14 +26,18 @@ EPIC AuxInfo or TIME file given as the table is named as such. Readers keep ever
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import io
 import json
 import math
 import re
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -116,8 +120,15 @@ def _read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
         raise DevolensError(f"cannot parse {what}: {msg}", path=path) from None
 
 
+def _line(df: pd.DataFrame, i: int, line_offset: int) -> int:
+    """File line of the ``i``-th row of ``df``: its row label plus ``line_offset``. The readers keep the labels of
+    the rows as read, blank lines included (``skip_blank_lines=False``), so that dropping empty rows does not shift
+    the line numbers of the rows after them."""
+    return int(df.index[i]) + line_offset
+
+
 def _numeric(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> None:
-    """Convert ``cols`` to float in place; name the first bad value on error."""
+    """Convert ``cols`` to float in place; name the first bad value on error (its line: :func:`_line`)."""
     for c in cols:
         s = df[c]
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
@@ -129,7 +140,7 @@ def _numeric(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> Non
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DevolensError(
-                f"column '{c}' is not numeric (line {i + line_offset}: {str(s.iloc[i])!r})", path=path
+                f"column '{c}' is not numeric (line {_line(df, i, line_offset)}: {str(s.iloc[i])!r})", path=path
             )
         df[c] = conv.astype(np.float64)
 
@@ -139,7 +150,7 @@ def _check_no_missing(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 
         na = df[c].isna().to_numpy()
         if na.any():
             i = int(np.flatnonzero(na)[0])
-            raise DevolensError(f"column '{c}' has a missing value (line {i + line_offset})", path=path)
+            raise DevolensError(f"column '{c}' has a missing value (line {_line(df, i, line_offset)})", path=path)
 
 
 def _int_times(df: pd.DataFrame, path: Path, *, line_offset: int = 2) -> None:
@@ -149,7 +160,8 @@ def _int_times(df: pd.DataFrame, path: Path, *, line_offset: int = 2) -> None:
     frac = t != np.round(t)
     if frac.any():
         i = int(np.flatnonzero(frac)[0])
-        raise DevolensError(f"column 'time' must hold whole time points (line {i + line_offset}: {t[i]})", path=path)
+        raise DevolensError(f"column 'time' must hold whole time points (line {_line(df, i, line_offset)}: {t[i]})",
+                            path=path)
     df["time"] = t.astype(np.int64)
 
 
@@ -158,6 +170,235 @@ def _names(s: pd.Series) -> pd.Series:
     codes, uniq = pd.factorize(s, use_na_sentinel=True)
     clean = np.array([str(u).strip() for u in uniq] + [""], dtype=object)
     return pd.Series(clean[codes], index=s.index, dtype=str)
+
+
+def _lines_before_header(path: Path) -> int:
+    """Blank lines before a CSV's header (pandas skips them itself, but not with ``skip_blank_lines=False``)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for n, line in enumerate(fh):
+            if line.strip():
+                return n
+    return 0
+
+
+def _drop_empty_rows(df: pd.DataFrame, path: Path, sep: str, *,
+                     line_offset: int = 2) -> tuple[pd.DataFrame, str | None]:
+    """``df`` without the rows read from blank lines and from lines whose every field is empty, and a note on the
+    latter (None when there are none).
+
+    ``df`` is read with ``skip_blank_lines=False`` (a blank line is a row of missing values: a row's label plus
+    ``line_offset`` is its line in the file, :func:`_line`); the labels are kept. Lines such as ``,,,,,,`` are
+    what a spreadsheet (Excel) saves for rows it once held, typically at the end of the table: dropped, with the
+    note. A candidate row (every column read missing; a reader may read some columns only) is checked against
+    its line in the file: a line with any field filled in stays, for the checks to name it. Blank lines are
+    dropped without a note, as pandas does.
+    """
+    cand = df.isna().all(axis=1).to_numpy()
+    if not cand.any():
+        return df, None
+    want = {int(j) + line_offset: j for j in df.index[cand]}
+    last = max(want)
+    drop, filled_in = [], []
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:  # universal newlines, as pandas counts lines
+        for k, line in enumerate(fh, start=1):
+            if k in want:
+                text = line.strip()
+                if not text:
+                    drop.append(want[k])
+                elif not text.strip(sep + ' "'):  # every field empty (or "")
+                    drop.append(want[k])
+                    filled_in.append(k)
+            if k >= last:
+                break
+    df = df.drop(index=drop) if drop else df
+    if not filled_in:
+        return df, None
+    n = len(filled_in)
+    lines = _spans_text(_spans(filled_in))
+    return df, f"skipped {n} empty row(s) (line{'s' if n > 1 else ''} {lines}: every field empty)"
+
+
+# ----------------------------------------------------------------------------- time points
+def _spans(times: Iterable[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive time points, ``(first, last)``, of ``times`` (any order, repeats allowed)."""
+    u = np.unique(np.asarray(list(times), dtype=np.int64))
+    if not len(u):
+        return []
+    cut = np.flatnonzero(np.diff(u) > 1)
+    starts = np.concatenate([[0], cut + 1])
+    ends = np.concatenate([cut, [len(u) - 1]])
+    return [(int(u[a]), int(u[b])) for a, b in zip(starts, ends)]
+
+
+def _holes(have: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Runs of the time points missing between the runs ``have`` (:func:`_spans`), ``(first, last)``: never listed
+    one by one (a mistyped time 1000000000 is one run)."""
+    return [(b + 1, a - 1) for (_, b), (a, _) in zip(have, have[1:])]
+
+
+def _spans_text(spans: list[tuple[int, int]], limit: int = 5) -> str:
+    """``50-59, 70`` for the runs ``spans``, the first ``limit`` of them (then ``(and N more)``, N time points)."""
+    shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans[:limit])
+    rest = sum(b - a + 1 for a, b in spans[limit:])
+    return shown + (f" (and {rest} more)" if rest else "")
+
+
+def time_spans_text(times: Iterable[int], limit: int = 5) -> str:
+    """The time points ``times`` as runs for messages: ``50-59, 150`` (the first ``limit`` runs, then
+    ``(and N more)``, N time points).
+
+    Parameters
+    ----------
+    times : iterable of int
+        Time points (any order, repeats allowed).
+    limit : int
+        Runs shown.
+
+    Returns
+    -------
+    str
+        The runs, ``""`` when ``times`` is empty.
+    """
+    return _spans_text(_spans(times), limit)
+
+
+def time_points_text(times: Iterable[int]) -> str:
+    """The time points ``times`` in words for messages: ``1..360``, ``1..360 except 150``, ``1..360 except 50-59,
+    100-101``; ``none`` when empty.
+
+    Parameters
+    ----------
+    times : iterable of int
+        Time points (any order, repeats allowed).
+
+    Returns
+    -------
+    str
+        The first and the last time point, with the runs missing between them.
+    """
+    have = _spans(times)
+    if not have:
+        return "none"
+    lo, hi = have[0][0], have[-1][1]
+    gaps = _holes(have)
+    text = str(lo) if lo == hi else f"{lo}..{hi}"
+    return text + (f" except {_spans_text(gaps)}" if gaps else "")
+
+
+def _gaps_note(times: Iterable[int], empty: Iterable[int] = (), *, lacking: str, cause: str,
+               holes_only: bool = False) -> str | None:
+    """A note on the time points missing inside a series (none between its first and last time point ``times``:
+    each one ``lacking``, e.g. "no rows") and on those given but ``empty`` (AceTree's empty nuclei files): the table
+    skips them, and population curves and cliffs read across the hole. ``cause``: a guess at why, in words.
+
+    With ``holes_only``, a run of missing time points longer than the series has time points is left out: it sets a
+    stray time point apart (a mistyped time, 1000000000), which is no hole of lost rows (``identify`` notes it as a
+    break in the time course)."""
+    have = _spans(times)
+    if not have or (len(have) == 1 and have[0][0] == have[0][1]):
+        return None
+    missing, empty_spans = _holes(have), _spans(empty)
+    if holes_only:
+        present = sum(b - a + 1 for a, b in have)
+        missing = [(a, b) for a, b in missing if b - a + 1 <= present]
+    if not missing and not empty_spans:
+        return None
+
+    def count(spans: list[tuple[int, int]]) -> int:
+        return sum(b - a + 1 for a, b in spans)
+
+    parts = []
+    if missing:
+        many = count(missing) > 1
+        parts.append(f"time point{'s' if many else ''} {_spans_text(missing)} {'have' if many else 'has'} {lacking}")
+    if empty_spans:
+        many = count(empty_spans) > 1
+        parts.append(f"the nuclei file{'s' if many else ''} of time point{'s' if many else ''} "
+                     f"{_spans_text(empty_spans)} {'are' if many else 'is'} empty")
+    return " and ".join(parts) + f": the table skips them ({cause})"
+
+
+def _table_gaps(df: pd.DataFrame) -> list[str]:
+    """:func:`_gaps_note` of an EPIC or tidy table, for each of its embryos (named when there are several)."""
+    several = df["embryo"].nunique() > 1
+    notes = []
+    for embryo, times in df.groupby("embryo", sort=False)["time"]:
+        gap = _gaps_note(times.to_numpy(), lacking="no rows", cause="rows deleted when the table was edited?",
+                         holes_only=True)
+        if gap:
+            notes.append(f"embryo {embryo}: {gap}" if several else gap)
+    return notes
+
+
+# ----------------------------------------------------------------------------- UTF-16 text
+#: What the readers note about a UTF-16 file they read.
+UTF16_NOTE = "the file is UTF-16 text (Excel's 'Unicode Text'): read as such"
+
+
+def _is_utf16(head: bytes) -> bool:
+    """Whether ``head`` starts with a UTF-16 byte order mark (FF FE or FE FF; FF FE 00 00 is UTF-32's)."""
+    return head[:2] in (b"\xff\xfe", b"\xfe\xff") and head[:4] != b"\xff\xfe\x00\x00"
+
+
+def _starts_utf16(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return _is_utf16(fh.read(4))
+    except OSError:
+        return False  # (the reader says why)
+
+
+def _utf16_first_line(head: bytes) -> str:
+    """The first line of a UTF-16 file's first bytes ``head``, its fields separated by commas (tabs in Excel's
+    'Unicode Text')."""
+    first = head.decode("utf-16", errors="replace").lstrip("\ufeff").splitlines()[0] if head else ""
+    if "\t" in first and "," not in first:
+        first = ",".join(next(csv.reader([first], delimiter="\t"), []))
+    return first
+
+
+@contextlib.contextmanager
+def _utf8_copy(path: Path) -> Iterator[Path]:
+    """A UTF-8, comma-separated copy of the UTF-16 text file ``path``, with the same name, in a temporary folder
+    beside copies of the files the readers pick up beside a table (EPIC AuxInfo and TIME, a tidy table's
+    .meta.json). Excel's 'Unicode Text' is tab-separated, quoted as CSV: rewritten with commas, line for line
+    (errors name the same lines)."""
+    try:
+        text = path.read_bytes().decode("utf-16")
+    except UnicodeDecodeError as exc:
+        raise DevolensError(f"this file is UTF-16 text (Excel's 'Unicode Text') that cannot be decoded ({exc.reason} "
+                            f"at byte {exc.start}); save it as CSV UTF-8", path=path) from None
+    text = text.lstrip("\ufeff")
+    first = text.split("\n", 1)[0]
+    if "\t" in first and "," not in first:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter="\t"):
+            writer.writerow(row)  # (a blank line stays a blank line)
+        text = buf.getvalue()
+    with tempfile.TemporaryDirectory(prefix="devolens-utf16-") as tmp:
+        copy = Path(tmp) / path.name
+        copy.write_text(text, encoding="utf-8")
+        for beside in (*epic_companions(path), _meta_path(path)):
+            if beside.is_file():
+                shutil.copyfile(beside, Path(tmp) / beside.name)
+        yield copy
+
+
+def _read_utf16(reader: Callable[..., pd.DataFrame], path: Path, **kwargs: Any) -> pd.DataFrame:
+    """``reader(path, **kwargs)`` on a UTF-8 copy of the UTF-16 file ``path`` (:func:`_utf8_copy`): errors and the
+    table's ``source`` name ``path``, and :data:`UTF16_NOTE` comes first in its notes."""
+    with _utf8_copy(path) as copy:
+        try:
+            df = reader(copy, **kwargs)
+        except DevolensError as exc:
+            if exc.path is not None and exc.path.parent == copy.parent:  # the copy (or a companion's): the user's
+                exc.path = path.parent / exc.path.name
+                exc.args = (f"{exc.path}: {exc.message}",)
+            raise
+    df.attrs["source"] = str(path)
+    df.attrs["notes"] = [UTF16_NOTE] + list(df.attrs.get("notes") or [])
+    return df
 
 
 # ----------------------------------------------------------------------------- detection
@@ -195,11 +436,18 @@ def detect_format(path: str | Path) -> str:
         raise DevolensError("empty file", path=path)
     if head[:4] == b"PK\x03\x04" or zipfile.is_zipfile(path):
         return "acetree"
-    _sniff_binary(path, head)
-    first = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
+    utf16 = _is_utf16(head)  # Excel's 'Unicode Text' (tab-separated): the readers read it through a UTF-8 copy
+    if utf16:
+        first = head.decode("utf-16", errors="replace").lstrip("\ufeff").splitlines()[0]
+    else:
+        _sniff_binary(path, head)
+        first = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
     cols = {c.strip().strip('"') for c in first.split(",")}
     # before the separator check: an EPIC TIME file is tab-separated, and "use commas" would mislead
     _refuse_epic_companion(path, first, cols)
+    if utf16:
+        first = _utf16_first_line(head)
+        cols = {c.strip().strip('"') for c in first.split(",")}
     if len(cols) == 1 and _is_epic_header({c.strip().strip('"') for c in first.split("\t")}):
         return "epic"  # an EPIC CD table saved tab-separated (older exports): read_epic reads it so
     for sep, name in ((";", "semicolons"), ("\t", "tabs")):
@@ -252,7 +500,7 @@ def _cut_last_line(path: Path, sep: str, n_header: int) -> int | None:
         size = fh.tell()
         fh.seek(max(0, size - 65536))
         tail = fh.read().decode("utf-8", errors="replace")
-    lines = [ln for ln in tail.splitlines() if ln.strip()]
+    lines = [ln for ln in tail.splitlines() if ln.strip().strip(sep + ' "')]  # (",,,,": an empty row, dropped)
     if len(lines) < 2 and size > 65536 or not lines:
         return None
     fields = next(csv.reader([lines[-1]], delimiter=sep, skipinitialspace=True), [])
@@ -501,6 +749,8 @@ def read_epic(
         raise DevolensError("file not found", path=path)
     if path.is_dir():
         raise DevolensError("is a folder, not an EPIC CD table", path=path)
+    if _starts_utf16(path):
+        return _read_utf16(read_epic, path, auxinfo=auxinfo, time_file=time_file)
     with open(path, "rb") as fh:
         _sniff_binary(path, fh.read(65536))
     sep = _epic_sep(path)
@@ -513,12 +763,17 @@ def read_epic(
         raise DevolensError(f"not an EPIC CD table: missing columns {','.join(missing)}", path=path)
     use = {raw for raw, c in names.items() if c in ("cell", "time", "x", "y", "z", "size", "blot")}
     cell_raw = next(raw for raw, c in names.items() if c == "cell")
+    # blank lines read as rows (dropped below): a row's label then gives its line in the file (_line)
+    above = _lines_before_header(path)
     df = _read_csv(
         path, "an EPIC CD table", usecols=lambda c: str(c) in use, dtype={cell_raw: str},
-        skipinitialspace=True, sep=sep,
+        skipinitialspace=True, sep=sep, skip_blank_lines=False, skiprows=above,
     )
     df.columns = [names.get(str(c), str(c).strip()) for c in df.columns]
     notes: list[str] = []
+    df, empty = _drop_empty_rows(df, path, sep, line_offset=2 + above)
+    if empty:
+        notes.append(empty)
     cut = _cut_last_line(path, sep, len(header.columns)) if len(df) else None
     if cut is not None:  # CD tables are ordered by cell: a file cut short loses whole lineages, and its last value
         # may be cut mid-number (38 read as 4): the incomplete line is dropped, the rest read
@@ -527,13 +782,14 @@ def read_epic(
                      "lists cell after cell, so the cells after it are missing); dropped that line")
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
-    _int_times(df, path)
+    _int_times(df, path, line_offset=2 + above)
     num = ["x", "y", "z", "size"] + (["blot"] if "blot" in df.columns else [])
-    _numeric(df, num, path)
-    _check_no_missing(df, ["x", "y", "z"], path)
+    _numeric(df, num, path, line_offset=2 + above)
+    _check_no_missing(df, ["x", "y", "z"], path, line_offset=2 + above)
     name = path.stem[2:] if path.stem.startswith("CD") else path.stem
     df["cell"] = _names(df["cell"])
     df.insert(0, "embryo", name)
+    notes += _table_gaps(df)
     meta = _empty_meta()
     aux_default, time_default = epic_companions(path)
     aux_path = Path(auxinfo) if auxinfo is not None else (aux_default if aux_default.exists() else None)
@@ -715,24 +971,7 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
 def _acetree_gaps(times: list[int], empty: list[int]) -> str | None:
     """A note on the time points missing inside an AceTree series (no ``tNNN-nuclei`` file between the first and the
     last) or with an empty file: the table skips them, and population curves and cliffs read across the hole."""
-    if len(times) < 2:
-        return None
-    have, empty = set(times), sorted(set(empty))
-    missing = [t for t in range(min(have), max(have) + 1) if t not in have]
-    if not missing and not empty:
-        return None
-
-    def shown(ts: list[int]) -> str:
-        return ", ".join(str(t) for t in ts[:5]) + (f" (and {len(ts) - 5} more)" if len(ts) > 5 else "")
-
-    parts = []
-    if missing:
-        parts.append(f"time point{'s' if len(missing) > 1 else ''} {shown(missing)} {'have' if len(missing) > 1 else 'has'} "
-                     "no nuclei file")
-    if empty:
-        parts.append(f"the nuclei file{'s' if len(empty) > 1 else ''} of time point{'s' if len(empty) > 1 else ''} "
-                     f"{shown(empty)} {'are' if len(empty) > 1 else 'is'} empty")
-    return " and ".join(parts) + ": the table skips them (files lost when the series was copied or zipped?)"
+    return _gaps_note(times, empty, lacking="no nuclei file", cause="files lost when the series was copied or zipped?")
 
 
 def _has_comma_first_line(text: bytes) -> bool:
@@ -880,6 +1119,8 @@ def read_positions(path: str | Path) -> pd.DataFrame:
     ['embryo', 'time', 'cell', 'x', 'y', 'z', 'size']
     """
     path = _table_path(path)
+    if path.is_file() and _starts_utf16(path):
+        return _read_utf16(read_positions, path)
     try:
         detect_format(path)
     except UnrecognisedColumns as exc:
@@ -997,16 +1238,22 @@ def read_tidy(path: str | Path) -> pd.DataFrame:
         raise DevolensError("file not found", path=path)
     if path.is_dir():
         raise DevolensError("is a folder, not a tidy CSV", path=path)
+    if _starts_utf16(path):
+        return _read_utf16(read_tidy, path)
     with open(path, "rb") as fh:
         _sniff_binary(path, fh.read(65536))
-    df = _read_csv(path, "a tidy lineage CSV", dtype={"cell": str, "embryo": str}, skipinitialspace=True)
+    above = _lines_before_header(path)  # blank lines read as rows, dropped below: labels give lines (_line)
+    df = _read_csv(path, "a tidy lineage CSV", dtype={"cell": str, "embryo": str}, skipinitialspace=True,
+                   skip_blank_lines=False, skiprows=above)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in TIDY_REQUIRED if c not in df.columns]
     if missing:
         raise DevolensError(f"not a tidy lineage table: missing columns {','.join(missing)}", path=path)
+    df, empty = _drop_empty_rows(df, path, ",", line_offset=2 + above)
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
-    _tidy_columns(df, path)
+    _tidy_columns(df, path, line_offset=2 + above)
+    notes = ([empty] if empty else []) + _table_gaps(df)
     meta = _empty_meta()
     mp = _meta_path(path)
     if mp.exists():
@@ -1023,6 +1270,8 @@ def read_tidy(path: str | Path) -> pd.DataFrame:
             meta["time_seconds"] = {int(k): float(v) for k, v in meta["time_seconds"].items()}
         if saved.get("format"):
             meta["origin_format"] = saved["format"]
+    if notes:
+        meta["notes"] = notes
     return _finish(df, "tidy", path, meta)
 
 

@@ -64,7 +64,8 @@ def select_times(table: pd.DataFrame, times: Sequence[int] | None = None, every:
     Raises
     ------
     DevolensError
-        ``every`` < 1, or a requested time point absent from the table.
+        ``every`` < 1, or a requested time point absent from the table (the message gives the table's time
+        points with their gaps: ``it has 1..360 except 150``).
     """
     every = checks.whole(every, "--every", 1)
     present = sorted(cached(table, "by_time", _by_time))  # checks the time column (NaN, 1.5: an error)
@@ -78,9 +79,11 @@ def select_times(table: pd.DataFrame, times: Sequence[int] | None = None, every:
             raise DevolensError("times is empty: no time points to render (None renders them all)")
         missing = sorted(set(times) - set(present))
         if missing:
-            lo, hi = (present[0], present[-1]) if present else (None, None)
+            from devolens.io.tables import time_points_text, time_spans_text
+
+            # the table's time points with their gaps: "it has 1..360" alone read as if 150 were among them
             raise DevolensError(
-                f"time point(s) {', '.join(map(str, missing[:5]))} not in the table (it has {lo}..{hi})",
+                f"time point(s) {time_spans_text(missing)} not in the table (it has {time_points_text(present)})",
                 path=table.attrs.get("source"),
             )
         chosen = sorted(set(int(t) for t in times))
