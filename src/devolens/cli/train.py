@@ -99,9 +99,23 @@ def train_cmd(
         _check_export(export, data, recipe, out)
     if threads is not None:
         torch.set_num_threads(threads)
-    with progress_bar("training") as cb:
-        res = train(recipe, data, out, resume=resume, prune_top=prune_top, epochs=epochs, device=device, progress=cb,
-                    info=console.print)  # the split, the device and notes on the data come before the first epoch
+    # no progress bar where stderr is no terminal (Slurm, nohup): one line per epoch instead
+    epoch_log = None if console.is_terminal else console.print
+    try:
+        with progress_bar("training") as cb:
+            res = train(recipe, data, out, resume=resume, prune_top=prune_top, epochs=epochs, device=device,
+                        progress=cb, info=console.print,  # the split, the device, notes: before the first epoch
+                        epoch_log=epoch_log)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the error line is the command's; say how to go on
+        done = _checkpoint_epoch(out)
+        if done is not None:
+            console.print(f"note: the last checkpoint (epoch {done}) is in {out}: continue with --resume "
+                          f"(devolens train RECIPE --data DATA --out {out} --resume)")
+        raise
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        raise DevolensError(_memory_advice(recipe, out, resume)) from None
     if res.complete:
         n = len(res.history)
         console.print(f"{res.run_dir}: already complete ({n} epoch{'s' if n != 1 else ''}); give --epochs M > {n} to "
@@ -116,7 +130,9 @@ def train_cmd(
         stdout.print(f"epochs: {len(h)}  train_loss: {last['train_loss']:.4f}  val_loss: {last['val_loss']:.4f}  "
                      f"device: {res.device}")
     if res.best_epoch is not None:
-        stdout.print(f"best {res.monitor}: {res.best_value:.4f} (epoch {res.best_epoch + 1}) -> {res.run_dir / 'best.safetensors'}")
+        stdout.print(f"best {res.monitor}: {res.best_value:.4f} at epoch {res.best_epoch + 1} of {len(h)} (epoch "
+                     f"{res.best_epoch} in history.csv and run.json, which count from 0) -> "
+                     f"{res.run_dir / 'best.safetensors'}")
         import shlex
 
         from devolens.errors import DevolensError
@@ -138,6 +154,57 @@ def train_cmd(
     _export(res.run_dir, export)
     if res.pruned is not None:
         stdout.print(f"pruned {len(res.pruned)} samples -> {res.run_dir / 'pruned.csv'}")
+
+
+def _checkpoint_epoch(out: Path) -> Optional[int]:
+    """Epochs the run's last checkpoint holds (None without a readable one)."""
+    import json
+
+    from devolens.train.trainer import CHECKPOINT
+
+    try:
+        if (out / CHECKPOINT).exists():
+            return int(json.loads((out / CHECKPOINT).with_suffix(".json").read_text())["extra"]["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+#: what PyTorch and Python say when memory runs out: the CPU allocator ("[enforce fail at alloc_cpu.cpp:127] ...
+#: can't allocate memory"), CUDA ("CUDA out of memory"), a loader process the kernel killed for memory
+_OOM_TEXTS = ("can't allocate memory", "out of memory", "defaultcpuallocator", "is killed by signal: killed")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` means memory ran out (MemoryError, torch.OutOfMemoryError, the allocator's RuntimeError)."""
+    if isinstance(exc, MemoryError):
+        return True
+    oom = getattr(__import__("torch"), "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(t in text for t in _OOM_TEXTS)
+
+
+def _memory_advice(recipe: Path, out: Path, resume: bool) -> str:
+    """The one line for training that ran out of memory: what to lower (with the recipe's values), and the
+    checkpoint left for --resume."""
+    from devolens.train.recipe import load_recipe
+
+    try:
+        rec = load_recipe(out / "recipe.yaml" if resume and (out / "recipe.yaml").exists() else recipe)
+        t, d = rec["train"], rec["data"]
+        size = f"data.size (now {d['size']})" if d["size"] is not None else f"data.scale (now {d['scale']})"
+        parts = [f"train.batch_size (now {t['batch_size']})", size]
+        if t["num_workers"]:
+            parts.append(f"train.num_workers (now {t['num_workers']})")
+        now = ", ".join(parts[:-1]) + f" or {parts[-1]}"
+    except Exception:  # the advice without the values
+        now = "train.batch_size, data.size or data.scale, or train.num_workers"
+    done = _checkpoint_epoch(out)
+    kept = (f" and train a new run; the last checkpoint (epoch {done}) stays in {out}: --resume continues it with "
+            "the run's own values once more memory is free") if done is not None else ""
+    return f"out of memory while training: lower {now} in the recipe{kept}"
 
 
 def _export(run_dir: Path, export: Optional[Path]) -> None:
@@ -189,12 +256,23 @@ def tune_cmd(
     load_recipe(recipe)  # the recipe first (the first argument), then the options
     _at_least("--threads", threads, 1)
     _at_least("--trials", trials, 1)
-    check_run_folder(out, data, resume=True, inside_data=True)  # trial runs are runs: never among the data
+    # trial runs are runs: never among the data; no training run, no folder of other things
+    check_run_folder(out, data, inside_data=True, tuning=True)
     if threads is not None:
         torch.set_num_threads(threads)
-    with progress_bar("trials") as cb:
-        res = tune(recipe, data, out, trials=trials, storage=storage, study_name=study, progress=cb,
-                   info=console.print)
+    trial_log = None if console.is_terminal else console.print  # no progress bar (Slurm, nohup): a line per trial
+    try:
+        with progress_bar("trials") as cb:
+            res = tune(recipe, data, out, trials=trials, storage=storage, study_name=study, progress=cb,
+                       info=console.print, trial_log=trial_log)
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        from devolens.errors import DevolensError
+
+        raise DevolensError("out of memory while tuning: lower train.batch_size (or the batch sizes of tune.space), "
+                            "data.size or data.scale, or train.num_workers in the recipe; the study's finished "
+                            "trials stay in its storage: run again to go on") from None
     stdout.print(f"study {res.study_name!r} in {res.storage}: {len(res.trials)} trials ({res.n_new} new)")
     if res.best_recipe is not None:
         stdout.print(f"best value {res.best_value:.4f} with {res.best_params}")

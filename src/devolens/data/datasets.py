@@ -28,7 +28,12 @@ from torch.utils.data import Dataset
 from devolens.errors import DevolensError
 
 IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp")  # what devolens.io.images.read_image reads (not GIF)
-MASK_SUFFIXES = ("_labels", "_label", "_masks", "_mask", "_seg", "_cp_masks")
+#: mask names: the image's stem plus one of these (longest first: ``x_cp_masks`` is ``x``'s, not ``x_cp``'s);
+#: the hyphened ones are QuPath's (``x-labels.png``)
+MASK_SUFFIXES = ("_cp_masks", "-labels", "_labels", "-label", "_label", "-masks", "_masks", "-mask", "_mask", "_seg")
+#: sub-folder names (any case) that put their images on the validation side of the split, and on the training side
+VAL_FOLDERS = ("val", "validation", "valid", "test")
+TRAIN_FOLDERS = ("train", "training")
 LETTERS = ("A", "E", "M", "P", "C", "D", "Z")
 TARGETS = ("semantic", "boundary", "classes")
 
@@ -412,7 +417,13 @@ IMAGE_NAME_SUFFIXES = ("_img", "_image", "_raw")
 _SKIP_DIRS = ("__MACOSX", "$RECYCLE.BIN", "__pycache__")
 
 
+def _plain_stem(stem: str) -> str:
+    """``stem`` less an OME-TIFF's ``.ome`` (``x.ome.tif`` pairs with ``x_labels.tif``, what segment writes for it)."""
+    return stem[:-4] if stem.lower().endswith(".ome") and len(stem) > 4 else stem
+
+
 def _mask_stem(stem: str) -> str:
+    stem = _plain_stem(stem)
     for suf in MASK_SUFFIXES:
         if stem.endswith(suf):
             return stem[: -len(suf)]
@@ -420,7 +431,7 @@ def _mask_stem(stem: str) -> str:
 
 
 def _is_mask_name(stem: str) -> bool:
-    return _mask_stem(stem) != stem
+    return _mask_stem(stem) != _plain_stem(stem)
 
 
 def _list_images(folder: Path, recursive: bool = True) -> list[Path]:
@@ -459,9 +470,10 @@ def find_pairs(image_dir: str | Path, mask_dir: str | Path) -> PairIndex:
     """Match images to masks by file name.
 
     ``images/x.png`` matches ``masks/x.png``, ``masks/x.tif``, ``labels/x_labels.tif``,
-    ``x_mask.png``, ``x_seg.png``, ... (the mask's stem, or its stem minus a suffix such as ``_labels``,
-    ``_masks`` or ``_mask``, equals the image's stem; the extension is free); ``x_img.png`` also
-    matches ``x_masks.png`` (cellpose's names). Sub-folders are searched too, and an image in
+    ``x_mask.png``, ``x_seg.png``, ``x_cp_masks.png``, ``x-labels.png``, ... (the mask's stem, or its stem
+    minus a suffix of :data:`MASK_SUFFIXES` such as ``_labels``, ``_masks`` or ``_mask``, equals the image's
+    stem; the extension is free); ``x_img.png`` also matches ``x_masks.png`` (cellpose's names), and an
+    OME-TIFF ``x.ome.tif`` matches ``x_labels.tif`` (``.ome`` is not part of the stem). Sub-folders are searched too, and an image in
     ``images/A/`` matches a mask in ``masks/A/``. When ``image_dir`` and ``mask_dir`` are one folder
     (cellpose's layout: ``x.tif`` beside ``x_masks.tif``), the files named like masks are the masks.
 
@@ -491,16 +503,16 @@ def find_pairs(image_dir: str | Path, mask_dir: str | Path) -> PairIndex:
     suffixed: dict[tuple[Path, str], list[Path]] = {}  # (sub-folder, stem less its mask suffix) -> masks
     for m in mask_files:
         sub = m.parent.relative_to(mask_dir)
-        exact.setdefault((sub, m.stem), []).append(m)
+        exact.setdefault((sub, _plain_stem(m.stem)), []).append(m)
         if _is_mask_name(m.stem):
             suffixed.setdefault((sub, _mask_stem(m.stem)), []).append(m)
     out = PairIndex()
     owner: dict[Path, Path] = {}
     for img in image_files:
         sub = img.parent.relative_to(image_dir)
-        bases = [img.stem] + [img.stem[: -len(s)] for s in IMAGE_NAME_SUFFIXES if img.stem.endswith(s)
-                              and len(img.stem) > len(s)]
-        named = exact.get((sub, img.stem), []) + [m for b in bases for m in suffixed.get((sub, b), [])]
+        stem = _plain_stem(img.stem)  # x.ome.tif: x
+        bases = [stem] + [stem[: -len(s)] for s in IMAGE_NAME_SUFFIXES if stem.endswith(s) and len(stem) > len(s)]
+        named = exact.get((sub, stem), []) + [m for b in bases for m in suffixed.get((sub, b), [])]
         cands = list(dict.fromkeys(named))  # once each, in order
         if not cands:
             out.unmatched_images.append(img)
@@ -537,6 +549,40 @@ def _pair_group(path: Path, folder: Path) -> str:
         return _group_of(path.stem)
     m = _EMBRYO_RE.match(path.stem)
     return sub.as_posix() + (f"/{m.group('embryo')}" if m else "")
+
+
+def _folder_side(path: Path, folder: Path) -> str:
+    """``val`` for an image in a sub-folder named like a validation set (``images/val/x.png``, :data:`VAL_FOLDERS`),
+    ``train`` for one in a training set's (:data:`TRAIN_FOLDERS`), else ``""``; the deepest such folder decides."""
+    for part in reversed(path.parent.relative_to(folder).parts):
+        if part.lower() in VAL_FOLDERS:
+            return "val"
+        if part.lower() in TRAIN_FOLDERS:
+            return "train"
+    return ""
+
+
+def folder_split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The split the data's folders make (``images/train/`` + ``images/val/``, StarDist's and cellpose's way), or
+    None.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Samples from :func:`index_dataset` (its ``folder_side`` column).
+
+    Returns
+    -------
+    (train, val) or None
+        Samples in a folder named val, validation, valid or test (any case) validate, the others train; None
+        where no sample, or every sample, lies in such a folder (no folder split: split by group).
+    """
+    if "folder_side" not in df.columns:
+        return None
+    is_val = df["folder_side"].astype(str) == "val"
+    if not is_val.any() or is_val.all():
+        return None
+    return df[~is_val], df[is_val]
 
 
 def _parent_hint(root: Path) -> str:
@@ -583,7 +629,9 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
       ``root`` (``x.tif`` + ``x_masks.tif``, cellpose's layout), matched by name (see
       :func:`find_pairs`). The group of
       ``<embryo>_tNNN.png`` is ``<embryo>``, otherwise the file's stem; the group of an image in a
-      sub-folder is the sub-folder (``images/embryoA/t001.png``: ``embryoA``).
+      sub-folder is the sub-folder (``images/embryoA/t001.png``: ``embryoA``). ``folder_side`` is
+      ``val`` for an image in a sub-folder named val, validation, valid or test (any case), ``train`` in
+      one named train or training, else empty (see :func:`folder_split`).
 
     Returns
     -------
@@ -646,7 +694,8 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
     if not idx.pairs:
         raise _no_pairs(root, img_dir, mask_dir)
     rows = [
-        {"sample": i.relative_to(root).as_posix(), "image": str(i), "labels": str(m), "group": _pair_group(i, img_dir)}
+        {"sample": i.relative_to(root).as_posix(), "image": str(i), "labels": str(m), "group": _pair_group(i, img_dir),
+         "folder_side": _folder_side(i, img_dir)}
         for i, m in idx.pairs
     ]
     df = pd.DataFrame(rows)

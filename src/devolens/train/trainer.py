@@ -42,8 +42,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from devolens.data.augment import build_augment
-from devolens.data.datasets import (PopulationDataset, SegmentationDataset, index_dataset, pad_collate,
-                                    split_by_group, time_blocks)
+from devolens.data.datasets import (PopulationDataset, SegmentationDataset, folder_split, index_dataset,
+                                    pad_collate, split_by_group, time_blocks)
 from devolens.errors import DevolensError
 from devolens.io.atomic import atomic_path, missing_folders, remove_made, write_csv, write_text
 from devolens.models.architectures import build_model, build_regressor, save_model
@@ -59,6 +59,8 @@ BEST = "best.safetensors"
 #: what a run folder holds (see the module's docstring); ``eval_*.json`` of ``devolens evaluate`` come beside them
 RUN_FILES = frozenset({"recipe.yaml", "split.csv", "history.csv", "sample_losses.csv", "pruned.csv", CHECKPOINT,
                        "checkpoint.json", BEST, "best.json", "run.json", "history.png", "progress.gif", "samples"})
+#: what the folder of a tuning study holds (see :mod:`devolens.train.tuning`)
+TUNE_FILES = frozenset({"study.db", "trials", "trials.csv", "best_recipe.yaml", "best.json"})
 #: recipe keys a resumed run may take from elsewhere than its own recipe: set by options (--epochs,
 #: --device, --prune-top) or only how fast it runs
 RESUME_FREE_KEYS = ("name", "train.epochs", "train.device", "train.prune_top", "train.threads", "train.num_workers",
@@ -76,6 +78,8 @@ class DataBundle:
     unmatched: list[str] = field(default_factory=list)
     #: digest of the samples' names and file contents (:func:`data_fingerprint`); None for ready-made datasets
     fingerprint: str | None = None
+    #: split as the data's folders say (``images/train/`` + ``images/val/``, :func:`devolens.data.datasets.folder_split`)
+    by_folder: bool = False
 
 
 @dataclass
@@ -218,7 +222,7 @@ def lies_in(path: Path, folder: Path) -> bool:
 
 
 def check_run_folder(out: str | Path, data: str | Path | None = None, *, resume: bool = False,
-                     inside_data: bool = False) -> None:
+                     inside_data: bool = False, tuning: bool = False) -> None:
     """Refuse a run folder ``out`` that training would spoil or that would spoil the data, before any work.
 
     Refused: ``out`` a file; ``out`` the data folder itself or a folder holding it (the run would write
@@ -226,6 +230,11 @@ def check_run_folder(out: str | Path, data: str | Path | None = None, *, resume:
     data folder; and, unless ``resume``, a folder with anything in it but a run's files (hidden entries
     aside): a folder of other things is not a run folder, and a run's own leftovers without a checkpoint
     (what an earlier failed call left) may be replaced.
+
+    With ``tuning`` (the folder of a tuning study, ``devolens tune``) the folder may hold a study's files
+    (:data:`TUNE_FILES`: an earlier tune's ``--out``, whose study goes on) and nothing else: a training
+    run (its ``best.json`` would be replaced by the study's) and a folder of other things are refused;
+    ``resume`` is not used.
 
     Raises
     ------
@@ -242,6 +251,16 @@ def check_run_folder(out: str | Path, data: str | Path | None = None, *, resume:
             raise DevolensError(f"--out {where}; keep runs apart from their data (e.g. runs/NAME)", path=out)
         if data.exists() and out.exists() and lies_in(data, out):
             raise DevolensError(f"--out holds the data ({data}); give a folder of its own for the run", path=out)
+    if tuning and out.is_dir():
+        if (out / CHECKPOINT).exists() or (out / "run.json").exists():
+            raise DevolensError("--out holds a training run, whose best.json tuning would replace; give a folder "
+                                "of its own for the study (e.g. runs/NAME_tune)", path=out)
+        others = sorted(e.name for e in os.scandir(out) if not e.name.startswith(".") and e.name not in TUNE_FILES
+                        and not e.name.startswith("study.db"))  # sqlite's study.db-journal, -wal, -shm
+        if others:
+            raise DevolensError(f"--out is not empty and holds no devolens tuning study (e.g. {others[0]}); give a "
+                                "new or empty folder, or the --out of an earlier tune to add trials to it", path=out)
+        return
     if resume or not out.is_dir():
         return
     others = sorted(e.name for e in os.scandir(out) if not e.name.startswith(".") and e.name not in RUN_FILES
@@ -302,6 +321,15 @@ def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
     if column not in df.columns:
         raise DevolensError(f"data.split_by: column {column!r} not in the data ({', '.join(df.columns)})")
     files = df  # what the fingerprint digests: the files, however they are split
+    by_folder = folder_split(df) if column == "group" else None  # images/train/ + images/val/: as the user split
+    if by_folder is not None:
+        tr, va = by_folder
+        notes.append(f"the data's folders split them: {len(va)} samples in folders named val, validation, valid or "
+                     f"test validate, the other {len(tr)} train (data.val_fraction is not used)")
+        split = pd.DataFrame({"sample": df["sample"], "group": df[column].astype(str),
+                              "side": np.where(df.index.isin(va.index), "val", "train")})
+        return DataBundle(make_dataset(recipe, tr, True), make_dataset(recipe, va, False), split, notes,
+                          list(files.attrs.get("unmatched", [])), data_fingerprint(files), by_folder=True)
     if df[column].nunique() < 2:
         if "time" in df.columns and df["time"].nunique() >= 2:
             df["time_block"] = time_blocks(df["time"], d["time_block"])
@@ -1190,6 +1218,10 @@ def _check_same_data(out: Path, bundle: DataBundle, data: Path) -> None:
         old = pd.read_csv(split_csv, dtype=str, keep_default_na=False)
         new = bundle.split.astype({"sample": str, "side": str})
         if set(zip(old["sample"], old["side"])) != set(zip(new["sample"], new["side"])):
+            if set(old["sample"]) == set(new["sample"]):  # the same samples, split otherwise (by their folders now)
+                raise DevolensError(f"--resume: {data} holds the run's samples, but they now split otherwise than in "
+                                    f"its split.csv (e.g. folders named train/ and val/ now set the split); {hint}",
+                                    path=out)
             common = len(set(old["sample"]) & set(new["sample"]))
             raise DevolensError(f"--resume: {data} holds other samples than the run was trained on ({len(new)} "
                                 f"here, {len(old)} in its split.csv, {common} in common); {hint}", path=out)
@@ -1215,6 +1247,7 @@ def train(
     info: Callable[[str], None] | None = None,
     epoch_callback: Callable[[int, dict], None] | None = None,
     step_callback: Callable[[int, int, float], None] | None = None,
+    epoch_log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train a model from a recipe on a data folder; write the run folder ``out``.
 
@@ -1247,7 +1280,8 @@ def train(
         Override ``train.epochs`` (total epochs, counted from the start of the run).
     prune_top : float, optional
         Override ``train.prune_top`` (percent of highest-loss samples dropped after
-        ``train.prune_after`` warm-up epochs).
+        ``train.prune_after`` warm-up epochs). Nothing is pruned in a run of no more epochs than
+        the warm-up, nor in a resumed run past its warm-up that was not pruned then (a note says so).
     device : {"auto", "cpu", "cuda"}, optional
         Override ``train.device`` (``auto``: the first CUDA GPU when PyTorch sees one, else
         the CPU). Runs resumed on another device continue there.
@@ -1261,6 +1295,9 @@ def train(
         raise to stop the run).
     step_callback : callable, optional
         ``step_callback(epoch, step, loss)`` after each training batch.
+    epoch_log : callable, optional
+        ``epoch_log(line)`` after each epoch: ``epoch k/N`` (counted from 1), the training and validation
+        losses, the monitored metric and the best value so far (for logs where no progress bar shows).
 
     Returns
     -------
@@ -1272,7 +1309,8 @@ def train(
     before = {e.name for e in os.scandir(where)} if where.is_dir() else set()
     try:
         return _train(recipe, data, out, resume=resume, epochs=epochs, prune_top=prune_top, device=device,
-                      progress=progress, info=info, epoch_callback=epoch_callback, step_callback=step_callback)
+                      progress=progress, info=info, epoch_callback=epoch_callback, step_callback=step_callback,
+                      epoch_log=epoch_log)
     except BaseException:  # Ctrl-C included
         if not (where / CHECKPOINT).exists():
             _remove_unfinished(where, made, before)
@@ -1299,7 +1337,7 @@ def _remove_unfinished(out: Path, made: list[Path], before: set[str]) -> None:
 
 
 def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progress, info, epoch_callback,
-           step_callback) -> TrainResult:
+           step_callback, epoch_log=None) -> TrainResult:
     """The body of :func:`train` (which removes what a failed call wrote)."""
     ckpt = out / CHECKPOINT
     data_path = None if isinstance(data, DataBundle) else Path(data)
@@ -1412,12 +1450,20 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             got = len(val_ds) / max(1, len(train_ds) + len(val_ds))
         except TypeError:  # streamed datasets without a length
             got = want
-        if abs(got - want) > max(0.15, want / 2):  # whole groups (embryos, time blocks) go to one side
+        if abs(got - want) > max(0.15, want / 2) and not bundle.by_folder:  # whole groups (embryos, time blocks) go to one side
             info(f"note: {100 * got:.0f} % of the samples validate, not the {100 * want:.0f} % of data.val_fraction: the "
                  "split keeps each group (embryo, or block of time points) on one side; with few groups, add data "
                  "of another embryo or change data.split_by")
         for note in notes:
             info(f"note: {note}")
+        after = int(T["prune_after"])
+        if T["prune_top"] > 0 and int(T["epochs"]) <= after:
+            info(f"note: nothing will be pruned: pruning (--prune-top, train.prune_top) comes after the "
+                 f"train.prune_after = {after} warm-up epochs, and the run trains {int(T['epochs'])}; give --epochs "
+                 f"{after + 1} or more (or a lower train.prune_after)")
+        elif T["prune_top"] > 0 and resume and pruned_df is None and start > after:
+            info(f"note: nothing will be pruned: the run was not pruned after its train.prune_after = {after} warm-up "
+                 f"epochs and has trained {start} already; train a new run (another --out) with --prune-top to prune")
 
     n_epochs = int(T["epochs"])
     bs = int(T["batch_size"])
@@ -1530,11 +1576,19 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             write_text(out / "run.json", json.dumps({
                 "epochs_done": epoch + 1, "monitor": monitor, "mode": mode, "best_epoch": best_epoch,
                 "best_value": best_value, "n_train": int(len(train_ds)), "n_val": int(len(val_ds)),
+                "epoch_numbering": "best_epoch, history.csv and best.json count epochs from 0; devolens' messages "
+                                   "and history.png count from 1 (best_epoch 8 is the 9th epoch)",
                 "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
                 "device": str(device),
                 "data": {"path": None if data_path is None else str(data_path.resolve()), "samples": int(len(bundle.split)),
                          "fingerprint": bundle.fingerprint},
             }, indent=2, default=float))
+            if epoch_log is not None:  # one line per epoch, counted from 1
+                shown = [f"{k} {row[k]:.4f}" for k in dict.fromkeys(("train_loss", "val_loss", monitor))
+                         if isinstance(row.get(k), (float, np.floating)) and np.isfinite(row[k])]
+                best = ("" if best_epoch is None else
+                        f" (best {monitor} {best_value:.4f} at epoch {best_epoch + 1})")
+                epoch_log(f"epoch {epoch + 1}/{n_epochs}: {', '.join(shown)}{best}")
             if epoch_callback is not None:
                 epoch_callback(epoch, row)
     finally:  # the loader processes end now, also when training stops with an error (a traceback kept in a

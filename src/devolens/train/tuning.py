@@ -5,7 +5,9 @@ or categorical range). Each trial trains the recipe with the sampled values for
 ``tune.epochs`` epochs and reports the validation metric every epoch to a pruner
 (MedianPruner: a trial worse than the median of earlier trials at the same epoch stops).
 The study is stored in SQLite (``sqlite:///OUT/study.db``) or any SQLAlchemy URL, so
-several machines can share it; running again resumes it (``load_if_exists``). The best
+several machines can share it; running again resumes it (``load_if_exists``). The sampler's seed is the
+recipe's ``seed`` plus the number of trials already in the study, so a new study is reproducible and a
+resumed or shared one does not draw its first trials' parameters again. The best
 trial is exported as a recipe YAML (``OUT/best_recipe.yaml``).
 
 The study keeps the recipe it tunes (user attribute ``devolens_recipe``) and a fingerprint of the data
@@ -97,6 +99,7 @@ def tune(
     study_name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     info: Callable[[str], None] | None = None,
+    trial_log: Callable[[str], None] | None = None,
 ) -> TuneResult:
     """Run (or resume) an Optuna study over the recipe's search space.
 
@@ -108,7 +111,8 @@ def tune(
         Training data folder (as for :func:`devolens.train.trainer.train`).
     out : path
         Folder for the study database (default storage), one run folder per trial
-        (``trials/trial_NNNN``), ``trials.csv`` and ``best_recipe.yaml``.
+        (``trials/trial_NNNN``), ``trials.csv`` and ``best_recipe.yaml``: new, empty or an earlier
+        tune's (its study goes on); a training run or a folder of other things is refused.
     trials : int, optional
         Total number of finished (complete or pruned) trials wanted in the study (default
         ``tune.trials``); a resumed study only runs the missing ones.
@@ -119,7 +123,11 @@ def tune(
     progress : callable, optional
         ``progress(finished_trials, total)``.
     info : callable, optional
-        ``info(line)`` for each trial stopped because its training diverged.
+        ``info(line)`` for each trial stopped because its training diverged, and on an interruption (Ctrl-C)
+        after trials finished: ``trials.csv`` and ``best_recipe.yaml`` are written for them first.
+    trial_log : callable, optional
+        ``trial_log(line)`` after each finished trial: its value (or how far a pruned trial got), the best
+        so far and its parameters (for logs where no progress bar shows).
 
     Returns
     -------
@@ -137,7 +145,7 @@ def tune(
     finished: list[int] = []  # trials finished by this call
     try:
         return _tune(recipe, data, out, trials=trials, storage=storage, study_name=study_name, progress=progress,
-                     info=info, finished=finished)
+                     info=info, trial_log=trial_log, finished=finished)
     except BaseException:  # Ctrl-C included
         if where in made and not finished:  # nothing of value in a folder this call made: leave none behind
             shutil.rmtree(where, ignore_errors=True)
@@ -145,7 +153,8 @@ def tune(
         raise
 
 
-def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, info, finished: list[int]) -> TuneResult:
+def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, info, finished: list[int],
+          trial_log=None) -> TuneResult:
     """The body of :func:`tune` (which removes what a failed call made); appends to ``finished`` the
     number of each trial that finished (complete or pruned)."""
     import optuna
@@ -166,7 +175,7 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     n_total = int(trials if trials is not None else tcfg["trials"])
     if n_total < 1:
         raise DevolensError(f"--trials must be >= 1, got {n_total}")
-    check_run_folder(out, data, resume=True)  # a folder, not the data folder nor one holding it
+    check_run_folder(out, data, tuning=True)  # not the data folder nor one holding it, no training run
     bundle = build_data(res, data)  # bad data are reported now, not as a failed trial in a new study
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or default_storage(out)
@@ -178,6 +187,9 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
                                     sampler=optuna.samplers.TPESampler(seed=base["seed"]), pruner=pruner)
     except Exception as exc:  # bad URL, unreachable database, direction mismatch
         raise DevolensError(f"cannot open study {name!r} in {storage}: {exc}") from None
+    # each process draws afresh: seeded by the recipe's seed plus the trials the study holds (finished, running or
+    # failed), so a new study is reproducible, while a resumed or shared one does not repeat its first trials
+    study.sampler = optuna.samplers.TPESampler(seed=int(base["seed"]) + len(study.get_trials(deepcopy=False)))
     if study.direction.name.lower() != direction:
         raise DevolensError(f"study {name!r} optimises {study.direction.name.lower()}, the recipe asks to {direction}")
     _same_recipe(study, base, name, storage)
@@ -223,9 +235,54 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
         finished.append(trial_.number)
         if progress is not None:
             progress(done, n_new)
+        if trial_log is not None:  # one line per finished trial
+            state = trial_.state.name.lower()
+            if trial_.state == optuna.trial.TrialState.COMPLETE:
+                what = f"{metric} {trial_.value:.4f}"
+            else:
+                epochs_run = len(trial_.intermediate_values)
+                what = f"{state} after {epochs_run} epoch{'s' if epochs_run != 1 else ''}"
+            try:
+                best = study_.best_trial
+                best_txt = f" (best {metric} {best.value:.4f}, trial {best.number})"
+            except ValueError:
+                best_txt = ""
+            trial_log(f"trial {trial_.number} ({done}/{n_new}): {what}{best_txt}; {trial_.params}")
 
     if n_new:
-        study.optimize(objective, n_trials=n_new, callbacks=[after], catch=())
+        try:
+            study.optimize(objective, n_trials=n_new, callbacks=[after], catch=())
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: what finished is summarised (the study is in its storage)
+            if finished:
+                _summary_anyway(study, base, out, name, storage, metric, direction)
+                if info is not None:
+                    n = len(finished)
+                    info(f"note: interrupted after {n} finished trial{'s' if n != 1 else ''}; the study's trials are "
+                         f"in {out / 'trials.csv'}, its best recipe in {out / 'best_recipe.yaml'}: run the same "
+                         "command again to go on with the study")
+            raise
+    df, best_params, best_value, best_path = _summary(study, base, out, name, storage, metric, direction)
+    return TuneResult(name, storage, best_params, best_value, best_path, df, n_new)
+
+
+def _summary_anyway(study, base: dict, out: Path, name: str, storage: str, metric: str, direction: str) -> None:
+    """:func:`_summary` after an interruption: the signal the command recorded does not stop these writes
+    (a second one does)."""
+    from devolens.io import atomic
+
+    received = list(atomic.received_signals)
+    atomic.received_signals.clear()
+    try:
+        _summary(study, base, out, name, storage, metric, direction)
+    except DevolensError:  # unwritable: the interruption is what is reported
+        pass
+    finally:
+        atomic.received_signals[:0] = [s for s in received if s not in atomic.received_signals]
+
+
+def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str, direction: str):
+    """Write ``trials.csv`` and, once a trial completed, ``best_recipe.yaml`` and ``best.json``; return the
+    trials table, the best parameters, value and recipe path (None without a completed trial)."""
     df = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
     write_csv(df, out / "trials.csv")
     best_params = best_value = best_path = None
@@ -240,7 +297,7 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
         write_text(out / "best.json", json.dumps({"study": name, "storage": storage, "metric": metric,
                                                   "direction": direction, "trial": best.number,
                                                   "value": best_value, "params": best_params}, indent=2))
-    return TuneResult(name, storage, best_params, best_value, best_path, df, n_new)
+    return df, best_params, best_value, best_path
 
 
 def _same_recipe(study, base: dict, name: str, storage: str) -> None:
