@@ -256,3 +256,47 @@ def test_real_populations_note_only_the_known_cliffs(epic_tables, acetree_zip, t
             assert f"annotation cliff after time {KNOWN_CLIFFS[path.stem]}:" in err, path.name
         else:
             assert "cliff" not in err, path.name
+
+
+def test_cliffs_json_is_the_library_json_form(tmp_path, capsys):
+    from devolens.io.tables import read_table
+    from devolens.lineage.cliffs import clean_table, find_cliffs
+
+    cd = cliff_cd(tmp_path / "CDcl.csv", cliff_after=12)
+    with open(cd, "a") as fh:  # a duplicated name at time 3
+        fh.write("ABal:3,ABal,3,1,1,1,1,1,1.0,99,99,10,1\n")
+    code, out, _ = run(["lineage", "cliffs", str(cd), "--json"], capsys)
+    assert code == 0
+    rep = find_cliffs(read_table(cd))
+    assert json.loads(out) == rep.to_dict() == {
+        "cliffs": [{"time": 12, "before": 36, "after": 2, "first_bad_time": 13, "after_time": 13}],
+        "last_good_time": 12, "duplicates": [{"time": 3, "cell": "ABal", "count": 2}]}
+    assert json.dumps(rep.to_dict()) == out.strip()
+    _, clean = clean_table(read_table(cd))
+    d = clean.to_dict()
+    assert d["cliffs"] == rep.to_dict()["cliffs"] and d["duplicates"] == rep.to_dict()["duplicates"]
+    assert d["duplicate_rows"] == 1 and json.loads(json.dumps(d)) == d
+
+
+def test_populations_cliff_note_says_names_count_once(tmp_path, capsys):
+    def table(path: Path, repeat: bool) -> Path:
+        rows = ["embryo,time,cell,x,y,z,size"]
+        for t in range(1, 31):
+            n = 40 if t <= 20 else 10
+            rows += [f"e,{t},AB{'ap'[k % 2]}{k},{k},1,1,5" for k in range(n)]
+            if repeat and t == 20:  # every name again at time 20, elsewhere: 80 rows, 40 names
+                rows += [f"e,{t},AB{'ap'[k % 2]}{k},{k + 100},1,1,5" for k in range(n)]
+        path.write_text("\n".join(rows) + "\n")
+        return path
+
+    dup = table(tmp_path / "dup.csv", repeat=True)
+    code, _, err = run(["lineage", "populations", str(dup), "--out", str(tmp_path / "p.csv")], capsys)
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "p.csv").set_index("time")["total"][20] == 80
+    assert ("annotation cliff after time 20: 40 -> 10 cells at time 21 (each cell name counted once), no recovery"
+            in " ".join(err.split())), err
+    # no repeated names: no such words
+    ok = table(tmp_path / "ok.csv", repeat=False)
+    code, _, err = run(["lineage", "populations", str(ok), "--out", str(tmp_path / "q.csv")], capsys)
+    assert code == 0 and "annotation cliff after time 20: 40 -> 10 cells at time 21, no recovery" in " ".join(
+        err.split()), err

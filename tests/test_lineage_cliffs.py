@@ -134,9 +134,10 @@ def test_find_cliffs_on_table_and_json():
     counts = np.r_[growth(30, end=120), np.full(12, 30)]
     df = table_from_counts(counts)
     rep = find_cliffs(df)
-    assert rep.to_dict() == {"cliffs": [{"time": 30, "before": int(counts[29]), "after": 30}], "last_good_time": 30}
+    assert rep.to_dict() == {"cliffs": [{"time": 30, "before": int(counts[29]), "after": 30, "first_bad_time": 31,
+                                         "after_time": 31}], "last_good_time": 30, "duplicates": []}
     none = find_cliffs(table_from_counts(growth(30, end=120)))
-    assert none.to_dict() == {"cliffs": [], "last_good_time": 30}
+    assert none.to_dict() == {"cliffs": [], "last_good_time": 30, "duplicates": []}
 
 
 def test_duplicates_and_clean():

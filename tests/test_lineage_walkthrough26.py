@@ -205,7 +205,19 @@ def test_cut_short_cd_table_drops_its_incomplete_last_line_with_a_note(tmp_path,
     cut.write_text(text.rstrip("\n")[: -len(last)] + last[: last.rindex(",10,") + 2])  # "...,x,y,1": size 10 cut to 1
     df = read_table(cut)
     assert len(df) == len(rows) - 1 and (df["size"] == 10).all()
-    assert df.attrs["notes"] == [n for n in df.attrs["notes"] if "the last line has 12 of 13 fields" in n]
+    assert df.attrs["notes"] == ["the last line has 12 of 13 fields: the file may be cut short (a CD table lists cell "
+                                 "after cell, so the cells after it are missing); dropped that line"]
     code, _, err = run(["lineage", "populations", str(cut), "--out", str(tmp_path / "p.csv")], capsys)
     assert code == 0 and "the last line has 12 of 13 fields: the file may be cut short" in " ".join(err.split())
     assert "notes" not in read_table(full).attrs or not read_table(full).attrs["notes"]
+
+
+def test_the_simulator_names_daughters_on_the_canonical_axes():
+    from devolens.lineage.names import canonical_axes
+    from devolens.lineage.simulate import daughters as sim_daughters
+
+    for mother in ("ABa", "ABp", "Ea", "Ep", "AB", "MS", "ABal", "P2", "EMS", *canonical_axes()):
+        assert sim_daughters(mother) == daughters(mother), mother
+    assert sim_daughters("Ea", {}) == ("Eal", "Ear")
+    assert sim_daughters("Ea", {"Ea": "ap"}) == ("Eaa", "Eap")  # the parameters' letters first
+    assert sim_daughters("Z2") is None

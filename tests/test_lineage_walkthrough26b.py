@@ -164,7 +164,13 @@ def test_render_range_over_a_gap_renders_what_is_there(tmp_path, capsys):
     assert code == 2 and "time point(s) 3 not in the table (it has 1..5 except 3)" in flat(err)
     code, _, err = run(["render", str(src), "--out", str(tmp_path / "s"), "--size", "48", "64", "--times", "1,3,4-9"],
                        capsys)
-    assert code == 2 and "time point(s) 3, 6-9 not in the table (it has 1..5 except 3)" in flat(err)
+    assert code == 2 and "time point(s) 3 not in the table (it has 1..5 except 3)" in flat(err)
+    # the error names only the time points given on their own: 3 of the range 2-4 given again, not 6 of 5-6
+    code, _, err = run(["render", str(src), "--out", str(tmp_path / "s"), "--size", "48", "64", "--times", "2-4,3,5-6"],
+                       capsys)
+    assert code == 2 and "error: " in err
+    assert "time point(s) 3 not in the table (it has 1..5 except 3)" in flat(err), err
+    assert not (tmp_path / "s").exists()
 
 
 # ----------------------------------------------------------------------------- 5. cliffs --json
@@ -201,3 +207,48 @@ def test_models_show_into_a_file_cuts_no_cell(capsys):
     assert "…" not in out
     assert "20241009_JIM767_25_L1" in out and "0.981" in out and "kNN depth-1 F1" in out
     assert "confidence" in out and all(line == line.rstrip() for line in out.splitlines())
+
+
+# ----------------------------------------------------------------------------- review: cut lines, quoted line breaks
+def test_a_header_with_more_fields_than_the_rows_cuts_no_line(tmp_path):
+    rows = growth_rows(n_times=5, base=2)
+    lines = write_cd(tmp_path / "CDok.csv", rows).read_text().splitlines()
+    trail = tmp_path / "CDtrail.csv"  # a trailing comma after the header: 14 header fields, 13 in each row
+    trail.write_text("\n".join([lines[0] + ","] + lines[1:]) + "\n")
+    df = read_table(trail)
+    assert len(df) == len(rows) and not df.attrs.get("notes")
+    # cut short all the same: the last line is shorter than the rows before it
+    cut = tmp_path / "CDtrailcut.csv"
+    cut.write_text("\n".join([lines[0] + ","] + lines[1:-1] + [lines[-1][: lines[-1].rindex(",10,") + 2]]))
+    df = read_table(cut)
+    assert len(df) == len(rows) - 1
+    assert df.attrs["notes"] == ["the last line has 12 of 13 fields: the file may be cut short (a CD table lists cell "
+                                 "after cell, so the cells after it are missing); dropped that line"]
+    # one row under a header with a trailing comma: whole
+    one = tmp_path / "CDone.csv"
+    one.write_text(lines[0] + ",\n" + lines[1] + "\n")
+    assert len(read_table(one)) == 1 and not read_table(one).attrs.get("notes")
+
+
+def test_a_quoted_line_break_and_a_blank_line(tmp_path):
+    table = tmp_path / "q.csv"
+    table.write_text('embryo,time,cell,x,y,z,size\ne,1,"AB\na",1,2,3,5\n\ne,2,ABa,1,2,3,5\n')
+    df = read_table(table)
+    assert df["cell"].tolist() == ["AB\na", "ABa"] and df["time"].tolist() == [1, 2]
+    assert not df.attrs.get("notes")
+    # empty rows and error lines are counted in lines, a quoted line break included
+    table.write_text('embryo,time,cell,x,y,z,size\ne,1,"AB\na",1,2,3,5\n,,,,,,\n\ne,2,ABa,1,2,3,5\n'
+                     'e,3,"x",1,2,3,\n,"",,,,,\n')
+    df = read_table(table)
+    assert df["time"].tolist() == [1, 2, 3]
+    assert df.attrs["notes"] == ["skipped 2 empty row(s) (lines 4, 8: every field empty)"]
+    table.write_text('embryo,time,cell,x,y,z,size\ne,1,"AB\na",1,2,3,5\n\ne,2,ABa,1,zz,3,5\n')
+    with pytest.raises(DevolensError, match="column 'y' is not numeric \\(line 5: 'zz'\\)"):
+        read_table(table)
+    # a CD table alike
+    lines = write_cd(tmp_path / "CDq.csv", growth_rows(n_times=3, base=2)).read_text().splitlines()
+    quoted = lines[2].split(",")
+    quoted[0] = '"' + quoted[0] + '\nnote"'
+    cd = tmp_path / "CDquoted.csv"
+    cd.write_text("\n".join(lines[:2] + [",".join(quoted), ""] + lines[3:]) + "\n")
+    assert len(read_table(cd)) == len(lines) - 1 and not read_table(cd).attrs.get("notes")

@@ -278,3 +278,117 @@ def test_tune_logs_one_line_per_trial(small, tmp_path, capsys):
                           capsys)
     assert code == 0
     assert "trial 0 (1/2): val_" in err and "trial 1 (2/2):" in err and "(best val_" in err
+
+
+# ---------------------------------------------------------------- 10. review: resume, opt-in folder split, names
+def _split_sides(split: pd.DataFrame) -> dict:
+    return dict(zip(split["sample"].astype(str), split["side"].astype(str)))
+
+
+def test_a_run_split_by_group_before_resumes_with_its_own_split(tmp_path, monkeypatch):
+    """A run trained on images/train + images/val before the folders set the split (simulated: no folder split)
+    resumes with the same data, keeping its split.csv."""
+    import devolens.train.trainer as trainer
+
+    data = _split_folders(tmp_path / "d", ("train", "val"), (3, 1))
+    rec = tiny_recipe(data={"target": "semantic", "channels": 1, "val_fraction": 0.2},
+                      train={"epochs": 1, "batch_size": 4, "overlay_samples": 0, "threads": 1})
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(trainer, "folder_split", lambda df: None)  # the split as before this change: by group
+        trainer.train(rec, data, out, device="cpu")
+    before = (out / "split.csv").read_text()
+    old = _split_sides(pd.read_csv(out / "split.csv", dtype=str))
+    assert old != {s: ("val" if "/val/" in s else "train") for s in old}  # the folders would split otherwise
+    res = trainer.train(rec, data, out, epochs=2, resume=True, device="cpu")
+    assert len(res.history) == 2 and (out / "split.csv").read_text() == before
+    assert any("run's own split is kept" in n for n in res.notes)
+
+
+def test_build_data_keeps_a_run_split_only_for_the_same_samples(tmp_path):
+    from devolens.train.trainer import build_data
+
+    data = _split_folders(tmp_path / "d", ("train", "val"), (3, 1))
+    rec = load_recipe(tiny_recipe())
+    mine = pd.DataFrame({"sample": [f"images/train/img{i:03d}.png" for i in range(3)] + ["images/val/img000.png"],
+                         "side": ["val", "train", "train", "train"]})
+    assert _split_sides(build_data(rec, data, mine).split) == _split_sides(mine)
+    other = mine.iloc[:3]  # other samples: the split as the data say (the resume check then refuses them)
+    split = build_data(rec, data, other).split
+    assert set(split[split.side == "val"]["sample"]) == {"images/val/img000.png"}
+
+
+@pytest.mark.parametrize("names", [("embryoA", "embryoB", "Test"), ("train", "val", "embryoC")])
+def test_a_val_folder_among_groups_splits_by_group_unless_split_by_folder(tmp_path, names):
+    from devolens.train.trainer import build_data
+
+    data = _split_folders(tmp_path / "d", names, (4, 4, 2))
+    bundle = build_data(load_recipe(tiny_recipe()), data)
+    assert not bundle.by_folder and not any("folders split them" in n for n in bundle.notes)
+    assert bundle.split.groupby("group")["side"].nunique().max() == 1
+    forced = build_data(load_recipe(tiny_recipe(data__split_by="folder")), data)
+    val = set(forced.split[forced.split.side == "val"]["sample"])
+    assert forced.by_folder and val == {f"images/{names[1 if names[1] == 'val' else 2]}/img{i:03d}.png"
+                                        for i in range(4 if names[1] == "val" else 2)}
+
+
+def test_split_by_folder_without_a_val_folder_is_an_error(tmp_path):
+    from devolens.errors import DevolensError
+    from devolens.train.trainer import build_data
+
+    data = _split_folders(tmp_path / "d", ("embryoA", "embryoB"), (2, 2))
+    with pytest.raises(DevolensError, match="split_by is 'folder'.*no image lies in one named val"):
+        build_data(load_recipe(tiny_recipe(data__split_by="folder")), data)
+
+
+def test_train_and_test_folders_of_images_beside_their_masks(tmp_path):
+    """cellpose's own datasets: train/ and test/ folders, each with x.png beside x_masks.png."""
+    import imageio.v3 as iio
+
+    from devolens.train.trainer import build_data
+
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 3), ("test", 1)):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        for i in range(n):
+            img, lab = disc_frame(rng, 32)
+            iio.imwrite(tmp_path / "d" / name / f"{i:03d}_img.png", img)
+            tifffile.imwrite(tmp_path / "d" / name / f"{i:03d}_masks.tif", lab)
+    bundle = build_data(load_recipe(tiny_recipe()), tmp_path / "d")
+    assert bundle.by_folder
+    assert _split_sides(bundle.split) == {"train/000_img.png": "train", "train/001_img.png": "train",
+                                          "train/002_img.png": "train", "test/000_img.png": "val"}
+
+
+def test_an_image_named_like_a_mask_beside_its_own_mask_is_the_image(tmp_path):
+    """One folder: y-label.png + y-label_masks.png pair (as before QuPath's -label names), x.png + x-labels.png too."""
+    import imageio.v3 as iio
+
+    from devolens.data.datasets import find_pairs, index_dataset
+
+    z = np.zeros((8, 8), np.uint8)
+    for name in ("y-label.png", "y-label_masks.png", "x.png", "x-labels.png", "w-mask.tif", "w-mask_cp_masks.tif"):
+        (tifffile.imwrite if name.endswith(".tif") else iio.imwrite)(tmp_path / name, z)
+    idx = find_pairs(tmp_path, tmp_path)
+    assert {i.name: m.name for i, m in idx.pairs} == {"y-label.png": "y-label_masks.png", "x.png": "x-labels.png",
+                                                       "w-mask.tif": "w-mask_cp_masks.tif"}
+    assert not idx.unmatched_images and not idx.unmatched_masks
+    assert sorted(index_dataset(tmp_path)["sample"]) == ["w-mask.tif", "x.png", "y-label.png"]
+
+
+def test_the_folder_split_and_the_group_split_share_one_construction(tmp_path, monkeypatch):
+    """Both splits digest the same inputs for the fingerprint (the files and the recipe's values)."""
+    import devolens.train.trainer as trainer
+
+    calls = []
+    real = trainer.data_fingerprint
+
+    def spy(*args, **kwargs):
+        calls.append((len(args), sorted(kwargs)))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "data_fingerprint", spy)
+    folders = trainer.build_data(load_recipe(tiny_recipe()), _split_folders(tmp_path / "a", ("train", "val")))
+    groups = trainer.build_data(load_recipe(tiny_recipe()), _split_folders(tmp_path / "b", ("e1", "e2")))
+    assert folders.by_folder and not groups.by_folder
+    assert len(calls) == 2 and calls[0] == calls[1]

@@ -63,31 +63,14 @@ def _fall(c) -> str:
     return text
 
 
-def _cliffs_json(rep) -> dict:
-    """The JSON of ``lineage cliffs --json`` from a :class:`~devolens.lineage.cliffs.CliffReport`: every field of
-    each cliff (``after_time`` the time point of ``after``, never null), the last good time point and the duplicated
-    names (``time, cell, count``)."""
-    import dataclasses
-
-    cliffs = []
-    for c in rep.cliffs:
-        d = {k: int(v) for k, v in dataclasses.asdict(c).items() if v is not None}
-        d["after_time"] = int(c.bottom_time)
-        cliffs.append(d)
-    dup = rep.duplicates
-    duplicates = [{"time": int(t), "cell": str(cell), "count": int(n)}
-                  for t, cell, n in zip(dup["time"], dup["cell"], dup["count"])]
-    last = rep.last_good_time
-    return {"cliffs": cliffs, "last_good_time": None if last is None else int(last), "duplicates": duplicates}
-
-
 def _cliff_note(df, table: Path, embryo=None) -> None:
     """One line when the counts of ``df`` (a table of one embryo) fall off an annotation cliff
     (:func:`~devolens.lineage.cliffs.find_cliffs` with the ``cliffs`` command's defaults, on the same counts):
     curation stopped, and the counts after it are not the embryo's. Nothing when there is none."""
     from devolens.lineage.cliffs import find_cliffs
 
-    found = find_cliffs(df).cliffs
+    rep = find_cliffs(df)
+    found = rep.cliffs
     if not found:
         return
     import shlex
@@ -96,7 +79,10 @@ def _cliff_note(df, table: Path, embryo=None) -> None:
     who = f"embryo {embryo}: " if embryo is not None else ""
     more = f" (and {len(found) - 1} later)" if len(found) > 1 else ""
     arg = shlex.quote(str(table))
-    note(f"{who}annotation cliff after time {c.time}{more}: {_fall(c)}, "
+    # find_cliffs counts a name repeated at one time point once; populations counts its rows: said, so the note's
+    # counts are not taken for the table's
+    once = " (each cell name counted once)" if len(rep.duplicates) else ""
+    note(f"{who}annotation cliff after time {c.time}{more}: {_fall(c)}{once}, "
          f"no recovery (curation stopped?), so the later counts are not the embryo's; `devolens lineage cliffs {arg}` "
          f"lists the cliffs, `devolens lineage clean {arg} --out CLEAN.csv` cuts the table after time {c.time}")
 
@@ -241,7 +227,7 @@ def register(app: typer.Typer) -> None:
             df = _read(table, drop_copies=True)  # as populations counts: the copies noted, no cliff of their own
             rep = find_cliffs(df, min_drop=min_drop, min_fraction=min_fraction, window=window)
         if as_json:
-            typer.echo(json.dumps(_cliffs_json(rep)))
+            typer.echo(json.dumps(rep.to_dict()))
             return
         name = df["embryo"].iloc[0]
         if not rep.cliffs:

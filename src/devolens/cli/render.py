@@ -56,16 +56,18 @@ def _parse_times(spec: str) -> tuple[list[int], set[int]]:
 
 def _within_table(table, times: list[int], ranged: set[int]) -> list[int]:
     """``times`` without the time points of a ``--times`` range (``ranged``) that ``table`` lacks (a gap in it,
-    or past its ends), with a note naming them; as they are when none would be left, or when a time point named
-    on its own is missing too: :func:`~devolens.render.dataset.select_times` then says which, and what the table
-    has."""
+    or past its ends), with a note naming them; as they are when none would be left. When a time point named on
+    its own is missing too, the range's are still left out, without a note: :func:`~devolens.render.dataset.
+    select_times` then names only those given on their own, and what the table has."""
     from devolens.cli._common import note
     from devolens.io.tables import time_points_text, time_spans_text
 
     present = set(table["time"].tolist())
     absent = sorted(t for t in ranged if t not in present)
-    if not absent or any(t not in present for t in set(times) - ranged):
+    if not absent:
         return times
+    if any(t not in present for t in set(times) - ranged):  # an error follows: it names these alone
+        return [t for t in times if t in present or t not in ranged]
     kept = [t for t in times if t in present]
     if not kept:
         return times

@@ -447,13 +447,25 @@ def _list_images(folder: Path, recursive: bool = True) -> list[Path]:
     return sorted(found)
 
 
+def _image_bases(stem: str) -> list[str]:
+    """The names a mask of the image ``stem`` may be built on: its stem less ``.ome``, and that less an image
+    suffix of :data:`IMAGE_NAME_SUFFIXES` (``x_img``: also ``x``, whose mask is ``x_masks``)."""
+    stem = _plain_stem(stem)
+    return [stem] + [stem[: -len(s)] for s in IMAGE_NAME_SUFFIXES if stem.endswith(s) and len(stem) > len(s)]
+
+
 def _pair_files(image_dir: Path, mask_dir: Path) -> tuple[list[Path], list[Path]]:
     """The image files and the mask files of a folder-pairs layout; where both are one folder (cellpose's
-    layout: ``x.tif`` beside ``x_masks.tif``), the files named like masks are the masks, the others the images."""
+    layout: ``x.tif`` beside ``x_masks.tif``), the files named like masks are the masks, the others the images,
+    except that a file named like a mask whose own mask lies beside it is an image (``y-label.png`` beside
+    ``y-label_masks.png``: the shorter name is the image's)."""
     images, masks = _list_images(image_dir), _list_images(mask_dir)
     if image_dir.resolve() == mask_dir.resolve():
-        images = [p for p in images if not _is_mask_name(p.stem)]
-        masks = [p for p in masks if _is_mask_name(p.stem)]
+        named = [p for p in images if _is_mask_name(p.stem)]
+        masked = {(p.parent, _mask_stem(p.stem)) for p in named}  # (folder, stem) of each image a mask names
+        masks = [p for p in named if not any((p.parent, b) in masked for b in _image_bases(p.stem))]
+        taken = set(masks)
+        images = [p for p in images if p not in taken]
     return images, masks
 
 
@@ -475,7 +487,8 @@ def find_pairs(image_dir: str | Path, mask_dir: str | Path) -> PairIndex:
     stem; the extension is free); ``x_img.png`` also matches ``x_masks.png`` (cellpose's names), and an
     OME-TIFF ``x.ome.tif`` matches ``x_labels.tif`` (``.ome`` is not part of the stem). Sub-folders are searched too, and an image in
     ``images/A/`` matches a mask in ``masks/A/``. When ``image_dir`` and ``mask_dir`` are one folder
-    (cellpose's layout: ``x.tif`` beside ``x_masks.tif``), the files named like masks are the masks.
+    (cellpose's layout: ``x.tif`` beside ``x_masks.tif``), the files named like masks are the masks, but
+    one whose own mask lies beside it is an image (``y-label.png`` + ``y-label_masks.png``).
 
     Parameters
     ----------
@@ -510,9 +523,8 @@ def find_pairs(image_dir: str | Path, mask_dir: str | Path) -> PairIndex:
     owner: dict[Path, Path] = {}
     for img in image_files:
         sub = img.parent.relative_to(image_dir)
-        stem = _plain_stem(img.stem)  # x.ome.tif: x
-        bases = [stem] + [stem[: -len(s)] for s in IMAGE_NAME_SUFFIXES if stem.endswith(s) and len(stem) > len(s)]
-        named = exact.get((sub, stem), []) + [m for b in bases for m in suffixed.get((sub, b), [])]
+        bases = _image_bases(img.stem)  # x.ome.tif: x; x_img.png: x_img and x
+        named = exact.get((sub, bases[0]), []) + [m for b in bases for m in suffixed.get((sub, b), [])]
         cands = list(dict.fromkeys(named))  # once each, in order
         if not cands:
             out.unmatched_images.append(img)
@@ -562,6 +574,23 @@ def _folder_side(path: Path, folder: Path) -> str:
     return ""
 
 
+def train_val_folders(folder: str | Path) -> bool:
+    """Whether ``folder`` (the images folder, or the data folder where images and masks lie side by side) is
+    split into a training and a validation set by its sub-folders: it has sub-folders, EVERY one of them (hidden
+    and system folders aside) is named train or training (:data:`TRAIN_FOLDERS`) or val, validation, valid or test
+    (:data:`VAL_FOLDERS`, any case), and one at least like a validation set (``images/train/`` + ``images/val/``,
+    ``train/`` + ``val/`` + ``test/``). ``images/embryoA/``, ``images/embryoB/``, ``images/Test/`` is not: its
+    sub-folders are groups (``data.split_by: folder`` splits it by its folders all the same)."""
+    folder = Path(folder)
+    try:
+        subs = [e.name.lower() for e in folder.iterdir()
+                if e.is_dir() and not e.name.startswith(".") and e.name not in _SKIP_DIRS]
+    except OSError:
+        return False
+    return (bool(subs) and all(n in TRAIN_FOLDERS or n in VAL_FOLDERS for n in subs)
+            and any(n in VAL_FOLDERS for n in subs))
+
+
 def folder_split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The split the data's folders make (``images/train/`` + ``images/val/``, StarDist's and cellpose's way), or
     None.
@@ -575,7 +604,9 @@ def folder_split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     -------
     (train, val) or None
         Samples in a folder named val, validation, valid or test (any case) validate, the others train; None
-        where no sample, or every sample, lies in such a folder (no folder split: split by group).
+        where no sample, or every sample, lies in such a folder. Whether the folders should split the data is
+        the caller's: ``data.split_by: folder``, or ``group`` where :func:`train_val_folders` holds
+        (``df.attrs["train_val_folders"]``).
     """
     if "folder_side" not in df.columns:
         return None
@@ -631,7 +662,9 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
       ``<embryo>_tNNN.png`` is ``<embryo>``, otherwise the file's stem; the group of an image in a
       sub-folder is the sub-folder (``images/embryoA/t001.png``: ``embryoA``). ``folder_side`` is
       ``val`` for an image in a sub-folder named val, validation, valid or test (any case), ``train`` in
-      one named train or training, else empty (see :func:`folder_split`).
+      one named train or training, else empty (see :func:`folder_split`); ``df.attrs["train_val_folders"]``
+      says whether every top-level sub-folder of the images is so named (:func:`train_val_folders`). The data
+      folder may also hold only ``train/`` and ``val/`` (or ``test/``) folders of images beside their masks.
 
     Returns
     -------
@@ -683,8 +716,10 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
             folders.setdefault(d.name.lower(), d)
     img_dir = next((folders[n] for n in ("images", "frames", "imgs") if n in folders), None)
     mask_dir = next((folders[n] for n in ("masks", "labels", "label") if n in folders), None)
-    if img_dir is None and mask_dir is None and any(_is_mask_name(p.stem) for p in _list_images(root, False)):
-        img_dir = mask_dir = root  # cellpose's layout: x.tif beside x_masks.tif
+    if img_dir is None and mask_dir is None and (
+            any(_is_mask_name(p.stem) for p in _list_images(root, False))
+            or (train_val_folders(root) and any(_is_mask_name(p.stem) for p in _list_images(root)))):
+        img_dir = mask_dir = root  # cellpose's layout: x.tif beside x_masks.tif (also in train/ and test/ folders)
     if img_dir is None or mask_dir is None:
         raise DevolensError(
             "no training data: expected frames.csv (render output), images/ and masks/ (or labels/) folders, or "
@@ -701,6 +736,7 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df.attrs["unmatched"] = [p.relative_to(root).as_posix() for p in idx.unmatched_images + idx.unmatched_masks]
     df.attrs["layout"] = "pairs"
+    df.attrs["train_val_folders"] = train_val_folders(img_dir)
     return df
 
 

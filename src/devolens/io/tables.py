@@ -123,7 +123,8 @@ def _read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
 def _line(df: pd.DataFrame, i: int, line_offset: int) -> int:
     """File line of the ``i``-th row of ``df``: its row label plus ``line_offset``. The readers keep the labels of
     the rows as read, blank lines included (``skip_blank_lines=False``), so that dropping empty rows does not shift
-    the line numbers of the rows after them."""
+    the line numbers of the rows after them; a file with quoted fields has its labels set to the rows' first
+    lines (:func:`_drop_empty_rows`: a quoted field may hold a line break)."""
     return int(df.index[i]) + line_offset
 
 
@@ -181,6 +182,27 @@ def _lines_before_header(path: Path) -> int:
     return 0
 
 
+def _record_lines(path: Path, sep: str, above: int) -> np.ndarray | None:
+    """First file line of each row after the header, read with the csv module (which, as pandas, reads a quoted
+    line break as part of its field; blank lines are rows), for a file with quoted fields; None for a file without
+    a quote character (each row is then one line) or one the csv module cannot read. ``above``: blank lines before
+    the header (:func:`_lines_before_header`)."""
+    with open(path, "rb") as fh:
+        if b'"' not in fh.read():
+            return None
+    starts: list[int] = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:  # \r, \n, \r\n end lines
+            reader = csv.reader(fh, delimiter=sep, skipinitialspace=True)
+            done = 0
+            for _ in reader:
+                starts.append(done + 1)
+                done = reader.line_num
+    except csv.Error:
+        return None
+    return np.asarray(starts[above + 1:], dtype=np.int64)
+
+
 def _drop_empty_rows(df: pd.DataFrame, path: Path, sep: str, *,
                      line_offset: int = 2) -> tuple[pd.DataFrame, str | None]:
     """``df`` without the rows read from blank lines and from lines whose every field is empty, and a note on the
@@ -191,8 +213,12 @@ def _drop_empty_rows(df: pd.DataFrame, path: Path, sep: str, *,
     what a spreadsheet (Excel) saves for rows it once held, typically at the end of the table: dropped, with the
     note. A candidate row (every column read missing; a reader may read some columns only) is checked against
     its line in the file: a line with any field filled in stays, for the checks to name it. Blank lines are
-    dropped without a note, as pandas does.
+    dropped without a note, as pandas does. In a file with quoted fields a row may span lines (a quoted line
+    break): the rows are then labelled by their first lines (:func:`_record_lines`) before anything else.
     """
+    starts = _record_lines(path, sep, line_offset - 2)
+    if starts is not None and len(starts) == len(df):  # rows are records, not lines: labels from their first lines
+        df = df.set_axis(pd.Index(starts - line_offset), axis=0)
     cand = df.isna().all(axis=1).to_numpy()
     if not cand.any():
         return df, None
@@ -490,21 +516,36 @@ def _epic_sep(path: Path) -> str:
     return "\t" if "\t" in first and "," not in first else ","
 
 
-def _cut_last_line(path: Path, sep: str, n_header: int) -> int | None:
-    """Fields of the file's last non-blank line when it has fewer than the header's ``n_header`` (a file cut
-    short mid-line, e.g. a copy still being written), else None. Reads the last 64 KiB only."""
-    import csv
-
+def _cut_last_line(path: Path, sep: str, n_header: int) -> tuple[int, int] | None:
+    """``(fields, width)`` when the file's last non-empty line has fewer fields than ``width``, the rows before it
+    have (their most common count), as a file cut short mid-line has (e.g. a copy still being written); else None.
+    The rows, not the header, give the width: a header may have more fields (a trailing comma). A table of one
+    row is compared with the header's ``n_header`` fields, less trailing empty names. Reads the last 64 KiB only.
+    """
     with open(path, "rb") as fh:
         fh.seek(0, 2)
         size = fh.tell()
         fh.seek(max(0, size - 65536))
         tail = fh.read().decode("utf-8", errors="replace")
-    lines = [ln for ln in tail.splitlines() if ln.strip().strip(sep + ' "')]  # (",,,,": an empty row, dropped)
-    if len(lines) < 2 and size > 65536 or not lines:
+    try:  # records, not lines: a quoted field may hold a line break
+        rows = list(csv.reader(io.StringIO(tail, newline=""), delimiter=sep, skipinitialspace=True))
+    except csv.Error:
         return None
-    fields = next(csv.reader([lines[-1]], delimiter=sep, skipinitialspace=True), [])
-    return len(fields) if len(fields) < n_header else None
+    rows = [r for r in rows if any(f.strip().strip('"') for f in r)]  # (",,,,": an empty row, dropped)
+    if len(rows) < 2:  # a partial first line only, or the header only
+        return None
+    first, before, last = rows[0], rows[1:-1][-200:], rows[-1]  # the first: the header or a line cut by the seek
+    if before:
+        counts = np.unique([len(r) for r in before], return_counts=True)
+        width = int(counts[0][np.argmax(counts[1])])
+    elif size <= 65536:  # the header and one row
+        width = len(first)
+        while width and not first[width - 1].strip():
+            width -= 1
+        width = min(width, n_header) if n_header else width
+    else:
+        return None
+    return (len(last), width) if len(last) < width else None
 
 
 #: Columns that only an EPIC AuxInfo file has (its embryo ellipse and z plane spacing).
@@ -778,8 +819,8 @@ def read_epic(
     if cut is not None:  # CD tables are ordered by cell: a file cut short loses whole lineages, and its last value
         # may be cut mid-number (38 read as 4): the incomplete line is dropped, the rest read
         df = df.iloc[:-1]
-        notes.append(f"the last line has {cut} of {len(header.columns)} fields: the file may be cut short (a CD table "
-                     "lists cell after cell, so the cells after it are missing); dropped that line")
+        notes.append(f"the last line has {cut[0]} of {cut[1]} fields: the file may be cut short (a CD table lists "
+                     "cell after cell, so the cells after it are missing); dropped that line")
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
     _int_times(df, path, line_offset=2 + above)

@@ -89,7 +89,10 @@ class Cliff:
         return self.first_bad_time if self.after_time is None else self.after_time
 
     def to_dict(self) -> dict:
-        return {"time": self.time, "before": self.before, "after": self.after}
+        """The JSON form: ``{"time", "before", "after", "first_bad_time", "after_time"}`` (``after_time``:
+        :attr:`bottom_time`, never null)."""
+        return {"time": int(self.time), "before": int(self.before), "after": int(self.after),
+                "first_bad_time": int(self.first_bad_time), "after_time": int(self.bottom_time)}
 
 
 @dataclass
@@ -115,8 +118,17 @@ class CliffReport:
     )
 
     def to_dict(self) -> dict:
-        """The JSON form: ``{"cliffs": [{"time", "before", "after"}], "last_good_time": t}``."""
-        return {"cliffs": [c.to_dict() for c in self.cliffs], "last_good_time": self.last_good_time}
+        """The JSON form (``devolens lineage cliffs --json``): ``{"cliffs": [{"time", "before", "after",
+        "first_bad_time", "after_time"}], "last_good_time": t, "duplicates": [{"time", "cell", "count"}]}``
+        (:meth:`Cliff.to_dict`; ``last_good_time`` null for an empty table)."""
+        dup = self.duplicates
+        last = self.last_good_time
+        return {
+            "cliffs": [c.to_dict() for c in self.cliffs],
+            "last_good_time": None if last is None else int(last),
+            "duplicates": [{"time": int(t), "cell": str(cell), "count": int(n)}
+                           for t, cell, n in zip(dup["time"], dup["cell"], dup["count"])],
+        }
 
 
 def detect_cliffs(
@@ -324,6 +336,7 @@ class CleanReport:
     copy_rows: int = 0
 
     def to_dict(self) -> dict:
+        """The JSON form: :meth:`CliffReport.to_dict` of ``cliffs`` and the row counts."""
         d = self.cliffs.to_dict()
         d.update(rows_in=self.rows_in, rows_out=self.rows_out, rows_after_cliff=self.rows_after_cliff,
                  times_dropped=self.times_dropped, duplicate_rows=self.duplicate_rows, copy_rows=self.copy_rows)

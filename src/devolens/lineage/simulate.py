@@ -59,7 +59,7 @@ from scipy.spatial import cKDTree
 
 from devolens import checks
 from devolens.errors import DevolensError
-from devolens.lineage.names import is_valid_name, parent
+from devolens.lineage.names import daughters as _canonical_daughters, is_valid_name, parent
 
 PARAMS_PATH = Path(__file__).with_name("simulator_params.json")
 #: cells of a C. elegans embryo at hatching (the simulator's cells, but Z2 and Z3, keep dividing past it)
@@ -143,13 +143,18 @@ def lineage_group(name: str) -> str:
 def daughters(name: str, letters: dict[str, str] | None = None) -> tuple[str, str] | None:
     """The two daughters of ``name`` (``None`` for Z2/Z3).
 
-    ``letters`` maps a mother to its pair of division letters (``'lr'``); ``'ap'`` otherwise.
+    ``letters`` maps a mother to its pair of division letters (``'lr'``: the parameters' ``division_letters``);
+    a mother it does not name divides along its canonical axis, as :func:`devolens.lineage.names.daughters`
+    names the daughters (``ABa``, ``ABp``, ``Ea``, ``Ep`` left-right, the shipped fitted letters, else
+    anterior-posterior).
     """
     if name in TERMINAL:
         return None
     if name in FOUNDER_DIVISIONS:
         return FOUNDER_DIVISIONS[name]
-    pair = (letters or {}).get(name, "ap")
+    pair = (letters or {}).get(name)
+    if pair is None:
+        return _canonical_daughters(name) or (name + "a", name + "p")
     return name + pair[0], name + pair[1]
 
 

@@ -133,7 +133,12 @@ SCHEMA: dict[str, Any] = {
         "normalize": Field("str", "dtype", choices=("dtype", "percentile", "none", "log"),
                            help="log: log1p(counts)/log1p(65535), for uint16 tile stores (livedead)"),
         "val_fraction": Field("float", 0.2, low=0.0, high=1.0, low_open=True, high_open=True),
-        "split_by": Field("str", "group", help="column whose groups never straddle the split (embryo, group, ...)"),
+        "split_by": Field("str", "group",
+                          help="column whose groups never straddle the split (embryo, group, ...); 'folder': images "
+                               "in sub-folders named val, validation, valid or test validate, the others train "
+                               "(data.val_fraction unused); 'group' splits so too where every top-level sub-folder "
+                               "of the images is named train/training or val/validation/valid/test (images/train + "
+                               "images/val)"),
         "time_block": Field("int", 10, low=1, help="with one embryo only: split by blocks of this many time points"),
         "counts": Field("list[str]", list(COUNT_COLUMNS), help="frames.csv columns to regress (population task)"),
         "drop_artifacts": Field("bool", False, help="skip frames whose frames.csv 'artifact' is set"),

@@ -288,14 +288,25 @@ def run_file(path: str | Path, run: str | Path | None = None) -> bool:
     return path.suffix.lower() == ".json" and path.with_suffix(".safetensors").exists()
 
 
-def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
-    """Index ``data_dir``, split it by group and build the train/validation datasets. Every mask is checked
-    first (:func:`check_masks`); one image, or images of one group, are split by region (:func:`region_split`)."""
+def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | None = None) -> DataBundle:
+    """Index ``data_dir``, split it and build the train/validation datasets. Every mask is checked first
+    (:func:`check_masks`); one image, or images of one group, are split by region (:func:`region_split`).
+
+    The split (``data.split_by``): by the groups of a column (``group``, the default: the sub-folder or embryo;
+    whole groups go to one side, about ``data.val_fraction`` of the samples validating), or by folder
+    (``folder``: images in sub-folders named val, validation, valid or test validate, the rest train). ``group``
+    splits by folder too where every top-level sub-folder of the images is named like a training or validation
+    set (``images/train/`` + ``images/val/``, :func:`devolens.data.datasets.train_val_folders`).
+
+    ``run_split``: a run's ``split.csv`` (``sample``, ``side``), kept where it lists the very samples found here
+    (a resumed run splits as it was trained, whatever the split would be now).
+    """
     recipe = resolved(recipe)
     d = recipe["data"]
     if Path(data_dir).is_file() and Path(data_dir).suffix.lower() in (".h5", ".hdf5"):
         return _build_h5(recipe, Path(data_dir))
     df = index_dataset(data_dir)
+    layout_split = bool(df.attrs.get("train_val_folders"))  # images/train/ + images/val/ (and nothing else)
     notes: list[str] = []
     if d["drop_artifacts"] and "artifact" in df.columns:
         art = df["artifact"].fillna("").astype(str).str.len() > 0
@@ -317,47 +328,68 @@ def build_data(recipe: dict, data_dir: str | Path) -> DataBundle:
         notes += check_masks(df, limit=5 if df.attrs.get("layout") == "render" else None)
     elif segmentation:  # class-id masks: every value a class of the recipe's
         notes += check_masks(df, classes=int(d["classes"]))
-    column = d["split_by"]
-    if column not in df.columns:
-        raise DevolensError(f"data.split_by: column {column!r} not in the data ({', '.join(df.columns)})")
     files = df  # what the fingerprint digests: the files, however they are split
-    by_folder = folder_split(df) if column == "group" else None  # images/train/ + images/val/: as the user split
+    column = d["split_by"]
+    split_notes: list[str] = []  # how the data were split (replaced where a resumed run keeps its own split)
+    by_folder = None
+    if column == "folder" or (column == "group" and layout_split):  # the user's own train/ and val/ folders
+        by_folder = folder_split(df)
+        if by_folder is None and column == "folder":
+            sides = df["folder_side"] if "folder_side" in df.columns else pd.Series([], dtype=str)
+            why = ("every image lies in one" if len(sides) and (sides == "val").all() else "no image lies in one")
+            raise DevolensError("data.split_by is 'folder', but the images do not split by their folders: "
+                                f"{why} named val, validation, valid or test; give both such a folder and others "
+                                "(images/train/ + images/val/), or split_by: group", path=data_dir)
+        column = "group"
+    if column not in df.columns:
+        raise DevolensError(f"data.split_by: column {column!r} not in the data ({', '.join(df.columns)}); or "
+                            "'folder': sub-folders named val, validation, valid or test validate")
     if by_folder is not None:
         tr, va = by_folder
-        notes.append(f"the data's folders split them: {len(va)} samples in folders named val, validation, valid or "
-                     f"test validate, the other {len(tr)} train (data.val_fraction is not used)")
-        split = pd.DataFrame({"sample": df["sample"], "group": df[column].astype(str),
-                              "side": np.where(df.index.isin(va.index), "val", "train")})
-        return DataBundle(make_dataset(recipe, tr, True), make_dataset(recipe, va, False), split, notes,
-                          list(files.attrs.get("unmatched", [])), data_fingerprint(files), by_folder=True)
-    if df[column].nunique() < 2:
-        if "time" in df.columns and df["time"].nunique() >= 2:
-            df["time_block"] = time_blocks(df["time"], d["time_block"])
-            if df["time_block"].nunique() < 2:
-                df["time_block"] = time_blocks(df["time"], max(1, int(np.ptp(df["time"])) // 4 or 1))
-            notes.append(f"only one {column} ({df[column].iloc[0]}): split by blocks of time points instead")
-            column = "time_block"
-        else:
-            note = None
-            if segmentation:
-                df, note = region_split(df, recipe, column, data_dir)
-            if note is not None:
-                column = "region"
+        split_notes.append(f"the data's folders split them: {len(va)} samples in folders named val, validation, "
+                           f"valid or test validate, the other {len(tr)} train (data.val_fraction is not used"
+                           + ("" if d["split_by"] == "folder" else "; data.split_by: embryo or another column "
+                              "splits otherwise") + ")")
+    else:
+        if df[column].nunique() < 2:
+            if "time" in df.columns and df["time"].nunique() >= 2:
+                df["time_block"] = time_blocks(df["time"], d["time_block"])
+                if df["time_block"].nunique() < 2:
+                    df["time_block"] = time_blocks(df["time"], max(1, int(np.ptp(df["time"])) // 4 or 1))
+                split_notes.append(f"only one {column} ({df[column].iloc[0]}): split by blocks of time points instead")
+                column = "time_block"
             else:
-                why = (f" (its images are too small to hold out regions of at least {region_side(recipe)} px a side)"
-                       if segmentation else "")
-                notes.append(f"only one {column}: split by sample{why}")
-                df["sample_group"] = df["sample"]
-                column = "sample_group"
-    tr, va = split_by_group(df, column, d["val_fraction"], recipe["seed"])
-    if column == "region":
-        regions_val, regions_all = va["region"].nunique(), df["region"].nunique()
-        notes.append(note.replace("{val}", f"{regions_val} of the {regions_all} ({100 * len(va) / len(df):.0f} %)"))
+                note = None
+                if segmentation:
+                    df, note = region_split(df, recipe, column, data_dir)
+                if note is not None:
+                    column = "region"
+                else:
+                    why = (f" (its images are too small to hold out regions of at least {region_side(recipe)} px a "
+                           "side)" if segmentation else "")
+                    split_notes.append(f"only one {column}: split by sample{why}")
+                    df["sample_group"] = df["sample"]
+                    column = "sample_group"
+        tr, va = split_by_group(df, column, d["val_fraction"], recipe["seed"])
+        if column == "region":
+            regions_val, regions_all = va["region"].nunique(), df["region"].nunique()
+            split_notes.append(note.replace("{val}", f"{regions_val} of the {regions_all} "
+                                                     f"({100 * len(va) / len(df):.0f} %)"))
+    if run_split is not None:  # a resumed run: its own sides, where it lists these very samples
+        kept = dict(zip(run_split["sample"].astype(str), run_split["side"].astype(str)))
+        if set(kept) == set(df["sample"].astype(str)):
+            is_val = df["sample"].astype(str).map(kept) == "val"
+            if set(va.index) != set(df.index[is_val]):
+                split_notes = [f"the run's own split is kept (its split.csv: {int(is_val.sum())} samples validate, "
+                               f"{int((~is_val).sum())} train)"]
+                by_folder = None
+            tr, va = df[~is_val], df[is_val]
     split = pd.DataFrame({"sample": df["sample"], "group": df[column].astype(str),
                           "side": np.where(df.index.isin(va.index), "val", "train")})
     values = list(d["counts"]) if recipe["task"] == "population" else []
-    return DataBundle(make_dataset(recipe, tr, True), make_dataset(recipe, va, False), split, notes,
-                      list(files.attrs.get("unmatched", [])), data_fingerprint(files, values))
+    return DataBundle(make_dataset(recipe, tr, True), make_dataset(recipe, va, False), split, notes + split_notes,
+                      list(files.attrs.get("unmatched", [])), data_fingerprint(files, values),
+                      by_folder=by_folder is not None)
 
 
 #: the smallest side of a region held out for validation when the data are one image or one group, in pixels
@@ -1203,6 +1235,15 @@ def _finished_run(out: Path, rec: dict, names: list[str], done: int, device: tor
                        pruned, list(summary.get("notes", [])), str(summary.get("device", device)), complete=True)
 
 
+def _run_split(out: Path) -> pd.DataFrame | None:
+    """The run's ``split.csv`` (``sample``, ``side``), or None where it is missing or unreadable."""
+    try:
+        df = pd.read_csv(out / "split.csv", dtype=str, keep_default_na=False)
+    except (OSError, ValueError):
+        return None
+    return df if {"sample", "side"} <= set(df.columns) else None
+
+
 def _check_same_data(out: Path, bundle: DataBundle, data: Path) -> None:
     """Refuse to resume a run on other data than it was trained on.
 
@@ -1218,10 +1259,9 @@ def _check_same_data(out: Path, bundle: DataBundle, data: Path) -> None:
         old = pd.read_csv(split_csv, dtype=str, keep_default_na=False)
         new = bundle.split.astype({"sample": str, "side": str})
         if set(zip(old["sample"], old["side"])) != set(zip(new["sample"], new["side"])):
-            if set(old["sample"]) == set(new["sample"]):  # the same samples, split otherwise (by their folders now)
-                raise DevolensError(f"--resume: {data} holds the run's samples, but they now split otherwise than in "
-                                    f"its split.csv (e.g. folders named train/ and val/ now set the split); {hint}",
-                                    path=out)
+            if set(old["sample"]) == set(new["sample"]):  # the same samples, split otherwise (not by build_data)
+                raise DevolensError(f"--resume: {data} holds the run's samples, but they split otherwise than in "
+                                    f"its split.csv; {hint}", path=out)
             common = len(set(old["sample"]) & set(new["sample"]))
             raise DevolensError(f"--resume: {data} holds other samples than the run was trained on ({len(new)} "
                                 f"here, {len(old)} in its split.csv, {common} in common); {hint}", path=out)
@@ -1380,7 +1420,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         done = _epochs_done(ckpt)
         if done >= int(T["epochs"]):  # nothing to train: the run as it is (the caller says how to go on)
             if data_path is not None:  # yet not on other data than it was trained on: say so now
-                _check_same_data(out, build_data(rec, data), data_path)
+                _check_same_data(out, build_data(rec, data, _run_split(out)), data_path)
             return _finished_run(out, rec, names, done, device)
         if info is not None:  # how far it goes (the recipe's train.epochs unless --epochs says otherwise)
             info(f"resuming after epoch {done}, up to epoch {int(T['epochs'])}"
@@ -1388,7 +1428,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     seed = int(rec["seed"])
     seed_everything(seed)
 
-    bundle = data if isinstance(data, DataBundle) else build_data(rec, data)
+    # a resumed run keeps its split.csv's sides (the same samples may split otherwise now: train/ and val/ folders)
+    bundle = data if isinstance(data, DataBundle) else build_data(rec, data, _run_split(out) if resume else None)
     if resume and data_path is not None:
         _check_same_data(out, bundle, data_path)
     train_ds, val_ds = bundle.train, bundle.val
