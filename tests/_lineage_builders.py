@@ -44,3 +44,21 @@ SMALL_FRAMES = {
     2: [(1, 11, 21, 5.0, 12, "ABal"), (1, 12, 22, 5.5, 12, "ABar"), (0, 1, 1, 1, 1, "junk"),
         (1, 31, 41, 6.0, 13, "EMS"), (1, 50, 50, 3.0, 10, "Nuc7")],
 }
+
+
+def run_cli(argv, capsys):
+    """``devolens ARGV`` in this process: (exit code, stdout, stderr)."""
+    from devolens.cli import main
+
+    code = main(argv)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def growth_rows(n_times: int = 40, base: int = 20) -> list[tuple]:
+    """CD rows (cell, time, z, x, y, size, blot): ``base + t`` named cells at time t, each at its own place."""
+    rows = []
+    for t in range(1, n_times + 1):
+        for k in range(base + t):
+            rows.append((f"AB{'ap'[k % 2]}{'lr'[(k // 2) % 2]}{'dv' * (k // 4)}", t, 1.0 + k % 7, 10 + k, 20 + t, 10, 0))
+    return rows

@@ -9,27 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from devolens.cli import main
 from devolens.lineage.cliffs import clean_table, detect_cliffs, find_cliffs
 from devolens.lineage.names import daughters
 from devolens.lineage.populations import populations
-from _lineage_builders import write_cd
+from _lineage_builders import growth_rows, write_cd
+from _lineage_builders import run_cli as run
 from _render_helpers import make_table
-
-
-def run(argv, capsys):
-    code = main(argv)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def growth_rows(n_times: int = 40, base: int = 20) -> list[tuple]:
-    """CD rows (cell, time, z, x, y, size, blot): ``base + t`` named cells at time t, each at its own place."""
-    rows = []
-    for t in range(1, n_times + 1):
-        for k in range(base + t):
-            rows.append((f"AB{'ap'[k % 2]}{'lr'[(k // 2) % 2]}{'dv' * (k // 4)}", t, 1.0 + k % 7, 10 + k, 20 + t, 10, 0))
-    return rows
 
 
 def tidy(rows: list[tuple]) -> pd.DataFrame:

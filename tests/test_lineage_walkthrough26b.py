@@ -9,26 +9,11 @@ import json
 import pandas as pd
 import pytest
 
-from devolens.cli import main
 from devolens.errors import DevolensError
 from devolens.io.tables import EPIC_COLUMNS, read_positions, read_table
-from _lineage_builders import write_cd
+from _lineage_builders import growth_rows, write_cd
+from _lineage_builders import run_cli as run
 from _render_helpers import make_table
-
-
-def run(argv, capsys):
-    code = main(argv)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def growth_rows(n_times: int = 40, base: int = 20) -> list[tuple]:
-    """CD rows (cell, time, z, x, y, size, blot): ``base + t`` named cells at time t, each at its own place."""
-    rows = []
-    for t in range(1, n_times + 1):
-        for k in range(base + t):
-            rows.append((f"AB{'ap'[k % 2]}{'lr'[(k // 2) % 2]}{'dv' * (k // 4)}", t, 1.0 + k % 7, 10 + k, 20 + t, 10, 0))
-    return rows
 
 
 def flat(text: str) -> str:
