@@ -62,3 +62,17 @@ def growth_rows(n_times: int = 40, base: int = 20) -> list[tuple]:
         for k in range(base + t):
             rows.append((f"AB{'ap'[k % 2]}{'lr'[(k // 2) % 2]}{'dv' * (k // 4)}", t, 1.0 + k % 7, 10 + k, 20 + t, 10, 0))
     return rows
+
+
+def lineage_rows(counts: dict[str, list[int]], start: int = 1) -> list[tuple]:
+    """CD rows (cell, time, z, x, y, size, blot) with ``counts[founder][i]`` named cells of that founder (``AB``,
+    ``MS``, ``C``...) at time ``start + i``, each at its own place."""
+    rows = []
+    n_times = max(len(c) for c in counts.values())
+    for i in range(n_times):
+        t = start + i
+        for f, (founder, per_time) in enumerate(counts.items()):
+            for k in range(per_time[i] if i < len(per_time) else 0):
+                name = f"{founder}{'ap'[k % 2]}{'lr'[(k // 2) % 2]}{'dv' * (k // 4)}"
+                rows.append((name, t, 1.0 + k % 7, 10 + k, 20 + 100 * f, 10, 0))
+    return rows

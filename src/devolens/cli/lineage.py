@@ -63,28 +63,91 @@ def _fall(c) -> str:
     return text
 
 
+#: The lineage each population letter searched for lineage cliffs counts, in words.
+_LINEAGE = {"A": "AB", "E": "E", "M": "MS", "C": "C", "D": "D"}
+
+
+def _lineage_fall(c) -> str:
+    """``the MS lineage (M) 32 -> 0 cells at time 101`` of a :class:`~devolens.lineage.cliffs.LetterCliff`."""
+    return f"the {_LINEAGE.get(c.letter, c.letter)} lineage ({c.letter}) {_fall(c)}"
+
+
+def _dip_text(d) -> str:
+    """``time 150 has 86 cells between 188 and 190: a damaged or half-curated time point?`` of a
+    :class:`~devolens.lineage.cliffs.Dip`."""
+    if d.first_time == d.last_time:
+        return (f"time {d.first_time} has {d.cells[0]} cells between {d.before} and {d.after}: a damaged or "
+                "half-curated time point?")
+    cells = " and ".join(map(str, d.cells)) if len(d.cells) == 2 else ", ".join(map(str, d.cells))
+    return (f"times {d.first_time}-{d.last_time} have {cells} cells between {d.before} and {d.after}: damaged or "
+            "half-curated time points?")
+
+
+def _lone_text(x) -> str:
+    """``time 1050 stands alone, 910 time points after time 140 (1 cell): a mistyped time?`` of a
+    :class:`~devolens.lineage.cliffs.LoneTime`."""
+    side = "after" if x.time > x.nearest else "before"
+    return (f"time {x.time} stands alone, {abs(x.time - x.nearest)} time points {side} time {x.nearest} "
+            f"({x.cells} cell{'s' if x.cells != 1 else ''}): a mistyped time?")
+
+
+def _listed(texts: list[str], limit: int = 3) -> str:
+    """The first ``limit`` of ``texts`` joined with ``; ``, then how many more."""
+    more = f" (and {len(texts) - limit} more)" if len(texts) > limit else ""
+    return "; ".join(texts[:limit]) + more
+
+
+def _finding_notes(rep, arg: str, who: str = "", *, cleaning: bool = False) -> None:
+    """The notes on what a cliff report finds besides the cliffs of the total: lone time points (a mistyped
+    time), lineage cliffs (one lineage's curation stopped) and dips (a damaged time point). ``arg``: the table
+    quoted for a command line; ``cleaning``: said by ``lineage clean`` (which cuts at cliffs of the total only)."""
+    if cleaning and rep.cliffs:  # what lies after the cut is gone: only what the cleaned table keeps is said
+        from dataclasses import replace
+
+        last = rep.last_good_time
+        rep = replace(rep, letters=[c for c in rep.letters if c.first_bad_time <= last],
+                      dips=[d for d in rep.dips if d.last_time < last])
+    if rep.lone:
+        what = "dropped from the cleaned table" if cleaning else (
+            f"no annotation cliff; `devolens lineage clean {arg} --out CLEAN.csv` drops it")
+        note(f"{who}{_listed([_lone_text(x) for x in rep.lone])} ({what})")
+    if rep.letters:
+        many = len(rep.letters) > 1
+        tail = ("`lineage clean` cuts at cliffs of the total only, so the cleaned table keeps them" if cleaning
+                else f"`devolens lineage cliffs {arg}` lists them")
+        note(f"{who}lineage cliff{'s' if many else ''}: {_listed([_lineage_fall(c) for c in rep.letters], 5)}, and "
+             f"no recovery while the other cells go on (curation of {'those lineages' if many else 'that lineage'} "
+             f"stopped?), so {'their' if many else 'its'} later counts are not the embryo's; {tail}")
+    if rep.dips:
+        note(f"{who}{_listed([_dip_text(d) for d in rep.dips])} (a dip that recovers: the counts there are not "
+             "the embryo's)")
+
+
 def _cliff_note(df, table: Path, embryo=None) -> None:
     """One line when the counts of ``df`` (a table of one embryo) fall off an annotation cliff
     (:func:`~devolens.lineage.cliffs.find_cliffs` with the ``cliffs`` command's defaults, on the same counts):
-    curation stopped, and the counts after it are not the embryo's. Nothing when there is none."""
+    curation stopped, and the counts after it are not the embryo's. Then the lone time points, lineage cliffs and
+    dips (:func:`_finding_notes`). Nothing when there is none."""
+    import shlex
+
     from devolens.lineage.cliffs import find_cliffs
 
     rep = find_cliffs(df)
+    who = f"embryo {embryo}: " if embryo is not None else ""
+    arg = shlex.quote(str(table))
     found = rep.cliffs
     if not found:
+        _finding_notes(rep, arg, who)
         return
-    import shlex
-
     c = found[0]
-    who = f"embryo {embryo}: " if embryo is not None else ""
     more = f" (and {len(found) - 1} later)" if len(found) > 1 else ""
-    arg = shlex.quote(str(table))
     # find_cliffs counts a name repeated at one time point once; populations counts its rows: said, so the note's
     # counts are not taken for the table's
     once = " (each cell name counted once)" if len(rep.duplicates) else ""
     note(f"{who}annotation cliff after time {c.time}{more}: {_fall(c)}{once}, "
          f"no recovery (curation stopped?), so the later counts are not the embryo's; `devolens lineage cliffs {arg}` "
          f"lists the cliffs, `devolens lineage clean {arg} --out CLEAN.csv` cuts the table after time {c.time}")
+    _finding_notes(rep, arg, who)
 
 
 def _check_plot(plot: Path, out_path: Path, table: Path) -> None:
@@ -208,7 +271,11 @@ def register(app: typer.Typer) -> None:
             False, "--json", help='Print JSON: {"cliffs": [{"time", "before", "after", "first_bad_time", '
             '"after_time"}], "last_good_time": t, "duplicates": [{"time", "cell", "count"}]} (time = last good time '
             "point before each cliff, first_bad_time = first time point of the fall, after_time = the time point of "
-            "after, its bottom; duplicates: cell names found count times at one time point).",
+            "after, its bottom; duplicates: cell names found count times at one time point), and only when found: "
+            '"letters": [{"letter", "time", "before", "after", "first_bad_time", "after_time"}] (lineage cliffs: '
+            'A, E, M, C or D falls to nearly none while the other cells go on), "dips": [{"first_time", "last_time", '
+            '"cells", "before", "after"}] (one or two time points far below both neighbours), "lone_times": '
+            '[{"time", "cells", "nearest"}] (a time point far from the rest: a mistyped time?).',
         ),
         min_drop: int = typer.Option(10, "--min-drop", min=1, help=_DETECT_HELP),
         min_fraction: float = typer.Option(
@@ -220,7 +287,8 @@ def register(app: typer.Typer) -> None:
             help="Cliff detector: time points after a fall within which a return to the peak makes it a dip, not a cliff.",
         ),
     ) -> None:
-        """Find annotation cliffs (a fall in cell count that does not recover) and duplicated names."""
+        """Find annotation cliffs (a fall in cell count that does not recover) and duplicated names; also lineage
+        cliffs (one lineage's count falls to nearly none), dips that recover, and lone time points."""
         from devolens.lineage.cliffs import find_cliffs
 
         with _about(table):
@@ -236,6 +304,13 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{name}: cliff after time {c.time}: {_fall(c)}")
         if rep.cliffs:
             typer.echo(f"{name}: last good time point {rep.last_good_time}")
+        for c in rep.letters:
+            typer.echo(f"{name}: lineage cliff after time {c.time}: {_lineage_fall(c)} (curation of that lineage "
+                       "stopped?)")
+        for d in rep.dips:
+            typer.echo(f"{name}: dip: {_dip_text(d)}")
+        for x in rep.lone:
+            typer.echo(f"{name}: {_lone_text(x)} (no cliff: left out of the counts searched)")
         nd = len(rep.duplicates)
         if nd:
             first = rep.duplicates.iloc[0]
@@ -280,9 +355,17 @@ def register(app: typer.Typer) -> None:
         else:
             cut = "no cliff"
         copies = f" and {rep.copy_rows} unnamed row(s) that repeat an earlier row exactly" if rep.copy_rows else ""
+        lone = rep.cliffs.lone
+        if lone:
+            times = ", ".join(str(x.time) for x in lone)
+            copies += (f"; dropped {rep.lone_rows} row(s) at time{'s' if len(lone) > 1 else ''} {times}, standing "
+                       "alone (a mistyped time?)")
         typer.echo(
             f"wrote {out_path}: {rep.rows_out} of {rep.rows_in} rows; {cut}; "
             f"dropped {rep.duplicate_rows} duplicated-name row(s){copies}"
         )
+        import shlex
+
+        _finding_notes(rep.cliffs, shlex.quote(str(table)), cleaning=True)
 
     app.add_typer(group, name="lineage")

@@ -341,7 +341,8 @@ def _gaps_note(times: Iterable[int], empty: Iterable[int] = (), *, lacking: str,
         many = count(empty_spans) > 1
         parts.append(f"the nuclei file{'s' if many else ''} of time point{'s' if many else ''} "
                      f"{_spans_text(empty_spans)} {'are' if many else 'is'} empty")
-    return " and ".join(parts) + f": the table skips them ({cause})"
+    one = count(missing) + count(empty_spans) == 1
+    return " and ".join(parts) + f": the table skips {'it' if one else 'them'} ({cause})"
 
 
 def _table_gaps(df: pd.DataFrame) -> list[str]:
@@ -998,6 +999,12 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
     valid = raw_df["status"].to_numpy() > 0  # AceTree: status > 0 valid; 0 and -1 deleted or dead nuclei
     df = raw_df.loc[valid, ["time", "cell", "x", "y", "z", "size"]].reset_index(drop=True)
     _numeric_acetree(df, ["x", "y", "z", "size"], path, line_no[valid])
+    # a file whose every line is deleted or dead (status 0 or -1), or blank: its time point vanishes as an empty
+    # file's does, so it is said alike
+    no_valid = sorted(set(times) - set(np.unique(df["time"].to_numpy()).tolist()))
+    if len(no_valid) == len(times):
+        raise DevolensError("AceTree nuclei files hold no valid nucleus (every line's status is 0 or -1: deleted "
+                            "or dead)", path=path)
     df["cell"] = _names(df["cell"])
     df.insert(0, "embryo", embryo or default_name)
     if n_old:
@@ -1006,6 +1013,12 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
     gap = _acetree_gaps([t for t, _ in sources], empty)
     if gap:
         notes.append(gap)
+    if no_valid:
+        many = len(no_valid) > 1
+        notes.append(f"the nuclei file{'s' if many else ''} of time point{'s' if many else ''} "
+                     f"{time_spans_text(no_valid)} hold{'' if many else 's'} no valid nucleus (every line's status is "
+                     f"0 or -1: deleted or dead): the table skips {'them' if many else 'it'} (a damaged file, or "
+                     "nuclei deleted in AceTree?)")
     return _finish(df, "acetree", path, {"notes": notes} if notes else {})
 
 

@@ -27,6 +27,18 @@ points, at its own time point (``after_time``; for a sudden cliff ``first_bad_ti
 Scanning continues from that bottom with the peak reset, so several cliffs are reported (a
 fall spread over a few time points counts once); the table is trustworthy up to the first one.
 
+Three more findings on a table (:func:`find_cliffs`), none of them a cliff of the total:
+
+- *Lineage cliffs* (:func:`detect_letter_cliffs`): curators often work one lineage at a time, so a lineage whose
+  curation stopped can leave the total growing. A population letter (A, E, M, C, D; P and Z are one or two cells)
+  that falls from at least ``min_level`` cells to (nearly) none and stays there to the end of the table, while the
+  other cells of the embryo go on, is reported with its letter.
+- *Dips* (:func:`detect_dips`): one or two time points whose total falls below both neighbours by a cliff's drop and
+  recovers right after (a nuclei file cut short, a half-curated time point): no cliff, but no count of the embryo.
+- *Lone time points* (:func:`lone_times`): a single time point set apart from the rest by more missing time points
+  than the table has, with few rows (a mistyped time, 1050 in a table of 1..140). Its rows are left out of the
+  series searched, so it makes no cliff; :func:`clean_table` drops them.
+
 On a table (:func:`find_cliffs`, :func:`clean_table`) the counts are those of the table as
 ``devolens lineage clean`` writes it: exact copies of a row (a table, or a block of time
 points, saved twice) are dropped as ``devolens lineage populations`` drops them, and a
@@ -95,6 +107,89 @@ class Cliff:
                 "first_bad_time": int(self.first_bad_time), "after_time": int(self.bottom_time)}
 
 
+#: Population letters searched for lineage cliffs: P (P0-P4) and Z (Z2, Z3) are one or two cells, never a level.
+LETTER_CLIFF_LETTERS: tuple[str, ...] = ("A", "E", "M", "C", "D")
+
+
+@dataclass(frozen=True)
+class LetterCliff:
+    """A lineage cliff: one population letter falls to (nearly) no cells and stays there while the embryo goes on.
+
+    Attributes
+    ----------
+    letter : str
+        The population letter (A, E, M, C or D).
+    time, before, after, first_bad_time, after_time : int
+        As in :class:`Cliff`, counting the cells of ``letter``.
+    """
+
+    letter: str
+    time: int
+    before: int
+    after: int
+    first_bad_time: int
+    after_time: int
+
+    @property
+    def bottom_time(self) -> int:
+        """Time point of ``after`` (as :attr:`Cliff.bottom_time`)."""
+        return self.after_time
+
+    def to_dict(self) -> dict:
+        """The JSON form: ``{"letter", "time", "before", "after", "first_bad_time", "after_time"}``."""
+        return {"letter": self.letter, "time": int(self.time), "before": int(self.before), "after": int(self.after),
+                "first_bad_time": int(self.first_bad_time), "after_time": int(self.after_time)}
+
+
+@dataclass(frozen=True)
+class Dip:
+    """One or two time points whose total falls below both neighbours by a cliff's drop, then recovers.
+
+    Attributes
+    ----------
+    first_time, last_time : int
+        The time points of the dip (the same for a dip of one time point).
+    cells : tuple of int
+        The count at each time point of the dip.
+    before, after : int
+        The counts at the time points just before and just after it.
+    """
+
+    first_time: int
+    last_time: int
+    cells: tuple[int, ...]
+    before: int
+    after: int
+
+    def to_dict(self) -> dict:
+        """The JSON form: ``{"first_time", "last_time", "cells": [...], "before", "after"}``."""
+        return {"first_time": int(self.first_time), "last_time": int(self.last_time),
+                "cells": [int(c) for c in self.cells], "before": int(self.before), "after": int(self.after)}
+
+
+@dataclass(frozen=True)
+class LoneTime:
+    """A time point standing alone, far from the rest of the table (a mistyped time?).
+
+    Attributes
+    ----------
+    time : int
+        The time point.
+    cells : int
+        Its count.
+    nearest : int
+        The nearest time point of the rest of the table.
+    """
+
+    time: int
+    cells: int
+    nearest: int
+
+    def to_dict(self) -> dict:
+        """The JSON form: ``{"time", "cells", "nearest"}``."""
+        return {"time": int(self.time), "cells": int(self.cells), "nearest": int(self.nearest)}
+
+
 @dataclass
 class CliffReport:
     """Outcome of :func:`find_cliffs`.
@@ -109,6 +204,12 @@ class CliffReport:
     duplicates : pandas.DataFrame
         Cell names that occur more than once at one time point: columns
         ``time, cell, count``.
+    letters : list of LetterCliff
+        Lineage cliffs (:func:`detect_letter_cliffs`), in time order.
+    dips : list of Dip
+        Dips of the total that recover (:func:`detect_dips`).
+    lone : list of LoneTime
+        Time points standing alone (:func:`lone_times`): left out of the series searched, never a cliff.
     """
 
     cliffs: list[Cliff] = field(default_factory=list)
@@ -116,19 +217,28 @@ class CliffReport:
     duplicates: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame({"time": [], "cell": [], "count": []})
     )
+    letters: list[LetterCliff] = field(default_factory=list)
+    dips: list[Dip] = field(default_factory=list)
+    lone: list[LoneTime] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The JSON form (``devolens lineage cliffs --json``): ``{"cliffs": [{"time", "before", "after",
         "first_bad_time", "after_time"}], "last_good_time": t, "duplicates": [{"time", "cell", "count"}]}``
-        (:meth:`Cliff.to_dict`; ``last_good_time`` null for an empty table)."""
+        (:meth:`Cliff.to_dict`; ``last_good_time`` null for an empty table), with ``"letters"``
+        (:meth:`LetterCliff.to_dict`), ``"dips"`` (:meth:`Dip.to_dict`) and ``"lone_times"``
+        (:meth:`LoneTime.to_dict`) lists added only when they hold something."""
         dup = self.duplicates
         last = self.last_good_time
-        return {
+        out = {
             "cliffs": [c.to_dict() for c in self.cliffs],
             "last_good_time": None if last is None else int(last),
             "duplicates": [{"time": int(t), "cell": str(cell), "count": int(n)}
                            for t, cell, n in zip(dup["time"], dup["cell"], dup["count"])],
         }
+        for key, items in (("letters", self.letters), ("dips", self.dips), ("lone_times", self.lone)):
+            if items:
+                out[key] = [x.to_dict() for x in items]
+        return out
 
 
 def detect_cliffs(
@@ -166,13 +276,7 @@ def detect_cliffs(
     >>> detect_cliffs(range(8), [20, 21, 22, 23, 24, 5, 5, 6])
     [Cliff(time=4, before=24, after=5, first_bad_time=5, after_time=5)]
     """
-    t = _counts(times, "times")
-    n = _counts(totals, "totals")
-    if t.shape != n.shape or t.ndim != 1:
-        raise DevolensValueError("times and totals must be 1-D arrays of the same length")
-    if len(t) > 1 and np.any(np.diff(t) <= 0):
-        order = np.argsort(t, kind="stable")
-        t, n = t[order], n[order]
+    t, n = _series(times, totals, "totals")
     min_drop = checks.whole(min_drop, "min_drop", 1, error=DevolensValueError)
     window = checks.whole(window, "window", 1, error=DevolensValueError)
     if not checks.is_number(min_fraction) or not 0 <= min_fraction <= 1:
@@ -231,6 +335,166 @@ def _without_spikes(n: np.ndarray, min_drop: int, min_fraction: float, max_spike
     return level
 
 
+def _series(times, counts, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``times`` and ``counts`` (:func:`_counts`) as two 1-D arrays of one length, in time order."""
+    t = _counts(times, "times")
+    n = _counts(counts, what)
+    if t.shape != n.shape or t.ndim != 1:
+        raise DevolensValueError(f"times and {what} must be 1-D arrays of the same length")
+    if len(t) > 1 and np.any(np.diff(t) <= 0):
+        order = np.argsort(t, kind="stable")
+        t, n = t[order], n[order]
+    return t, n
+
+
+def detect_dips(
+    times, totals, *, min_drop: int = 10, min_fraction: float = 0.2, max_len: int = 2
+) -> list[Dip]:
+    """Find dips: one or two time points whose count falls below the count before them by a cliff's drop (at least
+    ``min_drop`` cells and ``min_fraction`` of that count) and is back within ``min_drop`` of it right after.
+
+    A dip is no cliff (the count recovers) and no count of the embryo either: a nuclei file cut short, a damaged or
+    half-curated time point.
+
+    Parameters
+    ----------
+    times : array-like of int
+        Time points.
+    totals : array-like of int
+        Cells counted at each time point.
+    min_drop, min_fraction
+        See :func:`detect_cliffs`.
+    max_len : int
+        Longest dip, in time points.
+
+    Returns
+    -------
+    list of Dip
+        In time order.
+
+    Examples
+    --------
+    >>> detect_dips(range(1, 7), [180, 185, 188, 86, 190, 192])
+    [Dip(first_time=4, last_time=4, cells=(86,), before=188, after=190)]
+    """
+    t, n = _series(times, totals, "totals")
+    min_drop = checks.whole(min_drop, "min_drop", 1, error=DevolensValueError)
+    if not checks.is_number(min_fraction) or not 0 <= min_fraction <= 1:
+        raise DevolensValueError(f"min_fraction must be a number from 0 to 1, got {min_fraction!r}")
+    max_len = checks.whole(max_len, "max_len", 1, error=DevolensValueError)
+    dips: list[Dip] = []
+    j = 1
+    while j < len(n) - 1:
+        found = 0
+        for m in range(1, max_len + 1):
+            if j + m >= len(n):
+                break
+            pre, post = int(n[j - 1]), int(n[j + m])
+            fall = pre - int(n[j : j + m].max())
+            if fall >= min_drop and fall >= min_fraction * pre and post > pre - min_drop:
+                dips.append(Dip(first_time=int(t[j]), last_time=int(t[j + m - 1]),
+                                cells=tuple(int(c) for c in n[j : j + m]), before=pre, after=post))
+                found = m
+                break
+        j += found + 1 if found else 1
+    return dips
+
+
+def lone_times(times, totals, *, few: float = 0.5) -> list[LoneTime]:
+    """Find time points standing alone: each a single time point set apart from the rest of the table by more
+    missing time points than the table has (as the readers' note on gaps leaves such a gap out), holding at most
+    ``few`` times the median count of the main run of time points. A mistyped time (1050 in a table of 1..140).
+
+    Parameters
+    ----------
+    times : array-like of int
+        Time points.
+    totals : array-like of int
+        Cells counted at each time point.
+    few : float
+        Largest count of a lone time point, as a fraction of the median count of the main run.
+
+    Returns
+    -------
+    list of LoneTime
+        In time order; empty when the table is one run.
+
+    Examples
+    --------
+    >>> lone_times([1, 2, 3, 4, 50], [10, 12, 14, 16, 1])
+    [LoneTime(time=50, cells=1, nearest=4)]
+    """
+    t, n = _series(times, totals, "totals")
+    if len(t) < 2:
+        return []
+    breaks = np.flatnonzero(np.diff(t) - 1 > len(t))
+    if not breaks.size:
+        return []
+    starts = np.r_[0, breaks + 1]
+    ends = np.r_[breaks + 1, len(t)]
+    main = int(np.argmax([n[a:b].sum() for a, b in zip(starts, ends)]))
+    level = float(np.median(n[starts[main] : ends[main]]))
+    out = []
+    for k, (a, b) in enumerate(zip(starts, ends)):
+        if k == main or b - a != 1 or n[a] > few * level:
+            continue
+        near = a - 1 if a > 0 and (a == len(t) - 1 or t[a] - t[a - 1] <= t[a + 1] - t[a]) else a + 1
+        out.append(LoneTime(time=int(t[a]), cells=int(n[a]), nearest=int(t[near])))
+    return out
+
+
+def detect_letter_cliffs(
+    pops: pd.DataFrame, *, letters=LETTER_CLIFF_LETTERS, min_level: int = 8, min_drop: int = 6,
+    min_fraction: float = 0.5, window: int = 10,
+) -> list[LetterCliff]:
+    """Find lineage cliffs: a population letter whose curation stopped while the rest of the embryo went on.
+
+    Each letter's count is searched with :func:`detect_cliffs` (``min_drop``, ``min_fraction``, ``window``); a
+    cliff is kept when the letter held at least ``min_level`` cells before it, falls to (nearly) none (at most a
+    tenth of that, at least 1) and stays there to the end of the table, while the embryo's other cells (the
+    total less the letter) were at least ``min_level`` and fell by less than ``min_fraction``: a fall of every
+    lineage at once is a cliff of the total, said as such.
+
+    Parameters
+    ----------
+    pops : pandas.DataFrame
+        A populations table (:func:`~devolens.lineage.populations.populations`): ``time``, the letters, ``total``.
+    letters : sequence of str
+        Letters searched (P and Z are one or two cells: never a level).
+    min_level : int
+        Fewest cells of the letter, and of the rest of the embryo, before the fall.
+    min_drop, min_fraction, window
+        See :func:`detect_cliffs`.
+
+    Returns
+    -------
+    list of LetterCliff
+        In time order (then in the order of ``letters``).
+    """
+    checks.dataframe(pops, ("time", "total", *letters))
+    min_level = checks.whole(min_level, "min_level", 1, error=DevolensValueError)
+    out: list[LetterCliff] = []
+    if len(pops) < 2:
+        return out
+    t, total = _series(pops["time"].to_numpy(), pops["total"].to_numpy(), "totals")
+    order = np.argsort(_counts(pops["time"].to_numpy(), "times"), kind="stable")
+    where = {int(x): i for i, x in enumerate(t)}
+    for letter in letters:
+        n = _counts(pops[letter].to_numpy(), letter)[order]
+        for c in detect_cliffs(t, n, min_drop=min_drop, min_fraction=min_fraction, window=window):
+            g, b = where[c.time], where[c.bottom_time]
+            near = max(1, c.before // 10)
+            if c.before < min_level or int(n[b:].max()) > near:
+                continue
+            rest_before, rest_after = int(total[g] - n[g]), int(total[b] - n[b])
+            if rest_before < min_level or rest_after < (1 - min_fraction) * rest_before:
+                continue
+            out.append(LetterCliff(letter=letter, time=c.time, before=c.before, after=c.after,
+                                   first_bad_time=c.first_bad_time, after_time=c.bottom_time))
+    rank = {x: i for i, x in enumerate(letters)}
+    return sorted(out, key=lambda c: (c.first_bad_time, rank[c.letter]))
+
+
 def find_duplicates(df: pd.DataFrame) -> pd.DataFrame:
     """Cell names that occur more than once at one time point (unnamed rows ignored).
 
@@ -275,21 +539,27 @@ def find_cliffs(
     -------
     CliffReport
         ``duplicates`` lists the names repeated at one time point of ``df`` as it is (copies
-        included).
+        included). Lone time points (:func:`lone_times`) are left out of the counts searched for
+        cliffs, dips (:func:`detect_dips`, with ``min_drop`` and ``min_fraction``) and lineage cliffs
+        (:func:`detect_letter_cliffs`, with its own thresholds), and of ``last_good_time``.
     """
     checks.dataframe(df, ("time", "cell"))
     named_dup, copy = _repeated_rows(df)
     drop = named_dup | copy
     pops = populations(df.loc[~drop] if drop.any() else df)
-    cliffs = detect_cliffs(
-        pops["time"].to_numpy(), pops["total"].to_numpy(), min_drop=min_drop, min_fraction=min_fraction,
-        window=window, max_spike=max_spike,
-    )
+    lone = lone_times(pops["time"].to_numpy(), pops["total"].to_numpy()) if len(pops) else []
+    if lone:
+        pops = pops.loc[~pops["time"].isin([x.time for x in lone])].reset_index(drop=True)
+    times, totals = pops["time"].to_numpy(), pops["total"].to_numpy()
+    cliffs = detect_cliffs(times, totals, min_drop=min_drop, min_fraction=min_fraction, window=window,
+                           max_spike=max_spike)
     if cliffs:
         last = cliffs[0].time
     else:
         last = int(pops["time"].iloc[-1]) if len(pops) else None
-    return CliffReport(cliffs=cliffs, last_good_time=last, duplicates=find_duplicates(df))
+    return CliffReport(cliffs=cliffs, last_good_time=last, duplicates=find_duplicates(df),
+                       letters=detect_letter_cliffs(pops, window=window),
+                       dips=detect_dips(times, totals, min_drop=min_drop, min_fraction=min_fraction), lone=lone)
 
 
 def _repeated_rows(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -325,6 +595,8 @@ class CleanReport:
         a named row are among them).
     copy_rows : int
         Unnamed rows dropped as exact copies of an earlier row (same time point and position).
+    lone_rows : int
+        Rows dropped at lone time points (:func:`lone_times`: a mistyped time?).
     """
 
     cliffs: CliffReport
@@ -334,12 +606,14 @@ class CleanReport:
     times_dropped: int
     duplicate_rows: int
     copy_rows: int = 0
+    lone_rows: int = 0
 
     def to_dict(self) -> dict:
         """The JSON form: :meth:`CliffReport.to_dict` of ``cliffs`` and the row counts."""
         d = self.cliffs.to_dict()
         d.update(rows_in=self.rows_in, rows_out=self.rows_out, rows_after_cliff=self.rows_after_cliff,
-                 times_dropped=self.times_dropped, duplicate_rows=self.duplicate_rows, copy_rows=self.copy_rows)
+                 times_dropped=self.times_dropped, duplicate_rows=self.duplicate_rows, copy_rows=self.copy_rows,
+                 lone_rows=self.lone_rows)
         return d
 
 
@@ -354,7 +628,10 @@ def cut_at_cliff(df: pd.DataFrame, last_good_time: int | None) -> pd.DataFrame:
 def clean_table(
     df: pd.DataFrame, *, min_drop: int = 10, min_fraction: float = 0.2, window: int = 10, max_spike: int = 2
 ) -> tuple[pd.DataFrame, CleanReport]:
-    """Cut a table at its first annotation cliff and drop duplicated names and copied rows.
+    """Cut a table at its first annotation cliff and drop duplicated names, copied rows and lone time points.
+
+    The cut follows the total's cliffs only: a lineage cliff or a dip (see :func:`find_cliffs`) is reported, not
+    cut. The rows of a lone time point (:func:`lone_times`, a mistyped time) are dropped wherever it lies.
 
     Parameters
     ----------
@@ -373,18 +650,19 @@ def clean_table(
         What was removed.
     """
     rep = find_cliffs(df, min_drop=min_drop, min_fraction=min_fraction, window=window, max_spike=max_spike)
-    cut = cut_at_cliff(df, rep.last_good_time if rep.cliffs else None)
+    kept = df.loc[~df["time"].isin([x.time for x in rep.lone])] if rep.lone else df
+    cut = cut_at_cliff(kept, rep.last_good_time if rep.cliffs else None)
     named_dup, copy = _repeated_rows(cut)
     clean = cut.loc[~(named_dup | copy)].reset_index(drop=True)
     clean.attrs = dict(df.attrs)
-    times_in = df["time"].nunique()
     report = CleanReport(
         cliffs=rep,
         rows_in=len(df),
         rows_out=len(clean),
-        rows_after_cliff=len(df) - len(cut),
-        times_dropped=times_in - cut["time"].nunique(),
+        rows_after_cliff=len(kept) - len(cut),
+        times_dropped=kept["time"].nunique() - cut["time"].nunique(),
         duplicate_rows=int(named_dup.sum()),
         copy_rows=int(copy.sum()),
+        lone_rows=len(df) - len(kept),
     )
     return clean, report
