@@ -282,7 +282,9 @@ def tune_cmd(
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="A training run folder (holds best.safetensors and best.json)."),
     data: Path = typer.Option(..., "--data", "-d", help="Data folder to evaluate on (every sample is used)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Metrics JSON to write (default RUN/eval_<DATA name>.json)."),
+    json_out: Optional[Path] = typer.Option(
+        None, "--json", help="Metrics JSON to write (default RUN/eval_<DATA name>.json; with --weights "
+        "RUN/eval_<DATA name>_<weights>.json, e.g. eval_A_zoo-nuclei.json)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass."),
     weights: Optional[str] = typer.Option(
         None, "--weights", help="Score these weights with the run's recipe instead of RUN/best.safetensors: "
@@ -320,11 +322,57 @@ def evaluate_cmd(
         validate.setdefault("instances", "watershed")
     with progress_bar("evaluating") as cb:
         metrics = evaluate_run(run, data, batch_size=batch_size, progress=cb, weights=weights, validate=validate)
-    path = json_out or (Path(run) / f"eval_{Path(data).resolve().name}.json")
+    path = json_out or default_eval_json(run, data, weights)
+    replaced = path.exists()
     write_text(path, json.dumps(metrics, indent=2))
     for k, v in metrics["metrics"].items():
         stdout.print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
-    stdout.print(f"instances: {metrics['validate']['instances']}; metrics -> {path}")
+    stdout.print(f"instances: {metrics['validate']['instances']}; metrics -> {path}"
+                 + (" (replacing the earlier one)" if replaced else ""))
+
+
+def _safe_name(text: str) -> str:
+    """``text`` as a part of a file name: letters, digits, ``.``, ``_`` and ``-`` kept, every other run of
+    characters one ``-``."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "weights"
+
+
+def default_eval_json(run: Path, data: Path, weights: Optional[str] = None) -> Path:
+    """Where ``devolens evaluate`` writes its metrics without --json: ``RUN/eval_<DATA name>.json``, and with
+    --weights ``RUN/eval_<DATA name>_<weights>.json``, so that scoring other weights on the same data keeps the
+    run's own scores: ``zoo:nuclei`` is ``zoo-nuclei``, a file of the run its stem (``checkpoint``), another
+    file its folder's name and its stem (``other_run-best``), a folder its name.
+
+    Parameters
+    ----------
+    run : Path
+        The run folder.
+    data : Path
+        The data folder (or tile store) evaluated on.
+    weights : str, optional
+        The --weights given.
+
+    Returns
+    -------
+    Path
+    """
+    name = f"eval_{Path(data).resolve().name}"
+    if weights is not None:
+        text = str(weights)
+        if text.startswith("zoo:"):
+            tag = f"zoo-{text[4:]}"
+        else:
+            w = Path(text).resolve()
+            if w.is_dir():
+                tag = w.name
+            elif w.parent == Path(run).resolve():
+                tag = w.stem
+            else:
+                tag = f"{w.parent.name}-{w.stem}"
+        name += f"_{_safe_name(tag)}"
+    return Path(run) / f"{name}.json"
 
 
 def _check_json(path: Path, run: Path, data: Path) -> None:

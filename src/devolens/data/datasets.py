@@ -247,6 +247,73 @@ def _refuse_smoothed(labels: np.ndarray, path: Path, colour: bool) -> None:
         "smoothing", path=path)
 
 
+#: the names ``data.channel`` takes besides an index (``devolens segment``'s ``--color`` names): a colour's channel
+#: (red 0, green 1, blue 2), or the per-pixel maximum or mean of the channels
+CHANNEL_NAMES = ("red", "green", "blue", "max", "mean")
+
+
+def colour_image(img: np.ndarray, path: str | Path | None = None) -> bool:
+    """Whether ``img`` (as :func:`read_image` returns it) is a colour image rather than a multi-channel one: 3 or 4
+    channels, and from a PNG, JPEG, BMP or WebP file (whose only channels are colours), or an 8-bit TIFF stored as
+    RGB samples (not an ImageJ or OME hyperstack's C axis). ``path`` None (an array): 3 or 4 channels."""
+    if img.ndim != 3 or img.shape[-1] not in (3, 4):
+        return False
+    if path is None or Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return True
+    if img.dtype != np.uint8:
+        return False
+    from devolens.io.stacks import _readable_layout
+
+    layout = _readable_layout(Path(path))
+    return layout is None or ("S" in layout[0] and "C" not in layout[0])
+
+
+def select_channel(img: np.ndarray, channel: int | str | None, path: str | Path | None = None) -> np.ndarray:
+    """The channel of ``img`` a recipe's ``data.channel`` picks, as ``HxW`` (the image as it is where none is
+    picked and it is grey or a colour image, :func:`colour_image`).
+
+    Parameters
+    ----------
+    img : ndarray
+        ``HxW`` or ``HxWxC`` image from :func:`read_image`.
+    channel : int, str or None
+        An index (0-based: the C axis of a multi-channel TIFF, as ``devolens segment --channel``), a name of
+        :data:`CHANNEL_NAMES`, or None (a colour image is reduced later, by :func:`to_channels`).
+    path : str or Path, optional
+        The file (errors name it; a TIFF's layout tells a colour image from a multi-channel one).
+
+    Raises
+    ------
+    DevolensError
+        A multi-channel image and no ``channel`` (the network would learn from a projection of the channels that
+        ``devolens segment`` refuses to make), or an index beyond the image's channels.
+    """
+    c = 1 if img.ndim == 2 else int(img.shape[-1])
+    if c == 1:
+        if isinstance(channel, int) and not isinstance(channel, bool) and channel > 0:
+            raise DevolensError(f"data.channel is {channel}, but this image has one channel (data.channel: 0, or "
+                                "null)", path=path)
+        return img if img.ndim == 2 else img[..., 0]
+    colour = colour_image(img, path)
+    if channel is None:
+        if colour:
+            return img
+        raise DevolensError(f"an image of {c} channels (not a colour image): training reads one channel, as `devolens "
+                            f"segment` does; name the nuclei's in the recipe, data.channel: N (0 to {c - 1}), and "
+                            "segment with the same --channel N", path=path)
+    if channel in ("max", "mean"):
+        planes = img[..., :3] if colour else img
+        if channel == "max":
+            return planes.max(axis=-1)
+        mean = planes.mean(axis=-1)
+        return (np.round(mean) if img.dtype.kind in "ui" else mean).astype(img.dtype)
+    index = CHANNEL_NAMES.index(channel) if isinstance(channel, str) else int(channel)
+    if not 0 <= index < c:
+        said = f"{channel} (channel {index})" if isinstance(channel, str) else str(index)
+        raise DevolensError(f"data.channel is {said}, but this image has {c} channels (0 to {c - 1})", path=path)
+    return np.ascontiguousarray(img[..., index])
+
+
 def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
     """Return ``img`` as HxWxC with ``channels`` channels.
 
@@ -643,7 +710,7 @@ def _no_pairs(root: Path, img_dir: Path, mask_dir: Path) -> DevolensError:
     more = (f"; cellpose's {npy.name} files are not read: save the masks as images (cellpose: File > Save masks "
             "as PNG/tif)") if npy is not None else ""
     return DevolensError(f"no image has a mask with the same name ({where}): a mask is named like its image, "
-                         f"optionally with _masks, _labels, _mask or _seg before the extension (img_000.png + "
+                         f"optionally with one of {', '.join(MASK_SUFFIXES)} before the extension (img_000.png + "
                          f"img_000_masks.tif){more}", path=root)
 
 
@@ -893,6 +960,63 @@ def thresholded(labels: np.ndarray) -> np.ndarray | None:
     return blobs.astype(np.uint16 if n < 65536 else np.int32) if n > 1 else None
 
 
+#: an 8-bit mask is looked at for labels that wrapped past 255 when its largest label is at least this
+WRAPPED_FROM = 250
+#: ...and a label repeats when its blobs of a reasonable size lie farther apart than this many nucleus diameters
+WRAPPED_APART = 4.0
+
+
+def repeated_labels(labels: np.ndarray) -> int:
+    """How many label values of an 8-bit label image mark separate nuclei far apart: each value's connected blobs
+    of a reasonable size (at least a quarter of the median blob, and 9 pixels) spread over more than
+    :data:`WRAPPED_APART` nucleus diameters (from the median blob's area). Labels saved as 8-bit after counting past
+    255 (``labels % 256``) do that: 256 becomes background, 257 shares 1 with a nucleus far away. 0 for any other
+    mask: not ``uint8``, or its largest label below :data:`WRAPPED_FROM` (one pass over the mask; those left are
+    labelled by connected regions of equal value, a millisecond or two at 256x256).
+
+    Parameters
+    ----------
+    labels : ndarray
+        ``HxW`` instance labels, 0 the background.
+
+    Returns
+    -------
+    int
+        Label values that repeat in separate nuclei.
+    """
+    lab = np.asarray(labels)
+    if lab.dtype != np.uint8 or lab.ndim != 2 or int(lab.max(initial=0)) < WRAPPED_FROM:
+        return 0
+    from skimage.measure import label
+
+    comps = label(lab, background=0, connectivity=1)  # regions of one value each
+    n = int(comps.max())
+    if n < 2:
+        return 0
+    where = np.flatnonzero(comps)  # the foreground's pixels (a share of the image)
+    flat = comps.ravel()[where]
+    sizes = np.bincount(flat, minlength=n + 1).astype(np.float64)
+    value = np.zeros(n + 1, np.int64)
+    value[flat] = lab.ravel()[where]
+    cy = np.bincount(flat, where // lab.shape[1], minlength=n + 1) / np.maximum(sizes, 1)
+    cx = np.bincount(flat, where % lab.shape[1], minlength=n + 1) / np.maximum(sizes, 1)
+    typical = float(np.median(sizes[1:]))
+    big = np.flatnonzero(sizes >= max(9.0, 0.25 * typical))
+    if len(big) < 2:
+        return 0
+    diameter = 2.0 * np.sqrt(typical / np.pi)
+    v = value[big]
+    lo_y, hi_y = np.full(256, np.inf), np.full(256, -np.inf)
+    lo_x, hi_x = np.full(256, np.inf), np.full(256, -np.inf)
+    np.minimum.at(lo_y, v, cy[big])
+    np.maximum.at(hi_y, v, cy[big])
+    np.minimum.at(lo_x, v, cx[big])
+    np.maximum.at(hi_x, v, cx[big])
+    several = np.bincount(v, minlength=256) >= 2
+    spread = np.hypot(np.where(several, hi_y - lo_y, 0.0), np.where(several, hi_x - lo_x, 0.0))
+    return int((spread > WRAPPED_APART * diameter).sum())
+
+
 def _each(fn: Callable[[int], Any], indices: list[int], threads: int,
           announce: Callable[[int, int], None] | None = None, nbytes: Callable[[int], int] | None = None) -> None:
     """``fn(i)`` for every index, on ``threads`` threads (the image decoders release the GIL). With ``announce``:
@@ -916,8 +1040,10 @@ class _Base(Dataset):
     """Shared image preparation: channels, size, normalisation, seeded augmentation."""
 
     def __init__(self, channels: int = 1, size: Sequence[int] | None = None, normalize: str = "dtype",
-                 augment: Callable | None = None, seed: int = 0, pad_multiple: int = 32, scale: float = 1.0):
+                 augment: Callable | None = None, seed: int = 0, pad_multiple: int = 32, scale: float = 1.0,
+                 channel: int | str | None = None):
         self.channels = int(channels)
+        self.channel = channel  # the channel of each image read (data.channel; see select_channel)
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.scale = float(scale)  # images and masks resized by this factor (the working resolution)
         self.normalize = normalize
@@ -1013,6 +1139,9 @@ class SegmentationDataset(_Base):
     scale : float
         Resize images (area) and masks (nearest) by this factor first: the working resolution
         (``data.scale`` of a recipe; a model of your own then segments at that scale).
+    channel : int or str, optional
+        The channel of each image to read (``data.channel``, :func:`select_channel`): needed for
+        multi-channel images, which are refused without it; None keeps grey and colour images as they are.
     augment : albumentations.Compose, optional
         Applied to image and mask together (see :mod:`devolens.data.augment`).
     seed : int
@@ -1032,8 +1161,8 @@ class SegmentationDataset(_Base):
                  channels: int = 1, size: Sequence[int] | None = None, normalize: str = "dtype",
                  augment: Callable | None = None, seed: int = 0, cache: bool = True, pad_multiple: int = 32,
                  ids: Sequence[str] | None = None, distance: bool = False, scale: float = 1.0,
-                 boxes: Sequence[Sequence[int] | None] | None = None):
-        super().__init__(channels, size, normalize, augment, seed, pad_multiple, scale)
+                 boxes: Sequence[Sequence[int] | None] | None = None, channel: int | str | None = None):
+        super().__init__(channels, size, normalize, augment, seed, pad_multiple, scale, channel)
         if distance and target != "boundary":
             raise DevolensError("a distance target needs target 'boundary'")
         self.distance = bool(distance)
@@ -1107,7 +1236,7 @@ class SegmentationDataset(_Base):
         return img[y0:y1, x0:x1], lab[y0:y1, x0:x1], levels
 
     def _read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        img = read_image(self.images[i])
+        img = select_channel(read_image(self.images[i]), self.channel, self.images[i])
         if self.labels[i] is None:
             raise DevolensError("no label image for this frame", path=self.images[i])
         lab = read_mask(self.labels[i], classes=self.target == "classes")
@@ -1144,8 +1273,8 @@ class PopulationDataset(_Base):
     def __init__(self, images: Sequence[str | Path], counts: np.ndarray, channels: int = 1,
                  size: Sequence[int] | None = None, normalize: str = "dtype", augment: Callable | None = None,
                  seed: int = 0, cache: bool = True, pad_multiple: int = 32, ids: Sequence[str] | None = None,
-                 scale: float = 1.0):
-        super().__init__(channels, size, normalize, augment, seed, pad_multiple, scale)
+                 scale: float = 1.0, channel: int | str | None = None):
+        super().__init__(channels, size, normalize, augment, seed, pad_multiple, scale, channel)
         self.images = [Path(p) for p in images]
         self.counts = np.asarray(counts, dtype=np.float32).reshape(len(self.images), -1)
         self.ids = list(ids) if ids is not None else [str(p) for p in self.images]
@@ -1158,7 +1287,7 @@ class PopulationDataset(_Base):
     def _load(self, i: int) -> np.ndarray:
         img = self._cache.get(i)
         if img is None:
-            img = read_image(self.images[i])
+            img = select_channel(read_image(self.images[i]), self.channel, self.images[i])
             if self.cache:
                 self._cache[i] = img
         return img
@@ -1204,6 +1333,8 @@ class LiveRenderDataset(_Base):
         Same render every epoch (validation sets): the seed ignores the epoch.
     render_kwargs : dict, optional
         Extra keyword arguments for the renderer.
+    channel : int or str, optional
+        The channel of each render to use (see :func:`select_channel`).
     """
 
     cache = False  # renders anew every time: loader processes hold nothing of their own (they may outlive an epoch)
@@ -1212,8 +1343,8 @@ class LiveRenderDataset(_Base):
                  task: str = "segmentation", target: str = "semantic", letters: Sequence[str] = LETTERS + ("total",),
                  channels: int = 1, size: Sequence[int] = (256, 256), normalize: str = "dtype",
                  augment: Callable | None = None, seed: int = 0, fixed: bool = False, pad_multiple: int = 32,
-                 render_kwargs: dict | None = None):
-        super().__init__(channels, None, normalize, augment, seed, pad_multiple)
+                 render_kwargs: dict | None = None, channel: int | str | None = None):
+        super().__init__(channels, None, normalize, augment, seed, pad_multiple, channel=channel)
         self.tables = list(tables)
         if samples is None:
             samples = [(k, int(t)) for k, tab in enumerate(self.tables) for t in sorted(pd.unique(tab["time"]))]
@@ -1246,11 +1377,12 @@ class LiveRenderDataset(_Base):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         fr = self.render(i)
+        image = select_channel(np.asarray(fr.image), self.channel)
         if self.task == "population":
-            x, _ = self._prepare(np.asarray(fr.image), None, i)
+            x, _ = self._prepare(image, None, i)
             counts = np.array([float(fr.counts.get(k, 0)) for k in self.letters], dtype=np.float32)
             return {"image": torch.from_numpy(x), "target": torch.from_numpy(counts), "index": torch.tensor(i)}
-        x, lab = self._prepare(np.asarray(fr.image), np.asarray(fr.labels), i)
+        x, lab = self._prepare(image, np.asarray(fr.labels), i)
         tgt = labels_to_target(lab, self.target)
         return {"image": torch.from_numpy(x), "target": torch.from_numpy(tgt),
                 "labels": torch.from_numpy(lab.astype(np.int32)), "index": torch.tensor(i, dtype=torch.int64)}

@@ -241,7 +241,15 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
     head = ("three_class_distance" if distance else "three_class") if target == "boundary" else "foreground"
     metrics = {k: round(float(v), 4) for k, v in (cfg.get("metrics") or {}).items()
                if k.startswith("val_") and isinstance(v, (int, float))}
-    steps = ("one channel: the per-pixel maximum of an RGB image's channels, as the training data were read; "
+    # the channel the run trained on (data.channel): a colour's name or max/mean is the predictors' own channel
+    # option; a C-axis index is chosen where a stack is read (segment --channel N), as the run's notes say
+    picked = inp.get("channel")
+    channel = picked if isinstance(picked, str) and picked in ("red", "green", "blue", "mean", "max") else "max"
+    how = {"max": "the per-pixel maximum of an RGB image's channels", "mean": "the mean of an RGB image's channels"}
+    steps = (f"one channel: {how.get(channel, 'the ' + channel + ' channel of an RGB image')}, as the training data "
+             "were read; "
+             + (f"(trained on channel {picked} of multi-channel images: segment with --channel {picked}) "
+                if isinstance(picked, int) else "")
              + (f"resized by {float(scale):g} (area); " if float(scale) != 1.0 else "")
              + ("1st..99.8th percentile -> 0..1" if norm == "percentile" else "the input type's range -> 0..1 "
                 "(uint8 / 255, uint16 / 65535; floats clipped to 0..1)"))
@@ -257,7 +265,7 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
                   "note": "scale: working resolution relative to the input (1.0: inputs at the training images' "
                           "magnification)"},
         "output": {"head": head, "target": target},
-        "preprocessing": {"channel": "max", "percentiles": [1.0, 99.8] if norm == "percentile" else [],
+        "preprocessing": {"channel": channel, "percentiles": [1.0, 99.8] if norm == "percentile" else [],
                           "steps": steps},
         "postprocess": dict((recipe.get("validate") or {}).get("postprocess") or {}),
         "training_data": f"the data of the training run {run} (its recipe, split.csv and run.json say which)",

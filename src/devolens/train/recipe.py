@@ -111,6 +111,16 @@ def _postprocess_check(v):
     return None
 
 
+def _channel_check(v):
+    from devolens.data.datasets import CHANNEL_NAMES
+
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3:
+        return None
+    if isinstance(v, str) and v in CHANNEL_NAMES:
+        return None
+    return f"expected a channel index (0 to 3) or one of {', '.join(CHANNEL_NAMES)}, got {v!r}"
+
+
 def _size_check(v):
     if isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 16 for x in v):
         return None
@@ -126,6 +136,11 @@ SCHEMA: dict[str, Any] = {
                         help="segmentation target: foreground mask, 3-class background/interior/boundary, or class ids"),
         "classes": Field("int", None, nullable=True, low=2, help="number of classes for target 'classes'"),
         "channels": Field("int", 1, low=1, high=4, help="input channels (RGB -> 1 takes the max; tile stores: C)"),
+        "channel": Field("any", None, nullable=True, check=_channel_check,
+                         help="the channel of each image to train on: an index (0-based; the C axis of a "
+                              "multi-channel TIFF, as `devolens segment --channel`), red, green or blue (of a colour "
+                              "image, as --color), or max or mean of the channels; multi-channel images (not colour "
+                              "images) are refused without it; segment with the same channel"),
         "size": Field("any", None, nullable=True, check=_size_check, help="resize frames to [H, W] pixels"),
         "scale": Field("float", 1.0, low=0.01, high=8.0,
                        help="resize images and masks by this factor (area / nearest) before training: the working "

@@ -147,7 +147,8 @@ def make_dataset(recipe: dict, df: pd.DataFrame, train: bool) -> Dataset:
                             seed=recipe["seed"])
     depth = recipe["model"]["encoder_depth"] if recipe["task"] == "segmentation" else 1
     common = dict(channels=d["channels"], size=d["size"], normalize=d["normalize"], augment=aug, seed=recipe["seed"],
-                  cache=d["cache"], pad_multiple=2 ** depth, ids=list(df["sample"]), scale=d["scale"])
+                  cache=d["cache"], pad_multiple=2 ** depth, ids=list(df["sample"]), scale=d["scale"],
+                  channel=d.get("channel"))
     if recipe["task"] == "population":
         missing = [c for c in d["counts"] if c not in df.columns]
         if missing:
@@ -324,6 +325,7 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     if len(df) < (1 if segmentation else 2):  # one image of a segmentation is cut into regions (region_split)
         raise DevolensError(f"need at least {1 if segmentation else 2} sample{'' if segmentation else 's'} to train "
                             f"and validate, found {len(df)}", path=data_dir)
+    notes += check_images(df, d.get("channel"), d["normalize"])
     if segmentation and d["target"] != "classes":  # a render's own masks: a look at the first few is enough
         notes += check_masks(df, limit=5 if df.attrs.get("layout") == "render" else None)
     elif segmentation:  # class-id masks: every value a class of the recipe's
@@ -461,6 +463,74 @@ def region_split(df: pd.DataFrame, recipe: dict, column: str, data_dir) -> tuple
                  f"validate, {alike}: {{val}}")
 
 
+#: training images read before training (evenly spaced over the data): their channels and range
+IMAGES_CHECKED = 8
+#: with data.normalize dtype, 16-bit images whose brightest pixel stays below this are noted (12-bit camera data)
+DIM_UINT16 = 65535 // 8
+
+
+def check_images(df: pd.DataFrame, channel: int | str | None = None, normalize: str = "dtype",
+                 limit: int = IMAGES_CHECKED) -> list[str]:
+    """Read a few of the training images before training (``limit``, evenly spaced over the table's images):
+    a multi-channel image without ``data.channel`` (or a channel it lacks) is refused now, naming the file
+    (:func:`devolens.data.datasets.select_channel`; the others when the first epoch reads them). Noted: the
+    channel ``data.channel`` picks, with the ``devolens segment`` option that picks the same, and, with
+    ``normalize`` ``dtype``, 16-bit images whose values stay below :data:`DIM_UINT16` (12-bit camera data,
+    which dtype scaling leaves near black).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Samples from :func:`devolens.data.datasets.index_dataset` (``image``).
+    channel : int or str, optional
+        The recipe's ``data.channel``.
+    normalize : str
+        The recipe's ``data.normalize``.
+    limit : int
+        At most this many images are read.
+
+    Returns
+    -------
+    list of str
+        Notes for the run.
+    """
+    from devolens.data.datasets import CHANNEL_NAMES, colour_image, read_image, select_channel
+
+    files = list(dict.fromkeys(str(p) for p in df["image"]))
+    if not files:
+        return []
+    picks = np.unique(np.linspace(0, len(files) - 1, min(int(limit), len(files))).round().astype(int))
+    colour = multi = False
+    uint16, top = True, 0
+    for k in picks:
+        img = read_image(files[k])
+        colour |= colour_image(img, files[k])
+        multi |= img.ndim == 3 and img.shape[-1] > 1 and not colour_image(img, files[k])
+        img = select_channel(img, channel, files[k])
+        uint16 &= img.dtype == np.uint16
+        top = max(top, int(img.max(initial=0))) if img.dtype.kind in "ui" else top
+    notes = []
+    if channel is not None:
+        name = channel if isinstance(channel, str) else (CHANNEL_NAMES[channel] if channel < 3 else None)
+        index = channel if not isinstance(channel, str) else (CHANNEL_NAMES.index(channel) if channel in
+                                                              CHANNEL_NAMES[:3] else None)
+        ways = ([f"--channel {index}"] if multi and index is not None else []) + (
+            [f"--color {name}"] if colour and name is not None else [])
+        how = f" (`devolens segment ... {' or '.join(ways)}`)" if ways else ""
+        what = (f"the per-pixel {channel} of each image's channels" if channel in ("max", "mean")
+                else "that channel of each image")
+        by_itself = ("a run used as a model (--model RUN, load(RUN)) reads colour images so by itself, a stack's "
+                     "channels only with --channel" if isinstance(channel, str) else
+                     "a run used as a model (--model RUN) does not pick a stack's channel by itself")
+        notes.append(f"data.channel {channel}: the network learns from {what}; segment with the same{how}: {by_itself}")
+    if normalize == "dtype" and uint16 and top < DIM_UINT16:
+        notes.append(f"the images are 16-bit with values up to {top} only (of 65535: 12-bit camera data?), and "
+                     "data.normalize is dtype (the default where a recipe leaves it out), which divides by 65535: "
+                     "the network sees near-black images; data.normalize: percentile (the shipped recipes' choice) "
+                     "stretches each image's range")
+    return notes
+
+
 def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | None = None,
                 classes: int | None = None) -> list[str]:
     """Read every mask of a table of samples before training (a few ms each: 500 masks of 512x512 in 1-2 s,
@@ -476,12 +546,13 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
     list of str
         Notes for the run.
     """
-    from devolens.data.datasets import check_mask_size, image_shape, read_mask, thresholded
+    from devolens.data.datasets import check_mask_size, image_shape, read_mask, repeated_labels, thresholded
 
     seconds = CHECK_SECONDS if seconds is None else float(seconds)
     kinds: list[str] = []
     empty: list[str] = []
     binary: list[str] = []
+    wrapped: list[str] = []
     t0 = time.perf_counter()
     n, timed_out = 0, False
     for image, labels in zip(df["image"], df["labels"]):
@@ -500,6 +571,8 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
             empty.append(Path(labels).name)
         elif thresholded(mask) is not None:
             binary.append(Path(labels).name)
+        elif repeated_labels(mask):
+            wrapped.append(Path(labels).name)
         n += 1
     of = f"the first {n} of the {len(df)}" if n < len(df) else f"the {n}"
     notes = []
@@ -519,6 +592,10 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
         notes.append(f"{len(binary)} of {of} masks hold one value for every object (a thresholded mask, e.g. "
                      f"{binary[0]}): each connected blob is taken as one instance, so touching nuclei stay merged; "
                      "instance labels (1, 2, 3... per object) avoid it")
+    if wrapped:
+        notes.append(f"label values repeat in separate nuclei in {len(wrapped)} of {of} masks (8-bit, e.g. "
+                     f"{wrapped[0]}): an 8-bit export of more than 255 nuclei? Labels past 255 wrap around (256 "
+                     "becomes background, 257 merges with nucleus 1); save the labels as 16-bit TIFF")
     return notes
 
 
@@ -546,6 +623,9 @@ def _build_h5(recipe: dict, path: Path) -> DataBundle:
                             f"(class ids 0..{int(d['classes']) - 1}): set data.classes to {top + 1}", path=path)
     if c != d["channels"]:
         raise DevolensError(f"data.channels is {d['channels']} but the tiles have {c} channels", path=path)
+    if d.get("channel") is not None:
+        raise DevolensError("data.channel picks a channel of image files; a tile store's tiles keep their "
+                            "data.channels channels (remove data.channel)", path=path)
     fingerprint = hashlib.blake2b(file_digest(path) + str(n).encode(), digest_size=16).hexdigest()
     df = pd.DataFrame({"sample": [f"tile{i:06d}" for i in range(n)], "group": groups.astype(str)})
     notes = []
@@ -958,7 +1038,8 @@ def model_config(rec: dict, epoch: int, **extra: Any) -> dict:
     metrics)."""
     d = rec["data"]
     return {"task": rec["task"], "recipe": rec, "epoch": epoch, **extra,
-            "input": {"channels": d["channels"], "size": d["size"], "scale": d["scale"], "normalize": d["normalize"],
+            "input": {"channels": d["channels"], "channel": d.get("channel"), "size": d["size"], "scale": d["scale"],
+                      "normalize": d["normalize"],
                       "target": d["target"], "counts": d["counts"] if rec["task"] == "population" else None,
                       "pad_multiple": 2 ** rec["model"]["encoder_depth"] if rec["task"] == "segmentation" else 1}}
 
