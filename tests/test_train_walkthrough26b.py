@@ -218,3 +218,15 @@ def test_a_run_trained_on_one_colour_channel_segments_with_it(tmp_path):
     card = card_from_run(tmp_path / "run", "nuclei")
     assert card["preprocessing"]["channel"] == "green" and "green channel" in card["preprocessing"]["steps"]
     assert load(tmp_path / "run", kind="nuclei", diameter=None).network.channel == "green"
+
+
+def test_a_network_of_several_channels_takes_multi_channel_images_as_before(tmp_path):
+    """data.channels 2 and two-channel images (no data.channel): both channels reach the network, not a refusal;
+    data.channel with data.channels 2 is a recipe error."""
+    from devolens.train.trainer import build_data
+
+    data = _pairs(tmp_path / "d", _yxc)
+    bundle = build_data(_rec(data={"target": "semantic", "channels": 2, "val_fraction": 0.34}), data)
+    assert bundle.train[0]["image"].shape[0] == 2
+    with pytest.raises(DevolensError, match="data.channel picks one channel"):
+        validate_recipe(_rec(data={"target": "semantic", "channels": 2, "channel": 1}))

@@ -268,7 +268,8 @@ def colour_image(img: np.ndarray, path: str | Path | None = None) -> bool:
     return layout is None or ("S" in layout[0] and "C" not in layout[0])
 
 
-def select_channel(img: np.ndarray, channel: int | str | None, path: str | Path | None = None) -> np.ndarray:
+def select_channel(img: np.ndarray, channel: int | str | None, path: str | Path | None = None,
+                   channels: int = 1) -> np.ndarray:
     """The channel of ``img`` a recipe's ``data.channel`` picks, as ``HxW`` (the image as it is where none is
     picked and it is grey or a colour image, :func:`colour_image`).
 
@@ -281,6 +282,9 @@ def select_channel(img: np.ndarray, channel: int | str | None, path: str | Path 
         :data:`CHANNEL_NAMES`, or None (a colour image is reduced later, by :func:`to_channels`).
     path : str or Path, optional
         The file (errors name it; a TIFF's layout tells a colour image from a multi-channel one).
+    channels : int
+        The network's input channels (``data.channels``): with more than one and no ``channel`` the image is
+        returned as it is (:func:`to_channels` fits it to them), a multi-channel image included.
 
     Raises
     ------
@@ -288,6 +292,8 @@ def select_channel(img: np.ndarray, channel: int | str | None, path: str | Path 
         A multi-channel image and no ``channel`` (the network would learn from a projection of the channels that
         ``devolens segment`` refuses to make), or an index beyond the image's channels.
     """
+    if int(channels) > 1 and channel is None:  # a network of several input channels takes them all
+        return img
     c = 1 if img.ndim == 2 else int(img.shape[-1])
     if c == 1:
         if isinstance(channel, int) and not isinstance(channel, bool) and channel > 0:
@@ -1236,7 +1242,7 @@ class SegmentationDataset(_Base):
         return img[y0:y1, x0:x1], lab[y0:y1, x0:x1], levels
 
     def _read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        img = select_channel(read_image(self.images[i]), self.channel, self.images[i])
+        img = select_channel(read_image(self.images[i]), self.channel, self.images[i], self.channels)
         if self.labels[i] is None:
             raise DevolensError("no label image for this frame", path=self.images[i])
         lab = read_mask(self.labels[i], classes=self.target == "classes")
@@ -1287,7 +1293,7 @@ class PopulationDataset(_Base):
     def _load(self, i: int) -> np.ndarray:
         img = self._cache.get(i)
         if img is None:
-            img = select_channel(read_image(self.images[i]), self.channel, self.images[i])
+            img = select_channel(read_image(self.images[i]), self.channel, self.images[i], self.channels)
             if self.cache:
                 self._cache[i] = img
         return img
@@ -1377,7 +1383,7 @@ class LiveRenderDataset(_Base):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         fr = self.render(i)
-        image = select_channel(np.asarray(fr.image), self.channel)
+        image = select_channel(np.asarray(fr.image), self.channel, channels=self.channels)
         if self.task == "population":
             x, _ = self._prepare(image, None, i)
             counts = np.array([float(fr.counts.get(k, 0)) for k in self.letters], dtype=np.float32)

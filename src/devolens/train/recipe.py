@@ -429,6 +429,9 @@ def validate_recipe(raw: dict, path: str | Path | None = None) -> dict:
             raise DevolensError("data.classes: needed when data.target is 'classes'")
         if rec["data"]["size"] is not None and rec["data"]["scale"] != 1.0:
             raise DevolensError("data.size and data.scale: choose one (a fixed size, or a resize factor)")
+        if rec["data"].get("channel") is not None and int(rec["data"]["channels"]) != 1:
+            raise DevolensError(f"data.channel picks one channel for a network of one input channel, but "
+                                f"data.channels is {rec['data']['channels']}: remove one of them")
         if rec["task"] == "population" and rec["model"]["arch"] != "resnet18":
             if "arch" in raw.get("model", {}):
                 raise DevolensError("model.arch: the population task uses 'resnet18'")

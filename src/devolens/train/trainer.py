@@ -325,7 +325,7 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     if len(df) < (1 if segmentation else 2):  # one image of a segmentation is cut into regions (region_split)
         raise DevolensError(f"need at least {1 if segmentation else 2} sample{'' if segmentation else 's'} to train "
                             f"and validate, found {len(df)}", path=data_dir)
-    notes += check_images(df, d.get("channel"), d["normalize"])
+    notes += check_images(df, d.get("channel"), d["normalize"], channels=int(d["channels"]))
     if segmentation and d["target"] != "classes":  # a render's own masks: a look at the first few is enough
         notes += check_masks(df, limit=5 if df.attrs.get("layout") == "render" else None)
     elif segmentation:  # class-id masks: every value a class of the recipe's
@@ -470,7 +470,7 @@ DIM_UINT16 = 65535 // 8
 
 
 def check_images(df: pd.DataFrame, channel: int | str | None = None, normalize: str = "dtype",
-                 limit: int = IMAGES_CHECKED) -> list[str]:
+                 limit: int = IMAGES_CHECKED, channels: int = 1) -> list[str]:
     """Read a few of the training images before training (``limit``, evenly spaced over the table's images):
     a multi-channel image without ``data.channel`` (or a channel it lacks) is refused now, naming the file
     (:func:`devolens.data.datasets.select_channel`; the others when the first epoch reads them). Noted: the
@@ -506,7 +506,7 @@ def check_images(df: pd.DataFrame, channel: int | str | None = None, normalize: 
         img = read_image(files[k])
         colour |= colour_image(img, files[k])
         multi |= img.ndim == 3 and img.shape[-1] > 1 and not colour_image(img, files[k])
-        img = select_channel(img, channel, files[k])
+        img = select_channel(img, channel, files[k], channels)
         uint16 &= img.dtype == np.uint16
         top = max(top, int(img.max(initial=0))) if img.dtype.kind in "ui" else top
     notes = []
