@@ -237,15 +237,15 @@ CARDS = {
                    "biased, 32% -> 37%: the clock cannot undo a bias, it stretches the pace instead); the training "
                    "embryos' six EPIC-like movies 9-18% -> 2-9% (median 2%; 17% -> 8% with the CPU-trained network). "
                    "Other cameras and microscopes (benchmarks/eval_robustness.py --model population, held-out renders, "
-                   "total error / mean): 16-bit offsets, vignetting, tilted illumination, hot pixels, defocus, dim "
-                   "Poisson noise, a stage turned a quarter and a square camera field within 1 point of the 10.3% as "
-                   "rendered; saturation 12%, gamma 2 12%, a bright uneven backdrop 20% (17% with the CPU-trained nuclei"
-                   " network), gamma 0.5 12% (23% with the third-stage nuclei network). A crop can cut an embryo that "
-                   "fills a square field's height. The whole-frame regressor is not invariant to turning a frame half a "
-                   "turn: real reference frame 160 read 204 cells as filmed and 159 turned 180 degrees (regressor alone "
-                   "199 vs 126); averaging over flips was measured and not shipped (benchmarks/RESULTS.md). It assumes "
-                   "frames in time order at a steady interval and wild-type timing; its curve spans 3-585 cells (EPIC "
-                   "embryos, continued by the AceTree embryo)."),
+                   "total error / mean): 16-bit offsets, vignetting, tilted illumination, hot pixels, a stage turned a "
+                   "quarter and a square camera field within 1 point of the 10.3% as rendered; dim Poisson noise 11%, "
+                   "saturation 12%, defocus 12%, gamma 2 12%, a bright uneven backdrop 20% (17% with the CPU-trained "
+                   "nuclei network), gamma 0.5 12% (23% with the third-stage nuclei network). A crop can cut an embryo "
+                   "that fills a square field's height. The whole-frame regressor is not invariant to turning a frame "
+                   "half a turn: real reference frame 160 read 204 cells as filmed and 159 turned 180 degrees (regressor"
+                   " alone 199 vs 126); averaging over flips was measured and not shipped (benchmarks/RESULTS.md). It "
+                   "assumes frames in time order at a steady interval and wild-type timing; its curve spans 3-585 cells "
+                   "(EPIC embryos, continued by the AceTree embryo)."),
     },
 }
 
