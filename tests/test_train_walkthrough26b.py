@@ -230,3 +230,94 @@ def test_a_network_of_several_channels_takes_multi_channel_images_as_before(tmp_
     assert bundle.train[0]["image"].shape[0] == 2
     with pytest.raises(DevolensError, match="data.channel picks one channel"):
         validate_recipe(_rec(data={"target": "semantic", "channels": 2, "channel": 1}))
+
+
+# ---------------------------------------------------------------- 6. third round: colour TIFFs of any type,
+# a channel index in the run's card, alpha refused, 255 as an 'ignore' value
+@pytest.mark.parametrize("write", [
+    lambda s, im: tifffile.imwrite(s.with_suffix(".tif"), np.dstack([im, im, im]).astype(np.uint16) * 200,
+                                   photometric="rgb"),
+    lambda s, im: tifffile.imwrite(s.with_suffix(".tif"), np.stack([im, im // 2, im]).astype(np.uint16) * 200),
+    lambda s, im: tifffile.imwrite(s.with_suffix(".tif"), np.dstack([im, im, im]).astype(np.float32) / 255,
+                                   photometric="rgb"),
+], ids=["rgb16_chunky", "rgb16_planar", "rgb_float"])
+def test_16_bit_and_float_rgb_tiffs_are_colour_images_as_segment_reads_them(tmp_path, write):
+    """segment reads these as one colour image (axes YXS / SYX, no C axis, and --channel 1 refused): training
+    reads them alike, with no data.channel, rather than asking for a --channel N that segment refuses."""
+    from devolens.data.datasets import colour_image, read_image
+    from devolens.io.stacks import stack_info
+    from devolens.train.trainer import build_data
+
+    data = _pairs(tmp_path / "d", write)
+    first = data / "images" / "emb0_t000.tif"
+    info = stack_info(first)
+    assert "C" not in info.axes and info.channels == 1 and not info.is_stack
+    assert colour_image(read_image(first), first)
+    bundle = build_data(_rec(), data)
+    assert bundle.train[0]["image"].shape[0] == 1
+    green = build_data(_rec(data={"target": "semantic", "channels": 1, "val_fraction": 0.34, "channel": 1}), data)
+    assert any("--color green" in n for n in green.notes) and not any("--channel 1" in n for n in green.notes)
+
+
+def test_channels_that_are_a_real_c_axis_or_channels_last_stay_multi_channel(tmp_path):
+    from devolens.data.datasets import colour_image, read_image
+
+    g = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    tifffile.imwrite(tmp_path / "cyx.tif", np.stack([g] * 3), imagej=True, metadata={"axes": "CYX"})
+    tifffile.imwrite(tmp_path / "yxc.tif", np.dstack([g] * 3), photometric="minisblack")
+    for name in ("cyx.tif", "yxc.tif"):
+        assert not colour_image(read_image(tmp_path / name), tmp_path / name), name
+
+
+def _fake_run(root: Path, channel) -> Path:
+    run = root / f"run_{channel}"
+    run.mkdir(parents=True)
+    (run / "best.safetensors").write_bytes(b"x")
+    (run / "best.json").write_text(json.dumps({
+        "task": "segmentation", "recipe": {"name": "my_nuclei", "model": {}},
+        "input": {"channels": 1, "channel": channel, "size": None, "scale": 1.0, "normalize": "percentile",
+                  "target": "boundary"},
+        "model": {"kind": "segmentation", "encoder_depth": 5}}))
+    return run
+
+
+@pytest.mark.parametrize("index,colour", [(0, "red"), (1, "green"), (2, "blue")])
+def test_a_run_trained_with_a_channel_index_reads_that_colour_as_a_model(tmp_path, index, colour):
+    """data.channel 1 on RGB images trains on green (select_channel applies the index to colour images): the
+    run's card reads green, not the maximum; its steps say how a stack's channel is chosen, in clean text."""
+    from devolens.models.export import card_from_run
+
+    card = card_from_run(_fake_run(tmp_path, index), "nuclei")
+    steps = card["preprocessing"]["steps"]
+    assert card["preprocessing"]["channel"] == colour
+    assert f"the {colour} channel of an RGB image" in steps and f"--channel {index}" in steps
+    assert "as the training data were read" not in steps and "; (" not in steps and ";;" not in steps
+    card = card_from_run(_fake_run(tmp_path, 4), "nuclei")
+    assert card["preprocessing"]["channel"] == "max" and "--channel 4" in card["preprocessing"]["steps"]
+    assert "as the training data were read" not in card["preprocessing"]["steps"]
+
+
+def test_data_channel_3_on_a_colour_image_is_alpha_and_refused(tmp_path):
+    from devolens.data.datasets import select_channel
+
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    iio.imwrite(tmp_path / "a.png", rgba)
+    with pytest.raises(DevolensError, match="alpha") as exc:
+        select_channel(rgba, 3, tmp_path / "a.png")
+    assert "\n" not in str(exc.value) and "a.png" in str(exc.value)
+    assert select_channel(rgba, 2, tmp_path / "a.png").shape == (16, 16)
+    four = np.zeros((16, 16, 4), np.uint16)  # a four-channel ImageJ hyperstack: channel 3 is a channel
+    tifffile.imwrite(tmp_path / "c4.tif", np.moveaxis(four, -1, 0), imagej=True, metadata={"axes": "CYX"})
+    assert select_channel(four, 3, tmp_path / "c4.tif").shape == (16, 16)
+
+
+def test_255_as_an_ignore_value_over_several_blobs_is_not_wrapped_labels():
+    from devolens.data.datasets import repeated_labels
+
+    lab = _many_nuclei(200).astype(np.uint8)  # 200 nuclei, labels 1..200
+    ignore = lab.copy()
+    yy, xx = np.mgrid[:256, :256]
+    for cy, cx in ((20, 20), (20, 230), (230, 20), (230, 230)):  # regions to ignore, far apart
+        ignore[(yy - cy) ** 2 + (xx - cx) ** 2 <= 36] = 255
+    assert repeated_labels(ignore) == 0
+    assert repeated_labels((_many_nuclei(300) % 256).astype(np.uint8)) >= 40  # wrapped labels still counted

@@ -254,14 +254,15 @@ CHANNEL_NAMES = ("red", "green", "blue", "max", "mean")
 
 def colour_image(img: np.ndarray, path: str | Path | None = None) -> bool:
     """Whether ``img`` (as :func:`read_image` returns it) is a colour image rather than a multi-channel one: 3 or 4
-    channels, and from a PNG, JPEG, BMP or WebP file (whose only channels are colours), or an 8-bit TIFF stored as
-    RGB samples (not an ImageJ or OME hyperstack's C axis). ``path`` None (an array): 3 or 4 channels."""
+    channels, and from a PNG, JPEG, BMP or WebP file (whose only channels are colours), or a TIFF of any type
+    (8- or 16-bit, float) stored as 3 or 4 samples, chunky or planar, with no C axis: read as one colour image by
+    ``devolens segment`` too (:func:`devolens.io.stacks.stack_info` gives its axes as ``YXS`` or ``SYX``). An
+    ImageJ or OME hyperstack's C axis, or channels last saved without samples (pages of a few pixels wide, which
+    segment refuses), are channels. ``path`` None (an array): 3 or 4 channels."""
     if img.ndim != 3 or img.shape[-1] not in (3, 4):
         return False
     if path is None or Path(path).suffix.lower() not in (".tif", ".tiff"):
         return True
-    if img.dtype != np.uint8:
-        return False
     from devolens.io.stacks import _readable_layout
 
     layout = _readable_layout(Path(path))
@@ -317,6 +318,10 @@ def select_channel(img: np.ndarray, channel: int | str | None, path: str | Path 
     if not 0 <= index < c:
         said = f"{channel} (channel {index})" if isinstance(channel, str) else str(index)
         raise DevolensError(f"data.channel is {said}, but this image has {c} channels (0 to {c - 1})", path=path)
+    if colour and index >= 3:
+        raise DevolensError(f"data.channel is {index}, but this colour image's channel {index} is its alpha "
+                            "(transparency), not the nuclei's: data.channel 0 to 2 (red, green, blue), max or mean",
+                            path=path)
     return np.ascontiguousarray(img[..., index])
 
 
@@ -977,7 +982,8 @@ def repeated_labels(labels: np.ndarray) -> int:
     of a reasonable size (at least a quarter of the median blob, and 9 pixels) spread over more than
     :data:`WRAPPED_APART` nucleus diameters (from the median blob's area). Labels saved as 8-bit after counting past
     255 (``labels % 256``) do that: 256 becomes background, 257 shares 1 with a nucleus far away. 0 for any other
-    mask: not ``uint8``, or its largest label below :data:`WRAPPED_FROM` (one pass over the mask; those left are
+    mask: not ``uint8``, its largest label below :data:`WRAPPED_FROM`, or 255 the only value that repeats (an
+    'ignore' value painted over several regions; wrapped labels repeat 1, 2... first) (one pass over the mask; those left are
     labelled by connected regions of equal value, a millisecond or two at 256x256).
 
     Parameters
@@ -1020,7 +1026,10 @@ def repeated_labels(labels: np.ndarray) -> int:
     np.maximum.at(hi_x, v, cx[big])
     several = np.bincount(v, minlength=256) >= 2
     spread = np.hypot(np.where(several, hi_y - lo_y, 0.0), np.where(several, hi_x - lo_x, 0.0))
-    return int((spread > WRAPPED_APART * diameter).sum())
+    repeated = spread > WRAPPED_APART * diameter
+    if repeated.sum() == 1 and repeated[255]:  # 255 alone: an 'ignore' value over several regions, not wrapped
+        return 0  # labels (those repeat 1, 2... first: 255 repeats only past 510 nuclei)
+    return int(repeated.sum())
 
 
 def _each(fn: Callable[[int], Any], indices: list[int], threads: int,

@@ -242,14 +242,24 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
     metrics = {k: round(float(v), 4) for k, v in (cfg.get("metrics") or {}).items()
                if k.startswith("val_") and isinstance(v, (int, float))}
     # the channel the run trained on (data.channel): a colour's name or max/mean is the predictors' own channel
-    # option; a C-axis index is chosen where a stack is read (segment --channel N), as the run's notes say
+    # option, and so is an index 0..2 on colour images (training takes it as red, green, blue of an RGB image); a
+    # stack's C axis is chosen where the stack is read (segment --channel N), as the run's notes say
     picked = inp.get("channel")
-    channel = picked if isinstance(picked, str) and picked in ("red", "green", "blue", "mean", "max") else "max"
+    index = isinstance(picked, int) and not isinstance(picked, bool)
+    if index and 0 <= picked < 3:
+        channel = ("red", "green", "blue")[picked]
+    else:
+        channel = picked if isinstance(picked, str) and picked in ("red", "green", "blue", "mean", "max") else "max"
     how = {"max": "the per-pixel maximum of an RGB image's channels", "mean": "the mean of an RGB image's channels"}
-    steps = (f"one channel: {how.get(channel, 'the ' + channel + ' channel of an RGB image')}, as the training data "
-             "were read; "
-             + (f"(trained on channel {picked} of multi-channel images: segment with --channel {picked}) "
-                if isinstance(picked, int) else "")
+    read = how.get(channel, f"the {channel} channel of an RGB image")
+    if index:
+        steps = (f"one channel: {read} (data.channel {picked}); of a multi-channel stack, its channel {picked}, "
+                 f"chosen with segment --channel {picked}; " if picked < 3 else
+                 f"one channel: channel {picked} of a multi-channel stack (data.channel {picked}), chosen with "
+                 f"segment --channel {picked} (an RGB image: {read}); ")
+    else:
+        steps = f"one channel: {read}, as the training data were read; "
+    steps = (steps
              + (f"resized by {float(scale):g} (area); " if float(scale) != 1.0 else "")
              + ("1st..99.8th percentile -> 0..1" if norm == "percentile" else "the input type's range -> 0..1 "
                 "(uint8 / 255, uint16 / 65535; floats clipped to 0..1)"))
