@@ -202,8 +202,89 @@ def test_lone_times_rule():
     assert cliffs.lone_times(list(range(1, 41)) + [1050], list(range(21, 61)) + [60]) == []  # many rows: no stray row
     two = cliffs.lone_times(list(range(1, 41)) + [1050, 5000], list(range(21, 61)) + [1, 2])
     assert [x.time for x in two] == [1050, 5000]
-    times = [1] * 30 + [2] * 31 + [3] * 32 + [900]
+    times = [t for t in range(1, 7) for _ in range(29 + t)] + [900]
     df = pd.DataFrame({"time": times, "cell": [f"Nuc{i}" for i in range(len(times))]})
     rep = find_cliffs(df)
-    assert rep.cliffs == [] and rep.last_good_time == 3 and [x.time for x in rep.lone] == [900]
+    assert rep.cliffs == [] and rep.last_good_time == 6 and [x.time for x in rep.lone] == [900]
+
+
+# ----------------------------------------------------------------------------- review 26b: sparse tables, names stop
+def test_a_sparse_table_has_no_lone_time(tmp_path, capsys):
+    """Time points 1, 40, 80, 120, 160 are a sparse table, not four mistyped times: clean keeps every row."""
+    assert cliffs.lone_times([1, 10], [4, 100]) == []
+    assert cliffs.lone_times([1, 40, 80, 120, 160], [4, 28, 90, 180, 350]) == []
+    assert cliffs.lone_times([1, 40, 80, 120, 160, 200, 240], [4, 28, 90, 180, 350, 400, 450]) == []
+    assert cliffs.lone_times([1, 2, 3, 500, 501, 502, 503], [1, 2, 3, 40, 41, 42, 43]) == []  # no real main run
+    assert cliffs.lone_times(range(1, 401, 10), range(21, 61)) == []  # sampled every 10 time points: one run
+    # the mistyped time stays lone: 1..140 and one row at 1050; a sparse main run too
+    one = cliffs.lone_times(list(range(1, 141)) + [1050], list(range(21, 161)) + [1])
+    assert [(x.time, x.cells, x.nearest) for x in one] == [(1050, 1, 140)]
+    assert [x.time for x in cliffs.lone_times(list(range(1, 401, 10)) + [5000], list(range(21, 61)) + [1])] == [5000]
+    rows = [(f"AB{'ap'[k % 2]}{'lr'[(k // 2) % 2]}{'dv' * (k // 4)}", t, 1.0, 10 + k, 20, 10, 0)
+            for t, n in ((1, 4), (40, 28), (80, 90), (120, 180), (160, 350)) for k in range(n)]
+    cd = write_cd(tmp_path / "CDsparse.csv", rows)
+    code, out, err = run(["lineage", "clean", str(cd), "--out", str(tmp_path / "c.csv")], capsys)
+    assert code == 0 and "standing alone" not in out and "mistyped" not in err, (out, err)
+    assert len(pd.read_csv(tmp_path / "c.csv")) == len(read_table(cd))
+    code, out, _ = run(["lineage", "cliffs", str(cd), "--json"], capsys)
+    assert "lone_times" not in json.loads(out)
+
+
+AP = str.maketrans("01", "ap")
+
+
+def unnamed_after(tmp_path, stop: int = 10, n_times: int = 20):
+    """A, E and M named up to time ``stop``; later every cell annotated unnamed ('Nuc...'), the total growing."""
+    rows = []
+    for t in range(1, n_times + 1):
+        n = 40 + 2 * t
+        if t > stop:
+            names = [f"Nuc{i}" for i in range(n)]
+        else:
+            names = ([f"AB{i:06b}".translate(AP) for i in range(n // 2)] + [f"E{i:06b}".translate(AP)
+                     for i in range(n // 4)] + [f"MS{i:06b}".translate(AP) for i in range(n - n // 2 - n // 4)])
+        rows += [dict(embryo="e", time=t, cell=c, x=float(i), y=0.0, z=0.0, size=5.0) for i, c in enumerate(names)]
+    path = tmp_path / "unnamed.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_names_that_stop_are_said_once_not_as_a_cliff_per_lineage(tmp_path, capsys):
+    path = unnamed_after(tmp_path)
+    rep = find_cliffs(read_table(path))
+    assert rep.cliffs == [] and rep.letters == []
+    assert rep.names_stop == cliffs.Cliff(time=10, before=60, after=0, first_bad_time=11, after_time=11)
+    got = rep.to_dict()
+    assert "letters" not in got and got["names_stop"] == {"time": 10, "before": 60, "after": 0, "first_bad_time": 11,
+                                                          "after_time": 11}
+    code, _, err = run(["lineage", "populations", str(path), "--out", str(tmp_path / "p.csv")], capsys)
+    assert code == 0 and flat(err).count("names stop after time 10 (later cells unnamed") == 1, err
+    assert "note: lineage cliff" not in err and "annotation cliff" not in err, err
+    code, out, _ = run(["lineage", "cliffs", str(path)], capsys)
+    assert "names stop after time 10 (later cells unnamed" in out and "lineage cliff" not in out
+    # a table named to its end has no such key; one lineage stopping alone is still a lineage cliff
+    assert "names_stop" not in find_cliffs(read_table(stopped_lineages(tmp_path))).to_dict()
+    assert [c.letter for c in find_cliffs(read_table(stopped_lineages(tmp_path))).letters] == ["M", "C"]
+
+
+def test_a_lineage_falling_with_the_total_is_noted_as_the_totals_cliff(tmp_path, capsys):
+    """AB stops at time 30 (200 -> 0) while MS goes on: the total's cliff says it; no lineage cliff note."""
+    rows = lineage_rows({"AB": ramp(40, 200, 30) + [0] * 10, "MS": ramp(10, 40, 40)})
+    cd = write_cd(tmp_path / "CDab.csv", rows)
+    rep = find_cliffs(read_table(cd))
+    assert [c.first_bad_time for c in rep.cliffs] == [31] and [c.first_bad_time for c in rep.letters] == [31]
+    for cmd in ("populations", "convert"):
+        code, _, err = run(["lineage", cmd, str(cd), "--out", str(tmp_path / f"{cmd}.csv")], capsys)
+        assert code == 0 and "annotation cliff after time 30" in flat(err) and "note: lineage cliff" not in err, err
+
+
+def test_several_lone_times_are_dropped_as_them(tmp_path, capsys):
+    rows = growth_rows(40, 20)
+    rows += [("ABal", 1050, 1.0, 500, 500, 10, 0), ("ABar", 5000, 1.0, 500, 500, 10, 0)]
+    cd = write_cd(tmp_path / "CDtwo.csv", rows)
+    code, _, err = run(["lineage", "populations", str(cd), "--out", str(tmp_path / "p.csv")], capsys)
+    assert code == 0 and "--out CLEAN.csv` drops them)" in flat(err) and "drops it)" not in err, err
+    one = write_cd(tmp_path / "CDone.csv", growth_rows(40, 20) + [("ABal", 1050, 1.0, 500, 500, 10, 0)])
+    code, _, err = run(["lineage", "populations", str(one), "--out", str(tmp_path / "q.csv")], capsys)
+    assert code == 0 and "--out CLEAN.csv` drops it)" in flat(err), err
 

@@ -91,6 +91,12 @@ def _lone_text(x) -> str:
             f"({x.cells} cell{'s' if x.cells != 1 else ''}): a mistyped time?")
 
 
+def _names_stop_text(c) -> str:
+    """``names stop after time T (later cells unnamed; named cells B -> A at time T')`` of the names-stop
+    :class:`~devolens.lineage.cliffs.Cliff` of a cliff report."""
+    return f"names stop after time {c.time} (later cells unnamed; named cells {_fall(c)})"
+
+
 def _listed(texts: list[str], limit: int = 3) -> str:
     """The first ``limit`` of ``texts`` joined with ``; ``, then how many more."""
     more = f" (and {len(texts) - limit} more)" if len(texts) > limit else ""
@@ -101,16 +107,25 @@ def _finding_notes(rep, arg: str, who: str = "", *, cleaning: bool = False) -> N
     """The notes on what a cliff report finds besides the cliffs of the total: lone time points (a mistyped
     time), lineage cliffs (one lineage's curation stopped) and dips (a damaged time point). ``arg``: the table
     quoted for a command line; ``cleaning``: said by ``lineage clean`` (which cuts at cliffs of the total only)."""
-    if cleaning and rep.cliffs:  # what lies after the cut is gone: only what the cleaned table keeps is said
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if cleaning and rep.cliffs:  # what lies after the cut is gone: only what the cleaned table keeps is said
         last = rep.last_good_time
+        stop = rep.names_stop
         rep = replace(rep, letters=[c for c in rep.letters if c.first_bad_time <= last],
-                      dips=[d for d in rep.dips if d.last_time < last])
+                      dips=[d for d in rep.dips if d.last_time < last],
+                      names_stop=stop if stop is not None and stop.first_bad_time <= last else None)
+    elif rep.cliffs:  # a lineage falling with the total is the total's cliff, said as such
+        falls = {c.first_bad_time for c in rep.cliffs}
+        rep = replace(rep, letters=[c for c in rep.letters if c.first_bad_time not in falls])
     if rep.lone:
         what = "dropped from the cleaned table" if cleaning else (
-            f"no annotation cliff; `devolens lineage clean {arg} --out CLEAN.csv` drops it")
+            f"no annotation cliff; `devolens lineage clean {arg} --out CLEAN.csv` drops "
+            f"{'them' if len(rep.lone) > 1 else 'it'}")
         note(f"{who}{_listed([_lone_text(x) for x in rep.lone])} ({what})")
+    if rep.names_stop is not None:
+        note(f"{who}{_names_stop_text(rep.names_stop)}: every lineage's count falls to none while the cells go on, "
+             "so no lineage's later counts are the embryo's (only the total is)")
     if rep.letters:
         many = len(rep.letters) > 1
         tail = ("`lineage clean` cuts at cliffs of the total only, so the cleaned table keeps them" if cleaning
@@ -275,7 +290,9 @@ def register(app: typer.Typer) -> None:
             '"letters": [{"letter", "time", "before", "after", "first_bad_time", "after_time"}] (lineage cliffs: '
             'A, E, M, C or D falls to nearly none while the other cells go on), "dips": [{"first_time", "last_time", '
             '"cells", "before", "after"}] (one or two time points far below both neighbours), "lone_times": '
-            '[{"time", "cells", "nearest"}] (a time point far from the rest: a mistyped time?).',
+            '[{"time", "cells", "nearest"}] (a time point far from the rest: a mistyped time?), "names_stop": {"time", '
+            '"before", "after", "first_bad_time", "after_time"} (every lineage falls to none at once while the cells '
+            "go on unnamed: naming stopped; the counts are the named cells).",
         ),
         min_drop: int = typer.Option(10, "--min-drop", min=1, help=_DETECT_HELP),
         min_fraction: float = typer.Option(
@@ -307,6 +324,8 @@ def register(app: typer.Typer) -> None:
         for c in rep.letters:
             typer.echo(f"{name}: lineage cliff after time {c.time}: {_lineage_fall(c)} (curation of that lineage "
                        "stopped?)")
+        if rep.names_stop is not None:
+            typer.echo(f"{name}: {_names_stop_text(rep.names_stop)}")
         for d in rep.dips:
             typer.echo(f"{name}: dip: {_dip_text(d)}")
         for x in rep.lone:

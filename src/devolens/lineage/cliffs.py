@@ -35,9 +35,11 @@ Three more findings on a table (:func:`find_cliffs`), none of them a cliff of th
   other cells of the embryo go on, is reported with its letter.
 - *Dips* (:func:`detect_dips`): one or two time points whose total falls below both neighbours by a cliff's drop and
   recovers right after (a nuclei file cut short, a half-curated time point): no cliff, but no count of the embryo.
-- *Lone time points* (:func:`lone_times`): a single time point set apart from the rest by more missing time points
-  than the table has, with few rows (a mistyped time, 1050 in a table of 1..140). Its rows are left out of the
-  series searched, so it makes no cliff; :func:`clean_table` drops them.
+- *Lone time points* (:func:`lone_times`): a single time point set apart from a main run of time points far beyond
+  that run's spacing and span, with few rows (a mistyped time, 1050 in a table of 1..140; a sparse table is no
+  such). Its rows are left out of the series searched, so it makes no cliff; :func:`clean_table` drops them.
+- *Names stop* (:func:`detect_names_stop`): every lineage falls to none at once while the cells go on unnamed
+  (naming stopped past the curated range): said once, not as a lineage cliff each.
 
 On a table (:func:`find_cliffs`, :func:`clean_table`) the counts are those of the table as
 ``devolens lineage clean`` writes it: exact copies of a row (a table, or a block of time
@@ -54,6 +56,7 @@ import pandas as pd
 
 from devolens import checks
 from devolens.errors import DevolensValueError
+from devolens.lineage.names import LETTERS
 from devolens.lineage.populations import populations
 
 
@@ -210,6 +213,9 @@ class CliffReport:
         Dips of the total that recover (:func:`detect_dips`).
     lone : list of LoneTime
         Time points standing alone (:func:`lone_times`): left out of the series searched, never a cliff.
+    names_stop : Cliff or None
+        Where naming stops while the cells stay annotated unnamed (:func:`detect_names_stop`): every lineage
+        falls at once, said once here rather than as a lineage cliff each.
     """
 
     cliffs: list[Cliff] = field(default_factory=list)
@@ -220,13 +226,15 @@ class CliffReport:
     letters: list[LetterCliff] = field(default_factory=list)
     dips: list[Dip] = field(default_factory=list)
     lone: list[LoneTime] = field(default_factory=list)
+    names_stop: Cliff | None = None
 
     def to_dict(self) -> dict:
         """The JSON form (``devolens lineage cliffs --json``): ``{"cliffs": [{"time", "before", "after",
         "first_bad_time", "after_time"}], "last_good_time": t, "duplicates": [{"time", "cell", "count"}]}``
         (:meth:`Cliff.to_dict`; ``last_good_time`` null for an empty table), with ``"letters"``
         (:meth:`LetterCliff.to_dict`), ``"dips"`` (:meth:`Dip.to_dict`) and ``"lone_times"``
-        (:meth:`LoneTime.to_dict`) lists added only when they hold something."""
+        (:meth:`LoneTime.to_dict`) lists added only when they hold something, and ``"names_stop"``
+        (:meth:`Cliff.to_dict` of the named cells) only when naming stops."""
         dup = self.duplicates
         last = self.last_good_time
         out = {
@@ -238,6 +246,8 @@ class CliffReport:
         for key, items in (("letters", self.letters), ("dips", self.dips), ("lone_times", self.lone)):
             if items:
                 out[key] = [x.to_dict() for x in items]
+        if self.names_stop is not None:
+            out["names_stop"] = self.names_stop.to_dict()
         return out
 
 
@@ -400,10 +410,18 @@ def detect_dips(
     return dips
 
 
-def lone_times(times, totals, *, few: float = 0.5) -> list[LoneTime]:
-    """Find time points standing alone: each a single time point set apart from the rest of the table by more
-    missing time points than the table has (as the readers' note on gaps leaves such a gap out), holding at most
-    ``few`` times the median count of the main run of time points. A mistyped time (1050 in a table of 1..140).
+def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: int = 6,
+               spacing: float = 10.0) -> list[LoneTime]:
+    """Find time points standing alone: each a single time point set apart from a real main run of time points, far
+    beyond that run's own spacing, holding at most ``few`` times the median count of the main run. A mistyped time
+    (1050 in a table of 1..140).
+
+    The table is split into runs at gaps of more missing time points than the table has (as the readers' note on
+    gaps leaves such a gap out) that are also more than ``spacing`` times the median step of the table. The biggest
+    run (most time points) is the main run; it must hold at least ``min_run`` time points and at least half of the
+    table's, else nothing is flagged (a sparse table, 1, 40, 80, 120, 160, is sampled so, not mistyped). A
+    single-point run is lone when its gap to the nearest time point is more than ``spacing`` times the main run's
+    median step **and** more than the main run's span. A table of fewer than ``min_times`` time points has none.
 
     Parameters
     ----------
@@ -413,6 +431,12 @@ def lone_times(times, totals, *, few: float = 0.5) -> list[LoneTime]:
         Cells counted at each time point.
     few : float
         Largest count of a lone time point, as a fraction of the median count of the main run.
+    min_run : int
+        Fewest time points of the main run.
+    min_times : int
+        Fewest time points of a table searched.
+    spacing : float
+        How many of the main run's median steps a lone time point's gap must exceed.
 
     Returns
     -------
@@ -421,24 +445,36 @@ def lone_times(times, totals, *, few: float = 0.5) -> list[LoneTime]:
 
     Examples
     --------
-    >>> lone_times([1, 2, 3, 4, 50], [10, 12, 14, 16, 1])
-    [LoneTime(time=50, cells=1, nearest=4)]
+    >>> lone_times([1, 2, 3, 4, 5, 6, 7, 8, 50], [10, 12, 14, 16, 18, 20, 22, 24, 1])
+    [LoneTime(time=50, cells=1, nearest=8)]
+    >>> lone_times([1, 40, 80, 120, 160], [4, 28, 90, 180, 350])  # a sparse table
+    []
     """
     t, n = _series(times, totals, "totals")
-    if len(t) < 2:
+    if len(t) < max(2, min_times):
         return []
-    breaks = np.flatnonzero(np.diff(t) - 1 > len(t))
+    gaps = np.diff(t)
+    breaks = np.flatnonzero((gaps - 1 > len(t)) & (gaps > spacing * float(np.median(gaps))))
     if not breaks.size:
         return []
     starts = np.r_[0, breaks + 1]
     ends = np.r_[breaks + 1, len(t)]
-    main = int(np.argmax([n[a:b].sum() for a, b in zip(starts, ends)]))
-    level = float(np.median(n[starts[main] : ends[main]]))
+    sizes = ends - starts
+    main = int(np.lexsort(([n[a:b].sum() for a, b in zip(starts, ends)], sizes))[-1])  # most time points, then cells
+    a0, b0 = int(starts[main]), int(ends[main])
+    if b0 - a0 < min_run or 2 * (b0 - a0) < len(t):
+        return []
+    step = float(np.median(np.diff(t[a0:b0])))
+    span = int(t[b0 - 1] - t[a0])
+    level = float(np.median(n[a0:b0]))
     out = []
     for k, (a, b) in enumerate(zip(starts, ends)):
         if k == main or b - a != 1 or n[a] > few * level:
             continue
         near = a - 1 if a > 0 and (a == len(t) - 1 or t[a] - t[a - 1] <= t[a + 1] - t[a]) else a + 1
+        gap = abs(int(t[a] - t[near]))
+        if gap <= spacing * step or gap <= span:
+            continue
         out.append(LoneTime(time=int(t[a]), cells=int(n[a]), nearest=int(t[near])))
     return out
 
@@ -451,9 +487,10 @@ def detect_letter_cliffs(
 
     Each letter's count is searched with :func:`detect_cliffs` (``min_drop``, ``min_fraction``, ``window``); a
     cliff is kept when the letter held at least ``min_level`` cells before it, falls to (nearly) none (at most a
-    tenth of that, at least 1) and stays there to the end of the table, while the embryo's other cells (the
-    total less the letter) were at least ``min_level`` and fell by less than ``min_fraction``: a fall of every
-    lineage at once is a cliff of the total, said as such.
+    tenth of that, at least 1) and stays there to the end of the table, while the embryo's other named cells (the
+    other population letters, unnamed cells left out) were at least ``min_level`` and fell by less than
+    ``min_fraction``: a fall of every lineage at once is a cliff of the total, or naming that stopped while the
+    cells stay annotated unnamed (:func:`detect_names_stop`), each said once as such.
 
     Parameters
     ----------
@@ -476,9 +513,10 @@ def detect_letter_cliffs(
     out: list[LetterCliff] = []
     if len(pops) < 2:
         return out
-    t, total = _series(pops["time"].to_numpy(), pops["total"].to_numpy(), "totals")
+    t, _ = _series(pops["time"].to_numpy(), pops["total"].to_numpy(), "totals")
     order = np.argsort(_counts(pops["time"].to_numpy(), "times"), kind="stable")
     where = {int(x): i for i, x in enumerate(t)}
+    named = _named(pops)[order]
     for letter in letters:
         n = _counts(pops[letter].to_numpy(), letter)[order]
         for c in detect_cliffs(t, n, min_drop=min_drop, min_fraction=min_fraction, window=window):
@@ -486,13 +524,63 @@ def detect_letter_cliffs(
             near = max(1, c.before // 10)
             if c.before < min_level or int(n[b:].max()) > near:
                 continue
-            rest_before, rest_after = int(total[g] - n[g]), int(total[b] - n[b])
+            rest_before, rest_after = int(named[g] - n[g]), int(named[b] - n[b])
             if rest_before < min_level or rest_after < (1 - min_fraction) * rest_before:
                 continue
             out.append(LetterCliff(letter=letter, time=c.time, before=c.before, after=c.after,
                                    first_bad_time=c.first_bad_time, after_time=c.bottom_time))
     rank = {x: i for i, x in enumerate(letters)}
     return sorted(out, key=lambda c: (c.first_bad_time, rank[c.letter]))
+
+
+def _named(pops: pd.DataFrame) -> np.ndarray:
+    """Named cells at each row of a populations table: the sum of its population letters (unnamed cells, counted
+    in ``total`` only, left out)."""
+    cols = [c for c in LETTERS if c in pops.columns]
+    if not cols:
+        return np.zeros(len(pops), dtype=np.int64)
+    return np.sum([_counts(pops[c].to_numpy(), c) for c in cols], axis=0).astype(np.int64)
+
+
+def detect_names_stop(
+    pops: pd.DataFrame, *, min_level: int = 8, min_drop: int = 6, min_fraction: float = 0.5, window: int = 10,
+) -> Cliff | None:
+    """Find where naming stops while the cells stay annotated, unnamed ('Nuc...' names past the curated range).
+
+    The named cells (every population letter together) are searched with :func:`detect_cliffs` (``min_drop``,
+    ``min_fraction``, ``window``): the first fall from at least ``min_level`` named cells to (nearly) none (at most
+    a tenth, at least 1) that stays there to the end of the table, while the total falls by less than
+    ``min_fraction`` and at least ``min_level`` unnamed cells go on, is returned (its counts those of the named
+    cells). Every lineage falling at once with the total is a cliff of the total instead.
+
+    Parameters
+    ----------
+    pops : pandas.DataFrame
+        A populations table (:func:`~devolens.lineage.populations.populations`): ``time``, the letters, ``total``.
+    min_level, min_drop, min_fraction, window
+        See :func:`detect_letter_cliffs`.
+
+    Returns
+    -------
+    Cliff or None
+    """
+    checks.dataframe(pops, ("time", "total"))
+    min_level = checks.whole(min_level, "min_level", 1, error=DevolensValueError)
+    if len(pops) < 2:
+        return None
+    t, total = _series(pops["time"].to_numpy(), pops["total"].to_numpy(), "totals")
+    order = np.argsort(_counts(pops["time"].to_numpy(), "times"), kind="stable")
+    named = _named(pops)[order]
+    where = {int(x): i for i, x in enumerate(t)}
+    for c in detect_cliffs(t, named, min_drop=min_drop, min_fraction=min_fraction, window=window):
+        g, b = where[c.time], where[c.bottom_time]
+        if c.before < min_level or int(named[b:].max()) > max(1, c.before // 10):
+            continue
+        if total[b] < (1 - min_fraction) * total[g] or int((total - named)[b:].min()) < min_level:
+            continue
+        return Cliff(time=c.time, before=c.before, after=c.after, first_bad_time=c.first_bad_time,
+                     after_time=c.bottom_time)
+    return None
 
 
 def find_duplicates(df: pd.DataFrame) -> pd.DataFrame:
@@ -559,7 +647,8 @@ def find_cliffs(
         last = int(pops["time"].iloc[-1]) if len(pops) else None
     return CliffReport(cliffs=cliffs, last_good_time=last, duplicates=find_duplicates(df),
                        letters=detect_letter_cliffs(pops, window=window),
-                       dips=detect_dips(times, totals, min_drop=min_drop, min_fraction=min_fraction), lone=lone)
+                       dips=detect_dips(times, totals, min_drop=min_drop, min_fraction=min_fraction), lone=lone,
+                       names_stop=detect_names_stop(pops, window=window))
 
 
 def _repeated_rows(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
