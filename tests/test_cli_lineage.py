@@ -187,7 +187,7 @@ def test_several_embryos_error_names_the_file(tmp_path, capsys):
     p = tmp_path / "two.csv"
     p.write_text("embryo,time,cell,x,y,z,size\na,1,AB,1,2,3,4\nb,1,AB,1,2,3,4\n")
     code, out, err = run(["lineage", "populations", str(p), "--out", str(tmp_path / "o" / "p.csv")], capsys)
-    assert code == 2 and err.strip() == f"error: {p}: table holds 2 embryos (a, b); count one embryo at a time"
+    assert code == 2 and err.strip() == f"error: {p}: table holds 2 embryos (a, b); pick one with --embryo NAME"
     assert not (tmp_path / "o").exists()
 
 

@@ -29,17 +29,55 @@ _DETECT_HELP = (
 PLOT_SUFFIXES: tuple[str, ...] = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 
 
-def _read(table: Path, *, drop_copies: bool = False):
+EMBRYO_HELP = (
+    "Keep only this embryo's rows (the value of the table's embryo column) before anything else: for a "
+    "table that holds several embryos."
+)
+
+
+def _embryos_text(names: list[str], limit: int = 10) -> str:
+    """``a, b, c`` of the embryo names, the first ``limit`` of them, then how many more."""
+    more = f" (and {len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _one_embryo(df, embryo: str | None, *, one: bool):
+    """The rows of embryo ``embryo`` of ``df`` (``--embryo``); an unknown name is refused, naming the table's
+    embryos. Without ``embryo``, ``one`` refuses a table of several embryos (the commands that count one embryo),
+    naming them and ``--embryo NAME``."""
+    if "embryo" not in df.columns:
+        return df
+    names = [str(e) for e in df["embryo"].astype(str).unique()]
+    if embryo is None:
+        if one and len(names) > 1:
+            raise DevolensError(f"table holds {len(names)} embryos ({_embryos_text(names)}); pick one with "
+                                "--embryo NAME")
+        return df
+    if embryo not in names:
+        which = f"{len(names)} embryos" if len(names) != 1 else "1 embryo"
+        raise DevolensError(f"--embryo {embryo}: no such embryo; the table holds {which} ({_embryos_text(names)})")
+    attrs = dict(df.attrs)
+    others = tuple(f"embryo {e}: " for e in names if e != embryo)  # the reader's notes on the other embryos
+    out = df.loc[df["embryo"].astype(str) == embryo].reset_index(drop=True)
+    out.attrs = attrs
+    if attrs.get("notes"):
+        out.attrs["notes"] = [t for t in attrs["notes"] if not t.startswith(others)]
+    return out
+
+
+def _read(table: Path, *, drop_copies: bool = False, embryo: str | None = None, one: bool = False):
     """Read TABLE; with ``drop_copies``, drop exact copies of rows with a note (see ``drop_duplicate_rows``).
 
     For the commands that count or rewrite rows (populations, convert, cliffs): a table saved twice would
     count every cell twice, silently. ``clean`` reads the rows as they are: dropping duplicated names and
     copies is its job and its report counts them (its cliffs are found on the counts without them).
+    ``embryo`` (``--embryo``) keeps that embryo's rows first; ``one`` refuses several embryos without it
+    (:func:`_one_embryo`).
     """
     from devolens.io.tables import drop_duplicate_rows, read_table
     from devolens.lineage.populations import copies_note
 
-    df = read_table(table)
+    df = _one_embryo(read_table(table), embryo, one=one)
     for text in df.attrs.get("notes") or ():  # what the reader decided about the file (a zip's second copy...)
         note(text)
     if not drop_copies:
@@ -138,18 +176,19 @@ def _finding_notes(rep, arg: str, who: str = "", *, cleaning: bool = False) -> N
              "the embryo's)")
 
 
-def _cliff_note(df, table: Path, embryo=None) -> None:
+def _cliff_note(df, table: Path, embryo=None, picked: str | None = None) -> None:
     """One line when the counts of ``df`` (a table of one embryo) fall off an annotation cliff
     (:func:`~devolens.lineage.cliffs.find_cliffs` with the ``cliffs`` command's defaults, on the same counts):
     curation stopped, and the counts after it are not the embryo's. Then the lone time points, lineage cliffs and
-    dips (:func:`_finding_notes`). Nothing when there is none."""
+    dips (:func:`_finding_notes`). Nothing when there is none. ``picked``: the ``--embryo`` given, repeated in the
+    commands suggested."""
     import shlex
 
     from devolens.lineage.cliffs import find_cliffs
 
     rep = find_cliffs(df)
     who = f"embryo {embryo}: " if embryo is not None else ""
-    arg = shlex.quote(str(table))
+    arg = shlex.quote(str(table)) + (f" --embryo {shlex.quote(picked)}" if picked is not None else "")
     found = rep.cliffs
     if not found:
         _finding_notes(rep, arg, who)
@@ -210,6 +249,47 @@ def _write(fn, path: Path, *args) -> None:
         raise cannot_write(exc, path) from None
 
 
+def _cliffs_of(table: Path, as_json: bool, embryo: str | None, *, min_drop: int, min_fraction: float, window: int,
+               echo: bool = True) -> dict:
+    """``lineage cliffs`` of one table: its lines (or, with ``as_json`` and ``echo``, its JSON) printed; returns the
+    report as JSON data. Errors name the table."""
+    from devolens.lineage.cliffs import find_cliffs
+
+    with _about(table):
+        df = _read(table, drop_copies=True, embryo=embryo, one=True)  # as populations counts: copies noted
+        rep = find_cliffs(df, min_drop=min_drop, min_fraction=min_fraction, window=window)
+    data = rep.to_dict()
+    if as_json:
+        if echo:
+            typer.echo(json.dumps(data))
+        return data
+    name = df["embryo"].iloc[0]
+    if not rep.cliffs:
+        typer.echo(f"{name}: no annotation cliff; last good time point {rep.last_good_time}")
+    for c in rep.cliffs:
+        typer.echo(f"{name}: cliff after time {c.time}: {_fall(c)}")
+    if rep.cliffs:
+        typer.echo(f"{name}: last good time point {rep.last_good_time}")
+    for c in rep.letters:
+        typer.echo(f"{name}: lineage cliff after time {c.time}: {_lineage_fall(c)} (curation of that lineage "
+                   "stopped?)")
+    if rep.names_stop is not None:
+        typer.echo(f"{name}: {_names_stop_text(rep.names_stop)}")
+    for d in rep.dips:
+        typer.echo(f"{name}: dip: {_dip_text(d)}")
+    for x in rep.lone:
+        typer.echo(f"{name}: {_lone_text(x)} (no cliff: left out of the counts searched)")
+    nd = len(rep.duplicates)
+    if nd:
+        first = rep.duplicates.iloc[0]
+        typer.echo(
+            f"{name}: {nd} duplicated name(s) at one time point, first {first['cell']} at time {first['time']}"
+        )
+    else:
+        typer.echo(f"{name}: no duplicated names")
+    return data
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``lineage`` command group to the ``devolens`` app."""
     group = typer.Typer(
@@ -249,6 +329,7 @@ def register(app: typer.Typer) -> None:
             None, "--plot", help="Also draw the population curves to this image (.png, .svg, .pdf or .jpg).",
             show_default=False,
         ),
+        embryo: str | None = typer.Option(None, "--embryo", metavar="NAME", help=EMBRYO_HELP, show_default=False),
     ) -> None:
         """Count cells per population letter (A E M P C D Z) and in total at each time point."""
         from devolens.io.atomic import write_csv
@@ -258,7 +339,7 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             _check_plot(plot, out_path, table)
         with _about(table):
-            df = _read(table, drop_copies=True)
+            df = _read(table, drop_copies=True, embryo=embryo, one=True)
             pops = populations(df)
         if plot is not None:
             from devolens.viz.plots import plot_populations
@@ -269,7 +350,7 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             msg += f"; plot {plot}"
         typer.echo(msg)
-        _cliff_note(df, table)
+        _cliff_note(df, table, picked=embryo)
         from devolens.lineage.names import misspelt_names
 
         bad = misspelt_names(df["cell"])
@@ -281,7 +362,12 @@ def register(app: typer.Typer) -> None:
 
     @group.command("cliffs")
     def cliffs_cmd(
-        table: Path = typer.Argument(..., help=TABLE_HELP, show_default=False),
+        tables: list[Path] = typer.Argument(
+            ..., metavar="TABLE", show_default=False,
+            help=TABLE_HELP + " Several tables (CD*.csv): each is checked in turn, a block of output per table "
+            "(its path first); one that cannot be read gets its error line, the others are still checked, and the "
+            "exit code is 2.",
+        ),
         as_json: bool = typer.Option(
             False, "--json", help='Print JSON: {"cliffs": [{"time", "before", "after", "first_bad_time", '
             '"after_time"}], "last_good_time": t, "duplicates": [{"time", "cell", "count"}]} (time = last good time '
@@ -292,7 +378,8 @@ def register(app: typer.Typer) -> None:
             '"cells", "before", "after"}] (one or two time points far below both neighbours), "lone_times": '
             '[{"time", "cells", "nearest"}] (a time point far from the rest: a mistyped time?), "names_stop": {"time", '
             '"before", "after", "first_bad_time", "after_time"} (every lineage falls to none at once while the cells '
-            "go on unnamed: naming stopped; the counts are the named cells).",
+            "go on unnamed: naming stopped; the counts are the named cells). With several tables: one object keyed by "
+            'each table\'s path, {"error": message} for a table that cannot be read.',
         ),
         min_drop: int = typer.Option(10, "--min-drop", min=1, help=_DETECT_HELP),
         min_fraction: float = typer.Option(
@@ -303,41 +390,34 @@ def register(app: typer.Typer) -> None:
             10, "--window", min=1,
             help="Cliff detector: time points after a fall within which a return to the peak makes it a dip, not a cliff.",
         ),
+        embryo: str | None = typer.Option(
+            None, "--embryo", metavar="NAME", show_default=False,
+            help=EMBRYO_HELP + " With several tables, the embryo of that name in each.",
+        ),
     ) -> None:
         """Find annotation cliffs (a fall in cell count that does not recover) and duplicated names; also lineage
         cliffs (one lineage's count falls to nearly none), dips that recover, and lone time points."""
-        from devolens.lineage.cliffs import find_cliffs
-
-        with _about(table):
-            df = _read(table, drop_copies=True)  # as populations counts: the copies noted, no cliff of their own
-            rep = find_cliffs(df, min_drop=min_drop, min_fraction=min_fraction, window=window)
-        if as_json:
-            typer.echo(json.dumps(rep.to_dict()))
+        several = len(tables) > 1
+        if not several:  # as always: an error is the command's error
+            _cliffs_of(tables[0], as_json, embryo, min_drop=min_drop, min_fraction=min_fraction, window=window)
             return
-        name = df["embryo"].iloc[0]
-        if not rep.cliffs:
-            typer.echo(f"{name}: no annotation cliff; last good time point {rep.last_good_time}")
-        for c in rep.cliffs:
-            typer.echo(f"{name}: cliff after time {c.time}: {_fall(c)}")
-        if rep.cliffs:
-            typer.echo(f"{name}: last good time point {rep.last_good_time}")
-        for c in rep.letters:
-            typer.echo(f"{name}: lineage cliff after time {c.time}: {_lineage_fall(c)} (curation of that lineage "
-                       "stopped?)")
-        if rep.names_stop is not None:
-            typer.echo(f"{name}: {_names_stop_text(rep.names_stop)}")
-        for d in rep.dips:
-            typer.echo(f"{name}: dip: {_dip_text(d)}")
-        for x in rep.lone:
-            typer.echo(f"{name}: {_lone_text(x)} (no cliff: left out of the counts searched)")
-        nd = len(rep.duplicates)
-        if nd:
-            first = rep.duplicates.iloc[0]
-            typer.echo(
-                f"{name}: {nd} duplicated name(s) at one time point, first {first['cell']} at time {first['time']}"
-            )
-        else:
-            typer.echo(f"{name}: no duplicated names")
+        found, failed = {}, False
+        for k, table in enumerate(tables):
+            if not as_json:
+                if k:
+                    typer.echo("")
+                typer.echo(f"{table}:")
+            try:
+                found[str(table)] = _cliffs_of(table, as_json, embryo, min_drop=min_drop, min_fraction=min_fraction,
+                                               window=window, echo=not as_json)
+            except DevolensError as exc:
+                failed = True
+                typer.echo(f"error: {exc}", err=True)
+                found[str(table)] = {"error": exc.message}
+        if as_json:
+            typer.echo(json.dumps(found))
+        if failed:
+            raise typer.Exit(2)
 
     @group.command("clean")
     def clean_cmd(
@@ -355,6 +435,7 @@ def register(app: typer.Typer) -> None:
             10, "--window", min=1,
             help="Cliff detector: time points after a fall within which a return to the peak makes it a dip, not a cliff.",
         ),
+        embryo: str | None = typer.Option(None, "--embryo", metavar="NAME", help=EMBRYO_HELP, show_default=False),
     ) -> None:
         """Cut TABLE at its first annotation cliff, drop duplicated names, write a tidy CSV."""
         from devolens.io.tables import write_tidy
@@ -362,7 +443,7 @@ def register(app: typer.Typer) -> None:
 
         _check_out(out_path, table)
         with _about(table):
-            df = _read(table)
+            df = _read(table, embryo=embryo, one=True)
             clean, rep = clean_table(df, min_drop=min_drop, min_fraction=min_fraction, window=window)
         _write(write_tidy, out_path, clean, out_path)
         if rep.cliffs.cliffs:

@@ -160,6 +160,10 @@ def render(
     pose: str = typer.Option("default", "--pose", callback=choice(*POSES), help="default: embryo centred and horizontal; random: random rotation, mirror, scale, placement."),
     vary: str = typer.Option("embryo", "--vary", callback=choice(*VARY), help="Draw optics and pose once per 'embryo' (steady timelapse) or for every 'frame'."),
     grey: bool = typer.Option(False, "--grey", help="Greyscale nuclei frames (the green channel) instead of RGB."),
+    embryo: Optional[str] = typer.Option(
+        None, "--embryo", metavar="NAME", show_default=False,
+        help="With a TABLE that holds several embryos: render only this one (the value of its embryo column).",
+    ),
     workers: int = typer.Option(1, "--workers", help="Processes rendering in parallel (same output for any number)."),
 ) -> None:
     """Render a lineage table (or simulated embryos) as microscopy frames with ground truth."""
@@ -172,6 +176,8 @@ def render(
         raise DevolensError("nothing to render: give a lineage TABLE, or --simulate N for N simulated embryos")
     if table is not None and simulate is not None:
         raise DevolensError("give either a TABLE or --simulate N, not both")
+    if embryo is not None and table is None:  # simulated embryos are all rendered
+        raise DevolensError("--embryo applies only to a TABLE (--simulate renders every simulated embryo)")
     if sim_cells is not None and simulate is None:  # it would be ignored: the table's cells are rendered
         raise DevolensError("--sim-cells applies only with --simulate N (a TABLE is rendered as it is)")
     if kind not in KINDS:
@@ -208,11 +214,12 @@ def render(
             cb(simulate, simulate)
         prefix = True
     else:
-        from devolens.cli.lineage import _read
+        from devolens.cli.lineage import _about, _read
 
         # the reader's notes, and exact copies of rows dropped with the note `lineage populations` gives: a table
         # saved twice would count every nucleus twice in frames.csv while the labels draw it once
-        tables = [_read(table, drop_copies=True)]
+        with _about(table):
+            tables = [_read(table, drop_copies=True, embryo=embryo, one=True)]
         prefix = False
         if time_list is not None and ranged:
             time_list = _within_table(tables[0], time_list, ranged)
