@@ -39,6 +39,10 @@ def test_two_trials_in_sqlite_then_resume(tmp_path):
     assert best["optimizer"]["lr"] == pytest.approx(second.best_params["optimizer.lr"])
     assert best["train"]["batch_size"] in (4, 8)
     assert (out / "trials.csv").exists() and (out / "trials" / "trial_0001" / "history.csv").exists()
+    # finished trials keep their best weights, not their training checkpoints (~37 MB each for the shipped network)
+    for trial in (out / "trials").iterdir():
+        assert (trial / "best.safetensors").exists()
+        assert not (trial / "checkpoint.safetensors").exists() and not (trial / "checkpoint.json").exists()
 
 
 def test_empty_space_and_bad_storage(tmp_path):
