@@ -76,3 +76,13 @@ def lineage_rows(counts: dict[str, list[int]], start: int = 1) -> list[tuple]:
                 name = f"{founder}{'ap'[k % 2]}{'lr'[(k // 2) % 2]}{'dv' * (k // 4)}"
                 rows.append((name, t, 1.0 + k % 7, 10 + k, 20 + 100 * f, 10, 0))
     return rows
+
+
+def cliff_cd(path: Path, cliff_after: int | None = 12, n_times: int = 20) -> Path:
+    """An EPIC CD table whose count grows 3 a time point; after ``cliff_after`` it falls to 2 cells."""
+    rows = []
+    for t in range(1, n_times + 1):
+        n = t * 3 if cliff_after is None or t <= cliff_after else 2
+        for k in range(n):
+            rows.append((f"AB{'ap'[k % 2]}{'lr'[(k // 2) % 2]}{'dv' * (k // 4)}", t, 1.0, k, k, 10, 0))
+    return write_cd(path, rows)

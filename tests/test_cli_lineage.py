@@ -14,19 +14,9 @@ import pandas as pd
 import pytest
 
 from devolens.cli import main
-from _lineage_builders import SMALL_FRAMES, write_acetree_zip, write_cd
+from _lineage_builders import SMALL_FRAMES, cliff_cd, write_acetree_zip
 
 KNOWN_CLIFFS = {"CD20240930_JIM762_L4": 164, "CD20241107_JIM767_25_L1": 149}
-
-
-def cliff_cd(path: Path, cliff_after: int | None = 12, n_times: int = 20) -> Path:
-    """An EPIC CD table whose count grows 1,2,..; after ``cliff_after`` it falls to 2 cells."""
-    rows = []
-    for t in range(1, n_times + 1):
-        n = t * 3 if cliff_after is None or t <= cliff_after else 2
-        for k in range(n):
-            rows.append((f"AB{'ap'[k % 2]}{'lr'[(k // 2) % 2]}{'dv' * (k // 4)}", t, 1.0, k, k, 10, 0))
-    return write_cd(path, rows)
 
 
 def run(argv, capsys):

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from devolens.cli import main
-from _lineage_builders import write_cd
-
-
-def run(argv, capsys):
-    code = main(argv)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
+from _lineage_builders import cliff_cd
+from _lineage_builders import run_cli as run
 
 
 def two_embryos(path: Path) -> Path:
@@ -25,15 +19,6 @@ def two_embryos(path: Path) -> Path:
             rows += [dict(embryo=embryo, time=t, cell=c, x=10 * i, y=5, z=3, size=8) for i, c in enumerate(cells)]
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
-
-
-def cliff_cd(path: Path, cliff_after: int | None = 12, n_times: int = 20) -> Path:
-    rows = []
-    for t in range(1, n_times + 1):
-        n = t * 3 if cliff_after is None or t <= cliff_after else 2
-        for k in range(n):
-            rows.append((f"AB{'ap'[k % 2]}{'lr'[(k // 2) % 2]}{'dv' * (k // 4)}", t, 1.0, k, k, 10, 0))
-    return write_cd(path, rows)
 
 
 REFUSAL = "table holds 2 embryos (a, b); pick one with --embryo NAME"

@@ -251,6 +251,15 @@ class CliffReport:
         return out
 
 
+
+def _thresholds(min_drop, min_fraction) -> int:
+    """``min_drop`` as a whole number of cells (at least 1), ``min_fraction`` checked (0..1): a cliff's drop, as
+    :func:`detect_cliffs` and :func:`detect_dips` take it."""
+    min_drop = checks.whole(min_drop, "min_drop", 1, error=DevolensValueError)
+    if not checks.is_number(min_fraction) or not 0 <= min_fraction <= 1:
+        raise DevolensValueError(f"min_fraction must be a number from 0 to 1, got {min_fraction!r}")
+    return min_drop
+
 def detect_cliffs(
     times, totals, *, min_drop: int = 10, min_fraction: float = 0.2, window: int = 10, max_spike: int = 2
 ) -> list[Cliff]:
@@ -287,10 +296,8 @@ def detect_cliffs(
     [Cliff(time=4, before=24, after=5, first_bad_time=5, after_time=5)]
     """
     t, n = _series(times, totals, "totals")
-    min_drop = checks.whole(min_drop, "min_drop", 1, error=DevolensValueError)
+    min_drop = _thresholds(min_drop, min_fraction)
     window = checks.whole(window, "window", 1, error=DevolensValueError)
-    if not checks.is_number(min_fraction) or not 0 <= min_fraction <= 1:
-        raise DevolensValueError(f"min_fraction must be a number from 0 to 1, got {min_fraction!r}")
     max_spike = checks.whole(max_spike, "max_spike", 0, error=DevolensValueError)
     level = _without_spikes(n, min_drop, min_fraction, max_spike)  # the counts the embryo held: peaks and recoveries
     cliffs: list[Cliff] = []
@@ -388,9 +395,7 @@ def detect_dips(
     [Dip(first_time=4, last_time=4, cells=(86,), before=188, after=190)]
     """
     t, n = _series(times, totals, "totals")
-    min_drop = checks.whole(min_drop, "min_drop", 1, error=DevolensValueError)
-    if not checks.is_number(min_fraction) or not 0 <= min_fraction <= 1:
-        raise DevolensValueError(f"min_fraction must be a number from 0 to 1, got {min_fraction!r}")
+    min_drop = _thresholds(min_drop, min_fraction)
     max_len = checks.whole(max_len, "max_len", 1, error=DevolensValueError)
     dips: list[Dip] = []
     j = 1
