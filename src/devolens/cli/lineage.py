@@ -218,15 +218,12 @@ def _check_plot(plot: Path, out_path: Path, table: Path) -> None:
 def _convert_cliff_notes(df, table: Path) -> None:
     """:func:`_cliff_note` for each embryo of a converted table. Converting does not need whole time points or one
     embryo per table: a table the counts cannot be made of gets no note (``lineage cliffs`` says why)."""
-    from devolens.lineage.populations import populations
-
     several = "embryo" in df.columns and df["embryo"].nunique(dropna=False) > 1
     for embryo, sub in (df.groupby("embryo", sort=False, dropna=False) if several else [(None, df)]):
-        try:
-            populations(sub)  # refuses a table that cannot be counted (fractional times...)
+        try:  # a table that cannot be counted (fractional times...) is refused by the counting, before any note
+            _cliff_note(sub, table, embryo)
         except DevolensError:
             continue
-        _cliff_note(sub, table, embryo)
 
 
 @contextlib.contextmanager

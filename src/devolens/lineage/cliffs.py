@@ -140,8 +140,7 @@ class LetterCliff:
 
     def to_dict(self) -> dict:
         """The JSON form: ``{"letter", "time", "before", "after", "first_bad_time", "after_time"}``."""
-        return {"letter": self.letter, "time": int(self.time), "before": int(self.before), "after": int(self.after),
-                "first_bad_time": int(self.first_bad_time), "after_time": int(self.after_time)}
+        return {"letter": self.letter, **Cliff.to_dict(self)}  # (Cliff's fields, bottom_time the after_time)
 
 
 @dataclass(frozen=True)
@@ -664,7 +663,9 @@ def _repeated_rows(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     key = [c for c in ("embryo", "time", "cell") if c in df.columns]
     named_dup = df.duplicated(subset=key, keep="first").to_numpy() & named
     if {"x", "y"} <= set(df.columns):
-        copy = df.duplicated(keep="first").to_numpy() & ~named
+        from devolens.io.tables import exact_copies
+
+        copy = exact_copies(df) & ~named
     else:
         copy = np.zeros(len(df), dtype=bool)
     return named_dup, copy

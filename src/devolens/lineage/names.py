@@ -251,14 +251,10 @@ def canonical_axes() -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def _canonical_axes() -> dict[str, str]:
-    import json
-    from pathlib import Path
+    from devolens.lineage.simulate import _shipped_params  # (here: simulate imports this module)
 
     axes = dict(_BUILTIN_AXES)
-    try:
-        fitted = json.loads((Path(__file__).with_name("simulator_params.json")).read_text()).get("division_letters")
-    except (OSError, ValueError, AttributeError):
-        fitted = None
+    fitted = _shipped_params().get("division_letters")
     if isinstance(fitted, dict):
         axes.update({m: a for m, a in fitted.items() if isinstance(m, str) and a in AXES and a != "ap"})
     return axes

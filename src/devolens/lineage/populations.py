@@ -35,7 +35,7 @@ def copies_note(n: int) -> str:
 
 
 def drop_copies(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Drop exact copies of rows (:func:`devolens.io.tables.drop_duplicate_rows`), as the CLI does on reading.
+    """Drop exact copies of rows (:func:`devolens.io.tables.drop_exact_copies`), as the CLI does on reading.
 
     Only a table with positions (``x`` and ``y``) can tell a copy from another nucleus: without them two
     unnamed rows of one time point look alike, so such a table is returned as it is.
@@ -53,10 +53,9 @@ def drop_copies(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """
     if len(df) < 2 or not {"x", "y"} <= set(df.columns):
         return df, 0
-    from devolens.io.tables import drop_duplicate_rows
+    from devolens.io.tables import drop_exact_copies
 
-    out, dup = drop_duplicate_rows(df)
-    return out, dup.exact
+    return drop_exact_copies(df)  # (not drop_duplicate_rows: its count of repeated names is not wanted here)
 
 
 def populations(df: pd.DataFrame) -> pd.DataFrame:

@@ -151,7 +151,7 @@ def _plain(table: pd.DataFrame) -> pd.DataFrame:
 def _by_time(table: pd.DataFrame) -> dict:
     from devolens.lineage.populations import drop_copies
 
-    plain, _ = drop_copies(_plain(table))  # a copied row is drawn once, as populations counts it (and warns)
+    plain, _ = drop_copies(_plain(table))  # a copied row is drawn once, as populations counts it
     t = checks.whole_times(plain["time"], path=table.attrs.get("source"), error=DevolensValueError)  # NaN, 1.5
     if len(t) == 0:
         return {}
