@@ -20,7 +20,7 @@ import json
 import shutil
 from pathlib import Path
 
-from devolens.models.export import int8_md_lines, write_card, write_card_md  # noqa: F401  (the zoo_* scripts use them)
+from devolens.models.export import write_card  # noqa: F401  (the zoo_* scripts import it from here)
 
 TRAIN_EMBRYOS = ("CD20240930_JIM762_L4, CD20241009_JIM767_25_L1, CD20241009_JIM767_25_L5, CD20241010_JIM767_25_L2, "
                  "CD20241107_JIM767_25_L1 (EPIC, every 2nd time point) and the WormGUIDES AceTree embryo (every 3rd)")

@@ -42,6 +42,14 @@ DEVICE_HELP = ("Where the networks run: cpu (the default; int8 or bf16), cuda (t
                "On a GPU the networks run in fp32 (--precision bf16 for bf16).")
 
 
+
+def device_option(device: str) -> str:
+    """The ``--device`` option, its name checked before anything loads (whether PyTorch sees a CUDA GPU is
+    checked where the network loads: :func:`devolens.predict.devices.resolve_device`)."""
+    from devolens.predict.devices import device_name
+
+    return device_name(device, "--device")
+
 def choice(*choices: str) -> Callable[[Optional[str]], Optional[str]]:
     """A typer ``callback`` for an option whose value is one of ``choices``: any case is accepted and the command
     gets the canonical spelling (``--color GREEN`` is ``--color green``, ``--start p0`` is ``--start P0``).

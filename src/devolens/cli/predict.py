@@ -18,7 +18,7 @@ import numpy as np
 import typer
 
 from devolens.cli._common import (BACKEND_CHOICE, CLOCK_GAIN, COLOR_CHOICE, DEVICE_HELP, FAST_HELP, PAGES_CHOICE,
-                                  PAGES_HELP, PRECISION_CHOICE, PRECISION_HELP, STACK_Z_CHOICE)
+                                  PAGES_HELP, PRECISION_CHOICE, PRECISION_HELP, STACK_Z_CHOICE, device_option)
 from devolens.errors import DevolensError
 
 from devolens.io.atomic import StagedDir
@@ -509,14 +509,6 @@ def _estimates_note(estimates, what: str) -> Optional[str]:
     return "".join(words)
 
 
-def _device(device: str) -> str:
-    """The ``--device`` option, its name checked before anything loads (whether PyTorch sees a CUDA GPU is
-    checked where the network loads: :func:`devolens.predict.devices.resolve_device`)."""
-    from devolens.predict.devices import device_name
-
-    return device_name(device, "--device")
-
-
 def _color(color: Optional[str]) -> Optional[str]:
     """The ``--color`` option, checked (the predictors' ``channel``; None: the model card's rule)."""
     if color is not None:
@@ -633,7 +625,7 @@ def run_segmentation(
     _check_segment_out(out, input_path)
     _check_network_options(precision, backend)
     color = _color(color)
-    device = _device(device)
+    device = device_option(device)
     diameter = _diameter(diameter, model)
     flat = _flatten(model, flatten)
     skip, curation, report = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
@@ -1071,7 +1063,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
 
     check_pages(pages)
     _check_network_options(precision, backend)
-    device = _device(device)
+    device = device_option(device)
     diameter = _diameter(diameter, model)
     skip, curation, report = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
                                        progress=progress)

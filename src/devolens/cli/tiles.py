@@ -15,7 +15,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from devolens.cli._common import DEVICE_HELP, FAST_HELP, PRECISION_CHOICE, PRECISION_HELP, choice, same_file
+from devolens.cli._common import (DEVICE_HELP, FAST_HELP, PRECISION_CHOICE, PRECISION_HELP, choice, device_option,
+                                  same_file)
 
 segment_app: typer.Typer | None = None
 
@@ -317,9 +318,7 @@ def segment_livedead_command(
     from devolens.predict.devices import check_precision
 
     check_precision(precision, "--precision")
-    from devolens.predict.devices import device_name
-
-    device = device_name(device, "--device")  # the name checked here; whether PyTorch sees the GPU, where it loads
+    device = device_option(device)
     if same_file(out, image):
         raise DevolensError("output would overwrite the input; --out is a folder, give a new folder name", path=out)
     if out.exists() and not out.is_dir():

@@ -158,16 +158,13 @@ def train_cmd(
 
 def _checkpoint_epoch(out: Path) -> Optional[int]:
     """Epochs the run's last checkpoint holds (None without a readable one)."""
-    import json
-
-    from devolens.train.trainer import CHECKPOINT
+    from devolens.errors import DevolensError
+    from devolens.train.trainer import CHECKPOINT, _epochs_done
 
     try:
-        if (out / CHECKPOINT).exists():
-            return int(json.loads((out / CHECKPOINT).with_suffix(".json").read_text())["extra"]["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
+        return _epochs_done(out / CHECKPOINT) if (out / CHECKPOINT).exists() else None
+    except DevolensError:
+        return None
 
 
 #: what PyTorch and Python say when memory runs out: the CPU allocator ("[enforce fail at alloc_cpu.cpp:127] ...

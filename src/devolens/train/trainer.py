@@ -504,8 +504,9 @@ def check_images(df: pd.DataFrame, channel: int | str | None = None, normalize: 
     uint16, top = True, 0
     for k in picks:
         img = read_image(files[k])
-        colour |= colour_image(img, files[k])
-        multi |= img.ndim == 3 and img.shape[-1] > 1 and not colour_image(img, files[k])
+        is_colour = colour_image(img, files[k])
+        colour |= is_colour
+        multi |= img.ndim == 3 and img.shape[-1] > 1 and not is_colour
         img = select_channel(img, channel, files[k], channels)
         uint16 &= img.dtype == np.uint16
         top = max(top, int(img.max(initial=0))) if img.dtype.kind in "ui" else top

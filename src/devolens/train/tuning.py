@@ -195,7 +195,7 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
               if tcfg["pruner"] == "median" else optuna.pruners.NopPruner())
     try:
         study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction=direction,
-                                    sampler=optuna.samplers.TPESampler(seed=base["seed"]), pruner=pruner)
+                                    pruner=pruner)  # (its sampler is set below, once the study's trials are known)
     except Exception as exc:  # bad URL, unreachable database, direction mismatch
         raise DevolensError(f"cannot open study {name!r} in {storage}: {exc}") from None
     # each process draws afresh: seeded by the recipe's seed plus the trials the study holds (finished, running or
