@@ -134,23 +134,27 @@ def _safe(name: str) -> str:
 
 _JOB_TABLES: list = []
 _JOB_GEOMS: list = []
+_JOB_PRINTS: list = []  # each table's table_fingerprint, hashed once per render rather than once per frame
 
 
 def _set_job_tables(tables, geoms) -> None:
-    global _JOB_TABLES, _JOB_GEOMS
+    from devolens.render.geometry import table_fingerprint
+
+    global _JOB_TABLES, _JOB_GEOMS, _JOB_PRINTS
     _JOB_TABLES, _JOB_GEOMS = list(tables), list(geoms)
+    _JOB_PRINTS = [table_fingerprint(t) for t in _JOB_TABLES]
 
 
 def _render_job(job):
     """Render one clean frame (runs in a worker process): image, labels, mask, counts, objects."""
     kind, ei, t, f_seed, size, rgb, f_pose, e_seed, optics, mparams, vary = job
-    table, geom = _JOB_TABLES[ei], _JOB_GEOMS[ei]
+    table, geom, fp = _JOB_TABLES[ei], _JOB_GEOMS[ei], _JOB_PRINTS[ei]
     if kind == "nuclei":
         fr = render_nuclei_frame(table, t, size=size, seed=f_seed, rgb=rgb, geometry=geom,
-                                 optics=optics, pose=f_pose, reporter_key=e_seed)
+                                 optics=optics, pose=f_pose, reporter_key=e_seed, fingerprint=fp)
         return fr.image, fr.labels, None, fr.counts, fr.centroids
     fr = render_membrane_frame(table, t, size=size, seed=f_seed, geometry=geom, params=mparams, pose=f_pose,
-                               z=None if vary == "frame" else (geom.cz / geom.zscale))
+                               z=None if vary == "frame" else (geom.cz / geom.zscale), fingerprint=fp)
     return fr.image, fr.labels, fr.membrane, fr.counts, None
 
 

@@ -220,6 +220,7 @@ def render_membrane_frame(
     pose: Pose | str | None = "default",
     geometry: EmbryoGeometry | None = None,
     compress: bool = True,
+    fingerprint: bytes | None = None,
 ) -> MembraneFrame:
     """Render one z-slice of a membrane marker for one time point of a lineage table.
 
@@ -244,6 +245,8 @@ def render_membrane_frame(
         Pre-computed :func:`embryo_geometry` of the table.
     compress : bool
         Apply the JPEG round trip of ``params.jpeg_quality``.
+    fingerprint : bytes, optional
+        The table's :func:`~devolens.render.geometry.table_fingerprint` (see :func:`render_nuclei_frame`).
 
     Returns
     -------
@@ -258,7 +261,7 @@ def render_membrane_frame(
     )
     if params is None:
         params = MembraneParams.sample(par_rng)
-    fp = table_fingerprint(table)  # once for the three cached lookups of this frame
+    fp = fingerprint if fingerprint is not None else table_fingerprint(table)  # once for this frame's lookups
     geom = geometry if geometry is not None else cached(table, "geometry", embryo_geometry, fp)
     pose = _resolve_pose(pose, geom, (h, w), pose_rng)
     s = pose.scale

@@ -260,6 +260,7 @@ def render_nuclei_frame(
     compress: bool = True,
     reporter_key: int | None = None,
     min_visible: float = 0.0,
+    fingerprint: bytes | None = None,
 ) -> NucleiFrame:
     """Render one time point of a lineage table as a histone-GFP maximum projection.
 
@@ -293,6 +294,9 @@ def render_nuclei_frame(
         A nucleus with less than this fraction of its own footprint visible (the rest hidden
         behind nearer nuclei) gets no label (0 = label every nucleus with at least one
         visible pixel). The centroid table's ``visible`` column holds the fraction.
+    fingerprint : bytes, optional
+        The table's :func:`~devolens.render.geometry.table_fingerprint`, when the caller renders many
+        frames of one unchanged table (else computed here: about a millisecond a frame).
 
     Returns
     -------
@@ -305,7 +309,7 @@ def render_nuclei_frame(
     opt_rng, pose_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3))
     if optics is None:
         optics = OpticsParams.sample(opt_rng)
-    fp = table_fingerprint(table)  # once for the three cached lookups of this frame
+    fp = fingerprint if fingerprint is not None else table_fingerprint(table)  # once for this frame's lookups
     geom = geometry if geometry is not None else cached(table, "geometry", embryo_geometry, fp)
     pose = _resolve_pose(pose, geom, (h, w), pose_rng)
     key = int(seed) if reporter_key is None else int(reporter_key)
