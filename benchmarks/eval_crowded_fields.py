@@ -3,7 +3,8 @@
 Each reference frame (``$DEVOLENS_DATA/reference_frames``) is segmented alone, as four copies shrunk 0.5x
 (``cv2.INTER_AREA``) in a 2x2 grid (flipped copies: a 752x512 field of four embryos at half the magnification), and as
 four copies at 1x in a 2x2 grid, with ``load("nuclei", diameter="auto")``; prints the nuclei found and the size
-model's estimate of each. A size model fitted on fields of one embryo reads such fields as one magnified embryo.
+model's estimate of each, and the nuclei found in the 0.5x fields given their true diameter (half the card's
+reference diameter) by hand. A size model fitted on fields of one embryo reads such fields as one magnified embryo.
 
 Usage::
 
@@ -42,14 +43,18 @@ def main() -> None:
     if not files:
         raise SystemExit(f"no reference frames in {a.data}/reference_frames")
     pred = load("nuclei", diameter="auto")
-    print("| frame | alone: nuclei (estimate) | four at 0.5x | four at 1x (2x2) |")
-    print("| --- | --- | --- | --- |")
+    half = round(pred.card["input"]["diameter"]["reference"] / 2, 1)  # the true diameter of the 0.5x fields
+    given = load("nuclei", diameter=half)
+    print(f"| frame | alone: nuclei (estimate) | four at 0.5x | four at 0.5x, `--diameter {half}` | four at 1x (2x2) |")
+    print("| --- | --- | --- | --- | --- |")
     for f in files:
         frame = iio.imread(f)
         cells = []
-        for image in (frame, grid(cv2.resize(frame, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)), grid(frame)):
+        small = grid(cv2.resize(frame, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+        for image in (frame, small, grid(frame)):
             res = pred.predict(image)
             cells.append(f"{res.count} ({pred.last_estimate.magnification:.2f}x)")
+        cells.insert(2, str(given.predict(small).count))
         print(f"| {f.stem} | " + " | ".join(cells) + " |")
 
 

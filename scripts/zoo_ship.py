@@ -122,16 +122,16 @@ CARDS = {
                    "saturation 0.04. Cultured cells (simulated wells, benchmarks/eval_nuclei_wells.py): with the "
                    "magnification estimate (the default) F1 0.99 / 0.87 / 0.97 on three wells; given a well's true "
                    "nucleus diameter by hand the network, trained further on embryos (GPU stages), can split isolated "
-                   "round nuclei of sparse wells (measured on the fourth-stage network: a test well: F1 0.82 at its true"
-                   " diameter of 11.7 px, 0.79 at the estimate of 13.7 px, 0.95 at 8.6 px, the estimate before the "
-                   "crowded-field head; the CPU-trained network 0.96 / 0.95 at 11.7 / 8.6 px): for cultured cells keep "
-                   "the estimate, or try a diameter below the nuclei's width. A field holding several embryos: the size "
-                   "model has a head for crowded fields (twenty-fifth session; renders of 2-9 embryos side by side: "
-                   "held-out median error x1.14 instead of x2.12), but real crowded fields still read high (measured on "
-                   "the fourth-stage network): the three reference frames shrunk 0.5x, four to a 752x512 field, read as "
-                   "0.74x / 0.68x / 1.13x (truth 0.5x; 299 and 333 nuclei of 496 and 600, 494 and 614 at `--diameter "
-                   "17.6`), tiled 2x2 at 1x as 1.27x-1.60x (371 and 343 of 468 and 552, four times the frame alone); "
-                   "give `--diameter PX` for such fields."),
+                   "round nuclei of sparse wells (a test well, eval_nuclei_wells.py --seeds 2 --size 640 --density 1500 "
+                   "--dead-fraction 0.1: F1 0.85 at its true diameter of 11.7 px, 0.77 at the estimate of 16.7 px, 0.97 "
+                   "at 8.6 px; the CPU-trained network 0.96 / 0.95 at 11.7 / 8.6 px): for cultured cells keep the "
+                   "estimate, or where nuclei come out split try a diameter below the nuclei's width. A field holding "
+                   "several embryos: the size model has a head for crowded fields (twenty-fifth session; renders of 2-9"
+                   " embryos side by side: held-out median error x1.14 instead of x2.12), but real crowded fields are "
+                   "still misread (benchmarks/eval_crowded_fields.py): the three reference frames shrunk 0.5x, four to "
+                   "a 752x512 field, read as 0.66x / 0.59x / 1.11x (truth 0.5x; 296 and 283 nuclei where `--diameter "
+                   "17.6` finds 488 and 600), tiled 2x2 at 1x as 1.38x-2.02x (279 and 134 nuclei, four times the frame "
+                   "alone being 460 and 544); give `--diameter PX` for such fields."),
     },
     "membrane": {
         "task": "membrane",
