@@ -5,7 +5,7 @@ and, for cell-cycle lengths only, the AceTree embryo; writes the fitted numbers 
 to src/devolens/lineage/simulator_params.json, which the package ships and loads by default.
 
 Usage:
-    .venv/bin/python benchmarks/fit_simulator.py [--data DIR] [--out PATH] [--no-acetree]
+    .venv/bin/python benchmarks/fit_simulator.py [--data DIR] [--out PATH] [--no-acetree] [--exclude L3 ...]
 """
 
 from __future__ import annotations
@@ -37,9 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "src" / "devolens" / "lineage" / "simulator_params.json"))
     ap.add_argument("--no-acetree", action="store_true", help="do not use the AceTree embryo for cycle lengths")
     ap.add_argument("--no-calibrate", action="store_true", help="keep the default physics (skip the ~30 s calibration)")
+    ap.add_argument("--exclude", nargs="+", default=[], metavar="TEXT",
+                    help="leave out the EPIC tables whose file name contains any of these (e.g. the held-out embryo "
+                         "20241010_JIM767_25_L3)")
     args = ap.parse_args(argv)
     data = data_dir(args.data)
-    files = sorted((data / "epic").glob("CD*.csv"))
+    files = [f for f in sorted((data / "epic").glob("CD*.csv")) if not any(x in f.name for x in args.exclude)]
     if not files:
         print(f"no EPIC tables under {data / 'epic'}", file=sys.stderr)
         return 2
