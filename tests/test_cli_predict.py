@@ -378,7 +378,7 @@ def test_entry_point_writes_everything_before_its_fast_exit(tmp_path):
     res = subprocess.run(cmd + ["segment", "nuclei", str(img), "--out", str(tmp_path / "out")],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    assert "1 frames" in res.stderr and "Traceback" not in res.stderr  # flushed before os._exit
+    assert "1 frame," in res.stderr and "Traceback" not in res.stderr  # flushed before os._exit
     for name in ("counts.csv", "objects.csv", "labels/frame_labels.tif", "overlays/frame_overlay.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
     assert pd.read_csv(tmp_path / "out" / "counts.csv").shape == (1, 2)

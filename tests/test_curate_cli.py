@@ -114,3 +114,14 @@ def test_help_lists_kinds(capsys):
     assert main(["curate", "frames", "--help"]) == 0
     text = capsys.readouterr().out
     assert "--out" in text and "duplicate" in text
+
+
+def test_summary_of_one_frame_is_singular(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    iio.imwrite(folder / "t001.png", synth_sequence(1, seed=3)[0])
+    assert main(["curate", "frames", str(folder), "--out", str(tmp_path / "r.csv")]) == 0
+    text = capsys.readouterr().out
+    assert "1 frame, 0 flagged" in text and "1 frames" not in text

@@ -161,6 +161,43 @@ def test_dropped_respects_the_usual_time_step():
     assert report["flagged"].sum() == 1
 
 
+@pytest.mark.parametrize("pattern", ["frame_{}.png", "img_{:04d}.tif", "{:03d}.png", "Cam1-{}.ome.tif",
+                                     "frame_{:02d}.png"])
+def test_gaps_in_numbered_names_of_one_pattern_are_dropped(pattern):
+    """Names of one pattern ending in a number (not only tNNN) are a numbering: its gaps are dropped frames."""
+    frames = synth_sequence(18, seed=8)
+    numbers = [t for t in range(1, 21) if t not in (7, 12)]
+    names = [pattern.format(t) for t in numbers]
+    report = score_frames(frames, names=names)
+    dropped = report[report.flag == "dropped"]
+    assert list(dropped["time"]) == [7, 12] and dropped["frame"].isna().all() and (dropped["file"] == "").all()
+    assert report["flagged"].sum() == 2 and flagged_frames(report) == set()
+    assert list(report.loc[report["frame"].notna(), "time"]) == numbers
+
+
+@pytest.mark.parametrize("names", [
+    [f"frame_{t}.png" if t % 2 else f"img_{t}.png" for t in range(1, 21) if t not in (7, 12)],  # two patterns
+    [f"frame_{t}.png" if t % 2 else f"frame_{t}.tif" for t in range(1, 21) if t not in (7, 12)],  # two extensions
+    [f"img_{n}.png" for n in (3, 8, 10, 17, 21, 30)],  # no steady step (gaps are multiples of the usual step)
+    [f"img_{n}.png" for n in (1, 2, 3, 5, 4, 6)],  # not in rising order
+    [f"{w}.png" for w in ("alpha", "beta", "gamma", "delta")],  # no numbers
+])
+def test_names_without_a_common_numbering_give_no_dropped_frames(names):
+    report = score_frames(synth_sequence(len(names), seed=9), names=names)
+    assert not report["dropped"].any() and report["time"].isna().all()
+
+
+def test_a_numbered_folder_with_gaps_is_curated_as_a_tnnn_one(tmp_path):
+    import imageio.v3 as iio
+
+    for t, f in zip([t for t in range(1, 21) if t not in (7, 12)], synth_sequence(18, seed=8)):
+        iio.imwrite(tmp_path / f"frame_{t}.png", f)  # natural order: frame_2 before frame_10
+    report = curate_path(tmp_path)
+    assert list(report.loc[report["dropped"], "time"]) == [7, 12]
+    assert list(report.loc[report["frame"] == 6, "file"]) == ["frame_8.png"]
+    assert flagged_frames(report) == set()
+
+
 def test_empty_path_is_refused():
     """Path("") is the current folder: curating it was never what was meant."""
     for bad in ("", None):

@@ -202,7 +202,7 @@ def test_noise_image_alone(tiny_zoo, tmp_path, capsys):
     tifffile.imwrite(tmp_path / "dark.tif", np.random.default_rng(1).poisson(100, (256, 256)).astype(np.uint16))
     assert main(["segment", "membrane", str(tmp_path / "dark.tif"), "--out", str(tmp_path / "o")]) == 0
     err = _err(capsys)
-    assert "1 frames, 0 cells" in err and "nothing stands out from the noise in the frame (dark)" in err
+    assert "1 frame, 0 cells" in err and "nothing stands out from the noise in the frame (dark)" in err
     assert "no cells found in any frame" not in err  # the note above says why
 
 

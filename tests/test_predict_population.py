@@ -347,3 +347,131 @@ def test_auto_population_streams_read_in_turns_keep_their_own_resize(monkeypatch
     assert len(rows) == 4
     assert sorted(nuclei.seen) == [(32, 48)] * 8  # the enlarged movie brought down to the training magnification
     assert pred.resize == 1.0  # the last stream's, for size_advice
+
+
+# ---------------------------------------------------------------------------- --monotone, robust to misread frames
+class _ReadAs:
+    """A population predictor that reads the frames as ``totals`` (all in A), for the CLI's fit."""
+
+    known_sizes = None
+    last_estimate = None
+    resize = 1.0
+    clock = None
+    card: dict = {}
+
+    def __init__(self, totals):
+        self.totals = list(totals)
+
+    def predict_iter(self, images, total=None, progress=None):
+        for _, t in zip(images, self.totals):
+            yield {**{k: 0.0 for k in LETTERS}, "A": float(t), "total": float(t), "median_area": None}
+
+    @staticmethod
+    def smooth(df):
+        return PopulationPredictor.smooth(df)
+
+    def size_advice(self, areas):
+        return None
+
+
+def _movie(tmp_path, n=12, black=()):
+    from devolens.io.images import write_png
+
+    from curate_synth import inject, synth_sequence
+
+    frames = synth_sequence(n, seed=11)
+    for i in black:
+        inject(frames, "black", i)
+    src = tmp_path / "movie"
+    src.mkdir()
+    for t, f in enumerate(frames, start=1):
+        write_png(f, src / f"t{t:03d}.png")
+    return src
+
+
+def _population(monkeypatch, tmp_path, src, totals, *extra):
+    from devolens.cli import main
+    from devolens.cli import predict as cli_predict
+
+    monkeypatch.setattr(cli_predict, "_load_predictor", lambda *a, **k: _ReadAs(totals))
+    out = tmp_path / "pops.csv"
+    assert main(["population", str(src), "--out", str(out), "--no-plot", *extra]) == 0
+    return pd.read_csv(out)
+
+
+def test_monotone_leaves_a_black_last_frame_out_of_the_fit(monkeypatch, tmp_path, capsys):
+    """A black last frame read as 1 cell after ~300 pulled the fit of the frames before it down with it."""
+    totals = [50, 52, 88, 90, 100, 150, 170, 200, 280, 320, 330, 1]
+    src = _movie(tmp_path, black=(11,))
+    df = _population(monkeypatch, tmp_path, src, totals, "--monotone")
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--monotone left 1 frame black or dark (t012) out of the fit; its row holds the fitted curve" in err
+    np.testing.assert_allclose(df["total"][:11], totals[:11])  # rising already: the fit is the readings
+    assert df["total"].iloc[11] == df["total"].iloc[10] == 330  # the fitted value beside it, not 1
+    assert np.all(np.diff(df["total"]) >= 0)
+    plain = _population(monkeypatch, tmp_path, src, totals)  # without --monotone: as read, and no note
+    assert plain["total"].iloc[11] == 1 and "--monotone" not in capsys.readouterr().err
+
+
+def test_monotone_fills_black_frames_mid_movie_between_their_neighbours(monkeypatch, tmp_path, capsys):
+    totals = [50, 52, 88, 90, 1, 1, 100, 150, 170, 200, 280, 320]
+    src = _movie(tmp_path, black=(4, 5))
+    df = _population(monkeypatch, tmp_path, src, totals, "--monotone")
+    assert "2 frames black or dark (t005, t006)" in " ".join(capsys.readouterr().err.split())
+    np.testing.assert_allclose(df["total"], [50, 52, 88, 90, 93 + 1 / 3, 96 + 2 / 3, 100, 150, 170, 200, 280, 320],
+                               atol=0.01)
+
+
+def test_monotone_leaves_implausible_readings_out(monkeypatch, tmp_path, capsys):
+    """A frame the curator finds nothing wrong with, read at a fraction of the frames around it (out of focus,
+    the embryo out of view): populations never halve."""
+    totals = [50, 52, 88, 90, 100, 20, 150, 170, 200, 280, 320, 330]
+    src = _movie(tmp_path)
+    df = _population(monkeypatch, tmp_path, src, totals, "--monotone")
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 implausible reading, far from the frames around it (t006)" in err and "black or dark" not in err
+    assert df["total"].iloc[5] == pytest.approx(125.0)
+    np.testing.assert_allclose(df["total"].drop(index=5), [t for i, t in enumerate(totals) if i != 5])
+
+
+def test_implausible_readings_rule():
+    from devolens.cli.predict import implausible_readings
+
+    every = np.ones(12, bool)
+    growing = np.array([1, 2, 2, 4, 4, 8, 12, 15, 24, 26, 44, 50], float)  # the first divisions: nothing odd
+    assert not implausible_readings(growing, every).any()
+    ends_low = np.array([50, 52, 88, 90, 100, 150, 170, 200, 280, 320, 330, 100], float)
+    assert np.flatnonzero(implausible_readings(ends_low, every)).tolist() == [11]
+    run = np.array([100, 110, 120, 130, 5, 6, 4, 150, 160, 170, 180, 190], float)  # a run of misreads
+    assert np.flatnonzero(implausible_readings(run, every)).tolist() == [4, 5, 6]
+    spike = np.array([100, 110, 120, 130, 400, 150, 160, 170, 180, 190, 200, 210], float)
+    assert np.flatnonzero(implausible_readings(spike, every)).tolist() == [4]
+    doubling_at_end = np.array([100, 110, 120, 130, 140, 150, 160, 170, 180, 190, 200, 420], float)
+    assert not implausible_readings(doubling_at_end, every).any()  # nothing after it to tell
+    kept_fall = np.array([100, 110, 120, 130, 140, 150, 40, 42, 44, 46, 48, 50], float)
+    assert not implausible_readings(kept_fall, every)[7:].any()  # a fall the movie keeps: left to the fit
+
+
+def test_summaries_say_one_frame(monkeypatch, tmp_path, capsys):
+    from devolens.io.images import write_png
+
+    from curate_synth import synth_sequence
+
+    image = tmp_path / "one.png"
+    write_png(synth_sequence(1, seed=2)[0], image)
+    _population(monkeypatch, tmp_path, image, [12])
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 frame ->" in err and "1 frames" not in err
+
+
+def test_segment_summary_of_one_frame_is_singular(tiny_zoo, tmp_path, capsys):
+    from devolens.cli import main
+    from devolens.io.images import write_png
+
+    from curate_synth import synth_sequence
+
+    image = tmp_path / "one.png"
+    write_png(synth_sequence(1, seed=2)[0], image)
+    assert main(["segment", "nuclei", str(image), "--out", str(tmp_path / "seg"), "--no-overlay"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 frame, " in err and "1 frames" not in err

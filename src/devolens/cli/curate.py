@@ -13,7 +13,8 @@ _FRAMES_HELP = (
     "Score every frame of a timelapse and flag the corrupt ones.\n\n"
     "Kinds: black (no signal), dark (far dimmer than the neighbouring frames), red_line (a thin red "
     "row/column band), red_patch (a red region present in this frame only), duplicate (a repeat of the "
-    "previous frame), dropped (a missing tNNN time in a folder's file names, or frames a constant-rate video's "
+    "previous frame), dropped (a missing time in a folder's numbered file names, tNNN or frame_1, frame_2..., "
+    "or frames a constant-rate video's "
     "timestamps skip: a damaged stretch, frames dropped while recording; found with ffmpeg 6.1 or later, the later "
     "frames keeping their numbers), unreadable (a file of a folder that cannot be read). Thresholds "
     "are relative to "
@@ -31,7 +32,9 @@ def frames(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Report CSV to write (.csv; one row per frame; written atomically)."),
     stack_z: str = typer.Option("project", "--stack-z", metavar="project|slices", callback=STACK_Z_CHOICE, help=(
-        "TIFF stacks with a Z axis: 'project' (one maximum projection per time point) or 'slices'.")),
+        "TIFF stacks with a Z axis: 'project' (one maximum projection per time point) or 'slices'. Give the reading "
+        "of the command that will use the report (`segment membrane` slices by default; `segment nuclei` and "
+        "`population` project): the report records it, and a report of another reading is refused.")),
     channel: Optional[int] = typer.Option(None, "--channel", help=(
         "TIFF stacks with a C axis: the channel to score (0-based); required when there are several.")),
     pages: str = typer.Option("time", "--pages", metavar="time|z", callback=PAGES_CHOICE, help=PAGES_HELP),
@@ -59,7 +62,8 @@ def frames(
     counts = summarize(report)
     kinds = ", ".join(f"{k} {counts[k]}" for k in KINDS if counts[k])
     stdout.print(
-        f"{counts['frames']} frames, {counts['flagged']} flagged" + (f" ({kinds})" if kinds else "") + f" -> {out}",
+        f"{counts['frames']} frame{'' if counts['frames'] == 1 else 's'}, {counts['flagged']} flagged"
+        + (f" ({kinds})" if kinds else "") + f" -> {out}",
         highlight=False,
         soft_wrap=True,
     )

@@ -77,6 +77,10 @@ class _Source:
         #: numbers the frames otherwise than this reading would skip the wrong frames (see iter)
         self.report_lost: Optional[set[int]] = None
         self.report_path: Optional[Path] = None
+        #: a given curation report's (frames covered, (height, width) by position, input name) and the advice of
+        #: its refusal, for a video or a stack: frames beyond it, or of other sizes, are of another input (see iter)
+        self.report_cover: Optional[tuple[int, dict, str]] = None
+        self.report_advice = ""
         if stack is not None:  # streamed plane by plane like a video
             self.is_video = True
             self.names = None
@@ -210,13 +214,16 @@ class _Source:
     def iter(self, skip: set[int]) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(position, frame)``, lazily, leaving out the positions in ``skip`` and a video's frames lost
         mid-file (noted in ``missing``; the frames after them keep their positions). A file of a folder that
-        cannot be read stops the command, naming it, unless ``skip`` (a curation report) flags it."""
+        cannot be read stops the command, naming it, unless ``skip`` (a curation report) flags it; so does a frame
+        that shows a given curation report to be of another input (:meth:`_check_covered`)."""
         from devolens.io.missing import MissingFrame
 
         for i, frame in enumerate(self._frames):
             self.read = i + 1
             unread = isinstance(frame, MissingFrame)
             lost = unread and frame.reason == "lost"
+            if self.report_cover is not None and not unread:
+                self._check_covered(i, frame)
             if self.report_lost is not None and lost != (i in self.report_lost):
                 raise DevolensError(
                     "--skip-flagged: this curation report numbers the video's frames otherwise than this reading of "
@@ -235,6 +242,24 @@ class _Source:
             if i in skip:
                 continue
             yield i, frame
+
+    def _check_covered(self, position: int, frame) -> None:
+        """Refuse the given curation report when frame ``position`` of this video or stack is beyond the frames
+        it covers, or of another size than the frame it measured there: it is of another input, and would skip
+        the wrong frames (a video whose header is all the report could be checked against before reading)."""
+        n, sizes, name = self.report_cover
+        why = None
+        if position >= n:
+            why = f"the report covers {n} frame{'s' if n != 1 else ''}, the input has more"
+        elif position in sizes:
+            h, w = np.shape(getattr(frame, "image", frame))[:2]  # (a frame prepared ahead keeps the image read)
+            rh, rw = sizes[position]
+            if (h, w) != (rh, rw):
+                of = f" (of {name})" if name and name != self.path.name else ""
+                why = f"its frames are {rw}x{rh} pixels{of}, the input's {w}x{h} (frame {position})"
+        if why:
+            raise DevolensError(f"--skip-flagged: this curation report is not of this input: {why}; "
+                                f"{self.report_advice}", path=self.report_path)
 
     def missing_note(self) -> Optional[str]:
         """A note on the frames that could not be read and were left out (None if none)."""
@@ -284,17 +309,25 @@ def _skip_set(report: Optional[Path], input_path: Optional[Path] = None, *, stac
     return flagged_frames(given), None, given
 
 
-def _check_report(report: Optional[Path], given, source: "_Source") -> None:
-    """Refuse a ``--skip-flagged`` report (``given``: its table) of another input: its flagged positions would
-    skip the wrong frames."""
+def _check_report(report: Optional[Path], given, source: "_Source", *, stack_z: str = "project",
+                  channel: Optional[int] = None, pages: str = "time") -> None:
+    """Refuse a ``--skip-flagged`` report (``given``: its table) of another input, or of this one read with other
+    stack options: its flagged positions would skip the wrong frames. The advice names the curate command line
+    that makes the right report (with this run's stack options: ``segment membrane`` slices a stack by default,
+    ``curate frames`` projects it)."""
     if given is None:
         return
-    from devolens.curate.frames import report_mismatch
+    from devolens.curate.frames import reading_options, report_coverage, report_mismatch
 
-    why = report_mismatch(given, None if source.is_video else source.names, source.total)
+    options = reading_options(source.path, stack_z=stack_z, channel=channel, pages=pages)
+    advice = (f"curate it with `devolens curate frames INPUT{' ' + options if options else ''} --out report.csv` "
+              "(or give --skip-flagged auto)")
+    why = report_mismatch(given, None if source.is_video else source.names, source.total, options=options)
     if why:
-        raise DevolensError(f"--skip-flagged: this curation report is not of this input: {why}; curate it with "
-                            "`devolens curate frames INPUT --out report.csv` (or give --skip-flagged auto)", path=report)
+        raise DevolensError(f"--skip-flagged: this curation report is not of this input: {why}; {advice}",
+                            path=report)
+    if source.is_video:  # a video's or a stack's frames are known by position only: checked as they are read
+        source.report_cover, source.report_advice, source.report_path = report_coverage(given), advice, Path(report)
     if source.is_video and not source.is_stack:  # its frames missing mid-file must be this reading's (iter)
         from devolens.curate.frames import dropped_frames
 
@@ -633,7 +666,7 @@ def run_segmentation(
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
                      prepare=_preparation(model, color, diameter, flat))
     try:
-        _check_report(skip_flagged, report, source)
+        _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
                                     diameter=diameter, channel=color, flatten=flat, device=device)
         stage = StagedDir(out)
@@ -980,7 +1013,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                                        flatten=flatten, device=device, stack_z=stack_z, channel=channel,
                                        pages=pages, progress=cb)
         skipped = _skipped_note(summary["skipped"], summary.get("curation"))
-        console.print(f"{summary['frames']} frames, {summary['objects']} {what}{skipped} -> {out} "
+        objects = f"{summary['objects']} {_SINGULAR.get(what, what) if summary['objects'] == 1 else what}"
+        console.print(f"{_count(summary['frames'], 'frame')}, {objects}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale "
                       f"{'per image' if summary['scale'] is None else format(summary['scale'], '.3g')})")
         noise = summary.get("no_structure") or []
@@ -1069,7 +1103,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                                        progress=progress)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages)
     try:
-        _check_report(skip_flagged, report, source)
+        _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
     except BaseException:
         source.close()
         raise
@@ -1086,10 +1120,13 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                             path=input_path)
     positions: collections.deque = collections.deque()
     kept: list[int] = []
+    signals: Optional[list] = [] if monotone else None  # --monotone: each frame's black/dark measures
 
     def frames():
         for pos, frame in source.iter(skip):
             positions.append(pos)
+            if signals is not None:
+                signals.append(_frame_signal(frame))
             yield frame
 
     rows = []
@@ -1110,8 +1147,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     if not rows:
         raise DevolensError("no frames left (all frames flagged?)", path=input_path)
     df = pd.DataFrame(rows, columns=["frame", *COLUMNS])
+    left_out = None
     if monotone:
-        df = predictor.smooth(df)
+        df, left_out = robust_monotone(predictor.smooth, df, kept, signals)
     fit = None
     if clock:
         try:
@@ -1142,9 +1180,99 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["estimate"] = getattr(predictor, "last_estimate", None)
     df.attrs["resized"] = getattr(predictor, "resize", 1.0) != 1.0
     df.attrs["clock"] = fit
+    # --monotone: the frames left out of the fit (black or dark; implausible readings), named as the CSV names them
+    df.attrs["monotone_left_out"] = None if left_out is None else tuple(
+        [source.frame_id(p) for p, bad in zip(kept, mask) if bad] for mask in left_out)
     df.attrs["clock_available"] = getattr(predictor, "clock", None) is not None and source.total != 1
     df.attrs["clock_seconds"] = (predictor.card.get("clock") or {}).get("seconds_per_time_point")
     return df
+
+
+#: --monotone: a total below 1/MONOTONE_FACTOR of the frames around it, or above MONOTONE_FACTOR times them, is an
+#: implausible reading (populations never halve, and a doubling the next frames do not keep is no division round) ...
+MONOTONE_FACTOR = 2.0
+#: ... when it is also at least this many cells away from them (the first divisions: 1, 2, 4 cells are not misreads)
+MONOTONE_MIN_CELLS = 4.0
+#: ... the frames around it: this many on each side
+MONOTONE_WINDOW = 4
+
+
+def _frame_signal(frame) -> Optional[dict]:
+    """The curator's black/dark measures of one frame (None for a frame it cannot measure)."""
+    from devolens.curate.frames import frame_signal
+
+    try:
+        return frame_signal(frame)
+    except DevolensError:
+        return None
+
+
+def implausible_readings(totals: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Which of a timelapse's per-frame totals (in time order) are implausible readings: a total below half the
+    median of the (up to) 4 usable frames before it and below half that of the 4 after it (the last frames: of
+    those before it), or above twice both medians (both sides needed: a movie may end in a doubling); and at
+    least 4 cells away. A real population never halves, so such a drop is a misread frame (out of focus, the
+    embryo out of view), while a fall the next frames keep is left to the fit. The first frames (none before
+    them) are never judged: a growing embryo starts low. Two passes, the second with the first's finds left
+    out of the medians (misreads come in runs)."""
+    totals = np.asarray(totals, dtype=np.float64)
+    bad = np.zeros(len(totals), bool)
+    for _ in range(2):
+        ok = np.asarray(usable, bool) & ~bad & np.isfinite(totals)
+        idx = np.flatnonzero(ok)
+        found = np.zeros(len(totals), bool)
+        for i in np.flatnonzero(np.asarray(usable, bool) & np.isfinite(totals)):
+            pos = np.searchsorted(idx, i)
+            before = totals[idx[max(0, pos - MONOTONE_WINDOW):pos]]
+            after = totals[idx[pos + (pos < len(idx) and idx[pos] == i):][:MONOTONE_WINDOW]]
+            if not len(before):
+                continue
+            meds = [float(np.median(before))] + ([float(np.median(after))] if len(after) else [])
+            low, high = min(meds), max(meds)
+            t = totals[i]
+            if t < low / MONOTONE_FACTOR and low - t >= MONOTONE_MIN_CELLS:
+                found[i] = True
+            elif len(after) and t > MONOTONE_FACTOR * high and t - high >= MONOTONE_MIN_CELLS:
+                found[i] = True
+        bad = found
+    return bad
+
+
+def robust_monotone(smooth, df, positions: list[int], signals: Optional[list]):
+    """``--monotone``: the isotonic fit ``smooth`` (the predictor's:
+    :func:`devolens.predict.postprocess.smooth_populations`) of the per-frame counts ``df`` (rows in time order,
+    at the input's frame ``positions``), robust to the frames that would drag it: one black frame read at 1 cell
+    at the end of a movie otherwise pulls the fit of every frame before it down to their mean with it.
+
+    Left out of the fit: the frames the curator's black or dark test flags
+    (:func:`devolens.curate.frames.black_or_dark` on their ``signals``, :func:`devolens.curate.frames.frame_signal`;
+    None for a frame not measured) and the implausible readings (:func:`implausible_readings`). Their rows get the
+    fitted curve between the frames before and after them (linear in the frame position; the nearest fitted
+    frame's value at either end), so the curve stays monotone. Returns ``(smoothed table, (dim mask, implausible
+    mask))``.
+    """
+    from devolens.curate.frames import black_or_dark
+
+    n = len(df)
+    dim = np.zeros(n, bool)
+    if signals is not None and len(signals) == n:
+        measured = np.array([s is not None for s in signals], bool)
+        if measured.any():
+            dim[measured] = black_or_dark([s for s in signals if s is not None])
+    odd = implausible_readings(df["total"].to_numpy(float), ~dim) & ~dim
+    keep = ~(dim | odd)
+    if keep.all() or not keep.any():  # nothing to leave out, or nothing left to fit: every frame fitted
+        return smooth(df), (np.zeros(n, bool), np.zeros(n, bool))
+    fitted = smooth(df[keep].reset_index(drop=True))
+    out = df.copy()
+    x = np.asarray(positions, dtype=np.float64)
+    cols = [c for c in fitted.columns if c != "frame"]
+    for c in cols:
+        out[c] = out[c].astype(np.float64)
+        values = fitted[c].to_numpy(np.float64)
+        out.loc[keep, c] = values
+        out.loc[~keep, c] = np.interp(x[~keep], x[keep], values)
+    return out, (dim, odd)
 
 
 def _plot_axis(source: "_Source", kept: list[int]) -> tuple[list[int], str]:
@@ -1197,9 +1325,39 @@ def _giants_note(giants: list[tuple], what: str) -> str:
     return note
 
 
+#: the objects of the segment commands, one of them
+_SINGULAR = {"nuclei": "nucleus", "cells": "cell"}
+
+
+def _count(n: int, word: str) -> str:
+    """``n`` and ``word``, plural but for one: "1 frame", "0 frames", "26 frames"."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _names(ids: list) -> str:
+    """Up to 8 frame names or numbers, then how many more."""
+    return ", ".join(str(i) for i in ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+
+
+def _monotone_note(dim: list, odd: list) -> Optional[str]:
+    """The note on the frames ``--monotone`` left out of its fit (``dim``: black or dark, ``odd``: implausible
+    readings), None when none was."""
+    parts = []
+    if dim:
+        parts.append(f"{_count(len(dim), 'frame')} black or dark ({_names(dim)})")
+    if odd:
+        parts.append(f"{_count(len(odd), 'implausible reading')}, far from the frames around "
+                     f"{'it' if len(odd) == 1 else 'them'} ({_names(odd)})")
+    if not parts:
+        return None
+    one = len(dim) + len(odd) == 1
+    return (f"--monotone left {' and '.join(parts)} out of the fit; {'its row holds' if one else 'their rows hold'} "
+            "the fitted curve between the frames around " + ("it" if one else "them"))
+
+
 def _skipped_note(skipped: int, report: Optional[Path]) -> str:
     """The summary's words on skipped frames (and the report made by ``--skip-flagged auto``)."""
-    text = f", {skipped} flagged frames skipped" if skipped else ""
+    text = f", {_count(skipped, 'flagged frame')} skipped" if skipped else ""
     return text + (f" (curation report: {report})" if report is not None else "")
 
 
@@ -1240,8 +1398,13 @@ def population_command(
         f"gives expected counts, not whole cells), one row per frame read (flagged frames have no row). {LETTER_HELP}")),
     monotone: bool = typer.Option(False, "--monotone", help=(
         "Smooth each letter over the frames by isotonic regression: populations never fall (P, which ends when "
-        "P4 divides into Z2/Z3, is fitted non-increasing). One frame read too low pulls the frames before it down "
-        "with it (the fit averages them); --clock instead fits one curve to all the frames.")),
+        "P4 divides into Z2/Z3, is fitted non-increasing). Frames that would drag the fit are left out of it: "
+        "those `devolens curate frames` would flag black or dark, and implausible readings (a total below half "
+        "the median of the 4 frames before it and below half that of the 4 after it, the last frames: of those "
+        "before it; or above twice both; and at least 4 cells off: populations never halve). Their rows get the "
+        "fitted curve between their neighbours, and a note names them. A run of frames read too low that the "
+        "movie keeps still pulls the fit down (the fit averages them); --clock instead fits one curve to all "
+        "the frames.")),
     clock: bool = typer.Option(False, "--clock", help=(
         "Timelapses: fit the frames' totals to the developmental clock, the total-cells curve of real wild-type "
         "embryos, shifted and stretched to the movie (2 numbers for the whole movie, so the frames pool their "
@@ -1286,8 +1449,14 @@ def population_command(
                             batch_size=batch_size, fast=fast, precision=precision, backend=backend, stack_z=stack_z,
                             channel=channel, pages=pages, diameter=diameter, color=color, device=device,
                             progress=cb)
-    console.print(f"{len(df)} frames{_skipped_note(df.attrs['skipped'], df.attrs['curation'])} -> {out}"
+    console.print(f"{_count(len(df), 'frame')}{_skipped_note(df.attrs['skipped'], df.attrs['curation'])} -> {out}"
                   + (f" (+ {plot_path(out, input_path)})" if plot else ""))
+    if df.attrs.get("monotone_left_out"):
+        text = _monotone_note(*df.attrs["monotone_left_out"])
+        if text:
+            from devolens.cli._common import note as print_note
+
+            print_note(text)
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)

@@ -46,7 +46,8 @@ prefix ``<embryo>_tNNN``):
   ordinary frames (not black, dark or striped) among the ``2 * window`` on each side, or
   exactly zero. Real consecutive frames always differ a little (motion, noise), a repeat
   does not (and stays near-identical through video compression).
-- dropped: a missing time in the ``tNNN`` numbering of a folder's file names, at the
+- dropped: a missing time in the numbering of a folder's file names (``tNNN``, or the number
+  that ends every name of one pattern: ``frame_1.png`` ... ``frame_20.png``), at the
   sequence's usual time step (one extra row per missing time, with ``frame`` and
   ``file`` empty); in a video, frames ffmpeg could not decode in the middle of the file (a
   damaged stretch, found from the timestamps of a constant-rate video: see
@@ -89,6 +90,9 @@ __all__ = [
     "flagged_frames",
     "flagged_files",
     "summarize",
+    "frame_signal",
+    "black_or_dark",
+    "reading_options",
 ]
 
 #: Artifact kinds the curator reports, in the order of precedence of the main flag
@@ -99,6 +103,8 @@ _MISSING_KINDS = {"lost": "dropped", "unreadable": "unreadable"}
 
 
 _NAME_RE = re.compile(r"^(?:(?P<seq>.*?)_)?t(?P<time>\d+)(?:_[^.]*)?(?:\.[A-Za-z0-9]+)?$")
+#: a file name whose stem ends in a number (``frame_7.png``, ``img_0007.ome.tif``): text before it, number, extension
+_NUMBERED_RE = re.compile(r"^(?P<prefix>.*?)(?P<num>\d+)(?P<ext>(?:\.[A-Za-z][A-Za-z0-9]*)+)?$")
 
 
 @dataclass(frozen=True)
@@ -311,21 +317,19 @@ def _transient_area(red: np.ndarray, neighbours: list[np.ndarray], frame_px: int
     return float(sizes.max()) * block * block / float(frame_px)
 
 
-def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Per-frame statistics, the downsampled grey frame (change measure) and the red block
-    map (red patches)."""
-    planes, colour = _planes(image)
-    h, w = planes[0].shape
+def _brightest(planes: list[np.ndarray]) -> np.ndarray:
+    """The brightest channel of a frame's planes, pixel by pixel."""
     mx = planes[0]
     for p in planes[1:]:
         mx = np.maximum(mx, p)
+    return mx
+
+
+def _signal(mx: np.ndarray, th: Thresholds) -> tuple[float, float, float, int]:
+    """(level, contrast, foreground, factor of the change measure's block means) of a frame's brightest
+    channel ``mx``: what the black and dark tests read (see the module's notes)."""
+    h = mx.shape[0]
     level = float(mx.mean(dtype=np.float64))
-    p99 = _percentile99(mx)
-    b = max(1, int(th.patch_block))
-    if colour:
-        line, red_map = _red_scores(planes[0], planes[1], planes[2], th)
-    else:
-        line, red_map = 0.0, np.zeros((max(1, h // b), max(1, w // b)), dtype=bool)
     factor = max(1, int(round(h / max(1, th.small_rows))))
     mx_small = _block_mean(mx, max(8, factor))
     contrast = float(np.percentile(mx_small, 99.0) - np.median(mx_small))
@@ -335,6 +339,37 @@ def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, n
     background = float(np.median(mx_fine))
     bright = mx_fine[mx_fine >= background + 0.5 * (float(mx_fine.max()) - background)]
     foreground = float(bright.mean(dtype=np.float64)) - background
+    return level, contrast, foreground, factor
+
+
+def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, float]:
+    """The measures of one frame that the black and dark tests read: ``level`` (mean of the brightest
+    channel), ``contrast`` and ``foreground`` (8-bit grey levels; see the module's notes), measured as
+    :func:`score_frames` measures them. Feed a sequence of them to :func:`black_or_dark`.
+
+    Raises
+    ------
+    DevolensError
+        Not an H x W or H x W x 3/4 image.
+    """
+    _check_thresholds(thresholds)
+    level, contrast, foreground, _ = _signal(_brightest(_planes(image)[0]), thresholds or Thresholds())
+    return {"level": level, "contrast": contrast, "foreground": foreground}
+
+
+def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Per-frame statistics, the downsampled grey frame (change measure) and the red block
+    map (red patches)."""
+    planes, colour = _planes(image)
+    h, w = planes[0].shape
+    mx = _brightest(planes)
+    p99 = _percentile99(mx)
+    b = max(1, int(th.patch_block))
+    if colour:
+        line, red_map = _red_scores(planes[0], planes[1], planes[2], th)
+    else:
+        line, red_map = 0.0, np.zeros((max(1, h // b), max(1, w // b)), dtype=bool)
+    level, contrast, foreground, factor = _signal(mx, th)
     small = _block_mean(planes[0], factor)
     for p in planes[1:]:
         small = small + _block_mean(p, factor)
@@ -458,19 +493,16 @@ def _transient_scores(red_maps: list[np.ndarray], run: np.ndarray, heights: np.n
     return out
 
 
-def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> pd.DataFrame:
-    """Add the reference columns and the boolean flags for one sequence (a copy)."""
-    s = stats.copy()
-    level = s["level"].to_numpy(float)
-
+def _black_dark(level: np.ndarray, contrast: np.ndarray, foreground: np.ndarray,
+                th: Thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(black, dark, level ratio) of a sequence's frames from their ``level``, ``contrast`` and
+    ``foreground`` (see the module's notes)."""
     # black: no spatial signal (camera noise averages out in the block means)
-    contrast = s["contrast"].to_numpy(float)
-    foreground = s["foreground"].to_numpy(float)
     black = contrast < max(th.black_level, th.black_rel * float(np.median(contrast)))
 
     # dark: far below the neighbours' level; twice, the second time with the dark frames
     # of the first pass left out of the reference (artifacts can come in clusters)
-    dark = np.zeros(len(s), dtype=bool)
+    dark = np.zeros(len(level), dtype=bool)
     for _ in range(2):
         ok = ~black & ~dark
         ref_level, sides = _side_reference(level, ok, th.window)
@@ -492,6 +524,33 @@ def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> 
         log_f[~np.isfinite(ref_fg)] = np.nan
         cut_f = min(math.log(th.dark_ratio), -th.dark_sigmas * _robust_sigma(log_f[ok]))
         dark &= (sides != 1) | (np.isfinite(log_f) & (log_f < cut_f))
+    return black, dark, ratio
+
+
+def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds | None = None) -> np.ndarray:
+    """Which frames of a sequence the curator's black or dark test flags, from their :func:`frame_signal`
+    measures (in time order; the dark test compares each frame with its neighbours).
+
+    Returns
+    -------
+    ndarray of bool
+        True for a black or dark frame.
+    """
+    _check_thresholds(thresholds)
+    df = pd.DataFrame(list(signals) if not isinstance(signals, pd.DataFrame) else signals,
+                      columns=["level", "contrast", "foreground"])
+    if df.empty:
+        return np.zeros(0, bool)
+    black, dark, _ = _black_dark(df["level"].to_numpy(float), df["contrast"].to_numpy(float),
+                                 df["foreground"].to_numpy(float), thresholds or Thresholds())
+    return black | dark
+
+
+def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> pd.DataFrame:
+    """Add the reference columns and the boolean flags for one sequence (a copy)."""
+    s = stats.copy()
+    black, dark, ratio = _black_dark(s["level"].to_numpy(float), s["contrast"].to_numpy(float),
+                                     s["foreground"].to_numpy(float), th)
 
     # red line: long thin red bands, above an absolute floor and above the neighbours
     line = s["red_line_score"].to_numpy(float)
@@ -542,6 +601,37 @@ def _parse_name(name: str | None) -> tuple[str, int | None]:
     return m.group("seq") or "", int(m.group("time"))
 
 
+def _name_keys(names: Sequence[str]) -> list[tuple[str, int | None]]:
+    """(sequence key, time) of every file name of a folder, in order.
+
+    Names like ``t012.png`` or ``emb1_t012.png`` give both (:func:`_parse_name`). Otherwise, when every
+    name is one pattern with a number at the end of its stem (``frame_1.png`` ... ``frame_20.png``,
+    ``img_0001.tif`` ...: the same text before the number and the same extension), that number is the
+    time, in one sequence, when the numbers rise at a steady step (every step a multiple of the most common
+    one: the gaps); names without such a common numbering have no time (no gap can be told). (Clock times
+    written as one number, ``img_120950`` then ``img_121000``, pass for a numbering with gaps.)
+    """
+    keys = [_parse_name(n) for n in names]
+    if all(t is not None for _, t in keys) or len(names) < 2:
+        return keys
+    parts = [_NUMBERED_RE.match(Path(str(n)).name) for n in names]
+    if not all(parts):
+        return keys
+    if len({m.group("prefix") for m in parts}) != 1 or len({(m.group("ext") or "").lower() for m in parts}) != 1:
+        return keys
+    times = [int(m.group("num")) for m in parts]
+    steps = np.diff(times)
+    if len(steps) and (np.any(steps <= 0) or np.any(steps % _usual_step(steps))):
+        return keys  # not a numbering at a steady step (e.g. clock times, 120130 then 120300): no gaps to tell
+    return [("", t) for t in times]
+
+
+def _usual_step(steps: np.ndarray) -> int:
+    """The most common of a sequence's (positive) time steps, the smallest on ties."""
+    values, counts = np.unique(steps, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
 _COLUMNS = [
     "frame", "file", "sequence", "time", "height", "width",
     "level", "p99", "contrast", "level_ratio", "red_line_score", "red_area", "red_patch_score",
@@ -572,7 +662,9 @@ def score_frames(
     names : sequence of str, optional
         File names of the frames, same order. Names like ``t012.png`` or
         ``<embryo>_t012.png`` give the sequence (embryo) and the time point: statistics are
-        then taken per sequence, and gaps in the numbering are reported as ``dropped``.
+        then taken per sequence, and gaps in the numbering are reported as ``dropped``. Names
+        of one pattern ending in a number (``frame_1.png``, ``img_0001.tif``, ...) give the time
+        point too (one sequence), when the numbers rise at a steady step (gaps being multiples of it).
     progress : callable, optional
         ``progress(done, total)`` after each frame; ``total`` is 0 when unknown.
     thresholds : Thresholds, optional
@@ -604,6 +696,7 @@ def score_frames(
     th = thresholds or Thresholds()
     if names is not None:
         names = list(names)
+        keys = _name_keys([str(n) for n in names])
     total = len(names) if names is not None else (len(frames) if hasattr(frames, "__len__") else 0)
 
     from devolens.io.missing import MissingFrame
@@ -616,11 +709,12 @@ def score_frames(
     prev_seq: str | None = None
     for i, image in enumerate(frames):
         name = None
+        seq, time = "", None
         if names is not None:
             if i >= len(names):
                 raise DevolensError(f"more frames than names ({len(names)})")
             name = str(names[i])
-        seq, time = _parse_name(name)
+            seq, time = keys[i]
         if isinstance(image, MissingFrame):
             missing.append({"frame": i, "file": name or "", "sequence": seq, "time": time,
                             _MISSING_KINDS[image.reason]: True})
@@ -688,8 +782,7 @@ def _with_dropped(s: pd.DataFrame) -> pd.DataFrame:
     steps = np.diff(t)
     if np.any(steps <= 0):  # not in increasing time order: no gap reasoning
         return s
-    values, counts = np.unique(steps, return_counts=True)
-    step = int(values[np.argmax(counts)])  # most common step (smallest on ties)
+    step = _usual_step(steps)  # most common step (smallest on ties)
     extra = []
     for a, b in zip(t[:-1], t[1:]):
         for missing in range(a + step, b, step):
@@ -782,7 +875,10 @@ def curate_path(
     -------
     pandas.DataFrame
         The report of :func:`score_frames`; ``file`` holds the image names for a folder and
-        is empty for a video or a stack.
+        is empty for a video or a stack. Three more columns, the same on every row, say what
+        input it is of: ``input`` (the file or folder name), ``input_frames`` (the frame count the
+        input declares: a video's header, which a file cut short does not meet; 0 when unknown) and
+        ``input_options`` (the options that shaped its frames, :func:`reading_options`).
 
     Raises
     ------
@@ -804,9 +900,53 @@ def curate_path(
     if report["unreadable"].all():  # nothing measured: an error, not a report
         _, name, _, detail = report.attrs["missing"][0]
         raise DevolensError(f"none of the {len(report)} files could be read (e.g. {name}: {detail})", path=path)
+    # what identifies the input, on every row (a CSV has no other place): a consumer of the report tells its own
+    # input's report from another's by it (report_mismatch)
+    report["input"] = Path(path).resolve().name
+    report["input_frames"] = int(total or 0)
+    report["input_options"] = reading_options(path, stack_z=stack_z, channel=channel, pages=pages)
     report.attrs["source"] = str(path)
     report.attrs["thresholds"] = asdict(thresholds or Thresholds())
     return report
+
+
+def reading_options(path: str | Path, *, stack_z: str = "project", channel: int | None = None,
+                    pages: str = "time") -> str:
+    """The options that shape the frames read from ``path``, as ``devolens curate frames`` takes them
+    (``"--stack-z slices --channel 1"``), naming only those that matter for this input: ``--pages`` for a plain
+    multi-page TIFF (pages without axis labels), ``--stack-z`` for a stack with a Z axis, ``--channel`` for one
+    with a C axis. "" for a video, an image, or a folder whose (first) TIFF is no stack.
+
+    A report records it (column ``input_options``): a report read with other options numbers other frames.
+    """
+    from devolens.io.frames import folder_files
+    from devolens.io.stacks import read_pages_as, stack_info
+
+    p = Path(path)
+    tiff = (".tif", ".tiff")
+    if p.is_file() and p.suffix.lower() in tiff:
+        member = p
+    elif p.is_dir():  # a folder of stacks: its first TIFF (the others are read by the same options)
+        member = next((f for f in folder_files(p) if f.suffix.lower() in tiff), None)
+    else:
+        return ""
+    if member is None:
+        return ""
+    try:
+        raw = stack_info(member)
+        info = read_pages_as(raw, pages, member)
+    except DevolensError:  # unreadable: the reader says why
+        return ""
+    if not info.is_stack:
+        return ""
+    opts = []
+    if raw.unlabelled:
+        opts.append(f"--pages {pages}")
+    if info.planes > 1:
+        opts.append(f"--stack-z {stack_z}")
+    if info.channels > 1 and channel is not None:
+        opts.append(f"--channel {int(channel)}")
+    return " ".join(opts)
 
 
 # --------------------------------------------------------------------------- consumers
@@ -827,12 +967,17 @@ def load_report(report: str | Path | pd.DataFrame) -> pd.DataFrame:
         if not p.is_file():
             raise DevolensError("no such curation report", path=p)
         try:
-            df = pd.read_csv(p, keep_default_na=True, dtype={"file": str, "flag": str})
+            df = pd.read_csv(p, keep_default_na=True, dtype={"file": str, "flag": str, "input": str,
+                                                             "input_options": str})
         except Exception as exc:
             raise DevolensError(f"cannot read curation report ({type(exc).__name__})", path=p) from None
     if "frame" not in df.columns or not ({"flagged", "flag"} & set(df.columns)):
         where = None if isinstance(report, pd.DataFrame) else report
         raise DevolensError("not a curation report (needs columns 'frame' and 'flagged' or 'flag')", path=where)
+    if not isinstance(report, pd.DataFrame):  # yes/no columns as bools, each value checked (an edit by hand)
+        for name in (*KINDS, "flagged"):
+            if name in df.columns:
+                df[name] = _bool_column(df, name, path=report)
     return df
 
 
@@ -842,14 +987,41 @@ def _flag_mask(df: pd.DataFrame) -> np.ndarray:
     return (df["flag"].fillna("").astype(str).str.strip() != "").to_numpy()
 
 
-def _bool_column(df: pd.DataFrame, name: str) -> np.ndarray:
-    """A report's boolean column (read back from CSV as bools, or as text: true/1/yes); all False when absent."""
+#: the words a report's yes/no columns may hold (any case, spaces around them ignored; an empty cell is no)
+_TRUE_WORDS = ("true", "yes", "1")
+_FALSE_WORDS = ("false", "no", "0", "")
+
+
+def _bool_column(df: pd.DataFrame, name: str, path: str | Path | None = None) -> np.ndarray:
+    """A report's yes/no column as bools, whatever dtype pandas read it as (bool; numbers 0/1; text, object or
+    pandas 3's ``str``: true/false, yes/no, 1/0 in any case); all False when absent, False for an empty cell.
+
+    Raises
+    ------
+    DevolensError
+        Another value (``maybe``, ``2``), naming the column and the row (and the line of the file ``path``).
+    """
     if name not in df.columns:
         return np.zeros(len(df), bool)
     col = df[name]
-    if col.dtype == object:
-        return col.astype(str).str.strip().str.lower().isin(["true", "1", "yes"]).to_numpy()
-    return col.fillna(False).astype(bool).to_numpy()
+    if pd.api.types.is_bool_dtype(col.dtype):
+        return col.fillna(False).to_numpy(bool)
+    empty = col.isna().to_numpy(bool)
+    if pd.api.types.is_numeric_dtype(col.dtype):
+        values = col.to_numpy(float, na_value=np.nan)
+        bad = ~empty & ~np.isin(values, (0.0, 1.0))
+        out = ~empty & (values == 1.0)
+    else:
+        words = col.astype(object).where(~empty, "").map(lambda v: str(v).strip().lower()).to_numpy(object)
+        out = np.isin(words, _TRUE_WORDS)
+        bad = ~out & ~np.isin(words, _FALSE_WORDS)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        where = f"row {i + 1}" + (f" (line {i + 2} of the file)" if path is not None else "")
+        value = str(col.iloc[i]).strip()
+        raise DevolensError(f"curation report: column {name!r}, {where}: {value!r} is not a yes/no value "
+                            "(true/false, yes/no or 1/0)", path=path)
+    return out
 
 
 def _numbered(df: pd.DataFrame, mask: np.ndarray) -> set[int]:
@@ -892,18 +1064,43 @@ def dropped_frames(report: str | Path | pd.DataFrame) -> set[int]:
     return _numbered(df, _bool_column(df, "dropped"))
 
 
-def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, total: int = 0) -> str | None:
+def _input_fact(df: pd.DataFrame, column: str):
+    """What a report records about its input in ``column`` (the same on every row): None when it has no such
+    column (a report of an older devolens, or :func:`score_frames`' table), else the first value given
+    (None when every cell is empty)."""
+    if column not in df.columns:
+        return None
+    given = df[column].dropna()
+    return given.iloc[0] if len(given) else None
+
+
+def _options_words(options: str) -> str:
+    return f"`{options}`" if options else "no stack options"
+
+
+def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, total: int = 0, *,
+                    options: str | None = None) -> str | None:
     """Why ``report`` cannot be the curation report of an input, in words; None when it can be.
 
     Flagged frames are skipped by position, so a report of another input would skip the wrong
     frames. ``names``: the input's file names in reading order (a folder of images), None for a
     video or a stack; ``total``: its frame count (0 when unknown; a video's is the container's
-    estimate, so a difference of a frame or two, or 2 %, is let pass).
+    estimate, so a difference of a frame or two, or 2 %, is let pass); ``options``: how it is read
+    (:func:`reading_options`; None: not compared).
+
+    A report made by :func:`curate_path` records the input's declared frame count and how it was read
+    (columns ``input_frames``, ``input_options``): those are compared, so the report of a video cut short
+    (whose header declares more frames than could be read) fits that video. An older report is judged by
+    the frames it covers. The sizes of the frames are compared as they are read (:func:`report_coverage`).
     """
     df = load_report(report)
     files = df["file"].fillna("").astype(str) if "file" in df.columns else pd.Series([""] * len(df))
     frames = pd.to_numeric(df["frame"], errors="coerce")
     has_files = bool((files != "").any())
+    theirs = _input_fact(df, "input_options")
+    if options is not None and "input_options" in df.columns and str(theirs or "") != options:
+        return (f"it was made with {_options_words(str(theirs or ''))}, this run reads the input with "
+                f"{_options_words(options)}")
     if names is not None:
         if not has_files:
             return "the report is of a video or a stack (no file names), the input is a folder of images"
@@ -917,12 +1114,35 @@ def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, 
         return None
     if has_files:
         return "the report is of a folder of images (it names files), the input is a video or a stack"
+    slack = max(2, 0.02 * total)
+    declared = pd.to_numeric(pd.Series([_input_fact(df, "input_frames")]), errors="coerce").iloc[0]
+    if total and pd.notna(declared) and declared > 0:  # the same file declares the same count, whatever is readable
+        if abs(int(declared) - total) > slack:
+            return f"the report is of an input of {int(declared)} frames, this one has {total}"
+        return None
     n = int(frames.max()) + 1 if frames.notna().any() else 0
     # frames missing mid-video (dropped, with a number) may or may not be in the container's count
     gone = len(_numbered(df, _bool_column(df, "dropped")))
-    if total and min(abs(n - total), abs(n - gone - total)) > max(2, 0.02 * total):
+    if total and min(abs(n - total), abs(n - gone - total)) > slack:
         return f"the report covers {n} frames, the input has {total}"
     return None
+
+
+def report_coverage(report: str | Path | pd.DataFrame) -> tuple[int, dict[int, tuple[int, int]], str]:
+    """What a report says about the frames of its input, to compare with the frames as they are read: the
+    number of frames it covers (positions 0 to n - 1, those missing mid-video included), each measured
+    frame's ``(height, width)`` in pixels by position, and the input's name ("" when not recorded)."""
+    df = load_report(report)
+    frames = pd.to_numeric(df["frame"], errors="coerce")
+    n = int(frames.max()) + 1 if frames.notna().any() else 0
+    sizes: dict[int, tuple[int, int]] = {}
+    if {"height", "width"} <= set(df.columns):
+        h = pd.to_numeric(df["height"], errors="coerce")
+        w = pd.to_numeric(df["width"], errors="coerce")
+        ok = (frames.notna() & h.notna() & w.notna()).to_numpy(bool)
+        sizes = {int(f): (int(a), int(b)) for f, a, b in zip(frames[ok], h[ok], w[ok])}
+    name = _input_fact(df, "input")
+    return n, sizes, "" if name is None else str(name)
 
 
 def flagged_files(report: str | Path | pd.DataFrame) -> set[str]:
