@@ -10,10 +10,15 @@ fitted pace, per movie.
 Usage::
 
     python benchmarks/eval_clock_movie.py [RENDER_DIR ...]   # default runs/zoo/bench_video_every1
+
+e.g. the figures of benchmarks/RESULTS.md (population): ``runs/zoo/bench_video_every1
+runs/zoo/render/val_L3_framed_s{8,9,10}`` (held out) and ``runs/zoo/render/dev_framed_L{1,2}_s2{1,2,3}``
+(training embryos' EPIC-like movies, development renders).
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -26,8 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 COLS = ["A", "E", "M", "P", "C", "D", "Z", "total"]
 
 
-def main() -> None:
-    movies = [Path(a) for a in sys.argv[1:]] or [ROOT / "runs/zoo/bench_video_every1"]
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("movies", type=Path, nargs="*", metavar="RENDER_DIR",
+                    help="render folders (frames.csv with the true counts, and video.mp4 or frames/); default "
+                         "runs/zoo/bench_video_every1")
+    a = ap.parse_args(argv)
+    movies = a.movies or [ROOT / "runs/zoo/bench_video_every1"]
+    for movie in movies:
+        if not (movie / "frames.csv").is_file():
+            ap.error(f"{movie}: not a render folder (no frames.csv)")
     for movie in movies:
         print(movie.name)
         score(movie)

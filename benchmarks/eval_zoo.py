@@ -7,7 +7,7 @@ Usage::
     python benchmarks/eval_zoo.py population [--zoo DIR] [--val runs/zoo/render/val_L3 runs/zoo/render/val_sim]
 
 ``--zoo`` is a folder of model folders (default: the package's zoo). Held-out renders are
-made with ``devolens render`` (see ``runs/zoo/render_all.sh`` in the zoo report): embryo
+made with ``devolens render`` by ``scripts/zoo_renders.sh`` (``runs/zoo/render/val_*``): embryo
 CD20241010_JIM767_25_L3 and simulated seed 999, random pose, optics drawn per frame.
 Metrics use :mod:`devolens.train.metrics` (one implementation each). Prints a markdown
 section and writes the metrics as JSON (``--json``) for the model card.

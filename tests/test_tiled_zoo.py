@@ -18,13 +18,17 @@ def test_zoo_livedead_on_a_simulated_well():
 
     info = card("livedead")
     assert info["predictor"] == "devolens.predict.livedead:LiveDeadPredictor"
-    assert info["metrics"]["pr_auc_live"]["value"] >= 0.0
     model = load("livedead")
     well = simulate_well(seed=424242, size=(540, 720), density=800, dead_fraction=0.4)
     res = model.predict(well.image)
     ap_live = average_precision(res.probabilities[1], well.labels == 1)
     ap_dead = average_precision(res.probabilities[2], well.labels == 2)
-    assert ap_live > 0.8 and ap_dead > 0.8
+    # near what the card promises (pooled over 24 held-out wells: 0.980 / 0.968 in bf16). On this well the shipped
+    # model gives 0.979-0.980 / 0.963-0.965 (int8, bf16) and the model before the twenty-fifth session's retrain
+    # (card 0.94 / 0.91) 0.947-0.950 / 0.959: the live margin fails that model, the dead one does not tell the two
+    # apart on this well (a floor only)
+    assert ap_live >= info["metrics"]["pr_auc_live"]["value"] - 0.02
+    assert ap_dead >= info["metrics"]["pr_auc_dead"]["value"] - 0.03
     true = well.counts
     assert abs(res.counts["fraction_dead"] - true["fraction_dead"]) < 0.15
 

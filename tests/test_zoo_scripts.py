@@ -217,7 +217,7 @@ def test_zoo_ship_templates_match_the_shipped_cards():
     zs = _script("zoo_ship")
     for name, template in zs.CARDS.items():
         card = json.loads((zoo.ZOO_DIR / name / "card.json").read_text())
-        for key in zs.UPDATED + ("limits", "summary", "predictor"):
+        for key in zs.UPDATED + ("limits", "summary", "predictor", "metrics_setting"):
             if key in template:
                 assert card[key] == template[key], f"{name}: {key}"
 

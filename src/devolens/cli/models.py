@@ -66,6 +66,16 @@ def _headline(key: str, value) -> str:
     return f"{words}: {_fmt(value)}"
 
 
+def _setting(card: dict) -> list[str]:
+    """The card's ``metrics_setting`` in words: what the headline was measured with (precision, magnification
+    estimate) and, where the card gives them, the figures of the CLI's default setting."""
+    setting = card.get("metrics_setting") or {}
+    lines = [f"(measured: {setting['measured']})"] if setting.get("measured") else []
+    if setting.get("default_figures"):
+        lines.append(f"(default, {setting.get('default', '')}: {setting['default_figures']})")
+    return lines
+
+
 @models_app.callback()
 def list_models(ctx: typer.Context) -> None:
     """List the shipped models: name, task, weights size, int8 calibration and headline metrics."""
@@ -88,7 +98,7 @@ def list_models(ctx: typer.Context) -> None:
         size = f"{wpath.stat().st_size / 1e6:.1f} MB" if wpath.exists() else "missing"
         metrics = card.get("metrics", {}) or {}
         heads = card.get("headline") or list(metrics)[:3]
-        shown = "\n".join(_headline(k, metrics[k]) for k in heads if k in metrics) or "-"
+        shown = "\n".join([_headline(k, metrics[k]) for k in heads if k in metrics] + _setting(card)) or "-"
         int8 = "yes" if (card.get("int8") or {}).get("activations") else "-"
         table.add_row(name, str(card.get("task", "")), size, int8, shown,
                       *((str(card.get("summary", "")),) if wide else ()))
@@ -96,6 +106,8 @@ def list_models(ctx: typer.Context) -> None:
         out.print("no models shipped in this installation")
         return
     out.print(table)
+    out.print("Headline figures as the cards measured them (the setting in parentheses; the commands' default setting "
+              "beside it where it differs).")
     if not wide:
         out.print("`devolens models show NAME` prints a model's whole card (summary, data, metrics, limits).")
 

@@ -401,7 +401,19 @@ def card_md(card: dict, load_name: str | None = None) -> str:
     lines += int8_md_lines(card)
     lines += ["## Training data", "", card["training_data"], "", "## Recipe and command", "",
               f"Recipe: `{card['recipe']}`", "", "```", card["command"].replace("; ", "\n"), "```", ""]
-    lines += [f"## {card.get('metrics_heading', 'Metrics (held-out renders, measured by benchmarks/eval_zoo.py)')}", ""]
+    heading = card.get('metrics_heading', 'Metrics (held-out renders, measured by benchmarks/eval_zoo.py)')
+    setting = card.get("metrics_setting") or {}  # the precision and magnification setting the metrics were measured in
+    if setting.get("measured"):
+        heading = f"{heading[:-1]}; {setting['measured']})" if heading.endswith(")") else f"{heading} ({setting['measured']})"
+    lines += [f"## {heading}", ""]
+    if setting.get("measured"):
+        said = f"Measured with: {setting['measured']}" + (f" (`{setting['command']}`)" if setting.get("command") else "")
+        if setting.get("default_figures"):
+            where = "; ".join(x for x in (f"`{setting['default_command']}`" if setting.get("default_command") else "",
+                                          setting.get("default_source", "")) if x)
+            said += (f". The CLI's default setting ({setting.get('default', '')}) gives: {setting['default_figures']}"
+                     + (f" ({where})" if where else ""))
+        lines += [said + ".", ""]
     for k, v in (card.get("metrics") or {}).items():
         if isinstance(v, dict) and "value" not in v:  # e.g. per embryo: {embryo: value}
             lines.append(f"- **{k}**: " + ", ".join(f"{name} {x}" for name, x in v.items()))
