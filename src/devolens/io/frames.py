@@ -21,7 +21,7 @@ from devolens.errors import DevolensError
 from devolens.io.images import IMAGE_SUFFIXES as READABLE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "ANIMATED_SUFFIXES", "iter_path_frames", "frame_count_from_info",
-           "open_animated", "unsupported_file", "image_stem", "check_channel_input"]
+           "FrameCount", "cut_short", "open_animated", "unsupported_file", "image_stem", "check_channel_input"]
 
 #: single-image files (GIFs are handled on their own; a WebP is one unless animated, see ANIMATED_SUFFIXES)
 IMAGE_SUFFIXES = tuple(s for s in READABLE_SUFFIXES if s != ".gif")
@@ -29,7 +29,9 @@ IMAGE_SUFFIXES = tuple(s for s in READABLE_SUFFIXES if s != ".gif")
 FOLDER_SUFFIXES = IMAGE_SUFFIXES + (".gif",)
 #: files that may hold an animation (each frame read as a time point; a still one is an image)
 ANIMATED_SUFFIXES = (".gif", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
+#: video containers read through ffmpeg (by content: a suffix here only lets the file in)
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", ".wmv",
+                  ".flv", ".3gp", ".ogv", ".vob")
 #: microscope vendors' own formats: not read directly (a hint says how to export them)
 VENDOR_SUFFIXES = (".czi", ".nd2", ".lif", ".lsm", ".oib", ".oif", ".ims", ".vsi", ".dv", ".r3d", ".ics", ".ids",
                    ".zvi", ".sld", ".lei")
@@ -164,21 +166,16 @@ def check_channel_input(path: str | Path, channel: int | None, option: str = "ch
         raise DevolensError(f"{option} picks a channel of a TIFF stack's C axis; this input has none{hint}", path=p)
 
 
-def _iter_video(path: Path, threads: int | None = None, mark_lost: bool = False) -> Iterator[np.ndarray]:
+def _iter_video(path: Path, threads: int | None = None, mark_lost: bool = False):
+    """The frames of a video: a :class:`~devolens.io.video.VideoFrames` (an iterator; once read to its end, its
+    ``damage`` says what was found wrong with the file)."""
     from devolens.io.video import iter_video_frames
 
-    try:
-        for frame in iter_video_frames(path, threads=threads, mark_lost=mark_lost):
-            yield frame
-    except DevolensError:
-        raise
-    except Exception as exc:
-        msg = str(exc).strip().splitlines()
-        raise DevolensError(f"cannot read video ({msg[0] if msg else type(exc).__name__})", path=path) from None
+    return iter_video_frames(path, threads=threads, mark_lost=mark_lost)
 
 
 def _video_frame_count(path: Path) -> int:
-    """Frame count announced by the container (0 when unknown); cheap, not exact."""
+    """Frame count announced by the container (0 when unknown; see :func:`frame_count_from_info`)."""
     from devolens.io.video import video_info
 
     try:
@@ -190,25 +187,66 @@ def _video_frame_count(path: Path) -> int:
     return frame_count_from_info(info)
 
 
+class FrameCount(int):
+    """A video's frame count (an int) that says whether its container records it exactly (``exact``: an AVI's
+    header, an MP4's sample table) or it is estimated (duration x rate), and of which file (``path``), so that
+    :func:`cut_short` can tell a frame or two of slack from frames missing."""
+
+    exact: bool = False
+    path: Path | None = None
+
+    def __new__(cls, n: int, exact: bool = False, path: str | Path | None = None) -> "FrameCount":
+        obj = super().__new__(cls, n)
+        obj.exact = bool(exact)
+        obj.path = None if path is None else Path(path)
+        return obj
+
+
 def frame_count_from_info(info: dict) -> int:
-    """Frame count from a video's metadata (:func:`devolens.io.video.video_info`): the
-    container's ``nframes``, else fps x duration; 0 when unknown."""
+    """Frame count from a video's metadata (:func:`devolens.io.video.video_info`): the reader's ``nframes`` when
+    it gives one, else the count the container records (``info.container.frames`` of a
+    :class:`~devolens.io.video.VideoInfo`: exact), else fps x duration; 0 when unknown. A :class:`FrameCount`
+    (an int) that says which, and of which file (``info.path``)."""
+    path = getattr(info, "path", None)
     nframes = info.get("nframes")
     if isinstance(nframes, (int, float)) and math.isfinite(nframes) and nframes > 0:
-        return int(nframes)
+        return FrameCount(int(nframes), False, path)
+    exact = getattr(getattr(info, "container", None), "frames", None)
+    if isinstance(exact, int) and exact > 0:
+        return FrameCount(exact, True, path)
     try:
         fps, dur = float(info.get("fps") or 0), float(info.get("duration") or 0)
     except (TypeError, ValueError):
         return 0
-    return int(round(fps * dur)) if fps > 0 and dur > 0 else 0
+    return FrameCount(int(round(fps * dur)), False, path) if fps > 0 and dur > 0 else 0
 
 
 def cut_short(read: int, declared: int) -> str | None:
-    """A note when a video read to its end gave clearly fewer frames (``read``) than its container declares
-    (``declared``, :func:`frame_count_from_info`; an estimate, so a frame or two, or 2 %, of slack): a file cut
-    short (an interrupted copy or recording) decodes without an error up to the cut. None otherwise."""
+    """A note when a video read to its end gave fewer frames (``read``) than its container declares (``declared``,
+    :func:`frame_count_from_info`), or its reading found damaged data; None otherwise.
+
+    A count estimated from duration x rate has a frame or two, or 2 %, of slack; an exact one (an AVI's header, an
+    MP4's sample table: ``declared.exact``) none: the note says how many frames are missing and that the later
+    frames' numbers shift. When ``declared`` names its file (``declared.path``) and that file's last complete
+    reading (:func:`devolens.io.video.video_damage`) gave ``read`` frames, the note is that reading's
+    (:meth:`devolens.io.video.VideoDamage.note`): a file cut short, frames missing mid-file (placed by an AVI's
+    index), frames decoded from damaged data (placed by ffmpeg's per-frame log), one sentence."""
+    path = getattr(declared, "path", None)
+    if path is not None:
+        from devolens.io.video import video_damage
+
+        damage = video_damage(path)
+        if damage is not None and read in (damage.read, damage.decoded):
+            return damage.note(0 if getattr(declared, "exact", False) else int(declared))
+    if getattr(declared, "exact", False):
+        if declared and read < declared:
+            m = int(declared) - read
+            return (f"the video ended after {read} of the {int(declared)} frames its header records: {m} frame"
+                    f"{'s are' if m != 1 else ' is'} missing (a file cut short, or damaged data: then the frames "
+                    "after the gap are numbered lower than in the file; the frames read are in the results)")
+        return None
     if declared and read < declared - max(2, 0.02 * declared):
-        return (f"the video ended after {read} of the {declared} frames its header declares: a truncated or "
+        return (f"the video ended after {read} of the {int(declared)} frames its header declares: a truncated or "
                 "damaged file? (the frames read are in the results)")
     return None
 
@@ -238,9 +276,9 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     Parameters
     ----------
     path : str or Path
-        A video (mp4, mov, avi, mkv, m4v, webm), an animated GIF or WebP, a folder of images (png,
-        jpg, tif, bmp, webp, gif; natural sort order), a render output folder holding ``frames/``, or a
-        TIFF stack (timelapse, z-stack, hyperstack: see :mod:`devolens.io.stacks`).
+        A video (mp4, mov, avi, mkv, m4v, webm, mpg, ts, wmv, flv...: :data:`VIDEO_SUFFIXES`), an animated GIF
+        or WebP, a folder of images (png, jpg, tif, bmp, webp, gif; natural sort order), a render output folder
+        holding ``frames/``, or a TIFF stack (timelapse, z-stack, hyperstack: see :mod:`devolens.io.stacks`).
     stack_z, channel, pages
         TIFF stacks: Z planes projected (``"project"``) or one frame each (``"slices"``);
         the channel of a ``C`` axis; the pages of a plain multi-page TIFF (no axis labels) read
@@ -259,8 +297,10 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     Returns
     -------
     (frames, names, total)
-        A generator of frames (H x W x C arrays, read one at a time), the file names
-        relative to the folder (None for a video) and the frame count (0 when unknown). A
+        A generator of frames (H x W x C arrays, read one at a time; for a video a
+        :class:`~devolens.io.video.VideoFrames`, whose ``damage``, once it is read to its end, says what was
+        found wrong with the file), the file names relative to the folder (None for a video) and the frame count
+        (0 when unknown; a :class:`FrameCount` for a video, ``exact`` when its container records it). A
         folder member that is a TIFF stack (e.g. one z-stack per time point) gives the frames
         of the stack rules: one projection per file with ``stack_z="project"``, named as the
         file; with several frames (``"slices"``, or a timelapse per file) they are named

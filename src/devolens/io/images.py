@@ -79,6 +79,14 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
         raise DevolensError("not a file", path=path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
+        from devolens.io.frames import VIDEO_SUFFIXES
+
+        if suffix in VIDEO_SUFFIXES:  # predictor.predict("movie.avi"): one image is read here, a video is frames
+            raise DevolensError(
+                f"this is a video ({suffix}), not an image: predict() (and read_image) take one image; stream a "
+                "video's frames with predictor.predict_iter(devolens.io.frames.iter_path_frames(path)[0]) (read one "
+                "at a time), or use the command line (devolens segment nuclei VIDEO --out DIR; devolens population "
+                "VIDEO --out counts.csv)", path=path)
         raise DevolensError(f"unsupported image type {suffix!r} (use {', '.join(IMAGE_SUFFIXES)})", path=path)
     from devolens.io.stacks import is_tiff
 

@@ -8,7 +8,11 @@
 from __future__ import annotations
 
 import itertools
+import re
+import struct
+import threading
 import time
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -18,7 +22,8 @@ import numpy as np
 from devolens.errors import DevolensError
 from devolens.io.atomic import atomic_path
 
-__all__ = ["iter_video_frames", "write_video", "video_info"]
+__all__ = ["iter_video_frames", "write_video", "video_info", "VideoInfo", "VideoFrames", "VideoDamage", "video_damage",
+           "container_count", "ContainerCount"]
 
 
 def _first_line(exc: Exception) -> str:
@@ -184,6 +189,644 @@ class _Timestamps:
             pass
 
 
+# ----------------------------------------------------------------------------- what the container records
+
+
+@dataclass(frozen=True)
+class ContainerCount:
+    """The frame count a video's container records (``frames``: exact, the AVI header's or the MP4/MOV sample
+    table's; None when it records none, or the format is another) and whether the file ends before the container
+    says it does (``truncated``: an interrupted copy or recording)."""
+
+    frames: int | None = None
+    truncated: bool = False
+
+
+def container_count(path: str | Path) -> ContainerCount:
+    """What an AVI's or an MP4/MOV's own header says of its frames, read in Python (a few small reads: no ffmpeg
+    run, no ffprobe): the count the container records (AVI: OpenDML ``dmlh``, else the video stream's ``strh``
+    length, else ``avih``; MP4/MOV: the first video track's ``stsz`` sample count, unless an edit list shows only
+    part of it) and whether a top-level chunk or box runs past the end of the file. Other containers (MKV, WebM,
+    MPEG-PS/TS...) record no exact count: ``ContainerCount()``. Never raises."""
+    path = Path(path)
+    try:
+        st = path.stat()
+        return _container_count(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    except Exception:
+        return ContainerCount()
+
+
+@lru_cache(maxsize=16)
+def _container_count(path: str, size: int, mtime_ns: int) -> ContainerCount:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+                return _avi_count(fh, size)
+            if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
+                return _mp4_count(fh, size)
+    except (OSError, struct.error, ValueError):
+        pass
+    return ContainerCount()
+
+
+def _avi_count(fh, size: int) -> ContainerCount:
+    # top-level RIFF chunks (RIFF AVI, then RIFF AVIX for an OpenDML file over 1 GB): one past the end = cut short
+    truncated = False
+    pos = 0
+    while pos + 8 <= size:
+        fh.seek(pos)
+        cid, length = struct.unpack("<4sI", fh.read(8))
+        if pos + 8 + length > size:
+            truncated = True
+            break
+        if cid != b"RIFF":
+            break
+        pos += 8 + length + (length & 1)
+    fh.seek(12)
+    frames = {}
+
+    def walk(start: int, end: int) -> None:
+        at = start
+        while at + 8 <= end:
+            fh.seek(at)
+            cid, length = struct.unpack("<4sI", fh.read(8))
+            if cid == b"LIST":
+                kind = fh.read(4)
+                if kind == b"movi":
+                    return  # the frames: the header is before them
+                if kind in (b"hdrl", b"strl", b"odml"):
+                    walk(at + 12, min(at + 8 + length, end))
+            elif cid == b"avih" and length >= 20:
+                frames.setdefault("avih", struct.unpack("<5I", fh.read(20))[4])
+            elif cid == b"strh" and length >= 36:
+                data = fh.read(36)
+                if data[:4] == b"vids" and "strh" not in frames:
+                    frames["strh"] = struct.unpack("<I", data[32:36])[0]
+            elif cid == b"dmlh" and length >= 4:
+                frames.setdefault("dmlh", struct.unpack("<I", fh.read(4))[0])
+            at += 8 + length + (length & 1)
+
+    walk(12, min(size, 12 + (1 << 20)))
+    count = next((frames[k] for k in ("dmlh", "strh", "avih") if frames.get(k)), None)
+    return ContainerCount(count, truncated)
+
+
+def _mp4_count(fh, size: int) -> ContainerCount:
+    def boxes(start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+        """(type, data start, box end) of the boxes in [start, end)."""
+        at = start
+        while at + 8 <= end:
+            fh.seek(at)
+            length, kind = struct.unpack(">I4s", fh.read(8))
+            head = 8
+            if length == 1:
+                length, head = struct.unpack(">Q", fh.read(8))[0], 16
+            elif length == 0:
+                length = end - at
+            if length < head:
+                return
+            yield kind, at + head, at + length
+            at += length
+
+    truncated = False
+    moov = None
+    for kind, data, end in boxes(0, size):
+        if end > size:
+            truncated = True
+        if kind == b"moov":
+            moov = (data, min(end, size))
+    if moov is None:
+        return ContainerCount(None, truncated)
+    movie_scale = None
+    for kind, data, end in boxes(*moov):
+        if kind == b"mvhd":
+            fh.seek(data)
+            version = fh.read(1)[0]
+            fh.seek(data + (20 if version == 1 else 12))
+            movie_scale = struct.unpack(">I", fh.read(4))[0]
+    for kind, data, end in boxes(*moov):
+        if kind != b"trak":
+            continue
+        inside = {k: (d, e) for k, d, e in boxes(data, end)}
+        if b"mdia" not in inside:
+            continue
+        mdia = {k: (d, e) for k, d, e in boxes(*inside[b"mdia"])}
+        if b"hdlr" not in mdia or b"minf" not in mdia:
+            continue
+        fh.seek(mdia[b"hdlr"][0] + 8)
+        if fh.read(4) != b"vide":
+            continue
+        minf = {k: (d, e) for k, d, e in boxes(*mdia[b"minf"])}
+        stbl = {k: (d, e) for k, d, e in boxes(*minf[b"stbl"])} if b"stbl" in minf else {}
+        count = None
+        if b"stsz" in stbl:
+            fh.seek(stbl[b"stsz"][0] + 8)
+            count = struct.unpack(">I", fh.read(4))[0]
+        elif b"stz2" in stbl:
+            fh.seek(stbl[b"stz2"][0] + 8)
+            count = struct.unpack(">I", fh.read(4))[0]
+        if count and b"edts" in inside and not _whole_edit(fh, inside[b"edts"], mdia.get(b"mdhd"), movie_scale,
+                                                           count, boxes):
+            count = None  # an edit list that shows part of the track: fewer frames come out than it holds
+        return ContainerCount(count or None, truncated)
+    return ContainerCount(None, truncated)
+
+
+def _whole_edit(fh, edts: tuple[int, int], mdhd: tuple[int, int] | None, movie_scale: int | None, count: int,
+                boxes) -> bool:
+    """Whether a track's edit list shows all of it: one edit (an empty one first, as some muxers write, aside)
+    as long as the track, to within a frame."""
+    for kind, data, end in boxes(*edts):
+        if kind != b"elst":
+            continue
+        fh.seek(data)
+        version = fh.read(4)[0]
+        n = struct.unpack(">I", fh.read(4))[0]
+        entries = []
+        for _ in range(min(n, 8)):
+            if version == 1:
+                duration, media_time = struct.unpack(">Qq", fh.read(16))
+            else:
+                duration, media_time = struct.unpack(">Ii", fh.read(8))
+            fh.read(4)  # rate
+            entries.append((duration, media_time))
+        entries = [e for e in entries if e[1] != -1]  # empty edits (a delay before the track starts)
+        if len(entries) != 1:
+            return False
+        shown = entries[0][0]
+        if shown == 0 or mdhd is None or not movie_scale:
+            return shown == 0
+        fh.seek(mdhd[0])
+        version = fh.read(1)[0]
+        fh.seek(mdhd[0] + (20 if version == 1 else 12))
+        if version == 1:
+            scale, length = struct.unpack(">IQ", fh.read(12))
+        else:
+            scale, length = struct.unpack(">II", fh.read(8))
+        if not scale or not length:
+            return False
+        frame = length / scale / count  # seconds per frame
+        return shown / movie_scale >= length / scale - 1.5 * frame
+    return True
+
+
+def _avi_lost(path: Path) -> tuple[int, ...] | None:
+    """The frames of an AVI (numbered as in the file) that its index (``idx1``) lists but whose data no longer
+    starts where the index says (overwritten): ffmpeg cannot read them and leaves them out. None when the file
+    has no such index (or it cannot be read)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"RIFF":
+                return None
+            movi = idx = None
+            fh.seek(12)
+            at = 12
+            while at + 8 <= size:
+                fh.seek(at)
+                cid, length = struct.unpack("<4sI", fh.read(8))
+                if cid == b"LIST" and fh.read(4) == b"movi":
+                    movi = at + 8
+                elif cid == b"idx1":
+                    idx = (at + 8, min(length, size - at - 8) // 16)
+                    break
+                at += 8 + length + (length & 1)
+            if movi is None or idx is None:
+                return None
+            fh.seek(idx[0])
+            table = fh.read(16 * min(idx[1], 4_000_000))
+            entries = [e for e in struct.iter_unpack("<4sIII", table) if e[0][2:4] in (b"dc", b"db")]
+            if not entries:
+                return None
+
+            def starts(entry, base: int) -> bool:
+                fh.seek(base + entry[2])
+                head = fh.read(8)
+                return len(head) == 8 and head[:4] == entry[0] and struct.unpack("<I", head[4:])[0] == entry[3]
+
+            # offsets count from the 'movi' tag (most writers) or from the file's start: the first entry that
+            # is whole decides which
+            base = movi
+            for e in entries[:8]:
+                if starts(e, movi):
+                    break
+                if starts(e, 0):
+                    base = 0
+                    break
+            return tuple(i for i, e in enumerate(entries) if not starts(e, base))
+    except (OSError, struct.error, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------- ffmpeg's messages of damage
+
+#: words of ffmpeg's messages about damaged data (decoders and demuxers): "error while decoding MB", "concealing
+#: ... errors", "corrupt decoded frame", "Packet corrupt", "Invalid NAL unit size", "overread", "EOI missing",
+#: "File ended prematurely", "no frame!"...
+_DAMAGE_WORDS = re.compile(r"error|corrupt|conceal|invalid|overread|missing|truncat|damaged|illegal|out of range|"
+                           r"no frame|prematurely|broken", re.IGNORECASE)
+_TAGGED = re.compile(r"^\[([^\]@]+?) @ 0x[0-9a-fA-F]+\]\s*(?:\[([^\]@]+?) @ 0x[0-9a-fA-F]+\]\s*)?(.*)$")
+#: components that speak of the output side (the pipe to devolens, the colour conversion), not of the file
+_OUTPUT_SIDE = ("out#", "vost#", "enc:", "image2pipe", "rawvideo", "null", "swscaler", "graph", "parsed_",
+                "auto_scale", "auto-inserted", "fc#")
+_REPEATED = re.compile(r"^\s*Last message repeated (\d+) times?")
+
+
+def _damage_line(line: str) -> tuple[str, str] | None:
+    """``(component, message)`` of a line of ffmpeg's log that speaks of damaged data in the file; None for
+    any other (the header, progress, the output side's notes)."""
+    found = _TAGGED.match(line)
+    if found is None:
+        return None
+    component = (found[2] or found[1]).strip()
+    message = found[3].strip()
+    low = (found[1] + " " + (found[2] or "")).lower()
+    if any(low.startswith(s) or (" " + s) in low for s in _OUTPUT_SIDE) or not _DAMAGE_WORDS.search(message):
+        return None
+    return component, message
+
+
+class _StderrLog:
+    """ffmpeg's messages about damaged data while it decodes, fed the bytes of its stderr as they are read (by
+    imageio-ffmpeg's own thread, which drains the pipe): counted, the first :data:`KEEP` kept; memory bounded
+    (a line longer than :data:`MAX_LINE` is cut)."""
+
+    KEEP = 3
+    MAX_LINE = 2000
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.examples: list[str] = []
+        self.attached = False
+        self.done = threading.Event()
+        self._rest = b""
+        self._last = False
+
+    def feed(self, data: bytes) -> None:
+        if b"\n" not in data and b"\r" not in data:
+            self._rest = (self._rest + data)[: self.MAX_LINE]
+            return
+        lines = (self._rest + data).replace(b"\r", b"\n").split(b"\n")
+        self._rest = lines.pop()[: self.MAX_LINE]
+        for raw in lines:
+            if raw:
+                self._line(raw[: self.MAX_LINE].decode("utf-8", "replace"))
+
+    def _line(self, line: str) -> None:
+        again = _REPEATED.match(line)
+        if again is not None:
+            if self._last:
+                self.count += int(again[1])
+            return
+        found = _damage_line(line)
+        self._last = found is not None
+        if found is not None:
+            self.count += 1
+            if len(self.examples) < self.KEEP and found[1] not in self.examples:
+                self.examples.append(found[1])
+
+    def end(self) -> None:
+        if self._rest:
+            self._line(self._rest.decode("utf-8", "replace"))
+            self._rest = b""
+        self.done.set()
+
+
+class _Tee:
+    """ffmpeg's stderr as imageio-ffmpeg's log thread reads it, each chunk also fed to a :class:`_StderrLog`. That
+    thread stops reading when the frames end (before ffmpeg's last messages, sometimes): :meth:`close` reads what is
+    left first (ffmpeg is ending; at most 1 MiB)."""
+
+    def __init__(self, file, log: _StderrLog):
+        self._file = file
+        self._log = log
+        log.attached = True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._file.read(n)
+        self._take(data)
+        return data
+
+    def _take(self, data: bytes) -> None:
+        try:
+            if data:
+                self._log.feed(data)
+            else:
+                self._log.end()
+        except Exception:  # the log is a courtesy: never the reader's end
+            self._log.done.set()
+
+    def close(self) -> None:
+        try:
+            left = 1 << 20
+            while not self._log.done.is_set() and left > 0:
+                data = self._file.read(min(left, 65536))
+                self._take(data)
+                left -= len(data) or left
+        except Exception:
+            pass
+        finally:
+            self._log.done.set()
+            self._file.close()
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
+#: the log the next imageio-ffmpeg reader started in this thread feeds (set by iter_video_frames around its start)
+_TEE = threading.local()
+_TEE_LOCK = threading.Lock()
+
+
+def _install_tee() -> bool:
+    """Make imageio-ffmpeg's stderr reader (``imageio_ffmpeg._io.LogCatcher``, a thread that drains ffmpeg's
+    stderr and keeps its last lines) also feed the :class:`_StderrLog` that this thread has set, if any: readers
+    started without one (any other use of imageio) are unchanged. False when imageio-ffmpeg is laid out otherwise
+    (the messages are then not seen: no damage is reported, nothing else changes)."""
+    try:
+        from imageio_ffmpeg import _io
+
+        base = _io.LogCatcher
+    except Exception:
+        return False
+    if getattr(base, "_devolens_tee", False):
+        return True
+    with _TEE_LOCK:
+        base = _io.LogCatcher
+        if getattr(base, "_devolens_tee", False):
+            return True
+        if not isinstance(base, type) or not hasattr(base, "run"):
+            return False
+
+        class _LogCatcher(base):
+            _devolens_tee = True
+
+            def __init__(self, file, *args, **kwargs):
+                log = getattr(_TEE, "log", None)
+                if log is not None:
+                    _TEE.log = None  # this reader's only
+                    file = _Tee(file, log)
+                super().__init__(file, *args, **kwargs)
+
+        _io.LogCatcher = _LogCatcher
+    return True
+
+
+# ----------------------------------------------------------------------------- what a reading found
+
+
+@dataclass
+class VideoDamage:
+    """What reading a video to its end found wrong with it: ffmpeg's messages of damaged data, and frames fewer
+    than the container records.
+
+    Read it as :attr:`VideoFrames.damage` (the object :func:`iter_video_frames` returns; also what
+    :func:`devolens.io.frames.iter_path_frames` returns for a video) once the frames have been read, or as
+    :func:`video_damage` ``(path)`` (the last complete reading of that file in this process).
+
+    Attributes
+    ----------
+    path : Path
+    read : int
+        Frames the reading gave (stand-ins for lost frames included, see ``mark_lost``).
+    decoded : int
+        Frames ffmpeg decoded.
+    messages : int
+        ffmpeg's messages about damaged data (0: none).
+    examples : tuple of str
+        The first few of them, as ffmpeg wrote them.
+    declared : int or None
+        The frame count the container records exactly (AVI header, MP4/MOV sample table); None when it records
+        none (MKV, MPEG-TS...: then only an estimate from duration x rate is known).
+    truncated : bool
+        The file ends before its container says it does (cut short).
+    """
+
+    path: Path
+    read: int
+    decoded: int
+    messages: int = 0
+    examples: tuple[str, ...] = ()
+    declared: int | None = None
+    truncated: bool = False
+    #: (decoded index, stand-ins yielded before it) where the reading put in stand-ins for lost frames
+    shifts: tuple[tuple[int, int], ...] = ()
+    _placed: object = field(default=None, repr=False, compare=False)
+    _lost: object = field(default=None, repr=False, compare=False)
+
+    @property
+    def missing(self) -> int:
+        """Frames the container records that the reading did not give (0 when it records no count)."""
+        return max(0, self.declared - self.read) if self.declared else 0
+
+    def lost_frames(self) -> tuple[int, ...] | None:
+        """The frames missing, numbered as in the file, where the container's index places them (an AVI's
+        ``idx1``: entries whose data was overwritten); None when they cannot be placed. The results number the
+        frames after each one lower by one."""
+        if self._lost is None:
+            lost = None
+            if self.missing and not self.truncated and self.path.suffix.lower() == ".avi":
+                lost = _avi_lost(self.path)
+                if lost is not None and len(lost) != self.missing:
+                    lost = None  # the index does not account for what is missing: not trusted
+            self._lost = (lost,)
+        return self._lost[0]
+
+    def corrupt_frames(self, timeout: float = 60.0) -> list[tuple[int, int]] | None:
+        """The frames decoded from damaged data, as ``(first, last)`` ranges of positions in the reading (the
+        numbers the results give them): each frame ffmpeg flags or complains about while decoding it, and the
+        frames decoded from it up to the next key frame (a damaged frame spoils those that refer to it). Found
+        by decoding the video once more, in one thread, with ffmpeg's per-frame log (``-debug_ts``), on the
+        first call (~2.5 s for 1000 frames of 752x512 H.264; given up after ``timeout`` seconds); [] when ffmpeg
+        ties none of its messages to a frame (messages of the container, not of a frame), None when that decoding
+        does not match the reading or was given up (then the frames cannot be told)."""
+        if self._placed is None:
+            ranges = _place_damage(self.path, self.decoded, timeout) if self.messages else []
+            if ranges:
+                ranges = [(self._position(a), self._position(b)) for a, b in ranges]
+            self._placed = (ranges,)
+        return self._placed[0]
+
+    def _position(self, decoded_index: int) -> int:
+        extra = 0
+        for at, n in self.shifts:
+            if at <= decoded_index:
+                extra = n
+        return decoded_index + extra
+
+    def note(self, estimate: int = 0) -> str | None:
+        """One sentence for the user: the file cut short, frames missing from its middle (how many, where if the
+        index says, and that the later frames' numbers shift), and damaged frames (which, if they can be told).
+        ``estimate``: a frame count estimated from duration x rate, used (with a few frames of slack) when the
+        container records none. None when nothing is wrong."""
+        parts = []
+        read = self.read
+        quote = f" (ffmpeg: '{self.examples[0]}')" if self.examples else ""
+        if self.truncated:
+            of = f" of the {self.declared} frames its header records" if self.declared and read < self.declared \
+                else " frames"
+            return (f"the video ended after {read}{of}: the file is cut short (an interrupted copy or "
+                    f"recording?){quote}; the frames read are in the results")
+        if self.declared and read < self.declared:
+            m = self.missing
+            lost = self.lost_frames()
+            s = "s" if m != 1 else ""
+            if lost:
+                from devolens.io.missing import _ranges
+
+                parts.append(f"{m} of the {self.declared} frames its header records could not be read (frame{s} "
+                             f"{_ranges(lost)} of the file, by its index: damaged data): in the results, every frame "
+                             f"after {'them' if s else 'it'} is numbered lower than in the file, by the frames missing "
+                             "before it")
+            else:
+                parts.append(f"only {read} of the {self.declared} frames its header records could be read: {m} "
+                             f"frame{s} {'are' if s else 'is'} missing (damaged data or a file cut short; where in "
+                             "the file cannot be told), so the results number the frames after the gap lower than "
+                             "the file does")
+        elif not self.declared and estimate and read < estimate - max(2, 0.02 * estimate):
+            return (f"the video ended after {read} of the {estimate} frames its header declares: a truncated or "
+                    f"damaged file?{quote} (the frames read are in the results)")
+        if self.messages:
+            ranges = self.corrupt_frames()
+            what = f"ffmpeg reported damaged data while decoding the video ({self.messages} message" \
+                   f"{'s' if self.messages != 1 else ''}, e.g. '{self.examples[0] if self.examples else '?'}')"
+            if ranges:
+                from devolens.io.missing import _ranges
+
+                frames = sorted({f for a, b in ranges for f in range(a, b + 1)})
+                several = len(frames) != 1
+                parts.append(f"{what}: frame{'s' if several else ''} {_ranges(frames)} of the results "
+                             f"{'are' if several else 'is'} decoded from it (each damaged frame and those decoded "
+                             "from it, up to the next key frame) and may be smeared or broken")
+            elif ranges is None or not parts:
+                parts.append(f"{what}: which frames it spoils cannot be told (ffmpeg ties its messages to no "
+                             "frame); look at the results for smeared or broken frames")
+        return "; ".join(parts) if parts else None
+
+
+def _place_damage(path: Path, decoded: int, timeout: float = 60.0) -> list[tuple[int, int]] | None:
+    """Decode ``path`` again (one thread, nothing written) with ffmpeg's per-frame log, and find the frames its
+    damage messages belong to: ``(first, last)`` ranges of decoded indices, each from a damaged frame to the
+    frame before the next key frame. A decoder's message comes just before the frame it is decoding leaves the
+    decoder (one thread: in order), ffmpeg's "corrupt decoded frame" just before that frame. None when this
+    decoding gives another number of frames than ``decoded``, fails or takes over ``timeout`` seconds (a long
+    4K video: one thread decodes ~20-30 of its frames a second)."""
+    import subprocess
+
+    try:
+        import imageio_ffmpeg
+
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "+repeat",
+               "-debug_ts", "-threads", "1", "-i", str(path), "-map", "0:v:0", *_passthrough(), "-f", "null", "-"]
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except Exception:
+        return None
+    # two readings of the log. ffmpeg's own lines from its decoding thread, in order: "corrupt decoded frame" just
+    # before that frame, "Error submitting packet to decoder" (a packet that gave no frame: the frames decoded
+    # from it are spoiled) just before the next one. And the codec's messages, each taken for the frame that
+    # leaves the decoder next (exact for an intra-only codec such as MJPEG; a frame or two early for H.264), but
+    # not those of the contexts that spoke while ffmpeg probed the file: the demuxer's parser, which reads ahead.
+    flagged = _Spans()
+    told = _Spans()
+    index = 0
+    decoding = False
+    probing: set[str] = set()
+    until = time.monotonic() + timeout
+    try:
+        for raw in proc.stderr:
+            if time.monotonic() > until:
+                raise TimeoutError
+            line = raw.decode("utf-8", "replace")
+            where = re.match(r"^\[[^\]]*? @ (0x[0-9a-fA-F]+)\]", line)
+            if not decoding:  # ffmpeg probes the file first (it decodes its first frames, all of a short one)
+                decoding = line.startswith("Stream mapping:")
+                if where is not None:
+                    probing.add(where[1])
+                continue
+            if "decoder ->" in line:
+                key = re.search(r"keyframe:(\d)", line)
+                key = None if key is None else key[1] == "1"
+                flagged.frame(index, key)
+                told.frame(index, key)
+                index += 1
+                continue
+            if "corrupt decoded frame" in line or "Error submitting packet to decoder" in line:
+                flagged.pending = True
+                continue
+            found = _damage_line(line)
+            if (found is not None and where is not None and where[1] not in probing
+                    and not found[0].startswith(("in#", "vist#", "dec:"))):
+                told.pending = True
+    except Exception:
+        proc.kill()
+        return None
+    finally:
+        proc.stderr.close()
+        proc.wait()
+    if index != decoded:
+        return None
+    return flagged.end(index) or told.end(index)
+
+
+class _Spans:
+    """Ranges of damaged frames, built as the decoder's frames come: a damaged frame opens one (or extends the
+    open one), a clean key frame closes it (a clean frame, when the log does not say which are key frames)."""
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[int, int]] = []
+        self.start: int | None = None
+        self.pending = False
+
+    def frame(self, index: int, key: bool | None) -> None:
+        if self.pending:
+            self.start = index if self.start is None else self.start
+        elif self.start is not None and key is not False:
+            self.ranges.append((self.start, index - 1))
+            self.start = None
+        self.pending = False
+
+    def end(self, count: int) -> list[tuple[int, int]]:
+        if self.start is not None:
+            self.ranges.append((self.start, count - 1))
+            self.start = None
+        return self.ranges
+
+
+#: the last complete reading's findings per file (resolved path -> VideoDamage or None), for video_damage
+_FOUND: "dict[str, VideoDamage | None]" = {}
+_FOUND_LOCK = threading.Lock()
+
+
+def video_damage(path: str | Path) -> VideoDamage | None:
+    """What the last complete reading of ``path`` in this process (by :func:`iter_video_frames`, also under
+    :func:`devolens.io.frames.iter_path_frames` and the commands) found wrong with it: a :class:`VideoDamage`, or
+    None when nothing was found or the file was not read to its end since it last changed."""
+    try:
+        key = _found_key(Path(path))
+    except OSError:
+        return None
+    with _FOUND_LOCK:
+        return _FOUND.get(key)
+
+
+def _found_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}"
+
+
+def _remember(path: Path, damage: VideoDamage | None) -> None:
+    try:
+        key = _found_key(path)
+    except OSError:
+        return
+    with _FOUND_LOCK:
+        _FOUND.pop(key, None)
+        _FOUND[key] = damage
+        while len(_FOUND) > 32:
+            _FOUND.pop(next(iter(_FOUND)))
+
+
 def _check(path: Path) -> None:
     if not path.exists():
         raise DevolensError("no such file", path=path)
@@ -192,7 +835,9 @@ def _check(path: Path) -> None:
 
 
 def video_info(path: str | Path) -> dict:
-    """Metadata of a video (``fps``, ``size`` as (W, H), ``nframes`` when known, ...).
+    """Metadata of a video (``fps``, ``size`` as (W, H), ``nframes`` when known, ...): a :class:`VideoInfo`, a dict
+    whose ``container`` attribute says what an AVI's or an MP4/MOV's own header records (the exact frame count,
+    a file cut short: :func:`container_count`).
 
     Probed once per file version (path, size, modification time) and process: a command
     that asks twice (frame count, then frame rate) starts ffmpeg once.
@@ -205,29 +850,102 @@ def video_info(path: str | Path) -> dict:
     path = Path(path)
     _check(path)
     st = path.stat()
-    return dict(_probe(str(path.resolve()), st.st_size, st.st_mtime_ns))
+    meta = _probe(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    return VideoInfo(meta, path=path, container=container_count(path))
+
+
+class VideoInfo(dict):
+    """A video's metadata as imageio's ffmpeg reader gives it (a dict: ``fps``, ``size``, ``duration``...) and, as
+    attributes, the file (``path``) and what its container records (``container``: a :class:`ContainerCount`,
+    the exact frame count of an AVI or an MP4/MOV and whether the file is cut short). A copy (``dict(info)``,
+    ``{**info}``) keeps the metadata only."""
+
+    def __init__(self, meta: dict, *, path: Path | None = None, container: "ContainerCount | None" = None):
+        super().__init__(meta)
+        self.path = path
+        self.container = container if container is not None else ContainerCount()
+
+
+#: the suffixes imageio's ffmpeg plugin takes by name; a video of another (.ts, .m2ts, .m4v, .flv...) is opened with
+#: the plugin named and told its name is .mp4 (ffmpeg itself goes by the content, not the name)
+_IMAGEIO_SUFFIXES = (".mov", ".avi", ".mpg", ".mpeg", ".mp4", ".mkv", ".webm", ".wmv", ".h264")
+
+
+def _get_reader(path: str | Path, **kwargs):
+    """imageio's ffmpeg reader of ``path``, whatever its suffix (imageio refuses a ``.ts`` or ``.m4v`` by name)."""
+    import imageio.v2 as iio
+
+    if Path(path).suffix.lower() in _IMAGEIO_SUFFIXES:
+        return iio.get_reader(path, format="FFMPEG", **kwargs)
+    from imageio.core.imopen import imopen
+
+    return imopen(path, "r?", plugin="FFMPEG", extension=".mp4", legacy_mode=True).legacy_get_reader(**kwargs)
 
 
 @lru_cache(maxsize=16)
 def _probe(path: str, size: int, mtime_ns: int) -> dict:
-    import imageio.v2 as iio
-
     _quiet_size_warning()
     try:
         # the header is all that is read: one decoder thread and one frame (by default ffmpeg starts a thread per
         # core and decodes ahead until the pipe is full: ~0.07 s of CPU more, at start-up where the CPU is short)
-        reader = iio.get_reader(path, format="FFMPEG", input_params=["-threads", "1"], output_params=["-frames:v", "1"])
+        reader = _get_reader(path, input_params=["-threads", "1"], output_params=["-frames:v", "1"])
         try:
-            return dict(reader.get_meta_data())
+            info = dict(reader.get_meta_data())
         finally:
             reader.close()
     except Exception as exc:
         raise DevolensError(f"cannot read video: {_open_reason(exc)}", path=Path(path)) from None
+    return info
+
+
+class VideoFrames:
+    """The frames of a video, streamed (what :func:`iter_video_frames` returns): an iterator of uint8 RGB arrays
+    (and stand-ins for lost frames, with ``mark_lost``); :meth:`close` stops ffmpeg. Once read to its end,
+    :attr:`damage` says what was found wrong with the file (None: nothing).
+
+    >>> frames = iter_video_frames("movie.mp4")          # doctest: +SKIP
+    >>> for frame in frames: ...                          # doctest: +SKIP
+    >>> frames.damage                                     # doctest: +SKIP
+    VideoDamage(path=..., read=154, decoded=154, messages=12, ...)
+    """
+
+    def __init__(self, gen: Iterator, state: dict):
+        self._gen = gen
+        self._state = state
+
+    def __iter__(self) -> "VideoFrames":
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._gen)
+        except (StopIteration, DevolensError):
+            raise
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()
+            raise DevolensError(f"cannot read video ({msg[0] if msg else type(exc).__name__})",
+                                path=self._state["path"]) from None
+
+    def close(self) -> None:
+        """Stop reading (ffmpeg is stopped); harmless once everything was read."""
+        self._gen.close()
+
+    @property
+    def complete(self) -> bool:
+        """Whether the video was read to its end."""
+        return bool(self._state.get("complete"))
+
+    @property
+    def damage(self) -> "VideoDamage | None":
+        """What the reading found wrong with the file (a :class:`VideoDamage`: ffmpeg's messages of damaged data,
+        frames fewer than the container records, a file cut short); None when nothing was found, or the video
+        has not been read to its end."""
+        return self._state.get("damage")
 
 
 def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None = None,
-                      mark_lost: bool = False) -> Iterator[np.ndarray]:
-    """Stream the frames of a video (mp4, avi, ...) as uint8 RGB arrays (H, W, 3).
+                      mark_lost: bool = False) -> VideoFrames:
+    """Stream the frames of a video (mp4, avi, mkv, mpg, ts...) as uint8 RGB arrays (H, W, 3).
 
     Frames are decoded one by one; the whole video is never held in memory.
 
@@ -247,18 +965,24 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
         timestamps of a constant-rate video, with ffmpeg 6.1 or later), so that the frames after it keep their
         numbers. Off: such frames are simply not there (as ffmpeg gives them).
 
-    Yields
-    ------
-    ndarray, uint8, (H, W, 3)
+    Returns
+    -------
+    VideoFrames
+        An iterator of ndarray, uint8, (H, W, 3) (lazy: nothing is opened before the first frame is asked for).
+        Read to its end, its ``damage`` attribute (also :func:`video_damage` ``(path)``) is a
+        :class:`VideoDamage` when ffmpeg reported damaged data (its stderr is read as it decodes) or the container
+        records more frames than came (an AVI's header, an MP4's sample table), else None.
 
     Raises
     ------
     DevolensError
         Missing, unreadable or corrupt file (also raised mid-stream if decoding fails).
     """
-    import imageio.v2 as iio
+    state: dict = {"path": Path(path)}
+    return VideoFrames(_video_frames(Path(path), every, threads, mark_lost, state), state)
 
-    path = Path(path)
+
+def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, state: dict) -> Iterator:
     _check(path)
     if every < 1:
         raise DevolensError(f"every must be >= 1, got {every}")
@@ -278,13 +1002,23 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
         stamps = _Timestamps(name)
         params["output_params"] = params["output_params"] + stamps.options()
     _quiet_size_warning()
+    # ffmpeg's stderr, read by imageio-ffmpeg's own thread as it decodes, is also searched for messages of damage
+    log = _StderrLog() if _install_tee() else None
     try:
         try:
-            reader = iio.get_reader(path, format="FFMPEG", **params)
+            _TEE.log = log
+            try:
+                reader = _get_reader(path, **params)
+            finally:
+                _TEE.log = None
         except Exception as exc:
             raise DevolensError(f"cannot read video: {_open_reason(exc)}", path=path) from None
+        if log is not None and not log.attached:
+            log = None
         try:
             from devolens.io.missing import MissingFrame
+
+            decoded_count = [0]
 
             def decoded() -> Iterator[np.ndarray]:
                 k = 0
@@ -296,7 +1030,10 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
                     except Exception as exc:
                         raise DevolensError(f"cannot decode frame {k}: {_first_line(exc)}", path=path) from None
                     k += 1
+                    decoded_count[0] = k
                     yield frame
+
+            shifts: list[tuple[int, int]] = []
 
             def numbered() -> Iterator:
                 """Every frame in the video's numbering: a MissingFrame for each its timestamps skip (each frame
@@ -305,12 +1042,19 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
                     yield from decoded()
                     return
                 prev = held = None
+                inserted = 0
+                index = 0
                 for frame in itertools.chain(decoded(), [None]):
                     pts = None if frame is None else stamps.next_pts()
                     if held is not None:
-                        for _ in range(stamps.lost_before(prev, held[1], pts)):
+                        gap = stamps.lost_before(prev, held[1], pts)
+                        for _ in range(gap):
                             yield MissingFrame("lost", "missing from the video (its timestamps skip it)", path)
+                        if gap:
+                            inserted += gap
+                            shifts.append((index, inserted))
                         yield held[0]
+                        index += 1
                         prev = held[1]
                     held = None if frame is None else (frame, pts)
 
@@ -320,8 +1064,19 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
                     yield item if isinstance(item, MissingFrame) else np.asarray(item)
             if i < 0:
                 raise DevolensError("video has no frames", path=path)
+            state["complete"] = True
         finally:
             reader.close()
+        if log is not None:
+            log.done.wait(2.0)  # ffmpeg has ended: its last messages are read (milliseconds)
+        recorded = container_count(path)
+        damage = None
+        if (log is not None and log.count) or recorded.truncated or (recorded.frames and i + 1 < recorded.frames):
+            damage = VideoDamage(path, i + 1, decoded_count[0], log.count if log is not None else 0,
+                                 tuple(log.examples) if log is not None else (), recorded.frames,
+                                 recorded.truncated, tuple(shifts))
+        state["damage"] = damage
+        _remember(path, damage)
     finally:
         if stamps is not None:
             stamps.close()
