@@ -26,6 +26,10 @@ Usage::
     # a new nuclei model, the same total regressor: refit the calibration only
     python scripts/zoo_population.py --out runs/zoo/population_tables.safetensors --zoo DIR_WITH_nuclei \
         --total-from-zoo src/devolens/models/zoo/population
+
+``--total-from-zoo`` keeps the regressor's weight and validation figures as measured when it was embedded (not
+chosen again with the new calibration); the card's ``total_regressor.measured`` says so, and is written where the
+card has none. ``--total-run`` chooses the weight again and writes ``measured`` for it.
 """
 
 from __future__ import annotations
@@ -203,6 +207,39 @@ def total_regressor(run: Path, data: Path, zoo_dir: Path | None, arrays: dict) -
     return tensors, spec
 
 
+def measured_with(spec: dict, cv: dict) -> str:
+    """The total regressor's ``measured`` (its provenance) when its weight is chosen (``--total-run``): with the
+    calibration fitted in the same call."""
+    return (f"validation_total_mae and weight_calibration were measured when this regressor (run {spec['run']}) was "
+            f"embedded by scripts/zoo_population.py --total-run, with the calibration fitted in the same call "
+            f"({cv['chosen']}, {cv['frames']} frames of {cv['embryos']} training embryos); scripts/zoo_population.py "
+            "--total-from-zoo copies them unchanged at a later refit of the calibration: the weight is not chosen "
+            "again then")
+
+
+def kept_total_regressor(folder: Path) -> tuple[dict, dict]:
+    """``--total-from-zoo``: the total regressor of the population model in ``folder``, its fp16
+    ``total_regressor.*`` arrays and the card's ``total_regressor`` spec, weight and validation figures unchanged
+    (not chosen again with the new calibration). The spec's ``measured`` (its provenance) is kept as the card has it;
+    a card without one gets one saying so. Prints what was kept."""
+    from safetensors.numpy import load_file
+
+    card = json.loads((folder / "card.json").read_text())
+    if "total_regressor" not in card:
+        raise SystemExit(f"{folder / 'card.json'} has no total_regressor to keep: give --total-run")
+    spec = dict(card["total_regressor"])
+    tensors = {k: v for k, v in load_file(str(folder / "weights.safetensors")).items() if k.startswith("total_regressor.")}
+    if not spec.get("measured"):
+        spec["measured"] = (f"validation_total_mae and weight_calibration were measured when this regressor (run "
+                            f"{spec.get('run')}) was embedded, with the calibration of that time; "
+                            "scripts/zoo_population.py --total-from-zoo copied them unchanged at a later refit of the "
+                            f"calibration: the weight {spec.get('weight_calibration')} was not chosen again with it")
+    print(f"total regressor kept from {folder} (run {spec.get('run')}): weight_calibration "
+          f"{spec.get('weight_calibration')} and validation_total_mae copied unchanged, not chosen again with this "
+          "calibration (total_regressor.measured says so; --total-run RUN chooses the weight again)")
+    return tensors, spec
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=None)
@@ -212,7 +249,8 @@ def main() -> None:
     ap.add_argument("--total-run", type=Path, default=None, help="a trained recipes/population_total.yaml run to embed")
     ap.add_argument("--total-from-zoo", type=Path, default=None, metavar="POPULATION_DIR",
                     help="keep the total regressor (weights, spec and weight) of this population model folder, "
-                         "e.g. when only the calibration is refitted for a new nuclei model")
+                         "e.g. when only the calibration is refitted for a new nuclei model (the weight is not "
+                         "chosen again: the spec's 'measured' says so)")
     ap.add_argument("--total-data", type=Path, default=ROOT / "runs/zoo/data/pop_total",
                     help="the --data folder that run was trained on")
     ap.add_argument("--zoo", type=Path, default=None, help="folder holding the nuclei model (default: package zoo)")
@@ -245,14 +283,12 @@ def main() -> None:
         raise SystemExit("give --total-run or --total-from-zoo, not both")
     if a.total_run is not None:
         tensors, spec = total_regressor(a.total_run, a.total_data, a.zoo, arrays)
+        spec["measured"] = measured_with(spec, cv)
         arrays.update(tensors)
         a.out.with_suffix(".total.json").write_text(json.dumps(spec, indent=2))
     elif a.total_from_zoo is not None:
-        from safetensors.numpy import load_file
-
-        kept = load_file(str(a.total_from_zoo / "weights.safetensors"))
-        arrays.update({k: v for k, v in kept.items() if k.startswith("total_regressor.")})
-        spec = json.loads((a.total_from_zoo / "card.json").read_text())["total_regressor"]
+        tensors, spec = kept_total_regressor(a.total_from_zoo)
+        arrays.update(tensors)
         a.out.with_suffix(".total.json").write_text(json.dumps(spec, indent=2))
     save_tensors(arrays, a.out)  # readable by all (safetensors' save_file alone: 0600)
     tab.to_csv(a.out.with_suffix(".calibration.csv"), index=False)

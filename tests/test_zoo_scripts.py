@@ -329,3 +329,135 @@ def test_eval_livedead_card_is_written_from_the_per_well_measurement(tmp_path, m
     bf16.write_text(json.dumps({"metrics": metrics, "per_well": per_well, "precision": "bf16"}))
     with pytest.raises(SystemExit, match="not int8"):
         ev.int8_metrics(str(bf16))
+
+
+def _shipped(name: str) -> tuple[dict, str, str]:
+    """A shipped card: card.json as a dict and the texts of card.json and card.md."""
+    import json
+
+    from devolens.models import zoo
+
+    text = (zoo.ZOO_DIR / name / "card.json").read_text()
+    return json.loads(text), text, (zoo.ZOO_DIR / name / "card.md").read_text()
+
+
+def test_eval_livedead_writes_the_shipped_card_from_its_measurement(tmp_path, monkeypatch, capsys):
+    """scripts/eval_livedead.py --zoo writes the whole livedead card: given the shipped card's measured values (the
+    run's training JSON, the pooled metrics, the 24 held-out wells' spread, the int8 section) it writes the shipped
+    card.json and card.md to the byte (commands as run, the held-out wells' limit, metrics_setting), so a rerun
+    keeps the hand corrections; --zoo, zoo_int8.py and --int8-card in turn give the same card."""
+    import json
+    import shutil
+
+    ev = _script("eval_livedead")
+    card, text, md = _shipped("livedead")
+    cfg = {"model": card["architecture"], **card["training"]}
+    metrics = {k: v["value"] for k, v in card["metrics"].items() if not isinstance(v["value"], dict)} | {"wells": 24}
+    sp = card["metrics"]["fraction_dead_error_per_well"]["value"]
+    names = list(ev.SEEN_WELLS)
+    built = ev.livedead_card(cfg, metrics, names, sp, ev.TRAIN_WELLS, "bf16", "2700x3600", card["int8"])
+    assert json.dumps(built, indent=2) + "\n" == text
+    assert ev.card_markdown(built) == md
+    assert built["metrics_setting"]["command"] in ev.COMMANDS and ev.INT8_EVAL_COMMAND in ev.COMMANDS
+
+    # --zoo on new weights: no int8 section yet, so no default figures (only how to measure them) ...
+    fresh = ev.livedead_card(cfg, metrics, names, sp, ev.TRAIN_WELLS, "bf16", "2700x3600")
+    assert "int8" not in fresh and "default_figures" not in fresh["metrics_setting"]
+    assert fresh["metrics_setting"]["default_command"] == ev.INT8_EVAL_COMMAND
+    assert "## int8 inference" not in ev.card_markdown(fresh) and "The default setting" not in ev.card_markdown(fresh)
+    # ... zoo_int8.py adds the section and --int8-card its metrics (both through splice_int8_section): the shipped card
+    fresh["int8"] = {k: v for k, v in card["int8"].items() if k != "metrics"}
+    ev.splice_int8_section(tmp_path, fresh)
+    assert "default_figures" not in json.loads((tmp_path / "card.json").read_text())["metrics_setting"]
+    fresh["int8"] = card["int8"]
+    ev.splice_int8_section(tmp_path, fresh)
+    assert (tmp_path / "card.json").read_text() == text and (tmp_path / "card.md").read_text() == md
+
+    # other held-out wells: the limit on the 24 wells' role is left out
+    other = ev.livedead_card(cfg, metrics, [f"w{s}.tif" for s in range(9100, 9124)], sp, ev.TRAIN_WELLS, "bf16",
+                             "2700x3600")
+    assert ev.SEEN_WELLS_LIMIT not in other["limits"] and ev.SEEN_WELLS_NOTE not in ev.card_markdown(other)
+    assert len(other["limits"]) == len(card["limits"]) - 1
+
+    # --zoo with the zoo's own weights keeps their int8 section (calibrated on them)
+    zoo_dir = tmp_path / "zoo" / "livedead"
+    zoo_dir.mkdir(parents=True)
+    from devolens.models import zoo
+
+    for f in ("card.json", "card.md", "weights.safetensors"):
+        shutil.copy(zoo.ZOO_DIR / "livedead" / f, zoo_dir / f)
+    run = tmp_path / "run" / "model.safetensors"
+    run.parent.mkdir()
+    shutil.copy(zoo_dir / "weights.safetensors", run)
+    run.with_suffix(".json").write_text(json.dumps(cfg))
+    monkeypatch.setattr(ev, "ZOO", zoo_dir)
+    per_well = [{"well": f"w{i}.tif", "true_fraction_dead": 0.3, "pred_fraction_dead": 0.31} for i in range(3)]
+    ev.ship(str(run), metrics | {"wells": 3}, per_well, "", "bf16", "2700x3600")
+    out = capsys.readouterr().out
+    assert "kept the card's int8 section" in out and "limit on those wells' role is left out" in out
+    again = json.loads((zoo_dir / "card.json").read_text())
+    assert again["int8"] == card["int8"] and list(again)[-2:] == ["int8", "metrics_setting"]
+    assert again["metrics_setting"] == card["metrics_setting"] and ev.TRAIN_WELLS in again["training_data"]
+
+
+def _identity_table(md: str) -> tuple:
+    """The shipped identity card.md's leave-one-embryo-out table as the script's ``res`` and ``mean``."""
+    cols = ["founder_acc", "founder_f1", "depth1_acc", "depth1_f1", "founder_acc_none", "depth1_acc_none",
+            "knn_founder_acc", "knn_founder_f1", "knn_depth1_acc", "knn_depth1_f1"]
+    rows, mean = [], None
+    for line in md.splitlines():
+        f = [x.strip().strip("*") for x in line.strip("|").split("|")]
+        if len(f) == 12 and f[1].isdigit():
+            rows.append({"embryo": f[0], "cells": int(f[1]), "train_s": 0.0, **dict(zip(cols, map(float, f[2:])))})
+        elif len(f) == 12 and f[0] == "mean":
+            mean = pd.Series(dict(zip(cols, map(float, f[2:]))))
+    assert len(rows) == 7 and mean is not None
+    return pd.DataFrame(rows), mean
+
+
+def test_train_identity_writes_the_shipped_card_from_its_measurement(capsys):
+    """benchmarks/train_identity.py's card writer, given the shipped card's measured values (architecture, metrics,
+    training record, command, the leave-one-embryo-out table), writes the shipped card.json (metrics_setting and
+    limits included) and card.md (notes and provenance) to the byte; it says when the notes quote other figures
+    than a new measurement's."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import train_identity as ti
+
+    card, text, md = _shipped("identity")
+    built = ti.zoo_card(card["architecture"], card["metrics"], card["training"], card["command"])
+    assert json.dumps(built, indent=2) + "\n" == text
+    assert built["metrics_setting"] == card["metrics_setting"] == ti.METRICS_SETTING
+    res, mean = _identity_table(md)
+    assert ti.card_markdown(built, res, mean) == md
+    assert ti.stale_notes(mean) == []
+    other = mean.copy()
+    other["founder_acc_none"] = 0.871
+    assert ti.stale_notes(other) == ["per-frame ensemble 0.871 / 0.744"]
+
+
+def test_zoo_population_total_from_zoo_keeps_the_regressors_provenance(tmp_path, capsys):
+    """scripts/zoo_population.py --total-from-zoo keeps the total regressor's spec as the card has it, its hand-added
+    `measured` provenance included, says that the weight was not chosen again, and writes a `measured` of its own
+    for a card without one; --total-run's spec gets one measured with its calibration."""
+    import json
+
+    zp = _script("zoo_population")
+    card, _, _ = _shipped("population")
+    zoo_dir = _zoo_copy(tmp_path, "z")
+    tensors, spec = zp.kept_total_regressor(zoo_dir / "population")
+    assert spec == card["total_regressor"] and list(spec)[-1] == "measured"
+    assert tensors and all(k.startswith("total_regressor.") for k in tensors)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "weight_calibration 0.5 and validation_total_mae copied unchanged, not chosen again" in out
+    bare = dict(card, total_regressor={k: v for k, v in card["total_regressor"].items() if k != "measured"})
+    (zoo_dir / "population" / "card.json").write_text(json.dumps(bare))
+    _, spec = zp.kept_total_regressor(zoo_dir / "population")
+    assert "runs/zoo/pop_total32" in spec["measured"] and "the weight 0.5 was not chosen again" in spec["measured"]
+    said = zp.measured_with(spec, {"chosen": "linear_all", "frames": 900, "embryos": 11})
+    assert "linear_all, 900 frames of 11 training embryos" in said and "not chosen again" in said
+    del bare["total_regressor"]
+    (zoo_dir / "population" / "card.json").write_text(json.dumps(bare))
+    with pytest.raises(SystemExit, match="no total_regressor"):
+        zp.kept_total_regressor(zoo_dir / "population")
