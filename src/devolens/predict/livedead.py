@@ -42,6 +42,9 @@ _LOG_SCALE = float(np.log1p(65535.0))
 #: ``SWAP_MIN_OBJECTS``) nuclei dead gets a warning: swapped channels (Draq7 first) read every nucleus as dead
 SWAP_FRACTION = 0.9
 SWAP_MIN_OBJECTS = 20
+#: a channel whose brightest pixel is at most this many counts (16-bit) is blank: every pixel ~0 (an 8-bit value of 0;
+#: below any camera's dark offset), as the empty green of an RGB image read as Draq7 is
+BLANK_COUNTS = 16
 
 
 @dataclass
@@ -70,7 +73,7 @@ class LiveDeadResult:
         ``x``, ``y`` (centroid, px), ``area`` (px), ``class`` (1 live, 2 dead): one row per connected component
         of a class (:func:`extract_objects`), sorted by y then x.
     counts : dict
-        ``live``, ``dead`` (objects of each class) and ``fraction_dead`` (0.0 when there is none).
+        ``live``, ``dead`` (objects of each class) and ``fraction_dead`` (NaN when there is no object).
     """
 
     labels: np.ndarray
@@ -80,14 +83,79 @@ class LiveDeadResult:
 
 
 def counts_from_objects(objects: pd.DataFrame) -> dict[str, float]:
-    """Live and dead counts and the dead fraction from an object table."""
+    """Live and dead counts and the dead fraction from an object table (``fraction_dead`` NaN when there is no object:
+    a well without nuclei has no dead fraction, and 0.0 would read as 'all alive'; counts.csv leaves it empty)."""
     live = int((objects["class"] == 1).sum())
     dead = int((objects["class"] == 2).sum())
-    return {"live": live, "dead": dead, "fraction_dead": dead / (live + dead) if live + dead else 0.0}
+    return {"live": live, "dead": dead, "fraction_dead": dead / (live + dead) if live + dead else float("nan")}
 
 
-def extract_objects(labels, *, min_area: int = 0, band: int = 256, margin: int = 64) -> pd.DataFrame:
-    """Objects (connected components of each class) of a class label image, band by band.
+class _Components:
+    """Running sums of one class's connected components over row bands (:func:`extract_objects`): each band's
+    components get new ids; a component touching one of the previous band's components across the seam (4-connected,
+    as :func:`scipy.ndimage.label` joins pixels) is joined to it in a union-find, so an object of any height is one
+    object. Memory: a few numbers per component and one image row."""
+
+    def __init__(self, width: int):
+        self.parent = np.zeros(1024, np.int64)  # id 0: background; grown by doubling
+        self.n = 1  # ids in use
+        self.sums: list[np.ndarray] = []  # per band: (3, n) area, sum of y, sum of x of its components
+        self.last = np.zeros(width, np.int64)  # the ids along the previous band's last row
+
+    def find(self, i: int) -> int:
+        root = i
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[i] != root:  # path compression
+            self.parent[i], i = root, self.parent[i]
+        return root
+
+    def add(self, mask: np.ndarray, y0: int) -> None:
+        cc, n = ndimage.label(mask)
+        if n:
+            base = self.n
+            flat = cc.ravel()
+            area = np.bincount(flat, minlength=n + 1)[1:]
+            rows = np.bincount(flat, weights=np.repeat(np.arange(y0, y0 + cc.shape[0], dtype=np.float64),
+                                                       cc.shape[1]), minlength=n + 1)[1:]
+            cols = np.bincount(flat, weights=np.tile(np.arange(cc.shape[1], dtype=np.float64), cc.shape[0]),
+                               minlength=n + 1)[1:]
+            if base + n > len(self.parent):
+                self.parent = np.concatenate([self.parent, np.zeros(max(len(self.parent), n), np.int64)])
+            self.parent[base:base + n] = np.arange(base, base + n)
+            self.n = base + n
+            self.sums.append(np.stack([area.astype(np.float64), rows, cols]))
+            first = np.where(cc[0] > 0, cc[0].astype(np.int64) + base - 1, 0)
+            pairs = np.unique(np.stack([self.last, first], 1)[(self.last > 0) & (first > 0)], axis=0)
+            for a, b in pairs:  # objects crossing the seam: one per pair of touching components
+                ra, rb = self.find(int(a)), self.find(int(b))
+                if ra != rb:
+                    self.parent[max(ra, rb)] = min(ra, rb)
+            self.last = np.where(cc[-1] > 0, cc[-1].astype(np.int64) + base - 1, 0)
+        else:
+            self.last[:] = 0
+
+    def objects(self, k: int, min_area: int) -> pd.DataFrame:
+        """One row per joined component of at least ``min_area`` pixels."""
+        roots = self.parent[:self.n].copy()
+        while True:  # pointer jumping: every id to its root
+            nxt = roots[roots]
+            if np.array_equal(nxt, roots):
+                break
+            roots = nxt
+        sums = np.concatenate([np.zeros((3, 1))] + self.sums, axis=1)
+        area, sy, sx = (np.bincount(roots, weights=v, minlength=self.n)[1:] for v in sums)
+        keep = (area > 0) & (area >= min_area)
+        return pd.DataFrame({"x": sx[keep] / area[keep], "y": sy[keep] / area[keep],
+                             "area": area[keep].astype(np.int64), "class": k})
+
+
+def extract_objects(labels, *, min_area: int = 0, band: int = 256, margin: int | None = None) -> pd.DataFrame:
+    """Objects (connected components of each class, 4-connected) of a class label image, band by band.
+
+    Each band's components are joined to the previous band's across the seam (a union-find), so an object of any
+    size is found once, whole, as labelling the whole image would find it, in memory that grows with the image
+    width and the number of objects, not with its area.
 
     Parameters
     ----------
@@ -98,9 +166,8 @@ def extract_objects(labels, *, min_area: int = 0, band: int = 256, margin: int =
         Drop objects smaller than this (pixels).
     band : int
         Rows labelled at once.
-    margin : int
-        Extra rows above and below each band; objects taller than this that cross a band
-        boundary could be missed (nuclei are far smaller).
+    margin : int, optional
+        Ignored (kept for callers that pass it: bands are joined at their seams, no margin is read).
 
     Returns
     -------
@@ -108,38 +175,18 @@ def extract_objects(labels, *, min_area: int = 0, band: int = 256, margin: int =
         ``x``, ``y`` (centroid, px, pixel centres at integer coordinates), ``area``
         (pixels), ``class`` — one row per object, sorted by y then x.
     """
-    h = int(labels.shape[0])
-    rows = []
+    h, w = int(labels.shape[0]), int(labels.shape[1])
+    band = max(1, int(band))
+    comps = {k: _Components(w) for k in (1, 2)}
     for y0 in range(0, h, band):
-        y1 = min(h, y0 + band)
-        a0, a1 = max(0, y0 - margin), min(h, y1 + margin)
-        lab = np.asarray(labels[a0:a1])
-        for k in (1, 2):
-            cc, n = ndimage.label(lab == k)
-            if n == 0:
-                continue
-            flat = cc.ravel()
-            area = np.bincount(flat, minlength=n + 1)[1:]
-            yy = np.repeat(np.arange(cc.shape[0], dtype=np.float64), cc.shape[1])
-            cy = np.bincount(flat, weights=yy, minlength=n + 1)[1:] / np.maximum(area, 1)
-            del yy
-            xx = np.tile(np.arange(cc.shape[1], dtype=np.float64), cc.shape[0])
-            cx = np.bincount(flat, weights=xx, minlength=n + 1)[1:] / np.maximum(area, 1)
-            del xx
-            sl = ndimage.find_objects(cc)
-            top = np.array([s[0].start for s in sl]) + a0
-            bottom = np.array([s[0].stop for s in sl]) + a0  # exclusive
-            keep = (top >= y0) & (top < y1)
-            keep &= (top > a0) | (a0 == 0)          # not cut by the band's upper edge
-            keep &= (bottom < a1) | (a1 == h)       # not cut by the lower edge
-            keep &= area >= min_area
-            if keep.any():
-                rows.append(pd.DataFrame({"x": cx[keep], "y": cy[keep] + a0, "area": area[keep].astype(np.int64),
-                                          "class": k}))
-    if not rows:
+        lab = np.asarray(labels[y0:min(h, y0 + band)])
+        for k, c in comps.items():
+            c.add(lab == k, y0)
+    df = pd.concat([c.objects(k, min_area) for k, c in comps.items()], ignore_index=True)
+    if df.empty:
         return pd.DataFrame({"x": np.zeros(0), "y": np.zeros(0), "area": np.zeros(0, np.int64),
                              "class": np.zeros(0, np.int64)})
-    df = pd.concat(rows, ignore_index=True)
+    df["class"] = df["class"].astype(np.int64)
     return df.sort_values(["y", "x"], kind="stable").reset_index(drop=True)
 
 
@@ -292,7 +339,7 @@ class LiveDeadPredictor:
 
     def predict(self, image: np.ndarray | str | Path, *, probabilities: bool = True,
                 progress: Callable[[int, int], None] | None = None,
-                channels: list[int] | None = None) -> LiveDeadResult:
+                channels: list[int] | None = None, dataset: str | None = None) -> LiveDeadResult:
         """Segment a well held in memory (the result too: for a well larger than memory, :meth:`predict_file`).
 
         Parameters
@@ -312,6 +359,9 @@ class LiveDeadPredictor:
         channels : list of int, optional
             For a path: the indices of the Hoechst and Draq7 channels (``[1, 0]``: Draq7 first), as
             :meth:`predict_file` takes them. An array's channels are chosen by indexing it (``image[[1, 0]]``).
+        dataset : str, optional
+            For an HDF5 file: the dataset holding the well (default: :class:`devolens.predict.tiled.RowReader`'s
+            choice; a file with several 3-D datasets and none named ``image`` is refused with their list).
 
         Returns
         -------
@@ -321,20 +371,32 @@ class LiveDeadPredictor:
         Raises
         ------
         DevolensError
-            Not a (2, H, W) image; a missing or unreadable file, or one without two channels.
+            Not a (2, H, W) image, or one under 2 x 2 pixels; a missing or unreadable file, or one without two
+            channels; a devolens tile store.
+
+        Warns
+        -----
+        UserWarning
+            How the channels were read (their names, an RGB image's colours); lossy JPEG input; a blank channel
+            (every pixel ~0: :data:`BLANK_COUNTS`); no object found; nearly every nucleus dead in a well read by
+            position (:data:`SWAP_FRACTION`).
         """
         if isinstance(image, (str, os.PathLike)):
-            with RowReader(image, channels=2, order=channels) as src:
-                if src.note:
-                    warnings.warn(f"{image}: {src.note}", stacklevel=2)
-                result = self._predict(src, probabilities, progress)
+            with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
+                _warn_notes(image, src)
+                watch = _ChannelWatch(src)
+                result = self._predict(watch, probabilities, progress)
+                _warn_empty(image, watch, src.order, result.counts, "channels=[H, D]" + _rgb_hint(src))
                 _warn_swapped(image, src, result.counts, "channels=[1, 0]")
             return result
-        if channels is not None:
-            raise DevolensError("channels applies to a well file's path; choose an array's channels by indexing it "
-                                "(image[[1, 0]]: Draq7 first)")
+        if channels is not None or dataset is not None:
+            raise DevolensError("channels and dataset apply to a well file's path; choose an array's channels by "
+                                "indexing it (image[[1, 0]]: Draq7 first)")
         image = np.asarray(image)
         self._check(image.shape)
+        from devolens.io.images import check_image_size
+
+        check_image_size(int(image.shape[1]), int(image.shape[2]))
         if image.dtype != np.uint16:
             exact = _whole_counts(image)
             if exact is None:
@@ -342,7 +404,10 @@ class LiveDeadPredictor:
 
                 exact = _to_uint16(image, Path("<array>"))
             image = exact
-        return self._predict(image, probabilities, progress)
+        watch = _ChannelWatch(image)
+        result = self._predict(watch, probabilities, progress)
+        _warn_empty("<array>", watch, None, result.counts, "indexing the array (image[[1, 0]])")
+        return result
 
     def _predict(self, image, probabilities: bool, progress: Callable[[int, int], None] | None) -> LiveDeadResult:
         """:meth:`predict` of a checked (2, H, W) uint16 source: an array or a :class:`RowReader`."""
@@ -362,40 +427,50 @@ class LiveDeadPredictor:
 
     def predict_file(self, image: str | Path, out_dir: str | Path, *, write_probabilities: bool = False,
                      progress: Callable[[int, int], None] | None = None,
-                     channels: list[int] | None = None) -> dict[str, float]:
+                     channels: list[int] | None = None, dataset: str | None = None) -> dict[str, float]:
         """Segment a well file of any size in bounded memory; write results to ``out_dir``.
 
-        Reads the image band by band (uncompressed TIFF or HDF5; a compressed TIFF is
-        loaded whole) and writes ``labels.tif`` (uint8, 0/1/2) band by band, then
-        ``objects.csv`` (x, y, area, class) and ``counts.csv`` (live, dead,
-        fraction_dead). Each file appears only when complete.
+        Reads the image band by band (a TIFF, uncompressed or compressed, strips or tiles, a pyramid's full
+        resolution; or HDF5: :class:`devolens.predict.tiled.RowReader`; a PNG or JPEG is read whole) and writes
+        ``labels.tif`` (uint8, 0/1/2; calibrated with the input TIFF's pixel size, OME or ImageJ, as ImageJ reads it)
+        band by band, then ``objects.csv`` (x, y, area, class: every connected component of each class once, however
+        large) and ``counts.csv`` (live, dead, fraction_dead; fraction_dead empty when there is no object). Each file
+        appears only when complete.
 
         ``channels``: the indices of the Hoechst and Draq7 channels (``[1, 0]``: Draq7 first); by default as the
-        TIFF's channel names say (OME-TIFF, ImageJ), else by position, with a warning when nearly every nucleus
-        reads as dead (``SWAP_FRACTION``: what swapped channels, Draq7 first, give).
+        TIFF's channel names say (OME-TIFF, ImageJ), an RGB image's colours (Hoechst blue, Draq7 red), else by
+        position, with a warning when nearly every nucleus reads as dead (``SWAP_FRACTION``: what swapped channels,
+        Draq7 first, give), or when the channel read as Draq7 (or Hoechst) is blank. ``dataset``: an HDF5 file's
+        dataset (as :meth:`predict` takes it).
 
         Returns
         -------
         dict
-            ``live``, ``dead``, ``fraction_dead``.
+            ``live``, ``dead``, ``fraction_dead`` (NaN when there is no object).
         """
         out_dir = Path(out_dir)
-        with RowReader(image, channels=2, order=channels) as src:
+        with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
             c, h, w = src.shape
-            if src.note:
-                warnings.warn(f"{image}: {src.note}", stacklevel=2)
+            _warn_notes(image, src)
+            pixel = None
+            if src.tiff:
+                from devolens.io.stacks import pixel_size
+
+                pixel = pixel_size(image)
+            watch = _ChannelWatch(src)
             out_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix=".livedead-", dir=out_dir) as tmpd:
                 tmp_labels = Path(tmpd) / "labels.tif"
-                lw = TiffRowWriter(tmp_labels, (h, w), np.uint8)
-                pw = TiffRowWriter(Path(tmpd) / "probs.tif", (3, h, w), np.uint8) if write_probabilities else None
+                lw = TiffRowWriter(tmp_labels, (h, w), np.uint8, pixel=pixel)
+                pw = (TiffRowWriter(Path(tmpd) / "probs.tif", (3, h, w), np.uint8, pixel=pixel)
+                      if write_probabilities else None)
                 try:
                     def sink(y0, rows):
                         lw.write(y0, rows.argmax(axis=0).astype(np.uint8))
                         if pw is not None:
                             pw.write(y0, np.clip(np.rint(rows * 255), 0, 255).astype(np.uint8))
 
-                    predict_tiled(src, self.predict_windows, sink, n_out=3, window=self.window,
+                    predict_tiled(watch, self.predict_windows, sink, n_out=3, window=self.window,
                                   overlap=self.overlap, multiple=self.multiple, batch_size=self.batch_size,
                                   progress=progress)
                 finally:
@@ -404,6 +479,7 @@ class LiveDeadPredictor:
                         pw.close()
                 objects = extract_objects(_LabelRows(tmp_labels, lw.offset, (h, w)), min_area=self.min_area)
                 counts = counts_from_objects(objects)
+                _warn_empty(image, watch, src.order, counts, "--channels H,D" + _rgb_hint(src))
                 _warn_swapped(image, src, counts, "--channels 1,0")
                 write_csv(objects[["x", "y", "area", "class"]], out_dir / "objects.csv", float_format="%.2f")
                 write_csv(pd.DataFrame([counts]), out_dir / "counts.csv")
@@ -423,6 +499,54 @@ def _whole_counts(image: np.ndarray) -> np.ndarray | None:
     if image.size == 0 or image.dtype.kind not in "iuf":
         return None
     return image.astype(np.uint16) if takes_as_counts(*count_stats(image), image.dtype) else None
+
+
+class _ChannelWatch:
+    """A (2, H, W) source (an array, a :class:`RowReader`) that keeps each channel's largest value of the bands read
+    through it (``top``): :func:`predict_tiled` reads every row, so after it ``top`` is the image's."""
+
+    def __init__(self, src):
+        self.src, self.shape = src, tuple(src.shape)
+        self.top = np.zeros(self.shape[0], np.float64)
+
+    def __getitem__(self, key) -> np.ndarray:
+        band = np.asarray(self.src[key])
+        if band.size:
+            self.top = np.maximum(self.top, band.reshape(band.shape[0], -1).max(axis=1))
+        return band
+
+
+def _rgb_hint(src: RowReader) -> str:
+    """For the blank-channel warning of an RGB image: its channels' numbers and the default colour rule."""
+    if src.tiff is False or src._photometric in (2, 6):
+        return " (red 0, green 1, blue 2; without it Hoechst is read from blue and Draq7 from red)"
+    return ""
+
+
+def _warn_notes(image, src: RowReader) -> None:
+    """How the channels were read (``src.note``) and lossy JPEG input (``src.lossy``), one warning each."""
+    for note in (src.note, src.lossy):
+        if note:
+            warnings.warn(f"{image}: {note}", stacklevel=3)
+
+
+def _warn_empty(image, watch: _ChannelWatch, order: list[int] | None, counts: dict[str, float], fix: str) -> None:
+    """Warn of a blank channel (every pixel at most :data:`BLANK_COUNTS`: a wrong channel read, the empty green of an
+    RGB image) and of a well without objects. ``order``: the file's channels read (None: the first two); ``fix``: how
+    to choose others."""
+    blank = [bool(watch.top[i] <= BLANK_COUNTS) for i in range(2)]
+    if all(blank):
+        warnings.warn(f"{image}: no objects found: the image is blank (every pixel ~0 in both channels)",
+                      stacklevel=3)
+        return
+    for i, (stain, effect) in enumerate((("Hoechst", "no nucleus can read as live"),
+                                         ("Draq7", "no nucleus can read as dead"))):
+        if blank[i]:
+            where = f"channel {order[i] if order is not None else i} of the file"
+            warnings.warn(f"{image}: the {stain} channel ({where}) is blank (every pixel ~0): {effect}; if the "
+                          f"{stain} stain is in another channel, choose it with {fix}", stacklevel=3)
+    if counts["live"] + counts["dead"] == 0:
+        warnings.warn(f"{image}: no objects found (the image is blank?)", stacklevel=3)
 
 
 def _warn_swapped(image, src: RowReader, counts: dict[str, float], fix: str) -> None:
@@ -520,20 +644,23 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
                           overlap: int = 64, batch_size: int = 4, fast: bool = True, min_area: int = 12,
                           write_probabilities: bool = False, precision: str = "auto",
                           progress: Callable[[int, int], None] | None = None,
-                          channels: list[int] | None = None, device: str = "cpu") -> dict[str, float]:
+                          channels: list[int] | None = None, device: str = "cpu",
+                          dataset: str | None = None) -> dict[str, float]:
     """Segment a well file with a zoo model (or a run's weights): see :meth:`LiveDeadPredictor.predict_file`
-    (``device``: where the network runs, as :class:`LiveDeadPredictor` takes it).
+    (``device``: where the network runs, as :class:`LiveDeadPredictor` takes it; ``dataset``: an HDF5 file's dataset
+    holding the well).
 
     Raises
     ------
     DevolensError
-        Missing or unreadable image, wrong channel count, unknown model.
+        Missing or unreadable image, wrong channel count, an image under 2 x 2 pixels, a devolens tile store or an
+        HDF5 file with several images and none named, unknown model.
     """
     # check the input before loading the model (fail fast, write nothing)
-    RowReader(image, channels=2, order=channels).close()
+    RowReader(image, channels=2, order=channels, dataset=dataset).close()
     pred = LiveDeadPredictor.load(model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
                                   precision=precision, min_area=min_area, device=device)
     return pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
-                             channels=channels)
+                             channels=channels, dataset=dataset)
 
 

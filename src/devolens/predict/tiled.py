@@ -5,8 +5,8 @@ run through the model in batches, and their outputs are blended with smooth weig
 band accumulator. Rows that no later window touches are normalised and handed to a sink
 (e.g. a label TIFF written row band by row band), then dropped. Memory therefore grows with
 the image *width* times the window height, not with the image area; reading and writing
-go through plain file offsets (uncompressed TIFF) or HDF5 slices, so images larger than
-memory work.
+go through plain file offsets (uncompressed TIFF), the strips or tiles a band crosses (compressed
+or tiled TIFF, OME pyramids) or HDF5 slices, so images larger than memory work.
 
 Blending weights (per window, separable ``w(y) * w(x)``): along a side that lies inside the
 image, the weight is 0 for the first ``margin`` pixels (where the network lacks context),
@@ -111,11 +111,133 @@ def ramp_weights(n: int, overlap: int, margin: int, lo_border: bool, hi_border: 
 # reading and writing rows
 
 
+class _TiffSegments:
+    """Row bands of a compressed or tiled TIFF series (its level 0: a pyramid's full resolution), decoded segment by
+    segment: only the strips or tiles that a band crosses are read and decoded (any compression tifffile decodes;
+    strips or tiles; channels as pages, as separate planes or as samples per pixel), so that memory grows with the
+    image width, not its area. ``self[key]`` indexes as the whole array would (``[:, y0:y1, :]`` with Y the second
+    axis, ``[y0:y1]`` with Y the first), for :class:`RowReader`. The last band's segments are kept, so that the
+    overlapping bands of :func:`predict_tiled` decode each segment once.
+    """
+
+    def __init__(self, tf, series, shape: tuple[int, ...], yaxis: int):
+        self._tf = tf
+        self.shape = shape
+        self.dtype = np.dtype(series.dtype)
+        self.yaxis = yaxis
+        self._pages = list(series.pages)
+        key = series.keyframe
+        self._key = key
+        sp, _, h, w, sc = (int(s) for s in key.shaped)
+        self._sp, self._h, self._w, self._sc = sp, h, w, sc
+        if key.is_tiled:
+            self._seg_rows, self._ncols = int(key.tilelength), -(-w // int(key.tilewidth))
+        else:
+            self._seg_rows, self._ncols = max(1, min(int(key.rowsperstrip or h), h)), 1
+        self._nrows = -(-h // self._seg_rows)  # segment rows (tile rows or strips) per plane
+        self._cache: dict[tuple[int, int, int], np.ndarray] = {}
+
+    @classmethod
+    def open(cls, path: Path, shape: tuple[int, ...], yaxis: int) -> "_TiffSegments | None":
+        """The segment reader of ``path``'s first series, read as an array of ``shape`` (the series' own, or a grey
+        image's ``(1, H, W)``), Y its axis ``yaxis``; None where its layout is not one this reader assembles
+        (volumes, pages of different shapes, a series whose shape does not follow from its pages): those are read
+        whole, as before."""
+        tf = tifffile.TiffFile(path)
+        try:
+            series = tf.series[0]
+            key = series.keyframe
+            pages = list(series.pages)
+            shape = tuple(int(s) for s in shape)
+            sp, depth, h, w, sc = (int(s) for s in key.shaped)
+            rows = int(key.tilelength) if key.is_tiled else max(1, min(int(key.rowsperstrip or h), h))
+            cols = -(-w // int(key.tilewidth)) if key.is_tiled else 1
+            ok = (depth == 1 and len(shape) == 3 and shape[yaxis] == h and (not key.is_tiled or key.tiledepth == 1)
+                  and all(p is not None and getattr(p, "keyframe", p).shaped == key.shaped
+                          and len(p.dataoffsets) == sp * -(-h // rows) * cols for p in pages)
+                  and math.prod(shape[:yaxis]) == len(pages) * sp and math.prod(shape[yaxis + 1:]) == w * sc)
+        except Exception:  # noqa: BLE001 - anything unexpected: read whole, as before
+            ok = False
+        if not ok:
+            tf.close()
+            return None
+        return cls(tf, series, shape, yaxis)
+
+    def close(self) -> None:
+        self._cache.clear()
+        if self._tf is not None:
+            self._tf.close()
+            self._tf = None
+
+    def _segment_row(self, page: int, plane: int, row: int) -> np.ndarray:
+        """Segment row ``row`` (a tile row or a strip) of plane ``plane`` of page ``page``: (rows, W, Sc)."""
+        key = (page, plane, row)
+        if key in self._cache:
+            return self._cache[key]
+        p = self._pages[page]
+        kf = getattr(p, "keyframe", p)
+        r0 = row * self._seg_rows
+        n = min(self._seg_rows, self._h - r0)
+        out = np.empty((n, self._w, self._sc), self.dtype)
+        first = (plane * self._nrows + row) * self._ncols
+        index = list(range(first, first + self._ncols))
+        offsets = [p.dataoffsets[i] for i in index]
+        counts = [p.databytecounts[i] for i in index]
+        decode = kf.decode
+        fh = self._tf.filehandle
+        for data, i in fh.read_segments(offsets, counts, indices=index, sort=True):
+            seg, (_, _, y, x, _), _ = decode(data, i, jpegtables=kf.jpegtables)
+            x = int(x)
+            if seg is None:  # an empty segment (no data written): tifffile's fill value
+                xe = min(self._w, x + (self._w if self._ncols == 1 else int(kf.tilewidth)))
+                out[:, x:xe] = kf.nodata
+                continue
+            seg = seg[0]  # (rows, width, samples)
+            m, k = min(n, seg.shape[0]), min(self._w - x, seg.shape[1])
+            out[:m, x:x + k] = seg[:m, :k]
+        self._cache[key] = out
+        return out
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows ``y0:y1`` as the series holds them (its shape, with ``y1 - y0`` along Y)."""
+        y0, y1 = max(0, y0), min(self._h, y1)
+        n = max(0, y1 - y0)
+        full = np.empty((len(self._pages), self._sp, n, self._w, self._sc), self.dtype)
+        want = set()
+        if n:
+            first, last = y0 // self._seg_rows, (y1 - 1) // self._seg_rows
+            for row in range(first, last + 1):
+                r0 = row * self._seg_rows
+                a, b = max(y0, r0), min(y1, r0 + self._seg_rows)
+                for page in range(len(self._pages)):
+                    for plane in range(self._sp):
+                        want.add((page, plane, row))
+                        full[page, plane, a - y0:b - y0] = self._segment_row(page, plane, row)[a - r0:b - r0]
+        for key in [k for k in self._cache if k not in want]:  # keep only the segments of this band
+            del self._cache[key]
+        shape = list(self.shape)
+        shape[self.yaxis] = n
+        return full.reshape(shape)
+
+    def __getitem__(self, key) -> np.ndarray:
+        if self.yaxis == 0 and isinstance(key, slice):
+            y = key
+        elif self.yaxis == 1 and isinstance(key, tuple) and len(key) == 3 and isinstance(key[1], slice):
+            y = key[1]
+        else:
+            raise IndexError("only row bands of a TIFF read by segments")
+        y0, y1, _ = y.indices(self._h)
+        return self.rows(y0, y1)
+
+
 class RowReader:
-    """Read row bands of a (C, H, W) image from an uncompressed TIFF (or HDF5) without
-    holding the image in memory (a compressed TIFF, and a PNG, JPEG or BMP, are read whole: for
-    two channels, Hoechst from the blue of an RGB image and Draq7 from its red,
-    :func:`devolens.data.tiling.read_colour_image`).
+    """Read row bands of a (C, H, W) image from a TIFF (or HDF5) without holding the image in memory: an
+    uncompressed TIFF through file offsets, a compressed or tiled one (OME-TIFF, a pyramid's full resolution, any
+    compression tifffile decodes) strip by strip or tile by tile (:class:`_TiffSegments`). A PNG, JPEG or BMP is
+    read whole: for two channels, Hoechst from the blue of an RGB image and Draq7 from its red
+    (:func:`devolens.data.tiling.read_colour_image`); an RGB TIFF without channel names likewise, band by band.
+    An HDF5 file: its dataset ``dataset``, else the one 3-D dataset named ``image``, ``images`` or ``data``, else its
+    only 3-D dataset (several: refused with their list); a devolens tile store (``devolens tile make``) is refused.
 
     ``reader[:, y0:y1, :]`` (or ``reader.rows(y0, y1)``) returns a (C, y1-y0, W) array.
     For a two-channel well TIFF, ``order`` (the Hoechst and Draq7 channel indices) or else the file's channel
@@ -139,23 +261,39 @@ class RowReader:
         #: True for a TIFF, False for a PNG, JPEG or BMP (read by its colours), None for an HDF5 file
         self.tiff: bool | None = None
         self._file_shape: tuple | None = None  # a TIFF's shape as the file holds it, for the errors
+        self._segments: _TiffSegments | None = None  # a compressed or tiled TIFF, read band by band
+        self._photometric = self._compression = None  # a TIFF's first page's tags
+        #: a one-line note on lossy (JPEG) compression of the input, or None
+        self.lossy: str | None = None
         if not self.path.exists():
             raise DevolensError("no such file", path=self.path)
         if self.path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
             self._open_h5(dataset)
         else:
             self._open_tiff()
+        try:
+            self._setup(channels, order)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, channels: int | None, order: list[int] | None) -> None:
+        """Shape, channels and their order of the opened file (the rest of ``__init__``)."""
         if self.layout == "YXC":
             c, h, w = self._raw_shape[2], self._raw_shape[0], self._raw_shape[1]
         else:
             c, h, w = self._raw_shape
         self._raw_c = int(c)  # the channels stored (``c`` below: those read)
         file_shape = self._file_shape or self._raw_shape  # as the file holds it, for the messages
+        self.shape = (int(c), int(h), int(w))
         if channels == 2:  # a PNG, JPEG or BMP: its colours say which is which; a TIFF: its names, or ``order``
             from devolens.data.tiling import well_channels
 
-            self.order, self.note = well_channels(self.path, int(c), order, tiff=self.tiff,
-                                                  shape=file_shape)
+            if order is None and self._is_rgb_tiff():  # an RGB TIFF without names: as a PNG, by its colours
+                self.order, self.note = self._colour_order(), RGB_TIFF_NOTE
+            else:
+                self.order, self.note = well_channels(self.path, int(c), order, tiff=self.tiff,
+                                                      shape=file_shape)
             if self.order is not None:
                 c = len(self.order)
         self.shape = (int(c), int(h), int(w))
@@ -163,6 +301,10 @@ class RowReader:
             raise DevolensError(
                 f"expected {channels} channels (Hoechst, Draq7) in a (C, H, W) image, got shape {file_shape}",
                 path=self.path)
+        if channels == 2:  # a well: refused below 2 x 2 pixels, as segment nuclei refuses such an image
+            from devolens.io.images import check_image_size
+
+            check_image_size(int(h), int(w), self.path)
 
     def _open_tiff(self) -> None:
         from devolens.io.stacks import is_tiff
@@ -172,6 +314,9 @@ class RowReader:
             from devolens.data.tiling import read_colour_image
 
             arr = read_colour_image(self.path, self._channels)  # (2, H, W) for a well; else (H, W) or (H, W, C)
+            with open(self.path, "rb") as fh:
+                if fh.read(3) == b"\xff\xd8\xff":
+                    self.lossy = JPEG_NOTE.format(what="a JPEG file")
             if arr.ndim == 2:
                 arr = arr[None]
             elif self._channels != 2:
@@ -190,6 +335,8 @@ class RowReader:
                 page = tf.pages[0]
                 byteorder = tf.byteorder
                 contiguous = offset is not None and page.compression == 1 and not page.is_tiled
+                self._photometric, self._compression = int(page.photometric), int(page.compression)
+                yaxis = series.axes.find("Y")
         except DevolensError:
             raise
         except Exception as exc:
@@ -197,6 +344,7 @@ class RowReader:
         self._file_shape = shape  # a grey (H, W) image is read as (1, H, W)
         if len(shape) == 2:
             shape = (1,) + shape
+            yaxis = yaxis + 1 if yaxis >= 0 else yaxis
         if len(shape) != 3:
             raise DevolensError(f"expected a (C, H, W) image, got shape {shape}", path=self.path)
         self.layout = "YXC" if (shape[2] <= 4 and shape[0] > 4) else "CYX"
@@ -210,11 +358,25 @@ class RowReader:
             if have < need:  # read band by band from its offset: a cut file would fail part-way, with a traceback
                 raise DevolensError(f"the file is cut short ({have:,} of the {need:,} bytes its header promises: "
                                     "an interrupted copy or save?)", path=self.path)
-        else:  # compressed or tiled TIFF: load it (memory ~ image size)
+        else:  # compressed or tiled TIFF: decoded band by band, strip by strip or tile by tile
             self._offset = None
-            with quiet_tifffile():
-                arr = tifffile.imread(self.path)
-            self._array = arr.reshape(shape)
+            if self._compression in JPEG_COMPRESSIONS:
+                self.lossy = JPEG_NOTE.format(what="JPEG-compressed TIFF")
+            try:
+                with quiet_tifffile():
+                    if (self.layout, yaxis) in (("CYX", 1), ("YXC", 0)):
+                        self._segments = _TiffSegments.open(self.path, shape, yaxis)
+                    if self._segments is not None:
+                        self._segments.rows(0, 1)  # a codec that is missing or fails: said now, not part-way
+                        self._array = self._segments
+                    else:  # a layout the segment reader does not assemble: loaded whole (memory ~ image size)
+                        self._array = tifffile.imread(self.path).reshape(shape)
+            except DevolensError:
+                raise
+            except Exception as exc:
+                self.close()
+                raise DevolensError(f"cannot decode its pixels ({exc.__class__.__name__}: {exc})",
+                                    path=self.path) from None
 
     def _open_h5(self, dataset: str | None) -> None:
         import h5py
@@ -224,20 +386,12 @@ class RowReader:
             f = h5py.File(self.path, "r")
         except OSError as exc:
             raise DevolensError(f"not a readable HDF5 file (truncated or corrupt?): {exc}", path=self.path) from None
-        name = dataset
-        if name is None:
-            for k in ("image", "images", "data"):
-                if k in f and f[k].ndim == 3:
-                    name = k
-                    break
-        if name is None:
-            cands = [k for k in f.keys() if isinstance(f[k], h5py.Dataset) and f[k].ndim == 3]
-            if not cands:
-                f.close()
-                raise DevolensError("no 3-D (C, H, W) dataset in the HDF5 file", path=self.path)
-            name = cands[0]
+        try:
+            ds = _h5_image(f, dataset, self.path)
+        except BaseException:
+            f.close()
+            raise
         self._h5 = f
-        ds = f[name]
         self._raw_shape = tuple(int(s) for s in ds.shape)
         self.layout = "YXC" if (self._raw_shape[2] <= 4 and self._raw_shape[0] > 4) else "CYX"
         self.dtype = np.dtype(ds.dtype)
@@ -248,12 +402,57 @@ class RowReader:
         if self._h5 is not None:
             self._h5.close()
             self._h5 = None
+        if self._segments is not None:
+            self._segments.close()
+            self._segments = None
+            self._array = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+    def _is_rgb_tiff(self) -> bool:
+        """An RGB (or YCbCr) TIFF of 3 or 4 samples per pixel whose channels are not named (OME, ImageJ)."""
+        if not self.tiff or self._photometric not in (2, 6) or self._raw_c not in (3, 4):
+            return False
+        from devolens.data.tiling import tiff_channel_names
+
+        return tiff_channel_names(self.path) is None
+
+    def _colour_order(self) -> list[int]:
+        """``[2, 0]`` (Hoechst blue, Draq7 red) for an RGB TIFF, checked band by band as
+        :func:`devolens.data.tiling.read_colour_image` checks a PNG: refused when grey (red, green and blue equal)
+        or when its green holds signal (its 99th percentile above ``GREEN_SIGNAL`` of red's or blue's)."""
+        from devolens.data.tiling import GREEN_SIGNAL, SAVE_WELL
+
+        h = self.shape[1]
+        grey = True
+        exact = self.dtype.kind == "u" and self.dtype.itemsize <= 2
+        hists = [np.zeros(65536 if self.dtype.itemsize == 2 else 256, np.int64) for _ in range(3)]
+        planes: list[list[np.ndarray]] = [[], [], []]
+        for y0 in range(0, h, 256):
+            band = self._raw_rows(y0, y0 + 256)[:3]
+            grey = grey and np.array_equal(band[0], band[1]) and np.array_equal(band[1], band[2])
+            for k in range(3):
+                if exact:
+                    hists[k] += np.bincount(band[k].ravel(), minlength=hists[k].size)
+                else:
+                    planes[k].append(band[k].ravel())
+        if grey:
+            raise DevolensError(f"a grey image (red, green and blue equal) holds one channel; a well needs two "
+                                f"(Hoechst, Draq7): {SAVE_WELL}", path=self.path)
+        if exact:
+            top = [_hist_percentile(hh, 99) for hh in hists]
+        else:
+            top = [float(np.percentile(np.concatenate(pp), 99)) for pp in planes]
+        if top[1] > GREEN_SIGNAL * max(top[0], top[2]):
+            raise DevolensError("an RGB TIFF with signal in green: which colour holds Hoechst and which Draq7 cannot "
+                                "be told (read by default: Hoechst in blue, Draq7 in red, green empty); choose them "
+                                "with --channels H,D (0-based: red 0, green 1, blue 2; Hoechst in blue and Draq7 in "
+                                "red is --channels 2,0)", path=self.path)
+        return [2, 0]
 
     def __getitem__(self, key) -> np.ndarray:
         if not (isinstance(key, tuple) and len(key) == 3 and key[0] == slice(None) and key[2] == slice(None)
@@ -330,6 +529,75 @@ class RowReader:
         return np.clip(band, 0, 65535).astype(np.uint16)
 
 
+#: the note of a well read from an RGB TIFF by its colours
+RGB_TIFF_NOTE = ("an RGB TIFF without channel names: Hoechst read from its blue, Draq7 from its red (as for a PNG); "
+                 "--channels H,D chooses others (red 0, green 1, blue 2)")
+#: TIFF compressions that lose detail (JPEG; the old-style one; DNG's lossy JPEG)
+JPEG_COMPRESSIONS = frozenset({6, 7, 34892})
+#: the note on a lossy JPEG input
+JPEG_NOTE = ("{what}: lossy compression shifts live/dead calls (one well read 0.39 dead from a JPEG, 0.18 from the "
+             "same pixels saved losslessly); segment the microscope's lossless file where there is one")
+
+
+def _hist_percentile(hist: np.ndarray, q: float) -> float:
+    """The ``q``-th percentile (numpy's default, linear) of the values whose histogram (counts of 0, 1, 2...) is
+    ``hist``: :func:`numpy.percentile` of the values themselves, without holding them."""
+    n = int(hist.sum())
+    if n == 0:
+        return 0.0
+    pos = q / 100.0 * (n - 1)
+    lo = int(math.floor(pos))
+    cum = np.cumsum(hist)
+    vlo = int(np.searchsorted(cum, lo, side="right"))
+    vhi = int(np.searchsorted(cum, min(lo + 1, n - 1), side="right"))
+    return vlo + (vhi - vlo) * (pos - lo)
+
+
+def _h5_datasets(f) -> list[tuple[str, tuple[int, ...]]]:
+    """Every dataset of an open HDF5 file, ``(name, shape)``, groups included."""
+    import h5py
+
+    found: list[tuple[str, tuple[int, ...]]] = []
+    f.visititems(lambda name, obj: found.append((name, tuple(int(s) for s in obj.shape)))
+                 if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def _h5_image(f, dataset: str | None, path: Path):
+    """The image dataset of an open HDF5 file (:class:`RowReader`): ``dataset`` when named, else the 3-D dataset
+    named ``image``, ``images`` or ``data``, else its only 3-D dataset.
+
+    Raises
+    ------
+    DevolensError
+        A devolens tile store (training tiles, not a well); ``dataset`` missing or not 3-D; no 3-D dataset; several
+        and none named (the message lists them).
+    """
+    from devolens.data.tiling import STORE_FORMAT
+
+    if f.attrs.get("format") == STORE_FORMAT:
+        raise DevolensError("a devolens tile store (training tiles cut by `devolens tile make`), not a well image: "
+                            "segment the well image it was cut from", path=path)
+    listing = ", ".join(f"{n} {s}" for n, s in _h5_datasets(f)) or "none"
+    if dataset is not None:
+        if dataset not in f or not hasattr(f[dataset], "shape"):
+            raise DevolensError(f"no dataset {dataset!r} in the HDF5 file (its datasets: {listing})", path=path)
+        if f[dataset].ndim != 3:
+            raise DevolensError(f"dataset {dataset!r} has shape {f[dataset].shape}, not a (C, H, W) image",
+                                path=path)
+        return f[dataset]
+    for k in ("image", "images", "data"):
+        if k in f and hasattr(f[k], "shape") and f[k].ndim == 3:
+            return f[k]
+    cands = [n for n, s in _h5_datasets(f) if len(s) == 3]
+    if not cands:
+        raise DevolensError(f"no 3-D (C, H, W) dataset in the HDF5 file (its datasets: {listing})", path=path)
+    if len(cands) > 1:
+        raise DevolensError(f"several 3-D datasets in the HDF5 file ({listing}): name the well's image (dataset=, "
+                            "or save it as 'image')", path=path)
+    return f[cands[0]]
+
+
 def count_stats(a: np.ndarray, axis: int = -2, band: int = 256) -> tuple[float, bool]:
     """``(max, whole)`` of an image (or a part of one): its largest value (NaN as 0) and whether every value is a
     whole count within 0..65535; read ``band`` rows (along ``axis``) at a time, so that the float64 copies stay
@@ -368,15 +636,30 @@ class TiffRowWriter:
 
     The file is created at its full size up front (header + data, zeros), then
     :meth:`write` puts rows at their offsets; nothing is held in memory.
+
+    ``pixel`` (``(x, y, unit)``, as :func:`devolens.io.stacks.pixel_size` gives an input's) is written as
+    :func:`devolens.io.images.write_label_tif` writes it, so that Fiji and napari show the image calibrated: ImageJ's
+    resolution tags and ``unit`` (an image of 2 GB or more, past what an ImageJ TIFF holds: resolution tags per
+    centimetre, for micrometres).
     """
 
-    def __init__(self, path: str | Path, shape: tuple[int, ...], dtype=np.uint8):
+    def __init__(self, path: str | Path, shape: tuple[int, ...], dtype=np.uint8,
+                 pixel: "tuple[float, float, str] | None" = None):
         self.path = Path(path)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
         axes = "CYX" if len(self.shape) == 3 else "YX"
-        mm = tifffile.memmap(self.path, shape=self.shape, dtype=self.dtype, metadata={"axes": axes},
-                             photometric="minisblack")
+        extra: dict = {"metadata": {"axes": axes}}
+        if pixel is not None:
+            sx, sy, unit = pixel
+            if math.prod(self.shape) * self.dtype.itemsize < 2**31 and self.dtype.itemsize <= 2:
+                # ImageJ's description is ASCII: micrometres as ImageJ itself writes them
+                extra = {"imagej": True, "resolution": (1.0 / sx, 1.0 / sy),
+                         "metadata": {"axes": axes, "unit": "micron" if unit == "µm"
+                                      else unit.encode("ascii", "replace").decode()}}
+            elif unit == "µm":
+                extra["resolution"], extra["resolutionunit"] = (1e4 / sx, 1e4 / sy), "CENTIMETER"
+        mm = tifffile.memmap(self.path, shape=self.shape, dtype=self.dtype, photometric="minisblack", **extra)
         self.offset = int(mm.offset)  #: where the image data start in the file
         self._order = mm.dtype.byteorder
         del mm
