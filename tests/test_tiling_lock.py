@@ -150,20 +150,20 @@ def test_a_swallowed_signal_stops_the_tiling(tmp_path, wells, monkeypatch):
     got: list[int] = []
     monkeypatch.setattr(atomic, "received_signals", got)
     store = tmp_path / "t.h5"
-    tile_to_h5([wells[0][0]], store, [wells[0][1]], tile=32, stride=16)
+    tile_to_h5([wells[0][0]], store, [wells[0][1]], tile=32, stride=16, chunk=8)
     before = store.read_bytes()
     flushed: list[int] = []
     real = tiling._Writer._flush
 
-    def flush(self, count):
-        flushed.append(count)
+    def flush(self):
+        flushed.append(self.fill)
         got.append(signal.SIGINT)  # as if Ctrl-C came now and Python dropped its KeyboardInterrupt
-        real(self, count)
+        real(self)
 
     monkeypatch.setattr(tiling._Writer, "_flush", flush)
-    with pytest.raises(KeyboardInterrupt):
-        tile_to_h5([w for w, _ in wells[1:]], store, [lab for _, lab in wells[1:]], tile=32, stride=4,
-                   append=True, chunk=8)
+    with pytest.raises(KeyboardInterrupt):  # the store's stride (an append must match it) and chunk of 8 tiles
+        tile_to_h5([w for w, _ in wells[1:]], store, [lab for _, lab in wells[1:]], tile=32, stride=16,
+                   append=True)
     assert len(flushed) == 1  # stopped at the first chunk written, not at the end
     assert store.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.h5"]

@@ -37,8 +37,10 @@ _COLOUR_WELL = ("an RGB PNG, JPEG or BMP with Hoechst in blue and Draq7 in red (
 
 #: --channels of segment livedead and tile make
 _CHANNELS_HELP = ("Which channels of a well TIFF hold Hoechst (every nucleus) and Draq7 (dead nuclei): H,D, 0-based "
-                  "(1,0: Draq7 saved first; 0,2: two of three channels). Default: as the file's channel names say "
-                  "(OME-TIFF, ImageJ: Hoechst/DAPI, DRAQ7/PI/SYTOX; a note says so), else Hoechst first.")
+                  "(1,0: Draq7 saved first; 0,2: two of three channels; an RGB TIFF's red 0, green 1, blue 2). "
+                  "Default: as the file's channel names say (OME-TIFF, ImageJ: Hoechst/DAPI, DRAQ7/PI/SYTOX; a note "
+                  "says so), an RGB TIFF without names by its colours (Hoechst blue, Draq7 red: 2,0), else Hoechst "
+                  "first.")
 
 
 def _parse_channels(text: str | None) -> list[int] | None:
@@ -114,7 +116,8 @@ def simulate_well_command(
     ),
     objects: Optional[Path] = typer.Option(
         None, "--objects",
-        help="Object table CSV (columns id, x, y, area, class, in_focus, radius); default: <out>.objects.csv beside --out.",
+        help="Object table CSV (columns id, x, y, area, class, in_focus, radius); default: beside --out, named after "
+        "it without its extension (--out w.tif writes w.objects.csv).",
     ),
 ) -> None:
     """Simulate a stitched two-channel live/dead well with its ground truth."""
@@ -214,7 +217,8 @@ tile_app = typer.Typer(
 @tile_app.command("make", cls=_MakeCommand)
 def tile_make_command(
     images: List[Path] = typer.Argument(..., help="Images to tile: (C, H, W) uint16 TIFF (C=2: Hoechst, Draq7), or "
-                                        f"{_COLOUR_WELL}."),
+                                        f"{_COLOUR_WELL}; an RGB TIFF without channel names is read by its colours "
+                                        "likewise, as `segment livedead` reads it."),
     labels: Optional[List[Path]] = typer.Option(
         None, "--labels",
         help="Label images (H, W) uint8 (0 background, 1 live, 2 dead), TIFF or PNG (not JPEG: its compression "
@@ -224,12 +228,16 @@ def tile_make_command(
                              "writing one store take turns (a lock file .NAME.lock beside it): a second run waits "
                              "for the first to finish, so that --append runs started together add all their images."),
     tile: int = typer.Option(160, "--tile", min=8, help="Tile side in pixels."),
-    stride: int = typer.Option(80, "--stride", min=1, help="Step between tiles in pixels (tile/2 = 50% overlap)."),
+    stride: int = typer.Option(80, "--stride", min=1, help="Step between tiles in pixels (tile/2 = 50% overlap); "
+                               "the last row and column of tiles lie flush with the bottom and right edges, so that "
+                               "every pixel is in a tile. An image smaller than the tile is refused."),
     keep: str = typer.Option(
         "mixed", "--keep", callback=choice(*KEEP_CHOICES),
         help="'mixed': keep only tiles holding more than one class; 'all': keep every tile."
     ),
-    append: bool = typer.Option(False, "--append", help="Add the tiles to an existing store instead of replacing it."),
+    append: bool = typer.Option(False, "--append", help="Add the tiles to an existing store instead of replacing it. "
+                                "--tile, --stride and --keep must be the store's (refused otherwise: its attributes "
+                                "describe every tile in it); its --chunk and --compression are kept."),
     compression: str = typer.Option("lzf", "--compression", callback=choice(*COMPRESSIONS), help="Chunk compression: lzf (fast; h5py's own filter, which HDF5 tools outside Python (h5dump, MATLAB, R, Fiji) read only with a plugin), gzip (level 1, read everywhere) or none."),
     chunk: int = typer.Option(1000, "--chunk", min=1, help="Samples per HDF5 chunk (what a streaming reader fetches)."),
     channels: Optional[str] = typer.Option(None, "--channels", help=_CHANNELS_HELP + " The same for every image."),
@@ -245,7 +253,7 @@ def tile_make_command(
     order = _parse_channels(channels)
     for source in (*images, *(labels or ())):  # the store replaces --out: never one of the inputs
         check_out(out, source)
-    with _show_warnings(), progress_bar("tiling") as cb:
+    with _show_warnings(), progress_bar("tiling (tile positions)") as cb:  # counted row of tiles by row of tiles
         summary = tile_to_h5(
             images, out, labels or None, tile=tile, stride=stride, keep=keep, append=append,
             compression=None if compression == "none" else compression, chunk=chunk, progress=cb, order=order,
@@ -280,8 +288,11 @@ def tile_stats_command(
 
 
 def segment_livedead_command(
-    image: Path = typer.Argument(..., help="Well image: (C, H, W) uint16 TIFF, C=2 (Hoechst, Draq7); any size "
-                                 f"(read in bands: bounded memory). Or {_COLOUR_WELL}, read whole."),
+    image: Path = typer.Argument(..., help="Well image: (C, H, W) uint16 TIFF, C=2 (Hoechst, Draq7); any size, read "
+                                 "in bands (bounded memory): uncompressed, compressed and tiled TIFFs alike (an OME "
+                                 "pyramid at its full resolution); an RGB TIFF without channel names by its colours "
+                                 "(Hoechst blue, Draq7 red). Or a (C, H, W) HDF5 dataset (--dataset), also in bands. "
+                                 f"Or {_COLOUR_WELL}, read whole."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: labels.tif, objects.csv, counts.csv."),
     model: str = typer.Option("livedead", "--model", help="Zoo model name, a live/dead training run's folder "
                               "(`devolens train --out`: its best checkpoint) or its best.safetensors."),
@@ -305,6 +316,10 @@ def segment_livedead_command(
         None, "--channels", help=_CHANNELS_HELP + " Read by position, a well with nearly every nucleus dead (what "
         "swapped channels give) gets a warning."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", metavar="NAME",
+        help="For an HDF5 IMAGE: the dataset holding the well (C, H, W); default: the one named image, images or "
+        "data, else its only 3-D dataset (several and none named: refused with their list)."),
 ) -> None:
     """Segment live and dead nuclei in a well of any size (tiled, bounded memory)."""
     from devolens.cli._common import console, progress_bar
@@ -340,11 +355,13 @@ def segment_livedead_command(
         counts = segment_livedead_file(
             image, stage.tmp, model=model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
             precision=precision, min_area=min_area, write_probabilities=probabilities, progress=cb, channels=order,
-            device=device,
+            device=device, dataset=dataset,
         )
+    fraction = counts["fraction_dead"]
+    # a well without objects has no dead fraction (NaN; counts.csv leaves it empty): said in words, not 'nan'
+    said = "no objects: fraction dead none" if fraction != fraction else f"fraction dead {fraction:.3f}"
     console.print(
-        f"wrote {out}/labels.tif, objects.csv, counts.csv: {counts['live']} live, {counts['dead']} dead "
-        f"(fraction dead {counts['fraction_dead']:.3f})"
+        f"wrote {out}/labels.tif, objects.csv, counts.csv: {counts['live']} live, {counts['dead']} dead ({said})"
     )
 
 

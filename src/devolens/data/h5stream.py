@@ -18,17 +18,21 @@ Examples
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import h5py
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from devolens.data.tiling import open_store
+from devolens.errors import DevolensError
 
-__all__ = ["H5TileStream", "flip_rotate", "h5_datasets", "normalize_uint16", "split_store", "store_len"]
+__all__ = ["H5TileStream", "StoreSplit", "flip_rotate", "h5_datasets", "normalize_uint16", "split_store", "split_tiles",
+           "store_len"]
 
 _LOG_SCALE = float(np.log1p(65535.0))
 
@@ -223,38 +227,224 @@ def flip_rotate(gain: tuple[float, float] = (0.5, 2.0), crop: int | None = None)
     return _t
 
 
-def split_store(path: str | Path, val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Split a tile store's samples by source image (whole wells on one side).
+#: ``data.split_by`` values a tile store splits by: whole source images (``group``, the recipes' default, is the
+#: source image of a store's tiles), or a band of each image (``region``)
+STORE_SPLITS = ("source", "group", "region")
+
+
+@dataclass
+class StoreSplit:
+    """A train/validation split of a tile store's tiles (:func:`split_tiles`); unpacks as ``train, val``.
+
+    Attributes
+    ----------
+    train, val, dropped : int64 arrays, sorted
+        Positions (into the tiles split) that train, validate, and are used by neither: training tiles that
+        share pixels with a validation tile (the guard).
+    group : ndarray of str
+        Per tile, what it was split by: its source image, or ``sS:val`` / ``sS:train`` for a band of source ``S``.
+    by : str
+        ``source`` (whole images on one side), ``region`` (a band of each image) or ``tiles`` (no tile
+        coordinates: the last tiles of each image).
+    note : str
+        One line: how it split, the fraction that validates and the tiles dropped.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    dropped: np.ndarray
+    group: np.ndarray
+    by: str
+    note: str
+
+    def __iter__(self):
+        return iter((self.train, self.val))
+
+    def sides(self) -> np.ndarray:
+        """Per tile: ``train``, ``val`` or ``drop`` (what a run's ``split.csv`` records)."""
+        side = np.full(self.group.size, "train", dtype=object)
+        side[self.val] = "val"
+        side[self.dropped] = "drop"
+        return side
+
+
+def _overlapping(train_yx: np.ndarray, val_yx: np.ndarray, tile: int) -> np.ndarray:
+    """Which tiles at ``train_yx`` (top-left corners, one image) share a pixel with a tile at ``val_yx``."""
+    hit = np.zeros(len(train_yx), bool)
+    if not len(train_yx) or not len(val_yx):
+        return hit
+    order = np.argsort(val_yx[:, 0], kind="stable")
+    vy, vx = val_yx[order, 0], val_yx[order, 1]
+    for y in np.unique(train_yx[:, 0]):
+        rows = train_yx[:, 0] == y
+        lo, hi = np.searchsorted(vy, y - tile, "right"), np.searchsorted(vy, y + tile, "left")
+        if lo >= hi:
+            continue
+        xs = np.sort(vx[lo:hi])
+        tx = train_yx[rows, 1]
+        hit[rows] = np.searchsorted(xs, tx - tile, "right") < np.searchsorted(xs, tx + tile, "left")
+    return hit
+
+
+def _band_cut(ys: np.ndarray, tile: int, want: float) -> int:
+    """The first row of the band at the bottom of one image whose tiles (top-left rows ``ys``; or columns: the
+    band at its right) validate: the fraction validating among the tiles used (those of the band, and those above
+    it that overlap none of its) nearest ``want``, one row of tiles at least and some left to train."""
+    rows = np.unique(ys)
+    best, best_err = int(rows[-1]), None
+    for cut in rows[1:][::-1]:  # from the bottom row up; the top row always trains
+        val = int((ys >= cut).sum())
+        near = int(((ys < cut) & (ys > cut - tile)).sum())  # above the band, overlapping it (about)
+        used = len(ys) - near
+        if used - val <= 0:
+            break
+        err = abs(val / used - want)
+        if best_err is None or err < best_err:
+            best, best_err = int(cut), err
+        elif val / used > want:
+            break
+    return best
+
+
+def split_tiles(source: np.ndarray | None, coords: np.ndarray | None, tile: int, val_fraction: float = 0.2,
+                seed: int = 0, split_by: str = "source", same: dict | None = None) -> StoreSplit:
+    """Split tiles into train and validation without sharing pixels: the one split of tile stores
+    (:func:`split_store`, :func:`h5_datasets` and ``devolens train``).
+
+    Parameters
+    ----------
+    source : (N,) int array, optional
+        Each tile's source image (a store's ``source``); None: one image.
+    coords : (N, 2) int array, optional
+        Each tile's top-left ``(y, x)`` in its image, pixels (a store's ``coords``); None: unknown.
+    tile : int
+        Tile side in pixels.
+    val_fraction : float
+        The fraction of tiles to validate (0 < f < 1).
+    seed : int
+        Seed of the order in which whole images are drawn for validation.
+    split_by : {"source", "group", "region"}
+        ``source`` (and ``group``): with several source images, whole images on one side (images in a seeded
+        order until ``val_fraction`` of the tiles validate; one at least, one left to train); with one image,
+        as ``region``. ``region``: the bottom band of every image validates (whole rows of tiles, its share of
+        the image's tiles nearest ``val_fraction``).
+    same : dict, optional
+        ``{source: key}``: sources of one key (the same pixels labelled twice) go to one side together.
 
     Returns
     -------
-    (train_indices, val_indices) : int64 arrays, sorted
-        With a single source, the split falls back to blocks of consecutive chunks.
+    StoreSplit
+        Training tiles that share pixels with a validation tile (``|dy| < tile`` and ``|dx| < tile``, same image)
+        are dropped (``dropped``): validation never sees pixels trained on. Without ``coords``, the last tiles of
+        each image validate and nothing is dropped (their places are unknown).
+    """
+    if split_by not in STORE_SPLITS:
+        raise DevolensError(f"data.split_by: a tile store splits by {' or '.join(map(repr, STORE_SPLITS))} "
+                            f"(whole source images, or a band of each image), not {split_by!r}")
+    f = float(val_fraction)
+    if not 0.0 < f < 1.0:
+        raise DevolensError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    n = len(coords) if coords is not None else (len(source) if source is not None else 0)
+    src = np.zeros(n, np.int64) if source is None else np.asarray(source, np.int64)
+    if n < 2:
+        raise DevolensError(f"need at least 2 tiles to train and validate, found {n}")
+    images = np.unique(src)
+    is_val = np.zeros(n, bool)
+    dropped = np.zeros(n, bool)
+    group = src.astype(str).astype(object)
+    if images.size >= 2 and split_by in ("source", "group"):
+        by = "source"
+        key = np.array([str((same or {}).get(int(s), int(s))) for s in src], dtype=object)
+        keys = pd.unique(key)
+        if keys.size < 2:  # every source the same pixels: as one image
+            by = "region"
+        else:
+            order = list(keys)
+            np.random.default_rng(int(seed)).shuffle(order)
+            sizes = pd.Series(key).value_counts()
+            chosen, got = [], 0
+            for k in order[:-1]:
+                if got >= f * n and chosen:
+                    break
+                chosen.append(k)
+                got += int(sizes[k])
+            is_val = np.isin(key, chosen)
+    else:
+        by = "region" if coords is not None else "tiles"
+    if by in ("region", "tiles"):
+        yx = None if coords is None else np.asarray(coords, np.int64)
+        for s in images:
+            at = np.flatnonzero(src == s)
+            if at.size < 2:
+                continue
+            if yx is None:  # no places: the last tiles of the image
+                k = min(at.size - 1, max(1, int(round(f * at.size))))
+                is_val[at[-k:]] = True
+                continue
+            axis = 0 if np.unique(yx[at, 0]).size > 1 else 1  # a band of rows; of columns in one row of tiles
+            v = yx[at, axis] >= _band_cut(yx[at, axis], tile, f)
+            is_val[at[v]] = True
+            dropped[at[~v]] = _overlapping(yx[at[~v]], yx[at[v]], tile)
+            group[at] = np.where(v, f"s{int(s)}:val", f"s{int(s)}:train")
+    used = int(n - dropped.sum())
+    n_val = int(is_val.sum())
+    tr = np.flatnonzero(~is_val & ~dropped)
+    if not n_val or not tr.size:
+        raise DevolensError(f"cannot split {n} tiles into training and validation tiles that share no pixels: "
+                            "tile more images (or a larger one), or use a smaller --stride")
+    share = f"{n_val} of the {used} tiles used ({100 * n_val / max(used, 1):.1f} %; data.val_fraction {f:g})"
+    if by == "source":
+        note = (f"tile store split by source image: {np.unique(src[is_val]).size} of its {images.size} images "
+                "validate, "
+                f"{share}; whole images on one side (data.split_by: region holds out a band of each image instead)")
+    elif by == "region":
+        note = (f"tile store split by region: a band of tiles at the bottom of {'each' if images.size > 1 else 'the'} "
+                f"image validates, {share}; {int(dropped.sum())} training tiles that share pixels with validation "
+                "tiles are dropped, so that validation never sees pixels trained on")
+    else:
+        note = (f"tile store without tile places (coords): the last tiles of each image validate, {share}; "
+                "overlapping tiles cannot be told apart, so validation may share pixels with training")
+    return StoreSplit(tr.astype(np.int64), np.flatnonzero(is_val).astype(np.int64),
+                      np.flatnonzero(dropped).astype(np.int64), np.asarray(group, dtype=object), by, note)
+
+
+def store_split_inputs(f: h5py.File, n: int | None = None) -> tuple[np.ndarray | None, np.ndarray | None, int,
+                                                                      dict | None]:
+    """What :func:`split_tiles` reads of an open HDF5 tile file: ``source``, ``coords`` (None where absent), the
+    tile side and the sources holding the same pixels (a store's ``source_digests``)."""
+    import json
+
+    n = int(f["images"].shape[0]) if n is None else n
+    source = np.asarray(f["source"][:n]) if "source" in f else None
+    coords = np.asarray(f["coords"][:n]) if "coords" in f else None
+    tile = int(f["images"].shape[-1])
+    same = None
+    try:
+        digests = json.loads(f.attrs.get("source_digests", "null")) or []
+    except (TypeError, ValueError):
+        digests = []
+    if digests:
+        same = {i: d.split("+")[0] for i, d in enumerate(digests) if isinstance(d, str)}
+    return source, coords, tile, same
+
+
+def split_store(path: str | Path, val_fraction: float = 0.2, seed: int = 0, split_by: str = "source") -> StoreSplit:
+    """Split a tile store's tiles for training and validation (:func:`split_tiles`: whole source images, or a
+    band of each image, without tiles that share pixels across the split).
+
+    Returns
+    -------
+    StoreSplit
+        ``train, val = split_store(...)`` unpacks the sorted int64 indices of each side; ``dropped`` and ``note``
+        say what the guard left out and how it split.
     """
     with open_store(path) as f:
-        src = f["source"][:]
-        chunk = int(f["images"].chunks[0]) if f["images"].chunks else 1000
-    n = src.size
-    groups = np.unique(src)
-    rng = np.random.default_rng(seed)
-    if groups.size >= 2:
-        n_val = min(groups.size - 1, max(1, int(round(groups.size * val_fraction))))
-        val_groups = rng.choice(groups, n_val, replace=False)
-        is_val = np.isin(src, val_groups)
-    else:  # one source: split by chunk blocks
-        blocks = np.arange(n) // chunk
-        ub = np.unique(blocks)
-        if ub.size >= 2:
-            n_val = min(ub.size - 1, max(1, int(round(ub.size * val_fraction))))
-            is_val = np.isin(blocks, rng.choice(ub, n_val, replace=False))
-        else:
-            is_val = np.zeros(n, bool)
-            is_val[-max(1, int(round(n * val_fraction))):] = True
-    return np.nonzero(~is_val)[0].astype(np.int64), np.nonzero(is_val)[0].astype(np.int64)
+        source, coords, tile, same = store_split_inputs(f)
+    return split_tiles(source, coords, tile, val_fraction, seed, split_by, same)
 
 
 def h5_datasets(path: str | Path, *, val_fraction: float = 0.2, seed: int = 0, crop: int | None = None,
-                gain: tuple[float, float] | None = (0.5, 2.0)):
+                gain: tuple[float, float] | None = (0.5, 2.0), split_by: str = "source"):
     """Train and validation streams over a tile store, for the training engine.
 
     Parameters
@@ -262,9 +452,11 @@ def h5_datasets(path: str | Path, *, val_fraction: float = 0.2, seed: int = 0, c
     path : path
         Tile store.
     val_fraction : float
-        Fraction of source images held out for validation.
+        Fraction of the tiles held out for validation (:func:`split_store`).
     seed : int
         Split and shuffling seed.
+    split_by : {"source", "group", "region"}
+        Whole source images on one side (one image: a band of it), or a band of each image (:func:`split_tiles`).
     crop : int, optional
         Random crop side for training samples (validation samples stay whole).
     gain : (float, float) or None
@@ -274,18 +466,13 @@ def h5_datasets(path: str | Path, *, val_fraction: float = 0.2, seed: int = 0, c
     -------
     (train, val, split, notes)
         Two :class:`H5TileStream` yielding engine dicts, a DataFrame ``sample, group,
-        side`` and a list of notes.
+        side`` (``train``, ``val`` or ``drop``: :meth:`StoreSplit.sides`) and a list of notes.
     """
-    import pandas as pd
-
-    tr, va = split_store(path, val_fraction, seed)
-    train = H5TileStream(path, shuffle=True, seed=seed, indices=tr, transform=flip_rotate(gain, crop), as_dict=True)
-    val = H5TileStream(path, shuffle=False, indices=va, as_dict=True)
-    with open_store(path) as f:
-        src = f["source"][:]
-    side = np.full(src.size, "train", dtype=object)
-    side[va] = "val"
-    split = pd.DataFrame({"sample": [f"tile{i:06d}" for i in range(src.size)], "group": src.astype(str), "side": side})
-    notes = [f"HDF5 tile store: {tr.size} training and {va.size} validation tiles, split by source image; "
-             "streamed one chunk at a time (no per-sample pruning)"]
+    sp = split_store(path, val_fraction, seed, split_by)
+    train = H5TileStream(path, shuffle=True, seed=seed, indices=sp.train, transform=flip_rotate(gain, crop),
+                         as_dict=True)
+    val = H5TileStream(path, shuffle=False, indices=sp.val, as_dict=True)
+    split = pd.DataFrame({"sample": [f"tile{i:06d}" for i in range(sp.group.size)], "group": sp.group.astype(str),
+                          "side": sp.sides()})
+    notes = [sp.note, "streamed one chunk at a time (no per-sample pruning)"]
     return train, val, split, notes

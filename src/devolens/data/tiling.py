@@ -10,7 +10,14 @@ Store layout (one file, any number of source images)::
     attrs: sources, label_sources (JSON lists of file names), source_digests (JSON list: a digest of each
            source's pixels as tiled, and of its labels', null for sources of stores written before it was
            recorded), tile, stride,
-           keep, n_classes, channels, chunk, format="devolens-tiles", version
+           keep, n_classes, channels, chunk, format="devolens-tiles", version, edge_tiles (True: each
+           source's last row and column of tiles lie flush with its bottom and right edges, so that every pixel
+           is in a tile; absent in stores written before, whose grid could stop short of them)
+
+Tiles are cut and written one row of tiles at a time, and an uncompressed TIFF (image or labels) is read a band of
+rows at a time (other files whole): memory is a band of rows and one chunk of tiles, not every tile of the image.
+Every tile of a store is cut with the same settings (its attributes): ``append`` refuses another tile, stride or
+keep rule.
 
 Chunks hold ``chunk`` whole samples (default 1000) and are always written whole, so that
 writing is fast and a reader (:class:`devolens.data.h5stream.H5TileStream`) can fetch one
@@ -203,11 +210,38 @@ def well_channels(path: str | Path, n_channels: int, order: Sequence[int] | None
     if found is None and n_channels == 1:
         raise one_channel_error(path, shape)
     if found is None and n_channels != 2:
+        example = "e.g. 0,1"
+        if tiff and n_channels in (3, 4) and _tiff_photometric_rgb(path):  # colours: not 0,1 (red, empty green)
+            example = "red 0, green 1, blue 2: Hoechst in blue and Draq7 in red is 2,0"
         raise DevolensError(
             f"expected 2 channels (Hoechst, Draq7) in a (C, H, W) image, got shape {tuple(shape or (n_channels,))}"
-            + (": choose its Hoechst and Draq7 channels with --channels H,D (0-based, e.g. 0,1)"
+            + (f": choose its Hoechst and Draq7 channels with --channels H,D (0-based, {example})"
                if n_channels > 2 else ""), path=path)
     return found, note
+
+
+def _tiff_photometric_rgb(path: str | Path) -> bool:
+    """Whether a TIFF's first page holds colour samples (photometric RGB or YCbCr)."""
+    try:
+        with quiet_tifffile(), tifffile.TiffFile(path) as tf:
+            return int(tf.pages[0].photometric) in (2, 6)
+    except Exception:  # unreadable: its reader says what is wrong
+        return False
+
+
+def _tiff_well_channels(path: Path, n_channels: int, order: Sequence[int] | None, shape: tuple
+                        ) -> tuple[list[int] | None, str | None]:
+    """The two channels of a well TIFF (:func:`read_image`, :class:`_Bands`), as ``segment livedead`` reads them
+    (:class:`devolens.predict.tiled.RowReader`): an RGB TIFF of 3 or 4 samples without channel names and no
+    ``order`` by its colours, as a PNG (Hoechst from blue, Draq7 from red; refused when grey or when green holds
+    signal), with the reader's note; any other by :func:`well_channels`."""
+    if order is None and n_channels in (3, 4) and _tiff_photometric_rgb(path):
+        from devolens.predict.tiled import RGB_TIFF_NOTE, RowReader
+
+        with RowReader(path, channels=None) as src:  # the colour rule of segment livedead, not a copy of it
+            if src._is_rgb_tiff():
+                return src._colour_order(), RGB_TIFF_NOTE
+    return well_channels(path, n_channels, order, tiff=True, shape=shape)
 
 
 def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None = None) -> np.ndarray:
@@ -217,14 +251,16 @@ def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None 
     ----------
     path : str or Path
         TIFF file holding (C, H, W) data; (H, W, C) with C last is accepted as well. A PNG, JPEG or BMP
-        (by its content) is read by :func:`read_colour_image`: Hoechst from its blue, Draq7 from its red.
+        (by its content) is read by :func:`read_colour_image`: Hoechst from its blue, Draq7 from its red; an RGB
+        TIFF without channel names likewise (with a note), as ``segment livedead`` reads it
+        (:class:`devolens.predict.tiled.RowReader`), so that a well is tiled as it is segmented.
     channels : int
         Expected channel count (2: Hoechst, Draq7).
     order : sequence of int, optional
         For a two-channel well TIFF: the indices of its Hoechst and Draq7 channels (``[1, 0]`` for Draq7 first; two
-        of three channels). Default: as its channel names say (OME-TIFF, ImageJ: ``Hoechst``, ``DAPI``, ``DRAQ7``,
-        ``PI``..., with a note when not Hoechst first), else the first two by position
-        (:func:`well_channel_order`).
+        of three channels; ``[2, 0]``: an RGB TIFF's blue and red). Default: as its channel names say (OME-TIFF,
+        ImageJ: ``Hoechst``, ``DAPI``, ``DRAQ7``, ``PI``..., with a note when not Hoechst first), an RGB TIFF's
+        colours, else the first two by position (:func:`well_channel_order`).
 
     Returns
     -------
@@ -251,7 +287,10 @@ def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None 
     if channels == 2:  # a TIFF: its channel names (OME, ImageJ) or --channels say which is which (well_channels)
         if tiff and arr.shape[0] != channels and arr.shape[2] <= 4 and arr.shape[0] > 4:
             arr = np.moveaxis(arr, -1, 0)
-        found, note = well_channels(path, arr.shape[0], order, tiff=tiff, shape=arr.shape)
+        if tiff:  # an RGB TIFF without channel names: by its colours, as segment livedead reads it
+            found, note = _tiff_well_channels(path, arr.shape[0], order, arr.shape)
+        else:
+            found, note = well_channels(path, arr.shape[0], order, tiff=tiff, shape=arr.shape)
         if found is not None:
             if note:
                 warnings.warn(f"{path}: {note}", stacklevel=2)
@@ -353,43 +392,60 @@ def read_colour_image(path: str | Path, channels: int | None = 2) -> np.ndarray:
 # tiling in memory
 
 
-def tile_positions(length: int, tile: int, stride: int) -> np.ndarray:
-    """Top-left offsets of tiles along one axis: 0, stride, 2*stride, ... while they fit."""
+def tile_positions(length: int, tile: int, stride: int, edge: bool = True) -> np.ndarray:
+    """Top-left offsets of tiles along one axis, in pixels: 0, stride, 2*stride, ... while they fit, and (``edge``)
+    one more at ``length - tile`` where that grid stops short of the far edge, so that every pixel lies in a tile.
+    None (an empty array) when the axis is shorter than the tile.
+
+    Examples
+    --------
+    >>> tile_positions(1500, 160, 80)[-3:].tolist()  # the grid ends at 1280 (rows 1440-1499 left out): 1340 added
+    [1200, 1280, 1340]
+    >>> tile_positions(1500, 160, 80, edge=False)[-1].item()
+    1280
+    """
     if length < tile:
         return np.zeros(0, np.int64)
-    return np.arange(0, length - tile + 1, stride, dtype=np.int64)
+    pos = np.arange(0, length - tile + 1, stride, dtype=np.int64)
+    if edge and pos[-1] != length - tile:
+        pos = np.append(pos, np.int64(length - tile))
+    return pos
 
 
-def _box_counts(labels: np.ndarray, ys: np.ndarray, xs: np.ndarray, tile: int, n_classes: int) -> np.ndarray:
-    """Pixels of each class in every tile (ny, nx, K).
-
-    When the tile is a multiple of the stride (the usual case) the label image is summed
-    once per stride-sized block and tiles add up ``(tile/stride)**2`` blocks; otherwise
-    integral images are used. Class 0 is the remainder ``tile**2 - sum(others)``.
-    """
-    out = np.empty((ys.size, xs.size, n_classes), np.int64)
-    if ys.size == 0 or xs.size == 0:
-        return out
-    step_y = int(ys[1] - ys[0]) if ys.size > 1 else tile
-    step_x = int(xs[1] - xs[0]) if xs.size > 1 else tile
-    if step_y == step_x and tile % step_y == 0:
-        b = step_y
-        r = tile // b
-        nyb, nxb = ys.size - 1 + r, xs.size - 1 + r
-        crop = labels[: nyb * b, : nxb * b]
-        for k in range(1, n_classes):
-            blocks = (crop == k).reshape(nyb, b, nxb, b).sum(axis=(1, 3), dtype=np.int64)
-            ii = np.zeros((nyb + 1, nxb + 1), np.int64)
-            ii[1:, 1:] = blocks.cumsum(0).cumsum(1)
-            out[..., k] = ii[r:, r:] - ii[:-r, r:] - ii[r:, :-r] + ii[:-r, :-r]
-    else:
-        y0, x0 = ys[:, None], xs[None, :]
-        for k in range(1, n_classes):
-            ii = np.zeros((labels.shape[0] + 1, labels.shape[1] + 1), np.int32)
-            np.cumsum(np.cumsum(labels == k, axis=0, dtype=np.int32), axis=1, out=ii[1:, 1:])
-            out[..., k] = ii[y0 + tile, x0 + tile] - ii[y0, x0 + tile] - ii[y0 + tile, x0] + ii[y0, x0]
-    out[..., 0] = tile * tile - out[..., 1:].sum(axis=2)
-    return out
+def _tile_rows(image: np.ndarray | Callable[[int, int], np.ndarray], labels: np.ndarray | Callable | None,
+               ys: np.ndarray, xs: np.ndarray, tile: int, keep: str, n_classes: int) -> Iterator[dict[str, np.ndarray]]:
+    """The tiles of one row of tile positions at a time (``ys`` in order): for each ``y``, the dict of
+    :func:`tile_arrays` for the tiles at ``(y, xs)`` that ``keep`` keeps (class counts from the band's column sums:
+    any positions, memory one band of ``tile`` rows). ``image`` and ``labels``: arrays, or ``rows(y0, y1)`` giving
+    their rows ``y0:y1`` (an image read by bands)."""
+    image_rows = image if callable(image) else (lambda a, b: image[:, a:b])
+    label_rows = labels if callable(labels) or labels is None else (lambda a, b: labels[a:b])
+    for y in ys:
+        y = int(y)
+        band_img = image_rows(y, y + tile)
+        c = band_img.shape[0]
+        if label_rows is not None:
+            band = label_rows(y, y + tile)
+            counts = np.empty((xs.size, n_classes), np.int64)
+            for k in range(1, n_classes):
+                cs = np.zeros(band.shape[1] + 1, np.int64)
+                np.cumsum((band == k).sum(axis=0, dtype=np.int64), out=cs[1:])
+                counts[:, k] = cs[xs + tile] - cs[xs]
+            counts[:, 0] = tile * tile - counts[:, 1:].sum(axis=1)
+            sel = (counts > 0).sum(axis=1) > 1 if keep == "mixed" else np.ones(xs.size, bool)
+        else:
+            counts, sel = None, np.ones(xs.size, bool)
+        kept = xs[sel]
+        part: dict[str, np.ndarray] = {
+            "images": (np.stack([band_img[:, :, x:x + tile] for x in kept]) if kept.size
+                       else np.zeros((0, c, tile, tile), band_img.dtype)),
+            "coords": np.column_stack([np.full(kept.size, y), kept]).astype(np.int32),
+        }
+        if label_rows is not None:
+            part["labels"] = (np.stack([band[:, x:x + tile] for x in kept]) if kept.size
+                              else np.zeros((0, tile, tile), band.dtype))
+            part["class_counts"] = counts[sel]
+        yield part
 
 
 def _paths(values, name: str) -> list[Path]:
@@ -414,8 +470,10 @@ def tile_arrays(
     stride: int = 80,
     keep: str = "mixed",
     n_classes: int = 3,
+    edge: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Cut one image (and its labels) into tiles.
+    """Cut one image (and its labels) into tiles, in memory (:func:`tile_to_h5` writes them to a store a row of
+    tiles at a time).
 
     Parameters
     ----------
@@ -424,11 +482,15 @@ def tile_arrays(
     labels : ndarray, shape (H, W), optional
         Class labels (values < ``n_classes``); required for ``keep="mixed"``.
     tile, stride : int
-        Tile side and step in pixels. Tiles start at 0, stride, ... while they fit.
+        Tile side and step in pixels. Tiles start at 0, stride, ... while they fit, and one more row and column
+        lie flush with the bottom and right edges where that grid stops short of them (``edge``,
+        :func:`tile_positions`).
     keep : {"mixed", "all"}
         ``"mixed"`` keeps only tiles holding more than one class; ``"all"`` keeps every tile.
     n_classes : int
         Number of classes K.
+    edge : bool
+        Add the tiles flush with the far edges (default); False: the grid alone (stores written before them).
 
     Returns
     -------
@@ -457,31 +519,10 @@ def tile_arrays(
         raise DevolensError("keep='mixed' needs label images (give labels or keep='all')")
     if tile > h or tile > w:
         raise DevolensError(f"tile ({tile} px) is larger than the image ({h}x{w})")
-    ys = tile_positions(h, tile, stride)
-    xs = tile_positions(w, tile, stride)
-    out: dict[str, np.ndarray] = {}
-    if labels is not None:
-        counts = _box_counts(labels, ys, xs, tile, n_classes)
-        if keep == "mixed":
-            sel = (counts > 0).sum(axis=2) > 1
-        else:
-            sel = np.ones(counts.shape[:2], bool)
-    else:
-        counts = None
-        sel = np.ones((ys.size, xs.size), bool)
-    iy, ix = np.nonzero(sel)
-    coords = np.column_stack([ys[iy], xs[ix]]).astype(np.int32) if iy.size else np.zeros((0, 2), np.int32)
-    view = np.lib.stride_tricks.sliding_window_view(image, (tile, tile), axis=(1, 2))
-    # view: (C, H-T+1, W-T+1, T, T) -> pick tiles -> (N, C, T, T)
-    out["images"] = np.ascontiguousarray(np.moveaxis(view[:, coords[:, 0], coords[:, 1]], 0, 1)) if iy.size \
-        else np.zeros((0, image.shape[0], tile, tile), image.dtype)
-    if labels is not None:
-        lview = np.lib.stride_tricks.sliding_window_view(labels, (tile, tile))
-        out["labels"] = np.ascontiguousarray(lview[coords[:, 0], coords[:, 1]]) if iy.size \
-            else np.zeros((0, tile, tile), np.uint8)
-        out["class_counts"] = counts[iy, ix]
-    out["coords"] = coords
-    return out
+    ys = tile_positions(h, tile, stride, edge)
+    xs = tile_positions(w, tile, stride, edge)
+    parts = list(_tile_rows(image, labels, ys, xs, tile, keep, n_classes))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 # ----------------------------------------------------------------------------------------
@@ -503,7 +544,8 @@ class TilingSummary:
 
 
 class _Writer:
-    """Buffers samples and writes whole chunks (``chunk`` samples) to the store."""
+    """Gathers samples in a buffer of one chunk (``chunk`` samples) per dataset and writes whole chunks to the store:
+    memory is one chunk of tiles, however many the image holds."""
 
     def __init__(self, f: h5py.File, chunk: int, labelled: bool):
         self.f = f
@@ -511,61 +553,46 @@ class _Writer:
         self.labelled = labelled
         self.names = ["images", "source", "coords"] + (["labels", "class_counts"] if labelled else [])
         self.n = f["images"].shape[0]
-        self.pending: dict[str, list[np.ndarray]] = {k: [] for k in self.names}
-        self.n_pending = 0
+        # filled as samples come (np.empty: pages are taken as they are written)
+        self.buf = {k: np.empty((chunk,) + f[k].shape[1:], f[k].dtype) for k in self.names}
+        self.fill = 0
         # re-write the partial last chunk together with the new samples (whole chunks only)
         tail = self.n % chunk
         if tail:
             start = self.n - tail
             for k in self.names:
-                self.pending[k].append(f[k][start:self.n])
-            self.n_pending = tail
+                self.buf[k][:tail] = f[k][start:self.n]
+            self.fill = tail
             self.n = start
 
     def add(self, parts: dict[str, np.ndarray]) -> None:
         k0 = len(parts["images"])
-        if k0 == 0:
-            return
-        for k in self.names:
-            self.pending[k].append(parts[k])
-        self.n_pending += k0
-        while self.n_pending >= self.chunk:
-            self._flush(self.chunk)
+        i = 0
+        while i < k0:
+            take = min(self.chunk - self.fill, k0 - i)
+            for k in self.names:
+                self.buf[k][self.fill:self.fill + take] = parts[k][i:i + take]
+            self.fill += take
+            i += take
+            if self.fill == self.chunk:
+                self._flush()
 
-    def _take(self, key: str, count: int) -> np.ndarray:
-        """The first ``count`` pending samples of ``key`` (a view when one piece holds them)."""
-        pieces = self.pending[key]
-        if pieces[0].shape[0] >= count:
-            block = pieces[0][:count]
-            rest = pieces[0][count:]
-            self.pending[key] = ([rest] if rest.shape[0] else []) + pieces[1:]
-            return block
-        got, n = [], 0
-        while n < count:
-            p = pieces.pop(0)
-            need = count - n
-            if p.shape[0] > need:
-                pieces.insert(0, p[need:])
-                p = p[:need]
-            got.append(p)
-            n += p.shape[0]
-        return np.concatenate(got)
-
-    def _flush(self, count: int) -> None:
+    def _flush(self) -> None:
+        count = self.fill
         for k in self.names:
             d = self.f[k]
             if d.shape[0] < self.n + count:
                 d.resize(self.n + count, axis=0)
-            d[self.n:self.n + count] = self._take(k, count)
+            d[self.n:self.n + count] = self.buf[k][:count]
         self.n += count
+        self.fill = 0
         # a Ctrl-C or SIGTERM often lands in one of h5py's weakref callbacks, where Python drops its exception:
         # the signal is recorded (devolens.io.atomic), and the run stops here rather than at its end
         stop_if_signalled()
-        self.n_pending -= count
 
     def close(self) -> int:
-        if self.n_pending:
-            self._flush(self.n_pending)
+        if self.fill:
+            self._flush()
         return self.n
 
 
@@ -759,11 +786,13 @@ def tile_to_h5(
     labels : sequence of paths, optional
         One (H, W) label TIFF per image, same order. Required for ``keep="mixed"``.
     tile, stride : int
-        Tile side and step in pixels.
+        Tile side and step in pixels; the last row and column of tiles lie flush with the bottom and right edges
+        (:func:`tile_positions`). An image smaller than the tile is refused (tiles are never padded).
     keep : {"mixed", "all"}
         Keep only tiles with more than one class (default) or all of them.
     append : bool
-        Add to an existing store (tile size, channels and classes must agree). The store
+        Add to an existing store (tile size, stride, keep rule, channels and classes must agree: the store's
+        attributes describe every tile in it; a store written before the edge tiles gets none). The store
         is copied, extended and renamed back, so an interruption leaves it intact. An image the store
         already holds with the same labels (the same pixels, :func:`pixel_digest`) is refused: its tiles
         would be there twice.
@@ -774,7 +803,8 @@ def tile_to_h5(
     compression : {"lzf", "gzip", None}
         Chunk compression (``gzip`` at level 1).
     progress : callable, optional
-        ``progress(done, total)`` per image.
+        ``progress(done, total)`` in tile positions (of all images), after each row of tiles; the total is
+        each image's as its header says until the image is read.
     order : sequence of int, optional
         Two-channel wells: the Hoechst and Draq7 channel indices of every image (see :func:`read_image`; default:
         as each TIFF's channel names say, else by position).
@@ -790,7 +820,8 @@ def tile_to_h5(
     DevolensError
         On unreadable inputs, a wrong channel count, an image/label size mismatch, label
         values outside 0..K-1, mismatched counts of images and labels, an incompatible
-        existing store when appending, an image given twice or already in the appended store, or
+        existing store when appending (other tile, stride, keep rule, channels or classes), an image given
+        twice or already in the appended store, or
         settings that keep no tile at all (the keep rule, ``tile`` and ``stride``: an empty store would
         only fail later, in training). Nothing is written then.
     """
@@ -820,23 +851,201 @@ def tile_to_h5(
                            progress=progress, order=order)
 
 
+class _Bands:
+    """One source of a tiling, read a band of rows at a time where it can be: an uncompressed TIFF whose pixels
+    lie in one run of the file (``(C, H, W)`` uint16 images, ``(H, W)`` uint8 labels, little-endian: what
+    ``devolens simulate well``, tifffile and Fiji write) is read from its file offsets, the channels in the order
+    :func:`read_image` would give them; anything else is read whole by :func:`read_image` / :func:`read_labels`.
+    Either way the same pixels, the same :func:`pixel_digest` and the same errors."""
+
+    #: bytes hashed at once in :meth:`_scan`
+    BLOCK = 1 << 22
+
+    def __init__(self, array: np.ndarray | None = None):
+        self.array = array
+        self.path: Path | None = None
+        self.offsets: list[int] = []  # a band-read file: where each channel read starts (one for labels)
+        self.shape: tuple[int, ...] = () if array is None else tuple(int(n) for n in array.shape)
+        self.dtype = None if array is None else array.dtype
+        self.lo = self.hi = 0
+
+    @classmethod
+    def _contiguous(cls, path: Path, dtype: str) -> tuple[int, tuple[int, ...]] | None:
+        """The data offset and shape of an uncompressed, contiguous, little-endian TIFF of ``dtype``; else None."""
+        from devolens.io.stacks import is_tiff
+
+        try:
+            if not is_tiff(path):
+                return None
+            with quiet_tifffile(), tifffile.TiffFile(path) as tf:
+                series, page = tf.series[0], tf.pages[0]
+                if (series.dataoffset is None or page.compression != 1 or page.is_tiled or tf.byteorder != "<"
+                        or np.dtype(series.dtype) != np.dtype(dtype)):
+                    return None
+                offset, shape = int(series.dataoffset), tuple(int(n) for n in series.shape)
+        except Exception:  # read whole: read_image says what is wrong
+            return None
+        if path.stat().st_size < offset + int(np.prod(shape)) * np.dtype(dtype).itemsize:
+            return None  # cut short: read_image's error
+        return offset, shape
+
+    @classmethod
+    def image(cls, path: Path, channels: int, order: Sequence[int] | None) -> "_Bands":
+        """A well image, as :func:`read_image` reads it."""
+        found = cls._contiguous(path, "<u2")
+        if found is not None:
+            offset, shape = found
+            if len(shape) == 3 and not (shape[0] != channels and shape[2] <= 4 and shape[0] > 4):
+                chans: list[int] | None = list(range(shape[0]))
+                if channels == 2:
+                    picked, note = _tiff_well_channels(path, shape[0], order, shape)
+                    if picked is not None:
+                        if note:
+                            warnings.warn(f"{path}: {note}", stacklevel=3)
+                        chans = list(picked)
+                if len(chans) == channels:
+                    bands = cls()
+                    plane = shape[1] * shape[2] * 2
+                    bands.path, bands.dtype = path, np.dtype(np.uint16)
+                    bands.offsets = [offset + c * plane for c in chans]
+                    bands.shape = (channels, shape[1], shape[2])
+                    bands._scan()
+                    return bands
+        return cls(read_image(path, channels, order))
+
+    @classmethod
+    def labels(cls, path: Path, n_classes: int) -> "_Bands":
+        """A label image, as :func:`read_labels` reads it (its values checked)."""
+        found = cls._contiguous(path, "|u1")
+        if found is not None and len(found[1]) == 2:
+            bands = cls()
+            bands.path, bands.dtype, bands.offsets, bands.shape = path, np.dtype(np.uint8), [found[0]], found[1]
+            bands._scan()
+            if bands.hi >= n_classes:
+                raise DevolensError(f"label values must be in 0..{n_classes - 1}, found {bands.lo}..{bands.hi}",
+                                    path=path)
+            return bands
+        bands = cls(read_labels(path, n_classes))
+        if bands.array.size:
+            bands.lo, bands.hi = int(bands.array.min()), int(bands.array.max())
+        return bands
+
+    def _scan(self) -> None:
+        """One pass over the file's pixels: their :func:`pixel_digest` (channel after channel, as the array's
+        bytes) and their least and greatest values."""
+        import hashlib
+
+        h = hashlib.blake2b(f"{self.dtype.str}{self.shape}".encode(), digest_size=16)
+        lo, hi = None, None
+        plane = int(np.prod(self.shape[-2:]))
+        step = max(1, self.BLOCK // self.dtype.itemsize)
+        with open(self.path, "rb") as fh:
+            for start in self.offsets:
+                fh.seek(start)
+                left = plane
+                while left:
+                    block = np.fromfile(fh, self.dtype, min(step, left))
+                    if block.size == 0:
+                        raise DevolensError("the file is cut short", path=self.path)
+                    h.update(block.data)
+                    left -= block.size
+                    b_lo, b_hi = int(block.min()), int(block.max())
+                    lo, hi = (b_lo, b_hi) if lo is None else (min(lo, b_lo), max(hi, b_hi))
+                    del block  # before the next is read
+        self._digest = h.hexdigest()
+        self.lo, self.hi = lo or 0, hi or 0
+
+    def digest(self) -> str:
+        return pixel_digest(self.array) if self.array is not None else self._digest
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows ``y0:y1``: ``(C, y1-y0, W)`` of an image, ``(y1-y0, W)`` of labels."""
+        if self.array is not None:
+            return self.array[..., y0:y1, :]
+        w = self.shape[-1]
+        with open(self.path, "rb") as fh:
+            parts = []
+            for start in self.offsets:
+                fh.seek(start + y0 * w * self.dtype.itemsize)
+                parts.append(np.fromfile(fh, self.dtype, (y1 - y0) * w).reshape(y1 - y0, w))
+        return np.stack(parts) if len(self.shape) == 3 else parts[0]
+
+
+def _grid_size(path: Path, tile: int, stride: int, edge: bool, channels: int) -> int | None:
+    """Tile positions of an image as its header says its size (a TIFF's first series, a PNG's, JPEG's or BMP's size,
+    EXIF-turned): the progress bar's total before the image is read; None where the header does not say."""
+    try:
+        from devolens.io.stacks import is_tiff
+
+        if is_tiff(path):
+            with quiet_tifffile(), tifffile.TiffFile(path) as tf:
+                shape = tuple(int(n) for n in tf.series[0].shape)
+            if len(shape) == 2:
+                h, w = shape
+            elif len(shape) == 3 and shape[0] != channels and shape[2] <= 4 and shape[0] > 4:
+                h, w = shape[0], shape[1]  # (H, W, C), as read_image turns it
+            elif len(shape) == 3:
+                h, w = shape[1], shape[2]
+            else:
+                return None
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                w, h = (int(v) for v in im.size)
+                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # read turned a quarter
+                    h, w = w, h
+    except Exception:  # unreadable header: the image is read (and refused, if so) in turn
+        return None
+    return int(tile_positions(h, tile, stride, edge).size * tile_positions(w, tile, stride, edge).size)
+
+
+#: store attributes an ``append`` must match (the settings every tile of a store is cut with), with the option
+#: that sets each (in :func:`tile_to_h5` and ``devolens tile``)
+_APPEND_SETTINGS = (("stride", "--stride"), ("keep", "--keep"))
+
+
+def _check_append(f: h5py.File, out: Path, *, tile: int, stride: int, keep: str, channels: int, n_classes: int,
+                  labelled: bool) -> None:
+    """Refuse to append tiles cut otherwise than the store's (its attributes describe every tile in it)."""
+    a = f.attrs
+    if int(a["tile"]) != tile or f["images"].shape[1] != channels or int(a["n_classes"]) != n_classes:
+        raise DevolensError(
+            f"cannot append: store has tile {int(a['tile'])}, {f['images'].shape[1]} channels, "
+            f"{int(a['n_classes'])} classes", path=out)
+    if ("labels" in f) != labelled:
+        raise DevolensError("cannot append: store and inputs differ in having labels", path=out)
+    given = {"stride": stride, "keep": keep}
+    for key, option in _APPEND_SETTINGS:
+        if key in a:
+            held = a[key].decode() if isinstance(a[key], bytes) else a[key]
+            held = str(held) if key == "keep" else int(held)
+            if held != given[key]:
+                raise DevolensError(
+                    f"cannot append: the store's tiles were cut with {option} {held}, not {given[key]}: one store "
+                    f"holds tiles of one setting (its attributes say so); append with {option} {held}, or write "
+                    "another store (--out)", path=out)
+
+
 def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, tile: int, stride: int, keep: str,
                 append: bool, n_classes: int, channels: int, chunk: int, compression: str | None,
                 progress: Callable[[int, int], None] | None, order: Sequence[int] | None) -> TilingSummary:
     """The body of :func:`tile_to_h5`, its arguments checked, under the store's lock."""
     labelled = labels is not None
+    edge = True  # tiles flush with the bottom and right edges (stores written before them: the grid alone)
     if append and out.exists():
         with open_store(out) as f:
-            a = f.attrs
-            if int(a["tile"]) != tile or f["images"].shape[1] != channels or int(a["n_classes"]) != n_classes:
-                raise DevolensError(
-                    f"cannot append: store has tile {int(a['tile'])}, {f['images'].shape[1]} channels, "
-                    f"{int(a['n_classes'])} classes", path=out)
-            if ("labels" in f) != labelled:
-                raise DevolensError("cannot append: store and inputs differ in having labels", path=out)
+            _check_append(f, out, tile=tile, stride=stride, keep=keep, channels=channels, n_classes=n_classes,
+                          labelled=labelled)
             chunk = int(f["images"].chunks[0])
+            edge = bool(f.attrs.get("edge_tiles", False))
     added: list[int] = []
     considered: list[int] = []
+    # the progress bar counts tile positions: of each image as its header says, then as read
+    sizes = [_grid_size(p, tile, stride, edge, channels) for p in images] if progress is not None else []
+    done = 0
+    if progress is not None and any(n is not None for n in sizes):
+        progress(0, sum(n for n in sizes if n is not None))  # the bar's total before the first image is read
     with atomic_path(out) as tmp:
         if append and out.exists():
             shutil.copyfile(out, tmp)
@@ -847,7 +1056,7 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
                 "format": STORE_FORMAT, "version": STORE_VERSION, "tile": tile, "stride": stride,
                 "keep": keep, "n_classes": n_classes, "channels": json.dumps(["hoechst", "draq7"][:channels]
                                                                              if channels == 2 else list(range(channels))),
-                "chunk": chunk, "sources": "[]", "label_sources": "[]",
+                "chunk": chunk, "sources": "[]", "label_sources": "[]", "edge_tiles": True,
             })
             _create_datasets(f, channels, tile, n_classes, chunk, labelled, compression)
         try:
@@ -858,16 +1067,17 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
             writer = _Writer(f, chunk, labelled)
             one_class = True  # every label image so far holds a single class (why --keep mixed found no tile)
             for i, ipath in enumerate(images):
-                img = read_image(ipath, channels, order)
+                # read a band of rows at a time where the file allows (uncompressed TIFF), else whole
+                img = _Bands.image(ipath, channels, order)
                 lab = None
                 if labelled:
-                    lab = read_labels(labels[i], n_classes)
+                    lab = _Bands.labels(labels[i], n_classes)
                     if lab.shape != img.shape[1:]:
                         raise DevolensError(
                             f"label image is {lab.shape[0]}x{lab.shape[1]} but its image {ipath.name} is "
                             f"{img.shape[1]}x{img.shape[2]}", path=labels[i])
                 # the image with its labels: one image labelled twice (two annotators) is two sources
-                digest = pixel_digest(img) + ("" if lab is None else "+" + pixel_digest(lab))
+                digest = img.digest() + ("" if lab is None else "+" + lab.digest())
                 if digest in digests:
                     j = digests.index(digest)
                     same = "pixels" if lab is None else "pixels and labels"
@@ -875,23 +1085,34 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
                              f"the same {same} as {sources[j]!r}, given before it")
                     raise DevolensError(f"{where}: its tiles would be there twice", path=ipath)
                 if img.shape[1] < tile or img.shape[2] < tile:
-                    raise DevolensError(f"image {img.shape[1]}x{img.shape[2]} is smaller than the tile ({tile})",
+                    side = min(img.shape[1], img.shape[2])
+                    raise DevolensError(f"image {img.shape[1]}x{img.shape[2]} is smaller than the tile ({tile} px a "
+                                        f"side; tiles are never padded): tile it with --tile {side} or less",
                                         path=ipath)
-                parts = tile_arrays(img, lab, tile=tile, stride=stride, keep=keep, n_classes=n_classes)
-                considered.append(int(tile_positions(img.shape[1], tile, stride).size
-                                      * tile_positions(img.shape[2], tile, stride).size))
-                k = len(parts["images"])
-                one_class &= lab is not None and k == 0 and int(lab.min()) == int(lab.max())
+                ys = tile_positions(img.shape[1], tile, stride, edge)
+                xs = tile_positions(img.shape[2], tile, stride, edge)
+                considered.append(int(ys.size * xs.size))
+                if progress is not None:
+                    sizes[i] = considered[-1]
+                    total = sum(n for n in sizes if n is not None)
+                    progress(done, total)
+                k = 0
+                # one row of tiles at a time: memory is a band of rows (or the image, read whole) and a chunk of tiles
+                for parts in _tile_rows(img.rows, None if lab is None else lab.rows, ys, xs, tile, keep, n_classes):
+                    n_row = len(parts["images"])
+                    parts["source"] = np.full(n_row, len(sources), np.int32)
+                    writer.add(parts)
+                    k += n_row
+                    if progress is not None:
+                        done += xs.size
+                        progress(done, total)
+                one_class &= lab is not None and k == 0 and lab.lo == lab.hi
                 del img, lab
-                parts["source"] = np.full(k, len(sources), np.int32)
-                writer.add(parts)
                 stop_if_signalled()  # a signal whose exception was lost (see _Writer._flush)
                 sources.append(ipath.name)
                 digests.append(digest)
                 label_sources.append(Path(labels[i]).name if labelled else "")
                 added.append(k)
-                if progress is not None:
-                    progress(i + 1, len(images))
             if not sum(added):
                 raise _no_tiles_error(keep, tile, stride, sum(considered), one_class, append and out.exists())
             n = writer.close()

@@ -153,7 +153,13 @@ SCHEMA: dict[str, Any] = {
                                "in sub-folders named val, validation, valid or test validate, the others train "
                                "(data.val_fraction unused); 'group' splits so too where every top-level sub-folder "
                                "of the images is named train/training or val/validation/valid/test (images/train + "
-                               "images/val)"),
+                               "images/val). An HDF5 tile store (`devolens tile`) splits by source, group (the same) "
+                               "or region: with several source images, whole images on one side (one image "
+                               "labelled twice stays on one side); with one image, or with 'region', a band of rows "
+                               "of tiles at the bottom of each image (its right-hand columns when it is one row of "
+                               "tiles high) validates and training tiles that overlap it are dropped, so that "
+                               "validation never sees pixels trained on; a note says the fraction achieved (whole "
+                               "rows of tiles: near, not exactly, data.val_fraction)"),
         "time_block": Field("int", 10, low=1, help="with one embryo only: split by blocks of this many time points"),
         "counts": Field("list[str]", list(COUNT_COLUMNS), help="frames.csv columns to regress (population task)"),
         "drop_artifacts": Field("bool", False, help="skip frames whose frames.csv 'artifact' is set"),

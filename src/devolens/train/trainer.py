@@ -80,6 +80,8 @@ class DataBundle:
     fingerprint: str | None = None
     #: split as the data's folders say (``images/train/`` + ``images/val/``, :func:`devolens.data.datasets.folder_split`)
     by_folder: bool = False
+    #: the notes say the fraction that validates already (a tile store's split): no second note on it
+    split_noted: bool = False
 
 
 @dataclass
@@ -305,7 +307,7 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     recipe = resolved(recipe)
     d = recipe["data"]
     if Path(data_dir).is_file() and Path(data_dir).suffix.lower() in (".h5", ".hdf5"):
-        return _build_h5(recipe, Path(data_dir))
+        return _build_h5(recipe, Path(data_dir), run_split)
     df = index_dataset(data_dir)
     layout_split = bool(df.attrs.get("train_val_folders"))  # images/train/ + images/val/ (and nothing else)
     notes: list[str] = []
@@ -600,11 +602,15 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
     return notes
 
 
-def _build_h5(recipe: dict, path: Path) -> DataBundle:
-    """Train/validation tiles of an HDF5 tile store, split by source image."""
+def _build_h5(recipe: dict, path: Path, run_split: pd.DataFrame | None = None) -> DataBundle:
+    """Train/validation tiles of an HDF5 tile store, split by :func:`devolens.data.h5stream.split_tiles` (the
+    library's split of stores: whole source images, or a band of each image, ``data.split_by``; training tiles that
+    share pixels with validation tiles dropped). ``run_split``: a resumed run's ``split.csv``, kept where it lists
+    the very tiles found here (``drop``: neither side)."""
     import h5py
 
     from devolens.data.datasets import H5TileDataset
+    from devolens.data.h5stream import split_tiles, store_split_inputs
 
     d = recipe["data"]
     if recipe["task"] != "segmentation":
@@ -613,9 +619,10 @@ def _build_h5(recipe: dict, path: Path) -> DataBundle:
         if "images" not in f or "labels" not in f:
             raise DevolensError("the tile store needs 'images' and 'labels' datasets", path=path)
         n, c = f["images"].shape[0], f["images"].shape[1]
-        groups = np.asarray(f["source"][:n]) if "source" in f else np.arange(n) // 100
+        source, coords, tile, same = store_split_inputs(f, n)
         # the classes its labels hold (a `devolens tile` store counts each class's pixels per tile)
         present = np.flatnonzero(np.asarray(f["class_counts"][:n]).sum(axis=0)) if "class_counts" in f else None
+        is_store = f.attrs.get("format") == "devolens-tiles"  # written by `devolens tile`
     if n == 0:
         raise DevolensError("the tile store holds no tiles", path=path)
     top = None if present is None or not present.size else int(present.max())
@@ -628,7 +635,7 @@ def _build_h5(recipe: dict, path: Path) -> DataBundle:
         raise DevolensError("data.channel picks a channel of image files; a tile store's tiles keep their "
                             "data.channels channels (remove data.channel)", path=path)
     fingerprint = hashlib.blake2b(file_digest(path) + str(n).encode(), digest_size=16).hexdigest()
-    df = pd.DataFrame({"sample": [f"tile{i:06d}" for i in range(n)], "group": groups.astype(str)})
+    df = pd.DataFrame({"sample": [f"tile{i:06d}" for i in range(n)]})
     notes = []
     if d["target"] == "classes" and top is not None and top + 1 < int(d["classes"]):
         notes.append(f"data.classes is {int(d['classes'])} but the tile store's labels hold classes 0..{top} only: "
@@ -636,14 +643,28 @@ def _build_h5(recipe: dict, path: Path) -> DataBundle:
     if d["limit"] is not None and n > d["limit"]:
         df = df.sample(n=d["limit"], random_state=recipe["seed"]).sort_index()
         notes.append(f"using {d['limit']} tiles (data.limit)")
-    column = "group"
-    if df["group"].nunique() < 2:
-        df["block"] = (df.index // max(1, len(df) // 5)).astype(str)
-        column = "block"
-        notes.append("one source image: split by blocks of consecutive tiles")
-    tr, va = split_by_group(df, column, d["val_fraction"], recipe["seed"])
-    with h5py.File(path, "r") as f:
-        is_store = f.attrs.get("format") == "devolens-tiles"  # written by `devolens tile`
+    rows = df.index.to_numpy()
+    try:
+        sp = split_tiles(None if source is None else source[rows], None if coords is None else coords[rows], tile,
+                         d["val_fraction"], recipe["seed"], d["split_by"], same)
+    except DevolensError as exc:
+        raise DevolensError(str(exc), path=path) from None
+    df["group"] = sp.group.astype(str)
+    df["side"] = sp.sides()
+    split_note = sp.note
+    if run_split is not None:  # a resumed run: its own sides, where it lists these very tiles
+        kept = dict(zip(run_split["sample"].astype(str), run_split["side"].astype(str)))
+        if set(kept) == set(df["sample"]) and set(kept.values()) <= {"train", "val", "drop"}:
+            sides = df["sample"].map(kept)
+            if not sides.equals(df["side"]):
+                df["side"] = sides
+                split_note = (f"the run's own split is kept (its split.csv: {int((sides == 'val').sum())} tiles "
+                              f"validate, {int((sides == 'train').sum())} train, {int((sides == 'drop').sum())} "
+                              "neither)")
+    notes.append(split_note)
+    tr = rows[(df["side"] == "train").to_numpy()]
+    va = rows[(df["side"] == "val").to_numpy()]
+    split = df[["sample", "group", "side"]].reset_index(drop=True)
     if is_store and d["target"] == "classes":
         # stream whole HDF5 chunks (shuffled chunks, shuffled within): random per-tile reads
         # would decompress a 1000-tile chunk per sample (giant-images helper)
@@ -651,21 +672,16 @@ def _build_h5(recipe: dict, path: Path) -> DataBundle:
 
         gain = (0.5, 2.0) if recipe["augment"]["preset"] == "livedead" else None
         crop = int(d["size"][0]) if d["size"] else None
-        train_ds = H5TileStream(path, shuffle=True, seed=recipe["seed"], indices=tr.index.to_numpy(),
+        train_ds = H5TileStream(path, shuffle=True, seed=recipe["seed"], indices=tr,
                                 transform=flip_rotate(gain, crop), normalize=d["normalize"], as_dict=True)
-        val_ds = H5TileStream(path, shuffle=False, indices=va.index.to_numpy(), normalize=d["normalize"],
-                              as_dict=True)
+        val_ds = H5TileStream(path, shuffle=False, indices=va, normalize=d["normalize"], as_dict=True)
         notes.append("tiles streamed one HDF5 chunk at a time (H5TileStream); no per-sample pruning")
-        split = pd.DataFrame({"sample": df["sample"], "group": df[column],
-                              "side": np.where(df.index.isin(va.index), "val", "train")})
-        return DataBundle(train_ds, val_ds, split, notes, fingerprint=fingerprint)
+        return DataBundle(train_ds, val_ds, split, notes, fingerprint=fingerprint, split_noted=True)
     aug = build_augment(recipe["augment"]["preset"], recipe["augment"]["strength"], recipe["augment"]["overrides"])
     common = dict(target=d["target"], normalize=d["normalize"], seed=recipe["seed"])
-    train_ds = H5TileDataset(path, augment=aug, indices=tr.index.to_numpy(), **common)
-    val_ds = H5TileDataset(path, indices=va.index.to_numpy(), **common)
-    split = pd.DataFrame({"sample": df["sample"], "group": df[column],
-                          "side": np.where(df.index.isin(va.index), "val", "train")})
-    return DataBundle(train_ds, val_ds, split, notes, fingerprint=fingerprint)
+    train_ds = H5TileDataset(path, augment=aug, indices=tr, **common)
+    val_ds = H5TileDataset(path, indices=va, **common)
+    return DataBundle(train_ds, val_ds, split, notes, fingerprint=fingerprint, split_noted=True)
 
 
 # ----------------------------------------------------------------------------- model
@@ -1573,7 +1589,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             got = len(val_ds) / max(1, len(train_ds) + len(val_ds))
         except TypeError:  # streamed datasets without a length
             got = want
-        if abs(got - want) > max(0.15, want / 2) and not bundle.by_folder:  # whole groups (embryos, time blocks) go to one side
+        # whole groups (embryos, time blocks) go to one side: said when the fraction is off by more than half of
+        # itself (5 points at least); a tile store's split says its fraction in its own note
+        if abs(got - want) > max(0.05, want / 2) and not bundle.by_folder and not bundle.split_noted:
             info(f"note: {100 * got:.0f} % of the samples validate, not the {100 * want:.0f} % of data.val_fraction: the "
                  "split keeps each group (embryo, or block of time points) on one side; with few groups, add data "
                  "of another embryo or change data.split_by")

@@ -1,0 +1,388 @@
+"""Tile stores of giant wells: written a row of tiles at a time, edges covered, one split for library and train
+(whole images, or a band of one image without shared pixels), appends of other settings refused, progress in tiles."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from devolens.cli import main
+from devolens.data import tiling
+from devolens.data.h5stream import h5_datasets, split_store, split_tiles
+from devolens.data.tiling import open_store, tile_arrays, tile_positions, tile_to_h5
+from devolens.errors import DevolensError
+
+
+def synthetic(path, h, w, seed=0, spots=60):
+    """A (2, h, w) uint16 image and labels with small live (1) and dead (2) squares, fast to make."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 4000, (2, h, w), dtype=np.uint16)
+    lab = np.zeros((h, w), np.uint8)
+    for y, x, k in zip(rng.integers(0, h - 4, spots), rng.integers(0, w - 4, spots), rng.integers(1, 3, spots)):
+        lab[y:y + 4, x:x + 4] = k
+    lab[h - 3:, w - 3:] = 2  # in the bottom right corner: only an edge tile holds it
+    ip, lp = path / f"w{seed}.tif", path / f"w{seed}_labels.tif"
+    tifffile.imwrite(ip, img)
+    tifffile.imwrite(lp, lab)
+    return ip, lp, img, lab
+
+
+def read_all(store):
+    with open_store(store) as f:
+        return {k: f[k][:] for k in ("images", "labels", "class_counts", "source", "coords")}, dict(f.attrs)
+
+
+def test_tile_positions_reach_the_far_edge():
+    assert tile_positions(1500, 160, 80).tolist()[-2:] == [1280, 1340]  # rows 1440-1499 are in a tile
+    assert tile_positions(1500, 160, 80, edge=False).tolist()[-1] == 1280
+    assert tile_positions(480, 160, 80).tolist() == [0, 80, 160, 240, 320]  # a grid that fits: nothing added
+    assert tile_positions(100, 160, 80).size == 0
+
+
+def test_every_pixel_of_a_well_is_in_a_tile(tmp_path):
+    """The bottom and right edges were left out where the grid stopped short of them (labelled nuclei never
+    trained on); now the last row and column of tiles lie flush with them."""
+    ip, lp, img, lab = synthetic(tmp_path, 150, 200)
+    store = tmp_path / "t.h5"
+    tile_to_h5([ip], store, [lp], tile=64, stride=32, keep="all", chunk=5)
+    got, attrs = read_all(store)
+    covered = np.zeros(lab.shape, bool)
+    for y, x in got["coords"]:
+        covered[y:y + 64, x:x + 64] = True
+    assert covered.all()
+    assert {int(y) for y in got["coords"][:, 0]} == {0, 32, 64, 86}
+    assert {int(x) for x in got["coords"][:, 1]} == {0, 32, 64, 96, 128, 136}
+    assert bool(attrs["edge_tiles"])
+    # the corner's dead pixels are in the store, its tiles as cut from the image
+    assert any(lab[y:y + 64, x:x + 64][-3:, -3:].min() == 2 and y == 86 and x == 136 for y, x in got["coords"])
+    for (y, x), t, lt in zip(got["coords"], got["images"], got["labels"]):
+        assert np.array_equal(t, img[:, y:y + 64, x:x + 64]) and np.array_equal(lt, lab[y:y + 64, x:x + 64])
+
+
+def test_an_image_smaller_than_the_tile_is_refused_saying_what_fits(tmp_path):
+    ip, lp, _, _ = synthetic(tmp_path, 50, 70)
+    with pytest.raises(DevolensError, match=r"image 50x70 is smaller than the tile \(64 px a side; tiles are never "
+                                            r"padded\): tile it with --tile 50 or less"):
+        tile_to_h5([ip], tmp_path / "t.h5", [lp], tile=64, stride=32, keep="all")
+    assert not (tmp_path / "t.h5").exists()
+
+
+def test_the_store_is_written_a_row_of_tiles_at_a_time(tmp_path, monkeypatch):
+    """Never every tile of the image in memory (~4x the image at 50 % overlap): rows of tiles, as tile_arrays cuts
+    them, go to the store; the store holds exactly tile_arrays' tiles in its order."""
+    ip, lp, img, lab = synthetic(tmp_path, 150, 200)
+    ref = tile_arrays(img, lab, tile=32, stride=16)
+    rows: list[int] = []
+    real_add = tiling._Writer.add
+
+    def add(self, parts):
+        rows.append(len(parts["images"]))
+        real_add(self, parts)
+
+    monkeypatch.setattr(tiling._Writer, "add", add)
+    monkeypatch.setattr(tiling, "tile_arrays", lambda *a, **k: pytest.fail("every tile of the image at once"))
+    store = tmp_path / "t.h5"
+    tile_to_h5([ip], store, [lp], tile=32, stride=16, chunk=7)
+    got, _ = read_all(store)
+    assert len(rows) == tile_positions(150, 32, 16).size and max(rows) <= tile_positions(200, 32, 16).size
+    for k in ("images", "labels", "class_counts", "coords"):
+        assert np.array_equal(got[k], ref[k]), k
+
+
+def test_peak_memory_is_the_image_not_its_tiles(tmp_path):
+    """Python-side allocations while tiling a 1024x1024 well into 32 px tiles at 50 % overlap: every tile would be
+    ~4x the image (33 MB); the image, its labels and a chunk of tiles are ~12 MB."""
+    ip, lp, img, _ = synthetic(tmp_path, 1024, 1024, spots=2000)
+    tiles_bytes = tile_positions(1024, 32, 16).size ** 2 * 2 * 32 * 32 * 2
+    assert tiles_bytes > 3.5 * img.nbytes
+    tracemalloc.start()
+    try:
+        tile_to_h5([ip], tmp_path / "t.h5", [lp], tile=32, stride=16, keep="all", chunk=200)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.5 * img.nbytes, f"peak {peak / 1e6:.1f} MB, image {img.nbytes / 1e6:.1f} MB"
+
+
+def test_an_uncompressed_tiff_is_read_a_band_at_a_time(tmp_path, monkeypatch):
+    """An uncompressed TIFF well (what simulate well, tifffile and Fiji write) is not read whole: peak memory a
+    fraction of the image; a compressed copy (read whole) and a copy saved Draq7 first with channel names give
+    the same store, digests included (so either is refused as a duplicate of the other)."""
+    ip, lp, img, lab = synthetic(tmp_path, 1024, 1024, spots=2000)
+    monkeypatch.setattr(tiling._Bands, "BLOCK", 1 << 18)
+    tracemalloc.start()
+    try:
+        tile_to_h5([ip], tmp_path / "t.h5", [lp], tile=32, stride=16, keep="all", chunk=200)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.5 * img.nbytes, f"peak {peak / 1e6:.1f} MB, image {img.nbytes / 1e6:.1f} MB"
+    tifffile.imwrite(tmp_path / "z.tif", img, compression="zlib")
+    tifffile.imwrite(tmp_path / "zl.tif", lab, compression="zlib")
+    tifffile.imwrite(tmp_path / "swapped.tif", img[::-1], imagej=True, metadata={"axes": "CYX",
+                                                                                  "Labels": ["DRAQ7", "Hoechst"]})
+    ref, ref_attrs = read_all(tmp_path / "t.h5")
+    for name, image, labels in (("z", "z.tif", "zl.tif"), ("s", "swapped.tif", lp.name)):
+        with pytest.warns(UserWarning) if name == "s" else warnings_none():
+            tile_to_h5([tmp_path / image], tmp_path / f"{name}.h5", [tmp_path / labels], tile=32, stride=16,
+                       keep="all", chunk=200)
+        got, attrs = read_all(tmp_path / f"{name}.h5")
+        for k in ref:
+            assert np.array_equal(got[k], ref[k]), (name, k)
+        assert attrs["source_digests"] == ref_attrs["source_digests"], name
+    with pytest.raises(DevolensError, match="already in the store"):
+        tile_to_h5([tmp_path / "z.tif"], tmp_path / "t.h5", [tmp_path / "zl.tif"], tile=32, stride=16, keep="all",
+                   append=True)
+
+
+def warnings_none():
+    import contextlib
+    import warnings
+
+    @contextlib.contextmanager
+    def cm():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            yield
+
+    return cm()
+
+
+def test_progress_counts_tile_positions_from_the_start(tmp_path):
+    """One giant well showed 0/? until done (progress per image): it counts tile positions, row by row, the total
+    known before the first tile."""
+    ip, lp, _, _ = synthetic(tmp_path, 150, 200)
+    ip2, lp2, _, _ = synthetic(tmp_path, 130, 90, seed=1)
+    calls: list[tuple[int, int]] = []
+    s = tile_to_h5([ip, ip2], tmp_path / "t.h5", [lp, lp2], tile=64, stride=32, keep="all",
+                   progress=lambda d, t: calls.append((d, t)))
+    total = sum(s.considered)
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    assert len(calls) > 2 * 2 and all(t == total for _, t in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+@pytest.mark.parametrize("option,value,held", [("stride", 16, 32), ("keep", "all", "mixed")])
+def test_append_with_other_settings_is_refused(tmp_path, capsys, option, value, held):
+    ip, lp, _, _ = synthetic(tmp_path, 150, 200)
+    ip2, lp2, _, _ = synthetic(tmp_path, 130, 140, seed=1)
+    store = tmp_path / "t.h5"
+    tile_to_h5([ip], store, [lp], tile=64, stride=32)
+    before = store.read_bytes()
+    kw = {"tile": 64, "stride": 32, "keep": "mixed", option: value}
+    with pytest.raises(DevolensError, match=f"cannot append: the store's tiles were cut with --{option} {held}, "
+                                            f"not {value}"):
+        tile_to_h5([ip2], store, [lp2], append=True, **kw)
+    assert store.read_bytes() == before
+    assert main(["tile", str(ip2), "--labels", str(lp2), "--out", str(store), "--tile", "64", "--stride",
+                 str(kw["stride"]), "--keep", kw["keep"], "--append"]) == 2
+    assert f"--{option} {held}" in capsys.readouterr().err and store.read_bytes() == before
+    tile_to_h5([ip2], store, [lp2], tile=64, stride=32, append=True)  # the same settings: appended
+    assert json.loads(read_all(store)[1]["sources"]) == ["w0.tif", "w1.tif"]
+
+
+def test_append_to_a_store_without_edge_tiles_keeps_its_grid(tmp_path):
+    """A store written before the edge tiles: tiles appended to it are cut on its grid alone (one setting)."""
+    ip, lp, _, _ = synthetic(tmp_path, 150, 200)
+    ip2, lp2, _, _ = synthetic(tmp_path, 150, 200, seed=1)
+    store = tmp_path / "t.h5"
+    tile_to_h5([ip], store, [lp], tile=64, stride=32, keep="all")
+    with h5py.File(store, "r+") as f:
+        del f.attrs["edge_tiles"]
+    tile_to_h5([ip2], store, [lp2], tile=64, stride=32, keep="all", append=True)
+    got, attrs = read_all(store)
+    assert "edge_tiles" not in attrs
+    assert not (got["coords"][got["source"] == 1] % 32).any()
+
+
+# ---------------------------------------------------------------------------------------------------- the split
+
+
+@pytest.fixture(scope="module")
+def one_well(tmp_path_factory):
+    d = tmp_path_factory.mktemp("one")
+    ip, lp, _, _ = synthetic(d, 400, 300, spots=400)
+    store = d / "one.h5"
+    tile_to_h5([ip], store, [lp], tile=32, stride=16, chunk=50)
+    return store
+
+
+def overlapping(coords, source, a, b, tile):
+    """Tiles of ``a`` that share a pixel with a tile of ``b`` (same source)."""
+    return [i for i in a if any(source[j] == source[i] and abs(int(coords[j, 0]) - int(coords[i, 0])) < tile
+                                and abs(int(coords[j, 1]) - int(coords[i, 1])) < tile for j in b)]
+
+
+def test_one_image_splits_by_region_without_shared_pixels(one_well):
+    """One well: a band of it validates, about val_fraction of the tiles (was 20 % for 10 %, by blocks of tiles,
+    74 of 259 validation tiles overlapping training tiles)."""
+    sp = split_store(one_well, val_fraction=0.1, seed=0)
+    got, _ = read_all(one_well)
+    n = len(got["coords"])
+    assert sp.by == "region"
+    assert sorted(np.concatenate([sp.train, sp.val, sp.dropped]).tolist()) == list(range(n))
+    assert abs(sp.val.size / (n - sp.dropped.size) - 0.1) < 0.04
+    assert not overlapping(got["coords"], got["source"], sp.train, sp.val, 32)
+    assert 0 < sp.dropped.size < 0.1 * n
+    assert f"{sp.val.size} of the {n - sp.dropped.size} tiles used" in sp.note
+    assert f"{sp.dropped.size} training tiles that share pixels with validation tiles are dropped" in sp.note
+    tr, va = sp  # unpacks as before
+    assert tr is sp.train and va is sp.val
+
+
+def test_several_images_split_by_source_or_by_region(tmp_path):
+    paths = [synthetic(tmp_path, 200, 160, seed=s, spots=300)[:2] for s in range(4)]
+    store = tmp_path / "four.h5"
+    tile_to_h5([p[0] for p in paths], store, [p[1] for p in paths], tile=32, stride=16)
+    got, _ = read_all(store)
+    sp = split_store(store, val_fraction=0.25, seed=1)
+    assert sp.by == "source" and not sp.dropped.size
+    assert not set(got["source"][sp.train]) & set(got["source"][sp.val])
+    assert "1 of its 4 images validate" in sp.note
+    region = split_store(store, val_fraction=0.25, seed=1, split_by="region")
+    assert set(got["source"][region.val]) == {0, 1, 2, 3}  # a band of each image
+    assert not overlapping(got["coords"], got["source"], region.train, region.val, 32)
+    with pytest.raises(DevolensError, match="data.split_by: a tile store splits by 'source' or 'group' or 'region'"):
+        split_store(store, split_by="folder")
+
+
+def test_one_image_labelled_twice_stays_on_one_side():
+    """Two sources of the same pixels (two annotators) are one image for the split."""
+    coords = np.array([[y, x] for y in range(0, 64, 16) for x in range(0, 64, 16)] * 3)
+    source = np.repeat([0, 1, 2], 16)
+    sp = split_tiles(source, coords, 16, 0.3, seed=0, same={0: "a", 1: "a", 2: "b"})
+    assert {tuple(sorted(set(source[s]))) for s in (sp.train, sp.val)} in ({(0, 1), (2,)}, )
+
+
+def test_train_and_the_library_split_alike_and_a_run_keeps_its_split(one_well):
+    """devolens train (build_data) and h5_datasets use the one split; a resumed run keeps its split.csv's."""
+    from devolens.train.recipe import load_recipe
+    from devolens.train.trainer import build_data
+
+    rec = load_recipe({"name": "t", "task": "segmentation",
+                       "data": {"target": "classes", "classes": 3, "channels": 2, "normalize": "log",
+                                "val_fraction": 0.1, "split_by": "source"},
+                       "model": {"arch": "unet", "encoder": "resnet18", "encoder_depth": 3,
+                                 "decoder_channels": [8, 8, 4]}})
+    bundle = build_data(rec, one_well)
+    train, val, split, notes = h5_datasets(one_well, val_fraction=0.1, seed=0)
+    assert split["side"].tolist() == bundle.split["side"].tolist()
+    assert len(bundle.train) == len(train) and len(bundle.val) == len(val)
+    assert bundle.split_noted and notes[0] in bundle.notes
+    assert set(bundle.split["side"]) == {"train", "val", "drop"}
+    # a run trained on another split (older versions: blocks of tiles) resumes with it
+    old = bundle.split.copy()
+    old["side"] = np.where(np.arange(len(old)) % 5 == 0, "val", "train")
+    again = build_data(rec, one_well, old)
+    assert again.split["side"].tolist() == old["side"].tolist() and len(again.val) == int((old.side == "val").sum())
+    assert any("the run's own split is kept" in n for n in again.notes)
+    assert build_data(rec, one_well, bundle.split).split["side"].tolist() == bundle.split["side"].tolist()
+
+
+def test_a_store_split_says_its_fraction_once(tmp_path):
+    """The store's note says the fraction and the dropped tiles; the generic 'not the % of data.val_fraction' note,
+    meant for whole groups, is not said again."""
+    from devolens.train.trainer import train
+
+    ip, lp, _, _ = synthetic(tmp_path, 96, 128, spots=80)
+    store = tmp_path / "small.h5"
+    tile_to_h5([ip], store, [lp], tile=32, stride=16, keep="all")
+
+    rec = {"name": "t", "task": "segmentation",
+           "data": {"target": "classes", "classes": 3, "channels": 2, "normalize": "log", "val_fraction": 0.1},
+           "model": {"arch": "unet", "encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [8, 8, 4]},
+           "loss": {"name": "ce_dice"},
+           "train": {"epochs": 1, "batch_size": 8, "max_batches": 1, "overlay_samples": 0, "monitor": "val_loss"}}
+    said: list[str] = []
+    train(rec, store, tmp_path / "run", info=said.append)
+    assert sum("tile store split by region" in s for s in said) == 1
+    assert not any("of the samples validate" in s for s in said)
+    assert set(pd.read_csv(tmp_path / "run" / "split.csv")["side"]) == {"train", "val", "drop"}
+
+
+# ------------------------------------------------------------------------------------------------ simulate well
+
+
+def test_simulate_well_help_names_the_object_table_it_writes(tmp_path, capsys):
+    assert main(["simulate", "well", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "<out>.objects.csv" not in text and "--out w.tif writes w.objects.csv" in text
+    assert main(["simulate", "well", "--size", "40x48", "--out", str(tmp_path / "w.tif"), "--labels",
+                 str(tmp_path / "l.tif")]) == 0
+    assert (tmp_path / "w.objects.csv").exists() and not (tmp_path / "w.tif.objects.csv").exists()
+
+
+# ---------------------------------------------------------------- RGB TIFFs: read by their colours, as a PNG
+def _rgb_well(tmp_path, h=150, w=200):
+    """An RGB well (uint8, Hoechst blue, Draq7 red, green empty) with its labels: saved as PNG and as TIFFs."""
+    from devolens.io.images import write_png
+
+    ip, lp, img, lab = synthetic(tmp_path, h, w)
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[..., 2], rgb[..., 0] = img[0] // 16, img[1] // 16
+    write_png(rgb, tmp_path / "w.png")
+    tifffile.imwrite(tmp_path / "w.tif", rgb, photometric="rgb")
+    tifffile.imwrite(tmp_path / "t.tif", rgb, photometric="rgb", tile=(64, 64), compression="zlib")
+    return rgb, lp
+
+
+def test_tile_reads_an_rgb_tiff_as_the_same_png(tmp_path, capsys):
+    """`tile` refused an RGB TIFF ('e.g. 0,1' read red as Hoechst and the empty green as Draq7) that `segment
+    livedead` reads by its colours; now both read it as a PNG: Hoechst from blue, Draq7 from red."""
+    from devolens.predict.tiled import RowReader
+
+    rgb, lp = _rgb_well(tmp_path)
+    expected = np.stack([rgb[..., 2], rgb[..., 0]]).astype(np.uint16) * 257
+    with pytest.warns(UserWarning):
+        png = tiling.read_image(tmp_path / "w.png")
+    assert np.array_equal(png, expected)
+    stores = {}
+    for name in ("w.png", "w.tif", "t.tif"):
+        if name != "w.png":
+            with pytest.warns(UserWarning, match="Hoechst read from its blue"):
+                assert np.array_equal(tiling.read_image(tmp_path / name), expected)
+            with pytest.warns(UserWarning), RowReader(tmp_path / name) as r:  # as segment livedead reads it
+                assert np.array_equal(r.rows(0, rgb.shape[0]), expected)
+        store = tmp_path / (name.replace(".", "_") + ".h5")
+        assert main(["tile", str(tmp_path / name), "--labels", str(lp), "--out", str(store), "--tile", "64",
+                     "--stride", "32", "--keep", "all"]) == 0
+        stores[name] = read_all(store)[0]
+    for name in ("w.tif", "t.tif"):
+        for key in ("images", "labels", "coords"):
+            assert np.array_equal(stores[name][key], stores["w.png"][key]), (name, key)
+    # 16-bit, channels stored one after the other (read from its file offsets): the same rule
+    planar = (np.moveaxis(rgb, -1, 0).astype(np.uint16) * 257)
+    tifffile.imwrite(tmp_path / "p.tif", planar, photometric="rgb", planarconfig="separate")
+    with pytest.warns(UserWarning, match="Hoechst read from its blue"):
+        tile_to_h5([tmp_path / "p.tif"], tmp_path / "p.h5", [lp], tile=64, stride=32, keep="all")
+    assert np.array_equal(read_all(tmp_path / "p.h5")[0]["images"], stores["w.png"]["images"])
+    # --channels still chooses others
+    with pytest.warns(UserWarning):
+        assert np.array_equal(tiling.read_image(tmp_path / "w.tif", order=[0, 2]), expected[::-1])
+
+
+def test_rgb_tiff_errors_name_blue_and_red(tmp_path):
+    """Where an RGB TIFF's channels cannot be told, the example is Hoechst in blue (2), Draq7 in red (0)."""
+    rgb, _ = _rgb_well(tmp_path, 40, 50)
+    cyan = rgb.copy()
+    cyan[..., 1] = cyan[..., 2]  # Hoechst shown cyan: green holds signal
+    tifffile.imwrite(tmp_path / "cyan.tif", cyan, photometric="rgb")
+    with pytest.raises(DevolensError, match="signal in green.*--channels 2,0"):
+        tiling.read_image(tmp_path / "cyan.tif")
+    # an OME-TIFF naming its one RGB channel: not read by colours (as segment livedead), and the example is 2,0
+    tifffile.imwrite(tmp_path / "ome.tif", rgb, photometric="rgb", ome=True,
+                     metadata={"axes": "YXS", "Channel": {"Name": ["RGB"]}})
+    with pytest.raises(DevolensError, match=r"--channels H,D \(0-based.*2,0") as err:
+        tiling.read_image(tmp_path / "ome.tif")
+    assert "0,1" not in str(err.value)
+    # three grey (not RGB) channels: the example stays 0,1
+    tifffile.imwrite(tmp_path / "three.tif", np.zeros((3, 40, 50), np.uint16), photometric="minisblack",
+                     metadata={"axes": "CYX"})
+    with pytest.raises(DevolensError, match="e.g. 0,1"):
+        tiling.read_image(tmp_path / "three.tif")
