@@ -195,3 +195,34 @@ def test_a_stack_report_records_how_the_stack_was_read(tiny_zoo, tmp_path, capsy
                  "--no-overlay"]) == 0
     assert main(["segment", "nuclei", str(stack), "--out", str(tmp_path / "n"), "--skip-flagged", str(projected),
                  "--no-overlay"]) == 0
+
+
+def test_a_report_without_the_corrupt_column_is_read_as_before(folder_report, tmp_path):
+    """Reports written before the `corrupt` kind have no such column: read, flagged as they say."""
+    _, report = folder_report
+    df = pd.read_csv(report)
+    assert "corrupt" in df.columns and not df["corrupt"].any()
+    older = tmp_path / "older.csv"
+    df.drop(columns=["corrupt"]).to_csv(older, index=False)
+    assert "corrupt" not in load_report(older).columns
+    assert flagged_frames(older) == flagged_frames(report) == {4}
+
+
+def test_mark_corrupt_flags_decoded_frames_first_and_leaves_lost_ones_dropped():
+    """`corrupt` is the main flag of a frame decoded from damaged data (what it looks like follows from the damage);
+    a stand-in for a frame lost mid-video stays `dropped` (not skipped: it is not there)."""
+    from devolens.curate.frames import mark_corrupt, score_frames
+    from devolens.io.missing import MissingFrame
+
+    frames = synth_sequence(10, seed=3)
+    inject(frames, "black", 5)
+    frames = list(frames)
+    frames[7] = MissingFrame("lost", "damaged")
+    report = score_frames(frames)
+    assert report.loc[report.frame == 5, "flag"].item() == "black"
+    assert mark_corrupt(report, [(4, 7)]) == 3  # 4, 5, 6 decoded; 7 lost
+    got = report.set_index("frame")
+    assert list(got.loc[[4, 5, 6], "flag"]) == ["corrupt"] * 3 and got.loc[5, "black"]
+    assert got.loc[7, "flag"] == "dropped" and not got.loc[7, "corrupt"]
+    assert flagged_frames(report) == {4, 5, 6}
+    assert mark_corrupt(report, None) == 0 and mark_corrupt(report, []) == 0

@@ -294,3 +294,41 @@ def test_cli_pages_z_segments_one_projection(tiny_zoo, tmp_path, capsys):
                  "--pages", "sideways"]) == 2
     assert "(--pages) must be one of time, z" in capsys.readouterr().err
     assert not (tmp_path / "seg3").exists()
+
+
+def test_a_timelapse_saved_as_z_gets_one_note_when_projected(tiny_zoo, tmp_path, capsys):  # noqa: F811
+    """20 time points saved with axes ZYX (a Fiji mix-up) are projected into 1 frame: segment, population and
+    curate frames say so, once, with the ways out; --stack-z slices, a stack with a T axis, a plain multi-page
+    TIFF and --pages z (the user's own Z) get no such note."""
+    from devolens.cli import main
+    from devolens.io.stacks import z_projection_note
+
+    rng = np.random.default_rng(2)
+    arr = (rng.random((20, 32, 48)) * 255).astype(np.uint8)
+    zyx = tmp_path / "lapse.tif"
+    tifffile.imwrite(zyx, arr, imagej=True, metadata={"axes": "ZYX"})
+    tzyx = tmp_path / "tz.tif"
+    tifffile.imwrite(tzyx, arr.reshape(4, 5, 32, 48), imagej=True, metadata={"axes": "TZYX"})
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, arr)  # no labels: QYX
+
+    note = z_projection_note(zyx)
+    assert "20 z-planes of lapse.tif were projected into 1 frame (--stack-z project)" in note
+    assert "--stack-z slices" in note and "T axis" in note
+    assert z_projection_note(zyx, "slices") is None and z_projection_note(tzyx) is None
+    assert z_projection_note(plain) is None and z_projection_note(tmp_path / "nope.tif") is None
+    assert z_projection_note(tmp_path) is None
+
+    def err() -> str:
+        return " ".join(capsys.readouterr().err.split())
+
+    for cmd in (["segment", "nuclei", str(zyx), "--out", str(tmp_path / "seg"), "--no-overlay"],
+                ["population", str(zyx), "--out", str(tmp_path / "p.csv")],
+                ["curate", "frames", str(zyx), "--out", str(tmp_path / "c.csv")]):
+        capsys.readouterr()
+        assert main(cmd) == 0, cmd
+        assert err().count("z-planes of lapse.tif were projected into 1 frame") == 1, cmd
+    assert main(["curate", "frames", str(zyx), "--out", str(tmp_path / "c2.csv"), "--stack-z", "slices"]) == 0
+    assert "z-planes" not in err()
+    assert main(["curate", "frames", str(plain), "--out", str(tmp_path / "c3.csv"), "--pages", "z"]) == 0
+    assert "z-planes" not in err()

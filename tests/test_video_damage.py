@@ -4,11 +4,14 @@ MPEG-PS/TS and the other containers ffmpeg reads are taken; predict() on a video
 
 from __future__ import annotations
 
+import re
 import struct
 import subprocess
 
 import numpy as np
 import pytest
+
+from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
 
 
 def _ffmpeg() -> str:
@@ -221,3 +224,69 @@ def test_a_reading_stopped_early_reports_nothing_and_other_readers_are_untouched
     assert frames.damage is None and not frames.complete and video_damage(movie) is None
     with iio.get_reader(movie, format="FFMPEG") as reader:  # imageio's own reader, after ours: as it was
         assert len([f for f in reader]) == 6
+
+
+def _damaged_h264(tmp_path, n=40):
+    """A clean H.264 mp4 of noise frames and a copy with 256 bytes overwritten in its middle: (clean, bad)."""
+    clean = _noise_h264(tmp_path / "clean.mp4", n=n)
+    data = bytearray(clean.read_bytes())
+    at = len(data) // 2
+    data[at:at + 256] = bytes(256)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    return clean, bad
+
+
+def test_curate_flags_frames_decoded_from_damaged_data_and_segment_skips_them(tiny_zoo, tmp_path, capsys):
+    """`curate frames` flags 'corrupt' the frames the reader places in damaged data (a boolean column, in
+    `flagged`, counted in the summary); `segment nuclei --skip-flagged auto` leaves them out; the clean file has
+    none."""
+    import json
+
+    import pandas as pd
+
+    from devolens.cli import main
+    from devolens.curate.frames import KINDS, flagged_frames, summarize
+    from devolens.io.video import video_damage
+
+    clean, bad = _damaged_h264(tmp_path)
+    assert "corrupt" in KINDS
+    report = tmp_path / "bad.csv"
+    assert main(["curate", "frames", str(bad), "--out", str(report)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    damage = video_damage(bad)
+    placed = {f for a, b in damage.corrupt_frames() for f in range(a, b + 1)}
+    assert placed
+    rep = pd.read_csv(report)
+    assert "corrupt" in rep.columns and set(rep.loc[rep["corrupt"], "frame"]) == placed
+    assert (rep.loc[rep["corrupt"], "flag"] == "corrupt").all() and rep.loc[rep["corrupt"], "flagged"].all()
+    assert placed <= flagged_frames(report)
+    assert summarize(rep)["corrupt"] == len(placed) and f"corrupt {len(placed)}" in out
+
+    whole = tmp_path / "clean.csv"
+    assert main(["curate", "frames", str(clean), "--out", str(whole)]) == 0
+    assert not pd.read_csv(whole)["corrupt"].any()
+
+    seg = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(bad), "--out", str(seg), "--skip-flagged", "auto", "--no-overlay"]) == 0
+    made = pd.read_csv(seg / "curation.csv")
+    assert set(made.loc[made["corrupt"], "frame"]) == placed
+    counts = pd.read_csv(seg / "counts.csv")
+    assert len(counts) == 40 - len(flagged_frames(made))
+    skipped = json.loads((seg / "segment.json").read_text())["skipped"]
+    assert len(skipped) == len(flagged_frames(made)) and placed <= flagged_frames(made)
+
+
+@pytest.mark.parametrize("cmd", [["segment", "nuclei"], ["segment", "membrane"], ["population"]])
+def test_inference_help_names_the_videos_the_reader_takes(cmd, capsys, monkeypatch):
+    """The INPUT help of segment and population lists VIDEO_SUFFIXES (mkv, webm, mpg, ts...), not mp4/mov/avi only."""
+    from devolens.cli import main
+    from devolens.io.frames import VIDEO_SUFFIXES
+
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main([*cmd, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "(mp4/mov/avi)" not in text
+    listed = text[text.index("a video (mp4"):].split(")")[0]
+    words = set(re.findall(r"[a-z0-9]+", listed))
+    assert {s.lstrip(".") for s in VIDEO_SUFFIXES} <= words, listed

@@ -16,7 +16,10 @@ _FRAMES_HELP = (
     "previous frame), dropped (a missing time in a folder's numbered file names, tNNN or frame_1, frame_2..., "
     "or frames a constant-rate video's "
     "timestamps skip: a damaged stretch, frames dropped while recording; found with ffmpeg 6.1 or later, the later "
-    "frames keeping their numbers), unreadable (a file of a folder that cannot be read). Thresholds "
+    "frames keeping their numbers), unreadable (a file of a folder that cannot be read), corrupt (a video's "
+    "frame decoded from damaged data: one ffmpeg complained about while decoding it, or one decoded from such a "
+    "frame before the next key frame; found by decoding the video once more when ffmpeg reports damage). "
+    "A frame decoded from damaged data is flagged corrupt, whatever else it shows. Thresholds "
     "are relative to "
     "the sequence itself, so no tuning is needed per recording.\n\n"
     "Writes a CSV with one row per frame (frame, file, scores, one column per kind, flag, flagged); "
@@ -26,7 +29,7 @@ _FRAMES_HELP = (
 
 def frames(
     path: Path = typer.Argument(
-        ..., help="Video file (mp4, mov, avi, mkv), animated GIF or WebP, folder of images (png, jpg, tif, webp; a render "
+        ..., help="Video file (mp4, mov, avi, mkv, webm, mpg, ts and other ffmpeg formats), animated GIF or WebP, folder of images (png, jpg, tif, webp; a render "
         "output folder with frames/ works too) or TIFF stack (timelapse, z-stack, hyperstack). Frames are "
         "streamed, never all loaded."
     ),
@@ -70,7 +73,7 @@ def frames(
     from devolens.cli._common import print_stack_notes
     from devolens.io.frames import VIDEO_SUFFIXES
 
-    print_stack_notes(Path(path), pages)  # TIFF inputs: how they were read
+    print_stack_notes(Path(path), pages, stack_z)  # TIFF inputs: how they were read
     from devolens.io.missing import missing_note
 
     from devolens.cli._common import note
@@ -93,7 +96,8 @@ def frames(
 def register(app: typer.Typer) -> None:
     """Add the ``curate`` group (``devolens curate frames``) to the root app."""
     group = typer.Typer(
-        help="Curate datasets: find corrupt frames (black, dark, red lines/patches, duplicates, dropped, unreadable).",
+        help="Curate datasets: find corrupt frames (black, dark, red lines/patches, duplicates, dropped, unreadable, "
+        "decoded from damaged video data).",
         no_args_is_help=True,
     )
     group.command("frames", help=_FRAMES_HELP)(frames)

@@ -1,7 +1,8 @@
 """Inference commands: ``devolens segment nuclei|membrane`` and ``devolens population``.
 
 Input is an image file, a folder of images (natural name order, or a render output folder
-with ``frames/``), a video (mp4/mov/avi/mkv...) or an animated GIF or WebP. Frames are streamed: a video is decoded
+with ``frames/``), a video (mp4, mov, avi, mkv, webm, mpg, ts and the other formats of
+:data:`devolens.io.frames.VIDEO_SUFFIXES`, read through ffmpeg) or an animated GIF or WebP. Frames are streamed: a video is decoded
 one frame at a time and never held in memory as a whole. Outputs are assembled in a hidden
 folder beside the destination and moved in place only when everything succeeded, so an
 error never leaves half outputs.
@@ -936,8 +937,11 @@ def _inverted(frame: np.ndarray, channel: str) -> np.ndarray:
     return np.float32(float(finite.max()) + float(finite.min())) - grey
 
 
-_INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output folder), a video (mp4/mov/avi), an "
-               "animated GIF or WebP, or a TIFF stack (timelapse, z-stack or ImageJ/OME hyperstack; read plane by plane).")
+#: the video files the reader takes, for help texts ("mp4, mov, avi, mkv, ...": io.frames.VIDEO_SUFFIXES)
+VIDEO_HELP_LIST = ", ".join(s.lstrip(".") for s in VIDEO_SUFFIXES)
+_INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output folder), a video "
+               f"({VIDEO_HELP_LIST}; read through ffmpeg), an animated GIF or WebP, or a TIFF stack (timelapse, "
+               "z-stack or ImageJ/OME hyperstack; read plane by plane).")
 _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity projection per time point (what the "
                  "nuclei and population models expect), 'slices' = every plane is a frame (membrane slices).")
 _CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); required when there are several."
@@ -948,7 +952,8 @@ _COLOR_HELP = ("Colour images and videos: the channel that holds the nuclei (or 
 #: the population letters, for help texts
 LETTER_HELP = f"Letters: {LETTER_KEY_LINE}."
 
-_SKIP_HELP = ("Curation report from `devolens curate frames`: its flagged frames (black, dark, red lines...) "
+_SKIP_HELP = ("Curation report from `devolens curate frames`: its flagged frames (black, dark, red lines, "
+              "frames decoded from damaged video data...) "
               "are not segmented and left out of every output. 'auto': curate the input here first (one extra "
               "streamed pass) and write the report beside the results (curation.csv in --out; for population "
               "OUT.curation.csv).")
@@ -1023,7 +1028,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                                    or _estimates_note(summary.get("estimates"), what))
         if note:
             console.print(note)
-        print_stack_notes(input_path, pages)
+        print_stack_notes(input_path, pages, stack_z)
         if kind == "membrane" and stack_z == "project" and _has_z(input_path):
             console.print("note: the z planes were projected to their maximum; the membrane model was trained on "
                           "single slices, and a projection overlays the membranes of several planes (--stack-z "
@@ -1460,7 +1465,7 @@ def population_command(
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)
-    print_stack_notes(input_path, pages)
+    print_stack_notes(input_path, pages, stack_z)
     if df.attrs.get("missing"):
         console.print(f"note: {df.attrs['missing']}", highlight=False, soft_wrap=True)
     if df.attrs.get("ended_early"):

@@ -36,7 +36,8 @@ import numpy as np
 from devolens.errors import DevolensError
 
 __all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES",
-           "PAGES_MODES", "check_pages", "check_stack_z", "read_pages_as", "unlabelled_pages_note", "other_series_note",
+           "PAGES_MODES", "check_pages", "check_stack_z", "read_pages_as", "unlabelled_pages_note", "z_projection_note",
+           "other_series_note",
            "planar_rgb_note", "is_tiff", "squeeze_axes", "open_tiff", "tiff_has_axis"]
 
 Z_MODES = ("project", "slices")
@@ -494,6 +495,28 @@ def unlabelled_pages_note(path: str | Path, pages: str = "time") -> str | None:
         return _pages_note(stack_info(path), path.name)
     except DevolensError:
         return None
+
+
+def z_projection_note(path: str | Path, stack_z: str = "project") -> str | None:
+    """A note for a TIFF file whose own axes label a Z axis of several planes and no time axis, read with
+    ``stack_z="project"``: all its planes became one frame. Right for one z-stack, but a timelapse saved with its
+    time points as Z (a common Fiji mix-up: Slices N, Frames 1) loses all but that one frame without a word.
+
+    None for anything else: ``stack_z="slices"``, a stack with a time axis (or any other sequence axis), one
+    plane, a Z axis made by ``--pages z`` from unlabelled pages (the user said so), a folder (one z-stack per
+    file is the usual layout), not a TIFF, an unreadable file."""
+    path = Path(path)
+    if stack_z != "project" or path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+        return None
+    try:
+        info = stack_info(path)  # the file's own labels (pages read as time points: no Z made of them)
+    except DevolensError:
+        return None
+    if info.planes <= 1 or info.times > 1:
+        return None
+    return (f"note: the {info.planes} z-planes of {path.name} were projected into 1 frame (--stack-z project); if "
+            "they are time points (a timelapse saved with its axes as Z), re-save the stack with a T axis (Fiji: "
+            f"Image > Properties, Slices 1, Frames {info.planes}) or give --stack-z slices")
 
 
 def _pages_note(info: StackInfo, name: str) -> str | None:
