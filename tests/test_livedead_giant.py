@@ -185,6 +185,31 @@ def test_rgb_tiff_with_green_signal_names_the_right_channels(tmp_path):
         RowReader(tmp_path / "grey.tif")
 
 
+def test_planar_three_channel_tiff_is_refused_not_read_by_colours(tmp_path):
+    """`tifffile.imwrite(p, np.stack([hoechst, zeros, draq7]))` (16-bit: stored as photometric RGB, planar
+    (3, H, W)) is a stack of channels, not colours: refused with 'e.g. 0,1' (it was read with blue as Hoechst:
+    the live and dead counts swapped); --channels 0,2 reads it as the two-channel well. An interleaved (H, W, 3)
+    RGB TIFF keeps the colour rule (test above)."""
+    img = _well()
+    tifffile.imwrite(tmp_path / "s.tif", np.stack([img[0], np.zeros_like(img[0]), img[1]]))
+    with tifffile.TiffFile(tmp_path / "s.tif") as tf:
+        assert tf.pages[0].photometric == tifffile.PHOTOMETRIC.RGB
+        assert tf.pages[0].planarconfig == tifffile.PLANARCONFIG.SEPARATE
+    with pytest.raises(DevolensError, match=r"--channels H,D \(0-based, e\.g\. 0,1\)") as err:
+        RowReader(tmp_path / "s.tif")
+    assert "2,0" not in str(err.value) and "blue" not in str(err.value)
+    with pytest.raises(DevolensError, match="e.g. 0,1"):
+        _pred().predict_file(tmp_path / "s.tif", tmp_path / "no")
+    with RowReader(tmp_path / "s.tif", order=[0, 2]) as r:
+        assert r.note is None and np.array_equal(r.rows(0, 160), img)
+    tifffile.imwrite(tmp_path / "ok.tif", img, metadata={"axes": "CYX"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        counts = _pred().predict_file(tmp_path / "s.tif", tmp_path / "s", channels=[0, 2])
+        truth = _pred().predict_file(tmp_path / "ok.tif", tmp_path / "ok")
+    assert counts == truth and counts["live"] > 0 and counts["dead"] > 0
+
+
 def test_blank_draq7_channel_is_warned_about(tmp_path):
     """Red (0) as Hoechst and the empty green (1) as Draq7, as the old error's example said: every nucleus live,
     with no word; now a warning says the Draq7 channel is blank."""

@@ -211,7 +211,7 @@ def well_channels(path: str | Path, n_channels: int, order: Sequence[int] | None
         raise one_channel_error(path, shape)
     if found is None and n_channels != 2:
         example = "e.g. 0,1"
-        if tiff and n_channels in (3, 4) and _tiff_photometric_rgb(path):  # colours: not 0,1 (red, empty green)
+        if tiff and n_channels in (3, 4) and _tiff_colour_pixels(path):  # colours: not 0,1 (red, empty green)
             example = "red 0, green 1, blue 2: Hoechst in blue and Draq7 in red is 2,0"
         raise DevolensError(
             f"expected 2 channels (Hoechst, Draq7) in a (C, H, W) image, got shape {tuple(shape or (n_channels,))}"
@@ -220,11 +220,22 @@ def well_channels(path: str | Path, n_channels: int, order: Sequence[int] | None
     return found, note
 
 
-def _tiff_photometric_rgb(path: str | Path) -> bool:
-    """Whether a TIFF's first page holds colour samples (photometric RGB or YCbCr)."""
+def colour_tiff_page(page) -> bool:
+    """Whether a TIFF page holds colour pixels: photometric RGB or YCbCr with its samples interleaved
+    (``H x W x 3|4``, planar configuration CONTIG: what cameras, scanners and image editors write). The one
+    predicate of the RGB TIFF colour rule (Hoechst from blue, Draq7 from red), for ``tile``
+    (:func:`_tiff_well_channels`, :func:`well_channels`) and ``segment livedead``
+    (:class:`devolens.predict.tiled.RowReader`). A planar ``(3|4, H, W)`` TIFF (SEPARATE: what
+    ``tifffile.imwrite`` makes of a stack of 3 or 4 channels by default) is a stack of channels: not by colour."""
+    return (int(page.photometric) in (2, 6)
+            and int(getattr(page, "planarconfig", 1) or 1) == int(tifffile.PLANARCONFIG.CONTIG))
+
+
+def _tiff_colour_pixels(path: str | Path) -> bool:
+    """:func:`colour_tiff_page` of a TIFF's first page (False when unreadable: its reader says what is wrong)."""
     try:
         with quiet_tifffile(), tifffile.TiffFile(path) as tf:
-            return int(tf.pages[0].photometric) in (2, 6)
+            return colour_tiff_page(tf.pages[0])
     except Exception:  # unreadable: its reader says what is wrong
         return False
 
@@ -232,10 +243,10 @@ def _tiff_photometric_rgb(path: str | Path) -> bool:
 def _tiff_well_channels(path: Path, n_channels: int, order: Sequence[int] | None, shape: tuple
                         ) -> tuple[list[int] | None, str | None]:
     """The two channels of a well TIFF (:func:`read_image`, :class:`_Bands`), as ``segment livedead`` reads them
-    (:class:`devolens.predict.tiled.RowReader`): an RGB TIFF of 3 or 4 samples without channel names and no
-    ``order`` by its colours, as a PNG (Hoechst from blue, Draq7 from red; refused when grey or when green holds
+    (:class:`devolens.predict.tiled.RowReader`): an RGB TIFF of 3 or 4 interleaved samples (:func:`colour_tiff_page`;
+    a planar one is a stack of channels) without channel names and no ``order`` by its colours, as a PNG (Hoechst from blue, Draq7 from red; refused when grey or when green holds
     signal), with the reader's note; any other by :func:`well_channels`."""
-    if order is None and n_channels in (3, 4) and _tiff_photometric_rgb(path):
+    if order is None and n_channels in (3, 4) and _tiff_colour_pixels(path):
         from devolens.predict.tiled import RGB_TIFF_NOTE, RowReader
 
         with RowReader(path, channels=None) as src:  # the colour rule of segment livedead, not a copy of it

@@ -263,6 +263,9 @@ class RowReader:
         self._file_shape: tuple | None = None  # a TIFF's shape as the file holds it, for the errors
         self._segments: _TiffSegments | None = None  # a compressed or tiled TIFF, read band by band
         self._photometric = self._compression = None  # a TIFF's first page's tags
+        #: a TIFF of colour pixels, samples interleaved (:func:`devolens.data.tiling.colour_tiff_page`): the colour
+        #: rule applies; a planar (3|4, H, W) one is a stack of channels
+        self._colour_tiff = False
         #: a one-line note on lossy (JPEG) compression of the input, or None
         self.lossy: str | None = None
         if not self.path.exists():
@@ -324,6 +327,7 @@ class RowReader:
             self._array = np.ascontiguousarray(arr)
             self.layout, self._raw_shape, self.dtype, self._offset = "CYX", self._array.shape, arr.dtype, None
             return
+        from devolens.data.tiling import colour_tiff_page
         from devolens.io.stacks import quiet_tifffile  # a damaged file's complaints: the error says what is wrong
 
         try:
@@ -336,6 +340,7 @@ class RowReader:
                 byteorder = tf.byteorder
                 contiguous = offset is not None and page.compression == 1 and not page.is_tiled
                 self._photometric, self._compression = int(page.photometric), int(page.compression)
+                self._colour_tiff = colour_tiff_page(page)
                 yaxis = series.axes.find("Y")
         except DevolensError:
             raise
@@ -414,8 +419,9 @@ class RowReader:
         self.close()
 
     def _is_rgb_tiff(self) -> bool:
-        """An RGB (or YCbCr) TIFF of 3 or 4 samples per pixel whose channels are not named (OME, ImageJ)."""
-        if not self.tiff or self._photometric not in (2, 6) or self._raw_c not in (3, 4):
+        """An RGB (or YCbCr) TIFF of 3 or 4 interleaved samples per pixel (:func:`devolens.data.tiling.colour_tiff_page`;
+        a planar (3|4, H, W) one is a stack of channels) whose channels are not named (OME, ImageJ)."""
+        if not self.tiff or not self._colour_tiff or self._raw_c not in (3, 4):
             return False
         from devolens.data.tiling import tiff_channel_names
 
