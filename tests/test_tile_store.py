@@ -306,6 +306,103 @@ def test_a_store_split_says_its_fraction_once(tmp_path):
     assert set(pd.read_csv(tmp_path / "run" / "split.csv")["side"]) == {"train", "val", "drop"}
 
 
+def _recipe(split_by="source", val_fraction=0.2):
+    from devolens.train.recipe import load_recipe
+
+    return load_recipe({"name": "t", "task": "segmentation",
+                        "data": {"target": "classes", "classes": 3, "channels": 2, "normalize": "log",
+                                 "val_fraction": val_fraction, "split_by": split_by},
+                        "model": {"arch": "unet", "encoder": "resnet18", "encoder_depth": 3,
+                                  "decoder_channels": [8, 8, 4]}})
+
+
+def test_a_tile_file_without_source_or_coords_splits_by_blocks(tmp_path):
+    """A hand-made file of only images and labels (was: 'need at least 2 tiles ..., found 0')."""
+    from devolens.train.trainer import build_data
+
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.random.default_rng(0).integers(0, 999, (40, 2, 16, 16)).astype(np.uint16)
+        f["labels"] = np.zeros((40, 16, 16), np.uint8)
+    bundle = build_data(_recipe(), path)
+    assert (len(bundle.train), len(bundle.val)) == (32, 8)
+    assert bundle.split["side"].tolist() == ["train"] * 32 + ["val"] * 8  # one block at the end
+    assert any("validation may share pixels with training" in n for n in bundle.notes)
+    sp = split_tiles(None, None, 16, 0.2, n=40)
+    assert (sp.train.size, sp.val.size, sp.by) == (32, 8, "tiles")
+
+
+def test_an_image_two_tiles_tall_splits_by_a_band_of_columns(tmp_path):
+    """240x1600, tile 160, stride 80: two rows of tiles that overlap; the right-hand columns validate (was
+    refused, 'use a smaller --stride')."""
+    coords = np.array([[y, x] for y in (0, 80) for x in range(0, 1441, 80)])
+    sp = split_tiles(None, coords, 160, 0.1)
+    assert sp.by == "region" and sp.val.size and sp.train.size and "at the right" in sp.note
+    assert coords[sp.val, 1].min() > coords[sp.train, 1].max()
+    assert not overlapping(coords, np.zeros(len(coords), int), sp.train, sp.val, 160)
+    # a store: 48 px tall, tile 32 stride 16 (two rows)
+    ip, lp, _, _ = synthetic(tmp_path, 48, 320, spots=60)
+    store = tmp_path / "flat.h5"
+    tile_to_h5([ip], store, [lp], tile=32, stride=16, keep="all")
+    got, _ = read_all(store)
+    sp = split_store(store, val_fraction=0.1)
+    assert sp.val.size and sp.train.size
+    assert not overlapping(got["coords"], got["source"], sp.train, sp.val, 32)
+
+
+def test_a_store_no_band_can_split_falls_back_to_blocks_with_a_note():
+    """2x2 tiles that all overlap: no band leaves tiles on both sides; split as before, and said."""
+    coords = np.array([[0, 0], [0, 80], [80, 0], [80, 80]])
+    sp = split_tiles(None, coords, 160, 0.2)
+    assert sp.by == "blocks" and sp.train.size == 3 and sp.val.size == 1 and not sp.dropped.size
+    assert "validation may share pixels with training" in sp.note
+    assert "never sees pixels trained on" not in sp.note
+
+
+def test_a_run_made_before_the_store_split_resumes_with_its_split(tmp_path):
+    """A resumed run keeps its split.csv without running today's split (which refused this store before), and an
+    image-folder split_by (embryo) is a note for stores, not an error."""
+    from devolens.train.trainer import build_data
+
+    path = tmp_path / "tiny.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((4, 2, 16, 16), np.uint16)
+        f["labels"] = np.zeros((4, 16, 16), np.uint8)
+        f["source"] = np.zeros(4, np.int64)
+        f["coords"] = np.array([[0, 0], [0, 8], [8, 0], [8, 8]])
+    old = pd.DataFrame({"sample": [f"tile{i:06d}" for i in range(4)], "group": "0",
+                        "side": ["train", "train", "train", "val"]})
+    for split_by in ("source", "embryo"):
+        with pytest.MonkeyPatch.context() as mp:
+            import devolens.data.h5stream as h5s
+
+            def refuse(*a, **k):
+                raise DevolensError("the split was run")
+
+            mp.setattr(h5s, "split_tiles", refuse)
+            b = build_data(_recipe(split_by), path, old)
+        assert b.split["side"].tolist() == old["side"].tolist() and (len(b.train), len(b.val)) == (3, 1)
+        assert any("the run's own split is kept" in n for n in b.notes)
+        assert any("ignored for tile stores" in n for n in b.notes) == (split_by == "embryo")
+    b = build_data(_recipe("folder"), path)  # not resumed: split, with a note
+    assert any("'folder' is ignored for tile stores" in n for n in b.notes)
+
+
+def test_copies_of_one_image_are_cut_at_the_same_band():
+    """Two label sets of one image (different tiles kept): a region split cuts both at the same rows, so no
+    training tile of one shares pixels with a validation tile of the other."""
+    grid = [[y, x] for y in range(0, 97, 16) for x in range(0, 97, 16)]
+    part = [c for c in grid if c[0] <= 64]  # the copy kept fewer tiles (keep mixed)
+    coords = np.array(grid + part)
+    source = np.array([0] * len(grid) + [1] * len(part))
+    for split_by in ("region", "source"):
+        sp = split_tiles(source, coords, 32, 0.2, split_by=split_by, same={0: "a", 1: "a"})
+        assert sp.by == "region" and sp.val.size and sp.train.size
+        both = np.zeros(len(source), int)  # the same pixels: one image
+        assert not overlapping(coords, both, sp.train, sp.val, 32)
+        assert "never sees pixels trained on" in sp.note
+
+
 # ------------------------------------------------------------------------------------------------ simulate well
 
 
@@ -356,15 +453,58 @@ def test_tile_reads_an_rgb_tiff_as_the_same_png(tmp_path, capsys):
     for name in ("w.tif", "t.tif"):
         for key in ("images", "labels", "coords"):
             assert np.array_equal(stores[name][key], stores["w.png"][key]), (name, key)
-    # 16-bit, channels stored one after the other (read from its file offsets): the same rule
+    # 16-bit, samples stored as planes (3, H, W): a stack of channels, not colours (test below); --channels 2,0
     planar = (np.moveaxis(rgb, -1, 0).astype(np.uint16) * 257)
     tifffile.imwrite(tmp_path / "p.tif", planar, photometric="rgb", planarconfig="separate")
-    with pytest.warns(UserWarning, match="Hoechst read from its blue"):
+    with pytest.raises(DevolensError, match="e.g. 0,1"):
         tile_to_h5([tmp_path / "p.tif"], tmp_path / "p.h5", [lp], tile=64, stride=32, keep="all")
+    tile_to_h5([tmp_path / "p.tif"], tmp_path / "p.h5", [lp], tile=64, stride=32, keep="all", order=[2, 0])
     assert np.array_equal(read_all(tmp_path / "p.h5")[0]["images"], stores["w.png"]["images"])
     # --channels still chooses others
     with pytest.warns(UserWarning):
         assert np.array_equal(tiling.read_image(tmp_path / "w.tif", order=[0, 2]), expected[::-1])
+
+
+def test_planar_three_channel_tiff_is_a_stack_not_colours(tmp_path, capsys):
+    """`tifffile.imwrite(p, np.stack([hoechst, zeros, draq7]))` (16-bit; tifffile stores 3 planes as photometric RGB,
+    planar) is a stack of channels: refused with the channel advice 'e.g. 0,1' (not read as colours, Draq7 from
+    channel 0 as Hoechst) by `tile` and by segment livedead's reader; --channels 0,2 reads it right. An interleaved
+    (H, W, 3) uint8 RGB TIFF still follows the colour rule."""
+    from devolens.predict.tiled import RowReader
+
+    ip, lp, img, lab = synthetic(tmp_path, 120, 140)
+    stack = np.stack([img[0], np.zeros_like(img[0]), img[1]])
+    tifffile.imwrite(tmp_path / "s.tif", stack)
+    with tifffile.TiffFile(tmp_path / "s.tif") as tf:  # the case: tifffile's default for 3 planes
+        assert tf.pages[0].photometric == tifffile.PHOTOMETRIC.RGB
+        assert tf.pages[0].planarconfig == tifffile.PLANARCONFIG.SEPARATE
+    for read in (lambda: tiling.read_image(tmp_path / "s.tif"), lambda: RowReader(tmp_path / "s.tif"),
+                 lambda: tile_to_h5([tmp_path / "s.tif"], tmp_path / "x.h5", [lp], tile=64, stride=32, keep="all")):
+        with pytest.raises(DevolensError, match=r"--channels H,D \(0-based, e\.g\. 0,1\)") as err:
+            read()
+        assert "2,0" not in str(err.value) and "blue" not in str(err.value)
+    assert main(["tile", str(tmp_path / "s.tif"), "--labels", str(lp), "--out", str(tmp_path / "c.h5"),
+                 "--tile", "64", "--stride", "32", "--keep", "all"]) != 0
+    said = " ".join(" ".join(capsys.readouterr()).split())
+    assert "e.g. 0,1" in said and "2,0" not in said
+    # --channels 0,2: Hoechst and Draq7 as written, by tile and by segment livedead's reader
+    assert np.array_equal(tiling.read_image(tmp_path / "s.tif", order=[0, 2]), img)
+    with RowReader(tmp_path / "s.tif", order=[0, 2]) as r:
+        assert r.note is None and np.array_equal(r.rows(0, 120), img)
+    assert main(["tile", str(tmp_path / "s.tif"), "--labels", str(lp), "--out", str(tmp_path / "s.h5"),
+                 "--tile", "64", "--stride", "32", "--keep", "all", "--channels", "0,2"]) == 0
+    assert main(["tile", str(ip), "--labels", str(lp), "--out", str(tmp_path / "ref.h5"),
+                 "--tile", "64", "--stride", "32", "--keep", "all"]) == 0
+    assert np.array_equal(read_all(tmp_path / "s.h5")[0]["images"], read_all(tmp_path / "ref.h5")[0]["images"])
+    # an interleaved (H, W, 3) uint8 RGB TIFF: still by its colours (Hoechst blue, Draq7 red)
+    rgb = np.zeros((120, 140, 3), np.uint8)
+    rgb[..., 2], rgb[..., 0] = img[0] // 16, img[1] // 16
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    expected = np.stack([rgb[..., 2], rgb[..., 0]]).astype(np.uint16) * 257
+    with pytest.warns(UserWarning, match="Hoechst read from its blue"):
+        assert np.array_equal(tiling.read_image(tmp_path / "rgb.tif"), expected)
+    with pytest.warns(UserWarning, match="not uint16"), RowReader(tmp_path / "rgb.tif") as r:
+        assert r.order == [2, 0] and np.array_equal(r.rows(0, 120), expected)
 
 
 def test_rgb_tiff_errors_name_blue_and_red(tmp_path):

@@ -244,8 +244,9 @@ class StoreSplit:
     group : ndarray of str
         Per tile, what it was split by: its source image, or ``sS:val`` / ``sS:train`` for a band of source ``S``.
     by : str
-        ``source`` (whole images on one side), ``region`` (a band of each image) or ``tiles`` (no tile
-        coordinates: the last tiles of each image).
+        ``source`` (whole images on one side), ``region`` (a band of each image), ``tiles`` (no tile
+        coordinates: the last tiles of each image) or ``blocks`` (no band leaves tiles on both sides: the last
+        tiles of each image, unguarded; the note says validation may share pixels with training).
     note : str
         One line: how it split, the fraction that validates and the tiles dropped.
     """
@@ -306,8 +307,30 @@ def _band_cut(ys: np.ndarray, tile: int, want: float) -> int:
     return best
 
 
+def _region(yx: np.ndarray, tile: int, f: float) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """The band of one image (tile places ``yx``, the tiles of its copies included) that validates: the bottom
+    rows of tiles where they leave training tiles that share no pixels with it, else the right-hand columns;
+    ``(val, dropped, axis)`` masks, or None where neither band leaves tiles on both sides."""
+    for axis in (0, 1):
+        pos = yx[:, axis]
+        if np.unique(pos).size < 2:
+            continue
+        v = pos >= _band_cut(pos, tile, f)
+        drop = np.zeros(len(yx), bool)
+        drop[~v] = _overlapping(yx[~v], yx[v], tile)
+        if v.any() and (~v & ~drop).any():
+            return v, drop, axis
+    return None
+
+
+def _last_tiles(at: np.ndarray, f: float) -> np.ndarray:
+    """The last tiles of ``at`` (one contiguous block, its share nearest ``f``, one at least and one left)."""
+    k = min(at.size - 1, max(1, int(round(f * at.size))))
+    return at[-k:]
+
+
 def split_tiles(source: np.ndarray | None, coords: np.ndarray | None, tile: int, val_fraction: float = 0.2,
-                seed: int = 0, split_by: str = "source", same: dict | None = None) -> StoreSplit:
+                seed: int = 0, split_by: str = "source", same: dict | None = None, n: int | None = None) -> StoreSplit:
     """Split tiles into train and validation without sharing pixels: the one split of tile stores
     (:func:`split_store`, :func:`h5_datasets` and ``devolens train``).
 
@@ -327,16 +350,21 @@ def split_tiles(source: np.ndarray | None, coords: np.ndarray | None, tile: int,
         ``source`` (and ``group``): with several source images, whole images on one side (images in a seeded
         order until ``val_fraction`` of the tiles validate; one at least, one left to train); with one image,
         as ``region``. ``region``: the bottom band of every image validates (whole rows of tiles, its share of
-        the image's tiles nearest ``val_fraction``).
+        the image's tiles nearest ``val_fraction``); where a band of rows leaves no training tile that shares
+        no pixels with it (an image under about two tiles tall), a band of the right-hand columns.
     same : dict, optional
-        ``{source: key}``: sources of one key (the same pixels labelled twice) go to one side together.
+        ``{source: key}``: sources of one key (the same pixels labelled twice) go to one side together; in a
+        region split they are cut at the same band.
+    n : int, optional
+        The number of tiles, where neither ``source`` nor ``coords`` is given.
 
     Returns
     -------
     StoreSplit
-        Training tiles that share pixels with a validation tile (``|dy| < tile`` and ``|dx| < tile``, same image)
-        are dropped (``dropped``): validation never sees pixels trained on. Without ``coords``, the last tiles of
-        each image validate and nothing is dropped (their places are unknown).
+        Training tiles that share pixels with a validation tile (``|dy| < tile`` and ``|dx| < tile``, same image or
+        a copy of it) are dropped (``dropped``): validation never sees pixels trained on. Without ``coords``, the
+        last tiles of each image validate and nothing is dropped (their places are unknown); so too (``by``
+        ``blocks``, said in the note) where no band of any image leaves tiles on both sides.
     """
     if split_by not in STORE_SPLITS:
         raise DevolensError(f"data.split_by: a tile store splits by {' or '.join(map(repr, STORE_SPLITS))} "
@@ -344,7 +372,11 @@ def split_tiles(source: np.ndarray | None, coords: np.ndarray | None, tile: int,
     f = float(val_fraction)
     if not 0.0 < f < 1.0:
         raise DevolensError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    n = len(coords) if coords is not None else (len(source) if source is not None else 0)
+    if coords is not None:
+        n = len(coords)
+    elif source is not None:
+        n = len(source)
+    n = int(n or 0)
     src = np.zeros(n, np.int64) if source is None else np.asarray(source, np.int64)
     if n < 2:
         raise DevolensError(f"need at least 2 tiles to train and validate, found {n}")
@@ -352,58 +384,68 @@ def split_tiles(source: np.ndarray | None, coords: np.ndarray | None, tile: int,
     is_val = np.zeros(n, bool)
     dropped = np.zeros(n, bool)
     group = src.astype(str).astype(object)
-    if images.size >= 2 and split_by in ("source", "group"):
+    key = np.array([str((same or {}).get(int(s), int(s))) for s in src], dtype=object)
+    keys = pd.unique(key)
+    by = "region" if coords is not None else "tiles"
+    if images.size >= 2 and split_by in ("source", "group") and keys.size >= 2:
         by = "source"
-        key = np.array([str((same or {}).get(int(s), int(s))) for s in src], dtype=object)
-        keys = pd.unique(key)
-        if keys.size < 2:  # every source the same pixels: as one image
-            by = "region"
-        else:
-            order = list(keys)
-            np.random.default_rng(int(seed)).shuffle(order)
-            sizes = pd.Series(key).value_counts()
-            chosen, got = [], 0
-            for k in order[:-1]:
-                if got >= f * n and chosen:
-                    break
-                chosen.append(k)
-                got += int(sizes[k])
-            is_val = np.isin(key, chosen)
-    else:
-        by = "region" if coords is not None else "tiles"
-    if by in ("region", "tiles"):
-        yx = None if coords is None else np.asarray(coords, np.int64)
+        order = list(keys)
+        np.random.default_rng(int(seed)).shuffle(order)
+        sizes = pd.Series(key).value_counts()
+        chosen, got = [], 0
+        for k in order[:-1]:
+            if got >= f * n and chosen:
+                break
+            chosen.append(k)
+            got += int(sizes[k])
+        is_val = np.isin(key, chosen)
+    axes, whole = set(), 0
+    if by == "region":  # a band of each image, its copies (same pixels) cut at the same band
+        yx = np.asarray(coords, np.int64)
+        for k in keys:
+            at = np.flatnonzero(key == k)
+            cut = _region(yx[at], tile, f) if at.size >= 2 else None
+            if cut is None:  # too small for a band: trains whole
+                whole += 1
+                continue
+            v, drop, axis = cut
+            axes.add(axis)
+            is_val[at[v]] = True
+            dropped[at] = drop
+            group[at] = np.where(v, [f"s{s}:val" for s in src[at]], [f"s{s}:train" for s in src[at]])
+        if not is_val.any() or not (~is_val & ~dropped).any():  # no band anywhere: blocks, unguarded
+            by, is_val[:], dropped[:], group = "blocks", False, False, src.astype(str).astype(object)
+    if by in ("tiles", "blocks"):  # the last tiles of each image
         for s in images:
             at = np.flatnonzero(src == s)
-            if at.size < 2:
-                continue
-            if yx is None:  # no places: the last tiles of the image
-                k = min(at.size - 1, max(1, int(round(f * at.size))))
-                is_val[at[-k:]] = True
-                continue
-            axis = 0 if np.unique(yx[at, 0]).size > 1 else 1  # a band of rows; of columns in one row of tiles
-            v = yx[at, axis] >= _band_cut(yx[at, axis], tile, f)
-            is_val[at[v]] = True
-            dropped[at[~v]] = _overlapping(yx[at[~v]], yx[at[v]], tile)
-            group[at] = np.where(v, f"s{int(s)}:val", f"s{int(s)}:train")
+            if at.size >= 2:
+                is_val[_last_tiles(at, f)] = True
+        if not is_val.any():  # every image a single tile: the last ones
+            is_val[_last_tiles(np.arange(n), f)] = True
     used = int(n - dropped.sum())
     n_val = int(is_val.sum())
     tr = np.flatnonzero(~is_val & ~dropped)
-    if not n_val or not tr.size:
-        raise DevolensError(f"cannot split {n} tiles into training and validation tiles that share no pixels: "
-                            "tile more images (or a larger one), or use a smaller --stride")
     share = f"{n_val} of the {used} tiles used ({100 * n_val / max(used, 1):.1f} %; data.val_fraction {f:g})"
     if by == "source":
         note = (f"tile store split by source image: {np.unique(src[is_val]).size} of its {images.size} images "
                 "validate, "
                 f"{share}; whole images on one side (data.split_by: region holds out a band of each image instead)")
     elif by == "region":
-        note = (f"tile store split by region: a band of tiles at the bottom of {'each' if images.size > 1 else 'the'} "
-                f"image validates, {share}; {int(dropped.sum())} training tiles that share pixels with validation "
-                "tiles are dropped, so that validation never sees pixels trained on")
+        where = " or ".join(w for a, w in ((0, "at the bottom"), (1, "at the right")) if a in axes)
+        each = "each" if keys.size > 1 else "the"
+        note = (f"tile store split by region: a band of tiles {where} of {each} image validates, {share}; "
+                f"{int(dropped.sum())} training tiles that share pixels with validation tiles are dropped, so that "
+                "validation never sees pixels trained on")
+        if whole:
+            note += f" ({whole} images too small for a band train whole)"
+    elif by == "blocks":
+        note = (f"tile store split by blocks: no band of rows or columns of its images leaves tiles on both sides "
+                f"that share no pixels, so the last tiles of each image validate, {share}; validation may share "
+                "pixels with training (tile larger images, or use a smaller --stride or tile size)")
     else:
-        note = (f"tile store without tile places (coords): the last tiles of each image validate, {share}; "
-                "overlapping tiles cannot be told apart, so validation may share pixels with training")
+        note = (f"tile store without tile places (coords): the last tiles of each image validate (blocks of "
+                f"consecutive tiles), {share}; overlapping tiles cannot be told apart, so validation may share "
+                "pixels with training")
     return StoreSplit(tr.astype(np.int64), np.flatnonzero(is_val).astype(np.int64),
                       np.flatnonzero(dropped).astype(np.int64), np.asarray(group, dtype=object), by, note)
 
@@ -440,7 +482,8 @@ def split_store(path: str | Path, val_fraction: float = 0.2, seed: int = 0, spli
     """
     with open_store(path) as f:
         source, coords, tile, same = store_split_inputs(f)
-    return split_tiles(source, coords, tile, val_fraction, seed, split_by, same)
+        n = int(f["images"].shape[0])
+    return split_tiles(source, coords, tile, val_fraction, seed, split_by, same, n)
 
 
 def h5_datasets(path: str | Path, *, val_fraction: float = 0.2, seed: int = 0, crop: int | None = None,

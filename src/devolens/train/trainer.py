@@ -610,7 +610,7 @@ def _build_h5(recipe: dict, path: Path, run_split: pd.DataFrame | None = None) -
     import h5py
 
     from devolens.data.datasets import H5TileDataset
-    from devolens.data.h5stream import split_tiles, store_split_inputs
+    from devolens.data.h5stream import STORE_SPLITS, split_tiles, store_split_inputs
 
     d = recipe["data"]
     if recipe["task"] != "segmentation":
@@ -644,23 +644,36 @@ def _build_h5(recipe: dict, path: Path, run_split: pd.DataFrame | None = None) -
         df = df.sample(n=d["limit"], random_state=recipe["seed"]).sort_index()
         notes.append(f"using {d['limit']} tiles (data.limit)")
     rows = df.index.to_numpy()
-    try:
-        sp = split_tiles(None if source is None else source[rows], None if coords is None else coords[rows], tile,
-                         d["val_fraction"], recipe["seed"], d["split_by"], same)
-    except DevolensError as exc:
-        raise DevolensError(str(exc), path=path) from None
-    df["group"] = sp.group.astype(str)
-    df["side"] = sp.sides()
-    split_note = sp.note
-    if run_split is not None:  # a resumed run: its own sides, where it lists these very tiles
+    kept = None
+    if run_split is not None and {"sample", "side"} <= set(run_split.columns):
+        # a resumed run: its own sides, where it lists these very tiles (before the split of today, which may
+        # refuse a store an older version trained on)
         kept = dict(zip(run_split["sample"].astype(str), run_split["side"].astype(str)))
-        if set(kept) == set(df["sample"]) and set(kept.values()) <= {"train", "val", "drop"}:
-            sides = df["sample"].map(kept)
-            if not sides.equals(df["side"]):
-                df["side"] = sides
-                split_note = (f"the run's own split is kept (its split.csv: {int((sides == 'val').sum())} tiles "
-                              f"validate, {int((sides == 'train').sum())} train, {int((sides == 'drop').sum())} "
-                              "neither)")
+        if not (set(kept) == set(df["sample"]) and set(kept.values()) <= {"train", "val", "drop"}):
+            kept = None
+    split_by = d["split_by"]
+    if split_by not in STORE_SPLITS:  # an image-folder split (embryo, folder, ...): not one of a store's
+        notes.append(f"data.split_by {split_by!r} is ignored for tile stores (they split by "
+                     f"{' or '.join(map(repr, STORE_SPLITS))}): split by source image")
+        split_by = "source"
+    if kept is not None:
+        sides = df["sample"].map(kept)
+        groups = (dict(zip(run_split["sample"].astype(str), run_split["group"].astype(str)))
+                  if "group" in run_split.columns else kept)
+        df["group"] = df["sample"].map(groups)
+        df["side"] = sides
+        split_note = (f"the run's own split is kept (its split.csv: {int((sides == 'val').sum())} tiles "
+                      f"validate, {int((sides == 'train').sum())} train, {int((sides == 'drop').sum())} "
+                      "neither)")
+    else:
+        try:
+            sp = split_tiles(None if source is None else source[rows], None if coords is None else coords[rows],
+                             tile, d["val_fraction"], recipe["seed"], split_by, same, len(rows))
+        except DevolensError as exc:
+            raise DevolensError(str(exc), path=path) from None
+        df["group"] = sp.group.astype(str)
+        df["side"] = sp.sides()
+        split_note = sp.note
     notes.append(split_note)
     tr = rows[(df["side"] == "train").to_numpy()]
     va = rows[(df["side"] == "val").to_numpy()]
