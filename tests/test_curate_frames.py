@@ -181,6 +181,10 @@ def test_gaps_in_numbered_names_of_one_pattern_are_dropped(pattern):
     [f"img_{n}.png" for n in (3, 8, 10, 17, 21, 30)],  # no steady step (gaps are multiples of the usual step)
     [f"img_{n}.png" for n in (1, 2, 3, 5, 4, 6)],  # not in rising order
     [f"{w}.png" for w in ("alpha", "beta", "gamma", "delta")],  # no numbers
+    [f"img_{12 + (20 * k) // 60:02d}{(20 * k) % 60:02d}00.png" for k in range(12)],  # clock times HHMMSS, every 20 min
+    [f"img_{h:02d}{m:02d}.png" for h in (9, 10) for m in range(0, 60, 5)],  # clock times HHMM, every 5 min
+    [f"day_202401{d:02d}.png" for d in range(25, 32)] + [f"day_202402{d:02d}.png" for d in range(1, 5)],  # dates
+    [f"img_{n}.png" for n in (5, 10, 15, 20, 30, 40, 50)],  # every 5th frame, then every 10th: no count of frames
 ])
 def test_names_without_a_common_numbering_give_no_dropped_frames(names):
     report = score_frames(synth_sequence(len(names), seed=9), names=names)

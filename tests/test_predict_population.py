@@ -422,6 +422,17 @@ def test_monotone_fills_black_frames_mid_movie_between_their_neighbours(monkeypa
                                atol=0.01)
 
 
+def test_monotone_keeps_dark_frames_read_as_many_cells_as_those_before(monkeypatch, tmp_path, capsys):
+    """A frame that passes for dark but is read right (an embryo of one or two nuclei, a dim 12-bit movie) is no
+    misread: only a dark frame reading fewer cells than the frames before it is left out (a review found the
+    one-cell frame of a render left out and its reading changed)."""
+    totals = [1, 2, 2, 4, 4, 8, 8, 12, 15, 24, 26, 28]
+    src = _movie(tmp_path, black=(0, 4))  # the first frame, and one reading as many as the frame before it
+    df = _population(monkeypatch, tmp_path, src, totals, "--monotone")
+    assert "--monotone left" not in " ".join(capsys.readouterr().err.split())
+    np.testing.assert_allclose(df["total"], totals)
+
+
 def test_monotone_leaves_implausible_readings_out(monkeypatch, tmp_path, capsys):
     """A frame the curator finds nothing wrong with, read at a fraction of the frames around it (out of focus,
     the embryo out of view): populations never halve."""

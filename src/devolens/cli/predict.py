@@ -1251,7 +1251,8 @@ def robust_monotone(smooth, df, positions: list[int], signals: Optional[list]):
 
     Left out of the fit: the frames the curator's black or dark test flags
     (:func:`devolens.curate.frames.black_or_dark` on their ``signals``, :func:`devolens.curate.frames.frame_signal`;
-    None for a frame not measured) and the implausible readings (:func:`implausible_readings`). Their rows get the
+    None for a frame not measured) that read fewer cells than the median of the (up to 4) frames before them (a
+    one-cell embryo or a dim 12-bit movie passes for dark, and is read right), and the implausible readings (:func:`implausible_readings`). Their rows get the
     fitted curve between the frames before and after them (linear in the frame position; the nearest fitted
     frame's value at either end), so the curve stays monotone. Returns ``(smoothed table, (dim mask, implausible
     mask))``.
@@ -1264,7 +1265,12 @@ def robust_monotone(smooth, df, positions: list[int], signals: Optional[list]):
         measured = np.array([s is not None for s in signals], bool)
         if measured.any():
             dim[measured] = black_or_dark([s for s in signals if s is not None])
-    odd = implausible_readings(df["total"].to_numpy(float), ~dim) & ~dim
+    totals = df["total"].to_numpy(float)
+    # a black or dark frame drags the fit only when it reads fewer cells than the frames before it: an embryo of one
+    # or two nuclei, or a dim 12-bit movie, passes for dark and is read right (the first frames are never left out)
+    dim &= np.array([i > 0 and totals[i] < np.median(totals[max(0, i - MONOTONE_WINDOW):i]) - 0.5
+                     for i in range(n)], bool)
+    odd = implausible_readings(totals, ~dim) & ~dim
     keep = ~(dim | odd)
     if keep.all() or not keep.any():  # nothing to leave out, or nothing left to fit: every frame fitted
         return smooth(df), (np.zeros(n, bool), np.zeros(n, bool))

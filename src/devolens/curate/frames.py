@@ -614,9 +614,10 @@ def _name_keys(names: Sequence[str]) -> list[tuple[str, int | None]]:
     Names like ``t012.png`` or ``emb1_t012.png`` give both (:func:`_parse_name`). Otherwise, when every
     name is one pattern with a number at the end of its stem (``frame_1.png`` ... ``frame_20.png``,
     ``img_0001.tif`` ...: the same text before the number and the same extension), that number is the
-    time, in one sequence, when the numbers rise at a steady step (every step a multiple of the most common
-    one: the gaps); names without such a common numbering have no time (no gap can be told). (Clock times
-    written as one number, ``img_120950`` then ``img_121000``, pass for a numbering with gaps.)
+    time, in one sequence, when they count frames: they rise, mostly by 1 (the gaps: the steps above 1), and
+    stay below 100000. Names without such a numbering have no time (no gap can be told): clock times or dates
+    written as one number (``img_120950``, ``img_20240131``: six digits or more), names numbered at another
+    step (every 5th frame saved: its step cannot be told from an interval change) and other patterns.
     """
     keys = [_parse_name(n) for n in names]
     if all(t is not None for _, t in keys) or len(names) < 2:
@@ -628,9 +629,14 @@ def _name_keys(names: Sequence[str]) -> list[tuple[str, int | None]]:
         return keys
     times = [int(m.group("num")) for m in parts]
     steps = np.diff(times)
-    if len(steps) and (np.any(steps <= 0) or np.any(steps % _usual_step(steps))):
-        return keys  # not a numbering at a steady step (e.g. clock times, 120130 then 120300): no gaps to tell
+    if max(times) >= _MAX_FRAME_NUMBER or (len(steps) and (np.any(steps <= 0) or _usual_step(steps) != 1)):
+        return keys  # not a count of frames (clock times, dates, every 5th frame saved): no gaps to tell
     return [("", t) for t in times]
+
+
+#: a number at the end of file names at or above this is a clock time or a date (``img_120950``, ``20240131``), not a
+#: frame count (:func:`_name_keys`)
+_MAX_FRAME_NUMBER = 100_000
 
 
 def _usual_step(steps: np.ndarray) -> int:
