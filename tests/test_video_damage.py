@@ -290,3 +290,73 @@ def test_inference_help_names_the_videos_the_reader_takes(cmd, capsys, monkeypat
     listed = text[text.index("a video (mp4"):].split(")")[0]
     words = set(re.findall(r"[a-z0-9]+", listed))
     assert {s.lstrip(".") for s in VIDEO_SUFFIXES} <= words, listed
+
+
+def _reads_clean(path, n):
+    frames, got = _read(path)
+    assert len(got) == n and frames.damage is None and _note(path, len(got)) is None
+
+
+def test_an_avi_with_empty_drop_frame_chunks_is_counted_from_its_index(tmp_path):
+    """ffmpeg muxing video with audio writes zero-size "drop frame" 00dc chunks that the header counts (21) but
+    that give no frame: the index's chunks with data (20) are the count; with no index the header's count is an
+    estimate, with its slack."""
+    avi = tmp_path / "av.avi"
+    subprocess.run([_ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=2", "-f",
+                    "lavfi", "-i", "sine=duration=2", "-c:v", "mjpeg", "-c:a", "libmp3lame", "-shortest", str(avi)],
+                   check=True)
+    data = avi.read_bytes()
+    strh = data.find(b"strh")
+    header = struct.unpack("<I", data[strh + 40:strh + 44])[0]
+    assert b"00dc\0\0\0\0" in data and header == 21  # the case: the header counts an empty chunk
+
+    from devolens.io.video import container_count
+
+    assert container_count(avi).frames == 20 and container_count(avi).exact
+    _reads_clean(avi, 20)
+    idx = data.rfind(b"idx1")
+    bare = tmp_path / "noindex.avi"
+    bare.write_bytes(data[:4] + struct.pack("<I", idx - 8) + data[8:idx])
+    assert container_count(bare).frames == 21 and not container_count(bare).exact
+    _reads_clean(bare, 20)
+
+
+def test_bytes_after_the_last_box_or_chunk_are_no_cut(tmp_path):
+    """A camera's trailer after an MP4's last box (or an AVI's RIFF chunk) is not a file cut short; a cut mdat is."""
+    from devolens.io.video import container_count, write_video
+
+    movie = write_video((np.full((32, 48, 3), 9 * i, np.uint8) for i in range(7)), tmp_path / "m.mp4", fps=5)
+    trailer = tmp_path / "trailer.mp4"
+    trailer.write_bytes(movie.read_bytes() + bytes(range(200, 216)))
+    assert container_count(trailer).frames == 7 and not container_count(trailer).truncated
+    _reads_clean(trailer, 7)
+    avi = _mjpeg_avi(tmp_path / "m.avi")
+    atrailer = tmp_path / "trailer.avi"
+    atrailer.write_bytes(avi.read_bytes() + bytes(range(200, 216)))
+    assert container_count(atrailer).frames == 12 and not container_count(atrailer).truncated
+    _reads_clean(atrailer, 12)
+    data = movie.read_bytes()
+    mdat = data.find(b"mdat") - 4
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[:mdat + 64])  # the mdat runs past the end
+    assert container_count(cut).truncated
+
+
+def test_damaged_audio_is_not_the_videos_damage(tmp_path):
+    """ffmpeg's messages from an audio stream's decoder ('[mp3float @ 0x...] Header missing') say nothing of the
+    video: no note, no second decoding."""
+    from devolens.io.video import _damage_line
+
+    assert _damage_line("[mp3float @ 0x55ba65f49080] Header missing") is None
+    assert _damage_line("[aac @ 0x560d486da2c0] Number of bands (67) exceeds limit (44). error") is None
+    assert _damage_line("[h264 @ 0x55aa38046e40] error while decoding MB 3 4") is not None
+    mkv = tmp_path / "av.mkv"
+    subprocess.run([_ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=2", "-f",
+                    "lavfi", "-i", "sine=duration=2", "-c:v", "mjpeg", "-c:a", "libmp3lame", "-shortest", str(mkv)],
+                   check=True)
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(mkv.read_bytes().replace(b"\xff\xfb", b"\0\0", 6))  # the first mp3 frames' headers
+    log = subprocess.run([_ffmpeg(), "-hide_banner", "-i", str(bad), "-map", "0:v:0", "-f", "null", "-"],
+                         capture_output=True, text=True).stderr
+    assert "mp3float" in log  # the case: ffmpeg complains of the audio
+    _reads_clean(bad, 20)

@@ -211,9 +211,10 @@ def frame_count_from_info(info: dict) -> int:
     nframes = info.get("nframes")
     if isinstance(nframes, (int, float)) and math.isfinite(nframes) and nframes > 0:
         return FrameCount(int(nframes), False, path)
-    exact = getattr(getattr(info, "container", None), "frames", None)
-    if isinstance(exact, int) and exact > 0:
-        return FrameCount(exact, True, path)
+    container = getattr(info, "container", None)
+    exact = getattr(container, "frames", None)
+    if isinstance(exact, int) and exact > 0:  # an AVI header's count with no index to check it: an estimate
+        return FrameCount(exact, bool(getattr(container, "exact", True)), path)
     try:
         fps, dur = float(info.get("fps") or 0), float(info.get("duration") or 0)
     except (TypeError, ValueError):

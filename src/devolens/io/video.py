@@ -200,6 +200,9 @@ class ContainerCount:
 
     frames: int | None = None
     truncated: bool = False
+    #: ``frames`` is exact (an AVI's index, an MP4/MOV's sample table); False: an AVI header's count with no index
+    #: to check it against (it counts "drop frame" chunks that give no frame): an estimate, with its slack
+    exact: bool = True
 
 
 def container_count(path: str | Path) -> ContainerCount:
@@ -237,14 +240,15 @@ def _avi_count(fh, size: int) -> ContainerCount:
     while pos + 8 <= size:
         fh.seek(pos)
         cid, length = struct.unpack("<4sI", fh.read(8))
+        if cid != b"RIFF":
+            break  # bytes after the RIFF chunks (a trailer): not a cut
         if pos + 8 + length > size:
             truncated = True
-            break
-        if cid != b"RIFF":
             break
         pos += 8 + length + (length & 1)
     fh.seek(12)
     frames = {}
+    streams = [0, None, None]  # strl lists seen, the video stream's number, its OpenDML super index (indx) span
 
     def walk(start: int, end: int) -> None:
         at = start
@@ -257,19 +261,68 @@ def _avi_count(fh, size: int) -> ContainerCount:
                     return  # the frames: the header is before them
                 if kind in (b"hdrl", b"strl", b"odml"):
                     walk(at + 12, min(at + 8 + length, end))
+                    if kind == b"strl":
+                        streams[0] += 1
             elif cid == b"avih" and length >= 20:
                 frames.setdefault("avih", struct.unpack("<5I", fh.read(20))[4])
             elif cid == b"strh" and length >= 36:
                 data = fh.read(36)
                 if data[:4] == b"vids" and "strh" not in frames:
                     frames["strh"] = struct.unpack("<I", data[32:36])[0]
+                    streams[1] = streams[0]
+            elif cid == b"indx" and streams[1] == streams[0] and streams[2] is None:
+                streams[2] = (at + 8, length)
             elif cid == b"dmlh" and length >= 4:
                 frames.setdefault("dmlh", struct.unpack("<I", fh.read(4))[0])
             at += 8 + length + (length & 1)
 
     walk(12, min(size, 12 + (1 << 20)))
     count = next((frames[k] for k in ("dmlh", "strh", "avih") if frames.get(k)), None)
-    return ContainerCount(count, truncated)
+    # the header's count includes zero-size "drop frame" chunks, which give no frame: the video chunks of the
+    # index that hold data are what ffmpeg outputs. With no index the header's count is an estimate
+    indexed = _avi_indexed(fh, size, streams[1] or 0, streams[2])
+    if indexed is not None:
+        return ContainerCount(indexed or None, truncated)
+    return ContainerCount(count, truncated, exact=False)
+
+
+def _avi_indexed(fh, size: int, stream: int, indx: tuple[int, int] | None) -> int | None:
+    """The video chunks (stream ``stream``) with data that an AVI's index lists: its OpenDML index (``indx``
+    and its ``ix##`` chunks) when it has one, else its ``idx1``; None when it has none that can be read whole."""
+    if indx is not None:
+        try:
+            fh.seek(indx[0])
+            head = fh.read(24)
+            per, _sub, kind, n = struct.unpack("<HBBI", head[:8])
+            if kind == 0 and per == 4 and 0 < n <= 100_000:  # AVI_INDEX_OF_INDEXES: (offset, size, duration)
+                total = 0
+                for offset, _length, _duration in struct.iter_unpack("<QII", fh.read(16 * n)):
+                    if offset + 32 > size:
+                        raise ValueError
+                    fh.seek(offset + 8)
+                    per2, _sub, kind2, m = struct.unpack("<HBBI", fh.read(8))
+                    if kind2 != 1 or per2 != 2 or offset + 32 + 8 * m > size:
+                        raise ValueError
+                    fh.seek(offset + 32)
+                    total += sum(1 for _o, s in struct.iter_unpack("<II", fh.read(8 * m)) if s & 0x7FFFFFFF)
+                return total
+        except (struct.error, ValueError, OSError):
+            pass
+    try:
+        at = 12
+        while at + 8 <= size:
+            fh.seek(at)
+            cid, length = struct.unpack("<4sI", fh.read(8))
+            if cid == b"idx1":
+                if at + 8 + length > size:
+                    return None
+                tags = (b"%02ddc" % stream, b"%02ddb" % stream)
+                return sum(1 for e in struct.iter_unpack("<4sIII", fh.read(length - length % 16))
+                           if e[0] in tags and e[3] > 0)
+            at += 8 + length + (length & 1)
+    except (struct.error, ValueError, OSError):
+        pass
+    return None
 
 
 def _mp4_count(fh, size: int) -> ContainerCount:
@@ -292,8 +345,8 @@ def _mp4_count(fh, size: int) -> ContainerCount:
     truncated = False
     moov = None
     for kind, data, end in boxes(0, size):
-        if end > size:
-            truncated = True
+        if end > size and kind in (b"mdat", b"moov"):
+            truncated = True  # (other bytes after the last box: a trailer some cameras write, not a cut)
         if kind == b"moov":
             moov = (data, min(end, size))
     if moov is None:
@@ -433,9 +486,16 @@ _OUTPUT_SIDE = ("out#", "vost#", "enc:", "image2pipe", "rawvideo", "null", "swsc
 _REPEATED = re.compile(r"^\s*Last message repeated (\d+) times?")
 
 
+#: decoders and parsers of audio (and subtitle) streams: their damage is not the video's
+_OTHER_STREAMS = re.compile(r"^(?:dec:)?(?:mp1|mp2|mp3|aac|ac3|eac3|opus|libopus|vorbis|libvorbis|flac|pcm|alac|"
+                            r"adpcm|amr|wma|dca|dts|truehd|mlp|als|ape|speex|gsm|g7\d\d|qdm|atrac|cook|ra_|"
+                            r"nellymoser|mace|aist#|sist#|dist#|subrip|ass|mov_text|dvd_sub|dvb_sub|webvtt)",
+                            re.IGNORECASE)
+
+
 def _damage_line(line: str) -> tuple[str, str] | None:
-    """``(component, message)`` of a line of ffmpeg's log that speaks of damaged data in the file; None for
-    any other (the header, progress, the output side's notes)."""
+    """``(component, message)`` of a line of ffmpeg's log that speaks of damaged data in the file's video; None
+    for any other (the header, progress, the output side's notes, an audio stream's decoder)."""
     found = _TAGGED.match(line)
     if found is None:
         return None
@@ -443,6 +503,8 @@ def _damage_line(line: str) -> tuple[str, str] | None:
     message = found[3].strip()
     low = (found[1] + " " + (found[2] or "")).lower()
     if any(low.startswith(s) or (" " + s) in low for s in _OUTPUT_SIDE) or not _DAMAGE_WORDS.search(message):
+        return None
+    if any(_OTHER_STREAMS.match(c.strip()) for c in (found[1], found[2] or "")):
         return None
     return component, message
 
@@ -1070,11 +1132,16 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
         if log is not None:
             log.done.wait(2.0)  # ffmpeg has ended: its last messages are read (milliseconds)
         recorded = container_count(path)
+        # a cut only when fewer frames came than the container records (bytes after its end are not one); an
+        # estimated count (an AVI header's, no index) is left to cut_short and its slack
+        short = bool(recorded.frames) and i + 1 < recorded.frames
+        truncated = recorded.truncated and (short or not recorded.frames)
+        declared = recorded.frames if recorded.exact or truncated else None
         damage = None
-        if (log is not None and log.count) or recorded.truncated or (recorded.frames and i + 1 < recorded.frames):
+        if (log is not None and log.count) or truncated or (short and recorded.exact):
             damage = VideoDamage(path, i + 1, decoded_count[0], log.count if log is not None else 0,
-                                 tuple(log.examples) if log is not None else (), recorded.frames,
-                                 recorded.truncated, tuple(shifts))
+                                 tuple(log.examples) if log is not None else (), declared,
+                                 truncated, tuple(shifts))
         state["damage"] = damage
         _remember(path, damage)
     finally:
