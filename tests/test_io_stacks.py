@@ -318,6 +318,12 @@ def test_a_timelapse_saved_as_z_gets_one_note_when_projected(tiny_zoo, tmp_path,
     assert z_projection_note(zyx, "slices") is None and z_projection_note(tzyx) is None
     assert z_projection_note(plain) is None and z_projection_note(tmp_path / "nope.tif") is None
     assert z_projection_note(tmp_path) is None
+    # a microscope's z-stack records its z step: segmented as one stack every day, it gets no note (review)
+    calibrated = tmp_path / "zstack.tif"
+    tifffile.imwrite(calibrated, arr, imagej=True, metadata={"axes": "ZYX", "spacing": 0.5, "unit": "um"})
+    ome = tmp_path / "zstack.ome.tif"
+    tifffile.imwrite(ome, arr, metadata={"axes": "ZYX", "PhysicalSizeZ": 0.5})
+    assert z_projection_note(calibrated) is None and z_projection_note(ome) is None
 
     def err() -> str:
         return " ".join(capsys.readouterr().err.split())

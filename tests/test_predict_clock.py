@@ -127,6 +127,52 @@ def test_population_cli_clock(tiny_zoo, tmp_path, capsys, monkeypatch):  # noqa:
 
 
 
+def _video(path, frames, durations=None):
+    """An H.264 mp4 of ``frames`` (uint8 HxW), at a constant rate, or at the given per-frame ``durations`` (s)."""
+    import subprocess
+
+    import imageio.v3 as iio
+    import imageio_ffmpeg
+
+    src = path.parent / (path.stem + "_src")
+    src.mkdir()
+    lines = []
+    for i, f in enumerate(frames):
+        iio.imwrite(src / f"{i:03d}.png", f)
+        lines.append(f"file '{i:03d}.png'\nduration {0.1 if durations is None else durations[i]}\n")
+    (src / "list.txt").write_text("".join(lines) + f"file '{len(frames) - 1:03d}.png'\n")
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "concat", "-i",
+                    str(src / "list.txt"), *(["-fps_mode", "vfr"] if durations else ["-r", "10"]), "-c:v",
+                    "libx264", "-pix_fmt", "yuv420p", str(path)], check=True)
+
+
+def test_clock_notes_a_video_of_varying_intervals(tiny_zoo, tmp_path, capsys):  # noqa: F811
+    """--clock takes frames as evenly spaced: a variable-frame-rate video (a walkthrough's timelapse of 0.1 s and
+    0.35 s intervals) gets a note; the same frames at a constant rate do not."""
+    from devolens.cli import main
+    from devolens.io.video import video_steady
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(12):
+        img = np.zeros((48, 64), np.uint8)
+        for _ in range(2 + i):
+            y, x = rng.integers(6, 42), rng.integers(6, 58)
+            img[y - 4:y + 4, x - 4:x + 4] = 200
+        frames.append(img)
+    steady, varying = tmp_path / "steady.mp4", tmp_path / "vfr.mp4"
+    _video(steady, frames)
+    _video(varying, frames, [0.1 if i % 3 else 0.35 for i in range(12)])
+    for movie, noted in ((steady, False), (varying, True)):
+        capsys.readouterr()
+        assert main(["population", str(movie), "--out", str(tmp_path / f"{movie.stem}.csv"), "--clock",
+                     "--no-plot"]) == 0
+        err = " ".join(capsys.readouterr().err.split())
+        assert "developmental clock:" in err
+        assert ("varying intervals (a variable frame rate)" in err) is noted, movie
+        assert video_steady(movie) is (not noted)
+
+
 def test_clock_figures_in_the_cli_match_the_results():
     """What the CLI says --clock gains (the demo report; `population`'s help and tip should use the same
     CLOCK_GAIN) is the current measurement: benchmarks/RESULTS.md's population table, held-out EPIC-framed

@@ -1185,6 +1185,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["estimate"] = getattr(predictor, "last_estimate", None)
     df.attrs["resized"] = getattr(predictor, "resize", 1.0) != 1.0
     df.attrs["clock"] = fit
+    df.attrs["steady"] = _steady(input_path, source) if clock else None
     # --monotone: the frames left out of the fit (black or dark; implausible readings), named as the CSV names them
     df.attrs["monotone_left_out"] = None if left_out is None else tuple(
         [source.frame_id(p) for p, bad in zip(kept, mask) if bad] for mask in left_out)
@@ -1301,6 +1302,16 @@ def _plot_axis(source: "_Source", kept: list[int]) -> tuple[list[int], str]:
         if all(b > a for a, b in zip(numbers, numbers[1:])):
             return numbers, "frame (the number in its file name)"
     return [int(p) for p in kept], "frame (position in the input, from 0)"
+
+
+def _steady(input_path: Path, source: "_Source") -> Optional[bool]:
+    """Whether a video input's frames came at one steady interval (:func:`devolens.io.video.video_steady`: False
+    for a variable frame rate); None for other inputs or when unknown."""
+    if not source.is_video or source.is_stack:
+        return None
+    from devolens.io.video import video_steady
+
+    return video_steady(input_path)
 
 
 def _clock_note(fit, seconds: Optional[float]) -> str:
@@ -1478,6 +1489,12 @@ def population_command(
         console.print(f"note: {df.attrs['ended_early']}")
     if df.attrs.get("clock") is not None:
         console.print(_clock_note(df.attrs["clock"], df.attrs.get("clock_seconds")))
+        if df.attrs.get("steady") is False:
+            from devolens.cli._common import note as print_note
+
+            print_note("the video's frames come at varying intervals (a variable frame rate): --clock takes them "
+                       "as evenly spaced, so its pace is per frame and the counts of frames after a longer or "
+                       "shorter interval are off; export the timelapse at a constant frame rate for the clock")
     elif not monotone and df.attrs.get("clock_available") and len(df) >= CLOCK_MIN_FRAMES:
         console.print("tip: for a wild-type timelapse, --clock fits the frames to the developmental clock and reads "
                       f"each frame off it ({CLOCK_GAIN})")

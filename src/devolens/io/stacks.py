@@ -503,8 +503,9 @@ def z_projection_note(path: str | Path, stack_z: str = "project") -> str | None:
     time points as Z (a common Fiji mix-up: Slices N, Frames 1) loses all but that one frame without a word.
 
     None for anything else: ``stack_z="slices"``, a stack with a time axis (or any other sequence axis), one
-    plane, a Z axis made by ``--pages z`` from unlabelled pages (the user said so), a folder (one z-stack per
-    file is the usual layout), not a TIFF, an unreadable file."""
+    plane, a Z axis made by ``--pages z`` from unlabelled pages (the user said so), a z-stack whose file records
+    its z step (ImageJ ``spacing``, OME ``PhysicalSizeZ``: a microscope's z-stack, segmented as such every day,
+    gets no note), a folder (one z-stack per file is the usual layout), not a TIFF, an unreadable file."""
     path = Path(path)
     if stack_z != "project" or path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
         return None
@@ -512,11 +513,25 @@ def z_projection_note(path: str | Path, stack_z: str = "project") -> str | None:
         info = stack_info(path)  # the file's own labels (pages read as time points: no Z made of them)
     except DevolensError:
         return None
-    if info.planes <= 1 or info.times > 1:
+    if info.planes <= 1 or info.times > 1 or _z_step_recorded(path):
         return None
     return (f"note: the {info.planes} z-planes of {path.name} were projected into 1 frame (--stack-z project); if "
             "they are time points (a timelapse saved with its axes as Z), re-save the stack with a T axis (Fiji: "
             f"Image > Properties, Slices 1, Frames {info.planes}) or give --stack-z slices")
+
+
+def _z_step_recorded(path: Path) -> bool:
+    """Whether a TIFF records the step between its z-planes (ImageJ's ``spacing``, OME's ``PhysicalSizeZ``): what
+    a microscope's z-stack carries and a timelapse saved as Z by mistake does not (False if unreadable)."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            if tif.is_ome and tif.ome_metadata and "PhysicalSizeZ=" in tif.ome_metadata:
+                return True
+            return bool(tif.is_imagej and (tif.imagej_metadata or {}).get("spacing"))
+    except Exception:  # noqa: BLE001 - no step known: the note is the safe side
+        return False
 
 
 def _pages_note(info: StackInfo, name: str) -> str | None:

@@ -124,6 +124,8 @@ class _Timestamps:
         self._steady = 0
         self._seen = 0
         self.off = False
+        #: frames came at steps of several lengths (a variable frame rate, or a pause): :func:`video_steady`
+        self.irregular = False
 
     def options(self) -> list[str]:
         return ["-stats_enc_pre", self._path, "-stats_enc_pre_fmt", "{pts}"]
@@ -172,7 +174,7 @@ class _Timestamps:
               and after is not None and after - pts == self._step
               and step // self._step - 1 <= max(self.MAX_GAP, self._seen)):
             return step // self._step - 1
-        self.off = True  # irregular steps: a variable frame rate (or a pause)
+        self.off = self.irregular = True  # irregular steps: a variable frame rate (or a pause)
         return 0
 
     def close(self) -> None:
@@ -872,6 +874,34 @@ def video_damage(path: str | Path) -> VideoDamage | None:
         return _FOUND.get(key)
 
 
+def video_steady(path: str | Path) -> bool | None:
+    """Whether the last complete reading of ``path`` in this process (with its frames' timestamps, as the commands
+    read videos) found its frames at one steady interval: False for a variable frame rate (or a pause), None when
+    unknown (not read to its end since it last changed, or read without timestamps)."""
+    try:
+        key = _found_key(Path(path))
+    except OSError:
+        return None
+    with _FOUND_LOCK:
+        return _STEADY.get(key)
+
+
+def _remember_steady(path: Path, steady: bool) -> None:
+    try:
+        key = _found_key(path)
+    except OSError:
+        return
+    with _FOUND_LOCK:
+        _STEADY.pop(key, None)
+        _STEADY[key] = steady
+        while len(_STEADY) > 32:
+            _STEADY.pop(next(iter(_STEADY)))
+
+
+#: :func:`video_steady`'s record, by file (path, size, modification time)
+_STEADY: dict[str, bool] = {}
+
+
 def _found_key(path: Path) -> str:
     st = path.stat()
     return f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}"
@@ -1127,6 +1157,8 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
             if i < 0:
                 raise DevolensError("video has no frames", path=path)
             state["complete"] = True
+            if stamps is not None and not (stamps.off and not stamps.irregular):  # off without irregular: no stamps
+                _remember_steady(Path(path), not stamps.irregular)
         finally:
             reader.close()
         if log is not None:
