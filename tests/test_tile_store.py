@@ -526,3 +526,82 @@ def test_rgb_tiff_errors_name_blue_and_red(tmp_path):
                      metadata={"axes": "CYX"})
     with pytest.raises(DevolensError, match="e.g. 0,1"):
         tiling.read_image(tmp_path / "three.tif")
+
+
+def test_compressed_tiled_and_other_tiffs_are_read_by_bands_as_read_image_reads_them(tmp_path, monkeypatch):
+    """Compressed, tiled, big-endian, channels-last and non-uint16 TIFF wells (and compressed or uint16 labels) are
+    read through the band reader (RowReader), never whole: the same pixels, digest and conversion warning as
+    read_image / read_labels give, and the same store as the uncompressed well."""
+    ip, lp, img, lab = synthetic(tmp_path, 300, 260, spots=300)
+    tile_to_h5([ip], tmp_path / "ref.h5", [lp], tile=64, stride=48)
+    ref, ref_attrs = read_all(tmp_path / "ref.h5")
+    variants = {
+        "zt.tif": dict(data=img, compression="zlib", tile=(64, 64)),
+        "z.tif": dict(data=img, compression="zlib", rowsperstrip=17),
+        "be.tif": dict(data=img, byteorder=">"),
+        "yxc.tif": dict(data=np.moveaxis(img, 0, -1), photometric="minisblack", planarconfig="contig",
+                        compression="zlib"),
+    }
+    for name, kw in variants.items():
+        tifffile.imwrite(tmp_path / name, kw.pop("data"), **kw)
+    tifffile.imwrite(tmp_path / "lab_zt.tif", lab, compression="zlib", tile=(64, 64))
+    tifffile.imwrite(tmp_path / "lab16.tif", lab.astype(np.uint16), compression="zlib")
+    tifffile.imwrite(tmp_path / "f.tif", img.astype(np.float32) / 65535)
+    tifffile.imwrite(tmp_path / "u8.tif", (img >> 8).astype(np.uint8), compression="zlib", tile=(64, 64))
+    expected = {}
+    for name in ("f.tif", "u8.tif"):
+        with pytest.warns(UserWarning, match="not uint16; converted") as rec:
+            expected[name] = (tiling.read_image(tmp_path / name), [str(w.message) for w in rec])
+    monkeypatch.setattr(tiling, "read_image", lambda *a, **k: pytest.fail("read whole"))
+    monkeypatch.setattr(tiling, "read_labels", lambda *a, **k: pytest.fail("read whole"))
+    for name, labels in (("zt.tif", "lab_zt.tif"), ("z.tif", "lab16.tif"), ("be.tif", lp.name),
+                         ("yxc.tif", "lab_zt.tif")):
+        out = tmp_path / f"{name}.h5"
+        with warnings_none():
+            tile_to_h5([tmp_path / name], out, [tmp_path / labels], tile=64, stride=48)
+        got, attrs = read_all(out)
+        for k in ref:
+            assert np.array_equal(got[k], ref[k]), (name, k)
+        assert attrs["source_digests"] == ref_attrs["source_digests"], name
+    for name, (arr, messages) in expected.items():
+        with pytest.warns(UserWarning) as rec:
+            bands = tiling._Bands.image(tmp_path / name, 2, None)
+        assert bands.reader is not None
+        assert [str(w.message) for w in rec] == messages
+        assert np.array_equal(bands.rows(0, 300), arr) and bands.rows(0, 300).dtype == np.uint16
+        assert bands.digest() == tiling.pixel_digest(arr)
+        bands.close()
+
+
+def test_band_reader_errors_are_read_images(tmp_path):
+    """A file the band reader refuses or cannot decode is read whole, with read_image's or read_labels' error."""
+    ip, lp, img, lab = synthetic(tmp_path, 200, 200)
+    data = ip.read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) // 2])
+    tifffile.imwrite(tmp_path / "bad.tif", (lab * 2).astype(np.uint8), compression="zlib")
+    for image, labels in (("cut.tif", lp), (ip, "bad.tif")):
+        errors = []
+        for fn in (lambda: (tiling.read_image(tmp_path / image), tiling.read_labels(tmp_path / labels)),
+                   lambda: tile_to_h5([tmp_path / image], tmp_path / "x.h5", [tmp_path / labels], tile=32)):
+            with pytest.raises(DevolensError) as exc:
+                fn()
+            errors.append(str(exc.value))
+        assert errors[0] == errors[1]
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_one_layout_rule_and_the_public_colour_api(tmp_path):
+    from devolens.io.wells import channels_last
+    from devolens.predict.tiled import RowReader, colour_tiff_order
+
+    assert channels_last((600, 800, 3)) and not channels_last((3, 600, 800)) and not channels_last((600, 800))
+    assert not channels_last((5, 600, 4), channels=5) and channels_last((5, 600, 4))
+    rgb = np.zeros((80, 90, 3), np.uint8)
+    rgb[..., 0], rgb[..., 2] = 50, np.arange(90, dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0))
+    assert colour_tiff_order(tmp_path / "rgb.tif") == [2, 0]
+    assert colour_tiff_order(tmp_path / "planar.tif") is None
+    with RowReader(tmp_path / "rgb.tif", channels=None) as src:
+        assert src.colour_tiff and src.is_rgb_tiff() and src.file_shape == (80, 90, 3)
+        assert src.raw_rows(0, 80).dtype == np.uint8 and np.array_equal(src.raw_rows(0, 80)[2], rgb[..., 2])

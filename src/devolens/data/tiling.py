@@ -14,8 +14,10 @@ Store layout (one file, any number of source images)::
            source's last row and column of tiles lie flush with its bottom and right edges, so that every pixel
            is in a tile; absent in stores written before, whose grid could stop short of them)
 
-Tiles are cut and written one row of tiles at a time, and an uncompressed TIFF (image or labels) is read a band of
-rows at a time (other files whole): memory is a band of rows and one chunk of tiles, not every tile of the image.
+Tiles are cut and written one row of tiles at a time, and a TIFF (image or labels) is read a band of rows at a time
+through :class:`devolens.predict.tiled.RowReader` (uncompressed by its file offsets; compressed, tiled or OME ones
+strip by strip or tile by tile; other files whole): memory is a band of rows and one chunk of tiles, not every tile
+of the image.
 Every tile of a store is cut with the same settings (its attributes): ``append`` refuses another tile, stride or
 keep rule.
 
@@ -48,8 +50,23 @@ from devolens import checks
 from devolens.errors import DevolensError
 from devolens.io.atomic import atomic_path, cannot_write, stop_if_signalled
 from devolens.io.stacks import complaint, quiet_tifffile
-
-STORE_FORMAT = "devolens-tiles"
+from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other modules, tests and scripts
+    DEAD_STAINS,
+    GREEN_SIGNAL,
+    NUCLEAR_STAINS,
+    SAVE_WELL,
+    STORE_FORMAT,
+    _stain_role,
+    channels_last,
+    colour_tiff,
+    colour_tiff_page,
+    one_channel_error,
+    read_colour_image,
+    tiff_channel_names,
+    well_channel_order,
+    well_channels,
+)
+from devolens.predict.tiled import RGB_TIFF_NOTE, RowReader, colour_tiff_order
 STORE_VERSION = 1
 
 __all__ = [
@@ -71,173 +88,47 @@ __all__ = [
 # reading and checking inputs
 
 
+def _float_top(arr: np.ndarray) -> float:
+    """The largest value of a float image as :func:`_to_uint16` reads it (NaN and -inf as 0, +inf as 65535)."""
+    finite = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=65535.0, neginf=0.0)
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _uint16_rule(dtype: np.dtype, top: float, path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """How :func:`_to_uint16` converts an image of ``dtype`` (not uint16) whose :func:`_float_top` is ``top`` (floats
+    only), as a function of any part of it (the whole image, or a band of rows: the same values), and the words
+    of its warning."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_ or not np.issubdtype(dtype, np.number):
+        raise DevolensError(f"image dtype {dtype} is not numeric", path=path)
+    if dtype == np.uint8:
+        return (lambda a: a.astype(np.uint16) * np.uint16(257)), "scaled x257"
+    if np.issubdtype(dtype, np.floating):
+        unit = top <= 1.0
+
+        def convert(a: np.ndarray) -> np.ndarray:
+            finite = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=65535.0, neginf=0.0)
+            if unit:
+                finite = finite * 65535.0
+            return np.clip(np.rint(finite), 0, 65535).astype(np.uint16)
+
+        return convert, "scaled [0, 1] -> [0, 65535]" if unit else "rounded and clipped to [0, 65535]"
+    return (lambda a: np.clip(a, 0, 65535).astype(np.uint16)), "clipped to [0, 65535]"
+
+
+def _conversion_warning(dtype, how: str, path: Path, stacklevel: int) -> None:
+    warnings.warn(f"{path}: image is {np.dtype(dtype)}, not uint16; converted ({how})", stacklevel=stacklevel + 1)
+
+
 def _to_uint16(arr: np.ndarray, path: Path) -> np.ndarray:
     """Convert an image of another dtype to uint16 (with a warning)."""
     if arr.dtype == np.uint16:
         return arr
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number):
-        raise DevolensError(f"image dtype {arr.dtype} is not numeric", path=path)
-    if arr.dtype == np.uint8:
-        out = arr.astype(np.uint16) * np.uint16(257)
-        how = "scaled x257"
-    elif np.issubdtype(arr.dtype, np.floating):
-        finite = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=65535.0, neginf=0.0)
-        hi = float(finite.max()) if finite.size else 0.0
-        if hi <= 1.0:
-            finite = finite * 65535.0
-            how = "scaled [0, 1] -> [0, 65535]"
-        else:
-            how = "rounded and clipped to [0, 65535]"
-        out = np.clip(np.rint(finite), 0, 65535).astype(np.uint16)
-    else:
-        out = np.clip(arr, 0, 65535).astype(np.uint16)
-        how = "clipped to [0, 65535]"
-    warnings.warn(f"{path}: image is {arr.dtype}, not uint16; converted ({how})", stacklevel=3)
+    is_float = np.issubdtype(arr.dtype, np.floating) and arr.dtype != np.bool_
+    convert, how = _uint16_rule(arr.dtype, _float_top(arr) if is_float else 0.0, path)
+    out = convert(arr)
+    _conversion_warning(arr.dtype, how, path, stacklevel=3)
     return out
-
-
-#: channel names (OME-TIFF ``Channel Name``, ImageJ labels): the dyes of every nucleus (DRAQ5 and SiR-DNA enter
-#: living cells, as Hoechst does) and of the dead ones; a name's words, and two or three of them joined
-#: ('TO-PRO-3', 'Hoechst 33342'), are looked up
-NUCLEAR_STAINS = frozenset({"hoechst", "dapi", "h33342", "h33258", "nucblue", "sirdna", "draq5"})
-DEAD_STAINS = frozenset({"draq7", "pi", "propidium", "sytox", "topro3", "7aad", "ethd1", "ethidium"})
-#: words that name no dye, read only when no dye is named: 'Dead nuclei' is the dead stain, 'All nuclei' Hoechst
-_NUCLEAR_WORDS, _DEAD_WORDS = frozenset({"nuclei", "nuclear", "all"}), frozenset({"dead"})
-
-
-def _stain_role(name: str) -> str | None:
-    """``hoechst``, ``draq7`` or None (no dye named, or both: a merge 'DAPI/PI', a file name, 'Live/Dead')."""
-    import re
-
-    words = [t for t in re.split(r"[^a-z0-9]+", str(name).lower()) if t]
-    joined = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(i + 3, len(words)) + 1)}
-    nuclear = bool(joined & NUCLEAR_STAINS) or any(t.startswith("hoechst") for t in words)  # 'Hoechst33342'
-    dead = bool(joined & DEAD_STAINS) or any(t.startswith(("propidium", "draq7", "sytox")) for t in words)
-    if not (nuclear or dead):
-        if "live" in words:  # 'Live/Dead', 'Live cells': a live stain, or both
-            return None
-        dead = bool(joined & _DEAD_WORDS)
-        nuclear = bool(joined & _NUCLEAR_WORDS) and not dead  # 'Dead nuclei'
-    if nuclear == dead:
-        return None
-    return "hoechst" if nuclear else "draq7"
-
-
-def tiff_channel_names(path: str | Path) -> list[str] | None:
-    """The channel names a TIFF stores (an OME-TIFF's ``Channel Name`` of its first image, an ImageJ hyperstack's
-    labels, one per channel); None when it stores none."""
-    import re
-
-    try:
-        with quiet_tifffile(), tifffile.TiffFile(path) as tf:
-            if tf.is_ome and tf.ome_metadata:
-                first = re.search(r"<Pixels\b.*?</Pixels>", tf.ome_metadata, re.S)
-                names = re.findall(r"<Channel\b[^>]*?\bName=\"([^\"]*)\"", first.group(0) if first else "")
-                return names or None
-            if tf.is_imagej:
-                meta = tf.imagej_metadata or {}
-                labels, n = meta.get("Labels"), int(meta.get("channels", 1) or 1)
-                if isinstance(labels, (list, tuple)) and n > 1 and len(labels) >= n:
-                    return [str(x) for x in labels[:n]]
-    except Exception:  # unreadable metadata: read by position, as before
-        return None
-    return None
-
-
-def well_channel_order(path: str | Path, n_channels: int, order: Sequence[int] | None = None
-                       ) -> tuple[list[int] | None, str | None]:
-    """Which channels of a well TIFF hold Hoechst and Draq7: ``order`` when given (checked against
-    ``n_channels``), else the channels whose names say so (``Hoechst``/``DAPI``..., ``DRAQ7``/``PI``/``SYTOX``...;
-    with two channels one such name is enough), else None (read by position: Hoechst first). Returns the order and
-    a note to show when it is not simply the first two channels by position."""
-    if order is not None:
-        order = [int(k) for k in order]
-        if len(order) != 2 or len(set(order)) != 2:
-            raise DevolensError(f"give the Hoechst and Draq7 channels as two different indices (e.g. 1,0), got {order}")
-        bad = [k for k in order if not 0 <= k < n_channels]
-        if bad:
-            raise DevolensError(f"channel {bad[0]} does not exist: the image has {n_channels} channel(s) "
-                                f"(0..{n_channels - 1})", path=path)
-        return order, None
-    names = tiff_channel_names(path)
-    if not names or len(names) != n_channels:
-        return None, None
-    roles = [_stain_role(n) for n in names]
-    hoechst = [k for k, r in enumerate(roles) if r == "hoechst"]
-    draq7 = [k for k, r in enumerate(roles) if r == "draq7"]
-    if n_channels == 2 and len(hoechst) + len(draq7) == 1:  # one name known: the other channel is the other stain
-        hoechst, draq7 = (hoechst, [1 - hoechst[0]]) if hoechst else ([1 - draq7[0]], draq7)
-    if len(hoechst) != 1 or len(draq7) != 1:
-        return None, None
-    found = [hoechst[0], draq7[0]]
-    if found == [0, 1] and n_channels == 2:
-        return found, None
-    return found, (f"channels named {', '.join(repr(n) for n in names)}: Hoechst read from channel {found[0]}, "
-                   f"Draq7 from channel {found[1]}")
-
-
-#: how to make a well file from the two channel images (the end of the errors for a well with one channel)
-SAVE_WELL = ("save the two channels as a (2, H, W) TIFF (Fiji: Image > Color > Split Channels, Image > Stacks > "
-             "Images to Stack, then Save As Tiff)")
-
-
-def one_channel_error(path: str | Path, shape: tuple | None = None) -> DevolensError:
-    """The error for a well image with one channel (a grey image; ``shape``: the file's own, said when given)."""
-    what = "a grey image" if shape is None else f"a grey image (shape {tuple(int(s) for s in shape)})"
-    return DevolensError(f"{what} holds one channel; a well needs two (Hoechst, Draq7): {SAVE_WELL}, or an RGB "
-                         "image with Hoechst in blue and Draq7 in red", path=path)
-
-
-def well_channels(path: str | Path, n_channels: int, order: Sequence[int] | None = None, *,
-                  tiff: bool | None = True, shape: tuple | None = None) -> tuple[list[int] | None, str | None]:
-    """The two channels a well is read from, for :func:`read_image` and :class:`devolens.predict.tiled.RowReader`:
-    :func:`well_channel_order` (``order``, else a TIFF's channel names; ``tiff`` None: a file without them, HDF5),
-    None for the first two by position. A PNG, JPEG or BMP (``tiff`` False) is read by its colours (``order``
-    refused).
-
-    Raises
-    ------
-    DevolensError
-        ``order`` for a colour image; not two channels (``shape``, as the file holds it, in the message) and
-        none chosen; one channel (a grey image).
-    """
-    if tiff is False:
-        if order is not None:
-            raise DevolensError("--channels applies to TIFF wells; an RGB image is read as Hoechst in blue and "
-                                "Draq7 in red", path=path)
-        return None, None
-    found, note = well_channel_order(path, n_channels, order) if tiff or order is not None else (None, None)
-    if found is None and n_channels == 1:
-        raise one_channel_error(path, shape)
-    if found is None and n_channels != 2:
-        example = "e.g. 0,1"
-        if tiff and n_channels in (3, 4) and _tiff_colour_pixels(path):  # colours: not 0,1 (red, empty green)
-            example = "red 0, green 1, blue 2: Hoechst in blue and Draq7 in red is 2,0"
-        raise DevolensError(
-            f"expected 2 channels (Hoechst, Draq7) in a (C, H, W) image, got shape {tuple(shape or (n_channels,))}"
-            + (f": choose its Hoechst and Draq7 channels with --channels H,D (0-based, {example})"
-               if n_channels > 2 else ""), path=path)
-    return found, note
-
-
-def colour_tiff_page(page) -> bool:
-    """Whether a TIFF page holds colour pixels: photometric RGB or YCbCr with its samples interleaved
-    (``H x W x 3|4``, planar configuration CONTIG: what cameras, scanners and image editors write). The one
-    predicate of the RGB TIFF colour rule (Hoechst from blue, Draq7 from red), for ``tile``
-    (:func:`_tiff_well_channels`, :func:`well_channels`) and ``segment livedead``
-    (:class:`devolens.predict.tiled.RowReader`). A planar ``(3|4, H, W)`` TIFF (SEPARATE: what
-    ``tifffile.imwrite`` makes of a stack of 3 or 4 channels by default) is a stack of channels: not by colour."""
-    return (int(page.photometric) in (2, 6)
-            and int(getattr(page, "planarconfig", 1) or 1) == int(tifffile.PLANARCONFIG.CONTIG))
-
-
-def _tiff_colour_pixels(path: str | Path) -> bool:
-    """:func:`colour_tiff_page` of a TIFF's first page (False when unreadable: its reader says what is wrong)."""
-    try:
-        with quiet_tifffile(), tifffile.TiffFile(path) as tf:
-            return colour_tiff_page(tf.pages[0])
-    except Exception:  # unreadable: its reader says what is wrong
-        return False
 
 
 def _tiff_well_channels(path: Path, n_channels: int, order: Sequence[int] | None, shape: tuple
@@ -246,12 +137,10 @@ def _tiff_well_channels(path: Path, n_channels: int, order: Sequence[int] | None
     (:class:`devolens.predict.tiled.RowReader`): an RGB TIFF of 3 or 4 interleaved samples (:func:`colour_tiff_page`;
     a planar one is a stack of channels) without channel names and no ``order`` by its colours, as a PNG (Hoechst from blue, Draq7 from red; refused when grey or when green holds
     signal), with the reader's note; any other by :func:`well_channels`."""
-    if order is None and n_channels in (3, 4) and _tiff_colour_pixels(path):
-        from devolens.predict.tiled import RGB_TIFF_NOTE, RowReader
-
-        with RowReader(path, channels=None) as src:  # the colour rule of segment livedead, not a copy of it
-            if src._is_rgb_tiff():
-                return src._colour_order(), RGB_TIFF_NOTE
+    if order is None and n_channels in (3, 4) and colour_tiff(path):
+        found = colour_tiff_order(path)  # the colour rule of segment livedead, not a copy of it
+        if found is not None:
+            return found, RGB_TIFF_NOTE
     return well_channels(path, n_channels, order, tiff=True, shape=shape)
 
 
@@ -296,7 +185,7 @@ def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None 
     if arr.ndim != 3:
         raise DevolensError(f"expected a (C, H, W) image with C={channels}, got shape {arr.shape}", path=path)
     if channels == 2:  # a TIFF: its channel names (OME, ImageJ) or --channels say which is which (well_channels)
-        if tiff and arr.shape[0] != channels and arr.shape[2] <= 4 and arr.shape[0] > 4:
+        if tiff and channels_last(arr.shape, channels):
             arr = np.moveaxis(arr, -1, 0)
         if tiff:  # an RGB TIFF without channel names: by its colours, as segment livedead reads it
             found, note = _tiff_well_channels(path, arr.shape[0], order, arr.shape)
@@ -359,44 +248,6 @@ def _imread(path: Path, labels: bool = False, channels: int | None = None) -> tu
                             "interrupted copy?", path=path)
     return arr, True
 
-
-#: a colour image whose green holds more than this fraction of its red or blue signal (99th percentiles; a JPEG's
-#: colour subsampling leaks ~12 % of sharp red or blue edges into green) has no
-#: safe reading as Hoechst (blue) and Draq7 (red): a grey image, a cyan Hoechst, an ordinary photograph
-GREEN_SIGNAL = 0.25
-
-
-def read_colour_image(path: str | Path, channels: int | None = 2) -> np.ndarray:
-    """A well image saved as PNG, JPEG or BMP (read by :func:`devolens.io.images.read_image`), for ``channels``
-    2 as a ``(2, H, W)`` array in its own dtype: Hoechst from the blue of an RGB image, Draq7 from its red, as a
-    two-colour composite shows them (green must be empty). Other ``channels``: the image as read (``(H, W)`` or
-    ``(H, W, C)``).
-
-    Raises
-    ------
-    DevolensError
-        Unreadable file; for ``channels`` 2, a grey image (one channel) or a colour image whose green holds
-        signal (which colour is Hoechst and which Draq7 cannot be told).
-    """
-    from devolens.io.images import read_image as read_any
-
-    path = Path(path)
-    arr = np.asarray(read_any(path))
-    if channels != 2:
-        return arr
-    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] < 3):
-        raise one_channel_error(path)
-    if arr.ndim != 3 or arr.shape[-1] > 4:
-        raise DevolensError(f"expected an RGB image (Hoechst in blue, Draq7 in red), got shape {arr.shape}", path=path)
-    red, green, blue = (arr[..., k] for k in range(3))
-    top = [float(np.percentile(c, 99)) for c in (red, green, blue)]
-    if np.array_equal(red, green) and np.array_equal(green, blue):
-        raise DevolensError(f"a grey image (red, green and blue equal) holds one channel; a well needs two "
-                            f"(Hoechst, Draq7): {SAVE_WELL}", path=path)
-    if top[1] > GREEN_SIGNAL * max(top[0], top[2]):
-        raise DevolensError("a colour image with signal in green: which colour holds Hoechst and which Draq7 cannot "
-                            f"be told (read here: Hoechst in blue, Draq7 in red, green empty); {SAVE_WELL}", path=path)
-    return np.stack([blue, red])
 
 
 # ----------------------------------------------------------------------------------------
@@ -863,108 +714,140 @@ def tile_to_h5(
 
 
 class _Bands:
-    """One source of a tiling, read a band of rows at a time where it can be: an uncompressed TIFF whose pixels
-    lie in one run of the file (``(C, H, W)`` uint16 images, ``(H, W)`` uint8 labels, little-endian: what
-    ``devolens simulate well``, tifffile and Fiji write) is read from its file offsets, the channels in the order
-    :func:`read_image` would give them; anything else is read whole by :func:`read_image` / :func:`read_labels`.
-    Either way the same pixels, the same :func:`pixel_digest` and the same errors."""
+    """One source of a tiling, read a band of rows at a time where it can be: every TIFF that
+    :class:`devolens.predict.tiled.RowReader` reads by bands (uncompressed through its file offsets, either byte
+    order; compressed, tiled or OME ones strip by strip or tile by tile; ``(C, H, W)`` or ``(H, W, C)``) is read
+    through it, the channels it chooses (:func:`read_image`'s: names, ``order``, the RGB colour rule) converted to
+    uint16 as :func:`read_image` converts them (:func:`_uint16_rule`); label TIFFs of integers through its raw rows
+    (:meth:`RowReader.raw_rows`, not scaled). Anything else (a PNG, JPEG or BMP; a file the band reader refuses or
+    cannot decode, whose error is then :func:`read_image`'s or :func:`read_labels`'s) is read whole by
+    :func:`read_image` / :func:`read_labels`. Either way the same pixels, the same :func:`pixel_digest` and the
+    same errors."""
 
-    #: bytes hashed at once in :meth:`_scan`
+    #: bytes read at once in the passes over a band-read file (its digest, its values' range)
     BLOCK = 1 << 22
 
     def __init__(self, array: np.ndarray | None = None):
         self.array = array
         self.path: Path | None = None
-        self.offsets: list[int] = []  # a band-read file: where each channel read starts (one for labels)
+        self.reader: RowReader | None = None  # a band-read file
+        self._convert: Callable[[np.ndarray], np.ndarray] | None = None  # raw rows -> what read_image gives
+        self._digest: str | None = None
         self.shape: tuple[int, ...] = () if array is None else tuple(int(n) for n in array.shape)
         self.dtype = None if array is None else array.dtype
         self.lo = self.hi = 0
 
-    @classmethod
-    def _contiguous(cls, path: Path, dtype: str) -> tuple[int, tuple[int, ...]] | None:
-        """The data offset and shape of an uncompressed, contiguous, little-endian TIFF of ``dtype``; else None."""
+    @staticmethod
+    def _reader(path: Path, channels: int | None, order: Sequence[int] | None) -> RowReader | None:
+        """The band reader of a TIFF as ``read_image`` (``channels``) or ``read_labels`` (None) would read it;
+        None where it refuses the file (its reader whole then says what is wrong) or for other files."""
         from devolens.io.stacks import is_tiff
 
         try:
-            if not is_tiff(path):
+            if not path.exists() or not is_tiff(path):
                 return None
-            with quiet_tifffile(), tifffile.TiffFile(path) as tf:
-                series, page = tf.series[0], tf.pages[0]
-                if (series.dataoffset is None or page.compression != 1 or page.is_tiled or tf.byteorder != "<"
-                        or np.dtype(series.dtype) != np.dtype(dtype)):
-                    return None
-                offset, shape = int(series.dataoffset), tuple(int(n) for n in series.shape)
-        except Exception:  # read whole: read_image says what is wrong
+            with warnings.catch_warnings():  # what needs saying is said as read_image says it
+                warnings.simplefilter("ignore")
+                src = RowReader(path, channels=channels, order=None if order is None else list(order))
+        except Exception:  # noqa: BLE001 - read whole: read_image / read_labels give their own errors
             return None
-        if path.stat().st_size < offset + int(np.prod(shape)) * np.dtype(dtype).itemsize:
-            return None  # cut short: read_image's error
-        return offset, shape
+        if not src.tiff:
+            src.close()
+            return None
+        return src
+
+    def _step(self) -> int:
+        """Rows per band of the passes over the file (about :attr:`BLOCK` bytes of raw rows)."""
+        c, _, w = self.reader.shape
+        return max(1, self.BLOCK // max(1, w * max(c, 1) * self.reader.dtype.itemsize))
 
     @classmethod
     def image(cls, path: Path, channels: int, order: Sequence[int] | None) -> "_Bands":
         """A well image, as :func:`read_image` reads it."""
-        found = cls._contiguous(path, "<u2")
-        if found is not None:
-            offset, shape = found
-            if len(shape) == 3 and not (shape[0] != channels and shape[2] <= 4 and shape[0] > 4):
-                chans: list[int] | None = list(range(shape[0]))
-                if channels == 2:
-                    picked, note = _tiff_well_channels(path, shape[0], order, shape)
-                    if picked is not None:
-                        if note:
-                            warnings.warn(f"{path}: {note}", stacklevel=3)
-                        chans = list(picked)
-                if len(chans) == channels:
-                    bands = cls()
-                    plane = shape[1] * shape[2] * 2
-                    bands.path, bands.dtype = path, np.dtype(np.uint16)
-                    bands.offsets = [offset + c * plane for c in chans]
-                    bands.shape = (channels, shape[1], shape[2])
-                    bands._scan()
-                    return bands
+        src = cls._reader(path, channels, order)
+        if src is not None:
+            bands = cls()
+            bands.path, bands.reader, bands.dtype = path, src, np.dtype(np.uint16)
+            bands.shape = tuple(int(n) for n in src.shape)
+            try:
+                how = bands._image_scan()
+            except Exception:  # noqa: BLE001 - read whole: read_image's error (or its pixels) as before
+                src.close()
+            else:
+                if src.note:
+                    warnings.warn(f"{path}: {src.note}", stacklevel=3)
+                if how is not None:
+                    _conversion_warning(src.dtype, how, path, stacklevel=3)
+                return bands
         return cls(read_image(path, channels, order))
+
+    def _image_scan(self) -> str | None:
+        """The conversion of the stored values to uint16 (:func:`_uint16_rule`: a float image's largest value
+        first) and the :func:`pixel_digest` of the image as converted, channel after channel; returns the words of
+        the conversion's warning (None: uint16 already, in either byte order)."""
+        import hashlib
+
+        src, step = self.reader, self._step()
+        c, h, _ = self.shape
+        how = None
+        if src.dtype.kind == "u" and src.dtype.itemsize == 2:
+            self._convert = lambda a: a.astype(np.uint16, copy=False)  # big-endian: swapped, no warning
+        else:
+            top = 0.0
+            if np.issubdtype(src.dtype, np.floating):
+                top = max([_float_top(src.raw_rows(y0, y0 + step)) for y0 in range(0, h, step)] or [0.0])
+            self._convert, how = _uint16_rule(src.dtype, top, self.path)
+        digest = hashlib.blake2b(f"{np.dtype(np.uint16).str}{self.shape}".encode(), digest_size=16)
+        for k in range(c):  # channel after channel, as the whole image's bytes
+            for y0 in range(0, h, step):
+                digest.update(np.ascontiguousarray(self.rows(y0, y0 + step)[k]).data)
+        self._digest = digest.hexdigest()
+        return how
 
     @classmethod
     def labels(cls, path: Path, n_classes: int) -> "_Bands":
         """A label image, as :func:`read_labels` reads it (its values checked)."""
-        found = cls._contiguous(path, "|u1")
-        if found is not None and len(found[1]) == 2:
-            bands = cls()
-            bands.path, bands.dtype, bands.offsets, bands.shape = path, np.dtype(np.uint8), [found[0]], found[1]
-            bands._scan()
-            if bands.hi >= n_classes:
-                raise DevolensError(f"label values must be in 0..{n_classes - 1}, found {bands.lo}..{bands.hi}",
-                                    path=path)
-            return bands
+        src = cls._reader(path, None, None)
+        if src is not None:
+            if (src.shape[0] == 1 and src.layout == "CYX" and src.dtype.kind in "iu"
+                    and len(src.file_shape) in (2, 3)):
+                bands = cls()
+                bands.path, bands.reader, bands.dtype = path, src, np.dtype(np.uint8)
+                bands.shape = tuple(int(n) for n in src.shape[1:])
+                bands._convert = lambda a: a[0].astype(np.uint8, copy=False)
+                try:
+                    ok = bands._label_scan(n_classes)
+                except Exception:  # noqa: BLE001 - read whole: read_labels' error
+                    ok = False
+                if ok:
+                    return bands
+            src.close()
         bands = cls(read_labels(path, n_classes))
         if bands.array.size:
             bands.lo, bands.hi = int(bands.array.min()), int(bands.array.max())
         return bands
 
-    def _scan(self) -> None:
-        """One pass over the file's pixels: their :func:`pixel_digest` (channel after channel, as the array's
-        bytes) and their least and greatest values."""
+    def _label_scan(self, n_classes: int) -> bool:
+        """One pass over a label image's rows: their least and greatest values and their :func:`pixel_digest`;
+        False when a value lies outside ``0..n_classes-1`` (read whole then: :func:`read_labels` refuses it)."""
         import hashlib
 
-        h = hashlib.blake2b(f"{self.dtype.str}{self.shape}".encode(), digest_size=16)
+        src, step = self.reader, self._step()
+        h = self.shape[0]
+        digest = hashlib.blake2b(f"{self.dtype.str}{self.shape}".encode(), digest_size=16)
         lo, hi = None, None
-        plane = int(np.prod(self.shape[-2:]))
-        step = max(1, self.BLOCK // self.dtype.itemsize)
-        with open(self.path, "rb") as fh:
-            for start in self.offsets:
-                fh.seek(start)
-                left = plane
-                while left:
-                    block = np.fromfile(fh, self.dtype, min(step, left))
-                    if block.size == 0:
-                        raise DevolensError("the file is cut short", path=self.path)
-                    h.update(block.data)
-                    left -= block.size
-                    b_lo, b_hi = int(block.min()), int(block.max())
-                    lo, hi = (b_lo, b_hi) if lo is None else (min(lo, b_lo), max(hi, b_hi))
-                    del block  # before the next is read
-        self._digest = h.hexdigest()
+        for y0 in range(0, h, step):
+            raw = src.raw_rows(y0, y0 + step)
+            if raw.size:
+                b_lo, b_hi = int(raw.min()), int(raw.max())
+                lo, hi = (b_lo, b_hi) if lo is None else (min(lo, b_lo), max(hi, b_hi))
+                if lo < 0 or hi >= n_classes:
+                    return False
+            digest.update(np.ascontiguousarray(self._convert(raw)).data)
+            del raw  # before the next is read
+        self._digest = digest.hexdigest()
         self.lo, self.hi = lo or 0, hi or 0
+        return True
 
     def digest(self) -> str:
         return pixel_digest(self.array) if self.array is not None else self._digest
@@ -973,13 +856,12 @@ class _Bands:
         """Rows ``y0:y1``: ``(C, y1-y0, W)`` of an image, ``(y1-y0, W)`` of labels."""
         if self.array is not None:
             return self.array[..., y0:y1, :]
-        w = self.shape[-1]
-        with open(self.path, "rb") as fh:
-            parts = []
-            for start in self.offsets:
-                fh.seek(start + y0 * w * self.dtype.itemsize)
-                parts.append(np.fromfile(fh, self.dtype, (y1 - y0) * w).reshape(y1 - y0, w))
-        return np.stack(parts) if len(self.shape) == 3 else parts[0]
+        return np.ascontiguousarray(self._convert(self.reader.raw_rows(y0, y1)))
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
 
 
 def _grid_size(path: Path, tile: int, stride: int, edge: bool, channels: int) -> int | None:
@@ -993,7 +875,7 @@ def _grid_size(path: Path, tile: int, stride: int, edge: bool, channels: int) ->
                 shape = tuple(int(n) for n in tf.series[0].shape)
             if len(shape) == 2:
                 h, w = shape
-            elif len(shape) == 3 and shape[0] != channels and shape[2] <= 4 and shape[0] > 4:
+            elif channels_last(shape, channels):
                 h, w = shape[0], shape[1]  # (H, W, C), as read_image turns it
             elif len(shape) == 3:
                 h, w = shape[1], shape[2]
@@ -1118,6 +1000,9 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
                         done += xs.size
                         progress(done, total)
                 one_class &= lab is not None and k == 0 and lab.lo == lab.hi
+                img.close()
+                if lab is not None:
+                    lab.close()
                 del img, lab
                 stop_if_signalled()  # a signal whose exception was lost (see _Writer._flush)
                 sources.append(ipath.name)

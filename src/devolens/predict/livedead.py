@@ -518,7 +518,7 @@ class _ChannelWatch:
 
 def _rgb_hint(src: RowReader) -> str:
     """For the blank-channel warning of an RGB image: its channels' numbers and the default colour rule."""
-    if src.tiff is False or src._colour_tiff:  # colour pixels (a planar (3, H, W) TIFF: a stack of channels)
+    if src.tiff is False or src.colour_tiff:  # colour pixels (a planar (3, H, W) TIFF: a stack of channels)
         return " (red 0, green 1, blue 2; without it Hoechst is read from blue and Draq7 from red)"
     return ""
 

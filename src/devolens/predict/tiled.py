@@ -37,6 +37,16 @@ import tifffile
 
 from devolens import checks
 from devolens.errors import DevolensError
+from devolens.io.wells import (
+    GREEN_SIGNAL,
+    SAVE_WELL,
+    STORE_FORMAT,
+    channels_last,
+    colour_tiff_page,
+    read_colour_image,
+    tiff_channel_names,
+    well_channels,
+)
 
 __all__ = [
     "window_starts",
@@ -45,6 +55,7 @@ __all__ = [
     "predict_tiled_array",
     "RowReader",
     "open_rows",
+    "colour_tiff_order",
     "TiffRowWriter",
 ]
 
@@ -290,10 +301,8 @@ class RowReader:
         file_shape = self._file_shape or self._raw_shape  # as the file holds it, for the messages
         self.shape = (int(c), int(h), int(w))
         if channels == 2:  # a PNG, JPEG or BMP: its colours say which is which; a TIFF: its names, or ``order``
-            from devolens.data.tiling import well_channels
-
-            if order is None and self._is_rgb_tiff():  # an RGB TIFF without names: as a PNG, by its colours
-                self.order, self.note = self._colour_order(), RGB_TIFF_NOTE
+            if order is None and self.is_rgb_tiff():  # an RGB TIFF without names: as a PNG, by its colours
+                self.order, self.note = self.colour_order(), RGB_TIFF_NOTE
             else:
                 self.order, self.note = well_channels(self.path, int(c), order, tiff=self.tiff,
                                                       shape=file_shape)
@@ -314,8 +323,6 @@ class RowReader:
 
         self.tiff = bool(is_tiff(self.path))
         if not self.tiff:  # a PNG, JPEG or BMP (by its content): read whole, its colours as channels
-            from devolens.data.tiling import read_colour_image
-
             arr = read_colour_image(self.path, self._channels)  # (2, H, W) for a well; else (H, W) or (H, W, C)
             with open(self.path, "rb") as fh:
                 if fh.read(3) == b"\xff\xd8\xff":
@@ -327,7 +334,6 @@ class RowReader:
             self._array = np.ascontiguousarray(arr)
             self.layout, self._raw_shape, self.dtype, self._offset = "CYX", self._array.shape, arr.dtype, None
             return
-        from devolens.data.tiling import colour_tiff_page
         from devolens.io.stacks import quiet_tifffile  # a damaged file's complaints: the error says what is wrong
 
         try:
@@ -352,7 +358,7 @@ class RowReader:
             yaxis = yaxis + 1 if yaxis >= 0 else yaxis
         if len(shape) != 3:
             raise DevolensError(f"expected a (C, H, W) image, got shape {shape}", path=self.path)
-        self.layout = "YXC" if (shape[2] <= 4 and shape[0] > 4) else "CYX"
+        self.layout = "YXC" if channels_last(shape) else "CYX"
         self._raw_shape = shape
         self.dtype = dtype
         if contiguous:
@@ -398,7 +404,7 @@ class RowReader:
             raise
         self._h5 = f
         self._raw_shape = tuple(int(s) for s in ds.shape)
-        self.layout = "YXC" if (self._raw_shape[2] <= 4 and self._raw_shape[0] > 4) else "CYX"
+        self.layout = "YXC" if channels_last(self._raw_shape) else "CYX"
         self.dtype = np.dtype(ds.dtype)
         self._ds = ds
         self._offset = None
@@ -418,28 +424,35 @@ class RowReader:
     def __exit__(self, *exc):
         self.close()
 
-    def _is_rgb_tiff(self) -> bool:
-        """An RGB (or YCbCr) TIFF of 3 or 4 interleaved samples per pixel (:func:`devolens.data.tiling.colour_tiff_page`;
+    @property
+    def colour_tiff(self) -> bool:
+        """A TIFF of colour pixels, samples interleaved (:func:`devolens.io.wells.colour_tiff_page`): the colour rule
+        applies to it; a planar (3|4, H, W) one is a stack of channels (False, as for any other file)."""
+        return bool(self._colour_tiff)
+
+    @property
+    def file_shape(self) -> tuple:
+        """The image's shape as the file holds it (a TIFF's first series; an HDF5 dataset's; a PNG's as read)."""
+        return tuple(self._file_shape or self._raw_shape)
+
+    def is_rgb_tiff(self) -> bool:
+        """An RGB (or YCbCr) TIFF of 3 or 4 interleaved samples per pixel (:func:`devolens.io.wells.colour_tiff_page`;
         a planar (3|4, H, W) one is a stack of channels) whose channels are not named (OME, ImageJ)."""
         if not self.tiff or not self._colour_tiff or self._raw_c not in (3, 4):
             return False
-        from devolens.data.tiling import tiff_channel_names
-
         return tiff_channel_names(self.path) is None
 
-    def _colour_order(self) -> list[int]:
+    def colour_order(self) -> list[int]:
         """``[2, 0]`` (Hoechst blue, Draq7 red) for an RGB TIFF, checked band by band as
         :func:`devolens.data.tiling.read_colour_image` checks a PNG: refused when grey (red, green and blue equal)
         or when its green holds signal (its 99th percentile above ``GREEN_SIGNAL`` of red's or blue's)."""
-        from devolens.data.tiling import GREEN_SIGNAL, SAVE_WELL
-
         h = self.shape[1]
         grey = True
         exact = self.dtype.kind == "u" and self.dtype.itemsize <= 2
         hists = [np.zeros(65536 if self.dtype.itemsize == 2 else 256, np.int64) for _ in range(3)]
         planes: list[list[np.ndarray]] = [[], [], []]
         for y0 in range(0, h, 256):
-            band = self._raw_rows(y0, y0 + 256)[:3]
+            band = self.raw_rows(y0, y0 + 256)[:3]
             grey = grey and np.array_equal(band[0], band[1]) and np.array_equal(band[1], band[2])
             for k in range(3):
                 if exact:
@@ -469,13 +482,14 @@ class RowReader:
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """Rows ``y0:y1`` of every channel as a (C, y1-y0, W) uint16 array."""
-        band = self._raw_rows(y0, y1)
+        band = self.raw_rows(y0, y1)
         if not (band.dtype.kind == "u" and band.dtype.itemsize == 2):  # big-endian uint16 (Fiji's TIFFs) is no
             band = self._convert(band)  # conversion: astype below swaps its bytes without a warning
         return np.ascontiguousarray(band.astype(np.uint16, copy=False))
 
-    def _raw_rows(self, y0: int, y1: int) -> np.ndarray:
-        """Rows ``y0:y1`` of the chosen channels as stored (any dtype)."""
+    def raw_rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows ``y0:y1`` of the chosen channels as stored, ``(C, y1-y0, W)``: the file's dtype (either byte order),
+        not converted (:meth:`rows` converts to uint16: uint8 scaled x257); label images are read through it."""
         c, h, w = self.shape
         y0, y1 = max(0, y0), min(h, y1)
         n = max(0, y1 - y0)
@@ -500,6 +514,8 @@ class RowReader:
             band = band[self.order]  # (the uncompressed CYX path above reads the chosen channels only)
         return band
 
+    _raw_rows = raw_rows  # (its former name)
+
     def _whole_image(self) -> tuple[float, bool]:
         """``(max, whole)`` of an image stored as neither uint8 nor uint16, read once band by band: its largest
         value (NaN as 0) and whether every value is a whole count within 0..65535 (camera counts kept as float32
@@ -511,7 +527,7 @@ class RowReader:
             if self._h5 is not None and self._ds.chunks:  # whole chunks at a time (a chunk is read whole anyway)
                 step = max(step, min(1024, int(self._ds.chunks[0 if self.layout == "YXC" else 1])))
             for y0 in range(0, self.shape[1], step):
-                t, w = count_stats(self._raw_rows(y0, y0 + step))
+                t, w = count_stats(self.raw_rows(y0, y0 + step))
                 top, whole = max(top, t), whole and w
             self._stats = (top, whole)
         return self._stats
@@ -579,8 +595,6 @@ def _h5_image(f, dataset: str | None, path: Path):
         A devolens tile store (training tiles, not a well); ``dataset`` missing or not 3-D; no 3-D dataset; several
         and none named (the message lists them).
     """
-    from devolens.data.tiling import STORE_FORMAT
-
     if f.attrs.get("format") == STORE_FORMAT:
         raise DevolensError("a devolens tile store (training tiles cut by `devolens tile make`), not a well image: "
                             "segment the well image it was cut from", path=path)
@@ -635,6 +649,20 @@ def takes_as_counts(top: float, whole: bool, dtype) -> bool:
 def open_rows(path: str | Path, channels: int | None = 2, order: list[int] | None = None) -> RowReader:
     """Open an image for row-band reading (see :class:`RowReader`)."""
     return RowReader(path, channels=channels, order=order)
+
+
+def colour_tiff_order(path: str | Path) -> list[int] | None:
+    """The Hoechst and Draq7 channels of a well TIFF by the RGB colour rule (:meth:`RowReader.colour_order`:
+    ``[2, 0]``, blue and red), read band by band; None when the rule does not apply to it (not an RGB TIFF of 3 or 4
+    interleaved samples, or its channels are named: :meth:`RowReader.is_rgb_tiff`).
+
+    Raises
+    ------
+    DevolensError
+        An unreadable file; an RGB TIFF that is grey or whose green holds signal.
+    """
+    with RowReader(path, channels=None) as src:
+        return src.colour_order() if src.is_rgb_tiff() else None
 
 
 class TiffRowWriter:
