@@ -151,6 +151,8 @@ def train_cmd(
                 console.print(f"tip: `devolens segment livedead WELL --model {run} --out DIR` segments wells with it")
             except DevolensError:
                 pass
+    if res.start_note:  # fine-tuning that did not beat its starting weights
+        console.print(f"note: {res.start_note}")
     _export(res.run_dir, export)
     if res.pruned is not None:
         stdout.print(f"pruned {len(res.pruned)} samples -> {res.run_dir / 'pruned.csv'}")
@@ -295,7 +297,18 @@ def evaluate_cmd(
         "\"split_seeds\": true}' (a zoo card's post-processing); default: the recipe's validate.postprocess."),
 ) -> None:
     """Score the best checkpoint of a run (or other weights of its network) on a data folder; print and
-    write the metrics as JSON."""
+    write the metrics as JSON, and one row per image as CSV beside it (eval_..._images.csv: file, true and
+    predicted counts, tp, fp, fn, precision, recall, f1).
+
+    Metrics: val_ap is a pixel-level precision-recall area per class (val_ap_0, val_ap_1...; val_ap their mean
+    over the foreground classes), not the instance AP that cellpose or StarDist report; val_dice is the mean of
+    the class Dice values (val_iou likewise); val_f1, val_precision and val_recall count objects matched one to
+    one at IoU > 0.5; val_count_mae is the mean absolute difference of object counts per image. Images and truth
+    masks are resized to the network's working scale (data.scale; a zoo card's scale with --weights zoo:NAME), so
+    objects are matched and counted there. With --weights zoo:NAME the card's post-processing is used (unless
+    --postprocess is given) and said; evaluate does not estimate magnification: it scores at the data's own
+    scale; for images at another magnification than the model's, compare with `devolens segment --diameter`.
+    The masks get the same checks and notes as in `devolens train`."""
     import json
 
     from devolens.cli._common import out as stdout, progress_bar
@@ -321,11 +334,39 @@ def evaluate_cmd(
         metrics = evaluate_run(run, data, batch_size=batch_size, progress=cb, weights=weights, validate=validate)
     path = json_out or default_eval_json(run, data, weights)
     replaced = path.exists()
+    images = metrics.pop("images", None)
+    csv_path = path.with_name(f"{path.stem}_images.csv")
+    if images is not None:
+        metrics["images_csv"] = str(csv_path)
     write_text(path, json.dumps(metrics, indent=2))
+    if images is not None:
+        write_text(csv_path, images_csv(images))
+    for note in metrics.get("notes") or []:
+        stdout.print(f"note: {note}")
     for k, v in metrics["metrics"].items():
         stdout.print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
-    stdout.print(f"instances: {metrics['validate']['instances']}; metrics -> {path}"
-                 + (" (replacing the earlier one)" if replaced else ""))
+    pp = metrics["validate"].get("postprocess")
+    stdout.print(f"instances: {metrics['validate']['instances']}"
+                 + (f"; post-processing: {metrics['postprocess_from']}'s {json.dumps(pp)}"
+                    if metrics["validate"]["instances"] == "watershed" else "")
+                 + f"; metrics -> {path}" + (" (replacing the earlier one)" if replaced else ""))
+    if images is not None:
+        stdout.print(f"per image -> {csv_path}")
+
+
+def images_csv(rows: list[dict]) -> str:
+    """The per-image rows of :func:`devolens.train.evaluate.per_image_rows` as CSV text (ratios to 4 places)."""
+    import csv
+    import io
+
+    from devolens.train.evaluate import IMAGE_COLUMNS
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(IMAGE_COLUMNS), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{r[k]:.4f}" if isinstance(r[k], float) else r[k]) for k in IMAGE_COLUMNS})
+    return buf.getvalue()
 
 
 def _safe_name(text: str) -> str:

@@ -799,6 +799,13 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
             or (train_val_folders(root) and any(_is_mask_name(p.stem) for p in _list_images(root)))):
         img_dir = mask_dir = root  # cellpose's layout: x.tif beside x_masks.tif (also in train/ and test/ folders)
     if img_dir is None or mask_dir is None:
+        seg = next(iter(sorted(root.rglob("*_seg.npy"))), None) if root.is_dir() else None
+        if seg is not None:
+            raise DevolensError(
+                f"no masks devolens can read: {seg.name} (and others like it) is a cellpose _seg.npy file, a Python "
+                "pickle, which devolens does not load (loading a pickle can run code); export the masks as images: "
+                "cellpose --save_png or --save_tif, or the GUI's 'save masks as PNG' (File menu), then give the "
+                "folder of images with their x_masks.png / x_masks.tif beside them", path=root)
         raise DevolensError(
             "no training data: expected frames.csv (render output), images/ and masks/ (or labels/) folders, or "
             "images with their masks beside them (x.tif + x_masks.tif)"
@@ -956,9 +963,32 @@ def instance_distance(target: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
+#: a thresholded mask's single blob is taken for touching objects merged when its area exceeds this many times
+#: the largest disc that fits inside it (one nucleus: 1 for a disc, 2-3 for an ellipse of axes 2:1-3:1)
+MERGED_DISCS = 6.0
+
+
+def merged_blob(fg: np.ndarray) -> bool:
+    """Whether one foreground blob is far larger than one object would be: its area is more than
+    :data:`MERGED_DISCS` times that of the largest disc inside it (many touching nuclei thresholded together
+    make a wide, lobed blob whose inscribed disc is one nucleus wide; a crop of one nucleus, however much of the
+    image it fills, is nearly its own inscribed disc). Blobs under 100 pixels are never flagged."""
+    import cv2
+
+    fg = np.asarray(fg, bool)
+    area = int(fg.sum())
+    if area < 100:
+        return False
+    pad = np.pad(fg, 1).astype(np.uint8)  # the image's edge counts as background
+    r = float(cv2.distanceTransform(pad, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).max())
+    return area > MERGED_DISCS * np.pi * max(r, 1.0) ** 2
+
+
 def thresholded(labels: np.ndarray) -> np.ndarray | None:
     """The instance labels (one per 4-connected blob) of a thresholded mask: one foreground value for
-    every object (0/1, 0/255) and several separate blobs. None for anything else (instance labels)."""
+    every object (0/1, 0/255) and several separate blobs, or one blob far larger than one object
+    (:func:`merged_blob`: touching nuclei all merged). None for anything else (instance labels, a
+    single object)."""
     from devolens.predict.postprocess import label_components
 
     lab = np.asarray(labels)
@@ -968,7 +998,9 @@ def thresholded(labels: np.ndarray) -> np.ndarray | None:
     if fg.size == 0 or not (fg == fg.flat[0]).all():
         return None
     blobs, n = label_components(lab != 0)
-    return blobs.astype(np.uint16 if n < 65536 else np.int32) if n > 1 else None
+    if n == 1 and not merged_blob(blobs != 0):
+        return None
+    return blobs.astype(np.uint16 if n < 65536 else np.int32)
 
 
 #: an 8-bit mask is looked at for labels that wrapped past 255 when its largest label is at least this

@@ -10,6 +10,80 @@ from devolens.errors import DevolensError
 from devolens.models.architectures import load_model
 from devolens.train.recipe import load_recipe, resolved, validate_recipe
 
+#: columns of the per-image CSV (:func:`per_image_rows`)
+IMAGE_COLUMNS = ("file", "true_count", "pred_count", "tp", "fp", "fn", "precision", "recall", "f1")
+
+
+def _weights_card(weights: str | Path | None) -> tuple[str, dict] | None:
+    """``(name, card)`` of a zoo model given as weights (``zoo:NAME``, or a model folder holding card.json);
+    None for other weights (a run's checkpoint, another run)."""
+    if weights is None:
+        return None
+    from devolens.models import zoo
+
+    text = str(weights)
+    if text.startswith("zoo:"):
+        return text, zoo.card(text[4:])
+    folder = Path(text)
+    if folder.is_dir() and (folder / "card.json").is_file():
+        return text, zoo.card(folder)
+    return None
+
+
+def _run_kind(run: Path, recipe: dict) -> str | None:
+    """What a segmentation run segments (``nuclei``, ``membrane``, ``livedead``): its recipe's name
+    (:func:`devolens.models.export.named_kind`), else its augmentation preset, else the task of the zoo model it
+    was fine-tuned from (``model.init: zoo:NAME``); None when nothing says."""
+    from devolens.models.export import named_kind
+
+    kind = named_kind(run)
+    if kind:
+        return kind
+    preset = (recipe.get("augment") or {}).get("preset")
+    if preset in ("nuclei", "membrane", "livedead"):
+        return preset
+    init = str((recipe.get("model") or {}).get("init") or "")
+    if init.startswith("zoo:"):
+        try:
+            from devolens.models import zoo
+
+            return zoo.card(init[4:]).get("task")
+        except DevolensError:
+            return None
+    return None
+
+
+def per_image_rows(names: list[str], pred_labels: list, truth_labels: list) -> list[dict[str, Any]]:
+    """One row per image: ``file``, true and predicted object counts, one-to-one matches at IoU > 0.5
+    (``tp``, ``fp``, ``fn``: :func:`devolens.train.metrics.match_instances`) and their precision, recall and F1
+    (1.0 where there was nothing to find and nothing found, as :func:`devolens.train.metrics.prf`)."""
+    import numpy as np
+
+    from devolens.train import metrics as M
+
+    rows = []
+    for name, pl, tl in zip(names, pred_labels, truth_labels):
+        pl, tl = np.asarray(pl), np.asarray(tl)
+        m = M.match_instances(pl, tl)
+        sc = M.prf(m["tp"], m["fp"], m["fn"])
+        rows.append({"file": name, "true_count": int(len(np.unique(tl[tl != 0]))),
+                     "pred_count": int(len(np.unique(pl[pl != 0]))), "tp": int(m["tp"]), "fp": int(m["fp"]),
+                     "fn": int(m["fn"]), "precision": sc["precision"], "recall": sc["recall"], "f1": sc["f1"]})
+    return rows
+
+
+def data_notes(df) -> list[str]:
+    """The notes ``devolens train`` gives on the same masks (:func:`devolens.train.trainer.check_masks`: empty,
+    thresholded, colour, wrapped 8-bit labels) and on files without a partner (``df.attrs["unmatched"]``)."""
+    from devolens.train.trainer import check_masks
+
+    notes = check_masks(df) if len(df) else []
+    unmatched = list(df.attrs.get("unmatched") or [])
+    if unmatched:
+        n = len(unmatched)
+        notes.append(f"{n} file{'s' if n != 1 else ''} without a partner, not scored (e.g. {unmatched[0]})")
+    return notes
+
 
 def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
                  progress: Callable[[int, int], None] | None = None, *, weights: str | Path | None = None,
@@ -36,12 +110,21 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         Replaces keys of the recipe's ``validate`` section (``instances``, ``postprocess``):
         how instances are made for instance F1 and counts.
 
+    Zoo weights (``zoo:NAME`` or a model folder with a card.json) are scored with their card's
+    post-processing (``card["postprocess"]``, watershed instances) and the card's working scale and
+    percentile normalisation, unless ``validate`` gives ``postprocess``; the predictor's background
+    flattening and outlier steps are not applied here, nor any magnification estimate (score at the
+    data's own scale). A zoo model of another task than the run's (membrane weights on a nuclei run)
+    is refused, as ``devolens segment`` refuses it.
+
     Returns
     -------
     dict
         ``run``, ``data``, ``weights``, ``epoch`` (0-based epoch of the run's best checkpoint;
-        None with other ``weights``), ``n`` (samples), ``validate`` (the rules used) and
-        ``metrics`` (name -> value; NaN written as null).
+        None with other ``weights``), ``n`` (samples), ``validate`` (the rules used),
+        ``postprocess_from`` (``card zoo:NAME``, ``--postprocess`` or ``run recipe``), ``notes``
+        (on the data, as train gives them), ``metrics`` (name -> value; NaN written as null) and
+        ``images`` (per-image rows of :func:`per_image_rows`; segmentation on image folders only).
     """
     from devolens.data.datasets import index_dataset
     from devolens.train.trainer import evaluate_model, make_dataset, resolve_device
@@ -57,6 +140,29 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     if "recipe" not in cfg:
         raise DevolensError("best.json has no recipe", path=best.with_suffix(".json"))
     raw = load_recipe(cfg["recipe"])
+    validate = dict(validate or {})
+    zoo_card = _weights_card(weights) if raw["task"] == "segmentation" else None
+    source = "--postprocess" if "postprocess" in validate else "run recipe"
+    if zoo_card is not None:
+        zname, card = zoo_card
+        kind = _run_kind(run, raw)
+        task = card.get("task")
+        if kind is not None and task != kind:
+            raise DevolensError(f"--weights {zname} is a {task!r} model, but this run segments {kind}: scoring it "
+                                f"here measures the mix-up, not the model; give a {kind} model (or evaluate on a "
+                                f"{task} run)", path=run)
+        if task not in ("nuclei", "membrane", "livedead"):
+            raise DevolensError(f"--weights {zname} is a {task!r} model, not a segmentation model", path=run)
+        if "postprocess" not in validate and card.get("postprocess") and raw["data"]["target"] != "classes":
+            validate["postprocess"] = dict(card["postprocess"])
+            validate.setdefault("instances", "watershed")
+            source = f"card {zname}"
+        scale = (card.get("input") or {}).get("scale")
+        if isinstance(scale, (int, float)) and raw["data"].get("size") is None:
+            raw["data"]["scale"] = float(scale)
+        if (card.get("preprocessing") or {}).get("percentiles"):
+            raw["data"]["normalize"] = "percentile"
+        raw = validate_recipe(raw)
     if validate:
         raw["validate"] = {**raw["validate"], **validate}
         raw = validate_recipe(raw)
@@ -65,21 +171,37 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         from devolens.train.trainer import init_weights
 
         model = init_weights(model, weights, grow_head=False, option="--weights")
+    notes: list[str] = []
+    names: list[str] | None = None
     if Path(data).is_file() and Path(data).suffix.lower() in (".h5", ".hdf5"):
         from devolens.data.datasets import H5TileDataset
 
         ds = H5TileDataset(data, target=rec["data"]["target"], normalize=rec["data"]["normalize"])
     else:
         df = index_dataset(data)
+        attrs = dict(df.attrs)
         if rec["task"] == "segmentation":
             df = df[df["labels"].notna()].reset_index(drop=True)
+            df.attrs.update(attrs)
         if df.empty:
             raise DevolensError("no labelled samples to evaluate", path=data)
+        if rec["task"] == "segmentation" and rec["data"]["target"] != "classes":
+            notes = data_notes(df)
+        elif rec["task"] == "segmentation":
+            from devolens.train.trainer import check_masks
+
+            notes = check_masks(df, classes=int(rec["data"]["classes"]))
+        names = [str(x) for x in df["sample"]] if "sample" in df.columns else [Path(x).name for x in df["image"]]
         ds = make_dataset(rec, df, train=False)
     model = model.to(resolve_device("auto"))  # a GPU when there is one (wherever the run was trained)
-    ev = evaluate_model(model, ds, rec, None, batch_size=batch_size, amp=rec["train"]["amp"], progress=progress)
+    per_image = names is not None and rec["task"] == "segmentation"
+    ev = evaluate_model(model, ds, rec, None, batch_size=batch_size, amp=rec["train"]["amp"], progress=progress,
+                        keep=len(ds) if per_image else 0)
     metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in ev["metrics"].items()}
+    images = None
+    if per_image and "samples" in ev:
+        images = per_image_rows(names, list(ev["samples"]["pred_labels"]), list(ev["samples"]["truth_labels"]))
     return {"run": str(run), "data": str(data), "weights": str(weights or best),
             "epoch": cfg.get("epoch") if weights is None else None, "n": len(ds), "validate": rec["validate"],
-            "metrics": metrics}
+            "postprocess_from": source, "notes": notes, "metrics": metrics, "images": images}
 
