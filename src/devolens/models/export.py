@@ -34,7 +34,7 @@ from pathlib import Path
 from devolens.errors import DevolensError
 
 __all__ = ["KINDS", "is_run", "card_from_run", "export_run", "named_kind", "check_scale", "scale_bounds",
-           "card_md", "write_card", "write_card_md", "int8_md_lines"]
+           "card_md", "write_card", "write_card_md", "int8_md_lines", "zoo_init_name"]
 
 KINDS = {"nuclei": "devolens.predict.segment:NucleiPredictor", "membrane": "devolens.predict.segment:MembranePredictor"}
 
@@ -171,6 +171,65 @@ def _run_config(run: Path, command: str | None) -> dict:
     return cfg
 
 
+def zoo_init_name(init: object) -> str | None:
+    """The shipped model a recipe's ``model.init`` starts from: ``zoo:NAME``, or a path to a zoo
+    model's folder (``src/devolens/models/zoo/nuclei``, wherever that checkout or install lies) or to
+    its ``weights.safetensors``; None for anything else (a run's weights, no init)."""
+    from devolens.models import zoo
+
+    if not isinstance(init, str) or not init:
+        return None
+    if init.startswith("zoo:"):
+        return init[4:] or None
+    path = Path(init)
+    if path.name == "weights.safetensors":
+        path = path.parent
+    names = zoo.available()
+    if path.name in names and (path.parent.name == "zoo" or path.expanduser().resolve().parent == zoo.ZOO_DIR.resolve()):
+        return path.name
+    return None
+
+
+def _run_postprocess(recipe: dict, kind: str, distance: bool) -> tuple[dict, str | None]:
+    """The post-processing of a run used as a model, and a note on where it came from: the recipe's
+    ``validate.postprocess``; when that is empty and the run started from a shipped model of the same
+    kind (``model.init: zoo:nuclei``) with the same head, that model card's post-processing (the
+    watershed settings its weights were tuned with, rather than the function's defaults)."""
+    own = dict((recipe.get("validate") or {}).get("postprocess") or {})
+    if own:
+        return own, None
+    name = zoo_init_name((recipe.get("model") or {}).get("init"))
+    if name is None or distance:
+        return own, None
+    from devolens.models import zoo
+
+    try:
+        shipped = zoo.card(name)
+    except DevolensError:
+        return own, None
+    if shipped.get("task") != kind or not isinstance(shipped.get("postprocess"), dict):
+        return own, None
+    return (dict(shipped["postprocess"]),
+            f"post-processing from the zoo model {name!r}'s card: the run's recipe (model.init: "
+            f"{recipe['model']['init']}) gives no validate.postprocess (its best epoch was chosen without "
+            "this post-processing)")
+
+
+def _run_start(run: Path) -> dict:
+    """What a fine-tuning run's run.json says of its starting weights: their score before the first epoch
+    (``start_value``, ``init``) and, when no epoch beat them, the line saying so (``note``)."""
+    try:
+        start = json.loads((run / "run.json").read_text()).get("start")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(start, dict) or start.get("value") is None:
+        return {}
+    out = {"init": start.get("init"), "start_value": start.get("value")}
+    if start.get("not_beaten"):
+        out["note"] = start["not_beaten"]
+    return out
+
+
 def card_from_run(run: str | Path, kind: str | None = None, scale: float | None = None, *,
                   command: str | None = None) -> dict:
     """The model card of a segmentation run's best checkpoint (weights: ``best.safetensors``).
@@ -263,6 +322,7 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
              + (f"resized by {float(scale):g} (area); " if float(scale) != 1.0 else "")
              + ("1st..99.8th percentile -> 0..1" if norm == "percentile" else "the input type's range -> 0..1 "
                 "(uint8 / 255, uint16 / 65535; floats clipped to 0..1)"))
+    post, post_note = _run_postprocess(recipe, kind, distance)
     return {
         "name": run.name,
         "task": kind,
@@ -277,12 +337,13 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
         "output": {"head": head, "target": target},
         "preprocessing": {"channel": channel, "percentiles": [1.0, 99.8] if norm == "percentile" else [],
                           "steps": steps},
-        "postprocess": dict((recipe.get("validate") or {}).get("postprocess") or {}),
+        "postprocess": post,
+        **({"postprocess_note": post_note} if post_note else {}),
         "training_data": f"the data of the training run {run} (its recipe, split.csv and run.json say which)",
         "recipe": str(run / "recipe.yaml"),
         "command": f"devolens train <recipe> --data <data> --out {run}",
         "trained": {"run": str(run), "epoch": cfg.get("epoch"), "monitor": cfg.get("monitor"),
-                    "value": cfg.get("value")},
+                    "value": cfg.get("value"), **_run_start(run)},
         "metrics": metrics,
         "metrics_heading": "Metrics (the run's own validation split at its best epoch, not held-out data)",
         "headline": [k for k in ("val_f1", "val_dice", "val_iou") if k in metrics],

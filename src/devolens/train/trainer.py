@@ -98,6 +98,10 @@ class TrainResult:
     device: str = "cpu"
     #: a resumed run that had already trained its epochs: nothing was done (``history`` is the run's)
     complete: bool = False
+    #: a run from given weights (``model.init``): their ``monitor`` value on the validation set before the first epoch
+    start_value: float | None = None
+    #: one line when no epoch beat those starting weights (else None)
+    start_note: str | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -1342,8 +1346,26 @@ def _finished_run(out: Path, rec: dict, names: list[str], done: int, device: tor
     summary: dict = {}
     with contextlib.suppress(OSError, ValueError):
         summary = json.loads((out / "run.json").read_text())
+    start = summary.get("start") or {}
     return TrainResult(out, history, rec["train"]["monitor"], summary.get("best_epoch"), summary.get("best_value"),
-                       pruned, list(summary.get("notes", [])), str(summary.get("device", device)), complete=True)
+                       pruned, list(summary.get("notes", [])), str(summary.get("device", device)), complete=True,
+                       start_value=start.get("value"), start_note=start.get("not_beaten"))
+
+
+def _start_verdict(init: str, monitor: str, mode: str, start_value: float | None, best_value: float | None,
+                   best_epoch: int | None) -> str | None:
+    """The line for a fine-tuning run none of whose epochs beat its starting weights (None when one did, or
+    when the start could not be scored)."""
+    if start_value is None or not np.isfinite(start_value):
+        return None
+    if best_value is not None and (best_value < start_value if mode == "min" else best_value > start_value):
+        return None
+    best = ("no epoch scored" if best_value is None else
+            f"best epoch {best_epoch + 1}: {monitor} {best_value:.4f}")
+    text = str(init)
+    keep = f"keep the zoo model {text[4:]!r}" if text.startswith("zoo:") else f"keep the starting weights ({text})"
+    return (f"no epoch beat the starting weights ({init}: {monitor} {start_value:.4f} before the first epoch; "
+            f"{best}): {keep}, or fine-tune again with a lower optimizer.lr or more epochs")
 
 
 def _run_split(out: Path) -> pd.DataFrame | None:
@@ -1621,6 +1643,27 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
 
     n_epochs = int(T["epochs"])
     bs = int(T["batch_size"])
+    # ---- fine-tuning: the starting weights' score on the validation set, the bar every epoch has to clear
+    start_info: dict | None = None
+    if init and resume:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            start_info = json.loads((out / "run.json").read_text()).get("start")
+    elif init and (isinstance(val_ds, IterableDataset) or len(val_ds)):
+        with torch.random.fork_rng(devices=[]):  # the training's random draws stay as without this score
+            t_val = time.perf_counter()
+            ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"])
+        v = ev["metrics"].get(monitor)
+        v = float(v) if isinstance(v, (int, float, np.floating)) and np.isfinite(v) else None
+        start_info = {"init": str(init), "monitor": monitor, "value": v,
+                      "metrics": {k: float(x) for k, x in ev["metrics"].items() if isinstance(x, (int, float, np.floating))},
+                      "seconds": time.perf_counter() - t_val}
+        if v is not None:
+            line = (f"starting weights ({init}): {monitor} {v:.4f} on the validation set before the first epoch "
+                    "(run.json 'start'); an epoch must beat it")
+            notes.append(line)
+            if info is not None:
+                info(f"note: {line}")
+    start_value = (start_info or {}).get("value")
 
     def steps_in(n: int) -> int:
         s = math.ceil(n / bs)
@@ -1733,6 +1776,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 "epoch_numbering": "best_epoch, history.csv and best.json count epochs from 0; devolens' messages "
                                    "and history.png count from 1 (best_epoch 8 is the 9th epoch)",
                 "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
+                **({"start": start_info} if start_info is not None else {}),
                 "device": str(device),
                 "data": {"path": None if data_path is None else str(data_path.resolve()), "samples": int(len(bundle.split)),
                          "fingerprint": bundle.fingerprint},
@@ -1750,5 +1794,16 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         it = getattr(map_loader, "_iterator", None)
         if it is not None and hasattr(it, "_shutdown_workers"):
             it._shutdown_workers()
+    verdict = _start_verdict(init, monitor, mode, start_value, best_value, best_epoch) if init else None
+    if start_info is not None and start_info.get("not_beaten") != verdict:  # said, or no longer so after --resume
+        if verdict is None:
+            start_info.pop("not_beaten", None)
+        else:
+            start_info["not_beaten"] = verdict
+            notes.append(verdict)
+        with contextlib.suppress(OSError, ValueError):
+            summary = json.loads((out / "run.json").read_text())
+            summary["start"], summary["notes"] = start_info, notes
+            write_text(out / "run.json", json.dumps(summary, indent=2, default=float))
     return TrainResult(out, pd.DataFrame(history, columns=names), monitor, best_epoch, best_value, pruned_df, notes,
-                       str(device))
+                       str(device), start_value=start_value, start_note=verdict)
