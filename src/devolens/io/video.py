@@ -866,36 +866,14 @@ def video_damage(path: str | Path) -> VideoDamage | None:
     """What the last complete reading of ``path`` in this process (by :func:`iter_video_frames`, also under
     :func:`devolens.io.frames.iter_path_frames` and the commands) found wrong with it: a :class:`VideoDamage`, or
     None when nothing was found or the file was not read to its end since it last changed."""
-    try:
-        key = _found_key(Path(path))
-    except OSError:
-        return None
-    with _FOUND_LOCK:
-        return _FOUND.get(key)
+    return _recall(_FOUND, path)
 
 
 def video_steady(path: str | Path) -> bool | None:
     """Whether the last complete reading of ``path`` in this process (with its frames' timestamps, as the commands
     read videos) found its frames at one steady interval: False for a variable frame rate (or a pause), None when
     unknown (not read to its end since it last changed, or read without timestamps)."""
-    try:
-        key = _found_key(Path(path))
-    except OSError:
-        return None
-    with _FOUND_LOCK:
-        return _STEADY.get(key)
-
-
-def _remember_steady(path: Path, steady: bool) -> None:
-    try:
-        key = _found_key(path)
-    except OSError:
-        return
-    with _FOUND_LOCK:
-        _STEADY.pop(key, None)
-        _STEADY[key] = steady
-        while len(_STEADY) > 32:
-            _STEADY.pop(next(iter(_STEADY)))
+    return _recall(_STEADY, path)
 
 
 #: :func:`video_steady`'s record, by file (path, size, modification time)
@@ -907,16 +885,31 @@ def _found_key(path: Path) -> str:
     return f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}"
 
 
-def _remember(path: Path, damage: VideoDamage | None) -> None:
+def _recall(table: dict, path: str | Path):
+    """``table``'s record of the file ``path`` as it is now (None: none, or the file changed since)."""
+    try:
+        key = _found_key(Path(path))
+    except OSError:
+        return None
+    with _FOUND_LOCK:
+        return table.get(key)
+
+
+def _record(table: dict, path: Path, value) -> None:
+    """Record ``value`` for the file ``path`` as it is now in ``table`` (the last 32 files kept)."""
     try:
         key = _found_key(path)
     except OSError:
         return
     with _FOUND_LOCK:
-        _FOUND.pop(key, None)
-        _FOUND[key] = damage
-        while len(_FOUND) > 32:
-            _FOUND.pop(next(iter(_FOUND)))
+        table.pop(key, None)
+        table[key] = value
+        while len(table) > 32:
+            table.pop(next(iter(table)))
+
+
+def _remember(path: Path, damage: VideoDamage | None) -> None:
+    _record(_FOUND, path, damage)
 
 
 def _check(path: Path) -> None:
@@ -1158,7 +1151,7 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
                 raise DevolensError("video has no frames", path=path)
             state["complete"] = True
             if stamps is not None and not (stamps.off and not stamps.irregular):  # off without irregular: no stamps
-                _remember_steady(Path(path), not stamps.irregular)
+                _record(_STEADY, Path(path), not stamps.irregular)
         finally:
             reader.close()
         if log is not None:
