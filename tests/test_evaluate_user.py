@@ -143,6 +143,32 @@ def test_per_image_csv_beside_the_json(tiny_run, capsys):
     assert saved["images_csv"] == str(path) and "images" not in saved
 
 
+def test_per_image_rows_are_scored_in_the_loop_without_keeping_arrays(tiny_run, monkeypatch):
+    """The rows come from evaluate_model as each sample is scored (no sample's arrays kept, nothing padded to
+    the largest image) and equal the rows made the old way, from every sample's kept label maps."""
+    import devolens.train.trainer as T
+    from devolens.train.evaluate import evaluate_run, per_image_rows
+
+    run, data = tiny_run
+    seen, kept = [], []
+    orig = T.evaluate_model
+
+    def spy(model, ds, rec, *a, **k):
+        seen.append(k)
+        kept.append(orig(model, ds, rec, None, batch_size=3, keep=len(ds)))  # the reference: all arrays kept
+        return orig(model, ds, rec, *a, **k)
+
+    monkeypatch.setattr(T, "evaluate_model", spy)
+    rows = evaluate_run(run, data, weights=run / "checkpoint.safetensors")["images"]
+    assert seen[0].get("keep", 0) == 0 and seen[0]["per_image"] is True
+    assert list(rows[0]) == ["file", "true_count", "pred_count", "tp", "fp", "fn", "precision", "recall", "f1"]
+    names = [r["file"] for r in rows]
+    masks = sorted((data / "masks").iterdir())
+    assert len(rows) == len(masks)
+    old = per_image_rows(names, list(kept[0]["samples"]["pred_labels"]), list(kept[0]["samples"]["truth_labels"]))
+    assert rows == old
+
+
 # ---------------------------------------------------------------- 3. train's mask checks and unpaired files
 def test_evaluate_gives_trains_mask_notes(tiny_run, tmp_path, capsys):
     from devolens.train.evaluate import evaluate_run
@@ -192,3 +218,26 @@ def test_cellpose_seg_npy_folder_says_what_to_export(tmp_path):
     (tmp_path / "img1_seg.npy").write_bytes(b"\x93NUMPY")  # never opened
     with pytest.raises(DevolensError, match="cellpose _seg.npy.*pickle.*--save_png or --save_tif"):
         index_dataset(tmp_path)
+
+
+def test_zoo_weights_are_scored_at_the_runs_own_scale(tiny_run, tmp_path, monkeypatch):
+    """The run's data.scale is what its recipe chose for these images' nuclei: the zoo model is scored at it too
+    (a review found the card's scale silently put in its place, skewing the comparison), with a note where the
+    card's differs."""
+    import devolens.train.trainer as trainer
+    from devolens.train.evaluate import evaluate_run
+
+    run, data = tiny_run
+    folder = _zoo_folder(run, tmp_path, "nuclei", {"threshold": 0.6})
+    card = json.loads((folder / "card.json").read_text())
+    card["input"]["scale"] = 0.5
+    (folder / "card.json").write_text(json.dumps(card))
+    seen = []
+    original = trainer.make_dataset
+    monkeypatch.setattr(trainer, "make_dataset", lambda rec, df, train: seen.append(rec["data"]["scale"])
+                        or original(rec, df, train))
+    own = evaluate_run(run, data)
+    zoo = evaluate_run(run, data, weights=folder)
+    assert seen and len(set(seen)) == 1  # the same scale for the run's weights and the zoo card's
+    assert not any("data.scale" in n for n in own["notes"])
+    assert any("scored at the run's data.scale" in n and "working scale 0.5" in n for n in zoo["notes"])

@@ -160,10 +160,13 @@ def test_clock_notes_a_video_of_varying_intervals(tiny_zoo, tmp_path, capsys):  
             y, x = rng.integers(6, 42), rng.integers(6, 58)
             img[y - 4:y + 4, x - 4:x + 4] = 200
         frames.append(img)
-    steady, varying = tmp_path / "steady.mp4", tmp_path / "vfr.mp4"
+    steady, varying, dropped = tmp_path / "steady.mp4", tmp_path / "vfr.mp4", tmp_path / "dropped.mp4"
     _video(steady, frames)
     _video(varying, frames, [0.1 if i % 3 else 0.35 for i in range(12)])
-    for movie, noted in ((steady, False), (varying, True)):
+    # a constant rate with frames dropped at its start, twice close together and before its last frame (a review
+    # found these taken for a variable rate): steady
+    _video(dropped, frames, [0.2 if i in (0, 5, 7, 10) else 0.1 for i in range(12)])
+    for movie, noted in ((steady, False), (varying, True), (dropped, False)):
         capsys.readouterr()
         assert main(["population", str(movie), "--out", str(tmp_path / f"{movie.stem}.csv"), "--clock",
                      "--no-plot"]) == 0

@@ -304,7 +304,7 @@ def evaluate_cmd(
     over the foreground classes), not the instance AP that cellpose or StarDist report; val_dice is the mean of
     the class Dice values (val_iou likewise); val_f1, val_precision and val_recall count objects matched one to
     one at IoU > 0.5; val_count_mae is the mean absolute difference of object counts per image. Images and truth
-    masks are resized to the network's working scale (data.scale; a zoo card's scale with --weights zoo:NAME), so
+    masks are resized to the network's working scale (the run's data.scale, also for --weights zoo:NAME), so
     objects are matched and counted there. With --weights zoo:NAME the card's post-processing is used (unless
     --postprocess is given) and said; evaluate does not estimate magnification: it scores at the data's own
     scale; for images at another magnification than the model's, compare with `devolens segment --diameter`.

@@ -123,9 +123,10 @@ class _Timestamps:
         self._step: int | None = None
         self._steady = 0
         self._seen = 0
-        self.off = False
-        #: frames came at steps of several lengths (a variable frame rate, or a pause): :func:`video_steady`
-        self.irregular = False
+        self.off = False  # no more reasoning about lost frames (irregular steps, or no stamps)
+        self.broken = False  # no stamps to read (none written, or out of step with the frames)
+        #: every step between frames' stamps (its length -> times seen): :attr:`irregular`
+        self._steps: dict[int, int] = {}
 
     def options(self) -> list[str]:
         return ["-stats_enc_pre", self._path, "-stats_enc_pre_fmt", "{pts}"]
@@ -133,13 +134,13 @@ class _Timestamps:
     def next_pts(self) -> int | None:
         """The timestamp of the frame just read from the pipe (its line is written before the frame); None, and
         the reasoning off, when there is none."""
-        if self.off:
+        if self.broken:  # (after irregular steps stamps are still read: they count for irregular)
             return None
         if self._fh is None:
             try:
                 self._fh = open(self._path, encoding="ascii", errors="replace")
             except OSError:
-                self.off = True
+                self.off = self.broken = True
                 return None
             self._remove()  # ffmpeg has it open (a frame came): nothing is left behind even if the process is killed
         line = self._fh.readline()
@@ -153,12 +154,14 @@ class _Timestamps:
                 raise ValueError(line)
             return int(line.strip())
         except ValueError:  # no whole line: timestamps out of step, so none is trusted from here on
-            self.off = True
+            self.off = self.broken = True
             return None
 
     def lost_before(self, prev: int | None, pts: int | None, after: int | None) -> int:
         """Frames missing between the frames stamped ``prev`` and ``pts`` (None: unknown), ``after`` the next
         frame's stamp (None: ``pts`` is the last frame, and no gap before it is trusted)."""
+        if prev is not None and pts is not None:
+            self._steps[pts - prev] = self._steps.get(pts - prev, 0) + 1
         if self.off or prev is None or pts is None:
             return 0
         self._seen += 1
@@ -174,8 +177,30 @@ class _Timestamps:
               and after is not None and after - pts == self._step
               and step // self._step - 1 <= max(self.MAX_GAP, self._seen)):
             return step // self._step - 1
-        self.off = self.irregular = True  # irregular steps: a variable frame rate (or a pause)
+        self.off = True  # irregular steps: a variable frame rate (or a pause)
         return 0
+
+    @property
+    def irregular(self) -> bool:
+        """Whether the frames came at steps of several lengths that are not whole multiples of the most common
+        one: a variable frame rate (0.1 s, then 0.35 s). Frames dropped from a constant rate (steps of 2 or 3
+        times the usual one) are not irregular, wherever they fall (:func:`video_steady`)."""
+        steps = {k: n for k, n in self._steps.items() if k > 0}
+        if len(self._steps) != len(steps):
+            return True  # a stamp going back: no steady rate
+        if len(steps) < 2:
+            return False
+        # steps a tick or 2 % apart are one step rounded to the time base (29.97 fps in milliseconds: 33 and 34;
+        # 10 fps in 1/25 s: 2 and 3): each such group's mean length, weighed by how often it came
+        groups: list[list[int]] = []
+        for k in sorted(steps):
+            if groups and k - groups[-1][-1] <= max(1, 0.02 * k):
+                groups[-1].append(k)
+            else:
+                groups.append([k])
+        means = [(sum(k * steps[k] for k in g) / sum(steps[k] for k in g), sum(steps[k] for k in g)) for g in groups]
+        usual = max(means, key=lambda m: m[1])[0]
+        return any(abs(m / usual - max(1, round(m / usual))) > 0.15 for m, _ in means)
 
     def close(self) -> None:
         if self._fh is not None:
@@ -1150,7 +1175,7 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
             if i < 0:
                 raise DevolensError("video has no frames", path=path)
             state["complete"] = True
-            if stamps is not None and not (stamps.off and not stamps.irregular):  # off without irregular: no stamps
+            if stamps is not None and stamps._steps and not stamps.broken:  # (stamps lost: not known)
                 _record(_STEADY, Path(path), not stamps.irregular)
         finally:
             reader.close()

@@ -10,7 +10,7 @@ from devolens.errors import DevolensError
 from devolens.models.architectures import load_model
 from devolens.train.recipe import load_recipe, resolved, validate_recipe
 
-#: columns of the per-image CSV (:func:`per_image_rows`)
+#: columns of the per-image CSV (:func:`per_image_rows`; evaluate_model's ``per_image`` rows with ``file``)
 IMAGE_COLUMNS = ("file", "true_count", "pred_count", "tp", "fp", "fn", "precision", "recall", "f1")
 
 
@@ -111,8 +111,9 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         how instances are made for instance F1 and counts.
 
     Zoo weights (``zoo:NAME`` or a model folder with a card.json) are scored with their card's
-    post-processing (``card["postprocess"]``, watershed instances) and the card's working scale and
-    percentile normalisation, unless ``validate`` gives ``postprocess``; the predictor's background
+    post-processing (``card["postprocess"]``, watershed instances) and percentile normalisation, unless
+    ``validate`` gives ``postprocess``, at the run's own ``data.scale`` (what its recipe chose for these images'
+    nuclei; noted where it differs from the card's working scale); the predictor's background
     flattening and outlier steps are not applied here, nor any magnification estimate (score at the
     data's own scale). A zoo model of another task than the run's (membrane weights on a nuclei run)
     is refused, as ``devolens segment`` refuses it.
@@ -158,8 +159,16 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
             validate.setdefault("instances", "watershed")
             source = f"card {zname}"
         scale = (card.get("input") or {}).get("scale")
-        if isinstance(scale, (int, float)) and raw["data"].get("size") is None:
-            raw["data"]["scale"] = float(scale)
+        own = raw["data"].get("scale")
+        if (isinstance(scale, (int, float)) and raw["data"].get("size") is None and isinstance(own, (int, float))
+                and abs(float(own) - float(scale)) > 1e-9):
+            # the run's scale is the one its recipe chose for these images' nuclei (finetune_own_nuclei.yaml: 1.0
+            # for ~17 px nuclei, 0.25 for ~70 px): both models are scored at it, so the comparison is like for like
+            zoo_scale_note = (f"{zname} scored at the run's data.scale {float(own):g}, not its card's working scale "
+                              f"{float(scale):g} (made for nuclei ~35 px wide): the scale the run's recipe chose "
+                              "for these images")
+        else:
+            zoo_scale_note = None
         if (card.get("preprocessing") or {}).get("percentiles"):
             raw["data"]["normalize"] = "percentile"
         raw = validate_recipe(raw)
@@ -172,6 +181,8 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
 
         model = init_weights(model, weights, grow_head=False, option="--weights")
     notes: list[str] = []
+    if zoo_card is not None and zoo_scale_note:
+        notes.append(zoo_scale_note)
     names: list[str] | None = None
     if Path(data).is_file() and Path(data).suffix.lower() in (".h5", ".hdf5"):
         from devolens.data.datasets import H5TileDataset
@@ -186,21 +197,23 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         if df.empty:
             raise DevolensError("no labelled samples to evaluate", path=data)
         if rec["task"] == "segmentation" and rec["data"]["target"] != "classes":
-            notes = data_notes(df)
+            notes += data_notes(df)
         elif rec["task"] == "segmentation":
             from devolens.train.trainer import check_masks
 
-            notes = check_masks(df, classes=int(rec["data"]["classes"]))
+            notes += check_masks(df, classes=int(rec["data"]["classes"]))
         names = [str(x) for x in df["sample"]] if "sample" in df.columns else [Path(x).name for x in df["image"]]
         ds = make_dataset(rec, df, train=False)
     model = model.to(resolve_device("auto"))  # a GPU when there is one (wherever the run was trained)
     per_image = names is not None and rec["task"] == "segmentation"
+    # the per-image rows are scored as each sample is (evaluate_model's ``per_image``): no image, mask or
+    # prediction is kept for them
     ev = evaluate_model(model, ds, rec, None, batch_size=batch_size, amp=rec["train"]["amp"], progress=progress,
-                        keep=len(ds) if per_image else 0)
+                        per_image=per_image)
     metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in ev["metrics"].items()}
     images = None
-    if per_image and "samples" in ev:
-        images = per_image_rows(names, list(ev["samples"]["pred_labels"]), list(ev["samples"]["truth_labels"]))
+    if per_image and ev.get("images") is not None:
+        images = [{"file": name, **row} for name, row in zip(names, ev["images"])]
     return {"run": str(run), "data": str(data), "weights": str(weights or best),
             "epoch": cfg.get("epoch") if weights is None else None, "n": len(ds), "validate": rec["validate"],
             "postprocess_from": source, "notes": notes, "metrics": metrics, "images": images}

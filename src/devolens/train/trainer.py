@@ -906,7 +906,8 @@ def validation_instances(prob: np.ndarray, classes: np.ndarray, recipe: dict,
 
 @torch.no_grad()
 def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_fn=None, batch_size: int = 8,
-                   amp: str = "none", keep: int = 0, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                   amp: str = "none", keep: int = 0, progress: Callable[[int, int], None] | None = None,
+                   per_image: bool = False) -> dict[str, Any]:
     """Validation metrics of ``model`` on ``dataset``.
 
     Parameters
@@ -921,12 +922,16 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     keep : int
         Also return ``keep`` evenly spaced samples' image, truth and prediction
         (segmentation), the same ones every call.
+    per_image : bool
+        Also return ``images``: one small dict per sample, in the dataset's order (segmentation): true and
+        predicted object counts, ``tp``, ``fp``, ``fn`` (the matches the metrics count) and their precision,
+        recall and F1; no arrays are kept for it.
 
     Returns
     -------
     dict
-        ``metrics`` (name -> float, names as in :func:`metric_names`) and, with ``keep``,
-        ``samples`` (dict of arrays).
+        ``metrics`` (name -> float, names as in :func:`metric_names`), with ``keep``
+        ``samples`` (dict of arrays), with ``per_image`` ``images`` (list of dicts).
     """
     recipe = resolved(recipe)
     model.eval()
@@ -943,6 +948,7 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
         hists = [(np.zeros(1000, np.int64), np.zeros(1000, np.int64)) for _ in range(k)]
         tp = fp = fn = 0
         n_pred, n_true = [], []
+        images: list[dict[str, Any]] = []
     else:
         preds, trues = [], []
     done = 0
@@ -982,6 +988,11 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
                 tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
                 n_pred.append(len(np.unique(pl)) - (1 if (pl == 0).any() else 0))
                 n_true.append(len(np.unique(tl)) - (1 if (tl == 0).any() else 0))
+                if per_image:  # scored now: the CSV of `devolens evaluate` needs no sample's arrays kept
+                    one = M.prf(m["tp"], m["fp"], m["fn"])
+                    images.append({"true_count": int(n_true[-1]), "pred_count": int(n_pred[-1]), "tp": int(m["tp"]),
+                                   "fp": int(m["fp"]), "fn": int(m["fn"]), "precision": one["precision"],
+                                   "recall": one["recall"], "f1": one["f1"]})
                 if done + i in keep_idx:
                     kept["image"].append(np.clip(batch["image"][i].numpy().transpose(1, 2, 0) * 255, 0, 255).astype(np.uint8))
                     kept["truth"].append(tgt[i].astype(np.uint8))
@@ -1019,6 +1030,8 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
             j = list(letters).index("total")
             out["val_count_mae"] = M.count_error(p[:, j], t[:, j])["mae"]
     res: dict[str, Any] = {"metrics": out}
+    if per_image and seg:
+        res["images"] = images
     if keep and seg and kept["image"]:
         res["samples"] = {k2: _stack_padded(v) for k2, v in kept.items()}
     return res
@@ -1352,13 +1365,25 @@ def _finished_run(out: Path, rec: dict, names: list[str], done: int, device: tor
                        start_value=start.get("value"), start_note=start.get("not_beaten"))
 
 
+def _start_line(init, monitor: str, value: float) -> str:
+    """The note on a fine-tuning run's starting weights' score (run.json ``start``)."""
+    return (f"starting weights ({init}): {monitor} {value:.4f} on the validation set before the first epoch "
+            "(run.json 'start'); an epoch must beat it")
+
+
+#: how much worse than the starting weights the best epoch must be for :func:`_start_verdict` to speak
+#: (a tie, F1 0.0 before and after, is not a loss)
+START_TOLERANCE = 1e-6
+
+
 def _start_verdict(init: str, monitor: str, mode: str, start_value: float | None, best_value: float | None,
                    best_epoch: int | None) -> str | None:
-    """The line for a fine-tuning run none of whose epochs beat its starting weights (None when one did, or
-    when the start could not be scored)."""
+    """The line for a fine-tuning run whose best epoch is worse than its starting weights (by more than
+    :data:`START_TOLERANCE`; None when one beat or tied them, or when the start could not be scored)."""
     if start_value is None or not np.isfinite(start_value):
         return None
-    if best_value is not None and (best_value < start_value if mode == "min" else best_value > start_value):
+    if best_value is not None and not (best_value > start_value + START_TOLERANCE if mode == "min"
+                                       else best_value < start_value - START_TOLERANCE):
         return None
     best = ("no epoch scored" if best_value is None else
             f"best epoch {best_epoch + 1}: {monitor} {best_value:.4f}")
@@ -1648,6 +1673,14 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     if init and resume:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             start_info = json.loads((out / "run.json").read_text()).get("start")
+        if isinstance(start_info, dict):  # the run's notes on its starting weights, as its first start wrote them
+            v = start_info.get("value")
+            if isinstance(v, (int, float)) and np.isfinite(v):
+                notes.append(_start_line(start_info.get("init", init), start_info.get("monitor", monitor), float(v)))
+            if start_info.get("not_beaten"):
+                notes.append(str(start_info["not_beaten"]))
+        else:
+            start_info = None
     elif init and (isinstance(val_ds, IterableDataset) or len(val_ds)):
         with torch.random.fork_rng(devices=[]):  # the training's random draws stay as without this score
             t_val = time.perf_counter()
@@ -1658,8 +1691,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                       "metrics": {k: float(x) for k, x in ev["metrics"].items() if isinstance(x, (int, float, np.floating))},
                       "seconds": time.perf_counter() - t_val}
         if v is not None:
-            line = (f"starting weights ({init}): {monitor} {v:.4f} on the validation set before the first epoch "
-                    "(run.json 'start'); an epoch must beat it")
+            line = _start_line(init, monitor, v)
             notes.append(line)
             if info is not None:
                 info(f"note: {line}")
@@ -1796,6 +1828,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             it._shutdown_workers()
     verdict = _start_verdict(init, monitor, mode, start_value, best_value, best_epoch) if init else None
     if start_info is not None and start_info.get("not_beaten") != verdict:  # said, or no longer so after --resume
+        if start_info.get("not_beaten") in notes:  # a resumed run's earlier verdict
+            notes.remove(start_info["not_beaten"])
         if verdict is None:
             start_info.pop("not_beaten", None)
         else:
