@@ -78,7 +78,8 @@ def _setting(card: dict) -> list[str]:
 
 @models_app.callback()
 def list_models(ctx: typer.Context) -> None:
-    """List the shipped models: name, task, weights size, int8 calibration and headline metrics."""
+    """List the shipped models: name, task, weights size and sha256 (first 12 hex digits), int8 calibration and
+    headline metrics."""
     if ctx.invoked_subcommand is not None:
         return
     from rich.table import Table
@@ -96,6 +97,8 @@ def list_models(ctx: typer.Context) -> None:
         card = zoo.card(name)
         wpath = zoo.ZOO_DIR / name / "weights.safetensors"
         size = f"{wpath.stat().st_size / 1e6:.1f} MB" if wpath.exists() else "missing"
+        if wpath.exists():  # which weights: the version number does not change when the weights are shipped anew
+            size += f"\nsha256 {zoo.weights_sha256(name)[:12]}"
         metrics = card.get("metrics", {}) or {}
         heads = card.get("headline") or list(metrics)[:3]
         shown = "\n".join([_headline(k, metrics[k]) for k in heads if k in metrics] + _setting(card)) or "-"
@@ -132,9 +135,18 @@ def show_model(
     else:
         md = (folder or zoo.ZOO_DIR / name) / "card.md"
         text = md.read_text() if md.is_file() else None
+    from devolens.errors import DevolensError
+
+    try:  # which weights exactly (the outputs' segment.json / population .json record the same digest)
+        sha = zoo.weights_sha256(folder if folder is not None else name)
+    except DevolensError:
+        sha = None
     if as_json or text is None:
-        typer.echo(json.dumps(card, indent=2))
+        typer.echo(json.dumps(card, indent=2))  # --json: card.json as it is (other tools parse it)
+        if not as_json:
+            typer.echo(f"weights sha256: {sha or 'missing'}")
         return
+    text = text.rstrip("\n") + f"\n\nWeights sha256: `{sha or 'missing'}`\n"
     from rich.console import Console
     from rich.markdown import Markdown
 

@@ -610,14 +610,115 @@ def _within(path: Path, entry: Path) -> bool:
     return path == entry or entry in path.parents
 
 
-def _segment_record(kind: str, input_path: Path, model: str, frames: int, objects: int, summary: dict) -> str:
+def _command_line(default: str) -> str:
+    """The command line that ran this command, as ``devolens ...`` (``shlex.join`` of ``sys.argv``, the program
+    named ``devolens`` whatever its path), for the outputs' records. ``default`` (the command's name, e.g.
+    ``devolens segment nuclei``) when this process is not the devolens program or its ``sys.argv`` does not hold
+    the running command (a library call, ``main([...])`` from a script or a test)."""
+    import shlex
+    import sys
+
+    argv = list(sys.argv)
+    program = Path(argv[0]).name.lower() if argv and argv[0] else ""
+    if program.endswith((".exe", ".py")):
+        program = program.rsplit(".", 1)[0]
+    if program not in ("devolens", "devolens-script") and not (
+            program == "__main__" and Path(argv[0]).parent.name == "devolens"):
+        return default
+    words = iter(argv[1:])
+    if not all(any(arg == word for arg in words) for word in default.split()[1:]):  # in order, options between
+        return default
+    return shlex.join(["devolens", *argv[1:]])
+
+
+def _torch_version() -> Optional[str]:
+    """The installed PyTorch's version (None without one: the onnx backend alone)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return None
+
+
+def _number(value):
+    """A float or int for JSON (numpy scalars converted; non-finite: None); other values as they are."""
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    if not np.isfinite(number):
+        return None
+    return int(number) if isinstance(value, (int, np.integer)) else round(number, 6)
+
+
+def _estimate_fields(estimate) -> dict:
+    """A DiameterEstimate's fields for the records (``magnification``: relative to the model's training framing;
+    ``diameter``: None when the images were used as they are; ``resize``: how much they were resized)."""
+    return {"magnification": _number(estimate.magnification), "diameter": _number(estimate.diameter),
+            "resize": _number(estimate.resize), "trusted": _number(estimate.trusted), "small": _number(estimate.small),
+            "backdrop": _number(estimate.backdrop), "per_image": [_number(v) for v in (estimate.per_image or [])]}
+
+
+def _sizing_record(diameter: "float | str | None", estimate=None, estimates=None, frames=None,
+                   resize: Optional[float] = None) -> dict:
+    """How the images' magnification was decided, for the records: ``by`` ``"auto"`` (estimated once per input:
+    the estimate's fields), ``"each"`` (for every image: ``per_image``, one entry per image segmented, with its
+    frame where the frames are known), ``"hand"`` (``--diameter`` a number of pixels) or ``"none"`` (no
+    resizing)."""
+    if diameter == "each":
+        record: dict = {"by": "each"}
+        if estimates:
+            rows = [_estimate_fields(e) for e in estimates]
+            for row in rows:
+                row.pop("per_image", None)  # one image each: its own magnification
+            if frames is not None and len(frames) == len(rows):
+                rows = [{"frame": f, **row} for f, row in zip(frames, rows)]
+            record["per_image"] = rows
+        else:
+            record["per_image"] = None
+            record["note"] = "the per-image estimates were not at hand"
+        return record
+    if diameter == "auto":
+        record = {"by": "auto", **(_estimate_fields(estimate) if estimate is not None else
+                                   {"note": "no estimate was made (no frame read)"})}
+    elif diameter is None:
+        record = {"by": "none"}
+    else:
+        record = {"by": "hand", "diameter": _number(diameter)}
+    if resize is not None:
+        record["resize"] = _number(resize)
+    return record
+
+
+def _report_option(report: Optional[Path]) -> Optional[str]:
+    """``--skip-flagged`` for the records: ``auto``, or the report's absolute path (None: not given)."""
+    if report is None:
+        return None
+    if str(report) == AUTO_CURATE and not Path(report).exists():
+        return AUTO_CURATE
+    return str(Path(report).absolute())
+
+
+def _segment_record(kind: str, input_path: Path, model: str, frames: int, objects: int, summary: dict, *,
+                    options: Optional[dict] = None, weights_sha256: Optional[str] = None,
+                    magnification: Optional[dict] = None) -> str:
+    """``segment.json``: how the outputs were made. ``command``: the command line (``devolens segment ...``, see
+    :func:`_command_line`); ``input``, ``model``, ``devolens``, ``frames``, ``objects`` and ``summary``'s keys
+    (skipped frames, precision, backend, working scale); ``weights_sha256`` of the model's weights; ``options``:
+    every option that changes results, as this run took them; ``magnification_estimate`` (see
+    :func:`_sizing_record`); ``torch``: PyTorch's version."""
     import json
 
     from devolens.cli import _version
 
     # the input's absolute path: a pipeline reading the record from another working directory
-    return json.dumps({"command": f"devolens segment {kind}", "input": str(input_path.absolute()), "model": str(model),
-                       "devolens": _version(), "frames": frames, "objects": objects, **summary}, indent=1) + "\n"
+    return json.dumps({"command": _command_line(f"devolens segment {kind}"), "input": str(input_path.absolute()),
+                       "model": str(model), "devolens": _version(), "frames": frames, "objects": objects, **summary,
+                       "weights_sha256": weights_sha256, "options": options or {},
+                       "magnification_estimate": magnification, "torch": _torch_version()}, indent=1) + "\n"
 
 
 def run_segmentation(
@@ -760,12 +861,22 @@ def run_segmentation(
         write_columns_csv({"frame": [c[0] for c in counts], "count": [c[1] for c in counts]},
                           stage.tmp / "counts.csv")
         from devolens.io.atomic import write_text
+        from devolens.models import zoo
 
         write_text(stage.tmp / SEGMENT_RECORD, _segment_record(
             kind, input_path, model, len(counts), int(sum(c[1] for c in counts)),
             {"skipped": [source.frame_id(p) for p in sorted(skip)],  # named as counts.csv names frames
              "precision": predictor.network.precision, "backend": predictor.network.backend,
-             "working_scale": None if predictor.auto_each else predictor.working_scale()}))
+             "working_scale": None if predictor.auto_each else predictor.working_scale()},
+            weights_sha256=zoo.weights_sha256(model),
+            options={"diameter": diameter, "tta": tta, "flatten": flatten, "flatten_width": flat,
+                     "batch_size": batch_size, "fast": fast, "precision": precision, "backend": backend,
+                     "color": color, "channel": channel, "stack_z": stack_z, "pages": pages,
+                     "skip_flagged": _report_option(skip_flagged), "device": device},
+            magnification=_sizing_record(
+                diameter, predictor.last_estimate, predictor.estimates if predictor.auto_each else None,
+                [c[0] for c in counts], None if predictor.auto_each else (
+                    predictor.working_scale() / predictor.card_scale if predictor.card_scale else None))))
     except BaseException:
         if objects is not None:
             objects.close()
@@ -1077,6 +1188,40 @@ def plot_path(out: Path, input_path: Path) -> Path:
     return png
 
 
+def record_path(out: Path) -> Path:
+    """Where ``population`` records how its CSV was made: beside it, same name, ``.json``."""
+    return out.with_suffix(".json")
+
+
+def _population_record(input_path: Path, out: Path, model: str, predictor, *, frames: int, skipped: list,
+                       options: dict, magnification: Optional[dict], fit, left_out) -> str:
+    """The JSON written beside population's CSV: the command line, the versions of devolens and PyTorch, the model
+    and its weights' sha256 (and the nuclei model's, whose counts it calibrates), the nuclei network's precision,
+    the options that change results, the magnification estimate, ``--clock``'s fit and ``--monotone``'s left-out
+    frames (``dark``: black or dark frames; ``implausible``: readings off their neighbours)."""
+    import json
+
+    from devolens.cli import _version
+    from devolens.models import zoo
+
+    nuclei = getattr(predictor, "nuclei", None)
+    nuclei_name = (predictor.card or {}).get("nuclei_model", "nuclei") if nuclei is not None else None
+    network = getattr(nuclei, "network", None)
+    return json.dumps({
+        "command": _command_line("devolens population"), "input": str(input_path.absolute()),
+        "output": str(out.absolute()), "model": str(model), "weights_sha256": zoo.weights_sha256(model),
+        "nuclei_model": nuclei_name,
+        "nuclei_weights_sha256": None if nuclei_name is None else zoo.weights_sha256(nuclei_name),
+        "devolens": _version(), "torch": _torch_version(), "precision": getattr(predictor, "precision", None),
+        "backend": getattr(network, "backend", None), "frames": frames, "skipped": skipped, "options": options,
+        "magnification_estimate": magnification,
+        "clock": None if fit is None else {"offset": _number(fit.offset), "rate": _number(fit.rate),
+                                           "residual": _number(fit.residual)},
+        "monotone_left_out": None if left_out is None else {"dark": list(left_out[0]),
+                                                            "implausible": list(left_out[1])},
+    }, indent=1, default=str) + "\n"
+
+
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    clock: bool = False, plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
                    precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
@@ -1096,7 +1241,11 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("--clock and --monotone exclude each other (the clock's curve never falls already)")
     from devolens.cli._common import check_writable
 
-    for path in (out, plot_path(out, input_path)) if plot else (out,):  # before a whole movie is read
+    record = record_path(out)  # how the CSV was made, beside it (replaced, as the CSV is)
+    if record.is_dir():
+        raise DevolensError(f"{record.name} (the record written beside the CSV) is a folder: choose another --out",
+                            path=record)
+    for path in (out, record, plot_path(out, input_path)) if plot else (out, record):  # before a whole movie is read
         check_writable(path)
     from devolens.io.stacks import check_pages
 
@@ -1174,6 +1323,19 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     if curation is not None:  # --skip-flagged auto: the report made here, beside the CSV
         write_csv(curation, curation_path(out))
     write_csv(df, out)
+    left_names = None if left_out is None else tuple(
+        [source.frame_id(p) for p, bad in zip(kept, mask) if bad] for mask in left_out)
+    from devolens.io.atomic import write_text
+
+    write_text(record, _population_record(
+        input_path, out, model, predictor, frames=len(df), skipped=[source.frame_id(p) for p in sorted(skip)],
+        options={"monotone": monotone, "clock": clock, "diameter": diameter, "batch_size": batch_size, "fast": fast,
+                 "precision": precision, "backend": backend, "color": color, "channel": channel, "stack_z": stack_z,
+                 "pages": pages, "skip_flagged": _report_option(skip_flagged), "device": device},
+        magnification=_sizing_record(diameter, getattr(predictor, "last_estimate", None),
+                                     resize=getattr(predictor, "resize", None)),
+        fit=fit, left_out=left_names))
+    df.attrs["record"] = record
     df.attrs["skipped"] = len(skip)
     df.attrs["ended_early"] = source.ended_early()
     df.attrs["missing"] = source.missing_note()
@@ -1187,8 +1349,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["clock"] = fit
     df.attrs["steady"] = _steady(input_path, source) if clock else None
     # --monotone: the frames left out of the fit (black or dark; implausible readings), named as the CSV names them
-    df.attrs["monotone_left_out"] = None if left_out is None else tuple(
-        [source.frame_id(p) for p, bad in zip(kept, mask) if bad] for mask in left_out)
+    df.attrs["monotone_left_out"] = left_names
     df.attrs["clock_available"] = getattr(predictor, "clock", None) is not None and source.total != 1
     df.attrs["clock_seconds"] = (predictor.card.get("clock") or {}).get("seconds_per_time_point")
     return df
@@ -1417,7 +1578,10 @@ def population_command(
     input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
     out: Path = typer.Option(..., "--out", "-o", help=(
         "Output CSV, columns frame, A, E, M, P, C, D, Z, total: expected cells per letter (fractional: the model "
-        f"gives expected counts, not whole cells), one row per frame read (flagged frames have no row). {LETTER_HELP}")),
+        f"gives expected counts, not whole cells), one row per frame read (flagged frames have no row). {LETTER_HELP} "
+        "Beside it, NAME.json records how it was made (command line, devolens and torch versions, model and its "
+        "weights' sha256, precision, options, magnification estimate, the clock's fit, frames --monotone left out); "
+        "both are replaced when they exist.")),
     monotone: bool = typer.Option(False, "--monotone", help=(
         "Smooth each letter over the frames by isotonic regression: populations never fall (P, which ends when "
         "P4 divides into Z2/Z3, is fitted non-increasing). Frames that would drag the fit are left out of it: "

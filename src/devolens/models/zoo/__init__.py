@@ -233,3 +233,48 @@ def load_state(model, state: dict, path: str | Path, problem: str = "weights do 
     except RuntimeError as exc:
         raise DevolensError(f"{problem}: {exc}", path=path) from None
     return model.eval()
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def weights_sha256(name_or_folder: str | Path) -> str:
+    """The sha256 (64 hex digits) of the weights a model is loaded from: a shipped model's (or an exported folder's)
+    ``weights.safetensors``, or a training run's ``best.safetensors`` (a ``.safetensors`` file is hashed as given).
+    Says which weights made an output when the version number does not (weights are shipped between releases).
+    Read in chunks; cached per file, its modification time and size (a rewritten file is hashed again).
+
+    Raises
+    ------
+    DevolensError
+        If no such model, or its weights file is missing or cannot be read.
+    """
+    import hashlib
+
+    text = str(name_or_folder)
+    path = Path(text).expanduser()
+    if path.suffix.lower() == ".safetensors" and path.is_file():
+        weights = path
+    else:
+        folder = model_folder(name_or_folder)
+        if folder is None:
+            card(text)  # an unknown name: the zoo's own message
+            folder = ZOO_DIR / text
+        weights = folder / "weights.safetensors"
+        if not weights.is_file() and (folder / "best.safetensors").is_file():
+            weights = folder / "best.safetensors"
+    try:
+        stat = weights.stat()
+        key = (str(weights.resolve()), stat.st_mtime_ns, stat.st_size)
+        if key not in _SHA_CACHE:
+            digest = hashlib.sha256()
+            with open(weights, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            _SHA_CACHE[key] = digest.hexdigest()
+    except FileNotFoundError:
+        raise DevolensError("model weights not found (this model has not been trained/shipped yet)",
+                            path=weights) from None
+    except OSError as exc:
+        raise DevolensError(f"cannot read the weights: {exc.strerror or exc}", path=weights) from None
+    return _SHA_CACHE[key]
