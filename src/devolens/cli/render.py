@@ -76,6 +76,67 @@ def _within_table(table, times: list[int], ranged: set[int]) -> list[int]:
     return kept
 
 
+def command_line() -> str:
+    """The command line that runs now, for a provenance record: ``shlex.join`` of ``sys.argv`` with the program
+    named ``devolens`` when it runs as the ``devolens`` command; else (``main([...])`` from Python) only the
+    command's name, e.g. ``devolens render``, as its words are not known."""
+    import os
+    import shlex
+    import sys
+
+    ctx = None
+    for name in ("typer._click.globals", "click.globals"):
+        try:
+            ctx = __import__(name, fromlist=["get_current_context"]).get_current_context(silent=True)
+        except ImportError:
+            continue
+        if ctx is not None:
+            break
+    path = ctx.command_path.split() if ctx is not None else ["devolens"]
+    argv = list(sys.argv)
+    if argv and os.path.basename(argv[0]) in ("devolens", "devolens.exe") and argv[1:len(path)] == path[1:]:
+        return shlex.join(["devolens", *argv[1:]])
+    return " ".join(path)
+
+
+def devolens_version() -> str:
+    """The installed devolens version (as ``devolens --version`` prints it)."""
+    from devolens.cli import _version
+
+    return _version()
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes; of a folder (an AceTree folder), the sha256 over its files in sorted order,
+    each as its path relative to the folder, a NUL byte, its size, a NUL byte and its bytes."""
+    import hashlib
+
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for f in files:
+        if f is not path:
+            digest.update(f"{f.relative_to(path).as_posix()}\0{f.stat().st_size}\0".encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _inputs(table: Path) -> list[dict]:
+    """The files a render of ``table`` reads: the table (a file, or an AceTree folder: ``sha256_of`` says which
+    the hash covers), and the files read with it that exist (an EPIC table's AuxInfo and TIME files, a tidy
+    table's ``.meta.json``); each with its absolute path and the sha256 of its bytes."""
+    from devolens.io.tables import _meta_path, epic_companions
+
+    paths = [table]
+    if table.is_file():
+        paths += [p for p in (*epic_companions(table), _meta_path(table)) if p.is_file()]
+    return [{"path": str(p.absolute()), "sha256": file_sha256(p),
+             "sha256_of": "file bytes" if p.is_file() else "folder files (sorted relative path, size, bytes)"}
+            for p in paths]
+
+
 def _is_render(folder: Path) -> bool:
     """Whether ``folder`` holds a render written by ``devolens render`` (its render.json)."""
     try:
@@ -228,13 +289,33 @@ def render(
     for t in tables:
         select_times(t, time_list, every)  # raises on bad --times before anything is written
 
+    provenance = {
+        "command": command_line(),
+        "inputs": [] if table is None else _inputs(table),
+        # the options that decide the output, as given (--out and --workers do not)
+        "options": {"table": None if table is None else str(table.absolute()), "kind": kind, "times": times,
+                    "every": every, "size": list(hw), "artifacts": artifacts, "video": video, "fps": fps,
+                    "seed": seed, "simulate": simulate, "sim_cells": sim_cells, "pose": pose, "vary": vary,
+                    "grey": grey, "embryo": embryo},
+    }
     with _staged_render(out) as stage, progress_bar("rendering") as cb:
         df = render_dataset(
             tables, stage, kind=kind, times=time_list, every=every, size=hw, artifacts=artifacts,
             video=video, fps=fps, seed=seed, rgb=not grey, pose=pose, vary=vary, prefix=prefix, workers=workers, progress=cb,
         )
+        _add_provenance(stage / "render.json", provenance)
     n_art = int((df["artifact"] != "").sum())
     console.print(f"wrote {len(df)} frames ({n_art} with artifacts) to {out}/frames.csv")
+
+
+def _add_provenance(path: Path, provenance: dict) -> None:
+    """Add the command's provenance to the render.json that :func:`~devolens.render.dataset.render_dataset`
+    wrote; its own keys are kept as they are."""
+    from devolens.io.atomic import write_text
+
+    meta = json.loads(path.read_text())
+    meta.update(provenance)
+    write_text(path, json.dumps(meta, indent=1, default=float))
 
 
 def register(app: typer.Typer) -> None:

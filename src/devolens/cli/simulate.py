@@ -62,6 +62,7 @@ def embryo(
         write_csv(df, out)
     else:
         write_tidy(df, out)
+    _add_provenance(out, seed=seed, cells=cells, times=times, start=start, params=params)
     counts = df.groupby("time").size()
     console.print(
         f"wrote {out}: {len(df)} rows, {len(counts)} time points, {int(counts.iloc[-1])} cells at the end"
@@ -71,6 +72,34 @@ def embryo(
         note(f"from time point {past} the embryo has more than the {HATCHING_CELLS} cells a C. elegans embryo "
              "hatches with: the simulator's cells (but Z2 and Z3) keep dividing where a real embryo's stop, so those "
              "time points are not a real embryo's (--cells stops it earlier)")
+
+
+def _add_provenance(out: Path, *, seed: int, cells: Optional[int], times: Optional[int], start: str,
+                    params: Optional[Path]) -> None:
+    """Record in the ``.meta.json`` beside ``out`` what made the embryo: the options, the parameters file (its
+    absolute path and the sha256 of its bytes), the devolens version and the command line. ``read_tidy`` reads
+    only its own keys of it, so a table read back is the same."""
+    import json
+
+    from devolens.cli.render import command_line, devolens_version, file_sha256
+    from devolens.io.atomic import write_text
+    from devolens.io.tables import _meta_path
+
+    path = _meta_path(out)
+    try:
+        meta = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        meta = {}
+    if not isinstance(meta, dict):
+        meta = {}
+    meta.setdefault("seed", seed)
+    meta.update({
+        "cells": cells, "times": times, "start": start,
+        "params": None if params is None else str(params.absolute()),
+        "params_sha256": None if params is None else file_sha256(params),
+        "devolens_version": devolens_version(), "command": command_line(),
+    })
+    write_text(path, json.dumps(meta, indent=1))
 
 
 def register(app: typer.Typer) -> None:
