@@ -44,7 +44,9 @@ def register(app: typer.Typer) -> None:
             help="Output CSV: the input rows, sorted by time and with the tidy column names (time, cell, x, y, z, "
                  "size: a TrackMate table's POSITION_X... and FRAME renamed, RADIUS as size = 2 x radius), plus "
                  "pred_founder, pred_depth1 and confidence (written atomically); join back on time and position. "
-                 + CONFIDENCE_HELP,
+                 + CONFIDENCE_HELP + " Beside the CSV, NAME.json records how it was made (command line, devolens "
+                 "and torch versions, model and its weights' sha256, --tta, --smooth, the z-scale used and how it was "
+                 "decided, the notes printed).",
         ),
         model: str = typer.Option("identity", "--model", "-m", help="Zoo model name (see `devolens models`)."),
         zscale: float = typer.Option(
@@ -69,7 +71,7 @@ def register(app: typer.Typer) -> None:
 
         from devolens.cli._common import check_out, check_writable, console, note as show_note, progress_bar
         from devolens.errors import DevolensError
-        from devolens.io.atomic import write_csv
+        from devolens.io.atomic import write_csv, write_text
         from devolens.io.tables import read_positions
         from devolens.models import card, load
 
@@ -81,9 +83,15 @@ def register(app: typer.Typer) -> None:
                                 f"axis within +-0.3 rad: {MAX_TTA} are under 2.3 degrees apart, and each view is one "
                                 "more pass of the networks)")
         check_out(out, table)
+        record = record_path(out)  # how the CSV was made, beside it (replaced, as the CSV is)
+        if record.is_dir():
+            raise DevolensError(f"{record.name} (the record written beside the CSV) is a folder: choose another --out",
+                                path=record)
+        check_out(record, table)  # not the input, nor a file read with it (a tidy table's .meta.json)
         check_writable(out)  # before the table is read and named
         df = read_positions(table)
-        for text in df.attrs.get("notes") or ():  # units read from the file, a zip's second copy...
+        notes = list(df.attrs.get("notes") or ())
+        for text in notes:  # units read from the file, a zip's second copy...
             show_note(text)
         if len(df) == 0:
             raise DevolensError("the table has no nuclei", path=table)
@@ -95,11 +103,64 @@ def register(app: typer.Typer) -> None:
         predictor = load(model, **options)
         with progress_bar("identify") as cb:
             result = predictor.predict(df, zscale=zscale, progress=cb)
+        found = _input_notes(result.attrs)
+        notes += found
         write_csv(result, out)
+        write_text(record, _identify_record(table, out, model, predictor, zscale=_zscale_record(zscale, df, result),
+                                            notes=notes))
         n_t = result["time"].nunique()
         console.print(f"{len(result)} nuclei at {n_t} time points -> {out}")
-        for note in _input_notes(result.attrs):
+        for note in found:
             show_note(note)
+
+
+def record_path(out: Path) -> Path:
+    """Where ``identify`` records how its CSV was made: beside it, same name, ``.json`` (``NAME.record.json`` when
+    the CSV is itself named ``.json``)."""
+    record = out.with_suffix(".json")
+    return out.with_name(f"{out.stem}.record.json") if record == out else record
+
+
+def _zscale_record(given, table, result) -> dict:
+    """How the z plane spacing (xy pixels) was decided: ``by`` ``"given"`` (--zscale), ``"table"`` (the table's
+    metadata) or ``"estimated"`` (per embryo, from the nucleus cloud the model read:
+    :func:`devolens.predict.identity.estimate_zscale` on the rows predicted, copies of a nucleus once)."""
+    if given is not None:
+        return {"by": "given", "value": float(given)}
+    known = (table.attrs or {}).get("zscale")
+    if known is not None:
+        return {"by": "table", "value": float(known)}
+    import numpy as np
+
+    from devolens.predict.identity import duplicate_nuclei, estimate_zscale
+
+    rows = result[result["pred_founder"].notna()]
+    first = duplicate_nuclei(rows) if len(rows) else None
+    if first is not None:
+        rows = rows.iloc[np.flatnonzero(first == np.arange(len(rows)))]
+    embryos = rows["embryo"].astype(str) if "embryo" in rows.columns else None
+    per = {}
+    for name, sub in (rows.groupby(embryos, sort=False) if embryos is not None else [("", rows)]):
+        x, y, z = (sub[c].to_numpy(dtype=float) for c in ("x", "y", "z"))
+        per[str(name)] = round(estimate_zscale(x, y, z), 6)
+    return {"by": "estimated", "per_embryo": per}
+
+
+def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: dict, notes: list) -> str:
+    """The JSON written beside identify's CSV: the command line, the versions of devolens and PyTorch, the model and
+    its weights' sha256, the options (``tta``: the views averaged; ``smooth``), the z-scale and the notes printed."""
+    import json
+
+    from devolens.cli import _version
+    from devolens.cli.predict import _command_line, _torch_version
+    from devolens.models import zoo
+
+    return json.dumps({
+        "command": _command_line("devolens identify"), "input": str(table.absolute()), "output": str(out.absolute()),
+        "model": str(model), "weights_sha256": zoo.weights_sha256(model), "devolens": _version(),
+        "torch": _torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth},
+        "zscale": zscale, "notes": list(notes),
+    }, indent=1, default=str) + "\n"
 
 
 #: nuclei in an embryo's largest time point under which identify notes that its table stops early

@@ -14,7 +14,9 @@ Run folder (``out``)::
                              loadable with devolens.models.architectures.load_model)
     samples/epoch_NNN.npz    fixed validation samples: image, truth and prediction
     run.json                 summary: split sizes, notes, best epoch and value, the data it was
-                             trained on (path and a fingerprint of the samples' files)
+                             trained on (path and a fingerprint of the samples' files), the threads,
+                             devolens and torch versions and command line of each session (first
+                             start, each --resume), the sha256 of the model.init starting weights
 
 A run folder made by a call that fails before its first checkpoint (bad data found while
 loading, Ctrl-C in the first epoch) is removed again: nothing is left that ``--resume``
@@ -1365,6 +1367,38 @@ def _finished_run(out: Path, rec: dict, names: list[str], done: int, device: tor
                        start_value=start.get("value"), start_note=start.get("not_beaten"))
 
 
+def _session_record(command: str | None, previous: Path | None) -> dict:
+    """What run.json says of the software and settings that trained the run (``threads``: PyTorch's CPU threads at
+    the start of training, which change the results; ``command``: the ``devolens train`` command line, None for a
+    library call). The top-level fields are those of the latest session; ``sessions`` lists every session, the first
+    start and each ``--resume`` (``from_epoch``: the epochs done when it began), read back from ``previous``."""
+    from devolens.cli import _version
+
+    this = {"from_epoch": 0, "command": command, "threads": int(torch.get_num_threads()), "devolens": _version(),
+            "torch": torch.__version__}
+    sessions: list = []
+    if previous is not None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            summary = json.loads(previous.read_text())
+            this["from_epoch"] = int(summary.get("epochs_done") or 0)
+            sessions = [s for s in summary.get("sessions") or [] if isinstance(s, dict)]
+            if isinstance(summary.get("init"), dict):  # the weights the run started from, as its first start read them
+                this["init"] = summary["init"]
+    init = this.pop("init", None)
+    return {**{k: v for k, v in this.items() if k != "from_epoch"}, "sessions": [*sessions, this],
+            **({"init": init} if init is not None else {})}
+
+
+def _init_record(init) -> dict | None:
+    """run.json's ``init``: the starting weights (``model.init``) as given and the sha256 of their weights file."""
+    if not init:
+        return None
+    from devolens.models import zoo
+
+    return {"source": str(init), "file": str(weights_file(init).resolve()),
+            "sha256": zoo.weights_sha256(weights_file(init))}
+
+
 def _start_line(init, monitor: str, value: float) -> str:
     """The note on a fine-tuning run's starting weights' score (run.json ``start``)."""
     return (f"starting weights ({init}): {monitor} {value:.4f} on the validation set before the first epoch "
@@ -1446,6 +1480,8 @@ def train(
     epoch_callback: Callable[[int, dict], None] | None = None,
     step_callback: Callable[[int, int, float], None] | None = None,
     epoch_log: Callable[[str], None] | None = None,
+    threads: int | None = None,
+    command: str | None = None,
 ) -> TrainResult:
     """Train a model from a recipe on a data folder; write the run folder ``out``.
 
@@ -1496,6 +1532,11 @@ def train(
     epoch_log : callable, optional
         ``epoch_log(line)`` after each epoch: ``epoch k/N`` (counted from 1), the training and validation
         losses, the monitored metric and the best value so far (for logs where no progress bar shows).
+    threads : int, optional
+        Override ``train.threads`` (PyTorch's CPU threads; recorded in recipe.yaml and best.json as given; run.json
+        records the count in use at the start of each session, given or not).
+    command : str, optional
+        The command line that runs this (``devolens train ...``), recorded in run.json (None: a library call).
 
     Returns
     -------
@@ -1508,7 +1549,7 @@ def train(
     try:
         return _train(recipe, data, out, resume=resume, epochs=epochs, prune_top=prune_top, device=device,
                       progress=progress, info=info, epoch_callback=epoch_callback, step_callback=step_callback,
-                      epoch_log=epoch_log)
+                      epoch_log=epoch_log, threads=threads, command=command)
     except BaseException:  # Ctrl-C included
         if not (where / CHECKPOINT).exists():
             _remove_unfinished(where, made, before)
@@ -1535,7 +1576,7 @@ def _remove_unfinished(out: Path, made: list[Path], before: set[str]) -> None:
 
 
 def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progress, info, epoch_callback,
-           step_callback, epoch_log=None) -> TrainResult:
+           step_callback, epoch_log=None, threads=None, command=None) -> TrainResult:
     """The body of :func:`train` (which removes what a failed call wrote)."""
     ckpt = out / CHECKPOINT
     data_path = None if isinstance(data, DataBundle) else Path(data)
@@ -1571,8 +1612,13 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     if monitor not in names:
         raise DevolensError(f"train.monitor: {monitor!r} is not a metric of this task; choose from "
                             f"{', '.join(n for n in names if n != 'epoch' and n not in RUN_COLUMNS)}")
+    if threads is not None:  # --threads: in recipe.yaml and best.json (a resumed run's recipe.yaml keeps its own)
+        if int(threads) < 1:
+            raise DevolensError(f"--threads must be >= 1, got {threads}")
+        T["threads"] = int(threads)
     if T["threads"]:
         torch.set_num_threads(int(T["threads"]))
+    session = _session_record(command, out / "run.json" if resume else None)
     device = resolve_device(T["device"], option)
     if resume:
         done = _epochs_done(ckpt)
@@ -1598,6 +1644,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     init = rec["model"].get("init")
     if init:
         init_path(init)  # checked before any output
+    if "init" not in session:
+        session["init"] = _init_record(init)
 
     def fresh():
         torch.manual_seed(seed)
@@ -1809,7 +1857,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                                    "and history.png count from 1 (best_epoch 8 is the 9th epoch)",
                 "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
                 **({"start": start_info} if start_info is not None else {}),
-                "device": str(device),
+                "device": str(device), **session,
                 "data": {"path": None if data_path is None else str(data_path.resolve()), "samples": int(len(bundle.split)),
                          "fingerprint": bundle.fingerprint},
             }, indent=2, default=float))
