@@ -95,18 +95,23 @@ def test_the_store_is_written_a_row_of_tiles_at_a_time(tmp_path, monkeypatch):
         assert np.array_equal(got[k], ref[k]), k
 
 
+def _tiling_peak(ip, lp, out) -> int:
+    """Peak Python-side allocation (bytes) of tiling one well into 32 px tiles at 50 % overlap."""
+    tracemalloc.start()
+    try:
+        tile_to_h5([ip], out, [lp], tile=32, stride=16, keep="all", chunk=200)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_peak_memory_is_the_image_not_its_tiles(tmp_path):
     """Python-side allocations while tiling a 1024x1024 well into 32 px tiles at 50 % overlap: every tile would be
     ~4x the image (33 MB); the image, its labels and a chunk of tiles are ~12 MB."""
     ip, lp, img, _ = synthetic(tmp_path, 1024, 1024, spots=2000)
     tiles_bytes = tile_positions(1024, 32, 16).size ** 2 * 2 * 32 * 32 * 2
     assert tiles_bytes > 3.5 * img.nbytes
-    tracemalloc.start()
-    try:
-        tile_to_h5([ip], tmp_path / "t.h5", [lp], tile=32, stride=16, keep="all", chunk=200)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = _tiling_peak(ip, lp, tmp_path / "t.h5")
     assert peak < 2.5 * img.nbytes, f"peak {peak / 1e6:.1f} MB, image {img.nbytes / 1e6:.1f} MB"
 
 
@@ -116,12 +121,7 @@ def test_an_uncompressed_tiff_is_read_a_band_at_a_time(tmp_path, monkeypatch):
     the same store, digests included (so either is refused as a duplicate of the other)."""
     ip, lp, img, lab = synthetic(tmp_path, 1024, 1024, spots=2000)
     monkeypatch.setattr(tiling._Bands, "BLOCK", 1 << 18)
-    tracemalloc.start()
-    try:
-        tile_to_h5([ip], tmp_path / "t.h5", [lp], tile=32, stride=16, keep="all", chunk=200)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = _tiling_peak(ip, lp, tmp_path / "t.h5")
     assert peak < 0.5 * img.nbytes, f"peak {peak / 1e6:.1f} MB, image {img.nbytes / 1e6:.1f} MB"
     tifffile.imwrite(tmp_path / "z.tif", img, compression="zlib")
     tifffile.imwrite(tmp_path / "zl.tif", lab, compression="zlib")
