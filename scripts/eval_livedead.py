@@ -149,12 +149,6 @@ def spread(per_well: list) -> dict:
     }
 
 
-def reship(weights: str, eval_json: str, train_wells: str = "") -> None:
-    """Rewrite the zoo card from a saved evaluation (no recomputation)."""
-    res = json.loads(Path(eval_json).read_text())
-    ship(weights, res["metrics"], res["per_well"], train_wells, res.get("precision", "bf16"), res.get("size", ""))
-
-
 def int8_metrics(eval_json: str) -> None:
     """Put the held-out metrics of an int8 evaluation of the zoo model into its card's int8 section (and the default
     setting's figures of its ``metrics_setting``)."""

@@ -74,14 +74,9 @@ _AREAS = [
 
 def _version() -> str:
     """The installed distribution's version (the package's own when it runs from a source tree)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from devolens.provenance import version
 
-    try:
-        return version("devolens")
-    except PackageNotFoundError:
-        from devolens import __version__
-
-        return __version__
+    return version()
 
 
 def _print_version(value: bool) -> None:

@@ -123,26 +123,14 @@ def record_path(out: Path) -> Path:
 
 def _zscale_record(given, table, result) -> dict:
     """How the z plane spacing (xy pixels) was decided: ``by`` ``"given"`` (--zscale), ``"table"`` (the table's
-    metadata) or ``"estimated"`` (per embryo, from the nucleus cloud the model read:
-    :func:`devolens.predict.identity.estimate_zscale` on the rows predicted, copies of a nucleus once)."""
+    metadata) or ``"estimated"`` (per embryo, as the model's frames estimated it from the nucleus cloud it read:
+    ``result.attrs["frame_zscale"]``)."""
     if given is not None:
         return {"by": "given", "value": float(given)}
     known = (table.attrs or {}).get("zscale")
     if known is not None:
         return {"by": "table", "value": float(known)}
-    import numpy as np
-
-    from devolens.predict.identity import duplicate_nuclei, estimate_zscale
-
-    rows = result[result["pred_founder"].notna()]
-    first = duplicate_nuclei(rows) if len(rows) else None
-    if first is not None:
-        rows = rows.iloc[np.flatnonzero(first == np.arange(len(rows)))]
-    embryos = rows["embryo"].astype(str) if "embryo" in rows.columns else None
-    per = {}
-    for name, sub in (rows.groupby(embryos, sort=False) if embryos is not None else [("", rows)]):
-        x, y, z = (sub[c].to_numpy(dtype=float) for c in ("x", "y", "z"))
-        per[str(name)] = round(estimate_zscale(x, y, z), 6)
+    per = {str(k): round(float(v), 6) for k, v in (result.attrs.get("frame_zscale") or {}).items()}
     return {"by": "estimated", "per_embryo": per}
 
 
@@ -152,13 +140,13 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
     import json
 
     from devolens.cli import _version
-    from devolens.cli.predict import _command_line, _torch_version
+    from devolens.provenance import command_line, torch_version
     from devolens.models import zoo
 
     return json.dumps({
-        "command": _command_line("devolens identify"), "input": str(table.absolute()), "output": str(out.absolute()),
+        "command": command_line("devolens identify"), "input": str(table.absolute()), "output": str(out.absolute()),
         "model": str(model), "weights_sha256": zoo.weights_sha256(model), "devolens": _version(),
-        "torch": _torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth},
+        "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth},
         "zscale": zscale, "notes": list(notes),
     }, indent=1, default=str) + "\n"
 

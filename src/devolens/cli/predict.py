@@ -25,6 +25,7 @@ from devolens.errors import DevolensError
 from devolens.io.atomic import StagedDir
 from devolens.io.frames import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
 from devolens.lineage.letters import LETTER_KEY_LINE
+from devolens.provenance import command_line, torch_version
 
 #: memory budget of the frames read ahead of the network (bytes)
 READ_AHEAD_BYTES = 256 << 20
@@ -610,37 +611,6 @@ def _within(path: Path, entry: Path) -> bool:
     return path == entry or entry in path.parents
 
 
-def _command_line(default: str) -> str:
-    """The command line that ran this command, as ``devolens ...`` (``shlex.join`` of ``sys.argv``, the program
-    named ``devolens`` whatever its path), for the outputs' records. ``default`` (the command's name, e.g.
-    ``devolens segment nuclei``) when this process is not the devolens program or its ``sys.argv`` does not hold
-    the running command (a library call, ``main([...])`` from a script or a test)."""
-    import shlex
-    import sys
-
-    argv = list(sys.argv)
-    program = Path(argv[0]).name.lower() if argv and argv[0] else ""
-    if program.endswith((".exe", ".py")):
-        program = program.rsplit(".", 1)[0]
-    if program not in ("devolens", "devolens-script") and not (
-            program == "__main__" and Path(argv[0]).parent.name == "devolens"):
-        return default
-    words = iter(argv[1:])
-    if not all(any(arg == word for arg in words) for word in default.split()[1:]):  # in order, options between
-        return default
-    return shlex.join(["devolens", *argv[1:]])
-
-
-def _torch_version() -> Optional[str]:
-    """The installed PyTorch's version (None without one: the onnx backend alone)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("torch")
-    except PackageNotFoundError:
-        return None
-
-
 def _number(value):
     """A float or int for JSON (numpy scalars converted; non-finite: None); other values as they are."""
     if isinstance(value, (bool, str)) or value is None:
@@ -706,7 +676,7 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
                     options: Optional[dict] = None, weights_sha256: Optional[str] = None,
                     magnification: Optional[dict] = None) -> str:
     """``segment.json``: how the outputs were made. ``command``: the command line (``devolens segment ...``, see
-    :func:`_command_line`); ``input``, ``model``, ``devolens``, ``frames``, ``objects`` and ``summary``'s keys
+    :func:`devolens.provenance.command_line`); ``input``, ``model``, ``devolens``, ``frames``, ``objects`` and ``summary``'s keys
     (skipped frames, precision, backend, working scale); ``weights_sha256`` of the model's weights; ``options``:
     every option that changes results, as this run took them; ``magnification_estimate`` (see
     :func:`_sizing_record`); ``torch``: PyTorch's version."""
@@ -715,10 +685,10 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
     from devolens.cli import _version
 
     # the input's absolute path: a pipeline reading the record from another working directory
-    return json.dumps({"command": _command_line(f"devolens segment {kind}"), "input": str(input_path.absolute()),
+    return json.dumps({"command": command_line(f"devolens segment {kind}"), "input": str(input_path.absolute()),
                        "model": str(model), "devolens": _version(), "frames": frames, "objects": objects, **summary,
                        "weights_sha256": weights_sha256, "options": options or {},
-                       "magnification_estimate": magnification, "torch": _torch_version()}, indent=1) + "\n"
+                       "magnification_estimate": magnification, "torch": torch_version()}, indent=1) + "\n"
 
 
 def run_segmentation(
@@ -1208,11 +1178,11 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     nuclei_name = (predictor.card or {}).get("nuclei_model", "nuclei") if nuclei is not None else None
     network = getattr(nuclei, "network", None)
     return json.dumps({
-        "command": _command_line("devolens population"), "input": str(input_path.absolute()),
+        "command": command_line("devolens population"), "input": str(input_path.absolute()),
         "output": str(out.absolute()), "model": str(model), "weights_sha256": zoo.weights_sha256(model),
         "nuclei_model": nuclei_name,
         "nuclei_weights_sha256": None if nuclei_name is None else zoo.weights_sha256(nuclei_name),
-        "devolens": _version(), "torch": _torch_version(), "precision": getattr(predictor, "precision", None),
+        "devolens": _version(), "torch": torch_version(), "precision": getattr(predictor, "precision", None),
         "backend": getattr(network, "backend", None), "frames": frames, "skipped": skipped, "options": options,
         "magnification_estimate": magnification,
         "clock": None if fit is None else {"offset": _number(fit.offset), "rate": _number(fit.rate),

@@ -10,6 +10,7 @@ from typing import Iterator, Optional, Tuple
 import typer
 
 from devolens.cli._common import choice
+from devolens.provenance import command_line, file_sha256
 
 _HELP = """Render a lineage table (or simulated embryos) as microscopy frames with ground truth.
 
@@ -74,53 +75,6 @@ def _within_table(table, times: list[int], ranged: set[int]) -> list[int]:
     note(f"--times: time point(s) {time_spans_text(absent)} of the range are not in the table (it has "
          f"{time_points_text(present)}): skipped")
     return kept
-
-
-def command_line() -> str:
-    """The command line that runs now, for a provenance record: ``shlex.join`` of ``sys.argv`` with the program
-    named ``devolens`` when it runs as the ``devolens`` command; else (``main([...])`` from Python) only the
-    command's name, e.g. ``devolens render``, as its words are not known."""
-    import os
-    import shlex
-    import sys
-
-    ctx = None
-    for name in ("typer._click.globals", "click.globals"):
-        try:
-            ctx = __import__(name, fromlist=["get_current_context"]).get_current_context(silent=True)
-        except ImportError:
-            continue
-        if ctx is not None:
-            break
-    path = ctx.command_path.split() if ctx is not None else ["devolens"]
-    argv = list(sys.argv)
-    if argv and os.path.basename(argv[0]) in ("devolens", "devolens.exe") and argv[1:len(path)] == path[1:]:
-        return shlex.join(["devolens", *argv[1:]])
-    return " ".join(path)
-
-
-def devolens_version() -> str:
-    """The installed devolens version (as ``devolens --version`` prints it)."""
-    from devolens.cli import _version
-
-    return _version()
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes; of a folder (an AceTree folder), the sha256 over its files in sorted order,
-    each as its path relative to the folder, a NUL byte, its size, a NUL byte and its bytes."""
-    import hashlib
-
-    path = Path(path)
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    digest = hashlib.sha256()
-    for f in files:
-        if f is not path:
-            digest.update(f"{f.relative_to(path).as_posix()}\0{f.stat().st_size}\0".encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _inputs(table: Path) -> list[dict]:
@@ -290,7 +244,7 @@ def render(
         select_times(t, time_list, every)  # raises on bad --times before anything is written
 
     provenance = {
-        "command": command_line(),
+        "command": command_line("devolens render"),
         "inputs": [] if table is None else _inputs(table),
         # the options that decide the output, as given (--out and --workers do not)
         "options": {"table": None if table is None else str(table.absolute()), "kind": kind, "times": times,

@@ -81,7 +81,7 @@ def _add_provenance(out: Path, *, seed: int, cells: Optional[int], times: Option
     only its own keys of it, so a table read back is the same."""
     import json
 
-    from devolens.cli.render import command_line, devolens_version, file_sha256
+    from devolens.provenance import command_line, file_sha256, version
     from devolens.io.atomic import write_text
     from devolens.io.tables import _meta_path
 
@@ -97,7 +97,7 @@ def _add_provenance(out: Path, *, seed: int, cells: Optional[int], times: Option
         "cells": cells, "times": times, "start": start,
         "params": None if params is None else str(params.absolute()),
         "params_sha256": None if params is None else file_sha256(params),
-        "devolens_version": devolens_version(), "command": command_line(),
+        "devolens_version": version(), "command": command_line("devolens simulate embryo"),
     })
     write_text(path, json.dumps(meta, indent=1))
 

@@ -99,7 +99,7 @@ def train_cmd(
         _check_export(export, data, recipe, out)
     if threads is not None:
         torch.set_num_threads(threads)
-    from devolens.cli.predict import _command_line  # (run.json records it)
+    from devolens.provenance import command_line  # (run.json records it)
 
     # no progress bar where stderr is no terminal (Slurm, nohup): one line per epoch instead
     epoch_log = None if console.is_terminal else console.print
@@ -107,7 +107,7 @@ def train_cmd(
         with progress_bar("training") as cb:
             res = train(recipe, data, out, resume=resume, prune_top=prune_top, epochs=epochs, device=device,
                         progress=cb, info=console.print,  # the split, the device, notes: before the first epoch
-                        epoch_log=epoch_log, threads=threads, command=_command_line("devolens train"))
+                        epoch_log=epoch_log, threads=threads, command=command_line("devolens train"))
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the error line is the command's; say how to go on
         done = _checkpoint_epoch(out)
         if done is not None:

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from devolens.data.datasets import split_by_group
 from devolens.data.tiling import open_store
 from devolens.errors import DevolensError
 
@@ -388,17 +389,9 @@ def split_tiles(source: np.ndarray | None, coords: np.ndarray | None, tile: int,
     keys = pd.unique(key)
     by = "region" if coords is not None else "tiles"
     if images.size >= 2 and split_by in ("source", "group") and keys.size >= 2:
-        by = "source"
-        order = list(keys)
-        np.random.default_rng(int(seed)).shuffle(order)
-        sizes = pd.Series(key).value_counts()
-        chosen, got = [], 0
-        for k in order[:-1]:
-            if got >= f * n and chosen:
-                break
-            chosen.append(k)
-            got += int(sizes[k])
-        is_val = np.isin(key, chosen)
+        by = "source"  # whole images, drawn as a run's groups are
+        _, val = split_by_group(pd.DataFrame({"image": key}), "image", f, seed)
+        is_val = np.isin(np.arange(n), val.index)
     axes, whole = set(), 0
     if by == "region":  # a band of each image, its copies (same pixels) cut at the same band
         yx = np.asarray(coords, np.int64)

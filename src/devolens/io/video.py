@@ -933,10 +933,6 @@ def _record(table: dict, path: Path, value) -> None:
             table.pop(next(iter(table)))
 
 
-def _remember(path: Path, damage: VideoDamage | None) -> None:
-    _record(_FOUND, path, damage)
-
-
 def _check(path: Path) -> None:
     if not path.exists():
         raise DevolensError("no such file", path=path)
@@ -1193,7 +1189,7 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
                                  tuple(log.examples) if log is not None else (), declared,
                                  truncated, tuple(shifts))
         state["damage"] = damage
-        _remember(path, damage)
+        _record(_FOUND, path, damage)
     finally:
         if stamps is not None:
             stamps.close()

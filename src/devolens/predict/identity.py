@@ -391,6 +391,7 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dic
             clouds.append({
                 "embryo": str(name), "time": times[grp[0]].item(), "index": rows[grp],
                 "coords": coords[grp], "size": size[grp], "cell": cells[grp], "skewness": frame.skewness,
+                "zscale": frame.zscale,
             })
     return clouds
 
@@ -909,7 +910,8 @@ class IdentityPredictor:
             pd1 = lineage_posterior(joint, tracks, parents, self.trans, power=self.evidence_power)
             pf = np.zeros_like(pf)
             np.add.at(pf.T, self.parent, pd1.T)
-        return pf, pd1, {"time_breaks": breaks, "largest_clouds": largest, "frame_skewness": skew}
+        return pf, pd1, {"time_breaks": breaks, "largest_clouds": largest, "frame_skewness": skew,
+                         "frame_zscale": {c["embryo"]: c["zscale"] for c in clouds}}
 
     def predict(self, table: pd.DataFrame | str | Path, zscale: float | None = None,
                 progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
@@ -942,7 +944,8 @@ class IdentityPredictor:
             prediction); ``attrs["time_breaks"]``: (embryo, time before, time after) of the gaps
             not smoothed across (:func:`time_breaks`); ``attrs["largest_clouds"]``: embryo -> the nuclei
             of its largest time point (the clouds the model read); ``attrs["frame_skewness"]``: embryo ->
-            the skewness along the AP and the third axis that oriented its frame (:func:`frame_skewness`).
+            the skewness along the AP and the third axis that oriented its frame (:func:`frame_skewness`);
+            ``attrs["frame_zscale"]``: embryo -> the z plane spacing (xy pixels) its clouds were read with.
         """
         table = read_input(table)
         if progress is not None and not callable(progress):
@@ -954,7 +957,7 @@ class IdentityPredictor:
                 out[c] = pd.Series(dtype=object)
             out["confidence"] = pd.Series(dtype=float)
             out.attrs.update(duplicate_nuclei=0, time_breaks=[], polar_bodies=0, unplaced=0, largest_clouds={},
-                             frame_skewness={})
+                             frame_skewness={}, frame_zscale={})
             return out
         from devolens.lineage.populations import is_polar_body
 
@@ -976,7 +979,7 @@ class IdentityPredictor:
         out["pred_founder"] = pd.Series(None, index=out.index, dtype=object)
         out["pred_depth1"] = pd.Series(None, index=out.index, dtype=object)
         out["confidence"] = np.nan
-        found = {"duplicates": 0, "time_breaks": [], "largest_clouds": {}, "frame_skewness": {}}
+        found = {"duplicates": 0, "time_breaks": [], "largest_clouds": {}, "frame_skewness": {}, "frame_zscale": {}}
         if len(cells):
             pf, pd1, found = self._proba_checked(cells, zscale, progress)
             f, d, conf = combine_probabilities(pf, pd1, self.parent)
@@ -990,4 +993,5 @@ class IdentityPredictor:
         out.attrs["time_breaks"] = list(found["time_breaks"])
         out.attrs["largest_clouds"] = dict(found["largest_clouds"])
         out.attrs["frame_skewness"] = dict(found["frame_skewness"])
+        out.attrs["frame_zscale"] = dict(found["frame_zscale"])
         return out

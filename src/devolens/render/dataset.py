@@ -333,14 +333,9 @@ def render_dataset(
 
         write_video((read_image(p) for p in written), out / "video.mp4", fps=fps)
     # what else decides the output (reproducibility): the version, and the options beyond those recorded above
-    from importlib.metadata import PackageNotFoundError, version as _dist_version
+    from devolens.provenance import version
 
-    try:
-        meta["devolens_version"] = _dist_version("devolens")
-    except PackageNotFoundError:
-        from devolens import __version__
-
-        meta["devolens_version"] = __version__
+    meta["devolens_version"] = version()
     meta.update({"times": None if times is None else [int(t) for t in times], "every": int(every),
                  "video": bool(video), "fps": float(fps), "prefix": bool(prefix)})
     write_text(out / "render.json", json.dumps(meta, indent=1, default=float))

@@ -249,7 +249,7 @@ def weights_sha256(name_or_folder: str | Path) -> str:
     DevolensError
         If no such model, or its weights file is missing or cannot be read.
     """
-    import hashlib
+    from devolens.provenance import file_sha256
 
     text = str(name_or_folder)
     path = Path(text).expanduser()
@@ -267,11 +267,7 @@ def weights_sha256(name_or_folder: str | Path) -> str:
         stat = weights.stat()
         key = (str(weights.resolve()), stat.st_mtime_ns, stat.st_size)
         if key not in _SHA_CACHE:
-            digest = hashlib.sha256()
-            with open(weights, "rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-            _SHA_CACHE[key] = digest.hexdigest()
+            _SHA_CACHE[key] = file_sha256(weights)
     except FileNotFoundError:
         raise DevolensError("model weights not found (this model has not been trained/shipped yet)",
                             path=weights) from None
