@@ -241,6 +241,10 @@ class _TiffSegments:
         return self.rows(y0, y1)
 
 
+#: :meth:`RowReader.colour_order`'s answers, by file (path, size, modification time)
+_COLOUR_CHECKED: dict[tuple, list[int]] = {}
+
+
 class RowReader:
     """Read row bands of a (C, H, W) image from a TIFF (or HDF5) without holding the image in memory: an
     uncompressed TIFF through file offsets, a compressed or tiled one (OME-TIFF, a pyramid's full resolution, any
@@ -445,7 +449,18 @@ class RowReader:
     def colour_order(self) -> list[int]:
         """``[2, 0]`` (Hoechst blue, Draq7 red) for an RGB TIFF, checked band by band as
         :func:`devolens.data.tiling.read_colour_image` checks a PNG: refused when grey (red, green and blue equal)
-        or when its green holds signal (its 99th percentile above ``GREEN_SIGNAL`` of red's or blue's)."""
+        or when its green holds signal (its 99th percentile above ``GREEN_SIGNAL`` of red's or blue's). Checked
+        once per file as it is (a second reader of it, as ``segment livedead``'s check and its prediction open,
+        does not read the image through again)."""
+        st = self.path.stat()
+        key = (str(self.path.resolve()), st.st_size, st.st_mtime_ns)
+        if key not in _COLOUR_CHECKED:
+            _COLOUR_CHECKED[key] = self._colour_order()
+            while len(_COLOUR_CHECKED) > 16:
+                _COLOUR_CHECKED.pop(next(iter(_COLOUR_CHECKED)))
+        return list(_COLOUR_CHECKED[key])
+
+    def _colour_order(self) -> list[int]:
         h = self.shape[1]
         grey = True
         exact = self.dtype.kind == "u" and self.dtype.itemsize <= 2
