@@ -142,6 +142,44 @@ def test_content_crop_keeps_full_frame_when_signal_fills_it():
     assert ImageNetwork(net, crop=True)._content_box([np.zeros((128, 160), np.float32)]) == (0, 128, 0, 160)
 
 
+class _WideContext(torch.nn.Module):
+    """A network whose every output pixel sees the whole input (a small conv plus the input's mean), as a
+    deep network's wide receptive field does: any change of the context it is given shows in its output."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, 3, 3, padding=1)
+
+    def forward(self, x):
+        # per channel, so the softmax does not cancel it
+        return self.conv(x) + torch.tensor([10.0, -10.0, 0.0])[None, :, None, None] * x.mean(dim=(2, 3), keepdim=True)
+
+
+def test_content_crop_result_does_not_depend_on_the_images_beside_it():
+    """An image's probabilities are the same alone, in any batch size, and beside images whose embryos sit
+    elsewhere (a batch cropped to the box of all its images gave each image other context)."""
+    from devolens.predict._engine import ImageNetwork
+
+    def embryo(y, x, seed):
+        img = np.zeros((256, 320), np.float32)
+        img[y : y + 40, x : x + 60] = _blobs((40, 60), n=5, seed=seed).astype(np.float32) / 200.0 + 0.5
+        return img
+
+    a, b, c = embryo(100, 120, 0), embryo(20, 20, 1), embryo(190, 240, 2)
+    alone = ImageNetwork(_WideContext(), fast=False, crop=True, batch_size=1).probabilities_working([a])[0]
+    for batch_size in (1, 2, 3, 8):
+        net = ImageNetwork(_WideContext(), fast=False, crop=True, batch_size=batch_size)
+        for batch in ([a, b, c], [b, a], [c, b, a, a]):
+            got = net.probabilities_working(batch)
+            for img, probs in zip(batch, got):
+                if img is a:
+                    np.testing.assert_allclose(probs, alone, rtol=0, atol=1e-5)  # float rounding only
+    # and the crop matters to this network (the test would not see a batch's shared box otherwise)
+    whole = ImageNetwork(_WideContext(), fast=False, crop=False).probabilities_working([a])[0]
+    assert not np.allclose(whole, alone)
+
+
 def test_large_image_is_tiled_and_matches_size():
     pred = NucleiPredictor(_tiny(), scale=1.0, tile=64, overlap=16, batch_size=4)
     img = _blobs((150, 211), n=20)

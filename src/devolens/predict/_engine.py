@@ -117,7 +117,8 @@ class ImageNetwork:
     crop : bool
         Run the network only on the box that holds the signal (plus a margin of context)
         when that saves at least a tenth of the pixels; the rest gets the network's answer
-        for an empty image (background). An embryo in a movie frame rarely fills it.
+        for an empty image (background). An embryo in a movie frame rarely fills it. Each image
+        gets its own box, so its result is the same alone and in any batch.
     tta : {1, 2, 4}
         Test-time augmentation: mean probabilities over the image and its horizontal flip
         (2), and its vertical and double flips (4); costs that many forward passes.
@@ -284,21 +285,30 @@ class ImageNetwork:
             m = self.multiple
             key = (-(-arr.shape[0] // m) * m, -(-arr.shape[1] // m) * m)
             groups.setdefault(key, []).append(i)
+        # each image is cropped to its own content box, so its result does not depend on the images beside
+        # it (batch size, a frame alone or in its folder: the network's output for one image is the same in
+        # any batch); images whose boxes pad to the same shape share a forward pass
         for idx in groups.values():
-            for start in range(0, len(idx), self.batch_size):
-                chunk = idx[start : start + self.batch_size]
-                h, w = prepared[chunk[0]].shape
-                y0, y1, x0, x1 = self._content_box([prepared[i] for i in chunk]) if self.crop else (0, h, 0, w)
-                padded = [self._pad(prepared[i][y0:y1, x0:x1])[0] for i in chunk]
-                probs = self._run(np.stack(padded))
-                for j, i in enumerate(chunk):
-                    if (y0, y1, x0, x1) == (0, h, 0, w):
-                        out[i] = probs[j, :, :h, :w]
-                    else:  # outside the content box: the network's answer for an empty image
-                        full = np.empty((probs.shape[1], h, w), np.float32)
-                        full[:] = self._empty_probabilities()[:, None, None]
-                        full[:, y0:y1, x0:x1] = probs[j, :, : y1 - y0, : x1 - x0]
-                        out[i] = full
+            boxes: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int]]]] = {}
+            for i in idx:
+                h, w = prepared[i].shape
+                box = self._content_box([prepared[i]]) if self.crop else (0, h, 0, w)
+                m = self.multiple
+                shape = (-(-(box[1] - box[0]) // m) * m, -(-(box[3] - box[2]) // m) * m)
+                boxes.setdefault(shape, []).append((i, box))
+            for members in boxes.values():
+                for start in range(0, len(members), self.batch_size):
+                    chunk = members[start : start + self.batch_size]
+                    probs = self._run(np.stack([self._pad(prepared[i][y0:y1, x0:x1])[0] for i, (y0, y1, x0, x1) in chunk]))
+                    for j, (i, (y0, y1, x0, x1)) in enumerate(chunk):
+                        h, w = prepared[i].shape
+                        if (y0, y1, x0, x1) == (0, h, 0, w):
+                            out[i] = probs[j, :, :h, :w]
+                        else:  # outside the content box: the network's answer for an empty image
+                            full = np.empty((probs.shape[1], h, w), np.float32)
+                            full[:] = self._empty_probabilities()[:, None, None]
+                            full[:, y0:y1, x0:x1] = probs[j, :, : y1 - y0, : x1 - x0]
+                            out[i] = full
         for i in tiled:
             out[i] = self._tiled(prepared[i])
         return out  # type: ignore[return-value]
