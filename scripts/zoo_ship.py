@@ -116,10 +116,11 @@ CARDS = {
             "measured": "bf16 network, no magnification estimate",
             "command": "python benchmarks/eval_zoo.py nuclei --precision bf16",
             "default": "int8 network where the CPU has it, --diameter auto",
-            "default_figures": "F1 0.799; 0.917 with nuclei less than half visible ignored; EPIC-framed 0.722; "
+            "default_figures": "F1 0.799; 0.917 with nuclei less than half visible ignored; EPIC-framed 0.724; "
                                "count error 15.0; reference frames 13 < 115 < 136",
             "default_command": "python benchmarks/eval_zoo.py nuclei --diameter auto",
-            "default_source": "benchmarks/RESULTS.md, nuclei, twenty-sixth and twenty-seventh sessions",
+            "default_source": "benchmarks/RESULTS.md, nuclei, twenty-sixth and twenty-seventh sessions; re-measured in the "
+                              "twenty-eighth (EVAL=1 scripts/zoo_refresh.sh)",
         },
         "limits": ("Trained on synthetic renders only (no hand-annotated real frame exists in this project); counts on "
                    "the three real reference frames are checked for ordering only. Nuclei hidden behind others in a "
@@ -189,9 +190,9 @@ CARDS = {
             "measured": "bf16 network, working scale 0.75, no magnification estimate",
             "command": "python benchmarks/eval_zoo.py membrane --precision bf16",
             "default": "int8 network where the CPU has it, --diameter auto",
-            "default_figures": "cell F1 0.920, membrane Dice 0.781; int8 without the estimate 0.914, 0.783",
+            "default_figures": "cell F1 0.920, membrane Dice 0.780; int8 without the estimate 0.917, 0.781",
             "default_command": "python benchmarks/eval_zoo.py membrane [--diameter auto]",
-            "default_source": "benchmarks/RESULTS.md, membrane, fifteenth session",
+            "default_source": "benchmarks/RESULTS.md, membrane, fifteenth session; re-measured in the twenty-eighth",
         },
         "limits": ("Synthetic training data only (power-diagram cells drawn by the renderer); cells are those of one "
                    "slice, not 3D cells; a missed interior seed merges two cells, a split interior splits one. Another "
@@ -252,7 +253,8 @@ CARDS = {
             "default": "--diameter auto",
             "default_figures": "worst letter M 24 %, total 10.3 % (13.3 cells)",
             "default_command": "python benchmarks/eval_zoo.py population --diameter auto",
-            "default_source": "benchmarks/RESULTS.md, population, twenty-seventh session",
+            "default_source": "benchmarks/RESULTS.md, population, twenty-seventh session; re-measured in the "
+                              "twenty-eighth (the same figures)",
         },
         "limits": ("Letters are inferred from the developmental stage (total count), not from each nucleus' appearance: "
                    "exact for the invariant lineage, but an embryo that deviates (mutants, RNAi) gets the wild-type "
