@@ -35,6 +35,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -919,7 +920,15 @@ def _acetree_sources(path: Path, notes: list[str] | None = None) -> list[tuple[i
                                  "the one AceTree reads")
                 by_folder = {"nuclei": by_folder["nuclei"]}
             members = sorted(next(iter(by_folder.values())))
-            return [(t, zf.read(name)) for t, name in members]
+            sources = []
+            for t, name in members:
+                try:
+                    sources.append((t, zf.read(name)))
+                except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # a damaged member (bad CRC...)
+                    detail = " ".join(str(exc).split()) or type(exc).__name__
+                    raise DevolensError(f"zip member {name} is damaged ({detail}): the zip is corrupt or incomplete "
+                                        "(an interrupted copy?)", path=path) from None
+            return sources
     except zipfile.BadZipFile as exc:
         raise DevolensError(f"not a valid zip file ({exc})", path=path) from None
 

@@ -106,6 +106,12 @@ class TrainResult:
     start_note: str | None = None
 
 
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch."""
     random.seed(seed)
@@ -831,6 +837,8 @@ def init_weights(model: torch.nn.Module, source: str | Path, *, grow_head: bool 
     file = weights_file(source, option)
     try:
         state = load_tensors(file)
+    except DevolensError:  # damaged or unreadable: already one line naming the file
+        raise
     except (SafetensorError, OSError) as exc:
         raise DevolensError(f"{option}: cannot read the weights ({exc})".replace("\n", " "), path=file) from None
     if any(k.startswith("model/") for k in state):  # a training checkpoint: the model's tensors, not the optimiser's
@@ -1854,7 +1862,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 "epochs_done": epoch + 1, "monitor": monitor, "mode": mode, "best_epoch": best_epoch,
                 "best_value": best_value, "n_train": int(len(train_ds)), "n_val": int(len(val_ds)),
                 "epoch_numbering": "best_epoch, history.csv and best.json count epochs from 0; devolens' messages "
-                                   "and history.png count from 1 (best_epoch 8 is the 9th epoch)",
+                                   "and history.png count from 1 (" + (
+                                       "epoch 0 is the 1st epoch)" if best_epoch is None else
+                                       f"best_epoch {best_epoch} is the {_ordinal(best_epoch + 1)} epoch)"),
                 "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
                 **({"start": start_info} if start_info is not None else {}),
                 "device": str(device), **session,
