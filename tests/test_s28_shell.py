@@ -333,6 +333,20 @@ def test_fork_pool_after_a_prediction_does_not_hang():
     assert out.strip().endswith(", 1)]")  # one thread per worker
 
 
+@pytest.mark.skipif(not hasattr(os, "register_at_fork") or sys.platform != "linux", reason="fork: Linux")
+def test_a_fork_without_a_loaded_model_keeps_its_threads():
+    """Importing devolens (the trainer, the CLI) does not cut a user's own forked workers to one thread."""
+    code = ("import multiprocessing as mp, torch\n"
+            "torch.set_num_threads(2)\n"
+            "import devolens.models, devolens.train.trainer\n"
+            "def n(_):\n    return torch.get_num_threads()\n"
+            "with mp.get_context('fork').Pool(1) as pool:\n    print(pool.map(n, [0]))\n")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(SRC)},
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[2]"
+
+
 # 7. a HOME that does not exist -------------------------------------------------------------------------------
 
 

@@ -311,6 +311,9 @@ class PrecisionNetwork:
         self._int8: nn.Module | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from devolens.models.zoo import fork_guard
+
+        fork_guard()
         with torch.inference_mode():
             if self.precision == "int8":
                 if self._int8 is None:

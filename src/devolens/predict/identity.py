@@ -890,6 +890,9 @@ class IdentityPredictor:
                progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Probabilities of a table without duplicate nuclei, the ``time_breaks`` its smoothing did not link
         across (none without smoothing) and each embryo's ``largest_clouds``."""
+        from devolens.models.zoo import fork_guard
+
+        fork_guard()
         clouds = prepare_clouds(table, zscale)
         breaks = time_breaks(clouds) if self.smooth != "none" else []
         largest: dict[str, int] = {}

@@ -329,6 +329,9 @@ class LiveDeadPredictor:
         -------
         ndarray, float32, (B, 3, h, w)
         """
+        from devolens.models.zoo import fork_guard
+
+        fork_guard()
         x = torch.from_numpy(np.ascontiguousarray(batch).astype(np.float32)).to(self.device)
         logits = self._network(torch.log1p(x) / _LOG_SCALE)
         return torch.softmax(logits, dim=1).contiguous().cpu().numpy()

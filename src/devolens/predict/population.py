@@ -540,6 +540,9 @@ class PopulationPredictor:
         """(N, H, W) prepared frames -> (N, K) non-negative regressor outputs."""
         import torch
 
+        from devolens.models.zoo import fork_guard
+
+        fork_guard()
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))[:, None]
         model = self.network.eval()
         with torch.inference_mode():
