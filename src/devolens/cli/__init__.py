@@ -7,9 +7,9 @@ file system, no permission), a command line that does not parse (a missing optio
 misspelt command: one line with the command's ``--help`` to see) and an empty path (``--out ""``: an unset shell
 variable). The machine running out of memory, disk or quota is one ``error:`` line too, with exit code 75
 (EX_TEMPFAIL: the run may succeed elsewhere or later). Ctrl-C prints ``error: interrupted``
-(exit 130); SIGTERM (what ``kill``, Slurm, Snakemake and Nextflow send) and SIGHUP stop the run the same
-way, ``error: terminated (SIGTERM)``, exit 128 + the signal's number (143, 129). Either way what the run
-was writing is removed and nothing half-written is committed.
+(exit 130); SIGTERM (what ``kill``, Slurm, Snakemake and Nextflow send), SIGHUP and Windows' Ctrl-Break stop
+the run the same way, ``error: terminated (SIGTERM)``, exit 128 + the signal's number (143, 129). Either way
+what the run was writing is removed and nothing half-written is committed.
 """
 
 from __future__ import annotations
@@ -256,7 +256,8 @@ def _out_of_memory(exc: BaseException, command, args: list[str]) -> str:
 
 def _scan(command, args: list[str]) -> tuple:
     """The sub-command that ``args`` run and the values they give its parameters, as far as they can be told
-    before click parses them: ``(command, [(parameter or None, value, option name or None), ...])``."""
+    before click parses them: ``(command, [(parameter or None, value, option name or None), ...], unknown)``;
+    ``unknown``: an option the command does not have was met (click refuses it; the scan stops there)."""
     cmd, found, pos, i = command, [], 0, 0
     while i < len(args):
         arg = args[i]
@@ -272,13 +273,18 @@ def _scan(command, args: list[str]) -> tuple:
             elif not arg.startswith("--") and len(arg) > 2 and arg[:2] in opts:  # -oVALUE
                 name, value = arg[:2], arg[2:]
             param = opts.get(name)
-            if param is None or getattr(param, "is_flag", False) or getattr(param, "count", False):
-                continue  # a flag, --help, or an option click will refuse
-            if value is None:
-                if i >= len(args):
-                    break
-                value, i = args[i], i + 1
-            found.append((param, value, name))
+            if param is None:
+                if name in _HELP_OPTIONS:
+                    continue
+                return cmd, found, True  # click says "No such option"
+            if getattr(param, "is_flag", False) or getattr(param, "count", False):
+                continue
+            # an option takes nargs values (--size H W), the first of them may be attached (--out=X, -oX)
+            values = [] if value is None else [value]
+            take = max(1, getattr(param, "nargs", 1) or 1) - len(values)
+            values += args[i:i + take]
+            i += take
+            found += [(param, v, name) for v in values]
             continue
         commands = getattr(cmd, "commands", None)
         if commands is not None:  # a group: the word names its sub-command
@@ -291,7 +297,11 @@ def _scan(command, args: list[str]) -> tuple:
             continue
         found.append((_argument(cmd, pos), arg, None))
         pos += 1
-    return cmd, found
+    return cmd, found, False
+
+
+#: the help options (click adds them to every command; not among its params)
+_HELP_OPTIONS = ("-h", "--help")
 
 
 def _argument(command, pos: int):
@@ -324,7 +334,10 @@ def _empty_path(command, args: list[str]) -> str | None:
     folder, where the command would write), or None."""
     if "-h" in args or "--help" in args:
         return None
-    for param, value, name in _scan(command, args)[1]:
+    _, found, unknown = _scan(command, args)
+    if unknown:  # click's own error says what is wrong
+        return None
+    for param, value, name in found:
         if value == "" and param is not None and _is_path(param):
             what = name or (param.metavar or param.name or "input").upper()
             return f"{what} is empty (an unset shell variable?): give a path"
@@ -412,8 +425,9 @@ def _usage_error(message: str, ctx) -> str:
 # Signals --------------------------------------------------------------------------------------------
 
 #: the signals that stop a run as Ctrl-C does (Ctrl-C itself; what kill, Slurm, Snakemake and Nextflow send; a
-#: closed terminal)
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+#: closed terminal; Windows' Ctrl-Break)
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
+                      if hasattr(signal, name))
 
 
 def _on_signal(signum: int, frame) -> None:
@@ -560,7 +574,22 @@ def _relation(filename, out: str) -> str | None:
     return None
 
 
+def _tolerant_streams() -> None:
+    """stdout and stderr write a character their encoding lacks as an escape (``\\u80da``) instead of failing
+    with UnicodeEncodeError: a Windows console or a redirected stream in cp1252 given a file name in another script.
+    Streams with another error handler (stderr's backslashreplace, a C locale's surrogateescape) are left as they
+    are."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) != "strict" or not hasattr(stream, "reconfigure"):
+            continue
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except Exception:  # a stream that takes no new settings (already written to, detached): as it is
+            pass
+
+
 def run() -> None:  # pragma: no cover - console script shim
+    _tolerant_streams()
     _set_signal_handlers(_on_signal_quietly)  # main() raises on signals; before and after it, they are noted
     try:
         code = main()

@@ -190,13 +190,15 @@ class _Source:
 
     def frame_id(self, position: int):
         """Identifier of a frame: its position (video) or its file stem (images; an OME-TIFF's without ``.ome``;
-        the whole file name when two files of the folder share a stem, ``a.png`` and ``a.tif`` or ``a.ome.tif``,
-        whose results would otherwise overwrite each other)."""
+        the whole file name when two files of the folder share a stem, ``a.png`` and ``a.tif`` or ``a.ome.tif``, or
+        ``A.png`` and ``a.tif`` (one file name on macOS and Windows), whose results would otherwise overwrite each
+        other)."""
         if self.is_video:
             return int(position)
         if self._stems_clash is None:
             stems = [image_stem(n) for n in self.names]
-            self._stems_clash = len(set(stems)) < len(stems)
+            # case-blind: A.png and a.tif would write one A_labels.tif on macOS and Windows
+            self._stems_clash = len({s.casefold() for s in stems}) < len(stems)
         return self.names[position] if self._stems_clash else image_stem(self.names[position])
 
     def pixel(self, position: int):
@@ -1273,9 +1275,12 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
 
 def _stale_companions(record: Path, out: Path) -> list[Path]:
     """The companions an earlier ``population`` run wrote beside ``out`` (its plot, its curation report), as its
-    record says (``plot``, ``curation``; a record without them: where that run's plot and report went by name).
-    Nothing from a record that is not population's of ``out``."""
+    record says (``plot``, ``curation``). A record without them (an older devolens): only what it proves that run
+    wrote, where it went by name: the report when its ``skip_flagged`` was ``auto``, the plot when its command line
+    is the CLI's own and has no ``--no-plot`` (a file of the same name may be the user's). Nothing from a record
+    that is not population's of ``out``."""
     import json
+    import shlex
 
     try:
         old = json.loads(record.read_text())
@@ -1287,7 +1292,15 @@ def _stale_companions(record: Path, out: Path) -> list[Path]:
     if "plot" in old or "curation" in old:
         found = [old.get("plot"), old.get("curation")]
     else:
-        found = [plot_path(out, Path(old["input"])) if old.get("input") else None, curation_path(out)]
+        options = old.get("options") if isinstance(old.get("options"), dict) else {}
+        try:
+            words = shlex.split(str(old["command"]))
+        except ValueError:
+            words = []
+        # "devolens population" alone: a library call's record (plot off by default), not a command line
+        plotted = len(words) > 2 and "--no-plot" not in words and isinstance(old.get("input"), str)
+        found = [plot_path(out, Path(old["input"])) if plotted else None,
+                 curation_path(out) if options.get("skip_flagged") == AUTO_CURATE else None]
     return [Path(p) for p in found if p]
 
 

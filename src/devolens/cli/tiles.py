@@ -93,13 +93,13 @@ def _short_write(tmp: Path, nbytes: int, path: Path) -> Exception:
     (told while ``tmp`` still takes its space)."""
     import errno
     import os
+    import shutil
 
     from devolens.errors import DevolensError
     from devolens.io.atomic import cannot_write
 
     try:
-        st = os.statvfs(tmp.absolute().parent)
-        if st.f_bavail * st.f_frsize < nbytes:
+        if shutil.disk_usage(tmp.absolute().parent).free < nbytes:  # (os.statvfs: not on Windows)
             return cannot_write(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path)
     except OSError:
         pass

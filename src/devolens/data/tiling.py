@@ -604,7 +604,8 @@ def store_lock(store: str | Path, waiting: Callable[[str], None] | None = None) 
                 fcntl.flock(fd, fcntl.LOCK_EX)  # Ctrl-C and SIGTERM interrupt the wait
         except OSError as exc:
             os.close(fd)
-            if exc.errno not in (errno.ENOLCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF):
+            if exc.errno not in (errno.ENOLCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF,
+                                 getattr(errno, "ENOTSUP", None)):  # (ENOTSUP != EOPNOTSUPP on macOS)
                 raise cannot_write(exc, store) from None
             warnings.warn(f"{store}: cannot lock the store ({exc.strerror}); runs writing it at the same time "
                           "would lose each other's tiles", stacklevel=3)

@@ -236,7 +236,7 @@ def _remove_stale_files(folder: Path, stem: str, suffix: str) -> None:
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically and return the path."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")  # (not the locale's: cp1252 on Windows)
     return Path(path)
 
 
@@ -273,7 +273,7 @@ class ColumnsCSV:
         import csv
 
         self.names = list(names)
-        self._fh = open(path, "w", newline="")
+        self._fh = open(path, "w", newline="", encoding="utf-8")  # (not the locale's: cp1252 on Windows)
         self._writer = csv.writer(self._fh, lineterminator="\n")
         self._writer.writerow(self.names)
 
@@ -435,10 +435,11 @@ class StagedDir:
                 self.abort()
             if not isinstance(exc, OSError):
                 raise
+            error = cannot_write(exc, self.dest)  # Exhausted for a full disk or quota: exit 75 either way
             if not restored:
-                raise DevolensError(f"{cannot_write(exc, self.dest).args[0]}; some earlier outputs could not be put "
-                                    f"back, they are in {self.tmp}") from None
-            raise cannot_write(exc, self.dest) from None
+                raise type(error)(f"{error.args[0]}; some earlier outputs could not be put back, they are in "
+                                  f"{self.tmp}") from None
+            raise error from None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     @staticmethod
@@ -478,6 +479,9 @@ def _close_locks_in_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_close_locks_in_child)
 
+#: open() flag that refuses a symbolic link as the last part of the path (0 where the system has none)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
 
 class _OutputLock:
     """An exclusive ``fcntl.flock`` on a hidden file beside an output folder, ``.NAME.lock`` (inside it,
@@ -485,7 +489,8 @@ class _OutputLock:
 
     A run killed outright releases it with its process (the file stays, and the next run reuses it); the holder
     removes the file as it lets go. Where locks cannot be had (not POSIX, a file system without locks, no place
-    for the file) the run goes on unlocked: making the staging folder then reports a real problem.
+    for the file, a lock name that is a link or no plain file: never written through) the run goes on unlocked:
+    making the staging folder then reports a real problem.
     """
 
     def __init__(self, fd: int, path: Path):
@@ -510,15 +515,16 @@ class _OutputLock:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    pid = cls._holder(path)
+                    pid = cls._holder(fd)
                     raise DevolensError("another devolens run is writing here" + (f" (pid {pid})" if pid else ""),
                                         path=dest) from None
                 except OSError:  # no locks on this file system (ENOLCK, EOPNOTSUPP, NFS's EBADF): unlocked
                     os.close(fd)
                     return None
-                # a holder removes the file as it lets go: locked, it must still be the file the path names
+                # a holder removes the file as it lets go: locked, it must still be the file the path names (not
+                # a link put there since)
                 try:
-                    same = os.path.samestat(os.fstat(fd), os.stat(path))
+                    same = os.path.samestat(os.fstat(fd), os.lstat(path))
                 except OSError:
                     same = False
                 if same:
@@ -536,20 +542,38 @@ class _OutputLock:
 
     @staticmethod
     def _open(path: Path) -> int | None:
+        """The lock file opened (made when missing); None when it cannot be, or ``path`` is no plain file (a link,
+        a FIFO, a device: never written through, nor removed)."""
+        flags = _NOFOLLOW | getattr(os, "O_NONBLOCK", 0)  # (O_NONBLOCK: a FIFO put there does not hang the open)
         try:
-            return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except PermissionError:
-            try:  # another user's lock file in a folder both may write in: read-only is enough for flock
-                return os.open(path, os.O_RDONLY) if path.is_file() else None
-            except OSError:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
                 return None
+        except FileNotFoundError:
+            pass
         except OSError:
             return None
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
+        except PermissionError:
+            try:  # another user's lock file in a folder both may write in: read-only is enough for flock
+                fd = os.open(path, os.O_RDONLY | flags)
+            except OSError:
+                return None
+        except OSError:  # (ELOOP: a link, with O_NOFOLLOW)
+            return None
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            os.close(fd)
+            return None
+        return fd
 
     @staticmethod
-    def _holder(path: Path) -> int | None:
+    def _holder(fd: int) -> int | None:
         try:
-            return int(path.read_text().strip())
+            return int(os.pread(fd, 32, 0).decode("ascii").strip())
         except (OSError, ValueError):
             return None
 
@@ -560,7 +584,7 @@ class _OutputLock:
             return
         _held_locks.discard(self.fd)
         try:
-            if os.path.samestat(os.fstat(self.fd), os.stat(self.path)):
+            if os.path.samestat(os.fstat(self.fd), os.lstat(self.path)):  # (not a link put there since)
                 os.unlink(self.path)  # while still held: a run that opened this file sees it went and retries
         except OSError:
             pass

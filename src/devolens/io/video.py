@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import itertools
 import re
 import struct
@@ -140,8 +141,8 @@ class _Timestamps:
 
     @classmethod
     def make(cls) -> "_Timestamps | None":
-        """Where ffmpeg is to write the stamps: a pipe (Linux), else a temporary file; None where neither can be
-        had (no writable temporary folder: the frames are then numbered as they come)."""
+        """Where ffmpeg is to write the stamps: a pipe (Linux), else a temporary file (:meth:`in_file`); None where
+        neither can be had (no writable temporary folder: the frames are then numbered as they come)."""
         import os
         import sys
 
@@ -153,6 +154,12 @@ class _Timestamps:
                 return cls(target, (r, w))
             os.close(r)
             os.close(w)
+        return cls.in_file()
+
+    @classmethod
+    def in_file(cls) -> "_Timestamps | None":
+        """Stamps written to a temporary file; None without a writable temporary folder."""
+        import os
         import tempfile
 
         try:
@@ -1138,26 +1145,28 @@ class VideoFrames:
         return self._state.get("damage")
 
 
-#: ffmpeg decoder threads of the readers that do not choose theirs (None: ffmpeg's choice; see decoder_threads)
-_DEFAULT_THREADS: list[int | None] = [None]
+#: ffmpeg decoder threads of the readers that do not choose theirs (None: ffmpeg's choice; see decoder_threads); a
+#: context variable: each thread (and asyncio task) has its own setting
+_DEFAULT_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("devolens_decoder_threads",
+                                                                            default=None)
 
 
 @contextlib.contextmanager
 def decoder_threads(threads: int | None) -> Iterator[None]:
     """Within the block, videos opened by :func:`iter_video_frames` without ``threads`` are decoded by ``threads``
-    ffmpeg threads (None: ffmpeg's choice, as outside it): ``devolens curate frames --threads``.
+    ffmpeg threads (None: ffmpeg's choice, as outside it): ``devolens curate frames --threads``. The setting is the
+    calling thread's own (other threads, and threads started in the block, keep theirs).
 
     >>> with decoder_threads(2):                          # doctest: +SKIP
     ...     report = curate_path("movie.mp4")
     """
     if threads is not None and int(threads) < 1:
         raise DevolensError(f"threads must be >= 1, got {threads}")
-    before = _DEFAULT_THREADS[0]
-    _DEFAULT_THREADS[0] = None if threads is None else int(threads)
+    token = _DEFAULT_THREADS.set(None if threads is None else int(threads))
     try:
         yield
     finally:
-        _DEFAULT_THREADS[0] = before
+        _DEFAULT_THREADS.reset(token)
 
 
 def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None = None,
@@ -1198,7 +1207,7 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
     """
     state: dict = {"path": Path(path)}
     if threads is None:
-        threads = _DEFAULT_THREADS[0]
+        threads = _DEFAULT_THREADS.get()
     return VideoFrames(_video_frames(Path(path), every, threads, mark_lost, state), state)
 
 
@@ -1230,8 +1239,11 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
                     _TEE.log = None
             except Exception as exc:
                 if stamps is not None and "stats file" in str(exc):  # where the stamps go cannot be opened
+                    piped = stamps._pipe is not None
                     stamps.close()
-                    stamps = None  # read without them (the frames numbered as they come)
+                    # a pipe ffmpeg cannot open by its /proc name: a temporary file instead; else read without
+                    # them (the frames numbered as they come)
+                    stamps = _Timestamps.in_file() if piped else None
                     continue
                 raise DevolensError(f"cannot read video: {_open_reason(exc)}", path=path) from None
             break
@@ -1486,13 +1498,13 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.
                     stopped = True  # ffmpeg ended early: finish() says why
                     break
                 n += 1
-        except BaseException:
+            if writer is None:
+                raise DevolensError("no frames to write", path=path)
+            writer.finish(path)
+        except BaseException:  # (Ctrl-C while ffmpeg finishes included: it runs in its own process group)
             if writer is not None:
                 writer.kill()
             raise
-        if writer is None:
-            raise DevolensError("no frames to write", path=path)
-        writer.finish(path)
         if stopped or tmp.stat().st_size == 0:
             raise DevolensError(f"cannot write video: ffmpeg {'ended early' if stopped else 'wrote nothing'}",
                                 path=path)

@@ -257,7 +257,8 @@ def load_params(params: dict | str | Path | None = None) -> dict:
     ------
     DevolensError
         A parameter the simulator cannot use, named: an unknown key (the closest known one suggested), null, another
-        kind of value than the shipped one, or one out of range.
+        kind of value than the shipped one, or one out of range. Keys that start with ``_`` (``"_comment"``) are
+        ignored.
     """
     base = _shipped_params()
     if params is None:
@@ -270,6 +271,7 @@ def load_params(params: dict | str | Path | None = None) -> dict:
             raise DevolensError(f"cannot read simulator parameters: {exc}", path=path) from None
     if not isinstance(params, dict):
         raise DevolensError("simulator params must be a dict or a JSON file path")
+    params = _without_comments(params)
     _check_given(params, base)
     merged = _merge(base, params)
     _check_params(merged)
@@ -281,8 +283,14 @@ _NAMED_TABLES = {("cycle", "by_name"), ("cycle", "by_group"), ("cycle", "tempo")
                  ("apoptosis",), ("division_letters",), ("radial",), ("observed",)}
 #: keys the simulator reads that the shipped file may leave out (their defaults are in the code)
 _OPTIONAL_KEYS = {("physics", "envelope_cells")}
-#: keys a parameter file may set to null (no radial drift)
-_NULLABLE = {("radial",)}
+#: keys a parameter file may set to null (no radial drift; no measured size curve: the power law)
+_NULLABLE = {("radial",), ("size", "curve_n"), ("size", "curve_size")}
+
+
+def _without_comments(params: dict) -> dict:
+    """``params`` without its keys that start with ``_`` (``"_comment"``: notes in a JSON file), at any depth."""
+    return {k: _without_comments(v) if isinstance(v, dict) else v for k, v in params.items()
+            if not (isinstance(k, str) and k.startswith("_"))}
 
 
 def _param_error(key: str, value: Any, want: str) -> DevolensError:

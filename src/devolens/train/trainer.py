@@ -1219,7 +1219,7 @@ class _SampleLosses:
         if self._written and self.path.exists():
             with atomic_path(self.path) as tmp:
                 shutil.copyfile(self.path, tmp)
-                with open(tmp, "a", newline="") as fh:
+                with open(tmp, "a", newline="", encoding="utf-8") as fh:  # as pandas wrote it
                     for t in self.tables[self._written:]:
                         t.to_csv(fh, header=False, index=False)
         else:
@@ -1345,7 +1345,7 @@ def _note_other_recipe(given_src, given: dict, own: dict, out: Path, epochs: int
 def _epochs_done(ckpt: Path) -> int:
     """Epochs a run's checkpoint has trained (from its JSON, without loading the tensors)."""
     try:
-        return int(json.loads(ckpt.with_suffix(".json").read_text())["extra"]["epoch"])
+        return int(json.loads(ckpt.with_suffix(".json").read_text(encoding="utf-8"))["extra"]["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         raise DevolensError("checkpoint.json is missing or unreadable; the run cannot be resumed",
                             path=ckpt.with_suffix(".json")) from None
@@ -1368,7 +1368,7 @@ def _finished_run(out: Path, rec: dict, names: list[str], done: int, device: tor
     history = pd.DataFrame(columns=names) if history is None else history.reset_index(drop=True)
     summary: dict = {}
     with contextlib.suppress(OSError, ValueError):
-        summary = json.loads((out / "run.json").read_text())
+        summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
     start = summary.get("start") or {}
     return TrainResult(out, history, rec["train"]["monitor"], summary.get("best_epoch"), summary.get("best_value"),
                        pruned, list(summary.get("notes", [])), str(summary.get("device", device)), complete=True,
@@ -1387,7 +1387,7 @@ def _session_record(command: str | None, previous: Path | None) -> dict:
     sessions: list = []
     if previous is not None:
         with contextlib.suppress(OSError, ValueError, AttributeError):
-            summary = json.loads(previous.read_text())
+            summary = json.loads(previous.read_text(encoding="utf-8"))
             this["from_epoch"] = int(summary.get("epochs_done") or 0)
             sessions = [s for s in summary.get("sessions") or [] if isinstance(s, dict)]
             if isinstance(summary.get("init"), dict):  # the weights the run started from, as its first start read them
@@ -1467,7 +1467,7 @@ def _check_same_data(out: Path, bundle: DataBundle, data: Path) -> None:
                                 f"here, {len(old)} in its split.csv, {common} in common); {hint}", path=out)
     recorded: dict = {}
     with contextlib.suppress(OSError, ValueError, AttributeError):
-        recorded = json.loads((out / "run.json").read_text()).get("data") or {}
+        recorded = json.loads((out / "run.json").read_text(encoding="utf-8")).get("data") or {}
     if recorded.get("fingerprint") and bundle.fingerprint and recorded["fingerprint"] != bundle.fingerprint:
         was = f" (it was trained on {recorded['path']})" if recorded.get("path") else ""
         raise DevolensError(f"--resume: the files in {data} differ from those the run was trained on{was}, although "
@@ -1728,7 +1728,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     start_info: dict | None = None
     if init and resume:
         with contextlib.suppress(OSError, ValueError, AttributeError):
-            start_info = json.loads((out / "run.json").read_text()).get("start")
+            start_info = json.loads((out / "run.json").read_text(encoding="utf-8")).get("start")
         if isinstance(start_info, dict):  # the run's notes on its starting weights, as its first start wrote them
             v = start_info.get("value")
             if isinstance(v, (int, float)) and np.isfinite(v):
@@ -1894,7 +1894,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             start_info["not_beaten"] = verdict
             notes.append(verdict)
         with contextlib.suppress(OSError, ValueError):
-            summary = json.loads((out / "run.json").read_text())
+            summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
             summary["start"], summary["notes"] = start_info, notes
             write_text(out / "run.json", json.dumps(summary, indent=2, default=float))
     return TrainResult(out, pd.DataFrame(history, columns=names), monitor, best_epoch, best_value, pruned_df, notes,
