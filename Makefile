@@ -4,11 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARCH := $(shell uname -m)
-# torch + torchvision pairs that install from this machine's local disk (see ../shared/DESIGN.md)
-ifeq ($(ARCH),aarch64)
-TORCH_PIN := torch==2.9.1 torchvision==0.24.1
+# torch + torchvision pairs that install from this machine's local disk (see ../shared/DESIGN.md); ARM is
+# aarch64 on Linux, arm64 on macOS. Another pair: make install TORCH_PIN="torch==X torchvision==Y";
+# TORCH_PIN= (empty) lets pip choose from pyproject.toml's ranges.
+ifneq ($(filter aarch64 arm64,$(ARCH)),)
+TORCH_PIN ?= torch==2.9.1 torchvision==0.24.1
 else
-TORCH_PIN := torch==2.14.1 torchvision==0.29.1
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 endif
 PYTEST_ARGS ?=
 
@@ -19,7 +21,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
-	$(BIN)/pip install -q $(TORCH_PIN)
+	$(if $(strip $(TORCH_PIN)),$(BIN)/pip install -q $(TORCH_PIN),@:)
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 

@@ -241,7 +241,7 @@ def test_livedead_result_replaces_the_previous_one(tmp_path, well):
     assert tifffile.imread(out / "probs.tif").shape == (3, 96, 128)
     (out / "notes.txt").write_text("mine")
     assert main(run) == 0  # --window 100: rounded up to the network's multiple, not refused
-    assert sorted(p.name for p in out.iterdir()) == ["counts.csv", "labels.tif", "notes.txt", "objects.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["counts.csv", "labels.tif", "livedead.json", "notes.txt", "objects.csv"]
     assert tifffile.imread(out / "labels.tif").shape == (96, 128)
     assert np.isin(tifffile.imread(out / "labels.tif"), [0, 1, 2]).all()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

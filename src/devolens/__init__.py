@@ -14,3 +14,20 @@ from devolens.errors import DevolensError  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["DevolensError", "__version__"]
+
+#: the subpackages and modules that ``devolens.NAME`` imports on first use (``import devolens`` stays light: no
+#: NumPy, no PyTorch), so that ``devolens.models.load("nuclei")`` works after a bare ``import devolens``
+_SUBMODULES = frozenset({"checks", "cli", "curate", "data", "errors", "io", "lineage", "models", "predict",
+                         "provenance", "render", "train", "viz"})
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _SUBMODULES)

@@ -3,11 +3,13 @@
 Every sub-command parses its options, calls the library and prints. A
 :class:`devolens.errors.DevolensError` (a user's mistake) becomes a one-line ``error:``
 message and exit code 2, never a traceback; so does an output the system refuses (read-only
-file system, no permission, full disk) and a command line that does not parse (a missing option, a
-misspelt command: one line with the command's ``--help`` to see). Ctrl-C prints ``error: interrupted``
-(exit 130); SIGTERM (what ``kill``, Slurm, Snakemake and Nextflow send) and SIGHUP stop the run the same
-way, ``error: terminated (SIGTERM)``, exit 128 + the signal's number (143, 129). Either way what the run
-was writing is removed and nothing half-written is committed.
+file system, no permission), a command line that does not parse (a missing option, a
+misspelt command: one line with the command's ``--help`` to see) and an empty path (``--out ""``: an unset shell
+variable). The machine running out of memory, disk or quota is one ``error:`` line too, with exit code 75
+(EX_TEMPFAIL: the run may succeed elsewhere or later). Ctrl-C prints ``error: interrupted``
+(exit 130); SIGTERM (what ``kill``, Slurm, Snakemake and Nextflow send), SIGHUP and Windows' Ctrl-Break stop
+the run the same way, ``error: terminated (SIGTERM)``, exit 128 + the signal's number (143, 129). Either way
+what the run was writing is removed and nothing half-written is committed.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ def _streaming_blas(argv: list[str]) -> None:
     NumPy's OpenBLAS starts a worker thread per core as it loads, which spins ~0.1 s of CPU before it sleeps;
     at start-up, where decoding shares the CPU with PyTorch's import, that is time taken from both (the
     streaming commands call no large BLAS routine). Only when this process is the ``devolens`` command itself
-    (not a program importing this module), and a setting of the user's is kept."""
-    if "numpy" in sys.modules or os.path.basename(argv[0] if argv else "") not in ("devolens", "devolens.exe"):
+    (or ``python -m devolens``; not a program importing this module), and a setting of the user's is kept."""
+    program = argv[0] if argv else ""
+    module = os.path.basename(program) == "__main__.py" and os.path.basename(os.path.dirname(program)) == "devolens"
+    if "numpy" in sys.modules or (os.path.basename(program) not in ("devolens", "devolens.exe") and not module):
         return
     words = [a for a in argv[1:] if not a.startswith("-")]
     if words and words[0] in STREAMING_COMMANDS:
@@ -46,7 +50,7 @@ import typer  # noqa: E402
 
 from devolens.errors import DevolensError, DiameterWarning  # noqa: E402
 from devolens.io import atomic  # noqa: E402
-from devolens.io.atomic import WRITE_ERRNOS  # noqa: E402
+from devolens.io.atomic import EX_TEMPFAIL, RETRY_ERRNOS, WRITE_ERRNOS  # noqa: E402
 
 app = typer.Typer(
     name="devolens",
@@ -109,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``devolens`` command; returns the exit code.
 
     A :class:`DevolensError`, or an :class:`OSError` that the environment causes (read-only file
-    system, no permission, full disk: see :func:`_environment_error`), is one ``error:`` line and
-    exit code 2; so is a command line that does not parse (:func:`_usage_error`). Ctrl-C is
+    system, no permission: see :func:`_environment_error`), is one ``error:`` line and
+    exit code 2; so is a command line that does not parse (:func:`_usage_error`) or gives an empty path
+    (:func:`_empty_path`). Out of memory, a full disk or quota: one line and 75 (:data:`EX_TEMPFAIL`). Ctrl-C is
     ``error: interrupted`` and 130; SIGTERM and SIGHUP are ``error: terminated (SIGTERM)`` and 128 + the
     signal (:func:`_on_signal`). Any other exception is a bug and keeps its traceback.
     """
@@ -163,6 +168,7 @@ if hasattr(os, "register_at_fork"):
 def _run(args: list[str]) -> int:
     """Run the command line ``args``; print an ``error:`` line and return the exit code (KeyboardInterrupt,
     Ctrl-C's or a signal's, propagates)."""
+    command = None
     try:
         atomic.stop_if_signalled()  # a signal that came while the process started
         with warnings.catch_warnings():  # the commands print their own note (library users get the warning)
@@ -170,30 +176,172 @@ def _run(args: list[str]) -> int:
             # click's parsing and invocation without typer's standalone wrapper, which prints usage errors in a
             # box over several lines and turns Ctrl-C into a bare exit 130
             command = typer.main.get_command(app)
+            empty = _empty_path(command, args)
+            if empty is not None:
+                print(f"error: {empty}", file=sys.stderr)
+                return 2
             with command.make_context("devolens", list(args)) as ctx:
                 command.invoke(ctx)
     except SystemExit as exc:  # sys.exit in a command
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except DevolensError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)  # atomic.Exhausted: a full disk or quota
+    except MemoryError as exc:  # numpy's _ArrayMemoryError too
+        print(f"error: {_out_of_memory(exc, command, args)}", file=sys.stderr)
+        return EX_TEMPFAIL
     except OSError as exc:
         if exc.errno == errno.EPIPE:  # stdout closed early (devolens ... | head): quiet, exit 1, as click does
             pacify = _pacify_flush()
             if pacify is not None:
                 sys.stdout, sys.stderr = pacify(sys.stdout), pacify(sys.stderr)
             return 1
+        if exc.errno == errno.ENOMEM:  # mmap, a thread's stack
+            print(f"error: {_out_of_memory(exc, command, args)}", file=sys.stderr)
+            return EX_TEMPFAIL
         message = _environment_error(exc, args)
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)
-        return 2
+        return EX_TEMPFAIL if exc.errno in RETRY_ERRNOS else 2
     except Exception as exc:
+        if _is_out_of_memory(exc):
+            print(f"error: {_out_of_memory(exc, command, args)}", file=sys.stderr)
+            return EX_TEMPFAIL
         code = _click_exit(exc)
         if code is None:
             raise
         return code
     return 0
+
+
+# Out of memory -------------------------------------------------------------------------------------
+
+#: PyTorch's allocation failures, a RuntimeError (torch.cuda.OutOfMemoryError is one too): CPU, CUDA, Apple MPS
+_TORCH_OOM = re.compile(r"DefaultCPUAllocator: can't allocate memory|CUDA out of memory|CUDA error: out of memory"
+                        r"|MPS backend out of memory")
+#: options that lower a command's memory, and how to say so
+_MEMORY_OPTIONS = (("--batch-size", "a smaller --batch-size"), ("--tile", "a smaller --tile"),
+                   ("--workers", "fewer --workers"), ("--threads", "fewer --threads"))
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is PyTorch's failure to allocate memory (its message, or a DataLoader worker's report of it)."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    return "OutOfMemoryError" in names or (isinstance(exc, RuntimeError) and bool(_TORCH_OOM.search(str(exc))))
+
+
+def _out_of_memory(exc: BaseException, command, args: list[str]) -> str:
+    """The ``error:`` line for memory that ran out: what the command has to lower."""
+    gpu = "CUDA" in str(exc) or "MPS" in str(exc)
+    tips: list[str] = []
+    try:
+        params = getattr(_scan(command, args)[0], "params", None) or () if command is not None else ()
+        names = {o for p in params for o in getattr(p, "opts", ())}
+        tips = [tip for option, tip in _MEMORY_OPTIONS if option in names]
+        if any(getattr(p, "name", None) == "recipe" for p in params):
+            tips.append("a smaller train.batch_size in the recipe")
+        if gpu and "--device" in names:
+            tips.append("--device cpu")
+    except Exception:  # the advice is a courtesy: the line is printed whatever happens here
+        pass
+    tips.append("more memory for the run (a larger job memory request or ulimit)" if not gpu else
+                "a GPU with more free memory")
+    advice = ", ".join(tips[:-1]) + (" or " if len(tips) > 1 else "") + tips[-1]
+    return f"out of {'GPU ' if gpu else ''}memory: try {advice}"
+
+
+# Command-line values --------------------------------------------------------------------------------
+
+
+def _scan(command, args: list[str]) -> tuple:
+    """The sub-command that ``args`` run and the values they give its parameters, as far as they can be told
+    before click parses them: ``(command, [(parameter or None, value, option name or None), ...], unknown)``;
+    ``unknown``: an option the command does not have was met (click refuses it; the scan stops there)."""
+    cmd, found, pos, i = command, [], 0, 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            found += [(_argument(cmd, pos + k), v, None) for k, v in enumerate(args[i:])]
+            break
+        if arg.startswith("-") and arg != "-":
+            opts = {o: p for p in cmd.params if p.param_type_name == "option" for o in (*p.opts, *p.secondary_opts)}
+            name, value = arg, None
+            if arg.startswith("--") and "=" in arg:
+                name, value = arg.split("=", 1)
+            elif not arg.startswith("--") and len(arg) > 2 and arg[:2] in opts:  # -oVALUE
+                name, value = arg[:2], arg[2:]
+            param = opts.get(name)
+            if param is None:
+                if name in _HELP_OPTIONS:
+                    continue
+                return cmd, found, True  # click says "No such option"
+            if getattr(param, "is_flag", False) or getattr(param, "count", False):
+                continue
+            # an option takes nargs values (--size H W), the first of them may be attached (--out=X, -oX)
+            values = [] if value is None else [value]
+            take = max(1, getattr(param, "nargs", 1) or 1) - len(values)
+            values += args[i:i + take]
+            i += take
+            found += [(param, v, name) for v in values]
+            continue
+        commands = getattr(cmd, "commands", None)
+        if commands is not None:  # a group: the word names its sub-command
+            sub = commands.get(arg)
+            if sub is None and getattr(cmd, "default", None) in commands:  # `devolens tile IMAGE...`
+                sub, i = commands[cmd.default], i - 1
+            if sub is None:
+                break
+            cmd, pos = sub, 0
+            continue
+        found.append((_argument(cmd, pos), arg, None))
+        pos += 1
+    return cmd, found, False
+
+
+#: the help options (click adds them to every command; not among its params)
+_HELP_OPTIONS = ("-h", "--help")
+
+
+def _argument(command, pos: int):
+    """The argument of ``command`` that takes its ``pos``-th word (None past the last)."""
+    k = 0
+    for p in command.params:
+        if p.param_type_name != "argument":
+            continue
+        if p.nargs < 0 or pos < k + p.nargs:
+            return p
+        k += p.nargs
+    return None
+
+
+def _is_path(param) -> bool:
+    """Whether a parameter takes a path (typer's ``Path`` annotations, alone or in a list)."""
+    import typing
+    from pathlib import PurePath
+
+    descriptor = getattr(param, "type_descriptor", None)  # typer >= 0.2x
+    if descriptor is not None:
+        ann = getattr(descriptor, "annotation", None)
+        kinds = typing.get_args(ann) if typing.get_origin(ann) in (list, tuple) else (ann,)
+        return any(isinstance(k, type) and issubclass(k, PurePath) for k in kinds)
+    return any(c.__name__ == "Path" for c in type(getattr(param, "type", None)).__mro__)  # click.Path
+
+
+def _empty_path(command, args: list[str]) -> str | None:
+    """The ``error:`` line for a path given empty (``--out "$OUT"`` with OUT unset: Path("") is the current
+    folder, where the command would write), or None."""
+    if "-h" in args or "--help" in args:
+        return None
+    _, found, unknown = _scan(command, args)
+    if unknown:  # click's own error says what is wrong
+        return None
+    for param, value, name in found:
+        if value == "" and param is not None and _is_path(param):
+            what = name or (param.metavar or param.name or "input").upper()
+            return f"{what} is empty (an unset shell variable?): give a path"
+    return None
 
 
 def _pacify_flush():
@@ -277,8 +425,9 @@ def _usage_error(message: str, ctx) -> str:
 # Signals --------------------------------------------------------------------------------------------
 
 #: the signals that stop a run as Ctrl-C does (Ctrl-C itself; what kill, Slurm, Snakemake and Nextflow send; a
-#: closed terminal)
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+#: closed terminal; Windows' Ctrl-Break)
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
+                      if hasattr(signal, name))
 
 
 def _on_signal(signum: int, frame) -> None:
@@ -362,21 +511,35 @@ def _environment_error(exc: OSError, argv: list[str]) -> str | None:
     file or folder in it, one of its missing parent folders, or its hidden temporary siblings)
     reads ``<output>: cannot write output: <reason>``, as the commands' own checks do.
     """
-    files = [f for f in (exc.filename, exc.filename2) if f is not None]
-    for out in _output_args(argv):
+    from devolens.io.atomic import cannot_write, public_path
+
+    # a hidden staging folder or temporary file stands for the output it becomes
+    files = [_public(f, public_path) for f in (exc.filename, exc.filename2) if f is not None]
+    outs = _output_args(argv)
+    for out in outs:
         for f in files:
             relation = _relation(f, out)
             if relation and (exc.errno in _ENVIRONMENT_ERRNOS or (exc.errno in _PLACE_ERRNOS and relation != "in")):
-                from devolens.io.atomic import cannot_write
-
                 return str(cannot_write(exc, out))
     if exc.errno not in _ENVIRONMENT_ERRNOS:
         return None
+    if not files and exc.errno in WRITE_ERRNOS and len(set(outs)) == 1:  # a write that names no file: the output's
+        return str(cannot_write(exc, outs[0]))
     reason = exc.strerror or str(exc)
     if not files:
         return reason
     name = os.fsdecode(files[0]) if isinstance(files[0], (bytes, os.PathLike)) else str(files[0])
     return f"{name}: {reason}"
+
+
+def _public(filename, public_path):
+    """``filename`` (an error's) with staging and temporary names replaced (a file descriptor as it is)."""
+    try:
+        name = os.fsdecode(filename)
+        public = public_path(name)
+    except (TypeError, ValueError):
+        return filename
+    return filename if public == Path(name) else str(public)
 
 
 def _output_args(argv: list[str]) -> list[str]:
@@ -411,7 +574,22 @@ def _relation(filename, out: str) -> str | None:
     return None
 
 
+def _tolerant_streams() -> None:
+    """stdout and stderr write a character their encoding lacks as an escape (``\\u80da``) instead of failing
+    with UnicodeEncodeError: a Windows console or a redirected stream in cp1252 given a file name in another script.
+    Streams with another error handler (stderr's backslashreplace, a C locale's surrogateescape) are left as they
+    are."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) != "strict" or not hasattr(stream, "reconfigure"):
+            continue
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except Exception:  # a stream that takes no new settings (already written to, detached): as it is
+            pass
+
+
 def run() -> None:  # pragma: no cover - console script shim
+    _tolerant_streams()
     _set_signal_handlers(_on_signal_quietly)  # main() raises on signals; before and after it, they are noted
     try:
         code = main()

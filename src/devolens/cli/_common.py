@@ -219,13 +219,15 @@ def steady_malloc() -> None:
     set at start-up): ~260k faults, ~4 % less CPU, the same peak memory (benchmarks/RESULTS.md, speed).
     Environment settings of the user's (``MALLOC_*_``) are kept; elsewhere than glibc, nothing happens.
     """
+    if not sys.platform.startswith("linux"):  # mallopt is glibc's; CDLL(None) is a TypeError on Windows
+        return
     if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")):
         return
     import ctypes
 
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+    except (OSError, AttributeError, TypeError):  # not glibc (musl)
         return
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     for param, value in ((-3, 32 << 20), (-1, 256 << 20), (-2, 16 << 20)):  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD,

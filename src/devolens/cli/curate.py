@@ -41,6 +41,9 @@ def frames(
     channel: Optional[int] = typer.Option(None, "--channel", help=(
         "TIFF stacks with a C axis: the channel to score (0-based); required when there are several.")),
     pages: str = typer.Option("time", "--pages", metavar="time|z", callback=PAGES_CHOICE, help=PAGES_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=(
+        "CPU threads decoding a video (ffmpeg's; default: ffmpeg's, about one per core); the frames are scored in "
+        "one thread.")),
 ) -> None:
     from devolens.cli._common import check_out, check_writable, progress_bar
     from devolens.cli._common import out as stdout
@@ -51,12 +54,16 @@ def frames(
     from devolens.io.stacks import check_stack_z
 
     check_stack_z(stack_z, "--stack-z")  # the library says stack_z
+    if threads is not None and threads < 1:
+        raise DevolensError(f"--threads must be at least 1, got {threads}")
     out = Path(out)
     check_out(out, Path(path))
     if out.suffix.lower() != ".csv":  # e.g. --out frame.png inside the input folder would replace a frame
         raise DevolensError("--out must be a .csv file (the report)", path=out)
     check_writable(out)  # before every frame is scored
-    with progress_bar("curate") as callback:
+    from devolens.io.video import decoder_threads
+
+    with progress_bar("curate") as callback, decoder_threads(threads):
         report = curate_path(path, progress=callback, stack_z=stack_z, channel=channel, pages=pages)
     try:
         write_csv(report, out)

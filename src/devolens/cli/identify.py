@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -24,6 +25,9 @@ CONFIDENCE_HELP = (
 )
 
 
+#: torch threads identify takes by default, at most (its networks are small: more threads only wait on each other)
+DEFAULT_THREADS = 4
+
 #: most test-time views of --tta: the views are rotations about the AP axis spread evenly over +-0.3 rad
 #: (:func:`devolens.predict.identity.views`), so 16 are under 2.3 degrees apart, and each costs one more pass of
 #: every network of the ensemble (the card's default is 1; 3 were scored)
@@ -41,7 +45,7 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path = typer.Option(
             ..., "--out", "-o",
-            help="Output CSV: the input rows, sorted by time and with the tidy column names (time, cell, x, y, z, "
+            help="Output CSV (a .csv file): the input rows, sorted by time and with the tidy column names (time, cell, x, y, z, "
                  "size: a TrackMate table's POSITION_X... and FRAME renamed, RADIUS as size = 2 x radius), plus "
                  "pred_founder, pred_depth1 and confidence (written atomically); join back on time and position. "
                  + CONFIDENCE_HELP + " Beside the CSV, NAME.json records how it was made (command line, devolens "
@@ -62,20 +66,31 @@ def register(app: typer.Typer) -> None:
             help="Use the time course: 'lineage' (tracklets + lineage tree, default), 'tracklets' or 'none' "
                  "(each time point alone; use for sparse time sampling).",
         ),
+        threads: int = typer.Option(
+            None, "--threads", help=f"Torch CPU threads (default: torch's, at most {DEFAULT_THREADS}).",
+        ),
     ) -> None:
         """Predict each nucleus's founder (AB, MS, E, C, D, P, Z, EMS) and depth-1 name (ABa, MSp, ...).
 
         The confidence column ranks the names for checking; it is not the chance that a name is right (see --out).
         """
+        from devolens.errors import DevolensError
+
+        if threads is not None and threads < 1:
+            raise DevolensError(f"--threads must be at least 1, got {threads}")
+        # a CSV, as population's --out (a folder named with a trailing slash, or '-', made a file of that name)
+        if out.is_dir():
+            raise DevolensError("--out is a folder; give a .csv file", path=out)
+        if out.suffix.lower() != ".csv":
+            raise DevolensError("--out must be a .csv file (the named table)", path=out)
         import torch
 
         from devolens.cli._common import check_out, check_writable, console, note as show_note, progress_bar
-        from devolens.errors import DevolensError
         from devolens.io.atomic import write_csv, write_text
         from devolens.io.tables import read_positions
         from devolens.models import card, load
 
-        torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+        torch.set_num_threads(int(threads) if threads else max(1, min(DEFAULT_THREADS, torch.get_num_threads())))
         if zscale is not None and not zscale > 0:
             raise DevolensError(f"--zscale must be > 0, got {zscale}")
         if tta is not None and not 1 <= tta <= MAX_TTA:
@@ -107,7 +122,7 @@ def register(app: typer.Typer) -> None:
         notes += found
         write_csv(result, out)
         write_text(record, _identify_record(table, out, model, predictor, zscale=_zscale_record(zscale, df, result),
-                                            notes=notes))
+                                            notes=notes, threads=threads))
         n_t = result["time"].nunique()
         console.print(f"{len(result)} nuclei at {n_t} time points -> {out}")
         for note in found:
@@ -134,9 +149,11 @@ def _zscale_record(given, table, result) -> dict:
     return {"by": "estimated", "per_embryo": per}
 
 
-def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: dict, notes: list) -> str:
+def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: dict, notes: list,
+                     threads: Optional[int] = None) -> str:
     """The JSON written beside identify's CSV: the command line, the versions of devolens and PyTorch, the model and
-    its weights' sha256, the options (``tta``: the views averaged; ``smooth``), the z-scale and the notes printed."""
+    its weights' sha256, the options (``tta``: the views averaged; ``smooth``), ``--threads``, the z-scale and the
+    notes printed."""
     import json
 
     from devolens.cli import _version
@@ -147,6 +164,7 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
         "command": command_line("devolens identify"), "input": str(table.absolute()), "output": str(out.absolute()),
         "model": str(model), "weights_sha256": zoo.weights_sha256(model), "devolens": _version(),
         "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth},
+        "threads": threads,  # --threads (None: the default); not an option that changes the names
         "zscale": zscale, "notes": list(notes),
     }, indent=1, default=str) + "\n"
 

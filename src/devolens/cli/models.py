@@ -134,7 +134,7 @@ def show_model(
         text = card_md(card, load_name=str(folder))
     else:
         md = (folder or zoo.ZOO_DIR / name) / "card.md"
-        text = md.read_text() if md.is_file() else None
+        text = md.read_text(encoding="utf-8") if md.is_file() else None
     from devolens.errors import DevolensError
 
     try:  # which weights exactly (the outputs' segment.json / population .json record the same digest)

@@ -19,7 +19,8 @@ import numpy as np
 import typer
 
 from devolens.cli._common import (BACKEND_CHOICE, CLOCK_GAIN, COLOR_CHOICE, DEVICE_HELP, FAST_HELP, PAGES_CHOICE,
-                                  PAGES_HELP, PRECISION_CHOICE, PRECISION_HELP, STACK_Z_CHOICE, device_option)
+                                  PAGES_HELP, PRECISION_CHOICE, PRECISION_HELP, STACK_Z_CHOICE, device_option,
+                                  same_file)
 from devolens.errors import DevolensError
 
 from devolens.io.atomic import StagedDir
@@ -29,6 +30,17 @@ from devolens.provenance import command_line, torch_version
 
 #: memory budget of the frames read ahead of the network (bytes)
 READ_AHEAD_BYTES = 256 << 20
+#: help of --threads (as `segment livedead` says it)
+THREADS_HELP = "Torch CPU threads (default: torch's)."
+
+
+def apply_threads(threads: Optional[int]) -> None:
+    """``--threads``: PyTorch's CPU threads, as ``segment livedead`` sets them (None: torch's choice). Called after
+    :func:`devolens.cli._common.streaming_threads`, whose setting must come before PyTorch is imported."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
 
 
 # ---------------------------------------------------------------------------- input / output
@@ -178,13 +190,15 @@ class _Source:
 
     def frame_id(self, position: int):
         """Identifier of a frame: its position (video) or its file stem (images; an OME-TIFF's without ``.ome``;
-        the whole file name when two files of the folder share a stem, ``a.png`` and ``a.tif`` or ``a.ome.tif``,
-        whose results would otherwise overwrite each other)."""
+        the whole file name when two files of the folder share a stem, ``a.png`` and ``a.tif`` or ``a.ome.tif``, or
+        ``A.png`` and ``a.tif`` (one file name on macOS and Windows), whose results would otherwise overwrite each
+        other)."""
         if self.is_video:
             return int(position)
         if self._stems_clash is None:
             stems = [image_stem(n) for n in self.names]
-            self._stems_clash = len(set(stems)) < len(stems)
+            # case-blind: A.png and a.tif would write one A_labels.tif on macOS and Windows
+            self._stems_clash = len({s.casefold() for s in stems}) < len(stems)
         return self.names[position] if self._stems_clash else image_stem(self.names[position])
 
     def pixel(self, position: int):
@@ -674,12 +688,13 @@ def _report_option(report: Optional[Path]) -> Optional[str]:
 
 def _segment_record(kind: str, input_path: Path, model: str, frames: int, objects: int, summary: dict, *,
                     options: Optional[dict] = None, weights_sha256: Optional[str] = None,
-                    magnification: Optional[dict] = None) -> str:
+                    magnification: Optional[dict] = None, notes: Optional[list] = None) -> str:
     """``segment.json``: how the outputs were made. ``command``: the command line (``devolens segment ...``, see
     :func:`devolens.provenance.command_line`); ``input``, ``model``, ``devolens``, ``frames``, ``objects`` and ``summary``'s keys
     (skipped frames, precision, backend, working scale); ``weights_sha256`` of the model's weights; ``options``:
     every option that changes results, as this run took them; ``magnification_estimate`` (see
-    :func:`_sizing_record`); ``torch``: PyTorch's version."""
+    :func:`_sizing_record`); ``torch``: PyTorch's version; ``notes``: the notes the command prints after its summary
+    line (their words, without ``note:``)."""
     import json
 
     from devolens.cli import _version
@@ -688,7 +703,8 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
     return json.dumps({"command": command_line(f"devolens segment {kind}"), "input": str(input_path.absolute()),
                        "model": str(model), "devolens": _version(), "frames": frames, "objects": objects, **summary,
                        "weights_sha256": weights_sha256, "options": options or {},
-                       "magnification_estimate": magnification, "torch": torch_version()}, indent=1) + "\n"
+                       "magnification_estimate": magnification, "torch": torch_version(),
+                       "notes": list(notes or [])}, indent=1) + "\n"
 
 
 def run_segmentation(
@@ -711,15 +727,19 @@ def run_segmentation(
     color: Optional[str] = None,
     flatten: Optional[bool] = None,
     device: str = "cpu",
+    threads: Optional[int] = None,
     progress=None,
 ) -> dict:
     """Segment every frame of ``input_path`` and write labels, CSVs and overlays under ``out``.
+
+    ``threads``: PyTorch's CPU threads (None: torch's choice; see :func:`apply_threads`).
 
     ``flatten``: remove the smooth background before the normalisation (None: as the model's card
     says; see :func:`_flatten`).
 
     Returns a summary dict (``frames``, ``objects``, ``skipped``, the network's ``precision``
-    and the working ``scale``).
+    and the working ``scale``; ``notes``: what the command prints after its summary line, as
+    :func:`_segment_notes` gives them, also recorded in ``segment.json``).
     """
     from devolens.io.atomic import ColumnsCSV, write_columns_csv
     from devolens.io.images import write_label_tif, write_png
@@ -727,6 +747,8 @@ def run_segmentation(
     from devolens.predict.postprocess import Prepared
 
     check_pages(pages)
+    if threads is not None and int(threads) < 1:
+        raise DevolensError(f"--threads must be at least 1, got {threads}")
     _check_segment_out(out, input_path)
     _check_network_options(precision, backend)
     color = _color(color)
@@ -741,6 +763,7 @@ def run_segmentation(
         _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
                                     diameter=diameter, channel=color, flatten=flat, device=device)
+        apply_threads(threads)
         stage = StagedDir(out)
     except BaseException:
         source.close()
@@ -812,12 +835,19 @@ def run_segmentation(
                         f.cancel()
 
         if overlay and source.is_video:
-            from devolens.io.video import write_video
+            from devolens.io.video import MAX_FPS, MIN_FPS, write_video
 
             # x264 ultrafast at quality 5 (crf 25, near x264's default): outlines stay crisp; a third of
-            # the size and 40% less encoding time than quality 7 on noisy movies
-            write_video((ov for _, ov in results()), stage.tmp / "overlay.mp4", fps=source.fps, preset="ultrafast",
-                        quality=5.0)
+            # the size and 40% less encoding time than quality 7 on noisy movies. The input's frame rate, within
+            # what the writer takes (a broken header's 0 or 10^6 fps would fail only after every frame)
+            fps = min(max(float(source.fps), MIN_FPS), MAX_FPS) if np.isfinite(source.fps) else 10.0
+            try:
+                write_video((ov for _, ov in results()), stage.tmp / "overlay.mp4", fps=fps, preset="ultrafast",
+                            quality=5.0)
+            except DevolensError as exc:  # named where it goes, not in the staging folder
+                if exc.path is None or exc.path != stage.tmp / "overlay.mp4":
+                    raise
+                raise type(exc)(exc.message, path=out / "overlay.mp4") from None
         elif overlay:
             for pos, ov in results():
                 write_png(ov, stage.tmp / "overlays" / source.overlay_name(pos))
@@ -830,35 +860,8 @@ def run_segmentation(
         objects.close()
         write_columns_csv({"frame": [c[0] for c in counts], "count": [c[1] for c in counts]},
                           stage.tmp / "counts.csv")
-        from devolens.io.atomic import write_text
-        from devolens.models import zoo
-
-        write_text(stage.tmp / SEGMENT_RECORD, _segment_record(
-            kind, input_path, model, len(counts), int(sum(c[1] for c in counts)),
-            {"skipped": [source.frame_id(p) for p in sorted(skip)],  # named as counts.csv names frames
-             "precision": predictor.network.precision, "backend": predictor.network.backend,
-             "working_scale": None if predictor.auto_each else predictor.working_scale()},
-            weights_sha256=zoo.weights_sha256(model),
-            options={"diameter": diameter, "tta": tta, "flatten": flatten, "flatten_width": flat,
-                     "batch_size": batch_size, "fast": fast, "precision": precision, "backend": backend,
-                     "color": color, "channel": channel, "stack_z": stack_z, "pages": pages,
-                     "skip_flagged": _report_option(skip_flagged), "device": device},
-            magnification=_sizing_record(
-                diameter, predictor.last_estimate, predictor.estimates if predictor.auto_each else None,
-                [c[0] for c in counts], None if predictor.auto_each else (
-                    predictor.working_scale() / predictor.card_scale if predictor.card_scale else None))))
-    except BaseException:
-        if objects is not None:
-            objects.close()
-        stage.abort()
-        raise
-    finally:
-        source.close()
-    # an earlier run's entries this one did not write go (its overlays/ beside this run's overlay.mp4, its
-    # curation.csv): --out then holds this run's outputs only. They are segment's own: _check_segment_out refused
-    # a folder holding such names without segment.json
-    stage.commit(owned=_owned(out, skip_flagged))
-    return {"frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
+        summary = {
+            "frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
             "curation": None if curation is None else out / "curation.csv",
             "precision": predictor.network.precision,
             "scale": None if predictor.auto_each else predictor.working_scale(),  # each: one per image
@@ -884,6 +887,107 @@ def run_segmentation(
             "diameter_by": None if predictor.auto_each or predictor.diameter is None else (
                 "auto" if predictor.last_estimate is not None else "hand"),
             "diameter": None if predictor.auto_each else predictor.diameter}
+        summary["notes"] = _segment_notes(kind, input_path, stack_z, pages, summary)
+        from devolens.io.atomic import write_text
+        from devolens.models import zoo
+
+        write_text(stage.tmp / SEGMENT_RECORD, _segment_record(
+            kind, input_path, model, len(counts), int(sum(c[1] for c in counts)),
+            {"skipped": [source.frame_id(p) for p in sorted(skip)],  # named as counts.csv names frames
+             "precision": predictor.network.precision, "backend": predictor.network.backend,
+             "working_scale": None if predictor.auto_each else predictor.working_scale()},
+            weights_sha256=zoo.weights_sha256(model),
+            options={"diameter": diameter, "tta": tta, "flatten": flatten, "flatten_width": flat,
+                     "batch_size": batch_size, "fast": fast, "precision": precision, "backend": backend,
+                     "color": color, "channel": channel, "stack_z": stack_z, "pages": pages,
+                     "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
+            magnification=_sizing_record(
+                diameter, predictor.last_estimate, predictor.estimates if predictor.auto_each else None,
+                [c[0] for c in counts], None if predictor.auto_each else (
+                    predictor.working_scale() / predictor.card_scale if predictor.card_scale else None)),
+            notes=[_plain_note(text) for text, _ in summary["notes"]]))
+    except BaseException:
+        if objects is not None:
+            try:
+                objects.close()
+            except OSError:  # (a full disk fails its last write too): the staging folder goes all the same
+                pass
+        stage.abort()
+        raise
+    finally:
+        source.close()
+    # an earlier run's entries this one did not write go (its overlays/ beside this run's overlay.mp4, its
+    # curation.csv): --out then holds this run's outputs only. They are segment's own: _check_segment_out refused
+    # a folder holding such names without segment.json
+    stage.commit(owned=_owned(out, skip_flagged))
+    return summary
+
+
+#: what ``segment`` calls the objects of each model (its notes' words)
+_WHAT = {"nuclei": "nuclei", "membrane": "cells"}
+
+
+def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summary: dict) -> list[tuple[str, dict]]:
+    """The notes ``segment`` prints after its summary line, in order: ``(text, console.print keyword arguments)``
+    (``text`` as printed, rich markup included; :func:`_plain_note` gives its words for ``segment.json``)."""
+    what = _WHAT.get(kind, kind)
+    plain = {"highlight": False, "soft_wrap": True}
+    notes: list[tuple[str, dict]] = []
+    noise = summary.get("no_structure") or []
+    every = bool(noise) and len(noise) == summary["frames"]  # nothing but noise: no magnification to speak of
+    note = None if every else (_estimate_note(summary.get("estimate"), what)
+                               or _estimates_note(summary.get("estimates"), what))
+    if note:
+        notes.append((note, {}))
+    notes += [(text, {}) for text in _stack_notes(input_path, pages, stack_z)]
+    if kind == "membrane" and stack_z == "project" and _has_z(input_path):
+        notes.append(("note: the z planes were projected to their maximum; the membrane model was trained on "
+                      "single slices, and a projection overlays the membranes of several planes (--stack-z "
+                      "slices segments each plane)", {}))
+    if summary.get("missing"):
+        notes.append((f"note: {summary['missing']}", plain))
+    if summary.get("ended_early"):
+        notes.append((f"note: {summary['ended_early']}", {}))
+    if summary.get("sizes"):
+        notes.append((_sizes_note(summary["sizes"]), plain))
+    if summary.get("giants"):
+        notes.append((_giants_note(summary["giants"], what), {}))
+    if summary.get("colour_note"):
+        notes.append((f"note: {summary['colour_note']}", {}))
+    if summary.get("shape_note"):
+        notes.append((f"note: {summary['shape_note']}", {}))
+    if noise:
+        notes.append((_noise_note(noise, summary["frames"], what), plain))
+    if summary["objects"] == 0 and not every:
+        notes.append((f"note: no {what} found in any frame: an empty or saturated image, another channel "
+                      "(--color), or another magnification (--diameter)?", {}))
+    if summary.get("suggest_diameter"):
+        notes.append((_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"],
+                                 resize=summary.get("size_resize"), by=summary.get("diameter_by"),
+                                 diameter=summary.get("diameter"), kind=kind), {}))
+    return notes
+
+
+def _stack_notes(path: Path, pages: str, stack_z: Optional[str]) -> list[str]:
+    """The notes :func:`devolens.cli._common.print_stack_notes` prints for ``path``, as a list."""
+    from devolens.io.stacks import other_series_note, planar_rgb_note, unlabelled_pages_note, z_projection_note
+
+    z_note = z_projection_note(path, stack_z) if stack_z is not None else None
+    return [text for text in (unlabelled_pages_note(path, pages), z_note, other_series_note(path),
+                              planar_rgb_note(path)) if text]
+
+
+def _plain_note(text: str) -> str:
+    """A printed note's words for a record: rich markup read as the console reads it, without ``note:``."""
+    from rich.errors import MarkupError
+    from rich.text import Text
+
+    try:
+        words = Text.from_markup(text).plain
+    except MarkupError:
+        words = text
+    words = words.strip()
+    return words[len("note:"):].lstrip() if words.startswith("note:") else words
 
 
 def _noise_note(frames: list, total: int, what: str) -> str:
@@ -1088,8 +1192,9 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "bright or tilted backdrop): a grey-level opening wider than the objects (membranes: wider than "
             "the lines), like ImageJ's rolling ball. Default: the model's own rule (on for both shipped models).")),
         device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+        threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     ) -> None:
-        from devolens.cli._common import console, print_stack_notes, progress_bar, streaming_threads
+        from devolens.cli._common import console, progress_bar, streaming_threads
 
         streaming_threads()
         with progress_bar(f"segment {kind}") as cb:
@@ -1097,44 +1202,15 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                                        batch_size=batch_size, fast=fast, precision=precision, backend=backend,
                                        overlay=overlay, tta=tta, diameter=diameter, color=color,
                                        flatten=flatten, device=device, stack_z=stack_z, channel=channel,
-                                       pages=pages, progress=cb)
+                                       pages=pages, threads=threads, progress=cb)
         skipped = _skipped_note(summary["skipped"], summary.get("curation"))
         objects = f"{summary['objects']} {_SINGULAR.get(what, what) if summary['objects'] == 1 else what}"
         console.print(f"{_count(summary['frames'], 'frame')}, {objects}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale "
                       f"{'per image' if summary['scale'] is None else format(summary['scale'], '.3g')})")
-        noise = summary.get("no_structure") or []
-        every = bool(noise) and len(noise) == summary["frames"]  # nothing but noise: no magnification to speak of
-        note = None if every else (_estimate_note(summary.get("estimate"), what)
-                                   or _estimates_note(summary.get("estimates"), what))
-        if note:
-            console.print(note)
-        print_stack_notes(input_path, pages, stack_z)
-        if kind == "membrane" and stack_z == "project" and _has_z(input_path):
-            console.print("note: the z planes were projected to their maximum; the membrane model was trained on "
-                          "single slices, and a projection overlays the membranes of several planes (--stack-z "
-                          "slices segments each plane)")
-        if summary.get("missing"):
-            console.print(f"note: {summary['missing']}", highlight=False, soft_wrap=True)
-        if summary.get("ended_early"):
-            console.print(f"note: {summary['ended_early']}")
-        if summary.get("sizes"):
-            console.print(_sizes_note(summary["sizes"]), highlight=False, soft_wrap=True)
-        if summary.get("giants"):
-            console.print(_giants_note(summary["giants"], what))
-        if summary.get("colour_note"):
-            console.print(f"note: {summary['colour_note']}")
-        if summary.get("shape_note"):
-            console.print(f"note: {summary['shape_note']}")
-        if noise:
-            console.print(_noise_note(noise, summary["frames"], what), highlight=False, soft_wrap=True)
-        if summary["objects"] == 0 and not every:
-            console.print(f"note: no {what} found in any frame: an empty or saturated image, another channel "
-                          "(--color), or another magnification (--diameter)?")
-        if summary.get("suggest_diameter"):
-            console.print(_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"],
-                                     resize=summary.get("size_resize"), by=summary.get("diameter_by"),
-                                     diameter=summary.get("diameter"), kind=kind))
+        notes = summary.get("notes")
+        for text, how in notes if notes is not None else _segment_notes(kind, input_path, stack_z, pages, summary):
+            console.print(text, **how)  # (also in segment.json)
 
     command.__doc__ = (f"Segment {what} in an image, a folder of images or a video (streamed); "
                        "writes label TIFFs, objects.csv, counts.csv and overlays.")
@@ -1164,11 +1240,14 @@ def record_path(out: Path) -> Path:
 
 
 def _population_record(input_path: Path, out: Path, model: str, predictor, *, frames: int, skipped: list,
-                       options: dict, magnification: Optional[dict], fit, left_out) -> str:
+                       options: dict, magnification: Optional[dict], fit, left_out,
+                       plot: Optional[Path] = None, curation: Optional[Path] = None) -> str:
     """The JSON written beside population's CSV: the command line, the versions of devolens and PyTorch, the model
     and its weights' sha256 (and the nuclei model's, whose counts it calibrates), the nuclei network's precision,
     the options that change results, the magnification estimate, ``--clock``'s fit and ``--monotone``'s left-out
-    frames (``dark``: black or dark frames; ``implausible``: readings off their neighbours)."""
+    frames (``dark``: black or dark frames; ``implausible``: readings off their neighbours); ``plot`` and ``curation``:
+    the companions written beside the CSV (None: not written), which a later run into the same CSV replaces or
+    removes (:func:`_stale_companions`)."""
     import json
 
     from devolens.cli import _version
@@ -1189,15 +1268,66 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
                                            "residual": _number(fit.residual)},
         "monotone_left_out": None if left_out is None else {"dark": list(left_out[0]),
                                                             "implausible": list(left_out[1])},
+        "plot": None if plot is None else str(plot.absolute()),
+        "curation": None if curation is None else str(curation.absolute()),
     }, indent=1, default=str) + "\n"
+
+
+def _stale_companions(record: Path, out: Path) -> list[Path]:
+    """The companions an earlier ``population`` run wrote beside ``out`` (its plot, its curation report), as its
+    record says (``plot``, ``curation``). A record without them (an older devolens): only what it proves that run
+    wrote, where it went by name: the report when its ``skip_flagged`` was ``auto``, the plot when its command line
+    is the CLI's own and has no ``--no-plot`` (a file of the same name may be the user's). Nothing from a record
+    that is not population's of ``out``."""
+    import json
+    import shlex
+
+    try:
+        old = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(old, dict) or not str(old.get("command", "")).startswith("devolens population") or (
+            old.get("output") and not same_file(Path(old["output"]), out)):
+        return []
+    if "plot" in old or "curation" in old:
+        found = [old.get("plot"), old.get("curation")]
+    else:
+        options = old.get("options") if isinstance(old.get("options"), dict) else {}
+        try:
+            words = shlex.split(str(old["command"]))
+        except ValueError:
+            words = []
+        # "devolens population" alone: a library call's record (plot off by default), not a command line
+        plotted = len(words) > 2 and "--no-plot" not in words and isinstance(old.get("input"), str)
+        found = [plot_path(out, Path(old["input"])) if plotted else None,
+                 curation_path(out) if options.get("skip_flagged") == AUTO_CURATE else None]
+    return [Path(p) for p in found if p]
+
+
+def _remove_stale(stale: list[Path], keep: list[Optional[Path]], input_path: Path) -> None:
+    """Remove the companions of an earlier run that this one did not write (``keep``: what it wrote, and a report
+    it read), never the input nor a file in the input folder."""
+    src = input_path.resolve()
+    for path in stale:
+        if path.is_symlink() or not path.is_file():  # (a link there is the user's: the run wrote a plain file)
+            continue
+        target = path.resolve()
+        if any(k is not None and same_file(path, k) for k in keep) or target == src or src in target.parents:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            pass
 
 
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    clock: bool = False, plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
                    precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
                    pages: str = "time", diameter: "float | str | None" = None, color: Optional[str] = None, device: str = "cpu",
-                   progress=None):
-    """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot)."""
+                   threads: Optional[int] = None, progress=None):
+    """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot). The plot and curation
+    report of an earlier run into ``out`` that this one does not write are removed. ``threads``: PyTorch's CPU
+    threads (None: torch's choice)."""
     import pandas as pd
 
     from devolens.io.atomic import write_csv
@@ -1209,6 +1339,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("--out is a folder; give a .csv file", path=out)
     if clock and monotone:
         raise DevolensError("--clock and --monotone exclude each other (the clock's curve never falls already)")
+    if threads is not None and int(threads) < 1:
+        raise DevolensError(f"--threads must be at least 1, got {threads}")
     from devolens.cli._common import check_writable
 
     record = record_path(out)  # how the CSV was made, beside it (replaced, as the CSV is)
@@ -1255,9 +1387,11 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
 
     rows = []
     median_areas = []
+    flat: list = []  # frames without signal (one grey level throughout), named as the CSV names them
     try:
         predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
                                     diameter=diameter, channel=_color(color), device=device)
+        apply_threads(threads)
         if clock and getattr(predictor, "clock", None) is None:
             raise DevolensError(f"model {model!r} has no developmental clock (its card has no 'clock' section)")
         total = _progress_total(source.total - len(skip) if source.total else 0)
@@ -1266,6 +1400,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             kept.append(pos)
             rows.append({"frame": source.frame_id(pos), **{k: row[k] for k in COLUMNS}})
             median_areas.append(row.get("median_area"))
+            if row.get("flat"):
+                flat.append(source.frame_id(pos))
     finally:
         source.close()
     if not rows:
@@ -1297,15 +1433,20 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         [source.frame_id(p) for p, bad in zip(kept, mask) if bad] for mask in left_out)
     from devolens.io.atomic import write_text
 
+    stale = _stale_companions(record, out)  # read before this run's record replaces it
+    written = [plot_path(out, input_path) if plot else None, None if curation is None else curation_path(out)]
     write_text(record, _population_record(
         input_path, out, model, predictor, frames=len(df), skipped=[source.frame_id(p) for p in sorted(skip)],
         options={"monotone": monotone, "clock": clock, "diameter": diameter, "batch_size": batch_size, "fast": fast,
                  "precision": precision, "backend": backend, "color": color, "channel": channel, "stack_z": stack_z,
-                 "pages": pages, "skip_flagged": _report_option(skip_flagged), "device": device},
+                 "pages": pages, "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
         magnification=_sizing_record(diameter, getattr(predictor, "last_estimate", None),
                                      resize=getattr(predictor, "resize", None)),
-        fit=fit, left_out=left_names))
+        fit=fit, left_out=left_names, plot=written[0], curation=written[1]))
+    given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
+    _remove_stale(stale, [*written, given, out, record], input_path)
     df.attrs["record"] = record
+    df.attrs["flat"] = flat
     df.attrs["skipped"] = len(skip)
     df.attrs["ended_early"] = source.ended_early()
     df.attrs["missing"] = source.missing_note()
@@ -1550,8 +1691,9 @@ def population_command(
         "Output CSV, columns frame, A, E, M, P, C, D, Z, total: expected cells per letter (fractional: the model "
         f"gives expected counts, not whole cells), one row per frame read (flagged frames have no row). {LETTER_HELP} "
         "Beside it, NAME.json records how it was made (command line, devolens and torch versions, model and its "
-        "weights' sha256, precision, options, magnification estimate, the clock's fit, frames --monotone left out); "
-        "both are replaced when they exist.")),
+        "weights' sha256, precision, options, magnification estimate, the clock's fit, frames --monotone left out, "
+        "the plot and curation report written); both are replaced when they exist, and the plot and curation report "
+        "of an earlier run into the same CSV that this run does not write are removed.")),
     monotone: bool = typer.Option(False, "--monotone", help=(
         "Smooth each letter over the frames by isotonic regression: populations never fall (P, which ends when "
         "P4 divides into Z2/Z3, is fitted non-increasing). Frames that would drag the fit are left out of it: "
@@ -1593,6 +1735,7 @@ def population_command(
         "magnifications the model was trained on are resized. 'none': no "
         "resizing. A note suggests a value when the nuclei found are far from the sizes the model knows.")),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
     from devolens.cli._common import console, print_stack_notes, progress_bar, streaming_threads
@@ -1604,7 +1747,7 @@ def population_command(
                             skip_flagged=skip_flagged,
                             batch_size=batch_size, fast=fast, precision=precision, backend=backend, stack_z=stack_z,
                             channel=channel, pages=pages, diameter=diameter, color=color, device=device,
-                            progress=cb)
+                            threads=threads, progress=cb)
     console.print(f"{_count(len(df), 'frame')}{_skipped_note(df.attrs['skipped'], df.attrs['curation'])} -> {out}"
                   + (f" (+ {plot_path(out, input_path)})" if plot else ""))
     if df.attrs.get("monotone_left_out"):
@@ -1613,6 +1756,13 @@ def population_command(
             from devolens.cli._common import note as print_note
 
             print_note(text)
+    if df.attrs.get("flat"):
+        from devolens.cli._common import note as print_note
+
+        flat = df.attrs["flat"]
+        print_note(f"{_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if len(flat) == 1 else 'hold'} no signal "
+                   "(one grey level throughout): read as a black frame; `devolens curate frames` flags such frames and "
+                   "--skip-flagged leaves them out")
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)

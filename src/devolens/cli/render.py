@@ -163,7 +163,7 @@ def render(
         "duplicate, dropped); recorded in frames.csv."
     ),
     video: bool = typer.Option(False, "--video", help="Also write DIR/video.mp4, a timelapse of the frames."),
-    fps: float = typer.Option(8.0, "--fps", help="Frames per second of the video."),
+    fps: float = typer.Option(8.0, "--fps", help="Frames per second of the video (0.001 to 100000)."),
     seed: int = typer.Option(0, "--seed", help="Master random seed; the same seed gives the same output."),
     simulate: Optional[int] = typer.Option(
         None, "--simulate", help="Render N simulated embryos instead of TABLE (seeds derived from --seed; "
@@ -201,8 +201,9 @@ def render(
         raise DevolensError(f"--every must be at least 1, got {every}")
     if not 0.0 <= artifacts <= 1.0:
         raise DevolensError(f"--artifacts must be in [0, 1], got {artifacts}")
-    if fps <= 0:
-        raise DevolensError(f"--fps must be positive, got {fps}")
+    from devolens.io.video import check_fps
+
+    check_fps(fps, "--fps")  # before rendering: the video is written last
     if pose not in POSES:
         raise DevolensError(f"--pose must be 'default' or 'random', got {pose!r}")
     if vary not in VARY:

@@ -22,8 +22,14 @@ segment_app: typer.Typer | None = None
 
 KEEP_CHOICES = ("mixed", "all")
 COMPRESSIONS = ("lzf", "gzip", "none")
+#: the names of a tile store (``train`` and ``evaluate`` take a file of these as a store)
+STORE_SUFFIXES = (".h5", ".hdf5")
+#: `tile make --tile`'s least (devolens.data.tiling.MIN_TILE: not imported here, it imports h5py)
+MIN_TILE = 8
+#: the record ``segment livedead`` writes beside its outputs (how they were made)
+LIVEDEAD_RECORD = "livedead.json"
 #: what ``segment livedead`` writes into its output folder (probs.tif with --probabilities)
-LIVEDEAD_OUTPUTS = ("labels.tif", "objects.csv", "counts.csv", "probs.tif")
+LIVEDEAD_OUTPUTS = ("labels.tif", "objects.csv", "counts.csv", "probs.tif", LIVEDEAD_RECORD)
 
 
 # ----------------------------------------------------------------------------------------
@@ -73,11 +79,36 @@ def _write_tiff(path: Path, arr, axes: str) -> None:
     from devolens.io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, arr, metadata={"axes": axes}, photometric="minisblack")
+        try:
+            tifffile.imwrite(tmp, arr, metadata={"axes": axes}, photometric="minisblack")
+        except OSError as exc:
+            if exc.errno is not None:  # (atomic_path names a full disk with an errno)
+                raise
+            # a short write (numpy's "N requested and M written", which tifffile raises without an errno)
+            raise _short_write(tmp, arr.nbytes, path) from None
+
+
+def _short_write(tmp: Path, nbytes: int, path: Path) -> Exception:
+    """The error of a write of ``nbytes`` to ``tmp`` (for ``path``) that came out short: a full disk, as a rule
+    (told while ``tmp`` still takes its space)."""
+    import errno
+    import os
+    import shutil
+
+    from devolens.errors import DevolensError
+    from devolens.io.atomic import cannot_write
+
+    try:
+        if shutil.disk_usage(tmp.absolute().parent).free < nbytes:  # (os.statvfs: not on Windows)
+            return cannot_write(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path)
+    except OSError:
+        pass
+    return DevolensError("cannot write output: the file came out short (disk full or quota exceeded?)", path=path)
 
 
 def _show_warnings():
-    """Context manager: library warnings (e.g. dtype conversion) become one-line notes."""
+    """Context manager: library warnings (e.g. dtype conversion) become one-line notes, printed at its end; it
+    yields the list of the warnings caught so far (``warnings.WarningMessage``)."""
     import contextlib
     import warnings
 
@@ -88,7 +119,7 @@ def _show_warnings():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             try:
-                yield
+                yield caught
             finally:
                 for w in caught:
                     if issubclass(w.category, UserWarning):
@@ -224,10 +255,11 @@ def tile_make_command(
         help="Label images (H, W) uint8 (0 background, 1 live, 2 dead), TIFF or PNG (not JPEG: its compression "
         "changes the labels), one per image in the same order; give them after one --labels or repeat the flag.",
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="HDF5 tile store to write (replaced unless --append). Runs "
+    out: Path = typer.Option(..., "--out", "-o", help="HDF5 tile store to write, .h5 or .hdf5 (replaced unless "
+                             "--append). Runs "
                              "writing one store take turns (a lock file .NAME.lock beside it): a second run waits "
                              "for the first to finish, so that --append runs started together add all their images."),
-    tile: int = typer.Option(160, "--tile", min=8, help="Tile side in pixels."),
+    tile: int = typer.Option(160, "--tile", min=MIN_TILE, help="Tile side in pixels (at least 8)."),
     stride: int = typer.Option(80, "--stride", min=1, help="Step between tiles in pixels (tile/2 = 50% overlap); "
                                "the last row and column of tiles lie flush with the bottom and right edges, so that "
                                "every pixel is in a tile. An image smaller than the tile is refused."),
@@ -239,12 +271,14 @@ def tile_make_command(
                                 "--tile, --stride and --keep must be the store's (refused otherwise: its attributes "
                                 "describe every tile in it); its --chunk and --compression are kept."),
     compression: str = typer.Option("lzf", "--compression", callback=choice(*COMPRESSIONS), help="Chunk compression: lzf (fast; h5py's own filter, which HDF5 tools outside Python (h5dump, MATLAB, R, Fiji) read only with a plugin), gzip (level 1, read everywhere) or none."),
-    chunk: int = typer.Option(1000, "--chunk", min=1, help="Samples per HDF5 chunk (what a streaming reader fetches)."),
+    chunk: int = typer.Option(1000, "--chunk", min=1, help="Samples per HDF5 chunk (what a streaming reader fetches; "
+                              "fewer for large tiles: at most 256 MiB of samples a chunk)."),
     channels: Optional[str] = typer.Option(None, "--channels", help=_CHANNELS_HELP + " The same for every image."),
 ) -> None:
     """Tile images (and labels) into an HDF5 store: images (N,C,T,T), labels (N,T,T), class_counts, source, coords."""
     from devolens.cli._common import check_out, console, note, progress_bar
     from devolens.data.tiling import tile_to_h5
+    from devolens.errors import DevolensError
 
     if keep not in KEEP_CHOICES:
         raise typer.BadParameter("must be 'mixed' or 'all'", param_hint="--keep")
@@ -253,6 +287,8 @@ def tile_make_command(
     order = _parse_channels(channels)
     for source in (*images, *(labels or ())):  # the store replaces --out: never one of the inputs
         check_out(out, source)
+    if out.suffix.lower() not in STORE_SUFFIXES:  # what `train` and `evaluate` take for a tile store
+        raise DevolensError("--out must be an HDF5 tile store named .h5 or .hdf5", path=out)
     with _show_warnings(), progress_bar("tiling (tile positions)") as cb:  # counted row of tiles by row of tiles
         summary = tile_to_h5(
             images, out, labels or None, tile=tile, stride=stride, keep=keep, append=append,
@@ -293,7 +329,9 @@ def segment_livedead_command(
                                  "pyramid at its full resolution); an RGB TIFF without channel names by its colours "
                                  "(Hoechst blue, Draq7 red). Or a (C, H, W) HDF5 dataset (--dataset), also in bands. "
                                  f"Or {_COLOUR_WELL}, read whole."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: labels.tif, objects.csv, counts.csv."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: labels.tif, objects.csv, counts.csv, and "
+                             "livedead.json: how they were made (command line, devolens and torch versions, model "
+                             "and its weights' sha256, options, counts, warnings printed)."),
     model: str = typer.Option("livedead", "--model", help="Zoo model name, a live/dead training run's folder "
                               "(`devolens train --out`: its best checkpoint) or its best.safetensors."),
     window: int = typer.Option(
@@ -351,18 +389,49 @@ def segment_livedead_command(
     from devolens.io.atomic import staged_folder
 
     # an earlier run's probs.tif (not of these labels) goes too when --probabilities is not given
-    with staged_folder(out, owned=LIVEDEAD_OUTPUTS) as stage, _show_warnings(), progress_bar("segmenting") as cb:
+    with staged_folder(out, owned=LIVEDEAD_OUTPUTS) as stage, _show_warnings() as caught, \
+            progress_bar("segmenting") as cb:
         counts = segment_livedead_file(
             image, stage.tmp, model=model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
             precision=precision, min_area=min_area, write_probabilities=probabilities, progress=cb, channels=order,
             device=device, dataset=dataset,
         )
+        from devolens.io.atomic import write_text
+
+        write_text(stage.tmp / LIVEDEAD_RECORD, _livedead_record(
+            image, model, counts, options={
+                "window": window, "overlap": overlap, "batch_size": batch_size, "fast": fast, "precision": precision,
+                "min_area": min_area, "probabilities": probabilities, "threads": threads,
+                "channels": None if order is None else list(order), "device": device, "dataset": dataset},
+            notes=[str(w.message) for w in caught if issubclass(w.category, UserWarning)]))
     fraction = counts["fraction_dead"]
     # a well without objects has no dead fraction (NaN; counts.csv leaves it empty): said in words, not 'nan'
     said = "no objects: fraction dead none" if fraction != fraction else f"fraction dead {fraction:.3f}"
     console.print(
         f"wrote {out}/labels.tif, objects.csv, counts.csv: {counts['live']} live, {counts['dead']} dead ({said})"
     )
+
+
+def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, notes: list) -> str:
+    """``livedead.json``, in the style of ``segment.json``: the command line, the input (absolute), the model and its
+    weights' sha256, the devolens and PyTorch versions, the options as this run took them, the counts and the
+    warnings printed."""
+    import json
+    import math
+
+    from devolens.models import zoo
+    from devolens.provenance import command_line, torch_version, version
+
+    def number(v):
+        v = float(v)
+        return None if not math.isfinite(v) else (int(v) if v.is_integer() else round(v, 6))
+
+    return json.dumps({
+        "command": command_line("devolens segment livedead"), "input": str(image.absolute()), "model": str(model),
+        "devolens": version(), "weights_sha256": zoo.weights_sha256(model), "options": options,
+        "counts": {k: number(counts[k]) for k in ("live", "dead", "fraction_dead") if k in counts},
+        "torch": torch_version(), "notes": list(notes),
+    }, indent=1, default=str) + "\n"
 
 
 # ----------------------------------------------------------------------------------------

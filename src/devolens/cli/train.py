@@ -250,6 +250,7 @@ def tune_cmd(
     import torch
 
     from devolens.cli._common import console, out as stdout, progress_bar
+    from devolens.errors import DevolensError
     from devolens.train.recipe import load_recipe
     from devolens.train.trainer import check_run_folder
     from devolens.train.tuning import tune
@@ -266,11 +267,15 @@ def tune_cmd(
         with progress_bar("trials") as cb:
             res = tune(recipe, data, out, trials=trials, storage=storage, study_name=study, progress=cb,
                        info=console.print, trial_log=trial_log)
+    except DevolensError as exc:  # a database's error (--storage) spans lines: SQLAlchemy adds "(Background on ...)"
+        if "\n" not in exc.message:
+            raise
+        lines = [line.strip() for line in exc.message.splitlines()]
+        text = " ".join(line for line in lines if line and not line.startswith("(Background on this error"))
+        raise DevolensError(text, path=exc.path) from None
     except (MemoryError, RuntimeError) as exc:
         if not _out_of_memory(exc):
             raise
-        from devolens.errors import DevolensError
-
         raise DevolensError("out of memory while tuning: lower train.batch_size (or the batch sizes of tune.space), "
                             "data.size or data.scale, or train.num_workers in the recipe; the study's finished "
                             "trials stay in its storage: run again to go on") from None

@@ -68,6 +68,11 @@ from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other 
 )
 from devolens.predict.tiled import RGB_TIFF_NOTE, RowReader, colour_tiff_order
 STORE_VERSION = 1
+#: the smallest tile side `devolens tile --tile` takes
+MIN_TILE = 8
+#: most bytes of samples (tiles, labels and their rows) per HDF5 chunk: the writer holds one chunk (HDF5 twice that
+#: to compress it), a reader fetches one; 1000 tiles of 160 px, the defaults, are 128 MB
+MAX_CHUNK_BYTES = 256 << 20
 
 __all__ = [
     "read_image",
@@ -458,6 +463,13 @@ class _Writer:
         return self.n
 
 
+def chunk_samples(chunk: int, tile: int, channels: int, labelled: bool, n_classes: int) -> int:
+    """Samples per chunk of a new store: ``chunk``, or fewer (at least 1) where so many tiles would be over
+    :data:`MAX_CHUNK_BYTES`."""
+    per = channels * tile * tile * 2 + 4 + 8 + ((tile * tile + 8 * n_classes) if labelled else 0)
+    return max(1, min(int(chunk), MAX_CHUNK_BYTES // per))
+
+
 def _create_datasets(f: h5py.File, channels: int, tile: int, n_classes: int, chunk: int,
                      labelled: bool, compression: str | None) -> None:
     # byte-shuffle + lzf: faster to write than plain lzf and a third smaller for uint16 images
@@ -592,7 +604,8 @@ def store_lock(store: str | Path, waiting: Callable[[str], None] | None = None) 
                 fcntl.flock(fd, fcntl.LOCK_EX)  # Ctrl-C and SIGTERM interrupt the wait
         except OSError as exc:
             os.close(fd)
-            if exc.errno not in (errno.ENOLCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF):
+            if exc.errno not in (errno.ENOLCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF,
+                                 getattr(errno, "ENOTSUP", None)):  # (ENOTSUP != EOPNOTSUPP on macOS)
                 raise cannot_write(exc, store) from None
             warnings.warn(f"{store}: cannot lock the store ({exc.strerror}); runs writing it at the same time "
                           "would lose each other's tiles", stacklevel=3)
@@ -661,7 +674,8 @@ def tile_to_h5(
     n_classes, channels : int
         Classes K in the labels and channels C in the images.
     chunk : int
-        Samples per HDF5 chunk (the unit a streaming reader fetches).
+        Samples per HDF5 chunk (the unit a streaming reader fetches); fewer for large tiles, so that a chunk holds
+        at most :data:`MAX_CHUNK_BYTES` (:func:`chunk_samples`).
     compression : {"lzf", "gzip", None}
         Chunk compression (``gzip`` at level 1).
     progress : callable, optional
@@ -920,6 +934,39 @@ def _check_append(f: h5py.File, out: Path, *, tile: int, stride: int, keep: str,
                     "another store (--out)", path=out)
 
 
+def _write_errno(exc: BaseException) -> int | None:
+    """The errno of an HDF5 failure for want of space (ENOSPC, EDQUOT, EFBIG: its OSError carries it; a RuntimeError
+    only says it in its text); None for any other error."""
+    import re
+
+    from devolens.io.atomic import WRITE_ERRNOS
+
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        return exc.errno
+    if isinstance(exc, (OSError, RuntimeError)):
+        found = re.search(r"errno = (\d+),", str(exc))
+        if found and int(found[1]) in WRITE_ERRNOS:
+            return int(found[1])
+    return None
+
+
+def _discard(f: h5py.File, tmp: Path) -> None:
+    """Close a store that is not kept (atomic_path removes it). Its file is emptied first: on a full disk HDF5's
+    close would flush its caches again, fail in h5py's deallocators (a traceback each) and can crash the process."""
+    import sys
+
+    with contextlib.suppress(OSError):
+        os.truncate(tmp, 0)
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None  # h5py's "Exception ignored in" of objects closed here
+    try:
+        f.close()
+    except Exception:  # noqa: BLE001 - the error that stopped the run is the one to report
+        pass
+    finally:
+        sys.unraisablehook = hook
+
+
 def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, tile: int, stride: int, keep: str,
                 append: bool, n_classes: int, channels: int, chunk: int, compression: str | None,
                 progress: Callable[[int, int], None] | None, order: Sequence[int] | None) -> TilingSummary:
@@ -932,6 +979,8 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
                           labelled=labelled)
             chunk = int(f["images"].chunks[0])
             edge = bool(f.attrs.get("edge_tiles", False))
+    else:
+        chunk = chunk_samples(chunk, tile, channels, labelled, n_classes)
     added: list[int] = []
     considered: list[int] = []
     # the progress bar counts tile positions: of each image as its header says, then as read
@@ -939,12 +988,14 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
     done = 0
     if progress is not None and any(n is not None for n in sizes):
         progress(0, sum(n for n in sizes if n is not None))  # the bar's total before the first image is read
+    # no chunk cache (rdcc_nbytes=0): the writer writes whole chunks, and a write that fails (a full disk) raises
+    # there, not later in h5py's deallocators (a traceback each, then a crash in close)
     with atomic_path(out) as tmp:
         if append and out.exists():
             shutil.copyfile(out, tmp)
-            f = h5py.File(tmp, "r+")
+            f = h5py.File(tmp, "r+", rdcc_nbytes=0)
         else:
-            f = h5py.File(tmp, "w")
+            f = h5py.File(tmp, "w", rdcc_nbytes=0)
             f.attrs.update({
                 "format": STORE_FORMAT, "version": STORE_VERSION, "tile": tile, "stride": stride,
                 "keep": keep, "n_classes": n_classes, "channels": json.dumps(["hoechst", "draq7"][:channels]
@@ -957,7 +1008,7 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
             label_sources = json.loads(f.attrs["label_sources"])
             digests = json.loads(f.attrs.get("source_digests", "null")) or [None] * len(sources)
             held = len(digests)  # the store's own sources come first
-            writer = _Writer(f, chunk, labelled)
+            writer = None  # made at the first tile: its buffer is a chunk of tiles, after the images' size checks
             one_class = True  # every label image so far holds a single class (why --keep mixed found no tile)
             for i, ipath in enumerate(images):
                 # read a band of rows at a time where the file allows (uncompressed TIFF), else whole
@@ -979,9 +1030,10 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
                     raise DevolensError(f"{where}: its tiles would be there twice", path=ipath)
                 if img.shape[1] < tile or img.shape[2] < tile:
                     side = min(img.shape[1], img.shape[2])
+                    advice = (f"tile it with --tile {side} or less" if side >= MIN_TILE else
+                              f"too small to tile (--tile is at least {MIN_TILE})")
                     raise DevolensError(f"image {img.shape[1]}x{img.shape[2]} is smaller than the tile ({tile} px a "
-                                        f"side; tiles are never padded): tile it with --tile {side} or less",
-                                        path=ipath)
+                                        f"side; tiles are never padded): {advice}", path=ipath)
                 ys = tile_positions(img.shape[1], tile, stride, edge)
                 xs = tile_positions(img.shape[2], tile, stride, edge)
                 considered.append(int(ys.size * xs.size))
@@ -994,6 +1046,8 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
                 for parts in _tile_rows(img.rows, None if lab is None else lab.rows, ys, xs, tile, keep, n_classes):
                     n_row = len(parts["images"])
                     parts["source"] = np.full(n_row, len(sources), np.int32)
+                    if writer is None:
+                        writer = _Writer(f, chunk, labelled)
                     writer.add(parts)
                     k += n_row
                     if progress is not None:
@@ -1015,8 +1069,14 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
             f.attrs["sources"] = json.dumps(sources)
             f.attrs["label_sources"] = json.dumps(label_sources)
             f.attrs["source_digests"] = json.dumps(digests)
-        finally:
+            f.flush()  # HDF5 holds chunks and metadata in its caches: a full disk shows here, not in close
             f.close()
+        except BaseException as exc:
+            _discard(f, tmp)
+            number = _write_errno(exc)
+            if number is not None:  # one line, not HDF5's error stack
+                raise cannot_write(OSError(number, os.strerror(number)), out) from None
+            raise
     return TilingSummary(path=out, n_tiles=n, added=added, considered=considered, sources=sources)
 
 

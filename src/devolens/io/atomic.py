@@ -31,6 +31,18 @@ from devolens.errors import DevolensError
 
 #: errors that only writing can raise: wherever they come from, the output could not be written
 WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
+#: a full disk or quota: the machine's, not the input's; the same run may succeed elsewhere or later
+RETRY_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT") if hasattr(errno, name))
+#: the ``devolens`` command's exit code for a failure that a retry elsewhere may fix (out of memory, full disk or
+#: quota): sysexits.h's EX_TEMPFAIL; a user's or the data's error is 2
+EX_TEMPFAIL = 75
+
+
+class Exhausted(DevolensError):
+    """The machine ran out of something (disk, quota, memory): the input and options may be fine. The ``devolens``
+    command exits with :data:`EX_TEMPFAIL` (``exit_code``)."""
+
+    exit_code = EX_TEMPFAIL
 
 
 class Terminated(KeyboardInterrupt):
@@ -79,9 +91,44 @@ _RANDOM = r"[a-z0-9_]{8}"
 _REFUSED = frozenset(getattr(errno, name) for name in ("EACCES", "EPERM", "EROFS") if hasattr(errno, name))
 
 
+#: a staging folder beside its output (``.NAME.partial-PID-RANDOM``), one inside it (``.partial-PID-RANDOM``,
+#: and ``.replaced-RANDOM`` in it), an :func:`atomic_path` temporary (``.STEM.tmp-PID-RANDOM.SUFFIX``)
+_STAGING_NAME = re.compile(rf"\.(.+)\.partial-\d+-{_RANDOM}")
+_INSIDE_NAME = re.compile(rf"\.(?:partial-\d+|replaced)-{_RANDOM}")
+_TEMP_NAME = re.compile(rf"\.(.+)\.tmp-\d+-{_RANDOM}(.*)")
+
+
+def public_path(path: str | Path) -> Path:
+    """``path`` with the hidden staging folders and temporary names of this module replaced by the names they
+    stand for: ``out/.seg.partial-407-ab12cd34/labels/.a.tmp-407-x9y8z7w6.tif`` is ``out/seg/labels/a.tif`` (what
+    an error message shows the user)."""
+    parts = []
+    for part in Path(path).parts:
+        if _INSIDE_NAME.fullmatch(part):
+            continue
+        m = _STAGING_NAME.fullmatch(part) or _TEMP_NAME.fullmatch(part)
+        parts.append("".join(g for g in m.groups() if g) if m else part)
+    return Path(*parts) if parts else Path(path)
+
+
+def _file_above(path: Path) -> Path | None:
+    """The nearest folder above ``path`` that exists, when it is no folder but a file (or None)."""
+    for parent in path.parents:
+        if os.path.lexists(parent):
+            return parent if os.path.exists(parent) and not os.path.isdir(parent) else None
+    return None
+
+
 def cannot_write(exc: OSError, path: str | Path) -> DevolensError:
-    """The one-line error for an output ``path`` that the system refused (``exc``)."""
-    return DevolensError(f"cannot write output: {exc.strerror or exc}", path=path)
+    """The one-line error for an output ``path`` that the system refused (``exc``); a hidden staging or temporary
+    path is named by the output it stands for (:func:`public_path`). A full disk or quota is :class:`Exhausted`."""
+    path = public_path(path)
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):  # a folder on the way is a file: "File exists" misleads
+        above = _file_above(path)
+        if above is not None:
+            reason = f"{above} is a file, not a folder"
+    return (Exhausted if exc.errno in RETRY_ERRNOS else DevolensError)(f"cannot write output: {reason}", path=path)
 
 
 @contextlib.contextmanager
@@ -189,7 +236,7 @@ def _remove_stale_files(folder: Path, stem: str, suffix: str) -> None:
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically and return the path."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")  # (not the locale's: cp1252 on Windows)
     return Path(path)
 
 
@@ -226,7 +273,7 @@ class ColumnsCSV:
         import csv
 
         self.names = list(names)
-        self._fh = open(path, "w", newline="")
+        self._fh = open(path, "w", newline="", encoding="utf-8")  # (not the locale's: cp1252 on Windows)
         self._writer = csv.writer(self._fh, lineterminator="\n")
         self._writer.writerow(self.names)
 
@@ -265,19 +312,24 @@ class StagedDir:
     the same renames either way, from inside ``dest`` onto its entries. The pid in the name lets a later run
     to the same ``dest`` remove what a killed run (SIGKILL, out of memory) left behind.
 
+    A run holds a lock on ``dest`` from here to its commit or abort (:func:`output_lock`): a second run writing
+    the same folder at the same time is refused at once instead of one silently replacing the other's outputs.
+
     Raises
     ------
     DevolensError
-        ``dest`` is a file, or the staging folder cannot be made (read-only file system, no
-        permission, full disk).
+        ``dest`` is a file, another run is writing it, or the staging folder cannot be made (read-only file
+        system, no permission, full disk).
     """
 
     def __init__(self, dest: Path):
         self.dest = Path(dest)
+        self._lock = None
         if self.dest.exists() and not self.dest.is_dir():
             raise DevolensError("output exists and is not a folder", path=self.dest)
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = _OutputLock.take(self.dest)  # before the stale folders go: a live run's are its own
             inside = self.dest.is_dir() and os.stat(self.dest).st_dev != os.stat(self.dest.parent).st_dev
             self._remove_stale()
             if inside:
@@ -291,8 +343,22 @@ class StagedDir:
                     if exc.errno not in _REFUSED or not self.dest.is_dir():
                         raise
                     self.tmp = self._mkdtemp(inside=True)
-        except OSError as exc:
-            raise cannot_write(exc, self.dest) from None
+        except BaseException as exc:
+            self._unlock()
+            if isinstance(exc, OSError):
+                raise cannot_write(exc, self.dest) from None
+            raise
+
+    def _unlock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+    def __del__(self) -> None:  # dropped without commit() or abort(): the lock goes with it
+        try:
+            self._unlock()
+        except Exception:
+            pass
 
     def _mkdtemp(self, inside: bool) -> Path:
         where, prefix = (self.dest, ".partial-") if inside else (self.dest.parent, f".{self.dest.name}.partial-")
@@ -334,6 +400,12 @@ class StagedDir:
         outputs are never lost; the staging folder is then removed and a :class:`DevolensError`
         raised. Only if even that restoring fails is the staging folder kept (the error names it).
         """
+        try:
+            self._commit(owned)
+        finally:
+            self._unlock()
+
+    def _commit(self, owned: Iterable[str]) -> None:
         # (staged entry or None for a stale owned one, target, where the old entry goes)
         done: list[tuple[Path | None, Path, Path | None]] = []
         aside: Path | None = None
@@ -363,10 +435,11 @@ class StagedDir:
                 self.abort()
             if not isinstance(exc, OSError):
                 raise
+            error = cannot_write(exc, self.dest)  # Exhausted for a full disk or quota: exit 75 either way
             if not restored:
-                raise DevolensError(f"{cannot_write(exc, self.dest).args[0]}; some earlier outputs could not be put "
-                                    f"back, they are in {self.tmp}") from None
-            raise cannot_write(exc, self.dest) from None
+                raise type(error)(f"{error.args[0]}; some earlier outputs could not be put back, they are in "
+                                  f"{self.tmp}") from None
+            raise error from None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     @staticmethod
@@ -386,6 +459,140 @@ class StagedDir:
     def abort(self) -> None:
         """Drop the staged outputs (``dest`` is left as it was)."""
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._unlock()
+
+
+#: the lock files this process holds (:class:`_OutputLock`), closed in a forked child: a worker pool forked
+#: by a run must not keep its output locked after the run
+_held_locks: set[int] = set()
+
+
+def _close_locks_in_child() -> None:
+    for fd in list(_held_locks):
+        try:
+            os.close(fd)  # the parent's own descriptor keeps the lock
+        except OSError:
+            pass
+    _held_locks.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_locks_in_child)
+
+#: open() flag that refuses a symbolic link as the last part of the path (0 where the system has none)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+class _OutputLock:
+    """An exclusive ``fcntl.flock`` on a hidden file beside an output folder, ``.NAME.lock`` (inside it,
+    ``.devolens.lock``, when the folder beside it takes no new file), holding the writer's pid.
+
+    A run killed outright releases it with its process (the file stays, and the next run reuses it); the holder
+    removes the file as it lets go. Where locks cannot be had (not POSIX, a file system without locks, no place
+    for the file, a lock name that is a link or no plain file: never written through) the run goes on unlocked:
+    making the staging folder then reports a real problem.
+    """
+
+    def __init__(self, fd: int, path: Path):
+        self.fd, self.path = fd, path
+
+    @classmethod
+    def take(cls, dest: Path) -> "_OutputLock | None":
+        try:
+            import fcntl
+        except ImportError:  # not POSIX
+            return None
+        real = Path(os.path.realpath(dest))  # one lock whatever the path that names the folder
+        path = real.parent / f".{real.name}.lock"
+        while True:
+            fd = cls._open(path)
+            if fd is None and real.is_dir():  # a folder of one's own in a folder one may not write in
+                path = real / ".devolens.lock"
+                fd = cls._open(path)
+            if fd is None:
+                return None
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pid = cls._holder(fd)
+                    raise DevolensError("another devolens run is writing here" + (f" (pid {pid})" if pid else ""),
+                                        path=dest) from None
+                except OSError:  # no locks on this file system (ENOLCK, EOPNOTSUPP, NFS's EBADF): unlocked
+                    os.close(fd)
+                    return None
+                # a holder removes the file as it lets go: locked, it must still be the file the path names (not
+                # a link put there since)
+                try:
+                    same = os.path.samestat(os.fstat(fd), os.lstat(path))
+                except OSError:
+                    same = False
+                if same:
+                    try:
+                        os.ftruncate(fd, 0)
+                        os.write(fd, f"{os.getpid()}\n".encode())
+                    except OSError:  # opened read-only (another user's file), a full disk: the pid is for messages
+                        pass
+                    _held_locks.add(fd)
+                    return cls(fd, path)
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+
+    @staticmethod
+    def _open(path: Path) -> int | None:
+        """The lock file opened (made when missing); None when it cannot be, or ``path`` is no plain file (a link,
+        a FIFO, a device: never written through, nor removed)."""
+        flags = _NOFOLLOW | getattr(os, "O_NONBLOCK", 0)  # (O_NONBLOCK: a FIFO put there does not hang the open)
+        try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                return None
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return None
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
+        except PermissionError:
+            try:  # another user's lock file in a folder both may write in: read-only is enough for flock
+                fd = os.open(path, os.O_RDONLY | flags)
+            except OSError:
+                return None
+        except OSError:  # (ELOOP: a link, with O_NOFOLLOW)
+            return None
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            os.close(fd)
+            return None
+        return fd
+
+    @staticmethod
+    def _holder(fd: int) -> int | None:
+        try:
+            return int(os.pread(fd, 32, 0).decode("ascii").strip())
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        import fcntl
+
+        if self.fd not in _held_locks:
+            return
+        _held_locks.discard(self.fd)
+        try:
+            if os.path.samestat(os.fstat(self.fd), os.lstat(self.path)):  # (not a link put there since)
+                os.unlink(self.path)  # while still held: a run that opened this file sees it went and retries
+        except OSError:
+            pass
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)  # for forked children's copies too
+        except OSError:
+            pass
+        os.close(self.fd)
 
 
 def missing_folders(path: str | Path) -> list[Path]:

@@ -269,6 +269,20 @@ def folder_files(path: Path) -> list[Path]:
     return files
 
 
+def _subfolders_hint(path: Path, shown: int = 5) -> str:
+    """For a folder without images: ``"; it holds 3 subfolders: a, b, c (give one of them)"``, or ``""`` when it
+    holds none (hidden ones not counted)."""
+    try:
+        subs = sorted((p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")), key=str.lower)
+    except OSError:
+        return ""
+    if not subs:
+        return ""
+    names = ", ".join(subs[:shown]) + (f" and {len(subs) - shown} more" if len(subs) > shown else "")
+    return (f"; it holds {len(subs)} subfolder{'s' if len(subs) != 1 else ''}: {names} "
+            f"(give {'it' if len(subs) == 1 else 'one of them'})")
+
+
 def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int | None = None,
                      pages: str = "time", decode_threads: int | None = None,
                      count: bool = True, missing: str = "raise") -> tuple[Iterator[np.ndarray], list[str] | None, int]:
@@ -326,7 +340,8 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     if path.is_dir():
         files = folder_files(path)
         if not files:
-            raise DevolensError(f"no image files ({', '.join(FOLDER_SUFFIXES)}) in this folder", path=path)
+            raise DevolensError(f"no image files ({', '.join(FOLDER_SUFFIXES)}) in this folder"
+                                + _subfolders_hint(path), path=path)
         # a folder of TIFF stacks (one z-stack per time point, as many microscopes write them):
         # each member is read by the stack rules, so its Z planes are projected (or sliced)
         stacks = _folder_stacks(files, stack_z, channel, pages)

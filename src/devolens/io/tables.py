@@ -35,6 +35,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -97,14 +98,36 @@ def _finish(df: pd.DataFrame, fmt: str, path: Path, meta: dict[str, Any]) -> pd.
 def _sniff_binary(path: Path, head: bytes) -> None:
     if b"\x00" in head:
         raise DevolensError("binary file, not a lineage table (CSV or AceTree zip/folder expected)", path=path)
+    if _not_utf8(head) and not _is_cp1252(head):
+        raise DevolensError(
+            "binary or non-UTF-8 file, not a lineage table (CSV or AceTree zip/folder expected)", path=path
+        )
+
+
+def _not_utf8(head: bytes) -> bool:
+    """Whether the first bytes ``head`` of a file are not UTF-8 (a multi-byte character cut at the end of the
+    sample is no sign)."""
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        # a multi-byte character may be cut at the end of the sample
-        if exc.start < len(head) - 4:
-            raise DevolensError(
-                "binary or non-UTF-8 file, not a lineage table (CSV or AceTree zip/folder expected)", path=path
-            ) from None
+        return exc.start < len(head) - 4
+    return False
+
+
+#: Control bytes that no text table holds (tab, line feed and carriage return are text).
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _is_cp1252(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) is Windows-1252 text that is not UTF-8: Excel's 'CSV (Comma
+    delimited)' saved on Windows, e.g. with a ``µ`` in a header."""
+    if not _not_utf8(head) or _CONTROL_BYTES.search(head):
+        return False
+    try:
+        head.decode("cp1252")
+    except UnicodeDecodeError:  # (five byte values are not cp1252)
+        return False
+    return True
 
 
 def _read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
@@ -357,9 +380,11 @@ def _table_gaps(df: pd.DataFrame) -> list[str]:
     return notes
 
 
-# ----------------------------------------------------------------------------- UTF-16 text
+# ----------------------------------------------------------------------------- UTF-16 and Windows-1252 text
 #: What the readers note about a UTF-16 file they read.
 UTF16_NOTE = "the file is UTF-16 text (Excel's 'Unicode Text'): read as such"
+#: What the readers note about a Windows-1252 file they read.
+CP1252_NOTE = "the file is not UTF-8 but Windows-1252 text (Excel's 'CSV (Comma delimited)'): read as such"
 
 
 def _is_utf16(head: bytes) -> bool:
@@ -367,12 +392,17 @@ def _is_utf16(head: bytes) -> bool:
     return head[:2] in (b"\xff\xfe", b"\xfe\xff") and head[:4] != b"\xff\xfe\x00\x00"
 
 
-def _starts_utf16(path: Path) -> bool:
+def _recoded(path: Path) -> str | None:
+    """``"utf-16"`` or ``"cp1252"`` for a text table the readers read through a UTF-8 copy (:func:`_read_recoded`),
+    None for UTF-8 (and for a file that cannot be read: the reader says why). Told from the first 64 KiB."""
     try:
         with open(path, "rb") as fh:
-            return _is_utf16(fh.read(4))
+            head = fh.read(65536)
     except OSError:
-        return False  # (the reader says why)
+        return None
+    if _is_utf16(head[:4]):
+        return "utf-16"
+    return "cp1252" if b"\x00" not in head and _is_cp1252(head) else None
 
 
 def _utf16_first_line(head: bytes) -> str:
@@ -385,19 +415,21 @@ def _utf16_first_line(head: bytes) -> str:
 
 
 @contextlib.contextmanager
-def _utf8_copy(path: Path) -> Iterator[Path]:
-    """A UTF-8, comma-separated copy of the UTF-16 text file ``path``, with the same name, in a temporary folder
-    beside copies of the files the readers pick up beside a table (EPIC AuxInfo and TIME, a tidy table's
-    .meta.json). Excel's 'Unicode Text' is tab-separated, quoted as CSV: rewritten with commas, line for line
-    (errors name the same lines)."""
+def _utf8_copy(path: Path, encoding: str = "utf-16") -> Iterator[Path]:
+    """A UTF-8, comma-separated copy of the UTF-16 (or Windows-1252: ``encoding``) text file ``path``, with the
+    same name, in a temporary folder beside copies of the files the readers pick up beside a table (EPIC AuxInfo
+    and TIME, a tidy table's .meta.json). Excel's 'Unicode Text' is tab-separated, quoted as CSV: rewritten with
+    commas, line for line (errors name the same lines); a Windows-1252 file is only re-encoded."""
     try:
-        text = path.read_bytes().decode("utf-16")
+        text = path.read_bytes().decode(encoding)
     except UnicodeDecodeError as exc:
-        raise DevolensError(f"this file is UTF-16 text (Excel's 'Unicode Text') that cannot be decoded ({exc.reason} "
-                            f"at byte {exc.start}); save it as CSV UTF-8", path=path) from None
+        kind = ("UTF-16 text (Excel's 'Unicode Text') that cannot be decoded" if encoding == "utf-16"
+                else "neither UTF-8 nor Windows-1252 text")
+        raise DevolensError(f"this file is {kind} ({exc.reason} at byte {exc.start}); save it as CSV UTF-8",
+                            path=path) from None
     text = text.lstrip("\ufeff")
     first = text.split("\n", 1)[0]
-    if "\t" in first and "," not in first:
+    if encoding == "utf-16" and "\t" in first and "," not in first:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         for row in csv.reader(io.StringIO(text, newline=""), delimiter="\t"):
@@ -412,10 +444,11 @@ def _utf8_copy(path: Path) -> Iterator[Path]:
         yield copy
 
 
-def _read_utf16(reader: Callable[..., pd.DataFrame], path: Path, **kwargs: Any) -> pd.DataFrame:
-    """``reader(path, **kwargs)`` on a UTF-8 copy of the UTF-16 file ``path`` (:func:`_utf8_copy`): errors and the
-    table's ``source`` name ``path``, and :data:`UTF16_NOTE` comes first in its notes."""
-    with _utf8_copy(path) as copy:
+def _read_recoded(reader: Callable[..., pd.DataFrame], path: Path, encoding: str, **kwargs: Any) -> pd.DataFrame:
+    """``reader(path, **kwargs)`` on a UTF-8 copy of the UTF-16 or Windows-1252 (``encoding``, :func:`_recoded`)
+    file ``path`` (:func:`_utf8_copy`): errors and the table's ``source`` name ``path``, and :data:`UTF16_NOTE`
+    (:data:`CP1252_NOTE`) comes first in its notes."""
+    with _utf8_copy(path, encoding) as copy:
         try:
             df = reader(copy, **kwargs)
         except DevolensError as exc:
@@ -424,7 +457,7 @@ def _read_utf16(reader: Callable[..., pd.DataFrame], path: Path, **kwargs: Any) 
                 exc.args = (f"{exc.path}: {exc.message}",)
             raise
     df.attrs["source"] = str(path)
-    df.attrs["notes"] = [UTF16_NOTE] + list(df.attrs.get("notes") or [])
+    df.attrs["notes"] = [UTF16_NOTE if encoding == "utf-16" else CP1252_NOTE] + list(df.attrs.get("notes") or [])
     return df
 
 
@@ -468,7 +501,8 @@ def detect_format(path: str | Path) -> str:
         first = head.decode("utf-16", errors="replace").lstrip("\ufeff").splitlines()[0]
     else:
         _sniff_binary(path, head)
-        first = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
+        encoding = "cp1252" if _is_cp1252(head) else "utf-8"  # (Excel's CSV on Windows: read_* recode it)
+        first = head.decode(encoding, errors="replace").lstrip("\ufeff").splitlines()[0]
     cols = {c.strip().strip('"') for c in first.split(",")}
     # before the separator check: an EPIC TIME file is tab-separated, and "use commas" would mislead
     _refuse_epic_companion(path, first, cols)
@@ -805,8 +839,9 @@ def read_epic(
         raise DevolensError("file not found", path=path)
     if path.is_dir():
         raise DevolensError("is a folder, not an EPIC CD table", path=path)
-    if _starts_utf16(path):
-        return _read_utf16(read_epic, path, auxinfo=auxinfo, time_file=time_file)
+    encoding = _recoded(path)
+    if encoding:
+        return _read_recoded(read_epic, path, encoding, auxinfo=auxinfo, time_file=time_file)
     with open(path, "rb") as fh:
         _sniff_binary(path, fh.read(65536))
     sep = _epic_sep(path)
@@ -919,7 +954,15 @@ def _acetree_sources(path: Path, notes: list[str] | None = None) -> list[tuple[i
                                  "the one AceTree reads")
                 by_folder = {"nuclei": by_folder["nuclei"]}
             members = sorted(next(iter(by_folder.values())))
-            return [(t, zf.read(name)) for t, name in members]
+            sources = []
+            for t, name in members:
+                try:
+                    sources.append((t, zf.read(name)))
+                except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # a damaged member (bad CRC...)
+                    detail = " ".join(str(exc).split()) or type(exc).__name__
+                    raise DevolensError(f"zip member {name} is damaged ({detail}): the zip is corrupt or incomplete "
+                                        "(an interrupted copy?)", path=path) from None
+            return sources
     except zipfile.BadZipFile as exc:
         raise DevolensError(f"not a valid zip file ({exc})", path=path) from None
 
@@ -1187,8 +1230,9 @@ def read_positions(path: str | Path) -> pd.DataFrame:
     ['embryo', 'time', 'cell', 'x', 'y', 'z', 'size']
     """
     path = _table_path(path)
-    if path.is_file() and _starts_utf16(path):
-        return _read_utf16(read_positions, path)
+    encoding = _recoded(path) if path.is_file() else None
+    if encoding:
+        return _read_recoded(read_positions, path, encoding)
     try:
         detect_format(path)
     except UnrecognisedColumns as exc:
@@ -1306,8 +1350,9 @@ def read_tidy(path: str | Path) -> pd.DataFrame:
         raise DevolensError("file not found", path=path)
     if path.is_dir():
         raise DevolensError("is a folder, not a tidy CSV", path=path)
-    if _starts_utf16(path):
-        return _read_utf16(read_tidy, path)
+    encoding = _recoded(path)
+    if encoding:
+        return _read_recoded(read_tidy, path, encoding)
     with open(path, "rb") as fh:
         _sniff_binary(path, fh.read(65536))
     above = _lines_before_header(path)  # blank lines read as rows, dropped below: labels give lines (_line)
@@ -1326,7 +1371,7 @@ def read_tidy(path: str | Path) -> pd.DataFrame:
     mp = _meta_path(path)
     if mp.exists():
         try:
-            saved = json.loads(mp.read_text())
+            saved = json.loads(mp.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DevolensError(f"metadata sidecar is not valid JSON ({exc})", path=mp) from None
         if not isinstance(saved, dict):
@@ -1391,7 +1436,7 @@ def write_tidy(df: pd.DataFrame, path: str | Path, metadata: bool = True) -> Pat
         text = json.dumps(_jsonable(meta), indent=1)
         with atomic_path(path) as tmp_csv, atomic_path(_meta_path(path)) as tmp_meta:
             out.to_csv(tmp_csv, index=False)
-            tmp_meta.write_text(text)
+            tmp_meta.write_text(text, encoding="utf-8")
     else:
         with atomic_path(path) as tmp_csv:
             out.to_csv(tmp_csv, index=False)

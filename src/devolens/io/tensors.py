@@ -4,15 +4,23 @@ safetensors' ``save_file`` writes its file with mode 0600 (a private temporary r
 saved with it are unreadable to everyone but their owner: on a shared install, other users cannot load a model
 that ships. :func:`save_tensors` writes through :func:`~devolens.io.atomic.atomic_path`, which gives the file the
 usual mode (0666 less the umask). And safetensors reports a file it may not read as missing ("No such file or
-directory", while the file is there): :func:`load_tensors` says what is wrong instead.
+directory", while the file is there), and a truncated one in its own terms ("incomplete metadata"): :func:`load_tensors`
+says what is wrong instead, naming the file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from devolens.errors import DevolensError
 from devolens.io.atomic import atomic_path
+
+
+class DamagedTensorsError(DevolensError, SafetensorError):
+    """A safetensors file that is not whole (truncated, overwritten): a one-line :class:`DevolensError` naming the
+    file, and still the ``SafetensorError`` that callers catching safetensors' own error expect."""
 
 
 def unreadable(path: str | Path) -> DevolensError:
@@ -43,8 +51,9 @@ def load_tensors(path: str | Path, framework: str = "pt", device: str = "cpu") -
     Raises
     ------
     DevolensError
-        The file exists but may not be read (permissions). Other errors (a missing or damaged file) are
-        safetensors' own, for the caller to word.
+        The file exists but may not be read (permissions), or it is damaged or incomplete (a truncated copy: not a
+        whole safetensors file; :class:`DamagedTensorsError`, also a ``SafetensorError``). A missing file raises
+        safetensors' own error, for the caller to word.
     """
     path = Path(path)
     try:
@@ -66,3 +75,12 @@ def load_tensors(path: str | Path, framework: str = "pt", device: str = "cpu") -
         if path.is_file():  # safetensors calls a file it may not open missing
             raise unreadable(path) from None
         raise
+    except SafetensorError as exc:  # a truncated or damaged file ("incomplete metadata", "invalid header length"...)
+        raise damaged(path, exc) from None
+
+
+def damaged(path: str | Path, exc: BaseException | None = None) -> DamagedTensorsError:
+    """The one-line error for a safetensors file that is not whole (truncated, overwritten)."""
+    detail = "" if exc is None else " ".join(str(exc).split())
+    return DamagedTensorsError("this safetensors file is damaged or incomplete (an interrupted copy?)"
+                         + (f": {detail}" if detail else ""), path=path)

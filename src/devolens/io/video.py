@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
 import re
 import struct
@@ -23,7 +25,7 @@ from devolens.errors import DevolensError
 from devolens.io.atomic import atomic_path
 
 __all__ = ["iter_video_frames", "write_video", "video_info", "VideoInfo", "VideoFrames", "VideoDamage", "video_damage",
-           "container_count", "ContainerCount"]
+           "container_count", "ContainerCount", "decoder_threads", "check_fps"]
 
 
 def _first_line(exc: Exception) -> str:
@@ -102,8 +104,12 @@ def _timestamps_supported() -> bool:
 
 
 class _Timestamps:
-    """Each decoded frame's timestamp, read from the file ffmpeg writes them to (``-stats_enc_pre``: a line per
-    frame, written and flushed before the frame goes into the pipe), to find frames missing mid-file.
+    """Each decoded frame's timestamp, as ffmpeg writes them (``-stats_enc_pre``: a line per frame, written and
+    flushed before the frame goes into the pipe), to find frames missing mid-file.
+
+    On Linux ffmpeg writes them into a pipe of this process, which it opens by its ``/proc/PID/fd`` name: nothing is
+    written to disk, and nothing is left behind however the run ends. Elsewhere into a temporary file, removed as
+    soon as ffmpeg holds it open; with no writable temporary folder there are no timestamps (:meth:`make`).
 
     :meth:`lost_before` says how many frames are missing before a frame, given its timestamp and the next
     frame's: only in a video whose frames have come at one constant step (at least :data:`STEADY` steps seen)
@@ -116,10 +122,15 @@ class _Timestamps:
 
     STEADY = 2
     MAX_GAP = 25
+    #: seconds a frame's line may take to come after the frame (it is written before it)
+    WAIT = 0.1
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, pipe: tuple[int, int] | None = None):
         self._path = file
+        self._pipe = pipe  # (read end, write end) of the pipe ffmpeg writes to; None: the file
         self._fh = None
+        self._lines: list[bytes] = []  # whole lines read from the pipe and not yet taken
+        self._part = b""
         self._step: int | None = None
         self._steady = 0
         self._seen = 0
@@ -128,14 +139,93 @@ class _Timestamps:
         #: every step between frames' stamps (its length -> times seen): :attr:`irregular`
         self._steps: dict[int, int] = {}
 
+    @classmethod
+    def make(cls) -> "_Timestamps | None":
+        """Where ffmpeg is to write the stamps: a pipe (Linux), else a temporary file (:meth:`in_file`); None where
+        neither can be had (no writable temporary folder: the frames are then numbered as they come)."""
+        import os
+        import sys
+
+        if sys.platform.startswith("linux"):
+            r, w = os.pipe()
+            target = f"/proc/{os.getpid()}/fd/{w}"
+            if os.path.exists(target):
+                os.set_blocking(r, False)
+                return cls(target, (r, w))
+            os.close(r)
+            os.close(w)
+        return cls.in_file()
+
+    @classmethod
+    def in_file(cls) -> "_Timestamps | None":
+        """Stamps written to a temporary file; None without a writable temporary folder."""
+        import os
+        import tempfile
+
+        try:
+            fd, name = tempfile.mkstemp(prefix="devolens-pts-", suffix=".txt")
+        except OSError:
+            return None
+        os.close(fd)
+        return cls(name)
+
     def options(self) -> list[str]:
         return ["-stats_enc_pre", self._path, "-stats_enc_pre_fmt", "{pts}"]
 
     def next_pts(self) -> int | None:
         """The timestamp of the frame just read from the pipe (its line is written before the frame); None, and
         the reasoning off, when there is none."""
-        if self.broken:  # (after irregular steps stamps are still read: they count for irregular)
+        if self._pipe is not None:
+            line = self._pipe_line()
+        else:
+            if self.broken:  # (after irregular steps stamps are still read: they count for irregular)
+                return None
+            line = self._file_line()
+        if line is None:
             return None
+        try:
+            if not line.endswith("\n"):
+                raise ValueError(line)
+            return int(line.strip())
+        except ValueError:  # no whole line: timestamps out of step, so none is trusted from here on
+            self.off = self.broken = True
+            return None
+
+    def _pipe_line(self) -> str | None:
+        import select
+        import time as _time
+
+        self._pull()
+        if self.broken:  # the pipe is still drained: ffmpeg must never wait on it
+            self._lines.clear()
+            return None
+        deadline = _time.monotonic() + self.WAIT
+        while not self._lines:
+            left = deadline - _time.monotonic()
+            if left <= 0:
+                break
+            select.select([self._pipe[0]], [], [], left)
+            self._pull()
+        if not self._lines:
+            self.off = self.broken = True
+            return None
+        return self._lines.pop(0).decode("ascii", "replace") + "\n"
+
+    def _pull(self) -> None:
+        """Take what the pipe holds (never waits)."""
+        import os
+
+        while True:
+            try:
+                data = os.read(self._pipe[0], 65536)
+            except (BlockingIOError, OSError):
+                return
+            if not data:
+                return
+            *lines, self._part = (self._part + data).split(b"\n")
+            self._lines.extend(lines)
+
+    def _file_line(self) -> str | None:
         if self._fh is None:
             try:
                 self._fh = open(self._path, encoding="ascii", errors="replace")
@@ -149,13 +239,7 @@ class _Timestamps:
                 break
             time.sleep(0.002)
             line += self._fh.readline()
-        try:
-            if not line.endswith("\n"):
-                raise ValueError(line)
-            return int(line.strip())
-        except ValueError:  # no whole line: timestamps out of step, so none is trusted from here on
-            self.off = self.broken = True
-            return None
+        return line
 
     def lost_before(self, prev: int | None, pts: int | None, after: int | None) -> int:
         """Frames missing between the frames stamped ``prev`` and ``pts`` (None: unknown), ``after`` the next
@@ -203,6 +287,16 @@ class _Timestamps:
         return any(abs(m / usual - max(1, round(m / usual))) > 0.15 for m, _ in means)
 
     def close(self) -> None:
+        import os
+
+        if self._pipe is not None:
+            for fd in self._pipe:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self._pipe = None
+            return
         if self._fh is not None:
             self._fh.close()
         self._remove()
@@ -210,6 +304,8 @@ class _Timestamps:
     def _remove(self) -> None:
         import os
 
+        if self._pipe is not None:
+            return
         try:
             os.remove(self._path)
         except OSError:
@@ -1049,6 +1145,30 @@ class VideoFrames:
         return self._state.get("damage")
 
 
+#: ffmpeg decoder threads of the readers that do not choose theirs (None: ffmpeg's choice; see decoder_threads); a
+#: context variable: each thread (and asyncio task) has its own setting
+_DEFAULT_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("devolens_decoder_threads",
+                                                                            default=None)
+
+
+@contextlib.contextmanager
+def decoder_threads(threads: int | None) -> Iterator[None]:
+    """Within the block, videos opened by :func:`iter_video_frames` without ``threads`` are decoded by ``threads``
+    ffmpeg threads (None: ffmpeg's choice, as outside it): ``devolens curate frames --threads``. The setting is the
+    calling thread's own (other threads, and threads started in the block, keep theirs).
+
+    >>> with decoder_threads(2):                          # doctest: +SKIP
+    ...     report = curate_path("movie.mp4")
+    """
+    if threads is not None and int(threads) < 1:
+        raise DevolensError(f"threads must be >= 1, got {threads}")
+    token = _DEFAULT_THREADS.set(None if threads is None else int(threads))
+    try:
+        yield
+    finally:
+        _DEFAULT_THREADS.reset(token)
+
+
 def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None = None,
                       mark_lost: bool = False) -> VideoFrames:
     """Stream the frames of a video (mp4, avi, mkv, mpg, ts...) as uint8 RGB arrays (H, W, 3).
@@ -1062,7 +1182,8 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
     every : int
         Yield every ``every``-th frame (1 = all; frames counted as numbered in the video, lost ones included).
     threads : int, optional
-        Decoder threads (ffmpeg ``-threads``); default: ffmpeg's choice (about one per core).
+        Decoder threads (ffmpeg ``-threads``); default: ffmpeg's choice (about one per core), or the number a
+        :func:`decoder_threads` block around the call sets.
         Streaming commands that process frames on the other cores as they come pass 1: one
         thread decodes a 752x512 H.264 frame in ~5 ms and leaves the cores to the network.
     mark_lost : bool
@@ -1085,6 +1206,8 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
         Missing, unreadable or corrupt file (also raised mid-stream if decoding fails).
     """
     state: dict = {"path": Path(path)}
+    if threads is None:
+        threads = _DEFAULT_THREADS.get()
     return VideoFrames(_video_frames(Path(path), every, threads, mark_lost, state), state)
 
 
@@ -1098,27 +1221,32 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
     # every decoded frame once: ffmpeg's default for a raw pipe resamples to a constant rate, which repeats
     # frames of a variable-frame-rate file (a timelapse of irregular intervals: 10 frames came out as 104)
     params["output_params"] = _passthrough()
-    stamps = None
-    if mark_lost and _timestamps_supported():
-        import os
-        import tempfile
-
-        fd, name = tempfile.mkstemp(prefix="devolens-pts-", suffix=".txt")
-        os.close(fd)
-        stamps = _Timestamps(name)
-        params["output_params"] = params["output_params"] + stamps.options()
+    stamps = _Timestamps.make() if mark_lost and _timestamps_supported() else None
     _quiet_size_warning()
-    # ffmpeg's stderr, read by imageio-ffmpeg's own thread as it decodes, is also searched for messages of damage
-    log = _StderrLog() if _install_tee() else None
+    tee = _install_tee()
+    log = None
     try:
-        try:
-            _TEE.log = log
+        while True:
+            # ffmpeg's stderr, read by imageio-ffmpeg's own thread as it decodes, is also searched for messages of
+            # damage
+            log = _StderrLog() if tee else None
+            options = dict(params, output_params=params["output_params"] + (stamps.options() if stamps else []))
             try:
-                reader = _get_reader(path, **params)
-            finally:
-                _TEE.log = None
-        except Exception as exc:
-            raise DevolensError(f"cannot read video: {_open_reason(exc)}", path=path) from None
+                _TEE.log = log
+                try:
+                    reader = _get_reader(path, **options)
+                finally:
+                    _TEE.log = None
+            except Exception as exc:
+                if stamps is not None and "stats file" in str(exc):  # where the stamps go cannot be opened
+                    piped = stamps._pipe is not None
+                    stamps.close()
+                    # a pipe ffmpeg cannot open by its /proc name: a temporary file instead; else read without
+                    # them (the frames numbered as they come)
+                    stamps = _Timestamps.in_file() if piped else None
+                    continue
+                raise DevolensError(f"cannot read video: {_open_reason(exc)}", path=path) from None
+            break
         if log is not None and not log.attached:
             log = None
         try:
@@ -1195,6 +1323,117 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
             stamps.close()
 
 
+#: the frame rates :func:`write_video` takes (what ffmpeg's mp4 writer does: 1/100000 s and 10^12 fps fail)
+MIN_FPS = 0.001
+MAX_FPS = 100_000.0
+
+
+def check_fps(fps, what: str = "fps") -> float:
+    """``fps`` as a float, refused (DevolensError naming ``what``, e.g. ``--fps``) unless a number within
+    :data:`MIN_FPS`..:data:`MAX_FPS`."""
+    import math
+
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise DevolensError(f"{what} must be a number of frames per second, got {fps!r}") from None
+    if not (math.isfinite(value) and MIN_FPS <= value <= MAX_FPS):
+        raise DevolensError(f"{what} must be within {MIN_FPS:g}..{MAX_FPS:g} frames per second, got {fps}")
+    return value
+
+
+def _encoder_exe() -> str:
+    """The ffmpeg that :func:`write_video` runs: imageio-ffmpeg's."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+class _Encoder:
+    """ffmpeg encoding yuv420p frames sent to its stdin into an H.264 file: the command imageio-ffmpeg's
+    ``write_frames`` runs for these settings (the same bytes), its stderr kept (not printed) and its exit status
+    checked (:meth:`finish`)."""
+
+    def __init__(self, path: Path, size: tuple[int, int], fps: float, quality: float, preset: str):
+        import collections
+        import os
+        import subprocess
+        from fractions import Fraction
+
+        crf = int((1 - quality / 10.0) * 51)  # imageio-ffmpeg's quality -> crf, for libx264
+        cmd = [_encoder_exe(), "-y", "-f", "rawvideo", "-vcodec", "rawvideo",
+               "-s", f"{size[0]:d}x{size[1]:d}", "-pix_fmt", "yuv420p", "-r", str(Fraction(fps).limit_denominator()),
+               "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf), "-v", "error",
+               "-preset", str(preset), "-threads", "1", str(path)]
+        # its own process group (as imageio-ffmpeg starts it): Ctrl-C reaches this process, which stops it
+        extra = {"process_group": 0} if os.name == "posix" else {}
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     **extra)
+        self.lines: collections.deque = collections.deque(maxlen=20)  # its last messages
+        self._reader = threading.Thread(target=self._read_stderr, name="devolens-ffmpeg-log", daemon=True)
+        self._reader.start()
+
+    def _read_stderr(self) -> None:
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").strip()
+            if line and not line.startswith("Last message repeated"):
+                self.lines.append(line)
+
+    def send(self, data) -> bool:
+        """Write a frame; False when ffmpeg has stopped taking them (it failed: :meth:`finish` says why)."""
+        try:
+            self.proc.stdin.write(data)
+        except (BrokenPipeError, ValueError, OSError):
+            return False
+        return True
+
+    def finish(self, path: Path) -> None:
+        """Close ffmpeg's input, wait for it to end and raise DevolensError (naming ``path``) if it failed."""
+        import errno
+        import os
+
+        from devolens.io.atomic import cannot_write
+
+        try:
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        code = self.proc.wait()
+        self._reader.join(5.0)
+        self.proc.stderr.close()
+        text = " ".join(self.lines)
+        for name in ("ENOSPC", "EDQUOT", "EFBIG"):
+            number = getattr(errno, name, None)
+            if number is not None and os.strerror(number) in text:
+                raise cannot_write(OSError(number, os.strerror(number)), path)
+        if code != 0:
+            if self.lines:
+                said = self.lines[-1]
+            elif code < 0:
+                import signal
+
+                try:
+                    said = f"stopped by {signal.Signals(-code).name}"
+                except ValueError:
+                    said = f"stopped by signal {-code}"
+            else:
+                said = f"exit status {code}"
+            raise DevolensError(f"cannot write video: ffmpeg failed ({said})", path=path)
+
+    def kill(self) -> None:
+        """Stop ffmpeg at once (an error or an interruption on this side)."""
+        try:
+            self.proc.kill()
+            self.proc.wait()
+        except OSError:
+            pass
+        for stream in (self.proc.stdin, self.proc.stderr):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+
+
 def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.0, *, quality: float = 7.0,
                 preset: str = "veryfast") -> Path:
     """Encode frames into a video (H.264 mp4 by default), atomically.
@@ -1206,9 +1445,9 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.
     path : str or Path
         Destination (``.mp4``; the suffix picks the container).
     fps : float
-        Frames per second.
+        Frames per second, within :data:`MIN_FPS`..:data:`MAX_FPS`.
     quality : float
-        imageio-ffmpeg quality, 0 (worst) to 10 (best).
+        imageio-ffmpeg's quality scale, 1 (worst) to 10 (best).
     preset : str
         x264 speed preset (``ultrafast`` ... ``veryslow``); ``veryfast`` encodes several
         times faster than x264's default ``medium`` at a slightly larger file.
@@ -1220,14 +1459,18 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.
     Raises
     ------
     DevolensError
-        No frames, or frames of different shapes.
+        No frames, frames of different shapes, a frame rate out of range, or ffmpeg failed to write the file (a
+        full disk: ``cannot write output: No space left on device``); nothing is left at ``path`` then.
     """
     import cv2
-    import imageio_ffmpeg
 
     path = Path(path)
+    fps = check_fps(fps)
+    if not 1 <= float(quality) <= 10:
+        raise DevolensError(f"video quality must be within 1..10, got {quality}")
     n = 0
     shape = None
+    stopped = False
     with atomic_path(path) as tmp:
         writer = None
         try:
@@ -1250,17 +1493,19 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.
                 if writer is None:
                     # frames go to ffmpeg as yuv420p, converted here by OpenCV (BT.601, limited range:
                     # what ffmpeg's own conversion gives), one x264 thread: ~25% less CPU than rgb24
-                    writer = imageio_ffmpeg.write_frames(
-                        str(tmp), (arr.shape[1], arr.shape[0]), pix_fmt_in="yuv420p", pix_fmt_out="yuv420p",
-                        fps=fps, codec="libx264", quality=quality, macro_block_size=1, ffmpeg_log_level="error",
-                        output_params=["-preset", str(preset), "-threads", "1"],
-                    )
-                    writer.send(None)
-                writer.send(cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2YUV_I420))
+                    writer = _Encoder(tmp, (arr.shape[1], arr.shape[0]), fps, float(quality), preset)
+                if not writer.send(cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2YUV_I420)):
+                    stopped = True  # ffmpeg ended early: finish() says why
+                    break
                 n += 1
-        finally:
+            if writer is None:
+                raise DevolensError("no frames to write", path=path)
+            writer.finish(path)
+        except BaseException:  # (Ctrl-C while ffmpeg finishes included: it runs in its own process group)
             if writer is not None:
-                writer.close()
-        if n == 0:
-            raise DevolensError("no frames to write", path=path)
+                writer.kill()
+            raise
+        if stopped or tmp.stat().st_size == 0:
+            raise DevolensError(f"cannot write video: ffmpeg {'ended early' if stopped else 'wrote nothing'}",
+                                path=path)
     return path

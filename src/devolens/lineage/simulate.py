@@ -252,6 +252,13 @@ def load_params(params: dict | str | Path | None = None) -> dict:
     -------
     dict
         A complete parameter dict (a copy; modifying it changes nothing global).
+
+    Raises
+    ------
+    DevolensError
+        A parameter the simulator cannot use, named: an unknown key (the closest known one suggested), null, another
+        kind of value than the shipped one, or one out of range. Keys that start with ``_`` (``"_comment"``) are
+        ignored.
     """
     base = _shipped_params()
     if params is None:
@@ -264,9 +271,86 @@ def load_params(params: dict | str | Path | None = None) -> dict:
             raise DevolensError(f"cannot read simulator parameters: {exc}", path=path) from None
     if not isinstance(params, dict):
         raise DevolensError("simulator params must be a dict or a JSON file path")
+    params = _without_comments(params)
+    _check_given(params, base)
     merged = _merge(base, params)
     _check_params(merged)
     return merged
+
+
+#: tables whose keys are names (cells, lineage groups, embryos, population letters), not parameters
+_NAMED_TABLES = {("cycle", "by_name"), ("cycle", "by_group"), ("cycle", "tempo"), ("cycle", "group_source"),
+                 ("apoptosis",), ("division_letters",), ("radial",), ("observed",)}
+#: keys the simulator reads that the shipped file may leave out (their defaults are in the code)
+_OPTIONAL_KEYS = {("physics", "envelope_cells")}
+#: keys a parameter file may set to null (no radial drift; no measured size curve: the power law)
+_NULLABLE = {("radial",), ("size", "curve_n"), ("size", "curve_size")}
+
+
+def _without_comments(params: dict) -> dict:
+    """``params`` without its keys that start with ``_`` (``"_comment"``: notes in a JSON file), at any depth."""
+    return {k: _without_comments(v) if isinstance(v, dict) else v for k, v in params.items()
+            if not (isinstance(k, str) and k.startswith("_"))}
+
+
+def _param_error(key: str, value: Any, want: str) -> DevolensError:
+    return DevolensError(f"simulator parameter {key} = {value!r}: must be {want}")
+
+
+def _want(path: tuple, base: Any) -> str:
+    """What a parameter at ``path`` (shipped value ``base``) must be, in words."""
+    if path == ("start",):
+        return "'P0' or '4cell'"
+    if path in _LIMITS:
+        least, equal = _LIMITS[path]
+        return f"a number {'>=' if equal else '>'} {least:g}"
+    if isinstance(base, dict):
+        return "a table of values (a JSON object)"
+    if isinstance(base, list):
+        return f"a list of {len(base)} numbers" if path[0] == "embryo" else "a list of numbers"
+    if checks.is_number(base):
+        return "a finite number"
+    return "a string" if isinstance(base, str) else "a value"
+
+
+def _check_given(over: dict, base: dict, path: tuple = ()) -> None:
+    """Refuse what a parameter file sets that the simulator cannot read, naming the key: an unknown key (the closest
+    known one suggested), null, or another kind of value than the shipped one (a string for a number, a number for
+    a table). Tables of names (cells, lineage groups) are left to :func:`_check_params`."""
+    import difflib
+
+    for k, v in over.items():
+        here = path + (k,)
+        key = ".".join(map(str, here))
+        if k not in base and here not in _OPTIONAL_KEYS:
+            known = [str(x) for x in base] + [o[-1] for o in _OPTIONAL_KEYS if o[:-1] == path]
+            hint = difflib.get_close_matches(str(k), known, n=1)
+            raise DevolensError(f"unknown simulator parameter {key}"
+                                + (f" (did you mean {'.'.join(map(str, path + (hint[0],)))}?)" if hint else
+                                   f" (known: {', '.join(sorted(known))})"))
+        b = base.get(k)
+        if v is None:
+            if b is None or here in _NULLABLE:
+                continue
+            raise _param_error(key, v, _want(here, b))
+        if isinstance(b, dict):
+            if not isinstance(v, dict):
+                raise _param_error(key, v, _want(here, b))
+            if here not in _NAMED_TABLES:
+                _check_given(v, b, here)
+        elif here == ("physics", "jitter"):  # a number, or [at 4 cells, at 350 cells]
+            if not (checks.is_number(v) and math.isfinite(v) or isinstance(v, list) and len(v) == 2 and all(
+                    checks.is_number(x) and math.isfinite(x) for x in v)):
+                raise _param_error(key, v, "a number or a list of 2 numbers ([at 4 cells, at 350 cells])")
+        elif isinstance(b, list) and all(checks.is_number(x) for x in b):
+            if not isinstance(v, list) or not all(checks.is_number(x) and math.isfinite(x) for x in v) or (
+                    here[0] == "embryo" and len(v) != len(b)):
+                raise _param_error(key, v, _want(here, b))
+        elif checks.is_number(b):
+            if not checks.is_number(v) or not math.isfinite(v):
+                raise _param_error(key, v, _want(here, b))
+        elif isinstance(b, str) and not isinstance(v, str):
+            raise _param_error(key, v, _want(here, b))
 
 
 #: numbers a parameter file may set, by path, with the least value each may take and whether it may equal it
@@ -303,6 +387,14 @@ def _check_params(p: dict) -> None:
     for key in ("by_group", "by_name"):
         if not isinstance(p["cycle"].get(key, {}), dict):
             raise bad(f"cycle.{key}", p["cycle"][key], "a table of values (a JSON object)")
+    n = p.get("default_n_cells")
+    if not (checks.is_number(n) and float(n).is_integer() and 1 <= n <= MAX_CELLS):
+        raise bad("default_n_cells", n, f"a whole number from 1 to {MAX_CELLS}")
+    for name, entry in p.get("apoptosis", {}).items():  # {"p": chance, "life": time points}
+        chance, life_ = (entry.get("p"), entry.get("life")) if isinstance(entry, dict) else (None, None)
+        if not (checks.is_number(chance) and 0 <= chance <= 1 and checks.is_number(life_) and math.isfinite(life_)
+                and life_ >= 0):
+            raise bad(f"apoptosis.{name}", entry, 'a table {"p": a chance from 0 to 1, "life": time points >= 0}')
     size = p["size"]
     if size.get("max") is not None and size.get("min") is not None and size["max"] < size["min"]:  # numbers above
         raise bad("size.max", size["max"], f"at least size.min ({size['min']!r})")
@@ -525,7 +617,8 @@ def simulate_embryo(
         Seed of the ``numpy.random.Generator``; the same seed gives the same table.
     n_cells : int, optional
         Stop at the first time point whose cell count reaches ``n_cells`` (at most ``MAX_CELLS``, 2000). When neither
-        ``n_cells`` nor ``n_times`` is given, ``params["default_n_cells"]`` (360) is used.
+        ``n_cells`` nor ``n_times`` is given, ``params["default_n_cells"]`` (360) is used. Without ``n_times``, an
+        embryo that cannot reach ``n_cells`` within 2000 time points (parameters of one's own) is refused.
     n_times : int, optional
         Stop after this many time points (~90 s each; at most ``MAX_TIMES``, 600).
     params : dict, str or Path, optional
@@ -684,10 +777,14 @@ def simulate_embryo(
             progress(t, max_times)
         if n_cells is not None and n >= int(n_cells):
             break
+        if n_times is None and n_cells is not None and min(events, default=math.inf) > max_times:
+            raise _short_of(n, n_cells, t, max_times)  # no cell divides before the last time point
         if n > RUNAWAY_CELLS:  # parameters of one's own that divide far faster than an embryo
             raise DevolensError(f"the simulated embryo passed {RUNAWAY_CELLS} cells at time point {t}: its parameters "
                                 "divide far faster than a C. elegans embryo; ask for fewer time points or check params")
 
+    if n_times is None and n_cells is not None and n < n_cells:
+        raise _short_of(n, n_cells, max_times, max_times)
     allpos = np.concatenate(rows_pos)
     x, y, z = _to_image(allpos, emb, float(p["zscale"]))
     df = pd.DataFrame(
@@ -716,6 +813,17 @@ def simulate_embryo(
         }
     )
     return df
+
+
+def _short_of(n: int, n_cells: int, t: int, max_times: int) -> DevolensError:
+    """The error for an embryo that cannot reach the cells asked for within ``max_times`` time points (parameters of
+    one's own, e.g. a p0_life of years): refused rather than a table of thousands of time points short of them."""
+    cells = f"{n} cell{'s' if n != 1 else ''}"
+    when = (f"stops at {cells} (no division due before time point {max_times})" if t < max_times
+            else f"has only {cells} after {max_times} time points")
+    return DevolensError(f"the simulated embryo {when}, short of the {n_cells} cells asked for: its parameters "
+                         "(p0_life, cycle lengths) divide far slower than a C. elegans embryo; check params, or give "
+                         "--times")
 
 
 def inside_ellipsoid(df: pd.DataFrame, ellipsoid: dict | None = None, zscale: float | None = None) -> np.ndarray:

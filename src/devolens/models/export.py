@@ -95,7 +95,7 @@ def named_kind(run: str | Path) -> str | None:
     """The kind the recipe of training run ``run`` is named for (``nuclei``, ``membrane``), None when its name says
     neither or best.json cannot be read (:func:`card_from_run` says why)."""
     try:
-        cfg = json.loads((Path(run) / "best.json").read_text())
+        cfg = json.loads((Path(run) / "best.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     recipe = cfg.get("recipe") if isinstance(cfg, dict) else None
@@ -109,7 +109,7 @@ def _tuning_study(folder: Path) -> DevolensError | None:
     if not (folder / "trials").is_dir():
         return None
     try:
-        best = json.loads((folder / "best.json").read_text())
+        best = json.loads((folder / "best.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         best = None
     what = "a tuning study (`devolens tune`), not a training run: each trial is a run in trials/trial_NNNN"
@@ -219,7 +219,7 @@ def _run_start(run: Path) -> dict:
     """What a fine-tuning run's run.json says of its starting weights: their score before the first epoch
     (``start_value``, ``init``) and, when no epoch beat them, the line saying so (``note``)."""
     try:
-        start = json.loads((run / "run.json").read_text()).get("start")
+        start = json.loads((run / "run.json").read_text(encoding="utf-8")).get("start")
     except (OSError, ValueError, AttributeError):
         return {}
     if not isinstance(start, dict) or start.get("value") is None:
@@ -416,12 +416,12 @@ def _flat_md(x) -> str:
 
 def write_card_md(card: dict, path: Path, load_name: str | None = None) -> None:
     """Write ``card`` as Markdown (``card.md``); ``load_name``: what to pass to ``load`` (the name)."""
-    path.write_text(card_md(card, load_name))
+    path.write_text(card_md(card, load_name), encoding="utf-8")
 
 
 def write_card(card: dict, folder: Path, load_name: str | None = None) -> None:
     """Write ``card`` into a model folder: ``card.json`` and the same card as ``card.md`` (:func:`write_card_md`)."""
-    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     write_card_md(card, folder / "card.md", load_name)
 
 

@@ -54,8 +54,8 @@ def int8_fast_here() -> bool:
 
     Without them oneDNN's int8 kernels are both slower and exposed to 16-bit saturation
     of the products of unreduced 8-bit activations, so ``precision="auto"`` keeps bf16
-    there (explicit ``"int8"`` still runs). Read from ``/proc/cpuinfo``; False where that
-    file does not exist (other systems).
+    (or fp32: :func:`bf16_fast_here`) there (explicit ``"int8"`` still runs). Read from ``/proc/cpuinfo``; False where that
+    file does not exist: off Linux (macOS, Windows) int8 is never chosen automatically.
     """
     try:
         with open("/proc/cpuinfo") as fh:
@@ -66,6 +66,20 @@ def int8_fast_here() -> bool:
     except OSError:
         pass
     return False
+
+
+@lru_cache(maxsize=1)
+def bf16_fast_here() -> bool:
+    """True when this CPU has native bf16 arithmetic for oneDNN (x86: AVX-512; ARM: the BF16 extension).
+
+    Elsewhere (AVX2-only CPUs, Apple M1) bf16 autocast is emulated and some 3-4x slower than fp32,
+    so ``precision="auto"`` runs fp32 there (explicit ``"bf16"`` still runs). True where this
+    PyTorch has no such check (the choice made before it was asked).
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # (AttributeError/RuntimeError: no such operator in this build)
+        return True
 
 
 @lru_cache(maxsize=1)
@@ -183,8 +197,9 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
 
     ``precision="auto"``: int8 when ``fast``, ``params`` (a card's ``int8.activations``) are
     given, the network is quantizable with inputs on its grid (``multiple`` a multiple of
-    ``2**depth``), this PyTorch supports int8, the CPU has VNNI/AMX and the torch CPU
-    backend runs it; else bf16 when ``fast``, else fp32. Explicit ``"int8"`` needs all
+    ``2**depth``), this PyTorch supports int8, the CPU has VNNI/AMX (read on Linux only) and the
+    torch CPU backend runs it; else bf16 when ``fast`` and the CPU has native bf16
+    (:func:`bf16_fast_here`), else fp32. Explicit ``"int8"`` needs all
     but the VNNI/AMX condition; explicit ``"bf16"``/``"fp32"`` are kept. Other devices (GPUs):
     bf16 autocast for ``"bf16"`` or ``"auto"`` with ``fast``, else fp32.
 
@@ -215,7 +230,9 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     if not on_cpu:  # GPUs: bf16 autocast where asked for (or auto with fast), else fp32
         return "bf16" if precision == "bf16" or (precision == "auto" and fast) else "fp32"
     if precision == "auto":
-        return "int8" if (fast and int8_ok and int8_fast_here()) else ("bf16" if fast else "fp32")
+        if fast and int8_ok and int8_fast_here():
+            return "int8"
+        return "bf16" if fast and bf16_fast_here() else "fp32"
     return precision
 
 
@@ -311,6 +328,9 @@ class PrecisionNetwork:
         self._int8: nn.Module | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from devolens.models.zoo import fork_guard
+
+        fork_guard()
         with torch.inference_mode():
             if self.precision == "int8":
                 if self._int8 is None:

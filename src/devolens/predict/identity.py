@@ -273,6 +273,11 @@ def point_features(coords: np.ndarray, size: np.ndarray, k: int = 6) -> np.ndarr
     return f.astype(np.float32)
 
 
+#: the largest position or size (pixels, planes) a table may hold: far beyond any image, and small enough that the
+#: embryo frame's moments (cubes of positions) stay finite
+MAX_COORDINATE = 1e9
+
+
 def check_columns(table: pd.DataFrame) -> None:
     """Raise a one-line :class:`DevolensError` naming the :data:`REQUIRED_COLUMNS` that ``table`` lacks."""
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
@@ -362,6 +367,18 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dic
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DevolensError(f"column {col!r} must hold finite numbers; row {i} holds {table[col].iloc[i:i + 1].tolist()[0]!r}")
+    for col in ("x", "y", "z", "size"):  # 1e308: a finite number whose cube (skewness) or spread overflows
+        if col not in table.columns:
+            continue
+        values = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+        far = np.abs(values) > MAX_COORDINATE  # NaN sizes (unknown) pass
+        if col == "size":
+            far |= np.isinf(values)
+        if far.any():
+            i = int(np.flatnonzero(far)[0])
+            raise DevolensError(f"column {col!r} holds {table[col].iloc[i:i + 1].tolist()[0]!r} (row {i}): positions "
+                                f"and sizes beyond {MAX_COORDINATE:g} pixels or planes are no microscope's (a unit "
+                                "error or a damaged table?)")
     if zscale is not None:
         # numpy numbers are numbers; "5" and True are not (as check_diameter: the CLI parses its own text)
         if isinstance(zscale, (bool, np.bool_)) or not isinstance(zscale, (numbers.Real, np.integer, np.floating)):
@@ -873,6 +890,9 @@ class IdentityPredictor:
                progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Probabilities of a table without duplicate nuclei, the ``time_breaks`` its smoothing did not link
         across (none without smoothing) and each embryo's ``largest_clouds``."""
+        from devolens.models.zoo import fork_guard
+
+        fork_guard()
         clouds = prepare_clouds(table, zscale)
         breaks = time_breaks(clouds) if self.smooth != "none" else []
         largest: dict[str, int] = {}

@@ -329,6 +329,9 @@ class LiveDeadPredictor:
         -------
         ndarray, float32, (B, 3, h, w)
         """
+        from devolens.models.zoo import fork_guard
+
+        fork_guard()
         x = torch.from_numpy(np.ascontiguousarray(batch).astype(np.float32)).to(self.device)
         logits = self._network(torch.log1p(x) / _LOG_SCALE)
         return torch.softmax(logits, dim=1).contiguous().cpu().numpy()
@@ -386,6 +389,7 @@ class LiveDeadPredictor:
                 _warn_notes(image, src)
                 watch = _ChannelWatch(src)
                 result = self._predict(watch, probabilities, progress)
+                _warn_nonfinite(image, watch.nonfinite)
                 _warn_empty(image, watch, src.order, result.counts, "channels=[H, D]" + _rgb_hint(src))
                 _warn_swapped(image, src, result.counts, "channels=[1, 0]")
             return result
@@ -397,6 +401,8 @@ class LiveDeadPredictor:
         from devolens.io.images import check_image_size
 
         check_image_size(int(image.shape[1]), int(image.shape[2]))
+        image, nonfinite = _missing(image)
+        _warn_nonfinite("<array>", nonfinite)
         if image.dtype != np.uint16:
             exact = _whole_counts(image)
             if exact is None:
@@ -479,6 +485,7 @@ class LiveDeadPredictor:
                         pw.close()
                 objects = extract_objects(_LabelRows(tmp_labels, lw.offset, (h, w)), min_area=self.min_area)
                 counts = counts_from_objects(objects)
+                _warn_nonfinite(image, watch.nonfinite)
                 _warn_empty(image, watch, src.order, counts, "--channels H,D" + _rgb_hint(src))
                 _warn_swapped(image, src, counts, "--channels 1,0")
                 write_csv(objects[["x", "y", "area", "class"]], out_dir / "objects.csv", float_format="%.2f")
@@ -503,17 +510,58 @@ def _whole_counts(image: np.ndarray) -> np.ndarray | None:
 
 class _ChannelWatch:
     """A (2, H, W) source (an array, a :class:`RowReader`) that keeps each channel's largest value of the bands read
-    through it (``top``): :func:`predict_tiled` reads every row, so after it ``top`` is the image's."""
+    through it (``top``): :func:`predict_tiled` reads every row, so after it ``top`` is the image's.
+
+    A float file's NaN and infinite pixels are read as 0 (no signal; the reader's conversion reads +inf as a
+    saturated 65535, a dead nucleus wherever it lies) and counted per channel in ``nonfinite``."""
 
     def __init__(self, src):
         self.src, self.shape = src, tuple(src.shape)
         self.top = np.zeros(self.shape[0], np.float64)
+        self.nonfinite = np.zeros(self.shape[0], np.int64)
+        dtype = getattr(src, "dtype", None)
+        self._floats = isinstance(src, RowReader) and dtype is not None and np.dtype(dtype).kind == "f"
+        self._counted = np.zeros(self.shape[1], bool) if self._floats else None  # rows counted (bands overlap)
 
     def __getitem__(self, key) -> np.ndarray:
-        band = np.asarray(self.src[key])
+        if self._floats:
+            y0, y1, _ = key[1].indices(self.shape[1])
+            raw = self.src.raw_rows(y0, y1)
+            band = np.ascontiguousarray(self.src._convert(raw).astype(np.uint16, copy=False))  # as src.rows reads it
+            bad = ~np.isfinite(raw)
+            if bad.any():
+                band[bad] = 0
+                fresh = ~self._counted[y0:y1]
+                self.nonfinite += bad[:, fresh].reshape(bad.shape[0], -1).sum(axis=1)
+            self._counted[y0:y1] = True
+        else:
+            band = np.asarray(self.src[key])
         if band.size:
             self.top = np.maximum(self.top, band.reshape(band.shape[0], -1).max(axis=1))
         return band
+
+
+def _missing(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A float (2, H, W) array with its NaN and infinite pixels as 0 (no signal: a copy when it has any), and their
+    number per channel."""
+    if image.dtype.kind != "f":
+        return image, np.zeros(image.shape[0], np.int64)
+    bad = ~np.isfinite(image)
+    counts = bad.reshape(image.shape[0], -1).sum(axis=1)
+    if counts.any():
+        image = np.where(bad, 0, image).astype(image.dtype, copy=False)
+    return image, counts
+
+
+def _warn_nonfinite(image, counts: np.ndarray) -> None:
+    """Warn of NaN or infinite pixels, read as 0 (``counts``: per channel, Hoechst and Draq7)."""
+    if not np.any(counts):
+        return
+    n = int(np.sum(counts))
+    where = " and ".join(f"{int(c):,} in the {stain} channel" for stain, c in zip(("Hoechst", "Draq7"), counts) if c)
+    warnings.warn(f"{image}: {n:,} pixel{'s' if n != 1 else ''} hold{'s' if n == 1 else ''} no number (NaN or "
+                  f"infinite; {where}): read as 0, no signal (an infinite one would read as a saturated, dead "
+                  "nucleus); a damaged or badly exported image?", stacklevel=3)
 
 
 def _rgb_hint(src: RowReader) -> str:

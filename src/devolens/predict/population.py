@@ -297,6 +297,7 @@ class PopulationPredictor:
         # the developmental clock's reference curve (time points, log total), for clock_fit
         self.clock = None if clock is None else (np.asarray(clock[0], np.float64), np.asarray(clock[1], np.float64))
         self.last_estimate = None  # the nuclei model's DiameterEstimate of the last auto run
+        self.flat_frames: list[int] = []  # the last stream's frames without signal (predict_iter)
 
     @classmethod
     def from_zoo(cls, folder: str | Path, card: dict, **options: Any) -> "PopulationPredictor":
@@ -429,12 +430,33 @@ class PopulationPredictor:
 
         Each dict also carries ``visible`` (nuclei found in the image) and ``median_area``
         (their median area, pixels of the frame as the nuclei model saw it; for
-        :meth:`size_advice`), method ``composition``.
+        :meth:`size_advice`), method ``composition``; and ``flat``: True for a frame without
+        signal (one grey level throughout, :func:`is_flat`), which the count regressor reads as an
+        all-black frame (normalising it would stretch its resizing's rounding into a phantom
+        embryo). Their positions in the stream are in ``flat_frames`` as the stream goes.
         """
         from devolens.predict.postprocess import check_stream, image_array
 
         check_stream(images, progress=progress)
         images = map(image_array, images)  # paths read, 1xHxW and channels-first arrays laid out
+        # frames without signal (one grey level throughout): the regressor reads a black frame instead. Normalising
+        # one stretches the rounding of its resizing to full contrast, which it read as an embryo of ~25 cells (the
+        # nuclei network finds no nucleus in either)
+        seen: list[int] = []  # their positions in the stream (0 = the first frame), this stream's own
+        self.flat_frames = seen  # (another stream started meanwhile gets its own)
+        flat: set[int] = set()
+
+        def marked(stream):
+            for i, img in enumerate(stream):
+                if isinstance(img, np.ndarray) and is_flat(img):
+                    seen.append(i)
+                    flat.add(i)
+                yield img
+
+        def regressor_input(k: int, img) -> np.ndarray:
+            return self._regressor_input(np.zeros_like(np.asarray(img)) if k in flat else img)
+
+        images = marked(images)
         done = 0
         if self.auto:  # one magnification for the movie, estimated from its first frames with the most nuclei
             from devolens.predict.postprocess import diameter_scale
@@ -465,11 +487,11 @@ class PopulationPredictor:
             def frames():
                 from devolens.predict.postprocess import to_single_channel
 
-                for img in images:
+                for k, img in enumerate(images):
                     if share:
                         img = to_single_channel(np.asarray(img), self.channel)
                     if self.network is not None:
-                        small.append(self._regressor_input(img))
+                        small.append(regressor_input(k, img))
                     yield img
 
             for res in self.nuclei.predict_iter(frames(), total=total):
@@ -488,17 +510,19 @@ class PopulationPredictor:
                 row["total"] = float(sum(row[k] for k in LETTERS))
                 row["visible"] = float(res.count)
                 row["median_area"] = float(np.median(obj["area"])) if len(obj["area"]) else float("nan")
+                row["flat"] = done in flat  # (each frame is read before its result)
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)
                 yield row
             return
-        for chunk in batched(images, self.batch_size):
-            out = self._regress(np.stack([self._regressor_input(img) for img in chunk]))
+        for chunk in batched(enumerate(images), self.batch_size):
+            out = self._regress(np.stack([regressor_input(k, img) for k, img in chunk]))
             for vals in out:
                 named = dict(zip(self.outputs, vals))
                 row = {k: float(named.get(k, 0.0)) for k in LETTERS}
                 row["total"] = float(sum(row[k] for k in LETTERS))
+                row["flat"] = done in flat
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)
@@ -516,6 +540,9 @@ class PopulationPredictor:
         """(N, H, W) prepared frames -> (N, K) non-negative regressor outputs."""
         import torch
 
+        from devolens.models.zoo import fork_guard
+
+        fork_guard()
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))[:, None]
         model = self.network.eval()
         with torch.inference_mode():
@@ -567,6 +594,34 @@ class PopulationPredictor:
     def smooth(df: pd.DataFrame) -> pd.DataFrame:
         """Monotone smoothing of a per-frame count table (see :func:`smooth_populations`)."""
         return smooth_populations(df)
+
+
+def is_flat(image: np.ndarray) -> bool:
+    """Whether ``image`` (HxW, or HxWxC: each channel) holds one grey level throughout (to a millionth of its
+    magnitude): no signal at all. A frame with a NaN or infinite pixel is not called flat."""
+    a = np.asarray(image)
+    if a.size == 0 or a.ndim < 2 or a.dtype.kind not in "biuf":
+        return False
+    a = a.reshape(a.shape[0], a.shape[1], -1)
+    # a coarse sample that varies by twice the tolerance already decides (an ordinary frame: no full pass). Exact:
+    # were the whole flat, every value lies within 1e-6 of its largest magnitude M, so the sample's range is at most
+    # 1e-6 M <= 1e-6 M_sample / (1 - 1e-6)
+    lo, hi = _channel_range(a[::32, ::32])
+    with np.errstate(invalid="ignore", over="ignore"):
+        if np.any(hi - lo > 2e-6 * np.maximum(1.0, np.maximum(np.abs(hi), np.abs(lo)))):
+            return False
+    lo, hi = _channel_range(a)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        return False
+    return bool(np.all(hi - lo <= 1e-6 * np.maximum(1.0, np.maximum(np.abs(hi), np.abs(lo)))))
+
+
+def _channel_range(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each channel's (min, max) of an HxWxC array, as float64 (channel by channel: a reduction over the first two
+    axes of interleaved channels is ~20x slower)."""
+    lo = np.array([a[..., c].min() for c in range(a.shape[2])], np.float64)
+    hi = np.array([a[..., c].max() for c in range(a.shape[2])], np.float64)
+    return lo, hi
 
 
 def fit_frame(grey: np.ndarray, shape: Sequence[int]) -> np.ndarray:

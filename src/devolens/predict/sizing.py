@@ -143,6 +143,9 @@ def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarra
         encoder = encoder.to(memory_format=torch.channels_last)
     # one thread: a movie's estimate runs while its frames are decoded and prepared ahead in another
     # thread, and two OpenMP threads then wait on each other (benchmarks/RESULTS.md, eleventh session)
+    from devolens.models.zoo import fork_guard
+
+    fork_guard()  # (before the thread count is read and put back)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

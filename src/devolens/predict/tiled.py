@@ -533,7 +533,7 @@ class RowReader:
 
     def _whole_image(self) -> tuple[float, bool]:
         """``(max, whole)`` of an image stored as neither uint8 nor uint16, read once band by band: its largest
-        value (NaN as 0) and whether every value is a whole count within 0..65535 (camera counts kept as float32
+        finite value and whether every value is a whole count within 0..65535 (camera counts kept as float32
         or int32). The conversion is decided for the whole image: decided band by band, a dark band of a float
         image (all values <= 1) was scaled x65535 as if the image were a [0, 1] one."""
         if self._stats is None:
@@ -634,9 +634,10 @@ def _h5_image(f, dataset: str | None, path: Path):
 
 
 def count_stats(a: np.ndarray, axis: int = -2, band: int = 256) -> tuple[float, bool]:
-    """``(max, whole)`` of an image (or a part of one): its largest value (NaN as 0) and whether every value is a
-    whole count within 0..65535; read ``band`` rows (along ``axis``) at a time, so that the float64 copies stay
-    small."""
+    """``(max, whole)`` of an image (or a part of one): its largest finite value (NaN and infinite pixels left out:
+    an infinite one made a [0, 1] image look like counts, read as blank) and whether every value is a whole count
+    within 0..65535 (a non-finite one is not); read ``band`` rows (along ``axis``) at a time, so that the float64
+    copies stay small."""
     a = np.asarray(a)
     if a.ndim < 2:
         a, axis = a.reshape(1, -1), 0
@@ -647,9 +648,15 @@ def count_stats(a: np.ndarray, axis: int = -2, band: int = 256) -> tuple[float, 
         part = a[tuple(index)]
         if not part.size:
             continue
-        x = np.nan_to_num(part.astype(np.float64, copy=False), nan=-1.0)  # NaN: no count
-        top = max(top, float(x.max()))
-        whole = whole and bool(x.min() >= 0 and x.max() <= 65535 and np.array_equal(x, np.rint(x)))
+        x = part.astype(np.float64, copy=False)
+        finite = np.isfinite(x)
+        if finite.all():
+            top = max(top, float(x.max()))
+            whole = whole and bool(x.min() >= 0 and x.max() <= 65535 and np.array_equal(x, np.rint(x)))
+            continue
+        if finite.any():
+            top = max(top, float(x[finite].max()))
+        whole = False  # NaN or infinite: no count
     return top, whole
 
 

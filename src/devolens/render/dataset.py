@@ -23,6 +23,7 @@ the artifact.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -252,7 +253,7 @@ def render_dataset(
     if prefix is None:
         prefix = len(tables) > 1
     names = [_safe(_embryo_name(t, i)) for i, t in enumerate(tables)]
-    if len(set(names)) != len(names):
+    if len({n.casefold() for n in names}) != len(names):  # case-blind: one folder on macOS and Windows
         names = [f"{n}_{i}" for i, n in enumerate(names)]
     rgb_frames = rgb and kind == "nuclei"
 
@@ -271,7 +272,8 @@ def render_dataset(
     if workers > 1 and total > 1:
         import multiprocessing as mp
 
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        # fork on Linux only (macOS: unsafe with its system libraries; the workers are spawn-safe)
+        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         pool = ctx.Pool(min(workers, total), initializer=_set_job_tables, initargs=(tables, geoms))
     try:
         for ei, (table, tlist) in enumerate(zip(tables, plans)):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,11 +265,31 @@ def _type_name(v) -> str:
     return type(v).__name__ if v is not None else "null"
 
 
+def _nonfinite(v: Any, key: str) -> tuple[str, float] | None:
+    """The dotted key and value of the first NaN or infinite number in ``v`` (nested mappings and lists), else None."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return key, v
+    if isinstance(v, dict):
+        items = ((f"{key}.{k}", x) for k, x in v.items())
+    elif isinstance(v, (list, tuple)):
+        items = ((f"{key}[{i}]", x) for i, x in enumerate(v))
+    else:
+        return None
+    for sub, x in items:
+        found = _nonfinite(x, sub)
+        if found is not None:
+            return found
+    return None
+
+
 def _check_value(key: str, f: Field, v: Any) -> Any:
     if v is None:
         if f.nullable or f.default is None:
             return None
         raise DevolensError(f"{key}: must not be empty (null)")
+    bad = _nonfinite(v, key)  # .nan / .inf pass every bound check (and torch refuses them later, with a traceback)
+    if bad is not None:
+        raise DevolensError(f"{bad[0]}: expected a finite number, got {bad[1]}")
     k = f.kind
     if k == "int":
         if isinstance(v, bool) or not isinstance(v, int):
@@ -286,6 +307,8 @@ def _check_value(key: str, f: Field, v: Any) -> Any:
             else:
                 raise DevolensError(f"{key}: expected a number, got {v!r}")
         v = float(v)
+        if not math.isfinite(v):  # a string "nan" or "inf"
+            raise DevolensError(f"{key}: expected a finite number, got {v}")
     elif k == "str":
         if not isinstance(v, str):
             raise DevolensError(f"{key}: expected a string, got {v!r} ({_type_name(v)})")

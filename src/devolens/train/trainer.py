@@ -106,6 +106,12 @@ class TrainResult:
     start_note: str | None = None
 
 
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch."""
     random.seed(seed)
@@ -831,6 +837,8 @@ def init_weights(model: torch.nn.Module, source: str | Path, *, grow_head: bool 
     file = weights_file(source, option)
     try:
         state = load_tensors(file)
+    except DevolensError:  # damaged or unreadable: already one line naming the file
+        raise
     except (SafetensorError, OSError) as exc:
         raise DevolensError(f"{option}: cannot read the weights ({exc})".replace("\n", " "), path=file) from None
     if any(k.startswith("model/") for k in state):  # a training checkpoint: the model's tensors, not the optimiser's
@@ -1211,7 +1219,7 @@ class _SampleLosses:
         if self._written and self.path.exists():
             with atomic_path(self.path) as tmp:
                 shutil.copyfile(self.path, tmp)
-                with open(tmp, "a", newline="") as fh:
+                with open(tmp, "a", newline="", encoding="utf-8") as fh:  # as pandas wrote it
                     for t in self.tables[self._written:]:
                         t.to_csv(fh, header=False, index=False)
         else:
@@ -1337,7 +1345,7 @@ def _note_other_recipe(given_src, given: dict, own: dict, out: Path, epochs: int
 def _epochs_done(ckpt: Path) -> int:
     """Epochs a run's checkpoint has trained (from its JSON, without loading the tensors)."""
     try:
-        return int(json.loads(ckpt.with_suffix(".json").read_text())["extra"]["epoch"])
+        return int(json.loads(ckpt.with_suffix(".json").read_text(encoding="utf-8"))["extra"]["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         raise DevolensError("checkpoint.json is missing or unreadable; the run cannot be resumed",
                             path=ckpt.with_suffix(".json")) from None
@@ -1360,7 +1368,7 @@ def _finished_run(out: Path, rec: dict, names: list[str], done: int, device: tor
     history = pd.DataFrame(columns=names) if history is None else history.reset_index(drop=True)
     summary: dict = {}
     with contextlib.suppress(OSError, ValueError):
-        summary = json.loads((out / "run.json").read_text())
+        summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
     start = summary.get("start") or {}
     return TrainResult(out, history, rec["train"]["monitor"], summary.get("best_epoch"), summary.get("best_value"),
                        pruned, list(summary.get("notes", [])), str(summary.get("device", device)), complete=True,
@@ -1379,7 +1387,7 @@ def _session_record(command: str | None, previous: Path | None) -> dict:
     sessions: list = []
     if previous is not None:
         with contextlib.suppress(OSError, ValueError, AttributeError):
-            summary = json.loads(previous.read_text())
+            summary = json.loads(previous.read_text(encoding="utf-8"))
             this["from_epoch"] = int(summary.get("epochs_done") or 0)
             sessions = [s for s in summary.get("sessions") or [] if isinstance(s, dict)]
             if isinstance(summary.get("init"), dict):  # the weights the run started from, as its first start read them
@@ -1459,7 +1467,7 @@ def _check_same_data(out: Path, bundle: DataBundle, data: Path) -> None:
                                 f"here, {len(old)} in its split.csv, {common} in common); {hint}", path=out)
     recorded: dict = {}
     with contextlib.suppress(OSError, ValueError, AttributeError):
-        recorded = json.loads((out / "run.json").read_text()).get("data") or {}
+        recorded = json.loads((out / "run.json").read_text(encoding="utf-8")).get("data") or {}
     if recorded.get("fingerprint") and bundle.fingerprint and recorded["fingerprint"] != bundle.fingerprint:
         was = f" (it was trained on {recorded['path']})" if recorded.get("path") else ""
         raise DevolensError(f"--resume: the files in {data} differ from those the run was trained on{was}, although "
@@ -1720,7 +1728,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     start_info: dict | None = None
     if init and resume:
         with contextlib.suppress(OSError, ValueError, AttributeError):
-            start_info = json.loads((out / "run.json").read_text()).get("start")
+            start_info = json.loads((out / "run.json").read_text(encoding="utf-8")).get("start")
         if isinstance(start_info, dict):  # the run's notes on its starting weights, as its first start wrote them
             v = start_info.get("value")
             if isinstance(v, (int, float)) and np.isfinite(v):
@@ -1854,7 +1862,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 "epochs_done": epoch + 1, "monitor": monitor, "mode": mode, "best_epoch": best_epoch,
                 "best_value": best_value, "n_train": int(len(train_ds)), "n_val": int(len(val_ds)),
                 "epoch_numbering": "best_epoch, history.csv and best.json count epochs from 0; devolens' messages "
-                                   "and history.png count from 1 (best_epoch 8 is the 9th epoch)",
+                                   "and history.png count from 1 (" + (
+                                       "epoch 0 is the 1st epoch)" if best_epoch is None else
+                                       f"best_epoch {best_epoch} is the {_ordinal(best_epoch + 1)} epoch)"),
                 "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
                 **({"start": start_info} if start_info is not None else {}),
                 "device": str(device), **session,
@@ -1884,7 +1894,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             start_info["not_beaten"] = verdict
             notes.append(verdict)
         with contextlib.suppress(OSError, ValueError):
-            summary = json.loads((out / "run.json").read_text())
+            summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
             summary["start"], summary["notes"] = start_info, notes
             write_text(out / "run.json", json.dumps(summary, indent=2, default=float))
     return TrainResult(out, pd.DataFrame(history, columns=names), monitor, best_epoch, best_value, pruned_df, notes,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,23 @@ def weights_path(name: str) -> Path:
     return ZOO_DIR / name / "weights.safetensors"
 
 
+#: the process that loaded a model (:func:`load`), and the forked child last put in one thread (:func:`fork_guard`)
+_FORKS = {"loaded": None, "guarded": None}
+
+
+def fork_guard() -> None:
+    """Before a network runs: in a process forked from one that loaded a model ("load once, fork workers"), PyTorch
+    in one thread, once. Its OpenMP (libgomp) pool does not survive a fork, and a child that used it hung for ever.
+    Called where the networks run, never in an at-fork handler: those also run in the child of a ``subprocess``
+    with ``preexec_fn`` (imageio-ffmpeg's), where calling into PyTorch can deadlock."""
+    pid = os.getpid()
+    if _FORKS["loaded"] is not None and pid != _FORKS["loaded"] and _FORKS["guarded"] != pid:
+        import torch
+
+        _FORKS["guarded"] = pid
+        torch.set_num_threads(1)
+
+
 def load(name: str | Path, **options: Any):
     """Load a model and return its predictor.
 
@@ -181,6 +199,8 @@ def load(name: str | Path, **options: Any):
     """
     kind = options.pop("kind", None)
     info = card(name, kind)
+    if _FORKS["loaded"] is None:
+        _FORKS["loaded"] = os.getpid()  # a process forked from now on runs its networks in one thread (fork_guard)
     module_name, _, cls_name = info["predictor"].partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     try:
