@@ -29,3 +29,21 @@ def raiser(exc: BaseException):
         raise exc
 
     return body
+
+
+def blob_frame(h: int = 48, w: int = 70, seed: int = 0, rgb: bool = True):
+    """A small frame of five blurred nuclei (uint8): green in RGB, or grey with ``rgb=False``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    img = np.zeros((h, w), np.float32)
+    for _ in range(5):
+        cy, cx = rng.uniform(5, h - 5), rng.uniform(5, w - 5)
+        img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 20.0)
+    g = (np.clip(img, 0, 1) * 220).astype(np.uint8)
+    if not rgb:
+        return g
+    out = np.zeros((h, w, 3), np.uint8)
+    out[..., 1] = g
+    return out

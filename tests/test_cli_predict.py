@@ -10,24 +10,13 @@ import pandas as pd
 import pytest
 import tifffile
 
+from _cli_helpers import blob_frame
 from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
 from devolens.cli import predict as cli_predict
 
 
-def _frame(h=48, w=70, seed=0, rgb=True):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    img = np.zeros((h, w), np.float32)
-    for _ in range(5):
-        cy, cx = rng.uniform(5, h - 5), rng.uniform(5, w - 5)
-        img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 20.0)
-    g = (np.clip(img, 0, 1) * 220).astype(np.uint8)
-    if not rgb:
-        return g
-    out = np.zeros((h, w, 3), np.uint8)
-    out[..., 1] = g
-    return out
+_frame = blob_frame
 
 
 def _folder(path: Path, n=3, **kw) -> Path:

@@ -19,6 +19,7 @@ import pytest
 import tifffile
 import torch
 
+from _cli_helpers import blob_frame
 from _render_helpers import make_table
 from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
@@ -37,16 +38,7 @@ def _run(args: list[str], capsys) -> tuple[int, list[str]]:
     return code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
 
 
-def _frame(h=48, w=70, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    img = np.zeros((h, w), np.float32)
-    for _ in range(5):
-        cy, cx = rng.uniform(5, h - 5), rng.uniform(5, w - 5)
-        img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 20.0)
-    out = np.zeros((h, w, 3), np.uint8)
-    out[..., 1] = (np.clip(img, 0, 1) * 220).astype(np.uint8)
-    return out
+_frame = blob_frame
 
 
 def _folder(path: Path, n=3) -> Path:

@@ -18,19 +18,14 @@ import pandas as pd
 import pytest
 import tifffile
 
+from _cli_helpers import blob_frame
 from _render_helpers import make_table
 from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
 
 
 def _frame(h=48, w=70, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    img = np.zeros((h, w), np.float32)
-    for _ in range(5):
-        cy, cx = rng.uniform(5, h - 5), rng.uniform(5, w - 5)
-        img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 20.0)
-    return (np.clip(img, 0, 1) * 220).astype(np.uint8)
+    return blob_frame(h, w, seed, rgb=False)
 
 
 def _folder(path: Path, n=3) -> Path:
