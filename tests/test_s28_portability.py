@@ -304,6 +304,8 @@ def test_windows_1252_table_with_a_byte_that_is_not_cp1252_later_on(tmp_path):
 
 
 @pytest.mark.parametrize("content, needle", [
+    # UTF-8 with one stray Windows-1252 byte: mixed encodings, refused rather than garbled ("µ" as "Âµ")
+    ("time,cell,x (µm)\n".encode("utf-8") + b"1,AB\xe9,2\n2,ABp,3\n", "binary or non-UTF-8"),
     (b"time,cell,x\n\x01\x02\xb5\xe9\x03 not text\n", "binary or non-UTF-8"),
     (b"time,cell,x\n\x81\x8d\x8f\x90\x9d\n", "binary or non-UTF-8"),  # (bytes that are not cp1252)
     (b"time,cell,x\n\xb5\x00\xe9\n", "binary file"),

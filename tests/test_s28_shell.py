@@ -333,6 +333,39 @@ def test_fork_pool_after_a_prediction_does_not_hang():
     assert out.strip().endswith(", 1)]")  # one thread per worker
 
 
+FORK_SIZING = """
+import os, numpy as np
+import devolens.models
+m = devolens.models.load("nuclei")
+img = (np.random.default_rng(0).random((256, 256)) * 200).astype(np.uint8)
+m.predict(img)  # the parent's OpenMP pool runs
+pid = os.fork()
+if pid == 0:  # the magnification estimate's encoder features: torch ops before any network
+    m.estimate_diameter([img])
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork: Linux")
+def test_a_forked_child_estimating_the_magnification_does_not_hang():
+    """The size model's features ran torch ops (moving the encoder to channels-last) before the child was put
+    in one thread: a forked child hung there."""
+    pytest.importorskip("torch")
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen([sys.executable, "-c", FORK_SIZING], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("a forked child hung in the magnification estimate")
+    assert proc.returncode == 0, err
+    assert out.strip() == "child 0"
+
+
 @pytest.mark.skipif(not hasattr(os, "register_at_fork") or sys.platform != "linux", reason="fork: Linux")
 def test_a_fork_without_a_loaded_model_keeps_its_threads():
     """Importing devolens (the trainer, the CLI) does not cut a user's own forked workers to one thread."""

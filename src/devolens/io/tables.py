@@ -116,13 +116,15 @@ def _not_utf8(head: bytes) -> bool:
 
 #: Control bytes that no text table holds (tab, line feed and carriage return are text).
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+#: a well-formed UTF-8 character of two to four bytes (cp1252 text rarely holds one: "Ã©" for "é")
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 
 def _is_cp1252(head: bytes) -> bool:
     """Whether ``head`` (a file's first bytes) is Windows-1252 text that is not UTF-8: Excel's 'CSV (Comma
     delimited)' saved on Windows, e.g. with a ``µ`` in a header."""
-    if not _not_utf8(head) or _CONTROL_BYTES.search(head):
-        return False
+    if not _not_utf8(head) or _CONTROL_BYTES.search(head) or _UTF8_MULTIBYTE.search(head):
+        return False  # (a valid UTF-8 character beside a stray byte: mixed encodings, not Excel's cp1252 CSV)
     try:
         head.decode("cp1252")
     except UnicodeDecodeError:  # (five byte values are not cp1252)

@@ -326,6 +326,9 @@ class PrecisionNetwork:
         self.model = model.to(memory_format=torch.channels_last) if precision == "bf16" else model
         self._int8_params = int8_params
         self._int8: nn.Module | None = None
+        from devolens.models.zoo import note_loaded
+
+        note_loaded()  # a process forked from now on runs its networks in one thread (fork_guard)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         from devolens.models.zoo import fork_guard

@@ -219,6 +219,9 @@ class ImageNetwork:
     # ------------------------------------------------------------------ forward
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """(N, H, W) float32 (sides multiples of ``multiple``) -> (N, K, H, W) probabilities."""
+        from devolens.models.zoo import fork_guard
+
+        fork_guard()
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))[:, None]
         if self.in_channels > 1:
             x = x.expand(-1, self.in_channels, -1, -1)

@@ -125,6 +125,9 @@ def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarra
         x1 = x0 + STYLE_WINDOW
     raw = arr[y0:y1, x0:x1]
     box = net._pad(raw)[0]  # padded by reflection for the network; the pooling weights see only the box
+    from devolens.models.zoo import fork_guard
+
+    fork_guard()  # before any torch op (a forked child's first OpenMP use hung), and before the threads are read
     h, w = raw.shape
     inside = np.zeros(box.shape, np.float32)
     inside[:h, :w] = 1.0
@@ -143,9 +146,6 @@ def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarra
         encoder = encoder.to(memory_format=torch.channels_last)
     # one thread: a movie's estimate runs while its frames are decoded and prepared ahead in another
     # thread, and two OpenMP threads then wait on each other (benchmarks/RESULTS.md, eleventh session)
-    from devolens.models.zoo import fork_guard
-
-    fork_guard()  # (before the thread count is read and put back)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -162,6 +162,13 @@ def weights_path(name: str) -> Path:
 _FORKS = {"loaded": None, "guarded": None}
 
 
+def note_loaded() -> None:
+    """This process has a network (a zoo model, a run's, a predictor built from its class): children forked from
+    now on put PyTorch in one thread before their first prediction (:func:`fork_guard`)."""
+    if _FORKS["loaded"] is None:
+        _FORKS["loaded"] = os.getpid()
+
+
 def fork_guard() -> None:
     """Before a network runs: in a process forked from one that loaded a model ("load once, fork workers"), PyTorch
     in one thread, once. Its OpenMP (libgomp) pool does not survive a fork, and a child that used it hung for ever.
@@ -199,8 +206,7 @@ def load(name: str | Path, **options: Any):
     """
     kind = options.pop("kind", None)
     info = card(name, kind)
-    if _FORKS["loaded"] is None:
-        _FORKS["loaded"] = os.getpid()  # a process forked from now on runs its networks in one thread (fork_guard)
+    note_loaded()  # a process forked from now on runs its networks in one thread (fork_guard)
     module_name, _, cls_name = info["predictor"].partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     try:
