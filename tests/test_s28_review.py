@@ -275,3 +275,20 @@ def test_render_workers_fork_on_linux_only(tmp_path, monkeypatch, platform, meth
     for f in one["file"]:
         assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes()
     assert sys.platform  # the real module untouched
+
+
+def test_tiling_reads_a_unit_float_well_with_an_infinite_pixel_as_scaled(tmp_path):
+    """`tile make`'s reader: one +inf pixel made a [0, 1] float image read as whole counts (nearly black)."""
+    from devolens.data.tiling import _to_uint16
+
+    rng = np.random.default_rng(0)
+    img = rng.random((2, 40, 50)).astype(np.float32)
+    bad = img.copy()
+    bad[1, 5, 7], bad[0, 9, 9], bad[0, 3, 3] = np.inf, np.nan, -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want, got = _to_uint16(img, tmp_path / "w.tif"), _to_uint16(bad, tmp_path / "w.tif")
+    assert got[1, 5, 7] == 65535 and got[0, 9, 9] == 0 and got[0, 3, 3] == 0
+    got[1, 5, 7], got[0, 9, 9], got[0, 3, 3] = want[1, 5, 7], want[0, 9, 9], want[0, 3, 3]
+    np.testing.assert_array_equal(got, want)
+    assert want.max() > 60000  # scaled x65535, not read as counts of 0 and 1

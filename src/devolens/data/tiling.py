@@ -94,9 +94,11 @@ __all__ = [
 
 
 def _float_top(arr: np.ndarray) -> float:
-    """The largest value of a float image as :func:`_to_uint16` reads it (NaN and -inf as 0, +inf as 65535)."""
-    finite = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=65535.0, neginf=0.0)
-    return float(finite.max()) if finite.size else 0.0
+    """The largest finite value of a float image (0 when it holds none): whether it is a [0, 1] image. An infinite
+    pixel does not count (one +inf pixel made a [0, 1] well read as whole counts, nearly black)."""
+    a = arr.astype(np.float32, copy=False)
+    ok = np.isfinite(a)
+    return float(a[ok].max(initial=0.0)) if ok.any() else 0.0
 
 
 def _uint16_rule(dtype: np.dtype, top: float, path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
@@ -111,8 +113,8 @@ def _uint16_rule(dtype: np.dtype, top: float, path: Path) -> tuple[Callable[[np.
     if np.issubdtype(dtype, np.floating):
         unit = top <= 1.0
 
-        def convert(a: np.ndarray) -> np.ndarray:
-            finite = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=65535.0, neginf=0.0)
+        def convert(a: np.ndarray) -> np.ndarray:  # NaN and -inf as 0, +inf as the top (65535)
+            finite = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=1.0 if unit else 65535.0, neginf=0.0)
             if unit:
                 finite = finite * 65535.0
             return np.clip(np.rint(finite), 0, 65535).astype(np.uint16)
