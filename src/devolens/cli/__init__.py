@@ -188,8 +188,7 @@ def _run(args: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)  # atomic.Exhausted: a full disk or quota
     except MemoryError as exc:  # numpy's _ArrayMemoryError too
-        print(f"error: {_out_of_memory(exc, command, args)}", file=sys.stderr)
-        return EX_TEMPFAIL
+        return _oom_exit(exc, command, args)
     except OSError as exc:
         if exc.errno == errno.EPIPE:  # stdout closed early (devolens ... | head): quiet, exit 1, as click does
             pacify = _pacify_flush()
@@ -197,8 +196,7 @@ def _run(args: list[str]) -> int:
                 sys.stdout, sys.stderr = pacify(sys.stdout), pacify(sys.stderr)
             return 1
         if exc.errno == errno.ENOMEM:  # mmap, a thread's stack
-            print(f"error: {_out_of_memory(exc, command, args)}", file=sys.stderr)
-            return EX_TEMPFAIL
+            return _oom_exit(exc, command, args)
         message = _environment_error(exc, args)
         if message is None:
             raise
@@ -206,8 +204,7 @@ def _run(args: list[str]) -> int:
         return EX_TEMPFAIL if exc.errno in RETRY_ERRNOS else 2
     except Exception as exc:
         if _is_out_of_memory(exc):
-            print(f"error: {_out_of_memory(exc, command, args)}", file=sys.stderr)
-            return EX_TEMPFAIL
+            return _oom_exit(exc, command, args)
         code = _click_exit(exc)
         if code is None:
             raise
@@ -229,6 +226,12 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is PyTorch's failure to allocate memory (its message, or a DataLoader worker's report of it)."""
     names = {c.__name__ for c in type(exc).__mro__}
     return "OutOfMemoryError" in names or (isinstance(exc, RuntimeError) and bool(_TORCH_OOM.search(str(exc))))
+
+
+def _oom_exit(exc: BaseException, command, args: list[str]) -> int:
+    """Print the ``error:`` line for memory that ran out; the exit code (:data:`EX_TEMPFAIL`)."""
+    print(f"error: {_out_of_memory(exc, command, args)}", file=sys.stderr)
+    return EX_TEMPFAIL
 
 
 def _out_of_memory(exc: BaseException, command, args: list[str]) -> str:

@@ -115,17 +115,22 @@ def note(text: str) -> None:
     console.print(f"[yellow]note:[/] {escape(text)}", soft_wrap=True)
 
 
-def print_stack_notes(path: Path, pages: str = "time", stack_z: Optional[str] = None) -> None:
-    """Say how a TIFF input was read (``segment``, ``population``, ``curate frames``): its pages had no axis labels
+def stack_notes(path: Path, pages: str = "time", stack_z: Optional[str] = None) -> list[str]:
+    """How a TIFF input was read (``segment``, ``population``, ``curate frames``): its pages had no axis labels
     and were read as time points, its Z planes (and no time axis) were projected into one frame (``stack_z``, the
     command's --stack-z; None: not said), a file holds several image series and only the first was read, or 3 or 4
     planes were read as one colour image (tifffile's default for such a stack)."""
     from devolens.io.stacks import other_series_note, planar_rgb_note, unlabelled_pages_note, z_projection_note
 
     z_note = z_projection_note(path, stack_z) if stack_z is not None else None
-    for text in (unlabelled_pages_note(path, pages), z_note, other_series_note(path), planar_rgb_note(path)):
-        if text:
-            console.print(text)
+    return [text for text in (unlabelled_pages_note(path, pages), z_note, other_series_note(path),
+                              planar_rgb_note(path)) if text]
+
+
+def print_stack_notes(path: Path, pages: str = "time", stack_z: Optional[str] = None) -> None:
+    """Print :func:`stack_notes`."""
+    for text in stack_notes(path, pages, stack_z):
+        console.print(text)
 
 
 def check_writable(path: Path) -> None:

@@ -939,7 +939,9 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
                                or _estimates_note(summary.get("estimates"), what))
     if note:
         notes.append((note, {}))
-    notes += [(text, {}) for text in _stack_notes(input_path, pages, stack_z)]
+    from devolens.cli._common import stack_notes
+
+    notes += [(text, {}) for text in stack_notes(input_path, pages, stack_z)]
     if kind == "membrane" and stack_z == "project" and _has_z(input_path):
         notes.append(("note: the z planes were projected to their maximum; the membrane model was trained on "
                       "single slices, and a projection overlays the membranes of several planes (--stack-z "
@@ -966,15 +968,6 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
                                  resize=summary.get("size_resize"), by=summary.get("diameter_by"),
                                  diameter=summary.get("diameter"), kind=kind), {}))
     return notes
-
-
-def _stack_notes(path: Path, pages: str, stack_z: Optional[str]) -> list[str]:
-    """The notes :func:`devolens.cli._common.print_stack_notes` prints for ``path``, as a list."""
-    from devolens.io.stacks import other_series_note, planar_rgb_note, unlabelled_pages_note, z_projection_note
-
-    z_note = z_projection_note(path, stack_z) if stack_z is not None else None
-    return [text for text in (unlabelled_pages_note(path, pages), z_note, other_series_note(path),
-                              planar_rgb_note(path)) if text]
 
 
 def _plain_note(text: str) -> str:

@@ -79,8 +79,8 @@ def load_tensors(path: str | Path, framework: str = "pt", device: str = "cpu") -
         raise damaged(path, exc) from None
 
 
-def damaged(path: str | Path, exc: BaseException | None = None) -> DamagedTensorsError:
+def damaged(path: str | Path, exc: BaseException) -> DamagedTensorsError:
     """The one-line error for a safetensors file that is not whole (truncated, overwritten)."""
-    detail = "" if exc is None else " ".join(str(exc).split())
+    detail = " ".join(str(exc).split())
     return DamagedTensorsError("this safetensors file is damaged or incomplete (an interrupted copy?)"
                          + (f": {detail}" if detail else ""), path=path)

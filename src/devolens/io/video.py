@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from devolens.errors import DevolensError
-from devolens.io.atomic import atomic_path
+from devolens.io.atomic import WRITE_ERRNOS, atomic_path
 
 __all__ = ["iter_video_frames", "write_video", "video_info", "VideoInfo", "VideoFrames", "VideoDamage", "video_damage",
            "container_count", "ContainerCount", "decoder_threads", "check_fps"]
@@ -301,11 +301,9 @@ class _Timestamps:
             self._fh.close()
         self._remove()
 
-    def _remove(self) -> None:
+    def _remove(self) -> None:  # (the temporary file's method only)
         import os
 
-        if self._pipe is not None:
-            return
         try:
             os.remove(self._path)
         except OSError:
@@ -1389,7 +1387,6 @@ class _Encoder:
 
     def finish(self, path: Path) -> None:
         """Close ffmpeg's input, wait for it to end and raise DevolensError (naming ``path``) if it failed."""
-        import errno
         import os
 
         from devolens.io.atomic import cannot_write
@@ -1402,9 +1399,8 @@ class _Encoder:
         self._reader.join(5.0)
         self.proc.stderr.close()
         text = " ".join(self.lines)
-        for name in ("ENOSPC", "EDQUOT", "EFBIG"):
-            number = getattr(errno, name, None)
-            if number is not None and os.strerror(number) in text:
+        for number in WRITE_ERRNOS:  # ffmpeg says why it could not write (a full disk, a quota, a size limit)
+            if os.strerror(number) in text:
                 raise cannot_write(OSError(number, os.strerror(number)), path)
         if code != 0:
             if self.lines:
