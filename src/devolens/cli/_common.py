@@ -258,3 +258,24 @@ def collector_paused() -> Iterator[None]:
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+#: help of the commands' --threads (PyTorch's CPU threads)
+THREADS_HELP = "Torch CPU threads (default: torch's)."
+
+
+def check_threads(threads: Optional[int]) -> None:
+    """Refuse a ``--threads`` below 1 (None: the default)."""
+    from devolens.errors import DevolensError
+
+    if threads is not None and int(threads) < 1:
+        raise DevolensError(f"--threads must be at least 1, got {threads}")
+
+
+def apply_threads(threads: Optional[int]) -> None:
+    """``--threads``: PyTorch's CPU threads (None: torch's choice). Called after :func:`streaming_threads`, whose
+    setting must come before PyTorch is imported."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from devolens.cli._common import PAGES_CHOICE, PAGES_HELP, STACK_Z_CHOICE
+from devolens.cli._common import PAGES_CHOICE, PAGES_HELP, STACK_Z_CHOICE, check_threads
 
 _FRAMES_HELP = (
     "Score every frame of a timelapse and flag the corrupt ones.\n\n"
@@ -54,8 +54,7 @@ def frames(
     from devolens.io.stacks import check_stack_z
 
     check_stack_z(stack_z, "--stack-z")  # the library says stack_z
-    if threads is not None and threads < 1:
-        raise DevolensError(f"--threads must be at least 1, got {threads}")
+    check_threads(threads)
     out = Path(out)
     check_out(out, Path(path))
     if out.suffix.lower() != ".csv":  # e.g. --out frame.png inside the input folder would replace a frame

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from devolens.cli._common import choice
+from devolens.cli._common import check_threads, choice
 
 #: the words of --smooth
 SMOOTHS = ("lineage", "tracklets", "none")
@@ -76,8 +76,7 @@ def register(app: typer.Typer) -> None:
         """
         from devolens.errors import DevolensError
 
-        if threads is not None and threads < 1:
-            raise DevolensError(f"--threads must be at least 1, got {threads}")
+        check_threads(threads)
         # a CSV, as population's --out (a folder named with a trailing slash, or '-', made a file of that name)
         if out.is_dir():
             raise DevolensError("--out is a folder; give a .csv file", path=out)

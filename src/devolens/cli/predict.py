@@ -23,6 +23,7 @@ from devolens.cli._common import (BACKEND_CHOICE, CLOCK_GAIN, COLOR_CHOICE, DEVI
                                   same_file)
 from devolens.errors import DevolensError
 
+from devolens.cli._common import THREADS_HELP, apply_threads, check_threads
 from devolens.io.atomic import StagedDir
 from devolens.io.frames import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
 from devolens.lineage.letters import LETTER_KEY_LINE
@@ -30,17 +31,6 @@ from devolens.provenance import command_line, torch_version
 
 #: memory budget of the frames read ahead of the network (bytes)
 READ_AHEAD_BYTES = 256 << 20
-#: help of --threads (as `segment livedead` says it)
-THREADS_HELP = "Torch CPU threads (default: torch's)."
-
-
-def apply_threads(threads: Optional[int]) -> None:
-    """``--threads``: PyTorch's CPU threads, as ``segment livedead`` sets them (None: torch's choice). Called after
-    :func:`devolens.cli._common.streaming_threads`, whose setting must come before PyTorch is imported."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
 
 
 # ---------------------------------------------------------------------------- input / output
@@ -747,8 +737,7 @@ def run_segmentation(
     from devolens.predict.postprocess import Prepared
 
     check_pages(pages)
-    if threads is not None and int(threads) < 1:
-        raise DevolensError(f"--threads must be at least 1, got {threads}")
+    check_threads(threads)
     _check_segment_out(out, input_path)
     _check_network_options(precision, backend)
     color = _color(color)
@@ -1332,8 +1321,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("--out is a folder; give a .csv file", path=out)
     if clock and monotone:
         raise DevolensError("--clock and --monotone exclude each other (the clock's curve never falls already)")
-    if threads is not None and int(threads) < 1:
-        raise DevolensError(f"--threads must be at least 1, got {threads}")
+    check_threads(threads)
     from devolens.cli._common import check_writable
 
     record = record_path(out)  # how the CSV was made, beside it (replaced, as the CSV is)

@@ -15,8 +15,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from devolens.cli._common import (DEVICE_HELP, FAST_HELP, PRECISION_CHOICE, PRECISION_HELP, choice, device_option,
-                                  same_file)
+from devolens.cli._common import (DEVICE_HELP, FAST_HELP, PRECISION_CHOICE, PRECISION_HELP, THREADS_HELP, apply_threads,
+                                  choice, device_option, same_file)
 
 segment_app: typer.Typer | None = None
 
@@ -349,7 +349,7 @@ def segment_livedead_command(
     probabilities: bool = typer.Option(
         False, "--probabilities", help="Also write probs.tif: (3, H, W) uint8 class probabilities x255."
     ),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch CPU threads (default: torch's)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     channels: Optional[str] = typer.Option(
         None, "--channels", help=_CHANNELS_HELP + " Read by position, a well with nearly every nucleus dead (what "
         "swapped channels give) gets a warning."),
@@ -380,10 +380,7 @@ def segment_livedead_command(
         if same_file(out / name, image):
             raise DevolensError(f"output would overwrite the input ({name} in --out); choose another folder",
                                 path=image)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    apply_threads(threads)
     # built in a hidden sibling folder: an error leaves neither a half-filled nor an empty --out, and a
     # previous result in --out stays whole until the new one is complete
     from devolens.io.atomic import staged_folder
