@@ -381,7 +381,37 @@ def test_content_crop_sees_signal_at_the_last_partial_block():
     img[200:203, 296:301] = 1.0  # a small object inside the partial bottom-right block only
     img[150:160, 250:260] = 1.0
     y0, y1, x0, x1 = ImageNetwork(torch.nn.Conv2d(1, 3, 1), crop=True)._content_box([img])
-    assert (y0, y1, x0, x1) == (128, 203, 224, 301)
+    # the signal's box (128, 203, 224, 301) with sides rounded up to 128, ending at the image's edges
+    assert (y0, y1, x0, x1) == (64, 203, 160, 301)
+
+
+def test_content_box_sides_are_rounded_to_the_quantum(monkeypatch):
+    """Boxes of a movie's frames fall into a few shapes: sides are multiples of CONTENT_QUANTUM
+    (or reach an image edge), start on the grid, and hold the signal with its margin."""
+    from devolens.predict import _engine
+    from devolens.predict._engine import CONTENT_MARGIN, CONTENT_QUANTUM, ImageNetwork
+
+    net = ImageNetwork(torch.nn.Conv2d(1, 3, 1), crop=True)
+    rng = np.random.default_rng(3)
+    frames = []
+    for _ in range(40):
+        img = np.zeros((700, 900), np.float32)
+        cy, cx, ry, rx = rng.integers(250, 450), rng.integers(300, 600), rng.integers(60, 160), rng.integers(60, 200)
+        img[cy - ry : cy + ry, cx - rx : cx + rx] = 0.8
+        frames.append(img)
+        y0, y1, x0, x1 = net._content_box([img])
+        assert y0 % 32 == 0 and x0 % 32 == 0
+        assert (y1 - y0) % CONTENT_QUANTUM == 0 or y1 == 700
+        assert (x1 - x0) % CONTENT_QUANTUM == 0 or x1 == 900
+        assert y0 <= cy - ry - CONTENT_MARGIN + 8 and y1 >= cy + ry + CONTENT_MARGIN - 8
+        assert x0 <= cx - rx - CONTENT_MARGIN + 8 and x1 >= cx + rx + CONTENT_MARGIN - 8
+
+    def shapes():
+        return {(y1 - y0, x1 - x0) for y0, y1, x0, x1 in (net._content_box([f]) for f in frames)}
+
+    rounded = shapes()
+    monkeypatch.setattr(_engine, "CONTENT_QUANTUM", 32)  # the network's grid only
+    assert len(rounded) < 0.6 * len(shapes())  # 16 against 31 here
 
 
 def test_diameter_sets_the_working_scale():

@@ -61,6 +61,10 @@ def load_zoo_network(folder: str | Path, card: dict) -> torch.nn.Module:
 
 CONTENT_LEVEL = 0.05  # normalised intensity (0-1) of an 8x8 block mean that counts as signal
 CONTENT_MARGIN = 16  # working-resolution pixels of context kept around the signal
+# a content box's sides are rounded up to a multiple of this many working pixels (more context, never
+# less): the frames of a movie then fall into a few box shapes, which batch together and which a
+# process meets for the first time (slow) less often
+CONTENT_QUANTUM = 64
 
 
 class ImageNetwork:
@@ -326,7 +330,8 @@ class ImageNetwork:
         does not. The
         margin (``CONTENT_MARGIN`` pixels) gives the network the context it had in training,
         so results inside the box are the same as on the whole image, and time is not spent
-        on the black surround of an embryo in a movie frame.
+        on the black surround of an embryo in a movie frame. The box's sides are then rounded up
+        to a multiple of ``CONTENT_QUANTUM`` pixels, so that a movie's frames share a few shapes.
         """
         import cv2
 
@@ -344,8 +349,8 @@ class ImageNetwork:
             return 0, h, 0, w
         rows, cols = np.flatnonzero(hit.any(axis=1)), np.flatnonzero(hit.any(axis=0))
         m = CONTENT_MARGIN
-        y0, y1 = self._grow(rows[0] * b - m, (rows[-1] + 1) * b + m, h)
-        x0, x1 = self._grow(cols[0] * b - m, (cols[-1] + 1) * b + m, w)
+        y0, y1 = self._quantise(*self._grow(rows[0] * b - m, (rows[-1] + 1) * b + m, h), h)
+        x0, x1 = self._quantise(*self._grow(cols[0] * b - m, (cols[-1] + 1) * b + m, w), w)
 
         def padded(k: int) -> int:
             return -(-k // self.multiple) * self.multiple
@@ -365,6 +370,20 @@ class ImageNetwork:
         lo = max(int(lo), 0) // m * m
         hi = min(-(-max(int(hi), lo + 1) // m) * m, n)
         return lo, hi
+
+    def _quantise(self, lo: int, hi: int, n: int) -> tuple[int, int]:
+        """``[lo, hi)`` (on the network's grid) widened about its middle to a multiple of
+        ``CONTENT_QUANTUM`` pixels, inside ``[0, n)``; against an edge of the image it is widened
+        away from that edge, ending at the edge (its start stays on the grid)."""
+        m = self.multiple
+        q = -(-max(CONTENT_QUANTUM, m) // m) * m
+        size = -(-(hi - lo) // q) * q
+        if size >= n:
+            return 0, n
+        lo = max(0, lo - (size - (hi - lo)) // 2 // m * m)
+        if lo + size <= n:
+            return lo, lo + size
+        return (n - size) // m * m, n
 
     def _empty_probabilities(self) -> np.ndarray:
         """(K,) probabilities the network gives in the middle of an empty (all-zero) image."""
