@@ -65,6 +65,22 @@ def test_style_features_see_the_magnification():
     assert not np.allclose(f1[:-1], f2[:-1])
 
 
+def test_style_features_read_the_signals_own_box(monkeypatch):
+    """The network's pass rounds a content box's sides up to CONTENT_QUANTUM px; the size model's features are
+    means over the box and read the signal's own box, so the rounding (more black margin) does not move them."""
+    from devolens.predict import _engine
+
+    pred = NucleiPredictor(_tiny(), scale=0.5, precision="fp32")
+    img = np.zeros((700, 900), np.uint8)
+    img[200:460, 300:520] = _disc_image((260, 220), 10, n=9)
+    net = pred.network
+    prepared = net.prepare(img)
+    assert net._content_box([prepared]) != net._content_box([prepared], quantise=False)  # the rounding widens it
+    before = style_features(pred, img)
+    monkeypatch.setattr(_engine, "CONTENT_QUANTUM", 512)  # much wider network boxes
+    assert np.array_equal(style_features(pred, img), before)
+
+
 def test_fast_predictors_read_features_in_bf16_close_to_fp32():
     model = _tiny().eval()
     exact = NucleiPredictor(model, scale=0.5, precision="fp32")

@@ -320,7 +320,7 @@ class ImageNetwork:
             out[i] = self._tiled(prepared[i])
         return out  # type: ignore[return-value]
 
-    def _content_box(self, images: Sequence[np.ndarray]) -> tuple[int, int, int, int]:
+    def _content_box(self, images: Sequence[np.ndarray], quantise: bool = True) -> tuple[int, int, int, int]:
         """Smallest box (``y0, y1, x0, x1``, working pixels) holding the signal of all
         ``images`` (same shape, normalised 0-1) plus a margin, on the network's grid, or
         the whole image when the box would not save a tenth of the pixels.
@@ -331,7 +331,8 @@ class ImageNetwork:
         margin (``CONTENT_MARGIN`` pixels) gives the network the context it had in training,
         so results inside the box are the same as on the whole image, and time is not spent
         on the black surround of an embryo in a movie frame. The box's sides are then rounded up
-        to a multiple of ``CONTENT_QUANTUM`` pixels, so that a movie's frames share a few shapes.
+        to a multiple of ``CONTENT_QUANTUM`` pixels, so that a movie's frames share a few shapes
+        (not with ``quantise=False``: the size model averages its features over the signal's own box).
         """
         import cv2
 
@@ -349,8 +350,11 @@ class ImageNetwork:
             return 0, h, 0, w
         rows, cols = np.flatnonzero(hit.any(axis=1)), np.flatnonzero(hit.any(axis=0))
         m = CONTENT_MARGIN
-        y0, y1 = self._quantise(*self._grow(rows[0] * b - m, (rows[-1] + 1) * b + m, h), h)
-        x0, x1 = self._quantise(*self._grow(cols[0] * b - m, (cols[-1] + 1) * b + m, w), w)
+        y0, y1 = self._grow(rows[0] * b - m, (rows[-1] + 1) * b + m, h)
+        x0, x1 = self._grow(cols[0] * b - m, (cols[-1] + 1) * b + m, w)
+        if quantise:
+            y0, y1 = self._quantise(y0, y1, h)
+            x0, x1 = self._quantise(x0, x1, w)
 
         def padded(k: int) -> int:
             return -(-k // self.multiple) * self.multiple

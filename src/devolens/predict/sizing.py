@@ -115,7 +115,9 @@ def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np
 def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarray:
     """:func:`style_features` of an image already prepared at the card's scale."""
     net = predictor.network
-    y0, y1, x0, x1 = net._content_box([arr]) if net.crop else (0, arr.shape[0], 0, arr.shape[1])
+    # the signal's own box, not rounded up as for the network's pass: the features are means over the box, which
+    # a wider black margin would dilute by an amount that varies with the image
+    y0, y1, x0, x1 = net._content_box([arr], quantise=False) if net.crop else (0, arr.shape[0], 0, arr.shape[1])
     # a giant image: its central STYLE_WINDOW x STYLE_WINDOW working pixels tell the magnification as well
     if y1 - y0 > STYLE_WINDOW:
         y0 = (y0 + y1 - STYLE_WINDOW) // 2
