@@ -1,5 +1,5 @@
 """Hardening of the session's shell and output changes: the output lock never writes through a link or a
-non-file, decoder_threads is per thread, empty-path checks with options of several values and unknown options,
+non-file, empty-path checks with options of several values and unknown options,
 video timestamps through a temporary file when the pipe cannot be opened, ffmpeg killed when interrupted while it
 finishes, a full disk in a commit that cannot be undone is exit 75, UTF-8 text outputs whatever the locale, console
 streams that do not fail on characters their encoding lacks, Ctrl-Break."""
@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -73,32 +72,6 @@ def test_a_lock_replaced_by_a_link_is_not_removed_by_its_holder(tmp_path):
     lock.symlink_to("moved.lock")  # the link leads to the very file held
     stage.abort()
     assert lock.is_symlink() and (tmp_path / "moved.lock").read_text() == f"{os.getpid()}\n"
-
-
-# 2. decoder_threads: each thread its own setting ---------------------------------------------------------------
-
-
-def test_decoder_threads_is_per_thread(monkeypatch):
-    from devolens.io import video
-
-    seen: dict[str, int | None] = {}
-    monkeypatch.setattr(video, "_video_frames", lambda path, every, threads, mark_lost, state: iter(
-        [seen.__setitem__(threading.current_thread().name, threads)]))
-    both_in, both_read = threading.Barrier(2), threading.Barrier(2)
-
-    def worker(n: int) -> None:
-        with video.decoder_threads(n):
-            both_in.wait()  # both set before either reads
-            list(video.iter_video_frames("x.mp4"))
-            both_read.wait()
-
-    workers = [threading.Thread(target=worker, args=(n,), name=f"t{n}") for n in (1, 2)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    list(video.iter_video_frames("x.mp4"))
-    assert seen == {"t1": 1, "t2": 2, threading.current_thread().name: None}
 
 
 # 3. empty paths: options of several values, unknown options -----------------------------------------------------

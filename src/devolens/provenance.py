@@ -51,6 +51,26 @@ def command_line(default: str) -> str:
     return shlex.join(["devolens", *argv[1:]])
 
 
+def record_header(command: str, input_path: str | Path, model: str, output: str | Path | None = None) -> dict:
+    """The first entries of the JSON records of the inference commands (``segment.json``, ``livedead.json``,
+    population's and identify's JSON), in this order: ``command`` (:func:`command_line` of the command's name, e.g.
+    ``devolens identify``), ``input`` (absolute: a pipeline may read the record from another working directory),
+    ``output`` (absolute; only when given) and ``model``. Each record adds its own entries after them."""
+    header = {"command": command_line(command), "input": str(Path(input_path).absolute())}
+    if output is not None:
+        header["output"] = str(Path(output).absolute())
+    header["model"] = str(model)
+    return header
+
+
+def record_text(record: dict, default=str) -> str:
+    """A JSON record as written: indented by one space, ending in a line feed; a value JSON has no type for is
+    written as ``default`` makes it (``str``; None: refused, a TypeError)."""
+    import json
+
+    return json.dumps(record, indent=1, default=default) + "\n"
+
+
 def file_sha256(path: str | Path) -> str:
     """The sha256 of a file's bytes, read in 1 MiB blocks; of a folder (an AceTree folder), the sha256 over its
     files in sorted order, each as its path relative to the folder, a NUL byte, its size, a NUL byte and its

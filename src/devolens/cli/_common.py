@@ -279,3 +279,42 @@ def apply_threads(threads: Optional[int]) -> None:
         import torch
 
         torch.set_num_threads(int(threads))
+
+
+def json_number(value, *, whole_as_int: bool = False):
+    """A float or int for the JSON records (numpy scalars converted; non-finite: None); other values (bool, str,
+    None, what float() refuses) as they are. An int stays an int, a float is rounded to 6 decimals;
+    ``whole_as_int``: a whole float is an int too (``3.0`` -> ``3``: livedead.json's counts)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    if not math.isfinite(number):
+        return None
+    if isinstance(value, (int, np.integer)) or (whole_as_int and number.is_integer()):
+        return int(number)
+    return round(number, 6)
+
+
+def check_csv_out(out: Path, what: Optional[str] = None, *, folder_first: bool = True) -> None:
+    """Refuse an ``--out`` that is not a CSV file: a folder ("--out is a folder; give a .csv file") or a name
+    without the .csv suffix ("--out must be a .csv file (WHAT)", ``what``: what the CSV holds). ``folder_first``:
+    which of the two a folder without the suffix is told (identify: the folder; population: the suffix)."""
+    from devolens.errors import DevolensError
+
+    def folder() -> None:
+        if out.is_dir():
+            raise DevolensError("--out is a folder; give a .csv file", path=out)
+
+    def suffix() -> None:
+        if out.suffix.lower() != ".csv":
+            raise DevolensError("--out must be a .csv file" + (f" ({what})" if what else ""), path=out)
+
+    for check in (folder, suffix) if folder_first else (suffix, folder):
+        check()

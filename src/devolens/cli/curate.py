@@ -45,7 +45,7 @@ def frames(
         "CPU threads decoding a video (ffmpeg's; default: ffmpeg's, about one per core); the frames are scored in "
         "one thread.")),
 ) -> None:
-    from devolens.cli._common import check_out, check_writable, progress_bar
+    from devolens.cli._common import check_csv_out, check_out, check_writable, progress_bar
     from devolens.cli._common import out as stdout
     from devolens.curate.frames import KINDS, curate_path, summarize
     from devolens.errors import DevolensError
@@ -57,13 +57,11 @@ def frames(
     check_threads(threads)
     out = Path(out)
     check_out(out, Path(path))
-    if out.suffix.lower() != ".csv":  # e.g. --out frame.png inside the input folder would replace a frame
-        raise DevolensError("--out must be a .csv file (the report)", path=out)
+    check_csv_out(out, "the report")  # e.g. --out frame.png inside the input folder would replace a frame
     check_writable(out)  # before every frame is scored
-    from devolens.io.video import decoder_threads
-
-    with progress_bar("curate") as callback, decoder_threads(threads):
-        report = curate_path(path, progress=callback, stack_z=stack_z, channel=channel, pages=pages)
+    with progress_bar("curate") as callback:
+        report = curate_path(path, progress=callback, stack_z=stack_z, channel=channel, pages=pages,
+                             decode_threads=threads)
     try:
         write_csv(report, out)
     except OSError as exc:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from devolens.cli._common import check_threads, choice
+from devolens.cli._common import check_csv_out, check_threads, choice
 
 #: the words of --smooth
 SMOOTHS = ("lineage", "tracklets", "none")
@@ -78,10 +78,7 @@ def register(app: typer.Typer) -> None:
 
         check_threads(threads)
         # a CSV, as population's --out (a folder named with a trailing slash, or '-', made a file of that name)
-        if out.is_dir():
-            raise DevolensError("--out is a folder; give a .csv file", path=out)
-        if out.suffix.lower() != ".csv":
-            raise DevolensError("--out must be a .csv file (the named table)", path=out)
+        check_csv_out(out, "the named table")
         import torch
 
         from devolens.cli._common import check_out, check_writable, console, note as show_note, progress_bar
@@ -153,19 +150,16 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
     """The JSON written beside identify's CSV: the command line, the versions of devolens and PyTorch, the model and
     its weights' sha256, the options (``tta``: the views averaged; ``smooth``), ``--threads``, the z-scale and the
     notes printed."""
-    import json
-
-    from devolens.cli import _version
-    from devolens.provenance import command_line, torch_version
     from devolens.models import zoo
+    from devolens.provenance import record_header, record_text, torch_version, version
 
-    return json.dumps({
-        "command": command_line("devolens identify"), "input": str(table.absolute()), "output": str(out.absolute()),
-        "model": str(model), "weights_sha256": zoo.weights_sha256(model), "devolens": _version(),
+    return record_text({
+        **record_header("devolens identify", table, model, out),
+        "weights_sha256": zoo.weights_sha256(model), "devolens": version(),
         "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth},
         "threads": threads,  # --threads (None: the default); not an option that changes the names
         "zscale": zscale, "notes": list(notes),
-    }, indent=1, default=str) + "\n"
+    })
 
 
 #: nuclei in an embryo's largest time point under which identify notes that its table stops early

@@ -76,18 +76,62 @@ def _setting(card: dict) -> list[str]:
     return lines
 
 
+def _listing(names: list[str]) -> dict:
+    """The listing as data (``models --json``): per model what the table shows, the values as the card gives them."""
+    from devolens.models import zoo
+    from devolens.provenance import version
+
+    models = []
+    for name in names:
+        card = zoo.card(name)
+        wpath = zoo.ZOO_DIR / name / "weights.safetensors"
+        weights = ({"file": wpath.name, "bytes": wpath.stat().st_size, "sha256": zoo.weights_sha256(name)}
+                   if wpath.exists() else None)
+        metrics = card.get("metrics", {}) or {}
+        heads = card.get("headline") or list(metrics)[:3]
+        headline = []
+        for k in heads:
+            if k in metrics:
+                m = metrics[k]
+                headline.append({"metric": k, "words": HEADLINE_WORDS.get(k, (k, ""))[0],
+                                 "value": m.get("value") if isinstance(m, dict) else m,
+                                 "how": m.get("how") if isinstance(m, dict) else None, "text": _headline(k, m)})
+        models.append({"name": name, "task": card.get("task"), "version": card.get("version"),
+                       "summary": card.get("summary"), "weights": weights,
+                       "int8": bool((card.get("int8") or {}).get("activations")), "headline": headline,
+                       "setting": card.get("metrics_setting") or {}, "input": card.get("input")})
+    return {"devolens": version(), "models": models}
+
+
 @models_app.callback()
-def list_models(ctx: typer.Context) -> None:
+def list_models(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print the listing as one JSON document: per model its name, "
+                                 "task, version (null where the card has none), summary, weights (file, bytes, "
+                                 "sha256), int8, headline metrics (metric, words, value, how, text), the setting they "
+                                 "were measured in and the input the model takes."),
+) -> None:
     """List the shipped models: name, task, weights size and sha256 (first 12 hex digits), int8 calibration and
     headline metrics."""
     if ctx.invoked_subcommand is not None:
+        if as_json:  # an option that does nothing is a trap
+            from devolens.errors import DevolensError
+
+            sub = ctx.invoked_subcommand
+            raise DevolensError(f"--json before `{sub}` is the listing's (devolens models --json); "
+                                + ("for the card as JSON, give it after the name: devolens models show NAME --json"
+                                   if sub == "show" else f"`models {sub}` has no --json"))
+        return
+    from devolens.models import zoo
+
+    names = zoo.available()
+    if as_json:
+        typer.echo(json.dumps(_listing(names), indent=2))
         return
     from rich.table import Table
 
     from devolens.cli._common import out
-    from devolens.models import zoo
 
-    names = zoo.available()
     table = Table(title="devolens model zoo", show_lines=False)
     wide = out.width >= 140  # the summary column only where it fits (`models show NAME` has it all)
     cols = ("model", "task", "weights", "int8", "headline metrics (held-out data)") + (("summary",) if wide else ())

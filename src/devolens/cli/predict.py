@@ -23,11 +23,11 @@ from devolens.cli._common import (BACKEND_CHOICE, CLOCK_GAIN, COLOR_CHOICE, DEVI
                                   same_file)
 from devolens.errors import DevolensError
 
-from devolens.cli._common import THREADS_HELP, apply_threads, check_threads
+from devolens.cli._common import THREADS_HELP, apply_threads, check_csv_out, check_threads, json_number
 from devolens.io.atomic import StagedDir
 from devolens.io.frames import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
 from devolens.lineage.letters import LETTER_KEY_LINE
-from devolens.provenance import command_line, torch_version
+from devolens.provenance import record_header, record_text, torch_version, version
 
 #: memory budget of the frames read ahead of the network (bytes)
 READ_AHEAD_BYTES = 256 << 20
@@ -615,25 +615,13 @@ def _within(path: Path, entry: Path) -> bool:
     return path == entry or entry in path.parents
 
 
-def _number(value):
-    """A float or int for JSON (numpy scalars converted; non-finite: None); other values as they are."""
-    if isinstance(value, (bool, str)) or value is None:
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return value
-    if not np.isfinite(number):
-        return None
-    return int(number) if isinstance(value, (int, np.integer)) else round(number, 6)
-
-
 def _estimate_fields(estimate) -> dict:
     """A DiameterEstimate's fields for the records (``magnification``: relative to the model's training framing;
     ``diameter``: None when the images were used as they are; ``resize``: how much they were resized)."""
-    return {"magnification": _number(estimate.magnification), "diameter": _number(estimate.diameter),
-            "resize": _number(estimate.resize), "trusted": _number(estimate.trusted), "small": _number(estimate.small),
-            "backdrop": _number(estimate.backdrop), "per_image": [_number(v) for v in (estimate.per_image or [])]}
+    return {"magnification": json_number(estimate.magnification), "diameter": json_number(estimate.diameter),
+            "resize": json_number(estimate.resize), "trusted": json_number(estimate.trusted),
+            "small": json_number(estimate.small), "backdrop": json_number(estimate.backdrop),
+            "per_image": [json_number(v) for v in (estimate.per_image or [])]}
 
 
 def _sizing_record(diameter: "float | str | None", estimate=None, estimates=None, frames=None,
@@ -661,9 +649,9 @@ def _sizing_record(diameter: "float | str | None", estimate=None, estimates=None
     elif diameter is None:
         record = {"by": "none"}
     else:
-        record = {"by": "hand", "diameter": _number(diameter)}
+        record = {"by": "hand", "diameter": json_number(diameter)}
     if resize is not None:
-        record["resize"] = _number(resize)
+        record["resize"] = json_number(resize)
     return record
 
 
@@ -685,16 +673,11 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
     every option that changes results, as this run took them; ``magnification_estimate`` (see
     :func:`_sizing_record`); ``torch``: PyTorch's version; ``notes``: the notes the command prints after its summary
     line (their words, without ``note:``)."""
-    import json
-
-    from devolens.cli import _version
-
-    # the input's absolute path: a pipeline reading the record from another working directory
-    return json.dumps({"command": command_line(f"devolens segment {kind}"), "input": str(input_path.absolute()),
-                       "model": str(model), "devolens": _version(), "frames": frames, "objects": objects, **summary,
-                       "weights_sha256": weights_sha256, "options": options or {},
-                       "magnification_estimate": magnification, "torch": torch_version(),
-                       "notes": list(notes or [])}, indent=1) + "\n"
+    return record_text({**record_header(f"devolens segment {kind}", input_path, model),
+                        "devolens": version(), "frames": frames, "objects": objects, **summary,
+                        "weights_sha256": weights_sha256, "options": options or {},
+                        "magnification_estimate": magnification, "torch": torch_version(),
+                        "notes": list(notes or [])}, default=None)
 
 
 def run_segmentation(
@@ -1230,29 +1213,25 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     frames (``dark``: black or dark frames; ``implausible``: readings off their neighbours); ``plot`` and ``curation``:
     the companions written beside the CSV (None: not written), which a later run into the same CSV replaces or
     removes (:func:`_stale_companions`)."""
-    import json
-
-    from devolens.cli import _version
     from devolens.models import zoo
 
     nuclei = getattr(predictor, "nuclei", None)
     nuclei_name = (predictor.card or {}).get("nuclei_model", "nuclei") if nuclei is not None else None
     network = getattr(nuclei, "network", None)
-    return json.dumps({
-        "command": command_line("devolens population"), "input": str(input_path.absolute()),
-        "output": str(out.absolute()), "model": str(model), "weights_sha256": zoo.weights_sha256(model),
+    return record_text({
+        **record_header("devolens population", input_path, model, out), "weights_sha256": zoo.weights_sha256(model),
         "nuclei_model": nuclei_name,
         "nuclei_weights_sha256": None if nuclei_name is None else zoo.weights_sha256(nuclei_name),
-        "devolens": _version(), "torch": torch_version(), "precision": getattr(predictor, "precision", None),
+        "devolens": version(), "torch": torch_version(), "precision": getattr(predictor, "precision", None),
         "backend": getattr(network, "backend", None), "frames": frames, "skipped": skipped, "options": options,
         "magnification_estimate": magnification,
-        "clock": None if fit is None else {"offset": _number(fit.offset), "rate": _number(fit.rate),
-                                           "residual": _number(fit.residual)},
+        "clock": None if fit is None else {"offset": json_number(fit.offset), "rate": json_number(fit.rate),
+                                           "residual": json_number(fit.residual)},
         "monotone_left_out": None if left_out is None else {"dark": list(left_out[0]),
                                                             "implausible": list(left_out[1])},
         "plot": None if plot is None else str(plot.absolute()),
         "curation": None if curation is None else str(curation.absolute()),
-    }, indent=1, default=str) + "\n"
+    })
 
 
 def _stale_companions(record: Path, out: Path) -> list[Path]:
@@ -1315,10 +1294,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     from devolens.io.atomic import write_csv
     from devolens.predict.population import COLUMNS, MAX_EMBRYO_CELLS
 
-    if out.suffix.lower() != ".csv":
-        raise DevolensError("--out must be a .csv file", path=out)
-    if out.is_dir():
-        raise DevolensError("--out is a folder; give a .csv file", path=out)
+    check_csv_out(out, folder_first=False)
     if clock and monotone:
         raise DevolensError("--clock and --monotone exclude each other (the clock's curve never falls already)")
     check_threads(threads)

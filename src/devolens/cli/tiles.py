@@ -92,15 +92,14 @@ def _short_write(tmp: Path, nbytes: int, path: Path) -> Exception:
     """The error of a write of ``nbytes`` to ``tmp`` (for ``path``) that came out short: a full disk, as a rule
     (told while ``tmp`` still takes its space)."""
     import errno
-    import os
     import shutil
 
     from devolens.errors import DevolensError
-    from devolens.io.atomic import cannot_write
+    from devolens.io.atomic import cannot_write_errno
 
     try:
         if shutil.disk_usage(tmp.absolute().parent).free < nbytes:  # (os.statvfs: not on Windows)
-            return cannot_write(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path)
+            return cannot_write_errno(errno.ENOSPC, path)
     except OSError:
         pass
     return DevolensError("cannot write output: the file came out short (disk full or quota exceeded?)", path=path)
@@ -413,22 +412,17 @@ def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, no
     """``livedead.json``, in the style of ``segment.json``: the command line, the input (absolute), the model and its
     weights' sha256, the devolens and PyTorch versions, the options as this run took them, the counts and the
     warnings printed."""
-    import json
-    import math
-
+    from devolens.cli._common import json_number
     from devolens.models import zoo
-    from devolens.provenance import command_line, torch_version, version
+    from devolens.provenance import record_header, record_text, torch_version, version
 
-    def number(v):
-        v = float(v)
-        return None if not math.isfinite(v) else (int(v) if v.is_integer() else round(v, 6))
-
-    return json.dumps({
-        "command": command_line("devolens segment livedead"), "input": str(image.absolute()), "model": str(model),
+    return record_text({
+        **record_header("devolens segment livedead", image, model),
         "devolens": version(), "weights_sha256": zoo.weights_sha256(model), "options": options,
-        "counts": {k: number(counts[k]) for k in ("live", "dead", "fraction_dead") if k in counts},
+        "counts": {k: json_number(counts[k], whole_as_int=True) for k in ("live", "dead", "fraction_dead")
+                   if k in counts},
         "torch": torch_version(), "notes": list(notes),
-    }, indent=1, default=str) + "\n"
+    })
 
 
 # ----------------------------------------------------------------------------------------

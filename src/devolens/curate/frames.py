@@ -865,7 +865,7 @@ def _check_thresholds(thresholds) -> None:
                             f"got {type(thresholds).__name__}")
 
 
-def _check_curate_options(path, progress, thresholds, stack_z, channel, pages) -> None:
+def _check_curate_options(path, progress, thresholds, stack_z, channel, pages, decode_threads=None) -> None:
     """Refuse option values :func:`curate_path` cannot take, whatever the input (an option that does nothing on
     this input is a trap: it would be silently ignored on a folder of PNGs)."""
     from devolens.io.stacks import check_pages, check_stack_z
@@ -877,6 +877,9 @@ def _check_curate_options(path, progress, thresholds, stack_z, channel, pages) -
     _check_thresholds(thresholds)
     check_stack_z(stack_z, "stack_z")
     check_pages(pages)
+    if decode_threads is not None and (isinstance(decode_threads, (bool, np.bool_))
+                                       or not isinstance(decode_threads, (int, np.integer)) or decode_threads < 1):
+        raise DevolensError(f"decode_threads must be an integer >= 1 or None, got {decode_threads!r}")
     if channel is None:
         return
     if isinstance(channel, (bool, np.bool_)) or not isinstance(channel, (int, np.integer)) or channel < 0:
@@ -893,6 +896,7 @@ def curate_path(
     stack_z: str = "project",
     channel: int | None = None,
     pages: str = "time",
+    decode_threads: int | None = None,
 ) -> pd.DataFrame:
     """Score and flag the frames of a video file, a folder of images or a TIFF stack.
 
@@ -907,6 +911,8 @@ def curate_path(
         Decision thresholds.
     stack_z, channel, pages
         TIFF stacks: see :func:`devolens.io.frames.iter_path_frames`.
+    decode_threads : int, optional
+        Videos: ffmpeg decoder threads (default: ffmpeg's choice, about one per core).
 
     Returns
     -------
@@ -925,9 +931,10 @@ def curate_path(
         Missing or unreadable input, input with no frames, or an option value it cannot take
         (checked for every kind of input: ``stack_z="x"`` is refused on a folder of PNGs too).
     """
-    _check_curate_options(path, progress, thresholds, stack_z, channel, pages)
+    _check_curate_options(path, progress, thresholds, stack_z, channel, pages, decode_threads)
     # frames that cannot be read (unreadable files, frames lost mid-video) are reported, not the end of it
-    frames, names, total = iter_path_frames(path, stack_z=stack_z, channel=channel, pages=pages, missing="mark")
+    frames, names, total = iter_path_frames(path, stack_z=stack_z, channel=channel, pages=pages,
+                                            decode_threads=decode_threads, missing="mark")
 
     def counted(done: int, _total: int) -> None:
         if progress is not None:

@@ -48,7 +48,7 @@ import tifffile
 
 from devolens import checks
 from devolens.errors import DevolensError
-from devolens.io.atomic import atomic_path, cannot_write, stop_if_signalled
+from devolens.io.atomic import atomic_path, cannot_write, cannot_write_errno, stop_if_signalled
 from devolens.io.stacks import complaint, quiet_tifffile
 from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other modules, tests and scripts
     DEAD_STAINS,
@@ -1077,7 +1077,7 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
             _discard(f, tmp)
             number = _write_errno(exc)
             if number is not None:  # one line, not HDF5's error stack
-                raise cannot_write(OSError(number, os.strerror(number)), out) from None
+                raise cannot_write_errno(number, out) from None
             raise
     return TilingSummary(path=out, n_tiles=n, added=added, considered=considered, sources=sources)
 

@@ -131,6 +131,12 @@ def cannot_write(exc: OSError, path: str | Path) -> DevolensError:
     return (Exhausted if exc.errno in RETRY_ERRNOS else DevolensError)(f"cannot write output: {reason}", path=path)
 
 
+def cannot_write_errno(number: int, path: str | Path) -> DevolensError:
+    """:func:`cannot_write` for a write that failed with the errno ``number`` known without an OSError (told from
+    a library's message, ffmpeg's, or the free space after a short write)."""
+    return cannot_write(OSError(number, os.strerror(number)), path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.

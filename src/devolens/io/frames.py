@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from devolens.errors import DevolensError
+from devolens.io.atomic import Exhausted
 from devolens.io.images import IMAGE_SUFFIXES as READABLE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "ANIMATED_SUFFIXES", "iter_path_frames", "frame_count_from_info",
@@ -63,10 +64,14 @@ def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
 
     Frames come as uint8 RGB ``(H, W, 3)`` as the viewer shows them (each frame composited
     onto the previous ones by the file's disposal and blending rules); ``fps`` from the first
-    frame's duration (10 when the file gives none). ``count`` is 1 for a still image.
+    frame's duration (10 when the file gives none). ``count`` is 1 for a still image. A frame that
+    alone would not fit in the memory available is refused now (:func:`devolens.io.images.check_memory`).
     """
-    from PIL import Image, ImageSequence
+    from PIL import ImageSequence
 
+    from devolens.io.images import pillow
+
+    Image = pillow()  # the limits read_image reads images with
     kind = "WebP" if path.suffix.lower() == ".webp" else "GIF"
     try:
         with Image.open(path) as im:
@@ -78,9 +83,10 @@ def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
     except Exception as exc:
         msg = str(exc).strip().splitlines()
         raise DevolensError(f"cannot read {kind} ({msg[0] if msg else type(exc).__name__})", path=path) from None
-    from devolens.io.images import check_image_size
+    from devolens.io.images import check_image_size, check_memory
 
     check_image_size(size[1], size[0], path)
+    check_memory((size[1], size[0], 3), np.uint8, path, what="frames")
 
     def gen() -> Iterator[np.ndarray]:
         i = 0
@@ -89,6 +95,9 @@ def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
                 for frame in ImageSequence.Iterator(im):
                     yield np.asarray(frame.convert("RGB"))
                     i += 1
+        except MemoryError:
+            raise Exhausted(f"out of memory while decoding {kind} frame {i}: free memory or run it where more is "
+                            "free", path=path) from None
         except Exception as exc:
             msg = str(exc).strip().splitlines()
             raise DevolensError(f"cannot decode {kind} frame {i} ({msg[0] if msg else type(exc).__name__})",
@@ -113,6 +122,9 @@ def _read_image(path: Path) -> np.ndarray:
         return arr
     except DevolensError:
         raise
+    except MemoryError:
+        raise Exhausted("out of memory while reading this image: free memory or run it where more is free",
+                        path=path) from None
     except Exception as exc:  # unreadable / corrupt image
         msg = str(exc).strip().splitlines()
         raise DevolensError(f"cannot read image ({msg[0] if msg else type(exc).__name__})", path=path) from None
@@ -363,7 +375,7 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
                     try:
                         image = _read_image(p)
                     except DevolensError as exc:
-                        if missing == "raise":
+                        if missing == "raise" or isinstance(exc, Exhausted):  # no memory: the machine's, not the file's
                             raise
                         from devolens.io.missing import MissingFrame
 

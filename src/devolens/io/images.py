@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from devolens.errors import DevolensError
-from devolens.io.atomic import atomic_path
+from devolens.io.atomic import Exhausted, atomic_path
 
-__all__ = ["read_image", "write_png", "write_label_tif", "check_image_size", "check_stack_planes", "IMAGE_SUFFIXES"]
+__all__ = ["read_image", "write_png", "write_label_tif", "check_image_size", "check_stack_planes", "check_memory",
+           "memory_available", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")  # GIF: its first frame
 
@@ -45,6 +46,86 @@ def check_stack_planes(height: int, width: int, pages: int, path: str | Path | N
     check_image_size(height, width, path)
 
 
+#: decoded arrays smaller than this are not weighed against the memory available (reading it costs ~10 µs; a frame
+#: this small fits wherever devolens runs at all)
+MEMORY_CHECK_BYTES = 64 << 20
+#: what to do with an image too large for the memory: the commands that read a well TIFF in bands
+BANDS_ADVICE = "`devolens segment livedead` and `devolens tile make` read a well TIFF in bands, in bounded memory"
+
+
+def memory_available() -> int | None:
+    """The memory the system can give a process now without swapping, in bytes: Linux's ``MemAvailable``
+    (``/proc/meminfo``); None where it is not known (other systems: no check)."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+def check_memory(shape: tuple[int, ...], dtype, path: str | Path | None = None, what: str = "an image",
+                 advice: str = "") -> None:
+    """Refuse, before decoding it, an array of ``shape`` and ``dtype`` (what a file's header declares) that alone
+    would not fit in the memory available (:func:`memory_available`): a small file can declare a huge image, whose
+    decoding would swap for ever or get the process killed without a word. Raises
+    :class:`devolens.io.atomic.Exhausted` (the command's exit code 75), naming ``path``; ``what`` says what the
+    shape is, ``advice`` ends the message. Nothing is read for arrays under :data:`MEMORY_CHECK_BYTES`, nor checked
+    where the memory available is unknown."""
+    import math
+
+    if dtype is None:  # not known from the header: nothing to weigh
+        return
+    nbytes = math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
+    if nbytes < MEMORY_CHECK_BYTES:
+        return
+    free = memory_available()
+    if free is None or nbytes <= free:
+        return
+    dims = " x ".join(str(int(n)) for n in shape)
+    raise Exhausted(f"the file declares {what} of {dims} {np.dtype(dtype).name} values, {_bytes(nbytes)} decoded: more "
+                    f"than the {_bytes(free)} of memory available; free memory or run it where more is free, or cut "
+                    f"it into smaller images{'; ' + advice if advice else ''}", path=path)
+
+
+#: samples per pixel of what :func:`read_image` makes of each Pillow mode (others become RGB)
+_MODE_SAMPLES = {"1": 3, "L": 1, "LA": 1, "La": 1, "RGB": 3, "RGBA": 4, "I;16": 1, "I;16B": 1, "I;16L": 1, "I": 1}
+
+
+def pillow():
+    """Pillow's ``Image`` module, set for the user's own files: its decompression-bomb limit raised to 2^30 pixels
+    (OpenCV's, as for the 16-bit colour PNGs; a stitched well saved as PNG passes Pillow's 179 M pixels) and its
+    warning past it silenced (:func:`check_memory` weighs a large image against the memory available; past 2^31
+    pixels Pillow refuses the file)."""
+    import warnings
+
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, 2**30)
+    if not any(f[0] == "ignore" and f[2] is Image.DecompressionBombWarning for f in warnings.filters):
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    return Image
+
+
+def _pillow_refusal(exc: Exception, path: Path) -> DevolensError | None:
+    """Pillow's DecompressionBombError (an image past 2^31 pixels) in words; None for any other exception."""
+    if type(exc).__name__ != "DecompressionBombError":
+        return None
+    import re
+
+    found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(exc))
+    declared, limit = (f"{found.group(1)} pixels", f"{found.group(2)} ") if found else ("too many pixels", "")
+    return DevolensError(f"image too large: its header declares {declared}, more than the {limit}pixels read from a "
+                         "PNG, JPEG, BMP, WebP or GIF file (a decompression bomb?); cut it into smaller images, or "
+                         f"save it as TIFF ({BANDS_ADVICE})", path=path)
+
+
 def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
     """Read a TIFF, PNG, JPEG, BMP, WebP or GIF image into a numpy array.
 
@@ -61,7 +142,8 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
         for 16-bit PNG, grey or RGB(A)), (H, W) or (H, W, C), turned as their EXIF orientation
         says (as viewers show them); a GIF as its first frame, RGB, and an animated WebP as its first
         frame (:mod:`devolens.io.frames` reads every frame of both). The content decides how a file
-        is read, not its name (a PNG saved as ``.tif`` is read).
+        is read, not its name (a PNG saved as ``.tif`` is read). An image whose header declares more
+        than the memory available is refused before it is decoded (:func:`check_memory`).
 
     Returns
     -------
@@ -70,7 +152,8 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
     Raises
     ------
     DevolensError
-        The file is missing, not an image, of an unsupported type or corrupt.
+        The file is missing, not an image, of an unsupported type or corrupt;
+        :class:`devolens.io.atomic.Exhausted` (one) when it does not fit in the memory available.
     """
     path = Path(path)
     if not path.exists():
@@ -100,18 +183,22 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
                 series = tif.series[0]
                 # axes of length 1 dropped (a 1xHxW or HxWx1 array saved as such is the HxW image)
                 axes, shape = squeeze_axes(str(series.axes), tuple(int(n) for n in series.shape))
+                check_memory(shape, series.dtype, path, advice=BANDS_ADVICE)
                 arr = series.asarray().reshape(shape)
                 # planar RGB (samples stored as planes, axes "SYX"): samples last, as PNG/JPEG
                 arr = samples_last(arr, axes.endswith("SYX"))
                 arr = arr if indices else _apply_palette(tif, arr)
         else:
-            from PIL import Image
-
-            # a stitched well saved as PNG passes Pillow's decompression-bomb guard (179 M pixels: 13400 x 13400);
-            # these are the user's own files: OpenCV's limit, 2^30 pixels, as for the 16-bit colour PNGs below
-            Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, 2**30)
-            with Image.open(path) as im:
-                if im.format == "PNG" and _is_png16_colour(path):
+            Image = pillow()
+            with Image.open(path) as im:  # the header only: the pixels are decoded by load()
+                png16 = im.format == "PNG" and _is_png16_colour(path)
+                samples = _MODE_SAMPLES.get(im.mode, 3)
+                if im.mode == "P":  # the indices, or the colours they show
+                    samples = 1 if indices else 4 if "transparency" in im.info else 3
+                shape = (im.size[1], im.size[0]) + ((samples,) if samples > 1 else ())
+                check_memory(shape, np.uint16 if png16 or im.mode.startswith("I") else np.uint8, path,
+                             advice=f"saved as TIFF, {BANDS_ADVICE}")
+                if png16:
                     # Pillow has no 16-bit colour modes: it would keep each sample's upper byte
                     return _read_png16_colour(path, im)
                 im.load()
@@ -135,8 +222,11 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
                 arr = np.asarray(im).copy()
     except DevolensError:
         raise
+    except MemoryError:  # more than the memory available once decoded (the decoder's copies: not declared)
+        raise Exhausted("out of memory while decoding this image: free memory or run it where more is free, or cut "
+                        "it into smaller images", path=path) from None
     except Exception as exc:  # corrupt or truncated file
-        raise DevolensError(f"cannot read image: {exc}", path=path) from None
+        raise _pillow_refusal(exc, path) or DevolensError(f"cannot read image: {exc}", path=path) from None
     if arr.size == 0:
         raise DevolensError("empty image", path=path)
     return arr

@@ -223,20 +223,20 @@ def open_tiff(path: str | Path):
         yield tif
 
 
-def _tiff_layout(path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[float, float, str] | None"]:
+def _tiff_layout(path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[float, float, str] | None", str]:
     """``(axes, shape)`` of a TIFF file's first series (axes of length 1 dropped, :func:`squeeze_axes`), its
     number of series, whether that series is RGB with its samples stored as planes and no ImageJ or OME axes
-    (:func:`planar_rgb_note`), and its pixel size (:func:`pixel_size`). Parsed once per file version (path,
-    inode, size, modification time) and process: :func:`stack_info`, :func:`unlabelled_pages_note`,
-    :func:`other_series_note`, :func:`planar_rgb_note` and :func:`pixel_size` ask for the same file (each member
-    of a folder) in one command."""
+    (:func:`planar_rgb_note`), its pixel size (:func:`pixel_size`) and its dtype's name (``""`` where tifffile
+    gives none: :func:`check_stack_options`). Parsed once per file version (path, inode, size, modification time)
+    and process: :func:`stack_info`, :func:`unlabelled_pages_note`, :func:`other_series_note`,
+    :func:`planar_rgb_note` and :func:`pixel_size` ask for the same file (each member of a folder) in one command."""
     st = path.stat()
     return _layout(str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, path)
 
 
 @lru_cache(maxsize=4096)
 def _layout(resolved: str, inode: int, size: int, mtime_ns: int,
-            path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[float, float, str] | None"]:
+            path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[float, float, str] | None", str]:
     import tifffile
 
     try:  # opened by the path as given, which the errors name (errors are not cached)
@@ -249,7 +249,8 @@ def _layout(resolved: str, inode: int, size: int, mtime_ns: int,
             planar_rgb = bool(not (tif.is_imagej or tif.is_ome) and key is not None
                               and key.photometric == tifffile.PHOTOMETRIC.RGB
                               and key.planarconfig == tifffile.PLANARCONFIG.SEPARATE)
-            return axes, shape, len(tif.series), planar_rgb, _calibration(tif)
+            dtype = np.dtype(s.dtype).name if s.dtype is not None else ""
+            return axes, shape, len(tif.series), planar_rgb, _calibration(tif), dtype
     except DevolensError:
         raise
     except Exception as exc:
@@ -258,8 +259,9 @@ def _layout(resolved: str, inode: int, size: int, mtime_ns: int,
 
 def _other_format_info(path: Path) -> StackInfo:
     """The layout of a file named .tif that is another image format (one image, as Pillow reads it)."""
-    from PIL import Image
+    from devolens.io.images import pillow
 
+    Image = pillow()  # the limits read_image reads it with
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -315,13 +317,17 @@ def samples_last(image: np.ndarray, planar: bool) -> np.ndarray:
 def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path) -> None:
     """Refuse options the stack ``info`` of ``path`` cannot be read with (``z``, ``channel``), planes under
     2 x 2 pixels (no frame reader hands those on: the error names the file) and planes a few pixels wide in many
-    pages (a channel-last image saved without axes: :func:`devolens.io.images.check_stack_planes`). Every reader of
+    pages (a channel-last image saved without axes: :func:`devolens.io.images.check_stack_planes`) and planes
+    that alone would not fit in the memory available (:func:`devolens.io.images.check_memory`). Every reader of
     a stack's frames checks it here (segment, population, curate; a folder's stacks)."""
-    from devolens.io.images import check_stack_planes
+    from devolens.io.images import BANDS_ADVICE, check_memory, check_stack_planes
 
     check_stack_z(z)
     yx = info.shape[-3:-1] if info.axes.endswith("YXS") else info.shape[-2:]
     check_stack_planes(yx[0], yx[1], int(np.prod([n for _, n in info.leading] or [1])), path)
+    layout = _readable_layout(Path(path))
+    if layout is not None and layout[5]:
+        check_memory(info.shape[-info.spatial:], layout[5], path, what="planes", advice=BANDS_ADVICE)
     if info.channels > 1 and channel is None:
         raise DevolensError(
             f"this stack has {info.channels} channels (axes {info.axes}, shape {info.shape}): choose one with "
@@ -418,6 +424,9 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                 try:
                     whole = tifffile.memmap(path)
                 except Exception:
+                    from devolens.io.images import check_memory
+
+                    check_memory(series.shape, series.dtype, path, what="a stack stored as one block")
                     whole = series.asarray()
                 whole = whole.reshape(tuple(sizes) + trailing)
         held = open(contiguous[0], "rb") if contiguous is not None else None  # noqa: SIM115 (closed below)
@@ -447,6 +456,11 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                             fh.open()
                         reopened.append(fh)
                     arr = pages[i].asarray()
+            except MemoryError:  # the whole stack once decoded, or a plane with the decoder's copies
+                from devolens.io.atomic import Exhausted
+
+                raise Exhausted(f"out of memory while reading plane {i}: free memory or run it where more is free",
+                                path=path) from None
             except Exception as exc:
                 raise DevolensError(f"cannot read plane {i}: {exc}", path=path) from None
             return samples_last(arr, info.planar)

@@ -37,6 +37,7 @@ import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -95,10 +96,10 @@ def _finish(df: pd.DataFrame, fmt: str, path: Path, meta: dict[str, Any]) -> pd.
     return df
 
 
-def _sniff_binary(path: Path, head: bytes) -> None:
-    if b"\x00" in head:
+def _sniff_binary(path: Path, head: "_Head") -> None:
+    if b"\x00" in head.data:
         raise DevolensError("binary file, not a lineage table (CSV or AceTree zip/folder expected)", path=path)
-    if _not_utf8(head) and not _is_cp1252(head):
+    if head.not_utf8 and not head.cp1252:
         raise DevolensError(
             "binary or non-UTF-8 file, not a lineage table (CSV or AceTree zip/folder expected)", path=path
         )
@@ -120,10 +121,12 @@ _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 
-def _is_cp1252(head: bytes) -> bool:
+def _is_cp1252(head: bytes, not_utf8: bool | None = None) -> bool:
     """Whether ``head`` (a file's first bytes) is Windows-1252 text that is not UTF-8: Excel's 'CSV (Comma
-    delimited)' saved on Windows, e.g. with a ``µ`` in a header."""
-    if not _not_utf8(head) or _CONTROL_BYTES.search(head) or _UTF8_MULTIBYTE.search(head):
+    delimited)' saved on Windows, e.g. with a ``µ`` in a header. ``not_utf8``: :func:`_not_utf8` of ``head``, when
+    already told."""
+    if not (_not_utf8(head) if not_utf8 is None else not_utf8) or _CONTROL_BYTES.search(head) \
+            or _UTF8_MULTIBYTE.search(head):
         return False  # (a valid UTF-8 character beside a stray byte: mixed encodings, not Excel's cp1252 CSV)
     try:
         head.decode("cp1252")
@@ -394,17 +397,51 @@ def _is_utf16(head: bytes) -> bool:
     return head[:2] in (b"\xff\xfe", b"\xfe\xff") and head[:4] != b"\xff\xfe\x00\x00"
 
 
-def _recoded(path: Path) -> str | None:
-    """``"utf-16"`` or ``"cp1252"`` for a text table the readers read through a UTF-8 copy (:func:`_read_recoded`),
-    None for UTF-8 (and for a file that cannot be read: the reader says why). Told from the first 64 KiB."""
-    try:
+class _Head:
+    """A file's first 64 KiB (``data``; read once per file by :meth:`read`), and what the readers tell from them
+    (each told once, when first asked)."""
+
+    SIZE = 65536
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    @classmethod
+    def read(cls, path: Path) -> "_Head":
+        """The head of ``path`` (OSError when it cannot be read)."""
         with open(path, "rb") as fh:
-            head = fh.read(65536)
-    except OSError:
+            return cls(fh.read(cls.SIZE))
+
+    @classmethod
+    def read_or_none(cls, path: Path) -> "_Head | None":
+        """The head of ``path``; None when it cannot be read (the reader then opens it, and says why)."""
+        try:
+            return cls.read(path)
+        except OSError:
+            return None
+
+    @cached_property
+    def utf16(self) -> bool:
+        return _is_utf16(self.data)
+
+    @cached_property
+    def not_utf8(self) -> bool:
+        return _not_utf8(self.data)
+
+    @cached_property
+    def cp1252(self) -> bool:
+        return _is_cp1252(self.data, self.not_utf8)
+
+
+def _recoded(head: _Head | None) -> str | None:
+    """``"utf-16"`` or ``"cp1252"`` for a text table the readers read through a UTF-8 copy (:func:`_read_recoded`),
+    None for UTF-8 (and for a file that cannot be read, ``head`` None: the reader says why). Told from the first
+    64 KiB (``head``)."""
+    if head is None:
         return None
-    if _is_utf16(head[:4]):
+    if head.utf16:
         return "utf-16"
-    return "cp1252" if b"\x00" not in head and _is_cp1252(head) else None
+    return "cp1252" if b"\x00" not in head.data and head.cp1252 else None
 
 
 def _utf16_first_line(head: bytes) -> str:
@@ -482,34 +519,44 @@ def detect_format(path: str | Path) -> str:
     DevolensError
         Missing, empty, binary, or unrecognised input.
     """
-    path = Path(path)
+    return _detect(Path(path))[0]
+
+
+def _detect(path: Path, head: _Head | None = None) -> tuple[str, _Head | None]:
+    """:func:`detect_format`, and the file's head it read (``head``: already read; None: read here; a folder:
+    None)."""
     if not path.exists():
         raise DevolensError("file not found", path=path)
     if path.is_dir():
         if _acetree_dir_files(path):
-            return "acetree"
+            return "acetree", None
         raise DevolensError("folder holds no AceTree nuclei files (tNNN-nuclei)", path=path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(65536)
-    except OSError as exc:
-        raise DevolensError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    if not head.strip():
+    if head is None:
+        try:
+            head = _Head.read(path)
+        except OSError as exc:
+            raise DevolensError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    return _detect_head(path, head), head
+
+
+def _detect_head(path: Path, head: _Head) -> str:
+    data = head.data
+    if not data.strip():
         raise DevolensError("empty file", path=path)
-    if head[:4] == b"PK\x03\x04" or zipfile.is_zipfile(path):
+    if data[:4] == b"PK\x03\x04" or zipfile.is_zipfile(path):
         return "acetree"
-    utf16 = _is_utf16(head)  # Excel's 'Unicode Text' (tab-separated): the readers read it through a UTF-8 copy
+    utf16 = head.utf16  # Excel's 'Unicode Text' (tab-separated): the readers read it through a UTF-8 copy
     if utf16:
-        first = head.decode("utf-16", errors="replace").lstrip("\ufeff").splitlines()[0]
+        first = data.decode("utf-16", errors="replace").lstrip("\ufeff").splitlines()[0]
     else:
         _sniff_binary(path, head)
-        encoding = "cp1252" if _is_cp1252(head) else "utf-8"  # (Excel's CSV on Windows: read_* recode it)
-        first = head.decode(encoding, errors="replace").lstrip("\ufeff").splitlines()[0]
+        encoding = "cp1252" if head.cp1252 else "utf-8"  # (Excel's CSV on Windows: read_* recode it)
+        first = data.decode(encoding, errors="replace").lstrip("\ufeff").splitlines()[0]
     cols = {c.strip().strip('"') for c in first.split(",")}
     # before the separator check: an EPIC TIME file is tab-separated, and "use commas" would mislead
     _refuse_epic_companion(path, first, cols)
     if utf16:
-        first = _utf16_first_line(head)
+        first = _utf16_first_line(data)
         cols = {c.strip().strip('"') for c in first.split(",")}
     if len(cols) == 1 and _is_epic_header({c.strip().strip('"') for c in first.split("\t")}):
         return "epic"  # an EPIC CD table saved tab-separated (older exports): read_epic reads it so
@@ -655,12 +702,18 @@ def read_table(path: str | Path, format: str | None = None) -> pd.DataFrame:
     path = _table_path(path)
     if format is not None and (not isinstance(format, str) or format.strip().lower() not in ("epic", "acetree", "tidy")):
         raise DevolensValueError(f"format must be 'epic', 'acetree', 'tidy' or None (detected), got {format!r}")
-    fmt = format.strip().lower() if format is not None else detect_format(path)
+    return _read_table(path, format.strip().lower() if format is not None else None)
+
+
+def _read_table(path: Path, fmt: str | None, head: _Head | None = None) -> pd.DataFrame:
+    """:func:`read_table` of the format ``fmt`` (None: detected), ``head`` the file's head when already read."""
+    if fmt is None:
+        fmt, head = _detect(path, head)
     if fmt == "epic":
-        return read_epic(path)
+        return _read_epic(path, None, None, head)
     if fmt == "acetree":
         return read_acetree(path)
-    return read_tidy(path)
+    return _read_tidy(path, head)
 
 
 # ----------------------------------------------------------------------------- duplicates
@@ -836,16 +889,22 @@ def read_epic(
         The tidy table with ``blot``; ``embryo`` is the file name without ``CD``.
         x, y, size in pixels, z in planes.
     """
-    path = Path(path)
+    return _read_epic(Path(path), auxinfo, time_file)
+
+
+def _read_epic(path: Path, auxinfo: str | Path | None, time_file: str | Path | None,
+               head: _Head | None = None) -> pd.DataFrame:
+    """:func:`read_epic`; ``head``: the file's head, when already read."""
     if not path.exists():
         raise DevolensError("file not found", path=path)
     if path.is_dir():
         raise DevolensError("is a folder, not an EPIC CD table", path=path)
-    encoding = _recoded(path)
+    if head is None:
+        head = _Head.read_or_none(path)
+    encoding = _recoded(head)
     if encoding:
         return _read_recoded(read_epic, path, encoding, auxinfo=auxinfo, time_file=time_file)
-    with open(path, "rb") as fh:
-        _sniff_binary(path, fh.read(65536))
+    _sniff_binary(path, head if head is not None else _Head.read(path))  # (cannot be read: open's error)
     sep = _epic_sep(path)
     # the header read as the rows are (skipinitialspace): "cell, time, ..." names its columns alike in both reads
     header = _read_csv(path, "an EPIC CD table", nrows=0, sep=sep, skipinitialspace=True)
@@ -1232,11 +1291,12 @@ def read_positions(path: str | Path) -> pd.DataFrame:
     ['embryo', 'time', 'cell', 'x', 'y', 'z', 'size']
     """
     path = _table_path(path)
-    encoding = _recoded(path) if path.is_file() else None
+    head = _Head.read_or_none(path) if path.is_file() else None
+    encoding = _recoded(head)
     if encoding:
         return _read_recoded(read_positions, path, encoding)
     try:
-        detect_format(path)
+        fmt, head = _detect(path, head)
     except UnrecognisedColumns as exc:
         if {"spot frame", "spot position"} <= {str(c).strip().lower() for c in exc.columns}:
             return _read_mastodon_csv(path, exc.columns)
@@ -1244,7 +1304,7 @@ def read_positions(path: str | Path) -> pd.DataFrame:
         if mapping is None:
             raise UnrecognisedColumns(path, exc.columns, extra=", or positions with time (or frame),x,y,z") from None
         return _read_positions_csv(path, mapping)
-    return read_table(path)
+    return _read_table(path, fmt, head)
 
 
 def _read_positions_csv(path: Path, mapping: dict[str, str]) -> pd.DataFrame:
@@ -1347,16 +1407,21 @@ def read_tidy(path: str | Path) -> pd.DataFrame:
     pandas.DataFrame
         The tidy table.
     """
-    path = Path(path)
+    return _read_tidy(Path(path))
+
+
+def _read_tidy(path: Path, head: _Head | None = None) -> pd.DataFrame:
+    """:func:`read_tidy`; ``head``: the file's head, when already read."""
     if not path.exists():
         raise DevolensError("file not found", path=path)
     if path.is_dir():
         raise DevolensError("is a folder, not a tidy CSV", path=path)
-    encoding = _recoded(path)
+    if head is None:
+        head = _Head.read_or_none(path)
+    encoding = _recoded(head)
     if encoding:
         return _read_recoded(read_tidy, path, encoding)
-    with open(path, "rb") as fh:
-        _sniff_binary(path, fh.read(65536))
+    _sniff_binary(path, head if head is not None else _Head.read(path))  # (cannot be read: open's error)
     above = _lines_before_header(path)  # blank lines read as rows, dropped below: labels give lines (_line)
     df = _read_csv(path, "a tidy lineage CSV", dtype={"cell": str, "embryo": str}, skipinitialspace=True,
                    skip_blank_lines=False, skiprows=above)

@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import itertools
 import re
 import struct
@@ -25,7 +23,7 @@ from devolens.errors import DevolensError
 from devolens.io.atomic import WRITE_ERRNOS, atomic_path
 
 __all__ = ["iter_video_frames", "write_video", "video_info", "VideoInfo", "VideoFrames", "VideoDamage", "video_damage",
-           "container_count", "ContainerCount", "decoder_threads", "check_fps"]
+           "container_count", "ContainerCount", "check_fps"]
 
 
 def _first_line(exc: Exception) -> str:
@@ -1143,30 +1141,6 @@ class VideoFrames:
         return self._state.get("damage")
 
 
-#: ffmpeg decoder threads of the readers that do not choose theirs (None: ffmpeg's choice; see decoder_threads); a
-#: context variable: each thread (and asyncio task) has its own setting
-_DEFAULT_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("devolens_decoder_threads",
-                                                                            default=None)
-
-
-@contextlib.contextmanager
-def decoder_threads(threads: int | None) -> Iterator[None]:
-    """Within the block, videos opened by :func:`iter_video_frames` without ``threads`` are decoded by ``threads``
-    ffmpeg threads (None: ffmpeg's choice, as outside it): ``devolens curate frames --threads``. The setting is the
-    calling thread's own (other threads, and threads started in the block, keep theirs).
-
-    >>> with decoder_threads(2):                          # doctest: +SKIP
-    ...     report = curate_path("movie.mp4")
-    """
-    if threads is not None and int(threads) < 1:
-        raise DevolensError(f"threads must be >= 1, got {threads}")
-    token = _DEFAULT_THREADS.set(None if threads is None else int(threads))
-    try:
-        yield
-    finally:
-        _DEFAULT_THREADS.reset(token)
-
-
 def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None = None,
                       mark_lost: bool = False) -> VideoFrames:
     """Stream the frames of a video (mp4, avi, mkv, mpg, ts...) as uint8 RGB arrays (H, W, 3).
@@ -1180,8 +1154,7 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
     every : int
         Yield every ``every``-th frame (1 = all; frames counted as numbered in the video, lost ones included).
     threads : int, optional
-        Decoder threads (ffmpeg ``-threads``); default: ffmpeg's choice (about one per core), or the number a
-        :func:`decoder_threads` block around the call sets.
+        Decoder threads (ffmpeg ``-threads``); default: ffmpeg's choice (about one per core).
         Streaming commands that process frames on the other cores as they come pass 1: one
         thread decodes a 752x512 H.264 frame in ~5 ms and leaves the cores to the network.
     mark_lost : bool
@@ -1204,8 +1177,6 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
         Missing, unreadable or corrupt file (also raised mid-stream if decoding fails).
     """
     state: dict = {"path": Path(path)}
-    if threads is None:
-        threads = _DEFAULT_THREADS.get()
     return VideoFrames(_video_frames(Path(path), every, threads, mark_lost, state), state)
 
 
@@ -1389,7 +1360,7 @@ class _Encoder:
         """Close ffmpeg's input, wait for it to end and raise DevolensError (naming ``path``) if it failed."""
         import os
 
-        from devolens.io.atomic import cannot_write
+        from devolens.io.atomic import cannot_write_errno
 
         try:
             self.proc.stdin.close()
@@ -1401,7 +1372,7 @@ class _Encoder:
         text = " ".join(self.lines)
         for number in WRITE_ERRNOS:  # ffmpeg says why it could not write (a full disk, a quota, a size limit)
             if os.strerror(number) in text:
-                raise cannot_write(OSError(number, os.strerror(number)), path)
+                raise cannot_write_errno(number, path)
         if code != 0:
             if self.lines:
                 said = self.lines[-1]
