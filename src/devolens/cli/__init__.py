@@ -223,9 +223,13 @@ _MEMORY_OPTIONS = (("--batch-size", "a smaller --batch-size"), ("--tile", "a sma
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is PyTorch's failure to allocate memory (its message, or a DataLoader worker's report of it)."""
+    """Whether ``exc`` is PyTorch's failure to allocate memory (its message, or a DataLoader worker's report of it)
+    or OpenCV's (a ``cv2.error``: "Insufficient memory", a resize under ``ulimit -v``)."""
+    from devolens.io.images import opencv_out_of_memory
+
     names = {c.__name__ for c in type(exc).__mro__}
-    return "OutOfMemoryError" in names or (isinstance(exc, RuntimeError) and bool(_TORCH_OOM.search(str(exc))))
+    return ("OutOfMemoryError" in names or (isinstance(exc, RuntimeError) and bool(_TORCH_OOM.search(str(exc))))
+            or opencv_out_of_memory(exc))
 
 
 def _oom_exit(exc: BaseException, command, args: list[str]) -> int:

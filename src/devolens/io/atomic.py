@@ -119,16 +119,32 @@ def _file_above(path: Path) -> Path | None:
     return None
 
 
-def cannot_write(exc: OSError, path: str | Path) -> DevolensError:
+#: what a refused replace of an existing output most often means
+_LOCKED_HINT = "is it open in another program, or read-only?"
+
+
+def cannot_write(exc: OSError, path: str | Path, replacing: bool = False) -> DevolensError:
     """The one-line error for an output ``path`` that the system refused (``exc``); a hidden staging or temporary
-    path is named by the output it stands for (:func:`public_path`). A full disk or quota is :class:`Exhausted`."""
+    path is named by the output it stands for (:func:`public_path`). A full disk or quota is :class:`Exhausted`.
+    ``replacing``: ``exc`` came from the rename onto ``path``; a refusal of the file itself there
+    (:func:`_output_refused`: open in Excel on Windows, read-only) is asked about."""
     path = public_path(path)
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.EEXIST, errno.ENOTDIR):  # a folder on the way is a file: "File exists" misleads
         above = _file_above(path)
         if above is not None:
             reason = f"{above} is a file, not a folder"
+    # Windows' sharing violation (winerror 32) already says "being used by another process"
+    if replacing and _output_refused(exc, path) and getattr(exc, "winerror", None) != 32:
+        reason = f"{reason} ({_LOCKED_HINT})"
     return (Exhausted if exc.errno in RETRY_ERRNOS else DevolensError)(f"cannot write output: {reason}", path=path)
+
+
+def _output_refused(exc: OSError, path: str | Path) -> bool:
+    """Whether a rename onto ``path`` was refused by the file there (EACCES, EPERM in a folder that takes new
+    entries: a file open in another program on Windows, a read-only or immutable one, another user's in a sticky
+    folder), not by its folder's permissions."""
+    return exc.errno in (errno.EACCES, errno.EPERM) and os.access(Path(path).parent, os.W_OK)
 
 
 def cannot_write_errno(number: int, path: str | Path) -> DevolensError:
@@ -185,9 +201,12 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp_path, 0o666 & ~umask)
-            os.replace(tmp_path, path)
         except OSError as exc:
             raise cannot_write(exc, path) from None
+        try:
+            os.replace(tmp_path, path)
+        except OSError as exc:
+            raise cannot_write(exc, path, replacing=True) from None
     except OSError as exc:
         # the writer's own errors stay as they are (a bug keeps its traceback), except a full
         # disk or quota, which no code can cause
@@ -415,6 +434,7 @@ class StagedDir:
         # (staged entry or None for a stale owned one, target, where the old entry goes)
         done: list[tuple[Path | None, Path, Path | None]] = []
         aside: Path | None = None
+        renaming: Path | None = None  # the output being replaced, once its renames start
         try:
             stop_if_signalled()  # a signal whose exception was swallowed: nothing is committed
             self.dest.mkdir(parents=True, exist_ok=True)
@@ -431,6 +451,7 @@ class StagedDir:
                 # recorded before the renames: each rename is atomic, so whether the paths exist tells
                 # _restore how far this entry got, even after a Ctrl-C between the two
                 done.append((entry, target, old))
+                renaming = target
                 if old is not None:
                     os.replace(target, old)
                 if entry is not None:
@@ -441,7 +462,10 @@ class StagedDir:
                 self.abort()
             if not isinstance(exc, OSError):
                 raise
-            error = cannot_write(exc, self.dest)  # Exhausted for a full disk or quota: exit 75 either way
+            if renaming is not None and _output_refused(exc, renaming):  # that file refused: it is named
+                error = cannot_write(exc, renaming, replacing=True)
+            else:
+                error = cannot_write(exc, self.dest)  # Exhausted for a full disk or quota: exit 75 either way
             if not restored:
                 raise type(error)(f"{error.args[0]}; some earlier outputs could not be put back, they are in "
                                   f"{self.tmp}") from None

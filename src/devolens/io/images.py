@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from devolens.errors import DevolensError
 from devolens.io.atomic import Exhausted, atomic_path
 
 __all__ = ["read_image", "write_png", "write_label_tif", "check_image_size", "check_stack_planes", "check_memory",
-           "memory_available", "IMAGE_SUFFIXES"]
+           "memory_available", "cgroup_memory_available", "address_space_available", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")  # GIF: its first frame
 
@@ -46,24 +48,158 @@ def check_stack_planes(height: int, width: int, pages: int, path: str | Path | N
     check_image_size(height, width, path)
 
 
-#: decoded arrays smaller than this are not weighed against the memory available (reading it costs ~10 µs; a frame
-#: this small fits wherever devolens runs at all)
+#: decoded arrays smaller than this are not weighed against the memory available (reading it costs ~0.2 ms: a cgroup
+#: tree's files; a frame this small fits wherever devolens runs at all)
 MEMORY_CHECK_BYTES = 64 << 20
 #: what to do with an image too large for the memory: the commands that read a well TIFF in bands
 BANDS_ADVICE = "`devolens segment livedead` and `devolens tile make` read a well TIFF in bands, in bounded memory"
 
 
-def memory_available() -> int | None:
-    """The memory the system can give a process now without swapping, in bytes: Linux's ``MemAvailable``
-    (``/proc/meminfo``); None where it is not known (other systems: no check)."""
+class Available(int):
+    """Bytes of memory a process can take now (:func:`memory_available`), with the limit that sets them: ``leaves``
+    ends "more than the 2.0 GB ..." and ``remedy`` says how to get more."""
+
+    leaves = "of memory available"
+    remedy = "free memory or run it where more is free"
+
+    @classmethod
+    def of(cls, n: int, leaves: str, remedy: str) -> "Available":
+        got = cls(n)
+        got.leaves, got.remedy = leaves, remedy
+        return got
+
+
+#: where the kernel shows this process's control groups and their files (tests point these elsewhere)
+PROC_CGROUP = "/proc/self/cgroup"
+CGROUP_ROOT = "/sys/fs/cgroup"
+PROC_MEMINFO = "/proc/meminfo"
+PROC_STATM = "/proc/self/statm"
+#: a cgroup v1 limit this large is none (its "unlimited" is 2^63 rounded down to a page)
+_V1_UNLIMITED = 1 << 62
+
+
+def memory_available() -> Available | None:
+    """The memory the system can give a process now without swapping, in bytes: the smallest of Linux's
+    ``MemAvailable`` (``/proc/meminfo``), what this process's control group's memory limit leaves (a Slurm job, a
+    Docker or Kubernetes container: :func:`cgroup_memory_available`) and what its address-space limit leaves
+    (``ulimit -v``: :func:`address_space_available`); an :class:`Available` that says which it is. None where none
+    is known (other systems: no check)."""
+    found = []
+    free = _meminfo_available()
+    if free is not None:
+        found.append(Available(free))
+    group = cgroup_memory_available()
+    if group is not None:
+        found.append(Available.of(group[0], f"this job's {_bytes(group[1])} memory limit (cgroup) leaves",
+                                  "ask for more memory for the job or container (sbatch --mem, docker run --memory)"))
+    space = address_space_available()
+    if space is not None:
+        found.append(Available.of(space[0], f"this process's {_bytes(space[1])} address-space limit (ulimit -v) "
+                                  "leaves", "raise ulimit -v"))
+    return min(found) if found else None  # the first of equals
+
+
+def _meminfo_available(meminfo: str | None = None) -> int | None:
     try:
-        with open("/proc/meminfo", "rb") as f:
+        with open(meminfo or PROC_MEMINFO, "rb") as f:
             for line in f:
                 if line.startswith(b"MemAvailable:"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def cgroup_memory_available(proc_cgroup: str | None = None, root: str | None = None) -> tuple[int, int] | None:
+    """``(bytes, limit)``: what the tightest memory limit of this process's control group, or of one above it, leaves
+    (the limit less the group's use, its inactive file cache counted as free: the kernel drops that before it
+    kills); None where no limit is set or none can be read.
+
+    cgroup v2 (``0::/PATH`` in ``/proc/self/cgroup``): ``memory.max`` (``max``: none), ``memory.current`` and
+    ``memory.stat``'s ``inactive_file`` in ``ROOT/PATH`` and each folder above it up to ``ROOT``; v1
+    (``N:memory:/PATH``): ``memory.limit_in_bytes`` (also ``memory.stat``'s ``hierarchical_memory_limit``),
+    ``memory.usage_in_bytes`` and ``total_inactive_file`` under ``ROOT/memory``. Where ``PATH`` is not under
+    ``ROOT`` (a container's own group mounted as its root), the root's files are read."""
+    root = root or CGROUP_ROOT
+    try:
+        with open(proc_cgroup or PROC_CGROUP) as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    best = None
+    for line in lines:
+        hid, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hid == "0" and controllers == "":
+            base, files = root, ("memory.max", "memory.current", ("inactive_file",))
+        elif "memory" in controllers.split(","):
+            base, files = os.path.join(root, "memory"), ("memory.limit_in_bytes", "memory.usage_in_bytes",
+                                                         ("total_inactive_file", "inactive_file"))
+        else:
+            continue
+        for folder in _cgroup_folders(base, path):
+            got = _cgroup_level(folder, *files)
+            if got is not None and (best is None or got[0] < best[0]):
+                best = got
+    return best
+
+
+def _cgroup_folders(base: str, path: str) -> list[str]:
+    """``base/path`` and each folder above it up to ``base``; ``base`` alone where ``base/path`` is not a folder."""
+    parts = [p for p in path.strip().split("/") if p]
+    if ".." in parts or not os.path.isdir(os.path.join(base, *parts)):
+        return [base]
+    return [os.path.join(base, *parts[:n]) for n in range(len(parts), -1, -1)]
+
+
+def _cgroup_level(folder: str, limit_name: str, usage_name: str, cache_keys: tuple[str, ...]) -> tuple[int, int] | None:
+    """``(bytes left, limit)`` of one control group's folder; None where it sets no limit or a file is missing."""
+    try:
+        with open(os.path.join(folder, limit_name)) as f:
+            text = f.read().strip()
+        if text == "max":
+            return None
+        stat = {}
+        try:
+            with open(os.path.join(folder, "memory.stat")) as f:
+                stat = dict(line.split()[:2] for line in f if len(line.split()) >= 2)
+        except OSError:
+            pass
+        limit = min(int(text), int(stat.get("hierarchical_memory_limit", text)))
+        if limit >= _V1_UNLIMITED:
+            return None
+        with open(os.path.join(folder, usage_name)) as f:
+            usage = int(f.read().strip())
+        cache = next((int(stat[k]) for k in cache_keys if k in stat), 0)
+    except (OSError, ValueError):
+        return None
+    return max(0, limit - max(0, usage - cache)), limit
+
+
+def address_space_available(statm: str | None = None) -> tuple[int, int] | None:
+    """``(bytes, limit)``: what this process's address-space limit (``ulimit -v``, RLIMIT_AS) leaves to a new mapping,
+    the limit less the process's virtual size (``/proc/self/statm``: every mapping counts, PyTorch's reserved ones
+    too, as the kernel counts them); None where no limit is set or the size is not known."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft == resource.RLIM_INFINITY or soft < 0:
+            return None
+        with open(statm or PROC_STATM) as f:
+            size = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError, IndexError):
+        return None
+    return max(0, soft - size), soft
+
+
+#: OpenCV's failure to allocate (a cv2.error, StsNoMem): "(-4:Insufficient memory) Failed to allocate N bytes"
+_OPENCV_OOM = re.compile(r"insufficient memory|failed to allocate", re.IGNORECASE)
+
+
+def opencv_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is OpenCV's failure to allocate memory (a ``cv2.error`` that says so)."""
+    return type(exc).__module__.partition(".")[0] == "cv2" and bool(_OPENCV_OOM.search(str(exc)))
 
 
 def _bytes(n: int) -> str:
@@ -75,7 +211,8 @@ def check_memory(shape: tuple[int, ...], dtype, path: str | Path | None = None, 
     """Refuse, before decoding it, an array of ``shape`` and ``dtype`` (what a file's header declares) that alone
     would not fit in the memory available (:func:`memory_available`): a small file can declare a huge image, whose
     decoding would swap for ever or get the process killed without a word. Raises
-    :class:`devolens.io.atomic.Exhausted` (the command's exit code 75), naming ``path``; ``what`` says what the
+    :class:`devolens.io.atomic.Exhausted` (the command's exit code 75), naming ``path`` and the limit (the machine's
+    memory, a job's or container's memory limit, ``ulimit -v``); ``what`` says what the
     shape is, ``advice`` ends the message. Nothing is read for arrays under :data:`MEMORY_CHECK_BYTES`, nor checked
     where the memory available is unknown."""
     import math
@@ -89,9 +226,10 @@ def check_memory(shape: tuple[int, ...], dtype, path: str | Path | None = None, 
     if free is None or nbytes <= free:
         return
     dims = " x ".join(str(int(n)) for n in shape)
+    leaves, remedy = getattr(free, "leaves", Available.leaves), getattr(free, "remedy", Available.remedy)
     raise Exhausted(f"the file declares {what} of {dims} {np.dtype(dtype).name} values, {_bytes(nbytes)} decoded: more "
-                    f"than the {_bytes(free)} of memory available; free memory or run it where more is free, or cut "
-                    f"it into smaller images{'; ' + advice if advice else ''}", path=path)
+                    f"than the {_bytes(free)} {leaves}; {remedy}, or cut it into smaller images"
+                    f"{'; ' + advice if advice else ''}", path=path)
 
 
 #: samples per pixel of what :func:`read_image` makes of each Pillow mode (others become RGB)
@@ -222,10 +360,11 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
                 arr = np.asarray(im).copy()
     except DevolensError:
         raise
-    except MemoryError:  # more than the memory available once decoded (the decoder's copies: not declared)
-        raise Exhausted("out of memory while decoding this image: free memory or run it where more is free, or cut "
-                        "it into smaller images", path=path) from None
-    except Exception as exc:  # corrupt or truncated file
+    except Exception as exc:
+        if isinstance(exc, MemoryError) or opencv_out_of_memory(exc):  # the decoder's copies: not declared
+            raise Exhausted("out of memory while decoding this image: free memory or run it where more is free, or "
+                            "cut it into smaller images", path=path) from None
+        # corrupt or truncated file
         raise _pillow_refusal(exc, path) or DevolensError(f"cannot read image: {exc}", path=path) from None
     if arr.size == 0:
         raise DevolensError("empty image", path=path)
