@@ -732,6 +732,16 @@ def run_segmentation(
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
                      prepare=_preparation(model, color, diameter, flat))
     try:
+        stack_file = _stack_file(input_path, pages)
+        reading = None
+        if stack_file is not None:  # how a TIFF stack (a folder's first) was read: segment.json and the console
+            from devolens.io.stacks import stack_reading
+
+            reading = stack_reading(stack_file, z=stack_z, channel=channel, pages=pages)
+            if reading is not None and stack_file != input_path:
+                reading = {"file": stack_file.name, **reading}
+        # a stack's planes as frames: frame t x Z + z, whose t and z the tables give (one file's stack only)
+        planes = reading["z_planes"] if reading and reading["z"] == "slices" and stack_file == input_path else 1
         _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
                                     diameter=diameter, channel=color, flatten=flat, device=device)
@@ -752,7 +762,8 @@ def run_segmentation(
         pending: collections.deque = collections.deque()
         # objects.csv written frame by frame (a long movie's table is not held until the end), in order: the
         # writer thread handles one frame at a time; per frame its object count and median area are kept
-        objects = ColumnsCSV(stage.tmp / "objects.csv", ["frame", "label", "x", "y", "area"])
+        objects = ColumnsCSV(stage.tmp / "objects.csv", ["frame", *(("t", "z") if planes > 1 else ()),
+                                                          "label", "x", "y", "area"])
         areas: list[float] = []
         counts: list[tuple] = []
         first: list = []  # the first frames (centres of giant ones), for the colour and the blobs-or-lines notes
@@ -779,11 +790,13 @@ def run_segmentation(
             fid = source.frame_id(pos)
             write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos), pixel=source.pixel(pos))
             obj = res.objects
+            tz = divmod(pos, planes) if planes > 1 else ()
             if len(obj["label"]):
-                objects.add([fid] * len(obj["label"]), obj["label"], np.round(obj["x"], 2), np.round(obj["y"], 2),
-                            obj["area"])
+                n = len(obj["label"])
+                objects.add([fid] * n, *([v] * n for v in tz), obj["label"], np.round(obj["x"], 2),
+                            np.round(obj["y"], 2), obj["area"])
                 areas.append(float(np.median(obj["area"])))
-            counts.append((fid, res.count))
+            counts.append((fid, res.count, tz))
             if res.extra.get("no_structure"):  # nothing above the frame's noise: no objects (the membrane model)
                 noise.append(fid)
             if res.extra.get("blocks"):  # a giant image, segmented block by block
@@ -830,8 +843,9 @@ def run_segmentation(
             raise DevolensError("no frames left to segment (all frames flagged?)", path=input_path)
         # tables written without pandas (this command never imports it: ~0.2 s of start-up)
         objects.close()
-        write_columns_csv({"frame": [c[0] for c in counts], "count": [c[1] for c in counts]},
-                          stage.tmp / "counts.csv")
+        write_columns_csv({"frame": [c[0] for c in counts],
+                           **({"t": [c[2][0] for c in counts], "z": [c[2][1] for c in counts]} if planes > 1 else {}),
+                           "count": [c[1] for c in counts]}, stage.tmp / "counts.csv")
         summary = {
             "frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
             "curation": None if curation is None else out / "curation.csv",
@@ -847,7 +861,8 @@ def run_segmentation(
             "giants": giants,
             "no_structure": noise,
             "colour_note": _colour_note(first[0] if first else None, kind, predictor.network.channel),
-            "shape_note": _shape_note(first, kind, predictor),
+            "shape_note": _shape_note(_shape_frames(first, stack_file, channel, pages), kind, predictor,
+                                      reading["channels"] if reading else 0),
             # objects far from the sizes the model knows: another magnification (see size_advice; with
             # diameter each, every image was sized on its own)
             "suggest_diameter": None if predictor.auto_each else predictor.size_advice(
@@ -858,7 +873,8 @@ def run_segmentation(
                 predictor.working_scale() / predictor.card_scale),
             "diameter_by": None if predictor.auto_each or predictor.diameter is None else (
                 "auto" if predictor.last_estimate is not None else "hand"),
-            "diameter": None if predictor.auto_each else predictor.diameter}
+            "diameter": None if predictor.auto_each else predictor.diameter,
+            "stack": reading}
         summary["notes"] = _segment_notes(kind, input_path, stack_z, pages, summary)
         from devolens.io.atomic import write_text
         from devolens.models import zoo
@@ -867,7 +883,8 @@ def run_segmentation(
             kind, input_path, model, len(counts), int(sum(c[1] for c in counts)),
             {"skipped": [source.frame_id(p) for p in sorted(skip)],  # named as counts.csv names frames
              "precision": predictor.network.precision, "backend": predictor.network.backend,
-             "working_scale": None if predictor.auto_each else predictor.working_scale()},
+             "working_scale": None if predictor.auto_each else predictor.working_scale(),
+             **({"stack": reading} if reading is not None else {})},
             weights_sha256=zoo.weights_sha256(model),
             options={"diameter": diameter, "tta": tta, "flatten": flatten, "flatten_width": flat,
                      "batch_size": batch_size, "fast": fast, "precision": precision, "backend": backend,
@@ -914,6 +931,11 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     from devolens.cli._common import stack_notes
 
     notes += [(text, {}) for text in stack_notes(input_path, pages, stack_z)]
+    from devolens.io.frames import timelapses_note
+
+    several = timelapses_note(input_path)
+    if several:
+        notes.append((several, plain))
     if kind == "membrane" and stack_z == "project" and _has_z(input_path):
         notes.append(("note: the z planes were projected to their maximum; the membrane model was trained on "
                       "single slices, and a projection overlays the membranes of several planes (--stack-z "
@@ -987,6 +1009,35 @@ def _has_z(path: Path) -> bool:
     return tiff is not None and tiff_has_axis(tiff, "Z", unreadable=False)
 
 
+def _stack_file(path: Path, pages: str) -> Optional[Path]:
+    """The TIFF stack an input is (or a folder's first TIFF member that is one); None for anything else."""
+    from devolens.io.frames import folder_files
+    from devolens.io.stacks import read_pages_as, stack_info
+
+    files = folder_files(path) if path.is_dir() else [path]
+    for f in files:
+        if f.suffix.lower() not in (".tif", ".tiff") or not f.is_file():
+            continue
+        try:
+            if read_pages_as(stack_info(f), pages, f).is_stack:
+                return f
+        except DevolensError:
+            pass
+    return None
+
+
+def _shape_frames(first: list, stack: Optional[Path], channel: Optional[int], pages: str) -> list:
+    """What :func:`_shape_note` judges: for a z-stack (``stack``, a file or a folder's first), single planes of its
+    first time point with the most signal (:func:`~devolens.io.stacks.busiest_planes`: its first frames are sparse
+    top planes, or projections overlaying many planes); else the input's first frames (``first``)."""
+    if stack is None:
+        return first
+    from devolens.io.stacks import busiest_planes
+
+    planes = busiest_planes(stack, channel=channel, pages=pages, n=SHAPE_FRAMES, keep=lambda a: _centre(a).copy())
+    return planes or first
+
+
 def _colour_note(image: "np.ndarray | None", kind: str, channel: str) -> Optional[str]:
     """For the membrane model reading a colour image by the shipped rule (``channel`` auto): which channel it read,
     when another one carries bright structure too. The rule picks the channel with the most bright structure at a
@@ -1027,11 +1078,12 @@ def _centre(image: np.ndarray, side: int = 2048) -> np.ndarray:
     return image[y0:y0 + side, x0:x0 + side]
 
 
-def _shape_note(frames: list, kind: str, predictor) -> Optional[str]:
+def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Optional[str]:
     """A note when the input looks like the other model's: bright blobs (nuclei) given to the membrane model, which
     then outlines "cells" around them, or thin bright lines (membranes) given to the nuclei model. Judged at half the
     render scale the models know (the working scale's share of the card's, so a --diameter counts), on the first
-    frames (:func:`~devolens.predict.postprocess.blob_fraction`, median)."""
+    frames, or a z-stack's busiest single planes (:func:`_shape_frames`;
+    :func:`~devolens.predict.postprocess.blob_fraction`, median). ``channels``: a TIFF stack's channels (several: the note names --channel, not --color)."""
     from devolens.predict.postprocess import blob_fraction, prepare_image
 
     net = predictor.network
@@ -1061,15 +1113,17 @@ def _shape_note(frames: list, kind: str, predictor) -> Optional[str]:
     if not seen:
         return None
     value = float(np.median(seen))
+    pick = (f"this stack has {channels} channels: --channel picks the" if channels > 1 else
+            "for a two-colour image, --color picks the")
     if kind == "membrane" and value >= LOOKS_LIKE_NUCLEI:
         return (f"the input looks like nuclei (bright blobs, {value:.0%} of its bright pixels in blobs; membrane "
                 "slices show thin bright lines): the membrane model outlines cells around such blobs. For nuclei, "
-                "run `devolens segment nuclei`; for a two-colour image, --color picks the membranes' channel; dark "
+                f"run `devolens segment nuclei`; {pick} membranes' channel; dark "
                 "membranes on bright cells (a cytoplasmic marker) need the image inverted first")
     if kind == "nuclei" and value <= LOOKS_LIKE_MEMBRANES:
         return (f"the input looks like membranes (thin bright lines, {value:.0%} of its bright pixels in blobs; "
                 "nuclei are filled blobs): the nuclei model finds fragments of lines. For cell outlines, run "
-                "`devolens segment membrane`; for a two-colour image, --color picks the nuclei's channel")
+                f"`devolens segment membrane`; {pick} nuclei's channel")
     return None
 
 
@@ -1093,7 +1147,11 @@ _INPUT_HELP = ("An image (png/tif/jpg), a folder of images (or a render output f
                f"({VIDEO_HELP_LIST}; read through ffmpeg), an animated GIF or WebP, or a TIFF stack (timelapse, "
                "z-stack or ImageJ/OME hyperstack; read plane by plane).")
 _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity projection per time point (what the "
-                 "nuclei and population models expect), 'slices' = every plane is a frame (membrane slices).")
+                 "nuclei and population models expect), 'slices' = every plane is a frame (membrane slices), "
+                 "numbered t x Z + z (time point 0's planes first; f00000.. in the label files); counts.csv and "
+                 "objects.csv then have t and z columns.")
+_POPULATION_STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project', one maximum-intensity projection per time point: "
+                            "what the population model was trained on, and the only value it takes.")
 _CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); required when there are several."
 _COLOR_HELP = ("Colour images and videos: the channel that holds the nuclei (or membranes): auto (the dominant "
                "channel, e.g. green for histone-GFP, red for H2B-mCherry, blue for DAPI; the mean of R, G, B when "
@@ -1173,6 +1231,10 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         console.print(f"{_count(summary['frames'], 'frame')}, {objects}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale "
                       f"{'per image' if summary['scale'] is None else format(summary['scale'], '.3g')})")
+        if summary.get("stack"):  # a TIFF stack: what was read of it
+            read = summary["stack"]
+            which = f"each TIFF stack like the first, {read['file']}" if "file" in read else input_path.name
+            console.print(f"read {which}: {read['read']}", highlight=False, soft_wrap=True)
         notes = summary.get("notes")
         for text, how in notes if notes is not None else _segment_notes(kind, input_path, stack_z, pages, summary):
             console.print(text, **how)  # (also in segment.json)
@@ -1306,9 +1368,19 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                             path=record)
     for path in (out, record, plot_path(out, input_path)) if plot else (out, record):  # before a whole movie is read
         check_writable(path)
-    from devolens.io.stacks import check_pages
+    from devolens.io.stacks import check_pages, check_stack_z
 
     check_pages(pages)
+    check_stack_z(stack_z, "--stack-z")
+    if stack_z == "slices":
+        raise DevolensError("--stack-z slices: population counts the cells of whole embryos in maximum-intensity "
+                            "projections of their z planes (what its model was trained on), not in single slices; "
+                            "leave --stack-z out (project)")
+    from devolens.io.frames import several_timelapses_error
+
+    several = several_timelapses_error(input_path, "population")
+    if several is not None:
+        raise several
     _check_network_options(precision, backend)
     device = device_option(device)
     diameter = _diameter(diameter, model)
@@ -1679,8 +1751,8 @@ def population_command(
     precision: str = typer.Option("auto", "--precision", callback=PRECISION_CHOICE, help=PRECISION_HELP),
     backend: str = typer.Option("torch", "--backend", callback=BACKEND_CHOICE,
                                 help="torch, onnx (needs onnxruntime) or auto."),
-    stack_z: str = typer.Option("project", "--stack-z", metavar="project|slices", callback=STACK_Z_CHOICE,
-                                help=_STACK_Z_HELP),
+    stack_z: str = typer.Option("project", "--stack-z", metavar="project", callback=STACK_Z_CHOICE,
+                                help=_POPULATION_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
     pages: str = typer.Option("time", "--pages", metavar="time|z", callback=PAGES_CHOICE, help=PAGES_HELP),
     color: Optional[str] = typer.Option(None, "--color", callback=COLOR_CHOICE, help=_COLOR_HELP),
@@ -1695,7 +1767,7 @@ def population_command(
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
-    from devolens.cli._common import console, print_stack_notes, progress_bar, streaming_threads
+    from devolens.cli._common import console, progress_bar, stack_notes, streaming_threads
     from devolens.predict.clock import MIN_FRAMES as CLOCK_MIN_FRAMES
 
     streaming_threads()
@@ -1723,7 +1795,8 @@ def population_command(
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)
-    print_stack_notes(input_path, pages, stack_z)
+    for text in stack_notes(input_path, pages, stack_z):  # (--stack-z slices is no way out for population)
+        console.print(text.replace(" or give --stack-z slices", ""))
     if df.attrs.get("missing"):
         console.print(f"note: {df.attrs['missing']}", highlight=False, soft_wrap=True)
     if df.attrs.get("ended_early"):

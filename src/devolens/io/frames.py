@@ -22,7 +22,9 @@ from devolens.io.atomic import Exhausted
 from devolens.io.images import IMAGE_SUFFIXES as READABLE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "ANIMATED_SUFFIXES", "iter_path_frames", "frame_count_from_info",
-           "FrameCount", "cut_short", "open_animated", "unsupported_file", "image_stem", "check_channel_input"]
+           "FrameCount", "cut_short", "open_animated", "unsupported_file", "image_stem", "check_channel_input",
+           "folder_continuations", "folder_timelapses", "timelapses_note",
+           "several_timelapses_error"]
 
 #: single-image files (GIFs are handled on their own; a WebP is one unless animated, see ANIMATED_SUFFIXES)
 IMAGE_SUFFIXES = tuple(s for s in READABLE_SUFFIXES if s != ".gif")
@@ -134,7 +136,7 @@ def _folder_stacks(files: list[Path], stack_z: str, channel: int | None, pages: 
     """The members of a folder that hold several frames, with their frame counts: TIFF stacks
     (several planes, not one RGB image; options are checked now, before any frame is read) and
     animated GIFs and WebPs."""
-    from devolens.io.stacks import check_stack_options, read_pages_as, stack_info
+    from devolens.io.stacks import LayoutError, check_stack_options, read_pages_as, stack_info
 
     out = {}
     for p in files:
@@ -150,6 +152,8 @@ def _folder_stacks(files: list[Path], stack_z: str, channel: int | None, pages: 
             continue
         try:
             info = stack_info(p)
+        except LayoutError:  # readable, but not as frames (a multi-file OME set's file without its first)
+            raise
         except DevolensError:
             continue  # unreadable: reported (with its name) when it is read
         info = read_pages_as(info, pages, p)
@@ -274,11 +278,91 @@ def _image_files(folder: Path) -> list[Path]:
 
 def folder_files(path: Path) -> list[Path]:
     """The members of a folder read as frames (:func:`_image_files`), or those of its ``frames/``
-    subfolder when it has none itself (a render output folder)."""
+    subfolder when it has none itself (a render output folder). A file continuing a multi-file OME-TIFF set
+    whose first file is a member too is not one: that file reads the whole set (:func:`folder_continuations`)."""
+    files = _listed(path)
+    skip = _continuations(files)
+    return [p for p in files if p not in skip] if skip else files
+
+
+def _listed(path: Path) -> list[Path]:
     files = _image_files(path)
     if not files and (path / "frames").is_dir():
         files = _image_files(path / "frames")
     return files
+
+
+def _continuations(files: list[Path]) -> dict[Path, str]:
+    """The members named as OME-TIFFs (``.ome.tif``, as Micro-Manager and Bio-Formats name them; other TIFFs are
+    not parsed here) that continue the multi-file OME-TIFF set of another member, with that member's name."""
+    from devolens.io.stacks import ome_set_first
+
+    names = {p.name for p in files}
+    out = {}
+    for p in files:
+        if p.name.lower().endswith((".ome.tif", ".ome.tiff")):
+            first = ome_set_first(p)
+            if first and first != p.name and first in names:
+                out[p] = first
+    return out
+
+
+def folder_continuations(path: str | Path) -> dict[Path, str]:
+    """The files of a folder left out of its frames as continuations of another file's multi-file OME-TIFF set
+    (Micro-Manager's ``emb_MMStack_Pos0_1.ome.tif`` after ``emb_MMStack_Pos0.ome.tif``, whose OME series spans
+    both), each with the name of that file; ``{}`` for anything else."""
+    path = Path(path)
+    return _continuations(_listed(path)) if path.is_dir() else {}
+
+
+def folder_timelapses(path: str | Path) -> list[tuple[Path, int]]:
+    """The TIFF members of a folder that are timelapses of their own (a T axis of several time points: one file
+    per stage position), with their time points; ``[]`` for anything else (unreadable members left out)."""
+    from devolens.io.stacks import stack_info
+
+    path = Path(path)
+    if not path.is_dir():
+        return []
+    found = []
+    for p in folder_files(path):
+        if p.suffix.lower() not in (".tif", ".tiff"):
+            continue
+        try:
+            info = stack_info(p)
+        except DevolensError:
+            continue
+        t = dict(info.leading).get("T", 1)
+        if t > 1:
+            found.append((p, t))
+    return found
+
+
+def _timelapses_list(found: list[tuple[Path, int]], shown: int = 3) -> str:
+    return ", ".join(f"{p.name}: {t} time points" for p, t in found[:shown]) + (
+        f" and {len(found) - shown} more" if len(found) > shown else "")
+
+
+def timelapses_note(path: str | Path) -> str | None:
+    """A note for a folder holding several timelapses (:func:`folder_timelapses`), read one after another as one
+    sequence; None for anything else."""
+    found = folder_timelapses(path)
+    if len(found) < 2:
+        return None
+    return (f"note: this folder holds {len(found)} timelapses ({_timelapses_list(found)}), read one after another "
+            "as one sequence: the frames' numbers run on across the files, and the tables and label files name "
+            f"each frame by its file and its frame in it ({image_stem(found[0][0])}_0000...); to analyse one on its "
+            "own, give that file")
+
+
+def several_timelapses_error(path: str | Path, command: str) -> DevolensError | None:
+    """The error for ``command`` (which takes one timelapse) given a folder of several (:func:`folder_timelapses`);
+    None for anything else."""
+    found = folder_timelapses(path)
+    if len(found) < 2:
+        return None
+    return DevolensError(f"this folder holds {len(found)} timelapses ({_timelapses_list(found)}): {command} reads "
+                         "a folder as one timelapse and would mix them (one embryo per file?); give each file on "
+                         "its own", path=path)
 
 
 def _subfolders_hint(path: Path, shown: int = 5) -> str:

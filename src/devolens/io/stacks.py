@@ -4,9 +4,10 @@ Microscopes and Fiji save timelapses and z-stacks as one TIFF with several plane
 (ImageJ hyperstacks: axes ``TZCYX``; OME-TIFF; plain multi-page TIFF). The zoo's models
 see 2-D frames, so a stack is read plane by plane, never whole:
 
-- ``T`` (and any other sequence axis, e.g. the pages of a plain multi-page TIFF): one
-  frame per index; the unlabelled pages of a plain multi-page TIFF (tifffile's axes ``I``
-  or ``Q``) are time points unless ``pages="z"`` says they are the z planes of one stack;
+- ``T`` (and the pages of a plain multi-page TIFF): one frame per index; the unlabelled pages
+  of a plain multi-page TIFF (tifffile's axes ``I`` or ``Q``) are time points unless ``pages="z"``
+  says they are the z planes of one stack; other axes (stage positions saved as an axis...) and
+  several unlabelled axes are refused (:func:`check_axes`);
 - ``Z``: projected to its maximum (``z="project"``, what the nuclei models were trained
   on: a maximum-intensity projection like an EPIC movie) or one frame per plane
   (``z="slices"``, e.g. for the membrane model, trained on single slices);
@@ -37,7 +38,8 @@ from devolens.errors import DevolensError
 
 __all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES",
            "PAGES_MODES", "check_pages", "check_stack_z", "read_pages_as", "unlabelled_pages_note", "z_projection_note",
-           "other_series_note",
+           "other_series_note", "LayoutError", "ome_set_first", "stack_reading", "busiest_planes", "channel_names",
+           "frame_interval", "check_axes",
            "planar_rgb_note", "is_tiff", "squeeze_axes", "open_tiff", "tiff_has_axis"]
 
 Z_MODES = ("project", "slices")
@@ -45,6 +47,13 @@ Z_MODES = ("project", "slices")
 PAGES_MODES = ("time", "z")
 #: tifffile's axis codes for planes without a label (a plain multi-page TIFF: a sequence, or an unknown axis)
 UNLABELLED = ("I", "Q")
+#: leading axes read as frames: time, z, channel, the unlabelled pages of a plain TIFF, samples
+READ_AXES = ("T", "Z", "C", "S") + UNLABELLED
+
+
+class LayoutError(DevolensError):
+    """A readable TIFF whose layout cannot be read as frames (a file continuing a multi-file OME-TIFF set, whose
+    first file is not given): a folder holding one refuses at once, rather than read it as an image."""
 
 
 @dataclass(frozen=True)
@@ -125,12 +134,38 @@ def stack_info(path: str | Path, pages: str = "time") -> StackInfo:
         raise DevolensError("no such file", path=path)
     if not is_tiff(path):  # another format under a .tif name (a PNG renamed...): one image, read by its content
         return _other_format_info(path)
-    axes, shape = _tiff_layout(path)[:2]
+    layout = _tiff_layout(path)
+    axes, shape = layout[:2]
+    if layout[6].continues is not None:
+        raise LayoutError(_continuation_text(layout[6].continues), path=path)
     if not shape or int(np.prod(shape)) == 0:
         raise DevolensError("empty image", path=path)
     if not (axes.endswith("YX") or axes.endswith("YXS")):
-        raise DevolensError(f"unsupported TIFF layout: axes {axes!r}, shape {shape}", path=path)
+        raise DevolensError(f"unsupported TIFF layout: axes {axes!r}, shape {shape}{_channel_last_advice(axes)}",
+                            path=path)
     return read_pages_as(StackInfo(axes, shape), pages, path)
+
+
+def _channel_last_advice(axes: str) -> str:
+    """How to save a stack whose channels come after X (tifffile's ``TYXC``: each pixel holds its channels), which
+    is not read: channels first, with its axes."""
+    if not (len(axes) >= 3 and axes[-1] == "C" and axes[-3:-1] == "YX"):
+        return ""
+    lead = axes[:-3] + "C"
+    return (f": its channels (C) are stored last, inside each pixel, where devolens reads them before Y and "
+            f"X; save it channels first with its axes, e.g. tifffile.imwrite(path, np.moveaxis(array, -1, "
+            f"-3), imagej=True, metadata={{'axes': '{lead}YX'}}), then choose the channel with --channel")
+
+
+def _continuation_text(first: str) -> str:
+    """The error for a file that continues a multi-file OME-TIFF set whose metadata are in ``first``."""
+    if first.lower().endswith((".tif", ".tiff")):
+        return (f"this file continues the multi-file OME-TIFF set of {first} (a long acquisition saved as several "
+                f"files, as Micro-Manager does): its planes are read through that file, which reads the whole set; "
+                f"give {first} (with this file beside it)")
+    return (f"this file holds planes of a multi-file OME-TIFF set whose metadata are in {first or 'another file'} "
+            "(an OME companion file), which devolens does not read: open the set in Fiji (File > Import > "
+            "Bio-Formats) and save it as one OME-TIFF")
 
 
 def tiff_has_axis(path: str | Path, axis: str, unreadable: bool) -> bool:
@@ -210,6 +245,22 @@ def open_tiff(path: str | Path):
         # stage position, each with the whole OME-XML) may hold the first series, not this one
         held = series[0].pages[0].parent.filehandle.size if start is not None else 0
         why = None
+        # a multi-file OME set whose other files are not beside this one: tifffile zeroes their planes
+        lost = [m for m in (complaint(r) for r in records) if "OME series failed to read" in m]
+        if lost and series and series[0].kind == "ome":
+            import re
+
+            first = _continues(tif)
+            if first:  # the set's first file is the one missing: this one is read through it
+                raise LayoutError(_continuation_text(first), path=path)
+
+            named = next((m.group(1) for m in map(re.compile(r"failed to read '([^']+)'").search, lost) if m), None)
+            gone = sum(p is None for p in series[0].pages)
+            raise DevolensError(
+                f"its OME metadata put {gone} of its {len(series[0].pages)} planes in "
+                f"{named or 'other files'}, which cannot be read beside it (a multi-file OME-TIFF set whose other "
+                "files were not copied with it, or a file renamed since it was written?): put the set's files "
+                "together, under the names they were written with", path=path)
         if start is not None and start + series[0].nbytes > held:
             why = "its pixel data run past the end of the file"
         elif chain and kind != "imagej":
@@ -223,12 +274,25 @@ def open_tiff(path: str | Path):
         yield tif
 
 
-def _tiff_layout(path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[float, float, str] | None", str]:
+@dataclass(frozen=True)
+class _Meta:
+    """What a TIFF's metadata say beyond its layout (:func:`_tiff_layout`)."""
+
+    #: the file holding the OME metadata of the multi-file OME-TIFF set this file continues (None: it does not)
+    continues: str | None = None
+    #: the names of the channels along C (OME ``Channel Name``, or ImageJ's plane labels), None where none is given
+    channels: tuple = ()
+    #: seconds between time points (ImageJ ``finterval``, OME ``TimeIncrement``), None where none is recorded
+    interval: float | None = None
+
+
+def _tiff_layout(path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[float, float, str] | None", str,
+                                      _Meta]:
     """``(axes, shape)`` of a TIFF file's first series (axes of length 1 dropped, :func:`squeeze_axes`), its
     number of series, whether that series is RGB with its samples stored as planes and no ImageJ or OME axes
-    (:func:`planar_rgb_note`), its pixel size (:func:`pixel_size`) and its dtype's name (``""`` where tifffile
-    gives none: :func:`check_stack_options`). Parsed once per file version (path, inode, size, modification time)
-    and process: :func:`stack_info`, :func:`unlabelled_pages_note`, :func:`other_series_note`,
+    (:func:`planar_rgb_note`), its pixel size (:func:`pixel_size`), its dtype's name (``""`` where tifffile
+    gives none: :func:`check_stack_options`) and its :class:`_Meta`. Parsed once per file version (path, inode,
+    size, modification time) and process: :func:`stack_info`, :func:`unlabelled_pages_note`, :func:`other_series_note`,
     :func:`planar_rgb_note` and :func:`pixel_size` ask for the same file (each member of a folder) in one command."""
     st = path.stat()
     return _layout(str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, path)
@@ -236,7 +300,7 @@ def _tiff_layout(path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[fl
 
 @lru_cache(maxsize=4096)
 def _layout(resolved: str, inode: int, size: int, mtime_ns: int,
-            path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[float, float, str] | None", str]:
+            path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[float, float, str] | None", str, _Meta]:
     import tifffile
 
     try:  # opened by the path as given, which the errors name (errors are not cached)
@@ -250,11 +314,150 @@ def _layout(resolved: str, inode: int, size: int, mtime_ns: int,
                               and key.photometric == tifffile.PHOTOMETRIC.RGB
                               and key.planarconfig == tifffile.PLANARCONFIG.SEPARATE)
             dtype = np.dtype(s.dtype).name if s.dtype is not None else ""
-            return axes, shape, len(tif.series), planar_rgb, _calibration(tif), dtype
+            return axes, shape, len(tif.series), planar_rgb, _calibration(tif), dtype, _metadata(tif, axes, shape)
     except DevolensError:
         raise
     except Exception as exc:
         raise DevolensError(f"cannot read TIFF: {exc}", path=path) from None
+
+
+def _metadata(tif, axes: str, shape: tuple[int, ...]) -> _Meta:
+    """:class:`_Meta` of an open ``tifffile.TiffFile`` whose first series has ``axes`` and ``shape`` (squeezed)."""
+    try:
+        root = _ome_root(tif)
+    except Exception:  # noqa: BLE001 - OME-XML it cannot parse: read as tifffile reads it
+        return _Meta()
+    try:
+        continues = _continues(tif, root)
+    except Exception:  # noqa: BLE001 - metadata it cannot read: read as tifffile reads it
+        continues = None
+    try:
+        names = _channel_names(tif, axes, shape, root)
+    except Exception:  # noqa: BLE001 - no names
+        names = ()
+    try:
+        interval = _interval(tif, root)
+    except Exception:  # noqa: BLE001 - none recorded
+        interval = None
+    return _Meta(continues, names, interval)
+
+
+def _ome_root(tif):
+    """The parsed OME-XML of an OME-TIFF (None for any other TIFF)."""
+    import xml.etree.ElementTree as ET
+
+    return ET.fromstring(tif.ome_metadata) if tif.is_ome and tif.ome_metadata else None
+
+
+def _ome_pixels(root):
+    """The ``Pixels`` element of an OME-XML's first image (None where there is none)."""
+    return next((e for e in root.iter() if e.tag.endswith("}Pixels") or e.tag == "Pixels"), None)
+
+
+def _continues(tif, root=None) -> str | None:
+    """The file holding the metadata of the multi-file OME-TIFF set whose planes this file holds after another's:
+    its OME-XML says ``BinaryOnly`` (``MetadataFile``), or an image it holds planes of starts in another file (its
+    first plane's ``TiffData`` names that file: every file of the set carrying the whole OME-XML), whether that
+    file is at hand or not. None for anything else."""
+    if not tif.is_ome or not tif.ome_metadata:
+        return None
+    xml = tif.ome_metadata
+    if "BinaryOnly" not in xml and "FileName=" not in xml:  # planes in one file: nothing to look up
+        return None
+    root = _ome_root(tif) if root is None else root
+    for element in root:
+        if element.tag.endswith("BinaryOnly"):
+            return element.get("MetadataFile") or ""
+    own = tif.filehandle.name
+    own_uuid = root.get("UUID")
+
+    def where(data) -> str:
+        """The file a TiffData element's planes are in ("" for this one)."""
+        ref = next((e for e in data if e.tag.endswith("UUID")), None)
+        if ref is None or (own_uuid and (ref.text or "").strip() == own_uuid):
+            return ""
+        name = ref.get("FileName") or ""
+        return "" if name == own else name
+
+    for image in root:
+        if not image.tag.endswith("Image"):
+            continue
+        datas = [d for e in image if e.tag.endswith("Pixels") for d in e if d.tag.endswith("TiffData")]
+        files = [where(d) for d in datas]
+        if "" not in files:  # none of its planes here
+            continue
+        first = next((f for d, f in zip(datas, files)
+                      if all(int(d.get(a) or 0) == 0 for a in ("FirstC", "FirstZ", "FirstT"))), files[0])
+        if first:
+            return first
+    return None
+
+
+def _channel_names(tif, axes: str, shape: tuple[int, ...], root) -> tuple:
+    """The names of the channels along C of the first series: OME ``Channel Name`` (its first image), or ImageJ's
+    plane labels where each channel's planes of the first time point share one label, the channels' labels
+    differing (a label per plane is no channel name). ``()`` where there is no C axis; None for a channel without
+    a name."""
+    lead = list(zip(axes, shape))[: -(3 if axes.endswith(("YXS", "SYX")) else 2)]
+    sizes = [n for _, n in lead]
+    if "C" not in axes[: len(lead)]:
+        return ()
+    n = dict(lead)["C"]
+    if root is not None and tif.series[0].kind == "ome":
+        pixels = _ome_pixels(root)
+        if pixels is None:
+            return ()
+        names = [c.get("Name") or None for c in pixels if c.tag.endswith("Channel")]
+        return tuple(names) if len(names) == n else ()
+    if tif.is_imagej:
+        labels = (tif.imagej_metadata or {}).get("Labels")
+        if not isinstance(labels, (list, tuple)) or len(labels) != int(np.prod(sizes)):
+            return ()
+        names = []
+        for c in range(n):
+            seen = set()
+            for zz in range(dict(lead).get("Z", 1)):
+                index = [0] * len(lead)
+                for i, (a, _) in enumerate(lead):
+                    index[i] = c if a == "C" else zz if a == "Z" else 0
+                seen.add(str(labels[int(np.ravel_multi_index(index, sizes))]).strip())
+            names.append(seen.pop() if len(seen) == 1 else None)
+        if len(set(names)) < n or not all(names):
+            return ()
+        return tuple(names)
+    return ()
+
+
+#: seconds per time unit as ImageJ (``tunit``) and OME (``TimeIncrementUnit``) write them
+_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "msec": 1e-3, "min": 60.0,
+            "minute": 60.0, "minutes": 60.0, "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0}
+
+
+def _interval(tif, root) -> float | None:
+    """Seconds between the time points of the first series: OME ``TimeIncrement`` (and its unit), ImageJ
+    ``finterval`` (and ``tunit``); None where none is recorded, or in a unit not known here."""
+    import math
+
+    value, unit = None, "s"
+    if root is not None and tif.series[0].kind == "ome":
+        pixels = _ome_pixels(root)
+        if pixels is not None and pixels.get("TimeIncrement"):
+            value, unit = float(pixels.get("TimeIncrement")), pixels.get("TimeIncrementUnit") or "s"
+    elif tif.is_imagej:
+        meta = tif.imagej_metadata or {}
+        if meta.get("finterval"):
+            value, unit = float(meta["finterval"]), str(meta.get("tunit") or "sec")
+    factor = _SECONDS.get(str(unit).strip().lower())
+    if value is None or factor is None or not math.isfinite(value) or value <= 0:
+        return None
+    return float(f"{value * factor:.12g}")
+
+
+def ome_set_first(path: str | Path) -> str | None:
+    """The name of the file holding the metadata of the multi-file OME-TIFF set that the TIFF ``path`` continues
+    (its planes are read through that file); None for any other file (unreadable ones too)."""
+    layout = _readable_layout(Path(path))
+    return None if layout is None else layout[6].continues
 
 
 def _other_format_info(path: Path) -> StackInfo:
@@ -301,12 +504,42 @@ def read_pages_as(info: StackInfo, pages: str, path: str | Path | None = None) -
     if pages == "time" or not info.unlabelled:
         return info
     if len(info.unlabelled) > 1:
-        raise DevolensError(
-            f"--pages z: this TIFF has {len(info.unlabelled)} unlabelled axes (axes {info.axes}, shape {info.shape}), "
-            "so which of them holds the z planes cannot be told; save it with its axes (Fiji: Image > Properties, "
-            "then File > Save As > Tiff)", path=path)
+        raise DevolensError("--pages z: " + _unlabelled_text(info), path=path)
     lead = "".join("Z" if a in UNLABELLED else a for a, _ in info.leading)
     return StackInfo(lead + info.axes[len(lead):], info.shape)
+
+
+def _unlabelled_text(info: StackInfo) -> str:
+    """The error for a TIFF with several unlabelled axes (a NumPy array of 4 or more dimensions saved without
+    axes): which is time, z or channel cannot be told."""
+    sizes = ", ".join(str(n) for n in info.unlabelled)
+    return (f"this TIFF has {len(info.unlabelled)} unlabelled axes, of sizes ({sizes}) (axes {info.axes}, shape "
+            f"{info.shape}: an array saved without its axes), so which holds time, z planes or channels cannot be "
+            "told; save it with its axes, e.g. tifffile.imwrite(path, array, imagej=True, metadata={'axes': "
+            "'TZCYX'}) (the axes in the array's order), or in Fiji: Image > Hyperstacks > Re-order Hyperstacks, "
+            "then File > Save As > Tiff")
+
+
+def check_axes(info: StackInfo, path: str | Path | None = None) -> None:
+    """Refuse a stack whose leading axes are not read as frames: an axis other than time (T), z (Z), channel (C)
+    and the pages of a plain TIFF (I, Q), e.g. stage positions (each index would become time points, mixing
+    embryos), or several unlabelled axes (:func:`_unlabelled_text`). Axes of length 1 were dropped already."""
+    import tifffile
+
+    other = [(a, n) for a, n in info.leading if a not in READ_AXES]
+    if other:
+        names = getattr(tifffile.TIFF, "AXES_NAMES", {})
+        listed = ", ".join(f"{a} ({names.get(a, 'unknown')}, {n})" for a, n in other)
+        a, n = other[0]
+        keep = "".join(x for x in info.axes if x != a)
+        pick = ":, " * info.axes.index(a) + "i"
+        raise DevolensError(
+            f"this TIFF has axes {info.axes} (shape {info.shape}); devolens reads time (T), z (Z) and channel (C) "
+            f"axes, not {listed}: its indices would be read as time points, mixing what they hold (stage "
+            f"positions, say); save one file per index of {a} (one per position), e.g. for i in range({n}): "
+            f"tifffile.imwrite(f'part{{i}}.tif', array[{pick}], metadata={{'axes': '{keep}'}})", path=path)
+    if len(info.unlabelled) > 1:
+        raise DevolensError(_unlabelled_text(info), path=path)
 
 
 def samples_last(image: np.ndarray, planar: bool) -> np.ndarray:
@@ -325,6 +558,7 @@ def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path
     check_stack_z(z)
     yx = info.shape[-3:-1] if info.axes.endswith("YXS") else info.shape[-2:]
     check_stack_planes(yx[0], yx[1], int(np.prod([n for _, n in info.leading] or [1])), path)
+    check_axes(info, path)
     layout = _readable_layout(Path(path))
     if layout is not None and layout[5]:
         check_memory(info.shape[-info.spatial:], layout[5], path, what="planes", advice=BANDS_ADVICE)
@@ -483,6 +717,90 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                 fh.close()
 
 
+def channel_names(path: str | Path) -> tuple:
+    """The names of a TIFF's channels along C (OME ``Channel Name``, or ImageJ plane labels that name channels),
+    None for a channel without one; ``()`` where the file gives none (or is no readable TIFF)."""
+    layout = _readable_layout(Path(path))
+    return () if layout is None else layout[6].channels
+
+
+def frame_interval(path: str | Path) -> float | None:
+    """Seconds between a TIFF's time points as its metadata record them (ImageJ ``finterval``, OME
+    ``TimeIncrement``); None where none is recorded (or it is no readable TIFF)."""
+    layout = _readable_layout(Path(path))
+    return None if layout is None else layout[6].interval
+
+
+def stack_reading(path: str | Path, *, z: str = "project", channel: int | None = None,
+                  pages: str = "time") -> dict | None:
+    """How the TIFF stack ``path`` is read into frames, for the records and the console: its axes and shape (axes of
+    length 1 dropped), its time points (and the seconds between them, where recorded), its z planes and what was
+    done with them, its channels and the one read (and its name, where the file gives one), and all that in words
+    (``read``: "axes TZCYX, shape (5, 16, 2, 256, 376): 5 time points 60 s apart; max projection of 16 z-planes;
+    channel 0 (H2B-GFP) of 2"). None for anything that is not a readable TIFF stack."""
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+        return None
+    try:
+        raw = stack_info(path)
+        info = read_pages_as(raw, pages, path)
+    except DevolensError:
+        return None
+    if not info.is_stack:
+        return None
+    names = channel_names(path)
+    name = names[channel] if channel is not None and 0 <= channel < len(names) else None
+    labelled_t = "T" in raw.axes[: len(raw.leading)]
+    interval = frame_interval(path) if labelled_t and info.times > 1 else None
+    words = []
+    if info.times > 1:
+        words.append(f"{info.times} time points" + (f" {interval:g} s apart" if interval else "")
+                     if labelled_t else f"{info.times} pages read as time points")
+    if info.planes > 1:
+        words.append(f"max projection of {info.planes} z-planes" if z == "project" else
+                     f"each of {info.planes} z-planes a frame (frame t x {info.planes} + z)")
+    if info.channels > 1 or channel is not None:
+        words.append(f"channel {channel or 0}" + (f" ({name})" if name else "") + f" of {info.channels}")
+    return {"axes": raw.axes, "shape": list(raw.shape), "time_points": info.times, "interval_s": interval,
+            "z_planes": info.planes, "z": z if info.planes > 1 else None, "channels": info.channels,
+            "channel": channel, "channel_name": name,
+            "read": f"axes {raw.axes}, shape {tuple(raw.shape)}: " + "; ".join(words)}
+
+
+def busiest_planes(path: str | Path, *, channel: int | None = None, pages: str = "time", n: int = 5,
+                   keep=None) -> list[np.ndarray]:
+    """The ``n`` z-planes of the first time point of a z-stack with the most signal (mean above the plane's 5th
+    percentile), in z order: single planes from the middle of the stack, where the specimen is widest, to judge
+    what the stack shows (its first frames are the sparse top planes, its projection a dense overlay of many
+    planes). ``keep`` (a function of a plane) gives what is kept of each (the plane itself by default). ``[]`` for
+    a file without several z-planes, or one that cannot be read."""
+    import itertools
+
+    path = Path(path)
+    try:
+        info = stack_info(path, pages)
+    except DevolensError:
+        return []
+    if info.planes <= 1:
+        return []
+    frames = iter_stack_frames(path, z="slices", channel=channel, pages=pages)
+    best: list = []
+    try:
+        for k, plane in enumerate(itertools.islice(frames, info.planes)):
+            sub = np.asarray(plane[::4, ::4], np.float32)
+            if sub.ndim == 3:
+                sub = sub.mean(axis=2)
+            sub = sub[np.isfinite(sub)]
+            score = float(sub.mean() - np.percentile(sub, 5)) if sub.size else 0.0
+            best = sorted(best + [(score, k, plane if keep is None else keep(plane))],
+                          key=lambda item: (-item[0], item[1]))[:n]
+    except DevolensError:
+        return []
+    finally:
+        frames.close()
+    return [plane for _, _, plane in sorted(best, key=lambda item: item[1])]
+
+
 def unlabelled_pages_note(path: str | Path, pages: str = "time") -> str | None:
     """A note for a TIFF stack whose planes carry no axis labels (a plain multi-page TIFF, tifffile's
     axes ``I`` or ``Q``) read as time points (``pages="time"``), which is wrong for a z-stack. For a
@@ -612,25 +930,37 @@ def _planar_rgb_text(n: int, name: str) -> str:
 def other_series_note(path: str | Path) -> str | None:
     """A note for a TIFF file that holds several image series (an OME-TIFF of several stage positions,
     a file written in several parts): only the first series is read. For a folder, one note for its TIFF
-    members that do (each read by its first series). None for anything else (not a TIFF file, one series,
-    a folder without such members)."""
+    members that do (each read by its first series), and for the files it left out as the continuations of
+    another file's multi-file OME-TIFF set (:func:`devolens.io.frames.folder_continuations`). None for anything
+    else (not a TIFF file, one series, a folder without such members)."""
     path = Path(path)
     advice = ("save each series as its own TIFF (Fiji: Bio-Formats Importer, 'Open all series', then Save As) to "
               "analyse the others")
     if path.is_dir():
-        from devolens.io.frames import folder_files
+        from devolens.io.frames import folder_continuations, folder_files
 
         several = [(p, found) for p in folder_files(path) if p.suffix.lower() in (".tif", ".tiff")
                    for found in [_other_series(p)] if found]
+        text = None
         if len(several) == 1:
             p, (n, axes, shape) = several[0]
-            return (f"note: {p.name} in this folder holds {n} image series (several stage positions, or images "
+            text = (f"note: {p.name} in this folder holds {n} image series (several stage positions, or images "
                     f"saved into one file); only the first (axes {axes}, shape {shape}) was read: {advice}")
-        if several:
+        elif several:
             names = ", ".join(p.name for p, _ in several[:3]) + (", ..." if len(several) > 3 else "")
-            return (f"note: {len(several)} TIFF files of this folder hold several image series ({names}); only the "
+            text = (f"note: {len(several)} TIFF files of this folder hold several image series ({names}); only the "
                     f"first series of each was read: {advice}")
-        return None
+        cont = folder_continuations(path)
+        if cont:
+            firsts = sorted(set(cont.values()))
+            names = ", ".join(p.name for p in list(cont)[:3]) + (f" and {len(cont) - 3} more" if len(cont) > 3 else "")
+            one = len(cont) == 1
+            joined = (f"note: {names} {'continues' if one else 'continue'} the multi-file OME-TIFF set of "
+                      f"{', '.join(firsts)}, whose OME series spans {'it' if one else 'them'}: "
+                      f"{'its' if one else 'their'} planes were read as part of that set, not as frames of "
+                      f"{'its' if one else 'their'} own")
+            text = joined if text is None else f"{text}; also, {joined[len('note: '):]}"
+        return text
     if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
         return None
     found = _other_series(path)
