@@ -190,9 +190,9 @@ CARDS = {
             "measured": "bf16 network, working scale 0.75, no magnification estimate",
             "command": "python benchmarks/eval_zoo.py membrane --precision bf16",
             "default": "int8 network where the CPU has it, --diameter auto",
-            "default_figures": "cell F1 0.920, membrane Dice 0.780; int8 without the estimate 0.917, 0.781",
+            "default_figures": "cell F1 0.920, membrane Dice 0.781; int8 without the estimate 0.917, 0.781",
             "default_command": "python benchmarks/eval_zoo.py membrane [--diameter auto]",
-            "default_source": "benchmarks/RESULTS.md, membrane, fifteenth session; re-measured in the twenty-eighth",
+            "default_source": "benchmarks/RESULTS.md, membrane, fifteenth session; re-measured in the twenty-eighth and twenty-ninth",
         },
         "limits": ("Synthetic training data only (power-diagram cells drawn by the renderer); cells are those of one "
                    "slice, not 3D cells; a missed interior seed merges two cells, a split interior splits one. Another "
