@@ -359,12 +359,12 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
 
     try:
         if is_tiff(path):  # by content: a TIFF named .png and a PNG named .tif are both read
-            from devolens.io.stacks import open_tiff, samples_last, squeeze_axes
+            from devolens.io.stacks import open_tiff, own_series, samples_last, squeeze_axes
 
             with open_tiff(path) as tif:
                 if not tif.series:
                     raise DevolensError("no image in this TIFF file", path=path)
-                series = tif.series[0]
+                series = tif.series[own_series(tif)]  # its own, in a multi-file OME set (one file per position)
                 # axes of length 1 dropped (a 1xHxW or HxWx1 array saved as such is the HxW image)
                 axes, shape = squeeze_axes(str(series.axes), tuple(int(n) for n in series.shape))
                 check_memory(shape, series.dtype, path, advice=BANDS_ADVICE)

@@ -654,7 +654,9 @@ def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path
     check_axes(info, path)
     layout = _readable_layout(Path(path))
     if layout is not None and layout[5]:
-        check_memory(info.shape[-info.spatial:], layout[5], path, what="planes", advice=BANDS_ADVICE)
+        one = not info.leading  # a single image: a well saved as TIFF is read in bands elsewhere; a stack's planes
+        check_memory(info.shape[-info.spatial:], layout[5], path, what="an image" if one else "planes",
+                     advice=BANDS_ADVICE if one else "")
     if info.channels > 1 and channel is None:
         raise DevolensError(
             f"this stack has {info.channels} channels (axes {info.axes}, shape {info.shape}): choose one with "
@@ -754,7 +756,13 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                     from devolens.io.images import check_memory
 
                     check_memory(series.shape, series.dtype, path, what="a stack stored as one block")
-                    whole = series.asarray()
+                    try:
+                        whole = series.asarray()
+                    except MemoryError:
+                        from devolens.io.atomic import Exhausted
+
+                        raise Exhausted("out of memory while decoding this stack (stored as one block): free memory "
+                                        "or run it where more is free", path=path) from None
                 whole = whole.reshape(tuple(sizes) + trailing)
         held = open(contiguous[0], "rb") if contiguous is not None else None  # noqa: SIM115 (closed below)
         reopened: list = []
@@ -783,7 +791,7 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                             fh.open()
                         reopened.append(fh)
                     arr = pages[i].asarray()
-            except MemoryError:  # the whole stack once decoded, or a plane with the decoder's copies
+            except MemoryError:  # a plane with the decoder's copies
                 from devolens.io.atomic import Exhausted
 
                 raise Exhausted(f"out of memory while reading plane {i}: free memory or run it where more is free",
