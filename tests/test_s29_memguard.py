@@ -33,9 +33,10 @@ def _files(folder: Path, **files) -> None:
         (folder / name.replace("_", ".", 1)).write_text(f"{text}\n")
 
 
-def _v2(folder: Path, limit, current: int, inactive: int = 0) -> None:
+def _v2(folder: Path, limit, current: int, inactive: int = 0, active: int = 0, slab: int = 0) -> None:
     _files(folder, memory_max=limit, memory_current=current,
-           memory_stat=f"anon {current}\nfile 0\nactive_file 7\ninactive_file {inactive}")
+           memory_stat=f"anon {current}\nfile {active + inactive}\nactive_file {active}\ninactive_file {inactive}\n"
+                       f"slab_reclaimable {slab}\nslab_unreclaimable 7")
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def proc(tmp_path):
     return write
 
 
-def test_cgroup_v2_leaf_limit_less_use_plus_inactive_cache(tmp_path, proc):
+def test_cgroup_v2_leaf_limit_less_use_plus_file_cache(tmp_path, proc):
     root = tmp_path / "cg"
     _v2(root / "system.slice" / "slurmstepd.scope" / "job_42", 4 * GB, 3 * GB, inactive=GB // 2)
     got = images.cgroup_memory_available(proc("0::/system.slice/slurmstepd.scope/job_42\n"), str(root))
@@ -138,11 +139,12 @@ def test_the_smallest_limit_is_named_in_the_refusal(machine, monkeypatch):
     assert str(exc.value) == ("well.png: the file declares an image of 40000 x 40000 uint8 values, 1.6 GB decoded: "
                               "more than the 1.0 GB this job's 2.0 GB memory limit (cgroup) leaves; ask for more "
                               "memory for the job or container (sbatch --mem, docker run --memory), or cut it into "
-                              "smaller images")
+                              "smaller images, or set DEVOLENS_NO_MEMORY_CHECK=1 to try anyway")
     images.check_memory((30000, 30000), np.uint8, "well.png")  # 0.9 GB: fits
     monkeypatch.setattr(images, "address_space_available", lambda: (GB // 2, 3 * GB))
     with pytest.raises(Exhausted, match=r"more than the 500 MB this process's 3.0 GB address-space limit \(ulimit -v\) "
-                                        r"leaves; raise ulimit -v, or cut it into smaller images$"):
+                                        r"leaves; raise ulimit -v, or cut it into smaller images, or set "
+                                        r"DEVOLENS_NO_MEMORY_CHECK=1 to try anyway$"):
         images.check_memory((30000, 30000), np.uint8, "well.png")
     _v2(machine / "job", "max", GB)
     monkeypatch.setattr(images, "address_space_available", lambda: None)

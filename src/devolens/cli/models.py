@@ -96,10 +96,11 @@ def _listing(names: list[str]) -> dict:
                 headline.append({"metric": k, "words": HEADLINE_WORDS.get(k, (k, ""))[0],
                                  "value": m.get("value") if isinstance(m, dict) else m,
                                  "how": m.get("how") if isinstance(m, dict) else None, "text": _headline(k, m)})
-        models.append({"name": name, "task": card.get("task"), "version": card.get("version"),
-                       "summary": card.get("summary"), "weights": weights,
+        given = card.get("input")  # an object: a card's words alone (identity's) as its "text"
+        models.append({"name": name, "task": card.get("task"), "summary": card.get("summary"), "weights": weights,
                        "int8": bool((card.get("int8") or {}).get("activations")), "headline": headline,
-                       "setting": card.get("metrics_setting") or {}, "input": card.get("input")})
+                       "setting": card.get("metrics_setting") or {},
+                       "input": given if isinstance(given, dict) else {} if given is None else {"text": given}})
     return {"devolens": version(), "models": models}
 
 
@@ -107,9 +108,9 @@ def _listing(names: list[str]) -> dict:
 def list_models(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the listing as one JSON document: per model its name, "
-                                 "task, version (null where the card has none), summary, weights (file, bytes, "
-                                 "sha256), int8, headline metrics (metric, words, value, how, text), the setting they "
-                                 "were measured in and the input the model takes."),
+                                 "task, summary, weights (file, bytes, sha256), int8, headline metrics (metric, words, "
+                                 "value, how, text), the setting they were measured in and the input the model takes "
+                                 "(an object: the card's input, its words alone as {\"text\": ...})."),
 ) -> None:
     """List the shipped models: name, task, weights size and sha256 (first 12 hex digits), int8 calibration and
     headline metrics."""

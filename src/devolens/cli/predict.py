@@ -732,14 +732,8 @@ def run_segmentation(
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
                      prepare=_preparation(model, color, diameter, flat))
     try:
-        stack_file = _stack_file(input_path, pages)
-        reading = None
-        if stack_file is not None:  # how a TIFF stack (a folder's first) was read: segment.json and the console
-            from devolens.io.stacks import stack_reading
-
-            reading = stack_reading(stack_file, z=stack_z, channel=channel, pages=pages)
-            if reading is not None and stack_file != input_path:
-                reading = {"file": stack_file.name, **reading}
+        # how a TIFF stack (a folder's first) was read: segment.json and the console
+        stack_file, reading = _stack_reading(input_path, stack_z, channel, pages)
         # a stack's planes as frames: frame t x Z + z, whose t and z the tables give (one file's stack only)
         planes = reading["z_planes"] if reading and reading["z"] == "slices" and stack_file == input_path else 1
         _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
@@ -929,13 +923,10 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     if note:
         notes.append((note, {}))
     from devolens.cli._common import stack_notes
-
-    notes += [(text, {}) for text in stack_notes(input_path, pages, stack_z)]
     from devolens.io.frames import timelapses_note
 
-    several = timelapses_note(input_path)
-    if several:
-        notes.append((several, plain))
+    several = timelapses_note(input_path)  # (one of the stack notes, printed plain: it names files)
+    notes += [(text, plain if text == several else {}) for text in stack_notes(input_path, pages, stack_z)]
     if kind == "membrane" and stack_z == "project" and _has_z(input_path):
         notes.append(("note: the z planes were projected to their maximum; the membrane model was trained on "
                       "single slices, and a projection overlays the membranes of several planes (--stack-z "
@@ -1007,6 +998,28 @@ def _has_z(path: Path) -> bool:
     files = folder_files(path) if path.is_dir() else [path]
     tiff = next((f for f in files if f.suffix.lower() in (".tif", ".tiff")), None)
     return tiff is not None and tiff_has_axis(tiff, "Z", unreadable=False)
+
+
+def _stack_reading(input_path: Path, stack_z: str, channel: Optional[int],
+                   pages: str) -> tuple[Optional[Path], Optional[dict]]:
+    """The TIFF stack an input is, or a folder's first (:func:`_stack_file`), and how it is read
+    (:func:`~devolens.io.stacks.stack_reading`, with ``file``, its name, for a folder's); ``(None, None)`` for
+    anything else. For the records and the console (:func:`_stack_line`): segment and population."""
+    stack_file = _stack_file(input_path, pages)
+    if stack_file is None:
+        return None, None
+    from devolens.io.stacks import stack_reading
+
+    reading = stack_reading(stack_file, z=stack_z, channel=channel, pages=pages)
+    if reading is not None and stack_file != input_path:
+        reading = {"file": stack_file.name, **reading}
+    return stack_file, reading
+
+
+def _stack_line(input_path: Path, reading: dict) -> str:
+    """The console's line of how a TIFF stack was read (:func:`_stack_reading`)."""
+    which = f"each TIFF stack like the first, {reading['file']}" if "file" in reading else input_path.name
+    return f"read {which}: {reading['read']}"
 
 
 def _stack_file(path: Path, pages: str) -> Optional[Path]:
@@ -1232,9 +1245,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                       f"({summary['precision']} network, working scale "
                       f"{'per image' if summary['scale'] is None else format(summary['scale'], '.3g')})")
         if summary.get("stack"):  # a TIFF stack: what was read of it
-            read = summary["stack"]
-            which = f"each TIFF stack like the first, {read['file']}" if "file" in read else input_path.name
-            console.print(f"read {which}: {read['read']}", highlight=False, soft_wrap=True)
+            console.print(_stack_line(input_path, summary["stack"]), highlight=False, soft_wrap=True)
         notes = summary.get("notes")
         for text, how in notes if notes is not None else _segment_notes(kind, input_path, stack_z, pages, summary):
             console.print(text, **how)  # (also in segment.json)
@@ -1268,13 +1279,15 @@ def record_path(out: Path) -> Path:
 
 def _population_record(input_path: Path, out: Path, model: str, predictor, *, frames: int, skipped: list,
                        options: dict, magnification: Optional[dict], fit, left_out,
-                       plot: Optional[Path] = None, curation: Optional[Path] = None) -> str:
+                       plot: Optional[Path] = None, curation: Optional[Path] = None,
+                       stack: Optional[dict] = None) -> str:
     """The JSON written beside population's CSV: the command line, the versions of devolens and PyTorch, the model
     and its weights' sha256 (and the nuclei model's, whose counts it calibrates), the nuclei network's precision,
     the options that change results, the magnification estimate, ``--clock``'s fit and ``--monotone``'s left-out
     frames (``dark``: black or dark frames; ``implausible``: readings off their neighbours); ``plot`` and ``curation``:
     the companions written beside the CSV (None: not written), which a later run into the same CSV replaces or
-    removes (:func:`_stale_companions`)."""
+    removes (:func:`_stale_companions`); ``stack``: how a TIFF stack was read (:func:`_stack_reading`; None: no stack,
+    no entry)."""
     from devolens.models import zoo
 
     nuclei = getattr(predictor, "nuclei", None)
@@ -1293,6 +1306,7 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
                                                             "implausible": list(left_out[1])},
         "plot": None if plot is None else str(plot.absolute()),
         "curation": None if curation is None else str(curation.absolute()),
+        **({"stack": stack} if stack is not None else {}),
     })
 
 
@@ -1388,6 +1402,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                                        progress=progress)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages)
     try:
+        _, reading = _stack_reading(input_path, stack_z, channel, pages)  # a TIFF stack: the record and the console
         _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
     except BaseException:
         source.close()
@@ -1471,10 +1486,11 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                  "pages": pages, "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
         magnification=_sizing_record(diameter, getattr(predictor, "last_estimate", None),
                                      resize=getattr(predictor, "resize", None)),
-        fit=fit, left_out=left_names, plot=written[0], curation=written[1]))
+        fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading))
     given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
     _remove_stale(stale, [*written, given, out, record], input_path)
     df.attrs["record"] = record
+    df.attrs["stack"] = reading
     df.attrs["flat"] = flat
     df.attrs["skipped"] = len(skip)
     df.attrs["ended_early"] = source.ended_early()
@@ -1779,6 +1795,8 @@ def population_command(
                             threads=threads, progress=cb)
     console.print(f"{_count(len(df), 'frame')}{_skipped_note(df.attrs['skipped'], df.attrs['curation'])} -> {out}"
                   + (f" (+ {plot_path(out, input_path)})" if plot else ""))
+    if df.attrs.get("stack"):  # a TIFF stack: what was read of it, as segment says
+        console.print(_stack_line(input_path, df.attrs["stack"]), highlight=False, soft_wrap=True)
     if df.attrs.get("monotone_left_out"):
         text = _monotone_note(*df.attrs["monotone_left_out"])
         if text:
@@ -1795,8 +1813,8 @@ def population_command(
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)
-    for text in stack_notes(input_path, pages, stack_z):  # (--stack-z slices is no way out for population)
-        console.print(text.replace(" or give --stack-z slices", ""))
+    for text in stack_notes(input_path, pages, stack_z, slices_advice=False):  # (population only projects)
+        console.print(text)
     if df.attrs.get("missing"):
         console.print(f"note: {df.attrs['missing']}", highlight=False, soft_wrap=True)
     if df.attrs.get("ended_early"):

@@ -918,12 +918,13 @@ def curate_path(
     -------
     pandas.DataFrame
         The report of :func:`score_frames`; ``file`` holds the image names for a folder and
-        is empty for a video or a stack. For a video in which ffmpeg reported damaged data, the
-        frames decoded from it are flagged ``corrupt`` (:func:`mark_corrupt`; found by decoding the
-        video once more, ~2.5 s per 1000 frames of 752x512 H.264). Three more columns, the same on every row, say what
-        input it is of: ``input`` (the file or folder name), ``input_frames`` (the frame count the
-        input declares: a video's header, which a file cut short does not meet; 0 when unknown) and
-        ``input_options`` (the options that shaped its frames, :func:`reading_options`).
+        is empty for a video or a stack; ``time``, for a TIFF stack whose metadata record the interval between
+        its time points, holds each frame's seconds since the first time point (empty otherwise). For a video
+        in which ffmpeg reported damaged data, the frames decoded from it are flagged ``corrupt``
+        (:func:`mark_corrupt`; found by decoding the video once more, ~2.5 s per 1000 frames of 752x512 H.264).
+        Three more columns, the same on every row, say what input it is of: ``input`` (the file or folder name),
+        ``input_frames`` (the frame count the input declares: a video's header, which a file cut short does not
+        meet; 0 when unknown) and ``input_options`` (the options that shaped its frames, :func:`reading_options`).
 
     Raises
     ------
@@ -951,12 +952,35 @@ def curate_path(
         raise DevolensError(f"none of the {len(report)} files could be read (e.g. {name}: {detail})", path=path)
     # what identifies the input, on every row (a CSV has no other place): a consumer of the report tells its own
     # input's report from another's by it (report_mismatch)
+    _stack_times(report, Path(path), stack_z=stack_z, pages=pages)
     report["input"] = Path(path).resolve().name
     report["input_frames"] = int(total or 0)
     report["input_options"] = reading_options(path, stack_z=stack_z, channel=channel, pages=pages)
     report.attrs["source"] = str(path)
     report.attrs["thresholds"] = asdict(thresholds or Thresholds())
     return report
+
+
+def _stack_times(report: pd.DataFrame, path: Path, *, stack_z: str, pages: str) -> None:
+    """``time`` of a TIFF stack's rows, in place, where its metadata record the interval between its time points
+    (:func:`devolens.io.stacks.frame_interval`): the seconds since its first time point, t x interval (frame t
+    x Z + z with ``stack_z="slices"``); whole seconds as integers. Other inputs (a video, a folder, a stack
+    without an interval) are left as they are."""
+    from devolens.io.stacks import stack_reading
+
+    if not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
+        return
+    reading = stack_reading(path, z=stack_z, pages=pages)
+    if not reading or not reading["interval_s"]:
+        return
+    axes, shape = reading["axes"], reading["shape"]
+    if "T" not in axes or shape[axes.index("T")] != reading["time_points"]:  # time points along T alone
+        return
+    per = reading["z_planes"] if reading["z"] == "slices" else 1
+    frames = pd.to_numeric(report["frame"], errors="coerce").to_numpy(float)
+    seconds = np.round(np.floor(frames / per) * reading["interval_s"], 6)
+    whole = np.isnan(seconds) | (seconds == np.round(seconds))
+    report["time"] = pd.array(seconds, dtype="Int64") if whole.all() else seconds
 
 
 def reading_options(path: str | Path, *, stack_z: str = "project", channel: int | None = None,

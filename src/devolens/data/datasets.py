@@ -893,9 +893,9 @@ def image_shape(path: str | Path) -> tuple[int, int]:
             if len(shape) == 2 or (len(shape) == 3 and shape[-1] <= 4):
                 return shape[0], shape[1]
         else:
-            from PIL import Image
+            from devolens.io.images import pillow
 
-            with Image.open(path) as im:
+            with pillow().open(path) as im:  # read_image's limits: no bomb warning for a large image
                 w, h = int(im.size[0]), int(im.size[1])
                 turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF: read_image turns it a quarter
             return (w, h) if turned else (h, w)

@@ -898,9 +898,9 @@ def _grid_size(path: Path, tile: int, stride: int, edge: bool, channels: int) ->
             else:
                 return None
         else:
-            from PIL import Image
+            from devolens.io.images import pillow
 
-            with Image.open(path) as im:
+            with pillow().open(path) as im:  # read_image's limits: no bomb warning for a large well
                 w, h = (int(v) for v in im.size)
                 if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # read turned a quarter
                     h, w = w, h

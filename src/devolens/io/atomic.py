@@ -441,7 +441,7 @@ class StagedDir:
             staged = sorted(self.tmp.iterdir())
             stale = sorted(set(owned) - {e.name for e in staged})
             for entry, target in [(e, self.dest / e.name) for e in staged] + [(None, self.dest / n) for n in stale]:
-                old = None
+                old, renaming = None, None  # a failure before this entry's renames names no file
                 if os.path.lexists(target):
                     if aside is None:  # made on demand, after listing the staged entries
                         aside = Path(tempfile.mkdtemp(prefix=".replaced-", dir=self.tmp))

@@ -122,11 +122,8 @@ def _read_image(path: Path) -> np.ndarray:
             raise DevolensError(f"not a 2-D image: array of shape {arr.shape}", path=path)
         check_image_size(arr.shape[0], arr.shape[1], path)
         return arr
-    except DevolensError:
+    except DevolensError:  # Exhausted too: read_image names a MemoryError while decoding
         raise
-    except MemoryError:
-        raise Exhausted("out of memory while reading this image: free memory or run it where more is free",
-                        path=path) from None
     except Exception as exc:  # unreadable / corrupt image
         msg = str(exc).strip().splitlines()
         raise DevolensError(f"cannot read image ({msg[0] if msg else type(exc).__name__})", path=path) from None
@@ -143,6 +140,8 @@ def _folder_stacks(files: list[Path], stack_z: str, channel: int | None, pages: 
         if p.suffix.lower() in ANIMATED_SUFFIXES:
             try:
                 n = open_animated(p)[1]  # the header only: frames are decoded when read
+            except Exhausted:  # frames too large for the memory available: the machine's limit, not the file's
+                raise
             except DevolensError:
                 continue  # unreadable: reported (with its name) when it is read
             if n > 1:

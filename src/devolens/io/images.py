@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -52,7 +53,10 @@ def check_stack_planes(height: int, width: int, pages: int, path: str | Path | N
 #: tree's files; a frame this small fits wherever devolens runs at all)
 MEMORY_CHECK_BYTES = 64 << 20
 #: what to do with an image too large for the memory: the commands that read a well TIFF in bands
-BANDS_ADVICE = "`devolens segment livedead` and `devolens tile make` read a well TIFF in bands, in bounded memory"
+BANDS_ADVICE = "a well image saved as TIFF is read in bands by `devolens tile make` and `devolens segment livedead`"
+#: set (to anything but "" or "0"): no image is weighed against the memory available (:func:`check_memory`), for
+#: memory that MemAvailable does not count (ZFS's ARC, swap)
+NO_CHECK_ENV = "DEVOLENS_NO_MEMORY_CHECK"
 
 
 class Available(int):
@@ -112,14 +116,16 @@ def _meminfo_available(meminfo: str | None = None) -> int | None:
 
 def cgroup_memory_available(proc_cgroup: str | None = None, root: str | None = None) -> tuple[int, int] | None:
     """``(bytes, limit)``: what the tightest memory limit of this process's control group, or of one above it, leaves
-    (the limit less the group's use, its inactive file cache counted as free: the kernel drops that before it
-    kills); None where no limit is set or none can be read.
+    (the limit less the group's use, its file cache, active and inactive, and reclaimable kernel slab counted as
+    free: the kernel reclaims those before it kills); None where no limit is set (none, or one of 0 or below) or
+    none can be read.
 
     cgroup v2 (``0::/PATH`` in ``/proc/self/cgroup``): ``memory.max`` (``max``: none), ``memory.current`` and
-    ``memory.stat``'s ``inactive_file`` in ``ROOT/PATH`` and each folder above it up to ``ROOT``; v1
-    (``N:memory:/PATH``): ``memory.limit_in_bytes`` (also ``memory.stat``'s ``hierarchical_memory_limit``),
-    ``memory.usage_in_bytes`` and ``total_inactive_file`` under ``ROOT/memory``. Where ``PATH`` is not under
-    ``ROOT`` (a container's own group mounted as its root), the root's files are read."""
+    ``memory.stat``'s ``active_file``, ``inactive_file`` and ``slab_reclaimable`` in ``ROOT/PATH`` and each folder
+    above it up to ``ROOT``; v1 (``N:memory:/PATH``): ``memory.limit_in_bytes`` (also ``memory.stat``'s
+    ``hierarchical_memory_limit``), ``memory.usage_in_bytes`` and ``total_active_file`` and
+    ``total_inactive_file`` under ``ROOT/memory``. Where ``PATH`` is not under ``ROOT`` (a container's own group
+    mounted as its root), the root's files are read."""
     root = root or CGROUP_ROOT
     try:
         with open(proc_cgroup or PROC_CGROUP) as f:
@@ -131,10 +137,10 @@ def cgroup_memory_available(proc_cgroup: str | None = None, root: str | None = N
         hid, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
         if hid == "0" and controllers == "":
-            base, files = root, ("memory.max", "memory.current", ("inactive_file",))
+            base, files = root, ("memory.max", "memory.current", _V2_RECLAIMABLE)
         elif "memory" in controllers.split(","):
             base, files = os.path.join(root, "memory"), ("memory.limit_in_bytes", "memory.usage_in_bytes",
-                                                         ("total_inactive_file", "inactive_file"))
+                                                         _V1_RECLAIMABLE)
         else:
             continue
         for folder in _cgroup_folders(base, path):
@@ -152,7 +158,14 @@ def _cgroup_folders(base: str, path: str) -> list[str]:
     return [os.path.join(base, *parts[:n]) for n in range(len(parts), -1, -1)]
 
 
-def _cgroup_level(folder: str, limit_name: str, usage_name: str, cache_keys: tuple[str, ...]) -> tuple[int, int] | None:
+#: memory.stat's reclaimable memory, counted as free (each: its keys, the first found is read): the file cache,
+#: active and inactive (the input's, the weights', the libraries'), and v2's reclaimable slab (dentries, inodes)
+_V2_RECLAIMABLE = (("active_file",), ("inactive_file",), ("slab_reclaimable",))
+_V1_RECLAIMABLE = (("total_active_file", "active_file"), ("total_inactive_file", "inactive_file"))
+
+
+def _cgroup_level(folder: str, limit_name: str, usage_name: str,
+                  reclaimable: tuple[tuple[str, ...], ...]) -> tuple[int, int] | None:
     """``(bytes left, limit)`` of one control group's folder; None where it sets no limit or a file is missing."""
     try:
         with open(os.path.join(folder, limit_name)) as f:
@@ -165,12 +178,13 @@ def _cgroup_level(folder: str, limit_name: str, usage_name: str, cache_keys: tup
                 stat = dict(line.split()[:2] for line in f if len(line.split()) >= 2)
         except OSError:
             pass
-        limit = min(int(text), int(stat.get("hierarchical_memory_limit", text)))
-        if limit >= _V1_UNLIMITED:
+        limits = [n for n in (int(text), int(stat.get("hierarchical_memory_limit", text))) if n > 0]
+        if not limits or min(limits) >= _V1_UNLIMITED:  # 0 or below (-1: an emulated cgroup file's none): none
             return None
+        limit = min(limits)
         with open(os.path.join(folder, usage_name)) as f:
             usage = int(f.read().strip())
-        cache = next((int(stat[k]) for k in cache_keys if k in stat), 0)
+        cache = sum(next((int(stat[k]) for k in keys if k in stat), 0) for keys in reclaimable)
     except (OSError, ValueError):
         return None
     return max(0, limit - max(0, usage - cache)), limit
@@ -214,10 +228,11 @@ def check_memory(shape: tuple[int, ...], dtype, path: str | Path | None = None, 
     :class:`devolens.io.atomic.Exhausted` (the command's exit code 75), naming ``path`` and the limit (the machine's
     memory, a job's or container's memory limit, ``ulimit -v``); ``what`` says what the
     shape is, ``advice`` ends the message. Nothing is read for arrays under :data:`MEMORY_CHECK_BYTES`, nor checked
-    where the memory available is unknown."""
+    where the memory available is unknown or the environment variable ``DEVOLENS_NO_MEMORY_CHECK`` is set
+    (:data:`NO_CHECK_ENV`)."""
     import math
 
-    if dtype is None:  # not known from the header: nothing to weigh
+    if dtype is None or os.environ.get(NO_CHECK_ENV, "") not in ("", "0"):  # not known from the header; no check
         return
     nbytes = math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
     if nbytes < MEMORY_CHECK_BYTES:
@@ -228,8 +243,8 @@ def check_memory(shape: tuple[int, ...], dtype, path: str | Path | None = None, 
     dims = " x ".join(str(int(n)) for n in shape)
     leaves, remedy = getattr(free, "leaves", Available.leaves), getattr(free, "remedy", Available.remedy)
     raise Exhausted(f"the file declares {what} of {dims} {np.dtype(dtype).name} values, {_bytes(nbytes)} decoded: more "
-                    f"than the {_bytes(free)} {leaves}; {remedy}, or cut it into smaller images"
-                    f"{'; ' + advice if advice else ''}", path=path)
+                    f"than the {_bytes(free)} {leaves}; {remedy}, or cut it into smaller images, or set "
+                    f"{NO_CHECK_ENV}=1 to try anyway{'; ' + advice if advice else ''}", path=path)
 
 
 #: samples per pixel of what :func:`read_image` makes of each Pillow mode (others become RGB)
@@ -239,24 +254,55 @@ _MODE_SAMPLES = {"1": 3, "L": 1, "LA": 1, "La": 1, "RGB": 3, "RGBA": 4, "I;16": 
 def pillow():
     """Pillow's ``Image`` module, set for the user's own files: its decompression-bomb limit raised to 2^30 pixels
     (OpenCV's, as for the 16-bit colour PNGs; a stitched well saved as PNG passes Pillow's 179 M pixels) and its
-    warning past it silenced (:func:`check_memory` weighs a large image against the memory available; past 2^31
-    pixels Pillow refuses the file)."""
-    import warnings
-
+    warning past it silenced while this ``open()`` opens a file (:func:`check_memory` weighs a large image against
+    the memory available; past 2^31 pixels Pillow refuses the file). Returned as a stand-in for the module whose
+    ``open`` is that; the warning stays as it is for the rest of the process (an application importing devolens)."""
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, 2**30)
-    if not any(f[0] == "ignore" and f[2] is Image.DecompressionBombWarning for f in warnings.filters):
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-    return Image
+    return _Pillow(Image)
+
+
+class _Pillow:
+    """PIL.Image, its ``open`` without the DecompressionBombWarning (:func:`pillow`)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __getattr__(self, name: str):
+        return getattr(self.module, name)
+
+    def open(self, *args, **kwargs):
+        with _bomb_warning_ignored(self.module.DecompressionBombWarning):
+            return self.module.open(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _bomb_warning_ignored(category):
+    """``category`` ignored in this block: a filter entry of its own, put first and taken out after. Not
+    ``warnings.catch_warnings``: in a reader's thread (ReadAhead) its exit puts back the whole process's filters as
+    they were on entry, dropping those other threads added meanwhile. Other threads' warnings of ``category`` are
+    ignored in the block too."""
+    import warnings
+
+    entry = ("ignore", None, category, None, 0)
+    filters = warnings.filters
+    filters.insert(0, entry)  # no version bump needed: "ignore" leaves nothing in the warning registries
+    try:
+        yield
+    finally:
+        # from the list it went into, and from the one now in use where another thread's catch_warnings copied it
+        for where in (filters,) + ((warnings.filters,) if warnings.filters is not filters else ()):
+            try:
+                where.remove(entry)
+            except ValueError:
+                pass
 
 
 def _pillow_refusal(exc: Exception, path: Path) -> DevolensError | None:
     """Pillow's DecompressionBombError (an image past 2^31 pixels) in words; None for any other exception."""
     if type(exc).__name__ != "DecompressionBombError":
         return None
-    import re
-
     found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(exc))
     declared, limit = (f"{found.group(1)} pixels", f"{found.group(2)} ") if found else ("too many pixels", "")
     return DevolensError(f"image too large: its header declares {declared}, more than the {limit}pixels read from a "
@@ -313,12 +359,12 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
 
     try:
         if is_tiff(path):  # by content: a TIFF named .png and a PNG named .tif are both read
-            from devolens.io.stacks import open_tiff, samples_last, squeeze_axes
+            from devolens.io.stacks import open_tiff, own_series, samples_last, squeeze_axes
 
             with open_tiff(path) as tif:
                 if not tif.series:
                     raise DevolensError("no image in this TIFF file", path=path)
-                series = tif.series[0]
+                series = tif.series[own_series(tif)]  # its own, in a multi-file OME set (one file per position)
                 # axes of length 1 dropped (a 1xHxW or HxWx1 array saved as such is the HxW image)
                 axes, shape = squeeze_axes(str(series.axes), tuple(int(n) for n in series.shape))
                 check_memory(shape, series.dtype, path, advice=BANDS_ADVICE)
@@ -335,7 +381,7 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
                     samples = 1 if indices else 4 if "transparency" in im.info else 3
                 shape = (im.size[1], im.size[0]) + ((samples,) if samples > 1 else ())
                 check_memory(shape, np.uint16 if png16 or im.mode.startswith("I") else np.uint8, path,
-                             advice=f"saved as TIFF, {BANDS_ADVICE}")
+                             advice=BANDS_ADVICE)
                 if png16:
                     # Pillow has no 16-bit colour modes: it would keep each sample's upper byte
                     return _read_png16_colour(path, im)

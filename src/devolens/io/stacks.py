@@ -38,8 +38,9 @@ from devolens.errors import DevolensError
 
 __all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES",
            "PAGES_MODES", "check_pages", "check_stack_z", "read_pages_as", "unlabelled_pages_note", "z_projection_note",
-           "other_series_note", "LayoutError", "ome_set_first", "stack_reading", "busiest_planes", "channel_names",
-           "frame_interval", "check_axes",
+           "other_series_note", "several_series_note", "split_set_note", "join_notes", "LayoutError",
+           "ome_set_first", "stack_reading", "busiest_planes", "channel_names", "frame_interval", "check_axes",
+           "own_series", "ome_image",
            "planar_rgb_note", "is_tiff", "squeeze_axes", "open_tiff", "tiff_has_axis"]
 
 Z_MODES = ("project", "slices")
@@ -58,7 +59,7 @@ class LayoutError(DevolensError):
 
 @dataclass(frozen=True)
 class StackInfo:
-    """Layout of the first image series of a TIFF file.
+    """Layout of the first image series of a TIFF file (this file's own in a multi-file OME set: :func:`own_series`).
 
     Attributes
     ----------
@@ -116,7 +117,8 @@ class StackInfo:
 
 
 def stack_info(path: str | Path, pages: str = "time") -> StackInfo:
-    """Axes and shape of a TIFF file's first series (reads the header only).
+    """Axes and shape of a TIFF file's first series (this file's own in a multi-file OME set: :func:`own_series`;
+    reads the header only).
 
     ``pages="z"``: the unlabelled pages of a plain multi-page TIFF (tifffile's axes ``I`` or
     ``Q``) are the z planes of one stack, reported as axis ``Z`` (``"time"``, the default: they
@@ -236,32 +238,35 @@ def open_tiff(path: str | Path):
 
     with quiet_tifffile() as records, tifffile.TiffFile(path) as tif:
         series = tif.series
+        read = series[own_series(tif)] if series else None  # the series read (its own, in a multi-file OME set)
         errors = [complaint(r) for r in records if r.levelno >= logging.ERROR]
         meant = [k for k in ("imagej", "ome", "shaped") if getattr(tif, f"is_{k}", False)]
-        kind = series[0].kind if series else None
+        kind = read.kind if series else None
         chain = [m for m in errors if "invalid page offset" in m or "invalid offset to page" in m]
-        start = series[0].dataoffset if series else None
+        start = read.dataoffset if series else None
         # the size of the file that holds the data: another file of a multi-file OME set (one file per
-        # stage position, each with the whole OME-XML) may hold the first series, not this one
-        held = series[0].pages[0].parent.filehandle.size if start is not None else 0
+        # stage position, each with the whole OME-XML) may hold the series, not this one
+        held = read.pages[0].parent.filehandle.size if start is not None else 0
         why = None
-        # a multi-file OME set whose other files are not beside this one: tifffile zeroes their planes
+        # a multi-file OME set whose other files are not beside this one: tifffile zeroes their planes (another
+        # stage position's file missing is no matter: its planes are not read)
         lost = [m for m in (complaint(r) for r in records) if "OME series failed to read" in m]
-        if lost and series and series[0].kind == "ome":
+        gone = sum(p is None for p in read.pages) if lost and series and read.kind == "ome" else 0
+        if gone:
             import re
 
             first = _continues(tif)
             if first:  # the set's first file is the one missing: this one is read through it
                 raise LayoutError(_continuation_text(first), path=path)
 
-            named = next((m.group(1) for m in map(re.compile(r"failed to read '([^']+)'").search, lost) if m), None)
-            gone = sum(p is None for p in series[0].pages)
+            named = _missing_files(tif) or next(
+                (m.group(1) for m in map(re.compile(r"failed to read '([^']+)'").search, lost) if m), None)
             raise DevolensError(
-                f"its OME metadata put {gone} of its {len(series[0].pages)} planes in "
+                f"its OME metadata put {gone} of its {len(read.pages)} planes in "
                 f"{named or 'other files'}, which cannot be read beside it (a multi-file OME-TIFF set whose other "
                 "files were not copied with it, or a file renamed since it was written?): put the set's files "
                 "together, under the names they were written with", path=path)
-        if start is not None and start + series[0].nbytes > held:
+        if start is not None and start + read.nbytes > held:
             why = "its pixel data run past the end of the file"
         elif chain and kind != "imagej":
             why = f"its chain of pages breaks: {chain[0]}"
@@ -284,14 +289,18 @@ class _Meta:
     channels: tuple = ()
     #: seconds between time points (ImageJ ``finterval``, OME ``TimeIncrement``), None where none is recorded
     interval: float | None = None
+    #: the OME image read where the metadata list several, some stored in other files: ``(ID, Name, place 1..,
+    #: images listed)`` (:func:`_image_read`); None otherwise
+    image: tuple | None = None
 
 
 def _tiff_layout(path: Path) -> tuple[str, tuple[int, ...], int, bool, "tuple[float, float, str] | None", str,
                                       _Meta]:
-    """``(axes, shape)`` of a TIFF file's first series (axes of length 1 dropped, :func:`squeeze_axes`), its
-    number of series, whether that series is RGB with its samples stored as planes and no ImageJ or OME axes
-    (:func:`planar_rgb_note`), its pixel size (:func:`pixel_size`), its dtype's name (``""`` where tifffile
-    gives none: :func:`check_stack_options`) and its :class:`_Meta`. Parsed once per file version (path, inode,
+    """``(axes, shape)`` of a TIFF file's first series (its own: :func:`own_series`; axes of length 1 dropped,
+    :func:`squeeze_axes`), its number of series (:func:`_series_here`), whether that series is RGB with its
+    samples stored as planes and no ImageJ or OME axes (:func:`planar_rgb_note`), its pixel size
+    (:func:`pixel_size`), its dtype's name (``""`` where tifffile gives none: :func:`check_stack_options`) and its
+    :class:`_Meta`. Parsed once per file version (path, inode,
     size, modification time) and process: :func:`stack_info`, :func:`unlabelled_pages_note`, :func:`other_series_note`,
     :func:`planar_rgb_note` and :func:`pixel_size` ask for the same file (each member of a folder) in one command."""
     st = path.stat()
@@ -307,14 +316,14 @@ def _layout(resolved: str, inode: int, size: int, mtime_ns: int,
         with open_tiff(path) as tif:
             if not tif.series:
                 raise DevolensError("no image in this TIFF file", path=path)
-            s = tif.series[0]
+            s = tif.series[own_series(tif)]
             axes, shape = squeeze_axes(str(s.axes), tuple(int(n) for n in s.shape))
             key = s.keyframe
             planar_rgb = bool(not (tif.is_imagej or tif.is_ome) and key is not None
                               and key.photometric == tifffile.PHOTOMETRIC.RGB
                               and key.planarconfig == tifffile.PLANARCONFIG.SEPARATE)
             dtype = np.dtype(s.dtype).name if s.dtype is not None else ""
-            return axes, shape, len(tif.series), planar_rgb, _calibration(tif), dtype, _metadata(tif, axes, shape)
+            return axes, shape, _series_here(tif), planar_rgb, _calibration(tif), dtype, _metadata(tif, axes, shape)
     except DevolensError:
         raise
     except Exception as exc:
@@ -339,7 +348,11 @@ def _metadata(tif, axes: str, shape: tuple[int, ...]) -> _Meta:
         interval = _interval(tif, root)
     except Exception:  # noqa: BLE001 - none recorded
         interval = None
-    return _Meta(continues, names, interval)
+    try:
+        image = _image_read(tif, root)
+    except Exception:  # noqa: BLE001 - not told
+        image = None
+    return _Meta(continues, names, interval, image)
 
 
 def _ome_root(tif):
@@ -349,9 +362,106 @@ def _ome_root(tif):
     return ET.fromstring(tif.ome_metadata) if tif.is_ome and tif.ome_metadata else None
 
 
-def _ome_pixels(root):
-    """The ``Pixels`` element of an OME-XML's first image (None where there is none)."""
-    return next((e for e in root.iter() if e.tag.endswith("}Pixels") or e.tag == "Pixels"), None)
+def _ome_pixels(element):
+    """The first ``Pixels`` element in ``element`` (an OME-XML's root: its first image's; an ``Image``: its own;
+    None where there is none)."""
+    return next((e for e in element.iter() if e.tag.endswith("}Pixels") or e.tag == "Pixels"), None)
+
+
+def own_series(tif) -> int:
+    """The index of the series of an open ``tifffile.TiffFile`` that devolens reads: its first, except in an
+    OME-TIFF whose metadata list images stored in other files (Micro-Manager's one file per stage position, each
+    carrying the whole OME-XML: tifffile's first series is then the first position's, read from its own file):
+    there the first series whose first plane is stored in this file."""
+    series = tif.series
+    if len(series) < 2 or series[0].kind != "ome":
+        return 0
+    return next((i for i, s in enumerate(series) if _stored_here(s, tif)), 0)
+
+
+def _stored_here(series, tif) -> bool:
+    """Whether the first plane of a series of ``tif`` is stored in that file (not in another of its OME set)."""
+    pages = series.pages
+    return bool(len(pages)) and pages[0] is not None and pages[0].parent is tif
+
+
+def _series_here(tif) -> int:
+    """The number of image series of an open TIFF, those of a multi-file OME set stored in other files (other
+    stage positions' files) left out."""
+    series = tif.series
+    if len(series) < 2 or series[0].kind != "ome":
+        return len(series)
+    return sum(_stored_here(s, tif) for s in series) or len(series)
+
+
+def _ome_images(tif, root) -> list[tuple]:
+    """``(Image element, files of its TiffData, file of its first plane)`` for each image of an OME-XML, a file
+    named ``""`` for this one (every plane here where the XML names no file)."""
+    own = tif.filehandle.name
+    own_uuid = root.get("UUID")
+
+    def where(data) -> str:
+        """The file a TiffData element's planes are in ("" for this one)."""
+        ref = next((e for e in data if e.tag.endswith("UUID")), None)
+        if ref is None or (own_uuid and (ref.text or "").strip() == own_uuid):
+            return ""
+        name = ref.get("FileName") or ""
+        return "" if name == own else name
+
+    out = []
+    for image in root:
+        if not image.tag.endswith("Image"):
+            continue
+        datas = [d for e in image if e.tag.endswith("Pixels") for d in e if d.tag.endswith("TiffData")]
+        files = [where(d) for d in datas]
+        first = next((f for d, f in zip(datas, files)
+                      if all(int(d.get(a) or 0) == 0 for a in ("FirstC", "FirstZ", "FirstT"))),
+                     files[0] if files else None)
+        out.append((image, files, first))
+    return out
+
+
+def _own_image(tif, root):
+    """The ``Image`` element of the series read (:func:`own_series`): the first whose first plane is stored in this
+    file; the XML's first where its planes are all in one file (or none is here). None where there is none."""
+    images = [e for e in root if e.tag.endswith("Image")]
+    if len(images) < 2 or "FileName=" not in (tif.ome_metadata or ""):
+        return images[0] if images else None
+    return next((image for image, _, first in _ome_images(tif, root) if first == ""), images[0])
+
+
+def _image_read(tif, root) -> tuple | None:
+    """``(ID, Name, its place 1.., images listed)`` of the image read from an OME-TIFF whose metadata list several
+    images, some stored in other files (one file per stage position); None for any other file (one image, all
+    stored in this file: its first series is read, and :func:`other_series_note` says so)."""
+    if root is None or "FileName=" not in (tif.ome_metadata or ""):
+        return None
+    images = _ome_images(tif, root)
+    if len(images) < 2 or all(first == "" for _, _, first in images):
+        return None
+    image = _own_image(tif, root)
+    at = next((k for k, (e, _, first) in enumerate(images) if e is image and first == ""), None)
+    if at is None:
+        return None
+    return image.get("ID") or f"Image:{at}", image.get("Name") or None, at + 1, len(images)
+
+
+def _missing_files(tif) -> str | None:
+    """The files holding planes of the image read from an OME-TIFF that are not beside it (by the names its
+    metadata give, up to 3); None where none is missing or it cannot be told."""
+    import os
+
+    try:
+        root = _ome_root(tif)
+        image = _own_image(tif, root) if root is not None else None
+        if image is None:
+            return None
+        files = next(f for e, f, _ in _ome_images(tif, root) if e is image)
+        folder = tif.filehandle.dirname
+        gone = list(dict.fromkeys(f for f in files if f and not os.path.exists(os.path.join(folder, f))))
+    except Exception:  # noqa: BLE001 - tifffile's own words then
+        return None
+    return (", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")) if gone else None
 
 
 def _continues(tif, root=None) -> str | None:
@@ -368,26 +478,9 @@ def _continues(tif, root=None) -> str | None:
     for element in root:
         if element.tag.endswith("BinaryOnly"):
             return element.get("MetadataFile") or ""
-    own = tif.filehandle.name
-    own_uuid = root.get("UUID")
-
-    def where(data) -> str:
-        """The file a TiffData element's planes are in ("" for this one)."""
-        ref = next((e for e in data if e.tag.endswith("UUID")), None)
-        if ref is None or (own_uuid and (ref.text or "").strip() == own_uuid):
-            return ""
-        name = ref.get("FileName") or ""
-        return "" if name == own else name
-
-    for image in root:
-        if not image.tag.endswith("Image"):
-            continue
-        datas = [d for e in image if e.tag.endswith("Pixels") for d in e if d.tag.endswith("TiffData")]
-        files = [where(d) for d in datas]
+    for _, files, first in _ome_images(tif, root):
         if "" not in files:  # none of its planes here
             continue
-        first = next((f for d, f in zip(datas, files)
-                      if all(int(d.get(a) or 0) == 0 for a in ("FirstC", "FirstZ", "FirstT"))), files[0])
         if first:
             return first
     return None
@@ -403,8 +496,8 @@ def _channel_names(tif, axes: str, shape: tuple[int, ...], root) -> tuple:
     if "C" not in axes[: len(lead)]:
         return ()
     n = dict(lead)["C"]
-    if root is not None and tif.series[0].kind == "ome":
-        pixels = _ome_pixels(root)
+    if root is not None and tif.series[own_series(tif)].kind == "ome":
+        pixels = _ome_pixels(_own_image(tif, root) or root)
         if pixels is None:
             return ()
         names = [c.get("Name") or None for c in pixels if c.tag.endswith("Channel")]
@@ -439,8 +532,8 @@ def _interval(tif, root) -> float | None:
     import math
 
     value, unit = None, "s"
-    if root is not None and tif.series[0].kind == "ome":
-        pixels = _ome_pixels(root)
+    if root is not None and tif.series[own_series(tif)].kind == "ome":
+        pixels = _ome_pixels(_own_image(tif, root) or root)
         if pixels is not None and pixels.get("TimeIncrement"):
             value, unit = float(pixels.get("TimeIncrement")), pixels.get("TimeIncrementUnit") or "s"
     elif tif.is_imagej:
@@ -561,7 +654,9 @@ def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path
     check_axes(info, path)
     layout = _readable_layout(Path(path))
     if layout is not None and layout[5]:
-        check_memory(info.shape[-info.spatial:], layout[5], path, what="planes", advice=BANDS_ADVICE)
+        one = not info.leading  # a single image: a well saved as TIFF is read in bands elsewhere; a stack's planes
+        check_memory(info.shape[-info.spatial:], layout[5], path, what="an image" if one else "planes",
+                     advice=BANDS_ADVICE if one else "")
     if info.channels > 1 and channel is None:
         raise DevolensError(
             f"this stack has {info.channels} channels (axes {info.axes}, shape {info.shape}): choose one with "
@@ -639,7 +734,7 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
         return int(np.ravel_multi_index(full, sizes)) if sizes else 0
 
     with open_tiff(path) as tif:
-        series = tif.series[0]
+        series = tif.series[own_series(tif)]
         pages = series.pages
         whole = None
         contiguous = None
@@ -661,7 +756,13 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                     from devolens.io.images import check_memory
 
                     check_memory(series.shape, series.dtype, path, what="a stack stored as one block")
-                    whole = series.asarray()
+                    try:
+                        whole = series.asarray()
+                    except MemoryError:
+                        from devolens.io.atomic import Exhausted
+
+                        raise Exhausted("out of memory while decoding this stack (stored as one block): free memory "
+                                        "or run it where more is free", path=path) from None
                 whole = whole.reshape(tuple(sizes) + trailing)
         held = open(contiguous[0], "rb") if contiguous is not None else None  # noqa: SIM115 (closed below)
         reopened: list = []
@@ -690,7 +791,7 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                             fh.open()
                         reopened.append(fh)
                     arr = pages[i].asarray()
-            except MemoryError:  # the whole stack once decoded, or a plane with the decoder's copies
+            except MemoryError:  # a plane with the decoder's copies
                 from devolens.io.atomic import Exhausted
 
                 raise Exhausted(f"out of memory while reading plane {i}: free memory or run it where more is free",
@@ -737,7 +838,8 @@ def stack_reading(path: str | Path, *, z: str = "project", channel: int | None =
     length 1 dropped), its time points (and the seconds between them, where recorded), its z planes and what was
     done with them, its channels and the one read (and its name, where the file gives one), and all that in words
     (``read``: "axes TZCYX, shape (5, 16, 2, 256, 376): 5 time points 60 s apart; max projection of 16 z-planes;
-    channel 0 (H2B-GFP) of 2"). None for anything that is not a readable TIFF stack."""
+    channel 0 (H2B-GFP) of 2"); ``ome_image`` too for a file of a set that stores one OME image per file
+    (:func:`ome_image`). None for anything that is not a readable TIFF stack."""
     path = Path(path)
     if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
         return None
@@ -761,10 +863,26 @@ def stack_reading(path: str | Path, *, z: str = "project", channel: int | None =
                      f"each of {info.planes} z-planes a frame (frame t x {info.planes} + z)")
     if info.channels > 1 or channel is not None:
         words.append(f"channel {channel or 0}" + (f" ({name})" if name else "") + f" of {info.channels}")
+    image = ome_image(path)
+    if image is not None:
+        words.append(f"OME image {image['place']} of {image['images']}, {image['id']}"
+                     + (f" ({image['name']})" if image["name"] else "") + ", the one stored in this file")
     return {"axes": raw.axes, "shape": list(raw.shape), "time_points": info.times, "interval_s": interval,
             "z_planes": info.planes, "z": z if info.planes > 1 else None, "channels": info.channels,
-            "channel": channel, "channel_name": name,
+            "channel": channel, "channel_name": name, **({"ome_image": image} if image is not None else {}),
             "read": f"axes {raw.axes}, shape {tuple(raw.shape)}: " + "; ".join(words)}
+
+
+def ome_image(path: str | Path) -> dict | None:
+    """The image read from an OME-TIFF whose metadata list several images stored in several files (Micro-Manager's
+    one file per stage position, each carrying the whole OME-XML): the one whose planes this file stores, as
+    ``{"id": "Image:1", "name": "Pos1", "place": 2, "images": 3}`` (its name None where the XML gives none); None
+    for any other file."""
+    layout = _readable_layout(Path(path))
+    if layout is None or layout[6].image is None:
+        return None
+    image_id, name, place, images = layout[6].image
+    return {"id": image_id, "name": name, "place": place, "images": images}
 
 
 def busiest_planes(path: str | Path, *, channel: int | None = None, pages: str = "time", n: int = 5,
@@ -829,7 +947,7 @@ def unlabelled_pages_note(path: str | Path, pages: str = "time") -> str | None:
         return None
 
 
-def z_projection_note(path: str | Path, stack_z: str = "project") -> str | None:
+def z_projection_note(path: str | Path, stack_z: str = "project", slices_advice: bool = True) -> str | None:
     """A note for a TIFF file whose own axes label a Z axis of several planes and no time axis, read with
     ``stack_z="project"``: all its planes became one frame. Right for one z-stack, but a timelapse saved with its
     time points as Z (a common Fiji mix-up: Slices N, Frames 1) loses all but that one frame without a word.
@@ -837,7 +955,8 @@ def z_projection_note(path: str | Path, stack_z: str = "project") -> str | None:
     None for anything else: ``stack_z="slices"``, a stack with a time axis (or any other sequence axis), one
     plane, a Z axis made by ``--pages z`` from unlabelled pages (the user said so), a z-stack whose file records
     its z step (ImageJ ``spacing``, OME ``PhysicalSizeZ``: a microscope's z-stack, segmented as such every day,
-    gets no note), a folder (one z-stack per file is the usual layout), not a TIFF, an unreadable file."""
+    gets no note), a folder (one z-stack per file is the usual layout), not a TIFF, an unreadable file.
+    ``slices_advice=False``: without "or give --stack-z slices" (population, which projects only)."""
     path = Path(path)
     if stack_z != "project" or path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
         return None
@@ -849,7 +968,8 @@ def z_projection_note(path: str | Path, stack_z: str = "project") -> str | None:
         return None
     return (f"note: the {info.planes} z-planes of {path.name} were projected into 1 frame (--stack-z project); if "
             "they are time points (a timelapse saved with its axes as Z), re-save the stack with a T axis (Fiji: "
-            f"Image > Properties, Slices 1, Frames {info.planes}) or give --stack-z slices")
+            f"Image > Properties, Slices 1, Frames {info.planes})"
+            + (" or give --stack-z slices" if slices_advice else ""))
 
 
 def _z_step_recorded(path: Path) -> bool:
@@ -928,39 +1048,62 @@ def _planar_rgb_text(n: int, name: str) -> str:
 
 
 def other_series_note(path: str | Path) -> str | None:
+    """:func:`several_series_note` and, for a folder, :func:`split_set_note`, as one note (``"...; also, ..."``);
+    None where neither has one."""
+    return join_notes(several_series_note(path), split_set_note(path))
+
+
+def join_notes(first: str | None, second: str | None) -> str | None:
+    """Two notes (``"note: ..."``, or None) as one: ``"note: A; also, B"``."""
+    if first is None or second is None:
+        return first or second
+    return f"{first}; also, {second[len('note: '):]}"
+
+
+def split_set_note(path: str | Path) -> str | None:
+    """A note for a folder some of whose files were left out of its frames as the continuations of another file's
+    multi-file OME-TIFF set (:func:`devolens.io.frames.folder_continuations`): their planes were read through
+    that file. None for anything else (a file, a folder without such members)."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    from devolens.io.frames import folder_continuations
+
+    cont = folder_continuations(path)
+    if not cont:
+        return None
+    firsts = sorted(set(cont.values()))
+    names = ", ".join(p.name for p in list(cont)[:3]) + (f" and {len(cont) - 3} more" if len(cont) > 3 else "")
+    one = len(cont) == 1
+    return (f"note: {names} {'continues' if one else 'continue'} the multi-file OME-TIFF set of "
+            f"{', '.join(firsts)}, whose OME series spans {'it' if one else 'them'}: "
+            f"{'its' if one else 'their'} planes were read as part of that set, not as frames of "
+            f"{'its' if one else 'their'} own")
+
+
+def several_series_note(path: str | Path) -> str | None:
     """A note for a TIFF file that holds several image series (an OME-TIFF of several stage positions,
-    a file written in several parts): only the first series is read. For a folder, one note for its TIFF
-    members that do (each read by its first series), and for the files it left out as the continuations of
-    another file's multi-file OME-TIFF set (:func:`devolens.io.frames.folder_continuations`). None for anything
-    else (not a TIFF file, one series, a folder without such members)."""
+    a file written in several parts): only the first series is read (the series of a multi-file OME set stored in
+    other files, one per stage position, are not counted: this file's own is read). For a folder, one note for
+    its TIFF members that do (each read by its first series). None for anything else (not a TIFF file, one
+    series, a folder without such members)."""
     path = Path(path)
     advice = ("save each series as its own TIFF (Fiji: Bio-Formats Importer, 'Open all series', then Save As) to "
               "analyse the others")
     if path.is_dir():
-        from devolens.io.frames import folder_continuations, folder_files
+        from devolens.io.frames import folder_files
 
         several = [(p, found) for p in folder_files(path) if p.suffix.lower() in (".tif", ".tiff")
                    for found in [_other_series(p)] if found]
-        text = None
         if len(several) == 1:
             p, (n, axes, shape) = several[0]
-            text = (f"note: {p.name} in this folder holds {n} image series (several stage positions, or images "
+            return (f"note: {p.name} in this folder holds {n} image series (several stage positions, or images "
                     f"saved into one file); only the first (axes {axes}, shape {shape}) was read: {advice}")
-        elif several:
+        if several:
             names = ", ".join(p.name for p, _ in several[:3]) + (", ..." if len(several) > 3 else "")
-            text = (f"note: {len(several)} TIFF files of this folder hold several image series ({names}); only the "
+            return (f"note: {len(several)} TIFF files of this folder hold several image series ({names}); only the "
                     f"first series of each was read: {advice}")
-        cont = folder_continuations(path)
-        if cont:
-            firsts = sorted(set(cont.values()))
-            names = ", ".join(p.name for p in list(cont)[:3]) + (f" and {len(cont) - 3} more" if len(cont) > 3 else "")
-            one = len(cont) == 1
-            joined = (f"note: {names} {'continues' if one else 'continue'} the multi-file OME-TIFF set of "
-                      f"{', '.join(firsts)}, whose OME series spans {'it' if one else 'them'}: "
-                      f"{'its' if one else 'their'} planes were read as part of that set, not as frames of "
-                      f"{'its' if one else 'their'} own")
-            text = joined if text is None else f"{text}; also, {joined[len('note: '):]}"
-        return text
+        return None
     if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
         return None
     found = _other_series(path)
@@ -1004,7 +1147,7 @@ def _calibration(tif) -> tuple[float, float, str] | None:
             import xml.etree.ElementTree as ET
 
             root = ET.fromstring(tif.ome_metadata)
-            pixels = next((e for e in root.iter() if e.tag.endswith("}Pixels") or e.tag == "Pixels"), None)
+            pixels = _ome_pixels(_own_image(tif, root) or root)
             if pixels is not None and pixels.get("PhysicalSizeX"):
                 sx = float(pixels.get("PhysicalSizeX"))
                 ux = pixels.get("PhysicalSizeXUnit") or "µm"
