@@ -116,22 +116,21 @@ def note(text: str) -> None:
 
 
 def stack_notes(path: Path, pages: str = "time", stack_z: Optional[str] = None, *,
-                slices_advice: bool = True) -> list[str]:
+                slices_advice: bool = True, timelapses: Optional[list] = None) -> list[str]:
     """How a TIFF input was read (``segment``, ``population``, ``curate frames``), in order: its pages had no axis
     labels and were read as time points, its Z planes (and no time axis) were projected into one frame
     (``stack_z``, the command's --stack-z; None: not said; ``slices_advice=False``: without the advice to give
     ``--stack-z slices``, for a command that only projects), a file holds several image series and only the first
     was read (and, in the same note, a folder's files left out as the later parts of a multi-file OME-TIFF set),
     3 or 4 planes were read as one colour image (tifffile's default for such a stack), a folder holds several
-    timelapses read as one sequence."""
+    timelapses read as one sequence (``timelapses``: :func:`~devolens.io.frames.folder_timelapses`'s answer where
+    the command has it already)."""
     from devolens.io.frames import timelapses_note
-    from devolens.io.stacks import (join_notes, planar_rgb_note, several_series_note, split_set_note,
-                                    unlabelled_pages_note, z_projection_note)
+    from devolens.io.stacks import other_series_note, planar_rgb_note, unlabelled_pages_note, z_projection_note
 
     z_note = z_projection_note(path, stack_z, slices_advice=slices_advice) if stack_z is not None else None
-    series = join_notes(several_series_note(path), split_set_note(path))
-    return [text for text in (unlabelled_pages_note(path, pages), z_note, series, planar_rgb_note(path),
-                              timelapses_note(path)) if text]
+    return [text for text in (unlabelled_pages_note(path, pages), z_note, other_series_note(path),
+                              planar_rgb_note(path), timelapses_note(path, pages, timelapses)) if text]
 
 
 def print_stack_notes(path: Path, pages: str = "time", stack_z: Optional[str] = None) -> None:

@@ -855,7 +855,8 @@ def run_segmentation(
             "giants": giants,
             "no_structure": noise,
             "colour_note": _colour_note(first[0] if first else None, kind, predictor.network.channel),
-            "shape_note": _shape_note(_shape_frames(first, stack_file, channel, pages), kind, predictor,
+            # (the planes are read only where the note judges them)
+            "shape_note": _shape_note(lambda: _shape_frames(first, stack_file, channel, pages), kind, predictor,
                                       reading["channels"] if reading else 0),
             # objects far from the sizes the model knows: another magnification (see size_advice; with
             # diameter each, every image was sized on its own)
@@ -923,10 +924,12 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     if note:
         notes.append((note, {}))
     from devolens.cli._common import stack_notes
-    from devolens.io.frames import timelapses_note
+    from devolens.io.frames import folder_timelapses, timelapses_note
 
-    several = timelapses_note(input_path)  # (one of the stack notes, printed plain: it names files)
-    notes += [(text, plain if text == several else {}) for text in stack_notes(input_path, pages, stack_z)]
+    found = folder_timelapses(input_path, pages)
+    several = timelapses_note(input_path, pages, found)  # (one of the stack notes, printed plain: it names files)
+    notes += [(text, plain if text == several else {})
+              for text in stack_notes(input_path, pages, stack_z, timelapses=found)]
     if kind == "membrane" and stack_z == "project" and _has_z(input_path):
         notes.append(("note: the z planes were projected to their maximum; the membrane model was trained on "
                       "single slices, and a projection overlays the membranes of several planes (--stack-z "
@@ -1101,8 +1104,11 @@ def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Option
 
     net = predictor.network
     # a --diameter given by hand or judged per image (each) says how big the objects are, not how thick a line is
-    if not frames or predictor.card_scale <= 0 or predictor.auto_each or (
+    if predictor.card_scale <= 0 or predictor.auto_each or (
             predictor.diameter is not None and predictor.last_estimate is None):
+        return None
+    frames = frames() if callable(frames) else frames
+    if not frames:
         return None
     scale = 0.5 * predictor.working_scale() / predictor.card_scale
     percentiles = net.percentiles or (1.0, 99.8)
@@ -1385,14 +1391,15 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     from devolens.io.stacks import check_pages, check_stack_z
 
     check_pages(pages)
-    check_stack_z(stack_z, "--stack-z")
     if stack_z == "slices":
         raise DevolensError("--stack-z slices: population counts the cells of whole embryos in maximum-intensity "
                             "projections of their z planes (what its model was trained on), not in single slices; "
                             "leave --stack-z out (project)")
-    from devolens.io.frames import several_timelapses_error
+    check_stack_z(stack_z, "--stack-z", modes=("project",))
+    from devolens.io.frames import folder_timelapses, several_timelapses_error
 
-    several = several_timelapses_error(input_path, "population")
+    timelapses = folder_timelapses(input_path, pages)  # (the notes say it again: kept for them)
+    several = several_timelapses_error(input_path, "population", pages, timelapses)
     if several is not None:
         raise several
     _check_network_options(precision, backend)
@@ -1491,6 +1498,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     _remove_stale(stale, [*written, given, out, record], input_path)
     df.attrs["record"] = record
     df.attrs["stack"] = reading
+    df.attrs["timelapses"] = timelapses
     df.attrs["flat"] = flat
     df.attrs["skipped"] = len(skip)
     df.attrs["ended_early"] = source.ended_early()
@@ -1813,7 +1821,8 @@ def population_command(
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)
-    for text in stack_notes(input_path, pages, stack_z, slices_advice=False):  # (population only projects)
+    for text in stack_notes(input_path, pages, stack_z, slices_advice=False,  # (population only projects)
+                            timelapses=df.attrs.get("timelapses")):
         console.print(text)
     if df.attrs.get("missing"):
         console.print(f"note: {df.attrs['missing']}", highlight=False, soft_wrap=True)

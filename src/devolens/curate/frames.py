@@ -918,8 +918,9 @@ def curate_path(
     -------
     pandas.DataFrame
         The report of :func:`score_frames`; ``file`` holds the image names for a folder and
-        is empty for a video or a stack; ``time``, for a TIFF stack whose metadata record the interval between
-        its time points, holds each frame's seconds since the first time point (empty otherwise). For a video
+        is empty for a video or a stack; ``time`` holds, for a TIFF stack whose metadata record the interval
+        between its time points, each frame's seconds since the first time point, and for a folder, the
+        time-point number of file names like ``t012.png`` or ``emb1_t012.png`` (12; empty otherwise). For a video
         in which ffmpeg reported damaged data, the frames decoded from it are flagged ``corrupt``
         (:func:`mark_corrupt`; found by decoding the video once more, ~2.5 s per 1000 frames of 752x512 H.264).
         Three more columns, the same on every row, say what input it is of: ``input`` (the file or folder name),

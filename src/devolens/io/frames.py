@@ -314,9 +314,10 @@ def folder_continuations(path: str | Path) -> dict[Path, str]:
     return _continuations(_listed(path)) if path.is_dir() else {}
 
 
-def folder_timelapses(path: str | Path) -> list[tuple[Path, int]]:
-    """The TIFF members of a folder that are timelapses of their own (a T axis of several time points: one file
-    per stage position), with their time points; ``[]`` for anything else (unreadable members left out)."""
+def folder_timelapses(path: str | Path, pages: str = "time") -> list[tuple[Path, int]]:
+    """The TIFF members of a folder that are timelapses of their own (a T axis of several time points, or the
+    unlabelled pages of a plain multi-page TIFF read as time points, ``pages="time"``: one file per stage position,
+    or one movie saved in parts), with their time points; ``[]`` for anything else (unreadable members left out)."""
     from devolens.io.stacks import stack_info
 
     path = Path(path)
@@ -327,10 +328,12 @@ def folder_timelapses(path: str | Path) -> list[tuple[Path, int]]:
         if p.suffix.lower() not in (".tif", ".tiff"):
             continue
         try:
-            info = stack_info(p)
+            info = stack_info(p, pages)
         except DevolensError:
             continue
         t = dict(info.leading).get("T", 1)
+        if t == 1 and len(info.unlabelled) == 1:  # pages="time": a plain multi-page TIFF's pages are time points
+            t = info.unlabelled[0]
         if t > 1:
             found.append((p, t))
     return found
@@ -341,10 +344,44 @@ def _timelapses_list(found: list[tuple[Path, int]], shown: int = 3) -> str:
         f" and {len(found) - shown} more" if len(found) > shown else "")
 
 
-def timelapses_note(path: str | Path) -> str | None:
-    """A note for a folder holding several timelapses (:func:`folder_timelapses`), read one after another as one
-    sequence; None for anything else."""
-    found = folder_timelapses(path)
+#: a stage position in a file name (Micro-Manager's Pos0, NIS-Elements' xy01, MetaMorph's _s1, "position 2")
+_POSITION = re.compile(r"pos(?:ition)?[ _-]?\d+|position[ _-]?[a-z]+|_s\d+|xy\d+", re.IGNORECASE)
+
+
+def _frame_shape(p: Path, pages: str) -> tuple:
+    """A TIFF stack's frame shape: (Y, X, RGB samples, channels)."""
+    from devolens.io.stacks import stack_info
+
+    info = stack_info(p, pages)
+    yx = info.shape[-3:-1] if info.axes.endswith("YXS") else info.shape[-2:]
+    return (*yx, info.shape[-1] if info.axes.endswith("YXS") else info.shape[-3] if info.planar else 1,
+            info.channels)
+
+
+def _positions_reason(found: list[tuple[Path, int]], pages: str) -> str | None:
+    """Why several timelapses of a folder look like stage positions rather than one movie saved in parts
+    (``emb_t0-99.tif``, ``emb_t100-199.tif``): their frames differ in shape (Y, X, channels), or their names
+    by a position marker (:data:`_POSITION`); None when neither."""
+    shapes = {}
+    for p, _ in found:
+        try:
+            shapes.setdefault(_frame_shape(p, pages), p)
+        except DevolensError:
+            continue
+    if len(shapes) > 1:
+        return f"their frames differ in shape ({', '.join(p.name for p in list(shapes.values())[:2])})"
+    markers = {p: tuple(m.lower() for m in _POSITION.findall(p.name)) for p, _ in found}
+    if len(set(markers.values())) > 1:
+        seen = sorted({m for p, _ in found for m in _POSITION.findall(p.name)}, key=str.lower)
+        return f"their names differ by a stage position ({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''})"
+    return None
+
+
+def timelapses_note(path: str | Path, pages: str = "time",
+                    found: list[tuple[Path, int]] | None = None) -> str | None:
+    """A note for a folder holding several timelapses (:func:`folder_timelapses`, or ``found``, its answer), read
+    one after another as one sequence; None for anything else."""
+    found = folder_timelapses(path, pages) if found is None else found
     if len(found) < 2:
         return None
     return (f"note: this folder holds {len(found)} timelapses ({_timelapses_list(found)}), read one after another "
@@ -353,15 +390,22 @@ def timelapses_note(path: str | Path) -> str | None:
             "own, give that file")
 
 
-def several_timelapses_error(path: str | Path, command: str) -> DevolensError | None:
-    """The error for ``command`` (which takes one timelapse) given a folder of several (:func:`folder_timelapses`);
-    None for anything else."""
-    found = folder_timelapses(path)
+def several_timelapses_error(path: str | Path, command: str, pages: str = "time",
+                             found: list[tuple[Path, int]] | None = None) -> DevolensError | None:
+    """The error for ``command`` (which takes one timelapse) given a folder of several (:func:`folder_timelapses`,
+    or ``found``, its answer) that look like stage positions (:func:`_positions_reason`); None for anything else
+    (one movie saved in parts is read as one sequence, as :func:`timelapses_note` says)."""
+    found = folder_timelapses(path, pages) if found is None else found
     if len(found) < 2:
         return None
-    return DevolensError(f"this folder holds {len(found)} timelapses ({_timelapses_list(found)}): {command} reads "
-                         "a folder as one timelapse and would mix them (one embryo per file?); give each file on "
-                         "its own", path=path)
+    reason = _positions_reason(found, pages)
+    if reason is None:
+        return None
+    return DevolensError(f"this folder holds {len(found)} timelapses ({_timelapses_list(found)}) and {reason}: "
+                         f"{command} reads a folder as one timelapse and would mix them (one embryo per file?); "
+                         "give each file on its own (the parts of one movie, frames of one shape and no position "
+                         "marker such as Pos0, _s1 or xy01 telling their names apart, are read as one sequence)",
+                         path=path)
 
 
 def _subfolders_hint(path: Path, shown: int = 5) -> str:

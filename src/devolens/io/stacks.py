@@ -578,10 +578,11 @@ def squeeze_axes(axes: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...
     return "".join(axes[i] for i in keep), tuple(shape[i] for i in keep)
 
 
-def check_stack_z(z: str, option: str = "z (--stack-z)") -> None:
-    """Raise a :class:`DevolensError` unless ``z`` is one of :data:`Z_MODES` (``option`` names the setting)."""
-    if z not in Z_MODES:
-        raise DevolensError(f"{option} must be one of {', '.join(Z_MODES)}, got {z!r}")
+def check_stack_z(z: str, option: str = "z (--stack-z)", modes: tuple[str, ...] = Z_MODES) -> None:
+    """Raise a :class:`DevolensError` unless ``z`` is one of ``modes`` (:data:`Z_MODES`, or those a command takes;
+    ``option`` names the setting)."""
+    if z not in modes:
+        raise DevolensError(f"{option} must be {'one of ' if len(modes) > 1 else ''}{', '.join(modes)}, got {z!r}")
 
 
 def check_pages(pages: str) -> None:
@@ -624,15 +625,30 @@ def check_axes(info: StackInfo, path: str | Path | None = None) -> None:
         names = getattr(tifffile.TIFF, "AXES_NAMES", {})
         listed = ", ".join(f"{a} ({names.get(a, 'unknown')}, {n})" for a, n in other)
         a, n = other[0]
-        keep = "".join(x for x in info.axes if x != a)
-        pick = ":, " * info.axes.index(a) + "i"
+        raw = _series_axes(path) if path is not None else None  # the array tifffile reads keeps axes of length 1
+        example = ""
+        if raw is not None and raw.count(a) == 1:
+            keep = "".join(x for x in raw if x != a)
+            pick = ":, " * raw.index(a) + "i"
+            example = (f", e.g. for i in range({n}): tifffile.imwrite(f'part{{i}}.tif', array[{pick}], "
+                       f"metadata={{'axes': '{keep}'}})")
         raise DevolensError(
             f"this TIFF has axes {info.axes} (shape {info.shape}); devolens reads time (T), z (Z) and channel (C) "
             f"axes, not {listed}: its indices would be read as time points, mixing what they hold (stage "
-            f"positions, say); save one file per index of {a} (one per position), e.g. for i in range({n}): "
-            f"tifffile.imwrite(f'part{{i}}.tif', array[{pick}], metadata={{'axes': '{keep}'}})", path=path)
+            f"positions, say); save one file per index of {a} (one per position){example}", path=path)
     if len(info.unlabelled) > 1:
         raise DevolensError(_unlabelled_text(info), path=path)
+
+
+def _series_axes(path: str | Path) -> str | None:
+    """The axes of the series of a TIFF file devolens reads (:func:`own_series`) as ``tifffile.imread`` returns its
+    array, axes of length 1 kept; None where the file cannot be read."""
+    try:
+        with open_tiff(path) as tif:
+            s = tif.series[own_series(tif)]
+            return str(s.get_axes(False) if hasattr(s, "get_axes") else s.axes)
+    except Exception:  # noqa: BLE001 - only an example of the error depends on it
+        return None
 
 
 def samples_last(image: np.ndarray, planar: bool) -> np.ndarray:
@@ -1085,7 +1101,7 @@ def several_series_note(path: str | Path) -> str | None:
     """A note for a TIFF file that holds several image series (an OME-TIFF of several stage positions,
     a file written in several parts): only the first series is read (the series of a multi-file OME set stored in
     other files, one per stage position, are not counted: this file's own is read). For a folder, one note for
-    its TIFF members that do (each read by its first series). None for anything else (not a TIFF file, one
+    its TIFF members that do (each read by the series it reads alone, :func:`own_series`). None for anything else (not a TIFF file, one
     series, a folder without such members)."""
     path = Path(path)
     advice = ("save each series as its own TIFF (Fiji: Bio-Formats Importer, 'Open all series', then Save As) to "
