@@ -60,3 +60,16 @@ def test_single_plane_tiff_is_an_image_with_the_well_advice_a_stack_has_planes(t
     with pytest.raises(Exhausted) as exc:
         check_stack_options(stack_info(movie), "project", None, movie)
     assert "declares planes of 80 x 80" in str(exc.value) and "tile make" not in str(exc.value)
+
+
+def test_header_readers_take_a_position_files_own_series(tmp_path):
+    """A multi-position OME set (every file lists all positions): the training data's and tile make's header
+    readers read the file's own series, as read_image does (tifffile's first series is the other file's)."""
+    from test_io_realworld import _multi_file_ome
+
+    from devolens.data.datasets import image_shape
+    from devolens.data.tiling import _grid_size
+
+    first, second = _multi_file_ome(tmp_path)
+    assert image_shape(second) == (40, 60)
+    assert _grid_size(second, 20, 20, True, 1) == 2 * 3  # 40 x 60 in 20 px tiles; the other file's TYX had none

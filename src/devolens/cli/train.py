@@ -84,6 +84,7 @@ def train_cmd(
 
     from devolens.cli._common import console, out as stdout, progress_bar
     from devolens.errors import DevolensError
+    from devolens.io.atomic import Exhausted
     from devolens.train.recipe import load_recipe
     from devolens.train.trainer import check_run_folder, train
 
@@ -114,10 +115,10 @@ def train_cmd(
             console.print(f"note: the last checkpoint (epoch {done}) is in {out}: continue with --resume "
                           f"(devolens train RECIPE --data DATA --out {out} --resume)")
         raise
-    except (MemoryError, RuntimeError) as exc:
+    except Exception as exc:  # MemoryError, torch's RuntimeError, OpenCV's cv2.error (an augmentation)
         if not _out_of_memory(exc):
             raise
-        raise DevolensError(_memory_advice(recipe, out, resume)) from None
+        raise Exhausted(_memory_advice(recipe, out, resume)) from None  # exit 75, as every command's
     if res.complete:
         n = len(res.history)
         console.print(f"{res.run_dir}: already complete ({n} epoch{'s' if n != 1 else ''}); give --epochs M > {n} to "
@@ -177,8 +178,11 @@ _OOM_TEXTS = ("can't allocate memory", "out of memory", "defaultcpuallocator", "
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` means memory ran out (MemoryError, torch.OutOfMemoryError, the allocator's RuntimeError)."""
-    if isinstance(exc, MemoryError):
+    """Whether ``exc`` means memory ran out (MemoryError, torch.OutOfMemoryError, the allocator's RuntimeError,
+    OpenCV's "Insufficient memory" in an augmentation)."""
+    from devolens.io.images import opencv_out_of_memory
+
+    if isinstance(exc, MemoryError) or opencv_out_of_memory(exc):
         return True
     oom = getattr(__import__("torch"), "OutOfMemoryError", None)
     if oom is not None and isinstance(exc, oom):
@@ -251,6 +255,7 @@ def tune_cmd(
 
     from devolens.cli._common import console, out as stdout, progress_bar
     from devolens.errors import DevolensError
+    from devolens.io.atomic import Exhausted
     from devolens.train.recipe import load_recipe
     from devolens.train.trainer import check_run_folder
     from devolens.train.tuning import tune
@@ -273,10 +278,10 @@ def tune_cmd(
         lines = [line.strip() for line in exc.message.splitlines()]
         text = " ".join(line for line in lines if line and not line.startswith("(Background on this error"))
         raise DevolensError(text, path=exc.path) from None
-    except (MemoryError, RuntimeError) as exc:
+    except Exception as exc:
         if not _out_of_memory(exc):
             raise
-        raise DevolensError("out of memory while tuning: lower train.batch_size (or the batch sizes of tune.space), "
+        raise Exhausted("out of memory while tuning: lower train.batch_size (or the batch sizes of tune.space), "
                             "data.size or data.scale, or train.num_workers in the recipe; the study's finished "
                             "trials stay in its storage: run again to go on") from None
     stdout.print(f"study {res.study_name!r} in {res.storage}: {len(res.trials)} trials ({res.n_new} new)")

@@ -887,7 +887,9 @@ def image_shape(path: str | Path) -> tuple[int, int]:
             import tifffile
 
             with tifffile.TiffFile(path) as tf:
-                shape = tuple(int(n) for n in tf.series[0].shape)
+                from devolens.io.stacks import own_series
+
+                shape = tuple(int(n) for n in tf.series[own_series(tf)].shape)
             if len(shape) == 3 and shape[0] in (1, 2, 3, 4) and shape[-1] not in (1, 2, 3, 4):
                 return shape[1], shape[2]  # stored channels-first
             if len(shape) == 2 or (len(shape) == 3 and shape[-1] <= 4):

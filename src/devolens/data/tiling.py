@@ -881,14 +881,16 @@ class _Bands:
 
 
 def _grid_size(path: Path, tile: int, stride: int, edge: bool, channels: int) -> int | None:
-    """Tile positions of an image as its header says its size (a TIFF's first series, a PNG's, JPEG's or BMP's size,
+    """Tile positions of an image as its header says its size (a TIFF's own series, a PNG's, JPEG's or BMP's size,
     EXIF-turned): the progress bar's total before the image is read; None where the header does not say."""
     try:
         from devolens.io.stacks import is_tiff
 
         if is_tiff(path):
             with quiet_tifffile(), tifffile.TiffFile(path) as tf:
-                shape = tuple(int(n) for n in tf.series[0].shape)
+                from devolens.io.stacks import own_series
+
+                shape = tuple(int(n) for n in tf.series[own_series(tf)].shape)
             if len(shape) == 2:
                 h, w = shape
             elif channels_last(shape, channels):

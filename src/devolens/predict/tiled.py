@@ -156,7 +156,9 @@ class _TiffSegments:
         whole, as before."""
         tf = tifffile.TiffFile(path)
         try:
-            series = tf.series[0]
+            from devolens.io.stacks import own_series
+
+            series = tf.series[own_series(tf)]  # its own, in a multi-file OME set (one file per position)
             key = series.keyframe
             pages = list(series.pages)
             shape = tuple(int(s) for s in shape)
@@ -342,7 +344,9 @@ class RowReader:
 
         try:
             with quiet_tifffile(), tifffile.TiffFile(self.path) as tf:
-                series = tf.series[0]
+                from devolens.io.stacks import own_series
+
+                series = tf.series[own_series(tf)]
                 shape = tuple(int(s) for s in series.shape)
                 dtype = np.dtype(series.dtype)
                 offset = series.dataoffset
