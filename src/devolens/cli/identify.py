@@ -81,12 +81,17 @@ def register(app: typer.Typer) -> None:
         check_csv_out(out, "the named table")
         import torch
 
-        from devolens.cli._common import check_out, check_writable, console, note as show_note, progress_bar
+        from devolens.cli._common import (
+            apply_threads, check_out, check_writable, console, note as show_note, progress_bar,
+        )
         from devolens.io.atomic import write_csv, write_text
         from devolens.io.tables import read_positions
         from devolens.models import card, load
 
-        torch.set_num_threads(int(threads) if threads else max(1, min(DEFAULT_THREADS, torch.get_num_threads())))
+        if threads:
+            apply_threads(threads)
+        else:
+            torch.set_num_threads(max(1, min(DEFAULT_THREADS, torch.get_num_threads())))
         if zscale is not None and not zscale > 0:
             raise DevolensError(f"--zscale must be > 0, got {zscale}")
         if tta is not None and not 1 <= tta <= MAX_TTA:

@@ -840,11 +840,12 @@ def run_segmentation(
         write_columns_csv({"frame": [c[0] for c in counts],
                            **({"t": [c[2][0] for c in counts], "z": [c[2][1] for c in counts]} if planes > 1 else {}),
                            "count": [c[1] for c in counts]}, stage.tmp / "counts.csv")
+        scale = None if predictor.auto_each else predictor.working_scale()  # each: one per image
         summary = {
             "frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
             "curation": None if curation is None else out / "curation.csv",
             "precision": predictor.network.precision,
-            "scale": None if predictor.auto_each else predictor.working_scale(),  # each: one per image
+            "scale": scale,
             "estimate": None if predictor.auto_each else predictor.last_estimate,
             "estimates": predictor.estimates if predictor.auto_each else None,
             "resized": predictor.diameter is not None,
@@ -864,8 +865,7 @@ def run_segmentation(
                 areas),
             "known_sizes": predictor.known_sizes,
             # how the sizes the model knows map to this input's pixels (the size note speaks in the input's pixels)
-            "size_resize": None if predictor.auto_each or not predictor.card_scale else (
-                predictor.working_scale() / predictor.card_scale),
+            "size_resize": None if scale is None or not predictor.card_scale else scale / predictor.card_scale,
             "diameter_by": None if predictor.auto_each or predictor.diameter is None else (
                 "auto" if predictor.last_estimate is not None else "hand"),
             "diameter": None if predictor.auto_each else predictor.diameter,
@@ -875,10 +875,10 @@ def run_segmentation(
         from devolens.models import zoo
 
         write_text(stage.tmp / SEGMENT_RECORD, _segment_record(
-            kind, input_path, model, len(counts), int(sum(c[1] for c in counts)),
+            kind, input_path, model, summary["frames"], summary["objects"],
             {"skipped": [source.frame_id(p) for p in sorted(skip)],  # named as counts.csv names frames
              "precision": predictor.network.precision, "backend": predictor.network.backend,
-             "working_scale": None if predictor.auto_each else predictor.working_scale(),
+             "working_scale": scale,
              **({"stack": reading} if reading is not None else {})},
             weights_sha256=zoo.weights_sha256(model),
             options={"diameter": diameter, "tta": tta, "flatten": flatten, "flatten_width": flat,
@@ -1028,14 +1028,14 @@ def _stack_line(input_path: Path, reading: dict) -> str:
 def _stack_file(path: Path, pages: str) -> Optional[Path]:
     """The TIFF stack an input is (or a folder's first TIFF member that is one); None for anything else."""
     from devolens.io.frames import folder_files
-    from devolens.io.stacks import read_pages_as, stack_info
+    from devolens.io.stacks import stack_info
 
     files = folder_files(path) if path.is_dir() else [path]
     for f in files:
         if f.suffix.lower() not in (".tif", ".tiff") or not f.is_file():
             continue
         try:
-            if read_pages_as(stack_info(f), pages, f).is_stack:
+            if stack_info(f, pages).is_stack:
                 return f
         except DevolensError:
             pass

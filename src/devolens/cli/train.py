@@ -178,14 +178,11 @@ _OOM_TEXTS = ("can't allocate memory", "out of memory", "defaultcpuallocator", "
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` means memory ran out (MemoryError, torch.OutOfMemoryError, the allocator's RuntimeError,
-    OpenCV's "Insufficient memory" in an augmentation)."""
-    from devolens.io.images import opencv_out_of_memory
+    """Whether ``exc`` means memory ran out: the CLI's test (torch.OutOfMemoryError, the allocator's RuntimeError,
+    OpenCV's "Insufficient memory" in an augmentation), MemoryError, or a DataLoader worker the kernel killed."""
+    from devolens.cli import _is_out_of_memory
 
-    if isinstance(exc, MemoryError) or opencv_out_of_memory(exc):
-        return True
-    oom = getattr(__import__("torch"), "OutOfMemoryError", None)
-    if oom is not None and isinstance(exc, oom):
+    if isinstance(exc, MemoryError) or _is_out_of_memory(exc):
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and any(t in text for t in _OOM_TEXTS)

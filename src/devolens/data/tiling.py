@@ -97,8 +97,7 @@ def _float_top(arr: np.ndarray) -> float:
     """The largest finite value of a float image (0 when it holds none): whether it is a [0, 1] image. An infinite
     pixel does not count (one +inf pixel made a [0, 1] well read as whole counts, nearly black)."""
     a = arr.astype(np.float32, copy=False)
-    ok = np.isfinite(a)
-    return float(a[ok].max(initial=0.0)) if ok.any() else 0.0
+    return float(a[np.isfinite(a)].max(initial=0.0))
 
 
 def _uint16_rule(dtype: np.dtype, top: float, path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:

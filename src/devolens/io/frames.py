@@ -98,8 +98,9 @@ def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
                     yield np.asarray(frame.convert("RGB"))
                     i += 1
         except MemoryError:
-            raise Exhausted(f"out of memory while decoding {kind} frame {i}: free memory or run it where more is "
-                            "free", path=path) from None
+            from devolens.io.images import out_of_memory
+
+            raise out_of_memory(f"decoding {kind} frame {i}", path) from None
         except Exception as exc:
             msg = str(exc).strip().splitlines()
             raise DevolensError(f"cannot decode {kind} frame {i} ({msg[0] if msg else type(exc).__name__})",

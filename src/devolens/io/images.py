@@ -59,6 +59,11 @@ BANDS_ADVICE = "a well image saved as TIFF is read in bands by `devolens tile ma
 NO_CHECK_ENV = "DEVOLENS_NO_MEMORY_CHECK"
 
 
+def out_of_memory(what: str, path: str | Path | None, extra: str = "") -> Exhausted:
+    """The error for memory running out while ``what`` (decoding, reading a plane): the machine's limit, exit 75."""
+    return Exhausted(f"out of memory while {what}: {Available.remedy}{extra}", path=path)
+
+
 class Available(int):
     """Bytes of memory a process can take now (:func:`memory_available`), with the limit that sets them: ``leaves``
     ends "more than the 2.0 GB ..." and ``remedy`` says how to get more."""
@@ -408,8 +413,7 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
         raise
     except Exception as exc:
         if isinstance(exc, MemoryError) or opencv_out_of_memory(exc):  # the decoder's copies: not declared
-            raise Exhausted("out of memory while decoding this image: free memory or run it where more is free, or "
-                            "cut it into smaller images", path=path) from None
+            raise out_of_memory("decoding this image", path, ", or cut it into smaller images") from None
         # corrupt or truncated file
         raise _pillow_refusal(exc, path) or DevolensError(f"cannot read image: {exc}", path=path) from None
     if arr.size == 0:

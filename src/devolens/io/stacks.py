@@ -323,18 +323,26 @@ def _layout(resolved: str, inode: int, size: int, mtime_ns: int,
                               and key.photometric == tifffile.PHOTOMETRIC.RGB
                               and key.planarconfig == tifffile.PLANARCONFIG.SEPARATE)
             dtype = np.dtype(s.dtype).name if s.dtype is not None else ""
-            return axes, shape, _series_here(tif), planar_rgb, _calibration(tif), dtype, _metadata(tif, axes, shape)
+            try:  # the OME-XML parsed once (Micro-Manager's can be megabytes), for the calibration and the metadata
+                root = _ome_root(tif)
+            except Exception:  # noqa: BLE001 - OME-XML it cannot parse: read as tifffile reads it
+                root = _UNPARSED
+            return (axes, shape, _series_here(tif), planar_rgb, _calibration(tif, root), dtype,
+                    _metadata(tif, axes, shape, root))
     except DevolensError:
         raise
     except Exception as exc:
         raise DevolensError(f"cannot read TIFF: {exc}", path=path) from None
 
 
-def _metadata(tif, axes: str, shape: tuple[int, ...]) -> _Meta:
-    """:class:`_Meta` of an open ``tifffile.TiffFile`` whose first series has ``axes`` and ``shape`` (squeezed)."""
-    try:
-        root = _ome_root(tif)
-    except Exception:  # noqa: BLE001 - OME-XML it cannot parse: read as tifffile reads it
+#: the ``root`` of an OME-TIFF whose OME-XML cannot be parsed (:func:`_layout`)
+_UNPARSED = object()
+
+
+def _metadata(tif, axes: str, shape: tuple[int, ...], root) -> _Meta:
+    """:class:`_Meta` of an open ``tifffile.TiffFile`` whose first series has ``axes`` and ``shape`` (squeezed);
+    ``root``: its parsed OME-XML (:func:`_ome_root`), or ``_UNPARSED``."""
+    if root is _UNPARSED:  # read as tifffile reads it
         return _Meta()
     try:
         continues = _continues(tif, root)
@@ -510,9 +518,7 @@ def _channel_names(tif, axes: str, shape: tuple[int, ...], root) -> tuple:
         for c in range(n):
             seen = set()
             for zz in range(dict(lead).get("Z", 1)):
-                index = [0] * len(lead)
-                for i, (a, _) in enumerate(lead):
-                    index[i] = c if a == "C" else zz if a == "Z" else 0
+                index = [c if a == "C" else zz if a == "Z" else 0 for a, _ in lead]
                 seen.add(str(labels[int(np.ravel_multi_index(index, sizes))]).strip())
             names.append(seen.pop() if len(seen) == 1 else None)
         if len(set(names)) < n or not all(names):
@@ -775,10 +781,9 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                     try:
                         whole = series.asarray()
                     except MemoryError:
-                        from devolens.io.atomic import Exhausted
+                        from devolens.io.images import out_of_memory
 
-                        raise Exhausted("out of memory while decoding this stack (stored as one block): free memory "
-                                        "or run it where more is free", path=path) from None
+                        raise out_of_memory("decoding this stack (stored as one block)", path) from None
                 whole = whole.reshape(tuple(sizes) + trailing)
         held = open(contiguous[0], "rb") if contiguous is not None else None  # noqa: SIM115 (closed below)
         reopened: list = []
@@ -808,10 +813,9 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
                         reopened.append(fh)
                     arr = pages[i].asarray()
             except MemoryError:  # a plane with the decoder's copies
-                from devolens.io.atomic import Exhausted
+                from devolens.io.images import out_of_memory
 
-                raise Exhausted(f"out of memory while reading plane {i}: free memory or run it where more is free",
-                                path=path) from None
+                raise out_of_memory(f"reading plane {i}", path) from None
             except Exception as exc:
                 raise DevolensError(f"cannot read plane {i}: {exc}", path=path) from None
             return samples_last(arr, info.planar)
@@ -1156,13 +1160,13 @@ def pixel_size(path: str | Path) -> tuple[float, float, str] | None:
     return None if layout is None else layout[4]
 
 
-def _calibration(tif) -> tuple[float, float, str] | None:
-    """:func:`pixel_size` of an open ``tifffile.TiffFile`` (None where it records none or cannot be read)."""
+def _calibration(tif, root) -> tuple[float, float, str] | None:
+    """:func:`pixel_size` of an open ``tifffile.TiffFile`` (None where it records none or cannot be read);
+    ``root``: its parsed OME-XML (:func:`_ome_root`), or ``_UNPARSED``."""
     try:
         if tif.is_ome and tif.ome_metadata:
-            import xml.etree.ElementTree as ET
-
-            root = ET.fromstring(tif.ome_metadata)
+            if root is _UNPARSED:
+                return None
             pixels = _ome_pixels(_own_image(tif, root) or root)
             if pixels is not None and pixels.get("PhysicalSizeX"):
                 sx = float(pixels.get("PhysicalSizeX"))

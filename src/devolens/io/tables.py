@@ -121,11 +121,10 @@ _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 
-def _is_cp1252(head: bytes, not_utf8: bool | None = None) -> bool:
+def _is_cp1252(head: bytes, not_utf8: bool) -> bool:
     """Whether ``head`` (a file's first bytes) is Windows-1252 text that is not UTF-8: Excel's 'CSV (Comma
-    delimited)' saved on Windows, e.g. with a ``µ`` in a header. ``not_utf8``: :func:`_not_utf8` of ``head``, when
-    already told."""
-    if not (_not_utf8(head) if not_utf8 is None else not_utf8) or _CONTROL_BYTES.search(head) \
+    delimited)' saved on Windows, e.g. with a ``µ`` in a header. ``not_utf8``: :func:`_not_utf8` of ``head``."""
+    if not not_utf8 or _CONTROL_BYTES.search(head) \
             or _UTF8_MULTIBYTE.search(head):
         return False  # (a valid UTF-8 character beside a stray byte: mixed encodings, not Excel's cp1252 CSV)
     try:
@@ -441,7 +440,7 @@ def _recoded(head: _Head | None) -> str | None:
         return None
     if head.utf16:
         return "utf-16"
-    return "cp1252" if b"\x00" not in head.data and head.cp1252 else None
+    return "cp1252" if head.cp1252 else None  # (never with a NUL byte: _is_cp1252 refuses control bytes)
 
 
 def _utf16_first_line(head: bytes) -> str:

@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import select
 import struct
 import threading
 import time
@@ -190,16 +192,13 @@ class _Timestamps:
             return None
 
     def _pipe_line(self) -> str | None:
-        import select
-        import time as _time
-
         self._pull()
         if self.broken:  # the pipe is still drained: ffmpeg must never wait on it
             self._lines.clear()
             return None
-        deadline = _time.monotonic() + self.WAIT
+        deadline = time.monotonic() + self.WAIT
         while not self._lines:
-            left = deadline - _time.monotonic()
+            left = deadline - time.monotonic()
             if left <= 0:
                 break
             select.select([self._pipe[0]], [], [], left)
@@ -211,12 +210,10 @@ class _Timestamps:
 
     def _pull(self) -> None:
         """Take what the pipe holds (never waits)."""
-        import os
-
         while True:
             try:
                 data = os.read(self._pipe[0], 65536)
-            except (BlockingIOError, OSError):
+            except OSError:  # (BlockingIOError: nothing there now)
                 return
             if not data:
                 return

@@ -366,9 +366,6 @@ _LIMITS = {
 def _check_params(p: dict) -> None:
     """Refuse parameters the simulator cannot use (a negative growth or cycle length, a size of 0), naming the
     key: without this a user's parameter file gave cells dividing at once or a traceback deep in the simulator."""
-    def bad(key: str, value: Any, want: str) -> DevolensError:
-        return DevolensError(f"simulator parameter {key} = {value!r}: must be {want}")
-
     for path, (least, equal) in _LIMITS.items():
         node: Any = p
         for part in path:
@@ -376,39 +373,39 @@ def _check_params(p: dict) -> None:
         if node is None:
             continue
         key = ".".join(path)
-        want = f"a number {'>=' if equal else '>'} {least:g}"
+        want = _want(path, None)
         if not checks.is_number(node) or not math.isfinite(node):
-            raise bad(key, node, want)
+            raise _param_error(key, node, want)
         if node < least or (node == least and not equal):
-            raise bad(key, node, want)
+            raise _param_error(key, node, want)
     for key in ("cycle", "size", "embryo", "physics"):
         if not isinstance(p.get(key), dict):
-            raise bad(key, p.get(key), "a table of values (a JSON object)")
+            raise _param_error(key, p.get(key), "a table of values (a JSON object)")
     for key in ("by_group", "by_name"):
         if not isinstance(p["cycle"].get(key, {}), dict):
-            raise bad(f"cycle.{key}", p["cycle"][key], "a table of values (a JSON object)")
+            raise _param_error(f"cycle.{key}", p["cycle"][key], "a table of values (a JSON object)")
     n = p.get("default_n_cells")
     if not (checks.is_number(n) and float(n).is_integer() and 1 <= n <= MAX_CELLS):
-        raise bad("default_n_cells", n, f"a whole number from 1 to {MAX_CELLS}")
+        raise _param_error("default_n_cells", n, f"a whole number from 1 to {MAX_CELLS}")
     for name, entry in p.get("apoptosis", {}).items():  # {"p": chance, "life": time points}
         chance, life_ = (entry.get("p"), entry.get("life")) if isinstance(entry, dict) else (None, None)
         if not (checks.is_number(chance) and 0 <= chance <= 1 and checks.is_number(life_) and math.isfinite(life_)
                 and life_ >= 0):
-            raise bad(f"apoptosis.{name}", entry, 'a table {"p": a chance from 0 to 1, "life": time points >= 0}')
+            raise _param_error(f"apoptosis.{name}", entry, 'a table {"p": a chance from 0 to 1, "life": time points >= 0}')
     size = p["size"]
     if size.get("max") is not None and size.get("min") is not None and size["max"] < size["min"]:  # numbers above
-        raise bad("size.max", size["max"], f"at least size.min ({size['min']!r})")
+        raise _param_error("size.max", size["max"], f"at least size.min ({size['min']!r})")
     life = "a number > 0 (a cell cycle length in time points)"
     for group, entry in p["cycle"].get("by_group", {}).items():
         mean = entry.get("mean") if isinstance(entry, dict) else None
         if not checks.is_number(mean) or not math.isfinite(mean) or mean <= 0:
-            raise bad(f"cycle.by_group.{group}.mean", mean, life)
+            raise _param_error(f"cycle.by_group.{group}.mean", mean, life)
     for name, entry in p["cycle"].get("by_name", {}).items():  # a length, or [length, spread, ...] (see _Timing)
         mean = entry[0] if isinstance(entry, list) and entry else entry
         spread = entry[1:2] if isinstance(entry, list) else []
         if not checks.is_number(mean) or not math.isfinite(mean) or mean <= 0 or any(
                 not checks.is_number(v) or not math.isfinite(v) or v < 0 for v in spread):
-            raise bad(f"cycle.by_name.{name}", entry, life + ", with a spread >= 0 when one is given")
+            raise _param_error(f"cycle.by_name.{name}", entry, life + ", with a spread >= 0 when one is given")
 
 
 # --------------------------------------------------------------------------- the model
