@@ -91,14 +91,23 @@ def test_nuclei_diameter_auto_on_the_gpu_estimates_as_the_cpu(embryo_frame):
 
 
 def test_nuclei_stream_and_tiles_on_the_gpu(embryo_frame):
-    """A batch of frames, and an image larger than one tile, on the GPU: the same labels as one frame at a time."""
+    """A batch of frames, and an image larger than one tile, on the GPU: the same nuclei as one frame at a time.
+
+    Not to the bit, as on the CPU: cuDNN picks its convolution algorithms by the batch's shape, so a frame's
+    probabilities in a batch of two differ from its own in the last bits, and a pixel at a tie can change sides
+    (thirtieth session's H200: the labels were not identical)."""
     from devolens.models import load
 
     pred = load("nuclei", device="cuda", precision="fp32", diameter=None, batch_size=4)
     frames = [embryo_frame.image, embryo_frame.image[:, ::-1].copy(), embryo_frame.image]
     results = list(pred.predict_iter(frames))
     one = pred.predict(embryo_frame.image)
-    assert np.array_equal(results[0].labels, one.labels) and np.array_equal(results[2].labels, one.labels)
+    for r in (results[0], results[2]):
+        differ = int(((r.labels > 0) != (one.labels > 0)).sum())
+        print(f"batched vs alone: {int(r.labels.max())} / {int(one.labels.max())} nuclei, agreement "
+              f"{_f1(r.labels, one.labels):.4f}, {differ} pixels differ in foreground")
+        assert _f1(r.labels, one.labels) >= 0.99 and differ <= 0.001 * one.labels.size
+    assert np.array_equal(results[0].labels, results[2].labels)  # the same frame twice in one batch
     big = np.tile(embryo_frame.image[..., 1], (3, 3))  # 1536 x 2256: tiled at the working scale
     tiled = load("nuclei", device="cuda", precision="fp32", diameter=None, tile=256).predict(big)
     whole = load("nuclei", device="cpu", precision="fp32", diameter=None, tile=256).predict(big)

@@ -122,7 +122,9 @@ class ImageNetwork:
         Run the network only on the box that holds the signal (plus a margin of context)
         when that saves at least a tenth of the pixels; the rest gets the network's answer
         for an empty image (background). An embryo in a movie frame rarely fills it. Each image
-        gets its own box, so its result is the same alone and in any batch.
+        gets its own box, so its result is the same alone and in any batch (on a CUDA GPU to
+        within the last bits: cuDNN picks its algorithms by the batch's shape, so a few pixels
+        at a tie can change sides).
     tta : {1, 2, 4}
         Test-time augmentation: mean probabilities over the image and its horizontal flip
         (2), and its vertical and double flips (4); costs that many forward passes.
