@@ -30,3 +30,11 @@ class DiameterWarning(UserWarning):
     """``diameter="auto"`` (or ``"each"``) could not judge the magnification of the images (too few objects, or
     too narrow images) and used them as they are; the estimate is in the predictor's ``last_estimate``
     (``estimates`` with ``"each"``)."""
+
+
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``21st``, ``111th``: for messages and reports in words. Here
+    because every module imports this one already (training's summary and the demo's report both use it, and the
+    CLI must not import training, with PyTorch, to start)."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

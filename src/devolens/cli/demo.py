@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from devolens.cli._common import CLOCK_GAIN, console, progress_bar
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, ordinal
 
 LETTERS = ["A", "E", "M", "P", "C", "D", "Z"]
 
@@ -39,10 +39,7 @@ def _listed(header: str, items, prefix: str) -> list[str]:
 
 def _every(n: int) -> str:
     """``every 4th time point``, ``every time point``, ``every 2nd time point``."""
-    if n == 1:
-        return "every time point"
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"every {n}{suffix} time point"
+    return "every time point" if n == 1 else f"every {ordinal(n)} time point"
 
 
 def frame_name(t) -> str:

@@ -66,10 +66,9 @@ def _headline(key: str, value) -> str:
     return f"{words}: {_fmt(value)}"
 
 
-def _setting(card: dict) -> list[str]:
-    """The card's ``metrics_setting`` in words: what the headline was measured with (precision, magnification
-    estimate) and, where the card gives them, the figures of the CLI's default setting."""
-    setting = card.get("metrics_setting") or {}
+def _setting(setting: dict) -> list[str]:
+    """A card's ``metrics_setting`` (a listing entry's ``setting``) in words: what the headline was measured with
+    (precision, magnification estimate) and, where the card gives them, the figures of the CLI's default setting."""
     lines = [f"(measured: {setting['measured']})"] if setting.get("measured") else []
     if setting.get("default_figures"):
         lines.append(f"(default, {setting.get('default', '')}: {setting['default_figures']})")
@@ -77,7 +76,9 @@ def _setting(card: dict) -> list[str]:
 
 
 def _listing(names: list[str]) -> dict:
-    """The listing as data (``models --json``): per model what the table shows, the values as the card gives them."""
+    """The listing as data (``models --json``): per model what the table shows, the values as the card gives them.
+    The one place the fields are gathered: the table renders its rows from it (:func:`_row`), so that the table and
+    the JSON cannot tell two stories."""
     from devolens.models import zoo
     from devolens.provenance import version
 
@@ -102,6 +103,22 @@ def _listing(names: list[str]) -> dict:
                        "setting": card.get("metrics_setting") or {},
                        "input": given if isinstance(given, dict) else {} if given is None else {"text": given}})
     return {"devolens": version(), "models": models}
+
+
+def _cell(value) -> str:
+    """A listing value as a table cell (nothing for a card that gives none)."""
+    return "" if value is None else str(value)
+
+
+def _row(entry: dict, wide: bool) -> tuple[str, ...]:
+    """A model of the listing (:func:`_listing`) as the table's row: name, task, weights (size and the sha256's
+    first 12 hex digits: the version number does not change when the weights are shipped anew), int8, the headline
+    metrics in words with the setting they were measured in, and the summary where the table is ``wide``."""
+    weights = entry["weights"]
+    size = f"{weights['bytes'] / 1e6:.1f} MB\nsha256 {weights['sha256'][:12]}" if weights else "missing"
+    shown = "\n".join([h["text"] for h in entry["headline"]] + _setting(entry["setting"])) or "-"
+    return (entry["name"], _cell(entry["task"]), size, "yes" if entry["int8"] else "-", shown,
+            *((_cell(entry["summary"]),) if wide else ()))
 
 
 @models_app.callback()
@@ -138,18 +155,8 @@ def list_models(
     cols = ("model", "task", "weights", "int8", "headline metrics (held-out data)") + (("summary",) if wide else ())
     for col in cols:  # the metrics get the room; a long task description folds
         table.add_column(col, overflow="fold", max_width=16 if col == "task" else None)
-    for name in names:
-        card = zoo.card(name)
-        wpath = zoo.ZOO_DIR / name / "weights.safetensors"
-        size = f"{wpath.stat().st_size / 1e6:.1f} MB" if wpath.exists() else "missing"
-        if wpath.exists():  # which weights: the version number does not change when the weights are shipped anew
-            size += f"\nsha256 {zoo.weights_sha256(name)[:12]}"
-        metrics = card.get("metrics", {}) or {}
-        heads = card.get("headline") or list(metrics)[:3]
-        shown = "\n".join([_headline(k, metrics[k]) for k in heads if k in metrics] + _setting(card)) or "-"
-        int8 = "yes" if (card.get("int8") or {}).get("activations") else "-"
-        table.add_row(name, str(card.get("task", "")), size, int8, shown,
-                      *((str(card.get("summary", "")),) if wide else ()))
+    for entry in _listing(names)["models"]:  # the JSON listing's data, as rows
+        table.add_row(*_row(entry, wide))
     if not names:
         out.print("no models shipped in this installation")
         return

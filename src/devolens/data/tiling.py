@@ -32,7 +32,6 @@ the store to renaming the new one in place, so that two ``--append`` runs add bo
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
@@ -48,7 +47,7 @@ import tifffile
 
 from devolens import checks
 from devolens.errors import DevolensError
-from devolens.io.atomic import atomic_path, cannot_write, cannot_write_errno, stop_if_signalled
+from devolens.io.atomic import HAS_LOCKS, FileLock, atomic_path, cannot_write, cannot_write_errno, stop_if_signalled
 from devolens.io.stacks import complaint, quiet_tifffile
 from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other modules, tests and scripts
     DEAD_STAINS,
@@ -564,7 +563,9 @@ def store_lock(store: str | Path, waiting: Callable[[str], None] | None = None) 
     two ``devolens tile --append`` runs add both their images. ``waiting(message)`` is called once when the lock
     is held by another run. The holder removes the lock file as it lets go (a waiting run then locks a new one:
     the lock is always on the file the path names); a killed run's file is reused. Where the file system has
-    no locks (some network file systems), the run goes on unlocked with a warning.
+    no locks (some network file systems), or the lock name is a link or no plain file (never followed, nor
+    removed), the run goes on unlocked with a warning. The lock is :class:`devolens.io.atomic.FileLock`, the output
+    folders' lock, waiting where theirs refuses.
 
     Raises
     ------
@@ -572,9 +573,7 @@ def store_lock(store: str | Path, waiting: Callable[[str], None] | None = None) 
         The lock file cannot be made (the store's folder is not writable, read-only file system).
     """
     store = Path(store)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no locking
+    if not HAS_LOCKS:  # not POSIX: no locking
         yield
         return
     path = lock_path(store)
@@ -582,56 +581,21 @@ def store_lock(store: str | Path, waiting: Callable[[str], None] | None = None) 
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise cannot_write(exc, store) from None
-    told = False
-    while True:
-        try:
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-            except PermissionError:  # another user's lock file (umask 022) in a folder both may write in
-                if not path.is_file():
-                    raise
-                fd = os.open(path, os.O_RDONLY)  # enough for flock, except on NFS (EBADF below)
-        except FileNotFoundError:  # removed between the two opens by the run that held it: again
-            continue
-        except OSError as exc:
-            raise cannot_write(exc, store) from None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if waiting is not None and not told:
-                    waiting(f"{store}: another run is writing this store; waiting for it to finish")
-                    told = True
-                fcntl.flock(fd, fcntl.LOCK_EX)  # Ctrl-C and SIGTERM interrupt the wait
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.ENOLCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF,
-                                 getattr(errno, "ENOTSUP", None)):  # (ENOTSUP != EOPNOTSUPP on macOS)
-                raise cannot_write(exc, store) from None
-            warnings.warn(f"{store}: cannot lock the store ({exc.strerror}); runs writing it at the same time "
-                          "would lose each other's tiles", stacklevel=3)
-            fd = None
-            break
-        except BaseException:
-            os.close(fd)
-            raise
-        # the run that held the lock removes the file as it lets go: locked, it must still be the file named
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(path))
-        except OSError:
-            same = False
-        if same:
-            break
-        os.close(fd)
+
+    def told() -> None:
+        if waiting is not None:
+            waiting(f"{store}: another run is writing this store; waiting for it to finish")
+
+    def unlocked(exc: OSError) -> None:  # (stacklevel: this, FileLock.take, this generator, contextlib, the caller)
+        warnings.warn(f"{store}: cannot lock the store ({exc.strerror}); runs writing it at the same time would lose "
+                      "each other's tiles", stacklevel=5)
+
+    lock = FileLock.take(path, store, wait=True, waiting=told, strict=True, unlocked=unlocked)
     try:
         yield
     finally:
-        if fd is not None:
-            try:
-                os.unlink(path)  # while still held: a run waiting on this file tries again with a new one
-            except OSError:
-                pass
-            os.close(fd)  # releases the lock
+        if lock is not None:
+            lock.release()  # the file first, while still held: a run waiting on it tries again with a new one
 
 
 def tile_to_h5(

@@ -25,7 +25,7 @@ import signal
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from devolens.errors import DevolensError
 
@@ -55,10 +55,15 @@ class Terminated(KeyboardInterrupt):
         self.signum = int(signum)
 
     def __str__(self) -> str:
-        try:
-            return f"terminated ({signal.Signals(self.signum).name})"
-        except ValueError:
-            return f"terminated (signal {self.signum})"
+        return f"terminated ({signal_name(self.signum)})"
+
+
+def signal_name(signum: int) -> str:
+    """``SIGTERM``, ``SIGKILL``; ``signal 39`` for a number without a name (real-time signals)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 #: the signals the ``devolens`` command's handlers received, in order (empty in a program that only imports
@@ -354,7 +359,7 @@ class StagedDir:
             raise DevolensError("output exists and is not a folder", path=self.dest)
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
-            self._lock = _OutputLock.take(self.dest)  # before the stale folders go: a live run's are its own
+            self._lock = output_lock(self.dest)  # before the stale folders go: a live run's are its own
             inside = self.dest.is_dir() and os.stat(self.dest).st_dev != os.stat(self.dest.parent).st_dev
             self._remove_stale()
             if inside:
@@ -492,8 +497,8 @@ class StagedDir:
         self._unlock()
 
 
-#: the lock files this process holds (:class:`_OutputLock`), closed in a forked child: a worker pool forked
-#: by a run must not keep its output locked after the run
+#: the lock files this process holds (:class:`FileLock`), closed in a forked child: a worker pool forked by a run
+#: must not keep its output locked after the run
 _held_locks: set[int] = set()
 
 
@@ -509,49 +514,118 @@ def _close_locks_in_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_close_locks_in_child)
 
+try:
+    import fcntl as _fcntl
+except ImportError:  # not POSIX: no locks, runs go on unlocked
+    _fcntl = None
+
+#: whether this system has ``fcntl.flock`` (not on Windows, where :meth:`FileLock.take` never locks)
+HAS_LOCKS = _fcntl is not None
+
 #: open() flag that refuses a symbolic link as the last part of the path (0 where the system has none)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-class _OutputLock:
-    """An exclusive ``fcntl.flock`` on a hidden file beside an output folder, ``.NAME.lock`` (inside it,
-    ``.devolens.lock``, when the folder beside it takes no new file), holding the writer's pid.
+class _NotPlain(OSError):
+    """A lock name that is no plain file (a link, a FIFO, a device, a folder): never written through, nor removed."""
 
-    A run killed outright releases it with its process (the file stays, and the next run reuses it); the holder
-    removes the file as it lets go. Where locks cannot be had (not POSIX, a file system without locks, no place
-    for the file, a lock name that is a link or no plain file: never written through) the run goes on unlocked:
-    making the staging folder then reports a real problem.
+
+def _no_locks(exc: OSError) -> bool:
+    """Whether ``exc``, from ``flock``, means that the file system has no locks (some network file systems). The
+    numbers are looked up at each call (ENOTSUP is not EOPNOTSUPP on macOS)."""
+    return exc.errno in (errno.ENOLCK, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF,
+                         getattr(errno, "ENOTSUP", None))  # (EBADF: NFS's flock on a read-only descriptor)
+
+
+class FileLock:
+    """An exclusive ``fcntl.flock`` on a lock file holding the holder's pid: the one lock of devolens, on an output
+    folder (:func:`output_lock`: a second run is refused at once) and on a tile store
+    (:func:`devolens.data.tiling.store_lock`: a second run waits its turn).
+
+    A run killed outright releases the lock with its process (the file stays, and the next run reuses it). The
+    holder removes the file as it lets go, while still holding it: a run that opened the same file meanwhile then
+    finds that the name no longer leads to it and tries again with a new file, so the lock held is always on the
+    file the path names. A lock name that is a link or no plain file is never written through, nor removed.
     """
 
     def __init__(self, fd: int, path: Path):
         self.fd, self.path = fd, path
 
     @classmethod
-    def take(cls, dest: Path) -> "_OutputLock | None":
-        try:
-            import fcntl
-        except ImportError:  # not POSIX
+    def take(cls, path: Path, owner: Path, *, wait: bool = False, waiting: Callable[[], None] | None = None,
+             inside: Path | None = None, strict: bool = False,
+             unlocked: Callable[[OSError], None] | None = None) -> "FileLock | None":
+        """Lock the file ``path`` (made when missing, in a folder that exists); None where the run goes on unlocked.
+
+        Parameters
+        ----------
+        path : Path
+            The lock file.
+        owner : Path
+            What the lock guards: the path the errors name.
+        wait : bool
+            When another run holds the lock: wait until it lets go (``waiting()`` is called once first; Ctrl-C and
+            SIGTERM interrupt the wait), or else (the default) refuse at once with a :class:`DevolensError`,
+            "another devolens run is writing here (pid N)".
+        inside : Path, optional
+            The lock file to use instead when ``path`` cannot be had and the folder of ``inside`` exists (an output
+            folder of one's own in a folder one may not write in).
+        strict : bool
+            A lock file that cannot be made or locked is the user's to know: :func:`cannot_write` naming
+            ``owner``; a file system without locks, or a lock name that is no plain file, is told through
+            ``unlocked(error)`` and the run goes on unlocked. Not strict (the default): the run goes on unlocked
+            silently, whatever the reason (making the output itself then reports a real problem).
+
+        Returns
+        -------
+        FileLock or None
+            The lock, to :meth:`release`; None, unlocked, where the system has no ``flock`` (not POSIX), the file
+            system no locks, or (not ``strict``) the lock file cannot be had.
+        """
+        if _fcntl is None:
             return None
-        real = Path(os.path.realpath(dest))  # one lock whatever the path that names the folder
-        path = real.parent / f".{real.name}.lock"
+        told = False
         while True:
-            fd = cls._open(path)
-            if fd is None and real.is_dir():  # a folder of one's own in a folder one may not write in
-                path = real / ".devolens.lock"
-                fd = cls._open(path)
-            if fd is None:
-                return None
             try:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fd = cls._open(path)
+                except OSError:
+                    if inside is None or not inside.parent.is_dir():
+                        raise
+                    path = inside  # (and so on retries)
+                    fd = cls._open(path)
+            except OSError as exc:
+                if strict and not isinstance(exc, _NotPlain):
+                    raise cannot_write(exc, owner) from None
+                if strict and unlocked is not None:
+                    unlocked(exc)
+                return None
+            if fd is None:  # removed by the run that held it, between two opens: again
+                continue
+            try:
+                try:
+                    _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
                 except BlockingIOError:
-                    pid = cls._holder(fd)
-                    raise DevolensError("another devolens run is writing here" + (f" (pid {pid})" if pid else ""),
-                                        path=dest) from None
-                except OSError:  # no locks on this file system (ENOLCK, EOPNOTSUPP, NFS's EBADF): unlocked
-                    os.close(fd)
-                    return None
-                # a holder removes the file as it lets go: locked, it must still be the file the path names (not
+                    if not wait:
+                        pid = cls._holder(fd)
+                        raise DevolensError("another devolens run is writing here" + (f" (pid {pid})" if pid else ""),
+                                            path=owner) from None
+                    if waiting is not None and not told:
+                        waiting()
+                        told = True
+                    _fcntl.flock(fd, _fcntl.LOCK_EX)  # Ctrl-C and SIGTERM interrupt the wait
+            except OSError as exc:
+                os.close(fd)
+                if strict and not _no_locks(exc):
+                    raise cannot_write(exc, owner) from None
+                if strict and unlocked is not None:  # no locks on this file system: unlocked
+                    unlocked(exc)
+                return None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                # locked, it must still be the file the path names (not one its holder removed as it let go, nor
                 # a link put there since)
                 try:
                     same = os.path.samestat(os.fstat(fd), os.lstat(path))
@@ -566,38 +640,46 @@ class _OutputLock:
                     _held_locks.add(fd)
                     return cls(fd, path)
             except BaseException:
+                _held_locks.discard(fd)
                 os.close(fd)
                 raise
             os.close(fd)
 
     @staticmethod
     def _open(path: Path) -> int | None:
-        """The lock file opened (made when missing); None when it cannot be, or ``path`` is no plain file (a link,
-        a FIFO, a device: never written through, nor removed)."""
-        flags = _NOFOLLOW | getattr(os, "O_NONBLOCK", 0)  # (O_NONBLOCK: a FIFO put there does not hang the open)
+        """The lock file opened (made when missing); None when it went between two opens (its holder removed it).
+
+        Raises OSError when it cannot be opened, :class:`_NotPlain` when ``path`` is no plain file (a link, a FIFO, a
+        device, a folder: never opened for writing, which O_NOFOLLOW and O_NONBLOCK make sure of between the check
+        and the open: a link is refused, a FIFO put there does not hang the open)."""
+        not_plain = _NotPlain(errno.EEXIST, "not a plain file", str(path))
+        flags = _NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
         try:
+            existed = True
             if not stat.S_ISREG(os.lstat(path).st_mode):
-                return None
+                raise not_plain
         except FileNotFoundError:
-            pass
-        except OSError:
-            return None
+            existed = False
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
-        except PermissionError:
-            try:  # another user's lock file in a folder both may write in: read-only is enough for flock
-                fd = os.open(path, os.O_RDONLY | flags)
-            except OSError:
-                return None
-        except OSError:  # (ELOOP: a link, with O_NOFOLLOW)
-            return None
+        except PermissionError as refused:
+            try:  # another user's lock file (umask 022) in a folder both may write in: read-only is enough for flock
+                fd = os.open(path, os.O_RDONLY | flags)  # (except on NFS: EBADF, no locks)
+            except FileNotFoundError:
+                if existed:
+                    return None
+                raise refused from None  # the folder takes no new file
+            except OSError as exc:
+                raise (not_plain if exc.errno == errno.ELOOP and _NOFOLLOW else exc) from None
+        except OSError as exc:
+            raise (not_plain if exc.errno == errno.ELOOP and _NOFOLLOW else exc) from None
         try:
             regular = stat.S_ISREG(os.fstat(fd).st_mode)
         except OSError:
             regular = False
         if not regular:
             os.close(fd)
-            return None
+            raise not_plain
         return fd
 
     @staticmethod
@@ -608,8 +690,8 @@ class _OutputLock:
             return None
 
     def release(self) -> None:
-        import fcntl
-
+        """Let go: the lock file is removed first, while still held (unless the path now names another file or a
+        link); once only (a forked child's copy does nothing)."""
         if self.fd not in _held_locks:
             return
         _held_locks.discard(self.fd)
@@ -619,10 +701,19 @@ class _OutputLock:
         except OSError:
             pass
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)  # for forked children's copies too
+            _fcntl.flock(self.fd, _fcntl.LOCK_UN)  # for forked children's copies too
         except OSError:
             pass
         os.close(self.fd)
+
+
+def output_lock(dest: Path) -> FileLock | None:
+    """Lock the output folder ``dest`` (:class:`FileLock`): ``.NAME.lock`` beside it, or ``.devolens.lock`` inside
+    it when the folder beside it takes no new file. A second run writing it is refused at once; where no lock can be
+    had (not POSIX, a file system without locks, no place for the file, a lock name that is a link or no plain file)
+    the run goes on unlocked, silently: making the staging folder then reports a real problem."""
+    real = Path(os.path.realpath(dest))  # one lock whatever the path that names the folder
+    return FileLock.take(real.parent / f".{real.name}.lock", dest, inside=real / ".devolens.lock")
 
 
 def missing_folders(path: str | Path) -> list[Path]:

@@ -323,41 +323,42 @@ def _layout(resolved: str, inode: int, size: int, mtime_ns: int,
                               and key.photometric == tifffile.PHOTOMETRIC.RGB
                               and key.planarconfig == tifffile.PLANARCONFIG.SEPARATE)
             dtype = np.dtype(s.dtype).name if s.dtype is not None else ""
-            try:  # the OME-XML parsed once (Micro-Manager's can be megabytes), for the calibration and the metadata
-                root = _ome_root(tif)
+            try:  # the OME-XML parsed once (Micro-Manager's can be megabytes) and its images walked once, for the
+                # calibration and the metadata
+                walk = _ome_walk(tif, _ome_root(tif))
             except Exception:  # noqa: BLE001 - OME-XML it cannot parse: read as tifffile reads it
-                root = _UNPARSED
-            return (axes, shape, _series_here(tif), planar_rgb, _calibration(tif, root), dtype,
-                    _metadata(tif, axes, shape, root))
+                walk = _UNPARSED
+            return (axes, shape, _series_here(tif), planar_rgb, _calibration(tif, walk), dtype,
+                    _metadata(tif, axes, shape, walk))
     except DevolensError:
         raise
     except Exception as exc:
         raise DevolensError(f"cannot read TIFF: {exc}", path=path) from None
 
 
-#: the ``root`` of an OME-TIFF whose OME-XML cannot be parsed (:func:`_layout`)
+#: the walk (:func:`_ome_walk`) of an OME-TIFF whose OME-XML cannot be parsed (:func:`_layout`)
 _UNPARSED = object()
 
 
-def _metadata(tif, axes: str, shape: tuple[int, ...], root) -> _Meta:
+def _metadata(tif, axes: str, shape: tuple[int, ...], walk) -> _Meta:
     """:class:`_Meta` of an open ``tifffile.TiffFile`` whose first series has ``axes`` and ``shape`` (squeezed);
-    ``root``: its parsed OME-XML (:func:`_ome_root`), or ``_UNPARSED``."""
-    if root is _UNPARSED:  # read as tifffile reads it
+    ``walk``: its OME-XML's images walked (:func:`_ome_walk`; None for a TIFF without OME-XML), or ``_UNPARSED``."""
+    if walk is _UNPARSED:  # read as tifffile reads it
         return _Meta()
     try:
-        continues = _continues(tif, root)
+        continues = _continues(tif, walk)
     except Exception:  # noqa: BLE001 - metadata it cannot read: read as tifffile reads it
         continues = None
     try:
-        names = _channel_names(tif, axes, shape, root)
+        names = _channel_names(tif, axes, shape, walk)
     except Exception:  # noqa: BLE001 - no names
         names = ()
     try:
-        interval = _interval(tif, root)
+        interval = _interval(tif, walk)
     except Exception:  # noqa: BLE001 - none recorded
         interval = None
     try:
-        image = _image_read(tif, root)
+        image = _image_read(walk)
     except Exception:  # noqa: BLE001 - not told
         image = None
     return _Meta(continues, names, interval, image)
@@ -429,25 +430,80 @@ def _ome_images(tif, root) -> list[tuple]:
     return out
 
 
-def _own_image(tif, root):
+@dataclass(frozen=True)
+class _OmeWalk:
+    """What the OME helpers (:func:`_own_image`, :func:`_continues`, :func:`_channel_names`, :func:`_interval`,
+    :func:`_image_read`, :func:`_calibration`, :func:`_missing_files`) need of an OME-TIFF's parsed OME-XML, from one
+    walk of its images (:func:`_ome_walk`): a Micro-Manager OME-XML lists every plane of every stage position, and
+    was walked once per helper. A value that could not be worked out holds the exception raised, raised again by
+    :func:`_ok` where a helper asks for it (each helper's answer for XML it cannot read is its own). Not cached
+    beyond :func:`_layout`'s parse (whose :class:`_Meta` and calibration are), so that no XML is kept."""
+
+    #: ``"FileName="`` in the OME-XML's text: some image's planes may be in other files (named by its TiffData)
+    named: bool
+    #: the ``MetadataFile`` of the XML's ``BinaryOnly`` element (``""`` where it names none); None where it has none
+    binary_only: "str | None | Exception"
+    #: :func:`_ome_images`: ``(Image element, files of its TiffData, file of its first plane)`` per image
+    images: "list[tuple] | Exception"
+    #: the ``Image`` element of the series read (:func:`_own_image`)
+    own: object
+    #: the ``Pixels`` element of that image (the XML's first where it has no image, or an empty one), or None
+    pixels: object
+
+
+def _caught(compute):
+    """``compute()``, or the exception it raised (kept in an :class:`_OmeWalk`, raised again by :func:`_ok`)."""
+    try:
+        return compute()
+    except Exception as exc:  # noqa: BLE001 - raised again where a helper asks for this value
+        return exc
+
+
+def _ok(value):
+    """A value of an :class:`_OmeWalk`, raising again the exception that working it out raised."""
+    if isinstance(value, Exception):
+        raise value
+    return value
+
+
+def _ome_walk(tif, root) -> _OmeWalk | None:
+    """The images of an OME-TIFF's parsed OME-XML (``root``, :func:`_ome_root`), walked once for all the OME helpers
+    (:class:`_OmeWalk`); None where ``root`` is None (a TIFF without OME-XML). Raises nothing: what cannot be worked
+    out is kept, and raised where it is asked for."""
+    if root is None:
+        return None
+    named = "FileName=" in (tif.ome_metadata or "")
+    binary_only = _caught(lambda: next((e.get("MetadataFile") or "" for e in root if e.tag.endswith("BinaryOnly")),
+                                       None))
+    images = _caught(lambda: _ome_images(tif, root))
+
+    def own():
+        tops = [e for e in root if e.tag.endswith("Image")]
+        if len(tops) < 2 or not named:
+            return tops[0] if tops else None
+        return next((image for image, _, first in _ok(images) if first == ""), tops[0])
+
+    image = _caught(own)
+    pixels = _caught(lambda: _ome_pixels(_ok(image) or root))
+    return _OmeWalk(named, binary_only, images, image, pixels)
+
+
+def _own_image(walk: _OmeWalk):
     """The ``Image`` element of the series read (:func:`own_series`): the first whose first plane is stored in this
     file; the XML's first where its planes are all in one file (or none is here). None where there is none."""
-    images = [e for e in root if e.tag.endswith("Image")]
-    if len(images) < 2 or "FileName=" not in (tif.ome_metadata or ""):
-        return images[0] if images else None
-    return next((image for image, _, first in _ome_images(tif, root) if first == ""), images[0])
+    return _ok(walk.own)
 
 
-def _image_read(tif, root) -> tuple | None:
+def _image_read(walk: _OmeWalk | None) -> tuple | None:
     """``(ID, Name, its place 1.., images listed)`` of the image read from an OME-TIFF whose metadata list several
     images, some stored in other files (one file per stage position); None for any other file (one image, all
     stored in this file: its first series is read, and :func:`other_series_note` says so)."""
-    if root is None or "FileName=" not in (tif.ome_metadata or ""):
+    if walk is None or not walk.named:
         return None
-    images = _ome_images(tif, root)
+    images = _ok(walk.images)
     if len(images) < 2 or all(first == "" for _, _, first in images):
         return None
-    image = _own_image(tif, root)
+    image = _own_image(walk)
     at = next((k for k, (e, _, first) in enumerate(images) if e is image and first == ""), None)
     if at is None:
         return None
@@ -460,11 +516,11 @@ def _missing_files(tif) -> str | None:
     import os
 
     try:
-        root = _ome_root(tif)
-        image = _own_image(tif, root) if root is not None else None
+        walk = _ome_walk(tif, _ome_root(tif))
+        image = _own_image(walk) if walk is not None else None
         if image is None:
             return None
-        files = next(f for e, f, _ in _ome_images(tif, root) if e is image)
+        files = next(f for e, f, _ in _ok(walk.images) if e is image)
         folder = tif.filehandle.dirname
         gone = list(dict.fromkeys(f for f in files if f and not os.path.exists(os.path.join(folder, f))))
     except Exception:  # noqa: BLE001 - tifffile's own words then
@@ -472,21 +528,22 @@ def _missing_files(tif) -> str | None:
     return (", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")) if gone else None
 
 
-def _continues(tif, root=None) -> str | None:
+def _continues(tif, walk: _OmeWalk | None = None) -> str | None:
     """The file holding the metadata of the multi-file OME-TIFF set whose planes this file holds after another's:
     its OME-XML says ``BinaryOnly`` (``MetadataFile``), or an image it holds planes of starts in another file (its
     first plane's ``TiffData`` names that file: every file of the set carrying the whole OME-XML), whether that
-    file is at hand or not. None for anything else."""
+    file is at hand or not. None for anything else. ``walk``: its OME-XML walked (:func:`_ome_walk`), parsed and
+    walked here where not given."""
     if not tif.is_ome or not tif.ome_metadata:
         return None
     xml = tif.ome_metadata
     if "BinaryOnly" not in xml and "FileName=" not in xml:  # planes in one file: nothing to look up
         return None
-    root = _ome_root(tif) if root is None else root
-    for element in root:
-        if element.tag.endswith("BinaryOnly"):
-            return element.get("MetadataFile") or ""
-    for _, files, first in _ome_images(tif, root):
+    walk = _ome_walk(tif, _ome_root(tif)) if walk is None else walk
+    binary_only = _ok(walk.binary_only)
+    if binary_only is not None:
+        return binary_only
+    for _, files, first in _ok(walk.images):
         if "" not in files:  # none of its planes here
             continue
         if first:
@@ -494,18 +551,18 @@ def _continues(tif, root=None) -> str | None:
     return None
 
 
-def _channel_names(tif, axes: str, shape: tuple[int, ...], root) -> tuple:
+def _channel_names(tif, axes: str, shape: tuple[int, ...], walk: _OmeWalk | None) -> tuple:
     """The names of the channels along C of the first series: OME ``Channel Name`` (its first image), or ImageJ's
     plane labels where each channel's planes of the first time point share one label, the channels' labels
     differing (a label per plane is no channel name). ``()`` where there is no C axis; None for a channel without
-    a name."""
+    a name. ``walk``: its OME-XML walked (:func:`_ome_walk`; None without one)."""
     lead = list(zip(axes, shape))[: -(3 if axes.endswith(("YXS", "SYX")) else 2)]
     sizes = [n for _, n in lead]
     if "C" not in axes[: len(lead)]:
         return ()
     n = dict(lead)["C"]
-    if root is not None and tif.series[own_series(tif)].kind == "ome":
-        pixels = _ome_pixels(_own_image(tif, root) or root)
+    if walk is not None and tif.series[own_series(tif)].kind == "ome":
+        pixels = _ok(walk.pixels)
         if pixels is None:
             return ()
         names = [c.get("Name") or None for c in pixels if c.tag.endswith("Channel")]
@@ -532,14 +589,15 @@ _SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "ms
             "minute": 60.0, "minutes": 60.0, "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0}
 
 
-def _interval(tif, root) -> float | None:
+def _interval(tif, walk: _OmeWalk | None) -> float | None:
     """Seconds between the time points of the first series: OME ``TimeIncrement`` (and its unit), ImageJ
-    ``finterval`` (and ``tunit``); None where none is recorded, or in a unit not known here."""
+    ``finterval`` (and ``tunit``); None where none is recorded, or in a unit not known here. ``walk``: its OME-XML
+    walked (:func:`_ome_walk`; None without one)."""
     import math
 
     value, unit = None, "s"
-    if root is not None and tif.series[own_series(tif)].kind == "ome":
-        pixels = _ome_pixels(_own_image(tif, root) or root)
+    if walk is not None and tif.series[own_series(tif)].kind == "ome":
+        pixels = _ok(walk.pixels)
         if pixels is not None and pixels.get("TimeIncrement"):
             value, unit = float(pixels.get("TimeIncrement")), pixels.get("TimeIncrementUnit") or "s"
     elif tif.is_imagej:
@@ -1160,14 +1218,14 @@ def pixel_size(path: str | Path) -> tuple[float, float, str] | None:
     return None if layout is None else layout[4]
 
 
-def _calibration(tif, root) -> tuple[float, float, str] | None:
+def _calibration(tif, walk) -> tuple[float, float, str] | None:
     """:func:`pixel_size` of an open ``tifffile.TiffFile`` (None where it records none or cannot be read);
-    ``root``: its parsed OME-XML (:func:`_ome_root`), or ``_UNPARSED``."""
+    ``walk``: its OME-XML walked (:func:`_ome_walk`; None without one), or ``_UNPARSED``."""
     try:
         if tif.is_ome and tif.ome_metadata:
-            if root is _UNPARSED:
+            if walk is _UNPARSED:
                 return None
-            pixels = _ome_pixels(_own_image(tif, root) or root)
+            pixels = _ok(walk.pixels)
             if pixels is not None and pixels.get("PhysicalSizeX"):
                 sx = float(pixels.get("PhysicalSizeX"))
                 ux = pixels.get("PhysicalSizeXUnit") or "µm"

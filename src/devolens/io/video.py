@@ -1357,7 +1357,7 @@ class _Encoder:
         """Close ffmpeg's input, wait for it to end and raise DevolensError (naming ``path``) if it failed."""
         import os
 
-        from devolens.io.atomic import cannot_write_errno
+        from devolens.io.atomic import cannot_write_errno, signal_name
 
         try:
             self.proc.stdin.close()
@@ -1373,13 +1373,8 @@ class _Encoder:
         if code != 0:
             if self.lines:
                 said = self.lines[-1]
-            elif code < 0:
-                import signal
-
-                try:
-                    said = f"stopped by {signal.Signals(-code).name}"
-                except ValueError:
-                    said = f"stopped by signal {-code}"
+            elif code < 0:  # the signal named as the devolens command names its own ("SIGKILL", "signal 99")
+                said = f"stopped by {signal_name(-code)}"
             else:
                 said = f"exit status {code}"
             raise DevolensError(f"cannot write video: ffmpeg failed ({said})", path=path)

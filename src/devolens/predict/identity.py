@@ -361,16 +361,19 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dic
         (n, 3) and ``size`` (n,) normalised, ``cell`` (names or None).
     """
     check_columns(table)
+    numeric: dict[str, np.ndarray] = {}  # each column as numbers, converted once for both checks below
     for col in ("time", "x", "y", "z"):  # a user's table: name the column and the row, not numpy's words
-        values = pd.to_numeric(table[col], errors="coerce")
-        bad = ~np.isfinite(values.to_numpy(dtype=float))
+        values = numeric[col] = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(values)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DevolensError(f"column {col!r} must hold finite numbers; row {i} holds {table[col].iloc[i:i + 1].tolist()[0]!r}")
     for col in ("x", "y", "z", "size"):  # 1e308: a finite number whose cube (skewness) or spread overflows
         if col not in table.columns:
             continue
-        values = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+        if col not in numeric:  # size: text that is no number reads as unknown (NaN), as a missing size
+            numeric[col] = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+        values = numeric[col]
         far = np.abs(values) > MAX_COORDINATE  # NaN sizes (unknown) pass
         if col == "size":
             far |= np.isinf(values)
@@ -394,12 +397,14 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None) -> list[dic
     for name in pd.unique(emb):
         rows = pos[emb == name]
         sub = table.iloc[rows]
-        x, y, z = (sub[c].to_numpy(dtype=float) for c in ("x", "y", "z"))
+        x, y, z = (numeric[c][rows] for c in ("x", "y", "z"))
         frame = embryo_frame(x, y, z, zscale)
         coords = frame.transform(x, y, z)
-        size = sub["size"].to_numpy(dtype=float) / frame.length if "size" in sub.columns else np.full(len(sub), np.nan)
+        size = numeric["size"][rows] / frame.length if "size" in numeric else np.full(len(sub), np.nan)
         cells = sub["cell"].to_numpy(dtype=object) if "cell" in sub.columns else np.full(len(sub), None, dtype=object)
         times = sub["time"].to_numpy()
+        if times.dtype == object:  # numbers held as text or mixed objects (a table built in Python): as numbers
+            times = numeric["time"][rows]
         order = np.argsort(times, kind="stable")
         bounds = np.flatnonzero(np.diff(times[order])) + 1
         for grp in np.split(order, bounds):

@@ -527,7 +527,7 @@ class _ChannelWatch:
         if self._floats:
             y0, y1, _ = key[1].indices(self.shape[1])
             raw = self.src.raw_rows(y0, y1)
-            band = np.ascontiguousarray(self.src._convert(raw).astype(np.uint16, copy=False))  # as src.rows reads it
+            band = self.src.as_uint16(raw)  # as src.rows reads it
             bad = ~np.isfinite(raw)
             if bad.any():
                 band[bad] = 0

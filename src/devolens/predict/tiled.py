@@ -501,7 +501,11 @@ class RowReader:
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """Rows ``y0:y1`` of every channel as a (C, y1-y0, W) uint16 array."""
-        band = self.raw_rows(y0, y1)
+        return self.as_uint16(self.raw_rows(y0, y1))
+
+    def as_uint16(self, band: np.ndarray) -> np.ndarray:
+        """A band of :meth:`raw_rows` as :meth:`rows` gives it: uint16 (uint8 scaled x257, floats as the file's
+        range says)."""
         if not (band.dtype.kind == "u" and band.dtype.itemsize == 2):  # big-endian uint16 (Fiji's TIFFs) is no
             band = self._convert(band)  # conversion: astype below swaps its bytes without a warning
         return np.ascontiguousarray(band.astype(np.uint16, copy=False))
@@ -558,7 +562,7 @@ class RowReader:
         if not self._warned:
             warnings.warn(f"{self.path}: image is {band.dtype}, not uint16; converted (the livedead model reads 16-bit "
                           "camera counts: an 8-bit or contrast-stretched export shifts its live/dead calls, mostly "
-                          "towards dead; segment the microscope's own 16-bit file where there is one)", stacklevel=4)
+                          "towards dead; segment the microscope's own 16-bit file where there is one)", stacklevel=5)
             self._warned = True
         if band.dtype == np.uint8:
             return band.astype(np.uint16) * np.uint16(257)
