@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 ARCH := $(shell uname -m)
 # torch + torchvision pairs that install from this machine's local disk (see ../shared/DESIGN.md); ARM is
 # aarch64 on Linux, arm64 on macOS. Another pair: make install TORCH_PIN="torch==X torchvision==Y";
-# TORCH_PIN= (empty) lets pip choose from pyproject.toml's ranges.
+# TORCH_PIN= (empty) lets pip choose from pyproject.toml's ranges. TORCH_INDEX=URL takes the pair from another
+# index, e.g. https://download.pytorch.org/whl/cu126 for GPUs older than a T4 or drivers older than 580 (README,
+# "On a GPU"; in a new .venv: the installed pair is kept otherwise).
+TORCH_INDEX ?=
 ifneq ($(filter aarch64 arm64,$(ARCH)),)
 TORCH_PIN ?= torch==2.9.1 torchvision==0.24.1
 else
@@ -21,7 +24,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
-	$(if $(strip $(TORCH_PIN)),$(BIN)/pip install -q $(TORCH_PIN),@:)
+	$(if $(strip $(TORCH_PIN)),$(BIN)/pip install -q $(TORCH_PIN)$(if $(strip $(TORCH_INDEX)), --index-url $(TORCH_INDEX)),@:)
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 

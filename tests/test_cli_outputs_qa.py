@@ -199,7 +199,7 @@ def test_render_table_or_simulate_messages(tmp_path, table, args, message, capsy
         (["--precision", "fp7"], "--precision must be"),
         (["--model", "no-such-model"], "no-such-model"),
         (["--device", "gpu"], "--device must be auto, cpu, cuda or cuda:N"),
-    ] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "PyTorch sees no CUDA GPU")]),
+    ] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "sees no CUDA GPU")]),
 )
 def test_livedead_bad_options_create_nothing(tmp_path, well, extra, message, capsys):
     out = tmp_path / "o" / "ld6"

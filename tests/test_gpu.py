@@ -222,6 +222,30 @@ def test_training_run_on_the_gpu_exports_and_loads_for_inference(tmp_path):
     np.testing.assert_allclose(a.probability, b.probability, atol=0.05)
 
 
+def test_fp16_training_on_the_gpu_scales_its_loss_and_resumes(tmp_path):
+    """``train.amp: fp16`` (the precision of GPUs without native bfloat16: T4, V100) on ``cuda:0``: float16 autocast
+    with loss scaling trains to finite losses, the loss scale is saved in checkpoint.json and --resume goes on with
+    it; a GPU with native bfloat16 (this one) keeps ``bf16`` as asked."""
+    from _train_data import make_pairs, tiny_recipe
+    from devolens.train.trainer import effective_amp, train
+
+    pairs = make_pairs(tmp_path / "pairs", groups=3, per_group=6, size=64)
+    rec = tiny_recipe(data={"target": "boundary", "channels": 1, "val_fraction": 0.34}, loss={"name": "ce_dice"},
+                      train={"epochs": 2, "batch_size": 4, "amp": "fp16", "device": "cuda:0", "monitor": "val_f1"})
+    res = train(rec, pairs, tmp_path / "run")
+    assert res.device == "cuda:0" and len(res.history) == 2 and np.isfinite(res.history["train_loss"]).all()
+    summary = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert summary["amp"] == "fp16" and summary["device"] == "cuda:0"
+    scaler = json.loads((tmp_path / "run" / "checkpoint.json").read_text())["scaler"]
+    print(f"fp16 on the GPU: losses {res.history['train_loss'].round(4).tolist()}, loss scale {scaler['scale']}")
+    assert scaler["scale"] >= 1.0
+    res = train(rec, pairs, tmp_path / "run", epochs=3, resume=True)
+    assert len(res.history) == 3 and np.isfinite(res.history["train_loss"]).all()
+    assert json.loads((tmp_path / "run" / "checkpoint.json").read_text())["scaler"]["scale"] >= 1.0
+    if torch.cuda.is_bf16_supported(including_emulation=False):
+        assert effective_amp("bf16", torch.device("cuda:0")) == ("bf16", None)
+
+
 def tifffile_read_first(folder: Path) -> np.ndarray:
     from devolens.io.images import read_image
 

@@ -214,12 +214,15 @@ def _run(args: list[str]) -> int:
 
 # Out of memory -------------------------------------------------------------------------------------
 
-#: PyTorch's allocation failures, a RuntimeError (torch.cuda.OutOfMemoryError is one too): CPU, CUDA, Apple MPS
+#: PyTorch's allocation failures, a RuntimeError (torch.cuda.OutOfMemoryError is one too): CPU, CUDA (cuBLAS's
+#: handle or workspace included: "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate"), Apple MPS
 _TORCH_OOM = re.compile(r"DefaultCPUAllocator: can't allocate memory|CUDA out of memory|CUDA error: out of memory"
-                        r"|MPS backend out of memory")
+                        r"|CUBLAS_STATUS_ALLOC_FAILED|MPS backend out of memory")
 #: options that lower a command's memory, and how to say so
 _MEMORY_OPTIONS = (("--batch-size", "a smaller --batch-size"), ("--tile", "a smaller --tile"),
                    ("--workers", "fewer --workers"), ("--threads", "fewer --threads"))
+#: those of them that lower the host's memory only (processes, CPU threads): no advice for a GPU's
+_HOST_MEMORY_OPTIONS = ("--workers", "--threads")
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -240,12 +243,13 @@ def _oom_exit(exc: BaseException, command, args: list[str]) -> int:
 
 def _out_of_memory(exc: BaseException, command, args: list[str]) -> str:
     """The ``error:`` line for memory that ran out: what the command has to lower."""
-    gpu = "CUDA" in str(exc) or "MPS" in str(exc)
+    gpu = any(word in str(exc) for word in ("CUDA", "CUBLAS", "MPS"))
     tips: list[str] = []
     try:
         params = getattr(_scan(command, args)[0], "params", None) or () if command is not None else ()
         names = {o for p in params for o in getattr(p, "opts", ())}
-        tips = [tip for option, tip in _MEMORY_OPTIONS if option in names]
+        tips = [tip for option, tip in _MEMORY_OPTIONS
+                if option in names and not (gpu and option in _HOST_MEMORY_OPTIONS)]
         if any(getattr(p, "name", None) == "recipe" for p in params):
             tips.append("a smaller train.batch_size in the recipe")
         if gpu and "--device" in names:

@@ -39,16 +39,20 @@ CLOCK_GAIN = "held-out EPIC-framed movies: total error 9% per frame -> 2% with -
 #: help of the --device option (segment, population, segment livedead)
 DEVICE_HELP = ("Where the networks run: cpu (the default; int8 or bf16), cuda (the first CUDA GPU; an error where "
                "PyTorch sees none), cuda:N (the GPU numbered N) or auto (a CUDA GPU when there is one, else the CPU). "
-               "On a GPU the networks run in fp32 (--precision bf16 for bf16).")
+               "On a GPU the networks run in fp32 (--precision bf16 for bf16 on an Ampere or newer GPU). Apple GPUs "
+               "(MPS) are not used.")
 
 
 
 def device_option(device: str) -> str:
-    """The ``--device`` option, its name checked before anything loads (whether PyTorch sees a CUDA GPU is
-    checked where the network loads: :func:`devolens.predict.devices.resolve_device`)."""
-    from devolens.predict.devices import device_name
+    """The ``--device`` option, checked before any input opens: its name, and for a GPU whether PyTorch sees one
+    it can run (:func:`devolens.predict.devices.resolve_device`, whose errors then name ``--device``)."""
+    from devolens.predict.devices import device_name, resolve_device
 
-    return device_name(device, "--device")
+    name = device_name(device, "--device")
+    if name != "cpu":
+        resolve_device(name, "--device")
+    return name
 
 def choice(*choices: str) -> Callable[[Optional[str]], Optional[str]]:
     """A typer ``callback`` for an option whose value is one of ``choices``: any case is accepted and the command

@@ -304,6 +304,8 @@ def evaluate_cmd(
     postprocess: Optional[str] = typer.Option(
         None, "--postprocess", help="Watershed options as JSON, e.g. '{\"threshold\": 0.6, \"seed_threshold\": 0.7, "
         "\"split_seeds\": true}' (a zoo card's post-processing); default: the recipe's validate.postprocess."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (auto: the first CUDA GPU when "
+                               "PyTorch sees one, else the CPU, wherever the run was trained)."),
 ) -> None:
     """Score the best checkpoint of a run (or other weights of its network) on a data folder; print and
     write the metrics as JSON, and one row per image as CSV beside it (eval_..._images.csv: file, true and
@@ -317,15 +319,18 @@ def evaluate_cmd(
     objects are matched and counted there. With --weights zoo:NAME the card's post-processing is used (unless
     --postprocess is given) and said; evaluate does not estimate magnification: it scores at the data's own
     scale; for images at another magnification than the model's, compare with `devolens segment --diameter`.
-    The masks get the same checks and notes as in `devolens train`."""
+    The masks get the same checks and notes as in `devolens train`. The run's train.amp is used as in training
+    (bf16 on a GPU without native bfloat16, such as a T4 or V100, runs fp16, with a note)."""
     import json
 
     from devolens.cli._common import out as stdout, progress_bar
     from devolens.errors import DevolensError
     from devolens.io.atomic import write_text
+    from devolens.predict.devices import device_name
     from devolens.train.evaluate import evaluate_run
 
     _at_least("--batch-size", batch_size, 1)
+    device = device_name(device, "--device")  # a misspelt name before any work (a missing GPU: evaluate_run)
     if json_out is not None:
         _check_json(json_out, run, data)
     validate: dict = {}
@@ -340,7 +345,8 @@ def evaluate_cmd(
             raise DevolensError(f"--postprocess: expected a JSON object such as '{{\"threshold\": 0.6}}', got {postprocess!r}")
         validate.setdefault("instances", "watershed")
     with progress_bar("evaluating") as cb:
-        metrics = evaluate_run(run, data, batch_size=batch_size, progress=cb, weights=weights, validate=validate)
+        metrics = evaluate_run(run, data, batch_size=batch_size, progress=cb, weights=weights, validate=validate,
+                               device=device)
     path = json_out or default_eval_json(run, data, weights)
     replaced = path.exists()
     images = metrics.pop("images", None)

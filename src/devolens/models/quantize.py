@@ -201,14 +201,16 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     torch CPU backend runs it; else bf16 when ``fast`` and the CPU has native bf16
     (:func:`bf16_fast_here`), else fp32. Explicit ``"int8"`` needs all
     but the VNNI/AMX condition; explicit ``"bf16"``/``"fp32"`` are kept. Other devices (GPUs):
-    bf16 autocast for ``"bf16"`` or ``"auto"`` with ``fast``, else fp32.
+    bf16 autocast for ``"bf16"`` or ``"auto"`` with ``fast``, else fp32; a GPU without native bf16
+    (:func:`devolens.predict.devices.native_bf16`: before Ampere) runs ``"auto"`` in fp32 and refuses ``"bf16"``.
 
     Raises
     ------
     DevolensError
-        An unknown precision, or ``"int8"`` where it cannot run (the message says why).
+        An unknown precision, ``"int8"`` where it cannot run (the message says why), or ``"bf16"`` on a GPU
+        without native bf16.
     """
-    from devolens.predict.devices import check_precision
+    from devolens.predict.devices import check_precision, native_bf16
 
     check_precision(precision)
     on_cpu = str(device) == "cpu"
@@ -227,8 +229,18 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
         if precision == "bf16":
             raise DevolensError("precision 'bf16' is not available with the onnx backend (onnxruntime runs fp32)")
         return "fp32"
-    if not on_cpu:  # GPUs: bf16 autocast where asked for (or auto with fast), else fp32
-        return "bf16" if precision == "bf16" or (precision == "auto" and fast) else "fp32"
+    if not on_cpu:  # GPUs: bf16 autocast where asked for (or auto with fast) and native, else fp32
+        if precision == "bf16" or (precision == "auto" and fast):
+            if native_bf16(device):
+                return "bf16"
+            if precision == "bf16":  # refused, not run emulated: slower than fp32 where cuDNN does not refuse it
+                major, minor = torch.cuda.get_device_capability(device)
+                gpu = torch.cuda.get_device_name(device)
+                raise DevolensError(f"precision 'bf16' is not available on this GPU ({gpu}, "
+                                    f"CUDA capability {major}.{minor}): it needs capability 8.0 (Ampere) or newer, "
+                                    "without which cuDNN has no bf16 convolutions (they would run emulated, slowly, "
+                                    "or fail); use fp32, the GPU's default")
+        return "fp32"
     if precision == "auto":
         if fast and int8_ok and int8_fast_here():
             return "int8"

@@ -25,6 +25,7 @@ Counts are non-negative floats (cells).
 
 from __future__ import annotations
 
+import bisect
 import copy
 import itertools
 from pathlib import Path
@@ -325,7 +326,14 @@ class PopulationPredictor:
             arrays = load_tensors(weights, framework="np")
             # the calibration was fitted on the counts of the nuclei network in this arithmetic
             if options.get("precision", "auto") == "auto":
-                options["precision"] = card.get("nuclei_precision", "auto")
+                precision = card.get("nuclei_precision", "auto")
+                if precision == "bf16":
+                    from devolens.predict.devices import native_bf16, resolve_device
+
+                    device = resolve_device(options.get("device", "cpu"))
+                    if device != "cpu" and not native_bf16(device):
+                        precision = "fp32"  # a GPU before Ampere has no bf16 convolutions: refused there
+                options["precision"] = precision
             # ... and with these post-processing options (over the nuclei card's own)
             if card.get("nuclei_postprocess"):
                 options["postprocess"] = {**card["nuclei_postprocess"], **(options.get("postprocess") or {})}
@@ -442,19 +450,22 @@ class PopulationPredictor:
         # frames without signal (one grey level throughout): the regressor reads a black frame instead. Normalising
         # one stretches the rounding of its resizing to full contrast, which it read as an embryo of ~25 cells (the
         # nuclei network finds no nucleus in either)
-        seen: list[int] = []  # their positions in the stream (0 = the first frame), this stream's own
+        seen: list[int] = []  # their positions in the stream (0 = the first frame), ascending; this stream's own
         self.flat_frames = seen  # (another stream started meanwhile gets its own)
-        flat: set[int] = set()
 
         def marked(stream):
             for i, img in enumerate(stream):
                 if isinstance(img, np.ndarray) and is_flat(img):
                     seen.append(i)
-                    flat.add(i)
                 yield img
 
+        def is_marked(k: int) -> bool:
+            """Frame ``k`` (already read) is flat: a search of ``seen``, which the stream fills in ascending order."""
+            j = bisect.bisect_left(seen, k)
+            return j < len(seen) and seen[j] == k
+
         def regressor_input(k: int, img) -> np.ndarray:
-            return self._regressor_input(np.zeros_like(np.asarray(img)) if k in flat else img)
+            return self._regressor_input(np.zeros_like(np.asarray(img)) if is_marked(k) else img)
 
         images = marked(images)
         done = 0
@@ -510,7 +521,7 @@ class PopulationPredictor:
                 row["total"] = float(sum(row[k] for k in LETTERS))
                 row["visible"] = float(res.count)
                 row["median_area"] = float(np.median(obj["area"])) if len(obj["area"]) else float("nan")
-                row["flat"] = done in flat  # (each frame is read before its result)
+                row["flat"] = is_marked(done)  # (each frame is read before its result)
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)
@@ -522,7 +533,7 @@ class PopulationPredictor:
                 named = dict(zip(self.outputs, vals))
                 row = {k: float(named.get(k, 0.0)) for k in LETTERS}
                 row["total"] = float(sum(row[k] for k in LETTERS))
-                row["flat"] = done in flat
+                row["flat"] = is_marked(done)
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)

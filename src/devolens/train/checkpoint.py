@@ -2,9 +2,9 @@
 
 A checkpoint is ``NAME.safetensors`` (model weights ``model/<key>``, optimizer tensors
 ``optim/<param index>/<key>``, torch RNG state ``rng/torch``) plus ``NAME.json`` (epoch,
-optimizer hyper-parameters and scalar state, scheduler state, numpy and Python RNG
-states, and any extra JSON the trainer adds). Loading restores all of it, so a resumed run
-continues exactly as an uninterrupted one would.
+optimizer hyper-parameters and scalar state, scheduler state, fp16's loss scaler state (a few
+numbers), numpy and Python RNG states, and any extra JSON the trainer adds). Loading restores
+all of it, so a resumed run continues exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def set_rng_state(tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> No
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler=None, extra: dict | None = None) -> Path:
+                    scheduler=None, extra: dict | None = None, scaler: torch.amp.GradScaler | None = None) -> Path:
     """Write ``path`` (.safetensors) and its ``.json`` beside it, atomically.
 
     Parameters
@@ -70,6 +70,9 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     scheduler : object with ``state_dict()`` returning JSON-able data, optional
     extra : dict, optional
         JSON-able trainer state (epoch, best metric, pruned samples, ...).
+    scaler : torch.amp.GradScaler, optional
+        fp16's loss scaler: its state (scale, growth tracker and factors: numbers) goes to the JSON's
+        ``scaler`` (left out for none or a disabled one).
     """
     from devolens.io.tensors import save_tensors
 
@@ -93,6 +96,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         "rng": rng_j,
         "extra": extra or {},
     }
+    if scaler is not None and scaler.is_enabled():
+        meta["scaler"] = scaler.state_dict()
     text = json.dumps(meta, default=_json_default)
     save_tensors(tensors, path)
     write_text(path.with_suffix(".json"), text)
@@ -100,8 +105,10 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    scheduler=None, restore_rng: bool = True) -> dict:
-    """Restore a checkpoint written by :func:`save_checkpoint`; returns its ``extra`` dict."""
+                    scheduler=None, restore_rng: bool = True, scaler: torch.amp.GradScaler | None = None) -> dict:
+    """Restore a checkpoint written by :func:`save_checkpoint`; returns its ``extra`` dict. An enabled ``scaler``
+    takes the saved loss scale where there is one (a checkpoint of a bf16 or fp32 session has none: it starts
+    afresh), a disabled one ignores it (an fp16 run resumed where bf16 runs natively)."""
     from devolens.io.tensors import load_tensors
 
     path = Path(path)
@@ -122,6 +129,8 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
     if scheduler is not None and meta.get("scheduler") is not None:
         scheduler.load_state_dict(meta["scheduler"])
+    if scaler is not None and scaler.is_enabled() and meta.get("scaler"):
+        scaler.load_state_dict(meta["scaler"])
     if restore_rng:
         set_rng_state(tensors, meta.get("rng", {}))
     return meta.get("extra", {})

@@ -87,7 +87,7 @@ def data_notes(df) -> list[str]:
 
 def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
                  progress: Callable[[int, int], None] | None = None, *, weights: str | Path | None = None,
-                 validate: dict | None = None) -> dict[str, Any]:
+                 validate: dict | None = None, device: str = "auto") -> dict[str, Any]:
     """Metrics of ``RUN/best.safetensors`` (or other weights for the same network) on every
     sample of ``data``.
 
@@ -109,6 +109,11 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     validate : dict, optional
         Replaces keys of the recipe's ``validate`` section (``instances``, ``postprocess``):
         how instances are made for instance F1 and counts.
+    device : str
+        Where the network runs: ``auto`` (the first CUDA GPU when PyTorch sees one, else the CPU;
+        wherever the run was trained), ``cpu``, ``cuda`` or ``cuda:N``. The run's ``train.amp`` runs
+        as in training (:func:`devolens.train.trainer.effective_amp`: bf16 on a GPU without native
+        bfloat16 runs fp16, with a note).
 
     Zoo weights (``zoo:NAME`` or a model folder with a card.json) are scored with their card's
     post-processing (``card["postprocess"]``, watershed instances) and percentile normalisation, unless
@@ -123,16 +128,18 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     dict
         ``run``, ``data``, ``weights``, ``epoch`` (0-based epoch of the run's best checkpoint;
         None with other ``weights``), ``n`` (samples), ``validate`` (the rules used),
-        ``postprocess_from`` (``card zoo:NAME``, ``--postprocess`` or ``run recipe``), ``notes``
-        (on the data, as train gives them), ``metrics`` (name -> value; NaN written as null) and
+        ``postprocess_from`` (``card zoo:NAME``, ``--postprocess`` or ``run recipe``), ``device`` and
+        ``amp`` (where and in what precision it ran), ``notes`` (on the data, as train gives them, and on
+        the precision), ``metrics`` (name -> value; NaN written as null) and
         ``images`` (per-image rows of :func:`per_image_rows`; segmentation on image folders only).
     """
     from devolens.data.datasets import index_dataset
-    from devolens.train.trainer import evaluate_model, make_dataset, resolve_device
+    from devolens.train.trainer import effective_amp, evaluate_model, make_dataset, resolve_device, use_device
 
     from devolens.checks import whole
 
     whole(batch_size, "--batch-size", 1)
+    where = resolve_device(device, "--device")  # before any work: a GPU asked for where there is none
     run = Path(run)
     best = run / "best.safetensors"
     if not best.exists():
@@ -204,11 +211,15 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
             notes += check_masks(df, classes=int(rec["data"]["classes"]))
         names = [str(x) for x in df["sample"]] if "sample" in df.columns else [Path(x).name for x in df["image"]]
         ds = make_dataset(rec, df, train=False)
-    model = model.to(resolve_device("auto"))  # a GPU when there is one (wherever the run was trained)
+    use_device(where)
+    amp, amp_note = effective_amp(rec["train"]["amp"], where, "evaluating")
+    if amp_note:
+        notes.append(amp_note)
+    model = model.to(where)  # auto: a GPU when there is one (wherever the run was trained)
     per_image = names is not None and rec["task"] == "segmentation"
     # the per-image rows are scored as each sample is (evaluate_model's ``per_image``): no image, mask or
     # prediction is kept for them
-    ev = evaluate_model(model, ds, rec, None, batch_size=batch_size, amp=rec["train"]["amp"], progress=progress,
+    ev = evaluate_model(model, ds, rec, None, batch_size=batch_size, amp=amp, progress=progress,
                         per_image=per_image)
     metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in ev["metrics"].items()}
     images = None
@@ -216,5 +227,6 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         images = [{"file": name, **row} for name, row in zip(names, ev["images"])]
     return {"run": str(run), "data": str(data), "weights": str(weights or best),
             "epoch": cfg.get("epoch") if weights is None else None, "n": len(ds), "validate": rec["validate"],
-            "postprocess_from": source, "notes": notes, "metrics": metrics, "images": images}
+            "postprocess_from": source, "device": str(where), "amp": amp, "notes": notes, "metrics": metrics,
+            "images": images}
 

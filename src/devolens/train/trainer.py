@@ -9,14 +9,15 @@ Run folder (``out``)::
                              validation_seconds and loader_seconds: waiting for training batches)
     sample_losses.csv        epoch, sample, loss: every training sample's loss each epoch
     pruned.csv               samples dropped by --prune-top (for review)
-    checkpoint.safetensors   last epoch's full state (+ checkpoint.json)
+    checkpoint.safetensors   last epoch's full state (+ checkpoint.json, with fp16's loss scale)
     best.safetensors         weights of the best epoch by the monitored metric (+ best.json,
                              loadable with devolens.models.architectures.load_model)
     samples/epoch_NNN.npz    fixed validation samples: image, truth and prediction
     run.json                 summary: split sizes, notes, best epoch and value, the data it was
                              trained on (path and a fingerprint of the samples' files), the threads,
                              devolens and torch versions and command line of each session (first
-                             start, each --resume), the sha256 of the model.init starting weights
+                             start, each --resume), the sha256 of the model.init starting weights,
+                             the device and the mixed precision (amp) the latest session ran with
 
 A run folder made by a call that fails before its first checkpoint (bad data found while
 loading, Ctrl-C in the first epoch) is removed again: nothing is left that ``--resume``
@@ -47,6 +48,7 @@ from devolens.data.augment import build_augment
 from devolens.data.datasets import (PopulationDataset, SegmentationDataset, folder_split, index_dataset,
                                     pad_collate, split_by_group, time_blocks)
 from devolens.errors import DevolensError
+from devolens.errors import ordinal as _ordinal  # 1st, 2nd, ... (shared with the demo's report)
 from devolens.io.atomic import atomic_path, missing_folders, remove_made, write_csv, write_text
 from devolens.models.architectures import build_model, build_regressor, save_model
 from devolens.train import metrics as M
@@ -104,12 +106,6 @@ class TrainResult:
     start_value: float | None = None
     #: one line when no epoch beat those starting weights (else None)
     start_note: str | None = None
-
-
-def _ordinal(n: int) -> str:
-    """1st, 2nd, 3rd, 4th, 11th, 21st..."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 def seed_everything(seed: int) -> None:
@@ -720,9 +716,71 @@ def build_from_recipe(recipe: dict) -> torch.nn.Module:
 
 
 def _autocast(amp: str, device: torch.device | str = "cpu"):
-    if amp == "bf16":
-        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    """The forward pass's arithmetic for ``train.amp`` (run :func:`effective_amp` first): bf16 or fp16 autocast,
+    else fp32."""
+    if amp in _AMP_DTYPES:
+        return torch.autocast(torch.device(device).type, dtype=_AMP_DTYPES[amp])
     return contextlib.nullcontext()
+
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _cpu_has_fp16() -> bool:
+    """Whether PyTorch's CPU kernels have float16 arithmetic here (AVX512-FP16 or AMX-FP16 on x86, FP16 arithmetic
+    on ARM). Elsewhere fp16 autocast is emulated: a tiny U-Net's training step took 0.7-1.1 s in fp16 against 0.05 s
+    in fp32 (and 0.035 s in bf16) on an AMD EPYC with AVX512-BF16, with the same losses."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def effective_amp(amp: str, device: torch.device | str, what: str = "training") -> tuple[str, str | None]:
+    """The ``train.amp`` that runs on ``device``, and a note where it is not the one asked for.
+
+    bf16 on a CUDA GPU without native bfloat16 (compute capability < 8.0: T4, V100, GTX 10xx, RTX 20xx) runs fp16:
+    PyTorch does not refuse bf16 there (``torch.cuda.is_bf16_supported()`` says True, counting emulation), but its
+    convolutions fall back to slow paths, while fp16 runs on those GPUs' tensor cores; these networks normalise
+    their activations (batch norm) and compute their losses in fp32, far inside fp16's range, and the loss scaling
+    of training keeps small gradients from vanishing. fp16 on a CPU without float16 arithmetic
+    (:func:`_cpu_has_fp16`) runs fp32: emulated fp16 is 15-20 times slower there. The GPU asked about is the
+    current CUDA device for a bare ``cuda`` (:func:`use_device` makes ``cuda:N`` current first).
+
+    Parameters
+    ----------
+    amp : {"none", "bf16", "fp16"}
+        The recipe's ``train.amp``.
+    device : torch.device or str
+        Where the network runs.
+    what : str
+        What runs, for the note (``training``, ``evaluating``).
+
+    Returns
+    -------
+    (str, str or None)
+        The amp to run and the note saying why it differs (None where it does not).
+    """
+    device = torch.device(device)
+    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        name = torch.cuda.get_device_name(device)
+        major, minor = torch.cuda.get_device_capability(device)
+        how = "training in fp16 with loss scaling instead (train.amp: fp16)" if what == "training" else \
+            f"{what} in fp16 instead"
+        return "fp16", f"{name} (compute capability {major}.{minor}) has no native bfloat16: {how}"
+    if amp == "fp16" and device.type == "cpu" and not _cpu_has_fp16():
+        how = "training in fp32 instead (train.amp: none)" if what == "training" else f"{what} in fp32 instead"
+        return "none", (f"this CPU has no float16 arithmetic (fp16 would run many times slower than fp32 here; "
+                        f"train.amp: fp16 is meant for GPUs): {how}")
+    return amp, None
+
+
+def use_device(device: torch.device) -> None:
+    """Make ``cuda:N`` the current CUDA device (nothing for ``cpu`` or a bare ``cuda``): the DataLoader's
+    pin-memory thread, and anything else that asks CUDA for "the" device, would otherwise open a context on GPU 0
+    (memory taken on a GPU another user may hold). The setting stays for the process."""
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
 
 
 def resolve_device(name: str = "auto", option: str = "train.device") -> torch.device:
@@ -972,7 +1030,8 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
         if not bool(torch.isfinite(y).all()):
             # a finite training loss can still step to weights that overflow (a far too high rate): say so
             # rather than fail in the metrics
-            raise DevolensError("the network's outputs are NaN or infinite: training diverged; lower optimizer.lr")
+            raise DevolensError("the network's outputs are NaN or infinite: training diverged; lower optimizer.lr"
+                                + _FP16_HINT.get(amp, ""))
         if loss_fn is not None:
             losses.extend(loss_fn(y, *_on(device, batch["target"], batch.get("distance"))).tolist())
         y = y.cpu()
@@ -1149,9 +1208,30 @@ def preload_for_workers(ds: Dataset, workers: int, per_epoch: int, n: int,
     return done
 
 
-def _diverged(epoch: int, loss: object = "not finite") -> DevolensError:
-    """The error of a training run whose loss stopped being finite (``epoch`` counted from 0)."""
-    return DevolensError(f"training diverged (loss {loss}) at epoch {epoch + 1}; lower optimizer.lr")
+def _diverged(epoch: int, loss: object = "not finite", amp: str = "none") -> DevolensError:
+    """The error of a training run whose loss stopped being finite (``epoch`` counted from 0); in fp16, whose
+    numbers end at 65504, also the way back to fp32."""
+    return DevolensError(f"training diverged (loss {loss}) at epoch {epoch + 1}; lower optimizer.lr"
+                         + _FP16_HINT.get(amp, ""))
+
+
+_FP16_HINT = {"fp16": " (or train in fp32 with train.amp: none: fp16 holds numbers up to 65504 only)"}
+
+#: the loss scale below which fp16 training counts as diverged: the scaler halves it at each step whose gradients
+#: are not finite (and skips that step, which is no divergence); under 1 they were not finite even unscaled, and
+#: every further step would be skipped (the network no longer trains)
+MIN_LOSS_SCALE = 1.0
+
+
+def _scale_collapsed(scaler: "torch.amp.GradScaler") -> bool:
+    """Whether fp16 loss scaling has given up (:data:`MIN_LOSS_SCALE`; waits for the device)."""
+    return scaler.is_enabled() and scaler.get_scale() < MIN_LOSS_SCALE
+
+
+def _gradients_diverged(epoch: int) -> DevolensError:
+    """The error of an fp16 run whose gradients stayed NaN or infinite (:func:`_scale_collapsed`)."""
+    return DevolensError(f"training diverged (the gradients are NaN or infinite even without loss scaling) at epoch "
+                         f"{epoch + 1}; lower optimizer.lr" + _FP16_HINT["fp16"])
 
 
 def _lazy_sync(device: torch.device) -> bool:
@@ -1524,9 +1604,11 @@ def train(
         Override ``train.prune_top`` (percent of highest-loss samples dropped after
         ``train.prune_after`` warm-up epochs). Nothing is pruned in a run of no more epochs than
         the warm-up, nor in a resumed run past its warm-up that was not pruned then (a note says so).
-    device : {"auto", "cpu", "cuda"}, optional
+    device : {"auto", "cpu", "cuda", "cuda:N"}, optional
         Override ``train.device`` (``auto``: the first CUDA GPU when PyTorch sees one, else
-        the CPU). Runs resumed on another device continue there.
+        the CPU; ``cuda:N`` becomes the process's current CUDA device). Runs resumed on another
+        device continue there. ``train.amp`` runs as :func:`effective_amp` says for it (bf16 on a
+        GPU without native bfloat16 runs fp16, with a note; run.json's ``amp`` records what ran).
     progress : callable, optional
         ``progress(done_steps, total_steps)`` after each training batch.
     info : callable, optional
@@ -1628,6 +1710,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         torch.set_num_threads(int(T["threads"]))
     session = _session_record(command, out / "run.json" if resume else None)
     device = resolve_device(T["device"], option)
+    use_device(device)  # cuda:N: before any model, tensor or loader touches CUDA
+    amp, amp_note = effective_amp(T["amp"], device)  # what runs here (the recipe keeps what it asks for)
     if resume:
         done = _epochs_done(ckpt)
         if done >= int(T["epochs"]):  # nothing to train: the run as it is (the caller says how to go on)
@@ -1668,6 +1752,10 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         return model, opt, _scheduler(rec, opt)
 
     model, opt, sched = fresh()
+    # fp16's loss scaling: the loss is multiplied before backward so that small gradients stay above fp16's
+    # smallest numbers, and a step whose gradients overflow is skipped (the scale halves); disabled, it passes
+    # the loss and the step through unchanged
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     out.mkdir(parents=True, exist_ok=True)
     active = np.arange(len(train_ds))
     pruned_df: pd.DataFrame | None = None
@@ -1676,7 +1764,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     ids = list(getattr(train_ds, "ids", [str(i) for i in range(len(train_ds))]))
     sample_losses = _SampleLosses(out / "sample_losses.csv", ids)
     if resume:
-        extra = load_checkpoint(ckpt, model, opt, sched, restore_rng=True)
+        extra = load_checkpoint(ckpt, model, opt, sched, restore_rng=True, scaler=scaler)
         if T["channels_last"]:  # the optimizer's moments come back contiguous: in their parameters' layout again
             _state_like_params(opt)
         start = int(extra["epoch"])
@@ -1694,6 +1782,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         dump_recipe(rec, out / "recipe.yaml")
         write_csv(bundle.split, out / "split.csv")
     notes = list(bundle.notes)
+    if amp_note:  # the arithmetic of this session's device (said again by a resumed run that meets it)
+        notes.append(amp_note)
     if bundle.unmatched:
         n = len(bundle.unmatched)
         notes.append(f"{n} file{'s' if n != 1 else ''} without a partner, not used (e.g. {bundle.unmatched[0]}; "
@@ -1740,7 +1830,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     elif init and (isinstance(val_ds, IterableDataset) or len(val_ds)):
         with torch.random.fork_rng(devices=[]):  # the training's random draws stay as without this score
             t_val = time.perf_counter()
-            ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"])
+            ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=amp)
         v = ev["metrics"].get(monitor)
         v = float(v) if isinstance(v, (int, float, np.floating)) and np.isfinite(v) else None
         start_info = {"init": str(init), "monitor": monitor, "value": v,
@@ -1778,6 +1868,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 total_steps = done_steps + (n_epochs - epoch) * steps_in(len(active))
                 if T["prune_restart"]:  # trained afresh on the rest: the best model is one of these epochs
                     model, opt, sched = fresh()
+                    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
                     best_value, best_epoch = None, None
             # ---- one training epoch in a seeded order
             epoch_seed = seed * 100_003 + epoch
@@ -1808,19 +1899,24 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 x, target, distance = _on(device, batch["image"], batch["target"], batch.get("distance"))
                 if T["channels_last"] and x.ndim == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with _autocast(T["amp"], device):
+                with _autocast(amp, device):
                     y = model(x)
                 per = loss_fn(y.float(), target, distance)
                 loss = per.mean()
+                # the loss is checked unscaled: an fp16 step the scaler skips (its gradients overflowed at the
+                # current scale) has a finite loss and is no divergence; a scale that collapses is
                 if lazy:
                     bad |= ~torch.isfinite(loss)
                     if (step + 1) % SYNC_EVERY == 0 and bool(bad):
-                        raise _diverged(epoch)
+                        raise _diverged(epoch, amp=amp)
                 elif not torch.isfinite(loss):
-                    raise _diverged(epoch, loss.item())
+                    raise _diverged(epoch, loss.item(), amp)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                scaler.scale(loss).backward()
+                scaler.step(opt)  # unscales the gradients first (no clipping here); skips the step where not finite
+                scaler.update()
+                if (not lazy or (step + 1) % SYNC_EVERY == 0) and _scale_collapsed(scaler):
+                    raise _gradients_diverged(epoch)
                 pending.append((batch["index"], per.detach()))
                 if not lazy:
                     run_loss, n_seen = _note_losses(pending, sample_losses, epoch, run_loss, n_seen)
@@ -1830,11 +1926,13 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 if progress is not None:
                     progress(done_steps, total_steps)
             if lazy and bool(bad):
-                raise _diverged(epoch)
+                raise _diverged(epoch, amp=amp)
+            if _scale_collapsed(scaler):
+                raise _gradients_diverged(epoch)
             run_loss, n_seen = _note_losses(pending, sample_losses, epoch, run_loss, n_seen)
             # ---- validation
             t_val = time.perf_counter()
-            ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"], keep=keep)
+            ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=amp, keep=keep)
             t_val = time.perf_counter() - t_val
             metrics = ev["metrics"]
             sched.step(metrics.get("val_loss"))
@@ -1857,7 +1955,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             save_checkpoint(ckpt, model, opt, sched, extra={
                 "epoch": epoch + 1, "best_value": best_value, "best_epoch": best_epoch, "active": active.tolist(),
                 "class_weights": used_weights,
-            })
+            }, scaler=scaler)
             write_text(out / "run.json", json.dumps({
                 "epochs_done": epoch + 1, "monitor": monitor, "mode": mode, "best_epoch": best_epoch,
                 "best_value": best_value, "n_train": int(len(train_ds)), "n_val": int(len(val_ds)),
@@ -1867,7 +1965,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                                        f"best_epoch {best_epoch} is the {_ordinal(best_epoch + 1)} epoch)"),
                 "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
                 **({"start": start_info} if start_info is not None else {}),
-                "device": str(device), **session,
+                "device": str(device), "amp": amp, **session,
                 "data": {"path": None if data_path is None else str(data_path.resolve()), "samples": int(len(bundle.split)),
                          "fingerprint": bundle.fingerprint},
             }, indent=2, default=float))
