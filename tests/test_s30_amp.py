@@ -87,7 +87,7 @@ def test_fp16_on_a_cpu_without_float16_arithmetic_runs_fp32(monkeypatch):
 def test_fp16_recipe_trained_on_a_plain_cpu_runs_fp32_and_says_so(pairs, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "_cpu_has_fp16", lambda: False)
     said: list[str] = []
-    res = train(_fp16(epochs=1), pairs, tmp_path / "run", info=said.append)
+    res = train(_fp16(epochs=1, device="cpu"), pairs, tmp_path / "run", info=said.append)  # also on a GPU machine
     note = [s for s in said if "no float16 arithmetic" in s]
     assert len(note) == 1 and note[0].startswith("note: ")
     summary = json.loads((tmp_path / "run" / "run.json").read_text())
