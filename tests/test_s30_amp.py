@@ -16,6 +16,7 @@ import torch
 
 from _train_data import make_pairs, tiny_recipe
 from devolens.errors import DevolensError
+from devolens.models import quantize
 from devolens.train import trainer
 from devolens.train.trainer import effective_amp, train
 
@@ -29,7 +30,7 @@ def pairs(tmp_path_factory):
 @pytest.fixture
 def cpu_fp16(monkeypatch):
     """fp16 runs on this CPU as it would on one with float16 arithmetic (AVX512-FP16 / AMX-FP16)."""
-    monkeypatch.setattr(trainer, "_cpu_has_fp16", lambda: True)
+    monkeypatch.setattr(quantize, "fp16_fast_here", lambda: True)
 
 
 def _fp16(**train_over) -> dict:
@@ -42,6 +43,7 @@ def _t4(monkeypatch, native: bool = False, name: str = "Tesla T4", capability=(7
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native or including_emulation)
+    monkeypatch.setattr(torch.version, "hip", None, raising=False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
 
@@ -59,11 +61,10 @@ def test_recipe_takes_fp16_and_refuses_other_precisions():
 def test_bf16_on_a_gpu_without_native_bfloat16_runs_fp16_with_a_note(monkeypatch):
     _t4(monkeypatch)
     device = trainer.resolve_device("cuda:1")  # the trainer's own resolution of train.device
-    assert effective_amp("bf16", device) == (
-        "fp16", "Tesla T4 (compute capability 7.5) has no native bfloat16: training in fp16 with loss scaling instead "
-                "(train.amp: fp16)")
-    assert effective_amp("bf16", trainer.resolve_device("auto"), "evaluating") == (
-        "fp16", "Tesla T4 (compute capability 7.5) has no native bfloat16: evaluating in fp16 instead")
+    note = ("the GPU Tesla T4 (CUDA capability 7.5) has no native bfloat16: fp16 runs instead of bf16 (as train.amp: "
+            "fp16 does, with loss scaling in training)")
+    assert effective_amp("bf16", device) == ("fp16", note)
+    assert effective_amp("bf16", trainer.resolve_device("auto")) == ("fp16", note)  # (evaluate's, too)
     for amp in ("none", "fp16"):  # asked for: run as asked
         assert effective_amp(amp, device) == (amp, None)
     assert effective_amp("bf16", torch.device("cpu")) == ("bf16", None)  # the CPU's bf16 is unchanged
@@ -75,17 +76,17 @@ def test_bf16_on_a_gpu_with_native_bfloat16_stays_bf16(monkeypatch):
 
 
 def test_fp16_on_a_cpu_without_float16_arithmetic_runs_fp32(monkeypatch):
-    monkeypatch.setattr(trainer, "_cpu_has_fp16", lambda: False)
+    monkeypatch.setattr(quantize, "fp16_fast_here", lambda: False)
     amp, note = effective_amp("fp16", torch.device("cpu"))
     assert amp == "none" and "this CPU has no float16 arithmetic" in note
-    assert note.endswith("training in fp32 instead (train.amp: none)")
-    assert effective_amp("fp16", "cpu", "evaluating")[1].endswith("evaluating in fp32 instead")
-    monkeypatch.setattr(trainer, "_cpu_has_fp16", lambda: True)
+    assert note.endswith("fp32 runs instead of fp16 (as train.amp: none does)")
+    assert effective_amp("fp16", "cpu")[1] == note
+    monkeypatch.setattr(quantize, "fp16_fast_here", lambda: True)
     assert effective_amp("fp16", "cpu") == ("fp16", None)
 
 
 def test_fp16_recipe_trained_on_a_plain_cpu_runs_fp32_and_says_so(pairs, tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer, "_cpu_has_fp16", lambda: False)
+    monkeypatch.setattr(quantize, "fp16_fast_here", lambda: False)
     said: list[str] = []
     res = train(_fp16(epochs=1, device="cpu"), pairs, tmp_path / "run", info=said.append)  # also on a GPU machine
     note = [s for s in said if "no float16 arithmetic" in s]
@@ -179,6 +180,16 @@ def test_gradients_that_stay_infinite_are_a_divergence(pairs, tmp_path, monkeypa
         train(_fp16(), pairs, tmp_path / "run")
 
 
+def test_a_short_run_whose_every_step_was_skipped_is_a_divergence(pairs, tmp_path, cpu_fp16, inf_gradients):
+    """Two skipped steps leave the scale far above MIN_LOSS_SCALE (17 halvings), but the weights untrained: an error,
+    not a finished run."""
+    inf_gradients.steps = set(range(100))
+    with pytest.raises(DevolensError, match=r"training diverged \(no training step changed the weights: their "
+                                            r"gradients were NaN or infinite at every step\) at epoch 2; lower "
+                                            r"optimizer.lr \(or train in fp32"):
+        train(_fp16(), pairs, tmp_path / "run")
+
+
 # ----------------------------------------------------------------------------- devices
 def test_a_run_on_cuda_n_makes_it_the_current_device_first(pairs, tmp_path, monkeypatch):
     """cuda:N is the current CUDA device before any model is built or loader made (the pin-memory thread would
@@ -213,11 +224,11 @@ def test_evaluate_takes_a_device_and_says_the_precision_it_ran(pairs, tmp_path, 
     assert main(["evaluate", str(tmp_path / "nowhere"), "--data", str(pairs), "--device", "tpu"]) == 2
     assert "--device must be auto, cpu, cuda or cuda:N" in capsys.readouterr().err
 
-    monkeypatch.setattr(trainer, "_cpu_has_fp16", lambda: False)
+    monkeypatch.setattr(quantize, "fp16_fast_here", lambda: False)
     train(_fp16(epochs=1), pairs, tmp_path / "run")
     res = evaluate_run(tmp_path / "run", pairs, device="cpu")
     assert res["device"] == "cpu" and res["amp"] == "none"
-    assert any(n.endswith("evaluating in fp32 instead") for n in res["notes"])
+    assert any(n.endswith("fp32 runs instead of fp16 (as train.amp: none does)") for n in res["notes"])
     assert main(["evaluate", str(tmp_path / "run"), "--data", str(pairs), "--device", "cpu"]) == 0
     assert "note: this CPU has no float16 arithmetic" in " ".join(capsys.readouterr().out.split())
     if not torch.cuda.is_available():

@@ -19,8 +19,7 @@ CU130_ARCHS = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
 @pytest.fixture
 def gpu(monkeypatch):
     """``gpu(capability, name, archs=CU130_ARCHS, count=1)``: PyTorch sees ``count`` such GPUs, built for CUDA 13.0
-    and ``archs``; the notes already printed are forgotten."""
-    monkeypatch.setattr(devices, "_NOTED", set(), raising=False)
+    and ``archs``."""
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
 
     def setup(capability=(9, 0), name="NVIDIA H100 80GB HBM3", archs=CU130_ARCHS, count=1):
@@ -42,7 +41,7 @@ def gpu(monkeypatch):
 
 
 @pytest.mark.parametrize("capability, name", [((7, 0), "Tesla V100-SXM2-16GB"), ((6, 1), "NVIDIA GeForce GTX 1080")])
-def test_an_old_gpu_is_refused_in_words_or_left_for_the_cpu(gpu, capability, name, capsys):
+def test_an_old_gpu_is_refused_in_words_or_left_for_the_cpu(gpu, capability, name):
     gpu(capability, name)
     for asked in ("cuda", "cuda:0"):
         with pytest.raises(DevolensError) as err:
@@ -52,17 +51,29 @@ def test_an_old_gpu_is_refused_in_words_or_left_for_the_cpu(gpu, capability, nam
                                   f"{capability[1]}) is not supported")
         assert "CUDA 13.0" in message and "7.5, 8.0" in message
         assert "--index-url https://download.pytorch.org/whl/cu126" in message and message.endswith("or use 'cpu'")
-    assert devices.resolve_device("auto") == "cpu"
-    assert devices.resolve_device("auto") == "cpu"
-    err = capsys.readouterr().err
-    assert err.count("note: ") == 1 and err.count("\n") == 1  # one line, once
-    assert name in err and "the networks run on the CPU" in err and "cu126" in err
+    with pytest.warns(devices.DeviceWarning) as said:  # (a library user's warning; the CLI's note: below)
+        assert devices.resolve_device("auto") == "cpu"
+    text = str(said[0].message)
+    assert len(said) == 1 and "\n" not in text
+    assert name in text and "the networks run on the CPU" in text and "cu126" in text
+
+
+def test_the_cli_says_the_cpu_was_chosen_over_an_old_gpu_once(gpu, tmp_path, capsys):
+    """evaluate resolves --device auto twice (the option, then the evaluation): one note: line."""
+    from devolens.cli import main
+
+    gpu((6, 1), "NVIDIA GeForce GTX 1080")
+    assert main(["evaluate", str(tmp_path / "nowhere"), "--data", str(tmp_path), "--device", "auto"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 2 and err[0].startswith("note: the GPU NVIDIA GeForce GTX 1080 (CUDA capability 6.1) is not "
+                                               "supported") and "the networks run on the CPU" in err[0]
+    assert err[1].startswith("error: ")
 
 
 @pytest.mark.parametrize("capability, archs", [
     ((7, 5), CU130_ARCHS), ((8, 9), CU130_ARCHS), ((9, 0), CU130_ARCHS), ((12, 1), CU130_ARCHS),
     ((9, 0), ["sm_80", "compute_80"]),  # PTX: compiled for a newer GPU as it loads
-    ((9, 0), ["sm_90a"]),
+    ((9, 0), ["sm_90a"]), ((9, 0), ["compute_90a"]),
     ((7, 0), []),  # a build that does not list its architectures: not judged
     ((7, 0), lambda: (_ for _ in ()).throw(RuntimeError("no arch flags"))),
 ])
@@ -72,10 +83,17 @@ def test_gpus_the_build_runs_are_taken(gpu, capability, archs, capsys):
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("capability, archs", [((7, 5), ["sm_80", "compute_80"]), ((9, 1), ["sm_90a"])])
+@pytest.mark.parametrize("capability, archs", [((7, 5), ["sm_80", "compute_80"]), ((9, 1), ["sm_90a"]),
+                                                ((10, 0), ["sm_90a", "compute_90a"])])
 def test_binaries_of_another_minor_or_later_ptx_do_not_run(gpu, capability, archs):
     gpu(capability, archs=archs)
     with pytest.raises(DevolensError, match="is not supported by this PyTorch"):
+        devices.resolve_device("cuda")
+
+
+def test_each_capability_built_for_is_named_once(gpu):
+    gpu((7, 5), "Tesla T4", archs=["sm_80", "sm_86", "compute_86", "sm_90a", "compute_90a"])
+    with pytest.raises(DevolensError, match=r"GPUs of capability 8\.0, 8\.6\+, 9\.0\)"):
         devices.resolve_device("cuda")
 
 
@@ -126,11 +144,11 @@ def test_bf16_only_on_gpus_with_native_bf16(gpu, capability, native):
         return resolve_precision(net, precision, None, fast=fast, device=device, multiple=32)
 
     assert resolve("auto", fast=False) == "fp32" and resolve("fp32") == "fp32"
-    assert resolve("auto") == ("bf16" if native else "fp32")  # (livedead's GPU default)
+    assert resolve("auto") == ("bf16" if native else "fp32")  # (fast: what the predictors ask for on a CPU only)
     if native:
         assert resolve("bf16", device="cuda:0") == "bf16"
     else:
-        with pytest.raises(DevolensError, match=r"precision 'bf16' is not available on this GPU \(.*CUDA capability "
+        with pytest.raises(DevolensError, match=r"precision 'bf16' is not available on the GPU .* \(CUDA capability "
                                                 r"7\.\d\): it needs capability 8\.0 \(Ampere\) or newer.*use fp32"):
             resolve("bf16")
 

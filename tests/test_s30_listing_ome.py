@@ -126,6 +126,30 @@ def test_a_position_files_ome_images_are_walked_once(tmp_path, monkeypatch):
     assert len(walks) == 1
 
 
+def test_a_single_file_ome_tiffs_planes_files_are_not_looked_up(tmp_path, monkeypatch):
+    """An OME-TIFF whose planes are all in it (no ``FileName=`` in its XML): its images' files are not looked up
+    (before s30 they were not; the first walk looked them up for every OME-TIFF); what it says is as before."""
+    import numpy as np
+    import tifffile
+
+    from devolens.io import stacks
+
+    path = tmp_path / "one.ome.tif"
+    tifffile.imwrite(path, np.zeros((3, 2, 8, 8), np.uint16), ome=True,
+                     metadata={"axes": "TCYX", "Channel": {"Name": ["GFP", "RFP"]}, "TimeIncrement": 2.0,
+                               "TimeIncrementUnit": "min", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25})
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_ome and "FileName=" not in tif.ome_metadata
+    walks = []
+    real = stacks._ome_images
+    monkeypatch.setattr(stacks, "_ome_images", lambda tif, root: walks.append(1) or real(tif, root))
+    stacks._layout.cache_clear()
+    assert stacks.channel_names(path) == ("GFP", "RFP") and stacks.frame_interval(path) == 120.0
+    assert stacks.pixel_size(path) == (0.25, 0.25, "µm")
+    assert stacks.ome_image(path) is None and stacks.ome_set_first(path) is None
+    assert walks == []
+
+
 def _stand_in(body: str, folder: Path):
     """A stand-in for an open OME-TIFF named here.ome.tif whose OME-XML's root holds ``body``, with its root."""
     from devolens.io import stacks
@@ -170,7 +194,7 @@ def test_the_walk_finds_the_image_stored_here(tmp_path):
 
     tif, root = _stand_in(_image(0, "0", "gone.ome.tif") + _image(1, "0"), tmp_path)
     walk = stacks._ome_walk(tif, root)
-    assert stacks._own_image(walk).get("ID") == "Image:1"
+    assert walk.own.get("ID") == "Image:1"
     assert stacks._metadata(tif, "CYX", (2, 8, 8), walk) == stacks._Meta(None, ("A1", None), 5.0,
                                                                           ("Image:1", None, 2, 2))
     assert stacks._missing_files(tif) is None and stacks._continues(tif) is None

@@ -26,7 +26,7 @@ WAIT = 120  # seconds: only ever reached when something is broken
 
 
 def test_one_lock_refuses_or_waits(tmp_path):
-    """The same held lock: ``wait=False`` is refused at once naming the holder, ``wait=True`` says so once, waits
+    """The same held lock: without ``waiting`` it is refused at once naming the holder; with it, says so once, waits
     for the holder to let go, then holds the file the path names (the holder removed its own)."""
     path, owner = tmp_path / ".out.lock", tmp_path / "out"
     held = FileLock.take(path, owner)
@@ -36,8 +36,7 @@ def test_one_lock_refuses_or_waits(tmp_path):
     assert str(refused.value) == f"{owner}: another devolens run is writing here (pid {os.getpid()})"
 
     told, got = [], []
-    waiter = threading.Thread(target=lambda: got.append(FileLock.take(path, owner, wait=True,
-                                                                      waiting=lambda: told.append(1))))
+    waiter = threading.Thread(target=lambda: got.append(FileLock.take(path, owner, waiting=lambda: told.append(1))))
     waiter.start()
     for _ in range(WAIT * 100):
         if told:

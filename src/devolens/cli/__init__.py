@@ -149,6 +149,28 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _device_notes() -> None:
+    """Show a :class:`~devolens.predict.devices.DeviceWarning` (``auto`` chose the CPU over a GPU this PyTorch
+    cannot run) as one ``note:`` line, once however often the command resolves its device; other warnings as
+    before. Call inside ``warnings.catch_warnings()``, which puts both settings back."""
+    from devolens.predict.devices import DeviceWarning
+
+    said: set[str] = set()
+    show = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, DeviceWarning):
+            show(message, category, filename, lineno, file, line)
+        elif str(message) not in said:
+            from devolens.cli._common import note
+
+            said.add(str(message))
+            note(str(message))
+
+    warnings.simplefilter("always", DeviceWarning)  # (said once here, whatever the warning registries remember)
+    warnings.showwarning = showwarning
+
+
 def _after_fork_in_child() -> None:
     """A process forked while devolens runs (render's worker pool, a training loader's workers) leaves stopping to
     its parent: SIGINT and SIGHUP (Ctrl-C, a closed terminal: sent to the whole group) are ignored there, SIGTERM
@@ -173,6 +195,7 @@ def _run(args: list[str]) -> int:
         atomic.stop_if_signalled()  # a signal that came while the process started
         with warnings.catch_warnings():  # the commands print their own note (library users get the warning)
             warnings.simplefilter("ignore", DiameterWarning)
+            _device_notes()
             # click's parsing and invocation without typer's standalone wrapper, which prints usage errors in a
             # box over several lines and turns Ctrl-C into a bare exit 130
             command = typer.main.get_command(app)

@@ -323,14 +323,13 @@ def evaluate_cmd(
     (bf16 on a GPU without native bfloat16, such as a T4 or V100, runs fp16, with a note)."""
     import json
 
-    from devolens.cli._common import out as stdout, progress_bar
+    from devolens.cli._common import device_option, out as stdout, progress_bar
     from devolens.errors import DevolensError
     from devolens.io.atomic import write_text
-    from devolens.predict.devices import device_name
     from devolens.train.evaluate import evaluate_run
 
     _at_least("--batch-size", batch_size, 1)
-    device = device_name(device, "--device")  # a misspelt name before any work (a missing GPU: evaluate_run)
+    device = device_option(device)  # a misspelt name or a missing GPU before any work
     if json_out is not None:
         _check_json(json_out, run, data)
     validate: dict = {}

@@ -590,7 +590,7 @@ def store_lock(store: str | Path, waiting: Callable[[str], None] | None = None) 
         warnings.warn(f"{store}: cannot lock the store ({exc.strerror}); runs writing it at the same time would lose "
                       "each other's tiles", stacklevel=5)
 
-    lock = FileLock.take(path, store, wait=True, waiting=told, strict=True, unlocked=unlocked)
+    lock = FileLock.take(path, store, waiting=told, unlocked=unlocked)  # waits its turn; says why it cannot lock
     try:
         yield
     finally:

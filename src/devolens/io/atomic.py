@@ -552,8 +552,7 @@ class FileLock:
         self.fd, self.path = fd, path
 
     @classmethod
-    def take(cls, path: Path, owner: Path, *, wait: bool = False, waiting: Callable[[], None] | None = None,
-             inside: Path | None = None, strict: bool = False,
+    def take(cls, path: Path, owner: Path, *, waiting: Callable[[], None] | None = None, inside: Path | None = None,
              unlocked: Callable[[OSError], None] | None = None) -> "FileLock | None":
         """Lock the file ``path`` (made when missing, in a folder that exists); None where the run goes on unlocked.
 
@@ -563,24 +562,24 @@ class FileLock:
             The lock file.
         owner : Path
             What the lock guards: the path the errors name.
-        wait : bool
-            When another run holds the lock: wait until it lets go (``waiting()`` is called once first; Ctrl-C and
-            SIGTERM interrupt the wait), or else (the default) refuse at once with a :class:`DevolensError`,
-            "another devolens run is writing here (pid N)".
+        waiting : callable, optional
+            Given: when another run holds the lock, ``waiting()`` is called once and the run waits until the other
+            lets go (Ctrl-C and SIGTERM interrupt the wait). Not given (the default): refused at once with a
+            :class:`DevolensError`, "another devolens run is writing here (pid N)".
         inside : Path, optional
             The lock file to use instead when ``path`` cannot be had and the folder of ``inside`` exists (an output
             folder of one's own in a folder one may not write in).
-        strict : bool
-            A lock file that cannot be made or locked is the user's to know: :func:`cannot_write` naming
+        unlocked : callable, optional
+            Given: a lock file that cannot be made or locked is the user's to know, :func:`cannot_write` naming
             ``owner``; a file system without locks, or a lock name that is no plain file, is told through
-            ``unlocked(error)`` and the run goes on unlocked. Not strict (the default): the run goes on unlocked
+            ``unlocked(error)`` and the run goes on unlocked. Not given (the default): the run goes on unlocked
             silently, whatever the reason (making the output itself then reports a real problem).
 
         Returns
         -------
         FileLock or None
             The lock, to :meth:`release`; None, unlocked, where the system has no ``flock`` (not POSIX), the file
-            system no locks, or (not ``strict``) the lock file cannot be had.
+            system no locks, or (``unlocked`` not given) the lock file cannot be had.
         """
         if _fcntl is None:
             return None
@@ -595,9 +594,9 @@ class FileLock:
                     path = inside  # (and so on retries)
                     fd = cls._open(path)
             except OSError as exc:
-                if strict and not isinstance(exc, _NotPlain):
-                    raise cannot_write(exc, owner) from None
-                if strict and unlocked is not None:
+                if unlocked is not None:
+                    if not isinstance(exc, _NotPlain):
+                        raise cannot_write(exc, owner) from None
                     unlocked(exc)
                 return None
             if fd is None:  # removed by the run that held it, between two opens: again
@@ -606,20 +605,20 @@ class FileLock:
                 try:
                     _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
                 except BlockingIOError:
-                    if not wait:
+                    if waiting is None:
                         pid = cls._holder(fd)
                         raise DevolensError("another devolens run is writing here" + (f" (pid {pid})" if pid else ""),
                                             path=owner) from None
-                    if waiting is not None and not told:
+                    if not told:
                         waiting()
                         told = True
                     _fcntl.flock(fd, _fcntl.LOCK_EX)  # Ctrl-C and SIGTERM interrupt the wait
             except OSError as exc:
                 os.close(fd)
-                if strict and not _no_locks(exc):
-                    raise cannot_write(exc, owner) from None
-                if strict and unlocked is not None:  # no locks on this file system: unlocked
-                    unlocked(exc)
+                if unlocked is not None:
+                    if not _no_locks(exc):
+                        raise cannot_write(exc, owner) from None
+                    unlocked(exc)  # no locks on this file system: unlocked
                 return None
             except BaseException:
                 os.close(fd)

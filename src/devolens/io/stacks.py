@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -323,8 +323,8 @@ def _layout(resolved: str, inode: int, size: int, mtime_ns: int,
                               and key.photometric == tifffile.PHOTOMETRIC.RGB
                               and key.planarconfig == tifffile.PLANARCONFIG.SEPARATE)
             dtype = np.dtype(s.dtype).name if s.dtype is not None else ""
-            try:  # the OME-XML parsed once (Micro-Manager's can be megabytes) and its images walked once, for the
-                # calibration and the metadata
+            try:  # the OME-XML parsed once (Micro-Manager's can be megabytes) and its images walked at most once,
+                # for the calibration and the metadata
                 walk = _ome_walk(tif, _ome_root(tif))
             except Exception:  # noqa: BLE001 - OME-XML it cannot parse: read as tifffile reads it
                 walk = _UNPARSED
@@ -430,68 +430,57 @@ def _ome_images(tif, root) -> list[tuple]:
     return out
 
 
-@dataclass(frozen=True)
 class _OmeWalk:
-    """What the OME helpers (:func:`_own_image`, :func:`_continues`, :func:`_channel_names`, :func:`_interval`,
-    :func:`_image_read`, :func:`_calibration`, :func:`_missing_files`) need of an OME-TIFF's parsed OME-XML, from one
-    walk of its images (:func:`_ome_walk`): a Micro-Manager OME-XML lists every plane of every stage position, and
-    was walked once per helper. A value that could not be worked out holds the exception raised, raised again by
-    :func:`_ok` where a helper asks for it (each helper's answer for XML it cannot read is its own). Not cached
-    beyond :func:`_layout`'s parse (whose :class:`_Meta` and calibration are), so that no XML is kept."""
+    """What the OME helpers (:func:`_continues`, :func:`_channel_names`, :func:`_interval`, :func:`_image_read`,
+    :func:`_calibration`, :func:`_missing_files`) need of an OME-TIFF's parsed OME-XML, each part worked out once
+    when first read (a Micro-Manager OME-XML lists every plane of every stage position, and was walked once per
+    helper), and only where a helper reads it: the files of each image's planes are not looked up for an OME-TIFF
+    whose planes are all in one file. A part that cannot be worked out raises where it is read (each helper's
+    answer for XML it cannot read is its own). Not cached beyond :func:`_layout`'s parse (whose :class:`_Meta` and
+    calibration are), so that no XML is kept."""
 
-    #: ``"FileName="`` in the OME-XML's text: some image's planes may be in other files (named by its TiffData)
-    named: bool
-    #: the ``MetadataFile`` of the XML's ``BinaryOnly`` element (``""`` where it names none); None where it has none
-    binary_only: "str | None | Exception"
-    #: :func:`_ome_images`: ``(Image element, files of its TiffData, file of its first plane)`` per image
-    images: "list[tuple] | Exception"
-    #: the ``Image`` element of the series read (:func:`_own_image`)
-    own: object
-    #: the ``Pixels`` element of that image (the XML's first where it has no image, or an empty one), or None
-    pixels: object
+    def __init__(self, tif, root):
+        self.tif, self.root = tif, root
 
+    @cached_property
+    def named(self) -> bool:
+        """``"FileName="`` in the OME-XML's text: some image's planes may be in other files (named by its
+        TiffData)."""
+        return "FileName=" in (self.tif.ome_metadata or "")
 
-def _caught(compute):
-    """``compute()``, or the exception it raised (kept in an :class:`_OmeWalk`, raised again by :func:`_ok`)."""
-    try:
-        return compute()
-    except Exception as exc:  # noqa: BLE001 - raised again where a helper asks for this value
-        return exc
+    @cached_property
+    def binary_only(self) -> str | None:
+        """The ``MetadataFile`` of the XML's ``BinaryOnly`` element (``""`` where it names none); None where it has
+        none."""
+        return next((e.get("MetadataFile") or "" for e in self.root if e.tag.endswith("BinaryOnly")), None)
 
+    @cached_property
+    def images(self) -> list[tuple]:
+        """:func:`_ome_images`: ``(Image element, files of its TiffData, file of its first plane)`` per image."""
+        return _ome_images(self.tif, self.root)
 
-def _ok(value):
-    """A value of an :class:`_OmeWalk`, raising again the exception that working it out raised."""
-    if isinstance(value, Exception):
-        raise value
-    return value
+    @cached_property
+    def own(self):
+        """The ``Image`` element of the series read (:func:`own_series`): the first whose first plane is stored in
+        this file; the XML's first where its planes are all in one file (or none is here). None where there is
+        none."""
+        tops = [e for e in self.root if e.tag.endswith("Image")]
+        if len(tops) < 2 or not self.named:
+            return tops[0] if tops else None
+        return next((image for image, _, first in self.images if first == ""), tops[0])
+
+    @cached_property
+    def pixels(self):
+        """The ``Pixels`` element of the image read (the XML's first where it has no image, or an empty one), or
+        None."""
+        return _ome_pixels(self.own or self.root)
 
 
 def _ome_walk(tif, root) -> _OmeWalk | None:
     """The images of an OME-TIFF's parsed OME-XML (``root``, :func:`_ome_root`), walked once for all the OME helpers
-    (:class:`_OmeWalk`); None where ``root`` is None (a TIFF without OME-XML). Raises nothing: what cannot be worked
-    out is kept, and raised where it is asked for."""
-    if root is None:
-        return None
-    named = "FileName=" in (tif.ome_metadata or "")
-    binary_only = _caught(lambda: next((e.get("MetadataFile") or "" for e in root if e.tag.endswith("BinaryOnly")),
-                                       None))
-    images = _caught(lambda: _ome_images(tif, root))
-
-    def own():
-        tops = [e for e in root if e.tag.endswith("Image")]
-        if len(tops) < 2 or not named:
-            return tops[0] if tops else None
-        return next((image for image, _, first in _ok(images) if first == ""), tops[0])
-
-    image = _caught(own)
-    pixels = _caught(lambda: _ome_pixels(_ok(image) or root))
-    return _OmeWalk(named, binary_only, images, image, pixels)
-
-
-def _own_image(walk: _OmeWalk):
-    """The ``Image`` element of the series read (:func:`own_series`): the first whose first plane is stored in this
-    file; the XML's first where its planes are all in one file (or none is here). None where there is none."""
-    return _ok(walk.own)
+    (:class:`_OmeWalk`); None where ``root`` is None (a TIFF without OME-XML). Raises nothing: each part is worked
+    out where it is read."""
+    return None if root is None else _OmeWalk(tif, root)
 
 
 def _image_read(walk: _OmeWalk | None) -> tuple | None:
@@ -500,10 +489,10 @@ def _image_read(walk: _OmeWalk | None) -> tuple | None:
     stored in this file: its first series is read, and :func:`other_series_note` says so)."""
     if walk is None or not walk.named:
         return None
-    images = _ok(walk.images)
+    images = walk.images
     if len(images) < 2 or all(first == "" for _, _, first in images):
         return None
-    image = _own_image(walk)
+    image = walk.own
     at = next((k for k, (e, _, first) in enumerate(images) if e is image and first == ""), None)
     if at is None:
         return None
@@ -517,10 +506,10 @@ def _missing_files(tif) -> str | None:
 
     try:
         walk = _ome_walk(tif, _ome_root(tif))
-        image = _own_image(walk) if walk is not None else None
+        image = walk.own if walk is not None else None
         if image is None:
             return None
-        files = next(f for e, f, _ in _ok(walk.images) if e is image)
+        files = next(f for e, f, _ in walk.images if e is image)
         folder = tif.filehandle.dirname
         gone = list(dict.fromkeys(f for f in files if f and not os.path.exists(os.path.join(folder, f))))
     except Exception:  # noqa: BLE001 - tifffile's own words then
@@ -540,10 +529,10 @@ def _continues(tif, walk: _OmeWalk | None = None) -> str | None:
     if "BinaryOnly" not in xml and "FileName=" not in xml:  # planes in one file: nothing to look up
         return None
     walk = _ome_walk(tif, _ome_root(tif)) if walk is None else walk
-    binary_only = _ok(walk.binary_only)
+    binary_only = walk.binary_only
     if binary_only is not None:
         return binary_only
-    for _, files, first in _ok(walk.images):
+    for _, files, first in walk.images:
         if "" not in files:  # none of its planes here
             continue
         if first:
@@ -562,7 +551,7 @@ def _channel_names(tif, axes: str, shape: tuple[int, ...], walk: _OmeWalk | None
         return ()
     n = dict(lead)["C"]
     if walk is not None and tif.series[own_series(tif)].kind == "ome":
-        pixels = _ok(walk.pixels)
+        pixels = walk.pixels
         if pixels is None:
             return ()
         names = [c.get("Name") or None for c in pixels if c.tag.endswith("Channel")]
@@ -597,7 +586,7 @@ def _interval(tif, walk: _OmeWalk | None) -> float | None:
 
     value, unit = None, "s"
     if walk is not None and tif.series[own_series(tif)].kind == "ome":
-        pixels = _ok(walk.pixels)
+        pixels = walk.pixels
         if pixels is not None and pixels.get("TimeIncrement"):
             value, unit = float(pixels.get("TimeIncrement")), pixels.get("TimeIncrementUnit") or "s"
     elif tif.is_imagej:
@@ -1225,7 +1214,7 @@ def _calibration(tif, walk) -> tuple[float, float, str] | None:
         if tif.is_ome and tif.ome_metadata:
             if walk is _UNPARSED:
                 return None
-            pixels = _ok(walk.pixels)
+            pixels = walk.pixels
             if pixels is not None and pixels.get("PhysicalSizeX"):
                 sx = float(pixels.get("PhysicalSizeX"))
                 ux = pixels.get("PhysicalSizeXUnit") or "µm"

@@ -83,6 +83,19 @@ def bf16_fast_here() -> bool:
 
 
 @lru_cache(maxsize=1)
+def fp16_fast_here() -> bool:
+    """True when PyTorch's CPU kernels have float16 arithmetic here (AVX512-FP16 or AMX-FP16 on x86, FP16
+    arithmetic on ARM). Elsewhere fp16 autocast is emulated: a tiny U-Net's training step took 0.7-1.1 s in fp16
+    against 0.05 s in fp32 (and 0.035 s in bf16) on an AMD EPYC with AVX512-BF16, with the same losses. False
+    where this PyTorch has no such check (a build without oneDNN): fp32 then, unlike :func:`bf16_fast_here`,
+    because emulated fp16 is far slower than emulated bf16."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+@lru_cache(maxsize=1)
 def int8_supported() -> bool:
     """True when this PyTorch build can run the int8 networks: the oneDNN quantized engine
     is there and a small int8 convolution runs (checked once per process)."""
@@ -210,7 +223,7 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
         An unknown precision, ``"int8"`` where it cannot run (the message says why), or ``"bf16"`` on a GPU
         without native bf16.
     """
-    from devolens.predict.devices import check_precision, native_bf16
+    from devolens.predict.devices import check_precision, gpu_label, native_bf16
 
     check_precision(precision)
     on_cpu = str(device) == "cpu"
@@ -234,10 +247,8 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
             if native_bf16(device):
                 return "bf16"
             if precision == "bf16":  # refused, not run emulated: slower than fp32 where cuDNN does not refuse it
-                major, minor = torch.cuda.get_device_capability(device)
-                gpu = torch.cuda.get_device_name(device)
-                raise DevolensError(f"precision 'bf16' is not available on this GPU ({gpu}, "
-                                    f"CUDA capability {major}.{minor}): it needs capability 8.0 (Ampere) or newer, "
+                raise DevolensError(f"precision 'bf16' is not available on the GPU {gpu_label(device)}: "
+                                    "it needs capability 8.0 (Ampere) or newer, "
                                     "without which cuDNN has no bf16 convolutions (they would run emulated, slowly, "
                                     "or fail); use fp32, the GPU's default")
         return "fp32"

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 
 from devolens.errors import DevolensError
 
-__all__ = ["DEVICES", "PRECISIONS", "BACKENDS", "device_name", "check_precision", "check_backend", "resolve_device",
-           "native_bf16", "note_once"]
+__all__ = ["DEVICES", "PRECISIONS", "BACKENDS", "DeviceWarning", "device_name", "check_precision", "check_backend",
+           "resolve_device", "native_bf16", "gpu_label"]
 
 DEVICES = ("auto", "cpu", "cuda")
 #: the networks' arithmetic (``auto``: int8 where the CPU runs it well, else bf16; see models.quantize)
@@ -56,16 +57,11 @@ def device_name(name: str, option: str = "device") -> str:
 #: where PyTorch's CUDA 12.6 wheels are: its builds for the oldest GPUs (capability 5.0 to 7.0, which its CUDA 13
 #: builds dropped) and drivers (CUDA 13 needs driver 580 or newer)
 OLDER_GPU_INDEX = "https://download.pytorch.org/whl/cu126"
-#: the notes :func:`note_once` printed in this process
-_NOTED: set[str] = set()
 
 
-def note_once(text: str) -> None:
-    """Print ``note: text`` on stderr, once per process: a predictor built several times (population's nuclei and
-    regressor networks, a script's loop) says it once. One line, as the CLI prints its notes."""
-    if text not in _NOTED:
-        _NOTED.add(text)
-        print(f"note: {text}", file=sys.stderr, flush=True)
+class DeviceWarning(UserWarning):
+    """``auto`` found a CUDA GPU that this PyTorch build cannot run and chose the CPU (the message says how to use
+    the GPU). The CLI prints it as one ``note:`` line, once per command however often the device is resolved."""
 
 
 def _install_hint(torch, build: str) -> str:
@@ -119,20 +115,19 @@ def _unfit_gpu(torch, device: str) -> tuple[str, str] | None:
         return None
     have = 10 * int(major) + int(minor)
     for m in built:
+        code, exact = int(m.group(2)), m.group(3) == "a"  # sm_90a, compute_90a: that capability only
+        if m.group(1) == "compute" and (code == have if exact else code <= have):
+            return None
+        if m.group(1) == "sm" and code // 10 == major and code % 10 <= minor and (not exact or code == have):
+            return None
+    newer: dict[int, bool] = {}  # each capability built for, and whether its PTX also runs later GPUs ("8.0+")
+    for m in built:
         code = int(m.group(2))
-        if m.group(1) == "compute" and code <= have:
-            return None
-        if m.group(1) == "sm" and code // 10 == major and code % 10 <= minor and (m.group(3) != "a" or code == have):
-            return None
-    codes = sorted({(int(m.group(2)), m.group(1)) for m in built})
-    caps = ", ".join(f"{c // 10}.{c % 10}" + ("+" if kind == "compute" else "") for c, kind in codes)
-    try:
-        name = torch.cuda.get_device_name(device)
-    except Exception:
-        name = device
-    what = (f"the GPU {name} (CUDA capability {major}.{minor}) is not supported by this PyTorch {torch.__version__} "
+        newer[code] = newer.get(code, False) or (m.group(1) == "compute" and m.group(3) != "a")
+    caps = ", ".join(f"{c // 10}.{c % 10}" + ("+" if newer[c] else "") for c in sorted(newer))
+    what = (f"the GPU {gpu_label(device)} is not supported by this PyTorch {torch.__version__} "
             f"(built for CUDA {torch.version.cuda} and GPUs of capability {caps})")
-    older = have >= 50 and have < min(c for c, _ in codes)  # (PyTorch's CUDA 12.6 builds start at 5.0)
+    older = have >= 50 and have < min(newer)  # (PyTorch's CUDA 12.6 builds start at 5.0)
     fix = (_install_hint(torch, "a PyTorch build for this GPU") if older else
            "install a PyTorch build that supports it (https://pytorch.org/get-started/locally/)")
     return what, fix
@@ -140,7 +135,8 @@ def _unfit_gpu(torch, device: str) -> tuple[str, str] | None:
 
 def resolve_device(name: str = "auto", option: str = "device") -> str:
     """A device name as the networks take it: ``cpu``, ``cuda`` or ``cuda:N``; ``auto`` is a CUDA GPU when
-    PyTorch sees one that this build can run, else the CPU (with a note when there is a GPU it cannot run).
+    PyTorch sees one that this build can run, else the CPU (with a :class:`DeviceWarning` when there is a GPU it
+    cannot run).
 
     Raises
     ------
@@ -159,7 +155,8 @@ def resolve_device(name: str = "auto", option: str = "device") -> str:
         unfit = _unfit_gpu(torch, "cuda")
         if unfit is None:
             return "cuda"
-        note_once(f"{unfit[0]}: the networks run on the CPU; to use the GPU, {unfit[1]}")
+        warnings.warn(f"{unfit[0]}: the networks run on the CPU; to use the GPU, {unfit[1]}", DeviceWarning,
+                      stacklevel=2)
         return "cpu"
     if not torch.cuda.is_available():
         raise DevolensError(f"{option} {canonical!r}: {_no_gpu(torch)}; use 'auto' or 'cpu'")
@@ -192,3 +189,19 @@ def native_bf16(device: str) -> bool:
         return torch.cuda.get_device_capability(device)[0] >= 8
     except Exception:
         return True
+
+
+def gpu_label(device: str) -> str:
+    """The CUDA GPU ``device`` in words for messages: its name and capability, e.g. ``Tesla T4 (CUDA capability
+    7.5)`` (the device's name, or no capability, where PyTorch cannot tell)."""
+    import torch
+
+    try:
+        name = torch.cuda.get_device_name(device)
+    except Exception:
+        name = str(device)
+    try:
+        major, minor = torch.cuda.get_device_capability(device)
+    except Exception:
+        return name
+    return f"{name} (CUDA capability {major}.{minor})"

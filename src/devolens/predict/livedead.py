@@ -242,8 +242,9 @@ class LiveDeadPredictor:
         self.card = card or {}
         self.multiple = 2 ** int(self.card.get("architecture", {}).get("encoder_depth", 5))
         model = model.to(self.device).eval()
-        self.precision = resolve_precision(model, precision, int8_params, fast=bool(fast), device=str(self.device),
-                                           multiple=self.multiple)
+        # fast is the CPU's arithmetic: a GPU runs fp32 unless bf16 is asked for (as the other predictors)
+        self.precision = resolve_precision(model, precision, int8_params, fast=bool(fast) and self.device.type == "cpu",
+                                           device=str(self.device), multiple=self.multiple)
         self._network = PrecisionNetwork(model, self.precision, int8_params, str(self.device))
         self.model = self._network.model
         self.window, self.overlap, self.batch_size = int(window), int(overlap), int(batch_size)

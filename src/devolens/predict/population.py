@@ -330,7 +330,8 @@ class PopulationPredictor:
                 if precision == "bf16":
                     from devolens.predict.devices import native_bf16, resolve_device
 
-                    device = resolve_device(options.get("device", "cpu"))
+                    # (resolved once: the nuclei network takes the name as resolved)
+                    options["device"] = device = resolve_device(options.get("device", "cpu"))
                     if device != "cpu" and not native_bf16(device):
                         precision = "fp32"  # a GPU before Ampere has no bf16 convolutions: refused there
                 options["precision"] = precision

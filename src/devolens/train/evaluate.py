@@ -139,7 +139,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     from devolens.checks import whole
 
     whole(batch_size, "--batch-size", 1)
-    where = resolve_device(device, "--device")  # before any work: a GPU asked for where there is none
+    where = resolve_device(device, "device")  # before any work: a GPU asked for where there is none
     run = Path(run)
     best = run / "best.safetensors"
     if not best.exists():
@@ -212,7 +212,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         names = [str(x) for x in df["sample"]] if "sample" in df.columns else [Path(x).name for x in df["image"]]
         ds = make_dataset(rec, df, train=False)
     use_device(where)
-    amp, amp_note = effective_amp(rec["train"]["amp"], where, "evaluating")
+    amp, amp_note = effective_amp(rec["train"]["amp"], where)
     if amp_note:
         notes.append(amp_note)
     model = model.to(where)  # auto: a GPU when there is one (wherever the run was trained)

@@ -726,26 +726,18 @@ def _autocast(amp: str, device: torch.device | str = "cpu"):
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _cpu_has_fp16() -> bool:
-    """Whether PyTorch's CPU kernels have float16 arithmetic here (AVX512-FP16 or AMX-FP16 on x86, FP16 arithmetic
-    on ARM). Elsewhere fp16 autocast is emulated: a tiny U-Net's training step took 0.7-1.1 s in fp16 against 0.05 s
-    in fp32 (and 0.035 s in bf16) on an AMD EPYC with AVX512-BF16, with the same losses."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
+def effective_amp(amp: str, device: torch.device | str) -> tuple[str, str | None]:
+    """The ``train.amp`` that runs on ``device`` (training or evaluating), and a note where it is not the one
+    asked for.
 
-
-def effective_amp(amp: str, device: torch.device | str, what: str = "training") -> tuple[str, str | None]:
-    """The ``train.amp`` that runs on ``device``, and a note where it is not the one asked for.
-
-    bf16 on a CUDA GPU without native bfloat16 (compute capability < 8.0: T4, V100, GTX 10xx, RTX 20xx) runs fp16:
-    PyTorch does not refuse bf16 there (``torch.cuda.is_bf16_supported()`` says True, counting emulation), but its
-    convolutions fall back to slow paths, while fp16 runs on those GPUs' tensor cores; these networks normalise
-    their activations (batch norm) and compute their losses in fp32, far inside fp16's range, and the loss scaling
-    of training keeps small gradients from vanishing. fp16 on a CPU without float16 arithmetic
-    (:func:`_cpu_has_fp16`) runs fp32: emulated fp16 is 15-20 times slower there. The GPU asked about is the
-    current CUDA device for a bare ``cuda`` (:func:`use_device` makes ``cuda:N`` current first).
+    bf16 on a CUDA GPU without native bfloat16 (:func:`devolens.predict.devices.native_bf16`: capability < 8.0:
+    T4, V100, GTX 10xx, RTX 20xx) runs fp16: PyTorch does not refuse bf16 there (``torch.cuda.is_bf16_supported()``
+    says True, counting emulation), but its convolutions fall back to slow paths, while fp16 runs on those GPUs'
+    tensor cores; these networks normalise their activations (batch norm) and compute their losses in fp32, far
+    inside fp16's range, and the loss scaling of training keeps small gradients from vanishing. fp16 on a CPU
+    without float16 arithmetic (:func:`devolens.models.quantize.fp16_fast_here`) runs fp32: emulated fp16 is 15-20
+    times slower there. The GPU asked about is ``cuda:N``, or the current CUDA device for a bare ``cuda``
+    (:func:`use_device` makes ``cuda:N`` current first).
 
     Parameters
     ----------
@@ -753,25 +745,22 @@ def effective_amp(amp: str, device: torch.device | str, what: str = "training") 
         The recipe's ``train.amp``.
     device : torch.device or str
         Where the network runs.
-    what : str
-        What runs, for the note (``training``, ``evaluating``).
 
     Returns
     -------
     (str, str or None)
         The amp to run and the note saying why it differs (None where it does not).
     """
+    from devolens.models import quantize
+    from devolens.predict.devices import gpu_label, native_bf16
+
     device = torch.device(device)
-    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
-        name = torch.cuda.get_device_name(device)
-        major, minor = torch.cuda.get_device_capability(device)
-        how = "training in fp16 with loss scaling instead (train.amp: fp16)" if what == "training" else \
-            f"{what} in fp16 instead"
-        return "fp16", f"{name} (compute capability {major}.{minor}) has no native bfloat16: {how}"
-    if amp == "fp16" and device.type == "cpu" and not _cpu_has_fp16():
-        how = "training in fp32 instead (train.amp: none)" if what == "training" else f"{what} in fp32 instead"
-        return "none", (f"this CPU has no float16 arithmetic (fp16 would run many times slower than fp32 here; "
-                        f"train.amp: fp16 is meant for GPUs): {how}")
+    if amp == "bf16" and device.type == "cuda" and not native_bf16(str(device)):
+        return "fp16", (f"the GPU {gpu_label(str(device))} has no native bfloat16: fp16 runs instead of bf16 (as "
+                        "train.amp: fp16 does, with loss scaling in training)")
+    if amp == "fp16" and device.type == "cpu" and not quantize.fp16_fast_here():
+        return "none", ("this CPU has no float16 arithmetic (fp16 would run many times slower than fp32 here; "
+                        "train.amp: fp16 is meant for GPUs): fp32 runs instead of fp16 (as train.amp: none does)")
     return amp, None
 
 
@@ -1228,10 +1217,10 @@ def _scale_collapsed(scaler: "torch.amp.GradScaler") -> bool:
     return scaler.is_enabled() and scaler.get_scale() < MIN_LOSS_SCALE
 
 
-def _gradients_diverged(epoch: int) -> DevolensError:
-    """The error of an fp16 run whose gradients stayed NaN or infinite (:func:`_scale_collapsed`)."""
-    return DevolensError(f"training diverged (the gradients are NaN or infinite even without loss scaling) at epoch "
-                         f"{epoch + 1}; lower optimizer.lr" + _FP16_HINT["fp16"])
+def _gradients_diverged(epoch: int, why: str = "the gradients are NaN or infinite even without loss scaling"
+                        ) -> DevolensError:
+    """The error of an fp16 run whose gradients stayed NaN or infinite (:func:`_scale_collapsed`, or ``why``)."""
+    return DevolensError(f"training diverged ({why}) at epoch {epoch + 1}; lower optimizer.lr" + _FP16_HINT["fp16"])
 
 
 def _lazy_sync(device: torch.device) -> bool:
@@ -1739,6 +1728,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     if "init" not in session:
         session["init"] = _init_record(init)
 
+    taken = [0]  # fp16: the optimizer steps the loss scaler let through since fresh() built the weights
+
     def fresh():
         torch.manual_seed(seed)
         model = build_from_recipe(rec)
@@ -1749,13 +1740,16 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             model = model.to(memory_format=torch.channels_last)  # 4-D weights only; saved contiguous as ever
         opt = build_optimizer(rec["optimizer"]["name"], model.parameters(), rec["optimizer"]["lr"],
                               rec["optimizer"]["weight_decay"], rec["optimizer"]["momentum"])
-        return model, opt, _scheduler(rec, opt)
+        # fp16's loss scaling: the loss is multiplied before backward so that small gradients stay above fp16's
+        # smallest numbers, and a step whose gradients overflow is skipped (the scale halves); disabled, it passes
+        # the loss and the step through unchanged
+        scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+        if scaler.is_enabled():  # (the optimizer calls its hooks only for a step it takes)
+            taken[0] = 0
+            opt.register_step_post_hook(lambda *_: taken.__setitem__(0, taken[0] + 1))
+        return model, opt, _scheduler(rec, opt), scaler
 
-    model, opt, sched = fresh()
-    # fp16's loss scaling: the loss is multiplied before backward so that small gradients stay above fp16's
-    # smallest numbers, and a step whose gradients overflow is skipped (the scale halves); disabled, it passes
-    # the loss and the step through unchanged
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+    model, opt, sched, scaler = fresh()
     out.mkdir(parents=True, exist_ok=True)
     active = np.arange(len(train_ds))
     pruned_df: pd.DataFrame | None = None
@@ -1856,6 +1850,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     preload_for_workers(train_ds, workers, steps_in(len(active)) * bs, len(active), info)
     persistent = workers > 0 and _persistent_ok(train_ds)
     sampler, map_loader = _EpochOrder(), None
+    first_step = done_steps  # (this session's)
     try:
         for epoch in range(start, n_epochs):
             t0 = time.perf_counter()
@@ -1867,8 +1862,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 write_csv(pruned_df, out / "pruned.csv")
                 total_steps = done_steps + (n_epochs - epoch) * steps_in(len(active))
                 if T["prune_restart"]:  # trained afresh on the rest: the best model is one of these epochs
-                    model, opt, sched = fresh()
-                    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+                    model, opt, sched, scaler = fresh()
                     best_value, best_epoch = None, None
             # ---- one training epoch in a seeded order
             epoch_seed = seed * 100_003 + epoch
@@ -1915,8 +1909,6 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 scaler.scale(loss).backward()
                 scaler.step(opt)  # unscales the gradients first (no clipping here); skips the step where not finite
                 scaler.update()
-                if (not lazy or (step + 1) % SYNC_EVERY == 0) and _scale_collapsed(scaler):
-                    raise _gradients_diverged(epoch)
                 pending.append((batch["index"], per.detach()))
                 if not lazy:
                     run_loss, n_seen = _note_losses(pending, sample_losses, epoch, run_loss, n_seen)
@@ -1927,8 +1919,13 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                     progress(done_steps, total_steps)
             if lazy and bool(bad):
                 raise _diverged(epoch, amp=amp)
-            if _scale_collapsed(scaler):
+            if _scale_collapsed(scaler):  # fp16, at the epoch's end: a collapsed scale skips every step till then
                 raise _gradients_diverged(epoch)
+            if scaler.is_enabled() and epoch == n_epochs - 1 and not taken[0] and done_steps > first_step:
+                # a run too short for the scale to collapse (17 skipped steps), whose every step was skipped: its
+                # weights are as they started
+                raise _gradients_diverged(epoch, "no training step changed the weights: their gradients were NaN or "
+                                                 "infinite at every step")
             run_loss, n_seen = _note_losses(pending, sample_losses, epoch, run_loss, n_seen)
             # ---- validation
             t_val = time.perf_counter()
