@@ -11,6 +11,7 @@ error never leaves half outputs.
 from __future__ import annotations
 
 import collections
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Optional
@@ -487,7 +488,8 @@ def _diameter(value: Optional[str], model: str) -> "float | str | None":
     try:
         number = float(text)
     except ValueError:
-        raise DevolensError(f"--diameter must be a number of pixels, 'auto', 'each' or 'none', got {value!r}") from None
+        raise DevolensError(f"--diameter must be a number of pixels, of micrometres ('7um'), 'auto', 'each' or "
+                            f"'none', got {value!r}") from None
     if not (number > 0 and np.isfinite(number)):
         raise DevolensError(f"--diameter must be a positive number of pixels, got {value}")
     from devolens.models import zoo
@@ -506,6 +508,131 @@ def _diameter(value: Optional[str], model: str) -> "float | str | None":
         except DevolensError as exc:
             raise DevolensError(f"--{exc}") from None
     return number
+
+
+#: a ``--diameter`` in micrometres: a number and ``um`` or ``µm`` (micro sign or Greek mu), any case, a space allowed
+_MICRONS = re.compile(r"^\s*((?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*(?:um|\u00b5m|\u03bcm)\s*$", re.IGNORECASE)
+#: calibration units converted to micrometres (pixel_size names micrometres "µm" whatever the file wrote); any
+#: other unit (ImageJ's "pixel" or "inch" of an uncalibrated image...) is refused, named
+_PER_MICRON = {"µm": 1.0, "nm": 1e-3, "nanometer": 1e-3, "nanometre": 1e-3, "mm": 1e3, "millimeter": 1e3,
+               "millimetre": 1e3, "cm": 1e4}
+#: pixel sizes that differ by more than this share (x from y, or one file of a folder from another) are not one size
+_PIXEL_TOLERANCE = 0.01
+#: how to give the size the input does not hold (the end of every refusal of a µm diameter)
+_PIXEL_SIZE_HOW = ("give the pixel size with --pixel-size (micrometres per pixel, e.g. --pixel-size 0.1) or the "
+                   "diameter in pixels")
+
+
+def _microns(value) -> Optional[float]:
+    """The micrometres of a ``--diameter`` such as ``7um`` or ``7 µm`` (None: not given in micrometres)."""
+    found = _MICRONS.match(str(value)) if value is not None else None
+    return float(found.group(1)) if found else None
+
+
+def _diameter_option(value: Optional[str], model: str, input_path: Path,
+                     pixel_size: Optional[float] = None) -> "tuple[float | str | None, Optional[dict]]":
+    """``--diameter`` as :func:`_diameter` takes it, with a diameter in micrometres (``7um``) converted to the input's
+    pixels: biologists know their nuclei's width in µm, the model needs it in pixels. The pixel size is
+    ``--pixel-size`` (µm per pixel) or the input's own calibration (:func:`_input_pixel_size`), checked before any
+    output. Returns the diameter and, for a µm diameter, how it was converted (``given``, ``micrometres``,
+    ``um_per_pixel``, ``pixel_size_from``, ``pixels``; ``note``: what the command prints about the calibration, or
+    None), for the summary line and the records."""
+    microns = _microns(value)
+    if pixel_size is not None:
+        if isinstance(pixel_size, bool) or not (float(pixel_size) > 0 and np.isfinite(float(pixel_size))):
+            raise DevolensError(f"--pixel-size must be a positive number of micrometres per pixel, got {pixel_size}")
+        if microns is None:  # it would do nothing: an option that does nothing silently is a trap
+            raise DevolensError("--pixel-size converts a --diameter given in micrometres (e.g. --diameter 7um) to "
+                                "pixels: give the diameter in µm, or leave --pixel-size out")
+    if microns is None:
+        return _diameter(value, model), None
+    if not (microns > 0 and np.isfinite(microns)):
+        raise DevolensError(f"--diameter must be a positive number of micrometres, got {value!r}")
+    if pixel_size is not None:
+        size, origin, note = float(pixel_size), "--pixel-size", None
+    else:
+        size, note = _input_pixel_size(input_path, str(value).strip())
+        origin = "calibration"
+    pixels = float(f"{microns / size:.6g}")  # 7 / 0.2: 35, not 35.00000000000001
+    try:
+        diameter = _diameter(str(pixels), model)
+    except DevolensError as exc:  # the range in pixels, said of the µm given
+        said, plain = str(exc), f"--diameter {pixels:g} px"
+        if said.startswith(plain):
+            said = (f"--diameter {str(value).strip()} ({pixels:g} px at {size:g} µm per pixel)" + said[len(plain):])
+        raise DevolensError(said) from None
+    return diameter, {"given": str(value).strip(), "micrometres": microns, "um_per_pixel": size,
+                      "pixel_size_from": origin, "pixels": pixels, "note": note}
+
+
+def _input_pixel_size(input_path: Path, given: str) -> tuple[float, Optional[str]]:
+    """The input's pixel size in micrometres from its calibration (:func:`devolens.io.stacks.pixel_size`: a TIFF's
+    ImageJ or OME one; a folder's files each their own, which must agree), and a note when its pixels are not square
+    (the mean of x and y is used). Refuses, naming the file, an input without one (a PNG, a JPEG, a video, an
+    uncalibrated TIFF), a unit that is no length in the metric system (ImageJ's ``pixel``, ``inch``) and a folder
+    of several pixel sizes: a µm diameter would be a different number of pixels in each."""
+    from devolens.io.stacks import pixel_size
+
+    if not input_path.exists():
+        raise DevolensError("no such file or folder", path=input_path)
+    if input_path.is_dir():
+        from devolens.io.frames import folder_files
+
+        files = folder_files(input_path)
+        if not files:
+            raise DevolensError(f"--diameter {given}: no images in the folder to read a pixel size from",
+                                path=input_path)
+    else:
+        files = [input_path]
+    sizes: list[tuple[Path, float]] = []
+    uneven: list[tuple[Path, float, float]] = []
+    for file in files:
+        found = pixel_size(file)
+        if found is None:
+            kind = ("a TIFF without a pixel size calibration" if file.suffix.lower() in (".tif", ".tiff") else
+                    "no pixel size (only TIFFs carry one, as ImageJ or OME write it)")
+            raise DevolensError(f"--diameter {given}: the file holds {kind}: {_PIXEL_SIZE_HOW}", path=file)
+        x, y, unit = found
+        factor = _PER_MICRON.get(str(unit).strip().lower())
+        if factor is None:
+            raise DevolensError(f"--diameter {given}: the file's calibration is in {unit!r}, not in micrometres "
+                                f"(nor nm or mm, which are converted): {_PIXEL_SIZE_HOW}", path=file)
+        x, y = x * factor, y * factor
+        if abs(x - y) > _PIXEL_TOLERANCE * (x + y) / 2:
+            uneven.append((file, x, y))
+        sizes.append((file, (x + y) / 2))
+    low, high = min(sizes, key=lambda s: s[1]), max(sizes, key=lambda s: s[1])
+    if high[1] > low[1] * (1 + _PIXEL_TOLERANCE):
+        raise DevolensError(f"--diameter {given}: the images have different pixel sizes ({low[0].name} {low[1]:.4g} "
+                            f"µm, {high[0].name} {high[1]:.4g} µm), so one diameter in µm is a different number of "
+                            "pixels in each: segment them separately, or give the diameter in pixels or "
+                            "--diameter each", path=input_path)
+    note = None
+    if uneven:
+        file, x, y = uneven[0]
+        which = (file.name if len(files) == 1 else
+                 f"{file.name}{f' and {len(uneven) - 1} other files' if len(uneven) > 1 else ''}")
+        note = (f"note: {which}: the pixels are not square ({x:.4g} x {y:.4g} µm): --diameter {given} was "
+                "converted with their mean")
+    return float(f"{sizes[0][1]:.6g}"), note
+
+
+def _diameter_words(conversion: Optional[dict]) -> str:
+    """A µm ``--diameter`` in the summary line: ``diameter 7 µm = 35 px at 0.2 µm per pixel`` ('' for any other)."""
+    if not conversion:
+        return ""
+    origin = " (--pixel-size)" if conversion["pixel_size_from"] == "--pixel-size" else ""
+    return (f"diameter {conversion['micrometres']:g} µm = {conversion['pixels']:.4g} px at "
+            f"{conversion['um_per_pixel']:.4g} µm per pixel{origin}")
+
+
+def _diameter_record(conversion: Optional[dict]) -> dict:
+    """A µm ``--diameter`` for the records' options: ``diameter_um`` (the text given, its micrometres, the pixel size
+    and where it came from, the pixels used; ``diameter`` holds the pixels too); nothing for any other diameter."""
+    if not conversion:
+        return {}
+    return {"diameter_um": {k: conversion[k] for k in ("given", "micrometres", "um_per_pixel", "pixel_size_from",
+                                                       "pixels")}}
 
 
 def _estimate_note(estimate, what: str) -> Optional[str]:
@@ -697,6 +824,7 @@ def run_segmentation(
     channel: Optional[int] = None,
     pages: str = "time",
     diameter: "float | str | None" = None,
+    pixel_size: Optional[float] = None,
     color: Optional[str] = None,
     flatten: Optional[bool] = None,
     device: str = "cpu",
@@ -709,6 +837,9 @@ def run_segmentation(
 
     ``flatten``: remove the smooth background before the normalisation (None: as the model's card
     says; see :func:`_flatten`).
+
+    ``diameter`` in micrometres (``"7um"``) is converted with ``pixel_size`` (µm per pixel) or the input's
+    calibration (see :func:`_diameter_option`); the summary's ``diameter_um`` says how (None for any other).
 
     Returns a summary dict (``frames``, ``objects``, ``skipped``, the network's ``precision``
     and the working ``scale``; ``notes``: what the command prints after its summary line, as
@@ -725,7 +856,7 @@ def run_segmentation(
     _check_network_options(precision, backend)
     color = _color(color)
     device = device_option(device)
-    diameter = _diameter(diameter, model)
+    diameter, microns = _diameter_option(diameter, model, input_path, pixel_size)
     flat = _flatten(model, flatten)
     skip, curation, report = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
                                        progress=progress)
@@ -869,6 +1000,7 @@ def run_segmentation(
             "diameter_by": None if predictor.auto_each or predictor.diameter is None else (
                 "auto" if predictor.last_estimate is not None else "hand"),
             "diameter": None if predictor.auto_each else predictor.diameter,
+            "diameter_um": microns,
             "stack": reading}
         summary["notes"] = _segment_notes(kind, input_path, stack_z, pages, summary)
         from devolens.io.atomic import write_text
@@ -881,9 +1013,9 @@ def run_segmentation(
              "working_scale": scale,
              **({"stack": reading} if reading is not None else {})},
             weights_sha256=zoo.weights_sha256(model),
-            options={"diameter": diameter, "tta": tta, "flatten": flatten, "flatten_width": flat,
-                     "batch_size": batch_size, "fast": fast, "precision": precision, "backend": backend,
-                     "color": color, "channel": channel, "stack_z": stack_z, "pages": pages,
+            options={"diameter": diameter, **_diameter_record(microns), "tta": tta, "flatten": flatten,
+                     "flatten_width": flat, "batch_size": batch_size, "fast": fast, "precision": precision,
+                     "backend": backend, "color": color, "channel": channel, "stack_z": stack_z, "pages": pages,
                      "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
             magnification=_sizing_record(
                 diameter, predictor.last_estimate, predictor.estimates if predictor.auto_each else None,
@@ -923,6 +1055,8 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
                                or _estimates_note(summary.get("estimates"), what))
     if note:
         notes.append((note, {}))
+    if (summary.get("diameter_um") or {}).get("note"):  # a µm diameter read with pixels that are not square
+        notes.append((summary["diameter_um"]["note"], plain))
     from devolens.cli._common import stack_notes
     from devolens.io.frames import folder_timelapses, timelapses_note
 
@@ -1219,7 +1353,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
         pages: str = typer.Option("time", "--pages", metavar="time|z", callback=PAGES_CHOICE, help=PAGES_HELP),
         color: Optional[str] = typer.Option(None, "--color", callback=COLOR_CHOICE, help=_COLOR_HELP),
-        diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|each|none", help=(
+        diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|Xum|auto|each|none", help=(
             "Typical object diameter in the input, pixels, for images at another magnification than the "
             "training data: they are resized so that such objects have the size the model knows (the card's "
             "input.diameter reference; nuclei 35 px, membrane-outlined cells 60 px in 752x512 EPIC-like frames). "
@@ -1228,7 +1362,12 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             f"show {_GOOD_OBJECTS[kind]}; at least 8 to count), and only inputs outside "
             "the magnifications the model was trained on are resized. 'each': estimated for every image on its "
             "own (a folder of unrelated images from several microscopes; slower: no pipelining). 'none': no "
-            "resizing. A note suggests a value when the objects found are far from the sizes the model knows.")),
+            "resizing. A note suggests a value when the objects found are far from the sizes the model knows. "
+            "In micrometres ('7um', '7 µm'): converted to pixels with the input's pixel size (a TIFF's ImageJ or "
+            "OME calibration; a folder's files must agree) or --pixel-size.")),
+        pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help=(
+            "Micrometres per pixel of the input, for a --diameter given in micrometres (over the file's own "
+            "calibration; needed for PNG, JPEG and video, which record none).")),
         flatten: Optional[bool] = typer.Option(None, "--flatten/--no-flatten", help=(
             "Take the smooth background off each frame before segmenting (uneven illumination, vignetting, a "
             "bright or tilted backdrop): a grey-level opening wider than the objects (membranes: wider than "
@@ -1242,14 +1381,17 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         with progress_bar(f"segment {kind}") as cb:
             summary = run_segmentation(kind, input_path, out, model=model, skip_flagged=skip_flagged,
                                        batch_size=batch_size, fast=fast, precision=precision, backend=backend,
-                                       overlay=overlay, tta=tta, diameter=diameter, color=color,
+                                       overlay=overlay, tta=tta, diameter=diameter, pixel_size=pixel_size,
+                                       color=color,
                                        flatten=flatten, device=device, stack_z=stack_z, channel=channel,
                                        pages=pages, threads=threads, progress=cb)
         skipped = _skipped_note(summary["skipped"], summary.get("curation"))
         objects = f"{summary['objects']} {_SINGULAR.get(what, what) if summary['objects'] == 1 else what}"
+        microns = _diameter_words(summary.get("diameter_um"))
         console.print(f"{_count(summary['frames'], 'frame')}, {objects}{skipped} -> {out} "
                       f"({summary['precision']} network, working scale "
-                      f"{'per image' if summary['scale'] is None else format(summary['scale'], '.3g')})")
+                      f"{'per image' if summary['scale'] is None else format(summary['scale'], '.3g')}"
+                      f"{'; ' + microns if microns else ''})")
         if summary.get("stack"):  # a TIFF stack: what was read of it
             console.print(_stack_line(input_path, summary["stack"]), highlight=False, soft_wrap=True)
         notes = summary.get("notes")
@@ -1367,10 +1509,11 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                    clock: bool = False, plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
                    precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
                    pages: str = "time", diameter: "float | str | None" = None, color: Optional[str] = None, device: str = "cpu",
-                   threads: Optional[int] = None, progress=None):
+                   threads: Optional[int] = None, progress=None, pixel_size: Optional[float] = None):
     """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot). The plot and curation
     report of an earlier run into ``out`` that this one does not write are removed. ``threads``: PyTorch's CPU
-    threads (None: torch's choice)."""
+    threads (None: torch's choice). ``diameter`` in micrometres (``"7um"``): converted with ``pixel_size`` (µm per
+    pixel) or the input's calibration (:func:`_diameter_option`; the frame's ``attrs["diameter_um"]`` says how)."""
     import pandas as pd
 
     from devolens.io.atomic import write_csv
@@ -1404,7 +1547,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise several
     _check_network_options(precision, backend)
     device = device_option(device)
-    diameter = _diameter(diameter, model)
+    diameter, microns = _diameter_option(diameter, model, input_path, pixel_size)
     skip, curation, report = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
                                        progress=progress)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages)
@@ -1488,7 +1631,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     written = [plot_path(out, input_path) if plot else None, None if curation is None else curation_path(out)]
     write_text(record, _population_record(
         input_path, out, model, predictor, frames=len(df), skipped=[source.frame_id(p) for p in sorted(skip)],
-        options={"monotone": monotone, "clock": clock, "diameter": diameter, "batch_size": batch_size, "fast": fast,
+        options={"monotone": monotone, "clock": clock, "diameter": diameter, **_diameter_record(microns),
+                 "batch_size": batch_size, "fast": fast,
                  "precision": precision, "backend": backend, "color": color, "channel": channel, "stack_z": stack_z,
                  "pages": pages, "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
         magnification=_sizing_record(diameter, getattr(predictor, "last_estimate", None),
@@ -1497,6 +1641,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
     _remove_stale(stale, [*written, given, out, record], input_path)
     df.attrs["record"] = record
+    df.attrs["diameter_um"] = microns
     df.attrs["stack"] = reading
     df.attrs["timelapses"] = timelapses
     df.attrs["flat"] = flat
@@ -1780,13 +1925,18 @@ def population_command(
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),
     pages: str = typer.Option("time", "--pages", metavar="time|z", callback=PAGES_CHOICE, help=PAGES_HELP),
     color: Optional[str] = typer.Option(None, "--color", callback=COLOR_CHOICE, help=_COLOR_HELP),
-    diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|auto|none", help=(
+    diameter: Optional[str] = typer.Option(None, "--diameter", metavar="PX|Xum|auto|none", help=(
         "Typical nucleus diameter in the input, pixels, for movies at another magnification than the training "
         "data: frames are resized so nuclei and embryo have the sizes the model was fitted on (nuclei about 35 px "
         "in 752x512 EPIC-like frames). Default 'auto': the magnification is estimated from the 5 of the first frames "
         "with the most nuclei (read ahead until 5 show 64; at least 8 to count) and only movies outside the "
         "magnifications the model was trained on are resized. 'none': no "
-        "resizing. A note suggests a value when the nuclei found are far from the sizes the model knows.")),
+        "resizing. A note suggests a value when the nuclei found are far from the sizes the model knows. "
+        "In micrometres ('7um', '7 µm'): converted to pixels with the input's pixel size (a TIFF's ImageJ or OME "
+        "calibration; a folder's files must agree) or --pixel-size.")),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help=(
+        "Micrometres per pixel of the input, for a --diameter given in micrometres (over the file's own "
+        "calibration; needed for PNG, JPEG and video, which record none).")),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
 ) -> None:
@@ -1799,10 +1949,12 @@ def population_command(
         df = run_population(input_path, out, model=model, monotone=monotone, clock=clock, plot=plot,
                             skip_flagged=skip_flagged,
                             batch_size=batch_size, fast=fast, precision=precision, backend=backend, stack_z=stack_z,
-                            channel=channel, pages=pages, diameter=diameter, color=color, device=device,
-                            threads=threads, progress=cb)
+                            channel=channel, pages=pages, diameter=diameter, pixel_size=pixel_size, color=color,
+                            device=device, threads=threads, progress=cb)
+    microns = _diameter_words(df.attrs.get("diameter_um"))
+    extras = [f"+ {plot_path(out, input_path)}" if plot else "", microns]
     console.print(f"{_count(len(df), 'frame')}{_skipped_note(df.attrs['skipped'], df.attrs['curation'])} -> {out}"
-                  + (f" (+ {plot_path(out, input_path)})" if plot else ""))
+                  + (f" ({'; '.join(e for e in extras if e)})" if any(extras) else ""))
     if df.attrs.get("stack"):  # a TIFF stack: what was read of it, as segment says
         console.print(_stack_line(input_path, df.attrs["stack"]), highlight=False, soft_wrap=True)
     if df.attrs.get("monotone_left_out"):
@@ -1821,6 +1973,8 @@ def population_command(
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)
+    if (df.attrs.get("diameter_um") or {}).get("note"):  # a µm diameter read with pixels that are not square
+        console.print(df.attrs["diameter_um"]["note"], highlight=False, soft_wrap=True)
     for text in stack_notes(input_path, pages, stack_z, slices_advice=False,  # (population only projects)
                             timelapses=df.attrs.get("timelapses")):
         console.print(text)

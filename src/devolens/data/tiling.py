@@ -65,7 +65,7 @@ from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other 
     well_channel_order,
     well_channels,
 )
-from devolens.predict.tiled import RGB_TIFF_NOTE, RowReader, colour_tiff_order
+from devolens.predict.tiled import RGB_TIFF_NOTE, RowReader, _own_series_array, colour_tiff_order
 STORE_VERSION = 1
 #: the smallest tile side `devolens tile --tile` takes
 MIN_TILE = 8
@@ -245,7 +245,7 @@ def _imread(path: Path, labels: bool = False, channels: int | None = None) -> tu
         return read_colour_image(path, channels), False
     with quiet_tifffile() as complaints:
         try:
-            arr = tifffile.imread(path)
+            arr = _own_series_array(path)  # its own series, in a multi-file OME set (one file per position)
         except Exception as exc:  # tifffile raises many types on bad files
             raise DevolensError(f"cannot read as TIFF ({exc.__class__.__name__}: {exc})", path=path) from None
     if arr.size == 0 and complaints:  # its pages could not be found: tifffile read nothing and said why
@@ -863,11 +863,11 @@ def _grid_size(path: Path, tile: int, stride: int, edge: bool, channels: int) ->
             else:
                 return None
         else:
-            from devolens.io.images import pillow
+            from devolens.io.images import exif_orientation, pillow
 
             with pillow().open(path) as im:  # read_image's limits: no bomb warning for a large well
                 w, h = (int(v) for v in im.size)
-                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # read turned a quarter
+                if exif_orientation(im) in (5, 6, 7, 8):  # read turned a quarter (a PNG's pixels not decoded)
                     h, w = w, h
     except Exception:  # unreadable header: the image is read (and refused, if so) in turn
         return None

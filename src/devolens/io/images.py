@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -257,19 +258,20 @@ _MODE_SAMPLES = {"1": 3, "L": 1, "LA": 1, "La": 1, "RGB": 3, "RGBA": 4, "I;16": 
 
 
 def pillow():
-    """Pillow's ``Image`` module, set for the user's own files: its decompression-bomb limit raised to 2^30 pixels
-    (OpenCV's, as for the 16-bit colour PNGs; a stitched well saved as PNG passes Pillow's 179 M pixels) and its
-    warning past it silenced while this ``open()`` opens a file (:func:`check_memory` weighs a large image against
-    the memory available; past 2^31 pixels Pillow refuses the file). Returned as a stand-in for the module whose
-    ``open`` is that; the warning stays as it is for the rest of the process (an application importing devolens)."""
+    """Pillow's ``Image`` module, set for the user's own files: while this ``open()`` opens a file, its
+    decompression-bomb limit raised to 2^30 pixels (OpenCV's, as for the 16-bit colour PNGs; a stitched well saved
+    as PNG passes Pillow's 179 M pixels: :func:`_pillow_limit`) and its warning past it silenced
+    (:func:`check_memory` weighs a large image against the memory available; past 2^31 pixels Pillow refuses the
+    file); an animated GIF's frames likewise as they are reached. Returned as a stand-in for the module whose
+    ``open`` is that; the limit and the warning stay as they are for the rest of the process (an application
+    importing devolens keeps Pillow's guard for its own files)."""
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, 2**30)
     return _Pillow(Image)
 
 
 class _Pillow:
-    """PIL.Image, its ``open`` without the DecompressionBombWarning (:func:`pillow`)."""
+    """PIL.Image, its ``open`` with devolens' limit and without the DecompressionBombWarning (:func:`pillow`)."""
 
     def __init__(self, module):
         self.module = module
@@ -278,8 +280,59 @@ class _Pillow:
         return getattr(self.module, name)
 
     def open(self, *args, **kwargs):
-        with _bomb_warning_ignored(self.module.DecompressionBombWarning):
-            return self.module.open(*args, **kwargs)
+        with self._limits():
+            im = self.module.open(*args, **kwargs)
+        if im.format == "GIF":
+            # a GIF's frames are weighed again as they are reached and decoded (their extent, what each disposes):
+            # this image's own seek and load (those ImageSequence and convert call) under the same limit
+            for name in ("seek", "load"):
+                setattr(im, name, self._limited(getattr(im, name)))
+        return im
+
+    def _limited(self, method):
+        def limited(*args, **kwargs):
+            with self._limits():
+                return method(*args, **kwargs)
+
+        return limited
+
+    @contextlib.contextmanager
+    def _limits(self):
+        """:func:`_pillow_limit` and :func:`_bomb_warning_ignored` together."""
+        with _pillow_limit(self.module), _bomb_warning_ignored(self.module.DecompressionBombWarning):
+            yield
+
+
+#: Pillow's decompression-bomb limit while devolens opens a file (:func:`pillow`)
+PILLOW_PIXELS = 2**30
+_limit_lock = threading.Lock()
+_limit_state: dict = {"users": 0, "before": None, "raised": None}
+
+
+@contextlib.contextmanager
+def _pillow_limit(module):
+    """``module.MAX_IMAGE_PIXELS`` (Pillow's, a process-wide setting) at least :data:`PILLOW_PIXELS` in this block,
+    and put back after: an application that also opens untrusted images with Pillow keeps its guard. Counted across
+    threads: the limit is raised by the first of devolens' reader threads (ReadAhead) to open a file and put back
+    by the last to finish, so that one thread's end never lowers it under another's open. Put back only where
+    nothing else set it meanwhile (an application's own value is kept). Other threads' opens in the block have
+    the raised limit too, as they have the warning filter (:func:`_bomb_warning_ignored`)."""
+    state = _limit_state
+    with _limit_lock:
+        if state["users"] == 0:
+            state["before"] = module.MAX_IMAGE_PIXELS
+            module.MAX_IMAGE_PIXELS = max(module.MAX_IMAGE_PIXELS or 0, PILLOW_PIXELS)
+            state["raised"] = module.MAX_IMAGE_PIXELS
+        state["users"] += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            state["users"] -= 1
+            if state["users"] == 0:
+                if module.MAX_IMAGE_PIXELS == state["raised"]:
+                    module.MAX_IMAGE_PIXELS = state["before"]
+                state["before"] = state["raised"] = None
 
 
 @contextlib.contextmanager
@@ -302,6 +355,51 @@ def _bomb_warning_ignored(category):
                 where.remove(entry)
             except ValueError:
                 pass
+
+
+def exif_orientation(im) -> int:
+    """The EXIF orientation tag of an image Pillow has opened (1, or absent: as stored; 5 to 8: turned a quarter),
+    as :func:`read_image` reads it (``getexif()``), without decoding the pixels: Pillow's ``getexif()`` of a PNG
+    decodes the whole image first where its EXIF is not before the pixel data (it may follow them, in an eXIf
+    chunk or in a text chunk with EXIF or XMP), so that the header readers (tile make's progress total, a training
+    set's image sizes) decoded every PNG once more than :func:`read_image` did. A PNG's chunks are walked instead,
+    its pixel data skipped (:func:`_png_metadata`); anything that walk cannot read is left to Pillow."""
+    if im.format == "PNG" and "exif" not in im.info and getattr(im, "filename", None):
+        try:
+            from PIL import Image
+
+            bare = Image.Image()  # Pillow's own reading of the EXIF, XMP and text: from the chunks, not the pixels
+            bare.info = _png_metadata(Path(im.filename))
+            return bare.getexif().get(0x0112, 1)
+        except Exception:  # noqa: BLE001 - a chunk this walk cannot read: Pillow reads it (decoding the pixels)
+            pass
+    return im.getexif().get(0x0112, 1)
+
+
+def _png_metadata(path: Path) -> dict:
+    """The metadata Pillow keeps from a PNG's eXIf and text chunks (tEXt, zTXt, iTXt), before and after the pixel
+    data, as its ``load()`` would leave them in ``info``: each chunk's header read, the pixel data (IDAT) skipped
+    unread; an animated PNG's up to its second frame (where Pillow's first frame ends)."""
+    from PIL import PngImagePlugin
+
+    wanted = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")
+    with open(path, "rb") as fh:
+        if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+            raise ValueError("not a PNG file")
+        stream = PngImagePlugin.PngStream(fh)
+        animated = pixels = False
+        while True:
+            cid, pos, length = stream.read()
+            if cid == b"IEND" or (cid == b"fcTL" and animated and pixels):
+                break
+            animated |= cid == b"acTL"
+            pixels |= cid == b"IDAT"
+            if cid in wanted:
+                stream.call(cid, pos, length)
+                fh.seek(4, os.SEEK_CUR)  # its CRC
+            else:
+                fh.seek(length + 4, os.SEEK_CUR)
+        return stream.im_info
 
 
 def _pillow_refusal(exc: Exception, path: Path) -> DevolensError | None:

@@ -56,11 +56,18 @@ def check_diameter(diameter, reference: float | None, takes: str = "a number of 
     Raises
     ------
     DevolensError
-        Not a positive number (a string such as ``"35"`` or a bool is no number of pixels), or the
-        model has no reference diameter.
+        Not a positive number (a string such as ``"35"`` or a bool is no number of pixels; ``"7um"`` is refused
+        with how to convert it: only the CLI has a file to read the pixel size from), or the model has no
+        reference diameter.
     """
     # numpy numbers are numbers; True is not 1 px and "35" is not 35 (the CLI parses its own text)
     if isinstance(diameter, (bool, np.bool_)) or not isinstance(diameter, (numbers.Real, np.integer, np.floating)):
+        if isinstance(diameter, str) and diameter.strip().lower().endswith(("um", "\u00b5m", "\u03bcm")):
+            # the CLI converts "7um" with the input file's calibration; an array or a stream has none to read
+            raise DevolensError(f"diameter {diameter!r} is in micrometres, and the library has no file to read the "
+                                "pixel size from: give the diameter in pixels (micrometres divided by the micrometres "
+                                "per pixel: 7 µm at 0.2 µm per pixel is 35; devolens.io.stacks.pixel_size(path) reads "
+                                "a TIFF's calibration)")
         raise DevolensError(f"diameter must be {takes}, got {diameter!r}")
     diameter = float(diameter)
     if not (diameter > 0 and np.isfinite(diameter)):

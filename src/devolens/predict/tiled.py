@@ -122,6 +122,16 @@ def ramp_weights(n: int, overlap: int, margin: int, lo_border: bool, hi_border: 
 # reading and writing rows
 
 
+def _own_series_array(path: Path) -> np.ndarray:
+    """The whole array of a TIFF's own series (:func:`devolens.io.stacks.own_series`), as ``tifffile.imread`` reads
+    its first: in a multi-file OME set (one file per stage position, each listing them all), this file's position,
+    not the first position's, read from the other file."""
+    from devolens.io.stacks import own_series
+
+    with tifffile.TiffFile(path) as tf:
+        return tf.asarray(series=own_series(tf))
+
+
 class _TiffSegments:
     """Row bands of a compressed or tiled TIFF series (its level 0: a pyramid's full resolution), decoded segment by
     segment: only the strips or tiles that a band crosses are read and decoded (any compression tifffile decodes;
@@ -150,7 +160,8 @@ class _TiffSegments:
 
     @classmethod
     def open(cls, path: Path, shape: tuple[int, ...], yaxis: int) -> "_TiffSegments | None":
-        """The segment reader of ``path``'s first series, read as an array of ``shape`` (the series' own, or a grey
+        """The segment reader of ``path``'s own series (its first; in a multi-file OME set, this file's position:
+        :func:`devolens.io.stacks.own_series`), read as an array of ``shape`` (the series' own, or a grey
         image's ``(1, H, W)``), Y its axis ``yaxis``; None where its layout is not one this reader assembles
         (volumes, pages of different shapes, a series whose shape does not follow from its pages): those are read
         whole, as before."""
@@ -346,11 +357,11 @@ class RowReader:
             with quiet_tifffile(), tifffile.TiffFile(self.path) as tf:
                 from devolens.io.stacks import own_series
 
-                series = tf.series[own_series(tf)]
+                series = tf.series[own_series(tf)]  # its own, in a multi-file OME set (one file per position)
                 shape = tuple(int(s) for s in series.shape)
                 dtype = np.dtype(series.dtype)
                 offset = series.dataoffset
-                page = tf.pages[0]
+                page = series.keyframe  # the series' own first page, whose layout its pages share
                 byteorder = tf.byteorder
                 contiguous = offset is not None and page.compression == 1 and not page.is_tiled
                 self._photometric, self._compression = int(page.photometric), int(page.compression)
@@ -389,7 +400,7 @@ class RowReader:
                         self._segments.rows(0, 1)  # a codec that is missing or fails: said now, not part-way
                         self._array = self._segments
                     else:  # a layout the segment reader does not assemble: loaded whole (memory ~ image size)
-                        self._array = tifffile.imread(self.path).reshape(shape)
+                        self._array = _own_series_array(self.path).reshape(shape)
             except DevolensError:
                 raise
             except Exception as exc:
@@ -440,7 +451,7 @@ class RowReader:
 
     @property
     def file_shape(self) -> tuple:
-        """The image's shape as the file holds it (a TIFF's first series; an HDF5 dataset's; a PNG's as read)."""
+        """The image's shape as the file holds it (a TIFF's own series; an HDF5 dataset's; a PNG's as read)."""
         return tuple(self._file_shape or self._raw_shape)
 
     def is_rgb_tiff(self) -> bool:
