@@ -1032,7 +1032,8 @@ def test_label_images_keep_the_inputs_pixel_size(tiny_zoo, tmp_path):
 
 
 def test_pixel_size_edge_cases(tmp_path):
-    """Units that differ between x and y give no calibration (not a wrong one); the Greek mu reads as µm; a plain
+    """Units that differ between x and y are each converted to µm (thirtieth session; no calibration before); the
+    Greek mu reads as µm; a plain
     TIFF calibrated per centimetre (devolens's own uint32 labels) reads back; 72 dpi per inch is no calibration."""
     from devolens.io.images import write_label_tif
     from devolens.io.stacks import pixel_size
@@ -1041,7 +1042,7 @@ def test_pixel_size_edge_cases(tmp_path):
     mixed = tmp_path / "mixed.ome.tif"
     tifffile.imwrite(mixed, img, ome=True, metadata={"PhysicalSizeX": 650, "PhysicalSizeXUnit": "nm",
                                                      "PhysicalSizeY": 0.65, "PhysicalSizeYUnit": "µm"})
-    assert pixel_size(mixed) is None
+    assert pixel_size(mixed) == (0.65, 0.65, "µm")
     greek = tmp_path / "greek.ome.tif"
     tifffile.imwrite(greek, img, ome=True, metadata={"PhysicalSizeX": 0.3, "PhysicalSizeXUnit": "\u03bcm",
                                                      "PhysicalSizeY": 0.3, "PhysicalSizeYUnit": "\u03bcm"})

@@ -72,6 +72,20 @@ def test_an_application_without_limit_keeps_none(tmp_path, monkeypatch):
     assert Image.MAX_IMAGE_PIXELS is None
 
 
+def test_an_application_without_limit_has_none_while_devolens_opens(tmp_path, monkeypatch):
+    """An application that lifted Pillow's limit (None) had 2^30 set during devolens' opens: tighter than its own,
+    for its other threads' opens at that moment too. None is left alone."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    seen = []
+    real = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: seen.append(Image.MAX_IMAGE_PIXELS) or real(*a, **k))
+    images.read_image(_png(tmp_path / "a.png", np.zeros((20, 20), np.uint8)))
+    assert seen and seen == [None] * len(seen)
+    with images._pillow_limit(Image):
+        assert Image.MAX_IMAGE_PIXELS is None
+    assert Image.MAX_IMAGE_PIXELS is None
+
+
 def test_a_giant_png_still_opens_past_pillows_default(tmp_path, monkeypatch):
     """A stitched well of 20000 x 20000 pixels declared (Pillow's default refuses past 179 M pixels): opened,
     weighed against the memory available (here too little: refused by the memory check, not as a bomb)."""

@@ -11,7 +11,7 @@ from devolens.cli._common import PAGES_CHOICE, PAGES_HELP, STACK_Z_CHOICE, check
 
 _FRAMES_HELP = (
     "Score every frame of a timelapse and flag the corrupt ones.\n\n"
-    "Kinds: black (no signal), dark (far dimmer than the neighbouring frames), red_line (a thin red "
+    "Kinds: black (no signal), dark (far dimmer than the neighbouring frames), bright (far brighter than them: a lamp flicker, saturated), red_line (a thin red "
     "row/column band), red_patch (a red region present in this frame only), duplicate (a repeat of the "
     "previous frame), dropped (a missing time in a folder's numbered file names, tNNN or frame_1, frame_2..., "
     "or frames a constant-rate video's "
@@ -100,7 +100,7 @@ def frames(
 def register(app: typer.Typer) -> None:
     """Add the ``curate`` group (``devolens curate frames``) to the root app."""
     group = typer.Typer(
-        help="Curate datasets: find corrupt frames (black, dark, red lines/patches, duplicates, dropped, unreadable, "
+        help="Curate datasets: find corrupt frames (black, dark, bright, red lines/patches, duplicates, dropped, unreadable, "
         "decoded from damaged video data).",
         no_args_is_help=True,
     )

@@ -35,6 +35,45 @@ READ_AHEAD_BYTES = 256 << 20
 
 
 # ---------------------------------------------------------------------------- input / output
+#: :meth:`_Calibrations.of` of a TIFF whose header cannot be read (its reader reports it, naming it)
+_UNREADABLE = object()
+
+
+class _Calibrations:
+    """The physical pixel sizes of an input's files (:func:`devolens.io.stacks.pixel_size`), a folder's files
+    listed once and each file's read once for both that ask: a µm ``--diameter``, converted before the input is
+    opened (:func:`_input_pixel_size`), and the label images, which carry their file's (:meth:`_Source.pixel`)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._files: Optional[dict] = None
+        self._sizes: dict = {}
+
+    @property
+    def files(self) -> dict:
+        """The input's files by name: a folder's members as its frames are read from them
+        (:func:`devolens.io.frames.folder_files`, in their order), else the input itself."""
+        if self._files is None:
+            if self.path.is_dir():
+                from devolens.io.frames import folder_files
+
+                self._files = {p.name: p for p in folder_files(self.path)}
+            else:
+                self._files = {self.path.name: self.path}
+        return self._files
+
+    def of(self, file: Optional[Path]):
+        """``(x, y, unit)`` of ``file``; None where it records none (or no file); :data:`_UNREADABLE` for a TIFF
+        whose header cannot be read."""
+        if file is None:
+            return None
+        if file not in self._sizes:
+            from devolens.io.stacks import pixel_size
+
+            self._sizes[file] = pixel_size(file, unreadable=_UNREADABLE)
+        return self._sizes[file]
+
+
 class _Source:
     """Frames of an input path plus their identifiers, streamed.
 
@@ -50,7 +89,8 @@ class _Source:
     """
 
     def __init__(self, path: Path, *, stack_z: str = "project", channel: Optional[int] = None, pages: str = "time",
-                 read_ahead: Optional[int] = None, prepare: Optional[tuple] = None):
+                 read_ahead: Optional[int] = None, prepare: Optional[tuple] = None,
+                 calibrations: Optional["_Calibrations"] = None):
         self.path = path
         if not path.exists():
             raise DevolensError("no such file or folder", path=path)
@@ -74,8 +114,8 @@ class _Source:
                 stack, self._fps = (frames, n), fps
         self.is_stack = stack is not None
         self._stems_clash: Optional[bool] = None
-        self._files: Optional[dict] = None  # a folder's members by name, and each file's pixel size (pixel)
-        self._pixels: dict = {}
+        #: the files' pixel sizes (pixel), those a µm --diameter was converted with (_diameter_option) where given
+        self.calibrations = calibrations if calibrations is not None else _Calibrations(path)
         self.read = 0  # frames read so far (skipped ones included)
         self.missing: list[tuple[int, str, str, str]] = []  # (position, file, reason, detail) of frames left out
         #: a given curation report's frames missing mid-video (dropped, numbered) and its path: a report that
@@ -195,20 +235,12 @@ class _Source:
     def pixel(self, position: int):
         """The physical pixel size ``(x, y, unit)`` of the file that holds frame ``position`` (a TIFF's ImageJ or OME
         calibration; None for anything else): the label images carry it, as the input did."""
-        from devolens.io.stacks import pixel_size
-
         if self.names is None:  # a video or a stack: the input file's
             file = self.path
         else:  # one image, or a folder's member (listed once; a name standing for no file has no calibration)
-            if self._files is None:
-                from devolens.io.frames import folder_files
-
-                self._files = ({p.name: p for p in folder_files(self.path)} if self.path.is_dir()
-                               else {self.names[0]: self.path})
-            file = self._files.get(self.names[position])
-        if file not in self._pixels:
-            self._pixels[file] = None if file is None else pixel_size(file)
-        return self._pixels[file]
+            file = self.calibrations.files.get(self.names[position])
+        found = self.calibrations.of(file)
+        return None if found is _UNREADABLE else found
 
     def label_name(self, position: int) -> str:
         if self.is_video:
@@ -465,11 +497,14 @@ def _preparation(model: str, channel: str, diameter: "float | str | None",
                     float(pre.get("flatten", 0.0)) if flatten is None else flatten, float(pre.get("outliers", 0.0)))
 
 
-def _diameter(value: Optional[str], model: str) -> "float | str | None":
+def _diameter(value: "str | float | None", model: str, *, label: Optional[str] = None,
+              um_per_pixel: Optional[float] = None) -> "float | str | None":
     """The ``--diameter`` option: a number of pixels, ``auto`` (estimated from the images by the
     model's size model, once per input), ``each`` (for every image on its own) or ``none`` (no
     resizing). Left out: ``auto`` when ``model`` (or, for a population model, its nuclei model)
-    has a size model, else none."""
+    has a size model, else none. ``label`` and ``um_per_pixel``: ``value`` is a diameter given in micrometres,
+    converted to pixels at that many µm per pixel (:func:`_diameter_option`): one out of the model's range is named
+    as given and the range said in µm too (:func:`devolens.predict.segment.check_diameter`)."""
     if value is None:
         from devolens.models import zoo
 
@@ -503,40 +538,40 @@ def _diameter(value: Optional[str], model: str) -> "float | str | None":
         return number  # the predictor's loading reports it
     reference = ((card.get("input") or {}).get("diameter") or {}).get("reference")
     if reference:
-        try:
-            check_diameter(number, reference)
-        except DevolensError as exc:
-            raise DevolensError(f"--{exc}") from None
+        check_diameter(number, reference, label=label or f"--diameter {number:g} px", um_per_pixel=um_per_pixel)
     return number
 
 
-#: a ``--diameter`` in micrometres: a number and ``um`` or ``µm`` (micro sign or Greek mu), any case, a space allowed
-_MICRONS = re.compile(r"^\s*((?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*(?:um|\u00b5m|\u03bcm)\s*$", re.IGNORECASE)
-#: calibration units converted to micrometres (pixel_size names micrometres "µm" whatever the file wrote); any
-#: other unit (ImageJ's "pixel" or "inch" of an uncalibrated image...) is refused, named
-_PER_MICRON = {"µm": 1.0, "nm": 1e-3, "nanometer": 1e-3, "nanometre": 1e-3, "mm": 1e3, "millimeter": 1e3,
-               "millimetre": 1e3, "cm": 1e4}
-#: pixel sizes that differ by more than this share (x from y, or one file of a folder from another) are not one size
+#: pixel sizes that differ by more than this share (x from y, or one file of a folder from another, or --pixel-size
+#: from a file's own) are not one size
 _PIXEL_TOLERANCE = 0.01
+#: a pixel size coarser than this many micrometres is noted: a microscope's are finer (a 4x objective's camera
+#: pixel is about 1.6 µm), a scanner's 300 dots per inch saved as a TIFF's resolution read 85 µm
+_COARSE_PIXEL = 10.0
 #: how to give the size the input does not hold (the end of every refusal of a µm diameter)
 _PIXEL_SIZE_HOW = ("give the pixel size with --pixel-size (micrometres per pixel, e.g. --pixel-size 0.1) or the "
                    "diameter in pixels")
 
 
 def _microns(value) -> Optional[float]:
-    """The micrometres of a ``--diameter`` such as ``7um`` or ``7 µm`` (None: not given in micrometres)."""
-    found = _MICRONS.match(str(value)) if value is not None else None
-    return float(found.group(1)) if found else None
+    """The micrometres of a ``--diameter`` such as ``7um``, ``7 µm`` or ``7 microns`` (None: not given in
+    micrometres; :func:`devolens.io.stacks.microns_in`, whose words the files' and tables' units share)."""
+    from devolens.io.stacks import microns_in
+
+    return None if value is None else microns_in(str(value))
 
 
-def _diameter_option(value: Optional[str], model: str, input_path: Path,
-                     pixel_size: Optional[float] = None) -> "tuple[float | str | None, Optional[dict]]":
+def _diameter_option(value: Optional[str], model: str, input_path: Path, pixel_size: Optional[float] = None, *,
+                     calibrations: Optional[_Calibrations] = None,
+                     skipped: frozenset = frozenset()) -> "tuple[float | str | None, Optional[dict]]":
     """``--diameter`` as :func:`_diameter` takes it, with a diameter in micrometres (``7um``) converted to the input's
     pixels: biologists know their nuclei's width in µm, the model needs it in pixels. The pixel size is
     ``--pixel-size`` (µm per pixel) or the input's own calibration (:func:`_input_pixel_size`), checked before any
-    output. Returns the diameter and, for a µm diameter, how it was converted (``given``, ``micrometres``,
-    ``um_per_pixel``, ``pixel_size_from``, ``pixels``; ``note``: what the command prints about the calibration, or
-    None), for the summary line and the records."""
+    output. ``calibrations``: the input's files' pixel sizes, read once for this and for the label images
+    (:class:`_Calibrations`); ``skipped``: the names of the files a given curation report flags (never segmented:
+    their calibration is not asked). Returns the diameter and, for a µm diameter, how it was converted (``given``,
+    ``micrometres``, ``um_per_pixel``, ``pixel_size_from``, ``pixels``; ``notes``: what the command prints about the
+    pixel size, in order), for the summary line and the records."""
     microns = _microns(value)
     if pixel_size is not None:
         if isinstance(pixel_size, bool) or not (float(pixel_size) > 0 and np.isfinite(float(pixel_size))):
@@ -546,75 +581,156 @@ def _diameter_option(value: Optional[str], model: str, input_path: Path,
                                 "pixels: give the diameter in µm, or leave --pixel-size out")
     if microns is None:
         return _diameter(value, model), None
+    given = str(value).strip()
     if not (microns > 0 and np.isfinite(microns)):
         raise DevolensError(f"--diameter must be a positive number of micrometres, got {value!r}")
+    calibrations = calibrations if calibrations is not None else _Calibrations(input_path)
     if pixel_size is not None:
-        size, origin, note = float(pixel_size), "--pixel-size", None
+        size, origin = float(pixel_size), "--pixel-size"
+        notes = _overridden(size, calibrations, skipped)
     else:
-        size, note = _input_pixel_size(input_path, str(value).strip())
+        size, notes = _input_pixel_size(input_path, given, calibrations, skipped)
         origin = "calibration"
+    coarse = None
+    if size > _COARSE_PIXEL:  # (not 1.0, ImageJ's "1 micron per pixel" of an image never calibrated: Fiji shows it)
+        coarse = (f"--pixel-size {size:g} is coarse for a microscope image ({size:g} µm per pixel: the option takes "
+                  "micrometres per pixel)" if origin == "--pixel-size" else
+                  f"the input's calibration gives {size:.4g} µm per pixel, coarse for a microscope image (a "
+                  "scanner's or a printer's dots per inch saved as its resolution?): check it, or give --pixel-size")
+        notes.append(f"note: {coarse}")
     pixels = float(f"{microns / size:.6g}")  # 7 / 0.2: 35, not 35.00000000000001
     try:
-        diameter = _diameter(str(pixels), model)
-    except DevolensError as exc:  # the range in pixels, said of the µm given
-        said, plain = str(exc), f"--diameter {pixels:g} px"
-        if said.startswith(plain):
-            said = (f"--diameter {str(value).strip()} ({pixels:g} px at {size:g} µm per pixel)" + said[len(plain):])
-        raise DevolensError(said) from None
-    return diameter, {"given": str(value).strip(), "micrometres": microns, "um_per_pixel": size,
-                      "pixel_size_from": origin, "pixels": pixels, "note": note}
+        diameter = _diameter(pixels, model, label=f"--diameter {given} ({pixels:g} px at {size:g} µm per pixel)",
+                             um_per_pixel=size)
+    except DevolensError as exc:  # out of the model's range: where a coarse pixel size is why, said there too
+        if coarse is None:
+            raise
+        raise DevolensError(f"{exc}; note: {coarse}") from None
+    return diameter, {"given": given, "micrometres": microns, "um_per_pixel": size, "pixel_size_from": origin,
+                      "pixels": pixels, "notes": notes}
 
 
-def _input_pixel_size(input_path: Path, given: str) -> tuple[float, Optional[str]]:
+def _diameter_and_skip(value: Optional[str], model: str, input_path: Path, pixel_size: Optional[float],
+                       skip_flagged: Optional[Path], calibrations: _Calibrations, *, stack_z: str,
+                       channel: Optional[int], pages: str, progress=None):
+    """:func:`_diameter_option` and :func:`_skip_set` (``(diameter, conversion, skip, curation, report)``), in the
+    order that lets a µm diameter leave out the files a given curation report flags: that report is read first
+    (a moment's work), so that a file it flags (a corrupt one, a blank snapshot) needs no calibration. ``auto``
+    curates the whole input first: the diameter is checked before that pass, its refusal not kept waiting for it
+    (the files it will flag are not known then)."""
+    reading = {"stack_z": stack_z, "channel": channel, "pages": pages, "progress": progress}
+    if _microns(value) is None or skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE:
+        diameter, conversion = _diameter_option(value, model, input_path, pixel_size, calibrations=calibrations)
+        return (diameter, conversion, *_skip_set(skip_flagged, input_path, **reading))
+    skip, curation, report = _skip_set(skip_flagged, input_path, **reading)
+    diameter, conversion = _diameter_option(value, model, input_path, pixel_size, calibrations=calibrations,
+                                            skipped=_flagged_files(report, skip))
+    return diameter, conversion, skip, curation, report
+
+
+def _flagged_files(report, skip: set) -> frozenset:
+    """The file names (its ``file`` column) of the frames at the positions ``skip`` of a curation report's table:
+    a folder's flagged images (a stack's frames are named apart from its file: never all of a file)."""
+    if report is None or not skip or "file" not in getattr(report, "columns", ()):
+        return frozenset()
+    import pandas as pd
+
+    frames = pd.to_numeric(report["frame"], errors="coerce")
+    return frozenset(name for name in report.loc[frames.isin(sorted(skip)).to_numpy(), "file"]
+                     if isinstance(name, str) and name)
+
+
+def _in_microns(found) -> Optional[tuple[float, float]]:
+    """``(x, y)`` in micrometres of a pixel size ``(x, y, unit)`` (None: its unit is no metric length)."""
+    from devolens.io.stacks import to_microns
+
+    x, y, unit = found
+    x, y = to_microns(x, unit), to_microns(y, unit)
+    return None if x is None or y is None else (x, y)
+
+
+def _apart(a: float, b: float) -> bool:
+    """Whether two pixel sizes are more than :data:`_PIXEL_TOLERANCE` apart (not one size)."""
+    return max(a, b) > min(a, b) * (1 + _PIXEL_TOLERANCE)
+
+
+def _read_files(calibrations: _Calibrations, skipped: frozenset) -> list:
+    """``(file, its pixel size)`` of the input's files whose frames are read: those ``skipped`` (flagged by a curation
+    report) left out, unless that would leave none (nothing is segmented then, whatever the diameter); those whose
+    header cannot be read too: their reader stops at them, naming them, or a report flags them."""
+    files = [f for name, f in calibrations.files.items() if name not in skipped] or list(calibrations.files.values())
+    return [(f, calibrations.of(f)) for f in files]
+
+
+def _overridden(size: float, calibrations: _Calibrations, skipped: frozenset) -> list:
+    """The note (a list of at most one) that ``--pixel-size`` ``size`` was used over the input's own, different
+    calibration: a mistyped option, or one meant for another input, would otherwise go unseen."""
+    differ = []
+    for file, found in _read_files(calibrations, skipped):
+        own = None if found is None or found is _UNREADABLE else _in_microns(found)
+        if own is not None and _apart(sum(own) / 2, size):
+            differ.append((file, sum(own) / 2))
+    if not differ:
+        return []
+    file, own = differ[0]
+    if len(differ) == 1:
+        return [f"note: --pixel-size {size:g} µm was used over {file.name}'s own calibration ({own:.4g} µm per "
+                "pixel)"]
+    return [f"note: --pixel-size {size:g} µm was used over the files' own calibrations ({file.name} {own:.4g} µm per "
+            f"pixel, and {_count(len(differ) - 1, 'other file')})"]
+
+
+def _input_pixel_size(input_path: Path, given: str, calibrations: _Calibrations,
+                      skipped: frozenset = frozenset()) -> tuple[float, list]:
     """The input's pixel size in micrometres from its calibration (:func:`devolens.io.stacks.pixel_size`: a TIFF's
-    ImageJ or OME one; a folder's files each their own, which must agree), and a note when its pixels are not square
-    (the mean of x and y is used). Refuses, naming the file, an input without one (a PNG, a JPEG, a video, an
-    uncalibrated TIFF), a unit that is no length in the metric system (ImageJ's ``pixel``, ``inch``) and a folder
-    of several pixel sizes: a µm diameter would be a different number of pixels in each."""
-    from devolens.io.stacks import pixel_size
-
+    ImageJ or OME one; a folder's files each their own, which must agree: those a curation report flags, ``skipped``,
+    and those whose header cannot be read, which their reader reports, left out), and its notes: one when its pixels
+    are not square (the mean of x and y is used). Refuses, naming the file, an input without one (a PNG, a JPEG, a
+    video, an uncalibrated TIFF), a unit that is no length in the metric system (ImageJ's ``pixel``, ``inch``) and a
+    folder of several pixel sizes: a µm diameter would be a different number of pixels in each."""
     if not input_path.exists():
         raise DevolensError("no such file or folder", path=input_path)
-    if input_path.is_dir():
-        from devolens.io.frames import folder_files
-
-        files = folder_files(input_path)
-        if not files:
-            raise DevolensError(f"--diameter {given}: no images in the folder to read a pixel size from",
-                                path=input_path)
-    else:
-        files = [input_path]
+    if input_path.is_dir() and not calibrations.files:
+        raise DevolensError(f"--diameter {given}: no images in the folder to read a pixel size from", path=input_path)
     sizes: list[tuple[Path, float]] = []
     uneven: list[tuple[Path, float, float]] = []
-    for file in files:
-        found = pixel_size(file)
+    unreadable: list[Path] = []
+    for file, found in _read_files(calibrations, skipped):
+        if found is _UNREADABLE:
+            unreadable.append(file)
+            continue
         if found is None:
             kind = ("a TIFF without a pixel size calibration" if file.suffix.lower() in (".tif", ".tiff") else
                     "no pixel size (only TIFFs carry one, as ImageJ or OME write it)")
             raise DevolensError(f"--diameter {given}: the file holds {kind}: {_PIXEL_SIZE_HOW}", path=file)
-        x, y, unit = found
-        factor = _PER_MICRON.get(str(unit).strip().lower())
-        if factor is None:
-            raise DevolensError(f"--diameter {given}: the file's calibration is in {unit!r}, not in micrometres "
-                                f"(nor nm or mm, which are converted): {_PIXEL_SIZE_HOW}", path=file)
-        x, y = x * factor, y * factor
+        microns = _in_microns(found)
+        if microns is None:
+            raise DevolensError(f"--diameter {given}: the file's calibration is in {found[2]!r}, not in micrometres "
+                                f"(nor in nm, mm or another metric length, which are converted): {_PIXEL_SIZE_HOW}",
+                                path=file)
+        x, y = microns
         if abs(x - y) > _PIXEL_TOLERANCE * (x + y) / 2:
             uneven.append((file, x, y))
         sizes.append((file, (x + y) / 2))
+    if not sizes:  # nothing but TIFFs that cannot be read: refused as their reader refuses them
+        from devolens.io.stacks import stack_info
+
+        stack_info(unreadable[0])
+        raise DevolensError(f"--diameter {given}: the file cannot be read for its pixel size", path=unreadable[0])
     low, high = min(sizes, key=lambda s: s[1]), max(sizes, key=lambda s: s[1])
-    if high[1] > low[1] * (1 + _PIXEL_TOLERANCE):
+    if _apart(low[1], high[1]):
         raise DevolensError(f"--diameter {given}: the images have different pixel sizes ({low[0].name} {low[1]:.4g} "
                             f"µm, {high[0].name} {high[1]:.4g} µm), so one diameter in µm is a different number of "
                             "pixels in each: segment them separately, or give the diameter in pixels or "
                             "--diameter each", path=input_path)
-    note = None
+    notes = []
     if uneven:
         file, x, y = uneven[0]
-        which = (file.name if len(files) == 1 else
+        which = (file.name if len(calibrations.files) == 1 else
                  f"{file.name}{f' and {len(uneven) - 1} other files' if len(uneven) > 1 else ''}")
-        note = (f"note: {which}: the pixels are not square ({x:.4g} x {y:.4g} µm): --diameter {given} was "
-                "converted with their mean")
-    return float(f"{sizes[0][1]:.6g}"), note
+        notes.append(f"note: {which}: the pixels are not square ({x:.4g} x {y:.4g} µm): --diameter {given} was "
+                     "converted with their mean")
+    return float(f"{sizes[0][1]:.6g}"), notes
 
 
 def _diameter_words(conversion: Optional[dict]) -> str:
@@ -635,8 +751,12 @@ def _diameter_record(conversion: Optional[dict]) -> dict:
                                                        "pixels")}}
 
 
-def _estimate_note(estimate, what: str) -> Optional[str]:
-    """What ``--diameter auto`` did, in words (None when it judged the images and left them as they are)."""
+def _estimate_note(estimate, what: str, names: Optional[list] = None) -> Optional[str]:
+    """What ``--diameter auto`` did, in words (None when it judged the images and left them as they are). When the
+    frames it combined disagree (:meth:`~devolens.predict.sizing.DiameterEstimate.disagree`), one more sentence says
+    so: a blurred, bleached, drifting movie's 5 frames read 1.06-1.68x and their median resized it 0.87x, which cost
+    it (a walkthrough's rendered movie, thirtieth session). ``names``: the frames' names in the order they were
+    read (the estimate's frames are positions in it)."""
     if estimate is None:
         return None
     if not estimate.trusted:
@@ -650,9 +770,26 @@ def _estimate_note(estimate, what: str) -> Optional[str]:
     haze = " (read past a bright uneven background)" if getattr(estimate, "backdrop", 0.0) >= 0.5 else ""
     # the resize, not a nucleus width: the diameter is the model's measure (a median over all stages), and nuclei of
     # later stages are smaller than it, so "segmented as if 25 px wide" read as a size to check invited a wrong one
-    return (f"diameter auto: the images look {estimate.magnification:.2g}x as magnified as the model's training "
+    text = (f"diameter auto: the images look {estimate.magnification:.2g}x as magnified as the model's training "
             f"frames{haze}; resized {estimate.resize:.2g}x for the network, as --diameter {estimate.diameter:.0f} "
             "would do (give --diameter to set it)")
+    if getattr(estimate, "disagree", None) is not None and estimate.disagree():
+        lo, hi = estimate.spread
+        where = _frame_range(estimate.combined_frames(), names)
+        text += (f". The frames it judged by disagree (x{lo:.2f}-{hi:.2f}{f' across frames {where}' if where else ''}"
+                 "), so check the resize (the overlays) or give --diameter (none: no resize)")
+    return text
+
+
+def _frame_range(positions: Optional[list], names: Optional[list]) -> Optional[str]:
+    """``first..last`` of the frames at stream ``positions``, named by ``names`` where known (else positions from
+    0); None without positions."""
+    if not positions:
+        return None
+    first, last = min(positions), max(positions)
+    if names is not None and 0 <= first and last < len(names):
+        return f"{names[first]}..{names[last]}"
+    return f"{first}..{last} (counted from 0)"
 
 
 def _estimates_note(estimates, what: str) -> Optional[str]:
@@ -742,13 +879,21 @@ def _within(path: Path, entry: Path) -> bool:
     return path == entry or entry in path.parents
 
 
-def _estimate_fields(estimate) -> dict:
+def _estimate_fields(estimate, names: Optional[list] = None) -> dict:
     """A DiameterEstimate's fields for the records (``magnification``: relative to the model's training framing;
-    ``diameter``: None when the images were used as they are; ``resize``: how much they were resized)."""
+    ``diameter``: None when the images were used as they are; ``resize``: how much they were resized;
+    ``per_image`` and ``frames``: each image's estimate and its frame, named by ``names`` (the frames in the order
+    read) where known, else its position among them from 0, None when unknown; ``spread``: the smallest and largest
+    of the estimates the median was taken over, far apart when the frames disagree)."""
+    positions = getattr(estimate, "frames", None)
+    frames = None if positions is None else [
+        names[p] if names is not None and 0 <= p < len(names) else json_number(p) for p in positions]
+    spread = getattr(estimate, "spread", None)
     return {"magnification": json_number(estimate.magnification), "diameter": json_number(estimate.diameter),
             "resize": json_number(estimate.resize), "trusted": json_number(estimate.trusted),
             "small": json_number(estimate.small), "backdrop": json_number(estimate.backdrop),
-            "per_image": [json_number(v) for v in (estimate.per_image or [])]}
+            "per_image": [json_number(v) for v in (estimate.per_image or [])], "frames": frames,
+            "spread": None if spread is None else [json_number(v) for v in spread]}
 
 
 def _sizing_record(diameter: "float | str | None", estimate=None, estimates=None, frames=None,
@@ -756,13 +901,15 @@ def _sizing_record(diameter: "float | str | None", estimate=None, estimates=None
     """How the images' magnification was decided, for the records: ``by`` ``"auto"`` (estimated once per input:
     the estimate's fields), ``"each"`` (for every image: ``per_image``, one entry per image segmented, with its
     frame where the frames are known), ``"hand"`` (``--diameter`` a number of pixels) or ``"none"`` (no
-    resizing)."""
+    resizing). ``frames``: the frames' names in the order they were read (each: one per estimate; auto: the
+    estimate's frames are positions in them)."""
     if diameter == "each":
         record: dict = {"by": "each"}
         if estimates:
             rows = [_estimate_fields(e) for e in estimates]
             for row in rows:
-                row.pop("per_image", None)  # one image each: its own magnification
+                for key in ("per_image", "frames", "spread"):  # one image each: its own magnification
+                    row.pop(key, None)
             if frames is not None and len(frames) == len(rows):
                 rows = [{"frame": f, **row} for f, row in zip(frames, rows)]
             record["per_image"] = rows
@@ -771,7 +918,7 @@ def _sizing_record(diameter: "float | str | None", estimate=None, estimates=None
             record["note"] = "the per-image estimates were not at hand"
         return record
     if diameter == "auto":
-        record = {"by": "auto", **(_estimate_fields(estimate) if estimate is not None else
+        record = {"by": "auto", **(_estimate_fields(estimate, frames) if estimate is not None else
                                    {"note": "no estimate was made (no frame read)"})}
     elif diameter is None:
         record = {"by": "none"}
@@ -856,12 +1003,13 @@ def run_segmentation(
     _check_network_options(precision, backend)
     color = _color(color)
     device = device_option(device)
-    diameter, microns = _diameter_option(diameter, model, input_path, pixel_size)
+    calibrations = _Calibrations(input_path)  # (a folder's listed once, each file's read once: labels and µm)
+    diameter, microns, skip, curation, report = _diameter_and_skip(
+        diameter, model, input_path, pixel_size, skip_flagged, calibrations, stack_z=stack_z, channel=channel,
+        pages=pages, progress=progress)
     flat = _flatten(model, flatten)
-    skip, curation, report = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
-                                       progress=progress)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
-                     prepare=_preparation(model, color, diameter, flat))
+                     prepare=_preparation(model, color, diameter, flat), calibrations=calibrations)
     try:
         # how a TIFF stack (a folder's first) was read: segment.json and the console
         stack_file, reading = _stack_reading(input_path, stack_z, channel, pages)
@@ -979,6 +1127,7 @@ def run_segmentation(
             "scale": scale,
             "estimate": None if predictor.auto_each else predictor.last_estimate,
             "estimates": predictor.estimates if predictor.auto_each else None,
+            "frame_names": [c[0] for c in counts],  # in the order read: the estimate's frames are positions in it
             "resized": predictor.diameter is not None,
             "ended_early": source.ended_early(),
             "missing": source.missing_note(),
@@ -1051,12 +1200,12 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     notes: list[tuple[str, dict]] = []
     noise = summary.get("no_structure") or []
     every = bool(noise) and len(noise) == summary["frames"]  # nothing but noise: no magnification to speak of
-    note = None if every else (_estimate_note(summary.get("estimate"), what)
+    note = None if every else (_estimate_note(summary.get("estimate"), what, summary.get("frame_names"))
                                or _estimates_note(summary.get("estimates"), what))
     if note:
         notes.append((note, {}))
-    if (summary.get("diameter_um") or {}).get("note"):  # a µm diameter read with pixels that are not square
-        notes.append((summary["diameter_um"]["note"], plain))
+    # a µm diameter's pixel size: not square, given over the file's own, coarse for a microscope
+    notes += [(text, plain) for text in (summary.get("diameter_um") or {}).get("notes") or ()]
     from devolens.cli._common import stack_notes
     from devolens.io.frames import folder_timelapses, timelapses_note
 
@@ -1428,14 +1577,17 @@ def record_path(out: Path) -> Path:
 def _population_record(input_path: Path, out: Path, model: str, predictor, *, frames: int, skipped: list,
                        options: dict, magnification: Optional[dict], fit, left_out,
                        plot: Optional[Path] = None, curation: Optional[Path] = None,
-                       stack: Optional[dict] = None) -> str:
+                       stack: Optional[dict] = None, brightness: Optional[dict] = None) -> str:
     """The JSON written beside population's CSV: the command line, the versions of devolens and PyTorch, the model
     and its weights' sha256 (and the nuclei model's, whose counts it calibrates), the nuclei network's precision,
     the options that change results, the magnification estimate, ``--clock``'s fit and ``--monotone``'s left-out
     frames (``dark``: black or dark frames; ``implausible``: readings off their neighbours); ``plot`` and ``curation``:
     the companions written beside the CSV (None: not written), which a later run into the same CSV replaces or
     removes (:func:`_stale_companions`); ``stack``: how a TIFF stack was read (:func:`_stack_reading`; None: no stack,
-    no entry)."""
+    no entry); ``brightness``: how bright the nuclei are at the movie's start and end (:func:`_brightness`);
+    ``clock_drift``: how the per-frame estimates drift away from the clock's curve (``residual_slope``: per frame
+    position, ``late_residual``: the last third's median against the frames before it, ``noted``: whether the CLI
+    said so; :class:`devolens.predict.clock.ClockFit`'s ``slope`` and ``late``)."""
     from devolens.models import zoo
 
     nuclei = getattr(predictor, "nuclei", None)
@@ -1450,6 +1602,11 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
         "magnification_estimate": magnification,
         "clock": None if fit is None else {"offset": json_number(fit.offset), "rate": json_number(fit.rate),
                                            "residual": json_number(fit.residual)},
+        # how the per-frame estimates drift away from the fitted curve (beside the fit: its three numbers stay)
+        "clock_drift": None if fit is None else {"residual_slope": json_number(fit.slope),
+                                                 "late_residual": json_number(fit.late),
+                                                 "noted": bool(fit.drifts())},
+        "brightness": brightness,
         "monotone_left_out": None if left_out is None else {"dark": list(left_out[0]),
                                                             "implausible": list(left_out[1])},
         "plot": None if plot is None else str(plot.absolute()),
@@ -1547,10 +1704,11 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise several
     _check_network_options(precision, backend)
     device = device_option(device)
-    diameter, microns = _diameter_option(diameter, model, input_path, pixel_size)
-    skip, curation, report = _skip_set(skip_flagged, input_path, stack_z=stack_z, channel=channel, pages=pages,
-                                       progress=progress)
-    source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages)
+    calibrations = _Calibrations(input_path)
+    diameter, microns, skip, curation, report = _diameter_and_skip(
+        diameter, model, input_path, pixel_size, skip_flagged, calibrations, stack_z=stack_z, channel=channel,
+        pages=pages, progress=progress)
+    source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages, calibrations=calibrations)
     try:
         _, reading = _stack_reading(input_path, stack_z, channel, pages)  # a TIFF stack: the record and the console
         _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
@@ -1570,13 +1728,18 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                             path=input_path)
     positions: collections.deque = collections.deque()
     kept: list[int] = []
-    signals: Optional[list] = [] if monotone else None  # --monotone: each frame's black/dark measures
+    # each frame's black/dark measures (None: not measured): --monotone leaves dark frames out by them (every frame
+    # measured), and every run records how the nuclei's brightness changes over the movie (_brightness: its first
+    # and last BRIGHTNESS_FRAMES frames measured where the number of frames is known; ~1.3 ms a 752x512 frame, 4 %
+    # of a warm run when every frame is measured)
+    signals: list = []
+    expected = source.total - len(skip) if source.total else None
 
     def frames():
-        for pos, frame in source.iter(skip):
+        for i, (pos, frame) in enumerate(source.iter(skip)):
             positions.append(pos)
-            if signals is not None:
-                signals.append(_frame_signal(frame))
+            ends = expected is None or i < BRIGHTNESS_FRAMES or i >= expected - BRIGHTNESS_FRAMES
+            signals.append(_frame_signal(frame) if monotone or ends else None)
             yield frame
 
     rows = []
@@ -1604,6 +1767,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     left_out = None
     if monotone:
         df, left_out = robust_monotone(predictor.smooth, df, kept, signals)
+    brightness = _brightness(signals)
     fit = None
     if clock:
         try:
@@ -1635,9 +1799,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                  "batch_size": batch_size, "fast": fast,
                  "precision": precision, "backend": backend, "color": color, "channel": channel, "stack_z": stack_z,
                  "pages": pages, "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
-        magnification=_sizing_record(diameter, getattr(predictor, "last_estimate", None),
+        magnification=_sizing_record(diameter, getattr(predictor, "last_estimate", None), frames=list(df["frame"]),
                                      resize=getattr(predictor, "resize", None)),
-        fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading))
+        fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading, brightness=brightness))
     given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
     _remove_stale(stale, [*written, given, out, record], input_path)
     df.attrs["record"] = record
@@ -1656,6 +1820,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["estimate"] = getattr(predictor, "last_estimate", None)
     df.attrs["resized"] = getattr(predictor, "resize", 1.0) != 1.0
     df.attrs["clock"] = fit
+    df.attrs["brightness"] = brightness
     df.attrs["steady"] = _steady(input_path, source) if clock else None
     # --monotone: the frames left out of the fit (black or dark; implausible readings), named as the CSV names them
     df.attrs["monotone_left_out"] = left_names
@@ -1681,6 +1846,62 @@ def _frame_signal(frame) -> Optional[dict]:
         return frame_signal(frame)
     except DevolensError:
         return None
+
+
+#: the nuclei's brightness at a movie's start and at its end: the median over this many of its first and last frames
+#: (a flicker frame does not decide it) ...
+BRIGHTNESS_FRAMES = 5
+#: ... and the note's threshold: the end this dim, relative to the start
+DIM_END = 0.3
+
+
+def _brightness(signals: list) -> Optional[dict]:
+    """How bright the nuclei are at a movie's end relative to its start, for the record (None for fewer than 2
+    frames, or when its first or last frames were not measured: a movie that ended before its announced length):
+    ``first`` and ``last``, the median over the first and last ``BRIGHTNESS_FRAMES`` frames (at most a third
+    each: ``frames``) of the curator's ``foreground`` (the bright part's mean above the background, 8-bit grey
+    levels, :func:`devolens.curate.frames.frame_signal`), and ``ratio`` last/first. Bleaching lowers it; a
+    growing embryo's crowded nuclei raise it somewhat (a rendered movie's, unbleached: 1.6)."""
+    n = len(signals)
+    if n < 2:
+        return None
+    k = max(1, min(BRIGHTNESS_FRAMES, n // 3))
+
+    def median(part: list) -> Optional[float]:
+        values = [float(s["foreground"]) for s in part if s is not None and np.isfinite(s.get("foreground", np.nan))]
+        return float(np.median(values)) if values else None
+
+    first, last = median(signals[:k]), median(signals[-k:])
+    if first is None or last is None:
+        return None
+    return {"first": json_number(round(first, 2)), "last": json_number(round(last, 2)),
+            "ratio": json_number(round(last / first, 3)) if first > 0 else None, "frames": k}
+
+
+def _brightness_note(brightness: Optional[dict]) -> Optional[str]:
+    """The note on a movie whose nuclei end much dimmer than they start (``ratio`` under ``DIM_END``); None
+    otherwise. It states the fall without alarm: each frame is normalised on its own, and a walkthrough's rendered
+    movie bleached to 15 % (3x fewer photons too; measured ratio 0.25) was counted as well as the unbleached one
+    (instance F1 0.86 vs 0.88, late frames' count bias within 2 points; thirtieth session)."""
+    ratio = (brightness or {}).get("ratio")
+    if ratio is None or ratio >= DIM_END:
+        return None
+    return (f"the nuclei dim to {100 * ratio:.0f}% of the first frames' brightness by the last frames (bleaching?). "
+            "Each frame is normalised on its own, which kept the counts of a test movie bleached to 15%; "
+            "if the last frames look noisy, check their counts (devolens segment nuclei draws what it found)")
+
+
+def _clock_drift_note(fit) -> Optional[str]:
+    """The note on per-frame totals whose last third drifts away from the fitted clock
+    (:meth:`devolens.predict.clock.ClockFit.drifts`); None otherwise."""
+    if fit is None or not getattr(fit, "drifts", None) or not fit.drifts():
+        return None
+    low = fit.late < 0
+    return (f"the last third of the frames read a median {100 * abs(np.expm1(fit.late)):.0f}% "
+            f"{'fewer' if low else 'more'} cells against the fitted curve than the frames before them: the per-frame "
+            "totals drift away from the clock (focus drift, bleaching or the embryo leaving the field can do this). "
+            "The clock cannot fully undo such a bias: it fits the whole movie, and the drift pulls its "
+            f"pace and its late counts {'down' if low else 'up'} with it; check the last frames")
 
 
 def implausible_readings(totals: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -1970,11 +2191,16 @@ def population_command(
         print_note(f"{_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if len(flat) == 1 else 'hold'} no signal "
                    "(one grey level throughout): read as a black frame; `devolens curate frames` flags such frames and "
                    "--skip-flagged leaves them out")
-    note = _estimate_note(df.attrs.get("estimate"), "nuclei")
+    note = _estimate_note(df.attrs.get("estimate"), "nuclei", list(df["frame"]))
     if note:
         console.print(note)
-    if (df.attrs.get("diameter_um") or {}).get("note"):  # a µm diameter read with pixels that are not square
-        console.print(df.attrs["diameter_um"]["note"], highlight=False, soft_wrap=True)
+    dim = _brightness_note(df.attrs.get("brightness"))
+    if dim:
+        from devolens.cli._common import note as print_note
+
+        print_note(dim)
+    for text in (df.attrs.get("diameter_um") or {}).get("notes") or ():  # a µm diameter's pixel size (segment's)
+        console.print(text, highlight=False, soft_wrap=True)
     for text in stack_notes(input_path, pages, stack_z, slices_advice=False,  # (population only projects)
                             timelapses=df.attrs.get("timelapses")):
         console.print(text)
@@ -1984,6 +2210,11 @@ def population_command(
         console.print(f"note: {df.attrs['ended_early']}")
     if df.attrs.get("clock") is not None:
         console.print(_clock_note(df.attrs["clock"], df.attrs.get("clock_seconds")))
+        drift = _clock_drift_note(df.attrs["clock"])
+        if drift:
+            from devolens.cli._common import note as print_note
+
+            print_note(drift)
         if df.attrs.get("steady") is False:
             from devolens.cli._common import note as print_note
 

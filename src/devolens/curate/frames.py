@@ -1,4 +1,4 @@
-"""Corrupt-frame curation: find black, dark, red-striped, red-patched, duplicated, dropped
+"""Corrupt-frame curation: find black, dark, bright, red-striped, red-patched, duplicated, dropped
 and damaged (decoded from corrupt video data) frames in a timelapse.
 
 The scorer makes one streaming pass over the frames and keeps, per frame, a handful of
@@ -11,6 +11,7 @@ to noisy and clean recordings, to PNG folders and to lossy video alike.
 What is measured (intensities in 8-bit grey levels, 0..255, whatever the input dtype):
 
 - ``level``: mean over pixels of the brightest channel; ``p99``: its 99th percentile;
+  ``clipped``: the fraction of pixels where it is at the top of the range (254 or 255: saturated);
   ``contrast``: 99th percentile minus median of that channel averaged over blocks;
   ``foreground`` (used internally, not in the report): mean of the blocks (of 1/64 of the
   height) brighter than halfway from their median to the brightest block, minus that median:
@@ -31,12 +32,26 @@ prefix ``<embryo>_tNNN``):
 - black: ``contrast`` (p99 minus median of the block-averaged brightest channel, so that
   camera noise averages out) below ``black_level`` or ``black_rel`` x the sequence's median.
 - dark: ``level`` below ``dark_ratio`` x the lower of the median levels of the ``window``
-  frames before and of those after (black and dark frames left out, so a steady rise or
+  frames before and of those after (black, dark and bright frames left out, so a steady rise or
   fall is no dark frame), and well outside the sequence's own spread of such ratios. A
   frame with neighbours on one side only (the first or last frame) has no lower side to
   take, and a growing embryo's first frame has fewer nuclei than every frame after it: such
   a frame must also have its ``foreground`` far below the median of that side's, by the same
   rule (a dimmed frame loses both in proportion; fewer nuclei lower the mean only).
+- bright: the mirror of dark (a lamp flickering up, often saturating the nuclei): ``level``
+  above ``1 / dark_ratio`` x the higher of the median levels of the ``window`` frames before
+  and of those after (black, dark and bright frames left out, so a steady rise or fall is no
+  bright frame, nor is a division burst: the frames after it keep its brightness), and either
+  well outside the sequence's own spread of such ratios (``dark_sigmas``) with its
+  ``contrast`` above ``1 / dark_ratio`` x the lower of the neighbours' medians (a brighter lamp
+  brightens nuclei and background alike; the histone a mitotic cell of an early embryo spreads
+  through its cytoplasm raises the level, not the contrast), or saturated: ``clipped`` at least
+  ``clip_area`` and ``clip_ratio`` x the higher of the neighbours' medians, its contrast (which
+  saturation caps) not below ``dark_ratio`` x theirs (a fast-growing embryo filmed at a coarse
+  time step spreads the level ratios wide: a saturated frame is bright whatever that spread). A
+  frame with neighbours on one side only (a growing embryo's last frame has more nuclei than
+  every frame before it) must also have its ``foreground`` far above that side's, by the dark
+  rule.
 - red_line: ``red_line_score`` above ``line_fraction`` and well above the median of the
   neighbouring frames.
 - red_patch: ``red_patch_score`` above ``patch_area`` (and ``patch_min_blocks``). Only red
@@ -60,9 +75,10 @@ prefix ``<embryo>_tNNN``):
   once more when ffmpeg reported damaged data). Its measurements are kept.
 
 When several apply, the main ``flag`` is the first of
-``corrupt, black, duplicate, dark, red_line, red_patch`` (what a frame decoded from damaged
-data looks like is a consequence of the damage; a repeat of a dark frame is a duplicate;
-a repeat of a black frame is black).
+``corrupt, black, duplicate, dark, red_line, red_patch, bright`` (what a frame decoded from
+damaged data looks like is a consequence of the damage; a repeat of a dark or bright frame is
+a duplicate; a repeat of a black frame is black; a red line or patch can brighten a frame
+enough to make it bright too).
 """
 
 from __future__ import annotations
@@ -104,7 +120,7 @@ __all__ = [
 #: Artifact kinds the curator reports, in the order of precedence of the main flag
 #: (``dropped`` and ``unreadable`` rows stand for frames that are missing, so they never compete:
 #: ``corrupt`` marks frames that were decoded only).
-KINDS = ("corrupt", "black", "duplicate", "dark", "red_line", "red_patch", "dropped", "unreadable")
+KINDS = ("corrupt", "black", "duplicate", "dark", "red_line", "red_patch", "bright", "dropped", "unreadable")
 #: the kinds of a frame that could not be read (no measurements), by MissingFrame.reason
 _MISSING_KINDS = {"lost": "dropped", "unreadable": "unreadable"}
 
@@ -129,10 +145,20 @@ class Thresholds:
         ... or below this fraction of the sequence's median contrast.
     dark_ratio : float
         A frame whose mean level is below this fraction of its neighbours' median is dark
-        (when the sequence's own spread of ratios does not explain it, see ``dark_sigmas``).
+        (when the sequence's own spread of ratios does not explain it, see ``dark_sigmas``);
+        one above ``1 / dark_ratio`` times it is bright (the same test, mirrored: 0.7 means
+        dimmer than 0.7x, or brighter than 1.43x).
     dark_sigmas : float
         Robust standard deviations (of the log level ratio over the sequence) a dark frame
-        must lie below its neighbours.
+        must lie below its neighbours (a bright frame above them, unless it is saturated:
+        see ``clip_area``).
+    clip_area : float
+        A frame brighter than ``1 / dark_ratio`` times its neighbours is bright, whatever the
+        sequence's spread of ratios, when at least this fraction of its pixels is clipped
+        (saturated: at the top of the range) ...
+    clip_ratio : float
+        ... and at least this many times the fraction of its neighbours (the higher of the
+        medians before and after).
     red_delta : float
         A pixel is red when its red value exceeds green and blue by this many grey levels.
     line_fraction : float
@@ -154,7 +180,7 @@ class Thresholds:
         quartile of the neighbouring frames' changes is a duplicate.
     window : int
         Neighbouring frames taken on each side for the sequence-relative references (the
-        dark test takes the lower of the two sides' medians).
+        dark test takes the lower of the two sides' medians, the bright test the higher).
     small_rows : int
         Rows of the downsampled copy kept for the change measure.
     """
@@ -163,6 +189,8 @@ class Thresholds:
     black_rel: float = 0.01
     dark_ratio: float = 0.7
     dark_sigmas: float = 6.0
+    clip_area: float = 0.01
+    clip_ratio: float = 4.0
     red_delta: float = 40.0
     line_fraction: float = 0.3
     line_max_thickness: float = 0.04
@@ -334,7 +362,7 @@ def _brightest(planes: list[np.ndarray]) -> np.ndarray:
 
 def _signal(mx: np.ndarray, th: Thresholds) -> tuple[float, float, float, int]:
     """(level, contrast, foreground, factor of the change measure's block means) of a frame's brightest
-    channel ``mx``: what the black and dark tests read (see the module's notes)."""
+    channel ``mx``: what the black, dark and bright tests read (see the module's notes)."""
     h = mx.shape[0]
     level = float(mx.mean(dtype=np.float64))
     factor = max(1, int(round(h / max(1, th.small_rows))))
@@ -350,7 +378,7 @@ def _signal(mx: np.ndarray, th: Thresholds) -> tuple[float, float, float, int]:
 
 
 def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, float]:
-    """The measures of one frame that the black and dark tests read: ``level`` (mean of the brightest
+    """The measures of one frame that the black, dark and bright tests read: ``level`` (mean of the brightest
     channel), ``contrast`` and ``foreground`` (8-bit grey levels; see the module's notes), measured as
     :func:`score_frames` measures them. Feed a sequence of them to :func:`black_or_dark`.
 
@@ -362,6 +390,11 @@ def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dic
     _check_thresholds(thresholds)
     level, contrast, foreground, _ = _signal(_brightest(_planes(image)[0]), thresholds or Thresholds())
     return {"level": level, "contrast": contrast, "foreground": foreground}
+
+
+#: a pixel whose brightest channel is at or above this (8-bit grey levels) is clipped: saturated at the top of the
+#: range (254, not 255: lossy video leaves saturated areas a level short here and there)
+_CLIPPED = 254
 
 
 def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -377,6 +410,7 @@ def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, n
     else:
         line, red_map = 0.0, np.zeros((max(1, h // b), max(1, w // b)), dtype=bool)
     level, contrast, foreground, factor = _signal(mx, th)
+    clipped = float(np.count_nonzero(mx >= _CLIPPED)) / float(mx.size)
     small = _block_mean(planes[0], factor)
     for p in planes[1:]:
         small = small + _block_mean(p, factor)
@@ -386,6 +420,7 @@ def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, n
         "width": int(w),
         "level": level,
         "p99": p99,
+        "clipped": clipped,
         "contrast": contrast,
         "foreground": foreground,
         "red_line_score": line,
@@ -420,14 +455,16 @@ def _neighbour_median(values: np.ndarray, valid: np.ndarray, window: int) -> np.
     return out
 
 
-def _side_reference(values: np.ndarray, valid: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lower of the medians of the ``window`` valid frames before and after each frame, and
-    how many sides (0, 1 or 2) had a valid frame.
+def _side_reference(values: np.ndarray, valid: np.ndarray, window: int,
+                    higher: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Lower (``higher``: higher) of the medians of the ``window`` valid frames before and after
+    each frame, and how many sides (0, 1 or 2) had a valid frame.
 
     Taking the lower side keeps a steady rise (a growing embryo) or fall (bleaching) from
-    looking like a dark frame; NaN when neither side has a valid frame. A frame with valid
-    frames on one side only (the first or last of a sequence, or one beside a run of black
-    frames there) has no such protection: see :func:`_decide`.
+    looking like a dark frame, the higher side from looking like a bright one; NaN when neither
+    side has a valid frame. A frame with valid frames on one side only (the first or last of a
+    sequence, or one beside a run of black frames there) has no such protection: see
+    :func:`_level_flags`.
     """
     n = len(values)
     ok = valid & np.isfinite(values)
@@ -441,7 +478,7 @@ def _side_reference(values: np.ndarray, valid: np.ndarray, window: int) -> tuple
         right = idx[right_start:right_start + window]
         meds = [float(np.median(values[side])) for side in (left, right) if len(side)]
         if meds:
-            out[i] = min(meds)
+            out[i] = max(meds) if higher else min(meds)
         sides[i] = len(meds)
     return out, sides
 
@@ -500,43 +537,80 @@ def _transient_scores(red_maps: list[np.ndarray], run: np.ndarray, heights: np.n
     return out
 
 
-def _black_dark(level: np.ndarray, contrast: np.ndarray, foreground: np.ndarray,
-                th: Thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(black, dark, level ratio) of a sequence's frames from their ``level``, ``contrast`` and
-    ``foreground`` (see the module's notes)."""
+def _beyond(values: np.ndarray, ok: np.ndarray, window: int,
+            brighter: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How far each frame's ``values`` lie below the lower (``brighter``: above the higher) of
+    the medians of the ``ok`` frames before and after: (log ratio, positive beyond the
+    neighbours in the direction tested; the ratio itself; how many sides had ``ok`` frames)."""
+    ref, sides = _side_reference(values, ok, window, higher=brighter)
+    ratio = values / np.maximum(ref, 1e-6)
+    ratio[~np.isfinite(ref)] = np.nan
+    logr = np.log(np.maximum(ratio, 1e-6))
+    return (logr if brighter else -logr), ratio, sides
+
+
+def _far(beyond: np.ndarray, ok: np.ndarray, th: Thresholds, spread: bool = True) -> np.ndarray:
+    """Frames lying further than ``dark_ratio`` beyond their neighbours (``beyond``: :func:`_beyond`) and, with
+    ``spread``, outside the sequence's own spread of such ratios (``dark_sigmas`` robust standard deviations)."""
+    least = -math.log(th.dark_ratio)
+    cut = max(least, th.dark_sigmas * _robust_sigma(beyond[ok])) if spread else least
+    return np.isfinite(beyond) & (beyond > cut)
+
+
+def _level_flags(level: np.ndarray, contrast: np.ndarray, foreground: np.ndarray, th: Thresholds,
+                 clipped: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(black, dark, bright, level ratio, high level ratio) of a sequence's frames from their
+    ``level``, ``contrast``, ``foreground`` and ``clipped`` (None: not measured; see the module's
+    notes); the ratios are the level over the lower (dark test) and over the higher (bright
+    test) of the neighbours' medians before and after."""
     # black: no spatial signal (camera noise averages out in the block means)
     black = contrast < max(th.black_level, th.black_rel * float(np.median(contrast)))
 
-    # dark: far below the neighbours' level; twice, the second time with the dark frames
-    # of the first pass left out of the reference (artifacts can come in clusters)
+    # dark and bright: far below or above the neighbours' level; twice, the second time with
+    # the dark and bright frames of the first pass left out of the references (artifacts can
+    # come in clusters)
     dark = np.zeros(len(level), dtype=bool)
+    bright = np.zeros(len(level), dtype=bool)
     for _ in range(2):
-        ok = ~black & ~dark
-        ref_level, sides = _side_reference(level, ok, th.window)
-        ratio = level / np.maximum(ref_level, 1e-6)
-        ratio[~np.isfinite(ref_level)] = np.nan
-        logr = np.log(np.maximum(ratio, 1e-6))
-        sigma = _robust_sigma(logr[ok])
-        cut = min(math.log(th.dark_ratio), -th.dark_sigmas * sigma)
-        dark = ~black & np.isfinite(logr) & (logr < cut)
+        ok = ~black & ~dark & ~bright
+        below, ratio, sides = _beyond(level, ok, th.window, brighter=False)
+        above, ratio_high, sides_high = _beyond(level, ok, th.window, brighter=True)
         # a frame with neighbours on one side only (the first or last frame) cannot take the
-        # lower side: a growing embryo's first frame has fewer nuclei than all the frames
-        # after it, so its mean level is well below theirs. Such a frame must also be dim
-        # in its nuclei: its foreground (nucleus brightness above the background, which does
-        # not grow with the number of nuclei) far below that side's, by the same rule as the
-        # level (below ``dark_ratio`` and outside the sequence's own spread of foreground
-        # ratios). A dimmed frame loses both in proportion.
-        ref_fg, _ = _side_reference(foreground, ok, th.window)
-        log_f = np.log(np.maximum(foreground / np.maximum(ref_fg, 1e-6), 1e-6))
-        log_f[~np.isfinite(ref_fg)] = np.nan
-        cut_f = min(math.log(th.dark_ratio), -th.dark_sigmas * _robust_sigma(log_f[ok]))
-        dark &= (sides != 1) | (np.isfinite(log_f) & (log_f < cut_f))
-    return black, dark, ratio
+        # other side: a growing embryo's first frame has fewer nuclei than all the frames after
+        # it (its last frame more than all those before it), so its mean level is well below
+        # (above) theirs. Such a frame must also be dim (bright) in its nuclei: its foreground
+        # (nucleus brightness above the background, which does not grow with the number of
+        # nuclei) far beyond that side's, by the same rule as the level (past ``dark_ratio`` and
+        # outside the sequence's own spread of foreground ratios). A dimmed or brightened frame
+        # changes both in proportion.
+        dark = ~black & _far(below, ok, th)
+        dark &= (sides != 1) | _far(_beyond(foreground, ok, th.window, brighter=False)[0], ok, th)
+
+        # bright: the mirror of dark. A brighter lamp brightens the nuclei as much as the
+        # background: the contrast (nuclei over background) rises with the level, unless the
+        # nuclei saturate (many clipped pixels where the neighbours have few: nuclei lost in the
+        # glare), which caps it. A genuinely brighter embryo does neither: the histone a mitotic
+        # cell of an early embryo spreads through its cytoplasm raises the level, not the
+        # contrast. A saturated frame is bright whatever the sequence's spread of level ratios
+        # (a fast-growing embryo filmed at a coarse time step spreads them wide), as long as its
+        # contrast has not collapsed
+        ref_contrast, _ = _side_reference(contrast, ok, th.window)
+        gained = contrast >= ref_contrast / th.dark_ratio
+        kept = ~(contrast < th.dark_ratio * ref_contrast)
+        saturated = np.zeros(len(level), dtype=bool)
+        if clipped is not None:
+            ref_clip, _ = _side_reference(clipped, ok, th.window, higher=True)
+            saturated = (clipped >= th.clip_area) & (clipped >= th.clip_ratio * np.nan_to_num(ref_clip, nan=0.0))
+        bright = ~black & _far(above, ok, th, spread=False) & ((_far(above, ok, th) & gained) | (saturated & kept))
+        bright &= (sides_high != 1) | _far(_beyond(foreground, ok, th.window, brighter=True)[0], ok, th)
+    return black, dark, bright, ratio, ratio_high
 
 
 def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds | None = None) -> np.ndarray:
     """Which frames of a sequence the curator's black or dark test flags, from their :func:`frame_signal`
-    measures (in time order; the dark test compares each frame with its neighbours).
+    measures (in time order; the dark test compares each frame with its neighbours). Bright frames are not
+    among them (a frame the bright test flags is False here).
 
     Returns
     -------
@@ -548,16 +622,17 @@ def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds
                       columns=["level", "contrast", "foreground"])
     if df.empty:
         return np.zeros(0, bool)
-    black, dark, _ = _black_dark(df["level"].to_numpy(float), df["contrast"].to_numpy(float),
-                                 df["foreground"].to_numpy(float), thresholds or Thresholds())
+    black, dark, *_ = _level_flags(df["level"].to_numpy(float), df["contrast"].to_numpy(float),
+                                   df["foreground"].to_numpy(float), thresholds or Thresholds())
     return black | dark
 
 
 def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> pd.DataFrame:
     """Add the reference columns and the boolean flags for one sequence (a copy)."""
     s = stats.copy()
-    black, dark, ratio = _black_dark(s["level"].to_numpy(float), s["contrast"].to_numpy(float),
-                                     s["foreground"].to_numpy(float), th)
+    black, dark, bright, ratio, ratio_high = _level_flags(s["level"].to_numpy(float), s["contrast"].to_numpy(float),
+                                                          s["foreground"].to_numpy(float), th,
+                                                          clipped=s["clipped"].to_numpy(float))
 
     # red line: long thin red bands, above an absolute floor and above the neighbours
     line = s["red_line_score"].to_numpy(float)
@@ -566,18 +641,19 @@ def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> 
     red_line = valid & (line >= th.line_fraction) & (line - ref_line >= 0.5 * th.line_fraction)
 
     # duplicate: far less change than the neighbourhood's ordinary change (lower quartile of
-    # the changes between frames that are neither black, dark nor striped)
+    # the changes between frames that are neither black, dark, bright nor striped)
     change = s["change"].to_numpy(float)
-    odd = black | dark | red_line
+    odd = black | dark | bright | red_line
     ordinary = ~odd & ~np.r_[True, odd[:-1]]
     ref_change = _quantile_reference(change, ordinary, 2 * th.window, 0.25)
     change_ratio = change / np.maximum(ref_change, 1e-9)
     change_ratio[~np.isfinite(change) | ~np.isfinite(ref_change)] = np.nan
     duplicate = np.isfinite(change_ratio) & (change_ratio < th.dup_ratio) & (ref_change > 1e-6)
-    # a repeat looks like its predecessor: a dark or striped frame after a frame that is not
-    # is no repeat, however little the frame changed
+    # a repeat looks like its predecessor: a dark, bright or striped frame after a frame that
+    # is not is no repeat, however little the frame changed
     prev_dark, prev_line = np.r_[False, dark[:-1]], np.r_[False, red_line[:-1]]
-    duplicate &= ~((dark & ~prev_dark) | (red_line & ~prev_line))
+    prev_bright = np.r_[False, bright[:-1]]
+    duplicate &= ~((dark & ~prev_dark) | (bright & ~prev_bright) | (red_line & ~prev_line))
     duplicate |= np.isfinite(change) & (change <= 1e-9)  # an exact copy, whatever the neighbours
 
     # red patch: a large red region absent from the neighbouring (non-duplicate) frames
@@ -588,9 +664,11 @@ def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> 
     s["red_patch_score"] = patch
 
     s["level_ratio"] = ratio
+    s["level_ratio_high"] = ratio_high
     s["change_ratio"] = change_ratio
     s["black"] = black
     s["dark"] = dark
+    s["bright"] = bright
     s["red_line"] = red_line
     s["red_patch"] = red_patch
     s["duplicate"] = duplicate
@@ -647,9 +725,10 @@ def _usual_step(steps: np.ndarray) -> int:
 
 _COLUMNS = [
     "frame", "file", "sequence", "time", "height", "width",
-    "level", "p99", "contrast", "level_ratio", "red_line_score", "red_area", "red_patch_score",
-    "change", "change_ratio",
-    "black", "dark", "red_line", "red_patch", "duplicate", "dropped", "unreadable", "corrupt", "flag", "flagged",
+    "level", "p99", "clipped", "contrast", "level_ratio", "level_ratio_high",
+    "red_line_score", "red_area", "red_patch_score", "change", "change_ratio",
+    "black", "dark", "red_line", "red_patch", "bright", "duplicate", "dropped", "unreadable", "corrupt",
+    "flag", "flagged",
 ]
 
 
@@ -688,14 +767,16 @@ def score_frames(
     pandas.DataFrame
         One row per frame (plus one per dropped time), columns: ``frame`` (0-based
         position in the input, empty for dropped rows), ``file``, ``sequence``, ``time``,
-        ``height``, ``width`` (pixels), ``level``, ``p99``, ``contrast`` (8-bit grey levels),
-        ``level_ratio`` (level / the lower of the neighbours' medians before and after),
+        ``height``, ``width`` (pixels), ``level``, ``p99`` (8-bit grey levels), ``clipped`` (fraction of the
+        pixels at the top of the range), ``contrast`` (8-bit grey levels),
+        ``level_ratio`` (level / the lower of the neighbours' medians before and after: the dark
+        test), ``level_ratio_high`` (level / the higher of them: the bright test),
         ``red_line_score`` (fraction of a row/column that is red), ``red_area`` (fraction
         of the frame in red blocks), ``red_patch_score`` (fraction of the frame in the
         largest red region absent from the two frames before and after), ``change``
         (mean absolute change from the previous frame, relative to the mean level),
         ``change_ratio`` (change / the neighbours' ordinary change), one boolean column per kind
-        (``black, dark, red_line, red_patch, duplicate, dropped, unreadable, corrupt``; ``corrupt`` is
+        (``black, dark, red_line, red_patch, bright, duplicate, dropped, unreadable, corrupt``; ``corrupt`` is
         set by :func:`curate_path` only, from the video reader's damage report), ``flag`` (the main
         kind, "" for a clean frame) and ``flagged``. A :class:`~devolens.io.missing.MissingFrame` among
         the frames (a frame that could not be read) gets a row flagged ``dropped`` (lost from a video)
@@ -801,7 +882,7 @@ def _with_dropped(s: pd.DataFrame) -> pd.DataFrame:
     for a, b in zip(t[:-1], t[1:]):
         for missing in range(a + step, b, step):
             extra.append({"frame": pd.NA, "file": "", "sequence": s["sequence"].iloc[0], "time": missing,
-                          "dropped": True, "black": False, "dark": False, "red_line": False,
+                          "dropped": True, "black": False, "dark": False, "bright": False, "red_line": False,
                           "red_patch": False, "duplicate": False})
     if not extra:
         return s

@@ -316,12 +316,14 @@ def _pillow_limit(module):
     threads: the limit is raised by the first of devolens' reader threads (ReadAhead) to open a file and put back
     by the last to finish, so that one thread's end never lowers it under another's open. Put back only where
     nothing else set it meanwhile (an application's own value is kept). Other threads' opens in the block have
-    the raised limit too, as they have the warning filter (:func:`_bomb_warning_ignored`)."""
+    the raised limit too, as they have the warning filter (:func:`_bomb_warning_ignored`). An application that
+    lifted the limit (``MAX_IMAGE_PIXELS = None``) keeps none: 2^30 would tighten it, for its own threads too."""
     state = _limit_state
     with _limit_lock:
         if state["users"] == 0:
             state["before"] = module.MAX_IMAGE_PIXELS
-            module.MAX_IMAGE_PIXELS = max(module.MAX_IMAGE_PIXELS or 0, PILLOW_PIXELS)
+            if module.MAX_IMAGE_PIXELS is not None:
+                module.MAX_IMAGE_PIXELS = max(module.MAX_IMAGE_PIXELS, PILLOW_PIXELS)
             state["raised"] = module.MAX_IMAGE_PIXELS
         state["users"] += 1
     try:

@@ -26,6 +26,7 @@ see 2-D frames, so a stack is read plane by plane, never whole:
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -1191,20 +1192,66 @@ def _other_series(path: Path) -> tuple[int, str, tuple[int, ...]] | None:
     return (n, axes, shape) if n > 1 else None
 
 
-#: units that mean micrometres in ImageJ and OME metadata
-_MICRONS = ("um", "µm", "\u00b5m", "\u03bcm", "micron", "microns", "micrometer", "micrometre")  # µ, and Greek mu
+#: the words for micrometres: as ImageJ and OME metadata (``micron``, ``um``, ``µm`` with the micro sign, the Greek
+#: mu or ImageJ's escaped ``\u00b5m``: :func:`_unit_key`), tables' units rows (``(micron)``) and a ``--diameter``
+#: (``7um``, ``7 microns``) write them, compared lower-case (:func:`to_microns`, :func:`microns_in`)
+MICRON_WORDS = ("um", "µm", "micron", "microns", "micrometer", "micrometers", "micrometre", "micrometres")
+#: micrometres per unit of the other lengths a calibration may be in (OME's PhysicalSizeXUnit, ImageJ's ``unit``, a
+#: TIFF's ResolutionUnit): inch and ImageJ's ``pixel`` are left out (a display's or a printer's dots per inch, or an
+#: uncalibrated image: no microscope's pixel size)
+_MICRONS_PER = {**dict.fromkeys(MICRON_WORDS, 1.0),
+                **dict.fromkeys(("nm", "nanometer", "nanometers", "nanometre", "nanometres"), 1e-3),
+                **dict.fromkeys(("mm", "millimeter", "millimeters", "millimetre", "millimetres"), 1e3),
+                **dict.fromkeys(("cm", "centimeter", "centimeters", "centimetre", "centimetres"), 1e4),
+                **dict.fromkeys(("m", "meter", "meters", "metre", "metres"), 1e6),
+                **dict.fromkeys(("å", "angstrom", "angstroms"), 1e-4), "pm": 1e-6}
+#: TIFF ResolutionUnit codes (the tag's) of lengths: centimetre (the standard's), millimetre and micrometre (tifffile
+#: writes those too); 2, the inch, is left out (72 or 300 dpi is a display or print default, not a pixel size)
+_RESOLUTION_UNITS = {3: "cm", 4: "mm", 5: "µm"}
+#: a length in micrometres as text: a number (a sign allowed: refused later, as the number it is) and a micrometre word
+_MICRON_TEXT = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*(?:"
+                          + "|".join(sorted(map(re.escape, MICRON_WORDS), key=len, reverse=True)) + r")\s*$")
 
 
-def pixel_size(path: str | Path) -> tuple[float, float, str] | None:
-    """The physical size of a TIFF's pixels, ``(x, y, unit)``, as ImageJ (its resolution tags and ``unit``) or
-    OME (``PhysicalSizeX``/``Y`` and their units) records it; None for any other file, or one that records none
-    (tifffile's default resolution 1 per no unit). Written into label images so that Fiji and napari show them
-    calibrated, as the input was. Read with the file's layout (one parse of its header per command)."""
+def _unit_key(unit) -> str:
+    """A unit as :data:`MICRON_WORDS` and :data:`_MICRONS_PER` spell it: lower-case, the Greek mu (and ImageJ's
+    escaped micro sign) as the micro sign."""
+    return str(unit).strip().lower().replace("\\u00b5", "µ").replace("\u03bc", "µ")
+
+
+def to_microns(value: float, unit) -> float | None:
+    """``value`` ``unit`` in micrometres (``to_microns(200, "nm")``: 0.2); None for a unit that is no metric length
+    (``inch``, ImageJ's ``pixel``, none). The one table of length units for the pixel sizes (:func:`pixel_size`),
+    a ``--diameter`` in micrometres (the CLI) and the library's refusal of one (``check_diameter``)."""
+    factor = _MICRONS_PER.get(_unit_key(unit)) if unit is not None else None
+    return None if factor is None else float(value) * factor
+
+
+def microns_in(text) -> float | None:
+    """The micrometres of a length written as text in micrometres (``7um``, ``7 µm``, ``7 microns``, any case);
+    None for any other text (a number of pixels, ``auto``, another unit)."""
+    found = _MICRON_TEXT.match(_unit_key(text)) if isinstance(text, str) else None
+    return float(found.group(1)) if found else None
+
+
+def pixel_size(path: str | Path, unreadable=None) -> tuple[float, float, str] | None:
+    """The physical size of a TIFF's pixels, ``(x, y, unit)``, as ImageJ (its resolution tags and ``unit``; without
+    a unit, a ResolutionUnit of cm, mm or µm, as ImageJ itself reads it), OME (``PhysicalSizeX``/``Y`` and their
+    units; x and y in two units both in ``µm``) or a plain TIFF's resolution per cm, mm or µm (in ``µm``) records
+    it; the unit ``µm`` for every spelling of micrometres (:data:`MICRON_WORDS`), else as the file writes it
+    (:func:`to_microns` converts it). None for any other file, or one that records none (tifffile's default
+    resolution 1 per no unit); ``unreadable`` for a TIFF whose header cannot be read (truncated, empty), which the
+    readers report as they meet it. Written into label images so that Fiji and napari show them calibrated, as the
+    input was. Read with the file's layout (one parse of its header per command)."""
     path = Path(path)
     if path.suffix.lower() not in (".tif", ".tiff"):
         return None
-    layout = _readable_layout(path)
-    return None if layout is None else layout[4]
+    try:
+        if not path.is_file() or not is_tiff(path):
+            return None
+        return _tiff_layout(path)[4]
+    except Exception:  # noqa: BLE001 - is_tiff (an empty file) and the header's parse: the readers say why
+        return unreadable
 
 
 def _calibration(tif, walk) -> tuple[float, float, str] | None:
@@ -1218,25 +1265,28 @@ def _calibration(tif, walk) -> tuple[float, float, str] | None:
             if pixels is not None and pixels.get("PhysicalSizeX"):
                 sx = float(pixels.get("PhysicalSizeX"))
                 ux = pixels.get("PhysicalSizeXUnit") or "µm"
-                if pixels.get("PhysicalSizeY") and (pixels.get("PhysicalSizeYUnit") or "µm") != ux:
-                    return None  # x in nm, y in µm: not converted here, and a wrong calibration is worse than none
-                return _sized(sx, float(pixels.get("PhysicalSizeY") or sx), ux)
-        if tif.is_imagej:
-            unit = (tif.imagej_metadata or {}).get("unit")
-            tags = tif.pages.first.tags
-            xres, yres = tags.get("XResolution"), tags.get("YResolution")
-            if unit and xres is not None:
+                sy, uy = float(pixels.get("PhysicalSizeY") or sx), pixels.get("PhysicalSizeYUnit") or "µm"
+                if pixels.get("PhysicalSizeY") and _unit_key(uy) != _unit_key(ux):
+                    # x in nm, y in µm: both in µm; a unit that is no length, no calibration (not a wrong one)
+                    x, y = to_microns(sx, ux), to_microns(sy, uy)
+                    return None if x is None or y is None else _sized(x, y, "µm")
+                return _sized(sx, sy, ux)
+        tags = tif.pages.first.tags
+        xres, yres = tags.get("XResolution"), tags.get("YResolution")
+        unit = (tif.imagej_metadata or {}).get("unit") if tif.is_imagej else None
+        if unit:
+            if xres is not None:
                 px, py = _per_unit(xres, yres)
                 if px > 0 and py > 0 and not (px == 1.0 and py == 1.0 and unit in ("pixel", "pixels")):
                     return _sized(1.0 / px, 1.0 / py, unit)
-        elif not tif.is_ome:  # a plain TIFF calibrated per centimetre (as devolens writes uint32 and 3-D labels);
-            # per inch is left out: 72 or 300 dpi is a display or print default, not a microscope's pixel size
-            tags = tif.pages.first.tags
-            xres, yres, unit = tags.get("XResolution"), tags.get("YResolution"), tags.get("ResolutionUnit")
-            if xres is not None and unit is not None and int(unit.value) == 3:
+        elif not tif.is_ome:  # a plain TIFF (or ImageJ's without a unit) per cm (as devolens writes uint32 and 3-D
+            # labels), mm or µm (as tifffile writes them): ImageJ reads the centimetre's too
+            code = tags.get("ResolutionUnit")
+            length = _RESOLUTION_UNITS.get(int(code.value)) if code is not None else None
+            if xres is not None and length is not None:
                 px, py = _per_unit(xres, yres)
                 if px > 0 and py > 0:
-                    return _sized(1e4 / px, 1e4 / py, "µm")
+                    return _sized(to_microns(1.0 / px, length), to_microns(1.0 / py, length), "µm")
     except Exception:  # noqa: BLE001 - no calibration is the answer for metadata it cannot read
         return None
     return None
@@ -1249,10 +1299,12 @@ def _per_unit(xres, yres) -> tuple[float, float]:
 
 
 def _sized(sx: float, sy: float, unit: str) -> tuple[float, float, str] | None:
+    """``(x, y, unit)`` as :func:`pixel_size` gives it (micrometres named ``µm`` however written); None for sizes
+    that are not positive finite numbers."""
     import math
 
     if not (math.isfinite(sx) and math.isfinite(sy) and sx > 0 and sy > 0):
         return None
     unit = str(unit).strip()
     sx, sy = (float(f"{v:.12g}") for v in (sx, sy))  # 1 / (20/13 per unit): 0.65, not 0.6499999999999999
-    return sx, sy, "µm" if unit.lower() in _MICRONS or unit.lower() == "\\u00b5m" else unit
+    return sx, sy, "µm" if _unit_key(unit) in MICRON_WORDS else unit

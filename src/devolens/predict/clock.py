@@ -29,10 +29,16 @@ import pandas as pd
 
 from devolens.errors import DevolensError
 
-__all__ = ["ClockFit", "canonical_curve", "extend_curve", "fit_clock", "MIN_FRAMES"]
+__all__ = ["ClockFit", "canonical_curve", "extend_curve", "fit_clock", "MIN_FRAMES", "LATE_DRIFT"]
 
 MIN_FRAMES = 6  # fewer frames cannot pin two parameters
 HUBER = 0.15  # residuals (log total) beyond this count linearly: odd frames do not pull the fit
+# the last third of a movie's frames drift away from the curve when the median of their log residuals lies this far
+# from that of the frames before them (the CLI then says so). On a walkthrough's rendered movie (thirtieth session,
+# 38 frames): as rendered -0.105 (the network reads late embryos a little low), bleached, flickering, drifting or
+# mildly blurred (sigma 2.5) -0.03 to -0.15, blurred to sigma 5 by its end -0.21 to -0.25 (with bleaching and drift
+# too). 0.10, the first guess, would have spoken on the movie as rendered
+LATE_DRIFT = 0.17
 
 
 @dataclass(frozen=True)
@@ -51,12 +57,27 @@ class ClockFit:
     residual : float
         Median ``|log(estimate / fitted)|`` over the frames (0.1: the per-frame estimates lie
         about 10 % off the curve).
+    slope : float
+        Least-squares slope of ``log(estimate / fitted)`` over the frame position (per position): the per-frame
+        estimates drifting away from the curve as the movie goes (focus drift, bleaching, the embryo leaving
+        the field) give a slope the fit cannot take up.
+    late : float
+        Median ``log(estimate / fitted)`` of the last third of the frames less that of the frames before them
+        (-0.2: the last third read about 18 % fewer cells than the curve, relative to the earlier frames); 0 for
+        movies of fewer than 3 frames. Beyond ``LATE_DRIFT`` either way (:meth:`drifts`) the CLI says so.
     """
 
     totals: np.ndarray
     offset: float
     rate: float
     residual: float
+    slope: float = 0.0
+    late: float = 0.0
+
+    def drifts(self) -> bool:
+        """Whether the last third of the frames drift away from the curve (``|late| > LATE_DRIFT``), judged on
+        movies of at least 12 frames (4 in the last third: fewer are too few to call it a drift)."""
+        return len(self.totals) >= 12 and abs(self.late) > LATE_DRIFT
 
 
 def canonical_curve(curves: Sequence[pd.Series], min_overlap: int = 20, min_embryos: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -204,4 +225,17 @@ def fit_clock(positions: Iterable[float], totals: Iterable[float], tau: np.ndarr
             best = (float(loss[i]), float(offsets[ok][i]), float(rate))
     _, offset, rate = best
     fitted = np.interp(offset + rate * dt, tau, log_total)
-    return ClockFit(totals=np.exp(fitted), offset=offset, rate=rate, residual=float(np.median(np.abs(lp - fitted))))
+    res = lp - fitted
+    return ClockFit(totals=np.exp(fitted), offset=offset, rate=rate, residual=float(np.median(np.abs(res))),
+                    **_trend(dt, res))
+
+
+def _trend(dt: np.ndarray, res: np.ndarray) -> dict:
+    """How the log residuals ``res`` of frames at positions ``dt`` move over the movie: ``slope`` (least squares, per
+    position) and ``late`` (median of the last third less the median of the frames before it); recorded only, the
+    fit is not changed by them."""
+    n = len(res)
+    slope = float(np.polyfit(dt, res, 1)[0]) if n >= 2 and np.ptp(dt) > 0 else 0.0
+    k = n // 3
+    late = float(np.median(res[n - k:]) - np.median(res[:n - k])) if k >= 1 else 0.0
+    return {"slope": slope, "late": late}

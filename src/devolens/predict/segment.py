@@ -49,9 +49,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def check_diameter(diameter, reference: float | None, takes: str = "a number of pixels, 'auto', 'each' or None") -> float:
+def check_diameter(diameter, reference: float | None, takes: str = "a number of pixels, 'auto', 'each' or None", *,
+                   label: str | None = None, um_per_pixel: float | None = None) -> float:
     """A user's typical object ``diameter`` (pixels) as a float, for a model whose card gives a
-    ``reference`` diameter; ``takes`` says in the error what the option accepts.
+    ``reference`` diameter; ``takes`` says in the error what the option accepts. ``label``: how a diameter out of
+    the model's range is named in the error (default ``diameter 35 px``; the CLI's ``--diameter 7um (35 px at 0.2 µm
+    per pixel)``); ``um_per_pixel``: the diameter was given in micrometres, converted at that many per pixel: the
+    range is said in micrometres too.
 
     Raises
     ------
@@ -62,7 +66,9 @@ def check_diameter(diameter, reference: float | None, takes: str = "a number of 
     """
     # numpy numbers are numbers; True is not 1 px and "35" is not 35 (the CLI parses its own text)
     if isinstance(diameter, (bool, np.bool_)) or not isinstance(diameter, (numbers.Real, np.integer, np.floating)):
-        if isinstance(diameter, str) and diameter.strip().lower().endswith(("um", "\u00b5m", "\u03bcm")):
+        from devolens.io.stacks import microns_in
+
+        if microns_in(diameter) is not None:  # "7um", "7 µm", "7 microns": the CLI's words for micrometres
             # the CLI converts "7um" with the input file's calibration; an array or a stream has none to read
             raise DevolensError(f"diameter {diameter!r} is in micrometres, and the library has no file to read the "
                                 "pixel size from: give the diameter in pixels (micrometres divided by the micrometres "
@@ -77,10 +83,18 @@ def check_diameter(diameter, reference: float | None, takes: str = "a number of 
     lo, hi = float(reference) / MAX_ENLARGE, float(reference) * MAX_SHRINK
     if not lo <= diameter <= hi:  # 1 px would enlarge a frame 35x (tens of GB); 5000 px shrink it to nothing
         how = f"enlarged {reference / diameter:.3g}x" if diameter < lo else f"shrunk {diameter / reference:.3g}x"
-        raise DevolensError(f"diameter {diameter:g} px: the images would be {how} to bring such objects to the model's "
-                            f"{float(reference):g} px; give a diameter of {lo:.3g}-{hi:.4g} px (the objects' width in "
-                            "the input's pixels)")
+        pixels = f"{lo:.3g}-{hi:.4g} px"
+        wanted = (f"{pixels} (the objects' width in the input's pixels)" if not um_per_pixel else
+                  f"{_length(lo * um_per_pixel)}-{_length(hi * um_per_pixel)} µm ({pixels} at {um_per_pixel:g} µm "
+                  "per pixel)")
+        raise DevolensError(f"{label or f'diameter {diameter:g} px'}: the images would be {how} to bring such objects "
+                            f"to the model's {float(reference):g} px; give a diameter of {wanted}")
     return diameter
+
+
+def _length(value: float) -> str:
+    """A length for an error's words: 3 significant digits, and whole past a thousand (150668, not 1.51e+05)."""
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
 
 
 #: ``diameter`` may bring images to the model's reference size by enlarging them at most this much...

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from devolens.predict.segment import _SegmentationPredictor
 
 __all__ = ["wants_auto", "untrusted_reason", "warn_untrusted", "size_key", "style_features", "count_objects", "SizeModel", "BackdropReader", "DiameterEstimate",
-           "estimate_diameter", "gather"]
+           "estimate_diameter", "gather", "Gathered", "DISAGREE"]
 
 STYLE_WINDOW = 1024  # working pixels: larger images are judged on a central window (bounded memory and time)
 MIN_OBJECTS = 8  # images with fewer bright objects (embryos of 1-7 cells) do not decide the magnification
@@ -41,6 +41,10 @@ AUTO_FRAMES = 5  # a stream's magnification: the median over this many of its fi
 GOOD_OBJECTS = 64  # ... read ahead until AUTO_FRAMES images show at least this many objects
 AUTO_LOOKAHEAD = 240  # ... looked for among at most this many first images
 AUTO_BUDGET = 256 * 2**20  # ... and at most this many bytes of them held in memory
+# the images an estimate combined disagree when the largest of their estimates is this many times the smallest (the
+# CLI then says so): an undegraded rendered movie's 5 frames spread x1.17, the same movie bleached to 15 %, drifting
+# and blurred to sigma 5 by its end x1.58 (1.06-1.68; its median 1.23 resized it 0.87x, which cost it)
+DISAGREE = 1.3
 
 
 def wants_auto(diameter, size_model, reference, what: str = "this model") -> bool:
@@ -366,6 +370,14 @@ class DiameterEstimate:
     resize : float
         How much the images are resized (2.0: enlarged twice) to bring them among the magnifications the model
         was trained on; 1.0 when used as they are.
+    frames : list of int or None
+        Each image's position in the stream it was read from (0: the first image read), in the order of
+        ``per_image``, when :func:`gather` chose them; None when unknown (images given by hand).
+    used : list of bool or None
+        Which of ``per_image`` the median was taken over (the images that decided; all of them when none did).
+    spread : (float, float) or None
+        The smallest and largest of those estimates: far apart (a ratio above ``DISAGREE``), the images
+        disagree and their median is a poor guide (the CLI says so; the estimate itself is kept).
     """
 
     diameter: float | None
@@ -375,6 +387,20 @@ class DiameterEstimate:
     backdrop: float = 0.0
     small: int = 0
     resize: float = 1.0
+    frames: list | None = None
+    used: list | None = None
+    spread: tuple | None = None
+
+    def disagree(self) -> bool:
+        """Whether the images the estimate combined disagree (their estimates over ``DISAGREE`` times apart)."""
+        return bool(self.spread) and self.spread[0] > 0 and self.spread[1] / self.spread[0] > DISAGREE
+
+    def combined_frames(self) -> list | None:
+        """The stream positions of the images whose estimates were combined (``spread``'s), or None when unknown."""
+        if self.frames is None or len(self.frames) != len(self.per_image):
+            return None
+        used = self.used if self.used is not None and len(self.used) == len(self.frames) else [True] * len(self.frames)
+        return [f for f, u in zip(self.frames, used) if u]
 
 
 def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
@@ -395,6 +421,17 @@ def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
     return m
 
 
+class Gathered(list):
+    """The images :func:`gather` chose (a list), with ``frames``: their positions in the stream (0: the first image
+    read), which :func:`estimate_diameter` keeps to say which frames it judged by."""
+
+    frames: list[int]
+
+    def __init__(self, images: Iterable = (), frames: Iterable[int] = ()) -> None:
+        super().__init__(images)
+        self.frames = list(frames)
+
+
 def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list, list]:
     """Read the start of a stream (a movie) for :func:`estimate_diameter`.
 
@@ -410,7 +447,8 @@ def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list,
     -------
     (read, chosen)
         Every item read, in order (to be processed first), and the images to estimate from
-        (the first ``AUTO_FRAMES`` read when none had enough objects).
+        (the first ``AUTO_FRAMES`` read when none had enough objects), in stream order: a :class:`Gathered`
+        list, whose ``frames`` are their positions in the stream.
     """
     from devolens.predict.postprocess import Prepared
 
@@ -433,8 +471,8 @@ def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list,
             break
     raw = [r.image if isinstance(r, Prepared) else np.asarray(r) for r in read]
     best = sorted(range(len(read)), key=lambda i: -counts[i])[:AUTO_FRAMES]
-    chosen = [raw[i] for i in sorted(best) if counts[i] >= MIN_OBJECTS]
-    return read, chosen or raw[:AUTO_FRAMES]
+    picked = [i for i in sorted(best) if counts[i] >= MIN_OBJECTS] or list(range(min(AUTO_FRAMES, len(raw))))
+    return read, Gathered((raw[i] for i in picked), picked)
 
 
 def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.ndarray]) -> DiameterEstimate:
@@ -445,7 +483,8 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     predictor : segmentation predictor with a size model (``predictor.size_model``)
     images : sequence of ndarray
         A few images of the same magnification (e.g. frames of one movie); the median of their
-        estimates is used.
+        estimates is used. A :class:`Gathered` list (from :func:`gather`) also tells their positions in the
+        stream (the estimate's ``frames``).
 
     Returns
     -------
@@ -466,10 +505,13 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     model = predictor.size_model
     if model is None:
         raise DevolensError("this model has no size model (card input.diameter.auto): give the diameter in pixels")
+    positions = getattr(images, "frames", None)
     images = list(images)
     if not images:
         raise DevolensError("diameter='auto' needs at least one image to look at")
+    frames = [int(f) for f in positions] if positions is not None and len(positions) == len(images) else None
     per, trusted, weights, small = [], [], [], 0
+    decided: list[bool] = []
     reader = getattr(predictor, "size_backdrop", None)
     for img in images:  # one preparation per image for both the features and the object count
         arr = _prepared(predictor, img)
@@ -485,17 +527,24 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
                 m_flat = float(reader.model.magnification(_features(predictor, flat))[0])
                 m = float(np.exp((1.0 - w) * np.log(m) + w * np.log(m_flat)))
         per.append(m)
+        judged = False
         if min(arr.shape) < MIN_SIDE:
             small += 1
         elif _count(arr, getattr(predictor, "size_objects", "bright")) >= MIN_OBJECTS:
             trusted.append(per[-1])
+            judged = True
+        decided.append(judged)
     m = float(np.median(trusted or per))
     backdrop = float(np.median(weights)) if weights else 0.0
+    used = decided if trusted else [True] * len(per)
+    combined = trusted or per
+    # kept, not used: how far apart the combined estimates lie (the CLI's note when they disagree)
+    record = dict(frames=frames, used=used, spread=(float(min(combined)), float(max(combined))))
     if not trusted:  # a few nuclei: too few to judge the magnification by (estimates run low there)
         return DiameterEstimate(diameter=None, magnification=m, per_image=per, trusted=0, backdrop=backdrop,
-                                small=small)
+                                small=small, **record)
     keep = predictor.auto_keep
     target = _target(m, keep, model.m0)
     diameter = None if target == m else float(predictor.diameter_ref) * m / target
     return DiameterEstimate(diameter=diameter, magnification=m, per_image=per, trusted=len(trusted), backdrop=backdrop,
-                            small=small, resize=target / m)
+                            small=small, resize=target / m, **record)
