@@ -192,12 +192,7 @@ def _with_chunk_after_pixels(src: Path, kind: bytes, data: bytes, dest: Path) ->
     return dest
 
 
-def _orientation_exif(value: int) -> bytes:
-    """An eXIf chunk's data (the EXIF's TIFF bytes, without the JPEG "Exif" header) of an orientation."""
-    exif = Image.Exif()
-    exif[0x0112] = value
-    data = exif.tobytes()
-    return data[6:] if data.startswith(b"Exif\0\0") else data
+from test_io_png16 import _exif_orientation as _orientation_exif  # noqa: E402  (an orientation's eXIf data)
 
 
 @pytest.mark.parametrize("kind", ["eXIf", "XMP"])

@@ -123,23 +123,13 @@ def test_clock_fit_records_how_the_frames_drift_away_from_the_curve():
 
 
 # ---------------------------------------------------------------------------- the CLI's notes and records
-class _Clocked:
+from test_predict_population import _ReadAs  # noqa: E402  (the same fake predictor, with a clock)
+
+
+class _Clocked(_ReadAs):
     """A population predictor reading its frames as ``totals`` (all in A), with a toy clock."""
 
-    known_sizes = None
-    last_estimate = None
-    resize = 1.0
     clock = (TAU, LOG_C)
-    card: dict = {}
-
-    def __init__(self, totals):
-        self.totals = list(totals)
-
-    def predict_iter(self, images, total=None, progress=None):
-        from devolens.predict.population import LETTERS
-
-        for _, t in zip(images, self.totals):
-            yield {**{k: 0.0 for k in LETTERS}, "A": float(t), "total": float(t), "median_area": None}
 
     def clock_fit(self, df, positions):
         fit = fit_clock(positions, df["total"].to_numpy(float), *self.clock)
