@@ -1,7 +1,8 @@
-"""Notes a degraded movie earns (thirtieth session's walkthrough: a held-out rendered movie bleached to 15 %,
-drifting, blurred to sigma 5 and flickering): the magnification estimate's frames disagreeing, the nuclei dimming
-over the movie, and the per-frame totals drifting away from the developmental clock. Only notes and records are
-added: the results stay as they were."""
+"""What a degraded movie leaves in the records (thirtieth session's walkthrough: a held-out rendered movie bleached
+to 15 %, drifting, blurred to sigma 5 and flickering): the spread of the frames the magnification estimate combined,
+the nuclei dimming over the movie (also noted), and the per-frame totals' drift from the developmental clock. The
+spread and the drift are recorded, not noted: the review found as-rendered movies and the real reference frames
+spreading and drifting as far as the degraded movie. The results stay as they were."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import pytest
 import torch
 
 from devolens.models.architectures import build_model
-from devolens.predict.clock import LATE_DRIFT, fit_clock
+from devolens.predict.clock import fit_clock
 from devolens.predict.segment import NucleiPredictor
 from devolens.predict.sizing import (
-    DISAGREE, MIN_OBJECTS, DiameterEstimate, SizeModel, estimate_diameter, gather, style_features,
+    MIN_OBJECTS, DiameterEstimate, SizeModel, estimate_diameter, gather, style_features,
 )
 
 TAU = np.arange(0.0, 160.0)
@@ -62,34 +63,26 @@ def test_estimate_keeps_the_spread_and_positions_of_the_frames_it_combined():
     assert chosen.frames == [2, 3, 4, 5, 6] and len(read) == 7
     est = estimate_diameter(pred, chosen)
     assert est.frames == [2, 3, 4, 5, 6] and est.used == [True] * 5 and est.trusted == 5
-    assert est.spread == pytest.approx((1.0, 1.6), rel=1e-3) and est.disagree()
+    assert est.spread == pytest.approx((1.0, 1.6), rel=1e-3)
     assert est.magnification == pytest.approx(1.6, rel=1e-3)  # the median, as before
-    assert est.combined_frames() == [2, 3, 4, 5, 6]
     # a few-nuclei frame among those read does not widen the spread (it did not decide)
     est = estimate_diameter(pred, [one, small, small])
     assert est.frames is None and est.used == [False, True, True]  # images given by hand: positions unknown
-    assert est.spread == pytest.approx((1.0, 1.0), rel=1e-3) and not est.disagree()
-    agree = estimate_diameter(pred, [small, small, small])
-    assert agree.spread[1] / agree.spread[0] < DISAGREE and not agree.disagree()
+    assert est.spread == pytest.approx((1.0, 1.0), rel=1e-3)
 
 
-def test_estimate_note_and_records_say_when_the_frames_disagree():
+def test_estimate_records_the_spread_and_the_note_stays_as_it_was():
     from devolens.cli.predict import _estimate_note, _sizing_record
 
     names = [f"t{i:03d}" for i in range(40)]
     spread = DiameterEstimate(diameter=40.8, magnification=1.23, per_image=[1.06, 1.11, 1.23, 1.65, 1.68],
                               trusted=5, resize=0.87, frames=[8, 10, 12, 14, 16], used=[True] * 5,
                               spread=(1.06, 1.68))
-    note = _estimate_note(spread, "nuclei", names)
-    assert note.startswith("diameter auto: the images look 1.2x as magnified")  # the note as it was ...
-    assert ("The frames it judged by disagree (x1.06-1.68 across frames t008..t016), so check the resize (the "
-            "overlays) or give --diameter (none: no resize)") in note  # ... and one sentence more
-    assert "(x1.06-1.68 across frames 8..16 (counted from 0))" in _estimate_note(spread, "nuclei")
-    close = DiameterEstimate(diameter=40.8, magnification=1.23, per_image=[1.2, 1.23, 1.25], trusted=3,
-                             resize=0.87, frames=[0, 1, 2], used=[True] * 3, spread=(1.2, 1.25))
-    assert "disagree" not in _estimate_note(close, "nuclei", names)
+    note = _estimate_note(spread, "nuclei")
+    assert note == ("diameter auto: the images look 1.2x as magnified as the model's training frames; resized "
+                    "0.87x for the network, as --diameter 41 would do (give --diameter to set it)")  # as it was
     kept = DiameterEstimate(diameter=None, magnification=1.0, per_image=[0.8, 1.2], trusted=2, spread=(0.8, 1.2))
-    assert _estimate_note(kept, "nuclei", names) is None  # used as they are: no note, as before
+    assert _estimate_note(kept, "nuclei") is None  # used as they are: no note, as before
     record = _sizing_record("auto", spread, frames=names)
     assert record["spread"] == [1.06, 1.68] and record["frames"] == ["t008", "t010", "t012", "t014", "t016"]
     assert record["per_image"] == [1.06, 1.11, 1.23, 1.65, 1.68] and record["magnification"] == 1.23
@@ -112,14 +105,12 @@ def _movie_totals(n=36, drift=0.0, seed=0):
 def test_clock_fit_records_how_the_frames_drift_away_from_the_curve():
     pos, est = _movie_totals()
     steady = fit_clock(pos, est, TAU, LOG_C)
-    assert abs(steady.late) < 0.1 and abs(steady.slope) < 0.01 and not steady.drifts()
+    assert abs(steady.late) < 0.1 and abs(steady.slope) < 0.01
     pos, est = _movie_totals(drift=-0.5)  # the last third reads 40 % low (focus drift)
     drifting = fit_clock(pos, est, TAU, LOG_C)
-    assert drifting.late < -LATE_DRIFT and drifting.slope < 0 and drifting.drifts()
+    assert drifting.late < -0.2 and drifting.slope < 0
     rising = fit_clock(*_movie_totals(drift=0.5), TAU, LOG_C)
-    assert rising.late > LATE_DRIFT and rising.drifts()
-    short = fit_clock(pos[:9], est[:9] * np.r_[np.ones(6), 0.5, 0.5, 0.5], TAU, LOG_C)
-    assert not short.drifts()  # 3 late frames are too few to call it a drift
+    assert rising.late > 0.2 and rising.slope > 0
 
 
 # ---------------------------------------------------------------------------- the CLI's notes and records
@@ -168,17 +159,17 @@ def _run(monkeypatch, tmp_path, src, totals, *extra):
     return pd.read_csv(out), json.loads((tmp_path / "pops.json").read_text())
 
 
-def test_population_notes_dimming_frames_and_a_drift_from_the_clock(monkeypatch, tmp_path, capsys):
+def test_population_notes_dimming_frames_and_records_a_drift_from_the_clock(monkeypatch, tmp_path, capsys):
     n = 36  # (fewer frames of the toy curve lie on its early, exponential part: a drift passes for a slower pace)
     pos, totals = _movie_totals(n, drift=-0.5)
     src = _frames(tmp_path, n, np.linspace(220, 40, n))  # bleached to ~18 % of the first frames' brightness
     df, record = _run(monkeypatch, tmp_path, src, totals, "--clock")
     err = " ".join(capsys.readouterr().err.split())
     assert "developmental clock:" in err
-    assert "the per-frame totals drift away from the clock (focus drift, bleaching or the embryo leaving the field" in err
-    assert "The clock cannot fully undo such a bias" in err and "fewer cells against the fitted curve" in err
+    assert "drift away from the clock" not in err  # recorded only: as-rendered movies drift as far (review)
     drift = record["clock_drift"]
-    assert drift["late_residual"] < -LATE_DRIFT and drift["residual_slope"] < 0 and drift["noted"] is True
+    assert drift["late_residual"] < -0.2 and drift["residual_slope"] < 0 and set(drift) == {"residual_slope",
+                                                                                           "late_residual"}
     assert set(record["clock"]) == {"offset", "rate", "residual"}  # the fit's record as it was
     assert "the nuclei dim to" in err and "of the first frames' brightness by the last frames" in err
     assert 0.1 < record["brightness"]["ratio"] < 0.3 and record["brightness"]["frames"] == 5
@@ -198,7 +189,7 @@ def test_population_says_nothing_more_of_a_steady_movie(monkeypatch, tmp_path, c
     err = " ".join(capsys.readouterr().err.split())
     assert "developmental clock:" in err and "drift away" not in err and "dim to" not in err
     assert record["brightness"]["ratio"] == pytest.approx(1.0)
-    assert abs(record["clock_drift"]["late_residual"]) < LATE_DRIFT and record["clock_drift"]["noted"] is False
+    assert abs(record["clock_drift"]["late_residual"]) < 0.1
 
 
 def test_brightness_is_measured_on_the_movies_ends_only(monkeypatch, tmp_path, capsys):

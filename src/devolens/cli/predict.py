@@ -22,6 +22,7 @@ import typer
 from devolens.cli._common import (BACKEND_CHOICE, CLOCK_GAIN, COLOR_CHOICE, DEVICE_HELP, FAST_HELP, PAGES_CHOICE,
                                   PAGES_HELP, PRECISION_CHOICE, PRECISION_HELP, STACK_Z_CHOICE, device_option,
                                   same_file)
+from devolens.cli._common import note as print_note
 from devolens.errors import DevolensError
 
 from devolens.cli._common import THREADS_HELP, apply_threads, check_csv_out, check_threads, json_number
@@ -751,12 +752,11 @@ def _diameter_record(conversion: Optional[dict]) -> dict:
                                                        "pixels")}}
 
 
-def _estimate_note(estimate, what: str, names: Optional[list] = None) -> Optional[str]:
-    """What ``--diameter auto`` did, in words (None when it judged the images and left them as they are). When the
-    frames it combined disagree (:meth:`~devolens.predict.sizing.DiameterEstimate.disagree`), one more sentence says
-    so: a blurred, bleached, drifting movie's 5 frames read 1.06-1.68x and their median resized it 0.87x, which cost
-    it (a walkthrough's rendered movie, thirtieth session). ``names``: the frames' names in the order they were
-    read (the estimate's frames are positions in it)."""
+def _estimate_note(estimate, what: str) -> Optional[str]:
+    """What ``--diameter auto`` did, in words (None when it judged the images and left them as they are). The
+    spread of the frames it combined is recorded, not said: a blurred, bleached, drifting movie's frames read
+    1.06-1.68x, but an as-rendered movie's 0.58-0.94x and the real reference frames' 0.79-1.42x (thirtieth session's
+    review): no threshold told them apart."""
     if estimate is None:
         return None
     if not estimate.trusted:
@@ -773,23 +773,7 @@ def _estimate_note(estimate, what: str, names: Optional[list] = None) -> Optiona
     text = (f"diameter auto: the images look {estimate.magnification:.2g}x as magnified as the model's training "
             f"frames{haze}; resized {estimate.resize:.2g}x for the network, as --diameter {estimate.diameter:.0f} "
             "would do (give --diameter to set it)")
-    if getattr(estimate, "disagree", None) is not None and estimate.disagree():
-        lo, hi = estimate.spread
-        where = _frame_range(estimate.combined_frames(), names)
-        text += (f". The frames it judged by disagree (x{lo:.2f}-{hi:.2f}{f' across frames {where}' if where else ''}"
-                 "), so check the resize (the overlays) or give --diameter (none: no resize)")
     return text
-
-
-def _frame_range(positions: Optional[list], names: Optional[list]) -> Optional[str]:
-    """``first..last`` of the frames at stream ``positions``, named by ``names`` where known (else positions from
-    0); None without positions."""
-    if not positions:
-        return None
-    first, last = min(positions), max(positions)
-    if names is not None and 0 <= first and last < len(names):
-        return f"{names[first]}..{names[last]}"
-    return f"{first}..{last} (counted from 0)"
 
 
 def _estimates_note(estimates, what: str) -> Optional[str]:
@@ -1127,7 +1111,6 @@ def run_segmentation(
             "scale": scale,
             "estimate": None if predictor.auto_each else predictor.last_estimate,
             "estimates": predictor.estimates if predictor.auto_each else None,
-            "frame_names": [c[0] for c in counts],  # in the order read: the estimate's frames are positions in it
             "resized": predictor.diameter is not None,
             "ended_early": source.ended_early(),
             "missing": source.missing_note(),
@@ -1200,7 +1183,7 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     notes: list[tuple[str, dict]] = []
     noise = summary.get("no_structure") or []
     every = bool(noise) and len(noise) == summary["frames"]  # nothing but noise: no magnification to speak of
-    note = None if every else (_estimate_note(summary.get("estimate"), what, summary.get("frame_names"))
+    note = None if every else (_estimate_note(summary.get("estimate"), what)
                                or _estimates_note(summary.get("estimates"), what))
     if note:
         notes.append((note, {}))
@@ -1586,8 +1569,9 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     removes (:func:`_stale_companions`); ``stack``: how a TIFF stack was read (:func:`_stack_reading`; None: no stack,
     no entry); ``brightness``: how bright the nuclei are at the movie's start and end (:func:`_brightness`);
     ``clock_drift``: how the per-frame estimates drift away from the clock's curve (``residual_slope``: per frame
-    position, ``late_residual``: the last third's median against the frames before it, ``noted``: whether the CLI
-    said so; :class:`devolens.predict.clock.ClockFit`'s ``slope`` and ``late``)."""
+    position, ``late_residual``: the last third's median against the frames before it;
+    :class:`devolens.predict.clock.ClockFit`'s ``slope`` and ``late``; recorded, not noted: no threshold told a
+    drifting movie from an as-rendered one)."""
     from devolens.models import zoo
 
     nuclei = getattr(predictor, "nuclei", None)
@@ -1604,8 +1588,7 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
                                            "residual": json_number(fit.residual)},
         # how the per-frame estimates drift away from the fitted curve (beside the fit: its three numbers stay)
         "clock_drift": None if fit is None else {"residual_slope": json_number(fit.slope),
-                                                 "late_residual": json_number(fit.late),
-                                                 "noted": bool(fit.drifts())},
+                                                 "late_residual": json_number(fit.late)},
         "brightness": brightness,
         "monotone_left_out": None if left_out is None else {"dark": list(left_out[0]),
                                                             "implausible": list(left_out[1])},
@@ -1891,19 +1874,6 @@ def _brightness_note(brightness: Optional[dict]) -> Optional[str]:
             "if the last frames look noisy, check their counts (devolens segment nuclei draws what it found)")
 
 
-def _clock_drift_note(fit) -> Optional[str]:
-    """The note on per-frame totals whose last third drifts away from the fitted clock
-    (:meth:`devolens.predict.clock.ClockFit.drifts`); None otherwise."""
-    if fit is None or not getattr(fit, "drifts", None) or not fit.drifts():
-        return None
-    low = fit.late < 0
-    return (f"the last third of the frames read a median {100 * abs(np.expm1(fit.late)):.0f}% "
-            f"{'fewer' if low else 'more'} cells against the fitted curve than the frames before them: the per-frame "
-            "totals drift away from the clock (focus drift, bleaching or the embryo leaving the field can do this). "
-            "The clock cannot fully undo such a bias: it fits the whole movie, and the drift pulls its "
-            f"pace and its late counts {'down' if low else 'up'} with it; check the last frames")
-
-
 def implausible_readings(totals: np.ndarray, usable: np.ndarray) -> np.ndarray:
     """Which of a timelapse's per-frame totals (in time order) are implausible readings: a total below half the
     median of the (up to) 4 usable frames before it and below half that of the 4 after it (the last frames: of
@@ -2181,23 +2151,17 @@ def population_command(
     if df.attrs.get("monotone_left_out"):
         text = _monotone_note(*df.attrs["monotone_left_out"])
         if text:
-            from devolens.cli._common import note as print_note
-
             print_note(text)
     if df.attrs.get("flat"):
-        from devolens.cli._common import note as print_note
-
         flat = df.attrs["flat"]
         print_note(f"{_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if len(flat) == 1 else 'hold'} no signal "
                    "(one grey level throughout): read as a black frame; `devolens curate frames` flags such frames and "
                    "--skip-flagged leaves them out")
-    note = _estimate_note(df.attrs.get("estimate"), "nuclei", list(df["frame"]))
+    note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)
     dim = _brightness_note(df.attrs.get("brightness"))
     if dim:
-        from devolens.cli._common import note as print_note
-
         print_note(dim)
     for text in (df.attrs.get("diameter_um") or {}).get("notes") or ():  # a µm diameter's pixel size (segment's)
         console.print(text, highlight=False, soft_wrap=True)
@@ -2210,14 +2174,7 @@ def population_command(
         console.print(f"note: {df.attrs['ended_early']}")
     if df.attrs.get("clock") is not None:
         console.print(_clock_note(df.attrs["clock"], df.attrs.get("clock_seconds")))
-        drift = _clock_drift_note(df.attrs["clock"])
-        if drift:
-            from devolens.cli._common import note as print_note
-
-            print_note(drift)
         if df.attrs.get("steady") is False:
-            from devolens.cli._common import note as print_note
-
             print_note("the video's frames come at varying intervals (a variable frame rate): --clock takes them "
                        "as evenly spaced, so its pace is per frame and the counts of frames after a longer or "
                        "shorter interval are off; export the timelapse at a constant frame rate for the clock")

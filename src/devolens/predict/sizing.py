@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from devolens.predict.segment import _SegmentationPredictor
 
 __all__ = ["wants_auto", "untrusted_reason", "warn_untrusted", "size_key", "style_features", "count_objects", "SizeModel", "BackdropReader", "DiameterEstimate",
-           "estimate_diameter", "gather", "Gathered", "DISAGREE"]
+           "estimate_diameter", "gather", "Gathered"]
 
 STYLE_WINDOW = 1024  # working pixels: larger images are judged on a central window (bounded memory and time)
 MIN_OBJECTS = 8  # images with fewer bright objects (embryos of 1-7 cells) do not decide the magnification
@@ -41,10 +41,6 @@ AUTO_FRAMES = 5  # a stream's magnification: the median over this many of its fi
 GOOD_OBJECTS = 64  # ... read ahead until AUTO_FRAMES images show at least this many objects
 AUTO_LOOKAHEAD = 240  # ... looked for among at most this many first images
 AUTO_BUDGET = 256 * 2**20  # ... and at most this many bytes of them held in memory
-# the images an estimate combined disagree when the largest of their estimates is this many times the smallest (the
-# CLI then says so): an undegraded rendered movie's 5 frames spread x1.17, the same movie bleached to 15 %, drifting
-# and blurred to sigma 5 by its end x1.58 (1.06-1.68; its median 1.23 resized it 0.87x, which cost it)
-DISAGREE = 1.3
 
 
 def wants_auto(diameter, size_model, reference, what: str = "this model") -> bool:
@@ -376,8 +372,9 @@ class DiameterEstimate:
     used : list of bool or None
         Which of ``per_image`` the median was taken over (the images that decided; all of them when none did).
     spread : (float, float) or None
-        The smallest and largest of those estimates: far apart (a ratio above ``DISAGREE``), the images
-        disagree and their median is a poor guide (the CLI says so; the estimate itself is kept).
+        The smallest and largest of those estimates, recorded: a blurred, bleached, drifting rendered movie's
+        spread 1.06-1.68, but an as-rendered one's 0.58-0.94 and the real reference frames' 0.79-1.42 (thirtieth
+        session's review): no threshold tells a doubtful estimate from a movie's own course, so none is applied.
     """
 
     diameter: float | None
@@ -390,17 +387,6 @@ class DiameterEstimate:
     frames: list | None = None
     used: list | None = None
     spread: tuple | None = None
-
-    def disagree(self) -> bool:
-        """Whether the images the estimate combined disagree (their estimates over ``DISAGREE`` times apart)."""
-        return bool(self.spread) and self.spread[0] > 0 and self.spread[1] / self.spread[0] > DISAGREE
-
-    def combined_frames(self) -> list | None:
-        """The stream positions of the images whose estimates were combined (``spread``'s), or None when unknown."""
-        if self.frames is None or len(self.frames) != len(self.per_image):
-            return None
-        used = self.used if self.used is not None and len(self.used) == len(self.frames) else [True] * len(self.frames)
-        return [f for f, u in zip(self.frames, used) if u]
 
 
 def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
