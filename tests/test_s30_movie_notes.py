@@ -50,7 +50,7 @@ def _area_model(pred, small, big, m_small: float, m_big: float) -> SizeModel:
     return SizeModel(np.zeros(len(fs)), np.ones(len(fs)), coef, float(np.log(m_small) - coef[-1] * fs[-1]), m0=0.8)
 
 
-# ---------------------------------------------------------------------------- 1. the estimate's frames disagree
+# ---------------------------------------------------------------------------- 1. the estimate's spread and frames
 def test_estimate_keeps_the_spread_and_positions_of_the_frames_it_combined():
     """The median of frames that read 1.0x and 1.6x is kept as it was; the estimate now also says which frames it
     judged by (their positions in the stream) and how far apart they read."""

@@ -868,7 +868,7 @@ def _estimate_fields(estimate, names: Optional[list] = None) -> dict:
     ``diameter``: None when the images were used as they are; ``resize``: how much they were resized;
     ``per_image`` and ``frames``: each image's estimate and its frame, named by ``names`` (the frames in the order
     read) where known, else its position among them from 0, None when unknown; ``spread``: the smallest and largest
-    of the estimates the median was taken over, far apart when the frames disagree)."""
+    of the estimates the median was taken over)."""
     positions = getattr(estimate, "frames", None)
     frames = None if positions is None else [
         names[p] if names is not None and 0 <= p < len(names) else json_number(p) for p in positions]

@@ -455,10 +455,10 @@ def _neighbour_median(values: np.ndarray, valid: np.ndarray, window: int) -> np.
     return out
 
 
-def _side_reference(values: np.ndarray, valid: np.ndarray, window: int,
-                    higher: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Lower (``higher``: higher) of the medians of the ``window`` valid frames before and after
-    each frame, and how many sides (0, 1 or 2) had a valid frame.
+def _side_references(values: np.ndarray, valid: np.ndarray,
+                     window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower and higher of the medians of the ``window`` valid frames before and after each
+    frame (one pass for both), and how many sides (0, 1 or 2) had a valid frame.
 
     Taking the lower side keeps a steady rise (a growing embryo) or fall (bleaching) from
     looking like a dark frame, the higher side from looking like a bright one; NaN when neither
@@ -469,7 +469,7 @@ def _side_reference(values: np.ndarray, valid: np.ndarray, window: int,
     n = len(values)
     ok = valid & np.isfinite(values)
     idx = np.flatnonzero(ok)
-    out = np.full(n, np.nan)
+    lower, higher = np.full(n, np.nan), np.full(n, np.nan)
     sides = np.zeros(n, dtype=int)
     for i in range(n):
         pos = np.searchsorted(idx, i)
@@ -478,9 +478,9 @@ def _side_reference(values: np.ndarray, valid: np.ndarray, window: int,
         right = idx[right_start:right_start + window]
         meds = [float(np.median(values[side])) for side in (left, right) if len(side)]
         if meds:
-            out[i] = max(meds) if higher else min(meds)
+            lower[i], higher[i] = min(meds), max(meds)
         sides[i] = len(meds)
-    return out, sides
+    return lower, higher, sides
 
 
 def _robust_sigma(x: np.ndarray) -> float:
@@ -537,21 +537,18 @@ def _transient_scores(red_maps: list[np.ndarray], run: np.ndarray, heights: np.n
     return out
 
 
-def _beyond(values: np.ndarray, ok: np.ndarray, window: int,
-            brighter: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """How far each frame's ``values`` lie below the lower (``brighter``: above the higher) of
-    the medians of the ``ok`` frames before and after: (log ratio, positive beyond the
-    neighbours in the direction tested; the ratio itself; how many sides had ``ok`` frames)."""
-    ref, sides = _side_reference(values, ok, window, higher=brighter)
+def _log_ratio(values: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's ``values`` over a reference of :func:`_side_references`: (log ratio, ratio; NaN where the
+    reference is)."""
     ratio = values / np.maximum(ref, 1e-6)
     ratio[~np.isfinite(ref)] = np.nan
-    logr = np.log(np.maximum(ratio, 1e-6))
-    return (logr if brighter else -logr), ratio, sides
+    return np.log(np.maximum(ratio, 1e-6)), ratio
 
 
 def _far(beyond: np.ndarray, ok: np.ndarray, th: Thresholds, spread: bool = True) -> np.ndarray:
-    """Frames lying further than ``dark_ratio`` beyond their neighbours (``beyond``: :func:`_beyond`) and, with
-    ``spread``, outside the sequence's own spread of such ratios (``dark_sigmas`` robust standard deviations)."""
+    """Frames lying further than ``dark_ratio`` beyond their neighbours (``beyond``: a log ratio of
+    :func:`_log_ratio`, positive in the direction tested) and, with ``spread``, outside the sequence's own spread
+    of such ratios (``dark_sigmas`` robust standard deviations)."""
     least = -math.log(th.dark_ratio)
     cut = max(least, th.dark_sigmas * _robust_sigma(beyond[ok])) if spread else least
     return np.isfinite(beyond) & (beyond > cut)
@@ -574,8 +571,13 @@ def _level_flags(level: np.ndarray, contrast: np.ndarray, foreground: np.ndarray
     bright = np.zeros(len(level), dtype=bool)
     for _ in range(2):
         ok = ~black & ~dark & ~bright
-        below, ratio, sides = _beyond(level, ok, th.window, brighter=False)
-        above, ratio_high, sides_high = _beyond(level, ok, th.window, brighter=True)
+        low, high, sides = _side_references(level, ok, th.window)
+        below, ratio = _log_ratio(level, low)
+        below = -below  # positive below the lower neighbour
+        above, ratio_high = _log_ratio(level, high)
+        # the foreground's references only where a frame has neighbours on one side
+        fg_low, fg_high, _ = (_side_references(foreground, ok, th.window) if (sides == 1).any()
+                              else (np.full(len(level), np.nan),) * 2 + (None,))
         # a frame with neighbours on one side only (the first or last frame) cannot take the
         # other side: a growing embryo's first frame has fewer nuclei than all the frames after
         # it (its last frame more than all those before it), so its mean level is well below
@@ -585,7 +587,7 @@ def _level_flags(level: np.ndarray, contrast: np.ndarray, foreground: np.ndarray
         # outside the sequence's own spread of foreground ratios). A dimmed or brightened frame
         # changes both in proportion.
         dark = ~black & _far(below, ok, th)
-        dark &= (sides != 1) | _far(_beyond(foreground, ok, th.window, brighter=False)[0], ok, th)
+        dark &= (sides != 1) | _far(-_log_ratio(foreground, fg_low)[0], ok, th)
 
         # bright: the mirror of dark. A brighter lamp brightens the nuclei as much as the
         # background: the contrast (nuclei over background) rises with the level, unless the
@@ -595,15 +597,15 @@ def _level_flags(level: np.ndarray, contrast: np.ndarray, foreground: np.ndarray
         # contrast. A saturated frame is bright whatever the sequence's spread of level ratios
         # (a fast-growing embryo filmed at a coarse time step spreads them wide), as long as its
         # contrast has not collapsed
-        ref_contrast, _ = _side_reference(contrast, ok, th.window)
+        ref_contrast = _side_references(contrast, ok, th.window)[0]
         gained = contrast >= ref_contrast / th.dark_ratio
         kept = ~(contrast < th.dark_ratio * ref_contrast)
         saturated = np.zeros(len(level), dtype=bool)
         if clipped is not None:
-            ref_clip, _ = _side_reference(clipped, ok, th.window, higher=True)
+            ref_clip = _side_references(clipped, ok, th.window)[1]
             saturated = (clipped >= th.clip_area) & (clipped >= th.clip_ratio * np.nan_to_num(ref_clip, nan=0.0))
         bright = ~black & _far(above, ok, th, spread=False) & ((_far(above, ok, th) & gained) | (saturated & kept))
-        bright &= (sides_high != 1) | _far(_beyond(foreground, ok, th.window, brighter=True)[0], ok, th)
+        bright &= (sides != 1) | _far(_log_ratio(foreground, fg_high)[0], ok, th)
     return black, dark, bright, ratio, ratio_high
 
 

@@ -895,12 +895,9 @@ def image_shape(path: str | Path) -> tuple[int, int]:
             if len(shape) == 2 or (len(shape) == 3 and shape[-1] <= 4):
                 return shape[0], shape[1]
         else:
-            from devolens.io.images import exif_orientation, pillow
+            from devolens.io.images import header_shape
 
-            with pillow().open(path) as im:  # read_image's limits: no bomb warning for a large image
-                w, h = int(im.size[0]), int(im.size[1])
-                turned = exif_orientation(im) in (5, 6, 7, 8)  # EXIF: read_image turns it a quarter (not decoded)
-            return (w, h) if turned else (h, w)
+            return header_shape(path)
     except Exception:  # not readable by its header: read_image says why, or reads it
         pass
     return tuple(read_image(path).shape[:2])

@@ -863,12 +863,9 @@ def _grid_size(path: Path, tile: int, stride: int, edge: bool, channels: int) ->
             else:
                 return None
         else:
-            from devolens.io.images import exif_orientation, pillow
+            from devolens.io.images import header_shape
 
-            with pillow().open(path) as im:  # read_image's limits: no bomb warning for a large well
-                w, h = (int(v) for v in im.size)
-                if exif_orientation(im) in (5, 6, 7, 8):  # read turned a quarter (a PNG's pixels not decoded)
-                    h, w = w, h
+            h, w = header_shape(path)
     except Exception:  # unreadable header: the image is read (and refused, if so) in turn
         return None
     return int(tile_positions(h, tile, stride, edge).size * tile_positions(w, tile, stride, edge).size)

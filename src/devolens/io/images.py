@@ -378,6 +378,17 @@ def exif_orientation(im) -> int:
     return im.getexif().get(0x0112, 1)
 
 
+def header_shape(path: str | Path) -> tuple[int, int]:
+    """(height, width) of a PNG, JPEG, BMP... as :func:`read_image` gives it (EXIF-turned), from its header: the
+    pixels are not decoded (:func:`exif_orientation`); within read_image's limits (no bomb warning for a large well).
+
+    Raises whatever Pillow raises for a file it cannot open (the callers fall back to reading it)."""
+    with pillow().open(path) as im:
+        w, h = int(im.size[0]), int(im.size[1])
+        turned = exif_orientation(im) in (5, 6, 7, 8)  # read_image turns it a quarter
+    return (w, h) if turned else (h, w)
+
+
 def _png_metadata(path: Path) -> dict:
     """The metadata Pillow keeps from a PNG's eXIf and text chunks (tEXt, zTXt, iTXt), before and after the pixel
     data, as its ``load()`` would leave them in ``info``: each chunk's header read, the pixel data (IDAT) skipped

@@ -524,7 +524,7 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     backdrop = float(np.median(weights)) if weights else 0.0
     used = decided if trusted else [True] * len(per)
     combined = trusted or per
-    # kept, not used: how far apart the combined estimates lie (the CLI's note when they disagree)
+    # recorded, not judged: how far apart the combined estimates lie
     record = dict(frames=frames, used=used, spread=(float(min(combined)), float(max(combined))))
     if not trusted:  # a few nuclei: too few to judge the magnification by (estimates run low there)
         return DiameterEstimate(diameter=None, magnification=m, per_image=per, trusted=0, backdrop=backdrop,
