@@ -1,14 +1,16 @@
 """Corrupt-frame curation scored against the artifacts recorded by the renderer.
 
-For each seed, renders two simulated embryos with artifacts (the same as
-``devolens render --simulate 2 --artifacts 0.2 --video --seed S --out DIR``), runs the
-curator on the PNG folder and on the mp4 video, and prints precision and recall per
-artifact kind and overall (any artifact vs clean). Speed: frames per second of the
-curator, as a ratio against merely decoding the same frames in the same run.
+For each seed, renders two simulated embryos with artifacts, bright frames (a lamp flickering
+up, nuclei saturated) among them (the same as ``devolens render --simulate 2 --artifacts 0.2
+--video --seed S --out DIR`` with ``artifact_kinds=ALL_KINDS``: the command line draws the
+default kinds only; ``--no-bright`` renders exactly what it does), runs the curator on the PNG
+folder and on the mp4 video, and prints precision and recall per artifact kind and overall
+(any artifact vs clean). Speed: frames per second of the curator, as a ratio against merely
+decoding the same frames in the same run.
 
 Usage:
     .venv/bin/python benchmarks/bench_curate.py [--seeds 1 2 3 4] [--cache DIR]
-        [--artifacts 0.2] [--simulate 2] [--grey] [--vary frame] [--pose random]
+        [--artifacts 0.2] [--simulate 2] [--grey] [--vary frame] [--pose random] [--no-bright]
 
 Renders are kept in --cache (default /tmp/devolens_bench_curate) and reused.
 """
@@ -26,19 +28,20 @@ import numpy as np
 import pandas as pd
 
 from devolens.curate.frames import KINDS, curate_path, iter_path_frames
+from devolens.render.artifacts import ALL_KINDS, ARTIFACT_KINDS
 
-SCORED = ("black", "dark", "red_line", "red_patch", "duplicate", "dropped")
+SCORED = ("black", "dark", "bright", "red_line", "red_patch", "duplicate", "dropped")
 
 
-def render(seed: int, folder: Path, rate: float, n: int, grey: bool, vary: str, pose: str) -> Path:
+def render(seed: int, folder: Path, rate: float, n: int, grey: bool, vary: str, pose: str, bright: bool) -> Path:
     """Render (or reuse) one dataset with artifacts and a video."""
     if (folder / "frames.csv").exists() and (folder / "video.mp4").exists():
         return folder
     from devolens.render.dataset import render_dataset, simulate_tables
 
     tables = simulate_tables(n, seed=seed)
-    render_dataset(tables, folder, artifacts=rate, video=True, seed=seed, rgb=not grey, prefix=True,
-                   vary=vary, pose=pose)
+    render_dataset(tables, folder, artifacts=rate, artifact_kinds=ALL_KINDS if bright else ARTIFACT_KINDS,
+                   video=True, seed=seed, rgb=not grey, prefix=True, vary=vary, pose=pose)
     return folder
 
 
@@ -93,6 +96,8 @@ def main() -> None:
     ap.add_argument("--grey", action="store_true", help="greyscale frames (no red artifacts)")
     ap.add_argument("--vary", default="embryo", help="'frame': new optics every frame (stress test)")
     ap.add_argument("--pose", default="default", help="'random': random embryo pose")
+    ap.add_argument("--no-bright", dest="bright", action="store_false",
+                    help="no bright frames: the default kinds of `devolens render` (the renders of earlier figures)")
     args = ap.parse_args()
 
     totals = {mode: {k: np.zeros(3, int) for k in (*SCORED, "any")} for mode in ("png", "video")}
@@ -102,7 +107,9 @@ def main() -> None:
         tag = f"s{seed}_a{args.artifacts}_n{args.simulate}" + ("_grey" if args.grey else "")
         if args.vary != "embryo" or args.pose != "default":
             tag += f"_{args.vary}_{args.pose}"
-        folder = render(seed, args.cache / tag, args.artifacts, args.simulate, args.grey, args.vary, args.pose)
+        tag += "_bright" if args.bright else ""
+        folder = render(seed, args.cache / tag, args.artifacts, args.simulate, args.grey, args.vary, args.pose,
+                        args.bright)
         for mode in ("png", "video"):
             m, t_cur, t_read = match(folder, mode)
             sc = scores(m)
@@ -117,7 +124,8 @@ def main() -> None:
 
     print()
     print(f"seeds {args.seeds}, --simulate {args.simulate} --artifacts {args.artifacts}"
-          + (" --grey" if args.grey else "") + f" --vary {args.vary} --pose {args.pose}" + "; P = precision, R = recall (true pos / flagged / actual)")
+          + (" --grey" if args.grey else "") + f" --vary {args.vary} --pose {args.pose}"
+          + ("" if args.bright else " --no-bright") + "; P = precision, R = recall (true pos / flagged / actual)")
     for mode in ("png", "video"):
         print(f"\n[{mode}]")
         for k in (*SCORED, "any"):

@@ -20,6 +20,18 @@ nuclei, DIR/objects.csv (file,label,cell,x,y,depth,radius,area,visible: each lab
 the clean frames, visible the share of it not hidden behind nearer nuclei); with --kind
 membrane also DIR/membranes/tNNN_membrane.png; with --video DIR/video.mp4.
 Rendering again into DIR replaces the previous render whole; other files in DIR are kept.
+
+The simulated microscope (blur, brightness, noise, background, compression:
+the optics; for membranes the membrane parameters) and the pose are drawn at
+random from --seed for each embryo (for each frame with --vary frame), so a
+model trained on renders does not learn one microscope; --optics FILE.json
+fixes some or all of those fields. The default pose scales the embryo to the
+frame: --size zooms in, it does not show more around the embryo.
+render.json records per embryo the optics (or membrane parameters) and pose
+used, the pose's scale in frame pixels per table pixel, and per frame its
+seed (membranes: the slice z in table planes; with --vary frame also its own
+optics and pose). A frame pixel's size in micrometres is recorded as unknown:
+lineage tables record no pixel size.
 """
 
 
@@ -75,6 +87,66 @@ def _within_table(table, times: list[int], ranged: set[int]) -> list[int]:
     note(f"--times: time point(s) {time_spans_text(absent)} of the range are not in the table (it has "
          f"{time_points_text(present)}): skipped")
     return kept
+
+
+def _optics_file(path: Path, kind: str) -> dict:
+    """The fields of ``--optics FILE.json`` for a render of ``kind``: a JSON object of
+    :class:`~devolens.render.optics.OpticsParams` fields (:class:`~devolens.render.membranes.MembraneParams`
+    fields for membranes), some or all; or an object holding them under ``optics`` (``membrane``); or an earlier
+    render's render.json, whose embryos' block is taken when they all have the same one. Checked as
+    :func:`~devolens.render.dataset.fixed_params` checks them, errors naming the file.
+
+    Raises
+    ------
+    DevolensError
+        Unreadable or no JSON object; a render.json of the other kind, of ``--vary frame`` (each frame had its
+        own optics) or whose embryos differ; unknown field names (listed) or a value out of range.
+    """
+    from devolens.errors import DevolensError
+    from devolens.render.dataset import fixed_params
+
+    block, other = ("optics", "membrane") if kind == "nuclei" else ("membrane", "optics")
+    cls = "OpticsParams" if kind == "nuclei" else "MembraneParams"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DevolensError("--optics: file not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DevolensError(f"--optics: cannot read the file ({exc.__class__.__name__})", path=path) from None
+    except ValueError as exc:
+        raise DevolensError(f"--optics: not valid JSON ({exc})", path=path) from None
+    if not isinstance(data, dict):
+        raise DevolensError(f"--optics: expected a JSON object of {cls} fields, e.g. {{\"psf_xy\": 2.5}}, got a "
+                            f"{type(data).__name__}", path=path)
+    if isinstance(data.get("embryos"), dict):  # an earlier render's render.json
+        if data.get("vary") == "frame":
+            raise DevolensError(f"--optics: a render of --vary frame, whose frames each drew their own {block}: copy "
+                                f"one frame's {block!r} block (embryos > NAME > frames) into a file of its own",
+                                path=path)
+        found = {name: e.get(block) for name, e in data["embryos"].items()
+                 if isinstance(e, dict) and isinstance(e.get(block), dict)}
+        if not found:
+            made = data.get("kind")
+            raise DevolensError(f"--optics: a render.json with no {block!r} block"
+                                + (f" (a {made} render)" if made in ("nuclei", "membrane") and made != kind else "")
+                                + f": --kind {kind} takes {cls} fields", path=path)
+        distinct = {json.dumps(v, sort_keys=True) for v in found.values()}
+        if len(distinct) > 1:
+            raise DevolensError(f"--optics: the render.json holds {len(found)} embryos with different {block} "
+                                f"({', '.join(list(found)[:4])}{', ...' if len(found) > 4 else ''}): copy one "
+                                f"embryo's {block!r} block into a file of its own", path=path)
+        fields = next(iter(found.values()))
+    elif isinstance(data.get(block), dict):
+        fields = data[block]
+    elif isinstance(data.get(other), dict) and set(data) <= {other, "embryos"}:
+        raise DevolensError(f"--optics: holds {other!r} fields, of the other kind of render: --kind {kind} takes "
+                            f"{cls} fields", path=path)
+    else:
+        fields = data
+    try:
+        return fixed_params(fields, kind)
+    except DevolensError as exc:
+        raise DevolensError(f"--optics: {exc.message}", path=path) from None
 
 
 def _inputs(table: Path) -> list[dict]:
@@ -156,7 +228,9 @@ def render(
     every: int = typer.Option(1, "--every", help="Render every K-th time point (K >= 1) of those the table has (or --times lists): time points missing from the table are not counted, so in a table with gaps the frames are not evenly spaced in time."),
     times: Optional[str] = typer.Option(None, "--times", help="Time points to render, e.g. '10,20,30' or '10-50' (default all)."),
     size: Tuple[int, int] = typer.Option(
-        (512, 752), "--size", help="Frame height and width in pixels, e.g. --size 256 256."
+        (512, 752), "--size", help="Frame height and width in pixels, e.g. --size 256 256. The embryo is scaled to "
+        "the frame (its eggshell 80 % of the width, or of the height across): a larger --size zooms in, it does not "
+        "show more around the embryo; render.json records the scale (frame pixels per table pixel)."
     ),
     artifacts: float = typer.Option(
         0.0, "--artifacts", help="Probability (0..1) that a frame gets an artifact (black, dark, red line/patch, "
@@ -173,7 +247,27 @@ def render(
         None, "--sim-cells", help="With --simulate: grow each embryo up to this many cells (default: the simulator's)."
     ),
     pose: str = typer.Option("default", "--pose", callback=choice(*POSES), help="default: embryo centred and horizontal; random: random rotation, mirror, scale, placement."),
-    vary: str = typer.Option("embryo", "--vary", callback=choice(*VARY), help="Draw optics and pose once per 'embryo' (steady timelapse) or for every 'frame'."),
+    vary: str = typer.Option(
+        "embryo", "--vary", callback=choice(*VARY),
+        help="Draw the optics (drawn at random unless --optics fixes them) and the pose once per 'embryo' (steady "
+        "timelapse) or for every 'frame' (render.json then records each frame's own).",
+    ),
+    optics: Optional[Path] = typer.Option(
+        None, "--optics", metavar="FILE.json", show_default=False,
+        help="Fix the simulated microscope instead of drawing it at random: a JSON object of optics fields (e.g. "
+        '{"psf_xy": 3, "photons": 40}; --kind membrane: membrane fields), or an earlier render.json (its '
+        "embryos' optics). Fields not given are drawn as without it; everything else stays as it was drawn.",
+    ),
+    min_visible: float = typer.Option(
+        0.0, "--min-visible", metavar="FRACTION",
+        help="Nuclei: leave unlabelled (and out of objects.csv) a nucleus with less than this share (0..1) of it "
+        "visible, the rest hidden behind nearer nuclei; 0 labels every nucleus with a visible pixel.",
+    ),
+    drop_slivers: bool = typer.Option(
+        False, "--drop-slivers",
+        help="Nuclei: label only the largest connected visible piece of each nucleus; the 1-2 px pieces of a "
+        "partly hidden nucleus peeking out apart from it become background.",
+    ),
     grey: bool = typer.Option(False, "--grey", help="Greyscale nuclei frames (the green channel) instead of RGB."),
     embryo: Optional[str] = typer.Option(
         None, "--embryo", metavar="NAME", show_default=False,
@@ -217,6 +311,11 @@ def render(
         raise DevolensError(f"--seed must be non-negative, got {seed}")
     if sim_cells is not None and sim_cells < 1:
         raise DevolensError(f"--sim-cells must be at least 1, got {sim_cells}")
+    if not 0.0 <= min_visible <= 1.0:  # NaN too
+        raise DevolensError(f"--min-visible must be a share in [0, 1] of a nucleus, got {min_visible}")
+    if kind != "nuclei" and (min_visible or drop_slivers):
+        raise DevolensError("--min-visible and --drop-slivers apply to nuclei renders, not to --kind membrane")
+    fixed = _optics_file(optics, kind) if optics is not None else None
     _check_out_folder(out, table)
     time_list, ranged = _parse_times(times) if times is not None else (None, set())
 
@@ -246,17 +345,20 @@ def render(
 
     provenance = {
         "command": command_line("devolens render"),
-        "inputs": [] if table is None else _inputs(table),
+        "inputs": ([] if table is None else _inputs(table)) + ([] if optics is None else [
+            {"path": str(optics.absolute()), "sha256": file_sha256(optics), "sha256_of": "file bytes"}]),
         # the options that decide the output, as given (--out and --workers do not)
         "options": {"table": None if table is None else str(table.absolute()), "kind": kind, "times": times,
                     "every": every, "size": list(hw), "artifacts": artifacts, "video": video, "fps": fps,
                     "seed": seed, "simulate": simulate, "sim_cells": sim_cells, "pose": pose, "vary": vary,
-                    "grey": grey, "embryo": embryo},
+                    "grey": grey, "embryo": embryo, "optics": None if optics is None else str(optics.absolute()),
+                    "min_visible": min_visible, "drop_slivers": drop_slivers},
     }
     with _staged_render(out) as stage, progress_bar("rendering") as cb:
         df = render_dataset(
             tables, stage, kind=kind, times=time_list, every=every, size=hw, artifacts=artifacts,
-            video=video, fps=fps, seed=seed, rgb=not grey, pose=pose, vary=vary, prefix=prefix, workers=workers, progress=cb,
+            video=video, fps=fps, seed=seed, rgb=not grey, pose=pose, vary=vary, optics=fixed, min_visible=min_visible,
+            drop_slivers=drop_slivers, prefix=prefix, workers=workers, progress=cb,
         )
         _add_provenance(stage / "render.json", provenance)
     n_art = int((df["artifact"] != "").sum())

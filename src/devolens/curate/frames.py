@@ -33,7 +33,11 @@ prefix ``<embryo>_tNNN``):
   camera noise averages out) below ``black_level`` or ``black_rel`` x the sequence's median.
 - dark: ``level`` below ``dark_ratio`` x the lower of the median levels of the ``window``
   frames before and of those after (black, dark and bright frames left out, so a steady rise or
-  fall is no dark frame), and well outside the sequence's own spread of such ratios. A
+  fall is no dark frame), and either well outside the sequence's own spread of such ratios, or
+  with its ``foreground`` also below ``dark_ratio`` x the lower of the neighbours' medians of it
+  and outside the sequence's own spread of foreground ratios (a fast-growing embryo filmed at a
+  coarse time step spreads the level ratios so wide that a frame dimmed to x0.3 falls inside
+  them; its nuclei dim with it, while their brightness does not grow with their number). A
   frame with neighbours on one side only (the first or last frame) has no lower side to
   take, and a growing embryo's first frame has fewer nuclei than every frame after it: such
   a frame must also have its ``foreground`` far below the median of that side's, by the same
@@ -145,7 +149,8 @@ class Thresholds:
         ... or below this fraction of the sequence's median contrast.
     dark_ratio : float
         A frame whose mean level is below this fraction of its neighbours' median is dark
-        (when the sequence's own spread of ratios does not explain it, see ``dark_sigmas``);
+        (when the sequence's own spread of ratios does not explain it, see ``dark_sigmas``, or
+        its foreground is below this fraction of theirs too);
         one above ``1 / dark_ratio`` times it is bright (the same test, mirrored: 0.7 means
         dimmer than 0.7x, or brighter than 1.43x).
     dark_sigmas : float
@@ -575,9 +580,8 @@ def _level_flags(level: np.ndarray, contrast: np.ndarray, foreground: np.ndarray
         below, ratio = _log_ratio(level, low)
         below = -below  # positive below the lower neighbour
         above, ratio_high = _log_ratio(level, high)
-        # the foreground's references only where a frame has neighbours on one side
-        fg_low, fg_high, _ = (_side_references(foreground, ok, th.window) if (sides == 1).any()
-                              else (np.full(len(level), np.nan),) * 2 + (None,))
+        fg_low, fg_high, _ = _side_references(foreground, ok, th.window)
+        fg_below = -_log_ratio(foreground, fg_low)[0]
         # a frame with neighbours on one side only (the first or last frame) cannot take the
         # other side: a growing embryo's first frame has fewer nuclei than all the frames after
         # it (its last frame more than all those before it), so its mean level is well below
@@ -586,8 +590,16 @@ def _level_flags(level: np.ndarray, contrast: np.ndarray, foreground: np.ndarray
         # nuclei) far beyond that side's, by the same rule as the level (past ``dark_ratio`` and
         # outside the sequence's own spread of foreground ratios). A dimmed or brightened frame
         # changes both in proportion.
-        dark = ~black & _far(below, ok, th)
-        dark &= (sides != 1) | _far(-_log_ratio(foreground, fg_low)[0], ok, th)
+        # A fast-growing embryo filmed at a coarse time step spreads the level ratios so wide that
+        # a frame dimmed to x0.3 can fall inside that spread; its nuclei dim with it, though, while
+        # the frames on both sides keep theirs (the foreground does not grow with the number of
+        # nuclei): a level past ``dark_ratio`` with a foreground past ``dark_ratio`` below both
+        # sides' is dark whatever the spread of level ratios (the mirror of a saturated bright
+        # frame). The foreground must still lie outside the sequence's own spread of foreground
+        # ratios, which growth leaves narrow but optics that swing from frame to frame widen
+        dimmed = (sides == 2) & _far(below, ok, th, spread=False) & _far(fg_below, ok, th)
+        dark = ~black & (_far(below, ok, th) | dimmed)
+        dark &= (sides != 1) | _far(fg_below, ok, th)
 
         # bright: the mirror of dark. A brighter lamp brightens the nuclei as much as the
         # background: the contrast (nuclei over background) rises with the level, unless the

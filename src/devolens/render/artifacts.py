@@ -4,6 +4,9 @@ Frame artifacts (the ``artifact`` string of a frame's ground truth):
 
 - ``"black"``: the frame is black (laser off, shutter closed): every pixel 0, no labels.
 - ``"dark"``: the frame is dimmed to 3-20 % of its brightness (labels kept).
+- ``"bright"``: the frame is brightened 2-4x and clipped at the top of the range, so the nuclei
+  saturate, as under a lamp flickering up (labels kept). Drawn only when asked for
+  (:data:`OPTIONAL_KINDS`): see :func:`plan_artifacts`.
 - ``"red_line"``: one to three full-width rows are saturated red (RGB frames only).
 - ``"red_patch"``: a rectangle is filled with noisy red (RGB only); labels under it are 0.
 - ``"duplicate"``: the frame repeats the previous frame of the sequence (image and labels).
@@ -15,21 +18,32 @@ stopped), recording the time in ``attrs["cliff_time"]``.
 
 from __future__ import annotations
 
+from typing import Iterable, Sequence
+
 import numpy as np
 import pandas as pd
 
 __all__ = [
+    "ALL_KINDS",
     "ARTIFACT_KINDS",
     "FRAME_KINDS",
+    "OPTIONAL_KINDS",
     "SEQUENCE_KINDS",
     "apply_frame_artifact",
     "plan_artifacts",
     "annotation_cliff",
+    "check_kinds",
 ]
 
 FRAME_KINDS = ("black", "dark", "red_line", "red_patch")
 SEQUENCE_KINDS = ("duplicate", "dropped")
+#: the kinds a render draws unless told otherwise
 ARTIFACT_KINDS = FRAME_KINDS + SEQUENCE_KINDS
+#: single-frame kinds a render draws only when asked for (``plan_artifacts(kinds=...)``): which kind a frame
+#: gets is drawn from the list of kinds, so adding one to the defaults would change every render of a given seed
+OPTIONAL_KINDS = ("bright",)
+#: every kind, in the order a plan draws from
+ALL_KINDS = ARTIFACT_KINDS + OPTIONAL_KINDS
 _RED_KINDS = ("red_line", "red_patch")
 
 
@@ -44,14 +58,14 @@ def apply_frame_artifact(
     labels : ndarray, (H, W), optional
         Ground-truth labels to update (black frames and red patches hide nuclei).
     kind : str
-        One of :data:`FRAME_KINDS` (``""`` returns the inputs unchanged).
+        One of :data:`FRAME_KINDS` or :data:`OPTIONAL_KINDS` (``""`` returns the inputs unchanged).
     rng : numpy.random.Generator
 
     Returns
     -------
     image, labels, info
         ``info`` describes where the artifact is: ``rows`` (red line), ``box``
-        (y0, y1, x0, x1 of the red patch) or ``factor`` (dark frame).
+        (y0, y1, x0, x1 of the red patch) or ``factor`` (dark or bright frame).
 
     Raises
     ------
@@ -60,8 +74,8 @@ def apply_frame_artifact(
     """
     if kind == "":
         return image, labels, {}
-    if kind not in FRAME_KINDS:
-        raise ValueError(f"unknown frame artifact {kind!r}; choose from {FRAME_KINDS}")
+    if kind not in FRAME_KINDS + OPTIONAL_KINDS:
+        raise ValueError(f"unknown frame artifact {kind!r}; choose from {FRAME_KINDS + OPTIONAL_KINDS}")
     img = np.array(image, copy=True)
     lab = None if labels is None else np.array(labels, copy=True)
     h, w = img.shape[:2]
@@ -75,6 +89,16 @@ def apply_frame_artifact(
     elif kind == "dark":
         factor = float(rng.uniform(0.03, 0.2))
         img = np.floor(img.astype(np.float32) * factor).astype(image.dtype)
+        info["factor"] = factor
+    elif kind == "bright":
+        # a lamp flickering up: everything brighter, the nuclei saturated at the top of the range
+        factor = float(rng.uniform(2.0, 4.0))
+        scaled = img.astype(np.float32) * np.float32(factor)
+        if np.issubdtype(image.dtype, np.integer):
+            scaled, top = np.floor(scaled), float(np.iinfo(image.dtype).max)
+        else:  # a float image in [0, 1]
+            top = 1.0
+        img = np.clip(scaled, 0.0, top).astype(image.dtype)
         info["factor"] = factor
     elif kind == "red_line":
         t = int(rng.integers(1, 4))
@@ -97,7 +121,8 @@ def apply_frame_artifact(
     return img, lab, info
 
 
-def plan_artifacts(n_frames: int, rate: float, rng: np.random.Generator, *, rgb: bool = True) -> list[str]:
+def plan_artifacts(n_frames: int, rate: float, rng: np.random.Generator, *, rgb: bool = True,
+                   kinds: Sequence[str] = ARTIFACT_KINDS) -> list[str]:
     """Choose which frames of a sequence get an artifact, and which kind.
 
     Parameters
@@ -109,16 +134,31 @@ def plan_artifacts(n_frames: int, rate: float, rng: np.random.Generator, *, rgb:
     rng : numpy.random.Generator
     rgb : bool
         Allow the red artifacts (RGB frames only).
+    kinds : sequence of str
+        The kinds to draw from (default :data:`ARTIFACT_KINDS`; :data:`ALL_KINDS` adds the
+        optional ones). Taken in the order of :data:`ALL_KINDS` whatever the order given, so the
+        same seed and set of kinds give the same plan; the red kinds are left out of a
+        greyscale plan.
 
     Returns
     -------
     list of str
-        One entry per frame: ``""`` or a kind of :data:`ARTIFACT_KINDS`. The first frame is
-        never ``duplicate`` or ``dropped``, and a duplicate never follows a dropped frame.
+        One entry per frame: ``""`` or one of ``kinds``. The first frame is never ``duplicate``
+        or ``dropped``, and a duplicate never follows a dropped frame (a frame that only those
+        kinds could corrupt is left clean).
+
+    Raises
+    ------
+    ValueError
+        A rate outside [0, 1], an unknown kind, or no kind that applies (none given, or red
+        kinds only on greyscale frames).
     """
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"artifact rate must be in [0, 1], got {rate}")
-    kinds = [k for k in ARTIFACT_KINDS if rgb or k not in _RED_KINDS]
+    kinds = check_kinds(kinds)
+    kinds = [k for k in kinds if rgb or k not in _RED_KINDS]
+    if not kinds:
+        raise ValueError("no artifact kind applies: the red kinds need RGB frames")
     plan: list[str] = []
     for i in range(n_frames):
         if rng.random() >= rate:
@@ -127,8 +167,28 @@ def plan_artifacts(n_frames: int, rate: float, rng: np.random.Generator, *, rgb:
         allowed = [k for k in kinds if i > 0 or k not in SEQUENCE_KINDS]
         if i > 0 and plan[-1] == "dropped":
             allowed = [k for k in allowed if k != "duplicate"]
-        plan.append(str(rng.choice(allowed)))
+        plan.append(str(rng.choice(allowed)) if allowed else "")
     return plan
+
+
+def check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
+    """``kinds`` in the order of :data:`ALL_KINDS`, each once (the order decides a plan's draws).
+
+    Raises
+    ------
+    ValueError
+        Not a sequence of kind names, an unknown kind, or none.
+    """
+    if not isinstance(kinds, str) and isinstance(kinds, Iterable):
+        kinds = tuple(kinds)
+    if not isinstance(kinds, tuple) or not all(isinstance(k, str) for k in kinds):
+        raise ValueError(f"artifact kinds must be a list of kind names ({', '.join(ALL_KINDS)}), got {kinds!r}")
+    unknown = sorted(set(kinds) - set(ALL_KINDS))
+    if unknown:
+        raise ValueError(f"unknown artifact kind(s) {', '.join(map(repr, unknown))}; choose from {', '.join(ALL_KINDS)}")
+    if not kinds:
+        raise ValueError(f"no artifact kinds given; choose from {', '.join(ALL_KINDS)}")
+    return tuple(k for k in ALL_KINDS if k in set(kinds))
 
 
 def annotation_cliff(

@@ -10,7 +10,8 @@ Layout written under ``out``::
     objects.csv                  file,label,cell,x,y,depth,radius,area,visible (nuclei, clean
                                  frames): each labelled nucleus, ``visible`` = share of its
                                  footprint not hidden behind nearer nuclei
-    render.json                  the settings and the optics drawn for each embryo
+    render.json                  the settings, and for each embryo what its frames were rendered with
+                                 (see below)
     video.mp4                    timelapse of the written frames (with ``video=True``)
 
 ``frames.csv`` has one row per rendered time point; ``artifact`` is ``""`` for a clean
@@ -18,13 +19,28 @@ frame or the kind (see :mod:`devolens.render.artifacts`). A ``dropped`` frame ha
 ``file`` (nothing was written for it); a ``duplicate`` frame repeats the previous image
 and labels. The population columns are those of the table at that time point, whatever
 the artifact.
+
+``render.json`` holds, under ``embryos``, one entry per embryo: ``seed`` (the embryo's seed, the
+``reporter_key`` of its nuclei frames), ``optics`` (nuclei) or ``membrane`` (membrane parameters) and
+``pose`` (``center``, ``angle``, ``scale``: frame pixels per table pixel, ``flip``) that every frame of it was
+rendered with, and ``frames``: one record per time point (``time``, ``file``, ``seed`` the frame's seed; for
+membranes ``z``, the slice in table planes). With ``vary="frame"`` each frame draws its own optics (and pose
+with ``pose="random"``; its own slice for membranes): the embryo's ``optics``/``membrane`` and ``pose`` are then
+null and each frame record holds its own. A ``duplicate`` frame's record holds those of the frame it repeats
+(``repeats``: its time); a ``dropped`` one only its time. The clean frame is reproduced from a record by
+``render_nuclei_frame(table, time, size=size, seed=seed, rgb=rgb, optics=OpticsParams(**optics),
+pose=Pose(**pose), reporter_key=<embryo seed>, min_visible=..., drop_slivers=...)`` or
+``render_membrane_frame(table, time, z=z, size=size, seed=seed, params=MembraneParams(**membrane),
+pose=Pose(**pose))``. ``pixel_size`` says that the frame's pixel size in micrometres is unknown: lineage
+tables record no pixel size, so a frame pixel is ``1 / scale`` table pixels and no more can be said (the label
+TIFFs carry no resolution).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -35,13 +51,20 @@ from devolens import checks
 from devolens.errors import DevolensError, DevolensValueError
 from devolens.io.atomic import write_csv, write_text
 from devolens.io.images import read_image, write_label_tif, write_png
-from devolens.render.artifacts import apply_frame_artifact, plan_artifacts
-from devolens.render.geometry import cached, embryo_geometry, random_pose
+from devolens.render.artifacts import (
+    ARTIFACT_KINDS,
+    FRAME_KINDS,
+    OPTIONAL_KINDS,
+    apply_frame_artifact,
+    check_kinds,
+    plan_artifacts,
+)
+from devolens.render.geometry import cached, default_pose, embryo_geometry, random_pose
 from devolens.render.membranes import MembraneParams, render_membrane_frame
 from devolens.render.nuclei import LETTERS, _by_time, check_table, frame_size, render_nuclei_frame
 from devolens.render.optics import OpticsParams
 
-__all__ = ["render_dataset", "select_times", "simulate_tables", "FRAMES_COLUMNS", "frame_name"]
+__all__ = ["render_dataset", "select_times", "simulate_tables", "FRAMES_COLUMNS", "frame_name", "fixed_params"]
 
 FRAMES_COLUMNS = ("file", "time", "embryo", *LETTERS, "total", "artifact")
 #: objects.csv (nuclei renders): one row per labelled nucleus of each clean frame
@@ -50,6 +73,48 @@ KINDS = ("nuclei", "membrane")
 #: every entry :func:`render_dataset` may write into its folder (the layout above); keep in step with it:
 #: ``devolens render`` replaces exactly these when it renders again into a folder
 OUTPUT_ENTRIES = ("frames", "labels", "membranes", "frames.csv", "objects.csv", "render.json", "video.mp4")
+#: render.json's ``pixel_size``: what is known of a frame pixel in micrometres (nothing: see the module's doc)
+PIXEL_SIZE_UNKNOWN = {
+    "um_per_frame_pixel": None,
+    "why": "the table's pixel size is unknown (lineage tables record none): a frame pixel is 1 / scale table "
+           "pixels, scale each embryo's pose scale",
+}
+
+
+def fixed_params(optics, kind: str = "nuclei") -> dict:
+    """The microscope fields ``optics`` fixes for a render of ``kind``, checked: ``{}`` for None.
+
+    ``optics`` is an :class:`~devolens.render.optics.OpticsParams` (a :class:`~devolens.render.membranes.
+    MembraneParams` for membranes), which fixes every field, or a dict of some of their fields (the others are
+    drawn as without it). The dict's values are checked as the class checks them, field by field.
+
+    Raises
+    ------
+    DevolensError
+        Another type, the other kind's class, unknown field names (listed, with the valid ones) or a value out of
+        its range (naming the field and the range).
+    """
+    if optics is None:
+        return {}
+    cls = OpticsParams if kind == "nuclei" else MembraneParams
+    other = MembraneParams if kind == "nuclei" else OpticsParams
+    if isinstance(optics, cls):
+        return asdict(optics)
+    if isinstance(optics, other):
+        raise DevolensError(f"optics for kind {kind!r} must be a {cls.__name__} or a dict of its fields, "
+                            f"got a {other.__name__}")
+    if not isinstance(optics, dict):
+        raise DevolensError(f"optics must be a {cls.__name__} or a dict of some of its fields (the others drawn "
+                            f"at random), got {type(optics).__name__}")
+    names = [f.name for f in fields(cls)]
+    unknown = [str(k) for k in optics if k not in names]
+    if unknown:
+        raise DevolensError(f"unknown {cls.__name__} field(s) for kind {kind!r}: {', '.join(unknown)} (the fields: "
+                            f"{', '.join(names)})")
+    if not optics:
+        raise DevolensError(f"optics is an empty dict: give some {cls.__name__} fields, or None to draw them all")
+    checked = replace(cls(), **optics)  # checks each value (DevolensValueError naming the field and its range)
+    return {k: getattr(checked, k) for k in names if k in optics}  # as the class keeps them (80.0 -> 80)
 
 
 def frame_name(time: int, embryo: str | None = None) -> str:
@@ -146,17 +211,36 @@ def _set_job_tables(tables, geoms) -> None:
     _JOB_PRINTS = [table_fingerprint(t) for t in _JOB_TABLES]
 
 
+def _frame_draw(kind: str, f_seed: int, fixed: dict):
+    """The parameters a frame of ``vary="frame"`` draws for itself, with the ``fixed`` fields replaced.
+
+    Drawn from the first child of the frame's seed, as :func:`~devolens.render.nuclei.render_nuclei_frame` and
+    :func:`~devolens.render.membranes.render_membrane_frame` draw them when given none: the fields not fixed are
+    those they would have drawn, and their other draws (pose, slice, noise: the other children) are untouched.
+    """
+    cls = OpticsParams if kind == "nuclei" else MembraneParams
+    drawn = cls.sample(np.random.default_rng(np.random.SeedSequence(int(f_seed)).spawn(1)[0]))
+    return replace(drawn, **fixed)
+
+
 def _render_job(job):
-    """Render one clean frame (runs in a worker process): image, labels, mask, counts, objects."""
-    kind, ei, t, f_seed, size, rgb, f_pose, e_seed, optics, mparams, vary = job
+    """Render one clean frame (runs in a worker process): image, labels, mask, counts, objects, and what it was
+    rendered with (``optics``/``membrane``, ``pose``, ``z``)."""
+    kind, ei, t, f_seed, size, rgb, f_pose, e_seed, optics, mparams, vary, fixed, min_visible, slivers = job
     table, geom, fp = _JOB_TABLES[ei], _JOB_GEOMS[ei], _JOB_PRINTS[ei]
+    if vary == "frame" and fixed:
+        optics, mparams = (_frame_draw(kind, f_seed, fixed), None) if kind == "nuclei" else (
+            None, _frame_draw(kind, f_seed, fixed))
     if kind == "nuclei":
         fr = render_nuclei_frame(table, t, size=size, seed=f_seed, rgb=rgb, geometry=geom,
-                                 optics=optics, pose=f_pose, reporter_key=e_seed, fingerprint=fp)
-        return fr.image, fr.labels, None, fr.counts, fr.centroids
+                                 optics=optics, pose=f_pose, reporter_key=e_seed, fingerprint=fp,
+                                 min_visible=min_visible, drop_slivers=slivers)
+        used = {"optics": fr.optics.as_dict(), "pose": asdict(fr.pose)}
+        return fr.image, fr.labels, None, fr.counts, fr.centroids, used
     fr = render_membrane_frame(table, t, size=size, seed=f_seed, geometry=geom, params=mparams, pose=f_pose,
                                z=None if vary == "frame" else (geom.cz / geom.zscale), fingerprint=fp)
-    return fr.image, fr.labels, fr.membrane, fr.counts, None
+    used = {"membrane": asdict(fr.params), "pose": asdict(fr.pose), "z": float(fr.z)}
+    return fr.image, fr.labels, fr.membrane, fr.counts, None, used
 
 
 def render_dataset(
@@ -168,12 +252,16 @@ def render_dataset(
     every: int = 1,
     size: tuple[int, int] = (512, 752),
     artifacts: float = 0.0,
+    artifact_kinds: Sequence[str] = ARTIFACT_KINDS,
     video: bool = False,
     fps: float = 8.0,
     seed: int = 0,
     rgb: bool = True,
     pose: str = "default",
     vary: str = "embryo",
+    optics: OpticsParams | MembraneParams | dict | None = None,
+    min_visible: float = 0.0,
+    drop_slivers: bool = False,
     prefix: bool | None = None,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
@@ -194,9 +282,15 @@ def render_dataset(
     every : int
         Render every ``every``-th of those time points.
     size : (int, int)
-        Frame height and width, pixels.
+        Frame height and width, pixels. The default pose scales each embryo to the frame (its eggshell 80 % of
+        the width, or of the height across): a larger frame zooms in rather than showing more around the
+        embryo. render.json records each embryo's pose scale (frame pixels per table pixel).
     artifacts : float
         Probability in [0, 1] that a frame gets an artifact (recorded in frames.csv).
+    artifact_kinds : sequence of str
+        The kinds drawn from (:data:`~devolens.render.artifacts.ARTIFACT_KINDS` by default; add ``"bright"``,
+        or take :data:`~devolens.render.artifacts.ALL_KINDS`, for bright frames: a render of a given seed with the
+        default kinds draws what it always drew). Recorded in render.json when not the default.
     video : bool
         Also write ``video.mp4`` (the written frames in order, at ``fps``).
     fps : float
@@ -209,6 +303,20 @@ def render_dataset(
         Embryo centred and horizontal, or randomly rotated / mirrored / scaled / placed.
     vary : {"embryo", "frame"}
         Draw optics and pose once per embryo (a steady timelapse) or for every frame.
+    optics : OpticsParams, MembraneParams or dict, optional
+        The simulated microscope. By default every field is drawn at random (domain randomisation:
+        :meth:`OpticsParams.sample <devolens.render.optics.OpticsParams.sample>`, for membranes
+        :meth:`MembraneParams.sample <devolens.render.membranes.MembraneParams.sample>`) per embryo, or per frame
+        with ``vary="frame"``. An ``OpticsParams`` (``MembraneParams`` for ``kind="membrane"``) fixes them all; a
+        dict of some of its fields fixes those and draws the others as without it. Everything else (pose, noise,
+        artifacts, the fields not fixed) is drawn as without it: fixing a field changes only that field.
+        Recorded in render.json as ``optics_fixed`` (the fields fixed).
+    min_visible : float
+        Nuclei: a nucleus with less than this share (0 to 1) of its own footprint visible, the rest hidden behind
+        nearer nuclei, gets no label and no objects.csv row (0, the default: every nucleus with a visible pixel).
+    drop_slivers : bool
+        Nuclei: label only the largest connected visible piece of each nucleus; the separate 1-2 px pieces of a
+        partly hidden nucleus become background (see :func:`~devolens.render.nuclei.render_nuclei_frame`).
     prefix : bool, optional
         Prefix frame names with the embryo name (default: when there are several tables).
     workers : int
@@ -239,6 +347,11 @@ def render_dataset(
         raise DevolensError(f"pose must be 'default' or 'random', got {pose!r}")
     if vary not in ("embryo", "frame"):
         raise DevolensError(f"vary must be 'embryo' or 'frame', got {vary!r}")
+    fixed = fixed_params(optics, kind)
+    if not (checks.is_number(min_visible) and 0.0 <= float(min_visible) <= 1.0):
+        raise DevolensError(f"min_visible must be a share of a nucleus's footprint in [0, 1], got {min_visible!r}")
+    if kind != "nuclei" and (min_visible or drop_slivers):
+        raise DevolensError("min_visible and drop_slivers apply to nuclei renders (kind 'nuclei'), not to membranes")
     workers = checks.whole(workers, "workers", 1, floats=True, error=DevolensValueError)
     checks.whole(seed, "seed", 0, floats=True, error=DevolensValueError)
     if video and not (checks.is_number(fps) and np.isfinite(fps) and fps > 0):
@@ -256,6 +369,11 @@ def render_dataset(
     if len({n.casefold() for n in names}) != len(names):  # case-blind: one folder on macOS and Windows
         names = [f"{n}_{i}" for i, n in enumerate(names)]
     rgb_frames = rgb and kind == "nuclei"
+    try:  # the kinds, checked before any output exists (an empty plan draws nothing)
+        artifact_kinds = check_kinds(artifact_kinds)
+        plan_artifacts(0, float(artifacts), np.random.default_rng(0), rgb=rgb_frames, kinds=artifact_kinds)
+    except ValueError as e:
+        raise DevolensError(str(e)) from None
 
     out = Path(out)
     total = sum(len(p) for p in plans)
@@ -264,6 +382,13 @@ def render_dataset(
     objects: list[pd.DataFrame] = []
     meta: dict = {"kind": kind, "size": [h, w], "seed": int(seed), "artifacts": float(artifacts),
                   "pose": pose, "vary": vary, "rgb": rgb_frames, "embryos": {}}
+    if artifact_kinds != ARTIFACT_KINDS:  # absent from a render of the default kinds (as before they could be chosen)
+        meta["artifact_kinds"] = list(artifact_kinds)
+    if fixed:
+        meta["optics_fixed"] = fixed
+    if kind == "nuclei":
+        meta.update({"min_visible": float(min_visible), "drop_slivers": bool(drop_slivers)})
+    meta["pixel_size"] = dict(PIXEL_SIZE_UNKNOWN)
     written: list[Path] = []
     embryo_seeds = np.random.SeedSequence(int(seed)).spawn(len(tables))
     geoms = [embryo_geometry(t) for t in tables]
@@ -281,35 +406,57 @@ def render_dataset(
             e_rng = np.random.default_rng(embryo_seeds[ei])
             e_seed = int(e_rng.integers(0, 2**31 - 1))
             geom = geoms[ei]
-            optics = OpticsParams.sample(e_rng) if kind == "nuclei" else None
+            # drawn whether fixed or not, so that fixing them changes none of the draws that follow
+            optics_e = OpticsParams.sample(e_rng) if kind == "nuclei" else None
             mparams = MembraneParams.sample(e_rng) if kind == "membrane" else None
+            if fixed:
+                optics_e, mparams = (replace(optics_e, **fixed), None) if kind == "nuclei" else (
+                    None, replace(mparams, **fixed))
             e_pose = random_pose(geom, (h, w), e_rng) if pose == "random" else "default"
-            plan = plan_artifacts(len(tlist), float(artifacts), e_rng, rgb=rgb_frames)
+            plan = plan_artifacts(len(tlist), float(artifacts), e_rng, rgb=rgb_frames, kinds=artifact_kinds)
             art_rng = np.random.default_rng(e_rng.integers(0, 2**63 - 1))
-            meta["embryos"][name] = {
+            # what every frame is rendered with; with vary "frame" each frame draws its own (null here, in frames)
+            steady_pose = vary == "embryo" or pose == "default"
+            used_pose = default_pose(geom, (h, w)) if isinstance(e_pose, str) else e_pose
+            meta["embryos"][name] = entry = {
                 "seed": e_seed,
-                "optics": None if optics is None else optics.as_dict(),
-                "membrane": None if mparams is None else asdict(mparams),
-                "pose": None if isinstance(e_pose, str) else asdict(e_pose),
+                "optics": None if optics_e is None or vary == "frame" else optics_e.as_dict(),
+                "membrane": None if mparams is None or vary == "frame" else asdict(mparams),
+                "pose": asdict(used_pose) if steady_pose else None,
+                "frames": [],
             }
             prev: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+            source: tuple[int, dict] = (0, {})  # the time point and record of the image ``prev`` holds
             jobs = []
             for t in tlist:
                 f_seed = int(np.random.SeedSequence([e_seed, int(t)]).generate_state(1)[0])
                 f_pose = "random" if (pose == "random" and vary == "frame") else e_pose
                 jobs.append((kind, ei, int(t), f_seed, (h, w), rgb_frames, f_pose, e_seed,
-                             None if vary == "frame" else optics, None if vary == "frame" else mparams, vary))
+                             None if vary == "frame" else optics_e, None if vary == "frame" else mparams, vary,
+                             fixed, float(min_visible), bool(drop_slivers)))
             results = pool.imap(_render_job, jobs, chunksize=2) if pool is not None else map(_render_job, jobs)
-            for t, art, (image, labels, mask, counts, objs) in zip(tlist, plan, results):
+            for t, art, job, (image, labels, mask, counts, objs, used) in zip(tlist, plan, jobs, results):
                 stem = frame_name(t, name if prefix else None)
-                if art in ("black", "dark", "red_line", "red_patch"):
+                # what this frame's image was rendered with: the embryo's, or its own with vary "frame"
+                record = {"seed": job[3]}
+                if "z" in used:
+                    record["z"] = used["z"]
+                if vary == "frame":
+                    record.update({k: used[k] for k in ("optics", "membrane") if k in used})
+                    if not steady_pose:
+                        record["pose"] = used["pose"]
+                if art in FRAME_KINDS + OPTIONAL_KINDS:
                     image, labels, _ = apply_frame_artifact(image, labels, art, art_rng)
                     if mask is not None and art == "black":
                         mask = np.zeros_like(mask)
-                elif art == "duplicate" and prev is not None:
+                repeated = art == "duplicate" and prev is not None
+                if repeated:
                     image, labels, mask = prev
+                    record = {**source[1], "repeats": source[0]}
                 file = ""
-                if art != "dropped":
+                if art == "dropped":
+                    record = {}
+                else:
                     file = f"frames/{stem}.png"
                     write_png(image, out / file)
                     write_label_tif(labels, out / "labels" / f"{stem}_labels.tif")
@@ -317,8 +464,11 @@ def render_dataset(
                         write_png((mask > 0).astype(np.uint8) * 255, out / "membranes" / f"{stem}_membrane.png")
                     written.append(out / file)
                     prev = (image, labels, mask)
+                    if not repeated:
+                        source = (int(t), record)
                     if objs is not None and not art:  # per-nucleus truth of clean frames
                         objects.append(objs.assign(file=file)[OBJECTS_COLUMNS])
+                entry["frames"].append({"time": int(t), "file": file, **record})
                 rows.append({"file": file, "time": int(t), "embryo": name, **{k: int(counts[k]) for k in (*LETTERS, "total")},
                              "artifact": art})
                 done += 1

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from devolens.errors import DevolensValueError
+
 DEFAULT_ZSCALE = 5.7  # xy pixels per z plane when the table does not say (EPIC: 5.75)
 
 __all__ = ["EmbryoGeometry", "Pose", "embryo_geometry", "default_pose", "random_pose", "to_frame"]
@@ -166,8 +168,9 @@ def embryo_geometry(table: pd.DataFrame) -> EmbryoGeometry:
     size = plain["size"].to_numpy(np.float64)
     ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
     x, y, z, size = x[ok], y[ok], z[ok], size[ok]
-    if len(x) == 0:
-        raise ValueError("empty table (no finite x, y, z)")
+    if len(x) == 0:  # the readers refuse such tables; a table built in Python, or a z scale that overflows z, not
+        raise DevolensValueError("the table has no row with finite x, y and z (z in planes times the z scale "
+                                 f"{zscale:g}): no embryo to place in the frame")
     size = size[np.isfinite(size) & (size > 0)]
     if len(size) == 0:
         size = np.array([max(float(np.ptp(x)) / 12.0, 4.0)])

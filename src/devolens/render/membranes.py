@@ -19,9 +19,28 @@ from scipy import ndimage
 from devolens.errors import DevolensValueError
 from devolens.render.geometry import EmbryoGeometry, Pose, cached, embryo_geometry, table_fingerprint, to_frame
 from devolens.render.nuclei import _population_counts, _resolve_pose, _time_rows, check_frame
-from devolens.render.optics import add_noise, finish_channel, jpeg_roundtrip, quantize, texture_field
+from devolens.render.optics import (
+    OPTICS_RANGES, add_noise, check_params, finish_channel, jpeg_roundtrip, quantize, texture_field,
+)
 
 __all__ = ["MembraneFrame", "MembraneParams", "render_membrane_frame", "power_diagram"]
+
+
+#: valid range of each :class:`MembraneParams` field (see :func:`devolens.render.optics.check_params`);
+#: the noise and display fields as in :class:`~devolens.render.optics.OpticsParams`
+MEMBRANE_RANGES = {
+    "alpha": (0.0, 10.0, "closed", "cell weight radius / nucleus radius"),
+    "waviness": (0.0, 100.0, "closed", "border waviness, pixels at a 600 px embryo"),
+    "thickness": (1, 20, "whole", "membrane line width, pixels"),  # 0 would dilate the lines over the frame
+    "psf": (0.0, 50.0, "closed", "line blur sigma, pixels; 0 = none"),
+    "membrane": (0.0, 10.0, "open", "line brightness, fraction of full scale"),
+    "membrane_cv": (0.0, 1.0, "closed", "relative variation of the line brightness"),
+    "cytoplasm": (0.0, 1.0, "closed", "level inside cells, fraction of full scale"),
+    "background": (0.0, 1.0, "closed", "level outside the eggshell, fraction of full scale"),
+    "eggshell": (0.0, 10.0, "closed", "eggshell brightness relative to membranes; 0 = invisible"),
+    "puncta": (0.0, 100.0, "closed", "vesicle dots per 1000 pixels"),
+    **{k: OPTICS_RANGES[k] for k in ("photons", "read_noise", "gamma", "jpeg_quality")},
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,12 @@ class MembraneParams:
         Noise and display, as in :class:`devolens.render.optics.OpticsParams`.
     jpeg_quality : int
         JPEG round trip quality (0 = none).
+
+    Raises
+    ------
+    DevolensValueError
+        A value outside :data:`MEMBRANE_RANGES` (NaN, ``photons=0``, ``thickness=0``...), naming the
+        field, the value and the valid range.
     """
 
     alpha: float = 2.0
@@ -70,6 +95,9 @@ class MembraneParams:
     read_noise: float = 0.01
     gamma: float = 1.0
     jpeg_quality: int = 85
+
+    def __post_init__(self):
+        check_params(self, MEMBRANE_RANGES)
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> "MembraneParams":
