@@ -96,6 +96,11 @@ class H5TileStream(IterableDataset):
     as_dict : bool
         Yield dicts like the training engine's datasets (``image``, ``target``,
         ``labels``, ``index``: the sample's rank within ``indices``) instead of tuples.
+    classes : int, optional
+        The classes the labels may hold (ids ``0..classes-1``, a recipe's ``data.classes``): each chunk read is
+        checked (its largest label: a pass over a chunk just decompressed), and a tile holding a class beyond them
+        raises a :class:`DevolensError` naming the store and the tile, where the loss failed with "Target 7 is out
+        of bounds" (a store's ``class_counts``, checked before training, need not match its labels).
 
     Yields
     ------
@@ -105,7 +110,7 @@ class H5TileStream(IterableDataset):
 
     def __init__(self, path: str | Path, *, shuffle: bool = True, seed: int = 0, indices: np.ndarray | None = None,
                  transform: Callable | None = None, normalize: bool | str = True, chunk: int | None = None,
-                 as_dict: bool = False):
+                 as_dict: bool = False, classes: int | None = None):
         super().__init__()
         self.path = Path(path)
         with open_store(self.path) as f:
@@ -121,6 +126,7 @@ class H5TileStream(IterableDataset):
         if self.normalize not in ("log", "dtype", "percentile", "none"):
             raise ValueError(f"unknown normalisation {normalize!r} (log, dtype, percentile, none)")
         self.as_dict = as_dict
+        self.classes = None if classes is None else int(classes)
         self.augment = None  # the engine toggles this attribute; transforms live in `transform`
         self.indices = None if indices is None else np.unique(np.asarray(indices, dtype=np.int64))
         if self.indices is not None and self.indices.size and (self.indices[0] < 0 or self.indices[-1] >= self.n):
@@ -161,9 +167,16 @@ class H5TileStream(IterableDataset):
         return plan[worker::n_workers]
 
     def _read_chunk(self, f: h5py.File, start: int, stop: int):
-        """Read samples [start, stop) (one HDF5 chunk) into memory."""
+        """Read samples [start, stop) (one HDF5 chunk) into memory; their labels checked against ``classes``."""
         images = f["images"][start:stop]
         labels = f["labels"][start:stop] if self.labelled else None
+        if self.classes is not None and labels is not None and labels.size and int(labels.max()) >= self.classes:
+            c = self.classes
+            beyond = (labels >= c).reshape(len(labels), -1)
+            i = int(np.flatnonzero(beyond.any(axis=1))[0])
+            raise DevolensError(f"tile {start + i} holds class {int(labels[i].max())} in its labels, but data.classes "
+                                f"is {c} (class ids 0..{c - 1}): raise data.classes, or check the store's labels (its "
+                                "class_counts do not count that class)", path=self.path)
         return images, labels
 
     def __iter__(self) -> Iterator:

@@ -181,6 +181,32 @@ def _check_no_missing(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 
             raise DevolensError(f"column '{c}' has a missing value (line {_line(df, i, line_offset)})", path=path)
 
 
+#: Largest magnitude of a position or a size a table may give (pixels, planes, or a positions table's length unit):
+#: no image is a million pixels across, and values near the float limit (1e308) overflow the sums that place an
+#: embryo in a frame.
+MAX_COORDINATE = 1e6
+
+
+def _check_finite(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> None:
+    """Refuse an infinite value (pandas reads ``inf`` as a number) or one beyond ±:data:`MAX_COORDINATE` in the
+    numeric columns ``cols``, naming the first (its line: :func:`_line`). Missing values (NaN) are left to
+    :func:`_check_no_missing` (a size may be unknown). Passed on, they are written to tidy tables as they are,
+    counted in a render's frames.csv while drawn nowhere, or overflow its geometry."""
+    for c in cols:
+        v = df[c].to_numpy(np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = np.abs(v) > MAX_COORDINATE
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            where = f"line {_line(df, i, line_offset)}: {v[i]:g}"
+            if np.isinf(v[i]):
+                text = f"column '{c}' is not a finite number ({where}): positions and sizes must be finite"
+            else:
+                text = (f"column '{c}' holds an absurd value ({where}): positions and sizes beyond "
+                        f"±{MAX_COORDINATE:,.0f} (pixels, planes) are no nucleus's")
+            raise DevolensError(text, path=path)
+
+
 def _int_times(df: pd.DataFrame, path: Path, *, line_offset: int = 2) -> None:
     _numeric(df, ["time"], path, line_offset=line_offset)
     _check_no_missing(df, ["time"], path, line_offset=line_offset)
@@ -809,15 +835,35 @@ def epic_companions(path: str | Path) -> tuple[Path, Path]:
     return path.parent / f"{name}AuxInfo.csv", path.parent / f"TIME{name}.csv"
 
 
+#: z plane spacings (xy pixels per plane) an AuxInfo's ``zpixres`` may give: the real files give 5.7471; a value
+#: outside (0, -5, 1e12) is a typing slip or a damaged file, no microscope's.
+ZPIXRES_RANGE = (0.01, 100.0)
+
+
+def _zpixres(value: float, path: Path) -> tuple[float | None, str | None]:
+    """An AuxInfo's ``zpixres`` as a z scale, and a note when it is given but unusable (infinite, 0 or less, outside
+    :data:`ZPIXRES_RANGE`): then None, the z scale unknown, as a missing (NaN) one is, silently, and as the reader
+    takes a non-finite ellipse. Not refused: the AuxInfo is optional metadata beside a sound table, and what needs
+    a z scale estimates it from the nuclei without one (renders, identity), as for a table without an AuxInfo."""
+    if math.isnan(value):
+        return None, None
+    lo, hi = ZPIXRES_RANGE
+    if math.isfinite(value) and lo <= value <= hi:
+        return value, None
+    return None, (f"the AuxInfo file {path.name} gives zpixres {value:g}, not a z plane spacing (expected {lo:g} to "
+                  f"{hi:g} xy pixels per plane; EPIC's is about 5.75): z scale unknown, estimated from the nuclei "
+                  "where needed, as without an AuxInfo")
+
+
 def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
     """Read an EPIC AuxInfo CSV.
 
     Returns
     -------
     dict
-        ``zscale`` (``zpixres``, plane spacing in xy pixels), ``ellipse`` (``xc, yc, maj,
-        min`` in pixels, ``ang`` in degrees), ``axis`` (str) and ``aux`` (every column of
-        the first row).
+        ``zscale`` (``zpixres``, plane spacing in xy pixels; None when missing or unusable: :func:`_zpixres`),
+        ``ellipse`` (``xc, yc, maj, min`` in pixels, ``ang`` in degrees), ``axis`` (str), ``aux`` (every column
+        of the first row) and ``notes`` (what was not taken, and why; a list, often empty).
     """
     path = Path(path)
     df = _read_csv(path, "an EPIC AuxInfo CSV")
@@ -831,13 +877,14 @@ def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
     row = df.iloc[0]
     aux = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
     ellipse = {k: float(row[k]) for k in ("xc", "yc", "maj", "min", "ang")}
-    zscale = float(row["zpixres"])
+    zscale, note = _zpixres(float(row["zpixres"]), path)
     axis = row.get("axis")
     return {
-        "zscale": zscale if math.isfinite(zscale) else None,
+        "zscale": zscale,
         "ellipse": ellipse if all(math.isfinite(v) for v in ellipse.values()) else None,
         "axis": None if axis is None or (isinstance(axis, float) and math.isnan(axis)) else str(axis).strip(),
         "aux": aux,
+        "notes": [note] if note else [],
     }
 
 
@@ -937,6 +984,7 @@ def _read_epic(path: Path, auxinfo: str | Path | None, time_file: str | Path | N
     num = ["x", "y", "z", "size"] + (["blot"] if "blot" in df.columns else [])
     _numeric(df, num, path, line_offset=2 + above)
     _check_no_missing(df, ["x", "y", "z"], path, line_offset=2 + above)
+    _check_finite(df, ["x", "y", "z", "size"], path, line_offset=2 + above)
     name = path.stem[2:] if path.stem.startswith("CD") else path.stem
     df["cell"] = _names(df["cell"])
     df.insert(0, "embryo", name)
@@ -948,6 +996,7 @@ def _read_epic(path: Path, auxinfo: str | Path | None, time_file: str | Path | N
     if aux_path is not None:
         a = read_epic_auxinfo(aux_path)
         meta.update(zscale=a["zscale"], ellipse=a["ellipse"], axis=a["axis"], aux=a["aux"])
+        notes += a["notes"]
     if time_path is not None:
         meta.update(read_epic_time(time_path))
     out = df[list(TIDY_COLUMNS) + (["blot"] if "blot" in df.columns else [])]
@@ -975,34 +1024,100 @@ def _starts_like_zip(path: Path) -> bool:
         return fh.read(4) == b"PK\x03\x04"
 
 
+#: Largest nuclei file read, uncompressed (bytes). Real ones hold kilobytes (the largest of the WormGUIDES embryo, 580
+#: nuclei, 204 KB); a zip member declaring more is a damaged zip or a zip bomb (a few MB unpacking to GB), refused
+#: before it is read rather than filling memory.
+NUCLEI_FILE_MAX = 64 * 2**20
+#: Largest series read, all nuclei files together (bytes; the WormGUIDES embryo's 360 files: 25 MB).
+NUCLEI_TOTAL_MAX = 512 * 2**20
+
+
+def _too_big(what: str, size: int, cap: int, path: Path) -> DevolensError:
+    """The error for a nuclei file (``what``: its name) or a series of ``size`` bytes (more than ``cap + 1`` read
+    from it: at least that), over ``cap``."""
+    amount = f"more than {cap // 2**20} MB" if size == cap + 1 else f"{size / 2**20:,.0f} MB"
+    kind = "series" if cap == NUCLEI_TOTAL_MAX else "file"
+    zipped = path.is_file() and (_starts_like_zip(path) or zipfile.is_zipfile(path))
+    return DevolensError(f"{what} {'unpacks to' if zipped else 'holds'} {amount}, more than any AceTree nuclei {kind} "
+                         f"(at most {cap // 2**20} MB read; real ones hold kilobytes a time point): "
+                         f"{'the zip is damaged or not an AceTree export' if zipped else 'not AceTree nuclei files'}",
+                         path=path)
+
+
+def _one_file_per_time(members: list[tuple[int, str]], path: Path, where: str) -> None:
+    """Refuse a nuclei file named twice (a zip updated with the file added again: zipfile reads the last copy
+    under both names) or several for one time point (``t2-nuclei`` beside ``t002-nuclei``: read as one time
+    point, their nuclei merged), naming them: which one is right is not known here, as for a zip holding nuclei
+    folders without ``nuclei/``. ``members``: (time, name) of the files; ``where``: "zip" or "folder"."""
+    seen: dict[int, list[str]] = {}
+    for t, name in members:
+        seen.setdefault(t, []).append(name)
+    for t, names in sorted(seen.items()):
+        if len(names) > 1:
+            if len(set(names)) == 1:
+                raise DevolensError(f"{where} holds {names[0]} {len(names)} times (a file added again when the zip was "
+                                    "updated?): which copy is right is not known; keep one", path=path)
+            shown = ", ".join(sorted(set(names)))
+            raise DevolensError(f"{where} holds several nuclei files for time point {t} ({shown}): which one is right "
+                                "is not known; keep one", path=path)
+
+
+def _read_bounded(fh, name: str, cap: int, path: Path) -> bytes:
+    """At most ``cap`` bytes of the open file ``fh`` (the nuclei file ``name``), refused when it holds more (a zip
+    member whose header understates its size is caught so too)."""
+    data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise _too_big(name, len(data), cap, path)
+    return data
+
+
 def _acetree_sources(path: Path, notes: list[str] | None = None) -> list[tuple[int, bytes]]:
     """(time, bytes) of every nuclei file in a zip or folder, sorted by time.
 
     A zip holding nuclei files in several folders (an edited lineage zipped with its backup) is
     read from its top-level ``nuclei/`` folder, the one AceTree reads, with a note; without one
-    it is refused rather than counting every nucleus once per copy.
+    it is refused rather than counting every nucleus once per copy. A file named twice, or several
+    for one time point, is refused (:func:`_one_file_per_time`); so is a file or a series larger than
+    any AceTree writes (:data:`NUCLEI_FILE_MAX`, :data:`NUCLEI_TOTAL_MAX`), before it is read.
     """
     if path.is_dir():
         files = _acetree_dir_files(path)
         if not files:
             raise DevolensError("folder holds no AceTree nuclei files (nuclei/tNNN-nuclei)", path=path)
-        return [(t, p.read_bytes()) for t, p in files]
+        _one_file_per_time([(t, p.name) for t, p in files], path, "folder")
+        sizes = [(p, p.stat().st_size) for _, p in files]
+        for p, size in sizes:
+            if size > NUCLEI_FILE_MAX:
+                raise _too_big(p.name, size, NUCLEI_FILE_MAX, path)
+        total = sum(size for _, size in sizes)
+        if total > NUCLEI_TOTAL_MAX:
+            raise _too_big(f"the folder's {len(files)} nuclei files", total, NUCLEI_TOTAL_MAX, path)
+        out = []
+        for t, p in files:
+            with open(p, "rb") as fh:  # (bounded: a file may grow after stat)
+                out.append((t, _read_bounded(fh, p.name, NUCLEI_FILE_MAX, path)))
+        return out
     try:
         with zipfile.ZipFile(path) as zf:
             by_folder: dict[str, list[tuple[int, str]]] = {}
+            infos: dict[str, zipfile.ZipInfo] = {}
             for info in zf.infolist():
                 m = _NUCLEI_RE.search(info.filename)
                 if m and not info.is_dir() and "__MACOSX" not in info.filename:
                     folder = info.filename.rsplit("/", 1)[0] if "/" in info.filename else ""
                     by_folder.setdefault(folder, []).append((int(m.group(1)), info.filename))
+                    infos[info.filename] = info
             if not by_folder:
                 listed = zf.namelist()
                 if any(n.startswith("xl/") for n in listed):
                     raise DevolensError("an Excel workbook (.xlsx), not a table devolens reads: save it as CSV "
                                         "(File > Save As > CSV)", path=path)
-                if "mimetype" in listed and b"opendocument.spreadsheet" in zf.read("mimetype"):
-                    raise DevolensError("an OpenDocument spreadsheet (.ods), not a table devolens reads: save it as "
-                                        "CSV (File > Save As > CSV)", path=path)
+                if "mimetype" in listed:
+                    with zf.open("mimetype") as fh:
+                        mimetype = fh.read(256)  # (a few bytes; bounded as any member of an unknown zip)
+                    if b"opendocument.spreadsheet" in mimetype:
+                        raise DevolensError("an OpenDocument spreadsheet (.ods), not a table devolens reads: save it "
+                                            "as CSV (File > Save As > CSV)", path=path)
                 raise DevolensError("zip holds no AceTree nuclei files (nuclei/tNNN-nuclei)", path=path)
             if len(by_folder) > 1:
                 shown = ", ".join(f"{f or '(top level)'}/" for f in sorted(by_folder))
@@ -1014,14 +1129,26 @@ def _acetree_sources(path: Path, notes: list[str] | None = None) -> list[tuple[i
                                  "the one AceTree reads")
                 by_folder = {"nuclei": by_folder["nuclei"]}
             members = sorted(next(iter(by_folder.values())))
-            sources = []
+            _one_file_per_time(members, path, "zip")
+            for _, name in members:  # the sizes the zip declares, before anything is unpacked
+                if infos[name].file_size > NUCLEI_FILE_MAX:
+                    raise _too_big(f"zip member {name}", infos[name].file_size, NUCLEI_FILE_MAX, path)
+            total = sum(infos[name].file_size for _, name in members)
+            if total > NUCLEI_TOTAL_MAX:
+                raise _too_big(f"the zip's {len(members)} nuclei files", total, NUCLEI_TOTAL_MAX, path)
+            sources, total = [], 0
             for t, name in members:
-                try:
-                    sources.append((t, zf.read(name)))
+                try:  # bounded reads: zipfile stops at the declared size, and the total is counted as read
+                    with zf.open(infos[name]) as fh:
+                        data = _read_bounded(fh, f"zip member {name}", NUCLEI_FILE_MAX, path)
                 except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # a damaged member (bad CRC...)
                     detail = " ".join(str(exc).split()) or type(exc).__name__
                     raise DevolensError(f"zip member {name} is damaged ({detail}): the zip is corrupt or incomplete "
                                         "(an interrupted copy?)", path=path) from None
+                total += len(data)
+                if total > NUCLEI_TOTAL_MAX:
+                    raise _too_big(f"the zip's {len(members)} nuclei files", total, NUCLEI_TOTAL_MAX, path)
+                sources.append((t, data))
             return sources
     except zipfile.BadZipFile as exc:
         raise DevolensError(f"not a valid zip file ({exc})", path=path) from None
@@ -1058,17 +1185,20 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
             raise DevolensError(
                 "not a zip: a single AceTree nuclei file must be named tNNN-nuclei (NNN = time point)", path=path
             )
-        sources = [(int(m.group(1)), path.read_bytes())]
+        with open(path, "rb") as fh:
+            sources = [(int(m.group(1)), _read_bounded(fh, path.name, NUCLEI_FILE_MAX, path))]
         default_name = path.parent.parent.name if path.parent.name == "nuclei" else path.parent.name
     else:
         sources = _acetree_sources(path, notes)
         default_name = path.parent.name if path.name == "nuclei" else path.stem
     chunks, times, counts = [], [], []
-    n_old = 0
+    n_old = n_cp1252 = 0
     empty: list[int] = []  # time points whose nuclei file holds nothing
     for t, raw in sources:
         if b"\x00" in raw[:4096]:
             raise DevolensError(f"nuclei file t{t:03d} is binary", path=path)
+        raw, recoded = _acetree_text(raw, t, path)
+        n_cp1252 += recoded
         if b"\r" in raw:
             raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         text = raw.rstrip()  # blank lines inside stay: they parse to all-missing rows, dropped below
@@ -1115,7 +1245,7 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
     _numeric_acetree(raw_df, ["index", "status"], path, line_no)
     valid = raw_df["status"].to_numpy() > 0  # AceTree: status > 0 valid; 0 and -1 deleted or dead nuclei
     df = raw_df.loc[valid, ["time", "cell", "x", "y", "z", "size"]].reset_index(drop=True)
-    _numeric_acetree(df, ["x", "y", "z", "size"], path, line_no[valid])
+    _numeric_acetree(df, ["x", "y", "z", "size"], path, line_no[valid], finite=True)
     # a file whose every line is deleted or dead (status 0 or -1), or blank: its time point vanishes as an empty
     # file's does, so it is said alike
     no_valid = sorted(set(times) - set(np.unique(df["time"].to_numpy()).tolist()))
@@ -1124,6 +1254,9 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
                             "or dead)", path=path)
     df["cell"] = _names(df["cell"])
     df.insert(0, "embryo", embryo or default_name)
+    if n_cp1252:
+        notes.append(f"{n_cp1252} nuclei file(s) are Windows-1252 (Latin-1) text, not UTF-8 (a cell name typed on "
+                     "Windows?): read as such")
     if n_old:
         notes.append(f"{n_old} nuclei file(s) in AceTree's old space-separated layout (index x y z name size weight "
                      "status ...): read as such")
@@ -1143,6 +1276,21 @@ def _acetree_gaps(times: list[int], empty: list[int]) -> str | None:
     """A note on the time points missing inside an AceTree series (no ``tNNN-nuclei`` file between the first and the
     last) or with an empty file: the table skips them, and population curves and cliffs read across the hole."""
     return _gaps_note(times, empty, lacking="no nuclei file", cause="files lost when the series was copied or zipped?")
+
+
+def _acetree_text(raw: bytes, t: int, path: Path) -> tuple[bytes, bool]:
+    """The nuclei file ``raw`` of time point ``t`` as UTF-8, and whether it was recoded: a Windows-1252 (Latin-1)
+    file, as a cell name typed on Windows leaves it (``ABé``), is read as such, as the CSV readers read Excel's
+    Windows CSV (:data:`CP1252_NOTE`); other bytes that are not UTF-8 are refused, naming the file and the line."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if _is_cp1252(raw, True):
+            return raw.decode("cp1252").encode("utf-8"), True
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DevolensError(f"nuclei file t{t:03d}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}): save "
+                            "it as UTF-8", path=path) from None
+    return raw, False
 
 
 def _has_comma_first_line(text: bytes) -> bool:
@@ -1173,11 +1321,14 @@ def _acetree_old_format(text: bytes, t: int, path: Path) -> bytes:
     return "\n".join(out).encode()
 
 
-def _numeric_acetree(df: pd.DataFrame, cols, path: Path, line_no: np.ndarray) -> None:
-    """Like :func:`_numeric` but errors name the nuclei file and the line inside it."""
+def _numeric_acetree(df: pd.DataFrame, cols, path: Path, line_no: np.ndarray, *, finite: bool = False) -> None:
+    """Like :func:`_numeric` (with ``finite``, also :func:`_check_finite`) but errors name the nuclei file and the
+    line inside it."""
     try:
         _numeric(df, cols, path, line_offset=0)
         _check_no_missing(df, cols, path, line_offset=0)
+        if finite:
+            _check_finite(df, cols, path, line_offset=0)
     except DevolensError as exc:
         text = str(exc)
         m = re.search(r"line (\d+)", text)
@@ -1212,17 +1363,22 @@ POSITION_ALIASES: dict[str, tuple[str, ...]] = {
 
 
 #: A unit written into a column name: ``x_um``, ``X (µm)``, ``z [micron]``, ``x_px``.
-_UNIT_IN_NAME = re.compile(r"^(.*?)[\s_]*[(\[]?\s*(µm|μm|um|microns?|nm|mm|px|pixels?)\s*[)\]]?$", re.IGNORECASE)
-#: Physical length units (TrackMate's units row, Mastodon's, or a column name's).
-_PHYSICAL_UNITS = {"µm": "µm", "μm": "µm", "um": "µm", "micron": "µm", "microns": "µm", "nm": "nm", "mm": "mm"}
+_UNIT_IN_NAME = re.compile(r"^(.*?)[\s_]*[(\[]?\s*(µm|μm|um|microns?|micromet(?:er|re)s?|nm|mm|px|pixels?)\s*[)\]]?$",
+                           re.IGNORECASE)
 #: Radius columns (TrackMate's RADIUS, Mastodon's "Spot radius"): size is twice the radius.
 _RADIUS_NAMES = ("radius", "spot radius")
 
 
 def _unit_of(text) -> str | None:
-    """The physical unit a units-row cell or a column name states (``(micron)`` -> ``µm``), else None."""
-    t = str(text).strip().strip("()[]").strip().lower()
-    return _PHYSICAL_UNITS.get(t)
+    """The physical length unit a units-row cell (TrackMate's, Mastodon's) or a column name states, as the pixel
+    sizes' one table of length units spells it (:func:`devolens.io.stacks.to_microns`: ``(micron)``, ``µm`` and
+    ``micrometer`` -> ``µm``; ``nm``, ``mm``), else None (pixels, planes, a time, nothing)."""
+    from devolens.io.stacks import MICRON_WORDS, _unit_key, to_microns
+
+    t = _unit_key(str(text).strip().strip("()[]"))
+    if not t or to_microns(1.0, t) is None:
+        return None
+    return "µm" if t in MICRON_WORDS else t
 
 
 def _xyz_units(mapping: dict[str, str], row=None) -> dict[str, str | None]:
@@ -1329,6 +1485,7 @@ def _finish_positions(df: pd.DataFrame, path: Path, units: dict, offset: int) ->
     """Type a positions table; size from a radius; x, y, z in one physical unit: z scale 1, with a note."""
     if "radius" in df.columns and "size" not in df.columns:
         _numeric(df, ["radius"], path, line_offset=offset)
+        _check_finite(df, ["radius"], path, line_offset=offset)
         df["size"] = 2.0 * df["radius"]
         df = df.drop(columns="radius")
     _tidy_columns(df, path, line_offset=offset)
@@ -1339,6 +1496,12 @@ def _finish_positions(df: pd.DataFrame, path: Path, units: dict, offset: int) ->
             meta["zscale"] = 1.0
             meta["notes"] = [f"x, y and z are in {found[0]} (the file says so): z is read in the unit of x and y "
                              "(z scale 1), not in planes"]
+        elif found[0] == found[1] and all(found):  # z in another length (x, y in µm, z in nm): converted
+            from devolens.io.stacks import to_microns
+
+            meta["zscale"] = to_microns(1.0, found[2]) / to_microns(1.0, found[0])
+            meta["notes"] = [f"x and y are in {found[0]}, z in {found[2]} (the file says so): z is read in the unit "
+                             f"of x and y (z scale {meta['zscale']:g}), not in planes"]
         else:
             shown = ", ".join(f"{a} in {u or 'no stated unit'}" for a, u in zip("xyz", found))
             meta["notes"] = [f"the file gives {shown}: z is read as planes; give --zscale (z spacing in the unit "
@@ -1382,6 +1545,7 @@ def _tidy_columns(df: pd.DataFrame, path: Path, *, line_offset: int = 2) -> None
     num = ["x", "y", "z", "size"] + (["blot"] if "blot" in df.columns else [])
     _numeric(df, num, path, line_offset=line_offset)
     _check_no_missing(df, ["x", "y", "z"], path, line_offset=line_offset)
+    _check_finite(df, ["x", "y", "z", "size"], path, line_offset=line_offset)
     df["cell"] = _names(df["cell"]) if "cell" in df.columns else ""
     if "embryo" in df.columns:
         df["embryo"] = df["embryo"].fillna(path.stem).astype(str)
@@ -1447,6 +1611,12 @@ def _read_tidy(path: Path, head: _Head | None = None) -> pd.DataFrame:
                 meta[k] = saved[k]
         if isinstance(meta.get("time_seconds"), dict):
             meta["time_seconds"] = {int(k): float(v) for k, v in meta["time_seconds"].items()}
+        z = meta.get("zscale")
+        if z is not None and (isinstance(z, bool) or not isinstance(z, (int, float)) or not math.isfinite(z)
+                              or z <= 0):  # (no range: a positions table with z in nm and x in µm saves 0.001)
+            notes.append(f"the metadata sidecar {mp.name} gives zscale {z!r}, not a z plane spacing: z scale "
+                         "unknown, estimated from the nuclei where needed")
+            meta["zscale"] = None
         if saved.get("format"):
             meta["origin_format"] = saved["format"]
     if notes:

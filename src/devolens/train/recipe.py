@@ -3,8 +3,9 @@
 A recipe is a nested mapping with the sections below; every key is optional except
 ``task`` (defaults fill the rest). Unknown keys, wrong types and bad values raise a
 :class:`~devolens.errors.DevolensError` naming the key, e.g.
-``recipe.yaml: train.epochs: expected an integer, got 'ten'``; so do an empty recipe, a
-recipe without ``task``, and a path that is no recipe file (a folder, an image).
+``recipe.yaml: train.epochs: expected an integer, got 'ten'`` (a value shown cut to 100 characters);
+so do an empty recipe, a recipe without ``task``, a path that is no recipe file (a folder, an image) and a
+recipe whose YAML aliases expand to more than :data:`MAX_RECIPE_NODES` values.
 Task ``identity`` (recipes/identity.yaml) is not trained by ``devolens train``: its
 recipe is read by ``benchmarks/train_identity.py``.
 
@@ -34,6 +35,7 @@ import copy
 import difflib
 import math
 import re
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -81,10 +83,11 @@ def _class_weights_check(v):
     if isinstance(v, str):
         from devolens.train.losses import WEIGHT_METHODS
 
-        return None if v in WEIGHT_METHODS else f"expected a list of numbers or one of {', '.join(WEIGHT_METHODS)}, got {v!r}"
+        return None if v in WEIGHT_METHODS else (f"expected a list of numbers or one of {', '.join(WEIGHT_METHODS)}, "
+                                                 f"got {shown(v)}")
     if isinstance(v, list) and len(v) >= 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in v):
         return None
-    return f"expected a list of >= 2 non-negative numbers or a method name, got {v!r}"
+    return f"expected a list of >= 2 non-negative numbers or a method name, got {shown(v)}"
 
 
 def _decoder_check(v):
@@ -92,7 +95,7 @@ def _decoder_check(v):
         return None
     if isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
         return None
-    return f"expected a positive integer or a list of positive integers, got {v!r}"
+    return f"expected a positive integer or a list of positive integers, got {shown(v)}"
 
 
 def _postprocess_check(v):
@@ -106,12 +109,12 @@ def _postprocess_check(v):
              if p.kind is inspect.Parameter.KEYWORD_ONLY}
     unknown = sorted(set(v) - set(known))
     if unknown:
-        return f"unknown option(s) {', '.join(map(str, unknown))} (known: {', '.join(known)})"
+        return f"unknown option(s) {clip(', '.join(map(str, unknown)))} (known: {', '.join(known)})"
     for key, x in v.items():
         flag = isinstance(known[key], bool)
         ok = isinstance(x, bool) if flag else (isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0)
         if not ok:
-            return f"{key}: expected {'true or false' if flag else 'a number >= 0'}, got {x!r}"
+            return f"{key}: expected {'true or false' if flag else 'a number >= 0'}, got {shown(x)}"
     return None
 
 
@@ -122,13 +125,13 @@ def _channel_check(v):
         return None
     if isinstance(v, str) and v in CHANNEL_NAMES:
         return None
-    return f"expected a channel index (0 to 3) or one of {', '.join(CHANNEL_NAMES)}, got {v!r}"
+    return f"expected a channel index (0 to 3) or one of {', '.join(CHANNEL_NAMES)}, got {shown(v)}"
 
 
 def _size_check(v):
     if isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 16 for x in v):
         return None
-    return f"expected [height, width] in pixels (integers >= 16), got {v!r}"
+    return f"expected [height, width] in pixels (integers >= 16), got {shown(v)}"
 
 
 SCHEMA: dict[str, Any] = {
@@ -268,9 +271,78 @@ SCHEMA: dict[str, Any] = {
 
 SPACE_TYPES = ("float", "int", "categorical")
 
+#: the most characters of a value a message shows: a recipe's value can be any YAML (a list of a million items, a
+#: whole file pasted into a string), and the message is one line
+SHOWN_CHARS = 100
+#: the most YAML nodes a recipe may hold, its aliases counted as the nodes they repeat: the longest shipped recipe
+#: holds about 150; nested aliases (``&a [x, x], &b [*a, *a], ...``, "billion laughs") expand nine-fold a level, and
+#: walking or printing the expansion took gigabytes
+MAX_RECIPE_NODES = 10_000
+
+_REPR = reprlib.Repr()  # bounded work whatever the value: a few items of each list and mapping, three levels deep
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, SHOWN_CHARS, SHOWN_CHARS
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (ending ``...`` where cut), for a one-line message."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def shown(v: Any) -> str:
+    """A value as a message shows it: its repr, at most :data:`SHOWN_CHARS` characters (long lists and mappings
+    elided, deep ones cut), at a cost bounded whatever its size."""
+    return clip(_REPR.repr(v))
+
 
 def _type_name(v) -> str:
     return type(v).__name__ if v is not None else "null"
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a document of more than :data:`MAX_RECIPE_NODES` nodes counting each alias
+    as the nodes it repeats, before constructing it: nested aliases of a few hundred bytes expand to millions of
+    values (validation walks them, a message printed them: megabytes), and deeper nesting to billions."""
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Raise when the node graph under ``root`` (aliases are shared nodes in it) expands to more than
+    :data:`MAX_RECIPE_NODES` nodes, or refers to itself (an alias inside its own anchor)."""
+    sizes: dict[int, int] = {}  # the expanded size of each node met, by id: every shared node is counted once
+    busy: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in busy:
+            raise DevolensError("a YAML alias refers to the value that holds it (a recursive recipe)")
+        busy.add(key)
+        n = 1
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                n += size(child)
+                if n > MAX_RECIPE_NODES:
+                    break
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                n += size(k) + size(v)
+                if n > MAX_RECIPE_NODES:
+                    break
+        busy.discard(key)
+        sizes[key] = n
+        return n
+
+    n = size(root)
+    if n > MAX_RECIPE_NODES:
+        raise DevolensError(f"the recipe expands to more than {MAX_RECIPE_NODES:,} values (YAML aliases, *name, "
+                            "repeating anchored lists inside each other?): a recipe holds a few hundred")
 
 
 def _nonfinite(v: Any, key: str) -> tuple[str, float] | None:
@@ -304,41 +376,41 @@ def _check_value(key: str, f: Field, v: Any) -> Any:
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             else:
-                raise DevolensError(f"{key}: expected an integer, got {v!r}")
+                raise DevolensError(f"{key}: expected an integer, got {shown(v)}")
     elif k == "float":
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             if isinstance(v, str):  # YAML reads 1e-3 (no dot) as a string
                 try:
                     v = float(v)
                 except ValueError:
-                    raise DevolensError(f"{key}: expected a number, got {v!r}") from None
+                    raise DevolensError(f"{key}: expected a number, got {shown(v)}") from None
             else:
-                raise DevolensError(f"{key}: expected a number, got {v!r}")
+                raise DevolensError(f"{key}: expected a number, got {shown(v)}")
         v = float(v)
         if not math.isfinite(v):  # a string "nan" or "inf"
             raise DevolensError(f"{key}: expected a finite number, got {v}")
     elif k == "str":
         if not isinstance(v, str):
-            raise DevolensError(f"{key}: expected a string, got {v!r} ({_type_name(v)})")
+            raise DevolensError(f"{key}: expected a string, got {shown(v)} ({_type_name(v)})")
     elif k == "bool":
         if not isinstance(v, bool):
-            raise DevolensError(f"{key}: expected true or false, got {v!r}")
+            raise DevolensError(f"{key}: expected true or false, got {shown(v)}")
     elif k.startswith("list["):
         inner = k[5:-1]
         if not isinstance(v, list):
-            raise DevolensError(f"{key}: expected a list, got {v!r}")
+            raise DevolensError(f"{key}: expected a list, got {shown(v)}")
         py = {"int": int, "float": (int, float), "str": str}[inner]
         if not all(isinstance(x, py) and not isinstance(x, bool) for x in v):
-            raise DevolensError(f"{key}: expected a list of {inner}, got {v!r}")
+            raise DevolensError(f"{key}: expected a list of {inner}, got {shown(v)}")
     elif k == "dict":
         if not isinstance(v, dict):
-            raise DevolensError(f"{key}: expected a mapping, got {v!r}")
+            raise DevolensError(f"{key}: expected a mapping, got {shown(v)}")
     if f.check is not None:
         msg = f.check(v)
         if msg:
             raise DevolensError(f"{key}: {msg}")
     if f.choices is not None and v not in f.choices:
-        raise DevolensError(f"{key}: {v!r} is not one of {', '.join(map(str, f.choices))}")
+        raise DevolensError(f"{key}: {shown(v)} is not one of {', '.join(map(str, f.choices))}")
     if f.low is not None and isinstance(v, (int, float)):
         if v < f.low or (f.low_open and v == f.low):
             raise DevolensError(f"{key}: must be {'>' if f.low_open else '>='} {f.low}, got {v}")
@@ -355,12 +427,13 @@ def _validate(section: dict, schema: dict, prefix: str) -> dict:
     out: dict[str, Any] = {}
     for key in section:
         if key not in schema:
-            if _DATA_KEY.search(str(key)):  # the data folder written into the recipe
-                raise DevolensError(f"unknown key '{prefix}{key}': a recipe holds no data paths; give the data folder "
+            name = clip(str(key))
+            if _DATA_KEY.search(name):  # the data folder written into the recipe
+                raise DevolensError(f"unknown key '{prefix}{name}': a recipe holds no data paths; give the data folder "
                                     "on the command line (devolens train RECIPE --data DIR --out RUN)")
-            hint = difflib.get_close_matches(str(key), list(schema), n=1)
+            hint = difflib.get_close_matches(name, list(schema), n=1)
             extra = f" (did you mean '{prefix}{hint[0]}'?)" if hint else f" (known: {', '.join(schema)})"
-            raise DevolensError(f"unknown key '{prefix}{key}'{extra}")
+            raise DevolensError(f"unknown key '{prefix}{name}'{extra}")
     for key, spec in schema.items():
         full = f"{prefix}{key}"
         if isinstance(spec, dict):
@@ -368,7 +441,7 @@ def _validate(section: dict, schema: dict, prefix: str) -> dict:
             if sub is None:
                 sub = {}
             if not isinstance(sub, dict):
-                raise DevolensError(f"{full}: expected a mapping (section), got {sub!r}")
+                raise DevolensError(f"{full}: expected a mapping (section), got {shown(sub)}")
             out[key] = _validate(sub, spec, full + ".")
         elif key in section:
             out[key] = _check_value(full, spec, section[key])
@@ -390,19 +463,20 @@ def _field_at(path: str) -> Field:
 
 def _check_space(space: dict) -> None:
     for path, spec in space.items():
-        key = f"tune.space.{path}"
+        key = f"tune.space.{clip(str(path))}"
         try:
             field = _field_at(path)
         except KeyError:
-            raise DevolensError(f"{key}: {path!r} is not a recipe key (use dotted paths such as optimizer.lr)") from None
+            raise DevolensError(f"{key}: {shown(path)} is not a recipe key (use dotted paths such as "
+                                "optimizer.lr)") from None
         if not isinstance(spec, dict):
             raise DevolensError(f"{key}: expected a mapping such as {{type: float, low: 0.0001, high: 0.01, log: true}}")
         unknown = set(spec) - {"type", "low", "high", "log", "step", "choices"}
         if unknown:
-            raise DevolensError(f"{key}: unknown key(s) {', '.join(sorted(unknown))}")
+            raise DevolensError(f"{key}: unknown key(s) {clip(', '.join(sorted(map(str, unknown))))}")
         t = spec.get("type")
         if t not in SPACE_TYPES:
-            raise DevolensError(f"{key}.type: expected one of {', '.join(SPACE_TYPES)}, got {t!r}")
+            raise DevolensError(f"{key}.type: expected one of {', '.join(SPACE_TYPES)}, got {shown(t)}")
         if t == "categorical":
             if not isinstance(spec.get("choices"), list) or not spec["choices"]:
                 raise DevolensError(f"{key}.choices: expected a non-empty list")
@@ -415,7 +489,7 @@ def _check_space(space: dict) -> None:
                     try:
                         spec[b] = float(spec[b])
                     except (KeyError, TypeError, ValueError):
-                        raise DevolensError(f"{key}.{b}: expected a number, got {spec.get(b)!r}") from None
+                        raise DevolensError(f"{key}.{b}: expected a number, got {shown(spec.get(b))}") from None
             if spec["low"] > spec["high"]:
                 raise DevolensError(f"{key}: low {spec['low']} > high {spec['high']}")
             if spec.get("log") and spec["low"] <= 0:
@@ -479,7 +553,7 @@ def validate_recipe(raw: dict, path: str | Path | None = None) -> dict:
         if loss != "auto":
             reg = loss in ("mse", "huber", "poisson")
             if reg != (rec["task"] == "population"):
-                raise DevolensError(f"loss.name: {loss!r} does not fit the {rec['task']} task")
+                raise DevolensError(f"loss.name: {shown(loss)} does not fit the {rec['task']} task")
         if rec["model"]["distance_head"] and (rec["task"] != "segmentation" or rec["data"]["target"] != "boundary"):
             raise DevolensError("model.distance_head: needs task 'segmentation' with data.target 'boundary'")
         if rec["validate"]["instances"] == "watershed" and rec["task"] == "segmentation" and rec["data"]["target"] == "classes":
@@ -512,9 +586,14 @@ def load_recipe(recipe: str | Path | dict) -> dict:
     except OSError as exc:
         raise DevolensError(f"cannot read the recipe: {exc.strerror or exc}", path=path) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_RecipeLoader)  # safe_load, refusing an alias bomb before it expands
     except yaml.YAMLError as exc:
         raise DevolensError(f"invalid YAML: {exc}".replace("\n", " "), path=path) from None
+    except DevolensError as exc:
+        raise DevolensError(exc.message, path=path) from None
+    except RecursionError:  # lists or mappings nested thousands deep: PyYAML's composer recurses
+        raise DevolensError("invalid YAML: nested too deeply (a recipe's sections are two levels deep)",
+                            path=path) from None
     return validate_recipe(raw, path)
 
 

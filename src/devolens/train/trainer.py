@@ -626,6 +626,10 @@ def _build_h5(recipe: dict, path: Path, run_split: pd.DataFrame | None = None) -
     with h5py.File(path, "r") as f:
         if "images" not in f or "labels" not in f:
             raise DevolensError("the tile store needs 'images' and 'labels' datasets", path=path)
+        if f.attrs.get("format") == "devolens-tiles":  # its datasets' dtypes and shapes (NaN pixels "diverged")
+            from devolens.data.tiling import check_store
+
+            check_store(f, path)
         n, c = f["images"].shape[0], f["images"].shape[1]
         source, coords, tile, same = store_split_inputs(f, n)
         # the classes its labels hold (a `devolens tile` store counts each class's pixels per tile)
@@ -693,9 +697,10 @@ def _build_h5(recipe: dict, path: Path, run_split: pd.DataFrame | None = None) -
 
         gain = (0.5, 2.0) if recipe["augment"]["preset"] == "livedead" else None
         crop = int(d["size"][0]) if d["size"] else None
-        train_ds = H5TileStream(path, shuffle=True, seed=recipe["seed"], indices=tr,
-                                transform=flip_rotate(gain, crop), normalize=d["normalize"], as_dict=True)
-        val_ds = H5TileStream(path, shuffle=False, indices=va, normalize=d["normalize"], as_dict=True)
+        classes = int(d["classes"])  # each chunk's labels checked against it (a bad one failed inside the loss)
+        train_ds = H5TileStream(path, shuffle=True, seed=recipe["seed"], indices=tr, transform=flip_rotate(gain, crop),
+                                normalize=d["normalize"], as_dict=True, classes=classes)
+        val_ds = H5TileStream(path, shuffle=False, indices=va, normalize=d["normalize"], as_dict=True, classes=classes)
         notes.append("tiles streamed one HDF5 chunk at a time (H5TileStream); no per-sample pruning")
         return DataBundle(train_ds, val_ds, split, notes, fingerprint=fingerprint, split_noted=True)
     aug = build_augment(recipe["augment"]["preset"], recipe["augment"]["strength"], recipe["augment"]["overrides"])

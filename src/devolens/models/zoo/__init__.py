@@ -7,11 +7,15 @@ One folder per model, always the same files (whoever has read one has read all):
     zoo/<name>/weights.safetensors  fp16 weights (no pickle, never torch.load)
 
 ``card.json`` keys: ``name``, ``task``, ``summary``, ``predictor`` (dotted path
-``module:Class`` of the predictor that wraps the weights; bound late so that the zoo stays a
-plain registry), ``architecture`` (the config the predictor rebuilds the network from),
+``module:Class`` of the predictor that wraps the weights, one of :data:`PREDICTORS`; bound late so that
+the zoo stays a plain registry), ``architecture`` (the config the predictor rebuilds the network from),
 ``input``, ``preprocessing``, ``training_data``, ``recipe``, ``command``, ``metrics``
 (measured on held-out data, each with how it was measured), ``headline`` (metric names to
 show in ``devolens models``) and ``limits``.
+
+A model folder of one's own is data, like an image: its card is checked when read (:func:`check_card`) so that
+it can name only devolens' own predictors (never a module to import), only files inside its folder, and network
+sizes within bounds.
 """
 
 from __future__ import annotations
@@ -25,8 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from devolens.errors import DevolensError
+from devolens.models.export import KINDS
 
 ZOO_DIR = Path(__file__).resolve().parent
+
+#: the predictors a card may name, by task: those of the shipped cards and of the segmentation kinds that
+#: ``devolens models export`` writes (:data:`devolens.models.export.KINDS`). A card is data (a model folder is
+#: downloaded and shared like an image), so its ``predictor`` is looked up here, never imported as it is written
+PREDICTORS = {**KINDS, "population": "devolens.predict.population:PopulationPredictor",
+              "identity": "devolens.predict.identity:IdentityPredictor",
+              "livedead": "devolens.predict.livedead:LiveDeadPredictor"}
 
 
 def available() -> list[str]:
@@ -85,20 +97,165 @@ def read_json(path: Path, where: Path, hint: str = "") -> Any:
 
 
 def _folder_card(folder: Path) -> dict[str, Any]:
-    """The ``card.json`` of an exported model (or one written by hand), checked where a wrong value would only
-    fail later, deep in the predictor: a scale out of bounds resizes images to nothing or past all memory."""
+    """The ``card.json`` of an exported model (or one written by hand), checked (:func:`check_card`)."""
     path = folder / "card.json"
-    info = read_json(path, folder)
+    return check_card(read_json(path, folder), path)
+
+
+#: bounds of the sizes an architecture (a card's, a run's best.json ``model``) gives, by key wherever it appears
+#: (``architecture.network.width`` too); ``encoder_depth`` and ``in_channels`` are bounded as a recipe bounds
+#: ``model.encoder_depth`` and ``data.channels`` (:func:`_arch_bounds`). The widths' bound is 4x the widest
+#: default of segmentation-models-pytorch (256; the shipped models use 64 at most): a U-Net decoder as wide as
+#: that holds about 0.1 G parameters, while a value past it builds a network that fills the memory before its
+#: weights (which could not fit it) are read
+_ARCH_SIZES = {"decoder_channels": (1, 1024), "width": (1, 1024), "classes": (1, 1024), "outputs": (1, 1024),
+               "in_features": (1, 1024), "stages": (1, 16), "members": (1, 16), "heads": (1, 64), "layers": (1, 64)}
+#: working-pixel bounds of a card's ``input``: ``multiple`` (inputs are padded to it: a multiple of the network's
+#: stride, 2**encoder_depth), ``tile`` (a large image is segmented in tiles of this side; the shipped: 1024)
+_MULTIPLE_MAX, _TILE_MAX, _INPUT_SIZE_MAX = 512, 4096, 4096
+
+
+def _arch_bounds() -> dict[str, tuple[int, int]]:
+    """:data:`_ARCH_SIZES` with ``encoder_depth`` and ``in_channels`` read off the recipe schema (one rule for
+    training and use, as :func:`devolens.models.export.scale_bounds`)."""
+    from devolens.train.recipe import SCHEMA
+
+    depth, channels = SCHEMA["model"]["encoder_depth"], SCHEMA["data"]["channels"]
+    return {**_ARCH_SIZES, "encoder_depth": (int(depth.low), int(depth.high)),
+            "in_channels": (int(channels.low), int(channels.high))}
+
+
+def _whole(value: Any, low: int, high: float) -> bool:
+    """``value`` is an int (not a bool) from ``low`` to ``high``."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def check_architecture(arch: Any, field: str, path: Path) -> None:
+    """Refuse a network config (a card's ``architecture``, a run's ``model``) whose sizes are not whole numbers
+    within :func:`_arch_bounds` (at any depth: ``architecture.network.width``), or that asks for pretrained encoder
+    weights (a download; the weights are the model folder's own): one line naming ``path`` and the field."""
+    if not isinstance(arch, dict):
+        return
+    bounds = _arch_bounds()
+    for key, value in arch.items():
+        where = f"{field}.{key}"
+        if isinstance(value, dict):
+            check_architecture(value, where, path)
+        elif key in bounds:
+            low, high = bounds[key]
+            values = value if key == "decoder_channels" and isinstance(value, list) and value else [value]
+            if not all(_whole(v, low, high) for v in values):
+                what = "a whole number" if key != "decoder_channels" else "whole numbers (or one)"
+                raise DevolensError(f"{where} must be {what} from {low} to {high}, got {value!r}", path=path)
+        elif key == "encoder_weights" and value is not None:
+            raise DevolensError(f"{where} must be null (the weights are the model's own file; a name such as "
+                                f"'imagenet' would be downloaded), got {value!r}", path=path)
+
+
+def _check_predictor(info: dict, path: Path) -> str:
+    """The card's ``predictor`` when it is one of :data:`PREDICTORS`, else a one-line :class:`DevolensError` naming
+    ``path`` and the value (nothing is imported before)."""
+    value = info.get("predictor")
+    if value in PREDICTORS.values():
+        return value
+    task = info.get("task")
+    if value is None:
+        usual = (f": {PREDICTORS[task]!r} for a {task} model" if isinstance(task, str) and task in PREDICTORS
+                 else f", one of {', '.join(PREDICTORS.values())}")
+        raise DevolensError(f"card has no 'predictor' (the devolens predictor that wraps the weights{usual})",
+                            path=path)
+    raise DevolensError(f"predictor must be one of devolens' own predictors ({', '.join(PREDICTORS.values())}), "
+                        f"got {value!r}", path=path)
+
+
+def _composition(info: dict) -> bool:
+    """A population card of method ``composition``: its ``architecture`` describes the steps in words (the
+    network is the nuclei model's)."""
+    return info.get("predictor") == PREDICTORS["population"] and info.get("method", "composition") == "composition"
+
+
+def _check_file(folder: Path, value: Any, field: str, path: Path) -> None:
+    """Refuse a file name in a card (``field``) that is absolute or resolves outside the model's ``folder`` (through
+    ``..`` or a link): a model folder reads only its own files."""
+    inside = isinstance(value, str) and value and not Path(value).is_absolute() and not value.startswith("~")
+    if inside:
+        try:
+            (folder / value).resolve().relative_to(folder.resolve())
+        except (ValueError, OSError):
+            inside = False
+    if not inside:
+        raise DevolensError(f"{field} must name a file inside the model's folder (a relative path such as "
+                            f"'size_model.safetensors'), got {value!r}", path=path)
+
+
+def check_card(info: Any, path: str | Path) -> dict[str, Any]:
+    """``info``, the ``card.json`` at ``path`` of a model folder (exported, copied or written by hand), when it is
+    safe and sound to load; else a one-line :class:`DevolensError` naming ``path`` and the field, before anything
+    is imported, opened or built. A model folder is treated as data: its ``predictor`` must be one of
+    :data:`PREDICTORS` (a card without one, or without an ``architecture``, is read, and refused by :func:`load`);
+    each file it names (``weights_file``, ``input.diameter.auto.file`` and its ``backdrop.file``) must lie inside
+    the folder; ``nuclei_model`` (a population card) must be a shipped model's name; the sizes
+    in ``architecture`` (a mapping where given) and ``total_regressor.config`` within bounds
+    (:func:`check_architecture`); ``input`` a mapping or a description in words; ``input.scale``
+    within a recipe's ``data.scale`` bounds (:func:`devolens.models.export.check_scale`), ``input.multiple`` and
+    ``input.tile`` whole numbers of pixels in bounds. Wrong values would otherwise fail deep in the predictor (a
+    scale out of bounds resizes images to nothing or past all memory, a huge network fills the memory)."""
+    path = Path(path)
+    folder = path.parent
     if not isinstance(info, dict):
         raise DevolensError("not a model card (a JSON object with name, task, predictor, architecture...)", path=path)
+    if "predictor" in info:  # (a card without one still says its task, input and post-processing: evaluate reads
+        _check_predictor(info, path)  # those; load refuses it)
+    if "weights_file" in info:
+        _check_file(folder, info["weights_file"], "weights_file", path)
+    if "nuclei_model" in info and not (isinstance(info["nuclei_model"], str) and info["nuclei_model"] in available()):
+        raise DevolensError(f"nuclei_model must be a shipped model's name ({', '.join(available())}), got "
+                            f"{info['nuclei_model']!r}", path=path)
+    arch = info.get("architecture")
+    if arch is not None and not isinstance(arch, dict) and not _composition(info):
+        raise DevolensError("architecture is not a mapping (the network's config: kind, arch, encoder...)", path=path)
+    check_architecture(arch, "architecture", path)
+    reg = info.get("total_regressor")
+    if isinstance(reg, dict):
+        check_architecture(reg.get("config"), "total_regressor.config", path)
+        _check_sizes(reg.get("input_size"), "total_regressor.input_size", path)
     inp = info.get("input", {})
+    if isinstance(inp, str):  # a description only (the identity card's: a lineage table)
+        return info
     if not isinstance(inp, dict):
         raise DevolensError("input is not a mapping (scale, multiple, tile...)", path=path)
     if "scale" in inp:
         from devolens.models.export import check_scale
 
         check_scale(inp["scale"], "input.scale", path=path)
+    stride = 2 ** arch["encoder_depth"] if isinstance(arch, dict) and _whole(arch.get("encoder_depth"), 0, 5) else 1
+    multiple = inp.get("multiple")
+    if multiple is not None and not (_whole(multiple, 1, _MULTIPLE_MAX) and multiple % stride == 0):
+        raise DevolensError(f"input.multiple must be a multiple of the network's stride ({stride}, 2**encoder_depth) "
+                            f"from {stride} to {_MULTIPLE_MAX} pixels, got {multiple!r}", path=path)
+    tile, least = inp.get("tile"), 2 * (multiple or stride)  # the predictor's own least tile
+    if tile is not None and not _whole(tile, least, _TILE_MAX):
+        twice = "input.multiple" if multiple else "the network's stride"
+        raise DevolensError(f"input.tile must be null (whole images) or a side from {least} (twice {twice}) to "
+                            f"{_TILE_MAX} pixels, got {tile!r}", path=path)
+    if isinstance(inp.get("size"), list):
+        _check_sizes(inp["size"], "input.size", path)
+    auto = (inp.get("diameter") or {}).get("auto") if isinstance(inp.get("diameter"), dict) else None
+    if isinstance(auto, dict):
+        if "file" in auto:
+            _check_file(folder, auto["file"], "input.diameter.auto.file", path)
+        if isinstance(auto.get("backdrop"), dict) and "file" in auto["backdrop"]:
+            _check_file(folder, auto["backdrop"]["file"], "input.diameter.auto.backdrop.file", path)
     return info
+
+
+def _check_sizes(value: Any, field: str, path: Path) -> None:
+    """Refuse an image size (``[height, width]``) that is not two whole numbers of pixels in bounds (None: none
+    given)."""
+    if value is not None and not (isinstance(value, list) and len(value) == 2
+                                  and all(_whole(v, 1, _INPUT_SIZE_MAX) for v in value)):
+        raise DevolensError(f"{field} must be [height, width], whole numbers of pixels from 1 to {_INPUT_SIZE_MAX}, "
+                            f"got {value!r}", path=path)
 
 
 def card(name: str | Path, kind: str | None = None, *, command: str | None = None) -> dict[str, Any]:
@@ -110,9 +267,10 @@ def card(name: str | Path, kind: str | None = None, *, command: str | None = Non
     ------
     DevolensError
         If no such model ships with this devolens and ``name`` is no model folder (a weights file is
-        no model: it has no card); if a folder's card.json is broken (not JSON, ``input.scale`` not a
-        finite number within the bounds of a recipe's ``data.scale``); if a training run cannot be
-        used for ``kind`` (see :func:`~devolens.models.export.card_from_run`).
+        no model: it has no card); if a folder's card.json is broken or unsafe (not JSON, a predictor
+        not devolens' own, a file outside the folder, sizes out of bounds: :func:`check_card`); if a
+        training run cannot be used for ``kind`` (see :func:`~devolens.models.export.card_from_run`) or
+        its best.json gives network sizes out of bounds (:func:`check_architecture`).
     """
     path = model_folder(name)
     if path is None:
@@ -123,11 +281,13 @@ def card(name: str | Path, kind: str | None = None, *, command: str | None = Non
         return copy.deepcopy(_shipped_card(text))  # the caller's own: editing it changes no later load
     if (path / "card.json").is_file():
         return _folder_card(path)
-    from devolens.models.export import KINDS, card_from_run
+    from devolens.models.export import card_from_run
 
     # a run is a segmentation model: asked for another task (population, identity), its card says what it is and
     # the caller refuses it by its task, instead of a complaint about the kind
-    return card_from_run(path, kind if kind in KINDS else None, command=command)  # command: whose words its errors use
+    info = card_from_run(path, kind if kind in KINDS else None, command=command)  # command: whose words its errors use
+    check_architecture(info.get("architecture"), "model", path / "best.json")  # a run is shared like a model folder
+    return info
 
 
 card.cache_clear = _shipped_card.cache_clear  # type: ignore[attr-defined]
@@ -206,11 +366,20 @@ def load(name: str | Path, **options: Any):
     """
     kind = options.pop("kind", None)
     info = card(name, kind)
+    folder = model_folder(name)
+    # one of devolens' own predictors, looked up before anything is imported (a folder's card was checked so when
+    # read; a shipped card, or a zoo folder of use_folder's, is held to the same list)
+    where = (folder or ZOO_DIR / str(name)) / "card.json"
+    predictor = _check_predictor(info, where)
+    if not isinstance(info.get("architecture"), dict) and not _composition(info):
+        # (checked here, as a missing predictor, not when a card is read: a card without them still says what it is,
+        # e.g. to a live/dead command refusing a nuclei model by its predictor, or to evaluate)
+        raise DevolensError("card has no 'architecture' (the network's config: kind, arch, encoder...)", path=where)
     note_loaded()  # a process forked from now on runs its networks in one thread (fork_guard)
-    module_name, _, cls_name = info["predictor"].partition(":")
+    module_name, _, cls_name = predictor.partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     try:
-        return cls.from_zoo(model_folder(name) or ZOO_DIR / str(name), info, **options)
+        return cls.from_zoo(folder or ZOO_DIR / str(name), info, **options)
     except TypeError as exc:  # a misspelt or misplaced option: say so in the user's words, not the private class's
         import re
 
