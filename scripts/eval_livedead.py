@@ -327,8 +327,8 @@ def livedead_card(cfg: dict, metrics: dict, names: list[str], sp: dict, train_we
             f"Well to well the dead fraction is not always right: on {sp['wells']} held-out simulated wells the "
             f"error is {_spread_words(sp)}. The model reads absolute camera counts (log scale, no per-image "
             "statistics), so a weak Draq7 stain against a high background, or strong Hoechst cross-talk into the "
-            "Draq7 channel, shifts the calls; check the overlay of a few wells, and fine-tune on annotated wells "
-            "of your assay.",
+            "Draq7 channel, shifts the calls; check the overlays of a few wells (overlays/ of segment livedead's "
+            "output: live outlined green, dead magenta), and fine-tune on annotated wells of your assay.",
         ],
     }
     if int8:

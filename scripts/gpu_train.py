@@ -108,9 +108,9 @@ def main() -> None:
     from devolens.models.architectures import save_model
     from devolens.train.checkpoint import load_checkpoint
     from devolens.train.recipe import load_recipe, resolved
-    from devolens.train.trainer import (DataBundle, _loss_fn, build_from_recipe, check_run_folder, evaluate_model,
-                                        init_weights, make_dataset, model_config, preload_for_workers, resolve_device,
-                                        train)
+    from devolens.train.trainer import (DataBundle, _loss_fn, build_from_recipe, check_run_folder, effective_amp,
+                                        evaluate_model, init_weights, make_dataset, model_config, preload_for_workers,
+                                        resolve_device, train)
 
     started = time.perf_counter()
     if a.epochs is not None and a.epochs < 1:
@@ -137,6 +137,11 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
     if T.get("threads"):
         torch.set_num_threads(int(T["threads"]))
+    # the probes run the arithmetic training will run (bf16 becomes fp16 on a GPU without native bf16; train()
+    # makes the same change and records it)
+    amp, amp_note = effective_amp(T["amp"], device)
+    if amp_note:
+        print(f"note: {amp_note}", flush=True)
     tr_df, va_df = index_dataset(a.data), index_dataset(a.val)
     tr_df = tr_df[tr_df["labels"].notna()].reset_index(drop=True)
     va_df = va_df[va_df["labels"].notna()].reset_index(drop=True)
@@ -160,16 +165,16 @@ def main() -> None:
         model = init_weights(model, rec["model"]["init"])
     model = model.to(device)
     loss_fn, _ = _loss_fn(rec, train_ds)
-    ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"])
+    ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=amp)
     # timed on a second pass: the first pays for new batch shapes (cuDNN's tuning), which the twenty-sixth
     # session's probe counted (4.8 s against 1.6-2.3 s within the epochs) and so ended its run ~85 s early
     t0 = time.perf_counter()
-    evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=T["amp"])
+    evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=amp)
     t_val = time.perf_counter() - t0
-    r_dev = _device_rate(model, T["amp"], train_ds[0]["image"], bs, str(device), channels_last=T["channels_last"])
+    r_dev = _device_rate(model, amp, train_ds[0]["image"], bs, str(device), channels_last=T["channels_last"])
     formats = ""
     if device.type == "cuda" and not T["channels_last"]:  # the faster memory format, measured (same network)
-        r_cl = _device_rate(model, T["amp"], train_ds[0]["image"], bs, str(device), channels_last=True)
+        r_cl = _device_rate(model, amp, train_ds[0]["image"], bs, str(device), channels_last=True)
         formats = f" (channels_last {r_cl:.0f} samples/s"
         if r_cl > 1.05 * r_dev:
             T["channels_last"], r_dev = True, r_cl

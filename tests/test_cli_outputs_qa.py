@@ -240,7 +240,8 @@ def test_livedead_result_replaces_the_previous_one(tmp_path, well):
     assert main(run + ["--probabilities"]) == 0
     assert tifffile.imread(out / "probs.tif").shape == (3, 96, 128)
     (out / "notes.txt").write_text("mine")
-    assert main(run) == 0  # --window 100: rounded up to the network's multiple, not refused
+    assert (out / "overlays" / "well_overlay.png").is_file()
+    assert main(run + ["--no-overlay"]) == 0  # --window 100: rounded up to the network's multiple, not refused
     assert sorted(p.name for p in out.iterdir()) == ["counts.csv", "labels.tif", "livedead.json", "notes.txt", "objects.csv"]
     assert tifffile.imread(out / "labels.tif").shape == (96, 128)
     assert np.isin(tifffile.imread(out / "labels.tif"), [0, 1, 2]).all()

@@ -329,11 +329,12 @@ def test_cli_empty_well_says_it_has_no_dead_fraction(tmp_path, monkeypatch, caps
 
     tifffile.imwrite(tmp_path / "w.tif", _well(), metadata={"axes": "CYX"})
     _fake_segment(monkeypatch, {"live": 0, "dead": 0, "fraction_dead": float("nan")})
-    assert main(["segment", "livedead", str(tmp_path / "w.tif"), "--out", str(tmp_path / "o")]) == 0
+    # (--no-overlay: the fake writes no labels.tif to draw)
+    assert main(["segment", "livedead", str(tmp_path / "w.tif"), "--out", str(tmp_path / "o"), "--no-overlay"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "0 live, 0 dead (no objects: fraction dead none)" in err and "nan" not in err
     _fake_segment(monkeypatch, {"live": 3, "dead": 1, "fraction_dead": 0.25})
-    assert main(["segment", "livedead", str(tmp_path / "w.tif"), "--out", str(tmp_path / "p")]) == 0
+    assert main(["segment", "livedead", str(tmp_path / "w.tif"), "--out", str(tmp_path / "p"), "--no-overlay"]) == 0
     assert "3 live, 1 dead (fraction dead 0.250)" in " ".join(capsys.readouterr().err.split())
 
 
@@ -353,7 +354,8 @@ def test_cli_dataset_names_the_wells_hdf5_dataset(tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err
     assert "no-such-model" in err and "several 3-D datasets" not in err
     seen = _fake_segment(monkeypatch, {"live": 2, "dead": 0, "fraction_dead": 0.0})
-    assert main(["segment", "livedead", str(path), "--out", str(tmp_path / "o"), "--dataset", "raw"]) == 0
+    assert main(["segment", "livedead", str(path), "--out", str(tmp_path / "o"), "--dataset", "raw",
+                 "--no-overlay"]) == 0
     assert seen["dataset"] == "raw"
 
 

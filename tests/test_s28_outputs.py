@@ -473,6 +473,7 @@ def test_livedead_writes_its_record(tmp_path, well, monkeypatch):
     assert record["input"] == str(well[0].absolute()) and record["model"] == str(weights)
     assert record["weights_sha256"] == hashlib.sha256(Path(weights).read_bytes()).hexdigest()
     assert record["options"]["window"] == 128 and record["options"]["threads"] is None
-    counts = (out / "counts.csv").read_text().splitlines()[1].split(",")
-    assert [record["counts"]["live"], record["counts"]["dead"]] == [int(counts[0]), int(counts[1])]
+    counts = dict(zip(*(line.split(",") for line in (out / "counts.csv").read_text().splitlines())))
+    assert [record["counts"]["live"], record["counts"]["dead"]] == [int(counts["live"]), int(counts["dead"])]
+    assert counts["well"] == record["wells"][0]["well"] == well[0].stem
     assert record["devolens"] and "torch" in record and record["notes"] == []

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from devolens.cli._common import check_csv_out, check_threads, choice
+from devolens.cli._common import check_csv_out, check_threads, choice, json_number
 
 #: the words of --smooth
 SMOOTHS = ("lineage", "tracklets", "none")
@@ -146,7 +146,7 @@ def _zscale_record(given, table, result) -> dict:
     known = (table.attrs or {}).get("zscale")
     if known is not None:
         return {"by": "table", "value": float(known)}
-    per = {str(k): round(float(v), 6) for k, v in (result.attrs.get("frame_zscale") or {}).items()}
+    per = {str(k): json_number(float(v)) for k, v in (result.attrs.get("frame_zscale") or {}).items()}
     return {"by": "estimated", "per_embryo": per}
 
 

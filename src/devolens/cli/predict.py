@@ -867,16 +867,18 @@ def _estimate_fields(estimate, names: Optional[list] = None) -> dict:
     """A DiameterEstimate's fields for the records (``magnification``: relative to the model's training framing;
     ``diameter``: None when the images were used as they are; ``resize``: how much they were resized;
     ``per_image`` and ``frames``: each image's estimate and its frame, named by ``names`` (the frames in the order
-    read) where known, else its position among them from 0, None when unknown; ``spread``: the smallest and largest
-    of the estimates the median was taken over)."""
+    read) where known, else its position among them from 0, None when unknown; ``decided``: which of them the
+    median was taken over (those showing enough objects; all when none did), None when unknown; ``spread``: the
+    smallest and largest of those)."""
     positions = getattr(estimate, "frames", None)
     frames = None if positions is None else [
         names[p] if names is not None and 0 <= p < len(names) else json_number(p) for p in positions]
-    spread = getattr(estimate, "spread", None)
+    spread, decided = getattr(estimate, "spread", None), getattr(estimate, "used", None)
     return {"magnification": json_number(estimate.magnification), "diameter": json_number(estimate.diameter),
             "resize": json_number(estimate.resize), "trusted": json_number(estimate.trusted),
             "small": json_number(estimate.small), "backdrop": json_number(estimate.backdrop),
             "per_image": [json_number(v) for v in (estimate.per_image or [])], "frames": frames,
+            "decided": None if decided is None else [bool(u) for u in decided],
             "spread": None if spread is None else [json_number(v) for v in spread]}
 
 
@@ -892,7 +894,7 @@ def _sizing_record(diameter: "float | str | None", estimate=None, estimates=None
         if estimates:
             rows = [_estimate_fields(e) for e in estimates]
             for row in rows:
-                for key in ("per_image", "frames", "spread"):  # one image each: its own magnification
+                for key in ("per_image", "frames", "decided", "spread"):  # one image each: its own magnification
                     row.pop(key, None)
             if frames is not None and len(frames) == len(rows):
                 rows = [{"frame": f, **row} for f, row in zip(frames, rows)]
@@ -1031,6 +1033,9 @@ def run_segmentation(
         note_sizes = diameter == "auto" and not source.is_video
         total = _progress_total(source.total - len(skip) if source.total else 0)
 
+        # the label images carry the pixel size the run used: --pixel-size over the file's own calibration
+        given_pixel = None if pixel_size is None else (float(pixel_size), float(pixel_size), "µm")
+
         def frames() -> Iterator:
             for pos, frame in source.iter(skip):
                 prepared = isinstance(frame, Prepared)
@@ -1045,7 +1050,8 @@ def run_segmentation(
         def handle(pos: int, image: np.ndarray, res) -> tuple[int, np.ndarray]:
             """Write one frame's label file and table rows; return (position, overlay)."""
             fid = source.frame_id(pos)
-            write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos), pixel=source.pixel(pos))
+            write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos),
+                            pixel=given_pixel or source.pixel(pos))
             obj = res.objects
             tz = divmod(pos, planes) if planes > 1 else ()
             if len(obj["label"]):
@@ -1499,7 +1505,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "OME calibration; a folder's files must agree) or --pixel-size.")),
         pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help=(
             "Micrometres per pixel of the input, for a --diameter given in micrometres (over the file's own "
-            "calibration; needed for PNG, JPEG and video, which record none).")),
+            "calibration; needed for PNG, JPEG and video, which record none). The label images carry it.")),
         flatten: Optional[bool] = typer.Option(None, "--flatten/--no-flatten", help=(
             "Take the smooth background off each frame before segmenting (uneven illumination, vignetting, a "
             "bright or tilted backdrop): a grey-level opening wider than the objects (membranes: wider than "

@@ -28,25 +28,33 @@ STORE_SUFFIXES = (".h5", ".hdf5")
 MIN_TILE = 8
 #: the record ``segment livedead`` writes beside its outputs (how they were made)
 LIVEDEAD_RECORD = "livedead.json"
-#: what ``segment livedead`` writes into its output folder (probs.tif with --probabilities)
-LIVEDEAD_OUTPUTS = ("labels.tif", "objects.csv", "counts.csv", "probs.tif", LIVEDEAD_RECORD)
+#: what ``segment livedead`` writes into its output folder: one well's labels.tif (probs.tif with --probabilities), a
+#: folder of wells' labels/ (probs/), and for either the tables, overlays/ and the record. An earlier run's entries of
+#: these names go when a run replaces it (a plate's labels/ does not stay beside one well's labels.tif)
+LIVEDEAD_OUTPUTS = ("labels.tif", "labels", "objects.csv", "counts.csv", "probs.tif", "probs", "overlays",
+                    LIVEDEAD_RECORD)
+#: the longest side of a well's overlay PNG: a larger well is drawn shrunk by a whole factor (a 100,000-pixel scan
+#: would make an RGB image of 30 GB)
+OVERLAY_SIDE = 4096
+#: the overlays' outlines: live nuclei green, dead magenta (segment nuclei's outline colour)
+LIVE_COLOUR, DEAD_COLOUR = (0, 255, 0), (255, 0, 255)
 
 
 # ----------------------------------------------------------------------------------------
 # helpers
 
 #: how a well saved as PNG, JPEG or BMP is read (devolens.data.tiling.read_colour_image)
-_COLOUR_WELL = ("an RGB PNG, JPEG or BMP with Hoechst in blue and Draq7 in red (green empty: a grey image or green "
-                "signal is refused; 8-bit values are read as counts / 257, so a contrast-stretched export "
-                "changes the results)")
+_COLOUR_WELL = ("an RGB PNG, JPEG or BMP with Hoechst in blue and Draq7 in red (green empty: a grey image, or "
+                "green signal without --channels, is refused; 8-bit values are read as counts / 257, so a "
+                "contrast-stretched export changes the results)")
 
 
 #: --channels of segment livedead and tile make
 _CHANNELS_HELP = ("Which channels of a well TIFF hold Hoechst (every nucleus) and Draq7 (dead nuclei): H,D, 0-based "
-                  "(1,0: Draq7 saved first; 0,2: two of three channels; an RGB TIFF's red 0, green 1, blue 2). "
-                  "Default: as the file's channel names say (OME-TIFF, ImageJ: Hoechst/DAPI, DRAQ7/PI/SYTOX; a note "
-                  "says so), an RGB TIFF without names by its colours (Hoechst blue, Draq7 red: 2,0), else Hoechst "
-                  "first.")
+                  "(1,0: Draq7 saved first; 0,2: two of three channels; an RGB image's red 0, green 1, blue 2: TIFF, "
+                  "PNG or JPEG). Default: as the file's channel names say (OME-TIFF, ImageJ: Hoechst/DAPI, "
+                  "DRAQ7/PI/SYTOX; a note says so), an RGB TIFF without names by its colours (Hoechst blue, Draq7 "
+                  "red: 2,0), else Hoechst first.")
 
 
 def _parse_channels(text: str | None) -> list[int] | None:
@@ -327,10 +335,17 @@ def segment_livedead_command(
                                  "in bands (bounded memory): uncompressed, compressed and tiled TIFFs alike (an OME "
                                  "pyramid at its full resolution); an RGB TIFF without channel names by its colours "
                                  "(Hoechst blue, Draq7 red). Or a (C, H, W) HDF5 dataset (--dataset), also in bands. "
-                                 f"Or {_COLOUR_WELL}, read whole."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: labels.tif, objects.csv, counts.csv, and "
-                             "livedead.json: how they were made (command line, devolens and torch versions, model "
-                             "and its weights' sha256, options, counts, warnings printed)."),
+                                 f"Or {_COLOUR_WELL}, read whole. Or a folder of wells (a plate): its TIFF, PNG, JPEG "
+                                 "and BMP files, each one well, in natural order (A2 before A10; hidden files and "
+                                 "*_labels files left out), all checked before any is segmented."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder. One well: labels.tif (uint8: 0 background, 1 "
+                             "live, 2 dead); a folder: labels/WELL_labels.tif. Either: objects.csv (well, x, y, area, "
+                             "class: one row per nucleus), counts.csv (well, live, dead, fraction_dead: one row per "
+                             "well), overlays/WELL_overlay.png (see --overlay), and livedead.json: how they were made "
+                             "(command line, devolens and torch versions, model and its weights' sha256, options, "
+                             "counts and warnings printed, per well too). WELL is the file's name without its "
+                             "extension (the whole name where two files share one). An --out holding such outputs "
+                             "that segment livedead did not write is refused; an earlier run's are replaced whole."),
     model: str = typer.Option("livedead", "--model", help="Zoo model name, a live/dead training run's folder "
                               "(`devolens train --out`: its best checkpoint) or its best.safetensors."),
     window: int = typer.Option(
@@ -346,22 +361,30 @@ def segment_livedead_command(
     precision: str = typer.Option("auto", "--precision", callback=PRECISION_CHOICE, help=PRECISION_HELP),
     min_area: int = typer.Option(12, "--min-area", min=0, help="Drop objects smaller than this many pixels."),
     probabilities: bool = typer.Option(
-        False, "--probabilities", help="Also write probs.tif: (3, H, W) uint8 class probabilities x255."
+        False, "--probabilities", help="Also write probs.tif (a folder: probs/WELL_probs.tif): (3, H, W) uint8 class "
+        "probabilities x255."
     ),
+    overlay: bool = typer.Option(
+        True, "--overlay/--no-overlay", help="Write overlays/WELL_overlay.png: the Hoechst channel in grey (1st to "
+        f"99.8th percentile), live nuclei outlined in green, dead in magenta; at the well's size, or shrunk to "
+        f"{OVERLAY_SIDE} px on its longer side (a note says so: small nuclei may lose their outline). Each well is "
+        "read a second time for it: --no-overlay for a plate of giant wells."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     channels: Optional[str] = typer.Option(
         None, "--channels", help=_CHANNELS_HELP + " Read by position, a well with nearly every nucleus dead (what "
-        "swapped channels give) gets a warning."),
+        "swapped channels give) gets a warning. The same for every well of a folder."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     dataset: Optional[str] = typer.Option(
         None, "--dataset", metavar="NAME",
         help="For an HDF5 IMAGE: the dataset holding the well (C, H, W); default: the one named image, images or "
         "data, else its only 3-D dataset (several and none named: refused with their list)."),
 ) -> None:
-    """Segment live and dead nuclei in a well of any size (tiled, bounded memory)."""
-    from devolens.cli._common import console, progress_bar
+    """Segment live and dead nuclei in a well of any size (tiled, bounded memory), or in each well of a folder."""
+    import shutil
+
+    from devolens.cli._common import console, note, progress_bar
     from devolens.errors import DevolensError
-    from devolens.predict.livedead import segment_livedead_file
+    from devolens.predict import livedead
 
     # options first: nothing is created and no model is loaded for a run that cannot work
     if overlap >= window:
@@ -371,56 +394,228 @@ def segment_livedead_command(
 
     check_precision(precision, "--precision")
     device = device_option(device)
+    _check_livedead_out(out, image)
+    plate = image.is_dir()
+    wells = _plate_wells(image, order, dataset) if plate else [(_well_name(image), image)]
+    apply_threads(threads)
+    options = {"window": window, "overlap": overlap, "batch_size": batch_size, "fast": fast, "precision": precision,
+               "min_area": min_area}
+    # a plate's wells share one model, loaded once (and before anything is written); one well: loaded after its check
+    predictor = livedead.LiveDeadPredictor.load(model, device=device, **options) if plate else None
+    results: list[dict] = []  # per well: its name, file, counts and notes
+    shrunk: list[str] = []  # the notes of overlays drawn smaller than their well
+    # built in a hidden sibling folder: an error, in any well, leaves neither a half-filled nor an empty --out, and
+    # a previous result in --out stays whole until the new one is complete
+    from devolens.io.atomic import staged_folder
+
+    # an earlier run's entries this one does not write (its probs.tif, a plate's labels/) go too
+    with staged_folder(out, owned=LIVEDEAD_OUTPUTS) as stage, _show_warnings() as caught, \
+            progress_bar("segmenting wells" if plate else "segmenting") as cb:
+        for i, (name, path) in enumerate(wells):
+            seen = len(caught)
+            # a plate's well is written into a scratch folder, then gathered: labels/, probs/, rows of the tables
+            where = stage.tmp / ".well" if plate else stage.tmp
+            counts = livedead.segment_livedead_file(
+                path, where, model=model, **options, write_probabilities=probabilities,
+                progress=_well_progress(cb, i, len(wells)) if plate else cb, channels=order, device=device,
+                dataset=dataset, well=name, predictor=predictor,
+            )
+            labels = stage.tmp / "labels.tif"
+            if plate:
+                labels = _gather_well(where, stage.tmp, name)
+            notes = [str(w.message) for w in caught[seen:] if issubclass(w.category, UserWarning)]
+            if overlay:
+                said = _livedead_overlay(path, labels, stage.tmp / "overlays" / f"{name}_overlay.png",
+                                         channels=order, dataset=dataset)
+                if said:
+                    notes.append(said)
+                    shrunk.append(said)
+            results.append({"well": name, "file": path.name, **counts, "notes": notes})
+            if plate:
+                cb(i + 1, len(wells))
+        if plate:
+            shutil.rmtree(stage.tmp / ".well", ignore_errors=True)
+        from devolens.io.atomic import write_text
+
+        total = _total_counts(results)
+        write_text(stage.tmp / LIVEDEAD_RECORD, _livedead_record(
+            image, model, total, options={
+                **options, "probabilities": probabilities, "overlay": overlay, "threads": threads,
+                "channels": None if order is None else list(order), "device": device, "dataset": dataset},
+            notes=[str(w.message) for w in caught if issubclass(w.category, UserWarning)] + shrunk, wells=results))
+    fraction = total["fraction_dead"]
+    # a well without objects has no dead fraction (NaN; counts.csv leaves it empty): said in words, not 'nan'
+    said = "no objects: fraction dead none" if fraction != fraction else f"fraction dead {fraction:.3f}"
+    if plate:
+        drawn = ", overlays/" if overlay else ""
+        console.print(f"wrote {out}: {len(results)} wells, labels/, objects.csv, counts.csv (a row per well){drawn}: "
+                      f"{total['live']} live, {total['dead']} dead in all ({said})")
+    else:
+        drawn = f", overlays/{results[0]['well']}_overlay.png" if overlay else ""
+        console.print(f"wrote {out}/labels.tif, objects.csv, counts.csv{drawn}: {total['live']} live, "
+                      f"{total['dead']} dead ({said})")
+    for text in shrunk:
+        note(text)
+
+
+def _check_livedead_out(out: Path, image: Path) -> None:
+    """Refuse an --out that is the input or a file, one of whose entries that the run replaces
+    (:data:`LIVEDEAD_OUTPUTS`) is or holds the input, or one holding such entries that no ``segment livedead`` run
+    wrote (no ``livedead.json`` there: another command's results, labels of one's own), as ``segment nuclei`` refuses
+    an --out without its ``segment.json``; an earlier run's outputs are replaced whole."""
+    import os
+
+    from devolens.errors import DevolensError
+
     if same_file(out, image):
         raise DevolensError("output would overwrite the input; --out is a folder, give a new folder name", path=out)
     if out.exists() and not out.is_dir():
         raise DevolensError("exists and is not a folder", path=out)
+    try:
+        source = image.resolve()
+    except OSError:
+        source = None
     for name in LIVEDEAD_OUTPUTS:
-        if same_file(out / name, image):
+        if same_file(out / name, image) or (source is not None and (out / name).resolve() in source.parents):
             raise DevolensError(f"output would overwrite the input ({name} in --out); choose another folder",
                                 path=image)
-    apply_threads(threads)
-    # built in a hidden sibling folder: an error leaves neither a half-filled nor an empty --out, and a
-    # previous result in --out stays whole until the new one is complete
-    from devolens.io.atomic import staged_folder
-
-    # an earlier run's probs.tif (not of these labels) goes too when --probabilities is not given
-    with staged_folder(out, owned=LIVEDEAD_OUTPUTS) as stage, _show_warnings() as caught, \
-            progress_bar("segmenting") as cb:
-        counts = segment_livedead_file(
-            image, stage.tmp, model=model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
-            precision=precision, min_area=min_area, write_probabilities=probabilities, progress=cb, channels=order,
-            device=device, dataset=dataset,
-        )
-        from devolens.io.atomic import write_text
-
-        write_text(stage.tmp / LIVEDEAD_RECORD, _livedead_record(
-            image, model, counts, options={
-                "window": window, "overlap": overlap, "batch_size": batch_size, "fast": fast, "precision": precision,
-                "min_area": min_area, "probabilities": probabilities, "threads": threads,
-                "channels": None if order is None else list(order), "device": device, "dataset": dataset},
-            notes=[str(w.message) for w in caught if issubclass(w.category, UserWarning)]))
-    fraction = counts["fraction_dead"]
-    # a well without objects has no dead fraction (NaN; counts.csv leaves it empty): said in words, not 'nan'
-    said = "no objects: fraction dead none" if fraction != fraction else f"fraction dead {fraction:.3f}"
-    console.print(
-        f"wrote {out}/labels.tif, objects.csv, counts.csv: {counts['live']} live, {counts['dead']} dead ({said})"
-    )
+    if not out.is_dir() or (out / LIVEDEAD_RECORD).is_file():
+        return
+    clash = [name for name in LIVEDEAD_OUTPUTS if os.path.lexists(out / name)]
+    if clash:
+        raise DevolensError(f"--out already holds {', '.join(clash)} that devolens segment livedead did not write "
+                            "(another command's results? labels of your own?) and would replace: choose another "
+                            "folder", path=out)
 
 
-def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, notes: list) -> str:
-    """``livedead.json``, in the style of ``segment.json``: the command line, the input (absolute), the model and its
-    weights' sha256, the devolens and PyTorch versions, the options as this run took them, the counts and the
-    warnings printed."""
+def _well_name(path: Path) -> str:
+    """A well's name in the tables and output names: its file's name without the extension (``.ome.tif`` too)."""
+    from devolens.io.frames import image_stem
+
+    return image_stem(path)
+
+
+def _plate_wells(folder: Path, order: list[int] | None, dataset: str | None) -> list[tuple[str, Path]]:
+    """The wells of a folder, ``(name, path)`` in natural order (:func:`devolens.io.frames.folder_files`, as ``segment
+    nuclei`` reads a folder), each checked to be readable as a well before any is segmented (a file that is not one
+    stops the run at once, named, rather than after hours of wells). A name is the file's stem, or its whole name when
+    two files share a stem (``A01.tif`` and ``A01.png``; ``A.tif`` and ``a.tif``, one name on macOS and Windows),
+    whose outputs would otherwise replace each other."""
+    import warnings
+
+    from devolens.errors import DevolensError
+    from devolens.io.frames import folder_files
+    from devolens.predict.tiled import RowReader
+
+    if dataset is not None:
+        raise DevolensError("--dataset names the dataset of one HDF5 well; a folder's wells are TIFF, PNG, JPEG or "
+                            "BMP files", path=folder)
+    files = folder_files(folder)
+    if not files:
+        raise DevolensError("no well images in this folder (TIFF, PNG, JPEG or BMP files)", path=folder)
+    stems = [_well_name(p) for p in files]
+    clash = len({s.casefold() for s in stems}) < len(stems)
+    for path in files:
+        try:
+            with warnings.catch_warnings():  # the reading's notes are told as each well is segmented
+                warnings.simplefilter("ignore")
+                RowReader(path, channels=2, order=order).close()
+        except DevolensError as exc:
+            raise DevolensError(f"{exc.message} (every image file of a folder of wells is read as a well: move this "
+                                "one out, or segment the wells one by one)", path=exc.path or path) from None
+    return [(p.name if clash else s, p) for p, s in zip(files, stems)]
+
+
+def _well_progress(cb, i: int, n: int):
+    """A well's progress (windows) as a fraction of the plate's (wells): the bar moves within a giant well too."""
+    return lambda done, total: cb(i + (done / total if total else 0), n)
+
+
+def _gather_well(scratch: Path, stage: Path, name: str) -> Path:
+    """Move one well's outputs from ``scratch`` into the plate's (``stage``): labels.tif to labels/NAME_labels.tif,
+    probs.tif to probs/NAME_probs.tif, the rows of its tables appended to the plate's (read and written a block at a
+    time: a giant well's million rows are not held). Returns the label image's new path."""
+    import os
+    import shutil
+
+    moved = stage / "labels" / f"{name}_labels.tif"
+    for file, target in (("labels.tif", moved), ("probs.tif", stage / "probs" / f"{name}_probs.tif")):
+        if (scratch / file).exists():
+            target.parent.mkdir(exist_ok=True)
+            os.replace(scratch / file, target)
+    for table in ("objects.csv", "counts.csv"):
+        with open(scratch / table, "rb") as src, open(stage / table, "ab") as dst:
+            header = src.readline()
+            if dst.tell() == 0:
+                dst.write(header)
+            shutil.copyfileobj(src, dst)
+        (scratch / table).unlink()
+    return moved
+
+
+def _total_counts(results: list[dict]) -> dict:
+    """The live and dead nuclei of all wells and their dead fraction (NaN without any nucleus)."""
+    live, dead = sum(int(r["live"]) for r in results), sum(int(r["dead"]) for r in results)
+    return {"live": live, "dead": dead, "fraction_dead": dead / (live + dead) if live + dead else float("nan")}
+
+
+def _livedead_overlay(image: Path, labels: Path, png: Path, *, channels: list[int] | None,
+                      dataset: str | None) -> str | None:
+    """Write a well's overlay: its Hoechst channel in grey (1st to 99.8th percentile) with the outlines of live
+    nuclei in green and dead ones in magenta (``segment nuclei``'s drawing), at the well's size, or shrunk by a whole
+    factor to at most :data:`OVERLAY_SIDE` pixels on its longer side (every n-th row and column), then the note that
+    says so (returned; None at full size). Memory: the overlay and a band of the well's rows (~64 MB), whatever the
+    well's size: the well is read again band by band, the label image (uncompressed) row by row as needed."""
+    import warnings
+
+    import numpy as np
+    import tifffile
+
+    from devolens.cli.predict import _overlay
+    from devolens.io.images import write_png
+    from devolens.predict.tiled import RowReader
+
+    classes = tifffile.memmap(labels, mode="r")
+    h, w = classes.shape
+    step = -(-max(h, w) // OVERLAY_SIDE)
+    small = np.array(classes[::step, ::step])
+    del classes
+    grey = np.empty(small.shape, np.uint16)
+    band = max(1, (64 << 20) // (4 * w) // step) * step  # rows read at once: ~64 MB of two uint16 channels
+    with warnings.catch_warnings():  # the reading's notes (a conversion, the channels' names) were told already
+        warnings.simplefilter("ignore")
+        with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
+            for y0 in range(0, h, band):
+                rows = src.rows(y0, min(h, y0 + band))[0, ::step, ::step]
+                grey[y0 // step:y0 // step + rows.shape[0]] = rows
+    rgb = _overlay(grey, (small == 1).view(np.uint8), LIVE_COLOUR)
+    rgb = _overlay(rgb, (small == 2).view(np.uint8), DEAD_COLOUR)
+    write_png(rgb, png)
+    if step == 1:
+        return None
+    return (f"overlays/{png.name}: drawn at 1/{step} of the well's size ({small.shape[1]} x {small.shape[0]} px of "
+            f"{w} x {h}): nuclei under ~{step} px across may show no outline; labels hold the full size")
+
+
+def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, notes: list,
+                     wells: list[dict] | None = None) -> str:
+    """``livedead.json``, in the style of ``segment.json``: the command line, the input (absolute: a well or a folder
+    of wells), the model and its weights' sha256, the devolens and PyTorch versions, the options as this run took
+    them, the counts (of all wells), the warnings and notes printed, and per well (``wells``) its name, file, counts
+    and notes."""
     from devolens.cli._common import json_number
     from devolens.models import zoo
     from devolens.provenance import record_header, record_text, torch_version, version
 
+    def numbers(c: dict) -> dict:
+        return {k: json_number(c[k], whole_as_int=True) for k in ("live", "dead", "fraction_dead") if k in c}
+
     return record_text({
         **record_header("devolens segment livedead", image, model),
         "devolens": version(), "weights_sha256": zoo.weights_sha256(model), "options": options,
-        "counts": {k: json_number(counts[k], whole_as_int=True) for k in ("live", "dead", "fraction_dead")
-                   if k in counts},
+        "counts": numbers(counts),
+        "wells": [{"well": r["well"], "file": r["file"], **numbers(r), "notes": list(r["notes"])}
+                  for r in wells or ()],
         "torch": torch_version(), "notes": list(notes),
     })
 

@@ -182,7 +182,7 @@ def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None 
     by 257, floats in [0, 1] by 65535, other values are rounded and clipped.
     """
     path = Path(path)
-    arr, tiff = _imread(path, channels=channels)
+    arr, tiff = _imread(path, channels=channels, order=order)  # a PNG's colours chosen: all of them, (C, H, W)
     if arr.ndim == 2 and channels == 1:
         arr = arr[None]
     if arr.ndim == 2 and channels == 2:
@@ -229,10 +229,12 @@ def read_labels(path: str | Path, n_classes: int = 3) -> np.ndarray:
     return np.ascontiguousarray(arr.astype(np.uint8, copy=False))
 
 
-def _imread(path: Path, labels: bool = False, channels: int | None = None) -> tuple[np.ndarray, bool]:
+def _imread(path: Path, labels: bool = False, channels: int | None = None,
+            order: Sequence[int] | None = None) -> tuple[np.ndarray, bool]:
     """The image and whether it is a TIFF: a TIFF as tifffile stores it (``(C, H, W)`` or ``(H, W, C)``); another
     image file (PNG, JPEG, BMP: by its content) through the project's readers: a label image by
-    :func:`devolens.data.datasets.read_mask` (palette indices, JPEG refused), an image by :func:`read_colour_image`."""
+    :func:`devolens.data.datasets.read_mask` (palette indices, JPEG refused), an image by :func:`read_colour_image`
+    (``order``: its colours chosen, every one of them read)."""
     if not path.exists():
         raise DevolensError("no such file", path=path)
     from devolens.io.stacks import is_tiff
@@ -242,7 +244,7 @@ def _imread(path: Path, labels: bool = False, channels: int | None = None) -> tu
             from devolens.data.datasets import read_mask
 
             return read_mask(path, classes=True), False
-        return read_colour_image(path, channels), False
+        return read_colour_image(path, channels, order), False
     with quiet_tifffile() as complaints:
         try:
             arr = _own_series_array(path)  # its own series, in a multi-file OME set (one file per position)
@@ -489,13 +491,124 @@ def _create_datasets(f: h5py.File, channels: int, tile: int, n_classes: int, chu
                          chunks=(chunk, n_classes))
 
 
-def open_store(path: str | Path, mode: str = "r") -> h5py.File:
-    """Open a tile store and check it is complete and consistent.
+#: a store's datasets as :func:`tile_to_h5` writes them: dtypes (numpy kinds, or one dtype) and dimensions, with what
+#: each holds (for the messages); readers rely on them (a float image with NaN pixels trained to NaN weights, labels
+#: of another shape or a 1-D ``class_counts`` failed with tracebacks)
+_STORE_DATASETS = {
+    "images": (np.dtype(np.uint16), 4, "(N, C, T, T) uint16 camera counts"),
+    "labels": (np.dtype(np.uint8), 3, "(N, T, T) uint8 class ids"),
+    "class_counts": ("iu", 2, "(N, K) integer pixel counts per class"),
+    "source": ("iu", 1, "(N,) integer source indices"),
+    "coords": ("iu", 2, "(N, 2) integer tile corners"),
+}
+#: a store's attributes that readers use: JSON lists (of strings; ``source_digests``: or null) and whole numbers
+_STORE_LISTS = ("sources", "label_sources", "source_digests")
+_STORE_NUMBERS = ("tile", "stride", "n_classes", "chunk")
+_DAMAGED = "not as `devolens tile` writes a store (made by another program, or damaged)"
+
+
+def _attr_text(v) -> str | None:
+    """An attribute as text (h5py gives variable-length strings as str, fixed-length ones as bytes); None if not
+    text."""
+    if isinstance(v, (bytes, np.bytes_)):
+        try:
+            return bytes(v).decode()
+        except UnicodeDecodeError:
+            return None
+    return str(v) if isinstance(v, str) else None
+
+
+def store_list(f: h5py.File, name: str, path: str | Path) -> list:
+    """A store's JSON list attribute (``sources``, ``label_sources``, ``source_digests``), checked.
 
     Raises
     ------
     DevolensError
-        Missing, truncated or corrupt file, or a file that is not a devolens tile store.
+        Missing, not JSON, or not a list of names (``source_digests``: of names or nulls).
+    """
+    if name not in f.attrs:
+        raise DevolensError(f"its {name!r} attribute is missing: {_DAMAGED}", path=path)
+    text = _attr_text(f.attrs[name])
+    try:
+        value = json.loads(text) if text is not None else None
+    except ValueError:
+        value = None
+    if name == "source_digests" and value is None and text == "null":
+        return []
+    ok = isinstance(value, list) and all(isinstance(x, str) or (x is None and name == "source_digests")
+                                         for x in value)
+    if not ok:
+        shown = repr(text if text is not None else f.attrs[name])
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise DevolensError(f"its {name!r} attribute is not a JSON list of names (it holds {shown}): {_DAMAGED}",
+                            path=path)
+    return value
+
+
+def check_store(f: h5py.File, path: str | Path, need: Sequence[str] = ()) -> None:
+    """Check an open tile store holds what its readers rely on: its format; ``images``, ``labels``, ``class_counts``,
+    ``source`` and ``coords`` (those present) as :func:`tile_to_h5` writes them (:data:`_STORE_DATASETS`: dtypes,
+    dimensions, one row per tile, tiles and labels of one size); its attributes (those present, and ``need``) of
+    the right kind. Metadata only: no pixel is read (a uint16 image holds no NaN).
+
+    Raises
+    ------
+    DevolensError
+        One line naming the store and what is wrong.
+    """
+    if f.attrs.get("format") != STORE_FORMAT or "images" not in f:
+        raise DevolensError("not a devolens tile store (made by `devolens tile`)", path=path)
+    data = {}
+    for k, (dtype, ndim, what) in _STORE_DATASETS.items():
+        if k not in f:
+            continue
+        d = f[k]
+        if not isinstance(d, h5py.Dataset):
+            raise DevolensError(f"its {k!r} is a {type(d).__name__.lower()}, not a dataset of {what}: {_DAMAGED}",
+                                path=path)
+        kind_ok = d.dtype == dtype if isinstance(dtype, np.dtype) else d.dtype.kind in dtype
+        if not kind_ok or d.ndim != ndim:
+            raise DevolensError(f"its {k!r} is {d.dtype} of shape {d.shape}, where a store holds {what}: {_DAMAGED}"
+                                + ("; tile the images again with `devolens tile make`" if k == "images" else ""),
+                                path=path)
+        data[k] = d
+    n, tile = data["images"].shape[0], data["images"].shape[2:]
+    for k, d in data.items():
+        if d.shape[0] != n:
+            raise DevolensError(f"inconsistent store: {k} has {d.shape[0]} rows, images {n}", path=path)
+    if "labels" in data and data["labels"].shape[1:] != tile:
+        raise DevolensError(f"its labels are {data['labels'].shape[1]}x{data['labels'].shape[2]} tiles but its images "
+                            f"{tile[0]}x{tile[1]}: {_DAMAGED}", path=path)
+    if "coords" in data and data["coords"].shape[1] != 2:
+        raise DevolensError(f"its 'coords' has shape {data['coords'].shape}, not (N, 2): {_DAMAGED}", path=path)
+    if "class_counts" in data and data["class_counts"].shape[1] < 1:
+        raise DevolensError(f"its 'class_counts' has shape {data['class_counts'].shape}: no class: {_DAMAGED}",
+                            path=path)
+    for name in _STORE_LISTS:
+        if name in f.attrs or name in need:
+            store_list(f, name, path)
+    for name in _STORE_NUMBERS:
+        if name in f.attrs or name in need:
+            v = f.attrs.get(name)
+            if isinstance(v, np.ndarray) and v.shape == ():
+                v = v.item()
+            if v is None or isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise DevolensError(f"its {name!r} attribute is {'missing' if v is None else repr(v)}, not a whole "
+                                    f"number >= 1: {_DAMAGED}", path=path)
+    if "n_classes" in f.attrs and "class_counts" in data and data["class_counts"].shape[1] != int(f.attrs["n_classes"]):
+        raise DevolensError(f"its 'class_counts' counts {data['class_counts'].shape[1]} classes but its n_classes "
+                            f"attribute says {int(f.attrs['n_classes'])}: {_DAMAGED}", path=path)
+
+
+def open_store(path: str | Path, mode: str = "r", need: Sequence[str] = ()) -> h5py.File:
+    """Open a tile store and check it is complete and consistent (:func:`check_store`; ``need``: attributes it must
+    have, as ``sources`` for :func:`store_stats`).
+
+    Raises
+    ------
+    DevolensError
+        Missing, truncated or corrupt file, a file that is not a devolens tile store, or one whose datasets or
+        attributes are not as :func:`tile_to_h5` writes them.
     """
     path = Path(path)
     if not path.exists():
@@ -505,12 +618,7 @@ def open_store(path: str | Path, mode: str = "r") -> h5py.File:
     except OSError as exc:
         raise DevolensError(f"not a readable HDF5 file (truncated or corrupt?): {exc}", path=path) from None
     try:
-        if f.attrs.get("format") != STORE_FORMAT or "images" not in f:
-            raise DevolensError("not a devolens tile store (made by `devolens tile`)", path=path)
-        n = f["images"].shape[0]
-        for k in ("source", "coords", "labels", "class_counts"):
-            if k in f and f[k].shape[0] != n:
-                raise DevolensError(f"inconsistent store: {k} has {f[k].shape[0]} rows, images {n}", path=path)
+        check_store(f, path, need)
     except DevolensError:
         f.close()
         raise
@@ -938,9 +1046,11 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
     labelled = labels is not None
     edge = True  # tiles flush with the bottom and right edges (stores written before them: the grid alone)
     if append and out.exists():
-        with open_store(out) as f:
+        with open_store(out, need=("sources", "label_sources", "tile", "n_classes")) as f:
             _check_append(f, out, tile=tile, stride=stride, keep=keep, channels=channels, n_classes=n_classes,
                           labelled=labelled)
+            if f["images"].chunks is None:  # whole chunks are written (_Writer): a contiguous dataset cannot grow
+                raise DevolensError(f"cannot append: its images are not chunked: {_DAMAGED}", path=out)
             chunk = int(f["images"].chunks[0])
             edge = bool(f.attrs.get("edge_tiles", False))
     else:
@@ -1066,7 +1176,7 @@ def store_stats(path: str | Path) -> pd.DataFrame:
         Not a tile store, a store without labels, or one without tiles (older versions wrote them).
     """
     names = ["background", "live", "dead"]
-    with open_store(path) as f:
+    with open_store(path, need=("sources",)) as f:
         if "class_counts" not in f:
             raise DevolensError("store has no labels, so no class statistics", path=path)
         counts = np.zeros(f["class_counts"].shape[1], np.int64)
@@ -1074,11 +1184,15 @@ def store_stats(path: str | Path) -> pd.DataFrame:
         cc = f["class_counts"]
         step = max(1, int(cc.chunks[0]) if cc.chunks else 100000)
         for s in range(0, cc.shape[0], step):
-            block = cc[s:s + step]
+            block = np.asarray(cc[s:s + step], np.int64)
+            if (block < 0).any():  # counts of pixels: a negative one made negative frequencies and weights
+                i = s + int(np.flatnonzero((block < 0).any(axis=1))[0])
+                raise DevolensError(f"its class_counts of tile {i} are negative ({block[i - s].tolist()}): "
+                                    f"{_DAMAGED}", path=path)
             counts += block.sum(axis=0)
             tiles += (block > 0).sum(axis=0)
         n_tiles = int(cc.shape[0])
-        sources = json.loads(f.attrs["sources"])
+        sources = store_list(f, "sources", path)
     if n_tiles == 0:  # written before empty stores were refused: all-zero weights would pass for statistics
         raise DevolensError(f"the store holds no tiles (of {len(sources)} image(s)), so no class statistics: tile the "
                             "images again with a larger --tile, a smaller --stride or --keep all", path=path)

@@ -36,6 +36,12 @@ NUCLEAR_STAINS = frozenset({"hoechst", "dapi", "h33342", "h33258", "nucblue", "s
 DEAD_STAINS = frozenset({"draq7", "pi", "propidium", "sytox", "topro3", "7aad", "ethd1", "ethidium"})
 #: words that name no dye, read only when no dye is named: 'Dead nuclei' is the dead stain, 'All nuclei' Hoechst
 _NUCLEAR_WORDS, _DEAD_WORDS = frozenset({"nuclei", "nuclear", "all"}), frozenset({"dead"})
+#: stains of whole cells (their cytoplasm: live-cell esterase dyes, cell trackers, membrane dyes), not of nuclei: a
+#: two-channel file naming one of them beside a nuclear or dead stain is read by position, with a note
+#: (:func:`well_channel_order`). Not the nucleic-acid SYTO dyes (SYTO 9 enters every cell and stains its DNA, and
+#: some RNA): those get the note of an unknown name
+WHOLE_CELL_STAINS = frozenset({"calcein", "calceinam", "fda", "fluorescein", "fluoresceindiacetate", "cfse", "cfda",
+                               "cmfda", "cmtmr", "celltracker", "cellmask", "bcecf", "carboxyfluorescein"})
 
 
 def _stain_role(name: str) -> str | None:
@@ -54,6 +60,35 @@ def _stain_role(name: str) -> str | None:
     if nuclear == dead:
         return None
     return "hoechst" if nuclear else "draq7"
+
+
+def _whole_cell(name: str) -> bool:
+    """Whether ``name`` names a stain of whole cells (:data:`WHOLE_CELL_STAINS`: 'Calcein', 'Calcein-AM', 'FDA',
+    'CellTracker Green'...), not of nuclei."""
+    import re
+
+    words = [t for t in re.split(r"[^a-z0-9]+", str(name).lower()) if t]
+    joined = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(i + 3, len(words)) + 1)}
+    return bool(joined & WHOLE_CELL_STAINS) or any(t.startswith(("calcein", "celltracker")) for t in words)
+
+
+def _guessed_note(name: str, known: str, as_nuclear: bool) -> str:
+    """The note on a channel whose role was taken from the other channel's name (``known``) alone: named a stain of
+    whole cells (:func:`_whole_cell`), or by no stain known here."""
+    role = ("the nuclear stain (Hoechst's place: every nucleus)" if as_nuclear
+            else "the dead stain (Draq7's place: dead nuclei only)")
+    if _whole_cell(name):
+        if as_nuclear:
+            why = ("it stains whole cells, not nuclei: the model was trained on Hoechst/Draq7 nuclear stains, and "
+                   "whole cells touching one another merge into one object, so the counts are not to be trusted")
+        else:
+            why = ("it stains whole living cells, not dead nuclei: the nuclei it covers read as dead, so the counts "
+                   "are not to be trusted")
+        return (f"channel {name!r} read as {role}, as the other is named {known!r}; {why} (choose the channels with "
+                "--channels H,D)")
+    known_ones = "Hoechst, DAPI, DRAQ5..." if as_nuclear else "DRAQ7, PI, SYTOX, EthD-1..."
+    return (f"channel {name!r} read as {role}, as the other is named {known!r}; {name!r} names no stain known here "
+            f"({known_ones}): if it is not one, the counts are not to be trusted")
 
 
 def tiff_channel_names(path: str | Path) -> list[str] | None:
@@ -82,7 +117,9 @@ def well_channel_order(path: str | Path, n_channels: int, order: Sequence[int] |
     """Which channels of a well TIFF hold Hoechst and Draq7: ``order`` when given (checked against
     ``n_channels``), else the channels whose names say so (``Hoechst``/``DAPI``..., ``DRAQ7``/``PI``/``SYTOX``...;
     with two channels one such name is enough), else None (read by position: Hoechst first). Returns the order and
-    a note to show when it is not simply the first two channels by position."""
+    a note to show when it is not simply the first two channels by position, or when one name alone decided it and
+    the other names a stain of whole cells ('Calcein' beside 'EthD-1': :data:`WHOLE_CELL_STAINS`) or no stain known
+    here."""
     if order is not None:
         order = [int(k) for k in order]
         if len(order) != 2 or len(set(order)) != 2:
@@ -98,15 +135,19 @@ def well_channel_order(path: str | Path, n_channels: int, order: Sequence[int] |
     roles = [_stain_role(n) for n in names]
     hoechst = [k for k, r in enumerate(roles) if r == "hoechst"]
     draq7 = [k for k, r in enumerate(roles) if r == "draq7"]
+    guessed = None  # the note on a channel whose role only the other one's name gives
     if n_channels == 2 and len(hoechst) + len(draq7) == 1:  # one name known: the other channel is the other stain
+        known = (hoechst or draq7)[0]
+        guessed = _guessed_note(names[1 - known], names[known], as_nuclear=bool(draq7))
         hoechst, draq7 = (hoechst, [1 - hoechst[0]]) if hoechst else ([1 - draq7[0]], draq7)
     if len(hoechst) != 1 or len(draq7) != 1:
         return None, None
     found = [hoechst[0], draq7[0]]
     if found == [0, 1] and n_channels == 2:
-        return found, None
-    return found, (f"channels named {', '.join(repr(n) for n in names)}: Hoechst read from channel {found[0]}, "
-                   f"Draq7 from channel {found[1]}")
+        return found, guessed
+    note = (f"channels named {', '.join(repr(n) for n in names)}: Hoechst read from channel {found[0]}, "
+            f"Draq7 from channel {found[1]}")
+    return found, note if guessed is None else f"{note}; {guessed}"
 
 
 #: how to make a well file from the two channel images (the end of the errors for a well with one channel)
@@ -125,20 +166,22 @@ def well_channels(path: str | Path, n_channels: int, order: Sequence[int] | None
                   tiff: bool | None = True, shape: tuple | None = None) -> tuple[list[int] | None, str | None]:
     """The two channels a well is read from, for :func:`read_image` and :class:`devolens.predict.tiled.RowReader`:
     :func:`well_channel_order` (``order``, else a TIFF's channel names; ``tiff`` None: a file without them, HDF5),
-    None for the first two by position. A PNG, JPEG or BMP (``tiff`` False) is read by its colours (``order``
-    refused).
+    None for the first two by position. A PNG, JPEG or BMP (``tiff`` False) is read by its colours, or by
+    ``order`` (its colours numbered red 0, green 1, blue 2, as in an RGB TIFF: ``n_channels`` its colours, as
+    :func:`read_colour_image` gives them with ``order``).
 
     Raises
     ------
     DevolensError
-        ``order`` for a colour image; not two channels (``shape``, as the file holds it, in the message) and
-        none chosen; one channel (a grey image).
+        Not two channels (``shape``, as the file holds it, in the message) and none chosen; one channel (a grey
+        image); an ``order`` naming a channel the image lacks.
     """
     if tiff is False:
-        if order is not None:
-            raise DevolensError("--channels applies to TIFF wells; an RGB image is read as Hoechst in blue and "
-                                "Draq7 in red", path=path)
-        return None, None
+        if order is None:
+            return None, None
+        if n_channels < 3:  # a grey image (with alpha): one channel whatever is chosen
+            raise one_channel_error(path)
+        return well_channel_order(path, n_channels, order)
     found, note = well_channel_order(path, n_channels, order) if tiff or order is not None else (None, None)
     if found is None and n_channels == 1:
         raise one_channel_error(path, shape)
@@ -180,17 +223,19 @@ def colour_tiff(path: str | Path) -> bool:
 GREEN_SIGNAL = 0.25
 
 
-def read_colour_image(path: str | Path, channels: int | None = 2) -> np.ndarray:
+def read_colour_image(path: str | Path, channels: int | None = 2, order: Sequence[int] | None = None) -> np.ndarray:
     """A well image saved as PNG, JPEG or BMP (read by :func:`devolens.io.images.read_image`), for ``channels``
     2 as a ``(2, H, W)`` array in its own dtype: Hoechst from the blue of an RGB image, Draq7 from its red, as a
-    two-colour composite shows them (green must be empty). Other ``channels``: the image as read (``(H, W)`` or
-    ``(H, W, C)``).
+    two-colour composite shows them (green must be empty). With ``order`` (``--channels``: the colours chosen, red
+    0, green 1, blue 2) every colour channel instead, ``(C, H, W)``, for :func:`well_channels` to check the choice
+    and its caller to take them (green may hold signal then: a third stain, Calcein say). Other ``channels``: the
+    image as read (``(H, W)`` or ``(H, W, C)``).
 
     Raises
     ------
     DevolensError
-        Unreadable file; for ``channels`` 2, a grey image (one channel) or a colour image whose green holds
-        signal (which colour is Hoechst and which Draq7 cannot be told).
+        Unreadable file; for ``channels`` 2, a grey image (one channel) or, without ``order``, a colour image whose
+        green holds signal (which colour is Hoechst and which Draq7 cannot be told).
     """
     from devolens.io.images import read_image as read_any
 
@@ -203,12 +248,16 @@ def read_colour_image(path: str | Path, channels: int | None = 2) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[-1] > 4:
         raise DevolensError(f"expected an RGB image (Hoechst in blue, Draq7 in red), got shape {arr.shape}", path=path)
     red, green, blue = (arr[..., k] for k in range(3))
-    top = [float(np.percentile(c, 99)) for c in (red, green, blue)]
     if np.array_equal(red, green) and np.array_equal(green, blue):
         raise DevolensError(f"a grey image (red, green and blue equal) holds one channel; a well needs two "
                             f"(Hoechst, Draq7): {SAVE_WELL}", path=path)
+    if order is not None:
+        return np.ascontiguousarray(np.moveaxis(arr, -1, 0))
+    top = [float(np.percentile(c, 99)) for c in (red, green, blue)]
     if top[1] > GREEN_SIGNAL * max(top[0], top[2]):
         raise DevolensError("a colour image with signal in green: which colour holds Hoechst and which Draq7 cannot "
-                            f"be told (read here: Hoechst in blue, Draq7 in red, green empty); {SAVE_WELL}", path=path)
+                            "be told (read by default: Hoechst in blue, Draq7 in red, green empty); choose them with "
+                            "--channels H,D (0-based: red 0, green 1, blue 2; Hoechst in blue and Draq7 in red is "
+                            f"--channels 2,0), or {SAVE_WELL}", path=path)
     return np.stack([blue, red])
 

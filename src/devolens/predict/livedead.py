@@ -45,6 +45,17 @@ SWAP_MIN_OBJECTS = 20
 #: a channel whose brightest pixel is at most this many counts (16-bit) is blank: every pixel ~0 (an 8-bit value of 0;
 #: below any camera's dark offset), as the empty green of an RGB image read as Draq7 is
 BLANK_COUNTS = 16
+#: a channel whose values, but for this fraction at either end, lie within ``BLANK_COUNTS`` of each other is flat (no
+#: contrast: a saturated 65535 everywhere, a constant): no camera image of a stain is (its noise alone spans more)
+FLAT_TAIL = 0.001
+#: a channel with at least ``CLIP_PIXELS`` pixels, and at least this fraction of the nuclei's area, at its largest
+#: value is clipped (:func:`_range_problems`). Measured: wells without clipping put 1 or 2 pixels there, at most 17
+#: (0.15 % of the nuclei's area: an 8-bit export's coarse levels); the 48 simulated wells of the zoo card's held-out
+#: (9000-9023) and training (100-123) seeds at most 0.16 % (seed 119, whose brightest nuclei the simulator clips at
+#: 65535); a well scaled x6, clipped in a few nuclei, 0.7 % (its counts still right); scaled x9 (0.2-0.4 % of its
+#: pixels clipped; read 47 live, 54 dead of 55 and 25) 4 % in Hoechst and 9 % in Draq7
+CLIP_SHARE = 0.01
+CLIP_PIXELS = 20
 
 
 @dataclass
@@ -382,8 +393,9 @@ class LiveDeadPredictor:
         -----
         UserWarning
             How the channels were read (their names, an RGB image's colours); lossy JPEG input; a blank channel
-            (every pixel ~0: :data:`BLANK_COUNTS`); no object found; nearly every nucleus dead in a well read by
-            position (:data:`SWAP_FRACTION`).
+            (every pixel ~0: :data:`BLANK_COUNTS`); a flat or saturated channel, or nuclei clipped at a channel's
+            top value (:data:`CLIP_SHARE`); no object found; nearly every nucleus dead in a well read by position
+            (:data:`SWAP_FRACTION`; not said of a saturated or flat well).
         """
         if isinstance(image, (str, os.PathLike)):
             with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
@@ -392,7 +404,8 @@ class LiveDeadPredictor:
                 result = self._predict(watch, probabilities, progress)
                 _warn_nonfinite(image, watch.nonfinite)
                 _warn_empty(image, watch, src.order, result.counts, "channels=[H, D]" + _rgb_hint(src))
-                _warn_swapped(image, src, result.counts, "channels=[1, 0]")
+                if not _warn_range(image, watch, src.order, result.objects):  # not swapped: saturated or flat
+                    _warn_swapped(image, src, result.counts, "channels=[1, 0]")
             return result
         if channels is not None or dataset is not None:
             raise DevolensError("channels and dataset apply to a well file's path; choose an array's channels by "
@@ -414,6 +427,7 @@ class LiveDeadPredictor:
         watch = _ChannelWatch(image)
         result = self._predict(watch, probabilities, progress)
         _warn_empty("<array>", watch, None, result.counts, "indexing the array (image[[1, 0]])")
+        _warn_range("<array>", watch, None, result.objects)
         return result
 
     def _predict(self, image, probabilities: bool, progress: Callable[[int, int], None] | None) -> LiveDeadResult:
@@ -434,7 +448,8 @@ class LiveDeadPredictor:
 
     def predict_file(self, image: str | Path, out_dir: str | Path, *, write_probabilities: bool = False,
                      progress: Callable[[int, int], None] | None = None,
-                     channels: list[int] | None = None, dataset: str | None = None) -> dict[str, float]:
+                     channels: list[int] | None = None, dataset: str | None = None,
+                     well: str | None = None) -> dict[str, float]:
         """Segment a well file of any size in bounded memory; write results to ``out_dir``.
 
         Reads the image band by band (a TIFF, uncompressed or compressed, strips or tiles, a pyramid's full
@@ -442,13 +457,15 @@ class LiveDeadPredictor:
         ``labels.tif`` (uint8, 0/1/2; calibrated with the input TIFF's pixel size, OME or ImageJ, as ImageJ reads it)
         band by band, then ``objects.csv`` (x, y, area, class: every connected component of each class once, however
         large) and ``counts.csv`` (live, dead, fraction_dead; fraction_dead empty when there is no object). Each file
-        appears only when complete.
+        appears only when complete. ``well``: a name (``segment livedead`` gives the file's stem) written as a leading
+        ``well`` column of both tables, so that the tables of several wells concatenated still say whose rows are whose.
 
         ``channels``: the indices of the Hoechst and Draq7 channels (``[1, 0]``: Draq7 first); by default as the
         TIFF's channel names say (OME-TIFF, ImageJ), an RGB image's colours (Hoechst blue, Draq7 red), else by
         position, with a warning when nearly every nucleus reads as dead (``SWAP_FRACTION``: what swapped channels,
-        Draq7 first, give), or when the channel read as Draq7 (or Hoechst) is blank. ``dataset``: an HDF5 file's
-        dataset (as :meth:`predict` takes it).
+        Draq7 first, give), or when the channel read as Draq7 (or Hoechst) is blank, flat or saturated, or clips the
+        nuclei (:func:`_warn_range`, from the values seen as the image is read: no second pass). ``dataset``: an HDF5
+        file's dataset (as :meth:`predict` takes it).
 
         Returns
         -------
@@ -488,9 +505,14 @@ class LiveDeadPredictor:
                 counts = counts_from_objects(objects)
                 _warn_nonfinite(image, watch.nonfinite)
                 _warn_empty(image, watch, src.order, counts, "--channels H,D" + _rgb_hint(src))
-                _warn_swapped(image, src, counts, "--channels 1,0")
-                write_csv(objects[["x", "y", "area", "class"]], out_dir / "objects.csv", float_format="%.2f")
-                write_csv(pd.DataFrame([counts]), out_dir / "counts.csv")
+                if not _warn_range(image, watch, src.order, objects):  # not swapped: saturated or flat
+                    _warn_swapped(image, src, counts, "--channels 1,0")
+                table, summary = objects[["x", "y", "area", "class"]].copy(), pd.DataFrame([counts])
+                if well is not None:
+                    table.insert(0, "well", str(well))
+                    summary.insert(0, "well", str(well))
+                write_csv(table, out_dir / "objects.csv", float_format="%.2f")
+                write_csv(summary, out_dir / "counts.csv")
                 shutil.move(str(tmp_labels), out_dir / "labels.tif")
                 if pw is not None:
                     shutil.move(str(Path(tmpd) / "probs.tif"), out_dir / "probs.tif")
@@ -511,7 +533,9 @@ def _whole_counts(image: np.ndarray) -> np.ndarray | None:
 
 class _ChannelWatch:
     """A (2, H, W) source (an array, a :class:`RowReader`) that keeps each channel's largest value of the bands read
-    through it (``top``): :func:`predict_tiled` reads every row, so after it ``top`` is the image's.
+    through it (``top``) and, of uint16 bands, a histogram of each channel's values (``hist``, each row counted once:
+    the bands of :func:`predict_tiled` overlap): :func:`predict_tiled` reads every row, so after it these are the
+    image's, without a second pass over it (:func:`_warn_range` reads them).
 
     A float file's NaN and infinite pixels are read as 0 (no signal; the reader's conversion reads +inf as a
     saturated 65535, a dead nucleus wherever it lies) and counted per channel in ``nonfinite``."""
@@ -520,25 +544,29 @@ class _ChannelWatch:
         self.src, self.shape = src, tuple(src.shape)
         self.top = np.zeros(self.shape[0], np.float64)
         self.nonfinite = np.zeros(self.shape[0], np.int64)
+        self.hist = np.zeros((self.shape[0], 65536), np.int64)
         dtype = getattr(src, "dtype", None)
         self._floats = isinstance(src, RowReader) and dtype is not None and np.dtype(dtype).kind == "f"
-        self._counted = np.zeros(self.shape[1], bool) if self._floats else None  # rows counted (bands overlap)
+        self._counted = np.zeros(self.shape[1], bool)  # rows counted (bands overlap)
 
     def __getitem__(self, key) -> np.ndarray:
+        y0, y1, _ = key[1].indices(self.shape[1])
+        fresh = ~self._counted[y0:y1]
         if self._floats:
-            y0, y1, _ = key[1].indices(self.shape[1])
             raw = self.src.raw_rows(y0, y1)
             band = self.src.as_uint16(raw)  # as src.rows reads it
             bad = ~np.isfinite(raw)
             if bad.any():
                 band[bad] = 0
-                fresh = ~self._counted[y0:y1]
                 self.nonfinite += bad[:, fresh].reshape(bad.shape[0], -1).sum(axis=1)
-            self._counted[y0:y1] = True
         else:
             band = np.asarray(self.src[key])
         if band.size:
             self.top = np.maximum(self.top, band.reshape(band.shape[0], -1).max(axis=1))
+            if band.dtype == np.uint16 and fresh.any():
+                for i in range(band.shape[0]):
+                    self.hist[i] += np.bincount(band[i, fresh].ravel(), minlength=65536)
+        self._counted[y0:y1] = True
         return band
 
 
@@ -607,6 +635,67 @@ def _warn_swapped(image, src: RowReader, counts: dict[str, float], fix: str) -> 
         warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with Hoechst "
                       "taken from the first channel and Draq7 from the second (the file does not name "
                       f"them): if Draq7 was saved first, run again with {fix}", stacklevel=3)
+
+
+
+def _range_problems(watch: _ChannelWatch, area: float) -> list[tuple[str, int, int]]:
+    """Per channel (Hoechst, Draq7), what its values' histogram (``watch.hist``) says is wrong with its range:
+    ``("flat", level, 0)`` (every pixel but a few within :data:`BLANK_COUNTS` of ``level``: no contrast),
+    ``("clipped", top, n)`` (``n`` pixels, at least :data:`CLIP_SHARE` of the nuclei's ``area`` and
+    :data:`CLIP_PIXELS`, sit at the channel's largest value ``top``, the top of a range of bits, 65535 or 4095 (a
+    12-bit camera) or any 2^k - 1 from 255: the pile-up that clipping leaves, where unclipped counts reach their
+    largest value in a pixel or two; a drawn well's nuclei of one value are no clipping), or ``("", 0, 0)``. A blank
+    channel (:data:`BLANK_COUNTS`: :func:`_warn_empty`) is none of these."""
+    from devolens.predict.tiled import _hist_percentile
+
+    found = []
+    for i in range(2):
+        hist = watch.hist[i]
+        top = int(np.flatnonzero(hist)[-1]) if hist.any() else 0
+        if top <= BLANK_COUNTS:
+            found.append(("", 0, 0))
+            continue
+        lo, hi = _hist_percentile(hist, 100 * FLAT_TAIL), _hist_percentile(hist, 100 * (1 - FLAT_TAIL))
+        n = int(hist[top])
+        if hi - lo <= BLANK_COUNTS:
+            found.append(("flat", int(round(_hist_percentile(hist, 50))), 0))
+        elif n >= CLIP_PIXELS and n >= CLIP_SHARE * area and top >= 255 and top & (top + 1) == 0:
+            found.append(("clipped", top, n))
+        else:
+            found.append(("", 0, 0))
+    return found
+
+
+def _warn_range(image, watch: _ChannelWatch, order: list[int] | None, objects: pd.DataFrame) -> bool:
+    """Warn of a flat channel (no contrast: every pixel at one level, a saturated 65535 or any other) and of a channel
+    whose nuclei are clipped (a noticeable share of their pixels at its top value: :func:`_range_problems`); counts
+    from either are not to be trusted (one flat Hoechst channel read 1 live, 25 dead of 55 and 25; a Hoechst and
+    Draq7 well clipped in 0.3 % of its pixels 47 and 54). ``order``: the file's channels read (None: the first two).
+    Returns whether it warned (the swapped-channels advice is then not given: not what such a well needs)."""
+    area = float(objects["area"].sum()) if len(objects) else 0.0
+    warned = False
+    for i, (kind, value, n) in enumerate(_range_problems(watch, area)):
+        if not kind:
+            continue
+        stain = ("Hoechst", "Draq7")[i]
+        where = f"channel {order[i] if order is not None else i} of the file"
+        if kind == "flat":
+            saturated = value >= 65535 - BLANK_COUNTS
+            what = ("saturated: every pixel at the top of the range (65535)" if saturated
+                    else f"flat: every pixel ~{value} counts, no contrast")
+            effect = "no nucleus can be seen in it" if i == 0 else "dead nuclei cannot be told from live ones"
+            cause = ("overexposed: acquire it with a shorter exposure or lower gain" if saturated
+                     else f"not a camera image of the {stain} stain: an empty or edited channel?")
+            warnings.warn(f"{image}: the {stain} channel ({where}) is {what}: {effect}, so the counts are not to be "
+                          f"trusted ({cause})", stacklevel=3)
+        else:
+            share = f"{n / area:.1%} of the nuclei's area" if area else "and no nucleus found"
+            warnings.warn(f"{image}: {n:,} pixels of the {stain} channel ({where}; {share}) sit at its top value "
+                          f"({value}): saturated or clipped, their brightness lost, which can shift the live/dead "
+                          "calls (the model reads how bright each nucleus is); acquire with a shorter exposure or "
+                          "lower gain so that no nucleus saturates", stacklevel=3)
+        warned = True
+    return warned
 
 
 #: what ``--model`` / :meth:`LiveDeadPredictor.load` takes, for the errors that name another thing
@@ -694,10 +783,14 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
                           write_probabilities: bool = False, precision: str = "auto",
                           progress: Callable[[int, int], None] | None = None,
                           channels: list[int] | None = None, device: str = "cpu",
-                          dataset: str | None = None) -> dict[str, float]:
+                          dataset: str | None = None, well: str | None = None,
+                          predictor: "LiveDeadPredictor | None" = None) -> dict[str, float]:
     """Segment a well file with a zoo model (or a run's weights): see :meth:`LiveDeadPredictor.predict_file`
     (``device``: where the network runs, as :class:`LiveDeadPredictor` takes it; ``dataset``: an HDF5 file's dataset
-    holding the well).
+    holding the well; ``well``: the tables' leading ``well`` column).
+
+    ``predictor``: a model already loaded (:meth:`LiveDeadPredictor.load`), used instead of loading ``model`` (whose
+    options are then the predictor's own): the wells of a plate share one model, loaded once.
 
     Raises
     ------
@@ -707,9 +800,10 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
     """
     # check the input before loading the model (fail fast, write nothing)
     RowReader(image, channels=2, order=channels, dataset=dataset).close()
-    pred = LiveDeadPredictor.load(model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
-                                  precision=precision, min_area=min_area, device=device)
+    pred = predictor if predictor is not None else LiveDeadPredictor.load(
+        model, window=window, overlap=overlap, batch_size=batch_size, fast=fast, precision=precision,
+        min_area=min_area, device=device)
     return pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
-                             channels=channels, dataset=dataset)
+                             channels=channels, dataset=dataset, well=well)
 
 

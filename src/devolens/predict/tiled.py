@@ -265,7 +265,8 @@ class RowReader:
     read whole: for two channels, Hoechst from the blue of an RGB image and Draq7 from its red
     (:func:`devolens.data.tiling.read_colour_image`); an RGB TIFF without channel names likewise, band by band.
     An HDF5 file: its dataset ``dataset``, else the one 3-D dataset named ``image``, ``images`` or ``data``, else its
-    only 3-D dataset (several: refused with their list); a devolens tile store (``devolens tile make``) is refused.
+    only 3-D dataset (several: refused with their list); a devolens tile store (``devolens tile make``) is refused;
+    a compressed one is read through a chunk cache that holds the chunks a band of rows spans (:func:`_h5_band_cache`).
 
     ``reader[:, y0:y1, :]`` (or ``reader.rows(y0, y1)``) returns a (C, y1-y0, W) array.
     For a two-channel well TIFF, ``order`` (the Hoechst and Draq7 channel indices) or else the file's channel
@@ -284,6 +285,8 @@ class RowReader:
         self._warned = False
         self._stats: tuple[float, bool] | None = None  # (max, whole) of a float or wide integer image, read once
         self._channels = channels
+        self._order_given = order  # for a PNG, JPEG or BMP: its colours chosen (read_colour_image reads them all)
+        self._eight: bool | None = None  # a uint16 well holding 8-bit values (:meth:`_eight_bit`), decided once
         #: the channels read, in this order (None: all, by position); ``note`` says why when not simply the first two
         self.order, self.note = None, None
         #: True for a TIFF, False for a PNG, JPEG or BMP (read by its colours), None for an HDF5 file
@@ -340,7 +343,8 @@ class RowReader:
 
         self.tiff = bool(is_tiff(self.path))
         if not self.tiff:  # a PNG, JPEG or BMP (by its content): read whole, its colours as channels
-            arr = read_colour_image(self.path, self._channels)  # (2, H, W) for a well; else (H, W) or (H, W, C)
+            # (2, H, W) for a well, (C, H, W) with its colours chosen (``order``); else (H, W) or (H, W, C)
+            arr = read_colour_image(self.path, self._channels, self._order_given)
             with open(self.path, "rb") as fh:
                 if fh.read(3) == b"\xff\xd8\xff":
                     self.lossy = JPEG_NOTE.format(what="a JPEG file")
@@ -367,6 +371,7 @@ class RowReader:
                 self._photometric, self._compression = int(page.photometric), int(page.compression)
                 self._colour_tiff = colour_tiff_page(page)
                 yaxis = series.axes.find("Y")
+                axes = str(series.axes)
         except DevolensError:
             raise
         except Exception as exc:
@@ -376,7 +381,7 @@ class RowReader:
             shape = (1,) + shape
             yaxis = yaxis + 1 if yaxis >= 0 else yaxis
         if len(shape) != 3:
-            raise DevolensError(f"expected a (C, H, W) image, got shape {shape}", path=self.path)
+            raise DevolensError(_not_one_plane(shape, axes), path=self.path)
         self.layout = "YXC" if channels_last(shape) else "CYX"
         self._raw_shape = shape
         self.dtype = dtype
@@ -418,6 +423,12 @@ class RowReader:
             raise DevolensError(f"not a readable HDF5 file (truncated or corrupt?): {exc}", path=self.path) from None
         try:
             ds = _h5_image(f, dataset, self.path)
+            cache = _h5_band_cache(ds, 0 if channels_last(tuple(int(s) for s in ds.shape)) else 1, self.path)
+            if cache is not None:  # opened again with a chunk cache that holds the chunks of a band of rows
+                name = ds.name
+                f.close()
+                f = h5py.File(self.path, "r", rdcc_nbytes=cache[0], rdcc_nslots=cache[1])
+                ds = f[name]
         except BaseException:
             f.close()
             raise
@@ -516,10 +527,39 @@ class RowReader:
 
     def as_uint16(self, band: np.ndarray) -> np.ndarray:
         """A band of :meth:`raw_rows` as :meth:`rows` gives it: uint16 (uint8 scaled x257, floats as the file's
-        range says)."""
+        range says; a 16-bit well holding 8-bit values, :meth:`_eight_bit`, as uint8)."""
         if not (band.dtype.kind == "u" and band.dtype.itemsize == 2):  # big-endian uint16 (Fiji's TIFFs) is no
             band = self._convert(band)  # conversion: astype below swaps its bytes without a warning
+        elif self._eight_bit():
+            return np.ascontiguousarray(band.astype(np.uint16) * np.uint16(257))
         return np.ascontiguousarray(band.astype(np.uint16, copy=False))
+
+    def _eight_bit(self) -> bool:
+        """Whether this is a 16-bit well (two channels read) whose every value lies within 1..255: 8-bit data saved
+        as 16-bit (Fiji's Image > Type > 16-bit keeps the 8-bit values), read as an 8-bit well is (x257; read as
+        counts, the nuclei were as dim as a camera's dark offset: one such well read 33 live, 24 dead of 55 and 25,
+        and 55, 25 as uint8), with a warning. Decided once, before the first band is converted: a pass over the
+        rows from the top that stops at the first value above 255, which a camera's counts (its dark offset alone,
+        ~100-500, and every nucleus) give in the first band; only an image that is 8-bit throughout is read through
+        (a TIFF's MaxSampleValue tag, cheaper, is rarely written; a decimated read can miss the one band that says
+        it is 16-bit)."""
+        if self._eight is None:
+            top = 0
+            if self._channels == 2 and self.dtype.kind == "u" and self.dtype.itemsize == 2:
+                for y0 in range(0, self.shape[1], 256):
+                    band = self.raw_rows(y0, y0 + 256)
+                    top = max(top, int(band.max()) if band.size else 0)
+                    if top > 255:
+                        break
+            self._eight = 0 < top <= 255
+            if self._eight:
+                warnings.warn(f"{self.path}: every pixel of this 16-bit image is at most 255 (its largest {top}): "
+                              "8-bit data saved as 16-bit (Fiji's Image > Type > 16-bit keeps the 8-bit values), "
+                              "read as an 8-bit image is, scaled x257 (the livedead model reads 16-bit camera "
+                              "counts: an 8-bit export shifts its live/dead calls, mostly towards dead; segment the "
+                              "microscope's own 16-bit file where there is one; a camera image this dim, if it is "
+                              "one, lies far below the counts the model was trained on either way)", stacklevel=6)
+        return self._eight
 
     def raw_rows(self, y0: int, y1: int) -> np.ndarray:
         """Rows ``y0:y1`` of the chosen channels as stored, ``(C, y1-y0, W)``: the file's dtype (either byte order),
@@ -585,6 +625,32 @@ class RowReader:
         return np.clip(band, 0, 65535).astype(np.uint16)
 
 
+def _not_one_plane(shape: tuple, axes: str) -> str:
+    """The error for a well TIFF of more than three dimensions (a Z-stack, a time series, several positions):
+    its axes (ImageJ's or OME's; tifffile's ``Q``/``I`` where the file names none) and how to save one plane."""
+    names = getattr(tifffile.TIFF, "AXES_NAMES", {})
+    shape = tuple(int(n) for n in shape)
+    lead = [(a, n) for a, n in zip(axes, shape) if a not in "YXS"] if len(axes) == len(shape) else []
+    if not lead:
+        return f"expected a (C, H, W) image (one plane of two channels), got shape {shape}"
+    unnamed = [n for a, n in lead if a in "IQ"]
+    said = {"Z": "z planes", "C": "channels", "T": "time points", "I": "unnamed", "Q": "unnamed"}
+    what = ", ".join(f"{n} {said[a]}" if a in said else f"{n} along {a} ({names.get(a, 'unknown')})" for a, n in lead)
+    head = (f"a well is one plane of two channels (C, H, W); this TIFF holds axes {axes} (shape {shape}: {what}), "
+            "and only one plane is read")
+    if unnamed:
+        return (head + ": its axes are not named (an array saved without them), so which holds the channels cannot "
+                "be told; save one plane's two channels as a (2, H, W) TIFF, e.g. tifffile.imwrite(path, "
+                "array[i]) for plane i")
+    how = []
+    if "Z" in axes:
+        how.append("a Z-stack: project it, in Fiji Image > Stacks > Z Project (Max Intensity), or keep one slice "
+                   "(Image > Duplicate, one slice)")
+    if any(a not in "ZCYXS" for a, _ in lead):
+        how.append("time points or positions: keep one (Image > Duplicate, or one file per position)")
+    return head + "; " + "; ".join(how) + "; then save the two channels as a (2, H, W) TIFF (File > Save As > Tiff)"
+
+
 #: the note of a well read from an RGB TIFF by its colours
 RGB_TIFF_NOTE = ("an RGB TIFF without channel names: Hoechst read from its blue, Draq7 from its red (as for a PNG); "
                  "--channels H,D chooses others (red 0, green 1, blue 2)")
@@ -617,6 +683,42 @@ def _h5_datasets(f) -> list[tuple[str, tuple[int, ...]]]:
     f.visititems(lambda name, obj: found.append((name, tuple(int(s) for s in obj.shape)))
                  if isinstance(obj, h5py.Dataset) else None)
     return found
+
+
+#: the most memory :class:`RowReader` gives the chunk cache of an HDF5 image (:func:`_h5_band_cache`)
+H5_CACHE_BYTES = 256 << 20
+
+
+def _h5_band_cache(ds, yaxis: int, path: Path) -> tuple[int, int] | None:
+    """``(rdcc_nbytes, rdcc_nslots)`` for reading a compressed HDF5 image ``ds`` in bands of rows: a chunk cache that
+    holds the chunks two rows of chunks span (one where a chunk is the image's height, or where two are more than
+    :data:`H5_CACHE_BYTES`); None where the cache ``ds`` was opened with does (HDF5's default: 1 MB, 8 MB from
+    HDF5 2.0) or where none is needed (contiguous or uncompressed data is read directly). A chunk the cache cannot
+    hold is decompressed whole for every band that reads part of it: 2 x 6000 x 6000 pixels stored as one gzip chunk
+    took 25 s in 256-row bands, 0.7 s in 256 x 256 chunks. Where one row of chunks is more than
+    :data:`H5_CACHE_BYTES`, a warning says so (and how to save it)."""
+    chunks = ds.chunks
+    if not chunks or ds.id.get_create_plist().get_nfilters() == 0:
+        return None
+    _, slots, held, _ = ds.file.id.get_access_plist().get_cache()
+    shape = tuple(int(n) for n in ds.shape)
+    one = math.prod(chunks) * ds.dtype.itemsize
+    across = math.prod(math.ceil(n / c) for i, (n, c) in enumerate(zip(shape, chunks)) if i != yaxis)
+    rows = min(2, math.ceil(shape[yaxis] / chunks[yaxis]))
+    need = one * across * rows
+    if need > max(H5_CACHE_BYTES, held) and rows > 1:
+        rows, need = 1, one * across
+    if need <= held:
+        return None
+    if need > H5_CACHE_BYTES:
+        mb = 1 << 20
+        warnings.warn(f"{path}: its HDF5 image {ds.name} is stored in compressed chunks of {one / mb:.0f} MB "
+                      f"({' x '.join(map(str, chunks))}), {need / mb:.0f} MB a row of chunks: more than the "
+                      f"{H5_CACHE_BYTES // mb} MB kept decompressed, so each band of rows read decompresses its "
+                      "chunks again (slow, and memory the size of a chunk); save it in smaller chunks, e.g. h5py's "
+                      "create_dataset(..., chunks=(C, 256, 256))", stacklevel=5)
+        return None
+    return need + (1 << 20), max(int(slots), 100 * across * rows + 1)
 
 
 def _h5_image(f, dataset: str | None, path: Path):
