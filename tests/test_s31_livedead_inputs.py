@@ -143,26 +143,20 @@ def test_the_saturation_note_is_recorded_in_livedead_json(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ 2. 8-bit data saved as 16-bit
-def test_8bit_values_in_a_16bit_file_are_read_as_8bit(tmp_path):
+def test_8bit_values_in_a_16bit_file_are_read_as_they_are_with_a_warning(tmp_path):
+    """An 8-bit export saved as 16-bit (Fiji: Image > Type > 16-bit) is warned about and read as it is: scaled
+    x257 it read a stretched export 0 live / 80 dead and an empty camera well 11 'dead' (review of this session)."""
     eight = (_u16(_noisy_well()) // 40).astype(np.uint8)  # an 8-bit export: values up to ~77
-    tifffile.imwrite(tmp_path / "u8.tif", eight)
     tifffile.imwrite(tmp_path / "u8in16.tif", eight.astype(np.uint16))  # Fiji: Image > Type > 16-bit
     tifffile.imwrite(tmp_path / "t.tif", eight.astype(np.uint16), tile=(32, 32), compression="zlib")
-    with pytest.warns(UserWarning, match="not uint16"):
-        with RowReader(tmp_path / "u8.tif") as r:
-            expected = r.rows(0, 160)
     for name in ("u8in16.tif", "t.tif"):
         with RowReader(tmp_path / name) as r:
-            with pytest.warns(UserWarning, match=r"every pixel of this 16-bit image is at most 255 .*x257"):
+            with pytest.warns(UserWarning, match=r"every pixel of this 16-bit image is at most 255 .*export"):
                 got = r.rows(0, 50)
-            assert np.array_equal(got, expected[:, :50])
-            assert np.array_equal(r.rows(50, 160), expected[:, 50:])  # decided once for the image
-    pred = _pred()
-    with pytest.warns(UserWarning):
-        a = pred.predict_file(tmp_path / "u8.tif", tmp_path / "a")
+            assert np.array_equal(got, eight[:, :50])
+            assert np.array_equal(r.rows(50, 160), eight[:, 50:160])  # decided once for the image
     with pytest.warns(UserWarning, match="at most 255"):
-        b = pred.predict_file(tmp_path / "u8in16.tif", tmp_path / "b")
-    assert a == b
+        _pred().predict_file(tmp_path / "u8in16.tif", tmp_path / "b")
 
 
 def test_a_16bit_well_is_read_as_counts_when_any_pixel_passes_255(tmp_path):

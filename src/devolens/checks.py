@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import reprlib
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -85,3 +86,23 @@ def whole_times(column: pd.Series, *, path=None, error: type[DevolensError] = De
         raise error(f"column 'time' must hold whole time points; row {i} has {column.iloc[i:i + 1].tolist()[0]!r}",
                     path=path)
     return values.astype(np.int64)
+
+
+#: the most characters of a value a message shows: a value read from a user's file (a recipe's YAML, a model card's
+#: JSON) can be anything (a list of a million items, a whole file pasted into a string), and the message is one line
+SHOWN_CHARS = 100
+
+_REPR = reprlib.Repr()  # bounded work whatever the value: a few items of each list and mapping, three levels deep
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, SHOWN_CHARS, SHOWN_CHARS
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (ending ``...`` where cut), for a one-line message."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def shown(v: Any) -> str:
+    """A value as a message shows it: its repr, at most :data:`SHOWN_CHARS` characters (long lists and mappings
+    elided, deep ones cut), at a cost bounded whatever its size."""
+    return clip(_REPR.repr(v))

@@ -510,6 +510,14 @@ def _plate_wells(folder: Path, order: list[int] | None, dataset: str | None) -> 
     if dataset is not None:
         raise DevolensError("--dataset names the dataset of one HDF5 well; a folder's wells are TIFF, PNG, JPEG or "
                             "BMP files", path=folder)
+    # HDF5 files are no members of a folder's frames (folder_files): a plate would run without them, silently
+    h5 = sorted((p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".h5", ".hdf5")
+                 and not p.name.startswith(".")), key=str.casefold)
+    if h5:
+        shown = ", ".join(h5[:3]) + (f" and {len(h5) - 3} more" if len(h5) > 3 else "")
+        raise DevolensError(f"holds HDF5 files ({shown}), which a folder of wells does not read: segment each "
+                            "HDF5 well on its own (with --dataset where it holds several), and move them out of "
+                            "the folder of TIFF, PNG, JPEG or BMP wells", path=folder)
     files = folder_files(folder)
     if not files:
         raise DevolensError("no well images in this folder (TIFF, PNG, JPEG or BMP files)", path=folder)

@@ -538,9 +538,8 @@ def store_list(f: h5py.File, name: str, path: str | Path) -> list:
     ok = isinstance(value, list) and all(isinstance(x, str) or (x is None and name == "source_digests")
                                          for x in value)
     if not ok:
-        shown = repr(text if text is not None else f.attrs[name])
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        raise DevolensError(f"its {name!r} attribute is not a JSON list of names (it holds {shown}): {_DAMAGED}",
+        raise DevolensError(f"its {name!r} attribute is not a JSON list of names (it holds "
+                            f"{checks.shown(text if text is not None else f.attrs[name])}): {_DAMAGED}",
                             path=path)
     return value
 

@@ -640,7 +640,9 @@ def _warn_swapped(image, src: RowReader, counts: dict[str, float], fix: str) -> 
 
 def _range_problems(watch: _ChannelWatch, area: float) -> list[tuple[str, int, int]]:
     """Per channel (Hoechst, Draq7), what its values' histogram (``watch.hist``) says is wrong with its range:
-    ``("flat", level, 0)`` (every pixel but a few within :data:`BLANK_COUNTS` of ``level``: no contrast),
+    ``("flat", level, 0)`` (every pixel but a few within :data:`BLANK_COUNTS` of ``level``, fewer than
+    :data:`CLIP_PIXELS` outside the range of all but :data:`FLAT_TAIL` of them widened by :data:`BLANK_COUNTS`: no
+    contrast; a few dead nuclei in a well of background are contrast),
     ``("clipped", top, n)`` (``n`` pixels, at least :data:`CLIP_SHARE` of the nuclei's ``area`` and
     :data:`CLIP_PIXELS`, sit at the channel's largest value ``top``, the top of a range of bits, 65535 or 4095 (a
     12-bit camera) or any 2^k - 1 from 255: the pile-up that clipping leaves, where unclipped counts reach their
@@ -657,7 +659,10 @@ def _range_problems(watch: _ChannelWatch, area: float) -> list[tuple[str, int, i
             continue
         lo, hi = _hist_percentile(hist, 100 * FLAT_TAIL), _hist_percentile(hist, 100 * (1 - FLAT_TAIL))
         n = int(hist[top])
-        if hi - lo <= BLANK_COUNTS:
+        # a few bright nuclei in a well of background (sparse dead nuclei under FLAT_TAIL of the pixels, on a
+        # background-subtracted or low-noise camera's level) are contrast, not flatness: the tails must be empty too
+        near = hist[max(0, int(np.floor(lo)) - BLANK_COUNTS):int(np.ceil(hi)) + BLANK_COUNTS + 1].sum()
+        if hi - lo <= BLANK_COUNTS and int(hist.sum() - near) < CLIP_PIXELS:
             found.append(("flat", int(round(_hist_percentile(hist, 50))), 0))
         elif n >= CLIP_PIXELS and n >= CLIP_SHARE * area and top >= 255 and top & (top + 1) == 0:
             found.append(("clipped", top, n))
@@ -738,8 +743,11 @@ def check_config(cfg: Any, where: str | Path) -> dict:
     ------
     DevolensError
         A training checkpoint's config (optimizer state, no architecture: the file kept to resume training),
-        no architecture at all, or a network of another kind.
+        no architecture at all, a network of another kind, or sizes out of bounds or pretrained encoder weights
+        (:func:`devolens.models.zoo.check_architecture`).
     """
+    from devolens.models import zoo
+
     if not isinstance(cfg, dict):
         raise DevolensError(f"its .json is no model config: {_MODEL_WORDS}", path=where)
     arch = cfg.get("model") or cfg.get("architecture")
@@ -749,6 +757,8 @@ def check_config(cfg: Any, where: str | Path) -> dict:
                                 "model: give the run's folder or its best.safetensors", path=where)
         raise DevolensError(f"its .json names no architecture (not a model's weights): {_MODEL_WORDS}", path=where)
     arch = check_architecture(arch, where)
+    # sizes within bounds and no encoder download, as a shared model folder's card (a run is shared like one)
+    zoo.check_architecture(arch, "model" if cfg.get("model") else "architecture", Path(where))
     inp = cfg.get("input") if isinstance(cfg.get("input"), dict) else {}
     if inp.get("target") not in (None, "classes"):
         raise DevolensError(f"this run learned target {inp['target']!r} (nuclei or membrane segmentation); a "

@@ -258,6 +258,11 @@ class _TiffSegments:
 _COLOUR_CHECKED: dict[tuple, list[int]] = {}
 
 
+#: the darkest value of a 16-bit well whose every value is at most 255 that makes it look like an 8-bit export
+#: (:meth:`RowReader._eight_bit`): an export for viewing maps the background to (nearly) 0, a camera keeps its offset
+EIGHT_BIT_DARK = 5
+
+
 class RowReader:
     """Read row bands of a (C, H, W) image from a TIFF (or HDF5) without holding the image in memory: an
     uncompressed TIFF through file offsets, a compressed or tiled one (OME-TIFF, a pyramid's full resolution, any
@@ -286,7 +291,7 @@ class RowReader:
         self._stats: tuple[float, bool] | None = None  # (max, whole) of a float or wide integer image, read once
         self._channels = channels
         self._order_given = order  # for a PNG, JPEG or BMP: its colours chosen (read_colour_image reads them all)
-        self._eight: bool | None = None  # a uint16 well holding 8-bit values (:meth:`_eight_bit`), decided once
+        self._eight: bool | None = None  # a uint16 well that looks like an 8-bit export (:meth:`_eight_bit`), decided once
         #: the channels read, in this order (None: all, by position); ``note`` says why when not simply the first two
         self.order, self.note = None, None
         #: True for a TIFF, False for a PNG, JPEG or BMP (read by its colours), None for an HDF5 file
@@ -527,38 +532,40 @@ class RowReader:
 
     def as_uint16(self, band: np.ndarray) -> np.ndarray:
         """A band of :meth:`raw_rows` as :meth:`rows` gives it: uint16 (uint8 scaled x257, floats as the file's
-        range says; a 16-bit well holding 8-bit values, :meth:`_eight_bit`, as uint8)."""
+        range says; a 16-bit well that looks like an 8-bit export, :meth:`_eight_bit`, read as it is, with a
+        warning)."""
         if not (band.dtype.kind == "u" and band.dtype.itemsize == 2):  # big-endian uint16 (Fiji's TIFFs) is no
             band = self._convert(band)  # conversion: astype below swaps its bytes without a warning
-        elif self._eight_bit():
-            return np.ascontiguousarray(band.astype(np.uint16) * np.uint16(257))
+        else:
+            self._eight_bit()
         return np.ascontiguousarray(band.astype(np.uint16, copy=False))
 
     def _eight_bit(self) -> bool:
-        """Whether this is a 16-bit well (two channels read) whose every value lies within 1..255: 8-bit data saved
-        as 16-bit (Fiji's Image > Type > 16-bit keeps the 8-bit values), read as an 8-bit well is (x257; read as
-        counts, the nuclei were as dim as a camera's dark offset: one such well read 33 live, 24 dead of 55 and 25,
-        and 55, 25 as uint8), with a warning. Decided once, before the first band is converted: a pass over the
-        rows from the top that stops at the first value above 255, which a camera's counts (its dark offset alone,
-        ~100-500, and every nucleus) give in the first band; only an image that is 8-bit throughout is read through
-        (a TIFF's MaxSampleValue tag, cheaper, is rarely written; a decimated read can miss the one band that says
-        it is 16-bit)."""
+        """Whether this 16-bit well (two channels read) looks like 8-bit data saved as 16-bit (Fiji's Image > Type >
+        16-bit keeps the 8-bit values): every value at most 255 and its dark end at 0-5, as an export for viewing
+        maps the background (a camera's counts keep its dark offset, ~100-500, even in an empty well). Such a well is
+        read as it is, with a warning, and not scaled as an 8-bit file is (x257): an export stretched for viewing
+        reads worse scaled (0 live / 80 dead of 55 / 25 on a walkthrough's well, 55 / 25 as it is), one divided down
+        from the counts better (55 / 25 scaled, 33 / 24 as it is); and a dim well whose every count is at most 255
+        is no export at all (an empty control well scaled x257 read 11 'dead' nuclei). Decided once, before the
+        first band is converted: a pass over the rows from the top that stops at the first value above 255, which a
+        camera's counts give in the first band; only an image that is 8-bit throughout is read through."""
         if self._eight is None:
-            top = 0
+            top, low = 0, 65535
             if self._channels == 2 and self.dtype.kind == "u" and self.dtype.itemsize == 2:
                 for y0 in range(0, self.shape[1], 256):
                     band = self.raw_rows(y0, y0 + 256)
-                    top = max(top, int(band.max()) if band.size else 0)
+                    if band.size:
+                        top, low = max(top, int(band.max())), min(low, int(band.min()))
                     if top > 255:
                         break
-            self._eight = 0 < top <= 255
+            self._eight = 0 < top <= 255 and low <= EIGHT_BIT_DARK
             if self._eight:
-                warnings.warn(f"{self.path}: every pixel of this 16-bit image is at most 255 (its largest {top}): "
-                              "8-bit data saved as 16-bit (Fiji's Image > Type > 16-bit keeps the 8-bit values), "
-                              "read as an 8-bit image is, scaled x257 (the livedead model reads 16-bit camera "
-                              "counts: an 8-bit export shifts its live/dead calls, mostly towards dead; segment the "
-                              "microscope's own 16-bit file where there is one; a camera image this dim, if it is "
-                              "one, lies far below the counts the model was trained on either way)", stacklevel=6)
+                warnings.warn(f"{self.path}: every pixel of this 16-bit image is at most 255 (its largest {top}, "
+                              f"its darkest {low}): 8-bit data saved as 16-bit? (Fiji's Image > Type > 16-bit keeps "
+                              "the 8-bit values). The livedead model reads a 16-bit camera's counts: an 8-bit export "
+                              "shifts its live/dead calls (nuclei this dim are missed or called dead); segment the "
+                              "microscope's own 16-bit file", stacklevel=6)
         return self._eight
 
     def raw_rows(self, y0: int, y1: int) -> np.ndarray:
@@ -570,7 +577,14 @@ class RowReader:
         if self._h5 is not None:
             band = self._ds[:, y0:y1, :] if self.layout == "CYX" else np.moveaxis(self._ds[y0:y1], -1, 0)
         elif self._array is not None:
-            band = self._array[:, y0:y1, :] if self.layout == "CYX" else np.moveaxis(self._array[y0:y1], -1, 0)
+            try:  # a compressed or tiled TIFF, decoded as read: a damaged strip or tile fails here, not at open
+                band = np.asarray(self._array[:, y0:y1, :] if self.layout == "CYX"
+                                  else np.moveaxis(self._array[y0:y1], -1, 0))
+            except (MemoryError, DevolensError):
+                raise
+            except Exception as e:  # noqa: BLE001 - the codecs' own errors (imagecodecs.DeflateError, ...)
+                raise DevolensError(f"cannot decode rows {y0}-{y1} ({type(e).__name__}: {e}): the file is damaged "
+                                    "or cut short", path=self.path) from e
         else:
             item = self._dtype_disk.itemsize
             with open(self.path, "rb") as fh:

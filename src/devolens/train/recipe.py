@@ -35,15 +35,16 @@ import copy
 import difflib
 import math
 import re
-import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
+from devolens.checks import SHOWN_CHARS, clip, shown  # noqa: F401  (recipe errors show values so)
 from devolens.errors import DevolensError
 from devolens.io.atomic import write_text
+from devolens.models.zoo import _ARCH_SIZES  # the sizes a run's model loads with (no torch: a light import)
 
 TASKS = ("segmentation", "population")
 COUNT_COLUMNS = ("A", "E", "M", "P", "C", "D", "Z", "total")
@@ -91,11 +92,15 @@ def _class_weights_check(v):
 
 
 def _decoder_check(v):
-    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+    """Whole numbers within the bounds a run's model is loaded under (:data:`devolens.models.zoo._ARCH_SIZES`):
+    a recipe that trains is one whose run loads."""
+    low, high = _ARCH_SIZES["decoder_channels"]
+    if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high:
         return None
-    if isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
+    if isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) and low <= x <= high
+                                         for x in v):
         return None
-    return f"expected a positive integer or a list of positive integers, got {shown(v)}"
+    return f"expected a whole number from {low} to {high} or a list of them, got {shown(v)}"
 
 
 def _postprocess_check(v):
@@ -179,7 +184,8 @@ SCHEMA: dict[str, Any] = {
         "encoder": Field("str", "resnet18"),
         "encoder_depth": Field("int", 5, low=1, high=5),
         "decoder_channels": Field("any", None, nullable=True, check=_decoder_check),
-        "width": Field("int", 64, low=4, help="regressor: channels of the first ResNet18 stage"),
+        "width": Field("int", 64, low=4, high=_ARCH_SIZES["width"][1],
+                       help="regressor: channels of the first ResNet18 stage"),
         "distance_head": Field("bool", False,
                                help="target 'boundary' only: a 4th output, each nucleus pixel's distance to its "
                                     "edge over that nucleus's largest (1 at the centre; a centre/distance head), "
@@ -271,29 +277,10 @@ SCHEMA: dict[str, Any] = {
 
 SPACE_TYPES = ("float", "int", "categorical")
 
-#: the most characters of a value a message shows: a recipe's value can be any YAML (a list of a million items, a
-#: whole file pasted into a string), and the message is one line
-SHOWN_CHARS = 100
 #: the most YAML nodes a recipe may hold, its aliases counted as the nodes they repeat: the longest shipped recipe
 #: holds about 150; nested aliases (``&a [x, x], &b [*a, *a], ...``, "billion laughs") expand nine-fold a level, and
 #: walking or printing the expansion took gigabytes
 MAX_RECIPE_NODES = 10_000
-
-_REPR = reprlib.Repr()  # bounded work whatever the value: a few items of each list and mapping, three levels deep
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, SHOWN_CHARS, SHOWN_CHARS
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
-
-
-def clip(text: str, limit: int = SHOWN_CHARS) -> str:
-    """``text`` cut to ``limit`` characters (ending ``...`` where cut), for a one-line message."""
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def shown(v: Any) -> str:
-    """A value as a message shows it: its repr, at most :data:`SHOWN_CHARS` characters (long lists and mappings
-    elided, deep ones cut), at a cost bounded whatever its size."""
-    return clip(_REPR.repr(v))
-
 
 def _type_name(v) -> str:
     return type(v).__name__ if v is not None else "null"

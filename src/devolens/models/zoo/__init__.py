@@ -28,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from devolens.checks import shown
 from devolens.errors import DevolensError
 from devolens.models.export import KINDS
 
@@ -146,10 +147,10 @@ def check_architecture(arch: Any, field: str, path: Path) -> None:
             values = value if key == "decoder_channels" and isinstance(value, list) and value else [value]
             if not all(_whole(v, low, high) for v in values):
                 what = "a whole number" if key != "decoder_channels" else "whole numbers (or one)"
-                raise DevolensError(f"{where} must be {what} from {low} to {high}, got {value!r}", path=path)
+                raise DevolensError(f"{where} must be {what} from {low} to {high}, got {shown(value)}", path=path)
         elif key == "encoder_weights" and value is not None:
             raise DevolensError(f"{where} must be null (the weights are the model's own file; a name such as "
-                                f"'imagenet' would be downloaded), got {value!r}", path=path)
+                                f"'imagenet' would be downloaded), got {shown(value)}", path=path)
 
 
 def _check_predictor(info: dict, path: Path) -> str:
@@ -165,7 +166,7 @@ def _check_predictor(info: dict, path: Path) -> str:
         raise DevolensError(f"card has no 'predictor' (the devolens predictor that wraps the weights{usual})",
                             path=path)
     raise DevolensError(f"predictor must be one of devolens' own predictors ({', '.join(PREDICTORS.values())}), "
-                        f"got {value!r}", path=path)
+                        f"got {shown(value)}", path=path)
 
 
 def _composition(info: dict) -> bool:
@@ -185,7 +186,7 @@ def _check_file(folder: Path, value: Any, field: str, path: Path) -> None:
             inside = False
     if not inside:
         raise DevolensError(f"{field} must name a file inside the model's folder (a relative path such as "
-                            f"'size_model.safetensors'), got {value!r}", path=path)
+                            f"'size_model.safetensors'), got {shown(value)}", path=path)
 
 
 def check_card(info: Any, path: str | Path) -> dict[str, Any]:
@@ -210,7 +211,7 @@ def check_card(info: Any, path: str | Path) -> dict[str, Any]:
         _check_file(folder, info["weights_file"], "weights_file", path)
     if "nuclei_model" in info and not (isinstance(info["nuclei_model"], str) and info["nuclei_model"] in available()):
         raise DevolensError(f"nuclei_model must be a shipped model's name ({', '.join(available())}), got "
-                            f"{info['nuclei_model']!r}", path=path)
+                            f"{shown(info['nuclei_model'])}", path=path)
     arch = info.get("architecture")
     if arch is not None and not isinstance(arch, dict) and not _composition(info):
         raise DevolensError("architecture is not a mapping (the network's config: kind, arch, encoder...)", path=path)
@@ -232,12 +233,12 @@ def check_card(info: Any, path: str | Path) -> dict[str, Any]:
     multiple = inp.get("multiple")
     if multiple is not None and not (_whole(multiple, 1, _MULTIPLE_MAX) and multiple % stride == 0):
         raise DevolensError(f"input.multiple must be a multiple of the network's stride ({stride}, 2**encoder_depth) "
-                            f"from {stride} to {_MULTIPLE_MAX} pixels, got {multiple!r}", path=path)
+                            f"from {stride} to {_MULTIPLE_MAX} pixels, got {shown(multiple)}", path=path)
     tile, least = inp.get("tile"), 2 * (multiple or stride)  # the predictor's own least tile
     if tile is not None and not _whole(tile, least, _TILE_MAX):
         twice = "input.multiple" if multiple else "the network's stride"
         raise DevolensError(f"input.tile must be null (whole images) or a side from {least} (twice {twice}) to "
-                            f"{_TILE_MAX} pixels, got {tile!r}", path=path)
+                            f"{_TILE_MAX} pixels, got {shown(tile)}", path=path)
     if isinstance(inp.get("size"), list):
         _check_sizes(inp["size"], "input.size", path)
     auto = (inp.get("diameter") or {}).get("auto") if isinstance(inp.get("diameter"), dict) else None
@@ -255,7 +256,7 @@ def _check_sizes(value: Any, field: str, path: Path) -> None:
     if value is not None and not (isinstance(value, list) and len(value) == 2
                                   and all(_whole(v, 1, _INPUT_SIZE_MAX) for v in value)):
         raise DevolensError(f"{field} must be [height, width], whole numbers of pixels from 1 to {_INPUT_SIZE_MAX}, "
-                            f"got {value!r}", path=path)
+                            f"got {shown(value)}", path=path)
 
 
 def card(name: str | Path, kind: str | None = None, *, command: str | None = None) -> dict[str, Any]:
