@@ -564,8 +564,10 @@ class _ChannelWatch:
         if band.size:
             self.top = np.maximum(self.top, band.reshape(band.shape[0], -1).max(axis=1))
             if band.dtype == np.uint16 and fresh.any():
-                for i in range(band.shape[0]):
-                    self.hist[i] += np.bincount(band[i, fresh].ravel(), minlength=65536)
+                k = int(np.argmax(fresh))  # bands move down: the rows not yet counted end it (a slice)
+                rows = band[:, k:] if fresh[k:].all() else band[:, fresh]
+                for i in range(rows.shape[0]):
+                    self.hist[i] += np.bincount(rows[i].ravel(), minlength=65536)
         self._counted[y0:y1] = True
         return band
 
