@@ -114,7 +114,7 @@ class _Source:
             if n > 1:  # an animated GIF or WebP: a short timelapse (one frame: an image, below)
                 stack, self._fps = (frames, n), fps
         self.is_stack = stack is not None
-        self._stems_clash: Optional[bool] = None
+        self._ids: Optional[list[str]] = None  # the frames' names in the outputs (frame_id), once asked for
         #: the files' pixel sizes (pixel), those a µm --diameter was converted with (_diameter_option) where given
         self.calibrations = calibrations if calibrations is not None else _Calibrations(path)
         self.read = 0  # frames read so far (skipped ones included)
@@ -227,11 +227,11 @@ class _Source:
         other)."""
         if self.is_video:
             return int(position)
-        if self._stems_clash is None:
-            stems = [image_stem(n) for n in self.names]
-            # case-blind: A.png and a.tif would write one A_labels.tif on macOS and Windows
-            self._stems_clash = len({s.casefold() for s in stems}) < len(stems)
-        return self.names[position] if self._stems_clash else image_stem(self.names[position])
+        if self._ids is None:
+            from devolens.io.frames import unique_stems
+
+            self._ids = unique_stems(self.names)
+        return self._ids[position]
 
     def pixel(self, position: int):
         """The physical pixel size ``(x, y, unit)`` of the file that holds frame ``position`` (a TIFF's ImageJ or OME

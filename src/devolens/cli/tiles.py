@@ -504,7 +504,7 @@ def _plate_wells(folder: Path, order: list[int] | None, dataset: str | None) -> 
     import warnings
 
     from devolens.errors import DevolensError
-    from devolens.io.frames import folder_files
+    from devolens.io.frames import folder_files, unique_stems
     from devolens.predict.tiled import RowReader
 
     if dataset is not None:
@@ -521,8 +521,6 @@ def _plate_wells(folder: Path, order: list[int] | None, dataset: str | None) -> 
     files = folder_files(folder)
     if not files:
         raise DevolensError("no well images in this folder (TIFF, PNG, JPEG or BMP files)", path=folder)
-    stems = [_well_name(p) for p in files]
-    clash = len({s.casefold() for s in stems}) < len(stems)
     for path in files:
         try:
             with warnings.catch_warnings():  # the reading's notes are told as each well is segmented
@@ -531,7 +529,7 @@ def _plate_wells(folder: Path, order: list[int] | None, dataset: str | None) -> 
         except DevolensError as exc:
             raise DevolensError(f"{exc.message} (every image file of a folder of wells is read as a well: move this "
                                 "one out, or segment the wells one by one)", path=exc.path or path) from None
-    return [(p.name if clash else s, p) for p, s in zip(files, stems)]
+    return list(zip(unique_stems(files), files))
 
 
 def _well_progress(cb, i: int, n: int):

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from devolens.data.datasets import split_by_group
-from devolens.data.tiling import open_store
+from devolens.data.tiling import open_store, store_list
 from devolens.errors import DevolensError
 
 __all__ = ["H5TileStream", "StoreSplit", "flip_rotate", "h5_datasets", "normalize_uint16", "split_store", "split_tiles",
@@ -460,16 +460,14 @@ def store_split_inputs(f: h5py.File, n: int | None = None) -> tuple[np.ndarray |
                                                                       dict | None]:
     """What :func:`split_tiles` reads of an open HDF5 tile file: ``source``, ``coords`` (None where absent), the
     tile side and the sources holding the same pixels (a store's ``source_digests``)."""
-    import json
-
     n = int(f["images"].shape[0]) if n is None else n
     source = np.asarray(f["source"][:n]) if "source" in f else None
     coords = np.asarray(f["coords"][:n]) if "coords" in f else None
     tile = int(f["images"].shape[-1])
     same = None
-    try:
-        digests = json.loads(f.attrs.get("source_digests", "null")) or []
-    except (TypeError, ValueError):
+    try:  # a file not written by `devolens tile` may lack it, or hold something else: no pairs of sources then
+        digests = store_list(f, "source_digests", f.filename) if "source_digests" in f.attrs else []
+    except DevolensError:
         digests = []
     if digests:
         same = {i: d.split("+")[0] for i, d in enumerate(digests) if isinstance(d, str)}

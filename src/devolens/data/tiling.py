@@ -591,9 +591,11 @@ def check_store(f: h5py.File, path: str | Path, need: Sequence[str] = ()) -> Non
             v = f.attrs.get(name)
             if isinstance(v, np.ndarray) and v.shape == ():
                 v = v.item()
-            if v is None or isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
+            try:
+                checks.whole(v, name, 1)  # checks' rule (an int or numpy integer, not a bool); the store's message
+            except DevolensError:
                 raise DevolensError(f"its {name!r} attribute is {'missing' if v is None else repr(v)}, not a whole "
-                                    f"number >= 1: {_DAMAGED}", path=path)
+                                    f"number >= 1: {_DAMAGED}", path=path) from None
     if "n_classes" in f.attrs and "class_counts" in data and data["class_counts"].shape[1] != int(f.attrs["n_classes"]):
         raise DevolensError(f"its 'class_counts' counts {data['class_counts'].shape[1]} classes but its n_classes "
                             f"attribute says {int(f.attrs['n_classes'])}: {_DAMAGED}", path=path)
@@ -996,7 +998,8 @@ def _check_append(f: h5py.File, out: Path, *, tile: int, stride: int, keep: str,
     given = {"stride": stride, "keep": keep}
     for key, option in _APPEND_SETTINGS:
         if key in a:
-            held = a[key].decode() if isinstance(a[key], bytes) else a[key]
+            text = _attr_text(a[key])  # a string attribute as str (fixed-length: bytes)
+            held = a[key] if text is None else text
             held = str(held) if key == "keep" else int(held)
             if held != given[key]:
                 raise DevolensError(
@@ -1077,9 +1080,10 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
             })
             _create_datasets(f, channels, tile, n_classes, chunk, labelled, compression)
         try:
-            sources = json.loads(f.attrs["sources"])
-            label_sources = json.loads(f.attrs["label_sources"])
-            digests = json.loads(f.attrs.get("source_digests", "null")) or [None] * len(sources)
+            sources = store_list(f, "sources", out)
+            label_sources = store_list(f, "label_sources", out)
+            digests = store_list(f, "source_digests", out) if "source_digests" in f.attrs else []
+            digests = digests or [None] * len(sources)
             held = len(digests)  # the store's own sources come first
             writer = None  # made at the first tile: its buffer is a chunk of tiles, after the images' size checks
             one_class = True  # every label image so far holds a single class (why --keep mixed found no tile)

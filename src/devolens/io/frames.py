@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -48,6 +48,16 @@ def image_stem(name: str | Path) -> str:
     if name.suffix.lower() in (".tif", ".tiff") and stem.lower().endswith(".ome") and len(stem) > 4:
         return stem[:-4]
     return stem
+
+
+def unique_stems(names: Sequence[str | Path]) -> list[str]:
+    """The names that the results of the files ``names`` start with: their :func:`image_stem`, or their whole file
+    names when two of them share a stem (``a.png`` and ``a.tif`` or ``a.ome.tif``; ``A.png`` and ``a.tif``, one file
+    name on macOS and Windows, compared case-blind), whose results would otherwise replace each other."""
+    stems = [image_stem(n) for n in names]
+    if len({s.casefold() for s in stems}) < len(stems):
+        return [Path(n).name for n in names]
+    return stems
 
 
 def unsupported_file(path: Path, expected: str) -> DevolensError:

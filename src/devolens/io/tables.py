@@ -1612,8 +1612,8 @@ def _read_tidy(path: Path, head: _Head | None = None) -> pd.DataFrame:
         if isinstance(meta.get("time_seconds"), dict):
             meta["time_seconds"] = {int(k): float(v) for k, v in meta["time_seconds"].items()}
         z = meta.get("zscale")
-        if z is not None and (isinstance(z, bool) or not isinstance(z, (int, float)) or not math.isfinite(z)
-                              or z <= 0):  # (no range: a positions table with z in nm and x in µm saves 0.001)
+        # (no range: a positions table with z in nm and x in µm saves 0.001)
+        if z is not None and (not checks.is_number(z) or not math.isfinite(z) or z <= 0):
             notes.append(f"the metadata sidecar {mp.name} gives zscale {z!r}, not a z plane spacing: z scale "
                          "unknown, estimated from the nuclei where needed")
             meta["zscale"] = None

@@ -44,12 +44,19 @@ WHOLE_CELL_STAINS = frozenset({"calcein", "calceinam", "fda", "fluorescein", "fl
                                "cmfda", "cmtmr", "celltracker", "cellmask", "bcecf", "carboxyfluorescein"})
 
 
-def _stain_role(name: str) -> str | None:
-    """``hoechst``, ``draq7`` or None (no dye named, or both: a merge 'DAPI/PI', a file name, 'Live/Dead')."""
+def _stain_words(name: str) -> tuple[list[str], set[str]]:
+    """The lower-case words of a channel name, and every run of one to three of them joined ('TO-PRO-3' ->
+    'topro3', 'Calcein AM' -> 'calceinam'): the forms the stain sets are written in."""
     import re
 
     words = [t for t in re.split(r"[^a-z0-9]+", str(name).lower()) if t]
     joined = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(i + 3, len(words)) + 1)}
+    return words, joined
+
+
+def _stain_role(name: str) -> str | None:
+    """``hoechst``, ``draq7`` or None (no dye named, or both: a merge 'DAPI/PI', a file name, 'Live/Dead')."""
+    words, joined = _stain_words(name)
     nuclear = bool(joined & NUCLEAR_STAINS) or any(t.startswith("hoechst") for t in words)  # 'Hoechst33342'
     dead = bool(joined & DEAD_STAINS) or any(t.startswith(("propidium", "draq7", "sytox")) for t in words)
     if not (nuclear or dead):
@@ -65,10 +72,7 @@ def _stain_role(name: str) -> str | None:
 def _whole_cell(name: str) -> bool:
     """Whether ``name`` names a stain of whole cells (:data:`WHOLE_CELL_STAINS`: 'Calcein', 'Calcein-AM', 'FDA',
     'CellTracker Green'...), not of nuclei."""
-    import re
-
-    words = [t for t in re.split(r"[^a-z0-9]+", str(name).lower()) if t]
-    joined = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(i + 3, len(words)) + 1)}
+    words, joined = _stain_words(name)
     return bool(joined & WHOLE_CELL_STAINS) or any(t.startswith(("calcein", "celltracker")) for t in words)
 
 

@@ -802,7 +802,9 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
     holding the well; ``well``: the tables' leading ``well`` column).
 
     ``predictor``: a model already loaded (:meth:`LiveDeadPredictor.load`), used instead of loading ``model`` (whose
-    options are then the predictor's own): the wells of a plate share one model, loaded once.
+    options are then the predictor's own): the wells of a plate share one model, loaded once. The input is then not
+    read beforehand (that check is to fail before a model loads; :meth:`~LiveDeadPredictor.predict_file` refuses
+    it as well), a second decode of a PNG well saved.
 
     Raises
     ------
@@ -810,11 +812,12 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
         Missing or unreadable image, wrong channel count, an image under 2 x 2 pixels, a devolens tile store or an
         HDF5 file with several images and none named, unknown model.
     """
-    # check the input before loading the model (fail fast, write nothing)
-    RowReader(image, channels=2, order=channels, dataset=dataset).close()
-    pred = predictor if predictor is not None else LiveDeadPredictor.load(
-        model, window=window, overlap=overlap, batch_size=batch_size, fast=fast, precision=precision,
-        min_area=min_area, device=device)
+    pred = predictor
+    if pred is None:
+        # check the input before loading the model (fail fast, write nothing)
+        RowReader(image, channels=2, order=channels, dataset=dataset).close()
+        pred = LiveDeadPredictor.load(model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
+                                      precision=precision, min_area=min_area, device=device)
     return pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
                              channels=channels, dataset=dataset, well=well)
 

@@ -30,7 +30,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import tifffile
@@ -553,8 +553,7 @@ class RowReader:
         if self._eight is None:
             top, low = 0, 65535
             if self._channels == 2 and self.dtype.kind == "u" and self.dtype.itemsize == 2:
-                for y0 in range(0, self.shape[1], 256):
-                    band = self.raw_rows(y0, y0 + 256)
+                for band in self._bands():
                     if band.size:
                         top, low = max(top, int(band.max())), min(low, int(band.min()))
                     if top > 255:
@@ -604,6 +603,16 @@ class RowReader:
 
     _raw_rows = raw_rows  # (its former name)
 
+    def _bands(self) -> Iterator[np.ndarray]:
+        """The rows from the top, as stored (:meth:`raw_rows`), a band at a time: for the passes over the whole
+        image (:meth:`_whole_image`, :meth:`_eight_bit`, which stops at its first band above 255). 256 rows, or an
+        HDF5 chunk's rows (up to 1024) when more: a chunk is read whole anyway."""
+        step = 256
+        if self._h5 is not None and self._ds.chunks:
+            step = max(step, min(1024, int(self._ds.chunks[0 if self.layout == "YXC" else 1])))
+        for y0 in range(0, self.shape[1], step):
+            yield self.raw_rows(y0, y0 + step)
+
     def _whole_image(self) -> tuple[float, bool]:
         """``(max, whole)`` of an image stored as neither uint8 nor uint16, read once band by band: its largest
         finite value and whether every value is a whole count within 0..65535 (camera counts kept as float32
@@ -611,11 +620,8 @@ class RowReader:
         image (all values <= 1) was scaled x65535 as if the image were a [0, 1] one."""
         if self._stats is None:
             top, whole = 0.0, True
-            step = 256
-            if self._h5 is not None and self._ds.chunks:  # whole chunks at a time (a chunk is read whole anyway)
-                step = max(step, min(1024, int(self._ds.chunks[0 if self.layout == "YXC" else 1])))
-            for y0 in range(0, self.shape[1], step):
-                t, w = count_stats(self.raw_rows(y0, y0 + step))
+            for band in self._bands():
+                t, w = count_stats(band)
                 top, whole = max(top, t), whole and w
             self._stats = (top, whole)
         return self._stats
