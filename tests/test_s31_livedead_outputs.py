@@ -102,15 +102,15 @@ def test_a_failing_well_leaves_the_previous_result_whole(weights, plate, tmp_pat
     out = tmp_path / "res"
     assert _run(weights, plate, out) == 0
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    real, calls = ld.segment_livedead_file, []
+    real, calls = ld.LiveDeadPredictor.predict_into, []
 
-    def fails_on_the_third(image, out_dir, **kw):
+    def fails_on_the_third(self, image, labels, **kw):  # (a plate's wells are written straight into its stage)
         calls.append(image)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
-        return real(image, out_dir, **kw)
+        return real(self, image, labels, **kw)
 
-    monkeypatch.setattr(ld, "segment_livedead_file", fails_on_the_third)
+    monkeypatch.setattr(ld.LiveDeadPredictor, "predict_into", fails_on_the_third)
     assert _run(weights, plate, out) != 0
     assert len(calls) == 3
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
@@ -172,6 +172,7 @@ def test_an_out_of_other_results_is_refused_and_an_earlier_run_is_replaced_whole
 # ------------------------------------------------------------------------------------- overlays
 def test_the_overlay_outlines_live_nuclei_green_and_dead_magenta(tmp_path):
     from devolens.cli.tiles import DEAD_COLOUR, LIVE_COLOUR, _livedead_overlay
+    from devolens.predict.livedead import ShrunkHoechst
     from devolens.predict.tiled import TiffRowWriter
 
     image = np.zeros((2, 40, 60), np.uint16)
@@ -184,7 +185,10 @@ def test_the_overlay_outlines_live_nuclei_green_and_dead_magenta(tmp_path):
     writer.write(0, classes)
     writer.close()
     png = tmp_path / "o" / "w_overlay.png"
-    assert _livedead_overlay(tmp_path / "w.tif", tmp_path / "l.tif", png, channels=None, dataset=None) is None
+    shrunk = ShrunkHoechst(4096)  # (kept as the well is read for its segmentation: here, all at once)
+    shrunk.start(40, 60)
+    shrunk.add(0, image[0], np.ones(40, bool))
+    assert _livedead_overlay(shrunk, tmp_path / "l.tif", png) is None
     rgb = np.asarray(Image.open(png).convert("RGB"))
     assert rgb.shape == (40, 60, 3)
 

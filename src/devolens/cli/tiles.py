@@ -367,8 +367,8 @@ def segment_livedead_command(
     overlay: bool = typer.Option(
         True, "--overlay/--no-overlay", help="Write overlays/WELL_overlay.png: the Hoechst channel in grey (1st to "
         f"99.8th percentile), live nuclei outlined in green, dead in magenta; at the well's size, or shrunk to "
-        f"{OVERLAY_SIDE} px on its longer side (a note says so: small nuclei may lose their outline). Each well is "
-        "read a second time for it: --no-overlay for a plate of giant wells."),
+        f"{OVERLAY_SIDE} px on its longer side (a note says so: small nuclei may lose their outline). Drawn from "
+        "the Hoechst channel kept as the well is read for its segmentation (the well is not read again)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     channels: Optional[str] = typer.Option(
         None, "--channels", help=_CHANNELS_HELP + " Read by position, a well with nearly every nucleus dead (what "
@@ -380,8 +380,6 @@ def segment_livedead_command(
         "data, else its only 3-D dataset (several and none named: refused with their list)."),
 ) -> None:
     """Segment live and dead nuclei in a well of any size (tiled, bounded memory), or in each well of a folder."""
-    import shutil
-
     from devolens.cli._common import console, note, progress_bar
     from devolens.errors import DevolensError
     from devolens.predict import livedead
@@ -404,8 +402,9 @@ def segment_livedead_command(
     predictor = livedead.LiveDeadPredictor.load(model, device=device, **options) if plate else None
     results: list[dict] = []  # per well: its name, file, counts and notes
     shrunk: list[str] = []  # the notes of overlays drawn smaller than their well
-    # built in a hidden sibling folder: an error, in any well, leaves neither a half-filled nor an empty --out, and
-    # a previous result in --out stays whole until the new one is complete
+    # built in a hidden sibling folder (a plate's wells written straight into it, staged only there): an error, in
+    # any well, leaves neither a half-filled nor an empty --out, and a previous result in --out stays whole until the
+    # new one is complete
     from devolens.io.atomic import staged_folder
 
     # an earlier run's entries this one does not write (its probs.tif, a plate's labels/) go too
@@ -413,28 +412,32 @@ def segment_livedead_command(
             progress_bar("segmenting wells" if plate else "segmenting") as cb:
         for i, (name, path) in enumerate(wells):
             seen = len(caught)
-            # a plate's well is written into a scratch folder, then gathered: labels/, probs/, rows of the tables
-            where = stage.tmp / ".well" if plate else stage.tmp
-            counts = livedead.segment_livedead_file(
-                path, where, model=model, **options, write_probabilities=probabilities,
-                progress=_well_progress(cb, i, len(wells)) if plate else cb, channels=order, device=device,
-                dataset=dataset, well=name, predictor=predictor,
-            )
-            labels = stage.tmp / "labels.tif"
-            if plate:
-                labels = _gather_well(where, stage.tmp, name)
+            # the overlay's Hoechst picture, kept as the well is read for its segmentation (not read again)
+            picture = livedead.ShrunkHoechst(OVERLAY_SIDE) if overlay else None
+            if plate:  # written straight into the plate's stage: labels/, probs/, rows of the tables
+                labels = stage.tmp / "labels" / f"{name}_labels.tif"
+                probs = stage.tmp / "probs" / f"{name}_probs.tif" if probabilities else None
+                labels.parent.mkdir(exist_ok=True)
+                if probs is not None:
+                    probs.parent.mkdir(exist_ok=True)
+                counts = predictor.predict_into(path, labels, tables=stage.tmp, probabilities=probs,
+                                                progress=_well_progress(cb, i, len(wells)), channels=order,
+                                                well=name, shrunk=picture)
+            else:
+                labels = stage.tmp / "labels.tif"
+                counts = livedead.segment_livedead_file(
+                    path, stage.tmp, model=model, **options, write_probabilities=probabilities, progress=cb,
+                    channels=order, device=device, dataset=dataset, well=name, shrunk=picture,
+                )
             notes = [str(w.message) for w in caught[seen:] if issubclass(w.category, UserWarning)]
             if overlay:
-                said = _livedead_overlay(path, labels, stage.tmp / "overlays" / f"{name}_overlay.png",
-                                         channels=order, dataset=dataset)
+                said = _livedead_overlay(picture, labels, stage.tmp / "overlays" / f"{name}_overlay.png")
                 if said:
                     notes.append(said)
                     shrunk.append(said)
             results.append({"well": name, "file": path.name, **counts, "notes": notes})
             if plate:
                 cb(i + 1, len(wells))
-        if plate:
-            shutil.rmtree(stage.tmp / ".well", ignore_errors=True)
         from devolens.io.atomic import write_text
 
         total = _total_counts(results)
@@ -537,64 +540,31 @@ def _well_progress(cb, i: int, n: int):
     return lambda done, total: cb(i + (done / total if total else 0), n)
 
 
-def _gather_well(scratch: Path, stage: Path, name: str) -> Path:
-    """Move one well's outputs from ``scratch`` into the plate's (``stage``): labels.tif to labels/NAME_labels.tif,
-    probs.tif to probs/NAME_probs.tif, the rows of its tables appended to the plate's (read and written a block at a
-    time: a giant well's million rows are not held). Returns the label image's new path."""
-    import os
-    import shutil
-
-    moved = stage / "labels" / f"{name}_labels.tif"
-    for file, target in (("labels.tif", moved), ("probs.tif", stage / "probs" / f"{name}_probs.tif")):
-        if (scratch / file).exists():
-            target.parent.mkdir(exist_ok=True)
-            os.replace(scratch / file, target)
-    for table in ("objects.csv", "counts.csv"):
-        with open(scratch / table, "rb") as src, open(stage / table, "ab") as dst:
-            header = src.readline()
-            if dst.tell() == 0:
-                dst.write(header)
-            shutil.copyfileobj(src, dst)
-        (scratch / table).unlink()
-    return moved
-
-
 def _total_counts(results: list[dict]) -> dict:
     """The live and dead nuclei of all wells and their dead fraction (NaN without any nucleus)."""
     live, dead = sum(int(r["live"]) for r in results), sum(int(r["dead"]) for r in results)
     return {"live": live, "dead": dead, "fraction_dead": dead / (live + dead) if live + dead else float("nan")}
 
 
-def _livedead_overlay(image: Path, labels: Path, png: Path, *, channels: list[int] | None,
-                      dataset: str | None) -> str | None:
+def _livedead_overlay(shrunk, labels: Path, png: Path) -> str | None:
     """Write a well's overlay: its Hoechst channel in grey (1st to 99.8th percentile) with the outlines of live
     nuclei in green and dead ones in magenta (``segment nuclei``'s drawing), at the well's size, or shrunk by a whole
     factor to at most :data:`OVERLAY_SIDE` pixels on its longer side (every n-th row and column), then the note that
-    says so (returned; None at full size). Memory: the overlay and a band of the well's rows (~64 MB), whatever the
-    well's size: the well is read again band by band, the label image (uncompressed) row by row as needed."""
-    import warnings
-
+    says so (returned; None at full size). ``shrunk``: the :class:`devolens.predict.livedead.ShrunkHoechst` kept as
+    the well was segmented (the well is not read again). Memory: the overlay, whatever the well's size: the label
+    image (uncompressed) is read row by row as needed."""
     import numpy as np
     import tifffile
 
     from devolens.cli.predict import _overlay
     from devolens.io.images import write_png
-    from devolens.predict.tiled import RowReader
 
     classes = tifffile.memmap(labels, mode="r")
     h, w = classes.shape
-    step = -(-max(h, w) // OVERLAY_SIDE)
+    step = shrunk.step
     small = np.array(classes[::step, ::step])
     del classes
-    grey = np.empty(small.shape, np.uint16)
-    band = max(1, (64 << 20) // (4 * w) // step) * step  # rows read at once: ~64 MB of two uint16 channels
-    with warnings.catch_warnings():  # the reading's notes (a conversion, the channels' names) were told already
-        warnings.simplefilter("ignore")
-        with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
-            for y0 in range(0, h, band):
-                rows = src.rows(y0, min(h, y0 + band))[0, ::step, ::step]
-                grey[y0 // step:y0 // step + rows.shape[0]] = rows
-    rgb = _overlay(grey, (small == 1).view(np.uint8), LIVE_COLOUR)
+    rgb = _overlay(shrunk.image, (small == 1).view(np.uint8), LIVE_COLOUR)
     rgb = _overlay(rgb, (small == 2).view(np.uint8), DEAD_COLOUR)
     write_png(rgb, png)
     if step == 1:

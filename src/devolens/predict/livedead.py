@@ -34,7 +34,7 @@ from devolens.predict.devices import resolve_device
 from devolens.predict.tiled import RowReader, TiffRowWriter, predict_tiled
 
 __all__ = ["LiveDeadPredictor", "LiveDeadResult", "extract_objects", "segment_livedead_file", "counts_from_objects",
-           "check_architecture", "check_config", "check_run"]
+           "check_architecture", "check_config", "check_run", "ShrunkHoechst"]
 
 CLASS_NAMES = {1: "live", 2: "dead"}
 _LOG_SCALE = float(np.log1p(65535.0))
@@ -260,11 +260,17 @@ class LiveDeadPredictor:
         self.model = self._network.model
         self.window, self.overlap, self.batch_size = int(window), int(overlap), int(batch_size)
         self.min_area = int(min_area)
+        #: the network's options as asked for (``precision`` before :func:`resolve_precision` resolved it): what
+        #: :func:`segment_livedead_file` checks a given predictor's against
+        self.asked = {"fast": bool(fast), "precision": precision}
 
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_zoo(cls, folder: str | Path, card: dict, **options: Any) -> "LiveDeadPredictor":
-        """Build from a zoo folder (``card.json`` + fp16 ``weights.safetensors``)."""
+        """Build from a zoo folder (``card.json`` + fp16 ``weights.safetensors``), its architecture checked to be a
+        live/dead network first (:func:`check_architecture`: :func:`devolens.models.load` comes here straight from
+        the card, and a card of 7 classes otherwise failed as the weights were loaded, in torch's many lines)."""
+        check_architecture(card.get("architecture"), Path(folder) / "card.json")
         options.setdefault("int8_params", card.get("int8", {}).get("activations"))
         return cls(_load_net(Path(folder) / "weights.safetensors", card["architecture"]), card=card, **options)
 
@@ -449,7 +455,7 @@ class LiveDeadPredictor:
     def predict_file(self, image: str | Path, out_dir: str | Path, *, write_probabilities: bool = False,
                      progress: Callable[[int, int], None] | None = None,
                      channels: list[int] | None = None, dataset: str | None = None,
-                     well: str | None = None) -> dict[str, float]:
+                     well: str | None = None, shrunk: "ShrunkHoechst | None" = None) -> dict[str, float]:
         """Segment a well file of any size in bounded memory; write results to ``out_dir``.
 
         Reads the image band by band (a TIFF, uncompressed or compressed, strips or tiles, a pyramid's full
@@ -459,6 +465,9 @@ class LiveDeadPredictor:
         large) and ``counts.csv`` (live, dead, fraction_dead; fraction_dead empty when there is no object). Each file
         appears only when complete. ``well``: a name (``segment livedead`` gives the file's stem) written as a leading
         ``well`` column of both tables, so that the tables of several wells concatenated still say whose rows are whose.
+
+        ``shrunk``: a :class:`ShrunkHoechst` that keeps the Hoechst channel shrunk as the well is read (for a picture
+        of the well, ``segment livedead``'s overlay, without reading it again).
 
         ``channels``: the indices of the Hoechst and Draq7 channels (``[1, 0]``: Draq7 first); by default as the
         TIFF's channel names say (OME-TIFF, ImageJ), an RGB image's colours (Hoechst blue, Draq7 red), else by
@@ -474,49 +483,91 @@ class LiveDeadPredictor:
         """
         out_dir = Path(out_dir)
         with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
-            c, h, w = src.shape
-            _warn_notes(image, src)
-            pixel = None
-            if src.tiff:
-                from devolens.io.stacks import pixel_size
-
-                pixel = pixel_size(image)
-            watch = _ChannelWatch(src)
-            out_dir.mkdir(parents=True, exist_ok=True)
+            out_dir.mkdir(parents=True, exist_ok=True)  # (once the well opens: a bad one makes no folder)
             with tempfile.TemporaryDirectory(prefix=".livedead-", dir=out_dir) as tmpd:
-                tmp_labels = Path(tmpd) / "labels.tif"
-                lw = TiffRowWriter(tmp_labels, (h, w), np.uint8, pixel=pixel)
-                pw = (TiffRowWriter(Path(tmpd) / "probs.tif", (3, h, w), np.uint8, pixel=pixel)
-                      if write_probabilities else None)
-                try:
-                    def sink(y0, rows):
-                        lw.write(y0, rows.argmax(axis=0).astype(np.uint8))
-                        if pw is not None:
-                            pw.write(y0, np.clip(np.rint(rows * 255), 0, 255).astype(np.uint8))
-
-                    predict_tiled(watch, self.predict_windows, sink, n_out=3, window=self.window,
-                                  overlap=self.overlap, multiple=self.multiple, batch_size=self.batch_size,
-                                  progress=progress)
-                finally:
-                    lw.close()
-                    if pw is not None:
-                        pw.close()
-                objects = extract_objects(_LabelRows(tmp_labels, lw.offset, (h, w)), min_area=self.min_area)
-                counts = counts_from_objects(objects)
-                _warn_nonfinite(image, watch.nonfinite)
-                _warn_empty(image, watch, src.order, counts, "--channels H,D" + _rgb_hint(src))
-                if not _warn_range(image, watch, src.order, objects):  # not swapped: saturated or flat
-                    _warn_swapped(image, src, counts, "--channels 1,0")
-                table, summary = objects[["x", "y", "area", "class"]].copy(), pd.DataFrame([counts])
-                if well is not None:
-                    table.insert(0, "well", str(well))
-                    summary.insert(0, "well", str(well))
-                write_csv(table, out_dir / "objects.csv", float_format="%.2f")
+                tmp_labels, tmp_probs = Path(tmpd) / "labels.tif", Path(tmpd) / "probs.tif"
+                objects, counts = self._predict_well(image, src, tmp_labels, tmp_probs if write_probabilities
+                                                     else None, progress=progress, shrunk=shrunk)
+                table, summary = _well_tables(objects, counts, well)
+                write_csv(table, out_dir / "objects.csv", float_format=_FLOATS)
                 write_csv(summary, out_dir / "counts.csv")
                 shutil.move(str(tmp_labels), out_dir / "labels.tif")
-                if pw is not None:
-                    shutil.move(str(Path(tmpd) / "probs.tif"), out_dir / "probs.tif")
+                if write_probabilities:
+                    shutil.move(str(tmp_probs), out_dir / "probs.tif")
         return counts
+
+    def predict_into(self, image: str | Path, labels: str | Path, *, tables: str | Path,
+                     probabilities: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
+                     channels: list[int] | None = None, dataset: str | None = None, well: str | None = None,
+                     shrunk: "ShrunkHoechst | None" = None) -> dict[str, float]:
+        """Segment a well file as :meth:`predict_file` does, writing in place: the class map to ``labels``, the
+        probabilities to ``probabilities`` (when given), and the well's rows appended to ``tables``' objects.csv and
+        counts.csv (made, with their header, by the first well). For a caller that stages its outputs itself (a
+        plate's wells, gathered in one staged folder by ``segment livedead``): nothing here is atomic, and a
+        well that fails leaves its files half-written.
+
+        Returns
+        -------
+        dict
+            ``live``, ``dead``, ``fraction_dead`` (NaN when there is no object).
+        """
+        with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
+            objects, counts = self._predict_well(image, src, Path(labels), None if probabilities is None
+                                                 else Path(probabilities), progress=progress, shrunk=shrunk)
+        for frame, name, fmt in zip(_well_tables(objects, counts, well), ("objects.csv", "counts.csv"),
+                                    (_FLOATS, None)):
+            path = Path(tables) / name
+            frame.to_csv(path, mode="a", header=not path.exists(), index=False, float_format=fmt)
+        return counts
+
+    def _predict_well(self, image: str | Path, src: RowReader, labels: Path, probs: Path | None, *,
+                      progress: Callable[[int, int], None] | None,
+                      shrunk: "ShrunkHoechst | None") -> tuple[pd.DataFrame, dict[str, float]]:
+        """Segment the well ``image`` open as ``src`` band by band into ``labels`` (and ``probs``), written in place;
+        its objects and counts, with the reading's warnings told (:meth:`predict_file`)."""
+        c, h, w = src.shape
+        _warn_notes(image, src)
+        pixel = None
+        if src.tiff:
+            from devolens.io.stacks import pixel_size
+
+            pixel = pixel_size(image)
+        watch = _ChannelWatch(src, shrunk)
+        lw = TiffRowWriter(labels, (h, w), np.uint8, pixel=pixel)
+        pw = TiffRowWriter(probs, (3, h, w), np.uint8, pixel=pixel) if probs is not None else None
+        try:
+            def sink(y0, rows):
+                lw.write(y0, rows.argmax(axis=0).astype(np.uint8))
+                if pw is not None:
+                    pw.write(y0, np.clip(np.rint(rows * 255), 0, 255).astype(np.uint8))
+
+            predict_tiled(watch, self.predict_windows, sink, n_out=3, window=self.window, overlap=self.overlap,
+                          multiple=self.multiple, batch_size=self.batch_size, progress=progress)
+        finally:
+            lw.close()
+            if pw is not None:
+                pw.close()
+        objects = extract_objects(_LabelRows(labels, lw.offset, (h, w)), min_area=self.min_area)
+        counts = counts_from_objects(objects)
+        _warn_nonfinite(image, watch.nonfinite)
+        _warn_empty(image, watch, src.order, counts, "--channels H,D" + _rgb_hint(src))
+        if not _warn_range(image, watch, src.order, objects):  # not swapped: saturated or flat
+            _warn_swapped(image, src, counts, "--channels 1,0")
+        return objects, counts
+
+
+#: how objects.csv writes the centroids
+_FLOATS = "%.2f"
+
+
+def _well_tables(objects: pd.DataFrame, counts: dict[str, float],
+                 well: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A well's objects.csv and counts.csv rows, with a leading ``well`` column when ``well`` is given."""
+    table, summary = objects[["x", "y", "area", "class"]].copy(), pd.DataFrame([counts])
+    if well is not None:
+        table.insert(0, "well", str(well))
+        summary.insert(0, "well", str(well))
+    return table, summary
 
 
 def _whole_counts(image: np.ndarray) -> np.ndarray | None:
@@ -538,10 +589,15 @@ class _ChannelWatch:
     image's, without a second pass over it (:func:`_warn_range` reads them).
 
     A float file's NaN and infinite pixels are read as 0 (no signal; the reader's conversion reads +inf as a
-    saturated 65535, a dead nucleus wherever it lies) and counted per channel in ``nonfinite``."""
+    saturated 65535, a dead nucleus wherever it lies) and counted per channel in ``nonfinite``.
 
-    def __init__(self, src):
+    ``shrunk`` (a :class:`ShrunkHoechst`) is handed each row of the image once, as read, to keep its shrunk copy."""
+
+    def __init__(self, src, shrunk: "ShrunkHoechst | None" = None):
         self.src, self.shape = src, tuple(src.shape)
+        self.shrunk = shrunk
+        if shrunk is not None:
+            shrunk.start(self.shape[1], self.shape[2])
         self.top = np.zeros(self.shape[0], np.float64)
         self.nonfinite = np.zeros(self.shape[0], np.int64)
         self.hist = np.zeros((self.shape[0], 65536), np.int64)
@@ -568,8 +624,45 @@ class _ChannelWatch:
                 rows = band[:, k:] if fresh[k:].all() else band[:, fresh]
                 for i in range(rows.shape[0]):
                     self.hist[i] += np.bincount(rows[i].ravel(), minlength=65536)
+            if self.shrunk is not None and fresh.any():
+                self.shrunk.add(y0, band[0], fresh)
         self._counted[y0:y1] = True
         return band
+
+
+class ShrunkHoechst:
+    """A well's Hoechst channel shrunk by a whole factor (every ``step``-th row and column) to at most ``side`` pixels
+    on its longer side (its own size when it fits), kept as :meth:`LiveDeadPredictor.predict_file` reads the well
+    (``shrunk=``): a picture of the well (``segment livedead``'s overlay) without reading the well a second time.
+    Memory: the shrunk image (at most ``side`` x ``side`` uint16), whatever the well's size.
+
+    The values are those the network read: a float well's NaN and infinite pixels as 0.
+
+    Attributes
+    ----------
+    image : ndarray, uint16, (ceil(H / step), ceil(W / step))
+        The shrunk channel (rows not read yet are 0); None before the well is opened.
+    step : int
+        The factor: ``image`` holds the well's rows and columns 0, step, 2 step...
+    """
+
+    def __init__(self, side: int):
+        self.side = int(side)
+        self.image: np.ndarray | None = None
+        self.step = 1
+
+    def start(self, h: int, w: int) -> None:
+        """Make room for a well of ``h`` x ``w`` pixels."""
+        self.step = max(1, -(-max(h, w) // self.side))
+        self.image = np.zeros((-(-h // self.step), -(-w // self.step)), np.uint16)
+
+    def add(self, y0: int, rows: np.ndarray, fresh: np.ndarray) -> None:
+        """Keep, of the Hoechst ``rows`` (n, W: the well's rows from ``y0`` on), those not kept before (``fresh``,
+        a mask of n) that the shrunk image holds."""
+        idx = np.flatnonzero(fresh)
+        idx = idx[(y0 + idx) % self.step == 0]
+        if idx.size:
+            self.image[(y0 + idx) // self.step] = rows[idx, ::self.step]
 
 
 def _missing(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -790,35 +883,76 @@ def _load_net(weights: Path, arch: dict) -> torch.nn.Module:
     return load_zoo_network(weights, {"architecture": dict(arch)})
 
 
-def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str = "livedead", window: int = 512,
-                          overlap: int = 64, batch_size: int = 4, fast: bool = True, min_area: int = 12,
-                          write_probabilities: bool = False, precision: str = "auto",
+#: :func:`segment_livedead_file`'s model options when neither given nor taken from a predictor
+_FILE_DEFAULTS = {"window": 512, "overlap": 64, "batch_size": 4, "fast": True, "min_area": 12, "precision": "auto",
+                  "device": "cpu"}
+
+
+def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str = "livedead", window: int | None = None,
+                          overlap: int | None = None, batch_size: int | None = None, fast: bool | None = None,
+                          min_area: int | None = None, write_probabilities: bool = False, precision: str | None = None,
                           progress: Callable[[int, int], None] | None = None,
-                          channels: list[int] | None = None, device: str = "cpu",
+                          channels: list[int] | None = None, device: str | None = None,
                           dataset: str | None = None, well: str | None = None,
-                          predictor: "LiveDeadPredictor | None" = None) -> dict[str, float]:
+                          predictor: "LiveDeadPredictor | None" = None,
+                          shrunk: "ShrunkHoechst | None" = None) -> dict[str, float]:
     """Segment a well file with a zoo model (or a run's weights): see :meth:`LiveDeadPredictor.predict_file`
     (``device``: where the network runs, as :class:`LiveDeadPredictor` takes it; ``dataset``: an HDF5 file's dataset
-    holding the well; ``well``: the tables' leading ``well`` column).
+    holding the well; ``well``: the tables' leading ``well`` column; ``shrunk``: a :class:`ShrunkHoechst` to fill).
+    The model options left out (None) are :class:`LiveDeadPredictor`'s defaults: window 512, overlap 64, batch_size
+    4, fast, min_area 12, precision 'auto', device 'cpu'.
 
-    ``predictor``: a model already loaded (:meth:`LiveDeadPredictor.load`), used instead of loading ``model`` (whose
-    options are then the predictor's own): the wells of a plate share one model, loaded once. The input is then not
-    read beforehand (that check is to fail before a model loads; :meth:`~LiveDeadPredictor.predict_file` refuses
-    it as well), a second decode of a PNG well saved.
+    ``predictor``: a model already loaded (:meth:`LiveDeadPredictor.load`), used instead of loading ``model``: the
+    wells of many calls share one model, loaded once. Options left out are then the predictor's own; ``window``,
+    ``overlap``, ``batch_size`` and ``min_area`` given apply to this call (the predictor itself is unchanged);
+    ``fast``, ``precision`` and ``device`` given must be those it was loaded with (they made its network). The input
+    is then not read beforehand (that check is to fail before a model loads; :meth:`~LiveDeadPredictor.predict_file`
+    refuses it as well), a second decode of a PNG well saved.
 
     Raises
     ------
     DevolensError
         Missing or unreadable image, wrong channel count, an image under 2 x 2 pixels, a devolens tile store or an
-        HDF5 file with several images and none named, unknown model.
+        HDF5 file with several images and none named, unknown model; ``fast``, ``precision`` or ``device`` other
+        than the given ``predictor``'s.
     """
-    pred = predictor
-    if pred is None:
+    given = {k: v for k, v in {"window": window, "overlap": overlap, "batch_size": batch_size, "fast": fast,
+                               "min_area": min_area, "precision": precision, "device": device}.items()
+             if v is not None}
+    if predictor is None:
         # check the input before loading the model (fail fast, write nothing)
         RowReader(image, channels=2, order=channels, dataset=dataset).close()
-        pred = LiveDeadPredictor.load(model, window=window, overlap=overlap, batch_size=batch_size, fast=fast,
-                                      precision=precision, min_area=min_area, device=device)
+        pred = LiveDeadPredictor.load(model, **{**_FILE_DEFAULTS, **given})
+    else:
+        pred = _predictor_for(predictor, given)
     return pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
-                             channels=channels, dataset=dataset, well=well)
+                             channels=channels, dataset=dataset, well=well, shrunk=shrunk)
 
 
+def _predictor_for(pred: LiveDeadPredictor, given: dict[str, Any]) -> LiveDeadPredictor:
+    """``pred`` with the options of :func:`segment_livedead_file` ``given``: a copy sharing its network with
+    ``window``, ``overlap``, ``batch_size`` and ``min_area`` set (``pred`` unchanged), after ``fast``, ``precision``
+    and ``device`` are checked to be those that built its network (a one-line :class:`DevolensError` when not: a
+    network is not rebuilt behind the caller's back, nor another's options silently ignored)."""
+    import copy
+
+    asked = pred.asked
+    if "device" in given and torch.device(resolve_device(given["device"])) != pred.device:
+        raise DevolensError(f"device {given['device']!r} differs from the predictor given, which runs on "
+                            f"{str(pred.device)!r}: load the predictor with device={given['device']!r}, or leave "
+                            "device out")
+    differs = []
+    if given.get("precision", asked["precision"]) not in (asked["precision"], pred.precision):  # (what auto gave)
+        differs.append("precision")
+    if given.get("precision", asked["precision"]) == "auto" and given.get("fast", asked["fast"]) != asked["fast"]:
+        differs.append("fast")  # (fast decides only what 'auto' runs)
+    if differs:
+        key = differs[0]
+        raise DevolensError(f"{key}={given[key]!r} differs from the predictor given (loaded with {key}="
+                            f"{asked[key]!r}: its network runs {pred.precision}): load the predictor with "
+                            f"{key}={given[key]!r}, or leave {key} out")
+    pred = copy.copy(pred)
+    for key in ("window", "overlap", "batch_size", "min_area"):
+        if key in given:
+            setattr(pred, key, int(given[key]))
+    return pred
