@@ -272,7 +272,7 @@ def test_tile_chunks_are_bounded_in_bytes(tmp_path, well, capsys):
 
 def test_a_tiny_images_advice_is_a_tile_the_command_takes(tmp_path, capsys):
     """A 3x5 image was told '--tile 3 or less', which --tile (at least 8) refuses."""
-    tifffile.imwrite(tmp_path / "s.tif", np.ones((2, 3, 5), np.uint16), metadata={"axes": "CYX"},
+    tifffile.imwrite(tmp_path / "s.tif", np.full((2, 3, 5), 1000, np.uint16), metadata={"axes": "CYX"},
                      photometric="minisblack")
     tifffile.imwrite(tmp_path / "sl.tif", np.array([[0, 1, 2, 0, 1]] * 3, np.uint8))
     code, err = _run(["tile", "make", str(tmp_path / "s.tif"), "--labels", str(tmp_path / "sl.tif"), "--out",

@@ -251,10 +251,14 @@ def _cliffs_of(table: Path, as_json: bool, embryo: str | None, *, min_drop: int,
     """``lineage cliffs`` of one table: its lines (or, with ``as_json`` and ``echo``, its JSON) printed; returns the
     report as JSON data. Errors name the table."""
     from devolens.lineage.cliffs import find_cliffs
+    from devolens.lineage.populations import unnamed_note, unnamed_rows
 
     with _about(table):
         df = _read(table, drop_copies=True, embryo=embryo, one=True)  # as populations counts: copies noted
         rep = find_cliffs(df, min_drop=min_drop, min_fraction=min_fraction, window=window)
+    blank = unnamed_rows(df)
+    if blank:  # lineage cliffs are searched on the named cells only: "no cliff" alone would overstate the check
+        note(unnamed_note(blank, len(df)))
     data = rep.to_dict()
     if as_json:
         if echo:
@@ -348,6 +352,10 @@ def register(app: typer.Typer) -> None:
             msg += f"; plot {plot}"
         typer.echo(msg)
         _cliff_note(df, table, picked=embryo)
+        if pops.attrs.get("unnamed_rows"):  # a total without lineages, else said by nothing but zeros
+            from devolens.lineage.populations import unnamed_note
+
+            note(unnamed_note(pops.attrs["unnamed_rows"], len(df)))
         from devolens.lineage.names import misspelt_names
 
         bad = misspelt_names(df["cell"])

@@ -65,7 +65,7 @@ from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other 
     well_channel_order,
     well_channels,
 )
-from devolens.predict.tiled import RGB_TIFF_NOTE, RowReader, _own_series_array, colour_tiff_order
+from devolens.predict.tiled import EIGHT_BIT_DARK, RGB_TIFF_NOTE, RowReader, _own_series_array, colour_tiff_order
 STORE_VERSION = 1
 #: the smallest tile side `devolens tile --tile` takes
 MIN_TILE = 8
@@ -125,15 +125,32 @@ def _conversion_warning(dtype, how: str, path: Path, stacklevel: int) -> None:
     warnings.warn(f"{path}: image is {np.dtype(dtype)}, not uint16; converted ({how})", stacklevel=stacklevel + 1)
 
 
-def _to_uint16(arr: np.ndarray, path: Path) -> np.ndarray:
+def _to_uint16(arr: np.ndarray, path: Path, stacklevel: int = 3) -> np.ndarray:
     """Convert an image of another dtype to uint16 (with a warning)."""
     if arr.dtype == np.uint16:
         return arr
     is_float = np.issubdtype(arr.dtype, np.floating) and arr.dtype != np.bool_
     convert, how = _uint16_rule(arr.dtype, _float_top(arr) if is_float else 0.0, path)
     out = convert(arr)
-    _conversion_warning(arr.dtype, how, path, stacklevel=3)
+    _conversion_warning(arr.dtype, how, path, stacklevel=stacklevel)
     return out
+
+
+def _eight_bit_warning(stored: np.dtype, channels: int, top: int, low: int, path: Path, stacklevel: int) -> None:
+    """Warn of a well that looks like 8-bit data saved as 16-bit, by the rule of ``segment livedead``
+    (:meth:`devolens.predict.tiled.RowReader._eight_bit`: two channels read, stored as uint16 in either byte order,
+    their largest value ``top`` 1..255 and their darkest ``low`` at most :data:`EIGHT_BIT_DARK`), in its words.
+    Tiled as it is (not scaled x257 as an 8-bit file is), as ``segment livedead`` reads it: only the warning is
+    added, the tiles are not changed (was: no word, where segmenting the same well warned)."""
+    stored = np.dtype(stored)
+    if not (channels == 2 and stored.kind == "u" and stored.itemsize == 2
+            and 0 < top <= 255 and low <= EIGHT_BIT_DARK):
+        return
+    warnings.warn(f"{path}: every pixel of this 16-bit image is at most 255 (its largest {top}, its darkest {low}): "
+                  "8-bit data saved as 16-bit? (Fiji's Image > Type > 16-bit keeps the 8-bit values). Tiled as it "
+                  "is, not scaled, as `segment livedead` reads it; the livedead model reads a 16-bit camera's "
+                  "counts, and a model trained on these tiles learns an 8-bit export's values instead: tile the "
+                  "microscope's own 16-bit file", stacklevel=stacklevel + 1)
 
 
 def _tiff_well_channels(path: Path, n_channels: int, order: Sequence[int] | None, shape: tuple
@@ -181,6 +198,13 @@ def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None 
     Images of another dtype are converted to uint16 with a ``UserWarning``: uint8 is scaled
     by 257, floats in [0, 1] by 65535, other values are rounded and clipped.
     """
+    return _read_image(path, channels, order)[0]
+
+
+def _read_image(path: str | Path, channels: int, order: Sequence[int] | None) -> tuple[np.ndarray, np.dtype]:
+    """:func:`read_image`'s image, and the dtype of the channels as the file stores them (whether the image was
+    converted: :func:`_eight_bit_warning`). Its warnings point at the caller of its caller (:func:`read_image`,
+    :meth:`_Bands.image`)."""
     path = Path(path)
     arr, tiff = _imread(path, channels=channels, order=order)  # a PNG's colours chosen: all of them, (C, H, W)
     if arr.ndim == 2 and channels == 1:
@@ -198,7 +222,7 @@ def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None 
             found, note = well_channels(path, arr.shape[0], order, tiff=tiff, shape=arr.shape)
         if found is not None:
             if note:
-                warnings.warn(f"{path}: {note}", stacklevel=2)
+                warnings.warn(f"{path}: {note}", stacklevel=3)
             arr = arr[found]
     if arr.shape[0] != channels:
         if arr.shape[-1] == channels and arr.shape[0] > channels:
@@ -208,7 +232,7 @@ def read_image(path: str | Path, channels: int = 2, order: Sequence[int] | None 
                 f"expected {channels} channels (Hoechst, Draq7) in a (C, H, W) image, got shape {arr.shape}",
                 path=path,
             )
-    return np.ascontiguousarray(_to_uint16(arr, path))
+    return np.ascontiguousarray(_to_uint16(arr, path, stacklevel=4)), arr.dtype
 
 
 def read_labels(path: str | Path, n_classes: int = 3) -> np.ndarray:
@@ -544,6 +568,31 @@ def store_list(f: h5py.File, name: str, path: str | Path) -> list:
     return value
 
 
+def _linked(f: h5py.File, name: str, path: str | Path):
+    """``f[name]``, where a link that leads nowhere is one line naming it: an external link (``h5py.ExternalLink``,
+    a dataset kept in another file, which HDF5 looks for beside the store) to a file that is missing, or to one
+    that cannot give it; a soft link to an object the store lacks. Was "corrupt tile store: Unable to synchronously
+    open object (can't open file)", which named neither the link nor the file. ``name in f`` is True for both:
+    it asks for the link, not its target."""
+    try:
+        return f[name]
+    except (KeyError, OSError) as exc:
+        link = f.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            target = Path(link.filename)
+            beside = target if target.is_absolute() else Path(path).parent / target
+            if not beside.exists() and not target.exists():
+                raise DevolensError(f"its {name!r} is a link to {link.path!r} in {link.filename}, a file that is "
+                                    f"missing (looked for {beside}): restore it, or tile "
+                                    "the images again with `devolens tile make`", path=path) from None
+            raise DevolensError(f"its {name!r} is a link to {link.path!r} in {link.filename}, which does not give "
+                                f"it ({checks.clip(' '.join(str(exc).split()))}): {_DAMAGED}", path=path) from None
+        if isinstance(link, h5py.SoftLink):
+            raise DevolensError(f"its {name!r} is a link to {link.path!r}, which the store does not hold: {_DAMAGED}",
+                                path=path) from None
+        raise
+
+
 def check_store(f: h5py.File, path: str | Path, need: Sequence[str] = ()) -> None:
     """Check an open tile store holds what its readers rely on: its format; ``images``, ``labels``, ``class_counts``,
     ``source`` and ``coords`` (those present) as :func:`tile_to_h5` writes them (:data:`_STORE_DATASETS`: dtypes,
@@ -561,7 +610,7 @@ def check_store(f: h5py.File, path: str | Path, need: Sequence[str] = ()) -> Non
     for k, (dtype, ndim, what) in _STORE_DATASETS.items():
         if k not in f:
             continue
-        d = f[k]
+        d = _linked(f, k, path)
         if not isinstance(d, h5py.Dataset):
             raise DevolensError(f"its {k!r} is a {type(d).__name__.lower()}, not a dataset of {what}: {_DAMAGED}",
                                 path=path)
@@ -858,7 +907,7 @@ class _Bands:
             bands.path, bands.reader, bands.dtype = path, src, np.dtype(np.uint16)
             bands.shape = tuple(int(n) for n in src.shape)
             try:
-                how = bands._image_scan()
+                how, top, low = bands._image_scan()
             except Exception:  # noqa: BLE001 - read whole: read_image's error (or its pixels) as before
                 src.close()
             else:
@@ -866,13 +915,18 @@ class _Bands:
                     warnings.warn(f"{path}: {src.note}", stacklevel=3)
                 if how is not None:
                     _conversion_warning(src.dtype, how, path, stacklevel=3)
+                _eight_bit_warning(src.dtype, bands.shape[0], top, low, path, stacklevel=3)
                 return bands
-        return cls(read_image(path, channels, order))
+        arr, stored = _read_image(path, channels, order)
+        if arr.size:
+            _eight_bit_warning(stored, arr.shape[0], int(arr.max()), int(arr.min()), path, stacklevel=3)
+        return cls(arr)
 
-    def _image_scan(self) -> str | None:
+    def _image_scan(self) -> tuple[str | None, int, int]:
         """The conversion of the stored values to uint16 (:func:`_uint16_rule`: a float image's largest value
         first) and the :func:`pixel_digest` of the image as converted, channel after channel; returns the words of
-        the conversion's warning (None: uint16 already, in either byte order)."""
+        the conversion's warning (None: uint16 already, in either byte order) and the largest and least values as
+        converted (for :func:`_eight_bit_warning`; 0, 65535 for an empty image)."""
         import hashlib
 
         src, step = self.reader, self._step()
@@ -886,11 +940,16 @@ class _Bands:
                 top = max([_float_top(src.raw_rows(y0, y0 + step)) for y0 in range(0, h, step)] or [0.0])
             self._convert, how = _uint16_rule(src.dtype, top, self.path)
         digest = hashlib.blake2b(f"{np.dtype(np.uint16).str}{self.shape}".encode(), digest_size=16)
+        most, least = 0, 65535
         for k in range(c):  # channel after channel, as the whole image's bytes
             for y0 in range(0, h, step):
-                digest.update(np.ascontiguousarray(self.rows(y0, y0 + step)[k]).data)
+                band = np.ascontiguousarray(self.rows(y0, y0 + step)[k])
+                if band.size:
+                    most, least = max(most, int(band.max())), min(least, int(band.min()))
+                digest.update(band.data)
+                del band  # before the next is read
         self._digest = digest.hexdigest()
-        return how
+        return how, most, least
 
     @classmethod
     def labels(cls, path: Path, n_classes: int) -> "_Bands":

@@ -187,11 +187,13 @@ def _check_no_missing(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 
 MAX_COORDINATE = 1e6
 
 
-def _check_finite(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> None:
+def _check_finite(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2,
+                  what: str = "positions and sizes", whose: str = "(pixels, planes) are no nucleus's") -> None:
     """Refuse an infinite value (pandas reads ``inf`` as a number) or one beyond ±:data:`MAX_COORDINATE` in the
     numeric columns ``cols``, naming the first (its line: :func:`_line`). Missing values (NaN) are left to
     :func:`_check_no_missing` (a size may be unknown). Passed on, they are written to tidy tables as they are,
-    counted in a render's frames.csv while drawn nowhere, or overflow its geometry."""
+    counted in a render's frames.csv while drawn nowhere, or overflow its geometry. ``what`` and ``whose``: the
+    words of the message (an AuxInfo's ellipse: :func:`read_epic_auxinfo`)."""
     for c in cols:
         v = df[c].to_numpy(np.float64)
         with np.errstate(invalid="ignore"):
@@ -200,10 +202,10 @@ def _check_finite(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -
             i = int(np.flatnonzero(bad)[0])
             where = f"line {_line(df, i, line_offset)}: {v[i]:g}"
             if np.isinf(v[i]):
-                text = f"column '{c}' is not a finite number ({where}): positions and sizes must be finite"
+                text = f"column '{c}' is not a finite number ({where}): {what} must be finite"
             else:
-                text = (f"column '{c}' holds an absurd value ({where}): positions and sizes beyond "
-                        f"±{MAX_COORDINATE:,.0f} (pixels, planes) are no nucleus's")
+                text = (f"column '{c}' holds an absurd value ({where}): {what} beyond "
+                        f"±{MAX_COORDINATE:,.0f} {whose}")
             raise DevolensError(text, path=path)
 
 
@@ -298,28 +300,93 @@ def _drop_empty_rows(df: pd.DataFrame, path: Path, sep: str, *,
 
 
 # ----------------------------------------------------------------------------- time points
-def _spans(times: Iterable[int]) -> list[tuple[int, int]]:
-    """Runs of consecutive time points, ``(first, last)``, of ``times`` (any order, repeats allowed)."""
+def _spans(times: Iterable[int], step: int = 1) -> list[tuple[int, int]]:
+    """Runs of consecutive time points, ``(first, last)``, of ``times`` (any order, repeats allowed); with ``step``
+    (:func:`time_step`), time points ``step`` apart are consecutive."""
     u = np.unique(np.asarray(list(times), dtype=np.int64))
     if not len(u):
         return []
-    cut = np.flatnonzero(np.diff(u) > 1)
+    cut = np.flatnonzero(np.diff(u) > step)
     starts = np.concatenate([[0], cut + 1])
     ends = np.concatenate([cut, [len(u) - 1]])
     return [(int(u[a]), int(u[b])) for a, b in zip(starts, ends)]
 
 
-def _holes(have: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _holes(have: list[tuple[int, int]], step: int = 1) -> list[tuple[int, int]]:
     """Runs of the time points missing between the runs ``have`` (:func:`_spans`), ``(first, last)``: never listed
-    one by one (a mistyped time 1000000000 is one run)."""
-    return [(b + 1, a - 1) for (_, b), (a, _) in zip(have, have[1:])]
+    one by one (a mistyped time 1000000000 is one run). With ``step``, the missing time points are those of the
+    step after each run (``(last + step, ...)``), as many as fit before the next run."""
+    return [(b + step, b + step * (-(-(a - b) // step) - 1)) for (_, b), (a, _) in zip(have, have[1:])]
 
 
-def _spans_text(spans: list[tuple[int, int]], limit: int = 5) -> str:
-    """``50-59, 70`` for the runs ``spans``, the first ``limit`` of them (then ``(and N more)``, N time points)."""
+def _span_count(spans: list[tuple[int, int]], step: int = 1) -> int:
+    """Time points in the runs ``spans`` (:func:`_spans`, :func:`_holes`), one per ``step``."""
+    return sum((b - a) // step + 1 for a, b in spans)
+
+
+def _spans_text(spans: list[tuple[int, int]], limit: int = 5, step: int = 1) -> str:
+    """``50-59, 70`` for the runs ``spans``, the first ``limit`` of them (then ``(and N more)``, N time points, one
+    per ``step``)."""
     shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans[:limit])
-    rest = sum(b - a + 1 for a, b in spans[limit:])
+    rest = _span_count(spans[limit:], step)
     return shown + (f" (and {rest} more)" if rest else "")
+
+
+#: Fewest differences between time points that tell a regular step (:func:`time_step`).
+STEP_MIN_DIFFS = 3
+#: Smallest share of the differences between time points that must be whole steps (:func:`time_step`).
+STEP_SHARE = 0.8
+
+
+def time_step(times: Iterable[int]) -> int:
+    """The regular step of a table's time points: 1, or the step when they are spaced by more (time in seconds,
+    90 apart; every 3rd frame kept).
+
+    The step is the most common difference between consecutive time points when it is above 1, found at least
+    :data:`STEP_MIN_DIFFS` times, and at least :data:`STEP_SHARE` of the differences are whole steps (one step, or
+    several: time points lost from the step, said as holes by the readers). Else 1: consecutive time points with
+    holes, a table too short to tell, or time points spaced at random.
+
+    Parameters
+    ----------
+    times : iterable of int
+        Time points (any order, repeats allowed).
+
+    Returns
+    -------
+    int
+        The step (1 for consecutive time points).
+
+    Examples
+    --------
+    >>> time_step([0, 90, 180, 270, 450])
+    90
+    >>> time_step([1, 2, 3, 5, 6])
+    1
+    """
+    u = np.unique(np.asarray(list(times), dtype=np.int64))
+    d = np.diff(u)
+    if len(d) < STEP_MIN_DIFFS:
+        return 1
+    values, counts = np.unique(d, return_counts=True)
+    k = int(np.argmax(counts))
+    step = int(values[k])
+    if step <= 1 or counts[k] < STEP_MIN_DIFFS or np.count_nonzero(d % step == 0) < STEP_SHARE * len(d):
+        return 1
+    return step
+
+
+def _ordinal(n: int) -> str:
+    """``3rd``, ``90th``, ``11th``."""
+    tail = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{tail}"
+
+
+def _step_note(step: int) -> str:
+    """The note on time points spaced by ``step`` (:func:`time_step`): read as one time point per step, so that a
+    step is no hole (the readers' notes) and no gap (population curves, cliffs: one row per time point given)."""
+    why = f"seconds? every {_ordinal(step)} frame?" if step >= 10 else f"every {_ordinal(step)} frame?"
+    return f"time points step by {step} ({why}): read as one time point per {step}"
 
 
 def time_spans_text(times: Iterable[int], limit: int = 5) -> str:
@@ -365,37 +432,42 @@ def time_points_text(times: Iterable[int]) -> str:
 
 
 def _gaps_note(times: Iterable[int], empty: Iterable[int] = (), *, lacking: str, cause: str,
-               holes_only: bool = False) -> str | None:
-    """A note on the time points missing inside a series (none between its first and last time point ``times``:
+               holes_only: bool = False) -> list[str]:
+    """Notes on the time points missing inside a series (none between its first and last time point ``times``:
     each one ``lacking``, e.g. "no rows") and on those given but ``empty`` (AceTree's empty nuclei files): the table
     skips them, and population curves and cliffs read across the hole. ``cause``: a guess at why, in words.
+
+    Time points spaced by a regular step above 1 (:func:`time_step`: time in seconds, every 3rd frame kept) are
+    said so in a note of their own (:func:`_step_note`), and only the time points missing from that step are holes:
+    without it, every time point between two of the table's was listed as lost ("1-89, 91-179, ... have no rows").
 
     With ``holes_only``, a run of missing time points longer than the series has time points is left out: it sets a
     stray time point apart (a mistyped time, 1000000000), which is no hole of lost rows (``identify`` notes it as a
     break in the time course)."""
-    have = _spans(times)
+    times = np.unique(np.asarray(list(times), dtype=np.int64))
+    step = time_step(times)
+    notes = [_step_note(step)] if step > 1 else []
+    have = _spans(times, step)
     if not have or (len(have) == 1 and have[0][0] == have[0][1]):
-        return None
-    missing, empty_spans = _holes(have), _spans(empty)
+        return notes
+    missing, empty_spans = _holes(have, step), _spans(empty, step)
     if holes_only:
-        present = sum(b - a + 1 for a, b in have)
-        missing = [(a, b) for a, b in missing if b - a + 1 <= present]
+        missing = [(a, b) for a, b in missing if (b - a) // step + 1 <= len(times)]
     if not missing and not empty_spans:
-        return None
-
-    def count(spans: list[tuple[int, int]]) -> int:
-        return sum(b - a + 1 for a, b in spans)
+        return notes
 
     parts = []
+    n_missing, n_empty = _span_count(missing, step), _span_count(empty_spans, step)
     if missing:
-        many = count(missing) > 1
-        parts.append(f"time point{'s' if many else ''} {_spans_text(missing)} {'have' if many else 'has'} {lacking}")
+        many = n_missing > 1
+        parts.append(f"time point{'s' if many else ''} {_spans_text(missing, step=step)} "
+                     f"{'have' if many else 'has'} {lacking}")
     if empty_spans:
-        many = count(empty_spans) > 1
+        many = n_empty > 1
         parts.append(f"the nuclei file{'s' if many else ''} of time point{'s' if many else ''} "
-                     f"{_spans_text(empty_spans)} {'are' if many else 'is'} empty")
-    one = count(missing) + count(empty_spans) == 1
-    return " and ".join(parts) + f": the table skips {'it' if one else 'them'} ({cause})"
+                     f"{_spans_text(empty_spans, step=step)} {'are' if many else 'is'} empty")
+    one = n_missing + n_empty == 1
+    return notes + [" and ".join(parts) + f": the table skips {'it' if one else 'them'} ({cause})"]
 
 
 def _table_gaps(df: pd.DataFrame) -> list[str]:
@@ -403,9 +475,8 @@ def _table_gaps(df: pd.DataFrame) -> list[str]:
     several = df["embryo"].nunique() > 1
     notes = []
     for embryo, times in df.groupby("embryo", sort=False)["time"]:
-        gap = _gaps_note(times.to_numpy(), lacking="no rows", cause="rows deleted when the table was edited?",
-                         holes_only=True)
-        if gap:
+        for gap in _gaps_note(times.to_numpy(), lacking="no rows", cause="rows deleted when the table was edited?",
+                              holes_only=True):
             notes.append(f"embryo {embryo}: {gap}" if several else gap)
     return notes
 
@@ -547,9 +618,11 @@ def detect_format(path: str | Path) -> str:
     return _detect(Path(path))[0]
 
 
-def _detect(path: Path, head: _Head | None = None) -> tuple[str, _Head | None]:
+def _detect(path: Path, head: _Head | None = None, *, aliases: bool = True) -> tuple[str, _Head | None]:
     """:func:`detect_format`, and the file's head it read (``head``: already read; None: read here; a folder:
-    None)."""
+    None). With ``aliases``, a CSV whose columns name time, cell, x, y and z otherwise (:func:`_lineage_columns`:
+    ``Cell,X,Y,Z,Time``, ``timepoint,cell_name``) is a tidy table; without, it is refused as unrecognised
+    (:func:`read_positions` reads such columns itself, a cell column or not)."""
     if not path.exists():
         raise DevolensError("file not found", path=path)
     if path.is_dir():
@@ -561,7 +634,12 @@ def _detect(path: Path, head: _Head | None = None) -> tuple[str, _Head | None]:
             head = _Head.read(path)
         except OSError as exc:
             raise DevolensError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    return _detect_head(path, head), head
+    try:
+        return _detect_head(path, head), head
+    except UnrecognisedColumns as exc:
+        if aliases and _lineage_columns(exc.columns) is not None:
+            return "tidy", head
+        raise
 
 
 def _detect_head(path: Path, head: _Head) -> str:
@@ -843,7 +921,7 @@ ZPIXRES_RANGE = (0.01, 100.0)
 def _zpixres(value: float, path: Path) -> tuple[float | None, str | None]:
     """An AuxInfo's ``zpixres`` as a z scale, and a note when it is given but unusable (infinite, 0 or less, outside
     :data:`ZPIXRES_RANGE`): then None, the z scale unknown, as a missing (NaN) one is, silently, and as the reader
-    takes a non-finite ellipse. Not refused: the AuxInfo is optional metadata beside a sound table, and what needs
+    takes a missing ellipse value. Not refused: the AuxInfo is optional metadata beside a sound table, and what needs
     a z scale estimates it from the nuclei without one (renders, identity), as for a table without an AuxInfo."""
     if math.isnan(value):
         return None, None
@@ -855,6 +933,50 @@ def _zpixres(value: float, path: Path) -> tuple[float | None, str | None]:
                   "where needed, as without an AuxInfo")
 
 
+#: The columns of an AuxInfo's embryo ellipse: centre and axes (pixels), angle (degrees).
+ELLIPSE_COLUMNS: tuple[str, ...] = ("xc", "yc", "maj", "min", "ang")
+
+
+def _first_row_line(path: Path) -> int:
+    """File line of a CSV's first row: its second line that is not blank (pandas skips blank lines)."""
+    seen = 0
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                seen += 1
+                if seen == 2:
+                    return n
+    return 2
+
+
+def _check_ellipse(first: pd.DataFrame, path: Path) -> None:
+    """Refuse an AuxInfo whose embryo ellipse (its first row, the one read) holds an infinite value, one beyond
+    ±:data:`MAX_COORDINATE`, or an axis of 0 or less, naming the column and the line, as a CD table's positions are
+    refused (:func:`_check_finite`). Passed on, such an ellipse sized a render's embryo (a major axis of 1e300 drew
+    every nucleus as a point at the frame's centre: one object a frame), gave the lineage model's fit infinite shell
+    fractions (an axis of 0), and was kept in a converted table's sidecar. A missing value (NaN) is no ellipse, as
+    before; the other columns (zpixres: :func:`_zpixres`) are not checked here."""
+    line = _first_row_line(path)
+    _check_finite(first, list(ELLIPSE_COLUMNS), path, line_offset=line,
+                  what="ellipse values",
+                  whose="(pixels, degrees) are no embryo's (a damaged AuxInfo file?)")
+    for c in ("maj", "min"):
+        v = float(first[c].iloc[0])
+        if v <= 0:  # (NaN: not <= 0)
+            raise DevolensError(f"column '{c}' holds an axis of {v:g} (line {line}): the embryo ellipse's axes are "
+                                "lengths above 0 (a damaged AuxInfo file?)", path=path)
+
+
+def _usable_ellipse(ell: Any) -> bool:
+    """Whether a tidy table's sidecar ellipse is one :func:`_check_ellipse` lets through: a mapping of
+    :data:`ELLIPSE_COLUMNS` to finite numbers within ±:data:`MAX_COORDINATE`, axes above 0."""
+    if not isinstance(ell, dict) or any(not checks.is_number(ell.get(k)) for k in ELLIPSE_COLUMNS):
+        return False
+    v = {k: float(ell[k]) for k in ELLIPSE_COLUMNS}
+    return (all(math.isfinite(x) and abs(x) <= MAX_COORDINATE for x in v.values())
+            and v["maj"] > 0 and v["min"] > 0)
+
+
 def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
     """Read an EPIC AuxInfo CSV.
 
@@ -862,8 +984,15 @@ def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
     -------
     dict
         ``zscale`` (``zpixres``, plane spacing in xy pixels; None when missing or unusable: :func:`_zpixres`),
-        ``ellipse`` (``xc, yc, maj, min`` in pixels, ``ang`` in degrees), ``axis`` (str), ``aux`` (every column
-        of the first row) and ``notes`` (what was not taken, and why; a list, often empty).
+        ``ellipse`` (``xc, yc, maj, min`` in pixels, ``ang`` in degrees; None when a value is missing), ``axis``
+        (str), ``aux`` (every column of the first row) and ``notes`` (what was not taken, and why; a list, often
+        empty).
+
+    Raises
+    ------
+    DevolensError
+        Not an AuxInfo file (columns missing, no rows, a value not numeric); an ellipse value infinite, beyond
+        ±:data:`MAX_COORDINATE` or an axis of 0 or less (:func:`_check_ellipse`).
     """
     path = Path(path)
     df = _read_csv(path, "an EPIC AuxInfo CSV")
@@ -874,14 +1003,15 @@ def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
         what = f"missing columns {','.join(missing)}" if missing else "no rows"
         raise DevolensError(f"not an EPIC AuxInfo file ({what})", path=path)
     _numeric(df, list(need), path)
+    _check_ellipse(df.iloc[:1], path)
     row = df.iloc[0]
     aux = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-    ellipse = {k: float(row[k]) for k in ("xc", "yc", "maj", "min", "ang")}
+    ellipse = {k: float(row[k]) for k in ELLIPSE_COLUMNS}
     zscale, note = _zpixres(float(row["zpixres"]), path)
     axis = row.get("axis")
     return {
         "zscale": zscale,
-        "ellipse": ellipse if all(math.isfinite(v) for v in ellipse.values()) else None,
+        "ellipse": ellipse if all(math.isfinite(v) for v in ellipse.values()) else None,  # (NaN: no ellipse)
         "axis": None if axis is None or (isinstance(axis, float) and math.isnan(axis)) else str(axis).strip(),
         "aux": aux,
         "notes": [note] if note else [],
@@ -1260,9 +1390,7 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
     if n_old:
         notes.append(f"{n_old} nuclei file(s) in AceTree's old space-separated layout (index x y z name size weight "
                      "status ...): read as such")
-    gap = _acetree_gaps([t for t, _ in sources], empty)
-    if gap:
-        notes.append(gap)
+    notes += _acetree_gaps([t for t, _ in sources], empty)
     if no_valid:
         many = len(no_valid) > 1
         notes.append(f"the nuclei file{'s' if many else ''} of time point{'s' if many else ''} "
@@ -1272,9 +1400,10 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
     return _finish(df, "acetree", path, {"notes": notes} if notes else {})
 
 
-def _acetree_gaps(times: list[int], empty: list[int]) -> str | None:
-    """A note on the time points missing inside an AceTree series (no ``tNNN-nuclei`` file between the first and the
-    last) or with an empty file: the table skips them, and population curves and cliffs read across the hole."""
+def _acetree_gaps(times: list[int], empty: list[int]) -> list[str]:
+    """Notes on the time points missing inside an AceTree series (no ``tNNN-nuclei`` file between the first and the
+    last) or with an empty file: the table skips them, and population curves and cliffs read across the hole; and on
+    a regular step of the files' time points (:func:`_gaps_note`)."""
     return _gaps_note(times, empty, lacking="no nuclei file", cause="files lost when the series was copied or zipped?")
 
 
@@ -1354,7 +1483,7 @@ def _meta_path(path: Path) -> Path:
 POSITION_ALIASES: dict[str, tuple[str, ...]] = {
     "embryo": ("embryo",),
     "time": ("time", "t", "frame", "timepoint", "time_point", "spot frame"),
-    "cell": ("cell", "name", "cell_name"),
+    "cell": ("cell", "name", "cell_name", "cellname", "cell name"),
     "x": ("x", "position_x", "pos_x", "spot position x"),
     "y": ("y", "position_y", "pos_y", "spot position y"),
     "z": ("z", "position_z", "pos_z", "spot position z"),
@@ -1422,6 +1551,23 @@ def _position_columns(columns: list[str]) -> dict[str, str] | None:
     return mapping if {"time", "x", "y", "z"} <= set(mapping.values()) else None
 
 
+def _lineage_columns(columns: list[str]) -> dict[str, str] | None:
+    """File column -> tidy column for a lineage table whose columns are named as a positions table's may be
+    (:func:`_position_columns`: ``Cell,X,Y,Z,Time``, ``timepoint,cell_name,diameter``, ``frame,cellName``, as
+    ``identify`` reads them), with a cell name column; else None."""
+    mapping = _position_columns([str(c).strip() for c in columns])
+    return mapping if mapping is not None and "cell" in mapping.values() else None
+
+
+def _renamed_note(mapping: dict[str, str]) -> str | None:
+    """The note on the columns a reader renamed (``mapping``: file column -> tidy column), None when none was."""
+    moved = [(a, b) for a, b in mapping.items() if a != b]
+    if not moved:
+        return None
+    return (f"column{'s' if len(moved) > 1 else ''} {', '.join(a for a, _ in moved)} read as "
+            f"{', '.join(b for _, b in moved)}")
+
+
 def read_positions(path: str | Path) -> pd.DataFrame:
     """Nucleus positions over time, named or not: what identity prediction needs.
 
@@ -1450,8 +1596,8 @@ def read_positions(path: str | Path) -> pd.DataFrame:
     encoding = _recoded(head)
     if encoding:
         return _read_recoded(read_positions, path, encoding)
-    try:
-        fmt, head = _detect(path, head)
+    try:  # (aliases=False: a positions CSV's columns, named or not, are read below as they always were)
+        fmt, head = _detect(path, head, aliases=False)
     except UnrecognisedColumns as exc:
         if {"spot frame", "spot position"} <= {str(c).strip().lower() for c in exc.columns}:
             return _read_mastodon_csv(path, exc.columns)
@@ -1481,14 +1627,31 @@ def _read_positions_csv(path: Path, mapping: dict[str, str]) -> pd.DataFrame:
     return _finish_positions(df, path, _xyz_units(mapping, units_row), offset)
 
 
-def _finish_positions(df: pd.DataFrame, path: Path, units: dict, offset: int) -> pd.DataFrame:
-    """Type a positions table; size from a radius; x, y, z in one physical unit: z scale 1, with a note."""
+def _size_from_radius(df: pd.DataFrame, path: Path, offset: int) -> pd.DataFrame:
+    """``df`` with ``size`` twice its ``radius`` column (TrackMate's RADIUS), when it has one and no size."""
     if "radius" in df.columns and "size" not in df.columns:
         _numeric(df, ["radius"], path, line_offset=offset)
         _check_finite(df, ["radius"], path, line_offset=offset)
         df["size"] = 2.0 * df["radius"]
         df = df.drop(columns="radius")
+    return df
+
+
+def _finish_positions(df: pd.DataFrame, path: Path, units: dict, offset: int) -> pd.DataFrame:
+    """Type a positions table; size from a radius; x, y, z in one physical unit: z scale 1, with a note."""
+    df = _size_from_radius(df, path, offset)
     _tidy_columns(df, path, line_offset=offset)
+    return _finish(df, "positions", path, _units_meta(units))
+
+
+#: What the note on mixed units of x, y and z advises (``identify`` takes --zscale).
+UNITS_ADVICE = "give --zscale (z spacing in the unit of x and y) if that is wrong"
+
+
+def _units_meta(units: dict, advice: str = UNITS_ADVICE) -> dict[str, Any]:
+    """``zscale`` and a note from the physical units of x, y and z (:func:`_xyz_units`): x, y, z in one unit give z
+    scale 1, z in another length its ratio; mixed or partial units a note only, ending in ``advice``. Empty without
+    units."""
     meta: dict[str, Any] = {}
     found = [units.get(a) for a in ("x", "y", "z")]
     if any(found):
@@ -1504,9 +1667,8 @@ def _finish_positions(df: pd.DataFrame, path: Path, units: dict, offset: int) ->
                              f"of x and y (z scale {meta['zscale']:g}), not in planes"]
         else:
             shown = ", ".join(f"{a} in {u or 'no stated unit'}" for a, u in zip("xyz", found))
-            meta["notes"] = [f"the file gives {shown}: z is read as planes; give --zscale (z spacing in the unit "
-                             "of x and y) if that is wrong"]
-    return _finish(df, "positions", path, meta)
+            meta["notes"] = [f"the file gives {shown}: z is read as planes; {advice}"]
+    return meta
 
 
 def _read_mastodon_csv(path: Path, first: list[str]) -> pd.DataFrame:
@@ -1586,18 +1748,35 @@ def _read_tidy(path: Path, head: _Head | None = None) -> pd.DataFrame:
         return _read_recoded(read_tidy, path, encoding)
     _sniff_binary(path, head if head is not None else _Head.read(path))  # (cannot be read: open's error)
     above = _lines_before_header(path)  # blank lines read as rows, dropped below: labels give lines (_line)
-    df = _read_csv(path, "a tidy lineage CSV", dtype={"cell": str, "embryo": str}, skipinitialspace=True,
+    header = [str(c).strip() for c in _read_csv(path, "a tidy lineage CSV", nrows=0, skipinitialspace=True,
+                                                 skiprows=above).columns]
+    mapping = None
+    missing = [c for c in TIDY_REQUIRED if c not in header]
+    if missing:  # columns named as identify reads them (Cell,X,Y,Z,Time; timepoint,cell_name; frame,cellName)
+        mapping = _lineage_columns(header)
+        if mapping is None:
+            raise DevolensError(f"not a tidy lineage table: missing columns {','.join(missing)}", path=path)
+        twice = [f"{col} and {tidy}" for col, tidy in mapping.items() if col != tidy and tidy in header]
+        if twice:  # (Time beside time: which one is meant is not for us to guess)
+            raise DevolensError(f"columns {', '.join(twice)} name the same column: keep one of each", path=path)
+    text = [c for c, tidy in (mapping or {"cell": "cell", "embryo": "embryo"}).items() if tidy in ("cell", "embryo")]
+    df = _read_csv(path, "a tidy lineage CSV", dtype=dict.fromkeys(text, str), skipinitialspace=True,
                    skip_blank_lines=False, skiprows=above)
     df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in TIDY_REQUIRED if c not in df.columns]
-    if missing:
-        raise DevolensError(f"not a tidy lineage table: missing columns {','.join(missing)}", path=path)
+    if mapping:
+        df = df.rename(columns=mapping)
     df, empty = _drop_empty_rows(df, path, ",", line_offset=2 + above)
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
+    units: dict[str, Any] = {}
+    if mapping:  # as identify reads such columns: size from TrackMate's RADIUS, units in the names (x_um)
+        df = _size_from_radius(df, path, 2 + above)
+        units = _units_meta(_xyz_units(mapping), "give z in planes, or x, y and z in one unit, if that is wrong")
     _tidy_columns(df, path, line_offset=2 + above)
-    notes = ([empty] if empty else []) + _table_gaps(df)
+    notes = [n for n in [_renamed_note(mapping) if mapping else None, *units.get("notes", []), empty] if n]
+    notes += _table_gaps(df)
     meta = _empty_meta()
+    meta["zscale"] = units.get("zscale")
     mp = _meta_path(path)
     if mp.exists():
         try:
@@ -1617,6 +1796,12 @@ def _read_tidy(path: Path, head: _Head | None = None) -> pd.DataFrame:
             notes.append(f"the metadata sidecar {mp.name} gives zscale {z!r}, not a z plane spacing: z scale "
                          "unknown, estimated from the nuclei where needed")
             meta["zscale"] = None
+        ell = meta.get("ellipse")
+        if ell is not None and not _usable_ellipse(ell):  # (a hand-edited sidecar: one line, not a render's traceback)
+            notes.append(f"the metadata sidecar {mp.name} gives ellipse {checks.shown(ell)}, not an embryo ellipse "
+                         f"({', '.join(ELLIPSE_COLUMNS)}: finite numbers within ±{MAX_COORDINATE:,.0f}, axes above "
+                         "0): taken as none, as for a table without one")
+            meta["ellipse"] = None
         if saved.get("format"):
             meta["origin_format"] = saved["format"]
     if notes:

@@ -34,6 +34,24 @@ def copies_note(n: int) -> str:
     return f"dropped {n} row(s) that repeat an earlier row exactly (same cell, time point and position)"
 
 
+def unnamed_note(n: int, rows: int) -> str:
+    """The one-line note on ``n`` of ``rows`` rows without a cell name (counted in ``total`` only), the same in
+    :func:`populations`' ``attrs["notes"]`` and in the commands (``lineage populations``, ``lineage cliffs``)."""
+    if n >= rows:
+        return (f"no row has a cell name ({rows} row{'s' if rows != 1 else ''}): counted in total only, every "
+                "lineage column is 0 (and no lineage cliff can be found)")
+    share = 100.0 * n / rows
+    pct = f"{share:.0f} %" if share >= 1 else "under 1 %"
+    return f"{n} row{'s' if n != 1 else ''} ({pct}) {'have' if n != 1 else 'has'} no cell name: counted in total only"
+
+
+def unnamed_rows(df: pd.DataFrame) -> int:
+    """Rows of a tidy table without a cell name (empty or missing ``cell``): counted in ``total`` only."""
+    codes, uniq = pd.factorize(df["cell"], use_na_sentinel=True)  # one look per distinct name
+    blank = np.array([not str(n).strip() for n in uniq] + [True], dtype=bool)  # code -1 (missing) picks the last
+    return int(blank[codes].sum())
+
+
 def drop_copies(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Drop exact copies of rows (:func:`devolens.io.tables.drop_exact_copies`), as the CLI does on reading.
 
@@ -73,6 +91,8 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
         ``time,A,E,M,P,C,D,Z,total`` (all int64; counts in cells). When ``df`` repeats rows exactly
         (same time point, name and position: a table saved twice), each is counted once, a
         :class:`CopiedRowsWarning` is issued and ``attrs["notes"]`` says how many were dropped.
+        ``attrs["unnamed_rows"]``: the rows counted without a cell name (in ``total`` only); when there are any,
+        ``attrs["notes"]`` says so (:func:`unnamed_note`): a table of blank names has lineage columns of 0.
 
     Raises
     ------
@@ -91,12 +111,19 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
         raise DevolensError(f"table holds {df['embryo'].nunique(dropna=False)} embryos ({names}); count one embryo "
                             "at a time")
     if len(df) == 0:
-        return pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in POPULATION_COLUMNS})
+        out = pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in POPULATION_COLUMNS})
+        out.attrs["unnamed_rows"] = 0
+        return out
     df, n_copies = drop_copies(df)
     out = _count(df)
+    notes = []
     if n_copies:  # the CLI drops them on reading, with this note: the library counts alike and says so
-        out.attrs["notes"] = [copies_note(n_copies)]
+        notes.append(copies_note(n_copies))
         warnings.warn(copies_note(n_copies), CopiedRowsWarning, stacklevel=2)
+    if out.attrs["unnamed_rows"]:  # else the lineage columns fall to 0 beside a total that goes on, without a word
+        notes.append(unnamed_note(out.attrs["unnamed_rows"], len(df)))
+    if notes:
+        out.attrs["notes"] = notes
     return out
 
 
@@ -120,7 +147,9 @@ def _count(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(counts[:, : len(LETTERS)], columns=list(LETTERS))
     out.insert(0, "time", uniq_t.astype(np.int64))
     out["total"] = counts.sum(axis=1)
-    return out[list(POPULATION_COLUMNS)]
+    out = out[list(POPULATION_COLUMNS)]
+    out.attrs["unnamed_rows"] = unnamed_rows(df)
+    return out
 
 
 _POLAR_RE = re.compile(r"^polar[ _-]?(body)?[ _-]?\d*$", re.IGNORECASE)
