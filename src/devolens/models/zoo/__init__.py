@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from devolens.checks import shown
+from devolens.checks import clip, shown
 from devolens.errors import DevolensError
 from devolens.models.export import KINDS
 
@@ -427,8 +427,19 @@ def load_state(model, state: dict, path: str | Path, problem: str = "weights do 
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise DevolensError(f"{problem}: {exc}", path=path) from None
+        raise DevolensError(f"{problem}: {_first_mismatch(exc)}", path=path) from None
     return model.eval()
+
+
+def _first_mismatch(exc: RuntimeError) -> str:
+    """PyTorch's ``load_state_dict`` error (a heading and one tab-indented line per mismatch, often hundreds of
+    keys) as one line: its first mismatch, and how many more."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    details = [line for line in lines if not line.lower().startswith("error(s) in loading state_dict")]
+    if not details:
+        return clip(" ".join(lines))
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return clip(details[0]) + more
 
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
