@@ -64,7 +64,16 @@ def register(app: typer.Typer) -> None:
         smooth: str = typer.Option(
             "lineage", "--smooth", callback=choice(*SMOOTHS),
             help="Use the time course: 'lineage' (tracklets + lineage tree, default), 'tracklets' or 'none' "
-                 "(each time point alone; use for sparse time sampling).",
+                 "(each time point alone). Time points are linked by the table's own regular step (1, 90 s, every 3rd "
+                 "time point...); nuclei that move far between time points are not grouped into tracklets.",
+        ),
+        mirror: bool = typer.Option(
+            False, "--mirror",
+            help="Name the embryo's mirror image (x reversed before naming; the rows are written as given): for an "
+                 "embryo imaged mirrored relative to the training ones (an inverted instead of an upright microscope, "
+                 "a flipped image), which otherwise keeps most founders but loses most depth-1 names with unchanged "
+                 "confidence. identify does not detect mirroring: check a few known cells (e.g. ABa/ABp, MSa/MSp) "
+                 "with and without it.",
         ),
         threads: int = typer.Option(
             None, "--threads", help=f"Torch CPU threads (default: torch's, at most {DEFAULT_THREADS}).",
@@ -118,12 +127,12 @@ def register(app: typer.Typer) -> None:
         options = {"smooth": smooth} if tta is None else {"tta": tta, "smooth": smooth}
         predictor = load(model, **options)
         with progress_bar("identify") as cb:
-            result = predictor.predict(df, zscale=zscale, progress=cb)
+            result = predictor.predict(df, zscale=zscale, progress=cb, mirror=mirror)
         found = _input_notes(result.attrs)
         notes += found
         write_csv(result, out)
         write_text(record, _identify_record(table, out, model, predictor, zscale=_zscale_record(zscale, df, result),
-                                            notes=notes, threads=threads))
+                                            notes=notes, threads=threads, mirror=mirror))
         n_t = result["time"].nunique()
         console.print(f"{len(result)} nuclei at {n_t} time points -> {out}")
         for note in found:
@@ -151,17 +160,18 @@ def _zscale_record(given, table, result) -> dict:
 
 
 def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: dict, notes: list,
-                     threads: Optional[int] = None) -> str:
+                     threads: Optional[int] = None, mirror: bool = False) -> str:
     """The JSON written beside identify's CSV: the command line, the versions of devolens and PyTorch, the model and
-    its weights' sha256, the options (``tta``: the views averaged; ``smooth``), ``--threads``, the z-scale and the
-    notes printed."""
+    its weights' sha256, the options (``tta``: the views averaged; ``smooth``; ``mirror`` when given), ``--threads``,
+    the z-scale and the notes printed."""
     from devolens.models import zoo
     from devolens.provenance import record_header, record_text, torch_version, version
 
     return record_text({
         **record_header("devolens identify", table, model, out),
         "weights_sha256": zoo.weights_sha256(model), "devolens": version(),
-        "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth},
+        "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth,
+                                             **({"mirror": True} if mirror else {})},  # (--mirror: when given)
         "threads": threads,  # --threads (None: the default); not an option that changes the names
         "zscale": zscale, "notes": list(notes),
     })
@@ -173,10 +183,34 @@ SHORT_CLOUD = 200
 #: orientation is close to a guess: the 7 real training embryos, whole, have 0.11-0.39 and 0.10-0.17; 16 simulated
 #: embryos 0.00-0.12 and 0.000-0.039; real EPIC tables cut at 100-150 cells mostly under 0.05 (the card's limits)
 WEAK_SKEW = 0.05
+#: AP skewness of the pooled cloud above which identify notes a lopsided embryo: the 7 real training embryos, whole,
+#: cut at 150-350 cells or started at 20-200, have at most 0.42 (the AceTree one); one debris spot per time point
+#: 300 px beyond an embryo made 0.46, three 0.53 (such spots are now set aside: predict/identity.stray_nuclei)
+LOPSIDED_SKEW = 0.45
+#: tracklets (of two or more nuclei) per nucleus of an embryo's largest time point above which identify notes that its
+#: tracks break far more than a complete table's: 2.0-2.5 on the 7 real embryos; 3.4-3.6 with 10 % of their nuclei
+#: removed at random (the lineage smoothing still beat none), 6.1-6.6 with 20 % (none did better); 4.1 with 5 % more
+#: rows of random positions (the smoothing still better)
+BROKEN_TRACKS = 5.0
+#: share of an embryo's nuclei within 3 % of their x or y range from one edge (predict/identity.edge_crowding) above
+#: which identify notes a cut-off embryo: whole real embryos at most 0.9 %, cut at 100-200 cells 1.6 %; with 10-50 %
+#: of a real embryo cut away along x or y 2.2-6.7 %
+CROWDED_EDGE = 0.02
+#: fewest nuclei at an embryo's largest time point for the crowded-edge note (early tables crowd edges by chance:
+#: up to 3.2 % on real tables cut at 60 cells)
+CROWDED_EDGE_CELLS = 100
+
+
+def _who(embryo: str, many: bool, possessive: bool = False) -> str:
+    """``the table`` (or ``the table's``) for a table of one embryo, else ``embryo NAME`` (``embryo NAME's``)."""
+    if not many:
+        return "the table's" if possessive else "the table"
+    return f"embryo {embryo}'s" if possessive else f"embryo {embryo}"
 
 
 def _input_notes(attrs: dict) -> list[str]:
-    """One-line notes on what the predictor found in the input (duplicate nuclei, time gaps)."""
+    """One-line notes on what the predictor found in the input (duplicate nuclei, time gaps, debris, missing nuclei,
+    sparse time sampling, a lopsided or cut-off embryo)."""
     notes = []
     n_polar = int(attrs.get("polar_bodies") or 0)
     if n_polar:
@@ -190,6 +224,11 @@ def _input_notes(attrs: dict) -> list[str]:
     if n_dup:
         notes.append(f"{n_dup} row(s) repeat an earlier nucleus (same time point, x, y, z and name): predicted once on "
                      "the cloud without the copies; each copy has its original's prediction")
+    n_stray = int(attrs.get("stray_nuclei") or 0)
+    if n_stray:
+        notes.append(f"{n_stray} row(s) lie far outside the space the rest of their embryo's nuclei fill (debris, a "
+                     "mis-tracked spot?): left out of the embryo's clouds so that they do not turn its frame, no "
+                     "prediction (empty columns)")
     clouds = attrs.get("largest_clouds") or {}
     short = None
     if clouds and min(clouds.values()) < SHORT_CLOUD:  # the embryo whose table stops earliest
@@ -213,6 +252,38 @@ def _input_notes(attrs: dict) -> list[str]:
                      "orients the embryo by these two: anterior/posterior or the turn about the long axis may be a "
                      "guess, and the names wrong with high confidence (a simulated embryo? an embryo unlike the "
                      "training ones?): check the names against known cells")
+    many = len(clouds) > 1
+    for embryo, skew in skews.items():
+        if skew[0] > LOPSIDED_SKEW:
+            notes.append(f"{_who(embryo, many, True)} nucleus cloud is more lopsided than the training embryos' "
+                         f"(skewness {skew[0]:.2f} along its long axis; the 7 real ones: 0.11 to 0.39), and the model "
+                         "orients the embryo by it: nuclei outside the embryo, part of it cut off, an embryo unlike "
+                         "the training ones? The names may be wrong with high confidence: check them against known "
+                         "cells")
+    for embryo, (edge, share) in (attrs.get("edge_crowding") or {}).items():
+        if share > CROWDED_EDGE and clouds.get(embryo, 0) >= CROWDED_EDGE_CELLS:
+            axis, side = edge.split()
+            side = "smallest" if side == "min" else "largest"
+            notes.append(f"{share:.1%} of {_who(embryo, many, True)} nuclei lie within 3 % of their {axis} range of "
+                         f"the {side} {axis} (whole real embryos: under 1 %): is the embryo cut off by the edge of the "
+                         "field of view? The model reads whole embryos (one cut in half lost most names, with high "
+                         "confidence): name whole embryos only")
+    for embryo, found in (attrs.get("tracking") or {}).items():
+        who = _who(embryo, many)
+        if found.get("sparse"):
+            notes.append(f"{who}: nuclei move far between consecutive time points (median {found['motion']:.2f} of "
+                         "their spacing; 0.12-0.20 on the training tables at 60-90 s): sparse time sampling? Nuclei "
+                         "are not grouped into tracklets; each is smoothed with its nearest neighbour a time point "
+                         "earlier")
+            continue
+        if found.get("gap_links"):
+            notes.append(f"{who}: {found['gap_links']} nuclei are missing at one time point but present before and "
+                         "after, near the same place (nuclei not detected?): the time course links them across the gap")
+        if found.get("per_nucleus", 0) > BROKEN_TRACKS:
+            notes.append(f"{who}: tracks of nuclei break without a division far more often than in a complete table "
+                         f"({found['per_nucleus']:.1f} tracklets per nucleus of its largest time point; complete real "
+                         "tables 2.0-2.5): many nuclei missing? The lineage smoothing may then do worse than none: "
+                         "compare with --smooth none")
     breaks = attrs.get("time_breaks") or []
     if breaks:
         embryo, before, after = breaks[0]
