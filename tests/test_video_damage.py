@@ -21,7 +21,8 @@ def _ffmpeg() -> str:
 
 
 def _noise_h264(path, n=40, h=96, w=128, gop=10):
-    """An H.264 mp4 of noise frames (every frame a big packet) with a key frame every ``gop`` frames."""
+    """An H.264 mp4 of noise frames (every frame a big packet) with a key frame every ``gop`` frames, and a bright
+    square in each (a frame of nothing but noise is `black` to `curate frames`)."""
     import imageio_ffmpeg
 
     rng = np.random.default_rng(0)
@@ -30,7 +31,9 @@ def _noise_h264(path, n=40, h=96, w=128, gop=10):
                                          output_params=["-g", str(gop), "-preset", "ultrafast"])
     writer.send(None)
     for _ in range(n):
-        writer.send(np.ascontiguousarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)))
+        frame = rng.integers(0, 128, (h, w, 3), dtype=np.uint8)
+        frame[h // 4:h // 2, w // 4:w // 2] = 255
+        writer.send(np.ascontiguousarray(frame))
     writer.close()
     return path
 

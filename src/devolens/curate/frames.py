@@ -15,7 +15,16 @@ What is measured (intensities in 8-bit grey levels, 0..255, whatever the input d
   ``contrast``: 99th percentile minus median of that channel averaged over blocks;
   ``foreground`` (used internally, not in the report): mean of the blocks (of 1/64 of the
   height) brighter than halfway from their median to the brightest block, minus that median:
-  how bright the nuclei are above the background, whatever their number.
+  how bright the nuclei are above the background, whatever their number; ``peak_snr`` (also
+  internal): how far the block furthest from the median block (brighter, or darker: a brightfield
+  frame's embryo) stands from it in units of the noise,
+  the largest of four readings: the block means' own noise (the robust spread of neighbouring
+  blocks' differences) for the blocks of ``contrast`` and for blocks 2 and 4 times their side (a
+  large faint object stands out more in larger blocks), and twice what the pixel noise (pixels
+  4 apart) leaves in a block mean (texture as fine as the blocks reads as noise in their
+  differences, not in the pixels'); ``grain`` (internal): the pixel noise of the frame's mean
+  over its channels (pixels 4 apart, at least the rounding of its grey levels) brought to the
+  change measure's blocks: what noise alone puts into ``change``.
 - ``red_line_score``: the largest fraction of a row or column covered by red pixels (red
   exceeds both green and blue by ``red_delta`` levels), over thin bands only (thick
   bands count as patches) that stand out from the rows beside them (a broad red reporter
@@ -25,12 +34,18 @@ What is measured (intensities in 8-bit grey levels, 0..255, whatever the input d
   that is absent from the two frames before and the two after (copies left out).
 - ``change``: mean absolute difference between the frame and its predecessor after
   block-averaging both to about 64 rows, relative to their mean level.
+- ``time``: a folder's time point (file names like ``t012.png``), a TIFF stack's or a video's
+  seconds (:func:`curate_path`).
 
 Decisions (per sequence; a sequence is one video, or the frames of a folder sharing a name
 prefix ``<embryo>_tNNN``):
 
 - black: ``contrast`` (p99 minus median of the block-averaged brightest channel, so that
-  camera noise averages out) below ``black_level`` or ``black_rel`` x the sequence's median.
+  camera noise averages out) below ``black_level`` or ``black_rel`` x the sequence's median, or
+  nothing standing out from the frame's own noise: ``peak_snr`` below ``black_snr`` (a lens cap
+  or a camera warming up: a grey of noise, whose block contrast that noise keeps above one grey
+  level, dim or raised to mid-grey by a phone's exposure; pure noise reads 3-11 however strong
+  and, up to H.264's crf 28, however compressed, a frame holding a single nucleus 40 and more).
 - dark: ``level`` below ``dark_ratio`` x the lower of the median levels of the ``window``
   frames before and of those after (black, dark and bright frames left out, so a steady rise or
   fall is no dark frame), and either well outside the sequence's own spread of such ratios, or
@@ -62,9 +77,14 @@ prefix ``<embryo>_tNNN``):
   that appears in one frame counts, so a red reporter that persists from frame to frame
   (drifting by a few pixels) is not flagged.
 - duplicate: ``change`` below ``dup_ratio`` x the lower quartile of the changes between
-  ordinary frames (not black, dark or striped) among the ``2 * window`` on each side, or
-  exactly zero. Real consecutive frames always differ a little (motion, noise), a repeat
-  does not (and stays near-identical through video compression).
+  ordinary frames (not black, dark or striped) among the ``2 * window`` on each side, leaving
+  out the changes that are near zero (below ``dup_noise`` x what the two frames' noise alone
+  makes: repeats, so that a run of them, a screen recorder holding each image for 15 frames,
+  does not become its own reference), or near zero itself, or exactly zero. Real consecutive
+  frames always differ a little (motion, fresh noise), a repeat does not (and stays
+  near-identical through video compression; so do the frames of a video of an unchanging
+  scene whose encoder dropped the noise's changes: a still slide filmed at 60 fps is its first
+  frame and repeats of it).
 - dropped: a missing time in the numbering of a folder's file names (``tNNN``, or the number
   that ends every name of one pattern: ``frame_1.png`` ... ``frame_20.png``), at the
   sequence's usual time step (one extra row per missing time, with ``frame`` and
@@ -146,7 +166,10 @@ class Thresholds:
         averaged over blocks of 1/64 of the height, at least 8 pixels; 8-bit grey levels)
         is below this is black ...
     black_rel : float
-        ... or below this fraction of the sequence's median contrast.
+        ... or below this fraction of the sequence's median contrast ...
+    black_snr : float
+        ... or whose brightest block stands above the median block by less than this many times
+        the block means' own noise (``peak_snr``: nothing but noise in it).
     dark_ratio : float
         A frame whose mean level is below this fraction of its neighbours' median is dark
         (when the sequence's own spread of ratios does not explain it, see ``dark_sigmas``, or
@@ -183,6 +206,10 @@ class Thresholds:
     dup_ratio : float
         A frame whose change from its predecessor is below this fraction of the lower
         quartile of the neighbouring frames' changes is a duplicate.
+    dup_noise : float
+        A change below this fraction of what the two frames' noise alone makes (two exposures of
+        an unchanging scene: 1) is near zero: the frame is a repeat, and its change is left out of
+        its neighbours' reference.
     window : int
         Neighbouring frames taken on each side for the sequence-relative references (the
         dark test takes the lower of the two sides' medians, the bright test the higher).
@@ -192,6 +219,7 @@ class Thresholds:
 
     black_level: float = 1.0
     black_rel: float = 0.01
+    black_snr: float = 12.0
     dark_ratio: float = 0.7
     dark_sigmas: float = 6.0
     clip_area: float = 0.01
@@ -204,6 +232,7 @@ class Thresholds:
     patch_area: float = 0.004
     patch_min_blocks: int = 4
     dup_ratio: float = 0.3
+    dup_noise: float = 0.8
     window: int = 4
     small_rows: int = 64
 
@@ -365,9 +394,58 @@ def _brightest(planes: list[np.ndarray]) -> np.ndarray:
     return mx
 
 
-def _signal(mx: np.ndarray, th: Thresholds) -> tuple[float, float, float, int]:
-    """(level, contrast, foreground, factor of the change measure's block means) of a frame's brightest
-    channel ``mx``: what the black, dark and bright tests read (see the module's notes)."""
+def _spread(diffs: np.ndarray) -> float:
+    """The noise of the values whose differences ``diffs`` are: robust (the median absolute difference, so that
+    the few differences across edges of the structure hardly move it); 0 for none."""
+    return 1.4826 * float(np.median(np.abs(diffs))) / math.sqrt(2.0) if diffs.size else 0.0
+
+
+def _in_noise(top: float, noise: float) -> float:
+    """``top`` in units of ``noise``: inf where there is no noise but something stands out (nothing to judge
+    by), 0 for a flat frame."""
+    if noise > 0:
+        return top / noise
+    return math.inf if top > 0 else 0.0
+
+
+def _peak_snr(blocks: np.ndarray) -> float:
+    """How far the furthest of ``blocks`` (block means, :func:`_extreme`) stands from their median, in units of
+    their own noise: the spread of neighbouring blocks' differences (noise that video compression has made coarse is read at
+    the blocks' own scale, not the pixels'); inf for too few blocks to judge (see :func:`_in_noise`)."""
+    if min(blocks.shape) < 2:
+        return math.inf
+    diffs = np.concatenate([np.diff(blocks, axis=0).ravel(), np.diff(blocks, axis=1).ravel()])
+    return _in_noise(_extreme(blocks), _spread(diffs))
+
+
+def _extreme(blocks: np.ndarray) -> float:
+    """How far the block mean furthest from the median lies from it, on either side: bright objects on a dark
+    ground (fluorescence), or dark ones on a bright ground (a brightfield or DIC frame, a lit screen with a dark
+    window), both stand out; noise stands out equally little on both sides."""
+    median = float(np.median(blocks))
+    return max(float(blocks.max()) - median, median - float(blocks.min()))
+
+
+def _pixel_noise(plane: np.ndarray, row_step: int = 4) -> float:
+    """The pixel noise of a plane (its grey levels): the spread (:func:`_spread`) of the differences of pixels
+    4 apart along every 4th row. Not adjacent pixels: a video's 4:2:0 colour (shared by pairs of pixels) and
+    its compression make neighbouring pixels' noise alike, and their differences read a third to a half of
+    it (a still slide filmed by a phone: 1.4 grey levels, 3.1 at 4 apart; white noise reads the same).
+    Structure moves it little (most pixels are background, or smooth within 4 pixels)."""
+    rows = plane[::row_step]
+    if rows.dtype.kind in "ui" and rows.size and int(rows.max()) < 65536:  # whole grey levels: counted, not sorted
+        d = np.abs(rows[:, 4:].astype(np.int32) - rows[:, :-4]).ravel()
+        if not d.size:
+            return 0.0
+        counts = np.cumsum(np.bincount(d))
+        return 1.4826 * float(np.searchsorted(counts, 0.5 * d.size)) / math.sqrt(2.0)
+    rows = rows.astype(np.float32, copy=False)
+    return _spread(rows[:, 4:] - rows[:, :-4])
+
+
+def _signal(mx: np.ndarray, th: Thresholds) -> tuple[float, float, float, int, float]:
+    """(level, contrast, foreground, factor of the change measure's block means, peak_snr) of a frame's
+    brightest channel ``mx``: what the black, dark and bright tests read (see the module's notes)."""
     h = mx.shape[0]
     level = float(mx.mean(dtype=np.float64))
     factor = max(1, int(round(h / max(1, th.small_rows))))
@@ -379,13 +457,24 @@ def _signal(mx: np.ndarray, th: Thresholds) -> tuple[float, float, float, int]:
     background = float(np.median(mx_fine))
     bright = mx_fine[mx_fine >= background + 0.5 * (float(mx_fine.max()) - background)]
     foreground = float(bright.mean(dtype=np.float64)) - background
-    return level, contrast, foreground, factor
+    # the largest of three block sizes: pure noise stays at 3-7 in each (fewer, larger blocks: a lower top), a
+    # large faint object stands out further in the larger ones. Texture as fine as the blocks (a late embryo
+    # in a small frame, nuclei of 3 pixels) reads as noise in the blocks' differences: the same top is also
+    # read against the pixels' own noise (:func:`_pixel_noise`), twice what white noise leaves in a block mean
+    # (video compression coarsens noise: pure noise then reads 3-11, frames holding structure 40 and more), where
+    # the pixels have any (compression that flattened most of them leaves the blocks to judge)
+    top = _extreme(mx_small)
+    peak = max(_peak_snr(mx_small), _peak_snr(_block_mean(mx_small, 2)), _peak_snr(_block_mean(mx_small, 4)))
+    pixels = _pixel_noise(mx)
+    if pixels > 0:
+        peak = max(peak, _in_noise(top, 2.0 * pixels / max(8, factor)))
+    return level, contrast, foreground, factor, peak
 
 
 def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, float]:
     """The measures of one frame that the black, dark and bright tests read: ``level`` (mean of the brightest
-    channel), ``contrast`` and ``foreground`` (8-bit grey levels; see the module's notes), measured as
-    :func:`score_frames` measures them. Feed a sequence of them to :func:`black_or_dark`.
+    channel), ``contrast`` and ``foreground`` (8-bit grey levels) and ``peak_snr`` (see the module's notes),
+    measured as :func:`score_frames` measures them. Feed a sequence of them to :func:`black_or_dark`.
 
     Raises
     ------
@@ -393,13 +482,33 @@ def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dic
         Not an H x W or H x W x 3/4 image.
     """
     _check_thresholds(thresholds)
-    level, contrast, foreground, _ = _signal(_brightest(_planes(image)[0]), thresholds or Thresholds())
-    return {"level": level, "contrast": contrast, "foreground": foreground}
+    level, contrast, foreground, _, peak = _signal(_brightest(_planes(image)[0]), thresholds or Thresholds())
+    return {"level": level, "contrast": contrast, "foreground": foreground, "peak_snr": peak}
 
 
 #: a pixel whose brightest channel is at or above this (8-bit grey levels) is clipped: saturated at the top of the
 #: range (254, not 255: lossy video leaves saturated areas a level short here and there)
 _CLIPPED = 254
+
+
+def _grain(planes: list[np.ndarray], dtype: np.dtype) -> float:
+    """The pixel noise (:func:`_pixel_noise`) of a frame's mean over its planes (8-bit grey levels), at least the
+    rounding noise of the input's grey levels (1/sqrt(12) of a step: an 8-bit frame without noise, a screen
+    recording's flat panels, still rounds). Noise that video compression has made coarser than 4 pixels is
+    under-read (the change measure's blocks then hold more of it than this says: frames of it look further
+    apart, never closer)."""
+    whole = planes[0].dtype == np.uint8  # (the sum of the planes' rows in whole grey levels)
+    rows = planes[0][::4].astype(np.int32 if whole else np.float32)
+    for p in planes[1:]:
+        rows += p[::4]
+    spread = _pixel_noise(rows, row_step=1) / len(planes)  # (rows: every 4th already)
+    if dtype == np.uint8 or dtype == np.bool_:
+        step = 1.0
+    elif np.issubdtype(dtype, np.integer):
+        step = 255.0 / float(np.iinfo(dtype).max)
+    else:
+        step = 0.0
+    return max(spread, step / math.sqrt(12.0))
 
 
 def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -414,8 +523,9 @@ def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, n
         line, red_map = _red_scores(planes[0], planes[1], planes[2], th)
     else:
         line, red_map = 0.0, np.zeros((max(1, h // b), max(1, w // b)), dtype=bool)
-    level, contrast, foreground, factor = _signal(mx, th)
+    level, contrast, foreground, factor, peak = _signal(mx, th)
     clipped = float(np.count_nonzero(mx >= _CLIPPED)) / float(mx.size)
+    grain = _grain(planes, np.asarray(image).dtype) / factor  # white noise: 1/side of the blocks' pixels
     small = _block_mean(planes[0], factor)
     for p in planes[1:]:
         small = small + _block_mean(p, factor)
@@ -428,6 +538,8 @@ def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, n
         "clipped": clipped,
         "contrast": contrast,
         "foreground": foreground,
+        "peak_snr": peak,
+        "grain": grain,
         "red_line_score": line,
         "red_area": float(red_map.sum()) * b * b / float(h * w),
     }
@@ -560,14 +672,17 @@ def _far(beyond: np.ndarray, ok: np.ndarray, th: Thresholds, spread: bool = True
 
 
 def _level_flags(level: np.ndarray, contrast: np.ndarray, foreground: np.ndarray, th: Thresholds,
-                 clipped: np.ndarray | None = None
+                 clipped: np.ndarray | None = None, peak_snr: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(black, dark, bright, level ratio, high level ratio) of a sequence's frames from their
-    ``level``, ``contrast``, ``foreground`` and ``clipped`` (None: not measured; see the module's
-    notes); the ratios are the level over the lower (dark test) and over the higher (bright
+    ``level``, ``contrast``, ``foreground``, ``clipped`` and ``peak_snr`` (None: not measured; see the
+    module's notes); the ratios are the level over the lower (dark test) and over the higher (bright
     test) of the neighbours' medians before and after."""
-    # black: no spatial signal (camera noise averages out in the block means)
+    # black: no spatial signal (camera noise averages out in the block means), or none above the frame's own
+    # noise (strong noise keeps the block contrast above a grey level: a lens cap, a camera warming up)
     black = contrast < max(th.black_level, th.black_rel * float(np.median(contrast)))
+    if peak_snr is not None:
+        black |= np.asarray(peak_snr, float) < th.black_snr  # (NaN: not measured, no verdict)
 
     # dark and bright: far below or above the neighbours' level; twice, the second time with
     # the dark and bright frames of the first pass left out of the references (artifacts can
@@ -632,12 +747,13 @@ def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds
         True for a black or dark frame.
     """
     _check_thresholds(thresholds)
-    df = pd.DataFrame(list(signals) if not isinstance(signals, pd.DataFrame) else signals,
-                      columns=["level", "contrast", "foreground"])
+    df = pd.DataFrame(list(signals) if not isinstance(signals, pd.DataFrame) else signals)
+    df = df.reindex(columns=["level", "contrast", "foreground", "peak_snr"])  # (peak_snr: absent from older dicts)
     if df.empty:
         return np.zeros(0, bool)
     black, dark, *_ = _level_flags(df["level"].to_numpy(float), df["contrast"].to_numpy(float),
-                                   df["foreground"].to_numpy(float), thresholds or Thresholds())
+                                   df["foreground"].to_numpy(float), thresholds or Thresholds(),
+                                   peak_snr=df["peak_snr"].to_numpy(float))
     return black | dark
 
 
@@ -646,7 +762,8 @@ def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> 
     s = stats.copy()
     black, dark, bright, ratio, ratio_high = _level_flags(s["level"].to_numpy(float), s["contrast"].to_numpy(float),
                                                           s["foreground"].to_numpy(float), th,
-                                                          clipped=s["clipped"].to_numpy(float))
+                                                          clipped=s["clipped"].to_numpy(float),
+                                                          peak_snr=s["peak_snr"].to_numpy(float))
 
     # red line: long thin red bands, above an absolute floor and above the neighbours
     line = s["red_line_score"].to_numpy(float)
@@ -655,14 +772,19 @@ def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> 
     red_line = valid & (line >= th.line_fraction) & (line - ref_line >= 0.5 * th.line_fraction)
 
     # duplicate: far less change than the neighbourhood's ordinary change (lower quartile of
-    # the changes between frames that are neither black, dark, bright nor striped)
+    # the changes between frames that are neither black, dark, bright nor striped, nor repeats:
+    # a change near zero, below what the two frames' noise alone makes, is a repeat's, and where
+    # repeats are most frames, a screen recorder holding each image for 15 frames, the lower
+    # quartile of all changes is one), or near zero itself (a still scene whose encoder dropped
+    # the changes of its noise: no reference at all)
     change = s["change"].to_numpy(float)
+    quiet = np.isfinite(change) & (change < th.dup_noise * s["change_noise"].to_numpy(float))
     odd = black | dark | bright | red_line
     ordinary = ~odd & ~np.r_[True, odd[:-1]]
-    ref_change = _quantile_reference(change, ordinary, 2 * th.window, 0.25)
+    ref_change = _quantile_reference(change, ordinary & ~quiet, 2 * th.window, 0.25)
     change_ratio = change / np.maximum(ref_change, 1e-9)
     change_ratio[~np.isfinite(change) | ~np.isfinite(ref_change)] = np.nan
-    duplicate = np.isfinite(change_ratio) & (change_ratio < th.dup_ratio) & (ref_change > 1e-6)
+    duplicate = (np.isfinite(change_ratio) & (change_ratio < th.dup_ratio) & (ref_change > 1e-6)) | quiet
     # a repeat looks like its predecessor: a dark, bright or striped frame after a frame that
     # is not is no repeat, however little the frame changed
     prev_dark, prev_line = np.r_[False, dark[:-1]], np.r_[False, red_line[:-1]]
@@ -837,12 +959,15 @@ def score_frames(
         except DevolensError as exc:
             raise DevolensError(f"frame {i}: {exc}", path=name) from None
         del image
-        change = np.nan
+        change = change_noise = np.nan
         if prev_small is not None and prev_seq == seq and prev_small.shape == small.shape:
             scale = 0.5 * (float(small.mean()) + float(prev_small.mean())) + 1.0
             change = float(np.abs(small - prev_small).mean()) / scale
-        prev_small, prev_seq = small, seq
-        rows.append({"frame": i, "file": name or "", "sequence": seq, "time": time, "change": change, **stats})
+            # what the two frames' noise alone puts into it (the mean absolute difference of two normal variables)
+            change_noise = math.sqrt(2.0 / math.pi) * math.hypot(stats["grain"], prev_grain) / scale
+        prev_small, prev_seq, prev_grain = small, seq, stats["grain"]
+        rows.append({"frame": i, "file": name or "", "sequence": seq, "time": time, "change": change,
+                     "change_noise": change_noise, **stats})
         red_maps.append((red_map.shape, np.packbits(red_map, axis=None)))
         if progress is not None:
             progress(i + 1, max(total, i + 1) if total else 0)
@@ -1013,9 +1138,11 @@ def curate_path(
     -------
     pandas.DataFrame
         The report of :func:`score_frames`; ``file`` holds the image names for a folder and
-        is empty for a video or a stack; ``time`` holds, for a TIFF stack whose metadata record the interval
-        between its time points, each frame's seconds since the first time point, and for a folder, the
-        time-point number of file names like ``t012.png`` or ``emb1_t012.png`` (12; empty otherwise). For a video
+        is empty for a video or a stack; ``time`` holds, for a video, each frame's seconds since its first frame
+        (from its timestamps, read as the frames are, with ffmpeg 6.1 or later; empty otherwise), for a TIFF
+        stack whose metadata record the interval between its time points, each frame's seconds since the first
+        time point, and for a folder, the time-point number of file names like ``t012.png`` or ``emb1_t012.png``
+        (12; empty otherwise). For a video
         in which ffmpeg reported damaged data, the frames decoded from it are flagged ``corrupt``
         (:func:`mark_corrupt`; found by decoding the video once more, ~2.5 s per 1000 frames of 752x512 H.264).
         Three more columns, the same on every row, say what input it is of: ``input`` (the file or folder name),
@@ -1049,6 +1176,7 @@ def curate_path(
     # what identifies the input, on every row (a CSV has no other place): a consumer of the report tells its own
     # input's report from another's by it (report_mismatch)
     _stack_times(report, Path(path), stack_z=stack_z, pages=pages)
+    _video_times(report, getattr(frames, "times", None))
     report["input"] = Path(path).resolve().name
     report["input_frames"] = int(total or 0)
     report["input_options"] = reading_options(path, stack_z=stack_z, channel=channel, pages=pages)
@@ -1074,9 +1202,29 @@ def _stack_times(report: pd.DataFrame, path: Path, *, stack_z: str, pages: str) 
         return
     per = reading["z_planes"] if reading["z"] == "slices" else 1
     frames = pd.to_numeric(report["frame"], errors="coerce").to_numpy(float)
-    seconds = np.round(np.floor(frames / per) * reading["interval_s"], 6)
+    report["time"] = _seconds_column(np.floor(frames / per) * reading["interval_s"])
+
+
+def _video_times(report: pd.DataFrame, times: list[float | None] | None) -> None:
+    """``time`` of a video's rows, in place: each frame's seconds since the first frame, from the timestamps the
+    video reader numbers its frames by (:attr:`devolens.io.video.VideoFrames.times`; a frame missing mid-file at
+    the time between its neighbours). Left as it is where there are none (ffmpeg before 6.1, or stamps that
+    could not be read)."""
+    if not times or all(t is None for t in times):
+        return
+    frames = pd.to_numeric(report["frame"], errors="coerce").to_numpy(float)
+    seconds = np.full(len(frames), np.nan)
+    for row, f in enumerate(frames):
+        if np.isfinite(f) and 0 <= int(f) < len(times) and times[int(f)] is not None:
+            seconds[row] = times[int(f)]
+    report["time"] = _seconds_column(seconds)
+
+
+def _seconds_column(seconds: np.ndarray):
+    """Seconds for the ``time`` column (to the microsecond; whole seconds as integers, NaN: empty)."""
+    seconds = np.round(np.asarray(seconds, float), 6)
     whole = np.isnan(seconds) | (seconds == np.round(seconds))
-    report["time"] = pd.array(seconds, dtype="Int64") if whole.all() else seconds
+    return pd.array(seconds, dtype="Int64") if whole.all() else seconds
 
 
 def reading_options(path: str | Path, *, stack_z: str = "project", channel: int | None = None,

@@ -103,6 +103,19 @@ def _timestamps_supported() -> bool:
     return version is not None and version >= (6, 1)
 
 
+def _stamp_seconds(fields: list[str]) -> float | None:
+    """``[pts, "num/den"]`` as seconds; None when either is missing or not a time (ffmpeg prints the int64 minimum
+    for a frame without a stamp, 0/1 or 0/0 for no time base)."""
+    try:
+        pts = int(fields[0])
+        num, den = (int(v) for v in fields[1].split("/"))
+    except (ValueError, IndexError):
+        return None
+    if den <= 0 or num <= 0 or abs(pts) >= 2 ** 62:
+        return None
+    return pts * num / den
+
+
 class _Timestamps:
     """Each decoded frame's timestamp, as ffmpeg writes them (``-stats_enc_pre``: a line per frame, written and
     flushed before the frame goes into the pipe), to find frames missing mid-file.
@@ -122,6 +135,9 @@ class _Timestamps:
 
     STEADY = 2
     MAX_GAP = 25
+    #: :attr:`irregular`: steps at least this many ticks long are one step rounded to the time base when a tick
+    #: apart (a tick is at most a tenth of them)
+    MANY_TICKS = 10
     #: seconds a frame's line may take to come after the frame (it is written before it)
     WAIT = 0.1
 
@@ -135,6 +151,9 @@ class _Timestamps:
         self._steady = 0
         self._seen = 0
         self.off = False  # no more reasoning about lost frames (irregular steps, or no stamps)
+        #: the presentation time (seconds, as the file stamps it) of the frame whose stamp :meth:`next_pts` read last;
+        #: None when not given
+        self.seconds: float | None = None
         self.broken = False  # no stamps to read (none written, or out of step with the frames)
         #: every step between frames' stamps (its length -> times seen): :attr:`irregular`
         self._steps: dict[int, int] = {}
@@ -170,11 +189,14 @@ class _Timestamps:
         return cls(name)
 
     def options(self) -> list[str]:
-        return ["-stats_enc_pre", self._path, "-stats_enc_pre_fmt", "{pts}"]
+        # the frame's stamp in the encoder's time base (ticks of the nominal frame rate: what the reasoning counts
+        # in), and the decoded frame's own stamp and time base (its time, which that rounds to a tick)
+        return ["-stats_enc_pre", self._path, "-stats_enc_pre_fmt", "{pts} {ptsi} {tbi}"]
 
     def next_pts(self) -> int | None:
         """The timestamp of the frame just read from the pipe (its line is written before the frame); None, and
-        the reasoning off, when there is none."""
+        the reasoning off, when there is none. :attr:`seconds`: its time."""
+        self.seconds = None
         if self._pipe is not None:
             line = self._pipe_line()
         else:
@@ -186,10 +208,13 @@ class _Timestamps:
         try:
             if not line.endswith("\n"):
                 raise ValueError(line)
-            return int(line.strip())
-        except ValueError:  # no whole line: timestamps out of step, so none is trusted from here on
+            fields = line.split()
+            pts = int(fields[0])
+        except (ValueError, IndexError):  # no whole line: timestamps out of step, so none is trusted from here on
             self.off = self.broken = True
             return None
+        self.seconds = _stamp_seconds(fields[1:3])
+        return pts
 
     def _pipe_line(self) -> str | None:
         self._pull()
@@ -269,11 +294,19 @@ class _Timestamps:
             return True  # a stamp going back: no steady rate
         if len(steps) < 2:
             return False
-        # steps a tick or 2 % apart are one step rounded to the time base (29.97 fps in milliseconds: 33 and 34;
-        # 10 fps in 1/25 s: 2 and 3): each such group's mean length, weighed by how often it came
+        common = max(sorted(steps), key=lambda k: steps[k])  # the most common step (the shortest on ties)
+        if all(k % common == 0 for k in steps):  # frames missing from a constant rate, however many ticks apart
+            return False
+        # steps 2 % apart are one step rounded to the time base, and so are steps a tick apart when that tick is
+        # small beside them (29.97 fps in milliseconds: 33 and 34) or when both are common (10 fps in 1/25 s: 2
+        # and 3 in turn). Not a tick apart otherwise: where a tick is a frame's step, 4 and 5 ticks are gaps of 3
+        # and 4 frames, not one of 4.5. Each group's mean length, weighed by how often it came
+        least = max(2, steps[common] // 4)  # (a step seen once is no rounding pattern)
         groups: list[list[int]] = []
         for k in sorted(steps):
-            if groups and k - groups[-1][-1] <= max(1, 0.02 * k):
+            last = groups[-1][-1] if groups else None
+            if last is not None and (k - last <= 0.02 * k or (k - last == 1 and (
+                    last >= self.MANY_TICKS or min(steps[k], steps[last]) >= least))):
                 groups[-1].append(k)
             else:
                 groups.append([k])
@@ -1131,6 +1164,18 @@ class VideoFrames:
         return bool(self._state.get("complete"))
 
     @property
+    def times(self) -> "list[float | None] | None":
+        """The time of each frame yielded so far (lost ones included): seconds since the first frame, from the
+        timestamps the frames are numbered by (``mark_lost``, ffmpeg 6.1 or later: read at no extra cost); None
+        for a frame without one (lost frames are spaced evenly between the frames around them), and in place
+        of the list when the timestamps are not read."""
+        raw = self._state.get("times")
+        if raw is None:
+            return None
+        first = raw[0] if raw else None
+        return [None if t is None or first is None else round(t - first, 9) for t in raw]
+
+    @property
     def damage(self) -> "VideoDamage | None":
         """What the reading found wrong with the file (a :class:`VideoDamage`: ffmpeg's messages of damaged data,
         frames fewer than the container records, a file cut short); None when nothing was found, or the video
@@ -1164,6 +1209,7 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
     -------
     VideoFrames
         An iterator of ndarray, uint8, (H, W, 3) (lazy: nothing is opened before the first frame is asked for).
+        With ``mark_lost``, its ``times`` attribute gives each frame's seconds since the first.
         Read to its end, its ``damage`` attribute (also :func:`video_damage` ``(path)``) is a
         :class:`VideoDamage` when ffmpeg reported damaged data (its stderr is read as it decodes) or the container
         records more frames than came (an AVI's header, an MP4's sample table), else None.
@@ -1236,31 +1282,39 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
             shifts: list[tuple[int, int]] = []
 
             def numbered() -> Iterator:
-                """Every frame in the video's numbering: a MissingFrame for each its timestamps skip (each frame
-                waits for the next one's timestamp: a gap counts only if the usual step follows it)."""
+                """Every frame in the video's numbering, with its time (seconds as the file stamps it; None
+                without stamps): a MissingFrame for each its timestamps skip (each frame waits for the next one's
+                timestamp: a gap counts only if the usual step follows it), at the times between."""
                 if stamps is None:
-                    yield from decoded()
+                    for frame in decoded():
+                        yield frame, None
                     return
                 prev = held = None
+                prev_seconds = None
                 inserted = 0
                 index = 0
                 for frame in itertools.chain(decoded(), [None]):
                     pts = None if frame is None else stamps.next_pts()
                     if held is not None:
                         gap = stamps.lost_before(prev, held[1], pts)
-                        for _ in range(gap):
-                            yield MissingFrame("lost", "missing from the video (its timestamps skip it)", path)
+                        known = prev_seconds is not None and held[2] is not None
+                        for k in range(gap):
+                            yield (MissingFrame("lost", "missing from the video (its timestamps skip it)", path),
+                                   prev_seconds + (k + 1) * (held[2] - prev_seconds) / (gap + 1) if known else None)
                         if gap:
                             inserted += gap
                             shifts.append((index, inserted))
-                        yield held[0]
+                        yield held[0], held[2]
                         index += 1
-                        prev = held[1]
-                    held = None if frame is None else (frame, pts)
+                        prev, prev_seconds = held[1], held[2]
+                    held = None if frame is None else (frame, pts, stamps.seconds)
 
+            times: list[float | None] = []  # of the frames yielded
+            state["times"] = times if stamps is not None else None
             i = -1
-            for i, item in enumerate(numbered()):
+            for i, (item, seconds) in enumerate(numbered()):
                 if i % every == 0:
+                    times.append(seconds)
                     yield item if isinstance(item, MissingFrame) else np.asarray(item)
             if i < 0:
                 raise DevolensError("video has no frames", path=path)
