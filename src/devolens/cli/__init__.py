@@ -9,7 +9,9 @@ variable). The machine running out of memory, disk or quota is one ``error:`` li
 (EX_TEMPFAIL: the run may succeed elsewhere or later). Ctrl-C prints ``error: interrupted``
 (exit 130); SIGTERM (what ``kill``, Slurm, Snakemake and Nextflow send), SIGHUP and Windows' Ctrl-Break stop
 the run the same way, ``error: terminated (SIGTERM)``, exit 128 + the signal's number (143, 129). Either way
-what the run was writing is removed and nothing half-written is committed.
+what the run was writing is removed and nothing half-written is committed. ``devolens --quiet`` (or
+``DEVOLENS_QUIET=1``) keeps of the messages on stderr only the errors, warnings and notes
+(:class:`devolens.cli._common._Messages`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ _streaming_blas(sys.argv)
 
 import typer  # noqa: E402
 
+from devolens.cli._common import QUIET_HELP, set_quiet  # noqa: E402
 from devolens.errors import DevolensError, DiameterWarning  # noqa: E402
 from devolens.io import atomic  # noqa: E402
 from devolens.io.atomic import EX_TEMPFAIL, RETRY_ERRNOS, WRITE_ERRNOS  # noqa: E402
@@ -95,8 +98,10 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", envvar="DEVOLENS_QUIET", help=QUIET_HELP),
 ) -> None:
     """devolens: lineage tables, a digital embryo, training and a model zoo."""
+    set_quiet(quiet)  # (each run sets it; main puts it back)
 
 
 for _name in _AREAS:
@@ -146,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         _restore_signal_handlers(previous)
         sys.unraisablehook = hook
         atomic.received_signals.clear()
+        set_quiet(False)  # a program (a test) calling main again gets the messages unless it asks otherwise
     return code
 
 
@@ -436,6 +442,10 @@ def _usage_error(message: str, ctx) -> str:
         return message
     path = ctx.command_path
     extra = re.fullmatch(r"got unexpected extra argument(?:s|\(s\))? \((.*)\)", message, re.S | re.I)
+    quiet = re.match(r"no such option: (?:-q|--quiet)(?=\s|$)", message, re.I)
+    if quiet and ctx.parent is not None:  # an option of devolens itself: `devolens segment nuclei ... -q`, a slip
+        return (f"{quiet.group(0)} (--quiet is an option of devolens itself: give it before the command, "
+                f"devolens --quiet {ctx.command_path.split(' ', 1)[-1]} ...)")
     if extra:
         got = extra.group(1)
         if len(got) > _EXTRA_SHOWN:

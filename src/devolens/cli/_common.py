@@ -19,10 +19,70 @@ def _tty(stream) -> bool:
         return False
 
 
+#: how the lines begin that ``--quiet`` still prints on stderr: what went wrong, and what may make a result wrong
+WARNING_PREFIXES = ("error:", "warning:", "note:")
+#: the help of ``devolens --quiet`` (README, "Every command has --help")
+QUIET_HELP = ("Print on stderr only the lines that begin error:, warning: or note: (a note says that a result may be "
+              "wrong or incomplete, or that an input was read in a way you may not have meant): no progress bars, "
+              "summary lines or tips. What a command prints on stdout and the files it writes (their notes "
+              "included) are unchanged.")
+
+
+class _Messages(Console):
+    """The console of the commands' messages, on stderr. Under ``--quiet`` (:func:`set_quiet`) it prints, of each
+    message, the lines from the first that begins with one of :data:`WARNING_PREFIXES` on, and nothing else: the
+    rule is the line's first word rather than each call's choice, so that a warning added later is never silenced by
+    mistake (and the clock's summary keeps the ``note:`` line under it). Every ``note:`` of devolens says that a
+    result may be wrong or incomplete, or that an input was read in a way the user may not have meant (a stack's
+    pages taken as time points, a file's other series left out): a warning in substance, kept. Renderables other
+    than text (a table) are never warnings."""
+
+    warnings_only = False
+
+    def print(self, *objects, sep: str = " ", **kwargs) -> None:
+        if self.warnings_only:
+            objects = self._warning_part(objects, sep, kwargs.get("markup"), kwargs.get("emoji"))
+            if not objects:
+                return
+        super().print(*objects, sep=sep, **kwargs)
+
+    def _warning_part(self, objects: tuple, sep: str, markup, emoji) -> tuple:
+        """``objects`` when the message begins with a warning's word, its lines from the first that does (one
+        ``Text``), or () for none."""
+        from rich.text import Text
+
+        texts = []
+        for obj in objects:
+            if isinstance(obj, str):
+                texts.append(self.render_str(obj, markup=markup, emoji=emoji, highlight=False))
+            elif isinstance(obj, Text):
+                texts.append(obj)
+            else:
+                return ()
+        lines = Text(sep).join(texts).split("\n")
+        for i, line in enumerate(lines):
+            if line.plain.lstrip().lower().startswith(WARNING_PREFIXES):
+                return objects if i == 0 else (Text("\n").join(lines[i:]),)
+        return ()
+
+
 # Not a terminal (a log file, a pipeline's capture): messages are not folded at 80 columns, so that a note or a
 # summary stays on one line for grep; a terminal folds them at its width as usual.
-console = Console(stderr=True, soft_wrap=not _tty(sys.stderr))
+console = _Messages(stderr=True, soft_wrap=not _tty(sys.stderr))
 out = Console(soft_wrap=not _tty(sys.stdout))
+
+
+def set_quiet(quiet: bool) -> None:
+    """``devolens --quiet`` (``DEVOLENS_QUIET=1``): :data:`console` prints warnings only (:class:`_Messages`) and
+    :func:`progress_bar` shows no bar. What goes to stdout (:data:`out`, ``typer.echo``), Python's warnings and the
+    files written are as without it."""
+    console.warnings_only = bool(quiet)
+
+
+def quiet() -> bool:
+    """Whether ``--quiet`` is in force (:func:`set_quiet`)."""
+    return console.warnings_only
+
 
 #: help of the ``--precision`` and ``--fast`` options of the inference commands
 PRECISION_HELP = ("Network arithmetic on CPU: auto (int8 where the model card has int8 scales, this PyTorch has the "
@@ -128,13 +188,15 @@ def stack_notes(path: Path, pages: str = "time", stack_z: Optional[str] = None, 
     was read (and, in the same note, a folder's files left out as the later parts of a multi-file OME-TIFF set),
     3 or 4 planes were read as one colour image (tifffile's default for such a stack), a folder holds several
     timelapses read as one sequence (``timelapses``: :func:`~devolens.io.frames.folder_timelapses`'s answer where
-    the command has it already)."""
-    from devolens.io.frames import timelapses_note
+    the command has it already), a folder's videos, HEIC photos or microscope files were not read as frames
+    (:func:`~devolens.io.frames.left_out_note`)."""
+    from devolens.io.frames import left_out_note, timelapses_note
     from devolens.io.stacks import other_series_note, planar_rgb_note, unlabelled_pages_note, z_projection_note
 
     z_note = z_projection_note(path, stack_z, slices_advice=slices_advice) if stack_z is not None else None
     return [text for text in (unlabelled_pages_note(path, pages), z_note, other_series_note(path),
-                              planar_rgb_note(path), timelapses_note(path, pages, timelapses)) if text]
+                              planar_rgb_note(path), timelapses_note(path, pages, timelapses),
+                              left_out_note(path)) if text]
 
 
 def print_stack_notes(path: Path, pages: str = "time", stack_z: Optional[str] = None) -> None:
@@ -188,9 +250,10 @@ def check_out(path: Path, source: Path) -> None:
 
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """Yield a ``callback(done, total)`` that drives a rich progress bar on stderr.
+    """Yield a ``callback(done, total)`` that drives a rich progress bar on stderr (none where stderr is no
+    terminal, or under ``--quiet``).
 
-    Library functions take ``progress=callback`` and call it as work advances.
+    Library functions take ``progress=callback`` and call it as work advances: they print no progress of their own.
     """
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -200,7 +263,7 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
         TimeRemainingColumn(),
         console=console,
         transient=False,
-        disable=not console.is_terminal,
+        disable=not console.is_terminal or quiet(),
     ) as prog:
         task = prog.add_task(description, total=None)
 

@@ -763,7 +763,8 @@ def _estimate_note(estimate, what: str) -> Optional[str]:
         from devolens.predict.sizing import untrusted_reason
 
         why = untrusted_reason(estimate, what)  # the library's DiameterWarning says the same
-        return (f"diameter auto: {why}: used as they are (give --diameter if they are not EPIC-like framing)")
+        # a note: a magnification left unjudged may be wrong (the library's DiameterWarning), so --quiet keeps it
+        return (f"note: diameter auto: {why}: used as they are (give --diameter if they are not EPIC-like framing)")
     if estimate.diameter is None:
         return None
     # a bright uneven backdrop: the magnification was (mostly) read on the flattened images (sizing.BackdropReader)
@@ -784,7 +785,8 @@ def _estimates_note(estimates, what: str) -> Optional[str]:
     few = sum(1 for e in estimates if not e.trusted)
     if not resized and not few:
         return None
-    words = [f"diameter each: {len(resized)} of {len(estimates)} images resized"]
+    # images left unjudged: a note, which --quiet keeps (as auto's); resizes alone are a summary, which it drops
+    words = [f"{'note: ' if few else ''}diameter each: {len(resized)} of {len(estimates)} images resized"]
     if resized:
         m = [e.magnification for e in resized]
         words.append(f" (they look {min(m):.2g}-{max(m):.2g}x as magnified as the model's training frames)")
@@ -929,8 +931,9 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
                     magnification: Optional[dict] = None, notes: Optional[list] = None) -> str:
     """``segment.json``: how the outputs were made. ``command``: the command line (``devolens segment ...``, see
     :func:`devolens.provenance.command_line`); ``input``, ``model``, ``devolens``, ``frames``, ``objects`` and ``summary``'s keys
-    (skipped frames, precision, backend, working scale); ``weights_sha256`` of the model's weights; ``options``:
-    every option that changes results, as this run took them; ``magnification_estimate`` (see
+    (skipped frames, precision, backend, ``device``: where the network ran, ``--device auto`` resolved; working
+    scale); ``weights_sha256`` of the model's weights; ``options``: every option that changes results, as this run
+    took them (``device`` as asked, e.g. ``auto``); ``magnification_estimate`` (see
     :func:`_sizing_record`); ``torch``: PyTorch's version; ``notes``: the notes the command prints after its summary
     line (their words, without ``note:``)."""
     return record_text({**record_header(f"devolens segment {kind}", input_path, model),
@@ -938,6 +941,11 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
                         "weights_sha256": weights_sha256, "options": options or {},
                         "magnification_estimate": magnification, "torch": torch_version(),
                         "notes": list(notes or [])}, default=None)
+
+
+#: segment's error when ``--skip-flagged`` leaves no frame (for any output: an overlay video's writer would otherwise
+#: say first that it has no frames to write)
+NOTHING_LEFT = "no frames left to segment (all frames flagged?)"
 
 
 def run_segmentation(
@@ -1025,7 +1033,13 @@ def run_segmentation(
                                                           "label", "x", "y", "area"])
         areas: list[float] = []
         counts: list[tuple] = []
-        first: list = []  # the first frames (centres of giant ones), for the colour and the blobs-or-lines notes
+        # what the colour and the blobs-or-lines notes judge (centres of giant frames): of the first SHAPE_LOOK
+        # frames, the SHAPE_FRAMES in which the model found the most objects, as (objects, order, image); the first
+        # frames (blank) where it found none in any. A movie's dark start of codec-compressed noise (which
+        # lacks_structure does not call empty: the codec's blocks are structure to it) read as "thin lines" and
+        # outvoted its real frames when the first 5 frames were judged
+        first: list = []
+        blank: list = []
         giants: list[tuple] = []  # (frame, shape, blocks, uint32 labels) of images segmented block by block
         noise: list = []  # frames with no structure above their noise (no objects: see MembranePredictor)
         # the images' heights and widths: one estimate for a folder of several sizes gets a note
@@ -1042,8 +1056,6 @@ def run_segmentation(
                 arr = frame.image if prepared else np.asarray(frame)
                 if note_sizes:
                     sizes.add(tuple(sorted(arr.shape[:2])))  # (a portrait and a landscape frame: one size)
-                if len(first) < SHAPE_FRAMES:
-                    first.append(_centre(arr).copy())  # (a copy: a giant frame is not kept alive by a view)
                 pending.append((pos, arr))
                 yield frame if prepared else arr
 
@@ -1062,6 +1074,18 @@ def run_segmentation(
             counts.append((fid, res.count, tz))
             if res.extra.get("no_structure"):  # nothing above the frame's noise: no objects (the membrane model)
                 noise.append(fid)
+            order = len(counts)
+            # (copies: a giant frame is not kept alive by a view)
+            if res.count and order <= SHAPE_LOOK:
+                if len(first) < SHAPE_FRAMES:
+                    first.append((res.count, order, _centre(image).copy()))
+                    blank.clear()
+                else:
+                    fewest = min(range(len(first)), key=lambda i: first[i][0])
+                    if res.count > first[fewest][0]:
+                        first[fewest] = (res.count, order, _centre(image).copy())
+            elif not res.count and not first and len(blank) < SHAPE_FRAMES:
+                blank.append(_centre(image).copy())
             if res.extra.get("blocks"):  # a giant image, segmented block by block
                 giants.append((fid, image.shape[:2], res.extra["blocks"], res.labels.dtype.itemsize > 2))
             return pos, (_overlay(image, res.labels) if overlay else image)
@@ -1081,6 +1105,8 @@ def run_segmentation(
                 finally:
                     for f in written:
                         f.cancel()
+            if not counts:  # every frame flagged: said here, before an overlay video's writer finds it has none
+                raise DevolensError(NOTHING_LEFT, path=input_path)
 
         if overlay and source.is_video:
             from devolens.io.video import MAX_FPS, MIN_FPS, write_video
@@ -1102,14 +1128,13 @@ def run_segmentation(
         else:
             for _ in results():
                 pass
-        if not counts:
-            raise DevolensError("no frames left to segment (all frames flagged?)", path=input_path)
         # tables written without pandas (this command never imports it: ~0.2 s of start-up)
         objects.close()
         write_columns_csv({"frame": [c[0] for c in counts],
                            **({"t": [c[2][0] for c in counts], "z": [c[2][1] for c in counts]} if planes > 1 else {}),
                            "count": [c[1] for c in counts]}, stage.tmp / "counts.csv")
         scale = None if predictor.auto_each else predictor.working_scale()  # each: one per image
+        judged = [image for _, _, image in sorted(first, key=lambda entry: entry[1])] or blank  # in the input's order
         summary = {
             "frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
             "curation": None if curation is None else out / "curation.csv",
@@ -1124,10 +1149,10 @@ def run_segmentation(
             "sizes": sorted(sizes) if len(sizes) > 1 else None,
             "giants": giants,
             "no_structure": noise,
-            "colour_note": _colour_note(first[0] if first else None, kind, predictor.network.channel),
+            "colour_note": _colour_note(judged[0] if judged else None, kind, predictor.network.channel),
             # (the planes are read only where the note judges them)
-            "shape_note": _shape_note(lambda: _shape_frames(first, stack_file, channel, pages), kind, predictor,
-                                      reading["channels"] if reading else 0),
+            "shape_note": _shape_note(lambda: _shape_frames(judged, stack_file, channel, pages), kind,
+                                      predictor, reading["channels"] if reading else 0),
             # objects far from the sizes the model knows: another magnification (see size_advice; with
             # diameter each, every image was sized on its own)
             "suggest_diameter": None if predictor.auto_each else predictor.size_advice(
@@ -1148,6 +1173,8 @@ def run_segmentation(
             kind, input_path, model, summary["frames"], summary["objects"],
             {"skipped": [source.frame_id(p) for p in sorted(skip)],  # named as counts.csv names frames
              "precision": predictor.network.precision, "backend": predictor.network.backend,
+             # where the network ran (--device auto resolved; options.device keeps what was asked, for a rerun)
+             "device": predictor.device,
              "working_scale": scale,
              **({"stack": reading} if reading is not None else {})},
             weights_sha256=zoo.weights_sha256(model),
@@ -1196,11 +1223,12 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     # a µm diameter's pixel size: not square, given over the file's own, coarse for a microscope
     notes += [(text, plain) for text in (summary.get("diameter_um") or {}).get("notes") or ()]
     from devolens.cli._common import stack_notes
-    from devolens.io.frames import folder_timelapses, timelapses_note
+    from devolens.io.frames import folder_timelapses, left_out_note, timelapses_note
 
     found = folder_timelapses(input_path, pages)
-    several = timelapses_note(input_path, pages, found)  # (one of the stack notes, printed plain: it names files)
-    notes += [(text, plain if text == several else {})
+    # (stack notes printed plain: they name files)
+    named = {timelapses_note(input_path, pages, found), left_out_note(input_path)} - {None}
+    notes += [(text, plain if text in named else {})
               for text in stack_notes(input_path, pages, stack_z, timelapses=found)]
     if kind == "membrane" and stack_z == "project" and _has_z(input_path):
         notes.append(("note: the z planes were projected to their maximum; the membrane model was trained on "
@@ -1317,7 +1345,7 @@ def _stack_file(path: Path, pages: str) -> Optional[Path]:
 def _shape_frames(first: list, stack: Optional[Path], channel: Optional[int], pages: str) -> list:
     """What :func:`_shape_note` judges: for a z-stack (``stack``, a file or a folder's first), single planes of its
     first time point with the most signal (:func:`~devolens.io.stacks.busiest_planes`: its first frames are sparse
-    top planes, or projections overlaying many planes); else the input's first frames (``first``)."""
+    top planes, or projections overlaying many planes); else the input's frames given (``first``)."""
     if stack is None:
         return first
     from devolens.io.stacks import busiest_planes
@@ -1352,6 +1380,9 @@ def _colour_note(image: "np.ndarray | None", kind: str, channel: str) -> Optiona
 #: the input looks like the other kind: nuclei renders' frames lie at 0.05-1 (median 0.81, 5th percentile 0.29),
 #: membrane slices at 0-0.32 (median 0) (:func:`~devolens.predict.postprocess.blob_fraction`)
 SHAPE_FRAMES = 5
+#: ... chosen among this many first frames: those in which the model found the most objects (a movie's dark or noisy
+#: start, where it finds none or a few specks, is passed over)
+SHAPE_LOOK = 20
 LOOKS_LIKE_NUCLEI = 0.45
 LOOKS_LIKE_MEMBRANES = 0.02
 #: a membrane input whose frames have a bright background (too bright to judge as they are) and, inverted, thin
@@ -1369,9 +1400,9 @@ def _centre(image: np.ndarray, side: int = 2048) -> np.ndarray:
 def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Optional[str]:
     """A note when the input looks like the other model's: bright blobs (nuclei) given to the membrane model, which
     then outlines "cells" around them, or thin bright lines (membranes) given to the nuclei model. Judged at half the
-    render scale the models know (the working scale's share of the card's, so a --diameter counts), on the first
-    frames, or a z-stack's busiest single planes (:func:`_shape_frames`;
-    :func:`~devolens.predict.postprocess.blob_fraction`, median). ``channels``: a TIFF stack's channels (several: the note names --channel, not --color)."""
+    render scale the models know (the working scale's share of the card's, so a --diameter counts), on the 5 of the
+    first 20 frames in which the model found the most objects (:func:`run_segmentation`), or a z-stack's busiest
+    single planes (:func:`_shape_frames`; :func:`~devolens.predict.postprocess.blob_fraction`, median). ``channels``: a TIFF stack's channels (several: the note names --channel, not --color)."""
     from devolens.predict.postprocess import blob_fraction, prepare_image
 
     net = predictor.network
@@ -1566,10 +1597,12 @@ def record_path(out: Path) -> Path:
 def _population_record(input_path: Path, out: Path, model: str, predictor, *, frames: int, skipped: list,
                        options: dict, magnification: Optional[dict], fit, left_out,
                        plot: Optional[Path] = None, curation: Optional[Path] = None,
-                       stack: Optional[dict] = None, brightness: Optional[dict] = None) -> str:
+                       stack: Optional[dict] = None, brightness: Optional[dict] = None,
+                       clock_left_out: Optional[list] = None) -> str:
     """The JSON written beside population's CSV: the command line, the versions of devolens and PyTorch, the model
-    and its weights' sha256 (and the nuclei model's, whose counts it calibrates), the nuclei network's precision,
-    the options that change results, the magnification estimate, ``--clock``'s fit and ``--monotone``'s left-out
+    and its weights' sha256 (and the nuclei model's, whose counts it calibrates), the nuclei network's precision and
+    ``device`` (where it ran: ``--device auto`` resolved), the options that change results, the magnification
+    estimate, ``--clock``'s fit and the frames of no signal it left out (``clock_left_out``), ``--monotone``'s left-out
     frames (``dark``: black or dark frames; ``implausible``: readings off their neighbours); ``plot`` and ``curation``:
     the companions written beside the CSV (None: not written), which a later run into the same CSV replaces or
     removes (:func:`_stale_companions`); ``stack``: how a TIFF stack was read (:func:`_stack_reading`; None: no stack,
@@ -1588,6 +1621,8 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
         "nuclei_model": nuclei_name,
         "nuclei_weights_sha256": None if nuclei_name is None else zoo.weights_sha256(nuclei_name),
         "devolens": version(), "torch": torch_version(), "precision": getattr(predictor, "precision", None),
+        # where the nuclei network ran (--device auto resolved; options.device keeps what was asked, for a rerun)
+        "device": getattr(predictor, "device", None),
         "backend": getattr(network, "backend", None), "frames": frames, "skipped": skipped, "options": options,
         "magnification_estimate": magnification,
         "clock": None if fit is None else {"offset": json_number(fit.offset), "rate": json_number(fit.rate),
@@ -1595,6 +1630,8 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
         # how the per-frame estimates drift away from the fitted curve (beside the fit: its three numbers stay)
         "clock_drift": None if fit is None else {"residual_slope": json_number(fit.slope),
                                                  "late_residual": json_number(fit.late)},
+        # the frames of no signal the clock's fit left out (their rows read off its curve)
+        "clock_left_out": None if fit is None else list(clock_left_out or ()),
         "brightness": brightness,
         "monotone_left_out": None if left_out is None else {"dark": list(left_out[0]),
                                                             "implausible": list(left_out[1])},
@@ -1734,6 +1771,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     rows = []
     median_areas = []
     flat: list = []  # frames without signal (one grey level throughout), named as the CSV names them
+    no_signal: list[bool] = []  # per row: such a frame (--clock leaves them out of its fit)
     try:
         predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
                                     diameter=diameter, channel=_color(color), device=device)
@@ -1746,7 +1784,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             kept.append(pos)
             rows.append({"frame": source.frame_id(pos), **{k: row[k] for k in COLUMNS}})
             median_areas.append(row.get("median_area"))
-            if row.get("flat"):
+            no_signal.append(bool(row.get("flat")))
+            if no_signal[-1]:
                 flat.append(source.frame_id(pos))
     finally:
         source.close()
@@ -1760,7 +1799,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     fit = None
     if clock:
         try:
-            df, fit = predictor.clock_fit(df, kept)
+            df, fit = _clock_fit(predictor, df, kept, np.array(no_signal, bool))
         except DevolensError as exc:  # too few frames: named by the input, as every error about it is
             raise (exc if exc.path is not None else DevolensError(str(exc), path=input_path)) from None
     df[list(COLUMNS)] = df[list(COLUMNS)].astype(float).round(2)
@@ -1790,7 +1829,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                  "pages": pages, "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
         magnification=_sizing_record(diameter, getattr(predictor, "last_estimate", None), frames=list(df["frame"]),
                                      resize=getattr(predictor, "resize", None)),
-        fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading, brightness=brightness))
+        fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading, brightness=brightness,
+        clock_left_out=flat if fit is not None else None))
     given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
     _remove_stale(stale, [*written, given, out, record], input_path)
     df.attrs["record"] = record
@@ -1981,6 +2021,30 @@ def _steady(input_path: Path, source: "_Source") -> Optional[bool]:
     return video_steady(input_path)
 
 
+def _clock_fit(predictor, df, kept: list[int], no_signal: np.ndarray):
+    """``--clock``: the predictor's fit of the per-frame counts ``df`` (rows at the input's frame positions ``kept``)
+    to the developmental clock, leaving the frames of no signal (``no_signal``: one grey level throughout, read as a
+    black frame at a cell or two) out of it, as ``--monotone`` leaves black frames out of its fit: 3 such frames
+    at a movie's start pulled the curve of every frame 4x too low. They are read off the fitted curve at their
+    positions, as every frame is (:func:`devolens.predict.clock.fit_clock`'s ``use``)."""
+    if not no_signal.any():
+        return predictor.clock_fit(df, kept)
+    from devolens.predict.clock import MIN_FRAMES, fit_clock
+
+    if int((~no_signal).sum()) < MIN_FRAMES:
+        raise DevolensError(f"the developmental clock needs a timelapse of at least {MIN_FRAMES} frames with signal, "
+                            f"got {int((~no_signal).sum())}: {_count(int(no_signal.sum()), 'frame')} of "
+                            f"{len(no_signal)} hold no signal (one grey level throughout)")
+    from devolens.predict.population import LETTERS, composition_counts
+
+    fit = fit_clock(kept, df["total"].to_numpy(np.float64), *predictor.clock, use=~no_signal)
+    letters = composition_counts(fit.totals, predictor.composition)  # as the predictor's clock_fit reads them
+    out = df.copy()
+    out[list(LETTERS)] = letters
+    out["total"] = letters.sum(axis=1)
+    return out, fit
+
+
 def _clock_note(fit, seconds: Optional[float]) -> str:
     """What the developmental clock found: the movie's pace and how well its frames follow the curve."""
     pace = f"{fit.rate:.2f} reference time points per frame"
@@ -2086,7 +2150,8 @@ def population_command(
         "Output CSV, columns frame, A, E, M, P, C, D, Z, total: expected cells per letter (fractional: the model "
         f"gives expected counts, not whole cells), one row per frame read (flagged frames have no row). {LETTER_HELP} "
         "Beside it, NAME.json records how it was made (command line, devolens and torch versions, model and its "
-        "weights' sha256, precision, options, magnification estimate, the clock's fit, frames --monotone left out, "
+        "weights' sha256, precision, the device the network ran on, options, magnification estimate, the clock's fit "
+        "and the frames it left out, frames --monotone left out, "
         "the plot and curation report written); both are replaced when they exist, and the plot and curation report "
         "of an earlier run into the same CSV that this run does not write are removed.")),
     monotone: bool = typer.Option(False, "--monotone", help=(
@@ -2104,7 +2169,8 @@ def population_command(
         f"evidence: {CLOCK_GAIN}; it cannot undo a bias "
         "of the per-frame estimates), and read each frame's counts off the fitted curve. "
         "Assumes frames in time order at a steady interval and wild-type development (not for mutants or "
-        "arrested embryos); needs at least 6 frames.")),
+        "arrested embryos); needs at least 6 frames. Frames of no signal (one grey level throughout, a black "
+        "frame) are left out of the fit and read off its curve, with a note.")),
     plot: bool = typer.Option(True, "--plot/--no-plot", help=(
         "Also write a plot of the curves beside the CSV (same name, .png; NAME_plot.png where that would "
         "overwrite the input or a frame of the input folder).")),
@@ -2160,9 +2226,13 @@ def population_command(
             print_note(text)
     if df.attrs.get("flat"):
         flat = df.attrs["flat"]
-        print_note(f"{_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if len(flat) == 1 else 'hold'} no signal "
-                   "(one grey level throughout): read as a black frame; `devolens curate frames` flags such frames and "
-                   "--skip-flagged leaves them out")
+        one = len(flat) == 1
+        rows = "its row" if one else "their rows"
+        fitted = (f"; --clock left {'it' if one else 'them'} out of its fit and read {rows} off its curve"
+                  if df.attrs.get("clock") is not None else "")
+        print_note(f"{_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if one else 'hold'} no signal "
+                   f"(one grey level throughout): read as a black frame{fitted}; `devolens curate frames` flags such "
+                   "frames and --skip-flagged leaves them out")
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)
@@ -2173,7 +2243,7 @@ def population_command(
         console.print(text, highlight=False, soft_wrap=True)
     for text in stack_notes(input_path, pages, stack_z, slices_advice=False,  # (population only projects)
                             timelapses=df.attrs.get("timelapses")):
-        console.print(text)
+        console.print(text, highlight=False, soft_wrap=True)  # (plain, as segment's: some name files)
     if df.attrs.get("missing"):
         console.print(f"note: {df.attrs['missing']}", highlight=False, soft_wrap=True)
     if df.attrs.get("ended_early"):

@@ -24,7 +24,7 @@ from devolens.io.images import IMAGE_SUFFIXES as READABLE_SUFFIXES
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "ANIMATED_SUFFIXES", "iter_path_frames", "frame_count_from_info",
            "FrameCount", "cut_short", "open_animated", "unsupported_file", "image_stem", "check_channel_input",
            "folder_continuations", "folder_timelapses", "timelapses_note",
-           "several_timelapses_error"]
+           "several_timelapses_error", "folder_left_out", "left_out_note", "HEIC_SUFFIXES"]
 
 #: single-image files (GIFs are handled on their own; a WebP is one unless animated, see ANIMATED_SUFFIXES)
 IMAGE_SUFFIXES = tuple(s for s in READABLE_SUFFIXES if s != ".gif")
@@ -38,6 +38,15 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm", ".mpg", ".mpe
 #: microscope vendors' own formats: not read directly (a hint says how to export them)
 VENDOR_SUFFIXES = (".czi", ".nd2", ".lif", ".lsm", ".oib", ".oif", ".ims", ".vsi", ".dv", ".r3d", ".ics", ".ids",
                    ".zvi", ".sld", ".lei")
+#: photos in Apple's HEIC/HEIF format (an iPhone's default): no reader here takes them (a hint says how to export)
+HEIC_SUFFIXES = (".heic", ".heif")
+#: what to do with each kind of file a folder holds that is not read as its frames (:func:`folder_left_out`)
+_LEFT_OUT_ADVICE = {
+    "video": ("video", "a video is a timelapse of its own, not a frame of the folder: give each one on its own"),
+    "heic": ("HEIC photo", "HEIC is not read: export them as JPEG, PNG or TIFF first (an iPhone takes JPEGs with "
+                           "Settings > Camera > Formats > Most Compatible)"),
+    "vendor": ("microscope file", "save them as OME-TIFF first (Fiji's Bio-Formats or bfconvert)"),
+}
 
 
 def image_stem(name: str | Path) -> str:
@@ -68,6 +77,8 @@ def unsupported_file(path: Path, expected: str) -> DevolensError:
     if path.suffix.lower() in VENDOR_SUFFIXES:
         msg += ("; microscope files are not read directly: save the series as (OME-)TIFF first, e.g. in Fiji "
                 "(File > Import > Bio-Formats, then File > Save As > OME-TIFF) or with Bio-Formats' bfconvert")
+    elif path.suffix.lower() in HEIC_SUFFIXES:
+        msg += "; HEIC photos are not read: export them as JPEG, PNG or TIFF first"
     return DevolensError(msg, path=path)
 
 
@@ -295,6 +306,57 @@ def folder_files(path: Path) -> list[Path]:
     return [p for p in files if p not in skip] if skip else files
 
 
+def folder_left_out(path: str | Path) -> dict[str, list[Path]]:
+    """The files of a folder that hold images but are not read as its frames, by kind: ``"video"``
+    (:data:`VIDEO_SUFFIXES`: one timelapse each, given on its own), ``"heic"`` (:data:`HEIC_SUFFIXES`, an iPhone's
+    photos) and ``"vendor"`` (:data:`VENDOR_SUFFIXES`); only kinds with files, in natural order; ``{}`` for anything
+    but a folder. Looked for where the frames are read (a render output's ``frames/``, whose ``video.mp4`` beside it
+    shows the same frames, is not left out), or in the folder itself when it has no frames. A folder straight off a
+    phone (``IMG_0001.MOV`` beside ``IMG_0002.JPG``) would otherwise lose its videos without a word. Other files
+    (tables, notes) are not named."""
+    path = Path(path)
+    if not path.is_dir():
+        return {}
+    where = path / "frames" if not _image_files(path) and (path / "frames").is_dir() and _image_files(
+        path / "frames") else path
+    kinds = {"video": VIDEO_SUFFIXES, "heic": HEIC_SUFFIXES, "vendor": VENDOR_SUFFIXES}
+    found: dict[str, list[Path]] = {}
+    try:
+        members = sorted((p for p in where.iterdir() if not p.name.startswith(".") and p.is_file()),
+                         key=lambda p: _natural_key(p.name))
+    except OSError:
+        return {}
+    for p in members:
+        kind = next((k for k, suffixes in kinds.items() if p.suffix.lower() in suffixes), None)
+        if kind is not None:
+            found.setdefault(kind, []).append(p)
+    return {k: found[k] for k in kinds if k in found}
+
+
+def _left_out_words(found: dict[str, list[Path]], shown: int = 3) -> list[str]:
+    """Per kind of :func:`folder_left_out`: ``"2 videos (a.mp4, b.mp4): a video is ..."``."""
+    words = []
+    for kind, files in found.items():
+        noun, advice = _LEFT_OUT_ADVICE[kind]
+        names = ", ".join(p.name for p in files[:shown]) + (
+            f" and {len(files) - shown} more" if len(files) > shown else "")
+        words.append(f"{len(files)} {noun}{'s' if len(files) != 1 else ''} ({names}): {advice}")
+    return words
+
+
+def left_out_note(path: str | Path) -> str | None:
+    """The note for a folder whose videos, HEIC photos or microscope files are not read as frames
+    (:func:`folder_left_out`), naming them and saying what to do; None when there are none, or no frames at all
+    (then the error says it: :func:`iter_path_frames`)."""
+    path = Path(path)
+    found = folder_left_out(path)
+    if not found or not folder_files(path):
+        return None
+    n = sum(len(files) for files in found.values())
+    return (f"note: {n} file{'s' if n != 1 else ''} of this folder {'is' if n == 1 else 'are'} not read as "
+            f"{'a frame' if n == 1 else 'frames'}: " + "; ".join(_left_out_words(found)))
+
+
 def _listed(path: Path) -> list[Path]:
     files = _image_files(path)
     if not files and (path / "frames").is_dir():
@@ -490,8 +552,9 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     if path.is_dir():
         files = folder_files(path)
         if not files:
+            held = "; ".join(f"it holds {words}" for words in _left_out_words(folder_left_out(path)))
             raise DevolensError(f"no image files ({', '.join(FOLDER_SUFFIXES)}) in this folder"
-                                + _subfolders_hint(path), path=path)
+                                + (f"; {held}" if held else "") + _subfolders_hint(path), path=path)
         # a folder of TIFF stacks (one z-stack per time point, as many microscopes write them):
         # each member is read by the stack rules, so its Z planes are projected (or sliced)
         stacks = _folder_stacks(files, stack_z, channel, pages)

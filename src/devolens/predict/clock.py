@@ -150,7 +150,8 @@ def _best_shift(curve: pd.Series, ref: pd.Series, min_overlap: int) -> int:
 
 
 def fit_clock(positions: Iterable[float], totals: Iterable[float], tau: np.ndarray, log_total: np.ndarray,
-              rates: tuple[float, float] = (0.2, 30.0), max_fit_frames: int = 300) -> ClockFit:
+              rates: tuple[float, float] = (0.2, 30.0), max_fit_frames: int = 300,
+              use: Iterable[bool] | None = None) -> ClockFit:
     """Fit a movie's per-frame totals to the reference curve (see the module's docstring).
 
     Parameters
@@ -167,6 +168,12 @@ def fit_clock(positions: Iterable[float], totals: Iterable[float], tau: np.ndarr
     max_fit_frames : int
         Longer movies are fitted on this many evenly spaced frames (the fitted curve is then
         read off for every frame).
+    use : iterable of bool, optional
+        Per frame, whether it takes part in the fit (None: every frame). A frame left out (a black
+        frame of no signal, whose reading of a cell or two would pull the curve down: a movie
+        starting with 3 such frames was read 4x too low) is still read off the fitted curve at its
+        position, as the others; ``residual``, ``slope`` and ``late`` are those of the frames
+        fitted. The fit is that of the frames used alone (``offset`` then moved to the first frame).
 
     Returns
     -------
@@ -175,7 +182,7 @@ def fit_clock(positions: Iterable[float], totals: Iterable[float], tau: np.ndarr
     Raises
     ------
     DevolensError
-        Fewer than :data:`MIN_FRAMES` frames, or positions not increasing.
+        Fewer than :data:`MIN_FRAMES` frames (used), or positions not increasing.
     """
     try:
         pos = np.asarray(list(positions), dtype=np.float64)
@@ -189,15 +196,25 @@ def fit_clock(positions: Iterable[float], totals: Iterable[float], tau: np.ndarr
         if bad.any():
             i = int(np.argmax(bad))
             raise DevolensError(f"{name} must be finite numbers{' >= 0' if low == 0 else ''}; frame {i} has {values[i]:g}")
-    if len(pos) < MIN_FRAMES:
-        raise DevolensError(f"the developmental clock needs a timelapse of at least {MIN_FRAMES} frames, got {len(pos)}")
+    if use is None:
+        used = np.ones(len(pos), bool)
+    else:
+        used = np.asarray(list(use), dtype=bool)
+        if used.shape != pos.shape:
+            raise DevolensError("use must give one yes/no per frame")
+    if int(used.sum()) < MIN_FRAMES:
+        left = "" if used.all() else f" ({len(pos) - int(used.sum())} of {len(pos)} left out of the fit)"
+        raise DevolensError(f"the developmental clock needs a timelapse of at least {MIN_FRAMES} frames, "
+                            f"got {int(used.sum())}{left}")
     if np.any(np.diff(pos) <= 0):
         raise DevolensError("frame positions must increase (frames in time order)")
     tau = np.asarray(tau, dtype=np.float64)
     log_total = np.asarray(log_total, dtype=np.float64)
-    dt = pos - pos[0]
+    dt = pos - pos[used][0]  # from the first frame fitted: the fit is that of the frames used alone
     lp = np.log(np.maximum(est, 1.0))
-    pick = np.unique(np.linspace(0, len(pos) - 1, min(len(pos), max_fit_frames)).round().astype(int))
+    fitted_at = np.flatnonzero(used)
+    pick = fitted_at[np.unique(np.linspace(0, len(fitted_at) - 1,
+                                           min(len(fitted_at), max_fit_frames)).round().astype(int))]
     d_fit, l_fit = dt[pick], lp[pick]
     offsets = np.arange(tau[0] - 60.0, tau[-1] + 1.0, 1.0)
     best = (np.inf, offsets[0], 1.0)
@@ -215,9 +232,9 @@ def fit_clock(positions: Iterable[float], totals: Iterable[float], tau: np.ndarr
             best = (float(loss[i]), float(offsets[ok][i]), float(rate))
     _, offset, rate = best
     fitted = np.interp(offset + rate * dt, tau, log_total)
-    res = lp - fitted
-    return ClockFit(totals=np.exp(fitted), offset=offset, rate=rate, residual=float(np.median(np.abs(res))),
-                    **_trend(dt, res))
+    res = (lp - fitted)[used]
+    return ClockFit(totals=np.exp(fitted), offset=offset + rate * float(dt[0]), rate=rate,
+                    residual=float(np.median(np.abs(res))), **_trend(dt[used], res))
 
 
 def _trend(dt: np.ndarray, res: np.ndarray) -> dict:
