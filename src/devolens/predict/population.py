@@ -244,6 +244,11 @@ class PopulationPredictor:
     resize : float
         Every frame is first resized by this factor (another magnification than the
         training data; :meth:`from_zoo` sets it from ``diameter``).
+    scale_known : bool
+        The frames' pixel scale (after ``resize``) is the training frames' (a predictor built by hand; a given
+        ``diameter``): the regressor reads a window of the training frames' size around the embryo of a frame with
+        a wide margin (:func:`fit_frame`). False for frames used as they are (``diameter`` None), whose framing
+        the regressor then keeps; with ``auto``, each stream's estimate decides (trusted: known).
     """
 
     def __init__(
@@ -267,6 +272,7 @@ class PopulationPredictor:
         resize: float = 1.0,
         auto: bool = False,
         clock: tuple[np.ndarray, np.ndarray] | None = None,
+        scale_known: bool = True,
     ):
         if method not in ("composition", "regressor"):
             raise DevolensError(f"unknown population method {method!r} (composition, regressor)")
@@ -295,6 +301,7 @@ class PopulationPredictor:
             raise DevolensError(f"resize must be > 0, got {resize}")
         self.resize = float(resize)
         self.auto = bool(auto) and nuclei is not None
+        self.scale_known = bool(scale_known)
         # the developmental clock's reference curve (time points, log total), for clock_fit
         self.clock = None if clock is None else (np.asarray(clock[0], np.float64), np.asarray(clock[1], np.float64))
         self.last_estimate = None  # the nuclei model's DiameterEstimate of the last auto run
@@ -374,6 +381,7 @@ class PopulationPredictor:
                 knots_x=arrays["knots_x"].astype(np.float64), knots_y=arrays["knots_y"].astype(np.float64),
                 coef=arrays["coef"].astype(np.float64) if "coef" in arrays else None,
                 batch_size=batch_size, card=card, resize=resize, channel=options.get("channel", "auto"), auto=auto,
+                scale_known=diameter is not None,  # a number (auto: decided per stream); None: used as they are
                 clock=(arrays["clock_tau"], arrays["clock_log_total"]) if "clock_tau" in arrays else None, **extra,
             )
         model = load_zoo_network(folder, card)
@@ -466,7 +474,7 @@ class PopulationPredictor:
             return j < len(seen) and seen[j] == k
 
         def regressor_input(k: int, img) -> np.ndarray:
-            return self._regressor_input(np.zeros_like(np.asarray(img)) if is_marked(k) else img)
+            return self._regressor_input(np.zeros_like(np.asarray(img)) if is_marked(k) else img, framed=scale_known)
 
         images = marked(images)
         done = 0
@@ -484,9 +492,12 @@ class PopulationPredictor:
             # self.resize records the last stream's, for size_advice
             resize = self.resize = 1.0 if est is None or est.diameter is None else diameter_scale(
                 1.0, self.nuclei.diameter_ref, est.diameter)
+            # too few nuclei to judge by: used as they are (pixel scale not known), the regressor keeps their framing
+            scale_known = est is not None and bool(est.trusted)
             images = itertools.chain(head, images)
         else:
             resize = self.resize
+            scale_known = self.scale_known
         if resize != 1.0:  # another magnification: frames resized to the training one
             images = (_resized(np.asarray(img), resize) for img in images)
         if self.method == "composition":
@@ -540,12 +551,14 @@ class PopulationPredictor:
                     progress(done, -1 if total is None else total)
                 yield row
 
-    def _regressor_input(self, image: np.ndarray) -> np.ndarray:
-        """A frame as the regressor saw its training frames: one channel, in the orientation and aspect ratio
-        of its input (:func:`fit_frame`), resized, normalised."""
+    def _regressor_input(self, image: np.ndarray, framed: bool = True) -> np.ndarray:
+        """A frame as the regressor saw its training frames: one channel, in the orientation, aspect ratio and
+        framing of its input (:func:`fit_frame`; ``framed`` False: the frame's pixel scale is unknown, no window of
+        the training frame's size), resized, normalised."""
         from devolens.predict.postprocess import normalize_percentile, resize_image, to_single_channel
 
-        grey = fit_frame(to_single_channel(np.asarray(image), self.channel), self.input_size)
+        grey = fit_frame(to_single_channel(np.asarray(image), self.channel), self.input_size,
+                         TRAINING_FRAME if framed else None)
         return normalize_percentile(resize_image(grey, self.input_size), *self.percentiles)
 
     def _regress(self, batch: np.ndarray) -> np.ndarray:
@@ -636,23 +649,50 @@ def _channel_range(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def fit_frame(grey: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """``grey`` (HxW) in the orientation and aspect ratio of ``shape`` (H, W), at its own pixel scale, so that
-    resizing it to ``shape`` neither squeezes nor shrinks the embryo.
+#: (H, W) of the frames the whole-frame regressor learned from (renders framed like EPIC movies' 752x512 camera
+#: field, the embryo at 0.55-1.15 of an EPIC framing), in the working pixels of the frames it reads (after any
+#: magnification resizing)
+TRAINING_FRAME: tuple[int, int] = (512, 752)
+#: :func:`fit_frame` cuts a window of the training frame's size where the largest window of the regressor's aspect
+#: ratio is this much wider than the training frame or more (a margin around the embryo); below, the largest window
+WIDER_FIELD = 1.15
+
+
+def fit_frame(grey: np.ndarray, shape: Sequence[int], frame: Sequence[int] | None = TRAINING_FRAME) -> np.ndarray:
+    """``grey`` (HxW) in the orientation and aspect ratio of ``shape`` (H, W), framed as the regressor's training
+    frames were, so that resizing it to ``shape`` neither squeezes nor shrinks the embryo.
 
     A frame whose orientation (portrait or landscape) is not that of ``shape`` is turned a quarter (a count does
     not depend on the orientation; the training frames show embryos at every angle). A frame of another aspect
     ratio (a square or 4:3 camera field) is cropped to the largest window of ``shape``'s aspect ratio, centred on
     its brightest tenth of pixels (the embryo), instead of being stretched (which squeezes the embryo) or padded
     (which shrinks it below the regressor's training zooms); benchmarks/RESULTS.md has the three measured. A frame
-    within 5 % of the aspect ratio (752x512 for 128x192: the training frames) is left as it is."""
+    within 5 % of the aspect ratio (752x512 for 128x192: the training frames) is left as it is.
+
+    A frame whose largest window is :data:`WIDER_FIELD` times as wide as ``frame`` (the training frames' size,
+    turned to ``shape``'s orientation) or more holds a margin the training frames never had: a 752x512 movie
+    centred in a 1920x1080 video or on a 1504x1024 canvas, a screen recording of a viewer's window. Shrunk whole to
+    ``shape``, its embryo would show at half its training framing or less, which the regressor reads as a later
+    stage (smaller nuclei: a frame of 158 cells read 136 as filmed, 232 boxed in 1920x1080 black). It gets a window
+    of ``frame``'s size instead (:func:`_training_window`: around the embryo, grown where the embryo is larger),
+    cut only from frames at least as tall as it (never padded). That trusts the frame's pixel scale (after any
+    magnification resizing): ``frame=None`` where it is not known (frames used as they are: ``diameter`` None, or
+    an estimate from too few nuclei to judge by) keeps the largest window, as do frames near the training size (the
+    renders themselves, square and 4:3 fields of them: benchmarks/RESULTS.md's comparison stands)."""
     grey = np.asarray(grey)
     h, w = grey.shape[:2]
     if h != w and shape[0] != shape[1] and (h > w) != (shape[0] > shape[1]):
         grey = np.ascontiguousarray(np.rot90(grey))
         h, w = w, h
     aspect = shape[1] / shape[0]
-    if abs(w / h - aspect) <= 0.05 * aspect:
+    near = abs(w / h - aspect) <= 0.05 * aspect
+    if frame is not None:
+        fh, fw = sorted(int(v) for v in frame)[:: 1 if shape[1] >= shape[0] else -1]  # turned like shape
+        lh, lw = (h, w) if near else ((max(1, min(h, round(w / aspect))), w) if w / h < aspect
+                                      else (h, max(1, min(w, round(h * aspect)))))
+        if lw >= WIDER_FIELD * fw and lh >= fh:
+            return _training_window(grey, (fh, fw), (lh, lw))
+    if near:
         return grey
     sample = np.asarray(grey[::4, ::4], dtype=np.float32)
     finite = np.isfinite(sample)
@@ -668,6 +708,66 @@ def fit_frame(grey: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     cw = max(1, min(w, round(h * aspect)))
     x0 = int(np.clip(round(cx - cw / 2), 0, w - cw))
     return grey[:, x0:x0 + cw]
+
+
+def _training_window(grey: np.ndarray, frame: tuple[int, int], largest: tuple[int, int]) -> np.ndarray:
+    """A window of ``frame``'s size (H, W) of ``grey`` (HxW) centred on its embryo, grown (at ``frame``'s aspect
+    ratio, up to the ``largest`` window's width) where the embryo and a tenth more do not fit; the frame's flat
+    fill inside it (:func:`_flat_fill`) set to its camera image's background level.
+
+    Found on a copy shrunk 4x (area). The camera image: the largest connected area that is not flat fill (a
+    viewer's window, the movie inside letterboxing; the whole of an ordinary frame). The embryo: inside it, the
+    pixels brighter than its background (10th percentile) by a quarter of its range (to the 99.5th percentile),
+    specks and strokes under 3 samples (12 px) wide left out (a time stamp, a scale bar, hot pixels); its extent is
+    theirs, all of an early embryo's separate nuclei included."""
+    import cv2
+
+    h, w = grey.shape[:2]
+    fh, fw = frame
+    step = 4
+    # (NaN and infinite pixels, a registration's padding, count as fill)
+    a = np.nan_to_num(np.asarray(grey, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    flat = _flat_fill(a)
+    size = (max(1, w // step), max(1, h // step))
+    small = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
+    kept = cv2.resize(flat.astype(np.float32), size, interpolation=cv2.INTER_AREA) < 0.5  # not fill (mostly)
+    count, comp, stats, _ = cv2.connectedComponentsWithStats(kept.astype(np.uint8), connectivity=8)
+    cy, cx, eh, ew = h / 2, w / 2, 0.0, 0.0  # the embryo's centre and extent (frame pixels)
+    level = float(np.median(a))
+    if count > 1:
+        k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        camera = comp == k
+        values = small[camera]
+        level, top = (float(v) for v in np.percentile(values, [10, 99.5]))
+        bright = (small > level + 0.25 * (top - level)) & camera
+        bright = cv2.morphologyEx(bright.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+        ys, xs = np.nonzero(bright if bright.any() else camera)
+        y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
+        cy, cx = step * (y0 + y1 + 1) / 2, step * (x0 + x1 + 1) / 2
+        eh, ew = step * (y1 + 1 - y0), step * (x1 + 1 - x0)
+    grow = min(max(1.0, 1.1 * eh / fh, 1.1 * ew / fw), largest[1] / fw, h / fh, w / fw)
+    wh, ww = min(h, round(fh * grow)), min(w, round(fw * grow))
+    y0 = int(np.clip(round(cy - wh / 2), 0, h - wh))
+    x0 = int(np.clip(round(cx - ww / 2), 0, w - ww))
+    out = np.array(grey[y0:y0 + wh, x0:x0 + ww])  # a copy: its fill is replaced
+    out[flat[y0:y0 + wh, x0:x0 + ww]] = np.asarray(level).astype(out.dtype)
+    return out
+
+
+def _flat_fill(image: np.ndarray, side: int = 7) -> np.ndarray:
+    """Pixels of ``image`` (HxW) that are no part of a camera image: those in a ``side`` x ``side`` square holding
+    one value throughout (letterboxing, a canvas, a viewer's panels; a camera's pixels vary, its noise at least),
+    but for squares at the image's highest value (a saturated nucleus). NaN pixels are never flat."""
+    import cv2
+
+    a = np.asarray(image, dtype=np.float32)
+    kernel = np.ones((side, side), np.uint8)
+    finite = np.isfinite(a)
+    low = cv2.erode(a, kernel, borderType=cv2.BORDER_REPLICATE)
+    core = (low == cv2.dilate(a, kernel, borderType=cv2.BORDER_REPLICATE)) & finite
+    if finite.any():
+        core &= a < a[finite].max()
+    return cv2.dilate(core.astype(np.uint8), kernel) > 0  # the whole of each flat square
 
 
 def _resized(image: np.ndarray, factor: float) -> np.ndarray:
