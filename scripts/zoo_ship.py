@@ -229,7 +229,9 @@ CARDS = {
         "method": "composition",
         "nuclei_model": "nuclei",
         "input": {"channels": "embryo frame as for the nuclei model (HxW or HxWx3, any size)"},
-        "preprocessing": {"steps": "as the nuclei model"},
+        "preprocessing": {"steps": ("as the nuclei model; the total regressor's input: one channel, turned landscape, "
+                                    "the largest 3:2 window around the embryo or, in a frame with a wide margin, a "
+                                    "752x512 window around it (see limits), resized to 128x192, percentiles 1-99.8")},
         "architecture": {"kind": "composition",
                          "parts": "nuclei zoo model -> nuclei found (count, areas, centroids) -> calibration to the "
                                   "embryo's total (an isotonic curve of the count, or a linear model of log(total) on "
@@ -275,7 +277,9 @@ CARDS = {
                    "renders at 0.55-1.15 of an EPIC framing (752x512 px, embryo ~600 px long): `devolens population` "
                    "estimates the magnification from the 5 of a movie's first frames with the most nuclei (`--diameter "
                    "auto`, the nuclei model's size model) and resizes movies outside that range (held-out renders at "
-                   "0.5x / 2x: total error 16% / 12% with the estimate, 35% / 24% without it); `--diameter PX` sets it, `--diameter none` "
+                   "0.5x / 2x: total error 14% / 11% with the estimate, 35% / 24% without it; with the estimate 16% / 12% when first "
+                   "measured, 15% / 12% on the same renders before the whole-frame regressor framed wide frames at the "
+                   "training size); `--diameter PX` sets it, `--diameter none` "
                    "turns it off. Trained on renders only; real movies may differ in ways the renderer does not draw. "
                    "The composition table given the true total is within 1-8% per letter (P: 17%): the error is almost "
                    "all in the total. On EPIC-framed renders of the training embryos (development, not held out) the "
@@ -293,7 +297,16 @@ CARDS = {
                    "quarter and a square camera field within 1 point of the 10.3% as rendered; dim Poisson noise 12%, "
                    "saturation 11%, defocus 12%, gamma 2 12%, a bright uneven backdrop 17% (20% with the fifth-stage "
                    "nuclei network, 17% with the CPU-trained one), gamma 0.5 12% (23% with the third-stage nuclei network). A crop can cut an embryo "
-                   "that fills a square field's height. The whole-frame regressor is not invariant to turning a frame "
+                   "that fills a square field's height. A frame with a wide margin around the embryo (its largest 3:2 window "
+                   "1.15x the training frames' width or more after magnification resizing: a movie boxed in a larger "
+                   "video or on a canvas, a screen recording of a viewer) gives the whole-frame regressor a window of "
+                   "the training frames' size (752x512 px) around the embryo, grown where the embryo is larger, the "
+                   "viewer's flat panels read as background; only where the magnification was decided (`--diameter PX`, "
+                   "or an estimate from enough nuclei: `--diameter none` and too few nuclei keep the frame's own "
+                   "framing): an 8-frame movie (true 158 cells at its last frame, 167 read as filmed) boxed in 1920x1080 "
+                   "read 218 before, 165 now; on a 1504x1024 canvas 203 -> 158; in a screen recording 199 -> 186, the "
+                   "rest from interface text the nuclei model counts as nuclei. The whole-frame regressor is not "
+                   "invariant to turning a frame "
                    "half a turn: real reference frame 160 read 200 cells as filmed and 160 turned 180 degrees with "
                    "`devolens population` (regressor alone 199 vs 126); averaging over flips was measured and not shipped (benchmarks/RESULTS.md). It "
                    "assumes frames in time order at a steady interval and wild-type timing; its curve spans 3-585 cells "
