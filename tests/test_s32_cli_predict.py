@@ -265,3 +265,23 @@ def test_records_say_which_device_ran_the_network(tiny_zoo, tmp_path):
     assert main(["population", str(img), "--out", str(tmp_path / "p.csv"), "--device", "auto", "--no-plot"]) == 0
     record = json.loads((tmp_path / "p.json").read_text())
     assert record["device"] == ran and record["options"]["device"] == "auto"
+
+
+def test_left_out_file_names_with_brackets_are_printed_whole(tiny_zoo, tmp_path, capsys):
+    """A file named 'movie [raw].mp4' was printed 'movie .mp4': rich read '[raw]' as markup."""
+    import imageio.v2 as iio
+
+    folder = tmp_path / "tv"
+    folder.mkdir()
+    for i in range(2):
+        iio.imwrite(folder / f"f{i}.png", _blobs(seed=i))
+    (folder / "movie [raw].mp4").write_bytes(b"x")
+    (folder / "IMG_[b]1.HEIC").write_bytes(b"x")
+    assert main(["curate", "frames", str(folder), "--out", str(tmp_path / "c.csv")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "movie [raw].mp4" in err and "IMG_[b]1.HEIC" in err
+    assert main(["segment", "nuclei", str(folder), "--out", str(tmp_path / "s")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "movie [raw].mp4" in err
+    notes = json.loads((tmp_path / "s" / "segment.json").read_text())["notes"]
+    assert any("movie [raw].mp4" in n for n in notes)

@@ -14,7 +14,17 @@ def test_a_weights_mismatch_is_one_line_naming_the_first_and_how_many_more(tmp_p
         load_state(model, state, tmp_path / "weights.safetensors")
     text = str(info.value)
     assert "\n" not in text and "\t" not in text
-    assert "size mismatch for 0.weight" in text and "(and 3 more)" in text
+    assert "size mismatch for 0.weight" in text and "(4 tensors do not fit in all)" in text
+
+
+def test_renamed_keys_are_counted_as_keys_not_lines(tmp_path):
+    """Every key renamed: PyTorch gives two lines (missing, unexpected) of 80 keys each; the count says 160."""
+    model = torch.nn.Sequential(*[torch.nn.Conv2d(1, 1, 1) for _ in range(40)])
+    state = {"x" + k: v for k, v in model.state_dict().items()}
+    with pytest.raises(DevolensError) as info:
+        load_state(model, state, tmp_path / "weights.safetensors")
+    text = str(info.value)
+    assert "\n" not in text and "Missing key(s)" in text and "(160 tensors do not fit in all)" in text
 
 
 def test_weights_that_fit_load():

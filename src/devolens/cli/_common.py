@@ -193,10 +193,13 @@ def stack_notes(path: Path, pages: str = "time", stack_z: Optional[str] = None, 
     from devolens.io.frames import left_out_note, timelapses_note
     from devolens.io.stacks import other_series_note, planar_rgb_note, unlabelled_pages_note, z_projection_note
 
+    from rich.markup import escape
+
     z_note = z_projection_note(path, stack_z, slices_advice=slices_advice) if stack_z is not None else None
-    return [text for text in (unlabelled_pages_note(path, pages), z_note, other_series_note(path),
-                              planar_rgb_note(path), timelapses_note(path, pages, timelapses),
-                              left_out_note(path)) if text]
+    # markup-escaped: they name files, and rich would read a name's "[raw]" as a tag and drop it
+    return [escape(text) for text in (unlabelled_pages_note(path, pages), z_note, other_series_note(path),
+                                      planar_rgb_note(path), timelapses_note(path, pages, timelapses),
+                                      left_out_note(path)) if text]
 
 
 def print_stack_notes(path: Path, pages: str = "time", stack_z: Optional[str] = None) -> None:

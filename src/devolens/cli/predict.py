@@ -1222,12 +1222,14 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((note, {}))
     # a µm diameter's pixel size: not square, given over the file's own, coarse for a microscope
     notes += [(text, plain) for text in (summary.get("diameter_um") or {}).get("notes") or ()]
+    from rich.markup import escape
+
     from devolens.cli._common import stack_notes
     from devolens.io.frames import folder_timelapses, left_out_note, timelapses_note
 
     found = folder_timelapses(input_path, pages)
     # (stack notes printed plain: they name files)
-    named = {timelapses_note(input_path, pages, found), left_out_note(input_path)} - {None}
+    named = {escape(text) for text in (timelapses_note(input_path, pages, found), left_out_note(input_path)) if text}
     notes += [(text, plain if text in named else {})
               for text in stack_notes(input_path, pages, stack_z, timelapses=found)]
     if kind == "membrane" and stack_z == "project" and _has_z(input_path):

@@ -208,8 +208,10 @@ class Thresholds:
         quartile of the neighbouring frames' changes is a duplicate.
     dup_noise : float
         A change below this fraction of what the two frames' noise alone makes (two exposures of
-        an unchanging scene: 1) is near zero: the frame is a repeat, and its change is left out of
-        its neighbours' reference.
+        an unchanging scene: about 1 in theory, but structure inflates the noise estimate and a
+        background clipped at 0 lowers the change: 0.33-0.73 measured, so 0.3) is near zero: the
+        frame is a repeat, and its change is left out of its neighbours' reference (a phone's
+        re-encoded still slide: 72 of its 89 repeats at 0.3, all at 0.6).
     window : int
         Neighbouring frames taken on each side for the sequence-relative references (the
         dark test takes the lower of the two sides' medians, the bright test the higher).
@@ -232,7 +234,7 @@ class Thresholds:
     patch_area: float = 0.004
     patch_min_blocks: int = 4
     dup_ratio: float = 0.3
-    dup_noise: float = 0.8
+    dup_noise: float = 0.3
     window: int = 4
     small_rows: int = 64
 

@@ -950,7 +950,7 @@ def _first_row_line(path: Path) -> int:
 
 
 def _check_ellipse(first: pd.DataFrame, path: Path) -> None:
-    """Refuse an AuxInfo whose embryo ellipse (its first row, the one read) holds an infinite value, one beyond
+    """Raise for an AuxInfo whose embryo ellipse (its first row, the one read) holds an infinite value, one beyond
     ±:data:`MAX_COORDINATE`, or an axis of 0 or less, naming the column and the line, as a CD table's positions are
     refused (:func:`_check_finite`). Passed on, such an ellipse sized a render's embryo (a major axis of 1e300 drew
     every nucleus as a point at the frame's centre: one object a frame), gave the lineage model's fit infinite shell
@@ -991,8 +991,10 @@ def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
     Raises
     ------
     DevolensError
-        Not an AuxInfo file (columns missing, no rows, a value not numeric); an ellipse value infinite, beyond
-        ±:data:`MAX_COORDINATE` or an axis of 0 or less (:func:`_check_ellipse`).
+        Not an AuxInfo file (columns missing, no rows, a value not numeric). An ellipse value infinite, beyond
+        ±:data:`MAX_COORDINATE` or an axis of 0 or less (:func:`_check_ellipse`) is no error: the ellipse is
+        taken as none, with a note naming the column and line (the table's positions do not depend on it; a
+        bad ``zpixres`` is treated the same way).
     """
     path = Path(path)
     df = _read_csv(path, "an EPIC AuxInfo CSV")
@@ -1003,7 +1005,13 @@ def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
         what = f"missing columns {','.join(missing)}" if missing else "no rows"
         raise DevolensError(f"not an EPIC AuxInfo file ({what})", path=path)
     _numeric(df, list(need), path)
-    _check_ellipse(df.iloc[:1], path)
+    notes = []
+    try:
+        _check_ellipse(df.iloc[:1], path)
+        usable = True
+    except DevolensError as exc:  # optional metadata, as zpixres: the table is still read, without the ellipse
+        usable = False
+        notes.append(f"{exc}: the embryo ellipse is taken as none")
     row = df.iloc[0]
     aux = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
     ellipse = {k: float(row[k]) for k in ELLIPSE_COLUMNS}
@@ -1011,10 +1019,11 @@ def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
     axis = row.get("axis")
     return {
         "zscale": zscale,
-        "ellipse": ellipse if all(math.isfinite(v) for v in ellipse.values()) else None,  # (NaN: no ellipse)
+        # (NaN: no ellipse)
+        "ellipse": ellipse if usable and all(math.isfinite(v) for v in ellipse.values()) else None,
         "axis": None if axis is None or (isinstance(axis, float) and math.isnan(axis)) else str(axis).strip(),
         "aux": aux,
-        "notes": [note] if note else [],
+        "notes": notes + ([note] if note else []),
     }
 
 

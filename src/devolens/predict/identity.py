@@ -452,6 +452,9 @@ STRAY_DISTANCE: float = 3.5
 STRAY_SPREAD: float = 1.5
 #: Fewest rows of an embryo for the screen of :func:`stray_nuclei` (fewer: no screen)
 STRAY_MIN_ROWS: int = 50
+#: ... and fewest nuclei at its fullest time point: a cloud of a few cells has no shape to lie outside of (the first
+#: 21 time points of a real embryo, up to 6 cells, had a named nucleus set aside as stray)
+STRAY_MIN_CELLS: int = 24
 
 
 def stray_nuclei(table: pd.DataFrame) -> np.ndarray:
@@ -459,7 +462,8 @@ def stray_nuclei(table: pd.DataFrame) -> np.ndarray:
 
     The embryo frame (:func:`embryo_frame`) pools all nuclei of an embryo, and its moments follow a few far points:
     one unnamed spot per time point 300 pixels beyond an embryo turned its frame and took the founder accuracy from
-    0.95 to 0.71, with high confidence. Per embryo (at least :data:`STRAY_MIN_ROWS` rows), pooled over its time
+    0.95 to 0.71, with high confidence. Per embryo (at least :data:`STRAY_MIN_ROWS` rows and
+    :data:`STRAY_MIN_CELLS` nuclei at one time point), pooled over its time
     points (the eggshell does not move): the Mahalanobis distance of every row from the median, with the covariance
     of the nearest 95 % (three rounds), in x, y and z as given (the distance does not depend on the z scale); rows
     beyond :data:`STRAY_DISTANCE` and :data:`STRAY_SPREAD` times the 95th percentile of the distances are stray.
@@ -479,6 +483,8 @@ def stray_nuclei(table: pd.DataFrame) -> np.ndarray:
     for name in pd.unique(emb):
         rows = np.flatnonzero(emb == name)
         if len(rows) < STRAY_MIN_ROWS:
+            continue
+        if "time" in table.columns and table["time"].iloc[rows].value_counts().max() < STRAY_MIN_CELLS:
             continue
         q = p[rows]
         keep = np.ones(len(q), bool)

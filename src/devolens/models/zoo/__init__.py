@@ -432,14 +432,22 @@ def load_state(model, state: dict, path: str | Path, problem: str = "weights do 
 
 
 def _first_mismatch(exc: RuntimeError) -> str:
-    """PyTorch's ``load_state_dict`` error (a heading and one tab-indented line per mismatch, often hundreds of
-    keys) as one line: its first mismatch, and how many more."""
+    """PyTorch's ``load_state_dict`` error (a heading, then a line per size mismatch and one listing all missing
+    keys, one all unexpected ones: often hundreds of keys) as one line: its first line, cut short, and how many
+    tensors do not fit in all."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     details = [line for line in lines if not line.lower().startswith("error(s) in loading state_dict")]
     if not details:
         return clip(" ".join(lines))
-    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    return clip(details[0]) + more
+
+    def keys(line: str) -> int:  # a key list ("Missing key(s) in state_dict: "a", "b".): its keys; else one
+        if line.lower().startswith(("missing key", "unexpected key")):
+            return max(1, line.count('"') // 2)
+        return 1
+
+    total = sum(keys(line) for line in details)
+    first = clip(details[0], 200)
+    return first if total <= 1 else f"{first} ({total} tensors do not fit in all)"
 
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
