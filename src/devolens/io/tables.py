@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from devolens import checks
-from devolens.errors import DevolensError, DevolensValueError
+from devolens.errors import DevolensError, DevolensValueError, ordinal
 from devolens.io.atomic import atomic_path
 
 #: Columns of the tidy table, in order (``blot`` only when known).
@@ -187,13 +187,11 @@ def _check_no_missing(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 
 MAX_COORDINATE = 1e6
 
 
-def _check_finite(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2,
-                  what: str = "positions and sizes", whose: str = "(pixels, planes) are no nucleus's") -> None:
+def _check_finite(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> None:
     """Refuse an infinite value (pandas reads ``inf`` as a number) or one beyond ±:data:`MAX_COORDINATE` in the
     numeric columns ``cols``, naming the first (its line: :func:`_line`). Missing values (NaN) are left to
     :func:`_check_no_missing` (a size may be unknown). Passed on, they are written to tidy tables as they are,
-    counted in a render's frames.csv while drawn nowhere, or overflow its geometry. ``what`` and ``whose``: the
-    words of the message (an AuxInfo's ellipse: :func:`read_epic_auxinfo`)."""
+    counted in a render's frames.csv while drawn nowhere, or overflow its geometry."""
     for c in cols:
         v = df[c].to_numpy(np.float64)
         with np.errstate(invalid="ignore"):
@@ -202,10 +200,10 @@ def _check_finite(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2,
             i = int(np.flatnonzero(bad)[0])
             where = f"line {_line(df, i, line_offset)}: {v[i]:g}"
             if np.isinf(v[i]):
-                text = f"column '{c}' is not a finite number ({where}): {what} must be finite"
+                text = f"column '{c}' is not a finite number ({where}): positions and sizes must be finite"
             else:
-                text = (f"column '{c}' holds an absurd value ({where}): {what} beyond "
-                        f"±{MAX_COORDINATE:,.0f} {whose}")
+                text = (f"column '{c}' holds an absurd value ({where}): positions and sizes beyond "
+                        f"±{MAX_COORDINATE:,.0f} (pixels, planes) are no nucleus's")
             raise DevolensError(text, path=path)
 
 
@@ -376,16 +374,10 @@ def time_step(times: Iterable[int]) -> int:
     return step
 
 
-def _ordinal(n: int) -> str:
-    """``3rd``, ``90th``, ``11th``."""
-    tail = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{tail}"
-
-
 def _step_note(step: int) -> str:
     """The note on time points spaced by ``step`` (:func:`time_step`): read as one time point per step, so that a
     step is no hole (the readers' notes) and no gap (population curves, cliffs: one row per time point given)."""
-    why = f"seconds? every {_ordinal(step)} frame?" if step >= 10 else f"every {_ordinal(step)} frame?"
+    why = f"seconds? every {ordinal(step)} frame?" if step >= 10 else f"every {ordinal(step)} frame?"
     return f"time points step by {step} ({why}): read as one time point per {step}"
 
 
@@ -949,32 +941,35 @@ def _first_row_line(path: Path) -> int:
     return 2
 
 
-def _check_ellipse(first: pd.DataFrame, path: Path) -> None:
-    """Raise for an AuxInfo whose embryo ellipse (its first row, the one read) holds an infinite value, one beyond
-    ±:data:`MAX_COORDINATE`, or an axis of 0 or less, naming the column and the line, as a CD table's positions are
-    refused (:func:`_check_finite`). Passed on, such an ellipse sized a render's embryo (a major axis of 1e300 drew
-    every nucleus as a point at the frame's centre: one object a frame), gave the lineage model's fit infinite shell
-    fractions (an axis of 0), and was kept in a converted table's sidecar. A missing value (NaN) is no ellipse, as
-    before; the other columns (zpixres: :func:`_zpixres`) are not checked here."""
-    line = _first_row_line(path)
-    _check_finite(first, list(ELLIPSE_COLUMNS), path, line_offset=line,
-                  what="ellipse values",
-                  whose="(pixels, degrees) are no embryo's (a damaged AuxInfo file?)")
+def _ellipse_problem(values: Any, at: str = "") -> str | None:
+    """What makes ``values`` (a mapping of :data:`ELLIPSE_COLUMNS` to numbers) no embryo ellipse, in words naming the
+    column (``at``: where, e.g. ``"line 2: "``), or None: an infinite value, one beyond ±:data:`MAX_COORDINATE`, or
+    an axis of 0 or less; a missing value (NaN) is no problem here (no ellipse). Passed on, such an ellipse sized a
+    render's embryo (a major axis of 1e300 drew every nucleus as a point at the frame's centre: one object a frame),
+    gave the lineage model's fit infinite shell fractions (an axis of 0), and was kept in a converted table's
+    sidecar: an AuxInfo's (:func:`read_epic_auxinfo`) and a tidy sidecar's (:func:`_usable_ellipse`) are taken as
+    none, with a note."""
+    v = {c: float(values[c]) for c in ELLIPSE_COLUMNS}
+    for c, x in v.items():
+        if math.isinf(x):
+            return f"column '{c}' is not a finite number ({at}{x:g}): ellipse values must be finite"
+        if abs(x) > MAX_COORDINATE:
+            return (f"column '{c}' holds an absurd value ({at}{x:g}): ellipse values beyond ±{MAX_COORDINATE:,.0f} "
+                    "(pixels, degrees) are no embryo's (a damaged AuxInfo file?)")
     for c in ("maj", "min"):
-        v = float(first[c].iloc[0])
-        if v <= 0:  # (NaN: not <= 0)
-            raise DevolensError(f"column '{c}' holds an axis of {v:g} (line {line}): the embryo ellipse's axes are "
-                                "lengths above 0 (a damaged AuxInfo file?)", path=path)
+        if v[c] <= 0:  # (NaN: not <= 0)
+            where = f" ({at.rstrip(': ')})" if at else ""
+            return (f"column '{c}' holds an axis of {v[c]:g}{where}: the embryo ellipse's axes are lengths above 0 "
+                    "(a damaged AuxInfo file?)")
+    return None
 
 
 def _usable_ellipse(ell: Any) -> bool:
-    """Whether a tidy table's sidecar ellipse is one :func:`_check_ellipse` lets through: a mapping of
-    :data:`ELLIPSE_COLUMNS` to finite numbers within ±:data:`MAX_COORDINATE`, axes above 0."""
+    """Whether a tidy table's sidecar ellipse is an embryo ellipse: a mapping of :data:`ELLIPSE_COLUMNS` to finite
+    numbers with no :func:`_ellipse_problem`."""
     if not isinstance(ell, dict) or any(not checks.is_number(ell.get(k)) for k in ELLIPSE_COLUMNS):
         return False
-    v = {k: float(ell[k]) for k in ELLIPSE_COLUMNS}
-    return (all(math.isfinite(x) and abs(x) <= MAX_COORDINATE for x in v.values())
-            and v["maj"] > 0 and v["min"] > 0)
+    return all(math.isfinite(float(ell[k])) for k in ELLIPSE_COLUMNS) and _ellipse_problem(ell) is None
 
 
 def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
@@ -992,7 +987,7 @@ def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
     ------
     DevolensError
         Not an AuxInfo file (columns missing, no rows, a value not numeric). An ellipse value infinite, beyond
-        ±:data:`MAX_COORDINATE` or an axis of 0 or less (:func:`_check_ellipse`) is no error: the ellipse is
+        ±:data:`MAX_COORDINATE` or an axis of 0 or less (:func:`_ellipse_problem`) is no error: the ellipse is
         taken as none, with a note naming the column and line (the table's positions do not depend on it; a
         bad ``zpixres`` is treated the same way).
     """
@@ -1005,14 +1000,11 @@ def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
         what = f"missing columns {','.join(missing)}" if missing else "no rows"
         raise DevolensError(f"not an EPIC AuxInfo file ({what})", path=path)
     _numeric(df, list(need), path)
-    notes = []
-    try:
-        _check_ellipse(df.iloc[:1], path)
-        usable = True
-    except DevolensError as exc:  # optional metadata, as zpixres: the table is still read, without the ellipse
-        usable = False
-        notes.append(f"{exc}: the embryo ellipse is taken as none")
     row = df.iloc[0]
+    # optional metadata, as zpixres: a bad ellipse is none, with a note; the table is still read
+    problem = _ellipse_problem(row, at=f"line {_first_row_line(path)}: ")
+    notes = [f"{path}: {problem}: the embryo ellipse is taken as none"] if problem else []
+    usable = problem is None
     aux = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
     ellipse = {k: float(row[k]) for k in ELLIPSE_COLUMNS}
     zscale, note = _zpixres(float(row["zpixres"]), path)
