@@ -2031,20 +2031,13 @@ def _clock_fit(predictor, df, kept: list[int], no_signal: np.ndarray):
     positions, as every frame is (:func:`devolens.predict.clock.fit_clock`'s ``use``)."""
     if not no_signal.any():
         return predictor.clock_fit(df, kept)
-    from devolens.predict.clock import MIN_FRAMES, fit_clock
+    from devolens.predict.clock import MIN_FRAMES
 
     if int((~no_signal).sum()) < MIN_FRAMES:
         raise DevolensError(f"the developmental clock needs a timelapse of at least {MIN_FRAMES} frames with signal, "
                             f"got {int((~no_signal).sum())}: {_count(int(no_signal.sum()), 'frame')} of "
                             f"{len(no_signal)} hold no signal (one grey level throughout)")
-    from devolens.predict.population import LETTERS, composition_counts
-
-    fit = fit_clock(kept, df["total"].to_numpy(np.float64), *predictor.clock, use=~no_signal)
-    letters = composition_counts(fit.totals, predictor.composition)  # as the predictor's clock_fit reads them
-    out = df.copy()
-    out[list(LETTERS)] = letters
-    out["total"] = letters.sum(axis=1)
-    return out, fit
+    return predictor.clock_fit(df, kept, use=~no_signal)
 
 
 def _clock_note(fit, seconds: Optional[float]) -> str:

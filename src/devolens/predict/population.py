@@ -578,7 +578,8 @@ class PopulationPredictor:
                 out = model(x)
         return np.clip(out.float().numpy(), 0.0, None)
 
-    def clock_fit(self, df: pd.DataFrame, positions: Sequence[float]) -> tuple[pd.DataFrame, Any]:
+    def clock_fit(self, df: pd.DataFrame, positions: Sequence[float],
+                  use: Sequence[bool] | None = None) -> tuple[pd.DataFrame, Any]:
         """A timelapse's per-frame counts refitted to the developmental clock.
 
         The frames' totals are fitted to the real embryos' total-cells curve (offset and rate,
@@ -592,6 +593,9 @@ class PopulationPredictor:
             One row per frame with a ``total`` column (from :meth:`predict_iter`).
         positions : sequence of float
             Each row's frame position in the movie (gaps where frames were skipped).
+        use : sequence of bool, optional
+            Which rows the fit is made on (e.g. not the frames of no signal, a black frame read at a cell or two);
+            every row is read off the fitted curve all the same (:func:`~devolens.predict.clock.fit_clock`).
 
         Returns
         -------
@@ -608,7 +612,8 @@ class PopulationPredictor:
                                 f"predict_batch), got {what}")
         if positions is None:
             raise DevolensError("clock_fit needs each row's frame position in the movie (e.g. range(len(df)))")
-        fit = fit_clock(positions, pd.to_numeric(df["total"], errors="coerce").to_numpy(dtype=np.float64), *self.clock)
+        fit = fit_clock(positions, pd.to_numeric(df["total"], errors="coerce").to_numpy(dtype=np.float64), *self.clock,
+                        use=use)
         letters = composition_counts(fit.totals, self.composition)
         out = df.copy()
         out[list(LETTERS)] = letters
