@@ -65,7 +65,8 @@ from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other 
     well_channel_order,
     well_channels,
 )
-from devolens.predict.tiled import EIGHT_BIT_DARK, RGB_TIFF_NOTE, RowReader, _own_series_array, colour_tiff_order
+from devolens.predict.tiled import (RGB_TIFF_NOTE, RowReader, _own_series_array, colour_tiff_order,
+                                    eight_bit_question, looks_eight_bit)
 STORE_VERSION = 1
 #: the smallest tile side `devolens tile --tile` takes
 MIN_TILE = 8
@@ -138,19 +139,14 @@ def _to_uint16(arr: np.ndarray, path: Path, stacklevel: int = 3) -> np.ndarray:
 
 def _eight_bit_warning(stored: np.dtype, channels: int, top: int, low: int, path: Path, stacklevel: int) -> None:
     """Warn of a well that looks like 8-bit data saved as 16-bit, by the rule of ``segment livedead``
-    (:meth:`devolens.predict.tiled.RowReader._eight_bit`: two channels read, stored as uint16 in either byte order,
-    their largest value ``top`` 1..255 and their darkest ``low`` at most :data:`EIGHT_BIT_DARK`), in its words.
+    (:func:`devolens.predict.tiled.looks_eight_bit`), in its words.
     Tiled as it is (not scaled x257 as an 8-bit file is), as ``segment livedead`` reads it: only the warning is
     added, the tiles are not changed (was: no word, where segmenting the same well warned)."""
-    stored = np.dtype(stored)
-    if not (channels == 2 and stored.kind == "u" and stored.itemsize == 2
-            and 0 < top <= 255 and low <= EIGHT_BIT_DARK):
+    if not looks_eight_bit(stored, channels, top, low):
         return
-    warnings.warn(f"{path}: every pixel of this 16-bit image is at most 255 (its largest {top}, its darkest {low}): "
-                  "8-bit data saved as 16-bit? (Fiji's Image > Type > 16-bit keeps the 8-bit values). Tiled as it "
-                  "is, not scaled, as `segment livedead` reads it; the livedead model reads a 16-bit camera's "
-                  "counts, and a model trained on these tiles learns an 8-bit export's values instead: tile the "
-                  "microscope's own 16-bit file", stacklevel=stacklevel + 1)
+    warnings.warn(f"{eight_bit_question(path, top, low)} Tiled as it is, not scaled, as `segment livedead` reads it; "
+                  "the livedead model reads a 16-bit camera's counts, and a model trained on these tiles learns an "
+                  "8-bit export's values instead: tile the microscope's own 16-bit file", stacklevel=stacklevel + 1)
 
 
 def _tiff_well_channels(path: Path, n_channels: int, order: Sequence[int] | None, shape: tuple

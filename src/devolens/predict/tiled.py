@@ -263,6 +263,19 @@ _COLOUR_CHECKED: dict[tuple, list[int]] = {}
 EIGHT_BIT_DARK = 5
 
 
+def looks_eight_bit(stored: np.dtype, channels: int, top: int, low: int) -> bool:
+    """The rule of :meth:`RowReader._eight_bit` (also ``tile make``'s): two channels stored as uint16 (either byte
+    order) whose largest value ``top`` is 1..255 and darkest ``low`` at most :data:`EIGHT_BIT_DARK`."""
+    stored = np.dtype(stored)
+    return channels == 2 and stored.kind == "u" and stored.itemsize == 2 and 0 < top <= 255 and low <= EIGHT_BIT_DARK
+
+
+def eight_bit_question(path, top: int, low: int) -> str:
+    """The first words of the warning on a well that :func:`looks_eight_bit` (each command adds what it does)."""
+    return (f"{path}: every pixel of this 16-bit image is at most 255 (its largest {top}, its darkest {low}): "
+            "8-bit data saved as 16-bit? (Fiji's Image > Type > 16-bit keeps the 8-bit values).")
+
+
 class RowReader:
     """Read row bands of a (C, H, W) image from a TIFF (or HDF5) without holding the image in memory: an
     uncompressed TIFF through file offsets, a compressed or tiled one (OME-TIFF, a pyramid's full resolution, any
@@ -558,13 +571,11 @@ class RowReader:
                         top, low = max(top, int(band.max())), min(low, int(band.min()))
                     if top > 255:
                         break
-            self._eight = 0 < top <= 255 and low <= EIGHT_BIT_DARK
+            self._eight = looks_eight_bit(self.dtype, self._channels, top, low)
             if self._eight:
-                warnings.warn(f"{self.path}: every pixel of this 16-bit image is at most 255 (its largest {top}, "
-                              f"its darkest {low}): 8-bit data saved as 16-bit? (Fiji's Image > Type > 16-bit keeps "
-                              "the 8-bit values). The livedead model reads a 16-bit camera's counts: an 8-bit export "
-                              "shifts its live/dead calls (nuclei this dim are missed or called dead); segment the "
-                              "microscope's own 16-bit file", stacklevel=6)
+                warnings.warn(f"{eight_bit_question(self.path, top, low)} The livedead model reads a 16-bit camera's "
+                              "counts: an 8-bit export shifts its live/dead calls (nuclei this dim are missed or called "
+                              "dead); segment the microscope's own 16-bit file", stacklevel=6)
         return self._eight
 
     def raw_rows(self, y0: int, y1: int) -> np.ndarray:
