@@ -22,17 +22,7 @@ from devolens.predict.identity import (
     tracklets,
 )
 
-FOUNDERS = ["AB", "C", "D", "E", "EMS", "MS", "P", "Z"]
-DEPTH1 = ["AB", "ABa", "ABp", "C", "Ca", "Cp", "D", "Da", "Dp", "E", "EMS", "Ea", "Ep", "MS", "MSa", "MSp", "P",
-          "Z"]
-
-try:
-    from devolens.models.zoo import ZOO_DIR
-
-    ZOO_OK = (ZOO_DIR / "identity" / "weights.safetensors").is_file()
-except Exception:  # pragma: no cover
-    ZOO_OK = False
-needs_zoo = pytest.mark.skipif(not ZOO_OK, reason="identity weights not shipped")
+from _identity_helpers import DEPTH1, FOUNDERS, ZOO_OK, needs_zoo  # noqa: F401
 
 
 def ellipsoid(rng: np.random.Generator, n: int) -> np.ndarray:
