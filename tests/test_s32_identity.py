@@ -13,7 +13,6 @@ from devolens.cli import main
 from devolens.cli.identify import _input_notes
 from devolens.predict.identity import (
     GAP_LINK_MIN,
-    IdentityPredictor,
     edge_crowding,
     identity_labels,
     prepare_clouds,
@@ -22,7 +21,7 @@ from devolens.predict.identity import (
     tracklets,
 )
 
-from _identity_helpers import DEPTH1, FOUNDERS, ZOO_OK, needs_zoo  # noqa: F401
+from _identity_helpers import DEPTH1, FOUNDERS, ZOO_OK, needs_zoo, random_predictor  # noqa: F401
 
 
 def ellipsoid(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -57,17 +56,6 @@ def moving_cells(n: int = 60, times: int = 12, step: float = 3.0, seed: int = 0)
     df = pd.concat(parts, ignore_index=True)
     df.attrs["zscale"] = 5.0
     return df
-
-
-def random_predictor(smooth: str = "lineage") -> IdentityPredictor:
-    """An untrained network: not accurate, but a deterministic function of each cloud."""
-    import torch
-
-    from devolens.models.identity_net import build_identity_net
-
-    torch.manual_seed(0)
-    net = build_identity_net(13, len(FOUNDERS) + len(DEPTH1), width=16, stages=2)
-    return IdentityPredictor(net, FOUNDERS, DEPTH1, smooth=smooth)
 
 
 def tracks_of(df: pd.DataFrame, report: dict | None = None):

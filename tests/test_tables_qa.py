@@ -11,7 +11,6 @@ from devolens.cli import main
 from devolens.errors import DevolensError
 from devolens.io.tables import detect_format, drop_duplicate_rows, read_table
 from devolens.predict.identity import (
-    IdentityPredictor,
     duplicate_nuclei,
     prepare_clouds,
     time_breaks,
@@ -20,7 +19,7 @@ from devolens.predict.identity import (
 
 from _lineage_builders import SMALL_FRAMES, write_acetree_zip, write_cd
 
-from _identity_helpers import DEPTH1, FOUNDERS, ZOO_OK, needs_zoo  # noqa: F401
+from _identity_helpers import DEPTH1, FOUNDERS, ZOO_OK, needs_zoo, random_predictor  # noqa: F401
 
 
 def run(argv, capsys):
@@ -183,17 +182,6 @@ def small_embryo(seed: int = 0, times: int = 5) -> pd.DataFrame:
     df = pd.concat(parts, ignore_index=True)
     df.attrs["zscale"] = 5.0
     return df
-
-
-def random_predictor(smooth: str = "lineage") -> IdentityPredictor:
-    """An untrained network: not accurate, but a deterministic function of each cloud."""
-    import torch
-
-    from devolens.models.identity_net import build_identity_net
-
-    torch.manual_seed(0)
-    net = build_identity_net(13, len(FOUNDERS) + len(DEPTH1), width=16, stages=2)
-    return IdentityPredictor(net, FOUNDERS, DEPTH1, smooth=smooth)
 
 
 def test_duplicate_nuclei_maps_every_copy_to_its_original():
