@@ -749,7 +749,20 @@ def time_step(times: Sequence[float] | np.ndarray) -> float:
     return float(np.median(np.diff(t))) if len(t) > 1 else 1.0
 
 
-def motion_ratio(clouds: list[dict[str, Any]], step: float | None = None, min_points: int = 20) -> float:
+def _nearest_back(cs: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """For each cloud of ``cs`` (one embryo's, sorted by time), the distance and index of each of its nuclei's nearest
+    nucleus in the cloud before it (None for the first cloud and where either is empty): the one query that
+    :func:`motion_ratio` and both passes of :func:`_link_embryo` read."""
+    from scipy.spatial import cKDTree
+
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None]
+    for p, c in zip(cs, cs[1:]):
+        out.append(cKDTree(p["coords"]).query(c["coords"], k=1) if len(p["coords"]) and len(c["coords"]) else None)
+    return out
+
+
+def motion_ratio(clouds: list[dict[str, Any]], step: float | None = None, min_points: int = 20,
+                 nearest: list | None = None) -> float:
     """How far an embryo's nuclei move between consecutive time points, relative to their spacing.
 
     For each pair of consecutive time points (at most :data:`STEP_TOLERANCE` steps apart, both with ``min_points``
@@ -765,17 +778,21 @@ def motion_ratio(clouds: list[dict[str, Any]], step: float | None = None, min_po
         One embryo's :func:`prepare_clouds` output (normalised coordinates).
     step : float, optional
         The embryo's time step (default :func:`time_step` of the clouds' times).
+    nearest : list, optional
+        :func:`_nearest_back` of the clouds sorted by time, where the caller has it.
     """
     from scipy.spatial import cKDTree
 
     cs = sorted(clouds, key=lambda c: c["time"])
     if step is None:
         step = time_step([c["time"] for c in cs])
+    if nearest is None:
+        nearest = _nearest_back(cs)
     ratios = []
-    for p, c in zip(cs, cs[1:]):
+    for i, (p, c) in enumerate(zip(cs, cs[1:]), 1):
         if min(len(p["coords"]), len(c["coords"])) < min_points or c["time"] - p["time"] > STEP_TOLERANCE * step:
             continue
-        back, _ = cKDTree(p["coords"]).query(c["coords"], k=1)
+        back = nearest[i][0]
         own, _ = cKDTree(c["coords"]).query(c["coords"], k=2)
         spacing = own[:, 1]
         ok = spacing > 0
@@ -847,16 +864,15 @@ def tracklets(clouds: list[dict[str, Any]], max_step: float = 0.5, max_link: flo
         by_embryo.setdefault(c["embryo"], []).append(c)
     for embryo, cs in by_embryo.items():
         step = time_step([c["time"] for c in cs])
-        motion = motion_ratio(cs, step)
+        nearest = _nearest_back(cs)
+        motion = motion_ratio(cs, step, nearest=nearest)
         sparse = motion > SPARSE_MOTION
         cut = {int(after) for e, _, after in breaks if e == embryo}
         rows = sum(len(c["index"]) for c in cs)
-        links = _link_embryo(cs, step, cut, max_step, max_link, label, len(parents), sparse, gaps=not sparse)
+        links = _link_embryo(cs, nearest, step, cut, max_step, max_link, label, len(parents), sparse, gaps=not sparse)
         if links[2] <= max(GAP_LINK_SHARE * rows, GAP_LINK_MIN):  # a complete table: no gap links at all
-            links = _link_embryo(cs, step, cut, max_step, max_link, label, len(parents), sparse, gaps=False)
-        ids, par, n_gap = links
-        for c, i in zip(cs, ids):
-            label[c["index"]] = i
+            links = _link_embryo(cs, nearest, step, cut, max_step, max_link, label, len(parents), sparse, gaps=False)
+        ids, par, n_gap = links  # (label holds ids already: _link_embryo writes it)
         parents.extend(par)
         if report is not None:
             largest = max((len(c["index"]) for c in cs), default=0)
@@ -869,11 +885,12 @@ def tracklets(clouds: list[dict[str, Any]], max_step: float = 0.5, max_link: flo
     return label
 
 
-def _link_embryo(cs: list[dict[str, Any]], step: float, cut: set[int], max_step: float, max_link: float,
-                 label: np.ndarray, first_id: int, chains: bool, gaps: bool
+def _link_embryo(cs: list[dict[str, Any]], nearest: list, step: float, cut: set[int], max_step: float,
+                 max_link: float, label: np.ndarray, first_id: int, chains: bool, gaps: bool
                  ) -> tuple[list[np.ndarray], list[int], int]:
-    """:func:`tracklets` of one embryo's clouds ``cs`` (sorted by time): the tracklet ids of each cloud's nuclei (from
-    ``first_id``), the parent of each new tracklet and the number of links made across a one-time-point gap.
+    """:func:`tracklets` of one embryo's clouds ``cs`` (sorted by time; ``nearest``: their :func:`_nearest_back`): the
+    tracklet ids of each cloud's nuclei (from ``first_id``), the parent of each new tracklet and the number of links
+    made across a one-time-point gap.
     ``label`` (row -> tracklet) is written as it goes (earlier clouds' ids are read from it); ``chains``: no
     tracklet links (sparse time sampling), only parents."""
     from scipy.spatial import cKDTree
@@ -884,7 +901,7 @@ def _link_embryo(cs: list[dict[str, Any]], step: float, cut: set[int], max_step:
     n_gap = 0
     prev = before = None  # the previous cloud and the one before it
     ended = None  # nuclei of `prev`'s previous cloud (`before`) that no nucleus of `prev` picked: tracklets that ended
-    for c in cs:
+    for k, c in enumerate(cs):
         idx = c["index"]
         ids = np.full(len(idx), -1, dtype=np.int64)
         par = np.full(len(idx), -1, dtype=np.int64)
@@ -893,7 +910,7 @@ def _link_embryo(cs: list[dict[str, Any]], step: float, cut: set[int], max_step:
         p = prev
         chosen = None
         if p is not None and len(p["coords"]) and len(idx):
-            dist, nn = cKDTree(p["coords"]).query(c["coords"], k=1)
+            dist, nn = nearest[k]  # (p is cs[k - 1]: a cut leaves no p)
             across = np.zeros(len(idx), bool)
             if (gaps and ended is not None and ended.any() and before is not None
                     and c["time"] - before["time"] <= (1 + STEP_TOLERANCE) * step):
