@@ -469,6 +469,65 @@ def test_a_stopped_render_stops_its_worker_pool(tmp_path, signame, code, group):
     assert (proc.returncode, "Traceback" in stderr, stderr.strip().splitlines()[-1]) == (code, False, message)
 
 
+def test_a_stop_while_the_pool_is_made_leaves_no_traceback(tmp_path):
+    """SIGTERM delivered inside multiprocessing's Pool(), after its workers were forked but before its finaliser was
+    registered (forced here), printed "Exception ignored in: <Finalize object, dead> ... AttributeError: ...
+    '_key'" at exit: the stop is held back until the pool exists, then stops the run as any other."""
+    script = textwrap.dedent("""
+        import os, signal, sys, weakref
+        import multiprocessing.util as util
+        made = util.Finalize.__init__
+        def init(self, obj, callback, args=(), kwargs=None, exitpriority=None):
+            if exitpriority == 15:  # the pool's own finaliser, half made
+                self._weakref = weakref.ref(obj, self)
+                os.kill(os.getpid(), signal.SIGTERM)
+            made(self, obj, callback, args, kwargs, exitpriority)
+        util.Finalize.__init__ = init
+        sys.argv[0] = "devolens"
+        from devolens.cli import run
+        run()
+    """)
+    out = tmp_path / "r"
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "render", "--simulate", "2", "--sim-cells", "200", "--size", "96", "96",
+         "--workers", "2", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stderr.strip()) == (143, "error: terminated (SIGTERM)")
+    assert not out.exists()
+
+
+def test_signals_held_hands_the_first_signal_over_after_the_section():
+    """A signal inside signals_held() reaches its own handler once the section ends, not inside it (Python's
+    Ctrl-C, as in a program that only imports devolens, raises there); nothing is recorded for the command."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered on the main thread only")
+    reached = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: reached.append(("handler", signum)))
+    try:
+        with atomic.signals_held():
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+            reached.append("section")
+        assert reached == ["section", ("handler", signal.SIGINT)]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.signals_held():
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is previous and atomic.received_signals == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_process_forked_inside_signals_held_gets_the_handlers_back():
+    """A worker forked inside the hold must not keep the holding handler (it would note a stop and never act on
+    it): after the fork it has the handlers of before the hold."""
+    with atomic.signals_held():
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if signal.getsignal(signal.SIGINT) is signal.default_int_handler else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_an_error_the_stop_caused_is_reported_as_the_stop(command, capsys):
     """A signal, then an error raised while unwinding (torch: "DataLoader worker (pid N) is killed by signal:
     Terminated", its loader workers signalled as a group): one error line for the stop and its exit code, no

@@ -468,10 +468,7 @@ def _usage_error(message: str, ctx) -> str:
 
 # Signals --------------------------------------------------------------------------------------------
 
-#: the signals that stop a run as Ctrl-C does (Ctrl-C itself; what kill, Slurm, Snakemake and Nextflow send; a
-#: closed terminal; Windows' Ctrl-Break)
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
-                      if hasattr(signal, name))
+_STOP_SIGNALS = atomic.STOP_SIGNALS
 
 
 def _on_signal(signum: int, frame) -> None:

@@ -24,6 +24,7 @@ import shutil
 import signal
 import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -85,6 +86,61 @@ def stop_if_signalled() -> None:
     """
     if received_signals:
         raise interruption(received_signals[0])
+
+
+#: the signals that stop a run as Ctrl-C does (Ctrl-C itself; what kill, Slurm, Snakemake and Nextflow send; a
+#: closed terminal; Windows' Ctrl-Break)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
+                     if hasattr(signal, name))
+
+#: the handlers :func:`signals_held` replaced, and the signals it held back
+_held_handlers: dict[int, Callable] = {}
+_held_back: list[int] = []
+
+
+def _hold_signal(signum: int, frame) -> None:
+    _held_back.append(signum)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold back the stop signals whose handler raises (the ``devolens`` command's, Python's Ctrl-C) while the
+    body runs, then hand the first one received to its handler.
+
+    For a section that an exception must not cut in half: :mod:`multiprocessing`'s ``Pool()`` interrupted after
+    forking its workers but before registering its finaliser printed "Exception ignored in: <Finalize object,
+    dead> ... AttributeError: ... '_key'" at exit. Only on the main thread (the only one Python delivers signals
+    to); nested holds are one hold. A process forked inside the hold gets the handlers back.
+    """
+    if _held_handlers or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    for signum in STOP_SIGNALS:
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            _held_handlers[signum] = handler
+            signal.signal(signum, _hold_signal)
+    try:
+        yield
+    finally:
+        handlers = dict(_held_handlers)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        _held_handlers.clear()
+        received, _held_back[:] = list(_held_back), []
+        if received:
+            handlers[received[0]](received[0], None)
+
+
+def _release_held_in_child() -> None:
+    for signum, handler in _held_handlers.items():
+        signal.signal(signum, handler)
+    _held_handlers.clear()
+    _held_back.clear()
+
+
+if hasattr(os, "register_at_fork"):  # before the command's own hook (devolens.cli imports this module first)
+    os.register_at_fork(after_in_child=_release_held_in_child)
 
 
 #: random part of a temporary file's or staging folder's name (what :func:`tempfile.mkstemp` and

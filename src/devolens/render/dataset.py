@@ -49,7 +49,7 @@ import pandas as pd
 
 from devolens import checks
 from devolens.errors import DevolensError, DevolensValueError
-from devolens.io.atomic import write_csv, write_text
+from devolens.io.atomic import signals_held, write_csv, write_text
 from devolens.io.images import read_image, write_label_tif, write_png
 from devolens.render.artifacts import (
     ARTIFACT_KINDS,
@@ -394,13 +394,14 @@ def render_dataset(
     geoms = [embryo_geometry(t) for t in tables]
     _set_job_tables(tables, geoms)
     pool = None
-    if workers > 1 and total > 1:
-        import multiprocessing as mp
-
-        # fork on Linux only (macOS: unsafe with its system libraries; the workers are spawn-safe)
-        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        pool = ctx.Pool(min(workers, total), initializer=_set_job_tables, initargs=(tables, geoms))
     try:
+        if workers > 1 and total > 1:
+            import multiprocessing as mp
+
+            # fork on Linux only (macOS: unsafe with its system libraries; the workers are spawn-safe)
+            ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+            with signals_held():  # a stop inside Pool() left a half-made finaliser: a traceback at exit
+                pool = ctx.Pool(min(workers, total), initializer=_set_job_tables, initargs=(tables, geoms))
         for ei, (table, tlist) in enumerate(zip(tables, plans)):
             name = names[ei]
             e_rng = np.random.default_rng(embryo_seeds[ei])
