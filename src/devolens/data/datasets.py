@@ -1498,12 +1498,16 @@ class H5TileDataset(TileDataset):
         self.images_key, self.labels_key = images_key, labels_key
         if not self.path.exists():
             raise DevolensError("HDF5 file not found", path=self.path)
+        from devolens.data.tiling import _linked
+
         with h5py.File(self.path, "r") as f:
             for k in (images_key, labels_key):
                 if k not in f:
                     raise DevolensError(f"no dataset {k!r} in the file", path=self.path)
-            n_img, n_lab = f[images_key].shape[0], f[labels_key].shape[0]
-            if f[images_key].ndim != 4 or f[labels_key].ndim != 3:
+            # a link to a missing file, or a soft link to nothing: one line, as a tile store's (was a raw KeyError)
+            images, labels = _linked(f, images_key, self.path), _linked(f, labels_key, self.path)
+            n_img, n_lab = images.shape[0], labels.shape[0]
+            if images.ndim != 4 or labels.ndim != 3:
                 raise DevolensError(f"expected {images_key} (N,C,H,W) and {labels_key} (N,H,W)", path=self.path)
         if n_img != n_lab:
             raise DevolensError(f"{n_img} image tiles but {n_lab} label tiles", path=self.path)

@@ -630,6 +630,13 @@ def _build_h5(recipe: dict, path: Path, run_split: pd.DataFrame | None = None) -
             from devolens.data.tiling import check_store
 
             check_store(f, path)
+        else:  # a user's own file: a dataset linked to a missing file, or a soft link to nothing, named in one
+            # line as in a devolens store (was a raw KeyError from f["images"] below)
+            from devolens.data.tiling import _STORE_DATASETS, _linked
+
+            for k in _STORE_DATASETS:
+                if k in f:
+                    _linked(f, k, path)
         n, c = f["images"].shape[0], f["images"].shape[1]
         source, coords, tile, same = store_split_inputs(f, n)
         # the classes its labels hold (a `devolens tile` store counts each class's pixels per tile)
