@@ -423,6 +423,7 @@ class LiveDeadPredictor:
         check_image_size(int(image.shape[1]), int(image.shape[2]))
         image, nonfinite = _missing(image)
         _warn_nonfinite("<array>", nonfinite)
+        _warn_eight_bit(image)
         if image.dtype != np.uint16:
             exact = _whole_counts(image)
             if exact is None:
@@ -686,6 +687,20 @@ def _warn_nonfinite(image, counts: np.ndarray) -> None:
     warnings.warn(f"{image}: {n:,} pixel{'s' if n != 1 else ''} hold{'s' if n == 1 else ''} no number (NaN or "
                   f"infinite; {where}): read as 0, no signal (an infinite one would read as a saturated, dead "
                   "nucleus); a damaged or badly exported image?", stacklevel=3)
+
+
+def _warn_eight_bit(image: np.ndarray) -> None:
+    """Warn of a (2, H, W) uint16 array (either byte order) that looks like 8-bit data saved as 16-bit
+    (:func:`devolens.predict.tiled.looks_eight_bit`), as a well file read by :class:`RowReader` is: read as it is,
+    as the file is (was: no word for the array, where the same well from a file warned)."""
+    from devolens.predict.tiled import EIGHT_BIT_LIVEDEAD, eight_bit_question, looks_eight_bit
+
+    if image.dtype.kind != "u" or image.dtype.itemsize != 2 or not image.size:
+        return
+    top, low = int(image.max()), int(image.min())
+    if looks_eight_bit(image.dtype, image.shape[0], top, low):
+        warnings.warn(f"{eight_bit_question('<array>', top, low)} {EIGHT_BIT_LIVEDEAD.format(what='counts')}",
+                      stacklevel=3)
 
 
 def _rgb_hint(src: RowReader) -> str:

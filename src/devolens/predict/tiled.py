@@ -270,6 +270,12 @@ def looks_eight_bit(stored: np.dtype, channels: int, top: int, low: int) -> bool
     return channels == 2 and stored.kind == "u" and stored.itemsize == 2 and 0 < top <= 255 and low <= EIGHT_BIT_DARK
 
 
+#: what ``segment livedead`` (and :meth:`devolens.predict.livedead.LiveDeadPredictor.predict`) adds to
+#: :func:`eight_bit_question`: the model reads counts, so the well is read as it is, and with what effect
+EIGHT_BIT_LIVEDEAD = ("The livedead model reads a 16-bit camera's counts: an 8-bit export shifts its live/dead calls "
+                      "(nuclei this dim are missed or called dead); segment the microscope's own 16-bit {what}")
+
+
 def eight_bit_question(path, top: int, low: int) -> str:
     """The first words of the warning on a well that :func:`looks_eight_bit` (each command adds what it does)."""
     return (f"{path}: every pixel of this 16-bit image is at most 255 (its largest {top}, its darkest {low}): "
@@ -573,9 +579,8 @@ class RowReader:
                         break
             self._eight = looks_eight_bit(self.dtype, self._channels, top, low)
             if self._eight:
-                warnings.warn(f"{eight_bit_question(self.path, top, low)} The livedead model reads a 16-bit camera's "
-                              "counts: an 8-bit export shifts its live/dead calls (nuclei this dim are missed or called "
-                              "dead); segment the microscope's own 16-bit file", stacklevel=6)
+                warnings.warn(f"{eight_bit_question(self.path, top, low)} {EIGHT_BIT_LIVEDEAD.format(what='file')}",
+                              stacklevel=6)
         return self._eight
 
     def raw_rows(self, y0: int, y1: int) -> np.ndarray:
