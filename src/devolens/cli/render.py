@@ -14,12 +14,21 @@ from devolens.provenance import command_line, file_sha256
 
 _HELP = """Render a lineage table (or simulated embryos) as microscopy frames with ground truth.
 
-Writes DIR/frames/tNNN.png, DIR/labels/tNNN_labels.tif (uint16 instance labels),
+Writes DIR/frames/tNNN.png, DIR/labels/tNNN_labels.tif (uint16 instance labels 1..K),
 DIR/frames.csv (file,time,embryo,A,E,M,P,C,D,Z,total,artifact), DIR/render.json and, for
-nuclei, DIR/objects.csv (file,label,cell,x,y,depth,radius,area,visible: each labelled nucleus of
-the clean frames, visible the share of it not hidden behind nearer nuclei); with --kind
+nuclei, DIR/objects.csv (file,label,cell,x,y,depth,radius,area,visible,label_x,label_y: each
+labelled nucleus of the clean frames, only the header when none is clean; x,y its 3-D centre
+projected into the frame, which for a partly hidden nucleus can fall outside its label, even in
+a nearer nucleus's; label_x,label_y the centroid of its label's pixels, what `devolens segment`'s
+objects.csv calls x,y; visible the share of it not hidden behind nearer nuclei); with --kind
 membrane also DIR/membranes/tNNN_membrane.png; with --video DIR/video.mp4.
 Rendering again into DIR replaces the previous render whole; other files in DIR are kept.
+
+frames.csv's counts are the table's at the row's time point, whatever the artifact: a
+duplicate frame counts its own time point while its image and labels repeat the previous
+frame's. render.json records where each frame artifact is (a red patch's box, a red line's
+rows, a dark or bright frame's factor); a red patch zeroes the labels under it and the
+others are renumbered 1..K.
 
 The simulated microscope (blur, brightness, noise, background, compression:
 the optics; for membranes the membrane parameters) and the pose are drawn at
@@ -30,8 +39,10 @@ frame: --size zooms in, it does not show more around the embryo.
 render.json records per embryo the optics (or membrane parameters) and pose
 used, the pose's scale in frame pixels per table pixel, and per frame its
 seed (membranes: the slice z in table planes; with --vary frame also its own
-optics and pose). A frame pixel's size in micrometres is recorded as unknown:
-lineage tables record no pixel size.
+optics and pose): with the same whole TABLE that is enough to render the frame
+again (the pose is relative to the embryo's geometry, measured on all of the
+table's rows: a part of the table gives another frame). A frame pixel's size in
+micrometres is recorded as unknown: lineage tables record no pixel size.
 """
 
 
@@ -234,9 +245,13 @@ def render(
     ),
     artifacts: float = typer.Option(
         0.0, "--artifacts", help="Probability (0..1) that a frame gets an artifact (black, dark, red line/patch, "
-        "duplicate, dropped); recorded in frames.csv."
+        "duplicate, dropped); recorded in frames.csv, and where each is (a red patch's box...) in render.json."
     ),
-    video: bool = typer.Option(False, "--video", help="Also write DIR/video.mp4, a timelapse of the frames."),
+    video: bool = typer.Option(
+        False, "--video", help="Also write DIR/video.mp4, a timelapse of the frames (with --simulate N, the N "
+        "embryos one after another). An odd side in --size makes the video one pixel larger on it than the frames "
+        "and labels (its last row or column repeated: H.264's yuv420p needs even sides), with a note."
+    ),
     fps: float = typer.Option(8.0, "--fps", help="Frames per second of the video (0.001 to 100000)."),
     seed: int = typer.Option(0, "--seed", help="Master random seed; the same seed gives the same output."),
     simulate: Optional[int] = typer.Option(
@@ -361,6 +376,17 @@ def render(
             drop_slivers=drop_slivers, prefix=prefix, workers=workers, progress=cb,
         )
         _add_provenance(stage / "render.json", provenance)
+    if video and len(df) and (df["file"] != "").any():
+        from devolens.cli._common import note
+        from devolens.io.video import video_size
+
+        even = video_size(*hw)
+        if even != hw:
+            padded = " and ".join(side for side, odd in (("row", even[0] != hw[0]), ("column", even[1] != hw[1]))
+                                  if odd)
+            note(f"--size {hw[0]} {hw[1]} has an odd side: video.mp4 is {even[0]} x {even[1]}, its last {padded} "
+                 f"a copy of the one before (H.264's yuv420p needs even sides), one pixel more than the frames and "
+                 f"labels ({hw[0]} x {hw[1]}): give an even --size for a video of the frames' size")
     n_art = int((df["artifact"] != "").sum())
     console.print(f"wrote {len(df)} frames ({n_art} with artifacts) to {out}/frames.csv")
 

@@ -25,7 +25,7 @@ from devolens.errors import DevolensError
 from devolens.io.atomic import WRITE_ERRNOS, atomic_path
 
 __all__ = ["iter_video_frames", "write_video", "video_info", "VideoInfo", "VideoFrames", "VideoDamage", "video_damage",
-           "container_count", "ContainerCount", "check_fps"]
+           "container_count", "ContainerCount", "check_fps", "video_size"]
 
 
 def _first_line(exc: Exception) -> str:
@@ -1447,6 +1447,12 @@ class _Encoder:
                 pass
 
 
+def video_size(height: int, width: int) -> tuple[int, int]:
+    """The (height, width) that :func:`write_video` encodes frames of ``height`` x ``width`` at: each side
+    rounded up to even (H.264's yuv420p needs even sides; there is no cropping them back in it)."""
+    return int(height) + int(height) % 2, int(width) + int(width) % 2
+
+
 def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.0, *, quality: float = 7.0,
                 preset: str = "veryfast") -> Path:
     """Encode frames into a video (H.264 mp4 by default), atomically.
@@ -1454,7 +1460,8 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.
     Parameters
     ----------
     frames : iterable of ndarray, uint8, (H, W) or (H, W, 3)
-        Consumed lazily, one at a time; all must have the same shape.
+        Consumed lazily, one at a time; all must have the same shape. An odd side is padded by one pixel,
+        repeating the last row or column (:func:`video_size`): the video is then one pixel larger than the frames.
     path : str or Path
         Destination (``.mp4``; the suffix picks the container).
     fps : float
@@ -1501,8 +1508,10 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 10.
                     shape = arr.shape
                 elif arr.shape != shape:
                     raise DevolensError(f"frame {n} has shape {arr.shape}, expected {shape}", path=path)
-                if arr.shape[0] % 2 or arr.shape[1] % 2:  # yuv420p needs even sizes
-                    arr = np.pad(arr, ((0, arr.shape[0] % 2), (0, arr.shape[1] % 2), (0, 0)), mode="edge")
+                even = video_size(*arr.shape[:2])
+                if even != arr.shape[:2]:  # yuv420p needs even sizes
+                    pad = ((0, even[0] - arr.shape[0]), (0, even[1] - arr.shape[1]), (0, 0))
+                    arr = np.pad(arr, pad, mode="edge")
                 if writer is None:
                     # frames go to ffmpeg as yuv420p, converted here by OpenCV (BT.601, limited range:
                     # what ffmpeg's own conversion gives), one x264 thread: ~25% less CPU than rgb24

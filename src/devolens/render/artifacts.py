@@ -8,7 +8,8 @@ Frame artifacts (the ``artifact`` string of a frame's ground truth):
   saturate, as under a lamp flickering up (labels kept). Drawn only when asked for
   (:data:`OPTIONAL_KINDS`): see :func:`plan_artifacts`.
 - ``"red_line"``: one to three full-width rows are saturated red (RGB frames only).
-- ``"red_patch"``: a rectangle is filled with noisy red (RGB only); labels under it are 0.
+- ``"red_patch"``: a rectangle is filled with noisy red (RGB only); labels under it are 0 and the others
+  renumbered 1..K in their order (a label wholly under the patch leaves no gap).
 - ``"duplicate"``: the frame repeats the previous frame of the sequence (image and labels).
 - ``"dropped"``: the frame is missing from the sequence (no image is written).
 
@@ -56,7 +57,9 @@ def apply_frame_artifact(
     ----------
     image : ndarray, uint8, (H, W) or (H, W, 3)
     labels : ndarray, (H, W), optional
-        Ground-truth labels to update (black frames and red patches hide nuclei).
+        Ground-truth labels to update (black frames and red patches hide nuclei). Integer instance labels
+        (0 = background): a red patch zeroes those under it and renumbers the rest 1..K, keeping their order
+        (the same ids when none went wholly under it).
     kind : str
         One of :data:`FRAME_KINDS` or :data:`OPTIONAL_KINDS` (``""`` returns the inputs unchanged).
     rng : numpy.random.Generator
@@ -116,7 +119,10 @@ def apply_frame_artifact(
         img[y0 : y0 + ph, x0 : x0 + pw, 0] = patch
         img[y0 : y0 + ph, x0 : x0 + pw, 1:3] = rng.integers(0, 30, size=(ph, pw, img.shape[2] - 1))
         if lab is not None:
+            from devolens.predict.postprocess import relabel_sequential
+
             lab[y0 : y0 + ph, x0 : x0 + pw] = 0
+            lab = relabel_sequential(lab).astype(lab.dtype, copy=False)  # 1..K again, in order: no gap
         info["box"] = (y0, y0 + ph, x0, x0 + pw)
     return img, lab, info
 

@@ -4,36 +4,58 @@ Layout written under ``out``::
 
     frames/tNNN.png              rendered frame (NNN = time point, zero-padded to 3 digits;
                                  ``<embryo>_tNNN.png`` when several/simulated embryos)
-    labels/tNNN_labels.tif       uint16 instance labels (nuclei, or cells for membranes)
+    labels/tNNN_labels.tif       uint16 instance labels 1..K (nuclei, or cells for membranes)
     membranes/tNNN_membrane.png  membrane mask, 0/255 (kind "membrane" only)
     frames.csv                   file,time,embryo,A,E,M,P,C,D,Z,total,artifact
-    objects.csv                  file,label,cell,x,y,depth,radius,area,visible (nuclei, clean
-                                 frames): each labelled nucleus, ``visible`` = share of its
-                                 footprint not hidden behind nearer nuclei
+    objects.csv                  file,label,cell,x,y,depth,radius,area,visible,label_x,label_y
+                                 (nuclei, clean frames; only the header when no frame is clean):
+                                 each labelled nucleus; ``x, y`` its 3-D centre projected into
+                                 the frame, ``label_x, label_y`` the centroid of its label's pixels
+                                 (see below); ``visible`` = share of its footprint not hidden
+                                 behind nearer nuclei
     render.json                  the settings, and for each embryo what its frames were rendered with
                                  (see below)
-    video.mp4                    timelapse of the written frames (with ``video=True``)
+    video.mp4                    timelapse of the written frames (with ``video=True``), the embryos one
+                                 after another when there are several
 
 ``frames.csv`` has one row per rendered time point; ``artifact`` is ``""`` for a clean
 frame or the kind (see :mod:`devolens.render.artifacts`). A ``dropped`` frame has an empty
 ``file`` (nothing was written for it); a ``duplicate`` frame repeats the previous image
 and labels. The population columns are those of the table at that time point, whatever
-the artifact.
+the artifact: a ``duplicate`` row counts the table at its own time point while its image and labels show
+the previous frame's. A ``red_patch`` frame's labels under the patch are 0 and the others renumbered 1..K.
+
+objects.csv's ``x, y`` are where the nucleus's centre projects (frame pixels): for a partly hidden nucleus
+that point can lie outside its own label, even inside a nearer nucleus's label. ``label_x, label_y`` are the
+centroid of the label's pixels (x the column, y the row, from 0 at the first pixel's centre), what
+``devolens segment``'s objects.csv calls ``x, y``: compare those with a segmentation's.
 
 ``render.json`` holds, under ``embryos``, one entry per embryo: ``seed`` (the embryo's seed, the
 ``reporter_key`` of its nuclei frames), ``optics`` (nuclei) or ``membrane`` (membrane parameters) and
 ``pose`` (``center``, ``angle``, ``scale``: frame pixels per table pixel, ``flip``) that every frame of it was
 rendered with, and ``frames``: one record per time point (``time``, ``file``, ``seed`` the frame's seed; for
-membranes ``z``, the slice in table planes). With ``vary="frame"`` each frame draws its own optics (and pose
+membranes ``z``, the slice in table planes; for a frame with a single-frame artifact ``artifact``: its
+``kind`` and where it is, as :func:`~devolens.render.artifacts.apply_frame_artifact` drew it: ``box``
+(y0, y1, x0, x1 of a red patch), ``rows`` (of a red line) or ``factor`` (of a dark or bright frame)). With
+``vary="frame"`` each frame draws its own optics (and pose
 with ``pose="random"``; its own slice for membranes): the embryo's ``optics``/``membrane`` and ``pose`` are then
 null and each frame record holds its own. A ``duplicate`` frame's record holds those of the frame it repeats
-(``repeats``: its time); a ``dropped`` one only its time. The clean frame is reproduced from a record by
+(``repeats``: its time; its ``artifact`` too when that frame had one); a ``dropped`` one only its time. The
+clean frame is reproduced from a record by
 ``render_nuclei_frame(table, time, size=size, seed=seed, rgb=rgb, optics=OpticsParams(**optics),
 pose=Pose(**pose), reporter_key=<embryo seed>, min_visible=..., drop_slivers=...)`` or
 ``render_membrane_frame(table, time, z=z, size=size, seed=seed, params=MembraneParams(**membrane),
-pose=Pose(**pose))``. ``pixel_size`` says that the frame's pixel size in micrometres is unknown: lineage
+pose=Pose(**pose))``, given the whole table that was rendered, as it was read (exact copies of rows may stay:
+they are drawn, counted and measured once everywhere): the pose is relative to the embryo's geometry
+(:func:`~devolens.render.geometry.embryo_geometry`), measured on all of the table's rows, and the mitotic
+stages on each cell's first and last time points, so a subset of the table (some time points, one embryo
+cut from a bigger table otherwise than ``--embryo`` reads it) gives another frame. ``pixel_size`` says that
+the frame's pixel size in micrometres is unknown: lineage
 tables record no pixel size, so a frame pixel is ``1 / scale`` table pixels and no more can be said (the label
 TIFFs carry no resolution).
+
+``video.mp4`` has the frames' size, rounded up to even sides (H.264's yuv420p needs them): with an odd
+``size`` its last row or column repeats the one before, one pixel more than the frames and labels.
 """
 
 from __future__ import annotations
@@ -68,7 +90,8 @@ __all__ = ["render_dataset", "select_times", "simulate_tables", "FRAMES_COLUMNS"
 
 FRAMES_COLUMNS = ("file", "time", "embryo", *LETTERS, "total", "artifact")
 #: objects.csv (nuclei renders): one row per labelled nucleus of each clean frame
-OBJECTS_COLUMNS = ["file", "label", "cell", "x", "y", "depth", "radius", "area", "visible"]
+#: ``x, y`` the projected 3-D centre, ``label_x, label_y`` the centroid of the label's pixels (last: added later)
+OBJECTS_COLUMNS = ["file", "label", "cell", "x", "y", "depth", "radius", "area", "visible", "label_x", "label_y"]
 KINDS = ("nuclei", "membrane")
 #: every entry :func:`render_dataset` may write into its folder (the layout above); keep in step with it:
 #: ``devolens render`` replaces exactly these when it renders again into a folder
@@ -286,13 +309,17 @@ def render_dataset(
         the width, or of the height across): a larger frame zooms in rather than showing more around the
         embryo. render.json records each embryo's pose scale (frame pixels per table pixel).
     artifacts : float
-        Probability in [0, 1] that a frame gets an artifact (recorded in frames.csv).
+        Probability in [0, 1] that a frame gets an artifact (its kind recorded in frames.csv; where a single-frame
+        artifact is, in the frame's render.json record).
     artifact_kinds : sequence of str
         The kinds drawn from (:data:`~devolens.render.artifacts.ARTIFACT_KINDS` by default; add ``"bright"``,
         or take :data:`~devolens.render.artifacts.ALL_KINDS`, for bright frames: a render of a given seed with the
         default kinds draws what it always drew). Recorded in render.json when not the default.
     video : bool
-        Also write ``video.mp4`` (the written frames in order, at ``fps``).
+        Also write ``video.mp4``: the written frames in order, at ``fps``, the embryos one after another when
+        there are several (a ``duplicate`` frame shown again, a ``dropped`` one left out). With an odd side
+        in ``size`` the video is one pixel larger on it than the frames (its last row or column repeated):
+        H.264's yuv420p needs even sides.
     fps : float
         Frames per second of the video.
     seed : int
@@ -447,7 +474,9 @@ def render_dataset(
                     if not steady_pose:
                         record["pose"] = used["pose"]
                 if art in FRAME_KINDS + OPTIONAL_KINDS:
-                    image, labels, _ = apply_frame_artifact(image, labels, art, art_rng)
+                    image, labels, info = apply_frame_artifact(image, labels, art, art_rng)
+                    record["artifact"] = {"kind": art, **{k: list(v) if isinstance(v, tuple) else v
+                                                          for k, v in info.items()}}
                     if mask is not None and art == "black":
                         mask = np.zeros_like(mask)
                 repeated = art == "duplicate" and prev is not None
@@ -492,7 +521,8 @@ def render_dataset(
     meta.update({"times": None if times is None else [int(t) for t in times], "every": int(every),
                  "video": bool(video), "fps": float(fps), "prefix": bool(prefix)})
     write_text(out / "render.json", json.dumps(meta, indent=1, default=float))
-    if objects:
-        write_csv(pd.concat(objects, ignore_index=True), out / "objects.csv")
+    if kind == "nuclei":  # the header alone when no frame is clean: a reader finds the file it expects
+        write_csv(pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(columns=OBJECTS_COLUMNS),
+                  out / "objects.csv")
     write_csv(df, out / "frames.csv")
     return df

@@ -148,6 +148,12 @@ def cached(table: pd.DataFrame, key: str, compute, fingerprint: bytes | None = N
 def embryo_geometry(table: pd.DataFrame) -> EmbryoGeometry:
     """Measure the embryo's centre, long axis and extents from all rows of a tidy table.
 
+    Exact copies of a row (a table saved twice) are measured once, as the renderers draw them and
+    :func:`~devolens.lineage.populations.populations` counts them: a table with copies gives the geometry of the
+    table without them, which :func:`~devolens.render.dataset.render_dataset` renders. The geometry depends on
+    every row: a frame is rendered again, from its render.json record, only from the same whole table (a subset
+    of its time points or cells places the embryo differently).
+
     Parameters
     ----------
     table : DataFrame
@@ -158,8 +164,11 @@ def embryo_geometry(table: pd.DataFrame) -> EmbryoGeometry:
     -------
     EmbryoGeometry
     """
+    from devolens.lineage.populations import drop_copies
+
     zscale = table.attrs.get("zscale") if hasattr(table, "attrs") else None
     plain = pd.DataFrame(table, copy=False) if table.attrs else table  # no attrs deep copies
+    plain, _ = drop_copies(plain)  # a copied row is measured once (the same object when there are none)
     x = plain["x"].to_numpy(np.float64)
     y = plain["y"].to_numpy(np.float64)
     z_planes = plain["z"].to_numpy(np.float64)

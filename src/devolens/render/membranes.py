@@ -31,7 +31,7 @@ __all__ = ["MembraneFrame", "MembraneParams", "render_membrane_frame", "power_di
 MEMBRANE_RANGES = {
     "alpha": (0.0, 10.0, "closed", "cell weight radius / nucleus radius"),
     "waviness": (0.0, 100.0, "closed", "border waviness, pixels at a 600 px embryo"),
-    "thickness": (1, 20, "whole", "membrane line width, pixels"),  # 0 would dilate the lines over the frame
+    "thickness": (1, 20, "whole", "membrane line thickness: lines 2 x thickness - 1 pixels wide"),  # 0 would dilate the lines over the frame
     "psf": (0.0, 50.0, "closed", "line blur sigma, pixels; 0 = none"),
     "membrane": (0.0, 10.0, "open", "line brightness, fraction of full scale"),
     "membrane_cv": (0.0, 1.0, "closed", "relative variation of the line brightness"),
@@ -54,7 +54,9 @@ class MembraneParams:
     waviness : float
         Amplitude of the cell borders' waviness, pixels at a 600 px long embryo.
     thickness : int
-        Membrane line width in pixels (ground truth and image).
+        Membrane line thickness, ground truth and image alike: the 1-pixel cell borders grown by
+        ``thickness - 1`` pixels on each side, so a line is ``2 * thickness - 1`` pixels wide (1, 3, 5... for
+        1, 2, 3).
     psf : float
         Gaussian blur sigma of the lines, pixels.
     membrane : float

@@ -81,9 +81,12 @@ class NucleiFrame:
     semantic : ndarray, uint8, (H, W)
         1 where a nucleus is visible, else 0.
     centroids : DataFrame
-        One row per label: ``label, cell, x, y`` (nucleus centre in frame pixels) plus
+        One row per label: ``label, cell, x, y`` (the nucleus's 3-D centre projected into the frame, pixels:
+        for a partly hidden nucleus it can lie outside its label, even inside a nearer nucleus's label) plus
         ``depth`` (frame pixels from the embryo's mid plane, larger is farther), ``radius``
-        (pixels) and ``area`` (visible pixels).
+        (pixels), ``area`` (visible pixels), ``visible`` (the share of its own footprint visible) and
+        ``label_x, label_y`` (the centroid of its label's pixels: x the column, y the row, from 0 at the first
+        pixel's centre, as ``devolens segment``'s objects.csv gives ``x, y``).
     counts : dict
         Population counts of the table at that time: ``A, E, M, P, C, D, Z, total``.
     time : int
@@ -371,6 +374,7 @@ def render_nuclei_frame(
     labels = lut[spr.labels]
     semantic = (labels > 0).astype(np.uint8)
     idx = np.flatnonzero(visible)
+    label_x, label_y = _label_centres(spr.labels, n)
     centroids = pd.DataFrame(
         {
             "label": lut[idx + 1].astype(int),
@@ -381,6 +385,8 @@ def render_nuclei_frame(
             "radius": radius[idx],
             "area": area[idx].astype(int),
             "visible": np.round(share[idx], 4),
+            "label_x": np.round(label_x[idx], 3),
+            "label_y": np.round(label_y[idx], 3),
         }
     )
 
@@ -424,6 +430,20 @@ def render_nuclei_frame(
         optics=optics,
         pose=pose,
     )
+
+
+def _label_centres(labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid (column, row; from 0 at the first pixel's centre) of the pixels of each label 1..``n`` of
+    ``labels``, indexed from 0 (label 1 first); NaN for a label without pixels."""
+    flat = labels.ravel()
+    on = np.flatnonzero(flat)
+    ids = flat[on]
+    w = labels.shape[1]
+    count = np.bincount(ids, minlength=n + 1)[1:].astype(np.float64)
+    sx = np.bincount(ids, weights=(on % w).astype(np.float64), minlength=n + 1)[1:]
+    sy = np.bincount(ids, weights=(on // w).astype(np.float64), minlength=n + 1)[1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sx / count, sy / count
 
 
 def _specks(shape, n: int, ref: float, rng: np.random.Generator) -> np.ndarray:
