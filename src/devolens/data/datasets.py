@@ -465,7 +465,9 @@ def _pad_to(arr: np.ndarray, multiple: int) -> np.ndarray:
 def pad_collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """``torch``'s default collation for samples of different sizes (images of several cameras or crops
     in one folder): each sample's image, target, labels and distance are padded at the bottom and right
-    to the largest height and width in the batch, with zeros (a dark image, background, no object)."""
+    to the largest height and width in the batch, with zeros (a dark image, background, no object). For training:
+    validation (:func:`devolens.train.trainer.evaluate_model`) runs the samples of each size apart and scores each
+    on its own pixels (its ``size``), so that its metrics do not depend on the batch size."""
     from torch.utils.data import default_collate
 
     shapes = {tuple(item["image"].shape[-2:]) for item in batch if torch.is_tensor(item.get("image"))}
@@ -1027,15 +1029,49 @@ def repeated_labels(labels: np.ndarray) -> int:
     int
         Label values that repeat in separate nuclei.
     """
+    repeated = _repeated_values(labels)
+    if repeated is None:
+        return 0
+    if repeated.sum() == 1 and repeated[255]:  # 255 alone: an 'ignore' value over several regions, not wrapped
+        return 0  # labels (those repeat 1, 2... first: 255 repeats only past 510 nuclei)
+    return int(repeated.sum())
+
+
+def ignore_label(labels: np.ndarray) -> int:
+    """255 where an 8-bit label image paints it over several separate regions and no other value repeats (the
+    'ignore' value of :func:`repeated_labels`' rule), alongside other labels; else 0. Validation and ``devolens
+    evaluate`` score such a mask with those regions as 'ignore' (neither objects to find nor false detections,
+    their pixels left out of IoU, Dice and PR-AUC); a mask of 255 alone is a thresholded one (each blob a nucleus).
+
+    Parameters
+    ----------
+    labels : ndarray
+        ``HxW`` instance labels, 0 the background.
+
+    Returns
+    -------
+    int
+        255, or 0 (no ignore value).
+    """
+    repeated = _repeated_values(labels)
+    if repeated is None or repeated.sum() != 1 or not repeated[255]:
+        return 0
+    lab = np.asarray(labels)
+    return 255 if bool(((lab != 0) & (lab != 255)).any()) else 0
+
+
+def _repeated_values(labels: np.ndarray) -> np.ndarray | None:
+    """Per value 0-255 of an 8-bit label image, whether its blobs of a reasonable size spread over more than
+    :data:`WRAPPED_APART` nucleus diameters (:func:`repeated_labels`); None where the image is no such candidate."""
     lab = np.asarray(labels)
     if lab.dtype != np.uint8 or lab.ndim != 2 or int(lab.max(initial=0)) < WRAPPED_FROM:
-        return 0
+        return None
     from skimage.measure import label
 
     comps = label(lab, background=0, connectivity=1)  # regions of one value each
     n = int(comps.max())
     if n < 2:
-        return 0
+        return None
     where = np.flatnonzero(comps)  # the foreground's pixels (a share of the image)
     flat = comps.ravel()[where]
     sizes = np.bincount(flat, minlength=n + 1).astype(np.float64)
@@ -1046,7 +1082,7 @@ def repeated_labels(labels: np.ndarray) -> int:
     typical = float(np.median(sizes[1:]))
     big = np.flatnonzero(sizes >= max(9.0, 0.25 * typical))
     if len(big) < 2:
-        return 0
+        return None
     diameter = 2.0 * np.sqrt(typical / np.pi)
     v = value[big]
     lo_y, hi_y = np.full(256, np.inf), np.full(256, -np.inf)
@@ -1057,10 +1093,7 @@ def repeated_labels(labels: np.ndarray) -> int:
     np.maximum.at(hi_x, v, cx[big])
     several = np.bincount(v, minlength=256) >= 2
     spread = np.hypot(np.where(several, hi_y - lo_y, 0.0), np.where(several, hi_x - lo_x, 0.0))
-    repeated = spread > WRAPPED_APART * diameter
-    if repeated.sum() == 1 and repeated[255]:  # 255 alone: an 'ignore' value over several regions, not wrapped
-        return 0  # labels (those repeat 1, 2... first: 255 repeats only past 510 nuclei)
-    return int(repeated.sum())
+    return spread > WRAPPED_APART * diameter
 
 
 def _each(fn: Callable[[int], Any], indices: list[int], threads: int,
@@ -1123,6 +1156,12 @@ class _Base(Dataset):
         return percentile_levels(img if img.ndim == 3 else img[..., None])
 
     def _prepare(self, img: np.ndarray, labels: np.ndarray | None, index: int, levels: tuple | None = None):
+        x, labels, _ = self._prepare_sized(img, labels, index, levels)
+        return x, labels
+
+    def _prepare_sized(self, img: np.ndarray, labels: np.ndarray | None, index: int, levels: tuple | None = None):
+        """:meth:`_prepare` plus the sample's own ``(height, width)`` before the padding to a multiple of
+        ``pad_multiple`` (the pixels validation scores)."""
         img = _resize(self._working(img), self.size, nearest=False)
         if img.ndim == 2:
             img = img[..., None]
@@ -1160,10 +1199,11 @@ class _Base(Dataset):
                 if labels is not None:
                     labels = np.ascontiguousarray(np.rot90(labels))
             img = np.clip(img, 0, 1).astype(np.float32)
+        own = (int(img.shape[0]), int(img.shape[1]))
         img = _pad_to(img, self.pad_multiple)
         if labels is not None:
             labels = _pad_to(labels, self.pad_multiple)
-        return np.ascontiguousarray(np.moveaxis(img, -1, 0)), labels
+        return np.ascontiguousarray(np.moveaxis(img, -1, 0)), labels, own
 
 
 class SegmentationDataset(_Base):
@@ -1226,6 +1266,7 @@ class SegmentationDataset(_Base):
         if len(self.boxes) != len(self.images):
             raise DevolensError(f"{len(self.images)} images but {len(self.boxes)} regions")
         self._cache: dict[tuple, tuple] = {}  # (image, labels) -> (image, labels, levels): once per file pair
+        self._ignore: dict[tuple, int] = {}  # (image, labels) -> the mask's 'ignore' value (ignore_label), 0 for none
 
     def __len__(self) -> int:
         return len(self.images)
@@ -1290,15 +1331,22 @@ class SegmentationDataset(_Base):
         blobs = thresholded(lab) if self.target != "classes" else None
         if blobs is not None:  # a thresholded mask (0/255): one instance per connected blob
             lab = blobs
+        # 255 painted over several regions of an 8-bit mask: 'ignore' in the scores (whole file: regions share it)
+        self._ignore[(self.images[i], self.labels[i])] = ignore_label(lab) if self.target != "classes" else 0
         return img, lab
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        """Sample ``i``: ``image`` (C, H, W), ``target`` and ``labels`` (H, W), ``index``, ``size`` (its own height
+        and width, before the padding to a multiple of ``pad_multiple``: the pixels validation scores) and
+        ``ignore`` (the mask's 'ignore' label, :func:`ignore_label`; 0 for none), with ``distance`` its target."""
         img, lab, levels = self._load(i)
-        x, lab = self._prepare(img, lab, i, levels)
+        x, lab, own = self._prepare_sized(img, lab, i, levels)
         tgt = labels_to_target(lab, self.target)
         inst = lab.astype(np.int32) if self.target != "classes" else tgt.astype(np.int32)
+        ignore = self._ignore.get((self.images[i], self.labels[i]), 0)
         item = {"image": torch.from_numpy(x), "target": torch.from_numpy(tgt),
-                "labels": torch.from_numpy(inst), "index": torch.tensor(i, dtype=torch.int64)}
+                "labels": torch.from_numpy(inst), "index": torch.tensor(i, dtype=torch.int64),
+                "size": torch.tensor(own, dtype=torch.int64), "ignore": torch.tensor(ignore, dtype=torch.int64)}
         if self.distance:
             item["distance"] = torch.from_numpy(instance_distance(tgt, lab))
         return item
@@ -1428,10 +1476,11 @@ class LiveRenderDataset(_Base):
             x, _ = self._prepare(image, None, i)
             counts = np.array([float(fr.counts.get(k, 0)) for k in self.letters], dtype=np.float32)
             return {"image": torch.from_numpy(x), "target": torch.from_numpy(counts), "index": torch.tensor(i)}
-        x, lab = self._prepare(image, np.asarray(fr.labels), i)
+        x, lab, own = self._prepare_sized(image, np.asarray(fr.labels), i)
         tgt = labels_to_target(lab, self.target)
         return {"image": torch.from_numpy(x), "target": torch.from_numpy(tgt),
-                "labels": torch.from_numpy(lab.astype(np.int32)), "index": torch.tensor(i, dtype=torch.int64)}
+                "labels": torch.from_numpy(lab.astype(np.int32)), "index": torch.tensor(i, dtype=torch.int64),
+                "size": torch.tensor(own, dtype=torch.int64)}
 
 
 class TileDataset(Dataset):

@@ -3,9 +3,11 @@
 - semantic IoU and Dice per class (from a confusion matrix, accumulable over images);
 - instance precision, recall and F1 at IoU > 0.5 with one-to-one matching (a match at
   IoU > 0.5 is unique, since two objects cannot both overlap one object by more than half,
-  so greedy matching equals Hungarian matching);
+  so greedy matching equals Hungarian matching; below 0.5 the Hungarian matching is used);
 - PR-AUC (average precision) per class from score histograms (accumulable; resolution
-  1/bins in score);
+  1/bins in score: scores within 1/bins tie, so a confident model whose scores crowd near 1
+  reads a little lower than scikit-learn's ``average_precision_score`` on the raw scores, by
+  about 0.005 on the livedead model's wells);
 - count error (objects per image), population MAE per letter;
 - accuracy and macro-F1 for cell identities.
 """
@@ -16,7 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, DevolensValueError
 
 
 # ----------------------------------------------------------------------------- semantic
@@ -70,7 +72,11 @@ def match_instances(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5,
     pred, true : ndarray
         Instance label images (0 = background), same shape.
     threshold : float
-        IoU a pair must exceed to match (>= 0.5 keeps the matching unique).
+        IoU a pair must exceed to match. From 0.5 up a match is unique (two objects cannot both
+        overlap one object by more than half) and the pairs are taken by decreasing IoU; below 0.5
+        an object may overlap several by that much, and the optimal (Hungarian) matching is used:
+        the most pairs, then the largest sum of their IoUs (:func:`scipy.optimize.linear_sum_assignment`
+        on each connected group of candidate pairs).
     ignore : iterable of int, optional
         True labels that are neither required nor penalised (e.g. nuclei mostly hidden
         behind nearer ones in a projection): they take part in the matching, but a match
@@ -105,17 +111,12 @@ def match_instances(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5,
         on_pair = None
     else:  # a giant image (tens of thousands of objects): the overlapping pairs only, not every pair
         cand, cand_iou, on_pair, area_p = _sparse_pairs(p_inv, t_inv, n_p, n_t, pf, tf, threshold)
-    # greedy by decreasing IoU: unique and optimal for threshold >= 0.5
-    order = np.argsort(-cand_iou, kind="stable") if len(cand) else np.array([], int)
-    used_p, used_t, pairs, ious = set(), set(), [], []
-    for k in order:
-        i, j = cand[k]
-        if i in used_p or j in used_t:
-            continue
-        used_p.add(i)
-        used_t.add(j)
-        pairs.append((p_lab[i], t_lab[j]))
-        ious.append(cand_iou[k])
+    if threshold < 0.5 and len(cand):  # several candidates per object: the optimal matching
+        chosen = _optimal_pairs(cand, cand_iou)
+    else:  # greedy by decreasing IoU: unique and optimal for threshold >= 0.5
+        chosen = _greedy_pairs(cand, cand_iou)
+    pairs = [(p_lab[cand[k][0]], t_lab[cand[k][1]]) for k in chosen]
+    ious = [cand_iou[k] for k in chosen]
     pairs_a = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     ious_a = np.array(ious)
     ign = np.isin(t_lab, np.fromiter(ignore, dtype=np.int64)) if ignore is not None else np.zeros(len(t_lab), bool)
@@ -138,6 +139,53 @@ def match_instances(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5,
 
 #: prediction x truth label pairs up to which the overlaps are counted in one dense table (32 MB)
 DENSE_PAIRS = 2**22
+
+
+def _greedy_pairs(cand: np.ndarray, cand_iou: np.ndarray) -> list[int]:
+    """Indices into ``cand`` (candidate (prediction, truth) pairs) taken one to one by decreasing IoU."""
+    order = np.argsort(-cand_iou, kind="stable") if len(cand) else np.array([], int)
+    used_p, used_t, chosen = set(), set(), []
+    for k in order:
+        i, j = cand[k]
+        if i in used_p or j in used_t:
+            continue
+        used_p.add(i)
+        used_t.add(j)
+        chosen.append(int(k))
+    return chosen
+
+
+def _optimal_pairs(cand: np.ndarray, cand_iou: np.ndarray) -> list[int]:
+    """Indices into ``cand`` of a one-to-one matching with the most pairs and, among those, the largest sum of
+    IoUs: a linear assignment on each connected group of candidate pairs (objects overlap their neighbours only,
+    so the groups stay small in a giant image)."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rows, ri = np.unique(cand[:, 0], return_inverse=True)
+    cols, ci = np.unique(cand[:, 1], return_inverse=True)
+    nr, nc = len(rows), len(cols)
+    graph = coo_matrix((np.ones(len(cand)), (ri, nr + ci)), shape=(nr + nc, nr + nc))
+    _, comp = connected_components(graph, directed=False)
+    group_of = comp[ri]
+    order = np.argsort(group_of, kind="stable")
+    chosen: list[int] = []
+    for group in np.split(order, np.flatnonzero(np.diff(group_of[order])) + 1):
+        if len(group) == 1:
+            chosen.append(int(group[0]))
+            continue
+        r_u, r_i = np.unique(ri[group], return_inverse=True)
+        c_u, c_i = np.unique(ci[group], return_inverse=True)
+        # each pair weighs more than the IoUs of all pairs together: the most pairs first, then the IoU
+        big = float(min(len(r_u), len(c_u)) + 1)
+        weight = np.zeros((len(r_u), len(c_u)))
+        weight[r_i, c_i] = big + cand_iou[group]
+        index = np.full((len(r_u), len(c_u)), -1, np.int64)
+        index[r_i, c_i] = group
+        a, b = linear_sum_assignment(weight, maximize=True)
+        chosen += [int(index[x, y]) for x, y in zip(a, b) if index[x, y] >= 0]
+    return sorted(chosen, key=lambda k: -cand_iou[k])
 
 
 def _sparse_pairs(p_inv, t_inv, n_p, n_t, pf, tf, threshold):
@@ -169,15 +217,35 @@ def prf(tp: int, fp: int, fn: int) -> dict[str, float]:
 
 
 def instance_scores(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Instance precision, recall and F1 at IoU > ``threshold`` (plus tp, fp, fn counts)."""
+    """Instance precision, recall and F1 at IoU > ``threshold`` (plus tp, fp, fn counts), from the one-to-one
+    matching of :func:`match_instances` (optimal also below 0.5)."""
     m = match_instances(pred, true, threshold)
     return {**prf(m["tp"], m["fp"], m["fn"]), "tp": m["tp"], "fp": m["fp"], "fn": m["fn"]}
 
 
 # ----------------------------------------------------------------------------- PR-AUC
 def score_histograms(scores: np.ndarray, positive: np.ndarray, bins: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """Histograms of scores in [0, 1] for positives and negatives (for :func:`ap_from_histograms`)."""
+    """Histograms of scores in [0, 1] for positives and negatives (for :func:`ap_from_histograms`).
+
+    Parameters
+    ----------
+    scores : ndarray
+        Predicted probabilities (clipped to [0, 1]); NaN is refused.
+    positive : ndarray
+        True where the pixel/object belongs to the class (same number of elements).
+    bins : int
+        Bins over [0, 1]: scores within 1/bins tie (see :func:`ap_from_histograms`).
+
+    Raises
+    ------
+    DevolensValueError
+        Where a score is NaN (a ValueError, as before).
+    """
     s = np.clip(np.asarray(scores, dtype=np.float64).ravel(), 0, 1)
+    bad = int(np.isnan(s).sum())
+    if bad:
+        raise DevolensValueError(f"{bad} of {s.size} scores are NaN: give finite probabilities (a network that "
+                                 "diverged, or NaN pixels in its input?)")
     y = np.asarray(positive).ravel().astype(bool)
     idx = np.minimum((s * bins).astype(np.int64), bins - 1)
     pos = np.bincount(idx[y], minlength=bins)
@@ -189,7 +257,10 @@ def ap_from_histograms(pos: np.ndarray, neg: np.ndarray) -> float:
     """Average precision (area under the step PR curve) from score histograms.
 
     Thresholds run from the highest bin down; AP = sum over thresholds of
-    (recall gain) x precision. NaN when there is no positive.
+    (recall gain) x precision. NaN when there is no positive. Scores within one bin tie, so
+    this equals scikit-learn's ``average_precision_score`` on scores rounded down to the bins;
+    on the raw scores of a confident model (most positives above 0.999) scikit-learn's figure
+    is a little higher (about 0.005 with 1000 bins on the livedead model's wells).
     """
     pos = np.asarray(pos, dtype=np.float64)[::-1]
     neg = np.asarray(neg, dtype=np.float64)[::-1]
@@ -260,14 +331,33 @@ def identity_scores(pred: Sequence, true: Sequence, labels: Sequence | None = No
     """Accuracy and macro-F1 of identity (class) predictions.
 
     Macro-F1 averages the per-class F1 over ``labels`` (default: classes present in
-    ``true`` or ``pred``), so rare identities weigh as much as common ones.
+    ``true`` or named in ``pred``), so rare identities weigh as much as common ones.
+
+    A missing prediction (None or NaN: a cell the predictor gave no name) counts as a wrong
+    one: it lowers the accuracy and its true class's recall, and is no class of its own.
+    The truth must name every cell (score the named cells only).
+
+    Raises
+    ------
+    DevolensValueError
+        Where ``true`` holds None or NaN.
     """
+    import pandas as pd
+
     p, t = np.asarray(pred), np.asarray(true)
     if p.shape != t.shape:
         raise DevolensError(f"predictions and truth differ in shape: {p.shape} vs {t.shape}")
     if p.size == 0:
         return {"accuracy": float("nan"), "macro_f1": float("nan")}
-    labels = np.unique(np.concatenate([p, t])) if labels is None else np.asarray(labels)
+    unnamed = int(np.sum(pd.isna(t)))
+    if unnamed:
+        raise DevolensValueError(f"{unnamed} of {t.size} true identities are missing (None or NaN): score the named "
+                                 "cells only")
+    missing = np.asarray(pd.isna(p), dtype=bool)
+    if missing.any():  # no class of their own; `p == c` is False for them, so each is a miss of its true class
+        p = p.astype(object)
+        p[missing] = None
+    labels = np.unique(np.concatenate([p[~missing], t])) if labels is None else np.asarray(labels)
     f1s = []
     for c in labels:
         tp = int(np.sum((p == c) & (t == c)))

@@ -557,13 +557,15 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
     list of str
         Notes for the run.
     """
-    from devolens.data.datasets import check_mask_size, image_shape, read_mask, repeated_labels, thresholded
+    from devolens.data.datasets import (check_mask_size, ignore_label, image_shape, read_mask, repeated_labels,
+                                        thresholded)
 
     seconds = CHECK_SECONDS if seconds is None else float(seconds)
     kinds: list[str] = []
     empty: list[str] = []
     binary: list[str] = []
     wrapped: list[str] = []
+    ignored: list[str] = []
     t0 = time.perf_counter()
     n, timed_out = 0, False
     for image, labels in zip(df["image"], df["labels"]):
@@ -584,6 +586,8 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
             binary.append(Path(labels).name)
         elif repeated_labels(mask):
             wrapped.append(Path(labels).name)
+        elif ignore_label(mask):
+            ignored.append(Path(labels).name)
         n += 1
     of = f"the first {n} of the {len(df)}" if n < len(df) else f"the {n}"
     notes = []
@@ -607,6 +611,11 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
         notes.append(f"label values repeat in separate nuclei in {len(wrapped)} of {of} masks (8-bit, e.g. "
                      f"{wrapped[0]}): an 8-bit export of more than 255 nuclei? Labels past 255 wrap around (256 "
                      "becomes background, 257 merges with nucleus 1); save the labels as 16-bit TIFF")
+    if ignored:
+        notes.append(f"{len(ignored)} of {of} masks paint 255 over several separate regions (8-bit, e.g. "
+                     f"{ignored[0]}): 255 is read as 'ignore' in the validation scores (neither nuclei to find nor "
+                     "false detections, its pixels left out of IoU, Dice and PR-AUC); training still learns those "
+                     "regions as nuclei: set them to 0 to train them as background")
     return notes
 
 
@@ -979,6 +988,14 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
                    per_image: bool = False) -> dict[str, Any]:
     """Validation metrics of ``model`` on ``dataset``.
 
+    The samples of a batch that differ in size run through the network apart, each size in one pass (not padded
+    to the largest), and each sample is scored on its own pixels: its ``size`` (height, width before the
+    dataset's padding to a multiple of ``pad_multiple``) where the dataset gives it, else all of it. So the
+    metrics do not depend on ``batch_size``. A sample's ``ignore`` label (:func:`devolens.data.datasets.
+    ignore_label`: 255 painted over several regions of an 8-bit mask) is 'ignore': its pixels are left out of
+    IoU, Dice and PR-AUC, its objects are neither to find nor false detections
+    (:func:`devolens.train.metrics.match_instances`), and predictions lying mostly on it are not counted.
+
     Parameters
     ----------
     model : torch.nn.Module
@@ -999,14 +1016,19 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     Returns
     -------
     dict
-        ``metrics`` (name -> float, names as in :func:`metric_names`), with ``keep``
-        ``samples`` (dict of arrays), with ``per_image`` ``images`` (list of dicts).
+        ``metrics`` (name -> float, names as in :func:`metric_names`; with ``data.target: classes`` also
+        ``val_f1_1``, ``val_f1_2``...: object F1 of each class, objects matched within their class only,
+        where ``val_f1`` is detection F1, the class not checked), with ``keep`` ``samples`` (dict of arrays),
+        with ``per_image`` ``images`` (list of dicts).
     """
+    from torch.utils.data import default_collate
+
     recipe = resolved(recipe)
     model.eval()
     device = next(model.parameters()).device  # batches go where the model is; metrics are computed on the CPU
     seg = recipe["task"] == "segmentation"
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0, collate_fn=pad_collate)
+    # samples as they come: those of one size are collated and run together below
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0, collate_fn=_as_list)
     losses: list[float] = []
     out: dict[str, float] = {}
     kept: dict[str, list] = {"image": [], "truth": [], "pred": [], "truth_labels": [], "pred_labels": []}
@@ -1016,6 +1038,7 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
         cm = np.zeros((k, k), np.int64)
         hists = [(np.zeros(1000, np.int64), np.zeros(1000, np.int64)) for _ in range(k)]
         tp = fp = fn = 0
+        per_class = np.zeros((k, 3), np.int64)  # tp, fp, fn of each class's objects (class-id targets)
         n_pred, n_true = [], []
         images: list[dict[str, Any]] = []
     else:
@@ -1023,56 +1046,72 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     done = 0
     n_all = len(dataset)
     keep_idx = set(np.unique(np.linspace(0, n_all - 1, min(keep, n_all)).round().astype(int)).tolist()) if keep else set()
-    for batch in loader:
-        x = batch["image"]
-        with _autocast(amp, device):
-            y = model(x.to(device))
-        y = y.float()
-        if not bool(torch.isfinite(y).all()):
-            # a finite training loss can still step to weights that overflow (a far too high rate): say so
-            # rather than fail in the metrics
-            raise DevolensError("the network's outputs are NaN or infinite: training diverged; lower optimizer.lr"
-                                + _FP16_HINT.get(amp, ""))
-        if loss_fn is not None:
-            losses.extend(loss_fn(y, *_on(device, batch["target"], batch.get("distance"))).tolist())
-        y = y.cpu()
-        if seg:
+    for items in loader:
+        outputs: list[torch.Tensor | None] = [None] * len(items)
+        for group in _same_size(items):
+            batch = default_collate([items[j] for j in group])
+            with _autocast(amp, device):
+                y = model(batch["image"].to(device))
+            y = y.float()
+            if not bool(torch.isfinite(y).all()):
+                # a finite training loss can still step to weights that overflow (a far too high rate): say so
+                # rather than fail in the metrics
+                raise DevolensError("the network's outputs are NaN or infinite: training diverged; lower optimizer.lr"
+                                    + _FP16_HINT.get(amp, ""))
+            if loss_fn is not None:
+                losses.extend(loss_fn(y, *_on(device, batch["target"], batch.get("distance"))).tolist())
+            y = y.cpu()
+            for n, j in enumerate(group):
+                outputs[j] = y[n]
+        for j, item in enumerate(items):
+            y = outputs[j]
+            if not seg:
+                preds.append(y.numpy()[None])
+                trues.append(item["target"].numpy()[None])
+                continue
+            h, w = _own_size(item)
             dist = None
             if recipe["model"].get("distance_head"):  # the last channel: the distance head
-                dist, y = torch.sigmoid(y[:, -1]).numpy(), y[:, :-1]
-            prob = torch.sigmoid(y) if y.shape[1] == 1 else torch.softmax(y, dim=1)
-            prob = prob.numpy()
-            tgt = batch["target"].numpy()
-            inst_true = batch["labels"].numpy()
-            for i in range(len(prob)):
-                cls = probabilities_to_classes(prob[i])
-                cm += M.confusion_matrix(cls, tgt[i], k)
-                pc = np.concatenate([1 - prob[i], prob[i]]) if prob.shape[1] == 1 else prob[i]
-                for c in range(k):
-                    ph, nh = M.score_histograms(pc[c], tgt[i] == c)
-                    hists[c][0][:] += ph
-                    hists[c][1][:] += nh
-                pl = validation_instances(prob[i], cls, recipe, None if dist is None else dist[i])
-                tl = inst_true[i] if target != "classes" else instances_from_classes(tgt[i], "classes", min_area=1)
-                m = M.match_instances(pl, tl)
-                tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
-                n_pred.append(len(np.unique(pl)) - (1 if (pl == 0).any() else 0))
-                n_true.append(len(np.unique(tl)) - (1 if (tl == 0).any() else 0))
-                if per_image:  # scored now: the CSV of `devolens evaluate` needs no sample's arrays kept
-                    one = M.prf(m["tp"], m["fp"], m["fn"])
-                    images.append({"true_count": int(n_true[-1]), "pred_count": int(n_pred[-1]), "tp": int(m["tp"]),
-                                   "fp": int(m["fp"]), "fn": int(m["fn"]), "precision": one["precision"],
-                                   "recall": one["recall"], "f1": one["f1"]})
-                if done + i in keep_idx:
-                    kept["image"].append(np.clip(batch["image"][i].numpy().transpose(1, 2, 0) * 255, 0, 255).astype(np.uint8))
-                    kept["truth"].append(tgt[i].astype(np.uint8))
-                    kept["pred"].append(cls.astype(np.uint8))
-                    kept["truth_labels"].append(tl.astype(np.int32))
-                    kept["pred_labels"].append(pl.astype(np.int32))
-        else:
-            preds.append(y.numpy())
-            trues.append(batch["target"].numpy())
-        done += len(x)
+                dist, y = torch.sigmoid(y[-1]).numpy()[:h, :w], y[:-1]
+            prob = (torch.sigmoid(y) if y.shape[0] == 1 else torch.softmax(y, dim=0)).numpy()[:, :h, :w]
+            tgt = item["target"].numpy()[:h, :w]
+            ignore = int(item["ignore"]) if "ignore" in item else 0
+            void = (item["labels"].numpy()[:h, :w] == ignore) if ignore else None  # pixels scored as 'ignore'
+            cls = probabilities_to_classes(prob)
+            cm += M.confusion_matrix(cls, tgt if void is None else np.where(void, -1, tgt), k)
+            pc = np.concatenate([1 - prob, prob]) if prob.shape[0] == 1 else prob
+            for c in range(k):
+                scores, positive = pc[c], tgt == c
+                if void is not None:
+                    scores, positive = scores[~void], positive[~void]
+                ph, nh = M.score_histograms(scores, positive)
+                hists[c][0][:] += ph
+                hists[c][1][:] += nh
+            pl = validation_instances(prob, cls, recipe, dist)
+            tl = (item["labels"].numpy()[:h, :w] if target != "classes"
+                  else instances_from_classes(tgt, "classes", min_area=1))
+            ign = [ignore] if void is not None else None
+            m = M.match_instances(pl, tl, ignore=ign)
+            tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
+            if target == "classes":  # each class's objects matched among themselves (val_f1 does not look)
+                for c in range(1, k):
+                    mc = M.match_instances(np.where(cls == c, pl, 0), np.where(tgt == c, tl, 0))
+                    per_class[c] += (mc["tp"], mc["fp"], mc["fn"])
+            n_pred.append(_object_count(pl, void))
+            n_true.append(_object_count(tl, void))
+            if per_image:  # scored now: the CSV of `devolens evaluate` needs no sample's arrays kept
+                one = M.prf(m["tp"], m["fp"], m["fn"])
+                images.append({"true_count": int(n_true[-1]), "pred_count": int(n_pred[-1]), "tp": int(m["tp"]),
+                               "fp": int(m["fp"]), "fn": int(m["fn"]), "precision": one["precision"],
+                               "recall": one["recall"], "f1": one["f1"]})
+            if done + j in keep_idx:
+                img = item["image"].numpy()[:, :h, :w].transpose(1, 2, 0)
+                kept["image"].append(np.clip(img * 255, 0, 255).astype(np.uint8))
+                kept["truth"].append(tgt.astype(np.uint8))
+                kept["pred"].append(cls.astype(np.uint8))
+                kept["truth_labels"].append(tl.astype(np.int32))
+                kept["pred_labels"].append(pl.astype(np.int32))
+        done += len(items)
         if progress is not None:
             progress(done, len(dataset))
     if losses:
@@ -1088,6 +1127,9 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
         out["val_ap"] = float(np.nanmean(fg_ap)) if np.isfinite(fg_ap).any() else float("nan")
         sc = M.prf(tp, fp, fn)
         out.update({"val_f1": sc["f1"], "val_precision": sc["precision"], "val_recall": sc["recall"]})
+        if target == "classes":
+            for c in range(1, k):
+                out[f"val_f1_{c}"] = M.prf(*(int(v) for v in per_class[c]))["f1"]
         out["val_count_mae"] = M.count_error(n_pred, n_true)["mae"]
     else:
         p, t = np.concatenate(preds), np.concatenate(trues)
@@ -1105,6 +1147,40 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     if keep and seg and kept["image"]:
         res["samples"] = {k2: _stack_padded(v) for k2, v in kept.items()}
     return res
+
+
+def _as_list(batch: list) -> list:
+    """A loader's batch as the list of its samples (:func:`evaluate_model` collates those of one size)."""
+    return batch
+
+
+def _same_size(items: list[dict[str, Any]]) -> list[list[int]]:
+    """The positions of ``items`` grouped by image shape, in order of first appearance: each group is one pass of
+    the network, none padded to another sample's size (the padding would change the predictions near it)."""
+    groups: dict[tuple, list[int]] = {}
+    for j, item in enumerate(items):
+        groups.setdefault(tuple(item["image"].shape), []).append(j)
+    return list(groups.values())
+
+
+def _own_size(item: dict[str, Any]) -> tuple[int, int]:
+    """A sample's own height and width: its ``size`` (before the dataset's padding), else its image's."""
+    if "size" in item:
+        h, w = (int(v) for v in item["size"])
+        return h, w
+    return int(item["image"].shape[-2]), int(item["image"].shape[-1])
+
+
+def _object_count(labels: np.ndarray, void: np.ndarray | None) -> int:
+    """Objects of an instance label image; with ``void`` (pixels scored as 'ignore') those lying mostly (at least
+    half their pixels) on it left out, as :func:`devolens.train.metrics.match_instances` leaves them out."""
+    ids, inv = np.unique(labels, return_inverse=True)
+    inv = inv.ravel()
+    if void is None:
+        return int((ids != 0).sum())
+    area = np.bincount(inv, minlength=len(ids))
+    on_void = np.bincount(inv, weights=void.ravel().astype(np.float64), minlength=len(ids))
+    return int(((ids != 0) & (on_void < 0.5 * np.maximum(area, 1))).sum())
 
 
 def _batches(loader, wait: list[float] | None = None):
