@@ -123,9 +123,10 @@ def _dip_text(d) -> str:
 
 def _lone_text(x) -> str:
     """``time 1050 stands alone, 910 time points after time 140 (1 cell): a mistyped time?`` of a
-    :class:`~devolens.lineage.cliffs.LoneTime`."""
+    :class:`~devolens.lineage.cliffs.LoneTime`; the time points are the table's own (one per its step: time 94500
+    is 910 time points after time 12600 in a table in seconds at 90 s, as the note on the step reads it)."""
     side = "after" if x.time > x.nearest else "before"
-    return (f"time {x.time} stands alone, {abs(x.time - x.nearest)} time points {side} time {x.nearest} "
+    return (f"time {x.time} stands alone, {x.time_points} time points {side} time {x.nearest} "
             f"({x.cells} cell{'s' if x.cells != 1 else ''}): a mistyped time?")
 
 

@@ -330,48 +330,69 @@ def _spans_text(spans: list[tuple[int, int]], limit: int = 5, step: int = 1) -> 
     return shown + (f" (and {rest} more)" if rest else "")
 
 
-#: Fewest differences between time points that tell a regular step (:func:`time_step`).
+#: Fewest differences between time points that tell a regular step (:func:`time_step`; a table of three time points:
+#: its two, equal).
 STEP_MIN_DIFFS = 3
 #: Smallest share of the differences between time points that must be whole steps (:func:`time_step`).
 STEP_SHARE = 0.8
 
 
-def time_step(times: Iterable[int]) -> int:
+def time_step(times: Iterable[float], *, tolerant: bool = False) -> int | float:
     """The regular step of a table's time points: 1, or the step when they are spaced by more (time in seconds,
-    90 apart; every 3rd frame kept).
+    90 apart; every 3rd frame kept). The one rule of the readers' notes on holes and of ``identify``'s links.
 
-    The step is the most common difference between consecutive time points when it is above 1, found at least
-    :data:`STEP_MIN_DIFFS` times, and at least :data:`STEP_SHARE` of the differences are whole steps (one step, or
-    several: time points lost from the step, said as holes by the readers). Else 1: consecutive time points with
-    holes, a table too short to tell, or time points spaced at random.
+    The step is the most common difference between consecutive time points, when it is found at least
+    :data:`STEP_MIN_DIFFS` times (twice in a table of three time points: 0, 90, 180 has step 90) and at least
+    :data:`STEP_SHARE` of the differences are whole steps (one step, or several: time points lost from the step,
+    said as holes by the readers). Else there is no regular step: time points spaced at random, a table of one or
+    two time points (too short to tell a step from a hole), or time points kept only roughly apart (acquisition
+    times in seconds, 89-97 apart, as EPIC's TIME files hold). Then the step is 1 (every whole number missing
+    between two time points is a hole: the readers) or, with ``tolerant``, the median difference (1 for fewer than
+    two time points): ``identify`` links consecutive time points up to 1.5 steps apart, so a table in such
+    seconds, or one of two time points, still links as one numbered 1, 2, 3... does.
 
     Parameters
     ----------
-    times : iterable of int
+    times : iterable of int or float
         Time points (any order, repeats allowed).
+    tolerant : bool
+        Without a regular step, the median difference instead of 1.
 
     Returns
     -------
-    int
-        The step (1 for consecutive time points).
+    int or float
+        The step (1 for consecutive time points): an int for whole-number time points (a float for the median
+        with ``tolerant``).
 
     Examples
     --------
     >>> time_step([0, 90, 180, 270, 450])
     90
+    >>> time_step([0, 90, 180])
+    90
     >>> time_step([1, 2, 3, 5, 6])
     1
+    >>> time_step([0, 90, 179, 269, 360]), time_step([0, 90, 179, 269, 360], tolerant=True)
+    (1, 90.0)
     """
-    u = np.unique(np.asarray(list(times), dtype=np.int64))
+    u = np.unique(np.asarray(list(times)))
+    if u.dtype.kind not in "iu":
+        u = u.astype(float)
     d = np.diff(u)
-    if len(d) < STEP_MIN_DIFFS:
-        return 1
-    values, counts = np.unique(d, return_counts=True)
-    k = int(np.argmax(counts))
-    step = int(values[k])
-    if step <= 1 or counts[k] < STEP_MIN_DIFFS or np.count_nonzero(d % step == 0) < STEP_SHARE * len(d):
-        return 1
-    return step
+    if len(d) >= 2:
+        values, counts = np.unique(d, return_counts=True)
+        k = int(np.argmax(counts))  # (the smallest of equally common differences)
+        step = values[k]
+        if u.dtype.kind in "iu":
+            whole = d % step == 0
+        else:
+            r = d / step
+            whole = np.abs(r - np.rint(r)) <= 1e-9 * r
+        if counts[k] >= min(STEP_MIN_DIFFS, len(d)) and np.count_nonzero(whole) >= STEP_SHARE * len(d):
+            return int(step) if u.dtype.kind in "iu" else float(step)
+    if tolerant:
+        return float(np.median(d)) if len(d) else 1.0
+    return 1
 
 
 def _step_note(step: int) -> str:

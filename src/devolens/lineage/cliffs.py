@@ -56,6 +56,7 @@ import pandas as pd
 
 from devolens import checks
 from devolens.errors import DevolensValueError
+from devolens.io.tables import time_step
 from devolens.lineage.names import LETTERS
 from devolens.lineage.populations import populations
 
@@ -181,11 +182,21 @@ class LoneTime:
         Its count.
     nearest : int
         The nearest time point of the rest of the table.
+    step : int
+        The table's time step (:func:`devolens.io.tables.time_step`: 90 for time in seconds at 90 s): time points
+        ``step`` apart are consecutive, as the readers count them.
     """
 
     time: int
     cells: int
     nearest: int
+    step: int = 1
+
+    @property
+    def time_points(self) -> int:
+        """How many of the table's own time points (one per :attr:`step`) it lies from :attr:`nearest`: 910 for
+        time 1050 after time 140, and for time 94500 after time 12600 in a table in seconds at 90 s."""
+        return abs(int(self.time) - int(self.nearest)) // max(int(self.step), 1)
 
     def to_dict(self) -> dict:
         """The JSON form: ``{"time", "cells", "nearest"}``."""
@@ -421,11 +432,14 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
     (1050 in a table of 1..140).
 
     The table is split into runs at gaps of more missing time points than the table has (as the readers' note on
-    gaps leaves such a gap out) that are also more than ``spacing`` times the median step of the table. The biggest
-    run (most time points) is the main run; it must hold at least ``min_run`` time points and at least half of the
-    table's, else nothing is flagged (a sparse table, 1, 40, 80, 120, 160, is sampled so, not mistyped). A
-    single-point run is lone when its gap to the nearest time point is more than ``spacing`` times the main run's
-    median step **and** more than the main run's span. A table of fewer than ``min_times`` time points has none.
+    gaps leaves such a gap out; counted in the table's own time points, one per its regular step,
+    :func:`devolens.io.tables.time_step`: a table in seconds at 90 s misses 9 time points between 90 and 990, as
+    one numbered 1, 2, 3... does between 1 and 11) that are also more than ``spacing`` times the median step of
+    the table. The biggest run (most time points) is the main run; it must hold at least ``min_run`` time points
+    and at least half of the table's, else nothing is flagged (a sparse table, 1, 40, 80, 120, 160, is sampled so,
+    not mistyped). A single-point run is lone when its gap to the nearest time point is more than ``spacing`` times
+    the main run's median step **and** more than the main run's span. A table of fewer than ``min_times`` time
+    points has none.
 
     Parameters
     ----------
@@ -450,7 +464,7 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
     Examples
     --------
     >>> lone_times([1, 2, 3, 4, 5, 6, 7, 8, 50], [10, 12, 14, 16, 18, 20, 22, 24, 1])
-    [LoneTime(time=50, cells=1, nearest=8)]
+    [LoneTime(time=50, cells=1, nearest=8, step=1)]
     >>> lone_times([1, 40, 80, 120, 160], [4, 28, 90, 180, 350])  # a sparse table
     []
     """
@@ -458,7 +472,9 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
     if len(t) < max(2, min_times):
         return []
     gaps = np.diff(t)
-    breaks = np.flatnonzero((gaps - 1 > len(t)) & (gaps > spacing * float(np.median(gaps))))
+    unit = time_step(t)
+    missing = -(-gaps // unit) - 1  # time points of the step missing in each gap (the readers' holes)
+    breaks = np.flatnonzero((missing > len(t)) & (gaps > spacing * float(np.median(gaps))))
     if not breaks.size:
         return []
     starts = np.r_[0, breaks + 1]
@@ -479,7 +495,7 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
         gap = abs(int(t[a] - t[near]))
         if gap <= spacing * step or gap <= span:
             continue
-        out.append(LoneTime(time=int(t[a]), cells=int(n[a]), nearest=int(t[near])))
+        out.append(LoneTime(time=int(t[a]), cells=int(n[a]), nearest=int(t[near]), step=unit))
     return out
 
 

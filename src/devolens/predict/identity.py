@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 
 from devolens.errors import DevolensError
+from devolens.io.tables import time_step
 from devolens.lineage.names import parse_name
 
 #: Columns the predictor needs in its input table.
@@ -476,24 +477,28 @@ def stray_nuclei(table: pd.DataFrame) -> np.ndarray:
     out = np.zeros(len(table), bool)
     if not len(table) or not {"x", "y", "z"} <= set(table.columns):
         return out
-    p = table[["x", "y", "z"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    p = np.column_stack([pd.to_numeric(table[c], errors="coerce").to_numpy(float) for c in ("x", "y", "z")])
     if not np.isfinite(p).all() or (np.abs(p) > MAX_COORDINATE).any():
         return out
     emb = table["embryo"].astype(str).to_numpy() if "embryo" in table.columns else np.zeros(len(table), dtype=object)
-    for name in pd.unique(emb):
-        rows = np.flatnonzero(emb == name)
+    times = table["time"].to_numpy() if "time" in table.columns else None
+    codes, names = pd.factorize(emb)
+    for k in range(len(names)):
+        rows = np.flatnonzero(codes == k)
         if len(rows) < STRAY_MIN_ROWS:
             continue
-        if "time" in table.columns and table["time"].iloc[rows].value_counts().max() < STRAY_MIN_CELLS:
+        if times is not None and pd.Series(times[rows]).value_counts().max() < STRAY_MIN_CELLS:
             continue
         q = p[rows]
-        keep = np.ones(len(q), bool)
+        kept = q
         for _ in range(3):
-            centre = np.median(q[keep], axis=0)
-            inv = np.linalg.pinv(np.cov((q[keep] - centre).T))
-            d = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", q - centre, inv, q - centre), 0.0))
-            keep = d <= np.quantile(d, 0.95)
-        out[rows] = d > max(STRAY_DISTANCE, STRAY_SPREAD * np.quantile(d, 0.95))
+            centre = np.median(np.ascontiguousarray(kept.T), axis=1)  # (x, y and z each a row: a faster partition)
+            inv = np.linalg.pinv(np.cov((kept - centre).T))
+            x = q - centre
+            d = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, inv, x), 0.0))
+            top = np.quantile(d, 0.95)
+            kept = q[d <= top]
+        out[rows] = d > max(STRAY_DISTANCE, STRAY_SPREAD * top)
     return out
 
 
@@ -548,7 +553,7 @@ def duplicate_nuclei(table: pd.DataFrame) -> np.ndarray | None:
 
 
 #: A gap between consecutive time points of an embryo larger than this many times the embryo's
-#: median spacing (a typo such as time 1e9) cuts the lineage links (see :func:`time_breaks`).
+#: time step (a typo such as time 1e9) cuts the lineage links (see :func:`time_breaks`).
 GAP_FACTOR: float = 20.0
 
 
@@ -559,8 +564,9 @@ def time_breaks(clouds: list[dict[str, Any]], factor: float = GAP_FACTOR) -> lis
     neighbour at the embryo's previous time point present, however long ago: one row with a
     mistyped time (``1e9``) became a "daughter" of a cell at the last real time point, and its
     one-nucleus cloud's guess then flowed up that cell's lineage and changed earlier time
-    points' names. A gap longer than ``factor`` times the median spacing (and more than one
-    time point) is a break: the time points on either side are smoothed separately.
+    points' names. A gap longer than ``factor`` times the embryo's time step (:func:`_embryo_step`, as
+    :func:`tracklets` links by) and more than one time point is a break: the time points on either side are
+    smoothed separately.
 
     Returns
     -------
@@ -575,7 +581,7 @@ def time_breaks(clouds: list[dict[str, Any]], factor: float = GAP_FACTOR) -> lis
         if len(t) < 2:
             continue
         gaps = np.diff(t)
-        limit = max(factor * float(np.median(gaps)), 1.0)
+        limit = max(factor * _embryo_step(t), 1.0)
         for i in np.flatnonzero(gaps > limit):
             out.append((name, int(t[i]), int(t[i + 1])))
     return out
@@ -725,7 +731,7 @@ def combine_probabilities(p_founder: np.ndarray, p_depth1: np.ndarray, parent: n
 
 # ----------------------------------------------------------------------------- tracklets
 #: An embryo's consecutive time points are linked when they are at most this many of its regular time steps apart
-#: (:func:`time_step`): 1 for a table numbered 1, 2, 3..., 90 for one in seconds at 90 s, 3 for 1, 4, 7...
+#: (:func:`_embryo_step`): 1 for a table numbered 1, 2, 3..., 90 for one in seconds at 90 s, 3 for 1, 4, 7...
 STEP_TOLERANCE: float = 1.5
 #: Share of an embryo's nuclei that would be linked across a one-time-point gap (absent at one time point, near the
 #: same place before and after) above which :func:`tracklets` makes those links. Measured: 0.00-0.08 % of the rows of
@@ -739,61 +745,86 @@ GAP_LINK_MIN: int = 5
 #: nuclei move too far between time points for nearest-neighbour tracklets: 0.12-0.20 on the 7 real embryos (EPIC
 #: 90 s, AceTree 60 s); every 2nd time point 0.18-0.28, every 3rd 0.23-0.36, every 4th 0.29-0.45.
 SPARSE_MOTION: float = 0.3
+#: Most pairs of consecutive time points :func:`motion_ratio` measures, evenly spaced over the embryo's (all of them
+#: in a table of up to 51 time points; a whole real one has 140-360): the median over them moved by at most 0.007 from
+#: that over every pair on the 7 real embryos (whole, in seconds, every 2nd, 3rd or 4th time point, 2 % or 10 % of
+#: their nuclei removed, debris), and measuring every pair took a third of the time of :func:`tracklets` (L3).
+MOTION_PAIRS: int = 50
+#: ... and within this of :data:`SPARSE_MOTION`, :func:`tracklets` measures every pair: what is sparse stays as every
+#: pair says (every 4th time point of the AceTree embryo: 0.3015 over every pair, 0.3005 over 50)
+MOTION_MARGIN: float = 0.02
 
 
-def time_step(times: Sequence[float] | np.ndarray) -> float:
-    """An embryo's regular time step: the median difference between its consecutive distinct time points (1.0 when
-    it has fewer than two). A table in seconds (0, 90, 180...) has step 90; one that keeps every third time point
-    (1, 4, 7...) has step 3; a few missing time points do not change it."""
-    t = np.unique(np.asarray(times, dtype=float))
-    return float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+def _embryo_step(times: Sequence[float] | np.ndarray) -> float:
+    """An embryo's time step, as the readers tell a table's (:func:`devolens.io.tables.time_step`, one rule):
+    a table in seconds (0, 90, 180...) has step 90, one that keeps every third time point (1, 4, 7...) step 3,
+    whatever time points it lacks. Without a regular step (acquisition times in seconds, 89-97 apart; two time
+    points) the median difference (``tolerant``: the readers say 1 there), so that such a table still links."""
+    return float(time_step(times, tolerant=True))
 
 
-def _nearest_back(cs: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.ndarray] | None]:
-    """For each cloud of ``cs`` (one embryo's, sorted by time), the distance and index of each of its nuclei's nearest
-    nucleus in the cloud before it (None for the first cloud and where either is empty): the one query that
-    :func:`motion_ratio` and both passes of :func:`_link_embryo` read."""
+def _kd_trees(cs: list[dict[str, Any]]) -> list[Any]:
+    """A k-d tree of each cloud of ``cs`` (None for an empty one), built once for :func:`_nearest_back` (the cloud
+    before) and :func:`motion_ratio` (the cloud itself)."""
     from scipy.spatial import cKDTree
 
+    return [cKDTree(c["coords"]) if len(c["coords"]) else None for c in cs]
+
+
+def _nearest_back(cs: list[dict[str, Any]], trees: list | None = None
+                  ) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """For each cloud of ``cs`` (one embryo's, sorted by time), the distance and index of each of its nuclei's nearest
+    nucleus in the cloud before it (None for the first cloud and where either is empty): the one query that
+    :func:`motion_ratio` and both passes of :func:`_link_embryo` read. ``trees``: :func:`_kd_trees` of ``cs``, where
+    the caller has them."""
+    if trees is None:
+        trees = _kd_trees(cs)
     out: list[tuple[np.ndarray, np.ndarray] | None] = [None]
-    for p, c in zip(cs, cs[1:]):
-        out.append(cKDTree(p["coords"]).query(c["coords"], k=1) if len(p["coords"]) and len(c["coords"]) else None)
+    for tree, c in zip(trees, cs[1:]):
+        out.append(tree.query(c["coords"], k=1) if tree is not None and len(c["coords"]) else None)
     return out
 
 
 def motion_ratio(clouds: list[dict[str, Any]], step: float | None = None, min_points: int = 20,
-                 nearest: list | None = None) -> float:
+                 nearest: list | None = None, trees: list | None = None, pairs: int | None = MOTION_PAIRS) -> float:
     """How far an embryo's nuclei move between consecutive time points, relative to their spacing.
 
     For each pair of consecutive time points (at most :data:`STEP_TOLERANCE` steps apart, both with ``min_points``
-    nuclei or more: the spacing of a few nuclei says little), the median over the later cloud's nuclei of the distance
-    to the nearest nucleus of the earlier cloud divided by the distance to the nearest other nucleus of its own
-    cloud; then the median over the pairs (0.0 without such pairs). Small (0.12-0.20 on the real embryos at 60-90
-    s): each nucleus's nearest neighbour a time point earlier is, nearly always, itself; above
-    :data:`SPARSE_MOTION` the nearest-neighbour links of :func:`tracklets` often join two cells.
+    nuclei or more: the spacing of a few nuclei says little; at most ``pairs`` of them, evenly spaced), the median
+    over the later cloud's nuclei of the distance to the nearest nucleus of the earlier cloud divided by the distance
+    to the nearest other nucleus of its own cloud; then the median over the pairs (0.0 without such pairs). Small
+    (0.12-0.20 on the real embryos at 60-90 s): each nucleus's nearest neighbour a time point earlier is, nearly
+    always, itself; above :data:`SPARSE_MOTION` the nearest-neighbour links of :func:`tracklets` often join two
+    cells.
 
     Parameters
     ----------
     clouds : list of dict
         One embryo's :func:`prepare_clouds` output (normalised coordinates).
     step : float, optional
-        The embryo's time step (default :func:`time_step` of the clouds' times).
-    nearest : list, optional
-        :func:`_nearest_back` of the clouds sorted by time, where the caller has it.
+        The embryo's time step (default :func:`_embryo_step` of the clouds' times).
+    nearest, trees : list, optional
+        :func:`_nearest_back` and :func:`_kd_trees` of the clouds sorted by time, where the caller has them.
+    pairs : int or None
+        Most pairs measured (:data:`MOTION_PAIRS`); None: all.
     """
-    from scipy.spatial import cKDTree
-
     cs = sorted(clouds, key=lambda c: c["time"])
     if step is None:
-        step = time_step([c["time"] for c in cs])
+        step = _embryo_step([c["time"] for c in cs])
+    if trees is None:
+        trees = _kd_trees(cs)
     if nearest is None:
-        nearest = _nearest_back(cs)
+        nearest = _nearest_back(cs, trees)
+    used = [i for i, (p, c) in enumerate(zip(cs, cs[1:]), 1)
+            if min(len(p["coords"]), len(c["coords"])) >= max(min_points, 1)
+            and c["time"] - p["time"] <= STEP_TOLERANCE * step]
+    if pairs is not None and len(used) > pairs:
+        used = [used[j] for j in np.unique(np.linspace(0, len(used) - 1, max(int(pairs), 1)).round().astype(int))]
     ratios = []
-    for i, (p, c) in enumerate(zip(cs, cs[1:]), 1):
-        if min(len(p["coords"]), len(c["coords"])) < min_points or c["time"] - p["time"] > STEP_TOLERANCE * step:
-            continue
+    for i in used:
+        c = cs[i]
         back = nearest[i][0]
-        own, _ = cKDTree(c["coords"]).query(c["coords"], k=2)
+        own, _ = trees[i].query(c["coords"], k=2)
         spacing = own[:, 1]
         ok = spacing > 0
         if ok.any():
@@ -808,7 +839,7 @@ def tracklets(clouds: list[dict[str, Any]], max_step: float = 0.5, max_link: flo
 
     Each nucleus is linked to the nearest nucleus of the previous time point of its
     embryo (normalised coordinates), when that time point is at most :data:`STEP_TOLERANCE` of the embryo's regular
-    time steps earlier (:func:`time_step`: a table in seconds or one that keeps every third time point links as one
+    time steps earlier (:func:`_embryo_step`: a table in seconds or one that keeps every third time point links as one
     numbered 1, 2, 3... does). A link is kept when the previous nucleus has exactly
     one such successor (no division, no merge) and is closer than ``max_step`` (in units
     of the embryo length SD); chains of kept links form a tracklet. A cell keeps its
@@ -826,11 +857,12 @@ def tracklets(clouds: list[dict[str, Any]], max_step: float = 0.5, max_link: flo
       ``max_step``) continues it. These links are made only when more than :data:`GAP_LINK_SHARE` of the embryo's
       nuclei (and more than :data:`GAP_LINK_MIN`) get one, so the tracklets of a complete table are as they were;
     * sparse time sampling: when nuclei move far between time points (:func:`motion_ratio` above
-      :data:`SPARSE_MOTION`, e.g. every third time point of a 90 s movie), nearest-neighbour tracklets join different
-      cells (the shipped model on the 7 real embryos so sampled: founder accuracy below no smoothing on 4 of 7); then
-      every nucleus is its own tracklet, its parent its nearest neighbour a time point earlier (above no smoothing
-      on 7 of 7; held out, with the benchmark's fold models, every third time point: founder / depth-1 0.900 / 0.796
-      with this rule, 0.859 / 0.743 without smoothing).
+      :data:`SPARSE_MOTION`, over :data:`MOTION_PAIRS` pairs of time points, or every pair when within
+      :data:`MOTION_MARGIN` of it; e.g. every third time point of a 90 s movie), nearest-neighbour tracklets join
+      different cells (the shipped model on the 7 real embryos so sampled: founder accuracy below no smoothing on 4
+      of 7); then every nucleus is its own tracklet, its parent its nearest neighbour a time point earlier (above no
+      smoothing on 7 of 7; held out, with the benchmark's fold models, every third time point: founder / depth-1
+      0.900 / 0.796 with this rule, 0.859 / 0.743 without smoothing).
 
     Parameters
     ----------
@@ -843,7 +875,7 @@ def tracklets(clouds: list[dict[str, Any]], max_step: float = 0.5, max_link: flo
     breaks : sequence of (embryo, time before, time after)
         Gaps not to link across (:func:`time_breaks`): the time point after a gap starts afresh.
     report : dict, optional
-        Filled with what was found, per embryo: ``step`` (:func:`time_step`), ``motion`` (:func:`motion_ratio`),
+        Filled with what was found, per embryo: ``step`` (:func:`_embryo_step`), ``motion`` (:func:`motion_ratio`),
         ``sparse`` (bool), ``gap_links`` (nuclei linked across a one-time-point gap; 0 when not made) and
         ``per_nucleus`` (tracklets of two or more nuclei per nucleus of the embryo's largest time point: 2.0-2.5 on
         the real embryos, 3.4-3.6 with 10 % of their nuclei removed at random, 6.1-6.6 with 20 %).
@@ -863,14 +895,18 @@ def tracklets(clouds: list[dict[str, Any]], max_step: float = 0.5, max_link: flo
     for c in sorted(clouds, key=lambda c: (c["embryo"], c["time"])):
         by_embryo.setdefault(c["embryo"], []).append(c)
     for embryo, cs in by_embryo.items():
-        step = time_step([c["time"] for c in cs])
-        nearest = _nearest_back(cs)
-        motion = motion_ratio(cs, step, nearest=nearest)
+        step = _embryo_step([c["time"] for c in cs])
+        trees = _kd_trees(cs)
+        nearest = _nearest_back(cs, trees)
+        motion = motion_ratio(cs, step, nearest=nearest, trees=trees)
+        if abs(motion - SPARSE_MOTION) < MOTION_MARGIN:  # near the line: every pair decides
+            motion = motion_ratio(cs, step, nearest=nearest, trees=trees, pairs=None)
         sparse = motion > SPARSE_MOTION
         cut = {int(after) for e, _, after in breaks if e == embryo}
         rows = sum(len(c["index"]) for c in cs)
         links = _link_embryo(cs, nearest, step, cut, max_step, max_link, label, len(parents), sparse, gaps=not sparse)
-        if links[2] <= max(GAP_LINK_SHARE * rows, GAP_LINK_MIN):  # a complete table: no gap links at all
+        # a complete table: no gap links at all (a second pass without them; none made: this pass linked as it would)
+        if 0 < links[2] <= max(GAP_LINK_SHARE * rows, GAP_LINK_MIN):
             links = _link_embryo(cs, nearest, step, cut, max_step, max_link, label, len(parents), sparse, gaps=False)
         ids, par, n_gap = links  # (label holds ids already: _link_embryo writes it)
         parents.extend(par)
