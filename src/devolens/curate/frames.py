@@ -41,7 +41,9 @@ Decisions (per sequence; a sequence is one video, or the frames of a folder shar
 prefix ``<embryo>_tNNN``):
 
 - black: ``contrast`` (p99 minus median of the block-averaged brightest channel, so that
-  camera noise averages out) below ``black_level`` or ``black_rel`` x the sequence's median, or
+  camera noise averages out) below ``black_level`` of the input's own grey levels (8-bit ones for
+  8-bit and float input, a 16-bit camera's counts for 16-bit input: a dim 12-bit movie of clear
+  nuclei has a block contrast of a fraction of an 8-bit level) or ``black_rel`` x the sequence's median, or
   nothing standing out from the frame's own noise: ``peak_snr`` below ``black_snr`` (a lens cap
   or a camera warming up: a grey of noise, whose block contrast that noise keeps above one grey
   level, dim or raised to mid-grey by a phone's exposure; pure noise reads 3-11 however strong
@@ -163,8 +165,9 @@ class Thresholds:
     ----------
     black_level : float
         A frame whose contrast (99th percentile minus median of the brightest channel
-        averaged over blocks of 1/64 of the height, at least 8 pixels; 8-bit grey levels)
-        is below this is black ...
+        averaged over blocks of 1/64 of the height, at least 8 pixels) is below this many of
+        its grey levels (8-bit grey levels for 8-bit and float input, counts for 16-bit input)
+        is black ...
     black_rel : float
         ... or below this fraction of the sequence's median contrast ...
     black_snr : float
@@ -269,8 +272,8 @@ def _planes(image: np.ndarray) -> tuple[list[np.ndarray], bool]:
         conv = np.float32(255.0) if float(a.max(initial=0.0)) <= 1.0 else np.float32(1.0)
     if a.ndim == 2:
         planes = [np.ascontiguousarray(a)]
-    else:
-        planes = [np.ascontiguousarray(a[..., c]) for c in range(3)]
+    else:  # (one copy of the channels-first array: half the time of three strided copies)
+        planes = list(np.ascontiguousarray(a.transpose(2, 0, 1)))
     if conv is not None:
         planes = [np.clip(p.astype(np.float32) * conv, 0.0, 255.0) for p in planes]
     if len(planes) == 3 and np.array_equal(planes[0], planes[1]) and np.array_equal(planes[1], planes[2]):
@@ -287,14 +290,28 @@ def _percentile99(plane: np.ndarray) -> float:
     return float(np.percentile(sub, 99.0))
 
 
-def _block_mean(a: np.ndarray, factor: int) -> np.ndarray:
-    """Average ``a`` (H x W) over ``factor`` x ``factor`` blocks (edges cropped)."""
+def _block_mean(a: np.ndarray, factor: int, top: int | None = None) -> np.ndarray:
+    """Average ``a`` (H x W) over ``factor`` x ``factor`` blocks (edges cropped), as float32.
+
+    Whole numbers (uint8, bool, or unsigned values at most ``top``) whose block sums stay below 2**24 are summed
+    as integers, rows first (a float32 sum of them is exact in any order: the same result, several times faster
+    than a float reduction over two strided axes)."""
     if factor <= 1:
         return a.astype(np.float32, copy=False)
     h = (a.shape[0] // factor) * factor
     w = (a.shape[1] // factor) * factor
     if h == 0 or w == 0:
         return a.astype(np.float32, copy=False)
+    if top is None and a.dtype in (np.uint8, np.bool_):
+        top = 255
+    if top is not None and a.dtype.kind in "ub" and top * factor * factor < 2**24:
+        acc = np.uint16 if top * factor * factor < 2**16 else np.uint32
+        rows = a[:h, :w].reshape(h // factor, factor, w).sum(axis=1, dtype=acc)
+        cols = rows.reshape(h // factor, w // factor, factor)
+        sums = cols[..., 0].copy()
+        for k in range(1, factor):  # (strided adds: faster than a reduction over a short last axis)
+            sums += cols[..., k]
+        return sums.astype(np.float32) / np.float32(factor * factor)
     return a[:h, :w].reshape(h // factor, factor, w // factor, factor).sum(axis=(1, 3), dtype=np.float32) / np.float32(
         factor * factor
     )
@@ -330,16 +347,22 @@ def _thin_band_rows(frac: np.ndarray, threshold: float, max_thick: int, min_exce
     return out
 
 
-def _red_scores(r: np.ndarray, g: np.ndarray, b_: np.ndarray, th: Thresholds) -> tuple[float, np.ndarray]:
-    """(line score, red block map) of one colour frame (R, G, B planes, grey levels).
+def _red_scores(r: np.ndarray, g: np.ndarray, b_: np.ndarray, th: Thresholds, others: np.ndarray | None = None,
+                brightest: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """(line score, red block map) of one colour frame (R, G, B planes, grey levels; ``others``, the brighter of
+    green and blue, and ``brightest``, of all three, where already known).
 
     The block map marks the ``patch_block``-sized blocks that are mostly red pixels,
     outside the red line bands.
     """
-    if r.dtype == np.uint8:
-        red = r.astype(np.int16) - np.maximum(g, b_).astype(np.int16)
+    if others is None:
+        others = np.maximum(g, b_)
+    if th.red_delta >= 0:  # (red minus the others where red is the brightest, 0 elsewhere: no wider copy)
+        red = (np.maximum(r, others) if brightest is None else brightest) - others
+    elif r.dtype == np.uint8:
+        red = r.astype(np.int16) - others.astype(np.int16)
     else:
-        red = r - np.maximum(g, b_)
+        red = r - others
     mask = red > th.red_delta
     h, w = mask.shape
     b = max(1, int(th.patch_block))
@@ -361,7 +384,7 @@ def _red_scores(r: np.ndarray, g: np.ndarray, b_: np.ndarray, th: Thresholds) ->
         grow = np.ones(5, dtype=bool)
         mask[ndimage.binary_dilation(line_rows, grow), :] = False
         mask[:, ndimage.binary_dilation(line_cols, grow)] = False
-    dens = _block_mean(mask.astype(np.float32), b)
+    dens = _block_mean(mask, b)
     return line, dens >= th.patch_density
 
 
@@ -410,21 +433,22 @@ def _in_noise(top: float, noise: float) -> float:
     return math.inf if top > 0 else 0.0
 
 
-def _peak_snr(blocks: np.ndarray) -> float:
-    """How far the furthest of ``blocks`` (block means, :func:`_extreme`) stands from their median, in units of
-    their own noise: the spread of neighbouring blocks' differences (noise that video compression has made coarse is read at
-    the blocks' own scale, not the pixels'); inf for too few blocks to judge (see :func:`_in_noise`)."""
+def _peak_snr(blocks: np.ndarray, top: float | None = None) -> float:
+    """How far the furthest of ``blocks`` (block means, :func:`_extreme`; ``top`` where already known) stands from
+    their median, in units of their own noise: the spread of neighbouring blocks' differences (noise that video
+    compression has made coarse is read at the blocks' own scale, not the pixels'); inf for too few blocks to judge
+    (see :func:`_in_noise`)."""
     if min(blocks.shape) < 2:
         return math.inf
     diffs = np.concatenate([np.diff(blocks, axis=0).ravel(), np.diff(blocks, axis=1).ravel()])
-    return _in_noise(_extreme(blocks), _spread(diffs))
+    return _in_noise(_extreme(blocks) if top is None else top, _spread(diffs))
 
 
-def _extreme(blocks: np.ndarray) -> float:
-    """How far the block mean furthest from the median lies from it, on either side: bright objects on a dark
-    ground (fluorescence), or dark ones on a bright ground (a brightfield or DIC frame, a lit screen with a dark
-    window), both stand out; noise stands out equally little on both sides."""
-    median = float(np.median(blocks))
+def _extreme(blocks: np.ndarray, median: float | None = None) -> float:
+    """How far the block mean furthest from the median (``median`` where already known) lies from it, on either
+    side: bright objects on a dark ground (fluorescence), or dark ones on a bright ground (a brightfield or DIC
+    frame, a lit screen with a dark window), both stand out; noise stands out equally little on both sides."""
+    median = float(np.median(blocks) if median is None else median)
     return max(float(blocks.max()) - median, median - float(blocks.min()))
 
 
@@ -435,8 +459,16 @@ def _pixel_noise(plane: np.ndarray, row_step: int = 4) -> float:
     it (a still slide filmed by a phone: 1.4 grey levels, 3.1 at 4 apart; white noise reads the same).
     Structure moves it little (most pixels are background, or smooth within 4 pixels)."""
     rows = plane[::row_step]
-    if rows.dtype.kind in "ui" and rows.size and int(rows.max()) < 65536:  # whole grey levels: counted, not sorted
+    if rows.dtype in (np.uint8, np.uint16) and rows.size:  # whole grey levels: counted, not sorted
+        left, right = rows[:, 4:], rows[:, :-4]
+        d = np.maximum(left, right)
+        d -= np.minimum(left, right)  # (|difference| without a wider copy)
+        d = d.ravel()
+    elif rows.dtype.kind in "ui" and rows.size and int(rows.max()) < 65536:
         d = np.abs(rows[:, 4:].astype(np.int32) - rows[:, :-4]).ravel()
+    else:
+        d = None
+    if d is not None:
         if not d.size:
             return 0.0
         counts = np.cumsum(np.bincount(d))
@@ -452,11 +484,12 @@ def _signal(mx: np.ndarray, th: Thresholds) -> tuple[float, float, float, int, f
     level = float(mx.mean(dtype=np.float64))
     factor = max(1, int(round(h / max(1, th.small_rows))))
     mx_small = _block_mean(mx, max(8, factor))
-    contrast = float(np.percentile(mx_small, 99.0) - np.median(mx_small))
+    median = np.median(mx_small)  # (once: contrast, background, peak_snr)
+    contrast = float(np.percentile(mx_small, 99.0) - median)
     # foreground at the resolution of the change measure (finer than mx_small in frames of
     # under 480 rows, so that where the block grid falls on small nuclei matters less)
     mx_fine = mx_small if max(8, factor) == factor else _block_mean(mx, factor)
-    background = float(np.median(mx_fine))
+    background = float(median if mx_fine is mx_small else np.median(mx_fine))
     bright = mx_fine[mx_fine >= background + 0.5 * (float(mx_fine.max()) - background)]
     foreground = float(bright.mean(dtype=np.float64)) - background
     # the largest of three block sizes: pure noise stays at 3-7 in each (fewer, larger blocks: a lower top), a
@@ -465,8 +498,8 @@ def _signal(mx: np.ndarray, th: Thresholds) -> tuple[float, float, float, int, f
     # read against the pixels' own noise (:func:`_pixel_noise`), twice what white noise leaves in a block mean
     # (video compression coarsens noise: pure noise then reads 3-11, frames holding structure 40 and more), where
     # the pixels have any (compression that flattened most of them leaves the blocks to judge)
-    top = _extreme(mx_small)
-    peak = max(_peak_snr(mx_small), _peak_snr(_block_mean(mx_small, 2)), _peak_snr(_block_mean(mx_small, 4)))
+    top = _extreme(mx_small, median)
+    peak = max(_peak_snr(mx_small, top), _peak_snr(_block_mean(mx_small, 2)), _peak_snr(_block_mean(mx_small, 4)))
     pixels = _pixel_noise(mx)
     if pixels > 0:
         peak = max(peak, _in_noise(top, 2.0 * pixels / max(8, factor)))
@@ -475,8 +508,9 @@ def _signal(mx: np.ndarray, th: Thresholds) -> tuple[float, float, float, int, f
 
 def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, float]:
     """The measures of one frame that the black, dark and bright tests read: ``level`` (mean of the brightest
-    channel), ``contrast`` and ``foreground`` (8-bit grey levels) and ``peak_snr`` (see the module's notes),
-    measured as :func:`score_frames` measures them. Feed a sequence of them to :func:`black_or_dark`.
+    channel), ``contrast`` and ``foreground`` (8-bit grey levels), ``peak_snr`` (see the module's notes) and
+    ``grey_step`` (one of the input's grey levels in 8-bit levels: 1, 1/257 for 16-bit input), measured as
+    :func:`score_frames` measures them. Feed a sequence of them to :func:`black_or_dark`.
 
     Raises
     ------
@@ -485,7 +519,8 @@ def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dic
     """
     _check_thresholds(thresholds)
     level, contrast, foreground, _, peak = _signal(_brightest(_planes(image)[0]), thresholds or Thresholds())
-    return {"level": level, "contrast": contrast, "foreground": foreground, "peak_snr": peak}
+    return {"level": level, "contrast": contrast, "foreground": foreground, "peak_snr": peak,
+            "grey_step": _grey_step(np.asarray(image).dtype)}
 
 
 #: a pixel whose brightest channel is at or above this (8-bit grey levels) is clipped: saturated at the top of the
@@ -499,18 +534,23 @@ def _grain(planes: list[np.ndarray], dtype: np.dtype) -> float:
     recording's flat panels, still rounds). Noise that video compression has made coarser than 4 pixels is
     under-read (the change measure's blocks then hold more of it than this says: frames of it look further
     apart, never closer)."""
-    whole = planes[0].dtype == np.uint8  # (the sum of the planes' rows in whole grey levels)
-    rows = planes[0][::4].astype(np.int32 if whole else np.float32)
+    whole = planes[0].dtype == np.uint8  # (the sum of the planes' rows in whole grey levels: at most 765)
+    rows = planes[0][::4].astype(np.uint16 if whole else np.float32)
     for p in planes[1:]:
         rows += p[::4]
     spread = _pixel_noise(rows, row_step=1) / len(planes)  # (rows: every 4th already)
+    return max(spread, _grey_step(dtype) / math.sqrt(12.0))
+
+
+def _grey_step(dtype: np.dtype) -> float:
+    """One grey level of an input of ``dtype``, in 8-bit grey levels: 1 for 8-bit (and boolean) input, 1/257 for
+    16-bit (255 over the largest value of any integer type), 0 for floats (no steps)."""
+    dtype = np.dtype(dtype)
     if dtype == np.uint8 or dtype == np.bool_:
-        step = 1.0
-    elif np.issubdtype(dtype, np.integer):
-        step = 255.0 / float(np.iinfo(dtype).max)
-    else:
-        step = 0.0
-    return max(spread, step / math.sqrt(12.0))
+        return 1.0
+    if np.issubdtype(dtype, np.integer):
+        return 255.0 / float(np.iinfo(dtype).max)
+    return 0.0
 
 
 def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -518,11 +558,12 @@ def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, n
     map (red patches)."""
     planes, colour = _planes(image)
     h, w = planes[0].shape
-    mx = _brightest(planes)
+    others = np.maximum(planes[1], planes[2]) if colour else None  # (green or blue: read by the red scores too)
+    mx = np.maximum(planes[0], others) if colour else _brightest(planes)
     p99 = _percentile99(mx)
     b = max(1, int(th.patch_block))
     if colour:
-        line, red_map = _red_scores(planes[0], planes[1], planes[2], th)
+        line, red_map = _red_scores(planes[0], planes[1], planes[2], th, others, mx)
     else:
         line, red_map = 0.0, np.zeros((max(1, h // b), max(1, w // b)), dtype=bool)
     level, contrast, foreground, factor, peak = _signal(mx, th)
@@ -541,6 +582,7 @@ def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, n
         "contrast": contrast,
         "foreground": foreground,
         "peak_snr": peak,
+        "grey_step": _grey_step(np.asarray(image).dtype),
         "grain": grain,
         "red_line_score": line,
         "red_area": float(red_map.sum()) * b * b / float(h * w),
@@ -674,15 +716,19 @@ def _far(beyond: np.ndarray, ok: np.ndarray, th: Thresholds, spread: bool = True
 
 
 def _level_flags(level: np.ndarray, contrast: np.ndarray, foreground: np.ndarray, th: Thresholds,
-                 clipped: np.ndarray | None = None, peak_snr: np.ndarray | None = None
+                 clipped: np.ndarray | None = None, peak_snr: np.ndarray | None = None,
+                 grey_step: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(black, dark, bright, level ratio, high level ratio) of a sequence's frames from their
-    ``level``, ``contrast``, ``foreground``, ``clipped`` and ``peak_snr`` (None: not measured; see the
-    module's notes); the ratios are the level over the lower (dark test) and over the higher (bright
+    ``level``, ``contrast``, ``foreground``, ``clipped``, ``peak_snr`` and ``grey_step`` (None: not measured;
+    see the module's notes); the ratios are the level over the lower (dark test) and over the higher (bright
     test) of the neighbours' medians before and after."""
-    # black: no spatial signal (camera noise averages out in the block means), or none above the frame's own
-    # noise (strong noise keeps the block contrast above a grey level: a lens cap, a camera warming up)
-    black = contrast < max(th.black_level, th.black_rel * float(np.median(contrast)))
+    # black: no spatial signal (camera noise averages out in the block means: under ``black_level`` of the input's
+    # own grey levels; a 12-bit camera's dim frame of clear nuclei has a block contrast of a fraction of an 8-bit
+    # level), or none above the frame's own noise (strong noise keeps the block contrast above a grey level: a lens
+    # cap, a camera warming up)
+    floor = th.black_level * _contrast_unit(grey_step, len(contrast))
+    black = contrast < np.maximum(floor, th.black_rel * float(np.median(contrast)))
     if peak_snr is not None:
         black |= np.asarray(peak_snr, float) < th.black_snr  # (NaN: not measured, no verdict)
 
@@ -738,6 +784,15 @@ def _level_flags(level: np.ndarray, contrast: np.ndarray, foreground: np.ndarray
     return black, dark, bright, ratio, ratio_high
 
 
+def _contrast_unit(grey_step: np.ndarray | None, n: int) -> np.ndarray:
+    """The unit of ``black_level`` per frame, in 8-bit grey levels: the input's own grey level where it is finer
+    (16-bit input), one 8-bit level otherwise (8-bit and float input, or not measured: NaN)."""
+    if grey_step is None:
+        return np.ones(n)
+    step = np.asarray(grey_step, float)
+    return np.where((step > 0) & (step < 1), step, 1.0)
+
+
 def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds | None = None) -> np.ndarray:
     """Which frames of a sequence the curator's black or dark test flags, from their :func:`frame_signal`
     measures (in time order; the dark test compares each frame with its neighbours). Bright frames are not
@@ -750,12 +805,13 @@ def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds
     """
     _check_thresholds(thresholds)
     df = pd.DataFrame(list(signals) if not isinstance(signals, pd.DataFrame) else signals)
-    df = df.reindex(columns=["level", "contrast", "foreground", "peak_snr"])  # (peak_snr: absent from older dicts)
+    # (peak_snr and grey_step: absent from older dicts)
+    df = df.reindex(columns=["level", "contrast", "foreground", "peak_snr", "grey_step"])
     if df.empty:
         return np.zeros(0, bool)
     black, dark, *_ = _level_flags(df["level"].to_numpy(float), df["contrast"].to_numpy(float),
                                    df["foreground"].to_numpy(float), thresholds or Thresholds(),
-                                   peak_snr=df["peak_snr"].to_numpy(float))
+                                   peak_snr=df["peak_snr"].to_numpy(float), grey_step=df["grey_step"].to_numpy(float))
     return black | dark
 
 
@@ -765,7 +821,8 @@ def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> 
     black, dark, bright, ratio, ratio_high = _level_flags(s["level"].to_numpy(float), s["contrast"].to_numpy(float),
                                                           s["foreground"].to_numpy(float), th,
                                                           clipped=s["clipped"].to_numpy(float),
-                                                          peak_snr=s["peak_snr"].to_numpy(float))
+                                                          peak_snr=s["peak_snr"].to_numpy(float),
+                                                          grey_step=s["grey_step"].to_numpy(float))
 
     # red line: long thin red bands, above an absolute floor and above the neighbours
     line = s["red_line_score"].to_numpy(float)
