@@ -347,9 +347,10 @@ def time_step(times: Iterable[float], *, tolerant: bool = False) -> int | float:
     said as holes by the readers). Else there is no regular step: time points spaced at random, a table of one or
     two time points (too short to tell a step from a hole), or time points kept only roughly apart (acquisition
     times in seconds, 89-97 apart, as EPIC's TIME files hold). Then the step is 1 (every whole number missing
-    between two time points is a hole: the readers) or, with ``tolerant``, the median difference (1 for fewer than
-    two time points): ``identify`` links consecutive time points up to 1.5 steps apart, so a table in such
-    seconds, or one of two time points, still links as one numbered 1, 2, 3... does.
+    between two time points is a hole: the readers, unless the time is in irregular units, :func:`irregular_time`)
+    or, with ``tolerant``, the median difference (1 for fewer than two time points): ``identify`` links
+    consecutive time points up to 1.5 steps apart, so a table in such seconds, or one of two time points, still
+    links as one numbered 1, 2, 3... does.
 
     Parameters
     ----------
@@ -393,6 +394,96 @@ def time_step(times: Iterable[float], *, tolerant: bool = False) -> int | float:
     if tolerant:
         return float(np.median(d)) if len(d) else 1.0
     return 1
+
+
+#: Smallest median difference between time points that can be irregular units (:func:`irregular_time`): time in
+#: seconds, ~90 apart. Below it (every 3rd frame kept, now and then a 4th) the whole numbers are the time points.
+IRREGULAR_MIN_STEP = 10
+#: How far from their median the differences between time points in irregular units may lie, as a share of it
+#: (:func:`irregular_time`; EPIC's TIME files: 89-106 s apart, median 93-95).
+IRREGULAR_BAND = 0.25
+#: A difference of more than this many median steps between time points in irregular units misses time points (a
+#: hole, :meth:`IrregularTime.missing`): ``identify`` links time points up to as many steps apart
+#: (:data:`devolens.predict.identity.STEP_TOLERANCE`).
+HOLE_STEPS = 1.5
+
+
+@dataclass(frozen=True)
+class IrregularTime:
+    """Time points in irregular real units (:func:`irregular_time`): acquisition times in seconds, 89-97 apart.
+
+    Attributes
+    ----------
+    step : float
+        The median difference between consecutive time points: one time point.
+    low, high : int or float
+        The smallest and the largest difference of one step (holes, over :data:`HOLE_STEPS` steps, left out).
+    """
+
+    step: float
+    low: int | float
+    high: int | float
+
+    def missing(self, gaps: Any) -> np.ndarray:
+        """The time points missing in each difference of ``gaps`` between consecutive time points: none up to
+        :data:`HOLE_STEPS` steps, else the number of steps it spans, rounded, less one (187 s at 93 s: one)."""
+        g = np.asarray(gaps, dtype=np.float64)
+        return np.where(g > HOLE_STEPS * self.step, np.rint(g / self.step) - 1, 0).astype(np.int64)
+
+    def note(self) -> str:
+        """The readers' note on such time: read as one time point per time given, holes only where one is missing."""
+        spread = f"{self.low:g}" if self.low == self.high else f"{self.low:g}-{self.high:g}"
+        return (f"time is in irregular units (median step {self.step:g}, {spread} apart: acquisition times in "
+                f"seconds?): read as one time point per time given, a gap of over {HOLE_STEPS:g} steps as time "
+                "points missing")
+
+
+def irregular_time(times: Iterable[float]) -> IrregularTime | None:
+    """Whether time points are in irregular real units: acquisition times in seconds, 89-97 apart (EPIC's TIME
+    files), one time point each, with no regular step (:func:`time_step`) to count holes by.
+
+    They are when there are at least :data:`STEP_MIN_DIFFS` differences between consecutive time points, their
+    median is at least :data:`IRREGULAR_MIN_STEP` (large against the whole numbers between: no time point numbered
+    1, 2, 3... or kept every 3rd frame), not every difference is a whole number of :func:`time_step`'s step (that is
+    a regular step, read as such), at least :data:`STEP_SHARE` of them are of one step (at most :data:`HOLE_STEPS`
+    median steps) and those all lie within :data:`IRREGULAR_BAND` of the median. Then the readers read one time
+    point per time given and say as holes only the differences over :data:`HOLE_STEPS` steps
+    (:meth:`IrregularTime.missing`), not every whole number between two time points.
+
+    Parameters
+    ----------
+    times : iterable of int or float
+        Time points (any order, repeats allowed).
+
+    Returns
+    -------
+    IrregularTime or None
+        None for time points that are no such units.
+
+    Examples
+    --------
+    >>> irregular_time([0, 90, 179, 269, 360, 455, 641])  # (641: a time point missing after 455)
+    IrregularTime(step=90.5, low=89, high=95)
+    >>> irregular_time([0, 90, 180, 270, 450]) is None, irregular_time([1, 2, 3, 5, 6]) is None
+    (True, True)
+    """
+    u = np.unique(np.asarray(list(times)))
+    if u.dtype.kind not in "iu":
+        u = u.astype(np.float64)
+    d = np.diff(u)
+    if len(d) < STEP_MIN_DIFFS:
+        return None
+    m = float(np.median(d))
+    if m < IRREGULAR_MIN_STEP:
+        return None
+    step = time_step(u)
+    r = d / step
+    if step > 1 and np.all(np.abs(r - np.rint(r)) <= 1e-9 * r):
+        return None
+    one = d <= HOLE_STEPS * m
+    if np.count_nonzero(one) < STEP_SHARE * len(d) or np.any(np.abs(d[one] - m) > IRREGULAR_BAND * m):
+        return None
+    return IrregularTime(step=m, low=d[one].min().item(), high=d[one].max().item())
 
 
 def _step_note(step: int) -> str:
@@ -453,11 +544,16 @@ def _gaps_note(times: Iterable[int], empty: Iterable[int] = (), *, lacking: str,
     Time points spaced by a regular step above 1 (:func:`time_step`: time in seconds, every 3rd frame kept) are
     said so in a note of their own (:func:`_step_note`), and only the time points missing from that step are holes:
     without it, every time point between two of the table's was listed as lost ("1-89, 91-179, ... have no rows").
+    So are time points in irregular units (:func:`irregular_time`: acquisition times in seconds, 89-97 apart), each
+    given one a time point, the holes only differences over :data:`HOLE_STEPS` steps (:func:`_irregular_gaps_note`).
 
     With ``holes_only``, a run of missing time points longer than the series has time points is left out: it sets a
     stray time point apart (a mistyped time, 1000000000), which is no hole of lost rows (``identify`` notes it as a
     break in the time course)."""
     times = np.unique(np.asarray(list(times), dtype=np.int64))
+    irregular = irregular_time(times)
+    if irregular is not None:
+        return _irregular_gaps_note(times, empty, irregular, lacking=lacking, cause=cause, holes_only=holes_only)
     step = time_step(times)
     notes = [_step_note(step)] if step > 1 else []
     have = _spans(times, step)
@@ -479,6 +575,51 @@ def _gaps_note(times: Iterable[int], empty: Iterable[int] = (), *, lacking: str,
         many = n_empty > 1
         parts.append(f"the nuclei file{'s' if many else ''} of time point{'s' if many else ''} "
                      f"{_spans_text(empty_spans, step=step)} {'are' if many else 'is'} empty")
+    one = n_missing + n_empty == 1
+    return notes + [" and ".join(parts) + f": the table skips {'it' if one else 'them'} ({cause})"]
+
+
+def _irregular_gaps_note(times: np.ndarray, empty: Iterable[int], irregular: IrregularTime, *, lacking: str,
+                         cause: str, holes_only: bool, limit: int = 5) -> list[str]:
+    """:func:`_gaps_note` of time points in irregular units (``times``: unique, sorted; :func:`irregular_time`):
+    its note, then the holes in the table's own time points (``1 time point between times 4410 and 4590 has no
+    rows``; a hole is no time value, so the times on both sides of it are said) and the runs of ``empty`` time
+    points (runs of time points given one after the other, no hole between)."""
+    notes = [irregular.note()]
+    missing = irregular.missing(np.diff(times))
+    holes = np.flatnonzero(missing)
+    if holes_only:  # (a stray time point, as _gaps_note leaves out)
+        holes = holes[missing[holes] <= len(times)]
+    runs: list[tuple[int, int]] = []
+    for i in np.flatnonzero(np.isin(times, np.asarray(list(empty), dtype=np.int64))):
+        if runs and runs[-1][1] == i - 1 and not missing[i - 1]:
+            runs[-1] = (runs[-1][0], int(i))
+        else:
+            runs.append((int(i), int(i)))
+    if not len(holes) and not runs:
+        return notes
+
+    parts = []
+    n_missing = int(missing[holes].sum())
+    n_empty = sum(b - a + 1 for a, b in runs)
+    if len(holes):
+        many = n_missing > 1
+        between = [f"between times {times[i]} and {times[i + 1]}" for i in holes]
+        if len(holes) == 1:
+            parts.append(f"{n_missing} time point{'s' if many else ''} {between[0]} {'have' if many else 'has'} "
+                         f"{lacking}")
+        else:
+            shown = [f"{missing[i]} {b}" for i, b in zip(holes[:limit], between)]
+            rest = int(missing[holes[limit:]].sum())
+            shown += [f"and {rest} more"] if rest else []
+            parts.append(f"{n_missing} time points have {lacking} ({', '.join(shown)})")
+    if runs:
+        many = n_empty > 1
+        shown = ", ".join(str(times[a]) if a == b else f"{times[a]}-{times[b]}" for a, b in runs[:limit])
+        rest = sum(b - a + 1 for a, b in runs[limit:])
+        shown += f" (and {rest} more)" if rest else ""
+        parts.append(f"the nuclei file{'s' if many else ''} of time point{'s' if many else ''} {shown} "
+                     f"{'are' if many else 'is'} empty")
     one = n_missing + n_empty == 1
     return notes + [" and ".join(parts) + f": the table skips {'it' if one else 'them'} ({cause})"]
 

@@ -56,7 +56,7 @@ import pandas as pd
 
 from devolens import checks
 from devolens.errors import DevolensValueError
-from devolens.io.tables import time_step
+from devolens.io.tables import irregular_time, time_step
 from devolens.lineage.names import LETTERS
 from devolens.lineage.populations import populations
 
@@ -182,21 +182,22 @@ class LoneTime:
         Its count.
     nearest : int
         The nearest time point of the rest of the table.
-    step : int
-        The table's time step (:func:`devolens.io.tables.time_step`: 90 for time in seconds at 90 s): time points
-        ``step`` apart are consecutive, as the readers count them.
+    step : int or float
+        The table's time step (:func:`devolens.io.tables.time_step`: 90 for time in seconds at 90 s; the median step
+        of time in irregular units, :func:`devolens.io.tables.irregular_time`: 93.5 for acquisition times in
+        seconds 89-97 apart): time points ``step`` apart are consecutive, as the readers count them.
     """
 
     time: int
     cells: int
     nearest: int
-    step: int = 1
+    step: int | float = 1
 
     @property
     def time_points(self) -> int:
         """How many of the table's own time points (one per :attr:`step`) it lies from :attr:`nearest`: 910 for
         time 1050 after time 140, and for time 94500 after time 12600 in a table in seconds at 90 s."""
-        return abs(int(self.time) - int(self.nearest)) // max(int(self.step), 1)
+        return int(abs(int(self.time) - int(self.nearest)) // max(self.step, 1))
 
     def to_dict(self) -> dict:
         """The JSON form: ``{"time", "cells", "nearest"}``."""
@@ -434,7 +435,8 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
     The table is split into runs at gaps of more missing time points than the table has (as the readers' note on
     gaps leaves such a gap out; counted in the table's own time points, one per its regular step,
     :func:`devolens.io.tables.time_step`: a table in seconds at 90 s misses 9 time points between 90 and 990, as
-    one numbered 1, 2, 3... does between 1 and 11) that are also more than ``spacing`` times the median step of
+    one numbered 1, 2, 3... does between 1 and 11; one per its median step for time in irregular units,
+    :func:`devolens.io.tables.irregular_time`) that are also more than ``spacing`` times the median step of
     the table. The biggest run (most time points) is the main run; it must hold at least ``min_run`` time points
     and at least half of the table's, else nothing is flagged (a sparse table, 1, 40, 80, 120, 160, is sampled so,
     not mistyped). A single-point run is lone when its gap to the nearest time point is more than ``spacing`` times
@@ -472,8 +474,12 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
     if len(t) < max(2, min_times):
         return []
     gaps = np.diff(t)
-    unit = time_step(t)
-    missing = -(-gaps // unit) - 1  # time points of the step missing in each gap (the readers' holes)
+    irregular = irregular_time(t)
+    if irregular is not None:  # acquisition times in seconds, 89-97 apart: one time point per median step
+        unit, missing = irregular.step, irregular.missing(gaps)
+    else:
+        unit = time_step(t)
+        missing = -(-gaps // unit) - 1  # time points of the step missing in each gap (the readers' holes)
     breaks = np.flatnonzero((missing > len(t)) & (gaps > spacing * float(np.median(gaps))))
     if not breaks.size:
         return []
