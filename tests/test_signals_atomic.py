@@ -516,6 +516,35 @@ def test_signals_held_hands_the_first_signal_over_after_the_section():
     assert signal.getsignal(signal.SIGINT) is previous and atomic.received_signals == []
 
 
+def test_a_signal_while_signals_held_puts_the_handlers_back_leaves_none_holding(monkeypatch):
+    """A Ctrl-C landing just after SIGINT's handler was put back ran that handler between two restores: its exception
+    left SIGTERM on the holding handler for good (every later SIGTERM noted and never acted on) and every later hold a
+    no-op. Put back with the signals blocked, all are restored, then the Ctrl-C acts."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered on the main thread only")
+    real = signal.signal
+    mine = lambda signum, frame: None  # noqa: E731
+    previous = real(signal.SIGTERM, mine)
+    fired = []
+
+    def putting_back(signum, handler):
+        old = real(signum, handler)
+        if signum == signal.SIGINT and handler is signal.default_int_handler and not fired:
+            fired.append(signum)
+            signal.raise_signal(signal.SIGINT)
+        return old
+
+    try:
+        monkeypatch.setattr(signal, "signal", putting_back)
+        with pytest.raises(KeyboardInterrupt):
+            with atomic.signals_held():
+                pass
+        monkeypatch.undo()
+        assert fired and signal.getsignal(signal.SIGTERM) is mine and not atomic._held_handlers
+    finally:
+        real(signal.SIGTERM, previous)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
 def test_a_process_forked_inside_signals_held_gets_the_handlers_back():
     """A worker forked inside the hold must not keep the holding handler (it would note a stop and never act on

@@ -124,10 +124,18 @@ def signals_held() -> Iterator[None]:
         yield
     finally:
         handlers = dict(_held_handlers)
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
         _held_handlers.clear()
-        received, _held_back[:] = list(_held_back), []
+        # blocked while they are put back: a signal between two of them ran the first's handler, whose exception
+        # left the others holding (every later stop noted and never acted on)
+        block = getattr(signal, "pthread_sigmask", None)
+        mask = block(signal.SIG_BLOCK, handlers) if block is not None else None
+        try:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            received, _held_back[:] = list(_held_back), []
+        finally:
+            if block is not None:
+                block(signal.SIG_SETMASK, mask)
         if received:
             handlers[received[0]](received[0], None)
 
