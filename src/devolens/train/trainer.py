@@ -1058,8 +1058,12 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
                 # rather than fail in the metrics
                 raise DevolensError("the network's outputs are NaN or infinite: training diverged; lower optimizer.lr"
                                     + _FP16_HINT.get(amp, ""))
-            if loss_fn is not None:
-                losses.extend(loss_fn(y, *_on(device, batch["target"], batch.get("distance"))).tolist())
+            if loss_fn is not None:  # each sample's loss on its own pixels, as its metrics (not the padding)
+                parts = _on(device, batch["target"], batch.get("distance"))
+                for n, j in enumerate(group):
+                    h, w = _own_size(items[j])
+                    own = [None if p is None else p[n:n + 1, ..., :h, :w] for p in parts]
+                    losses.extend(loss_fn(y[n:n + 1, ..., :h, :w], *own).tolist())
             y = y.cpu()
             for n, j in enumerate(group):
                 outputs[j] = y[n]
