@@ -1058,7 +1058,9 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
                 # rather than fail in the metrics
                 raise DevolensError("the network's outputs are NaN or infinite: training diverged; lower optimizer.lr"
                                     + _FP16_HINT.get(amp, ""))
-            if loss_fn is not None:  # each sample's loss on its own pixels, as its metrics (not the padding)
+            if loss_fn is not None and not seg:
+                losses.extend(loss_fn(y, *_on(device, batch["target"], batch.get("distance"))).tolist())
+            elif loss_fn is not None:  # each sample's loss on its own pixels, as its metrics (not the padding)
                 parts = _on(device, batch["target"], batch.get("distance"))
                 for n, j in enumerate(group):
                     h, w = _own_size(items[j])
