@@ -54,7 +54,7 @@ def test_populations_and_plot(tmp_path, capsys):
     assert [r[0] for r in rows[1:]] == ["1", "2", "3", "4", "5"]
     assert [r[1] for r in rows[1:]] == [r[-1] for r in rows[1:]] == ["3", "6", "9", "12", "15"]
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert sorted(p.name for p in out_csv.parent.iterdir()) == ["pops.csv", "pops.png"]
+    assert sorted(p.name for p in out_csv.parent.iterdir()) == ["pops.csv", "pops.json", "pops.png"]  # + its record
 
 
 def test_cliffs_json_and_text(tmp_path, capsys):

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import typer
 
-from devolens.cli._common import check_out as _check_out, note
+from devolens.cli._common import check_out as _check_out, note as _print_note
 from devolens.errors import DevolensError
 
 TABLE_HELP = (
@@ -33,6 +33,32 @@ EMBRYO_HELP = (
     "Keep only this embryo's rows (the value of the table's embryo column) before anything else: for a "
     "table that holds several embryos."
 )
+
+
+#: The notes being recorded for an output's record (:func:`_notes_said`): each a list and whether it holds its
+#: notes back (printed by the command later) rather than printing them as they come.
+_RECORDERS: list[tuple[list[str], bool]] = []
+
+
+def note(text: str) -> None:
+    """:func:`devolens.cli._common.note`, and the note kept by each :func:`_notes_said` open; not printed while one
+    of them holds its notes back."""
+    for said, _ in _RECORDERS:
+        said.append(text)
+    if not any(hold for _, hold in _RECORDERS):
+        _print_note(text)
+
+
+@contextlib.contextmanager
+def _notes_said(hold: bool = False) -> Iterator[list[str]]:
+    """Yield the list of the notes said inside (:func:`note`), for an output's record; with ``hold`` they are not
+    printed (the command prints them after its outputs, as it did before it recorded them)."""
+    said: list[str] = []
+    _RECORDERS.append((said, hold))
+    try:
+        yield said
+    finally:
+        _RECORDERS.pop()
 
 
 def _embryos_text(names: list[str], limit: int = 10) -> str:
@@ -177,12 +203,12 @@ def _finding_notes(rep, arg: str, who: str = "", *, cleaning: bool = False) -> N
              "the embryo's)")
 
 
-def _cliff_note(df, table: Path, embryo=None, picked: str | None = None) -> None:
+def _cliff_note(df, table: Path, embryo=None, picked: str | None = None):
     """One line when the counts of ``df`` (a table of one embryo) fall off an annotation cliff
     (:func:`~devolens.lineage.cliffs.find_cliffs` with the ``cliffs`` command's defaults, on the same counts):
     curation stopped, and the counts after it are not the embryo's. Then the lone time points, lineage cliffs and
     dips (:func:`_finding_notes`). Nothing when there is none. ``picked``: the ``--embryo`` given, repeated in the
-    commands suggested."""
+    commands suggested. Returns the :class:`~devolens.lineage.cliffs.CliffReport` the notes say."""
     import shlex
 
     from devolens.lineage.cliffs import find_cliffs
@@ -193,7 +219,7 @@ def _cliff_note(df, table: Path, embryo=None, picked: str | None = None) -> None
     found = rep.cliffs
     if not found:
         _finding_notes(rep, arg, who)
-        return
+        return rep
     c = found[0]
     more = f" (and {len(found) - 1} later)" if len(found) > 1 else ""
     # find_cliffs counts a name repeated at one time point once; populations counts its rows: said, so the note's
@@ -203,6 +229,7 @@ def _cliff_note(df, table: Path, embryo=None, picked: str | None = None) -> None
          f"no recovery (curation stopped?), so the later counts are not the embryo's; `devolens lineage cliffs {arg}` "
          f"lists the cliffs, `devolens lineage clean {arg} --out CLEAN.csv` cuts the table after time {c.time}")
     _finding_notes(rep, arg, who)
+    return rep
 
 
 def _check_plot(plot: Path, out_path: Path, table: Path) -> None:
@@ -245,6 +272,78 @@ def _write(fn, path: Path, *args) -> None:
         from devolens.io.atomic import cannot_write
 
         raise cannot_write(exc, path) from None
+
+
+#: What ``lineage convert`` and ``lineage clean`` add to the ``.meta.json`` beside their CSV, after the keys
+#: :func:`~devolens.io.tables.write_tidy` writes (said in their ``--out`` help and the README).
+META_RECORD_HELP = (
+    "The .meta.json holds the table's metadata (zscale, ellipse, time_seconds, seconds_per_time, axis, ...) and "
+    '"format", the format its rows were first read from (an EPIC table converted and converted again stays "epic"), '
+    'then "source_format" (the same), "input_format" (the format of the file this command read: epic, acetree or '
+    'tidy), "devolens_version", "command", "input" (absolute) and "inputs" (the table and the files read with it, '
+    "each with its absolute path and sha256)."
+)
+
+
+def _tidy_record(df, table: Path, command: str) -> dict:
+    """The ``.meta.json`` of a tidy CSV written from ``df`` (read from ``table``): the entries
+    :func:`~devolens.io.tables.write_tidy` writes, in its order, then what made the file (:data:`META_RECORD_HELP`)."""
+    from devolens.cli.render import _inputs
+    from devolens.io.tables import _META_KEYS
+    from devolens.provenance import command_line, version
+
+    meta = {k: df.attrs.get(k) for k in _META_KEYS}
+    meta["format"] = df.attrs.get("origin_format", df.attrs.get("format"))  # as write_tidy says it
+    meta.update({
+        "source_format": meta["format"], "input_format": df.attrs.get("format"),
+        "devolens_version": version(), "command": command_line(command),
+        "input": str(table.absolute()), "inputs": _inputs(table),
+    })
+    return meta
+
+
+def _write_tidy_recorded(df, out_path: Path, meta: dict) -> None:
+    """Write ``df`` as a tidy CSV (:func:`~devolens.io.tables.write_tidy`) and ``meta`` as the ``.meta.json`` beside
+    it, both or neither: written even when the table has no metadata, so an earlier run's sidecar cannot stay beside
+    the new CSV (``read_tidy`` would read its z scale and ellipse as this table's)."""
+    from devolens.io.atomic import atomic_path
+    from devolens.io.tables import _jsonable, _meta_path, write_tidy
+
+    text = json.dumps(_jsonable(meta), indent=1)  # (as write_tidy writes it: no line feed at the end)
+    meta_path = _meta_path(out_path)
+    try:
+        with atomic_path(meta_path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+            write_tidy(df, out_path, metadata=False)
+    except OSError as exc:
+        from devolens.io.atomic import cannot_write
+
+        raise cannot_write(exc, out_path) from None
+
+
+def _populations_record(df, table: Path, out_path: Path, plot: Path | None, rep, notes: list[str]) -> str:
+    """The JSON written beside ``lineage populations``' CSV (``NAME.json``, as ``population`` and ``identify``
+    name theirs): ``command``, ``input``, ``output`` (absolute), ``devolens`` (the version), ``inputs`` (the table
+    and the files read with it, each with its sha256, as ``render.json`` lists them), ``embryo``, ``plot`` (None:
+    none drawn), then the cliff report the notes said, keyed as ``lineage cliffs --json`` prints it (``cliffs``: the
+    annotation cliffs, each with ``time``, its last good time point, and ``first_bad_time``; ``last_good_time``:
+    the rows of later time points are not the embryo's counts; ``duplicates``; ``letters``, ``dips``, ``lone_times``
+    and ``names_stop`` when found), and ``notes``: the notes printed, in order."""
+    from devolens.cli.render import _inputs
+    from devolens.provenance import command_line, record_text, version
+
+    return record_text({
+        "command": command_line("devolens lineage populations"), "input": str(table.absolute()),
+        "output": str(out_path.absolute()), "devolens": version(), "inputs": _inputs(table),
+        "embryo": str(df["embryo"].iloc[0]), "plot": None if plot is None else str(plot.absolute()),
+        **rep.to_dict(), "notes": list(notes),
+    })
+
+
+def _cliff_marks(rep) -> list[tuple[float, str]]:
+    """The ``marks`` of :func:`~devolens.viz.plots.plot_populations` for the annotation cliffs of ``rep``: a dashed
+    line at each cliff's last good time point."""
+    return [(c.time, f"annotation cliff after time {c.time}") for c in rep.cliffs]
 
 
 def _cliffs_of(table: Path, as_json: bool, embryo: str | None, *, min_drop: int, min_fraction: float, window: int,
@@ -304,16 +403,18 @@ def register(app: typer.Typer) -> None:
         table: Path = typer.Argument(..., help=TABLE_HELP, show_default=False),
         out_path: Path = typer.Option(
             ..., "--out", "-o", help="Tidy CSV to write (embryo,time,cell,x,y,z,size[,blot]); metadata "
-            "(z scale, ellipse, timing) goes to <name>.meta.json beside it.", show_default=False,
+            "(z scale, ellipse, timing) goes to <name>.meta.json beside it. blot: an EPIC table's blot column as "
+            "read (EPIC's background-corrected reporter expression in the nucleus; it may be negative), kept "
+            "as a number, passed through (identify's CSV keeps it too) and used in no count or prediction; only EPIC "
+            "tables have it. " + META_RECORD_HELP,
+            show_default=False,
         ),
     ) -> None:
         """Convert TABLE to the tidy CSV (one row per nucleus per time point)."""
-        from devolens.io.tables import write_tidy
-
         _check_out(out_path, table)
         with _about(table):
             df = _read(table, drop_copies=True)
-        _write(write_tidy, out_path, df, out_path)
+        _write_tidy_recorded(df, out_path, _tidy_record(df, table, "devolens lineage convert"))
         typer.echo(
             f"wrote {out_path}: {len(df)} rows, {df['time'].nunique()} time points, "
             f"format {df.attrs.get('format')}, embryo {df['embryo'].iloc[0]}"
@@ -324,47 +425,63 @@ def register(app: typer.Typer) -> None:
     def populations_cmd(
         table: Path = typer.Argument(..., help=TABLE_HELP, show_default=False),
         out_path: Path = typer.Option(
-            ..., "--out", "-o", help="CSV to write with columns time,A,E,M,P,C,D,Z,total (cells per time point).",
+            ..., "--out", "-o", help="CSV to write with columns time,A,E,M,P,C,D,Z,total (cells per time point). "
+            "Beside it, NAME.json records how it was made (command, input and its sha256, devolens version, notes) "
+            'and the annotation cliffs found, as `lineage cliffs --json` gives them: "cliffs" (each with "time", its '
+            'last good time point) and "last_good_time" (rows of later time points are not the embryo\'s counts).',
             show_default=False,
         ),
         plot: Path | None = typer.Option(
-            None, "--plot", help="Also draw the population curves to this image (.png, .svg, .pdf or .jpg).",
+            None, "--plot", help="Also draw the population curves to this image (.png, .svg, .pdf or .jpg); an "
+            "annotation cliff is drawn as a dashed line at its last good time point.",
             show_default=False,
         ),
         embryo: str | None = typer.Option(None, "--embryo", metavar="NAME", help=EMBRYO_HELP, show_default=False),
     ) -> None:
         """Count cells per population letter (A E M P C D Z) and in total at each time point."""
-        from devolens.io.atomic import write_csv
-        from devolens.lineage.populations import populations
+        from devolens.cli.identify import record_path
+        from devolens.io.atomic import atomic_path
+        from devolens.lineage.names import misspelt_names
+        from devolens.lineage.populations import populations, unnamed_note
 
         _check_out(out_path, table)
+        record = record_path(out_path)  # NAME.json, as population and identify name theirs
+        _check_out(record, table)
         if plot is not None:
-            _check_plot(plot, out_path, table)
-        with _about(table):
-            df = _read(table, drop_copies=True, embryo=embryo, one=True)
-            pops = populations(df)
+            _check_plot(plot, out_path, table)  # (an image: never the record's .json)
+        with _notes_said() as said:  # the reader's notes, printed as they come
+            with _about(table):
+                df = _read(table, drop_copies=True, embryo=embryo, one=True)
+                pops = populations(df)
+            with _notes_said(hold=True) as later:  # said after the outputs, as before they were recorded
+                rep = _cliff_note(df, table, picked=embryo)
+                if pops.attrs.get("unnamed_rows"):  # a total without lineages, else said by nothing but zeros
+                    note(unnamed_note(pops.attrs["unnamed_rows"], len(df)))
+                bad = misspelt_names(df["cell"])
+                if bad:  # counted in the total only: say so, a letter's curve would dip without a word
+                    rows = int(df["cell"].isin(bad).sum())
+                    note(f"{rows} row{'s' if rows != 1 else ''} carry names that are Sulston names but for their "
+                         f"case (e.g. {', '.join(repr(b) for b in bad[:3])}; the founder in capitals, a/p, l/r, d/v in "
+                         "small letters): counted in the total only, not in a population letter")
         if plot is not None:
             from devolens.viz.plots import plot_populations
 
-            _write(plot_populations, plot, pops, plot, str(df["embryo"].iloc[0]))
-        _write(write_csv, out_path, pops, out_path)
+            _write(lambda: plot_populations(pops, plot, str(df["embryo"].iloc[0]), marks=_cliff_marks(rep)), plot)
+        text = _populations_record(df, table, out_path, plot, rep, said)
+        try:  # the CSV and its record: both or neither
+            with atomic_path(out_path) as tmp_csv, atomic_path(record) as tmp_record:
+                pops.to_csv(tmp_csv, index=False)  # (as write_csv writes it)
+                tmp_record.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            from devolens.io.atomic import cannot_write
+
+            raise cannot_write(exc, out_path) from None
         msg = f"wrote {out_path}: {len(pops)} time points, up to {int(pops['total'].max())} cells"
         if plot is not None:
             msg += f"; plot {plot}"
         typer.echo(msg)
-        _cliff_note(df, table, picked=embryo)
-        if pops.attrs.get("unnamed_rows"):  # a total without lineages, else said by nothing but zeros
-            from devolens.lineage.populations import unnamed_note
-
-            note(unnamed_note(pops.attrs["unnamed_rows"], len(df)))
-        from devolens.lineage.names import misspelt_names
-
-        bad = misspelt_names(df["cell"])
-        if bad:  # counted in the total only: say so, a letter's curve would dip without a word
-            rows = int(df["cell"].isin(bad).sum())
-            note(f"{rows} row{'s' if rows != 1 else ''} carry names that are Sulston names but for their case "
-                 f"(e.g. {', '.join(repr(b) for b in bad[:3])}; the founder in capitals, a/p, l/r, d/v in small "
-                 "letters): counted in the total only, not in a population letter")
+        for line in later:
+            _print_note(line)
 
     @group.command("cliffs")
     def cliffs_cmd(
@@ -429,7 +546,12 @@ def register(app: typer.Typer) -> None:
     def clean_cmd(
         table: Path = typer.Argument(..., help=TABLE_HELP, show_default=False),
         out_path: Path = typer.Option(
-            ..., "--out", "-o", help="Tidy CSV to write: cut after the last good time point, duplicates dropped.",
+            ..., "--out", "-o", help="Tidy CSV to write: cut after the last good time point, duplicates dropped. "
+            + META_RECORD_HELP + ' Then "clean": what was cut: "cut_after_time" (the first cliff\'s last good time '
+            'point; null: no cliff, nothing cut), "options" (the detector\'s), the rows in and out and how many were '
+            'dropped after the cliff ("rows_after_cliff", in "times_dropped" time points), as duplicated names '
+            '("duplicate_rows"), as copies ("copy_rows") and at lone time points ("lone_rows", the times in '
+            '"lone_times"), and the cliff report (keys as `lineage cliffs --json` prints them).',
             show_default=False,
         ),
         min_drop: int = typer.Option(10, "--min-drop", min=1, help=_DETECT_HELP),
@@ -444,14 +566,19 @@ def register(app: typer.Typer) -> None:
         embryo: str | None = typer.Option(None, "--embryo", metavar="NAME", help=EMBRYO_HELP, show_default=False),
     ) -> None:
         """Cut TABLE at its first annotation cliff, drop duplicated names, write a tidy CSV."""
-        from devolens.io.tables import write_tidy
         from devolens.lineage.cliffs import clean_table
 
         _check_out(out_path, table)
         with _about(table):
             df = _read(table, embryo=embryo, one=True)
             clean, rep = clean_table(df, min_drop=min_drop, min_fraction=min_fraction, window=window)
-        _write(write_tidy, out_path, clean, out_path)
+        meta = _tidy_record(clean, table, "devolens lineage clean")
+        removed = rep.to_dict()
+        removed.setdefault("lone_times", [])  # (always there: what a pipeline reads)
+        meta["clean"] = {"cut_after_time": rep.cliffs.cliffs[0].time if rep.cliffs.cliffs else None,
+                         "options": {"min_drop": min_drop, "min_fraction": min_fraction, "window": window,
+                                     "embryo": embryo}, **removed}
+        _write_tidy_recorded(clean, out_path, meta)
         if rep.cliffs.cliffs:
             c = rep.cliffs.cliffs[0]
             cut = (

@@ -24,7 +24,7 @@ def add_letter_key(fig) -> None:
 
 
 def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = None, dpi: int = 120,
-                     xlabel: str = "time point") -> Path:
+                     xlabel: str = "time point", marks: list[tuple[float, str]] | None = None) -> Path:
     """Plot population curves (cells per letter and total against time) to an image file.
 
     Parameters
@@ -41,6 +41,9 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
         Resolution of raster output, dots per inch.
     xlabel : str
         The x axis's label (what ``time`` holds).
+    marks : list of (float, str), optional
+        Times to mark, each as a dashed vertical line with its label beside it (``lineage populations``: an
+        annotation cliff at its last good time point).
 
     Returns
     -------
@@ -56,6 +59,12 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
     for col, colour in LETTER_COLOURS.items():
         if col in pops.columns:
             ax.plot(pops["time"], pops[col], label=col, color=colour, lw=2.0 if col == "total" else 1.3)
+    for x, text in marks or ():
+        ax.axvline(x, color="#d62728", ls="--", lw=1.2)
+        # a few points right of the line, clear of a fall drawn there (after a cliff the curves are low), near the
+        # top (x in data, y in axes units), read upwards
+        ax.annotate(text, xy=(x, 0.97), xycoords=ax.get_xaxis_transform(), xytext=(4, 0), textcoords="offset points",
+                    rotation=90, va="top", ha="left", fontsize="small", color="#d62728")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("cells")
     ax.grid(True, alpha=0.3)
@@ -95,6 +104,8 @@ def plot_training(history: pd.DataFrame | str | Path, path: str | Path, metrics:
     from matplotlib.figure import Figure
 
     h = pd.read_csv(history) if isinstance(history, (str, Path)) else history
+    # epochs counted from 1, as devolens' messages and run.json's epoch_numbering say; history.csv's epoch column
+    # counts from 0, which the x axis's label says
     if metrics is None:
         metrics = [m for m in ("val_dice", "val_iou", "val_f1", "val_ap", "val_mae", "val_count_mae") if m in h.columns]
     epoch = h["epoch"] + 1
@@ -105,9 +116,12 @@ def plot_training(history: pd.DataFrame | str | Path, path: str | Path, metrics:
         if col in h.columns:
             ax1.plot(epoch, h[col], style, marker="o", ms=3, label=col.replace("_", " "))
     ax1.set_title("loss")
+    ax1.set_ylabel("loss")
     ax1.legend(fontsize="small")
     scores = [m for m in metrics if "mae" not in m and "error" not in m]
     errors = [m for m in metrics if m not in scores]
+    if scores:
+        ax2.set_ylabel("score (0-1, higher is better)")
     lines = []
     for col in scores:
         if col in h.columns and h[col].notna().any():
@@ -126,8 +140,9 @@ def plot_training(history: pd.DataFrame | str | Path, path: str | Path, metrics:
         if (h["lr"] > 0).all():
             ax3.set_yscale("log")
     ax3.set_title("learning rate")
+    ax3.set_ylabel("learning rate")
     for ax in (ax1, ax2, ax3):
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch (from 1: history.csv's epoch + 1)")
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     path = Path(path)
