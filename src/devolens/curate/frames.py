@@ -8,10 +8,19 @@ taken in an O(n_frames) post-pass that compares every frame with its own sequenc
 (neighbouring frames), so the thresholds adapt to dim early embryos and bright late ones,
 to noisy and clean recordings, to PNG folders and to lossy video alike.
 
-What is measured (intensities in 8-bit grey levels, 0..255, whatever the input dtype):
+What is measured (intensities in 8-bit grey levels, whatever the input dtype: 0..255 for uint8 input, a 16-bit
+(or narrower) integer type's largest value reading 255, 65535 for wider integers (int32 TIFFs of 12- or 16-bit
+data), 1 for a float image in 0..1; other float images (camera counts, deconvolved, background-subtracted or
+flat-field-corrected output) in the range of their sequence's first frame that is not blank: its 99.9th percentile
+rounded up to a power of two (a 0..1 image with a few pixels past 1 stays a 0..1 image), so that the frames of a
+sequence are compared on one scale; negative values read 0):
 
 - ``level``: mean over pixels of the brightest channel; ``p99``: its 99th percentile;
-  ``clipped``: the fraction of pixels where it is at the top of the range (254 or 255: saturated);
+  ``clipped``: the fraction of pixels where it is at the top of the range (within 1/255 of it: 254 or 255 in 8-bit
+  input; saturated), the range the sequence shows: the lowest bit depth of 8, 12, 14, 16 bits (then 4 more at a
+  time; for floats 1 first) that all but 0.1 % of the pixels of each of its frames keep within (12-bit data in a
+  uint16 file saturate at 4095, not at 65535), or, input other than 8-bit, the sequence's highest value where its
+  frames pile up at it (a camera that saturates below its bit depth, data converted after saturating);
   ``contrast``: 99th percentile minus median of that channel averaged over blocks;
   ``foreground`` (used internally, not in the report): mean of the blocks (of 1/64 of the
   height) brighter than halfway from their median to the brightest block, minus that median:
@@ -245,13 +254,21 @@ class Thresholds:
 # --------------------------------------------------------------------------- per frame
 
 
-def _planes(image: np.ndarray) -> tuple[list[np.ndarray], bool]:
+#: the top of a wide integer's (int32, uint32, 64-bit) range as these measures read it: a 16-bit camera's (values
+#: beyond it read above 255 grey levels; 12-bit data in an int32 TIFF measure as in a uint16 one)
+_WIDE_RANGE = 65535.0
+
+
+def _planes(image: np.ndarray, value_range: float | None = None) -> tuple[list[np.ndarray], bool, float | None]:
     """Split a frame into contiguous channel planes in 8-bit grey levels.
 
-    uint8 frames stay uint8 (fast path); other dtypes become float32 scaled to 0..255
-    (uint16 by 65535, floats in [0, 1] by 255). Returns (planes, is_colour): one plane for
-    a grey frame, three (R, G, B) for a colour one; a colour frame whose channels are all
-    equal counts as grey.
+    uint8 frames stay uint8 (fast path); other dtypes become float32 scaled so that ``value_range`` (the input value
+    that reads 255) reads 255, and negative values 0: the dtype's largest value for 16-bit (and narrower) integers,
+    65535 for wider ones (:data:`_WIDE_RANGE`), and for floats the given ``value_range`` (a sequence's, fixed at its
+    first frame by :func:`score_frames`) or, when None, the frame's own (:func:`_float_range`: 1 for an image in
+    0..1). Returns (planes, is_colour, value_range): one plane for a grey frame, three (R, G, B) for a colour one (a
+    colour frame whose channels are all equal counts as grey), and the range used (255 for uint8 and boolean
+    frames; None for a float frame with nothing above 0 to judge its range by, read as a 0..1 image).
     """
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[2] == 1:
@@ -260,30 +277,92 @@ def _planes(image: np.ndarray) -> tuple[list[np.ndarray], bool]:
         a = a[..., :3]
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) or a.size == 0:
         raise DevolensError(f"expected an H x W or H x W x 3 image, got shape {a.shape}")
+    top: float | None
     if a.dtype == np.uint8:
-        conv = None
+        conv, top = None, 255.0
     elif a.dtype == np.bool_:
         a = a.astype(np.uint8) * np.uint8(255)
-        conv = None
+        conv, top = None, 255.0
     elif np.issubdtype(a.dtype, np.integer):
-        conv = np.float32(255.0 / np.iinfo(a.dtype).max)
+        top = float(np.iinfo(a.dtype).max) if a.dtype.itemsize <= 2 else _WIDE_RANGE
+        conv = np.float32(255.0 / top)
     else:
         a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        conv = np.float32(255.0) if float(a.max(initial=0.0)) <= 1.0 else np.float32(1.0)
+        top = value_range if value_range is not None else _float_range(a)
+        conv = np.float32(255.0 / (top or 1.0))
     if a.ndim == 2:
         planes = [np.ascontiguousarray(a)]
     else:  # (one copy of the channels-first array: half the time of three strided copies)
         planes = list(np.ascontiguousarray(a.transpose(2, 0, 1)))
-    if conv is not None:
-        planes = [np.clip(p.astype(np.float32) * conv, 0.0, 255.0) for p in planes]
+    if conv is not None:  # (no upper bound: a float frame brighter than its sequence's first reads above 255)
+        planes = [np.maximum(p.astype(np.float32) * conv, np.float32(0.0)) for p in planes]
     if len(planes) == 3 and np.array_equal(planes[0], planes[1]) and np.array_equal(planes[1], planes[2]):
-        return planes[:1], False
-    return planes, len(planes) == 3
+        return planes[:1], False, top
+    return planes, len(planes) == 3, top
+
+
+#: the share of a frame's pixels that may lie above its range's top (:func:`_float_range`, :func:`_ceiling`): hot
+#: pixels, a pixel a deconvolution or a percentile normalisation took past 1
+_ABOVE_TOP = 0.001
+
+
+def _subsample(plane: np.ndarray) -> np.ndarray:
+    """Every other pixel of large planes (over 40,000 pixels), the plane itself otherwise: what percentiles read."""
+    return plane[::2, ::2] if plane.size > 40_000 else plane
+
+
+def _float_range(a: np.ndarray) -> float | None:
+    """The value that reads 255 grey levels in a float frame ``a`` (H x W or H x W x 3, finite): 1 for an image in
+    0..1 (its 99.9th percentile at most 1: a pixel a deconvolution took to 1.02 leaves it one), else that
+    percentile rounded up to a power of two (camera counts, a background-subtracted or flat-field-corrected
+    image: a few powers of two apart from frame to frame at most, so frames measured each on its own stay
+    comparable); None when it is not above 0 (a blank frame: nothing to judge by)."""
+    sub = _subsample(a)
+    if sub.ndim == 3:
+        sub = sub.max(axis=2)
+    t = float(np.percentile(sub, 100.0 * (1.0 - _ABOVE_TOP)))
+    if not t > 0:
+        return None
+    return 1.0 if t <= 1.0 else float(2.0 ** math.ceil(math.log2(t)))
+
+
+def _ceilings(is_float: bool):
+    """The tops a frame's values may be saturated at, in the input's own units, lowest first: the bit depths a
+    camera records (8, 12, 14, 16 bits, then 4 bits more at a time), preceded by 1 for floats (an image in 0..1)."""
+    if is_float:
+        yield 1.0
+    for bits in (8, 12, 14, 16):
+        yield float(2 ** bits - 1)
+    bits = 20
+    while True:
+        yield float(2 ** bits - 1)
+        bits += 4
+
+
+def _ceiling(mx: np.ndarray, value_range: float | None, dtype: np.dtype) -> float:
+    """The top of the range a frame's brightest channel ``mx`` (8-bit grey levels, in which ``value_range`` of the
+    input of ``dtype`` reads 255) shows, in the same grey levels: the lowest of :func:`_ceilings` that at most
+    ``_ABOVE_TOP`` of its pixels exceed, and at most the largest value of a 16-bit (or narrower) integer type (255
+    for uint8 input; 15.9 for 12-bit data in a uint16 frame)."""
+    if mx.dtype == np.uint8:
+        return 255.0
+    dtype = np.dtype(dtype)
+    is_float = not np.issubdtype(dtype, np.integer)
+    limit = float(np.iinfo(dtype).max) if not is_float and dtype.itemsize <= 2 else math.inf
+    value_range = value_range or 1.0
+    sub = _subsample(mx)
+    allowed = _ABOVE_TOP * sub.size
+    for top in _ceilings(is_float):
+        if top >= limit:
+            return 255.0 * limit / value_range
+        if np.count_nonzero(sub > 255.0 * top / value_range) <= allowed:
+            return 255.0 * top / value_range
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _percentile99(plane: np.ndarray) -> float:
     """99th percentile of a plane (every other pixel of large planes), grey levels."""
-    sub = plane[::2, ::2] if plane.size > 40_000 else plane
+    sub = _subsample(plane)
     if sub.dtype == np.uint8:
         cum = np.cumsum(np.bincount(sub.ravel(), minlength=256))
         return float(np.searchsorted(cum, 0.99 * cum[-1]))
@@ -508,9 +587,12 @@ def _signal(mx: np.ndarray, th: Thresholds) -> tuple[float, float, float, int, f
 
 def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, float]:
     """The measures of one frame that the black, dark and bright tests read: ``level`` (mean of the brightest
-    channel), ``contrast`` and ``foreground`` (8-bit grey levels), ``peak_snr`` (see the module's notes) and
-    ``grey_step`` (one of the input's grey levels in 8-bit levels: 1, 1/257 for 16-bit input), measured as
-    :func:`score_frames` measures them. Feed a sequence of them to :func:`black_or_dark`.
+    channel), ``contrast`` and ``foreground`` (8-bit grey levels), ``peak_snr`` (see the module's notes),
+    ``grey_step`` (one of the input's grey levels in 8-bit levels: 1, 1/257 for 16-bit input) and ``range`` (a
+    float frame's: the value that reads 255 grey levels, 1 for an image in 0..1, for one in other units from its
+    own values, see the module's notes; None for integer input, read on its type's fixed scale), measured as
+    :func:`score_frames` measures them (which reads the frames of a float sequence in its first frame's range).
+    Feed a sequence of them to :func:`black_or_dark`, which brings float frames read in different ranges to one.
 
     Raises
     ------
@@ -518,13 +600,16 @@ def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dic
         Not an H x W or H x W x 3/4 image.
     """
     _check_thresholds(thresholds)
-    level, contrast, foreground, _, peak = _signal(_brightest(_planes(image)[0]), thresholds or Thresholds())
+    planes, _, value_range = _planes(image)
+    level, contrast, foreground, _, peak = _signal(_brightest(planes), thresholds or Thresholds())
     return {"level": level, "contrast": contrast, "foreground": foreground, "peak_snr": peak,
-            "grey_step": _grey_step(np.asarray(image).dtype)}
+            "grey_step": _grey_step(np.asarray(image).dtype),
+            "range": (value_range or 1.0) if np.asarray(image).dtype.kind == "f" else None}
 
 
 #: a pixel whose brightest channel is at or above this (8-bit grey levels) is clipped: saturated at the top of the
-#: range (254, not 255: lossy video leaves saturated areas a level short here and there)
+#: range (254, not 255: lossy video leaves saturated areas a level short here and there); for input whose range
+#: tops out elsewhere (12-bit data in 16 bits: :func:`_ceiling`) the same fraction of its top
 _CLIPPED = 254
 
 
@@ -544,19 +629,24 @@ def _grain(planes: list[np.ndarray], dtype: np.dtype) -> float:
 
 def _grey_step(dtype: np.dtype) -> float:
     """One grey level of an input of ``dtype``, in 8-bit grey levels: 1 for 8-bit (and boolean) input, 1/257 for
-    16-bit (255 over the largest value of any integer type), 0 for floats (no steps)."""
+    16-bit (255 over the largest value of an integer type of 16 bits or fewer, over 65535 for wider ones:
+    :func:`_planes`), 0 for floats (no steps)."""
     dtype = np.dtype(dtype)
     if dtype == np.uint8 or dtype == np.bool_:
         return 1.0
     if np.issubdtype(dtype, np.integer):
-        return 255.0 / float(np.iinfo(dtype).max)
+        return 255.0 / (float(np.iinfo(dtype).max) if dtype.itemsize <= 2 else _WIDE_RANGE)
     return 0.0
 
 
-def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, np.ndarray]:
+def _frame_stats(image: np.ndarray, th: Thresholds,
+                 value_range: float | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
     """Per-frame statistics, the downsampled grey frame (change measure) and the red block
-    map (red patches)."""
-    planes, colour = _planes(image)
+    map (red patches); a float frame is read in ``value_range`` (its sequence's: :func:`_planes`; None: its own).
+    ``range`` (the range it was read in, None for a blank float frame) and ``ceiling`` (the top of the range it
+    shows, :func:`_ceiling`, against which its ``clipped`` is counted) are among the statistics."""
+    dtype = np.asarray(image).dtype
+    planes, colour, value_range = _planes(image, value_range)
     h, w = planes[0].shape
     others = np.maximum(planes[1], planes[2]) if colour else None  # (green or blue: read by the red scores too)
     mx = np.maximum(planes[0], others) if colour else _brightest(planes)
@@ -567,8 +657,15 @@ def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, n
     else:
         line, red_map = 0.0, np.zeros((max(1, h // b), max(1, w // b)), dtype=bool)
     level, contrast, foreground, factor, peak = _signal(mx, th)
-    clipped = float(np.count_nonzero(mx >= _CLIPPED)) / float(mx.size)
-    grain = _grain(planes, np.asarray(image).dtype) / factor  # white noise: 1/side of the blocks' pixels
+    ceiling = _ceiling(mx, value_range, dtype)
+    clip_at = _CLIPPED if mx.dtype == np.uint8 else ceiling * _CLIPPED / 255.0
+    clipped = float(np.count_nonzero(mx >= clip_at)) / float(mx.size)
+    # (and at the frame's highest value, which the post-pass takes where it is the sequence's: see _decide)
+    top = 255.0 if mx.dtype == np.uint8 else float(mx.max())
+    at_top = 0.0
+    if mx.dtype != np.uint8 and top > 0:
+        at_top = float(np.count_nonzero(mx >= top * _CLIPPED / 255.0)) / float(mx.size)
+    grain = _grain(planes, dtype) / factor  # white noise: 1/side of the blocks' pixels
     small = _block_mean(planes[0], factor)
     for p in planes[1:]:
         small = small + _block_mean(p, factor)
@@ -582,8 +679,12 @@ def _frame_stats(image: np.ndarray, th: Thresholds) -> tuple[dict, np.ndarray, n
         "contrast": contrast,
         "foreground": foreground,
         "peak_snr": peak,
-        "grey_step": _grey_step(np.asarray(image).dtype),
+        "grey_step": _grey_step(dtype),
         "grain": grain,
+        "range": value_range,
+        "ceiling": ceiling,
+        "top": top,
+        "at_top": at_top,
         "red_line_score": line,
         "red_area": float(red_map.sum()) * b * b / float(h * w),
     }
@@ -805,10 +906,16 @@ def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds
     """
     _check_thresholds(thresholds)
     df = pd.DataFrame(list(signals) if not isinstance(signals, pd.DataFrame) else signals)
-    # (peak_snr and grey_step: absent from older dicts)
-    df = df.reindex(columns=["level", "contrast", "foreground", "peak_snr", "grey_step"])
+    # (peak_snr, grey_step and range: absent from older dicts)
+    df = df.reindex(columns=["level", "contrast", "foreground", "peak_snr", "grey_step", "range"])
     if df.empty:
         return np.zeros(0, bool)
+    ranges = df["range"].to_numpy(float)
+    known = np.isfinite(ranges) & (ranges > 0)
+    if known.any():  # float frames each read in its own range: brought to the first's (a dimmed one reads dimmer)
+        factor = np.where(known, ranges / ranges[known][0], 1.0)
+        for name in ("level", "contrast", "foreground", "grey_step"):
+            df[name] = df[name].to_numpy(float) * factor
     black, dark, *_ = _level_flags(df["level"].to_numpy(float), df["contrast"].to_numpy(float),
                                    df["foreground"].to_numpy(float), thresholds or Thresholds(),
                                    peak_snr=df["peak_snr"].to_numpy(float), grey_step=df["grey_step"].to_numpy(float))
@@ -818,6 +925,8 @@ def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds
 def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> pd.DataFrame:
     """Add the reference columns and the boolean flags for one sequence (a copy)."""
     s = stats.copy()
+    if "ceiling" in s.columns:
+        s["clipped"] = _sequence_clipped(s)
     black, dark, bright, ratio, ratio_high = _level_flags(s["level"].to_numpy(float), s["contrast"].to_numpy(float),
                                                           s["foreground"].to_numpy(float), th,
                                                           clipped=s["clipped"].to_numpy(float),
@@ -869,6 +978,21 @@ def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> 
     s["duplicate"] = duplicate
     s["dropped"] = False
     return s
+
+
+def _sequence_clipped(s: pd.DataFrame) -> np.ndarray:
+    """Each frame's ``clipped`` in its sequence (the frames' statistics ``s``): the fraction of its pixels at the
+    top of the range the sequence shows (the highest of its frames' ``ceiling``: 12-bit data saturate at 4095, not
+    at a uint16's 65535), or, input other than 8-bit, at the sequence's highest value (a camera that saturates
+    below its bit depth, data converted after saturating), counted in the frames that reach it (``top``,
+    ``at_top``). 8-bit input: the pixels at 254 or 255, as measured."""
+    ceiling = s["ceiling"].to_numpy(float)
+    clipped = np.where(ceiling >= np.nanmax(ceiling) * (1.0 - 1e-9), s["clipped"].to_numpy(float), 0.0)
+    top = s["top"].to_numpy(float)
+    highest = float(np.nanmax(top))
+    if highest > 0:
+        clipped = np.maximum(clipped, np.where(top >= highest * (1.0 - 1e-9), s["at_top"].to_numpy(float), 0.0))
+    return clipped
 
 
 def _parse_name(name: str | None) -> tuple[str, int | None]:
@@ -944,8 +1068,8 @@ def score_frames(
     Parameters
     ----------
     frames : iterable of ndarray
-        Frames in time order, each H x W (grey) or H x W x 3/4 (RGB[A]); uint8, uint16 or
-        float in [0, 1]. A generator is fine.
+        Frames in time order, each H x W (grey) or H x W x 3/4 (RGB[A]); uint8, uint16 (or another integer
+        type), or float (in [0, 1], or in any units: see the module's notes). A generator is fine.
     names : sequence of str, optional
         File names of the frames, same order. Names like ``t012.png`` or
         ``<embryo>_t012.png`` give the sequence (embryo) and the time point: statistics are
@@ -997,6 +1121,7 @@ def score_frames(
     red_maps: list[tuple[tuple[int, int], np.ndarray]] = []  # bit-packed red block maps
     prev_small: np.ndarray | None = None
     prev_seq: str | None = None
+    ranges: dict[str, float] = {}  # each sequence's float range, fixed at its first frame that is not blank
     for i, image in enumerate(frames):
         name = None
         seq, time = "", None
@@ -1014,9 +1139,11 @@ def score_frames(
                 progress(i + 1, max(total, i + 1) if total else 0)
             continue
         try:
-            stats, small, red_map = _frame_stats(image, th)
+            stats, small, red_map = _frame_stats(image, th, ranges.get(seq))
         except DevolensError as exc:
             raise DevolensError(f"frame {i}: {exc}", path=name) from None
+        if seq not in ranges and stats["range"] is not None and np.asarray(image).dtype.kind == "f":
+            ranges[seq] = stats["range"]  # (its frames compared in one range: a dimmed frame reads dimmer)
         del image
         change = change_noise = np.nan
         if prev_small is not None and prev_seq == seq and prev_small.shape == small.shape:
