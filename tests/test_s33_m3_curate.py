@@ -88,7 +88,7 @@ def _float_block_mean(a: np.ndarray, factor: int) -> np.ndarray:
 
 @pytest.mark.parametrize("factor", [2, 3, 7, 8, 11, 17, 64])
 def test_block_means_of_whole_numbers_are_the_float_sums(factor):
-    """uint8, boolean and bounded uint16 planes are summed as integers, rows first: bit for bit the float32
+    """uint8 and boolean planes are summed as integers, rows first: bit for bit the float32
     reduction (exact for whole numbers whose block sums stay under 2**24), also where the block count is no power
     of two (1080-row video: blocks of 17)."""
     rng = np.random.default_rng(factor)
@@ -97,9 +97,7 @@ def test_block_means_of_whole_numbers_are_the_float_sums(factor):
     for p in planes:
         got = _block_mean(p, factor)
         assert got.dtype == np.float32 and np.array_equal(got, _float_block_mean(p, factor))
-    summed = rng.integers(0, 766, (180, 250)).astype(np.uint16)  # three 8-bit planes' sum
-    assert np.array_equal(_block_mean(summed, factor, top=765), _float_block_mean(summed, factor))
-    wide = rng.integers(0, 65536, (100, 140)).astype(np.uint16)  # no bound given: the float reduction
+    wide = rng.integers(0, 65536, (100, 140)).astype(np.uint16)  # other integers: the float reduction
     assert np.array_equal(_block_mean(wide, factor), _float_block_mean(wide, factor))
 
 

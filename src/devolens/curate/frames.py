@@ -369,11 +369,10 @@ def _percentile99(plane: np.ndarray) -> float:
     return float(np.percentile(sub, 99.0))
 
 
-def _block_mean(a: np.ndarray, factor: int, top: int | None = None) -> np.ndarray:
+def _block_mean(a: np.ndarray, factor: int) -> np.ndarray:
     """Average ``a`` (H x W) over ``factor`` x ``factor`` blocks (edges cropped), as float32.
 
-    Whole numbers (uint8, bool, or unsigned values at most ``top``) whose block sums stay below 2**24 are summed
-    as integers, rows first (a float32 sum of them is exact in any order: the same result, several times faster
+    uint8 and bool planes whose block sums stay below 2**24 are summed as integers, rows first (a float32 sum of them is exact in any order: the same result, several times faster
     than a float reduction over two strided axes)."""
     if factor <= 1:
         return a.astype(np.float32, copy=False)
@@ -381,9 +380,8 @@ def _block_mean(a: np.ndarray, factor: int, top: int | None = None) -> np.ndarra
     w = (a.shape[1] // factor) * factor
     if h == 0 or w == 0:
         return a.astype(np.float32, copy=False)
-    if top is None and a.dtype in (np.uint8, np.bool_):
-        top = 255
-    if top is not None and a.dtype.kind in "ub" and top * factor * factor < 2**24:
+    top = 255
+    if a.dtype in (np.uint8, np.bool_) and top * factor * factor < 2**24:
         acc = np.uint16 if top * factor * factor < 2**16 else np.uint32
         rows = a[:h, :w].reshape(h // factor, factor, w).sum(axis=1, dtype=acc)
         cols = rows.reshape(h // factor, w // factor, factor)
