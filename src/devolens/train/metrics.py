@@ -131,11 +131,14 @@ def match_instances(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5,
         i, j, counts = on_pair
         sel = ign[j]
         on_ign = np.bincount(i[sel], weights=counts[sel], minlength=len(p_lab))
-    on_ignored = on_ign >= 0.5 * np.maximum(area_p, 1)
+    on_ignored = on_ign >= IGNORED_SHARE * np.maximum(area_p, 1)
     fp = sum(1 for i, lab in enumerate(p_lab) if lab not in matched_p and not on_ignored[i])
     tp = int(keep.sum())
     return {"tp": tp, "fp": int(fp), "fn": int((~ign).sum() - tp), "pairs": pairs_a[keep], "iou": ious_a[keep]}
 
+
+#: the share of an object's pixels on ignored pixels from which it is left out (neither found nor a false detection)
+IGNORED_SHARE = 0.5
 
 #: prediction x truth label pairs up to which the overlaps are counted in one dense table (32 MB)
 DENSE_PAIRS = 2**22
@@ -157,8 +160,9 @@ def _greedy_pairs(cand: np.ndarray, cand_iou: np.ndarray) -> list[int]:
 
 def _optimal_pairs(cand: np.ndarray, cand_iou: np.ndarray) -> list[int]:
     """Indices into ``cand`` of a one-to-one matching with the most pairs and, among those, the largest sum of
-    IoUs: a linear assignment on each connected group of candidate pairs (objects overlap their neighbours only,
-    so the groups stay small in a giant image)."""
+    IoUs: a linear assignment on each connected group of candidate pairs. A group is small where objects are apart,
+    but at a threshold far below 0.5 in touching (confluent) objects every object links to its neighbours and one
+    group holds them all: a dense table of its size squared (4900 touching objects at IoU 0.05: ~1 s, ~400 MB)."""
     from scipy.optimize import linear_sum_assignment
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components

@@ -1179,14 +1179,15 @@ def _own_size(item: dict[str, Any]) -> tuple[int, int]:
 
 def _object_count(labels: np.ndarray, void: np.ndarray | None) -> int:
     """Objects of an instance label image; with ``void`` (pixels scored as 'ignore') those lying mostly (at least
-    half their pixels) on it left out, as :func:`devolens.train.metrics.match_instances` leaves them out."""
+    half their pixels, ``IGNORED_SHARE``) on it left out, as :func:`devolens.train.metrics.match_instances` leaves
+    them out."""
     ids, inv = np.unique(labels, return_inverse=True)
     inv = inv.ravel()
     if void is None:
         return int((ids != 0).sum())
     area = np.bincount(inv, minlength=len(ids))
     on_void = np.bincount(inv, weights=void.ravel().astype(np.float64), minlength=len(ids))
-    return int(((ids != 0) & (on_void < 0.5 * np.maximum(area, 1))).sum())
+    return int(((ids != 0) & (on_void < M.IGNORED_SHARE * np.maximum(area, 1))).sum())
 
 
 def _batches(loader, wait: list[float] | None = None):
