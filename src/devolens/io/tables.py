@@ -573,10 +573,18 @@ def _gaps_note(times: Iterable[int], empty: Iterable[int] = (), *, lacking: str,
                      f"{'have' if many else 'has'} {lacking}")
     if empty_spans:
         many = n_empty > 1
-        parts.append(f"the nuclei file{'s' if many else ''} of time point{'s' if many else ''} "
-                     f"{_spans_text(empty_spans, step=step)} {'are' if many else 'is'} empty")
-    one = n_missing + n_empty == 1
-    return notes + [" and ".join(parts) + f": the table skips {'it' if one else 'them'} ({cause})"]
+        parts.append(_empty_files_text(_spans_text(empty_spans, step=step), many))
+    return notes + [_skipped_text(parts, n_missing + n_empty, cause)]
+
+
+def _empty_files_text(shown: str, many: bool) -> str:
+    s = "s" if many else ""
+    return f"the nuclei file{s} of time point{s} {shown} {'are' if many else 'is'} empty"
+
+
+def _skipped_text(parts: list[str], n: int, cause: str) -> str:
+    """The one note of :func:`_gaps_note`: what is missing or empty (``parts``, ``n`` time points), and why."""
+    return " and ".join(parts) + f": the table skips {'it' if n == 1 else 'them'} ({cause})"
 
 
 def _irregular_gaps_note(times: np.ndarray, empty: Iterable[int], irregular: IrregularTime, *, lacking: str,
@@ -618,10 +626,8 @@ def _irregular_gaps_note(times: np.ndarray, empty: Iterable[int], irregular: Irr
         shown = ", ".join(str(times[a]) if a == b else f"{times[a]}-{times[b]}" for a, b in runs[:limit])
         rest = sum(b - a + 1 for a, b in runs[limit:])
         shown += f" (and {rest} more)" if rest else ""
-        parts.append(f"the nuclei file{'s' if many else ''} of time point{'s' if many else ''} {shown} "
-                     f"{'are' if many else 'is'} empty")
-    one = n_missing + n_empty == 1
-    return notes + [" and ".join(parts) + f": the table skips {'it' if one else 'them'} ({cause})"]
+        parts.append(_empty_files_text(shown, many))
+    return notes + [_skipped_text(parts, n_missing + n_empty, cause)]
 
 
 def _table_gaps(df: pd.DataFrame) -> list[str]:
