@@ -1042,8 +1042,12 @@ def run_segmentation(
         blank: list = []
         giants: list[tuple] = []  # (frame, shape, blocks, uint32 labels) of images segmented block by block
         noise: list = []  # frames with no structure above their noise (no objects: see MembranePredictor)
+        specks: list = []  # frames whose saturated specks were left out of the brightness scale (_specks_note)
         # the images' heights and widths: one estimate for a folder of several sizes gets a note
         sizes: set[tuple[int, int]] = set()
+        from devolens.predict.postprocess import leaves_specks_out
+
+        net = predictor.network
         note_sizes = diameter == "auto" and not source.is_video
         total = _progress_total(source.total - len(skip) if source.total else 0)
 
@@ -1074,6 +1078,9 @@ def run_segmentation(
             counts.append((fid, res.count, tz))
             if res.extra.get("no_structure"):  # nothing above the frame's noise: no objects (the membrane model)
                 noise.append(fid)
+            # (a giant image's blocks are normalised by its whole percentiles, which keep specks in)
+            if not res.extra.get("blocks") and leaves_specks_out(image, net.channel, net.percentiles, net.outliers):
+                specks.append(fid)
             order = len(counts)
             # (copies: a giant frame is not kept alive by a view)
             if res.count and order <= SHAPE_LOOK:
@@ -1149,6 +1156,7 @@ def run_segmentation(
             "sizes": sorted(sizes) if len(sizes) > 1 else None,
             "giants": giants,
             "no_structure": noise,
+            "specks": specks,
             "colour_note": _colour_note(judged[0] if judged else None, kind, predictor.network.channel),
             # (the planes are read only where the note judges them)
             "shape_note": _shape_note(lambda: _shape_frames(judged, stack_file, channel, pages), kind,
@@ -1250,6 +1258,8 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((f"note: {summary['shape_note']}", {}))
     if noise:
         notes.append((_noise_note(noise, summary["frames"], what), plain))
+    if summary.get("specks"):
+        notes.append((_specks_note(summary["specks"]), plain))
     if summary["objects"] == 0 and not every:
         notes.append((f"note: no {what} found in any frame: an empty or saturated image, another channel "
                       "(--color), or another magnification (--diameter)?", {}))
@@ -1285,6 +1295,41 @@ def _noise_note(frames: list, total: int, what: str) -> str:
             f"(the membrane model would outline spurious {what} in noise). If {what} are visible there, "
             f"{'the frame is' if one else 'such frames are'} too faint or noisy to segment (bin or denoise); "
             "`devolens curate frames` flags empty frames (black) and --skip-flagged leaves flagged frames out")
+
+
+def _reaches_top(frame) -> bool:
+    """Whether a frame (an array) holds a pixel at the top of an 8/16-bit range (255, 65535; a float frame too):
+    one pass, the first test of :func:`devolens.predict.postprocess.leaves_specks_out`."""
+    from devolens.predict.postprocess import SPECK_TOPS
+
+    arr = frame if isinstance(frame, np.ndarray) else None
+    return arr is not None and arr.size > 0 and arr.dtype.kind in "uf" and float(arr.max()) in SPECK_TOPS
+
+
+def _population_specks(predictor, image: np.ndarray) -> bool:
+    """Whether the population model's nuclei network left saturated specks of a frame out of its brightness scale
+    (:func:`devolens.predict.postprocess.leaves_specks_out` on the frame as that network reads it: resized first where
+    the stream's magnification estimate resized it)."""
+    from devolens.predict.population import _resized
+    from devolens.predict.postprocess import leaves_specks_out
+
+    net = getattr(getattr(predictor, "nuclei", None), "network", None)
+    if net is None:
+        return False
+    factor = getattr(predictor, "resize", 1.0)
+    if factor != 1.0:
+        image = _resized(np.asarray(image), factor)
+    return leaves_specks_out(image, net.channel, net.percentiles, net.outliers)
+
+
+def _specks_note(frames: list) -> str:
+    """The note for frames whose saturated specks (dust, a reflection, hot-pixel clusters:
+    :func:`devolens.predict.postprocess.saturated_specks`) were left out of the brightness scale."""
+    one = len(frames) == 1
+    return (f"note: {_count(len(frames), 'frame')} ({_names(frames)}) {'holds' if one else 'hold'} a few pixels at the "
+            "top of the file's range, far brighter than everything else (dust, a reflection, clusters of hot pixels): "
+            "left out of the brightness scale and read as background, or the nuclei would have faded to a few percent "
+            "of it")
 
 
 def _sizes_note(sizes: list[tuple[int, int]]) -> str:
@@ -1390,6 +1435,12 @@ LOOKS_LIKE_MEMBRANES = 0.02
 #: a membrane input whose frames have a bright background (too bright to judge as they are) and, inverted, thin
 #: bright lines (blob fraction this low: membrane slices 0-0.32, median 0; an inverted render 0.00-0.01) looks inverted
 LOOKS_INVERTED = 0.2
+#: a nuclei input looks inverted when most judged frames are too bright to judge, their median pixel lies this high in
+#: their own 1st-99.8th percentile range before the background flattening (inverted renders and real reference
+#: frames: 0.80-0.97; clean ones 0.00-0.03; of 7032 held-out inputs and their acquisition changes at 0.25-1x, those
+#: too bright to judge whose inversion shows blobs: 0.57 at most), and, inverted, they show bright blobs (median blob
+#: fraction LOOKS_LIKE_NUCLEI or more, at the magnification estimated on the inverted frames: those frames 0.79-0.96)
+LOOKS_INVERTED_BACKGROUND = 0.7
 
 
 def _centre(image: np.ndarray, side: int = 2048) -> np.ndarray:
@@ -1417,7 +1468,7 @@ def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Option
         return None
     scale = 0.5 * predictor.working_scale() / predictor.card_scale
     percentiles = net.percentiles or (1.0, 99.8)
-    seen, flipped = [], []
+    seen, flipped, bright = [], [], []
     for frame in frames:
         work = prepare_image(frame, net.channel, scale, percentiles, net.flatten, net.outliers)
         value = blob_fraction(work)
@@ -1430,10 +1481,21 @@ def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Option
                                                 percentiles, net.flatten, net.outliers))
             if value is not None:
                 flipped.append(value)
+        elif kind == "nuclei" and float(np.median(work[::4, ::4])) >= 0.3:
+            raw = prepare_image(frame, net.channel, scale, percentiles, 0.0, net.outliers)  # not flattened
+            if float(np.median(raw[::4, ::4])) >= LOOKS_INVERTED_BACKGROUND:  # most of the frame near its top
+                bright.append(frame)
     if kind == "membrane" and len(flipped) > len(seen) and float(np.median(flipped)) <= LOOKS_INVERTED:
         return ("the input looks inverted: dark thin lines on a bright background (brightfield, DIC, or an inverted "
                 "export), where the membrane model reads bright membranes on a dark background and finds few or no "
                 "real cells; invert the image first (Fiji: Edit > Invert) and run again")
+    if kind == "nuclei" and len(bright) > len(seen):
+        value = _inverted_blobs(bright, predictor, scale, percentiles)
+        if value is not None and value >= LOOKS_LIKE_NUCLEI:
+            return (f"the input looks inverted: dark blobs on a bright background ({value:.0%} of the bright pixels "
+                    "in blobs once inverted; an inverted export or lookup table), where the nuclei model reads bright "
+                    "nuclei on a dark background and finds few or no real nuclei; invert the image first (Fiji: "
+                    "Edit > Invert) and run again")
     if not seen:
         return None
     value = float(np.median(seen))
@@ -1452,17 +1514,43 @@ def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Option
 
 
 def _inverted(frame: np.ndarray, channel: str) -> np.ndarray:
-    """The channel of ``frame`` the network reads, inverted (an unsigned type's maximum minus it; a float image's
-    highest plus lowest finite value minus it)."""
+    """The channel of ``frame`` the network reads once the whole frame is inverted (:func:`_inverted_frame`; a colour
+    frame's channel chosen on the inverted frame: an inverted export's dark nuclei are bright again in it)."""
     from devolens.predict.postprocess import _one_channel
 
-    grey = _one_channel(frame, channel)  # uint8, uint16 or float32
-    if grey.dtype.kind == "u":
-        return np.iinfo(grey.dtype).max - grey
-    finite = grey[np.isfinite(grey)]
+    return _one_channel(_inverted_frame(frame), channel)  # uint8, uint16 or float32
+
+
+def _inverted_frame(frame: np.ndarray) -> np.ndarray:
+    """``frame`` (any channels) inverted: an unsigned type's maximum minus it; a float image's highest plus lowest
+    finite value minus it (other types as float32)."""
+    arr = np.asarray(frame)
+    if arr.dtype in (np.uint8, np.uint16):
+        return np.iinfo(arr.dtype).max - arr
+    arr = arr.astype(np.float32, copy=False)
+    finite = arr[np.isfinite(arr)]
     if not finite.size:
-        return grey
-    return np.float32(float(finite.max()) + float(finite.min())) - grey
+        return arr
+    return np.float32(float(finite.max()) + float(finite.min())) - arr
+
+
+def _inverted_blobs(frames: list, predictor, scale: float, percentiles) -> Optional[float]:
+    """The median blob fraction (:func:`~devolens.predict.postprocess.blob_fraction`) of ``frames`` inverted, at the
+    shape note's ``scale``, or where the magnification was estimated (the estimate read the frames as they are, dark
+    blobs on a bright background: an inverted render of EPIC framing 2.2x), at the one the size model reads off the
+    inverted frames; None when none shows bright structure."""
+    from devolens.predict.postprocess import blob_fraction, prepare_image
+
+    net = predictor.network
+    flipped = [_inverted_frame(frame) for frame in frames]
+    if predictor.last_estimate is not None:
+        est = predictor.estimate_diameter(flipped)  # (not applied: the run's own scale stays)
+        if est is not None:
+            scale = 0.5 * predictor._scale_for(est.diameter) / predictor.card_scale
+    values = [blob_fraction(prepare_image(frame, net.channel, scale, percentiles, net.flatten, net.outliers))
+              for frame in flipped]
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
 
 
 #: the video files the reader takes, for help texts ("mp4, mov, avi, mkv, ...": io.frames.VIDEO_SUFFIXES)
@@ -1763,9 +1851,14 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     signals: list = []
     expected = source.total - len(skip) if source.total else None
 
+    # the frames that reach the top of an 8/16-bit range, until their row comes (their saturated specks may be left
+    # out of the brightness scale: _specks_note); None for the others
+    saturating: collections.deque = collections.deque()
+
     def frames():
         for i, (pos, frame) in enumerate(source.iter(skip)):
             positions.append(pos)
+            saturating.append(frame if _reaches_top(frame) else None)
             ends = expected is None or i < BRIGHTNESS_FRAMES or i >= expected - BRIGHTNESS_FRAMES
             signals.append(_frame_signal(frame) if monotone or ends else None)
             yield frame
@@ -1773,6 +1866,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     rows = []
     median_areas = []
     flat: list = []  # frames without signal (one grey level throughout), named as the CSV names them
+    specks: list = []  # frames whose saturated specks were left out of the brightness scale
     no_signal: list[bool] = []  # per row: such a frame (--clock leaves them out of its fit)
     try:
         predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
@@ -1789,6 +1883,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             no_signal.append(bool(row.get("flat")))
             if no_signal[-1]:
                 flat.append(source.frame_id(pos))
+            image = saturating.popleft()
+            if image is not None and _population_specks(predictor, image):
+                specks.append(source.frame_id(pos))
     finally:
         source.close()
     if not rows:
@@ -1840,6 +1937,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["stack"] = reading
     df.attrs["timelapses"] = timelapses
     df.attrs["flat"] = flat
+    df.attrs["specks"] = specks
     df.attrs["skipped"] = len(skip)
     df.attrs["ended_early"] = source.ended_early()
     df.attrs["missing"] = source.missing_note()
@@ -2228,6 +2326,8 @@ def population_command(
         print_note(f"{_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if one else 'hold'} no signal "
                    f"(one grey level throughout): read as a black frame{fitted}; `devolens curate frames` flags such "
                    "frames and --skip-flagged leaves them out")
+    if df.attrs.get("specks"):
+        console.print(_specks_note(df.attrs["specks"]), highlight=False, soft_wrap=True)
     note = _estimate_note(df.attrs.get("estimate"), "nuclei")
     if note:
         console.print(note)

@@ -572,10 +572,14 @@ class PopulationPredictor:
         """A frame as the regressor saw its training frames: one channel, in the orientation, aspect ratio and
         framing of its input (:func:`fit_frame`; ``framed`` False: the frame's pixel scale is unknown, no window of
         the training frame's size), resized, normalised."""
-        from devolens.predict.postprocess import normalize_percentile, resize_image, to_single_channel
+        from devolens.predict.postprocess import (fill_specks, normalize_percentile, resize_image, saturated_specks,
+                                                  to_single_channel)
 
         grey = fit_frame(to_single_channel(np.asarray(image), self.channel), self.input_size,
                          TRAINING_FRAME if framed else None)
+        specks = saturated_specks(grey, self.percentiles[1])  # dust, hot-pixel clusters: background, out of the scale
+        if specks is not None:
+            grey = fill_specks(grey, specks, self.percentiles[0])
         return normalize_percentile(resize_image(grey, self.input_size), *self.percentiles)
 
     def _without_hot_pixels(self, image: np.ndarray) -> np.ndarray:
@@ -675,7 +679,8 @@ class PopulationPredictor:
 
 def is_flat(image: np.ndarray) -> bool:
     """Whether ``image`` (HxW, or HxWxC: each channel) holds one grey level throughout (to a millionth of its
-    magnitude): no signal at all. A frame with a NaN or infinite pixel is not called flat."""
+    magnitude): no signal at all. A float frame without a single finite pixel (all NaN or infinite, which the
+    predictors read as an empty frame) is flat too; one with some finite pixels and a NaN or infinite one is not."""
     a = np.asarray(image)
     if a.size == 0 or a.ndim < 2 or a.dtype.kind not in "biuf":
         return False
@@ -689,7 +694,7 @@ def is_flat(image: np.ndarray) -> bool:
             return False
     lo, hi = _channel_range(a)
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-        return False
+        return a.dtype.kind == "f" and not np.isfinite(a).any()
     return bool(np.all(hi - lo <= 1e-6 * np.maximum(1.0, np.maximum(np.abs(hi), np.abs(lo)))))
 
 
