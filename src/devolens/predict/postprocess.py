@@ -489,15 +489,24 @@ SPECK_SHARE = 0.02
 #: without that step: a membrane slice with 0.05 % hot pixels), so none is changed (nor, run through the predictors,
 #: any of 4900 preparations of every 2nd-4th of them)
 SPECK_RANGE = 1 / 8
-#: the tops of the ranges :func:`saturated_specks` knows: 8 and 16 bits (as integers, or as floats holding them)
-SPECK_TOPS = (255, 65535)
+#: the top of the range :func:`saturated_specks` knows: 16 bits (as integers, or as floats holding them). Not 8 bits:
+#: an 8-bit image's pixels at 255 are saturated nuclei far more often than dust, and its other pixels below 32
+#: (5 bits) are a dim background, not dim nuclei (an early embryo's saturated nuclei were filled as specks and the
+#: background's noise stretched into dozens of "nuclei")
+SPECK_TOPS = (65535,)
+#: ... and saturated pixels are specks only as at most one compact blob (dust, a reflection: its area at least this
+#: share of its bounding box) besides clusters of this many pixels or fewer (hot pixels): several saturated discs are
+#: an embryo's nuclei, a saturated network its membranes, both left as they are
+SPECK_CLUSTER = 25
+SPECK_COMPACT = 0.4
 
 
 def saturated_specks(grey: np.ndarray, high: float = 99.8) -> np.ndarray | None:
-    """The saturated specks of a one-channel image: its pixels at the top of its range (``uint8`` 255, ``uint16``
-    65535; a float image whose maximum is exactly one of those, an 8/16-bit image converted), when they are at most
-    :data:`SPECK_SHARE` of it and its other pixels' ``high`` percentile lies at or below :data:`SPECK_RANGE` of that
-    top; else (nothing saturated, the saturated nuclei of a bright image, other float images) None.
+    """The saturated specks of a one-channel image: its pixels at the top of a 16-bit range (``uint16`` 65535; a float
+    image whose maximum is exactly that, a 16-bit image converted), when they are at most :data:`SPECK_SHARE` of it,
+    its other pixels' ``high`` percentile lies at or below :data:`SPECK_RANGE` of that top, and they form at most one
+    compact blob besides hot-pixel clusters (:data:`SPECK_CLUSTER`, :data:`SPECK_COMPACT`); else (nothing saturated,
+    8-bit images, the saturated nuclei or membranes of an image, other float images) None.
 
     A dust speck, a reflection or clusters of hot pixels saturating a 16-bit file of 12-bit data set the 99.8th
     percentile that :func:`normalize_percentile` maps to 1, and the nuclei, 16 times dimmer, fade to a few percent (a
@@ -537,6 +546,13 @@ def saturated_specks(grey: np.ndarray, high: float = 99.8) -> np.ndarray | None:
     # the other pixels' `high` percentile at or below the limit: at most (100 - high) % of them above it
     above = int(np.count_nonzero(arr > top * SPECK_RANGE)) - n
     if above > (100.0 - float(high)) / 100.0 * (arr.size - n):
+        return None
+    import cv2
+
+    _, _, stats, _ = cv2.connectedComponentsWithStats(specks.astype(np.uint8), connectivity=8)
+    big = stats[1:][stats[1:, cv2.CC_STAT_AREA] > SPECK_CLUSTER]
+    if len(big) > 1 or (len(big) == 1 and big[0, cv2.CC_STAT_AREA]
+                        < SPECK_COMPACT * big[0, cv2.CC_STAT_WIDTH] * big[0, cv2.CC_STAT_HEIGHT]):
         return None
     return specks
 
