@@ -205,3 +205,32 @@ def test_history_plot_axes_are_labelled_and_say_how_epochs_count(tmp_path, figur
     for ax in (loss, metrics, lr):
         assert ax.get_xlabel() == "epoch (from 1: history.csv's epoch + 1)"
         assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3]  # the numbers the label says
+
+
+def test_clean_whose_sidecar_cannot_be_written_leaves_the_earlier_csv(tmp_path, capsys):
+    """The CSV and its ``.meta.json`` both or neither: the CSV used to be committed first, so a sidecar path that
+    could not be written (a folder there) left the new CSV beside no record of it."""
+    cd = cliff_cd(tmp_path / "CDk.csv", cliff_after=12)
+    out = tmp_path / "c.csv"
+    out.write_text("earlier\n")
+    (tmp_path / "c.meta.json").mkdir()
+    code, _, err = run(["lineage", "clean", str(cd), "--out", str(out)], capsys)
+    assert code != 0 and "error" in err
+    assert out.read_text() == "earlier\n"
+
+
+def test_populations_plot_comes_after_its_counts(tmp_path, capsys, monkeypatch):
+    """A plot is written only once the CSV and its record are: a disk that filled up while they were written left the
+    plot alone, without the counts it shows."""
+    import errno
+
+    cd = cliff_cd(tmp_path / "CDp.csv", cliff_after=None, n_times=6)
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    code, _, err = run(["lineage", "populations", str(cd), "--out", str(tmp_path / "p.csv"), "--plot",
+                        str(tmp_path / "p.png")], capsys)
+    assert code != 0 and "error" in err
+    assert not (tmp_path / "p.png").exists() and not (tmp_path / "p.csv").exists()

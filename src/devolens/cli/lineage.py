@@ -286,35 +286,23 @@ META_RECORD_HELP = (
 
 
 def _tidy_record(df, table: Path, command: str) -> dict:
-    """The ``.meta.json`` of a tidy CSV written from ``df`` (read from ``table``): the entries
-    :func:`~devolens.io.tables.write_tidy` writes, in its order, then what made the file (:data:`META_RECORD_HELP`)."""
+    """What made a tidy CSV written from ``df`` (read from ``table``), for its ``.meta.json`` after the entries
+    :func:`~devolens.io.tables.write_tidy` writes (:data:`META_RECORD_HELP`)."""
     from devolens.cli.render import _inputs
-    from devolens.io.tables import _META_KEYS
     from devolens.provenance import command_line, version
 
-    meta = {k: df.attrs.get(k) for k in _META_KEYS}
-    meta["format"] = df.attrs.get("origin_format", df.attrs.get("format"))  # as write_tidy says it
-    meta.update({
-        "source_format": meta["format"], "input_format": df.attrs.get("format"),
-        "devolens_version": version(), "command": command_line(command),
-        "input": str(table.absolute()), "inputs": _inputs(table),
-    })
-    return meta
+    return {"source_format": df.attrs.get("origin_format", df.attrs.get("format")),
+            "input_format": df.attrs.get("format"), "devolens_version": version(), "command": command_line(command),
+            "input": str(table.absolute()), "inputs": _inputs(table)}
 
 
-def _write_tidy_recorded(df, out_path: Path, meta: dict) -> None:
-    """Write ``df`` as a tidy CSV (:func:`~devolens.io.tables.write_tidy`) and ``meta`` as the ``.meta.json`` beside
-    it, both or neither: written even when the table has no metadata, so an earlier run's sidecar cannot stay beside
-    the new CSV (``read_tidy`` would read its z scale and ellipse as this table's)."""
-    from devolens.io.atomic import atomic_path
-    from devolens.io.tables import _jsonable, _meta_path, write_tidy
+def _write_tidy_recorded(df, out_path: Path, record: dict) -> None:
+    """Write ``df`` as a tidy CSV with its ``.meta.json`` and ``record`` in it
+    (:func:`~devolens.io.tables.write_tidy`), an unwritable path as one error line."""
+    from devolens.io.tables import write_tidy
 
-    text = json.dumps(_jsonable(meta), indent=1)  # (as write_tidy writes it: no line feed at the end)
-    meta_path = _meta_path(out_path)
     try:
-        with atomic_path(meta_path) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-            write_tidy(df, out_path, metadata=False)
+        write_tidy(df, out_path, record=record)
     except OSError as exc:
         from devolens.io.atomic import cannot_write
 
@@ -463,10 +451,6 @@ def register(app: typer.Typer) -> None:
                     note(f"{rows} row{'s' if rows != 1 else ''} carry names that are Sulston names but for their "
                          f"case (e.g. {', '.join(repr(b) for b in bad[:3])}; the founder in capitals, a/p, l/r, d/v in "
                          "small letters): counted in the total only, not in a population letter")
-        if plot is not None:
-            from devolens.viz.plots import plot_populations
-
-            _write(lambda: plot_populations(pops, plot, str(df["embryo"].iloc[0]), marks=_cliff_marks(rep)), plot)
         text = _populations_record(df, table, out_path, plot, rep, said)
         try:  # the CSV and its record: both or neither
             with atomic_path(out_path) as tmp_csv, atomic_path(record) as tmp_record:
@@ -476,6 +460,10 @@ def register(app: typer.Typer) -> None:
             from devolens.io.atomic import cannot_write
 
             raise cannot_write(exc, out_path) from None
+        if plot is not None:  # after the counts: a plot that cannot be written leaves no plot without its CSV
+            from devolens.viz.plots import plot_populations
+
+            _write(lambda: plot_populations(pops, plot, str(df["embryo"].iloc[0]), marks=_cliff_marks(rep)), plot)
         msg = f"wrote {out_path}: {len(pops)} time points, up to {int(pops['total'].max())} cells"
         if plot is not None:
             msg += f"; plot {plot}"

@@ -1988,7 +1988,7 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def write_tidy(df: pd.DataFrame, path: str | Path, metadata: bool = True) -> Path:
+def write_tidy(df: pd.DataFrame, path: str | Path, metadata: bool = True, record: dict | None = None) -> Path:
     """Write a tidy table to CSV atomically.
 
     Parameters
@@ -2002,6 +2002,10 @@ def write_tidy(df: pd.DataFrame, path: str | Path, metadata: bool = True) -> Pat
         Also write ``df.attrs`` metadata (zscale, ellipse, time_seconds, seconds_per_time,
         axis, format) to ``<name>.meta.json`` beside the CSV when any of it is known;
         :func:`read_tidy` restores it.
+    record : dict, optional
+        More entries for the ``.meta.json`` after the metadata (what made the file: ``lineage convert`` and
+        ``clean``); with it the sidecar is written even when no metadata is known, so that an earlier run's sidecar
+        never stays beside the new CSV.
 
     Returns
     -------
@@ -2021,9 +2025,9 @@ def write_tidy(df: pd.DataFrame, path: str | Path, metadata: bool = True) -> Pat
     out = out[cols]
     meta = {k: df.attrs.get(k) for k in _META_KEYS}
     known = any(v is not None for v in meta.values())
-    if metadata and known:
+    if metadata and (known or record is not None):
         meta["format"] = df.attrs.get("origin_format", df.attrs.get("format"))
-        text = json.dumps(_jsonable(meta), indent=1)
+        text = json.dumps(_jsonable({**meta, **(record or {})}), indent=1)
         with atomic_path(path) as tmp_csv, atomic_path(_meta_path(path)) as tmp_meta:
             out.to_csv(tmp_csv, index=False)
             tmp_meta.write_text(text, encoding="utf-8")
