@@ -1,6 +1,7 @@
 """What the outputs' records say of how they were made: the devolens and PyTorch versions, the command line, the
 sha256 of input files (``segment.json``, population's and identify's JSON, ``render.json``, a simulated embryo's
-``.meta.json``, a training run's ``run.json``)."""
+``.meta.json``, a training run's ``run.json``), the digest of the model files that made a result (:func:`model_sha256`)
+and a cheap fingerprint of an input file (:func:`file_fingerprint`, which a curation report records)."""
 
 from __future__ import annotations
 
@@ -75,15 +76,110 @@ def file_sha256(path: str | Path) -> str:
     """The sha256 of a file's bytes, read in 1 MiB blocks; of a folder (an AceTree folder), the sha256 over its
     files in sorted order, each as its path relative to the folder, a NUL byte, its size, a NUL byte and its
     bytes."""
+    path = Path(path)
+    if path.is_file():
+        return files_sha256(path, [path], named=False)
+    return files_sha256(path, sorted(p for p in path.rglob("*") if p.is_file()))
+
+
+def files_sha256(folder: str | Path, files: list, *, named: bool = True) -> str:
+    """The sha256 over ``files`` (paths, in the order given), read in 1 MiB blocks: each as its path relative to
+    ``folder``, a NUL byte, its size, a NUL byte and its bytes (``named`` False: the bytes alone)."""
     import hashlib
 
-    path = Path(path)
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    folder = Path(folder)
     digest = hashlib.sha256()
-    for f in files:
-        if f is not path:
-            digest.update(f"{f.relative_to(path).as_posix()}\0{f.stat().st_size}\0".encode())
+    for f in map(Path, files):
+        if named:
+            digest.update(f"{f.relative_to(folder).as_posix()}\0{f.stat().st_size}\0".encode())
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+#: :func:`model_sha256`'s digests by the files hashed, each with its modification time and size (a rewritten file
+#: is hashed again): a model is hashed once per process, however many records name it
+_MODEL_SHA_CACHE: dict[tuple, str] = {}
+
+
+def model_files(name_or_folder: str | Path) -> tuple[Path, list[Path]]:
+    """The model folder and the files a model's results depend on, sorted by name: a shipped or exported model's
+    ``card.json`` (preprocessing, int8 activation scales, the diameter bounds, post-processing) and every
+    ``.safetensors`` beside it (the weights, the size models of ``--diameter auto``); a training run's ``best.json``
+    and ``best.safetensors`` (its card and weights; the resume checkpoint left out); a ``.safetensors`` file given
+    as the model (``segment livedead --model RUN/best.safetensors``) and the ``.json`` config beside it.
+
+    Raises
+    ------
+    DevolensError
+        If no such model (the zoo's message), or the folder holds none of those files.
+    """
+    from devolens.errors import DevolensError
+    from devolens.models import zoo
+
+    given = Path(str(name_or_folder)).expanduser()
+    if given.suffix.lower() == ".safetensors" and given.is_file():  # a run's weights file, its config beside it
+        files = [p for p in (given.with_suffix(".json"), given) if p.is_file()]
+        return given.parent, sorted(files, key=lambda p: p.name)
+    folder = zoo.model_folder(name_or_folder)
+    if folder is None:
+        zoo.card(str(name_or_folder))  # an unknown name: the zoo's own message
+        folder = zoo.ZOO_DIR / str(name_or_folder)
+    if (folder / "card.json").is_file():
+        files = [folder / "card.json", *(p for p in folder.glob("*.safetensors") if p.is_file())]
+    else:
+        files = [p for p in (folder / "best.json", folder / "best.safetensors") if p.is_file()]
+    if not files:
+        raise DevolensError("no model files here (card.json and weights, or a training run's best.json and "
+                            "best.safetensors)", path=folder)
+    return folder, sorted(files, key=lambda p: p.name)
+
+
+def model_sha256(name_or_folder: str | Path) -> str:
+    """The sha256 (64 hex digits) of the files a model's results depend on (:func:`model_files`), each as its name,
+    its size and its bytes (:func:`files_sha256`): the records' ``model_sha256``, beside ``weights_sha256`` (the
+    weights alone), so that a card changed between releases (int8 scales, diameter bounds, post-processing) or a
+    size model shows. Cached per process by the files' paths, modification times and sizes.
+
+    Raises
+    ------
+    DevolensError
+        If no such model, or its files cannot be read.
+    """
+    from devolens.errors import DevolensError
+
+    folder, files = model_files(name_or_folder)
+    try:
+        key = tuple((str(f.resolve()), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+        if key not in _MODEL_SHA_CACHE:
+            _MODEL_SHA_CACHE[key] = files_sha256(folder, files)
+    except OSError as exc:
+        raise DevolensError(f"cannot read the model's files: {exc.strerror or exc}",
+                            path=getattr(exc, "filename", None) or folder) from None
+    return _MODEL_SHA_CACHE[key]
+
+
+#: :func:`file_fingerprint` reads this many bytes at each end of a file
+FINGERPRINT_BYTES = 1 << 20
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """A cheap fingerprint of a file: the first 16 hex digits of the sha256 of its size, its first MiB and its last
+    MiB (the whole file when smaller than 2 MiB), read in two reads whatever its size: two different videos, even of
+    one name, length and frame size, differ in it (an encoder's header, the index at a file's end), while hashing a
+    whole movie would cost a second per GB. A curation report records it (``input_fingerprint``) so that
+    ``--skip-flagged`` refuses the report of another file."""
+    import hashlib
+
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256(f"{size}\0".encode())
+    with open(path, "rb") as fh:
+        if size <= 2 * FINGERPRINT_BYTES:
+            digest.update(fh.read())
+        else:
+            digest.update(fh.read(FINGERPRINT_BYTES))
+            fh.seek(size - FINGERPRINT_BYTES)
+            digest.update(fh.read(FINGERPRINT_BYTES))
+    return digest.hexdigest()[:16]

@@ -49,8 +49,8 @@ def register(app: typer.Typer) -> None:
                  "size: a TrackMate table's POSITION_X... and FRAME renamed, RADIUS as size = 2 x radius), plus "
                  "pred_founder, pred_depth1 and confidence (written atomically); join back on time and position. "
                  + CONFIDENCE_HELP + " Beside the CSV, NAME.json records how it was made (command line, devolens "
-                 "and torch versions, model and its weights' sha256, --tta, --smooth, the z-scale used and how it was "
-                 "decided, the notes printed).",
+                 "and torch versions, model, the sha256 of its weights and of all its files, --tta, --smooth, the "
+                 "z-scale used and how it was decided, the notes printed).",
         ),
         model: str = typer.Option("identity", "--model", "-m", help="Zoo model name (see `devolens models`)."),
         zscale: float = typer.Option(
@@ -162,14 +162,15 @@ def _zscale_record(given, table, result) -> dict:
 def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: dict, notes: list,
                      threads: Optional[int] = None, mirror: bool = False) -> str:
     """The JSON written beside identify's CSV: the command line, the versions of devolens and PyTorch, the model and
-    its weights' sha256, the options (``tta``: the views averaged; ``smooth``; ``mirror`` when given), ``--threads``,
+    its weights' sha256 and its files' (``model_sha256``: card and weights, :func:`devolens.provenance.model_sha256`),
+    the options (``tta``: the views averaged; ``smooth``; ``mirror`` when given), ``--threads``,
     the z-scale and the notes printed."""
     from devolens.models import zoo
-    from devolens.provenance import record_header, record_text, torch_version, version
+    from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
 
     return record_text({
         **record_header("devolens identify", table, model, out),
-        "weights_sha256": zoo.weights_sha256(model), "devolens": version(),
+        "weights_sha256": zoo.weights_sha256(model), "model_sha256": model_sha256(model), "devolens": version(),
         "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth,
                                              **({"mirror": True} if mirror else {})},  # (--mirror: when given)
         "threads": threads,  # --threads (None: the default); not an option that changes the names

@@ -29,7 +29,7 @@ from devolens.cli._common import THREADS_HELP, apply_threads, check_csv_out, che
 from devolens.io.atomic import StagedDir
 from devolens.io.frames import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
 from devolens.lineage.letters import LETTER_KEY_LINE
-from devolens.provenance import record_header, record_text, torch_version, version
+from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
 
 #: memory budget of the frames read ahead of the network (bytes)
 READ_AHEAD_BYTES = 256 << 20
@@ -351,21 +351,28 @@ def _skip_set(report: Optional[Path], input_path: Optional[Path] = None, *, stac
 
 def _check_report(report: Optional[Path], given, source: "_Source", *, stack_z: str = "project",
                   channel: Optional[int] = None, pages: str = "time") -> None:
-    """Refuse a ``--skip-flagged`` report (``given``: its table) of another input, or of this one read with other
-    stack options: its flagged positions would skip the wrong frames. The advice names the curate command line
-    that makes the right report (with this run's stack options: ``segment membrane`` slices a stack by default,
-    ``curate frames`` projects it)."""
+    """Refuse a ``--skip-flagged`` report (``given``: its table) of another input (a video or a stack: another
+    file, by the size and fingerprint the report records, :func:`devolens.curate.frames.report_mismatch`), or of
+    this one read with other stack options: its flagged positions would skip the wrong frames. The advice names the
+    curate command line that makes the right report (with this run's stack options: ``segment membrane`` slices a
+    stack by default, ``curate frames`` projects it). A report of an older devolens, which records its file's name
+    but no fingerprint, is checked by that name, with a note."""
     if given is None:
         return
-    from devolens.curate.frames import reading_options, report_coverage, report_mismatch
+    from devolens.curate.frames import fingerprinted, reading_options, report_coverage, report_mismatch
 
     options = reading_options(source.path, stack_z=stack_z, channel=channel, pages=pages)
     advice = (f"curate it with `devolens curate frames INPUT{' ' + options if options else ''} --out report.csv` "
               "(or give --skip-flagged auto)")
-    why = report_mismatch(given, None if source.is_video else source.names, source.total, options=options)
+    why = report_mismatch(given, None if source.is_video else source.names, source.total, options=options,
+                          path=source.path)
     if why:
         raise DevolensError(f"--skip-flagged: this curation report is not of this input: {why}; {advice}",
                             path=report)
+    if source.is_video and source.path.is_file() and "input" in given.columns and not fingerprinted(given):
+        print_note(f"{report}: this curation report (of an older devolens) records its video's name but not its "
+                   "fingerprint, so it was checked by name, frame count and frame sizes only: another file of the "
+                   "same name could pass; curate the input again for a report that tells them apart")
     if source.is_video:  # a video's or a stack's frames are known by position only: checked as they are read
         source.report_cover, source.report_advice, source.report_path = report_coverage(given), advice, Path(report)
     if source.is_video and not source.is_stack:  # its frames missing mid-file must be this reading's (iter)
@@ -928,17 +935,19 @@ def _report_option(report: Optional[Path]) -> Optional[str]:
 
 def _segment_record(kind: str, input_path: Path, model: str, frames: int, objects: int, summary: dict, *,
                     options: Optional[dict] = None, weights_sha256: Optional[str] = None,
-                    magnification: Optional[dict] = None, notes: Optional[list] = None) -> str:
+                    model_sha256: Optional[str] = None, magnification: Optional[dict] = None,
+                    notes: Optional[list] = None) -> str:
     """``segment.json``: how the outputs were made. ``command``: the command line (``devolens segment ...``, see
     :func:`devolens.provenance.command_line`); ``input``, ``model``, ``devolens``, ``frames``, ``objects`` and ``summary``'s keys
     (skipped frames, precision, backend, ``device``: where the network ran, ``--device auto`` resolved; working
-    scale); ``weights_sha256`` of the model's weights; ``options``: every option that changes results, as this run
+    scale); ``weights_sha256`` of the model's weights, ``model_sha256`` of all its files (card and weights:
+    :func:`devolens.provenance.model_sha256`); ``options``: every option that changes results, as this run
     took them (``device`` as asked, e.g. ``auto``); ``magnification_estimate`` (see
     :func:`_sizing_record`); ``torch``: PyTorch's version; ``notes``: the notes the command prints after its summary
     line (their words, without ``note:``)."""
     return record_text({**record_header(f"devolens segment {kind}", input_path, model),
                         "devolens": version(), "frames": frames, "objects": objects, **summary,
-                        "weights_sha256": weights_sha256, "options": options or {},
+                        "weights_sha256": weights_sha256, "model_sha256": model_sha256, "options": options or {},
                         "magnification_estimate": magnification, "torch": torch_version(),
                         "notes": list(notes or [])}, default=None)
 
@@ -1115,6 +1124,14 @@ def run_segmentation(
             if not counts:  # every frame flagged: said here, before an overlay video's writer finds it has none
                 raise DevolensError(NOTHING_LEFT, path=input_path)
 
+        video_hw: list[tuple[int, int]] = []  # the overlay video's frame size (its first frame's; all are alike)
+
+        def sized(overlays: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+            for ov in overlays:
+                if not video_hw:
+                    video_hw.append(tuple(np.shape(ov)[:2]))
+                yield ov
+
         if overlay and source.is_video:
             from devolens.io.video import MAX_FPS, MIN_FPS, write_video
 
@@ -1123,8 +1140,8 @@ def run_segmentation(
             # what the writer takes (a broken header's 0 or 10^6 fps would fail only after every frame)
             fps = min(max(float(source.fps), MIN_FPS), MAX_FPS) if np.isfinite(source.fps) else 10.0
             try:
-                write_video((ov for _, ov in results()), stage.tmp / "overlay.mp4", fps=fps, preset="ultrafast",
-                            quality=5.0)
+                write_video(sized(ov for _, ov in results()), stage.tmp / "overlay.mp4", fps=fps,
+                            preset="ultrafast", quality=5.0)
             except DevolensError as exc:  # named where it goes, not in the staging folder
                 if exc.path is None or exc.path != stage.tmp / "overlay.mp4":
                     raise
@@ -1172,6 +1189,8 @@ def run_segmentation(
                 "auto" if predictor.last_estimate is not None else "hand"),
             "diameter": None if predictor.auto_each else predictor.diameter,
             "diameter_um": microns,
+            # overlay.mp4 of frames with an odd side: padded by a pixel (write_video), said in a note
+            "video_padded": video_hw[0] if video_hw and _padded(*video_hw[0]) else None,
             "stack": reading}
         summary["notes"] = _segment_notes(kind, input_path, stack_z, pages, summary)
         from devolens.io.atomic import write_text
@@ -1185,7 +1204,7 @@ def run_segmentation(
              "device": predictor.device,
              "working_scale": scale,
              **({"stack": reading} if reading is not None else {})},
-            weights_sha256=zoo.weights_sha256(model),
+            weights_sha256=zoo.weights_sha256(model), model_sha256=model_sha256(model),
             options={"diameter": diameter, **_diameter_record(microns), "tta": tta, "flatten": flatten,
                      "flatten_width": flat, "batch_size": batch_size, "fast": fast, "precision": precision,
                      "backend": backend, "color": color, "channel": channel, "stack_z": stack_z, "pages": pages,
@@ -1252,6 +1271,8 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((_sizes_note(summary["sizes"]), plain))
     if summary.get("giants"):
         notes.append((_giants_note(summary["giants"], what), {}))
+    if summary.get("video_padded"):
+        notes.append((_padded_note(*summary["video_padded"]), plain))
     if summary.get("colour_note"):
         notes.append((f"note: {summary['colour_note']}", {}))
     if summary.get("shape_note"):
@@ -1268,6 +1289,25 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
                                  resize=summary.get("size_resize"), by=summary.get("diameter_by"),
                                  diameter=summary.get("diameter"), kind=kind), {}))
     return notes
+
+
+def _padded(height: int, width: int) -> bool:
+    """Whether :func:`devolens.io.video.write_video` pads frames of this size (a side is odd)."""
+    from devolens.io.video import video_size
+
+    return video_size(height, width) != (height, width)
+
+
+def _padded_note(height: int, width: int) -> str:
+    """The note on an overlay video of frames with an odd side, which the encoder pads by a pixel (as ``render``
+    says of its video.mp4)."""
+    from devolens.io.video import video_size
+
+    even = video_size(height, width)
+    sides = " and ".join(side for side, odd in (("row", even[0] != height), ("column", even[1] != width)) if odd)
+    return (f"note: the frames are {width}x{height} pixels, an odd side: overlay.mp4 is {even[1]}x{even[0]}, its last "
+            f"{sides} a copy of the one before (H.264's yuv420p needs even sides), one pixel more than the frames "
+            "and the label images, which keep the frames' size")
 
 
 def _plain_note(text: str) -> str:
@@ -1441,6 +1481,14 @@ LOOKS_INVERTED = 0.2
 #: too bright to judge whose inversion shows blobs: 0.57 at most), and, inverted, they show bright blobs (median blob
 #: fraction LOOKS_LIKE_NUCLEI or more, at the magnification estimated on the inverted frames: those frames 0.79-0.96)
 LOOKS_INVERTED_BACKGROUND = 0.7
+#: the shape note judges the frames at half the render scale the model knows, but never above this share of the
+#: input's own pixels: lines are a few pixels wide at any magnification (the optics' blur; the renderer draws them
+#: 1-5 px wide at any frame size), so an input at a low magnification, enlarged to the model's scale, shows lines
+#: as wide as the opening. devolens' own membrane renders of 188x128 to 376x256 px (judged at 1.0-1.25x of their
+#: pixels): 12 of 13 read 79-100 % "blobs" (the false "looks like nuclei"), at 0.4x 0-25 % (at 0.5x two at 42-44 %);
+#: nuclei stay blobs at it (renders of 188x128 to 376x256 px and the real reference frames shrunk to 0.25-0.33x:
+#: 45-87 %, noted as before; the 752x512 ones are judged below it, as before)
+SHAPE_MOST_SCALE = 0.4
 
 
 def _centre(image: np.ndarray, side: int = 2048) -> np.ndarray:
@@ -1450,10 +1498,18 @@ def _centre(image: np.ndarray, side: int = 2048) -> np.ndarray:
     return image[y0:y0 + side, x0:x0 + side]
 
 
+def _judging_scale(working: float, card: float) -> float:
+    """The scale, relative to the input, that the shape note judges a frame at: half the render scale the model
+    knows (``working``, the network's scale for this input, over ``card``, its card's), at most
+    :data:`SHAPE_MOST_SCALE` (an input at a low magnification is not enlarged past it)."""
+    return min(0.5 * working / card, SHAPE_MOST_SCALE)
+
+
 def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Optional[str]:
     """A note when the input looks like the other model's: bright blobs (nuclei) given to the membrane model, which
     then outlines "cells" around them, or thin bright lines (membranes) given to the nuclei model. Judged at half the
-    render scale the models know (the working scale's share of the card's, so a --diameter counts), on the 5 of the
+    render scale the models know (the working scale's share of the card's, so a --diameter counts; at most
+    :data:`SHAPE_MOST_SCALE` of the input's pixels: :func:`_judging_scale`), on the 5 of the
     first 20 frames in which the model found the most objects (:func:`run_segmentation`), or a z-stack's busiest
     single planes (:func:`_shape_frames`; :func:`~devolens.predict.postprocess.blob_fraction`, median). ``channels``: a TIFF stack's channels (several: the note names --channel, not --color)."""
     from devolens.predict.postprocess import blob_fraction, prepare_image
@@ -1466,7 +1522,7 @@ def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Option
     frames = frames() if callable(frames) else frames
     if not frames:
         return None
-    scale = 0.5 * predictor.working_scale() / predictor.card_scale
+    scale = _judging_scale(predictor.working_scale(), predictor.card_scale)
     percentiles = net.percentiles or (1.0, 99.8)
     seen, flipped, bright = [], [], []
     for frame in frames:
@@ -1688,19 +1744,25 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
                        options: dict, magnification: Optional[dict], fit, left_out,
                        plot: Optional[Path] = None, curation: Optional[Path] = None,
                        stack: Optional[dict] = None, brightness: Optional[dict] = None,
-                       clock_left_out: Optional[list] = None) -> str:
+                       clock_left_out: Optional[list] = None, no_signal: Optional[list] = None,
+                       notes: Optional[list] = None) -> str:
     """The JSON written beside population's CSV: the command line, the versions of devolens and PyTorch, the model
-    and its weights' sha256 (and the nuclei model's, whose counts it calibrates), the nuclei network's precision and
-    ``device`` (where it ran: ``--device auto`` resolved), the options that change results, the magnification
-    estimate, ``--clock``'s fit and the frames of no signal it left out (``clock_left_out``), ``--monotone``'s left-out
-    frames (``dark``: black or dark frames; ``implausible``: readings off their neighbours); ``plot`` and ``curation``:
+    and its weights' sha256 and its files' (``model_sha256``: card and weights,
+    :func:`devolens.provenance.model_sha256`; and the nuclei model's, whose counts it calibrates), the nuclei
+    network's precision and ``device`` (where it ran: ``--device auto`` resolved), the options that change results,
+    the magnification estimate, ``--clock``'s fit and the frames of no signal it left out (``clock_left_out``),
+    ``--monotone``'s left-out frames (``dark``: black or dark frames; ``implausible``: readings off their
+    neighbours); ``plot`` and ``curation``:
     the companions written beside the CSV (None: not written), which a later run into the same CSV replaces or
     removes (:func:`_stale_companions`); ``stack``: how a TIFF stack was read (:func:`_stack_reading`; None: no stack,
     no entry); ``brightness``: how bright the nuclei are at the movie's start and end (:func:`_brightness`);
     ``clock_drift``: how the per-frame estimates drift away from the clock's curve (``residual_slope``: per frame
     position, ``late_residual``: the last third's median against the frames before it;
     :class:`devolens.predict.clock.ClockFit`'s ``slope`` and ``late``; recorded, not noted: no threshold told a
-    drifting movie from an as-rendered one)."""
+    drifting movie from an as-rendered one); ``no_signal``: the frames without signal (one grey level throughout,
+    :func:`devolens.predict.population.is_flat`), named as the CSV names them, whose counts the CSV leaves empty
+    unless a fit read them off its curve (``clock_left_out``, ``monotone_left_out``); ``notes``: the notes the
+    command prints after its summary line (their words, without ``note:``; the tip left out), as ``segment.json``'s."""
     from devolens.models import zoo
 
     nuclei = getattr(predictor, "nuclei", None)
@@ -1708,8 +1770,9 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     network = getattr(nuclei, "network", None)
     return record_text({
         **record_header("devolens population", input_path, model, out), "weights_sha256": zoo.weights_sha256(model),
-        "nuclei_model": nuclei_name,
+        "model_sha256": model_sha256(model), "nuclei_model": nuclei_name,
         "nuclei_weights_sha256": None if nuclei_name is None else zoo.weights_sha256(nuclei_name),
+        "nuclei_model_sha256": None if nuclei_name is None else model_sha256(nuclei_name),
         "devolens": version(), "torch": torch_version(), "precision": getattr(predictor, "precision", None),
         # where the nuclei network ran (--device auto resolved; options.device keeps what was asked, for a rerun)
         "device": getattr(predictor, "device", None),
@@ -1725,9 +1788,11 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
         "brightness": brightness,
         "monotone_left_out": None if left_out is None else {"dark": list(left_out[0]),
                                                             "implausible": list(left_out[1])},
+        "no_signal": list(no_signal or ()),
         "plot": None if plot is None else str(plot.absolute()),
         "curation": None if curation is None else str(curation.absolute()),
         **({"stack": stack} if stack is not None else {}),
+        "notes": list(notes or []),
     })
 
 
@@ -1892,16 +1957,24 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("no frames left (all frames flagged?)", path=input_path)
     df = pd.DataFrame(rows, columns=["frame", *COLUMNS])
     left_out = None
+    no_signal = np.array(no_signal, bool)
     if monotone:
-        df, left_out = robust_monotone(predictor.smooth, df, kept, signals)
-    brightness = _brightness(signals)
+        df, left_out = robust_monotone(predictor.smooth, df, kept, signals, no_signal=no_signal)
+    # (a frame without signal shows no nuclei to be bright: a black last frame read as "dimmed to 0%")
+    brightness = _brightness([None if flat_frame else s for s, flat_frame in zip(signals, no_signal)])
     fit = None
     if clock:
         try:
-            df, fit = _clock_fit(predictor, df, kept, np.array(no_signal, bool))
+            df, fit = _clock_fit(predictor, df, kept, no_signal)
         except DevolensError as exc:  # too few frames: named by the input, as every error about it is
             raise (exc if exc.path is not None else DevolensError(str(exc), path=input_path)) from None
     df[list(COLUMNS)] = df[list(COLUMNS)].astype(float).round(2)
+    # a frame without signal holds nothing to count: its counts are empty (NaN), not the black frame's reading (a
+    # cell or two), unless a fit left it out and read its row off its curve (--clock; --monotone, dim)
+    empty = no_signal & ~(np.ones_like(no_signal) if fit is not None else
+                          left_out[0] if left_out is not None else np.zeros_like(no_signal))
+    if empty.any():
+        df.loc[empty, list(COLUMNS)] = np.nan
     if plot:
         from devolens.viz.plots import plot_populations
 
@@ -1916,27 +1989,12 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     write_csv(df, out)
     left_names = None if left_out is None else tuple(
         [source.frame_id(p) for p, bad in zip(kept, mask) if bad] for mask in left_out)
-    from devolens.io.atomic import write_text
-
-    stale = _stale_companions(record, out)  # read before this run's record replaces it
-    written = [plot_path(out, input_path) if plot else None, None if curation is None else curation_path(out)]
-    write_text(record, _population_record(
-        input_path, out, model, predictor, frames=len(df), skipped=[source.frame_id(p) for p in sorted(skip)],
-        options={"monotone": monotone, "clock": clock, "diameter": diameter, **_diameter_record(microns),
-                 "batch_size": batch_size, "fast": fast,
-                 "precision": precision, "backend": backend, "color": color, "channel": channel, "stack_z": stack_z,
-                 "pages": pages, "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
-        magnification=_sizing_record(diameter, getattr(predictor, "last_estimate", None), frames=list(df["frame"]),
-                                     resize=getattr(predictor, "resize", None)),
-        fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading, brightness=brightness,
-        clock_left_out=flat if fit is not None else None))
-    given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
-    _remove_stale(stale, [*written, given, out, record], input_path)
     df.attrs["record"] = record
     df.attrs["diameter_um"] = microns
     df.attrs["stack"] = reading
     df.attrs["timelapses"] = timelapses
     df.attrs["flat"] = flat
+    df.attrs["flat_empty"] = [fid for fid, gone in zip(df["frame"], empty) if gone]  # their counts left empty
     df.attrs["specks"] = specks
     df.attrs["skipped"] = len(skip)
     df.attrs["ended_early"] = source.ended_early()
@@ -1955,6 +2013,25 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["monotone_left_out"] = left_names
     df.attrs["clock_available"] = getattr(predictor, "clock", None) is not None and source.total != 1
     df.attrs["clock_seconds"] = (predictor.card.get("clock") or {}).get("seconds_per_time_point")
+    # what the command prints after its summary line (and the record keeps: notes)
+    df.attrs["notes"] = _population_notes(input_path, stack_z, pages, monotone, df.attrs, len(df))
+    from devolens.io.atomic import write_text
+
+    stale = _stale_companions(record, out)  # read before this run's record replaces it
+    written = [plot_path(out, input_path) if plot else None, None if curation is None else curation_path(out)]
+    write_text(record, _population_record(
+        input_path, out, model, predictor, frames=len(df), skipped=[source.frame_id(p) for p in sorted(skip)],
+        options={"monotone": monotone, "clock": clock, "diameter": diameter, **_diameter_record(microns),
+                 "batch_size": batch_size, "fast": fast,
+                 "precision": precision, "backend": backend, "color": color, "channel": channel, "stack_z": stack_z,
+                 "pages": pages, "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
+        magnification=_sizing_record(diameter, getattr(predictor, "last_estimate", None), frames=list(df["frame"]),
+                                     resize=getattr(predictor, "resize", None)),
+        fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading, brightness=brightness,
+        clock_left_out=flat if fit is not None else None, no_signal=flat,
+        notes=[_plain_note(text) for text, _ in df.attrs["notes"] if not text.startswith("tip:")]))
+    given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
+    _remove_stale(stale, [*written, given, out, record], input_path)
     return df
 
 
@@ -1990,14 +2067,25 @@ def _brightness(signals: list) -> Optional[dict]:
     ``first`` and ``last``, the median over the first and last ``BRIGHTNESS_FRAMES`` frames (at most a third
     each: ``frames``) of the curator's ``foreground`` (the bright part's mean above the background, 8-bit grey
     levels, :func:`devolens.curate.frames.frame_signal`), and ``ratio`` last/first. Bleaching lowers it; a
-    growing embryo's crowded nuclei raise it somewhat (a rendered movie's, unbleached: 1.6)."""
+    growing embryo's crowded nuclei raise it somewhat (a rendered movie's, unbleached: 1.6). A float movie's
+    frames, each read in its own ``range`` (camera counts: a power of two near its brightest pixels), are brought
+    to the first measured frame's, as :func:`devolens.curate.frames.black_or_dark` brings them (a movie bleaching
+    from 4000 to 1000 counts would otherwise read its last frames in a 4x narrower range, as bright as its
+    first)."""
     n = len(signals)
     if n < 2:
         return None
     k = max(1, min(BRIGHTNESS_FRAMES, n // 3))
+    ranges = [float(s["range"]) for s in signals if s is not None and (s.get("range") or 0) > 0]
+    reference = ranges[0] if ranges else None
+
+    def foreground(s: dict) -> float:
+        value = float(s.get("foreground", np.nan))
+        scale = s.get("range")
+        return value * float(scale) / reference if reference and scale and scale > 0 else value
 
     def median(part: list) -> Optional[float]:
-        values = [float(s["foreground"]) for s in part if s is not None and np.isfinite(s.get("foreground", np.nan))]
+        values = [v for v in (foreground(s) for s in part if s is not None) if np.isfinite(v)]
         return float(np.median(values)) if values else None
 
     first, last = median(signals[:k]), median(signals[-k:])
@@ -2051,7 +2139,7 @@ def implausible_readings(totals: np.ndarray, usable: np.ndarray) -> np.ndarray:
     return bad
 
 
-def robust_monotone(smooth, df, positions: list[int], signals: Optional[list]):
+def robust_monotone(smooth, df, positions: list[int], signals: Optional[list], no_signal=None):
     """``--monotone``: the isotonic fit ``smooth`` (the predictor's:
     :func:`devolens.predict.postprocess.smooth_populations`) of the per-frame counts ``df`` (rows in time order,
     at the input's frame ``positions``), robust to the frames that would drag it: one black frame read at 1 cell
@@ -2060,7 +2148,9 @@ def robust_monotone(smooth, df, positions: list[int], signals: Optional[list]):
     Left out of the fit: the frames the curator's black or dark test flags
     (:func:`devolens.curate.frames.black_or_dark` on their ``signals``, :func:`devolens.curate.frames.frame_signal`;
     None for a frame not measured) that read fewer cells than the median of the (up to 4) frames before them (a
-    one-cell embryo or a dim 12-bit movie passes for dark, and is read right), and the implausible readings (:func:`implausible_readings`). Their rows get the
+    one-cell embryo or a dim 12-bit movie passes for dark, and is read right), the frames without signal
+    (``no_signal``, a mask: one grey level throughout, read as a black frame; counted with the dim ones), and the
+    implausible readings (:func:`implausible_readings`). Their rows get the
     fitted curve between the frames before and after them (linear in the frame position; the nearest fitted
     frame's value at either end), so the curve stays monotone. Returns ``(smoothed table, (dim mask, implausible
     mask))``.
@@ -2078,6 +2168,8 @@ def robust_monotone(smooth, df, positions: list[int], signals: Optional[list]):
     # or two nuclei, or a dim 12-bit movie, passes for dark and is read right (the first frames are never left out)
     dim &= np.array([i > 0 and totals[i] < np.median(totals[max(0, i - MONOTONE_WINDOW):i]) - 0.5
                      for i in range(n)], bool)
+    if no_signal is not None and len(no_signal) == n:  # nothing to count in them: always left out (as --clock does)
+        dim |= np.asarray(no_signal, bool)
     odd = implausible_readings(totals, ~dim) & ~dim
     keep = ~(dim | odd)
     if keep.all() or not keep.any():  # nothing to leave out, or nothing left to fit: every frame fitted
@@ -2237,20 +2329,90 @@ def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, res
             f"size are unreliable; if {suggested:g} px is their real size, run again with --diameter {suggested:g}.")
 
 
+def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool, attrs: dict,
+                      rows: int) -> list[tuple[str, dict]]:
+    """What ``population`` prints after its summary line (and the stack's line), in order: ``(text,
+    console.print keyword arguments)``, from :func:`run_population`'s ``attrs`` (``rows``: the CSV's). Its record
+    keeps their words (:func:`_plain_note`), but the tip's."""
+    from rich.markup import escape
+
+    from devolens.cli._common import stack_notes
+    from devolens.predict.clock import MIN_FRAMES as CLOCK_MIN_FRAMES
+
+    plain = {"highlight": False, "soft_wrap": True}
+    notes: list[tuple[str, dict]] = []
+
+    def note(text: str) -> None:  # as _common.note prints it
+        notes.append((f"[yellow]note:[/] {escape(text)}", {"soft_wrap": True}))
+
+    if attrs.get("monotone_left_out"):
+        text = _monotone_note(*attrs["monotone_left_out"])
+        if text:
+            note(text)
+    if attrs.get("flat"):
+        flat, empty = attrs["flat"], attrs.get("flat_empty") or []
+        one = len(flat) == 1
+        rows_of = "its row" if one else "their rows"
+        if attrs.get("clock") is not None or (monotone and not empty):
+            how = (f"read as a black frame; {'--clock' if attrs.get('clock') is not None else '--monotone'} left "
+                   f"{'it' if one else 'them'} out of its fit and read {rows_of} off its curve")
+        else:
+            how = f"{rows_of} {'is' if one else 'are'} left empty (no counts: NaN in the CSV)"
+        note(f"{_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if one else 'hold'} no signal (one grey level "
+             f"throughout): {how}; `devolens curate frames` flags such frames and --skip-flagged leaves them out")
+    if attrs.get("specks"):
+        notes.append((_specks_note(attrs["specks"]), plain))
+    text = _estimate_note(attrs.get("estimate"), "nuclei")
+    if text:
+        notes.append((text, {}))
+    text = _brightness_note(attrs.get("brightness"))
+    if text:
+        note(text)
+    # a µm diameter's pixel size (segment's)
+    notes += [(text, plain) for text in (attrs.get("diameter_um") or {}).get("notes") or ()]
+    notes += [(text, plain) for text in stack_notes(input_path, pages, stack_z, slices_advice=False,
+                                                    timelapses=attrs.get("timelapses"))]  # (population only projects)
+    if attrs.get("missing"):
+        notes.append((f"note: {attrs['missing']}", plain))
+    if attrs.get("ended_early"):
+        notes.append((f"note: {attrs['ended_early']}", {}))
+    if attrs.get("clock") is not None:
+        notes += [(line, {}) for line in _clock_note(attrs["clock"], attrs.get("clock_seconds")).split("\n")]
+        if attrs.get("steady") is False:
+            note("the video's frames come at varying intervals (a variable frame rate): --clock takes them as evenly "
+                 "spaced, so its pace is per frame and the counts of frames after a longer or shorter interval are "
+                 "off; export the timelapse at a constant frame rate for the clock")
+    elif not monotone and attrs.get("clock_available") and rows >= CLOCK_MIN_FRAMES:
+        notes.append(("tip: for a wild-type timelapse, --clock fits the frames to the developmental clock and reads "
+                      f"each frame off it ({CLOCK_GAIN})", {}))
+    if attrs.get("suggest_diameter"):
+        notes.append((_size_note("nuclei", attrs["suggest_diameter"], attrs["known_sizes"], attrs["resized"]), {}))
+    if attrs.get("beyond_embryo"):
+        from devolens.predict.population import MAX_EMBRYO_CELLS
+
+        notes.append((f"[yellow]note:[/] {attrs['beyond_embryo']} frame(s) have a predicted total above "
+                      f"{MAX_EMBRYO_CELLS} cells, more than a C. elegans embryo ever has: is each frame one embryo at "
+                      "the magnification the model knows (see --diameter)? Their counts are not reliable.", {}))
+    return notes
+
+
 def population_command(
     input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
     out: Path = typer.Option(..., "--out", "-o", help=(
         "Output CSV, columns frame, A, E, M, P, C, D, Z, total: expected cells per letter (fractional: the model "
-        f"gives expected counts, not whole cells), one row per frame read (flagged frames have no row). {LETTER_HELP} "
+        f"gives expected counts, not whole cells), one row per frame read (flagged frames have no row; a frame of no "
+        f"signal, one grey level throughout, has empty counts but with --clock or --monotone). {LETTER_HELP} "
         "Beside it, NAME.json records how it was made (command line, devolens and torch versions, model and its "
-        "weights' sha256, precision, the device the network ran on, options, magnification estimate, the clock's fit "
+        "weights' sha256 and that of all its files (card and weights), no_signal (the frames of one grey level, whose "
+        "counts are empty), precision, the device the network ran on, options, magnification estimate, the clock's fit "
         "and the frames it left out, frames --monotone left out, "
         "the plot and curation report written); both are replaced when they exist, and the plot and curation report "
         "of an earlier run into the same CSV that this run does not write are removed.")),
     monotone: bool = typer.Option(False, "--monotone", help=(
         "Smooth each letter over the frames by isotonic regression: populations never fall (P, which ends when "
         "P4 divides into Z2/Z3, is fitted non-increasing). Frames that would drag the fit are left out of it: "
-        "those `devolens curate frames` would flag black or dark, and implausible readings (a total below half "
+        "those `devolens curate frames` would flag black or dark, frames of no signal (one grey level throughout), "
+        "and implausible readings (a total below half "
         "the median of the 4 frames before it and below half that of the 4 after it, the last frames: of those "
         "before it; or above twice both; and at least 4 cells off: populations never halve). Their rows get the "
         "fitted curve between their neighbours, and a note names them. A run of frames read too low that the "
@@ -2297,8 +2459,7 @@ def population_command(
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
-    from devolens.cli._common import console, progress_bar, stack_notes, streaming_threads
-    from devolens.predict.clock import MIN_FRAMES as CLOCK_MIN_FRAMES
+    from devolens.cli._common import console, progress_bar, streaming_threads
 
     streaming_threads()
     with progress_bar("population") as cb:
@@ -2313,53 +2474,8 @@ def population_command(
                   + (f" ({'; '.join(e for e in extras if e)})" if any(extras) else ""))
     if df.attrs.get("stack"):  # a TIFF stack: what was read of it, as segment says
         console.print(_stack_line(input_path, df.attrs["stack"]), highlight=False, soft_wrap=True)
-    if df.attrs.get("monotone_left_out"):
-        text = _monotone_note(*df.attrs["monotone_left_out"])
-        if text:
-            print_note(text)
-    if df.attrs.get("flat"):
-        flat = df.attrs["flat"]
-        one = len(flat) == 1
-        rows = "its row" if one else "their rows"
-        fitted = (f"; --clock left {'it' if one else 'them'} out of its fit and read {rows} off its curve"
-                  if df.attrs.get("clock") is not None else "")
-        print_note(f"{_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if one else 'hold'} no signal "
-                   f"(one grey level throughout): read as a black frame{fitted}; `devolens curate frames` flags such "
-                   "frames and --skip-flagged leaves them out")
-    if df.attrs.get("specks"):
-        console.print(_specks_note(df.attrs["specks"]), highlight=False, soft_wrap=True)
-    note = _estimate_note(df.attrs.get("estimate"), "nuclei")
-    if note:
-        console.print(note)
-    dim = _brightness_note(df.attrs.get("brightness"))
-    if dim:
-        print_note(dim)
-    for text in (df.attrs.get("diameter_um") or {}).get("notes") or ():  # a µm diameter's pixel size (segment's)
-        console.print(text, highlight=False, soft_wrap=True)
-    for text in stack_notes(input_path, pages, stack_z, slices_advice=False,  # (population only projects)
-                            timelapses=df.attrs.get("timelapses")):
-        console.print(text, highlight=False, soft_wrap=True)  # (plain, as segment's: some name files)
-    if df.attrs.get("missing"):
-        console.print(f"note: {df.attrs['missing']}", highlight=False, soft_wrap=True)
-    if df.attrs.get("ended_early"):
-        console.print(f"note: {df.attrs['ended_early']}")
-    if df.attrs.get("clock") is not None:
-        console.print(_clock_note(df.attrs["clock"], df.attrs.get("clock_seconds")))
-        if df.attrs.get("steady") is False:
-            print_note("the video's frames come at varying intervals (a variable frame rate): --clock takes them "
-                       "as evenly spaced, so its pace is per frame and the counts of frames after a longer or "
-                       "shorter interval are off; export the timelapse at a constant frame rate for the clock")
-    elif not monotone and df.attrs.get("clock_available") and len(df) >= CLOCK_MIN_FRAMES:
-        console.print("tip: for a wild-type timelapse, --clock fits the frames to the developmental clock and reads "
-                      f"each frame off it ({CLOCK_GAIN})")
-    if df.attrs.get("suggest_diameter"):
-        console.print(_size_note("nuclei", df.attrs["suggest_diameter"], df.attrs["known_sizes"], df.attrs["resized"]))
-    if df.attrs.get("beyond_embryo"):
-        from devolens.predict.population import MAX_EMBRYO_CELLS
-
-        console.print(f"[yellow]note:[/] {df.attrs['beyond_embryo']} frame(s) have a predicted total above "
-                      f"{MAX_EMBRYO_CELLS} cells, more than a C. elegans embryo ever has: is each frame one embryo at "
-                      "the magnification the model knows (see --diameter)? Their counts are not reliable.")
+    for text, how in df.attrs.get("notes") or ():
+        console.print(text, **how)  # (also in NAME.json, but the tip)
 
 
 # ---------------------------------------------------------------------------- registration

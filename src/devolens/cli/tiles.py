@@ -342,9 +342,10 @@ def segment_livedead_command(
                              "live, 2 dead); a folder: labels/WELL_labels.tif. Either: objects.csv (well, x, y, area, "
                              "class: one row per nucleus), counts.csv (well, live, dead, fraction_dead: one row per "
                              "well), overlays/WELL_overlay.png (see --overlay), and livedead.json: how they were made "
-                             "(command line, devolens and torch versions, model and its weights' sha256, options, "
-                             "counts and warnings printed, per well too). WELL is the file's name without its "
-                             "extension (the whole name where two files share one). An --out holding such outputs "
+                             "(command line, devolens and torch versions, model, the sha256 of its weights and of "
+                             "all its files, options, counts and warnings printed, per well too). WELL is the "
+                             "file's name without its extension (the whole name where two files share one). An "
+                             "--out holding such outputs "
                              "that segment livedead did not write is refused; an earlier run's are replaced whole."),
     model: str = typer.Option("livedead", "--model", help="Zoo model name, a live/dead training run's folder "
                               "(`devolens train --out`: its best checkpoint) or its best.safetensors."),
@@ -576,19 +577,21 @@ def _livedead_overlay(shrunk, labels: Path, png: Path) -> str | None:
 def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, notes: list,
                      wells: list[dict] | None = None) -> str:
     """``livedead.json``, in the style of ``segment.json``: the command line, the input (absolute: a well or a folder
-    of wells), the model and its weights' sha256, the devolens and PyTorch versions, the options as this run took
+    of wells), the model, its weights' sha256 and its files' (``model_sha256``: card and weights,
+    :func:`devolens.provenance.model_sha256`), the devolens and PyTorch versions, the options as this run took
     them, the counts (of all wells), the warnings and notes printed, and per well (``wells``) its name, file, counts
     and notes."""
     from devolens.cli._common import json_number
     from devolens.models import zoo
-    from devolens.provenance import record_header, record_text, torch_version, version
+    from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
 
     def numbers(c: dict) -> dict:
         return {k: json_number(c[k], whole_as_int=True) for k in ("live", "dead", "fraction_dead") if k in c}
 
     return record_text({
         **record_header("devolens segment livedead", image, model),
-        "devolens": version(), "weights_sha256": zoo.weights_sha256(model), "options": options,
+        "devolens": version(), "weights_sha256": zoo.weights_sha256(model), "model_sha256": model_sha256(model),
+        "options": options,
         "counts": numbers(counts),
         "wells": [{"well": r["well"], "file": r["file"], **numbers(r), "notes": list(r["notes"])}
                   for r in wells or ()],

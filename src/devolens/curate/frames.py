@@ -1329,9 +1329,12 @@ def curate_path(
         (12; empty otherwise). For a video
         in which ffmpeg reported damaged data, the frames decoded from it are flagged ``corrupt``
         (:func:`mark_corrupt`; found by decoding the video once more, ~2.5 s per 1000 frames of 752x512 H.264).
-        Three more columns, the same on every row, say what input it is of: ``input`` (the file or folder name),
+        Five more columns, the same on every row, say what input it is of: ``input`` (the file or folder name),
         ``input_frames`` (the frame count the input declares: a video's header, which a file cut short does not
-        meet; 0 when unknown) and ``input_options`` (the options that shaped its frames, :func:`reading_options`).
+        meet; 0 when unknown), ``input_options`` (the options that shaped its frames, :func:`reading_options`),
+        and for a file (a video, a stack, an image) ``input_bytes`` (its size) and ``input_fingerprint``
+        (:func:`devolens.provenance.file_fingerprint`: the sha256 of its size and of its first and last MiB, 16 hex
+        digits), empty for a folder, whose file names are compared instead (:func:`report_mismatch`).
 
     Raises
     ------
@@ -1364,6 +1367,9 @@ def curate_path(
     report["input"] = Path(path).resolve().name
     report["input_frames"] = int(total or 0)
     report["input_options"] = reading_options(path, stack_z=stack_z, channel=channel, pages=pages)
+    size, fingerprint = input_identity(path)
+    report["input_bytes"] = pd.array([size] * len(report), dtype="Int64")
+    report["input_fingerprint"] = fingerprint
     report.attrs["source"] = str(path)
     report.attrs["thresholds"] = asdict(thresholds or Thresholds())
     return report
@@ -1469,7 +1475,7 @@ def load_report(report: str | Path | pd.DataFrame) -> pd.DataFrame:
             raise DevolensError("no such curation report", path=p)
         try:
             df = pd.read_csv(p, keep_default_na=True, dtype={"file": str, "flag": str, "input": str,
-                                                             "input_options": str})
+                                                             "input_options": str, "input_fingerprint": str})
         except Exception as exc:
             raise DevolensError(f"cannot read curation report ({type(exc).__name__})", path=p) from None
     if "frame" not in df.columns or not ({"flagged", "flag"} & set(df.columns)):
@@ -1575,19 +1581,70 @@ def _input_fact(df: pd.DataFrame, column: str):
     return given.iloc[0] if len(given) else None
 
 
+def input_identity(path: str | Path) -> tuple[int | None, str | None]:
+    """What a curation report records of a file input to tell it from another file: its size in bytes and its
+    :func:`~devolens.provenance.file_fingerprint`; ``(None, None)`` for a folder (its file names are compared)."""
+    from devolens.provenance import file_fingerprint
+
+    p = Path(path)
+    if not p.is_file():
+        return None, None
+    try:
+        return p.stat().st_size, file_fingerprint(p)
+    except OSError as exc:
+        raise DevolensError(f"cannot read the input: {exc.strerror or exc}", path=p) from None
+
+
+def fingerprinted(report: str | Path | pd.DataFrame) -> bool:
+    """Whether a curation report records its input's fingerprint (``input_fingerprint``, a column of reports made
+    since the thirty-third session): an older one's input is known by its name alone (:func:`report_mismatch`)."""
+    return "input_fingerprint" in load_report(report).columns
+
+
+def _other_file(df: pd.DataFrame, path: Path) -> str | None:
+    """Why the report ``df`` is of another file than ``path`` (a video or a stack), in words; None when it may be
+    its own. Where the report records its input's fingerprint (:func:`input_identity`) the bytes decide (a copy
+    under another name is the same file, a file rewritten under the same name another); an older report is
+    judged by the file's name. Folders and reports that record neither: None."""
+    size, fingerprint = input_identity(path)
+    if size is None:
+        return None
+    name = path.resolve().name
+    theirs = _input_fact(df, "input")
+    theirs = None if theirs is None else str(theirs)
+    printed = _input_fact(df, "input_fingerprint")
+    if printed is not None:
+        if str(printed).strip().lower() == fingerprint:
+            return None
+        recorded = pd.to_numeric(pd.Series([_input_fact(df, "input_bytes")]), errors="coerce").iloc[0]
+        of, this = ((f"another {name}, ", "this one") if theirs == name else (f"{theirs}, ", name) if theirs
+                    else ("", "this one"))
+        if pd.notna(recorded) and int(recorded) != size:
+            return f"it is of another file ({of}of {int(recorded):,} bytes; {this} has {size:,})"
+        same = "of the same size, " if pd.notna(recorded) else ""
+        return f"it is of another file ({of}{same}with other bytes; or {this} was changed since)"
+    if theirs is not None and theirs != name:
+        return f"it is of {theirs}, the input is {name}"
+    return None
+
+
 def _options_words(options: str) -> str:
     return f"`{options}`" if options else "no stack options"
 
 
 def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, total: int = 0, *,
-                    options: str | None = None) -> str | None:
+                    options: str | None = None, path: str | Path | None = None) -> str | None:
     """Why ``report`` cannot be the curation report of an input, in words; None when it can be.
 
     Flagged frames are skipped by position, so a report of another input would skip the wrong
     frames. ``names``: the input's file names in reading order (a folder of images), None for a
     video or a stack; ``total``: its frame count (0 when unknown; a video's is the container's
     estimate, so a difference of a frame or two, or 2 %, is let pass); ``options``: how it is read
-    (:func:`reading_options`; None: not compared).
+    (:func:`reading_options`; None: not compared); ``path``: the input itself (None: not compared), whose size and
+    fingerprint a report of a file records (``input_bytes``, ``input_fingerprint``: :func:`input_identity`), so
+    that the report of another video, of the same name, length and frame size (every render names its video
+    ``video.mp4``), is refused; an older report's ``input`` name is compared instead (:func:`fingerprinted` tells
+    which).
 
     A report made by :func:`curate_path` records the input's declared frame count and how it was read
     (columns ``input_frames``, ``input_options``): those are compared, so the report of a video cut short
@@ -1615,6 +1672,11 @@ def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, 
         return None
     if has_files:
         return "the report is of a folder of images (it names files), the input is a video or a stack"
+    other = None if path is None else _other_file(df, Path(path))
+    if other:
+        return other
+    # (a video's count is the container's estimate, duration x rate, which a variable frame rate or a header of
+    # another muxer puts a frame or two off: the slack; another video within it is told by its fingerprint above)
     slack = max(2, 0.02 * total)
     declared = pd.to_numeric(pd.Series([_input_fact(df, "input_frames")]), errors="coerce").iloc[0]
     if total and pd.notna(declared) and declared > 0:  # the same file declares the same count, whatever is readable
