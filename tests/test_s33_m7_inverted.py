@@ -84,3 +84,24 @@ def test_the_inverted_frames_are_judged_at_their_own_magnification():
     assert value == pytest.approx(expected) and value > 0.45
     predictor.last_estimate = None  # the card's scale (no estimate): judged at the scale given
     assert _inverted_blobs(frames, predictor, 0.5, (1.0, 99.8)) == pytest.approx(expected)
+
+
+def test_the_inverted_note_names_transmitted_light_too(tmp_path, capsys):
+    """A brightfield embryo (dark, textured, on a bright field; no nuclei to see) reads as inverted blobs: the note
+    must not only say 'invert the image' (review: it fired on 3 of 3 plain brightfield frames)."""
+    from scipy import ndimage as ndi
+    from PIL import Image
+
+    from devolens.cli import main
+
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[:512, :752]
+    emb = ((yy - 256) / 170) ** 2 + ((xx - 376) / 290) ** 2 <= 1
+    shell = emb ^ ndi.binary_erosion(emb, iterations=3)
+    tex = ndi.gaussian_filter(rng.normal(0, 1, (512, 752)), 2) * 40
+    a = ndi.gaussian_filter(205 + rng.normal(0, 2.5, (512, 752)) + emb * (-45 + tex) - shell * 50, 0.7)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8)).save(tmp_path / "in" / "bf.png")
+    assert main(["segment", "nuclei", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--no-overlay"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "looks inverted" in err and "transmitted-light image (brightfield, DIC)" in err

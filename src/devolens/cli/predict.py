@@ -1549,9 +1549,10 @@ def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Option
         value = _inverted_blobs(bright, predictor, scale, percentiles)
         if value is not None and value >= LOOKS_LIKE_NUCLEI:
             return (f"the input looks inverted: dark blobs on a bright background ({value:.0%} of the bright pixels "
-                    "in blobs once inverted; an inverted export or lookup table), where the nuclei model reads bright "
-                    "nuclei on a dark background and finds few or no real nuclei; invert the image first (Fiji: "
-                    "Edit > Invert) and run again")
+                    "in blobs once inverted), where the nuclei model reads bright nuclei on a dark background and "
+                    "finds few or no real nuclei. An inverted export or lookup table: invert the image first (Fiji: "
+                    "Edit > Invert) and run again; a transmitted-light image (brightfield, DIC), whose dark embryo "
+                    "reads the same: the nuclei model needs a fluorescence image of the nuclei")
     if not seen:
         return None
     value = float(np.median(seen))
