@@ -32,3 +32,18 @@ def make_table(n_times: int = 4, n_cells: int = 15, seed: int = 0, embryo: str =
     df.attrs.update({"format": "tidy", "zscale": 5.7, "ellipse": None, "time_seconds": None,
                      "seconds_per_time": 90.0, "axis": None})
     return df
+
+
+def blob_frame(size: int | tuple[int, int] = (128, 160), n: int = 12, radius: int = 8, margin: float | None = None,
+               background: float = 20.0, seed: int = 0) -> np.ndarray:
+    """Bright filled discs (nuclei, 0.6-1 x 200 grey levels) at random on a noisy background (``background`` +- 3),
+    uint8; centres at least ``margin`` (default ``radius``) from the edges."""
+    h, w = (size, size) if isinstance(size, int) else size
+    m = radius if margin is None else margin
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    img = np.zeros((h, w), np.float32)
+    for _ in range(n):
+        cy, cx = rng.uniform(m, h - m), rng.uniform(m, w - m)
+        img = np.maximum(img, ((yy - cy) ** 2 + (xx - cx) ** 2 < radius ** 2) * rng.uniform(0.6, 1.0))
+    return (img * 200 + rng.normal(background, 3, (h, w))).clip(0, 255).astype(np.uint8)

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from _render_helpers import blob_frame
 from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
 from devolens.io.images import write_png
@@ -16,13 +17,7 @@ from devolens.io.images import write_png
 
 def _blobs(size=256, radius=9, seed=0):
     """Bright filled discs (nuclei) on a dark noisy background, uint8 (narrower than the tiny zoo's flattening)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    img = np.zeros((size, size), np.float32)
-    for _ in range(40):
-        cy, cx = rng.uniform(radius, size - radius, 2)
-        img = np.maximum(img, ((yy - cy) ** 2 + (xx - cx) ** 2 < radius ** 2) * rng.uniform(0.6, 1.0))
-    return (img * 200 + rng.normal(10, 3, img.shape)).clip(0, 255).astype(np.uint8)
+    return blob_frame(size, n=40, radius=radius, background=10.0, seed=seed)
 
 
 def _backdrop(seed=0):

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _render_helpers import blob_frame
 from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
 from curate_synth import inject, synth_sequence
 from devolens.cli import main
@@ -33,13 +34,7 @@ def _write_video(path: Path, frames) -> Path:
 
 
 def _blobs(size=(128, 160), seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size[0], :size[1]]
-    img = np.zeros(size, np.float32)
-    for _ in range(12):
-        cy, cx = rng.uniform(10, size[0] - 10), rng.uniform(10, size[1] - 10)
-        img = np.maximum(img, ((yy - cy) ** 2 + (xx - cx) ** 2 < 8 ** 2) * rng.uniform(0.6, 1.0))
-    return (img * 200 + rng.normal(20, 3, size)).clip(0, 255).astype(np.uint8)
+    return blob_frame(size, n=12, radius=8, margin=10, background=20.0, seed=seed)
 
 
 # ------------------------------------------------------------------ 1: another video of the same name and size

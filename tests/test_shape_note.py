@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _render_helpers import blob_frame
 from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
 from devolens.io.images import write_png
@@ -13,13 +14,7 @@ from devolens.predict.postprocess import blob_fraction
 
 
 def _blobs(size=256, radius=14, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    img = np.zeros((size, size), np.float32)
-    for _ in range(25):
-        cy, cx = rng.uniform(radius, size - radius, 2)
-        img = np.maximum(img, ((yy - cy) ** 2 + (xx - cx) ** 2 < radius ** 2) * rng.uniform(0.6, 1.0))
-    return (img * 200 + rng.normal(10, 3, img.shape)).clip(0, 255).astype(np.uint8)
+    return blob_frame(size, n=25, radius=radius, background=10.0, seed=seed)
 
 
 def _lines(size=256, pitch=40, seed=0):
