@@ -1331,8 +1331,11 @@ class SegmentationDataset(_Base):
         blobs = thresholded(lab) if self.target != "classes" else None
         if blobs is not None:  # a thresholded mask (0/255): one instance per connected blob
             lab = blobs
-        # 255 painted over several regions of an 8-bit mask: 'ignore' in the scores (whole file: regions share it)
-        self._ignore[(self.images[i], self.labels[i])] = ignore_label(lab) if self.target != "classes" else 0
+        # 255 painted over several regions of an 8-bit mask: 'ignore' in the scores (whole file: regions share it;
+        # judged once per file, not at every read)
+        key = (self.images[i], self.labels[i])
+        if key not in self._ignore:
+            self._ignore[key] = ignore_label(lab) if self.target != "classes" else 0
         return img, lab
 
     def __getitem__(self, i: int) -> dict[str, Any]:
