@@ -53,3 +53,11 @@ def test_one_dust_speck_and_hot_pixel_clusters_on_twelve_bit_data_are_specks():
     for y, x in zip(rng.integers(0, 510, 100), rng.integers(0, 750, 100)):
         hot[y:y + 2, x:x + 2] = 65535
     assert saturated_specks(hot) is not None
+
+
+def test_an_eight_bit_image_never_has_specks():
+    """SPECK_TOPS holds 16 bits only: an 8-bit frame's pixels at 255 are left as they are, whatever their shape (one
+    3x3 block was filled as a speck while the note said nothing)."""
+    frame = np.full((64, 64), 10, np.uint8)
+    frame[30:33, 30:33] = 255
+    assert saturated_specks(frame) is None and not leaves_specks_out(frame, "auto", (1.0, 99.8))

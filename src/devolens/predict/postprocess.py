@@ -533,7 +533,7 @@ def saturated_specks(grey: np.ndarray, high: float = 99.8) -> np.ndarray | None:
     peak = arr.max()
     if arr.dtype.kind == "u":
         top = np.iinfo(arr.dtype).max
-        if arr.dtype not in (np.uint8, np.uint16) or peak < top:
+        if float(top) not in SPECK_TOPS or peak < top:  # 16 bits only (SPECK_TOPS: not an 8-bit image's 255)
             return None
     elif not np.isfinite(peak) or float(peak) not in SPECK_TOPS:
         return None
