@@ -359,7 +359,7 @@ def _check_report(report: Optional[Path], given, source: "_Source", *, stack_z: 
     but no fingerprint, is checked by that name, with a note."""
     if given is None:
         return
-    from devolens.curate.frames import fingerprinted, reading_options, report_coverage, report_mismatch
+    from devolens.curate.frames import reading_options, report_coverage, report_mismatch
 
     options = reading_options(source.path, stack_z=stack_z, channel=channel, pages=pages)
     advice = (f"curate it with `devolens curate frames INPUT{' ' + options if options else ''} --out report.csv` "
@@ -369,7 +369,7 @@ def _check_report(report: Optional[Path], given, source: "_Source", *, stack_z: 
     if why:
         raise DevolensError(f"--skip-flagged: this curation report is not of this input: {why}; {advice}",
                             path=report)
-    if source.is_video and source.path.is_file() and "input" in given.columns and not fingerprinted(given):
+    if source.is_video and source.path.is_file() and "input" in given.columns and "input_fingerprint" not in given.columns:
         print_note(f"{report}: this curation report (of an older devolens) records its video's name but not its "
                    "fingerprint, so it was checked by name, frame count and frame sizes only: another file of the "
                    "same name could pass; curate the input again for a report that tells them apart")

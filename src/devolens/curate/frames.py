@@ -1595,12 +1595,6 @@ def input_identity(path: str | Path) -> tuple[int | None, str | None]:
         raise DevolensError(f"cannot read the input: {exc.strerror or exc}", path=p) from None
 
 
-def fingerprinted(report: str | Path | pd.DataFrame) -> bool:
-    """Whether a curation report records its input's fingerprint (``input_fingerprint``, a column of reports made
-    since the thirty-third session): an older one's input is known by its name alone (:func:`report_mismatch`)."""
-    return "input_fingerprint" in load_report(report).columns
-
-
 def _other_file(df: pd.DataFrame, path: Path) -> str | None:
     """Why the report ``df`` is of another file than ``path`` (a video or a stack), in words; None when it may be
     its own. Where the report records its input's fingerprint (:func:`input_identity`) the bytes decide (a copy
@@ -1643,8 +1637,8 @@ def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, 
     (:func:`reading_options`; None: not compared); ``path``: the input itself (None: not compared), whose size and
     fingerprint a report of a file records (``input_bytes``, ``input_fingerprint``: :func:`input_identity`), so
     that the report of another video, of the same name, length and frame size (every render names its video
-    ``video.mp4``), is refused; an older report's ``input`` name is compared instead (:func:`fingerprinted` tells
-    which).
+    ``video.mp4``), is refused; an older report's ``input`` name is compared instead (a report without an
+    ``input_fingerprint`` column is older).
 
     A report made by :func:`curate_path` records the input's declared frame count and how it was read
     (columns ``input_frames``, ``input_options``): those are compared, so the report of a video cut short
