@@ -296,19 +296,6 @@ def _tidy_record(df, table: Path, command: str) -> dict:
             "input": str(table.absolute()), "inputs": _inputs(table)}
 
 
-def _write_tidy_recorded(df, out_path: Path, record: dict) -> None:
-    """Write ``df`` as a tidy CSV with its ``.meta.json`` and ``record`` in it
-    (:func:`~devolens.io.tables.write_tidy`), an unwritable path as one error line."""
-    from devolens.io.tables import write_tidy
-
-    try:
-        write_tidy(df, out_path, record=record)
-    except OSError as exc:
-        from devolens.io.atomic import cannot_write
-
-        raise cannot_write(exc, out_path) from None
-
-
 def _populations_record(df, table: Path, out_path: Path, plot: Path | None, rep, notes: list[str]) -> str:
     """The JSON written beside ``lineage populations``' CSV (``NAME.json``, as ``population`` and ``identify``
     name theirs): ``command``, ``input``, ``output`` (absolute), ``devolens`` (the version), ``inputs`` (the table
@@ -399,10 +386,12 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Convert TABLE to the tidy CSV (one row per nucleus per time point)."""
+        from devolens.io.tables import write_tidy
+
         _check_out(out_path, table)
         with _about(table):
             df = _read(table, drop_copies=True)
-        _write_tidy_recorded(df, out_path, _tidy_record(df, table, "devolens lineage convert"))
+        _write(write_tidy, out_path, df, out_path, True, _tidy_record(df, table, "devolens lineage convert"))
         typer.echo(
             f"wrote {out_path}: {len(df)} rows, {df['time'].nunique()} time points, "
             f"format {df.attrs.get('format')}, embryo {df['embryo'].iloc[0]}"
@@ -452,14 +441,12 @@ def register(app: typer.Typer) -> None:
                          f"case (e.g. {', '.join(repr(b) for b in bad[:3])}; the founder in capitals, a/p, l/r, d/v in "
                          "small letters): counted in the total only, not in a population letter")
         text = _populations_record(df, table, out_path, plot, rep, said)
-        try:  # the CSV and its record: both or neither
+        def both() -> None:  # the CSV and its record: both or neither
             with atomic_path(out_path) as tmp_csv, atomic_path(record) as tmp_record:
                 pops.to_csv(tmp_csv, index=False)  # (as write_csv writes it)
                 tmp_record.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            from devolens.io.atomic import cannot_write
 
-            raise cannot_write(exc, out_path) from None
+        _write(both, out_path)
         if plot is not None:  # after the counts: a plot that cannot be written leaves no plot without its CSV
             from devolens.viz.plots import plot_populations
 
@@ -554,6 +541,7 @@ def register(app: typer.Typer) -> None:
         embryo: str | None = typer.Option(None, "--embryo", metavar="NAME", help=EMBRYO_HELP, show_default=False),
     ) -> None:
         """Cut TABLE at its first annotation cliff, drop duplicated names, write a tidy CSV."""
+        from devolens.io.tables import write_tidy
         from devolens.lineage.cliffs import clean_table
 
         _check_out(out_path, table)
@@ -566,7 +554,7 @@ def register(app: typer.Typer) -> None:
         meta["clean"] = {"cut_after_time": rep.cliffs.cliffs[0].time if rep.cliffs.cliffs else None,
                          "options": {"min_drop": min_drop, "min_fraction": min_fraction, "window": window,
                                      "embryo": embryo}, **removed}
-        _write_tidy_recorded(clean, out_path, meta)
+        _write(write_tidy, out_path, clean, out_path, True, meta)
         if rep.cliffs.cliffs:
             c = rep.cliffs.cliffs[0]
             cut = (
