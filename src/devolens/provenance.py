@@ -122,10 +122,7 @@ def model_files(name_or_folder: str | Path) -> tuple[Path, list[Path]]:
     if given.suffix.lower() == ".safetensors" and given.is_file():  # a run's weights file, its config beside it
         files = [p for p in (given.with_suffix(".json"), given) if p.is_file()]
         return given.parent, sorted(files, key=lambda p: p.name)
-    folder = zoo.model_folder(name_or_folder)
-    if folder is None:
-        zoo.card(str(name_or_folder))  # an unknown name: the zoo's own message
-        folder = zoo.ZOO_DIR / str(name_or_folder)
+    folder = zoo.model_location(name_or_folder)
     if (folder / "card.json").is_file():
         files = [folder / "card.json", *(p for p in folder.glob("*.safetensors") if p.is_file())]
     else:

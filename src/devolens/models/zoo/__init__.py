@@ -453,6 +453,16 @@ def _first_mismatch(exc: RuntimeError) -> str:
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
 
+def model_location(name_or_folder: str | Path) -> Path:
+    """The folder of a model given by name or folder (:func:`model_folder`); an unknown name raises the zoo's own
+    message (:func:`card`); a shipped name whose folder is missing gives where it would be."""
+    folder = model_folder(name_or_folder)
+    if folder is None:
+        card(str(name_or_folder))
+        folder = ZOO_DIR / str(name_or_folder)
+    return folder
+
+
 def weights_sha256(name_or_folder: str | Path) -> str:
     """The sha256 (64 hex digits) of the weights a model is loaded from: a shipped model's (or an exported folder's)
     ``weights.safetensors``, or a training run's ``best.safetensors`` (a ``.safetensors`` file is hashed as given).
@@ -471,10 +481,7 @@ def weights_sha256(name_or_folder: str | Path) -> str:
     if path.suffix.lower() == ".safetensors" and path.is_file():
         weights = path
     else:
-        folder = model_folder(name_or_folder)
-        if folder is None:
-            card(text)  # an unknown name: the zoo's own message
-            folder = ZOO_DIR / text
+        folder = model_location(name_or_folder)
         weights = folder / "weights.safetensors"
         if not weights.is_file() and (folder / "best.safetensors").is_file():
             weights = folder / "best.safetensors"
