@@ -1170,7 +1170,9 @@ def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
     _numeric(df, list(need), path)
     row = df.iloc[0]
     # optional metadata, as zpixres: a bad ellipse is none, with a note; the table is still read
-    problem = _ellipse_problem(row, at=f"line {_first_row_line(path)}: ")
+    problem = _ellipse_problem(row)  # (the file opened again for its line number only where one is said)
+    if problem:
+        problem = _ellipse_problem(row, at=f"line {_first_row_line(path)}: ")
     notes = [f"{path}: {problem}: the embryo ellipse is taken as none"] if problem else []
     usable = problem is None
     aux = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
