@@ -2077,19 +2077,17 @@ def _brightness(signals: list) -> Optional[dict]:
     if n < 2:
         return None
     k = max(1, min(BRIGHTNESS_FRAMES, n // 3))
-    ranges = [float(s["range"]) for s in signals if s is not None and (s.get("range") or 0) > 0]
-    reference = ranges[0] if ranges else None
+    from devolens.curate.frames import range_factors
 
-    def foreground(s: dict) -> float:
-        value = float(s.get("foreground", np.nan))
-        scale = s.get("range")
-        return value * float(scale) / reference if reference and scale and scale > 0 else value
+    factors = range_factors([None if s is None else s.get("range") for s in signals])
 
-    def median(part: list) -> Optional[float]:
-        values = [v for v in (foreground(s) for s in part if s is not None) if np.isfinite(v)]
+    def median(lo: int, hi: int) -> Optional[float]:
+        values = [float(signals[i].get("foreground", np.nan)) * factors[i] for i in range(lo, hi)
+                  if signals[i] is not None]
+        values = [v for v in values if np.isfinite(v)]
         return float(np.median(values)) if values else None
 
-    first, last = median(signals[:k]), median(signals[-k:])
+    first, last = median(0, k), median(n - k, n)
     if first is None or last is None:
         return None
     return {"first": json_number(round(first, 2)), "last": json_number(round(last, 2)),

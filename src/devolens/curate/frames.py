@@ -892,6 +892,14 @@ def _contrast_unit(grey_step: np.ndarray | None, n: int) -> np.ndarray:
     return np.where((step > 0) & (step < 1), step, 1.0)
 
 
+def range_factors(ranges) -> np.ndarray:
+    """Per frame, the factor that brings a value measured in its own float ``range`` (:func:`frame_signal`; None,
+    NaN or 0: not a float frame) to the first known range's: 1 where the range is unknown or none is known."""
+    r = np.array([np.nan if v is None else float(v) for v in ranges], dtype=float)
+    known = np.isfinite(r) & (r > 0)
+    return np.where(known, r / r[known][0], 1.0) if known.any() else np.ones(len(r))
+
+
 def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds | None = None) -> np.ndarray:
     """Which frames of a sequence the curator's black or dark test flags, from their :func:`frame_signal`
     measures (in time order; the dark test compares each frame with its neighbours). Bright frames are not
@@ -908,10 +916,8 @@ def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds
     df = df.reindex(columns=["level", "contrast", "foreground", "peak_snr", "grey_step", "range"])
     if df.empty:
         return np.zeros(0, bool)
-    ranges = df["range"].to_numpy(float)
-    known = np.isfinite(ranges) & (ranges > 0)
-    if known.any():  # float frames each read in its own range: brought to the first's (a dimmed one reads dimmer)
-        factor = np.where(known, ranges / ranges[known][0], 1.0)
+    factor = range_factors(df["range"])
+    if (factor != 1.0).any():  # float frames each read in its own range: brought to the first's (dimmed: dimmer)
         for name in ("level", "contrast", "foreground", "grey_step"):
             df[name] = df[name].to_numpy(float) * factor
     black, dark, *_ = _level_flags(df["level"].to_numpy(float), df["contrast"].to_numpy(float),
