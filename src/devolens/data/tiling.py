@@ -66,7 +66,7 @@ from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other 
     well_channels,
 )
 from devolens.predict.tiled import (RGB_TIFF_NOTE, RowReader, _own_series_array, colour_tiff_order,
-                                    eight_bit_question, looks_eight_bit)
+                                    eight_bit_question, looks_eight_bit, may_look_eight_bit)
 STORE_VERSION = 1
 #: the smallest tile side `devolens tile --tile` takes
 MIN_TILE = 8
@@ -914,7 +914,7 @@ class _Bands:
                 _eight_bit_warning(src.dtype, bands.shape[0], top, low, path, stacklevel=3)
                 return bands
         arr, stored = _read_image(path, channels, order)
-        if arr.size:
+        if arr.size and may_look_eight_bit(stored, arr.shape[0]):  # (before two passes over the whole well)
             _eight_bit_warning(stored, arr.shape[0], int(arr.max()), int(arr.min()), path, stacklevel=3)
         return cls(arr)
 

@@ -266,8 +266,13 @@ EIGHT_BIT_DARK = 5
 def looks_eight_bit(stored: np.dtype, channels: int, top: int, low: int) -> bool:
     """The rule of :meth:`RowReader._eight_bit` (also ``tile make``'s): two channels stored as uint16 (either byte
     order) whose largest value ``top`` is 1..255 and darkest ``low`` at most :data:`EIGHT_BIT_DARK`."""
+    return may_look_eight_bit(stored, channels) and 0 < top <= 255 and low <= EIGHT_BIT_DARK
+
+
+def may_look_eight_bit(stored: np.dtype, channels: int) -> bool:
+    """The first test of :func:`looks_eight_bit`, before any pixel is read: two channels stored as uint16."""
     stored = np.dtype(stored)
-    return channels == 2 and stored.kind == "u" and stored.itemsize == 2 and 0 < top <= 255 and low <= EIGHT_BIT_DARK
+    return channels == 2 and stored.kind == "u" and stored.itemsize == 2
 
 
 #: what ``segment livedead`` (and :meth:`devolens.predict.livedead.LiveDeadPredictor.predict`) adds to
