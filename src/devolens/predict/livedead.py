@@ -898,11 +898,6 @@ def _load_net(weights: Path, arch: dict) -> torch.nn.Module:
     return load_zoo_network(weights, {"architecture": dict(arch)})
 
 
-#: :func:`segment_livedead_file`'s model options when neither given nor taken from a predictor
-_FILE_DEFAULTS = {"window": 512, "overlap": 64, "batch_size": 4, "fast": True, "min_area": 12, "precision": "auto",
-                  "device": "cpu"}
-
-
 def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str = "livedead", window: int | None = None,
                           overlap: int | None = None, batch_size: int | None = None, fast: bool | None = None,
                           min_area: int | None = None, write_probabilities: bool = False, precision: str | None = None,
@@ -937,7 +932,7 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
     if predictor is None:
         # check the input before loading the model (fail fast, write nothing)
         RowReader(image, channels=2, order=channels, dataset=dataset).close()
-        pred = LiveDeadPredictor.load(model, **{**_FILE_DEFAULTS, **given})
+        pred = LiveDeadPredictor.load(model, **given)  # the rest: LiveDeadPredictor's defaults
     else:
         pred = _predictor_for(predictor, given)
     return pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
