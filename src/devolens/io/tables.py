@@ -432,13 +432,18 @@ class IrregularTime:
 
     def note(self) -> str:
         """The readers' note on such time: read as one time point per time given, holes only where one is missing."""
-        spread = f"{self.low:g}" if self.low == self.high else f"{self.low:g}-{self.high:g}"
-        return (f"time is in irregular units (median step {self.step:g}, {spread} apart: acquisition times in "
+        return (f"time is in irregular units (median step {self.step:g}, {_spread(self)} apart: acquisition times in "
                 f"seconds?): read as one time point per time given, a gap of over {HOLE_STEPS:g} steps as time "
                 "points missing")
 
 
-def irregular_time(times: Iterable[float]) -> IrregularTime | None:
+def _spread(irregular: IrregularTime) -> str:
+    """``89-95`` of time in irregular units: its smallest and largest difference of one step (one number if equal)."""
+    lo, hi = irregular.low, irregular.high
+    return f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+
+
+def irregular_time(times: Iterable[float], *, step: int | float | None = None) -> IrregularTime | None:
     """Whether time points are in irregular real units: acquisition times in seconds, 89-97 apart (EPIC's TIME
     files), one time point each, with no regular step (:func:`time_step`) to count holes by.
 
@@ -454,6 +459,9 @@ def irregular_time(times: Iterable[float]) -> IrregularTime | None:
     ----------
     times : iterable of int or float
         Time points (any order, repeats allowed).
+    step : int or float, optional
+        :func:`time_step` of ``times`` when the caller has it (it is needed too where the time is not irregular:
+        :func:`time_unit` tells both at once); computed here otherwise.
 
     Returns
     -------
@@ -476,7 +484,8 @@ def irregular_time(times: Iterable[float]) -> IrregularTime | None:
     m = float(np.median(d))
     if m < IRREGULAR_MIN_STEP:
         return None
-    step = time_step(u)
+    if step is None:
+        step = time_step(u)
     r = d / step
     if step > 1 and np.all(np.abs(r - np.rint(r)) <= 1e-9 * r):
         return None
@@ -484,6 +493,77 @@ def irregular_time(times: Iterable[float]) -> IrregularTime | None:
     if np.count_nonzero(one) < STEP_SHARE * len(d) or np.any(np.abs(d[one] - m) > IRREGULAR_BAND * m):
         return None
     return IrregularTime(step=m, low=d[one].min().item(), high=d[one].max().item())
+
+
+def time_unit(times: Iterable[float]) -> tuple[int | float, IrregularTime | None]:
+    """How a table's time points are spaced, told once: its :func:`time_step` and whether it is in irregular units
+    (:func:`irregular_time`, given that step rather than working it out again).
+
+    Parameters
+    ----------
+    times : iterable of int or float
+        Time points (any order, repeats allowed).
+
+    Returns
+    -------
+    (int or float, IrregularTime or None)
+        The regular step (1 for consecutive time points, and for time in irregular units), and the
+        :class:`IrregularTime` of time in irregular units (None otherwise).
+
+    Examples
+    --------
+    >>> time_unit([0, 90, 180, 270, 450])
+    (90, None)
+    >>> time_unit([0, 90, 179, 269, 360])
+    (1, IrregularTime(step=90.0, low=89, high=91))
+    """
+    u = np.unique(np.asarray(list(times)))
+    step = time_step(u)
+    return step, irregular_time(u, step=step)
+
+
+def _point_numbers(u: np.ndarray, step: int | float, irregular: IrregularTime | None) -> np.ndarray:
+    """:func:`time_point_numbers` of the unique, sorted time points ``u`` told by :func:`time_unit`."""
+    if not len(u):
+        return np.zeros(0, dtype=np.int64)
+    gaps = np.diff(u)
+    if irregular is not None:
+        steps = 1 + irregular.missing(gaps)
+    else:
+        steps = np.maximum(1, np.ceil(gaps / step)).astype(np.int64)  # (a time off the step: the next one)
+    return np.concatenate([[0], np.cumsum(steps)]).astype(np.int64)
+
+
+def time_point_numbers(times: Iterable[float]) -> np.ndarray:
+    """Each time of a table as the number of its time point, counted from the table's first (0), one per the table's
+    own step: what "consecutive" and "how many time points" mean in a table whose time is not numbered 1, 2, 3...
+
+    A table in seconds at 90 s (0, 90, 180...: :func:`time_step`) has time point 2 at time 180, every 3rd frame kept
+    (1, 4, 7...) time point 2 at time 7; time in irregular units (acquisition times in seconds, 89-97 apart:
+    :func:`irregular_time`) one time point per time given. The time points missing in a hole are counted, as the
+    readers' notes on holes count them (a table in seconds lacking time 360: time 450 is time point 5).
+
+    Parameters
+    ----------
+    times : array-like of int or float
+        The ``time`` column of one embryo's table (any order, repeats allowed).
+
+    Returns
+    -------
+    ndarray of int64
+        The time point of each entry of ``times``, in their order.
+
+    Examples
+    --------
+    >>> time_point_numbers([0, 90, 90, 180, 270, 450]).tolist()
+    [0, 1, 1, 2, 3, 5]
+    >>> time_point_numbers([5, 6, 8]).tolist()
+    [0, 1, 3]
+    """
+    t = np.asarray(times if isinstance(times, (np.ndarray, pd.Series)) else list(times))
+    u = np.unique(t)
+    numbers = _point_numbers(u, *time_unit(u))
+    return numbers[np.searchsorted(u, t)]
 
 
 def _step_note(step: int) -> str:
@@ -516,6 +596,13 @@ def time_points_text(times: Iterable[int]) -> str:
     """The time points ``times`` in words for messages: ``1..360``, ``1..360 except 150``, ``1..360 except 50-59,
     100-101``; ``none`` when empty.
 
+    Time points spaced by a regular step (:func:`time_step`: time in seconds, every 3rd frame kept) are said with
+    it, only the time points missing from the step as holes: ``0..32310 every 90 except 4500-4680`` (4500, 4590 and
+    4680 missing), not every whole number between two of them. Time in irregular units (:func:`irregular_time`:
+    acquisition times in seconds, 89-97 apart) is said so, its holes (differences over :data:`HOLE_STEPS` steps)
+    with the times on both sides: ``0..641 in irregular steps (89-95 apart) except 1 time point between 455 and
+    641``.
+
     Parameters
     ----------
     times : iterable of int
@@ -524,15 +611,61 @@ def time_points_text(times: Iterable[int]) -> str:
     Returns
     -------
     str
-        The first and the last time point, with the runs missing between them.
+        The first and the last time point, with the step when it is not 1 and the runs missing between them.
     """
-    have = _spans(times)
-    if not have:
+    u = np.unique(np.asarray(list(times), dtype=np.int64))
+    if not len(u):
         return "none"
-    lo, hi = have[0][0], have[-1][1]
-    gaps = _holes(have)
-    text = str(lo) if lo == hi else f"{lo}..{hi}"
-    return text + (f" except {_spans_text(gaps)}" if gaps else "")
+    lo, hi = int(u[0]), int(u[-1])
+    if lo == hi:
+        return str(lo)
+    step, irregular = time_unit(u)
+    if irregular is not None:
+        missing = irregular.missing(np.diff(u))
+        holes = np.flatnonzero(missing)
+        text = f"{lo}..{hi} in irregular steps ({_spread(irregular)} apart)"
+        if not len(holes):
+            return text
+        between = _between_texts(u, missing, holes)
+        if len(holes) == 1:
+            n = int(missing[holes[0]])
+            return f"{text} except {n} time point{'s' if n > 1 else ''} {between[0]}"
+        return f"{text} except {int(missing[holes].sum())} time points ({', '.join(between)})"
+    gaps = _holes(_spans(u, step), step)
+    text = f"{lo}..{hi}" + (f" every {step}" if step > 1 else "")
+    return text + (f" except {_spans_text(gaps, step=step)}" if gaps else "")
+
+
+def time_axis_label(times: Iterable[int]) -> str:
+    """The label of a plot's axis of a table's time points ``times``, in the unit the table's time is in as far as
+    the readers tell it (:func:`time_unit`, the notes of :func:`_gaps_note`): ``time point`` for time points
+    numbered 1, 2, 3...; time spaced by a regular step of :data:`IRREGULAR_MIN_STEP` or more, or in irregular
+    units, is taken for seconds (``time (seconds?; time points 90 apart)``), as the readers' notes take it; a
+    smaller step (every 3rd frame kept) for time points (``time point (every 3rd frame?)``).
+
+    Parameters
+    ----------
+    times : iterable of int
+        Time points (any order, repeats allowed).
+
+    Returns
+    -------
+    str
+        The label.
+
+    Examples
+    --------
+    >>> time_axis_label([1, 2, 3, 5]), time_axis_label([0, 90, 180, 270])
+    ('time point', 'time (seconds?; time points 90 apart)')
+    """
+    step, irregular = time_unit(times)
+    if irregular is not None:
+        return f"time (seconds?; time points {_spread(irregular)} apart)"
+    if step >= IRREGULAR_MIN_STEP:
+        return f"time (seconds?; time points {step:g} apart)"
+    if step > 1:
+        return f"time point (every {ordinal(step)} frame?)"
+    return "time point"
 
 
 def _gaps_note(times: Iterable[int], empty: Iterable[int] = (), *, lacking: str, cause: str,
@@ -551,10 +684,9 @@ def _gaps_note(times: Iterable[int], empty: Iterable[int] = (), *, lacking: str,
     stray time point apart (a mistyped time, 1000000000), which is no hole of lost rows (``identify`` notes it as a
     break in the time course)."""
     times = np.unique(np.asarray(list(times), dtype=np.int64))
-    irregular = irregular_time(times)
+    step, irregular = time_unit(times)
     if irregular is not None:
         return _irregular_gaps_note(times, empty, irregular, lacking=lacking, cause=cause, holes_only=holes_only)
-    step = time_step(times)
     notes = [_step_note(step)] if step > 1 else []
     have = _spans(times, step)
     if not have or (len(have) == 1 and have[0][0] == have[0][1]):
@@ -587,6 +719,20 @@ def _skipped_text(parts: list[str], n: int, cause: str) -> str:
     return " and ".join(parts) + f": the table skips {'it' if n == 1 else 'them'} ({cause})"
 
 
+def _between_texts(times: np.ndarray, missing: np.ndarray, holes: np.ndarray, limit: int = 5, *,
+                   word: str = "") -> list[str]:
+    """The holes of time in irregular units in words (``times``: unique, sorted; ``missing``: the time points missing
+    after each, :meth:`IrregularTime.missing`; ``holes``: where some are): one hole, ``between 4410 and 4590`` (the
+    times on both sides, ``word`` before them); several, each with its count (``1 between 4410 and 4590``), the
+    first ``limit`` of them, then ``and N more`` (N time points)."""
+    between = [f"between {word}{times[i]} and {times[i + 1]}" for i in holes]
+    if len(holes) == 1:
+        return between
+    shown = [f"{missing[i]} {b}" for i, b in zip(holes[:limit], between)]
+    rest = int(missing[holes[limit:]].sum())
+    return shown + ([f"and {rest} more"] if rest else [])
+
+
 def _irregular_gaps_note(times: np.ndarray, empty: Iterable[int], irregular: IrregularTime, *, lacking: str,
                          cause: str, holes_only: bool, limit: int = 5) -> list[str]:
     """:func:`_gaps_note` of time points in irregular units (``times``: unique, sorted; :func:`irregular_time`):
@@ -612,15 +758,12 @@ def _irregular_gaps_note(times: np.ndarray, empty: Iterable[int], irregular: Irr
     n_empty = sum(b - a + 1 for a, b in runs)
     if len(holes):
         many = n_missing > 1
-        between = [f"between times {times[i]} and {times[i + 1]}" for i in holes]
+        between = _between_texts(times, missing, holes, limit, word="times ")
         if len(holes) == 1:
             parts.append(f"{n_missing} time point{'s' if many else ''} {between[0]} {'have' if many else 'has'} "
                          f"{lacking}")
         else:
-            shown = [f"{missing[i]} {b}" for i, b in zip(holes[:limit], between)]
-            rest = int(missing[holes[limit:]].sum())
-            shown += [f"and {rest} more"] if rest else []
-            parts.append(f"{n_missing} time points have {lacking} ({', '.join(shown)})")
+            parts.append(f"{n_missing} time points have {lacking} ({', '.join(between)})")
     if runs:
         many = n_empty > 1
         shown = ", ".join(str(times[a]) if a == b else f"{times[a]}-{times[b]}" for a, b in runs[:limit])

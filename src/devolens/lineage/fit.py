@@ -4,7 +4,9 @@
 into the parameter dict that :func:`devolens.lineage.simulate.simulate_embryo` reads
 (shipped as ``simulator_params.json``). What is fitted, and how:
 
-* **Cell-cycle lengths** (time points). For every cell born during the recording, its
+* **Cell-cycle lengths** (time points: one per the table's own step, so that a table in
+  seconds, 0, 90, 180..., counts as one numbered 1, 2, 3...,
+  :func:`devolens.io.tables.time_point_numbers`). For every cell born during the recording, its
   life is the first time point of its daughters minus its own first time point; cells still
   alive at the end of the (cliff-free) recording are right-censored. Each embryo gets a
   tempo factor (its lives relative to the other embryos', iterated median ratio), and
@@ -38,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from devolens.io.tables import time_point_numbers
 from devolens.lineage.names import FOUNDER_DIVISIONS, is_valid_name, parse_name
 from devolens.lineage.simulate import DEFAULT_PARAMS, lineage_group
 
@@ -65,8 +68,13 @@ def _mother(name: str) -> str | None:
     return p.founder + p.divisions[:-1]
 
 
-def cell_lives(df: pd.DataFrame, *, death_margin: int = 4, min_death_life: int = 8) -> pd.DataFrame:
+def cell_lives(df: pd.DataFrame, *, death_margin: int = 4, min_death_life: int = 8,
+               points: np.ndarray | None = None) -> pd.DataFrame:
     """Life of every cell of one (cleaned) embryo.
+
+    Lives and margins count the table's own time points, one per its step
+    (:func:`devolens.io.tables.time_point_numbers`): a table in seconds at 90 s (0, 90, 180...) gives the lives
+    the same table numbered 1, 2, 3... does.
 
     Parameters
     ----------
@@ -77,35 +85,40 @@ def cell_lives(df: pd.DataFrame, *, death_margin: int = 4, min_death_life: int =
         end of the recording counts as dead (apoptosis).
     min_death_life : int
         Shorter lives that end without daughters are treated as tracking noise.
+    points : array of int, optional
+        :func:`devolens.io.tables.time_point_numbers` of ``df["time"]`` when the caller has them.
 
     Returns
     -------
     DataFrame
-        Columns ``cell``, ``first``, ``last`` (time points), ``life`` (time points),
+        Columns ``cell``, ``first``, ``last`` (times, as the table gives them), ``life`` (time points),
         ``status`` (``"divided"``, ``"censored"``, ``"died"``, ``"noise"``),
         ``left_censored`` (born before the first frame), ``letters`` (daughter letters).
     """
-    t0, t1 = int(df["time"].min()), int(df["time"].max())
-    g = df.groupby("cell")["time"].agg(["min", "max"])
-    first = g["min"].to_dict()
+    if points is None:
+        points = time_point_numbers(df["time"])
+    t1 = int(points.max())
+    g = pd.DataFrame({"cell": df["cell"].to_numpy(), "time": df["time"].to_numpy(), "point": points}).groupby(
+        "cell").agg(f=("time", "min"), last=("time", "max"), p0=("point", "min"), p1=("point", "max"))
+    first = g["p0"].to_dict()
     kids: dict[str, list[str]] = {}
     for c in g.index:
         m = _mother(c)
         if m is not None:
             kids.setdefault(m, []).append(c)
     rows = []
-    for c, (f, last) in g.iterrows():
+    for c, f, last, p0, p1 in zip(g.index, g["f"], g["last"], g["p0"], g["p1"]):
         ks = kids.get(c, [])
         letters = "".join(sorted(k[-1] for k in ks if k not in _FOUNDER_CHILD)) if ks else ""
         if ks:
             div = min(first[k] for k in ks)
-            life, status = div - f, "divided"
-        elif last <= t1 - death_margin:
-            life = last - f + 1
+            life, status = div - p0, "divided"
+        elif p1 <= t1 - death_margin:
+            life = p1 - p0 + 1
             status = "died" if life >= min_death_life else "noise"
         else:
-            life, status = last - f + 1, "censored"
-        rows.append((c, int(f), int(last), float(life), status, bool(f <= t0), letters))
+            life, status = p1 - p0 + 1, "censored"
+        rows.append((c, int(f), int(last), float(life), status, bool(p0 == 0), letters))
     return pd.DataFrame(rows, columns=["cell", "first", "last", "life", "status", "left_censored", "letters"])
 
 
@@ -247,19 +260,23 @@ def nn_distances(df: pd.DataFrame, zscale: float | None = None) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def _step_motion(df: pd.DataFrame, zscale: float, lo: int = 50, hi: int = 300) -> float | None:
-    """Median displacement of a nucleus between consecutive time points / median NN distance."""
+def _step_motion(df: pd.DataFrame, zscale: float, lo: int = 50, hi: int = 300,
+                 points: np.ndarray | None = None) -> float | None:
+    """Median displacement of a nucleus between consecutive time points / median NN distance. Consecutive: one of
+    the table's own steps apart (``points``: :func:`devolens.io.tables.time_point_numbers` of the whole table's
+    times, default those of ``df``)."""
     d = df.copy()
     d["zp"] = d["z"] * zscale
+    d["point"] = time_point_numbers(d["time"]) if points is None else points
     counts = d.groupby("time").size()
     d = d[d["time"].map(counts).between(lo, hi)]
     if d.empty:
         return None
     d = d.sort_values(["cell", "time"])
-    same = (d["cell"].to_numpy()[1:] == d["cell"].to_numpy()[:-1]) & (np.diff(d["time"].to_numpy()) == 1)
+    same = (d["cell"].to_numpy()[1:] == d["cell"].to_numpy()[:-1]) & (np.diff(d["point"].to_numpy()) == 1)
     xyz = d[["x", "y", "zp"]].to_numpy(float)
     step = np.linalg.norm(np.diff(xyz, axis=0), axis=1)[same]
-    nn = nn_distances(d.drop(columns="zp"), zscale)["nn"]
+    nn = nn_distances(d.drop(columns=["zp", "point"]), zscale)["nn"]
     if len(step) == 0 or len(nn) == 0:
         return None
     return float(np.median(step) / np.median(nn))
@@ -282,8 +299,9 @@ def motion_stats(tables: Iterable[pd.DataFrame]) -> dict:
     dict
         ``nn_over_length``: median nearest-neighbour distance / embryo length (major axis)
         at the first time point with at least 50, 100, 200, 350 cells (keys as str);
-        ``step_over_nn``: median displacement of a nucleus between consecutive time points
-        / median NN distance, per cell-count bin (keys ``"lo-hi"``). Means over embryos.
+        ``step_over_nn``: median displacement of a nucleus between consecutive time points (one of the
+        table's own steps apart: 90 in a table in seconds at 90 s) / median NN distance, per cell-count bin
+        (keys ``"lo-hi"``). Means over embryos.
     """
     nn: dict[str, list[float]] = {}
     step: dict[str, list[float]] = {}
@@ -292,13 +310,14 @@ def motion_stats(tables: Iterable[pd.DataFrame]) -> dict:
         if not e or not zs:
             continue
         counts = t.groupby("time").size()
+        points = time_point_numbers(t["time"])
         for n in MOTION_STAGES:
             hit = counts.index[counts >= n]
             if len(hit):
                 d = nn_distances(t[t["time"] == hit[0]], zs)["nn"]
                 nn.setdefault(str(n), []).append(float(np.median(d) / e["maj"]))
         for lo, hi in MOTION_BINS:
-            m = _step_motion(t, zs, lo, hi)
+            m = _step_motion(t, zs, lo, hi, points)
             if m is not None:
                 step.setdefault(f"{lo}-{hi}", []).append(m)
     return {
@@ -381,7 +400,8 @@ def fit_simulator_params(
     tables : iterable of DataFrame
         Tidy tables of real embryos in the EPIC pixel frame (one embryo each, attrs
         ``zscale``, ``ellipse``, ``time_seconds`` where known). They set the time unit
-        (their time points), geometry, nuclear sizes and cell cycles. Rows after an
+        (their time points, one per each table's own step: a table in seconds at 90 s, 0, 90, 180..., fits as
+        one numbered 1, 2, 3... does), geometry, nuclear sizes and cell cycles. Rows after an
         annotation cliff are dropped (:func:`devolens.lineage.cliffs.clean_table`).
     cycle_tables : iterable of DataFrame, optional
         Further embryos (e.g. AceTree, another time step or pixel size) used only for
@@ -411,7 +431,8 @@ def fit_simulator_params(
     names = [str(t["embryo"].iloc[0]) for t in main]
     xnames = [f"{t['embryo'].iloc[0]}" for t in extra]
     all_tabs = dict(zip(names + xnames, main + extra))
-    lives = {e: cell_lives(t) for e, t in all_tabs.items()}
+    points = {e: time_point_numbers(t["time"]) for e, t in all_tabs.items()}  # (time points, one per step)
+    lives = {e: cell_lives(t, points=points[e]) for e, t in all_tabs.items()}
     tempo = _tempos(lives, ref=names)
 
     # ---- cell cycles
@@ -462,8 +483,8 @@ def fit_simulator_params(
         source["AB:0"] = "prior ratio 1.05 x AB:1"
         gaps = []
         for e, t in all_tabs.items():
-            f = t.groupby("cell")["time"].min()
-            if {"ABa", "EMS"} <= set(f.index) and f["ABa"] > t["time"].min():
+            f = pd.Series(points[e]).groupby(t["cell"].to_numpy()).min()
+            if {"ABa", "EMS"} <= set(f.index) and f["ABa"] > 0:
                 gaps.append((f["EMS"] - f["ABa"]) / tempo[e])
         if gaps:
             by_group["P1"] = {"mean": round(by_group["AB:0"]["mean"] + float(np.mean(gaps)), 3), "n": len(gaps),
@@ -571,8 +592,8 @@ def fit_simulator_params(
             tt = np.array(sorted(int(k) for k in ts))
             tt = tt[tt <= int(t["time"].max())]
             sec = np.array([float(ts[k]) for k in tt])
-            if len(tt) > 1:
-                spts.append(float((sec[-1] - sec[0]) / (tt[-1] - tt[0])))
+            if len(tt) > 1:  # per time point, one per the step of the times given
+                spts.append(float((sec[-1] - sec[0]) / time_point_numbers(tt)[-1]))
     embryo = dict(DEFAULT_PARAMS["embryo"])
     if ells:
         def ms(key):

@@ -24,7 +24,7 @@ def add_letter_key(fig) -> None:
 
 
 def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = None, dpi: int = 120,
-                     xlabel: str = "time point", marks: list[tuple[float, str]] | None = None) -> Path:
+                     xlabel: str | None = None, marks: list[tuple[float, str]] | None = None) -> Path:
     """Plot population curves (cells per letter and total against time) to an image file.
 
     Parameters
@@ -39,8 +39,10 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
         Figure title.
     dpi : int
         Resolution of raster output, dots per inch.
-    xlabel : str
-        The x axis's label (what ``time`` holds).
+    xlabel : str, optional
+        The x axis's label (what ``time`` holds). Default: the unit of a lineage table's time points as the readers
+        tell it (:func:`devolens.io.tables.time_axis_label`: ``time point``, or ``time (seconds?; time points 90
+        apart)`` for a table in seconds).
     marks : list of (float, str), optional
         Times to mark, each as a dashed vertical line with its label beside it (``lineage populations``: an
         annotation cliff at its last good time point).
@@ -65,6 +67,10 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
         # top (x in data, y in axes units), read upwards
         ax.annotate(text, xy=(x, 0.97), xycoords=ax.get_xaxis_transform(), xytext=(4, 0), textcoords="offset points",
                     rotation=90, va="top", ha="left", fontsize="small", color="#d62728")
+    if xlabel is None:
+        from devolens.io.tables import time_axis_label
+
+        xlabel = time_axis_label(pops["time"])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("cells")
     ax.grid(True, alpha=0.3)
