@@ -80,13 +80,24 @@ def _parse_times(spec: str) -> tuple[list[int], set[int]]:
 
 def _within_table(table, times: list[int], ranged: set[int]) -> list[int]:
     """``times`` without the time points of a ``--times`` range (``ranged``) that ``table`` lacks (a gap in it,
-    or past its ends), with a note naming them; as they are when none would be left. When a time point named on
+    or past its ends), with a note naming them; as they are when none would be left. In a table whose time points
+    are a step apart (time in seconds, 0, 90, 180...) or in irregular units, a range means the table's time points
+    within it: the times between two of them are not said to be missing. When a time point named on
     its own is missing too, the range's are still left out, without a note: :func:`~devolens.render.dataset.
     select_times` then names only those given on their own, and what the table has."""
     from devolens.cli._common import note
     from devolens.io.tables import time_points_text, time_spans_text
 
+    from devolens.io.tables import time_unit
+
     present = set(table["time"].tolist())
+    step, irregular = time_unit(present)
+    if (step != 1 or irregular is not None) and present:  # a table in seconds: a range means its times within it
+        first = min(present)
+        off = {t for t in ranged if t not in present
+               and (irregular is not None or (t - first) % step)}  # between two of the table's time points
+        if any(t not in off for t in times):  # else select_times says what the table has
+            times, ranged = [t for t in times if t not in off], ranged - off
     absent = sorted(t for t in ranged if t not in present)
     if not absent:
         return times
