@@ -56,7 +56,7 @@ import pandas as pd
 
 from devolens import checks
 from devolens.errors import DevolensValueError
-from devolens.io.tables import irregular_time, time_step
+from devolens.io.tables import time_unit
 from devolens.lineage.names import LETTERS
 from devolens.lineage.populations import populations
 
@@ -474,11 +474,10 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
     if len(t) < max(2, min_times):
         return []
     gaps = np.diff(t)
-    irregular = irregular_time(t)
+    unit, irregular = time_unit(t)
     if irregular is not None:  # acquisition times in seconds, 89-97 apart: one time point per median step
         unit, missing = irregular.step, irregular.missing(gaps)
     else:
-        unit = time_step(t)
         missing = -(-gaps // unit) - 1  # time points of the step missing in each gap (the readers' holes)
     breaks = np.flatnonzero((missing > len(t)) & (gaps > spacing * float(np.median(gaps))))
     if not breaks.size:
