@@ -36,6 +36,9 @@ VAL_FOLDERS = ("val", "validation", "valid", "test")
 TRAIN_FOLDERS = ("train", "training")
 LETTERS = ("A", "E", "M", "P", "C", "D", "Z")
 TARGETS = ("semantic", "boundary", "classes")
+#: the target of a pixel a mask marks 'ignore' (:func:`ignore_label`): no class, left out of the training losses
+#: (:mod:`devolens.train.losses`) and of the validation scores
+IGNORE_INDEX = -1
 
 
 # ----------------------------------------------------------------------------- reading
@@ -404,7 +407,7 @@ def inner_boundaries(labels: np.ndarray) -> np.ndarray:
     return find_boundaries(lab, mode="inner") & (lab > 0)
 
 
-def labels_to_target(labels: np.ndarray, target: str = "semantic") -> np.ndarray:
+def labels_to_target(labels: np.ndarray, target: str = "semantic", ignore: int = 0) -> np.ndarray:
     """Turn a label image into a training target (int64 class ids, HxW).
 
     Parameters
@@ -416,20 +419,27 @@ def labels_to_target(labels: np.ndarray, target: str = "semantic") -> np.ndarray
         2 boundary (inner boundary pixels of each instance, so touching nuclei are
         separated; later split into instances by the interior's connected components);
         ``classes``: the values as they are (a class-id mask, e.g. live/dead).
+    ignore : int
+        The mask's 'ignore' value (:func:`ignore_label`; 0: none): its pixels become
+        :data:`IGNORE_INDEX`, unknown rather than one object, which the losses leave out (nuclei
+        beside them keep their boundary there, as beside the background).
     """
     labels = np.asarray(labels)
     if labels.ndim == 3:
         labels = labels[..., 0]
     if target == "semantic":
-        return (labels > 0).astype(np.int64)
-    if target == "boundary":
+        out = (labels > 0).astype(np.int64)
+    elif target == "boundary":
         edge = inner_boundaries(labels)
         out = (labels > 0).astype(np.int64)
         out[edge] = 2
-        return out
-    if target == "classes":
-        return labels.astype(np.int64)
-    raise DevolensError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    elif target == "classes":
+        out = labels.astype(np.int64)
+    else:
+        raise DevolensError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if ignore:
+        out[labels == ignore] = IGNORE_INDEX
+    return out
 
 
 def _resize(arr: np.ndarray, size: tuple[int, int] | None, nearest: bool) -> np.ndarray:
@@ -940,7 +950,8 @@ def instance_distance(target: np.ndarray, labels: np.ndarray) -> np.ndarray:
     to the nearest non-interior pixel (its nucleus's boundary, or the background) divided by the
     largest such distance in its nucleus, so 1 at every nucleus's centre and 0 on boundaries
     and background (float32, HxW). Touching nuclei are apart: their boundary pixels lie
-    between them.
+    between them. Ignored pixels (:data:`IGNORE_INDEX` in ``target``) are no interior: 0, and
+    left out of the distance loss.
 
     Parameters
     ----------
@@ -1039,9 +1050,11 @@ def repeated_labels(labels: np.ndarray) -> int:
 
 def ignore_label(labels: np.ndarray) -> int:
     """255 where an 8-bit label image paints it over several separate regions and no other value repeats (the
-    'ignore' value of :func:`repeated_labels`' rule), alongside other labels; else 0. Validation and ``devolens
-    evaluate`` score such a mask with those regions as 'ignore' (neither objects to find nor false detections,
-    their pixels left out of IoU, Dice and PR-AUC); a mask of 255 alone is a thresholded one (each blob a nucleus).
+    'ignore' value of :func:`repeated_labels`' rule), alongside other labels; else 0. Training leaves those
+    regions out of its losses (their target is :data:`IGNORE_INDEX`: :func:`labels_to_target`), and validation
+    and ``devolens evaluate`` score such a mask with them as 'ignore' (neither objects to find nor false
+    detections, their pixels left out of IoU, Dice and PR-AUC); a mask of 255 alone is a thresholded one (each
+    blob a nucleus).
 
     Parameters
     ----------
@@ -1341,12 +1354,14 @@ class SegmentationDataset(_Base):
     def __getitem__(self, i: int) -> dict[str, Any]:
         """Sample ``i``: ``image`` (C, H, W), ``target`` and ``labels`` (H, W), ``index``, ``size`` (its own height
         and width, before the padding to a multiple of ``pad_multiple``: the pixels validation scores) and
-        ``ignore`` (the mask's 'ignore' label, :func:`ignore_label`; 0 for none), with ``distance`` its target."""
+        ``ignore`` (the mask's 'ignore' label, :func:`ignore_label`; 0 for none), with ``distance`` its target.
+        The target is :data:`IGNORE_INDEX` where the labels, augmented with the image (nearest neighbour: the
+        value stays whole), hold the 'ignore' label."""
         img, lab, levels = self._load(i)
         x, lab, own = self._prepare_sized(img, lab, i, levels)
-        tgt = labels_to_target(lab, self.target)
-        inst = lab.astype(np.int32) if self.target != "classes" else tgt.astype(np.int32)
         ignore = self._ignore.get((self.images[i], self.labels[i]), 0)
+        tgt = labels_to_target(lab, self.target, ignore)
+        inst = lab.astype(np.int32) if self.target != "classes" else tgt.astype(np.int32)
         item = {"image": torch.from_numpy(x), "target": torch.from_numpy(tgt),
                 "labels": torch.from_numpy(inst), "index": torch.tensor(i, dtype=torch.int64),
                 "size": torch.tensor(own, dtype=torch.int64), "ignore": torch.tensor(ignore, dtype=torch.int64)}

@@ -55,20 +55,18 @@ def _run_kind(run: Path, recipe: dict) -> str | None:
 
 def per_image_rows(names: list[str], pred_labels: list, truth_labels: list) -> list[dict[str, Any]]:
     """One row per image: ``file``, true and predicted object counts, one-to-one matches at IoU > 0.5
-    (``tp``, ``fp``, ``fn``: :func:`devolens.train.metrics.match_instances`) and their precision, recall and F1
-    (1.0 where there was nothing to find and nothing found, as :func:`devolens.train.metrics.prf`)."""
-    import numpy as np
-
+    (``tp``, ``fp``, ``fn``: :func:`devolens.train.metrics.match_instances`; the counts are ``tp + fn`` and
+    ``tp + fp``) and their precision, recall and F1 (1.0 where there was nothing to find and nothing found, as
+    :func:`devolens.train.metrics.prf`)."""
     from devolens.train import metrics as M
 
     rows = []
     for name, pl, tl in zip(names, pred_labels, truth_labels):
-        pl, tl = np.asarray(pl), np.asarray(tl)
         m = M.match_instances(pl, tl)
         sc = M.prf(m["tp"], m["fp"], m["fn"])
-        rows.append({"file": name, "true_count": int(len(np.unique(tl[tl != 0]))),
-                     "pred_count": int(len(np.unique(pl[pl != 0]))), "tp": int(m["tp"]), "fp": int(m["fp"]),
-                     "fn": int(m["fn"]), "precision": sc["precision"], "recall": sc["recall"], "f1": sc["f1"]})
+        rows.append({"file": name, "true_count": int(m["tp"] + m["fn"]), "pred_count": int(m["tp"] + m["fp"]),
+                     "tp": int(m["tp"]), "fp": int(m["fp"]), "fn": int(m["fn"]), "precision": sc["precision"],
+                     "recall": sc["recall"], "f1": sc["f1"]})
     return rows
 
 

@@ -2,7 +2,10 @@
 record per-sample losses; the batch loss is their mean.
 
 Segmentation losses take logits ``(N, C, H, W)`` and integer targets ``(N, H, W)``; with
-``C == 1`` the task is binary (sigmoid, BCE), otherwise multi-class (softmax, CE).
+``C == 1`` the task is binary (sigmoid, BCE), otherwise multi-class (softmax, CE). A negative target
+(:data:`devolens.data.datasets.IGNORE_INDEX`, where a mask paints its 'ignore' value) is no class: its
+pixels are left out of every segmentation loss (a sample's loss is its mean over the other pixels; 0 for a
+sample with none, as nnU-Net's and cellpose's ignore label).
 Regression losses take predicted and true counts ``(N, K)`` (cells).
 """
 
@@ -85,8 +88,32 @@ def class_weights(frequencies: Sequence[float], method: str = "median_frequency"
 
 
 # ----------------------------------------------------------------------------- pixel losses
-def _per_sample(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(x.shape[0], -1).mean(dim=1)
+def known(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(classes, valid)`` of a segmentation target: the class ids with the ignored pixels (negative,
+    :data:`devolens.data.datasets.IGNORE_INDEX`) set to 0, so they index like any class, and a float mask
+    (same shape) of the pixels that count, 1 where the target is a class and 0 where it is ignored.
+
+    Parameters
+    ----------
+    target : torch.Tensor
+        Integer class ids ``(N, H, W)``, negative where ignored.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(N, H, W)`` int64 class ids and ``(N, H, W)`` float32 weights (0 or 1).
+    """
+    t = target.long()
+    valid = t >= 0
+    return t.clamp_min(0), valid.float()
+
+
+def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean of ``x`` (``(N, ...)``) over the pixels where ``valid`` (same shape, 0 or 1) is 1: ``(N,)``;
+    0 for a sample with no such pixel (all ignored)."""
+    x = (x * valid).reshape(x.shape[0], -1)
+    count = valid.reshape(valid.shape[0], -1).sum(dim=1)
+    return x.sum(dim=1) / count.clamp_min(1)
 
 
 def _pixel_weights(target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
@@ -96,44 +123,48 @@ def _pixel_weights(target: torch.Tensor, weights: torch.Tensor | None) -> torch.
 
 
 def bce_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Binary cross-entropy per sample; ``weights`` = (w_background, w_foreground)."""
-    y = target.float()
+    """Binary cross-entropy per sample; ``weights`` = (w_background, w_foreground). Ignored pixels (a negative
+    target) are left out (:func:`known`)."""
+    t, valid = known(target)
     lp = logits[:, 0] if logits.ndim == 4 else logits
-    pix = F.binary_cross_entropy_with_logits(lp.float(), y, reduction="none")
-    w = _pixel_weights(target, weights)
+    pix = F.binary_cross_entropy_with_logits(lp.float(), t.float(), reduction="none")
+    w = _pixel_weights(t, weights)
     if w is not None:
         pix = pix * w
-    return _per_sample(pix)
+    return masked_mean(pix, valid)
 
 
 def ce_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy per sample (binary BCE when ``logits`` has one channel)."""
+    """Cross-entropy per sample (binary BCE when ``logits`` has one channel); ignored pixels (a negative target)
+    are left out (:func:`known`)."""
     if logits.shape[1] == 1:
         return bce_loss(logits, target, weights)
-    pix = F.cross_entropy(logits.float(), target.long(), reduction="none")
-    w = _pixel_weights(target, weights)
+    t, valid = known(target)
+    pix = F.cross_entropy(logits.float(), t, reduction="none")
+    w = _pixel_weights(t, weights)
     if w is not None:
         pix = pix * w
-    return _per_sample(pix)
+    return masked_mean(pix, valid)
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
                gamma: float = 2.0) -> torch.Tensor:
-    """Focal loss per sample: ``-w_c (1 - p_t)^gamma log p_t`` averaged over pixels."""
+    """Focal loss per sample: ``-w_c (1 - p_t)^gamma log p_t`` averaged over pixels (ignored ones, a negative
+    target, left out: :func:`known`)."""
     logits = logits.float()
+    t, valid = known(target)
     if logits.shape[1] == 1:
         lp = logits[:, 0]
-        y = target.float()
-        logp_t = -F.binary_cross_entropy_with_logits(lp, y, reduction="none")
+        logp_t = -F.binary_cross_entropy_with_logits(lp, t.float(), reduction="none")
     else:
         logp = F.log_softmax(logits, dim=1)
-        logp_t = logp.gather(1, target.long()[:, None])[:, 0]
+        logp_t = logp.gather(1, t[:, None])[:, 0]
     p_t = logp_t.exp()
     pix = -((1 - p_t).clamp_min(0) ** float(gamma)) * logp_t
-    w = _pixel_weights(target, weights)
+    w = _pixel_weights(t, weights)
     if w is not None:
         pix = pix * w
-    return _per_sample(pix)
+    return masked_mean(pix, valid)
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -141,15 +172,18 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
 
     Binary (one channel): the foreground Dice. Multi-class: softmax, mean over classes
     1..C-1 (background excluded). ``eps`` (pixels) smooths empty masks: an empty
-    prediction of an empty mask scores Dice 1.
+    prediction of an empty mask scores Dice 1. Ignored pixels (a negative target,
+    :func:`known`) count in neither the prediction's nor the truth's sums.
     """
     logits = logits.float()
+    t, valid = known(target)
+    valid = valid[:, None]
     if logits.shape[1] == 1:
-        p = torch.sigmoid(logits)
-        y = target.float()[:, None]
+        p = torch.sigmoid(logits) * valid
+        y = t.float()[:, None] * valid
     else:
-        p = torch.softmax(logits, dim=1)[:, 1:]
-        y = F.one_hot(target.long(), logits.shape[1]).permute(0, 3, 1, 2).float()[:, 1:]
+        p = torch.softmax(logits, dim=1)[:, 1:] * valid
+        y = F.one_hot(t, logits.shape[1]).permute(0, 3, 1, 2).float()[:, 1:] * valid
     dims = (2, 3)
     inter = (p * y).sum(dims)
     denom = p.sum(dims) + y.sum(dims)
@@ -187,6 +221,11 @@ def build_loss(name: str, class_weights: Sequence[float] | None = None, dice_wei
         ``dice_weight`` times the Dice loss). Counts: ``mse``, ``huber``, ``poisson``.
     class_weights : sequence of float, optional
         Per-class pixel weights for the BCE/CE/focal part (binary: background, foreground).
+
+    Notes
+    -----
+    A segmentation loss leaves the pixels of a negative target out (the mask's 'ignore' value,
+    :data:`devolens.data.datasets.IGNORE_INDEX`; see :func:`known`).
     dice_weight : float
         Weight of the Dice term in the ``*_dice`` sums.
     focal_gamma : float

@@ -53,7 +53,7 @@ from devolens.io.atomic import atomic_path, missing_folders, remove_made, write_
 from devolens.models.architectures import build_model, build_regressor, save_model
 from devolens.train import metrics as M
 from devolens.train.checkpoint import load_checkpoint, save_checkpoint
-from devolens.train.losses import build_loss, class_frequencies, class_weights
+from devolens.train.losses import build_loss, class_frequencies, class_weights, known, masked_mean
 from devolens.train.postprocess import instances_from_classes, probabilities_to_classes
 from devolens.train.recipe import differences, listed, dump_recipe, load_recipe, resolved
 from devolens.train.schedulers import build_optimizer, build_scheduler
@@ -127,7 +127,8 @@ def n_outputs(recipe: dict) -> int:
 
 
 def metric_names(recipe: dict) -> list[str]:
-    """The columns of history.csv for a (resolved) recipe."""
+    """The columns of history.csv for a (resolved) recipe: every metric :func:`evaluate_model` gives for it (with
+    ``data.target: classes`` also each class's object F1, ``val_f1_1``, ``val_f1_2``...)."""
     names = ["epoch", "lr", "train_loss", "val_loss"]
     if recipe["task"] == "population":
         names += ["val_mae"] + [f"val_mae_{c}" for c in recipe["data"]["counts"]]
@@ -138,6 +139,8 @@ def metric_names(recipe: dict) -> list[str]:
         names += ["val_iou", "val_dice", "val_ap", "val_f1", "val_precision", "val_recall", "val_count_mae"]
         for c in range(k):
             names += [f"val_iou_{c}", f"val_dice_{c}", f"val_ap_{c}"]
+        if recipe["data"]["target"] == "classes":
+            names += [f"val_f1_{c}" for c in range(1, k)]
     return names + list(RUN_COLUMNS)
 
 
@@ -613,9 +616,9 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
                      "becomes background, 257 merges with nucleus 1); save the labels as 16-bit TIFF")
     if ignored:
         notes.append(f"{len(ignored)} of {of} masks paint 255 over several separate regions (8-bit, e.g. "
-                     f"{ignored[0]}): 255 is read as 'ignore' in the validation scores (neither nuclei to find nor "
-                     "false detections, its pixels left out of IoU, Dice and PR-AUC); training still learns those "
-                     "regions as nuclei: set them to 0 to train them as background")
+                     f"{ignored[0]}): 255 is read as 'ignore': its pixels are left out of the training loss and of "
+                     "the validation scores (neither nuclei to find nor false detections, left out of IoU, Dice and "
+                     "PR-AUC); set them to 0 to train them as background, or to labels of their own as nuclei")
     return notes
 
 
@@ -831,12 +834,12 @@ def _loss_fn(recipe: dict, train_ds: Dataset):
     k, w = n_classes(recipe), float(L["distance_weight"])
 
     def with_distance(y, target, distance=None):
-        """The classes' loss plus the distance head's L1 (per sample)."""
+        """The classes' loss plus the distance head's L1 (per sample), both without the ignored pixels."""
         per = base(y[:, :k], target)
         if distance is None:
             return per
         err = (torch.sigmoid(y[:, k]) - distance.to(y.dtype)).abs()
-        return per + w * err.flatten(1).mean(1)
+        return per + w * masked_mean(err, known(target)[1])
 
     return with_distance, cw
 
@@ -993,8 +996,9 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     dataset's padding to a multiple of ``pad_multiple``) where the dataset gives it, else all of it. So the
     metrics do not depend on ``batch_size``. A sample's ``ignore`` label (:func:`devolens.data.datasets.
     ignore_label`: 255 painted over several regions of an 8-bit mask) is 'ignore': its pixels are left out of
-    IoU, Dice and PR-AUC, its objects are neither to find nor false detections
-    (:func:`devolens.train.metrics.match_instances`), and predictions lying mostly on it are not counted.
+    IoU, Dice, PR-AUC and the loss (their target is :data:`devolens.data.datasets.IGNORE_INDEX`), its objects are
+    neither to find nor false detections (:func:`devolens.train.metrics.match_instances`), and predictions lying
+    mostly on it are not counted.
 
     Parameters
     ----------
@@ -1007,7 +1011,7 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
         Per-sample loss; adds ``val_loss``.
     keep : int
         Also return ``keep`` evenly spaced samples' image, truth and prediction
-        (segmentation), the same ones every call.
+        (segmentation), the same ones every call (truth 255 where ignored).
     per_image : bool
         Also return ``images``: one small dict per sample, in the dataset's order (segmentation): true and
         predicted object counts, ``tp``, ``fp``, ``fn`` (the matches the metrics count) and their precision,
@@ -1103,8 +1107,9 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
                 for c in range(1, k):
                     mc = M.match_instances(np.where(cls == c, pl, 0), np.where(tgt == c, tl, 0))
                     per_class[c] += (mc["tp"], mc["fp"], mc["fn"])
-            n_pred.append(_object_count(pl, void))
-            n_true.append(_object_count(tl, void))
+            # the objects counted: those the matching scores (at IoU > 0.5 those on 'ignore' are left out of both)
+            n_pred.append(m["tp"] + m["fp"])
+            n_true.append(m["tp"] + m["fn"])
             if per_image:  # scored now: the CSV of `devolens evaluate` needs no sample's arrays kept
                 one = M.prf(m["tp"], m["fp"], m["fn"])
                 images.append({"true_count": int(n_true[-1]), "pred_count": int(n_pred[-1]), "tp": int(m["tp"]),
@@ -1113,7 +1118,7 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
             if done + j in keep_idx:
                 img = item["image"].numpy()[:, :h, :w].transpose(1, 2, 0)
                 kept["image"].append(np.clip(img * 255, 0, 255).astype(np.uint8))
-                kept["truth"].append(tgt.astype(np.uint8))
+                kept["truth"].append(np.where(tgt < 0, 255, tgt).astype(np.uint8))  # 255: ignored
                 kept["pred"].append(cls.astype(np.uint8))
                 kept["truth_labels"].append(tl.astype(np.int32))
                 kept["pred_labels"].append(pl.astype(np.int32))
@@ -1175,19 +1180,6 @@ def _own_size(item: dict[str, Any]) -> tuple[int, int]:
         h, w = (int(v) for v in item["size"])
         return h, w
     return int(item["image"].shape[-2]), int(item["image"].shape[-1])
-
-
-def _object_count(labels: np.ndarray, void: np.ndarray | None) -> int:
-    """Objects of an instance label image; with ``void`` (pixels scored as 'ignore') those lying mostly (at least
-    half their pixels, ``IGNORED_SHARE``) on it left out, as :func:`devolens.train.metrics.match_instances` leaves
-    them out."""
-    ids, inv = np.unique(labels, return_inverse=True)
-    inv = inv.ravel()
-    if void is None:
-        return int((ids != 0).sum())
-    area = np.bincount(inv, minlength=len(ids))
-    on_void = np.bincount(inv, weights=void.ravel().astype(np.float64), minlength=len(ids))
-    return int(((ids != 0) & (on_void < M.IGNORED_SHARE * np.maximum(area, 1))).sum())
 
 
 def _batches(loader, wait: list[float] | None = None):
