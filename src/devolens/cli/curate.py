@@ -22,7 +22,9 @@ _FRAMES_HELP = (
     "A frame decoded from damaged data is flagged corrupt, whatever else it shows. Thresholds "
     "are relative to "
     "the sequence itself, so no tuning is needed per recording.\n\n"
-    "Writes a CSV with one row per frame (frame, file, scores, one column per kind, flag, flagged); "
+    "Writes a CSV with one row per frame (frame, file, time, time_unit, scores, one column per kind, flag, "
+    "flagged; time: seconds for a video and for a TIFF stack that records its interval, a time point, the number "
+    "in the file names, for a folder; time_unit says which); "
     "`devolens segment` and `devolens population` skip the flagged frames with --skip-flagged REPORT (or curate on the fly with --skip-flagged auto)."
 )
 

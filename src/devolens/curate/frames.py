@@ -11,16 +11,19 @@ to noisy and clean recordings, to PNG folders and to lossy video alike.
 What is measured (intensities in 8-bit grey levels, whatever the input dtype: 0..255 for uint8 input, a 16-bit
 (or narrower) integer type's largest value reading 255, 65535 for wider integers (int32 TIFFs of 12- or 16-bit
 data), 1 for a float image in 0..1; other float images (camera counts, deconvolved, background-subtracted or
-flat-field-corrected output) in the range of their sequence's first frame that is not blank: its 99.9th percentile
-rounded up to a power of two (a 0..1 image with a few pixels past 1 stays a 0..1 image), so that the frames of a
-sequence are compared on one scale; negative values read 0):
+flat-field-corrected output) in their sequence's range, so that its frames are compared on one scale: each frame's
+own is its 99.9th percentile rounded up to a power of two (a 0..1 image with a few pixels past 1 stays a 0..1
+image), and the sequence's is that of its first frame that is not blank, unless that lies more than a factor 2 from
+the median of its frames' own (a white flash, or a nearly black frame, first: the good frames after it would read
+far dimmer, black, or far brighter), then that median; negative values read 0):
 
 - ``level``: mean over pixels of the brightest channel; ``p99``: its 99th percentile;
   ``clipped``: the fraction of pixels where it is at the top of the range (within 1/255 of it: 254 or 255 in 8-bit
   input; saturated), the range the sequence shows: the lowest bit depth of 8, 12, 14, 16 bits (then 4 more at a
   time; for floats 1 first) that all but 0.1 % of the pixels of each of its frames keep within (12-bit data in a
   uint16 file saturate at 4095, not at 65535), or, input other than 8-bit, the sequence's highest value where its
-  frames pile up at it (a camera that saturates below its bit depth, data converted after saturating);
+  frames pile up at it (a camera that saturates below its bit depth, data converted after saturating), a few hot
+  pixels far above the pixels around them left out (one at 4095 in every frame of a camera saturating at 3000);
   ``contrast``: 99th percentile minus median of that channel averaged over blocks;
   ``foreground`` (used internally, not in the report): mean of the blocks (of 1/64 of the
   height) brighter than halfway from their median to the brightest block, minus that median:
@@ -43,8 +46,9 @@ sequence are compared on one scale; negative values read 0):
   that is absent from the two frames before and the two after (copies left out).
 - ``change``: mean absolute difference between the frame and its predecessor after
   block-averaging both to about 64 rows, relative to their mean level.
-- ``time``: a folder's time point (file names like ``t012.png``), a TIFF stack's or a video's
-  seconds (:func:`curate_path`).
+- ``time``: a folder's time point (the number in file names like ``t012.png``), a TIFF stack's (whose
+  metadata record its interval) or a video's seconds since its first frame: two units, which the report of
+  :func:`curate_path` names in its column ``time_unit`` (``time point`` or ``seconds``).
 
 Decisions (per sequence; a sequence is one video, or the frames of a folder sharing a name
 prefix ``<embryo>_tNNN``):
@@ -259,16 +263,19 @@ class Thresholds:
 _WIDE_RANGE = 65535.0
 
 
-def _planes(image: np.ndarray, value_range: float | None = None) -> tuple[list[np.ndarray], bool, float | None]:
+def _planes(image: np.ndarray,
+            value_range: float | None = None) -> tuple[list[np.ndarray], bool, float | None, float | None]:
     """Split a frame into contiguous channel planes in 8-bit grey levels.
 
     uint8 frames stay uint8 (fast path); other dtypes become float32 scaled so that ``value_range`` (the input value
     that reads 255) reads 255, and negative values 0: the dtype's largest value for 16-bit (and narrower) integers,
-    65535 for wider ones (:data:`_WIDE_RANGE`), and for floats the given ``value_range`` (a sequence's, fixed at its
-    first frame by :func:`score_frames`) or, when None, the frame's own (:func:`_float_range`: 1 for an image in
-    0..1). Returns (planes, is_colour, value_range): one plane for a grey frame, three (R, G, B) for a colour one (a
-    colour frame whose channels are all equal counts as grey), and the range used (255 for uint8 and boolean
-    frames; None for a float frame with nothing above 0 to judge its range by, read as a 0..1 image).
+    65535 for wider ones (:data:`_WIDE_RANGE`), and for floats the given ``value_range`` (a sequence's: its first
+    non-blank frame's, in which :func:`score_frames` reads the frames after it, brought to the sequence's
+    afterwards by :func:`_one_range`) or, when None, the frame's own (:func:`_float_range`: 1 for an image in
+    0..1). Returns (planes, is_colour, value_range, own_range): one plane for a grey frame, three (R, G, B) for a
+    colour one (a colour frame whose channels are all equal counts as grey), the range used (255 for uint8 and
+    boolean frames; None for a float frame with nothing above 0 to judge its range by, read as a 0..1 image) and
+    a float frame's own range (:func:`_float_range`; None for integer frames and blank float ones).
     """
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[2] == 1:
@@ -278,6 +285,7 @@ def _planes(image: np.ndarray, value_range: float | None = None) -> tuple[list[n
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) or a.size == 0:
         raise DevolensError(f"expected an H x W or H x W x 3 image, got shape {a.shape}")
     top: float | None
+    own: float | None = None
     if a.dtype == np.uint8:
         conv, top = None, 255.0
     elif a.dtype == np.bool_:
@@ -288,7 +296,8 @@ def _planes(image: np.ndarray, value_range: float | None = None) -> tuple[list[n
         conv = np.float32(255.0 / top)
     else:
         a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        top = value_range if value_range is not None else _float_range(a)
+        own = _float_range(a)
+        top = value_range if value_range is not None else own
         conv = np.float32(255.0 / (top or 1.0))
     if a.ndim == 2:
         planes = [np.ascontiguousarray(a)]
@@ -297,8 +306,8 @@ def _planes(image: np.ndarray, value_range: float | None = None) -> tuple[list[n
     if conv is not None:  # (no upper bound: a float frame brighter than its sequence's first reads above 255)
         planes = [np.maximum(p.astype(np.float32) * conv, np.float32(0.0)) for p in planes]
     if len(planes) == 3 and np.array_equal(planes[0], planes[1]) and np.array_equal(planes[1], planes[2]):
-        return planes[:1], False, top
-    return planes, len(planes) == 3, top
+        return planes[:1], False, top, own
+    return planes, len(planes) == 3, top, own
 
 
 #: the share of a frame's pixels that may lie above its range's top (:func:`_float_range`, :func:`_ceiling`): hot
@@ -589,7 +598,8 @@ def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dic
     ``grey_step`` (one of the input's grey levels in 8-bit levels: 1, 1/257 for 16-bit input) and ``range`` (a
     float frame's: the value that reads 255 grey levels, 1 for an image in 0..1, for one in other units from its
     own values, see the module's notes; None for integer input, read on its type's fixed scale), measured as
-    :func:`score_frames` measures them (which reads the frames of a float sequence in its first frame's range).
+    :func:`score_frames` measures them (which compares the frames of a float sequence in one range, its first
+    frame's unless that is an outlier).
     Feed a sequence of them to :func:`black_or_dark`, which brings float frames read in different ranges to one.
 
     Raises
@@ -598,7 +608,7 @@ def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dic
         Not an H x W or H x W x 3/4 image.
     """
     _check_thresholds(thresholds)
-    planes, _, value_range = _planes(image)
+    planes, _, value_range, _ = _planes(image)
     level, contrast, foreground, _, peak = _signal(_brightest(planes), thresholds or Thresholds())
     return {"level": level, "contrast": contrast, "foreground": foreground, "peak_snr": peak,
             "grey_step": _grey_step(np.asarray(image).dtype),
@@ -609,6 +619,47 @@ def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dic
 #: range (254, not 255: lossy video leaves saturated areas a level short here and there); for input whose range
 #: tops out elsewhere (12-bit data in 16 bits: :func:`_ceiling`) the same fraction of its top
 _CLIPPED = 254
+
+#: at most this many pixels, each far above the pixels around it (a camera's hot pixels, a cosmic ray's hit), are
+#: not the top of a frame's values (:func:`_top`)
+_HOT_PIXELS = 16
+
+
+def _isolated(mx: np.ndarray, idx: np.ndarray) -> bool:
+    """Whether every pixel of ``mx`` at the flat indices ``idx`` stands far above the pixels around it (its 8
+    neighbours not among ``idx``): above the brightest of them by more than twice their own spread (brightest minus
+    dimmest). A hot pixel (or a pair) stands out of the noise of the background or of a nucleus it sits on; the
+    brightest pixels of a nucleus have neighbours almost as bright, a saturated patch, however small, a ring of
+    blurred edge falling away from it, and the brightest pixel of pure noise neighbours as noisy as it."""
+    h, w = mx.shape
+    rows, cols = np.divmod(idx, w)
+    group = set(idx.tolist())
+    for r, c in zip(rows.tolist(), cols.tolist()):
+        ring = [float(mx[y, x]) for y in range(max(0, r - 1), min(h, r + 2))
+                for x in range(max(0, c - 1), min(w, c + 2)) if y * w + x not in group]
+        if ring and not float(mx[r, c]) - max(ring) > 2.0 * (max(ring) - min(ring)):
+            return False
+    return True
+
+
+def _top(mx: np.ndarray) -> tuple[float, float]:
+    """(top, at_top) of a frame's brightest channel ``mx`` (8-bit grey levels, input other than 8-bit): its highest
+    value and the fraction of its pixels at it (within 1/255 of it: :data:`_CLIPPED`), a few hot pixels left out
+    (at most :data:`_HOT_PIXELS` pixels at the top, each far above the pixels around it: :func:`_isolated`;
+    then the next highest value, and so on), so that a hot pixel at 4095 in every frame of a 12-bit movie does
+    not hide the frames that pile up at a camera's lower saturation level (see :func:`_sequence_clipped`)."""
+    top = float(mx.max())
+    at = np.flatnonzero(mx >= top * _CLIPPED / 255.0) if top > 0 else np.zeros(0, np.intp)
+    keep: np.ndarray | None = None
+    hot = 0
+    while top > 0 and 0 < at.size <= _HOT_PIXELS - hot and _isolated(mx, at):
+        if keep is None:
+            keep = np.ones(mx.shape, dtype=bool)
+        keep.flat[at] = False
+        hot += at.size
+        top = float(mx.max(where=keep, initial=0.0))
+        at = np.flatnonzero((mx >= top * _CLIPPED / 255.0) & keep) if top > 0 else np.zeros(0, np.intp)
+    return top, float(at.size) / float(mx.size)
 
 
 def _grain(planes: list[np.ndarray], dtype: np.dtype) -> float:
@@ -641,10 +692,11 @@ def _frame_stats(image: np.ndarray, th: Thresholds,
                  value_range: float | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
     """Per-frame statistics, the downsampled grey frame (change measure) and the red block
     map (red patches); a float frame is read in ``value_range`` (its sequence's: :func:`_planes`; None: its own).
-    ``range`` (the range it was read in, None for a blank float frame) and ``ceiling`` (the top of the range it
-    shows, :func:`_ceiling`, against which its ``clipped`` is counted) are among the statistics."""
+    ``range`` (the range it was read in, None for a blank float frame), ``own_range`` (a float frame's own,
+    :func:`_float_range`), ``ceiling`` (the top of the range it shows, :func:`_ceiling`, against which its
+    ``clipped`` is counted) and ``top``, ``at_top`` (:func:`_top`) are among the statistics."""
     dtype = np.asarray(image).dtype
-    planes, colour, value_range = _planes(image, value_range)
+    planes, colour, value_range, own_range = _planes(image, value_range)
     h, w = planes[0].shape
     others = np.maximum(planes[1], planes[2]) if colour else None  # (green or blue: read by the red scores too)
     mx = np.maximum(planes[0], others) if colour else _brightest(planes)
@@ -658,11 +710,9 @@ def _frame_stats(image: np.ndarray, th: Thresholds,
     ceiling = _ceiling(mx, value_range, dtype)
     clip_at = _CLIPPED if mx.dtype == np.uint8 else ceiling * _CLIPPED / 255.0
     clipped = float(np.count_nonzero(mx >= clip_at)) / float(mx.size)
-    # (and at the frame's highest value, which the post-pass takes where it is the sequence's: see _decide)
-    top = 255.0 if mx.dtype == np.uint8 else float(mx.max())
-    at_top = 0.0
-    if mx.dtype != np.uint8 and top > 0:
-        at_top = float(np.count_nonzero(mx >= top * _CLIPPED / 255.0)) / float(mx.size)
+    # (and at the frame's highest value, hot pixels left out, which the post-pass takes where it is the
+    # sequence's: see _sequence_clipped)
+    top, at_top = (255.0, 0.0) if mx.dtype == np.uint8 else _top(mx)
     grain = _grain(planes, dtype) / factor  # white noise: 1/side of the blocks' pixels
     small = _block_mean(planes[0], factor)
     for p in planes[1:]:
@@ -680,6 +730,7 @@ def _frame_stats(image: np.ndarray, th: Thresholds,
         "grey_step": _grey_step(dtype),
         "grain": grain,
         "range": value_range,
+        "own_range": own_range,
         "ceiling": ceiling,
         "top": top,
         "at_top": at_top,
@@ -892,12 +943,45 @@ def _contrast_unit(grey_step: np.ndarray | None, n: int) -> np.ndarray:
     return np.where((step > 0) & (step < 1), step, 1.0)
 
 
-def range_factors(ranges) -> np.ndarray:
+def _known_ranges(ranges) -> np.ndarray:
+    """Float ranges as an array, NaN where unknown (None, NaN or 0: not a float frame, or a blank one)."""
+    r = np.array([np.nan if v is None or pd.isna(v) else float(v) for v in ranges], dtype=float)
+    r[~(r > 0)] = np.nan
+    return r
+
+
+#: a float sequence's frames are compared in its first frame's range unless that lies further than this factor from the
+#: median of its frames' own ranges (:func:`_sequence_range`)
+_RANGE_SLACK = 2.0
+
+
+def _sequence_range(ranges) -> float | None:
+    """The range a float sequence's frames are compared in, from its frames' own ranges in time order
+    (:func:`frame_signal`, powers of two; None, NaN or 0: unknown): the first known one, unless it lies further
+    than :data:`_RANGE_SLACK` from their median (a first frame that is a white flash, or nearly black but not
+    blank: every good frame after it would read far dimmer or brighter), then that median (the lower of the two
+    middle ones for an even count: one of the ranges, so that bringing a frame to it multiplies by a power of
+    two, exactly); None when none is known. A growing embryo's, or a bleaching one's, ranges span a power of two
+    or two: its first frame's stays (as read before)."""
+    r = _known_ranges(ranges)
+    known = r[np.isfinite(r)]
+    if not len(known):
+        return None
+    median = float(np.sort(known)[(len(known) - 1) // 2])
+    first = float(known[0])
+    return first if median / _RANGE_SLACK <= first <= median * _RANGE_SLACK else median
+
+
+def range_factors(ranges, reference: float | None = None) -> np.ndarray:
     """Per frame, the factor that brings a value measured in its own float ``range`` (:func:`frame_signal`; None,
-    NaN or 0: not a float frame) to the first known range's: 1 where the range is unknown or none is known."""
-    r = np.array([np.nan if v is None else float(v) for v in ranges], dtype=float)
-    known = np.isfinite(r) & (r > 0)
-    return np.where(known, r / r[known][0], 1.0) if known.any() else np.ones(len(r))
+    NaN or 0: not a float frame) to the ``reference`` range (default: the first known one; :func:`black_or_dark`
+    gives the sequence's, its first frame's unless that lies more than 2x from the median of the frames' ranges):
+    1 where the range is unknown or none is known."""
+    r = _known_ranges(ranges)
+    known = np.isfinite(r)
+    if not known.any():
+        return np.ones(len(r))
+    return np.where(known, r / (r[known][0] if reference is None else float(reference)), 1.0)
 
 
 def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds | None = None) -> np.ndarray:
@@ -916,8 +1000,8 @@ def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds
     df = df.reindex(columns=["level", "contrast", "foreground", "peak_snr", "grey_step", "range"])
     if df.empty:
         return np.zeros(0, bool)
-    factor = range_factors(df["range"])
-    if (factor != 1.0).any():  # float frames each read in its own range: brought to the first's (dimmed: dimmer)
+    factor = range_factors(df["range"], _sequence_range(df["range"]))
+    if (factor != 1.0).any():  # float frames each read in its own range: brought to the sequence's (dimmed: dimmer)
         for name in ("level", "contrast", "foreground", "grey_step"):
             df[name] = df[name].to_numpy(float) * factor
     black, dark, *_ = _level_flags(df["level"].to_numpy(float), df["contrast"].to_numpy(float),
@@ -984,12 +1068,48 @@ def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> 
     return s
 
 
+#: the statistics of a frame in 8-bit grey levels of the range it was read in (:func:`_one_range` scales them)
+_IN_RANGE = ("level", "p99", "contrast", "foreground", "grain", "ceiling", "top")
+
+
+def _one_range(s: pd.DataFrame) -> pd.DataFrame:
+    """A sequence's statistics (:func:`score_frames`' rows) with its float frames brought to the sequence's range
+    (a copy; the same table when there is nothing to bring). The frames are read in their first non-blank frame's
+    range as they stream by (a blank frame before it in 0..1); that frame may be an outlier (a white flash, a
+    nearly black frame: every good frame after it would read far dimmer, black, or far brighter), so the measures
+    in grey levels (:data:`_IN_RANGE`; ``change`` and ``change_noise`` anew from their parts) are brought to the
+    range :func:`_sequence_range` takes from the frames' own (the median of them where the first is an outlier): by
+    a power of two, exactly as if the frames had been read in it (the red measures, thresholds in grey levels of a
+    colour frame, stay as read)."""
+    if "own_range" not in s.columns:
+        return s
+    is_float = s["grey_step"].to_numpy(float) == 0.0
+    reference = _sequence_range(s["own_range"].where(is_float))
+    if reference is None:
+        return s
+    read = pd.to_numeric(s["range"], errors="coerce").to_numpy(float)
+    factor = np.where(is_float, np.where(np.isfinite(read), read, 1.0) / reference, 1.0)
+    if (factor == 1.0).all():
+        return s
+    s = s.copy()
+    for name in _IN_RANGE:
+        s[name] = s[name].to_numpy(float) * factor
+    scale = s["pair_mean"].to_numpy(float) * factor + 1.0
+    redo = is_float & (factor != 1.0)
+    s["change"] = np.where(redo, s["change_abs"].to_numpy(float) * factor / scale, s["change"].to_numpy(float))
+    s["change_noise"] = np.where(redo, s["pair_noise"].to_numpy(float) * factor / scale,
+                                 s["change_noise"].to_numpy(float))
+    s["range"] = np.where(is_float, reference, read)
+    return s
+
+
 def _sequence_clipped(s: pd.DataFrame) -> np.ndarray:
     """Each frame's ``clipped`` in its sequence (the frames' statistics ``s``): the fraction of its pixels at the
     top of the range the sequence shows (the highest of its frames' ``ceiling``: 12-bit data saturate at 4095, not
     at a uint16's 65535), or, input other than 8-bit, at the sequence's highest value (a camera that saturates
     below its bit depth, data converted after saturating), counted in the frames that reach it (``top``,
-    ``at_top``). 8-bit input: the pixels at 254 or 255, as measured."""
+    ``at_top``: :func:`_top`, which leaves a few hot pixels out). 8-bit input: the pixels at 254 or 255, as
+    measured."""
     ceiling = s["ceiling"].to_numpy(float)
     clipped = np.where(ceiling >= np.nanmax(ceiling) * (1.0 - 1e-9), s["clipped"].to_numpy(float), 0.0)
     top = s["top"].to_numpy(float)
@@ -1089,7 +1209,8 @@ def score_frames(
     -------
     pandas.DataFrame
         One row per frame (plus one per dropped time), columns: ``frame`` (0-based
-        position in the input, empty for dropped rows), ``file``, ``sequence``, ``time``,
+        position in the input, empty for dropped rows), ``file``, ``sequence``, ``time`` (the time point in
+        ``names``, empty without; :func:`curate_path` gives a video's and a stack's in seconds),
         ``height``, ``width`` (pixels), ``level``, ``p99`` (8-bit grey levels), ``clipped`` (fraction of the
         pixels at the top of the range), ``contrast`` (8-bit grey levels),
         ``level_ratio`` (level / the lower of the neighbours' medians before and after: the dark
@@ -1125,7 +1246,9 @@ def score_frames(
     red_maps: list[tuple[tuple[int, int], np.ndarray]] = []  # bit-packed red block maps
     prev_small: np.ndarray | None = None
     prev_seq: str | None = None
-    ranges: dict[str, float] = {}  # each sequence's float range, fixed at its first frame that is not blank
+    # each sequence's float range as it is read: its first frame's that is not blank (brought to the sequence's
+    # after the pass where that frame is an outlier: _one_range)
+    ranges: dict[str, float] = {}
     for i, image in enumerate(frames):
         name = None
         seq, time = "", None
@@ -1149,15 +1272,19 @@ def score_frames(
         if seq not in ranges and stats["range"] is not None and np.asarray(image).dtype.kind == "f":
             ranges[seq] = stats["range"]  # (its frames compared in one range: a dimmed frame reads dimmer)
         del image
-        change = change_noise = np.nan
+        change = change_noise = change_abs = pair_mean = pair_noise = np.nan
         if prev_small is not None and prev_seq == seq and prev_small.shape == small.shape:
-            scale = 0.5 * (float(small.mean()) + float(prev_small.mean())) + 1.0
-            change = float(np.abs(small - prev_small).mean()) / scale
+            pair_mean = 0.5 * (float(small.mean()) + float(prev_small.mean()))
+            scale = pair_mean + 1.0
+            change_abs = float(np.abs(small - prev_small).mean())
+            change = change_abs / scale
             # what the two frames' noise alone puts into it (the mean absolute difference of two normal variables)
-            change_noise = math.sqrt(2.0 / math.pi) * math.hypot(stats["grain"], prev_grain) / scale
+            pair_noise = math.sqrt(2.0 / math.pi) * math.hypot(stats["grain"], prev_grain)
+            change_noise = pair_noise / scale
         prev_small, prev_seq, prev_grain = small, seq, stats["grain"]
         rows.append({"frame": i, "file": name or "", "sequence": seq, "time": time, "change": change,
-                     "change_noise": change_noise, **stats})
+                     "change_noise": change_noise, "change_abs": change_abs, "pair_mean": pair_mean,
+                     "pair_noise": pair_noise, **stats})
         red_maps.append((red_map.shape, np.packbits(red_map, axis=None)))
         if progress is not None:
             progress(i + 1, max(total, i + 1) if total else 0)
@@ -1174,7 +1301,7 @@ def score_frames(
     run = (table["sequence"] != table["sequence"].shift()).cumsum()
     for _, part in table.groupby(run, sort=False):
         maps = [red_maps[j] for j in part.index]
-        decided = _decide(part.reset_index(drop=True), [_unpack(*m) for m in maps], th)
+        decided = _decide(_one_range(part.reset_index(drop=True)), [_unpack(*m) for m in maps], th)
         parts.append(_with_dropped(decided))
     report = pd.concat(parts, ignore_index=True)
     if missing:  # in frame order among the others (a folder's dropped rows stay after the frame they follow)
@@ -1328,12 +1455,13 @@ def curate_path(
     -------
     pandas.DataFrame
         The report of :func:`score_frames`; ``file`` holds the image names for a folder and
-        is empty for a video or a stack; ``time`` holds, for a video, each frame's seconds since its first frame
-        (from its timestamps, read as the frames are, with ffmpeg 6.1 or later; empty otherwise), for a TIFF
+        is empty for a video or a stack; ``time`` holds, in one of two units that the column ``time_unit`` (after
+        it) names on every row with a time: ``seconds`` for a video, each frame's seconds since its first frame
+        (from its timestamps, read as the frames are, with ffmpeg 6.1 or later; empty otherwise), and for a TIFF
         stack whose metadata record the interval between its time points, each frame's seconds since the first
-        time point, and for a folder, the time-point number of file names like ``t012.png`` or ``emb1_t012.png``
-        (12; empty otherwise). For a video
-        in which ffmpeg reported damaged data, the frames decoded from it are flagged ``corrupt``
+        time point (empty for a stack without one); ``time point`` for a folder, the time-point number of file
+        names like ``t012.png``, ``emb1_t012.png`` or ``frame_12.png`` (12; empty otherwise), not seconds. For a
+        video in which ffmpeg reported damaged data, the frames decoded from it are flagged ``corrupt``
         (:func:`mark_corrupt`; found by decoding the video once more, ~2.5 s per 1000 frames of 752x512 H.264).
         Five more columns, the same on every row, say what input it is of: ``input`` (the file or folder name),
         ``input_frames`` (the frame count the input declares: a video's header, which a file cut short does not
@@ -1366,10 +1494,13 @@ def curate_path(
     if report["unreadable"].all():  # nothing measured: an error, not a report
         _, name, _, detail = report.attrs["missing"][0]
         raise DevolensError(f"none of the {len(report)} files could be read (e.g. {name}: {detail})", path=path)
+    seconds = _stack_times(report, Path(path), stack_z=stack_z, pages=pages)
+    seconds = _video_times(report, getattr(frames, "times", None)) or seconds
+    # (one column `time` of two units, a folder's time points or seconds: which, on every row that has a time)
+    report.insert(report.columns.get_loc("time") + 1, "time_unit",
+                  np.where(report["time"].notna().to_numpy(bool), "seconds" if seconds else "time point", ""))
     # what identifies the input, on every row (a CSV has no other place): a consumer of the report tells its own
     # input's report from another's by it (report_mismatch)
-    _stack_times(report, Path(path), stack_z=stack_z, pages=pages)
-    _video_times(report, getattr(frames, "times", None))
     report["input"] = Path(path).resolve().name
     report["input_frames"] = int(total or 0)
     report["input_options"] = reading_options(path, stack_z=stack_z, channel=channel, pages=pages)
@@ -1381,39 +1512,41 @@ def curate_path(
     return report
 
 
-def _stack_times(report: pd.DataFrame, path: Path, *, stack_z: str, pages: str) -> None:
+def _stack_times(report: pd.DataFrame, path: Path, *, stack_z: str, pages: str) -> bool:
     """``time`` of a TIFF stack's rows, in place, where its metadata record the interval between its time points
     (:func:`devolens.io.stacks.frame_interval`): the seconds since its first time point, t x interval (frame t
     x Z + z with ``stack_z="slices"``); whole seconds as integers. Other inputs (a video, a folder, a stack
-    without an interval) are left as they are."""
+    without an interval) are left as they are. True where it set them."""
     from devolens.io.stacks import stack_reading
 
     if not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
-        return
+        return False
     reading = stack_reading(path, z=stack_z, pages=pages)
     if not reading or not reading["interval_s"]:
-        return
+        return False
     axes, shape = reading["axes"], reading["shape"]
     if "T" not in axes or shape[axes.index("T")] != reading["time_points"]:  # time points along T alone
-        return
+        return False
     per = reading["z_planes"] if reading["z"] == "slices" else 1
     frames = pd.to_numeric(report["frame"], errors="coerce").to_numpy(float)
     report["time"] = _seconds_column(np.floor(frames / per) * reading["interval_s"])
+    return True
 
 
-def _video_times(report: pd.DataFrame, times: list[float | None] | None) -> None:
+def _video_times(report: pd.DataFrame, times: list[float | None] | None) -> bool:
     """``time`` of a video's rows, in place: each frame's seconds since the first frame, from the timestamps the
     video reader numbers its frames by (:attr:`devolens.io.video.VideoFrames.times`; a frame missing mid-file at
     the time between its neighbours). Left as it is where there are none (ffmpeg before 6.1, or stamps that
-    could not be read)."""
+    could not be read). True where it set them."""
     if not times or all(t is None for t in times):
-        return
+        return False
     frames = pd.to_numeric(report["frame"], errors="coerce").to_numpy(float)
     seconds = np.full(len(frames), np.nan)
     for row, f in enumerate(frames):
         if np.isfinite(f) and 0 <= int(f) < len(times) and times[int(f)] is not None:
             seconds[row] = times[int(f)]
     report["time"] = _seconds_column(seconds)
+    return True
 
 
 def _seconds_column(seconds: np.ndarray):
