@@ -21,7 +21,9 @@ labelled nucleus of the clean frames, only the header when none is clean; x,y it
 projected into the frame, which for a partly hidden nucleus can fall outside its label, even in
 a nearer nucleus's; label_x,label_y the centroid of its label's pixels, what `devolens segment`'s
 objects.csv calls x,y; visible the share of it not hidden behind nearer nuclei); with --kind
-membrane also DIR/membranes/tNNN_membrane.png; with --video DIR/video.mp4.
+membrane also DIR/membranes/tNNN_membrane.png; with --video DIR/video.mp4. frames.csv's embryo (and
+render.json's embryos) is the table's own embryo name, as it joins back to the table; file names clean it
+(emb A/1: frames/emb_A_1_tNNN.png).
 Rendering again into DIR replaces the previous render whole; other files in DIR are kept.
 
 frames.csv's counts are the table's at the row's time point, whatever the artifact: a
@@ -88,6 +90,21 @@ def _within_table(table, times: list[int], ranged: set[int]) -> list[int]:
     from devolens.cli._common import note
     from devolens.io.tables import time_points_text, time_spans_text
 
+    kept, absent, present = _range_kept(table, times, ranged)
+    if not absent:
+        return kept
+    if not kept:  # select_times says what the table has
+        return [t for t in times if t in set(absent)]
+    note(f"--times: time point(s) {time_spans_text(absent)} of the range are not in the table (it has "
+         f"{time_points_text(present)}): skipped")
+    return kept
+
+
+def _range_kept(table, times: list[int], ranged: set[int]) -> tuple[list[int], list[int], set]:
+    """What :func:`_within_table` keeps of ``times`` in ``table``, unsaid: the time points kept; those of the
+    range left out for being absent from ``table`` (empty when none is, or when a time point named on its own is
+    absent too: an error follows, naming it alone); and ``table``'s time points. No time point kept, and some left
+    out: ``table`` has none of ``times``."""
     from devolens.io.tables import time_unit
 
     present = set(table["time"].tolist())
@@ -100,15 +117,52 @@ def _within_table(table, times: list[int], ranged: set[int]) -> list[int]:
             times, ranged = [t for t in times if t not in off], ranged - off
     absent = sorted(t for t in ranged if t not in present)
     if not absent:
-        return times
+        return times, [], present
     if any(t not in present for t in set(times) - ranged):  # an error follows: it names these alone
-        return [t for t in times if t in present or t not in ranged]
-    kept = [t for t in times if t in present]
-    if not kept:
-        return times
-    note(f"--times: time point(s) {time_spans_text(absent)} of the range are not in the table (it has "
-         f"{time_points_text(present)}): skipped")
-    return kept
+        return [t for t in times if t in present or t not in ranged], [], present
+    return [t for t in times if t in present], absent, present
+
+
+#: notes on the simulated embryos' --times said one by one; the others summed up in one
+_EMBRYO_NOTES = 5
+
+
+def _within_embryos(tables, times: list[int], ranged: set[int]) -> list[list[int]]:
+    """Each simulated embryo's time points of ``--times``, as :func:`_within_table` takes them of a table: the
+    range's time points an embryo lacks (past its end: embryos grow at their own pace) left out of it, with a note
+    naming the embryo; an embryo with none of them is not rendered (an empty list), with a note.
+
+    Raises
+    ------
+    DevolensError
+        No embryo has any of the time points (their time points said, and how to grow them longer).
+    """
+    from devolens.cli._common import note
+    from devolens.errors import DevolensError
+    from devolens.io.tables import time_points_text, time_spans_text
+
+    names = [str(t["embryo"].iloc[0]) for t in tables]
+    found = [_range_kept(t, times, ranged) for t in tables]
+    if all(absent and not kept for kept, absent, _ in found):
+        has = "; ".join(f"{name} has {time_points_text(present)}"
+                        for name, (_, _, present) in list(zip(names, found))[:_EMBRYO_NOTES])
+        more = f"; and {len(names) - _EMBRYO_NOTES} more" if len(names) > _EMBRYO_NOTES else ""
+        raise DevolensError(f"--times: none of the time points {time_spans_text(times)} is in the simulated "
+                            f"embryo{'s' if len(names) > 1 else ''} ({has}{more}): give time points within them, or "
+                            "a larger --sim-cells to grow them longer")
+    said, out = 0, []
+    for name, (kept, absent, present) in zip(names, found):
+        if absent:
+            if said < _EMBRYO_NOTES:
+                note(f"--times: time point(s) {time_spans_text(absent)} of the range are not in simulated embryo "
+                     f"{name} (it has {time_points_text(present)}): "
+                     + ("skipped" if kept else "none of its frames rendered"))
+            said += 1
+        out.append(kept)
+    if said > _EMBRYO_NOTES:
+        note(f"--times: {said - _EMBRYO_NOTES} more simulated embryos lack time points of the range (past their "
+             "end): those skipped")
+    return out
 
 
 def _optics_file(path: Path, kind: str) -> dict:
@@ -248,7 +302,10 @@ def render(
     ),
     kind: str = typer.Option("nuclei", "--kind", callback=choice("nuclei", "membrane"), help="nuclei: histone-GFP maximum projections; membrane: membrane-marker z-slices."),
     every: int = typer.Option(1, "--every", help="Render every K-th time point (K >= 1) of those the table has (or --times lists): time points missing from the table are not counted, so in a table with gaps the frames are not evenly spaced in time."),
-    times: Optional[str] = typer.Option(None, "--times", help="Time points to render, e.g. '10,20,30' or '10-50' (default all)."),
+    times: Optional[str] = typer.Option(
+        None, "--times", help="Time points to render, e.g. '10,20,30' or '10-50' (default all). A range's time points "
+        "the table lacks are skipped with a note; with --simulate, each embryo's (they end at different time points)."
+    ),
     size: Tuple[int, int] = typer.Option(
         (512, 752), "--size", help="Frame height and width in pixels, e.g. --size 256 256. The embryo is scaled to "
         "the frame (its eggshell 80 % of the width, or of the height across): a larger --size zooms in, it does not "
@@ -270,7 +327,8 @@ def render(
         "files named frames/<embryo>_tNNN.png)."
     ),
     sim_cells: Optional[int] = typer.Option(
-        None, "--sim-cells", help="With --simulate: grow each embryo up to this many cells (default: the simulator's)."
+        None, "--sim-cells", help="With --simulate: grow each embryo up to this many cells, 1 to 2000 (default: the "
+        "simulator's, 360); a C. elegans embryo hatches with 558: the frames past that are not a real embryo's."
     ),
     pose: str = typer.Option("default", "--pose", callback=choice(*POSES), help="default: embryo centred and horizontal; random: random rotation, mirror, scale, placement."),
     vary: str = typer.Option(
@@ -302,7 +360,7 @@ def render(
     workers: int = typer.Option(1, "--workers", help="Processes rendering in parallel (same output for any number)."),
 ) -> None:
     """Render a lineage table (or simulated embryos) as microscopy frames with ground truth."""
-    from devolens.cli._common import console, progress_bar
+    from devolens.cli._common import console, note, progress_bar
     from devolens.errors import DevolensError
     from devolens.render.dataset import KINDS, render_dataset
 
@@ -335,8 +393,12 @@ def render(
         raise DevolensError(f"--workers must be at least 1, got {workers}")
     if seed < 0:
         raise DevolensError(f"--seed must be non-negative, got {seed}")
-    if sim_cells is not None and sim_cells < 1:
-        raise DevolensError(f"--sim-cells must be at least 1, got {sim_cells}")
+    if sim_cells is not None:
+        from devolens.lineage.simulate import HATCHING_CELLS, MAX_CELLS
+
+        if not 1 <= sim_cells <= MAX_CELLS:
+            raise DevolensError(f"--sim-cells must be within 1..{MAX_CELLS} (a C. elegans embryo hatches with "
+                                f"{HATCHING_CELLS} cells), got {sim_cells}")
     if not 0.0 <= min_visible <= 1.0:  # NaN too
         raise DevolensError(f"--min-visible must be a share in [0, 1] of a nucleus, got {min_visible}")
     if kind != "nuclei" and (min_visible or drop_slivers):
@@ -354,6 +416,9 @@ def render(
             tables = simulate_tables(simulate, seed=seed, n_cells=sim_cells)
             cb(simulate, simulate)
         prefix = True
+        each = [time_list] * len(tables)
+        if time_list is not None and ranged:  # each embryo its own: they end at different time points
+            time_list = each = _within_embryos(tables, time_list, ranged)
     else:
         from devolens.cli.lineage import _about, _read
 
@@ -364,10 +429,19 @@ def render(
         prefix = False
         if time_list is not None and ranged:
             time_list = _within_table(tables[0], time_list, ranged)
+        each = [time_list]
     from devolens.render.dataset import select_times
 
-    for t in tables:
-        select_times(t, time_list, every)  # raises on bad --times before anything is written
+    # raises on bad --times before anything is written; an empty list: an embryo with none of the range's
+    plans = [select_times(t, tt, every, what="the table" if simulate is None else f"simulated embryo "
+                          f"{t['embryo'].iloc[0]}") if tt is None or len(tt) else []
+             for t, tt in zip(tables, each)]
+    if simulate is not None:
+        from devolens.cli.simulate import hatching_note
+
+        hatched = hatching_note(tables, "--sim-cells", times=plans)
+        if hatched:
+            note(hatched)
 
     provenance = {
         "command": command_line("devolens render"),
@@ -388,7 +462,6 @@ def render(
         )
         _add_provenance(stage / "render.json", provenance)
     if video and len(df) and (df["file"] != "").any():
-        from devolens.cli._common import note
         from devolens.io.video import video_size
 
         even = video_size(*hw)

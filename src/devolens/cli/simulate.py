@@ -29,8 +29,10 @@ def embryo(
     times: Optional[int] = typer.Option(
         None, "--times", min=1, max=600, help="Stop after this many time points (about 90 s each; at most 600)."
     ),
-    start: str = typer.Option(
-        "P0", "--start", callback=choice(*STARTS), help="Start from the zygote ('P0') or from the 4-cell stage ('4cell')."
+    start: Optional[str] = typer.Option(
+        None, "--start", callback=choice(*STARTS), show_default=False,
+        help="Start from the zygote ('P0') or from the 4-cell stage ('4cell'); default the --params file's \"start\", "
+        "else P0.",
     ),
     params: Optional[Path] = typer.Option(
         None, "--params", help="JSON file overriding the shipped fitted simulator parameters (optional)."
@@ -44,16 +46,22 @@ def embryo(
     """Grow a digital embryo (Sulston lineage, fitted cell cycles, positions in the eggshell)."""
     from devolens.cli._common import check_out, console, note
     from devolens.errors import DevolensError
-    from devolens.lineage.simulate import HATCHING_CELLS, simulate_embryo
+    from devolens.lineage.simulate import read_params_file, simulate_embryo
 
-    if start not in STARTS:
+    if start is not None and start not in STARTS:
         raise typer.BadParameter("must be 'P0' or '4cell'", param_hint="--start")
     if out.exists() and out.is_dir():
         raise DevolensError("is a folder; give a CSV file name", path=out)
     if params is not None:  # the table (or its .meta.json beside it) must not replace the parameters it came from
         check_out(out, params)
         check_out(out.with_name(out.stem + ".meta.json"), params)
+        given = read_params_file(params)
+        file_start = given.get("start") if isinstance(given, dict) else None
+        if start is not None and isinstance(file_start, str) and file_start != start:
+            note(f"--start {start} overrides the start {file_start!r} of {params}: the embryo starts from {start} "
+                 "(leave --start out to start from the file's)")
     df = simulate_embryo(seed, n_cells=cells, n_times=times, params=params, start=start)
+    start = df.attrs["start"]  # what it started from: --start, else the file's, else P0
     try:
         from devolens.io.tables import write_tidy
     except ImportError:  # pragma: no cover - foundation module missing
@@ -67,11 +75,53 @@ def embryo(
     console.print(
         f"wrote {out}: {len(df)} rows, {len(counts)} time points, {int(counts.iloc[-1])} cells at the end"
     )
-    if int(counts.max()) > HATCHING_CELLS:  # the simulator keeps dividing past hatching
-        past = next(int(t) for t, n in counts.items() if n > HATCHING_CELLS)
-        note(f"from time point {past} the embryo has more than the {HATCHING_CELLS} cells a C. elegans embryo "
-             "hatches with: the simulator's cells (but Z2 and Z3) keep dividing where a real embryo's stop, so those "
-             "time points are not a real embryo's (--cells stops it earlier)")
+    hatched = hatching_note([df], "--cells")
+    if hatched:
+        note(hatched)
+
+
+def hatching_note(tables, option: str, times=None) -> Optional[str]:
+    """The note for simulated embryos that grow past hatching, or None when none does: the simulator's cells keep
+    dividing past the :data:`~devolens.lineage.simulate.HATCHING_CELLS` (558) a C. elegans embryo hatches with, so
+    those time points are not a real embryo's.
+
+    Parameters
+    ----------
+    tables : list of DataFrame
+        Simulated embryos' tidy tables (``embryo``, ``time`` columns).
+    option : str
+        The option that stops them earlier, named in the note (``--cells``, ``--sim-cells``).
+    times : list, optional
+        Per table, the time points used of it (those rendered); default all.
+
+    Returns
+    -------
+    str or None
+        From which time point each embryo that passes hatching has more cells (the embryo named when there are
+        several); None when none passes it.
+    """
+    from devolens.lineage.simulate import HATCHING_CELLS
+
+    past = []
+    for i, table in enumerate(tables):
+        counts = table.groupby("time").size()
+        if times is not None and times[i] is not None:
+            counts = counts[counts.index.isin(list(times[i]))]
+        over = counts[counts > HATCHING_CELLS]
+        if len(over):
+            past.append((str(table["embryo"].iloc[0]), int(over.index.min())))
+    if not past:
+        return None
+    one = len(tables) == 1
+    if one:
+        where = f"from time point {past[0][1]} the embryo has"
+    else:
+        shown = ", ".join(f"{t} in {name}" for name, t in past[:5])
+        more = f" (and {len(past) - 5} more embryos)" if len(past) > 5 else ""
+        where = f"from time point {shown}{more} the {'embryo has' if len(past) == 1 else 'embryos have'}"
+    return (f"{where} more than the {HATCHING_CELLS} cells a C. elegans embryo hatches with: the simulator's cells "
+            "(but Z2 and Z3) keep dividing where a real embryo's stop, so those time points are not a real embryo's "
+            f"({option} stops {'it' if one or len(past) == 1 else 'them'} earlier)")
 
 
 def _add_provenance(out: Path, *, seed: int, cells: Optional[int], times: Optional[int], start: str,

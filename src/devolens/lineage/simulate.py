@@ -264,11 +264,7 @@ def load_params(params: dict | str | Path | None = None) -> dict:
     if params is None:
         return copy.deepcopy(base)
     if isinstance(params, (str, Path)):
-        path = Path(params)
-        try:
-            params = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise DevolensError(f"cannot read simulator parameters: {exc}", path=path) from None
+        params = read_params_file(params)
     if not isinstance(params, dict):
         raise DevolensError("simulator params must be a dict or a JSON file path")
     params = _without_comments(params)
@@ -276,6 +272,32 @@ def load_params(params: dict | str | Path | None = None) -> dict:
     merged = _merge(base, params)
     _check_params(merged)
     return merged
+
+
+def read_params_file(path: str | Path):
+    """The JSON value a simulator parameter file holds, as written (not merged over the shipped parameters, not
+    checked: :func:`load_params` does both).
+
+    Parameters
+    ----------
+    path : str or Path
+        The JSON file.
+
+    Returns
+    -------
+    object
+        What the file holds (a dict for a parameter file).
+
+    Raises
+    ------
+    DevolensError
+        The file cannot be read or is not JSON.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DevolensError(f"cannot read simulator parameters: {exc}", path=path) from None
 
 
 #: tables whose keys are names (cells, lineage groups, embryos, population letters), not parameters
@@ -637,7 +659,8 @@ def simulate_embryo(
         outline in the image, pixels and degrees, EPIC AuxInfo convention),
         ``ellipsoid`` (dict ``xc, yc`` px, ``zc`` planes, semi-axes ``a, b, c`` px,
         ``ang`` deg: the 3D eggshell), ``seconds_per_time``, ``time_seconds`` (None),
-        ``axis`` (None), ``seed``, ``apoptoses`` (list of cells that died).
+        ``axis`` (None), ``seed``, ``apoptoses`` (list of cells that died), ``start`` (the stage it started from:
+        ``start``, else the parameters' ``start``).
 
     Examples
     --------
@@ -807,6 +830,7 @@ def simulate_embryo(
             "axis": None,
             "seed": int(seed),
             "apoptoses": apoptoses,
+            "start": start,
         }
     )
     return df

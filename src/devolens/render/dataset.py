@@ -3,10 +3,12 @@
 Layout written under ``out``::
 
     frames/tNNN.png              rendered frame (NNN = time point, zero-padded to 3 digits;
-                                 ``<embryo>_tNNN.png`` when several/simulated embryos)
+                                 ``<embryo>_tNNN.png`` when several/simulated embryos, the
+                                 name cleaned for a file: ``emb A/1`` -> ``emb_A_1``)
     labels/tNNN_labels.tif       uint16 instance labels 1..K (nuclei, or cells for membranes)
     membranes/tNNN_membrane.png  membrane mask, 0/255 (kind "membrane" only)
-    frames.csv                   file,time,embryo,A,E,M,P,C,D,Z,total,artifact
+    frames.csv                   file,time,embryo,A,E,M,P,C,D,Z,total,artifact (embryo: the table's
+                                 own embryo name, to join back to it; cleaned only in file names)
     objects.csv                  file,label,cell,x,y,depth,radius,area,visible,label_x,label_y
                                  (nuclei, clean frames; only the header when no frame is clean):
                                  each labelled nucleus; ``x, y`` its 3-D centre projected into
@@ -30,7 +32,8 @@ that point can lie outside its own label, even inside a nearer nucleus's label. 
 centroid of the label's pixels (x the column, y the row, from 0 at the first pixel's centre), what
 ``devolens segment``'s objects.csv calls ``x, y``: compare those with a segmentation's.
 
-``render.json`` holds, under ``embryos``, one entry per embryo: ``seed`` (the embryo's seed, the
+``render.json`` holds, under ``embryos``, one entry per embryo (keyed by its name, as frames.csv's ``embryo``
+says it: the table's own, ``<name>_<i>`` for the i-th of tables of one name): ``seed`` (the embryo's seed, the
 ``reporter_key`` of its nuclei frames), ``optics`` (nuclei) or ``membrane`` (membrane parameters) and
 ``pose`` (``center``, ``angle``, ``scale``: frame pixels per table pixel, ``flip``) that every frame of it was
 rendered with, and ``frames``: one record per time point (``time``, ``file``, ``seed`` the frame's seed; for
@@ -146,9 +149,12 @@ def frame_name(time: int, embryo: str | None = None) -> str:
     return stem if embryo is None else f"{embryo}_{stem}"
 
 
-def select_times(table: pd.DataFrame, times: Sequence[int] | None = None, every: int = 1) -> list[int]:
+def select_times(table: pd.DataFrame, times: Sequence[int] | None = None, every: int = 1, *,
+                 what: str = "the table") -> list[int]:
     """The time points to render: ``times`` (all of the table's by default), every ``every``-th of them (of the time
     points present: a gap in the table is not counted).
+
+    ``what`` names the table in the error (``"simulated embryo sim7"``; default ``"the table"``).
 
     Raises
     ------
@@ -172,7 +178,7 @@ def select_times(table: pd.DataFrame, times: Sequence[int] | None = None, every:
 
             # the table's time points with their gaps: "it has 1..360" alone read as if 150 were among them
             raise DevolensError(
-                f"time point(s) {time_spans_text(missing)} not in the table (it has {time_points_text(present)})",
+                f"time point(s) {time_spans_text(missing)} not in {what} (it has {time_points_text(present)})",
                 path=table.attrs.get("source"),
             )
         chosen = sorted(set(int(t) for t in times))
@@ -218,7 +224,26 @@ def _embryo_name(table: pd.DataFrame, index: int) -> str:
 
 
 def _safe(name: str) -> str:
+    """``name`` fit for a file name (``emb A/1`` -> ``emb_A_1``): only for the files' names; frames.csv and
+    render.json keep the embryo's own name."""
     return "".join(c if (c.isalnum() or c in "-_.") else "_" for c in name)
+
+
+def _times_per_table(times, n: int) -> tuple[list, bool]:
+    """``times`` of :func:`render_dataset` as one entry per table: the same for all (None, or a sequence of time
+    points), or each its own when ``times`` holds one sequence (or None) per table; and whether it did."""
+    if times is None or isinstance(times, (str, bytes)) or not isinstance(times, Iterable):
+        return [times] * n, False  # select_times refuses what is no list of time points
+    times = list(times)
+    nested = [t is None or (isinstance(t, Iterable) and not isinstance(t, (str, bytes))) for t in times]
+    if not (times and all(nested)):
+        return [times] * n, False
+    if len(times) != n:
+        raise DevolensError(f"times holds {len(times)} lists of time points for {n} table(s): give one per table, "
+                            "or one list of time points for all")
+    if not any(t is None or len(list(t)) for t in times):
+        raise DevolensError("times: every table's list of time points is empty: no time points to render")
+    return [None if t is None else list(t) for t in times], True
 
 
 _JOB_TABLES: list = []
@@ -300,8 +325,10 @@ def render_dataset(
         Output folder (created).
     kind : {"nuclei", "membrane"}
         Histone-GFP maximum projections, or membrane-marker z-slices.
-    times : sequence of int, optional
-        Time points to render (default all of each table's).
+    times : sequence of int, or one per table, optional
+        Time points to render (default all of each table's); a list with one sequence of time points (or None: all)
+        per table gives each table its own, an empty one rendering none of that table (it is then absent from
+        frames.csv and render.json; the other tables' frames are those they get without it).
     every : int
         Render every ``every``-th of those time points.
     size : (int, int)
@@ -389,12 +416,19 @@ def render_dataset(
         if len(t) == 0:
             raise DevolensError("table is empty", path=t.attrs.get("source"))
     tables = [_without_copies(t) for t in tables]
-    plans = [select_times(t, times, every) for t in tables]  # validates before writing
-    if prefix is None:
-        prefix = len(tables) > 1
-    names = [_safe(_embryo_name(t, i)) for i, t in enumerate(tables)]
+    # frames.csv's embryo and render.json's key: the table's own name (joins back to it), unique; files: cleaned
+    embryos = [_embryo_name(t, i) for i, t in enumerate(tables)]
+    if len(set(embryos)) != len(embryos):  # two tables of one name
+        embryos = [f"{n}_{i}" for i, n in enumerate(embryos)]
+    names = [_safe(n) for n in embryos]
     if len({n.casefold() for n in names}) != len(names):  # case-blind: one folder on macOS and Windows
         names = [f"{n}_{i}" for i, n in enumerate(names)]
+    per_table, own_times = _times_per_table(times, len(tables))
+    plans = [[] if own_times and tt is not None and not tt else  # validates before writing
+             select_times(t, tt, every, what=f"the table of embryo {label}" if len(tables) > 1 else "the table")
+             for t, tt, label in zip(tables, per_table, embryos)]
+    if prefix is None:
+        prefix = len(tables) > 1
     rgb_frames = rgb and kind == "nuclei"
     try:  # the kinds, checked before any output exists (an empty plan draws nothing)
         artifact_kinds = check_kinds(artifact_kinds)
@@ -430,7 +464,9 @@ def render_dataset(
             with signals_held():  # a stop inside Pool() left a half-made finaliser: a traceback at exit
                 pool = ctx.Pool(min(workers, total), initializer=_set_job_tables, initargs=(tables, geoms))
         for ei, (table, tlist) in enumerate(zip(tables, plans)):
-            name = names[ei]
+            if not tlist:  # its list of times was empty: none of it rendered (the others' draws are their own)
+                continue
+            name, label = names[ei], embryos[ei]
             e_rng = np.random.default_rng(embryo_seeds[ei])
             e_seed = int(e_rng.integers(0, 2**31 - 1))
             geom = geoms[ei]
@@ -446,7 +482,7 @@ def render_dataset(
             # what every frame is rendered with; with vary "frame" each frame draws its own (null here, in frames)
             steady_pose = vary == "embryo" or pose == "default"
             used_pose = default_pose(geom, (h, w)) if isinstance(e_pose, str) else e_pose
-            meta["embryos"][name] = entry = {
+            meta["embryos"][label] = entry = {
                 "seed": e_seed,
                 "optics": None if optics_e is None or vary == "frame" else optics_e.as_dict(),
                 "membrane": None if mparams is None or vary == "frame" else asdict(mparams),
@@ -499,7 +535,7 @@ def render_dataset(
                     if objs is not None and not art:  # per-nucleus truth of clean frames
                         objects.append(objs.assign(file=file)[OBJECTS_COLUMNS])
                 entry["frames"].append({"time": int(t), "file": file, **record})
-                rows.append({"file": file, "time": int(t), "embryo": name, **{k: int(counts[k]) for k in (*LETTERS, "total")},
+                rows.append({"file": file, "time": int(t), "embryo": label, **{k: int(counts[k]) for k in (*LETTERS, "total")},
                              "artifact": art})
                 done += 1
                 if progress is not None:
@@ -518,7 +554,11 @@ def render_dataset(
     from devolens.provenance import version
 
     meta["devolens_version"] = version()
-    meta.update({"times": None if times is None else [int(t) for t in times], "every": int(every),
+    if own_times:  # each table's own (None: all of it)
+        times_used = [None if tt is None else [int(t) for t in tt] for tt in per_table]
+    else:
+        times_used = None if times is None else [int(t) for t in times]
+    meta.update({"times": times_used, "every": int(every),
                  "video": bool(video), "fps": float(fps), "prefix": bool(prefix)})
     write_text(out / "render.json", json.dumps(meta, indent=1, default=float))
     if kind == "nuclei":  # the header alone when no frame is clean: a reader finds the file it expects
