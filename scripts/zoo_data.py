@@ -61,7 +61,10 @@ def _window(mask: np.ndarray, crop: int, rng: np.random.Generator) -> tuple[int,
 def _names(renders: list[Path]) -> list[pd.DataFrame]:
     """Each render folder's frames (artifact frames left out) with the name each gets in the output
     (column ``name``): ``<embryo>_tNNN``, and the same embryo rendered again in a later folder (other
-    pose/optics) ``<embryo>_tNNN_<folder>``, so both are kept."""
+    pose/optics) ``<embryo>_tNNN_<folder>``, so both are kept (the embryo's name made file-safe, as the
+    render's own file names)."""
+    from devolens.render.dataset import _safe
+
     seen: set[str] = set()
     plans = []
     for rdir in renders:
@@ -71,7 +74,7 @@ def _names(renders: list[Path]) -> list[pd.DataFrame]:
         names = []
         for _, row in table.iterrows():
             stem = Path(row["file"]).stem
-            embryo = str(row["embryo"])
+            embryo = _safe(str(row["embryo"]))  # frames.csv holds the table's own name: file names a safe one
             name = stem if stem.startswith(embryo) else f"{embryo}_{stem}"
             if name in seen:
                 base, k = f"{name}_{rdir.name}", 2
