@@ -1042,21 +1042,12 @@ def run_segmentation(
                                                           "label", "x", "y", "area"])
         areas: list[float] = []
         counts: list[tuple] = []
-        # what the colour and the blobs-or-lines notes judge (centres of giant frames): of the first SHAPE_LOOK
-        # frames, the SHAPE_FRAMES in which the model found the most objects, as (objects, order, image); the first
-        # frames (blank) where it found none in any. A movie's dark start of codec-compressed noise (which
-        # lacks_structure does not call empty: the codec's blocks are structure to it) read as "thin lines" and
-        # outvoted its real frames when the first 5 frames were judged
-        first: list = []
-        blank: list = []
+        judged = _JudgedFrames()  # what the colour and the blobs-or-lines notes judge
         giants: list[tuple] = []  # (frame, shape, blocks, uint32 labels) of images segmented block by block
         noise: list = []  # frames with no structure above their noise (no objects: see MembranePredictor)
         specks: list = []  # frames whose saturated specks were left out of the brightness scale (_specks_note)
         # the images' heights and widths: one estimate for a folder of several sizes gets a note
         sizes: set[tuple[int, int]] = set()
-        from devolens.predict.postprocess import leaves_specks_out
-
-        net = predictor.network
         note_sizes = diameter == "auto" and not source.is_video
         total = _progress_total(source.total - len(skip) if source.total else 0)
 
@@ -1087,21 +1078,9 @@ def run_segmentation(
             counts.append((fid, res.count, tz))
             if res.extra.get("no_structure"):  # nothing above the frame's noise: no objects (the membrane model)
                 noise.append(fid)
-            # (a giant image's blocks are normalised by its whole percentiles, which keep specks in)
-            if not res.extra.get("blocks") and leaves_specks_out(image, net.channel, net.percentiles, net.outliers):
+            if res.extra.get("specks"):  # as the frame's preparation found (a giant image's blocks keep them in)
                 specks.append(fid)
-            order = len(counts)
-            # (copies: a giant frame is not kept alive by a view)
-            if res.count and order <= SHAPE_LOOK:
-                if len(first) < SHAPE_FRAMES:
-                    first.append((res.count, order, _centre(image).copy()))
-                    blank.clear()
-                else:
-                    fewest = min(range(len(first)), key=lambda i: first[i][0])
-                    if res.count > first[fewest][0]:
-                        first[fewest] = (res.count, order, _centre(image).copy())
-            elif not res.count and not first and len(blank) < SHAPE_FRAMES:
-                blank.append(_centre(image).copy())
+            judged.add(res.count, image)
             if res.extra.get("blocks"):  # a giant image, segmented block by block
                 giants.append((fid, image.shape[:2], res.extra["blocks"], res.labels.dtype.itemsize > 2))
             return pos, (_overlay(image, res.labels) if overlay else image)
@@ -1158,7 +1137,7 @@ def run_segmentation(
                            **({"t": [c[2][0] for c in counts], "z": [c[2][1] for c in counts]} if planes > 1 else {}),
                            "count": [c[1] for c in counts]}, stage.tmp / "counts.csv")
         scale = None if predictor.auto_each else predictor.working_scale()  # each: one per image
-        judged = [image for _, _, image in sorted(first, key=lambda entry: entry[1])] or blank  # in the input's order
+        looked = judged.frames()
         summary = {
             "frames": len(counts), "objects": int(sum(c[1] for c in counts)), "skipped": len(skip),
             "curation": None if curation is None else out / "curation.csv",
@@ -1174,9 +1153,9 @@ def run_segmentation(
             "giants": giants,
             "no_structure": noise,
             "specks": specks,
-            "colour_note": _colour_note(judged[0] if judged else None, kind, predictor.network.channel),
+            "colour_note": _colour_note(looked[0] if looked else None, kind, predictor.network.channel),
             # (the planes are read only where the note judges them)
-            "shape_note": _shape_note(lambda: _shape_frames(judged, stack_file, channel, pages), kind,
+            "shape_note": _shape_note(lambda: _shape_frames(looked, stack_file, channel, pages), kind,
                                       predictor, reading["channels"] if reading else 0),
             # objects far from the sizes the model knows: another magnification (see size_advice; with
             # diameter each, every image was sized on its own)
@@ -1337,31 +1316,6 @@ def _noise_note(frames: list, total: int, what: str) -> str:
             "`devolens curate frames` flags empty frames (black) and --skip-flagged leaves flagged frames out")
 
 
-def _reaches_top(frame) -> bool:
-    """Whether a frame (an array) holds a pixel at the top of an 8/16-bit range (255, 65535; a float frame too):
-    one pass, the first test of :func:`devolens.predict.postprocess.leaves_specks_out`."""
-    from devolens.predict.postprocess import SPECK_TOPS
-
-    arr = frame if isinstance(frame, np.ndarray) else None
-    return arr is not None and arr.size > 0 and arr.dtype.kind in "uf" and float(arr.max()) in SPECK_TOPS
-
-
-def _population_specks(predictor, image: np.ndarray) -> bool:
-    """Whether the population model's nuclei network left saturated specks of a frame out of its brightness scale
-    (:func:`devolens.predict.postprocess.leaves_specks_out` on the frame as that network reads it: resized first where
-    the stream's magnification estimate resized it)."""
-    from devolens.predict.population import _resized
-    from devolens.predict.postprocess import leaves_specks_out
-
-    net = getattr(getattr(predictor, "nuclei", None), "network", None)
-    if net is None:
-        return False
-    factor = getattr(predictor, "resize", 1.0)
-    if factor != 1.0:
-        image = _resized(np.asarray(image), factor)
-    return leaves_specks_out(image, net.channel, net.percentiles, net.outliers)
-
-
 def _specks_note(frames: list) -> str:
     """The note for frames whose saturated specks (dust, a reflection, hot-pixel clusters:
     :func:`devolens.predict.postprocess.saturated_specks`) were left out of the brightness scale."""
@@ -1498,6 +1452,40 @@ def _centre(image: np.ndarray, side: int = 2048) -> np.ndarray:
     return image[y0:y0 + side, x0:x0 + side]
 
 
+class _JudgedFrames:
+    """What the colour, the blobs-or-lines and the inverted-input notes judge (:func:`_colour_note`,
+    :func:`_shape_note`, :func:`_population_inverted_note`), gathered as the results come in (:meth:`add`, in the input's
+    order): of the first :data:`SHAPE_LOOK` frames, the :data:`SHAPE_FRAMES` in which the model found the most
+    objects; the first frames (blank) where it found none in any. Centres of giant frames (:func:`_centre`), copied (a
+    giant frame is not kept alive by a view). A movie's dark start of codec-compressed noise (which lacks_structure
+    does not call empty: the codec's blocks are structure to it) read as "thin lines" and outvoted its real frames
+    when the first 5 frames were judged."""
+
+    def __init__(self):
+        self.first: list[tuple] = []  # (objects, order, image)
+        self.blank: list = []
+        self.added = 0  # frames added so far
+
+    def add(self, count: int, image: np.ndarray) -> None:
+        """The next frame's result: ``count`` objects found in ``image``."""
+        self.added += 1
+        first, order = self.first, self.added
+        if count and order <= SHAPE_LOOK:
+            if len(first) < SHAPE_FRAMES:
+                first.append((count, order, _centre(image).copy()))
+                self.blank.clear()
+            else:
+                fewest = min(range(len(first)), key=lambda i: first[i][0])
+                if count > first[fewest][0]:
+                    first[fewest] = (count, order, _centre(image).copy())
+        elif not count and not first and len(self.blank) < SHAPE_FRAMES:
+            self.blank.append(_centre(image).copy())
+
+    def frames(self) -> list:
+        """The frames chosen, in the input's order."""
+        return [image for _, _, image in sorted(self.first, key=lambda entry: entry[1])] or list(self.blank)
+
+
 def _judging_scale(working: float, card: float) -> float:
     """The scale, relative to the input, that the shape note judges a frame at: half the render scale the model
     knows (``working``, the network's scale for this input, over ``card``, its card's), at most
@@ -1512,8 +1500,6 @@ def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Option
     :data:`SHAPE_MOST_SCALE` of the input's pixels: :func:`_judging_scale`), on the 5 of the
     first 20 frames in which the model found the most objects (:func:`run_segmentation`), or a z-stack's busiest
     single planes (:func:`_shape_frames`; :func:`~devolens.predict.postprocess.blob_fraction`, median). ``channels``: a TIFF stack's channels (several: the note names --channel, not --color)."""
-    from devolens.predict.postprocess import blob_fraction, prepare_image
-
     net = predictor.network
     # a --diameter given by hand or judged per image (each) says how big the objects are, not how thick a line is
     if predictor.card_scale <= 0 or predictor.auto_each or (
@@ -1524,6 +1510,40 @@ def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Option
         return None
     scale = _judging_scale(predictor.working_scale(), predictor.card_scale)
     percentiles = net.percentiles or (1.0, 99.8)
+    seen, flipped, bright = _shapes(frames, kind, net, scale, percentiles)
+    if kind == "membrane" and len(flipped) > len(seen) and float(np.median(flipped)) <= LOOKS_INVERTED:
+        return ("the input looks inverted: dark thin lines on a bright background (brightfield, DIC, or an inverted "
+                "export), where the membrane model reads bright membranes on a dark background and finds few or no "
+                "real cells; invert the image first (Fiji: Edit > Invert) and run again")
+    if kind == "nuclei":
+        text = _inverted_nuclei(seen, bright, predictor, scale, percentiles)
+        if text is not None:
+            return text
+    if not seen:
+        return None
+    value = float(np.median(seen))
+    pick = (f"this stack has {channels} channels: --channel picks the" if channels > 1 else
+            "for a two-colour image, --color picks the")
+    if kind == "membrane" and value >= LOOKS_LIKE_NUCLEI:
+        return (f"the input looks like nuclei (bright blobs, {value:.0%} of its bright pixels in blobs; membrane "
+                "slices show thin bright lines): the membrane model outlines cells around such blobs. For nuclei, "
+                f"run `devolens segment nuclei`; {pick} membranes' channel; dark "
+                "membranes on bright cells (a cytoplasmic marker) need the image inverted first")
+    if kind == "nuclei" and value <= LOOKS_LIKE_MEMBRANES:
+        return (f"the input looks like membranes (thin bright lines, {value:.0%} of its bright pixels in blobs; "
+                "nuclei are filled blobs): the nuclei model finds fragments of lines. For cell outlines, run "
+                f"`devolens segment membrane`; {pick} nuclei's channel")
+    return None
+
+
+def _shapes(frames: list, kind: str, net, scale: float, percentiles) -> tuple[list, list, list]:
+    """How :func:`_shape_note` reads ``frames`` (a ``kind`` input, as ``net`` prepares them, at the judging ``scale``
+    with these ``percentiles``): the blob fractions of those whose bright structure it judges
+    (:func:`~devolens.predict.postprocess.blob_fraction`: ``seen``); of the others, too bright to judge, a membrane
+    input's blob fractions once inverted (``flipped``) and a nuclei input's frames whose background lies near their
+    top (``bright``: :data:`LOOKS_INVERTED_BACKGROUND`, before the background flattening)."""
+    from devolens.predict.postprocess import blob_fraction, prepare_image
+
     seen, flipped, bright = [], [], []
     for frame in frames:
         work = prepare_image(frame, net.channel, scale, percentiles, net.flatten, net.outliers)
@@ -1541,33 +1561,45 @@ def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Option
             raw = prepare_image(frame, net.channel, scale, percentiles, 0.0, net.outliers)  # not flattened
             if float(np.median(raw[::4, ::4])) >= LOOKS_INVERTED_BACKGROUND:  # most of the frame near its top
                 bright.append(frame)
-    if kind == "membrane" and len(flipped) > len(seen) and float(np.median(flipped)) <= LOOKS_INVERTED:
-        return ("the input looks inverted: dark thin lines on a bright background (brightfield, DIC, or an inverted "
-                "export), where the membrane model reads bright membranes on a dark background and finds few or no "
-                "real cells; invert the image first (Fiji: Edit > Invert) and run again")
-    if kind == "nuclei" and len(bright) > len(seen):
-        value = _inverted_blobs(bright, predictor, scale, percentiles)
-        if value is not None and value >= LOOKS_LIKE_NUCLEI:
-            return (f"the input looks inverted: dark blobs on a bright background ({value:.0%} of the bright pixels "
-                    "in blobs once inverted), where the nuclei model reads bright nuclei on a dark background and "
-                    "finds few or no real nuclei. An inverted export or lookup table: invert the image first (Fiji: "
-                    "Edit > Invert) and run again; a transmitted-light image (brightfield, DIC), whose dark embryo "
-                    "reads the same: the nuclei model needs a fluorescence image of the nuclei")
-    if not seen:
+    return seen, flipped, bright
+
+
+def _inverted_nuclei(seen: list, bright: list, predictor, scale: float, percentiles,
+                     estimated: Optional[bool] = None) -> Optional[str]:
+    """The note for a nuclei input that looks inverted (dark nuclei on a bright background), from what
+    :func:`_shapes` read: more frames too bright to judge whose background lies near their top (``bright``) than
+    frames judged (``seen``), and bright blobs in them once inverted (:func:`_inverted_blobs`, ``estimated`` as
+    there: :data:`LOOKS_LIKE_NUCLEI` or more); None otherwise. ``segment nuclei``'s (:func:`_shape_note`) and
+    ``population``'s (:func:`_population_inverted_note`)."""
+    if len(bright) <= len(seen):
         return None
-    value = float(np.median(seen))
-    pick = (f"this stack has {channels} channels: --channel picks the" if channels > 1 else
-            "for a two-colour image, --color picks the")
-    if kind == "membrane" and value >= LOOKS_LIKE_NUCLEI:
-        return (f"the input looks like nuclei (bright blobs, {value:.0%} of its bright pixels in blobs; membrane "
-                "slices show thin bright lines): the membrane model outlines cells around such blobs. For nuclei, "
-                f"run `devolens segment nuclei`; {pick} membranes' channel; dark "
-                "membranes on bright cells (a cytoplasmic marker) need the image inverted first")
-    if kind == "nuclei" and value <= LOOKS_LIKE_MEMBRANES:
-        return (f"the input looks like membranes (thin bright lines, {value:.0%} of its bright pixels in blobs; "
-                "nuclei are filled blobs): the nuclei model finds fragments of lines. For cell outlines, run "
-                f"`devolens segment membrane`; {pick} nuclei's channel")
-    return None
+    value = _inverted_blobs(bright, predictor, scale, percentiles, estimated)
+    if value is None or value < LOOKS_LIKE_NUCLEI:
+        return None
+    return (f"the input looks inverted: dark blobs on a bright background ({value:.0%} of the bright pixels "
+            "in blobs once inverted), where the nuclei model reads bright nuclei on a dark background and "
+            "finds few or no real nuclei. An inverted export or lookup table: invert the image first (Fiji: "
+            "Edit > Invert) and run again; a transmitted-light image (brightfield, DIC), whose dark embryo "
+            "reads the same: the nuclei model needs a fluorescence image of the nuclei")
+
+
+def _population_inverted_note(frames: list, predictor) -> Optional[str]:
+    """``segment nuclei``'s note for an input that looks inverted (:func:`_inverted_nuclei`, by the same rule), for
+    ``population``: on the frames ``segment`` would judge (:class:`_JudgedFrames`, by the nuclei found), at the
+    judging scale of its nuclei network (:func:`_judging_scale`: the stream's resizing counts), and where the stream's
+    magnification was estimated, at the one the size model reads off the inverted frames. None for a model without a
+    nuclei network (a regressor) and, as ``segment``'s, where ``--diameter`` was given (a number of pixels)."""
+    nuclei = getattr(predictor, "nuclei", None)
+    auto = bool(getattr(predictor, "auto", False))
+    if nuclei is None or not frames or nuclei.card_scale <= 0 or (getattr(predictor, "scale_known", False)
+                                                                   and not auto):
+        return None
+    net = nuclei.network
+    scale = _judging_scale(getattr(predictor, "resize", 1.0) * nuclei.working_scale(), nuclei.card_scale)
+    percentiles = net.percentiles or (1.0, 99.8)
+    seen, _, bright = _shapes(frames, "nuclei", net, scale, percentiles)
+    return _inverted_nuclei(seen, bright, nuclei, scale, percentiles,
+                            estimated=auto and getattr(predictor, "last_estimate", None) is not None)
 
 
 def _inverted(frame: np.ndarray, channel: str) -> np.ndarray:
@@ -1591,16 +1623,18 @@ def _inverted_frame(frame: np.ndarray) -> np.ndarray:
     return np.float32(float(finite.max()) + float(finite.min())) - arr
 
 
-def _inverted_blobs(frames: list, predictor, scale: float, percentiles) -> Optional[float]:
+def _inverted_blobs(frames: list, predictor, scale: float, percentiles,
+                    estimated: Optional[bool] = None) -> Optional[float]:
     """The median blob fraction (:func:`~devolens.predict.postprocess.blob_fraction`) of ``frames`` inverted, at the
     shape note's ``scale``, or where the magnification was estimated (the estimate read the frames as they are, dark
     blobs on a bright background: an inverted render of EPIC framing 2.2x), at the one the size model reads off the
-    inverted frames; None when none shows bright structure."""
+    inverted frames; None when none shows bright structure. ``estimated``: whether it was (None: as the
+    ``predictor``'s ``last_estimate`` says; a population model's nuclei predictor does not keep the stream's)."""
     from devolens.predict.postprocess import blob_fraction, prepare_image
 
     net = predictor.network
     flipped = [_inverted_frame(frame) for frame in frames]
-    if predictor.last_estimate is not None:
+    if (predictor.last_estimate is not None) if estimated is None else estimated:
         est = predictor.estimate_diameter(flipped)  # (not applied: the run's own scale stays)
         if est is not None:
             scale = 0.5 * predictor._scale_for(est.diameter) / predictor.card_scale
@@ -1917,14 +1951,13 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     signals: list = []
     expected = source.total - len(skip) if source.total else None
 
-    # the frames that reach the top of an 8/16-bit range, until their row comes (their saturated specks may be left
-    # out of the brightness scale: _specks_note); None for the others
-    saturating: collections.deque = collections.deque()
+    # the first SHAPE_LOOK frames, until their row comes: the inverted-input note judges some (_JudgedFrames)
+    looked: collections.deque = collections.deque()
 
     def frames():
         for i, (pos, frame) in enumerate(source.iter(skip)):
             positions.append(pos)
-            saturating.append(frame if _reaches_top(frame) else None)
+            looked.append(frame if i < SHAPE_LOOK else None)
             ends = expected is None or i < BRIGHTNESS_FRAMES or i >= expected - BRIGHTNESS_FRAMES
             signals.append(_frame_signal(frame) if monotone or ends else None)
             yield frame
@@ -1934,6 +1967,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     flat: list = []  # frames without signal (one grey level throughout), named as the CSV names them
     specks: list = []  # frames whose saturated specks were left out of the brightness scale
     no_signal: list[bool] = []  # per row: such a frame (--clock leaves them out of its fit)
+    judged = _JudgedFrames()  # what the inverted-input note judges, chosen by the nuclei found as segment's are
     try:
         predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
                                     diameter=diameter, channel=_color(color), device=device)
@@ -1949,9 +1983,11 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             no_signal.append(bool(row.get("flat")))
             if no_signal[-1]:
                 flat.append(source.frame_id(pos))
-            image = saturating.popleft()
-            if image is not None and _population_specks(predictor, image):
+            if row.get("specks"):  # the nuclei network left saturated specks out of its brightness scale
                 specks.append(source.frame_id(pos))
+            image = looked.popleft()
+            if image is not None and "visible" in row:  # (a regressor model finds no nuclei: no note)
+                judged.add(int(row["visible"]), image)
     finally:
         source.close()
     if not rows:
@@ -1997,6 +2033,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["flat"] = flat
     df.attrs["flat_empty"] = [fid for fid, gone in zip(df["frame"], empty) if gone]  # their counts left empty
     df.attrs["specks"] = specks
+    df.attrs["inverted_note"] = _population_inverted_note(judged.frames(), predictor)
     df.attrs["skipped"] = len(skip)
     df.attrs["ended_early"] = source.ended_early()
     df.attrs["missing"] = source.missing_note()
@@ -2359,6 +2396,8 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
             how = f"{rows_of} {'is' if one else 'are'} left empty (no counts: NaN in the CSV)"
         note(f"{_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if one else 'hold'} no signal (one grey level "
              f"throughout): {how}; `devolens curate frames` flags such frames and --skip-flagged leaves them out")
+    if attrs.get("inverted_note"):  # (segment nuclei's)
+        notes.append((f"note: {attrs['inverted_note']}", {}))
     if attrs.get("specks"):
         notes.append((_specks_note(attrs["specks"]), plain))
     text = _estimate_note(attrs.get("estimate"), "nuclei")

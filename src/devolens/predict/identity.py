@@ -344,7 +344,15 @@ def read_input(table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     return table
 
 
-def prepare_clouds(table: pd.DataFrame, zscale: float | None = None, mirror: bool = False) -> list[dict[str, Any]]:
+def numeric_columns(table: pd.DataFrame, columns: Sequence[str] = ("time", "x", "y", "z", "size")
+                    ) -> dict[str, np.ndarray]:
+    """The ``columns`` of ``table`` it holds, each as float numbers (text that is no number: NaN), converted once for
+    every reader of them (:func:`prepare_clouds`, :func:`stray_nuclei`, :meth:`IdentityPredictor.predict`'s checks)."""
+    return {c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float) for c in columns if c in table.columns}
+
+
+def prepare_clouds(table: pd.DataFrame, zscale: float | None = None, mirror: bool = False,
+                   numeric: dict[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
     """Split a tidy table into normalised clouds, one per (embryo, time).
 
     Parameters
@@ -357,6 +365,8 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None, mirror: boo
     mirror : bool
         Read the embryo's mirror image (x reversed): for an embryo imaged mirrored relative to the training ones (an
         inverted instead of an upright microscope), whose depth-1 names the model otherwise mostly gets wrong.
+    numeric : dict, optional
+        ``table``'s columns as numbers, converted already (:func:`numeric_columns`); None: converted here.
 
     Returns
     -------
@@ -365,9 +375,10 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None, mirror: boo
         (n, 3) and ``size`` (n,) normalised, ``cell`` (names or None).
     """
     check_columns(table)
-    numeric: dict[str, np.ndarray] = {}  # each column as numbers, converted once for both checks below
+    if numeric is None:  # each column as numbers, converted once for both checks below and the clouds
+        numeric = numeric_columns(table)
     for col in ("time", "x", "y", "z"):  # a user's table: name the column and the row, not numpy's words
-        values = numeric[col] = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+        values = numeric[col]
         bad = ~np.isfinite(values)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -375,9 +386,7 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None, mirror: boo
     for col in ("x", "y", "z", "size"):  # 1e308: a finite number whose cube (skewness) or spread overflows
         if col not in table.columns:
             continue
-        if col not in numeric:  # size: text that is no number reads as unknown (NaN), as a missing size
-            numeric[col] = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
-        values = numeric[col]
+        values = numeric[col]  # (size: text that is no number reads as unknown, NaN, as a missing size)
         far = np.abs(values) > MAX_COORDINATE  # NaN sizes (unknown) pass
         if col == "size":
             far |= np.isinf(values)
@@ -458,7 +467,7 @@ STRAY_MIN_ROWS: int = 50
 STRAY_MIN_CELLS: int = 24
 
 
-def stray_nuclei(table: pd.DataFrame) -> np.ndarray:
+def stray_nuclei(table: pd.DataFrame, xyz: np.ndarray | None = None) -> np.ndarray:
     """Rows far outside the space the rest of their embryo's nuclei fill (debris, a mis-tracked spot).
 
     The embryo frame (:func:`embryo_frame`) pools all nuclei of an embryo, and its moments follow a few far points:
@@ -469,6 +478,8 @@ def stray_nuclei(table: pd.DataFrame) -> np.ndarray:
     of the nearest 95 % (three rounds), in x, y and z as given (the distance does not depend on the z scale); rows
     beyond :data:`STRAY_DISTANCE` and :data:`STRAY_SPREAD` times the 95th percentile of the distances are stray.
 
+    ``xyz``: the x, y and z columns as numbers, ``(n_rows, 3)``, converted already (None: converted here).
+
     Returns
     -------
     ndarray (n_rows,) bool
@@ -477,7 +488,7 @@ def stray_nuclei(table: pd.DataFrame) -> np.ndarray:
     out = np.zeros(len(table), bool)
     if not len(table) or not {"x", "y", "z"} <= set(table.columns):
         return out
-    p = np.column_stack([pd.to_numeric(table[c], errors="coerce").to_numpy(float) for c in ("x", "y", "z")])
+    p = xyz if xyz is not None else np.column_stack(list(numeric_columns(table, ("x", "y", "z")).values()))
     if not np.isfinite(p).all() or (np.abs(p) > MAX_COORDINATE).any():
         return out
     emb = table["embryo"].astype(str).to_numpy() if "embryo" in table.columns else np.zeros(len(table), dtype=object)
@@ -1151,32 +1162,34 @@ class IdentityPredictor:
         return pf, pd1
 
     def _proba_checked(self, table: pd.DataFrame, zscale: float | None,
-                       progress: Callable[[int, int], None] | None, mirror: bool = False
-                       ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+                       progress: Callable[[int, int], None] | None, mirror: bool = False,
+                       numeric: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """:meth:`predict_proba` plus what was found in the input: ``duplicates`` (rows that copy an
         earlier nucleus), ``time_breaks`` (see :func:`time_breaks`) and ``largest_clouds`` (embryo -> the nuclei
-        of its largest time point)."""
+        of its largest time point). ``numeric``: ``table``'s columns as numbers, converted already
+        (:func:`numeric_columns`; None: converted for the clouds)."""
         check_columns(table)  # (before duplicate_nuclei, which keys on these columns)
         first = duplicate_nuclei(table)
         if first is None:
-            pf, pd1, found = self._proba(table, zscale, progress, mirror)
+            pf, pd1, found = self._proba(table, zscale, progress, mirror, numeric)
             return pf, pd1, {"duplicates": 0, **found}
         keep = np.flatnonzero(first == np.arange(len(table)))
-        pf, pd1, found = self._proba(table.iloc[keep], zscale, progress, mirror)  # (iloc keeps attrs: zscale)
+        pf, pd1, found = self._proba(table.iloc[keep], zscale, progress, mirror,  # (iloc keeps attrs: zscale)
+                                     None if numeric is None else {c: v[keep] for c, v in numeric.items()})
         at = np.searchsorted(keep, first)  # row -> its original among the kept rows
         return pf[at], pd1[at], {"duplicates": len(table) - len(keep), **found}
 
     @torch.no_grad()
     def _proba(self, table: pd.DataFrame, zscale: float | None,
-               progress: Callable[[int, int], None] | None, mirror: bool = False
-               ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+               progress: Callable[[int, int], None] | None, mirror: bool = False,
+               numeric: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Probabilities of a table without duplicate nuclei, the ``time_breaks`` its smoothing did not link
         across (none without smoothing), each embryo's ``largest_clouds`` and what :func:`tracklets` found
         (``tracking``; empty without smoothing)."""
         from devolens.models.zoo import fork_guard
 
         fork_guard()
-        clouds = prepare_clouds(table, zscale, mirror=mirror)
+        clouds = prepare_clouds(table, zscale, mirror=mirror, numeric=numeric)
         breaks = time_breaks(clouds) if self.smooth != "none" else []
         largest: dict[str, int] = {}
         for c in clouds:
@@ -1282,18 +1295,23 @@ class IdentityPredictor:
             polar = np.array([is_polar_body(n) for n in names], bool)[codes] if len(names) else polar
         # rows without a position (x = y = z = 0 and no size: LIVE_tools' placeholder rows for the time points
         # before tracking started) are no nuclei seen in the image either
+        numeric = numeric_columns(table)  # converted once: these checks, the stray screen and the clouds
+        xyz = np.column_stack([numeric[c] for c in ("x", "y", "z")]) if {"x", "y", "z"} <= numeric.keys() else None
         unplaced = np.zeros(len(table), bool)
-        if {"x", "y", "z"} <= set(table.columns):
-            xyz = table[["x", "y", "z"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        if xyz is not None:
             unplaced = (xyz == 0).all(axis=1)
-            if "size" in table.columns:
-                unplaced &= pd.to_numeric(table["size"], errors="coerce").fillna(0).to_numpy(float) == 0
+            if "size" in numeric:  # (no size: NaN, as 0)
+                unplaced &= (numeric["size"] == 0) | np.isnan(numeric["size"])
         skipped = polar | unplaced
         # a spot far outside the embryo (debris) would steer the embryo frame of every nucleus: out, no prediction
         stray = np.zeros(len(table), bool)
-        stray[~skipped] = stray_nuclei(table.iloc[np.flatnonzero(~skipped)])
+        rows = np.flatnonzero(~skipped)
+        stray[rows] = stray_nuclei(table.iloc[rows], None if xyz is None else xyz[rows])
         skipped |= stray
-        cells = table if not skipped.any() else table.iloc[np.flatnonzero(~skipped)]
+        rows = np.flatnonzero(~skipped)
+        cells = table if not skipped.any() else table.iloc[rows]
+        if skipped.any():
+            numeric = {c: v[rows] for c, v in numeric.items()}
         out["pred_founder"] = pd.Series(None, index=out.index, dtype=object)
         out["pred_depth1"] = pd.Series(None, index=out.index, dtype=object)
         out["confidence"] = np.nan
@@ -1301,13 +1319,12 @@ class IdentityPredictor:
                  "tracking": {}}
         crowding: dict[str, tuple[str, float]] = {}
         if len(cells):
-            pf, pd1, found = self._proba_checked(cells, zscale, progress, mirror)
+            pf, pd1, found = self._proba_checked(cells, zscale, progress, mirror, numeric)
             emb = cells["embryo"].astype(str).to_numpy()
-            xy = cells[["x", "y"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)  # (checked finite above)
+            x, y = numeric["x"], numeric["y"]  # (checked finite by the clouds)
             for name in pd.unique(emb):
-                crowding[name] = edge_crowding(xy[emb == name, 0], xy[emb == name, 1])
+                crowding[name] = edge_crowding(x[emb == name], y[emb == name])
             f, d, conf = combine_probabilities(pf, pd1, self.parent)
-            rows = np.flatnonzero(~skipped)
             out.iloc[rows, out.columns.get_loc("pred_founder")] = np.asarray(self.founders, dtype=object)[f]
             out.iloc[rows, out.columns.get_loc("pred_depth1")] = np.asarray(self.depth1, dtype=object)[d]
             out.iloc[rows, out.columns.get_loc("confidence")] = conf

@@ -461,10 +461,11 @@ class PopulationPredictor:
                      progress: Callable[[int, int], None] | None = None) -> Iterator[dict[str, float]]:
         """Counts for a stream of frames (e.g. a video), lazily, one dict per frame.
 
-        Each dict also carries ``visible`` (nuclei found in the image) and ``median_area``
+        Each dict also carries ``visible`` (nuclei found in the image), ``median_area``
         (their median area, pixels of the frame as the nuclei model saw it; for
-        :meth:`size_advice`), method ``composition``; and ``flat``: True for a frame without
-        signal (one grey level throughout, :func:`is_flat`), which the count regressor reads as an
+        :meth:`size_advice`) and ``specks`` (True when the nuclei network left saturated specks of the frame out of its
+        brightness scale: its result's ``extra["specks"]``), method ``composition``; and ``flat``: True for a frame
+        without signal (one grey level throughout, :func:`is_flat`), which the count regressor reads as an
         all-black frame (normalising it would stretch its resizing's rounding into a phantom
         embryo). Their positions in the stream are in ``flat_frames`` as the stream goes.
         """
@@ -551,6 +552,7 @@ class PopulationPredictor:
                 row["visible"] = float(res.count)
                 row["median_area"] = float(np.median(obj["area"])) if len(obj["area"]) else float("nan")
                 row["flat"] = is_marked(done)  # (each frame is read before its result)
+                row["specks"] = bool(res.extra.get("specks"))  # as the nuclei network's preparation found
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)

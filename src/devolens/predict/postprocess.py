@@ -455,6 +455,14 @@ def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles
     ndarray
         ``round(H * scale) x round(W * scale)`` float32.
     """
+    return _prepare(image, channel, scale, percentiles, flatten, outliers, limits, raw)[0]
+
+
+def _prepare(image: np.ndarray, channel: Channel, scale: float, percentiles: Sequence[float],
+             flatten: float = 0.0, outliers: float = 0.0, limits: tuple[float, float] | None = None,
+             raw: bool = False) -> tuple[np.ndarray, bool]:
+    """:func:`prepare_image`'s array, and whether it left saturated specks of ``image`` out of its percentiles (what
+    :func:`leaves_specks_out` tells without the rest of the preparation): one preparation for both."""
     own = len(percentiles) and limits is None and not raw  # normalised to its own percentiles here
     grey, specks = _channel_specks(image, channel, outliers, percentiles[1] if own else None)
     if specks is not None:
@@ -465,16 +473,18 @@ def prepare_image(image: np.ndarray, channel: Channel, scale: float, percentiles
         grey = resize_image(grey, (max(1, round(h * scale)), max(1, round(w * scale))))
     if flatten > 0 and len(percentiles):
         grey = flatten_background(grey, flatten)
+    left_out = specks is not None
     if not len(percentiles):
         kind = np.asarray(image).dtype
         top = float(np.iinfo(kind).max) if np.issubdtype(kind, np.integer) else 1.0
-        return np.clip(np.nan_to_num(grey / np.float32(top)), 0.0, 1.0).astype(np.float32, copy=False)
+        return np.clip(np.nan_to_num(grey / np.float32(top)), 0.0, 1.0).astype(np.float32, copy=False), left_out
     if raw:
-        return grey
+        return grey, left_out
     if limits is not None:
         finite = np.isfinite(grey)
-        return normalize_range(grey if finite.all() else np.where(finite, grey, np.float32(limits[0])), *limits)
-    return normalize_percentile(grey, *percentiles)
+        return normalize_range(grey if finite.all() else np.where(finite, grey, np.float32(limits[0])),
+                               *limits), left_out
+    return normalize_percentile(grey, *percentiles), left_out
 
 
 #: :func:`saturated_specks`: saturated pixels are left out of the brightness scale when they are at most this share of
@@ -579,14 +589,25 @@ def _channel_specks(image: np.ndarray, channel: Channel, outliers: float,
     return grey, (None if high is None else saturated_specks(grey, high))
 
 
+def may_hold_specks(image) -> bool:
+    """Whether :func:`prepare_image` may find saturated specks (:func:`saturated_specks`) in ``image`` (an array of
+    numbers): its maximum is at the top of a range they are known in (:data:`SPECK_TOPS`) or above it, or not a number.
+    One pass over the image. False is certain: no channel of it reaches that top, nor does the hot-pixel step raise a
+    pixel (it takes a neighbour's value), so its preparation leaves nothing out and needs no second look."""
+    if not isinstance(image, np.ndarray) or not image.size or image.dtype.kind not in "iuf":
+        return False
+    return not float(image.max()) < min(SPECK_TOPS)  # (NaN: a channel without it may reach the top)
+
+
 def leaves_specks_out(image: np.ndarray, channel: Channel, percentiles: Sequence[float], outliers: float = 0.0) -> bool:
     """Whether :func:`prepare_image` leaves saturated specks (:func:`saturated_specks`) of ``image`` out of its
-    percentiles with this ``channel``, ``percentiles`` and ``outliers`` (whatever the scale and flattening): the frames
-    ``segment`` and ``population`` name in their note. One pass over the image (its maximum: no channel reaches the
-    top of an 8/16-bit range, or the hot-pixel step lowers it), a few milliseconds where one does."""
-    if not len(percentiles) or not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or not image.size:
+    percentiles with this ``channel``, ``percentiles`` and ``outliers`` (whatever the scale and flattening). One pass
+    over the image (its maximum, :func:`may_hold_specks`), a few milliseconds where it reaches the top of a 16-bit
+    range. A frame a predictor prepares says so itself (:class:`Prepared`'s ``extra``, the result's ``extra["specks"]``:
+    what ``segment`` and ``population`` name in their note), without this second look."""
+    if not len(percentiles) or not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
         return False
-    if image.dtype.kind not in "uf" or float(image.max()) not in SPECK_TOPS:  # (NaN: in none)
+    if not may_hold_specks(image):
         return False
     return _channel_specks(image, channel, outliers, percentiles[1])[1] is not None
 
@@ -743,14 +764,26 @@ class Prepared:
     in a read-ahead thread while the network loads) and handed to a predictor's
     ``predict_iter``, which uses ``array`` when its own preparation has the same key, else
     prepares ``image``.
+
+    ``extra`` holds what the preparation found beside the array: ``"specks"`` (True) when it left saturated specks
+    out of the brightness scale (:func:`saturated_specks`; absent otherwise), which a segmentation predictor passes on
+    in its result's ``extra`` (the frames ``segment`` and ``population`` name in their note). ``array``: what
+    :func:`prepare_image` made of ``image`` with ``key`` already, for an image that cannot hold such specks
+    (:func:`may_hold_specks` False; a predictor's own preparation, :meth:`ImageNetwork.prepare_frame
+    <devolens.predict._engine.ImageNetwork.prepare_frame>`).
     """
 
-    __slots__ = ("image", "array", "key")
+    __slots__ = ("image", "array", "key", "extra")
 
-    def __init__(self, image: np.ndarray, key: tuple):
+    def __init__(self, image: np.ndarray, key: tuple, array: np.ndarray | None = None):
         self.image = np.asarray(image)
         self.key = prep_key(*key)
-        self.array = prepare_image(self.image, *self.key)
+        self.extra: dict = {}
+        if array is None:
+            array, specks = _prepare(self.image, *self.key)
+            if specks:
+                self.extra["specks"] = True
+        self.array = array
 
     @property
     def nbytes(self) -> int:

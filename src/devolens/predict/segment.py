@@ -210,6 +210,13 @@ def _input_labels(labels_w: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndar
     return labels, object_arrays(labels)
 
 
+def _noted(result: SegmentationResult, found: dict) -> SegmentationResult:
+    """``result`` with what its frame's preparation ``found`` (:class:`~devolens.predict.postprocess.Prepared`'s
+    ``extra``, e.g. ``specks``) added to its ``extra``."""
+    result.extra.update(found)
+    return result
+
+
 class _Done:
     """An already computed result with the two methods of a Future that predict_iter uses."""
 
@@ -387,7 +394,10 @@ class _SegmentationPredictor:
         With a ``diameter`` (typical object diameter in input pixels, e.g. for another
         magnification than the training data), images are resized so that such objects
         have the card's reference size at the working resolution (``input.diameter``);
-        ``result.extra["scale"]`` holds the working scale used. With ``diameter="auto"`` the
+        ``result.extra["scale"]`` holds the working scale used; ``result.extra["specks"]`` is True for an image
+        whose saturated specks (dust, hot-pixel clusters at the top of a 16-bit range:
+        :func:`~devolens.predict.postprocess.saturated_specks`) were left out of its brightness scale (read off its
+        preparation, ahead or here; not said of giant images, normalised block by block). With ``diameter="auto"`` the
         magnification is estimated once for the stream, from its first images with the most
         objects (``last_estimate``); with ``"each"``, for every image on its own (``estimates``;
         images are then segmented one at a time, without the pipelining).
@@ -496,6 +506,11 @@ class _SegmentationPredictor:
 
         key = self.network.prep_key
 
+        def prepare(arr: np.ndarray) -> tuple[np.ndarray, dict]:
+            """The network's input of a frame, and what its preparation found (the frame itself not kept)."""
+            frame = self.network.prepare_frame(arr)
+            return frame.array, frame.extra
+
         def read(chunk):
             """Check a batch and start its preprocessing (in the background when pipelined)."""
             shapes, prepared, empty = [], [], []
@@ -507,9 +522,9 @@ class _SegmentationPredictor:
                     raise DevolensError(f"image too small: {arr.shape[0]} x {arr.shape[1]} pixels (at least 2 x 2)")
                 shapes.append(arr.shape[:2])
                 if isinstance(img, Prepared) and img.key == key:  # prepared ahead by the caller
-                    prepared.append(_Done(img.array))
+                    prepared.append(_Done((img.array, img.extra)))
                 else:
-                    prepared.append(submit(self.network.prepare, arr))
+                    prepared.append(submit(prepare, arr))
                 empty.append(submit(self._lacks_structure, arr) if self.checks_structure else _Done(False))
             return shapes, prepared, empty
 
@@ -523,10 +538,12 @@ class _SegmentationPredictor:
                 shapes, prepared, empty = ahead
                 nxt = next(chunks, None)  # read the next batch while this one is in the network
                 ahead = read(nxt) if nxt is not None else None
-                probs = self.network.probabilities_working([f.result() for f in prepared])
-                for p, shape, nothing in zip(probs, shapes, empty):
-                    pending.append(submit(self._finish, p, shape) if not nothing.result()
-                                   else _Done(self._nothing(p, shape)))
+                probs = self.network.probabilities_working([f.result()[0] for f in prepared])
+                for p, shape, nothing, f in zip(probs, shapes, empty, prepared):
+                    # (what the preparation found, e.g. saturated specks left out of the scale: in the result's extra)
+                    found = f.result()[1]
+                    pending.append(submit(self._finish_frame, p, shape, found) if not nothing.result()
+                                   else _Done(_noted(self._nothing(p, shape), found)))
                 while len(pending) > limit or (pending and pending[0].done()):
                     yield pending.popleft().result()
                     done += 1
@@ -542,6 +559,11 @@ class _SegmentationPredictor:
                 f.cancel()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+
+    def _finish_frame(self, probs: np.ndarray, shape: tuple[int, int], found: dict) -> SegmentationResult:
+        """:meth:`_finish` of a frame whose preparation ``found`` what its result's ``extra`` says too
+        (:class:`~devolens.predict.postprocess.Prepared`'s ``extra``)."""
+        return _noted(self._finish(probs, shape), found)
 
     def _lacks_structure(self, image: np.ndarray) -> bool:
         """Whether nothing stands out from the noise of ``image`` (the channel the network reads):
