@@ -2,7 +2,8 @@
 
 Every dataset yields dicts of tensors:
 
-- ``image``: float32 ``(C, H, W)`` in [0, 1] (after normalisation and augmentation);
+- ``image``: float32 ``(C, H, W)`` in [0, 1] (after normalisation and augmentation; with ``normalize``
+  ``none`` the file's own values, which augmentation keeps within the image's own range);
 - ``target``: segmentation: int64 ``(H, W)`` class ids (binary: 0/1; ``boundary``: 0
   background, 1 interior, 2 boundary); population: float32 ``(K,)`` counts (cells);
 - ``labels`` (segmentation only): int32 ``(H, W)`` instance labels, for instance metrics;
@@ -1198,6 +1199,13 @@ class _Base(Dataset):
 
             reseed(self.augment, sample_seed(self.seed, self.epoch, index))
             shape = img.shape[:2]
+            # the augmentations work on [0, 1] (their brightness, gamma and noise are in that range's units): an
+            # image outside it (data.normalize: none on raw counts) is augmented on its own range mapped there and
+            # mapped back, so training sees the values validation and prediction see (it was clipped to 0..1)
+            lo, hi = float(img.min()), float(img.max())
+            unit = lo >= 0.0 and hi <= 1.0
+            if not unit:
+                img = ((img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)).astype(np.float32)
             if labels is not None:
                 res = self.augment(image=img, mask=labels)
                 img, labels = res["image"], res["mask"]
@@ -1212,6 +1220,8 @@ class _Base(Dataset):
                 if labels is not None:
                     labels = np.ascontiguousarray(np.rot90(labels))
             img = np.clip(img, 0, 1).astype(np.float32)
+            if not unit:
+                img = (img * np.float32(hi - lo) + np.float32(lo)).astype(np.float32)
         own = (int(img.shape[0]), int(img.shape[1]))
         img = _pad_to(img, self.pad_multiple)
         if labels is not None:

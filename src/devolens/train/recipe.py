@@ -213,13 +213,20 @@ SCHEMA: dict[str, Any] = {
     "scheduler": {
         "name": Field("str", "plateau", choices=("none", "plateau", "cosine_restarts", "cosine_kicks")),
         "factor": Field("float", 0.5, low=0.0, high=1.0, low_open=True, help="plateau: lr multiplier"),
-        "patience": Field("int", 3, low=1, help="plateau / cosine_kicks: epochs without improvement"),
+        "patience": Field("int", 3, low=1,
+                          help="plateau: the rate drops after more than this many epochs in a row without improvement "
+                               "of the validation loss (at the end of the (patience + 1)-th, torch's "
+                               "ReduceLROnPlateau); cosine_kicks: a kick after this many epochs at the floor without "
+                               "improvement (on the best so far; epochs of a decay do not count)"),
         "min_lr": Field("float", 0.0, low=0.0, help="plateau / cosine_restarts: lowest rate"),
         "t0": Field("int", 10, low=1, help="cosine_restarts: first period (epochs)"),
         "t_mult": Field("int", 1, low=1, help="cosine_restarts: period growth factor"),
-        "period": Field("int", 10, low=1, help="cosine_kicks: decay length (epochs)"),
+        "period": Field("int", 10, low=1, help="cosine_kicks: decay length (epochs) to the floor, from the start "
+                                                  "and after each kick; no kick comes before the floor is reached"),
         "floor": Field("float", 0.01, low=0.0, high=1.0, low_open=True, help="cosine_kicks: first floor (x base rate)"),
-        "kick_factor": Field("float", 10.0, low=1.0, low_open=True, help="cosine_kicks: kick multiplier"),
+        "kick_factor": Field("float", 10.0, low=1.0, low_open=True,
+                             help="cosine_kicks: kick multiplier (the rate at the floor times this, at most the base "
+                                  "rate)"),
         "floor_decay": Field("float", 0.5, low=0.0, high=1.0, low_open=True, help="cosine_kicks: floor multiplier per kick"),
     },
     "augment": {

@@ -4,15 +4,18 @@ All schedules share one interface: ``sched.step(val_loss)`` after each epoch,
 ``sched.lr`` (the learning rate of the first parameter group now), ``state_dict()`` /
 ``load_state_dict()`` (JSON-able dicts, for exact resume).
 
-- ``plateau``: ReduceLROnPlateau (multiply by ``factor`` after ``patience`` epochs without
-  improvement, never below ``min_lr``).
+- ``plateau``: ReduceLROnPlateau (multiply by ``factor`` once the validation loss has not improved for
+  more than ``patience`` epochs: at the end of the (``patience`` + 1)-th epoch in a row without improvement,
+  torch's rule; never below ``min_lr``).
 - ``cosine_restarts``: CosineAnnealingWarmRestarts (cosine from the base rate to
   ``min_lr`` over ``t0`` epochs, then restart; each period ``t_mult`` times longer).
 - ``cosine_kicks``: cosine decay from the base rate to a floor (``floor`` x base) over
-  ``period`` epochs, then flat at the floor. When the validation loss has not improved for
-  ``patience`` epochs, the rate is kicked up to ``kick_factor`` x the current rate (never
-  above the base rate) and decays again over ``period`` epochs to a lower floor
-  (``floor_decay`` x the previous floor).
+  ``period`` epochs, then flat at the floor. Once the rate is at its floor, when ``patience``
+  epochs trained at the floor have not improved the validation loss (on the best so far), the rate
+  is kicked up to ``kick_factor`` x the current rate (never above the base rate) and decays again
+  over ``period`` epochs to a lower floor (``floor_decay`` x the previous floor). Epochs of the
+  decay never count towards a kick: a kick comes at the earliest ``period + patience`` epochs after
+  the previous one (or the start), so the rate anneals to each new floor.
 - ``none``: constant rate.
 """
 
@@ -117,7 +120,11 @@ class CosineRestartsScheduler(EpochScheduler):
 
 
 class CosineKicksScheduler(EpochScheduler):
-    """Cosine decay to a floor, with kicks on plateaus and ever lower floors."""
+    """Cosine decay to a floor, with kicks on plateaus and ever lower floors (see the module's docstring).
+
+    ``bad`` counts the epochs trained at the floor since the last improvement of the validation loss (on the
+    best so far, which a kick keeps) or the last kick; epochs of a decay never count, so a kick neither comes
+    mid-decay nor repeats every ``patience`` epochs on a plateau."""
 
     name = "cosine_kicks"
 
@@ -147,9 +154,10 @@ class CosineKicksScheduler(EpochScheduler):
             raise DevolensError("the cosine_kicks scheduler needs a validation loss")
         super().step()
         v = float(val_loss)
+        trained = self.epoch - 1  # the epoch whose validation loss this is
         if v < self.best - self.threshold * abs(self.best if math.isfinite(self.best) else 0):
             self.best, self.bad = v, 0
-        else:
+        elif trained - self.cycle_start >= self.period:  # trained at the floor, without improvement
             self.bad += 1
         if self.bad >= self.patience:
             current = self.lr

@@ -7,8 +7,10 @@ Run folder (``out``)::
     split.csv                sample, group, side (train/val)
     history.csv              one row per epoch: lr, train_loss, val_loss, val metrics, seconds (of them
                              validation_seconds and loader_seconds: waiting for training batches)
-    sample_losses.csv        epoch, sample, loss: every training sample's loss each epoch
-    pruned.csv               samples dropped by --prune-top (for review)
+    sample_losses.csv        epoch, sample, loss: every training sample's loss each epoch, on its own
+                             pixels (not the padding to a larger image of its batch)
+    pruned.csv               samples dropped by --prune-top (for review), written with the checkpoint of
+                             the epoch that pruned (a stop during that epoch resumes to prune it again)
     checkpoint.safetensors   last epoch's full state (+ checkpoint.json, with fp16's loss scale)
     best.safetensors         weights of the best epoch by the monitored metric (+ best.json,
                              loadable with devolens.models.architectures.load_model)
@@ -33,6 +35,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -339,6 +342,10 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
         raise DevolensError(f"need at least {1 if segmentation else 2} sample{'' if segmentation else 's'} to train "
                             f"and validate, found {len(df)}", path=data_dir)
     notes += check_images(df, d.get("channel"), d["normalize"], channels=int(d["channels"]))
+    if df.attrs.get("layout") == "render":
+        kind_note = render_kind_note(recipe, data_dir)
+        if kind_note:
+            notes.append(kind_note)
     if segmentation and d["target"] != "classes":  # a render's own masks: a look at the first few is enough
         notes += check_masks(df, limit=5 if df.attrs.get("layout") == "render" else None)
     elif segmentation:  # class-id masks: every value a class of the recipe's
@@ -405,6 +412,49 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     return DataBundle(make_dataset(recipe, tr, True), make_dataset(recipe, va, False), split, notes + split_notes,
                       list(files.attrs.get("unmatched", [])), data_fingerprint(files, values),
                       by_folder=by_folder is not None)
+
+
+#: what each kind of render's labels are and the recipe that trains them (:func:`render_kind_note`)
+_RENDER_KINDS = {"nuclei": ("nuclei", "recipes/nuclei.yaml"),
+                 "membrane": ("cells outlined by their membranes", "recipes/membrane.yaml")}
+
+
+def recipe_kind(recipe: dict) -> tuple[str | None, str]:
+    """Whether a (resolved) segmentation recipe is one for nuclei or for membranes, and what says so: its
+    ``model.init`` (``zoo:nuclei``, ``zoo:membrane`` or a zoo folder of that name) and its ``augment.preset``
+    (``nuclei`` or ``membrane``). ``(None, "")`` where neither says, or they disagree."""
+    said: dict[str, list[str]] = {}
+    init = recipe["model"].get("init")
+    hit = re.search(r"(?:^zoo:|(?:^|[/\\])zoo[/\\])(nuclei|membrane)(?:$|[/\\])", str(init or ""))
+    if hit:
+        said.setdefault(hit.group(1), []).append(f"model.init {init}")
+    preset = recipe["augment"]["preset"]
+    if preset in _RENDER_KINDS:
+        said.setdefault(preset, []).append(f"augment.preset {preset}")
+    if len(said) != 1:
+        return None, ""
+    kind, why = next(iter(said.items()))
+    return kind, ", ".join(why)
+
+
+def render_kind_note(recipe: dict, data_dir: str | Path) -> str | None:
+    """A note where the render ``data_dir`` (its ``render.json`` ``kind``: ``nuclei`` or ``membrane``) is of the
+    other kind than the segmentation recipe (:func:`recipe_kind`): a nuclei recipe on a membrane render learns its
+    cell labels with settings made for nuclei (and scores near 0), and the reverse. None where they agree, or
+    where either does not say."""
+    if recipe["task"] != "segmentation":
+        return None
+    try:
+        kind = json.loads((Path(data_dir) / "render.json").read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    own, why = recipe_kind(recipe)
+    if kind not in _RENDER_KINDS or own is None or own == kind:
+        return None
+    labels, fits = _RENDER_KINDS[kind]
+    return (f"the data are a {kind} render (render.json: kind {kind}), but the recipe is one for {own} ({why}): its "
+            f"labels are {labels}, which the network learns with settings made for {own}; train it with {fits} (or "
+            f"a recipe of your own with augment.preset: {kind}), or give a {own} render (devolens render --kind {own})")
 
 
 #: the smallest side of a region held out for validation when the data are one image or one group, in pixels
@@ -810,7 +860,40 @@ def resolve_device(name: str = "auto", option: str = "train.device") -> torch.de
     return torch.device(resolve(name, option))
 
 
+#: training samples whose pixels automatic class weights (``loss.class_weights``: a method) count: all of them up
+#: to this many, else this many drawn at random (seeded by the recipe) over the whole set, with a note
+CLASS_WEIGHT_SAMPLES = 1024
+
+
+def _weight_samples(n: int, seed: int) -> np.ndarray:
+    """The training samples (positions, in order) whose pixels automatic class weights count: all ``n`` up to
+    :data:`CLASS_WEIGHT_SAMPLES`, else that many drawn at random with ``seed`` (spread over the whole set, not the
+    first ones in file-name order: one embryo's frames)."""
+    if n <= CLASS_WEIGHT_SAMPLES:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, CLASS_WEIGHT_SAMPLES, replace=False))
+
+
+def class_weight_note(recipe: dict, train_ds: Dataset) -> str | None:
+    """The run's note on automatic class weights counted on a share of the training samples (None where they count
+    every sample, come from a tile store's stored counts, or are given as numbers)."""
+    cw = recipe["loss"]["class_weights"]
+    if not isinstance(cw, str) or hasattr(train_ds, "class_frequencies") or isinstance(train_ds, IterableDataset):
+        return None
+    n = len(train_ds)
+    if n <= CLASS_WEIGHT_SAMPLES:
+        return None
+    return (f"loss.class_weights {cw}: the classes' pixels were counted on {CLASS_WEIGHT_SAMPLES} of the {n} training "
+            f"samples, drawn at random over the whole set (seed {int(recipe['seed'])}; run.json's class_weights "
+            "lists the weights)")
+
+
 def _loss_fn(recipe: dict, train_ds: Dataset):
+    """The per-sample loss of a (resolved) recipe, and the class weights it uses (None for none). Automatic class
+    weights (``loss.class_weights``: ``median_frequency``, ``inverse_sqrt`` or ``inverse``) count the classes' pixels
+    of the training samples (:func:`_weight_samples`: all of them, or a seeded random share of a large set), each
+    on its own pixels without augmentation: neither the padding to the network's multiple nor ignored pixels
+    (:data:`devolens.data.datasets.IGNORE_INDEX`) count; a tile stream's stored counts where it has them."""
     L = recipe["loss"]
     cw = L["class_weights"]
     if isinstance(cw, str) and hasattr(train_ds, "class_frequencies"):  # tile stream: stored counts
@@ -820,9 +903,14 @@ def _loss_fn(recipe: dict, train_ds: Dataset):
         ds = train_ds
         saved = ds.augment
         ds.augment = None
+
+        def own_pixels(i: int) -> np.ndarray:
+            item = ds[int(i)]
+            h, w = _own_size(item)
+            return item["target"].numpy()[..., :h, :w]
+
         try:
-            n = min(len(ds), 256)
-            freqs = class_frequencies((ds[i]["target"].numpy() for i in range(n)), k)
+            freqs = class_frequencies((own_pixels(i) for i in _weight_samples(len(ds), int(recipe["seed"]))), k)
         finally:
             ds.augment = saved
         cw = class_weights(freqs, cw).tolist()
@@ -1314,6 +1402,30 @@ def _lazy_sync(device: torch.device) -> bool:
     """Whether the training loop reads losses back only every :data:`SYNC_EVERY` steps and at the epoch's end
     (a GPU: each read makes the host wait for the device); on the CPU each step's are read at once."""
     return device.type == "cuda"
+
+
+def _own_losses(per: torch.Tensor, y: torch.Tensor, target: torch.Tensor, distance: torch.Tensor | None,
+                sizes: torch.Tensor | None, multiple: int, loss_fn) -> torch.Tensor:
+    """Each training sample's loss on its own pixels (``sample_losses.csv``, pruning, ``train_loss``): the batch's
+    per-sample losses ``per``, except for the samples :func:`devolens.data.datasets.pad_collate` padded to a larger
+    one's size (images of several sizes), scored again (no gradient) on their own part of the network's output
+    ``y``: their ``sizes`` (height, width; the batch's ``size``) padded to the dataset's ``multiple``, the tensor
+    each has alone. The zeros a small image was padded with would otherwise count as background it got right or
+    wrong, and small images were pruned first. Samples of a batch of one size keep ``per`` as it is (bit for bit),
+    and the gradient's loss is ``per``'s mean either way."""
+    if sizes is None or not torch.is_tensor(sizes) or sizes.ndim != 2:
+        return per.detach()
+    h_all, w_all = int(target.shape[-2]), int(target.shape[-1])
+    own = [(-(-int(h) // multiple) * multiple, -(-int(w) // multiple) * multiple) for h, w in sizes.tolist()]
+    if all(h >= h_all and w >= w_all for h, w in own):
+        return per.detach()
+    out = per.detach().clone()
+    with torch.no_grad():
+        for n, (h, w) in enumerate(own):
+            if h < h_all or w < w_all:
+                part = [None if t is None else t[n:n + 1, ..., :h, :w] for t in (target, distance)]
+                out[n] = loss_fn(y[n:n + 1, ..., :h, :w].float(), *part)[0].to(out.dtype)
+    return out
 
 
 def _note_losses(pending: list, sample_losses: "_SampleLosses", epoch: int, run_loss: float,
@@ -1856,6 +1968,13 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                                 f"fit these data ({len(train_ds)} training samples); resume with the run's data",
                                 path=out)
         h, pruned_df = _run_tables(out, start)
+        if pruned_df is not None and start <= int(T["prune_after"]):
+            # the checkpoint predates the pruning epoch (a stop during it): the pruned samples are not yet left out
+            # of its training samples; that epoch prunes again, as the run uninterrupted did (a file an older version
+            # wrote at the epoch's start, or one written just before a checkpoint that was not)
+            pruned_df = None
+            with contextlib.suppress(OSError):
+                (out / "pruned.csv").unlink()
         if h is not None:
             history = h.to_dict("records")
         sample_losses.resume(start)
@@ -1863,6 +1982,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         dump_recipe(rec, out / "recipe.yaml")
         write_csv(bundle.split, out / "split.csv")
     notes = list(bundle.notes)
+    weight_note = class_weight_note(rec, train_ds)
+    if weight_note:
+        notes.append(weight_note)
     if amp_note:  # the arithmetic of this session's device (said again by a resumed run that meets it)
         notes.append(amp_note)
     if bundle.unmatched:
@@ -1933,6 +2055,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     keep = int(T["overlay_samples"])
     (out / "samples").mkdir(exist_ok=True)
 
+    multiple = int(getattr(train_ds, "pad_multiple", 1) or 1)  # a sample's own tensor: its size padded to this
     workers = int(T["num_workers"])
     preload_for_workers(train_ds, workers, steps_in(len(active)) * bs, len(active), info)
     persistent = workers > 0 and _persistent_ok(train_ds)
@@ -1942,11 +2065,12 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         for epoch in range(start, n_epochs):
             t0 = time.perf_counter()
             # ---- pruning after the warm-up
+            pruned_now = False  # pruned.csv is written with this epoch's checkpoint, which records the pruning
             if T["prune_top"] > 0 and epoch == T["prune_after"] and pruned_df is None:
                 pruned_df = select_pruned(sample_losses.frame(before=epoch), T["prune_top"])
                 drop = set(pruned_df["sample"])
                 active = np.array([i for i in active if ids[i] not in drop], dtype=np.int64)
-                write_csv(pruned_df, out / "pruned.csv")
+                pruned_now = True
                 total_steps = done_steps + (n_epochs - epoch) * steps_in(len(active))
                 if T["prune_restart"]:  # trained afresh on the rest: the best model is one of these epochs
                     model, opt, sched, scaler = fresh()
@@ -1996,7 +2120,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 scaler.scale(loss).backward()
                 scaler.step(opt)  # unscales the gradients first (no clipping here); skips the step where not finite
                 scaler.update()
-                pending.append((batch["index"], per.detach()))
+                pending.append((batch["index"], _own_losses(per, y, target, distance, batch.get("size"), multiple,
+                                                            loss_fn)))
                 if not lazy:
                     run_loss, n_seen = _note_losses(pending, sample_losses, epoch, run_loss, n_seen)
                 done_steps += 1
@@ -2036,6 +2161,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                     best_value, best_epoch = float(value), epoch
                     save_model(model, out / BEST, config=model_config(
                         rec, epoch, monitor=monitor, value=float(value), metrics={k: v for k, v in row.items()}))
+            if pruned_now:  # just before the checkpoint: a stop between them leaves a checkpoint before the
+                # pruning epoch, whose pruned.csv a resumed run sets aside (and prunes again, as now)
+                write_csv(pruned_df, out / "pruned.csv")
             save_checkpoint(ckpt, model, opt, sched, extra={
                 "epoch": epoch + 1, "best_value": best_value, "best_epoch": best_epoch, "active": active.tolist(),
                 "class_weights": used_weights,

@@ -1,6 +1,7 @@
 """Overlays of predictions on images: true positives green, false positives red, false
-negatives blue; and an animated GIF of training progress from a run's fixed validation
-samples (``RUN/samples/epoch_NNN.npz`` written by :func:`devolens.train.trainer.train`).
+negatives blue, a mask's 'ignore' regions hatched grey; and an animated GIF of training progress
+from a run's fixed validation samples (``RUN/samples/epoch_NNN.npz`` written by
+:func:`devolens.train.trainer.train`, whose ``truth`` is 255 where ignored).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from devolens.io.atomic import atomic_path
 TP_COLOUR = (0, 200, 0)
 FP_COLOUR = (230, 0, 0)
 FN_COLOUR = (40, 90, 255)
+#: the hatching of 'ignore' pixels (:func:`devolens.data.datasets.ignore_label`): neither truth nor error
+IGNORE_COLOUR = (150, 150, 150)
+#: ``truth`` of the samples a run keeps (``samples/epoch_NNN.npz``) where the mask says 'ignore'
+IGNORED_TRUTH = 255
 
 
 def _grey_rgb(image: np.ndarray) -> np.ndarray:
@@ -30,7 +35,7 @@ def _grey_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def overlay_errors(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, alpha: float = 0.5,
-                   instances: bool = False) -> np.ndarray:
+                   instances: bool = False, ignore: np.ndarray | None = None) -> np.ndarray:
     """Colour correct and wrong pixels (or objects) over a greyscale copy of ``image``.
 
     Parameters
@@ -45,6 +50,11 @@ def overlay_errors(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, alpha
         Colour whole objects: matched predicted objects (IoU > 0.5) green, unmatched
         predictions red, missed true objects blue. Otherwise pixel-wise: TP green,
         FP red, FN blue.
+    ignore : ndarray (H, W) of bool, optional
+        The pixels the mask marks 'ignore' (a run's samples: ``truth == 255``,
+        :data:`IGNORED_TRUTH`): hatched grey, and, as the scores treat them, neither truth to
+        find nor errors (with ``instances``, a prediction lying mostly on them is no false
+        positive, :func:`devolens.train.metrics.match_instances`).
 
     Returns
     -------
@@ -54,17 +64,35 @@ def overlay_errors(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, alpha
     t, p = np.asarray(truth), np.asarray(pred)
     if t.shape != p.shape or t.shape != base.shape[:2]:
         raise DevolensError(f"image {base.shape[:2]}, truth {t.shape} and prediction {p.shape} differ in size")
+    void = np.zeros(t.shape, bool) if ignore is None else np.asarray(ignore, bool)
+    if void.shape != t.shape:
+        raise DevolensError(f"the ignored pixels {void.shape} and truth {t.shape} differ in size")
     if instances:
-        from devolens.train.metrics import match_instances
+        from devolens.train.metrics import IGNORED_SHARE, match_instances
 
-        m = match_instances(p, t)
+        t = np.where(void, 0, t).astype(np.int64)
+        if void.any():  # the ignored pixels as one ignored object, as the scores match them
+            t[void] = int(t.max()) + 1
+            m = match_instances(p, t, ignore=[int(t.max())])
+        else:
+            m = match_instances(p, t)
         matched_p = np.isin(p, m["pairs"][:, 0]) & (p > 0)
         matched_t = np.isin(t, m["pairs"][:, 1]) & (t > 0)
-        tp, fp, fn = matched_p, (p > 0) & ~matched_p, (t > 0) & ~matched_t & ~matched_p
+        # predictions lying mostly on ignored pixels are no false positives
+        ids, inv = np.unique(np.asarray(p).ravel(), return_inverse=True)
+        share = np.bincount(inv, weights=void.ravel().astype(np.float64), minlength=len(ids)) / np.maximum(
+            np.bincount(inv, minlength=len(ids)), 1)
+        on_void = (share >= IGNORED_SHARE)[inv].reshape(p.shape)
+        tp, fp, fn = matched_p, (p > 0) & ~matched_p & ~on_void, (t > 0) & ~void & ~matched_t & ~matched_p
     else:
         tp, fp, fn = (t > 0) & (p > 0), (t == 0) & (p > 0), (t > 0) & (p == 0)
     for mask, colour in ((tp, TP_COLOUR), (fp, FP_COLOUR), (fn, FN_COLOUR)):
+        mask = mask & ~void
         base[mask] = (1 - alpha) * base[mask] + alpha * np.asarray(colour, np.float32)
+    if void.any():  # hatched: grey diagonal stripes 2 px wide, the image between them
+        yy, xx = np.indices(void.shape)
+        stripes = void & ((yy + xx) % 4 < 2)
+        base[stripes] = (1 - alpha) * base[stripes] + alpha * np.asarray(IGNORE_COLOUR, np.float32)
     return np.clip(base, 0, 255).astype(np.uint8)
 
 
@@ -78,14 +106,16 @@ def _label_strip(text: str, width: int, height: int = 14) -> np.ndarray:
 
 
 def sample_panel(samples: dict[str, np.ndarray], title: str = "", instances: bool = False) -> np.ndarray:
-    """One row of overlays for the fixed samples of one epoch (uint8 RGB)."""
+    """One row of overlays for the fixed samples of one epoch (uint8 RGB); pixels whose ``truth`` is
+    :data:`IGNORED_TRUTH` (the mask's 'ignore' regions) are hatched, not drawn as truth."""
     tiles = []
     for i in range(len(samples["image"])):
+        void = np.asarray(samples["truth"][i]) == IGNORED_TRUTH  # the mask's 'ignore' regions (not foreground)
         if instances and "pred_labels" in samples:
             tiles.append(overlay_errors(samples["image"][i], samples["truth_labels"][i], samples["pred_labels"][i],
-                                        instances=True))
+                                        instances=True, ignore=void))
         else:
-            tiles.append(overlay_errors(samples["image"][i], samples["truth"][i], samples["pred"][i]))
+            tiles.append(overlay_errors(samples["image"][i], samples["truth"][i], samples["pred"][i], ignore=void))
     if not tiles:
         raise DevolensError("no samples to draw")
     gap = np.full((tiles[0].shape[0], 2, 3), 255, np.uint8)
