@@ -244,7 +244,7 @@ tile_app = typer.Typer(
     help=(
         "Cut large images into tiles in an HDF5 store, or show a store's class statistics.\n\n"
         "devolens tile IMAGE... [--labels LABELS...] --out tiles.h5 [--tile 160] [--stride 80] "
-        "[--keep mixed|all] [--append]\n\n"
+        "[--keep mixed|all] [--ignore 255] [--append]\n\n"
         "devolens tile stats tiles.h5\n\n"
         "Run `devolens tile make --help` for the tiling options."
     ),
@@ -259,8 +259,9 @@ def tile_make_command(
                                         "likewise, as `segment livedead` reads it."),
     labels: Optional[List[Path]] = typer.Option(
         None, "--labels",
-        help="Label images (H, W) uint8 (0 background, 1 live, 2 dead), TIFF or PNG (not JPEG: its compression "
-        "changes the labels), one per image in the same order; give them after one --labels or repeat the flag.",
+        help="Label images (H, W) uint8 (0 background, 1 live, 2 dead; --ignore's value: unannotated), TIFF or PNG "
+        "(not JPEG: its compression changes the labels), one per image in the same order; give them after one "
+        "--labels or repeat the flag.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="HDF5 tile store to write, .h5 or .hdf5 (replaced unless "
                              "--append). Runs "
@@ -275,12 +276,19 @@ def tile_make_command(
         help="'mixed': keep only tiles holding more than one class; 'all': keep every tile."
     ),
     append: bool = typer.Option(False, "--append", help="Add the tiles to an existing store instead of replacing it. "
-                                "--tile, --stride and --keep must be the store's (refused otherwise: its attributes "
+                                "--tile, --stride, --keep and --ignore must be the store's (refused otherwise: its attributes "
                                 "describe every tile in it); its --chunk and --compression are kept."),
     compression: str = typer.Option("lzf", "--compression", callback=choice(*COMPRESSIONS), help="Chunk compression: lzf (fast; h5py's own filter, which HDF5 tools outside Python (h5dump, MATLAB, R, Fiji) read only with a plugin), gzip (level 1, read everywhere) or none."),
     chunk: int = typer.Option(1000, "--chunk", min=1, help="Samples per HDF5 chunk (what a streaming reader fetches; "
                               "fewer for large tiles: at most 256 MiB of samples a chunk)."),
     channels: Optional[str] = typer.Option(None, "--channels", help=_CHANNELS_HELP + " The same for every image."),
+    ignore: Optional[int] = typer.Option(
+        None, "--ignore", metavar="VALUE",
+        help="The label value that marks unannotated pixels (e.g. 255; 3..255, beyond the class ids; nnU-Net's "
+        "'ignore' label): allowed in the label images and kept in the tiles, but no class: not counted in "
+        "class_counts (as background or a class), nor for --keep mixed; `devolens train` leaves those pixels out "
+        "of its losses and its validation scores. Recorded in the store: --append takes the same value. "
+        "Default: none (every label value must be a class id)."),
 ) -> None:
     """Tile images (and labels) into an HDF5 store: images (N,C,T,T), labels (N,T,T), class_counts, source, coords."""
     from devolens.cli._common import check_out, console, note, progress_bar
@@ -300,7 +308,7 @@ def tile_make_command(
         summary = tile_to_h5(
             images, out, labels or None, tile=tile, stride=stride, keep=keep, append=append,
             compression=None if compression == "none" else compression, chunk=chunk, progress=cb, order=order,
-            waiting=note,
+            waiting=note, ignore=ignore,
         )
     added = sum(summary.added)
     looked = sum(summary.considered)
@@ -324,6 +332,9 @@ def tile_stats_command(
     for r in df.itertuples(index=False):
         stdout.print(f"{r[0]:>5}  {r.name:<12}{r.pixels:>14d}{r.frequency:>11.5f}{r.tiles:>9d}{r.weight:>9.4f}")
     stdout.print("class weights: " + ",".join(f"{w:.4f}" for w in df["weight"]))
+    if df.attrs.get("ignore") is not None:
+        stdout.print(f"ignore: label {df.attrs['ignore']} marks {df.attrs['ignored']} pixels of the tiles, left out "
+                     "of these counts, the training losses and the scores")
 
 
 # ----------------------------------------------------------------------------------------

@@ -28,8 +28,8 @@ import pandas as pd
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from devolens.data.datasets import split_by_group
-from devolens.data.tiling import open_store, store_list
+from devolens.data.datasets import labels_to_target, split_by_group
+from devolens.data.tiling import open_store, store_ignore, store_list
 from devolens.errors import DevolensError
 
 __all__ = ["H5TileStream", "StoreSplit", "flip_rotate", "h5_datasets", "normalize_uint16", "split_store", "split_tiles",
@@ -94,18 +94,23 @@ class H5TileStream(IterableDataset):
     chunk : int, optional
         Samples read at once; defaults to the store's HDF5 chunk length.
     as_dict : bool
-        Yield dicts like the training engine's datasets (``image``, ``target``,
-        ``labels``, ``index``: the sample's rank within ``indices``) instead of tuples.
+        Yield dicts like the training engine's datasets (``image``, ``target``, ``labels`` (the stored values),
+        ``index``: the sample's rank within ``indices``, and ``ignore``: the store's 'ignore' label value, 0 for
+        none, as :class:`devolens.data.datasets.SegmentationDataset` gives it) instead of tuples.
     classes : int, optional
         The classes the labels may hold (ids ``0..classes-1``, a recipe's ``data.classes``): each chunk read is
         checked (its largest label: a pass over a chunk just decompressed), and a tile holding a class beyond them
         raises a :class:`DevolensError` naming the store and the tile, where the loss failed with "Target 7 is out
-        of bounds" (a store's ``class_counts``, checked before training, need not match its labels).
+        of bounds" (a store's ``class_counts``, checked before training, need not match its labels). The store's
+        'ignore' value is no class beyond them.
 
     Yields
     ------
     (image, labels) : (Tensor float32 (C, T, T), Tensor int64 (T, T))
-        or the image alone when the store holds no labels.
+        or the image alone when the store holds no labels. Where the store records an 'ignore' label value
+        (``devolens tile --ignore``, :attr:`ignore`), the labels (the ``target`` of a dict) are
+        :data:`devolens.data.datasets.IGNORE_INDEX` at its pixels (after ``transform``): the training losses and
+        the validation scores leave them out.
     """
 
     def __init__(self, path: str | Path, *, shuffle: bool = True, seed: int = 0, indices: np.ndarray | None = None,
@@ -117,6 +122,8 @@ class H5TileStream(IterableDataset):
             self.n = int(f["images"].shape[0])
             self.labelled = "labels" in f
             self.chunk = int(chunk or (f["images"].chunks[0] if f["images"].chunks else 1000))
+            #: the store's 'ignore' label value (its unannotated pixels), None for none
+            self.ignore = store_ignore(f) if self.labelled else None
         self.shuffle = shuffle
         self.seed = int(seed)
         self.epoch = 0
@@ -172,12 +179,23 @@ class H5TileStream(IterableDataset):
         labels = f["labels"][start:stop] if self.labelled else None
         if self.classes is not None and labels is not None and labels.size and int(labels.max()) >= self.classes:
             c = self.classes
-            beyond = (labels >= c).reshape(len(labels), -1)
+            beyond = labels >= c
+            if self.ignore is not None:  # no class: its pixels are left out
+                beyond &= labels != self.ignore
+            beyond = beyond.reshape(len(labels), -1)
+            if not beyond.any():
+                return images, labels
             i = int(np.flatnonzero(beyond.any(axis=1))[0])
-            raise DevolensError(f"tile {start + i} holds class {int(labels[i].max())} in its labels, but data.classes "
+            top = int(labels[i].reshape(-1)[beyond[i]].max())
+            raise DevolensError(f"tile {start + i} holds class {top} in its labels, but data.classes "
                                 f"is {c} (class ids 0..{c - 1}): raise data.classes, or check the store's labels (its "
                                 "class_counts do not count that class)", path=self.path)
         return images, labels
+
+    def _target(self, lab: np.ndarray) -> np.ndarray:
+        """A tile's labels as a training target: int64 class ids, and :data:`devolens.data.datasets.IGNORE_INDEX`
+        at the store's 'ignore' value (:func:`devolens.data.datasets.labels_to_target`)."""
+        return labels_to_target(lab, "classes", self.ignore or 0)
 
     def __iter__(self) -> Iterator:
         info = get_worker_info()
@@ -206,13 +224,14 @@ class H5TileStream(IterableDataset):
                         rank = start + int(i) if self.indices is None else int(lo + np.searchsorted(
                             self.indices[lo:hi], start + int(i)))
                         lab = np.ascontiguousarray(lab)
-                        yield {"image": x, "target": torch.from_numpy(lab.astype(np.int64)),
+                        yield {"image": x, "target": torch.from_numpy(self._target(lab)),
                                "labels": torch.from_numpy(lab.astype(np.int32)),
-                               "index": torch.tensor(rank, dtype=torch.int64)}
+                               "index": torch.tensor(rank, dtype=torch.int64),
+                               "ignore": torch.tensor(self.ignore or 0, dtype=torch.int64)}
                     elif lab is None:
                         yield x
                     else:
-                        yield x, torch.from_numpy(np.ascontiguousarray(lab).astype(np.int64))
+                        yield x, torch.from_numpy(self._target(np.ascontiguousarray(lab)))
                 del images, labels
 
 

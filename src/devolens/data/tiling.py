@@ -4,7 +4,8 @@ Store layout (one file, any number of source images)::
 
     images        (N, C, T, T) uint16   chunked (chunk, C, T, T), shuffle + lzf
     labels        (N, T, T)    uint8    chunked (chunk, T, T), shuffle + lzf [when labelled]
-    class_counts  (N, K)       int64    pixels of each class in the tile  [when labelled]
+    class_counts  (N, K)       int64    pixels of each class in the tile  [when labelled; 'ignore' pixels
+                                         are no class: counted nowhere]
     source        (N,)         int32    index into attrs["sources"]
     coords        (N, 2)       int32    (y, x) of the tile's top-left corner in its source
     attrs: sources, label_sources (JSON lists of file names), source_digests (JSON list: a digest of each
@@ -12,7 +13,9 @@ Store layout (one file, any number of source images)::
            recorded), tile, stride,
            keep, n_classes, channels, chunk, format="devolens-tiles", version, edge_tiles (True: each
            source's last row and column of tiles lie flush with its bottom and right edges, so that every pixel
-           is in a tile; absent in stores written before, whose grid could stop short of them)
+           is in a tile; absent in stores written before, whose grid could stop short of them),
+           ignore (the label value that marks unannotated pixels, ``--ignore``: no class, left out of
+           class_counts, the keep rule, the training losses and the scores; absent: none)
 
 Tiles are cut and written one row of tiles at a time, and a TIFF (image or labels) is read a band of rows at a time
 through :class:`devolens.predict.tiled.RowReader` (uncompressed by its file offsets; compressed, tiled or OME ones
@@ -73,6 +76,8 @@ MIN_TILE = 8
 #: most bytes of samples (tiles, labels and their rows) per HDF5 chunk: the writer holds one chunk (HDF5 twice that
 #: to compress it), a reader fetches one; 1000 tiles of 160 px, the defaults, are 128 MB
 MAX_CHUNK_BYTES = 256 << 20
+#: the largest 'ignore' label value (``--ignore``): a store's labels are uint8
+MAX_IGNORE = 255
 
 __all__ = [
     "read_image",
@@ -84,6 +89,7 @@ __all__ = [
     "tile_arrays",
     "tile_to_h5",
     "open_store",
+    "store_ignore",
     "store_stats",
     "TilingSummary",
 ]
@@ -231,9 +237,10 @@ def _read_image(path: str | Path, channels: int, order: Sequence[int] | None) ->
     return np.ascontiguousarray(_to_uint16(arr, path, stacklevel=4)), arr.dtype
 
 
-def read_labels(path: str | Path, n_classes: int = 3) -> np.ndarray:
-    """Read a class label image (H, W) as uint8 and check its values are < ``n_classes``: a TIFF, or a PNG or BMP
-    (the class ids, or a paletted image's indices; JPEG is refused: :func:`devolens.data.datasets.read_mask`)."""
+def read_labels(path: str | Path, n_classes: int = 3, ignore: int | None = None) -> np.ndarray:
+    """Read a class label image (H, W) as uint8 and check its values are < ``n_classes`` (or ``ignore``, the value
+    that marks unannotated pixels; :func:`check_ignore`): a TIFF, or a PNG or BMP (the class ids, or a paletted
+    image's indices; JPEG is refused: :func:`devolens.data.datasets.read_mask`)."""
     path = Path(path)
     arr, _ = _imread(path, labels=True)
     if arr.ndim == 3 and arr.shape[0] == 1:
@@ -245,8 +252,62 @@ def read_labels(path: str | Path, n_classes: int = 3) -> np.ndarray:
     hi = int(arr.max()) if arr.size else 0
     lo = int(arr.min()) if arr.size else 0
     if lo < 0 or hi >= n_classes:
-        raise DevolensError(f"label values must be in 0..{n_classes - 1}, found {lo}..{hi}", path=path)
+        error = _label_range_error(arr, n_classes, ignore, path)
+        if error is not None:
+            raise error
     return np.ascontiguousarray(arr.astype(np.uint8, copy=False))
+
+
+def _label_range_error(arr: np.ndarray, n_classes: int, ignore: int | None, path: Path | None) -> DevolensError | None:
+    """The error of a label image holding a value that is neither a class id (``0..n_classes-1``) nor ``ignore``
+    (None where it holds none: the pass over it is made only where its range goes past the classes): the range of
+    its values other than ``ignore``, and, where a single value beyond the classes could mark unannotated pixels,
+    ``--ignore`` for it."""
+    arr = np.asarray(arr)
+    beyond = (arr < 0) | (arr >= n_classes)
+    if ignore is not None:
+        beyond &= arr != ignore
+    if not beyond.any():
+        return None
+    own = arr if ignore is None else arr[arr != ignore]
+    lo, hi = int(own.min()), int(own.max())
+    allowed = f"0..{n_classes - 1}" + (f" or {ignore} (--ignore)" if ignore is not None else "")
+    odd = np.unique(arr[beyond])
+    hint = ""
+    if ignore is None and odd.size == 1 and n_classes <= int(odd[0]) <= MAX_IGNORE:
+        hint = (f"; if {int(odd[0])} marks unannotated regions, to be left out of training and scoring, tile with "
+                f"--ignore {int(odd[0])}")
+    return DevolensError(f"label values must be in {allowed}, found {lo}..{hi}{hint}", path=path)
+
+
+def check_ignore(ignore, n_classes: int, labelled: bool = True) -> int | None:
+    """``ignore`` (the label value of unannotated pixels, ``--ignore``) checked: None, or a whole number beyond the
+    class ids (``n_classes..255``: a store's labels are uint8), with label images to mark.
+
+    Raises
+    ------
+    DevolensError
+        A value that is a class id, past 255, not a whole number, or given without labels.
+    """
+    if ignore is None:
+        return None
+    ignore = checks.whole(ignore, "--ignore")
+    if not n_classes <= ignore <= MAX_IGNORE:
+        raise DevolensError(f"--ignore {ignore}: the 'ignore' value must lie beyond the class ids 0..{n_classes - 1} "
+                            f"and be at most {MAX_IGNORE} (tile labels are 8-bit): e.g. --ignore 255")
+    if not labelled:
+        raise DevolensError(f"--ignore {ignore} marks pixels of the label images: give --labels, or leave out "
+                            "--ignore")
+    return ignore
+
+
+def store_ignore(f: h5py.File) -> int | None:
+    """The 'ignore' label value an open tile store records (its ``ignore`` attribute, ``devolens tile --ignore``;
+    :func:`check_store` checked it), None where it has none."""
+    v = f.attrs.get("ignore")
+    if v is None:
+        return None
+    return int(v.item() if isinstance(v, np.ndarray) else v)
 
 
 def _imread(path: Path, labels: bool = False, channels: int | None = None,
@@ -302,11 +363,13 @@ def tile_positions(length: int, tile: int, stride: int, edge: bool = True) -> np
 
 
 def _tile_rows(image: np.ndarray | Callable[[int, int], np.ndarray], labels: np.ndarray | Callable | None,
-               ys: np.ndarray, xs: np.ndarray, tile: int, keep: str, n_classes: int) -> Iterator[dict[str, np.ndarray]]:
+               ys: np.ndarray, xs: np.ndarray, tile: int, keep: str, n_classes: int,
+               ignore: int | None = None) -> Iterator[dict[str, np.ndarray]]:
     """The tiles of one row of tile positions at a time (``ys`` in order): for each ``y``, the dict of
     :func:`tile_arrays` for the tiles at ``(y, xs)`` that ``keep`` keeps (class counts from the band's column sums:
-    any positions, memory one band of ``tile`` rows). ``image`` and ``labels``: arrays, or ``rows(y0, y1)`` giving
-    their rows ``y0:y1`` (an image read by bands)."""
+    any positions, memory one band of ``tile`` rows; pixels of the ``ignore`` value are no class: counted in none,
+    background included, so that they make no tile 'mixed'). ``image`` and ``labels``: arrays, or ``rows(y0, y1)``
+    giving their rows ``y0:y1`` (an image read by bands)."""
     image_rows = image if callable(image) else (lambda a, b: image[:, a:b])
     label_rows = labels if callable(labels) or labels is None else (lambda a, b: labels[a:b])
     for y in ys:
@@ -316,11 +379,17 @@ def _tile_rows(image: np.ndarray | Callable[[int, int], np.ndarray], labels: np.
         if label_rows is not None:
             band = label_rows(y, y + tile)
             counts = np.empty((xs.size, n_classes), np.int64)
-            for k in range(1, n_classes):
+
+            def pixels(value: int) -> np.ndarray:  # of each tile of the row: pixels of that value
                 cs = np.zeros(band.shape[1] + 1, np.int64)
-                np.cumsum((band == k).sum(axis=0, dtype=np.int64), out=cs[1:])
-                counts[:, k] = cs[xs + tile] - cs[xs]
+                np.cumsum((band == value).sum(axis=0, dtype=np.int64), out=cs[1:])
+                return cs[xs + tile] - cs[xs]
+
+            for k in range(1, n_classes):
+                counts[:, k] = pixels(k)
             counts[:, 0] = tile * tile - counts[:, 1:].sum(axis=1)
+            if ignore is not None:
+                counts[:, 0] -= pixels(ignore)
             sel = (counts > 0).sum(axis=1) > 1 if keep == "mixed" else np.ones(xs.size, bool)
         else:
             counts, sel = None, np.ones(xs.size, bool)
@@ -360,6 +429,7 @@ def tile_arrays(
     keep: str = "mixed",
     n_classes: int = 3,
     edge: bool = True,
+    ignore: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Cut one image (and its labels) into tiles, in memory (:func:`tile_to_h5` writes them to a store a row of
     tiles at a time).
@@ -380,6 +450,9 @@ def tile_arrays(
         Number of classes K.
     edge : bool
         Add the tiles flush with the far edges (default); False: the grid alone (stores written before them).
+    ignore : int, optional
+        The label value of unannotated pixels (``n_classes..255``): kept in ``labels``, but no class: counted in
+        no column of ``class_counts`` and no class for ``keep="mixed"``.
 
     Returns
     -------
@@ -391,6 +464,7 @@ def tile_arrays(
         raise DevolensError(f"keep must be 'mixed' or 'all', got {keep!r}")
     tile, stride, n_classes = (checks.whole(v, k, 1) for k, v in (("tile", tile), ("stride", stride),
                                                                     ("n_classes", n_classes)))
+    ignore = check_ignore(ignore, n_classes, labels is not None)
     image = np.asarray(image)
     if image.ndim != 3:
         raise DevolensError(f"expected a (C, H, W) image, got shape {image.shape}")
@@ -403,14 +477,16 @@ def tile_arrays(
             raise DevolensError(f"label image must hold integers, got {labels.dtype}")
         lo, hi = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
         if lo < 0 or hi >= n_classes:  # out of range: counted as no class, tiles silently lost
-            raise DevolensError(f"label values must be in 0..{n_classes - 1}, found {lo}..{hi}")
+            error = _label_range_error(labels, n_classes, ignore, None)
+            if error is not None:
+                raise error
     if labels is None and keep == "mixed":
         raise DevolensError("keep='mixed' needs label images (give labels or keep='all')")
     if tile > h or tile > w:
         raise DevolensError(f"tile ({tile} px) is larger than the image ({h}x{w})")
     ys = tile_positions(h, tile, stride, edge)
     xs = tile_positions(w, tile, stride, edge)
-    parts = list(_tile_rows(image, labels, ys, xs, tile, keep, n_classes))
+    parts = list(_tile_rows(image, labels, ys, xs, tile, keep, n_classes, ignore))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -644,6 +720,14 @@ def check_store(f: h5py.File, path: str | Path, need: Sequence[str] = ()) -> Non
     if "n_classes" in f.attrs and "class_counts" in data and data["class_counts"].shape[1] != int(f.attrs["n_classes"]):
         raise DevolensError(f"its 'class_counts' counts {data['class_counts'].shape[1]} classes but its n_classes "
                             f"attribute says {int(f.attrs['n_classes'])}: {_DAMAGED}", path=path)
+    if "ignore" in f.attrs:  # the 'ignore' label value (tile --ignore): beyond the class ids, a uint8 value
+        v = f.attrs["ignore"]
+        v = v.item() if isinstance(v, np.ndarray) and v.shape == () else v
+        low = int(f.attrs["n_classes"]) if "n_classes" in f.attrs else 1
+        ok = isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and low <= v <= MAX_IGNORE
+        if not ok:
+            raise DevolensError(f"its 'ignore' attribute is {checks.shown(v)}, not a label value {low}..{MAX_IGNORE} "
+                                f"beyond the class ids: {_DAMAGED}", path=path)
 
 
 def open_store(path: str | Path, mode: str = "r", need: Sequence[str] = ()) -> h5py.File:
@@ -768,6 +852,7 @@ def tile_to_h5(
     progress: Callable[[int, int], None] | None = None,
     order: Sequence[int] | None = None,
     waiting: Callable[[str], None] | None = None,
+    ignore: int | None = None,
 ) -> TilingSummary:
     """Tile images (and label images) into an HDF5 store, atomically.
 
@@ -805,6 +890,14 @@ def tile_to_h5(
         as each TIFF's channel names say, else by position).
     waiting : callable, optional
         ``waiting(message)`` when another run is writing the same store: this one waits for it (:func:`store_lock`).
+    ignore : int, optional
+        The label value that marks unannotated pixels (``n_classes..255``, e.g. 255; nnU-Net's 'ignore' label):
+        allowed in the label images beside the class ids and stored as it is, but no class: left out of
+        ``class_counts`` (neither background nor a class) and of the ``mixed`` rule, recorded in the store's
+        ``ignore`` attribute, from which :class:`devolens.data.h5stream.H5TileStream` gives those pixels the
+        target :data:`devolens.data.datasets.IGNORE_INDEX` (left out of the training losses and the scores). An
+        ``append`` must give the store's value (or none, for a store without one). Default: none, the store
+        as before.
 
     Returns
     -------
@@ -814,9 +907,9 @@ def tile_to_h5(
     ------
     DevolensError
         On unreadable inputs, a wrong channel count, an image/label size mismatch, label
-        values outside 0..K-1, mismatched counts of images and labels, an incompatible
-        existing store when appending (other tile, stride, keep rule, channels or classes), an image given
-        twice or already in the appended store, or
+        values outside 0..K-1 (other than ``ignore``), mismatched counts of images and labels, an incompatible
+        existing store when appending (other tile, stride, keep rule, channels, classes or ignore value), an image
+        given twice or already in the appended store, an ``ignore`` that is a class id or past 255, or
         settings that keep no tile at all (the keep rule, ``tile`` and ``stride``: an empty store would
         only fail later, in training). Nothing is written then.
     """
@@ -840,10 +933,11 @@ def tile_to_h5(
         raise DevolensError(f"compression must be lzf, gzip or none, got {compression!r}")
     if chunk < 1:
         raise DevolensError(f"chunk must be positive, got {chunk}")
+    ignore = check_ignore(ignore, n_classes, labels is not None)
     with store_lock(out, waiting):  # held from reading the store to renaming the new one in place
         return _tile_to_h5(images, out, labels, tile=tile, stride=stride, keep=keep, append=append,
                            n_classes=n_classes, channels=channels, chunk=chunk, compression=compression,
-                           progress=progress, order=order)
+                           progress=progress, order=order, ignore=ignore)
 
 
 class _Bands:
@@ -948,8 +1042,9 @@ class _Bands:
         return how, most, least
 
     @classmethod
-    def labels(cls, path: Path, n_classes: int) -> "_Bands":
-        """A label image, as :func:`read_labels` reads it (its values checked)."""
+    def labels(cls, path: Path, n_classes: int, ignore: int | None = None) -> "_Bands":
+        """A label image, as :func:`read_labels` reads it (its values checked: class ids, or ``ignore``); ``lo`` and
+        ``hi``: the least and greatest class ids it holds (``ignore`` is none)."""
         src = cls._reader(path, None, None)
         if src is not None:
             if (src.shape[0] == 1 and src.layout == "CYX" and src.dtype.kind in "iu"
@@ -959,20 +1054,22 @@ class _Bands:
                 bands.shape = tuple(int(n) for n in src.shape[1:])
                 bands._convert = lambda a: a[0].astype(np.uint8, copy=False)
                 try:
-                    ok = bands._label_scan(n_classes)
+                    ok = bands._label_scan(n_classes, ignore)
                 except Exception:  # noqa: BLE001 - read whole: read_labels' error
                     ok = False
                 if ok:
                     return bands
             src.close()
-        bands = cls(read_labels(path, n_classes))
-        if bands.array.size:
-            bands.lo, bands.hi = int(bands.array.min()), int(bands.array.max())
+        bands = cls(read_labels(path, n_classes, ignore))
+        own = bands.array if ignore is None else bands.array[bands.array != ignore]
+        if own.size:
+            bands.lo, bands.hi = int(own.min()), int(own.max())
         return bands
 
-    def _label_scan(self, n_classes: int) -> bool:
-        """One pass over a label image's rows: their least and greatest values and their :func:`pixel_digest`;
-        False when a value lies outside ``0..n_classes-1`` (read whole then: :func:`read_labels` refuses it)."""
+    def _label_scan(self, n_classes: int, ignore: int | None = None) -> bool:
+        """One pass over a label image's rows: the least and greatest of their class ids (``ignore`` is none) and
+        their :func:`pixel_digest`; False when a value lies outside ``0..n_classes-1`` and is not ``ignore`` (read
+        whole then: :func:`read_labels` refuses it)."""
         import hashlib
 
         src, step = self.reader, self._step()
@@ -981,11 +1078,15 @@ class _Bands:
         lo, hi = None, None
         for y0 in range(0, h, step):
             raw = src.raw_rows(y0, y0 + step)
-            if raw.size:
-                b_lo, b_hi = int(raw.min()), int(raw.max())
+            own = raw
+            if raw.size and ignore is not None and int(raw.max()) >= n_classes:  # (a second pass: bands with it)
+                own = raw[raw != ignore]
+            if own.size:
+                b_lo, b_hi = int(own.min()), int(own.max())
                 lo, hi = (b_lo, b_hi) if lo is None else (min(lo, b_lo), max(hi, b_hi))
                 if lo < 0 or hi >= n_classes:
                     return False
+            del own
             digest.update(np.ascontiguousarray(self._convert(raw)).data)
             del raw  # before the next is read
         self._digest = digest.hexdigest()
@@ -1041,7 +1142,7 @@ _APPEND_SETTINGS = (("stride", "--stride"), ("keep", "--keep"))
 
 
 def _check_append(f: h5py.File, out: Path, *, tile: int, stride: int, keep: str, channels: int, n_classes: int,
-                  labelled: bool) -> None:
+                  labelled: bool, ignore: int | None = None) -> None:
     """Refuse to append tiles cut otherwise than the store's (its attributes describe every tile in it)."""
     a = f.attrs
     if int(a["tile"]) != tile or f["images"].shape[1] != channels or int(a["n_classes"]) != n_classes:
@@ -1061,6 +1162,16 @@ def _check_append(f: h5py.File, out: Path, *, tile: int, stride: int, keep: str,
                     f"cannot append: the store's tiles were cut with {option} {held}, not {given[key]}: one store "
                     f"holds tiles of one setting (its attributes say so); append with {option} {held}, or write "
                     "another store (--out)", path=out)
+    held = store_ignore(f)
+    if held != ignore:  # its class_counts and its readers take one 'ignore' value for every tile
+
+        def how(v: int | None) -> str:
+            return "without --ignore" if v is None else f"with --ignore {v}"
+
+        raise DevolensError(
+            f"cannot append: the store was tiled {how(held)}, this run {how(ignore)}: one store marks unannotated "
+            f"pixels one way for all its tiles (its ignore attribute); append {how(held)}, or write another store "
+            "(--out)", path=out)
 
 
 def _write_errno(exc: BaseException) -> int | None:
@@ -1098,14 +1209,15 @@ def _discard(f: h5py.File, tmp: Path) -> None:
 
 def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, tile: int, stride: int, keep: str,
                 append: bool, n_classes: int, channels: int, chunk: int, compression: str | None,
-                progress: Callable[[int, int], None] | None, order: Sequence[int] | None) -> TilingSummary:
+                progress: Callable[[int, int], None] | None, order: Sequence[int] | None,
+                ignore: int | None = None) -> TilingSummary:
     """The body of :func:`tile_to_h5`, its arguments checked, under the store's lock."""
     labelled = labels is not None
     edge = True  # tiles flush with the bottom and right edges (stores written before them: the grid alone)
     if append and out.exists():
         with open_store(out, need=("sources", "label_sources", "tile", "n_classes")) as f:
             _check_append(f, out, tile=tile, stride=stride, keep=keep, channels=channels, n_classes=n_classes,
-                          labelled=labelled)
+                          labelled=labelled, ignore=ignore)
             if f["images"].chunks is None:  # whole chunks are written (_Writer): a contiguous dataset cannot grow
                 raise DevolensError(f"cannot append: its images are not chunked: {_DAMAGED}", path=out)
             chunk = int(f["images"].chunks[0])
@@ -1133,6 +1245,8 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
                                                                              if channels == 2 else list(range(channels))),
                 "chunk": chunk, "sources": "[]", "label_sources": "[]", "edge_tiles": True,
             })
+            if ignore is not None:  # (none: no attribute, the store as before)
+                f.attrs["ignore"] = ignore
             _create_datasets(f, channels, tile, n_classes, chunk, labelled, compression)
         try:
             sources = store_list(f, "sources", out)
@@ -1147,7 +1261,7 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
                 img = _Bands.image(ipath, channels, order)
                 lab = None
                 if labelled:
-                    lab = _Bands.labels(labels[i], n_classes)
+                    lab = _Bands.labels(labels[i], n_classes, ignore)
                     if lab.shape != img.shape[1:]:
                         raise DevolensError(
                             f"label image is {lab.shape[0]}x{lab.shape[1]} but its image {ipath.name} is "
@@ -1175,7 +1289,8 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
                     progress(done, total)
                 k = 0
                 # one row of tiles at a time: memory is a band of rows (or the image, read whole) and a chunk of tiles
-                for parts in _tile_rows(img.rows, None if lab is None else lab.rows, ys, xs, tile, keep, n_classes):
+                for parts in _tile_rows(img.rows, None if lab is None else lab.rows, ys, xs, tile, keep, n_classes,
+                                        ignore):
                     n_row = len(parts["images"])
                     parts["source"] = np.full(n_row, len(sources), np.int32)
                     if writer is None:
@@ -1226,7 +1341,9 @@ def store_stats(path: str | Path) -> pd.DataFrame:
         One row per class: ``class`` (index), ``name``, ``pixels``, ``frequency`` (fraction
         of labelled pixels), ``tiles`` (tiles holding the class) and ``weight`` (balanced
         class weight ``total / (K * pixels)``, normalised to mean 1 over present classes;
-        use it in a weighted cross-entropy). ``df.attrs`` holds ``n_tiles`` and ``sources``.
+        use it in a weighted cross-entropy). ``df.attrs`` holds ``n_tiles``, ``sources``, ``ignore`` (the store's
+        'ignore' label value, None for none) and ``ignored`` (the tiles' pixels of that value, which no class
+        counts: 0 without one).
 
     Raises
     ------
@@ -1251,6 +1368,8 @@ def store_stats(path: str | Path) -> pd.DataFrame:
             tiles += (block > 0).sum(axis=0)
         n_tiles = int(cc.shape[0])
         sources = store_list(f, "sources", path)
+        ignore = store_ignore(f)
+        side = int(f["images"].shape[-1])
     if n_tiles == 0:  # written before empty stores were refused: all-zero weights would pass for statistics
         raise DevolensError(f"the store holds no tiles (of {len(sources)} image(s)), so no class statistics: tile the "
                             "images again with a larger --tile, a smaller --stride or --keep all", path=path)
@@ -1272,4 +1391,6 @@ def store_stats(path: str | Path) -> pd.DataFrame:
     })
     df.attrs["n_tiles"] = n_tiles
     df.attrs["sources"] = sources
+    df.attrs["ignore"] = ignore
+    df.attrs["ignored"] = int(n_tiles * side * side - total) if ignore is not None else 0
     return df
