@@ -1514,9 +1514,11 @@ class LiveRenderDataset(_Base):
 class TileDataset(Dataset):
     """Abstract hook for tile stores: subclasses implement ``__len__`` and ``read(i) ->
     (image HxWxC, labels HxW)``; the giant-images helper's ``devolens.data.tiling`` may
-    provide richer ones. Targets and augmentation are handled here."""
+    provide richer ones. Targets and augmentation are handled here; ``ignore`` (0: none) is the labels'
+    'ignore' value, whose pixels get the target :data:`IGNORE_INDEX`."""
 
     cache = False  # reads its tiles every time (see LiveRenderDataset.cache)
+    ignore = 0
 
     def __init__(self, target: str = "semantic", normalize: str = "dtype", augment: Callable | None = None,
                  seed: int = 0):
@@ -1543,9 +1545,11 @@ class TileDataset(Dataset):
             img = img[..., None]
         self._prep.channels = img.shape[-1]
         x, lab = self._prep._prepare(img, lab, i)
-        tgt = labels_to_target(lab, self.target)
+        ignore = int(self.ignore or 0)
+        tgt = labels_to_target(lab, self.target, ignore)
         return {"image": torch.from_numpy(x), "target": torch.from_numpy(tgt),
-                "labels": torch.from_numpy(lab.astype(np.int32)), "index": torch.tensor(i, dtype=torch.int64)}
+                "labels": torch.from_numpy(lab.astype(np.int32)), "index": torch.tensor(i, dtype=torch.int64),
+                "ignore": torch.tensor(ignore, dtype=torch.int64)}
 
 
 class H5TileDataset(TileDataset):
@@ -1562,7 +1566,8 @@ class H5TileDataset(TileDataset):
     indices : sequence of int, optional
         The tiles to use (default all), e.g. one side of a split.
     target, normalize, augment, seed
-        As :class:`SegmentationDataset`.
+        As :class:`SegmentationDataset`. A ``devolens tile --ignore`` store's 'ignore' label value
+        (:func:`devolens.data.tiling.store_ignore`) is the items' ``ignore``: target :data:`IGNORE_INDEX` there.
     """
 
     def __init__(self, path: str | Path, images_key: str = "images", labels_key: str = "labels",
@@ -1575,9 +1580,14 @@ class H5TileDataset(TileDataset):
         self.images_key, self.labels_key = images_key, labels_key
         if not self.path.exists():
             raise DevolensError("HDF5 file not found", path=self.path)
-        from devolens.data.tiling import _linked
+        from devolens.data.tiling import STORE_FORMAT, _linked, store_ignore
 
         with h5py.File(self.path, "r") as f:
+            if f.attrs.get("format") == STORE_FORMAT and "ignore" in f.attrs:  # its unannotated pixels' value
+                from devolens.data.tiling import check_store
+
+                check_store(f, self.path)  # (the attribute checked)
+                self.ignore = store_ignore(f) or 0
             for k in (images_key, labels_key):
                 if k not in f:
                     raise DevolensError(f"no dataset {k!r} in the file", path=self.path)

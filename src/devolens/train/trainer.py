@@ -1189,11 +1189,15 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
             tl = (item["labels"].numpy()[:h, :w] if target != "classes"
                   else instances_from_classes(tgt, "classes", min_area=1))
             ign = [ignore] if void is not None else None
+            if void is not None and target == "classes":  # objects of classes: the ignored pixels one of their own
+                ign = [int(tl.max()) + 1]
+                tl = np.where(void, ign[0], tl).astype(np.int32)
             m = M.match_instances(pl, tl, ignore=ign)
             tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
             if target == "classes":  # each class's objects matched among themselves (val_f1 does not look)
                 for c in range(1, k):
-                    mc = M.match_instances(np.where(cls == c, pl, 0), np.where(tgt == c, tl, 0))
+                    mine = tgt == c if void is None else (tgt == c) | void  # (with the 'ignore' object)
+                    mc = M.match_instances(np.where(cls == c, pl, 0), np.where(mine, tl, 0), ignore=ign)
                     per_class[c] += (mc["tp"], mc["fp"], mc["fn"])
             # the objects counted: those the matching scores (at IoU > 0.5 those on 'ignore' are left out of both)
             n_pred.append(m["tp"] + m["fp"])
