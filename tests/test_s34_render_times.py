@@ -103,3 +103,26 @@ def test_render_dataset_times_per_table(tmp_path):
         render_dataset(tables, tmp_path / "t", times=[], size=(32, 32))
     with pytest.raises(DevolensError, match=r"time point\(s\) 4 not in the table of embryo b \(it has 1..3\)"):
         render_dataset(tables, tmp_path / "t", times=[4], size=(32, 32))
+
+
+def test_render_simulate_range_all_embryos_have_keeps_render_json_times_flat(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "r"
+    code, _, err = run(["render", *SIM, "--times", "10-12", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert json.loads((out / "render.json").read_text())["times"] == [10, 11, 12]  # as without a range
+
+
+def test_render_range_past_the_end_of_a_table_in_irregular_units_is_noted(tmp_path, capsys):
+    table = make_table(n_times=8, n_cells=8)
+    seconds = [0, 91, 180, 272, 361, 450, 543, 630]  # acquisition times, 89-93 apart
+    table["time"] = table["time"].map(lambda t: seconds[t - 1])
+    src = tmp_path / "irregular.csv"
+    table.to_csv(src, index=False)
+    code, _, err = run(["render", str(src), "--out", str(tmp_path / "r"), "--size", "48", "64", "--times",
+                        "543-700"], capsys)
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "r" / "frames.csv")["time"].tolist() == [543, 630]
+    assert "631-700 of the range are not in the table" in flat(err)  # past its end: said; between its times: not
+    assert "544-629" not in flat(err)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
-from typing import Iterator, Optional, Tuple
+from typing import Optional, Tuple
 
 import typer
 
@@ -110,8 +109,8 @@ def _range_kept(table, times: list[int], ranged: set[int]) -> tuple[list[int], l
     present = set(table["time"].tolist())
     step, irregular = time_unit(present)
     if (step != 1 or irregular is not None) and present:  # a table in seconds: a range means its times within it
-        first = min(present)
-        off = {t for t in ranged if t not in present
+        first, last = min(present), max(present)
+        off = {t for t in ranged if t not in present and first < t < last
                and (irregular is not None or (t - first) % step)}  # between two of the table's time points
         if any(t not in off for t in times):  # else select_times says what the table has
             times, ranged = [t for t in times if t not in off], ranged - off
@@ -239,24 +238,14 @@ def _inputs(table: Path) -> list[dict]:
             for p in paths]
 
 
-def _is_render(folder: Path) -> bool:
-    """Whether ``folder`` holds a render written by ``devolens render`` (its render.json)."""
-    try:
-        meta = json.loads((folder / "render.json").read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(meta, dict) and "kind" in meta and "embryos" in meta
-
-
 def _check_out_folder(out: Path, table: Path | None) -> None:
-    """Refuse an --out that a render cannot own, before any work.
-
-    A render replaces its own entries in --out (:data:`~devolens.render.dataset.OUTPUT_ENTRIES`): that is
-    safe in a new or empty folder, in a previous render, or beside unrelated files; but a folder that is no
-    render and already holds e.g. frames/ or labels/ is most likely the user's data, and is refused.
-    """
+    """Refuse an --out that a render cannot own, before any work: one that would overwrite the input, and what
+    :func:`~devolens.render.dataset.check_render_folder` refuses (a file; a folder that is no render but holds
+    e.g. frames/ or labels/, most likely the user's data). A render replaces its own entries in --out
+    (:data:`~devolens.render.dataset.OUTPUT_ENTRIES`; :func:`~devolens.render.dataset.render_dataset` stages it
+    and moves it into place)."""
     from devolens.errors import DevolensError
-    from devolens.render.dataset import OUTPUT_ENTRIES
+    from devolens.render.dataset import OUTPUT_ENTRIES, check_render_folder
 
     if out.exists() and not out.is_dir():
         raise DevolensError("output exists and is not a folder", path=out)
@@ -267,30 +256,7 @@ def _check_out_folder(out: Path, table: Path | None) -> None:
             if src == owned or owned in src.parents:
                 raise DevolensError(f"output would overwrite the input ({name} in --out); choose another folder",
                                     path=table)
-    if out.is_dir() and not _is_render(out):
-        clash = sorted(name for name in OUTPUT_ENTRIES if (out / name).exists())
-        if clash:
-            raise DevolensError(
-                f"folder is not a previous render (no render.json) but holds {', '.join(clash)}, which a render "
-                "would replace; choose a new or empty folder", path=out,
-            )
-
-
-@contextlib.contextmanager
-def _staged_render(out: Path) -> Iterator[Path]:
-    """Yield a hidden staging folder to render into; on success make ``out`` hold exactly the new render.
-
-    The new entries replace those of the same name; the entries of a previous render that this one did not
-    write (an old video.mp4, objects.csv or membranes/) are removed, as later commands would read them as
-    part of this render; files that a render never writes are kept. Moving the finished folders in place
-    (a rename on the same file system) costs nothing next to rendering. On an error or Ctrl-C the staged
-    files are dropped, and so are the folders made above ``out``: ``out`` is as it was.
-    """
-    from devolens.io.atomic import staged_folder
-    from devolens.render.dataset import OUTPUT_ENTRIES
-
-    with staged_folder(out, owned=OUTPUT_ENTRIES) as stage:
-        yield stage.tmp
+    check_render_folder(out)
 
 
 def render(
@@ -418,7 +384,9 @@ def render(
         prefix = True
         each = [time_list] * len(tables)
         if time_list is not None and ranged:  # each embryo its own: they end at different time points
-            time_list = each = _within_embryos(tables, time_list, ranged)
+            each = _within_embryos(tables, time_list, ranged)
+            # one list for all when every embryo has them all (render.json's times as without a range)
+            time_list = each[0] if all(e == each[0] for e in each) else each
     else:
         from devolens.cli.lineage import _about, _read
 
@@ -454,13 +422,12 @@ def render(
                     "grey": grey, "embryo": embryo, "optics": None if optics is None else str(optics.absolute()),
                     "min_visible": min_visible, "drop_slivers": drop_slivers},
     }
-    with _staged_render(out) as stage, progress_bar("rendering") as cb:
+    with progress_bar("rendering") as cb:  # (staged, then the previous render in --out replaced whole)
         df = render_dataset(
-            tables, stage, kind=kind, times=time_list, every=every, size=hw, artifacts=artifacts,
+            tables, out, kind=kind, times=time_list, every=every, size=hw, artifacts=artifacts,
             video=video, fps=fps, seed=seed, rgb=not grey, pose=pose, vary=vary, optics=fixed, min_visible=min_visible,
-            drop_slivers=drop_slivers, prefix=prefix, workers=workers, progress=cb,
+            drop_slivers=drop_slivers, prefix=prefix, workers=workers, progress=cb, record=provenance,
         )
-        _add_provenance(stage / "render.json", provenance)
     if video and len(df) and (df["file"] != "").any():
         from devolens.io.video import video_size
 
@@ -473,16 +440,6 @@ def render(
                  f"labels ({hw[0]} x {hw[1]}): give an even --size for a video of the frames' size")
     n_art = int((df["artifact"] != "").sum())
     console.print(f"wrote {len(df)} frames ({n_art} with artifacts) to {out}/frames.csv")
-
-
-def _add_provenance(path: Path, provenance: dict) -> None:
-    """Add the command's provenance to the render.json that :func:`~devolens.render.dataset.render_dataset`
-    wrote; its own keys are kept as they are."""
-    from devolens.io.atomic import write_text
-
-    meta = json.loads(path.read_text())
-    meta.update(provenance)
-    write_text(path, json.dumps(meta, indent=1, default=float))
 
 
 def register(app: typer.Typer) -> None:
