@@ -162,3 +162,18 @@ def test_populations_plot_labels_the_time_axis_in_the_tables_unit(tmp_path, caps
                             str(tmp_path / "p.png")], capsys)
     assert code == 0, err
     assert xlabels == [label]
+
+
+def test_cell_lives_skips_a_row_without_a_time():
+    import numpy as np
+    import pandas as pd
+
+    from devolens.lineage.fit import cell_lives
+
+    rows = [("ABa", t) for t in range(1, 8)] + [(c, t) for t in range(8, 21) for c in ("ABal", "ABar")]
+    rows += [("EMS", t) for t in range(1, 21)]
+    df = pd.DataFrame(rows, columns=["cell", "time"]).assign(embryo="e")
+    holed = df.assign(time=df["time"].astype(float))
+    holed.loc[(holed["cell"] == "EMS") & (holed["time"] == 5), "time"] = np.nan  # one of EMS's rows
+    a, b = cell_lives(df).set_index("cell"), cell_lives(holed).set_index("cell")
+    assert b.loc["EMS", "life"] == a.loc["EMS", "life"] and bool(b.loc["EMS", "left_censored"])

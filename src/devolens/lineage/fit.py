@@ -96,6 +96,7 @@ def cell_lives(df: pd.DataFrame, *, death_margin: int = 4, min_death_life: int =
         ``left_censored`` (born before the first frame), ``letters`` (daughter letters).
     """
     if points is None:
+        df = df[df["time"].notna()]  # a row without a time tells no life (as the minima and maxima skip it)
         points = time_point_numbers(df["time"])
     t1 = int(points.max())
     g = pd.DataFrame({"cell": df["cell"].to_numpy(), "time": df["time"].to_numpy(), "point": points}).groupby(
