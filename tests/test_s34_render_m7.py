@@ -106,3 +106,13 @@ def test_several_tables_files_cleaned_column_not(tmp_path):
     df = render_dataset([tables[0], tables[0]], tmp_path / "s", size=(32, 32))
     assert sorted(set(df["embryo"])) == ["emb A/1_0", "emb A/1_1"]
     assert df["file"].str.startswith("frames/emb_A_1_").all()
+
+
+def test_simulate_params_file_with_an_unknown_start_names_the_file(tmp_path, capsys):
+    from devolens.cli import main
+
+    params = tmp_path / "p8.json"
+    params.write_text('{"start": "8cell"}')
+    assert main(["simulate", "embryo", "--params", str(params), "--cells", "10", "--out", str(tmp_path / "e.csv")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "got '8cell' (the simulator parameter 'start' of" in err and "p8.json" in err

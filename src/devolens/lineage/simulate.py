@@ -50,6 +50,7 @@ import copy
 import functools
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -678,9 +679,12 @@ def simulate_embryo(
         raise DevolensError(f"n_times must be at most {MAX_TIMES} time points (~15 h at 90 s each), got {n_times}")
     checks.progress_fn(progress)
     p = load_params(params)
+    given = start
     start = start or p.get("start", "P0")
     if start not in ("P0", "4cell"):
-        raise DevolensError(f"start must be 'P0' or '4cell', got {start!r}")
+        named = isinstance(params, (str, os.PathLike))
+        where = "" if given else f" (the simulator parameter 'start' of {params})" if named else " (simulator parameter)"
+        raise DevolensError(f"start must be 'P0' or '4cell', got {start!r}{where}")
     if n_cells is None and n_times is None:
         n_cells = int(p.get("default_n_cells", 360))
     max_times = int(n_times) if n_times is not None else 2000
