@@ -186,3 +186,17 @@ def test_the_reports_time_unit_names_what_time_holds(tmp_path):
     written = tmp_path / "r.csv"
     report.to_csv(written, index=False)
     assert pd.read_csv(written)["time_unit"].isna().all()
+
+
+def test_a_flash_first_frame_does_not_hide_a_later_frame_saturating(tmp_path):
+    """A float movie whose first frame is a flash, 30x the others: a later frame whose nuclei saturate the camera
+    (clipped at 1300 counts) reads the same `clipped` as in the movie without the flash (it read 0: the flash
+    frame's top set the sequence's)."""
+    clean = _counts()
+    clean[8] = np.minimum((clean[8] - 1000) * 3 + 1000, 1300.0).astype(np.float32)  # a flicker up, saturating
+    path = tmp_path / "flash.tif"
+    tifffile.imwrite(path, np.stack([clean[0] * 30] + clean[1:]), imagej=True, metadata={"axes": "TYX"})
+    report = curate_path(path)
+    alone = score_frames(clean[1:])
+    assert alone["clipped"].iloc[7] > 0.01
+    assert report["clipped"].iloc[8] == pytest.approx(alone["clipped"].iloc[7])

@@ -1103,17 +1103,31 @@ def _one_range(s: pd.DataFrame) -> pd.DataFrame:
     return s
 
 
+def _range_outliers(s: pd.DataFrame) -> np.ndarray:
+    """The float frames of a sequence (statistics ``s``) whose own range lies more than :data:`_RANGE_SLACK` above
+    the sequence's (:func:`_sequence_range`: a white flash first frame); none when every frame would be one."""
+    out = np.zeros(len(s), dtype=bool)
+    if "own_range" in s.columns and len(s):
+        own = pd.to_numeric(s["own_range"], errors="coerce").to_numpy(float)
+        reference = _sequence_range(s["own_range"].where(s["grey_step"].to_numpy(float) == 0.0))
+        if reference is not None:
+            out = np.isfinite(own) & (own > reference * _RANGE_SLACK)
+    return out if not out.all() else np.zeros(len(s), dtype=bool)
+
+
 def _sequence_clipped(s: pd.DataFrame) -> np.ndarray:
     """Each frame's ``clipped`` in its sequence (the frames' statistics ``s``): the fraction of its pixels at the
     top of the range the sequence shows (the highest of its frames' ``ceiling``: 12-bit data saturate at 4095, not
     at a uint16's 65535), or, input other than 8-bit, at the sequence's highest value (a camera that saturates
     below its bit depth, data converted after saturating), counted in the frames that reach it (``top``,
-    ``at_top``: :func:`_top`, which leaves a few hot pixels out). 8-bit input: the pixels at 254 or 255, as
-    measured."""
+    ``at_top``: :func:`_top`, which leaves a few hot pixels out); a float frame far above the sequence's range (a
+    flash first frame, :func:`_range_outliers`) does not set that top for the others. 8-bit input: the pixels at
+    254 or 255, as measured."""
+    judged = ~_range_outliers(s)  # a float movie's flash first frame does not set the top for the frames after it
     ceiling = s["ceiling"].to_numpy(float)
-    clipped = np.where(ceiling >= np.nanmax(ceiling) * (1.0 - 1e-9), s["clipped"].to_numpy(float), 0.0)
+    clipped = np.where(ceiling >= np.nanmax(ceiling[judged]) * (1.0 - 1e-9), s["clipped"].to_numpy(float), 0.0)
     top = s["top"].to_numpy(float)
-    highest = float(np.nanmax(top))
+    highest = float(np.nanmax(top[judged]))
     if highest > 0:
         clipped = np.maximum(clipped, np.where(top >= highest * (1.0 - 1e-9), s["at_top"].to_numpy(float), 0.0))
     return clipped
