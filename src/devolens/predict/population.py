@@ -47,43 +47,96 @@ COLUMNS: tuple[str, ...] = LETTERS + ("total",)
 MAX_EMBRYO_CELLS = 600
 
 
-def fit_composition(pops: pd.DataFrame | Sequence[pd.DataFrame], max_total: int = 700, window: int = 3) -> np.ndarray:
-    """Expected cells per letter at each total cell count, from lineage populations.
+#: the invariant embryo's first cells: its composition at totals 1-4, exactly (no lineage table starts before 2-4)
+EARLY_CELLS: tuple[tuple[str, ...], ...] = (("P0",), ("AB", "P1"), ("ABa", "ABp", "P1"), ("ABa", "ABp", "EMS", "P2"))
+
+
+def _early_rows() -> np.ndarray:
+    """The counts per letter of :data:`EARLY_CELLS` (rows for totals 1, 2, 3, 4)."""
+    from devolens.lineage.names import population_letter
+
+    rows = np.zeros((len(EARLY_CELLS), len(LETTERS)))
+    for i, cells in enumerate(EARLY_CELLS):
+        for name in cells:
+            rows[i, LETTERS.index(population_letter(name))] += 1
+    return rows
+
+
+def _embryo_votes(frames: list[tuple[np.ndarray, np.ndarray]], n: int, window: int, min_embryos: int) -> np.ndarray:
+    """Each embryo's mean counts per letter over its rows within ``window`` cells of total ``n`` (rescaled to ``n``),
+    the window doubled until ``min_embryos`` embryos have rows there: one row per embryo."""
+    w = min(window, max(1, n // 2))  # +-3 cells at 4 cells would mix the 1- and 7-cell stages
+    while True:
+        votes = []
+        for tot, vals in frames:
+            sel = np.abs(tot - n) <= w
+            if sel.any():
+                votes.append((vals[sel] * (n / np.maximum(tot[sel], 1.0))[:, None]).mean(axis=0))
+        if len(votes) >= min_embryos:
+            return np.array(votes)
+        w *= 2
+
+
+def fit_composition(pops: pd.DataFrame | Sequence[pd.DataFrame], max_total: int = 700, window: int = 3,
+                    min_embryos: int = 3) -> np.ndarray:
+    """Expected cells per letter at each total cell count, from lineage populations of several embryos.
+
+    At each total ``n``: each embryo's mean counts over its time points within ``window`` cells of ``n`` (rescaled to
+    ``n``; the window doubled until ``min_embryos`` embryos, or all of them, have time points there), and the median
+    over embryos (one vote per embryo, however many time points it spends at that stage: an embryo whose germline
+    was never followed past P4, or a slow one, cannot decide a stage alone). Then what the invariant lineage
+    requires: the germline is one cell, P4, until it divides into Z2 and Z3 (``P = 1 - Z / 2``, Z in 0..2); the
+    other letters never fall as the total grows (isotonic in the total, rescaled to add up to ``n`` with the
+    germline); totals 1-4 are the invariant embryo's exactly (:data:`EARLY_CELLS`: P0; AB, P1; ABa, ABp, P1; ABa,
+    ABp, EMS, P2).
 
     Parameters
     ----------
     pops : DataFrame or list of DataFrames
-        Population tables (columns ``A, E, M, P, C, D, Z, total``; one row per time point),
-        e.g. from :func:`devolens.lineage.populations.populations` of several embryos.
+        Population tables, one per embryo (columns ``A, E, M, P, C, D, Z, total``; one row per time point),
+        e.g. from :func:`devolens.lineage.populations.populations`.
     max_total : int
         Largest total covered by the table (cells).
     window : int
-        Rows with ``|total - n| <= window`` contribute to the entry for ``n``; the window
-        grows until rows are found (sparse totals).
+        Time points with ``|total - n| <= window`` (at most ``n // 2``) contribute to the entry for ``n``.
+    min_embryos : int
+        Embryos that must have time points in the window (all of them when fewer are given).
 
     Returns
     -------
     ndarray
-        ``(max_total + 1, 7)`` float32: per-letter median counts at each total, rescaled so
-        that each row sums to ``n`` (the letters of a row add up to its total).
+        ``(max_total + 1, 7)`` float32; each row adds up to its total.
     """
-    frames = [pops] if isinstance(pops, pd.DataFrame) else list(pops)
-    df = pd.concat([f[list(COLUMNS)] for f in frames], ignore_index=True).dropna()
-    if df.empty:
+    from sklearn.isotonic import IsotonicRegression
+
+    frames = []
+    for f in ([pops] if isinstance(pops, pd.DataFrame) else list(pops)):
+        df = f[list(COLUMNS)].dropna()
+        df = df[df["total"] > 0]
+        if len(df):
+            frames.append((df["total"].to_numpy(dtype=float), df[list(LETTERS)].to_numpy(dtype=float)))
+    if not frames:
         raise DevolensError("no population rows to fit the composition table")
-    tot = df["total"].to_numpy(dtype=float)
-    vals = df[list(LETTERS)].to_numpy(dtype=float)
-    out = np.zeros((max_total + 1, len(LETTERS)), dtype=np.float64)
+    need = min(int(min_embryos), len(frames))
+    n_all = np.arange(max_total + 1, dtype=float)
+    med = np.zeros((max_total + 1, len(LETTERS)))
     for n in range(1, max_total + 1):
-        w = window
-        sel = np.abs(tot - n) <= w
-        while not sel.any():
-            w = max(1, 2 * w)
-            sel = np.abs(tot - n) <= w
-        rows = vals[sel]
-        scale = n / np.maximum(tot[sel], 1.0)
-        med = np.median(rows * scale[:, None], axis=0)  # counts rescaled to total n
-        out[n] = med * (n / med.sum()) if med.sum() > 0 else med
+        med[n] = np.median(_embryo_votes(frames, n, window, need), axis=0)
+    out = np.zeros_like(med)
+    ip, iz = LETTERS.index("P"), LETTERS.index("Z")
+    out[1:, iz] = np.clip(med[1:, iz], 0.0, 2.0)
+    out[1:, ip] = 1.0 - out[1:, iz] / 2.0
+    soma = [i for i in range(len(LETTERS)) if i not in (ip, iz)]
+    rest = np.clip(n_all - out[:, ip] - out[:, iz], 0.0, None)
+    s = med[:, soma]
+    for _ in range(10):  # isotonic per letter, then back to the row's total: a few rounds settle both
+        s = np.column_stack([np.r_[0.0, IsotonicRegression(y_min=0.0).fit_transform(n_all[1:], s[1:, j])]
+                             for j in range(len(soma))])
+        tot = s.sum(axis=1)
+        s = np.where(tot[:, None] > 0, s * (rest / np.where(tot > 0, tot, 1.0))[:, None], 0.0)
+    out[:, soma] = s
+    early = _early_rows()[: max_total]
+    out[1: len(early) + 1] = early
     return out.astype(np.float32)
 
 
