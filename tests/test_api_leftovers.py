@@ -260,7 +260,7 @@ def test_renderers_check_table_and_options(tmp_path):
                                 ("t.csv", {}, "tables must be a tidy lineage table"),
                                 (df, dict(times=t), "times must be a list of time points"),
                                 (df, dict(times=[]), "times is empty"),
-                                (df, dict(every=1.5), "--every must be a whole number"),
+                                (df, dict(every=1.5), "every must be a whole number"),
                                 (df, dict(video=True, fps=0), "fps must be a positive number"),
                                 (df, dict(progress=3), "progress must be a function"),
                                 (nan_time, dict(times=[t]), "column 'time' must hold whole time points")):

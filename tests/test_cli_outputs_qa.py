@@ -157,13 +157,14 @@ def test_render_error_keeps_the_previous_render_and_makes_no_folders(tmp_path, t
     out = tmp_path / "r"
     assert _render(table, out, "--times", "1-2") == 0
     before = _listing(out)
-    real = dataset.render_dataset
+    real = dataset.write_csv
 
-    def failing(*args, **kwargs):
-        real(*args, **kwargs)  # writes everything into the staging folder, then fails
-        raise dataset.DevolensError("disk full")
+    def failing(df, path, *args, **kwargs):  # the frames written into the staging folder, then the disk fills
+        if path.name == "frames.csv":
+            raise dataset.DevolensError("disk full")
+        return real(df, path, *args, **kwargs)
 
-    monkeypatch.setattr(dataset, "render_dataset", failing)
+    monkeypatch.setattr(dataset, "write_csv", failing)
     assert _render(table, out, "--times", "3") == 2
     assert _listing(out) == before
     assert _render(table, tmp_path / "new" / "deep" / "r") == 2

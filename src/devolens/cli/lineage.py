@@ -418,8 +418,7 @@ def register(app: typer.Typer) -> None:
         """Count cells per population letter (A E M P C D Z) and in total at each time point."""
         from devolens.cli.identify import record_path
         from devolens.io.atomic import atomic_path
-        from devolens.lineage.names import misspelt_names
-        from devolens.lineage.populations import populations, unnamed_note
+        from devolens.lineage.populations import miscased_note, populations, unnamed_note
 
         _check_out(out_path, table)
         record = record_path(out_path)  # NAME.json, as population and identify name theirs
@@ -434,12 +433,9 @@ def register(app: typer.Typer) -> None:
                 rep = _cliff_note(df, table, picked=embryo)
                 if pops.attrs.get("unnamed_rows"):  # a total without lineages, else said by nothing but zeros
                     note(unnamed_note(pops.attrs["unnamed_rows"], len(df)))
-                bad = misspelt_names(df["cell"])
-                if bad:  # counted in the total only: say so, a letter's curve would dip without a word
-                    rows = int(df["cell"].isin(bad).sum())
-                    note(f"{rows} row{'s' if rows != 1 else ''} carry names that are Sulston names but for their "
-                         f"case (e.g. {', '.join(repr(b) for b in bad[:3])}; the founder in capitals, a/p, l/r, d/v in "
-                         "small letters): counted in the total only, not in a population letter")
+                miscased = miscased_note(df["cell"])
+                if miscased:  # counted in the total only: say so, a letter's curve would dip without a word
+                    note(miscased)
         text = _populations_record(df, table, out_path, plot, rep, said)
         def both() -> None:  # the CSV and its record: both or neither
             with atomic_path(out_path) as tmp_csv, atomic_path(record) as tmp_record:

@@ -35,6 +35,7 @@ from typing import Iterator
 
 import numpy as np
 
+from devolens import checks
 from devolens.errors import DevolensError
 
 __all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES",
@@ -1242,8 +1243,17 @@ def pixel_size(path: str | Path, unreadable=None) -> tuple[float, float, str] | 
     (:func:`to_microns` converts it). None for any other file, or one that records none (tifffile's default
     resolution 1 per no unit); ``unreadable`` for a TIFF whose header cannot be read (truncated, empty), which the
     readers report as they meet it. Written into label images so that Fiji and napari show them calibrated, as the
-    input was. Read with the file's layout (one parse of its header per command)."""
-    path = Path(path)
+    input was. Read with the file's layout (one parse of its header per command).
+
+    Raises
+    ------
+    DevolensError
+        ``path`` names no file (missing, or a folder): never taken for a file that records no pixel size."""
+    path = checks.path(path, "pixel_size expects the path of an image file (str or Path)")
+    if not path.exists():
+        raise DevolensError("no such file", path=path)
+    if path.is_dir():
+        raise DevolensError("is a folder, not an image file", path=path)
     if path.suffix.lower() not in (".tif", ".tiff"):
         return None
     try:

@@ -97,6 +97,9 @@ def _finish(df: pd.DataFrame, fmt: str, path: Path, meta: dict[str, Any]) -> pd.
 
 
 def _sniff_binary(path: Path, head: "_Head") -> None:
+    if head.data[:4] == b"PK\x03\x04":  # (a CSV reader given a zip: read_table(format="epic"), read_tidy)
+        raise DevolensError('looks like an AceTree zip (a zip archive), not a CSV table: read it with '
+                            'read_table(path), the format left out (detected) or format="acetree"', path=path)
     if b"\x00" in head.data:
         raise DevolensError("binary file, not a lineage table (CSV or AceTree zip/folder expected)", path=path)
     if head.not_utf8 and not head.cp1252:

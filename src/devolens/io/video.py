@@ -794,7 +794,8 @@ class VideoDamage:
 
     Read it as :attr:`VideoFrames.damage` (the object :func:`iter_video_frames` returns; also what
     :func:`devolens.io.frames.iter_path_frames` returns for a video) once the frames have been read, or as
-    :func:`video_damage` ``(path)`` (the last complete reading of that file in this process).
+    :func:`video_damage` ``(path)`` (the last complete reading of that file in this process; without one, it reads
+    the file).
 
     Attributes
     ----------
@@ -1010,10 +1011,43 @@ _FOUND_LOCK = threading.Lock()
 
 
 def video_damage(path: str | Path) -> VideoDamage | None:
-    """What the last complete reading of ``path`` in this process (by :func:`iter_video_frames`, also under
-    :func:`devolens.io.frames.iter_path_frames` and the commands) found wrong with it: a :class:`VideoDamage`, or
-    None when nothing was found or the file was not read to its end since it last changed."""
-    return _recall(_FOUND, path)
+    """What is wrong with the video ``path``: ffmpeg's messages of damaged data, frames fewer than the container
+    records, a file cut short.
+
+    The last complete reading of the file in this process (by :func:`iter_video_frames`, also under
+    :func:`devolens.io.frames.iter_path_frames` and the commands) is recalled at no cost; without one (a new
+    process, or the file changed since) the video is read here to its end, every frame decoded (as long as
+    reading it for its frames takes; :attr:`VideoFrames.damage` of a reading of one's own costs nothing more).
+
+    Parameters
+    ----------
+    path : str or Path
+        Video file.
+
+    Returns
+    -------
+    VideoDamage or None
+        None when nothing was found wrong with it.
+
+    Raises
+    ------
+    DevolensError
+        Missing, unreadable or corrupt file (as :func:`iter_video_frames`).
+    """
+    found = _recall(_FOUND, path, default=_UNKNOWN)
+    if found is not _UNKNOWN:
+        return found
+    frames = iter_video_frames(path)
+    try:
+        for _ in frames:
+            pass
+    finally:
+        frames.close()
+    return frames.damage
+
+
+#: what :func:`_recall` gives for a file of which it holds no record
+_UNKNOWN = object()
 
 
 def video_steady(path: str | Path) -> bool | None:
@@ -1032,14 +1066,14 @@ def _found_key(path: Path) -> str:
     return f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}"
 
 
-def _recall(table: dict, path: str | Path):
-    """``table``'s record of the file ``path`` as it is now (None: none, or the file changed since)."""
+def _recall(table: dict, path: str | Path, default=None):
+    """``table``'s record of the file ``path`` as it is now (``default``: none, or the file changed since)."""
     try:
         key = _found_key(Path(path))
     except OSError:
-        return None
+        return default
     with _FOUND_LOCK:
-        return table.get(key)
+        return table.get(key, default)
 
 
 def _record(table: dict, path: Path, value) -> None:

@@ -4,8 +4,11 @@ The population letter of a cell is the first letter of its Sulston name (see
 :func:`devolens.lineage.names.population_letter`): ``A`` (AB), ``E`` (EMS and E),
 ``M`` (MS), ``P`` (P0..P4), ``C``, ``D``, ``Z`` (Z2, Z3). ``total`` counts every row of the
 time point, unnamed cells included, so ``total >= A+E+M+P+C+D+Z``; polar bodies (``polar1``,
-``polar2``) are no cells and are not counted. Exact copies of a row (a table saved twice) are
-counted once, as ``devolens lineage populations`` does (see :func:`drop_copies`).
+``polar2``) are no cells and are not counted. A cell is unnamed when its name is no Sulston name: empty,
+missing, or a placeholder such as AceTree's and EPIC's ``Nuc123`` (the cells ``total`` counts beyond the
+letters, as :func:`devolens.lineage.cliffs.detect_names_stop` counts them), except names that are Sulston
+names but for their case (``ABpL``), which get a note of their own (:func:`miscased_note`). Exact copies of a
+row (a table saved twice) are counted once, as ``devolens lineage populations`` does (see :func:`drop_copies`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pandas as pd
 
 from devolens import checks
 from devolens.errors import DevolensError
-from devolens.lineage.names import LETTERS, population_letter
+from devolens.lineage.names import LETTERS, misspelt_names, population_letter
 
 #: Columns of the populations table, in order.
 POPULATION_COLUMNS: tuple[str, ...] = ("time",) + LETTERS + ("total",)
@@ -46,10 +49,51 @@ def unnamed_note(n: int, rows: int) -> str:
 
 
 def unnamed_rows(df: pd.DataFrame) -> int:
-    """Rows of a tidy table without a cell name (empty or missing ``cell``): counted in ``total`` only."""
-    codes, uniq = pd.factorize(df["cell"], use_na_sentinel=True)  # one look per distinct name
-    blank = np.array([not str(n).strip() for n in uniq] + [True], dtype=bool)  # code -1 (missing) picks the last
-    return int(blank[codes].sum())
+    """Rows of a tidy table without a cell name, counted in ``total`` only: an empty or missing ``cell``, or a
+    name that is no Sulston name (a placeholder such as ``Nuc123``, as AceTree and EPIC name the nuclei not
+    curated; the rows :func:`populations` counts in ``total`` but in no letter, as
+    :func:`devolens.lineage.cliffs.detect_names_stop` counts unnamed cells). Polar bodies (not counted at all) and
+    names that are Sulston names but for their case (:func:`miscased_note` says those) are not among them."""
+    return _Names(df["cell"]).unnamed
+
+
+def miscased_note(cells: pd.Series) -> str | None:
+    """The one-line note on the rows whose names are Sulston names but for their case (``ABpL``, ``abal``:
+    :func:`devolens.lineage.names.misspelt_names`), counted in ``total`` only; None when there are none. The same
+    in :func:`populations`' ``attrs["notes"]`` and in ``lineage populations``."""
+    return _Names(cells).miscased_note()
+
+
+class _Names:
+    """What the names of a table's rows (``cells``) are, one look per distinct name: ``letters``, each row's
+    population letter as its index in :data:`LETTERS` (``len(LETTERS)``: none); ``polar``, whether it is a polar
+    body (no cell: not counted); ``miscased``, the distinct names that are Sulston names but for their case; and
+    ``unnamed``, the rows counted in the total but in no letter, the miscased ones left out (noted on their own)."""
+
+    def __init__(self, cells: pd.Series):
+        codes, uniq = pd.factorize(cells, use_na_sentinel=True)
+        index = {letter: i for i, letter in enumerate(LETTERS)}
+        uniq_letter = np.array([index.get(population_letter(n), len(LETTERS)) for n in uniq] + [len(LETTERS)],
+                               dtype=np.int64)
+        uniq_polar = np.array([is_polar_body(n) for n in uniq] + [False], dtype=bool)
+        self.letters, self.polar = uniq_letter[codes], uniq_polar[codes]  # code -1 (missing name): the trailing one
+        none = uniq_letter == len(LETTERS)
+        none[:-1] &= ~uniq_polar[:-1]
+        self.miscased = misspelt_names(uniq[none[:-1]])  # (a name with a letter is spelt right)
+        self._rows = 0  # the rows of miscased names
+        if self.miscased:
+            none[:-1] &= ~pd.Index(uniq).isin(self.miscased)
+            self._rows = int(np.isin(codes, np.flatnonzero(pd.Index(uniq).isin(self.miscased))).sum())
+        self.unnamed = int(none[codes].sum())
+
+    def miscased_note(self) -> str | None:
+        """:func:`miscased_note` of these names."""
+        if not self.miscased:
+            return None
+        rows, bad = self._rows, self.miscased
+        return (f"{rows} row{'s' if rows != 1 else ''} carry names that are Sulston names but for their case (e.g. "
+                f"{', '.join(repr(b) for b in bad[:3])}; the founder in capitals, a/p, l/r, d/v in small letters): "
+                "counted in the total only, not in a population letter")
 
 
 def drop_copies(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -91,8 +135,11 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
         ``time,A,E,M,P,C,D,Z,total`` (all int64; counts in cells). When ``df`` repeats rows exactly
         (same time point, name and position: a table saved twice), each is counted once, a
         :class:`CopiedRowsWarning` is issued and ``attrs["notes"]`` says how many were dropped.
-        ``attrs["unnamed_rows"]``: the rows counted without a cell name (in ``total`` only); when there are any,
-        ``attrs["notes"]`` says so (:func:`unnamed_note`): a table of blank names has lineage columns of 0.
+        ``attrs["unnamed_rows"]``: the rows counted without a cell name (in ``total`` only: an empty name, or one
+        that is no Sulston name, such as AceTree's and EPIC's placeholder ``Nuc123``; see :func:`unnamed_rows`);
+        when there are any, ``attrs["notes"]`` says so (:func:`unnamed_note`): a table of such names has lineage
+        columns of 0. Rows whose names are Sulston names but for their case (``ABpL``) are counted in ``total``
+        only too, with a note of their own (:func:`miscased_note`), as ``devolens lineage populations`` says them.
 
     Raises
     ------
@@ -115,41 +162,39 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
         out.attrs["unnamed_rows"] = 0
         return out
     df, n_copies = drop_copies(df)
-    out = _count(df)
+    out, names = _count(df)
     notes = []
     if n_copies:  # the CLI drops them on reading, with this note: the library counts alike and says so
         notes.append(copies_note(n_copies))
         warnings.warn(copies_note(n_copies), CopiedRowsWarning, stacklevel=2)
     if out.attrs["unnamed_rows"]:  # else the lineage columns fall to 0 beside a total that goes on, without a word
         notes.append(unnamed_note(out.attrs["unnamed_rows"], len(df)))
+    miscased = names.miscased_note()
+    if miscased:  # ('ABpL': in no letter either, a letter's curve would dip without a word)
+        notes.append(miscased)
     if notes:
         out.attrs["notes"] = notes
     return out
 
 
-def _count(df: pd.DataFrame) -> pd.DataFrame:
-    """:func:`populations` of a table of one embryo with rows, as it is."""
+def _count(df: pd.DataFrame) -> "tuple[pd.DataFrame, _Names]":
+    """:func:`populations` of a table of one embryo with rows, as it is, and what its names are."""
     # a missing or fractional time would be counted at a wrong time point, silently
     times = checks.whole_times(df["time"], path=df.attrs.get("source"))
     uniq_t, t_idx = np.unique(times, return_inverse=True)
     # one letter lookup per distinct name, then integer codes for every row
-    name_codes, uniq_names = pd.factorize(df["cell"], use_na_sentinel=True)
-    code = {letter: i for i, letter in enumerate(LETTERS)}
-    uniq_letter = np.array(
-        [code.get(population_letter(n), len(LETTERS)) for n in uniq_names] + [len(LETTERS)], dtype=np.int64
-    )
-    l_idx = uniq_letter[name_codes]  # code -1 (missing name) picks the trailing "unnamed"
+    names = _Names(df["cell"])
+    l_idx = names.letters
     # polar bodies (AceTree's polar1, polar2) are tracked like nuclei but are no cells of the embryo
-    uniq_polar = np.array([is_polar_body(n) for n in uniq_names] + [False], dtype=bool)
-    cell = ~uniq_polar[name_codes]
+    cell = ~names.polar
     counts = np.zeros((len(uniq_t), len(LETTERS) + 1), dtype=np.int64)
     np.add.at(counts, (t_idx[cell], l_idx[cell]), 1)
     out = pd.DataFrame(counts[:, : len(LETTERS)], columns=list(LETTERS))
     out.insert(0, "time", uniq_t.astype(np.int64))
     out["total"] = counts.sum(axis=1)
     out = out[list(POPULATION_COLUMNS)]
-    out.attrs["unnamed_rows"] = unnamed_rows(df)
-    return out
+    out.attrs["unnamed_rows"] = names.unnamed
+    return out, names
 
 
 _POLAR_RE = re.compile(r"^polar[ _-]?(body)?[ _-]?\d*$", re.IGNORECASE)

@@ -235,7 +235,8 @@ class LiveDeadPredictor:
         Activation scales and zero points of the int8 network (a card's ``int8.activations``).
     device : {"cpu", "cuda", "auto"}
         Where the network runs (:func:`devolens.predict.devices.resolve_device`: ``auto`` is a CUDA GPU when
-        PyTorch sees one, else the CPU; ``cuda`` without one is a one-line error).
+        PyTorch sees one, else the CPU; ``cuda`` without one is a one-line error). Kept as ``self.device``, the
+        name it resolved to (``"cpu"``, ``"cuda"``, ``"cuda:N"``: a str, as the other predictors give it).
     min_area : int
         Objects smaller than this (pixels) are dropped from the object table.
     card : dict, optional
@@ -249,14 +250,14 @@ class LiveDeadPredictor:
                  precision: str = "auto", int8_params: dict | None = None):
         from devolens.models.quantize import PrecisionNetwork, resolve_precision
 
-        self.device = torch.device(resolve_device(device))
+        self.device = resolve_device(device)  # a name ('cpu', 'cuda', 'cuda:1'), as the other predictors give it
         self.card = card or {}
         self.multiple = 2 ** int(self.card.get("architecture", {}).get("encoder_depth", 5))
         model = model.to(self.device).eval()
         # fast is the CPU's arithmetic: a GPU runs fp32 unless bf16 is asked for (as the other predictors)
-        self.precision = resolve_precision(model, precision, int8_params, fast=bool(fast) and self.device.type == "cpu",
-                                           device=str(self.device), multiple=self.multiple)
-        self._network = PrecisionNetwork(model, self.precision, int8_params, str(self.device))
+        self.precision = resolve_precision(model, precision, int8_params, fast=bool(fast) and self.device == "cpu",
+                                           device=self.device, multiple=self.multiple)
+        self._network = PrecisionNetwork(model, self.precision, int8_params, self.device)
         self.model = self._network.model
         self.window, self.overlap, self.batch_size = int(window), int(overlap), int(batch_size)
         self.min_area = int(min_area)
@@ -947,9 +948,9 @@ def _predictor_for(pred: LiveDeadPredictor, given: dict[str, Any]) -> LiveDeadPr
     import copy
 
     asked = pred.asked
-    if "device" in given and torch.device(resolve_device(given["device"])) != pred.device:
+    if "device" in given and resolve_device(given["device"]) != pred.device:
         raise DevolensError(f"device {given['device']!r} differs from the predictor given, which runs on "
-                            f"{str(pred.device)!r}: load the predictor with device={given['device']!r}, or leave "
+                            f"{pred.device!r}: load the predictor with device={given['device']!r}, or leave "
                             "device out")
     differs = []
     if given.get("precision", asked["precision"]) not in (asked["precision"], pred.precision):  # (what auto gave)

@@ -74,7 +74,7 @@ import pandas as pd
 
 from devolens import checks
 from devolens.errors import DevolensError, DevolensValueError
-from devolens.io.atomic import signals_held, write_csv, write_text
+from devolens.io.atomic import signals_held, staged_folder, write_csv, write_text
 from devolens.io.images import read_image, write_label_tif, write_png
 from devolens.render.artifacts import (
     ARTIFACT_KINDS,
@@ -89,7 +89,8 @@ from devolens.render.membranes import MembraneParams, render_membrane_frame
 from devolens.render.nuclei import LETTERS, _by_time, check_table, frame_size, render_nuclei_frame
 from devolens.render.optics import OpticsParams
 
-__all__ = ["render_dataset", "select_times", "simulate_tables", "FRAMES_COLUMNS", "frame_name", "fixed_params"]
+__all__ = ["render_dataset", "select_times", "simulate_tables", "FRAMES_COLUMNS", "frame_name", "fixed_params",
+           "is_render", "check_render_folder"]
 
 FRAMES_COLUMNS = ("file", "time", "embryo", *LETTERS, "total", "artifact")
 #: objects.csv (nuclei renders): one row per labelled nucleus of each clean frame
@@ -97,7 +98,7 @@ FRAMES_COLUMNS = ("file", "time", "embryo", *LETTERS, "total", "artifact")
 OBJECTS_COLUMNS = ["file", "label", "cell", "x", "y", "depth", "radius", "area", "visible", "label_x", "label_y"]
 KINDS = ("nuclei", "membrane")
 #: every entry :func:`render_dataset` may write into its folder (the layout above); keep in step with it:
-#: ``devolens render`` replaces exactly these when it renders again into a folder
+#: :func:`render_dataset` (and so ``devolens render``) replaces exactly these when it renders again into a folder
 OUTPUT_ENTRIES = ("frames", "labels", "membranes", "frames.csv", "objects.csv", "render.json", "video.mp4")
 #: render.json's ``pixel_size``: what is known of a frame pixel in micrometres (nothing: see the module's doc)
 PIXEL_SIZE_UNKNOWN = {
@@ -143,6 +144,64 @@ def fixed_params(optics, kind: str = "nuclei") -> dict:
     return {k: getattr(checked, k) for k in names if k in optics}  # as the class keeps them (80.0 -> 80)
 
 
+def is_render(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a render written by :func:`render_dataset` (``devolens render``): its render.json."""
+    try:
+        meta = json.loads((Path(folder) / "render.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(meta, dict) and "kind" in meta and "embryos" in meta
+
+
+def check_render_folder(out: str | Path) -> Path:
+    """``out`` as a Path, when a render may be written into it; else a one-line error, before any work.
+
+    A render replaces its own entries in ``out`` (:data:`OUTPUT_ENTRIES`): that is safe in a new or empty folder, in
+    a previous render, or beside unrelated files; but a folder that is no render (no render.json) and already holds
+    e.g. ``frames/`` or ``labels/`` is most likely someone's data, and is refused.
+
+    Raises
+    ------
+    DevolensError
+        ``out`` is a file, or a folder that is no render but holds entries a render would replace (named).
+    """
+    out = checks.path(out, "out must be the path of the output folder (str or Path)")
+    if out.exists() and not out.is_dir():
+        raise DevolensError("output exists and is not a folder", path=out)
+    if out.is_dir() and not is_render(out):
+        clash = sorted(name for name in OUTPUT_ENTRIES if (out / name).exists())
+        if clash:
+            raise DevolensError(
+                f"folder is not a previous render (no render.json) but holds {', '.join(clash)}, which a render "
+                "would replace; choose a new or empty folder", path=out,
+            )
+    return out
+
+
+def _record_keys(record) -> dict:
+    """``record`` of :func:`render_dataset`, checked before any work: ``{}`` for None."""
+    if record is None:
+        return {}
+    if not isinstance(record, dict) or not all(isinstance(k, str) for k in record):
+        raise DevolensError("record must be a dict of keys (str) to add to render.json, or None, got "
+                            f"{type(record).__name__}")
+    own = sorted(set(record) & _OWN_KEYS)
+    if own:
+        raise DevolensError(f"record cannot replace render.json's own key(s) {', '.join(map(repr, own))}: "
+                            "give your keys other names")
+    try:
+        json.dumps(record, default=float)
+    except (TypeError, ValueError) as exc:
+        raise DevolensError(f"record must hold what JSON can write (numbers, text, lists, dicts): {exc}") from None
+    return dict(record)
+
+
+#: the keys of render.json that :func:`render_dataset` writes itself (a ``record`` may not replace them)
+_OWN_KEYS = frozenset({"kind", "size", "seed", "artifacts", "pose", "vary", "rgb", "embryos", "artifact_kinds",
+                       "optics_fixed", "min_visible", "drop_slivers", "pixel_size", "devolens_version", "times",
+                       "every", "video", "fps", "prefix"})
+
+
 def frame_name(time: int, embryo: str | None = None) -> str:
     """Stem of a frame's files: ``tNNN`` or ``<embryo>_tNNN`` (time zero-padded to 3)."""
     stem = f"t{int(time):03d}"
@@ -162,7 +221,7 @@ def select_times(table: pd.DataFrame, times: Sequence[int] | None = None, every:
         ``every`` < 1, or a requested time point absent from the table (the message gives the table's time
         points with their gaps: ``it has 1..360 except 150``).
     """
-    every = checks.whole(every, "--every", 1)
+    every = checks.whole(every, "every", 1)
     present = sorted(cached(table, "by_time", _by_time))  # checks the time column (NaN, 1.5: an error)
     if times is None:
         chosen = present
@@ -196,7 +255,7 @@ def simulate_tables(n: int, seed: int = 0, n_cells: int | None = None) -> list[p
     from devolens.lineage.simulate import simulate_embryo
 
     if n < 1:
-        raise DevolensError(f"--simulate must be at least 1, got {n}")
+        raise DevolensError(f"n must be at least 1 (the number of embryos to simulate), got {n}")
     seeds = np.random.SeedSequence(int(seed)).generate_state(n, dtype=np.uint32) % 1_000_000_000
     return [simulate_embryo(int(s), n_cells=n_cells) for s in seeds]
 
@@ -313,8 +372,16 @@ def render_dataset(
     prefix: bool | None = None,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    record: dict | None = None,
 ) -> pd.DataFrame:
     """Render tables into ``out`` (frames, label TIFFs, frames.csv, optional video).
+
+    As ``devolens render`` does, the render is written into a hidden folder beside ``out`` and moved into place
+    when it is complete: rendering again into a folder replaces the previous render whole (its frames, labels,
+    membranes, frames.csv, objects.csv, render.json and video.mp4 that this render does not write are removed, so
+    no earlier frame is left beside the new ones), other files in ``out`` are kept, and a render that fails or is
+    stopped leaves ``out`` as it was. A folder that is no render (no render.json) but holds any of those entries
+    is refused (:func:`check_render_folder`).
 
     Parameters
     ----------
@@ -322,7 +389,7 @@ def render_dataset(
         Tidy lineage tables, one embryo each. Exact copies of a row (a table saved twice) are
         drawn and counted once, with a warning (as ``devolens lineage populations`` counts them).
     out : str or Path
-        Output folder (created).
+        Output folder (created; a previous render in it is replaced, other files kept: see above).
     kind : {"nuclei", "membrane"}
         Histone-GFP maximum projections, or membrane-marker z-slices.
     times : sequence of int, or one per table, optional
@@ -377,11 +444,20 @@ def render_dataset(
         Processes rendering frames in parallel (the output is the same for any number).
     progress : callable, optional
         ``progress(done, total)`` after each frame.
+    record : dict, optional
+        Keys to add to render.json besides its own (how the render was made: ``devolens render`` adds its
+        ``command``, ``inputs`` and ``options``); JSON values, none of render.json's own keys.
 
     Returns
     -------
     DataFrame
         The rows of ``frames.csv``.
+
+    Raises
+    ------
+    DevolensError
+        A bad argument (named), a table it cannot render, or an ``out`` it may not write (a file; a folder that is
+        no render but holds frames/, labels/...), all before anything is written.
     """
     if isinstance(tables, pd.DataFrame):
         tables = [tables]
@@ -436,133 +512,139 @@ def render_dataset(
     except ValueError as e:
         raise DevolensError(str(e)) from None
 
-    out = Path(out)
-    total = sum(len(p) for p in plans)
-    done = 0
-    rows: list[dict] = []
-    objects: list[pd.DataFrame] = []
-    meta: dict = {"kind": kind, "size": [h, w], "seed": int(seed), "artifacts": float(artifacts),
-                  "pose": pose, "vary": vary, "rgb": rgb_frames, "embryos": {}}
-    if artifact_kinds != ARTIFACT_KINDS:  # absent from a render of the default kinds (as before they could be chosen)
-        meta["artifact_kinds"] = list(artifact_kinds)
-    if fixed:
-        meta["optics_fixed"] = fixed
-    if kind == "nuclei":
-        meta.update({"min_visible": float(min_visible), "drop_slivers": bool(drop_slivers)})
-    meta["pixel_size"] = dict(PIXEL_SIZE_UNKNOWN)
-    written: list[Path] = []
-    embryo_seeds = np.random.SeedSequence(int(seed)).spawn(len(tables))
-    geoms = [embryo_geometry(t) for t in tables]
-    _set_job_tables(tables, geoms)
-    pool = None
-    try:
-        if workers > 1 and total > 1:
-            import multiprocessing as mp
+    extra = _record_keys(record)
+    # as devolens render: staged beside it, then the folder holds exactly this render (a previous render's
+    # entries that this one does not write are removed; other files kept); on an error it is as it was
+    dest = check_render_folder(out)
+    with staged_folder(dest, owned=OUTPUT_ENTRIES) as stage:
+        out = stage.tmp
+        total = sum(len(p) for p in plans)
+        done = 0
+        rows: list[dict] = []
+        objects: list[pd.DataFrame] = []
+        meta: dict = {"kind": kind, "size": [h, w], "seed": int(seed), "artifacts": float(artifacts),
+                      "pose": pose, "vary": vary, "rgb": rgb_frames, "embryos": {}}
+        if artifact_kinds != ARTIFACT_KINDS:  # absent from a render of the default kinds (as before they were chosen)
+            meta["artifact_kinds"] = list(artifact_kinds)
+        if fixed:
+            meta["optics_fixed"] = fixed
+        if kind == "nuclei":
+            meta.update({"min_visible": float(min_visible), "drop_slivers": bool(drop_slivers)})
+        meta["pixel_size"] = dict(PIXEL_SIZE_UNKNOWN)
+        written: list[Path] = []
+        embryo_seeds = np.random.SeedSequence(int(seed)).spawn(len(tables))
+        geoms = [embryo_geometry(t) for t in tables]
+        _set_job_tables(tables, geoms)
+        pool = None
+        try:
+            if workers > 1 and total > 1:
+                import multiprocessing as mp
 
-            # fork on Linux only (macOS: unsafe with its system libraries; the workers are spawn-safe)
-            ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-            with signals_held():  # a stop inside Pool() left a half-made finaliser: a traceback at exit
-                pool = ctx.Pool(min(workers, total), initializer=_set_job_tables, initargs=(tables, geoms))
-        for ei, (table, tlist) in enumerate(zip(tables, plans)):
-            if not tlist:  # its list of times was empty: none of it rendered (the others' draws are their own)
-                continue
-            name, label = names[ei], embryos[ei]
-            e_rng = np.random.default_rng(embryo_seeds[ei])
-            e_seed = int(e_rng.integers(0, 2**31 - 1))
-            geom = geoms[ei]
-            # drawn whether fixed or not, so that fixing them changes none of the draws that follow
-            optics_e = OpticsParams.sample(e_rng) if kind == "nuclei" else None
-            mparams = MembraneParams.sample(e_rng) if kind == "membrane" else None
-            if fixed:
-                optics_e, mparams = (replace(optics_e, **fixed), None) if kind == "nuclei" else (
-                    None, replace(mparams, **fixed))
-            e_pose = random_pose(geom, (h, w), e_rng) if pose == "random" else "default"
-            plan = plan_artifacts(len(tlist), float(artifacts), e_rng, rgb=rgb_frames, kinds=artifact_kinds)
-            art_rng = np.random.default_rng(e_rng.integers(0, 2**63 - 1))
-            # what every frame is rendered with; with vary "frame" each frame draws its own (null here, in frames)
-            steady_pose = vary == "embryo" or pose == "default"
-            used_pose = default_pose(geom, (h, w)) if isinstance(e_pose, str) else e_pose
-            meta["embryos"][label] = entry = {
-                "seed": e_seed,
-                "optics": None if optics_e is None or vary == "frame" else optics_e.as_dict(),
-                "membrane": None if mparams is None or vary == "frame" else asdict(mparams),
-                "pose": asdict(used_pose) if steady_pose else None,
-                "frames": [],
-            }
-            prev: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
-            source: tuple[int, dict] = (0, {})  # the time point and record of the image ``prev`` holds
-            jobs = []
-            for t in tlist:
-                f_seed = int(np.random.SeedSequence([e_seed, int(t)]).generate_state(1)[0])
-                f_pose = "random" if (pose == "random" and vary == "frame") else e_pose
-                jobs.append((kind, ei, int(t), f_seed, (h, w), rgb_frames, f_pose, e_seed,
-                             None if vary == "frame" else optics_e, None if vary == "frame" else mparams, vary,
-                             fixed, float(min_visible), bool(drop_slivers)))
-            results = pool.imap(_render_job, jobs, chunksize=2) if pool is not None else map(_render_job, jobs)
-            for t, art, job, (image, labels, mask, counts, objs, used) in zip(tlist, plan, jobs, results):
-                stem = frame_name(t, name if prefix else None)
-                # what this frame's image was rendered with: the embryo's, or its own with vary "frame"
-                record = {"seed": job[3]}
-                if "z" in used:
-                    record["z"] = used["z"]
-                if vary == "frame":
-                    record.update({k: used[k] for k in ("optics", "membrane") if k in used})
-                    if not steady_pose:
-                        record["pose"] = used["pose"]
-                if art in FRAME_KINDS + OPTIONAL_KINDS:
-                    image, labels, info = apply_frame_artifact(image, labels, art, art_rng)
-                    record["artifact"] = {"kind": art, **{k: list(v) if isinstance(v, tuple) else v
-                                                          for k, v in info.items()}}
-                    if mask is not None and art == "black":
-                        mask = np.zeros_like(mask)
-                repeated = art == "duplicate" and prev is not None
-                if repeated:
-                    image, labels, mask = prev
-                    record = {**source[1], "repeats": source[0]}
-                file = ""
-                if art == "dropped":
-                    record = {}
-                else:
-                    file = f"frames/{stem}.png"
-                    write_png(image, out / file)
-                    write_label_tif(labels, out / "labels" / f"{stem}_labels.tif")
-                    if mask is not None:
-                        write_png((mask > 0).astype(np.uint8) * 255, out / "membranes" / f"{stem}_membrane.png")
-                    written.append(out / file)
-                    prev = (image, labels, mask)
-                    if not repeated:
-                        source = (int(t), record)
-                    if objs is not None and not art:  # per-nucleus truth of clean frames
-                        objects.append(objs.assign(file=file)[OBJECTS_COLUMNS])
-                entry["frames"].append({"time": int(t), "file": file, **record})
-                rows.append({"file": file, "time": int(t), "embryo": label, **{k: int(counts[k]) for k in (*LETTERS, "total")},
-                             "artifact": art})
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        _set_job_tables([], [])
-    df = pd.DataFrame(rows, columns=list(FRAMES_COLUMNS))
-    if video and written:
-        from devolens.io.video import write_video
+                # fork on Linux only (macOS: unsafe with its system libraries; the workers are spawn-safe)
+                ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+                with signals_held():  # a stop inside Pool() left a half-made finaliser: a traceback at exit
+                    pool = ctx.Pool(min(workers, total), initializer=_set_job_tables, initargs=(tables, geoms))
+            for ei, (table, tlist) in enumerate(zip(tables, plans)):
+                if not tlist:  # its list of times was empty: none of it rendered (the others' draws are their own)
+                    continue
+                name, label = names[ei], embryos[ei]
+                e_rng = np.random.default_rng(embryo_seeds[ei])
+                e_seed = int(e_rng.integers(0, 2**31 - 1))
+                geom = geoms[ei]
+                # drawn whether fixed or not, so that fixing them changes none of the draws that follow
+                optics_e = OpticsParams.sample(e_rng) if kind == "nuclei" else None
+                mparams = MembraneParams.sample(e_rng) if kind == "membrane" else None
+                if fixed:
+                    optics_e, mparams = (replace(optics_e, **fixed), None) if kind == "nuclei" else (
+                        None, replace(mparams, **fixed))
+                e_pose = random_pose(geom, (h, w), e_rng) if pose == "random" else "default"
+                plan = plan_artifacts(len(tlist), float(artifacts), e_rng, rgb=rgb_frames, kinds=artifact_kinds)
+                art_rng = np.random.default_rng(e_rng.integers(0, 2**63 - 1))
+                # what every frame is rendered with; with vary "frame" each frame draws its own (null here, in frames)
+                steady_pose = vary == "embryo" or pose == "default"
+                used_pose = default_pose(geom, (h, w)) if isinstance(e_pose, str) else e_pose
+                meta["embryos"][label] = entry = {
+                    "seed": e_seed,
+                    "optics": None if optics_e is None or vary == "frame" else optics_e.as_dict(),
+                    "membrane": None if mparams is None or vary == "frame" else asdict(mparams),
+                    "pose": asdict(used_pose) if steady_pose else None,
+                    "frames": [],
+                }
+                prev: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+                source: tuple[int, dict] = (0, {})  # the time point and record of the image ``prev`` holds
+                jobs = []
+                for t in tlist:
+                    f_seed = int(np.random.SeedSequence([e_seed, int(t)]).generate_state(1)[0])
+                    f_pose = "random" if (pose == "random" and vary == "frame") else e_pose
+                    jobs.append((kind, ei, int(t), f_seed, (h, w), rgb_frames, f_pose, e_seed,
+                                 None if vary == "frame" else optics_e, None if vary == "frame" else mparams, vary,
+                                 fixed, float(min_visible), bool(drop_slivers)))
+                results = pool.imap(_render_job, jobs, chunksize=2) if pool is not None else map(_render_job, jobs)
+                for t, art, job, (image, labels, mask, counts, objs, used) in zip(tlist, plan, jobs, results):
+                    stem = frame_name(t, name if prefix else None)
+                    # what this frame's image was rendered with: the embryo's, or its own with vary "frame"
+                    record = {"seed": job[3]}
+                    if "z" in used:
+                        record["z"] = used["z"]
+                    if vary == "frame":
+                        record.update({k: used[k] for k in ("optics", "membrane") if k in used})
+                        if not steady_pose:
+                            record["pose"] = used["pose"]
+                    if art in FRAME_KINDS + OPTIONAL_KINDS:
+                        image, labels, info = apply_frame_artifact(image, labels, art, art_rng)
+                        record["artifact"] = {"kind": art, **{k: list(v) if isinstance(v, tuple) else v
+                                                              for k, v in info.items()}}
+                        if mask is not None and art == "black":
+                            mask = np.zeros_like(mask)
+                    repeated = art == "duplicate" and prev is not None
+                    if repeated:
+                        image, labels, mask = prev
+                        record = {**source[1], "repeats": source[0]}
+                    file = ""
+                    if art == "dropped":
+                        record = {}
+                    else:
+                        file = f"frames/{stem}.png"
+                        write_png(image, out / file)
+                        write_label_tif(labels, out / "labels" / f"{stem}_labels.tif")
+                        if mask is not None:
+                            write_png((mask > 0).astype(np.uint8) * 255, out / "membranes" / f"{stem}_membrane.png")
+                        written.append(out / file)
+                        prev = (image, labels, mask)
+                        if not repeated:
+                            source = (int(t), record)
+                        if objs is not None and not art:  # per-nucleus truth of clean frames
+                            objects.append(objs.assign(file=file)[OBJECTS_COLUMNS])
+                    entry["frames"].append({"time": int(t), "file": file, **record})
+                    rows.append({"file": file, "time": int(t), "embryo": label,
+                                 **{k: int(counts[k]) for k in (*LETTERS, "total")}, "artifact": art})
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+            _set_job_tables([], [])
+        df = pd.DataFrame(rows, columns=list(FRAMES_COLUMNS))
+        if video and written:
+            from devolens.io.video import write_video
 
-        write_video((read_image(p) for p in written), out / "video.mp4", fps=fps)
-    # what else decides the output (reproducibility): the version, and the options beyond those recorded above
-    from devolens.provenance import version
+            write_video((read_image(p) for p in written), out / "video.mp4", fps=fps)
+        # what else decides the output (reproducibility): the version, and the options beyond those recorded above
+        from devolens.provenance import version
 
-    meta["devolens_version"] = version()
-    if own_times:  # each table's own (None: all of it)
-        times_used = [None if tt is None else [int(t) for t in tt] for tt in per_table]
-    else:
-        times_used = None if times is None else [int(t) for t in times]
-    meta.update({"times": times_used, "every": int(every),
-                 "video": bool(video), "fps": float(fps), "prefix": bool(prefix)})
-    write_text(out / "render.json", json.dumps(meta, indent=1, default=float))
-    if kind == "nuclei":  # the header alone when no frame is clean: a reader finds the file it expects
-        write_csv(pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(columns=OBJECTS_COLUMNS),
-                  out / "objects.csv")
-    write_csv(df, out / "frames.csv")
+        meta["devolens_version"] = version()
+        if own_times:  # each table's own (None: all of it)
+            times_used = [None if tt is None else [int(t) for t in tt] for tt in per_table]
+        else:
+            times_used = None if times is None else [int(t) for t in times]
+        meta.update({"times": times_used, "every": int(every),
+                     "video": bool(video), "fps": float(fps), "prefix": bool(prefix)})
+        meta.update(extra)  # the caller's record (devolens render: its command, inputs and options)
+        write_text(out / "render.json", json.dumps(meta, indent=1, default=float))
+        if kind == "nuclei":  # the header alone when no frame is clean: a reader finds the file it expects
+            write_csv(pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(columns=OBJECTS_COLUMNS),
+                      out / "objects.csv")
+        write_csv(df, out / "frames.csv")
     return df
