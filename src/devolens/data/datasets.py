@@ -19,7 +19,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -476,7 +476,9 @@ def _pad_to(arr: np.ndarray, multiple: int) -> np.ndarray:
 def pad_collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """``torch``'s default collation for samples of different sizes (images of several cameras or crops
     in one folder): each sample's image, target, labels and distance are padded at the bottom and right
-    to the largest height and width in the batch, with zeros (a dark image, background, no object). For training:
+    to the largest height and width in the batch: the image, labels and distance with zeros (a dark image, no
+    object), an integer target with :data:`IGNORE_INDEX`, so that the losses leave the padding out (it was
+    background to learn, and a small image's own pixels weighed less than a large one's). For training:
     validation (:func:`devolens.train.trainer.evaluate_model`) runs the samples of each size apart and scores each
     on its own pixels (its ``size``), so that its metrics do not depend on the batch size."""
     from torch.utils.data import default_collate
@@ -491,7 +493,8 @@ def pad_collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
         ih, iw = item["image"].shape[-2:]
         for key, val in item.items():
             if torch.is_tensor(val) and val.ndim >= 2 and tuple(val.shape[-2:]) == (ih, iw):
-                item[key] = torch.nn.functional.pad(val, (0, w - iw, 0, h - ih))
+                fill = IGNORE_INDEX if key == "target" and not val.is_floating_point() else 0
+                item[key] = torch.nn.functional.pad(val, (0, w - iw, 0, h - ih), value=fill)
         padded.append(item)
     return default_collate(padded)
 
@@ -1173,6 +1176,27 @@ class _Base(Dataset):
         x, labels, _ = self._prepare_sized(img, labels, index, levels)
         return x, labels
 
+    def _sized_labels(self, labels: np.ndarray) -> np.ndarray:
+        """A label image as :meth:`_prepare_sized` has it before augmentation and padding: its first channel, 8- or
+        16-bit where its values fit (else float32), at the working resolution and ``size`` (nearest neighbour)."""
+        labels = np.asarray(labels)
+        if labels.ndim == 3:
+            labels = labels[..., 0]
+        if labels.dtype not in (np.uint8, np.uint16):
+            if labels.max(initial=0) < 65536 and labels.min(initial=0) >= 0:
+                labels = labels.astype(np.uint16)
+            else:
+                labels = labels.astype(np.float32)
+        labels = _resize(labels, self._scaled(labels), nearest=True)
+        return _resize(labels, self.size, nearest=True)
+
+    def _own_target(self, labels: np.ndarray, target: str, ignore: int) -> np.ndarray:
+        """The training target of a sample's ``labels`` (as :meth:`_sized_labels` has them) on its own pixels,
+        without augmentation: made, as in training, from the labels padded to ``pad_multiple`` (an object at the
+        image's edge keeps the boundary the padding gives it), then cut back to the labels' own size."""
+        h, w = labels.shape[:2]
+        return labels_to_target(_pad_to(labels, self.pad_multiple), target, ignore)[:h, :w]
+
     def _prepare_sized(self, img: np.ndarray, labels: np.ndarray | None, index: int, levels: tuple | None = None):
         """:meth:`_prepare` plus the sample's own ``(height, width)`` before the padding to a multiple of
         ``pad_multiple`` (the pixels validation scores)."""
@@ -1181,16 +1205,7 @@ class _Base(Dataset):
             img = img[..., None]
         img = normalize_image(img, self.normalize, levels)
         if labels is not None:
-            labels = np.asarray(labels)
-            if labels.ndim == 3:
-                labels = labels[..., 0]
-            if labels.dtype not in (np.uint8, np.uint16):
-                if labels.max(initial=0) < 65536 and labels.min(initial=0) >= 0:
-                    labels = labels.astype(np.uint16)
-                else:
-                    labels = labels.astype(np.float32)
-            labels = _resize(labels, self._scaled(labels), nearest=True)
-            labels = _resize(labels, self.size, nearest=True)
+            labels = self._sized_labels(labels)
             if labels.shape[:2] != img.shape[:2]:
                 raise DevolensError(f"image {img.shape[:2]} and mask {labels.shape[:2]} differ in size "
                                     f"({self._source(index)})")
@@ -1347,10 +1362,16 @@ class SegmentationDataset(_Base):
 
     def _read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         img = select_channel(read_image(self.images[i]), self.channel, self.images[i], self.channels)
+        return img, self._read_labels(i, img.shape)
+
+    def _read_labels(self, i: int, shape: Sequence[int] | None = None) -> np.ndarray:
+        """The label image of sample ``i``'s files (a thresholded mask's blobs numbered), its 'ignore' value noted;
+        checked against its image's ``shape`` where given."""
         if self.labels[i] is None:
             raise DevolensError("no label image for this frame", path=self.images[i])
         lab = read_mask(self.labels[i], classes=self.target == "classes")
-        check_mask_size(img.shape, lab.shape, self._source(i))  # the files' own sizes, before any resizing
+        if shape is not None:
+            check_mask_size(shape, lab.shape, self._source(i))  # the files' own sizes, before any resizing
         blobs = thresholded(lab) if self.target != "classes" else None
         if blobs is not None:  # a thresholded mask (0/255): one instance per connected blob
             lab = blobs
@@ -1359,7 +1380,35 @@ class SegmentationDataset(_Base):
         key = (self.images[i], self.labels[i])
         if key not in self._ignore:
             self._ignore[key] = ignore_label(lab) if self.target != "classes" else 0
-        return img, lab
+        return lab
+
+    def class_targets(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
+        """The training targets of the samples ``indices`` on their own pixels (what automatic class weights
+        count, :func:`devolens.train.trainer._loss_fn`): as their items' ``target`` without augmentation, without
+        the padding to ``pad_multiple`` and without the distance target (not computed). With ``cache`` the files are
+        read into the cache as :meth:`__getitem__` reads them (training reads them from there); without, only the
+        label images are read.
+
+        Parameters
+        ----------
+        indices : sequence of int
+            Sample positions.
+
+        Yields
+        ------
+        ndarray
+            Each sample's int64 target (HxW), :data:`IGNORE_INDEX` where ignored.
+        """
+        for i in indices:
+            i = int(i)
+            key = (self.images[i], self.labels[i])
+            if self.cache or key in self._cache:
+                lab = self._load(i)[1]
+            else:
+                lab, box = self._read_labels(i), self.boxes[i]
+                if box is not None:  # (as _cut)
+                    lab = lab[box[0]:box[1], box[2]:box[3]]
+            yield self._own_target(self._sized_labels(lab), self.target, self._ignore.get(key, 0))
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         """Sample ``i``: ``image`` (C, H, W), ``target`` and ``labels`` (H, W), ``index``, ``size`` (its own height
@@ -1539,6 +1588,16 @@ class TileDataset(Dataset):
     def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _tile_target(self, lab: np.ndarray) -> np.ndarray:
+        """A tile's labels as its training target without augmentation (its item's ``target``)."""
+        return self._prep._own_target(self._prep._sized_labels(lab), self.target, int(self.ignore or 0))
+
+    def class_targets(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
+        """The training targets of the tiles ``indices`` without augmentation (what automatic class weights
+        count; see :meth:`SegmentationDataset.class_targets`)."""
+        for i in indices:
+            yield self._tile_target(self.read(int(i))[1])
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         img, lab = self.read(i)
         if img.ndim == 2:
@@ -1622,3 +1681,20 @@ class H5TileDataset(TileDataset):
         img = np.moveaxis(np.asarray(self._file[self.images_key][j]), 0, -1)
         lab = np.asarray(self._file[self.labels_key][j])
         return img, lab
+
+    def class_targets(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
+        """The training targets of the tiles ``indices`` without augmentation (what automatic class weights
+        count), in the store's order: only the labels are read, each HDF5 chunk of them once (a tile read alone
+        decompresses its whole chunk: tiles drawn at random over the store read every chunk again and again),
+        so the targets come in store order, not that of ``indices``."""
+        import h5py
+
+        rows = np.sort(self.indices[np.asarray(indices, dtype=np.int64)])
+        with h5py.File(self.path, "r") as f:
+            labels = f[self.labels_key]
+            step = int(labels.chunks[0]) if labels.chunks else 1  # contiguous: each tile read alone
+            for chunk in np.unique(rows // step):
+                part = rows[rows // step == chunk]
+                block = np.asarray(labels[int(part[0]):int(part[-1]) + 1])
+                for j in part:
+                    yield self._tile_target(block[int(j - part[0])])

@@ -1,5 +1,6 @@
 """Losses. Every loss returns one value per sample (shape ``(N,)``) so the trainer can
-record per-sample losses; the batch loss is their mean.
+record per-sample losses; the loss the optimiser minimises is :func:`batch_loss` of them (their mean weighted by
+each sample's pixels that count: the mean over the batch's pixels, whatever share of each sample is ignored).
 
 Segmentation losses take logits ``(N, C, H, W)`` and integer targets ``(N, H, W)``; with
 ``C == 1`` the task is binary (sigmoid, BCE), otherwise multi-class (softmax, CE). A negative target
@@ -114,6 +115,39 @@ def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     x = (x * valid).reshape(x.shape[0], -1)
     count = valid.reshape(valid.shape[0], -1).sum(dim=1)
     return x.sum(dim=1) / count.clamp_min(1)
+
+
+def batch_loss(per: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The loss the optimiser minimises for a batch: its per-sample losses ``per`` (``(N,)``) averaged with each
+    sample weighted by its pixels that count (a segmentation target's non-negative ones, :func:`known`).
+
+    A pixel loss (BCE, CE, focal, the distance head's L1) is then the mean over the batch's counted pixels (their
+    losses' sum over their count, as nnU-Net and PyTorch's ``ignore_index`` average), not the mean of the samples'
+    means: a sample mostly ignored (or padded, :func:`devolens.data.datasets.pad_collate`) no longer gives its few
+    pixels the weight of a whole sample, and one with none counts nothing. A sample's soft Dice (on its own counted
+    pixels: :func:`dice_loss`) weighs likewise by its share of the batch's counted pixels (no Dice pooled over the
+    batch). Where every sample counts as many pixels (no ignored pixel, one size), the result is ``per.mean()``
+    bit for bit, its gradient included.
+
+    Parameters
+    ----------
+    per : torch.Tensor
+        Per-sample losses ``(N,)`` (a loss of :func:`build_loss`).
+    target : torch.Tensor
+        The batch's targets: integer class ids ``(N, H, W)``, negative where ignored; counts (floating point,
+        ``(N, K)``) of a regression task, whose samples weigh alike.
+
+    Returns
+    -------
+    torch.Tensor
+        The scalar loss.
+    """
+    if target.is_floating_point() or target.ndim < 3 or target.shape[0] != per.shape[0] or not per.numel():
+        return per.mean()
+    counts = (target >= 0).reshape(target.shape[0], -1).sum(dim=1)  # int64: exact
+    share = counts.to(per.dtype) / counts.sum().clamp_min(1).to(per.dtype)
+    # chosen on the device (no wait for it): the plain mean where the samples count alike, as before
+    return torch.where((counts == counts[0]).all(), per.mean(), (per * share).sum())
 
 
 def _pixel_weights(target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:

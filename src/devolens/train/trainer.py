@@ -40,7 +40,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,7 +56,7 @@ from devolens.io.atomic import atomic_path, missing_folders, remove_made, write_
 from devolens.models.architectures import build_model, build_regressor, save_model
 from devolens.train import metrics as M
 from devolens.train.checkpoint import load_checkpoint, save_checkpoint
-from devolens.train.losses import build_loss, class_frequencies, class_weights, known, masked_mean
+from devolens.train.losses import batch_loss, build_loss, class_frequencies, class_weights, known, masked_mean
 from devolens.train.postprocess import instances_from_classes, probabilities_to_classes
 from devolens.train.recipe import differences, listed, dump_recipe, load_recipe, resolved
 from devolens.train.schedulers import build_optimizer, build_scheduler
@@ -888,31 +888,44 @@ def class_weight_note(recipe: dict, train_ds: Dataset) -> str | None:
             "lists the weights)")
 
 
+def _class_targets(ds: Dataset, indices: np.ndarray) -> Iterator[np.ndarray]:
+    """The training targets of the samples ``indices`` of ``ds`` on their own pixels, without augmentation, one at
+    a time: the dataset's ``class_targets`` where it has one (the labels alone, no distance target; a tile store's
+    chunk by chunk), else its items' ``target`` with its augmentation off (till the generator ends or is closed),
+    cut to their own size (:func:`_own_size`)."""
+    own = getattr(ds, "class_targets", None)
+    if own is not None:
+        yield from own(indices)
+        return
+    saved = ds.augment
+    ds.augment = None
+    try:
+        for i in indices:
+            item = ds[int(i)]
+            h, w = _own_size(item)
+            yield item["target"].numpy()[..., :h, :w]
+    finally:
+        ds.augment = saved
+
+
 def _loss_fn(recipe: dict, train_ds: Dataset):
     """The per-sample loss of a (resolved) recipe, and the class weights it uses (None for none). Automatic class
     weights (``loss.class_weights``: ``median_frequency``, ``inverse_sqrt`` or ``inverse``) count the classes' pixels
     of the training samples (:func:`_weight_samples`: all of them, or a seeded random share of a large set), each
-    on its own pixels without augmentation: neither the padding to the network's multiple nor ignored pixels
-    (:data:`devolens.data.datasets.IGNORE_INDEX`) count; a tile stream's stored counts where it has them."""
+    on its own pixels without augmentation (:func:`_class_targets`): neither the padding to the network's multiple
+    nor ignored pixels (:data:`devolens.data.datasets.IGNORE_INDEX`) count; a tile stream's stored counts where it
+    has them. (A resumed run passes its checkpoint's weights as numbers: :func:`_recorded_weights`.)"""
     L = recipe["loss"]
     cw = L["class_weights"]
     if isinstance(cw, str) and hasattr(train_ds, "class_frequencies"):  # tile stream: stored counts
         cw = class_weights(train_ds.class_frequencies(), cw).tolist()
     elif isinstance(cw, str):
         k = max(2, n_classes(recipe))
-        ds = train_ds
-        saved = ds.augment
-        ds.augment = None
-
-        def own_pixels(i: int) -> np.ndarray:
-            item = ds[int(i)]
-            h, w = _own_size(item)
-            return item["target"].numpy()[..., :h, :w]
-
-        try:
-            freqs = class_frequencies((own_pixels(i) for i in _weight_samples(len(ds), int(recipe["seed"]))), k)
+        targets = _class_targets(train_ds, _weight_samples(len(train_ds), int(recipe["seed"])))
+        try:  # counted one at a time (a thousand 1024x1024 targets at once would take 8 GB)
+            freqs = class_frequencies(targets, k)
         finally:
-            ds.augment = saved
+            targets.close()  # (an error while counting: the augmentation back on at once)
         cw = class_weights(freqs, cw).tolist()
     elif cw is not None and recipe["task"] == "segmentation" and len(cw) != max(2, n_classes(recipe)):
         raise DevolensError(f"loss.class_weights: need {max(2, n_classes(recipe))} weights, got {len(cw)}")
@@ -1414,9 +1427,11 @@ def _own_losses(per: torch.Tensor, y: torch.Tensor, target: torch.Tensor, distan
     per-sample losses ``per``, except for the samples :func:`devolens.data.datasets.pad_collate` padded to a larger
     one's size (images of several sizes), scored again (no gradient) on their own part of the network's output
     ``y``: their ``sizes`` (height, width; the batch's ``size``) padded to the dataset's ``multiple``, the tensor
-    each has alone. The zeros a small image was padded with would otherwise count as background it got right or
-    wrong, and small images were pruned first. Samples of a batch of one size keep ``per`` as it is (bit for bit),
-    and the gradient's loss is ``per``'s mean either way."""
+    each has alone. The padding of a small image's target is ignored (:data:`devolens.data.datasets.IGNORE_INDEX`,
+    which the library's losses leave out: ``per`` is then that sample's own loss already, to float rounding), yet a
+    loss of one's own may count it, as background it got right or wrong (small images were pruned first). Samples of
+    a batch of one size keep ``per`` as it is (bit for bit), and the gradient's loss is
+    :func:`devolens.train.losses.batch_loss` of ``per`` either way."""
     if sizes is None or not torch.is_tensor(sizes) or sizes.ndim != 2:
         return per.detach()
     h_all, w_all = int(target.shape[-2]), int(target.shape[-1])
@@ -1621,6 +1636,20 @@ def _epochs_done(ckpt: Path) -> int:
     except (OSError, ValueError, KeyError, TypeError):
         raise DevolensError("checkpoint.json is missing or unreadable; the run cannot be resumed",
                             path=ckpt.with_suffix(".json")) from None
+
+
+def _recorded_weights(ckpt: Path, recipe: dict) -> list[float] | None:
+    """The automatic class weights (``loss.class_weights``: a method) a run's checkpoint records
+    (``extra["class_weights"]``, as its first start counted them), one per class of the (resolved) ``recipe``; None
+    where the recipe asks for none or gives numbers, or the checkpoint records none (one without the entry)."""
+    if not isinstance(recipe["loss"]["class_weights"], str) or recipe["task"] != "segmentation":
+        return None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        cw = json.loads(ckpt.with_suffix(".json").read_text(encoding="utf-8"))["extra"]["class_weights"]
+        if (isinstance(cw, list) and len(cw) == max(2, n_classes(recipe))
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in cw)):
+            return [float(v) for v in cw]
+    return None
 
 
 def _run_tables(out: Path, upto: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
@@ -1923,7 +1952,11 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     train_ds, val_ds = bundle.train, bundle.val
     if isinstance(train_ds, IterableDataset) and T["prune_top"] > 0:
         raise DevolensError("train.prune_top: pruning needs per-sample access; not available for HDF5 tile streams")
-    loss_fn, used_weights = _loss_fn(rec, train_ds)
+    # a resumed run keeps the automatic class weights its checkpoint records (as its first start counted them, also
+    # by a version that counted otherwise), given to the loss as numbers: not counted again
+    recorded = _recorded_weights(ckpt, rec) if resume else None
+    loss_fn, used_weights = _loss_fn(rec if recorded is None else {
+        **rec, "loss": {**rec["loss"], "class_weights": recorded}}, train_ds)
 
     init = rec["model"].get("init")
     if init:
@@ -1987,6 +2020,10 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         write_csv(bundle.split, out / "split.csv")
     notes = list(bundle.notes)
     weight_note = class_weight_note(rec, train_ds)
+    if weight_note and recorded is not None:  # the checkpoint's weights: the note as the run's first start said it
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+            if weight_note not in json.loads((out / "run.json").read_text(encoding="utf-8")).get("notes", []):
+                weight_note = None
     if weight_note:
         notes.append(weight_note)
     if amp_note:  # the arithmetic of this session's device (said again by a resumed run that meets it)
@@ -2111,7 +2148,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 with _autocast(amp, device):
                     y = model(x)
                 per = loss_fn(y.float(), target, distance)
-                loss = per.mean()
+                loss = batch_loss(per, target)  # over the batch's pixels that count (per: each sample's own mean)
                 # the loss is checked unscaled: an fp16 step the scaler skips (its gradients overflowed at the
                 # current scale) has a finite loss and is no divergence; a scale that collapses is
                 if lazy:
