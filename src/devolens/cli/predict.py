@@ -1043,6 +1043,8 @@ def run_segmentation(
         areas: list[float] = []
         counts: list[tuple] = []
         judged = _JudgedFrames()  # what the colour and the blobs-or-lines notes judge
+        # --diameter none: the frames with the most nuclei, for the size model's look at their magnification
+        busiest = _JudgedFrames(look=None) if diameter is None and kind == "nuclei" else None
         giants: list[tuple] = []  # (frame, shape, blocks, uint32 labels) of images segmented block by block
         noise: list = []  # frames with no structure above their noise (no objects: see MembranePredictor)
         specks: list = []  # frames whose saturated specks were left out of the brightness scale (_specks_note)
@@ -1081,6 +1083,8 @@ def run_segmentation(
             if res.extra.get("specks"):  # as the frame's preparation found (a giant image's blocks keep them in)
                 specks.append(fid)
             judged.add(res.count, image)
+            if busiest is not None:
+                busiest.add(res.count, image)
             if res.extra.get("blocks"):  # a giant image, segmented block by block
                 giants.append((fid, image.shape[:2], res.extra["blocks"], res.labels.dtype.itemsize > 2))
             return pos, (_overlay(image, res.labels) if overlay else image)
@@ -1161,6 +1165,9 @@ def run_segmentation(
             # diameter each, every image was sized on its own)
             "suggest_diameter": None if predictor.auto_each else predictor.size_advice(
                 areas),
+            # used as they are at a magnification far from the training one (size_advice cannot tell)
+            "magnification_check": None if busiest is None else predictor.magnification_check(busiest.frames()),
+            "trained_magnifications": predictor.auto_keep,
             "known_sizes": predictor.known_sizes,
             # how the sizes the model knows map to this input's pixels (the size note speaks in the input's pixels)
             "size_resize": None if scale is None or not predictor.card_scale else scale / predictor.card_scale,
@@ -1263,6 +1270,9 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     if summary["objects"] == 0 and not every:
         notes.append((f"note: no {what} found in any frame: an empty or saturated image, another channel "
                       "(--color), or another magnification (--diameter)?", {}))
+    if summary.get("magnification_check") is not None:
+        notes.append((_magnification_note(summary["magnification_check"], summary.get("trained_magnifications"),
+                                          "images", "the objects found"), {}))
     if summary.get("suggest_diameter"):
         notes.append((_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"],
                                  resize=summary.get("size_resize"), by=summary.get("diameter_by"),
@@ -1459,9 +1469,11 @@ class _JudgedFrames:
     objects; the first frames (blank) where it found none in any. Centres of giant frames (:func:`_centre`), copied (a
     giant frame is not kept alive by a view). A movie's dark start of codec-compressed noise (which lacks_structure
     does not call empty: the codec's blocks are structure to it) read as "thin lines" and outvoted its real frames
-    when the first 5 frames were judged."""
+    when the first 5 frames were judged. ``look`` None: among every frame (what :func:`_magnification_note` judges:
+    a movie's frames with the most nuclei, wherever they are)."""
 
-    def __init__(self):
+    def __init__(self, look: Optional[int] = SHAPE_LOOK):
+        self.look = look  # the first frames looked among (None: every frame, for the magnification check)
         self.first: list[tuple] = []  # (objects, order, image)
         self.blank: list = []
         self.added = 0  # frames added so far
@@ -1470,7 +1482,7 @@ class _JudgedFrames:
         """The next frame's result: ``count`` objects found in ``image``."""
         self.added += 1
         first, order = self.first, self.added
-        if count and order <= SHAPE_LOOK:
+        if count and (self.look is None or order <= self.look):
             if len(first) < SHAPE_FRAMES:
                 first.append((count, order, _centre(image).copy()))
                 self.blank.clear()
@@ -1953,11 +1965,14 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
 
     # the first SHAPE_LOOK frames, until their row comes: the inverted-input note judges some (_JudgedFrames)
     looked: collections.deque = collections.deque()
+    # --diameter none: the frames with the most nuclei, wherever they are, for the size model's look at their
+    # magnification (_magnification_note); every frame is then kept until its row comes
+    busiest = _JudgedFrames(look=None) if diameter is None else None
 
     def frames():
         for i, (pos, frame) in enumerate(source.iter(skip)):
             positions.append(pos)
-            looked.append(frame if i < SHAPE_LOOK else None)
+            looked.append(frame if i < SHAPE_LOOK or busiest is not None else None)
             ends = expected is None or i < BRIGHTNESS_FRAMES or i >= expected - BRIGHTNESS_FRAMES
             signals.append(_frame_signal(frame) if monotone or ends else None)
             yield frame
@@ -1987,7 +2002,10 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                 specks.append(source.frame_id(pos))
             image = looked.popleft()
             if image is not None and "visible" in row:  # (a regressor model finds no nuclei: no note)
-                judged.add(int(row["visible"]), image)
+                if judged.added < SHAPE_LOOK:
+                    judged.add(int(row["visible"]), image)
+                if busiest is not None:
+                    busiest.add(int(row["visible"]), image)
     finally:
         source.close()
     if not rows:
@@ -2038,9 +2056,20 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["ended_early"] = source.ended_early()
     df.attrs["missing"] = source.missing_note()
     df.attrs["beyond_embryo"] = int((df["total"] > MAX_EMBRYO_CELLS).sum())
+    # totals above the calibration's top (but within an embryo's): extrapolated (_calibration_note)
+    top = _calibration_top(predictor)
+    over = ((df["total"] > top) & (df["total"] <= MAX_EMBRYO_CELLS) if top is not None
+            else pd.Series(False, index=df.index))
+    df.attrs["beyond_calibration"] = (None if not over.any() else
+                                      {"top": top, "frames": [str(f) for f in df.loc[over, "frame"]]})
     df.attrs["curation"] = None if curation is None else curation_path(out)
     # nuclei far from the sizes the model knows: another magnification (see size_advice)
     df.attrs["suggest_diameter"] = predictor.size_advice(median_areas)
+    # used as they are at a magnification far from the training one (size_advice cannot tell: see _magnification_note)
+    nuclei = getattr(predictor, "nuclei", None)
+    df.attrs["magnification_check"] = (nuclei.magnification_check(busiest.frames())
+                                       if busiest is not None and nuclei is not None else None)
+    df.attrs["trained_magnifications"] = getattr(nuclei, "auto_keep", None)
     df.attrs["known_sizes"] = predictor.known_sizes
     df.attrs["estimate"] = getattr(predictor, "last_estimate", None)
     df.attrs["resized"] = getattr(predictor, "resize", 1.0) != 1.0
@@ -2080,6 +2109,28 @@ MONOTONE_FACTOR = 2.0
 MONOTONE_MIN_CELLS = 4.0
 #: ... the frames around it: this many on each side
 MONOTONE_WINDOW = 4
+
+
+def _calibration_top(predictor) -> Optional[float]:
+    """The largest total (cells) the population model's calibration reaches: the top of its calibration curve
+    (``knots_y``, the mean true total of the calibration renders with the most nuclei seen: 572 cells for the shipped
+    model, whose calibration renders include the AceTree embryo's, scripts/zoo_renders.sh ``cal_acetree``). Its
+    held-out renders stop at 384 cells, and the AceTree renders read low below the top too (549-580 cells: 407-520).
+    None for a model without one (a regressor; knots left at their default)."""
+    knots = getattr(predictor, "knots_y", None)
+    if getattr(predictor, "method", None) != "composition" or knots is None or len(knots) < 3:
+        return None
+    return float(np.max(knots))
+
+
+def _calibration_note(beyond: dict) -> str:
+    """The note on frames whose predicted total lies above the calibration's top (``beyond``: ``top`` and the
+    ``frames``, named as the CSV names them)."""
+    frames = beyond["frames"]
+    return (f"{_count(len(frames), 'frame')} ({_names(frames)}) {'has' if len(frames) == 1 else 'have'} a predicted "
+            f"total above {beyond['top']:.0f} cells, the top of the model's calibration (its curve's, fitted on "
+            "renders of known totals): counts there are extrapolated and read low (renders of the AceTree embryo at "
+            "549-580 cells read 407-520 already), so the embryo may hold more cells than said")
 
 
 def _frame_signal(frame) -> Optional[dict]:
@@ -2335,6 +2386,20 @@ def _skipped_note(skipped: int, report: Optional[Path]) -> str:
     return text + (f" (curation report: {report})" if report is not None else "")
 
 
+def _magnification_note(estimate, trained: Optional[tuple[float, float]], images: str, found: str) -> str:
+    """The note printed when ``--diameter none`` used the input as it is and the size model reads it far outside the
+    magnifications the network was trained on (``estimate``: :meth:`~devolens.predict.segment._SegmentationPredictor.
+    magnification_check`'s; ``trained``: the card's keep band): there the network splits large nuclei, or merges
+    small ones, into objects of the size it knows, which the size check (:func:`_size_note`) cannot tell.
+    ``images``: what the input holds (``images``, ``frames``); ``found``: what is not to be trusted."""
+    band = f"the {trained[0]:g}-{trained[1]:g}x" if trained else "the magnifications"
+    return (f"[yellow]note:[/] --diameter none: the {images} look {estimate.magnification:.2g}x as magnified as the "
+            "model's training frames (the size model's estimate, which --diameter auto, the default, resizes by), far "
+            f"from {band} the network was trained on: it splits large nuclei, or merges small ones, into objects of "
+            f"the size it knows, so {found} are not to be trusted, though the sizes of what it found look right; "
+            "leave --diameter out, or give the nuclei's diameter in pixels")
+
+
 def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, resized: bool, *,
                resize: Optional[float] = None, by: Optional[str] = None, diameter: Optional[float] = None,
                kind: Optional[str] = None) -> str:
@@ -2423,8 +2488,13 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
     elif not monotone and attrs.get("clock_available") and rows >= CLOCK_MIN_FRAMES:
         notes.append(("tip: for a wild-type timelapse, --clock fits the frames to the developmental clock and reads "
                       f"each frame off it ({CLOCK_GAIN})", {}))
+    if attrs.get("magnification_check") is not None:
+        notes.append((_magnification_note(attrs["magnification_check"], attrs.get("trained_magnifications"),
+                                          "frames", "the counts"), {}))
     if attrs.get("suggest_diameter"):
         notes.append((_size_note("nuclei", attrs["suggest_diameter"], attrs["known_sizes"], attrs["resized"]), {}))
+    if attrs.get("beyond_calibration"):
+        note(_calibration_note(attrs["beyond_calibration"]))
     if attrs.get("beyond_embryo"):
         from devolens.predict.population import MAX_EMBRYO_CELLS
 

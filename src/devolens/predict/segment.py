@@ -630,6 +630,50 @@ class _SegmentationPredictor:
         rng = spec.get("min_max") or spec.get("p5_p95")
         return None if not rng else (float(rng[0]), float(rng[1]))
 
+    @property
+    def far_magnifications(self) -> tuple[float, float] | None:
+        """Magnifications (relative to the model's reference framing) beyond which images used as they are lie far
+        outside those the network was trained on: the card's ``input.diameter.auto.keep`` widened by the size
+        model's 90th-percentile error on held-out renders (``error_heldout.heldout.p90_abs_log``, else the
+        leave-one-out ``error_loeo.embryos``'s): 0.40-1.60x for the shipped nuclei model. None without a size model
+        or those figures."""
+        auto = ((self.card.get("input") or {}).get("diameter") or {}).get("auto") or {}
+        err = ((auto.get("error_heldout") or {}).get("heldout") or (auto.get("error_loeo") or {}).get("embryos")
+               or {}).get("p90_abs_log")
+        if self.size_model is None or self.auto_keep is None or not err:
+            return None
+        slack = float(np.exp(float(err)))
+        return self.auto_keep[0] / slack, self.auto_keep[1] * slack
+
+    def magnification_check(self, images: Sequence[np.ndarray]):
+        """The size model's estimate of ``images`` when they were segmented as they are (no ``diameter``) and it
+        lies beyond :attr:`far_magnifications`; else None (also without a size model, or when too few objects show
+        to judge: :func:`devolens.predict.sizing.estimate_diameter`'s ``trusted`` 0).
+
+        Used as they are, images at a magnification far from the training one are not caught by
+        :meth:`size_advice`: the network splits large nuclei, or merges small ones, into objects of about the size
+        it knows (a real reference frame read at 13 cells as it is gave 266 objects enlarged 2.5x, their median size in
+        range). The size model reads the magnification from the network's features instead, as
+        ``diameter="auto"`` does: the reference frames read 1.34x as they are, 3.2x enlarged 2.5x, 0.29x shrunk to
+        0.3x; single held-out renders 0.47-1.37x.
+
+        Parameters
+        ----------
+        images : sequence of ndarray
+            A few of the images segmented (those with the most objects: the estimate needs objects to judge by).
+
+        Returns
+        -------
+        DiameterEstimate or None
+        """
+        far = self.far_magnifications
+        if far is None or self.diameter is not None or self.auto or not len(images):
+            return None
+        est = self.estimate_diameter(images)
+        if est is None or not est.trusted or far[0] <= est.magnification <= far[1]:
+            return None
+        return est
+
     def size_advice(self, median_areas: Sequence[float], margin: float | None = None) -> float | None:
         """The ``diameter`` to suggest when the objects found are far from the sizes the model knows.
 
