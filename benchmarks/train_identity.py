@@ -334,8 +334,11 @@ def confidence_metrics(rows: pd.DataFrame) -> dict:
     n0, n1 = int(rel["founder_errors"].sum()), int(rel["depth1_errors"].sum())
     top = rel.iloc[-1]
     acetree = int((rows["embryo"].astype(str) == "wormguides_nuclei").sum())
-    how = (f"leave-one-embryo-out, every named row of the 7 held-out embryos pooled ({int(rel['rows'].sum())} rows, "
-           f"{acetree} of them the AceTree embryo's), binned by the confidence column")
+    how = ("leave-one-embryo-out fold models of the same recipe (the twenty-fourth session's runs/identity_calib, "
+           "runs/identity_calib_e40 and runs/identity_calib_s1, one ensemble per fold, each naming the one embryo it "
+           "was not trained on; not the shipped ensemble, whose own held-out reliability cannot be measured: all 7 "
+           f"shared embryos are its training data), every named row of the 7 held-out embryos pooled "
+           f"({int(rel['rows'].sum())} rows, {acetree} of them the AceTree embryo's), binned by the confidence column")
     return {
         "confidence_reliability": {
             "value": {r["bin"]: {"share": round(float(r["share"]), 4),
@@ -515,6 +518,18 @@ def zoo_metrics(res: pd.DataFrame, mean: pd.Series, held_out: pd.DataFrame | Non
     }
 
 
+#: where the confidence figures come from (fold models, not the shipped ensemble), and how confidence behaves late
+FOLD_MODELS_LIMIT = (
+    "The confidence figures (above and in Confidence) were measured on leave-one-embryo-out fold models of the "
+    "same recipe (runs/identity_calib, runs/identity_calib_e40 and runs/identity_calib_s1, one ensemble per fold; "
+    "no longer in runs/), not on the shipped ensemble: its own held-out reliability cannot be measured, every "
+    "shared embryo being its training data. Confidence also stays high at late stages while the depth-1 accuracy "
+    "falls: in-sample (the shipped model on the AceTree embryo, one of its training embryos; rows binned by the "
+    "nuclei at their time point), the depth-1 name was right for every nucleus at up to 15 cells and for 81 % of "
+    "them above 520 cells, at a mean confidence of 0.98-0.99 at every stage."
+)
+
+
 def zoo_card(architecture: dict, metrics: dict, training: dict, cmd: str) -> dict:
     """The identity card (card.json): the final model's ``architecture`` (with its parameter count), the
     :func:`zoo_metrics`, the final training's ``training`` record and the command; the rest is fixed text."""
@@ -588,7 +603,7 @@ def zoo_card(architecture: dict, metrics: dict, training: dict, cmd: str) -> dic
         "metrics_setting": dict(METRICS_SETTING),
     }
     if "confidence_reliability" in metrics:
-        card["limits"].insert(0, confidence_limit(metrics))
+        card["limits"][:0] = [confidence_limit(metrics), FOLD_MODELS_LIMIT]
     return card
 
 
