@@ -31,6 +31,19 @@ def disc_frame(rng: np.random.Generator, size: int = 64, n: int | None = None, r
     return np.clip(img, 0, 255).astype(np.uint8), labels
 
 
+def write_pairs(root: Path, frames) -> Path:
+    """``frames`` (name, image, labels) as images/<name>.png + masks/<name>_labels.tif folder pairs."""
+    import imageio.v3 as iio
+    import tifffile
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    for name, img, lab in frames:
+        iio.imwrite(root / "images" / f"{name}.png", img)
+        tifffile.imwrite(root / "masks" / f"{name}_labels.tif", lab)
+    return root
+
+
 def make_pairs(root: Path, groups: int = 3, per_group: int = 4, size: int = 64, seed: int = 0,
                extra_image: bool = False, extra_mask: bool = False) -> Path:
     """images/<g>_tNNN.png + masks/<g>_tNNN_labels.tif folder pairs."""
@@ -38,13 +51,7 @@ def make_pairs(root: Path, groups: int = 3, per_group: int = 4, size: int = 64, 
     import tifffile
 
     rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(parents=True, exist_ok=True)
-    for g in range(groups):
-        for t in range(per_group):
-            img, lab = disc_frame(rng, size)
-            iio.imwrite(root / "images" / f"emb{g}_t{t:03d}.png", img)
-            tifffile.imwrite(root / "masks" / f"emb{g}_t{t:03d}_labels.tif", lab)
+    write_pairs(root, [(f"emb{g}_t{t:03d}", *disc_frame(rng, size)) for g in range(groups) for t in range(per_group)])
     if extra_image:
         iio.imwrite(root / "images" / "lonely.png", np.zeros((size, size), np.uint8))
     if extra_mask:

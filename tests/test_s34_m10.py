@@ -15,24 +15,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _train_data import disc_frame, tiny_recipe
+from _train_data import disc_frame, tiny_recipe, write_pairs
 from devolens.data import datasets
 from devolens.data.datasets import IGNORE_INDEX, H5TileDataset, SegmentationDataset, pad_collate
 from devolens.train import trainer
 from devolens.train.losses import batch_loss, build_loss
 from devolens.train.recipe import resolved, validate_recipe
-
-
-def _write(root: Path, frames) -> Path:
-    import imageio.v3 as iio
-    import tifffile
-
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(parents=True, exist_ok=True)
-    for name, img, lab in frames:
-        iio.imwrite(root / "images" / f"{name}.png", img)
-        tifffile.imwrite(root / "masks" / f"{name}_labels.tif", lab)
-    return root
 
 
 def _frames(sizes, seed: int = 0, ignore: bool = False):
@@ -82,7 +70,7 @@ def test_class_targets_are_the_items_targets_without_the_distance(tmp_path, monk
     sample)."""
     from devolens.data.augment import build_augment
 
-    root = _write(tmp_path / "d", _frames([40, 37, 40, 52, 33], ignore=True))
+    root = write_pairs(tmp_path / "d", _frames([40, 37, 40, 52, 33], ignore=True))
     images, masks = _pairs(root)
     ds = SegmentationDataset(images, masks, target="boundary", distance=True, cache=cache,
                              augment=build_augment("nuclei", 1.0, {"elastic": False}, seed=0), **kw)
@@ -116,7 +104,7 @@ def test_class_targets_are_the_items_targets_without_the_distance(tmp_path, monk
 
 
 def test_class_targets_without_the_cache_read_no_image(tmp_path, monkeypatch):
-    root = _write(tmp_path / "d", _frames([32, 32, 32]))
+    root = write_pairs(tmp_path / "d", _frames([32, 32, 32]))
     ds = SegmentationDataset(*_pairs(root), target="semantic", cache=False)
     seen = []
     real = datasets.read_image
@@ -318,7 +306,7 @@ def test_recorded_weights_of_a_checkpoint(tmp_path):
 def test_pad_collate_pads_the_target_with_ignore(tmp_path):
     """A 32 px sample in a batch with a 64 px one: its target's padding is IGNORE_INDEX (was 0: background to
     learn), its image, labels and distance zeros; a batch of one size is collated as before."""
-    root = _write(tmp_path / "d", _frames([64, 32]))
+    root = write_pairs(tmp_path / "d", _frames([64, 32]))
     ds = SegmentationDataset(*_pairs(root), target="boundary", distance=True)
     batch = pad_collate([ds[0], ds[1]])
     small = 1 if ds[1]["image"].shape[-1] == 32 else 0
@@ -335,7 +323,7 @@ def test_mixed_sizes_learn_no_padding_and_weigh_each_pixel_alike(tmp_path):
     """In a batch of a 32 and a 64 px sample, the library's per-sample losses are each sample's own (the padding
     left out: _own_losses has nothing to change, to float rounding), and the optimiser's loss is the mean over the
     batch's own pixels."""
-    root = _write(tmp_path / "d", _frames([64, 32], seed=2))
+    root = write_pairs(tmp_path / "d", _frames([64, 32], seed=2))
     ds = SegmentationDataset(*_pairs(root), target="boundary", distance=True)
     batch = pad_collate([ds[0], ds[1]])
     rec = resolved(validate_recipe(tiny_recipe(data={"target": "boundary"}, model={
@@ -359,7 +347,7 @@ def test_mixed_sizes_learn_no_padding_and_weigh_each_pixel_alike(tmp_path):
 def test_training_optimises_the_batch_loss(tmp_path, monkeypatch):
     """The training step minimises batch_loss of the per-sample losses (one call a step), with the collated
     target's padding ignored; sample_losses.csv keeps each sample's own loss."""
-    root = _write(tmp_path / "data", _frames([64, 64, 48, 48, 64, 64, 48, 48], seed=4, ignore=True))
+    root = write_pairs(tmp_path / "data", _frames([64, 64, 48, 48, 64, 64, 48, 48], seed=4, ignore=True))
     calls = []
     real = trainer.batch_loss
 

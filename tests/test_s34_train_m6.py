@@ -14,24 +14,12 @@ import pandas as pd
 import pytest
 import torch
 
-from _train_data import disc_frame, make_pairs, make_render_like, tiny_recipe
+from _train_data import disc_frame, make_pairs, make_render_like, tiny_recipe, write_pairs
 from devolens.data.datasets import SegmentationDataset
 from devolens.train import trainer
 from devolens.train.losses import class_frequencies, class_weights
 from devolens.train.recipe import SCHEMA, resolved, validate_recipe
 from devolens.train.schedulers import build_scheduler
-
-
-def _write(root: Path, frames: list[tuple[str, np.ndarray, np.ndarray]]) -> Path:
-    import imageio.v3 as iio
-    import tifffile
-
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(parents=True, exist_ok=True)
-    for name, img, lab in frames:
-        iio.imwrite(root / "images" / f"{name}.png", img)
-        tifffile.imwrite(root / "masks" / f"{name}_labels.tif", lab)
-    return root
 
 
 def _class_frames(n_plain: int, n_rare: int, size: int, seed: int = 0):
@@ -65,7 +53,7 @@ def test_class_weights_count_every_training_sample(tmp_path):
     """Class 2 lies only in frames past the 256th in name order: the weights count it (were counted on the first
     256 samples only, which gave the rare class weight 1 and the background and class 1 the wrong ones)."""
     frames = _class_frames(260, 20, 16)
-    ds = _dataset(_write(tmp_path / "d", frames), pad_multiple=1)
+    ds = _dataset(write_pairs(tmp_path / "d", frames), pad_multiple=1)
     rec = resolved(validate_recipe(tiny_recipe(loss={"name": "ce", "class_weights": "median_frequency"}, **_CLASSES)))
     _, used = trainer._loss_fn(rec, ds)
     assert np.allclose(used, _weights_of(frames))
@@ -78,7 +66,7 @@ def test_class_weights_leave_the_padding_out(tmp_path, method):
     """20x20 masks padded to 24x24 (the network's multiple of 8): the weights are those of the masks' own pixels
     (the padding was counted as background)."""
     frames = _class_frames(3, 3, 20)
-    ds = _dataset(_write(tmp_path / "d", frames), pad_multiple=8)
+    ds = _dataset(write_pairs(tmp_path / "d", frames), pad_multiple=8)
     assert tuple(ds[0]["target"].shape) == (24, 24)
     rec = resolved(validate_recipe(tiny_recipe(loss={"name": "ce", "class_weights": method}, **_CLASSES)))
     _, used = trainer._loss_fn(rec, ds)
@@ -90,7 +78,7 @@ def test_class_weights_of_a_large_set_count_a_seeded_share_spread_over_it(tmp_pa
     counted, and a note says how many."""
     monkeypatch.setattr(trainer, "CLASS_WEIGHT_SAMPLES", 12)
     frames = _class_frames(30, 10, 16)
-    ds = _dataset(_write(tmp_path / "d", frames), pad_multiple=1)
+    ds = _dataset(write_pairs(tmp_path / "d", frames), pad_multiple=1)
     rec = resolved(validate_recipe(tiny_recipe(loss={"name": "ce", "class_weights": "median_frequency"}, **_CLASSES)))
     picked = trainer._weight_samples(len(ds), 0)
     assert len(picked) == 12 and len(set(picked.tolist())) == 12 and picked.max() >= 30  # not the first 12
@@ -220,7 +208,7 @@ def test_normalize_none_keeps_the_values_through_augmentation(tmp_path):
     rng = np.random.default_rng(3)
     img, lab = disc_frame(rng, 32)
     img[0, 0], img[-1, -1] = 0, 255  # the range of 8 bits: dtype scaling and the image's own range agree
-    root = _write(tmp_path / "d", [("e_t000", img, lab)])
+    root = write_pairs(tmp_path / "d", [("e_t000", img, lab)])
     images, masks = [root / "images" / "e_t000.png"], [root / "masks" / "e_t000_labels.tif"]
     common = dict(target="semantic", pad_multiple=8, seed=0)
     none = SegmentationDataset(images, masks, normalize="none",
@@ -243,7 +231,7 @@ def test_augmentation_of_a_0_1_image_is_unchanged(tmp_path):
     from devolens.data.augment import build_augment
 
     img, lab = disc_frame(np.random.default_rng(4), 32)
-    root = _write(tmp_path / "d", [("e_t000", img, lab)])
+    root = write_pairs(tmp_path / "d", [("e_t000", img, lab)])
     ds = SegmentationDataset([root / "images" / "e_t000.png"], [root / "masks" / "e_t000_labels.tif"],
                              normalize="dtype", augment=build_augment("nuclei", 2.0, {}, seed=0), pad_multiple=1)
     for epoch in range(4):
@@ -281,7 +269,7 @@ def test_per_sample_losses_are_scored_on_each_samples_own_pixels(tmp_path, monke
         for t in range(4):
             img, lab = disc_frame(rng, 32 if t % 2 else 64, radius=(3, 6))
             frames.append((f"emb{g}_t{t:03d}", img, lab))
-    data = _write(tmp_path / "data", frames)
+    data = write_pairs(tmp_path / "data", frames)
     monkeypatch.setattr(trainer, "_loss_fn", _share_of_background)
     rec = tiny_recipe(data={"target": "semantic", "val_fraction": 0.5},
                       train={"epochs": 1, "batch_size": 4, "overlay_samples": 0, "threads": 1})
