@@ -252,23 +252,25 @@ def read_labels(path: str | Path, n_classes: int = 3, ignore: int | None = None)
     hi = int(arr.max()) if arr.size else 0
     lo = int(arr.min()) if arr.size else 0
     if lo < 0 or hi >= n_classes:
-        error = _label_range_error(arr, n_classes, ignore, path)
-        if error is not None:
-            raise error
+        _check_label_range(arr, n_classes, ignore, path)
     return np.ascontiguousarray(arr.astype(np.uint8, copy=False))
 
 
-def _label_range_error(arr: np.ndarray, n_classes: int, ignore: int | None, path: Path | None) -> DevolensError | None:
-    """The error of a label image holding a value that is neither a class id (``0..n_classes-1``) nor ``ignore``
-    (None where it holds none: the pass over it is made only where its range goes past the classes): the range of
-    its values other than ``ignore``, and, where a single value beyond the classes could mark unannotated pixels,
-    ``--ignore`` for it."""
+def _check_label_range(arr: np.ndarray, n_classes: int, ignore: int | None, path: Path | None) -> None:
+    """Refuse a label image holding a value that is neither a class id (``0..n_classes-1``) nor ``ignore`` (the
+    pass over it is made only where its range goes past the classes): the error gives the range of its values other
+    than ``ignore``, and, where a single value beyond the classes could mark unannotated pixels, ``--ignore`` for it.
+
+    Raises
+    ------
+    DevolensError
+        Such a value."""
     arr = np.asarray(arr)
     beyond = (arr < 0) | (arr >= n_classes)
     if ignore is not None:
         beyond &= arr != ignore
     if not beyond.any():
-        return None
+        return
     own = arr if ignore is None else arr[arr != ignore]
     lo, hi = int(own.min()), int(own.max())
     allowed = f"0..{n_classes - 1}" + (f" or {ignore} (--ignore)" if ignore is not None else "")
@@ -277,7 +279,7 @@ def _label_range_error(arr: np.ndarray, n_classes: int, ignore: int | None, path
     if ignore is None and odd.size == 1 and n_classes <= int(odd[0]) <= MAX_IGNORE:
         hint = (f"; if {int(odd[0])} marks unannotated regions, to be left out of training and scoring, tile with "
                 f"--ignore {int(odd[0])}")
-    return DevolensError(f"label values must be in {allowed}, found {lo}..{hi}{hint}", path=path)
+    raise DevolensError(f"label values must be in {allowed}, found {lo}..{hi}{hint}", path=path)
 
 
 def check_ignore(ignore, n_classes: int, labelled: bool = True) -> int | None:
@@ -477,9 +479,7 @@ def tile_arrays(
             raise DevolensError(f"label image must hold integers, got {labels.dtype}")
         lo, hi = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
         if lo < 0 or hi >= n_classes:  # out of range: counted as no class, tiles silently lost
-            error = _label_range_error(labels, n_classes, ignore, None)
-            if error is not None:
-                raise error
+            _check_label_range(labels, n_classes, ignore, None)
     if labels is None and keep == "mixed":
         raise DevolensError("keep='mixed' needs label images (give labels or keep='all')")
     if tile > h or tile > w:

@@ -1248,22 +1248,20 @@ class IdentityPredictor:
         earlier nucleus), ``time_breaks`` (see :func:`time_breaks`) and ``largest_clouds`` (embryo -> the nuclei
         of its largest time point). ``numeric``: ``table``'s columns as numbers, converted already
         (:func:`numeric_columns`; None: converted for the clouds). ``late``: the rows after their embryo's
-        annotation cliff (:func:`cliff_rows`; None: found here, and ``annotation_cliffs`` added)."""
+        annotation cliff (:func:`cliff_rows`; None: found here)."""
         check_columns(table)  # (before duplicate_nuclei, which keys on these columns)
-        cliffs: dict[str, Any] = {}
         if late is None:
-            cliffs = annotation_cliffs(table)
-            late = cliff_rows(table, cliffs, numeric)
+            late = cliff_rows(table, annotation_cliffs(table), numeric)
         first = duplicate_nuclei(table)
         if first is None:
             pf, pd1, found = self._proba(table, zscale, progress, mirror, numeric, late)
-            return pf, pd1, {"duplicates": 0, "annotation_cliffs": cliffs, **found}
+            return pf, pd1, {"duplicates": 0, **found}
         keep = np.flatnonzero(first == np.arange(len(table)))
         pf, pd1, found = self._proba(table.iloc[keep], zscale, progress, mirror,  # (iloc keeps attrs: zscale)
                                      None if numeric is None else {c: v[keep] for c, v in numeric.items()},
                                      late[keep])
         at = np.searchsorted(keep, first)  # row -> its original among the kept rows
-        return pf[at], pd1[at], {"duplicates": len(table) - len(keep), "annotation_cliffs": cliffs, **found}
+        return pf[at], pd1[at], {"duplicates": len(table) - len(keep), **found}
 
     @torch.no_grad()
     def _proba(self, table: pd.DataFrame, zscale: float | None,
