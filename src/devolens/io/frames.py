@@ -266,14 +266,14 @@ def cut_short(read: int, declared: int) -> str | None:
     A count estimated from duration x rate has a frame or two, or 2 %, of slack; an exact one (an AVI's header, an
     MP4's sample table: ``declared.exact``) none: the note says how many frames are missing and that the later
     frames' numbers shift. When ``declared`` names its file (``declared.path``) and that file's last complete
-    reading (:func:`devolens.io.video.video_damage`) gave ``read`` frames, the note is that reading's
+    reading (:func:`devolens.io.video.recorded_damage`) gave ``read`` frames, the note is that reading's
     (:meth:`devolens.io.video.VideoDamage.note`): a file cut short, frames missing mid-file (placed by an AVI's
     index), frames decoded from damaged data (placed by ffmpeg's per-frame log), one sentence."""
     path = getattr(declared, "path", None)
     if path is not None:
-        from devolens.io.video import video_damage
+        from devolens.io.video import recorded_damage
 
-        damage = video_damage(path)
+        damage = recorded_damage(path)  # (the reading that gave ``read`` frames: never a second decode here)
         if damage is not None and read in (damage.read, damage.decoded):
             return damage.note(0 if getattr(declared, "exact", False) else int(declared))
     if getattr(declared, "exact", False):

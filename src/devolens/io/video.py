@@ -1050,6 +1050,12 @@ def video_damage(path: str | Path) -> VideoDamage | None:
 _UNKNOWN = object()
 
 
+def recorded_damage(path: str | Path) -> VideoDamage | None:
+    """What the last complete reading of ``path`` in this process found wrong with it (:func:`video_damage`
+    without reading the file: None also where there is no such reading)."""
+    return _recall(_FOUND, path)
+
+
 def video_steady(path: str | Path) -> bool | None:
     """Whether the last complete reading of ``path`` in this process (with its frames' timestamps, as the commands
     read videos) found its frames at one steady interval: False for a variable frame rate (or a pause), None when
