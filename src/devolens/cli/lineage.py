@@ -418,7 +418,7 @@ def register(app: typer.Typer) -> None:
         """Count cells per population letter (A E M P C D Z) and in total at each time point."""
         from devolens.cli.identify import record_path
         from devolens.io.atomic import atomic_path
-        from devolens.lineage.populations import miscased_note, populations, unnamed_note
+        from devolens.lineage.populations import populations
 
         _check_out(out_path, table)
         record = record_path(out_path)  # NAME.json, as population and identify name theirs
@@ -431,11 +431,10 @@ def register(app: typer.Typer) -> None:
                 pops = populations(df)
             with _notes_said(hold=True) as later:  # said after the outputs, as before they were recorded
                 rep = _cliff_note(df, table, picked=embryo)
-                if pops.attrs.get("unnamed_rows"):  # a total without lineages, else said by nothing but zeros
-                    note(unnamed_note(pops.attrs["unnamed_rows"], len(df)))
-                miscased = miscased_note(df["cell"])
-                if miscased:  # counted in the total only: say so, a letter's curve would dip without a word
-                    note(miscased)
+                # populations' own notes (copies dropped on reading): rows of no name, counted in the total only,
+                # and mis-capitalised names: a letter's curve would dip without a word
+                for text in pops.attrs.get("notes", ()):
+                    note(text)
         text = _populations_record(df, table, out_path, plot, rep, said)
         def both() -> None:  # the CSV and its record: both or neither
             with atomic_path(out_path) as tmp_csv, atomic_path(record) as tmp_record:

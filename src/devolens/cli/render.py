@@ -247,8 +247,6 @@ def _check_out_folder(out: Path, table: Path | None) -> None:
     from devolens.errors import DevolensError
     from devolens.render.dataset import OUTPUT_ENTRIES, check_render_folder
 
-    if out.exists() and not out.is_dir():
-        raise DevolensError("output exists and is not a folder", path=out)
     if table is not None and table.exists():
         src = table.resolve()
         for name in OUTPUT_ENTRIES:

@@ -389,9 +389,8 @@ def _block_mean(a: np.ndarray, factor: int) -> np.ndarray:
     w = (a.shape[1] // factor) * factor
     if h == 0 or w == 0:
         return a.astype(np.float32, copy=False)
-    top = 255
-    if a.dtype in (np.uint8, np.bool_) and top * factor * factor < 2**24:
-        acc = np.uint16 if top * factor * factor < 2**16 else np.uint32
+    if a.dtype in (np.uint8, np.bool_) and 255 * factor * factor < 2**24:
+        acc = np.uint16 if 255 * factor * factor < 2**16 else np.uint32
         rows = a[:h, :w].reshape(h // factor, factor, w).sum(axis=1, dtype=acc)
         cols = rows.reshape(h // factor, w // factor, factor)
         sums = cols[..., 0].copy()
