@@ -82,8 +82,9 @@ class _Names:
         self.miscased = misspelt_names(uniq[none[:-1]])  # (a name with a letter is spelt right)
         self._rows = 0  # the rows of miscased names
         if self.miscased:
-            none[:-1] &= ~pd.Index(uniq).isin(self.miscased)
-            self._rows = int(np.isin(codes, np.flatnonzero(pd.Index(uniq).isin(self.miscased))).sum())
+            mis = pd.Index(uniq).isin(self.miscased)
+            none[:-1] &= ~mis
+            self._rows = int(mis[codes[codes >= 0]].sum())
         self.unnamed = int(none[codes].sum())
 
     def miscased_note(self) -> str | None:
