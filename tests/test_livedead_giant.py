@@ -89,7 +89,7 @@ def test_predict_file_keeps_an_object_taller_than_a_band(tmp_path):
     objs = pd.read_csv(tmp_path / "out" / "objects.csv")
     ref = _reference(lab, 4)
     assert len(objs) == len(ref) == 2 and (counts["live"], counts["dead"]) == (1, 1)
-    assert np.allclose(objs.to_numpy(np.float64), ref, atol=0.01)
+    assert np.allclose(objs[["x", "y", "area", "class"]].to_numpy(np.float64), ref, atol=0.01)
 
 
 # ---------------------------------------------------------------- 2. compressed and tiled wells in bands
@@ -174,7 +174,7 @@ def test_rgb_tiff_with_green_signal_names_the_right_channels(tmp_path):
     rgb = _rgb(_well())
     rgb[..., 1] = rgb[..., 2]  # Hoechst shown cyan
     tifffile.imwrite(tmp_path / "cyan.tif", rgb, photometric="rgb")
-    with pytest.raises(DevolensError, match="signal in green.*--channels 2,0"):
+    with pytest.raises(DevolensError, match=r"signal in green.*channels=\[2, 0\]"):
         RowReader(tmp_path / "cyan.tif")
     with RowReader(tmp_path / "cyan.tif", order=[2, 0]) as r, pytest.warns(UserWarning):
         assert r.shape == (2, 160, 192) and np.array_equal(r.rows(0, 10), rgb[:10, :, [2, 0]].transpose(2, 0, 1)
@@ -195,10 +195,10 @@ def test_planar_three_channel_tiff_is_refused_not_read_by_colours(tmp_path):
     with tifffile.TiffFile(tmp_path / "s.tif") as tf:
         assert tf.pages[0].photometric == tifffile.PHOTOMETRIC.RGB
         assert tf.pages[0].planarconfig == tifffile.PLANARCONFIG.SEPARATE
-    with pytest.raises(DevolensError, match=r"--channels H,D \(0-based, e\.g\. 0,1\)") as err:
+    with pytest.raises(DevolensError, match=r"channels=\[H, D\] \(0-based, e\.g\. \[0, 1\]") as err:
         RowReader(tmp_path / "s.tif")
-    assert "2,0" not in str(err.value) and "blue" not in str(err.value)
-    with pytest.raises(DevolensError, match="e.g. 0,1"):
+    assert "2, 0" not in str(err.value) and "blue" not in str(err.value)
+    with pytest.raises(DevolensError, match=r"e\.g\. \[0, 1\]"):
         _pred().predict_file(tmp_path / "s.tif", tmp_path / "no")
     with RowReader(tmp_path / "s.tif", order=[0, 2]) as r:
         assert r.note is None and np.array_equal(r.rows(0, 160), img)

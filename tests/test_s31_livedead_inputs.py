@@ -218,7 +218,7 @@ def test_channels_choose_the_colours_of_a_png_with_green_signal(tmp_path):
     rgb = np.stack([well[1], well[0] // 2, well[0]], -1)  # Draq7 red, a third stain in green, Hoechst blue
     write_png(rgb, tmp_path / "w.png")
     tifffile.imwrite(tmp_path / "w.tif", rgb, photometric="rgb")
-    with pytest.raises(DevolensError, match=r"signal in green.*--channels H,D.*--channels 2,0"):
+    with pytest.raises(DevolensError, match=r"signal in green.*channels=\[H, D\].*channels=\[2, 0\]"):
         RowReader(tmp_path / "w.png")
     with pytest.warns(UserWarning, match="not uint16"):
         with RowReader(tmp_path / "w.png", order=[2, 0]) as png:

@@ -4,6 +4,9 @@ The CLI turns a :class:`DevolensError` into a one-line message and exit code 2, 
 traceback. Library code raises it whenever the cause is the input rather than a bug.
 Where the CLI prints a note about a result to check, library code issues a warning
 (``warnings.warn``): :class:`DiameterWarning`, which the CLI silences as it prints its own note.
+
+A message that names one of the user's options names it as the user gave it: the command's flag (``--channel 5``)
+while the ``devolens`` command runs, the function's argument (``channel=5``) otherwise (:func:`option`).
 """
 
 from __future__ import annotations
@@ -38,3 +41,58 @@ def ordinal(n: int) -> str:
     CLI must not import training, with PyTorch, to start)."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+#: whether the ``devolens`` command is running (:func:`set_command`): messages then name its flags (:func:`option`)
+_command = False
+
+
+def set_command(running: bool) -> None:
+    """Say that the ``devolens`` command has started (True) or ended (False): while it runs, :func:`option` names
+    the command's flags. Only the command's entry point calls it (:mod:`devolens.cli`); a program using the library
+    never does."""
+    global _command
+    _command = bool(running)
+
+
+def command_running() -> bool:
+    """Whether the ``devolens`` command is running (:func:`set_command`), for a message worded otherwise than with
+    :func:`option` (a whole call rather than an argument)."""
+    return _command
+
+
+def option(arg: str, value: str | None = None, *, flag: str | None = None, cli_value: str | None = None) -> str:
+    """How a message names one of the user's options: the ``devolens`` command's flag while the command runs
+    (:func:`command_running`), the library function's argument otherwise (a Python user has no flags).
+
+    Parameters
+    ----------
+    arg : str
+        The argument as the library spells it (``"channel"``, ``"stack_z"``).
+    value : str, optional
+        Its value as Python spells it (``"5"``, ``"'slices'"``, ``"[2, 0]"``, a placeholder ``"N"``); None: the
+        name alone (``channel must be ...``).
+    flag : str, optional
+        The option as the command's messages name it: default ``--`` and ``arg`` with ``-`` for ``_``
+        (``--stack-z``).
+    cli_value : str, optional
+        The value as the command line spells it (``"slices"``, ``"2,0"``); default ``value``; ``""``: the flag
+        alone (``choose it with --channel`` / ``choose it with channel=N``).
+
+    Returns
+    -------
+    str
+        ``--channel 5`` / ``channel=5`` (with a value); ``--channel`` / ``channel`` (without).
+
+    Examples
+    --------
+    >>> option("channel", "5")
+    'channel=5'
+    >>> option("order", "[2, 0]", flag="--channels", cli_value="2,0")
+    'order=[2, 0]'
+    """
+    if not _command:
+        return arg if value is None else f"{arg}={value}"
+    flag = flag if flag is not None else "--" + arg.replace("_", "-")
+    shown = value if cli_value is None else cli_value
+    return f"{flag} {shown}" if shown else flag

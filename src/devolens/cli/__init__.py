@@ -51,7 +51,7 @@ _streaming_blas(sys.argv)
 import typer  # noqa: E402
 
 from devolens.cli._common import QUIET_HELP, set_quiet  # noqa: E402
-from devolens.errors import DevolensError, DiameterWarning  # noqa: E402
+from devolens.errors import DevolensError, DiameterWarning, set_command  # noqa: E402
 from devolens.io import atomic  # noqa: E402
 from devolens.io.atomic import EX_TEMPFAIL, RETRY_ERRNOS, WRITE_ERRNOS  # noqa: E402
 
@@ -95,6 +95,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
     ),
@@ -102,6 +103,10 @@ def _root(
 ) -> None:
     """devolens: lineage tables, a digital embryo, training and a model zoo."""
     set_quiet(quiet)  # (each run sets it; main puts it back)
+    # the library's messages name options as this command's flags (--channel 5, not channel=5) until the command
+    # ends, however it is invoked (main, typer's CliRunner): closing the context puts the library's words back
+    set_command(True)
+    ctx.call_on_close(lambda: set_command(False))
 
 
 for _name in _AREAS:

@@ -133,7 +133,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, command_running, option
 from devolens.io.frames import (  # noqa: F401  (re-exported: the frame sources moved to devolens.io.frames)
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -1774,8 +1774,22 @@ def _other_file(df: pd.DataFrame, path: Path) -> str | None:
     return None
 
 
+#: the options :func:`reading_options` records: the command's flag and the library's argument
+_READING_ARGS = {"--pages": "pages", "--stack-z": "stack_z", "--channel": "channel"}
+
+
 def _options_words(options: str) -> str:
-    return f"`{options}`" if options else "no stack options"
+    """``options`` (:func:`reading_options`, the command's flags) as a message names them: as recorded while the
+    ``devolens`` command runs, as the library's arguments otherwise (``pages='z', stack_z='slices', channel=1``:
+    :func:`devolens.errors.option`)."""
+    if not options:
+        return "no stack options"
+    words = options.split()
+    if len(words) % 2 or any(w not in _READING_ARGS for w in words[::2]):  # not as reading_options writes them
+        return f"`{options}`"
+    named = [option(_READING_ARGS[flag], value if flag == "--channel" else repr(value), flag=flag, cli_value=value)
+             for flag, value in zip(words[::2], words[1::2])]
+    return f"`{(' ' if command_running() else ', ').join(named)}`"
 
 
 def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, total: int = 0, *,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, option
 from devolens.io.atomic import Exhausted, atomic_path
 
 __all__ = ["read_image", "write_png", "write_label_tif", "check_image_size", "check_stack_planes", "check_memory",
@@ -46,7 +46,8 @@ def check_stack_planes(height: int, width: int, pages: int, path: str | Path | N
             f"planes of {height} x {width} pixels in {pages} pages: this looks like a channel-last image (Y x X x "
             f"{min(height, width)} channels) saved without axes, each of its rows stored as a page; save it channels "
             "first with its axes, e.g. tifffile.imwrite(path, np.moveaxis(image, -1, 0), imagej=True, "
-            "metadata={'axes': 'CYX'}) (Fiji: Image > Properties), then choose the channel with --channel", path=path)
+            "metadata={'axes': 'CYX'}) (Fiji: Image > Properties), then choose the channel with "
+            f"{option('channel', 'N', cli_value='')}", path=path)
     check_image_size(height, width, path)
 
 

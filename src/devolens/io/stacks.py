@@ -36,7 +36,7 @@ from typing import Iterator
 import numpy as np
 
 from devolens import checks
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, option
 
 __all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES",
            "PAGES_MODES", "check_pages", "check_stack_z", "read_pages_as", "unlabelled_pages_note", "z_projection_note",
@@ -158,7 +158,8 @@ def _channel_last_advice(axes: str) -> str:
     lead = axes[:-3] + "C"
     return (f": its channels (C) are stored last, inside each pixel, where devolens reads them before Y and "
             f"X; save it channels first with its axes, e.g. tifffile.imwrite(path, np.moveaxis(array, -1, "
-            f"-3), imagej=True, metadata={{'axes': '{lead}YX'}}), then choose the channel with --channel")
+            f"-3), imagej=True, metadata={{'axes': '{lead}YX'}}), then choose the channel with "
+            f"{option('channel', 'N', cli_value='')}")
 
 
 def _continuation_text(first: str) -> str:
@@ -633,17 +634,23 @@ def squeeze_axes(axes: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...
     return "".join(axes[i] for i in keep), tuple(shape[i] for i in keep)
 
 
-def check_stack_z(z: str, option: str = "z (--stack-z)", modes: tuple[str, ...] = Z_MODES) -> None:
+def check_stack_z(z: str, option: str | None = None, modes: tuple[str, ...] = Z_MODES) -> None:
     """Raise a :class:`DevolensError` unless ``z`` is one of ``modes`` (:data:`Z_MODES`, or those a command takes;
-    ``option`` names the setting)."""
+    ``option`` names the setting; default ``z``, :func:`open_stack`'s argument, or ``z (--stack-z)`` while the
+    ``devolens`` command runs: :func:`devolens.errors.option`)."""
     if z not in modes:
+        if option is None:
+            from devolens.errors import option as spell  # (the parameter hides the module's name)
+
+            option = spell("z", flag="z (--stack-z)")
         raise DevolensError(f"{option} must be {'one of ' if len(modes) > 1 else ''}{', '.join(modes)}, got {z!r}")
 
 
 def check_pages(pages: str) -> None:
     """Raise a :class:`DevolensError` unless ``pages`` is one of :data:`PAGES_MODES`."""
     if pages not in PAGES_MODES:
-        raise DevolensError(f"pages (--pages) must be one of {', '.join(PAGES_MODES)}, got {pages!r}")
+        raise DevolensError(f"{option('pages', flag='pages (--pages)')} must be one of {', '.join(PAGES_MODES)}, "
+                            f"got {pages!r}")
 
 
 def read_pages_as(info: StackInfo, pages: str, path: str | Path | None = None) -> StackInfo:
@@ -653,7 +660,7 @@ def read_pages_as(info: StackInfo, pages: str, path: str | Path | None = None) -
     if pages == "time" or not info.unlabelled:
         return info
     if len(info.unlabelled) > 1:
-        raise DevolensError("--pages z: " + _unlabelled_text(info), path=path)
+        raise DevolensError(f"{option('pages', repr('z'), cli_value='z')}: " + _unlabelled_text(info), path=path)
     lead = "".join("Z" if a in UNLABELLED else a for a, _ in info.leading)
     return StackInfo(lead + info.axes[len(lead):], info.shape)
 
@@ -731,10 +738,10 @@ def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path
     if info.channels > 1 and channel is None:
         raise DevolensError(
             f"this stack has {info.channels} channels (axes {info.axes}, shape {info.shape}): choose one with "
-            f"--channel 0..{info.channels - 1}", path=path)
+            f"{option('channel', f'0..{info.channels - 1}')}", path=path)
     if channel is not None and not 0 <= channel < info.channels:
-        raise DevolensError(f"--channel {channel} is out of range: this stack has {info.channels} channel(s) "
-                            f"(0..{info.channels - 1})", path=path)
+        raise DevolensError(f"{option('channel', str(channel))} is out of range: this stack has {info.channels} "
+                            f"channel(s) (0..{info.channels - 1})", path=path)
 
 
 def open_stack(path: str | Path, *, z: str = "project", channel: int | None = None,

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import tifffile
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, command_running, option
 from devolens.io.stacks import quiet_tifffile
 
 #: the ``format`` attribute of a devolens tile store (:mod:`devolens.data.tiling`)
@@ -27,6 +27,30 @@ def channels_last(shape: Sequence[int], channels: int | None = None) -> bool:
     :class:`devolens.predict.tiled.RowReader`."""
     return (len(shape) == 3 and int(shape[2]) <= 4 and int(shape[0]) > 4
             and (channels is None or int(shape[0]) != channels))
+
+
+#: what the well readers call the live/dead predictor's ``channels`` (the Hoechst and Draq7 channels chosen)
+ORDER_READERS = "order= of tile_to_h5, read_image and RowReader"
+
+
+def channels_value(text: str) -> str:
+    """Channels chosen, as a message writes them: ``2,0`` while the ``devolens`` command runs (its ``--channels``),
+    ``[2, 0]`` in Python (``text``: ``"H,D"``, ``"2,0"``)."""
+    return text if command_running() else "[" + ", ".join(text.split(",")) + "]"
+
+
+def channels_option(text: str = "H,D") -> str:
+    """The choice of a well's Hoechst and Draq7 channels as a message names it (:func:`devolens.errors.option`):
+    ``--channels 2,0`` while the ``devolens`` command runs, ``channels=[2, 0]`` (the live/dead predictor's argument)
+    in Python, where :func:`channels_aside` names the readers' ``order``."""
+    return option("channels", channels_value(text), cli_value=text)
+
+
+def channels_aside() -> str:
+    """What a message adds, inside its parentheses, after :func:`channels_option` in Python: ``"; order= of
+    tile_to_h5, read_image and RowReader"`` (:data:`ORDER_READERS`: those readers' ``channels`` is a count); ``""``
+    while the ``devolens`` command runs."""
+    return "" if command_running() else "; " + ORDER_READERS
 
 
 #: channel names (OME-TIFF ``Channel Name``, ImageJ labels): the dyes of every nucleus (DRAQ5 and SiR-DNA enter
@@ -89,7 +113,7 @@ def _guessed_note(name: str, known: str, as_nuclear: bool) -> str:
             why = ("it stains whole living cells, not dead nuclei: the nuclei it covers read as dead, so the counts "
                    "are not to be trusted")
         return (f"channel {name!r} read as {role}, as the other is named {known!r}; {why} (choose the channels with "
-                "--channels H,D)")
+                f"{channels_option()}{channels_aside()})")
     known_ones = "Hoechst, DAPI, DRAQ5..." if as_nuclear else "DRAQ7, PI, SYTOX, EthD-1..."
     return (f"channel {name!r} read as {role}, as the other is named {known!r}; {name!r} names no stain known here "
             f"({known_ones}): if it is not one, the counts are not to be trusted")
@@ -190,13 +214,13 @@ def well_channels(path: str | Path, n_channels: int, order: Sequence[int] | None
     if found is None and n_channels == 1:
         raise one_channel_error(path, shape)
     if found is None and n_channels != 2:
-        example = "e.g. 0,1"
+        example = f"e.g. {channels_value('0,1')}"
         if tiff and n_channels in (3, 4) and colour_tiff(path):  # colours: not 0,1 (red, empty green)
-            example = "red 0, green 1, blue 2: Hoechst in blue and Draq7 in red is 2,0"
+            example = f"red 0, green 1, blue 2: Hoechst in blue and Draq7 in red is {channels_value('2,0')}"
         raise DevolensError(
             f"expected 2 channels (Hoechst, Draq7) in a (C, H, W) image, got shape {tuple(shape or (n_channels,))}"
-            + (f": choose its Hoechst and Draq7 channels with --channels H,D (0-based, {example})"
-               if n_channels > 2 else ""), path=path)
+            + (f": choose its Hoechst and Draq7 channels with {channels_option()} (0-based, {example}"
+               f"{channels_aside()})" if n_channels > 2 else ""), path=path)
     return found, note
 
 
@@ -261,7 +285,7 @@ def read_colour_image(path: str | Path, channels: int | None = 2, order: Sequenc
     if top[1] > GREEN_SIGNAL * max(top[0], top[2]):
         raise DevolensError("a colour image with signal in green: which colour holds Hoechst and which Draq7 cannot "
                             "be told (read by default: Hoechst in blue, Draq7 in red, green empty); choose them with "
-                            "--channels H,D (0-based: red 0, green 1, blue 2; Hoechst in blue and Draq7 in red is "
-                            f"--channels 2,0), or {SAVE_WELL}", path=path)
+                            f"{channels_option()} (0-based: red 0, green 1, blue 2; Hoechst in blue and Draq7 in red "
+                            f"is {channels_option('2,0')}{channels_aside()}), or {SAVE_WELL}", path=path)
     return np.stack([blue, red])
 

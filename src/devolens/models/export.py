@@ -31,7 +31,7 @@ import json
 import math
 from pathlib import Path
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, command_running
 
 __all__ = ["KINDS", "is_run", "card_from_run", "export_run", "named_kind", "check_scale", "scale_bounds",
            "card_md", "write_card", "write_card_md", "int8_md_lines", "zoo_init_name"]
@@ -138,8 +138,9 @@ def _not_a_run(run: Path, command: str | None) -> DevolensError:
         return DevolensError(f"not a training run: {what}; give the run's folder (`devolens train --out`: best.json "
                              "and best.safetensors)", path=run)
     if (run / "card.json").is_file():
-        return DevolensError("already an exported model (card.json): use it as it is (--model FOLDER) and copy the "
-                             "folder to share it; `devolens models export` makes one from a training run", path=run)
+        use = "--model FOLDER" if command_running() else "devolens.models.load(FOLDER)"
+        return DevolensError(f"already an exported model (card.json): use it as it is ({use}) and copy the folder to "
+                             "share it; `devolens models export` makes one from a training run", path=run)
     have = [name for name in ("best.json", "best.safetensors") if (run / name).is_file()]
     if have:
         missing = "best.safetensors" if have == ["best.json"] else "best.json"

@@ -41,7 +41,9 @@ from devolens.io.wells import (
     GREEN_SIGNAL,
     SAVE_WELL,
     STORE_FORMAT,
+    channels_aside,
     channels_last,
+    channels_option,
     colour_tiff_page,
     read_colour_image,
     tiff_channel_names,
@@ -351,7 +353,7 @@ class RowReader:
         self.shape = (int(c), int(h), int(w))
         if channels == 2:  # a PNG, JPEG or BMP: its colours say which is which; a TIFF: its names, or ``order``
             if order is None and self.is_rgb_tiff():  # an RGB TIFF without names: as a PNG, by its colours
-                self.order, self.note = self.colour_order(), RGB_TIFF_NOTE
+                self.order, self.note = self.colour_order(), rgb_tiff_note()
             else:
                 self.order, self.note = well_channels(self.path, int(c), order, tiff=self.tiff,
                                                       shape=file_shape)
@@ -539,8 +541,8 @@ class RowReader:
         if top[1] > GREEN_SIGNAL * max(top[0], top[2]):
             raise DevolensError("an RGB TIFF with signal in green: which colour holds Hoechst and which Draq7 cannot "
                                 "be told (read by default: Hoechst in blue, Draq7 in red, green empty); choose them "
-                                "with --channels H,D (0-based: red 0, green 1, blue 2; Hoechst in blue and Draq7 in "
-                                "red is --channels 2,0)", path=self.path)
+                                f"with {channels_option()} (0-based: red 0, green 1, blue 2; Hoechst in blue and Draq7 "
+                                f"in red is {channels_option('2,0')}{channels_aside()})", path=self.path)
         return [2, 0]
 
     def __getitem__(self, key) -> np.ndarray:
@@ -692,9 +694,19 @@ def _not_one_plane(shape: tuple, axes: str) -> str:
     return head + "; " + "; ".join(how) + "; then save the two channels as a (2, H, W) TIFF (File > Save As > Tiff)"
 
 
-#: the note of a well read from an RGB TIFF by its colours
-RGB_TIFF_NOTE = ("an RGB TIFF without channel names: Hoechst read from its blue, Draq7 from its red (as for a PNG); "
-                 "--channels H,D chooses others (red 0, green 1, blue 2)")
+#: the note of a well read from an RGB TIFF by its colours (:func:`rgb_tiff_note`: ``{option}`` names the choice)
+_RGB_TIFF_NOTE = ("an RGB TIFF without channel names: Hoechst read from its blue, Draq7 from its red (as for a PNG); "
+                  "{option} chooses others (red 0, green 1, blue 2{aside})")
+#: that note as the ``devolens`` command words it
+RGB_TIFF_NOTE = _RGB_TIFF_NOTE.format(option="--channels H,D", aside="")
+
+
+def rgb_tiff_note() -> str:
+    """The note of a well read from an RGB TIFF by its colours: :data:`RGB_TIFF_NOTE` while the ``devolens`` command
+    runs, naming the argument (``channels=[H, D]``) rather than the flag in Python."""
+    return _RGB_TIFF_NOTE.format(option=channels_option(), aside=channels_aside())
+
+
 #: TIFF compressions that lose detail (JPEG; the old-style one; DNG's lossy JPEG)
 JPEG_COMPRESSIONS = frozenset({6, 7, 34892})
 #: the note on a lossy JPEG input
