@@ -64,7 +64,7 @@ def test_a_folder_of_wells_is_segmented_well_by_well_into_one_result(weights, pl
     assert list(counts.columns) == ["well", "live", "dead", "fraction_dead"]
     assert list(counts["well"]) == wells  # one row per well, in natural order
     objects = pd.read_csv(out / "objects.csv")
-    assert list(objects.columns) == ["well", "x", "y", "area", "class"]
+    assert list(objects.columns) == ["well", "id", "x", "y", "area", "class"]
     for row in counts.itertuples():
         mine = objects[objects["well"] == row.well]
         assert (row.live, row.dead) == (int((mine["class"] == 1).sum()), int((mine["class"] == 2).sum()))

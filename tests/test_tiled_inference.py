@@ -140,7 +140,7 @@ def test_predictor_in_memory_and_file_agree(tmp_path):
     labels = tifffile.imread(tmp_path / "out" / "labels.tif")
     assert np.array_equal(labels, res.labels)
     objs = pd.read_csv(tmp_path / "out" / "objects.csv")
-    assert list(objs.columns) == ["x", "y", "area", "class"] and len(objs) == len(res.objects)
+    assert list(objs.columns) == ["id", "x", "y", "area", "class"] and len(objs) == len(res.objects)
     c = pd.read_csv(tmp_path / "out" / "counts.csv")
     assert list(c.columns) == ["live", "dead", "fraction_dead"]
     assert counts == res.counts and int(c["live"][0]) == counts["live"]

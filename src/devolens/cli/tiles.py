@@ -28,11 +28,12 @@ STORE_SUFFIXES = (".h5", ".hdf5")
 MIN_TILE = 8
 #: the record ``segment livedead`` writes beside its outputs (how they were made)
 LIVEDEAD_RECORD = "livedead.json"
-#: what ``segment livedead`` writes into its output folder: one well's labels.tif (probs.tif with --probabilities), a
-#: folder of wells' labels/ (probs/), and for either the tables, overlays/ and the record. An earlier run's entries of
-#: these names go when a run replaces it (a plate's labels/ does not stay beside one well's labels.tif)
-LIVEDEAD_OUTPUTS = ("labels.tif", "labels", "objects.csv", "counts.csv", "probs.tif", "probs", "overlays",
-                    LIVEDEAD_RECORD)
+#: what ``segment livedead`` writes into its output folder: one well's labels.tif (probs.tif with --probabilities,
+#: instances.tif with --instances), a folder of wells' labels/ (probs/, instances/), and for either the tables,
+#: overlays/ and the record. An earlier run's entries of these names go when a run replaces it (a plate's labels/
+#: does not stay beside one well's labels.tif)
+LIVEDEAD_OUTPUTS = ("labels.tif", "labels", "objects.csv", "counts.csv", "probs.tif", "probs", "instances.tif",
+                    "instances", "overlays", LIVEDEAD_RECORD)
 #: the longest side of a well's overlay PNG: a larger well is drawn shrunk by a whole factor (a 100,000-pixel scan
 #: would make an RGB image of 30 GB)
 OVERLAY_SIDE = 4096
@@ -350,9 +351,12 @@ def segment_livedead_command(
                                  "and BMP files, each one well, in natural order (A2 before A10; hidden files and "
                                  "*_labels files left out), all checked before any is segmented."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder. One well: labels.tif (uint8: 0 background, 1 "
-                             "live, 2 dead); a folder: labels/WELL_labels.tif. Either: objects.csv (well, x, y, area, "
-                             "class: one row per nucleus), counts.csv (well, live, dead, fraction_dead: one row per "
-                             "well), overlays/WELL_overlay.png (see --overlay), and livedead.json: how they were made "
+                             "live, 2 dead); a folder: labels/WELL_labels.tif. Either: objects.csv (well; id: 1..n "
+                             "in each well, the nucleus's value in instances.tif (--instances); x, y: centroid, px, "
+                             "which may lie outside a curved nucleus; area, px; class: 1 live, 2 dead; one row per "
+                             "nucleus: a connected region of one class), counts.csv (well, live, dead, "
+                             "fraction_dead: one row per well), overlays/WELL_overlay.png (see --overlay), and "
+                             "livedead.json: how they were made "
                              "(command line, devolens and torch versions, model, the sha256 of its weights and of "
                              "all its files, options, counts and warnings printed, per well too). WELL is the "
                              "file's name without its extension (the whole name where two files share one). An "
@@ -374,8 +378,13 @@ def segment_livedead_command(
     min_area: int = typer.Option(12, "--min-area", min=0, help="Drop objects smaller than this many pixels."),
     probabilities: bool = typer.Option(
         False, "--probabilities", help="Also write probs.tif (a folder: probs/WELL_probs.tif): (3, H, W) uint8 class "
-        "probabilities x255."
+        "probabilities x255, an ImageJ hyperstack of 3 channels named background, live, dead (not a Z stack of 3 "
+        "slices), calibrated as labels.tif; over 4 GB, an OME BigTIFF with those channel names."
     ),
+    instances: bool = typer.Option(
+        False, "--instances", help="Also write instances.tif (a folder: instances/WELL_instances.tif): each nucleus's "
+        "pixels hold its id in objects.csv, 0 elsewhere (nuclei under --min-area too); uint16, 2 bytes a pixel "
+        "(uint32, 4 bytes, past 65535 nuclei), calibrated as labels.tif, written in bands (bounded memory)."),
     overlay: bool = typer.Option(
         True, "--overlay/--no-overlay", help="Write overlays/WELL_overlay.png: the Hoechst channel in grey (1st to "
         f"99.8th percentile), live nuclei outlined in green, dead in magenta; at the well's size, or shrunk to "
@@ -429,17 +438,19 @@ def segment_livedead_command(
             if plate:  # written straight into the plate's stage: labels/, probs/, rows of the tables
                 labels = stage.tmp / "labels" / f"{name}_labels.tif"
                 probs = stage.tmp / "probs" / f"{name}_probs.tif" if probabilities else None
-                labels.parent.mkdir(exist_ok=True)
-                if probs is not None:
-                    probs.parent.mkdir(exist_ok=True)
+                inst = stage.tmp / "instances" / f"{name}_instances.tif" if instances else None
+                for made in (labels, probs, inst):
+                    if made is not None:
+                        made.parent.mkdir(exist_ok=True)
                 counts = predictor.predict_into(path, labels, tables=stage.tmp, probabilities=probs,
                                                 progress=_well_progress(cb, i, len(wells)), channels=order,
-                                                well=name, shrunk=picture)
+                                                well=name, shrunk=picture, instances=inst)
             else:
                 labels = stage.tmp / "labels.tif"
                 counts = livedead.segment_livedead_file(
                     path, stage.tmp, model=model, **options, write_probabilities=probabilities, progress=cb,
                     channels=order, device=device, dataset=dataset, well=name, shrunk=picture,
+                    write_instances=instances,
                 )
             notes = [str(w.message) for w in caught[seen:] if issubclass(w.category, UserWarning)]
             if overlay:
@@ -455,7 +466,8 @@ def segment_livedead_command(
         total = _total_counts(results)
         write_text(stage.tmp / LIVEDEAD_RECORD, _livedead_record(
             image, model, total, options={
-                **options, "probabilities": probabilities, "overlay": overlay, "threads": threads,
+                **options, "probabilities": probabilities, "instances": instances, "overlay": overlay,
+                "threads": threads,
                 "channels": None if order is None else list(order), "device": device, "dataset": dataset},
             notes=[str(w.message) for w in caught if issubclass(w.category, UserWarning)] + shrunk, wells=results))
     fraction = total["fraction_dead"]

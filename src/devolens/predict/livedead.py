@@ -56,6 +56,11 @@ FLAT_TAIL = 0.001
 #: pixels clipped; read 47 live, 54 dead of 55 and 25) 4 % in Hoechst and 9 % in Draq7
 CLIP_SHARE = 0.01
 CLIP_PIXELS = 20
+#: probs.tif's channels, in order: the names it gives them (ImageJ channel labels; OME channel names)
+PROBABILITY_CHANNELS = ("background", "live", "dead")
+#: probs.tif is an ImageJ hyperstack (Fiji: 3 channels) up to this size, what a classic TIFF holds (tifffile's own
+#: limit: 4 GB less 32 MB, a well of 1.4 gigapixels); a larger one an OME BigTIFF (Fiji opens it with Bio-Formats)
+PROBS_IMAGEJ_BYTES = 2**32 - 2**25
 
 
 @dataclass
@@ -68,8 +73,9 @@ class LiveDeadResult:
     * ``labels`` is a class map (0 background, 1 live, 2 dead, uint8), not instance labels (1..N, one number per
       nucleus): two touching nuclei of one class are one region. The objects are its connected components, in
       ``objects``.
-    * ``objects`` is a DataFrame (``x, y, area, class``; no ``label`` column), not a dict of arrays; there is no
-      ``centroids``.
+    * ``objects`` is a DataFrame (``x, y, area, class``; no ``label`` column: the objects.csv of
+      :meth:`LiveDeadPredictor.predict_file` numbers them, ``id``, as its instances.tif), not a dict of arrays;
+      there is no ``centroids``.
     * there is no ``count``: ``counts`` is a dict (``live``, ``dead``, ``fraction_dead``); ``len(objects)`` is the
       number of objects.
     * ``probabilities`` (plural) holds the three class probabilities, (3, H, W), or None; there is no ``mask``.
@@ -111,6 +117,7 @@ class _Components:
         self.parent = np.zeros(1024, np.int64)  # id 0: background; grown by doubling
         self.n = 1  # ids in use
         self.sums: list[np.ndarray] = []  # per band: (3, n) area, sum of y, sum of x of its components
+        self.bases: list[int] = []  # per band, in order: its components' ids start there (label i: base + i - 1)
         self.last = np.zeros(width, np.int64)  # the ids along the previous band's last row
 
     def find(self, i: int) -> int:
@@ -123,6 +130,7 @@ class _Components:
 
     def add(self, mask: np.ndarray, y0: int) -> None:
         cc, n = ndimage.label(mask)
+        self.bases.append(self.n)
         if n:
             base = self.n
             flat = cc.ravel()
@@ -146,19 +154,23 @@ class _Components:
         else:
             self.last[:] = 0
 
-    def objects(self, k: int, min_area: int) -> pd.DataFrame:
-        """One row per joined component of at least ``min_area`` pixels."""
+    def roots(self) -> np.ndarray:
+        """Every id's root (the id of its object: the smallest of its components' ids)."""
         roots = self.parent[:self.n].copy()
         while True:  # pointer jumping: every id to its root
             nxt = roots[roots]
             if np.array_equal(nxt, roots):
                 break
             roots = nxt
+        return roots
+
+    def objects(self, k: int, min_area: int) -> pd.DataFrame:
+        """One row per joined component of at least ``min_area`` pixels (``root``: its id)."""
         sums = np.concatenate([np.zeros((3, 1))] + self.sums, axis=1)
-        area, sy, sx = (np.bincount(roots, weights=v, minlength=self.n)[1:] for v in sums)
+        area, sy, sx = (np.bincount(self.roots(), weights=v, minlength=self.n)[1:] for v in sums)
         keep = (area > 0) & (area >= min_area)
         return pd.DataFrame({"x": sx[keep] / area[keep], "y": sy[keep] / area[keep],
-                             "area": area[keep].astype(np.int64), "class": k})
+                             "area": area[keep].astype(np.int64), "class": k, "root": np.flatnonzero(keep) + 1})
 
 
 def extract_objects(labels, *, min_area: int = 0, band: int = 256, margin: int | None = None) -> pd.DataFrame:
@@ -186,6 +198,16 @@ def extract_objects(labels, *, min_area: int = 0, band: int = 256, margin: int |
         ``x``, ``y`` (centroid, px, pixel centres at integer coordinates), ``area``
         (pixels), ``class`` — one row per object, sorted by y then x.
     """
+    return _objects(labels, min_area=min_area, band=band)
+
+
+def _objects(labels, *, min_area: int, band: int = 256, instances: Path | None = None,
+             pixel: "tuple[float, float, str] | None" = None) -> pd.DataFrame:
+    """:func:`extract_objects`; with ``instances``, also an instance label TIFF written there band by band, in a
+    second pass over ``labels``: each object's pixels hold its row's number + 1 (the ``id`` of objects.csv), 0
+    elsewhere (objects under ``min_area`` too); uint16, or uint32 for more than 65535 objects; ``pixel`` the pixel
+    size recorded in it (:class:`devolens.predict.tiled.TiffRowWriter`). Memory: one band and a few numbers per
+    component, as the first pass."""
     h, w = int(labels.shape[0]), int(labels.shape[1])
     band = max(1, int(band))
     comps = {k: _Components(w) for k in (1, 2)}
@@ -195,10 +217,30 @@ def extract_objects(labels, *, min_area: int = 0, band: int = 256, margin: int |
             c.add(lab == k, y0)
     df = pd.concat([c.objects(k, min_area) for k, c in comps.items()], ignore_index=True)
     if df.empty:
-        return pd.DataFrame({"x": np.zeros(0), "y": np.zeros(0), "area": np.zeros(0, np.int64),
-                             "class": np.zeros(0, np.int64)})
+        df = pd.DataFrame({"x": np.zeros(0), "y": np.zeros(0), "area": np.zeros(0, np.int64),
+                           "class": np.zeros(0, np.int64), "root": np.zeros(0, np.int64)})
     df["class"] = df["class"].astype(np.int64)
-    return df.sort_values(["y", "x"], kind="stable").reset_index(drop=True)
+    df = df.sort_values(["y", "x"], kind="stable").reset_index(drop=True)
+    if instances is not None:
+        # each component's object id: its root's row + 1 (0: an object under min_area)
+        ids = {}
+        for k, c in comps.items():
+            of_root = np.zeros(c.n, np.int64)
+            mine = (df["class"] == k).to_numpy()
+            of_root[df["root"].to_numpy()[mine]] = np.flatnonzero(mine) + 1
+            ids[k] = of_root[c.roots()]
+        dtype = np.uint16 if len(df) < 65536 else np.uint32
+        with TiffRowWriter(instances, (h, w), dtype, pixel=pixel) as out:
+            for i, y0 in enumerate(range(0, h, band)):
+                lab = np.asarray(labels[y0:min(h, y0 + band)])
+                rows = np.zeros(lab.shape, dtype)
+                for k, c in comps.items():
+                    cc, n = ndimage.label(lab == k)  # as the first pass labelled this band: the same numbers
+                    if n:
+                        inside = cc > 0
+                        rows[inside] = ids[k][cc[inside].astype(np.int64) + (c.bases[i] - 1)]
+                out.write(y0, rows)
+    return df.drop(columns="root")
 
 
 class _LabelRows:
@@ -213,6 +255,39 @@ class _LabelRows:
         with open(self.path, "rb") as fh:
             fh.seek(self.offset + y0 * w)
             return np.frombuffer(fh.read((y1 - y0) * w), np.uint8).reshape(y1 - y0, w)
+
+
+class _ProbsWriter(TiffRowWriter):
+    """:class:`devolens.predict.tiled.TiffRowWriter` of probs.tif, (3, H, W) uint8 written band by band, whose
+    channels say what they are: an ImageJ hyperstack of 3 channels labelled :data:`PROBABILITY_CHANNELS` (Fiji opens
+    it as channels, not as a Z stack of 3 slices) with ``pixel`` recorded as labels.tif records it (ImageJ's
+    resolution tags and unit); past :data:`PROBS_IMAGEJ_BYTES`, an OME BigTIFF with those channel names and the pixel
+    size in micrometres (OME's and, as labels.tif then, resolution tags per centimetre)."""
+
+    def __init__(self, path: Path, shape: tuple[int, int], pixel: "tuple[float, float, str] | None" = None):
+        import tifffile
+
+        self.path, self.shape, self.dtype = Path(path), (3, int(shape[0]), int(shape[1])), np.dtype(np.uint8)
+        names = list(PROBABILITY_CHANNELS)
+        if int(np.prod(self.shape)) < PROBS_IMAGEJ_BYTES:
+            extra: dict = {"imagej": True, "metadata": {"axes": "CYX", "Labels": names}}
+            if pixel is not None:
+                sx, sy, unit = pixel
+                # ImageJ's description is ASCII: micrometres as ImageJ itself writes them (as TiffRowWriter)
+                extra["resolution"] = (1.0 / sx, 1.0 / sy)
+                extra["metadata"]["unit"] = "micron" if unit == "µm" else unit.encode("ascii", "replace").decode()
+        else:
+            extra = {"ome": True, "bigtiff": True, "metadata": {"axes": "CYX", "Channel": {"Name": names}}}
+            if pixel is not None and pixel[2] == "µm":
+                sx, sy, _ = pixel
+                extra["metadata"].update(PhysicalSizeX=sx, PhysicalSizeY=sy, PhysicalSizeXUnit="µm",
+                                         PhysicalSizeYUnit="µm")
+                extra["resolution"], extra["resolutionunit"] = (1e4 / sx, 1e4 / sy), "CENTIMETER"
+        mm = tifffile.memmap(self.path, shape=self.shape, dtype=self.dtype, photometric="minisblack", **extra)
+        self.offset = int(mm.offset)  # the data: contiguous, channel by channel, as TiffRowWriter.write puts them
+        self._order = mm.dtype.byteorder
+        del mm
+        self._fh = open(self.path, "r+b")
 
 
 class LiveDeadPredictor:
@@ -457,16 +532,25 @@ class LiveDeadPredictor:
     def predict_file(self, image: str | Path, out_dir: str | Path, *, write_probabilities: bool = False,
                      progress: Callable[[int, int], None] | None = None,
                      channels: list[int] | None = None, dataset: str | None = None,
-                     well: str | None = None, shrunk: "ShrunkHoechst | None" = None) -> dict[str, float]:
+                     well: str | None = None, shrunk: "ShrunkHoechst | None" = None,
+                     write_instances: bool = False) -> dict[str, float]:
         """Segment a well file of any size in bounded memory; write results to ``out_dir``.
 
         Reads the image band by band (a TIFF, uncompressed or compressed, strips or tiles, a pyramid's full
         resolution; or HDF5: :class:`devolens.predict.tiled.RowReader`; a PNG or JPEG is read whole) and writes
         ``labels.tif`` (uint8, 0/1/2; calibrated with the input TIFF's pixel size, OME or ImageJ, as ImageJ reads it)
-        band by band, then ``objects.csv`` (x, y, area, class: every connected component of each class once, however
-        large) and ``counts.csv`` (live, dead, fraction_dead; fraction_dead empty when there is no object). Each file
-        appears only when complete. ``well``: a name (``segment livedead`` gives the file's stem) written as a leading
-        ``well`` column of both tables, so that the tables of several wells concatenated still say whose rows are whose.
+        band by band, then ``objects.csv`` (id, x, y, area, class: every connected component of each class once,
+        however large; ``id`` its row's number, 1..n) and ``counts.csv`` (live, dead, fraction_dead; fraction_dead
+        empty when there is no object). Each file appears only when complete. ``well``: a name (``segment livedead``
+        gives the file's stem) written as a leading ``well`` column of both tables, so that the tables of several wells
+        concatenated still say whose rows are whose.
+
+        ``write_probabilities``: also ``probs.tif``, the class probabilities x255, (3, H, W) uint8, an ImageJ
+        hyperstack of 3 channels named background, live, dead (:data:`PROBABILITY_CHANNELS`; an OME BigTIFF past
+        :data:`PROBS_IMAGEJ_BYTES`), with labels.tif's pixel size. ``write_instances``: also ``instances.tif``, the
+        objects' instance labels: each object's pixels hold its ``id`` in objects.csv, 0 elsewhere (objects under
+        ``min_area`` too); uint16 (uint32 past 65535 objects), with labels.tif's pixel size, written band by band in a
+        second pass over labels.tif.
 
         ``shrunk``: a :class:`ShrunkHoechst` that keeps the Hoechst channel shrunk as the well is read (for a picture
         of the well, ``segment livedead``'s overlay, without reading it again).
@@ -487,23 +571,26 @@ class LiveDeadPredictor:
         with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
             out_dir.mkdir(parents=True, exist_ok=True)  # (once the well opens: a bad one makes no folder)
             with tempfile.TemporaryDirectory(prefix=".livedead-", dir=out_dir) as tmpd:
-                tmp_labels, tmp_probs = Path(tmpd) / "labels.tif", Path(tmpd) / "probs.tif"
-                objects, counts = self._predict_well(image, src, tmp_labels, tmp_probs if write_probabilities
-                                                     else None, progress=progress, shrunk=shrunk)
+                tmp = {name: Path(tmpd) / name for name in ("labels.tif", "probs.tif", "instances.tif")}
+                objects, counts = self._predict_well(image, src, tmp["labels.tif"], tmp["probs.tif"] if
+                                                     write_probabilities else None, progress=progress, shrunk=shrunk,
+                                                     instances=tmp["instances.tif"] if write_instances else None)
                 table, summary = _well_tables(objects, counts, well)
                 write_csv(table, out_dir / "objects.csv", float_format=_FLOATS)
                 write_csv(summary, out_dir / "counts.csv")
-                shutil.move(str(tmp_labels), out_dir / "labels.tif")
-                if write_probabilities:
-                    shutil.move(str(tmp_probs), out_dir / "probs.tif")
+                for name, path in tmp.items():
+                    if path.exists():
+                        shutil.move(str(path), out_dir / name)
         return counts
 
     def predict_into(self, image: str | Path, labels: str | Path, *, tables: str | Path,
                      probabilities: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
                      channels: list[int] | None = None, dataset: str | None = None, well: str | None = None,
-                     shrunk: "ShrunkHoechst | None" = None) -> dict[str, float]:
+                     shrunk: "ShrunkHoechst | None" = None,
+                     instances: str | Path | None = None) -> dict[str, float]:
         """Segment a well file as :meth:`predict_file` does, writing in place: the class map to ``labels``, the
-        probabilities to ``probabilities`` (when given), and the well's rows appended to ``tables``' objects.csv and
+        probabilities to ``probabilities`` and the instance labels to ``instances`` (when given; their ids start at 1
+        in each well, as its rows' ``id``), and the well's rows appended to ``tables``' objects.csv and
         counts.csv (made, with their header, by the first well). For a caller that stages its outputs itself (a
         plate's wells, gathered in one staged folder by ``segment livedead``): nothing here is atomic, and a
         well that fails leaves its files half-written.
@@ -515,7 +602,8 @@ class LiveDeadPredictor:
         """
         with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
             objects, counts = self._predict_well(image, src, Path(labels), None if probabilities is None
-                                                 else Path(probabilities), progress=progress, shrunk=shrunk)
+                                                 else Path(probabilities), progress=progress, shrunk=shrunk,
+                                                 instances=None if instances is None else Path(instances))
         for frame, name, fmt in zip(_well_tables(objects, counts, well), ("objects.csv", "counts.csv"),
                                     (_FLOATS, None)):
             path = Path(tables) / name
@@ -524,9 +612,10 @@ class LiveDeadPredictor:
 
     def _predict_well(self, image: str | Path, src: RowReader, labels: Path, probs: Path | None, *,
                       progress: Callable[[int, int], None] | None,
-                      shrunk: "ShrunkHoechst | None") -> tuple[pd.DataFrame, dict[str, float]]:
-        """Segment the well ``image`` open as ``src`` band by band into ``labels`` (and ``probs``), written in place;
-        its objects and counts, with the reading's warnings told (:meth:`predict_file`)."""
+                      shrunk: "ShrunkHoechst | None",
+                      instances: Path | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+        """Segment the well ``image`` open as ``src`` band by band into ``labels`` (and ``probs``, ``instances``),
+        written in place; its objects and counts, with the reading's warnings told (:meth:`predict_file`)."""
         c, h, w = src.shape
         _warn_notes(image, src)
         pixel = None
@@ -536,7 +625,7 @@ class LiveDeadPredictor:
             pixel = pixel_size(image)
         watch = _ChannelWatch(src, shrunk)
         lw = TiffRowWriter(labels, (h, w), np.uint8, pixel=pixel)
-        pw = TiffRowWriter(probs, (3, h, w), np.uint8, pixel=pixel) if probs is not None else None
+        pw = _ProbsWriter(probs, (h, w), pixel=pixel) if probs is not None else None
         try:
             def sink(y0, rows):
                 lw.write(y0, rows.argmax(axis=0).astype(np.uint8))
@@ -549,7 +638,8 @@ class LiveDeadPredictor:
             lw.close()
             if pw is not None:
                 pw.close()
-        objects = extract_objects(_LabelRows(labels, lw.offset, (h, w)), min_area=self.min_area)
+        objects = _objects(_LabelRows(labels, lw.offset, (h, w)), min_area=self.min_area, instances=instances,
+                           pixel=pixel)
         counts = counts_from_objects(objects)
         _warn_nonfinite(image, watch.nonfinite)
         _warn_empty(image, watch, src.order, counts, "--channels H,D" + _rgb_hint(src))
@@ -564,8 +654,10 @@ _FLOATS = "%.2f"
 
 def _well_tables(objects: pd.DataFrame, counts: dict[str, float],
                  well: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A well's objects.csv and counts.csv rows, with a leading ``well`` column when ``well`` is given."""
+    """A well's objects.csv and counts.csv rows, with a leading ``well`` column when ``well`` is given; objects.csv's
+    ``id`` numbers its rows from 1 (the objects' values in instances.tif)."""
     table, summary = objects[["x", "y", "area", "class"]].copy(), pd.DataFrame([counts])
+    table.insert(0, "id", np.arange(1, len(table) + 1, dtype=np.int64))
     if well is not None:
         table.insert(0, "well", str(well))
         summary.insert(0, "well", str(well))
@@ -906,10 +998,11 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
                           channels: list[int] | None = None, device: str | None = None,
                           dataset: str | None = None, well: str | None = None,
                           predictor: "LiveDeadPredictor | None" = None,
-                          shrunk: "ShrunkHoechst | None" = None) -> dict[str, float]:
+                          shrunk: "ShrunkHoechst | None" = None, write_instances: bool = False) -> dict[str, float]:
     """Segment a well file with a zoo model (or a run's weights): see :meth:`LiveDeadPredictor.predict_file`
     (``device``: where the network runs, as :class:`LiveDeadPredictor` takes it; ``dataset``: an HDF5 file's dataset
-    holding the well; ``well``: the tables' leading ``well`` column; ``shrunk``: a :class:`ShrunkHoechst` to fill).
+    holding the well; ``well``: the tables' leading ``well`` column; ``shrunk``: a :class:`ShrunkHoechst` to fill;
+    ``write_probabilities``, ``write_instances``: also probs.tif, instances.tif).
     The model options left out (None) are :class:`LiveDeadPredictor`'s defaults: window 512, overlap 64, batch_size
     4, fast, min_area 12, precision 'auto', device 'cpu'.
 
@@ -937,7 +1030,8 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
     else:
         pred = _predictor_for(predictor, given)
     return pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
-                             channels=channels, dataset=dataset, well=well, shrunk=shrunk)
+                             channels=channels, dataset=dataset, well=well, shrunk=shrunk,
+                             write_instances=write_instances)
 
 
 def _predictor_for(pred: LiveDeadPredictor, given: dict[str, Any]) -> LiveDeadPredictor:
