@@ -559,13 +559,13 @@ def test_frames_are_prepared_in_the_read_ahead_thread(tiny_zoo, tmp_path, monkey
 
     video = _video(tmp_path / "movie.mp4", n=6)
     calls = []
-    real = ImageNetwork.prepare
+    real = ImageNetwork.prepare_frame
 
     def counting(self, image):
         calls.append(1)
         return real(self, image)
 
-    monkeypatch.setattr(ImageNetwork, "prepare", counting)
+    monkeypatch.setattr(ImageNetwork, "prepare_frame", counting)
     assert main(["segment", "nuclei", str(video), "--out", str(tmp_path / "a"), *extra]) == 0
     assert calls == []
     monkeypatch.setattr(cli_predict, "READ_AHEAD_BYTES", 0)  # no read-ahead: the predictor prepares

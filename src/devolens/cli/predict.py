@@ -1498,11 +1498,13 @@ class _JudgedFrames:
         return [image for _, _, image in sorted(self.first, key=lambda entry: entry[1])] or list(self.blank)
 
 
-def _judging_scale(working: float, card: float) -> float:
+def _judging_scale(working: float, card: float, most: Optional[float] = SHAPE_MOST_SCALE) -> float:
     """The scale, relative to the input, that the shape note judges a frame at: half the render scale the model
-    knows (``working``, the network's scale for this input, over ``card``, its card's), at most
-    :data:`SHAPE_MOST_SCALE` (an input at a low magnification is not enlarged past it)."""
-    return min(0.5 * working / card, SHAPE_MOST_SCALE)
+    knows (``working``, the network's scale for this input, over ``card``, its card's), at most ``most``
+    (:data:`SHAPE_MOST_SCALE`: an input at a low magnification is not enlarged past it, its lines would widen; None:
+    not capped, for nuclei at a magnification estimated on the frames themselves, :func:`_inverted_blobs`)."""
+    scale = 0.5 * working / card
+    return scale if most is None else min(scale, most)
 
 
 def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Optional[str]:
@@ -1570,7 +1572,8 @@ def _shapes(frames: list, kind: str, net, scale: float, percentiles) -> tuple[li
             if value is not None:
                 flipped.append(value)
         elif kind == "nuclei" and float(np.median(work[::4, ::4])) >= 0.3:
-            raw = prepare_image(frame, net.channel, scale, percentiles, 0.0, net.outliers)  # not flattened
+            # not flattened (``work`` itself when the network does not flatten: the same preparation)
+            raw = prepare_image(frame, net.channel, scale, percentiles, 0.0, net.outliers) if net.flatten > 0 else work
             if float(np.median(raw[::4, ::4])) >= LOOKS_INVERTED_BACKGROUND:  # most of the frame near its top
                 bright.append(frame)
     return seen, flipped, bright
@@ -1649,7 +1652,10 @@ def _inverted_blobs(frames: list, predictor, scale: float, percentiles,
     if (predictor.last_estimate is not None) if estimated is None else estimated:
         est = predictor.estimate_diameter(flipped)  # (not applied: the run's own scale stays)
         if est is not None:
-            scale = 0.5 * predictor._scale_for(est.diameter) / predictor.card_scale
+            # not capped: nuclei are filled blobs, not lines that widen when enlarged. Capped, the inverted held-out
+            # renders shrunk to 0.25x were judged with nuclei ~4 px wide, and 4 of 7 (1 of 7 at 0.5x) lost the note:
+            # blob fractions 0.10-0.16 (0.41), against 0.89-0.98 (0.72) at their own magnification
+            scale = _judging_scale(predictor._scale_for(est.diameter), predictor.card_scale, most=None)
     values = [blob_fraction(prepare_image(frame, net.channel, scale, percentiles, net.flatten, net.outliers))
               for frame in flipped]
     values = [v for v in values if v is not None]

@@ -17,8 +17,7 @@ import torch
 from devolens.errors import DevolensError
 from devolens.models.quantize import PrecisionNetwork, resolve_precision
 from devolens.predict.devices import check_backend, resolve_device
-from devolens.predict.postprocess import (Prepared, check_channel, may_hold_specks, prep_key, prepare_image,
-                                          resize_image)
+from devolens.predict.postprocess import Prepared, check_channel, prep_key, prepare_image, resize_image
 
 
 def onnxruntime_available() -> bool:
@@ -226,12 +225,8 @@ class ImageNetwork:
     def prepare_frame(self, image: np.ndarray) -> Prepared:
         """``image`` prepared as :meth:`prepare` prepares it, with what the preparation found beside the array
         (:class:`~devolens.predict.postprocess.Prepared`: its ``extra["specks"]``, saturated specks left out of the
-        brightness scale), in one preparation: by :meth:`prepare` when the image cannot hold such specks
-        (:func:`~devolens.predict.postprocess.may_hold_specks`, one pass: most frames), else in full."""
-        image = np.asarray(image)
-        if may_hold_specks(image):
-            return Prepared(image, self.prep_key)
-        return Prepared(image, self.prep_key, array=self.prepare(image))
+        brightness scale), in one preparation."""
+        return Prepared(image, self.prep_key)
 
     # ------------------------------------------------------------------ forward
     def _run(self, batch: np.ndarray) -> np.ndarray:

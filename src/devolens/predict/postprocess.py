@@ -769,8 +769,7 @@ class Prepared:
     out of the brightness scale (:func:`saturated_specks`; absent otherwise), which a segmentation predictor passes on
     in its result's ``extra`` (the frames ``segment`` and ``population`` name in their note). ``array``: what
     :func:`prepare_image` made of ``image`` with ``key`` already, for an image that cannot hold such specks
-    (:func:`may_hold_specks` False; a predictor's own preparation, :meth:`ImageNetwork.prepare_frame
-    <devolens.predict._engine.ImageNetwork.prepare_frame>`).
+    (:func:`may_hold_specks` False), from a caller that prepared it already; without it the preparation runs here.
     """
 
     __slots__ = ("image", "array", "key", "extra")
