@@ -61,8 +61,8 @@ def test_convert_meta_records_version_command_and_input(tmp_path, capsys):
     meta = json.loads((tmp_path / "o" / "tidy.meta.json").read_text())
     keys = list(meta)
     # the keys write_tidy writes come first, as before; what made the file after them
-    assert keys[keys.index("format") + 1:] == ["source_format", "input_format", "devolens_version", "command", "input",
-                                              "inputs"]
+    assert keys[keys.index("format") + 1:] == ["source_format", "input_format", "devolens", "devolens_version", "command",
+                                              "input", "inputs"]
     assert meta["format"] == meta["source_format"] == meta["input_format"] == "epic"
     assert meta["zscale"] == 5.5
     from devolens.provenance import version

@@ -127,8 +127,9 @@ def hatching_note(tables, option: str, times=None) -> Optional[str]:
 def _add_provenance(out: Path, *, seed: int, cells: Optional[int], times: Optional[int], start: str,
                     params: Optional[Path]) -> None:
     """Record in the ``.meta.json`` beside ``out`` what made the embryo: the options, the parameters file (its
-    absolute path and the sha256 of its bytes), the devolens version and the command line. ``read_tidy`` reads
-    only its own keys of it, so a table read back is the same."""
+    absolute path and the sha256 of its bytes), the devolens version (``devolens``, as every record of devolens
+    names it, and ``devolens_version``, the older key, kept for earlier readers) and the command line.
+    ``read_tidy`` reads only its own keys of it, so a table read back is the same."""
     import json
 
     from devolens.provenance import command_line, file_sha256, version
@@ -147,7 +148,7 @@ def _add_provenance(out: Path, *, seed: int, cells: Optional[int], times: Option
         "cells": cells, "times": times, "start": start,
         "params": None if params is None else str(params.absolute()),
         "params_sha256": None if params is None else file_sha256(params),
-        "devolens_version": version(), "command": command_line("devolens simulate embryo"),
+        "devolens": version(), "devolens_version": version(), "command": command_line("devolens simulate embryo"),
     })
     write_text(path, json.dumps(meta, indent=1))
 

@@ -37,7 +37,8 @@ Three more findings on a table (:func:`find_cliffs`), none of them a cliff of th
   recovers right after (a nuclei file cut short, a half-curated time point): no cliff, but no count of the embryo.
 - *Lone time points* (:func:`lone_times`): a single time point set apart from a main run of time points far beyond
   that run's spacing and span, with few rows (a mistyped time, 1050 in a table of 1..140; a sparse table is no
-  such). Its rows are left out of the series searched, so it makes no cliff; :func:`clean_table` drops them.
+  such); in a table too short for a main run, its first or last time point so set apart from the others (1050
+  after 1..4). Its rows are left out of the series searched, so it makes no cliff; :func:`clean_table` drops them.
 - *Names stop* (:func:`detect_names_stop`): every lineage falls to none at once while the cells go on unnamed
   (naming stopped past the curated range): said once, not as a lineage cliff each.
 
@@ -440,8 +441,14 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
     the table. The biggest run (most time points) is the main run; it must hold at least ``min_run`` time points
     and at least half of the table's, else nothing is flagged (a sparse table, 1, 40, 80, 120, 160, is sampled so,
     not mistyped). A single-point run is lone when its gap to the nearest time point is more than ``spacing`` times
-    the main run's median step **and** more than the main run's span. A table of fewer than ``min_times`` time
-    points has none.
+    the main run's median step **and** more than the main run's span.
+
+    A table of fewer than ``min_times`` time points (too short for a main run) is searched at its ends only: its
+    first or last time point is lone when the others (at least two) are one run (no gap over ``spacing`` times
+    their median step) and it stands apart from them as above: more of their time points missing in its gap than
+    the table has, a gap more than ``spacing`` times their median step and more than their span, and at most
+    ``few`` times their median count (a row mistyped 1050 after 1, 2, 3, 4 is no annotation cliff). A table of
+    fewer than three time points has none.
 
     Parameters
     ----------
@@ -454,7 +461,8 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
     min_run : int
         Fewest time points of the main run.
     min_times : int
-        Fewest time points of a table searched.
+        Fewest time points of a table searched for a main run and its lone time points; a shorter one is searched
+        at its ends only.
     spacing : float
         How many of the main run's median steps a lone time point's gap must exceed.
 
@@ -469,16 +477,14 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
     [LoneTime(time=50, cells=1, nearest=8, step=1)]
     >>> lone_times([1, 40, 80, 120, 160], [4, 28, 90, 180, 350])  # a sparse table
     []
+    >>> lone_times([1, 2, 3, 4, 1050], [21, 22, 23, 24, 1])  # a short table: its ends only
+    [LoneTime(time=1050, cells=1, nearest=4, step=1)]
     """
     t, n = _series(times, totals, "totals")
     if len(t) < max(2, min_times):
-        return []
+        return _lone_ends(t, n, few=few, spacing=spacing)
     gaps = np.diff(t)
-    unit, irregular = time_unit(t)
-    if irregular is not None:  # acquisition times in seconds, 89-97 apart: one time point per median step
-        unit, missing = irregular.step, irregular.missing(gaps)
-    else:
-        missing = -(-gaps // unit) - 1  # time points of the step missing in each gap (the readers' holes)
+    unit, missing = _missing_points(t)
     breaks = np.flatnonzero((missing > len(t)) & (gaps > spacing * float(np.median(gaps))))
     if not breaks.size:
         return []
@@ -502,6 +508,34 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
             continue
         out.append(LoneTime(time=int(t[a]), cells=int(n[a]), nearest=int(t[near]), step=unit))
     return out
+
+
+def _missing_points(t: np.ndarray, gaps=None) -> tuple[int | float, np.ndarray]:
+    """(the step of the time points ``t``, the time points of that step missing in each of ``gaps``), as the
+    readers count them (:func:`~devolens.io.tables.time_unit`); ``gaps``: those of ``t`` unless given."""
+    gaps = np.diff(t) if gaps is None else np.asarray(gaps)
+    unit, irregular = time_unit(t)
+    if irregular is not None:  # acquisition times in seconds, 89-97 apart: one time point per median step
+        return irregular.step, irregular.missing(gaps)
+    return unit, -(-gaps // unit) - 1  # time points of the step missing in each gap (the readers' holes)
+
+
+def _lone_ends(t: np.ndarray, n: np.ndarray, *, few: float, spacing: float) -> list[LoneTime]:
+    """:func:`lone_times` of a table too short for a main run (``t`` sorted): its first or last time point, set
+    apart from the others (at least two, one run) as :func:`lone_times` says. At most one end can be (the other's
+    gap would lie within the span it must exceed)."""
+    if len(t) < 3:
+        return []
+    for k, near in ((0, 1), (len(t) - 1, len(t) - 2)):
+        rest = np.delete(np.arange(len(t)), k)
+        tr, gap = t[rest], abs(int(t[k] - t[near]))
+        step = float(np.median(np.diff(tr)))
+        unit, missing = _missing_points(tr, [gap])
+        if (np.diff(tr).max() > spacing * step or int(missing[0]) <= len(t) or gap <= spacing * step
+                or gap <= int(tr[-1] - tr[0]) or n[k] > few * float(np.median(n[rest]))):
+            continue
+        return [LoneTime(time=int(t[k]), cells=int(n[k]), nearest=int(t[near]), step=unit)]
+    return []
 
 
 def detect_letter_cliffs(

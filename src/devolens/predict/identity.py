@@ -620,9 +620,9 @@ def annotation_cliffs(table: pd.DataFrame) -> dict[str, Any]:
     cells after time 164), the founder accuracy of the rows up to time 164 was 0.890 with the whole table, 0.981 with
     the table cut there. :meth:`IdentityPredictor.predict` reads the rows after the cliff apart (:func:`cliff_rows`).
 
-    A fall across a gap in the time points that :func:`time_breaks` cuts (a row at a mistyped time 1e9 after a table
-    too short for :func:`~devolens.lineage.cliffs.lone_times` to set it apart) is that break's, not a cliff: the
-    smoothing does not cross it already, and identify notes it as a gap.
+    A fall across a gap in the time points that :func:`time_breaks` cuts (a row at a mistyped time 1e9, which
+    :func:`~devolens.lineage.cliffs.lone_times` also sets apart, on short tables too) is that break's, not a cliff:
+    the smoothing does not cross it already, and identify notes it as a gap.
 
     Returns
     -------

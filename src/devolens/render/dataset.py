@@ -198,8 +198,8 @@ def _record_keys(record) -> dict:
 
 #: the keys of render.json that :func:`render_dataset` writes itself (a ``record`` may not replace them)
 _OWN_KEYS = frozenset({"kind", "size", "seed", "artifacts", "pose", "vary", "rgb", "embryos", "artifact_kinds",
-                       "optics_fixed", "min_visible", "drop_slivers", "pixel_size", "devolens_version", "times",
-                       "every", "video", "fps", "prefix"})
+                       "optics_fixed", "min_visible", "drop_slivers", "pixel_size", "devolens", "devolens_version",
+                       "times", "every", "video", "fps", "prefix"})
 
 
 def frame_name(time: int, embryo: str | None = None) -> str:
@@ -634,7 +634,9 @@ def render_dataset(
         # what else decides the output (reproducibility): the version, and the options beyond those recorded above
         from devolens.provenance import version
 
-        meta["devolens_version"] = version()
+        # "devolens", as every other record of devolens names the version; "devolens_version", the older key, kept
+        # for the readers of earlier render.json files
+        meta["devolens"] = meta["devolens_version"] = version()
         if own_times:  # each table's own (None: all of it)
             times_used = [None if tt is None else [int(t) for t in tt] for tt in per_table]
         else:
