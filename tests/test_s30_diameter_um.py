@@ -165,13 +165,14 @@ def test_units_converted_or_refused(sized_zoo, tmp_path, capsys):
         assert _segment(src, out, "--diameter", "7um", "--pixel-size", "0.2") == 0  # the option over it
 
 
-def test_pixel_size_alone_refused(sized_zoo, tmp_path, capsys):
+def test_pixel_size_alone_is_carried_by_segment(sized_zoo, tmp_path, capsys):
+    """segment takes --pixel-size without a diameter in micrometres (its labels carry it; population refuses it
+    alone: tests/test_s35_options.py); a bad value is still refused."""
     src = _imagej(tmp_path / "a.tif", 0.2)
     for extra in ([], ["--diameter", "35"], ["--diameter", "auto"]):
         out = tmp_path / f"o{len(extra)}"
-        assert _segment(src, out, "--pixel-size", "0.2", *extra) == 2
-        assert "--pixel-size converts a --diameter given in micrometres" in capsys.readouterr().err
-        assert not out.exists()
+        assert _segment(src, out, "--pixel-size", "0.2", *extra) == 0, capsys.readouterr().err
+        assert (out / "segment.json").exists()
     assert _segment(src, tmp_path / "z", "--diameter", "7um", "--pixel-size", "0") == 2
     assert "--pixel-size must be a positive number" in capsys.readouterr().err
 

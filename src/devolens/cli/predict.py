@@ -570,8 +570,8 @@ def _microns(value) -> Optional[float]:
 
 
 def _diameter_option(value: Optional[str], model: str, input_path: Path, pixel_size: Optional[float] = None, *,
-                     calibrations: Optional[_Calibrations] = None,
-                     skipped: frozenset = frozenset()) -> "tuple[float | str | None, Optional[dict]]":
+                     calibrations: Optional[_Calibrations] = None, skipped: frozenset = frozenset(),
+                     carried: bool = False) -> "tuple[float | str | None, Optional[dict]]":
     """``--diameter`` as :func:`_diameter` takes it, with a diameter in micrometres (``7um``) converted to the input's
     pixels: biologists know their nuclei's width in µm, the model needs it in pixels. The pixel size is
     ``--pixel-size`` (µm per pixel) or the input's own calibration (:func:`_input_pixel_size`), checked before any
@@ -579,12 +579,14 @@ def _diameter_option(value: Optional[str], model: str, input_path: Path, pixel_s
     (:class:`_Calibrations`); ``skipped``: the names of the files a given curation report flags (never segmented:
     their calibration is not asked). Returns the diameter and, for a µm diameter, how it was converted (``given``,
     ``micrometres``, ``um_per_pixel``, ``pixel_size_from``, ``pixels``; ``notes``: what the command prints about the
-    pixel size, in order), for the summary line and the records."""
+    pixel size, in order), for the summary line and the records. ``carried``: the command's outputs carry
+    ``--pixel-size`` (segment's label images, :func:`_carried_notes`), so it is taken without a µm diameter too
+    (which it then leaves as it is); otherwise it is refused alone."""
     microns = _microns(value)
     if pixel_size is not None:
         if isinstance(pixel_size, bool) or not (float(pixel_size) > 0 and np.isfinite(float(pixel_size))):
             raise DevolensError(f"--pixel-size must be a positive number of micrometres per pixel, got {pixel_size}")
-        if microns is None:  # it would do nothing: an option that does nothing silently is a trap
+        if microns is None and not carried:  # it would do nothing: an option that does nothing silently is a trap
             raise DevolensError("--pixel-size converts a --diameter given in micrometres (e.g. --diameter 7um) to "
                                 "pixels: give the diameter in µm, or leave --pixel-size out")
     if microns is None:
@@ -599,12 +601,8 @@ def _diameter_option(value: Optional[str], model: str, input_path: Path, pixel_s
     else:
         size, notes = _input_pixel_size(input_path, given, calibrations, skipped)
         origin = "calibration"
-    coarse = None
-    if size > _COARSE_PIXEL:  # (not 1.0, ImageJ's "1 micron per pixel" of an image never calibrated: Fiji shows it)
-        coarse = (f"--pixel-size {size:g} is coarse for a microscope image ({size:g} µm per pixel: the option takes "
-                  "micrometres per pixel)" if origin == "--pixel-size" else
-                  f"the input's calibration gives {size:.4g} µm per pixel, coarse for a microscope image (a "
-                  "scanner's or a printer's dots per inch saved as its resolution?): check it, or give --pixel-size")
+    coarse = _coarse(size, origin)
+    if coarse is not None:
         notes.append(f"note: {coarse}")
     pixels = float(f"{microns / size:.6g}")  # 7 / 0.2: 35, not 35.00000000000001
     try:
@@ -618,21 +616,47 @@ def _diameter_option(value: Optional[str], model: str, input_path: Path, pixel_s
                       "pixels": pixels, "notes": notes}
 
 
+def _coarse(size: float, origin: str) -> Optional[str]:
+    """The words on a pixel size coarser than :data:`_COARSE_PIXEL` µm, from ``--pixel-size`` or the input's
+    ``calibration`` (``origin``): a mistaken unit, or a scanner's dots per inch; None for a microscope's."""
+    if size <= _COARSE_PIXEL:  # (not 1.0, ImageJ's "1 micron per pixel" of an image never calibrated: Fiji shows it)
+        return None
+    if origin == "--pixel-size":
+        return (f"--pixel-size {size:g} is coarse for a microscope image ({size:g} µm per pixel: the option takes "
+                "micrometres per pixel)")
+    return (f"the input's calibration gives {size:.4g} µm per pixel, coarse for a microscope image (a "
+            "scanner's or a printer's dots per inch saved as its resolution?): check it, or give --pixel-size")
+
+
+def _carried_notes(pixel_size: Optional[float], conversion: Optional[dict], calibrations: _Calibrations,
+                   report, skip: set) -> list:
+    """The notes on a ``--pixel-size`` given without a µm ``--diameter`` (``conversion`` None; a µm diameter's
+    conversion holds its own): the label images carry it over a TIFF's own, different calibration (the frames
+    a curation ``report`` flags, ``skip``, left out), and a size coarse for a microscope (:func:`_coarse`)."""
+    if pixel_size is None or conversion is not None:
+        return []
+    size = float(pixel_size)
+    notes = _overridden(size, calibrations, _flagged_files(report, skip), use=" for the label images")
+    coarse = _coarse(size, "--pixel-size")
+    return notes + ([f"note: {coarse}"] if coarse is not None else [])
+
+
 def _diameter_and_skip(value: Optional[str], model: str, input_path: Path, pixel_size: Optional[float],
                        skip_flagged: Optional[Path], calibrations: _Calibrations, *, stack_z: str,
-                       channel: Optional[int], pages: str, progress=None):
+                       channel: Optional[int], pages: str, progress=None, carried: bool = False):
     """:func:`_diameter_option` and :func:`_skip_set` (``(diameter, conversion, skip, curation, report)``), in the
     order that lets a µm diameter leave out the files a given curation report flags: that report is read first
     (a moment's work), so that a file it flags (a corrupt one, a blank snapshot) needs no calibration. ``auto``
     curates the whole input first: the diameter is checked before that pass, its refusal not kept waiting for it
-    (the files it will flag are not known then)."""
+    (the files it will flag are not known then). ``carried``: as :func:`_diameter_option` takes it."""
     reading = {"stack_z": stack_z, "channel": channel, "pages": pages, "progress": progress}
     if _microns(value) is None or skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE:
-        diameter, conversion = _diameter_option(value, model, input_path, pixel_size, calibrations=calibrations)
+        diameter, conversion = _diameter_option(value, model, input_path, pixel_size, calibrations=calibrations,
+                                                carried=carried)
         return (diameter, conversion, *_skip_set(skip_flagged, input_path, **reading))
     skip, curation, report = _skip_set(skip_flagged, input_path, **reading)
     diameter, conversion = _diameter_option(value, model, input_path, pixel_size, calibrations=calibrations,
-                                            skipped=_flagged_files(report, skip))
+                                            skipped=_flagged_files(report, skip), carried=carried)
     return diameter, conversion, skip, curation, report
 
 
@@ -670,9 +694,10 @@ def _read_files(calibrations: _Calibrations, skipped: frozenset) -> list:
     return [(f, calibrations.of(f)) for f in files]
 
 
-def _overridden(size: float, calibrations: _Calibrations, skipped: frozenset) -> list:
-    """The note (a list of at most one) that ``--pixel-size`` ``size`` was used over the input's own, different
-    calibration: a mistyped option, or one meant for another input, would otherwise go unseen."""
+def _overridden(size: float, calibrations: _Calibrations, skipped: frozenset, use: str = "") -> list:
+    """The note (a list of at most one) that ``--pixel-size`` ``size`` was used (``use``: what for, said after
+    'used') over the input's own, different calibration: a mistyped option, or one meant for another input, would
+    otherwise go unseen."""
     differ = []
     for file, found in _read_files(calibrations, skipped):
         own = None if found is None or found is _UNREADABLE else _in_microns(found)
@@ -682,10 +707,10 @@ def _overridden(size: float, calibrations: _Calibrations, skipped: frozenset) ->
         return []
     file, own = differ[0]
     if len(differ) == 1:
-        return [f"note: --pixel-size {size:g} µm was used over {file.name}'s own calibration ({own:.4g} µm per "
-                "pixel)"]
-    return [f"note: --pixel-size {size:g} µm was used over the files' own calibrations ({file.name} {own:.4g} µm per "
-            f"pixel, and {_count(len(differ) - 1, 'other file')})"]
+        return [f"note: --pixel-size {size:g} µm was used{use} over {file.name}'s own calibration ({own:.4g} µm "
+                "per pixel)"]
+    return [f"note: --pixel-size {size:g} µm was used{use} over the files' own calibrations ({file.name} {own:.4g} "
+            f"µm per pixel, and {_count(len(differ) - 1, 'other file')})"]
 
 
 def _input_pixel_size(input_path: Path, given: str, calibrations: _Calibrations,
@@ -814,12 +839,17 @@ def _color(color: Optional[str]) -> Optional[str]:
     return color
 
 
-def _check_network_options(precision: str, backend: str) -> None:
-    """``--precision`` and ``--backend`` checked before anything loads (the predictors check them again)."""
+def _check_network_options(precision: str, backend: str, fast: bool = True) -> None:
+    """``--precision`` and ``--backend`` checked before anything loads (the predictors check them again), and
+    ``--no-fast`` (``fast`` False: fp32, as its help says) with ``--precision int8`` or ``bf16``: refused, not run in
+    the precision asked for while the other option goes unheeded."""
     from devolens.predict.devices import check_backend, check_precision
 
     check_precision(precision, "--precision")
     check_backend(backend, "--backend")
+    if not fast and precision in ("int8", "bf16"):
+        raise DevolensError(f"--no-fast runs the network in fp32, --precision {precision} in {precision}: give one of "
+                            f"them (--precision {precision} alone, or --no-fast alone for fp32)")
 
 
 def _progress_total(total: int):
@@ -990,6 +1020,8 @@ def run_segmentation(
 
     ``diameter`` in micrometres (``"7um"``) is converted with ``pixel_size`` (µm per pixel) or the input's
     calibration (see :func:`_diameter_option`); the summary's ``diameter_um`` says how (None for any other).
+    ``pixel_size`` is the label images' pixel size too (over a TIFF's own, with a note where they differ), with or
+    without a µm diameter.
 
     Returns a summary dict (``frames``, ``objects``, ``skipped``, the network's ``precision``
     and the working ``scale``; ``notes``: what the command prints after its summary line, as
@@ -1003,17 +1035,19 @@ def run_segmentation(
     check_pages(pages)
     check_threads(threads)
     _check_segment_out(out, input_path)
-    _check_network_options(precision, backend)
+    _check_network_options(precision, backend, fast)
     color = _color(color)
     device = device_option(device)
     calibrations = _Calibrations(input_path)  # (a folder's listed once, each file's read once: labels and µm)
     diameter, microns, skip, curation, report = _diameter_and_skip(
         diameter, model, input_path, pixel_size, skip_flagged, calibrations, stack_z=stack_z, channel=channel,
-        pages=pages, progress=progress)
+        pages=pages, progress=progress, carried=True)  # (--pixel-size alone: the label images carry it)
     flat = _flatten(model, flatten)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
                      prepare=_preparation(model, color, diameter, flat), calibrations=calibrations)
     try:
+        # --pixel-size without a µm diameter: over a TIFF's own calibration, or coarse (once the input is known)
+        pixel_notes = _carried_notes(pixel_size, microns, calibrations, report, skip)
         # how a TIFF stack (a folder's first) was read: segment.json and the console
         stack_file, reading = _stack_reading(input_path, stack_z, channel, pages)
         # a stack's planes as frames: frame t x Z + z, whose t and z the tables give (one file's stack only)
@@ -1175,6 +1209,7 @@ def run_segmentation(
                 "auto" if predictor.last_estimate is not None else "hand"),
             "diameter": None if predictor.auto_each else predictor.diameter,
             "diameter_um": microns,
+            "pixel_size_notes": pixel_notes,
             # overlay.mp4 of frames with an odd side: padded by a pixel (write_video), said in a note
             "video_padded": video_hw[0] if video_hw and _padded(*video_hw[0]) else None,
             "stack": reading}
@@ -1191,7 +1226,8 @@ def run_segmentation(
              "working_scale": scale,
              **({"stack": reading} if reading is not None else {})},
             weights_sha256=zoo.weights_sha256(model), model_sha256=model_sha256(model),
-            options={"diameter": diameter, **_diameter_record(microns), "tta": tta, "flatten": flatten,
+            options={"diameter": diameter, **_diameter_record(microns), "pixel_size": pixel_size, "tta": tta,
+                     "flatten": flatten,
                      "flatten_width": flat, "batch_size": batch_size, "fast": fast, "precision": precision,
                      "backend": backend, "color": color, "channel": channel, "stack_z": stack_z, "pages": pages,
                      "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
@@ -1235,6 +1271,8 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((note, {}))
     # a µm diameter's pixel size: not square, given over the file's own, coarse for a microscope
     notes += [(text, plain) for text in (summary.get("diameter_um") or {}).get("notes") or ()]
+    # --pixel-size alone: the label images carry it over a TIFF's own, or it is coarse
+    notes += [(text, plain) for text in summary.get("pixel_size_notes") or ()]
     from rich.markup import escape
 
     from devolens.cli._common import stack_notes
@@ -1734,8 +1772,9 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "In micrometres ('7um', '7 µm'): converted to pixels with the input's pixel size (a TIFF's ImageJ or "
             "OME calibration; a folder's files must agree) or --pixel-size.")),
         pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help=(
-            "Micrometres per pixel of the input, for a --diameter given in micrometres (over the file's own "
-            "calibration; needed for PNG, JPEG and video, which record none). The label images carry it.")),
+            "Micrometres per pixel of the input, over the file's own calibration (a note says where they differ; "
+            "PNG, JPEG and video record none): the label images carry it, and a --diameter given in micrometres is "
+            "converted with it. Given alone it changes no segmentation (--diameter auto stays as it is).")),
         flatten: Optional[bool] = typer.Option(None, "--flatten/--no-flatten", help=(
             "Take the smooth background off each frame before segmenting (uneven illumination, vignetting, a "
             "bright or tilted backdrop): a grey-level opening wider than the objects (membranes: wider than "
@@ -1936,7 +1975,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     several = several_timelapses_error(input_path, "population", pages, timelapses)
     if several is not None:
         raise several
-    _check_network_options(precision, backend)
+    _check_network_options(precision, backend, fast)
     device = device_option(device)
     calibrations = _Calibrations(input_path)
     diameter, microns, skip, curation, report = _diameter_and_skip(
