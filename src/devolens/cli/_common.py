@@ -84,6 +84,88 @@ def quiet() -> bool:
     return console.warnings_only
 
 
+# Help pages: how a parameter is shown ------------------------------------------------------------------------------
+
+
+def _argument_name(param) -> str:
+    """An argument's name on the help pages: its ``metavar`` (``INPUT``), else its name in capitals (``RECIPE``)."""
+    return param.metavar if param.metavar is not None else (param.name or "").upper()
+
+
+def _argument_usage(param, ctx) -> list[str]:
+    """An argument in the usage line, as click writes it: ``RECIPE``, ``[TABLE]`` where it may be left out,
+    ``IMAGES...`` where it takes several (typer >= 0.27 writes ``{recipe}``)."""
+    name = _argument_name(param)
+    if not param.required:
+        name = f"[{name}]"
+    if param.nargs != 1:
+        name += "..."
+    return [name]
+
+
+def _no_switch_value(shown: Callable) -> Callable:
+    """typer's ``display_type_rich`` of an option, shown for an option that takes a value only: an on/off switch
+    (``--resume``, ``--plots/--no-plots``, ``--help``) or a counter takes none (typer 0.29 shows ``<bool>``)."""
+    import functools
+
+    @functools.wraps(shown)
+    def display_type_rich(self, ctx):
+        if getattr(self, "is_flag", False) or getattr(self, "count", False):
+            return None
+        return shown(self, ctx)
+
+    return display_type_rich
+
+
+def _item_type(shown: Callable) -> Callable:
+    """typer's ``display_type`` of a parameter, a list's shown as the type of its items, as an option's is
+    (``<path>``; typer 0.29 shows ``<list[Path]>``): the list is said by ``...`` or by repeating the option."""
+    import functools
+    import re
+
+    listed = re.compile(r"<list\[(\w+)\]>")
+
+    @functools.wraps(shown)
+    def display_type(self, ctx):
+        text = shown(self, ctx)
+        match = listed.fullmatch(text) if isinstance(text, str) else None
+        return f"<{match.group(1).lower()}>" if match else text
+
+    return display_type
+
+
+def _help_style() -> None:
+    """Show the commands' parameters on their help pages as devolens documents them, whatever typer (>= 0.12) is
+    installed: an on/off switch with no value, an argument by its name in capitals as in the usage line (``RECIPE``,
+    ``[TABLE]``, ``IMAGES...``), a list by its items' type.
+
+    typer 0.27 began writing a required argument as ``{recipe}`` in the usage line, and typer 0.29 fills the help
+    pages' type column from each parameter's annotation, switches included: ``--resume <bool>``, ``--plots
+    --no-plots <bool>``, even ``--help <bool>`` (a user gives ``--resume true``, refused as an extra argument),
+    and ``<list[Path]>``. typer offers no setting for either, and ``--help`` is typer's own option (no metavar can
+    be given to it), so the display methods of typer's parameter classes are wrapped here, once, when the commands'
+    modules import this one (for every typer command of the process, then); a method that the installed typer
+    does not have (older typer shows them so already) is left alone. Only what the help pages, usage lines and
+    error hints show changes (``Missing argument 'RECIPE'``, as click words it): parsing is typer's, unchanged."""
+    from typer import core
+
+    argument, option = core.TyperArgument, core.TyperOption
+    if getattr(argument, "_devolens_help", False):
+        return
+    argument._devolens_help = True
+    argument.get_usage_pieces = _argument_usage
+    if isinstance(getattr(argument, "display_name_raw", None), property):  # typer >= 0.29: the Arguments panel's
+        argument.display_name_raw = property(_argument_name)               # name column and its error hints
+    if hasattr(option, "display_type_rich"):  # typer >= 0.29
+        option.display_type_rich = _no_switch_value(option.display_type_rich)
+    parameter = getattr(core, "_TyperParameter", None)
+    if hasattr(parameter, "display_type"):  # typer >= 0.29
+        parameter.display_type = _item_type(parameter.display_type)
+
+
+_help_style()
+
+
 #: help of the ``--precision`` and ``--fast`` options of the inference commands
 PRECISION_HELP = ("Network arithmetic on CPU: auto (int8 where the model card has int8 scales, this PyTorch has the "
                   "oneDNN engine and the CPU has VNNI/AMX; else bf16), int8, bf16 or fp32. The model card gives "

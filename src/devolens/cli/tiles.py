@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -203,7 +202,7 @@ class _TileGroup(TyperGroup):
 
     default = "make"
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = [self.default] + list(args)
         return super().parse_args(ctx, args)
@@ -236,7 +235,7 @@ def _spread_labels(args: list[str]) -> list[str]:
 
 
 class _MakeCommand(typer.core.TyperCommand):
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, _spread_labels(list(args)))
 
 
