@@ -1,11 +1,13 @@
 """Losses. Every loss returns one value per sample (shape ``(N,)``) so the trainer can
 record per-sample losses; the loss the optimiser minimises is :func:`batch_loss` of them (their mean weighted by
-each sample's pixels that count: the mean over the batch's pixels, whatever share of each sample is ignored).
+each sample's pixels that count: the mean over the batch's pixels, whatever share of each sample is ignored), and
+the training and validation losses of a run's ``history.csv`` are :func:`pixel_mean` of an epoch's or a validation
+set's (the same quantity over all their samples' counted pixels).
 
 Segmentation losses take logits ``(N, C, H, W)`` and integer targets ``(N, H, W)``; with
 ``C == 1`` the task is binary (sigmoid, BCE), otherwise multi-class (softmax, CE). A negative target
-(:data:`devolens.data.datasets.IGNORE_INDEX`, where a mask paints its 'ignore' value) is no class: its
-pixels are left out of every segmentation loss (a sample's loss is its mean over the other pixels; 0 for a
+(:data:`devolens.data.datasets.IGNORE_INDEX`, where a mask paints its 'ignore' value, and the padding of a
+sample to the network's multiple or to its batch's largest image) is no class: its pixels are left out of every segmentation loss (a sample's loss is its mean over the other pixels; 0 for a
 sample with none, as nnU-Net's and cellpose's ignore label).
 Regression losses take predicted and true counts ``(N, K)`` (cells).
 """
@@ -117,6 +119,58 @@ def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return x.sum(dim=1) / count.clamp_min(1)
 
 
+def counted(target: torch.Tensor) -> torch.Tensor | None:
+    """Each sample's pixels that count in a batch's segmentation targets (non-negative: :func:`known`), what
+    :func:`batch_loss` and :func:`pixel_mean` weigh its loss by; None for the counts of a regression task
+    (floating point, ``(N, K)``), whose samples weigh alike.
+
+    Parameters
+    ----------
+    target : torch.Tensor
+        Integer class ids ``(N, H, W)``, negative where ignored (or padded); or a regression task's counts.
+
+    Returns
+    -------
+    torch.Tensor or None
+        ``(N,)`` int64 pixel counts, on the target's device (no wait for it).
+    """
+    if target.is_floating_point() or target.ndim < 3:
+        return None
+    return (target >= 0).reshape(target.shape[0], -1).sum(dim=1)
+
+
+def pixel_mean(losses: Sequence[float] | np.ndarray, counts: Sequence[float] | np.ndarray | None = None) -> float:
+    """The mean over pixels of per-sample losses gathered over many batches (an epoch's training samples, a
+    validation set): each sample's loss weighted by its pixels that count (:func:`counted`), so that it is the
+    quantity :func:`batch_loss` is for one batch (the mean over the counted pixels of all of them) and does not
+    depend on how the samples were batched. Where every sample counts as many pixels (one size, nothing ignored)
+    and for ``counts`` None (a regression task), the plain mean of the losses (``np.mean``, bit for bit).
+
+    Parameters
+    ----------
+    losses : array-like
+        Per-sample losses, each on its own pixels.
+    counts : array-like, optional
+        Each sample's counted pixels (same length); None: the samples weigh alike.
+
+    Returns
+    -------
+    float
+        The mean (nan for no sample; 0.0 where no sample counts a pixel, as :func:`batch_loss`).
+    """
+    values = np.asarray(losses, dtype=np.float64).ravel()
+    if not values.size:
+        return float("nan")
+    if counts is None:
+        return float(np.mean(values))
+    weights = np.asarray(counts, dtype=np.float64).ravel()
+    if weights.shape != values.shape:
+        raise ValueError(f"{values.size} losses but {weights.size} pixel counts")
+    if (weights == weights[0]).all():
+        return float(np.mean(values))
+    return float((values * weights).sum() / max(weights.sum(), 1.0))
+
+
 def batch_loss(per: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The loss the optimiser minimises for a batch: its per-sample losses ``per`` (``(N,)``) averaged with each
     sample weighted by its pixels that count (a segmentation target's non-negative ones, :func:`known`).
@@ -142,9 +196,9 @@ def batch_loss(per: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         The scalar loss.
     """
-    if target.is_floating_point() or target.ndim < 3 or target.shape[0] != per.shape[0] or not per.numel():
+    counts = counted(target)  # int64: exact
+    if counts is None or counts.shape[0] != per.shape[0] or not per.numel():
         return per.mean()
-    counts = (target >= 0).reshape(target.shape[0], -1).sum(dim=1)  # int64: exact
     share = counts.to(per.dtype) / counts.sum().clamp_min(1).to(per.dtype)
     # chosen on the device (no wait for it): the plain mean where the samples count alike, as before
     return torch.where((counts == counts[0]).all(), per.mean(), (per * share).sum())
@@ -243,6 +297,33 @@ def poisson_loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- factory
+#: the attribute that marks a per-sample loss as leaving out the pixels of a negative target (:func:`leaves_out`)
+LEAVES_OUT = "leaves_out_ignored"
+
+
+def leaves_out(fn: Callable, *, mark: bool = False) -> bool:
+    """Whether the per-sample loss ``fn`` leaves the pixels of a negative target out (:func:`known`), as
+    :func:`build_loss`'s segmentation losses do: a sample's value on a tensor padded with
+    :data:`devolens.data.datasets.IGNORE_INDEX` (to a larger image of its batch, or to the network's multiple) is
+    then its value on its own pixels, to float rounding, and needs no scoring again
+    (:func:`devolens.train.trainer._own_losses`). A loss of one's own is not taken to (it may count the padding).
+
+    Parameters
+    ----------
+    fn : callable
+        A per-sample loss.
+    mark : bool
+        Mark ``fn`` so first (a wrapper of such a loss that adds only terms that leave those pixels out too).
+
+    Returns
+    -------
+    bool
+    """
+    if mark:
+        setattr(fn, LEAVES_OUT, True)
+    return bool(getattr(fn, LEAVES_OUT, False))
+
+
 def build_loss(name: str, class_weights: Sequence[float] | None = None, dice_weight: float = 1.0,
                focal_gamma: float = 2.0, huber_delta: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """A per-sample loss ``fn(output, target) -> (N,)`` by name.
@@ -255,34 +336,38 @@ def build_loss(name: str, class_weights: Sequence[float] | None = None, dice_wei
         ``dice_weight`` times the Dice loss). Counts: ``mse``, ``huber``, ``poisson``.
     class_weights : sequence of float, optional
         Per-class pixel weights for the BCE/CE/focal part (binary: background, foreground).
-
-    Notes
-    -----
-    A segmentation loss leaves the pixels of a negative target out (the mask's 'ignore' value,
-    :data:`devolens.data.datasets.IGNORE_INDEX`; see :func:`known`).
     dice_weight : float
         Weight of the Dice term in the ``*_dice`` sums.
     focal_gamma : float
         Focusing exponent of the focal loss.
     huber_delta : float
         Huber transition point (cells).
+
+    Notes
+    -----
+    A segmentation loss leaves the pixels of a negative target out (the mask's 'ignore' value,
+    :data:`devolens.data.datasets.IGNORE_INDEX`, and the padding of the datasets and of
+    :func:`devolens.data.datasets.pad_collate`; see :func:`known`), and says so (:func:`leaves_out`).
     """
     w = None if class_weights is None else torch.as_tensor(np.asarray(class_weights, dtype=np.float32))
     dw = float(dice_weight)
     if name in ("bce", "ce"):
-        return lambda o, t: ce_loss(o, t, w)
-    if name == "focal":
-        return lambda o, t: focal_loss(o, t, w, focal_gamma)
-    if name == "dice":
-        return lambda o, t: dice_loss(o, t)
-    if name in ("bce_dice", "ce_dice"):
-        return lambda o, t: ce_loss(o, t, w) + dw * dice_loss(o, t)
-    if name == "focal_dice":
-        return lambda o, t: focal_loss(o, t, w, focal_gamma) + dw * dice_loss(o, t)
-    if name == "mse":
+        fn = lambda o, t: ce_loss(o, t, w)
+    elif name == "focal":
+        fn = lambda o, t: focal_loss(o, t, w, focal_gamma)
+    elif name == "dice":
+        fn = lambda o, t: dice_loss(o, t)
+    elif name in ("bce_dice", "ce_dice"):
+        fn = lambda o, t: ce_loss(o, t, w) + dw * dice_loss(o, t)
+    elif name == "focal_dice":
+        fn = lambda o, t: focal_loss(o, t, w, focal_gamma) + dw * dice_loss(o, t)
+    elif name == "mse":
         return mse_loss
-    if name == "huber":
+    elif name == "huber":
         return lambda o, t: huber_loss(o, t, huber_delta)
-    if name == "poisson":
+    elif name == "poisson":
         return poisson_loss
-    raise DevolensError(f"unknown loss {name!r}; choose one of {', '.join(SEG_LOSSES + REG_LOSSES)}")
+    else:
+        raise DevolensError(f"unknown loss {name!r}; choose one of {', '.join(SEG_LOSSES + REG_LOSSES)}")
+    leaves_out(fn, mark=True)
+    return fn

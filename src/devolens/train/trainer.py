@@ -6,9 +6,17 @@ Run folder (``out``)::
     recipe.yaml              the resolved recipe
     split.csv                sample, group, side (train/val)
     history.csv              one row per epoch: lr, train_loss, val_loss, val metrics, seconds (of them
-                             validation_seconds and loader_seconds: waiting for training batches)
+                             validation_seconds and loader_seconds: waiting for training batches).
+                             train_loss and val_loss are one quantity, the loss the optimiser minimises
+                             (devolens.train.losses.batch_loss) over all the epoch's training samples and
+                             over the validation set: the mean over their pixels that count (neither 'ignore'
+                             pixels nor padding), each sample's loss weighted by its counted pixels
+                             (devolens.train.losses.pixel_mean; the plain mean of the samples' where all
+                             count as many, and for the population task). train_loss is taken at each step,
+                             as the weights were then, on augmented samples; val_loss after the epoch
     sample_losses.csv        epoch, sample, loss: every training sample's loss each epoch, on its own
-                             pixels (not the padding to a larger image of its batch)
+                             pixels (not the padding to the network's multiple or to a larger image of
+                             its batch)
     pruned.csv               samples dropped by --prune-top (for review), written with the checkpoint of
                              the epoch that pruned (a stop during that epoch resumes to prune it again)
     checkpoint.safetensors   last epoch's full state (+ checkpoint.json, with fp16's loss scale)
@@ -56,14 +64,16 @@ from devolens.io.atomic import atomic_path, missing_folders, remove_made, write_
 from devolens.models.architectures import build_model, build_regressor, save_model
 from devolens.train import metrics as M
 from devolens.train.checkpoint import load_checkpoint, save_checkpoint
-from devolens.train.losses import batch_loss, build_loss, class_frequencies, class_weights, known, masked_mean
+from devolens.train.losses import (batch_loss, build_loss, class_frequencies, class_weights, counted, known,
+                                   leaves_out, masked_mean, pixel_mean)
 from devolens.train.postprocess import instances_from_classes, probabilities_to_classes
 from devolens.train.recipe import differences, listed, dump_recipe, load_recipe, resolved
 from devolens.train.schedulers import build_optimizer, build_scheduler
 
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"
-#: what a run folder holds (see the module's docstring); ``eval_*.json`` of ``devolens evaluate`` come beside them
+#: what a run folder holds (see the module's docstring); ``eval_*.json`` and ``eval_*_images.csv`` of
+#: ``devolens evaluate`` come beside them
 RUN_FILES = frozenset({"recipe.yaml", "split.csv", "history.csv", "sample_losses.csv", "pruned.csv", CHECKPOINT,
                        "checkpoint.json", BEST, "best.json", "run.json", "history.png", "progress.gif", "samples"})
 #: what the folder of a tuning study holds (see :mod:`devolens.train.tuning`)
@@ -281,7 +291,7 @@ def check_run_folder(out: str | Path, data: str | Path | None = None, *, resume:
     if resume or not out.is_dir():
         return
     others = sorted(e.name for e in os.scandir(out) if not e.name.startswith(".") and e.name not in RUN_FILES
-                    and not (e.name.startswith("eval_") and e.name.endswith(".json")))
+                    and not (e.name.startswith("eval_") and e.name.endswith((".json", "_images.csv"))))
     if others:
         raise DevolensError(f"--out is not empty and holds no devolens run (e.g. {others[0]}); give a new or empty "
                             "folder", path=out)
@@ -931,7 +941,9 @@ def _loss_fn(recipe: dict, train_ds: Dataset):
         raise DevolensError(f"loss.class_weights: need {max(2, n_classes(recipe))} weights, got {len(cw)}")
     base = build_loss(L["name"], cw, L["dice_weight"], L["focal_gamma"], L["huber_delta"])
     if not recipe["model"].get("distance_head"):
-        return (lambda y, target, distance=None: base(y, target)), cw
+        fn = lambda y, target, distance=None: base(y, target)
+        leaves_out(fn, mark=leaves_out(base))  # (the padding left out: its per-sample values are the samples' own)
+        return fn, cw
     k, w = n_classes(recipe), float(L["distance_weight"])
 
     def with_distance(y, target, distance=None):
@@ -942,6 +954,7 @@ def _loss_fn(recipe: dict, train_ds: Dataset):
         err = (torch.sigmoid(y[:, k]) - distance.to(y.dtype)).abs()
         return per + w * masked_mean(err, known(target)[1])
 
+    leaves_out(with_distance, mark=leaves_out(base))
     return with_distance, cw
 
 
@@ -1109,7 +1122,11 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     recipe : dict
         Resolved recipe (task, target, counts).
     loss_fn : callable, optional
-        Per-sample loss; adds ``val_loss``.
+        Per-sample loss; adds ``val_loss``: each sample's loss on its own pixels, averaged over the set as training
+        averages a batch (:func:`devolens.train.losses.batch_loss`): weighted by the sample's pixels that count
+        ('ignore' pixels left out), the mean over the set's counted pixels
+        (:func:`devolens.train.losses.pixel_mean`; the plain mean where every sample counts as many, and for the
+        population task), whatever ``batch_size``.
     keep : int
         Also return ``keep`` evenly spaced samples' image, truth and prediction
         (segmentation), the same ones every call (truth 255 where ignored).
@@ -1135,6 +1152,7 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     # samples as they come: those of one size are collated and run together below
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0, collate_fn=_as_list)
     losses: list[float] = []
+    counts: list[float] = []  # each sample's pixels that count (the weights of val_loss; 1 a sample of counts)
     out: dict[str, float] = {}
     kept: dict[str, list] = {"image": [], "truth": [], "pred": [], "truth_labels": [], "pred_labels": []}
     if seg:
@@ -1165,12 +1183,14 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
                                     + _FP16_HINT.get(amp, ""))
             if loss_fn is not None and not seg:
                 losses.extend(loss_fn(y, *_on(device, batch["target"], batch.get("distance"))).tolist())
+                counts.extend([1.0] * len(group))
             elif loss_fn is not None:  # each sample's loss on its own pixels, as its metrics (not the padding)
                 parts = _on(device, batch["target"], batch.get("distance"))
                 for n, j in enumerate(group):
                     h, w = _own_size(items[j])
                     own = [None if p is None else p[n:n + 1, ..., :h, :w] for p in parts]
                     losses.extend(loss_fn(y[n:n + 1, ..., :h, :w], *own).tolist())
+                    counts.extend(counted(batch["target"][n:n + 1, :h, :w]).tolist())
             y = y.cpu()
             for n, j in enumerate(group):
                 outputs[j] = y[n]
@@ -1230,8 +1250,8 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
         done += len(items)
         if progress is not None:
             progress(done, len(dataset))
-    if losses:
-        out["val_loss"] = float(np.mean(losses))
+    if losses:  # the training loss's quantity: the mean over the set's counted pixels (the samples' where alike)
+        out["val_loss"] = pixel_mean(losses, counts)
     if seg:
         s = M.iou_dice(cm)
         aps = [M.ap_from_histograms(*h) for h in hists]
@@ -1424,15 +1444,19 @@ def _lazy_sync(device: torch.device) -> bool:
 def _own_losses(per: torch.Tensor, y: torch.Tensor, target: torch.Tensor, distance: torch.Tensor | None,
                 sizes: torch.Tensor | None, multiple: int, loss_fn) -> torch.Tensor:
     """Each training sample's loss on its own pixels (``sample_losses.csv``, pruning, ``train_loss``): the batch's
-    per-sample losses ``per``, except for the samples :func:`devolens.data.datasets.pad_collate` padded to a larger
-    one's size (images of several sizes), scored again (no gradient) on their own part of the network's output
-    ``y``: their ``sizes`` (height, width; the batch's ``size``) padded to the dataset's ``multiple``, the tensor
-    each has alone. The padding of a small image's target is ignored (:data:`devolens.data.datasets.IGNORE_INDEX`,
-    which the library's losses leave out: ``per`` is then that sample's own loss already, to float rounding), yet a
-    loss of one's own may count it, as background it got right or wrong (small images were pruned first). Samples of
-    a batch of one size keep ``per`` as it is (bit for bit), and the gradient's loss is
-    :func:`devolens.train.losses.batch_loss` of ``per`` either way."""
-    if sizes is None or not torch.is_tensor(sizes) or sizes.ndim != 2:
+    per-sample losses ``per`` (detached).
+
+    The padding of a sample, to the network's ``multiple`` (:func:`devolens.data.datasets.ignore_padding`) and to a
+    larger image of its batch (:func:`devolens.data.datasets.pad_collate`), is ignored in its target
+    (:data:`devolens.data.datasets.IGNORE_INDEX`), which the library's losses leave out
+    (:func:`devolens.train.losses.leaves_out`): ``per`` is then each sample's own loss already (to float rounding)
+    and is kept as it is, with no second pass. A loss of one's own (``loss_fn`` not so marked) may count the padding
+    (as background it got right or wrong: small images were pruned first), so for it the samples ``pad_collate``
+    padded to a larger one's size are scored again (no gradient) on their own part of the network's output ``y``:
+    their ``sizes`` (height, width; the batch's ``size``) padded to ``multiple``, the tensor each has alone. Samples
+    of a batch of one size keep ``per`` bit for bit either way, and the gradient's loss is
+    :func:`devolens.train.losses.batch_loss` of ``per``."""
+    if sizes is None or not torch.is_tensor(sizes) or sizes.ndim != 2 or leaves_out(loss_fn):
         return per.detach()
     h_all, w_all = int(target.shape[-2]), int(target.shape[-1])
     own = [(-(-int(h) // multiple) * multiple, -(-int(w) // multiple) * multiple) for h, w in sizes.tolist()]
@@ -1447,17 +1471,23 @@ def _own_losses(per: torch.Tensor, y: torch.Tensor, target: torch.Tensor, distan
     return out
 
 
-def _note_losses(pending: list, sample_losses: "_SampleLosses", epoch: int, run_loss: float,
-                 n_seen: int) -> tuple[float, int]:
-    """Move the (indices, per-sample losses) of ``pending`` steps into ``sample_losses`` (emptying it); returns the
-    running loss sum and sample count with them added."""
-    for index, per in pending:
+def _note_losses(pending: list, sample_losses: "_SampleLosses", epoch: int, seen: list) -> None:
+    """Move the (indices, per-sample losses, pixels that count or None) of ``pending`` steps into ``sample_losses``
+    and ``seen`` (emptying ``pending``): ``seen`` gathers ``(losses, counts)`` arrays for the epoch's ``train_loss``
+    (:func:`devolens.train.losses.pixel_mean`; counts None, a regression task's: 1 a sample)."""
+    for index, per, count in pending:
         vals = per.float().cpu().numpy().astype(np.float64)
         sample_losses.add(epoch, index.numpy(), vals)
-        run_loss += float(sum(vals.tolist()))
-        n_seen += len(vals)
+        seen.append((vals, np.ones(len(vals)) if count is None else count.cpu().numpy().astype(np.float64)))
     pending.clear()
-    return run_loss, n_seen
+
+
+def _seen_loss(seen: list) -> float:
+    """An epoch's ``train_loss`` from the ``(losses, counts)`` :func:`_note_losses` gathered: the mean over its
+    samples' counted pixels (:func:`devolens.train.losses.pixel_mean`), nan for no step."""
+    if not seen:
+        return float("nan")
+    return pixel_mean(np.concatenate([v for v, _ in seen]), np.concatenate([c for _, c in seen]))
 
 
 class _SampleLosses:
@@ -2132,10 +2162,10 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 loader = map_loader
             model.train()
             lr_now = float(opt.param_groups[0]["lr"])
-            run_loss, n_seen = 0.0, 0
+            seen: list[tuple[np.ndarray, np.ndarray]] = []  # each step's per-sample losses and counted pixels
             # on a GPU the per-sample losses stay there until the epoch ends and divergence is checked every
             # SYNC_EVERY steps: reading a value back each step would make the host wait for the device each step
-            pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+            pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
             lazy = _lazy_sync(device)
             bad = torch.zeros((), dtype=torch.bool, device=device) if lazy else None
             waited = [0.0]
@@ -2162,9 +2192,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 scaler.step(opt)  # unscales the gradients first (no clipping here); skips the step where not finite
                 scaler.update()
                 pending.append((batch["index"], _own_losses(per, y, target, distance, batch.get("size"), multiple,
-                                                            loss_fn)))
+                                                            loss_fn), counted(target)))
                 if not lazy:
-                    run_loss, n_seen = _note_losses(pending, sample_losses, epoch, run_loss, n_seen)
+                    _note_losses(pending, sample_losses, epoch, seen)
                 done_steps += 1
                 if step_callback is not None:
                     step_callback(epoch, step, float(loss.item()))
@@ -2179,14 +2209,14 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 # weights are as they started
                 raise _gradients_diverged(epoch, "no training step changed the weights: their gradients were NaN or "
                                                  "infinite at every step")
-            run_loss, n_seen = _note_losses(pending, sample_losses, epoch, run_loss, n_seen)
+            _note_losses(pending, sample_losses, epoch, seen)
             # ---- validation
             t_val = time.perf_counter()
             ev = evaluate_model(model, val_ds, rec, loss_fn, batch_size=bs, amp=amp, keep=keep)
             t_val = time.perf_counter() - t_val
             metrics = ev["metrics"]
             sched.step(metrics.get("val_loss"))
-            row = _history_row(epoch, lr_now, run_loss / max(n_seen, 1), metrics, len(active),
+            row = _history_row(epoch, lr_now, _seen_loss(seen), metrics, len(active),
                                time.perf_counter() - t0, names, t_val, waited[0])
             history.append(row)
             write_csv(pd.DataFrame(history, columns=names), out / "history.csv")
