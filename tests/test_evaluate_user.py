@@ -181,8 +181,8 @@ def test_evaluate_gives_trains_mask_notes(tiny_run, tmp_path, capsys):
     res = evaluate_run(run, data)
     said = " ".join(res["notes"])
     assert "thresholded mask" in said and "2 files without a partner" in said
-    code, out, _ = _cli(["evaluate", run, "-d", data], capsys)
-    assert code == 0 and "note:" in out and "without a partner" in out
+    code, out, err = _cli(["evaluate", run, "-d", data], capsys)
+    assert code == 0 and "note:" in err and "without a partner" in err and "note:" not in out
     for m in (data / "masks").glob("*_labels.tif"):
         tifffile.imwrite(m, np.zeros((32, 32), np.uint8))
     assert any("hold no object" in n for n in evaluate_run(run, data)["notes"])

@@ -230,7 +230,7 @@ def test_evaluate_takes_a_device_and_says_the_precision_it_ran(pairs, tmp_path, 
     assert res["device"] == "cpu" and res["amp"] == "none"
     assert any(n.endswith("fp32 runs instead of fp16 (as train.amp: none does)") for n in res["notes"])
     assert main(["evaluate", str(tmp_path / "run"), "--data", str(pairs), "--device", "cpu"]) == 0
-    assert "note: this CPU has no float16 arithmetic" in " ".join(capsys.readouterr().out.split())
+    assert "note: this CPU has no float16 arithmetic" in " ".join(capsys.readouterr().err.split())
     if not torch.cuda.is_available():
         assert main(["evaluate", str(tmp_path / "run"), "--data", str(pairs), "--device", "cuda"]) == 2
         assert "sees no CUDA GPU" in capsys.readouterr().err

@@ -291,8 +291,9 @@ def evaluate_cmd(
     run: Path = typer.Argument(..., help="A training run folder (holds best.safetensors and best.json)."),
     data: Path = typer.Option(..., "--data", "-d", help="Data folder to evaluate on (every sample is used)."),
     json_out: Optional[Path] = typer.Option(
-        None, "--json", help="Metrics JSON to write (default RUN/eval_<DATA name>.json; with --weights "
-        "RUN/eval_<DATA name>_<weights>.json, e.g. eval_A_zoo-nuclei.json)."),
+        None, "--json", help="The file to write the metrics JSON to, not a switch: --json FILE.json (default "
+        "RUN/eval_<DATA name>.json; with --weights RUN/eval_<DATA name>_<weights>.json, e.g. "
+        "eval_A_zoo-nuclei.json)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per forward pass."),
     weights: Optional[str] = typer.Option(
         None, "--weights", help="Score these weights with the run's recipe instead of RUN/best.safetensors: "
@@ -306,6 +307,7 @@ def evaluate_cmd(
         "\"split_seeds\": true}' (a zoo card's post-processing); default: the recipe's validate.postprocess."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (auto: the first CUDA GPU when "
                                "PyTorch sees one, else the CPU, wherever the run was trained)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
 ) -> None:
     """Score the best checkpoint of a run (or other weights of its network) on a data folder; print and
     write the metrics as JSON, and one row per image as CSV beside it (eval_..._images.csv: file, true and
@@ -330,13 +332,18 @@ def evaluate_cmd(
     (bf16 on a GPU without native bfloat16, such as a T4 or V100, runs fp16, with a note)."""
     import json
 
-    from devolens.cli._common import device_option, out as stdout, progress_bar
+    from devolens.cli._common import device_option, note, out as stdout, progress_bar
     from devolens.errors import DevolensError
     from devolens.io.atomic import write_text
     from devolens.train.evaluate import evaluate_run
 
     _at_least("--batch-size", batch_size, 1)
+    _at_least("--threads", threads, 1)
     device = device_option(device)  # a misspelt name or a missing GPU before any work
+    if not run.is_dir():  # (a folder without best.safetensors: evaluate_run says so)
+        from devolens.models.export import _not_a_run
+
+        raise _not_a_run(run, "evaluate")
     if json_out is not None:
         _check_json(json_out, run, data)
     validate: dict = {}
@@ -350,6 +357,10 @@ def evaluate_cmd(
         if not isinstance(validate["postprocess"], dict):
             raise DevolensError(f"--postprocess: expected a JSON object such as '{{\"threshold\": 0.6}}', got {postprocess!r}")
         validate.setdefault("instances", "watershed")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     with progress_bar("evaluating") as cb:
         metrics = evaluate_run(run, data, batch_size=batch_size, progress=cb, weights=weights, validate=validate,
                                device=device)
@@ -362,8 +373,8 @@ def evaluate_cmd(
     write_text(path, json.dumps(metrics, indent=2))
     if images is not None:
         write_text(csv_path, images_csv(images))
-    for note in metrics.get("notes") or []:
-        stdout.print(f"note: {note}")
+    for text in metrics.get("notes") or []:  # on stderr, as every command's (kept under --quiet)
+        note(text)
     for k, v in metrics["metrics"].items():
         stdout.print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
     pp = metrics["validate"].get("postprocess")
@@ -451,8 +462,29 @@ def _check_json(path: Path, run: Path, data: Path) -> None:
                             f"(default: {Path(run) / 'eval_<DATA name>.json'})", path=path)
 
 
+#: what ``evaluate --json`` wants, said where it is given without one: typer's click has no option whose value may be
+#: left out, and ``models --json`` and ``lineage cliffs --json`` are switches
+JSON_WANTS = ("--json takes the file to write the metrics to (e.g. --json scores.json); it is no switch: evaluate "
+              "always writes its metrics as JSON, without --json to RUN/eval_<DATA name>.json, and names the file "
+              "on its last lines")
+
+
+class _EvaluateCommand(typer.core.TyperCommand):
+    """``devolens evaluate``, whose ``--json`` given without a file (last, or before an option: a word beginning
+    with ``-`` that is no .json file) says what it takes, instead of click's "Option '--json' requires an argument"
+    or taking the option's name for the file."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        options = args[:args.index("--")] if "--" in args else args  # after --: arguments
+        for i, arg in enumerate(options):
+            following = options[i + 1] if i + 1 < len(options) else "-"
+            if arg == "--json" and following.startswith("-") and not following.lower().endswith(".json"):
+                ctx.fail(JSON_WANTS)
+        return super().parse_args(ctx, args)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``train``, ``tune`` and ``evaluate`` to the ``devolens`` command."""
     app.command("train", help=_TRAIN_HELP)(train_cmd)
     app.command("tune", help=tune_cmd.__doc__)(tune_cmd)
-    app.command("evaluate", help=evaluate_cmd.__doc__)(evaluate_cmd)
+    app.command("evaluate", help=evaluate_cmd.__doc__, cls=_EvaluateCommand)(evaluate_cmd)
