@@ -40,7 +40,7 @@ def test_convert_acetree_zip(tmp_path, capsys):
     df = pd.read_csv(out_csv, keep_default_na=False)
     assert list(df.columns) == ["embryo", "time", "cell", "x", "y", "z", "size"]
     assert df["cell"].tolist() == ["ABa", "P1", "ABal", "ABar", "EMS", "Nuc7"]
-    assert "6 rows" in out
+    assert "6 rows" in err
 
 
 def test_populations_and_plot(tmp_path, capsys):
@@ -83,7 +83,7 @@ def test_clean_cuts_and_reports(tmp_path, capsys):
     df = pd.read_csv(out_csv)
     assert df["time"].max() == 12 and len(df) == sum(3 * t for t in range(1, 13))
     assert not df.duplicated(["time", "cell"]).any()
-    assert "cut after time 12" in out and "dropped 1 duplicated-name row" in out and "16 rows" in out
+    assert "cut after time 12" in err and "dropped 1 duplicated-name row" in err and "16 rows" in err
 
 
 def test_subprocess_entry_point(tmp_path):

@@ -283,6 +283,7 @@ def test_files_read_with_a_table_are_inputs_whatever_its_name(tmp_path, capsys):
     assert "output would overwrite TIMEemb.csv, read with emb.csv" in _error(capsys)
     tidy = tmp_path / "t.csv"
     assert main(["lineage", "convert", str(cd), "--out", str(tidy)]) == 0
+    assert capsys.readouterr().err.startswith(f"wrote {tidy}: ")  # its summary, on stderr
     meta = tmp_path / "t.meta.json"
     assert meta.exists()
     before = meta.read_bytes()

@@ -31,7 +31,7 @@ def frame_dir(tmp_path_factory):
 def test_curate_frames_folder(frame_dir, tmp_path, capsys):
     out = tmp_path / "report.csv"
     assert main(["curate", "frames", str(frame_dir), "--out", str(out)]) == 0
-    text = capsys.readouterr().out
+    text = capsys.readouterr().err  # the summary line: on stderr, as every command's
     assert "23 frames, 4 flagged" in text and "dropped 1" in text and "black 1" in text
     report = pd.read_csv(out, keep_default_na=False)
     got = dict(zip(report["time"], report["flag"]))
@@ -123,5 +123,5 @@ def test_summary_of_one_frame_is_singular(tmp_path, capsys):
     folder.mkdir()
     iio.imwrite(folder / "t001.png", synth_sequence(1, seed=3)[0])
     assert main(["curate", "frames", str(folder), "--out", str(tmp_path / "r.csv")]) == 0
-    text = capsys.readouterr().out
+    text = capsys.readouterr().err
     assert "1 frame, 0 flagged" in text and "1 frames" not in text

@@ -237,7 +237,7 @@ def test_a_name_the_consoles_encoding_lacks_is_escaped_not_a_crash(tmp_path):
     res = python("from devolens.cli import run; import sys; sys.argv[0] = 'devolens'; run()",
                  "lineage", "convert", "t.csv", "--out", "胚胎.csv", env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr.decode(errors="replace")[-2000:]
-    assert res.stdout.decode("cp1252").startswith("wrote \\u80da\\u80ce.csv: 2 rows")
+    assert res.stderr.decode("cp1252").startswith("wrote \\u80da\\u80ce.csv: 2 rows")
 
 
 @pytest.mark.skipif(not hasattr(__import__("signal"), "SIGUSR1"), reason="a stand-in signal for SIGBREAK")

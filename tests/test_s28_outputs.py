@@ -428,6 +428,7 @@ def test_curate_threads_go_to_the_video_decoder(tmp_path, monkeypatch, capsys):
     seen.clear()
     assert main(["curate", "frames", str(movie), "--out", str(tmp_path / "r.csv")]) == 0
     assert seen and all(p is None for p in seen)  # ffmpeg's choice, as before
+    capsys.readouterr()  # the two runs' summary lines (stderr)
     code, err = _run(["curate", "frames", str(movie), "--out", str(tmp_path / "r.csv"), "--threads", "0"], capsys)
     assert code == 2 and err == ["error: --threads must be at least 1, got 0"]
 

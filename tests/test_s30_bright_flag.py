@@ -146,7 +146,7 @@ def bright_dir(tmp_path_factory):
 def test_curate_frames_reports_bright_frames(bright_dir, tmp_path, capsys):
     out = tmp_path / "report.csv"
     assert main(["curate", "frames", str(bright_dir), "--out", str(out)]) == 0
-    text = " ".join(capsys.readouterr().out.split())
+    text = " ".join(capsys.readouterr().err.split())
     assert "16 frames, 2 flagged (black 1, bright 1)" in text
     report = pd.read_csv(out, keep_default_na=False)
     assert {"bright", "level_ratio_high", "clipped"} <= set(report.columns)

@@ -81,7 +81,7 @@ def test_curate_frames_reports_the_dimmed_frame(early_render, tmp_path, capsys):
         iio.imwrite(folder / f.name, _dimmed(image) if j == 4 else image)
     out = tmp_path / "report.csv"
     assert main(["curate", "frames", str(folder), "--out", str(out)]) == 0
-    text = " ".join(capsys.readouterr().out.split())
+    text = " ".join(capsys.readouterr().err.split())
     assert f"{len(base)} frames, 1 flagged (dark 1)" in text
 
 

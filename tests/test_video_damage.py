@@ -256,7 +256,7 @@ def test_curate_flags_frames_decoded_from_damaged_data_and_segment_skips_them(ti
     assert "corrupt" in KINDS
     report = tmp_path / "bad.csv"
     assert main(["curate", "frames", str(bad), "--out", str(report)]) == 0
-    out = " ".join(capsys.readouterr().out.split())
+    out = " ".join(capsys.readouterr().err.split())  # the summary line, on stderr
     damage = video_damage(bad)
     placed = {f for a, b in damage.corrupt_frames() for f in range(a, b + 1)}
     assert placed

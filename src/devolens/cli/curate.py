@@ -47,8 +47,7 @@ def frames(
         "CPU threads decoding a video (ffmpeg's; default: ffmpeg's, about one per core); the frames are scored in "
         "one thread.")),
 ) -> None:
-    from devolens.cli._common import check_csv_out, check_out, check_writable, progress_bar
-    from devolens.cli._common import out as stdout
+    from devolens.cli._common import check_csv_out, check_out, check_writable, console, progress_bar
     from devolens.curate.frames import KINDS, curate_path, summarize
     from devolens.errors import DevolensError
     from devolens.io.atomic import write_csv
@@ -70,9 +69,11 @@ def frames(
         raise DevolensError(f"cannot write report: {exc.strerror or exc}", path=out) from None
     counts = summarize(report)
     kinds = ", ".join(f"{k} {counts[k]}" for k in KINDS if counts[k])
-    stdout.print(
+    # the summary line, where every command prints its own (stderr; silenced by --quiet); a name's [raw] is no markup
+    console.print(
         f"{counts['frames']} frame{'' if counts['frames'] == 1 else 's'}, {counts['flagged']} flagged"
         + (f" ({kinds})" if kinds else "") + f" -> {out}",
+        markup=False,
         highlight=False,
         soft_wrap=True,
     )

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import typer
 
-from devolens.cli._common import check_out as _check_out, note as _print_note
+from devolens.cli._common import check_out as _check_out, console, note as _print_note
 from devolens.errors import DevolensError
 
 TABLE_HELP = (
@@ -59,6 +59,18 @@ def _notes_said(hold: bool = False) -> Iterator[list[str]]:
         yield said
     finally:
         _RECORDERS.pop()
+
+
+def _count(n: int, word: str) -> str:
+    """``1 row``, ``2 rows``: ``n`` and ``word``, plural (an ``s`` added) unless ``n`` is 1."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _summary(text: str) -> None:
+    """Print a command's summary line (``wrote OUT: ...``) where every command prints its summary: on stderr, through
+    the shared console that ``devolens --quiet`` silences (stdout keeps the results a user pipes: ``lineage
+    cliffs``). ``text`` is not read as markup (a file name's ``[raw]`` is kept); one line, unfolded."""
+    console.print(text, markup=False, soft_wrap=True)
 
 
 def _embryos_text(names: list[str], limit: int = 10) -> str:
@@ -140,7 +152,7 @@ def _dip_text(d) -> str:
     """``time 150 has 86 cells between 188 and 190: a damaged or half-curated time point?`` of a
     :class:`~devolens.lineage.cliffs.Dip`."""
     if d.first_time == d.last_time:
-        return (f"time {d.first_time} has {d.cells[0]} cells between {d.before} and {d.after}: a damaged or "
+        return (f"time {d.first_time} has {_count(d.cells[0], 'cell')} between {d.before} and {d.after}: a damaged or "
                 "half-curated time point?")
     cells = " and ".join(map(str, d.cells)) if len(d.cells) == 2 else ", ".join(map(str, d.cells))
     return (f"times {d.first_time}-{d.last_time} have {cells} cells between {d.before} and {d.after}: damaged or "
@@ -280,8 +292,9 @@ META_RECORD_HELP = (
     "The .meta.json holds the table's metadata (zscale, ellipse, time_seconds, seconds_per_time, axis, ...) and "
     '"format", the format its rows were first read from (an EPIC table converted and converted again stays "epic"), '
     'then "source_format" (the same), "input_format" (the format of the file this command read: epic, acetree or '
-    'tidy), "devolens_version", "command", "input" (absolute) and "inputs" (the table and the files read with it, '
-    "each with its absolute path and sha256)."
+    'tidy), "devolens" (the version, as every record of devolens names it; "devolens_version", the older key, '
+    'holds the same), "command", "input" (absolute) and "inputs" (the table and the files read with it, each with '
+    "its absolute path and sha256)."
 )
 
 
@@ -292,8 +305,8 @@ def _tidy_record(df, table: Path, command: str) -> dict:
     from devolens.provenance import command_line, version
 
     return {"source_format": df.attrs.get("origin_format", df.attrs.get("format")),
-            "input_format": df.attrs.get("format"), "devolens_version": version(), "command": command_line(command),
-            "input": str(table.absolute()), "inputs": _inputs(table)}
+            "input_format": df.attrs.get("format"), "devolens": version(), "devolens_version": version(),
+            "command": command_line(command), "input": str(table.absolute()), "inputs": _inputs(table)}
 
 
 def _populations_record(df, table: Path, out_path: Path, plot: Path | None, rep, notes: list[str]) -> str:
@@ -392,8 +405,8 @@ def register(app: typer.Typer) -> None:
         with _about(table):
             df = _read(table, drop_copies=True)
         _write(write_tidy, out_path, df, out_path, True, _tidy_record(df, table, "devolens lineage convert"))
-        typer.echo(
-            f"wrote {out_path}: {len(df)} rows, {df['time'].nunique()} time points, "
+        _summary(
+            f"wrote {out_path}: {_count(len(df), 'row')}, {_count(df['time'].nunique(), 'time point')}, "
             f"format {df.attrs.get('format')}, embryo {df['embryo'].iloc[0]}"
         )
         _convert_cliff_notes(df, table)
@@ -446,10 +459,10 @@ def register(app: typer.Typer) -> None:
             from devolens.viz.plots import plot_populations
 
             _write(lambda: plot_populations(pops, plot, str(df["embryo"].iloc[0]), marks=_cliff_marks(rep)), plot)
-        msg = f"wrote {out_path}: {len(pops)} time points, up to {int(pops['total'].max())} cells"
+        msg = f"wrote {out_path}: {_count(len(pops), 'time point')}, up to {_count(int(pops['total'].max()), 'cell')}"
         if plot is not None:
             msg += f"; plot {plot}"
-        typer.echo(msg)
+        _summary(msg)
         for line in later:
             _print_note(line)
 
@@ -553,8 +566,8 @@ def register(app: typer.Typer) -> None:
         if rep.cliffs.cliffs:
             c = rep.cliffs.cliffs[0]
             cut = (
-                f"cut after time {c.time} ({_fall(c)}): dropped {rep.rows_after_cliff} rows "
-                f"in {rep.times_dropped} time points"
+                f"cut after time {c.time} ({_fall(c)}): dropped {_count(rep.rows_after_cliff, 'row')} "
+                f"in {_count(rep.times_dropped, 'time point')}"
             )
         else:
             cut = "no cliff"
@@ -564,8 +577,8 @@ def register(app: typer.Typer) -> None:
             times = ", ".join(str(x.time) for x in lone)
             copies += (f"; dropped {rep.lone_rows} row(s) at time{'s' if len(lone) > 1 else ''} {times}, standing "
                        "alone (a mistyped time?)")
-        typer.echo(
-            f"wrote {out_path}: {rep.rows_out} of {rep.rows_in} rows; {cut}; "
+        _summary(
+            f"wrote {out_path}: {rep.rows_out} of {_count(rep.rows_in, 'row')}; {cut}; "
             f"dropped {rep.duplicate_rows} duplicated-name row(s){copies}"
         )
         import shlex
