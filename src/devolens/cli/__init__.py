@@ -219,7 +219,7 @@ def _run(args: list[str]) -> int:
     except SystemExit as exc:  # sys.exit in a command
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except DevolensError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_with_path_hint(exc, args)}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)  # atomic.Exhausted: a full disk or quota
     except MemoryError as exc:  # numpy's _ArrayMemoryError too
         return _oom_exit(exc, command, args)
@@ -239,7 +239,7 @@ def _run(args: list[str]) -> int:
     except Exception as exc:
         if _is_out_of_memory(exc):
             return _oom_exit(exc, command, args)
-        code = _click_exit(exc)
+        code = _click_exit(exc, args)
         if code is None:
             raise
         return code
@@ -400,9 +400,10 @@ def _pacify_flush():
     return None
 
 
-def _click_exit(exc: Exception) -> int | None:
+def _click_exit(exc: Exception, args: list[str] | None = None) -> int | None:
     """The exit code of click's (typer's) own exceptions, after printing their ``error:`` line: an exit
-    (``--help``, ``--version``, ``typer.Exit``), a usage error, an abort; None for any other exception.
+    (``--help``, ``--version``, ``typer.Exit``), a usage error (``args``: the command line, for
+    :func:`_usage_error`), an abort; None for any other exception.
 
     Told apart by class name: typer ships its own copy of click (typer >= 0.26) or uses click's.
     """
@@ -423,7 +424,7 @@ def _click_exit(exc: Exception) -> int | None:
     message = _one_line(exc.format_message())
     ctx = getattr(exc, "ctx", None)
     if "UsageError" in names:
-        message = _usage_error(message, ctx)
+        message = _usage_error(message, ctx, args)
     print(f"error: {message}", file=sys.stderr)
     return exc.exit_code
 
@@ -437,26 +438,37 @@ def _one_line(text: str) -> str:
 _EXTRA_SHOWN = 160
 
 
-def _usage_error(message: str, ctx) -> str:
+def _usage_error(message: str, ctx, args: list[str] | None = None) -> str:
     """A usage error's line: ``message`` and where to read the usage (``(see devolens segment nuclei --help)``).
 
     Extra arguments (``devolens segment nuclei few/*.png``: the shell gives one argument per file) say how
-    many inputs the command takes, and that a folder can be given when the input may be one.
+    many inputs the command takes, and that a folder can be given when the input may be one. Where the command
+    line ``args`` shows a beginner's typing mistake, the line says that instead or as well: an option typed with
+    a typographic dash (``–out``, pasted from a PDF: :func:`_typographic_dashes`), a long option with one hyphen
+    (``-out``, read as ``-o ut``: :func:`_one_hyphen`), a path with spaces not quoted (:func:`_unquoted_path`), a
+    group given an input where its sub-command goes (``devolens segment img.png``: :func:`_command_first`).
     """
     if ctx is None:
         return message
     path = ctx.command_path
+    words = _option_words(args or [])
     extra = re.fullmatch(r"got unexpected extra argument(?:s|\(s\))? \((.*)\)", message, re.S | re.I)
     quiet = re.match(r"no such option: (?:-q|--quiet)(?=\s|$)", message, re.I)
     if quiet and ctx.parent is not None:  # an option of devolens itself: `devolens segment nuclei ... -q`, a slip
         return (f"{quiet.group(0)} (--quiet is an option of devolens itself: give it before the command, "
                 f"devolens --quiet {ctx.command_path.split(' ', 1)[-1]} ...)")
+    typed = _hint(_typographic_dashes, words) or _hint(_one_hyphen, words, ctx.command)
+    unknown = re.fullmatch(r"No such command '(.*)'(?:\. Did you mean .*)?", message, re.S)
     if extra:
         got = extra.group(1)
         if len(got) > _EXTRA_SHOWN:
             got = got[:_EXTRA_SHOWN].rsplit(" ", 1)[0] + " ..."
+        spaced = None if typed else _hint(_unquoted_path, ctx, args or [])
         inputs = [p for p in ctx.command.params if getattr(p, "param_type_name", "") == "argument"]
-        if not inputs:
+        if typed or spaced:  # (not a pattern's files: the *.png advice would mislead)
+            message = f"got extra arguments ({got})"
+            typed = typed or f'a path with spaces must be quoted: "{spaced}"'
+        elif not inputs:
             message = f"got extra arguments ({got}): {path} takes options only"
         elif len(inputs) == 1 and inputs[0].nargs == 1:
             arg = inputs[0]
@@ -467,8 +479,147 @@ def _usage_error(message: str, ctx) -> str:
                             "the folder that holds them instead")
         else:
             message = f"got extra arguments ({got})"
+    elif unknown and not typed:
+        typed = _hint(_command_first, unknown.group(1), ctx)
+        if typed:
+            message = f"No such command '{unknown.group(1)}'"
+    if typed:
+        message = f"{message}; {typed}"
     helps = sorted(ctx.help_option_names or (), key=lambda o: not o.startswith("--"))  # --help before -h
     return f"{message} (see {path} {helps[0]})" if helps else message
+
+
+# Typing mistakes --------------------------------------------------------------------------------------
+
+#: what a word processor, a PDF or a web page puts where hyphens were typed: the en dash (for ``--``), the em dash
+#: and the minus sign
+_TYPOGRAPHIC_DASHES = "\u2013\u2014\u2212"
+
+
+def _hint(find, *args) -> str | None:
+    """``find(*args)``, or None where it fails: a hint is a courtesy, the error line is printed whatever happens."""
+    try:
+        return find(*args)
+    except Exception:
+        return None
+
+
+def _option_words(args: list[str]) -> list[str]:
+    """The words of a command line that may be options: those before ``--``."""
+    return args[:args.index("--")] if "--" in args else list(args)
+
+
+def _typographic_dashes(words: list[str]) -> str | None:
+    """What to say of the words that start with a typographic dash (:data:`_TYPOGRAPHIC_DASHES`: ``–out``,
+    ``–-out``, ``—out``, ``−5``), which click reads as inputs, not options; None when there are none."""
+    bad = list(dict.fromkeys(w.split("=", 1)[0] for w in words if w[:1] in _TYPOGRAPHIC_DASHES))
+    if not bad:
+        return None
+    plain = []
+    for word in bad:
+        rest = word.lstrip("-" + _TYPOGRAPHIC_DASHES)
+        plain.append(("--" if len(rest) > 1 and rest[0].isalpha() else "-") + rest)
+    looks = f"{bad[0]} looks like {plain[0]}" + "".join(f", {w} like {p}" for w, p in zip(bad[1:3], plain[1:3]))
+    hyphens = "two plain hyphens" if all(p.startswith("--") for p in plain) else "plain hyphens"
+    if len(plain) == 1 and not plain[0].startswith("--"):
+        hyphens = "a plain hyphen"
+    dashes = "a typographic dash" if len(bad) == 1 else "typographic dashes"
+    return (f"{looks} typed with {dashes} (from a PDF or word processor?): type {hyphens}"
+            + ("" if len(bad) <= 3 else f" ({len(bad) - 3} more words start with one)"))
+
+
+def _one_hyphen(words: list[str], command) -> str | None:
+    """What to say of a word that is one of ``command``'s long options typed with one hyphen (``-out``: click reads
+    ``-o ut``, the option -o with the value ``ut``, or a -o that takes none and then -u...); None when there is
+    none."""
+    params = [p for p in getattr(command, "params", ()) if getattr(p, "param_type_name", "") == "option"]
+    longs = {o[2:] for p in params for o in (*p.opts, *p.secondary_opts) if o.startswith("--")} | {"help"}
+    shorts = {o: p for p in params for o in (*p.opts, *p.secondary_opts) if len(o) == 2 and o[0] == "-"}
+    for word in words:
+        name = word[1:].split("=", 1)[0]
+        if not word.startswith("-") or word.startswith("--") or len(name) < 2 or name not in longs:
+            continue
+        short = shorts.get(word[:2])
+        read = ""
+        if short is not None and not (getattr(short, "is_flag", False) or getattr(short, "count", False)):
+            read = f" was read as {word[:2]} {word[2:]}"
+        return f"{word.split('=', 1)[0]}{read}: long options take two hyphens (--{name})"
+    return None
+
+
+def _unquoted_path(ctx, args: list[str]) -> str | None:
+    """The path that the input of ``ctx``'s command and the extra arguments after it name, joined with single
+    spaces (``Embryo Übung 1.png`` unquoted: the shell splits it at its spaces), when such a file or folder exists
+    and the input alone does not; None otherwise."""
+    _, found, _ = _scan(ctx.find_root().command, args)
+    words = [value for param, value, name in found if name is None]
+    if len(words) < 2 or os.path.lexists(words[0]):
+        return None
+    for end in range(min(len(words), 32), 1, -1):  # the longest first (at most 32 words: not a pattern's files)
+        joined = " ".join(words[:end])
+        if os.path.lexists(joined):
+            return joined
+    return None
+
+
+def _command_first(word: str, ctx) -> str | None:
+    """What to say of ``word`` given to a group where its sub-command goes (``devolens segment img.png``), when it
+    is a file or folder or looks like one (has a suffix): the group's sub-commands, in the order its help names them,
+    and the command line with the first; None for a word that looks like a misspelt command."""
+    commands = getattr(ctx.command, "commands", None)
+    if not commands:
+        return None
+    if not os.path.lexists(word) and not (Path(word).suffix and not word.startswith(".")):
+        return None
+    names = [n for n in ctx.command.list_commands(ctx) if not getattr(commands.get(n), "hidden", False)]
+    if not names:
+        return None
+    text = (ctx.command.help or "").lower()
+    where = {n: text.find(n.lower()) for n in names}
+    names.sort(key=lambda n: (where[n] < 0, where[n]))  # those the help names first, in its order; then the others
+    listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    path = ctx.command_path
+    if ctx.parent is None:  # devolens img.png
+        return f"{path} needs a command before the input, one of {listed}"
+    return f"{path} needs a sub-command before the input ({listed}): {path} {names[0]} {word} ..."
+
+
+def _with_path_hint(exc: DevolensError, args: list[str]) -> str:
+    """A :class:`DevolensError`'s line, with what was wrong with the path it names when that path does not exist
+    and the command line shows why (:func:`_missing_path_hint`)."""
+    hint = _hint(_missing_path_hint, exc, args)
+    return f"{exc}; {hint}" if hint else str(exc)
+
+
+#: how the library says that an input does not exist ("no such file or folder", "file not found", ...)
+_MISSING = re.compile(r"no such file|not found|does not exist", re.I)
+
+
+def _missing_path_hint(exc: DevolensError, args: list[str]) -> str | None:
+    """For an error on a path that does not exist: the same name with its accents encoded otherwise exists
+    (:func:`devolens.io.frames.composed_twin`), it was typed with a typographic dash, or its word and those after it
+    on the command line name an existing path with spaces, unquoted; None otherwise."""
+    from devolens.io.frames import composed_twin, composed_twin_hint
+
+    path = exc.path
+    if path is None or not _MISSING.search(exc.message) or os.path.lexists(path):
+        return None
+    twin = composed_twin(path)
+    if twin is not None:
+        hint = composed_twin_hint(twin)
+        return None if hint in exc.message else hint
+    words = _option_words(args)
+    at = next((i for i, w in enumerate(words) if w and Path(w) == path), None)
+    if at is None:
+        return None
+    typed = _typographic_dashes([words[at]])
+    if typed:
+        return typed
+    for end in range(min(len(words), at + 32), at + 1, -1):
+        joined = " ".join(words[at:end])
+        if os.path.lexists(joined):
+            return f'a path with spaces must be quoted: "{joined}"'
+    return None
 
 
 # Signals --------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ it before the heavy libraries load.
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -24,7 +25,8 @@ from devolens.io.images import IMAGE_SUFFIXES as READABLE_SUFFIXES
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "ANIMATED_SUFFIXES", "iter_path_frames", "frame_count_from_info",
            "FrameCount", "cut_short", "open_animated", "unsupported_file", "image_stem", "check_channel_input",
            "folder_continuations", "folder_timelapses", "timelapses_note",
-           "several_timelapses_error", "folder_left_out", "left_out_note", "HEIC_SUFFIXES"]
+           "several_timelapses_error", "folder_left_out", "left_out_note", "overlays_note", "HEIC_SUFFIXES",
+           "composed_twin", "composed_twin_hint", "missing_input"]
 
 #: single-image files (GIFs are handled on their own; a WebP is one unless animated, see ANIMATED_SUFFIXES)
 IMAGE_SUFFIXES = tuple(s for s in READABLE_SUFFIXES if s != ".gif")
@@ -80,6 +82,58 @@ def unsupported_file(path: Path, expected: str) -> DevolensError:
     elif path.suffix.lower() in HEIC_SUFFIXES:
         msg += "; HEIC photos are not read: export them as JPEG, PNG or TIFF first"
     return DevolensError(msg, path=path)
+
+
+def composed_twin(path: str | Path) -> Path | None:
+    """The existing path that a missing ``path`` names with its accented letters encoded otherwise, or None.
+
+    An ``ü`` is one character (NFC: what a keyboard types on Linux and Windows) or ``u`` and a combining
+    diaeresis (NFD: how macOS wrote names, kept by a zip or a copy from a Mac): two names that look the same but
+    are different files on Linux. Each part of ``path`` that does not exist is looked for in its folder under
+    the same :func:`unicodedata.normalize` ("NFC") form; the path made of the parts found, if it exists and
+    differs from ``path``. ASCII paths are never looked up (nothing to encode otherwise).
+
+    Examples
+    --------
+    >>> composed_twin("Embryo Übung.png")  # doctest: +SKIP
+    PosixPath('Embryo Übung.png')
+    """
+    import unicodedata
+
+    text = str(path)
+    if text.isascii():
+        return None
+    path = Path(path)
+    found = Path(path.anchor) if path.anchor else Path()
+    parts = path.parts[1:] if path.anchor else path.parts
+    try:
+        if path.exists():
+            return None
+        for part in parts:
+            here = found / part
+            if not os.path.lexists(here):
+                want = unicodedata.normalize("NFC", part)
+                same = [n for n in os.listdir(found) if unicodedata.normalize("NFC", n) == want]
+                if len(same) != 1:
+                    return None
+                here = found / same[0]
+            found = here
+        return found if found.exists() and str(found) != text else None
+    except (OSError, ValueError):  # a folder that cannot be listed, a name with a NUL
+        return None
+
+
+def composed_twin_hint(twin: Path) -> str:
+    """What to say of :func:`composed_twin`'s answer ``twin``, after the error for the missing path."""
+    return (f"{twin} exists, its name written with its accented letters encoded otherwise (a name from a Mac, "
+            "unzipped or copied?): let the Tab key complete the name, or rename it")
+
+
+def missing_input(path: str | Path) -> DevolensError:
+    """The error for an input ``path`` that does not exist: ``no such file or folder``, and where another path of
+    the same name with its accents encoded otherwise exists (:func:`composed_twin`), that one."""
+    twin = composed_twin(path)
+    return DevolensError("no such file or folder" + (f"; {composed_twin_hint(twin)}" if twin else ""), path=path)
 
 
 def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
@@ -289,12 +343,114 @@ def cut_short(read: int, declared: int) -> str | None:
     return None
 
 
-def _image_files(folder: Path) -> list[Path]:
+def _image_files(folder: Path, labels: bool = False) -> list[Path]:
+    """The image files of a folder, in natural order: those read as frames, or (``labels=True``) the label images
+    left out of them (``*_labels.tif``: a render's ground truth, a segmentation's results)."""
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
              and not p.name.startswith(".")]
-    # label images of a render output are not frames
-    files = [p for p in files if not p.stem.endswith("_labels")]
+    files = [p for p in files if _is_label_file(p) == labels]
     return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def _is_label_file(path: Path) -> bool:
+    """A label image of a render or a segmentation (``t001_labels.tif``, ``a.png_labels.tif``): no frame."""
+    return path.stem.endswith("_labels")
+
+
+#: the records devolens writes beside the results of a run into a folder (``segment`` nuclei/membrane's
+#: :data:`devolens.cli.predict.SEGMENT_RECORD`, ``segment livedead``'s :data:`devolens.cli.tiles.LIVEDEAD_RECORD`),
+#: with the command that wrote them
+_RESULT_RECORDS = {"segment.json": "devolens segment", "livedead.json": "devolens segment livedead"}
+#: the name segment and segment livedead give an overlay: the image with its objects' outlines drawn over it
+_OVERLAY_SUFFIX = "_overlay"
+
+
+def _results_of(folder: Path) -> tuple[str, str] | None:
+    """``(record, command)`` when ``folder`` holds the results of a devolens run (:data:`_RESULT_RECORDS`: its
+    record is there), else None."""
+    for name, command in _RESULT_RECORDS.items():
+        try:
+            if (folder / name).is_file():
+                return name, command
+        except OSError:
+            continue
+    return None
+
+
+def _no_images_reasons(path: Path) -> str:
+    """Why a folder without frames has none, where devolens wrote it: ``": it is an output folder of devolens
+    segment ..."``, or its label images (``*_labels.tif``) left out; ``""`` otherwise."""
+    results = _results_of(path)
+    if results is not None:
+        return (f": it is an output folder of {results[1]} ({results[0]} is there), whose labels and overlays are "
+                "results, not images to analyse: give the folder of the original images")
+    try:
+        labels = _image_files(path, labels=True)
+    except OSError:
+        return ""
+    if not labels:
+        return ""
+    n = len(labels)
+    names = ", ".join(p.name for p in labels[:3]) + (f" and {n - 3} more" if n > 3 else "")
+    parent = _results_of(path.parent)
+    whose = f"results of {parent[1]}" if parent else "a render's ground truth or a segmentation's results"
+    return (f": its {n} image{'s' if n != 1 else ''} ({names}) {'are' if n != 1 else 'is'} named *_labels, as label "
+            f"images are ({whose}), and left out: give the folder of the original images (or rename "
+            f"{'them' if n != 1 else 'it'}, if not label images)")
+
+
+def _overlay_words(path: Path) -> str | None:
+    """What makes the input ``path`` look like devolens overlays (the images with their objects' outlines drawn
+    over them, which segment and segment livedead write: counted again, the outlines are counted with them): a
+    folder ``overlays/`` of an output folder (:data:`_RESULT_RECORDS` one level up), members named ``*_overlay``,
+    a file so named, an output folder's ``overlay.mp4``; None when nothing does."""
+    try:
+        if path.is_dir():
+            results = _results_of(path.parent)
+            if path.name == "overlays" and results is not None:
+                return f"the overlays/ folder of an output folder of {results[1]}, {results[0]} one level up"
+            # by name only (no stat of each member, no OME-TIFF header read: a folder of 20,000 frames is listed
+            # in milliseconds); a render output's frames/ as folder_files reads it
+            where = path / "frames" if (path / "frames").is_dir() and not _image_names(path) else path
+            files = _image_names(where)
+            named = sorted((f for f in files if _OVERLAY_SUFFIX in f and image_stem(f).endswith(_OVERLAY_SUFFIX)),
+                           key=_natural_key)
+            if not named:
+                return None
+            n = len(named)
+            shown = ", ".join(named[:3]) + (f" and {n - 3} more" if n > 3 else "")
+            which = "all its images" if n == len(files) else f"{n} of its {len(files)} images"
+            return f"{which} named *{_OVERLAY_SUFFIX}, as devolens names them: {shown}"
+        results = _results_of(path.parent)
+        if path.name == "overlay.mp4" and results is not None:
+            return f"the overlay video of an output folder of {results[1]}, {results[0]} beside it"
+        if image_stem(path).endswith(_OVERLAY_SUFFIX) and path.suffix.lower() in FOLDER_SUFFIXES:
+            return f"named *{_OVERLAY_SUFFIX}{path.suffix}, as devolens names them"
+    except OSError:
+        return None
+    return None
+
+
+def _image_names(folder: Path) -> list[str]:
+    """The names of a folder's members that :func:`_image_files` would read as frames, told by name alone."""
+    names = []
+    for name in os.listdir(folder):  # (string operations: a Path per name costs more than the listing)
+        stem, suffix = os.path.splitext(name)
+        if suffix.lower() in FOLDER_SUFFIXES and not name.startswith(".") and not stem.endswith("_labels"):
+            names.append(name)
+    return names
+
+
+def overlays_note(path: str | Path) -> str | None:
+    """A note for an input that looks like devolens overlays rather than original images (:func:`_overlay_words`):
+    read all the same (they may be images of the user's own so named), but their outlines are read with the
+    images; None for anything else."""
+    words = _overlay_words(Path(path))
+    if words is None:
+        return None
+    return (f"note: the input looks like devolens overlays ({words}): their drawn outlines are read as part of the "
+            "images and change the counts and sizes; give the original images instead (unless these are original "
+            "images so named)")
 
 
 def folder_files(path: Path) -> list[Path]:
@@ -346,15 +502,20 @@ def _left_out_words(found: dict[str, list[Path]], shown: int = 3) -> list[str]:
 
 def left_out_note(path: str | Path) -> str | None:
     """The note for a folder whose videos, HEIC photos or microscope files are not read as frames
-    (:func:`folder_left_out`), naming them and saying what to do; None when there are none, or no frames at all
-    (then the error says it: :func:`iter_path_frames`)."""
+    (:func:`folder_left_out`), naming them and saying what to do, and for an input (folder or file) that looks like
+    devolens overlays (:func:`overlays_note`), in one note; None when neither (a folder without frames at all: the
+    error says it, :func:`iter_path_frames`)."""
     path = Path(path)
+    notes = []
+    overlays = overlays_note(path)
+    if overlays:
+        notes.append(overlays[len("note: "):])
     found = folder_left_out(path)
-    if not found or not folder_files(path):
-        return None
-    n = sum(len(files) for files in found.values())
-    return (f"note: {n} file{'s' if n != 1 else ''} of this folder {'is' if n == 1 else 'are'} not read as "
-            f"{'a frame' if n == 1 else 'frames'}: " + "; ".join(_left_out_words(found)))
+    if found and folder_files(path):
+        n = sum(len(files) for files in found.values())
+        notes.append(f"{n} file{'s' if n != 1 else ''} of this folder {'is' if n == 1 else 'are'} not read as "
+                     f"{'a frame' if n == 1 else 'frames'}: " + "; ".join(_left_out_words(found)))
+    return "note: " + "; ".join(notes) if notes else None
 
 
 def _listed(path: Path) -> list[Path]:
@@ -548,13 +709,15 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
         raise DevolensError(f"expected a path to a video, a folder of images or a stack, got {path!r}")
     path = Path(path)
     if not path.exists():
-        raise DevolensError("no such file or folder", path=path)
+        raise missing_input(path)
     if path.is_dir():
         files = folder_files(path)
         if not files:
             held = "; ".join(f"it holds {words}" for words in _left_out_words(folder_left_out(path)))
+            # a devolens output folder, or its labels/: no subfolder of it to suggest, the original images are meant
+            reasons = _no_images_reasons(path)
             raise DevolensError(f"no image files ({', '.join(FOLDER_SUFFIXES)}) in this folder"
-                                + (f"; {held}" if held else "") + _subfolders_hint(path), path=path)
+                                + (reasons or (f"; {held}" if held else "") + _subfolders_hint(path)), path=path)
         # a folder of TIFF stacks (one z-stack per time point, as many microscopes write them):
         # each member is read by the stack rules, so its Z planes are projected (or sliced)
         stacks = _folder_stacks(files, stack_z, channel, pages)
