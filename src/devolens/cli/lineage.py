@@ -15,6 +15,7 @@ import typer
 
 from devolens.cli._common import check_out as _check_out, console, note as _print_note
 from devolens.errors import DevolensError
+from devolens.lineage.letters import LETTER_KEY_LINE
 
 TABLE_HELP = (
     "Lineage table: an EPIC CD CSV (AuxInfo/TIME files beside it are used), a tidy CSV, "
@@ -411,7 +412,8 @@ def register(app: typer.Typer) -> None:
         )
         _convert_cliff_notes(df, table)
 
-    @group.command("populations")
+    @group.command("populations", help="Count cells per population letter (A E M P C D Z) and in total at each "
+                   f"time point. Letters: {LETTER_KEY_LINE}.")
     def populations_cmd(
         table: Path = typer.Argument(..., help=TABLE_HELP, show_default=False),
         out_path: Path = typer.Option(
