@@ -9,6 +9,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Progress as before DEVOLENS_PROGRESS, for the whole session and the commands it starts: a bar where a test makes
+# stderr a terminal, else nothing. Many tests compare stderr exactly, and on a loaded machine a command may run past
+# the 10 s after which ``progress:`` lines begin (auto); tests/test_s35_progress.py sets the modes it tests.
+os.environ["DEVOLENS_PROGRESS"] = "bar"
+
 
 def shared_data_dir() -> Path | None:
     """The real data folder: $DEVOLENS_DATA, else ../shared/data beside the project."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -333,13 +335,96 @@ def check_out(path: Path, source: Path) -> None:
                                     "that goes with it); choose another file", path=path)
 
 
+#: ``DEVOLENS_PROGRESS``: how the commands show their progress on stderr (README, "Without a terminal")
+PROGRESS_ENV = "DEVOLENS_PROGRESS"
+#: its values: auto (the default: a bar on a terminal, ``progress:`` lines elsewhere), bar (a bar on a terminal,
+#: nothing elsewhere), lines (``progress:`` lines, a terminal too), off (nothing)
+PROGRESS_MODES = ("auto", "bar", "lines", "off")
+#: seconds of work before the first ``progress:`` line (a shorter run prints none), then between two lines
+FIRST_LINE_S = 10.0
+LINE_EVERY_S = 30.0
+#: the clock of the ``progress:`` lines (seconds; tests put a fake one here)
+_clock: Callable[[], float] = time.monotonic
+_said_progress_env: set = set()  # the bad values of DEVOLENS_PROGRESS already warned about (once a process)
+
+
+def progress_mode() -> str:
+    """How :func:`progress_bar` shows progress now: ``"bar"`` (rich's bar), ``"lines"`` or ``"off"``, from
+    :data:`PROGRESS_ENV` (:data:`PROGRESS_MODES`; unset or empty: auto), whether stderr is a terminal and
+    ``--quiet`` (off). A value not among the modes is taken as auto, with a warning (once)."""
+    asked = os.environ.get(PROGRESS_ENV, "").strip().lower() or "auto"
+    if asked not in PROGRESS_MODES:
+        if asked not in _said_progress_env:
+            _said_progress_env.add(asked)
+            console.print(f"warning: {PROGRESS_ENV}={os.environ[PROGRESS_ENV].strip()} is not one of "
+                          f"{', '.join(PROGRESS_MODES)}: progress is shown as for auto", markup=False,
+                          highlight=False, soft_wrap=True)
+        asked = "auto"
+    if quiet() or asked == "off":
+        return "off"
+    if asked == "lines":
+        return "lines"
+    return "bar" if console.is_terminal else ("lines" if asked == "auto" else "off")
+
+
+def _clock_text(seconds: float) -> str:
+    """``seconds`` as rich's progress bar shows a time: ``0:00:12``, ``25:03:00``."""
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class _ProgressLines:
+    """The ``callback(done, total)`` of :func:`progress_bar` without a bar: a line ``progress: DESCRIPTION
+    35/140 (25%), 0:00:12 elapsed, ~0:00:36 left`` on stderr, the first once the work has run
+    :data:`FIRST_LINE_S` seconds (a quicker command prints none), then at most every :data:`LINE_EVERY_S`
+    seconds; nothing at the end (the command's summary follows). A log of Slurm or nohup then shows that a long
+    command is working. Seconds are counted from the start of the work; the time left from the pace since the
+    first call (not the model's loading before it). A total of 0 or less is unknown: no share, no time left."""
+
+    def __init__(self, description: str, clock: Callable[[], float]):
+        self.description, self.clock = description, clock
+        self.start = clock()
+        self.next_at = self.start + FIRST_LINE_S
+        self.first: Optional[tuple[float, float]] = None  # (time, done) of the first call
+
+    def __call__(self, done: float, total: float) -> None:
+        now = self.clock()
+        if self.first is None:
+            self.first = (now, done)
+        if now < self.next_at:
+            return
+        self.next_at = now + LINE_EVERY_S
+        console.print(self.line(done, total, now), markup=False, highlight=False, soft_wrap=True)
+
+    def line(self, done: float, total: float, now: float) -> str:
+        """The line said at ``now`` of ``done`` of ``total``."""
+        count = f"{int(done)}" if float(done).is_integer() else f"{math.floor(done * 10) / 10:.1f}"
+        text = f"progress: {self.description} {count}"
+        if total and total > 0:
+            text += f"/{int(total) if float(total).is_integer() else total} ({int(100 * min(done, total) // total)}%)"
+        else:
+            text += " done"
+        text += f", {_clock_text(now - self.start)} elapsed"
+        then, done_then = self.first
+        if total and total > 0 and done > done_then and now > then and done < total:
+            left = (total - done) * (now - then) / (done - done_then)
+            text += f", ~{_clock_text(left)} left"
+        return text
+
+
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """Yield a ``callback(done, total)`` that drives a rich progress bar on stderr (none where stderr is no
-    terminal, or under ``--quiet``).
+    """Yield a ``callback(done, total)`` that shows the work's progress on stderr as :func:`progress_mode` says:
+    a rich progress bar on a terminal; elsewhere (Slurm, nohup, a CI log) a ``progress:`` line now and then
+    (:class:`_ProgressLines`: none for a run under :data:`FIRST_LINE_S` seconds); nothing under ``--quiet`` or
+    ``DEVOLENS_PROGRESS=off``.
 
     Library functions take ``progress=callback`` and call it as work advances: they print no progress of their own.
     """
+    mode = progress_mode()
+    if mode == "lines":
+        yield _ProgressLines(description, _clock)
+        return
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -348,7 +433,7 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
         TimeRemainingColumn(),
         console=console,
         transient=False,
-        disable=not console.is_terminal or quiet(),
+        disable=mode == "off",
     ) as prog:
         task = prog.add_task(description, total=None)
 
