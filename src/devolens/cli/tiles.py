@@ -82,18 +82,24 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def _write_tiff(path: Path, arr, axes: str) -> None:
-    import tifffile
-
     from devolens.io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
-        try:
-            tifffile.imwrite(tmp, arr, metadata={"axes": axes}, photometric="minisblack")
-        except OSError as exc:
-            if exc.errno is not None:  # (atomic_path names a full disk with an errno)
-                raise
-            # a short write (numpy's "N requested and M written", which tifffile raises without an errno)
-            raise _short_write(tmp, arr.nbytes, path) from None
+        _tiff_into(tmp, arr, axes, path)
+
+
+def _tiff_into(tmp: Path, arr, axes: str, path: Path) -> None:
+    """Write ``arr`` as a TIFF to ``tmp``, :func:`devolens.io.atomic.atomic_path`'s temporary file for ``path``
+    (a short write told as a full disk, naming ``path``)."""
+    import tifffile
+
+    try:
+        tifffile.imwrite(tmp, arr, metadata={"axes": axes}, photometric="minisblack")
+    except OSError as exc:
+        if exc.errno is not None:  # (atomic_path names a full disk with an errno)
+            raise
+        # a short write (numpy's "N requested and M written", which tifffile raises without an errno)
+        raise _short_write(tmp, arr.nbytes, path) from None
 
 
 def _short_write(tmp: Path, nbytes: int, path: Path) -> Exception:
@@ -155,18 +161,24 @@ def simulate_well_command(
     objects: Optional[Path] = typer.Option(
         None, "--objects",
         help="Object table CSV (columns id, x, y, area, class, in_focus, radius); default: beside --out, named after "
-        "it without its extension (--out w.tif writes w.objects.csv).",
+        "it without its extension (--out w.tif writes w.objects.csv). A record of how the well was made is "
+        "written beside --out too, w.json (command line, devolens version, seed, size, the dead fraction and "
+        "density drawn or given, every appearance parameter, the counts).",
     ),
 ) -> None:
     """Simulate a stitched two-channel live/dead well with its ground truth."""
+    import contextlib
+
     from devolens.cli._common import console
+    from devolens.cli.identify import record_path
     from devolens.errors import DevolensError
-    from devolens.io.atomic import write_csv
+    from devolens.io.atomic import WRITE_ERRNOS, atomic_path, cannot_write
     from devolens.render.wells import simulate_well
 
     hw = _parse_size(size)
     obj_path = objects if objects is not None else out.with_name(out.stem + ".objects.csv")
-    outputs = {"--out": out, "--labels": labels, "--objects": obj_path}
+    record = record_path(out)  # w.json beside w.tif (w.record.json for an --out named .json)
+    outputs = {"--out": out, "--labels": labels, "--objects": obj_path, f"the record {record.name}": record}
     for p in outputs.values():
         if p.is_dir():
             raise DevolensError("is a folder; give a file name", path=p)
@@ -178,14 +190,59 @@ def simulate_well_command(
                 raise DevolensError(f"{a} and {b} name the same file; give each output its own name",
                                     path=outputs[b])
     well = simulate_well(seed=seed, size=hw, dead_fraction=dead_fraction, density=density)
-    _write_tiff(out, well.image, "CYX")
-    _write_tiff(labels, well.labels, "YX")
-    write_csv(well.objects, obj_path)
+    text = _well_record(well, seed=seed, size=hw, given={"dead_fraction": dead_fraction, "density": density},
+                        outputs={"image": out, "labels": labels, "objects": obj_path})
+    writers = {  # each writes its output's temporary file
+        "--out": lambda tmp: _tiff_into(tmp, well.image, "CYX", out),
+        "--labels": lambda tmp: _tiff_into(tmp, well.labels, "YX", labels),
+        "--objects": lambda tmp: well.objects.to_csv(tmp, index=False),  # (as write_csv writes it)
+        f"the record {record.name}": lambda tmp: tmp.write_text(text, encoding="utf-8"),
+    }
+    # the four files all or none: each written to its temporary file, renamed in place only when all are written
+    # (the last entered renamed first: the record last)
+    with contextlib.ExitStack() as stack:
+        tmp = {name: stack.enter_context(atomic_path(outputs[name])) for name in reversed(outputs)}
+        for name, write in writers.items():
+            try:
+                write(tmp[name])
+            except OSError as exc:  # a full disk named by the file that met it (not the innermost of the four)
+                if exc.errno in WRITE_ERRNOS:
+                    raise cannot_write(exc, outputs[name]) from None
+                raise
     c = well.counts
+    # the parameters that made it, drawn from the seed or given (recorded in the record too)
+    shown = [(dead_fraction, f"dead fraction {well.params.dead_fraction:.3f}"),
+             (density, f"density {well.params.density:.0f} nuclei/megapixel")]
+    drawn = [text for option, text in shown if option is None]
+    given = [text for option, text in shown if option is not None]
+    how = "; ".join(f"{word}: {', '.join(texts)}" for word, texts in (("drawn", drawn), ("given", given)) if texts)
     console.print(
-        f"wrote {out} ({hw[0]}x{hw[1]}, 2 channels), {labels}, {obj_path}: "
-        f"{c['live']} live, {c['dead']} dead nuclei (fraction dead {c['fraction_dead']:.3f})"
+        f"wrote {out} ({hw[0]}x{hw[1]}, 2 channels), {labels}, {obj_path}, {record}: "
+        f"{c['live']} live, {c['dead']} dead nuclei (fraction dead {c['fraction_dead']:.3f}; {how})"
     )
+
+
+def _well_record(well, *, seed: int, size: tuple[int, int], given: dict, outputs: dict) -> str:
+    """The JSON record ``simulate well`` writes beside its outputs, as ``simulate embryo``'s ``.meta.json``: the
+    command line, the devolens version (``devolens``, as every record names it, and ``devolens_version``, as
+    ``simulate embryo``'s has it too), the outputs (absolute), the seed and size, the dead fraction and density the
+    well has with ``drawn`` naming those drawn from the seed (the others given), every appearance parameter
+    (``params``: :meth:`devolens.render.wells.WellParams.as_dict`) and the counts. ``given``: the options
+    ``--dead-fraction`` and ``--density`` (None: drawn)."""
+    from devolens.cli._common import json_number
+    from devolens.provenance import command_line, record_text, version
+
+    params = well.params.as_dict()
+    return record_text({
+        "command": command_line("devolens simulate well"),
+        "devolens": version(), "devolens_version": version(),
+        "outputs": {k: str(Path(v).absolute()) for k, v in outputs.items()},
+        "seed": seed, "size": [int(size[0]), int(size[1])],
+        "dead_fraction": params["dead_fraction"], "density": params["density"],
+        "drawn": [k for k in ("dead_fraction", "density") if given.get(k) is None],
+        "params": params,
+        "counts": {k: json_number(v, whole_as_int=True) for k, v in well.counts.items()},
+    })
 
 
 # ----------------------------------------------------------------------------------------
@@ -294,6 +351,7 @@ def tile_make_command(
     from devolens.cli._common import check_out, console, note, progress_bar
     from devolens.data.tiling import tile_to_h5
     from devolens.errors import DevolensError
+    from devolens.provenance import command_line
 
     if keep not in KEEP_CHOICES:
         raise typer.BadParameter("must be 'mixed' or 'all'", param_hint="--keep")
@@ -308,7 +366,7 @@ def tile_make_command(
         summary = tile_to_h5(
             images, out, labels or None, tile=tile, stride=stride, keep=keep, append=append,
             compression=None if compression == "none" else compression, chunk=chunk, progress=cb, order=order,
-            waiting=note, ignore=ignore,
+            waiting=note, ignore=ignore, command=command_line("devolens tile"),
         )
     added = sum(summary.added)
     looked = sum(summary.considered)
@@ -408,9 +466,11 @@ def segment_livedead_command(
     if overlap >= window:
         raise DevolensError(f"--overlap ({overlap}) must be smaller than --window ({window})")
     order = _parse_channels(channels)
-    from devolens.predict.devices import check_precision
+    # --precision checked, and --no-fast (fp32, as its help says) with --precision int8 or bf16 refused, as segment
+    # nuclei refuses them (the network ran int8 then, --no-fast unheeded)
+    from devolens.cli.predict import _check_network_options
 
-    check_precision(precision, "--precision")
+    _check_network_options(precision, "torch", fast)
     device = device_option(device)
     _check_livedead_out(out, image)
     plate = image.is_dir()

@@ -15,7 +15,9 @@ Store layout (one file, any number of source images)::
            source's last row and column of tiles lie flush with its bottom and right edges, so that every pixel
            is in a tile; absent in stores written before, whose grid could stop short of them),
            ignore (the label value that marks unannotated pixels, ``--ignore``: no class, left out of
-           class_counts, the keep rule, the training losses and the scores; absent: none)
+           class_counts, the keep rule, the training losses and the scores; absent: none), devolens (the
+           version of devolens that wrote the store last; absent in stores written before it was recorded),
+           command (the ``devolens tile`` command line of that write; absent when a library call made it)
 
 Tiles are cut and written one row of tiles at a time, and a TIFF (image or labels) is read a band of rows at a time
 through :class:`devolens.predict.tiled.RowReader` (uncompressed by its file offsets; compressed, tiled or OME ones
@@ -52,6 +54,7 @@ from devolens import checks
 from devolens.errors import DevolensError
 from devolens.io.atomic import HAS_LOCKS, FileLock, atomic_path, cannot_write, cannot_write_errno, stop_if_signalled
 from devolens.io.stacks import complaint, quiet_tifffile
+from devolens.provenance import version
 from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other modules, tests and scripts
     DEAD_STAINS,
     GREEN_SIGNAL,
@@ -853,6 +856,7 @@ def tile_to_h5(
     order: Sequence[int] | None = None,
     waiting: Callable[[str], None] | None = None,
     ignore: int | None = None,
+    command: str | None = None,
 ) -> TilingSummary:
     """Tile images (and label images) into an HDF5 store, atomically.
 
@@ -898,6 +902,11 @@ def tile_to_h5(
         target :data:`devolens.data.datasets.IGNORE_INDEX` (left out of the training losses and the scores). An
         ``append`` must give the store's value (or none, for a store without one). Default: none, the store
         as before.
+    command : str, optional
+        The command line that made this write (``devolens tile`` gives its own:
+        :func:`devolens.provenance.command_line`), recorded in the store's ``command`` attribute beside
+        ``devolens``, the devolens version, which every write records. Both describe the store's last write (an
+        ``append``'s replace the earlier ones; without ``command``, an earlier write's is removed).
 
     Returns
     -------
@@ -937,7 +946,7 @@ def tile_to_h5(
     with store_lock(out, waiting):  # held from reading the store to renaming the new one in place
         return _tile_to_h5(images, out, labels, tile=tile, stride=stride, keep=keep, append=append,
                            n_classes=n_classes, channels=channels, chunk=chunk, compression=compression,
-                           progress=progress, order=order, ignore=ignore)
+                           progress=progress, order=order, ignore=ignore, command=command)
 
 
 class _Bands:
@@ -1210,7 +1219,7 @@ def _discard(f: h5py.File, tmp: Path) -> None:
 def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, tile: int, stride: int, keep: str,
                 append: bool, n_classes: int, channels: int, chunk: int, compression: str | None,
                 progress: Callable[[int, int], None] | None, order: Sequence[int] | None,
-                ignore: int | None = None) -> TilingSummary:
+                ignore: int | None = None, command: str | None = None) -> TilingSummary:
     """The body of :func:`tile_to_h5`, its arguments checked, under the store's lock."""
     labelled = labels is not None
     edge = True  # tiles flush with the bottom and right edges (stores written before them: the grid alone)
@@ -1316,6 +1325,12 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
             f.attrs["sources"] = json.dumps(sources)
             f.attrs["label_sources"] = json.dumps(label_sources)
             f.attrs["source_digests"] = json.dumps(digests)
+            # what wrote the store (its format's version is "version"): this write's devolens and command line
+            f.attrs["devolens"] = version()
+            if command is not None:
+                f.attrs["command"] = command
+            elif "command" in f.attrs:  # an earlier write's command line would not describe this one
+                del f.attrs["command"]
             f.flush()  # HDF5 holds chunks and metadata in its caches: a full disk shows here, not in close
             f.close()
         except BaseException as exc:
