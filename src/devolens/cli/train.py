@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
-_TRAIN_HELP = """Train a model from a RECIPE (YAML, see recipes/) on a data folder.
+_TRAIN_HELP = """Train a model from a RECIPE (YAML; the shipped ones are in recipes/ of the devolens repository) on a data folder.
+
+Example: `devolens train recipes/finetune_own_nuclei.yaml --data my_data --out runs/my_nuclei` fine-tunes the shipped nuclei model on your annotated images; `devolens segment nuclei INPUT --model runs/my_nuclei --out DIR` then segments with the run. (recipes/tiny_nuclei.yaml only checks that training works: its runs learn from images resized to 64x64, which segment and models export cannot use.)
 
 DATA is the output of `devolens render` (frames.csv, frames/, labels/), a folder with images/ and masks/ (or labels/) matched by file name (img_000.tif + img_000_masks.tif; sub-folders too), or images with their masks beside them (cellpose's layout).
 
@@ -63,7 +65,7 @@ def _check_export(export: Path, data: Path, recipe: Path, out: Path) -> None:
 
 
 def train_cmd(
-    recipe: Path = typer.Argument(..., help="Recipe YAML file (e.g. recipes/tiny_nuclei.yaml)."),
+    recipe: Path = typer.Argument(..., help="Recipe YAML file (e.g. recipes/finetune_own_nuclei.yaml)."),
     data: Path = typer.Option(..., "--data", "-d", help="Training data folder: render output or images/ + masks/."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (checkpoints, history, plots)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
@@ -82,15 +84,14 @@ def train_cmd(
     """Train a model from a recipe on a data folder."""
     import torch
 
-    from devolens.cli._common import console, out as stdout, progress_bar
+    from devolens.cli._common import console, note, out as stdout, progress_bar
     from devolens.errors import DevolensError
     from devolens.io.atomic import Exhausted
-    from devolens.train.recipe import load_recipe
     from devolens.train.trainer import check_run_folder, train
 
     # everything that can be checked is, before any data is read or folder made: the recipe first (the
     # first argument), then the options
-    load_recipe(recipe)
+    _load_recipe(recipe)
     _at_least("--threads", threads, 1)
     _at_least("--epochs", epochs, 1)
     if prune_top is not None and not 0 <= prune_top < 100:
@@ -112,8 +113,9 @@ def train_cmd(
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the error line is the command's; say how to go on
         done = _checkpoint_epoch(out)
         if done is not None:
-            console.print(f"note: the last checkpoint (epoch {done}) is in {out}: continue with --resume "
-                          f"(devolens train RECIPE --data DATA --out {out} --resume)")
+            again = _resume_command(recipe, data, out, epochs=epochs, device=device, threads=threads, plots=plots,
+                                    export=export)
+            note(f"the last checkpoint (epoch {done}) is in {out}: continue with --resume ({again})")
         raise
     except Exception as exc:  # MemoryError, torch's RuntimeError, OpenCV's cv2.error (an augmentation)
         if not _out_of_memory(exc):
@@ -136,29 +138,97 @@ def train_cmd(
         stdout.print(f"best {res.monitor}: {res.best_value:.4f} at epoch {res.best_epoch + 1} of {len(h)} (epoch "
                      f"{res.best_epoch} in history.csv and run.json, which count from 0) -> "
                      f"{res.run_dir / 'best.safetensors'}")
-        import shlex
-
-        from devolens.errors import DevolensError
-        from devolens.models.export import card_from_run
-
-        run = shlex.quote(str(res.run_dir))  # pasted into a shell as it is: a folder with spaces stays one word
-        try:  # a run the predictors can feed as it was trained: say how to use it
-            kind = card_from_run(res.run_dir)["task"]
-            console.print(f"tip: `devolens segment {kind} INPUT --model {run} --out DIR` segments with it; "
-                          f"`devolens models export {run} --to FOLDER` makes it a model folder to keep or share")
-        except DevolensError:
-            from devolens.predict.livedead import check_run
-
-            try:  # a live/dead run: used as it is (models export makes nuclei and membrane models only)
-                check_run(res.run_dir)
-                console.print(f"tip: `devolens segment livedead WELL --model {run} --out DIR` segments wells with it")
-            except DevolensError:
-                pass
+        _how_to_use(res.run_dir)
     if res.start_note:  # fine-tuning that did not beat its starting weights
         console.print(f"note: {res.start_note}")
     _export(res.run_dir, export)
     if res.pruned is not None:
         stdout.print(f"pruned {len(res.pruned)} samples -> {res.run_dir / 'pruned.csv'}")
+
+
+#: where the shipped recipes are when devolens cannot find them (a copy installed from PyPI or a wheel has none:
+#: they live in the repository, not in the package)
+_RECIPES_WHERE = ("the shipped recipes are in recipes/ of the devolens repository, not installed with the package: "
+                  "give the path to one there, or a copy (README, 'Models of your own': "
+                  "recipes/finetune_own_nuclei.yaml)")
+
+
+def _shipped_recipes() -> Optional[Path]:
+    """The recipes/ folder of the devolens checkout this package runs from (an editable install, ``pip install
+    -e .`` or ``make``); None for an installed copy, which has none."""
+    import devolens
+
+    folder = Path(devolens.__file__).resolve().parents[2] / "recipes"  # src/devolens/__init__.py -> the checkout
+    return folder if (folder / "finetune_own_nuclei.yaml").is_file() else None
+
+
+def _load_recipe(recipe: Path) -> dict:
+    """:func:`~devolens.train.recipe.load_recipe` of the RECIPE argument; a recipe not found says where the
+    shipped recipes are (``devolens train recipes/x.yaml`` typed outside the repository's folder)."""
+    from devolens.errors import DevolensError
+    from devolens.train.recipe import load_recipe
+
+    if not recipe.exists() and not recipe.is_symlink():
+        shipped = _shipped_recipes()
+        if shipped is None:
+            raise DevolensError(f"recipe not found; {_RECIPES_WHERE}", path=recipe)
+        if (shipped / recipe.name).is_file() and recipe.suffix.lower() in (".yaml", ".yml"):
+            raise DevolensError(f"recipe not found; the shipped {recipe.name} is {shipped / recipe.name}",
+                                path=recipe)
+        raise DevolensError(f"recipe not found; the shipped recipes are in {shipped} (e.g. finetune_own_nuclei.yaml: "
+                            "fine-tune the shipped nuclei model on your own images)", path=recipe)
+    return load_recipe(recipe)
+
+
+def _resume_command(recipe: Path, data: Path, out: Path, *, epochs: Optional[int] = None,
+                    device: Optional[str] = None, threads: Optional[int] = None, plots: bool = True,
+                    export: Optional[Path] = None) -> str:
+    """The ``devolens train ... --resume`` command that continues an interrupted run: the paths and options as
+    given, each word quoted for a POSIX shell (a folder with spaces stays one word). ``--prune-top`` is left
+    out: the run's recipe.yaml keeps it."""
+    import shlex
+
+    words = ["devolens", "train", str(recipe), "--data", str(data), "--out", str(out), "--resume"]
+    for flag, value in (("--epochs", epochs), ("--device", device), ("--threads", threads), ("--export", export)):
+        if value is not None:
+            words += [flag, str(value)]
+    if not plots:
+        words.append("--no-plots")
+    return shlex.join(words)
+
+
+def _how_to_use(run: Path) -> None:
+    """At the end of training, say how the run is used (a tip: the command, shell-quoted), or, for a
+    segmentation run that ``devolens segment`` and ``models export`` cannot use, a note saying why (the reason
+    they would give). A run of another task (population) gets neither: no command takes it."""
+    import shlex
+
+    from devolens.cli._common import console, note
+    from devolens.errors import DevolensError
+    from devolens.models.export import _run_config, card_from_run
+    from rich.markup import escape
+
+    quoted = escape(shlex.quote(str(run)))  # pasted into a shell as it is: a folder with spaces stays one word
+    try:  # a run the predictors can feed as it was trained: say how to use it
+        kind = card_from_run(run)["task"]
+        console.print(f"tip: `devolens segment {kind} INPUT --model {quoted} --out DIR` segments with it; "
+                      f"`devolens models export {quoted} --to FOLDER` makes it a model folder to keep or share")
+        return
+    except DevolensError as exc:
+        why = exc.message
+    from devolens.predict.livedead import check_run
+
+    try:  # a live/dead run: used as it is (models export makes nuclei and membrane models only)
+        check_run(run)
+        console.print(f"tip: `devolens segment livedead WELL --model {quoted} --out DIR` segments wells with it")
+        return
+    except DevolensError:
+        pass
+    try:
+        _run_config(run, None)  # a segmentation run's checkpoint (else: another task's, which no command uses)
+    except DevolensError:
+        return
+    note(f"{run}: `devolens segment` and `devolens models export` cannot use it: {why}")
 
 
 def _checkpoint_epoch(out: Path) -> Optional[int]:
@@ -253,11 +323,10 @@ def tune_cmd(
     from devolens.cli._common import console, out as stdout, progress_bar
     from devolens.errors import DevolensError
     from devolens.io.atomic import Exhausted
-    from devolens.train.recipe import load_recipe
     from devolens.train.trainer import check_run_folder
     from devolens.train.tuning import tune
 
-    load_recipe(recipe)  # the recipe first (the first argument), then the options
+    _load_recipe(recipe)  # the recipe first (the first argument), then the options
     _at_least("--threads", threads, 1)
     _at_least("--trials", trials, 1)
     # trial runs are runs: never among the data; no training run, no folder of other things
