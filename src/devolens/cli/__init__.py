@@ -464,8 +464,11 @@ def _usage_error(message: str, ctx, args: list[str] | None = None) -> str:
         if len(got) > _EXTRA_SHOWN:
             got = got[:_EXTRA_SHOWN].rsplit(" ", 1)[0] + " ..."
         spaced = None if typed else _hint(_unquoted_path, ctx, args or [])
+        switch = None if typed or spaced else _hint(_switch_value, words, ctx.command, extra.group(1))
         inputs = [p for p in ctx.command.params if getattr(p, "param_type_name", "") == "argument"]
-        if typed or spaced:  # (not a pattern's files: the *.png advice would mislead)
+        if switch:  # `--resume true`: not a second input
+            message = f"got extra arguments ({got}): {switch}"
+        elif typed or spaced:  # (not a pattern's files: the *.png advice would mislead)
             message = f"got extra arguments ({got})"
             typed = typed or f'a path with spaces must be quoted: "{spaced}"'
         elif not inputs:
@@ -507,6 +510,34 @@ def _hint(find, *args) -> str | None:
 def _option_words(args: list[str]) -> list[str]:
     """The words of a command line that may be options: those before ``--``."""
     return args[:args.index("--")] if "--" in args else list(args)
+
+
+#: the words given to a switch as its value (``--resume true``), which click reads as extra arguments
+_SWITCH_VALUES = ("true", "false", "yes", "no")
+
+
+def _switch_value(words: list[str], command, extra: str) -> str | None:
+    """What to say of a word such as ``true`` given right after a switch (``--resume true``, ``--plots false``): a
+    switch takes no value, and click read the word as an extra argument (``extra``: click's list of them); None
+    when no such word follows a switch."""
+    switches: dict[str, tuple[str, str | None]] = {}  # a switch -> itself, the switch that turns it the other way
+    for param in command.params:
+        if getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            other = list(getattr(param, "secondary_opts", None) or [])
+            for opt in param.opts:
+                switches[opt] = (opt, other[0] if other else None)
+            for opt in other:
+                switches[opt] = (opt, param.opts[0])
+    got = extra.split()
+    for flag, word in zip(words, words[1:]):
+        if flag not in switches or word.lower() not in _SWITCH_VALUES or word not in got:
+            continue
+        flag, other = switches[flag]
+        if word.lower() in ("true", "yes"):
+            return f"{flag} is a switch and takes no value: give {flag} alone"
+        return (f"{flag} is a switch and takes no value: give {other} instead" if other else
+                f"{flag} is a switch and takes no value: leave it out")
+    return None
 
 
 def _typographic_dashes(words: list[str]) -> str | None:
