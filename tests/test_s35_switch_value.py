@@ -16,6 +16,22 @@ def test_a_value_after_a_switch_is_said_to_be_none_of_its(tmp_path, capsys, give
     assert f"got extra arguments ({given[1]}): {said} (see devolens train --help)" in err and "takes one RECIPE" not in err
 
 
-def test_another_extra_word_is_still_an_extra_input(tmp_path, capsys):
+def test_another_word_after_a_switch_is_said_to_be_read_as_an_input(tmp_path, capsys):
     assert main(["train", "r.yaml", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--resume", "maybe"]) == 2
+    assert "--resume is a switch here and takes no value (maybe was read as one more input)" in " ".join(
+        capsys.readouterr().err.split())
+
+
+def test_an_extra_word_not_after_a_switch_is_still_an_extra_input(tmp_path, capsys):
+    assert main(["train", "r.yaml", "other.yaml", "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
     assert "takes one RECIPE" in capsys.readouterr().err
+
+
+def test_a_path_after_a_switch_is_said_to_be_read_as_an_input(tmp_path, capsys):
+    """population's --plot is a switch (lineage populations' takes a path): `--plot p.png` blamed shell patterns."""
+    movie = tmp_path / "m.png"
+    movie.write_bytes(b"")
+    assert main(["population", str(movie), "--out", str(tmp_path / "p.csv"), "--plot", "p.png"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--plot is a switch here and takes no value (p.png was read as one more input)" in err
+    assert "pattern such as" not in err

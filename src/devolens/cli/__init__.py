@@ -517,9 +517,9 @@ _SWITCH_VALUES = ("true", "false", "yes", "no")
 
 
 def _switch_value(words: list[str], command, extra: str) -> str | None:
-    """What to say of a word such as ``true`` given right after a switch (``--resume true``, ``--plots false``): a
-    switch takes no value, and click read the word as an extra argument (``extra``: click's list of them); None
-    when no such word follows a switch."""
+    """What to say of a word such as ``true`` given right after a switch (``--resume true``, ``--plots false``,
+    population's ``--plot p.png``): a switch takes no value, and click read the word as an extra argument
+    (``extra``: click's list of them); None when no such word follows a switch."""
     switches: dict[str, tuple[str, str | None]] = {}  # a switch -> itself, the switch that turns it the other way
     for param in command.params:
         if getattr(param, "is_flag", False) and not getattr(param, "count", False):
@@ -530,9 +530,11 @@ def _switch_value(words: list[str], command, extra: str) -> str | None:
                 switches[opt] = (opt, param.opts[0])
     got = extra.split()
     for flag, word in zip(words, words[1:]):
-        if flag not in switches or word.lower() not in _SWITCH_VALUES or word not in got:
+        if flag not in switches or word not in got:
             continue
         flag, other = switches[flag]
+        if word.lower() not in _SWITCH_VALUES:  # population's --plot p.png: a switch there, a path in lineage's
+            return f"{flag} is a switch here and takes no value ({word} was read as one more input)"
         if word.lower() in ("true", "yes"):
             return f"{flag} is a switch and takes no value: give {flag} alone"
         return (f"{flag} is a switch and takes no value: give {other} instead" if other else
