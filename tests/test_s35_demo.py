@@ -191,6 +191,14 @@ def test_demo_records_its_command_and_replaces_its_own_earlier_output(tmp_path, 
     assert json.loads((out / "populations.json").read_text())["options"]["clock"] is False
     assert sorted(os.listdir(tmp_path)) == ["demo"]  # no staging folder, no lock file
 
+    assert {"render/render.json", "render/video.mp4", "segment/segment.json"} <= set(record["files"])
+    assert any(f.startswith("segment/labels/") for f in record["files"])
+
+    edited = out / "segment" / "labels" / "my_edits.tif"  # a file of the user's, nested in the demo's segment/
+    edited.write_bytes(b"mine")
+    assert main(argv) == 2 and "segment/labels/my_edits.tif" in capsys.readouterr().err
+    assert edited.read_bytes() == b"mine"
+    edited.unlink()
     (out / "notes.txt").write_text("mine")
     first_embryo = (out / "embryo.csv").read_bytes()
     argv[-1] = "7"
@@ -201,3 +209,16 @@ def test_demo_records_its_command_and_replaces_its_own_earlier_output(tmp_path, 
     assert (out / "notes.txt").read_text() == "mine"
     assert sorted(os.listdir(out)) == sorted([*demo.DEMO_OUTPUTS, "notes.txt"])
     assert sorted(os.listdir(tmp_path)) == ["demo"]
+
+
+def test_a_file_nested_in_an_earlier_demos_folders_that_it_did_not_write_is_refused(tmp_path):
+    """The demo's record lists the files it wrote under render/ and segment/: one it did not write, however deep
+    (the user's edited label image in segment/labels/), is named, not replaced with the folder."""
+    old = _fake_demo(tmp_path / "old")
+    (old / "segment" / "labels" / "t000_labels.tif").write_bytes(b"demo")
+    listed = ["render/render.json", "segment/labels/t000_labels.tif", "segment/segment.json"]
+    (old / "demo.json").write_text(json.dumps({"command": "devolens demo --out x", "files": listed}))
+    assert demo.check_demo_folder(old) == old
+    (old / "segment" / "labels" / "my_edits.tif").write_bytes(b"mine")
+    with pytest.raises(DevolensError, match=r"segment/labels/my_edits\.tif, which the demo did not write"):
+        demo.check_demo_folder(old)

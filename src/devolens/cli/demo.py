@@ -302,6 +302,27 @@ def _own_entries() -> dict[str, frozenset]:
     return {"render": frozenset(OUTPUT_ENTRIES), "segment": frozenset((*SEGMENT_OUTPUTS, SEGMENT_RECORD))}
 
 
+def _written_files(out: Path, subs: tuple = ("render", "segment")) -> list[str]:
+    """The files (and links) under ``out``'s ``subs``, as sorted paths relative to ``out`` with ``/``."""
+    found = []
+    for sub in subs:
+        for root, dirs, files in os.walk(out / sub):
+            rel = Path(root).relative_to(out).as_posix()
+            found += [f"{rel}/{name}" for name in files]
+            found += [f"{rel}/{name}" for name in dirs if os.path.islink(os.path.join(root, name))]
+    return sorted(found)
+
+
+def _recorded_files(out: Path) -> frozenset | None:
+    """The files an earlier demo in ``out`` recorded writing under render/ and segment/ (its record's ``files``),
+    or None when its record lists none (a demo of an earlier devolens)."""
+    try:
+        files = json.loads((out / DEMO_RECORD).read_text(encoding="utf-8")).get("files")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return frozenset(map(str, files)) if isinstance(files, list) else None
+
+
 def check_demo_folder(out: str | Path) -> Path:
     """``out`` as a Path, when the demo may write into it; else a one-line error, before any work.
 
@@ -328,12 +349,16 @@ def check_demo_folder(out: str | Path) -> Path:
             raise DevolensError(f"folder holds no earlier demo (no {DEMO_RECORD}) but {', '.join(clash)}, which the "
                                 "demo would replace: choose a new or empty folder for --out", path=out)
         return out
+    written = _recorded_files(out)
     foreign = []
     for sub, own in _own_entries().items():
         if not (out / sub).is_dir() or (out / sub).is_symlink():
             continue
         try:
-            foreign += [f"{sub}/{name}" for name in sorted(os.listdir(out / sub)) if name not in own]
+            if written is None:  # a demo of an earlier devolens (no list of its files): its top-level entries
+                foreign += [f"{sub}/{name}" for name in sorted(os.listdir(out / sub)) if name not in own]
+            else:  # every file, nested ones too (a label image edited in segment/labels/ is the user's)
+                foreign += [name for name in _written_files(out, (sub,)) if name not in written]
         except OSError:  # unreadable: replacing it reports the real problem
             continue
     if foreign:
@@ -709,7 +734,8 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         write_text(out / DEMO_RECORD, record_text({
             "command": command, "devolens": version(), "torch": torch_version(),
             "options": {"seed": seed, "cells": cells, "frames": frames, "size": list(size)},
-            "clock": clock, "frames_left": int(usable)}))
+            "clock": clock, "frames_left": int(usable),
+            "files": _written_files(out)}))  # what render/ and segment/ hold: a later demo replaces only them
         write_text(out / "report.md", "\n".join(lines))
     return given / "report.md"
 
