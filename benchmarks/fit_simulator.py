@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from devolens.errors import DevolensError  # noqa: E402
 from devolens.io.atomic import write_text  # noqa: E402
 from devolens.io.tables import read_table  # noqa: E402
 from devolens.lineage.fit import fit_simulator_params  # noqa: E402
@@ -46,7 +47,7 @@ def table_names(path: Path, table) -> tuple[str, ...]:
     """The names ``--exclude`` takes for a table read from ``path``: its embryo name (the ``embryo`` column, as
     :func:`~devolens.lineage.fit.fit_simulator_params` lists it) and its file stem (a zip's name without .zip)."""
     names = [path.stem]
-    if "embryo" in table.columns and len(table):
+    if table is not None and "embryo" in table.columns and len(table):  # (None: left out by its file stem, unread)
         names.insert(0, str(table["embryo"].iloc[0]))
     return tuple(dict.fromkeys(names))
 
@@ -79,11 +80,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no EPIC tables (CD*.csv) under {data / 'epic'}; give the shared data folder with --data DIR",
               file=sys.stderr)
         return 2
-    epic = [(f, read_table(f)) for f in files]
-    acetree = []
+    stems = set(args.exclude)  # a table named by its file stem is left out unread (one that fails to read, too)
+
+    def read(path: Path):
+        return None if path.stem in stems else read_table(path)
+
     zpath = data / "acetree" / "wormguides_nuclei.zip"
-    if zpath.exists() and not args.no_acetree:
-        acetree.append((zpath, read_table(zpath)))
+    try:
+        epic = [(f, read(f)) for f in files]
+        acetree = [(zpath, None if args.no_acetree else read(zpath))] if zpath.exists() else []
+    except DevolensError as exc:
+        print(f"error: {exc} (leave the table out with --exclude {Path(exc.path or '').stem or 'NAME'})",
+              file=sys.stderr)
+        return 2
     kept, dropped, unknown = pick_tables(epic + acetree, args.exclude)
     if unknown:
         names = ", ".join(table_names(p, t)[0] for p, t in epic + acetree)
@@ -92,13 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     keep = {p for p, _ in kept}
     tables = [t for p, t in epic if p in keep]
-    extra = [t for p, t in acetree if p in keep]  # (cell-cycle lengths only)
+    extra = [t for p, t in acetree if p in keep and t is not None]  # (cell-cycle lengths only; not --no-acetree)
     if not tables:
         print(f"error: every EPIC table under {data / 'epic'} is excluded; leave at least one to fit on",
               file=sys.stderr)
         return 2
     for p, t in dropped:
-        print(f"note: left out {p.name} ({table_names(p, t)[0]})")
+        print(f"note: left out {p.name} ({table_names(p, t)[0]})", file=sys.stderr)
     params = fit_simulator_params(tables, cycle_tables=extra, calibrate=not args.no_calibrate)
     write_text(args.out, json.dumps(params, indent=1) + "\n")
     cyc = params["cycle"]

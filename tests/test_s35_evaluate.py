@@ -130,3 +130,11 @@ def test_check_run_folder_takes_evaluates_files(tmp_path):
     (out / "notes.csv").write_text("x")
     with pytest.raises(DevolensError, match=r"holds no devolens run \(e.g. notes.csv\)"):
         check_run_folder(out, tmp_path / "data")
+
+
+def test_json_before_help_shows_the_help(capsys):
+    from devolens.cli import main
+
+    for flag in ("--help", "-h"):
+        assert main(["evaluate", "--json", flag]) == 0
+        assert "Usage" in capsys.readouterr().out

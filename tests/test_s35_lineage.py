@@ -113,8 +113,8 @@ def test_fit_simulator_exclude_is_repeatable_by_name_or_file_stem(sim_data, tmp_
     out = tmp_path / "p.json"
     assert _fit(sim_data, out, "--exclude", "sim1", "--exclude", "CDsim2") == 0  # an embryo name, a file stem
     assert json.loads(out.read_text())["embryos"] == ["sim0"]
-    said = capsys.readouterr().out
-    assert "note: left out CDsim1.csv (sim1)" in said and "note: left out CDsim2.csv (sim2)" in said
+    said = capsys.readouterr().err
+    assert "note: left out CDsim1.csv (sim1)" in said and "note: left out CDsim2.csv (CDsim2)" in said  # (unread)
     assert _fit(sim_data, out, "--exclude", "sim0", "sim2") == 0  # several after one flag, as before
     assert json.loads(out.read_text())["embryos"] == ["sim1"]
 
@@ -128,6 +128,21 @@ def test_fit_simulator_refuses_an_exclude_that_names_no_table(sim_data, tmp_path
     assert _fit(sim_data, out, "--exclude", "sim0", "sim1", "CDsim2") == 2
     assert "error: every EPIC table" in capsys.readouterr().err
     assert not out.exists()  # nothing fitted, nothing written
+
+
+def test_fit_simulator_leaves_out_a_table_it_cannot_read_when_told(sim_data, tmp_path, capsys):
+    """A table named by its file stem is left out unread: a broken one no longer stops the fit (it was read first)."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(sim_data, data)
+    (data / "epic" / "CDbroken.csv").write_text("this,is\n1,2\n")
+    out = tmp_path / "p.json"
+    assert _fit(data, out) == 2  # not left out: one error line naming it, nothing written
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "CDbroken.csv" in err and "--exclude CDbroken" in err and not out.exists()
+    assert _fit(data, out, "--exclude", "CDbroken") == 0
+    assert json.loads(out.read_text())["embryos"] == ["sim0", "sim1", "sim2"]
 
 
 def test_fit_simulator_says_which_embryos_the_shipped_params_were_fitted_on():

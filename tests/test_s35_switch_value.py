@@ -35,3 +35,13 @@ def test_a_path_after_a_switch_is_said_to_be_read_as_an_input(tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert "--plot is a switch here and takes no value (p.png was read as one more input)" in err
     assert "pattern such as" not in err
+
+
+def test_inputs_given_one_by_one_around_a_switch_get_the_advice_on_inputs(tmp_path, capsys, monkeypatch):
+    """`a.png --no-overlay b.png c.png`: the words after the switch are more inputs, not the switch's value."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / name).write_bytes(b"")
+    assert main(["segment", "nuclei", "a.png", "--no-overlay", "b.png", "c.png", "--out", "o"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "takes one INPUT" in err and "is a switch here" not in err

@@ -534,6 +534,8 @@ def _switch_value(words: list[str], command, extra: str) -> str | None:
             continue
         flag, other = switches[flag]
         if word.lower() not in _SWITCH_VALUES:  # population's --plot p.png: a switch there, a path in lineage's
+            if len(got) > 1 or os.path.lexists(word):  # inputs given one by one: the advice on inputs says more
+                return None
             return f"{flag} is a switch here and takes no value ({word} was read as one more input)"
         if word.lower() in ("true", "yes"):
             return f"{flag} is a switch and takes no value: give {flag} alone"

@@ -71,7 +71,7 @@ def _summary(text: str) -> None:
     """Print a command's summary line (``wrote OUT: ...``) where every command prints its summary: on stderr, through
     the shared console that ``devolens --quiet`` silences (stdout keeps the results a user pipes: ``lineage
     cliffs``). ``text`` is not read as markup (a file name's ``[raw]`` is kept); one line, unfolded."""
-    console.print(text, markup=False, soft_wrap=True)
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _embryos_text(names: list[str], limit: int = 10) -> str:

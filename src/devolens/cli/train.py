@@ -545,6 +545,8 @@ class _EvaluateCommand(typer.core.TyperCommand):
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         options = args[:args.index("--")] if "--" in args else args  # after --: arguments
+        if any(arg in ctx.help_option_names for arg in options):  # --json --help: the help page (not a file)
+            return super().parse_args(ctx, [arg for arg in options if arg in ctx.help_option_names][:1])
         for i, arg in enumerate(options):
             following = options[i + 1] if i + 1 < len(options) else "-"
             if arg == "--json" and following.startswith("-") and not following.lower().endswith(".json"):
