@@ -506,13 +506,15 @@ def _preparation(model: str, channel: str, diameter: "float | str | None",
 
 
 def _diameter(value: "str | float | None", model: str, *, label: Optional[str] = None,
-              um_per_pixel: Optional[float] = None) -> "float | str | None":
+              um_per_pixel: Optional[float] = None, each: bool = True) -> "float | str | None":
     """The ``--diameter`` option: a number of pixels, ``auto`` (estimated from the images by the
     model's size model, once per input), ``each`` (for every image on its own) or ``none`` (no
     resizing). Left out: ``auto`` when ``model`` (or, for a population model, its nuclei model)
     has a size model, else none. ``label`` and ``um_per_pixel``: ``value`` is a diameter given in micrometres,
     converted to pixels at that many µm per pixel (:func:`_diameter_option`): one out of the model's range is named
-    as given and the range said in µm too (:func:`devolens.predict.segment.check_diameter`)."""
+    as given and the range said in µm too (:func:`devolens.predict.segment.check_diameter`). ``each``: whether the
+    command takes ``each`` (``population`` does not: its refusal of a value that is none of them names only what it
+    takes)."""
     if value is None:
         from devolens.models import zoo
 
@@ -531,8 +533,9 @@ def _diameter(value: "str | float | None", model: str, *, label: Optional[str] =
     try:
         number = float(text)
     except ValueError:
-        raise DevolensError(f"--diameter must be a number of pixels, of micrometres ('7um'), 'auto', 'each' or "
-                            f"'none', got {value!r}") from None
+        words = "'auto', 'each' or 'none'" if each else "'auto' or 'none'"
+        raise DevolensError(f"--diameter must be a number of pixels, of micrometres ('7um'), {words}, got {value!r}") \
+            from None
     if not (number > 0 and np.isfinite(number)):
         raise DevolensError(f"--diameter must be a positive number of pixels, got {value}")
     from devolens.models import zoo
@@ -571,7 +574,7 @@ def _microns(value) -> Optional[float]:
 
 def _diameter_option(value: Optional[str], model: str, input_path: Path, pixel_size: Optional[float] = None, *,
                      calibrations: Optional[_Calibrations] = None, skipped: frozenset = frozenset(),
-                     carried: bool = False) -> "tuple[float | str | None, Optional[dict]]":
+                     carried: bool = False, each: bool = True) -> "tuple[float | str | None, Optional[dict]]":
     """``--diameter`` as :func:`_diameter` takes it, with a diameter in micrometres (``7um``) converted to the input's
     pixels: biologists know their nuclei's width in µm, the model needs it in pixels. The pixel size is
     ``--pixel-size`` (µm per pixel) or the input's own calibration (:func:`_input_pixel_size`), checked before any
@@ -581,7 +584,7 @@ def _diameter_option(value: Optional[str], model: str, input_path: Path, pixel_s
     ``micrometres``, ``um_per_pixel``, ``pixel_size_from``, ``pixels``; ``notes``: what the command prints about the
     pixel size, in order), for the summary line and the records. ``carried``: the command's outputs carry
     ``--pixel-size`` (segment's label images, :func:`_carried_notes`), so it is taken without a µm diameter too
-    (which it then leaves as it is); otherwise it is refused alone."""
+    (which it then leaves as it is); otherwise it is refused alone. ``each``: as :func:`_diameter` takes it."""
     microns = _microns(value)
     if pixel_size is not None:
         if isinstance(pixel_size, bool) or not (float(pixel_size) > 0 and np.isfinite(float(pixel_size))):
@@ -590,7 +593,7 @@ def _diameter_option(value: Optional[str], model: str, input_path: Path, pixel_s
             raise DevolensError("--pixel-size converts a --diameter given in micrometres (e.g. --diameter 7um) to "
                                 "pixels: give the diameter in µm, or leave --pixel-size out")
     if microns is None:
-        return _diameter(value, model), None
+        return _diameter(value, model, each=each), None
     given = str(value).strip()
     if not (microns > 0 and np.isfinite(microns)):
         raise DevolensError(f"--diameter must be a positive number of micrometres, got {value!r}")
@@ -643,20 +646,21 @@ def _carried_notes(pixel_size: Optional[float], conversion: Optional[dict], cali
 
 def _diameter_and_skip(value: Optional[str], model: str, input_path: Path, pixel_size: Optional[float],
                        skip_flagged: Optional[Path], calibrations: _Calibrations, *, stack_z: str,
-                       channel: Optional[int], pages: str, progress=None, carried: bool = False):
+                       channel: Optional[int], pages: str, progress=None, carried: bool = False,
+                       each: bool = True):
     """:func:`_diameter_option` and :func:`_skip_set` (``(diameter, conversion, skip, curation, report)``), in the
     order that lets a µm diameter leave out the files a given curation report flags: that report is read first
     (a moment's work), so that a file it flags (a corrupt one, a blank snapshot) needs no calibration. ``auto``
     curates the whole input first: the diameter is checked before that pass, its refusal not kept waiting for it
-    (the files it will flag are not known then). ``carried``: as :func:`_diameter_option` takes it."""
+    (the files it will flag are not known then). ``carried`` and ``each``: as :func:`_diameter_option` takes them."""
     reading = {"stack_z": stack_z, "channel": channel, "pages": pages, "progress": progress}
     if _microns(value) is None or skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE:
         diameter, conversion = _diameter_option(value, model, input_path, pixel_size, calibrations=calibrations,
-                                                carried=carried)
+                                                carried=carried, each=each)
         return (diameter, conversion, *_skip_set(skip_flagged, input_path, **reading))
     skip, curation, report = _skip_set(skip_flagged, input_path, **reading)
     diameter, conversion = _diameter_option(value, model, input_path, pixel_size, calibrations=calibrations,
-                                            skipped=_flagged_files(report, skip), carried=carried)
+                                            skipped=_flagged_files(report, skip), carried=carried, each=each)
     return diameter, conversion, skip, curation, report
 
 
@@ -825,8 +829,9 @@ def _estimates_note(estimates, what: str) -> Optional[str]:
     if few:
         from devolens.predict.sizing import MIN_OBJECTS
 
-        words.append(f"; {few} showed fewer than {MIN_OBJECTS} separate bright {what} at a first look (or were too "
-                     "narrow), too few to judge: used as they are")
+        words.append(f"; {few} showed fewer than {MIN_OBJECTS} separate bright {what} at a first look (too few, or "
+                     "touching too much to be told apart; or the images were too narrow), too few to judge: used as "
+                     "they are")
     return "".join(words)
 
 
@@ -861,6 +866,20 @@ def _progress_total(total: int):
 SEGMENT_OUTPUTS = ("labels", "objects.csv", "counts.csv", "overlays", "overlay.mp4", "curation.csv")
 #: ...and the record that it did (command, input, model, counts): the mark that those entries may be replaced
 SEGMENT_RECORD = "segment.json"
+
+
+#: a new ``segment`` --out folder named with one of these (a table's, a record's, an image's, a video's, a store's)
+#: gets a note (:func:`_file_named_note`): ``--out centroids.csv`` silently made a folder of that name
+FILE_LIKE_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".xlsx", ".h5", ".hdf5", ".zip", ".npy",
+                      *IMAGE_SUFFIXES, *ANIMATED_SUFFIXES, *VIDEO_SUFFIXES)
+
+
+def _file_named_note(out: Path) -> str:
+    """The note on a new ``segment`` --out folder named as a file (:data:`FILE_LIKE_SUFFIXES`). A note, not a
+    refusal: the commands that write folders (render, segment livedead, demo) take any name."""
+    return (f"--out {out.name} ends in {out.suffix}, as a file's name: segment made a folder of that name (labels/, "
+            "counts.csv, objects.csv: the objects' centroids are in its objects.csv), which other tools may take for a "
+            f"file; --out {out.with_suffix('').name or 'seg'} names it as a folder")
 
 
 def _check_segment_out(out: Path, input_path: Path) -> None:
@@ -1035,6 +1054,7 @@ def run_segmentation(
     check_pages(pages)
     check_threads(threads)
     _check_segment_out(out, input_path)
+    named_as_file = not out.exists() and out.suffix.lower() in FILE_LIKE_SUFFIXES  # a new folder: noted
     _check_network_options(precision, backend, fast)
     color = _color(color)
     device = device_option(device)
@@ -1212,6 +1232,7 @@ def run_segmentation(
             "pixel_size_notes": pixel_notes,
             # overlay.mp4 of frames with an odd side: padded by a pixel (write_video), said in a note
             "video_padded": video_hw[0] if video_hw and _padded(*video_hw[0]) else None,
+            "out_named_as_file": _file_named_note(out) if named_as_file else None,
             "stack": reading}
         summary["notes"] = _segment_notes(kind, input_path, stack_z, pages, summary)
         from devolens.io.atomic import write_text
@@ -1297,6 +1318,8 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((_giants_note(summary["giants"], what), {}))
     if summary.get("video_padded"):
         notes.append((_padded_note(*summary["video_padded"]), plain))
+    if summary.get("out_named_as_file"):
+        notes.append((f"note: {escape(summary['out_named_as_file'])}", plain))
     if summary.get("colour_note"):
         notes.append((f"note: {summary['colour_note']}", {}))
     if summary.get("shape_note"):
@@ -1563,12 +1586,21 @@ def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Option
     scale = _judging_scale(predictor.working_scale(), predictor.card_scale)
     percentiles = net.percentiles or (1.0, 99.8)
     seen, flipped, bright = _shapes(frames, kind, net, scale, percentiles)
+    return _shape_verdict(kind, seen, flipped, bright, predictor, scale, percentiles, channels)
+
+
+def _shape_verdict(kind: str, seen: list, flipped: list, bright: list, predictor, scale: float, percentiles,
+                   channels: int = 0, estimated: Optional[bool] = None, counts: bool = False) -> Optional[str]:
+    """:func:`_shape_note`'s verdict on what :func:`_shapes` read (``seen``, ``flipped``, ``bright``, at the judging
+    ``scale`` with these ``percentiles``) of a ``kind`` input: inverted, or the other model's kind; None otherwise.
+    ``predictor`` (a segmentation predictor) and ``estimated`` are :func:`_inverted_nuclei`'s; ``counts``: said of
+    ``population``'s counts, read from the nuclei model's (:func:`_population_inverted_note`)."""
     if kind == "membrane" and len(flipped) > len(seen) and float(np.median(flipped)) <= LOOKS_INVERTED:
         return ("the input looks inverted: dark thin lines on a bright background (brightfield, DIC, or an inverted "
                 "export), where the membrane model reads bright membranes on a dark background and finds few or no "
                 "real cells; invert the image first (Fiji: Edit > Invert) and run again")
     if kind == "nuclei":
-        text = _inverted_nuclei(seen, bright, predictor, scale, percentiles)
+        text = _inverted_nuclei(seen, bright, predictor, scale, percentiles, estimated)
         if text is not None:
             return text
     if not seen:
@@ -1582,8 +1614,10 @@ def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Option
                 f"run `devolens segment nuclei`; {pick} membranes' channel; dark "
                 "membranes on bright cells (a cytoplasmic marker) need the image inverted first")
     if kind == "nuclei" and value <= LOOKS_LIKE_MEMBRANES:
+        found = "the nuclei model finds fragments of lines" + (
+            ", and the counts read from them are not cell counts" if counts else "")
         return (f"the input looks like membranes (thin bright lines, {value:.0%} of its bright pixels in blobs; "
-                "nuclei are filled blobs): the nuclei model finds fragments of lines. For cell outlines, run "
+                f"nuclei are filled blobs): {found}. For cell outlines, run "
                 f"`devolens segment membrane`; {pick} nuclei's channel")
     return None
 
@@ -1636,12 +1670,14 @@ def _inverted_nuclei(seen: list, bright: list, predictor, scale: float, percenti
             "reads the same: the nuclei model needs a fluorescence image of the nuclei")
 
 
-def _population_inverted_note(frames: list, predictor) -> Optional[str]:
-    """``segment nuclei``'s note for an input that looks inverted (:func:`_inverted_nuclei`, by the same rule), for
-    ``population``: on the frames ``segment`` would judge (:class:`_JudgedFrames`, by the nuclei found), at the
-    judging scale of its nuclei network (:func:`_judging_scale`: the stream's resizing counts), and where the stream's
-    magnification was estimated, at the one the size model reads off the inverted frames. None for a model without a
-    nuclei network (a regressor) and, as ``segment``'s, where ``--diameter`` was given (a number of pixels)."""
+def _population_inverted_note(frames: list, predictor, channels: int = 0) -> Optional[str]:
+    """``segment nuclei``'s blobs-or-lines note (:func:`_shape_verdict`, by the same rule: an input that looks
+    inverted, or like membranes, a two-colour image's membrane channel among them), for ``population``: on the frames
+    ``segment`` would judge (:class:`_JudgedFrames`, by the nuclei found; one reading of them for both verdicts), at
+    the judging scale of its nuclei network (:func:`_judging_scale`: the stream's resizing counts), and where the
+    stream's magnification was estimated, an inverted input at the one the size model reads off the inverted frames.
+    None for a model without a nuclei network (a regressor) and, as ``segment``'s, where ``--diameter`` was given (a
+    number of pixels). ``channels``: a TIFF stack's channels (several: the note names --channel, not --color)."""
     nuclei = getattr(predictor, "nuclei", None)
     auto = bool(getattr(predictor, "auto", False))
     if nuclei is None or not frames or nuclei.card_scale <= 0 or (getattr(predictor, "scale_known", False)
@@ -1650,9 +1686,9 @@ def _population_inverted_note(frames: list, predictor) -> Optional[str]:
     net = nuclei.network
     scale = _judging_scale(getattr(predictor, "resize", 1.0) * nuclei.working_scale(), nuclei.card_scale)
     percentiles = net.percentiles or (1.0, 99.8)
-    seen, _, bright = _shapes(frames, "nuclei", net, scale, percentiles)
-    return _inverted_nuclei(seen, bright, nuclei, scale, percentiles,
-                            estimated=auto and getattr(predictor, "last_estimate", None) is not None)
+    seen, flipped, bright = _shapes(frames, "nuclei", net, scale, percentiles)
+    return _shape_verdict("nuclei", seen, flipped, bright, nuclei, scale, percentiles, channels,
+                          estimated=auto and getattr(predictor, "last_estimate", None) is not None, counts=True)
 
 
 def _inverted(frame: np.ndarray, channel: str) -> np.ndarray:
@@ -1736,7 +1772,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
     def command(
         input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
         out: Path = typer.Option(..., "--out", "-o", help=(
-            "Output folder: labels/ (one label TIFF per image or frame, NAME_labels.tif, at the input's size; "
+            "Output folder (a new one named as a file, e.g. centroids.csv, gets a note): labels/ (one label TIFF "
+            "per image or frame, NAME_labels.tif, at the input's size; "
             "uint16, or uint32 for an image with over 65535 objects), objects.csv (columns frame, label, x, y, "
             "area: x the column and y the row of the centroid, in pixels of the input, area in pixels; an object "
             "cut by the image's border is kept, its area and centroid those of its part inside the image), "
@@ -1852,8 +1889,8 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     position, ``late_residual``: the last third's median against the frames before it;
     :class:`devolens.predict.clock.ClockFit`'s ``slope`` and ``late``; recorded, not noted: no threshold told a
     drifting movie from an as-rendered one); ``no_signal``: the frames without signal (one grey level throughout,
-    :func:`devolens.predict.population.is_flat`), named as the CSV names them, whose counts the CSV leaves empty
-    unless a fit read them off its curve (``clock_left_out``, ``monotone_left_out``); ``notes``: the notes the
+    or black: :func:`devolens.predict.population.lacks_signal`), named as the CSV names them, whose counts the CSV
+    leaves empty unless a fit read them off its curve (``clock_left_out``, ``monotone_left_out``); ``notes``: the notes the
     command prints after its summary line (their words, without ``note:``; the tip left out), as ``segment.json``'s."""
     from devolens.models import zoo
 
@@ -1947,7 +1984,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     import pandas as pd
 
     from devolens.io.atomic import write_csv
-    from devolens.predict.population import COLUMNS, MAX_EMBRYO_CELLS
+    from devolens.predict.population import COLUMNS, HELD_OUT_CELLS, MAX_EMBRYO_CELLS
 
     check_csv_out(out, folder_first=False)
     if clock and monotone:
@@ -1980,7 +2017,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     calibrations = _Calibrations(input_path)
     diameter, microns, skip, curation, report = _diameter_and_skip(
         diameter, model, input_path, pixel_size, skip_flagged, calibrations, stack_z=stack_z, channel=channel,
-        pages=pages, progress=progress)
+        pages=pages, progress=progress, each=False)  # (population reads one movie at one magnification)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages, calibrations=calibrations)
     try:
         _, reading = _stack_reading(input_path, stack_z, channel, pages)  # a TIFF stack: the record and the console
@@ -2001,11 +2038,13 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                             path=input_path)
     positions: collections.deque = collections.deque()
     kept: list[int] = []
-    # each frame's black/dark measures (None: not measured): --monotone leaves dark frames out by them (every frame
-    # measured), and every run records how the nuclei's brightness changes over the movie (_brightness: its first
-    # and last BRIGHTNESS_FRAMES frames measured where the number of frames is known; ~1.3 ms a 752x512 frame, 4 %
-    # of a warm run when every frame is measured)
+    # each frame's black/dark measures (None: not kept): --monotone leaves dark frames out by them (every frame's),
+    # and every run records how the nuclei's brightness changes over the movie (_brightness: its first and last
+    # BRIGHTNESS_FRAMES frames' where the number of frames is known). A PopulationPredictor takes them for its
+    # no-signal test (each row's "signal": ~1.3 ms a 752x512 frame, once); for another predictor they are taken here
     signals: list = []
+    own: collections.deque = collections.deque()  # ... here, until the frame's row comes
+    measured = [False]  # whether the predictor takes them (known once it is loaded, before the first frame is read)
     expected = source.total - len(skip) if source.total else None
 
     # the first SHAPE_LOOK frames, until their row comes: the inverted-input note judges some (_JudgedFrames)
@@ -2014,17 +2053,22 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     # magnification (_magnification_note); every frame is then kept until its row comes
     busiest = _JudgedFrames(look=None) if diameter is None else None
 
+    def wanted(i: int) -> bool:
+        """Whether row ``i``'s measures are kept."""
+        return monotone or expected is None or i < BRIGHTNESS_FRAMES or i >= expected - BRIGHTNESS_FRAMES
+
     def frames():
         for i, (pos, frame) in enumerate(source.iter(skip)):
             positions.append(pos)
             looked.append(frame if i < SHAPE_LOOK or busiest is not None else None)
-            ends = expected is None or i < BRIGHTNESS_FRAMES or i >= expected - BRIGHTNESS_FRAMES
-            signals.append(_frame_signal(frame) if monotone or ends else None)
+            if not measured[0]:
+                own.append(_frame_signal(frame) if wanted(i) else None)
             yield frame
 
     rows = []
     median_areas = []
-    flat: list = []  # frames without signal (one grey level throughout), named as the CSV names them
+    flat: list = []  # frames without signal (lacks_signal), named as the CSV names them
+    black: list = []  # ... of them, those that are not one grey level throughout (a video's black frame)
     specks: list = []  # frames whose saturated specks were left out of the brightness scale
     no_signal: list[bool] = []  # per row: such a frame (--clock leaves them out of its fit)
     judged = _JudgedFrames()  # what the inverted-input note judges, chosen by the nuclei found as segment's are
@@ -2032,6 +2076,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
                                     diameter=diameter, channel=_color(color), device=device)
         apply_threads(threads)
+        from devolens.predict.population import PopulationPredictor
+
+        measured[0] = isinstance(predictor, PopulationPredictor)  # (its rows carry each frame's measures)
         if clock and getattr(predictor, "clock", None) is None:
             raise DevolensError(f"model {model!r} has no developmental clock (its card has no 'clock' section)")
         total = _progress_total(source.total - len(skip) if source.total else 0)
@@ -2040,9 +2087,13 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             kept.append(pos)
             rows.append({"frame": source.frame_id(pos), **{k: row[k] for k in COLUMNS}})
             median_areas.append(row.get("median_area"))
+            signals.append(own.popleft() if not measured[0] else row.get("signal") if wanted(len(rows) - 1)
+                           else None)
             no_signal.append(bool(row.get("flat")))
             if no_signal[-1]:
                 flat.append(source.frame_id(pos))
+                if row.get("black"):
+                    black.append(source.frame_id(pos))
             if row.get("specks"):  # the nuclei network left saturated specks out of its brightness scale
                 specks.append(source.frame_id(pos))
             image = looked.popleft()
@@ -2094,9 +2145,12 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["stack"] = reading
     df.attrs["timelapses"] = timelapses
     df.attrs["flat"] = flat
+    df.attrs["flat_black"] = black
     df.attrs["flat_empty"] = [fid for fid, gone in zip(df["frame"], empty) if gone]  # their counts left empty
     df.attrs["specks"] = specks
-    df.attrs["inverted_note"] = _population_inverted_note(judged.frames(), predictor)
+    # segment nuclei's blobs-or-lines note: an input that looks inverted, or like membranes
+    df.attrs["inverted_note"] = _population_inverted_note(judged.frames(), predictor,
+                                                          reading["channels"] if reading else 0)
     df.attrs["skipped"] = len(skip)
     df.attrs["ended_early"] = source.ended_early()
     df.attrs["missing"] = source.missing_note()
@@ -2107,6 +2161,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             else pd.Series(False, index=df.index))
     df.attrs["beyond_calibration"] = (None if not over.any() else
                                       {"top": top, "frames": [str(f) for f in df.loc[over, "frame"]]})
+    # totals above the held-out renders' (but within the calibration's, or an embryo's): read low (_held_out_note)
+    late = (df["total"] > HELD_OUT_CELLS) & (df["total"] <= (MAX_EMBRYO_CELLS if top is None else top))
+    df.attrs["beyond_held_out"] = [str(f) for f in df.loc[late, "frame"]]
     df.attrs["curation"] = None if curation is None else curation_path(out)
     # nuclei far from the sizes the model knows: another magnification (see size_advice)
     df.attrs["suggest_diameter"] = predictor.size_advice(median_areas)
@@ -2160,7 +2217,8 @@ def _calibration_top(predictor) -> Optional[float]:
     """The largest total (cells) the population model's calibration reaches: the top of its calibration curve
     (``knots_y``, the mean true total of the calibration renders with the most nuclei seen: 572 cells for the shipped
     model, whose calibration renders include the AceTree embryo's, scripts/zoo_renders.sh ``cal_acetree``). Its
-    held-out renders stop at 384 cells, and the AceTree renders read low below the top too (549-580 cells: 407-520).
+    held-out renders stop at 384 cells (:data:`~devolens.predict.population.HELD_OUT_CELLS`, :func:`_held_out_note`),
+    and the AceTree renders read low below the top too (566-580 cells: 298-389).
     None for a model without one (a regressor; knots left at their default)."""
     knots = getattr(predictor, "knots_y", None)
     if getattr(predictor, "method", None) != "composition" or knots is None or len(knots) < 3:
@@ -2175,7 +2233,20 @@ def _calibration_note(beyond: dict) -> str:
     return (f"{_count(len(frames), 'frame')} ({_names(frames)}) {'has' if len(frames) == 1 else 'have'} a predicted "
             f"total above {beyond['top']:.0f} cells, the top of the model's calibration (its curve's, fitted on "
             "renders of known totals): counts there are extrapolated and read low (renders of the AceTree embryo at "
-            "549-580 cells read 407-520 already), so the embryo may hold more cells than said")
+            "566-580 cells read 298-389 already), so the embryo may hold more cells than said")
+
+
+def _held_out_note(frames: list) -> str:
+    """The note on frames whose predicted total lies above :data:`~devolens.predict.population.HELD_OUT_CELLS`, the
+    most cells of the held-out renders the model was measured on (but not above its calibration's top:
+    :func:`_calibration_note`); ``frames`` named as the CSV names them."""
+    from devolens.predict.population import HELD_OUT_CELLS
+
+    one = len(frames) == 1
+    return (f"{_count(len(frames), 'frame')} ({_names(frames)}) {'reads' if one else 'read'} above {HELD_OUT_CELLS} "
+            "cells, beyond the held-out renders the model's figures were measured on: late embryos read low there "
+            "(renders of the AceTree embryo at 566-580 cells read 298-389, 31-49 % low), so the embryo may hold more "
+            "cells than said")
 
 
 def _frame_signal(frame) -> Optional[dict]:
@@ -2281,7 +2352,7 @@ def robust_monotone(smooth, df, positions: list[int], signals: Optional[list], n
     (:func:`devolens.curate.frames.black_or_dark` on their ``signals``, :func:`devolens.curate.frames.frame_signal`;
     None for a frame not measured) that read fewer cells than the median of the (up to 4) frames before them (a
     one-cell embryo or a dim 12-bit movie passes for dark, and is read right), the frames without signal
-    (``no_signal``, a mask: one grey level throughout, read as a black frame; counted with the dim ones), and the
+    (``no_signal``, a mask: :func:`devolens.predict.population.lacks_signal`; counted with the dim ones), and the
     implausible readings (:func:`implausible_readings`). Their rows get the
     fitted curve between the frames before and after them (linear in the frame position; the nearest fitted
     frame's value at either end), so the curve stays monotone. Returns ``(smoothed table, (dim mask, implausible
@@ -2347,9 +2418,9 @@ def _steady(input_path: Path, source: "_Source") -> Optional[bool]:
 
 def _clock_fit(predictor, df, kept: list[int], no_signal: np.ndarray):
     """``--clock``: the predictor's fit of the per-frame counts ``df`` (rows at the input's frame positions ``kept``)
-    to the developmental clock, leaving the frames of no signal (``no_signal``: one grey level throughout, read as a
-    black frame at a cell or two) out of it, as ``--monotone`` leaves black frames out of its fit: 3 such frames
-    at a movie's start pulled the curve of every frame 4x too low. They are read off the fitted curve at their
+    to the developmental clock, leaving the frames of no signal (``no_signal``: one grey level throughout or
+    black, :func:`devolens.predict.population.lacks_signal`, read at a cell or two) out of it, as ``--monotone``
+    leaves black frames out of its fit: 3 such frames at a movie's start pulled the curve of every frame 4x too low. They are read off the fitted curve at their
     positions, as every frame is (:func:`devolens.predict.clock.fit_clock`'s ``use``)."""
     if not no_signal.any():
         return predictor.clock_fit(df, kept)
@@ -2358,7 +2429,7 @@ def _clock_fit(predictor, df, kept: list[int], no_signal: np.ndarray):
     if int((~no_signal).sum()) < MIN_FRAMES:
         raise DevolensError(f"the developmental clock needs a timelapse of at least {MIN_FRAMES} frames with signal, "
                             f"got {int((~no_signal).sum())}: {_count(int(no_signal.sum()), 'frame')} of "
-                            f"{len(no_signal)} hold no signal (one grey level throughout)")
+                            f"{len(no_signal)} hold no signal (one grey level throughout, or black)")
     return predictor.clock_fit(df, kept, use=~no_signal)
 
 
@@ -2475,6 +2546,17 @@ def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, res
             f"size are unreliable; if {suggested:g} px is their real size, run again with --diameter {suggested:g}.")
 
 
+def _no_signal_words(frames: int, black: int) -> str:
+    """What the frames of no signal are, for the note naming them: ``frames`` of them, ``black`` of those black
+    frames that are not one grey level throughout (:func:`devolens.predict.population.lacks_signal`)."""
+    if not black:
+        return "one grey level throughout"
+    them = "it" if frames == 1 else "them"
+    black_words = (f"black, nothing in {them} a grey level or two above the background: a video's black frame keeps "
+                   "a few such pixels from compression")
+    return black_words if black == frames else f"one grey level throughout, or {black_words}"
+
+
 def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool, attrs: dict,
                       rows: int) -> list[tuple[str, dict]]:
     """What ``population`` prints after its summary line (and the stack's line), in order: ``(text,
@@ -2504,9 +2586,10 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
                    f"{'it' if one else 'them'} out of its fit and read {rows_of} off its curve")
         else:
             how = f"{rows_of} {'is' if one else 'are'} left empty (no counts: NaN in the CSV)"
-        note(f"{_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if one else 'hold'} no signal (one grey level "
-             f"throughout): {how}; `devolens curate frames` flags such frames and --skip-flagged leaves them out")
-    if attrs.get("inverted_note"):  # (segment nuclei's)
+        note(f"{_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if one else 'hold'} no signal "
+             f"({_no_signal_words(len(flat), len(attrs.get('flat_black') or ()))}): {how}; `devolens curate frames` "
+             "flags such frames and --skip-flagged leaves them out")
+    if attrs.get("inverted_note"):  # (segment nuclei's blobs-or-lines note)
         notes.append((f"note: {attrs['inverted_note']}", {}))
     if attrs.get("specks"):
         notes.append((_specks_note(attrs["specks"]), plain))
@@ -2538,6 +2621,8 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
                                           "frames", "the counts"), {}))
     if attrs.get("suggest_diameter"):
         notes.append((_size_note("nuclei", attrs["suggest_diameter"], attrs["known_sizes"], attrs["resized"]), {}))
+    if attrs.get("beyond_held_out"):
+        note(_held_out_note(attrs["beyond_held_out"]))
     if attrs.get("beyond_calibration"):
         note(_calibration_note(attrs["beyond_calibration"]))
     if attrs.get("beyond_embryo"):
@@ -2554,9 +2639,9 @@ def population_command(
     out: Path = typer.Option(..., "--out", "-o", help=(
         "Output CSV, columns frame, A, E, M, P, C, D, Z, total: expected cells per letter (fractional: the model "
         f"gives expected counts, not whole cells), one row per frame read (flagged frames have no row; a frame of no "
-        f"signal, one grey level throughout, has empty counts but with --clock or --monotone). {LETTER_HELP} "
+        f"signal, one grey level throughout or black, has empty counts but with --clock or --monotone). {LETTER_HELP} "
         "Beside it, NAME.json records how it was made (command line, devolens and torch versions, model and its "
-        "weights' sha256 and that of all its files (card and weights), no_signal (the frames of one grey level, whose "
+        "weights' sha256 and that of all its files (card and weights), no_signal (the frames of no signal, whose "
         "counts are empty), precision, the device the network ran on, options, magnification estimate, the clock's fit "
         "and the frames it left out, frames --monotone left out, "
         "the plot and curation report written); both are replaced when they exist, and the plot and curation report "
@@ -2564,7 +2649,8 @@ def population_command(
     monotone: bool = typer.Option(False, "--monotone", help=(
         "Smooth each letter over the frames by isotonic regression: populations never fall (P, which ends when "
         "P4 divides into Z2/Z3, is fitted non-increasing). Frames that would drag the fit are left out of it: "
-        "those `devolens curate frames` would flag black or dark, frames of no signal (one grey level throughout), "
+        "those `devolens curate frames` would flag black or dark, frames of no signal (one grey level throughout, "
+        "or black: nothing a grey level or two above the background), "
         "and implausible readings (a total below half "
         "the median of the 4 frames before it and below half that of the 4 after it, the last frames: of those "
         "before it; or above twice both; and at least 4 cells off: populations never halve). Their rows get the "
@@ -2577,8 +2663,8 @@ def population_command(
         f"evidence: {CLOCK_GAIN}; it cannot undo a bias "
         "of the per-frame estimates), and read each frame's counts off the fitted curve. "
         "Assumes frames in time order at a steady interval and wild-type development (not for mutants or "
-        "arrested embryos); needs at least 6 frames. Frames of no signal (one grey level throughout, a black "
-        "frame) are left out of the fit and read off its curve, with a note.")),
+        "arrested embryos); needs at least 6 frames. Frames of no signal (one grey level throughout, or "
+        "a black frame) are left out of the fit and read off its curve, with a note.")),
     plot: bool = typer.Option(True, "--plot/--no-plot", help=(
         "Also write a plot of the curves beside the CSV (same name, .png; NAME_plot.png where that would "
         "overwrite the input or a frame of the input folder).")),

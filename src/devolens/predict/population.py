@@ -45,6 +45,12 @@ COLUMNS: tuple[str, ...] = LETTERS + ("total",)
 #: AceTree embryo of the shared data reaches 580): predicted totals above it mean the frame is
 #: not what the model knows (another magnification, several embryos, not an embryo).
 MAX_EMBRYO_CELLS = 600
+#: The most cells in the held-out renders the shipped model's figures were measured on (benchmarks/RESULTS.md, section
+#: population: the held-out embryo 20241010_JIM767_25_L3's renders and EPIC-framed movies end at 384 cells, "Tenth
+#: session"; the held-out simulated embryo's at 358). Predicted totals above it lie beyond what was measured, where late
+#: embryos read low: renders of the AceTree embryo at 566-580 cells read 298-389 (31-49 % low; README, section on
+#: population's notes), which ``population`` notes
+HELD_OUT_CELLS = 384
 
 
 #: the invariant embryo's first cells: its composition at totals 1-4, exactly (no lineage table starts before 2-4)
@@ -518,26 +524,44 @@ class PopulationPredictor:
         (their median area, pixels of the frame as the nuclei model saw it; for
         :meth:`size_advice`) and ``specks`` (True when the nuclei network left saturated specks of the frame out of its
         brightness scale: its result's ``extra["specks"]``), method ``composition``; and ``flat``: True for a frame
-        without signal (one grey level throughout, :func:`is_flat`), which the count regressor reads as an
-        all-black frame (normalising it would stretch its resizing's rounding into a phantom
-        embryo). Their positions in the stream are in ``flat_frames`` as the stream goes.
+        without signal (:func:`lacks_signal`: one grey level throughout, or black with nothing a grey level or two
+        above its background, as a video's black frame leaves a few compressed pixels), which the count regressor
+        reads as an all-black frame (normalising it would stretch its resizing's rounding into a phantom embryo);
+        ``black``: True for such a frame that is not one grey level throughout; ``signal``: the frame's black/dark
+        measures (:func:`~devolens.curate.frames.frame_signal`, as the frame reached the models; None where they
+        cannot be taken), which that test read. Their positions in the stream are in ``flat_frames`` as the stream
+        goes.
         """
         from devolens.predict.postprocess import check_stream, image_array
 
         check_stream(images, progress=progress)
         images = map(image_array, images)  # paths read, 1xHxW and channels-first arrays laid out
         images = map(self._without_hot_pixels, images)  # (at the input's resolution, before any resizing)
-        # frames without signal (one grey level throughout): the regressor reads a black frame instead. Normalising
-        # one stretches the rounding of its resizing to full contrast, which it read as an embryo of ~25 cells (the
-        # nuclei network finds no nucleus in either)
+        # frames without signal (lacks_signal): the regressor reads a black frame instead. Normalising one stretches
+        # the rounding of its resizing to full contrast, which it read as an embryo of ~25 cells (the nuclei network
+        # finds no nucleus in either)
         seen: list[int] = []  # their positions in the stream (0 = the first frame), ascending; this stream's own
         self.flat_frames = seen  # (another stream started meanwhile gets its own)
+        import collections
+
+        measured: collections.deque = collections.deque()  # per frame read: (measures, black), until its row comes
 
         def marked(stream):
             for i, img in enumerate(stream):
-                if isinstance(img, np.ndarray) and is_flat(img):
+                measures, flat, black = None, False, False
+                if isinstance(img, np.ndarray):
+                    measures = signal_measures(img)
+                    flat = is_flat(img)
+                    black = not flat and measures is not None and _black(measures)
+                if flat or black:
                     seen.append(i)
+                measured.append((measures, black))
                 yield img
+
+        def signal_fields(k: int) -> dict:
+            """Frame ``k``'s (the next row's) no-signal fields of its row."""
+            measures, black = measured.popleft()
+            return {"flat": is_marked(k), "black": black, "signal": measures}
 
         def is_marked(k: int) -> bool:
             """Frame ``k`` (already read) is flat: a search of ``seen``, which the stream fills in ascending order."""
@@ -572,8 +596,6 @@ class PopulationPredictor:
         if resize != 1.0:  # another magnification: frames resized to the training one
             images = (_resized(np.asarray(img), resize) for img in images)
         if self.method == "composition":
-            import collections
-
             small: collections.deque = collections.deque()  # regressor inputs, in frame order
             # one channel reduction per frame when the regressor and the nuclei network read colour alike
             share = self.network is not None and getattr(getattr(self.nuclei, "network", None), "channel", None) == self.channel
@@ -604,7 +626,7 @@ class PopulationPredictor:
                 row["total"] = float(sum(row[k] for k in LETTERS))
                 row["visible"] = float(res.count)
                 row["median_area"] = float(np.median(obj["area"])) if len(obj["area"]) else float("nan")
-                row["flat"] = is_marked(done)  # (each frame is read before its result)
+                row.update(signal_fields(done))  # (each frame is read before its result)
                 row["specks"] = bool(res.extra.get("specks"))  # as the nuclei network's preparation found
                 done += 1
                 if progress is not None:
@@ -617,7 +639,7 @@ class PopulationPredictor:
                 named = dict(zip(self.outputs, vals))
                 row = {k: float(named.get(k, 0.0)) for k in LETTERS}
                 row["total"] = float(sum(row[k] for k in LETTERS))
-                row["flat"] = is_marked(done)
+                row.update(signal_fields(done))
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)
@@ -751,6 +773,54 @@ def is_flat(image: np.ndarray) -> bool:
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
         return a.dtype.kind == "f" and not np.isfinite(a).any()
     return bool(np.all(hi - lo <= 1e-6 * np.maximum(1.0, np.maximum(np.abs(hi), np.abs(lo)))))
+
+
+#: a black frame (the curator's black test, :func:`_black`) holds no signal when the bright part of it stands less than
+#: this many of its input's grey levels above its background (``foreground`` of
+#: :func:`~devolens.curate.frames.frame_signal`). A video's black frames keep a few pixels at 1-3 from compression: 0.0
+#: to 1.34 at x264 qualities 3-7 (qualities 2-3 leave specks up to 13: foreground 2-5.5, and the black test does not
+#: flag those); renders dimmed to 2 % of their contrast and compressed alike 1.3-2.0 (black at quality 3 only: 2.0).
+#: A frame of one nucleus in a dark field is black to the curator (its nucleus covers under 1 % of the blocks its
+#: contrast is read from) but stands out by tens of levels: 85-190 for a 12-35 px nucleus at 200 grey levels, 38
+#: counts for one 40 counts above a 16-bit camera's background. Held-out renders, their EPIC-framed movies and the
+#: real reference frames: none black, foreground 30 and more
+NO_SIGNAL_FOREGROUND = 2.0
+
+
+def signal_measures(image: np.ndarray) -> dict | None:
+    """The curator's black/dark measures of one frame (:func:`devolens.curate.frames.frame_signal`); None for a
+    frame it cannot measure (not H x W or H x W x 3/4)."""
+    from devolens.curate.frames import frame_signal
+
+    try:
+        return frame_signal(image)
+    except DevolensError:
+        return None
+
+
+def _black(measures: dict) -> bool:
+    """Whether a frame of these measures (:func:`signal_measures`) is black with nothing in it: the curator's black
+    test flags it on its own (:func:`devolens.curate.frames.black_or_dark`, the test ``--monotone`` leaves black
+    frames out by: no contrast in its block means, or nothing above its noise), and its bright part stands less than
+    :data:`NO_SIGNAL_FOREGROUND` of the input's own grey levels (8-bit levels for 8-bit and float input, counts for
+    16-bit input) above its background."""
+    from devolens.curate.frames import black_or_dark
+
+    step = measures.get("grey_step") or 0.0
+    unit = step if 0 < step < 1 else 1.0
+    foreground = float(measures.get("foreground", np.nan))
+    return bool(foreground < NO_SIGNAL_FOREGROUND * unit and black_or_dark([measures])[0])
+
+
+def lacks_signal(image: np.ndarray, measures: dict | None = None) -> bool:
+    """Whether ``image`` (HxW, or HxWxC) holds no signal: one grey level throughout (:func:`is_flat`), or black with
+    nothing in it (:func:`_black`: a video's black frame, whose compression leaves a few pixels at 1-3). Such a
+    frame holds nothing to count: :meth:`PopulationPredictor.predict_iter` marks it (``flat``), ``population``
+    leaves its counts empty. ``measures``: the frame's :func:`signal_measures`, when taken already."""
+    if is_flat(image):
+        return True
+    measures = signal_measures(image) if measures is None else measures
+    return measures is not None and _black(measures)
 
 
 def _channel_range(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

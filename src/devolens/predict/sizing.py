@@ -41,6 +41,12 @@ AUTO_FRAMES = 5  # a stream's magnification: the median over this many of its fi
 GOOD_OBJECTS = 64  # ... read ahead until AUTO_FRAMES images show at least this many objects
 AUTO_LOOKAHEAD = 240  # ... looked for among at most this many first images
 AUTO_BUDGET = 256 * 2**20  # ... and at most this many bytes of them held in memory
+#: an image with too few separate bright objects whose largest bright region (above 0.5 of the normalised range, the
+#: level that parts touching nuclei) covers this share of it or more shows crowded nuclei merged into few regions (a
+#: late embryo), not few nuclei: said so (:func:`untrusted_reason`; messages only, the estimate is the same). Renders of
+#: the AceTree embryo at 566-580 cells, as rendered and shrunk to half, and the held-out renders at 173-384 cells that
+#: showed under 8 objects: 0.20-0.38; the held-out renders of 1-7 cells that did: 0.034 at most
+CROWDED_SHARE = 0.1
 
 
 def wants_auto(diameter, size_model, reference, what: str = "this model") -> bool:
@@ -69,6 +75,12 @@ def untrusted_reason(estimate: "DiameterEstimate | None", what: str = "nuclei") 
     if getattr(estimate, "small", 0) and estimate.small == len(estimate.per_image):
         return (f"the images are too narrow to judge the magnification by (a side under {MIN_SIDE} px at the "
                 "model's working scale)")
+    crowded = getattr(estimate, "crowded", 0)
+    if crowded and 2 * crowded >= len(estimate.per_image) - getattr(estimate, "small", 0):
+        # most of them: a late embryo's touching nuclei, merged into a few large regions (CROWDED_SHARE)
+        return (f"the {what} in the images looked at touch too much to be told apart at a first look (fewer than "
+                f"{MIN_OBJECTS} separate bright regions, one of them covering a tenth of the image or more: a late "
+                "embryo?), too few to judge the magnification by")
     # a quick threshold count, not the network's: touching nuclei count as one there
     return (f"the images looked at show fewer than {MIN_OBJECTS} separate bright {what} at a first look, too "
             "few to judge the magnification by")
@@ -85,8 +97,9 @@ def warn_untrusted(estimates: "Sequence[DiameterEstimate | None]", what: str = "
         return
     if each:
         message = (f"diameter='each': {len(few)} of {len(estimates)} images showed fewer than {MIN_OBJECTS} separate "
-                   f"bright {what} at a first look (or were too narrow), too few to judge the magnification by: used "
-                   "as they are (give diameter in pixels if they are not EPIC-like framing; see .estimates)")
+                   f"bright {what} at a first look (too few, or touching too much to be told apart; or the images "
+                   "were too narrow), too few to judge the magnification by: used as they are (give diameter in pixels "
+                   "if they are not EPIC-like framing; see .estimates)")
     else:
         message = (f"diameter='auto': {untrusted_reason(few[0], what)}: used as they are (give diameter in pixels "
                    "if they are not EPIC-like framing; see .last_estimate)")
@@ -205,6 +218,15 @@ def _count(arr: np.ndarray, objects: str = "bright") -> int:
         _, _, stats, _ = cv2.connectedComponentsWithStats((arr > level).astype(np.uint8), connectivity=8)
         found = max(found, int((stats[1:, cv2.CC_STAT_AREA] >= 10).sum()))
     return found
+
+
+def _crowded(arr: np.ndarray) -> bool:
+    """Whether an image prepared at the card's scale shows bright objects merged into a large region: its largest
+    above 0.5 of the normalised range covers :data:`CROWDED_SHARE` of it or more (a late embryo's touching nuclei)."""
+    import cv2
+
+    _, _, stats, _ = cv2.connectedComponentsWithStats((arr > 0.5).astype(np.uint8), connectivity=8)
+    return len(stats) > 1 and float(stats[1:, cv2.CC_STAT_AREA].max()) >= CROWDED_SHARE * arr.size
 
 
 def size_key(predictor: "_SegmentationPredictor") -> tuple:
@@ -360,6 +382,9 @@ class DiameterEstimate:
         are used as they are.
     small : int
         How many of them were too small (a side under ``MIN_SIDE`` working pixels) to be judged at all.
+    crowded : int
+        How many of them showed too few bright objects because those merge into a large region (:func:`_crowded`:
+        the touching nuclei of a late embryo), which :func:`untrusted_reason` says; recorded only (bright objects).
     backdrop : float
         Median over the images of the weight the backdrop reader (:class:`BackdropReader`) had
         in their estimates: 0 for images with a dark background, or without such a reader.
@@ -387,6 +412,7 @@ class DiameterEstimate:
     frames: list | None = None
     used: list | None = None
     spread: tuple | None = None
+    crowded: int = 0
 
 
 def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
@@ -496,7 +522,7 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     if not images:
         raise DevolensError("diameter='auto' needs at least one image to look at")
     frames = [int(f) for f in positions] if positions is not None and len(positions) == len(images) else None
-    per, trusted, weights, small = [], [], [], 0
+    per, trusted, weights, small, crowded = [], [], [], 0, 0
     decided: list[bool] = []
     reader = getattr(predictor, "size_backdrop", None)
     for img in images:  # one preparation per image for both the features and the object count
@@ -519,13 +545,15 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
         elif _count(arr, getattr(predictor, "size_objects", "bright")) >= MIN_OBJECTS:
             trusted.append(per[-1])
             judged = True
+        elif getattr(predictor, "size_objects", "bright") == "bright" and _crowded(arr):
+            crowded += 1  # (said, not judged: the estimate is made as before)
         decided.append(judged)
     m = float(np.median(trusted or per))
     backdrop = float(np.median(weights)) if weights else 0.0
     used = decided if trusted else [True] * len(per)
     combined = trusted or per
     # recorded, not judged: how far apart the combined estimates lie
-    record = dict(frames=frames, used=used, spread=(float(min(combined)), float(max(combined))))
+    record = dict(frames=frames, used=used, spread=(float(min(combined)), float(max(combined))), crowded=crowded)
     if not trusted:  # a few nuclei: too few to judge the magnification by (estimates run low there)
         return DiameterEstimate(diameter=None, magnification=m, per_image=per, trusted=0, backdrop=backdrop,
                                 small=small, **record)
