@@ -13,20 +13,13 @@ import torch
 from scipy import ndimage
 
 from devolens.errors import DevolensError
-from devolens.predict.livedead import LiveDeadPredictor, extract_objects
+from devolens.predict.livedead import extract_objects
 from devolens.predict.tiled import RowReader
 
-
-class ChannelModel(torch.nn.Module):
-    """Logits that make 'dead' where Draq7 is bright, 'live' where only Hoechst is."""
-
-    def forward(self, x):
-        h, d = x[:, :1], x[:, 1:2]
-        return torch.cat([torch.full_like(h, 0.55), h, d + 0.1 * h], 1) * 20
+from _livedead_helpers import channel_predictor
 
 
-def _pred(**kw):
-    return LiveDeadPredictor(ChannelModel(), window=64, overlap=16, fast=False, min_area=4, **kw)
+_pred = channel_predictor
 
 
 def _reference(lab, min_area=0):

@@ -17,21 +17,11 @@ from scipy import ndimage
 from devolens.cli import main
 from devolens.io.stacks import pixel_size
 from devolens.predict import livedead
-from devolens.predict.livedead import LiveDeadPredictor
 
-from _livedead_helpers import weights  # noqa: F401  (fixture)
-
-
-class ChannelModel(torch.nn.Module):
-    """Logits that make 'dead' where Draq7 is bright, 'live' where only Hoechst is (as test_livedead_giant's)."""
-
-    def forward(self, x):
-        h, d = x[:, :1], x[:, 1:2]
-        return torch.cat([torch.full_like(h, 0.55), h, d + 0.1 * h], 1) * 20
+from _livedead_helpers import channel_predictor, weights  # noqa: F401  (weights: a fixture)
 
 
-def _pred(**kw):
-    return LiveDeadPredictor(ChannelModel(), window=64, overlap=16, fast=False, min_area=4, **kw)
+_pred = channel_predictor
 
 
 def _well(h=150, w=180, seed=0):

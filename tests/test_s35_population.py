@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from _render_helpers import blob_frame
+from test_shape_note import _lines  # thin bright lines on a dark background (a membrane slice's look)
 from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
 from devolens.io.images import write_png
@@ -27,14 +28,6 @@ def _blobs(size=256, seed=0):
     return blob_frame(size, n=25, radius=14, background=10.0, seed=seed)
 
 
-def _lines(size=256, pitch=40, seed=0):
-    """Thin bright lines on a dark background (a membrane slice's look)."""
-    rng = np.random.default_rng(seed)
-    img = np.zeros((size, size), np.float32)
-    for k in range(pitch // 2, size, pitch):
-        img[k:k + 3, :] = 1.0
-        img[:, k:k + 3] = 1.0
-    return (img * 200 + rng.normal(10, 3, img.shape)).clip(0, 255).astype(np.uint8)
 
 
 def _folder(tmp_path, frames, name="frames"):
