@@ -394,7 +394,7 @@ def card_markdown(card: dict) -> str:
 - **Predictor**: `{card['predictor']}` (`devolens.models.load("livedead")`)
 - **Input**: (2, H, W) uint16 (Hoechst, Draq7), any size; tiled with 512 px windows, 64 px overlap, cosine blending
 - **Preprocessing**: {card['preprocessing']}
-- **Output**: uint8 labels 0 background / 1 live / 2 dead; objects (x, y, area, class); counts (live, dead, fraction_dead)
+- **Output**: uint8 labels 0 background / 1 live / 2 dead; objects (x, y, area, class; objects.csv also `id`, the value of its pixels in instances.tif with `--instances`); counts (live, dead, fraction_dead)
 - **Architecture**: `{json.dumps(card['architecture'])}` ({card['training'].get('parameters')} parameters, fp16 weights)
 
 ## {heading}

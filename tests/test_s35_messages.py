@@ -189,6 +189,12 @@ def test_the_rgb_tiff_note_names_channels_in_python_and_the_flag_in_the_command(
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
     with RowReader(tmp_path / "rgb.tif") as r:
         assert "channels=[H, D] chooses others" in r.note and "--channels" not in r.note
+    from devolens.data.tiling import read_image
+
+    with pytest.warns(UserWarning) as said:  # tile_to_h5's reader words it so too
+        read_image(tmp_path / "rgb.tif")
+    text = " ".join(str(w.message) for w in said)
+    assert "channels=[H, D] chooses others" in text and "--channels" not in text
     set_command(True)
     assert rgb_tiff_note() == RGB_TIFF_NOTE == (
         "an RGB TIFF without channel names: Hoechst read from its blue, Draq7 from its red (as for a PNG); "

@@ -279,6 +279,18 @@ def test_the_chunk_cache_is_sized_to_the_tiles_read(tmp_path):
             assert h5_tile_cache([f["images"], f["labels"]], np.arange(80)) is None
 
 
+def test_the_splits_of_a_tile_file_ask_for_one_chunk_cache(tmp_path):
+    """HDF5 keeps one open file per process, whose first opening sets its cache: a validation split opened first
+    (a run from weights scores them before training) left the training split HDF5's default cache. Every split of
+    a file asks for the cache of all its tiles, and reads them through it, whichever is read first."""
+    path = _chunky(tmp_path / "chunky.h5")
+    val, train = H5TileDataset(path, indices=np.arange(8)), H5TileDataset(path, indices=np.arange(8, 80))
+    assert val.chunk_cache == train.chunk_cache == H5TileDataset(path).chunk_cache is not None
+    val.read(0)
+    train.read(0)
+    assert train._file.id.get_access_plist().get_cache()[1:3] == train.chunk_cache[::-1]
+
+
 # ---------------------------------------------------------------- 4. no second scoring for the library's losses
 def test_own_losses_keep_the_library_losses_of_a_padded_batch():
     """A batch of a 32 and a 16 px sample (pad_collate's padding ignored): the library's per-sample values are the

@@ -91,7 +91,7 @@ def test_simulate_well_record_says_what_was_given(tmp_path, capsys):
     record = json.loads((tmp_path / "w.json").read_text())
     assert record["drawn"] == [] and record["density"] == 0.0
     # no nuclei: no dead fraction (JSON has no NaN)
-    assert record["counts"] == {"live": 0, "dead": 0, "fraction_dead": 0}
+    assert record["counts"] == {"live": 0, "dead": 0, "fraction_dead": None}
 
 
 def test_simulate_well_writes_all_four_files_or_none(tmp_path, capsys, monkeypatch):

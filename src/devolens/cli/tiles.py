@@ -241,7 +241,9 @@ def _well_record(well, *, seed: int, size: tuple[int, int], given: dict, outputs
         "dead_fraction": params["dead_fraction"], "density": params["density"],
         "drawn": [k for k in ("dead_fraction", "density") if given.get(k) is None],
         "params": params,
-        "counts": {k: json_number(v, whole_as_int=True) for k, v in well.counts.items()},
+        # no nuclei: no fraction dead (null, as livedead.json records it; simulate_well's counts say 0)
+        "counts": {k: None if k == "fraction_dead" and not well.counts["live"] + well.counts["dead"] else
+                   json_number(v, whole_as_int=True) for k, v in well.counts.items()},
     })
 
 

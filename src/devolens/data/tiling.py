@@ -71,7 +71,7 @@ from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other 
     well_channel_order,
     well_channels,
 )
-from devolens.predict.tiled import (RGB_TIFF_NOTE, RowReader, _own_series_array, colour_tiff_order,
+from devolens.predict.tiled import (RowReader, _own_series_array, colour_tiff_order, rgb_tiff_note,
                                     eight_bit_question, looks_eight_bit, may_look_eight_bit)
 STORE_VERSION = 1
 #: the smallest tile side `devolens tile --tile` takes
@@ -167,7 +167,7 @@ def _tiff_well_channels(path: Path, n_channels: int, order: Sequence[int] | None
     if order is None and n_channels in (3, 4) and colour_tiff(path):
         found = colour_tiff_order(path)  # the colour rule of segment livedead, not a copy of it
         if found is not None:
-            return found, RGB_TIFF_NOTE
+            return found, rgb_tiff_note()
     return well_channels(path, n_channels, order, tiff=True, shape=shape)
 
 

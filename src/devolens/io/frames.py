@@ -700,9 +700,11 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     DevolensError
         Missing path, unsupported file type, empty folder.
     """
-    from devolens.io.stacks import check_pages
+    from devolens.errors import option
+    from devolens.io.stacks import check_pages, check_stack_z
 
     check_pages(pages)
+    check_stack_z(stack_z, option("stack_z", flag="z (--stack-z)"))  # this function's name for it, not open_stack's
     if missing not in ("raise", "mark"):
         raise DevolensError(f"missing must be 'raise' or 'mark', got {missing!r}")
     if path is None or str(path) == "":  # Path("") is the current folder: never what was meant

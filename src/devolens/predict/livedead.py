@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -269,7 +270,7 @@ class _ProbsWriter(TiffRowWriter):
 
         self.path, self.shape, self.dtype = Path(path), (3, int(shape[0]), int(shape[1])), np.dtype(np.uint8)
         names = list(PROBABILITY_CHANNELS)
-        if int(np.prod(self.shape)) < PROBS_IMAGEJ_BYTES:
+        if math.prod(self.shape) < PROBS_IMAGEJ_BYTES:
             extra: dict = {"imagej": True, "metadata": {"axes": "CYX", "Labels": names}}
             if pixel is not None:
                 sx, sy, unit = pixel
