@@ -412,6 +412,11 @@ class _ProgressLines:
         return text
 
 
+def count_of(n: int, word: str) -> str:
+    """``1 row``, ``2 rows``: ``n`` and ``word``, plural (an ``s`` added) unless ``n`` is 1 (summary lines)."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     """Yield a ``callback(done, total)`` that shows the work's progress on stderr as :func:`progress_mode` says:

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import typer
 
-from devolens.cli._common import check_out as _check_out, console, note as _print_note
+from devolens.cli._common import check_out as _check_out, console, count_of as _count, note as _print_note
 from devolens.errors import DevolensError
 from devolens.lineage.letters import LETTER_KEY_LINE
 
@@ -60,11 +60,6 @@ def _notes_said(hold: bool = False) -> Iterator[list[str]]:
         yield said
     finally:
         _RECORDERS.pop()
-
-
-def _count(n: int, word: str) -> str:
-    """``1 row``, ``2 rows``: ``n`` and ``word``, plural (an ``s`` added) unless ``n`` is 1."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _summary(text: str) -> None:

@@ -44,7 +44,7 @@ def embryo(
     ),
 ) -> None:
     """Grow a digital embryo (Sulston lineage, fitted cell cycles, positions in the eggshell)."""
-    from devolens.cli._common import check_out, console, note
+    from devolens.cli._common import check_out, console, count_of, note
     from devolens.errors import DevolensError
     from devolens.lineage.simulate import read_params_file, simulate_embryo
 
@@ -72,9 +72,8 @@ def embryo(
         write_tidy(df, out)
     _add_provenance(out, seed=seed, cells=cells, times=times, start=start, params=params)
     counts = df.groupby("time").size()
-    console.print(
-        f"wrote {out}: {len(df)} rows, {len(counts)} time points, {int(counts.iloc[-1])} cells at the end"
-    )
+    console.print(f"wrote {out}: {count_of(len(df), 'row')}, {count_of(len(counts), 'time point')}, "
+                  f"{count_of(int(counts.iloc[-1]), 'cell')} at the end", markup=False, highlight=False)
     hatched = hatching_note([df], "--cells")
     if hatched:
         note(hatched)

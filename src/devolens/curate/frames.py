@@ -1623,6 +1623,10 @@ def load_report(report: str | Path | pd.DataFrame) -> pd.DataFrame:
         df = report
     else:
         p = Path(report)
+        if p.is_dir():  # a results folder: its report is the CSV in it (segment's curation.csv)
+            inside = sorted(q.name for q in p.glob("curation*.csv"))
+            raise DevolensError("is a folder, not a curation report (a CSV of `devolens curate frames`)"
+                                + (f": give {p / inside[0]}" if inside else ""), path=p)
         if not p.is_file():
             raise DevolensError("no such curation report", path=p)
         try:
