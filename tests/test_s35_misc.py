@@ -35,3 +35,30 @@ def test_simulate_embryo_summary_keeps_brackets_and_counts_in_words(tmp_path, ca
     assert main(["simulate", "embryo", "--out", str(out), "--times", "1", "--seed", "0"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert f"wrote {out}:" in err and "1 time point," in err
+
+
+def test_the_version_is_read_once_per_process():
+    """importlib.metadata scans sys.path for each lookup (1-4 MB of transient allocations): a tile store's write,
+    whose memory is bounded, records it; so does every record."""
+    import tracemalloc
+
+    from devolens.provenance import version
+
+    first = version()
+    tracemalloc.start()
+    try:
+        assert version() == first
+        assert tracemalloc.get_traced_memory()[1] < 100_000
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_folder_holding_population_s_curation_report_names_it(tmp_path):
+    import pytest
+
+    from devolens.curate.frames import load_report
+    from devolens.errors import DevolensError
+
+    (tmp_path / "p.curation.csv").write_text("frame,flagged\n0,False\n")
+    with pytest.raises(DevolensError, match=r"give .*p\.curation\.csv"):
+        load_report(tmp_path)

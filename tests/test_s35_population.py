@@ -203,7 +203,8 @@ def test_population_notes_totals_above_the_held_out_renders(monkeypatch, tmp_pat
     named = "t002, t003" if top else "t002, t003, t004"  # above the calibration's top: its own note says it
     assert (f"3 frames ({named})" if not top else f"2 frames ({named})") in err
     assert "read above 384 cells, beyond the held-out renders the model's figures were measured on: late embryos " \
-           "read low there (renders of the AceTree embryo at 566-580 cells read 298-389, 31-49 % low)" in err
+           "read low (renders of the AceTree embryo at 566-580 cells read 298-389, 31-49 % low; most of them under " \
+           "this note's line)" in err
     assert ("1 frame (t004) has a predicted total above 572 cells" in err) == bool(top)
     assert "above 600 cells" in err  # t005: more than an embryo has (its own note)
     record = json.loads(out.with_suffix(".json").read_text())
@@ -328,3 +329,15 @@ def test_population_diameter_refusal_lists_only_what_it_takes(tiny_zoo, tmp_path
     assert "'auto' or 'none', got 'abc'" in err and "each" not in err
     assert main(["segment", "nuclei", str(folder), "--out", str(tmp_path / "s"), "--diameter", "abc"]) == 2
     assert "'auto', 'each' or 'none', got 'abc'" in _err(capsys)
+
+
+def test_an_inverted_frame_is_not_called_crowded():
+    """An inverted frame's bright background is one region over most of the image: not 'touching nuclei, a late
+    embryo?' beside the inverted-input note (the review's reference frame 045 inverted: 0.95 of it)."""
+    from devolens.predict.sizing import CROWDED_MOST, CROWDED_SHARE, _crowded
+
+    arr = np.zeros((200, 300), np.float32)
+    arr[20:80, 30:150] = 1.0  # a fifth of the image: crowded
+    assert _crowded(arr)
+    assert not _crowded(1.0 - arr)  # four fifths bright: a background
+    assert CROWDED_SHARE < 0.2 < CROWDED_MOST < 0.8

@@ -96,7 +96,11 @@ def test_the_store_is_written_a_row_of_tiles_at_a_time(tmp_path, monkeypatch):
 
 
 def _tiling_peak(ip, lp, out) -> int:
-    """Peak Python-side allocation (bytes) of tiling one well into 32 px tiles at 50 % overlap."""
+    """Peak Python-side allocation (bytes) of tiling one well into 32 px tiles at 50 % overlap (the devolens
+    version the store records is looked up before: once per process, whatever the image's size)."""
+    from devolens.provenance import version
+
+    version()
     tracemalloc.start()
     try:
         tile_to_h5([ip], out, [lp], tile=32, stride=16, keep="all", chunk=200)

@@ -26,6 +26,7 @@ from devolens.cli._common import note as print_note
 from devolens.errors import DevolensError
 
 from devolens.cli._common import THREADS_HELP, apply_threads, check_csv_out, check_threads, json_number
+from devolens.cli._common import count_of as _count
 from devolens.io.atomic import StagedDir
 from devolens.io.frames import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
 from devolens.lineage.letters import LETTER_KEY_LINE
@@ -2244,9 +2245,9 @@ def _held_out_note(frames: list) -> str:
 
     one = len(frames) == 1
     return (f"{_count(len(frames), 'frame')} ({_names(frames)}) {'reads' if one else 'read'} above {HELD_OUT_CELLS} "
-            "cells, beyond the held-out renders the model's figures were measured on: late embryos read low there "
-            "(renders of the AceTree embryo at 566-580 cells read 298-389, 31-49 % low), so the embryo may hold more "
-            "cells than said")
+            "cells, beyond the held-out renders the model's figures were measured on: late embryos read low "
+            "(renders of the AceTree embryo at 566-580 cells read 298-389, 31-49 % low; most of them under this "
+            "note's line), so the embryo may hold more cells than said")
 
 
 def _frame_signal(frame) -> Optional[dict]:
@@ -2470,11 +2471,6 @@ def _giants_note(giants: list[tuple], what: str) -> str:
 _SINGULAR = {"nuclei": "nucleus", "cells": "cell"}
 
 
-def _count(n: int, word: str) -> str:
-    """``n`` and ``word``, plural but for one: "1 frame", "0 frames", "26 frames"."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _names(ids: list) -> str:
     """Up to 8 frame names or numbers, then how many more."""
     return ", ".join(str(i) for i in ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
@@ -2649,7 +2645,8 @@ def population_command(
     monotone: bool = typer.Option(False, "--monotone", help=(
         "Smooth each letter over the frames by isotonic regression: populations never fall (P, which ends when "
         "P4 divides into Z2/Z3, is fitted non-increasing). Frames that would drag the fit are left out of it: "
-        "those `devolens curate frames` would flag black or dark, frames of no signal (one grey level throughout, "
+        "those `devolens curate frames` would flag black or dark (judged, as the counts are, once isolated hot "
+        "pixels are left out), frames of no signal (one grey level throughout, "
         "or black: nothing a grey level or two above the background), "
         "and implausible readings (a total below half "
         "the median of the 4 frames before it and below half that of the 4 after it, the last frames: of those "

@@ -1624,7 +1624,7 @@ def load_report(report: str | Path | pd.DataFrame) -> pd.DataFrame:
     else:
         p = Path(report)
         if p.is_dir():  # a results folder: its report is the CSV in it (segment's curation.csv)
-            inside = sorted(q.name for q in p.glob("curation*.csv"))
+            inside = sorted((q.name for q in p.glob("*curation*.csv")), key=lambda n: (n != "curation.csv", n))
             raise DevolensError("is a folder, not a curation report (a CSV of `devolens curate frames`)"
                                 + (f": give {p / inside[0]}" if inside else ""), path=p)
         if not p.is_file():

@@ -47,6 +47,9 @@ AUTO_BUDGET = 256 * 2**20  # ... and at most this many bytes of them held in mem
 #: the AceTree embryo at 566-580 cells, as rendered and shrunk to half, and the held-out renders at 173-384 cells that
 #: showed under 8 objects: 0.20-0.38; the held-out renders of 1-7 cells that did: 0.034 at most
 CROWDED_SHARE = 0.1
+#: ... and under this share: a region covering most of the image is a bright background (an inverted or brightfield
+#: input: 0.95 for an inverted reference frame), not nuclei
+CROWDED_MOST = 0.6
 
 
 def wants_auto(diameter, size_model, reference, what: str = "this model") -> bool:
@@ -222,11 +225,15 @@ def _count(arr: np.ndarray, objects: str = "bright") -> int:
 
 def _crowded(arr: np.ndarray) -> bool:
     """Whether an image prepared at the card's scale shows bright objects merged into a large region: its largest
-    above 0.5 of the normalised range covers :data:`CROWDED_SHARE` of it or more (a late embryo's touching nuclei)."""
+    above 0.5 of the normalised range covers :data:`CROWDED_SHARE` of it or more (a late embryo's touching nuclei),
+    but less than :data:`CROWDED_MOST` (a bright background)."""
     import cv2
 
     _, _, stats, _ = cv2.connectedComponentsWithStats((arr > 0.5).astype(np.uint8), connectivity=8)
-    return len(stats) > 1 and float(stats[1:, cv2.CC_STAT_AREA].max()) >= CROWDED_SHARE * arr.size
+    if len(stats) <= 1:
+        return False
+    share = float(stats[1:, cv2.CC_STAT_AREA].max()) / arr.size
+    return CROWDED_SHARE <= share < CROWDED_MOST
 
 
 def size_key(predictor: "_SegmentationPredictor") -> tuple:
