@@ -141,3 +141,23 @@ def test_run_segmentation_refuses_the_contradiction_too(tiny_zoo, tmp_path):
         run_segmentation("nuclei", _png(tmp_path / "b.png"), tmp_path / "out", model="nuclei", fast=False,
                          precision="bf16")
     assert not (tmp_path / "out").exists()
+
+
+def test_segment_refuses_a_folder_of_the_other_kind(tiny_zoo, tmp_path, capsys):
+    """segment membrane into a folder of segment nuclei's outputs replaced the nuclei's labels without a word."""
+    import json
+
+    from devolens.cli import main
+
+    src = tmp_path / "a.png"
+    _png(src)
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(src), "--out", str(out)]) == 0
+    assert json.loads((out / "segment.json").read_text())["kind"] == "nuclei"
+    before = sorted(p.name for p in (out / "labels").iterdir())
+    capsys.readouterr()
+    assert main(["segment", "membrane", str(src), "--out", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--out holds the outputs of `devolens segment nuclei` (segment.json), which this run (membrane)" in err
+    assert sorted(p.name for p in (out / "labels").iterdir()) == before
+    assert main(["segment", "nuclei", str(src), "--out", str(out)]) == 0  # its own kind: replaced as before

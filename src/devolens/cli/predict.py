@@ -11,6 +11,7 @@ error never leaves half outputs.
 from __future__ import annotations
 
 import collections
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -883,11 +884,13 @@ def _file_named_note(out: Path) -> str:
             f"file; --out {out.with_suffix('').name or 'seg'} names it as a folder")
 
 
-def _check_segment_out(out: Path, input_path: Path) -> None:
+def _check_segment_out(out: Path, input_path: Path, kind: Optional[str] = None) -> None:
     """Refuse an --out folder holding entries of the names ``segment`` writes that an earlier ``segment`` run did
     not write (no ``segment.json`` there): a render folder's ground-truth ``labels/`` and ``objects.csv``, a
-    project's own ``labels/``... would be replaced. Refuse too an input that is one of those entries of --out (an
-    earlier run's ``overlay.mp4`` segmented into the same folder): the run replaces or removes them."""
+    project's own ``labels/``... would be replaced; or that an earlier run of the other ``kind`` wrote (nuclei into
+    a folder of membranes' cells: its record's ``kind``, or its model's name). Refuse too an input that is one of
+    those entries of --out (an earlier run's ``overlay.mp4`` segmented into the same folder): the run replaces or
+    removes them."""
     if not out.is_dir():
         return
     try:
@@ -899,6 +902,15 @@ def _check_segment_out(out: Path, input_path: Path) -> None:
             raise DevolensError(f"the input is {name} of --out, which this run replaces: choose another --out "
                                 "(or move the input out of it)", path=input_path)
     if (out / SEGMENT_RECORD).is_file():
+        try:
+            record = json.loads((out / SEGMENT_RECORD).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            record = None
+        if isinstance(record, dict) and kind is not None:
+            earlier = record.get("kind", record.get("model") if record.get("model") in ("nuclei", "membrane") else None)
+            if earlier in ("nuclei", "membrane") and earlier != kind:
+                raise DevolensError(f"--out holds the outputs of `devolens segment {earlier}` ({SEGMENT_RECORD}), which "
+                                    f"this run ({kind}) would replace: give another folder for the {kind}", path=out)
         return
     clash = [name for name in SEGMENT_OUTPUTS if (out / name).exists()]
     if clash:
@@ -988,7 +1000,8 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
                     model_sha256: Optional[str] = None, magnification: Optional[dict] = None,
                     notes: Optional[list] = None) -> str:
     """``segment.json``: how the outputs were made. ``command``: the command line (``devolens segment ...``, see
-    :func:`devolens.provenance.command_line`); ``input``, ``model``, ``devolens``, ``frames``, ``objects`` and ``summary``'s keys
+    :func:`devolens.provenance.command_line`); ``input``, ``model``, ``devolens``, ``kind`` (nuclei or membrane: what
+    was segmented), ``frames``, ``objects`` and ``summary``'s keys
     (skipped frames, precision, backend, ``device``: where the network ran, ``--device auto`` resolved; working
     scale); ``weights_sha256`` of the model's weights, ``model_sha256`` of all its files (card and weights:
     :func:`devolens.provenance.model_sha256`); ``options``: every option that changes results, as this run
@@ -996,7 +1009,7 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
     :func:`_sizing_record`); ``torch``: PyTorch's version; ``notes``: the notes the command prints after its summary
     line (their words, without ``note:``)."""
     return record_text({**record_header(f"devolens segment {kind}", input_path, model),
-                        "devolens": version(), "frames": frames, "objects": objects, **summary,
+                        "devolens": version(), "kind": kind, "frames": frames, "objects": objects, **summary,
                         "weights_sha256": weights_sha256, "model_sha256": model_sha256, "options": options or {},
                         "magnification_estimate": magnification, "torch": torch_version(),
                         "notes": list(notes or [])}, default=None)
@@ -1054,7 +1067,7 @@ def run_segmentation(
 
     check_pages(pages)
     check_threads(threads)
-    _check_segment_out(out, input_path)
+    _check_segment_out(out, input_path, kind)
     named_as_file = not out.exists() and out.suffix.lower() in FILE_LIKE_SUFFIXES  # a new folder: noted
     _check_network_options(precision, backend, fast)
     color = _color(color)
