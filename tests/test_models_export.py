@@ -65,8 +65,13 @@ def test_export_writes_a_zoo_folder_that_predicts_like_the_run(run, tmp_path):
     a, b = zoo.load(run, precision="fp32"), zoo.load(out, precision="fp32")
     img = _image()
     np.testing.assert_allclose(a.predict(img).probability, b.predict(img).probability, atol=2e-2)  # fp16 weights
-    with pytest.raises(DevolensError, match="not an empty folder"):
+    again = export_run(run, out, scale=0.5)  # an earlier export is replaced (a run trained further)
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "card.md", "weights.safetensors"]
+    assert json.loads((out / "card.json").read_text())["input"]["scale"] == again["input"]["scale"] == 0.5
+    (out / "notes.txt").write_text("mine")  # ...but not a folder holding anything else
+    with pytest.raises(DevolensError, match="not an empty folder or an earlier export"):
         export_run(run, out)
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_cli_segment_with_a_run_and_an_export(run, tmp_path, capsys):

@@ -218,8 +218,8 @@ def show_model(
 @models_app.command("export")
 def export_model(
     run: Path = typer.Argument(..., help="A segmentation run's folder (`devolens train RECIPE --data DIR --out RUN`)."),
-    to: Path = typer.Option(..., "--to", "--out", "-o", help="Folder to write (new or empty): weights.safetensors (fp16), "
-                            "card.json, card.md."),
+    to: Path = typer.Option(..., "--to", "--out", "-o", help="Folder to write (new, empty or an earlier export, "
+                            "which is replaced): weights.safetensors (fp16), card.json, card.md."),
     kind: Optional[str] = typer.Option(None, "--kind", callback=choice("nuclei", "membrane"), help="What it segments: nuclei or membrane (default: membrane "
                                        "when the recipe's name says so, else nuclei). Overrides what the recipe's "
                                        "name says, which `--model RUN` keeps to."),

@@ -907,7 +907,8 @@ def _check_segment_out(out: Path, input_path: Path, kind: Optional[str] = None) 
         except (OSError, UnicodeDecodeError, ValueError):
             record = None
         if isinstance(record, dict) and kind is not None:
-            earlier = record.get("kind", record.get("model") if record.get("model") in ("nuclei", "membrane") else None)
+            named = record.get("model") if record.get("model") in ("nuclei", "membrane") else None  # (older records)
+            earlier = record.get("kind", named)
             if earlier in ("nuclei", "membrane") and earlier != kind:
                 raise DevolensError(f"--out holds the outputs of `devolens segment {earlier}` ({SEGMENT_RECORD}), which "
                                     f"this run ({kind}) would replace: give another folder for the {kind}", path=out)

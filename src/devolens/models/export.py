@@ -354,12 +354,32 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
     }
 
 
+#: what :func:`export_run` writes into its folder (an earlier export holding these alone is replaced)
+EXPORT_FILES = frozenset({"weights.safetensors", "card.json", "card.md"})
+
+
+def _earlier_export(folder: Path) -> bool:
+    """Whether ``folder`` holds an earlier :func:`export_run`'s files and nothing else (its card a devolens card:
+    a JSON object with a ``task``), so that exporting again (a run trained further) replaces them."""
+    import json
+
+    names = {e.name for e in folder.iterdir() if not e.name.startswith(".")}
+    if not names <= EXPORT_FILES or "card.json" not in names:
+        return False
+    try:
+        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(card, dict) and "task" in card
+
+
 def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: float | None = None) -> dict:
     """Write a run's best checkpoint as a zoo-style folder (fp16 ``weights.safetensors``,
     ``card.json``, ``card.md``); returns the card. The folder is written atomically.
 
     ``kind`` overrides what the recipe's name says (see :func:`card_from_run`); ``scale`` must be within
-    :func:`scale_bounds`. An exported folder given as ``run`` is refused (copy it to share it).
+    :func:`scale_bounds`. An exported folder given as ``run`` is refused (copy it to share it). ``to`` may be new,
+    empty, or an earlier export (:data:`EXPORT_FILES` alone), which is replaced.
     """
     from devolens.io.atomic import StagedDir
     from devolens.io.tensors import load_tensors, save_tensors
@@ -367,8 +387,9 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
     run, to = Path(run), Path(to)
     card = card_from_run(run, kind, scale, command="models export")
     card.pop("weights_file")
-    if to.exists() and (not to.is_dir() or any(to.iterdir())):
-        raise DevolensError("output exists and is not an empty folder", path=to)
+    if to.exists() and (not to.is_dir() or (any(to.iterdir()) and not _earlier_export(to))):
+        raise DevolensError("output exists and is not an empty folder or an earlier export (weights.safetensors, "
+                            "card.json and card.md alone)", path=to)
     try:
         state = load_tensors(run / "best.safetensors")
     except DevolensError:
