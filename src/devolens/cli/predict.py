@@ -910,8 +910,9 @@ def _check_segment_out(out: Path, input_path: Path, kind: Optional[str] = None) 
             named = record.get("model") if record.get("model") in ("nuclei", "membrane") else None  # (older records)
             earlier = record.get("kind", named)
             if earlier in ("nuclei", "membrane") and earlier != kind:
-                raise DevolensError(f"--out holds the outputs of `devolens segment {earlier}` ({SEGMENT_RECORD}), which "
-                                    f"this run ({kind}) would replace: give another folder for the {kind}", path=out)
+                raise DevolensError(f"--out holds the outputs of `devolens segment {earlier}` ({SEGMENT_RECORD}), "
+                                    f"which this run ({kind}) would replace: give another folder for the {kind}",
+                                    path=out)
         return
     clash = [name for name in SEGMENT_OUTPUTS if (out / name).exists()]
     if clash:
