@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from _train_data import make_pairs, make_render_like, tiny_recipe
+from test_train_walkthrough26 import _fake_run  # a folder that looks like a run with a checkpoint
 from devolens.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,18 +34,6 @@ def _recipe(tmp_path: Path, **over) -> Path:
     rec = tiny_recipe(train={"epochs": 1, "batch_size": 4, "threads": 1, "overlay_samples": 0}, **over)
     path.write_text(yaml.safe_dump(rec))
     return path
-
-
-def _fake_run(out: Path, epoch: int) -> Path:
-    """A folder that looks like a training run with a checkpoint after ``epoch`` epochs."""
-    import json
-
-    out.mkdir(parents=True)
-    (out / "checkpoint.safetensors").write_bytes(b"")
-    (out / "checkpoint.json").write_text(json.dumps({"extra": {"epoch": epoch}}))
-    (out / "best.json").write_text("{}")
-    (out / "run.json").write_text("{}")
-    return out
 
 
 def _run_of_recipe(recipe: Path, out: Path) -> Path:

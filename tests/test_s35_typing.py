@@ -14,17 +14,11 @@ import pytest
 import tifffile
 from PIL import Image
 
-from devolens.cli import main
 from devolens.errors import DevolensError
 from devolens.io.frames import composed_twin, iter_path_frames, left_out_note, overlays_note
+from test_cli_usage_errors import run  # main on argv: (code, stdout, stderr)
 
 HINT = "looks like --out typed with a typographic dash (from a PDF or word processor?): type two plain hyphens"
-
-
-def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def one_line(err: str) -> str:
