@@ -351,9 +351,9 @@ def test_training_optimises_the_batch_loss(tmp_path, monkeypatch):
     calls = []
     real = trainer.batch_loss
 
-    def spy(per, target):
+    def spy(per, target, *counts):
         calls.append((per.detach().clone(), target.clone()))
-        return real(per, target)
+        return real(per, target, *counts)
 
     monkeypatch.setattr(trainer, "batch_loss", spy)
     rec = tiny_recipe(data={"target": "semantic", "val_fraction": 0.5},

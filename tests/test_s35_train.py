@@ -331,9 +331,9 @@ def test_sample_losses_of_mixed_sizes_are_the_optimisers_per_sample_losses(tmp_p
     calls = []
     real = trainer.batch_loss
 
-    def spy(per, target):
+    def spy(per, target, *counts):
         calls.append(per.detach().clone())
-        return real(per, target)
+        return real(per, target, *counts)
 
     monkeypatch.setattr(trainer, "batch_loss", spy)
     rec = tiny_recipe(data={"target": "semantic", "val_fraction": 0.5},

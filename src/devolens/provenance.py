@@ -25,6 +25,13 @@ def version() -> str:
         return __version__
 
 
+def version_keys() -> dict:
+    """``{"devolens": version, "devolens_version": version}``: the version as every record names it, and the older
+    key the render, simulate, lineage and demo records wrote it under (kept for their readers)."""
+    v = version()
+    return {"devolens": v, "devolens_version": v}
+
+
 def torch_version() -> Optional[str]:
     """The installed PyTorch's version (None without one: the onnx backend alone)."""
     from importlib.metadata import PackageNotFoundError, version as dist_version

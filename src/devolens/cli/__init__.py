@@ -590,8 +590,14 @@ def _unquoted_path(ctx, args: list[str]) -> str | None:
     words = [value for param, value, name in found if name is None]
     if len(words) < 2 or os.path.lexists(words[0]):
         return None
-    for end in range(min(len(words), 32), 1, -1):  # the longest first (at most 32 words: not a pattern's files)
-        joined = " ".join(words[:end])
+    return _spaced_path(words)
+
+
+def _spaced_path(words: list[str], at: int = 0) -> str | None:
+    """The longest run of ``words`` from ``at`` (at most 32: not a pattern's files) that, joined with single
+    spaces, names an existing file or folder; None when none does."""
+    for end in range(min(len(words), at + 32), at + 1, -1):
+        joined = " ".join(words[at:end])
         if os.path.lexists(joined):
             return joined
     return None
@@ -650,11 +656,8 @@ def _missing_path_hint(exc: DevolensError, args: list[str]) -> str | None:
     typed = _typographic_dashes([words[at]])
     if typed:
         return typed
-    for end in range(min(len(words), at + 32), at + 1, -1):
-        joined = " ".join(words[at:end])
-        if os.path.lexists(joined):
-            return f'a path with spaces must be quoted: "{joined}"'
-    return None
+    joined = _spaced_path(words, at)
+    return None if joined is None else f'a path with spaces must be quoted: "{joined}"'
 
 
 # Signals --------------------------------------------------------------------------------------------

@@ -412,6 +412,13 @@ class _ProgressLines:
         return text
 
 
+def summary(text: str) -> None:
+    """Print a command's summary line (``wrote OUT: ...``) where every command prints its summary: on stderr, through
+    the shared console that ``devolens --quiet`` silences (stdout keeps the results a user pipes: ``lineage
+    cliffs``). ``text`` is not read as markup (a file name's ``[raw]`` is kept); one line, unfolded."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def count_of(n: int, word: str) -> str:
     """``1 row``, ``2 rows``: ``n`` and ``word``, plural (an ``s`` added) unless ``n`` is 1 (summary lines)."""
     return f"{n} {word}{'' if n == 1 else 's'}"

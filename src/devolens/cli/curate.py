@@ -47,7 +47,7 @@ def frames(
         "CPU threads decoding a video (ffmpeg's; default: ffmpeg's, about one per core); the frames are scored in "
         "one thread.")),
 ) -> None:
-    from devolens.cli._common import check_csv_out, check_out, check_writable, console, progress_bar
+    from devolens.cli._common import check_csv_out, check_out, check_writable, count_of, progress_bar, summary
     from devolens.curate.frames import KINDS, curate_path, summarize
     from devolens.errors import DevolensError
     from devolens.io.atomic import write_csv
@@ -69,14 +69,8 @@ def frames(
         raise DevolensError(f"cannot write report: {exc.strerror or exc}", path=out) from None
     counts = summarize(report)
     kinds = ", ".join(f"{k} {counts[k]}" for k in KINDS if counts[k])
-    # the summary line, where every command prints its own (stderr; silenced by --quiet); a name's [raw] is no markup
-    console.print(
-        f"{counts['frames']} frame{'' if counts['frames'] == 1 else 's'}, {counts['flagged']} flagged"
-        + (f" ({kinds})" if kinds else "") + f" -> {out}",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    summary(f"{count_of(counts['frames'], 'frame')}, {counts['flagged']} flagged" + (f" ({kinds})" if kinds else "")
+            + f" -> {out}")
     from devolens.cli._common import print_stack_notes
     from devolens.io.frames import VIDEO_SUFFIXES
 

@@ -471,7 +471,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
     from devolens.lineage.simulate import simulate_embryo
     from devolens.models import load
     from devolens.models.zoo import card as model_card
-    from devolens.provenance import record_text, torch_version, version
+    from devolens.provenance import record_text, torch_version, version, version_keys
     from devolens.render.dataset import render_dataset
     from devolens.predict.identity import identity_labels
     from devolens.train.metrics import identity_scores, population_mae
@@ -488,7 +488,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         t0 = step(f"simulating an embryo (seed {seed}) until a time point has at least {cells} cells")
         table = simulate_embryo(seed, n_cells=cells)
         write_tidy(table, out / "embryo.csv", record={
-            "cells": cells, "devolens": version(), "devolens_version": version(), "command": command,
+            "cells": cells, **version_keys(), "command": command,
             "demo_step": "devolens simulate embryo"})
         truth_pops = populations(table)
         n_times, max_cells = int(table["time"].nunique()), int(truth_pops["total"].max())

@@ -13,7 +13,8 @@ from typing import Iterator
 
 import typer
 
-from devolens.cli._common import check_out as _check_out, console, count_of as _count, note as _print_note
+from devolens.cli._common import check_out as _check_out, count_of as _count, note as _print_note
+from devolens.cli._common import summary as _summary
 from devolens.errors import DevolensError
 from devolens.lineage.letters import LETTER_KEY_LINE
 
@@ -60,13 +61,6 @@ def _notes_said(hold: bool = False) -> Iterator[list[str]]:
         yield said
     finally:
         _RECORDERS.pop()
-
-
-def _summary(text: str) -> None:
-    """Print a command's summary line (``wrote OUT: ...``) where every command prints its summary: on stderr, through
-    the shared console that ``devolens --quiet`` silences (stdout keeps the results a user pipes: ``lineage
-    cliffs``). ``text`` is not read as markup (a file name's ``[raw]`` is kept); one line, unfolded."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _embryos_text(names: list[str], limit: int = 10) -> str:
@@ -298,10 +292,10 @@ def _tidy_record(df, table: Path, command: str) -> dict:
     """What made a tidy CSV written from ``df`` (read from ``table``), for its ``.meta.json`` after the entries
     :func:`~devolens.io.tables.write_tidy` writes (:data:`META_RECORD_HELP`)."""
     from devolens.cli.render import _inputs
-    from devolens.provenance import command_line, version
+    from devolens.provenance import command_line, version_keys
 
     return {"source_format": df.attrs.get("origin_format", df.attrs.get("format")),
-            "input_format": df.attrs.get("format"), "devolens": version(), "devolens_version": version(),
+            "input_format": df.attrs.get("format"), **version_keys(),
             "command": command_line(command), "input": str(table.absolute()), "inputs": _inputs(table)}
 
 

@@ -2266,13 +2266,11 @@ def _held_out_note(frames: list) -> str:
 
 
 def _frame_signal(frame) -> Optional[dict]:
-    """The curator's black/dark measures of one frame (None for a frame it cannot measure)."""
-    from devolens.curate.frames import frame_signal
+    """The curator's black/dark measures of one frame (None for a frame it cannot measure):
+    :func:`devolens.predict.population.signal_measures` (imported when used: the CLI starts without PyTorch)."""
+    from devolens.predict.population import signal_measures
 
-    try:
-        return frame_signal(frame)
-    except DevolensError:
-        return None
+    return signal_measures(frame)
 
 
 #: the nuclei's brightness at a movie's start and at its end: the median over this many of its first and last frames

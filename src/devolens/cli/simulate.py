@@ -44,7 +44,7 @@ def embryo(
     ),
 ) -> None:
     """Grow a digital embryo (Sulston lineage, fitted cell cycles, positions in the eggshell)."""
-    from devolens.cli._common import check_out, console, count_of, note
+    from devolens.cli._common import check_out, count_of, note, summary
     from devolens.errors import DevolensError
     from devolens.lineage.simulate import read_params_file, simulate_embryo
 
@@ -72,8 +72,8 @@ def embryo(
         write_tidy(df, out)
     _add_provenance(out, seed=seed, cells=cells, times=times, start=start, params=params)
     counts = df.groupby("time").size()
-    console.print(f"wrote {out}: {count_of(len(df), 'row')}, {count_of(len(counts), 'time point')}, "
-                  f"{count_of(int(counts.iloc[-1]), 'cell')} at the end", markup=False, highlight=False)
+    summary(f"wrote {out}: {count_of(len(df), 'row')}, {count_of(len(counts), 'time point')}, "
+            f"{count_of(int(counts.iloc[-1]), 'cell')} at the end")
     hatched = hatching_note([df], "--cells")
     if hatched:
         note(hatched)
@@ -131,7 +131,7 @@ def _add_provenance(out: Path, *, seed: int, cells: Optional[int], times: Option
     ``read_tidy`` reads only its own keys of it, so a table read back is the same."""
     import json
 
-    from devolens.provenance import command_line, file_sha256, version
+    from devolens.provenance import command_line, file_sha256, version_keys
     from devolens.io.atomic import write_text
     from devolens.io.tables import _meta_path
 
@@ -147,7 +147,7 @@ def _add_provenance(out: Path, *, seed: int, cells: Optional[int], times: Option
         "cells": cells, "times": times, "start": start,
         "params": None if params is None else str(params.absolute()),
         "params_sha256": None if params is None else file_sha256(params),
-        "devolens": version(), "devolens_version": version(), "command": command_line("devolens simulate embryo"),
+        **version_keys(), "command": command_line("devolens simulate embryo"),
     })
     write_text(path, json.dumps(meta, indent=1))
 

@@ -81,13 +81,6 @@ def _parse_size(text: str) -> tuple[int, int]:
     return size
 
 
-def _write_tiff(path: Path, arr, axes: str) -> None:
-    from devolens.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        _tiff_into(tmp, arr, axes, path)
-
-
 def _tiff_into(tmp: Path, arr, axes: str, path: Path) -> None:
     """Write ``arr`` as a TIFF to ``tmp``, :func:`devolens.io.atomic.atomic_path`'s temporary file for ``path``
     (a short write told as a full disk, naming ``path``)."""
@@ -230,12 +223,12 @@ def _well_record(well, *, seed: int, size: tuple[int, int], given: dict, outputs
     (``params``: :meth:`devolens.render.wells.WellParams.as_dict`) and the counts. ``given``: the options
     ``--dead-fraction`` and ``--density`` (None: drawn)."""
     from devolens.cli._common import json_number
-    from devolens.provenance import command_line, record_text, version
+    from devolens.provenance import command_line, record_text, version_keys
 
     params = well.params.as_dict()
     return record_text({
         "command": command_line("devolens simulate well"),
-        "devolens": version(), "devolens_version": version(),
+        **version_keys(),
         "outputs": {k: str(Path(v).absolute()) for k, v in outputs.items()},
         "seed": seed, "size": [int(size[0]), int(size[1])],
         "dead_fraction": params["dead_fraction"], "density": params["density"],

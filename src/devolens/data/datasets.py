@@ -1429,9 +1429,8 @@ class SegmentationDataset(_Base):
             if self.cache or key in self._cache:
                 lab = self._load(i)[1]
             else:
-                lab, box = self._read_labels(i), self.boxes[i]
-                if box is not None:  # (as _cut)
-                    lab = lab[box[0]:box[1], box[2]:box[3]]
+                lab = self._read_labels(i)
+                lab = self._cut(i, lab, lab, None)[1]
             yield self._own_target(self._sized_labels(lab), self.target, self._ignore.get(key, 0))
 
     def __getitem__(self, i: int) -> dict[str, Any]:

@@ -361,8 +361,6 @@ EXPORT_FILES = frozenset({"weights.safetensors", "card.json", "card.md"})
 def _earlier_export(folder: Path) -> bool:
     """Whether ``folder`` holds an earlier :func:`export_run`'s files and nothing else (its card a devolens card:
     a JSON object with a ``task``), so that exporting again (a run trained further) replaces them."""
-    import json
-
     names = {e.name for e in folder.iterdir() if not e.name.startswith(".")}
     if not names <= EXPORT_FILES or "card.json" not in names:
         return False

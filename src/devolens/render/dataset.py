@@ -632,11 +632,11 @@ def render_dataset(
 
             write_video((read_image(p) for p in written), out / "video.mp4", fps=fps)
         # what else decides the output (reproducibility): the version, and the options beyond those recorded above
-        from devolens.provenance import version
+        from devolens.provenance import version_keys
 
         # "devolens", as every other record of devolens names the version; "devolens_version", the older key, kept
         # for the readers of earlier render.json files
-        meta["devolens"] = meta["devolens_version"] = version()
+        meta.update(version_keys())
         if own_times:  # each table's own (None: all of it)
             times_used = [None if tt is None else [int(t) for t in tt] for tt in per_table]
         else:

@@ -171,7 +171,10 @@ def pixel_mean(losses: Sequence[float] | np.ndarray, counts: Sequence[float] | n
     return float((values * weights).sum() / max(weights.sum(), 1.0))
 
 
-def batch_loss(per: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+_NOT_GIVEN = object()
+
+
+def batch_loss(per: torch.Tensor, target: torch.Tensor, counts=_NOT_GIVEN) -> torch.Tensor:
     """The loss the optimiser minimises for a batch: its per-sample losses ``per`` (``(N,)``) averaged with each
     sample weighted by its pixels that count (a segmentation target's non-negative ones, :func:`known`).
 
@@ -190,13 +193,16 @@ def batch_loss(per: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     target : torch.Tensor
         The batch's targets: integer class ids ``(N, H, W)``, negative where ignored; counts (floating point,
         ``(N, K)``) of a regression task, whose samples weigh alike.
+    counts : torch.Tensor or None, optional
+        :func:`counted` of ``target`` where the caller has it already (the training loop keeps it per step).
 
     Returns
     -------
     torch.Tensor
         The scalar loss.
     """
-    counts = counted(target)  # int64: exact
+    if counts is _NOT_GIVEN:
+        counts = counted(target)  # int64: exact
     if counts is None or counts.shape[0] != per.shape[0] or not per.numel():
         return per.mean()
     share = counts.to(per.dtype) / counts.sum().clamp_min(1).to(per.dtype)

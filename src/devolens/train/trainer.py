@@ -2178,7 +2178,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 with _autocast(amp, device):
                     y = model(x)
                 per = loss_fn(y.float(), target, distance)
-                loss = batch_loss(per, target)  # over the batch's pixels that count (per: each sample's own mean)
+                counts = counted(target)  # each sample's pixels that count: the loss's weights, train_loss's too
+                loss = batch_loss(per, target, counts)  # over the batch's pixels that count (per: a sample's own mean)
                 # the loss is checked unscaled: an fp16 step the scaler skips (its gradients overflowed at the
                 # current scale) has a finite loss and is no divergence; a scale that collapses is
                 if lazy:
@@ -2192,7 +2193,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 scaler.step(opt)  # unscales the gradients first (no clipping here); skips the step where not finite
                 scaler.update()
                 pending.append((batch["index"], _own_losses(per, y, target, distance, batch.get("size"), multiple,
-                                                            loss_fn), counted(target)))
+                                                            loss_fn), counts))
                 if not lazy:
                     _note_losses(pending, sample_losses, epoch, seen)
                 done_steps += 1
