@@ -645,7 +645,8 @@ def _missing_path_hint(exc: DevolensError, args: list[str]) -> str | None:
     path = exc.path
     if path is None or not _MISSING.search(exc.message) or os.path.lexists(path):
         return None
-    twin = composed_twin(path)
+    # looked for once: an error of devolens.io.frames.missing_input has said it already, where there is one
+    twin = exc.twin if hasattr(exc, "twin") else composed_twin(path)
     if twin is not None:
         hint = composed_twin_hint(twin)
         return None if hint in exc.message else hint

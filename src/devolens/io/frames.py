@@ -131,9 +131,12 @@ def composed_twin_hint(twin: Path) -> str:
 
 def missing_input(path: str | Path) -> DevolensError:
     """The error for an input ``path`` that does not exist: ``no such file or folder``, and where another path of
-    the same name with its accents encoded otherwise exists (:func:`composed_twin`), that one."""
+    the same name with its accents encoded otherwise exists (:func:`composed_twin`), that one. The error keeps it as
+    ``twin`` (None: none), so that the command's hint does not look for it again (:mod:`devolens.cli`)."""
     twin = composed_twin(path)
-    return DevolensError("no such file or folder" + (f"; {composed_twin_hint(twin)}" if twin else ""), path=path)
+    error = DevolensError("no such file or folder" + (f"; {composed_twin_hint(twin)}" if twin else ""), path=path)
+    error.twin = twin
+    return error
 
 
 def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
@@ -346,15 +349,16 @@ def cut_short(read: int, declared: int) -> str | None:
 def _image_files(folder: Path, labels: bool = False) -> list[Path]:
     """The image files of a folder, in natural order: those read as frames, or (``labels=True``) the label images
     left out of them (``*_labels.tif``: a render's ground truth, a segmentation's results)."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
-             and not p.name.startswith(".")]
-    files = [p for p in files if _is_label_file(p) == labels]
+    files = [p for p in folder.iterdir() if _image_name(p.name, labels) and p.is_file()]
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
-def _is_label_file(path: Path) -> bool:
-    """A label image of a render or a segmentation (``t001_labels.tif``, ``a.png_labels.tif``): no frame."""
-    return path.stem.endswith("_labels")
+def _image_name(name: str, labels: bool = False) -> bool:
+    """Whether a folder's member named ``name`` is one of its image files (:func:`_image_files`), told by name alone:
+    read as a frame, or (``labels=True``) a label image of a render or a segmentation (``t001_labels.tif``,
+    ``a.png_labels.tif``), which is no frame. (String operations: a Path per name costs more than the listing.)"""
+    stem, suffix = os.path.splitext(name)
+    return suffix.lower() in FOLDER_SUFFIXES and not name.startswith(".") and stem.endswith("_labels") == labels
 
 
 #: the records devolens writes beside the results of a run into a folder (``segment`` nuclei/membrane's
@@ -433,12 +437,7 @@ def _overlay_words(path: Path) -> str | None:
 
 def _image_names(folder: Path) -> list[str]:
     """The names of a folder's members that :func:`_image_files` would read as frames, told by name alone."""
-    names = []
-    for name in os.listdir(folder):  # (string operations: a Path per name costs more than the listing)
-        stem, suffix = os.path.splitext(name)
-        if suffix.lower() in FOLDER_SUFFIXES and not name.startswith(".") and not stem.endswith("_labels"):
-            names.append(name)
-    return names
+    return [name for name in os.listdir(folder) if _image_name(name)]
 
 
 def overlays_note(path: str | Path) -> str | None:

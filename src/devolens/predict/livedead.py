@@ -32,7 +32,7 @@ from scipy import ndimage
 from devolens.errors import DevolensError
 from devolens.io.atomic import write_csv
 from devolens.predict.devices import resolve_device
-from devolens.predict.tiled import RowReader, TiffRowWriter, predict_tiled
+from devolens.predict.tiled import RowReader, TiffRowWriter, imagej_unit, predict_tiled
 
 __all__ = ["LiveDeadPredictor", "LiveDeadResult", "extract_objects", "segment_livedead_file", "counts_from_objects",
            "check_architecture", "check_config", "check_run", "ShrunkHoechst"]
@@ -266,17 +266,17 @@ class _ProbsWriter(TiffRowWriter):
     size in micrometres (OME's and, as labels.tif then, resolution tags per centimetre)."""
 
     def __init__(self, path: Path, shape: tuple[int, int], pixel: "tuple[float, float, str] | None" = None):
-        import tifffile
+        super().__init__(path, (3, int(shape[0]), int(shape[1])), np.uint8, pixel=pixel)
 
-        self.path, self.shape, self.dtype = Path(path), (3, int(shape[0]), int(shape[1])), np.dtype(np.uint8)
+    def _tiff_options(self, pixel: "tuple[float, float, str] | None") -> dict:
+        """ImageJ's options, its channels labelled, or past :data:`PROBS_IMAGEJ_BYTES` OME BigTIFF's (see the class)."""
         names = list(PROBABILITY_CHANNELS)
         if math.prod(self.shape) < PROBS_IMAGEJ_BYTES:
             extra: dict = {"imagej": True, "metadata": {"axes": "CYX", "Labels": names}}
             if pixel is not None:
                 sx, sy, unit = pixel
-                # ImageJ's description is ASCII: micrometres as ImageJ itself writes them (as TiffRowWriter)
                 extra["resolution"] = (1.0 / sx, 1.0 / sy)
-                extra["metadata"]["unit"] = "micron" if unit == "µm" else unit.encode("ascii", "replace").decode()
+                extra["metadata"]["unit"] = imagej_unit(unit)
         else:
             extra = {"ome": True, "bigtiff": True, "metadata": {"axes": "CYX", "Channel": {"Name": names}}}
             if pixel is not None and pixel[2] == "µm":
@@ -284,11 +284,7 @@ class _ProbsWriter(TiffRowWriter):
                 extra["metadata"].update(PhysicalSizeX=sx, PhysicalSizeY=sy, PhysicalSizeXUnit="µm",
                                          PhysicalSizeYUnit="µm")
                 extra["resolution"], extra["resolutionunit"] = (1e4 / sx, 1e4 / sy), "CENTIMETER"
-        mm = tifffile.memmap(self.path, shape=self.shape, dtype=self.dtype, photometric="minisblack", **extra)
-        self.offset = int(mm.offset)  # the data: contiguous, channel by channel, as TiffRowWriter.write puts them
-        self._order = mm.dtype.byteorder
-        del mm
-        self._fh = open(self.path, "r+b")
+        return extra
 
 
 class LiveDeadPredictor:

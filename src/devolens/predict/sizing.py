@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -198,8 +198,28 @@ def count_objects(predictor: "_SegmentationPredictor", image: np.ndarray) -> int
     return _count(_prepared(predictor, image), getattr(predictor, "size_objects", "bright"))
 
 
-def _count(arr: np.ndarray, objects: str = "bright") -> int:
-    """:func:`count_objects` of an image already prepared at the card's scale."""
+class _Bright(NamedTuple):
+    """The bright regions of an image prepared at the card's scale, labelled once (:func:`_bright`) for both
+    :func:`_count` and :func:`_crowded`: the areas of its 8-connected regions above 0.2 and above 0.5 of the
+    normalised range (the level that parts touching nuclei), and its size in pixels."""
+
+    low: np.ndarray
+    high: np.ndarray
+    size: int
+
+
+def _bright(arr: np.ndarray) -> _Bright:
+    """The bright regions of ``arr``, an image prepared at the card's scale (:class:`_Bright`)."""
+    import cv2
+
+    areas = [cv2.connectedComponentsWithStats((arr > level).astype(np.uint8), connectivity=8)[2][1:, cv2.CC_STAT_AREA]
+             for level in (0.2, 0.5)]
+    return _Bright(*areas, int(arr.size))
+
+
+def _count(arr: "np.ndarray | _Bright", objects: str = "bright") -> int:
+    """:func:`count_objects` of an image already prepared at the card's scale (bright objects: or of its regions,
+    :func:`_bright`)."""
     import cv2
 
     if objects == "enclosed":
@@ -216,23 +236,18 @@ def _count(arr: np.ndarray, objects: str = "bright") -> int:
             area = st[:, cv2.CC_STAT_AREA]
             found = max(found, int(((area >= 10) & ~(edge & (area > 0.1 * h * w))).sum()))
         return found
-    found = 0
-    for level in (0.2, 0.5):
-        _, _, stats, _ = cv2.connectedComponentsWithStats((arr > level).astype(np.uint8), connectivity=8)
-        found = max(found, int((stats[1:, cv2.CC_STAT_AREA] >= 10).sum()))
-    return found
+    regions = arr if isinstance(arr, _Bright) else _bright(arr)
+    return max(int((regions.low >= 10).sum()), int((regions.high >= 10).sum()))
 
 
-def _crowded(arr: np.ndarray) -> bool:
-    """Whether an image prepared at the card's scale shows bright objects merged into a large region: its largest
-    above 0.5 of the normalised range covers :data:`CROWDED_SHARE` of it or more (a late embryo's touching nuclei),
-    but less than :data:`CROWDED_MOST` (a bright background)."""
-    import cv2
-
-    _, _, stats, _ = cv2.connectedComponentsWithStats((arr > 0.5).astype(np.uint8), connectivity=8)
-    if len(stats) <= 1:
+def _crowded(arr: "np.ndarray | _Bright") -> bool:
+    """Whether an image prepared at the card's scale (or its regions, :func:`_bright`) shows bright objects merged
+    into a large region: its largest above 0.5 of the normalised range covers :data:`CROWDED_SHARE` of it or more
+    (a late embryo's touching nuclei), but less than :data:`CROWDED_MOST` (a bright background)."""
+    regions = arr if isinstance(arr, _Bright) else _bright(arr)
+    if not len(regions.high):
         return False
-    share = float(stats[1:, cv2.CC_STAT_AREA].max()) / arr.size
+    share = float(regions.high.max()) / regions.size
     return CROWDED_SHARE <= share < CROWDED_MOST
 
 
@@ -532,6 +547,7 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     per, trusted, weights, small, crowded = [], [], [], 0, 0
     decided: list[bool] = []
     reader = getattr(predictor, "size_backdrop", None)
+    objects = getattr(predictor, "size_objects", "bright")
     for img in images:  # one preparation per image for both the features and the object count
         arr = _prepared(predictor, img)
         m = float(model.magnification(_features(predictor, arr))[0])
@@ -547,12 +563,13 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
                 m = float(np.exp((1.0 - w) * np.log(m) + w * np.log(m_flat)))
         per.append(m)
         judged = False
+        seen = _bright(arr) if objects == "bright" else arr  # labelled once, for the count and the crowded check
         if min(arr.shape) < MIN_SIDE:
             small += 1
-        elif _count(arr, getattr(predictor, "size_objects", "bright")) >= MIN_OBJECTS:
+        elif _count(seen, objects) >= MIN_OBJECTS:
             trusted.append(per[-1])
             judged = True
-        elif getattr(predictor, "size_objects", "bright") == "bright" and _crowded(arr):
+        elif objects == "bright" and _crowded(seen):
             crowded += 1  # (said, not judged: the estimate is made as before)
         decided.append(judged)
     m = float(np.median(trusted or per))

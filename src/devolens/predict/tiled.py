@@ -861,6 +861,12 @@ def colour_tiff_order(path: str | Path) -> list[int] | None:
         return src.colour_order() if src.is_rgb_tiff() else None
 
 
+def imagej_unit(unit: str) -> str:
+    """A pixel size's ``unit`` as an ImageJ TIFF records it: its description is ASCII, so micrometres as ImageJ itself
+    writes them (``micron``), any other non-ASCII letter as ``?``."""
+    return "micron" if unit == "µm" else unit.encode("ascii", "replace").decode()
+
+
 class TiffRowWriter:
     """Write a (C, H, W) or (H, W) uncompressed TIFF row band by row band.
 
@@ -878,22 +884,27 @@ class TiffRowWriter:
         self.path = Path(path)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
+        mm = tifffile.memmap(self.path, shape=self.shape, dtype=self.dtype, photometric="minisblack",
+                             **self._tiff_options(pixel))
+        self.offset = int(mm.offset)  #: where the image data start in the file
+        self._order = mm.dtype.byteorder
+        del mm
+        self._fh = open(self.path, "r+b")
+
+    def _tiff_options(self, pixel: "tuple[float, float, str] | None") -> dict:
+        """The keyword arguments of ``tifffile.memmap`` that :meth:`__init__` creates the file with (``self.shape``
+        and ``self.dtype`` set): its metadata and ``pixel`` size. A subclass states here how its file differs
+        (:class:`devolens.predict.livedead._ProbsWriter`)."""
         axes = "CYX" if len(self.shape) == 3 else "YX"
         extra: dict = {"metadata": {"axes": axes}}
         if pixel is not None:
             sx, sy, unit = pixel
             if math.prod(self.shape) * self.dtype.itemsize < 2**31 and self.dtype.itemsize <= 2:
-                # ImageJ's description is ASCII: micrometres as ImageJ itself writes them
                 extra = {"imagej": True, "resolution": (1.0 / sx, 1.0 / sy),
-                         "metadata": {"axes": axes, "unit": "micron" if unit == "µm"
-                                      else unit.encode("ascii", "replace").decode()}}
+                         "metadata": {"axes": axes, "unit": imagej_unit(unit)}}
             elif unit == "µm":
                 extra["resolution"], extra["resolutionunit"] = (1e4 / sx, 1e4 / sy), "CENTIMETER"
-        mm = tifffile.memmap(self.path, shape=self.shape, dtype=self.dtype, photometric="minisblack", **extra)
-        self.offset = int(mm.offset)  #: where the image data start in the file
-        self._order = mm.dtype.byteorder
-        del mm
-        self._fh = open(self.path, "r+b")
+        return extra
 
     def write(self, y0: int, rows: np.ndarray) -> None:
         """Write ``rows`` ((C, n, W) or (n, W)) starting at row ``y0``."""
