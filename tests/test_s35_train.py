@@ -235,16 +235,17 @@ def test_a_tile_file_of_chunks_of_several_tiles_gets_a_chunk_cache(tmp_path):
 
     path = _chunky(tmp_path / "chunky.h5")
     ds = H5TileDataset(path)
-    assert ds.chunk_cache is not None
-    nbytes, nslots = ds.chunk_cache
-    assert 80 * 256 * 256 * 2 <= nbytes <= (64 << 20) + (1 << 20)  # every image chunk, within the bound
+    cache = ds.chunk_cache
+    assert cache is not None and cache.window is None and cache.step == 16  # (all of them held: any order)
+    assert 80 * 256 * 256 * 3 <= cache.nbytes <= (64 << 20) + (2 << 20)  # every chunk, within the bound
     with h5py.File(path, "r") as f:
         images, labels = f["images"][:], f["labels"][:]
     order = np.random.default_rng(1).permutation(len(ds))
     for i in order[:20]:
         img, lab = ds.read(int(i))
         assert np.array_equal(img, np.moveaxis(images[i], 0, -1)) and np.array_equal(lab, labels[i])
-    assert ds._file.id.get_access_plist().get_cache()[1:3] == (nslots, nbytes)
+    for d, size in zip((ds._images, ds._labels), cache.sizes):
+        assert d.id.get_access_plist().get_chunk_cache()[:2] == size[::-1]  # (nslots, nbytes)
     kept = ds._images
     ds.read(0)
     assert ds._images is kept
@@ -256,39 +257,49 @@ def test_a_tile_file_of_chunks_of_several_tiles_gets_a_chunk_cache(tmp_path):
 
 
 def test_the_chunk_cache_is_sized_to_the_tiles_read(tmp_path):
-    """Every chunk the tiles read lie in (one side of a split: a share of them), up to the bound for the images
-    and labels together (over it, an equal share each, a dataset that needs less leaving the rest to the other;
-    under a row of chunks each: HDF5's default); a chunk per tile and uncompressed data keep HDF5's default, as
-    does a need within the cache the file was opened with."""
+    """Each dataset's cache holds every chunk the tiles read lie in (one side of a split: a share of them) where
+    the images' and labels' together fit the bound; over it, a window of groups of chunks each (the same number
+    of groups, as many as fit; at least one: the bound raised to one group, up to ``most``); a chunk per tile and
+    uncompressed data keep HDF5's default. The cache the file was opened with does not matter (each dataset is
+    opened with its own)."""
     import h5py
 
+    from devolens.data.datasets import H5TileCache
+
     path = _chunky(tmp_path / "chunky.h5")
-    mib = 1 << 20  # a chunk of labels; one of images is 2 MiB: 5 of each in the file
+    mib = 1 << 20  # a chunk of labels; one of images is 2 MiB: 5 of each in the file (6 slots: no two share one)
     with h5py.File(path, "r", rdcc_nbytes=mib, rdcc_nslots=521) as f:  # (HDF5 1.x's default cache)
         ds = [f["images"], f["labels"]]
-        assert h5_tile_cache(ds, np.arange(80)) == (10 * mib + mib, 1001)
-        assert h5_tile_cache(ds, [0, 1, 2]) == (2 * mib + mib, 521)  # one chunk of each
-        assert h5_tile_cache(ds, [0, 40, 79]) == (6 * mib + mib, 601)  # three
-        assert h5_tile_cache(ds, np.arange(80), limit=12 * mib) == (7 * mib + mib, 701)  # labels' 5 MiB whole
-        assert h5_tile_cache(ds, np.arange(80), limit=8 * mib) == (4 * mib + mib, 521)  # 4 MiB each
-        assert h5_tile_cache(ds, np.arange(80), limit=3 * mib) is None  # not a chunk of images each
+
+        def cache(images, labels, window=None):
+            return H5TileCache(((images * mib + mib, 6), (labels * mib + mib, 6)), 16, window)
+
+        assert h5_tile_cache(ds, np.arange(80)) == cache(10, 5)
+        assert h5_tile_cache(ds, [0, 1, 2]) == cache(2, 1)  # one chunk of each
+        assert h5_tile_cache(ds, [0, 40, 79]) == cache(6, 3)  # three
+        assert h5_tile_cache(ds, np.arange(80), limit=12 * mib) == cache(8, 4, 4)  # 4 of the 5 groups
+        assert h5_tile_cache(ds, np.arange(80), limit=8 * mib) == cache(4, 2, 2)
+        assert h5_tile_cache(ds, np.arange(80), limit=3 * mib) == cache(2, 1, 1)
+        assert h5_tile_cache(ds, np.arange(80), limit=2 * mib) == cache(2, 1, 1)  # raised to one group
+        assert h5_tile_cache(ds, np.arange(80), limit=2 * mib, most=2 * mib) is None  # not even one fits
     with h5py.File(path, "r", rdcc_nbytes=64 * mib) as f:
-        assert h5_tile_cache([f["images"], f["labels"]], np.arange(80)) is None
+        assert h5_tile_cache([f["images"], f["labels"]], np.arange(80)) == cache(10, 5)
     for kw, name in ((dict(per=1), "one.h5"), (dict(compression=None), "raw.h5")):
         with h5py.File(_chunky(tmp_path / name, **kw), "r", rdcc_nbytes=mib) as f:
             assert h5_tile_cache([f["images"], f["labels"]], np.arange(80)) is None
 
 
 def test_the_splits_of_a_tile_file_ask_for_one_chunk_cache(tmp_path):
-    """HDF5 keeps one open file per process, whose first opening sets its cache: a validation split opened first
-    (a run from weights scores them before training) left the training split HDF5's default cache. Every split of
-    a file asks for the cache of all its tiles, and reads them through it, whichever is read first."""
+    """HDF5 shares a dataset open twice in a process, whose first opening sets its cache: a validation split
+    opened first (a run from weights scores them before training) left the training split HDF5's default cache.
+    Every split of a file asks for the caches of all its tiles, and reads them through them, whichever is read
+    first."""
     path = _chunky(tmp_path / "chunky.h5")
     val, train = H5TileDataset(path, indices=np.arange(8)), H5TileDataset(path, indices=np.arange(8, 80))
     assert val.chunk_cache == train.chunk_cache == H5TileDataset(path).chunk_cache is not None
     val.read(0)
     train.read(0)
-    assert train._file.id.get_access_plist().get_cache()[1:3] == train.chunk_cache[::-1]
+    assert train._images.id.get_access_plist().get_chunk_cache()[:2] == train.chunk_cache.sizes[0][::-1]
 
 
 # ---------------------------------------------------------------- 4. no second scoring for the library's losses

@@ -1641,23 +1641,67 @@ class TileDataset(Dataset):
                 "ignore": torch.tensor(ignore, dtype=torch.int64)}
 
 
-#: the most memory the HDF5 chunk cache of an :class:`H5TileDataset` takes in each process that reads it (its images'
-#: and labels' chunks together, decompressed)
+#: the most memory the HDF5 chunk caches of an :class:`H5TileDataset` take in each process that reads it (its images'
+#: and labels' chunks together, decompressed), unless one window of chunks (:func:`h5_tile_cache`) is larger: up to a
+#: ``devolens tile`` store's largest chunk (:data:`devolens.data.tiling.MAX_CHUNK_BYTES`, 256 MB) then
 H5_TILE_CACHE_BYTES = 64 << 20
 
 
-def h5_tile_cache(datasets: Sequence[Any], indices: Sequence[int] | np.ndarray,
-                  limit: int = H5_TILE_CACHE_BYTES) -> tuple[int, int] | None:
-    """``(rdcc_nbytes, rdcc_nslots)`` for reading the tiles ``indices`` of HDF5 ``datasets`` (images, labels: a tile
-    a row of each) one at a time: a chunk cache that keeps their chunks decompressed, so that a chunk of several
-    tiles (a file not written by ``devolens tile``: h5py's automatic chunks, ``chunks=(16, C, H, W)``...) is
-    decompressed once for its tiles rather than once for each (read in order, as validation reads them, each
-    chunk once; in a training epoch's random order, once while it stays in the cache). Sized to hold every chunk
-    those tiles lie in where that fits ``limit`` (the datasets together), else an equal share of it for each (at
-    least a row of chunks each: the chunks one tile spans). None where HDF5's default cache serves (contiguous or
-    uncompressed data, a chunk per tile, or all of it within the default's bytes) or where not even a row of
-    chunks of each fits ``limit`` (every tile then decompresses its chunks: save the file in chunks of one tile,
-    ``chunks=(1, C, H, W)``).
+@dataclass(frozen=True)
+class H5TileCache:
+    """The chunk caches :class:`H5TileDataset` reads an HDF5 tile file through (:func:`h5_tile_cache`).
+
+    Attributes
+    ----------
+    sizes : tuple of (int, int) or None
+        Each dataset's ``(rdcc_nbytes, rdcc_nslots)`` (None: read directly, with HDF5's default cache).
+    step : int
+        Tiles a group holds: the rows of the datasets' largest chunks (``chunks[0]``); tile ``j`` lies in group
+        ``j // step``.
+    window : int or None
+        The groups the caches hold at once, where they cannot hold every group read: a training epoch reads
+        its tiles a window of that many groups at a time (:meth:`H5TileDataset.epoch_order`). None where they
+        hold them all (any order reads each chunk once).
+    """
+
+    sizes: tuple
+    step: int
+    window: int | None
+
+    @property
+    def nbytes(self) -> int:
+        """The most bytes the caches hold together."""
+        return sum(s[0] for s in self.sizes if s is not None)
+
+
+def _chunk_layout(ds: Any) -> tuple[int, int, int, int] | None:
+    """``(rows, row_bytes, one_bytes, chunks)`` of an HDF5 dataset whose first axis is the tile: the tiles a chunk
+    holds, the decompressed bytes of a row of chunks (the chunks one tile spans), of one chunk, and the chunks in
+    the dataset; None where a tile read decompresses nothing twice (contiguous or unfiltered data, a chunk or more
+    per tile)."""
+    import math
+
+    chunks = ds.chunks
+    if not chunks or int(chunks[0]) <= 1 or ds.id.get_create_plist().get_nfilters() == 0:
+        return None
+    one = math.prod(int(c) for c in chunks) * ds.dtype.itemsize
+    across = math.prod(math.ceil(int(n) / int(c)) for n, c in zip(ds.shape[1:], chunks[1:]))
+    return int(chunks[0]), one * across, one, math.ceil(int(ds.shape[0]) / int(chunks[0])) * across
+
+
+def h5_tile_cache(datasets: Sequence[Any], indices: Sequence[int] | np.ndarray, limit: int = H5_TILE_CACHE_BYTES,
+                  most: int | None = None) -> H5TileCache | None:
+    """The chunk caches for reading the tiles ``indices`` of HDF5 ``datasets`` (images, labels: a tile a row of each)
+    one at a time, each chunk of several tiles decompressed once for its tiles rather than once for each (a file not
+    written by ``devolens tile``: h5py's automatic chunks, ``chunks=(64, C, H, W)``...; a ``devolens tile`` store:
+    chunks of up to 1000 tiles).
+
+    The tiles fall in groups of ``step`` (the largest chunks' rows). Where every group those tiles lie in fits
+    ``limit`` (the datasets' caches together), each dataset's cache holds all of them: any order reads each chunk
+    once. Else each cache holds a window of groups (as many as fit ``limit``, at least one: ``limit`` is raised to
+    one group where that is larger, up to ``most``), and a training epoch reads its tiles a window at a time
+    (:meth:`H5TileDataset.epoch_order`): each chunk is then decompressed once an epoch, where tiles drawn over the
+    whole file would decompress a chunk for nearly every tile.
 
     Parameters
     ----------
@@ -1666,55 +1710,59 @@ def h5_tile_cache(datasets: Sequence[Any], indices: Sequence[int] | np.ndarray,
     indices : sequence of int
         The rows read.
     limit : int
-        Bytes the cache may hold for all ``datasets`` together.
+        Bytes the caches may hold together.
+    most : int, optional
+        The most bytes one window may take where a group is larger than ``limit`` (default
+        :data:`devolens.data.tiling.MAX_CHUNK_BYTES`, a ``devolens tile`` store's largest chunk).
 
     Returns
     -------
-    (int, int) or None
-        The file access's ``rdcc_nbytes`` (each dataset's cache holds up to that many bytes) and ``rdcc_nslots``.
+    H5TileCache or None
+        None where HDF5's default serves (no dataset of chunks of several tiles, compressed), or where not even
+        one group fits ``most`` (every tile then decompresses its chunks: save the file in chunks of one tile,
+        ``chunks=(1, C, H, W)``, or of fewer tiles).
     """
     import math
 
     rows = np.unique(np.asarray(indices, dtype=np.int64))
-    if not rows.size or not datasets:
+    layouts = [_chunk_layout(ds) for ds in datasets]
+    if not rows.size or not any(layouts):
         return None
-    held = slots = 0
-    wanted, row_bytes, one_bytes = [], [], []
-    for ds in datasets:
-        chunks = ds.chunks
-        if not chunks or int(chunks[0]) <= 1 or ds.id.get_create_plist().get_nfilters() == 0:
-            continue  # read directly, or a chunk (or several) per tile: each decompressed once a tile
-        _, slots, held, _ = ds.file.id.get_access_plist().get_cache()
-        one = math.prod(int(c) for c in chunks) * ds.dtype.itemsize
-        across = math.prod(math.ceil(int(n) / int(c)) for n, c in zip(ds.shape[1:], chunks[1:]))
-        row = one * across
-        wanted.append(row * len(np.unique(rows // int(chunks[0]))))
-        row_bytes.append(row)
-        one_bytes.append(one)
-    if not wanted:
-        return None
-    need = max(wanted)
-    if sum(wanted) > limit:  # each dataset an equal share (one that needs less leaves the rest to the others)
-        share, rest = limit, len(wanted)
-        for w in sorted(wanted):
-            if w > share / rest:
-                break
-            share, rest = share - w, rest - 1
-        need = share // rest
-    if need < max(row_bytes):
-        return None
-    if need <= held:
-        return None
-    return int(need) + (1 << 20), max(int(slots), 100 * int(need // min(one_bytes)) + 1)
+    if most is None:
+        from devolens.data.tiling import MAX_CHUNK_BYTES
+
+        most = MAX_CHUNK_BYTES
+    step = max(lay[0] for lay in layouts if lay)
+    # the bytes of all the chunks the tiles lie in, and of one group's (a group may straddle a smaller chunk)
+    wanted = [0 if lay is None else lay[1] * len(np.unique(rows // lay[0])) for lay in layouts]
+    group = [0 if lay is None else lay[1] * (math.ceil(step / lay[0]) + int(step % lay[0] != 0)) for lay in layouts]
+    window = None
+    held = wanted
+    if sum(wanted) > limit:
+        groups = len(np.unique(rows // step))
+        window = max(1, int(limit // sum(group)))
+        if window * sum(group) > max(limit, most):
+            return None
+        if window < groups:
+            held = [min(w, window * g) for w, g in zip(wanted, group)]
+        else:
+            window = None
+    sizes = tuple(None if lay is None else
+                  (int(h) + (1 << 20), int(min(lay[3], 100 * math.ceil(h / lay[2]))) + 1)
+                  for lay, h in zip(layouts, held))
+    return H5TileCache(sizes, int(step), window)
 
 
 class H5TileDataset(TileDataset):
     """Tiles read lazily from an HDF5 file: ``images`` (N, C, H, W) and ``labels`` (N, H, W).
 
-    The file is opened on first access in each process (safe with DataLoader workers), with a chunk cache that
-    keeps the chunks of the tiles read decompressed where a chunk holds several tiles (:func:`h5_tile_cache`, at
-    most :data:`H5_TILE_CACHE_BYTES` a process: a file not written by ``devolens tile``, 1024 tiles of 128 px in
-    gzip chunks of 64, read 37 s -> 0.8 s, tile by tile in random order).
+    The file is opened on first access in each process (safe with DataLoader workers), its datasets with chunk
+    caches that keep the chunks of the tiles read decompressed where a chunk holds several tiles
+    (:func:`h5_tile_cache`: at most :data:`H5_TILE_CACHE_BYTES` a process, or one group of chunks where that is
+    larger, up to 256 MB). Where the caches cannot hold every chunk, a training epoch reads its tiles a window of
+    chunks at a time (:meth:`epoch_order`): 4096 tiles of 256 px in lzf chunks of 64 (768 MB decompressed), a
+    shuffled epoch 10 -> 470 tiles a second read directly, 8 -> 210 through the training loader, in 62 MB of caches
+    (``benchmarks/bench_h5_tiles.py``).
 
     Parameters
     ----------
@@ -1761,10 +1809,11 @@ class H5TileDataset(TileDataset):
             self.indices = np.arange(self.n) if indices is None else np.asarray(indices, dtype=np.int64)
             if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= self.n):
                 raise DevolensError(f"tile indices out of range 0..{self.n - 1}", path=self.path)
-            #: the chunk cache :meth:`read` opens the file with (:func:`h5_tile_cache`; None: HDF5's default), sized
-            #: for all its tiles: HDF5 keeps one open file per process, whose first opening sets the cache, so the
-            #: training and validation splits of a file must ask for the same (validation read first, as a run from
-            #: weights scores them before training, left the training tiles the default cache: 0.34 -> 6.6 s)
+            #: the chunk caches :meth:`read` opens the images and labels with (:func:`h5_tile_cache`; None: HDF5's
+            #: default), sized for all the file's tiles: HDF5 shares a dataset open twice in a process, with the cache
+            #: of its first opening, so the training and validation splits of a file must ask for the same
+            #: (validation read first, as a run from weights scores them before training, left the training tiles
+            #: the default cache: 0.34 -> 6.6 s)
             self.chunk_cache = h5_tile_cache([images, labels], np.arange(self.n))
         self.ids = [f"tile{j:06d}" for j in self.indices]
         self._file = self._images = self._labels = None
@@ -1777,16 +1826,57 @@ class H5TileDataset(TileDataset):
         state["_file"] = state["_images"] = state["_labels"] = None
         return state
 
+    def epoch_order(self, order: Sequence[int] | np.ndarray) -> np.ndarray:
+        """A training epoch's order of items (``order``: positions, shuffled) regrouped so that the chunk caches
+        serve it: where they hold only a window of the file's chunks (:attr:`H5TileCache.window` groups of tiles),
+        the tiles come a window at a time, each window's in their order in ``order``, the groups in the order of
+        their first tile there. Each chunk is then decompressed once an epoch (in each loader process) instead of
+        for nearly every tile. Every item still comes once, in an order that follows from ``order`` alone (a seeded
+        epoch stays reproducible); what changes is that a batch draws its tiles from a window of groups (a
+        ``devolens tile`` store's chunk: tiles of one or a few source images) rather than from the whole file, as
+        the stream of a ``classes`` store (:class:`devolens.data.h5stream.H5TileStream`) reads them. ``order``
+        itself where the caches hold every chunk (any order is then as fast) or none.
+
+        Parameters
+        ----------
+        order : sequence of int
+            Positions of items (``0..len(self)-1``), e.g. a seeded permutation.
+
+        Returns
+        -------
+        numpy.ndarray
+            The same positions, regrouped.
+        """
+        order = np.asarray(order, dtype=np.int64)
+        cache = self.chunk_cache
+        if cache is None or cache.window is None or not order.size:
+            return order
+        group = self.indices[order] // cache.step
+        groups, first = np.unique(group, return_index=True)
+        rank = np.empty(len(groups), dtype=np.int64)
+        rank[np.argsort(first)] = np.arange(len(groups))  # each group's place, by its first tile in the order
+        return order[np.argsort(rank[np.searchsorted(groups, group)] // cache.window, kind="stable")]
+
+    def _open(self, key: str, size: tuple[int, int] | None):
+        """Dataset ``key`` of the open file, with a chunk cache of ``size`` (``(rdcc_nbytes, rdcc_nslots)``)."""
+        import h5py
+
+        if size is None:
+            return self._file[key]
+        dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+        dapl.set_chunk_cache(int(size[1]), int(size[0]), 0.75)  # (HDF5's default preemption)
+        return h5py.Dataset(h5py.h5d.open(self._file.id, key.encode(), dapl=dapl))
+
     def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Tile ``i``: its image (H, W, C) and labels (H, W). The file is opened once per process, with the chunk
-        cache of :attr:`chunk_cache`, and its two datasets kept open (HDF5 drops a dataset's cached chunks when it
-        is closed: a dataset opened anew for each tile decompressed its whole chunk for each)."""
+        """Tile ``i``: its image (H, W, C) and labels (H, W). The file is opened once per process and its two
+        datasets kept open, each with its chunk cache of :attr:`chunk_cache` (HDF5 drops a dataset's cached chunks
+        when it is closed: a dataset opened anew for each tile decompressed its whole chunk for each)."""
         if self._file is None:
             import h5py
 
-            cache = {} if self.chunk_cache is None else dict(zip(("rdcc_nbytes", "rdcc_nslots"), self.chunk_cache))
-            self._file = h5py.File(self.path, "r", **cache)
-            self._images, self._labels = self._file[self.images_key], self._file[self.labels_key]
+            self._file = h5py.File(self.path, "r")
+            sizes = (None, None) if self.chunk_cache is None else self.chunk_cache.sizes
+            self._images, self._labels = self._open(self.images_key, sizes[0]), self._open(self.labels_key, sizes[1])
         j = int(self.indices[i])
         img = np.moveaxis(np.asarray(self._images[j]), 0, -1)
         lab = np.asarray(self._labels[j])

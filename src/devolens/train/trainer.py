@@ -2150,6 +2150,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             epoch_seed = seed * 100_003 + epoch
             g = torch.Generator().manual_seed(epoch_seed)
             order = active[torch.randperm(len(active), generator=g).numpy()]
+            if hasattr(train_ds, "epoch_order"):  # HDF5 tiles in chunks of several: a window of chunks at a time
+                order = train_ds.epoch_order(order)
             if isinstance(train_ds, IterableDataset):  # HDF5 tile stream: it shuffles by chunk itself
                 if hasattr(train_ds, "set_epoch"):
                     train_ds.set_epoch(epoch)
