@@ -2177,9 +2177,16 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             else pd.Series(False, index=df.index))
     df.attrs["beyond_calibration"] = (None if not over.any() else
                                       {"top": top, "frames": [str(f) for f in df.loc[over, "frame"]]})
-    # totals above the held-out renders' (but within the calibration's, or an embryo's): read low (_held_out_note)
-    late = (df["total"] > HELD_OUT_CELLS) & (df["total"] <= (MAX_EMBRYO_CELLS if top is None else top))
-    df.attrs["beyond_held_out"] = [str(f) for f in df.loc[late, "frame"]]
+    # totals from AMBIGUOUS_CELLS up to the calibration's top (or an embryo's): a late embryo read low may give them,
+    # --clock's too unless its movie starts from the first cells (_held_out_note); above HELD_OUT_CELLS they lie
+    # beyond the held-out renders as well
+    from devolens.predict.population import AMBIGUOUS_CELLS
+
+    late = (df["total"] >= AMBIGUOUS_CELLS) & (df["total"] <= (MAX_EMBRYO_CELLS if top is None else top))
+    df.attrs["late_reading"] = None if not late.any() else {
+        "frames": [str(f) for f in df.loc[late, "frame"]],
+        "beyond_held_out": [str(f) for f in df.loc[late & (df["total"] > HELD_OUT_CELLS), "frame"]],
+        "clock_start": None if fit is None else float(fit.totals[0])}
     df.attrs["curation"] = None if curation is None else curation_path(out)
     # nuclei far from the sizes the model knows: another magnification (see size_advice)
     df.attrs["suggest_diameter"] = predictor.size_advice(median_areas)
@@ -2233,8 +2240,9 @@ def _calibration_top(predictor) -> Optional[float]:
     """The largest total (cells) the population model's calibration reaches: the top of its calibration curve
     (``knots_y``, the mean true total of the calibration renders with the most nuclei seen: 572 cells for the shipped
     model, whose calibration renders include the AceTree embryo's, scripts/zoo_renders.sh ``cal_acetree``). Its
-    held-out renders stop at 384 cells (:data:`~devolens.predict.population.HELD_OUT_CELLS`, :func:`_held_out_note`),
-    and the AceTree renders read low below the top too (566-580 cells: 298-389).
+    held-out renders stop at 384 cells (:data:`~devolens.predict.population.HELD_OUT_CELLS`), and readings from
+    :data:`~devolens.predict.population.AMBIGUOUS_CELLS` up come from embryos of that many cells to late ones read low
+    (:func:`_held_out_note`; renders of the AceTree embryo at 550-582 cells read 308-468).
     None for a model without one (a regressor; knots left at their default)."""
     knots = getattr(predictor, "knots_y", None)
     if getattr(predictor, "method", None) != "composition" or knots is None or len(knots) < 3:
@@ -2249,20 +2257,36 @@ def _calibration_note(beyond: dict) -> str:
     return (f"{_count(len(frames), 'frame')} ({_names(frames)}) {'has' if len(frames) == 1 else 'have'} a predicted "
             f"total above {beyond['top']:.0f} cells, the top of the model's calibration (its curve's, fitted on "
             "renders of known totals): counts there are extrapolated and read low (renders of the AceTree embryo at "
-            "566-580 cells read 298-389 already), so the embryo may hold more cells than said")
+            "550-582 cells read 308-468 already), so the embryo may hold more cells than said")
 
 
-def _held_out_note(frames: list) -> str:
-    """The note on frames whose predicted total lies above :data:`~devolens.predict.population.HELD_OUT_CELLS`, the
-    most cells of the held-out renders the model was measured on (but not above its calibration's top:
-    :func:`_calibration_note`); ``frames`` named as the CSV names them."""
-    from devolens.predict.population import HELD_OUT_CELLS
+def _held_out_note(late: dict) -> str:
+    """The note on frames whose predicted total is :data:`~devolens.predict.population.AMBIGUOUS_CELLS` or more (but
+    not above the calibration's top: :func:`_calibration_note`): late embryos read low, so such a total may come from
+    a much later embryo; those above :data:`~devolens.predict.population.HELD_OUT_CELLS` also lie beyond the held-out
+    renders the model was measured on. ``late``: the ``frames`` and those of them ``beyond_held_out``, named as the
+    CSV names them, and ``clock_start``, the total at which this run's ``--clock`` fit starts (None without one)."""
+    from devolens.predict.population import AMBIGUOUS_CELLS, HELD_OUT_CELLS
 
-    one = len(frames) == 1
-    return (f"{_count(len(frames), 'frame')} ({_names(frames)}) {'reads' if one else 'read'} above {HELD_OUT_CELLS} "
-            "cells, beyond the held-out renders the model's figures were measured on: late embryos read low "
-            "(renders of the AceTree embryo at 566-580 cells read 298-389, 31-49 % low; most of them under this "
-            "note's line), so the embryo may hold more cells than said")
+    frames, beyond = late["frames"], late["beyond_held_out"]
+    text = (f"{_count(len(frames), 'frame')} ({_names(frames)}) {'reads' if len(frames) == 1 else 'read'} "
+            f"{AMBIGUOUS_CELLS} cells or more, where a total alone does not tell the stage: late embryos read low "
+            f"(renders read at {AMBIGUOUS_CELLS} or more were of embryos of 263-582 cells; the AceTree embryo's at "
+            "500-582 cells read 297-510, up to 46 % low), so the embryo may hold more cells than said, up to ~580")
+    if beyond:
+        which = ("it is" if len(frames) == 1 else "all are" if len(beyond) == len(frames) else
+                 f"{_count(len(beyond), 'frame')} ({_names(beyond)}) {'is' if len(beyond) == 1 else 'are'}")
+        text += (f"; {which} above {HELD_OUT_CELLS} cells, beyond the held-out renders the model's figures were "
+                 "measured on")
+    start = late.get("clock_start")
+    measured = ("movies of the AceTree embryo from 4-24 cells had every frame of 290 cells or more within 17 %, from "
+                "51 cells or later up to 44 % off, most of them low")
+    since = ("the time since the first cleavage (at the pace of the clock's reference embryos, 94 s a time point: "
+             "about 3 h from the 4-cell stage to 290 cells, 4 h 15 min to 500)")
+    if start is None:
+        return f"{text}. --clock on a timelapse from the first cells tells them apart ({measured}), and so does {since}"
+    return (f"{text}. This run's --clock starts at ~{start:.0f} cells: read off the developmental clock, {measured}; "
+            f"{since} also tells them apart")
 
 
 def _frame_signal(frame) -> Optional[dict]:
@@ -2630,8 +2654,8 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
                                           "frames", "the counts"), {}))
     if attrs.get("suggest_diameter"):
         notes.append((_size_note("nuclei", attrs["suggest_diameter"], attrs["known_sizes"], attrs["resized"]), {}))
-    if attrs.get("beyond_held_out"):
-        note(_held_out_note(attrs["beyond_held_out"]))
+    if attrs.get("late_reading"):
+        note(_held_out_note(attrs["late_reading"]))
     if attrs.get("beyond_calibration"):
         note(_calibration_note(attrs["beyond_calibration"]))
     if attrs.get("beyond_embryo"):
