@@ -42,8 +42,8 @@ def test_labels_agree_with_object_table(well):
     assert np.array_equal(areas, obj["area"].to_numpy())
     lut = np.concatenate([[0], obj["class"].to_numpy()])
     assert np.array_equal(lut[well.instances], well.labels)
-    # the centre pixel of each nucleus carries its class
-    yi, xi = np.floor(obj["y"]).astype(int), np.floor(obj["x"]).astype(int)
+    # the centre pixel of each nucleus carries its class (x, y count from the first pixel's centre: the nearest)
+    yi, xi = np.rint(obj["y"]).astype(int), np.rint(obj["x"]).astype(int)
     assert np.array_equal(well.labels[yi, xi], obj["class"].to_numpy())
     # nuclei are separated: one connected component per object and class
     for k in (1, 2):

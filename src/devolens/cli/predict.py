@@ -1008,13 +1008,43 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
     scale); ``weights_sha256`` of the model's weights, ``model_sha256`` of all its files (card and weights:
     :func:`devolens.provenance.model_sha256`); ``options``: every option that changes results, as this run
     took them (``device`` as asked, e.g. ``auto``); ``magnification_estimate`` (see
-    :func:`_sizing_record`); ``torch``: PyTorch's version; ``notes``: the notes the command prints after its summary
-    line (their words, without ``note:``)."""
+    :func:`_sizing_record`); ``labels_pixel_size``: the calibration the label images carry, whether they were given
+    ``--pixel-size`` or not (:func:`_calibration_record`; ``options.pixel_size`` is the option as given);
+    ``torch``: PyTorch's version; ``notes``: the notes the command prints after its summary line (their words,
+    without ``note:``)."""
     return record_text({**record_header(f"devolens segment {kind}", input_path, model),
                         "devolens": version(), "kind": kind, "frames": frames, "objects": objects, **summary,
                         "weights_sha256": weights_sha256, "model_sha256": model_sha256, "options": options or {},
                         "magnification_estimate": magnification, "torch": torch_version(),
                         "notes": list(notes or [])}, default=None)
+
+
+def _add_calibration(carried: dict, pixel, labels: np.ndarray, frame, file: Optional[str]) -> None:
+    """Count one label image's calibration in ``carried`` (by ``(x, y, unit, from)``: its first frame, file and
+    number of frames), for :func:`_calibration_record`. ``pixel``: ``(x, y, unit)`` as
+    :func:`devolens.io.images.write_label_tif` was given it (None: none); ``file``: the input file it was read from
+    (None: ``--pixel-size``). A calibration that writer leaves out (a unit other than µm on a uint32 or 3-D label
+    image, which ImageJ's tags cannot hold) is not counted: the label image does not carry it."""
+    if pixel is None:
+        return
+    x, y, unit = pixel
+    if unit != "µm" and not (labels.ndim == 2 and int(labels.max(initial=0)) < 65536):  # (as write_label_tif)
+        return
+    origin = "--pixel-size" if file is None else "calibration"
+    entry = carried.setdefault((x, y, unit, origin), {"file": file, "first_frame": frame, "frames": 0})
+    entry["frames"] += 1
+
+
+def _calibration_record(carried: dict) -> Optional[list]:
+    """``segment.json``'s ``labels_pixel_size``: the pixel sizes the label images carry (:func:`_add_calibration`),
+    one entry per size in the order first met, each ``x``, ``y`` and ``unit`` (``µm`` for every spelling of
+    micrometres, else as the input writes it), ``from`` (``calibration``: the input file's own, ImageJ, OME or
+    resolution tags; ``--pixel-size``), ``file`` (the first input file it was read from; None for ``--pixel-size``),
+    ``first_frame`` (as counts.csv names it) and ``frames`` (how many label images carry it; the others carry none);
+    None when no label image carries one."""
+    if not carried:
+        return None
+    return [{"x": x, "y": y, "unit": unit, "from": origin, **entry} for (x, y, unit, origin), entry in carried.items()]
 
 
 #: segment's error when ``--skip-flagged`` leaves no frame (for any output: an overlay video's writer would otherwise
@@ -1125,6 +1155,7 @@ def run_segmentation(
 
         # the label images carry the pixel size the run used: --pixel-size over the file's own calibration
         given_pixel = None if pixel_size is None else (float(pixel_size), float(pixel_size), "µm")
+        carried: dict = {}  # the calibrations the label images carry, for segment.json (_add_calibration)
 
         def frames() -> Iterator:
             for pos, frame in source.iter(skip):
@@ -1138,8 +1169,10 @@ def run_segmentation(
         def handle(pos: int, image: np.ndarray, res) -> tuple[int, np.ndarray]:
             """Write one frame's label file and table rows; return (position, overlay)."""
             fid = source.frame_id(pos)
-            write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos),
-                            pixel=given_pixel or source.pixel(pos))
+            pixel = given_pixel or source.pixel(pos)
+            write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos), pixel=pixel)
+            _add_calibration(carried, pixel, res.labels, fid, None if given_pixel is not None else
+                             source.path.name if source.names is None else source.names[pos])
             obj = res.objects
             tz = divmod(pos, planes) if planes > 1 else ()
             if len(obj["label"]):
@@ -1261,6 +1294,7 @@ def run_segmentation(
              # where the network ran (--device auto resolved; options.device keeps what was asked, for a rerun)
              "device": predictor.device,
              "working_scale": scale,
+             "labels_pixel_size": _calibration_record(carried),
              **({"stack": reading} if reading is not None else {})},
             weights_sha256=zoo.weights_sha256(model), model_sha256=model_sha256(model),
             options={"diameter": diameter, **_diameter_record(microns), "pixel_size": pixel_size, "tta": tta,

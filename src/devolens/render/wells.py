@@ -45,6 +45,9 @@ DEFAULT_SIZE = (2700, 3600)
 #: Smallest nucleus semi-axis (px); debris is smaller (at most DEBRIS_MAX_RADIUS).
 MIN_RADIUS = 3.0
 DEBRIS_MAX_RADIUS = 1.8
+#: Where a pixel's centre lies in the drawing's coordinates (which count from the first
+#: pixel's corner); the object table's ``x, y`` count from that centre instead.
+PIXEL_CENTRE = 0.5
 
 __all__ = ["CLASSES", "CHANNELS", "DEFAULT_SIZE", "Well", "WellParams", "random_params", "simulate_well"]
 
@@ -100,8 +103,10 @@ class Well:
         0 background, 1 live nucleus, 2 dead nucleus.
     objects : DataFrame
         One row per nucleus: ``id`` (1..N, the value in :attr:`instances`), ``x``, ``y``
-        (centre, px), ``area`` (labelled pixels), ``class`` (1 live, 2 dead),
-        ``in_focus`` (bool), ``radius`` (mean semi-axis, px).
+        (the centre of its ellipse, px: x the column, y the row, from 0 at the first pixel's
+        centre, as ``devolens segment``'s objects.csv and ``devolens render``'s give them),
+        ``area`` (labelled pixels), ``class`` (1 live, 2 dead), ``in_focus`` (bool),
+        ``radius`` (mean semi-axis, px).
     instances : ndarray, int32, shape (H, W)
         Instance map (0 background, else the object's ``id``).
     params : WellParams
@@ -222,7 +227,8 @@ def _place_nuclei(rng: np.random.Generator, n: int, shape: tuple[int, int], p: W
 
 
 def _stamp(shape, y, x, a, b, theta, rng, texture):
-    """Rasterise ellipses; returns flat pixel index, object index and intensity profile."""
+    """Rasterise ellipses (centres ``y, x`` counted from the first pixel's corner: pixel (i, j)
+    covers [i, i + 1) x [j, j + 1)); returns flat pixel index, object index and intensity profile."""
     h, w = shape
     n = y.size
     if n == 0:
@@ -235,8 +241,8 @@ def _stamp(shape, y, x, a, b, theta, rng, texture):
     cx = np.floor(x).astype(np.int64)
     py = cy[:, None, None] + gy[None]
     px = cx[:, None, None] + gx[None]
-    dy = (py + 0.5 - y[:, None, None]).astype(np.float32)
-    dx = (px + 0.5 - x[:, None, None]).astype(np.float32)
+    dy = (py + PIXEL_CENTRE - y[:, None, None]).astype(np.float32)
+    dx = (px + PIXEL_CENTRE - x[:, None, None]).astype(np.float32)
     c = np.cos(theta).astype(np.float32)[:, None, None]
     s = np.sin(theta).astype(np.float32)[:, None, None]
     u = (dx * c + dy * s) / a.astype(np.float32)[:, None, None]
@@ -458,8 +464,10 @@ def simulate_well(
     objects = pd.DataFrame(
         {
             "id": np.arange(1, m + 1, dtype=np.int32),
-            "x": x,
-            "y": y,
+            # the geometry counts from the first pixel's corner (_stamp draws pixel (py, px) at
+            # (py + 0.5, px + 0.5)); the table counts from its centre, as everything else does
+            "x": x - PIXEL_CENTRE,
+            "y": y - PIXEL_CENTRE,
             "area": area.astype(np.int64),
             "class": cls.astype(np.int64),
             "in_focus": ~oof,
