@@ -153,7 +153,8 @@ def simulate_well_command(
     ),
     objects: Optional[Path] = typer.Option(
         None, "--objects",
-        help="Object table CSV (columns id, x, y, area, class, in_focus, radius); default: beside --out, named after "
+        help="Object table CSV (columns id, x, y, area, class, in_focus, radius; x, y the nucleus's centre in pixels, "
+        "from 0 at the first pixel's centre, as segment's objects.csv counts them); default: beside --out, named after "
         "it without its extension (--out w.tif writes w.objects.csv). A record of how the well was made is "
         "written beside --out too, w.json (command line, devolens version, seed, size, the dead fraction and "
         "density drawn or given, every appearance parameter, the counts).",
@@ -512,7 +513,12 @@ def segment_livedead_command(
                 if said:
                     notes.append(said)
                     shrunk.append(said)
-            results.append({"well": name, "file": path.name, **counts, "notes": notes})
+            from devolens.io.stacks import pixel_size
+
+            c = pixel_size(labels)  # the calibration the labels carry (the input's), for livedead.json
+            results.append({"well": name, "file": path.name, **counts, "notes": notes,
+                            "labels_pixel_size": None if c is None else {"x": c[0], "y": c[1], "unit": c[2],
+                                                                         "from": "calibration"}})
             if plate:
                 cb(i + 1, len(wells))
         from devolens.io.atomic import write_text
@@ -656,8 +662,8 @@ def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, no
     """``livedead.json``, in the style of ``segment.json``: the command line, the input (absolute: a well or a folder
     of wells), the model, its weights' sha256 and its files' (``model_sha256``: card and weights,
     :func:`devolens.provenance.model_sha256`), the devolens and PyTorch versions, the options as this run took
-    them, the counts (of all wells), the warnings and notes printed, and per well (``wells``) its name, file, counts
-    and notes."""
+    them, the counts (of all wells), the warnings and notes printed, and per well (``wells``) its name, file, counts,
+    notes and the calibration its labels carry (``labels_pixel_size``: x, y, unit, ``from``; None without one)."""
     from devolens.cli._common import json_number
     from devolens.models import zoo
     from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
@@ -670,7 +676,8 @@ def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, no
         "devolens": version(), "weights_sha256": zoo.weights_sha256(model), "model_sha256": model_sha256(model),
         "options": options,
         "counts": numbers(counts),
-        "wells": [{"well": r["well"], "file": r["file"], **numbers(r), "notes": list(r["notes"])}
+        "wells": [{"well": r["well"], "file": r["file"], **numbers(r), "notes": list(r["notes"]),
+                   "labels_pixel_size": r.get("labels_pixel_size")}
                   for r in wells or ()],
         "torch": torch_version(), "notes": list(notes),
     })
