@@ -9,8 +9,11 @@ Usage::
     python scripts/zoo_ship.py nuclei RUN/best.safetensors --to src/devolens/models/zoo/nuclei --update  # new weights
 
 The card's fixed parts (task, predictor, input, preprocessing, training data, command,
-limits) are written below; ``metrics`` come from the JSON written by
-``benchmarks/eval_zoo.py`` (measured on held-out renders), never typed by hand.
+limits, portability) are written below; ``metrics`` come from the JSON written by
+``benchmarks/eval_zoo.py`` (measured on held-out renders), never typed by hand. The nuclei and
+membrane cards get the exact rules of their preprocessing and an ``inference`` section from the code
+(``devolens.models.export.engine_card``), every card the sha256 of the weights it ships with
+(``weights_sha256``, ``write_card``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 import shutil
 from pathlib import Path
 
-from devolens.models.export import write_card  # noqa: F401  (the zoo_* scripts import it from here)
+from devolens.models.export import engine_card, write_card  # noqa: F401  (the zoo_* scripts import write_card from here)
 
 TRAIN_EMBRYOS = ("CD20240930_JIM762_L4, CD20241009_JIM767_25_L1, CD20241009_JIM767_25_L5, CD20241010_JIM767_25_L2, "
                  "CD20241107_JIM767_25_L1 (EPIC, every 2nd time point) and the WormGUIDES AceTree embryo (every 3rd)")
@@ -36,7 +39,7 @@ SIM_FIT = ("The embryo simulator behind the simulated embryos (src/devolens/line
            "nuclear size law and the embryo's size by under 1 %; benchmarks/RESULTS.md).")
 
 #: what --update takes from CARDS (the rest of the card stays as the zoo folder has it)
-UPDATED = ("recipe", "command", "training_data")
+UPDATED = ("recipe", "command", "training_data", "portability")
 
 CARDS = {
     "nuclei": {
@@ -48,13 +51,24 @@ CARDS = {
                   "images above 2048 px are processed in 1024 px tiles; outputs come back at the input size"},
         "output": {"head": "three_class", "classes": ["background", "interior", "boundary"],
                    "returns": "probability (HxW float32), labels (HxW uint16), centroids (label,x,y,area)"},
-        "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8], "flatten": 60.0,
-                          "steps": "the dominant channel of an RGB image (green in histone-GFP movies; mean of RGB when none dominates); resize by 0.5 "
-                                   "(area); take off the smooth background (a grey-level opening 60 working px wide, ~3.4 nucleus diameters, on "
-                                   "the frame shrunk 4x, smoothed: uneven illumination, a bright or tilted backdrop); map the 1st..99.8th "
-                                   "percentile to 0..1, clip"},
+        "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8], "flatten": 60.0, "outliers": 0.5,
+                          "steps": "the dominant channel of an RGB image (green in histone-GFP movies; mean of RGB when none dominates); replace "
+                                   "bright single-pixel outliers (hot camera pixels: a pixel above all 8 neighbours by more than 0.5 x the "
+                                   "image's 1st..99.8th percentile range takes the brightest neighbour's value; none in the three real reference "
+                                   "frames, at most 2 pixels in a render); resize by 0.5 (area); take off the smooth background (a grey-level "
+                                   "opening 60 working px wide, ~3.4 nucleus diameters, on the frame shrunk 4x, smoothed: uneven illumination, a "
+                                   "bright or tilted backdrop); map the 1st..99.8th percentile to 0..1, clip (the exact rules: the keys below, "
+                                   "written by devolens.models.export.engine_card)"},
         "postprocess": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 8, "smooth": 1.0,
                         "split_seeds": False},
+        "portability": ("In Fiji/deepImageJ, napari or a C++ server: rebuild the network from architecture "
+                        "(inference.smp: segmentation-models-pytorch's Unet takes weights.safetensors), prepare each image "
+                        "by the rules of preprocessing and run it as inference says: in fp32 the probability map is "
+                        "devolens' own to within float rounding (tests/test_s36_m5_cards.py checks it on a real reference "
+                        "frame), and postprocess with devolens.predict.postprocess.instances_from_probabilities gives its "
+                        "labels. The magnification estimate (--diameter auto, input.diameter.auto) needs devolens (its size "
+                        "models read the network's features): elsewhere choose the working scale yourself "
+                        "(inference.working_scale)."),
         "recipe": ("recipes/nuclei_gpu_distance.yaml (fourth, fifth and sixth stages, a distance head trained beside the classes and "
                    "dropped after; earlier stages: recipes/nuclei.yaml, recipes/nuclei_finetune.yaml, "
                    "recipes/nuclei_gpu.yaml)"),
@@ -131,7 +145,13 @@ CARDS = {
                               "twenty-eighth and twenty-ninth, and for the sixth stage in the thirtieth (EVAL=1 scripts/zoo_refresh.sh)",
         },
         "limits": ("Trained on synthetic renders only (no hand-annotated real frame exists in this project); counts on "
-                   "the three real reference frames are checked for ordering only. Nuclei hidden behind others in a "
+                   "the three real reference frames are checked for ordering only. The card's reference counts "
+                   "(metrics reference_counts) are of the setting metrics_setting names (bf16, no magnification "
+                   "estimate: `devolens segment nuclei FRAMES --precision bf16 --diameter none` gives 13 / 125 / 158 for "
+                   "the folder of the three frames as for each frame alone); in the CLI's default setting (int8 where "
+                   "the CPU has it, `--diameter auto`: one estimate for a whole folder, movie or stack) the folder "
+                   "gives 14 / 106 / 128, and with `--diameter each` (an estimate per image, as each frame segmented "
+                   "alone) 13 / 106 / 119. Nuclei hidden behind others in a "
                    "maximum projection cannot be found: the render's ground truth labels every nucleus with at least one"
                    " visible pixel, and 25-31% of them (frames up to 200 cells) are less than half visible, so the "
                    "headline F1 counts slivers no method can match at IoU 0.5; the second F1 ignores nuclei less than "
@@ -177,10 +197,28 @@ CARDS = {
         "output": {"head": "three_class", "classes": ["background", "cell interior", "cell boundary (membrane)"],
                    "returns": "probability (membrane = p(boundary), HxW float32), mask (membrane), labels (cells, "
                               "HxW uint16), centroids"},
-        "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8],
-                          "steps": "one channel (the dominant one of an RGB image, else the mean); resize by the working scale 0.75 (area; trained at 0.5); "
-                                   "1st..99.8th percentile -> 0..1"},
+        "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8], "flatten": 40.0, "outliers": 0.5,
+                          "steps": "one channel (the dominant one of an RGB image, else the mean); replace bright single-pixel outliers (hot "
+                                   "camera pixels: above all 8 neighbours by more than 0.5 x the image's 1st..99.8th percentile range -> the "
+                                   "brightest neighbour); resize by the working scale 0.75 (area; trained at 0.5); take off the smooth "
+                                   "background (a grey-level opening 40 working px wide on the slice shrunk 4x, smoothed: the thin membranes "
+                                   "vanish in the opening, so it keeps the dim interiors, the haze and the illumination field, which are "
+                                   "subtracted); 1st..99.8th percentile -> 0..1 (the exact rules: the keys below, written by "
+                                   "devolens.models.export.engine_card)",
+                          "how": "flatten 40 and outliers 0.5 chosen in the fifteenth session on the development render mcal_L4 (training "
+                                 "embryo) by the mean cell F1 over the 12 acquisition changes of benchmarks/eval_robustness.py --model "
+                                 "membrane (flatten 0 / 20 / 40 / 60 / 80: 0.884 / 0.891 / 0.894 / 0.893 / 0.893; as rendered 0.923 / "
+                                 "0.929 / 0.929 / 0.930 / 0.925), int8 re-calibrated on the same 45 frames flattened; then once on the "
+                                 "held-out mval_L3 (benchmarks/RESULTS.md, membrane)"},
         "postprocess": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 20, "smooth": 1.0},
+        "portability": ("In Fiji/deepImageJ, napari or a C++ server: rebuild the network from architecture "
+                        "(inference.smp: segmentation-models-pytorch's Unet takes weights.safetensors), prepare each image "
+                        "by the rules of preprocessing and run it as inference says: in fp32 the probability map is "
+                        "devolens' own to within float rounding (tests/test_s36_m5_cards.py checks it on a real reference "
+                        "frame), and postprocess with devolens.predict.postprocess.instances_from_probabilities gives its "
+                        "labels. The magnification estimate (--diameter auto, input.diameter.auto) needs devolens (its size "
+                        "models read the network's features): elsewhere choose the working scale yourself "
+                        "(inference.working_scale)."),
         "recipe": "recipes/membrane.yaml",
         "command": ("devolens render <table> --kind membrane --out runs/zoo/render/mtr_<name> --every 4 --pose random "
                     "--vary frame --grey; devolens render --simulate 3 --kind membrane ... --seed 301; "
@@ -245,6 +283,11 @@ CARDS = {
                                   "lineage requires: the germline one cell until P4 divides into Z2 and Z3, no lineage "
                                   "falling as the total grows, totals 1-4 exactly; devolens.predict.population."
                                   "fit_composition)"},
+        "portability": ("Needs devolens to run (devolens.models.load('population'), `devolens population`): the card gives "
+                        "no layer definitions for its whole-frame total regressor (total_regressor.config, kind "
+                        "'regressor': devolens.models.unet_lite.CountRegressorLite, its tensors under total_regressor.* in "
+                        "weights.safetensors) nor the code of its calibration, composition and clock (the other tensors "
+                        "there). Its nuclei are the nuclei model's, which runs without devolens (that model's card)."),
         "recipe": "recipes/population_total.yaml (the total regressor; the tables are fitted by scripts/zoo_population.py)",
         "command": ("python scripts/zoo_population.py --gather runs/zoo/data/pop_total; devolens train "
                     "recipes/population_total.yaml --data runs/zoo/data/pop_total --out runs/zoo/pop_total; "
@@ -372,7 +415,9 @@ def ship(name: str, source: Path, to: Path, metrics: Path | None, postprocess: d
     total = source.with_suffix(".total.json")
     if name == "population" and total.exists():
         card["total_regressor"] = json.loads(total.read_text())
-    write_card(card, to)
+    if name in ("nuclei", "membrane"):  # how devolens runs the network, read off the code (card values held to it)
+        card = engine_card(card)
+    write_card(card, to)  # (and the weights' sha256: weights_sha256)
     size = (to / "weights.safetensors").stat().st_size / 1e6
     print(f"shipped {name} -> {to} ({size:.1f} MB)")
     if update and name != "population":

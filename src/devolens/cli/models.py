@@ -1,5 +1,6 @@
-"""``devolens models``: list the zoo's models with their headline metrics; ``models show NAME``;
-``models export RUN --to FOLDER`` (a training run as a model of your own)."""
+"""``devolens models``: list the zoo's models with their headline metrics; ``models show NAME`` (the card, the
+model's folder and its weights' sha256); ``models export RUN --to FOLDER`` (a training run as a model of your own;
+a shipped model's name copies its folder)."""
 
 from __future__ import annotations
 
@@ -167,13 +168,40 @@ def list_models(
         out.print("`devolens models show NAME` prints a model's whole card (summary, data, metrics, limits).")
 
 
+def _files(name: str, folder: Optional[Path], card: dict) -> dict:
+    """Where a model's files are, for ``models show``: its folder (absolute), its weights file with its size and
+    sha256 (None where missing: the outputs' segment.json / population .json record the same digest); a warning when
+    the card records another sha256 (``weights_sha256``: weights replaced or damaged after the card was written)."""
+    from devolens.cli._common import console
+    from devolens.errors import DevolensError
+    from devolens.models import zoo
+
+    where = zoo.model_location(folder if folder is not None else name)
+    weights = where / "weights.safetensors"
+    if not weights.is_file() and (where / "best.safetensors").is_file():  # a training run's
+        weights = where / "best.safetensors"
+    try:  # which weights exactly
+        sha = zoo.weights_sha256(folder if folder is not None else name)
+    except DevolensError:
+        sha = None
+    recorded = card.get("weights_sha256")
+    if sha and isinstance(recorded, str) and recorded != sha:
+        console.print(f"warning: {weights} has sha256 {sha}, not the {recorded} its card records (weights_sha256): "
+                      "the weights were replaced or damaged after the card was written; copy the model's folder "
+                      "again (devolens models export)", soft_wrap=True, markup=False)
+    return {"folder": str(where.resolve()),
+            "weights": {"file": weights.name, "bytes": weights.stat().st_size if sha else None, "sha256": sha}}
+
+
 @models_app.command("show")
 def show_model(
     name: str = typer.Argument(..., help="Model name, as listed by `devolens models`, or a model folder of your own "
                                "(a training run or an exported model)."),
-    as_json: bool = typer.Option(False, "--json", help="Print card.json instead of the human card (card.md)."),
+    as_json: bool = typer.Option(False, "--json", help="Print card.json instead of the human card (card.md), with "
+                                 "\"files\": the model's folder and its weights (file, bytes, sha256)."),
 ) -> None:
-    """Print a model's card: architecture, input, preprocessing, training data, recipe, metrics, limits."""
+    """Print a model's card: architecture, input, preprocessing, training data, recipe, metrics, limits; then where
+    its files are and its weights' sha256."""
     from devolens.cli._common import out
     from devolens.models import zoo
 
@@ -187,18 +215,15 @@ def show_model(
     else:
         md = (folder or zoo.ZOO_DIR / name) / "card.md"
         text = md.read_text(encoding="utf-8") if md.is_file() else None
-    from devolens.errors import DevolensError
-
-    try:  # which weights exactly (the outputs' segment.json / population .json record the same digest)
-        sha = zoo.weights_sha256(folder if folder is not None else name)
-    except DevolensError:
-        sha = None
+    files = _files(name, folder, card)
     if as_json or text is None:
-        typer.echo(json.dumps(card, indent=2))  # --json: card.json as it is (other tools parse it)
+        # --json: card.json as it is (other tools parse it), and where its files are: "files"
+        typer.echo(json.dumps({**card, "files": files} if as_json else card, indent=2))
         if not as_json:
-            typer.echo(f"weights sha256: {sha or 'missing'}")
+            typer.echo(f"weights sha256: {files['weights']['sha256'] or 'missing'}")
         return
-    text = text.rstrip("\n") + f"\n\nWeights sha256: `{sha or 'missing'}`\n"
+    text = text.rstrip("\n") + (f"\n\nFiles: `{files['folder']}` (weights `{files['weights']['file']}`, sha256 "
+                                 f"`{files['weights']['sha256'] or 'missing'}`)\n")
     from rich.console import Console
     from rich.markdown import Markdown
 
@@ -217,9 +242,11 @@ def show_model(
 
 @models_app.command("export")
 def export_model(
-    run: Path = typer.Argument(..., help="A segmentation run's folder (`devolens train RECIPE --data DIR --out RUN`)."),
+    run: str = typer.Argument(..., help="A segmentation run's folder (`devolens train RECIPE --data DIR --out RUN`), "
+                              "or a shipped model's name (`devolens models`: its folder is copied as it ships)."),
     to: Path = typer.Option(..., "--to", "--out", "-o", help="Folder to write (new, empty or an earlier export, "
-                            "which is replaced): weights.safetensors (fp16), card.json, card.md."),
+                            "which is replaced): weights.safetensors (fp16), card.json, card.md (and a shipped "
+                            "model's size models)."),
     kind: Optional[str] = typer.Option(None, "--kind", callback=choice("nuclei", "membrane"), help="What it segments: nuclei or membrane (default: membrane "
                                        "when the recipe's name says so, else nuclei). Overrides what the recipe's "
                                        "name says, which `--model RUN` keeps to."),
@@ -231,18 +258,35 @@ def export_model(
     """Export a training run's best checkpoint as a model folder, to use with `--model FOLDER` or `load(FOLDER)`.
 
     A run can also be used as it is (`devolens segment nuclei INPUT --model RUN`); the exported folder
-    is smaller (fp16), self-describing (its card says what it was trained on and how it scored on the
-    run's own validation split) and can be shared.
+    is smaller (fp16), self-describing (its card says what it was trained on, with the run's recipe, data
+    and versions, how it scored on the run's own validation split, the post-processing applied and how
+    devolens runs the network) and can be shared. A shipped model's name (`nuclei`) copies that model's
+    folder as it ships (its card records the weights' sha256); `./nuclei` is a folder of that name.
     """
     from devolens.cli._common import console
     from devolens.errors import DevolensError
-    from devolens.models.export import KINDS, check_scale, export_run, named_kind
+    from devolens.models import zoo
+    from devolens.models.export import KINDS, check_scale, export_run, export_shipped, named_kind
 
     # the options first, before the run is read or anything written
     if kind is not None and kind not in KINDS:
         raise DevolensError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if scale is not None:
         check_scale(scale, "--scale")
+    if zoo.model_folder(run) is None and run in zoo.available():  # a shipped model's name (a name wins, as --model)
+        if kind is not None or scale is not None:
+            raise DevolensError(f"--kind and --scale apply to a training run; the shipped {run} model is copied as it "
+                                f"ships (`devolens models export {run} --to {to}`)")
+        card = export_shipped(run, to)
+        files = sorted(p.name for p in to.iterdir() if not p.name.startswith("."))
+        use = (f"; use it with `devolens segment {card['task']} INPUT --model {to} --out DIR`"
+               if card.get("predictor") in KINDS.values() else f"; load it with devolens.models.load({str(to)!r})")
+        console.print(f"{run} (shipped) -> {to}: {', '.join(files)} (weights sha256 "
+                      f"{zoo.weights_sha256(to)[:12]}){use}", soft_wrap=True, markup=False)
+        if Path(run).is_dir():  # a folder of the name here too: a name is the shipped model's, as for --model
+            console.print(f"note: exported the shipped {run} model; for the folder {run} here, give ./{run}",
+                          markup=False)
+        return
     card = export_run(run, to, kind=kind, scale=scale)
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in card["metrics"].items() if k in card["headline"]) or "none"
     console.print(f"{card['task']} model -> {to} (validation of the run: {metrics}); use it with "

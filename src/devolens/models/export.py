@@ -9,7 +9,12 @@ it into a model card, so that::
     devolens segment nuclei INPUT --model my_nuclei --out DIR
     load("my_nuclei").predict(image)                               # Python: a folder path works as a name
 
-An exported folder has the zoo's layout (fp16 ``weights.safetensors``, ``card.json``, ``card.md``).
+An exported folder has the zoo's layout (fp16 ``weights.safetensors``, ``card.json``, ``card.md``), and its card
+says what the folder alone cannot: the run's recipe (its content), its data (path, sample count and fingerprint from
+``run.json``), the commands as run, the devolens and torch versions of the training and of the export, the
+post-processing the predictor applies (its defaults written out) and how devolens runs the network
+(:func:`engine_card`). ``devolens models export NAME --to DIR`` with a shipped model's name copies its folder
+(:func:`export_shipped`). Every card written (:func:`write_card`) records its weights' sha256.
 What a run cannot know is written into its card plainly: its metrics are the run's own validation
 split (not held-out data), there is no size model (``--diameter`` does not apply: give images at the
 magnification ``scale`` assumes), no int8 calibration (CPUs run it in bf16), and ``scale`` is the
@@ -33,10 +38,20 @@ from pathlib import Path
 
 from devolens.errors import DevolensError, command_running
 
-__all__ = ["KINDS", "is_run", "card_from_run", "export_run", "named_kind", "check_scale", "scale_bounds",
-           "card_md", "write_card", "write_card_md", "int8_md_lines", "zoo_init_name"]
+__all__ = ["KINDS", "is_run", "card_from_run", "export_run", "export_shipped", "named_kind", "check_scale",
+           "scale_bounds", "card_md", "write_card", "write_card_md", "int8_md_lines", "zoo_init_name",
+           "POSTPROCESS_DEFAULTS", "applied_postprocess", "engine_card"]
 
 KINDS = {"nuclei": "devolens.predict.segment:NucleiPredictor", "membrane": "devolens.predict.segment:MembranePredictor"}
+
+#: the post-processing each segmentation predictor applies where its card gives none (``_finish`` of
+#: :class:`~devolens.predict.segment.NucleiPredictor` and :class:`~devolens.predict.segment.MembranePredictor`; a
+#: test holds the two to the same values): what an exported card writes out (:func:`applied_postprocess`)
+POSTPROCESS_DEFAULTS = {
+    "nuclei": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 8, "smooth": 1.0,
+               "split_seeds": False, "isolated_fraction": 0.0},
+    "membrane": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 20, "smooth": 1.0},
+}
 
 #: what each command says of a run of another task than segmentation (``{task!r}``: the run's)
 _ONLY_SEGMENTATION = {
@@ -216,19 +231,58 @@ def _run_postprocess(recipe: dict, kind: str, distance: bool) -> tuple[dict, str
             "this post-processing)")
 
 
-def _run_start(run: Path) -> dict:
-    """What a fine-tuning run's run.json says of its starting weights: their score before the first epoch
-    (``start_value``, ``init``) and, when no epoch beat them, the line saying so (``note``)."""
+def _run_record(run: Path) -> dict:
+    """The run's ``run.json`` (its data, commands, versions), {} where it is missing or unreadable (a run of an
+    older devolens, a copy without it)."""
     try:
-        start = json.loads((run / "run.json").read_text(encoding="utf-8")).get("start")
-    except (OSError, ValueError, AttributeError):
+        record = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _run_start(record: dict) -> dict:
+    """What a fine-tuning run's run.json (``record``) says of its starting weights: their score before the first
+    epoch (``start_value``, ``init``) and, when no epoch beat them, the line saying so (``note``)."""
+    start = record.get("start")
     if not isinstance(start, dict) or start.get("value") is None:
         return {}
     out = {"init": start.get("init"), "start_value": start.get("value")}
     if start.get("not_beaten"):
         out["note"] = start["not_beaten"]
     return out
+
+
+def _run_provenance(run: Path, record: dict) -> tuple[str, str, dict]:
+    """What ``run.json`` (``record``) says of how run ``run`` was made, for its card: ``training_data`` (the data's
+    path, sample count and fingerprint, the split's sizes), ``command`` (the training commands as run, one per
+    session; for a run trained through the Python API the equivalent command, with its data's path where the record
+    has it) and the ``trained`` entries (``data``, ``n_train``, ``n_val``, and the ``devolens`` and ``torch``
+    versions that trained it)."""
+    data = record.get("data") if isinstance(record.get("data"), dict) else {}
+    trained = {k: record[k] for k in ("n_train", "n_val", "devolens", "torch") if record.get(k) is not None}
+    if data:
+        trained["data"] = {k: data[k] for k in ("path", "samples", "fingerprint") if k in data}
+    if data.get("path"):
+        said = [f"{data['samples']} samples" if data.get("samples") is not None else "",
+                f"fingerprint {data['fingerprint']}" if data.get("fingerprint") else ""]
+        text = f"the data of the training run {run.name}: {data['path']}"
+        text += f" ({', '.join(x for x in said if x)})" if any(said) else ""
+        if "n_train" in trained and "n_val" in trained:
+            text += (f"; split {trained['n_train']} for training, {trained['n_val']} for validation (the run's "
+                     "split.csv lists which)")
+        text += "."
+    else:
+        text = f"the data of the training run {run} (its run.json names none: a run of an older devolens?)"
+    sessions = record.get("sessions") if isinstance(record.get("sessions"), list) else []
+    commands = [x["command"] for x in sessions if isinstance(x, dict) and isinstance(x.get("command"), str)]
+    if not commands and isinstance(record.get("command"), str):
+        commands = [record["command"]]
+    commands = list(dict.fromkeys(commands))  # a run resumed with the same command: once
+    if not commands:  # trained through the Python API (no command line recorded): its equivalent
+        commands = [f"devolens train <recipe: the card's> --data {data.get('path') or '<data>'} --out {run}"]
+    command = "; ".join(commands)
+    return text, command, trained
 
 
 def card_from_run(run: str | Path, kind: str | None = None, scale: float | None = None, *,
@@ -324,6 +378,8 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
              + ("1st..99.8th percentile -> 0..1" if norm == "percentile" else "the input type's range -> 0..1 "
                 "(uint8 / 255, uint16 / 65535; floats clipped to 0..1)"))
     post, post_note = _run_postprocess(recipe, kind, distance)
+    record = _run_record(run)
+    training_data, command, made = _run_provenance(run, record)
     return {
         "name": run.name,
         "task": kind,
@@ -340,11 +396,12 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
                           "steps": steps},
         "postprocess": post,
         **({"postprocess_note": post_note} if post_note else {}),
-        "training_data": f"the data of the training run {run} (its recipe, split.csv and run.json say which)",
-        "recipe": str(run / "recipe.yaml"),
-        "command": f"devolens train <recipe> --data <data> --out {run}",
+        "training_data": training_data,
+        # the recipe itself (best.json holds it as trained): the card says it wherever the folder goes
+        "recipe": recipe if recipe else str(run / "recipe.yaml"),
+        "command": command,
         "trained": {"run": str(run), "epoch": cfg.get("epoch"), "monitor": cfg.get("monitor"),
-                    "value": cfg.get("value"), **_run_start(run)},
+                    "value": cfg.get("value"), **_run_start(record), **made},
         "metrics": metrics,
         "metrics_heading": "Metrics (the run's own validation split at its best epoch, not held-out data)",
         "headline": [k for k in ("val_f1", "val_dice", "val_iou") if k in metrics],
@@ -354,21 +411,69 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
     }
 
 
-#: what :func:`export_run` writes into its folder (an earlier export holding these alone is replaced)
+#: what :func:`export_run` writes into its folder (an earlier export holding these alone is replaced); an exported
+#: shipped model (:func:`export_shipped`) also holds the files its card names (:func:`_card_files`)
 EXPORT_FILES = frozenset({"weights.safetensors", "card.json", "card.md"})
 
 
-def _earlier_export(folder: Path) -> bool:
-    """Whether ``folder`` holds an earlier :func:`export_run`'s files and nothing else (its card a devolens card:
-    a JSON object with a ``task``), so that exporting again (a run trained further) replaces them."""
+def _card_files(card: dict) -> set[str]:
+    """The files of a model folder beside :data:`EXPORT_FILES` that ``card`` names: its size models
+    (``input.diameter.auto.file`` and its ``backdrop.file``), plain names inside the folder only."""
+    inp = card.get("input") if isinstance(card.get("input"), dict) else {}
+    diameter = inp.get("diameter") if isinstance(inp.get("diameter"), dict) else {}
+    auto = diameter.get("auto") if isinstance(diameter.get("auto"), dict) else {}
+    backdrop = auto.get("backdrop") if isinstance(auto.get("backdrop"), dict) else {}
+    names = {auto.get("file"), backdrop.get("file")}
+    return {n for n in names if isinstance(n, str) and n and Path(n).name == n and n not in (".", "..")}
+
+
+def _earlier_export(folder: Path) -> set[str] | None:
+    """The files of an earlier export in ``folder`` (:func:`export_run`'s or :func:`export_shipped`'s: those of
+    :data:`EXPORT_FILES` and the files its card names, nothing else; its card a devolens card, a JSON object with a
+    ``task``), so that exporting again (a run trained further) replaces them; None for any other folder."""
     names = {e.name for e in folder.iterdir() if not e.name.startswith(".")}
-    if not names <= EXPORT_FILES or "card.json" not in names:
-        return False
+    if "card.json" not in names:
+        return None
     try:
         card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(card, dict) and "task" in card
+        return None
+    if not (isinstance(card, dict) and "task" in card) or not names <= EXPORT_FILES | _card_files(card):
+        return None
+    return names
+
+
+def _check_to(to: Path) -> set[str]:
+    """Refuse an output folder that is neither new, empty nor an earlier export; the earlier export's files (to
+    remove those the new export does not write again), empty otherwise."""
+    if not to.exists():
+        return set()
+    earlier = _earlier_export(to) if to.is_dir() else None
+    if not to.is_dir() or (earlier is None and any(to.iterdir())):
+        raise DevolensError("output exists and is not an empty folder or an earlier export (weights.safetensors, "
+                            "card.json, card.md and the size models its card names, alone)", path=to)
+    return earlier or set()
+
+
+def _drop_leftovers(to: Path, earlier: set[str], written: set[str]) -> None:
+    """Remove the files of an earlier export in ``to`` that the new one did not write (a shipped model's size models
+    under a run's export): the folder then holds the new export alone."""
+    for name in sorted(earlier - written):
+        try:
+            (to / name).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def applied_postprocess(card: dict) -> dict:
+    """The post-processing a segmentation predictor applies for ``card``: the card's ``postprocess`` over the
+    predictor's defaults (:data:`POSTPROCESS_DEFAULTS`), the options it does not use left out; the card's own
+    ``postprocess`` for other tasks."""
+    own = dict(card.get("postprocess") or {})
+    defaults = POSTPROCESS_DEFAULTS.get(card.get("task"))
+    if defaults is None:
+        return own
+    return {key: own.get(key, value) for key, value in defaults.items()}
 
 
 def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: float | None = None) -> dict:
@@ -377,23 +482,27 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
 
     ``kind`` overrides what the recipe's name says (see :func:`card_from_run`); ``scale`` must be within
     :func:`scale_bounds`. An exported folder given as ``run`` is refused (copy it to share it). ``to`` may be new,
-    empty, or an earlier export (:data:`EXPORT_FILES` alone), which is replaced.
+    empty, or an earlier export (:func:`_earlier_export`), which is replaced. The card adds to
+    :func:`card_from_run`'s the post-processing the predictor applies (:func:`applied_postprocess`), how devolens runs
+    the network (:func:`engine_card`), the export's devolens and torch versions (``exported``) and the weights'
+    sha256 (:func:`write_card`).
     """
     from devolens.io.atomic import StagedDir
     from devolens.io.tensors import load_tensors, save_tensors
+    from devolens.provenance import torch_version, version_keys
 
     run, to = Path(run), Path(to)
     card = card_from_run(run, kind, scale, command="models export")
     card.pop("weights_file")
-    if to.exists() and (not to.is_dir() or (any(to.iterdir()) and not _earlier_export(to))):
-        raise DevolensError("output exists and is not an empty folder or an earlier export (weights.safetensors, "
-                            "card.json and card.md alone)", path=to)
+    earlier = _check_to(to)
     try:
         state = load_tensors(run / "best.safetensors")
     except DevolensError:
         raise
     except Exception as exc:
         raise DevolensError(f"cannot read best.safetensors: {exc}", path=run) from None
+    card["postprocess"] = applied_postprocess(card)  # written out: the predictor's defaults would apply unsaid
+    card = engine_card(card)
     stage = StagedDir(to)
     try:
         weights = stage.tmp / "weights.safetensors"
@@ -403,11 +512,237 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
         card["name"] = to.name
         card["command"] += (f"; devolens models export {run} --to {to} --kind {card['task']} "
                             f"--scale {card['input']['scale']:g}")
+        card["exported"] = {**version_keys(), "torch": torch_version(), "from": str(run)}
         write_card(card, stage.tmp, load_name=str(to))
     except BaseException:
         stage.abort()
         raise
     stage.commit()
+    _drop_leftovers(to, earlier, set(EXPORT_FILES))
+    return card
+
+
+def export_shipped(name: str, to: str | Path) -> dict:
+    """Copy the shipped model ``name``'s folder to ``to`` as it ships (``weights.safetensors``, ``card.json``,
+    ``card.md`` and the size models its card names), byte for byte, so that the copy's weights match its card's
+    ``weights_sha256``; returns the card. Written atomically; ``to`` may be new, empty or an earlier export (which is
+    replaced), as for :func:`export_run`.
+
+    Raises
+    ------
+    DevolensError
+        No shipped model of that name, ``to`` the shipped folder itself or a folder holding other files, or a file of
+        the shipped folder missing.
+    """
+    import shutil
+
+    from devolens.io.atomic import StagedDir
+    from devolens.models import zoo
+
+    if name not in zoo.available():
+        zoo.card(name)  # the zoo's own message (the names it has)
+    source, to = zoo.ZOO_DIR / name, Path(to)
+    card = zoo.card(name)
+    if to.exists() and to.resolve() == source.resolve():
+        raise DevolensError(f"that is the shipped {name} model's own folder: give another --to", path=to)
+    earlier = _check_to(to)
+    files = sorted(EXPORT_FILES | _card_files(card))
+    missing = [f for f in files if not (source / f).is_file()]
+    if missing:
+        raise DevolensError(f"the shipped {name} model lacks {', '.join(missing)} (a damaged install?): reinstall "
+                            "devolens", path=source)
+    stage = StagedDir(to)
+    try:
+        for f in files:
+            shutil.copyfile(source / f, stage.tmp / f)
+    except BaseException:
+        stage.abort()
+        raise
+    stage.commit()
+    _drop_leftovers(to, earlier, set(files))
+    return card
+
+
+def _nth(value: float) -> str:
+    """A percentile as words: ``1st``, ``2nd``, ``99.8th``."""
+    text = f"{value:g}"
+    if "." in text or text.endswith(("11", "12", "13")):
+        return f"{text}th"
+    return text + {"1": "st", "2": "nd", "3": "rd"}.get(text[-1], "th")
+
+
+#: the card sections :func:`engine_card` writes into ``preprocessing`` (beside the card's own keys)
+ENGINE_PREPROCESSING = ("channel_rule", "outlier_rule", "specks", "resize", "background", "normalisation")
+
+
+def engine_card(card: dict) -> dict:
+    """``card`` (a nuclei or membrane card) with what devolens does between an image and its maps written out, read
+    off the code's constants and the card's own ``input``, ``preprocessing`` and ``output``: in ``preprocessing``
+    the exact rules of its steps (:data:`ENGINE_PREPROCESSING`: the ``auto`` channel rule, the hot-pixel step, the
+    saturated specks, the resize, the background flattening's kernel, padding and blur, the normalisation), and an
+    ``inference`` section (working scale, activation, what ``probability`` is, the instances and the units of
+    ``postprocess``, padding, content box, tiles, blocks, output size, precision, loading the weights into
+    segmentation-models-pytorch). Enough for another program (Fiji/deepImageJ, napari, a C++ server) to
+    reproduce devolens' probability map from the card and the weights alone; a test holds the card's values to the
+    code's. Other cards come back unchanged; a copy, ``card`` stays as it is."""
+    import inspect
+
+    from devolens.predict import _engine, blocks
+    from devolens.predict import postprocess as pp
+    from devolens.predict.segment import _SegmentationPredictor
+
+    card = json.loads(json.dumps(card))
+    task = card.get("task")
+    if task not in KINDS:
+        return card
+    arch = card.get("architecture") if isinstance(card.get("architecture"), dict) else {}
+    inp = card.get("input") if isinstance(card.get("input"), dict) else {}
+    pre = card.setdefault("preprocessing", {})
+    head = (card.get("output") or {}).get("head") or "three_class"
+    depth = int(arch.get("encoder_depth", 5))
+    m = int(inp.get("multiple") or 2 ** depth)
+    scale = float(inp.get("scale", 1.0))
+    percentiles = [float(p) for p in pre.get("percentiles", (1.0, 99.8))]
+    low, high = (_nth(p) for p in percentiles) if percentiles else ("", "")
+    flatten, outliers = float(pre.get("flatten") or 0.0), float(pre.get("outliers") or 0.0)
+    facts: dict = {}
+    if pre.get("channel", "auto") == "auto":
+        facts["channel_rule"] = {
+            "function": "devolens.predict.postprocess.auto_channel",
+            "green_unless": 1.5, "mean_within": 0.05,
+            "rule": "HxW images as they are; of RGB (RGBA: alpha ignored) each channel's signal is its 99.5th "
+                    "percentile minus its median on the image shrunk 4x by two Gaussian pyramid levels (cv2.pyrDown "
+                    "twice; sides under 64 px: not shrunk), every k-th pixel of every k-th row, k = "
+                    f"ceil(sqrt(pixels / 8000)) (an image of {pp.CANVAS_PIXELS} px or more that is an imaged area "
+                    "in a canvas of one colour: inside the area); green unless another channel's signal exceeds 1.5x "
+                    "green's (then the channel of the largest signal); the mean of R, G, B when the largest and "
+                    "smallest signals differ by at most 0.05 of their mean; grey stored as RGB: green"}
+    if outliers > 0:
+        facts["outlier_rule"] = {
+            "function": "devolens.predict.postprocess.remove_outliers", "threshold": outliers,
+            "rule": f"at the input's resolution, first: a pixel above each of its 8 neighbours (a 3x3 dilation "
+                    f"without the centre, border reflect-101) by more than {outliers:g} x (99.8th - 1st percentile "
+                    f"of every 4th pixel of every 4th row) takes the brightest neighbour's value"}
+    if percentiles:
+        facts["specks"] = {
+            "function": "devolens.predict.postprocess.saturated_specks",
+            "rule": f"16-bit data only: the pixels at {pp.SPECK_TOPS[0]}, when they are at most {pp.SPECK_SHARE:g} of "
+                    f"the image, the other pixels' {high} percentile is at most {pp.SPECK_RANGE:g} of "
+                    f"{pp.SPECK_TOPS[0]} and they form at most one compact blob (area >= {pp.SPECK_COMPACT:g} of its "
+                    f"box) besides clusters of <= {pp.SPECK_CLUSTER} px, take the {low} percentile of "
+                    "the other pixels (every 4th of every 4th row) before the resize (none in 8-bit images)"}
+    facts["resize"] = ("to round(h x s) x round(w x s) working pixels (at least 1), s the working scale "
+                       "(inference.working_scale): cv2.INTER_AREA when shrinking, cv2.INTER_LINEAR when enlarging")
+    if flatten > 0 and percentiles:
+        k = max(3, int(round(flatten / 4)) | 1)
+        facts["background"] = {
+            "function": "devolens.predict.postprocess.flatten_background",
+            "width": flatten, "shrink": 4, "kernel": k, "kernel_shape": "ellipse", "padding": "replicate",
+            "padding_px": k, "sigma": k / 2, "enlarge": "bilinear",
+            "rule": f"on the working image, after the resize: shrink to floor(w / 4) x floor(h / 4) "
+                    f"(cv2.INTER_AREA); pad {k} px on every side by repeating the edge pixels "
+                    f"(cv2.BORDER_REPLICATE); grey-level opening with a {k}x{k} ellipse (cv2.MORPH_ELLIPSE; kernel = "
+                    f"max(3, round(width / 4) | 1)); Gaussian blur, sigma {k / 2:g} = kernel / 2 (cv2.GaussianBlur, "
+                    f"kernel size from sigma, border reflect-101); cut the {k} px padding off; enlarge to the working "
+                    "size (cv2.INTER_LINEAR) and subtract from the working image (values may go below 0)"}
+    facts["normalisation"] = (
+        {"function": "devolens.predict.postprocess.normalize_percentile",
+         "rule": f"the {low} percentile -> 0 and the {high} -> 1 (numpy's linear "
+                 "percentiles of every k-th pixel of every k-th row, k = max(1, int(sqrt(pixels / 250000)))), "
+                 "clipped to 0..1; NaN and infinite pixels count as the lowest finite value; an image of "
+                 f"{pp.CANVAS_PIXELS} px or more that is an imaged area in a canvas of one value: percentiles of "
+                 "the area"}
+        if percentiles else
+        {"rule": "the input type's range -> 0..1 (uint8 / 255, uint16 / 65535; floats clipped to 0..1); no "
+                 "background flattening"})
+    for key in ENGINE_PREPROCESSING:
+        pre.pop(key, None)
+    pre.update(facts)
+
+    ref = (inp.get("diameter") or {}).get("reference") if isinstance(inp.get("diameter"), dict) else None
+    objects = "nucleus" if task == "nuclei" else "cell"
+    inf: dict = {
+        "working_scale": f"input.scale ({scale:g})" + (
+            f" x input.diameter.reference ({float(ref):g}) / the typical {objects} diameter in input pixels where one "
+            "is given (--diameter PX, diameter=PX) or estimated (--diameter auto, the CLI's default: one estimate "
+            "per call: per folder, movie or stack; --diameter each: one per image)" if ref else "")
+        + "; the sizes in postprocess are pixels at this working resolution"}
+    if head == "three_class_distance":
+        inf["activation"] = "softmax over the first 3 output channels, sigmoid of the 4th (the distance head)"
+    elif head == "three_class":
+        inf["activation"] = "softmax over the 3 output channels (background, interior, boundary)"
+    else:
+        inf["activation"] = "sigmoid of each output channel"
+    seeds = ("the distance channel" if head == "three_class_distance" else "p(interior)" if head == "three_class"
+             else "the second channel (none with one channel: distance-transform seeds)")
+    if task == "nuclei":
+        inf["probability"] = ("1 - p(background): the result's probability (nuclei), not p(interior)"
+                              if head.startswith("three_class") else "the first channel")
+        inf["instances"] = (f"devolens.predict.postprocess.instances_from_probabilities(probability, {seeds}, "
+                            "**postprocess) at the working resolution (its docstring defines each option): threshold "
+                            "and seed_threshold are probabilities, min_size an area and min_distance and smooth (a "
+                            "Gaussian sigma) lengths in working pixels")
+    else:
+        inf["probability"] = ("p(boundary): the result's probability (membrane); mask = probability >= "
+                              "postprocess.threshold" if head == "three_class" else "the first channel")
+        inf["instances"] = (("devolens.predict.postprocess.instances_from_probabilities(1 - p(background), "
+                             "p(interior), **postprocess)" if head == "three_class" else
+                             "devolens.predict.postprocess.instances_from_boundary_map(probabilities, threshold, "
+                             "min_size, smooth)")
+                            + " at the working resolution: threshold and seed_threshold are probabilities, min_size "
+                            "an area and min_distance and smooth (a Gaussian sigma) lengths in working pixels; a "
+                            "frame with no structure above its noise (devolens.predict.postprocess.lacks_structure: "
+                            f"score under {pp.NO_STRUCTURE:g} whole and {pp.NO_STRUCTURE_TILE:g} in every tile) gets "
+                            "no cells")
+    inf["padding"] = {"mode": "reflect", "sides": "bottom and right", "multiple": m,
+                      "rule": f"each side padded up to a multiple of {m} px (numpy.pad mode 'reflect'; 'edge' for a "
+                              "side of 1 px); the outputs cut back to the image"}
+    q = -(-max(_engine.CONTENT_QUANTUM, m) // m) * m
+    inf["content_box"] = {
+        "block": 8, "level": _engine.CONTENT_LEVEL, "margin": _engine.CONTENT_MARGIN, "grid": m, "quantum": q,
+        "rule": f"an image no larger than the tile runs through the network only on the box around its 8x8 blocks "
+                f"(zero-padded at the bottom and right edges) whose mean exceeds {_engine.CONTENT_LEVEL:g} in the "
+                f"normalised image, widened by {_engine.CONTENT_MARGIN} px, its start rounded down and its end up to "
+                f"multiples of {m} within the image, its sides then rounded up to multiples of {q} about its middle "
+                f"(the start on the {m} px grid; against an edge, ending there); used only when its padded area is "
+                f"at most 0.9 of the padded image's; every pixel outside it gets the network's output at row and "
+                f"column {2 * m} of an all-zero {4 * m}x{4 * m} image"}
+    tile = inp.get("tile", 1024)
+    if tile:
+        overlap = int(inspect.signature(_SegmentationPredictor.__init__).parameters["overlap"].default)
+        stride = max(m, int(tile) - overlap)
+        inf["tiles"] = {
+            "above": int(tile), "tile": int(tile), "overlap": overlap, "stride": stride,
+            "rule": f"a working image with a side above {tile} px runs in {tile}x{tile} windows {stride} px apart "
+                    f"(a last window flush with the bottom and right edges; no content box; a side under {tile} "
+                    f"padded as above, then by reflection up to {tile}), blended by the weights wy * wx + 0.001, "
+                    f"w(i) = min(1, min(i + 1, {tile} - i) / {max(1, overlap // 2)})"}
+    else:
+        inf["tiles"] = {"rule": "none: whole images"}
+    side = int(round(blocks.BLOCK_PIXELS ** 0.5))
+    inf["blocks"] = {"above_pixels": int(blocks.BLOCK_PIXELS),
+                     "rule": f"an image of more than {blocks.BLOCK_PIXELS} working pixels ({side} x {side}) is "
+                             "segmented in overlapping blocks normalised by the whole image's percentiles "
+                             "(devolens.predict.blocks): its maps differ from a whole image's near the blocks' edges"}
+    inf["output_size"] = ("the probability brought to the input size by cv2.INTER_LINEAR (cv2.INTER_AREA when "
+                          "shrinking), clipped to 0..1; labels by nearest neighbour at pixel centres (source row = "
+                          "floor((i + 0.5) x h / H)), each label keeping its largest piece when shrunk")
+    inf["precision"] = ("fp32 (precision='fp32', --precision fp32) gives these maps; the default on CPUs is int8 "
+                        "where the card has int8 scales and the CPU VNNI/AMX, else bf16, on GPUs fp32 "
+                        "(devolens.models.quantize.resolve_precision): int8 and bf16 maps differ slightly from fp32's "
+                        "(metrics_setting and int8 say what that does to the results)")
+    channels = arch.get("decoder_channels")
+    if (arch.get("arch") == "unet" and str(arch.get("encoder", "")).startswith("resnet")
+            and isinstance(channels, list) and 1 <= depth <= 5):
+        unused = ", ".join(f"encoder.layer{i}.*" for i in range(depth, 5))
+        inf["smp"] = (f"segmentation_models_pytorch.Unet(encoder_name={arch['encoder']!r}, encoder_weights=None, "
+                      f"in_channels={int(arch.get('in_channels', 1))}, classes={int(arch.get('classes', 1))}, "
+                      f"encoder_depth={depth}, decoder_channels={channels}) takes these weights (as float32; the same "
+                      "parameter names as devolens.models.unet_lite)"
+                      + (f" with load_state_dict(..., strict=False): smp builds the ResNet stages that encoder_depth "
+                         f"{depth} leaves unused and devolens drops them, so the missing keys are {unused} and "
+                         "nothing else, no key unexpected" if unused else ""))
+    card["inference"] = inf
     return card
 
 
@@ -440,7 +775,16 @@ def write_card_md(card: dict, path: Path, load_name: str | None = None) -> None:
 
 
 def write_card(card: dict, folder: Path, load_name: str | None = None) -> None:
-    """Write ``card`` into a model folder: ``card.json`` and the same card as ``card.md`` (:func:`write_card_md`)."""
+    """Write ``card`` into a model folder: ``card.json`` and the same card as ``card.md`` (:func:`write_card_md`).
+
+    Where the folder holds ``weights.safetensors``, the card records its sha256 (``weights_sha256``, set in ``card``
+    too: a copied card and weights can then be checked against each other, ``sha256sum weights.safetensors``);
+    write the weights first."""
+    weights = Path(folder) / "weights.safetensors"
+    if weights.is_file():
+        from devolens.provenance import file_sha256
+
+        card["weights_sha256"] = file_sha256(weights)
     (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     write_card_md(card, folder / "card.md", load_name)
 
@@ -459,16 +803,33 @@ def card_md(card: dict, load_name: str | None = None) -> str:
     else:
         lines += ["CLI: `devolens population INPUT --out pops.csv [--monotone | --clock] [--plot]`.", ""]
     lines += ["## Architecture", "", "```json", json.dumps(card.get("architecture"), indent=2), "```", ""]
+    if card.get("weights_sha256"):
+        lines += ["## Weights", "", f"`weights.safetensors`, sha256 `{card['weights_sha256']}` (`sha256sum "
+                  "weights.safetensors` checks a copy)", ""]
     for key, title in (("input", "Input"), ("preprocessing", "Preprocessing"), ("output", "Output"),
-                       ("postprocess", "Post-processing")):
-        if key in card:
-            lines += [f"## {title}", ""]
-            for k, v in card[key].items():
-                if isinstance(v, dict):  # e.g. input.diameter: one sub-item per line
-                    lines += [f"- **{k}**:"] + [f"  - {name}: {_flat_md(x)}" for name, x in v.items()]
-                else:
-                    lines.append(f"- **{k}**: {v}")
-            lines.append("")
+                       ("postprocess", "Post-processing"),
+                       ("inference", "Inference (how devolens runs the network: with the preprocessing, what another "
+                                     "program needs to reproduce its maps)")):
+        if key not in card:
+            continue
+        items = list(card[key].items())
+        if key == "postprocess":  # a card that gives no value for an option: the predictor's default, said so
+            given = card[key]
+            items += [(k, f"{v} (the predictor's default)")
+                      for k, v in POSTPROCESS_DEFAULTS.get(card["task"], {}).items() if k not in given]
+        if not items and not (key == "postprocess" and card.get("postprocess_note")):
+            continue
+        lines += [f"## {title}", ""]
+        for k, v in items:
+            if isinstance(v, dict):  # e.g. input.diameter: one sub-item per line
+                lines += [f"- **{k}**:"] + [f"  - {name}: {_flat_md(x)}" for name, x in v.items()]
+            else:
+                lines.append(f"- **{k}**: {v}")
+        if key == "postprocess" and card.get("postprocess_note"):
+            lines += ["", card["postprocess_note"]]
+        lines.append("")
+    if card.get("portability"):
+        lines += ["## Outside devolens", "", card["portability"], ""]
     if "total_regressor" in card:
         spec = {k: v for k, v in card["total_regressor"].items() if k != "config"}
         lines += ["## Total regressor (combined with the calibration in log space)", "",
@@ -480,8 +841,19 @@ def card_md(card: dict, load_name: str | None = None) -> str:
         lines += ["## Developmental clock (`devolens population --clock`, timelapses)", "",
                   "```json", json.dumps(card["clock"], indent=2), "```", ""]
     lines += int8_md_lines(card)
-    lines += ["## Training data", "", card["training_data"], "", "## Recipe and command", "",
-              f"Recipe: `{card['recipe']}`", "", "```", card["command"].replace("; ", "\n"), "```", ""]
+    recipe = card["recipe"]
+    lines += ["## Training data", "", card["training_data"], "", "## Recipe and command", ""]
+    if isinstance(recipe, dict):  # a run's: the recipe itself, as it trained
+        lines += ["Recipe (as the run trained with it):", "", "```json", json.dumps(recipe, indent=2), "```", ""]
+    else:
+        lines += [f"Recipe: `{recipe}`", ""]
+    lines += ["```", card["command"].replace("; ", "\n"), "```", ""]
+    made = [f"{what} with devolens {v['devolens']}" + (f", torch {v['torch']}" if v.get("torch") else "")
+            for what, v in (("trained", card.get("trained")), ("exported", card.get("exported")))
+            if isinstance(v, dict) and v.get("devolens")]
+    if made:
+        said = "; ".join(made)
+        lines += [f"{said[0].upper()}{said[1:]}.", ""]
     heading = card.get('metrics_heading', 'Metrics (held-out renders, measured by benchmarks/eval_zoo.py)')
     setting = card.get("metrics_setting") or {}  # the precision and magnification setting the metrics were measured in
     if setting.get("measured"):
