@@ -260,7 +260,7 @@ def test_gpu_train_sizes_a_run_to_its_budget_on_the_cpu(tmp_path):
                  make_pairs(tmp_path / "val", groups=1, per_group=1, seed=1))
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "gpu_train.py"), str(ROOT / "recipes" / "tiny_nuclei.yaml"),
-         "--data", str(data), "--val", str(val), "--out", str(tmp_path / "run"), "--minutes", "1.5",
+         "--data", str(data), "--val", str(val), "--out", str(tmp_path / "run"), "--minutes", "5",
          "--epochs", "2", "--workers", "0", "--device", "cpu", "--probe-seconds", "0.5",
          "--copy-to", str(tmp_path / "copy")],
         capture_output=True, text=True, cwd=ROOT)
