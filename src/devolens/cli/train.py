@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
@@ -303,6 +304,34 @@ def _write_plots(run_dir: Path) -> None:
     console.print(f"plots: {run_dir / 'history.png'}" + (f", {run_dir / 'progress.gif'}" if (run_dir / "progress.gif").exists() else ""))
 
 
+class _TrialLines:
+    """``tune``'s progress where no bar shows (Slurm, nohup, ``DEVOLENS_PROGRESS=lines``): one line per finished
+    trial, :func:`devolens.train.tuning._trial_line` (``k/N``, value, parameters, the best so far and its
+    parameters) followed by the time elapsed and, from the pace so far, the time left, as a ``progress:`` line
+    says them; no ``progress:`` lines besides. Printed as the commands' summary lines are (``--quiet`` keeps
+    none); times from the clock of the ``progress:`` lines."""
+
+    def __init__(self) -> None:
+        from devolens.cli import _common
+
+        self.start = _common._clock()
+        self.done, self.total = 0, 0
+
+    def progress(self, done: int, total: int) -> None:
+        """The ``progress`` callback of :func:`devolens.train.tuning.tune`: counts, prints nothing."""
+        self.done, self.total = done, total
+
+    def log(self, line: str) -> None:
+        """The ``trial_log`` of :func:`devolens.train.tuning.tune`: ``line`` with the times."""
+        from devolens.cli import _common
+
+        elapsed = _common._clock() - self.start
+        text = f"{line}; {_common._clock_text(elapsed)} elapsed"
+        if 0 < self.done < self.total:
+            text += f", ~{_common._clock_text(elapsed * (self.total - self.done) / self.done)} left"
+        _common.summary(text)
+
+
 def tune_cmd(
     recipe: Path = typer.Argument(..., help="Recipe YAML with a tune.space section (keys to search and ranges)."),
     data: Path = typer.Option(..., "--data", "-d", help="Training data folder (as for `devolens train`)."),
@@ -320,7 +349,7 @@ def tune_cmd(
     Resumable: run again with the same recipe and data to add trials to the study."""
     import torch
 
-    from devolens.cli._common import console, out as stdout, progress_bar
+    from devolens.cli._common import console, out as stdout, progress_bar, progress_mode
     from devolens.errors import DevolensError
     from devolens.io.atomic import Exhausted
     from devolens.train.trainer import check_run_folder
@@ -333,11 +362,13 @@ def tune_cmd(
     check_run_folder(out, data, inside_data=True, tuning=True)
     if threads is not None:
         torch.set_num_threads(threads)
-    trial_log = None if console.is_terminal else console.print  # no progress bar (Slurm, nohup): a line per trial
+    # no bar (Slurm, nohup, DEVOLENS_PROGRESS=lines): a line per finished trial says the progress, without the
+    # `progress:` lines besides (the log said each trial twice)
+    lines = None if console.is_terminal and progress_mode() != "lines" else _TrialLines()
     try:
-        with progress_bar("trials") as cb:
+        with progress_bar("trials") if lines is None else contextlib.nullcontext(lines.progress) as cb:
             res = tune(recipe, data, out, trials=trials, storage=storage, study_name=study, progress=cb,
-                       info=console.print, trial_log=trial_log)
+                       info=console.print, trial_log=None if lines is None else lines.log)
     except DevolensError as exc:  # a database's error (--storage) spans lines: SQLAlchemy adds "(Background on ...)"
         if "\n" not in exc.message:
             raise

@@ -34,7 +34,12 @@ far dimmer, black, or far brighter), then that median; negative values read 0):
   blocks' differences) for the blocks of ``contrast`` and for blocks 2 and 4 times their side (a
   large faint object stands out more in larger blocks), and twice what the pixel noise (pixels
   4 apart) leaves in a block mean (texture as fine as the blocks reads as noise in their
-  differences, not in the pixels'); ``grain`` (internal): the pixel noise of the frame's mean
+  differences, not in the pixels'); ``spot`` (internal): how far the brightest group of 2 x 2 neighbouring
+  blocks of 8 pixels, read by its dimmest block, stands above the median block (or the darkest group below
+  it): what a single nucleus reaches, which covers too few blocks for ``contrast``'s 99th percentile, while a
+  lone block (a hot pixel, a video's speck) does not. Level, ``contrast``, ``foreground``, ``peak_snr`` and
+  ``spot`` leave a frame's hot pixels out (up to 16 pixels, each far above the pixels around it, as for
+  ``clipped``: set to the brightest of their neighbours); ``grain`` (internal): the pixel noise of the frame's mean
   over its channels (pixels 4 apart, at least the rounding of its grey levels) brought to the
   change measure's blocks: what noise alone puts into ``change``.
 - ``red_line_score``: the largest fraction of a row or column covered by red pixels (red
@@ -53,14 +58,18 @@ far dimmer, black, or far brighter), then that median; negative values read 0):
 Decisions (per sequence; a sequence is one video, or the frames of a folder sharing a name
 prefix ``<embryo>_tNNN``):
 
-- black: ``contrast`` (p99 minus median of the block-averaged brightest channel, so that
-  camera noise averages out) below ``black_level`` of the input's own grey levels (8-bit ones for
-  8-bit and float input, a 16-bit camera's counts for 16-bit input: a dim 12-bit movie of clear
-  nuclei has a block contrast of a fraction of an 8-bit level) or ``black_rel`` x the sequence's median, or
-  nothing standing out from the frame's own noise: ``peak_snr`` below ``black_snr`` (a lens cap
-  or a camera warming up: a grey of noise, whose block contrast that noise keeps above one grey
-  level, dim or raised to mid-grey by a phone's exposure; pure noise reads 3-11 however strong
-  and, up to H.264's crf 28, however compressed, a frame holding a single nucleus 40 and more).
+- black: the larger of ``contrast`` (p99 minus median of the block-averaged brightest channel, so that
+  camera noise averages out) and ``spot`` (a single nucleus: a 1-cell embryo's first frames, whose one
+  nucleus covers under 1 % of the blocks, read a ``contrast`` of their noise) below ``black_level`` of the
+  input's own grey levels (8-bit ones for 8-bit and float input, a 16-bit camera's counts for 16-bit input: a
+  dim 12-bit movie of clear nuclei has a block contrast of a fraction of an 8-bit level) or ``black_rel`` x the
+  sequence's median ``contrast``, or nothing standing out from the frame's own noise: ``peak_snr`` below
+  ``black_snr`` (a lens cap or a camera warming up: a grey of noise, whose block contrast that noise keeps
+  above one grey level, dim or raised to mid-grey by a phone's exposure; pure noise reads 3-11 however strong
+  and, up to H.264's crf 28, however compressed, its hot pixels left out, a frame holding a single nucleus 40
+  and more, a dim one 5 times the pixel noise above the background 20 and more). A frame of one dim nucleus
+  (a few hundred pixels at 5-10 times the noise) reads a ``spot`` of a few grey levels, a lens cap's noise
+  (up to 4 grey levels' noise in 8-bit, hot pixels and a video's specks of compression included) under one.
 - dark: ``level`` below ``dark_ratio`` x the lower of the median levels of the ``window``
   frames before and of those after (black, dark and bright frames left out, so a steady rise or
   fall is no dark frame), and either well outside the sequence's own spread of such ratios, or
@@ -127,7 +136,7 @@ import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -178,11 +187,12 @@ class Thresholds:
     ----------
     black_level : float
         A frame whose contrast (99th percentile minus median of the brightest channel
-        averaged over blocks of 1/64 of the height, at least 8 pixels) is below this many of
+        averaged over blocks of 1/64 of the height, at least 8 pixels) and spot (the brightest
+        2 x 2 blocks of 8 pixels, by their dimmest: a single nucleus) are below this many of
         its grey levels (8-bit grey levels for 8-bit and float input, counts for 16-bit input)
         is black ...
     black_rel : float
-        ... or below this fraction of the sequence's median contrast ...
+        ... or both below this fraction of the sequence's median contrast ...
     black_snr : float
         ... or whose brightest block stands above the median block by less than this many times
         the block means' own noise (``peak_snr``: nothing but noise in it).
@@ -537,6 +547,25 @@ def _extreme(blocks: np.ndarray, median: float | None = None) -> float:
     return max(float(blocks.max()) - median, median - float(blocks.min()))
 
 
+#: the side (pixels) of the blocks :func:`_spot` reads: a nucleus of a few hundred pixels fills 2 x 2 of them (the
+#: contrast's blocks, 1/64 of the height, are 16 pixels in a 1024-row frame: one such nucleus fills under one)
+_SPOT_BLOCK = 8
+
+
+def _spot(blocks: np.ndarray, median: float) -> float:
+    """How far the brightest group of 2 x 2 neighbouring ``blocks`` (block means), read by its dimmest block, stands
+    above their ``median`` (or the darkest group, by its brightest block, below it: both sides, as :func:`_extreme`):
+    what one object that fills a few blocks reaches (a single nucleus of a few hundred pixels in an otherwise dark
+    field, which covers under 1 % of the blocks a 99th percentile reads), while one block alone does not (a hot
+    pixel, a video's speck of compression). 0 for fewer than 2 x 2 blocks."""
+    if min(blocks.shape) < 2:
+        return 0.0
+    a, b, c, d = blocks[:-1, :-1], blocks[1:, :-1], blocks[:-1, 1:], blocks[1:, 1:]
+    low = np.minimum(np.minimum(a, b), np.minimum(c, d))
+    high = np.maximum(np.maximum(a, b), np.maximum(c, d))
+    return max(float(low.max()) - median, median - float(high.min()), 0.0)
+
+
 def _pixel_noise(plane: np.ndarray, row_step: int = 4) -> float:
     """The pixel noise of a plane (its grey levels): the spread (:func:`_spread`) of the differences of pixels
     4 apart along every 4th row. Not adjacent pixels: a video's 4:2:0 colour (shared by pairs of pixels) and
@@ -562,9 +591,12 @@ def _pixel_noise(plane: np.ndarray, row_step: int = 4) -> float:
     return _spread(rows[:, 4:] - rows[:, :-4])
 
 
-def _signal(mx: np.ndarray, th: Thresholds) -> tuple[float, float, float, int, float]:
-    """(level, contrast, foreground, factor of the change measure's block means, peak_snr) of a frame's
-    brightest channel ``mx``: what the black, dark and bright tests read (see the module's notes)."""
+def _signal(mx: np.ndarray, th: Thresholds,
+            hot: np.ndarray | None = None) -> tuple[float, float, float, int, float, float]:
+    """(level, contrast, foreground, factor of the change measure's block means, peak_snr, spot) of a frame's
+    brightest channel ``mx``, its ``hot`` pixels (:func:`_top`; None: found here) left out: what the black, dark
+    and bright tests read (see the module's notes)."""
+    mx = _without_hot(mx, _top(mx)[2] if hot is None else hot)
     h = mx.shape[0]
     level = float(mx.mean(dtype=np.float64))
     factor = max(1, int(round(h / max(1, th.small_rows))))
@@ -588,12 +620,18 @@ def _signal(mx: np.ndarray, th: Thresholds) -> tuple[float, float, float, int, f
     pixels = _pixel_noise(mx)
     if pixels > 0:
         peak = max(peak, _in_noise(top, 2.0 * pixels / max(8, factor)))
-    return level, contrast, foreground, factor, peak
+    spot = _spot(mx_small, float(median))
+    if max(8, factor) > _SPOT_BLOCK and contrast < 0.5 * top:
+        # a frame of over 540 rows whose contrast misses its brightest block (one nucleus): its blocks of 8 pixels
+        # too (not where the contrast reads the frame's signal: the nuclei of most frames, read in one pass less)
+        fine = _block_mean(mx, _SPOT_BLOCK)
+        spot = max(spot, _spot(fine, float(np.median(fine))))
+    return level, contrast, foreground, factor, peak, spot
 
 
 def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, float]:
     """The measures of one frame that the black, dark and bright tests read: ``level`` (mean of the brightest
-    channel), ``contrast`` and ``foreground`` (8-bit grey levels), ``peak_snr`` (see the module's notes),
+    channel), ``contrast``, ``foreground`` and ``spot`` (8-bit grey levels), ``peak_snr`` (see the module's notes),
     ``grey_step`` (one of the input's grey levels in 8-bit levels: 1, 1/257 for 16-bit input) and ``range`` (a
     float frame's: the value that reads 255 grey levels, 1 for an image in 0..1, for one in other units from its
     own values, see the module's notes; None for integer input, read on its type's fixed scale), measured as
@@ -608,8 +646,8 @@ def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dic
     """
     _check_thresholds(thresholds)
     planes, _, value_range, _ = _planes(image)
-    level, contrast, foreground, _, peak = _signal(_brightest(planes), thresholds or Thresholds())
-    return {"level": level, "contrast": contrast, "foreground": foreground, "peak_snr": peak,
+    level, contrast, foreground, _, peak, spot = _signal(_brightest(planes), thresholds or Thresholds())
+    return {"level": level, "contrast": contrast, "foreground": foreground, "peak_snr": peak, "spot": spot,
             "grey_step": _grey_step(np.asarray(image).dtype),
             "range": (value_range or 1.0) if np.asarray(image).dtype.kind == "f" else None}
 
@@ -630,35 +668,53 @@ def _isolated(mx: np.ndarray, idx: np.ndarray) -> bool:
     dimmest). A hot pixel (or a pair) stands out of the noise of the background or of a nucleus it sits on; the
     brightest pixels of a nucleus have neighbours almost as bright, a saturated patch, however small, a ring of
     blurred edge falling away from it, and the brightest pixel of pure noise neighbours as noisy as it."""
-    h, w = mx.shape
-    rows, cols = np.divmod(idx, w)
-    group = set(idx.tolist())
-    for r, c in zip(rows.tolist(), cols.tolist()):
-        ring = [float(mx[y, x]) for y in range(max(0, r - 1), min(h, r + 2))
-                for x in range(max(0, c - 1), min(w, c + 2)) if y * w + x not in group]
+    for (r, c), ring in _rings(mx, idx):
         if ring and not float(mx[r, c]) - max(ring) > 2.0 * (max(ring) - min(ring)):
             return False
     return True
 
 
-def _top(mx: np.ndarray) -> tuple[float, float]:
-    """(top, at_top) of a frame's brightest channel ``mx`` (8-bit grey levels, input other than 8-bit): its highest
-    value and the fraction of its pixels at it (within 1/255 of it: :data:`_CLIPPED`), a few hot pixels left out
-    (at most :data:`_HOT_PIXELS` pixels at the top, each far above the pixels around it: :func:`_isolated`;
-    then the next highest value, and so on), so that a hot pixel at 4095 in every frame of a 12-bit movie does
-    not hide the frames that pile up at a camera's lower saturation level (see :func:`_sequence_clipped`)."""
+def _rings(mx: np.ndarray, idx: np.ndarray) -> Iterator[tuple[tuple[int, int], list[float]]]:
+    """For each pixel of ``mx`` at the flat indices ``idx``: its (row, column) and the values of its 8 neighbours
+    that are not among ``idx`` (fewer at the edges)."""
+    h, w = mx.shape
+    group = set(idx.tolist())
+    for r, c in zip(*(a.tolist() for a in np.divmod(idx, w))):
+        yield (r, c), [float(mx[y, x]) for y in range(max(0, r - 1), min(h, r + 2))
+                       for x in range(max(0, c - 1), min(w, c + 2)) if y * w + x not in group]
+
+
+def _top(mx: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """(top, at_top, hot) of a frame's brightest channel ``mx``: its highest value and the fraction of its pixels at
+    it (within 1/255 of it: :data:`_CLIPPED`), a few hot pixels left out (at most :data:`_HOT_PIXELS` pixels at the
+    top, each far above the pixels around it: :func:`_isolated`; then the next highest value, and so on), so that a
+    hot pixel at 4095 in every frame of a 12-bit movie does not hide the frames that pile up at a camera's lower
+    saturation level (see :func:`_sequence_clipped`); ``hot``: the flat indices of the pixels left out (the black,
+    dark and bright tests' measures leave them out too: :func:`_signal`)."""
     top = float(mx.max())
     at = np.flatnonzero(mx >= top * _CLIPPED / 255.0) if top > 0 else np.zeros(0, np.intp)
     keep: np.ndarray | None = None
-    hot = 0
-    while top > 0 and 0 < at.size <= _HOT_PIXELS - hot and _isolated(mx, at):
+    hot: list[np.ndarray] = []
+    while top > 0 and 0 < at.size <= _HOT_PIXELS - sum(map(len, hot)) and _isolated(mx, at):
         if keep is None:
             keep = np.ones(mx.shape, dtype=bool)
         keep.flat[at] = False
-        hot += at.size
+        hot.append(at)
         top = float(mx.max(where=keep, initial=0.0))
         at = np.flatnonzero((mx >= top * _CLIPPED / 255.0) & keep) if top > 0 else np.zeros(0, np.intp)
-    return top, float(at.size) / float(mx.size)
+    return top, float(at.size) / float(mx.size), np.concatenate(hot) if hot else np.zeros(0, np.intp)
+
+
+def _without_hot(mx: np.ndarray, hot: np.ndarray) -> np.ndarray:
+    """``mx`` with its ``hot`` pixels (flat indices, :func:`_top`) at the brightest of their other neighbours (a
+    copy; ``mx`` itself where there are none): a hot pixel at 65535 in a lens cap's 16-bit noise otherwise stands
+    hundreds of times its noise above it in its block's mean."""
+    if not hot.size:
+        return mx
+    out = mx.copy()
+    for (r, c), ring in _rings(mx, hot):
+        out[r, c] = max(ring) if ring else np.median(mx)
+    return out
 
 
 def _grain(planes: list[np.ndarray], dtype: np.dtype) -> float:
@@ -705,13 +761,15 @@ def _frame_stats(image: np.ndarray, th: Thresholds,
         line, red_map = _red_scores(planes[0], planes[1], planes[2], th, others, mx)
     else:
         line, red_map = 0.0, np.zeros((max(1, h // b), max(1, w // b)), dtype=bool)
-    level, contrast, foreground, factor, peak = _signal(mx, th)
+    # the frame's highest value, hot pixels left out, which the post-pass takes where it is the sequence's (see
+    # _sequence_clipped; 8-bit input: 255); the hot pixels are left out of the black, dark and bright tests' measures
+    top, at_top, hot = _top(mx)
+    if mx.dtype == np.uint8:
+        top, at_top = 255.0, 0.0
+    level, contrast, foreground, factor, peak, spot = _signal(mx, th, hot)
     ceiling = _ceiling(mx, value_range, dtype)
     clip_at = _CLIPPED if mx.dtype == np.uint8 else ceiling * _CLIPPED / 255.0
     clipped = float(np.count_nonzero(mx >= clip_at)) / float(mx.size)
-    # (and at the frame's highest value, hot pixels left out, which the post-pass takes where it is the
-    # sequence's: see _sequence_clipped)
-    top, at_top = (255.0, 0.0) if mx.dtype == np.uint8 else _top(mx)
     grain = _grain(planes, dtype) / factor  # white noise: 1/side of the blocks' pixels
     small = _block_mean(planes[0], factor)
     for p in planes[1:]:
@@ -726,6 +784,7 @@ def _frame_stats(image: np.ndarray, th: Thresholds,
         "contrast": contrast,
         "foreground": foreground,
         "peak_snr": peak,
+        "spot": spot,
         "grey_step": _grey_step(dtype),
         "grain": grain,
         "range": value_range,
@@ -866,18 +925,20 @@ def _far(beyond: np.ndarray, ok: np.ndarray, th: Thresholds, spread: bool = True
 
 def _level_flags(level: np.ndarray, contrast: np.ndarray, foreground: np.ndarray, th: Thresholds,
                  clipped: np.ndarray | None = None, peak_snr: np.ndarray | None = None,
-                 grey_step: np.ndarray | None = None
+                 grey_step: np.ndarray | None = None, spot: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(black, dark, bright, level ratio, high level ratio) of a sequence's frames from their
-    ``level``, ``contrast``, ``foreground``, ``clipped``, ``peak_snr`` and ``grey_step`` (None: not measured;
-    see the module's notes); the ratios are the level over the lower (dark test) and over the higher (bright
-    test) of the neighbours' medians before and after."""
+    ``level``, ``contrast``, ``foreground``, ``clipped``, ``peak_snr``, ``grey_step`` and ``spot`` (None, or NaN
+    for a frame: not measured; see the module's notes); the ratios are the level over the lower (dark test) and
+    over the higher (bright test) of the neighbours' medians before and after."""
     # black: no spatial signal (camera noise averages out in the block means: under ``black_level`` of the input's
     # own grey levels; a 12-bit camera's dim frame of clear nuclei has a block contrast of a fraction of an 8-bit
     # level), or none above the frame's own noise (strong noise keeps the block contrast above a grey level: a lens
-    # cap, a camera warming up)
+    # cap, a camera warming up). The signal is the block contrast or, where more, the spot (:func:`_spot`): a
+    # single nucleus covers too few blocks for the contrast's 99th percentile (a 1-cell embryo's first frames)
     floor = th.black_level * _contrast_unit(grey_step, len(contrast))
-    black = contrast < np.maximum(floor, th.black_rel * float(np.median(contrast)))
+    signal = contrast if spot is None else np.fmax(contrast, np.asarray(spot, float))  # (NaN spot: the contrast)
+    black = signal < np.maximum(floor, th.black_rel * float(np.median(contrast)))
     if peak_snr is not None:
         black |= np.asarray(peak_snr, float) < th.black_snr  # (NaN: not measured, no verdict)
 
@@ -995,17 +1056,18 @@ def black_or_dark(signals: Sequence[dict] | pd.DataFrame, thresholds: Thresholds
     """
     _check_thresholds(thresholds)
     df = pd.DataFrame(list(signals) if not isinstance(signals, pd.DataFrame) else signals)
-    # (peak_snr, grey_step and range: absent from older dicts)
-    df = df.reindex(columns=["level", "contrast", "foreground", "peak_snr", "grey_step", "range"])
+    # (peak_snr, spot, grey_step and range: absent from older dicts)
+    df = df.reindex(columns=["level", "contrast", "foreground", "peak_snr", "spot", "grey_step", "range"])
     if df.empty:
         return np.zeros(0, bool)
     factor = range_factors(df["range"], _sequence_range(df["range"]))
     if (factor != 1.0).any():  # float frames each read in its own range: brought to the sequence's (dimmed: dimmer)
-        for name in ("level", "contrast", "foreground", "grey_step"):
+        for name in ("level", "contrast", "foreground", "spot", "grey_step"):
             df[name] = df[name].to_numpy(float) * factor
     black, dark, *_ = _level_flags(df["level"].to_numpy(float), df["contrast"].to_numpy(float),
                                    df["foreground"].to_numpy(float), thresholds or Thresholds(),
-                                   peak_snr=df["peak_snr"].to_numpy(float), grey_step=df["grey_step"].to_numpy(float))
+                                   peak_snr=df["peak_snr"].to_numpy(float), grey_step=df["grey_step"].to_numpy(float),
+                                   spot=df["spot"].to_numpy(float))
     return black | dark
 
 
@@ -1018,7 +1080,8 @@ def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> 
                                                           s["foreground"].to_numpy(float), th,
                                                           clipped=s["clipped"].to_numpy(float),
                                                           peak_snr=s["peak_snr"].to_numpy(float),
-                                                          grey_step=s["grey_step"].to_numpy(float))
+                                                          grey_step=s["grey_step"].to_numpy(float),
+                                                          spot=s["spot"].to_numpy(float))
 
     # red line: long thin red bands, above an absolute floor and above the neighbours
     line = s["red_line_score"].to_numpy(float)
@@ -1068,7 +1131,7 @@ def _decide(stats: pd.DataFrame, red_maps: list[np.ndarray], th: Thresholds) -> 
 
 
 #: the statistics of a frame in 8-bit grey levels of the range it was read in (:func:`_one_range` scales them)
-_IN_RANGE = ("level", "p99", "contrast", "foreground", "grain", "ceiling", "top")
+_IN_RANGE = ("level", "p99", "contrast", "foreground", "spot", "grain", "ceiling", "top")
 
 
 def _one_range(s: pd.DataFrame) -> pd.DataFrame:

@@ -137,8 +137,9 @@ def tune(
         ``info(line)`` for each trial stopped because its training diverged, and on an interruption (Ctrl-C)
         after trials finished: ``trials.csv`` and ``best_recipe.yaml`` are written for them first.
     trial_log : callable, optional
-        ``trial_log(line)`` after each finished trial: its value (or how far a pruned trial got), the best
-        so far and its parameters (for logs where no progress bar shows).
+        ``trial_log(line)`` after each finished trial (after ``progress``): :func:`_trial_line`, its progress
+        (``k/N``), value (or how far a pruned trial got) and parameters, the best so far and its parameters (for
+        logs where no progress bar shows).
 
     Returns
     -------
@@ -252,18 +253,7 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
         if progress is not None:
             progress(done, n_new)
         if trial_log is not None:  # one line per finished trial
-            state = trial_.state.name.lower()
-            if trial_.state == optuna.trial.TrialState.COMPLETE:
-                what = f"{metric} {trial_.value:.4f}"
-            else:
-                epochs_run = len(trial_.intermediate_values)
-                what = f"{state} after {epochs_run} epoch{'s' if epochs_run != 1 else ''}"
-            try:
-                best = study_.best_trial
-                best_txt = f" (best {metric} {best.value:.4f}, trial {best.number})"
-            except ValueError:
-                best_txt = ""
-            trial_log(f"trial {trial_.number} ({done}/{n_new}): {what}{best_txt}; {trial_.params}")
+            trial_log(_trial_line(study_, trial_, done, n_new, metric))
 
     if n_new:
         try:
@@ -279,6 +269,32 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
             raise
     df, best_params, best_value, best_path = _summary(study, base, out, name, storage, metric, direction)
     return TuneResult(name, storage, best_params, best_value, best_path, df, n_new)
+
+
+def _trial_line(study, trial, done: int, total: int, metric: str) -> str:
+    """The line :func:`tune` gives its ``trial_log`` for a finished trial: its number, how many of this call's
+    trials have finished (``done/total``), its value (or how far a pruned trial got) and parameters, and the
+    study's best so far with its parameters, e.g. ``trial 3 (4/12): val_dice 0.7012 with {'optimizer.lr': 0.004}
+    (best val_dice 0.7230: trial 1 with {'optimizer.lr': 0.0012})``; ``(best val_dice so far)`` when it is the
+    best. No best before a trial completed (a pruned first trial)."""
+    import optuna
+
+    if trial.state == optuna.trial.TrialState.COMPLETE:
+        what = f"{metric} {trial.value:.4f}"
+    else:
+        epochs_run = len(trial.intermediate_values)
+        what = f"{trial.state.name.lower()} after {epochs_run} epoch{'s' if epochs_run != 1 else ''}"
+    try:
+        best = study.best_trial
+    except ValueError:  # no trial completed yet
+        best = None
+    if best is None:
+        best_txt = ""
+    elif best.number == trial.number:
+        best_txt = f" (best {metric} so far)"
+    else:
+        best_txt = f" (best {metric} {best.value:.4f}: trial {best.number} with {best.params})"
+    return f"trial {trial.number} ({done}/{total}): {what} with {trial.params}{best_txt}"
 
 
 def _summary_anyway(study, base: dict, out: Path, name: str, storage: str, metric: str, direction: str) -> None:
