@@ -111,7 +111,7 @@ def test_lacks_signal_takes_a_black_frame_with_compression_specks():
     assert lacks_signal(np.full((64, 64), 9, np.uint8))  # one grey level, as before
     yy, xx = np.mgrid[:512, :752]
     one = ((yy - 256) ** 2 + (xx - 376) ** 2 < 17 ** 2).astype(np.uint8) * 200
-    assert not lacks_signal(one)  # one nucleus in a dark field: black to the curator's contrast test, but bright
+    assert not lacks_signal(one)  # one nucleus in a dark field: bright (and not black to the curator)
     assert not lacks_signal((one // 200 * 40 + 100).astype(np.uint16))  # ... 40 counts up in 16-bit data
     assert not lacks_signal(_blobs()) and not lacks_signal(blob_frame(n=1))
     rng = np.random.default_rng(3)

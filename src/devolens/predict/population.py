@@ -788,8 +788,8 @@ def is_flat(image: np.ndarray) -> bool:
 #: :func:`~devolens.curate.frames.frame_signal`). A video's black frames keep a few pixels at 1-3 from compression: 0.0
 #: to 1.34 at x264 qualities 3-7 (qualities 2-3 leave specks up to 13: foreground 2-5.5, and the black test does not
 #: flag those); renders dimmed to 2 % of their contrast and compressed alike 1.3-2.0 (black at quality 3 only: 2.0).
-#: A frame of one nucleus in a dark field is black to the curator (its nucleus covers under 1 % of the blocks its
-#: contrast is read from) but stands out by tens of levels: 85-190 for a 12-35 px nucleus at 200 grey levels, 38
+#: A frame of one nucleus in a dark field (not black to the curator since its ``spot`` measure, the thirty-sixth
+#: session; its nucleus covers under 1 % of the blocks its contrast is read from) stands out by tens of levels: 85-190 for a 12-35 px nucleus at 200 grey levels, 38
 #: counts for one 40 counts above a 16-bit camera's background. Held-out renders, their EPIC-framed movies and the
 #: real reference frames: none black, foreground 30 and more
 NO_SIGNAL_FOREGROUND = 2.0
