@@ -98,8 +98,8 @@ def register(app: typer.Typer) -> None:
         from devolens.cli._common import (
             apply_threads, check_out, check_writable, console, note as show_note, progress_bar,
         )
-        from devolens.io.atomic import write_csv, write_text
         from devolens.io.tables import read_positions
+        from devolens.io.together import write_together
         from devolens.models import card, load
 
         if threads:
@@ -135,9 +135,11 @@ def register(app: typer.Typer) -> None:
             result = predictor.predict(df, zscale=zscale, progress=cb, mirror=mirror)
         found = _input_notes(result.attrs, table)
         notes += found
-        write_csv(result, out)
-        write_text(record, _identify_record(table, out, model, predictor, zscale=_zscale_record(zscale, df, result),
-                                            notes=notes, threads=threads, mirror=mirror))
+        text = _identify_record(table, out, model, predictor, zscale=_zscale_record(zscale, df, result), notes=notes,
+                                threads=threads, mirror=mirror)
+        write_together({  # the CSV and its record: both this run's or both the previous run's (the record last)
+            out: lambda tmp: result.to_csv(tmp, index=False),  # (as write_csv writes it)
+            record: lambda tmp: tmp.write_text(text, encoding="utf-8")})
         n_t = result["time"].nunique()
         console.print(f"{len(result)} nuclei at {n_t} time points -> {out}")
         for note in found:

@@ -276,6 +276,11 @@ def _write(fn, path: Path, *args) -> None:
         raise cannot_write(exc, path) from None
 
 
+def _named(write, path: Path):
+    """``write`` (a writer of :func:`~devolens.io.together.write_together`), its OSErrors named by ``path``."""
+    return lambda tmp: _write(write, path, tmp)
+
+
 #: What ``lineage convert`` and ``lineage clean`` add to the ``.meta.json`` beside their CSV, after the keys
 #: :func:`~devolens.io.tables.write_tidy` writes (said in their ``--out`` help and the README).
 META_RECORD_HELP = (
@@ -421,7 +426,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Count cells per population letter (A E M P C D Z) and in total at each time point."""
         from devolens.cli.identify import record_path
-        from devolens.io.atomic import atomic_path
+        from devolens.io.together import write_together
         from devolens.lineage.populations import populations
 
         _check_out(out_path, table)
@@ -440,16 +445,16 @@ def register(app: typer.Typer) -> None:
                 for text in pops.attrs.get("notes", ()):
                     note(text)
         text = _populations_record(df, table, out_path, plot, rep, said)
-        def both() -> None:  # the CSV and its record: both or neither
-            with atomic_path(out_path) as tmp_csv, atomic_path(record) as tmp_record:
-                pops.to_csv(tmp_csv, index=False)  # (as write_csv writes it)
-                tmp_record.write_text(text, encoding="utf-8")
-
-        _write(both, out_path)
-        if plot is not None:  # after the counts: a plot that cannot be written leaves no plot without its CSV
+        # the CSV, its plot and its record: all this run's or all the previous run's, whatever stops the run (the
+        # plot drawn before anything is committed; the record last)
+        writers = {out_path: _named(lambda tmp: pops.to_csv(tmp, index=False), out_path)}  # (as write_csv writes it)
+        if plot is not None:
             from devolens.viz.plots import plot_populations
 
-            _write(lambda: plot_populations(pops, plot, str(df["embryo"].iloc[0]), marks=_cliff_marks(rep)), plot)
+            writers[plot] = _named(lambda tmp: plot_populations(pops, tmp, str(df["embryo"].iloc[0]),
+                                                                marks=_cliff_marks(rep)), plot)
+        writers[record] = _named(lambda tmp: tmp.write_text(text, encoding="utf-8"), record)
+        write_together(writers)
         msg = f"wrote {out_path}: {_count(len(pops), 'time point')}, up to {_count(int(pops['total'].max()), 'cell')}"
         if plot is not None:
             msg += f"; plot {plot}"

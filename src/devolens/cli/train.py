@@ -434,7 +434,7 @@ def evaluate_cmd(
 
     from devolens.cli._common import device_option, note, out as stdout, progress_bar
     from devolens.errors import DevolensError
-    from devolens.io.atomic import write_text
+    from devolens.io.together import write_together
     from devolens.train.evaluate import evaluate_run
 
     _at_least("--batch-size", batch_size, 1)
@@ -470,9 +470,10 @@ def evaluate_cmd(
     csv_path = path.with_name(f"{path.stem}_images.csv")
     if images is not None:
         metrics["images_csv"] = str(csv_path)
-    write_text(path, json.dumps(metrics, indent=2))
-    if images is not None:
-        write_text(csv_path, images_csv(images))
+    # the metrics and the per-image rows: both this run's or both the previous run's (the JSON last)
+    writers = {} if images is None else {csv_path: lambda tmp: tmp.write_text(images_csv(images), encoding="utf-8")}
+    writers[path] = lambda tmp: tmp.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    write_together(writers)
     for text in metrics.get("notes") or []:  # on stderr, as every command's (kept under --quiet)
         note(text)
     for k, v in metrics["metrics"].items():

@@ -1,0 +1,170 @@
+"""Outputs of one command committed as a unit: each written to its temporary file beside it, then all renamed in
+place in one short step with the stop signals held (:func:`write_together`).
+
+A command whose outputs belong together (a CSV and the record that says how it was made, its plot, its report)
+must never leave a new file next to the previous run's companion: a stop (Ctrl-C, SIGTERM) or a failure before the
+step leaves the previous set whole (or nothing, on a first run), and one after it leaves the new set whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from devolens.io.atomic import (
+    WRITE_ERRNOS, _remove_stale_files, cannot_write, signals_held, stop_if_signalled,
+)
+
+
+def _temp_beside(path: Path) -> Path:
+    """A new empty file beside ``path``, named as :func:`~devolens.io.atomic.atomic_path` names its temporaries
+    (``.STEM.tmp-PID-RANDOM.SUFFIX``: removed by a later run when this process was killed outright)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-{os.getpid()}-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_together(writers: Mapping[str | Path, Callable[[Path], object]], *, remove: Iterable[str | Path] = ()
+                   ) -> None:
+    """Write several outputs as a unit: all of them, or none.
+
+    Each writer is given a temporary path beside its output (with the output's suffix: writers that infer the format
+    from it keep working) and writes the file there; once all are written, they are renamed onto their outputs in
+    one step with the stop signals held (:func:`~devolens.io.atomic.signals_held`), in the order given (put the
+    record last), and then ``remove`` goes (best effort).
+
+    Parameters
+    ----------
+    writers : mapping of path to callable
+        Output path -> function writing the output's content to the path it is given. Parent folders are made
+        when missing.
+    remove : iterable of path, optional
+        Files of an earlier run that this one does not write (a plot it no longer draws), removed in the same step
+        after the renames; one that cannot be removed is left.
+
+    Raises
+    ------
+    DevolensError
+        An output cannot be written (its folder takes no new file, a full disk or quota: named by that output), or a
+        rename is refused (the outputs already renamed are put back first: the previous set stays whole).
+
+    Notes
+    -----
+    Any exception of a writer, Ctrl-C and SIGTERM included, removes every temporary file and leaves the outputs as
+    they were; a writer's own errors other than a full disk or quota are raised as they are (a bug keeps its
+    traceback). A signal recorded by the ``devolens`` command (:func:`~devolens.io.atomic.stop_if_signalled`)
+    stops the step before its first rename.
+
+    Examples
+    --------
+    >>> write_together({"out.csv": lambda tmp: df.to_csv(tmp, index=False),      # doctest: +SKIP
+    ...                 "out.json": lambda tmp: tmp.write_text(record, encoding="utf-8")})
+    """
+    outputs = [(Path(path), write) for path, write in writers.items()]
+    temps: list[Path] = []
+    try:
+        for path, _ in outputs:  # every place first: a folder that refuses its file costs no work
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _remove_stale_files(path.parent, path.stem, path.suffix)
+                temps.append(_temp_beside(path))
+            except OSError as exc:
+                raise cannot_write(exc, path) from None
+        for (path, write), tmp in zip(outputs, temps):
+            try:
+                write(tmp)
+            except OSError as exc:  # a full disk named by the output that met it
+                if exc.errno in WRITE_ERRNOS:
+                    raise cannot_write(exc, path) from None
+                raise
+        umask = os.umask(0)
+        os.umask(umask)
+        for (path, _), tmp in zip(outputs, temps):
+            try:  # mkstemp makes 0600 files: the usual permissions (umask applies)
+                os.chmod(tmp, 0o666 & ~umask)
+            except OSError as exc:
+                raise cannot_write(exc, path) from None
+        with signals_held():
+            stop_if_signalled()  # a signal whose exception was swallowed: nothing is committed
+            _commit([(tmp, path) for (path, _), tmp in zip(outputs, temps)])
+            written = {os.path.abspath(path) for path, _ in outputs}
+            for path in remove:
+                if os.path.abspath(path) not in written:  # (never one of this run's outputs)
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+
+
+def _commit(pairs: list[tuple[Path, Path]]) -> None:
+    """Rename each temporary file onto its output, the output there moved aside first; on a failure the renames
+    done are undone, last first, and :func:`~devolens.io.atomic.cannot_write` names the output refused."""
+    done: list[_Step] = []
+    try:
+        for tmp, path in pairs:
+            step = _Step(tmp, path)
+            done.append(step)
+            if step.old is not None:
+                step.aside = _temp_beside(path)
+                os.replace(path, step.aside)
+            os.replace(tmp, path)
+    except BaseException as exc:  # Ctrl-C included (held: only from a writer's own code): the previous set back
+        kept = _undo(done)
+        if not isinstance(exc, OSError):
+            raise
+        error = cannot_write(exc, done[-1].path, replacing=True)
+        if kept:
+            raise type(error)(f"{error.message}; some earlier outputs could not be put back, they are "
+                              + ", ".join(str(p) for p in kept), path=error.path) from None
+        raise error from None
+    for step in done:  # committed: the previous outputs go
+        if step.aside is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(step.aside)
+
+
+class _Step:
+    """One output's renames in :func:`_commit`: its temporary file (``new``: its identity), the output (``old``: the
+    identity of the file there, None when none) and ``aside``, where that file goes. Which file a path names tells
+    :func:`_undo` how far the step got, whatever cut it short."""
+
+    def __init__(self, tmp: Path, path: Path):
+        self.tmp, self.path = tmp, path
+        self.new = os.lstat(tmp)
+        self.old = os.lstat(path) if os.path.lexists(path) else None
+        self.aside: Path | None = None
+
+
+def _names(path: Path | None, identity: os.stat_result | None) -> bool:
+    """Whether ``path`` names the file of ``identity``."""
+    if path is None or identity is None:
+        return False
+    try:
+        return os.path.samestat(os.lstat(path), identity)
+    except OSError:
+        return False
+
+
+def _undo(done: list[_Step]) -> list[Path]:
+    """Put back the outputs of a failed :func:`_commit`, last first; returns the previous files that could not be
+    put back (where they are)."""
+    kept = []
+    for step in reversed(done):
+        moved = _names(step.aside, step.old)
+        try:
+            if _names(step.path, step.new):  # the new file is taken back out (removed with the temporaries)
+                os.replace(step.path, step.tmp)
+            if moved:
+                os.replace(step.aside, step.path)
+            elif step.aside is not None and os.path.lexists(step.aside):  # (made; the previous file never went there)
+                os.unlink(step.aside)
+        except OSError:
+            if moved:
+                kept.append(step.aside)
+    return kept
