@@ -35,10 +35,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, option
+from devolens.predict.devices import DeviceWarning
 
 #: Quantized engine used for int8 inference (oneDNN: VNNI int8 kernels, unreduced range).
 ENGINE = "onednn"
+
+
+class CardPrecision(str):
+    """A precision that a model card chose, not the user (the population card's ``nuclei_precision``: the
+    arithmetic its calibration was fitted in), as the card's loader passes it on: ``CardPrecision("bf16")``.
+
+    It compares and prints as the plain name. :func:`resolve_precision` runs it where it can run and, where it
+    cannot (the onnx backend runs fp32), gives way with a :class:`PrecisionWarning`, where a precision the user
+    gave is refused.
+    """
+
+    __slots__ = ()
+
+
+class PrecisionWarning(DeviceWarning):
+    """The network runs in another arithmetic than its model card chose (:class:`CardPrecision`), so its results
+    can differ slightly from the card's metrics. The CLI prints it as one ``note:`` line (as a
+    :class:`~devolens.predict.devices.DeviceWarning`)."""
 
 
 def _quiet() -> None:
@@ -217,15 +236,31 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     bf16 autocast for ``"bf16"`` or ``"auto"`` with ``fast``, else fp32; a GPU without native bf16
     (:func:`devolens.predict.devices.native_bf16`: before Ampere) runs ``"auto"`` in fp32 and refuses ``"bf16"``.
 
+    Backend ``"onnx"``: fp32 (onnxruntime runs the exported fp32 network); ``"bf16"`` or ``"int8"`` given by
+    the user is refused, but a :class:`CardPrecision` (a model card's choice, e.g. the population card's
+    ``nuclei_precision``) gives way to fp32 with a :class:`PrecisionWarning`.
+
     Raises
     ------
     DevolensError
-        An unknown precision, ``"int8"`` where it cannot run (the message says why), or ``"bf16"`` on a GPU
-        without native bf16.
+        An unknown precision, ``"int8"`` where it cannot run (the message says why), ``"bf16"`` on a GPU
+        without native bf16, or ``"bf16"``/``"int8"`` asked for with the onnx backend.
+
+    Warns
+    -----
+    PrecisionWarning
+        A card's precision that the onnx backend cannot run: fp32 instead.
     """
     from devolens.predict.devices import check_precision, gpu_label, native_bf16
 
     check_precision(precision)
+    if backend == "onnx" and isinstance(precision, CardPrecision) and precision in ("int8", "bf16"):
+        # the card's choice, not the user's: onnxruntime runs the exported fp32 network, which the user asked for
+        warnings.warn(f"{option('backend', repr('onnx'), cli_value='onnx')} runs the network in fp32, not in the "
+                      f"{precision} its model card sets (the arithmetic of the card's calibration and metrics): "
+                      f"results can differ slightly from {option('backend', repr('torch'), cli_value='torch')}'s",
+                      PrecisionWarning, stacklevel=2)
+        return "fp32"
     on_cpu = str(device) == "cpu"
     depth = getattr(getattr(model, "encoder", None), "depth", None)
     can_quantize = quantizable(model) and int(multiple) % (2 ** depth) == 0
@@ -240,7 +275,10 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
         return "int8"
     if backend == "onnx":  # onnxruntime runs the exported fp32 network (it was reported as bf16)
         if precision == "bf16":
-            raise DevolensError("precision 'bf16' is not available with the onnx backend (onnxruntime runs fp32)")
+            raise DevolensError(f"{option('precision', repr('bf16'), cli_value='bf16')} is not available with the "
+                                f"onnx backend (onnxruntime runs fp32): give "
+                                f"{option('precision', repr('fp32'), cli_value='fp32')} (or leave it out) with it, "
+                                f"or {option('backend', repr('torch'), cli_value='torch')} for bf16")
         return "fp32"
     if not on_cpu:  # GPUs: bf16 autocast where asked for (or auto with fast) and native, else fp32
         if precision == "bf16" or (precision == "auto" and fast):

@@ -14,19 +14,56 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, option
 from devolens.models.quantize import PrecisionNetwork, resolve_precision
 from devolens.predict.devices import check_backend, resolve_device
 from devolens.predict.postprocess import Prepared, check_channel, prep_key, prepare_image, resize_image
 
 
+#: the optional packages the onnx backend needs: ``onnx`` (torch.onnx.export's TorchScript exporter writes the
+#: network with it; this exporter, ``dynamo=False``, needs no onnxscript) and ``onnxruntime`` (runs it); the
+#: ``onnx`` extra installs both (``pip install "devolens[onnx]"``)
+ONNX_PACKAGES = ("onnx", "onnxruntime")
+
+
+def onnx_missing() -> list[str]:
+    """The packages of :data:`ONNX_PACKAGES` that cannot be imported here (empty: the onnx backend can run)."""
+    import importlib
+
+    missing = []
+    for name in ONNX_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # (not installed, or an install that fails to import: as unusable)
+            missing.append(name)
+    return missing
+
+
 def onnxruntime_available() -> bool:
-    """True when the optional ``onnxruntime`` package can be imported."""
-    try:
-        import onnxruntime  # noqa: F401
-    except Exception:
-        return False
-    return True
+    """True when the onnx backend can run: every package of :data:`ONNX_PACKAGES` (onnxruntime, and onnx for the
+    export) can be imported. (Not onnxruntime alone: without onnx the export failed with torch's traceback.)"""
+    return not onnx_missing()
+
+
+def check_onnx_backend(device: str = "cpu") -> None:
+    """Raise a one-line :class:`DevolensError` unless the onnx backend can run here on ``device`` (a resolved name).
+
+    Raises
+    ------
+    DevolensError
+        Naming every missing package of :data:`ONNX_PACKAGES` and the command that installs them, or a GPU
+        ``device`` (onnxruntime runs the network on the CPU).
+    """
+    torch_backend = option("backend", "'torch'", cli_value="torch")
+    missing = onnx_missing()
+    if missing:
+        raise DevolensError(f"{option('backend', repr('onnx'), cli_value='onnx')} needs the optional packages "
+                            f"{' and '.join(ONNX_PACKAGES)}, missing here: {' and '.join(missing)}; install them with "
+                            f"pip install \"devolens[onnx]\", or use {torch_backend} (the default)")
+    if str(device) != "cpu":
+        raise DevolensError(f"{option('backend', repr('onnx'), cli_value='onnx')} runs the network on the CPU "
+                            f"(onnxruntime's CPU provider), not on {device}: give it with "
+                            f"{option('device', repr('cpu'), cli_value='cpu')}, or use {torch_backend} for the GPU")
 
 
 def load_zoo_network(folder: str | Path, card: dict) -> torch.nn.Module:
@@ -101,8 +138,11 @@ class ImageNetwork:
     int8_params : dict, optional
         Activation scales and zero points of the int8 network (a card's ``int8.activations``).
     backend : {"torch", "onnx", "auto"}
-        ``"onnx"`` runs the network with onnxruntime (optional dependency; an error if it
-        is not installed); ``"auto"`` uses it when installed, else torch.
+        ``"onnx"`` runs the network exported to ONNX with onnxruntime, in fp32 on the CPU (optional
+        packages onnx and onnxruntime, ``pip install "devolens[onnx]"``; an error naming those missing).
+        ``"auto"``: onnx where torch would run fp32 on the CPU (``precision="fp32"``, ``fast=False``, or a CPU
+        without int8/bf16 instructions) and those packages are installed, else torch: onnxruntime's fp32 was
+        measured about twice as fast as torch's, as fast as torch's bf16, slower than its default int8.
     channel : str
         Channel selection for colour input (see :func:`to_single_channel`).
     percentiles : (float, float)
@@ -156,9 +196,9 @@ class ImageNetwork:
         if scale <= 0:
             raise DevolensError(f"scale must be > 0, got {scale}")
         check_backend(backend)
-        if backend == "onnx" and not onnxruntime_available():
-            raise DevolensError("backend 'onnx' needs the optional package onnxruntime (pip install onnxruntime)")
         device = resolve_device(device)
+        if backend == "onnx":
+            check_onnx_backend(device)
         self.model = model.eval().to(device)
         self.in_channels = int(in_channels)
         self.scale = float(scale)
@@ -187,7 +227,8 @@ class ImageNetwork:
             raise DevolensError(f"outliers must be >= 0 (a fraction of the image's range; 0: off), got {outliers}")
         self.outliers = float(outliers)
         self.activation = activation
-        self.backend = "onnx" if backend == "onnx" or (backend == "auto" and onnxruntime_available()) else "torch"
+        # auto: torch, unless torch would run fp32 on the CPU (below)
+        self.backend = "onnx" if backend == "onnx" else "torch"
         # what is built on first use (the onnx session, the empty image's probabilities), in one dict that
         # at_scale's views share with this network: built once for all of them, under the lock
         self._lazy: dict[str, Any] = {}
@@ -200,6 +241,17 @@ class ImageNetwork:
                                            multiple=self.multiple, backend=self.backend)
         self._network = PrecisionNetwork(self.model, self.precision, int8_params, device)
         self.model = self._network.model
+        if self.backend == "onnx":  # exported now: an export that fails does so before any output is written
+            self._lazy["ort"] = self._onnx_session()
+        elif backend == "auto" and self.device == "cpu" and self.precision == "fp32" and onnxruntime_available():
+            # measured (segment nuclei, 140 video frames, end to end, 2 cores): onnxruntime's fp32 in 22-29 s, torch's
+            # fp32 in 45-49 s, its bf16 in 29 s, its int8 (the default where the CPU has VNNI) in 17-19 s: auto takes
+            # onnx only in place of torch's fp32
+            try:
+                self._lazy["ort"] = self._onnx_session()
+                self.backend = "onnx"
+            except DevolensError:  # a network the exporter cannot write: torch, as asked (auto)
+                pass
 
     # ------------------------------------------------------------------ preprocessing
     @property
@@ -264,19 +316,46 @@ class ImageNetwork:
         return self._lazy["ort"].run(["y"], {"x": x.astype(np.float32)})[0]
 
     def _onnx_session(self):
-        """The network exported to ONNX (in memory) in an onnxruntime session."""
+        """The network exported to ONNX (in memory) in an onnxruntime session.
+
+        Raises
+        ------
+        DevolensError
+            If the network cannot be exported (an operation torch's ONNX exporter cannot write) or onnxruntime
+            cannot load the export: one line saying so, with the exporter's own first line.
+        """
         import io
+        import warnings
 
         import onnxruntime as ort
 
         buffer = io.BytesIO()  # exported in memory: no temporary file left behind (one was, per run)
         dummy = torch.zeros(1, self.in_channels, 64, 64)
-        torch.onnx.export(
-            self.model.float().to(memory_format=torch.contiguous_format), dummy, buffer,
-            input_names=["x"], output_names=["y"], dynamo=False,
-            dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
-        )
-        return ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+        try:
+            with warnings.catch_warnings():  # the exporter's notes on tracing are for its developers, not ours
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    self.model.float().to(memory_format=torch.contiguous_format), dummy, buffer,
+                    input_names=["x"], output_names=["y"], dynamo=False,
+                    dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
+                )
+            options = ort.SessionOptions()
+            # torch's thread count (--threads, OMP_NUM_THREADS), and idle threads that sleep rather than spin: spinning
+            # ones took the CPU from the post-processing and writing threads beside the network (the CLI sets
+            # OMP_WAIT_POLICY=PASSIVE for torch's): 140 video frames end to end in 81-85 s instead of 107-113 s on a
+            # loaded 2-core machine, 43 s instead of 55 s on a quieter one
+            options.intra_op_num_threads = max(1, torch.get_num_threads())
+            options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        except MemoryError:
+            raise  # (the CLI's own message)
+        except Exception as exc:  # not a user's mistake, but nothing a traceback would help them with either
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            step = "exported to ONNX" if not buffer.getvalue() else "loaded by onnxruntime"
+            raise DevolensError(f"{option('backend', repr('onnx'), cli_value='onnx')}: this network could not be "
+                                f"{step} ({type(exc).__name__}: {first[:300]}); run it with "
+                                f"{option('backend', repr('torch'), cli_value='torch')} (the default)") from exc
 
     def _pad(self, arr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         h, w = arr.shape[-2:]

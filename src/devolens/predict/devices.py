@@ -19,7 +19,7 @@ __all__ = ["DEVICES", "PRECISIONS", "BACKENDS", "DeviceWarning", "device_name", 
 DEVICES = ("auto", "cpu", "cuda")
 #: the networks' arithmetic (``auto``: int8 where the CPU runs it well, else bf16; see models.quantize)
 PRECISIONS = ("auto", "int8", "bf16", "fp32")
-#: what runs them (onnx needs the optional onnxruntime)
+#: what runs them (onnx needs the optional onnx and onnxruntime: pip install "devolens[onnx]")
 BACKENDS = ("torch", "onnx", "auto")
 
 

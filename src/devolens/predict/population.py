@@ -424,7 +424,9 @@ class PopulationPredictor:
                     options["device"] = device = resolve_device(options.get("device", "cpu"))
                     if device != "cpu" and not native_bf16(device):
                         precision = "fp32"  # a GPU before Ampere has no bf16 convolutions: refused there
-                options["precision"] = precision
+                from devolens.models.quantize import CardPrecision
+
+                options["precision"] = CardPrecision(precision)  # the card's: gives way where it cannot run (onnx)
             # ... and with these post-processing options (over the nuclei card's own)
             if card.get("nuclei_postprocess"):
                 options["postprocess"] = {**card["nuclei_postprocess"], **(options.get("postprocess") or {})}
