@@ -5,17 +5,19 @@ saved with it are unreadable to everyone but their owner: on a shared install, o
 that ships. :func:`save_tensors` writes through :func:`~devolens.io.atomic.atomic_path`, which gives the file the
 usual mode (0666 less the umask). And safetensors reports a file it may not read as missing ("No such file or
 directory", while the file is there), and a truncated one in its own terms ("incomplete metadata"): :func:`load_tensors`
-says what is wrong instead, naming the file.
+says what is wrong instead, naming the file. A write that fails (a full disk, a file size limit) is safetensors' own
+error, not an OSError: :func:`save_tensors` turns it into the error of any other output that cannot be written.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from safetensors import SafetensorError
 
 from devolens.errors import DevolensError
-from devolens.io.atomic import atomic_path
+from devolens.io.atomic import atomic_path, cannot_write_errno
 
 
 class DamagedTensorsError(DevolensError, SafetensorError):
@@ -29,10 +31,31 @@ def unreadable(path: str | Path) -> DevolensError:
                          "e.g. chmod a+r)", path=path)
 
 
+#: the system's error number in safetensors' message for a failed read or write: "I/O error: File too large (os
+#: error 27)" (Rust's own words), "IoError(Os { code: 28, kind: StorageFull, ... })" (older versions)
+_OS_ERROR = re.compile(r"\(os error (\d+)\)|\bOs \{ code: (\d+)")
+
+
+def _os_error_number(exc: BaseException) -> int | None:
+    """The system's error number (errno) that safetensors' error ``exc`` reports, or None for another error (a
+    tensor it cannot store)."""
+    m = _OS_ERROR.search(str(exc))
+    return None if m is None else int(m.group(1) or m.group(2))
+
+
 def save_tensors(tensors: dict, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write ``tensors`` (name -> torch tensor, or name -> NumPy array) to the safetensors file ``path``,
     atomically, with the usual permissions (0666 less the umask; safetensors alone leaves 0600), and
-    return the path."""
+    return the path.
+
+    Raises
+    ------
+    DevolensError
+        ``path`` cannot be written (:func:`~devolens.io.atomic.atomic_path`), also where safetensors' own write
+        fails (a file size limit, a failing disk; a full disk or quota is
+        :class:`~devolens.io.atomic.Exhausted`): "cannot write output: ...", and no file is left, neither a half
+        one nor its temporary; an earlier file at ``path`` stays as it was.
+    """
     values = list(tensors.values())
     if values and all(type(v).__module__.split(".")[0] == "numpy" for v in values):
         from safetensors.numpy import save_file
@@ -40,7 +63,13 @@ def save_tensors(tensors: dict, path: str | Path, metadata: dict[str, str] | Non
         from safetensors.torch import save_file
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as exc:  # not an OSError: atomic_path cannot tell a write error from it
+            number = _os_error_number(exc)
+            if number is None:  # a tensor it cannot store: the caller's bug, with its traceback
+                raise
+            raise cannot_write_errno(number, path) from None
     return path
 
 

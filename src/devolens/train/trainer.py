@@ -31,7 +31,10 @@ Run folder (``out``)::
 
 A run folder made by a call that fails before its first checkpoint (bad data found while
 loading, Ctrl-C in the first epoch) is removed again: nothing is left that ``--resume``
-could not continue (see :func:`train`).
+could not continue (see :func:`train`). run.json, with the data's fingerprint, is written
+before the first checkpoint, so every checkpoint has the record that ``--resume`` checks the
+data against. A call holds a lock on its run folder (``.NAME.lock`` beside it) from start
+to end: a second run into the same folder is refused at once.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from devolens.data.datasets import (PopulationDataset, SegmentationDataset, fold
                                     pad_collate, split_by_group, time_blocks)
 from devolens.errors import DevolensError
 from devolens.errors import ordinal as _ordinal  # 1st, 2nd, ... (shared with the demo's report)
-from devolens.io.atomic import atomic_path, missing_folders, remove_made, write_csv, write_text
+from devolens.io.atomic import FileLock, atomic_path, missing_folders, output_lock, remove_made, write_csv, write_text
 from devolens.models.architectures import build_model, build_regressor, save_model
 from devolens.train import metrics as M
 from devolens.train.checkpoint import load_checkpoint, save_checkpoint
@@ -1837,7 +1840,9 @@ def train(
         a folder holding it, and a folder of other things (:func:`check_run_folder`). When this
         call made the folder and fails before its first checkpoint (bad data found while
         loading, Ctrl-C in the first epoch), the folder is removed again (in a folder that was
-        there, the files this call wrote); once a checkpoint exists nothing is removed.
+        there, the files this call wrote); once a checkpoint exists nothing is removed. The folder is
+        locked for the whole call (``.NAME.lock`` beside it, as ``devolens segment`` locks its output): a
+        second call writing or resuming it meanwhile is refused at once, a :class:`DevolensError`.
     resume : bool
         Continue from ``out/checkpoint.safetensors`` (model, optimizer, scheduler, RNG
         states, pruning state); the run's saved recipe is used, with ``epochs`` overriding.
@@ -1846,7 +1851,8 @@ def train(
         by it and the history compares epochs of one recipe; a note names the keys where
         ``recipe`` differs (to use them, train a new run). The data must be those the run was
         trained on (same samples, same files, wherever the folder now is; checked against the
-        fingerprint in ``run.json`` and ``split.csv``), else a :class:`DevolensError`. A run that
+        fingerprint in ``run.json`` and ``split.csv``), else a :class:`DevolensError`; a run
+        without its ``run.json`` is refused (its data cannot be checked). A run that
         has trained its epochs already is returned as it is, with ``complete`` set (its data are
         checked all the same: other data are refused).
     epochs : int, optional
@@ -1886,24 +1892,47 @@ def train(
     out = Path(out)
     where = Path(os.path.abspath(out))  # '..' resolved by name: the folders made are the ones named
     made = missing_folders(where)  # what this call creates
-    before = {e.name for e in os.scandir(where)} if where.is_dir() else set()
+    unfinished, lock = False, None
     try:
-        return _train(recipe, data, out, resume=resume, epochs=epochs, prune_top=prune_top, device=device,
-                      progress=progress, info=info, epoch_callback=epoch_callback, step_callback=step_callback,
-                      epoch_log=epoch_log, threads=threads, command=command)
-    except BaseException:  # Ctrl-C included
-        if not (where / CHECKPOINT).exists():
-            _remove_unfinished(where, made, before)
-        raise
+        lock = _lock_run(where)  # before anything is read from the folder: a second run is refused at once
+        before = {e.name for e in os.scandir(where)} if where.is_dir() else set()
+        try:
+            return _train(recipe, data, out, resume=resume, epochs=epochs, prune_top=prune_top, device=device,
+                          progress=progress, info=info, epoch_callback=epoch_callback, step_callback=step_callback,
+                          epoch_log=epoch_log, threads=threads, command=command)
+        except BaseException:  # Ctrl-C included
+            unfinished = not (where / CHECKPOINT).exists()
+            if unfinished:
+                _remove_unfinished(where, made, before)  # while the lock holds: no other run's files go
+            raise
+    finally:
+        if lock is not None:
+            lock.release()
+        if unfinished or not where.exists():
+            # the folders made above the run folder (the lock file's among them), once the lock file has gone
+            remove_made([p for p in made if p != where])
+
+
+def _lock_run(out: Path) -> FileLock | None:
+    """Lock the run folder ``out`` for the whole of a :func:`train` call (:func:`devolens.io.atomic.output_lock`:
+    ``.NAME.lock`` beside it, as ``devolens segment`` locks its ``--out``): a second run into the same folder, or a
+    ``--resume`` of it, is refused at once ("another devolens run is writing here (pid N)") instead of mixing two
+    runs' files. A killed run's lock goes with its process. None where no lock can be had (the run goes on
+    unlocked; making the folder then reports a real problem)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return output_lock(out)
 
 
 def _remove_unfinished(out: Path, made: list[Path], before: set[str]) -> None:
-    """Remove what a failed call wrote before the run's first checkpoint: the folders it made
-    (``made``, deepest first, ``out`` among them), else the run files it added to ``out``
-    (``before``: the entries that were there), so the next try starts clean (best effort)."""
+    """Remove what a failed call wrote before the run's first checkpoint: ``out`` when the call made it
+    (``made``: the folders it made, deepest first; those above ``out`` are the caller's to remove, after its lock
+    has gone), else the run files it added to ``out`` (``before``: the entries that were there), so the next try
+    starts clean (best effort)."""
     if out in made:
         shutil.rmtree(out, ignore_errors=True)
-        remove_made(made[1:])
         return
     if not out.is_dir():
         return
@@ -1924,6 +1953,11 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     if resume:
         if not ckpt.exists():
             raise DevolensError("no checkpoint to resume from (checkpoint.safetensors)", path=out)
+        if not os.path.lexists(out / "run.json"):  # (written before the first checkpoint since; an older version
+            # stopped between the two left a checkpoint without it)
+            raise DevolensError("--resume: the run has a checkpoint but no run.json (it was stopped as it saved its "
+                                "first checkpoint), so the data it was trained on cannot be checked; train it anew "
+                                "in another --out (or remove this folder first)", path=out)
     elif ckpt.exists():
         raise DevolensError("this folder already holds a run; use --resume to continue it or choose another --out",
                             path=out)
@@ -2126,6 +2160,25 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     keep = int(T["overlay_samples"])
     (out / "samples").mkdir(exist_ok=True)
 
+    def write_summary(epochs_done: int) -> None:
+        """run.json after ``epochs_done`` epochs (see the module's docstring)."""
+        write_text(out / "run.json", json.dumps({
+            "epochs_done": epochs_done, "monitor": monitor, "mode": mode, "best_epoch": best_epoch,
+            "best_value": best_value, "n_train": int(len(train_ds)), "n_val": int(len(val_ds)),
+            "epoch_numbering": "best_epoch, history.csv and best.json count epochs from 0; devolens' messages "
+                               "and history.png count from 1 (" + (
+                                   "epoch 0 is the 1st epoch)" if best_epoch is None else
+                                   f"best_epoch {best_epoch} is the {_ordinal(best_epoch + 1)} epoch)"),
+            "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
+            **({"start": start_info} if start_info is not None else {}),
+            "device": str(device), "amp": amp, **session,
+            "data": {"path": None if data_path is None else str(data_path.resolve()), "samples": int(len(bundle.split)),
+                     "fingerprint": bundle.fingerprint},
+        }, indent=2, default=float))
+
+    if not resume:  # before the first checkpoint: a run stopped just after it still has the data's fingerprint
+        write_summary(start)
+
     multiple = int(getattr(train_ds, "pad_multiple", 1) or 1)  # a sample's own tensor: its size padded to this
     workers = int(T["num_workers"])
     preload_for_workers(train_ds, workers, steps_in(len(active)) * bs, len(active), info)
@@ -2242,19 +2295,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 "epoch": epoch + 1, "best_value": best_value, "best_epoch": best_epoch, "active": active.tolist(),
                 "class_weights": used_weights,
             }, scaler=scaler)
-            write_text(out / "run.json", json.dumps({
-                "epochs_done": epoch + 1, "monitor": monitor, "mode": mode, "best_epoch": best_epoch,
-                "best_value": best_value, "n_train": int(len(train_ds)), "n_val": int(len(val_ds)),
-                "epoch_numbering": "best_epoch, history.csv and best.json count epochs from 0; devolens' messages "
-                                   "and history.png count from 1 (" + (
-                                       "epoch 0 is the 1st epoch)" if best_epoch is None else
-                                       f"best_epoch {best_epoch} is the {_ordinal(best_epoch + 1)} epoch)"),
-                "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
-                **({"start": start_info} if start_info is not None else {}),
-                "device": str(device), "amp": amp, **session,
-                "data": {"path": None if data_path is None else str(data_path.resolve()), "samples": int(len(bundle.split)),
-                         "fingerprint": bundle.fingerprint},
-            }, indent=2, default=float))
+            write_summary(epoch + 1)
             if epoch_log is not None:  # one line per epoch, counted from 1
                 shown = [f"{k} {row[k]:.4f}" for k in dict.fromkeys(("train_loss", "val_loss", monitor))
                          if isinstance(row.get(k), (float, np.floating)) and np.isfinite(row[k])]
