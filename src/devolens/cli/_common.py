@@ -379,22 +379,35 @@ class _ProgressLines:
     :data:`FIRST_LINE_S` seconds (a quicker command prints none), then at most every :data:`LINE_EVERY_S`
     seconds; nothing at the end (the command's summary follows). A log of Slurm or nohup then shows that a long
     command is working. Seconds are counted from the start of the work; the time left from the pace since the
-    first call (not the model's loading before it). A total of 0 or less is unknown: no share, no time left."""
+    first call (not the model's loading before it), or since the work began a new pass: a :meth:`phase` of its
+    own (its own description), or the count going down or the total changing (a second pass over the frames
+    reported on the same callback). A total of 0 or less is unknown: no share, no time left."""
 
     def __init__(self, description: str, clock: Callable[[], float]):
         self.description, self.clock = description, clock
         self.start = clock()
         self.next_at = self.start + FIRST_LINE_S
-        self.first: Optional[tuple[float, float]] = None  # (time, done) of the first call
+        self.first: Optional[tuple[float, float]] = None  # (time, done) of the pass's first call
+        self.last: Optional[tuple[float, float]] = None  # (done, total) of the last call
 
     def __call__(self, done: float, total: float) -> None:
         now = self.clock()
-        if self.first is None:
+        if self.first is None or _new_pass(self.last, done, total):
             self.first = (now, done)
+        self.last = (done, total)
         if now < self.next_at:
             return
         self.next_at = now + LINE_EVERY_S
         console.print(self.line(done, total, now), markup=False, highlight=False, soft_wrap=True)
+
+    @contextlib.contextmanager
+    def phase(self, description: str) -> Iterator[Callable[[float, float], None]]:
+        """A part of the work with a progress of its own (:func:`progress_phase`): its lines say ``description``,
+        their pace is its own; the command's description (and a new pace) again after it."""
+        outer = self.description
+        self.description, self.first, self.last = description, None, None
+        yield self
+        self.description, self.first, self.last = outer, None, None
 
     def line(self, done: float, total: float, now: float) -> str:
         """The line said at ``now`` of ``done`` of ``total``."""
@@ -410,6 +423,65 @@ class _ProgressLines:
             left = (total - done) * (now - then) / (done - done_then)
             text += f", ~{_clock_text(left)} left"
         return text
+
+
+def _new_pass(last: Optional[tuple[float, float]], done: float, total: float) -> bool:
+    """Whether a call ``(done, total)`` after the one of ``last`` (``(done, total)``; None: none) begins a new pass
+    over the work, whose pace is its own: the count went down, or the total changed."""
+    return last is not None and (done < last[0] or total != last[1])
+
+
+class _ProgressBar:
+    """The ``callback(done, total)`` of :func:`progress_bar` on a terminal: rich's bar (``prog``), a row of its own
+    for each :meth:`phase`; a count that goes down (a new pass on the same callback) starts the row again, its time
+    and pace with it (rich's own pace restarts when the total changes)."""
+
+    def __init__(self, prog: Progress, description: str):
+        self.prog, self.description = prog, description
+        self.task = prog.add_task(description, total=None)
+        self.done: Optional[float] = None  # the row's last count (None: the row has shown none yet)
+
+    def __call__(self, done: float, total: float) -> None:
+        if self.done is not None and done < self.done:
+            self.prog.reset(self.task, total=total, completed=done)
+        else:
+            self.prog.update(self.task, completed=done, total=total)
+        self.done = done
+
+    @contextlib.contextmanager
+    def phase(self, description: str) -> Iterator[Callable[[float, float], None]]:
+        """A part of the work with a progress of its own (:func:`progress_phase`): a row of its own, named
+        ``description`` (the command's row, while it shows nothing yet); a new row of the command's after it."""
+        outer = self.description
+        self._row(description)
+        yield self
+        self._row(outer)
+
+    def _row(self, description: str) -> None:
+        if self.done is None:  # nothing shown on the row yet (the model loading): it takes the new name
+            self.prog.update(self.task, description=description)
+        else:
+            self.task = self.prog.add_task(description, total=None)
+        self.description, self.done = description, None
+
+
+@contextlib.contextmanager
+def progress_phase(progress: Optional[Callable], description: str) -> Iterator[Optional[Callable]]:
+    """The callback for a part of a command's work that reports its own progress, before the command's own on the
+    same ``progress`` (``--skip-flagged auto``: the curation pass, then the frames segmented): a callback of
+    :func:`progress_bar` shows it under ``description``, its count and pace its own (a bar's row of its own, the
+    ``progress:`` lines' label), and the command's description again after it. Any other callback (a library
+    caller's function) or None is given as it is (its count then starts again at the next part).
+
+    >>> with progress_phase(progress, "curating") as cb:  # doctest: +SKIP
+    ...     curate_path(path, progress=cb)
+    """
+    phase = getattr(progress, "phase", None)
+    if phase is None:
+        yield progress
+        return
+    with phase(description) as callback:
+        yield callback
 
 
 def summary(text: str) -> None:
@@ -432,6 +504,8 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     ``DEVOLENS_PROGRESS=off``.
 
     Library functions take ``progress=callback`` and call it as work advances: they print no progress of their own.
+    A part of the work with a progress of its own (a curation pass before the segmentation) is shown under its own
+    description through :func:`progress_phase`.
     """
     mode = progress_mode()
     if mode == "lines":
@@ -446,13 +520,9 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
         console=console,
         transient=False,
         disable=mode == "off",
+        get_time=_clock,
     ) as prog:
-        task = prog.add_task(description, total=None)
-
-        def callback(done: int, total: int) -> None:
-            prog.update(task, completed=done, total=total)
-
-        yield callback
+        yield _ProgressBar(prog, description)
 
 
 def streaming_threads() -> None:

@@ -326,6 +326,8 @@ class _Source:
 
 
 AUTO_CURATE = "auto"
+#: how the progress of ``--skip-flagged auto``'s curation pass is labelled (a phase before the command's own)
+CURATING = "curating"
 #: the end of the error for --channel on an input without TIFFs (:func:`devolens.io.frames.check_channel_input`)
 _CHANNEL_HINT = " (for the colour of an image or a video, use --color)"
 
@@ -335,7 +337,9 @@ def _skip_set(report: Optional[Path], input_path: Optional[Path] = None, *, stac
     """Positions of the frames to skip and, for ``--skip-flagged auto``, the curation report made here.
 
     ``report`` is a report CSV of ``devolens curate frames``, or ``auto`` (and no file of that
-    name exists): ``input_path`` is curated first, in one streamed pass, with the same stack options.
+    name exists): ``input_path`` is curated first, in one streamed pass, with the same stack options, its progress
+    shown as a phase of its own, ``curating`` (:func:`~devolens.cli._common.progress_phase`: not as the command's
+    own work, whose count would start again after it).
     Returns ``(positions, report made here or None, the report given or None)``: a given report is read once,
     for the positions and for :func:`_check_report`.
     """
@@ -344,8 +348,11 @@ def _skip_set(report: Optional[Path], input_path: Optional[Path] = None, *, stac
     from devolens.curate.frames import curate_path, flagged_frames, load_report
 
     if str(report) == AUTO_CURATE and not Path(report).exists():
+        from devolens.cli._common import progress_phase
+
         check_channel_input(input_path, channel, "--channel", _CHANNEL_HINT)  # in the command's words
-        made = curate_path(input_path, progress=progress, stack_z=stack_z, channel=channel, pages=pages)
+        with progress_phase(progress, CURATING) as curating:
+            made = curate_path(input_path, progress=curating, stack_z=stack_z, channel=channel, pages=pages)
         return flagged_frames(made), made, None
     given = load_report(report)
     return flagged_frames(given), None, given
@@ -649,20 +656,26 @@ def _carried_notes(pixel_size: Optional[float], conversion: Optional[dict], cali
 def _diameter_and_skip(value: Optional[str], model: str, input_path: Path, pixel_size: Optional[float],
                        skip_flagged: Optional[Path], calibrations: _Calibrations, *, stack_z: str,
                        channel: Optional[int], pages: str, progress=None, carried: bool = False,
-                       each: bool = True):
+                       each: bool = True, checked=None):
     """:func:`_diameter_option` and :func:`_skip_set` (``(diameter, conversion, skip, curation, report)``), in the
     order that lets a µm diameter leave out the files a given curation report flags: that report is read first
     (a moment's work), so that a file it flags (a corrupt one, a blank snapshot) needs no calibration. ``auto``
     curates the whole input first: the diameter is checked before that pass, its refusal not kept waiting for it
-    (the files it will flag are not known then). ``carried`` and ``each``: as :func:`_diameter_option` takes them."""
+    (the files it will flag are not known then). ``carried`` and ``each``: as :func:`_diameter_option` takes them.
+    ``checked`` (a function of no argument, or None) is called once the diameter is checked, before the curation
+    pass: where the command says how it reads the input, before the work."""
     reading = {"stack_z": stack_z, "channel": channel, "pages": pages, "progress": progress}
     if _microns(value) is None or skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE:
         diameter, conversion = _diameter_option(value, model, input_path, pixel_size, calibrations=calibrations,
                                                 carried=carried, each=each)
+        if checked is not None:
+            checked()
         return (diameter, conversion, *_skip_set(skip_flagged, input_path, **reading))
     skip, curation, report = _skip_set(skip_flagged, input_path, **reading)
     diameter, conversion = _diameter_option(value, model, input_path, pixel_size, calibrations=calibrations,
                                             skipped=_flagged_files(report, skip), carried=carried, each=each)
+    if checked is not None:
+        checked()
     return diameter, conversion, skip, curation, report
 
 
@@ -1075,8 +1088,13 @@ def run_segmentation(
     device: str = "cpu",
     threads: Optional[int] = None,
     progress=None,
+    announce=None,
 ) -> dict:
     """Segment every frame of ``input_path`` and write labels, CSVs and overlays under ``out``.
+
+    ``announce``: a function (or None) given the line of how a TIFF stack is read (:func:`_stack_line`) once the
+    options are checked, before any work (the curation pass of ``--skip-flagged auto`` included): the command
+    prints it then, so that a long run's log says early which channel is read, or that pages are taken as time.
 
     ``threads``: PyTorch's CPU threads (None: torch's choice; see :func:`apply_threads`).
 
@@ -1105,17 +1123,23 @@ def run_segmentation(
     color = _color(color)
     device = device_option(device)
     calibrations = _Calibrations(input_path)  # (a folder's listed once, each file's read once: labels and µm)
+    # how a TIFF stack (a folder's first) is read: segment.json, and the console before the work
+    stack_file, reading = _stack_reading(input_path, stack_z, channel, pages)
+
+    def checked() -> None:  # the options checked: the stack's reading said (its own options refused first)
+        if reading is not None and announce is not None:
+            _check_stack_file(stack_file, stack_z, channel, pages)
+            announce(_stack_line(input_path, reading))
+
     diameter, microns, skip, curation, report = _diameter_and_skip(
         diameter, model, input_path, pixel_size, skip_flagged, calibrations, stack_z=stack_z, channel=channel,
-        pages=pages, progress=progress, carried=True)  # (--pixel-size alone: the label images carry it)
+        pages=pages, progress=progress, carried=True, checked=checked)  # (--pixel-size alone: labels carry it)
     flat = _flatten(model, flatten)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
                      prepare=_preparation(model, color, diameter, flat), calibrations=calibrations)
     try:
         # --pixel-size without a µm diameter: over a TIFF's own calibration, or coarse (once the input is known)
         pixel_notes = _carried_notes(pixel_size, microns, calibrations, report, skip)
-        # how a TIFF stack (a folder's first) was read: segment.json and the console
-        stack_file, reading = _stack_reading(input_path, stack_z, channel, pages)
         # a stack's planes as frames: frame t x Z + z, whose t and z the tables give (one file's stack only)
         planes = reading["z_planes"] if reading and reading["z"] == "slices" and stack_file == input_path else 1
         _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
@@ -1156,11 +1180,14 @@ def run_segmentation(
         # the label images carry the pixel size the run used: --pixel-size over the file's own calibration
         given_pixel = None if pixel_size is None else (float(pixel_size), float(pixel_size), "µm")
         carried: dict = {}  # the calibrations the label images carry, for segment.json (_add_calibration)
+        colour = [False]  # whether a colour (RGB) frame was read: --color picks one of its channels
 
         def frames() -> Iterator:
             for pos, frame in source.iter(skip):
                 prepared = isinstance(frame, Prepared)
                 arr = frame.image if prepared else np.asarray(frame)
+                if not colour[0] and arr.ndim == 3 and arr.shape[2] in (3, 4):
+                    colour[0] = True
                 if note_sizes:
                     sizes.add(tuple(sorted(arr.shape[:2])))  # (a portrait and a landscape frame: one size)
                 pending.append((pos, arr))
@@ -1282,6 +1309,8 @@ def run_segmentation(
             # overlay.mp4 of frames with an odd side: padded by a pixel (write_video), said in a note
             "video_padded": video_hw[0] if video_hw and _padded(*video_hw[0]) else None,
             "out_named_as_file": _file_named_note(out) if named_as_file else None,
+            # --color given and no colour frame read: it picked nothing (a note says so)
+            "color": color, "colour_input": colour[0],
             "stack": reading}
         summary["notes"] = _segment_notes(kind, input_path, stack_z, pages, summary)
         from devolens.io.atomic import write_text
@@ -1379,8 +1408,10 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     if summary.get("specks"):
         notes.append((_specks_note(summary["specks"]), plain))
     if summary["objects"] == 0 and not every:
-        notes.append((f"note: no {what} found in any frame: an empty or saturated image, another channel "
-                      "(--color), or another magnification (--diameter)?", {}))
+        notes.append((_nothing_found_note(what, summary), {}))
+    unused = _color_unused(summary)
+    if unused:
+        notes.append((unused, {}))
     if summary.get("magnification_check") is not None:
         notes.append((_magnification_note(summary["magnification_check"], summary.get("trained_magnifications"),
                                           "images", "the objects found"), {}))
@@ -1389,6 +1420,38 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
                                  resize=summary.get("size_resize"), by=summary.get("diameter_by"),
                                  diameter=summary.get("diameter"), kind=kind), {}))
     return notes
+
+
+def _stack_channels(summary: dict) -> int:
+    """The channels of the TIFF stack a ``segment`` summary read (its ``stack``, :func:`_stack_reading`); 0: none."""
+    return int((summary.get("stack") or {}).get("channels") or 0)
+
+
+def _nothing_found_note(what: str, summary: dict) -> str:
+    """The note on a run that found no objects in any frame: what to try, the option that picks another channel
+    named for the input (as :func:`_shape_note` does): ``--channel`` for a TIFF stack of several channels,
+    ``--color`` for colour images and videos, none for grey images of a single channel (``colour_input`` False)."""
+    channels = _stack_channels(summary)
+    if channels > 1:
+        pick = (f" another of the stack's {channels} channels (--channel 0..{channels - 1}; --color is for colour "
+                "images),")
+    elif summary.get("colour_input") is False:
+        pick = ""  # one grey channel: no other to pick
+    else:
+        pick = " another channel (--color),"
+    return (f"note: no {what} found in any frame: an empty or saturated image,{pick} or another magnification "
+            "(--diameter)?")
+
+
+def _color_unused(summary: dict) -> Optional[str]:
+    """The note on a ``--color`` given for an input of which no colour (RGB) frame was read: it picks one of a
+    colour image's channels and did nothing (``segment.json`` records it as given); None otherwise."""
+    color = summary.get("color")
+    if color is None or summary.get("colour_input") is not False:
+        return None
+    other = (" (a TIFF stack's channels are picked with --channel)" if _stack_channels(summary) > 1 else "")
+    return (f"note: --color {color} had no effect: the input's frames are single-channel (grey), and --color picks "
+            f"a channel of colour images and videos{other}")
 
 
 def _padded(height: int, width: int) -> bool:
@@ -1479,6 +1542,15 @@ def _stack_reading(input_path: Path, stack_z: str, channel: Optional[int],
     if reading is not None and stack_file != input_path:
         reading = {"file": stack_file.name, **reading}
     return stack_file, reading
+
+
+def _check_stack_file(path: Path, stack_z: str, channel: Optional[int], pages: str) -> None:
+    """Refuse the options that the TIFF stack ``path`` cannot be read with, as its reader refuses them
+    (:func:`~devolens.io.stacks.check_stack_options`: a missing or out-of-range ``--channel``, a bad ``--stack-z``),
+    before :func:`_stack_line` says how it is read."""
+    from devolens.io.stacks import check_stack_options, stack_info
+
+    check_stack_options(stack_info(path, pages), stack_z, channel, path)
 
 
 def _stack_line(input_path: Path, reading: dict) -> str:
@@ -1836,7 +1908,10 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
         precision: str = typer.Option("auto", "--precision", callback=PRECISION_CHOICE, help=PRECISION_HELP),
         backend: str = typer.Option("torch", "--backend", callback=BACKEND_CHOICE,
-                                    help="torch, onnx (needs onnxruntime) or auto."),
+                                    help=("torch (the default), onnx (onnxruntime, fp32 on the CPU, for portability: "
+                                          "faster than torch's fp32, slower than its default int8; "
+                                          "pip install \"devolens\\[onnx]\") or auto (onnx only where torch would "
+                                          "run fp32).")),
         overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay images / overlay video."),
         tta: int = typer.Option(1, "--tta", metavar="1|2|4", help=(
             "Test-time augmentation: average the network over 1 (off), 2 (+ mirror) or 4 (+ flips) views; "
@@ -1870,15 +1945,17 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     ) -> None:
         from devolens.cli._common import console, progress_bar, streaming_threads
+        from devolens.cli._common import summary as say
 
         streaming_threads()
         with progress_bar(f"segment {kind}") as cb:
+            # (a TIFF stack: how it is read, said before the work: say)
             summary = run_segmentation(kind, input_path, out, model=model, skip_flagged=skip_flagged,
                                        batch_size=batch_size, fast=fast, precision=precision, backend=backend,
                                        overlay=overlay, tta=tta, diameter=diameter, pixel_size=pixel_size,
                                        color=color,
                                        flatten=flatten, device=device, stack_z=stack_z, channel=channel,
-                                       pages=pages, threads=threads, progress=cb)
+                                       pages=pages, threads=threads, progress=cb, announce=say)
         skipped = _skipped_note(summary["skipped"], summary.get("curation"))
         objects = f"{summary['objects']} {_SINGULAR.get(what, what) if summary['objects'] == 1 else what}"
         microns = _diameter_words(summary.get("diameter_um"))
@@ -1886,8 +1963,6 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                       f"({summary['precision']} network, working scale "
                       f"{'per image' if summary['scale'] is None else format(summary['scale'], '.3g')}"
                       f"{'; ' + microns if microns else ''})")
-        if summary.get("stack"):  # a TIFF stack: what was read of it
-            console.print(_stack_line(input_path, summary["stack"]), highlight=False, soft_wrap=True)
         notes = summary.get("notes")
         for text, how in notes if notes is not None else _segment_notes(kind, input_path, stack_z, pages, summary):
             console.print(text, **how)  # (also in segment.json)
@@ -2006,20 +2081,19 @@ def _stale_companions(record: Path, out: Path) -> list[Path]:
     return [Path(p) for p in found if p]
 
 
-def _remove_stale(stale: list[Path], keep: list[Optional[Path]], input_path: Path) -> None:
-    """Remove the companions of an earlier run that this one did not write (``keep``: what it wrote, and a report
-    it read), never the input nor a file in the input folder."""
+def _stale_to_remove(stale: list[Path], keep: list[Optional[Path]], input_path: Path) -> list[Path]:
+    """The companions of an earlier run that this one does not write, to remove as its outputs are committed
+    (``keep``: what it writes, and a report it read); never the input nor a file in the input folder."""
     src = input_path.resolve()
+    found = []
     for path in stale:
         if path.is_symlink() or not path.is_file():  # (a link there is the user's: the run wrote a plain file)
             continue
         target = path.resolve()
         if any(k is not None and same_file(path, k) for k in keep) or target == src or src in target.parents:
             continue
-        try:
-            path.unlink()
-        except OSError:
-            pass
+        found.append(path)
+    return found
 
 
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
@@ -2033,7 +2107,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     pixel) or the input's calibration (:func:`_diameter_option`; the frame's ``attrs["diameter_um"]`` says how)."""
     import pandas as pd
 
-    from devolens.io.atomic import write_csv
+    from devolens.io.together import write_together
     from devolens.predict.population import COLUMNS, HELD_OUT_CELLS, MAX_EMBRYO_CELLS
 
     check_csv_out(out, folder_first=False)
@@ -2176,18 +2250,22 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                           left_out[0] if left_out is not None else np.zeros_like(no_signal))
     if empty.any():
         df.loc[empty, list(COLUMNS)] = np.nan
+    # the outputs, written together once everything is worked out (the notes the record keeps included): the plot,
+    # the curation report (--skip-flagged auto: made here), the CSV, then the record
+    writers: dict = {}
     if plot:
         from devolens.viz.plots import plot_populations
 
         pdf = df.copy()
         xs, xlabel = _plot_axis(source, kept)
         pdf.insert(0, "time", xs)
-        plot_populations(pdf.drop(columns=["frame"]), plot_path(out, input_path), xlabel=xlabel,
-                         title=f"{input_path.name}: predicted populations"
-                         + (" (monotone)" if monotone else " (developmental clock)" if clock else ""))
-    if curation is not None:  # --skip-flagged auto: the report made here, beside the CSV
-        write_csv(curation, curation_path(out))
-    write_csv(df, out)
+        pdf = pdf.drop(columns=["frame"])
+        writers[plot_path(out, input_path)] = lambda tmp: plot_populations(
+            pdf, tmp, xlabel=xlabel, title=f"{input_path.name}: predicted populations"
+            + (" (monotone)" if monotone else " (developmental clock)" if clock else ""))
+    if curation is not None:
+        writers[curation_path(out)] = lambda tmp: curation.to_csv(tmp, index=False)  # (as write_csv writes them)
+    writers[out] = lambda tmp: df.to_csv(tmp, index=False)
     left_names = None if left_out is None else tuple(
         [source.frame_id(p) for p, bad in zip(kept, mask) if bad] for mask in left_out)
     df.attrs["record"] = record
@@ -2241,11 +2319,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["clock_seconds"] = (predictor.card.get("clock") or {}).get("seconds_per_time_point")
     # what the command prints after its summary line (and the record keeps: notes)
     df.attrs["notes"] = _population_notes(input_path, stack_z, pages, monotone, df.attrs, len(df))
-    from devolens.io.atomic import write_text
-
     stale = _stale_companions(record, out)  # read before this run's record replaces it
     written = [plot_path(out, input_path) if plot else None, None if curation is None else curation_path(out)]
-    write_text(record, _population_record(
+    text = _population_record(
         input_path, out, model, predictor, frames=len(df), skipped=[source.frame_id(p) for p in sorted(skip)],
         options={"monotone": monotone, "clock": clock, "diameter": diameter, **_diameter_record(microns),
                  "batch_size": batch_size, "fast": fast,
@@ -2255,9 +2331,12 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                                      resize=getattr(predictor, "resize", None)),
         fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading, brightness=brightness,
         clock_left_out=flat if fit is not None else None, no_signal=flat,
-        notes=[_plain_note(text) for text, _ in df.attrs["notes"] if not text.startswith("tip:")]))
+        notes=[_plain_note(text) for text, _ in df.attrs["notes"] if not text.startswith("tip:")])
+    writers[record] = lambda tmp: tmp.write_text(text, encoding="utf-8")
     given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
-    _remove_stale(stale, [*written, given, out, record], input_path)
+    # all this run's or all the previous run's, whatever stops the run; the earlier companions this run does not
+    # write go in the same step
+    write_together(writers, remove=_stale_to_remove(stale, [*written, given, out, record], input_path))
     return df
 
 
@@ -2744,7 +2823,10 @@ def population_command(
     fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
     precision: str = typer.Option("auto", "--precision", callback=PRECISION_CHOICE, help=PRECISION_HELP),
     backend: str = typer.Option("torch", "--backend", callback=BACKEND_CHOICE,
-                                help="torch, onnx (needs onnxruntime) or auto."),
+                                help=("torch (the default), onnx (onnxruntime, fp32 on the CPU, for portability: "
+                                      "faster than torch's fp32, slower than its default int8; "
+                                      "pip install \"devolens\\[onnx]\") or auto (onnx only where torch would "
+                                      "run fp32).")),
     stack_z: str = typer.Option("project", "--stack-z", metavar="project", callback=STACK_Z_CHOICE,
                                 help=_POPULATION_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),

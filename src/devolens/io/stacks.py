@@ -736,12 +736,24 @@ def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path
         check_memory(info.shape[-info.spatial:], layout[5], path, what="an image" if one else "planes",
                      advice=BANDS_ADVICE if one else "")
     if info.channels > 1 and channel is None:
+        listed = _listed_channels(path, info.channels)
         raise DevolensError(
             f"this stack has {info.channels} channels (axes {info.axes}, shape {info.shape}): choose one with "
-            f"{option('channel', f'0..{info.channels - 1}')}", path=path)
+            f"{option('channel', f'0..{info.channels - 1}')}" + (f" ({listed})" if listed else ""), path=path)
     if channel is not None and not 0 <= channel < info.channels:
+        listed = _listed_channels(path, info.channels)
         raise DevolensError(f"{option('channel', str(channel))} is out of range: this stack has {info.channels} "
-                            f"channel(s) (0..{info.channels - 1})", path=path)
+                            f"channel(s) (0..{info.channels - 1}{'; ' + listed if listed else ''})", path=path)
+
+
+def _listed_channels(path: str | Path, channels: int) -> str:
+    """The channels of the stack ``path`` by index and name, as its file names them (:func:`channel_names`: OME
+    ``Channel Name``, ImageJ labels): ``"0: H2B-GFP, 1: PH-mCherry"`` (``"1: (no name)"`` for one the file leaves
+    unnamed), for the errors that ask for a channel; ``""`` where the file names none."""
+    names = channel_names(path)
+    if len(names) != channels or not any(names):
+        return ""
+    return ", ".join(f"{i}: {name if name else '(no name)'}" for i, name in enumerate(names))
 
 
 def open_stack(path: str | Path, *, z: str = "project", channel: int | None = None,
