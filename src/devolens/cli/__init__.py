@@ -30,16 +30,22 @@ from pathlib import Path
 STREAMING_COMMANDS = ("segment", "population")
 
 
+def _is_command(argv: list[str]) -> bool:
+    """Whether this process is the ``devolens`` command itself (or ``python -m devolens``), not a program (a test)
+    importing this module: ``argv`` is its ``sys.argv``."""
+    program = argv[0] if argv else ""
+    module = os.path.basename(program) == "__main__.py" and os.path.basename(os.path.dirname(program)) == "devolens"
+    return module or os.path.basename(program) in ("devolens", "devolens.exe")
+
+
 def _streaming_blas(argv: list[str]) -> None:
     """One OpenBLAS thread for ``devolens segment``/``population``, set before NumPy loads (imported below).
 
     NumPy's OpenBLAS starts a worker thread per core as it loads, which spins ~0.1 s of CPU before it sleeps;
     at start-up, where decoding shares the CPU with PyTorch's import, that is time taken from both (the
     streaming commands call no large BLAS routine). Only when this process is the ``devolens`` command itself
-    (or ``python -m devolens``; not a program importing this module), and a setting of the user's is kept."""
-    program = argv[0] if argv else ""
-    module = os.path.basename(program) == "__main__.py" and os.path.basename(os.path.dirname(program)) == "devolens"
-    if "numpy" in sys.modules or (os.path.basename(program) not in ("devolens", "devolens.exe") and not module):
+    (:func:`_is_command`), and a setting of the user's is kept."""
+    if "numpy" in sys.modules or not _is_command(argv):
         return
     words = [a for a in argv[1:] if not a.startswith("-")]
     if words and words[0] in STREAMING_COMMANDS:
@@ -48,11 +54,44 @@ def _streaming_blas(argv: list[str]) -> None:
 
 _streaming_blas(sys.argv)
 
+# Signals, first thing: the command's modules take ~0.2-0.8 s to import, and a stop then printed Python's
+# KeyboardInterrupt traceback (SIGINT) or nothing at all (SIGTERM). Noted from here (devolens.io.atomic imports
+# the standard library only), the stop ends the run at its start (_run) with its one line and exit code.
+from devolens.io import atomic  # noqa: E402
+
+_STOP_SIGNALS = atomic.STOP_SIGNALS
+
+
+def _on_signal_quietly(signum: int, frame) -> None:
+    """Record the signal only: before and after :func:`main`, where there is nothing to unwind (the outputs
+    are committed; an exception would only print a traceback from the interpreter's teardown), and while the
+    command's modules are imported (:func:`_run` stops the run at its start)."""
+    atomic.received_signals.append(signum)
+
+
+def _set_signal_handlers(handler) -> dict | None:
+    """Handle the stop signals with ``handler``; return the handlers replaced (None off the main thread, where
+    Python cannot set handlers). A signal ignored (``nohup``: SIGHUP; a script's background job: SIGINT) stays
+    ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = {}
+    for signum in _STOP_SIGNALS:
+        old = signal.getsignal(signum)
+        if old == signal.SIG_IGN:
+            continue
+        signal.signal(signum, handler)
+        previous[signum] = old
+    return previous
+
+
+if _is_command(sys.argv):  # (a program importing this module keeps its own handlers)
+    _set_signal_handlers(_on_signal_quietly)
+
 import typer  # noqa: E402
 
 from devolens.cli._common import QUIET_HELP, set_quiet  # noqa: E402
 from devolens.errors import DevolensError, DiameterWarning, set_command  # noqa: E402
-from devolens.io import atomic  # noqa: E402
 from devolens.io.atomic import EX_TEMPFAIL, RETRY_ERRNOS, WRITE_ERRNOS  # noqa: E402
 
 app = typer.Typer(
@@ -661,9 +700,7 @@ def _missing_path_hint(exc: DevolensError, args: list[str]) -> str | None:
     return None if joined is None else f'a path with spaces must be quoted: "{joined}"'
 
 
-# Signals --------------------------------------------------------------------------------------------
-
-_STOP_SIGNALS = atomic.STOP_SIGNALS
+# Signals (the handlers installed as the module loads: at its top) ---------------------------------------
 
 
 def _on_signal(signum: int, frame) -> None:
@@ -673,28 +710,6 @@ def _on_signal(signum: int, frame) -> None:
     exception is lost (Python drops exceptions raised in weakref callbacks and ``__del__``)."""
     atomic.received_signals.append(signum)
     raise atomic.interruption(signum)
-
-
-def _on_signal_quietly(signum: int, frame) -> None:
-    """Record the signal only: before and after :func:`main`, where there is nothing to unwind (the outputs
-    are committed; an exception would only print a traceback from the interpreter's teardown)."""
-    atomic.received_signals.append(signum)
-
-
-def _set_signal_handlers(handler) -> dict | None:
-    """Handle the stop signals with ``handler``; return the handlers replaced (None off the main thread, where
-    Python cannot set handlers). A signal ignored (``nohup``: SIGHUP; a script's background job: SIGINT) stays
-    ignored."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    previous = {}
-    for signum in _STOP_SIGNALS:
-        old = signal.getsignal(signum)
-        if old == signal.SIG_IGN:
-            continue
-        signal.signal(signum, handler)
-        previous[signum] = old
-    return previous
 
 
 def _restore_signal_handlers(previous: dict | None) -> None:

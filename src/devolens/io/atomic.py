@@ -59,6 +59,21 @@ class Terminated(KeyboardInterrupt):
         return f"terminated ({signal_name(self.signum)})"
 
 
+class StoppedAfterCommit(Terminated):
+    """A stop (``signum``: SIGINT, Ctrl-C, included) that came after the outputs of ``dest`` were committed, as the
+    commit tidied up (:meth:`StagedDir.commit`): ``dest`` holds this run's complete outputs, and the tidying was
+    finished before this was raised. A :class:`Terminated`, so that the ``devolens`` command says so in its
+    ``error:`` line, with the signal's exit code (130 for Ctrl-C, 143 for SIGTERM)."""
+
+    def __init__(self, signum: int, dest: str | Path):
+        super().__init__(signum)
+        self.dest = Path(dest)
+
+    def __str__(self) -> str:
+        stop = "interrupted" if self.signum == signal.SIGINT else f"terminated ({signal_name(self.signum)})"
+        return f"{stop} after the outputs were written: {self.dest} holds this run's complete outputs"
+
+
 def signal_name(signum: int) -> str:
     """``SIGTERM``, ``SIGKILL``; ``signal 39`` for a number without a name (real-time signals)."""
     try:
@@ -493,6 +508,10 @@ class StagedDir:
         a rename), so a failure part-way puts every earlier entry back as it was and the previous
         outputs are never lost; the staging folder is then removed and a :class:`DevolensError`
         raised. Only if even that restoring fails is the staging folder kept (the error names it).
+
+        A stop (Ctrl-C, SIGTERM) waits until the renames are done (:meth:`_commit`): one before them commits
+        nothing; one after them leaves the new outputs in place, complete, and raises :class:`StoppedAfterCommit`
+        once the staging folder (with the replaced outputs in it) is removed.
         """
         try:
             self._commit(owned)
@@ -500,6 +519,25 @@ class StagedDir:
             self._unlock()
 
     def _commit(self, owned: Iterable[str]) -> None:
+        """The renames (:meth:`_rename`) are the commit point: they run with the stop signals held, so that a stop
+        neither cuts them in half nor undoes a finished commit. A stop after them (one held back during them, one
+        while the staging folder and the replaced outputs in it are removed) lets the removal finish (a further
+        stop waiting until it is done), then raises :class:`StoppedAfterCommit`: the outputs are complete and
+        nothing is left beside them."""
+        committed = False
+        try:
+            with signals_held():
+                self._rename(owned)
+                committed = True
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or a signal's Terminated
+            if not committed:
+                raise
+            self._finish_removal()
+            raise StoppedAfterCommit(getattr(exc, "signum", signal.SIGINT), self.dest) from None
+
+    def _rename(self, owned: Iterable[str]) -> None:
+        """Move the staged entries onto ``dest`` (:meth:`commit`); on a failure, put every earlier one back."""
         # (staged entry or None for a stale owned one, target, where the old entry goes)
         done: list[tuple[Path | None, Path, Path | None]] = []
         aside: Path | None = None
@@ -539,7 +577,6 @@ class StagedDir:
                 raise type(error)(f"{error.args[0]}; some earlier outputs could not be put back, they are in "
                                   f"{self.tmp}") from None
             raise error from None
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     @staticmethod
     def _restore(done: list[tuple[Path | None, Path, Path | None]]) -> bool:
@@ -557,8 +594,20 @@ class StagedDir:
 
     def abort(self) -> None:
         """Drop the staged outputs (``dest`` is left as it was)."""
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self._unlock()
+        try:
+            try:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            except KeyboardInterrupt:  # a second stop (two quick Ctrl-Cs): the run was stopping already
+                self._finish_removal()
+                raise
+        finally:  # and lets go of the lock (its file goes) however the removal ends
+            self._unlock()
+
+    def _finish_removal(self) -> None:
+        """Remove the staging folder, whose removal a stop cut short, with the stop signals held: a further stop
+        waits until it is done and is then dropped (the run is stopping already)."""
+        with contextlib.suppress(KeyboardInterrupt), signals_held():
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 #: the lock files this process holds (:class:`FileLock`), closed in a forked child: a worker pool forked by a run
@@ -804,9 +853,10 @@ def staged_folder(out: str | Path, owned: Iterable[str] = ()) -> Iterator[Staged
 
     On an error (or Ctrl-C) the staged outputs are dropped, and so are the folders above ``out`` that were
     made for them: a failed run leaves neither a half-filled nor an empty output folder behind. A commit that
-    fails itself removes ``out`` too when it made it (and nothing is left in it).
+    fails itself removes ``out`` too when it made it (and nothing is left in it). A stop after the commit's
+    renames (:class:`StoppedAfterCommit`) leaves ``out`` as committed.
     """
-    out = Path(out).resolve()  # staged beside the real folder ('.' and '..' name no sibling of their own)
+    given, out = Path(out), Path(out).resolve()  # staged beside the real folder ('.' and '..' name no sibling)
     made = missing_folders(out)  # out itself (made by the commit) and the folders above it made for it
     stage = None
     try:
@@ -819,6 +869,9 @@ def staged_folder(out: str | Path, owned: Iterable[str] = ()) -> Iterator[Staged
         raise
     try:
         stage.commit(owned)
+    except StoppedAfterCommit as exc:  # a stop after the commit: the outputs are in place, and their folders stay
+        exc.dest = given  # (named as the user named it)
+        raise
     except BaseException:  # the commit put back what was there; the folders it made go (kept when not empty)
         remove_made(made)
         raise

@@ -2176,9 +2176,13 @@ def write_tidy(df: pd.DataFrame, path: str | Path, metadata: bool = True, record
     if metadata and (known or record is not None):
         meta["format"] = df.attrs.get("origin_format", df.attrs.get("format"))
         text = json.dumps(_jsonable({**meta, **(record or {})}), indent=1)
-        with atomic_path(path) as tmp_csv, atomic_path(_meta_path(path)) as tmp_meta:
+        # the CSV written before the sidecar's atomic_path opens: a failure writing it (a full disk, a file size
+        # limit) is the CSV's, named so (the inner atomic_path would name the sidecar); the sidecar is renamed
+        # first, as before
+        with atomic_path(path) as tmp_csv:
             out.to_csv(tmp_csv, index=False)
-            tmp_meta.write_text(text, encoding="utf-8")
+            with atomic_path(_meta_path(path)) as tmp_meta:
+                tmp_meta.write_text(text, encoding="utf-8")
     else:
         with atomic_path(path) as tmp_csv:
             out.to_csv(tmp_csv, index=False)
