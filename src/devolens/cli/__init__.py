@@ -276,7 +276,7 @@ def _run(args: list[str]) -> int:
         print(f"error: {message}", file=sys.stderr)
         return EX_TEMPFAIL if exc.errno in RETRY_ERRNOS else 2
     except Exception as exc:
-        if _is_out_of_memory(exc):
+        if _is_out_of_memory(exc) or _is_mapping_failure(exc):
             return _oom_exit(exc, command, args)
         code = _click_exit(exc, args)
         if code is None:
@@ -308,6 +308,37 @@ def _is_out_of_memory(exc: BaseException) -> bool:
             or opencv_out_of_memory(exc))
 
 
+#: a shared library that could not be mapped into the address space (``ulimit -v``, a cluster's ``h_vmem``):
+#: PyTorch's import fails so (an ImportError, or a SystemError over it)
+_MAPPING_FAILURE = "failed to map segment from shared object"
+#: the address space a PyTorch import maps (its CPU and CUDA libraries: a bare ``import torch`` failed under ``ulimit
+#: -v`` of 2-3 GB, a segment run under 3.5 GB with --batch-size 1, and ran under 4 GB peaking at 637 MB resident)
+TORCH_ADDRESS_SPACE = 4 << 30
+
+
+def _is_mapping_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from or during) is a shared library's failure to map into a
+    limited address space (:data:`_MAPPING_FAILURE`)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if _MAPPING_FAILURE in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _address_space_limit() -> int | None:
+    """This process's address-space limit in bytes (``ulimit -v``; a cluster's ``h_vmem`` sets it), None without one."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError, AttributeError):  # (no resource module on Windows)
+        return None
+    return None if soft == resource.RLIM_INFINITY or soft <= 0 else int(soft)
+
+
 def _oom_exit(exc: BaseException, command, args: list[str]) -> int:
     """Print the ``error:`` line for memory that ran out; the exit code (:data:`EX_TEMPFAIL`)."""
     print(f"error: {_out_of_memory(exc, command, args)}", file=sys.stderr)
@@ -315,7 +346,15 @@ def _oom_exit(exc: BaseException, command, args: list[str]) -> int:
 
 
 def _out_of_memory(exc: BaseException, command, args: list[str]) -> str:
-    """The ``error:`` line for memory that ran out: what the command has to lower."""
+    """The ``error:`` line for memory that ran out: what the command has to lower; under an address-space limit
+    below what PyTorch maps (``ulimit -v``, ``h_vmem``), that limit, which no option lowers."""
+    limit = _address_space_limit()
+    if _is_mapping_failure(exc) or (limit is not None and limit < 2 * TORCH_ADDRESS_SPACE):
+        said = "" if limit is None else f" to {limit / (1 << 30):.1f} GB"
+        return (f"out of memory: this process's address space is limited{said} (ulimit -v, or a cluster job's "
+                f"h_vmem), and PyTorch alone maps about {TORCH_ADDRESS_SPACE >> 30} GB of it before any work: raise "
+                "that limit (ask for 8 GB or more; a job's resident memory stays far below it) rather than lowering "
+                "the command's options")
     gpu = any(word in str(exc) for word in ("CUDA", "CUBLAS", "MPS"))
     tips: list[str] = []
     try:
