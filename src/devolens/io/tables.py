@@ -2176,13 +2176,11 @@ def write_tidy(df: pd.DataFrame, path: str | Path, metadata: bool = True, record
     if metadata and (known or record is not None):
         meta["format"] = df.attrs.get("origin_format", df.attrs.get("format"))
         text = json.dumps(_jsonable({**meta, **(record or {})}), indent=1)
-        # the CSV written before the sidecar's atomic_path opens: a failure writing it (a full disk, a file size
-        # limit) is the CSV's, named so (the inner atomic_path would name the sidecar); the sidecar is renamed
-        # first, as before
-        with atomic_path(path) as tmp_csv:
-            out.to_csv(tmp_csv, index=False)
-            with atomic_path(_meta_path(path)) as tmp_meta:
-                tmp_meta.write_text(text, encoding="utf-8")
+        from devolens.io.together import write_together
+
+        # one unit: a stop or a failure (named by the file it hit) leaves both files of the earlier run or both new
+        write_together({_meta_path(path): lambda tmp: tmp.write_text(text, encoding="utf-8"),
+                        path: lambda tmp: out.to_csv(tmp, index=False)})
     else:
         with atomic_path(path) as tmp_csv:
             out.to_csv(tmp_csv, index=False)
