@@ -76,3 +76,18 @@ def test_segment_under_a_small_address_space_limit_says_so(tmp_path):
     if out.returncode != 0:
         assert out.returncode == 75 and "address space is limited to 2.5 GB" in out.stderr, out.stderr[-2000:]
         assert not (tmp_path / "o").exists()
+
+
+def test_under_a_limit_without_pytorch_loaded_the_options_are_named(monkeypatch, capsys):
+    """An image too large for the limit in a command that never loaded PyTorch: lowering its options is the fix."""
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert _run_with(monkeypatch, MemoryError(), 3 << 30) == cli.EX_TEMPFAIL
+    err = capsys.readouterr().err
+    assert "out of memory: try" in err and "PyTorch" not in err
+
+
+def test_under_a_limit_with_pytorch_loaded_the_limit_is_named(monkeypatch, capsys):
+    import torch  # noqa: F401
+
+    assert _run_with(monkeypatch, MemoryError(), 3 << 30) == cli.EX_TEMPFAIL
+    assert "address space is limited to 3.0 GB" in capsys.readouterr().err

@@ -346,10 +346,11 @@ def _oom_exit(exc: BaseException, command, args: list[str]) -> int:
 
 
 def _out_of_memory(exc: BaseException, command, args: list[str]) -> str:
-    """The ``error:`` line for memory that ran out: what the command has to lower; under an address-space limit
-    below what PyTorch maps (``ulimit -v``, ``h_vmem``), that limit, which no option lowers."""
+    """The ``error:`` line for memory that ran out: what the command has to lower; where PyTorch could not be
+    loaded under an address-space limit (``ulimit -v``, ``h_vmem``), or ran out under one below twice what it maps,
+    that limit, which no option lowers."""
     limit = _address_space_limit()
-    if _is_mapping_failure(exc) or (limit is not None and limit < 2 * TORCH_ADDRESS_SPACE):
+    if _is_mapping_failure(exc) or ("torch" in sys.modules and limit is not None and limit < 2 * TORCH_ADDRESS_SPACE):
         said = "" if limit is None else f" to {limit / (1 << 30):.1f} GB"
         return (f"out of memory: this process's address space is limited{said} (ulimit -v, or a cluster job's "
                 f"h_vmem), and PyTorch alone maps about {TORCH_ADDRESS_SPACE >> 30} GB of it before any work: raise "

@@ -65,12 +65,16 @@ class StoppedAfterCommit(Terminated):
     finished before this was raised. A :class:`Terminated`, so that the ``devolens`` command says so in its
     ``error:`` line, with the signal's exit code (130 for Ctrl-C, 143 for SIGTERM)."""
 
-    def __init__(self, signum: int, dest: str | Path):
+    def __init__(self, signum: int, dest: str | Path, files: bool = False):
         super().__init__(signum)
         self.dest = Path(dest)
+        #: ``dest`` is a file written with others as one unit (:func:`devolens.io.together.write_together`)
+        self.files = files
 
     def __str__(self) -> str:
         stop = "interrupted" if self.signum == signal.SIGINT else f"terminated ({signal_name(self.signum)})"
+        if self.files:
+            return f"{stop} after the outputs were written: {self.dest} and the files written with it are complete"
         return f"{stop} after the outputs were written: {self.dest} holds this run's complete outputs"
 
 

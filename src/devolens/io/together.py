@@ -9,13 +9,15 @@ step leaves the previous set whole (or nothing, on a first run), and one after i
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from devolens.io.atomic import (
-    WRITE_ERRNOS, _remove_stale_files, cannot_write, signals_held, stop_if_signalled,
+    WRITE_ERRNOS, StoppedAfterCommit, _remove_stale_files, cannot_write, signals_held, stop_if_signalled,
 )
 
 
@@ -68,6 +70,8 @@ def write_together(writers: Mapping[str | Path, Callable[[Path], object]], *, re
     try:
         for path, _ in outputs:  # every place first: a folder that refuses its file costs no work
             try:
+                if path.is_dir() and not path.is_symlink():  # (a file cannot replace it)
+                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
                 path.parent.mkdir(parents=True, exist_ok=True)
                 _remove_stale_files(path.parent, path.stem, path.suffix)
                 temps.append(_temp_beside(path))
@@ -87,14 +91,21 @@ def write_together(writers: Mapping[str | Path, Callable[[Path], object]], *, re
                 os.chmod(tmp, 0o666 & ~umask)
             except OSError as exc:
                 raise cannot_write(exc, path) from None
-        with signals_held():
-            stop_if_signalled()  # a signal whose exception was swallowed: nothing is committed
-            _commit([(tmp, path) for (path, _), tmp in zip(outputs, temps)])
-            written = {os.path.abspath(path) for path, _ in outputs}
-            for path in remove:
-                if os.path.abspath(path) not in written:  # (never one of this run's outputs)
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)
+        committed = False
+        try:
+            with signals_held():
+                stop_if_signalled()  # a signal whose exception was swallowed: nothing is committed
+                _commit([(tmp, path) for (path, _), tmp in zip(outputs, temps)])
+                committed = True
+                written = {os.path.abspath(path) for path, _ in outputs}
+                for path in remove:
+                    if os.path.abspath(path) not in written:  # (never one of this run's outputs)
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
+        except KeyboardInterrupt as exc:  # a stop held back while the outputs were put in place: they are complete
+            if not committed or not outputs:
+                raise
+            raise StoppedAfterCommit(getattr(exc, "signum", signal.SIGINT), outputs[0][0], files=True) from None
     finally:
         for tmp in temps:
             with contextlib.suppress(OSError):
@@ -103,8 +114,10 @@ def write_together(writers: Mapping[str | Path, Callable[[Path], object]], *, re
 
 
 def _commit(pairs: list[tuple[Path, Path]]) -> None:
-    """Rename each temporary file onto its output, the output there moved aside first; on a failure the renames
-    done are undone, last first, and :func:`~devolens.io.atomic.cannot_write` names the output refused."""
+    """Rename each temporary file onto its output, the output there kept aside first (a hard link: the output
+    never goes missing, even if the process is killed outright between the two steps; moved where the file system
+    has no links); on a failure the renames done are undone, last first, and
+    :func:`~devolens.io.atomic.cannot_write` names the output refused."""
     done: list[_Step] = []
     try:
         for tmp, path in pairs:
@@ -112,7 +125,11 @@ def _commit(pairs: list[tuple[Path, Path]]) -> None:
             done.append(step)
             if step.old is not None:
                 step.aside = _temp_beside(path)
-                os.replace(path, step.aside)
+                try:
+                    os.unlink(step.aside)  # (mkstemp made it: the link takes its name)
+                    os.link(path, step.aside, follow_symlinks=False)
+                except OSError:
+                    os.replace(path, step.aside)
             os.replace(tmp, path)
     except BaseException as exc:  # Ctrl-C included (held: only from a writer's own code): the previous set back
         kept = _undo(done)
@@ -156,15 +173,15 @@ def _undo(done: list[_Step]) -> list[Path]:
     put back (where they are)."""
     kept = []
     for step in reversed(done):
-        moved = _names(step.aside, step.old)
         try:
             if _names(step.path, step.new):  # the new file is taken back out (removed with the temporaries)
                 os.replace(step.path, step.tmp)
-            if moved:
-                os.replace(step.aside, step.path)
-            elif step.aside is not None and os.path.lexists(step.aside):  # (made; the previous file never went there)
-                os.unlink(step.aside)
+            if step.aside is not None and os.path.lexists(step.aside):
+                if _names(step.aside, step.old) and not _names(step.path, step.old):  # moved aside: put back
+                    os.replace(step.aside, step.path)
+                else:  # a link beside the output still there, or made and never used
+                    os.unlink(step.aside)
         except OSError:
-            if moved:
+            if _names(step.aside, step.old) and not _names(step.path, step.old):
                 kept.append(step.aside)
     return kept
