@@ -267,12 +267,13 @@ def test_the_chunk_cache_is_sized_to_the_tiles_read(tmp_path):
     from devolens.data.datasets import H5TileCache
 
     path = _chunky(tmp_path / "chunky.h5")
-    mib = 1 << 20  # a chunk of labels; one of images is 2 MiB: 5 of each in the file (6 slots: no two share one)
+    mib = 1 << 20  # a chunk of labels; one of images is 2 MiB: 5 of each in the file (100 slots a chunk held + 1)
     with h5py.File(path, "r", rdcc_nbytes=mib, rdcc_nslots=521) as f:  # (HDF5 1.x's default cache)
         ds = [f["images"], f["labels"]]
 
         def cache(images, labels, window=None):
-            return H5TileCache(((images * mib + mib, 6), (labels * mib + mib, 6)), 16, window)
+            return H5TileCache(((images * mib + mib, 100 * (images // 2) + 1), (labels * mib + mib, 100 * labels + 1)),
+                               16, window)
 
         assert h5_tile_cache(ds, np.arange(80)) == cache(10, 5)
         assert h5_tile_cache(ds, [0, 1, 2]) == cache(2, 1)  # one chunk of each

@@ -261,7 +261,8 @@ def export_model(
     is smaller (fp16), self-describing (its card says what it was trained on, with the run's recipe, data
     and versions, how it scored on the run's own validation split, the post-processing applied and how
     devolens runs the network) and can be shared. A shipped model's name (`nuclei`) copies that model's
-    folder as it ships (its card records the weights' sha256); `./nuclei` is a folder of that name.
+    folder as it ships (the nuclei, membrane and population cards record the weights' sha256); `./nuclei` is a
+    folder of that name.
     """
     from devolens.cli._common import console
     from devolens.errors import DevolensError

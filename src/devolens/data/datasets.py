@@ -1748,7 +1748,7 @@ def h5_tile_cache(datasets: Sequence[Any], indices: Sequence[int] | np.ndarray, 
         else:
             window = None
     sizes = tuple(None if lay is None else
-                  (int(h) + (1 << 20), int(min(lay[3], 100 * math.ceil(h / lay[2]))) + 1)
+                  (int(h) + (1 << 20), int(100 * math.ceil(h / lay[2])) + 1)
                   for lay, h in zip(layouts, held))
     return H5TileCache(sizes, int(step), window)
 

@@ -448,6 +448,10 @@ def _check_to(to: Path) -> set[str]:
     remove those the new export does not write again), empty otherwise."""
     if not to.exists():
         return set()
+    from devolens.models import zoo
+
+    if to.resolve().is_relative_to(Path(zoo.ZOO_DIR).resolve()):  # (a shipped model's folder looks like an export)
+        raise DevolensError("output is inside devolens' own model zoo: export to a folder of yours", path=to)
     earlier = _earlier_export(to) if to.is_dir() else None
     if not to.is_dir() or (earlier is None and any(to.iterdir())):
         raise DevolensError("output exists and is not an empty folder or an earlier export (weights.safetensors, "
@@ -631,7 +635,8 @@ def engine_card(card: dict) -> dict:
                     f"{pp.SPECK_TOPS[0]} and they form at most one compact blob (area >= {pp.SPECK_COMPACT:g} of its "
                     f"box) besides clusters of <= {pp.SPECK_CLUSTER} px, take the {low} percentile of "
                     "the other pixels (every 4th of every 4th row) before the resize (none in 8-bit images)"}
-    facts["resize"] = ("to round(h x s) x round(w x s) working pixels (at least 1), s the working scale "
+    facts["resize"] = ("to round(h x s) x round(w x s) working pixels (at least 1; Python's round, halves to even: "
+                       "513 x 0.5 -> 256), s the working scale "
                        "(inference.working_scale): cv2.INTER_AREA when shrinking, cv2.INTER_LINEAR when enlarging")
     if flatten > 0 and percentiles:
         k = max(3, int(round(flatten / 4)) | 1)
@@ -639,7 +644,7 @@ def engine_card(card: dict) -> dict:
             "function": "devolens.predict.postprocess.flatten_background",
             "width": flatten, "shrink": 4, "kernel": k, "kernel_shape": "ellipse", "padding": "replicate",
             "padding_px": k, "sigma": k / 2, "enlarge": "bilinear",
-            "rule": f"on the working image, after the resize: shrink to floor(w / 4) x floor(h / 4) "
+            "rule": f"on the working image, after the resize: shrink to floor(w / 4) x floor(h / 4) (each at least 1) "
                     f"(cv2.INTER_AREA); pad {k} px on every side by repeating the edge pixels "
                     f"(cv2.BORDER_REPLICATE); grey-level opening with a {k}x{k} ellipse (cv2.MORPH_ELLIPSE; kernel = "
                     f"max(3, round(width / 4) | 1)); Gaussian blur, sigma {k / 2:g} = kernel / 2 (cv2.GaussianBlur, "
@@ -728,9 +733,10 @@ def engine_card(card: dict) -> dict:
                           "shrinking), clipped to 0..1; labels by nearest neighbour at pixel centres (source row = "
                           "floor((i + 0.5) x h / H)), each label keeping its largest piece when shrunk")
     inf["precision"] = ("fp32 (precision='fp32', --precision fp32) gives these maps; the default on CPUs is int8 "
-                        "where the card has int8 scales and the CPU VNNI/AMX, else bf16, on GPUs fp32 "
-                        "(devolens.models.quantize.resolve_precision): int8 and bf16 maps differ slightly from fp32's "
-                        "(metrics_setting and int8 say what that does to the results)")
+                        "where the card has int8 scales and the CPU VNNI/AMX, else bf16 where the CPU runs it fast, "
+                        "else fp32; on GPUs bf16 autocast where native (Ampere and newer), else fp32; the onnx backend "
+                        "always fp32 (devolens.models.quantize.resolve_precision): int8 and bf16 maps differ slightly "
+                        "from fp32's (metrics_setting and int8 say what that does to the results)")
     channels = arch.get("decoder_channels")
     if (arch.get("arch") == "unet" and str(arch.get("encoder", "")).startswith("resnet")
             and isinstance(channels, list) and 1 <= depth <= 5):
