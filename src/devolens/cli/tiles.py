@@ -515,7 +515,7 @@ def segment_livedead_command(
                     shrunk.append(said)
             from devolens.io.stacks import pixel_size
 
-            c = pixel_size(labels)  # the calibration the labels carry (the input's), for livedead.json
+            c = pixel_size(labels) if labels.is_file() else None  # the labels' calibration, for livedead.json
             results.append({"well": name, "file": path.name, **counts, "notes": notes,
                             "labels_pixel_size": None if c is None else {"x": c[0], "y": c[1], "unit": c[2],
                                                                          "from": "calibration"}})

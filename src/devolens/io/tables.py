@@ -2178,9 +2178,10 @@ def write_tidy(df: pd.DataFrame, path: str | Path, metadata: bool = True, record
         text = json.dumps(_jsonable({**meta, **(record or {})}), indent=1)
         from devolens.io.together import write_together
 
-        # one unit: a stop or a failure (named by the file it hit) leaves both files of the earlier run or both new
-        write_together({_meta_path(path): lambda tmp: tmp.write_text(text, encoding="utf-8"),
-                        path: lambda tmp: out.to_csv(tmp, index=False)})
+        # one unit: a stop or a failure (named by the file it hit) leaves both files of the earlier run or both new;
+        # the sidecar, the table's record, last
+        write_together({path: lambda tmp: out.to_csv(tmp, index=False),
+                        _meta_path(path): lambda tmp: tmp.write_text(text, encoding="utf-8")})
     else:
         with atomic_path(path) as tmp_csv:
             out.to_csv(tmp_csv, index=False)
