@@ -41,6 +41,16 @@ SIM_FIT = ("The embryo simulator behind the simulated embryos (src/devolens/line
 #: what --update takes from CARDS (the rest of the card stays as the zoo folder has it)
 UPDATED = ("recipe", "command", "training_data", "portability")
 
+#: the nuclei and membrane cards' ``portability``: how another program runs the network from the card alone
+SEGMENTATION_PORTABILITY = ("In Fiji/deepImageJ, napari or a C++ server: rebuild the network from architecture "
+    "(inference.smp: segmentation-models-pytorch's Unet takes weights.safetensors), prepare each image "
+    "by the rules of preprocessing and run it as inference says: in fp32 the probability map is "
+    "devolens' own to within float rounding (tests/test_s36_m5_cards.py checks it on a real reference "
+    "frame), and postprocess with devolens.predict.postprocess.instances_from_probabilities gives its "
+    "labels. The magnification estimate (--diameter auto, input.diameter.auto) needs devolens (its size "
+    "models read the network's features): elsewhere choose the working scale yourself "
+    "(inference.working_scale).")
+
 CARDS = {
     "nuclei": {
         "task": "nuclei",
@@ -61,14 +71,7 @@ CARDS = {
                                    "written by devolens.models.export.engine_card)"},
         "postprocess": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 8, "smooth": 1.0,
                         "split_seeds": False},
-        "portability": ("In Fiji/deepImageJ, napari or a C++ server: rebuild the network from architecture "
-                        "(inference.smp: segmentation-models-pytorch's Unet takes weights.safetensors), prepare each image "
-                        "by the rules of preprocessing and run it as inference says: in fp32 the probability map is "
-                        "devolens' own to within float rounding (tests/test_s36_m5_cards.py checks it on a real reference "
-                        "frame), and postprocess with devolens.predict.postprocess.instances_from_probabilities gives its "
-                        "labels. The magnification estimate (--diameter auto, input.diameter.auto) needs devolens (its size "
-                        "models read the network's features): elsewhere choose the working scale yourself "
-                        "(inference.working_scale)."),
+        "portability": SEGMENTATION_PORTABILITY,
         "recipe": ("recipes/nuclei_gpu_distance.yaml (fourth, fifth and sixth stages, a distance head trained beside the classes and "
                    "dropped after; earlier stages: recipes/nuclei.yaml, recipes/nuclei_finetune.yaml, "
                    "recipes/nuclei_gpu.yaml)"),
@@ -211,14 +214,7 @@ CARDS = {
                                  "0.929 / 0.929 / 0.930 / 0.925), int8 re-calibrated on the same 45 frames flattened; then once on the "
                                  "held-out mval_L3 (benchmarks/RESULTS.md, membrane)"},
         "postprocess": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 20, "smooth": 1.0},
-        "portability": ("In Fiji/deepImageJ, napari or a C++ server: rebuild the network from architecture "
-                        "(inference.smp: segmentation-models-pytorch's Unet takes weights.safetensors), prepare each image "
-                        "by the rules of preprocessing and run it as inference says: in fp32 the probability map is "
-                        "devolens' own to within float rounding (tests/test_s36_m5_cards.py checks it on a real reference "
-                        "frame), and postprocess with devolens.predict.postprocess.instances_from_probabilities gives its "
-                        "labels. The magnification estimate (--diameter auto, input.diameter.auto) needs devolens (its size "
-                        "models read the network's features): elsewhere choose the working scale yourself "
-                        "(inference.working_scale)."),
+        "portability": SEGMENTATION_PORTABILITY,
         "recipe": "recipes/membrane.yaml",
         "command": ("devolens render <table> --kind membrane --out runs/zoo/render/mtr_<name> --every 4 --pose random "
                     "--vary frame --grey; devolens render --simulate 3 --kind membrane ... --seed 301; "

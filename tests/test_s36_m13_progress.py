@@ -12,25 +12,9 @@ import pytest
 import tifffile
 
 from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
+from test_s35_progress import FakeClock, clock  # noqa: F401  (the fake clock and its fixture)
+
 from devolens.cli import _common, main
-
-
-class FakeClock:
-    """A clock that reads ``now``, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(_common, "_clock", fake)
-    monkeypatch.delenv("DEVOLENS_PROGRESS", raising=False)  # auto (tests/conftest.py sets "bar")
-    return fake
 
 
 def _err_lines(capsys) -> list[str]:
