@@ -37,11 +37,13 @@ far dimmer, black, or far brighter), then that median; negative values read 0):
   differences, not in the pixels'); ``spot`` (internal): how far the brightest group of 2 x 2 neighbouring
   blocks of 8 pixels, read by its dimmest block, stands above the median block (or the darkest group below
   it): what a single nucleus reaches, which covers too few blocks for ``contrast``'s 99th percentile, while a
-  lone block (a hot pixel, a video's speck) does not. Level, ``contrast``, ``foreground``, ``peak_snr`` and
-  ``spot`` leave a frame's hot pixels out (up to 16 pixels, each far above the pixels around it, as for
-  ``clipped``: set to the brightest of their neighbours); ``grain`` (internal): the pixel noise of the frame's mean
-  over its channels (pixels 4 apart, at least the rounding of its grey levels) brought to the
-  change measure's blocks: what noise alone puts into ``change``.
+  lone block (a hot pixel, a video's speck) does not; graphics burnt into the frame (a scale bar and its label, a
+  time stamp: flat plateaus with sharp edges, strokes thinner than 5 pixels) left out, so that a black frame
+  carrying them stays black (a nucleus is wider and has noise; a saturated one a blurred rim). Level,
+  ``contrast``, ``foreground``, ``peak_snr`` and ``spot`` leave a frame's hot pixels out (up to 16 pixels, each far
+  above the pixels around it, as for ``clipped``: set to the brightest of their neighbours); ``grain`` (internal):
+  the pixel noise of the frame's mean over its channels (pixels 4 apart, at least the rounding of its grey
+  levels) brought to the change measure's blocks: what noise alone puts into ``change``.
 - ``red_line_score``: the largest fraction of a row or column covered by red pixels (red
   exceeds both green and blue by ``red_delta`` levels), over thin bands only (thick
   bands count as patches) that stand out from the rows beside them (a broad red reporter
@@ -566,6 +568,71 @@ def _spot(blocks: np.ndarray, median: float) -> float:
     return max(float(low.max()) - median, median - float(high.min()), 0.0)
 
 
+#: the fewest pixels at one value that :func:`_without_overlays` reads as a drawn plateau (a scale bar)
+_OVERLAY_PIXELS = 16
+#: the side (pixels) of the squares that :func:`_without_overlays` fits into bright structure: drawn lines and
+#: letters (a scale bar's label, a time stamp, anti-aliased or not) are thinner, a nucleus is wider
+_OVERLAY_STROKE = 5
+
+
+def _without_overlays(mx: np.ndarray, median: float, noise: float) -> np.ndarray:
+    """``mx`` (a frame's brightest channel) without the graphics burnt into it (a scale bar and its label, a time
+    stamp; a copy, ``mx`` itself where there are none). Of the pixels more than 4 times the pixel ``noise`` from
+    the background ``median``: plateaus at one exact value (at least :data:`_OVERLAY_PIXELS` pixels, 4 in 5 of them
+    next to one at the same value: no noise in them) whose edge is sharp (most pixels around each group of them, 8
+    neighbours, nearer the background than the plateau), brought to the background; bright strokes thinner than
+    :data:`_OVERLAY_STROKE` pixels (more than half their height above the background, and more than 6 times the
+    noise, gone in a grey opening of that side; in groups of at least half as many pixels as a plateau), brought to
+    the opening. A camera's nucleus
+    is wider, and has noise; a saturated one, flat at the top, has a blurred rim falling away from it, and stays."""
+    far = np.abs(mx.astype(np.float32, copy=False) - np.float32(median)) > 4.0 * noise
+    core = np.zeros(mx.shape, dtype=bool)  # (next to another: graphics, a nucleus; not the noise's lone outliers)
+    core[:, 1:] |= far[:, 1:] & far[:, :-1]
+    core[1:, :] |= far[1:, :] & far[:-1, :]
+    if not core.any():
+        return mx
+    # (only around them: the opening is the costly part)
+    rows, cols = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
+    pad = _OVERLAY_STROKE
+    box = (slice(max(0, rows[0] - pad), rows[-1] + pad + 1), slice(max(0, cols[0] - pad), cols[-1] + pad + 1))
+    sub = mx[box]
+    values = sub.astype(np.float32, copy=False)
+    height = np.abs(values - np.float32(median))
+    far = far[box]
+    # thin bright strokes, in groups of at least half as many pixels as a plateau: gone in an opening, by more than
+    # 6 times the noise (a nucleus's slopes stay, its peaks of noise, lone or a few, stand out of it by less)
+    opened = ndimage.grey_opening(sub, (_OVERLAY_STROKE,) * 2)
+    gone = values - opened.astype(np.float32, copy=False)
+    thin = far & (values > median) & (gone > 0.5 * height) & (gone > 6.0 * noise)
+    if thin.any():
+        labels, n = ndimage.label(thin, _EIGHT)
+        thin &= (np.bincount(labels.ravel(), minlength=n + 1) >= _OVERLAY_PIXELS // 2)[labels]
+        thin &= labels > 0
+    drawn = np.zeros(sub.shape, dtype=bool)
+    same = np.zeros(sub.shape, dtype=bool)  # next to a pixel at the same value (4 neighbours)
+    same[:, 1:] |= sub[:, 1:] == sub[:, :-1]
+    same[:, :-1] |= sub[:, :-1] == sub[:, 1:]
+    same[1:, :] |= sub[1:, :] == sub[:-1, :]
+    same[:-1, :] |= sub[:-1, :] == sub[1:, :]
+    levels, index, counts = np.unique(sub[far], return_inverse=True, return_counts=True)
+    flat = np.bincount(index.ravel(), weights=same[far], minlength=levels.size)
+    for v in levels[(counts >= _OVERLAY_PIXELS) & (flat >= 0.8 * counts)][:8]:  # (a few: a frame's graphics)
+        plateau = sub == v
+        grown = ndimage.binary_dilation(plateau, _EIGHT)
+        labels, n = ndimage.label(grown, _EIGHT)  # (each group with its edge; letters close together: one)
+        edge = grown & ~plateau
+        near = edge & (height < 0.5 * abs(float(v) - median))
+        sharp = np.bincount(labels[near], minlength=n + 1) >= 0.5 * np.bincount(labels[edge], minlength=n + 1)
+        sharp[0] = False
+        drawn |= plateau & sharp[labels]
+    if not (thin.any() or drawn.any()):
+        return mx
+    out = mx.copy()
+    out[box] = np.where(thin, opened, sub)
+    out[box][drawn] = median
+    return out
+
+
 def _pixel_noise(plane: np.ndarray, row_step: int = 4) -> float:
     """The pixel noise of a plane (its grey levels): the spread (:func:`_spread`) of the differences of pixels
     4 apart along every 4th row. Not adjacent pixels: a video's 4:2:0 colour (shared by pairs of pixels) and
@@ -620,13 +687,27 @@ def _signal(mx: np.ndarray, th: Thresholds,
     pixels = _pixel_noise(mx)
     if pixels > 0:
         peak = max(peak, _in_noise(top, 2.0 * pixels / max(8, factor)))
-    spot = _spot(mx_small, float(median))
-    if max(8, factor) > _SPOT_BLOCK and contrast < 0.5 * top:
+    spot = _spots(mx, mx_small, max(8, factor), float(median), contrast < 0.5 * top)
+    if spot > contrast:  # (the black test reads the larger)
+        # burnt-in graphics (a scale bar, its label) are no nucleus: a black frame carrying them stays black
+        clean = _without_overlays(mx, float(median), pixels)
+        if clean is not mx:
+            mx = clean
+            spot = _spots(mx, _block_mean(mx, max(8, factor)), max(8, factor), float(median), contrast < 0.5 * top)
+    return level, contrast, foreground, factor, peak, spot
+
+
+def _spots(mx: np.ndarray, mx_small: np.ndarray, block: int, median: float, missed: bool) -> float:
+    """The spot (:func:`_spot`) of a frame's brightest channel ``mx`` read in its blocks ``mx_small`` (of ``block``
+    pixels; their ``median``) and, in a frame whose blocks are larger than :data:`_SPOT_BLOCK` and whose contrast
+    ``missed`` its brightest block, in blocks of :data:`_SPOT_BLOCK` pixels too."""
+    spot = _spot(mx_small, median)
+    if block > _SPOT_BLOCK and missed:
         # a frame of over 540 rows whose contrast misses its brightest block (one nucleus): its blocks of 8 pixels
         # too (not where the contrast reads the frame's signal: the nuclei of most frames, read in one pass less)
         fine = _block_mean(mx, _SPOT_BLOCK)
         spot = max(spot, _spot(fine, float(np.median(fine))))
-    return level, contrast, foreground, factor, peak, spot
+    return spot
 
 
 def frame_signal(image: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, float]:
