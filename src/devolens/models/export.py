@@ -32,6 +32,7 @@ Also the Markdown card writer shared with ``scripts/zoo_ship.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -459,6 +460,23 @@ def _check_to(to: Path) -> set[str]:
     return earlier or set()
 
 
+@contextlib.contextmanager
+def _staged_export(to: Path, earlier: set[str], written: set[str]):
+    """Stage an export of ``to`` (the body writes the files ``written`` into the folder it is given), then put it in
+    place and remove the files of an ``earlier`` export it did not write again (:func:`_drop_leftovers`); an error
+    or a stop in the body leaves ``to`` as it was."""
+    from devolens.io.atomic import StagedDir
+
+    stage = StagedDir(to)
+    try:
+        yield stage.tmp
+    except BaseException:
+        stage.abort()
+        raise
+    stage.commit()
+    _drop_leftovers(to, earlier, written)
+
+
 def _drop_leftovers(to: Path, earlier: set[str], written: set[str]) -> None:
     """Remove the files of an earlier export in ``to`` that the new one did not write (a shipped model's size models
     under a run's export): the folder then holds the new export alone."""
@@ -491,7 +509,6 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
     the network (:func:`engine_card`), the export's devolens and torch versions (``exported``) and the weights'
     sha256 (:func:`write_card`).
     """
-    from devolens.io.atomic import StagedDir
     from devolens.io.tensors import load_tensors, save_tensors
     from devolens.provenance import torch_version, version_keys
 
@@ -507,9 +524,8 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
         raise DevolensError(f"cannot read best.safetensors: {exc}", path=run) from None
     card["postprocess"] = applied_postprocess(card)  # written out: the predictor's defaults would apply unsaid
     card = engine_card(card)
-    stage = StagedDir(to)
-    try:
-        weights = stage.tmp / "weights.safetensors"
+    with _staged_export(to, earlier, set(EXPORT_FILES)) as tmp:
+        weights = tmp / "weights.safetensors"
         # readable like the cards (safetensors alone writes 0600: other users could not load the model)
         save_tensors({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()},
                      weights, metadata={"format": "pt"})
@@ -517,12 +533,7 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
         card["command"] += (f"; devolens models export {run} --to {to} --kind {card['task']} "
                             f"--scale {card['input']['scale']:g}")
         card["exported"] = {**version_keys(), "torch": torch_version(), "from": str(run)}
-        write_card(card, stage.tmp, load_name=str(to))
-    except BaseException:
-        stage.abort()
-        raise
-    stage.commit()
-    _drop_leftovers(to, earlier, set(EXPORT_FILES))
+        write_card(card, tmp, load_name=str(to))
     return card
 
 
@@ -540,7 +551,6 @@ def export_shipped(name: str, to: str | Path) -> dict:
     """
     import shutil
 
-    from devolens.io.atomic import StagedDir
     from devolens.models import zoo
 
     if name not in zoo.available():
@@ -555,15 +565,9 @@ def export_shipped(name: str, to: str | Path) -> dict:
     if missing:
         raise DevolensError(f"the shipped {name} model lacks {', '.join(missing)} (a damaged install?): reinstall "
                             "devolens", path=source)
-    stage = StagedDir(to)
-    try:
+    with _staged_export(to, earlier, set(files)) as tmp:
         for f in files:
-            shutil.copyfile(source / f, stage.tmp / f)
-    except BaseException:
-        stage.abort()
-        raise
-    stage.commit()
-    _drop_leftovers(to, earlier, set(files))
+            shutil.copyfile(source / f, tmp / f)
     return card
 
 
