@@ -1045,7 +1045,9 @@ def _add_calibration(carried: dict, pixel, labels: np.ndarray, frame, file: Opti
     if pixel is None:
         return
     x, y, unit = pixel
-    if unit != "µm" and not (labels.ndim == 2 and int(labels.max(initial=0)) < 65536):  # (as write_label_tif)
+    from devolens.io.images import calibration_kept
+
+    if not calibration_kept(labels, unit):
         return
     origin = "--pixel-size" if file is None else "calibration"
     entry = carried.setdefault((x, y, unit, origin), {"file": file, "first_frame": frame, "frames": 0})

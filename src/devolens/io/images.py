@@ -649,6 +649,12 @@ def write_png(image: np.ndarray, path: str | Path) -> Path:
     return Path(path)
 
 
+def calibration_kept(labels: np.ndarray, unit: str) -> bool:
+    """Whether :func:`write_label_tif` writes a pixel size in ``unit`` into ``labels``' TIFF: ImageJ's tags for a 2-D
+    uint16 image (any unit), resolution tags per centimetre otherwise, micrometres only."""
+    return unit == "µm" or (labels.ndim == 2 and int(labels.max(initial=0)) < 65536)
+
+
 def write_label_tif(labels: np.ndarray, path: str | Path,
                     pixel: "tuple[float, float, str] | None" = None) -> Path:
     """Write an instance label image as uint16 TIFF (zlib-compressed), atomically; as uint32 when
