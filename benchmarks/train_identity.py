@@ -530,9 +530,14 @@ FOLD_MODELS_LIMIT = (
 )
 
 
-def zoo_card(architecture: dict, metrics: dict, training: dict, cmd: str) -> dict:
+def zoo_card(architecture: dict, metrics: dict, training: dict, cmd: str, weights: Path | None = None) -> dict:
     """The identity card (card.json): the final model's ``architecture`` (with its parameter count), the
-    :func:`zoo_metrics`, the final training's ``training`` record and the command; the rest is fixed text."""
+    :func:`zoo_metrics`, the final training's ``training`` record and the command; the rest is fixed text. Its last
+    key, ``weights_sha256``, is the sha256 of ``weights`` (the card's ``weights.safetensors``; default: the shipped
+    model's), as the cards of scripts/zoo_ship.py record theirs: a copy of the folder is checked against it
+    (``sha256sum weights.safetensors``, ``devolens models show``)."""
+    from devolens.models.zoo import weights_sha256
+
     card = {
         "name": "identity",
         "task": "identity",
@@ -604,6 +609,7 @@ def zoo_card(architecture: dict, metrics: dict, training: dict, cmd: str) -> dic
     }
     if "confidence_reliability" in metrics:
         card["limits"][:0] = [confidence_limit(metrics), FOLD_MODELS_LIMIT]
+    card["weights_sha256"] = weights_sha256(ZOO / "weights.safetensors" if weights is None else weights)
     return card
 
 
@@ -631,7 +637,8 @@ def write_zoo(folder: Path, pred, res: pd.DataFrame, mean: pd.Series, recipe: di
     n_params = int(sum(v.numel() for v in state.values()))
     training = {"seconds": round(t_final, 1), "config": {**recipe.get("model", {}), **recipe.get("train", {})},
                 "date": _dt.date.today().isoformat(), "torch": torch.__version__, "python": platform.python_version()}
-    card = zoo_card({**pred.architecture, "parameters": n_params}, zoo_metrics(res, mean, held_out), training, cmd)
+    card = zoo_card({**pred.architecture, "parameters": n_params}, zoo_metrics(res, mean, held_out), training, cmd,
+                    weights=folder / "weights.safetensors")
     write_text(folder / "card.json", json.dumps(card, indent=2) + "\n")
     write_text(folder / "card.md", card_markdown(card, res, mean))
     stale = stale_notes(mean)
@@ -650,6 +657,8 @@ def _net_text(net: dict) -> str:
 
 
 def card_markdown(card: dict, res: pd.DataFrame, mean: pd.Series) -> str:
+    from devolens.models.export import weights_md
+
     m = card["metrics"]
     arch = card["architecture"]
     lines = [
@@ -688,6 +697,9 @@ def card_markdown(card: dict, res: pd.DataFrame, mean: pd.Series) -> str:
         "confidence = P(founder) x share of the depth-1 class within it (with the lineage tree: the posterior "
         "probability of the named depth-1 class; not a calibrated chance of being right, see Confidence below).",
         "",
+    ]
+    lines += weights_md(card)  # as devolens.models.export.card_md shows it
+    lines += [
         "## Training",
         f"- Data: {card['training_data']}.",
         "- Augmentation: random rotation about AP (SD 20 degrees), AP tilt, "

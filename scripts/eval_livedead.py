@@ -172,7 +172,13 @@ def splice_int8_section(folder: Path, card: dict) -> None:
     """Write ``card`` (with a new or changed int8 section) to card.json and card.md: the card's ``metrics_setting``
     takes the default (int8) setting's figures from the int8 section's metrics (dropped while it has none), and
     card.md is written again from the card (:func:`card_markdown`, as :func:`ship` writes it), its int8 section
-    before the limits. Used by ``--int8-card`` and by scripts/zoo_int8.py."""
+    before the limits. Where ``folder`` holds ``weights.safetensors`` the card's ``weights_sha256`` is its sha256
+    (as devolens.models.export.write_card, which zoo_int8.py uses for the other cards). Used by ``--int8-card`` and
+    by scripts/zoo_int8.py."""
+    from devolens.models.zoo import weights_sha256
+
+    if (folder / "weights.safetensors").is_file():
+        card = {**card, "weights_sha256": weights_sha256(folder / "weights.safetensors")}
     card = with_default_setting(card)
     (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (folder / "card.md").write_text(card_markdown(card))
@@ -291,10 +297,14 @@ PR_AUC_NOTE = ("PR-AUC is computed from 1000-bin score histograms: scores within
 
 
 def livedead_card(cfg: dict, metrics: dict, names: list[str], sp: dict, train_wells: str, precision: str, size: str,
-                  int8: dict | None = None) -> dict:
+                  int8: dict | None = None, weights: Path | None = None) -> dict:
     """The livedead card (card.json) of a run's config ``cfg`` (its training JSON) and an evaluation: pooled
     ``metrics``, the well names, their dead-fraction spread (:func:`spread`), the precision and the wells' size.
-    ``int8``: an int8 section to keep (calibrated on the same weights)."""
+    ``int8``: an int8 section to keep (calibrated on the same weights). ``weights_sha256`` (after the limits) is the
+    sha256 of ``weights``, the card's ``weights.safetensors`` (default: the zoo folder's), as the cards of
+    scripts/zoo_ship.py record theirs: a copy of the folder is checked against it (``devolens models show``)."""
+    from devolens.models.zoo import weights_sha256
+
     arch = cfg["model"]
     n_wells = metrics["wells"]
     heldout = ", ".join(names) if len(names) <= 6 else f"{names[0]} ... {names[-1]}"
@@ -344,6 +354,7 @@ def livedead_card(cfg: dict, metrics: dict, names: list[str], sp: dict, train_we
             "Draq7 channel, shifts the calls; check the overlays of a few wells (overlays/ of segment livedead's "
             "output: live outlined green, dead magenta), and fine-tune on annotated wells of your assay.",
         ],
+        "weights_sha256": weights_sha256(ZOO / "weights.safetensors" if weights is None else weights),
     }
     if int8:
         card["int8"] = int8
@@ -373,6 +384,8 @@ def int8_section(card: dict) -> list[str]:
 def card_markdown(card: dict) -> str:
     """card.md of the livedead card (everything from the card: :func:`ship`, ``--int8-card`` and zoo_int8.py write
     the same text)."""
+    from devolens.models.export import weights_md
+
     sp = card["metrics"]["fraction_dead_error_per_well"]["value"]
     setting = card.get("metrics_setting") or {}
     heading = "Metrics (simulated held-out wells" + (f"; {setting['measured'].split(',')[0]})"
@@ -387,6 +400,8 @@ def card_markdown(card: dict) -> str:
         measured += " " + SEEN_WELLS_NOTE
     rows = "\n".join(f"| {k} | {v['value']} |" for k, v in card["metrics"].items() if not isinstance(v["value"], dict))
     int8 = int8_section(card)
+    # the weights' sha256 as devolens.models.export.card_md shows it (the cards of scripts/zoo_ship.py)
+    weights = "".join(line + "\n" for line in weights_md(card))
     md = f"""# livedead
 
 {card['summary']}
@@ -397,7 +412,7 @@ def card_markdown(card: dict) -> str:
 - **Output**: uint8 labels 0 background / 1 live / 2 dead; objects (x, y, area, class; objects.csv also `id`, the value of its pixels in instances.tif with `--instances`); counts (live, dead, fraction_dead)
 - **Architecture**: `{json.dumps(card['architecture'])}` ({card['training'].get('parameters')} parameters, fp16 weights)
 
-## {heading}
+{weights}## {heading}
 
 {measured}
 
@@ -438,7 +453,8 @@ def ship(weights: str, metrics: dict, per_well: list, train_wells: str, precisio
     with atomic_path(ZOO / "weights.safetensors") as tmp:  # a new file, readable by all whatever the run's mode
         shutil.copyfile(weights, tmp)
     names = [w["well"] for w in per_well]
-    card = livedead_card(cfg, metrics, names, spread(per_well), train_wells or TRAIN_WELLS, precision, size, int8)
+    card = livedead_card(cfg, metrics, names, spread(per_well), train_wells or TRAIN_WELLS, precision, size, int8,
+                         weights=ZOO / "weights.safetensors")
     (ZOO / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (ZOO / "card.md").write_text(card_markdown(card))
     print(f"shipped to {ZOO}")

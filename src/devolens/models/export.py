@@ -799,6 +799,16 @@ def write_card(card: dict, folder: Path, load_name: str | None = None) -> None:
     write_card_md(card, folder / "card.md", load_name)
 
 
+def weights_md(card: dict) -> list[str]:
+    """The lines of a card.md's "Weights" section: the sha256 its card records (``weights_sha256``), by which a copy
+    is checked; no lines when the card records none. Shared by every card writer (this module's, the identity and
+    livedead scripts')."""
+    if not card.get("weights_sha256"):
+        return []
+    return ["## Weights", "", f"`weights.safetensors`, sha256 `{card['weights_sha256']}` (`sha256sum "
+            "weights.safetensors` checks a copy)", ""]
+
+
 def card_md(card: dict, load_name: str | None = None) -> str:
     """``card`` as Markdown, the text of ``card.md`` (``devolens models show`` prints a run's card so, too);
     ``load_name``: what to pass to ``load`` and ``--model`` (default: the card's name)."""
@@ -813,9 +823,7 @@ def card_md(card: dict, load_name: str | None = None) -> str:
     else:
         lines += ["CLI: `devolens population INPUT --out pops.csv [--monotone | --clock] [--plot]`.", ""]
     lines += ["## Architecture", "", "```json", json.dumps(card.get("architecture"), indent=2), "```", ""]
-    if card.get("weights_sha256"):
-        lines += ["## Weights", "", f"`weights.safetensors`, sha256 `{card['weights_sha256']}` (`sha256sum "
-                  "weights.safetensors` checks a copy)", ""]
+    lines += weights_md(card)
     for key, title in (("input", "Input"), ("preprocessing", "Preprocessing"), ("output", "Output"),
                        ("postprocess", "Post-processing"),
                        ("inference", "Inference (how devolens runs the network: with the preprocessing, what another "
