@@ -1131,15 +1131,11 @@ def run_segmentation(
     calibrations = _Calibrations(input_path)  # (a folder's listed once, each file's read once: labels and µm)
     # how a TIFF stack (a folder's first) is read: segment.json, and the console before the work
     stack_file, reading = _stack_reading(input_path, stack_z, channel, pages)
-
-    def checked() -> None:  # the options checked: the stack's reading said (its own options refused first)
-        if reading is not None and announce is not None:
-            _check_stack_file(stack_file, stack_z, channel, pages)
-            announce(_stack_line(input_path, reading))
-
     diameter, microns, skip, curation, report = _diameter_and_skip(
         diameter, model, input_path, pixel_size, skip_flagged, calibrations, stack_z=stack_z, channel=channel,
-        pages=pages, progress=progress, carried=True, checked=checked)  # (--pixel-size alone: labels carry it)
+        pages=pages, progress=progress, carried=True,  # (--pixel-size alone: labels carry it)
+        checked=_reading_said(announce, input_path, stack_file, reading, stack_z=stack_z, channel=channel,
+                              pages=pages))
     flat = _flatten(model, flatten)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
                      prepare=_preparation(model, color, diameter, flat), calibrations=calibrations)
@@ -1563,6 +1559,23 @@ def _stack_line(input_path: Path, reading: dict) -> str:
     """The console's line of how a TIFF stack was read (:func:`_stack_reading`)."""
     which = f"each TIFF stack like the first, {reading['file']}" if "file" in reading else input_path.name
     return f"read {which}: {reading['read']}"
+
+
+def _reading_said(announce, input_path: Path, stack_file: Optional[Path], reading: Optional[dict], *,
+                  stack_z: str, channel: Optional[int], pages: str):
+    """The ``checked`` of :func:`_diameter_and_skip` for ``segment`` and ``population``: once the options are
+    checked, before any work (a ``--skip-flagged auto`` curation pass, the model, the frames), give ``announce`` the
+    line of how the TIFF stack ``stack_file`` is read (:func:`_stack_line`; ``reading``: :func:`_stack_reading`'s),
+    after refusing the options it cannot be read with (:func:`_check_stack_file`: the error alone, no line saying
+    it is read with them). None (nothing to say) for an input that is no TIFF stack or without ``announce``."""
+    if reading is None or announce is None:
+        return None
+
+    def checked() -> None:
+        _check_stack_file(stack_file, stack_z, channel, pages)
+        announce(_stack_line(input_path, reading))
+
+    return checked
 
 
 def _stack_file(path: Path, pages: str) -> Optional[Path]:
@@ -2106,11 +2119,14 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                    clock: bool = False, plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
                    precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
                    pages: str = "time", diameter: "float | str | None" = None, color: Optional[str] = None, device: str = "cpu",
-                   threads: Optional[int] = None, progress=None, pixel_size: Optional[float] = None):
+                   threads: Optional[int] = None, progress=None, pixel_size: Optional[float] = None,
+                   announce=None):
     """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot). The plot and curation
     report of an earlier run into ``out`` that this one does not write are removed. ``threads``: PyTorch's CPU
     threads (None: torch's choice). ``diameter`` in micrometres (``"7um"``): converted with ``pixel_size`` (µm per
-    pixel) or the input's calibration (:func:`_diameter_option`; the frame's ``attrs["diameter_um"]`` says how)."""
+    pixel) or the input's calibration (:func:`_diameter_option`; the frame's ``attrs["diameter_um"]`` says how).
+    ``announce``: a function (or None) given the line of how a TIFF stack is read (:func:`_stack_line`) once the
+    options are checked, before any work, as :func:`run_segmentation` gives it (``attrs["stack"]``: that reading)."""
     import pandas as pd
 
     from devolens.io.together import write_together
@@ -2145,12 +2161,15 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     _check_network_options(precision, backend, fast)
     device = device_option(device)
     calibrations = _Calibrations(input_path)
+    # how a TIFF stack (a folder's first) is read: the record, and the console before the work
+    stack_file, reading = _stack_reading(input_path, stack_z, channel, pages)
     diameter, microns, skip, curation, report = _diameter_and_skip(
         diameter, model, input_path, pixel_size, skip_flagged, calibrations, stack_z=stack_z, channel=channel,
-        pages=pages, progress=progress, each=False)  # (population reads one movie at one magnification)
+        pages=pages, progress=progress, each=False,  # (population reads one movie at one magnification)
+        checked=_reading_said(announce, input_path, stack_file, reading, stack_z=stack_z, channel=channel,
+                              pages=pages))
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages, calibrations=calibrations)
     try:
-        _, reading = _stack_reading(input_path, stack_z, channel, pages)  # a TIFF stack: the record and the console
         _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
     except BaseException:
         source.close()
@@ -2863,20 +2882,20 @@ def population_command(
 ) -> None:
     """Count the cells of each population letter (A, E, M, P, C, D, Z) in every frame."""
     from devolens.cli._common import console, progress_bar, streaming_threads
+    from devolens.cli._common import summary as say
 
     streaming_threads()
     with progress_bar("population") as cb:
+        # (a TIFF stack: how it is read, said before the work, as segment says it: say)
         df = run_population(input_path, out, model=model, monotone=monotone, clock=clock, plot=plot,
                             skip_flagged=skip_flagged,
                             batch_size=batch_size, fast=fast, precision=precision, backend=backend, stack_z=stack_z,
                             channel=channel, pages=pages, diameter=diameter, pixel_size=pixel_size, color=color,
-                            device=device, threads=threads, progress=cb)
+                            device=device, threads=threads, progress=cb, announce=say)
     microns = _diameter_words(df.attrs.get("diameter_um"))
     extras = [f"+ {plot_path(out, input_path)}" if plot else "", microns]
     console.print(f"{_count(len(df), 'frame')}{_skipped_note(df.attrs['skipped'], df.attrs['curation'])} -> {out}"
                   + (f" ({'; '.join(e for e in extras if e)})" if any(extras) else ""))
-    if df.attrs.get("stack"):  # a TIFF stack: what was read of it, as segment says
-        console.print(_stack_line(input_path, df.attrs["stack"]), highlight=False, soft_wrap=True)
     for text, how in df.attrs.get("notes") or ():
         console.print(text, **how)  # (also in NAME.json, but the tip)
 
