@@ -106,30 +106,39 @@ def train_cmd(
 
     # no progress bar where stderr is no terminal (Slurm, nohup): one line per epoch instead
     epoch_log = None if console.is_terminal else console.print
+    said: dict[str, Optional[str]] = {}  # the lines on the plots and the export: said below, where they belong
+
+    def finish(res) -> None:  # while the run's folder is still locked: no second run changes it meanwhile
+        said["plots"] = None  # (it has trained: a stop or an error from here on is none of the training's)
+        if plots and not res.complete and len(res.history):
+            said["plots"] = _write_plots(res.run_dir)
+        said["export"] = _export(res.run_dir, export)
+
     try:
         with progress_bar("training") as cb:
             res = train(recipe, data, out, resume=resume, prune_top=prune_top, epochs=epochs, device=device,
                         progress=cb, info=console.print,  # the split, the device, notes: before the first epoch
-                        epoch_log=epoch_log, threads=threads, command=command_line("devolens train"))
+                        epoch_log=epoch_log, threads=threads, command=command_line("devolens train"), finish=finish)
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the error line is the command's; say how to go on
         done = _checkpoint_epoch(out)
-        if done is not None:
+        if done is not None and not said:  # (not once it has trained: writing the plots or the export)
             again = _resume_command(recipe, data, out, epochs=epochs, device=device, threads=threads, plots=plots,
                                     export=export)
             note(f"the last checkpoint (epoch {done}) is in {out}: continue with --resume ({again})")
         raise
     except Exception as exc:  # MemoryError, torch's RuntimeError, OpenCV's cv2.error (an augmentation)
-        if not _out_of_memory(exc):
+        if said or not _out_of_memory(exc):
             raise
         raise Exhausted(_memory_advice(recipe, out, resume)) from None  # exit 75, as every command's
     if res.complete:
         n = len(res.history)
         console.print(f"{res.run_dir}: already complete ({n} epoch{'s' if n != 1 else ''}); give --epochs M > {n} to "
                       "train further")
-        _export(res.run_dir, export)
+        if said["export"]:
+            stdout.print(said["export"])
         return
-    if plots and len(res.history):
-        _write_plots(res.run_dir)
+    if said["plots"]:
+        console.print(said["plots"])
     h = res.history
     if len(h):
         last = h.iloc[-1]
@@ -142,7 +151,8 @@ def train_cmd(
         _how_to_use(res.run_dir)
     if res.start_note:  # fine-tuning that did not beat its starting weights
         console.print(f"note: {res.start_note}")
-    _export(res.run_dir, export)
+    if said["export"]:
+        stdout.print(said["export"])
     if res.pruned is not None:
         stdout.print(f"pruned {len(res.pruned)} samples -> {res.run_dir / 'pruned.csv'}")
 
@@ -280,28 +290,30 @@ def _memory_advice(recipe: Path, out: Path, resume: bool) -> str:
     return f"out of memory while training: lower {now} in the recipe{kept}"
 
 
-def _export(run_dir: Path, export: Optional[Path]) -> None:
-    """Write the run's best model as fp16 safetensors to ``export`` (checked by :func:`_check_export`)."""
+def _export(run_dir: Path, export: Optional[Path]) -> Optional[str]:
+    """Write the run's best model as fp16 safetensors to ``export`` (checked by :func:`_check_export`); returns the
+    line that says so (None where nothing was written)."""
     if export is None or not (run_dir / "best.safetensors").exists():
-        return
-    from devolens.cli._common import out as stdout
+        return None
     from devolens.models.architectures import load_model, save_model
 
     model, cfg = load_model(run_dir / "best.safetensors")
     cfg.pop("dtype", None)
     save_model(model, export, config=cfg, fp16=True)
-    stdout.print(f"fp16 export -> {export}")
+    return f"fp16 export -> {export}"
 
 
-def _write_plots(run_dir: Path) -> None:
-    from devolens.cli._common import console
+def _write_plots(run_dir: Path) -> str:
+    """Write the run's history.png (and progress.gif where it kept validation samples); returns the line naming
+    them."""
     from devolens.viz.overlays import training_gif
     from devolens.viz.plots import plot_training
 
     plot_training(run_dir / "history.csv", run_dir / "history.png")
     if any((run_dir / "samples").glob("epoch_*.npz")):
         training_gif(run_dir, run_dir / "progress.gif")
-    console.print(f"plots: {run_dir / 'history.png'}" + (f", {run_dir / 'progress.gif'}" if (run_dir / "progress.gif").exists() else ""))
+    gif = run_dir / "progress.gif"
+    return f"plots: {run_dir / 'history.png'}" + (f", {gif}" if gif.exists() else "")
 
 
 class _TrialLines:

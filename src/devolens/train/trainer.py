@@ -19,7 +19,8 @@ Run folder (``out``)::
                              its batch)
     pruned.csv               samples dropped by --prune-top (for review), written with the checkpoint of
                              the epoch that pruned (a stop during that epoch resumes to prune it again)
-    checkpoint.safetensors   last epoch's full state (+ checkpoint.json, with fp16's loss scale)
+    checkpoint.safetensors   last epoch's full state (+ checkpoint.json, with fp16's loss scale; the two
+                             written as one unit, :func:`save_checkpoint`)
     best.safetensors         weights of the best epoch by the monitored metric (+ best.json,
                              loadable with devolens.models.architectures.load_model)
     samples/epoch_NNN.npz    fixed validation samples: image, truth and prediction
@@ -31,10 +32,12 @@ Run folder (``out``)::
 
 A run folder made by a call that fails before its first checkpoint (bad data found while
 loading, Ctrl-C in the first epoch) is removed again: nothing is left that ``--resume``
-could not continue (see :func:`train`). run.json, with the data's fingerprint, is written
-before the first checkpoint, so every checkpoint has the record that ``--resume`` checks the
-data against. A call holds a lock on its run folder (``.NAME.lock`` beside it) from start
-to end: a second run into the same folder is refused at once.
+could not continue (see :func:`train`); a new run into a folder whose checkpoint lacks one of
+its two files (left by an older version) replaces it, and ``--resume`` says so. run.json, with
+the data's fingerprint, is written before the first checkpoint, so every checkpoint has the
+record that ``--resume`` checks the data against. A call holds a lock on its run folder
+(``.NAME.lock`` beside it) from start to end, its ``finish`` (the command's plots and export)
+included: a second run into the same folder is refused at once.
 """
 
 from __future__ import annotations
@@ -63,10 +66,13 @@ from devolens.data.datasets import (PopulationDataset, SegmentationDataset, fold
                                     pad_collate, split_by_group, time_blocks)
 from devolens.errors import DevolensError
 from devolens.errors import ordinal as _ordinal  # 1st, 2nd, ... (shared with the demo's report)
-from devolens.io.atomic import FileLock, atomic_path, missing_folders, output_lock, remove_made, write_csv, write_text
+from devolens.io.atomic import (FileLock, atomic_path, cannot_write, missing_folders, output_lock, remove_made,
+                                 write_csv, write_text)
+from devolens.io.together import write_together
 from devolens.models.architectures import build_model, build_regressor, save_model
+from devolens.train import checkpoint as _checkpoint
 from devolens.train import metrics as M
-from devolens.train.checkpoint import load_checkpoint, save_checkpoint
+from devolens.train.checkpoint import load_checkpoint
 from devolens.train.losses import (batch_loss, build_loss, class_frequencies, class_weights, counted, known,
                                    leaves_out, masked_mean, pixel_mean)
 from devolens.train.postprocess import instances_from_classes, probabilities_to_classes
@@ -1662,13 +1668,60 @@ def _note_other_recipe(given_src, given: dict, own: dict, out: Path, epochs: int
              + (f"; {what} differs in {keys} and is not used (train a new run to use it)" if diff else "") + more)
 
 
+def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler=None,
+                    extra: dict | None = None, scaler: torch.amp.GradScaler | None = None) -> Path:
+    """Write a run's checkpoint, ``path`` (.safetensors) and its ``.json``, as one unit: after a stop (Ctrl-C,
+    SIGTERM) or a failure both files are this checkpoint's or both the previous one's (neither before the first).
+
+    The files are :func:`devolens.train.checkpoint.save_checkpoint`'s (same parameters), written to temporaries
+    and renamed in place together, the JSON last (:func:`devolens.io.together.write_together`); one of the pair
+    alone could not be resumed, and the weights of one epoch beside the JSON of the epoch before would resume
+    that epoch on weights that had trained it already.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    beside: list[Path] = []  # the JSON that save_checkpoint writes beside the weights' temporary
+
+    def weights(tmp: Path) -> None:
+        beside.append(tmp.with_suffix(".json"))
+        _checkpoint.save_checkpoint(tmp, model, optimizer, scheduler, extra=extra, scaler=scaler)
+
+    try:
+        write_together({path: weights, path.with_suffix(".json"): lambda tmp: os.replace(beside[0], tmp)})
+    finally:  # (gone once taken; left by a stop between the two writers)
+        for tmp in beside:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return path
+
+
+def _checkpoint_halves(ckpt: Path) -> tuple[str, str] | None:
+    """For a checkpoint of which only one file is there (what a stop as an older version saved it left, or a
+    removed file): the names of the file there and of the one missing; None for both or neither."""
+    jpath = ckpt.with_suffix(".json")
+    there = [p.name for p in (ckpt, jpath) if os.path.lexists(p)]
+    if len(there) != 1:
+        return None
+    return there[0], (jpath if there[0] == ckpt.name else ckpt).name
+
+
+def _whole_checkpoint(ckpt: Path) -> bool:
+    """Whether both files of the checkpoint ``ckpt`` are there (a run that ``--resume`` can try)."""
+    return ckpt.exists() and ckpt.with_suffix(".json").exists()
+
+
 def _epochs_done(ckpt: Path) -> int:
     """Epochs a run's checkpoint has trained (from its JSON, without loading the tensors)."""
     try:
         return int(json.loads(ckpt.with_suffix(".json").read_text(encoding="utf-8"))["extra"]["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
-        raise DevolensError("checkpoint.json is missing or unreadable; the run cannot be resumed",
-                            path=ckpt.with_suffix(".json")) from None
+        raise DevolensError("checkpoint.json is missing or unreadable; the run cannot be resumed: train it anew "
+                            "in another --out (or remove checkpoint.safetensors and checkpoint.json first to train "
+                            "it anew here)", path=ckpt.with_suffix(".json")) from None
 
 
 def _recorded_weights(ckpt: Path, recipe: dict) -> list[float] | None:
@@ -1824,6 +1877,7 @@ def train(
     epoch_log: Callable[[str], None] | None = None,
     threads: int | None = None,
     command: str | None = None,
+    finish: Callable[[TrainResult], None] | None = None,
 ) -> TrainResult:
     """Train a model from a recipe on a data folder; write the run folder ``out``.
 
@@ -1884,6 +1938,10 @@ def train(
         records the count in use at the start of each session, given or not).
     command : str, optional
         The command line that runs this (``devolens train ...``), recorded in run.json (None: a library call).
+    finish : callable, optional
+        ``finish(result)`` once the run has trained (or was found complete), while the run folder is still locked:
+        what is made from the run (``devolens train`` writes its plots and ``--export`` file there), so that no
+        second run changes the folder meanwhile. What it raises is raised; the run stays as it is.
 
     Returns
     -------
@@ -1897,11 +1955,14 @@ def train(
         lock = _lock_run(where)  # before anything is read from the folder: a second run is refused at once
         before = {e.name for e in os.scandir(where)} if where.is_dir() else set()
         try:
-            return _train(recipe, data, out, resume=resume, epochs=epochs, prune_top=prune_top, device=device,
-                          progress=progress, info=info, epoch_callback=epoch_callback, step_callback=step_callback,
-                          epoch_log=epoch_log, threads=threads, command=command)
+            res = _train(recipe, data, out, resume=resume, epochs=epochs, prune_top=prune_top, device=device,
+                         progress=progress, info=info, epoch_callback=epoch_callback, step_callback=step_callback,
+                         epoch_log=epoch_log, threads=threads, command=command)
+            if finish is not None:
+                finish(res)
+            return res
         except BaseException:  # Ctrl-C included
-            unfinished = not (where / CHECKPOINT).exists()
+            unfinished = not _whole_checkpoint(where / CHECKPOINT)
             if unfinished:
                 _remove_unfinished(where, made, before)  # while the lock holds: no other run's files go
             raise
@@ -1950,7 +2011,13 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     """The body of :func:`train` (which removes what a failed call wrote)."""
     ckpt = out / CHECKPOINT
     data_path = None if isinstance(data, DataBundle) else Path(data)
+    half = _checkpoint_halves(ckpt)
     if resume:
+        if half is not None:
+            raise DevolensError(f"--resume: the run's {half[0]} has no {half[1]} beside it (the run was stopped as it "
+                                "saved a checkpoint, or the file was removed), so it cannot be resumed; train it "
+                                "anew: the same command without --resume replaces it (or give another --out)",
+                                path=out)
         if not ckpt.exists():
             raise DevolensError("no checkpoint to resume from (checkpoint.safetensors)", path=out)
         if not os.path.lexists(out / "run.json"):  # (written before the first checkpoint since; an older version
@@ -1958,7 +2025,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             raise DevolensError("--resume: the run has a checkpoint but no run.json (it was stopped as it saved its "
                                 "first checkpoint), so the data it was trained on cannot be checked; train it anew "
                                 "in another --out (or remove this folder first)", path=out)
-    elif ckpt.exists():
+    elif ckpt.exists() and half is None:
         raise DevolensError("this folder already holds a run; use --resume to continue it or choose another --out",
                             path=out)
     check_run_folder(out, data_path, resume=resume)
@@ -2051,6 +2118,16 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
 
     model, opt, sched, scaler = fresh()
     out.mkdir(parents=True, exist_ok=True)
+    if half is not None and not resume:  # a checkpoint no run can resume: this run starts anew in its place
+        try:
+            os.unlink(out / half[0])
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise cannot_write(exc, out / half[0]) from None
+        if info is not None:
+            info(f"note: removed {half[0]}, left without its {half[1]} by an earlier run (stopped as it saved a "
+                 "checkpoint): the run starts anew")
     active = np.arange(len(train_ds))
     pruned_df: pd.DataFrame | None = None
     start, best_value, best_epoch = 0, None, None
