@@ -417,6 +417,8 @@ def fit(args) -> None:
     q90 = float(np.percentile(np.abs(err[emb]), 90))
     band = [round(TRAIN_ZOOMS[0] * float(np.exp(-q90)), 3), round(TRAIN_ZOOMS[1] * float(np.exp(q90)), 3)]
     keep = {"train": list(TRAIN_ZOOMS), "q90": band, "none": None}[args.keep]
+    if args.keep_from is not None and keep is not None:  # the lower edge chosen on development renders
+        keep = [float(args.keep_from), keep[1]]
     model = _Gated(alpha, three=args.crowd_head).fit(X, y, g, crowd).model
     report = {"alpha": alpha, "flatten": flatten, "loeo": loeo, "keep": keep, "q90_band": band, "m0": round(M0, 4), "samples": int(len(y))}
     if args.heldout:
@@ -445,6 +447,7 @@ def fit(args) -> None:
         card["input"]["diameter"]["auto"] = {
             "file": "size_model.safetensors",
             "keep": keep,
+            "trained": list(TRAIN_ZOOMS),
             "m0": round(M0, 4),
             "flatten": flatten,
             "how": ("cellpose-style size model: %s, from the encoder's two deepest stages averaged over the content "
@@ -456,9 +459,12 @@ def fit(args) -> None:
                     % (heads, ("images background-flattened as the network's input (a disc %g working px wide)" % flatten
                                if flatten > 0 else "images not background-flattened"), len(y), what, (" and simulated culture wells (zoomed 0.7-5x)" if (~emb & ~crowd).any() else "") + (
                            " and crowded fields (2-9 embryos side by side at 0.2-1.6x)" if crowd.any() else ""),
-                       {"train": "the training zooms", "q90": "the training zooms widened by the "
-                        "90th percentile of the error", "none": "none: every image"}[args.keep],
+                       ("%g-%g: its lower edge chosen on development renders, benchmarks/choose_keep_band.py"
+                        % tuple(keep) if args.keep_from is not None and keep is not None else
+                        {"train": "the training zooms", "q90": "the training zooms widened by the "
+                         "90th percentile of the error", "none": "none: every image"}[args.keep]),
                        "python scripts/zoo_sizemodel.py fit " + " ".join(args.train) + f" --keep {args.keep}"
+                       + ("" if args.keep_from is None else f" --keep-from {args.keep_from:g}")
                        + (" --crowd-head" if args.crowd_head else "")
                        + (" --clean-only" if args.clean_only else "")
                        + (" (render step: --flatten %g%s)" % (flatten, "".join(
@@ -587,6 +593,9 @@ def main(argv=None) -> int:
     f.add_argument("--keep", choices=("train", "q90", "none"), default="train",
                    help="estimates left as they are: inside the network's training zooms (train), those widened by "
                         "the error's 90th percentile (q90), or none (every image brought to m0)")
+    f.add_argument("--keep-from", type=float, default=None, metavar="LO",
+                   help="the keep band's lower edge instead (its upper edge stays): chosen on development renders by "
+                        "benchmarks/choose_keep_band.py; the card records the training zooms apart (auto.trained)")
     f.add_argument("--role", choices=("first", "backdrop"), default="first",
                    help="with --to: the card's size model (first), or its second one for images on a bright uneven "
                         "backdrop (backdrop: samples rendered with --flatten; written as input.diameter.auto.backdrop)")

@@ -39,7 +39,7 @@ def _frames(tmp_path, n: int = 6, side: int = 48):
 class _Nuclei:
     """The nuclei model of :class:`_Pops`: its size model reads every input at ``magnification``."""
 
-    auto_keep = (0.55, 1.15)
+    auto_keep = trained_zooms = (0.55, 1.15)
     card_scale = 0.0  # (no inverted-input note to judge)
 
     def __init__(self, magnification: float):

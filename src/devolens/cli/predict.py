@@ -1299,7 +1299,7 @@ def run_segmentation(
                 areas),
             # used as they are at a magnification far from the training one (size_advice cannot tell)
             "magnification_check": None if busiest is None else predictor.magnification_check(busiest.frames()),
-            "trained_magnifications": predictor.auto_keep,
+            "trained_magnifications": predictor.trained_zooms,
             "known_sizes": predictor.known_sizes,
             # how the sizes the model knows map to this input's pixels (the size note speaks in the input's pixels)
             "size_resize": None if scale is None or not predictor.card_scale else scale / predictor.card_scale,
@@ -2331,7 +2331,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     nuclei = getattr(predictor, "nuclei", None)
     df.attrs["magnification_check"] = (nuclei.magnification_check(busiest.frames())
                                        if busiest is not None and nuclei is not None else None)
-    df.attrs["trained_magnifications"] = getattr(nuclei, "auto_keep", None)
+    df.attrs["trained_magnifications"] = getattr(nuclei, "trained_zooms", None)
     df.attrs["known_sizes"] = predictor.known_sizes
     df.attrs["estimate"] = getattr(predictor, "last_estimate", None)
     df.attrs["resized"] = getattr(predictor, "resize", 1.0) != 1.0
@@ -2684,8 +2684,9 @@ def _skipped_note(skipped: int, report: Optional[Path]) -> str:
 def _magnification_note(estimate, trained: Optional[tuple[float, float]], images: str, found: str) -> str:
     """The note printed when ``--diameter none`` used the input as it is and the size model reads it far outside the
     magnifications the network was trained on (``estimate``: :meth:`~devolens.predict.segment._SegmentationPredictor.
-    magnification_check`'s; ``trained``: the card's keep band): there the network splits large nuclei, or merges
-    small ones, into objects of the size it knows, which the size check (:func:`_size_note`) cannot tell.
+    magnification_check`'s; ``trained``: the network's training zooms, the predictor's ``trained_zooms``): there the
+    network splits large nuclei, or merges small ones, into objects of the size it knows, which the size check
+    (:func:`_size_note`) cannot tell.
     ``images``: what the input holds (``images``, ``frames``); ``found``: what is not to be trusted."""
     band = f"the {trained[0]:g}-{trained[1]:g}x" if trained else "the magnifications"
     return (f"[yellow]note:[/] --diameter none: the {images} look {estimate.magnification:.2g}x as magnified as the "

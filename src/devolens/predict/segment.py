@@ -271,6 +271,7 @@ class _SegmentationPredictor:
         diameter_ref: float | None = None,
         size_model: Any = None,
         auto_keep: Sequence[float] | None = None,
+        trained_zooms: Sequence[float] | None = None,
         size_flatten: float = 0.0,
         size_backdrop: Any = None,
         block_pixels: float | None = None,
@@ -280,6 +281,9 @@ class _SegmentationPredictor:
         self.size_model = size_model  # devolens.predict.sizing.SizeModel, for diameter="auto"
         # diameter="auto": estimates inside this band leave the images as they are (None: always resized to m0)
         self.auto_keep = None if auto_keep is None else (float(auto_keep[0]), float(auto_keep[1]))
+        # the magnifications the network was trained on (notes and records; default: the keep band)
+        zooms = auto_keep if trained_zooms is None else trained_zooms
+        self.trained_zooms = None if zooms is None else (float(zooms[0]), float(zooms[1]))
         # the size model reads images flattened with a disc this many working px wide (0: unflattened), as fitted
         self.size_flatten = float(size_flatten)
         # images on a bright uneven backdrop: read by a second size model on flattened images (sizing.BackdropReader)
@@ -353,6 +357,7 @@ class _SegmentationPredictor:
 
             kwargs["size_model"] = SizeModel.load(Path(folder) / auto["file"])
             kwargs["auto_keep"] = tuple(auto["keep"]) if auto.get("keep") else None
+            kwargs["trained_zooms"] = tuple(auto["trained"]) if auto.get("trained") else None
             kwargs["size_flatten"] = float(auto.get("flatten") or 0.0)
             kwargs["size_backdrop"] = BackdropReader.from_card(folder, auto.get("backdrop"))
         post = options.pop("postprocess", None)
@@ -633,17 +638,17 @@ class _SegmentationPredictor:
     @property
     def far_magnifications(self) -> tuple[float, float] | None:
         """Magnifications (relative to the model's reference framing) beyond which images used as they are lie far
-        outside those the network was trained on: the card's ``input.diameter.auto.keep`` widened by the size
-        model's 90th-percentile error on held-out renders (``error_heldout.heldout.p90_abs_log``, else the
-        leave-one-out ``error_loeo.embryos``'s): 0.40-1.60x for the shipped nuclei model. None without a size model
-        or those figures."""
+        outside those the network was trained on: the card's ``input.diameter.auto.trained`` (else its ``keep``
+        band; :attr:`trained_zooms`) widened by the size model's 90th-percentile error on held-out renders
+        (``error_heldout.heldout.p90_abs_log``, else the leave-one-out ``error_loeo.embryos``'s): 0.40-1.60x for the
+        shipped nuclei model. None without a size model or those figures."""
         auto = ((self.card.get("input") or {}).get("diameter") or {}).get("auto") or {}
         err = ((auto.get("error_heldout") or {}).get("heldout") or (auto.get("error_loeo") or {}).get("embryos")
                or {}).get("p90_abs_log")
-        if self.size_model is None or self.auto_keep is None or not err:
+        if self.size_model is None or self.trained_zooms is None or not err:
             return None
         slack = float(np.exp(float(err)))
-        return self.auto_keep[0] / slack, self.auto_keep[1] * slack
+        return self.trained_zooms[0] / slack, self.trained_zooms[1] * slack
 
     def magnification_check(self, images: Sequence[np.ndarray]):
         """The size model's estimate of ``images`` when they were segmented as they are (no ``diameter``) and it
