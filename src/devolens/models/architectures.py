@@ -269,7 +269,13 @@ def _config_path(path: Path) -> Path:
 
 
 def save_model(model: nn.Module, path: str | Path, config: dict | None = None, fp16: bool = False) -> Path:
-    """Save weights as safetensors and the model config as JSON beside them.
+    """Save weights as safetensors and the model config as JSON beside them, as one unit.
+
+    The two files are written to temporaries and renamed in place together, the JSON last
+    (:func:`devolens.io.together.write_together`): after a stop (Ctrl-C, SIGTERM) or a failure (a full disk) both
+    are the new model's or both the previous one's (neither where there was none). New weights beside the previous
+    JSON would load without a word, described by the other model's epoch and metrics (a run's ``best.json``, an
+    ``--export``); weights alone would be refused by :func:`load_model`.
 
     Parameters
     ----------
@@ -287,8 +293,14 @@ def save_model(model: nn.Module, path: str | Path, config: dict | None = None, f
     -------
     Path
         The weights path.
+
+    Raises
+    ------
+    DevolensError
+        A file cannot be written (:func:`~devolens.io.together.write_together`); the previous pair stays whole.
     """
     from devolens.io.tensors import save_tensors
+    from devolens.io.together import write_together
 
     path = Path(path)
     state = {}
@@ -300,8 +312,9 @@ def save_model(model: nn.Module, path: str | Path, config: dict | None = None, f
     meta = dict(config or {})
     meta["model"] = getattr(model, "devolens_config", meta.get("model"))
     meta["dtype"] = "float16" if fp16 else "float32"
-    save_tensors(state, path, metadata={"format": "pt"})
-    write_text(_config_path(path), json.dumps(meta, indent=2, default=_json_default))
+    text = json.dumps(meta, indent=2, default=_json_default)
+    write_together({path: lambda tmp: save_tensors(state, tmp, metadata={"format": "pt"}),
+                    _config_path(path): lambda tmp: write_text(tmp, text)})
     return path
 
 

@@ -3,8 +3,9 @@
 A checkpoint is ``NAME.safetensors`` (model weights ``model/<key>``, optimizer tensors
 ``optim/<param index>/<key>``, torch RNG state ``rng/torch``) plus ``NAME.json`` (epoch,
 optimizer hyper-parameters and scalar state, scheduler state, fp16's loss scaler state (a few
-numbers), numpy and Python RNG states, and any extra JSON the trainer adds). Loading restores
-all of it, so a resumed run continues exactly as an uninterrupted one would.
+numbers), numpy and Python RNG states, and any extra JSON the trainer adds), the two written as one unit
+(:func:`save_checkpoint`). Loading restores all of it, so a resumed run continues exactly as an
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from devolens.errors import DevolensError
 from devolens.io.atomic import write_text
+from devolens.io.together import write_together
 
 
 def _json_default(obj):
@@ -60,7 +62,13 @@ def set_rng_state(tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> No
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler=None, extra: dict | None = None, scaler: torch.amp.GradScaler | None = None) -> Path:
-    """Write ``path`` (.safetensors) and its ``.json`` beside it, atomically.
+    """Write ``path`` (.safetensors) and its ``.json`` beside it, as one unit.
+
+    The two files are written to temporaries and renamed in place together, the JSON last
+    (:func:`devolens.io.together.write_together`): after a stop (Ctrl-C, SIGTERM) or a failure (a full disk)
+    both are this checkpoint's or both the previous one's (neither before the first). One of the pair alone
+    could not be resumed, and the weights of one epoch beside the JSON of the epoch before would resume that
+    epoch on weights that had trained it already.
 
     Parameters
     ----------
@@ -73,6 +81,16 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     scaler : torch.amp.GradScaler, optional
         fp16's loss scaler: its state (scale, growth tracker and factors: numbers) goes to the JSON's
         ``scaler`` (left out for none or a disabled one).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    DevolensError
+        A file cannot be written (:func:`~devolens.io.together.write_together`); the previous pair stays whole.
     """
     from devolens.io.tensors import save_tensors
 
@@ -99,8 +117,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     if scaler is not None and scaler.is_enabled():
         meta["scaler"] = scaler.state_dict()
     text = json.dumps(meta, default=_json_default)
-    save_tensors(tensors, path)
-    write_text(path.with_suffix(".json"), text)
+    write_together({path: lambda tmp: save_tensors(tensors, tmp),
+                    path.with_suffix(".json"): lambda tmp: write_text(tmp, text)})
     return path
 
 

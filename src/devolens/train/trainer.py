@@ -22,7 +22,8 @@ Run folder (``out``)::
     checkpoint.safetensors   last epoch's full state (+ checkpoint.json, with fp16's loss scale; the two
                              written as one unit, :func:`save_checkpoint`)
     best.safetensors         weights of the best epoch by the monitored metric (+ best.json,
-                             loadable with devolens.models.architectures.load_model)
+                             loadable with devolens.models.architectures.load_model; the two
+                             written as one unit, :func:`save_model`)
     samples/epoch_NNN.npz    fixed validation samples: image, truth and prediction
     run.json                 summary: split sizes, notes, best epoch and value, the data it was
                              trained on (path and a fingerprint of the samples' files), the threads,
@@ -68,11 +69,9 @@ from devolens.errors import DevolensError
 from devolens.errors import ordinal as _ordinal  # 1st, 2nd, ... (shared with the demo's report)
 from devolens.io.atomic import (FileLock, atomic_path, cannot_write, missing_folders, output_lock, remove_made,
                                  write_csv, write_text)
-from devolens.io.together import write_together
 from devolens.models.architectures import build_model, build_regressor, save_model
-from devolens.train import checkpoint as _checkpoint
 from devolens.train import metrics as M
-from devolens.train.checkpoint import load_checkpoint
+from devolens.train.checkpoint import load_checkpoint, save_checkpoint
 from devolens.train.losses import (batch_loss, build_loss, class_frequencies, class_weights, counted, known,
                                    leaves_out, masked_mean, pixel_mean)
 from devolens.train.postprocess import instances_from_classes, probabilities_to_classes
@@ -1666,37 +1665,6 @@ def _note_other_recipe(given_src, given: dict, own: dict, out: Path, epochs: int
         keys = listed(diff)
         info(f"note: --resume continues with the run's own recipe ({out / 'recipe.yaml'})"
              + (f"; {what} differs in {keys} and is not used (train a new run to use it)" if diff else "") + more)
-
-
-def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler=None,
-                    extra: dict | None = None, scaler: torch.amp.GradScaler | None = None) -> Path:
-    """Write a run's checkpoint, ``path`` (.safetensors) and its ``.json``, as one unit: after a stop (Ctrl-C,
-    SIGTERM) or a failure both files are this checkpoint's or both the previous one's (neither before the first).
-
-    The files are :func:`devolens.train.checkpoint.save_checkpoint`'s (same parameters), written to temporaries
-    and renamed in place together, the JSON last (:func:`devolens.io.together.write_together`); one of the pair
-    alone could not be resumed, and the weights of one epoch beside the JSON of the epoch before would resume
-    that epoch on weights that had trained it already.
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    path = Path(path)
-    beside: list[Path] = []  # the JSON that save_checkpoint writes beside the weights' temporary
-
-    def weights(tmp: Path) -> None:
-        beside.append(tmp.with_suffix(".json"))
-        _checkpoint.save_checkpoint(tmp, model, optimizer, scheduler, extra=extra, scaler=scaler)
-
-    try:
-        write_together({path: weights, path.with_suffix(".json"): lambda tmp: os.replace(beside[0], tmp)})
-    finally:  # (gone once taken; left by a stop between the two writers)
-        for tmp in beside:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    return path
 
 
 def _checkpoint_halves(ckpt: Path) -> tuple[str, str] | None:
