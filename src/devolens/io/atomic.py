@@ -273,6 +273,11 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """
     path = Path(path)
     suffix = path.suffix if suffix is None else suffix
+    if suffix == path.suffix and _own_temporary(path):
+        # already a temporary of this process (write_together's, which commits it): written in place, since a
+        # temporary of a temporary would be named so that no later run removes it when this one is killed outright
+        yield path
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_files(path.parent, path.stem, suffix)
@@ -304,6 +309,13 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _own_temporary(path: Path) -> bool:
+    """Whether ``path`` is named as this process's temporaries are (``.STEM.tmp-PID-RANDOM.SUFFIX``, :func:`atomic_path`
+    and :func:`devolens.io.together.write_together`) and exists: a private file its maker commits."""
+    pattern = rf"\..+\.tmp-{os.getpid()}-{_RANDOM}{re.escape(path.suffix)}"
+    return re.fullmatch(pattern, path.name) is not None and path.is_file()
 
 
 #: per folder, the names there that may be :func:`atomic_path`'s temporaries, listed once per process (a command
