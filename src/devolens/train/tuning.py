@@ -18,6 +18,12 @@ The data are checked before the study is made, and a call that made ``OUT`` and 
 before any trial finished removes it again (an empty folder, a study.db of failed trials).
 Optuna's own log lines are off below errors: a failing trial stops the study with a one-line
 error, and trials stopped because training diverged are reported one line each (``info``).
+The first trial of a call gives ``info`` what ``devolens train`` prints before its first epoch (the split,
+the device, the notes on the data: unpaired files, thresholded masks...), once. A recipe that fine-tunes
+(``model.init``) has each trial score its starting weights before its first epoch (the trial's ``run.json``
+``start``, and the trial's user attribute ``start``); when no finished trial beat that score, one line says
+so (``info``, the result's ``start_note`` and ``best.json``'s ``start``): the best recipe is then only the
+least bad of recipes whose trials ended worse than the starting weights on that split.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ class TuneResult:
     best_recipe: Path | None
     trials: pd.DataFrame
     n_new: int
+    #: fine-tuning (``model.init``) where no finished trial beat the starting weights' score: the line saying so
+    start_note: str | None = None
 
 
 def default_storage(out: str | Path) -> str:
@@ -134,8 +142,11 @@ def tune(
     progress : callable, optional
         ``progress(finished_trials, total)``.
     info : callable, optional
-        ``info(line)`` for each trial stopped because its training diverged, and on an interruption (Ctrl-C)
-        after trials finished: ``trials.csv`` and ``best_recipe.yaml`` are written for them first.
+        ``info(line)``: what :func:`devolens.train.trainer.train` says before its first epoch (the split, the
+        device, each note on the data), for the first trial of this call only; a line for each trial stopped
+        because its training diverged; on an interruption (Ctrl-C) after trials finished (``trials.csv`` and
+        ``best_recipe.yaml`` are written for them first); and at the end, a fine-tuning study whose finished
+        trials all scored worse than their starting weights: the result's ``start_note``.
     trial_log : callable, optional
         ``trial_log(line)`` after each finished trial (after ``progress``): :func:`_trial_line`, its progress
         (``k/N``), value (or how far a pruned trial got) and parameters, the best so far and its parameters (for
@@ -226,8 +237,12 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
+        # the first trial of this call says what `devolens train` says before its first epoch (the split, the
+        # device, the notes on the data), once: the other trials train on the same data
+        said = info if info is not None and not told else None
+        told.append(trial.number)
         try:
-            result = train(rec, data, run_dir, epoch_callback=report)
+            result = train(rec, data, run_dir, epoch_callback=report, info=said)
         except optuna.TrialPruned:
             _drop_checkpoint(run_dir)
             raise
@@ -242,8 +257,16 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
         if result.best_value is None:
             raise DevolensError(f"metric {metric!r} was never finite in trial {trial.number}")
         trial.set_user_attr("run_dir", str(run_dir))
+        # fine-tuning: the starting weights' score on the trial's validation split, and whether the trial's best
+        # epoch fell short of it (train's verdict, within its tolerance)
+        start = None
+        if result.start_value is not None:
+            start = {"init": str(rec["model"].get("init")), "value": float(result.start_value),
+                     "not_beaten": result.start_note is not None}
+        trial.set_user_attr("start", start)
         return float(result.best_value)
 
+    told: list[int] = []  # the trials of this call that were given `info`
     done = 0
 
     def after(study_, trial_) -> None:
@@ -267,8 +290,10 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
                          f"in {out / 'trials.csv'}, its best recipe in {out / 'best_recipe.yaml'}: run the same "
                          "command again to go on with the study")
             raise
-    df, best_params, best_value, best_path = _summary(study, base, out, name, storage, metric, direction)
-    return TuneResult(name, storage, best_params, best_value, best_path, df, n_new)
+    df, best_params, best_value, best_path, start_note = _summary(study, base, out, name, storage, metric, direction)
+    if start_note is not None and info is not None:
+        info(f"note: {start_note}")
+    return TuneResult(name, storage, best_params, best_value, best_path, df, n_new, start_note)
 
 
 def _trial_line(study, trial, done: int, total: int, metric: str) -> str:
@@ -312,12 +337,55 @@ def _summary_anyway(study, base: dict, out: Path, name: str, storage: str, metri
         atomic.received_signals[:0] = [s for s in received if s not in atomic.received_signals]
 
 
+def _trial_start(trial) -> dict | None:
+    """A finished trial's starting weights (``init``), their score before its first epoch (``value``) and whether
+    the trial fell short of it (``not_beaten``); None where the trial did not fine-tune or its start was not scored.
+    Read from the trial's user attribute ``start``, or, for a trial an earlier version ran, from its ``run.json``
+    (where its run folder is at hand)."""
+    if "start" in trial.user_attrs:
+        start = trial.user_attrs["start"]
+        return start if isinstance(start, dict) else None
+    try:
+        start = json.loads((Path(trial.user_attrs["run_dir"]) / "run.json").read_text(encoding="utf-8"))["start"]
+        value = float(start["value"])
+    except (KeyError, OSError, ValueError, TypeError):
+        return None
+    if value != value:  # NaN: not scored
+        return None
+    return {"init": str(start.get("init")), "value": value, "not_beaten": bool(start.get("not_beaten"))}
+
+
+def _start_note(study, best, metric: str) -> tuple[dict | None, str | None]:
+    """The best trial's start (:func:`_trial_start`) and, when no finished trial beat its starting weights (each
+    on its own validation split; every one fine-tuned and was scored), the line that says so, naming the
+    starting weights' score on the best trial's split."""
+    import optuna
+
+    start = _trial_start(best)
+    if start is None:
+        return None, None
+    starts = [_trial_start(t) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    if not all(s is not None and s["not_beaten"] for s in starts):
+        return start, None
+    init = start["init"]
+    keep = f"keep the zoo model {init[4:]!r}" if init.startswith("zoo:") else f"keep the starting weights ({init})"
+    n, k = len(starts), len(best.intermediate_values)
+    line = (f"no trial beat the starting weights ({init}: {metric} {start['value']:.4f} on the validation set "
+            f"before training; best: trial {best.number}, {metric} {best.value:.4f} after {k} epoch"
+            f"{'s' if k != 1 else ''}, of {n} finished trial{'s' if n != 1 else ''}): best_recipe.yaml is only the "
+            f"least bad of recipes that made the model worse; {keep}, or tune again with lower optimizer.lr values "
+            "in tune.space or more tune.epochs")
+    return start, line
+
+
 def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str, direction: str):
     """Write ``trials.csv`` and, once a trial completed, ``best_recipe.yaml`` and ``best.json``; return the
-    trials table, the best parameters, value and recipe path (None without a completed trial)."""
+    trials table, the best parameters, value and recipe path (None without a completed trial), and the line of
+    :func:`_start_note` (None unless no trial beat its starting weights; ``best.json``'s ``start`` has it as
+    ``not_beaten``)."""
     df = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
     write_csv(df, out / "trials.csv")
-    best_params = best_value = best_path = None
+    best_params = best_value = best_path = line = None
     try:
         best = study.best_trial
     except ValueError:
@@ -326,10 +394,15 @@ def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str,
         best_params, best_value = dict(best.params), float(best.value)
         rec = apply_params(base, best_params)
         best_path = dump_recipe(rec, out / "best_recipe.yaml")
+        start, line = _start_note(study, best, metric)
+        if start is not None:  # the best trial's starting weights and their score (as its run.json's start)
+            start = {"init": start["init"], "monitor": metric, "value": start["value"],
+                     **({"not_beaten": line} if line is not None else {})}
         write_text(out / "best.json", json.dumps({"study": name, "storage": storage, "metric": metric,
                                                   "direction": direction, "trial": best.number,
-                                                  "value": best_value, "params": best_params}, indent=2))
-    return df, best_params, best_value, best_path
+                                                  "value": best_value, "params": best_params,
+                                                  **({"start": start} if start is not None else {})}, indent=2))
+    return df, best_params, best_value, best_path, line
 
 
 def _same_recipe(study, base: dict, name: str, storage: str) -> None:
