@@ -110,9 +110,11 @@ def test_pose_default_fits_and_explicit_pose(table):
     assert ys.max() - ys.min() > xs.max() - xs.min()  # rotated: long axis vertical
 
 
-def test_empty_time_renders_background(table):
-    f = render_nuclei_frame(table, 99, size=(64, 64), seed=0)
-    assert f.labels.max() == 0 and f.counts["total"] == 0 and len(f.centroids) == 0
+def test_a_time_the_table_lacks_is_refused(table):
+    from devolens.errors import DevolensValueError
+
+    with pytest.raises(DevolensValueError, match="time point 99 not in the table"):
+        render_nuclei_frame(table, 99, size=(64, 64), seed=0)
 
 
 def test_simulated_embryo_renders():
@@ -128,11 +130,17 @@ def test_simulated_embryo_renders():
 def test_missing_sizes_and_positions_are_handled(table):
     df = table.copy()
     df.attrs = dict(table.attrs)
-    df.loc[df.index[:5], "size"] = np.nan
-    df.loc[df.index[5], "x"] = np.nan
+    df.loc[df.index[:5], "size"] = np.nan  # drawn at the table's median size
     f = render_nuclei_frame(df, 1, size=(128, 160), seed=0)
-    n = int(((df["time"] == 1) & df["x"].notna()).sum())
+    n = int((df["time"] == 1).sum())
     assert 0 < f.labels.max() <= n
+    from devolens.errors import DevolensValueError
+
+    no_x = df.copy()
+    no_x.attrs = dict(df.attrs)
+    no_x.loc[df.index[5], "x"] = np.nan  # a nucleus without a position: refused, not drawn short of its count
+    with pytest.raises(DevolensValueError, match="column 'x' must hold finite numbers"):
+        render_nuclei_frame(no_x, int(df.loc[df.index[5], "time"]), size=(128, 160), seed=0)
     df["size"] = np.nan
     g = render_nuclei_frame(df, 1, size=(128, 160), seed=0)
     assert g.labels.max() > 0

@@ -88,6 +88,31 @@ def whole_times(column: pd.Series, *, path=None, error: type[DevolensError] = De
     return values.astype(np.int64)
 
 
+def finite_column(values: np.ndarray, column: pd.Series, name: str, *, rows: np.ndarray | None = None,
+                  where: str = "", nan_ok: bool = False, then: str = "", path=None,
+                  error: type[DevolensError] = DevolensError) -> None:
+    """Refuse a table's column ``name`` where it holds no finite number.
+
+    ``values`` is the column as float numbers (text that is no number read as NaN), ``column`` the column as the
+    table holds it (a value is shown as the user wrote it), ``rows`` the row positions to check (default: all),
+    ``where`` words that place them (``" at time point 5"``). NaN passes where ``nan_ok`` (an unknown size),
+    infinity never. The message names the column, the number of rows and the first:
+    ``column 'y' must hold finite numbers; row 5 holds nan`` or ``column 'x' must hold finite numbers; 4 rows at
+    time point 1 do not (the first: row 0 holds nan)``, then ``": " + then`` (what to do) where given.
+    """
+    idx = np.arange(len(values)) if rows is None else np.asarray(rows, dtype=np.int64)
+    v = np.asarray(values, dtype=np.float64)[idx]
+    bad = np.isinf(v) if nan_ok else ~np.isfinite(v)
+    if not bad.any():
+        return
+    n = int(bad.sum())
+    first = int(idx[int(np.argmax(bad))])
+    held = shown(column.iloc[first:first + 1].tolist()[0])
+    text = (f"row {first}{where} holds {held}" if n == 1 else
+            f"{n} rows{where} do not (the first: row {first} holds {held})")
+    raise error(f"column {name!r} must hold finite numbers; {text}{': ' + then if then else ''}", path=path)
+
+
 #: the most characters of a value a message shows: a value read from a user's file (a recipe's YAML, a model card's
 #: JSON) can be anything (a list of a million items, a whole file pasted into a string), and the message is one line
 SHOWN_CHARS = 100

@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from devolens.errors import DevolensValueError
 from devolens.render.geometry import EmbryoGeometry, Pose, cached, embryo_geometry, table_fingerprint, to_frame
-from devolens.render.nuclei import _population_counts, _resolve_pose, _time_rows, check_frame
+from devolens.render.nuclei import _population_counts, _resolve_pose, _time_rows, check_frame, check_time_point
 from devolens.render.optics import (
     OPTICS_RANGES, add_noise, check_params, finish_channel, jpeg_roundtrip, quantize, texture_field,
 )
@@ -259,7 +259,7 @@ def render_membrane_frame(
     table : DataFrame
         Tidy lineage table (``time``, ``cell``, ``x``, ``y`` pixels, ``z`` planes, ``size``).
     time : int
-        Time point.
+        Time point: one the table has, its rows with finite ``x``, ``y``, ``z`` (see :func:`render_nuclei_frame`).
     z : float, optional
         Slice position in table planes; default: drawn from the seed within the middle 60 %
         of the embryo's depth.
@@ -281,6 +281,12 @@ def render_membrane_frame(
     Returns
     -------
     MembraneFrame
+
+    Raises
+    ------
+    DevolensValueError
+        A table or an option the renderer cannot take, a time point the table lacks among them
+        (:func:`~devolens.render.nuclei.check_time_point`).
     """
     h, w = check_frame(table, time, size, seed)
     if params is not None and not isinstance(params, MembraneParams):
@@ -292,6 +298,7 @@ def render_membrane_frame(
     if params is None:
         params = MembraneParams.sample(par_rng)
     fp = fingerprint if fingerprint is not None else table_fingerprint(table)  # once for this frame's lookups
+    check_time_point(table, time, fp)
     geom = geometry if geometry is not None else cached(table, "geometry", embryo_geometry, fp)
     pose = _resolve_pose(pose, geom, (h, w), pose_rng)
     s = pose.scale

@@ -58,13 +58,61 @@ def frame_size(size, low: int = MIN_SIDE) -> tuple[int, int]:
 
 
 def check_frame(table, time, size, seed) -> tuple[int, int]:
-    """Check what every frame renderer takes (a time point the table lacks renders the background alone);
-    returns the frame's (height, width)."""
+    """Check what every frame renderer takes, the table's rows at ``time`` apart (:func:`check_time_point`, once the
+    renderer has the table's fingerprint); returns the frame's (height, width)."""
     check_table(table)
     h, w = frame_size(size)
     checks.whole(seed, "seed", 0, floats=True, error=DevolensValueError)
     checks.whole(time, "time", floats=True, error=DevolensValueError)  # "37" or 37.5 would render another frame
     return h, w
+
+
+def check_time_point(table: pd.DataFrame, time: int, fingerprint: bytes | None = None) -> int:
+    """``time`` as an int when ``table`` (a checked tidy lineage table, :func:`check_table`) has rows at that time
+    point and each of them a place to draw: finite ``x``, ``y``, ``z`` and a size that is not infinite (NaN: unknown,
+    drawn at the table's median).
+
+    A frame of a time point the table lacks would be an empty eggshell, and a row without a position would be
+    counted in the frame's ``counts`` but drawn nowhere: both refused (:class:`~devolens.errors.DevolensValueError`,
+    naming the table's time points, or the column, the number of rows and the first). ``fingerprint``: the table's
+    :func:`~devolens.render.geometry.table_fingerprint` when the caller has it (what is checked is cached with it).
+    """
+    present, bad = cached(table, "time_check", _time_check, fingerprint)
+    t = int(time)
+    source = table.attrs.get("source")
+    i = int(np.searchsorted(present, t))
+    if i == len(present) or present[i] != t:
+        from devolens.io.tables import time_points_text
+
+        raise DevolensValueError(f"time point {t} not in the table (it has {time_points_text(present)}): "
+                                 "render one of those", path=source)
+    rows = bad.get(t)
+    if rows is not None:
+        plain = _plain(table)
+        for c in ("x", "y", "z", "size"):
+            then = "drop such rows or give them a " + ("size (NaN: unknown)" if c == "size" else "position")
+            checks.finite_column(_numbers(plain[c]), plain[c], c, rows=rows, where=f" at time point {t}",
+                                 nan_ok=c == "size", then=then, path=source, error=DevolensValueError)
+    return t
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    """A table's column as float64 numbers (text that is no number, pd.NA: NaN)."""
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _time_check(table: pd.DataFrame) -> tuple[np.ndarray, dict]:
+    """What :func:`check_time_point` reads of a table: its time points (sorted) and, per time point with any, the
+    row positions holding a non-finite ``x``, ``y`` or ``z`` or an infinite ``size``."""
+    plain = _plain(table)
+    t = checks.whole_times(plain["time"], path=table.attrs.get("source"), error=DevolensValueError)  # NaN, 1.5
+    bad = np.zeros(len(t), bool)
+    for c in ("x", "y", "z", "size"):
+        v = _numbers(plain[c])
+        bad |= np.isinf(v) if c == "size" else ~np.isfinite(v)
+    rows = np.flatnonzero(bad)
+    per_time = {int(k): rows[t[rows] == k] for k in np.unique(t[rows])}
+    return np.unique(t), per_time
 
 
 @dataclass
@@ -274,7 +322,9 @@ def render_nuclei_frame(
         Tidy lineage table (``time``, ``cell``, ``x``, ``y`` pixels, ``z`` planes, ``size``
         diameter pixels); ``attrs["zscale"]`` (xy pixels per plane) is used when present.
     time : int
-        Time point to render.
+        Time point to render: one the table has (else an error naming those it has), its rows with finite ``x``,
+        ``y``, ``z`` (else an error naming the column and the rows). A NaN ``size`` is unknown: the nucleus is drawn
+        with the table's median size.
     size : (int, int)
         Frame height and width, pixels (default 512 x 752 like EPIC movies).
     seed : int
@@ -310,6 +360,12 @@ def render_nuclei_frame(
     Returns
     -------
     NucleiFrame
+
+    Raises
+    ------
+    DevolensValueError
+        A table or an option the renderer cannot take: among them a time point the table lacks, or rows at
+        ``time`` without a finite position (:func:`check_time_point`).
     """
     h, w = check_frame(table, time, size, seed)
     if optics is not None and not isinstance(optics, OpticsParams):
@@ -319,6 +375,7 @@ def render_nuclei_frame(
     if optics is None:
         optics = OpticsParams.sample(opt_rng)
     fp = fingerprint if fingerprint is not None else table_fingerprint(table)  # once for this frame's lookups
+    check_time_point(table, time, fp)
     geom = geometry if geometry is not None else cached(table, "geometry", embryo_geometry, fp)
     pose = _resolve_pose(pose, geom, (h, w), pose_rng)
     key = int(seed) if reporter_key is None else int(reporter_key)
