@@ -127,7 +127,8 @@ def test_per_image_csv_beside_the_json(tiny_run, capsys):
     path = run / "eval_A_checkpoint_images.csv"
     assert f"per image -> {path}" in out
     rows = list(csv.DictReader(path.open()))
-    assert list(rows[0]) == ["file", "true_count", "pred_count", "tp", "fp", "fn", "precision", "recall", "f1"]
+    assert list(rows[0]) == ["file", "true_count", "pred_count", "tp", "fp", "fn", "precision", "recall", "f1",
+                            "run_side"]
     masks = sorted((data / "masks").iterdir())
     assert len(rows) == len(masks)
     for r, m in zip(rows, masks):  # scale 1: the truth is the mask file itself
@@ -161,12 +162,13 @@ def test_per_image_rows_are_scored_in_the_loop_without_keeping_arrays(tiny_run, 
     monkeypatch.setattr(T, "evaluate_model", spy)
     rows = evaluate_run(run, data, weights=run / "checkpoint.safetensors")["images"]
     assert seen[0].get("keep", 0) == 0 and seen[0]["per_image"] is True
-    assert list(rows[0]) == ["file", "true_count", "pred_count", "tp", "fp", "fn", "precision", "recall", "f1"]
+    assert list(rows[0]) == ["file", "true_count", "pred_count", "tp", "fp", "fn", "precision", "recall", "f1",
+                            "run_side"]
     names = [r["file"] for r in rows]
     masks = sorted((data / "masks").iterdir())
     assert len(rows) == len(masks)
     old = per_image_rows(names, list(kept[0]["samples"]["pred_labels"]), list(kept[0]["samples"]["truth_labels"]))
-    assert rows == old
+    assert [{k: v for k, v in r.items() if k != "run_side"} for r in rows] == old  # (run_side: evaluate_run's)
 
 
 # ---------------------------------------------------------------- 3. train's mask checks and unpaired files

@@ -264,10 +264,10 @@ def export_model(
     folder as it ships (the nuclei, membrane and population cards record the weights' sha256); `./nuclei` is a
     folder of that name.
     """
-    from devolens.cli._common import console
+    from devolens.cli._common import console, note
     from devolens.errors import DevolensError
     from devolens.models import zoo
-    from devolens.models.export import KINDS, check_scale, export_run, export_shipped, named_kind
+    from devolens.models.export import KINDS, check_scale, export_run, export_shipped, named_kind, start_said
 
     # the options first, before the run is read or anything written
     if kind is not None and kind not in KINDS:
@@ -290,8 +290,12 @@ def export_model(
         return
     card = export_run(run, to, kind=kind, scale=scale)
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in card["metrics"].items() if k in card["headline"]) or "none"
-    console.print(f"{card['task']} model -> {to} (validation of the run: {metrics}); use it with "
-                  f"`devolens segment {card['task']} INPUT --model {to} --out DIR`")
+    start = start_said(card, 3)  # a fine-tuned run's: what its epochs had to beat
+    console.print(f"{card['task']} model -> {to} (validation of the run: {metrics}"
+                  + (f"; {start}" if start else "") + "); use it with "
+                  f"`devolens segment {card['task']} INPUT --model {to} --out DIR`", soft_wrap=True, markup=False)
+    if card["trained"].get("note"):  # no epoch beat the starting weights: the export is no better than they are
+        note(card["trained"]["note"])
     named = named_kind(run)
     if kind is not None and named not in (None, kind):  # an override of the recipe's name: said, not silent
         console.print(f"note: the run's recipe is named for {named}; exported as {kind}, as --kind says")

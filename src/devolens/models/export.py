@@ -270,8 +270,13 @@ def _run_provenance(run: Path, record: dict) -> tuple[str, str, dict]:
         text = f"the data of the training run {run.name}: {data['path']}"
         text += f" ({', '.join(x for x in said if x)})" if any(said) else ""
         if "n_train" in trained and "n_val" in trained:
-            text += (f"; split {trained['n_train']} for training, {trained['n_val']} for validation (the run's "
-                     "split.csv lists which)")
+            text += f"; split {trained['n_train']} for training, {trained['n_val']} for validation"
+            # which ones: the run's split.csv, by its absolute path (the card does not copy it: its sample names are
+            # paths in the data folder, which the card names by its absolute path too)
+            split_csv = (run / "split.csv").resolve()
+            if split_csv.is_file():
+                trained["split_csv"] = str(split_csv)
+                text += f" (listed in the run's {split_csv})"
         text += "."
     else:
         text = f"the data of the training run {run} (its run.json names none: a run of an older devolens?)"
@@ -401,7 +406,7 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
         # the recipe itself (best.json holds it as trained): the card says it wherever the folder goes
         "recipe": recipe if recipe else str(run / "recipe.yaml"),
         "command": command,
-        "trained": {"run": str(run), "epoch": cfg.get("epoch"), "monitor": cfg.get("monitor"),
+        "trained": {"run": str(run.resolve()), "epoch": cfg.get("epoch"), "monitor": cfg.get("monitor"),
                     "value": cfg.get("value"), **_run_start(record), **made},
         "metrics": metrics,
         "metrics_heading": "Metrics (the run's own validation split at its best epoch, not held-out data)",
@@ -530,11 +535,38 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
         save_tensors({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()},
                      weights, metadata={"format": "pt"})
         card["name"] = to.name
-        card["command"] += (f"; devolens models export {run} --to {to} --kind {card['task']} "
-                            f"--scale {card['input']['scale']:g}")
-        card["exported"] = {**version_keys(), "torch": torch_version(), "from": str(run)}
+        card["command"] += f"; {export_command(run, to, kind, scale)}"
+        card["exported"] = {**version_keys(), "torch": torch_version(), "from": str(run.resolve())}
         write_card(card, tmp, load_name=str(to))
     return card
+
+
+def export_command(run: Path, to: Path, kind: str | None, scale: float | None) -> str:
+    """The export command as the card records it: the command line as typed (:func:`devolens.provenance.command_line`),
+    or for a call of :func:`export_run` its equivalent with the options given, none that were not (the kind and scale
+    they resolve to are the card's ``task`` and ``input.scale``)."""
+    import shlex
+
+    from devolens.provenance import command_line
+
+    typed = command_line("devolens models export")
+    if typed != "devolens models export":
+        return typed
+    words = ["devolens", "models", "export", str(run), "--to", str(to)]
+    words += ["--kind", kind] if kind is not None else []
+    words += ["--scale", f"{float(scale):g}"] if scale is not None else []
+    return shlex.join(words)
+
+
+def start_said(card: dict, digits: int = 4) -> str | None:
+    """What a fine-tuned run's card says of its starting weights (``trained``: ``init``, ``start_value``): their score
+    on the run's validation split before the first epoch (to ``digits`` places); None for a card without them."""
+    trained = card.get("trained") if isinstance(card.get("trained"), dict) else {}
+    value = trained.get("start_value")
+    if not isinstance(value, (int, float)):
+        return None
+    init = f" ({trained['init']})" if trained.get("init") else ""
+    return f"starting weights{init}: {trained.get('monitor') or 'score'} {value:.{digits}f} before the first epoch"
 
 
 def export_shipped(name: str, to: str | Path) -> dict:
@@ -814,6 +846,9 @@ def card_md(card: dict, load_name: str | None = None) -> str:
     ``load_name``: what to pass to ``load`` and ``--model`` (default: the card's name)."""
     name = load_name or card["name"]
     lines = [f"# {card['name']}: {card['summary']}", ""]
+    trained = card.get("trained") if isinstance(card.get("trained"), dict) else {}
+    if trained.get("note"):  # a fine-tuning that did not beat its starting weights: said first
+        lines += [f"**Note:** {trained['note']}.", ""]
     lines += ["## Use", "", "```python", "from devolens.models import load",
               f"model = load({name!r})", "result = model.predict(image)   # HxW, HxWx3 or 3xHxW array, any size, or an image file's path", "```", ""]
     if card["task"] in ("nuclei", "membrane"):
@@ -898,5 +933,8 @@ def card_md(card: dict, load_name: str | None = None) -> str:
             lines.append(f"- **{k}**: {v}")
     if card.get("metrics_note"):
         lines += ["", card["metrics_note"]]
+    start = start_said(card)
+    if start:  # the same split's score before the first epoch: what the fine-tuning had to beat
+        lines += ["", f"For comparison, the {start}, on the same validation split."]
     lines += ["", "## Known limits", "", card["limits"], ""]
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -10,8 +11,10 @@ from devolens.errors import DevolensError
 from devolens.models.architectures import load_model
 from devolens.train.recipe import load_recipe, resolved, validate_recipe
 
-#: columns of the per-image CSV (:func:`per_image_rows`; evaluate_model's ``per_image`` rows with ``file``)
-IMAGE_COLUMNS = ("file", "true_count", "pred_count", "tp", "fp", "fn", "precision", "recall", "f1")
+#: columns of the per-image CSV (:func:`per_image_rows`; evaluate_model's ``per_image`` rows with ``file``, and
+#: ``run_side``: ``train`` or ``val`` for an image of the run's split.csv, ``none`` for one it did not use, empty where
+#: the run has no split.csv; :func:`run_sides`)
+IMAGE_COLUMNS = ("file", "true_count", "pred_count", "tp", "fp", "fn", "precision", "recall", "f1", "run_side")
 
 
 def _weights_card(weights: str | Path | None) -> tuple[str, dict] | None:
@@ -79,8 +82,137 @@ def data_notes(df) -> list[str]:
     unmatched = list(df.attrs.get("unmatched") or [])
     if unmatched:
         n = len(unmatched)
-        notes.append(f"{n} file{'s' if n != 1 else ''} without a partner, not scored (e.g. {unmatched[0]})")
+        notes.append(f"{n} file{'s' if n != 1 else ''} without a partner, not scored (e.g. {unmatched[0]}): listed "
+                     "in the metrics JSON ('unmatched')")
     return notes
+
+
+def _weights_run(run: Path, weights: str | Path | None) -> Path | None:
+    """The run whose training the scored weights come from: ``run`` for its own checkpoints (no ``weights``, or a file
+    in ``run``), the folder of another run's ``best.safetensors`` or ``checkpoint.safetensors`` (it holds a
+    split.csv); None for a zoo model or other weights (their training data are not known here)."""
+    if weights is None:
+        return run
+    text = str(weights)
+    if text.startswith("zoo:"):
+        return None
+    path = Path(text)
+    if path.is_file() and (path.parent / "split.csv").is_file():
+        return path.parent
+    return None
+
+
+def _image_name(sample: str) -> str:
+    """The image of a split.csv sample: a region of a one-image split (``NAME[y0:y1, x0:x1]``) is its image's."""
+    return sample.split("[", 1)[0] if sample.endswith("]") and "[" in sample else sample
+
+
+def run_sides(run: str | Path, df) -> tuple[list[str], str, str] | None:
+    """Which of the samples ``df`` (rows of :func:`devolens.data.datasets.index_dataset`) run ``run`` trained or
+    validated on, from its ``split.csv`` and ``run.json``.
+
+    An image is matched by its file's contents (:func:`devolens.train.trainer.file_digest`) with the images of the
+    run's samples in the data folder ``run.json`` records (so a copy, a renamed file or another folder holding the
+    same images is found); where that folder is gone or cannot be read, by its sample name (its path relative to the
+    data folder) alone. An image of which some regions trained (a one-image run split by region) counts as training.
+
+    Parameters
+    ----------
+    run : path
+        A training run folder.
+    df : DataFrame
+        The samples scored (``sample``, ``image``).
+
+    Returns
+    -------
+    tuple or None
+        ``(sides, how, split_csv)``: per row of ``df`` ``"train"``, ``"val"`` or ``"none"``; ``"image contents"`` or
+        ``"names"``; the path of the split.csv read. None where the run has no readable split.csv.
+    """
+    from devolens.train.trainer import _run_split, file_digest
+
+    run = Path(run)
+    split = _run_split(run)
+    if split is None:
+        return None
+    by_name: dict[str, str] = {}
+    for sample, side in zip(split["sample"].astype(str), split["side"].astype(str)):
+        if side in ("train", "val"):
+            name = _image_name(sample)
+            by_name[name] = "train" if "train" in (side, by_name.get(name)) else side
+    recorded = None
+    try:
+        info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+        recorded = (info.get("data") or {}).get("path") if isinstance(info, dict) else None
+    except (OSError, ValueError, AttributeError):
+        pass
+    if recorded and Path(recorded).is_dir():
+        from devolens.data.datasets import index_dataset
+
+        try:
+            trained = index_dataset(recorded)
+            by_digest: dict[bytes, str] = {}
+            for sample, image in zip(trained["sample"].astype(str), trained["image"]):
+                side = by_name.get(sample)
+                if side is not None:
+                    key = file_digest(image)
+                    by_digest[key] = "train" if "train" in (side, by_digest.get(key)) else side
+            sides = [by_digest.get(file_digest(image), "none") for image in df["image"]]
+            return sides, "image contents", str((run / "split.csv").resolve())
+        except (DevolensError, OSError):
+            pass  # the folder changed beyond reading: the names say what they can
+    sides = [by_name.get(str(sample), "none") for sample in df["sample"]]
+    return sides, "names", str((run / "split.csv").resolve())
+
+
+def _store_seen(run: Path, store: Path, n: int) -> dict | None:
+    """How many tiles of the tile store ``store`` (``n`` tiles) run ``run`` trained and validated on: all those its
+    split.csv lists, where the store is the one it trained on (the fingerprint ``run.json`` records: the store's
+    contents, wherever it lies now); None otherwise, or where the run records neither."""
+    import hashlib
+
+    from devolens.train.trainer import _run_split, file_digest
+
+    split = _run_split(run)
+    try:
+        info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+        recorded = (info.get("data") or {}).get("fingerprint") if isinstance(info, dict) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    if split is None or not recorded:
+        return None
+    if hashlib.blake2b(file_digest(store) + str(n).encode(), digest_size=16).hexdigest() != recorded:
+        return None
+    side = split["side"].astype(str)
+    return {"train": int((side == "train").sum()), "val": int((side == "val").sum()), "of": n,
+            "by": "store contents", "run": str(run.resolve()), "split_csv": str((run / "split.csv").resolve())}
+
+
+def seen_note(counts: dict, what: str = "images") -> str | None:
+    """The note on scored samples that the weights' run trained or validated on (``counts``: the ``in_run_split``
+    entry of :func:`evaluate_run`'s result; ``what``: ``images`` or ``tiles``), None where there are none."""
+    n_train, n_val, n = counts["train"], counts["val"], counts["of"]
+    if not n_train and not n_val:
+        return None
+    by = {"image contents": "matched by their contents", "store contents": "the very store it trained on"}.get(
+        counts["by"], "matched by name: the run's data folder is not there to compare their contents")
+    name = Path(counts["run"]).name
+
+    def are(k: int, kind: str) -> str:  # "8 ... are training samples", "1 ... is a training sample"
+        return f"are {kind} samples" if k != 1 else f"is a {kind} sample"
+
+    if n_train:
+        text = (f"{n_train} of {n} {what} {are(n_train, 'training')} of the run {name} (its split.csv, {by}): "
+                f"{'their scores are' if n_train != 1 else 'its score is'} not a held-out measure")
+        if n_val:
+            more = "are its validation samples" if n_val != 1 else "is one of its validation samples"
+            text += f"; {n_val} more {more}, which chose its best epoch"
+    else:
+        text = (f"{n_val} of {n} {what} {are(n_val, 'validation')} of the run {name} (its split.csv, {by}): "
+                f"{'they' if n_val != 1 else 'it'} chose its best epoch, so "
+                f"{'their scores are' if n_val != 1 else 'its score is'} not a held-out measure either")
+    column = "; the per-image CSV's run_side column says which" if what == "images" else ""
+    return text + f"{column}; for a held-out score, evaluate on {what} the run never saw"
 
 
 def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
@@ -128,8 +260,13 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         None with other ``weights``), ``n`` (samples), ``validate`` (the rules used),
         ``postprocess_from`` (``card zoo:NAME``, ``--postprocess`` or ``run recipe``), ``device`` and
         ``amp`` (where and in what precision it ran), ``notes`` (on the data, as train gives them, and on
-        the precision), ``metrics`` (name -> value; NaN written as null) and
-        ``images`` (per-image rows of :func:`per_image_rows`; segmentation on image folders only).
+        the precision; a note where the data hold samples the weights' run trained or validated on),
+        ``in_run_split`` (how many: ``train``, ``val``, ``of`` the samples scored, ``by`` what they were matched
+        (:func:`run_sides`), the ``run`` and its ``split_csv``; None where the weights are not a run's with a
+        split.csv, such as a zoo model, or a tile store is not the run's), ``unmatched`` (the files without a
+        partner, not scored, as train's run.json lists them), ``metrics`` (name -> value; NaN written as null) and
+        ``images`` (per-image rows of :func:`per_image_rows` with ``run_side``: ``train``, ``val`` or ``none`` in
+        that split, empty where it is not known; segmentation on image folders only).
     """
     from devolens.data.datasets import index_dataset
     from devolens.train.trainer import effective_amp, evaluate_model, make_dataset, resolve_device, use_device
@@ -189,10 +326,16 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     if zoo_card is not None and zoo_scale_note:
         notes.append(zoo_scale_note)
     names: list[str] | None = None
+    sides: list[str] | None = None  # per image: train / val / none in the weights' run's split.csv
+    seen: dict | None = None  # how many of them: the result's ``in_run_split``
+    unmatched: list[str] = []
+    trained_by = _weights_run(run, weights)
     if Path(data).is_file() and Path(data).suffix.lower() in (".h5", ".hdf5"):
         from devolens.data.datasets import H5TileDataset
 
         ds = H5TileDataset(data, target=rec["data"]["target"], normalize=rec["data"]["normalize"])
+        if trained_by is not None:
+            seen = _store_seen(trained_by, Path(data), len(ds))
     else:
         df = index_dataset(data)
         attrs = dict(df.attrs)
@@ -208,7 +351,17 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
 
             notes += check_masks(df, classes=int(rec["data"]["classes"]))
         names = [str(x) for x in df["sample"]] if "sample" in df.columns else [Path(x).name for x in df["image"]]
+        unmatched = [str(x) for x in df.attrs.get("unmatched") or []]
+        found = run_sides(trained_by, df) if trained_by is not None and "sample" in df.columns else None
+        if found is not None:
+            sides, how, split_csv = found
+            seen = {"train": sides.count("train"), "val": sides.count("val"), "of": len(sides), "by": how,
+                    "run": str(trained_by.resolve()), "split_csv": split_csv}
         ds = make_dataset(rec, df, train=False)
+    if seen is not None:
+        said = seen_note(seen, "images" if names is not None else "tiles")
+        if said:
+            notes.append(said)
     use_device(where)
     amp, amp_note = effective_amp(rec["train"]["amp"], where)
     if amp_note:
@@ -222,9 +375,10 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in ev["metrics"].items()}
     images = None
     if per_image and ev.get("images") is not None:
-        images = [{"file": name, **row} for name, row in zip(names, ev["images"])]
+        images = [{"file": name, **row, "run_side": "" if sides is None else side}
+                  for name, row, side in zip(names, ev["images"], sides or [""] * len(names))]
     return {"run": str(run), "data": str(data), "weights": str(weights or best),
             "epoch": cfg.get("epoch") if weights is None else None, "n": len(ds), "validate": rec["validate"],
-            "postprocess_from": source, "device": str(where), "amp": amp, "notes": notes, "metrics": metrics,
-            "images": images}
+            "postprocess_from": source, "device": str(where), "amp": amp, "notes": notes,
+            "in_run_split": seen, "unmatched": unmatched, "metrics": metrics, "images": images}
 
