@@ -27,11 +27,16 @@ import torch
 from torch.utils.data import Dataset
 
 from devolens.errors import DevolensError
+# mask names (the image's stem plus one of MASK_SUFFIXES, in any case) are devolens.io.frames': segment leaves the
+# masks of a folder's images out of its frames by the same names
+from devolens.io.frames import IMAGE_NAME_SUFFIXES, MASK_SUFFIXES  # noqa: F401 (this module's names too)
+from devolens.io.frames import image_bases as _image_bases
+from devolens.io.frames import is_mask_name as _is_mask_name
+from devolens.io.frames import mask_base as _mask_stem
+from devolens.io.frames import mask_stems as _mask_stems
+from devolens.io.frames import plain_stem as _plain_stem
 
 IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp")  # what devolens.io.images.read_image reads (not GIF)
-#: mask names: the image's stem plus one of these (longest first: ``x_cp_masks`` is ``x``'s, not ``x_cp``'s);
-#: the hyphened ones are QuPath's (``x-labels.png``)
-MASK_SUFFIXES = ("_cp_masks", "-labels", "_labels", "-label", "_label", "-masks", "_masks", "-mask", "_mask", "_seg")
 #: sub-folder names (any case) that put their images on the validation side of the split, and on the training side
 VAL_FOLDERS = ("val", "validation", "valid", "test")
 TRAIN_FOLDERS = ("train", "training")
@@ -529,27 +534,8 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 
 
 # ----------------------------------------------------------------------------- indexing
-#: how an image's name may end where its mask's name lacks it (cellpose's ``000_img.png`` + ``000_masks.png``)
-IMAGE_NAME_SUFFIXES = ("_img", "_image", "_raw")
 #: folders that hold no data of the user's (macOS zip extraction, recycle bins, napari/Fiji caches)
 _SKIP_DIRS = ("__MACOSX", "$RECYCLE.BIN", "__pycache__")
-
-
-def _plain_stem(stem: str) -> str:
-    """``stem`` less an OME-TIFF's ``.ome`` (``x.ome.tif`` pairs with ``x_labels.tif``, what segment writes for it)."""
-    return stem[:-4] if stem.lower().endswith(".ome") and len(stem) > 4 else stem
-
-
-def _mask_stem(stem: str) -> str:
-    stem = _plain_stem(stem)
-    for suf in MASK_SUFFIXES:
-        if stem.endswith(suf):
-            return stem[: -len(suf)]
-    return stem
-
-
-def _is_mask_name(stem: str) -> bool:
-    return _mask_stem(stem) != _plain_stem(stem)
 
 
 def _list_images(folder: Path, recursive: bool = True) -> list[Path]:
@@ -565,13 +551,6 @@ def _list_images(folder: Path, recursive: bool = True) -> list[Path]:
     return sorted(found)
 
 
-def _image_bases(stem: str) -> list[str]:
-    """The names a mask of the image ``stem`` may be built on: its stem less ``.ome``, and that less an image
-    suffix of :data:`IMAGE_NAME_SUFFIXES` (``x_img``: also ``x``, whose mask is ``x_masks``)."""
-    stem = _plain_stem(stem)
-    return [stem] + [stem[: -len(s)] for s in IMAGE_NAME_SUFFIXES if stem.endswith(s) and len(stem) > len(s)]
-
-
 def _pair_files(image_dir: Path, mask_dir: Path) -> tuple[list[Path], list[Path]]:
     """The image files and the mask files of a folder-pairs layout; where both are one folder (cellpose's
     layout: ``x.tif`` beside ``x_masks.tif``), the files named like masks are the masks, the others the images,
@@ -579,9 +558,13 @@ def _pair_files(image_dir: Path, mask_dir: Path) -> tuple[list[Path], list[Path]
     ``y-label_masks.png``: the shorter name is the image's)."""
     images, masks = _list_images(image_dir), _list_images(mask_dir)
     if image_dir.resolve() == mask_dir.resolve():
-        named = [p for p in images if _is_mask_name(p.stem)]
-        masked = {(p.parent, _mask_stem(p.stem)) for p in named}  # (folder, stem) of each image a mask names
-        masks = [p for p in named if not any((p.parent, b) in masked for b in _image_bases(p.stem))]
+        folders: dict[Path, list[Path]] = {}
+        for p in images:
+            folders.setdefault(p.parent, []).append(p)
+        masks = []
+        for files in folders.values():
+            stems = _mask_stems({p.stem for p in files})
+            masks += [p for p in files if p.stem in stems]
         taken = set(masks)
         images = [p for p in images if p not in taken]
     return images, masks
@@ -664,21 +647,30 @@ def find_pairs(image_dir: str | Path, mask_dir: str | Path) -> PairIndex:
 
 
 _EMBRYO_RE = re.compile(r"^(?P<embryo>.+)_t\d+$")
+#: a time point's name with nothing before it (``t001``, ``_t001``, ``T001``): one movie's frame
+_TIME_ONLY_RE = re.compile(r"^_?[tT]\d+$")
+#: the group of the frames named by their time point alone (:data:`_TIME_ONLY_RE`): one movie
+TIME_ONLY_GROUP = "t"
 
 
 def _group_of(stem: str) -> str:
+    """The group of a file of stem ``stem``: ``<embryo>`` of ``<embryo>_tNNN``, :data:`TIME_ONLY_GROUP` for a name
+    that is a time point alone (``t001``: the frames of one movie, one group), else the stem."""
     m = _EMBRYO_RE.match(stem)
-    return m.group("embryo") if m else stem
+    if m and not _TIME_ONLY_RE.match(stem):
+        return m.group("embryo")
+    return TIME_ONLY_GROUP if _TIME_ONLY_RE.match(stem) else stem
 
 
 def _pair_group(path: Path, folder: Path) -> str:
-    """The group of an image of a folder-pairs layout: ``<embryo>`` of ``<embryo>_tNNN``, else the file's stem;
-    in a sub-folder (``images/embryoA/t001.png``), the sub-folder (and the ``<embryo>`` its name gives)."""
+    """The group of an image of a folder-pairs layout: ``<embryo>`` of ``<embryo>_tNNN``, one group for the frames
+    named by their time point alone (``t001.png``, ``t002.png``: one movie), else the file's stem; in a sub-folder
+    (``images/embryoA/t001.png``), the sub-folder (and the ``<embryo>`` its name gives)."""
     sub = path.parent.relative_to(folder)
     if sub == Path("."):
-        return _group_of(path.stem)
+        return _group_of(_plain_stem(path.stem))
     m = _EMBRYO_RE.match(path.stem)
-    return sub.as_posix() + (f"/{m.group('embryo')}" if m else "")
+    return sub.as_posix() + (f"/{m.group('embryo')}" if m and not _TIME_ONLY_RE.match(path.stem) else "")
 
 
 def _folder_side(path: Path, folder: Path) -> str:
@@ -777,7 +769,9 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
       and ``Masks/`` too), sub-folders included, or images with their masks beside them in
       ``root`` (``x.tif`` + ``x_masks.tif``, cellpose's layout), matched by name (see
       :func:`find_pairs`). The group of
-      ``<embryo>_tNNN.png`` is ``<embryo>``, otherwise the file's stem; the group of an image in a
+      ``<embryo>_tNNN.png`` is ``<embryo>``, that of frames named by their time point alone (``t001.png``,
+      ``t002.png``: one movie) one group (:data:`TIME_ONLY_GROUP`), otherwise the file's stem; the group of an
+      image in a
       sub-folder is the sub-folder (``images/embryoA/t001.png``: ``embryoA``). ``folder_side`` is
       ``val`` for an image in a sub-folder named val, validation, valid or test (any case), ``train`` in
       one named train or training, else empty (see :func:`folder_split`); ``df.attrs["train_val_folders"]``
@@ -916,6 +910,184 @@ def split_by_group(
 def time_blocks(times: Sequence[int], block: int = 10) -> np.ndarray:
     """Group ids for contiguous blocks of ``block`` time points (a split column for one embryo)."""
     return (np.asarray(times, dtype=np.int64) // max(1, int(block))).astype(np.int64)
+
+
+#: the object diameters (equivalent diameter, pixels at the working resolution: after ``data.scale``) that a kind of
+#: segmentation network works on (:func:`size_notes`): nuclei 8-25 px, as the shipped nuclei model's card says
+#: (``input.note``: "nuclei 8-25 px wide there", at its ``input.scale`` 0.5; ``input.diameter.reference``, 35.6 px
+#: in the input, is 17.8 px there) and recipes/finetune_own_nuclei.yaml; its renders trained at 0.55-1.15 of that
+#: (about 10-20 px). Membranes: no range stated, not checked
+OBJECT_DIAMETER_PX = {"nuclei": (8.0, 25.0)}
+#: masks read at most, evenly spread over the samples, for the median object size (:func:`object_diameter`)
+SIZE_MASKS = 20
+
+
+def object_diameter(labels: Sequence[str | Path], most: int = SIZE_MASKS) -> tuple[float | None, int, int]:
+    """The median size of the objects of label images: the equivalent diameter (``sqrt(4 area / pi)``) in the
+    files' own pixels, over the objects of all of them together (a thresholded mask's blobs each one object; an
+    'ignore' value, :func:`ignore_label`, none).
+
+    Parameters
+    ----------
+    labels : sequence of path
+        Mask files (:func:`read_mask` reads them).
+    most : int
+        At most this many are read, evenly spread over ``labels`` (a median needs no more).
+
+    Returns
+    -------
+    (diameter, objects, masks)
+        The median diameter (None where no mask holds an object), the objects and the masks it was taken over.
+    """
+    paths = list(labels)
+    if len(paths) > most:
+        paths = [paths[int(k)] for k in np.linspace(0, len(paths) - 1, most).round()]
+    diameters = []
+    for path in paths:
+        mask = read_mask(path)
+        blobs = thresholded(mask)
+        if blobs is not None:
+            mask = blobs
+        else:
+            skip = ignore_label(mask)
+            if skip:
+                mask = np.where(mask == skip, 0, mask)
+        areas = np.bincount(np.asarray(mask, dtype=np.int64).ravel())[1:]
+        areas = areas[areas > 0]
+        diameters.append(np.sqrt(4.0 * areas / np.pi))
+    found = np.concatenate(diameters) if diameters else np.zeros(0)
+    return (float(np.median(found)) if found.size else None), int(found.size), len(paths)
+
+
+def size_notes(labels: Sequence[str | Path], scale: float, kind: str | None, size: Sequence[int] | None = None
+               ) -> list[str]:
+    """A note where the objects of the masks ``labels``, at the working resolution ``scale`` (``data.scale``), are
+    a median size outside the range the network works on (:data:`OBJECT_DIAMETER_PX`): nuclei of 10 px trained at
+    the nuclei recipe's 0.5 are 5 px there, and the shipped weights found few of them (validation F1 0.14 at 0.5,
+    0.54 at 1.0 on a lab's own images) without a word. It says the scale that brings them to the middle of the
+    range (its geometric mean, 14 px for nuclei), and the scales that keep them within it.
+
+    Parameters
+    ----------
+    labels : sequence of path
+        The mask files (:func:`object_diameter` reads up to :data:`SIZE_MASKS` of them).
+    scale : float
+        ``data.scale``.
+    kind : str or None
+        What the network segments (``"nuclei"``; see ``devolens.train.trainer.recipe_kind``): no note for a kind
+        without a range, or None.
+    size : sequence of int, optional
+        ``data.size``: every sample resized to it, not scaled: no note.
+
+    Returns
+    -------
+    list of str
+        The note, or none.
+    """
+    if kind not in OBJECT_DIAMETER_PX or size:
+        return []
+    low, high = OBJECT_DIAMETER_PX[kind]
+    diameter, objects, masks = object_diameter(labels)
+    if diameter is None or diameter <= 0:
+        return []
+    scale = float(scale)
+    working = diameter * scale
+    if low <= working <= high:
+        return []
+    middle = (low * high) ** 0.5
+    best, least, most = middle / diameter, low / diameter, high / diameter
+    at = f"{working:.1f} px at data.scale {scale:g}" if scale != 1.0 else "as they are (data.scale 1)"
+    where = "below" if working < low else "above"
+    return [f"the {kind} in the masks are a median {diameter:.1f} px wide (equivalent diameter, {objects} objects "
+            f"in {masks} masks): {at}, {where} the {low:g}-{high:g} px the {kind} network works on, where it finds "
+            f"them poorly; set data.scale: {best:.2g} in the recipe (about {middle:.0f} px; {least:.2g} to "
+            f"{most:.2g} keeps them within {low:g}-{high:g} px)"]
+
+
+#: bytes read at a time when hashing an image file (:func:`split_copies`)
+_HASH_BLOCK = 1 << 20
+
+
+def _file_hash(path: str | Path) -> bytes:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_HASH_BLOCK), b""):
+            h.update(block)
+    return h.digest()
+
+
+def split_copies(train: pd.DataFrame, val: pd.DataFrame, root: str | Path | None = None) -> list[str]:
+    """A note where an image file that validates is a byte-for-byte copy of one that trains (``train/a.tif``
+    copied into ``test/``, the same image under two names): the network is then scored on an image it trained on,
+    and the validation scores (the best epoch, ``evaluate`` on that split) read too high.
+
+    Files are compared by size first, then by a hash of their bytes (only files of a size found on both sides are
+    read); a copy saved in another format (same pixels, other bytes) is not found. Samples cut from one image into
+    regions (a ``region`` column) are copies only in the same region (the same region of every image validates).
+
+    Parameters
+    ----------
+    train, val : pandas.DataFrame
+        The two sides of a split (``image`` column; ``region`` where images are cut into regions).
+    root : path, optional
+        The data folder: the note names the files relative to it.
+
+    Returns
+    -------
+    list of str
+        The note, or none.
+    """
+    import os
+
+    def files(df: pd.DataFrame) -> dict[tuple[str, str], str]:
+        regions = df["region"].astype(str) if "region" in df.columns else [""] * len(df)
+        return {(str(p), r): str(p) for p, r in zip(df["image"], regions)}
+
+    sides = [files(train), files(val)]
+    sizes = []
+    for side in sides:
+        found: dict[str, int] = {}
+        for p in set(side.values()):
+            try:
+                found[p] = os.path.getsize(p)
+            except OSError:
+                continue
+        sizes.append(found)
+    common = set(sizes[0].values()) & set(sizes[1].values())
+    if not common:
+        return []
+    hashes: dict[str, bytes] = {}
+    for found in sizes:
+        for p, n in found.items():
+            if n in common and p not in hashes:
+                try:
+                    hashes[p] = _file_hash(p)
+                except OSError:
+                    continue
+    trained = {(hashes[p], r): p for (p, r) in sides[0] if p in hashes}
+    found_copies: dict[str, str] = {}  # validating file -> the training file it copies
+    for (p, r) in sides[1]:
+        other = trained.get((hashes.get(p), r))
+        if other is not None and other != p:
+            found_copies.setdefault(p, other)
+    copies = sorted(found_copies.items())
+    if not copies:
+        return []
+
+    def name(p: str) -> str:
+        try:
+            return Path(p).relative_to(root).as_posix() if root is not None else p
+        except ValueError:
+            return p
+
+    n = len(copies)
+    shown = ", ".join(f"{name(v)} = {name(t)}" for v, t in copies[:3]) + (f" and {n - 3} more" if n > 3 else "")
+    return [f"{n} image{'s' if n != 1 else ''} that validate{'s' if n == 1 else ''} "
+            f"{'is a copy' if n == 1 else 'are copies'} of {'a training image' if n == 1 else 'training images'}, byte "
+            f"for byte ({shown}): the network is scored on images it trained on, and the validation scores (and the "
+            "best epoch) read too high; remove the copies, or keep each image on one side only"]
 
 
 def image_shape(path: str | Path) -> tuple[int, int]:

@@ -26,7 +26,8 @@ __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "ANIMATED_SUFFIXES", "iter_path_f
            "FrameCount", "cut_short", "open_animated", "unsupported_file", "image_stem", "check_channel_input",
            "folder_continuations", "folder_timelapses", "timelapses_note",
            "several_timelapses_error", "folder_left_out", "left_out_note", "overlays_note", "HEIC_SUFFIXES",
-           "composed_twin", "composed_twin_hint", "missing_input"]
+           "composed_twin", "composed_twin_hint", "missing_input", "MASK_SUFFIXES", "IMAGE_NAME_SUFFIXES",
+           "plain_stem", "mask_base", "is_mask_name", "image_bases", "mask_stems", "paired_masks"]
 
 #: single-image files (GIFs are handled on their own; a WebP is one unless animated, see ANIMATED_SUFFIXES)
 IMAGE_SUFFIXES = tuple(s for s in READABLE_SUFFIXES if s != ".gif")
@@ -48,7 +49,71 @@ _LEFT_OUT_ADVICE = {
     "heic": ("HEIC photo", "HEIC is not read: export them as JPEG, PNG or TIFF first (an iPhone takes JPEGs with "
                            "Settings > Camera > Formats > Most Compatible)"),
     "vendor": ("microscope file", "save them as OME-TIFF first (Fiji's Bio-Formats or bfconvert)"),
+    "mask": ("mask", "each named as the mask of an image beside it (x_masks.tif of x.tif, as train and evaluate "
+                     "pair them): label images, not frames; rename one that is an image to analyse"),
 }
+#: mask names: the image's stem plus one of these, in any case (longest first: ``x_cp_masks`` is ``x``'s, not
+#: ``x_cp``'s); the hyphened ones are QuPath's (``x-labels.png``). How training data pair
+#: (:mod:`devolens.data.datasets`) and which files of a folder are left out of its frames as masks of its images
+#: (:func:`paired_masks`)
+MASK_SUFFIXES = ("_cp_masks", "-labels", "_labels", "-label", "_label", "-masks", "_masks", "-mask", "_mask", "_seg")
+#: how an image's name may end (in any case) where its mask's name lacks it (cellpose's ``000_img.png`` +
+#: ``000_masks.png``)
+IMAGE_NAME_SUFFIXES = ("_img", "_image", "_raw")
+
+
+def plain_stem(stem: str) -> str:
+    """``stem`` less an OME-TIFF's ``.ome`` (``x.ome.tif`` pairs with ``x_labels.tif``, what segment writes for it)."""
+    return stem[:-4] if stem.lower().endswith(".ome") and len(stem) > 4 else stem
+
+
+def mask_base(stem: str) -> str:
+    """The stem of the image a file of stem ``stem`` is the mask of by its name (``x_masks``, ``x_Masks``,
+    ``x_cp_masks``: ``x``), or ``stem`` (less ``.ome``) where it ends with no suffix of :data:`MASK_SUFFIXES`
+    (compared in any case: ``x_Masks.tif`` as a Windows user or Fiji's Save As may name it)."""
+    stem = plain_stem(stem)
+    low = stem.lower()
+    for suf in MASK_SUFFIXES:
+        if low.endswith(suf):
+            return stem[: -len(suf)]
+    return stem
+
+
+def is_mask_name(stem: str) -> bool:
+    """Whether a file of stem ``stem`` is named like a mask (:func:`mask_base`)."""
+    return mask_base(stem) != plain_stem(stem)
+
+
+def image_bases(stem: str) -> list[str]:
+    """The names a mask of the image ``stem`` may be built on: its stem less ``.ome``, and that less an image
+    suffix of :data:`IMAGE_NAME_SUFFIXES`, in any case (``x_img``: also ``x``, whose mask is ``x_masks``)."""
+    stem = plain_stem(stem)
+    low = stem.lower()
+    return [stem] + [stem[: -len(s)] for s in IMAGE_NAME_SUFFIXES if low.endswith(s) and len(stem) > len(s)]
+
+
+def mask_stems(stems: "Sequence[str] | set[str]") -> set[str]:
+    """The stems among those of one folder's image files that are its masks by name (cellpose's layout: ``x.tif``
+    beside ``x_masks.tif``): those named like a mask (:func:`is_mask_name`), except one whose own mask is among them
+    (``y-label.png`` beside ``y-label_masks.png``: the shorter name is the image's). A mask need not have its image
+    here (training names it unmatched)."""
+    named = [s for s in stems if is_mask_name(s)]
+    masked = {mask_base(s) for s in named}  # the stem of each image a mask names
+    return {s for s in named if not any(b in masked for b in image_bases(s))}
+
+
+def paired_masks(names: Sequence[str]) -> set[str]:
+    """The file names among ``names`` (one folder's image files) that are the masks of another of them: named like
+    its mask (:func:`mask_stems`: ``x_masks.tif``, ``x_cp_masks.png``, ``x_Mask.png`` beside ``x.tif``), as
+    ``devolens train`` and ``evaluate`` pair a folder of images with their masks beside them. A file named like a
+    mask whose image is not there is none of them (a folder of ``*_masks.tif`` alone is read as its images). By
+    name alone (string operations: a folder of 20,000 frames)."""
+    stems = {name: os.path.splitext(name)[0] for name in names}
+    masks = mask_stems(set(stems.values()))
+    if not masks:
+        return set()
+    bases = {b for s in stems.values() if s not in masks for b in image_bases(s)}
+    return {name for name, s in stems.items() if s in masks and mask_base(s) in bases}
 
 
 def image_stem(name: str | Path) -> str:
@@ -348,8 +413,12 @@ def cut_short(read: int, declared: int) -> str | None:
 
 def _image_files(folder: Path, labels: bool = False) -> list[Path]:
     """The image files of a folder, in natural order: those read as frames, or (``labels=True``) the label images
-    left out of them (``*_labels.tif``: a render's ground truth, a segmentation's results)."""
+    left out of them (``*_labels.tif``: a render's ground truth, a segmentation's results). The masks of images
+    beside them (:func:`paired_masks`: ``x_masks.tif`` beside ``x.tif``) are no frames either."""
     files = [p for p in folder.iterdir() if _image_name(p.name, labels) and p.is_file()]
+    if not labels:  # the masks of images beside them (cellpose's layout, a training folder): no frames
+        masks = paired_masks([p.name for p in files])
+        files = [p for p in files if p.name not in masks] if masks else files
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
@@ -437,7 +506,9 @@ def _overlay_words(path: Path) -> str | None:
 
 def _image_names(folder: Path) -> list[str]:
     """The names of a folder's members that :func:`_image_files` would read as frames, told by name alone."""
-    return [name for name in os.listdir(folder) if _image_name(name)]
+    names = [name for name in os.listdir(folder) if _image_name(name)]
+    masks = paired_masks(names)
+    return [name for name in names if name not in masks] if masks else names
 
 
 def overlays_note(path: str | Path) -> str | None:
@@ -464,11 +535,12 @@ def folder_files(path: Path) -> list[Path]:
 def folder_left_out(path: str | Path) -> dict[str, list[Path]]:
     """The files of a folder that hold images but are not read as its frames, by kind: ``"video"``
     (:data:`VIDEO_SUFFIXES`: one timelapse each, given on its own), ``"heic"`` (:data:`HEIC_SUFFIXES`, an iPhone's
-    photos) and ``"vendor"`` (:data:`VENDOR_SUFFIXES`); only kinds with files, in natural order; ``{}`` for anything
-    but a folder. Looked for where the frames are read (a render output's ``frames/``, whose ``video.mp4`` beside it
-    shows the same frames, is not left out), or in the folder itself when it has no frames. A folder straight off a
-    phone (``IMG_0001.MOV`` beside ``IMG_0002.JPG``) would otherwise lose its videos without a word. Other files
-    (tables, notes) are not named."""
+    photos), ``"vendor"`` (:data:`VENDOR_SUFFIXES`) and ``"mask"`` (the masks of images beside them,
+    :func:`paired_masks`: ``x_masks.tif`` beside ``x.tif``, a training folder given to segment); only kinds with files,
+    in natural order; ``{}`` for anything but a folder. Looked for where the frames are read (a render output's
+    ``frames/``, whose ``video.mp4`` beside it shows the same frames, is not left out), or in the folder itself when it
+    has no frames. A folder straight off a phone (``IMG_0001.MOV`` beside ``IMG_0002.JPG``) would otherwise lose its
+    videos without a word. Other files (tables, notes) are not named."""
     path = Path(path)
     if not path.is_dir():
         return {}
@@ -485,7 +557,10 @@ def folder_left_out(path: str | Path) -> dict[str, list[Path]]:
         kind = next((k for k, suffixes in kinds.items() if p.suffix.lower() in suffixes), None)
         if kind is not None:
             found.setdefault(kind, []).append(p)
-    return {k: found[k] for k in kinds if k in found}
+    masks = paired_masks([p.name for p in members if _image_name(p.name)])
+    if masks:
+        found["mask"] = [p for p in members if p.name in masks]
+    return {k: found[k] for k in (*kinds, "mask") if k in found}
 
 
 def _left_out_words(found: dict[str, list[Path]], shown: int = 3) -> list[str]:

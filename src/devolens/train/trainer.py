@@ -336,6 +336,8 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     ``run_split``: a run's ``split.csv`` (``sample``, ``side``), kept where it lists the very samples found here
     (a resumed run splits as it was trained, whatever the split would be now).
     """
+    from devolens.data.datasets import size_notes, split_copies
+
     recipe = resolved(recipe)
     d = recipe["data"]
     if Path(data_dir).is_file() and Path(data_dir).suffix.lower() in (".h5", ".hdf5"):
@@ -366,6 +368,7 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
             notes.append(kind_note)
     if segmentation and d["target"] != "classes":  # a render's own masks: a look at the first few is enough
         notes += check_masks(df, limit=5 if df.attrs.get("layout") == "render" else None)
+        notes += size_notes(df["labels"], d["scale"], recipe_kind(recipe)[0], d["size"])  # nuclei at data.scale
     elif segmentation:  # class-id masks: every value a class of the recipe's
         notes += check_masks(df, classes=int(d["classes"]))
     files = df  # what the fingerprint digests: the files, however they are split
@@ -424,6 +427,7 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
                                f"{int((~is_val).sum())} train)"]
                 by_folder = None
             tr, va = df[~is_val], df[is_val]
+    split_notes += split_copies(tr, va, data_dir)  # one image on both sides (train/x.tif copied into test/)
     split = pd.DataFrame({"sample": df["sample"], "group": df[column].astype(str),
                           "side": np.where(df.index.isin(va.index), "val", "train")})
     values = list(d["counts"]) if recipe["task"] == "population" else []
