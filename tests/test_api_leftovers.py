@@ -278,12 +278,14 @@ def test_clock_fit_refuses_what_it_would_fit_wrongly(tiny_zoo):
     rows = pd.DataFrame({"total": [4.0, 8, 12, 20, 30, 50, 70, 90]})
     for df, positions, msg in ((rows["total"], range(8), "a DataFrame with a 'total' column"),
                                (rows, None, "frame position"),
-                               (rows.assign(total=[4, np.nan, 12, 20, 30, 50, 70, 90]), range(8),
-                                "totals must be finite numbers >= 0; frame 1 has nan"),
+                               (rows.assign(total=[4, -1.0, 12, 20, 30, 50, 70, 90]), range(8),
+                                "totals must be finite numbers >= 0; frame 1 has -1"),
                                (rows, [0, 1, 2, np.nan, 4, 5, 6, 7], "positions must be finite numbers; frame 3")):
         with pytest.raises(DevolensError, match=msg):
             pop.clock_fit(df, positions)
     assert len(pop.clock_fit(rows, range(8))[0]) == 8
+    # a frame without signal (NaN, as predict_batch leaves it) is left out of the fit, not refused (37th session)
+    assert len(pop.clock_fit(rows.assign(total=[4, np.nan, 12, 20, 30, 50, 70, 90]), range(8))[0]) == 8
 
 
 def test_tiling_and_tiled_inference_check_their_inputs(tmp_path):

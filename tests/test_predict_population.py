@@ -118,7 +118,9 @@ def test_composition_with_a_total_regressor_combines_in_log_space(w):
     pred = PopulationPredictor("composition", nuclei=_FakeNuclei(), composition=comp,
                                knots_x=np.array([0.0, 10.0]), knots_y=np.array([0.0, 20.0]),
                                network=_ConstantTotal(30.0), total_weight=w, input_size=(8, 8), fast=False)
-    row = pred.predict(np.full((8, 8), 4, np.uint8))  # calibration says 8 cells, the regressor 30
+    frame = np.random.default_rng(0).integers(0, 255, (8, 8), dtype=np.uint8)
+    frame[0, 0] = 4  # (the fake nuclei model reads its first pixel)
+    row = pred.predict(frame)  # calibration says 8 cells, the regressor 30
     assert row["total"] == pytest.approx(np.expm1(w * np.log1p(8.0) + (1 - w) * np.log1p(30.0)), rel=1e-4)
     with pytest.raises(DevolensError):
         PopulationPredictor("composition", nuclei=_FakeNuclei(), composition=comp, total_weight=1.5)
@@ -277,11 +279,13 @@ def test_population_diameter_resizes_frames(tiny_zoo, monkeypatch):
     seen = []
     original = pred.nuclei.predict_iter
     monkeypatch.setattr(pred.nuclei, "predict_iter", lambda imgs, **kw: original((seen.append(i.shape) or i for i in imgs), **kw))
-    row = pred.predict(np.zeros((40, 60), np.uint8))
+    frame = np.zeros((40, 60), np.uint8)
+    frame[10:30, 20:40] = 200  # (a frame without signal would have no counts)
+    row = pred.predict(frame)
     assert seen == [(80, 120)] and row["total"] >= 0
     for dtype in (np.int32, np.int64, bool):  # types OpenCV cannot resize (a user's int32 TIFF)
         seen.clear()
-        row = pred.predict(np.arange(40 * 60).reshape(40, 60).astype(dtype))
+        row = pred.predict(frame.astype(dtype))
         assert seen == [(80, 120)] and row["total"] >= 0
     for bad in (0, -1, "x"):
         with pytest.raises(DevolensError, match="diameter must be"):

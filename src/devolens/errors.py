@@ -3,7 +3,9 @@
 The CLI turns a :class:`DevolensError` into a one-line message and exit code 2, never a
 traceback. Library code raises it whenever the cause is the input rather than a bug.
 Where the CLI prints a note about a result to check, library code issues a warning
-(``warnings.warn``): :class:`DiameterWarning`, which the CLI silences as it prints its own note.
+(``warnings.warn``): :class:`DiameterWarning` (a magnification estimate), :class:`IdentityWarning` (a table the
+identity model reads poorly), :class:`NoSignalWarning` (a population frame without signal, counted NaN), which the CLI
+silences as it prints its own notes.
 
 A message that names one of the user's options names it as the user gave it: the command's flag (``--channel 5``)
 while the ``devolens`` command runs, the function's argument (``channel=5``) otherwise (:func:`option`).
@@ -33,6 +35,20 @@ class DiameterWarning(UserWarning):
     """``diameter="auto"`` (or ``"each"``) could not judge the magnification of the images (too few objects, or
     too narrow images) and used them as they are; the estimate is in the predictor's ``last_estimate``
     (``estimates`` with ``"each"``)."""
+
+
+class NoSignalWarning(UserWarning):
+    """A frame given to :meth:`~devolens.predict.population.PopulationPredictor.predict` (or ``predict_batch``)
+    holds no signal (:func:`~devolens.predict.population.lacks_signal`: one grey level throughout, or black with
+    nothing in it): there is nothing to count, so its counts are NaN, as ``devolens population`` leaves its row
+    empty; the frames' positions are in the predictor's ``flat_frames``."""
+
+
+class IdentityWarning(UserWarning):
+    """:meth:`~devolens.predict.identity.IdentityPredictor.predict` found something in its input that makes names
+    to check (a table that stops early, a nearly symmetric or lopsided nucleus cloud, a cut-off embryo, tracks that
+    break, rows left out...): one warning per note, in the words ``devolens identify`` prints as its notes
+    (:func:`~devolens.predict.identity.input_notes`, which the command's notes come from)."""
 
 
 def ordinal(n: int) -> str:

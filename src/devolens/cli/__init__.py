@@ -91,7 +91,9 @@ if _is_command(sys.argv):  # (a program importing this module keeps its own hand
 import typer  # noqa: E402
 
 from devolens.cli._common import QUIET_HELP, set_quiet  # noqa: E402
-from devolens.errors import DevolensError, DiameterWarning, set_command  # noqa: E402
+from devolens.errors import (  # noqa: E402
+    DevolensError, DiameterWarning, IdentityWarning, NoSignalWarning, set_command,
+)
 from devolens.io.atomic import EX_TEMPFAIL, RETRY_ERRNOS, WRITE_ERRNOS  # noqa: E402
 
 app = typer.Typer(
@@ -244,7 +246,8 @@ def _run(args: list[str]) -> int:
     try:
         atomic.stop_if_signalled()  # a signal that came while the process started
         with warnings.catch_warnings():  # the commands print their own note (library users get the warning)
-            warnings.simplefilter("ignore", DiameterWarning)
+            for printed in (DiameterWarning, IdentityWarning, NoSignalWarning):
+                warnings.simplefilter("ignore", printed)
             _device_notes()
             # click's parsing and invocation without typer's standalone wrapper, which prints usage errors in a
             # box over several lines and turns Ctrl-C into a bare exit 130

@@ -131,7 +131,12 @@ def register(app: typer.Typer) -> None:
             raise DevolensError(f"--smooth must be lineage, tracklets or none, got {smooth!r}")
         options = {"smooth": smooth} if tta is None else {"tta": tta, "smooth": smooth}
         predictor = load(model, **options)
-        with progress_bar("identify") as cb:
+        import warnings
+
+        from devolens.errors import IdentityWarning
+
+        with progress_bar("identify") as cb, warnings.catch_warnings():
+            warnings.simplefilter("ignore", IdentityWarning)  # the same words are printed as notes below
             result = predictor.predict(df, zscale=zscale, progress=cb, mirror=mirror)
         found = _input_notes(result.attrs, table)
         notes += found
@@ -185,146 +190,23 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
     })
 
 
-#: nuclei in an embryo's largest time point under which identify notes that its table stops early
-SHORT_CLOUD = 200
-#: skewness of the pooled cloud (AP, or minus the third axis's) under which identify notes that the embryo's
-#: orientation is close to a guess: the 7 real training embryos, whole, have 0.11-0.39 and 0.10-0.17; 16 simulated
-#: embryos 0.00-0.12 and 0.000-0.039; real EPIC tables cut at 100-150 cells mostly under 0.05 (the card's limits)
-WEAK_SKEW = 0.05
-#: AP skewness of the pooled cloud above which identify notes a lopsided embryo: the 7 real training embryos, whole,
-#: cut at 150-350 cells or started at 20-200, have at most 0.42 (the AceTree one); one debris spot per time point
-#: 300 px beyond an embryo made 0.46, three 0.53 (such spots are now set aside: predict/identity.stray_nuclei)
-LOPSIDED_SKEW = 0.45
-#: tracklets (of two or more nuclei) per nucleus of an embryo's largest time point above which identify notes that its
-#: tracks break far more than a complete table's: 2.0-2.5 on the 7 real embryos; 3.4-3.6 with 10 % of their nuclei
-#: removed at random (the lineage smoothing still beat none), 6.1-6.6 with 20 % (none did better); 4.1 with 5 % more
-#: rows of random positions (the smoothing still better)
-BROKEN_TRACKS = 5.0
-#: share of an embryo's nuclei within 3 % of their x or y range from one edge (predict/identity.edge_crowding) above
-#: which identify notes a cut-off embryo: whole real embryos at most 0.9 %, cut at 100-200 cells 1.6 %; with 10-50 %
-#: of a real embryo cut away along x or y 2.2-6.7 %
-CROWDED_EDGE = 0.02
-#: fewest nuclei at an embryo's largest time point for the crowded-edge note (early tables crowd edges by chance:
-#: up to 3.2 % on real tables cut at 60 cells)
-CROWDED_EDGE_CELLS = 100
+#: the thresholds of the notes on the input, now beside the notes in the predictor's module (read from there on first
+#: use: importing it here would import PyTorch at every start of the command line)
+_NOTE_LIMITS = ("SHORT_CLOUD", "WEAK_SKEW", "LOPSIDED_SKEW", "BROKEN_TRACKS", "CROWDED_EDGE", "CROWDED_EDGE_CELLS")
 
 
-def _who(embryo: str, many: bool, possessive: bool = False) -> str:
-    """``the table`` (or ``the table's``) for a table of one embryo, else ``embryo NAME`` (``embryo NAME's``)."""
-    if not many:
-        return "the table's" if possessive else "the table"
-    return f"embryo {embryo}'s" if possessive else f"embryo {embryo}"
+def __getattr__(name: str):
+    if name in _NOTE_LIMITS:
+        from devolens.predict import identity
 
-
-def _cliff_notes(attrs: dict, table: Optional[Path] = None) -> list[str]:
-    """The note on each embryo whose count of nuclei falls off an annotation cliff (``attrs["annotation_cliffs"]``,
-    :func:`devolens.predict.identity.annotation_cliffs`): its time, what identify did about it and the
-    ``devolens lineage clean`` command that cuts the table there (``table``: the input, quoted in it)."""
-    import shlex
-
-    from devolens.cli.lineage import _fall
-    from devolens.lineage.cliffs import Cliff
-
-    cliffs = attrs.get("annotation_cliffs") or {}
-    many = len(attrs.get("largest_clouds") or cliffs) > 1
-    notes = []
-    for embryo, found in cliffs.items():
-        c = Cliff(**found)
-        arg = "TABLE" if table is None else shlex.quote(str(table))
-        if many:
-            arg += f" --embryo {shlex.quote(str(embryo))}"
-        notes.append(f"{_who(embryo, many)}: annotation cliff after time {c.time}: {_fall(c)}, no recovery "
-                     f"(curation stopped?): the rows after time {c.time} (a part of the embryo) were named apart from "
-                     f"those before (the embryo's frame read from the rows up to time {c.time}, no smoothing across "
-                     f"the cliff), so the names up to time {c.time} are those of the table cut there; the later names "
-                     f"are not to be trusted; `devolens lineage clean {arg} --out CLEAN.csv` cuts the table after "
-                     f"time {c.time}")
-    return notes
+        return getattr(identity, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _input_notes(attrs: dict, table: Optional[Path] = None) -> list[str]:
-    """One-line notes on what the predictor found in the input (duplicate nuclei, time gaps, an annotation cliff,
-    debris, missing nuclei, sparse time sampling, a lopsided or cut-off embryo). ``table``: the input's path, quoted
-    in the commands suggested."""
-    notes = _cliff_notes(attrs, table)
-    n_polar = int(attrs.get("polar_bodies") or 0)
-    if n_polar:
-        notes.append(f"{n_polar} row(s) are polar bodies (polar1, polar2): left out of the embryo's clouds, no "
-                     "prediction (empty columns)")
-    n_unplaced = int(attrs.get("unplaced") or 0)
-    if n_unplaced:
-        notes.append(f"{n_unplaced} row(s) have no position (x = y = z = 0, no size: placeholder rows for time points "
-                     "before tracking started?): left out of the clouds, no prediction (empty columns)")
-    n_dup = int(attrs.get("duplicate_nuclei") or 0)
-    if n_dup:
-        notes.append(f"{n_dup} row(s) repeat an earlier nucleus (same time point, x, y, z and name): predicted once on "
-                     "the cloud without the copies; each copy has its original's prediction")
-    n_stray = int(attrs.get("stray_nuclei") or 0)
-    if n_stray:
-        notes.append(f"{n_stray} row(s) lie far outside the space the rest of their embryo's nuclei fill (debris, a "
-                     "mis-tracked spot?): left out of the embryo's clouds so that they do not turn its frame, no "
-                     "prediction (empty columns)")
-    clouds = attrs.get("largest_clouds") or {}
-    short = None
-    if clouds and min(clouds.values()) < SHORT_CLOUD:  # the embryo whose table stops earliest
-        embryo = short = min(clouds, key=clouds.get)
-        largest = clouds[embryo]
-        who = "the table" if len(clouds) == 1 else f"embryo {embryo}"
-        notes.append(f"{who} stops at {largest} nuclei: the model reads an embryo's orientation from its whole time "
-                     "course, and on tables that stop early it can be wrong, with high confidence (two real embryos it "
-                     "was trained on, cut at 100-172 cells: founder accuracy 0.62-0.95, mostly under 0.70; at 8-15 "
-                     "cells 0.00-0.29; whole, 0.95-0.96): check the names against known cells")
-    skews = attrs.get("frame_skewness") or {}
-    weak = {e: min(ap, -third) for e, (ap, third) in skews.items() if min(ap, -third) < WEAK_SKEW and e != short}
-    if weak:  # (the short table's note says it already)
-        embryo = min(weak, key=weak.get)
-        ap, third = skews[embryo]
-        who = "the table's" if len(skews) == 1 else f"embryo {embryo}'s" + (
-            f" (and {len(weak) - 1} more)" if len(weak) > 1 else "")
-        third_text = f"{third:.2f}".replace("-0.00", "0.00")  # (rounded to zero: no sign)
-        notes.append(f"{who} nucleus cloud is nearly symmetric (skewness {ap:.2f} along its long axis, {third_text} "
-                     "along its shortest; the 7 real training embryos: 0.11 to 0.39 and -0.10 to -0.17), and the model "
-                     "orients the embryo by these two: anterior/posterior or the turn about the long axis may be a "
-                     "guess, and the names wrong with high confidence (a simulated embryo? an embryo unlike the "
-                     "training ones?): check the names against known cells")
-    many = len(clouds) > 1
-    for embryo, skew in skews.items():
-        if skew[0] > LOPSIDED_SKEW:
-            notes.append(f"{_who(embryo, many, True)} nucleus cloud is more lopsided than the training embryos' "
-                         f"(skewness {skew[0]:.2f} along its long axis; the 7 real ones: 0.11 to 0.39), and the model "
-                         "orients the embryo by it: nuclei outside the embryo, part of it cut off, an embryo unlike "
-                         "the training ones? The names may be wrong with high confidence: check them against known "
-                         "cells")
-    for embryo, (edge, share) in (attrs.get("edge_crowding") or {}).items():
-        if share > CROWDED_EDGE and clouds.get(embryo, 0) >= CROWDED_EDGE_CELLS:
-            axis, side = edge.split()
-            side = "smallest" if side == "min" else "largest"
-            notes.append(f"{share:.1%} of {_who(embryo, many, True)} nuclei lie within 3 % of their {axis} range of "
-                         f"the {side} {axis} (whole real embryos: under 1 %): is the embryo cut off by the edge of the "
-                         "field of view? The model reads whole embryos (one cut in half lost most names, with high "
-                         "confidence): name whole embryos only")
-    for embryo, found in (attrs.get("tracking") or {}).items():
-        who = _who(embryo, many)
-        if found.get("sparse"):
-            notes.append(f"{who}: nuclei move far between consecutive time points (median {found['motion']:.2f} of "
-                         "their spacing; 0.12-0.20 on the training tables at 60-90 s): sparse time sampling? Nuclei "
-                         "are not grouped into tracklets; each is smoothed with its nearest neighbour a time point "
-                         "earlier")
-            continue
-        if found.get("gap_links"):
-            notes.append(f"{who}: {found['gap_links']} nuclei are missing at one time point but present before and "
-                         "after, near the same place (nuclei not detected?): the time course links them across the gap")
-        if found.get("per_nucleus", 0) > BROKEN_TRACKS:
-            notes.append(f"{who}: tracks of nuclei break without a division far more often than in a complete table "
-                         f"({found['per_nucleus']:.1f} tracklets per nucleus of its largest time point; complete real "
-                         "tables 2.0-2.5): many nuclei missing? The lineage smoothing may then do worse than none: "
-                         "compare with --smooth none")
-    breaks = attrs.get("time_breaks") or []
-    if breaks:
-        embryo, before, after = breaks[0]
-        more = f" (and {len(breaks) - 1} more)" if len(breaks) > 1 else ""
-        # the 'why': one such row (time 1e9) used to pass its one-nucleus guess up a real cell's lineage
-        notes.append(f"embryo {embryo}: time point {after} is {after - before} after the previous one ({before}), far "
-                     f"more than the table's usual spacing{more} (a mistyped time?): the time course is not smoothed "
-                     "across the gap")
-    return notes
+    """One-line notes on what the predictor found in the input, worded for the command (``--smooth none``): those
+    of :func:`devolens.predict.identity.input_notes`, which the predictor issues as warnings. ``table``: the
+    input's path, quoted in the commands suggested."""
+    from devolens.predict.identity import input_notes
+
+    return input_notes(attrs, table, command=True)

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, option
 from devolens.io.tables import time_step
 from devolens.lineage.names import parse_name
 
@@ -1157,6 +1157,173 @@ def lineage_posterior(prob: np.ndarray, tracks: np.ndarray, parents: np.ndarray,
     return post[tracks]
 
 
+# ----------------------------------------------------------------------------- notes on the input
+# (what ``devolens identify`` prints as notes, and the predictor issues as IdentityWarning: input_notes)
+#: nuclei in an embryo's largest time point under which the predictor notes that its table stops early
+SHORT_CLOUD = 200
+#: skewness of the pooled cloud (AP, or minus the third axis's) under which the predictor notes that the embryo's
+#: orientation is close to a guess: the 7 real training embryos, whole, have 0.11-0.39 and 0.10-0.17; 16 simulated
+#: embryos 0.00-0.12 and 0.000-0.039; real EPIC tables cut at 100-150 cells mostly under 0.05 (the card's limits)
+WEAK_SKEW = 0.05
+#: AP skewness of the pooled cloud above which the predictor notes a lopsided embryo: the 7 real training embryos,
+#: whole, cut at 150-350 cells or started at 20-200, have at most 0.42 (the AceTree one); one debris spot per time
+#: point 300 px beyond an embryo made 0.46, three 0.53 (such spots are now set aside: :func:`stray_nuclei`)
+LOPSIDED_SKEW = 0.45
+#: tracklets (of two or more nuclei) per nucleus of an embryo's largest time point above which the predictor notes
+#: that its tracks break far more than a complete table's: 2.0-2.5 on the 7 real embryos; 3.4-3.6 with 10 % of their
+#: nuclei removed at random (the lineage smoothing still beat none), 6.1-6.6 with 20 % (none did better); 4.1 with 5 %
+#: more rows of random positions (the smoothing still better)
+BROKEN_TRACKS = 5.0
+#: share of an embryo's nuclei within 3 % of their x or y range from one edge (:func:`edge_crowding`) above which
+#: the predictor notes a cut-off embryo: whole real embryos at most 0.9 %, cut at 100-200 cells 1.6 %; with 10-50 %
+#: of a real embryo cut away along x or y 2.2-6.7 %
+CROWDED_EDGE = 0.02
+#: fewest nuclei at an embryo's largest time point for the crowded-edge note (early tables crowd edges by chance:
+#: up to 3.2 % on real tables cut at 60 cells)
+CROWDED_EDGE_CELLS = 100
+
+
+def _who(embryo: str, many: bool, possessive: bool = False) -> str:
+    """``the table`` (or ``the table's``) for a table of one embryo, else ``embryo NAME`` (``embryo NAME's``)."""
+    if not many:
+        return "the table's" if possessive else "the table"
+    return f"embryo {embryo}'s" if possessive else f"embryo {embryo}"
+
+
+def _cliff_notes(attrs: dict, table: str | os.PathLike | None = None) -> list[str]:
+    """The note on each embryo whose count of nuclei falls off an annotation cliff (``attrs["annotation_cliffs"]``,
+    :func:`annotation_cliffs`): its time, what the predictor did about it and the
+    ``devolens lineage clean`` command that cuts the table there (``table``: the input, quoted in it)."""
+    import shlex
+
+    from devolens.cli.lineage import _fall
+    from devolens.lineage.cliffs import Cliff
+
+    cliffs = attrs.get("annotation_cliffs") or {}
+    many = len(attrs.get("largest_clouds") or cliffs) > 1
+    notes = []
+    for embryo, found in cliffs.items():
+        c = Cliff(**found)
+        arg = "TABLE" if table is None else shlex.quote(str(table))
+        if many:
+            arg += f" --embryo {shlex.quote(str(embryo))}"
+        notes.append(f"{_who(embryo, many)}: annotation cliff after time {c.time}: {_fall(c)}, no recovery "
+                     f"(curation stopped?): the rows after time {c.time} (a part of the embryo) were named apart from "
+                     f"those before (the embryo's frame read from the rows up to time {c.time}, no smoothing across "
+                     f"the cliff), so the names up to time {c.time} are those of the table cut there; the later names "
+                     f"are not to be trusted; `devolens lineage clean {arg} --out CLEAN.csv` cuts the table after "
+                     f"time {c.time}")
+    return notes
+
+
+def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command: bool | None = None) -> list[str]:
+    """One-line notes on what :meth:`IdentityPredictor.predict` found in its input (a table that stops early, a
+    nearly symmetric, lopsided or cut-off embryo, duplicate nuclei, time gaps, an annotation cliff, debris, missing
+    nuclei, sparse time sampling): names to check. The predictor issues each as an
+    :class:`~devolens.errors.IdentityWarning`; ``devolens identify`` prints them as notes and records them.
+
+    Parameters
+    ----------
+    attrs : dict
+        The ``attrs`` of :meth:`IdentityPredictor.predict`'s result.
+    table : str or path, optional
+        The input's path, quoted in the commands suggested (``TABLE`` without one).
+    command : bool, optional
+        Name the predictor's options as the ``devolens identify`` command's flags (``--smooth none``: True) or as
+        the predictor's arguments (``smooth='none'``: False); None: as the process runs
+        (:func:`devolens.errors.option`).
+
+    Returns
+    -------
+    list of str
+        The notes, in the order the command prints them (none for a whole real embryo's table).
+    """
+    notes = _cliff_notes(attrs, table)
+    n_polar = int(attrs.get("polar_bodies") or 0)
+    if n_polar:
+        notes.append(f"{n_polar} row(s) are polar bodies (polar1, polar2): left out of the embryo's clouds, no "
+                     "prediction (empty columns)")
+    n_unplaced = int(attrs.get("unplaced") or 0)
+    if n_unplaced:
+        notes.append(f"{n_unplaced} row(s) have no position (x = y = z = 0, no size: placeholder rows for time points "
+                     "before tracking started?): left out of the clouds, no prediction (empty columns)")
+    n_dup = int(attrs.get("duplicate_nuclei") or 0)
+    if n_dup:
+        notes.append(f"{n_dup} row(s) repeat an earlier nucleus (same time point, x, y, z and name): predicted once on "
+                     "the cloud without the copies; each copy has its original's prediction")
+    n_stray = int(attrs.get("stray_nuclei") or 0)
+    if n_stray:
+        notes.append(f"{n_stray} row(s) lie far outside the space the rest of their embryo's nuclei fill (debris, a "
+                     "mis-tracked spot?): left out of the embryo's clouds so that they do not turn its frame, no "
+                     "prediction (empty columns)")
+    smooth_none = (option("smooth", "'none'", cli_value="none") if command is None
+                   else "--smooth none" if command else "smooth='none'")
+    clouds = attrs.get("largest_clouds") or {}
+    short = None
+    if clouds and min(clouds.values()) < SHORT_CLOUD:  # the embryo whose table stops earliest
+        embryo = short = min(clouds, key=clouds.get)
+        largest = clouds[embryo]
+        who = "the table" if len(clouds) == 1 else f"embryo {embryo}"
+        notes.append(f"{who} stops at {largest} nuclei: the model reads an embryo's orientation from its whole time "
+                     "course, and on tables that stop early it can be wrong, with high confidence (two real embryos it "
+                     "was trained on, cut at 100-172 cells: founder accuracy 0.62-0.95, mostly under 0.70; at 8-15 "
+                     "cells 0.00-0.29; whole, 0.95-0.96): check the names against known cells")
+    skews = attrs.get("frame_skewness") or {}
+    weak = {e: min(ap, -third) for e, (ap, third) in skews.items() if min(ap, -third) < WEAK_SKEW and e != short}
+    if weak:  # (the short table's note says it already)
+        embryo = min(weak, key=weak.get)
+        ap, third = skews[embryo]
+        who = "the table's" if len(skews) == 1 else f"embryo {embryo}'s" + (
+            f" (and {len(weak) - 1} more)" if len(weak) > 1 else "")
+        third_text = f"{third:.2f}".replace("-0.00", "0.00")  # (rounded to zero: no sign)
+        notes.append(f"{who} nucleus cloud is nearly symmetric (skewness {ap:.2f} along its long axis, {third_text} "
+                     "along its shortest; the 7 real training embryos: 0.11 to 0.39 and -0.10 to -0.17), and the model "
+                     "orients the embryo by these two: anterior/posterior or the turn about the long axis may be a "
+                     "guess, and the names wrong with high confidence (a simulated embryo? an embryo unlike the "
+                     "training ones?): check the names against known cells")
+    many = len(clouds) > 1
+    for embryo, skew in skews.items():
+        if skew[0] > LOPSIDED_SKEW:
+            notes.append(f"{_who(embryo, many, True)} nucleus cloud is more lopsided than the training embryos' "
+                         f"(skewness {skew[0]:.2f} along its long axis; the 7 real ones: 0.11 to 0.39), and the model "
+                         "orients the embryo by it: nuclei outside the embryo, part of it cut off, an embryo unlike "
+                         "the training ones? The names may be wrong with high confidence: check them against known "
+                         "cells")
+    for embryo, (edge, share) in (attrs.get("edge_crowding") or {}).items():
+        if share > CROWDED_EDGE and clouds.get(embryo, 0) >= CROWDED_EDGE_CELLS:
+            axis, side = edge.split()
+            side = "smallest" if side == "min" else "largest"
+            notes.append(f"{share:.1%} of {_who(embryo, many, True)} nuclei lie within 3 % of their {axis} range of "
+                         f"the {side} {axis} (whole real embryos: under 1 %): is the embryo cut off by the edge of the "
+                         "field of view? The model reads whole embryos (one cut in half lost most names, with high "
+                         "confidence): name whole embryos only")
+    for embryo, found in (attrs.get("tracking") or {}).items():
+        who = _who(embryo, many)
+        if found.get("sparse"):
+            notes.append(f"{who}: nuclei move far between consecutive time points (median {found['motion']:.2f} of "
+                         "their spacing; 0.12-0.20 on the training tables at 60-90 s): sparse time sampling? Nuclei "
+                         "are not grouped into tracklets; each is smoothed with its nearest neighbour a time point "
+                         "earlier")
+            continue
+        if found.get("gap_links"):
+            notes.append(f"{who}: {found['gap_links']} nuclei are missing at one time point but present before and "
+                         "after, near the same place (nuclei not detected?): the time course links them across the gap")
+        if found.get("per_nucleus", 0) > BROKEN_TRACKS:
+            notes.append(f"{who}: tracks of nuclei break without a division far more often than in a complete table "
+                         f"({found['per_nucleus']:.1f} tracklets per nucleus of its largest time point; complete real "
+                         f"tables 2.0-2.5): many nuclei missing? The lineage smoothing may then do worse than none: "
+                         f"compare with {smooth_none}")
+    breaks = attrs.get("time_breaks") or []
+    if breaks:
+        embryo, before, after = breaks[0]
+        more = f" (and {len(breaks) - 1} more)" if len(breaks) > 1 else ""
+        # the 'why': one such row (time 1e9) used to pass its one-nucleus guess up a real cell's lineage
+        notes.append(f"embryo {embryo}: time point {after} is {after - before} after the previous one ({before}), far "
+                     f"more than the table's usual spacing{more} (a mistyped time?): the time course is not smoothed "
+                     "across the gap")
+    return notes
+
+
 # ----------------------------------------------------------------------------- predictor
 class IdentityPredictor:
     """Founder and depth-1 identity of every nucleus of a tidy lineage table.
@@ -1364,7 +1531,15 @@ class IdentityPredictor:
             link across it, and the debris screen takes them apart, so the rows before it are named as in the
             table cut there (``devolens lineage clean``), and the rows after it are named as well as a part of an
             embryo can be.
+
+        Warns
+        -----
+        IdentityWarning
+            One per note of :func:`input_notes` on what was found in the input (a table that stops at few nuclei,
+            a nearly symmetric, lopsided or cut-off embryo, broken tracks, rows left out...): names to check, in
+            the words ``devolens identify`` prints as its notes.
         """
+        path = table if isinstance(table, (str, os.PathLike)) else None  # (quoted in the notes' commands)
         table = read_input(table)
         if progress is not None and not callable(progress):
             raise DevolensError(f"progress must be a function progress(done, total) or None, got {progress!r}")
@@ -1439,4 +1614,10 @@ class IdentityPredictor:
         out.attrs["edge_crowding"] = crowding
         out.attrs["mirrored"] = bool(mirror)
         out.attrs["annotation_cliffs"] = {name: c.to_dict() for name, c in cliffs.items()}
+        import warnings
+
+        from devolens.errors import IdentityWarning
+
+        for text in input_notes(out.attrs, path):  # the notes `devolens identify` prints (which silences these)
+            warnings.warn(text, IdentityWarning, stacklevel=2)
         return out

@@ -444,7 +444,16 @@ class PopulationPredictor:
                 # checked (once) on the nuclei model's card before its network loads (about a second)
                 ref = ((zoo_card(card.get("nuclei_model", "nuclei")).get("input") or {}).get("diameter") or {})
                 diameter = check_diameter(diameter, ref.get("reference"), "a number of pixels, 'auto' or None")
-            nuclei = zoo_load(card.get("nuclei_model", "nuclei"), **options)
+            nuclei_model = card.get("nuclei_model", "nuclei")
+            try:
+                nuclei = zoo_load(nuclei_model, **options)
+            except DevolensError as exc:
+                unknown = _unknown_option(exc, nuclei_model, options)
+                if unknown is None:
+                    raise
+                # an option neither this predictor nor its nuclei model takes: the user's load('population') words
+                # it (devolens.models.zoo.load), with this class's help, not the nuclei model's load and class
+                raise TypeError(f"from_zoo() got an unexpected keyword argument '{unknown}'") from None
             resize = 1.0
             from devolens.predict.sizing import wants_auto
 
@@ -512,19 +521,38 @@ class PopulationPredictor:
 
     def predict(self, image: np.ndarray | str | Path) -> dict[str, float]:
         """Counts for one frame (an array as the nuclei model takes it, or an image file's
-        path): ``{"A": ..., ..., "Z": ..., "total": ...}`` (cells, >= 0)."""
+        path): ``{"A": ..., ..., "Z": ..., "total": ...}`` (cells, >= 0).
+
+        A frame without signal (:func:`lacks_signal`: one grey level throughout, all NaN, or black with nothing a
+        grey level or two above its background) holds nothing to count: its counts are NaN, as ``devolens
+        population`` leaves its row empty, with a :class:`~devolens.errors.NoSignalWarning` (``flat_frames`` is
+        then ``[0]``).
+        """
         row = next(self.predict_iter([image]))
+        if row.get("flat"):
+            _warn_no_signal([row], 1)
+            return dict.fromkeys(COLUMNS, math.nan)
         return {k: float(row[k]) for k in COLUMNS}
 
     def predict_batch(self, images: Sequence[np.ndarray],
                       progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-        """Counts for several frames: DataFrame with columns ``A..Z, total``, one row per frame."""
+        """Counts for several frames: DataFrame with columns ``A..Z, total``, one row per frame.
+
+        The rows of frames without signal (:func:`lacks_signal`, as :meth:`predict`) are empty (NaN), as
+        ``devolens population`` leaves them, with one :class:`~devolens.errors.NoSignalWarning` naming their
+        positions (also in ``flat_frames``); :meth:`smooth` and :meth:`clock_fit` leave such rows out of their fits.
+        """
         from devolens.predict.postprocess import check_stream
 
         check_stream(images, "predict_batch", progress)
         images = list(images)
         rows = list(self.predict_iter(images, total=len(images), progress=progress))
-        return pd.DataFrame(rows, columns=list(COLUMNS))
+        df = pd.DataFrame(rows, columns=list(COLUMNS))
+        empty = [i for i, row in enumerate(rows) if row.get("flat")]
+        if empty:
+            df.loc[empty, list(COLUMNS)] = np.nan
+            _warn_no_signal([rows[i] for i in empty], len(rows), empty)
+        return df
 
     def predict_iter(self, images: Iterable[np.ndarray], total: int | None = None,
                      progress: Callable[[int, int], None] | None = None) -> Iterator[dict[str, float]]:
@@ -540,7 +568,10 @@ class PopulationPredictor:
         ``black``: True for such a frame that is not one grey level throughout; ``signal``: the frame's black/dark
         measures (:func:`~devolens.curate.frames.frame_signal`, as the frame reached the models; None where they
         cannot be taken), which that test read. Their positions in the stream are in ``flat_frames`` as the stream
-        goes.
+        goes. The counts of such a frame are the models' reading of a black frame (a cell or two), for a caller that
+        leaves it out of a fit and reads its row off the fitted curve (``population --monotone`` and ``--clock``):
+        check ``flat`` before using them. :meth:`predict` and :meth:`predict_batch` leave them empty (NaN), as
+        ``population`` does otherwise, with a :class:`~devolens.errors.NoSignalWarning`.
         """
         from devolens.predict.postprocess import check_stream, image_array
 
@@ -733,7 +764,8 @@ class PopulationPredictor:
             Each row's frame position in the movie (gaps where frames were skipped).
         use : sequence of bool, optional
             Which rows the fit is made on (e.g. not the frames of no signal, a black frame read at a cell or two);
-            every row is read off the fitted curve all the same (:func:`~devolens.predict.clock.fit_clock`).
+            every row is read off the fitted curve all the same (:func:`~devolens.predict.clock.fit_clock`). Rows
+            whose ``total`` is NaN (frames without signal, as :meth:`predict_batch` leaves them) are left out too.
 
         Returns
         -------
@@ -750,8 +782,13 @@ class PopulationPredictor:
                                 f"predict_batch), got {what}")
         if positions is None:
             raise DevolensError("clock_fit needs each row's frame position in the movie (e.g. range(len(df)))")
-        fit = fit_clock(positions, pd.to_numeric(df["total"], errors="coerce").to_numpy(dtype=np.float64), *self.clock,
-                        use=use)
+        totals = pd.to_numeric(df["total"], errors="coerce").to_numpy(dtype=np.float64)
+        empty = np.isnan(totals)  # frames without signal (predict_batch): out of the fit, read off its curve
+        if empty.any():
+            used = np.ones(len(totals), bool) if use is None else np.asarray(list(use), dtype=bool)
+            if used.shape == totals.shape:  # (else fit_clock says what use must be)
+                use, totals = used & ~empty, np.where(empty, 0.0, totals)
+        fit = fit_clock(positions, totals, *self.clock, use=use)
         letters = composition_counts(fit.totals, self.composition)
         out = df.copy()
         out[list(LETTERS)] = letters
@@ -760,8 +797,20 @@ class PopulationPredictor:
 
     @staticmethod
     def smooth(df: pd.DataFrame) -> pd.DataFrame:
-        """Monotone smoothing of a per-frame count table (see :func:`smooth_populations`)."""
-        return smooth_populations(df)
+        """Monotone smoothing of a per-frame count table (see :func:`smooth_populations`). Rows without counts
+        (every column of ``A..Z, total`` in the table NaN: frames without signal, as :meth:`predict_batch` gives
+        them) are left out of the fit and stay empty."""
+        cols = [c for c in COLUMNS if c in df.columns]
+        empty = df[cols].isna().all(axis=1).to_numpy() if cols else np.zeros(len(df), bool)
+        if not empty.any() or empty.all():
+            return smooth_populations(df)
+        fitted = smooth_populations(df[~empty])
+        out = df.copy()
+        for c in fitted.columns:
+            if c in cols:
+                out[c] = out[c].astype(np.float64)
+                out.loc[~empty, c] = fitted[c].to_numpy(np.float64)
+        return out
 
 
 def is_flat(image: np.ndarray) -> bool:
@@ -831,6 +880,42 @@ def lacks_signal(image: np.ndarray, measures: dict | None = None) -> bool:
         return True
     measures = signal_measures(image) if measures is None else measures
     return measures is not None and _black(measures)
+
+
+def _unknown_option(exc: DevolensError, nuclei_model: str, options: dict) -> str | None:
+    """The option the nuclei model's load refused as unknown (:func:`devolens.models.zoo.load`'s error
+    ``load('nuclei'): unknown option 'foo'; ...``), when ``exc`` is that error about one of ``options``; else None."""
+    import re
+
+    found = re.match(r"load\((.*?)\): unknown option '(\w+)'", exc.message)
+    if found is None or found.group(1) != repr(str(nuclei_model)) or found.group(2) not in options:
+        return None
+    return found.group(2)
+
+
+def _warn_no_signal(rows: list[dict], frames: int, positions: Sequence[int] | None = None) -> None:
+    """Issue a :class:`~devolens.errors.NoSignalWarning` for the frames without signal whose :meth:`predict_iter`
+    ``rows`` these are, of ``frames`` frames read (``positions``: theirs in the stream; None: the one frame of
+    :meth:`PopulationPredictor.predict`): the library's counterpart of ``population``'s note on them."""
+    import warnings
+
+    from devolens.errors import NoSignalWarning
+
+    n, black = len(rows), sum(bool(row.get("black")) for row in rows)
+    them = "it" if n == 1 else "them"
+    black_words = (f"black, nothing in {them} a grey level or two above the background: a video's black frame keeps "
+                   "a few such pixels from compression")
+    what = ("one grey level throughout, or no finite pixel" if not black else black_words if black == n
+            else f"one grey level throughout, or {black_words}")
+    if positions is None:
+        who, counts = "the frame holds", "its counts are"
+    else:
+        shown = ", ".join(str(p) for p in positions[:10]) + (f", ... ({n} in all)" if n > 10 else "")
+        who = (f"{n} of {frames} frames (position{'s' if n > 1 else ''} {shown}, from 0; in the predictor's "
+               f"flat_frames) {'holds' if n == 1 else 'hold'}")
+        counts = "its counts are" if n == 1 else "their counts are"
+    warnings.warn(f"{who} no signal ({what}): nothing to count, so {counts} NaN, as `devolens population` leaves "
+                  "such a frame's row empty; `devolens curate frames` flags such frames", NoSignalWarning, stacklevel=3)
 
 
 def _channel_range(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
