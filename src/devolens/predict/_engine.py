@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from devolens.errors import DevolensError, option
+from devolens.errors import DevolensError, DevolensValueError, option
 from devolens.models.quantize import PrecisionNetwork, resolve_precision
 from devolens.predict.devices import check_backend, resolve_device
 from devolens.predict.postprocess import Prepared, check_channel, prep_key, prepare_image, resize_image
@@ -193,8 +193,18 @@ class ImageNetwork:
         precision: str = "auto",
         int8_params: dict | None = None,
     ):
-        if scale <= 0:
-            raise DevolensError(f"scale must be > 0, got {scale}")
+        # every option is checked here, before anything is built: a wrong type is no number of pixels or a switch
+        # ("4" would be read as 4, 2.5 as 2, "no" as True), and 0 where a count is asked is no count
+        from devolens.checks import is_number, whole
+
+        if not (is_number(scale) and np.isfinite(float(scale)) and float(scale) > 0):
+            error = DevolensError if is_number(scale) else DevolensValueError  # float("x") raised a ValueError
+            raise error(f"scale must be a number > 0 (the working resolution relative to the input), got {scale!r}")
+        multiple = whole(multiple, "multiple", 1, floats=True)
+        batch_size = whole(batch_size, "batch_size", 1, floats=True)
+        for name, value in (("fast", fast), ("crop", crop)):
+            if not isinstance(value, (bool, np.bool_)):  # "no" and "False" are true values
+                raise DevolensError(f"{name} must be True or False, got {value!r}")
         check_backend(backend)
         device = resolve_device(device)
         if backend == "onnx":
@@ -202,17 +212,12 @@ class ImageNetwork:
         self.model = model.eval().to(device)
         self.in_channels = int(in_channels)
         self.scale = float(scale)
-        self.multiple = int(multiple)
-        if tile is not None and not int(tile) >= 2 * int(multiple):
-            raise DevolensError(f"tile must be None (whole images) or a side of at least {2 * int(multiple)} pixels, "
-                                f"got {tile}")
-        self.tile = None if tile is None else int(tile)
-        if not int(overlap) >= 0:  # (an overlap as large as the tile still advances by the network's multiple)
-            raise DevolensError(f"overlap must be >= 0 pixels, got {overlap}")
-        self.overlap = int(overlap)
-        if not int(batch_size) >= 1:
-            raise DevolensError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)
+        self.multiple = multiple
+        # tile: None (whole images) or a side of at least two multiples
+        self.tile = whole(tile, "tile", 2 * multiple, floats=True, none=True)
+        # (an overlap as large as the tile still advances by the network's multiple)
+        self.overlap = whole(overlap, "overlap", 0, floats=True)
+        self.batch_size = batch_size
         self.fast = bool(fast) and device == "cpu"
         self.device = device
         check_channel(channel)
@@ -234,7 +239,7 @@ class ImageNetwork:
         self._lazy: dict[str, Any] = {}
         self._lazy_lock = threading.Lock()
         self.crop = bool(crop)
-        if int(tta) not in (1, 2, 4):
+        if whole(tta, "tta", 1, floats=True) not in (1, 2, 4):
             raise DevolensError(f"tta must be 1, 2 or 4 views, got {tta}")
         self.tta = int(tta)
         self.precision = resolve_precision(self.model, precision, int8_params, fast=self.fast, device=self.device,

@@ -34,13 +34,19 @@ def check_channel(channel: str, option: str = "channel") -> None:
 def image_array(image):
     """An image argument of the predictors as they take it.
 
-    A path (``str`` or ``Path``) is read (:func:`devolens.io.images.read_image`); a one-plane
-    ``1xHxW`` array loses its first axis and a channels-first ``3xHxW`` / ``4xHxW`` array
-    (PyTorch's layout) becomes ``HxWx3`` / ``HxWx4``. Anything else (arrays, lists,
-    :class:`Prepared` items) comes back as it is, to be checked where it is used. The path of a
+    A path (``str`` or ``Path``) is read (:func:`devolens.io.images.read_image`); a PyTorch tensor becomes a NumPy
+    array (on the CPU; PyTorch is not imported for it); a one-plane ``1xHxW`` array loses its first axis and a
+    channels-first ``3xHxW`` / ``4xHxW`` array (PyTorch's layout) becomes ``HxWx3`` / ``HxWx4``. Anything else
+    (arrays, lists, :class:`Prepared` items) comes back as it is, to be checked where it is used. The path of a
     TIFF stack (several planes: its pages are no colour channels) is refused with a hint.
     """
     import os
+    import sys
+
+    torch = sys.modules.get("torch")  # a tensor's PyTorch is loaded already: nothing imported for the others
+    if torch is not None and isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+        image = (image.float() if image.dtype == torch.bfloat16 else image).numpy()  # (NumPy has no bfloat16)
 
     if isinstance(image, (str, os.PathLike)):
         from devolens.io.images import read_image

@@ -92,6 +92,41 @@ def check_diameter(diameter, reference: float | None, takes: str = "a number of 
     return diameter
 
 
+def check_scale(scale, own: float | None = None, label: str | None = None) -> float:
+    """A working ``scale`` (the working resolution relative to the input) as a float, for a model whose card works
+    at scale ``own`` (None: no card to hold it to); ``label``: how a scale out of range is named in the error
+    (default ``scale 100``).
+
+    Bounded as :func:`check_diameter` bounds a diameter: the images may be enlarged at most :data:`MAX_ENLARGE`
+    times, or shrunk at most :data:`MAX_SHRINK` times, beyond the card's scale (``scale=100`` enlarged a movie frame
+    to tens of GB; ``0.001`` shrinks it to nothing).
+
+    Raises
+    ------
+    DevolensError
+        Not a number > 0 (a :class:`~devolens.errors.DevolensValueError` for what is no number, such as ``"x"``:
+        a ValueError before), or one out of that range.
+    """
+    from devolens.checks import is_number
+    from devolens.errors import DevolensValueError
+
+    what = "the working resolution relative to the input" + (f"; the model's own: {own:g}" if own else "")
+    if not is_number(scale):
+        raise DevolensValueError(f"scale must be a number > 0 ({what}), got {scale!r}")
+    value = float(scale)
+    if not (np.isfinite(value) and value > 0):
+        raise DevolensError(f"scale must be a number > 0 ({what}), got {scale!r}")
+    if own:
+        lo, hi = own / MAX_SHRINK, own * MAX_ENLARGE
+        if not lo * (1 - 1e-9) <= value <= hi * (1 + 1e-9):  # (the bounds themselves, whatever the rounding)
+            how = f"enlarged {value / own:.3g}x" if value > hi else f"shrunk {own / value:.3g}x"
+            raise DevolensError(f"{label or f'scale {value:g}'}: the images would be {how} beyond the model's own "
+                                f"scale {own:g} (at most {MAX_ENLARGE:g}x enlarged, {MAX_SHRINK:g}x shrunk); give a "
+                                f"scale of {lo:.3g}-{hi:.4g}, or the objects' diameter in pixels to bring another "
+                                "magnification to the model's")
+    return value
+
+
 def _length(value: float) -> str:
     """A length for an error's words: 3 significant digits, and whole past a thousand (150668, not 1.51e+05)."""
     return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
@@ -110,6 +145,40 @@ _SIZES = ("min_distance", "min_size", "smooth", "isolated_fraction")
 POSTPROCESS_KEYS = (*_FRACTIONS, *_SIZES, "split_seeds")
 
 
+def _postprocess_dict(value) -> dict:
+    """``postprocess`` as a dict of its own (None: empty); anything but a mapping of options is refused."""
+    import collections.abc
+
+    if value is None:
+        return {}
+    if not isinstance(value, collections.abc.Mapping):
+        from devolens.checks import shown
+        from devolens.errors import DevolensValueError
+
+        raise DevolensValueError("postprocess must be a dict of post-processing options such as {'threshold': 0.6} "
+                                 f"(the options: {', '.join(POSTPROCESS_KEYS)}), got {shown(value)}")
+    return dict(value)
+
+
+def _check_user_postprocess(options, keys: Sequence[str], predictor: str) -> dict:
+    """The post-processing ``options`` a user gives (``load(..., postprocess={...})``) as a dict, each key one that
+    ``predictor`` uses (``keys``): a misspelt key (``treshold``) was ignored without a word. (A card's own keys are
+    not held to this: an exported card may carry its training's validation options.)"""
+    import difflib
+
+    options = _postprocess_dict(options)
+    for key in options:
+        if key in keys:
+            continue
+        if key in POSTPROCESS_KEYS:  # another predictor's (split_seeds is the nuclei's)
+            raise DevolensError(f"postprocess {key!r} is not used by the {predictor} (its options: "
+                                f"{', '.join(keys)})")
+        hint = difflib.get_close_matches(str(key), list(keys), n=1)
+        raise DevolensError(f"unknown postprocess option {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                            + f"; the options: {', '.join(keys)}")
+    return options
+
+
 def _check_postprocess(options: dict) -> None:
     """Refuse post-processing values no image can be segmented with (a ``threshold`` of 2 finds nothing, silently;
     ``True`` would be read as 1). Keys a predictor does not use are left alone: an exported card may carry its
@@ -126,6 +195,52 @@ def _check_postprocess(options: dict) -> None:
     if "split_seeds" in options and not isinstance(options["split_seeds"], (bool, np.bool_)):
         # "False" (from a YAML or JSON typo) is a true value: every interior blob would be split
         raise DevolensError(f"postprocess split_seeds must be true or false, got {options['split_seeds']!r}")
+
+
+#: what the segmentation predictors take as one image (the words of their errors)
+IMAGE_TAKES = "an HxW, HxWx3 or channels-first 3xHxW array (NumPy, or a PyTorch tensor), or an image file's path"
+
+
+def _given(image) -> str:
+    """What a user gave as an image, in an error's words: an array's shape, else its type and value."""
+    from devolens.checks import shown
+
+    if isinstance(image, np.ndarray):
+        return f"an array of shape {image.shape}" + ("" if image.dtype.kind in "biuf" else f" and dtype {image.dtype}")
+    if image is None:
+        return "None"
+    if isinstance(image, (bytes, bytearray)):
+        return f"bytes {shown(image)} (a path is a str or a Path: decode it)"
+    return f"a {type(image).__name__} ({shown(image)})"
+
+
+def _image_in(image) -> np.ndarray | Prepared:
+    """One image of a stream as the predictors take it: :func:`~devolens.predict.postprocess.image_array`'s (a path
+    read, a tensor or a channels-first array laid out) as an array of numbers with 2 or 3 axes; a
+    :class:`~devolens.predict.postprocess.Prepared` item as it is. Anything else is refused saying what was given
+    (``None`` or a path's bytes read as an array of shape ``()``)."""
+    image = image_array(image)
+    if isinstance(image, Prepared):
+        return image
+    try:
+        arr = np.asarray(image)
+    except (TypeError, ValueError):  # nested lists of different lengths, objects numpy cannot read
+        arr = None
+    if arr is None or arr.dtype.kind not in "biuf" or arr.ndim not in (2, 3):
+        several = " (several images: predict_batch or predict_iter)" if arr is not None and arr.ndim == 4 else ""
+        raise DevolensError(f"expected one image, {IMAGE_TAKES}; got {_given(image)}{several}")
+    return arr
+
+
+def _several(image) -> bool:
+    """Whether ``image`` (given to ``predict``) is a list or tuple of images (arrays, tensors or paths), not one
+    image as nested lists of numbers."""
+    import os
+
+    if not isinstance(image, (list, tuple)) or not image:
+        return False
+    return any(isinstance(item, (str, os.PathLike, Prepared)) or len(getattr(item, "shape", None) or ()) >= 2
+               for item in image)
 
 
 class SegmentationResult:
@@ -237,6 +352,10 @@ class _SegmentationPredictor:
     """Common machinery: preprocessing, batching, streaming, ``from_zoo``."""
 
     default_head = "three_class"
+    #: the heads (card ``output.head``) this predictor reads the network's output by
+    heads: tuple[str, ...] = ("three_class",)
+    #: the post-processing options this predictor uses (``postprocess={...}``)
+    postprocess_keys: tuple[str, ...] = POSTPROCESS_KEYS
     mask_is_labels = False  # the result's mask is a map of its own (membranes), not labels > 0
     # frames with no structure above their noise get no objects (_lacks_structure, _nothing): a network that reads
     # noise as objects (the membrane model outlines thousands of "cells" in a camera's dark frame) says so
@@ -277,6 +396,9 @@ class _SegmentationPredictor:
         block_pixels: float | None = None,
     ):
         self.head = head or self.default_head
+        if self.head not in self.heads:  # another name was read as a sigmoid head: other results, without a word
+            raise DevolensError(f"head must be one of {', '.join(map(repr, self.heads))} (how the network's output "
+                                f"is read; a card's output.head), got {self.head!r}")
         self.diameter_ref = None if diameter_ref is None else float(diameter_ref)
         self.size_model = size_model  # devolens.predict.sizing.SizeModel, for diameter="auto"
         # diameter="auto": estimates inside this band leave the images as they are (None: always resized to m0)
@@ -298,8 +420,16 @@ class _SegmentationPredictor:
         self.last_estimate = None  # the DiameterEstimate of the last diameter="auto" call (last image with "each")
         self.estimates: list = []  # diameter="each": the DiameterEstimate of each image of the last call
         self.diameter = None if diameter is None else check_diameter(diameter, self.diameter_ref)
-        self.card_scale = float(scale)  # the working scale at the training magnification
+        # the card's own scale, that a scale of the user's is held to (a predictor built without a card: none)
+        from devolens.checks import is_number
+
+        inp = card.get("input") if isinstance(card, dict) else None
+        own = inp.get("scale", 1.0) if isinstance(inp, dict) else None
+        own = float(own) if is_number(own) and np.isfinite(float(own)) and float(own) > 0 else None
+        self.card_scale = check_scale(scale, own)  # the working scale at the training magnification
         scale = diameter_scale(scale, self.diameter_ref, self.diameter)  # another magnification
+        if own is not None and self.diameter is not None and self.card_scale != own:  # both: their product bounded
+            check_scale(scale, own, f"scale {self.card_scale:g} with diameter {self.diameter:g} px")
         activation = {"three_class": "softmax", "three_class_distance": "softmax_distance"}.get(self.head, "sigmoid")
         self.network = ImageNetwork(
             model, in_channels=in_channels, scale=scale, multiple=multiple, tile=tile, overlap=overlap, batch_size=batch_size,
@@ -307,7 +437,7 @@ class _SegmentationPredictor:
             activation=activation,
             device=device, crop=crop, tta=tta, precision=precision, int8_params=int8_params,
         )
-        self.postprocess_options = dict(postprocess or {})
+        self.postprocess_options = _postprocess_dict(postprocess)
         _check_postprocess(self.postprocess_options)
         self.card = copy.deepcopy(dict(card or {}))  # its own: the caller's dict may change later
         from devolens.predict.blocks import BLOCK_PIXELS
@@ -360,16 +490,31 @@ class _SegmentationPredictor:
             kwargs["trained_zooms"] = tuple(auto["trained"]) if auto.get("trained") else None
             kwargs["size_flatten"] = float(auto.get("flatten") or 0.0)
             kwargs["size_backdrop"] = BackdropReader.from_card(folder, auto.get("backdrop"))
+        # what the network itself fixes: another multiple than the card's (its stride) pads the images to sides the
+        # network cannot halve evenly (other results), another in_channels fails inside PyTorch
+        if "multiple" in options:
+            from devolens.checks import whole
+
+            if whole(options["multiple"], "multiple", 1, floats=True) % kwargs["multiple"]:
+                raise DevolensError(f"multiple must be a multiple of the network's {kwargs['multiple']} (the card's "
+                                    f"input.multiple, its stride), got {options['multiple']!r}")
+        if "in_channels" in options and options["in_channels"] != kwargs["in_channels"]:
+            raise DevolensError(f"in_channels is the network's own ({kwargs['in_channels']}: the card's "
+                                f"architecture.in_channels), got {options['in_channels']!r}: leave it out")
         post = options.pop("postprocess", None)
-        if post:
-            kwargs["postprocess"].update(post)
+        if post is not None:  # the user's keys checked (the card's may be other versions')
+            kwargs["postprocess"].update(_check_user_postprocess(post, cls.postprocess_keys, cls.__name__))
         kwargs.update(options)
         return cls(model, **kwargs)
 
     # ------------------------------------------------------------------ inference
     def predict(self, image: np.ndarray | str | Path) -> SegmentationResult:
-        """Segment one image (``HxW``, ``HxWx3`` or ``3xHxW``, any size, or an image file's
-        path); outputs at the input size."""
+        """Segment one image (``HxW``, ``HxWx3`` or ``3xHxW``, any size: a NumPy array, a PyTorch tensor, or an
+        image file's path); outputs at the input size. Several images: :meth:`predict_batch` or
+        :meth:`predict_iter`."""
+        if _several(image):  # (read as one array of them: "expected an HxW or HxWx3 image, got (3, 512, 752, 3)")
+            raise DevolensError(f"predict takes one image, got a {type(image).__name__} of {len(image)}: for several "
+                                "use predict_batch(images) (a list of results) or predict_iter(images) (a stream)")
         return self.predict_batch([image])[0]
 
     def predict_batch(
@@ -409,7 +554,7 @@ class _SegmentationPredictor:
 
         Parameters
         ----------
-        images : iterable of ndarray, path or Prepared
+        images : iterable of ndarray, tensor, path or Prepared
             Images or frames (``HxW``, ``HxWx3``, or channels-first ``3xHxW``; a path is read),
             consumed lazily; :class:`~devolens.predict.postprocess.Prepared` items (prepared
             ahead with this network's ``network.prep_key``) skip the preparation.
@@ -418,11 +563,14 @@ class _SegmentationPredictor:
         progress : callable, optional
             ``progress(done, total)`` after each image (total = -1 when unknown).
         workers : int
-            Post-processing threads (0: everything in the calling thread, one step after
+            Post-processing threads, a whole number >= 0 (0: everything in the calling thread, one step after
             the other).
         """
         check_stream(images, progress=progress)
-        images = map(image_array, images)  # paths read, 1xHxW and channels-first arrays laid out
+        from devolens.checks import whole
+
+        workers = whole(workers, "workers", 0, floats=True)  # ("2" and 1.5 are no number of threads; -1 ran none)
+        images = map(_image_in, images)  # paths read, tensors, 1xHxW and channels-first arrays laid out, checked
         from devolens.predict.sizing import warn_untrusted
 
         what = "cells" if self.size_objects == "enclosed" else "nuclei"
@@ -521,8 +669,8 @@ class _SegmentationPredictor:
             shapes, prepared, empty = [], [], []
             for img in chunk:
                 arr = img.image if isinstance(img, Prepared) else np.asarray(img)
-                if arr.ndim not in (2, 3):
-                    raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
+                if arr.ndim not in (2, 3):  # (a Prepared item's: the others were checked by _image_in)
+                    raise DevolensError(f"expected one image, {IMAGE_TAKES}; got {_given(arr)}")
                 if arr.shape[0] < 2 or arr.shape[1] < 2:
                     raise DevolensError(f"image too small: {arr.shape[0]} x {arr.shape[1]} pixels (at least 2 x 2)")
                 shapes.append(arr.shape[:2])
@@ -769,6 +917,7 @@ class NucleiPredictor(_SegmentationPredictor):
     """
 
     default_head = "three_class"
+    heads = ("three_class", "three_class_distance", "foreground")  # (foreground: a sigmoid mask, models export's)
     mask_is_labels = True  # the mask is the nuclei's pixels (a giant image's too: nothing to assemble)
     drops_specks = True  # postprocess isolated_fraction applies (a giant image's blocks: judged at the end)
 
@@ -815,6 +964,9 @@ class MembranePredictor(_SegmentationPredictor):
     """
 
     default_head = "three_class"
+    # (three_class_distance: what models export writes for a membrane run with a distance head)
+    heads = ("three_class", "membrane", "three_class_distance")
+    postprocess_keys = ("threshold", "seed_threshold", "min_distance", "min_size", "smooth")
     size_objects = "enclosed"  # cells outlined by membranes
     # a movie's magnification is judged once 5 slices show this many cells: the membrane size model is as
     # reliable from 32 cells as from 64 (median error 6.2-6.5 % vs 6.0-6.4 % on its 2400 training renders;
