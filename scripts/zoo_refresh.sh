@@ -89,8 +89,9 @@ size_render heldout --heldout --n 300 --seed 2
 size_render wells_heldout --wells --n 100 --seed 4
 size_render crowd --crowd 1 --n 500 --seed 21 --sims 8   # fields of several embryos: a head of their own
 size_render crowd_heldout --crowd 1 --heldout --n 120 --seed 22
+# (the keep band's lower edge 0.75: chosen on development renders by benchmarks/choose_keep_band.py, 37th session)
 run $PY scripts/zoo_sizemodel.py fit "$S0/train.npz" "$S0/train2.npz" "$S0/wells.npz" "$S0/crowd.npz" --crowd-head \
-  --heldout "$S0/heldout.npz" "$S0/wells_heldout.npz" "$S0/crowd_heldout.npz" --to "$STAGE/nuclei"
+  --keep-from 0.75 --heldout "$S0/heldout.npz" "$S0/wells_heldout.npz" "$S0/crowd_heldout.npz" --to "$STAGE/nuclei"
 run $PY scripts/zoo_sizemodel.py fit "$S1/train.npz" "$S1/train2.npz" "$S1/wells.npz" \
   --heldout "$S1/heldout.npz" "$S1/wells_heldout.npz" --to "$STAGE/nuclei" --role backdrop --gate 0.05 0.15
 # 5. the population model: the calibration of the nuclei counts (the whole-frame regressor kept)

@@ -388,6 +388,9 @@ class _Gated:
 
 def fit(args) -> None:
     """Two ridge heads and a gate; alpha by leave-one-embryo-out error (wells: 5 folds)."""
+    if args.keep_from is not None and (args.keep == "none" or not 0 < args.keep_from < TRAIN_ZOOMS[1]):
+        raise SystemExit("--keep-from needs a band (not --keep none)" if args.keep == "none" else
+                         f"--keep-from {args.keep_from:g}: give a lower edge between 0 and {TRAIN_ZOOMS[1]:g}")
     X, y, g, crowd = _load(args.train, args.clean_only)
     widths = {float(np.load(f).get("flatten", 0.0)) for f in list(args.train) + list(args.heldout or [])}
     if len(widths) != 1:
@@ -417,7 +420,7 @@ def fit(args) -> None:
     q90 = float(np.percentile(np.abs(err[emb]), 90))
     band = [round(TRAIN_ZOOMS[0] * float(np.exp(-q90)), 3), round(TRAIN_ZOOMS[1] * float(np.exp(q90)), 3)]
     keep = {"train": list(TRAIN_ZOOMS), "q90": band, "none": None}[args.keep]
-    if args.keep_from is not None and keep is not None:  # the lower edge chosen on development renders
+    if args.keep_from is not None:  # the lower edge chosen on development renders (checked in fit's first lines)
         keep = [float(args.keep_from), keep[1]]
     model = _Gated(alpha, three=args.crowd_head).fit(X, y, g, crowd).model
     report = {"alpha": alpha, "flatten": flatten, "loeo": loeo, "keep": keep, "q90_band": band, "m0": round(M0, 4), "samples": int(len(y))}
@@ -460,7 +463,7 @@ def fit(args) -> None:
                                if flatten > 0 else "images not background-flattened"), len(y), what, (" and simulated culture wells (zoomed 0.7-5x)" if (~emb & ~crowd).any() else "") + (
                            " and crowded fields (2-9 embryos side by side at 0.2-1.6x)" if crowd.any() else ""),
                        ("%g-%g: its lower edge chosen on development renders, benchmarks/choose_keep_band.py"
-                        % tuple(keep) if args.keep_from is not None and keep is not None else
+                        % tuple(keep) if args.keep_from is not None else
                         {"train": "the training zooms", "q90": "the training zooms widened by the "
                          "90th percentile of the error", "none": "none: every image"}[args.keep]),
                        "python scripts/zoo_sizemodel.py fit " + " ".join(args.train) + f" --keep {args.keep}"
