@@ -1,7 +1,7 @@
 """Mends of the thirty-seventh session (M3) to `devolens train`'s run folder: the checkpoint's two files
 (checkpoint.safetensors and checkpoint.json) are written as one unit, so a stop as a checkpoint is saved leaves the
 previous pair whole (or, in the first epoch, no checkpoint and no run folder); a half pair that an older version (or
-a removed file) left is resumed by no one, --resume says what to do, and a new run into the folder replaces it; the
+a removed file) left is resumed by no one, and --resume and a new run into the folder say what to do; the
 plots and the --export file are written while the run still holds its folder's lock."""
 
 from __future__ import annotations
@@ -96,32 +96,35 @@ def test_a_stop_between_a_later_checkpoints_files_keeps_the_previous_pair(pairs,
 @pytest.mark.parametrize("missing, there", [("checkpoint.json", "checkpoint.safetensors"),
                                             ("checkpoint.safetensors", "checkpoint.json")])
 def test_resume_of_a_half_checkpoint_says_what_to_do(pairs, tmp_path, missing, there):
-    """A checkpoint of which one file is missing cannot be resumed: --resume says which is missing and that the same
-    command without --resume trains the run anew there, and leaves the folder as it is."""
+    """A checkpoint of which one file is missing cannot be resumed: --resume says which is missing and to train the
+    run anew in another --out (or after removing the folder), and leaves the folder as it is."""
     out = _half(tmp_path, pairs, missing)
     before = sorted(os.listdir(out))
     with pytest.raises(DevolensError) as refused:
         trainer.train(_recipe(epochs=2), pairs, out, resume=True)
     assert str(refused.value) == (
         f"{out}: --resume: the run's {there} has no {missing} beside it (the run was stopped as it saved a "
-        "checkpoint, or the file was removed), so it cannot be resumed; train it anew: the same command without "
-        "--resume replaces it (or give another --out)")
+        "checkpoint, or the file was removed), so it cannot be resumed; train it anew in another --out (or remove "
+        "this folder first)")
     assert sorted(os.listdir(out)) == before
 
 
-def test_a_new_run_replaces_a_half_checkpoint(pairs, tmp_path, capsys):
-    """`devolens train` (no --resume) into a run folder whose checkpoint.json is missing trains the run anew there,
-    with a note on the half checkpoint it removed (it was refused as "already holds a run; use --resume", which
-    refused it too)."""
+def test_a_new_run_into_a_half_checkpoint_is_refused(pairs, tmp_path, capsys):
+    """`devolens train` (no --resume) into a run folder whose checkpoint.json is missing is refused, naming the
+    earlier run's files there and what to do, and leaves the folder as it is (it replaced the orphan alone, so a stop
+    in the new run's first epoch left the old best weights beside the new run.json)."""
     out = _half(tmp_path, pairs, "checkpoint.json")
+    before = {name: (out / name).read_bytes() for name in os.listdir(out) if (out / name).is_file()}
     rec = tmp_path / "r.yaml"
     rec.write_text(yaml.safe_dump(_recipe(epochs=2)))
     code, err, _ = _cli(["train", rec, "-d", pairs, "-o", out, "--no-plots"], capsys)
-    assert code == 0, err
-    assert ("note: removed checkpoint.safetensors, left without its checkpoint.json by an earlier run (stopped as "
-            "it saved a checkpoint): the run starts anew") in err
-    assert json.loads((out / "checkpoint.json").read_text())["extra"]["epoch"] == 2
-    assert json.loads((out / "run.json").read_text())["epochs_done"] == 2
+    assert code != 0
+    assert ("holds an earlier run whose checkpoint.safetensors has no checkpoint.json beside it (the run was stopped "
+            "as it saved a checkpoint, or the file was removed), with its best.json, best.safetensors") in err
+    assert ("a new run there would mix its files with that run's: give another --out, or remove this folder first "
+            "to train anew there (or put its checkpoint.json back and continue the run with --resume)") in err
+    assert "Traceback" not in err
+    assert {name: (out / name).read_bytes() for name in os.listdir(out) if (out / name).is_file()} == before
 
 
 # ---------------------------------------------------------------- 3. plots and --export under the run's lock

@@ -66,7 +66,8 @@ def test_a_tune_whose_trials_all_fall_short_of_the_starting_weights_says_so(base
     assert start["value"] == pytest.approx(run.best_value, abs=1e-4)
     line = start["not_beaten"]
     assert line.startswith(f"no trial beat the starting weights ({init}: val_dice {start['value']:.4f} ")
-    assert f"trial {best['trial']}, val_dice {best['value']:.4f} after 1 epoch, of 2 finished trials" in line
+    assert f"trial {best['trial']}, its best epoch's val_dice {best['value']:.4f} (of 1 scored epoch), of 2 finished " \
+        "trials" in line
     assert "optimizer.lr" in line and "tune.epochs" in line
     assert f"note: {line}" in err and err.count("no trial beat") == 1
     for trial in (tmp_path / "t" / "trials").iterdir():  # as each trial's own run.json says
@@ -100,7 +101,7 @@ def test_the_line_needs_every_finished_trial_to_fall_short(tmp_path):
     start, line = _start_note(study, study.best_trial, "val_f1")
     assert start == short
     assert line.startswith("no trial beat the starting weights (zoo:nuclei: val_f1 0.5391 on the validation set")
-    assert "trial 0, val_f1 0.5176 after 1 epoch, of 2 finished trials" in line
+    assert "trial 0, its best epoch's val_f1 0.5176 (of 1 scored epoch), of 2 finished trials" in line
     assert "keep the zoo model 'nuclei'" in line
     # one trial beat its own start (another split): no line, the best trial's start still recorded
     study = _study(tmp_path, [short, {**short, "value": 0.4, "not_beaten": False}], [0.5176, 0.45])

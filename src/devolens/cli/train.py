@@ -87,7 +87,7 @@ def train_cmd(
 
     from devolens.cli._common import console, note, out as stdout, progress_bar
     from devolens.errors import DevolensError
-    from devolens.io.atomic import Exhausted
+    from devolens.io.atomic import Exhausted, cannot_write
     from devolens.train.trainer import check_run_folder, train
 
     # everything that can be checked is, before any data is read or folder made: the recipe first (the
@@ -112,7 +112,15 @@ def train_cmd(
         said["plots"] = None  # (it has trained: a stop or an error from here on is none of the training's)
         if plots and not res.complete and len(res.history):
             said["plots"] = _write_plots(res.run_dir)
-        said["export"] = _export(res.run_dir, export)
+        _summary(res, said["plots"])  # before the export: an export that fails (a full disk) leaves it said
+        try:
+            said["export"] = _export(res.run_dir, export)
+        except (DevolensError, OSError) as exc:
+            err = exc if isinstance(exc, DevolensError) else cannot_write(exc, export)
+            again = _resume_command(recipe, data, out, epochs=epochs, device=device, threads=threads, plots=plots,
+                                    export=export)
+            raise type(err)(f"{err.message}; the run is complete in {res.run_dir}: `{again}` writes the export once "
+                            "there is room (it trains no further)", path=err.path) from None
 
     try:
         with progress_bar("training") as cb:
@@ -130,15 +138,23 @@ def train_cmd(
         if said or not _out_of_memory(exc):
             raise
         raise Exhausted(_memory_advice(recipe, out, resume)) from None  # exit 75, as every command's
+    if said["export"]:  # (the summary is said: by finish, before the export)
+        stdout.print(said["export"])
+
+
+def _summary(res, plots_line: Optional[str]) -> None:
+    """The lines that end a training: the plots, the last epoch's losses, the best epoch and how to use the run,
+    the note on starting weights no epoch beat, the pruned samples; for a run found complete, the line saying so.
+    Said before the --export is written (a failing export leaves them said), whose line follows them."""
+    from devolens.cli._common import console, out as stdout
+
     if res.complete:
         n = len(res.history)
         console.print(f"{res.run_dir}: already complete ({n} epoch{'s' if n != 1 else ''}); give --epochs M > {n} to "
                       "train further")
-        if said["export"]:
-            stdout.print(said["export"])
         return
-    if said["plots"]:
-        console.print(said["plots"])
+    if plots_line:
+        console.print(plots_line)
     h = res.history
     if len(h):
         last = h.iloc[-1]
@@ -151,8 +167,6 @@ def train_cmd(
         _how_to_use(res.run_dir)
     if res.start_note:  # fine-tuning that did not beat its starting weights
         console.print(f"note: {res.start_note}")
-    if said["export"]:
-        stdout.print(said["export"])
     if res.pruned is not None:
         stdout.print(f"pruned {len(res.pruned)} samples -> {res.run_dir / 'pruned.csv'}")
 

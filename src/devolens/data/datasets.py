@@ -656,8 +656,8 @@ TIME_ONLY_GROUP = "t"
 def _group_of(stem: str) -> str:
     """The group of a file of stem ``stem``: ``<embryo>`` of ``<embryo>_tNNN``, :data:`TIME_ONLY_GROUP` for a name
     that is a time point alone (``t001``: the frames of one movie, one group), else the stem."""
-    m = _EMBRYO_RE.match(stem)
-    if m and not _TIME_ONLY_RE.match(stem):
+    m = _EMBRYO_RE.match(stem)  # (never a time point alone: that has no "_t" after a first character)
+    if m:
         return m.group("embryo")
     return TIME_ONLY_GROUP if _TIME_ONLY_RE.match(stem) else stem
 
@@ -670,7 +670,7 @@ def _pair_group(path: Path, folder: Path) -> str:
     if sub == Path("."):
         return _group_of(_plain_stem(path.stem))
     m = _EMBRYO_RE.match(path.stem)
-    return sub.as_posix() + (f"/{m.group('embryo')}" if m and not _TIME_ONLY_RE.match(path.stem) else "")
+    return sub.as_posix() + (f"/{m.group('embryo')}" if m else "")
 
 
 def _folder_side(path: Path, folder: Path) -> str:
@@ -1004,28 +1004,16 @@ def size_notes(labels: Sequence[str | Path], scale: float, kind: str | None, siz
             f"{most:.2g} keeps them within {low:g}-{high:g} px)"]
 
 
-#: bytes read at a time when hashing an image file (:func:`split_copies`)
-_HASH_BLOCK = 1 << 20
-
-
-def _file_hash(path: str | Path) -> bytes:
-    import hashlib
-
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_HASH_BLOCK), b""):
-            h.update(block)
-    return h.digest()
-
-
 def split_copies(train: pd.DataFrame, val: pd.DataFrame, root: str | Path | None = None) -> list[str]:
     """A note where an image file that validates is a byte-for-byte copy of one that trains (``train/a.tif``
     copied into ``test/``, the same image under two names): the network is then scored on an image it trained on,
     and the validation scores (the best epoch, ``evaluate`` on that split) read too high.
 
-    Files are compared by size first, then by a hash of their bytes (only files of a size found on both sides are
-    read); a copy saved in another format (same pixels, other bytes) is not found. Samples cut from one image into
-    regions (a ``region`` column) are copies only in the same region (the same region of every image validates).
+    Files are compared by size first, then by :func:`devolens.train.trainer.file_digest` (only files of a size
+    found on both sides are read: all of a small file, the start, middle and end of a large one, remembered per file
+    version, as ``evaluate`` and the run's data fingerprint read them); a copy saved in another format (same pixels,
+    other bytes) is not found. Samples cut from one image into regions (a ``region`` column) are copies only in the
+    same region (the same region of every image validates).
 
     Parameters
     ----------
@@ -1040,6 +1028,8 @@ def split_copies(train: pd.DataFrame, val: pd.DataFrame, root: str | Path | None
         The note, or none.
     """
     import os
+
+    from devolens.train.trainer import file_digest  # (here: the trainer imports this module)
 
     def files(df: pd.DataFrame) -> dict[tuple[str, str], str]:
         regions = df["region"].astype(str) if "region" in df.columns else [""] * len(df)
@@ -1063,7 +1053,7 @@ def split_copies(train: pd.DataFrame, val: pd.DataFrame, root: str | Path | None
         for p, n in found.items():
             if n in common and p not in hashes:
                 try:
-                    hashes[p] = _file_hash(p)
+                    hashes[p] = file_digest(p)
                 except OSError:
                     continue
     trained = {(hashes[p], r): p for (p, r) in sides[0] if p in hashes}

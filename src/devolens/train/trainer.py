@@ -33,8 +33,10 @@ Run folder (``out``)::
 
 A run folder made by a call that fails before its first checkpoint (bad data found while
 loading, Ctrl-C in the first epoch) is removed again: nothing is left that ``--resume``
-could not continue (see :func:`train`); a new run into a folder whose checkpoint lacks one of
-its two files (left by an older version) replaces it, and ``--resume`` says so. run.json, with
+could not continue (see :func:`train`); a folder whose checkpoint lacks one of its two files
+(left by an older version stopped as it saved one, or a removed file) is refused, by a new run
+(whose files would mix with that run's best weights, history and samples) and by ``--resume``
+alike, with what to do (another --out, or remove the folder). run.json, with
 the data's fingerprint, is written before the first checkpoint, so every checkpoint has the
 record that ``--resume`` checks the data against. A call holds a lock on its run folder
 (``.NAME.lock`` beside it) from start to end, its ``finish`` (the command's plots and export)
@@ -67,8 +69,7 @@ from devolens.data.datasets import (PopulationDataset, SegmentationDataset, fold
                                     pad_collate, split_by_group, time_blocks)
 from devolens.errors import DevolensError
 from devolens.errors import ordinal as _ordinal  # 1st, 2nd, ... (shared with the demo's report)
-from devolens.io.atomic import (FileLock, atomic_path, cannot_write, missing_folders, output_lock, remove_made,
-                                 write_csv, write_text)
+from devolens.io.atomic import FileLock, atomic_path, missing_folders, output_lock, remove_made, write_csv, write_text
 from devolens.models.architectures import build_model, build_regressor, save_model
 from devolens.train import metrics as M
 from devolens.train.checkpoint import load_checkpoint, save_checkpoint
@@ -1681,6 +1682,20 @@ def _checkpoint_halves(ckpt: Path) -> tuple[str, str] | None:
     return there[0], (jpath if there[0] == ckpt.name else ckpt).name
 
 
+def _half_refusal(out: Path, half: tuple[str, str]) -> str:
+    """Why a new run into ``out``, whose checkpoint is the one file ``half[0]`` without its ``half[1]``
+    (:func:`_checkpoint_halves`), is refused, naming the earlier run's other files there and what to do: a new run
+    would leave them (best weights, history, samples, evaluations) beside its own files and record, and
+    removing a user's files is not training's to do."""
+    others = sorted(e.name for e in os.scandir(out) if e.name != half[0] and not e.name.startswith(".")
+                    and (e.name in RUN_FILES or e.name.startswith("eval_")))
+    shown = ", ".join(others[:6]) + (f" and {len(others) - 6} more" if len(others) > 6 else "")
+    return (f"--out holds an earlier run whose {half[0]} has no {half[1]} beside it (the run was stopped as it saved "
+            "a checkpoint, or the file was removed)" + (f", with its {shown}" if others else "")
+            + "; a new run there would mix its files with that run's: give another --out, or remove this folder "
+            f"first to train anew there (or put its {half[1]} back and continue the run with --resume)")
+
+
 def _whole_checkpoint(ckpt: Path) -> bool:
     """Whether both files of the checkpoint ``ckpt`` are there (a run that ``--resume`` can try)."""
     return ckpt.exists() and ckpt.with_suffix(".json").exists()
@@ -1988,8 +2003,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         if half is not None:
             raise DevolensError(f"--resume: the run's {half[0]} has no {half[1]} beside it (the run was stopped as it "
                                 "saved a checkpoint, or the file was removed), so it cannot be resumed; train it "
-                                "anew: the same command without --resume replaces it (or give another --out)",
-                                path=out)
+                                "anew in another --out (or remove this folder first)", path=out)
         if not ckpt.exists():
             raise DevolensError("no checkpoint to resume from (checkpoint.safetensors)", path=out)
         if not os.path.lexists(out / "run.json"):  # (written before the first checkpoint since; an older version
@@ -2000,6 +2014,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     elif ckpt.exists() and half is None:
         raise DevolensError("this folder already holds a run; use --resume to continue it or choose another --out",
                             path=out)
+    elif half is not None:  # a checkpoint no run can resume, beside that run's best weights, history, samples...
+        raise DevolensError(_half_refusal(out, half), path=out)
     check_run_folder(out, data_path, resume=resume)
     if not resume and not isinstance(recipe, dict) and Path(recipe).resolve() == (out / "recipe.yaml").resolve():
         raise DevolensError("the recipe lies in --out, where the run writes its own recipe.yaml; keep it elsewhere "
@@ -2090,16 +2106,6 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
 
     model, opt, sched, scaler = fresh()
     out.mkdir(parents=True, exist_ok=True)
-    if half is not None and not resume:  # a checkpoint no run can resume: this run starts anew in its place
-        try:
-            os.unlink(out / half[0])
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise cannot_write(exc, out / half[0]) from None
-        if info is not None:
-            info(f"note: removed {half[0]}, left without its {half[1]} by an earlier run (stopped as it saved a "
-                 "checkpoint): the run starts anew")
     active = np.arange(len(train_ds))
     pruned_df: pd.DataFrame | None = None
     start, best_value, best_epoch = 0, None, None

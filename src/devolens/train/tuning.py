@@ -369,11 +369,11 @@ def _start_note(study, best, metric: str) -> tuple[dict | None, str | None]:
         return start, None
     init = start["init"]
     keep = f"keep the zoo model {init[4:]!r}" if init.startswith("zoo:") else f"keep the starting weights ({init})"
-    n, k = len(starts), len(best.intermediate_values)
+    n, k = len(starts), len(best.intermediate_values)  # (its value is its best epoch's; k: the epochs scored)
     line = (f"no trial beat the starting weights ({init}: {metric} {start['value']:.4f} on the validation set "
-            f"before training; best: trial {best.number}, {metric} {best.value:.4f} after {k} epoch"
-            f"{'s' if k != 1 else ''}, of {n} finished trial{'s' if n != 1 else ''}): best_recipe.yaml is only the "
-            f"least bad of recipes that made the model worse; {keep}, or tune again with lower optimizer.lr values "
+            f"before training; best: trial {best.number}, its best epoch's {metric} {best.value:.4f} (of {k} scored "
+            f"epoch{'s' if k != 1 else ''}), of {n} finished trial{'s' if n != 1 else ''}): best_recipe.yaml is only "
+            f"the least bad of recipes that made the model worse; {keep}, or tune again with lower optimizer.lr values "
             "in tune.space or more tune.epochs")
     return start, line
 
