@@ -1682,7 +1682,9 @@ class LiveRenderDataset(_Base):
     tables : sequence of DataFrames
         Tidy lineage tables (``embryo,time,cell,x,y,z,size``).
     samples : sequence of (table_index, time), optional
-        Which frames; default every time point of every table.
+        Which frames; default every time point of every table. Each is checked once, when the dataset is made (a
+        table index in range, a time point of that table whose rows all have a finite position): a
+        :class:`~devolens.errors.DevolensValueError` then, not when its item is rendered.
     task : {"segmentation", "population"}
         Target: the label image (via ``target``) or the counts ``letters``.
     size : (H, W)
@@ -1709,9 +1711,7 @@ class LiveRenderDataset(_Base):
                  render_kwargs: dict | None = None, channel: int | str | None = None):
         super().__init__(channels, None, normalize, augment, seed, pad_multiple, channel=channel)
         self.tables = list(tables)
-        if samples is None:
-            samples = [(k, int(t)) for k, tab in enumerate(self.tables) for t in sorted(pd.unique(tab["time"]))]
-        self.samples = [(int(k), int(t)) for k, t in samples]
+        self.samples = self._checked_samples(samples)
         self.task = task
         self.target = target
         self.letters = list(letters)
@@ -1719,6 +1719,44 @@ class LiveRenderDataset(_Base):
         self.fixed = fixed
         self.render_kwargs = dict(render_kwargs or {})
         self.ids = [f"{self._embryo(k)}:t{t:03d}" for k, t in self.samples]
+
+    def _checked_samples(self, samples) -> list[tuple[int, int]]:
+        """``samples`` (default: every time point of every table) as ``(table_index, time)`` pairs, each checked
+        once, here, as the renderer would check it at its item: a table index in range and a time point of that
+        table whose rows all have a finite position (:func:`~devolens.render.nuclei.check_time_point`), so that a
+        bad row is refused when the dataset is made, not epochs into training."""
+        from devolens.checks import whole
+        from devolens.errors import DevolensValueError
+        from devolens.render.dataset import select_times
+        from devolens.render.geometry import table_fingerprint
+        from devolens.render.nuclei import check_table, check_time_point
+
+        for tab in self.tables:
+            check_table(tab)
+        if samples is None:
+            samples = [(k, t) for k, tab in enumerate(self.tables) for t in select_times(tab)]
+        checked = []
+        for i, pair in enumerate(samples):
+            try:
+                k, t = pair
+            except (TypeError, ValueError):
+                raise DevolensValueError(f"samples[{i}] must be a pair (table_index, time), got {pair!r}") from None
+            k = whole(k, f"samples[{i}]'s table index", 0, error=DevolensValueError)
+            if k >= len(self.tables):
+                raise DevolensValueError(f"samples[{i}] names table {k}, but there are {len(self.tables)} table(s) "
+                                         f"(indices 0..{len(self.tables) - 1})")
+            checked.append((k, whole(t, f"samples[{i}]'s time point", floats=True, error=DevolensValueError)))
+        prints: dict[int, bytes | None] = {}
+        for k, t in checked:
+            if k not in prints:
+                prints[k] = table_fingerprint(self.tables[k])  # once per table; the checks are cached with it
+            try:
+                check_time_point(self.tables[k], t, prints[k])
+            except DevolensError as e:
+                if len(self.tables) == 1:
+                    raise
+                raise type(e)(f"table {k} ({self._embryo(k)}): {e.message}", path=e.path) from None
+        return checked
 
     def _embryo(self, k: int) -> str:
         tab = self.tables[k]

@@ -425,9 +425,10 @@ def _image_files(folder: Path, labels: bool = False) -> list[Path]:
 def _image_name(name: str, labels: bool = False) -> bool:
     """Whether a folder's member named ``name`` is one of its image files (:func:`_image_files`), told by name alone:
     read as a frame, or (``labels=True``) a label image of a render or a segmentation (``t001_labels.tif``,
-    ``a.png_labels.tif``), which is no frame. (String operations: a Path per name costs more than the listing.)"""
+    ``a.png_labels.tif``, any case: ``x_Labels.tif`` too, as masks pair with their images), which is no frame, with
+    its image beside it or not. (String operations: a Path per name costs more than the listing.)"""
     stem, suffix = os.path.splitext(name)
-    return suffix.lower() in FOLDER_SUFFIXES and not name.startswith(".") and stem.endswith("_labels") == labels
+    return suffix.lower() in FOLDER_SUFFIXES and not name.startswith(".") and stem.lower().endswith("_labels") == labels
 
 
 #: the records devolens writes beside the results of a run into a folder (``segment`` nuclei/membrane's

@@ -84,9 +84,11 @@ from devolens.render.artifacts import (
     check_kinds,
     plan_artifacts,
 )
-from devolens.render.geometry import cached, default_pose, embryo_geometry, random_pose
+from devolens.render.geometry import cached, default_pose, embryo_geometry, random_pose, table_fingerprint
 from devolens.render.membranes import MembraneParams, render_membrane_frame
-from devolens.render.nuclei import LETTERS, _by_time, check_table, frame_size, render_nuclei_frame
+from devolens.render.nuclei import (
+    LETTERS, _by_time, check_table, check_time_point, frame_size, render_nuclei_frame,
+)
 from devolens.render.optics import OpticsParams
 
 __all__ = ["render_dataset", "select_times", "simulate_tables", "FRAMES_COLUMNS", "frame_name", "fixed_params",
@@ -350,6 +352,23 @@ def _render_job(job):
     return fr.image, fr.labels, fr.membrane, fr.counts, None, used
 
 
+def _check_plans(tables: Sequence[pd.DataFrame], plans: Sequence[Sequence[int]], embryos: Sequence[str]) -> None:
+    """Refuse, before any frame is rendered, a planned time point whose rows a renderer would refuse
+    (:func:`~devolens.render.nuclei.check_time_point`: a row without a finite position); with several tables the
+    message names the embryo."""
+    for table, tlist, label in zip(tables, plans, embryos):
+        if not tlist:
+            continue
+        fp = table_fingerprint(table)  # hashed once per table; what is checked is cached with it
+        try:
+            for t in tlist:
+                check_time_point(table, t, fp)
+        except DevolensError as e:
+            if len(tables) == 1:
+                raise
+            raise type(e)(f"embryo {label}: {e.message}", path=e.path) from None
+
+
 def render_dataset(
     tables: pd.DataFrame | Iterable[pd.DataFrame],
     out: str | Path,
@@ -456,8 +475,9 @@ def render_dataset(
     Raises
     ------
     DevolensError
-        A bad argument (named), a table it cannot render, or an ``out`` it may not write (a file; a folder that is
-        no render but holds frames/, labels/...), all before anything is written.
+        A bad argument (named), a table it cannot render (a time point to render with a row without a finite
+        position among them), or an ``out`` it may not write (a file; a folder that is no render but holds frames/,
+        labels/...), all before anything is rendered or written.
     """
     if isinstance(tables, pd.DataFrame):
         tables = [tables]
@@ -503,6 +523,7 @@ def render_dataset(
     plans = [[] if own_times and tt is not None and not tt else  # validates before writing
              select_times(t, tt, every, what=f"the table of embryo {label}" if len(tables) > 1 else "the table")
              for t, tt, label in zip(tables, per_table, embryos)]
+    _check_plans(tables, plans, embryos)  # a row without a position at time 140: refused now, not at frame 140
     if prefix is None:
         prefix = len(tables) > 1
     rgb_frames = rgb and kind == "nuclei"
