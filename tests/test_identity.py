@@ -411,7 +411,8 @@ def test_frame_skewness_of_a_skewed_and_a_symmetric_cloud():
 def test_identify_notes_a_nearly_symmetric_cloud():
     """A simulated embryo was named 87 % AB at median confidence 0.9995 without a word: its pooled cloud's skewness,
     which orients the frame, is near zero; the note says so (once; not beside the short table's note)."""
-    from devolens.cli.identify import WEAK_SKEW, _input_notes
+    from devolens.cli.identify import _input_notes
+    from devolens.predict.identity import WEAK_SKEW
 
     notes = _input_notes({"frame_skewness": {"e": (0.07, -0.01)}, "largest_clouds": {"e": 400}})
     assert len(notes) == 1 and notes[0].startswith("the table's nucleus cloud is nearly symmetric (skewness 0.07")
@@ -429,9 +430,8 @@ def test_identify_notes_a_nearly_symmetric_cloud():
 def test_simulated_embryos_are_flagged_as_nearly_symmetric():
     """`devolens simulate embryo` clouds: the third axis's skewness is near zero (16 seeds x 200/400 cells: at most
     0.039 in size), so identify's note fires; the model was trained on real embryos only."""
-    from devolens.cli.identify import WEAK_SKEW
     from devolens.lineage.simulate import simulate_embryo
-    from devolens.predict.identity import frame_skewness
+    from devolens.predict.identity import WEAK_SKEW, frame_skewness
 
     for seed in (0, 7):
         ap, third = next(iter(frame_skewness(prepare_clouds(simulate_embryo(seed, n_cells=200))).values()))
@@ -440,10 +440,9 @@ def test_simulated_embryos_are_flagged_as_nearly_symmetric():
 
 def test_real_whole_embryos_are_not_flagged(epic_tables, acetree_zip):
     """The 7 real embryos, whole: skewness 0.11-0.39 (AP) and 0.10-0.17 (third axis, in size): no note."""
-    from devolens.cli.identify import WEAK_SKEW
     from devolens.io.tables import read_table
     from devolens.lineage.populations import is_polar_body
-    from devolens.predict.identity import frame_skewness
+    from devolens.predict.identity import WEAK_SKEW, frame_skewness
 
     for path in [*epic_tables, acetree_zip]:
         df = read_table(path)

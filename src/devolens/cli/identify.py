@@ -190,19 +190,6 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
     })
 
 
-#: the thresholds of the notes on the input, now beside the notes in the predictor's module (read from there on first
-#: use: importing it here would import PyTorch at every start of the command line)
-_NOTE_LIMITS = ("SHORT_CLOUD", "WEAK_SKEW", "LOPSIDED_SKEW", "BROKEN_TRACKS", "CROWDED_EDGE", "CROWDED_EDGE_CELLS")
-
-
-def __getattr__(name: str):
-    if name in _NOTE_LIMITS:
-        from devolens.predict import identity
-
-        return getattr(identity, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _input_notes(attrs: dict, table: Optional[Path] = None) -> list[str]:
     """One-line notes on what the predictor found in the input, worded for the command (``--smooth none``): those
     of :func:`devolens.predict.identity.input_notes`, which the predictor issues as warnings. ``table``: the

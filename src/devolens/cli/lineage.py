@@ -121,12 +121,11 @@ def _read(table: Path, *, drop_copies: bool = False, embryo: str | None = None, 
 
 
 def _fall(c) -> str:
-    """``B -> A cells at time T`` of a :class:`~devolens.lineage.cliffs.Cliff`: each count at the time it is
-    said to be (the bottom of a fall spread over several time points is later than its start)."""
-    text = f"{c.before} -> {c.after} cells at time {c.bottom_time}"
-    if c.bottom_time != c.first_bad_time:
-        text += f", falling from time {c.first_bad_time}"
-    return text
+    """:func:`~devolens.lineage.cliffs.describe_fall` (imported when a cliff is told: every command's start imports
+    this module, and the cliffs module brings pandas)."""
+    from devolens.lineage.cliffs import describe_fall
+
+    return describe_fall(c)
 
 
 #: The lineage each population letter searched for lineage cliffs counts, in words.

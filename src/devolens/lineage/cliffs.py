@@ -145,6 +145,27 @@ class LetterCliff:
         return {"letter": self.letter, **Cliff.to_dict(self)}  # (Cliff's fields, bottom_time the after_time)
 
 
+def describe_fall(cliff: Cliff | LetterCliff) -> str:
+    """A cliff's fall in words, each count at the time it is said to be (the bottom of a fall spread over several
+    time points is later than its start).
+
+    Parameters
+    ----------
+    cliff : Cliff or LetterCliff
+        The cliff.
+
+    Returns
+    -------
+    str
+        ``B -> A cells at time T`` (``T``: :attr:`Cliff.bottom_time`), followed by ``, falling from time F`` when
+        the fall began at an earlier time point ``F`` (:attr:`Cliff.first_bad_time`).
+    """
+    text = f"{cliff.before} -> {cliff.after} cells at time {cliff.bottom_time}"
+    if cliff.bottom_time != cliff.first_bad_time:
+        text += f", falling from time {cliff.first_bad_time}"
+    return text
+
+
 @dataclass(frozen=True)
 class Dip:
     """One or two time points whose total falls below both neighbours by a cliff's drop, then recovers.

@@ -1196,8 +1196,7 @@ def _cliff_notes(attrs: dict, table: str | os.PathLike | None = None) -> list[st
     ``devolens lineage clean`` command that cuts the table there (``table``: the input, quoted in it)."""
     import shlex
 
-    from devolens.cli.lineage import _fall
-    from devolens.lineage.cliffs import Cliff
+    from devolens.lineage.cliffs import Cliff, describe_fall
 
     cliffs = attrs.get("annotation_cliffs") or {}
     many = len(attrs.get("largest_clouds") or cliffs) > 1
@@ -1207,7 +1206,7 @@ def _cliff_notes(attrs: dict, table: str | os.PathLike | None = None) -> list[st
         arg = "TABLE" if table is None else shlex.quote(str(table))
         if many:
             arg += f" --embryo {shlex.quote(str(embryo))}"
-        notes.append(f"{_who(embryo, many)}: annotation cliff after time {c.time}: {_fall(c)}, no recovery "
+        notes.append(f"{_who(embryo, many)}: annotation cliff after time {c.time}: {describe_fall(c)}, no recovery "
                      f"(curation stopped?): the rows after time {c.time} (a part of the embryo) were named apart from "
                      f"those before (the embryo's frame read from the rows up to time {c.time}, no smoothing across "
                      f"the cliff), so the names up to time {c.time} are those of the table cut there; the later names "

@@ -429,7 +429,10 @@ class PopulationPredictor:
                 options["precision"] = CardPrecision(precision)  # the card's: gives way where it cannot run (onnx)
             # ... and with these post-processing options (over the nuclei card's own)
             if card.get("nuclei_postprocess"):
-                options["postprocess"] = {**card["nuclei_postprocess"], **(options.get("postprocess") or {})}
+                from devolens.predict.segment import _postprocess_dict
+
+                # the user's value checked first (a string is refused in words, not a TypeError of the merge)
+                options["postprocess"] = {**card["nuclei_postprocess"], **_postprocess_dict(options.get("postprocess"))}
             # ... and on frames prepared without background flattening (whatever the nuclei card says; a population
             # card fitted with it would say so in "nuclei_flatten")
             options.setdefault("flatten", float(card.get("nuclei_flatten", 0.0)))
@@ -802,8 +805,13 @@ class PopulationPredictor:
         them) are left out of the fit and stay empty."""
         cols = [c for c in COLUMNS if c in df.columns]
         empty = df[cols].isna().all(axis=1).to_numpy() if cols else np.zeros(len(df), bool)
-        if not empty.any() or empty.all():
+        if not empty.any():
             return smooth_populations(df)
+        if empty.all():  # nothing to fit: every row stays empty (a sum over NaN letters would read 0 in ``total``)
+            out = df.copy()
+            for c in cols:
+                out[c] = np.nan
+            return out
         fitted = smooth_populations(df[~empty])
         out = df.copy()
         for c in fitted.columns:
