@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from devolens.errors import DevolensError, DevolensValueError, option
+from devolens.errors import DevolensError, option
 from devolens.models.quantize import PrecisionNetwork, resolve_precision
 from devolens.predict.devices import check_backend, resolve_device
 from devolens.predict.postprocess import Prepared, check_channel, prep_key, prepare_image, resize_image
@@ -195,11 +195,10 @@ class ImageNetwork:
     ):
         # every option is checked here, before anything is built: a wrong type is no number of pixels or a switch
         # ("4" would be read as 4, 2.5 as 2, "no" as True), and 0 where a count is asked is no count
-        from devolens.checks import is_number, whole
+        from devolens.checks import whole
+        from devolens.predict.segment import check_scale  # (here: segment imports this module)
 
-        if not (is_number(scale) and np.isfinite(float(scale)) and float(scale) > 0):
-            error = DevolensError if is_number(scale) else DevolensValueError  # float("x") raised a ValueError
-            raise error(f"scale must be a number > 0 (the working resolution relative to the input), got {scale!r}")
+        scale = check_scale(scale)  # a number > 0 (a DevolensValueError for no number: float("x") raised ValueError)
         multiple = whole(multiple, "multiple", 1, floats=True)
         batch_size = whole(batch_size, "batch_size", 1, floats=True)
         for name, value in (("fast", fast), ("crop", crop)):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import copy
 import itertools
+import math
 import numbers
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -92,14 +93,16 @@ def check_diameter(diameter, reference: float | None, takes: str = "a number of 
     return diameter
 
 
-def check_scale(scale, own: float | None = None, label: str | None = None) -> float:
+def check_scale(scale, own: float | None = None, label: str | None = None, *, factor: float = 1.0) -> float:
     """A working ``scale`` (the working resolution relative to the input) as a float, for a model whose card works
     at scale ``own`` (None: no card to hold it to); ``label``: how a scale out of range is named in the error
-    (default ``scale 100``).
+    (default ``scale 100``); ``factor``: what the images are resized by on top of the scale (a diameter's: the card's
+    reference diameter / the diameter given).
 
     Bounded as :func:`check_diameter` bounds a diameter: the images may be enlarged at most :data:`MAX_ENLARGE`
     times, or shrunk at most :data:`MAX_SHRINK` times, beyond the card's scale (``scale=100`` enlarged a movie frame
-    to tens of GB; ``0.001`` shrinks it to nothing).
+    to tens of GB; ``0.001`` shrinks it to nothing). With a ``factor``, both the scale and the scale times the factor
+    are held to that range, and the error gives the scales that fit both (or to leave the scale out).
 
     Raises
     ------
@@ -118,13 +121,33 @@ def check_scale(scale, own: float | None = None, label: str | None = None) -> fl
         raise DevolensError(f"scale must be a number > 0 ({what}), got {scale!r}")
     if own:
         lo, hi = own / MAX_SHRINK, own * MAX_ENLARGE
-        if not lo * (1 - 1e-9) <= value <= hi * (1 + 1e-9):  # (the bounds themselves, whatever the rounding)
+        within = lambda v: lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)  # noqa: E731 (the bounds, whatever the rounding)
+        if factor == 1.0 and not within(value):
             how = f"enlarged {value / own:.3g}x" if value > hi else f"shrunk {own / value:.3g}x"
             raise DevolensError(f"{label or f'scale {value:g}'}: the images would be {how} beyond the model's own "
                                 f"scale {own:g} (at most {MAX_ENLARGE:g}x enlarged, {MAX_SHRINK:g}x shrunk); give a "
                                 f"scale of {lo:.3g}-{hi:.4g}, or the objects' diameter in pixels to bring another "
                                 "magnification to the model's")
+        if factor != 1.0 and not (within(value) and within(value * factor)):
+            # a scale inside the plain range can still be out of it with the diameter's resizing on top: "give a
+            # scale of 0.01-4" for scale 2 said nothing the user could act on
+            used = value if not within(value) else value * factor
+            how = f"enlarged {used / own:.3g}x" if used > hi else f"shrunk {own / used:.3g}x"
+            # (never empty: a diameter's bounds), rounded inwards: both ends are taken
+            fits = f"{_rounded(max(lo, lo / factor), 3, up=True):g}-{_rounded(min(hi, hi / factor), 4, up=False):g}"
+            raise DevolensError(f"{label or f'scale {value:g}'}: the images would be {how} beyond the model's own "
+                                f"scale {own:g} (at most {MAX_ENLARGE:g}x enlarged, {MAX_SHRINK:g}x shrunk; the "
+                                f"diameter resizes them {factor:.3g}x on top of the scale); with this diameter give "
+                                f"a scale of {fits}, or leave the scale out: the diameter alone brings the objects to "
+                                "the model's size")
     return value
+
+
+def _rounded(value: float, digits: int, up: bool) -> float:
+    """``value`` (> 0) to ``digits`` significant digits, rounded up or down (a bound said in a message that the
+    check takes; a bound already that short stays as it is)."""
+    step = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
+    return (math.ceil(value / step * (1 - 1e-9)) if up else math.floor(value / step * (1 + 1e-9))) * step
 
 
 def _length(value: float) -> str:
@@ -426,10 +449,13 @@ class _SegmentationPredictor:
         inp = card.get("input") if isinstance(card, dict) else None
         own = inp.get("scale", 1.0) if isinstance(inp, dict) else None
         own = float(own) if is_number(own) and np.isfinite(float(own)) and float(own) > 0 else None
-        self.card_scale = check_scale(scale, own)  # the working scale at the training magnification
-        scale = diameter_scale(scale, self.diameter_ref, self.diameter)  # another magnification
-        if own is not None and self.diameter is not None and self.card_scale != own:  # both: their product bounded
-            check_scale(scale, own, f"scale {self.card_scale:g} with diameter {self.diameter:g} px")
+        if own is not None and self.diameter is not None:  # both: the scale and their product bounded
+            factor = diameter_scale(1.0, self.diameter_ref, self.diameter)
+            label = f"scale {float(scale):g} with diameter {self.diameter:g} px" if is_number(scale) else None
+            self.card_scale = check_scale(scale, own, label, factor=factor)
+        else:
+            self.card_scale = check_scale(scale, own)  # the working scale at the training magnification
+        scale = diameter_scale(self.card_scale, self.diameter_ref, self.diameter)  # another magnification
         activation = {"three_class": "softmax", "three_class_distance": "softmax_distance"}.get(self.head, "sigmoid")
         self.network = ImageNetwork(
             model, in_channels=in_channels, scale=scale, multiple=multiple, tile=tile, overlap=overlap, batch_size=batch_size,
@@ -944,12 +970,15 @@ class NucleiPredictor(_SegmentationPredictor):
 class MembranePredictor(_SegmentationPredictor):
     """Membrane segmentation: membrane probability, membrane mask and cell instances.
 
-    Two heads are supported (``output.head`` in the card):
+    Three heads are supported (``output.head`` in the card):
 
     ``"three_class"`` (the shipped model)
         Softmax over (background, cell interior, cell boundary) learned from cell label
         images; the membrane probability is p(boundary), and cells grow by a watershed from
         the interior blobs over the inside of the embryo (``1 - p(background)``).
+    ``"three_class_distance"`` (what ``devolens models export`` writes for a run with ``model.distance_head``)
+        The same three classes and a 4th channel, each cell pixel's distance to its edge (relative, sigmoid):
+        read as ``"three_class"``, the cells seeded by that distance instead of p(interior).
     ``"membrane"``
         Sigmoid membrane probability (optionally a second "inside" channel); cells are
         grown by a watershed on the membrane probability from seeds far from any membrane.
@@ -985,11 +1014,14 @@ class MembranePredictor(_SegmentationPredictor):
         its noise), the maps as they are."""
         opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=20, smooth=1.0)
         opts.update({k: v for k, v in {**self.postprocess_options, **(options or {})}.items() if k in opts})
-        membrane = probs[2] if self.head == "three_class" else probs[0]
+        three = self.head in ("three_class", "three_class_distance")  # (a 4th channel: the distance head)
+        membrane = probs[2] if three else probs[0]
         if nothing:
             labels_w = np.zeros(probs.shape[1:], np.int32)
-        elif self.head == "three_class":
-            labels_w = instances_from_probabilities(1.0 - probs[0], probs[1], **opts)
+        elif three:
+            # seeds: the interior class, or the distance head's cell centres (as the run's validation read them)
+            interior = probs[3] if self.head == "three_class_distance" else probs[1]
+            labels_w = instances_from_probabilities(1.0 - probs[0], interior, **opts)
         else:
             labels_w = instances_from_boundary_map(
                 probs, threshold=opts["threshold"], min_size=opts["min_size"], smooth=opts["smooth"])
