@@ -7,30 +7,14 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-import tifffile
 
 from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
+from test_s36_m13_progress import _named_stack as _stack  # noqa: E402  (a TCYX OME-TIFF, channel 1 "H2B-GFP")
 
 from devolens.cli import _common, main
 
 READ = "read s.ome.tif: axes TCYX, shape (8, 2, 48, 64): 8 time points; channel 1 (H2B-GFP) of 2"
-
-
-def _named_stack(path, t: int = 8):
-    """A TCYX OME-TIFF of ``t`` time points: channel 0 ("noise") noise, channel 1 ("H2B-GFP") bright blobs."""
-    rng = np.random.default_rng(3)
-    yy, xx = np.mgrid[:48, :64]
-    nuclei = np.zeros((t, 48, 64), np.float32)
-    for k in range(t):
-        for _ in range(6):
-            cy, cx = rng.uniform(6, 42), rng.uniform(6, 58)
-            nuclei[k] += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 12.0)
-    data = np.stack([rng.integers(0, 200, (t, 48, 64)), 200 + 3000 * np.clip(nuclei, 0, 1)], axis=1)
-    tifffile.imwrite(path, data.astype(np.uint16), ome=True,
-                     metadata={"axes": "TCYX", "Channel": {"Name": ["noise", "H2B-GFP"]}})
-    return path
 
 
 @pytest.fixture
@@ -53,7 +37,7 @@ def _err_lines(capsys) -> list[str]:
 @pytest.mark.parametrize("auto", [False, True], ids=["plain", "skip-flagged-auto"])
 def test_population_says_how_the_stack_is_read_before_the_work(tiny_zoo, tmp_path, capsys, ticking,  # noqa: F811
                                                               auto):
-    path = _named_stack(tmp_path / "s.ome.tif")
+    path = _stack(tmp_path / "s.ome.tif", t=8)
     out = tmp_path / "p.csv"
     args = ["population", str(path), "--channel", "1", "--out", str(out), "--no-plot", "--batch-size", "1",
             "--diameter", "none"]
@@ -74,7 +58,7 @@ def test_population_says_how_a_folders_stack_is_read_before_the_work(tiny_zoo, t
                                                                     ticking):
     folder = tmp_path / "movie"
     folder.mkdir()
-    _named_stack(folder / "s.ome.tif")
+    _stack(folder / "s.ome.tif", t=8)
     out = tmp_path / "p.csv"
     assert main(["population", str(folder), "--channel", "1", "--out", str(out), "--no-plot",
                  "--batch-size", "1", "--diameter", "none"]) == 0
@@ -84,7 +68,7 @@ def test_population_says_how_a_folders_stack_is_read_before_the_work(tiny_zoo, t
 
 
 def test_population_read_line_follows_the_option_checks_and_quiet(tiny_zoo, tmp_path, capsys):  # noqa: F811
-    path = _named_stack(tmp_path / "s.ome.tif")
+    path = _stack(tmp_path / "s.ome.tif", t=8)
     # a --channel out of range: the error alone, no line saying the stack is read with it
     assert main(["population", str(path), "--channel", "2", "--out", str(tmp_path / "e.csv"), "--no-plot",
                  "--skip-flagged", "auto"]) == 2
@@ -102,7 +86,7 @@ def test_run_population_announces_through_its_caller_only(tiny_zoo, tmp_path, ca
     progress."""
     from devolens.cli.predict import run_population
 
-    path = _named_stack(tmp_path / "s.ome.tif")
+    path = _stack(tmp_path / "s.ome.tif", t=8)
     said: list = []
     df = run_population(path, tmp_path / "p.csv", channel=1, diameter="none", batch_size=1,
                         progress=lambda done, total: said.append(("progress", done)),
