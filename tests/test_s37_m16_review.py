@@ -136,3 +136,21 @@ def test_the_networks_scale_messages(bad, error):
     with pytest.raises(error) as same:
         check_scale(bad)
     assert str(same.value) == str(err.value)
+
+
+def test_an_exported_membrane_card_with_a_distance_head_says_how_it_is_read():
+    """The card's inference notes of a membrane network with a distance head (what `models export` writes for such a
+    run) said "the first channel" and instances_from_boundary_map, while the predictor reads p(boundary) and seeds
+    from the distance channel."""
+    import json
+
+    from devolens.models.export import engine_card
+    from devolens.models.zoo import ZOO_DIR
+
+    card = json.loads((ZOO_DIR / "membrane" / "card.json").read_text())
+    card["output"]["head"] = "three_class_distance"
+    inf = engine_card(card)["inference"]
+    assert inf["probability"].startswith("p(boundary)")
+    assert "instances_from_probabilities(1 - p(background), the distance channel" in inf["instances"]
+    shipped = engine_card(json.loads((ZOO_DIR / "membrane" / "card.json").read_text()))["inference"]
+    assert "instances_from_probabilities(1 - p(background), p(interior)" in shipped["instances"]

@@ -725,9 +725,9 @@ def engine_card(card: dict) -> dict:
                             "Gaussian sigma) lengths in working pixels")
     else:
         inf["probability"] = ("p(boundary): the result's probability (membrane); mask = probability >= "
-                              "postprocess.threshold" if head == "three_class" else "the first channel")
-        inf["instances"] = (("devolens.predict.postprocess.instances_from_probabilities(1 - p(background), "
-                             "p(interior), **postprocess)" if head == "three_class" else
+                              "postprocess.threshold" if head.startswith("three_class") else "the first channel")
+        inf["instances"] = ((f"devolens.predict.postprocess.instances_from_probabilities(1 - p(background), "
+                             f"{seeds}, **postprocess)" if head.startswith("three_class") else
                              "devolens.predict.postprocess.instances_from_boundary_map(probabilities, threshold, "
                              "min_size, smooth)")
                             + " at the working resolution: threshold and seed_threshold are probabilities, min_size "
