@@ -60,9 +60,10 @@ def test_evaluating_on_the_runs_own_images_says_so(own, tmp_path, capsys):
     n_train, n_val = list(sides.values()).count("train"), list(sides.values()).count("val")
     assert n_train and n_val and n_train + n_val == 6
     seen = summary["in_run_split"]
-    assert (seen["train"], seen["val"], seen["of"], seen["by"]) == (n_train, n_val, 6, "image contents")
+    assert (seen["train"], seen["val"], seen["of"], seen["by"]) == (n_train, n_val, 6, "names in its data folder")
     assert seen["split_csv"] == str((run / "split.csv").resolve()) and Path(seen["run"]).is_absolute()
-    said = f"note: {n_train} of 6 images are training samples of the run run (its split.csv, matched by their contents)"
+    said = (f"note: {n_train} of 6 images are training samples of the run run (its split.csv, the very data folder it "
+            "trained on, matched by name)")
     assert said in err and "not a held-out measure" in err and f"{n_val} more are its validation samples" in err
     assert any("not a held-out measure" in n for n in summary["notes"])
     assert {r["file"]: r["run_side"] for r in rows} == sides

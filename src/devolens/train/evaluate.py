@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from devolens.errors import DevolensError
@@ -90,7 +91,9 @@ def data_notes(df) -> list[str]:
 def _weights_run(run: Path, weights: str | Path | None) -> Path | None:
     """The run whose training the scored weights come from: ``run`` for its own checkpoints (no ``weights``, or a file
     in ``run``), the folder of another run's ``best.safetensors`` or ``checkpoint.safetensors`` (it holds a
-    split.csv); None for a zoo model or other weights (their training data are not known here)."""
+    split.csv), the run a ``devolens train --export`` / ``devolens models export`` folder was exported from (its
+    card's ``trained.run``, where that run's split.csv is still there); None for a zoo model or other weights (their
+    training data are not known here)."""
     if weights is None:
         return run
     text = str(weights)
@@ -99,6 +102,16 @@ def _weights_run(run: Path, weights: str | Path | None) -> Path | None:
     path = Path(text)
     if path.is_file() and (path.parent / "split.csv").is_file():
         return path.parent
+    if path.is_dir() and (path / "card.json").is_file():
+        from devolens.models import zoo
+
+        try:
+            trained = zoo.card(path).get("trained")
+        except DevolensError:
+            return None  # a broken card: the weights' own loading says what is wrong with it
+        source = trained.get("run") if isinstance(trained, dict) else None
+        if isinstance(source, str) and source and (Path(source) / "split.csv").is_file():
+            return Path(source)
     return None
 
 
@@ -107,14 +120,43 @@ def _image_name(sample: str) -> str:
     return sample.split("[", 1)[0] if sample.endswith("]") and "[" in sample else sample
 
 
+def _scored_folder(df) -> Path | None:
+    """The folder the samples ``df`` were indexed from (each row's ``image`` is that folder's ``sample``), None where
+    the rows do not name one."""
+    folders = set()
+    for sample, image in zip(df["sample"].astype(str), df["image"]):
+        parts, image = PurePosixPath(sample).parts, Path(image)
+        if not parts or image.parts[-len(parts):] != parts:
+            return None
+        folders.add(image.parents[len(parts) - 1])
+    return folders.pop() if len(folders) == 1 else None
+
+
+#: bytes of a file compared (at its middle, inside what :func:`devolens.train.trainer.file_digest` digests) before a
+#: training image of a scored image's size is digested: another image of the same size differs there
+_PROBE = 4096
+
+
+def _probe(path: str | Path, size: int) -> bytes:
+    """``_PROBE`` bytes of the file ``path`` (``size`` bytes) from its middle."""
+    with open(path, "rb") as fh:
+        fh.seek(size // 2 if size > _PROBE else 0)
+        return fh.read(_PROBE)
+
+
 def run_sides(run: str | Path, df) -> tuple[list[str], str, str] | None:
     """Which of the samples ``df`` (rows of :func:`devolens.data.datasets.index_dataset`) run ``run`` trained or
     validated on, from its ``split.csv`` and ``run.json``.
 
-    An image is matched by its file's contents (:func:`devolens.train.trainer.file_digest`) with the images of the
-    run's samples in the data folder ``run.json`` records (so a copy, a renamed file or another folder holding the
-    same images is found); where that folder is gone or cannot be read, by its sample name (its path relative to the
-    data folder) alone. An image of which some regions trained (a one-image run split by region) counts as training.
+    Where ``df`` is the data folder ``run.json`` records itself, its images are matched by their sample names (paths
+    relative to that folder). Otherwise an image is matched by its file's contents
+    (:func:`devolens.train.trainer.file_digest`) with the images of the run's samples in that data folder (so a
+    copy, a renamed file or another folder holding the same images is found): the scored images are digested first,
+    and a training image only where a scored image has its size and the same bytes at its middle, so that a few
+    images scored against a run of thousands read little. A sample of the split.csv that the data folder no longer
+    holds (moved out after training, to a test folder) is matched by its name; where that folder is gone or cannot be
+    read, every image is matched by name. An image of which some regions trained (a one-image run split by region)
+    counts as training.
 
     Parameters
     ----------
@@ -126,8 +168,10 @@ def run_sides(run: str | Path, df) -> tuple[list[str], str, str] | None:
     Returns
     -------
     tuple or None
-        ``(sides, how, split_csv)``: per row of ``df`` ``"train"``, ``"val"`` or ``"none"``; ``"image contents"`` or
-        ``"names"``; the path of the split.csv read. None where the run has no readable split.csv.
+        ``(sides, how, split_csv)``: per row of ``df`` ``"train"``, ``"val"`` or ``"none"``; how they were matched:
+        ``"names in its data folder"`` (``df`` is the run's data folder), ``"image contents"``, ``"image contents
+        and names"`` (some by the name of a sample its data folder no longer holds) or ``"names"`` (the data folder
+        is not there); the path of the split.csv read. None where the run has no readable split.csv.
     """
     from devolens.train.trainer import _run_split, file_digest
 
@@ -135,43 +179,63 @@ def run_sides(run: str | Path, df) -> tuple[list[str], str, str] | None:
     split = _run_split(run)
     if split is None:
         return None
+    split_csv = str((run / "split.csv").resolve())
     by_name: dict[str, str] = {}
     for sample, side in zip(split["sample"].astype(str), split["side"].astype(str)):
         if side in ("train", "val"):
             name = _image_name(sample)
             by_name[name] = "train" if "train" in (side, by_name.get(name)) else side
+    named = [by_name.get(str(sample), "none") for sample in df["sample"]]
     recorded = None
     try:
         info = json.loads((run / "run.json").read_text(encoding="utf-8"))
         recorded = (info.get("data") or {}).get("path") if isinstance(info, dict) else None
     except (OSError, ValueError, AttributeError):
         pass
-    if recorded and Path(recorded).is_dir():
-        from devolens.data.datasets import index_dataset
-
+    if not (isinstance(recorded, str) and recorded and Path(recorded).is_dir()):
+        return named, "names", split_csv
+    folder = Path(recorded)
+    scored = _scored_folder(df)
+    try:
+        if scored is not None and scored.resolve() == folder.resolve():
+            return named, "names in its data folder", split_csv  # the very files: nothing to digest
+        wanted: dict[bytes, str] = {}  # the scored images' digests
+        probes: set[tuple[int, bytes]] = set()  # their sizes and middle bytes
+        for image in df["image"]:
+            wanted[file_digest(image)] = "none"
+            size = os.stat(image).st_size
+            probes.add((size, _probe(image, size)))
+    except OSError:
+        return named, "names", split_csv  # a scored image changed beyond reading: the names say what they can
+    sizes = {size for size, _ in probes}
+    gone: set[str] = set()  # samples of the split that the data folder no longer holds
+    for name, side in by_name.items():
+        image = folder / name
         try:
-            trained = index_dataset(recorded)
-            by_digest: dict[bytes, str] = {}
-            for sample, image in zip(trained["sample"].astype(str), trained["image"]):
-                side = by_name.get(sample)
-                if side is not None:
-                    key = file_digest(image)
-                    by_digest[key] = "train" if "train" in (side, by_digest.get(key)) else side
-            sides = [by_digest.get(file_digest(image), "none") for image in df["image"]]
-            return sides, "image contents", str((run / "split.csv").resolve())
-        except (DevolensError, OSError):
-            pass  # the folder changed beyond reading: the names say what they can
-    sides = [by_name.get(str(sample), "none") for sample in df["sample"]]
-    return sides, "names", str((run / "split.csv").resolve())
+            size = image.stat().st_size
+            if not image.is_file():
+                raise FileNotFoundError(name)
+            if size not in sizes or (size, _probe(image, size)) not in probes:
+                continue  # no scored image is this one
+            key = file_digest(image)
+        except OSError:
+            gone.add(name)
+            continue
+        if key in wanted:
+            wanted[key] = "train" if "train" in (side, wanted[key]) else side
+    sides = [wanted[file_digest(image)] for image in df["image"]]
+    by_names = 0
+    for i, sample in enumerate(df["sample"].astype(str)):
+        if sides[i] == "none" and sample in gone:
+            sides[i], by_names = by_name[sample], by_names + 1
+    return sides, "image contents and names" if by_names else "image contents", split_csv
 
 
 def _store_seen(run: Path, store: Path, n: int) -> dict | None:
     """How many tiles of the tile store ``store`` (``n`` tiles) run ``run`` trained and validated on: all those its
     split.csv lists, where the store is the one it trained on (the fingerprint ``run.json`` records: the store's
     contents, wherever it lies now); None otherwise, or where the run records neither."""
-    import hashlib
-
-    from devolens.train.trainer import _run_split, file_digest
+    from devolens.train.trainer import _run_split, store_fingerprint
 
     split = _run_split(run)
     try:
@@ -181,7 +245,7 @@ def _store_seen(run: Path, store: Path, n: int) -> dict | None:
         return None
     if split is None or not recorded:
         return None
-    if hashlib.blake2b(file_digest(store) + str(n).encode(), digest_size=16).hexdigest() != recorded:
+    if store_fingerprint(store, n) != recorded:
         return None
     side = split["side"].astype(str)
     return {"train": int((side == "train").sum()), "val": int((side == "val").sum()), "of": n,
@@ -194,7 +258,10 @@ def seen_note(counts: dict, what: str = "images") -> str | None:
     n_train, n_val, n = counts["train"], counts["val"], counts["of"]
     if not n_train and not n_val:
         return None
-    by = {"image contents": "matched by their contents", "store contents": "the very store it trained on"}.get(
+    by = {"image contents": "matched by their contents", "store contents": "the very store it trained on",
+          "names in its data folder": "the very data folder it trained on, matched by name",
+          "image contents and names": "matched by their contents, and by name where its data folder no longer holds "
+                                      "the image"}.get(
         counts["by"], "matched by name: the run's data folder is not there to compare their contents")
     name = Path(counts["run"]).name
 

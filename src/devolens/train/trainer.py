@@ -695,6 +695,13 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
     return notes
 
 
+def store_fingerprint(path: str | Path, n: int) -> str:
+    """The fingerprint of a tile store's data that ``run.json`` records (``data.fingerprint``) for a run trained on
+    the store ``path`` of ``n`` tiles: its file's contents (:func:`file_digest`) and tile count, wherever it lies
+    (``devolens evaluate`` recognises the store a run trained on by it)."""
+    return hashlib.blake2b(file_digest(path) + str(n).encode(), digest_size=16).hexdigest()
+
+
 def _build_h5(recipe: dict, path: Path, run_split: pd.DataFrame | None = None) -> DataBundle:
     """Train/validation tiles of an HDF5 tile store, split by :func:`devolens.data.h5stream.split_tiles` (the
     library's split of stores: whole source images, or a band of each image, ``data.split_by``; training tiles that
@@ -738,7 +745,7 @@ def _build_h5(recipe: dict, path: Path, run_split: pd.DataFrame | None = None) -
     if d.get("channel") is not None:
         raise DevolensError("data.channel picks a channel of image files; a tile store's tiles keep their "
                             "data.channels channels (remove data.channel)", path=path)
-    fingerprint = hashlib.blake2b(file_digest(path) + str(n).encode(), digest_size=16).hexdigest()
+    fingerprint = store_fingerprint(path, n)
     df = pd.DataFrame({"sample": [f"tile{i:06d}" for i in range(n)]})
     notes = []
     if d["target"] == "classes" and top is not None and top + 1 < int(d["classes"]):
