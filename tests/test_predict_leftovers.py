@@ -150,7 +150,7 @@ def test_population_diameter_checked_before_the_nuclei_network_loads(monkeypatch
     def no_loading(*args, **kwargs):
         raise AssertionError("the nuclei network was loaded before the diameter was checked")
 
-    monkeypatch.setattr(zoo, "load", no_loading)  # what PopulationPredictor.from_zoo loads its nuclei model with
+    monkeypatch.setattr(zoo, "_load", no_loading)  # what PopulationPredictor.from_zoo loads its nuclei model with
     with pytest.raises(DevolensError, match="diameter"):
         load("population", diameter=bad)
 

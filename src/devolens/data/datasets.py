@@ -1727,9 +1727,8 @@ class LiveRenderDataset(_Base):
         bad row is refused when the dataset is made, not epochs into training."""
         from devolens.checks import whole
         from devolens.errors import DevolensValueError
-        from devolens.render.dataset import select_times
-        from devolens.render.geometry import table_fingerprint
-        from devolens.render.nuclei import check_table, check_time_point
+        from devolens.render.dataset import check_planned_times, select_times
+        from devolens.render.nuclei import check_table
 
         for tab in self.tables:
             check_table(tab)
@@ -1746,16 +1745,7 @@ class LiveRenderDataset(_Base):
                 raise DevolensValueError(f"samples[{i}] names table {k}, but there are {len(self.tables)} table(s) "
                                          f"(indices 0..{len(self.tables) - 1})")
             checked.append((k, whole(t, f"samples[{i}]'s time point", floats=True, error=DevolensValueError)))
-        prints: dict[int, bytes | None] = {}
-        for k, t in checked:
-            if k not in prints:
-                prints[k] = table_fingerprint(self.tables[k])  # once per table; the checks are cached with it
-            try:
-                check_time_point(self.tables[k], t, prints[k])
-            except DevolensError as e:
-                if len(self.tables) == 1:
-                    raise
-                raise type(e)(f"table {k} ({self._embryo(k)}): {e.message}", path=e.path) from None
+        check_planned_times(self.tables, checked, [f"table {k} ({self._embryo(k)})" for k in range(len(self.tables))])
         return checked
 
     def _embryo(self, k: int) -> str:

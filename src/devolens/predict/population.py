@@ -408,7 +408,7 @@ class PopulationPredictor:
         method = card.get("method", "composition")
         batch_size = int(options.get("batch_size", 8))
         if method == "composition":
-            from devolens.models.zoo import load as zoo_load
+            from devolens.models.zoo import _load as zoo_load
 
             weights = folder / "weights.safetensors"
             if not weights.is_file():
@@ -448,15 +448,9 @@ class PopulationPredictor:
                 ref = ((zoo_card(card.get("nuclei_model", "nuclei")).get("input") or {}).get("diameter") or {})
                 diameter = check_diameter(diameter, ref.get("reference"), "a number of pixels, 'auto' or None")
             nuclei_model = card.get("nuclei_model", "nuclei")
-            try:
-                nuclei = zoo_load(nuclei_model, **options)
-            except DevolensError as exc:
-                unknown = _unknown_option(exc, nuclei_model, options)
-                if unknown is None:
-                    raise
-                # an option neither this predictor nor its nuclei model takes: the user's load('population') words
-                # it (devolens.models.zoo.load), with this class's help, not the nuclei model's load and class
-                raise TypeError(f"from_zoo() got an unexpected keyword argument '{unknown}'") from None
+            # (an option neither this predictor nor its nuclei model takes stays a TypeError: the user's
+            # load('population') words it, with this class's help, not the nuclei model's load and class)
+            nuclei = zoo_load(nuclei_model, **options)
             resize = 1.0
             from devolens.predict.sizing import wants_auto
 
@@ -888,17 +882,6 @@ def lacks_signal(image: np.ndarray, measures: dict | None = None) -> bool:
         return True
     measures = signal_measures(image) if measures is None else measures
     return measures is not None and _black(measures)
-
-
-def _unknown_option(exc: DevolensError, nuclei_model: str, options: dict) -> str | None:
-    """The option the nuclei model's load refused as unknown (:func:`devolens.models.zoo.load`'s error
-    ``load('nuclei'): unknown option 'foo'; ...``), when ``exc`` is that error about one of ``options``; else None."""
-    import re
-
-    found = re.match(r"load\((.*?)\): unknown option '(\w+)'", exc.message)
-    if found is None or found.group(1) != repr(str(nuclei_model)) or found.group(2) not in options:
-        return None
-    return found.group(2)
 
 
 def _warn_no_signal(rows: list[dict], frames: int, positions: Sequence[int] | None = None) -> None:

@@ -352,21 +352,37 @@ def _render_job(job):
     return fr.image, fr.labels, fr.membrane, fr.counts, None, used
 
 
-def _check_plans(tables: Sequence[pd.DataFrame], plans: Sequence[Sequence[int]], embryos: Sequence[str]) -> None:
-    """Refuse, before any frame is rendered, a planned time point whose rows a renderer would refuse
-    (:func:`~devolens.render.nuclei.check_time_point`: a row without a finite position); with several tables the
-    message names the embryo."""
-    for table, tlist, label in zip(tables, plans, embryos):
-        if not tlist:
-            continue
-        fp = table_fingerprint(table)  # hashed once per table; what is checked is cached with it
+def check_planned_times(tables: Sequence[pd.DataFrame], pairs: Iterable[tuple[int, int]],
+                        labels: Sequence[str]) -> None:
+    """Refuse, before any frame is rendered, a planned time point whose rows a renderer would refuse.
+
+    Parameters
+    ----------
+    tables : sequence of DataFrame
+        The checked tidy lineage tables (:func:`~devolens.render.nuclei.check_table`).
+    pairs : iterable of (int, int)
+        The planned ``(table_index, time)`` pairs, checked in this order
+        (:func:`~devolens.render.nuclei.check_time_point`: a time point the table has, each row with a finite
+        position); each table is hashed once (:func:`~devolens.render.geometry.table_fingerprint`), what is checked
+        is cached with it.
+    labels : sequence of str
+        Each table's name in a message (e.g. ``"embryo e1"``): with several tables the error starts with it.
+
+    Raises
+    ------
+    DevolensError
+        The first pair's refusal, as :func:`~devolens.render.nuclei.check_time_point` words it.
+    """
+    prints: dict[int, bytes | None] = {}
+    for k, t in pairs:
+        if k not in prints:
+            prints[k] = table_fingerprint(tables[k])
         try:
-            for t in tlist:
-                check_time_point(table, t, fp)
+            check_time_point(tables[k], t, prints[k])
         except DevolensError as e:
             if len(tables) == 1:
                 raise
-            raise type(e)(f"embryo {label}: {e.message}", path=e.path) from None
+            raise type(e)(f"{labels[k]}: {e.message}", path=e.path) from None
 
 
 def render_dataset(
@@ -523,7 +539,9 @@ def render_dataset(
     plans = [[] if own_times and tt is not None and not tt else  # validates before writing
              select_times(t, tt, every, what=f"the table of embryo {label}" if len(tables) > 1 else "the table")
              for t, tt, label in zip(tables, per_table, embryos)]
-    _check_plans(tables, plans, embryos)  # a row without a position at time 140: refused now, not at frame 140
+    # a row without a position at time 140: refused now, not at frame 140
+    check_planned_times(tables, [(k, t) for k, tlist in enumerate(plans) for t in tlist],
+                        [f"embryo {label}" for label in embryos])
     if prefix is None:
         prefix = len(tables) > 1
     rgb_frames = rgb and kind == "nuclei"

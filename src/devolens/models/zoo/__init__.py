@@ -365,6 +365,33 @@ def load(name: str | Path, **options: Any):
     >>> result = nuclei.predict(image)  # doctest: +SKIP
     >>> mine = load("runs/my_nuclei")  # doctest: +SKIP
     """
+    cls, folder, info = _predictor_class(name, options)
+    try:
+        return cls.from_zoo(folder, info, **options)
+    except TypeError as exc:  # a misspelt or misplaced option: say so in the user's words, not the private class's
+        import re
+
+        found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if found is None or found.group(1) not in options:
+            raise
+        from devolens.predict.segment import POSTPROCESS_KEYS
+
+        hint = " (post-processing options go in postprocess={...})" if found.group(1) in POSTPROCESS_KEYS else ""
+        raise DevolensError(f"load({str(name)!r}): unknown option {found.group(1)!r}{hint}; see "
+                            f"help({cls.__name__}) for the options") from None
+
+
+def _load(name: str | Path, **options: Any):
+    """:func:`load`, leaving an option the predictor does not take as its ``TypeError``: for a predictor that loads
+    another model with its own options (the population model its nuclei model), so that the user's ``load`` names
+    the model they loaded and its class, not the inner one."""
+    cls, folder, info = _predictor_class(name, options)
+    return cls.from_zoo(folder, info, **options)
+
+
+def _predictor_class(name: str | Path, options: dict) -> tuple[type, Path, dict]:
+    """The predictor class, folder and card that :func:`load` loads ``name`` with (``options``' ``kind`` taken out of
+    them), refusing a card without its network's config."""
     kind = options.pop("kind", None)
     info = card(name, kind)
     folder = model_folder(name)
@@ -378,20 +405,7 @@ def load(name: str | Path, **options: Any):
         raise DevolensError("card has no 'architecture' (the network's config: kind, arch, encoder...)", path=where)
     note_loaded()  # a process forked from now on runs its networks in one thread (fork_guard)
     module_name, _, cls_name = predictor.partition(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    try:
-        return cls.from_zoo(folder or ZOO_DIR / str(name), info, **options)
-    except TypeError as exc:  # a misspelt or misplaced option: say so in the user's words, not the private class's
-        import re
-
-        found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
-        if found is None or found.group(1) not in options:
-            raise
-        from devolens.predict.segment import POSTPROCESS_KEYS
-
-        hint = " (post-processing options go in postprocess={...})" if found.group(1) in POSTPROCESS_KEYS else ""
-        raise DevolensError(f"load({str(name)!r}): unknown option {found.group(1)!r}{hint}; see "
-                            f"help({cls.__name__}) for the options") from None
+    return getattr(importlib.import_module(module_name), cls_name), folder or ZOO_DIR / str(name), info
 
 
 def load_weights(model, folder: str | Path):
