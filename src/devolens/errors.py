@@ -4,7 +4,8 @@ The CLI turns a :class:`DevolensError` into a one-line message and exit code 2, 
 traceback. Library code raises it whenever the cause is the input rather than a bug.
 Where the CLI prints a note about a result to check, library code issues a warning
 (``warnings.warn``): :class:`DiameterWarning` (a magnification estimate), :class:`IdentityWarning` (a table the
-identity model reads poorly), :class:`NoSignalWarning` (a population frame without signal, counted NaN), which the CLI
+identity model reads poorly), :class:`NoSignalWarning` (a population frame without signal, counted NaN),
+:class:`InputWarning` (segmentation input that looks inverted, or like the other model's kind), which the CLI
 silences as it prints its own notes.
 
 A message that names one of the user's options names it as the user gave it: the command's flag (``--channel 5``)
@@ -42,6 +43,16 @@ class NoSignalWarning(UserWarning):
     holds no signal (:func:`~devolens.predict.population.lacks_signal`: one grey level throughout, or black with
     nothing in it): there is nothing to count, so its counts are NaN, as ``devolens population`` leaves its row
     empty; the frames' positions are in the predictor's ``flat_frames``."""
+
+
+class InputWarning(UserWarning):
+    """The images given to a segmentation predictor's ``predict``, ``predict_batch`` or ``predict_iter``
+    (:class:`~devolens.predict.segment.NucleiPredictor`, :class:`~devolens.predict.segment.MembranePredictor`) look
+    inverted (dark nuclei or membranes on a bright background: an inverted export, a transmitted-light image) or like
+    the other model's kind (bright blobs given to the membrane model, which outlines "cells" around them; thin bright
+    lines given to the nuclei model): the results are not what the model counts. One warning per call, judged on a few
+    of the first images (:func:`~devolens.predict.notes.judge_input`, which ``devolens segment``'s note comes from);
+    not where ``diameter`` was given in pixels or is ``"each"``."""
 
 
 class IdentityWarning(UserWarning):

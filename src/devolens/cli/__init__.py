@@ -92,7 +92,7 @@ import typer  # noqa: E402
 
 from devolens.cli._common import QUIET_HELP, set_quiet  # noqa: E402
 from devolens.errors import (  # noqa: E402
-    DevolensError, DiameterWarning, IdentityWarning, NoSignalWarning, set_command,
+    DevolensError, DiameterWarning, IdentityWarning, InputWarning, NoSignalWarning, set_command,
 )
 from devolens.io.atomic import EX_TEMPFAIL, RETRY_ERRNOS, WRITE_ERRNOS  # noqa: E402
 
@@ -246,7 +246,7 @@ def _run(args: list[str]) -> int:
     try:
         atomic.stop_if_signalled()  # a signal that came while the process started
         with warnings.catch_warnings():  # the commands print their own note (library users get the warning)
-            for printed in (DiameterWarning, IdentityWarning, NoSignalWarning):
+            for printed in (DiameterWarning, IdentityWarning, InputWarning, NoSignalWarning):
                 warnings.simplefilter("ignore", printed)
             _device_notes()
             # click's parsing and invocation without typer's standalone wrapper, which prints usage errors in a

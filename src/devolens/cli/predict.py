@@ -31,6 +31,13 @@ from devolens.cli._common import count_of as _count
 from devolens.io.atomic import StagedDir
 from devolens.io.frames import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
 from devolens.lineage.letters import LETTER_KEY_LINE
+# the blobs-or-lines and inverted-input notes' judgement, which the segmentation predictors' InputWarning shares
+# (its frames, thresholds and readings, under the names this module gave them; numpy only: no PyTorch for --help)
+from devolens.predict.notes import (LOOKS_INVERTED, LOOKS_INVERTED_BACKGROUND, LOOKS_LIKE_MEMBRANES,  # noqa: F401
+                                    LOOKS_LIKE_NUCLEI, SHAPE_FRAMES, SHAPE_LOOK, SHAPE_MOST_SCALE)
+from devolens.predict.notes import JudgedFrames as _JudgedFrames
+from devolens.predict.notes import _centre, _inverted, _inverted_blobs, _inverted_frame  # noqa: F401
+from devolens.predict.notes import _judging_scale, _shapes, inverted_nuclei, judge_input, shape_verdict
 from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
 
 #: memory budget of the frames read ahead of the network (bytes)
@@ -1629,181 +1636,68 @@ def _colour_note(image: "np.ndarray | None", kind: str, channel: str) -> Optiona
             f"with --color {others[0]}")
 
 
-#: frames whose bright structure is judged blob- or line-like (the median of theirs), and the medians past which
-#: the input looks like the other kind: nuclei renders' frames lie at 0.05-1 (median 0.81, 5th percentile 0.29),
-#: membrane slices at 0-0.32 (median 0) (:func:`~devolens.predict.postprocess.blob_fraction`)
-SHAPE_FRAMES = 5
-#: ... chosen among this many first frames: those in which the model found the most objects (a movie's dark or noisy
-#: start, where it finds none or a few specks, is passed over)
-SHAPE_LOOK = 20
-LOOKS_LIKE_NUCLEI = 0.45
-LOOKS_LIKE_MEMBRANES = 0.02
-#: a membrane input whose frames have a bright background (too bright to judge as they are) and, inverted, thin
-#: bright lines (blob fraction this low: membrane slices 0-0.32, median 0; an inverted render 0.00-0.01) looks inverted
-LOOKS_INVERTED = 0.2
-#: a nuclei input looks inverted when most judged frames are too bright to judge, their median pixel lies this high in
-#: their own 1st-99.8th percentile range before the background flattening (inverted renders and real reference
-#: frames: 0.80-0.97; clean ones 0.00-0.03; of 7032 held-out inputs and their acquisition changes at 0.25-1x, those
-#: too bright to judge whose inversion shows blobs: 0.57 at most), and, inverted, they show bright blobs (median blob
-#: fraction LOOKS_LIKE_NUCLEI or more, at the magnification estimated on the inverted frames: those frames 0.79-0.96)
-LOOKS_INVERTED_BACKGROUND = 0.7
-#: the shape note judges the frames at half the render scale the model knows, but never above this share of the
-#: input's own pixels: lines are a few pixels wide at any magnification (the optics' blur; the renderer draws them
-#: 1-5 px wide at any frame size), so an input at a low magnification, enlarged to the model's scale, shows lines
-#: as wide as the opening. devolens' own membrane renders of 188x128 to 376x256 px (judged at 1.0-1.25x of their
-#: pixels): 12 of 13 read 79-100 % "blobs" (the false "looks like nuclei"), at 0.4x 0-25 % (at 0.5x two at 42-44 %);
-#: nuclei stay blobs at it (renders of 188x128 to 376x256 px and the real reference frames shrunk to 0.25-0.33x:
-#: 45-87 %, noted as before; the 752x512 ones are judged below it, as before)
-SHAPE_MOST_SCALE = 0.4
-
-
-def _centre(image: np.ndarray, side: int = 2048) -> np.ndarray:
-    """The central ``side`` x ``side`` pixels of a giant image (the image itself when smaller): enough to judge it."""
-    h, w = image.shape[:2]
-    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    return image[y0:y0 + side, x0:x0 + side]
-
-
-class _JudgedFrames:
-    """What the colour, the blobs-or-lines and the inverted-input notes judge (:func:`_colour_note`,
-    :func:`_shape_note`, :func:`_population_inverted_note`), gathered as the results come in (:meth:`add`, in the input's
-    order): of the first :data:`SHAPE_LOOK` frames, the :data:`SHAPE_FRAMES` in which the model found the most
-    objects; the first frames (blank) where it found none in any. Centres of giant frames (:func:`_centre`), copied (a
-    giant frame is not kept alive by a view). A movie's dark start of codec-compressed noise (which lacks_structure
-    does not call empty: the codec's blocks are structure to it) read as "thin lines" and outvoted its real frames
-    when the first 5 frames were judged. ``look`` None: among every frame (what :func:`_magnification_note` judges:
-    a movie's frames with the most nuclei, wherever they are)."""
-
-    def __init__(self, look: Optional[int] = SHAPE_LOOK):
-        self.look = look  # the first frames looked among (None: every frame, for the magnification check)
-        self.first: list[tuple] = []  # (objects, order, image)
-        self.blank: list = []
-        self.added = 0  # frames added so far
-
-    def add(self, count: int, image: np.ndarray) -> None:
-        """The next frame's result: ``count`` objects found in ``image``."""
-        self.added += 1
-        first, order = self.first, self.added
-        if count and (self.look is None or order <= self.look):
-            if len(first) < SHAPE_FRAMES:
-                first.append((count, order, _centre(image).copy()))
-                self.blank.clear()
-            else:
-                fewest = min(range(len(first)), key=lambda i: first[i][0])
-                if count > first[fewest][0]:
-                    first[fewest] = (count, order, _centre(image).copy())
-        elif not count and not first and len(self.blank) < SHAPE_FRAMES:
-            self.blank.append(_centre(image).copy())
-
-    def frames(self) -> list:
-        """The frames chosen, in the input's order."""
-        return [image for _, _, image in sorted(self.first, key=lambda entry: entry[1])] or list(self.blank)
-
-
-def _judging_scale(working: float, card: float, most: Optional[float] = SHAPE_MOST_SCALE) -> float:
-    """The scale, relative to the input, that the shape note judges a frame at: half the render scale the model
-    knows (``working``, the network's scale for this input, over ``card``, its card's), at most ``most``
-    (:data:`SHAPE_MOST_SCALE`: an input at a low magnification is not enlarged past it, its lines would widen; None:
-    not capped, for nuclei at a magnification estimated on the frames themselves, :func:`_inverted_blobs`)."""
-    scale = 0.5 * working / card
-    return scale if most is None else min(scale, most)
-
-
 def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Optional[str]:
     """A note when the input looks like the other model's: bright blobs (nuclei) given to the membrane model, which
-    then outlines "cells" around them, or thin bright lines (membranes) given to the nuclei model. Judged at half the
-    render scale the models know (the working scale's share of the card's, so a --diameter counts; at most
+    then outlines "cells" around them, or thin bright lines (membranes) given to the nuclei model; or inverted.
+    Judged by :func:`~devolens.predict.notes.judge_input` (the judgement the predictors' ``InputWarning`` makes) at
+    half the render scale the models know (the working scale's share of the card's, so a --diameter counts; at most
     :data:`SHAPE_MOST_SCALE` of the input's pixels: :func:`_judging_scale`), on the 5 of the
     first 20 frames in which the model found the most objects (:func:`run_segmentation`), or a z-stack's busiest
-    single planes (:func:`_shape_frames`; :func:`~devolens.predict.postprocess.blob_fraction`, median). ``channels``: a TIFF stack's channels (several: the note names --channel, not --color)."""
-    net = predictor.network
-    # a --diameter given by hand or judged per image (each) says how big the objects are, not how thick a line is
-    if predictor.card_scale <= 0 or predictor.auto_each or (
-            predictor.diameter is not None and predictor.last_estimate is None):
-        return None
-    frames = frames() if callable(frames) else frames
-    if not frames:
-        return None
-    scale = _judging_scale(predictor.working_scale(), predictor.card_scale)
-    percentiles = net.percentiles or (1.0, 99.8)
-    seen, flipped, bright = _shapes(frames, kind, net, scale, percentiles)
-    return _shape_verdict(kind, seen, flipped, bright, predictor, scale, percentiles, channels)
+    single planes (:func:`_shape_frames`; :func:`~devolens.predict.postprocess.blob_fraction`, median); none where a
+    --diameter was given by hand or judged per image (each): it says how big the objects are, not how thick a line
+    is. ``channels``: a TIFF stack's channels (several: the note names --channel, not --color)."""
+    return _look_note(judge_input(frames, kind, predictor), kind, channels)
 
 
 def _shape_verdict(kind: str, seen: list, flipped: list, bright: list, predictor, scale: float, percentiles,
                    channels: int = 0, estimated: Optional[bool] = None, counts: bool = False) -> Optional[str]:
     """:func:`_shape_note`'s verdict on what :func:`_shapes` read (``seen``, ``flipped``, ``bright``, at the judging
-    ``scale`` with these ``percentiles``) of a ``kind`` input: inverted, or the other model's kind; None otherwise.
+    ``scale`` with these ``percentiles``) of a ``kind`` input: inverted, or the other model's kind
+    (:func:`~devolens.predict.notes.shape_verdict`), in the command's words; None otherwise.
     ``predictor`` (a segmentation predictor) and ``estimated`` are :func:`_inverted_nuclei`'s; ``counts``: said of
     ``population``'s counts, read from the nuclei model's (:func:`_population_inverted_note`)."""
-    if kind == "membrane" and len(flipped) > len(seen) and float(np.median(flipped)) <= LOOKS_INVERTED:
+    look = shape_verdict(kind, seen, flipped, bright, predictor, scale, percentiles, estimated)
+    return _look_note(look, kind, channels, counts)
+
+
+def _look_note(look, kind: str, channels: int = 0, counts: bool = False) -> Optional[str]:
+    """The note on ``look`` (:class:`~devolens.predict.notes.InputLook`, or None: no note) of a ``kind`` input, in
+    the command's words (``channels`` and ``counts`` as :func:`_shape_verdict`'s)."""
+    if look is None:
+        return None
+    if look.what == "inverted" and kind == "membrane":
         return ("the input looks inverted: dark thin lines on a bright background (brightfield, DIC, or an inverted "
                 "export), where the membrane model reads bright membranes on a dark background and finds few or no "
                 "real cells; invert the image first (Fiji: Edit > Invert) and run again")
-    if kind == "nuclei":
-        text = _inverted_nuclei(seen, bright, predictor, scale, percentiles, estimated)
-        if text is not None:
-            return text
-    if not seen:
-        return None
-    value = float(np.median(seen))
+    if look.what == "inverted":
+        return _inverted_text(look.value)
+    value = look.value
     pick = (f"this stack has {channels} channels: --channel picks the" if channels > 1 else
             "for a two-colour image, --color picks the")
-    if kind == "membrane" and value >= LOOKS_LIKE_NUCLEI:
+    if look.what == "nuclei":
         return (f"the input looks like nuclei (bright blobs, {value:.0%} of its bright pixels in blobs; membrane "
                 "slices show thin bright lines): the membrane model outlines cells around such blobs. For nuclei, "
                 f"run `devolens segment nuclei`; {pick} membranes' channel; dark "
                 "membranes on bright cells (a cytoplasmic marker) need the image inverted first")
-    if kind == "nuclei" and value <= LOOKS_LIKE_MEMBRANES:
-        found = "the nuclei model finds fragments of lines" + (
-            ", and the counts read from them are not cell counts" if counts else "")
-        return (f"the input looks like membranes (thin bright lines, {value:.0%} of its bright pixels in blobs; "
-                f"nuclei are filled blobs): {found}. For cell outlines, run "
-                f"`devolens segment membrane`; {pick} nuclei's channel")
-    return None
-
-
-def _shapes(frames: list, kind: str, net, scale: float, percentiles) -> tuple[list, list, list]:
-    """How :func:`_shape_note` reads ``frames`` (a ``kind`` input, as ``net`` prepares them, at the judging ``scale``
-    with these ``percentiles``): the blob fractions of those whose bright structure it judges
-    (:func:`~devolens.predict.postprocess.blob_fraction`: ``seen``); of the others, too bright to judge, a membrane
-    input's blob fractions once inverted (``flipped``) and a nuclei input's frames whose background lies near their
-    top (``bright``: :data:`LOOKS_INVERTED_BACKGROUND`, before the background flattening)."""
-    from devolens.predict.postprocess import blob_fraction, prepare_image
-
-    seen, flipped, bright = [], [], []
-    for frame in frames:
-        work = prepare_image(frame, net.channel, scale, percentiles, net.flatten, net.outliers)
-        value = blob_fraction(work)
-        if value is not None:
-            seen.append(value)
-        elif kind == "membrane" and float(np.median(work[::4, ::4])) >= 0.3:
-            # a bright background: dark membranes on it (brightfield, DIC, an inverted export) are thin bright
-            # lines once inverted
-            value = blob_fraction(prepare_image(_inverted(frame, net.channel), "mean", scale,
-                                                percentiles, net.flatten, net.outliers))
-            if value is not None:
-                flipped.append(value)
-        elif kind == "nuclei" and float(np.median(work[::4, ::4])) >= 0.3:
-            # not flattened (``work`` itself when the network does not flatten: the same preparation)
-            raw = prepare_image(frame, net.channel, scale, percentiles, 0.0, net.outliers) if net.flatten > 0 else work
-            if float(np.median(raw[::4, ::4])) >= LOOKS_INVERTED_BACKGROUND:  # most of the frame near its top
-                bright.append(frame)
-    return seen, flipped, bright
+    found = "the nuclei model finds fragments of lines" + (
+        ", and the counts read from them are not cell counts" if counts else "")
+    return (f"the input looks like membranes (thin bright lines, {value:.0%} of its bright pixels in blobs; "
+            f"nuclei are filled blobs): {found}. For cell outlines, run "
+            f"`devolens segment membrane`; {pick} nuclei's channel")
 
 
 def _inverted_nuclei(seen: list, bright: list, predictor, scale: float, percentiles,
                      estimated: Optional[bool] = None) -> Optional[str]:
     """The note for a nuclei input that looks inverted (dark nuclei on a bright background), from what
-    :func:`_shapes` read: more frames too bright to judge whose background lies near their top (``bright``) than
-    frames judged (``seen``), and bright blobs in them once inverted (:func:`_inverted_blobs`, ``estimated`` as
-    there: :data:`LOOKS_LIKE_NUCLEI` or more); None otherwise. ``segment nuclei``'s (:func:`_shape_note`) and
-    ``population``'s (:func:`_population_inverted_note`)."""
-    if len(bright) <= len(seen):
-        return None
-    value = _inverted_blobs(bright, predictor, scale, percentiles, estimated)
-    if value is None or value < LOOKS_LIKE_NUCLEI:
-        return None
+    :func:`_shapes` read (:func:`~devolens.predict.notes.inverted_nuclei`: more frames too bright to judge whose
+    background lies near their top, ``bright``, than frames judged, ``seen``, and bright blobs in them once inverted,
+    :data:`LOOKS_LIKE_NUCLEI` or more); None otherwise."""
+    value = inverted_nuclei(seen, bright, predictor, scale, percentiles, estimated)
+    return None if value is None else _inverted_text(value)
+
+
+def _inverted_text(value: float) -> str:
+    """The inverted-nuclei note, ``value`` of the bright pixels in blobs once inverted."""
     return (f"the input looks inverted: dark blobs on a bright background ({value:.0%} of the bright pixels "
             "in blobs once inverted), where the nuclei model reads bright nuclei on a dark background and "
             "finds few or no real nuclei. An inverted export or lookup table: invert the image first (Fiji: "
@@ -1830,51 +1724,6 @@ def _population_inverted_note(frames: list, predictor, channels: int = 0) -> Opt
     seen, flipped, bright = _shapes(frames, "nuclei", net, scale, percentiles)
     return _shape_verdict("nuclei", seen, flipped, bright, nuclei, scale, percentiles, channels,
                           estimated=auto and getattr(predictor, "last_estimate", None) is not None, counts=True)
-
-
-def _inverted(frame: np.ndarray, channel: str) -> np.ndarray:
-    """The channel of ``frame`` the network reads once the whole frame is inverted (:func:`_inverted_frame`; a colour
-    frame's channel chosen on the inverted frame: an inverted export's dark nuclei are bright again in it)."""
-    from devolens.predict.postprocess import _one_channel
-
-    return _one_channel(_inverted_frame(frame), channel)  # uint8, uint16 or float32
-
-
-def _inverted_frame(frame: np.ndarray) -> np.ndarray:
-    """``frame`` (any channels) inverted: an unsigned type's maximum minus it; a float image's highest plus lowest
-    finite value minus it (other types as float32)."""
-    arr = np.asarray(frame)
-    if arr.dtype in (np.uint8, np.uint16):
-        return np.iinfo(arr.dtype).max - arr
-    arr = arr.astype(np.float32, copy=False)
-    finite = arr[np.isfinite(arr)]
-    if not finite.size:
-        return arr
-    return np.float32(float(finite.max()) + float(finite.min())) - arr
-
-
-def _inverted_blobs(frames: list, predictor, scale: float, percentiles,
-                    estimated: Optional[bool] = None) -> Optional[float]:
-    """The median blob fraction (:func:`~devolens.predict.postprocess.blob_fraction`) of ``frames`` inverted, at the
-    shape note's ``scale``, or where the magnification was estimated (the estimate read the frames as they are, dark
-    blobs on a bright background: an inverted render of EPIC framing 2.2x), at the one the size model reads off the
-    inverted frames; None when none shows bright structure. ``estimated``: whether it was (None: as the
-    ``predictor``'s ``last_estimate`` says; a population model's nuclei predictor does not keep the stream's)."""
-    from devolens.predict.postprocess import blob_fraction, prepare_image
-
-    net = predictor.network
-    flipped = [_inverted_frame(frame) for frame in frames]
-    if (predictor.last_estimate is not None) if estimated is None else estimated:
-        est = predictor.estimate_diameter(flipped)  # (not applied: the run's own scale stays)
-        if est is not None:
-            # not capped: nuclei are filled blobs, not lines that widen when enlarged. Capped, the inverted held-out
-            # renders shrunk to 0.25x were judged with nuclei ~4 px wide, and 4 of 7 (1 of 7 at 0.5x) lost the note:
-            # blob fractions 0.10-0.16 (0.41), against 0.89-0.98 (0.72) at their own magnification
-            scale = _judging_scale(predictor._scale_for(est.diameter), predictor.card_scale, most=None)
-    values = [blob_fraction(prepare_image(frame, net.channel, scale, percentiles, net.flatten, net.outliers))
-              for frame in flipped]
-    values = [v for v in values if v is not None]
-    return float(np.median(values)) if values else None
 
 
 #: the video files the reader takes, for help texts ("mp4, mov, avi, mkv, ...": io.frames.VIDEO_SUFFIXES)

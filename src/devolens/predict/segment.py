@@ -537,7 +537,8 @@ class _SegmentationPredictor:
     def predict(self, image: np.ndarray | str | Path) -> SegmentationResult:
         """Segment one image (``HxW``, ``HxWx3`` or ``3xHxW``, any size: a NumPy array, a PyTorch tensor, or an
         image file's path); outputs at the input size. Several images: :meth:`predict_batch` or
-        :meth:`predict_iter`."""
+        :meth:`predict_iter`. An image that looks inverted or like the other model's kind gets an
+        :class:`~devolens.errors.InputWarning` (as in :meth:`predict_iter`)."""
         if _several(image):  # (read as one array of them: "expected an HxW or HxWx3 image, got (3, 512, 752, 3)")
             raise DevolensError(f"predict takes one image, got a {type(image).__name__} of {len(image)}: for several "
                                 "use predict_batch(images) (a list of results) or predict_iter(images) (a stream)")
@@ -546,7 +547,8 @@ class _SegmentationPredictor:
     def predict_batch(
         self, images: Sequence[np.ndarray], progress: Callable[[int, int], None] | None = None
     ) -> list[SegmentationResult]:
-        """Segment a list of images (batched forward passes); one result per image."""
+        """Segment a list of images (batched forward passes); one result per image. Images that look inverted or
+        like the other model's kind get one :class:`~devolens.errors.InputWarning` (as in :meth:`predict_iter`)."""
         check_stream(images, "predict_batch", progress)
         images = list(images)
         return list(self.predict_iter(images, total=len(images), progress=progress))
@@ -577,6 +579,12 @@ class _SegmentationPredictor:
         magnification is estimated once for the stream, from its first images with the most
         objects (``last_estimate``); with ``"each"``, for every image on its own (``estimates``;
         images are then segmented one at a time, without the pipelining).
+
+        Images that look inverted (dark nuclei or membranes on a bright background) or like the other model's kind
+        (nuclei given to the membrane model, membranes to the nuclei model) get one
+        :class:`~devolens.errors.InputWarning` per call, judged after the first 20 results (or at the stream's end)
+        on the 5 of those images with the most objects (:func:`~devolens.predict.notes.judge_input`; none with a
+        ``diameter`` in pixels or ``"each"``); ``devolens segment`` prints it as a note.
 
         Parameters
         ----------
@@ -630,7 +638,17 @@ class _SegmentationPredictor:
             warn_untrusted([est], what)  # used as they are (the CLI's note)
             run = self if est is None else self._at(est)  # None: an empty stream
             images = itertools.chain(head, images)
-        yield from run._stream(images, total, progress, workers)
+        from devolens.predict.notes import InputWatch
+
+        # an input that looks inverted or like the other model's: an InputWarning, judged once on a few first images
+        watch = InputWatch.of(run, "membrane" if self.size_objects == "enclosed" else "nuclei")
+        if watch is None:
+            yield from run._stream(images, total, progress, workers)
+            return
+        for res in run._stream(watch.tap(images), total, progress, workers):
+            watch.add(res)
+            yield res
+        watch.finish()
 
     def _at(self, est) -> "_SegmentationPredictor":
         """This predictor at the working scale of ``est`` (a :class:`~devolens.predict.sizing.DiameterEstimate`) for

@@ -1,0 +1,345 @@
+"""What a segmentation input looks like, judged on a few of its images: inverted (dark nuclei or membranes on a
+bright background) or the other model's kind (bright blobs given to the membrane model, thin bright lines to the
+nuclei model), where the model then finds few real objects, or outlines "cells" around nuclei, without failing.
+
+:func:`judge_input` makes the judgement (:class:`InputLook`, or None); ``devolens segment`` prints its note from it
+(:mod:`devolens.cli.predict`, in the command's words) and the segmentation predictors' ``predict``, ``predict_batch``
+and ``predict_iter`` issue an :class:`~devolens.errors.InputWarning` from it (:class:`InputWatch`, once per call,
+judged on :data:`SHAPE_FRAMES` of the first :data:`SHAPE_LOOK` images: the ones in which the model found the most
+objects).
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Iterable, Iterator, NamedTuple, Optional
+
+import numpy as np
+
+#: frames whose bright structure is judged blob- or line-like (the median of theirs), and the medians past which
+#: the input looks like the other kind: nuclei renders' frames lie at 0.05-1 (median 0.81, 5th percentile 0.29),
+#: membrane slices at 0-0.32 (median 0) (:func:`~devolens.predict.postprocess.blob_fraction`)
+SHAPE_FRAMES = 5
+#: ... chosen among this many first frames: those in which the model found the most objects (a movie's dark or noisy
+#: start, where it finds none or a few specks, is passed over)
+SHAPE_LOOK = 20
+LOOKS_LIKE_NUCLEI = 0.45
+LOOKS_LIKE_MEMBRANES = 0.02
+#: a membrane input whose frames have a bright background (too bright to judge as they are) and, inverted, thin
+#: bright lines (blob fraction this low: membrane slices 0-0.32, median 0; an inverted render 0.00-0.01) looks inverted
+LOOKS_INVERTED = 0.2
+#: a nuclei input looks inverted when most judged frames are too bright to judge, their median pixel lies this high in
+#: their own 1st-99.8th percentile range before the background flattening (inverted renders and real reference
+#: frames: 0.80-0.97; clean ones 0.00-0.03; of 7032 held-out inputs and their acquisition changes at 0.25-1x, those
+#: too bright to judge whose inversion shows blobs: 0.57 at most), and, inverted, they show bright blobs (median blob
+#: fraction LOOKS_LIKE_NUCLEI or more, at the magnification estimated on the inverted frames: those frames 0.79-0.96)
+LOOKS_INVERTED_BACKGROUND = 0.7
+#: the shape note judges the frames at half the render scale the model knows, but never above this share of the
+#: input's own pixels: lines are a few pixels wide at any magnification (the optics' blur; the renderer draws them
+#: 1-5 px wide at any frame size), so an input at a low magnification, enlarged to the model's scale, shows lines
+#: as wide as the opening. devolens' own membrane renders of 188x128 to 376x256 px (judged at 1.0-1.25x of their
+#: pixels): 12 of 13 read 79-100 % "blobs" (the false "looks like nuclei"), at 0.4x 0-25 % (at 0.5x two at 42-44 %);
+#: nuclei stay blobs at it (renders of 188x128 to 376x256 px and the real reference frames shrunk to 0.25-0.33x:
+#: 45-87 %, noted as before; the 752x512 ones are judged below it, as before)
+SHAPE_MOST_SCALE = 0.4
+
+
+def _centre(image: np.ndarray, side: int = 2048) -> np.ndarray:
+    """The central ``side`` x ``side`` pixels of a giant image (the image itself when smaller): enough to judge it."""
+    h, w = image.shape[:2]
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return image[y0:y0 + side, x0:x0 + side]
+
+
+class JudgedFrames:
+    """What the colour, the blobs-or-lines and the inverted-input notes judge (``devolens segment``'s and ``population``'s
+    notes in :mod:`devolens.cli.predict`, :class:`InputWatch`), gathered as the results come in (:meth:`add`, in the input's
+    order): of the first :data:`SHAPE_LOOK` frames, the :data:`SHAPE_FRAMES` in which the model found the most
+    objects; the first frames (blank) where it found none in any. Centres of giant frames (:func:`_centre`), copied (a
+    giant frame is not kept alive by a view). A movie's dark start of codec-compressed noise (which lacks_structure
+    does not call empty: the codec's blocks are structure to it) read as "thin lines" and outvoted its real frames
+    when the first 5 frames were judged. ``look`` None: among every frame (what ``segment``'s magnification note judges:
+    a movie's frames with the most nuclei, wherever they are)."""
+
+    def __init__(self, look: Optional[int] = SHAPE_LOOK):
+        self.look = look  # the first frames looked among (None: every frame, for the magnification check)
+        self.first: list[tuple] = []  # (objects, order, image)
+        self.blank: list = []
+        self.added = 0  # frames added so far
+
+    def add(self, count: int, image: np.ndarray) -> None:
+        """The next frame's result: ``count`` objects found in ``image``."""
+        self.added += 1
+        first, order = self.first, self.added
+        if count and (self.look is None or order <= self.look):
+            if len(first) < SHAPE_FRAMES:
+                first.append((count, order, _centre(image).copy()))
+                self.blank.clear()
+            else:
+                fewest = min(range(len(first)), key=lambda i: first[i][0])
+                if count > first[fewest][0]:
+                    first[fewest] = (count, order, _centre(image).copy())
+        elif not count and not first and len(self.blank) < SHAPE_FRAMES:
+            self.blank.append(_centre(image).copy())
+
+    def frames(self) -> list:
+        """The frames chosen, in the input's order."""
+        return [image for _, _, image in sorted(self.first, key=lambda entry: entry[1])] or list(self.blank)
+
+
+def _judging_scale(working: float, card: float, most: Optional[float] = SHAPE_MOST_SCALE) -> float:
+    """The scale, relative to the input, that the shape note judges a frame at: half the render scale the model
+    knows (``working``, the network's scale for this input, over ``card``, its card's), at most ``most``
+    (:data:`SHAPE_MOST_SCALE`: an input at a low magnification is not enlarged past it, its lines would widen; None:
+    not capped, for nuclei at a magnification estimated on the frames themselves, :func:`_inverted_blobs`)."""
+    scale = 0.5 * working / card
+    return scale if most is None else min(scale, most)
+
+
+def _shapes(frames: list, kind: str, net, scale: float, percentiles) -> tuple[list, list, list]:
+    """How :func:`judge_input` reads ``frames`` (a ``kind`` input, as ``net`` prepares them, at the judging ``scale``
+    with these ``percentiles``): the blob fractions of those whose bright structure it judges
+    (:func:`~devolens.predict.postprocess.blob_fraction`: ``seen``); of the others, too bright to judge, a membrane
+    input's blob fractions once inverted (``flipped``) and a nuclei input's frames whose background lies near their
+    top (``bright``: :data:`LOOKS_INVERTED_BACKGROUND`, before the background flattening)."""
+    from devolens.predict.postprocess import blob_fraction, prepare_image
+
+    seen, flipped, bright = [], [], []
+    for frame in frames:
+        work = prepare_image(frame, net.channel, scale, percentiles, net.flatten, net.outliers)
+        value = blob_fraction(work)
+        if value is not None:
+            seen.append(value)
+        elif kind == "membrane" and float(np.median(work[::4, ::4])) >= 0.3:
+            # a bright background: dark membranes on it (brightfield, DIC, an inverted export) are thin bright
+            # lines once inverted
+            value = blob_fraction(prepare_image(_inverted(frame, net.channel), "mean", scale,
+                                                percentiles, net.flatten, net.outliers))
+            if value is not None:
+                flipped.append(value)
+        elif kind == "nuclei" and float(np.median(work[::4, ::4])) >= 0.3:
+            # not flattened (``work`` itself when the network does not flatten: the same preparation)
+            raw = prepare_image(frame, net.channel, scale, percentiles, 0.0, net.outliers) if net.flatten > 0 else work
+            if float(np.median(raw[::4, ::4])) >= LOOKS_INVERTED_BACKGROUND:  # most of the frame near its top
+                bright.append(frame)
+    return seen, flipped, bright
+
+
+
+def _inverted(frame: np.ndarray, channel: str) -> np.ndarray:
+    """The channel of ``frame`` the network reads once the whole frame is inverted (:func:`_inverted_frame`; a colour
+    frame's channel chosen on the inverted frame: an inverted export's dark nuclei are bright again in it)."""
+    from devolens.predict.postprocess import _one_channel
+
+    return _one_channel(_inverted_frame(frame), channel)  # uint8, uint16 or float32
+
+
+def _inverted_frame(frame: np.ndarray) -> np.ndarray:
+    """``frame`` (any channels) inverted: an unsigned type's maximum minus it; a float image's highest plus lowest
+    finite value minus it (other types as float32)."""
+    arr = np.asarray(frame)
+    if arr.dtype in (np.uint8, np.uint16):
+        return np.iinfo(arr.dtype).max - arr
+    arr = arr.astype(np.float32, copy=False)
+    finite = arr[np.isfinite(arr)]
+    if not finite.size:
+        return arr
+    return np.float32(float(finite.max()) + float(finite.min())) - arr
+
+
+def _inverted_blobs(frames: list, predictor, scale: float, percentiles,
+                    estimated: Optional[bool] = None) -> Optional[float]:
+    """The median blob fraction (:func:`~devolens.predict.postprocess.blob_fraction`) of ``frames`` inverted, at the
+    shape note's ``scale``, or where the magnification was estimated (the estimate read the frames as they are, dark
+    blobs on a bright background: an inverted render of EPIC framing 2.2x), at the one the size model reads off the
+    inverted frames; None when none shows bright structure. ``estimated``: whether it was (None: as the
+    ``predictor``'s ``last_estimate`` says; a population model's nuclei predictor does not keep the stream's)."""
+    from devolens.predict.postprocess import blob_fraction, prepare_image
+
+    net = predictor.network
+    flipped = [_inverted_frame(frame) for frame in frames]
+    if (predictor.last_estimate is not None) if estimated is None else estimated:
+        est = predictor.estimate_diameter(flipped)  # (not applied: the run's own scale stays)
+        if est is not None:
+            # not capped: nuclei are filled blobs, not lines that widen when enlarged. Capped, the inverted held-out
+            # renders shrunk to 0.25x were judged with nuclei ~4 px wide, and 4 of 7 (1 of 7 at 0.5x) lost the note:
+            # blob fractions 0.10-0.16 (0.41), against 0.89-0.98 (0.72) at their own magnification
+            scale = _judging_scale(predictor._scale_for(est.diameter), predictor.card_scale, most=None)
+    values = [blob_fraction(prepare_image(frame, net.channel, scale, percentiles, net.flatten, net.outliers))
+              for frame in flipped]
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
+
+class InputLook(NamedTuple):
+    """What :func:`judge_input` found: ``what`` the input looks like, ``"inverted"`` (dark structure on a bright
+    background), ``"nuclei"`` (bright blobs, given to the membrane model) or ``"membranes"`` (thin bright lines, given
+    to the nuclei model); ``value``: the median share of bright pixels in blobs it was judged by
+    (:func:`~devolens.predict.postprocess.blob_fraction`; an inverted input's once inverted)."""
+
+    what: str
+    value: float
+
+
+def inverted_nuclei(seen: list, bright: list, predictor, scale: float, percentiles,
+                    estimated: Optional[bool] = None) -> Optional[float]:
+    """Whether a nuclei input looks inverted (dark nuclei on a bright background), from what :func:`_shapes` read:
+    more frames too bright to judge whose background lies near their top (``bright``) than frames judged (``seen``),
+    and bright blobs in them once inverted (:func:`_inverted_blobs`, ``estimated`` as there). Returns their median
+    blob fraction once inverted where it is :data:`LOOKS_LIKE_NUCLEI` or more; None otherwise."""
+    if len(bright) <= len(seen):
+        return None
+    value = _inverted_blobs(bright, predictor, scale, percentiles, estimated)
+    return None if value is None or value < LOOKS_LIKE_NUCLEI else value
+
+
+def shape_verdict(kind: str, seen: list, flipped: list, bright: list, predictor, scale: float, percentiles,
+                  estimated: Optional[bool] = None) -> Optional[InputLook]:
+    """The verdict on what :func:`_shapes` read (``seen``, ``flipped``, ``bright``, at the judging ``scale`` with
+    these ``percentiles``) of a ``kind`` input (``"nuclei"`` or ``"membrane"``): inverted, or the other model's
+    kind; None otherwise. ``predictor`` (a segmentation predictor) and ``estimated`` are :func:`inverted_nuclei`'s."""
+    if kind == "membrane" and len(flipped) > len(seen) and float(np.median(flipped)) <= LOOKS_INVERTED:
+        return InputLook("inverted", float(np.median(flipped)))
+    if kind == "nuclei":
+        value = inverted_nuclei(seen, bright, predictor, scale, percentiles, estimated)
+        if value is not None:
+            return InputLook("inverted", value)
+    if not seen:
+        return None
+    value = float(np.median(seen))
+    if kind == "membrane" and value >= LOOKS_LIKE_NUCLEI:
+        return InputLook("nuclei", value)
+    if kind == "nuclei" and value <= LOOKS_LIKE_MEMBRANES:
+        return InputLook("membranes", value)
+    return None
+
+
+def judges(predictor) -> bool:
+    """Whether :func:`judge_input` judges a segmentation ``predictor``'s input: not where the objects' size was given
+    by hand (a ``diameter`` in pixels: it says how big the objects are, not how thick a line is) or judged per image
+    (``diameter="each"``), nor for a network without a card's scale."""
+    return not (predictor.card_scale <= 0 or predictor.auto_each or (
+        predictor.diameter is not None and predictor.last_estimate is None))
+
+
+def judge_input(frames, kind: str, predictor) -> Optional[InputLook]:
+    """Whether a segmentation input looks inverted or like the other model's kind, judged on a few of its ``frames``
+    (a list, or a function returning one: called only where the input is judged; ``devolens segment`` gives the
+    :data:`SHAPE_FRAMES` of the first :data:`SHAPE_LOOK` frames in which the model found the most objects,
+    :class:`JudgedFrames`) at half the render scale the model knows (:func:`_judging_scale`: the working scale's
+    share of the card's, so that a ``diameter`` counts, at most :data:`SHAPE_MOST_SCALE` of the input's pixels).
+
+    Parameters
+    ----------
+    frames : list of ndarray, or callable
+        The images judged (``HxW`` or ``HxWx3``), as the predictor was given them.
+    kind : {"nuclei", "membrane"}
+        The model that reads them.
+    predictor : NucleiPredictor or MembranePredictor
+        The predictor at the working scale it read them at (a stream's magnification estimate included).
+
+    Returns
+    -------
+    InputLook or None
+        What the input looks like; None where it looks as the model expects, where nothing was judged, or where the
+        predictor is not judged (:func:`judges`).
+    """
+    if not judges(predictor):
+        return None
+    frames = frames() if callable(frames) else frames
+    if not frames:
+        return None
+    net = predictor.network
+    scale = _judging_scale(predictor.working_scale(), predictor.card_scale)
+    percentiles = net.percentiles or (1.0, 99.8)
+    seen, flipped, bright = _shapes(frames, kind, net, scale, percentiles)
+    return shape_verdict(kind, seen, flipped, bright, predictor, scale, percentiles)
+
+
+def input_message(look: InputLook, kind: str) -> str:
+    """The :class:`~devolens.errors.InputWarning`'s words for ``look`` (:func:`judge_input`) of a ``kind`` input,
+    for a program using the library (``devolens segment``'s note says the same in the command's words)."""
+    if look.what == "inverted" and kind == "membrane":
+        return ("the images look inverted: dark thin lines on a bright background (brightfield, DIC, or an inverted "
+                "export), where the membrane model reads bright membranes on a dark background and finds few or no "
+                "real cells; invert them first (an 8-bit image: 255 - image) and segment them again")
+    if look.what == "inverted":
+        return (f"the images look inverted: dark blobs on a bright background ({look.value:.0%} of the bright pixels "
+                "in blobs once inverted), where the nuclei model reads bright nuclei on a dark background and finds "
+                "few or no real nuclei. An inverted export or lookup table: invert them first (an 8-bit image: "
+                "255 - image) and segment them again; a transmitted-light image (brightfield, DIC), whose dark embryo "
+                "reads the same: the nuclei model needs a fluorescence image of the nuclei")
+    if look.what == "nuclei":
+        return (f"the images look like nuclei (bright blobs, {look.value:.0%} of their bright pixels in blobs; "
+                "membrane slices show thin bright lines): the membrane model outlines cells around such blobs. For "
+                "nuclei, use load(\"nuclei\"); for a two-colour image, channel= picks the membranes' channel "
+                "(\"red\", \"green\" or \"blue\"); dark membranes on bright cells (a cytoplasmic marker) need the "
+                "image inverted first")
+    return (f"the images look like membranes (thin bright lines, {look.value:.0%} of their bright pixels in blobs; "
+            "nuclei are filled blobs): the nuclei model finds fragments of lines. For cell outlines, use "
+            "load(\"membrane\"); for a two-colour image, channel= picks the nuclei's channel (\"red\", \"green\" "
+            "or \"blue\")")
+
+
+class InputWatch:
+    """One ``predict``/``predict_batch``/``predict_iter`` call's look at its input, for the
+    :class:`~devolens.errors.InputWarning`: the images are tapped as the stream reads them (:meth:`tap`; of the first
+    :data:`SHAPE_LOOK` only, and only until their results come), the results added as they are yielded (:meth:`add`,
+    which keeps the :data:`SHAPE_FRAMES` with the most objects, :class:`JudgedFrames`), and the input judged once
+    (:func:`judge_input`) after the :data:`SHAPE_LOOK`-th result or at the stream's end (:meth:`finish`), whichever
+    comes first. ``predictor``: the stream's (at its magnification); ``kind``: ``"nuclei"`` or ``"membrane"``."""
+
+    def __init__(self, predictor, kind: str):
+        self.predictor = predictor
+        self.kind = kind
+        self.judged = JudgedFrames()
+        self.images: collections.deque = collections.deque()  # tapped, awaiting their results
+        self.tapped = 0
+        self.done = False
+
+    @classmethod
+    def of(cls, predictor, kind: str) -> Optional["InputWatch"]:
+        """A watch on ``predictor``'s stream, or None where nothing is judged (:func:`judges`), or while the
+        ``devolens`` command runs: it judges the frames it reads itself (a z-stack's busiest planes among them) and
+        prints its own note."""
+        from devolens.errors import command_running
+
+        if command_running() or not judges(predictor):
+            return None
+        return cls(predictor, kind)
+
+    def tap(self, images: Iterable) -> Iterator:
+        """``images`` as they are, the first :data:`SHAPE_LOOK` of them kept until their results come."""
+        from devolens.predict.postprocess import Prepared
+
+        for img in images:
+            if self.tapped < SHAPE_LOOK and not self.done:
+                self.images.append(img.image if isinstance(img, Prepared) else img)
+                self.tapped += 1
+            yield img
+
+    def add(self, result) -> None:
+        """The next image's result (in the input's order); the input judged after the :data:`SHAPE_LOOK`-th."""
+        if self.done or not self.images:
+            return
+        image = np.asarray(self.images.popleft())
+        self.judged.add(result.count, image)
+        if self.judged.added >= SHAPE_LOOK:
+            self.finish(stacklevel=4)
+
+    def finish(self, stacklevel: int = 3) -> None:
+        """Judge the input (once) and issue an :class:`~devolens.errors.InputWarning` where it looks inverted or like
+        the other model's kind (``stacklevel``: as ``warnings.warn``'s, counted from here; 3: the caller of the
+        predictor's stream, where the stream calls this)."""
+        if self.done:
+            return
+        self.done = True
+        self.images.clear()
+        look = judge_input(self.judged.frames(), self.kind, self.predictor)
+        if look is not None:
+            import warnings
+
+            from devolens.errors import InputWarning
+
+            warnings.warn(input_message(look, self.kind), InputWarning, stacklevel=stacklevel)
