@@ -1215,6 +1215,21 @@ def _cliff_notes(attrs: dict, table: str | os.PathLike | None = None) -> list[st
     return notes
 
 
+#: the rows :meth:`IdentityPredictor.predict` leaves out or predicts once (its result's ``attrs`` count them), in the
+#: order :func:`input_notes` says them, each with the rest of its note
+_ROW_NOTES = (
+    ("polar_bodies", "are polar bodies (polar1, polar2): left out of the embryo's clouds, no prediction (empty "
+                     "columns)"),
+    ("unplaced", "have no position (x = y = z = 0, no size: placeholder rows for time points before tracking "
+                 "started?): left out of the clouds, no prediction (empty columns)"),
+    ("duplicate_nuclei", "repeat an earlier nucleus (same time point, x, y, z and name): predicted once on the cloud "
+                         "without the copies; each copy has its original's prediction"),
+    ("stray_nuclei", "lie far outside the space the rest of their embryo's nuclei fill (debris, a mis-tracked spot?): "
+                     "left out of the embryo's clouds so that they do not turn its frame, no prediction (empty "
+                     "columns)"),
+)
+
+
 def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command: bool | None = None) -> list[str]:
     """One-line notes on what :meth:`IdentityPredictor.predict` found in its input (a table that stops early, a
     nearly symmetric, lopsided or cut-off embryo, duplicate nuclei, time gaps, an annotation cliff, debris, missing
@@ -1238,23 +1253,10 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
         The notes, in the order the command prints them (none for a whole real embryo's table).
     """
     notes = _cliff_notes(attrs, table)
-    n_polar = int(attrs.get("polar_bodies") or 0)
-    if n_polar:
-        notes.append(f"{n_polar} row(s) are polar bodies (polar1, polar2): left out of the embryo's clouds, no "
-                     "prediction (empty columns)")
-    n_unplaced = int(attrs.get("unplaced") or 0)
-    if n_unplaced:
-        notes.append(f"{n_unplaced} row(s) have no position (x = y = z = 0, no size: placeholder rows for time points "
-                     "before tracking started?): left out of the clouds, no prediction (empty columns)")
-    n_dup = int(attrs.get("duplicate_nuclei") or 0)
-    if n_dup:
-        notes.append(f"{n_dup} row(s) repeat an earlier nucleus (same time point, x, y, z and name): predicted once on "
-                     "the cloud without the copies; each copy has its original's prediction")
-    n_stray = int(attrs.get("stray_nuclei") or 0)
-    if n_stray:
-        notes.append(f"{n_stray} row(s) lie far outside the space the rest of their embryo's nuclei fill (debris, a "
-                     "mis-tracked spot?): left out of the embryo's clouds so that they do not turn its frame, no "
-                     "prediction (empty columns)")
+    for key, what in _ROW_NOTES:  # rows left out of the clouds, each kind counted in the result's attrs
+        n = int(attrs.get(key) or 0)
+        if n:
+            notes.append(f"{n} row(s) {what}")
     smooth_none = (option("smooth", "'none'", cli_value="none") if command is None
                    else "--smooth none" if command else "smooth='none'")
     clouds = attrs.get("largest_clouds") or {}
