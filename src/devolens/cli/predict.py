@@ -33,10 +33,9 @@ from devolens.io.frames import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from devolens.lineage.letters import LETTER_KEY_LINE
 # the blobs-or-lines and inverted-input notes' judgement, which the segmentation predictors' InputWarning shares
 # (its frames, thresholds and readings, under the names this module gave them; numpy only: no PyTorch for --help)
-from devolens.predict.notes import (LOOKS_INVERTED, LOOKS_INVERTED_BACKGROUND, LOOKS_LIKE_MEMBRANES,  # noqa: F401
-                                    LOOKS_LIKE_NUCLEI, SHAPE_FRAMES, SHAPE_LOOK, SHAPE_MOST_SCALE)
+from devolens.predict.notes import LOOKS_LIKE_NUCLEI, SHAPE_FRAMES, SHAPE_LOOK, SHAPE_MOST_SCALE
 from devolens.predict.notes import JudgedFrames as _JudgedFrames
-from devolens.predict.notes import _centre, _inverted, _inverted_blobs, _inverted_frame  # noqa: F401
+from devolens.predict.notes import _centre, _inverted, _inverted_blobs  # noqa: F401  (_inverted*: tests' names)
 from devolens.predict.notes import _judging_scale, _shapes, inverted_nuclei, judge_input, shape_verdict
 from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
 

@@ -238,9 +238,9 @@ class ImageNetwork:
         self._lazy: dict[str, Any] = {}
         self._lazy_lock = threading.Lock()
         self.crop = bool(crop)
-        if whole(tta, "tta", 1, floats=True) not in (1, 2, 4):
+        self.tta = whole(tta, "tta", 1, floats=True)
+        if self.tta not in (1, 2, 4):
             raise DevolensError(f"tta must be 1, 2 or 4 views, got {tta}")
-        self.tta = int(tta)
         self.precision = resolve_precision(self.model, precision, int8_params, fast=self.fast, device=self.device,
                                            multiple=self.multiple, backend=self.backend)
         self._network = PrecisionNetwork(self.model, self.precision, int8_params, device)

@@ -437,6 +437,7 @@ class PopulationPredictor:
             # card fitted with it would say so in "nuclei_flatten")
             options.setdefault("flatten", float(card.get("nuclei_flatten", 0.0)))
             diameter = options.pop("diameter", None)  # applied to the frames here, not in the nuclei model
+            nuclei_model = card.get("nuclei_model", "nuclei")
             if isinstance(diameter, str) and diameter.strip().lower() == "each":
                 raise DevolensError("diameter 'each' is for segmenting unrelated images; population reads one movie "
                                     "at one magnification: use 'auto' or a number of pixels")
@@ -445,9 +446,8 @@ class PopulationPredictor:
                 from devolens.predict.segment import check_diameter
 
                 # checked (once) on the nuclei model's card before its network loads (about a second)
-                ref = ((zoo_card(card.get("nuclei_model", "nuclei")).get("input") or {}).get("diameter") or {})
+                ref = ((zoo_card(nuclei_model).get("input") or {}).get("diameter") or {})
                 diameter = check_diameter(diameter, ref.get("reference"), "a number of pixels, 'auto' or None")
-            nuclei_model = card.get("nuclei_model", "nuclei")
             # (an option neither this predictor nor its nuclei model takes stays a TypeError: the user's
             # load('population') words it, with this class's help, not the nuclei model's load and class)
             nuclei = zoo_load(nuclei_model, **options)
