@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path, PurePosixPath
@@ -186,12 +185,10 @@ def run_sides(run: str | Path, df) -> tuple[list[str], str, str] | None:
             name = _image_name(sample)
             by_name[name] = "train" if "train" in (side, by_name.get(name)) else side
     named = [by_name.get(str(sample), "none") for sample in df["sample"]]
-    recorded = None
-    try:
-        info = json.loads((run / "run.json").read_text(encoding="utf-8"))
-        recorded = (info.get("data") or {}).get("path") if isinstance(info, dict) else None
-    except (OSError, ValueError, AttributeError):
-        pass
+    from devolens.models.export import _run_record
+
+    data = _run_record(run).get("data")
+    recorded = data.get("path") if isinstance(data, dict) else None
     if not (isinstance(recorded, str) and recorded and Path(recorded).is_dir()):
         return named, "names", split_csv
     folder = Path(recorded)
@@ -200,9 +197,11 @@ def run_sides(run: str | Path, df) -> tuple[list[str], str, str] | None:
         if scored is not None and scored.resolve() == folder.resolve():
             return named, "names in its data folder", split_csv  # the very files: nothing to digest
         wanted: dict[bytes, str] = {}  # the scored images' digests
+        digests: list[bytes] = []  # each scored image's, in order
         probes: set[tuple[int, bytes]] = set()  # their sizes and middle bytes
         for image in df["image"]:
-            wanted[file_digest(image)] = "none"
+            digests.append(file_digest(image))
+            wanted[digests[-1]] = "none"
             size = os.stat(image).st_size
             probes.add((size, _probe(image, size)))
     except OSError:
@@ -223,7 +222,7 @@ def run_sides(run: str | Path, df) -> tuple[list[str], str, str] | None:
             continue
         if key in wanted:
             wanted[key] = "train" if "train" in (side, wanted[key]) else side
-    sides = [wanted[file_digest(image)] for image in df["image"]]
+    sides = [wanted[d] for d in digests]
     by_names = 0
     for i, sample in enumerate(df["sample"].astype(str)):
         if sides[i] == "none" and sample in gone:
@@ -238,11 +237,10 @@ def _store_seen(run: Path, store: Path, n: int) -> dict | None:
     from devolens.train.trainer import _run_split, store_fingerprint
 
     split = _run_split(run)
-    try:
-        info = json.loads((run / "run.json").read_text(encoding="utf-8"))
-        recorded = (info.get("data") or {}).get("fingerprint") if isinstance(info, dict) else None
-    except (OSError, ValueError, AttributeError):
-        return None
+    from devolens.models.export import _run_record
+
+    data = _run_record(run).get("data")
+    recorded = data.get("fingerprint") if isinstance(data, dict) else None
     if split is None or not recorded:
         return None
     if store_fingerprint(store, n) != recorded:
@@ -442,7 +440,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in ev["metrics"].items()}
     images = None
     if per_image and ev.get("images") is not None:
-        images = [{"file": name, **row, "run_side": "" if sides is None else side}
+        images = [{"file": name, **row, "run_side": side}
                   for name, row, side in zip(names, ev["images"], sides or [""] * len(names))]
     return {"run": str(run), "data": str(data), "weights": str(weights or best),
             "epoch": cfg.get("epoch") if weights is None else None, "n": len(ds), "validate": rec["validate"],

@@ -2018,11 +2018,11 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             raise DevolensError("--resume: the run has a checkpoint but no run.json (it was stopped as it saved its "
                                 "first checkpoint), so the data it was trained on cannot be checked; train it anew "
                                 "in another --out (or remove this folder first)", path=out)
-    elif ckpt.exists() and half is None:
-        raise DevolensError("this folder already holds a run; use --resume to continue it or choose another --out",
-                            path=out)
     elif half is not None:  # a checkpoint no run can resume, beside that run's best weights, history, samples...
         raise DevolensError(_half_refusal(out, half), path=out)
+    elif ckpt.exists():
+        raise DevolensError("this folder already holds a run; use --resume to continue it or choose another --out",
+                            path=out)
     check_run_folder(out, data_path, resume=resume)
     if not resume and not isinstance(recipe, dict) and Path(recipe).resolve() == (out / "recipe.yaml").resolve():
         raise DevolensError("the recipe lies in --out, where the run writes its own recipe.yaml; keep it elsewhere "
