@@ -364,15 +364,19 @@ def tune_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for trial runs, trials.csv, best_recipe.yaml "
                              "(and study.db with the default storage)."),
     trials: Optional[int] = typer.Option(None, "--trials", "-n", help="Total finished trials wanted in the study "
-                                         "(default: the recipe's tune.trials); a resumed study runs only the missing ones."),
+                                         "(default: the recipe's tune.trials), not how many to add: a resumed study "
+                                         "runs only the missing ones."),
     storage: Optional[str] = typer.Option(None, "--storage", help="SQLAlchemy URL of the study database (default "
                                           "sqlite:///OUT/study.db); share one URL to tune on several machines."),
-    study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the recipe's name)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the recipe's name); one --out "
+                                        "holds one study."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch in every trial, over the "
+                                          "recipe's train.threads (default: the recipe's, else torch's choice)."),
 ) -> None:
     """Tune a recipe's hyper-parameters with Optuna; the best trial is exported as a recipe.
 
-    Resumable: run again with the same recipe and data to add trials to the study."""
+    Resumable: run again with the same recipe, data and --out and a larger --trials (the total wanted, not how many
+    to add) to add trials to the study; after Ctrl-C the same command goes on."""
     import torch
 
     from devolens.cli._common import console, out as stdout, progress_bar, progress_mode
@@ -394,7 +398,7 @@ def tune_cmd(
     try:
         with progress_bar("trials") if lines is None else contextlib.nullcontext(lines.progress) as cb:
             res = tune(recipe, data, out, trials=trials, storage=storage, study_name=study, progress=cb,
-                       info=console.print, trial_log=None if lines is None else lines.log)
+                       info=console.print, trial_log=None if lines is None else lines.log, threads=threads)
     except DevolensError as exc:  # a database's error (--storage) spans lines: SQLAlchemy adds "(Background on ...)"
         if "\n" not in exc.message:
             raise

@@ -133,6 +133,13 @@ def _channel_check(v):
     return f"expected a channel index (0 to 3) or one of {', '.join(CHANNEL_NAMES)}, got {shown(v)}"
 
 
+def _prune_check(v):
+    """train.prune_top below 100 %: pruning every training sample leaves nothing to train on (as --prune-top)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 100:
+        return f"{v} % would drop every training sample, leaving none to train on: give less than 100"
+    return None
+
+
 def _size_check(v):
     if isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 16 for x in v):
         return None
@@ -251,7 +258,8 @@ SCHEMA: dict[str, Any] = {
                              "cuda, or cuda:N for the GPU numbered N"),
         "monitor": Field("str", "auto", help="metric choosing the best checkpoint (history.csv column)"),
         "monitor_mode": Field("str", "auto", choices=("auto", "min", "max")),
-        "prune_top": Field("float", 0.0, low=0.0, high=100.0, help="percent of highest-loss samples to drop"),
+        "prune_top": Field("float", 0.0, low=0.0, high=100.0, high_open=True, check=_prune_check,
+                           help="percent of highest-loss samples to drop (below 100: some must stay to train on)"),
         "prune_after": Field("int", 2, low=1, help="warm-up epochs before pruning"),
         "prune_restart": Field("bool", True, help="re-initialise the model after pruning (else continue)"),
         "overlay_samples": Field("int", 4, low=0, help="fixed validation samples drawn each epoch"),
@@ -455,9 +463,68 @@ def _field_at(path: str) -> Field:
     return node
 
 
+#: recipe keys each trial sets itself (whatever ``tune.space`` draws) and the ``tune`` keys that set them
+TRIAL_KEYS = {"train.epochs": "tune.epochs (the epochs of each trial; default train.epochs)",
+              "train.monitor": "tune.metric (the objective and each trial's best-epoch metric)",
+              "train.monitor_mode": "tune.direction (minimize or maximize tune.metric)"}
+#: what a search-space entry of each type may hold besides ``type``
+_SPACE_KEYS = {"categorical": ("choices",), "int": ("low", "high", "step", "log"),
+               "float": ("low", "high", "step", "log")}
+
+
+def _space_number(key: str, spec: dict, b: str) -> float:
+    """``spec[b]`` as a number (YAML reads 1e-3, without a dot, as a string), else an error naming ``key.b``."""
+    v = spec.get(b)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            raise DevolensError(f"{key}.{b}: expected a number, got {shown(spec.get(b))}") from None
+    if not math.isfinite(v):
+        raise DevolensError(f"{key}.{b}: expected a finite number, got {v}")
+    spec[b] = v
+    return v
+
+
+def _check_step(key: str, spec: dict) -> None:
+    """A range's ``step``: a number > 0 (whole for type int), not with ``log: true``, dividing ``high - low``
+    (Optuna would lower ``high`` with a warning)."""
+    import decimal
+
+    step = _space_number(key, spec, "step")
+    if step <= 0:
+        raise DevolensError(f"{key}.step: must be > 0, got {step}")
+    if spec.get("log"):
+        raise DevolensError(f"{key}: step and log: true do not combine (values are drawn either on a log scale or "
+                            "in steps): remove one of them")
+    if spec["type"] == "int" and not float(step).is_integer():
+        raise DevolensError(f"{key}.step: type int needs a whole number, got {step}")
+    low, high, q = (decimal.Decimal(str(spec[b])) for b in ("low", "high", "step"))  # as Optuna checks it
+    if (high - low) % q:
+        below = low + (high - low) // q * q
+        raise DevolensError(f"{key}: step {spec['step']} does not divide the range {spec['low']} to {spec['high']}: "
+                            f"make high {format(below.normalize(), 'f')} or {format((below + q).normalize(), 'f')}")
+
+
+def _space_type_fits(key: str, path: str, field: Field, t: str) -> None:
+    """Refuse a range type the key cannot take (drawn values would be refused only when a trial draws them)."""
+    if t == "categorical" or field.kind == "any" or (field.kind == "float" and t in ("float", "int")) or \
+            (field.kind == "int" and t == "int"):
+        return
+    if field.kind == "int":
+        takes = "whole numbers: use type int"
+    else:
+        what = {"str": "text", "bool": "true or false", "dict": "a mapping"}.get(field.kind, "a list")
+        options = f" ({', '.join(map(str, field.choices))})" if field.choices else ""
+        takes = f"{what}{options}: use type categorical with choices"
+    raise DevolensError(f"{key}.type: {path} takes {takes}, not a {t} range")
+
+
 def _check_space(space: dict) -> None:
     for path, spec in space.items():
         key = f"tune.space.{clip(str(path))}"
+        if path in TRIAL_KEYS:  # each trial sets it: a drawn value would be overwritten and best_recipe.yaml misled
+            raise DevolensError(f"{key}: each trial sets {path} itself; use {TRIAL_KEYS[path]}")
         try:
             field = _field_at(path)
         except KeyError:
@@ -471,6 +538,11 @@ def _check_space(space: dict) -> None:
         t = spec.get("type")
         if t not in SPACE_TYPES:
             raise DevolensError(f"{key}.type: expected one of {', '.join(SPACE_TYPES)}, got {shown(t)}")
+        unused = sorted(k for k in spec if k != "type" and k not in _SPACE_KEYS[t])
+        if unused:
+            raise DevolensError(f"{key}: {', '.join(unused)} not used by type {t} (it takes "
+                                f"{', '.join(_SPACE_KEYS[t])})")
+        _space_type_fits(key, str(path), field, t)
         if t == "categorical":
             if not isinstance(spec.get("choices"), list) or not spec["choices"]:
                 raise DevolensError(f"{key}.choices: expected a non-empty list")
@@ -479,19 +551,20 @@ def _check_space(space: dict) -> None:
                     _check_value(f"{key}.choices", field, choice)
         else:
             for b in ("low", "high"):
-                if not isinstance(spec.get(b), (int, float)) or isinstance(spec.get(b), bool):
-                    try:
-                        spec[b] = float(spec[b])
-                    except (KeyError, TypeError, ValueError):
-                        raise DevolensError(f"{key}.{b}: expected a number, got {shown(spec.get(b))}") from None
+                _space_number(key, spec, b)
+                if t == "int" and not float(spec[b]).is_integer():
+                    raise DevolensError(f"{key}.{b}: type int needs a whole number, got {spec[b]}")
             if spec["low"] > spec["high"]:
                 raise DevolensError(f"{key}: low {spec['low']} > high {spec['high']}")
+            if "log" in spec and not isinstance(spec["log"], bool):
+                raise DevolensError(f"{key}.log: expected true or false, got {shown(spec['log'])}")
             if spec.get("log") and spec["low"] <= 0:
                 raise DevolensError(f"{key}: a log scale needs low > 0")
-            if isinstance(field, Field) and field.kind in ("int", "float"):  # the range within the key's own limits
+            if spec.get("step") is not None:
+                _check_step(key, spec)
+            if isinstance(field, Field) and field.kind in ("int", "float", "any"):  # the range within the key's limits
                 for b in ("low", "high"):
-                    _check_value(f"{key}.{b}", field, int(spec[b]) if field.kind == "int" and float(spec[b]).is_integer()
-                                 else spec[b])
+                    _check_value(f"{key}.{b}", field, int(spec[b]) if t == "int" else spec[b])
 
 
 def validate_recipe(raw: dict, path: str | Path | None = None) -> dict:

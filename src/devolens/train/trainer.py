@@ -2255,10 +2255,18 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             if T["prune_top"] > 0 and epoch == T["prune_after"] and pruned_df is None:
                 pruned_df = select_pruned(sample_losses.frame(before=epoch), T["prune_top"])
                 drop = set(pruned_df["sample"])
+                n_before = len(active)
                 active = np.array([i for i in active if ids[i] not in drop], dtype=np.int64)
-                pruned_now = True
+                pruned_now = True  # (an empty pruned.csv too: the run was pruned, of nothing)
                 total_steps = done_steps + (n_epochs - epoch) * steps_in(len(active))
-                if T["prune_restart"]:  # trained afresh on the rest: the best model is one of these epochs
+                if not drop:  # the percent of too few samples: no restart (it would reset the rate, drop the best)
+                    line = (f"nothing was pruned: {T['prune_top']:g} % of the {n_before} training samples is less "
+                            f"than one sample; training goes on (give --prune-top {math.ceil(1000 / max(n_before, 1)) / 10:g} or "
+                            "more to drop one)")
+                    notes.append(line)
+                    if info is not None:
+                        info(f"note: {line}")
+                elif T["prune_restart"]:  # trained afresh on the rest: the best model is one of these epochs
                     model, opt, sched, scaler = fresh()
                     best_value, best_epoch = None, None
             # ---- one training epoch in a seeded order

@@ -13,11 +13,13 @@ trial is exported as a recipe YAML (``OUT/best_recipe.yaml``).
 The study keeps the recipe it tunes (user attribute ``devolens_recipe``) and a fingerprint of the data
 it tunes on (``devolens_data``, as a training run's ``run.json``): resuming it with another recipe or
 on other data is refused, since its trials and best parameters belong to the first ones (the same
-data moved or copied elsewhere resume).
+data moved or copied elsewhere resume). One ``OUT`` holds one study: trial folders are numbered per study, so an
+``OUT`` holding another study's is refused (:func:`_same_folder`).
 The data are checked before the study is made, and a call that made ``OUT`` and fails
 before any trial finished removes it again (an empty folder, a study.db of failed trials).
 Optuna's own log lines are off below errors: a failing trial stops the study with a one-line
-error, and trials stopped because training diverged are reported one line each (``info``).
+error, and trials stopped because training diverged are reported one line each (``info``) and recorded as pruned
+trials whose ``stopped`` (user attribute, ``trials.csv`` column) is ``diverged`` (``pruner`` for the pruner's).
 The first trial of a call gives ``info`` what ``devolens train`` prints before its first epoch (the split,
 the device, the notes on the data: unpaired files, thresholded masks...), once. A recipe that fine-tunes
 (``model.init``) has each trial score its starting weights before its first epoch (the trial's ``run.json``
@@ -49,6 +51,10 @@ DATA_ATTR = "devolens_data"
 #: recipe keys that may change between calls on one study: how many trials, its name (--study names the
 #: study), and where and how fast trials run
 FREE_KEYS = ("name", "tune.trials", "train.device", "train.threads", "train.num_workers")
+#: user attribute of a pruned trial saying what stopped it: "pruner" (worse than the median of earlier trials at
+#: the same epoch) or "diverged" (its training diverged; the message in user attribute "diverged"); trials.csv's
+#: column ``stopped``
+STOPPED_ATTR = "stopped"
 
 
 @dataclass
@@ -78,14 +84,15 @@ def suggest(trial, space: dict[str, dict]) -> dict[str, Any]:
         t = spec["type"]
         if t == "categorical":
             values[key] = trial.suggest_categorical(key, list(spec["choices"]))
-        elif t == "int":
-            values[key] = trial.suggest_int(key, int(spec["low"]), int(spec["high"]), step=int(spec.get("step") or 1),
-                                            log=bool(spec.get("log", False)))
-        else:
+        else:  # (a step > 0 dividing the range, never with log: checked when the recipe was read)
             step = spec.get("step")
-            values[key] = trial.suggest_float(key, float(spec["low"]), float(spec["high"]),
-                                              step=None if step is None or spec.get("log") else float(step),
-                                              log=bool(spec.get("log", False)))
+            if t == "int":
+                values[key] = trial.suggest_int(key, int(spec["low"]), int(spec["high"]),
+                                                step=1 if step is None else int(step), log=bool(spec.get("log")))
+            else:
+                values[key] = trial.suggest_float(key, float(spec["low"]), float(spec["high"]),
+                                                  step=None if step is None else float(step),
+                                                  log=bool(spec.get("log")))
     return values
 
 
@@ -119,6 +126,7 @@ def tune(
     progress: Callable[[int, int], None] | None = None,
     info: Callable[[str], None] | None = None,
     trial_log: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> TuneResult:
     """Run (or resume) an Optuna study over the recipe's search space.
 
@@ -131,10 +139,12 @@ def tune(
     out : path
         Folder for the study database (default storage), one run folder per trial
         (``trials/trial_NNNN``), ``trials.csv`` and ``best_recipe.yaml``: new, empty or an earlier
-        tune's (its study goes on); a training run or a folder of other things is refused.
+        tune's of the same study (it goes on); a training run, a folder of other things and another study's
+        folder (whose trial folders and summary files this study would replace) are refused.
     trials : int, optional
         Total number of finished (complete or pruned) trials wanted in the study (default
-        ``tune.trials``); a resumed study only runs the missing ones.
+        ``tune.trials``); a resumed study only runs the missing ones (none, with a ``note:`` to ``info``, when it
+        holds as many already).
     storage : str, optional
         SQLAlchemy URL (default ``sqlite:///OUT/study.db``).
     study_name : str, optional
@@ -151,6 +161,8 @@ def tune(
         ``trial_log(line)`` after each finished trial (after ``progress``): :func:`_trial_line`, its progress
         (``k/N``), value (or how far a pruned trial got) and parameters, the best so far and its parameters (for
         logs where no progress bar shows).
+    threads : int, optional
+        PyTorch's CPU threads for every trial, over the recipe's ``train.threads`` (as ``train --threads``).
 
     Returns
     -------
@@ -168,7 +180,7 @@ def tune(
     finished: list[int] = []  # trials finished by this call
     try:
         return _tune(recipe, data, out, trials=trials, storage=storage, study_name=study_name, progress=progress,
-                     info=info, trial_log=trial_log, finished=finished)
+                     info=info, trial_log=trial_log, finished=finished, threads=threads)
     except BaseException:  # Ctrl-C included
         if where in made and not finished:  # nothing of value in a folder this call made: leave none behind
             shutil.rmtree(where, ignore_errors=True)
@@ -177,7 +189,7 @@ def tune(
 
 
 def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, info, finished: list[int],
-          trial_log=None) -> TuneResult:
+          trial_log=None, threads=None) -> TuneResult:
     """The body of :func:`tune` (which removes what a failed call made); appends to ``finished`` the
     number of each trial that finished (complete or pruned)."""
     import optuna
@@ -198,6 +210,8 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     n_total = int(trials if trials is not None else tcfg["trials"])
     if n_total < 1:
         raise DevolensError(f"--trials must be >= 1, got {n_total}")
+    if threads is not None and int(threads) < 1:
+        raise DevolensError(f"--threads must be >= 1, got {threads}")
     check_run_folder(out, data, tuning=True)  # not the data folder nor one holding it, no training run
     bundle = build_data(res, data)  # bad data are reported now, not as a failed trial in a new study
     out.mkdir(parents=True, exist_ok=True)
@@ -215,11 +229,21 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     study.sampler = optuna.samplers.TPESampler(seed=int(base["seed"]) + len(study.get_trials(deepcopy=False)))
     if study.direction.name.lower() != direction:
         raise DevolensError(f"study {name!r} optimises {study.direction.name.lower()}, the recipe asks to {direction}")
+    try:
+        _same_folder(study, out, name)
+    except DevolensError:
+        if not study.user_attrs and not study.get_trials(deepcopy=False):  # made by this call: leave no empty study
+            optuna.delete_study(study_name=name, storage=storage)
+        raise
     _same_recipe(study, base, name, storage)
     _same_data(study, bundle, Path(data), name, storage)
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     n_done = len(study.get_trials(deepcopy=False, states=states))
     n_new = max(0, n_total - n_done)
+    if not n_new and info is not None:  # --trials is the total: the same command again adds none
+        info(f"note: study {name!r} holds {n_done} finished trial{'s' if n_done != 1 else ''} already, and --trials "
+             f"(default tune.trials) is the total wanted, {n_total}: give --trials M > {n_done} to add M - {n_done} "
+             "trials")
     epochs = tcfg["epochs"] or base["train"]["epochs"]
 
     def objective(trial) -> float:
@@ -235,6 +259,7 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
             if v is not None and v == v:  # not NaN
                 trial.report(float(v), epoch)
             if trial.should_prune():
+                trial.set_user_attr(STOPPED_ATTR, "pruner")
                 raise optuna.TrialPruned()
 
         # the first trial of this call says what `devolens train` says before its first epoch (the split, the
@@ -242,18 +267,17 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
         said = info if info is not None and not told else None
         told.append(trial.number)
         try:
-            result = train(rec, data, run_dir, epoch_callback=report, info=said)
-        except optuna.TrialPruned:
-            _drop_checkpoint(run_dir)
-            raise
+            result = train(rec, data, run_dir, epoch_callback=report, info=said, threads=threads)
         except DevolensError as exc:
             if "diverged" in str(exc):  # a too-high learning rate: stop this trial, keep the study going
                 if info is not None:
                     info(f"note: trial {trial.number} stopped: {exc}")
-                _drop_checkpoint(run_dir)
+                trial.set_user_attr(STOPPED_ATTR, "diverged")
+                trial.set_user_attr("diverged", str(exc))
                 raise optuna.TrialPruned(str(exc)) from None
             raise
-        _drop_checkpoint(run_dir)
+        finally:  # finished, pruned, failed or interrupted (Ctrl-C): a trial is never resumed
+            _drop_checkpoint(run_dir)
         if result.best_value is None:
             raise DevolensError(f"metric {metric!r} was never finite in trial {trial.number}")
         trial.set_user_attr("run_dir", str(run_dir))
@@ -293,6 +317,13 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     df, best_params, best_value, best_path, start_note = _summary(study, base, out, name, storage, metric, direction)
     if start_note is not None and info is not None:
         info(f"note: {start_note}")
+    if best_path is None and info is not None:  # every finished trial was stopped
+        stopped = [t.user_attrs.get(STOPPED_ATTR) for t in study.get_trials(deepcopy=False, states=states)]
+        n_div = stopped.count("diverged")
+        info(f"note: no trial completed ({len(stopped)} stopped"
+             + (f", {n_div} because training diverged" if n_div else "") + "): no best recipe written; "
+             + ("lower the optimizer.lr range in tune.space (a new --out), or " if n_div else "")
+             + "give a larger --trials to add trials")
     return TuneResult(name, storage, best_params, best_value, best_path, df, n_new, start_note)
 
 
@@ -308,7 +339,8 @@ def _trial_line(study, trial, done: int, total: int, metric: str) -> str:
         what = f"{metric} {trial.value:.4f}"
     else:
         epochs_run = len(trial.intermediate_values)
-        what = f"{trial.state.name.lower()} after {epochs_run} epoch{'s' if epochs_run != 1 else ''}"
+        how = "diverged" if trial.user_attrs.get(STOPPED_ATTR) == "diverged" else trial.state.name.lower()
+        what = f"{how} after {epochs_run} epoch{'s' if epochs_run != 1 else ''}"
     try:
         best = study.best_trial
     except ValueError:  # no trial completed yet
@@ -384,6 +416,9 @@ def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str,
     :func:`_start_note` (None unless no trial beat its starting weights; ``best.json``'s ``start`` has it as
     ``not_beaten``)."""
     df = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
+    if len(df):  # why a pruned trial stopped: the pruner, or its training diverged
+        stopped = {t.number: t.user_attrs.get(STOPPED_ATTR, "") for t in study.get_trials(deepcopy=False)}
+        df.insert(list(df.columns).index("state") + 1, "stopped", [stopped.get(int(n), "") for n in df["number"]])
     write_csv(df, out / "trials.csv")
     best_params = best_value = best_path = line = None
     try:
@@ -403,6 +438,28 @@ def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str,
                                                   "value": best_value, "params": best_params,
                                                   **({"start": start} if start is not None else {})}, indent=2))
     return df, best_params, best_value, best_path, line
+
+
+def _same_folder(study, out: Path, name: str) -> None:
+    """Refuse an ``out`` that holds another study's files, which this study would replace: trial folders numbered
+    from this study's next trial on (``trials/trial_NNNN``: numbers count per study) or a ``best.json`` of
+    another study (with ``trials.csv`` and ``best_recipe.yaml``). One ``--out`` holds one study."""
+    other = None
+    try:
+        best = json.loads((out / "best.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        best = None
+    if isinstance(best, dict) and best.get("study") not in (None, name):
+        other = f"study {best['study']!r} (its best.json)"
+    else:
+        n = len(study.get_trials(deepcopy=False))  # this study numbers its next trials from n on
+        taken = sorted(p.name for p in (out / "trials").glob("trial_*")
+                       if p.name[6:].isdigit() and int(p.name[6:]) >= n)
+        if taken:
+            other = f"another study's trials (trials/{taken[0]}{' ...' if len(taken) > 1 else ''})"
+    if other is not None:
+        raise DevolensError(f"--out holds {other}, whose trial folders, trials.csv and best recipe study {name!r} "
+                            f"would replace: give another --out for study {name!r}", path=out)
 
 
 def _same_recipe(study, base: dict, name: str, storage: str) -> None:
@@ -425,8 +482,8 @@ def _same_recipe(study, base: dict, name: str, storage: str) -> None:
     if diff:
         keys = listed(diff)
         raise DevolensError(f"study {name!r} in {storage} tunes another recipe (it differs in {keys}): its trials "
-                            "and best parameters belong to that one; give another --out (or --study) for this "
-                            "recipe, or the study's recipe to go on with it")
+                            "and best parameters belong to that one; give another --out for this recipe (and, with "
+                            "--storage, another --study), or the study's recipe to go on with it")
 
 
 def _same_data(study, bundle, data: Path, name: str, storage: str) -> None:
@@ -453,5 +510,5 @@ def _same_data(study, bundle, data: Path, name: str, storage: str) -> None:
         how = (f"the files in {data} differ from those" if theirs.get("samples") == mine["samples"] else
                f"{data} holds {mine['samples']} samples, the study's data {theirs.get('samples')}")
         raise DevolensError(f"study {name!r} in {storage} was tuned on other data ({how} in {theirs.get('path')}): "
-                            "its trials and best parameters belong to those; give another --out (or --study) for "
-                            "these data, or the study's data to go on with it")
+                            "its trials and best parameters belong to those; give another --out for these data (and, "
+                            "with --storage, another --study), or the study's data to go on with it")
