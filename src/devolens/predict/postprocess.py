@@ -39,6 +39,14 @@ def image_array(image):
     channels-first ``3xHxW`` / ``4xHxW`` array (PyTorch's layout) becomes ``HxWx3`` / ``HxWx4``. Anything else
     (arrays, lists, :class:`Prepared` items) comes back as it is, to be checked where it is used. The path of a
     TIFF stack (several planes: its pages are no colour channels) is refused with a hint.
+
+    A ``(T, H, W)`` array of frames given as one image is refused, pointing to ``predict_iter`` /
+    ``predict_batch`` (``predict`` read a stack of 4 as RGBA and segmented one of its frames): any number of planes
+    but 1 and 3 (when the last axis is not the smallest: an ``HxWxC`` image of more channels is left to the check
+    where it is used), and 4 planes whose 4th is not alpha-like (one level throughout, or two: a transparency
+    mask). A ``3xHxW`` array is always read as one colour image: three grey frames cannot be told from an RGB
+    image whose channels carry different stains, so a stack of 3 frames is segmented as colour (its ``auto``
+    channel); give frames to ``predict_iter``.
     """
     import os
     import sys
@@ -48,7 +56,8 @@ def image_array(image):
         image = image.detach().cpu()
         image = (image.float() if image.dtype == torch.bfloat16 else image).numpy()  # (NumPy has no bfloat16)
 
-    if isinstance(image, (str, os.PathLike)):
+    read = isinstance(image, (str, os.PathLike))  # a file's planes are laid out by its reader (and checked there)
+    if read:
         from devolens.io.images import read_image
 
         path = image
@@ -69,9 +78,29 @@ def image_array(image):
                     "or run the command line on it", path=os.fspath(path))
     if isinstance(image, np.ndarray) and image.dtype.kind in "cOUSV":  # complex, objects, text: not intensities
         raise DevolensError(f"expected an image of intensities (numbers), got an array of dtype {image.dtype}")
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] > 4 and not read:
+        _refuse_frames(image)
     if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[2] > 4:
         return image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
     return image
+
+
+def _refuse_frames(arr: np.ndarray) -> None:
+    """Refuse a ``(T, H, W)`` array of frames given as one image (:func:`image_array`): T planes, T not 1 or 3, nor
+    4 with an alpha-like 4th plane (one or two levels); arrays whose last axis is the smallest (``HxWxC``) pass."""
+    n, h, w = arr.shape
+    if n in (1, 3) or (w < n and w < h):
+        return
+    if n == 4:
+        alpha = arr[3]
+        lo, hi = alpha.min(), alpha.max()
+        if lo == hi or bool(((alpha == lo) | (alpha == hi)).all()):  # an RGBA image's alpha plane, channels-first
+            return
+    rgba = (" (an RGBA image with a varying alpha plane: give it channels-last, np.moveaxis(image, 0, -1))"
+            if n == 4 else "")
+    raise DevolensError(f"expected one image, got an array of shape {arr.shape}: a stack of {n} frames? predict "
+                        f"takes one image (HxW, HxWx3, or channels-first 3xHxW); for a stack of frames use "
+                        f"predict_iter(frames) or predict_batch(frames), one result per frame{rgba}")
 
 
 def check_stream(images, method: str = "predict_iter", progress=None) -> None:
