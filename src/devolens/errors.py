@@ -5,8 +5,8 @@ traceback. Library code raises it whenever the cause is the input rather than a 
 Where the CLI prints a note about a result to check, library code issues a warning
 (``warnings.warn``): :class:`DiameterWarning` (a magnification estimate), :class:`IdentityWarning` (a table the
 identity model reads poorly), :class:`NoSignalWarning` (a population frame without signal, counted NaN),
-:class:`InputWarning` (segmentation input that looks inverted, or like the other model's kind), which the CLI
-silences as it prints its own notes.
+:class:`InputWarning` (segmentation or population input that looks inverted, or like the other model's kind), which
+the CLI silences as it prints its own notes.
 
 A message that names one of the user's options names it as the user gave it: the command's flag (``--channel 5``)
 while the ``devolens`` command runs, the function's argument (``channel=5``) otherwise (:func:`option`).
@@ -50,9 +50,12 @@ class InputWarning(UserWarning):
     (:class:`~devolens.predict.segment.NucleiPredictor`, :class:`~devolens.predict.segment.MembranePredictor`) look
     inverted (dark nuclei or membranes on a bright background: an inverted export, a transmitted-light image) or like
     the other model's kind (bright blobs given to the membrane model, which outlines "cells" around them; thin bright
-    lines given to the nuclei model): the results are not what the model counts. One warning per call, judged on a few
-    of the first images (:func:`~devolens.predict.notes.judge_input`, which ``devolens segment``'s note comes from);
-    not where ``diameter`` was given in pixels or is ``"each"``."""
+    lines given to the nuclei model): the results are not what the model counts. The population predictor's
+    (:class:`~devolens.predict.population.PopulationPredictor`, method ``composition``) warn alike where its frames
+    look inverted or like membranes, in words for its counts (they come from its nuclei model's). One warning per
+    call, judged on a few of the first images (:func:`~devolens.predict.notes.judge_input`, which ``devolens
+    segment``'s and ``population``'s notes come from); not where ``diameter`` was given in pixels, nor for the
+    segmentation predictors where it is ``"each"``."""
 
 
 class IdentityWarning(UserWarning):

@@ -120,7 +120,8 @@ class ImageNetwork:
         Network input sides are padded up to a multiple of this many pixels.
     tile : int or None
         Working-resolution images with a side above this are processed by overlapping
-        ``tile x tile`` windows (stride ``tile - overlap``) and blended.
+        ``tile x tile`` windows (stride ``tile - overlap``) and blended; a multiple of ``multiple``, at least two
+        (the windows are the network's input: another side is refused, naming the nearest that fit).
     overlap : int
         Overlap of neighbouring tiles, pixels (working resolution).
     batch_size : int
@@ -214,6 +215,12 @@ class ImageNetwork:
         self.multiple = multiple
         # tile: None (whole images) or a side of at least two multiples
         self.tile = whole(tile, "tile", 2 * multiple, floats=True, none=True)
+        if self.tile is not None and self.tile % multiple:
+            # as a multiple that is not the network's: refused, not rounded (a tile of 250 with stride 32 failed
+            # deep inside PyTorch, a shape error on the first image larger than the tile)
+            low = self.tile // multiple * multiple  # (>= 2 multiples: whole's bound)
+            raise DevolensError(f"tile must be a multiple of {multiple} pixels (the network's multiple: its stride, "
+                                f"the card's input.multiple), got {tile!r}: give {low} or {low + multiple}")
         # (an overlap as large as the tile still advances by the network's multiple)
         self.overlap = whole(overlap, "overlap", 0, floats=True)
         self.batch_size = batch_size

@@ -6,7 +6,7 @@ nuclei model), where the model then finds few real objects, or outlines "cells" 
 (:mod:`devolens.cli.predict`, in the command's words) and the segmentation predictors' ``predict``, ``predict_batch``
 and ``predict_iter`` issue an :class:`~devolens.errors.InputWarning` from it (:class:`InputWatch`, once per call,
 judged on :data:`SHAPE_FRAMES` of the first :data:`SHAPE_LOOK` images: the ones in which the model found the most
-objects).
+objects), as do the population predictor's on its frames (:class:`PopulationWatch`, in words for its counts).
 """
 
 from __future__ import annotations
@@ -96,14 +96,17 @@ def _judging_scale(working: float, card: float, most: Optional[float] = SHAPE_MO
     return scale if most is None else min(scale, most)
 
 
-def _shapes(frames: list, kind: str, net, scale: float, percentiles) -> tuple[list, list, list]:
+def _shapes(frames: list, kind: str, net, scale: float, percentiles,
+            inverted: Optional[float] = None) -> tuple[list, list, list]:
     """How :func:`judge_input` reads ``frames`` (a ``kind`` input, as ``net`` prepares them, at the judging ``scale``
     with these ``percentiles``): the blob fractions of those whose bright structure it judges
     (:func:`~devolens.predict.postprocess.blob_fraction`: ``seen``); of the others, too bright to judge, a membrane
-    input's blob fractions once inverted (``flipped``) and a nuclei input's frames whose background lies near their
-    top (``bright``: :data:`LOOKS_INVERTED_BACKGROUND`, before the background flattening)."""
+    input's blob fractions once inverted (``flipped``, at the judging scale ``inverted``; None: ``scale``) and a
+    nuclei input's frames whose background lies near their top (``bright``: :data:`LOOKS_INVERTED_BACKGROUND`,
+    before the background flattening)."""
     from devolens.predict.postprocess import blob_fraction, prepare_image
 
+    inverted = scale if inverted is None else inverted
     seen, flipped, bright = [], [], []
     for frame in frames:
         work = prepare_image(frame, net.channel, scale, percentiles, net.flatten, net.outliers)
@@ -113,7 +116,7 @@ def _shapes(frames: list, kind: str, net, scale: float, percentiles) -> tuple[li
         elif kind == "membrane" and float(np.median(work[::4, ::4])) >= 0.3:
             # a bright background: dark membranes on it (brightfield, DIC, an inverted export) are thin bright
             # lines once inverted
-            value = blob_fraction(prepare_image(_inverted(frame, net.channel), "mean", scale,
+            value = blob_fraction(prepare_image(_inverted(frame, net.channel), "mean", inverted,
                                                 percentiles, net.flatten, net.outliers))
             if value is not None:
                 flipped.append(value)
@@ -223,12 +226,16 @@ def judges(predictor) -> bool:
         predictor.diameter is not None and predictor.last_estimate is None))
 
 
-def judge_input(frames, kind: str, predictor) -> Optional[InputLook]:
+def judge_input(frames, kind: str, predictor, *, resize: float = 1.0,
+                estimated: Optional[bool] = None) -> Optional[InputLook]:
     """Whether a segmentation input looks inverted or like the other model's kind, judged on a few of its ``frames``
     (a list, or a function returning one: called only where the input is judged; ``devolens segment`` gives the
     :data:`SHAPE_FRAMES` of the first :data:`SHAPE_LOOK` frames in which the model found the most objects,
-    :class:`JudgedFrames`) at half the render scale the model knows (:func:`_judging_scale`: the working scale's
-    share of the card's, so that a ``diameter`` counts, at most :data:`SHAPE_MOST_SCALE` of the input's pixels).
+    :class:`JudgedFrames`) at half the render scale the model knows, at most :data:`SHAPE_MOST_SCALE` of the input's
+    pixels (:func:`_judging_scale`). Whether they look like the other kind is judged at the card's scale, whatever a
+    ``diameter="auto"`` estimate resized them by (an estimate on the wrong kind of image is off: the membrane model's
+    reads nuclei as magnified, and at the scale it shrinks them to their blobs read as lines); whether they look
+    inverted, at the working scale's share of the card's (``resize`` times it: the estimate counts).
 
     Parameters
     ----------
@@ -238,6 +245,13 @@ def judge_input(frames, kind: str, predictor) -> Optional[InputLook]:
         The model that reads them.
     predictor : NucleiPredictor or MembranePredictor
         The predictor at the working scale it read them at (a stream's magnification estimate included).
+    resize : float
+        What the frames were resized by before the predictor read them (the population predictor's resizing to
+        its nuclei model's magnification), which the working scale is taken times (for the inverted checks).
+    estimated : bool, optional
+        Whether the stream's magnification was estimated (``diameter="auto"``): an inverted nuclei input is then
+        judged at the magnification the size model reads off the inverted frames
+        (:func:`inverted_nuclei`). None: as the ``predictor``'s ``last_estimate`` says.
 
     Returns
     -------
@@ -251,15 +265,36 @@ def judge_input(frames, kind: str, predictor) -> Optional[InputLook]:
     if not frames:
         return None
     net = predictor.network
-    scale = _judging_scale(predictor.working_scale(), predictor.card_scale)
+    card = predictor.card_scale
+    # the inverted checks: at the scale the model read the frames at (an estimate's resizing included)
+    scale = _judging_scale(resize * predictor.working_scale(), card)
     percentiles = net.percentiles or (1.0, 99.8)
-    seen, flipped, bright = _shapes(frames, kind, net, scale, percentiles)
-    return shape_verdict(kind, seen, flipped, bright, predictor, scale, percentiles)
+    # the kind check: at the card's (the same where nothing was estimated). A diameter="auto" estimate is made on
+    # the frames as they are, and the membrane size model misreads nuclei: EPIC renders of 291 and 387 cells were
+    # shrunk to 0.58-0.60 of the card's scale, judged at 0.29-0.30 of their pixels, where 40-44 % of their bright
+    # pixels lay in blobs (under LOOKS_LIKE_NUCLEI): the misjudged magnification silenced the note that explains it
+    # (49-51 % at SHAPE_MOST_SCALE)
+    seen, flipped, bright = _shapes(frames, kind, net, _judging_scale(card, card), percentiles, inverted=scale)
+    return shape_verdict(kind, seen, flipped, bright, predictor, scale, percentiles, estimated)
 
 
 def input_message(look: InputLook, kind: str) -> str:
-    """The :class:`~devolens.errors.InputWarning`'s words for ``look`` (:func:`judge_input`) of a ``kind`` input,
-    for a program using the library (``devolens segment``'s note says the same in the command's words)."""
+    """The :class:`~devolens.errors.InputWarning`'s words for ``look`` (:func:`judge_input`) of a ``kind`` input
+    (``"population"``: frames judged as a nuclei input, whose counts the population model reads from its nuclei
+    model's), for a program using the library (``devolens segment``'s and ``population``'s notes say the same in the
+    command's words)."""
+    if kind == "population" and look.what == "inverted":
+        return (f"the frames look inverted: dark blobs on a bright background ({look.value:.0%} of the bright pixels "
+                "in blobs once inverted), where the nuclei model the population counts come from reads bright "
+                "nuclei on a dark background and finds few or no real nuclei, so the counts are not cell counts. An "
+                "inverted export or lookup table: invert the frames first (an 8-bit image: 255 - image) and count "
+                "them again; a transmitted-light image (brightfield, DIC), whose dark embryo reads the same: the "
+                "population model needs a fluorescence image of the nuclei")
+    if kind == "population":
+        return (f"the frames look like membranes (thin bright lines, {look.value:.0%} of their bright pixels in "
+                "blobs; nuclei are filled blobs): the nuclei model the population counts come from finds fragments "
+                "of lines, so the counts are not cell counts. The population model needs an image of the nuclei; "
+                "for a two-colour image, channel= picks the nuclei's channel (\"red\", \"green\" or \"blue\")")
     if look.what == "inverted" and kind == "membrane":
         return ("the images look inverted: dark thin lines on a bright background (brightfield, DIC, or an inverted "
                 "export), where the membrane model reads bright membranes on a dark background and finds few or no "
@@ -285,10 +320,15 @@ def input_message(look: InputLook, kind: str) -> str:
 class InputWatch:
     """One ``predict``/``predict_batch``/``predict_iter`` call's look at its input, for the
     :class:`~devolens.errors.InputWarning`: the images are tapped as the stream reads them (:meth:`tap`; of the first
-    :data:`SHAPE_LOOK` only, and only until their results come), the results added as they are yielded (:meth:`add`,
-    which keeps the :data:`SHAPE_FRAMES` with the most objects, :class:`JudgedFrames`), and the input judged once
-    (:func:`judge_input`) after the :data:`SHAPE_LOOK`-th result or at the stream's end (:meth:`finish`), whichever
-    comes first. ``predictor``: the stream's (at its magnification); ``kind``: ``"nuclei"`` or ``"membrane"``."""
+    :data:`SHAPE_LOOK` only, and only until their results come), the results' object counts added as they are
+    yielded (:meth:`add`, which keeps the :data:`SHAPE_FRAMES` with the most objects, :class:`JudgedFrames`), and the
+    input judged once (:meth:`judge`: :func:`judge_input`) after the :data:`SHAPE_LOOK`-th result or at the stream's
+    end (:meth:`finish`), whichever comes first. ``predictor``: the stream's (at its magnification); ``kind``:
+    ``"nuclei"`` or ``"membrane"``. :meth:`add` and :meth:`finish` return the warning's words (:func:`input_message`)
+    for the stream's public method to issue from its own frame, so that it names the user's line."""
+
+    #: how :func:`input_message` words the warning (the input's kind; population's own words)
+    words: Optional[str] = None
 
     def __init__(self, predictor, kind: str):
         self.predictor = predictor
@@ -300,12 +340,13 @@ class InputWatch:
 
     @classmethod
     def of(cls, predictor, kind: str) -> Optional["InputWatch"]:
-        """A watch on ``predictor``'s stream, or None where nothing is judged (:func:`judges`), or while the
-        ``devolens`` command runs: it judges the frames it reads itself (a z-stack's busiest planes among them) and
-        prints its own note."""
+        """A watch on ``predictor``'s stream, or None where nothing is judged (:func:`judges`; a predictor whose
+        ``judges_input`` is False: the population predictor's view of its nuclei model, judged by
+        :class:`PopulationWatch`), or while the ``devolens`` command runs: it judges the frames it reads itself (a
+        z-stack's busiest planes among them) and prints its own note."""
         from devolens.errors import command_running
 
-        if command_running() or not judges(predictor):
+        if command_running() or not getattr(predictor, "judges_input", True) or not judges(predictor):
             return None
         return cls(predictor, kind)
 
@@ -319,27 +360,60 @@ class InputWatch:
                 self.tapped += 1
             yield img
 
-    def add(self, result) -> None:
-        """The next image's result (in the input's order); the input judged after the :data:`SHAPE_LOOK`-th."""
+    def add(self, count: int) -> Optional[str]:
+        """The next image's result, ``count`` objects found (in the input's order); the input judged after the
+        :data:`SHAPE_LOOK`-th: returns the warning's words where it was judged now and looks wrong, else None."""
         if self.done or not self.images:
-            return
+            return None
         image = np.asarray(self.images.popleft())
-        self.judged.add(result.count, image)
+        self.judged.add(int(count), image)
         if self.judged.added >= SHAPE_LOOK:
-            self.finish(stacklevel=4)
+            return self.finish()
+        return None
 
-    def finish(self, stacklevel: int = 3) -> None:
-        """Judge the input (once) and issue an :class:`~devolens.errors.InputWarning` where it looks inverted or like
-        the other model's kind (``stacklevel``: as ``warnings.warn``'s, counted from here; 3: the caller of the
-        predictor's stream, where the stream calls this)."""
+    def finish(self) -> Optional[str]:
+        """Judge the input (once): the :class:`~devolens.errors.InputWarning`'s words where it looks inverted or
+        like the other model's kind (:func:`input_message`), else None (also when judged already)."""
         if self.done:
-            return
+            return None
         self.done = True
         self.images.clear()
-        look = judge_input(self.judged.frames(), self.kind, self.predictor)
-        if look is not None:
-            import warnings
+        look = self.judge(self.judged.frames())
+        return None if look is None else input_message(look, self.words or self.kind)
 
-            from devolens.errors import InputWarning
+    def judge(self, frames: list) -> Optional[InputLook]:
+        """What the judged ``frames`` look like (:func:`judge_input`)."""
+        return judge_input(frames, self.kind, self.predictor)
 
-            warnings.warn(input_message(look, self.kind), InputWarning, stacklevel=stacklevel)
+
+class PopulationWatch(InputWatch):
+    """The population predictor's :class:`InputWatch`: its frames as given (before its resizing and its channel
+    reduction: an inverted colour frame's dark nuclei are judged on the channel that shows them once inverted),
+    judged as ``devolens population`` judges them for its note (:func:`judge_input` of its nuclei model, at the
+    working scale times the stream's ``resize``; ``estimated``: the stream's magnification was estimated), and
+    worded for its counts (:func:`input_message`'s ``"population"``). ``predictor``: the nuclei model."""
+
+    words = "population"
+
+    def __init__(self, predictor, resize: float = 1.0, estimated: bool = False):
+        super().__init__(predictor, "nuclei")
+        self.resize = float(resize)
+        self.estimated = bool(estimated)
+
+    @classmethod
+    def of(cls, population, resize: float = 1.0, estimated: bool = False) -> Optional["PopulationWatch"]:
+        """A watch on a ``population`` predictor's stream (frames resized by ``resize``), or None: for a model
+        without a nuclei network (a regressor; a stand-in for one), where a ``diameter`` in pixels was given (it
+        says how big the nuclei are: as for ``segment``'s), or while the ``devolens`` command runs (it prints its
+        own note)."""
+        from devolens.errors import command_running
+        from devolens.predict.segment import _SegmentationPredictor
+
+        nuclei = getattr(population, "nuclei", None)
+        if command_running() or not isinstance(nuclei, _SegmentationPredictor) or (population.scale_known
+                                                                                   and not population.auto):
+            return None
+        return cls(nuclei, resize, estimated) if judges(nuclei) else None
+
+    def judge(self, frames: list) -> Optional[InputLook]:
+        return judge_input(frames, "nuclei", self.predictor, resize=self.resize, estimated=self.estimated)

@@ -38,6 +38,7 @@ import pandas as pd
 from devolens.errors import DevolensError
 from devolens.predict._engine import batched, load_zoo_network
 from devolens.predict.postprocess import smooth_populations
+from devolens.predict.segment import Told, _issued
 
 LETTERS: tuple[str, ...] = ("A", "E", "M", "P", "C", "D", "Z")
 COLUMNS: tuple[str, ...] = LETTERS + ("total",)
@@ -400,7 +401,9 @@ class PopulationPredictor:
         arithmetic its calibration was fitted with). ``diameter`` (typical nucleus diameter in
         the input, pixels; method ``composition``): frames at another magnification are
         resized by the nuclei model's reference diameter / ``diameter`` before everything
-        else, so that nuclei and embryo have the sizes the calibration was fitted on.
+        else, so that nuclei and embryo have the sizes the calibration was fitted on; with a ``scale`` for the nuclei
+        model, the scale times that resizing (a ``"auto"`` estimate's too, before any frame is counted) is held to
+        the range a scale is held to (:func:`~devolens.predict.segment.check_scale`).
         """
         from devolens.io.tensors import load_tensors
 
@@ -461,6 +464,9 @@ class PopulationPredictor:
 
                 # a number here, checked above on the same card's reference (a model without one refused there)
                 resize = diameter_scale(1.0, getattr(nuclei, "diameter_ref", None), diameter)
+                # ... and with a scale of the user's, the scale times this resizing held to the range a scale is
+                # (the nuclei model reads the resized frames at its scale: scale=2 with diameter 10 enlarged them 14x)
+                nuclei._held_scale(diameter, f"diameter {diameter:g} px")
             extra: dict[str, Any] = {}
             reg = card.get("total_regressor")
             if reg:  # a whole-frame regressor of the total, stored in the same file ("total_regressor.*")
@@ -525,7 +531,7 @@ class PopulationPredictor:
         population`` leaves its row empty, with a :class:`~devolens.errors.NoSignalWarning` (``flat_frames`` is
         then ``[0]``).
         """
-        row = next(self.predict_iter([image]))
+        row = list(_issued(self._run([image])))[0]  # (its warnings name the caller's line: _issued)
         if row.get("flat"):
             _warn_no_signal([row], 1)
             return dict.fromkeys(COLUMNS, math.nan)
@@ -543,7 +549,7 @@ class PopulationPredictor:
 
         check_stream(images, "predict_batch", progress)
         images = list(images)
-        rows = list(self.predict_iter(images, total=len(images), progress=progress))
+        rows = list(_issued(self._run(images, total=len(images), progress=progress)))
         df = pd.DataFrame(rows, columns=list(COLUMNS))
         empty = [i for i, row in enumerate(rows) if row.get("flat")]
         if empty:
@@ -569,11 +575,33 @@ class PopulationPredictor:
         leaves it out of a fit and reads its row off the fitted curve (``population --monotone`` and ``--clock``):
         check ``flat`` before using them. :meth:`predict` and :meth:`predict_batch` leave them empty (NaN), as
         ``population`` does otherwise, with a :class:`~devolens.errors.NoSignalWarning`.
+
+        Frames that look inverted (dark nuclei on a bright background) or like membranes get one
+        :class:`~devolens.errors.InputWarning` per call (method ``composition``), judged as ``devolens population``
+        judges them for its note: on the frames as given, after the first 20 rows or at the stream's end, by
+        :func:`~devolens.predict.notes.judge_input` (:class:`~devolens.predict.notes.PopulationWatch`; none where
+        ``diameter`` was given in pixels), as the nuclei predictor's stream does. Warnings name the line that reads
+        the stream (:meth:`predict` and :meth:`predict_batch`: the line that calls them).
         """
+        yield from _issued(self._run(images, total, progress))
+
+    def _run(self, images: Iterable, total: int | None = None,
+             progress: Callable[[int, int], None] | None = None) -> Iterator[dict | Told]:
+        """:meth:`predict_iter`'s stream: the rows, and what is to be said of them as
+        :class:`~devolens.predict.segment.Told` items, which :meth:`predict`, :meth:`predict_batch` and
+        :meth:`predict_iter` issue as warnings naming their caller's line
+        (:func:`~devolens.predict.segment._issued`)."""
+        from devolens.predict.notes import PopulationWatch
         from devolens.predict.postprocess import check_stream, image_array
 
         check_stream(images, progress=progress)
         images = map(image_array, images)  # paths read, 1xHxW and channels-first arrays laid out
+        # an input that looks inverted or like membranes: judged on the frames as given, as the command's note
+        # (its nuclei model's own look is off: it sees them resized and reduced to one channel, where an inverted
+        # colour frame's channel chosen shows no nuclei)
+        watch = PopulationWatch.of(self, self.resize)
+        if watch is not None:
+            images = watch.tap(images)
         images = map(self._without_hot_pixels, images)  # (at the input's resolution, before any resizing)
         # frames without signal (lacks_signal): the regressor reads a black frame instead. Normalising one stretches
         # the rounding of its resizing to full contrast, which it read as an embryo of ~25 cells (the nuclei network
@@ -617,10 +645,12 @@ class PopulationPredictor:
 
             images = iter(images)
             head, chosen = gather(self.nuclei, images)
-            est = self.last_estimate = self.nuclei.estimate_diameter(chosen)
-            from devolens.predict.sizing import warn_untrusted
-
-            warn_untrusted([est], "nuclei")  # frames used as they are (the CLI's note)
+            est = self.nuclei.estimate_diameter(chosen)
+            held = getattr(self.nuclei, "_estimated_scale", None)  # (a stand-in for the nuclei model: unchecked)
+            if est is not None and held is not None:  # the user's scale times the estimate's resizing in range
+                held(est)  # (raised before anything is recorded or counted)
+            self.last_estimate = est
+            yield Told(estimates=[est], what="nuclei")  # frames used as they are (the CLI's note)
             # this stream's own factor (read lazily below: another stream estimated meanwhile must not change it);
             # self.resize records the last stream's, for size_advice
             resize = self.resize = 1.0 if est is None or est.diameter is None else diameter_scale(
@@ -628,6 +658,8 @@ class PopulationPredictor:
             # too few nuclei to judge by: used as they are (pixel scale not known), the regressor keeps their framing
             scale_known = est is not None and bool(est.trusted)
             images = itertools.chain(head, images)
+            if watch is not None:  # judged at this stream's magnification, as the command's note
+                watch.resize, watch.estimated = resize, est is not None
         else:
             resize = self.resize
             scale_known = self.scale_known
@@ -648,7 +680,14 @@ class PopulationPredictor:
                         small.append(regressor_input(k, img))
                     yield img
 
-            for res in self.nuclei.predict_iter(frames(), total=total):
+            # the nuclei model's own look at its input is off (in a view of it: the model itself is left as it is):
+            # it reads the frames resized and reduced to one channel; the watch above judges them as given
+            nuclei = copy.copy(self.nuclei)
+            nuclei.judges_input = False
+            for res in nuclei.predict_iter(frames(), total=total):
+                text = None if watch is None else watch.add(res.count)
+                if text is not None:
+                    yield Told(text)
                 obj = res.objects  # the object columns as arrays (no DataFrame per frame)
                 if self.coef is not None:
                     feats = stage_features(res.count, obj["area"], obj["x"], obj["y"])
@@ -670,6 +709,9 @@ class PopulationPredictor:
                 if progress is not None:
                     progress(done, -1 if total is None else total)
                 yield row
+            text = None if watch is None else watch.finish()
+            if text is not None:
+                yield Told(text)
             return
         for chunk in batched(enumerate(images), self.batch_size):
             out = self._regress(np.stack([regressor_input(k, img) for k, img in chunk]))

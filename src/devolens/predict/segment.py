@@ -23,15 +23,17 @@ import copy
 import itertools
 import math
 import numbers
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, InputWarning
 from devolens.predict._engine import ImageNetwork, batched, load_zoo_network, to_input_size
+from devolens.predict.sizing import warn_untrusted
 from devolens.predict.postprocess import (
     Prepared,
     check_stream,
@@ -355,6 +357,34 @@ def _noted(result: SegmentationResult, found: dict) -> SegmentationResult:
     return result
 
 
+class Told(NamedTuple):
+    """A warning a predictor's stream leaves to the public method reading it (``predict``, ``predict_batch``,
+    ``predict_iter``), which issues it through :func:`_issued`, so that it names the user's line (issued inside the
+    stream, it named this module's, or a ``list()`` caller's here): an :class:`~devolens.errors.InputWarning`'s words
+    (``text``), or the diameter estimates that :func:`~devolens.predict.sizing.warn_untrusted` judges
+    (``estimates``, of ``what`` objects, ``each``: one per image)."""
+
+    text: str | None = None
+    estimates: list | None = None
+    what: str = "nuclei"
+    each: bool = False
+
+
+def _issued(stream: Iterable) -> Iterator:
+    """The items of a predictor's stream (its ``_run``) but its :class:`Told` ones, which are issued here as
+    warnings (an :class:`~devolens.errors.InputWarning`, or :func:`~devolens.predict.sizing.warn_untrusted`'s
+    :class:`~devolens.errors.DiameterWarning`) naming the line that called the public method reading this: that
+    method reads it with no frame of its own between (``list(_issued(...))`` or ``yield from _issued(...)``; the
+    segmentation and population predictors' ``predict``, ``predict_batch`` and ``predict_iter``)."""
+    for item in stream:
+        if not isinstance(item, Told):
+            yield item
+        elif item.text is not None:  # stacklevel: here (1), the public method (2), its caller (3)
+            warnings.warn(item.text, InputWarning, stacklevel=3)
+        else:  # (counted from inside warn_untrusted: one more)
+            warn_untrusted(item.estimates, item.what, each=item.each, stacklevel=4)
+
+
 class _Done:
     """An already computed result with the two methods of a Future that predict_iter uses."""
 
@@ -384,6 +414,9 @@ class _SegmentationPredictor:
     # noise as objects (the membrane model outlines thousands of "cells" in a camera's dark frame) says so
     checks_structure = False
     size_objects = "bright"  # what diameter="auto" counts before it trusts an image (sizing.count_objects)
+    # whether a stream's input is judged for the InputWarning (notes.InputWatch): off in the view of the nuclei model
+    # that the population predictor's stream reads its frames through (its own watch judges the frames as given)
+    judges_input = True
 
     def __init__(
         self,
@@ -449,6 +482,7 @@ class _SegmentationPredictor:
         inp = card.get("input") if isinstance(card, dict) else None
         own = inp.get("scale", 1.0) if isinstance(inp, dict) else None
         own = float(own) if is_number(own) and np.isfinite(float(own)) and float(own) > 0 else None
+        self.own_scale = own  # (None: no card; diameter="auto"'s estimates are held to it too: _estimated_scale)
         if own is not None and self.diameter is not None:  # both: the scale and their product bounded
             factor = diameter_scale(1.0, self.diameter_ref, self.diameter)
             label = f"scale {float(scale):g} with diameter {self.diameter:g} px" if is_number(scale) else None
@@ -538,20 +572,21 @@ class _SegmentationPredictor:
         """Segment one image (``HxW``, ``HxWx3`` or ``3xHxW``, any size: a NumPy array, a PyTorch tensor, or an
         image file's path); outputs at the input size. Several images: :meth:`predict_batch` or
         :meth:`predict_iter`. An image that looks inverted or like the other model's kind gets an
-        :class:`~devolens.errors.InputWarning` (as in :meth:`predict_iter`)."""
+        :class:`~devolens.errors.InputWarning` (as in :meth:`predict_iter`); warnings name the caller's line."""
         if _several(image):  # (read as one array of them: "expected an HxW or HxWx3 image, got (3, 512, 752, 3)")
             raise DevolensError(f"predict takes one image, got a {type(image).__name__} of {len(image)}: for several "
                                 "use predict_batch(images) (a list of results) or predict_iter(images) (a stream)")
-        return self.predict_batch([image])[0]
+        return list(_issued(self._run([image], 1)))[0]  # (its warnings name the caller's line: _issued)
 
     def predict_batch(
         self, images: Sequence[np.ndarray], progress: Callable[[int, int], None] | None = None
     ) -> list[SegmentationResult]:
         """Segment a list of images (batched forward passes); one result per image. Images that look inverted or
-        like the other model's kind get one :class:`~devolens.errors.InputWarning` (as in :meth:`predict_iter`)."""
+        like the other model's kind get one :class:`~devolens.errors.InputWarning` (as in :meth:`predict_iter`);
+        warnings name the caller's line."""
         check_stream(images, "predict_batch", progress)
         images = list(images)
-        return list(self.predict_iter(images, total=len(images), progress=progress))
+        return list(_issued(self._run(images, len(images), progress)))
 
     def predict_iter(
         self,
@@ -578,13 +613,16 @@ class _SegmentationPredictor:
         preparation, ahead or here; not said of giant images, normalised block by block). With ``diameter="auto"`` the
         magnification is estimated once for the stream, from its first images with the most
         objects (``last_estimate``); with ``"each"``, for every image on its own (``estimates``;
-        images are then segmented one at a time, without the pipelining).
+        images are then segmented one at a time, without the pipelining). The working scale an estimate gives is
+        held to the range a ``scale`` is held to (:meth:`_estimated_scale`): an estimate beyond it raises a
+        :class:`~devolens.errors.DevolensError` before its images are segmented.
 
         Images that look inverted (dark nuclei or membranes on a bright background) or like the other model's kind
         (nuclei given to the membrane model, membranes to the nuclei model) get one
         :class:`~devolens.errors.InputWarning` per call, judged after the first 20 results (or at the stream's end)
         on the 5 of those images with the most objects (:func:`~devolens.predict.notes.judge_input`; none with a
-        ``diameter`` in pixels or ``"each"``); ``devolens segment`` prints it as a note.
+        ``diameter`` in pixels or ``"each"``); ``devolens segment`` prints it as a note. Warnings name the line
+        that reads the stream.
 
         Parameters
         ----------
@@ -600,13 +638,19 @@ class _SegmentationPredictor:
             Post-processing threads, a whole number >= 0 (0: everything in the calling thread, one step after
             the other).
         """
+        yield from _issued(self._run(images, total, progress, workers))
+
+    def _run(self, images: Iterable, total: int | None = None, progress: Callable[[int, int], None] | None = None,
+             workers: int = 1) -> Iterator[SegmentationResult | Told]:
+        """:meth:`predict_iter`'s stream: the results, in input order, and what is to be said of them as
+        :class:`Told` items, which :meth:`predict`, :meth:`predict_batch` and :meth:`predict_iter` issue as
+        warnings naming their caller's line (:func:`_issued`; issued here, a warning named this module's line, or
+        ``list()``'s caller's, not the user's)."""
         check_stream(images, progress=progress)
         from devolens.checks import whole
 
         workers = whole(workers, "workers", 0, floats=True)  # ("2" and 1.5 are no number of threads; -1 ran none)
         images = map(_image_in, images)  # paths read, tensors, 1xHxW and channels-first arrays laid out, checked
-        from devolens.predict.sizing import warn_untrusted
-
         what = "cells" if self.size_objects == "enclosed" else "nuclei"
         if self.auto_each:  # each image its own magnification: one image at a time
             estimates: list = []  # this call's (self.estimates: the last call's, whichever thread made it)
@@ -624,41 +668,90 @@ class _SegmentationPredictor:
                     if progress is not None:
                         progress(done, -1 if total is None else total)
                     yield res
-            warn_untrusted(estimates, what, each=True)  # images used as they are (the CLI's note)
+            yield Told(estimates=estimates, what=what, each=True)  # images used as they are (the CLI's note)
             return
         run = self
         if self.auto:  # one magnification for the stream, estimated from its first frames with the most nuclei
-            from devolens.predict.sizing import gather
+            from devolens.predict.sizing import Gathered, gather
 
             images = iter(images)
             head, chosen = gather(self, images)
             if self.checks_structure and len(chosen) > 1:  # frames of noise do not judge a movie's magnification
-                chosen = [c for c in chosen if not self._lacks_structure(c)] or chosen
+                kept = [i for i, image in enumerate(chosen) if not self._lacks_structure(image)]
+                if kept:  # (their positions kept with them: the estimate's frames; a plain list recorded none)
+                    chosen = Gathered((chosen[i] for i in kept), (chosen.frames[i] for i in kept))
             est = self.estimate_diameter(chosen, apply=True)
-            warn_untrusted([est], what)  # used as they are (the CLI's note)
+            yield Told(estimates=[est], what=what)  # used as they are (the CLI's note)
             run = self if est is None else self._at(est)  # None: an empty stream
             images = itertools.chain(head, images)
         from devolens.predict.notes import InputWatch
 
         # an input that looks inverted or like the other model's: an InputWarning, judged once on a few first images
-        watch = InputWatch.of(run, "membrane" if self.size_objects == "enclosed" else "nuclei")
-        if watch is None:
+        look = InputWatch.of(run, "membrane" if self.size_objects == "enclosed" else "nuclei")
+        if look is None:
             yield from run._stream(images, total, progress, workers)
             return
-        for res in run._stream(watch.tap(images), total, progress, workers):
-            watch.add(res)
+        for res in run._stream(look.tap(images), total, progress, workers):
+            text = look.add(res.count)
+            if text is not None:
+                yield Told(text)
             yield res
-        watch.finish()
+        text = look.finish()
+        if text is not None:
+            yield Told(text)
 
     def _at(self, est) -> "_SegmentationPredictor":
         """This predictor at the working scale of ``est`` (a :class:`~devolens.predict.sizing.DiameterEstimate`) for
         one stream: a view sharing the network's weights with a scale of its own, so that streams estimated apart
         (generators read in turns, calls from several threads) each keep their own magnification whatever
         the others estimate later (``self`` only records the last estimate)."""
+        scale = self._estimated_scale(est)
         view = copy.copy(self)
         view.diameter = est.diameter
-        view.network = self.network.at_scale(self._scale_for(est.diameter))
+        view.network = self.network.at_scale(scale)
         return view
+
+    def _estimated_scale(self, est) -> float:
+        """The working scale of ``est`` (a :class:`~devolens.predict.sizing.DiameterEstimate` of
+        ``diameter="auto"`` or ``"each"``), held to the range a ``scale`` is held to (:func:`check_scale`: at most
+        :data:`MAX_ENLARGE` times enlarged, :data:`MAX_SHRINK` times shrunk, beyond the card's scale).
+
+        The estimate's resizing applies on top of the working scale at the training magnification (the card's, or
+        the ``scale`` given, at which the size model reads the images too), as a ``diameter`` given in pixels
+        does; so, as for a ``scale`` with such a diameter, the scale times the resizing is checked: with a
+        ``scale`` given, :func:`check_scale`'s error (the scales that fit, or to leave the scale out); without,
+        :func:`check_diameter`'s (the diameters in pixels that fit). Unchecked without a card's scale (a predictor
+        built by hand) or where the images are used at the working scale as they are (``est.diameter`` None).
+
+        Raises
+        ------
+        DevolensError
+            The estimate would take the working scale beyond that range.
+        """
+        if est.diameter is None:
+            return self._scale_for(None)
+        how = "each" if self.auto_each else "auto"
+        return self._held_scale(est.diameter, f"diameter={how!r} (estimated {est.diameter:.3g} px: magnification "
+                                              f"{est.magnification:.3g} of the model's reference framing)")
+
+    def _held_scale(self, diameter: float, label: str) -> float:
+        """The working scale for objects ``diameter`` input pixels wide, held to the range a ``scale`` is held to
+        (:meth:`_estimated_scale`'s check; also the population predictor's, whose frames are resized to its nuclei
+        model's magnification before this model reads them at its scale). ``label``: how the diameter is named in
+        the error (``diameter='auto' (estimated 5 px: ...)``). Unchecked without a card's scale.
+
+        Raises
+        ------
+        DevolensError
+            That working scale lies beyond the range.
+        """
+        own = self.own_scale
+        if own is not None and self.card_scale != own:  # the user's scale: it and it times the diameter's resizing
+            check_scale(self.card_scale, own, f"scale {self.card_scale:g} with {label}",
+                        factor=diameter_scale(1.0, self.diameter_ref, diameter))
+        elif own is not None:
+            check_diameter(diameter, self.diameter_ref, label=label)
+        return self._scale_for(diameter)
 
     def _scale_for(self, diameter: float | None) -> float:
         """The working scale for objects ``diameter`` input pixels wide (None: the card's scale)."""
@@ -799,9 +892,10 @@ class _SegmentationPredictor:
             return None
         est = estimate_diameter(self, images)
         if apply:
+            scale = self._estimated_scale(est)  # (checked first: an estimate out of range changes nothing)
             self.last_estimate = est
             self.diameter = est.diameter
-            self.network.scale = self._scale_for(est.diameter)
+            self.network.scale = scale
         return est
 
     def working_scale(self) -> float:

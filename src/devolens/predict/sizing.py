@@ -95,10 +95,12 @@ def untrusted_reason(estimate: "DiameterEstimate | None", what: str = "nuclei") 
             "few to judge the magnification by")
 
 
-def warn_untrusted(estimates: "Sequence[DiameterEstimate | None]", what: str = "nuclei", each: bool = False) -> None:
+def warn_untrusted(estimates: "Sequence[DiameterEstimate | None]", what: str = "nuclei", each: bool = False,
+                   stacklevel: int = 3) -> None:
     """Issue a :class:`~devolens.errors.DiameterWarning` when ``diameter="auto"`` (``each``: ``"each"``, one
     estimate per image) could not judge the images and used them as they are: the library's counterpart of the
-    CLI's note (which silences it)."""
+    CLI's note (which silences it). ``stacklevel``: as ``warnings.warn``'s, counted from here (3: the line that
+    called this function's caller)."""
     import warnings
 
     few = [e for e in estimates if untrusted_reason(e, what)]
@@ -112,7 +114,7 @@ def warn_untrusted(estimates: "Sequence[DiameterEstimate | None]", what: str = "
     else:
         message = (f"diameter='auto': {untrusted_reason(few[0], what)}: used as they are (give diameter in pixels "
                    "if they are not EPIC-like framing; see .last_estimate)")
-    warnings.warn(message, DiameterWarning, stacklevel=3)
+    warnings.warn(message, DiameterWarning, stacklevel=stacklevel)
 
 
 def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
