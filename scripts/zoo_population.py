@@ -234,9 +234,11 @@ def kept_total_regressor(folder: Path) -> tuple[dict, dict]:
                             f"{spec.get('run')}) was embedded, with the calibration of that time; "
                             "scripts/zoo_population.py --total-from-zoo copied them unchanged at a later refit of the "
                             f"calibration: the weight {spec.get('weight_calibration')} was not chosen again with it")
+    how = ("last chosen by benchmarks/choose_total_weight.py on development renders (total_regressor.chosen: run it "
+           "again with the new calibration)" if spec.get("chosen") else "not chosen again with this calibration")
     print(f"total regressor kept from {folder} (run {spec.get('run')}): weight_calibration "
-          f"{spec.get('weight_calibration')} and validation_total_mae copied unchanged, not chosen again with this "
-          "calibration (total_regressor.measured says so; --total-run RUN chooses the weight again)")
+          f"{spec.get('weight_calibration')} and validation_total_mae copied unchanged, {how} "
+          "(total_regressor.measured says so; --total-run RUN chooses the weight again)")
     return tensors, spec
 
 

@@ -94,7 +94,8 @@ run $PY scripts/zoo_sizemodel.py fit "$S0/train.npz" "$S0/train2.npz" "$S0/wells
   --keep-from 0.75 --heldout "$S0/heldout.npz" "$S0/wells_heldout.npz" "$S0/crowd_heldout.npz" --to "$STAGE/nuclei"
 run $PY scripts/zoo_sizemodel.py fit "$S1/train.npz" "$S1/train2.npz" "$S1/wells.npz" \
   --heldout "$S1/heldout.npz" "$S1/wells_heldout.npz" --to "$STAGE/nuclei" --role backdrop --gate 0.05 0.15
-# 5. the population model: the calibration of the nuclei counts (the whole-frame regressor kept)
+# 5. the population model: the calibration of the nuclei counts (the whole-frame regressor kept; its blend weight
+#    too: with a new calibration choose it again on development renders, benchmarks/choose_total_weight.py)
 run $PY scripts/zoo_population.py --out "$WORK/pop_tables.safetensors" --zoo "$STAGE" \
   --total-from-zoo "$STAGE/population" --renders "${CAL[@]}"
 run $PY scripts/zoo_ship.py population "$WORK/pop_tables.safetensors" --to "$STAGE/population" --update
