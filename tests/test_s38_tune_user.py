@@ -68,11 +68,15 @@ def test_a_second_study_in_the_same_out_is_refused_and_the_first_kept(data, tmp_
     kept = _files(out, trial)
     with pytest.raises(DevolensError, match=r"--out holds study 'test' \(its best.json\)") as err:  # as advised
         tune(_recipe(), data, out, study_name="narrow")
-    assert "give another --out for study 'narrow'" in str(err.value) and "--study" not in str(err.value)
+    # a recipe only renamed names another study: the one this folder holds is named to go on with
+    assert str(err.value).endswith("give another --out for study 'narrow', or --study 'test' to go on with the study "
+                                   "this folder holds")
     (out / "best.json").unlink()  # its trial folders tell so too (a study with no completed trial has no best.json)
     del kept["best.json"]
-    with pytest.raises(DevolensError, match=r"--out holds another study's trials \(trials/trial_0000\)"):
+    with pytest.raises(DevolensError, match=r"--out holds trial folders \(trials/trial_0000\) of study 'test' \(the "
+                                            r"other study in its study.db\)") as err:
         tune(_recipe(), data, out, study_name="narrow")
+    assert "or --study 'test' to go on with the study this folder holds" in str(err.value)
     assert len(fake_train.calls) == 1  # no trial of 'narrow' ran
     assert _files(out, trial) == kept
     # no empty study 'narrow' is left in the first study's database
@@ -194,8 +198,78 @@ def test_pruning_that_drops_no_sample_goes_on_without_restarting(tmp_path):
     res = train(rec, pairs, tmp_path / "run", prune_top=5, info=said.append)
     line = [s for s in said if "nothing was pruned" in s]
     assert line == ["note: nothing was pruned: 5 % of the 2 training samples is less than one sample; training goes "
-                    "on (give --prune-top 50 or more to drop one)"], said
+                    "on (give --prune-top / train.prune_top 50 or more to drop one)"], said
     assert line[0].removeprefix("note: ") in res.notes
     lr = res.history["lr"].tolist()
     assert lr[1] < lr[0]  # the schedule went on (a restart starts it again at optimizer.lr)
     assert res.history["n_train"].tolist() == [2, 2] and len(res.pruned) == 0
+
+
+def test_a_removed_study_db_is_said_so_and_the_refusal_leaves_no_new_file(data, tmp_path, fake_train):
+    out = tmp_path / "t"
+    tune(_recipe(), data, out)
+    (out / "study.db").unlink()  # the trial folders, trials.csv and best.json kept
+    kept = _files(out, out / "trials" / "trial_0000")
+    with pytest.raises(DevolensError) as err:
+        tune(_recipe(), data, out)
+    assert (f": --out holds trial folders (trials/trial_0000) of a study that sqlite:///"
+            f"{(out / 'study.db').resolve().as_posix()} does not have (its database removed?)") in str(err.value)
+    assert "another study" not in str(err.value)
+    assert not (out / "study.db").exists()  # the refused call made none
+    assert _files(out, out / "trials" / "trial_0000") == kept and len(fake_train.calls) == 1
+
+
+def test_a_refusal_deletes_no_study_it_did_not_make_and_survives_a_failing_delete(data, tmp_path, fake_train,
+                                                                                  monkeypatch):
+    import optuna
+
+    out = tmp_path / "t"
+    tune(_recipe(), data, out)
+    storage = f"sqlite:///{out / 'study.db'}"
+    # made beforehand (empty) on the shared storage:
+    optuna.create_study(study_name="pre", storage=storage, direction="maximize")
+    with pytest.raises(DevolensError, match="--out holds study 'test'"):
+        tune(_recipe(), data, out, study_name="pre")
+    assert sorted(optuna.get_all_study_names(storage)) == ["pre", "test"]  # 'pre' is not this call's to delete
+
+    def locked(**kw):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(optuna, "delete_study", locked)
+    with pytest.raises(DevolensError, match="--out holds study 'test'"):  # the refusal, not the failed delete
+        tune(_recipe(), data, out, study_name="new")
+
+
+def test_one_training_sample_cannot_be_pruned_and_a_resumed_run_keeps_the_note(tmp_path):
+    from devolens.train.trainer import _nothing_pruned, train
+
+    assert _nothing_pruned(5, 1) == ("nothing was pruned: the run has one training sample, which cannot be pruned "
+                                     "(one must stay); training goes on")
+    assert "100" not in _nothing_pruned(50, 1)
+    pairs = make_pairs(tmp_path / "data", groups=2, per_group=2, size=32)
+    rec = tiny_recipe(train={"epochs": 2, "batch_size": 4, "threads": 1, "prune_after": 1, "overlay_samples": 0})
+    first = train(rec, pairs, tmp_path / "run", prune_top=5)
+    note = [n for n in first.notes if n.startswith("nothing was pruned")]
+    assert len(note) == 1
+    said: list[str] = []
+    res = train(rec, pairs, tmp_path / "run", resume=True, epochs=3, info=said.append)  # after the pruning epoch
+    assert [n for n in res.notes if n.startswith("nothing was pruned")] == note
+    run = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))
+    assert [n for n in run["notes"] if n.startswith("nothing was pruned")] == note
+
+
+def test_readme_says_which_stopped_trials_keep_a_folder(data, tmp_path, monkeypatch):
+    import devolens.train.trainer as trainer
+
+    def interrupt(*a, **kw):  # Ctrl-C at the end of the first epoch, before its checkpoint
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "_history_row", interrupt)
+    out = tmp_path / "t"
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        tune(_recipe(), data, out)
+    assert not (out / "trials" / "trial_0000").exists()  # no folder at all
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert "also when stopped" not in readme
+    assert ("a trial that diverges or is interrupted during its first epoch keeps no folder" in readme)

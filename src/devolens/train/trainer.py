@@ -1732,6 +1732,21 @@ def _recorded_weights(ckpt: Path, recipe: dict) -> list[float] | None:
     return None
 
 
+#: how the note of a pruning that dropped no sample begins (:func:`_nothing_pruned`; a resumed run carries it over)
+NOTHING_PRUNED = "nothing was pruned: "
+
+
+def _nothing_pruned(percent: float, n: int) -> str:
+    """The note of a pruning epoch whose ``percent`` (``train.prune_top``) of the ``n`` training samples drops none:
+    the percent that drops one, or that one sample cannot be pruned. It names ``--prune-top`` and
+    ``train.prune_top`` both (``devolens tune`` has no ``--prune-top``: its recipe or ``tune.space`` sets it)."""
+    if n <= 1:
+        return (f"{NOTHING_PRUNED}the run has one training sample, which cannot be pruned (one must stay); training "
+                "goes on")
+    return (f"{NOTHING_PRUNED}{percent:g} % of the {n} training samples is less than one sample; training goes on "
+            f"(give --prune-top / train.prune_top {math.ceil(1000 / n) / 10:g} or more to drop one)")
+
+
 def _run_tables(out: Path, upto: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """A run's history of its epochs before ``upto`` and its pruned samples (None where the file is missing)."""
     history = pruned = None
@@ -2154,6 +2169,10 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         notes.append(weight_note)
     if amp_note:  # the arithmetic of this session's device (said again by a resumed run that meets it)
         notes.append(amp_note)
+    if resume and pruned_df is not None and not len(pruned_df):  # pruned of nothing: the note its pruning epoch said
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+            notes += [n for n in json.loads((out / "run.json").read_text(encoding="utf-8")).get("notes", [])
+                      if isinstance(n, str) and n.startswith(NOTHING_PRUNED)]
     if bundle.unmatched:
         n = len(bundle.unmatched)
         notes.append(f"{n} file{'s' if n != 1 else ''} without a partner, not used (e.g. {bundle.unmatched[0]}; "
@@ -2260,9 +2279,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 pruned_now = True  # (an empty pruned.csv too: the run was pruned, of nothing)
                 total_steps = done_steps + (n_epochs - epoch) * steps_in(len(active))
                 if not drop:  # the percent of too few samples: no restart (it would reset the rate, drop the best)
-                    line = (f"nothing was pruned: {T['prune_top']:g} % of the {n_before} training samples is less "
-                            f"than one sample; training goes on (give --prune-top {math.ceil(1000 / max(n_before, 1)) / 10:g} or "
-                            "more to drop one)")
+                    line = _nothing_pruned(T["prune_top"], n_before)
                     notes.append(line)
                     if info is not None:
                         info(f"note: {line}")

@@ -14,7 +14,8 @@ The study keeps the recipe it tunes (user attribute ``devolens_recipe``) and a f
 it tunes on (``devolens_data``, as a training run's ``run.json``): resuming it with another recipe or
 on other data is refused, since its trials and best parameters belong to the first ones (the same
 data moved or copied elsewhere resume). One ``OUT`` holds one study: trial folders are numbered per study, so an
-``OUT`` holding another study's is refused (:func:`_same_folder`).
+``OUT`` holding another study's is refused (:func:`_same_folder`); the refused call leaves no study (nor a
+study.db) it made, and never deletes one it did not make.
 The data are checked before the study is made, and a call that made ``OUT`` and fails
 before any trial finished removes it again (an empty folder, a study.db of failed trials).
 Optuna's own log lines are off below errors: a failing trial stops the study with a one-line
@@ -30,6 +31,7 @@ least bad of recipes whose trials ended worse than the starting weights on that 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -219,10 +221,16 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     name = study_name or base["name"]
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=tcfg["startup_trials"], n_warmup_steps=tcfg["warmup_epochs"])
               if tcfg["pruner"] == "median" else optuna.pruners.NopPruner())
+    db = _sqlite_file(storage)
+    db_new = db is not None and not db.exists()  # a database file this call makes (removed again when refused)
     try:
+        names = optuna.get_all_study_names(storage)  # (a study only this call makes is deleted again when refused)
         study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction=direction,
                                     pruner=pruner)  # (its sampler is set below, once the study's trials are known)
     except Exception as exc:  # bad URL, unreachable database, direction mismatch
+        if db_new and db is not None:
+            with contextlib.suppress(OSError):
+                db.unlink(missing_ok=True)
         raise DevolensError(f"cannot open study {name!r} in {storage}: {exc}") from None
     # each process draws afresh: seeded by the recipe's seed plus the trials the study holds (finished, running or
     # failed), so a new study is reproducible, while a resumed or shared one does not repeat its first trials
@@ -230,10 +238,10 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     if study.direction.name.lower() != direction:
         raise DevolensError(f"study {name!r} optimises {study.direction.name.lower()}, the recipe asks to {direction}")
     try:
-        _same_folder(study, out, name)
+        _same_folder(study, out, name, storage, names)
     except DevolensError:
-        if not study.user_attrs and not study.get_trials(deepcopy=False):  # made by this call: leave no empty study
-            optuna.delete_study(study_name=name, storage=storage)
+        if name not in names:  # made by this call (not one made beforehand, empty): leave no empty study behind
+            _forget(name, storage, db if db_new else None)
         raise
     _same_recipe(study, base, name, storage)
     _same_data(study, bundle, Path(data), name, storage)
@@ -440,26 +448,72 @@ def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str,
     return df, best_params, best_value, best_path, line
 
 
-def _same_folder(study, out: Path, name: str) -> None:
+def _sqlite_file(storage: str) -> Path | None:
+    """The database file of an SQLite URL (``sqlite:///PATH``), None for another storage."""
+    if not storage.startswith("sqlite:///"):
+        return None
+    path = storage[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _forget(name: str, storage: str, db: Path | None) -> None:
+    """Delete study ``name``, which this call made and then refused, while it is still empty (no trials, no user
+    attributes), and the database file ``db`` this call made for it when no other study is in it: a refused call
+    leaves nothing behind. Best effort: a delete that fails (a locked database) leaves the refusal to be reported."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        if study.user_attrs or study.get_trials(deepcopy=False):  # another process goes on with it already
+            return
+        optuna.delete_study(study_name=name, storage=storage)
+        if db is not None and not optuna.get_all_study_names(storage):
+            db.unlink(missing_ok=True)
+    except Exception:  # noqa: BLE001 - the refusal is what is reported
+        pass
+
+
+def _same_folder(study, out: Path, name: str, storage: str = "", names: list[str] | tuple = ()) -> None:
     """Refuse an ``out`` that holds another study's files, which this study would replace: trial folders numbered
     from this study's next trial on (``trials/trial_NNNN``: numbers count per study) or a ``best.json`` of
-    another study (with ``trials.csv`` and ``best_recipe.yaml``). One ``--out`` holds one study."""
-    other = None
+    another study (with ``trials.csv`` and ``best_recipe.yaml``). One ``--out`` holds one study.
+
+    ``names``: the studies ``storage`` held before this call opened ``study`` (``study``'s name among them unless
+    this call made it). The refusal names the study the folder holds where it is known (its ``best.json``, or the
+    only other study in the folder's study.db) and says to give ``--study`` with its name to go on with it (a
+    renamed recipe names another study); trial folders beside a new study in a storage holding no other (its
+    study.db removed) are said to be of a study the storage does not have.
+    """
+    other = go_on = None
     try:
         best = json.loads((out / "best.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         best = None
     if isinstance(best, dict) and best.get("study") not in (None, name):
         other = f"study {best['study']!r} (its best.json)"
+        if best["study"] in names:
+            go_on = f"--study {best['study']!r}"
+        elif best.get("storage") and best["storage"] != storage:  # tuned in another storage (--storage)
+            go_on = f"--study {best['study']!r} --storage {best['storage']!r}"
     else:
         n = len(study.get_trials(deepcopy=False))  # this study numbers its next trials from n on
         taken = sorted(p.name for p in (out / "trials").glob("trial_*")
                        if p.name[6:].isdigit() and int(p.name[6:]) >= n)
         if taken:
-            other = f"another study's trials (trials/{taken[0]}{' ...' if len(taken) > 1 else ''})"
+            folders = f"trials/{taken[0]}{' ...' if len(taken) > 1 else ''}"
+            rest = [s for s in names if s != name]
+            if name in names or len(rest) > 1 or (rest and storage != default_storage(out)):
+                other = f"another study's trials ({folders})"
+            elif rest:  # a new study beside the one its study.db holds (a renamed recipe names another study)
+                other = f"trial folders ({folders}) of study {rest[0]!r} (the other study in its study.db)"
+                go_on = f"--study {rest[0]!r}"
+            else:
+                other = (f"trial folders ({folders}) of a study that {storage or 'the storage'} does not have (its "
+                         "database removed?)")
     if other is not None:
         raise DevolensError(f"--out holds {other}, whose trial folders, trials.csv and best recipe study {name!r} "
-                            f"would replace: give another --out for study {name!r}", path=out)
+                            f"would replace: give another --out for study {name!r}"
+                            + (f", or {go_on} to go on with the study this folder holds" if go_on else ""), path=out)
 
 
 def _same_recipe(study, base: dict, name: str, storage: str) -> None:
