@@ -4,7 +4,9 @@
   :class:`~devolens.errors.InputWarning`: the membrane size model read late-embryo nuclei renders as magnified, the
   working scale shrank to 0.6 of the card's, and the kind check, judged at half of it (0.30 of the input's pixels),
   saw the nuclei blur into "lines" (40-44 % of bright pixels in blobs, under 45 %): the misjudged magnification
-  silenced the note that explains it. The kind is now judged at the card's scale;
+  silenced the note that explains it. The kind is now judged at the card's scale, and, where the estimate resized
+  the images, confirmed at the working scale (a magnified membrane image, rightly shrunk, shows lines wide enough to
+  read as blobs at the card's scale: a render enlarged 2x read 97 % and got a false note);
 - ``diameter="auto"`` on the membrane model records which frames it judged by (``last_estimate.frames``, the
   ``magnification_estimate.frames`` of segment.json): dropping the frames of noise rebuilt the chosen frames as a
   plain list, without their positions (None);
@@ -44,25 +46,57 @@ def _membrane_view(shrink: float):
                            diameter=60.0 if estimated else None, last_estimate=object() if estimated else None)
 
 
-def _lines(size=256, pitch=40, seed=0):
+def _lines(size=256, pitch=40, seed=0, width=3):
     rng = np.random.default_rng(seed)
     img = np.zeros((size, size), np.float32)
     for k in range(pitch // 2, size, pitch):
-        img[k:k + 3, :] = 1.0
-        img[:, k:k + 3] = 1.0
+        img[k:k + width, :] = 1.0
+        img[:, k:k + width] = 1.0
     return (img * 200 + rng.normal(10, 3, img.shape)).clip(0, 255).astype(np.uint8)
 
 
 def test_the_kind_is_judged_at_the_cards_scale_whatever_the_estimate_shrank():
     from devolens.predict.notes import judge_input
 
-    blobs = [blob_frame(256, n=40, radius=9, background=10.0, seed=i) for i in range(3)]
-    # judged at the card's scale (0.4 of the input's pixels): blobs (85-87 %), with or without an estimate; judged at
-    # half the shrunk working scale (0.3), they read 0-6 % and the note was lost
-    for shrink in (1.0, 0.6):
+    small = [blob_frame(256, n=40, radius=9, background=10.0, seed=i) for i in range(3)]
+    large = [blob_frame(256, n=40, radius=14, background=10.0, seed=i) for i in range(3)]
+    # judged at the card's scale (0.4 of the input's pixels): blobs (85-98 %), with or without an estimate; nuclei
+    # an estimate shrank (judging scale 0.3) must still read as blobs there: the larger ones do (94 %)
+    for shrink, blobs in ((1.0, small), (1.0, large), (0.6, large)):
         look = judge_input(blobs, "membrane", _membrane_view(shrink))
         assert look is not None and look.what == "nuclei" and look.value > 0.8, (shrink, look)
         assert judge_input([_lines(seed=i) for i in range(3)], "membrane", _membrane_view(shrink)) is None
+
+
+def test_a_magnified_membrane_shrunk_by_its_estimate_does_not_look_like_nuclei():
+    from devolens.predict import notes
+    from devolens.predict.notes import judge_input
+
+    # lines 18 px wide (a membrane image enlarged): at the card's judging scale (0.4) 7 px, as wide as the opening,
+    # "blobs" (100 %); at the judging scale of the working scale the estimate shrank them to (0.4 of the card's:
+    # 0.2), 3.6 px: lines (9 %). Judged at the card's scale alone, they got the "looks like nuclei" note
+    wide = [_lines(512, pitch=120, width=18, seed=i) for i in range(3)]
+    assert judge_input(wide, "membrane", _membrane_view(0.4)) is None
+    # unresized (no estimate, both scales the same) nothing changes: they read as blobs, as before
+    look = judge_input(wide, "membrane", _membrane_view(1.0))
+    assert look is not None and look.what == "nuclei" and notes.LOOKS_LIKE_NUCLEI_WORKING < 0.32  # (EPIC nuclei: 0.32+)
+
+
+@pytest.mark.skipif(not shipped("membrane"), reason="needs the shipped membrane model")
+def test_membrane_auto_on_a_magnified_membrane_render_says_nothing_of_nuclei(tmp_path):
+    import cv2
+
+    from devolens.cli import main
+    from devolens.io.images import read_image
+    from devolens.models import load
+
+    assert main(["-q", "render", "--simulate", "1", "--kind", "membrane", "--every", "60", "--seed", "7", "--out",
+                 str(tmp_path / "m")]) == 0
+    frame = read_image(next((tmp_path / "m" / "frames").glob("*_t061.png")))  # a 752x512 slice
+    big = cv2.resize(frame, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)  # magnified 2x
+    membrane = load("membrane", diameter="auto")
+    assert not _caught(lambda: membrane.predict(big))  # was: "the images look like nuclei" (97 % blobs at 0.4)
+    assert membrane.working_scale() < 0.5 * membrane.card_scale  # the estimate shrank it back (0.32 of the card's)
 
 
 @pytest.mark.skipif(not shipped("membrane"), reason="needs the shipped membrane model")

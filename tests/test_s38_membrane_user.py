@@ -30,9 +30,54 @@ def _frames(n: int, shape=(40, 56)) -> np.ndarray:
 def test_a_stack_of_frames_given_as_one_image_points_to_predict_iter(n):
     stack = _frames(n)
     for given in (stack, torch.from_numpy(stack)):
-        with pytest.raises(DevolensError, match=rf"shape \({n}, 40, 56\): a stack of {n} frames\?.*"
-                                                r"predict_iter\(frames\) or predict_batch\(frames\)"):
+        with pytest.raises(DevolensError, match=rf"shape \({n}, 40, 56\): a stack of {n} frames[,?].*One image is "
+                                                r"HxW, HxWx3 or channels-first 3xHxW; for a stack of frames give the "
+                                                r"frames one by one: predict_iter\(frames\) or predict_batch") as err:
             image_array(given)
+        # worded for wherever the image came (predict, or an item of predict_iter's or population's stream)
+        assert "predict takes" not in str(err.value)
+
+
+def test_two_planes_may_be_a_two_channel_image():
+    with pytest.raises(DevolensError, match=r"a stack of 2 frames, or a two-channel image\?.*for one channel of a "
+                                            r"two-channel image give image\[k\]"):
+        image_array(_frames(2))
+    with pytest.raises(DevolensError) as err:
+        image_array(_frames(5))
+    assert "image[k]" not in str(err.value)
+
+
+def test_a_stack_inside_predict_iter_is_refused_in_neutral_words():
+    from devolens.models.architectures import build_model
+    from devolens.predict.segment import NucleiPredictor
+
+    torch.manual_seed(0)
+    pred = NucleiPredictor(build_model("unet", "resnet18", in_channels=1, classes=3, encoder_depth=3,
+                                       decoder_channels=(16, 8, 4)))
+    with pytest.raises(DevolensError, match=r"give the frames one by one: predict_iter\(frames\)") as err:
+        list(pred.predict_iter([_frames(5)]))  # one item of the stream is itself a stack
+    assert "predict takes" not in str(err.value)
+
+
+def _antialiased_alpha(shape=(40, 56)) -> np.ndarray:
+    """An RGBA cut-out's alpha: opaque (255) over most of the image, falling to 0 over a 3 px anti-aliased edge near
+    the border (many levels)."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    edge = np.minimum.reduce([yy, xx, shape[0] - 1 - yy, shape[1] - 1 - xx]).astype(np.float32)
+    return np.clip(255 * (edge - 1) / 3, 0, 255).astype(np.uint8)
+
+
+def test_rgba_channels_first_with_an_antialiased_alpha_is_one_colour_image():
+    alpha = _antialiased_alpha()
+    assert len(np.unique(alpha)) > 2 and (alpha == 255).mean() > 0.5
+    rgba = np.dstack([np.moveaxis(_frames(3), 0, -1), alpha])
+    first = np.moveaxis(rgba, -1, 0)  # torchvision's read_image(..., ImageReadMode.UNCHANGED) layout
+    for given in (first, torch.from_numpy(first.copy())):
+        got = image_array(given)
+        assert got.shape == (40, 56, 4) and np.array_equal(got, rgba)  # was: "a stack of 4 frames?"
+    # a 4th frame of a stack (its top level in a few pixels) is still refused
+    with pytest.raises(DevolensError, match="a stack of 4 frames"):
+        image_array(np.concatenate([_frames(3), np.where(alpha == 255, _frames(1)[0], 0)[None]]))
 
 
 def test_rgba_channels_first_is_still_one_colour_image():
@@ -43,7 +88,8 @@ def test_rgba_channels_first_is_still_one_colour_image():
         assert got.shape == (40, 56, 4) and np.array_equal(got, rgba)
         assert np.array_equal(image_array(rgba), rgba)  # channels-last: as it is
     varying = np.dstack([rgb, _frames(1)[0]])  # a 4th plane of many levels: a frame, not an alpha plane
-    with pytest.raises(DevolensError, match=r"a stack of 4 frames\?.*give it channels-last"):
+    with pytest.raises(DevolensError, match=r"a stack of 4 frames, or an RGBA image whose 4th plane is no alpha\?.*"
+                                            r"channels-last: np\.moveaxis\(image, 0, -1\)"):
         image_array(np.moveaxis(varying, -1, 0))
     assert image_array(varying) is varying  # channels-last RGBA of any alpha: as it is
     # three planes are read as colour (documented: three grey frames look like three stains)

@@ -6,12 +6,15 @@
 - the predictors' warnings name the user's line, from ``predict`` and ``predict_batch`` too (they named
   segment.py's or population.py's);
 - ``diameter="auto"`` with a ``scale``: the scale times the estimate's resizing is held to the range a scale is
-  held to (it was not checked at all);
+  held to (it was not checked at all); the refusal offers ``diameter=None`` too; ``"each"`` does not refuse one
+  image of a folder (the whole run stopped, naming no image): that image's resizing is held to the range, and a
+  :class:`~devolens.errors.DiameterWarning` names it; the estimate's scale is checked once per stream;
 - a ``tile`` that is not a multiple of the network's stride is refused at construction (it failed inside PyTorch).
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -153,19 +156,60 @@ def test_auto_diameter_with_a_scale_is_held_to_the_scale_range():
     # 16x the card's scale, beyond the 8x a scale may enlarge; refused before anything is segmented
     pred = _auto(0.2, scale=2.0)
     for run in (lambda: pred.predict(_discs()), lambda: pred.predict_batch([_discs()]),
-                lambda: next(pred.predict_iter([_discs()])), lambda: _auto(0.2, scale=2.0, diameter="each").predict(_discs())):
-        with pytest.raises(DevolensError, match=r"scale 2 with diameter='(auto|each)' \(estimated 5 px.*enlarged "
+                lambda: next(pred.predict_iter([_discs()]))):
+        with pytest.raises(DevolensError, match=r"scale 2 with diameter='auto' \(estimated 5 px.*enlarged "
                                                 r"16x beyond the model's own scale 0\.5.*give a scale of 0\.01-1"):
             run()
     assert pred.last_estimate is None  # nothing applied
-    # without a scale of the user's, as a diameter given in pixels: the diameters that fit (enlarged 16x)
+    # without a scale of the user's, as a diameter given in pixels: the diameters that fit (enlarged 16x), or none
     with pytest.raises(DevolensError, match=r"diameter='auto' \(estimated 1\.25 px.*enlarged 16x.*give a diameter "
-                                            r"of 2\.5-1000 px"):
+                                            r"of 2\.5-1000 px.*; or diameter=None to segment the images as they are"):
         _auto(0.05).predict(_discs())
     # within the range: as before
     assert _auto(1.0).predict(_discs()).extra["scale"] == pytest.approx(0.5)  # inside the keep band: as they are
     res = _auto(0.4).predict(_discs())  # brought to 0.625 (lo**2 / m): x1.5625
     assert res.extra["scale"] == pytest.approx(0.5 * 0.625 / 0.4)
+
+
+def test_auto_refusal_offers_diameter_none_in_the_command_words():
+    from devolens.errors import set_command
+
+    set_command(True)  # (as the devolens command runs)
+    try:
+        with pytest.raises(DevolensError, match=r"give a diameter of 2\.5-1000 px.*; or --diameter none to segment"):
+            _auto(0.05).predict(_discs())
+    finally:
+        set_command(False)
+
+
+def test_each_holds_one_images_resizing_to_the_range_and_names_it():
+    # the size model reads every image at 0.05 (to be enlarged 16x: beyond the 8x allowed) or 0.2 with the user's
+    # scale 2 (16x the card's 0.5): "each" segments it, enlarged as far as the range goes (8x the card's scale),
+    # where it stopped the whole run (and a folder's), naming no image
+    for pred, scale in ((_auto(0.05, diameter="each"), 4.0), (_auto(0.2, scale=2.0, diameter="each"), 4.0)):
+        got: list = []
+        found = _caught(lambda: got.extend(pred.predict_iter([_discs(), _discs()])), DiameterWarning)
+        assert [r.extra["scale"] for r in got] == [pytest.approx(scale)] * 2
+        assert len(found) == 1 and found[0].filename == __file__
+        assert re.search(r"diameter='each': 2 of 2 images \(at indices 0, 1 in the input\) looked 0\.(05|2)x as "
+                         r"magnified .* beyond the range .* resized as far as that goes", str(found[0].message))
+        est = pred.estimates[0]
+        assert est.held is not None and est.diameter > est.held  # the diameter used, and the one estimated
+    one = _caught(lambda: _auto(0.05, diameter="each").predict(_discs()), DiameterWarning)
+    assert "1 of 1 images (at index 0 in the input)" in str(one[0].message)
+    assert "resized 8x, not the 16x it asked" in str(one[0].message)
+    # within the range: no warning, as before
+    assert not _caught(lambda: _auto(0.4, diameter="each").predict(_discs()), DiameterWarning)
+
+
+def test_the_estimates_scale_is_checked_once_per_stream(monkeypatch):
+    for diameter in ("auto", "each"):
+        pred = _auto(0.4, diameter=diameter)
+        calls = []
+        checked = pred._estimated_scale
+        monkeypatch.setattr(pred, "_estimated_scale", lambda est: calls.append(est) or checked(est))
+        list(pred.predict_iter([_discs(), _discs()]))
+        assert len(calls) == (1 if diameter == "auto" else 2), diameter  # (each: one estimate per image)
 
 
 # ---------------------------------------------------------------------------- 4. a tile off the network's grid

@@ -25,6 +25,13 @@ SHAPE_FRAMES = 5
 SHAPE_LOOK = 20
 LOOKS_LIKE_NUCLEI = 0.45
 LOOKS_LIKE_MEMBRANES = 0.02
+#: a membrane input whose estimate resized it (``diameter="auto"``) looks like nuclei when its frames read
+#: :data:`LOOKS_LIKE_NUCLEI` at the card's scale and at least this at the working scale too (:func:`judge_input`):
+#: the membrane size model reads nuclei as magnified and shrinks them, where EPIC nuclei renders (L3 at 40-140 min,
+#: 0.5-1.5x) still read 0.32-0.48 (the reference frames 0.89-0.92), but it reads a magnified membrane right and
+#: shrinks it too, where its lines, wide at the card's scale (up to 97 % "blobs"), thin again: renders at 1.5-2x,
+#: 0.00-0.04
+LOOKS_LIKE_NUCLEI_WORKING = 0.25
 #: a membrane input whose frames have a bright background (too bright to judge as they are) and, inverted, thin
 #: bright lines (blob fraction this low: membrane slices 0-0.32, median 0; an inverted render 0.00-0.01) looks inverted
 LOOKS_INVERTED = 0.2
@@ -234,8 +241,10 @@ def judge_input(frames, kind: str, predictor, *, resize: float = 1.0,
     :class:`JudgedFrames`) at half the render scale the model knows, at most :data:`SHAPE_MOST_SCALE` of the input's
     pixels (:func:`_judging_scale`). Whether they look like the other kind is judged at the card's scale, whatever a
     ``diameter="auto"`` estimate resized them by (an estimate on the wrong kind of image is off: the membrane model's
-    reads nuclei as magnified, and at the scale it shrinks them to their blobs read as lines); whether they look
-    inverted, at the working scale's share of the card's (``resize`` times it: the estimate counts).
+    reads nuclei as magnified, and at the scale it shrinks them to their blobs read as lines); a membrane input that
+    looks like nuclei there must read as blobs at the working scale too (:data:`LOOKS_LIKE_NUCLEI_WORKING`: a
+    magnified membrane image, rightly shrunk, shows wide lines at the card's scale); whether they look inverted, at
+    the working scale's share of the card's (``resize`` times it: the estimate counts).
 
     Parameters
     ----------
@@ -274,8 +283,28 @@ def judge_input(frames, kind: str, predictor, *, resize: float = 1.0,
     # shrunk to 0.58-0.60 of the card's scale, judged at 0.29-0.30 of their pixels, where 40-44 % of their bright
     # pixels lay in blobs (under LOOKS_LIKE_NUCLEI): the misjudged magnification silenced the note that explains it
     # (49-51 % at SHAPE_MOST_SCALE)
-    seen, flipped, bright = _shapes(frames, kind, net, _judging_scale(card, card), percentiles, inverted=scale)
-    return shape_verdict(kind, seen, flipped, bright, predictor, scale, percentiles, estimated)
+    at_card = _judging_scale(card, card)
+    seen, flipped, bright = _shapes(frames, kind, net, at_card, percentiles, inverted=scale)
+    look = shape_verdict(kind, seen, flipped, bright, predictor, scale, percentiles, estimated)
+    if look is not None and look.what == "nuclei" and scale != at_card and not _blobs_at(frames, net, scale,
+                                                                                        percentiles):
+        # ... but the estimate may be right: a magnified membrane image, shrunk to the model's magnification, whose
+        # lines, wide at the card's scale, read as blobs there (a render enlarged 2x: 97 %) and thin again at the
+        # working scale (0-4 %), where the nuclei the estimate shrank still read 32 % and more
+        return None
+    return look
+
+
+def _blobs_at(frames: list, net, scale: float, percentiles) -> bool:
+    """Whether ``frames`` (a membrane input that looks like nuclei at the card's scale) read as blobs at the judging
+    ``scale`` of the working scale too: their median blob fraction at least :data:`LOOKS_LIKE_NUCLEI_WORKING` (False
+    where none shows bright structure to judge there)."""
+    from devolens.predict.postprocess import blob_fraction, prepare_image
+
+    values = [blob_fraction(prepare_image(frame, net.channel, scale, percentiles, net.flatten, net.outliers))
+              for frame in frames]
+    values = [v for v in values if v is not None]
+    return bool(values) and float(np.median(values)) >= LOOKS_LIKE_NUCLEI_WORKING
 
 
 def input_message(look: InputLook, kind: str) -> str:

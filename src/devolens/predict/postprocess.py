@@ -40,13 +40,13 @@ def image_array(image):
     (arrays, lists, :class:`Prepared` items) comes back as it is, to be checked where it is used. The path of a
     TIFF stack (several planes: its pages are no colour channels) is refused with a hint.
 
-    A ``(T, H, W)`` array of frames given as one image is refused, pointing to ``predict_iter`` /
-    ``predict_batch`` (``predict`` read a stack of 4 as RGBA and segmented one of its frames): any number of planes
-    but 1 and 3 (when the last axis is not the smallest: an ``HxWxC`` image of more channels is left to the check
-    where it is used), and 4 planes whose 4th is not alpha-like (one level throughout, or two: a transparency
-    mask). A ``3xHxW`` array is always read as one colour image: three grey frames cannot be told from an RGB
-    image whose channels carry different stains, so a stack of 3 frames is segmented as colour (its ``auto``
-    channel); give frames to ``predict_iter``.
+    A ``(T, H, W)`` array of frames given as one image is refused, pointing to ``predict_iter`` / ``predict_batch``
+    (``predict`` read a stack of 4 as RGBA and segmented one of its frames): any number of planes but 1 and 3 (when the
+    last axis is not the smallest: an ``HxWxC`` image of more channels is left to the check where it is used), and 4
+    planes whose 4th is not alpha-like (one level throughout, two: a transparency mask, or mostly at its top:
+    anti-aliased edges; :func:`_alpha_like`). A ``3xHxW`` array is always read as one colour image: three grey frames
+    cannot be told from an RGB image whose channels carry different stains, so a stack of 3 frames is segmented as
+    colour (its ``auto`` channel); give frames to ``predict_iter``.
     """
     import os
     import sys
@@ -87,20 +87,30 @@ def image_array(image):
 
 def _refuse_frames(arr: np.ndarray) -> None:
     """Refuse a ``(T, H, W)`` array of frames given as one image (:func:`image_array`): T planes, T not 1 or 3, nor
-    4 with an alpha-like 4th plane (one or two levels); arrays whose last axis is the smallest (``HxWxC``) pass."""
+    4 with an alpha-like 4th plane (:func:`_alpha_like`); arrays whose last axis is the smallest (``HxWxC``) pass.
+    Worded for wherever the image was given (``predict``, or one item of ``predict_iter``'s stream)."""
     n, h, w = arr.shape
     if n in (1, 3) or (w < n and w < h):
         return
-    if n == 4:
-        alpha = arr[3]
-        lo, hi = alpha.min(), alpha.max()
-        if lo == hi or bool(((alpha == lo) | (alpha == hi)).all()):  # an RGBA image's alpha plane, channels-first
-            return
-    rgba = (" (an RGBA image with a varying alpha plane: give it channels-last, np.moveaxis(image, 0, -1))"
-            if n == 4 else "")
-    raise DevolensError(f"expected one image, got an array of shape {arr.shape}: a stack of {n} frames? predict "
-                        f"takes one image (HxW, HxWx3, or channels-first 3xHxW); for a stack of frames use "
-                        f"predict_iter(frames) or predict_batch(frames), one result per frame{rgba}")
+    if n == 4 and _alpha_like(arr[3]):  # an RGBA image's alpha plane, channels-first
+        return
+    what = {2: "a stack of 2 frames, or a two-channel image?",
+            4: "a stack of 4 frames, or an RGBA image whose 4th plane is no alpha?"}.get(n, f"a stack of {n} frames?")
+    hint = {2: "; for one channel of a two-channel image give image[k] (k: 0 or 1)",
+            4: "; an RGBA image channels-last: np.moveaxis(image, 0, -1)"}.get(n, "")
+    raise DevolensError(f"expected one image, got an array of shape {arr.shape}: {what} One image is HxW, HxWx3 or "
+                        f"channels-first 3xHxW; for a stack of frames give the frames one by one: "
+                        f"predict_iter(frames) or predict_batch(frames), one result per frame{hint}")
+
+
+def _alpha_like(plane: np.ndarray) -> bool:
+    """Whether the 4th plane of a channels-first ``4xHxW`` array is an alpha plane: one level throughout, two (a
+    transparency mask), or more than half of its pixels at its highest value (a cut-out whose edges are
+    anti-aliased: the 4th plane of ``torchvision.io.read_image(..., ImageReadMode.UNCHANGED)`` of an RGBA PNG); a
+    4th frame of a stack has its brightest level in a few pixels."""
+    lo, hi = plane.min(), plane.max()
+    at_top = plane == hi
+    return bool(lo == hi or (at_top | (plane == lo)).all()) or 2 * int(np.count_nonzero(at_top)) > plane.size
 
 
 def check_stream(images, method: str = "predict_iter", progress=None) -> None:

@@ -660,9 +660,9 @@ class _SegmentationPredictor:
                 arr = img.image if isinstance(img, Prepared) else np.asarray(img)
                 run = self
                 if arr.ndim in (2, 3) and min(arr.shape[:2]) >= 2:
-                    est = self.estimate_diameter([arr], apply=True)
+                    est, scale = self._applied_estimate([arr])  # (one beyond the scale's range: held to it)
                     estimates.append(est)
-                    run = self._at(est)
+                    run = self._at(est, scale)
                 for res in run._stream([img], workers=0):
                     done += 1
                     if progress is not None:
@@ -680,9 +680,9 @@ class _SegmentationPredictor:
                 kept = [i for i, image in enumerate(chosen) if not self._lacks_structure(image)]
                 if kept:  # (their positions kept with them: the estimate's frames; a plain list recorded none)
                     chosen = Gathered((chosen[i] for i in kept), (chosen.frames[i] for i in kept))
-            est = self.estimate_diameter(chosen, apply=True)
+            est, scale = self._applied_estimate(chosen)
             yield Told(estimates=[est], what=what)  # used as they are (the CLI's note)
-            run = self if est is None else self._at(est)  # None: an empty stream
+            run = self if est is None else self._at(est, scale)  # None: an empty stream
             images = itertools.chain(head, images)
         from devolens.predict.notes import InputWatch
 
@@ -700,12 +700,12 @@ class _SegmentationPredictor:
         if text is not None:
             yield Told(text)
 
-    def _at(self, est) -> "_SegmentationPredictor":
-        """This predictor at the working scale of ``est`` (a :class:`~devolens.predict.sizing.DiameterEstimate`) for
-        one stream: a view sharing the network's weights with a scale of its own, so that streams estimated apart
-        (generators read in turns, calls from several threads) each keep their own magnification whatever
-        the others estimate later (``self`` only records the last estimate)."""
-        scale = self._estimated_scale(est)
+    def _at(self, est, scale: float) -> "_SegmentationPredictor":
+        """This predictor at the working ``scale`` of ``est`` (a :class:`~devolens.predict.sizing.DiameterEstimate`,
+        and the scale :meth:`_applied_estimate` gave it: checked there) for one stream: a view sharing the network's
+        weights with a scale of its own, so that streams estimated apart (generators read in turns, calls from
+        several threads) each keep their own magnification whatever the others estimate later (``self`` only
+        records the last estimate)."""
         view = copy.copy(self)
         view.diameter = est.diameter
         view.network = self.network.at_scale(scale)
@@ -723,6 +723,9 @@ class _SegmentationPredictor:
         :func:`check_diameter`'s (the diameters in pixels that fit). Unchecked without a card's scale (a predictor
         built by hand) or where the images are used at the working scale as they are (``est.diameter`` None).
 
+        The error also offers to use the images as they are (``diameter=None``; ``--diameter none`` in the command).
+        ``diameter="each"`` holds each image's estimate to the range instead (:meth:`_held_estimate`).
+
         Raises
         ------
         DevolensError
@@ -730,9 +733,57 @@ class _SegmentationPredictor:
         """
         if est.diameter is None:
             return self._scale_for(None)
+        from devolens.errors import option
+
         how = "each" if self.auto_each else "auto"
-        return self._held_scale(est.diameter, f"diameter={how!r} (estimated {est.diameter:.3g} px: magnification "
-                                              f"{est.magnification:.3g} of the model's reference framing)")
+        try:
+            return self._held_scale(est.diameter, f"diameter={how!r} (estimated {est.diameter:.3g} px: magnification "
+                                                  f"{est.magnification:.3g} of the model's reference framing)")
+        except DevolensError as exc:
+            raise DevolensError(f"{exc.message}; or {option('diameter', 'None', cli_value='none')} to segment the "
+                                "images as they are, at the model's own scale", exc.path) from None
+
+    def _held_estimate(self, est):
+        """``est`` (one image's ``diameter="each"`` estimate) with its resizing held to the range a ``scale`` is
+        held to (:meth:`_estimated_scale`'s), instead of refused: one image of a folder whose estimate lies beyond
+        it (a 94x64 px membrane slice read 0.083x, to be enlarged 9.6x) is resized as far as the range goes (8x:
+        14 of its 19 cells found, 1 false; 13 and 10 false at 9.6x, 9 and 4 false as it is), and the estimate
+        records the diameter it gave (``held``: :func:`~devolens.predict.sizing.warn_untrusted` names the image).
+        ``est`` itself where it lies in the range, has no resizing, or there is no card's scale."""
+        import dataclasses
+
+        own, ref = self.own_scale, self.diameter_ref
+        if est is None or est.diameter is None or own is None or not ref:
+            return est
+        if self.card_scale == own:  # check_diameter's bounds, as it computes them
+            lo, hi = float(ref) / MAX_ENLARGE, float(ref) * MAX_SHRINK
+            if lo <= est.diameter <= hi:
+                return est
+            diameter = lo if est.diameter < lo else hi
+        else:  # the user's scale: the scale's bounds (check_scale takes them within its rounding)
+            scale, lo, hi = self._scale_for(est.diameter), own / MAX_SHRINK, own * MAX_ENLARGE
+            if lo <= scale <= hi:
+                return est
+            diameter = float(ref) * self.card_scale / (hi if scale > hi else lo)
+        return dataclasses.replace(est, diameter=diameter, resize=est.resize * est.diameter / diameter,
+                                   held=est.diameter)
+
+    def _applied_estimate(self, images: Sequence[np.ndarray]):
+        """:meth:`estimate_diameter` with ``apply``: the estimate (None: no images) and the working scale it set,
+        checked once (:meth:`_estimated_scale`, before anything is recorded; ``diameter="each"``: held to the range,
+        :meth:`_held_estimate`)."""
+        from devolens.predict.sizing import estimate_diameter
+
+        if not len(images):
+            return None, self.network.scale
+        est = estimate_diameter(self, images)
+        if self.auto_each:
+            est = self._held_estimate(est)
+        scale = self._estimated_scale(est)  # (checked first: an estimate out of range changes nothing)
+        self.last_estimate = est
+        self.diameter = est.diameter
+        self.network.scale = scale
+        return est, scale
 
     def _held_scale(self, diameter: float, label: str) -> float:
         """The working scale for objects ``diameter`` input pixels wide, held to the range a ``scale`` is held to
@@ -888,15 +939,11 @@ class _SegmentationPredictor:
         """
         from devolens.predict.sizing import estimate_diameter
 
+        if apply:
+            return self._applied_estimate(images)[0]
         if not len(images):
             return None
-        est = estimate_diameter(self, images)
-        if apply:
-            scale = self._estimated_scale(est)  # (checked first: an estimate out of range changes nothing)
-            self.last_estimate = est
-            self.diameter = est.diameter
-            self.network.scale = scale
-        return est
+        return estimate_diameter(self, images)
 
     def working_scale(self) -> float:
         """Working resolution relative to the input: the card's scale, times

@@ -98,11 +98,24 @@ def untrusted_reason(estimate: "DiameterEstimate | None", what: str = "nuclei") 
 def warn_untrusted(estimates: "Sequence[DiameterEstimate | None]", what: str = "nuclei", each: bool = False,
                    stacklevel: int = 3) -> None:
     """Issue a :class:`~devolens.errors.DiameterWarning` when ``diameter="auto"`` (``each``: ``"each"``, one
-    estimate per image) could not judge the images and used them as they are: the library's counterpart of the
-    CLI's note (which silences it). ``stacklevel``: as ``warnings.warn``'s, counted from here (3: the line that
-    called this function's caller)."""
+    estimate per image) could not judge the images and used them as they are, and with ``each`` when images' estimates
+    were held to the range the working scale may be resized to (``held``: :class:`DiameterEstimate`; named by their
+    positions among ``estimates``, one per image): the library's counterpart of the CLI's note (which silences it).
+    ``stacklevel``: as ``warnings.warn``'s, counted from here (3: the line that called this function's caller)."""
     import warnings
 
+    held = [i for i, e in enumerate(estimates) if getattr(e, "held", None) is not None]
+    if each and held:
+        from devolens.predict.segment import MAX_ENLARGE, MAX_SHRINK
+
+        first = estimates[held[0]]
+        how = (f"resized {first.resize:.3g}x, not the {first.resize * first.diameter / first.held:.3g}x it asked"
+               if len(held) == 1 else "resized as far as that goes")
+        warnings.warn(f"diameter='each': {len(held)} of {len(estimates)} images (at {_positions(held)} in the input) "
+                      f"looked {_span(estimates, held)}x as magnified as the model's training frames, beyond the "
+                      f"range the working scale is held to (at most {MAX_ENLARGE:g}x enlarged, {MAX_SHRINK:g}x "
+                      f"shrunk): {how} (give diameter in pixels if that is wrong; see .estimates)", DiameterWarning,
+                      stacklevel=stacklevel)
     few = [e for e in estimates if untrusted_reason(e, what)]
     if not few:
         return
@@ -115,6 +128,18 @@ def warn_untrusted(estimates: "Sequence[DiameterEstimate | None]", what: str = "
         message = (f"diameter='auto': {untrusted_reason(few[0], what)}: used as they are (give diameter in pixels "
                    "if they are not EPIC-like framing; see .last_estimate)")
     warnings.warn(message, DiameterWarning, stacklevel=stacklevel)
+
+
+def _positions(indices: "Sequence[int]", most: int = 5) -> str:
+    """Positions in the input, for a warning's words: ``index 1``, ``indices 1, 4``, ``indices 1, 4, 6, 8, 9, ...``."""
+    words = ", ".join(str(i) for i in indices[:most]) + (", ..." if len(indices) > most else "")
+    return f"{'index' if len(indices) == 1 else 'indices'} {words}"
+
+
+def _span(estimates: "Sequence[DiameterEstimate]", indices: "Sequence[int]") -> str:
+    """The magnifications of ``estimates`` at ``indices``, for a warning's words: ``0.083`` or ``0.083-0.1``."""
+    m = [estimates[i].magnification for i in indices]
+    return f"{min(m):.2g}" if min(m) == max(m) else f"{min(m):.2g}-{max(m):.2g}"
 
 
 def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
@@ -430,6 +455,10 @@ class DiameterEstimate:
         The smallest and largest of those estimates, recorded: a blurred, bleached, drifting rendered movie's
         spread 1.06-1.68, but an as-rendered one's 0.58-0.94 and the real reference frames' 0.79-1.42 (thirtieth
         session's review): no threshold tells a doubtful estimate from a movie's own course, so none is applied.
+    held : float or None
+        ``diameter="each"``: the diameter the estimate gave where the working scale it asked for lay beyond the range
+        a ``scale`` is held to (at most 8x enlarged, 50x shrunk), and ``diameter`` and ``resize`` the nearest that
+        range allows; None otherwise.
     """
 
     diameter: float | None
@@ -443,6 +472,7 @@ class DiameterEstimate:
     used: list | None = None
     spread: tuple | None = None
     crowded: int = 0
+    held: float | None = None
 
 
 def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
