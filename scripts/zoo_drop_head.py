@@ -47,6 +47,7 @@ def drop_head(source: Path, out: Path) -> dict:
         state[k] = state[k][:3].contiguous()
     model["classes"] = 3
     recipe["model"]["distance_head"] = False
+    cfg.pop("devolens_unit", None)  # the source pair's id (devolens.io.together): not of these new weights
     cfg.update(model=model, recipe=recipe,
                derived_from="the run's weights without their distance head (output channel 4), by "
                             "scripts/zoo_drop_head.py; 'value' and the recipe's validate.postprocess are those of "

@@ -243,6 +243,7 @@ def test_zoo_drop_head_keeps_the_three_class_network(tmp_path):
         assert torch.equal(three(x), net(x)[:, :3])
     assert saved["model"]["classes"] == 3 and saved["recipe"]["model"]["distance_head"] is False
     assert saved == json.loads(json.dumps(cfg)) and "distance head" in saved["derived_from"]
+    assert "devolens_unit" not in saved  # the source pair's id is not the new weights' (devolens.io.together)
     with pytest.raises(SystemExit, match="not a 3-class network with a distance head"):
         drop.drop_head(tmp_path / "out" / "w.safetensors", tmp_path / "again.safetensors")
 

@@ -4,18 +4,26 @@ place in one short step with the stop signals held (:func:`write_together`).
 A command whose outputs belong together (a CSV and the record that says how it was made, its plot, its report)
 must never leave a new file next to the previous run's companion: a stop (Ctrl-C, SIGTERM) or a failure before the
 step leaves the previous set whole (or nothing, on a first run), and one after it leaves the new set whole.
+
+The renames are not one atomic step, though: a process killed outright (SIGKILL, a power loss) between two of them
+leaves a new file beside the previous save's companion. A weights file and its JSON (a training checkpoint, a run's
+best model, an ``--export``) therefore both carry the same unit id (:data:`UNIT_KEY`, :func:`unit_id`), and a reader
+refuses a pair whose ids differ (:func:`check_unit`) instead of using the files of two saves as one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import json
 import os
 import signal
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
+from devolens.errors import DevolensError
 from devolens.io.atomic import (
     WRITE_ERRNOS, StoppedAfterCommit, _remove_stale_files, cannot_write, signals_held, stop_if_signalled,
 )
@@ -185,3 +193,91 @@ def _undo(done: list[_Step]) -> list[Path]:
             if _names(step.aside, step.old) and not _names(step.path, step.old):
                 kept.append(step.aside)
     return kept
+
+
+# ----------------------------------------------------------------------------- weights + JSON pairs: one unit id
+#: the key of the unit id that both files of a weights + JSON pair carry: in the safetensors file's metadata and at
+#: the top level of the JSON object (:func:`unit_id`)
+UNIT_KEY = "devolens_unit"
+
+
+def unit_id(tensors: Mapping[str, Any]) -> str:
+    """The unit id of a weights + JSON pair (:data:`UNIT_KEY`): a digest of the tensors (names, dtypes, shapes and
+    bytes) that the safetensors file holds.
+
+    Derived from the content, not drawn at random: the same tensors always get the same id (a resumed run writes its
+    files byte for byte as an uninterrupted one), the tensors of two saves (two epochs' weights, optimiser states)
+    two ids. The JSON is left out: a run's best.json holds the epoch's timings, which differ from one run to the
+    next, and two saves of the very same tensors are alike whatever their JSON says.
+
+    Parameters
+    ----------
+    tensors : mapping of str to torch tensor or NumPy array
+        The tensors as the safetensors file will hold them.
+
+    Returns
+    -------
+    str
+        32 hexadecimal digits.
+    """
+    import numpy as np
+
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        value = tensors[name]
+        if type(value).__module__.split(".")[0] == "torch":
+            import torch
+
+            flat = value.detach().cpu().contiguous().reshape(-1)
+            raw = flat.view(torch.uint8).numpy()  # any dtype (bf16 too) as its bytes, without a copy
+        else:
+            flat = np.ascontiguousarray(value).reshape(-1)
+            raw = flat.view(np.uint8)
+        h.update(f"{name}\0{value.dtype}\0{tuple(value.shape)}\0{raw.nbytes}\0".encode())
+        h.update(memoryview(raw))
+    return h.hexdigest()[:32]
+
+
+def tensors_unit(path: str | Path) -> str | None:
+    """The unit id in the metadata of the safetensors file ``path`` (its header alone is read); None where it has
+    none (a file of an older devolens) or its header cannot be read (the load that follows says why)."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 0 < size <= 100_000_000:  # (safetensors' own bound on a header)
+                return None
+            header = json.loads(f.read(size))
+    except (OSError, ValueError):
+        return None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    value = meta.get(UNIT_KEY) if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def check_unit(weights: str | Path, record: str | Path, data: object, remedy: str) -> None:
+    """Refuse the weights file ``weights`` and its JSON ``record`` (``data``: the JSON as read) when both carry a
+    unit id (:data:`UNIT_KEY`) and the two differ: files of two saves (a process killed between the two renames of
+    :func:`write_together`), which would be used as one without a word. Files without an id (written by an older
+    devolens) pass, as before.
+
+    Parameters
+    ----------
+    weights, record : str or Path
+        The safetensors file and the JSON beside it.
+    data : object
+        The JSON's content (a dict; anything else passes: its reader says what is wrong with it).
+    remedy : str
+        What to do, ending the message ("train the run anew ...").
+
+    Raises
+    ------
+    DevolensError
+        The two files are from different saves, naming both and ``remedy``.
+    """
+    weights, record = Path(weights), Path(record)
+    own = data.get(UNIT_KEY) if isinstance(data, dict) else None
+    other = tensors_unit(weights)
+    if isinstance(own, str) and other is not None and own != other:
+        raise DevolensError(f"{weights.name} and {record.name} are from different saves (was the run killed while "
+                            f"saving them?), so the two do not belong together and neither is used; {remedy}",
+                            path=weights.parent)

@@ -275,7 +275,9 @@ def save_model(model: nn.Module, path: str | Path, config: dict | None = None, f
     (:func:`devolens.io.together.write_together`): after a stop (Ctrl-C, SIGTERM) or a failure (a full disk) both
     are the new model's or both the previous one's (neither where there was none). New weights beside the previous
     JSON would load without a word, described by the other model's epoch and metrics (a run's ``best.json``, an
-    ``--export``); weights alone would be refused by :func:`load_model`.
+    ``--export``); weights alone would be refused by :func:`load_model`. A process killed outright between the two
+    renames (SIGKILL, a power loss) can still leave such a pair: both files carry the same unit id
+    (:data:`~devolens.io.together.UNIT_KEY`, derived from the weights), by which :func:`load_model` refuses it.
 
     Parameters
     ----------
@@ -300,7 +302,7 @@ def save_model(model: nn.Module, path: str | Path, config: dict | None = None, f
         A file cannot be written (:func:`~devolens.io.together.write_together`); the previous pair stays whole.
     """
     from devolens.io.tensors import save_tensors
-    from devolens.io.together import write_together
+    from devolens.io.together import UNIT_KEY, unit_id, write_together
 
     path = Path(path)
     state = {}
@@ -310,10 +312,14 @@ def save_model(model: nn.Module, path: str | Path, config: dict | None = None, f
             v = v.half()
         state[k] = v
     meta = dict(config or {})
+    meta.pop(UNIT_KEY, None)  # (a config read back from another pair: this pair gets its own id)
     meta["model"] = getattr(model, "devolens_config", meta.get("model"))
     meta["dtype"] = "float16" if fp16 else "float32"
+    meta[UNIT_KEY] = unit_id(state)  # both files: one unit
     text = json.dumps(meta, indent=2, default=_json_default)
-    write_together({path: lambda tmp: save_tensors(state, tmp, metadata={"format": "pt"}),
+    # the id alone in the weights' metadata (safetensors writes several keys in a random order: the same model would
+    # be saved in other bytes each time; "format": "pt", which no devolens reader uses, is left out for it)
+    write_together({path: lambda tmp: save_tensors(state, tmp, metadata={UNIT_KEY: meta[UNIT_KEY]}),
                     _config_path(path): lambda tmp: write_text(tmp, text)})
     return path
 
@@ -332,8 +338,16 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict]:
     -------
     (model, config)
         The model in eval mode (fp32) and the JSON config dict.
+
+    Raises
+    ------
+    DevolensError
+        A file missing or unreadable, weights that do not fit the config, or the two files from different saves
+        (their unit ids differ: :func:`~devolens.io.together.check_unit`).
     """
     from devolens.io.tensors import load_tensors
+    from devolens.io.together import check_unit
+    from devolens.models.export import pair_remedy
 
     path = Path(path)
     cfg_path = _config_path(path)
@@ -347,6 +361,7 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict]:
         raise DevolensError(f"invalid JSON: {exc}", path=cfg_path) from exc
     if not isinstance(config.get("model"), dict):
         raise DevolensError("config has no 'model' entry", path=cfg_path)
+    check_unit(path, cfg_path, config, pair_remedy(path))
     model = build_from_config(config["model"])
     state = load_tensors(path, device=device)
     ref = model.state_dict()

@@ -166,13 +166,27 @@ def _not_a_run(run: Path, command: str | None) -> DevolensError:
                          f"them){elsewhere}", path=run)
 
 
+def pair_remedy(path: Path) -> str:
+    """What to do with the weights ``path`` and the JSON beside them when the two are from different saves
+    (:func:`devolens.io.together.check_unit`): a run's best model (``best.safetensors``) is trained again, other
+    files (a ``devolens train --export``) saved again."""
+    if path.name == "best.safetensors":
+        return ("the run's best model cannot be used: train the run again (in another --out, or after removing this "
+                "folder)")
+    return ("save the model again (an --export of `devolens train`: the same `devolens train` command with --resume "
+            "and another --export name writes it anew, training no further)")
+
+
 def _run_config(run: Path, command: str | None) -> dict:
-    """The run's best.json, checked to be the config ``devolens train`` writes for a segmentation network."""
+    """The run's best.json, checked to be the config ``devolens train`` writes for a segmentation network, and
+    to be of the same save as best.safetensors (:func:`devolens.io.together.check_unit`)."""
+    from devolens.io.together import check_unit
     from devolens.models.zoo import read_json
 
     cfg = read_json(run / "best.json", run, ": a damaged run?")
     if not isinstance(cfg, dict):
         raise DevolensError("best.json is not a checkpoint's config (a JSON object): a damaged run?", path=run)
+    check_unit(run / "best.safetensors", run / "best.json", cfg, pair_remedy(run / "best.safetensors"))
     for key in ("recipe", "input", "model", "metrics"):
         if not isinstance(cfg.get(key) or {}, dict):
             raise DevolensError(f"best.json: {key!r} is not a mapping: a damaged run?", path=run)

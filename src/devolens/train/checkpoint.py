@@ -5,7 +5,8 @@ A checkpoint is ``NAME.safetensors`` (model weights ``model/<key>``, optimizer t
 optimizer hyper-parameters and scalar state, scheduler state, fp16's loss scaler state (a few
 numbers), numpy and Python RNG states, and any extra JSON the trainer adds), the two written as one unit
 (:func:`save_checkpoint`). Loading restores all of it, so a resumed run continues exactly as an
-uninterrupted one would.
+uninterrupted one would. Both files carry the same unit id (:data:`devolens.io.together.UNIT_KEY`): a pair of two
+saves (a run killed outright between the two renames) is refused (:func:`check_checkpoint`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 from devolens.errors import DevolensError
 from devolens.io.atomic import write_text
-from devolens.io.together import write_together
+from devolens.io.together import UNIT_KEY, check_unit, unit_id, write_together
 
 
 def _json_default(obj):
@@ -68,7 +69,10 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     (:func:`devolens.io.together.write_together`): after a stop (Ctrl-C, SIGTERM) or a failure (a full disk)
     both are this checkpoint's or both the previous one's (neither before the first). One of the pair alone
     could not be resumed, and the weights of one epoch beside the JSON of the epoch before would resume that
-    epoch on weights that had trained it already.
+    epoch on weights that had trained it already. A process killed outright between the two renames (SIGKILL,
+    a power loss) can still leave such a pair: both files carry the same unit id
+    (:data:`~devolens.io.together.UNIT_KEY`, derived from the tensors), by which :func:`load_checkpoint`
+    refuses it.
 
     Parameters
     ----------
@@ -116,17 +120,42 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     }
     if scaler is not None and scaler.is_enabled():
         meta["scaler"] = scaler.state_dict()
+    meta[UNIT_KEY] = unit_id(tensors)  # both files: one unit
     text = json.dumps(meta, default=_json_default)
-    write_together({path: lambda tmp: save_tensors(tensors, tmp),
+    write_together({path: lambda tmp: save_tensors(tensors, tmp, metadata={UNIT_KEY: meta[UNIT_KEY]}),
                     path.with_suffix(".json"): lambda tmp: write_text(tmp, text)})
     return path
+
+
+def checkpoint_remedy(path: Path) -> str:
+    """What to do with the checkpoint ``path`` whose two files are from different saves (:func:`check_checkpoint`)."""
+    best = path.with_name("best.safetensors")
+    keep = (f"; to keep what it learned, start the new run from its best weights (recipe model.init: {best})"
+            if best.exists() else "")
+    return ("the checkpoint cannot be resumed: train the run anew in another --out (or remove this folder first)"
+            + keep)
+
+
+def check_checkpoint(path: str | Path, meta: object = None) -> None:
+    """Refuse the checkpoint ``path`` (.safetensors) whose two files carry different unit ids: the weights of one
+    save beside the JSON of another (:func:`devolens.io.together.check_unit`); ``meta`` is its JSON as read (None:
+    read here; a missing or unreadable JSON passes, for its reader to report). Files without ids pass."""
+    path = Path(path)
+    jpath = path.with_suffix(".json")
+    if meta is None:
+        try:
+            meta = json.loads(jpath.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+    check_unit(path, jpath, meta, checkpoint_remedy(path))
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     scheduler=None, restore_rng: bool = True, scaler: torch.amp.GradScaler | None = None) -> dict:
     """Restore a checkpoint written by :func:`save_checkpoint`; returns its ``extra`` dict. An enabled ``scaler``
     takes the saved loss scale where there is one (a checkpoint of a bf16 or fp32 session has none: it starts
-    afresh), a disabled one ignores it (an fp16 run resumed where bf16 runs natively)."""
+    afresh), a disabled one ignores it (an fp16 run resumed where bf16 runs natively). Two files of different saves
+    are refused (:func:`check_checkpoint`), before anything is restored."""
     from devolens.io.tensors import load_tensors
 
     path = Path(path)
@@ -134,6 +163,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     if not path.exists() or not jpath.exists():
         raise DevolensError("checkpoint not found (need .safetensors and .json)", path=path)
     meta = json.loads(jpath.read_text())
+    check_checkpoint(path, meta)
     tensors = load_tensors(path)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
     if optimizer is not None:

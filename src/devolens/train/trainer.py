@@ -31,6 +31,11 @@ Run folder (``out``)::
                              start, each --resume), the sha256 of the model.init starting weights,
                              the device and the mixed precision (amp) the latest session ran with
 
+Both files of each pair carry one unit id (:data:`devolens.io.together.UNIT_KEY`): a pair of two saves, which a
+run killed outright (SIGKILL, a power loss) between the two renames leaves, is refused by ``--resume`` and by the
+readers of the best model; and ``--resume`` brings a run.json that such a kill left an epoch behind up to the
+checkpoint.
+
 A run folder made by a call that fails before its first checkpoint (bad data found while
 loading, Ctrl-C in the first epoch) is removed again: nothing is left that ``--resume``
 could not continue (see :func:`train`); a folder whose checkpoint lacks one of its two files
@@ -72,7 +77,7 @@ from devolens.errors import ordinal as _ordinal  # 1st, 2nd, ... (shared with th
 from devolens.io.atomic import FileLock, atomic_path, missing_folders, output_lock, remove_made, write_csv, write_text
 from devolens.models.architectures import build_model, build_regressor, save_model
 from devolens.train import metrics as M
-from devolens.train.checkpoint import load_checkpoint, save_checkpoint
+from devolens.train.checkpoint import check_checkpoint, load_checkpoint, save_checkpoint
 from devolens.train.losses import (batch_loss, build_loss, class_frequencies, class_weights, counted, known,
                                    leaves_out, masked_mean, pixel_mean)
 from devolens.train.postprocess import instances_from_classes, probabilities_to_classes
@@ -1771,6 +1776,37 @@ def _finished_run(out: Path, rec: dict, names: list[str], done: int, device: tor
                        start_value=start.get("value"), start_note=start.get("not_beaten"))
 
 
+def _epoch_numbering(best_epoch: int | None) -> str:
+    """run.json's ``epoch_numbering``: how its epochs are counted, said of ``best_epoch``."""
+    return ("best_epoch, history.csv and best.json count epochs from 0; devolens' messages and history.png count "
+            "from 1 (" + ("epoch 0 is the 1st epoch)" if best_epoch is None else
+                          f"best_epoch {best_epoch} is the {_ordinal(best_epoch + 1)} epoch)"))
+
+
+def _summary_caught_up(out: Path, ckpt: Path) -> None:
+    """Bring ``run.json`` up to the checkpoint a resumed run starts from. A run killed outright (SIGKILL, a power
+    loss) after saving a checkpoint and before writing run.json left run.json an epoch behind (``epochs_done``,
+    ``best_epoch``, ``best_value``, ``n_active``), which the resumed session's record (its ``from_epoch``) and a
+    complete run's result (the best epoch it reports) would read; the checkpoint records what the run had done, and
+    its best epoch is the one ``best.json`` describes (the best model is saved before the checkpoint). Rewritten
+    silently, as the run would have written it; nothing is done where they agree or either file cannot be read
+    (their readers say why)."""
+    try:
+        extra = json.loads(ckpt.with_suffix(".json").read_text(encoding="utf-8"))["extra"]
+        summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        done = {"epochs_done": int(extra["epoch"]), "best_epoch": extra.get("best_epoch"),
+                "best_value": extra.get("best_value")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if isinstance(extra.get("active"), list):
+        done["n_active"] = len(extra["active"])
+    if not isinstance(summary, dict) or all(summary.get(k) == v for k, v in done.items()):
+        return
+    summary.update(done, epoch_numbering=_epoch_numbering(done["best_epoch"]))
+    with contextlib.suppress(DevolensError):  # (a folder that takes no file: the run's own writes say so)
+        write_text(out / "run.json", json.dumps(summary, indent=2, default=float))
+
+
 def _session_record(command: str | None, previous: Path | None) -> dict:
     """What run.json says of the software and settings that trained the run (``threads``: PyTorch's CPU threads at
     the start of training, which change the results; ``command``: the ``devolens train`` command line, None for a
@@ -2033,6 +2069,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             raise DevolensError("--resume: the run has a checkpoint but no run.json (it was stopped as it saved its "
                                 "first checkpoint), so the data it was trained on cannot be checked; train it anew "
                                 "in another --out (or remove this folder first)", path=out)
+        check_checkpoint(ckpt)  # its two files of one save (a run killed outright as it saved them: of two)
     elif half is not None:  # a checkpoint no run can resume, beside that run's best weights, history, samples...
         raise DevolensError(_half_refusal(out, half), path=out)
     elif ckpt.exists():
@@ -2070,6 +2107,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         T["threads"] = int(threads)
     if T["threads"]:
         torch.set_num_threads(int(T["threads"]))
+    if resume:  # run.json as the checkpoint left it (a run killed outright between the two: an epoch behind)
+        _summary_caught_up(out, ckpt)
     session = _session_record(command, out / "run.json" if resume else None)
     device = resolve_device(T["device"], option)
     use_device(device)  # cuda:N: before any model, tensor or loader touches CUDA
@@ -2246,10 +2285,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         write_text(out / "run.json", json.dumps({
             "epochs_done": epochs_done, "monitor": monitor, "mode": mode, "best_epoch": best_epoch,
             "best_value": best_value, "n_train": int(len(train_ds)), "n_val": int(len(val_ds)),
-            "epoch_numbering": "best_epoch, history.csv and best.json count epochs from 0; devolens' messages "
-                               "and history.png count from 1 (" + (
-                                   "epoch 0 is the 1st epoch)" if best_epoch is None else
-                                   f"best_epoch {best_epoch} is the {_ordinal(best_epoch + 1)} epoch)"),
+            "epoch_numbering": _epoch_numbering(best_epoch),
             "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
             **({"start": start_info} if start_info is not None else {}),
             "device": str(device), "amp": amp, **session,
