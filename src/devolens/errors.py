@@ -35,7 +35,10 @@ class DevolensValueError(DevolensError, ValueError):
 class DiameterWarning(UserWarning):
     """``diameter="auto"`` (or ``"each"``) could not judge the magnification of the images (too few objects, or
     too narrow images) and used them as they are; the estimate is in the predictor's ``last_estimate``
-    (``estimates`` with ``"each"``)."""
+    (``estimates`` with ``"each"``), and in each segmentation result's ``extra["estimate"]``.
+
+    Python shows a warning once per line by default (a service calling ``predict`` in a loop sees only the first
+    call's): ``warnings.simplefilter("always", devolens.errors.DiameterWarning)`` to see every call's."""
 
 
 class NoSignalWarning(UserWarning):
@@ -55,7 +58,10 @@ class InputWarning(UserWarning):
     look inverted or like membranes, in words for its counts (they come from its nuclei model's). One warning per
     call, judged on a few of the first images (:func:`~devolens.predict.notes.judge_input`, which ``devolens
     segment``'s and ``population``'s notes come from); not where ``diameter`` was given in pixels, nor for the
-    segmentation predictors where it is ``"each"``."""
+    segmentation predictors where it is ``"each"``.
+
+    Python shows a warning once per line by default (a service calling ``predict`` in a loop sees only the first
+    call's): ``warnings.simplefilter("always", devolens.errors.InputWarning)`` to see every call's."""
 
 
 class IdentityWarning(UserWarning):

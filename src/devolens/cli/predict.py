@@ -835,18 +835,32 @@ def _estimate_note(estimate, what: str) -> Optional[str]:
 
 
 def _estimates_note(estimates, what: str) -> Optional[str]:
-    """What ``--diameter each`` did, in words (None when every image was used as it is)."""
+    """What ``--diameter each`` did, in words (None when every image was used as it is); images whose resizing was
+    held to the range the working scale may be resized to (:class:`~devolens.predict.sizing.DiameterEstimate`'s
+    ``held``) said too, as a note (the library's DiameterWarning)."""
     if not estimates:
         return None
     resized = [e for e in estimates if e.diameter is not None]
     few = sum(1 for e in estimates if not e.trusted)
+    held = [e for e in resized if getattr(e, "held", None) is not None]
     if not resized and not few:
         return None
-    # images left unjudged: a note, which --quiet keeps (as auto's); resizes alone are a summary, which it drops
-    words = [f"{'note: ' if few else ''}diameter each: {len(resized)} of {len(estimates)} images resized"]
+    # images left unjudged or held: a note, which --quiet keeps (as auto's); resizes alone are a summary, which it drops
+    words = [f"{'note: ' if few or held else ''}diameter each: {len(resized)} of {len(estimates)} images resized"]
     if resized:
         m = [e.magnification for e in resized]
         words.append(f" (they look {min(m):.2g}-{max(m):.2g}x as magnified as the model's training frames)")
+    if held:
+        from devolens.predict.segment import MAX_ENLARGE, MAX_SHRINK
+
+        first = held[0]
+        how = (f"resized {first.resize:.3g}x, not the {first.resize * first.diameter / first.held:.3g}x its estimate "
+               "asked" if len(held) == 1 else "resized only as far as that goes")
+        m = [e.magnification for e in held]
+        span = f"{min(m):.2g}" if min(m) == max(m) else f"{min(m):.2g}-{max(m):.2g}"
+        words.append(f"; {len(held)} of them looked {span}x as magnified, beyond the range the working scale is held "
+                     f"to (at most {MAX_ENLARGE:g}x enlarged, {MAX_SHRINK:g}x shrunk): {how} (segment.json's "
+                     "magnification_estimate names each image's resize; give --diameter in pixels if that is wrong)")
     if few:
         from devolens.predict.sizing import MIN_OBJECTS
 

@@ -38,7 +38,7 @@ import pandas as pd
 from devolens.errors import DevolensError
 from devolens.predict._engine import batched, load_zoo_network
 from devolens.predict.postprocess import smooth_populations
-from devolens.predict.segment import Told, _issued
+from devolens.predict.segment import Told, _checked, _issued
 
 LETTERS: tuple[str, ...] = ("A", "E", "M", "P", "C", "D", "Z")
 COLUMNS: tuple[str, ...] = LETTERS + ("total",)
@@ -531,7 +531,7 @@ class PopulationPredictor:
         population`` leaves its row empty, with a :class:`~devolens.errors.NoSignalWarning` (``flat_frames`` is
         then ``[0]``).
         """
-        row = list(_issued(self._run([image])))[0]  # (its warnings name the caller's line: _issued)
+        row = list(_issued(self._run([image], one=True)))[0]  # (its warnings name the caller's line: _issued)
         if row.get("flat"):
             _warn_no_signal([row], 1)
             return dict.fromkeys(COLUMNS, math.nan)
@@ -582,20 +582,42 @@ class PopulationPredictor:
         :func:`~devolens.predict.notes.judge_input` (:class:`~devolens.predict.notes.PopulationWatch`; none where
         ``diameter`` was given in pixels), as the nuclei predictor's stream does. Warnings name the line that reads
         the stream (:meth:`predict` and :meth:`predict_batch`: the line that calls them).
+
+        A frame the nuclei model cannot take (as its ``predict_iter`` refuses it: not an image of numbers, under 2 x 2
+        pixels, other than 1, 3 or 4 channels) is refused before any resizing and ends the stream: the rows of the
+        frames before it are yielded, then a :class:`~devolens.errors.DevolensError` names it (``image 12 of the
+        stream: ...``, counted from 0, and the file where it was a path).
         """
         yield from _issued(self._run(images, total, progress))
 
     def _run(self, images: Iterable, total: int | None = None,
-             progress: Callable[[int, int], None] | None = None) -> Iterator[dict | Told]:
+             progress: Callable[[int, int], None] | None = None, *, one: bool = False) -> Iterator[dict | Told]:
         """:meth:`predict_iter`'s stream: the rows, and what is to be said of them as
         :class:`~devolens.predict.segment.Told` items, which :meth:`predict`, :meth:`predict_batch` and
         :meth:`predict_iter` issue as warnings naming their caller's line
-        (:func:`~devolens.predict.segment._issued`)."""
-        from devolens.predict.notes import PopulationWatch
-        from devolens.predict.postprocess import check_stream, image_array
+        (:func:`~devolens.predict.segment._issued`). Frames are checked as the nuclei model checks its images, before
+        any resizing (:func:`~devolens.predict.segment._checked`; ``one``: :meth:`predict`'s frame): one refused ends
+        the stream, the rows of the frames before it first, then its error, naming its position."""
+        from devolens.predict.postprocess import check_stream
 
         check_stream(images, progress=progress)
-        images = map(image_array, images)  # paths read, 1xHxW and channels-first arrays laid out
+        from devolens.predict.postprocess import image_array
+        from devolens.predict.segment import _SegmentationPredictor, _frame_in
+
+        failed: list = []
+        # paths read, 1xHxW and channels-first arrays laid out, refused as predict refuses them (a stand-in for the
+        # nuclei model, which takes its own kind of frames: laid out only)
+        stand_in = self.nuclei is not None and not isinstance(self.nuclei, _SegmentationPredictor)
+        check = image_array if stand_in else _frame_in
+        yield from self._rows(_checked(images, failed, one, check), total, progress)
+        if failed:
+            raise failed[0]
+
+    def _rows(self, images: Iterator, total: int | None,
+              progress: Callable[[int, int], None] | None) -> Iterator[dict | Told]:
+        """:meth:`_run` of checked frames."""
+        from devolens.predict.notes import PopulationWatch
+
         # an input that looks inverted or like membranes: judged on the frames as given, as the command's note
         # (its nuclei model's own look is off: it sees them resized and reduced to one channel, where an inverted
         # colour frame's channel chosen shows no nuclei)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple,
 import numpy as np
 import torch
 
-from devolens.errors import DevolensError, InputWarning
+from devolens.errors import DevolensError, DevolensValueError, InputWarning
 from devolens.predict._engine import ImageNetwork, batched, load_zoo_network, to_input_size
 from devolens.predict.sizing import warn_untrusted
 from devolens.predict.postprocess import (
@@ -255,6 +255,45 @@ def _image_in(image) -> np.ndarray | Prepared:
         several = " (several images: predict_batch or predict_iter)" if arr is not None and arr.ndim == 4 else ""
         raise DevolensError(f"expected one image, {IMAGE_TAKES}; got {_given(image)}{several}")
     return arr
+
+
+def _frame_in(image) -> np.ndarray | Prepared:
+    """One image of a stream as :func:`_image_in` takes it, refused where ``predict`` would refuse it before any
+    work on it (before a population predictor's resizing, too): under 2 x 2 pixels, or with other than 1, 3 or 4
+    channels (a :class:`~devolens.predict.postprocess.Prepared` item's image alike)."""
+    image = _image_in(image)
+    arr = image.image if isinstance(image, Prepared) else image
+    if np.ndim(arr) not in (2, 3):  # (a Prepared item's: the others were checked by _image_in)
+        raise DevolensError(f"expected one image, {IMAGE_TAKES}; got {_given(arr)}")
+    if arr.shape[0] < 2 or arr.shape[1] < 2:
+        raise DevolensError(f"image too small: {arr.shape[0]} x {arr.shape[1]} pixels (at least 2 x 2)")
+    if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):  # (to_single_channel's refusal, before any work)
+        raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
+    return image
+
+
+def _checked(images: Iterable, failed: list, one: bool = False, check: Callable | None = None) -> Iterator:
+    """The items of a stream through ``check`` (default :func:`_frame_in`), in order. An item it refuses ends the
+    stream: its error, naming its position (0: the first image) and, for a path, the file (``one``: ``predict``'s
+    single image, named as before), is raised at once where it is the first item, else put in ``failed`` for the
+    stream's reader to raise once the results of the images before it are out."""
+    import os
+
+    check = _frame_in if check is None else check
+    for i, item in enumerate(images):
+        try:
+            image = check(item)
+        except DevolensError as exc:
+            if one:
+                raise
+            path = exc.path if exc.path is not None else item if isinstance(item, (str, os.PathLike)) else None
+            cls = type(exc) if type(exc) in (DevolensError, DevolensValueError) else DevolensError
+            err = cls(f"image {i} of the stream: {exc.message}", path)
+            if i == 0:
+                raise err from None
+            failed.append(err)
+            return
+        yield image
 
 
 def _several(image) -> bool:
@@ -576,7 +615,7 @@ class _SegmentationPredictor:
         if _several(image):  # (read as one array of them: "expected an HxW or HxWx3 image, got (3, 512, 752, 3)")
             raise DevolensError(f"predict takes one image, got a {type(image).__name__} of {len(image)}: for several "
                                 "use predict_batch(images) (a list of results) or predict_iter(images) (a stream)")
-        return list(_issued(self._run([image], 1)))[0]  # (its warnings name the caller's line: _issued)
+        return list(_issued(self._run([image], 1, one=True)))[0]  # (its warnings name the caller's line: _issued)
 
     def predict_batch(
         self, images: Sequence[np.ndarray], progress: Callable[[int, int], None] | None = None
@@ -613,9 +652,11 @@ class _SegmentationPredictor:
         preparation, ahead or here; not said of giant images, normalised block by block). With ``diameter="auto"`` the
         magnification is estimated once for the stream, from its first images with the most
         objects (``last_estimate``); with ``"each"``, for every image on its own (``estimates``;
-        images are then segmented one at a time, without the pipelining). The working scale an estimate gives is
-        held to the range a ``scale`` is held to (:meth:`_estimated_scale`): an estimate beyond it raises a
-        :class:`~devolens.errors.DevolensError` before its images are segmented.
+        images are then segmented one at a time, without the pipelining). Either way each result's
+        ``extra["estimate"]`` is the :class:`~devolens.predict.sizing.DiameterEstimate` it was segmented by (its own
+        stream's: ``last_estimate`` and ``estimates`` are the last call's, whichever thread made it). The working
+        scale an estimate gives is held to the range a ``scale`` is held to (:meth:`_estimated_scale`): an estimate
+        beyond it raises a :class:`~devolens.errors.DevolensError` before its images are segmented.
 
         Images that look inverted (dark nuclei or membranes on a bright background) or like the other model's kind
         (nuclei given to the membrane model, membranes to the nuclei model) get one
@@ -623,6 +664,11 @@ class _SegmentationPredictor:
         on the 5 of those images with the most objects (:func:`~devolens.predict.notes.judge_input`; none with a
         ``diameter`` in pixels or ``"each"``); ``devolens segment`` prints it as a note. Warnings name the line
         that reads the stream.
+
+        An image that cannot be segmented (not an image of numbers, under 2 x 2 pixels, other than 1, 3 or 4
+        channels) ends the stream: the results of the images before it are yielded, then a
+        :class:`~devolens.errors.DevolensError` names it (``image 12 of the stream: ...``, counted from 0, and the
+        file where it was a path).
 
         Parameters
         ----------
@@ -641,16 +687,27 @@ class _SegmentationPredictor:
         yield from _issued(self._run(images, total, progress, workers))
 
     def _run(self, images: Iterable, total: int | None = None, progress: Callable[[int, int], None] | None = None,
-             workers: int = 1) -> Iterator[SegmentationResult | Told]:
+             workers: int = 1, *, one: bool = False) -> Iterator[SegmentationResult | Told]:
         """:meth:`predict_iter`'s stream: the results, in input order, and what is to be said of them as
         :class:`Told` items, which :meth:`predict`, :meth:`predict_batch` and :meth:`predict_iter` issue as
         warnings naming their caller's line (:func:`_issued`; issued here, a warning named this module's line, or
-        ``list()``'s caller's, not the user's)."""
+        ``list()``'s caller's, not the user's). An image refused (:func:`_checked`; ``one``: :meth:`predict`'s)
+        ends the stream: the results of the images before it come first, then its error, naming its position."""
         check_stream(images, progress=progress)
         from devolens.checks import whole
 
         workers = whole(workers, "workers", 0, floats=True)  # ("2" and 1.5 are no number of threads; -1 ran none)
-        images = map(_image_in, images)  # paths read, tensors, 1xHxW and channels-first arrays laid out, checked
+        failed: list = []
+        # paths read, tensors, 1xHxW and channels-first arrays laid out, checked
+        yield from self._results(_checked(images, failed, one), total, progress, workers)
+        if failed:
+            raise failed[0]
+
+    def _results(self, images: Iterator, total: int | None, progress: Callable[[int, int], None] | None,
+                 workers: int) -> Iterator[SegmentationResult | Told]:
+        """:meth:`_run` of checked images. With ``diameter="auto"`` or ``"each"``, each result's ``extra["estimate"]``
+        is the :class:`~devolens.predict.sizing.DiameterEstimate` it was segmented by (a thread's own, where
+        ``last_estimate`` and ``estimates`` are the last call's, whichever thread made it)."""
         what = "cells" if self.size_objects == "enclosed" else "nuclei"
         if self.auto_each:  # each image its own magnification: one image at a time
             estimates: list = []  # this call's (self.estimates: the last call's, whichever thread made it)
@@ -658,19 +715,17 @@ class _SegmentationPredictor:
             done = 0
             for img in images:
                 arr = img.image if isinstance(img, Prepared) else np.asarray(img)
-                run = self
-                if arr.ndim in (2, 3) and min(arr.shape[:2]) >= 2:
-                    est, scale = self._applied_estimate([arr])  # (one beyond the scale's range: held to it)
-                    estimates.append(est)
-                    run = self._at(est, scale)
-                for res in run._stream([img], workers=0):
+                est, scale = self._applied_estimate([arr])  # (one beyond the scale's range: held to it)
+                estimates.append(est)
+                for res in self._at(est, scale)._stream([img], workers=0):
+                    res.extra["estimate"] = est
                     done += 1
                     if progress is not None:
                         progress(done, -1 if total is None else total)
                     yield res
             yield Told(estimates=estimates, what=what, each=True)  # images used as they are (the CLI's note)
             return
-        run = self
+        run, est = self, None
         if self.auto:  # one magnification for the stream, estimated from its first frames with the most nuclei
             from devolens.predict.sizing import Gathered, gather
 
@@ -688,15 +743,14 @@ class _SegmentationPredictor:
 
         # an input that looks inverted or like the other model's: an InputWarning, judged once on a few first images
         look = InputWatch.of(run, "membrane" if self.size_objects == "enclosed" else "nuclei")
-        if look is None:
-            yield from run._stream(images, total, progress, workers)
-            return
-        for res in run._stream(look.tap(images), total, progress, workers):
-            text = look.add(res.count)
+        for res in run._stream(images if look is None else look.tap(images), total, progress, workers):
+            if self.auto:
+                res.extra["estimate"] = est
+            text = None if look is None else look.add(res.count)
             if text is not None:
                 yield Told(text)
             yield res
-        text = look.finish()
+        text = None if look is None else look.finish()
         if text is not None:
             yield Told(text)
 
@@ -855,12 +909,8 @@ class _SegmentationPredictor:
         def read(chunk):
             """Check a batch and start its preprocessing (in the background when pipelined)."""
             shapes, prepared, empty = [], [], []
-            for img in chunk:
+            for img in chunk:  # (checked by _frame_in)
                 arr = img.image if isinstance(img, Prepared) else np.asarray(img)
-                if arr.ndim not in (2, 3):  # (a Prepared item's: the others were checked by _image_in)
-                    raise DevolensError(f"expected one image, {IMAGE_TAKES}; got {_given(arr)}")
-                if arr.shape[0] < 2 or arr.shape[1] < 2:
-                    raise DevolensError(f"image too small: {arr.shape[0]} x {arr.shape[1]} pixels (at least 2 x 2)")
                 shapes.append(arr.shape[:2])
                 if isinstance(img, Prepared) and img.key == key:  # prepared ahead by the caller
                     prepared.append(_Done((img.array, img.extra)))
