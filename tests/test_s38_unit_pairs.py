@@ -136,8 +136,8 @@ def test_resume_refuses_a_checkpoint_of_two_saves(run, pairs, replaced):
         trainer.train(_recipe(), pairs, out, resume=True, epochs=3)
     assert str(refused.value) == (
         f"{out}: checkpoint.safetensors and checkpoint.json {MIXED} and neither is used; the checkpoint cannot be "
-        "resumed: train the run anew in another --out (or remove this folder first); to keep what it learned, start "
-        f"the new run from its best weights (recipe model.init: {out / 'best.safetensors'})")
+        "resumed: train the run anew in another --out; to keep what it learned, start that run from this run's best "
+        f"weights (recipe model.init: {out / 'best.safetensors'})")
     assert _files(out) == before
 
 
@@ -172,7 +172,8 @@ def test_every_reader_of_the_best_model_refuses_two_saves(run, pairs, tmp_path, 
     other = _other_best(out, tmp_path)
     shutil.copy2(other.with_name(replaced), out / replaced)
     said = (f"{out}: best.safetensors and best.json {MIXED} and neither is used; the run's best model cannot be "
-            "used: train the run again (in another --out, or after removing this folder)")
+            "used as it is: if the run did not finish, `devolens train` with --resume (same recipe, data and --out) "
+            "trains its last epoch again and saves the best model anew; else train the run again (in another --out)")
     for read in (lambda: load_model(out / "best.safetensors"),       # the library, `train --export`
                  lambda: export_run(out, tmp_path / "exported"),     # `models export`
                  lambda: zoo.card(out, "nuclei"),                    # `segment --model RUN`, `models show`
@@ -203,7 +204,7 @@ def test_an_export_of_two_saves_is_refused(run, tmp_path):
         load_model(export)
     assert str(refused.value) == (
         f"{tmp_path}: export.safetensors and export.json {MIXED} and neither is used; save the model again (an "
-        "--export of `devolens train`: the same `devolens train` command with --resume and another --export name "
+        "--export of `devolens train`: the same `devolens train` command with --resume and the same --export "
         "writes it anew, training no further)")
 
 

@@ -168,13 +168,16 @@ def _not_a_run(run: Path, command: str | None) -> DevolensError:
 
 def pair_remedy(path: Path) -> str:
     """What to do with the weights ``path`` and the JSON beside them when the two are from different saves
-    (:func:`devolens.io.together.check_unit`): a run's best model (``best.safetensors``) is trained again, other
-    files (a ``devolens train --export``) saved again."""
+    (:func:`devolens.io.together.check_unit`): a run's best model (``best.safetensors``) is saved again by
+    ``--resume`` of an unfinished run (else trained again), other files (a ``devolens train --export``) saved again."""
     if path.name == "best.safetensors":
-        return ("the run's best model cannot be used: train the run again (in another --out, or after removing this "
-                "folder)")
+        # the best pair is saved before the checkpoint: a kill between its two files leaves the checkpoint an epoch
+        # behind, and --resume trains that epoch again and saves the best pair anew
+        return ("the run's best model cannot be used as it is: if the run did not finish, `devolens train` with "
+                "--resume (same recipe, data and --out) trains its last epoch again and saves the best model anew; "
+                "else train the run again (in another --out)")
     return ("save the model again (an --export of `devolens train`: the same `devolens train` command with --resume "
-            "and another --export name writes it anew, training no further)")
+            "and the same --export writes it anew, training no further)")
 
 
 def _run_config(run: Path, command: str | None) -> dict:

@@ -130,10 +130,10 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
 def checkpoint_remedy(path: Path) -> str:
     """What to do with the checkpoint ``path`` whose two files are from different saves (:func:`check_checkpoint`)."""
     best = path.with_name("best.safetensors")
-    keep = (f"; to keep what it learned, start the new run from its best weights (recipe model.init: {best})"
-            if best.exists() else "")
-    return ("the checkpoint cannot be resumed: train the run anew in another --out (or remove this folder first)"
-            + keep)
+    if best.exists():  # (removing this folder would remove the best weights too)
+        return ("the checkpoint cannot be resumed: train the run anew in another --out; to keep what it learned, start "
+                f"that run from this run's best weights (recipe model.init: {best})")
+    return "the checkpoint cannot be resumed: train the run anew in another --out (or remove this folder first)"
 
 
 def check_checkpoint(path: str | Path, meta: object = None) -> None:

@@ -1787,10 +1787,11 @@ def _summary_caught_up(out: Path, ckpt: Path) -> None:
     """Bring ``run.json`` up to the checkpoint a resumed run starts from. A run killed outright (SIGKILL, a power
     loss) after saving a checkpoint and before writing run.json left run.json an epoch behind (``epochs_done``,
     ``best_epoch``, ``best_value``, ``n_active``), which the resumed session's record (its ``from_epoch``) and a
-    complete run's result (the best epoch it reports) would read; the checkpoint records what the run had done, and
-    its best epoch is the one ``best.json`` describes (the best model is saved before the checkpoint). Rewritten
-    silently, as the run would have written it; nothing is done where they agree or either file cannot be read
-    (their readers say why)."""
+    complete run's result (the best epoch it reports) would read; the checkpoint records what the run had done (a
+    kill between the best model's save and the checkpoint's leaves best.json an epoch ahead of both: that epoch is
+    trained again). Only those fields (and ``epoch_numbering``) are rewritten, silently; notes are not (a note of the
+    lost epoch is lost with it); nothing is done where they agree or either file cannot be read (their readers say
+    why)."""
     try:
         extra = json.loads(ckpt.with_suffix(".json").read_text(encoding="utf-8"))["extra"]
         summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
