@@ -79,12 +79,14 @@ def test_population_reads_the_judged_frames_once_for_both_verdicts(monkeypatch):
     from types import SimpleNamespace
 
     from devolens.cli import predict as cli_predict
+    from devolens.predict import notes
 
     calls = []
-    real = cli_predict._shapes
-    monkeypatch.setattr(cli_predict, "_shapes", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = notes._shapes  # (the note is the population predictor's InputWarning judgement: notes.judge_input)
+    monkeypatch.setattr(notes, "_shapes", lambda *a, **k: calls.append(1) or real(*a, **k))
     net = SimpleNamespace(channel="auto", percentiles=(1.0, 99.8), flatten=0.0, outliers=0.0)
-    nuclei = SimpleNamespace(network=net, card_scale=0.5, working_scale=lambda: 0.5, last_estimate=None)
+    nuclei = SimpleNamespace(network=net, card_scale=0.5, working_scale=lambda: 0.5, last_estimate=None,
+                             auto_each=False, diameter=None)
     predictor = SimpleNamespace(nuclei=nuclei, auto=False, scale_known=False, resize=1.0)
     text = cli_predict._population_inverted_note([_lines(seed=i) for i in range(3)], predictor)
     assert "looks like membranes" in text and calls == [1]

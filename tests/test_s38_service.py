@@ -102,8 +102,8 @@ def test_diameter_each_note_says_which_resizes_were_held():
     held = DiameterEstimate(diameter=7.54, magnification=0.083, per_image=[0.083], trusted=1, resize=8.0, held=6.3)
     note = _estimates_note([normal, held], "cells")
     assert note.startswith("note: diameter each: 2 of 2 images resized")  # a note (kept by --quiet), was a summary
-    assert "; 1 of them looked 0.083x as magnified, beyond the range the working scale is held to (at most 8x " \
-           "enlarged, 50x shrunk): resized 8x, not the 9.57x its estimate asked" in note
+    assert "; 1 of them looked 0.083x as magnified as the model's training frames, beyond the range the working " \
+           "scale is held to (at most 8x enlarged, 50x shrunk): resized 8x, not the 9.57x it asked" in note
     assert "--diameter in pixels" in note
     assert _estimates_note([normal, normal], "cells").startswith("diameter each: 2 of 2")  # unchanged
-    assert "resized only as far as that goes" in _estimates_note([held, held], "cells")
+    assert "resized as far as that goes" in _estimates_note([held, held], "cells")  # (sizing.held_words: one wording)

@@ -851,16 +851,10 @@ def _estimates_note(estimates, what: str) -> Optional[str]:
         m = [e.magnification for e in resized]
         words.append(f" (they look {min(m):.2g}-{max(m):.2g}x as magnified as the model's training frames)")
     if held:
-        from devolens.predict.segment import MAX_ENLARGE, MAX_SHRINK
+        from devolens.predict.sizing import held_words
 
-        first = held[0]
-        how = (f"resized {first.resize:.3g}x, not the {first.resize * first.diameter / first.held:.3g}x its estimate "
-               "asked" if len(held) == 1 else "resized only as far as that goes")
-        m = [e.magnification for e in held]
-        span = f"{min(m):.2g}" if min(m) == max(m) else f"{min(m):.2g}-{max(m):.2g}"
-        words.append(f"; {len(held)} of them looked {span}x as magnified, beyond the range the working scale is held "
-                     f"to (at most {MAX_ENLARGE:g}x enlarged, {MAX_SHRINK:g}x shrunk): {how} (segment.json's "
-                     "magnification_estimate names each image's resize; give --diameter in pixels if that is wrong)")
+        words.append(f"; {len(held)} of them {held_words(held)} (segment.json's magnification_estimate names each "
+                     "image's resize; give --diameter in pixels if that is wrong)")
     if few:
         from devolens.predict.sizing import MIN_OBJECTS
 
@@ -1725,9 +1719,10 @@ def _inverted_text(value: float) -> str:
 def _population_inverted_note(frames: list, predictor, channels: int = 0) -> Optional[str]:
     """``segment nuclei``'s blobs-or-lines note (:func:`_shape_verdict`, by the same rule: an input that looks
     inverted, or like membranes, a two-colour image's membrane channel among them), for ``population``: on the frames
-    ``segment`` would judge (:class:`_JudgedFrames`, by the nuclei found; one reading of them for both verdicts), at
-    the judging scale of its nuclei network (:func:`_judging_scale`: the stream's resizing counts), and where the
-    stream's magnification was estimated, an inverted input at the one the size model reads off the inverted frames.
+    ``segment`` would judge (:class:`_JudgedFrames`, by the nuclei found), by
+    :func:`~devolens.predict.notes.judge_input` as the population predictor's ``InputWarning`` (the stream's resizing
+    counts for the inverted verdict; where the stream's magnification was estimated, an inverted input is judged at
+    the one the size model reads off the inverted frames).
     None for a model without a nuclei network (a regressor) and, as ``segment``'s, where ``--diameter`` was given (a
     number of pixels). ``channels``: a TIFF stack's channels (several: the note names --channel, not --color)."""
     nuclei = getattr(predictor, "nuclei", None)
@@ -1735,12 +1730,10 @@ def _population_inverted_note(frames: list, predictor, channels: int = 0) -> Opt
     if nuclei is None or not frames or nuclei.card_scale <= 0 or (getattr(predictor, "scale_known", False)
                                                                    and not auto):
         return None
-    net = nuclei.network
-    scale = _judging_scale(getattr(predictor, "resize", 1.0) * nuclei.working_scale(), nuclei.card_scale)
-    percentiles = net.percentiles or (1.0, 99.8)
-    seen, flipped, bright = _shapes(frames, "nuclei", net, scale, percentiles)
-    return _shape_verdict("nuclei", seen, flipped, bright, nuclei, scale, percentiles, channels,
-                          estimated=auto and getattr(predictor, "last_estimate", None) is not None, counts=True)
+    # (the judgement the population predictor's InputWarning makes: notes.PopulationWatch)
+    look = judge_input(frames, "nuclei", nuclei, resize=getattr(predictor, "resize", 1.0),
+                       estimated=auto and getattr(predictor, "last_estimate", None) is not None)
+    return _look_note(look, "nuclei", channels, counts=True)
 
 
 #: the video files the reader takes, for help texts ("mp4, mov, avi, mkv, ...": io.frames.VIDEO_SUFFIXES)

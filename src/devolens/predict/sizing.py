@@ -106,16 +106,9 @@ def warn_untrusted(estimates: "Sequence[DiameterEstimate | None]", what: str = "
 
     held = [i for i, e in enumerate(estimates) if getattr(e, "held", None) is not None]
     if each and held:
-        from devolens.predict.segment import MAX_ENLARGE, MAX_SHRINK
-
-        first = estimates[held[0]]
-        how = (f"resized {first.resize:.3g}x, not the {first.resize * first.diameter / first.held:.3g}x it asked"
-               if len(held) == 1 else "resized as far as that goes")
         warnings.warn(f"diameter='each': {len(held)} of {len(estimates)} images (at {_positions(held)} in the input) "
-                      f"looked {_span(estimates, held)}x as magnified as the model's training frames, beyond the "
-                      f"range the working scale is held to (at most {MAX_ENLARGE:g}x enlarged, {MAX_SHRINK:g}x "
-                      f"shrunk): {how} (give diameter in pixels if that is wrong; see .estimates)", DiameterWarning,
-                      stacklevel=stacklevel)
+                      f"{held_words([estimates[i] for i in held])} (give diameter in pixels if that is wrong; see "
+                      ".estimates)", DiameterWarning, stacklevel=stacklevel)
     few = [e for e in estimates if untrusted_reason(e, what)]
     if not few:
         return
@@ -136,10 +129,19 @@ def _positions(indices: "Sequence[int]", most: int = 5) -> str:
     return f"{'index' if len(indices) == 1 else 'indices'} {words}"
 
 
-def _span(estimates: "Sequence[DiameterEstimate]", indices: "Sequence[int]") -> str:
-    """The magnifications of ``estimates`` at ``indices``, for a warning's words: ``0.083`` or ``0.083-0.1``."""
-    m = [estimates[i].magnification for i in indices]
-    return f"{min(m):.2g}" if min(m) == max(m) else f"{min(m):.2g}-{max(m):.2g}"
+def held_words(held: "Sequence[DiameterEstimate]") -> str:
+    """What ``diameter="each"`` did with images whose resizing was held to the range the working scale may be
+    resized to (``held``: their :class:`DiameterEstimate`, each with ``held`` set), in words shared by the library's
+    warning and the CLI's note: ``looked 0.083x as magnified ...: resized 8x, not the 9.58x it asked``."""
+    from devolens.predict.segment import MAX_ENLARGE, MAX_SHRINK
+
+    m = [e.magnification for e in held]
+    span = f"{min(m):.2g}" if min(m) == max(m) else f"{min(m):.2g}-{max(m):.2g}"
+    first = held[0]  # (resize * diameter / held: the resize its estimate asked, before the hold)
+    how = (f"resized {first.resize:.3g}x, not the {first.resize * first.diameter / first.held:.3g}x it asked"
+           if len(held) == 1 else "resized as far as that goes")
+    return (f"looked {span}x as magnified as the model's training frames, beyond the range the working scale is held "
+            f"to (at most {MAX_ENLARGE:g}x enlarged, {MAX_SHRINK:g}x shrunk): {how}")
 
 
 def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
