@@ -466,7 +466,8 @@ def test_a_stopped_render_stops_its_worker_pool(tmp_path, signame, code, group):
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail("the render did not end after its pool was stopped")
     message = "error: interrupted" if signame == "SIGINT" else f"error: terminated ({signame})"
-    assert (proc.returncode, "Traceback" in stderr, stderr.strip().splitlines()[-1]) == (code, False, message)
+    assert (proc.returncode, "Traceback" in stderr, stderr.strip().splitlines()[-1]) == (code, False, message), \
+        stderr  # (seen once under load in the thirty-eighth session, not reproduced in 48 runs: the stderr says why)
 
 
 def test_a_stop_while_the_pool_is_made_leaves_no_traceback(tmp_path):
