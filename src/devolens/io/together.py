@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import json
 import os
 import signal
 import tempfile
@@ -241,16 +240,14 @@ def unit_id(tensors: Mapping[str, Any]) -> str:
 def tensors_unit(path: str | Path) -> str | None:
     """The unit id in the metadata of the safetensors file ``path`` (its header alone is read); None where it has
     none (a file of an older devolens) or its header cannot be read (the load that follows says why)."""
+    from safetensors import SafetensorError, safe_open
+
     try:
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 0 < size <= 100_000_000:  # (safetensors' own bound on a header)
-                return None
-            header = json.loads(f.read(size))
-    except (OSError, ValueError):
+        with safe_open(str(path), framework="np") as f:
+            meta = f.metadata() or {}
+    except (OSError, ValueError, SafetensorError):
         return None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    value = meta.get(UNIT_KEY) if isinstance(meta, dict) else None
+    value = meta.get(UNIT_KEY)
     return value if isinstance(value, str) else None
 
 

@@ -228,7 +228,7 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
         study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction=direction,
                                     pruner=pruner)  # (its sampler is set below, once the study's trials are known)
     except Exception as exc:  # bad URL, unreachable database, direction mismatch
-        if db_new and db is not None:
+        if db_new:
             with contextlib.suppress(OSError):
                 db.unlink(missing_ok=True)
         raise DevolensError(f"cannot open study {name!r} in {storage}: {exc}") from None
@@ -473,7 +473,7 @@ def _forget(name: str, storage: str, db: Path | None) -> None:
         pass
 
 
-def _same_folder(study, out: Path, name: str, storage: str = "", names: list[str] | tuple = ()) -> None:
+def _same_folder(study, out: Path, name: str, storage: str, names: list[str] | tuple) -> None:
     """Refuse an ``out`` that holds another study's files, which this study would replace: trial folders numbered
     from this study's next trial on (``trials/trial_NNNN``: numbers count per study) or a ``best.json`` of
     another study (with ``trials.csv`` and ``best_recipe.yaml``). One ``--out`` holds one study.
@@ -508,7 +508,7 @@ def _same_folder(study, out: Path, name: str, storage: str = "", names: list[str
                 other = f"trial folders ({folders}) of study {rest[0]!r} (the other study in its study.db)"
                 go_on = f"--study {rest[0]!r}"
             else:
-                other = (f"trial folders ({folders}) of a study that {storage or 'the storage'} does not have (its "
+                other = (f"trial folders ({folders}) of a study that {storage} does not have (its "
                          "database removed?)")
     if other is not None:
         raise DevolensError(f"--out holds {other}, whose trial folders, trials.csv and best recipe study {name!r} "
