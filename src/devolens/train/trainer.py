@@ -2200,19 +2200,22 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         dump_recipe(rec, out / "recipe.yaml")
         write_csv(bundle.split, out / "split.csv")
     notes = list(bundle.notes)
+    previous = None  # a resumed run's notes as its run.json recorded them (None: not resumed, or unreadable)
+    if resume:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            previous = json.loads((out / "run.json").read_text(encoding="utf-8")).get("notes", [])
     weight_note = class_weight_note(rec, train_ds)
-    if weight_note and recorded is not None:  # the checkpoint's weights: the note as the run's first start said it
-        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
-            if weight_note not in json.loads((out / "run.json").read_text(encoding="utf-8")).get("notes", []):
+    if weight_note and recorded is not None and previous is not None:  # the checkpoint's weights: the note as the
+        with contextlib.suppress(TypeError):  # run's first start said it
+            if weight_note not in previous:
                 weight_note = None
     if weight_note:
         notes.append(weight_note)
     if amp_note:  # the arithmetic of this session's device (said again by a resumed run that meets it)
         notes.append(amp_note)
-    if resume and pruned_df is not None and not len(pruned_df):  # pruned of nothing: the note its pruning epoch said
-        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
-            notes += [n for n in json.loads((out / "run.json").read_text(encoding="utf-8")).get("notes", [])
-                      if isinstance(n, str) and n.startswith(NOTHING_PRUNED)]
+    if previous is not None and pruned_df is not None and not len(pruned_df):  # pruned of nothing: the note its
+        with contextlib.suppress(TypeError):  # pruning epoch said
+            notes += [n for n in previous if isinstance(n, str) and n.startswith(NOTHING_PRUNED)]
     if bundle.unmatched:
         n = len(bundle.unmatched)
         notes.append(f"{n} file{'s' if n != 1 else ''} without a partner, not used (e.g. {bundle.unmatched[0]}; "
