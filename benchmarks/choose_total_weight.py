@@ -62,7 +62,7 @@ def _rows(folder: Path) -> pd.DataFrame:
     return df[~df["artifact"].notna() | (df["artifact"].astype(str) == "")].reset_index(drop=True)
 
 
-def _estimates(pred, folder: Path, movie: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _estimates(pred, folder: Path, files: list[str], movie: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per clean frame of ``folder``: the calibration's total, the regressor's (as shipped: one view) and the
     regressor's averaged over four views (as filmed, mirrored left-right, up-down, turned half a turn; mean of
     log1p), from one pass of ``predict_iter`` at weight 1 (the blend is then the calibration alone)."""
@@ -82,7 +82,7 @@ def _estimates(pred, folder: Path, movie: bool) -> tuple[np.ndarray, np.ndarray,
         return outs[0]
 
     pred.total_weight, pred._regress = 1.0, recording
-    files = [folder / f for f in _rows(folder)["file"]]  # frames.csv names files relative to the render
+    files = [folder / f for f in files]  # (frames.csv names files relative to the render)
     try:
         with warnings.catch_warnings():  # early frames: too few nuclei to judge the magnification (as the CLI)
             warnings.simplefilter("ignore", DiameterWarning)
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for folder, movie in folders:
         truth = _rows(folder)
-        c, r1, r4 = _estimates(pred, folder, movie)
+        c, r1, r4 = _estimates(pred, folder, list(truth["file"]), movie)
         for views, r in (("one view", r1), ("four views", r4)):
             scores.setdefault(views, {})[folder.name] = {w: _score(c, r, truth, w, pred.composition)
                                                          for w in a.weights}
