@@ -251,7 +251,7 @@ def tensors_unit(path: str | Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def check_unit(weights: str | Path, record: str | Path, data: object, remedy: str) -> None:
+def check_unit(weights: str | Path, record: str | Path, data: object, remedy: str | Callable[[], str]) -> None:
     """Refuse the weights file ``weights`` and its JSON ``record`` (``data``: the JSON as read) when both carry a
     unit id (:data:`UNIT_KEY`) and the two differ: files of two saves (a process killed between the two renames of
     :func:`write_together`), which would be used as one without a word. Files without an id (written by an older
@@ -263,8 +263,9 @@ def check_unit(weights: str | Path, record: str | Path, data: object, remedy: st
         The safetensors file and the JSON beside it.
     data : object
         The JSON's content (a dict; anything else passes: its reader says what is wrong with it).
-    remedy : str
-        What to do, ending the message ("train the run anew ...").
+    remedy : str or callable returning str
+        What to do, ending the message ("train the run anew ..."); a callable is called only to refuse (a remedy
+        that looks at the folder costs nothing on a pair that matches).
 
     Raises
     ------
@@ -275,6 +276,8 @@ def check_unit(weights: str | Path, record: str | Path, data: object, remedy: st
     own = data.get(UNIT_KEY) if isinstance(data, dict) else None
     other = tensors_unit(weights)
     if isinstance(own, str) and other is not None and own != other:
+        if callable(remedy):
+            remedy = remedy()
         raise DevolensError(f"{weights.name} and {record.name} are from different saves (was the run killed while "
                             f"saving them?), so the two do not belong together and neither is used; {remedy}",
                             path=weights.parent)

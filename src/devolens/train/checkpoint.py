@@ -147,7 +147,7 @@ def check_checkpoint(path: str | Path, meta: object = None) -> None:
             meta = json.loads(jpath.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
-    check_unit(path, jpath, meta, checkpoint_remedy(path))
+    check_unit(path, jpath, meta, lambda: checkpoint_remedy(path))  # (the remedy looks for best.safetensors)
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,

@@ -33,8 +33,8 @@ Run folder (``out``)::
 
 Both files of each pair carry one unit id (:data:`devolens.io.together.UNIT_KEY`): a pair of two saves, which a
 run killed outright (SIGKILL, a power loss) between the two renames leaves, is refused by ``--resume`` and by the
-readers of the best model; and ``--resume`` brings a run.json that such a kill left an epoch behind up to the
-checkpoint.
+readers of the best model; ``--resume`` brings a run.json that such a kill left an epoch behind up to the
+checkpoint, and mends a best pair of two saves before it trains (:func:`_best_mended`).
 
 A run folder made by a call that fails before its first checkpoint (bad data found while
 loading, Ctrl-C in the first epoch) is removed again: nothing is left that ``--resume``
@@ -1808,6 +1808,56 @@ def _summary_caught_up(out: Path, ckpt: Path) -> None:
         write_text(out / "run.json", json.dumps(summary, indent=2, default=float))
 
 
+def _best_mended(out: Path, model: torch.nn.Module, best_value: float | None, best_epoch: int | None, start: int,
+                 info: Callable[[str], None] | None) -> tuple[float | None, int | None]:
+    """Mend, as a resumed run starts training, a best model (best.safetensors + best.json) that is not one whole
+    save: its two files of two saves (a run killed outright between their renames: the new epoch's weights beside
+    the earlier best epoch's JSON, with the checkpoint an epoch behind), one of them alone, or neither where the
+    checkpoint records a best epoch. Left as it was, the resumed epoch might not beat the checkpoint's best value
+    and the run would finish with a best model that its readers refuse (or none).
+
+    Where best.json is the record of the checkpoint's own weights (its unit id theirs: the best epoch was the last
+    one checkpointed), best.safetensors is written again from them (``model``, the checkpoint loaded), and the best
+    stays. Else the files there are removed and the best value and epoch are forgotten: the resumed run saves a new
+    best model at its first validation (its best is chosen from the epochs it trains). Says which (``info``, one
+    line). A whole pair, or one of an older version (no unit ids), is left as it is. Returns the best value and
+    epoch to go on from."""
+    from devolens.io.together import UNIT_KEY, tensors_unit, unit_id
+
+    weights, record = out / BEST, out / "best.json"
+    there = [p.name for p in (weights, record) if os.path.lexists(p)]
+    cfg = None
+    with contextlib.suppress(OSError, ValueError):
+        cfg = json.loads(record.read_text(encoding="utf-8"))
+    own = cfg.get(UNIT_KEY) if isinstance(cfg, dict) else None
+    if len(there) == 2:
+        other = tensors_unit(weights)
+        if not (isinstance(own, str) and other is not None and own != other):
+            return best_value, best_epoch  # one save (or files without ids, or unreadable: their readers say why)
+        why = "best.safetensors and best.json were from different saves (the run was killed while saving them)"
+    elif there:
+        why = f"the run's {there[0]} had no {'best.json' if there == [BEST] else BEST} beside it"
+    elif best_epoch is None:
+        return best_value, best_epoch  # no best model yet
+    else:
+        why = "the run's best model (best.safetensors and best.json) is missing"
+    if (isinstance(own, str) and best_epoch is not None and best_epoch == start - 1 and cfg.get("epoch") == best_epoch
+            and own == unit_id({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})):
+        save_model(model, weights, config=cfg)  # (the pair as the run saved it: the same tensors, the same record)
+        if info is not None:
+            info(f"note: {why}; best.safetensors was written again from the checkpoint, whose weights are the best "
+                 f"epoch's (epoch {best_epoch + 1})")
+        return best_value, best_epoch
+    for path in (record, weights):  # the record first: a stop between the two leaves the weights alone, mended so
+        with contextlib.suppress(OSError):  # (a folder that takes no change: the run's own writes say so)
+            path.unlink()
+    if info is not None:
+        gone = "" if not there else " it was removed, and" if len(there) == 1 else " they were removed, and"
+        info(f"note: {why};{gone} the run saves a new best model at its next validation (after epoch {start + 1}), "
+             "the best of the epochs it trains from now on")
+    return None, None
+
+
 def _session_record(command: str | None, previous: Path | None) -> dict:
     """What run.json says of the software and settings that trained the run (``threads``: PyTorch's CPU threads at
     the start of training, which change the results; ``command``: the ``devolens train`` command line, None for a
@@ -2185,6 +2235,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             raise DevolensError(f"--resume: the checkpoint's training samples (up to #{int(active.max())}) do not "
                                 f"fit these data ({len(train_ds)} training samples); resume with the run's data",
                                 path=out)
+        # a best model of two saves (or one file of it) is mended before training: else it could outlast the run
+        best_value, best_epoch = _best_mended(out, model, best_value, best_epoch, start, info)
         h, pruned_df = _run_tables(out, start)
         if pruned_df is not None and start <= int(T["prune_after"]):
             # the checkpoint predates the pruning epoch (a stop during it): the pruned samples are not yet left out
