@@ -367,7 +367,9 @@ def tune_cmd(
                                          "(default: the recipe's tune.trials), not how many to add: a resumed study "
                                          "runs only the missing ones."),
     storage: Optional[str] = typer.Option(None, "--storage", help="SQLAlchemy URL of the study database (default "
-                                          "sqlite:///OUT/study.db); share one URL to tune on several machines."),
+                                          "sqlite:///OUT/study.db); share one URL to tune on several machines, each "
+                                          "with its own --out. A --study already in it goes on only with its recipe and "
+                                          "data (else give another --study)."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the recipe's name); one --out "
                                         "holds one study."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch in every trial, over the "

@@ -15,7 +15,10 @@ it tunes on (``devolens_data``, as a training run's ``run.json``): resuming it w
 on other data is refused, since its trials and best parameters belong to the first ones (the same
 data moved or copied elsewhere resume). One ``OUT`` holds one study: trial folders are numbered per study, so an
 ``OUT`` holding another study's is refused (:func:`_same_folder`); the refused call leaves no study (nor a
-study.db) it made, and never deletes one it did not make.
+study.db) it made, and never deletes one it did not make. With a shared ``--storage`` (several ``OUT`` folders,
+one database) a study's trials record their folder, so an ``OUT`` holding another study's trials is refused naming
+that study, and a refusal to go on with a study there says to give another ``--study``; a study in it that has no
+recipe recorded (Optuna's own, an earlier version's) goes on only if its trials drew from this recipe's space.
 The data are checked before the study is made, and a call that made ``OUT`` and fails
 before any trial finished removes it again (an empty folder, a study.db of failed trials).
 Optuna's own log lines are off below errors: a failing trial stops the study with a one-line
@@ -236,15 +239,17 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     # failed), so a new study is reproducible, while a resumed or shared one does not repeat its first trials
     study.sampler = optuna.samplers.TPESampler(seed=int(base["seed"]) + len(study.get_trials(deepcopy=False)))
     if study.direction.name.lower() != direction:
-        raise DevolensError(f"study {name!r} optimises {study.direction.name.lower()}, the recipe asks to {direction}")
+        raise DevolensError(f"study {name!r} in {storage} optimises {study.direction.name.lower()}, this recipe asks "
+                            f"to {direction} ({metric}): its trials and best parameters belong to another recipe; "
+                            f"{_elsewhere('this recipe', name, storage, out)}, or the study's recipe to go on with it")
     try:
         _same_folder(study, out, name, storage, names)
     except DevolensError:
         if name not in names:  # made by this call (not one made beforehand, empty): leave no empty study behind
             _forget(name, storage, db if db_new else None)
         raise
-    _same_recipe(study, base, name, storage)
-    _same_data(study, bundle, Path(data), name, storage)
+    _same_recipe(study, base, name, storage, out)
+    _same_data(study, bundle, Path(data), name, storage, out)
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     n_done = len(study.get_trials(deepcopy=False, states=states))
     n_new = max(0, n_total - n_done)
@@ -261,6 +266,8 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
         rec["train"]["monitor_mode"] = "min" if direction == "minimize" else "max"
         rec["train"]["epochs"] = int(epochs)
         run_dir = out / "trials" / f"trial_{trial.number:04d}"
+        # (absolute: a study in a shared --storage tells which --out folder holds each of its trials)
+        trial.set_user_attr("run_dir", os.path.abspath(run_dir))
 
         def report(epoch: int, row: dict) -> None:
             v = row.get(metric)
@@ -288,7 +295,6 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
             _drop_checkpoint(run_dir)
         if result.best_value is None:
             raise DevolensError(f"metric {metric!r} was never finite in trial {trial.number}")
-        trial.set_user_attr("run_dir", str(run_dir))
         # fine-tuning: the starting weights' score on the trial's validation split, and whether the trial's best
         # epoch fell short of it (train's verdict, within its tolerance)
         start = None
@@ -456,6 +462,48 @@ def _sqlite_file(storage: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+def _same_storage(a: str, b: str) -> bool:
+    """Whether two storage URLs name one database (SQLite: one file, however its path is written)."""
+    fa, fb = _sqlite_file(a), _sqlite_file(b)
+    if fa is not None and fb is not None:
+        return os.path.abspath(fa) == os.path.abspath(fb)
+    return a == b
+
+
+def _elsewhere(what: str, name: str, storage: str, out: Path | None) -> str:
+    """The advice of a refusal to go on with study ``name`` in ``storage`` for ``what`` (this recipe, these data):
+    with the default storage (``OUT/study.db``) another ``--out``; with a shared ``--storage`` another ``--study``
+    (and another ``--out`` where ``out`` holds that study's files). ``out`` None: not known (both said)."""
+    if out is None:
+        return f"give another --out for {what} (and, with --storage, another --study)"
+    if _same_storage(storage, default_storage(out)):
+        return f"give another --out for {what}"
+    held = (out / "best.json").exists() or any((out / "trials").glob("trial_*"))
+    return (f"give {what} another --study (a name {storage} does not hold yet)"
+            + (f" and another --out ({out} holds study {name!r}'s trials)" if held else ""))
+
+
+def _owners(out: Path, others: list[str], storage: str) -> dict[str, str]:
+    """The trial folders in ``out/trials`` that trials of the studies ``others`` in ``storage`` ran in (their user
+    attribute ``run_dir``): folder name -> study name. Best effort: a study that cannot be read owns none."""
+    import optuna
+
+    folders = {os.path.abspath(p): p.name for p in (out / "trials").glob("trial_*")}
+    owners: dict[str, str] = {}
+    if not folders or not others:
+        return owners
+    try:
+        store = optuna.storages.get_storage(storage)
+        for other in others:
+            for t in optuna.load_study(study_name=other, storage=store).get_trials(deepcopy=False):
+                run_dir = t.user_attrs.get("run_dir")
+                if isinstance(run_dir, str) and os.path.abspath(run_dir) in folders:
+                    owners.setdefault(folders[os.path.abspath(run_dir)], other)
+    except Exception:  # noqa: BLE001 - the folder is then judged by its trial numbers alone
+        pass
+    return owners
+
+
 def _forget(name: str, storage: str, db: Path | None) -> None:
     """Delete study ``name``, which this call made and then refused, while it is still empty (no trials, no user
     attributes), and the database file ``db`` this call made for it when no other study is in it: a refused call
@@ -476,7 +524,9 @@ def _forget(name: str, storage: str, db: Path | None) -> None:
 def _same_folder(study, out: Path, name: str, storage: str, names: list[str] | tuple) -> None:
     """Refuse an ``out`` that holds another study's files, which this study would replace: trial folders numbered
     from this study's next trial on (``trials/trial_NNNN``: numbers count per study) or a ``best.json`` of
-    another study (with ``trials.csv`` and ``best_recipe.yaml``). One ``--out`` holds one study.
+    another study (with ``trials.csv`` and ``best_recipe.yaml``), or trial folders that trials of another study in
+    ``storage`` ran in (:func:`_owners`, a shared ``--storage``), whatever their numbers. One ``--out`` holds one
+    study; a ``best.json`` of this study's name in another storage is refused too (``--storage`` forgotten).
 
     ``names``: the studies ``storage`` held before this call opened ``study`` (``study``'s name among them unless
     this call made it). The refusal names the study the folder holds where it is known (its ``best.json``, or the
@@ -493,16 +543,27 @@ def _same_folder(study, out: Path, name: str, storage: str, names: list[str] | t
         other = f"study {best['study']!r} (its best.json)"
         if best["study"] in names:
             go_on = f"--study {best['study']!r}"
-        elif best.get("storage") and best["storage"] != storage:  # tuned in another storage (--storage)
+        elif best.get("storage") and not _same_storage(best["storage"], storage):  # tuned in another storage
             go_on = f"--study {best['study']!r} --storage {best['storage']!r}"
+    elif (isinstance(best, dict) and best.get("study") == name and isinstance(best.get("storage"), str)
+          and not _same_storage(best["storage"], storage)):  # its study of the same name in another storage
+        other = f"study {name!r} of another storage, {best['storage']} (its best.json)"
+        go_on = f"--storage {best['storage']!r}"
     else:
         n = len(study.get_trials(deepcopy=False))  # this study numbers its next trials from n on
         taken = sorted(p.name for p in (out / "trials").glob("trial_*")
                        if p.name[6:].isdigit() and int(p.name[6:]) >= n)
-        if taken:
+        rest = [s for s in names if s != name]
+        owners = _owners(out, rest, storage)  # trial folders of another study in the storage, whatever their numbers
+        shared = not _same_storage(storage, default_storage(out))
+        if owners and (name in names or len(rest) > 1 or shared or not taken):
+            first = sorted(owners)[0]
+            other = (f"trial folders (trials/{first}{' ...' if len(owners) > 1 else ''}) of study "
+                     f"{owners[first]!r} in {storage}")
+            go_on = f"--study {owners[first]!r}"
+        elif taken:
             folders = f"trials/{taken[0]}{' ...' if len(taken) > 1 else ''}"
-            rest = [s for s in names if s != name]
-            if name in names or len(rest) > 1 or (rest and storage != default_storage(out)):
+            if name in names or len(rest) > 1 or (rest and shared):
                 other = f"another study's trials ({folders})"
             elif rest:  # a new study beside the one its study.db holds (a renamed recipe names another study)
                 other = f"trial folders ({folders}) of study {rest[0]!r} (the other study in its study.db)"
@@ -516,13 +577,27 @@ def _same_folder(study, out: Path, name: str, storage: str, names: list[str] | t
                             + (f", or {go_on} to go on with the study this folder holds" if go_on else ""), path=out)
 
 
-def _same_recipe(study, base: dict, name: str, storage: str) -> None:
+def _same_recipe(study, base: dict, name: str, storage: str, out: Path | None = None) -> None:
     """Refuse to go on with a study that tunes another recipe; record the recipe in a new study.
 
-    A study made before the recipe was recorded takes the recipe of this call from now on.
+    A study made before the recipe was recorded (an earlier version's, or one made with Optuna itself in a shared
+    storage) takes the recipe of this call from now on, unless its trials drew their parameters otherwise than
+    this recipe's ``tune.space`` does (another range or type, a key it does not search): refused. ``out``: the
+    ``--out`` given, for the advice (:func:`_elsewhere`).
     """
     stored = study.user_attrs.get(RECIPE_ATTR)
     if stored is None:
+        import optuna
+
+        probe = optuna.create_study().ask()  # the distributions this recipe's trials draw from
+        suggest(probe, base["tune"]["space"])
+        drawn = {k for t in study.get_trials(deepcopy=False) for k, d in t.distributions.items()
+                 if probe.distributions.get(k) != d}
+        if drawn:
+            raise DevolensError(f"study {name!r} in {storage} was made for another search space (its trials drew "
+                                f"{listed(sorted(drawn))} otherwise than this recipe's tune.space: another range or "
+                                "type, or a key it does not search): its trials and best parameters belong to that "
+                                f"one; {_elsewhere('this recipe', name, storage, out)}")
         study.set_user_attr(RECIPE_ATTR, json.dumps(base, sort_keys=True))
         return
     try:
@@ -536,17 +611,17 @@ def _same_recipe(study, base: dict, name: str, storage: str) -> None:
     if diff:
         keys = listed(diff)
         raise DevolensError(f"study {name!r} in {storage} tunes another recipe (it differs in {keys}): its trials "
-                            "and best parameters belong to that one; give another --out for this recipe (and, with "
-                            "--storage, another --study), or the study's recipe to go on with it")
+                            f"and best parameters belong to that one; {_elsewhere('this recipe', name, storage, out)}, "
+                            "or the study's recipe to go on with it")
 
 
-def _same_data(study, bundle, data: Path, name: str, storage: str) -> None:
+def _same_data(study, bundle, data: Path, name: str, storage: str, out: Path | None = None) -> None:
     """Refuse to go on with a study tuned on other data; record the data of a new study.
 
     The data are compared by the fingerprint of their samples (names and file contents,
     :func:`devolens.train.trainer.data_fingerprint`), so the same data moved or copied elsewhere (another
     machine sharing ``--storage``) go on. A study made before the data were recorded takes the data of
-    this call from now on.
+    this call from now on. ``out``: the ``--out`` given, for the advice (:func:`_elsewhere`).
     """
     mine = {"path": str(data.resolve()), "samples": int(len(bundle.split)), "fingerprint": bundle.fingerprint}
     stored = study.user_attrs.get(DATA_ATTR)
@@ -564,5 +639,5 @@ def _same_data(study, bundle, data: Path, name: str, storage: str) -> None:
         how = (f"the files in {data} differ from those" if theirs.get("samples") == mine["samples"] else
                f"{data} holds {mine['samples']} samples, the study's data {theirs.get('samples')}")
         raise DevolensError(f"study {name!r} in {storage} was tuned on other data ({how} in {theirs.get('path')}): "
-                            "its trials and best parameters belong to those; give another --out for these data (and, "
-                            "with --storage, another --study), or the study's data to go on with it")
+                            f"its trials and best parameters belong to those; "
+                            f"{_elsewhere('these data', name, storage, out)}, or the study's data to go on with it")
