@@ -834,6 +834,26 @@ def _estimate_note(estimate, what: str) -> Optional[str]:
     return text
 
 
+def _refusal_named(exc: DevolensError, input_path: Path, source: "_Source", read: list,
+                   each: bool) -> Optional[DevolensError]:
+    """``--diameter auto``'s refusal of an estimate that would resize the images beyond the range the working scale
+    may be resized to (the library's error, its ``estimate`` attached), naming the input; a folder's also names the
+    images the estimate was made from (``read``: the positions of the frames read so far, in order, which the
+    estimate's ``frames`` index) and, where the command takes it (``each``), offers ``--diameter each``. None for
+    any other error (or one already naming its file)."""
+    est = getattr(exc, "estimate", None)
+    if est is None or exc.path is not None:
+        return None
+    text = exc.message
+    if source.names is not None and len(source.names) > 1:  # a folder: which of its images showed it
+        files = [source.names[read[i]] for i in (est.frames or []) if 0 <= i < len(read)]
+        if files:
+            text += f". The estimate came from its image{'s' if len(files) > 1 else ''} {_names(files)}"
+        if each:
+            text += f"{';' if files else '.'} --diameter each estimates every image of the folder on its own"
+    return DevolensError(text, path=input_path)
+
+
 def _estimates_note(estimates, what: str) -> Optional[str]:
     """What ``--diameter each`` did, in words (None when every image was used as it is); images whose resizing was
     held to the range the working scale may be resized to (:class:`~devolens.predict.sizing.DiameterEstimate`'s
@@ -973,13 +993,21 @@ def _estimate_fields(estimate, names: Optional[list] = None) -> dict:
     ``per_image`` and ``frames``: each image's estimate and its frame, named by ``names`` (the frames in the order
     read) where known, else its position among them from 0, None when unknown; ``decided``: which of them the
     median was taken over (those showing enough objects; all when none did), None when unknown; ``spread``: the
-    smallest and largest of those)."""
+    smallest and largest of those; ``held``: whether the resizing the estimate asked lay beyond the range the working
+    scale may be resized to and was held to it (``diameter="each"``; ``"auto"`` refuses such an estimate), and then
+    ``estimated_diameter`` and ``estimated_resize``: what the estimate asked, ``diameter`` and ``resize`` what was
+    used)."""
     positions = getattr(estimate, "frames", None)
     frames = None if positions is None else [
         names[p] if names is not None and 0 <= p < len(names) else json_number(p) for p in positions]
     spread, decided = getattr(estimate, "spread", None), getattr(estimate, "used", None)
+    asked = getattr(estimate, "held", None)  # (DiameterEstimate.held: the diameter estimated, before the hold)
+    held = {} if asked is None or estimate.diameter is None else {
+        "estimated_diameter": json_number(asked),
+        "estimated_resize": json_number(estimate.resize * estimate.diameter / asked)}
     return {"magnification": json_number(estimate.magnification), "diameter": json_number(estimate.diameter),
-            "resize": json_number(estimate.resize), "trusted": json_number(estimate.trusted),
+            "resize": json_number(estimate.resize), "held": bool(held), **held,
+            "trusted": json_number(estimate.trusted),
             "small": json_number(estimate.small), "backdrop": json_number(estimate.backdrop),
             "per_image": [json_number(v) for v in (estimate.per_image or [])], "frames": frames,
             "decided": None if decided is None else [bool(u) for u in decided],
@@ -1000,6 +1028,8 @@ def _sizing_record(diameter: "float | str | None", estimate=None, estimates=None
             for row in rows:
                 for key in ("per_image", "frames", "decided", "spread"):  # one image each: its own magnification
                     row.pop(key, None)
+                if not row["held"]:  # (said only of the images held: their rows name the estimate and its hold)
+                    del row["held"]
             if frames is not None and len(frames) == len(rows):
                 rows = [{"frame": f, **row} for f, row in zip(frames, rows)]
             record["per_image"] = rows
@@ -1247,6 +1277,11 @@ def run_segmentation(
                             yield written.popleft().result()
                     while written:
                         yield written.popleft().result()
+                except DevolensError as exc:  # an estimate refused (before any result): named by the input
+                    named = _refusal_named(exc, input_path, source, [p for p, _ in pending], each=True)
+                    if named is None:
+                        raise
+                    raise named from None
                 finally:
                     for f in written:
                         f.cancel()
@@ -1895,12 +1930,16 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     drifting movie from an as-rendered one); ``no_signal``: the frames without signal (one grey level throughout,
     or black: :func:`devolens.predict.population.lacks_signal`), named as the CSV names them, whose counts the CSV
     leaves empty unless a fit read them off its curve (``clock_left_out``, ``monotone_left_out``); ``notes``: the notes the
-    command prints after its summary line (their words, without ``note:``; the tip left out), as ``segment.json``'s."""
+    command prints after its summary line (their words, without ``note:``; the tip left out), as ``segment.json``'s;
+    ``working_scale``: the working resolution the nuclei network read the frames at, relative to the input (the
+    frames' resizing by the magnification estimate or ``--diameter`` times the network's scale), as ``segment.json``'s
+    (None without a nuclei network)."""
     from devolens.models import zoo
 
     nuclei = getattr(predictor, "nuclei", None)
     nuclei_name = (predictor.card or {}).get("nuclei_model", "nuclei") if nuclei is not None else None
     network = getattr(nuclei, "network", None)
+    scale = getattr(nuclei, "working_scale", None)  # (a stand-in for the nuclei model may have none)
     return record_text({
         **record_header("devolens population", input_path, model, out), "weights_sha256": zoo.weights_sha256(model),
         "model_sha256": model_sha256(model), "nuclei_model": nuclei_name,
@@ -1911,6 +1950,7 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
         "device": getattr(predictor, "device", None),
         "backend": getattr(network, "backend", None), "frames": frames, "skipped": skipped, "options": options,
         "magnification_estimate": magnification,
+        "working_scale": None if scale is None else json_number(getattr(predictor, "resize", 1.0) * scale()),
         "clock": None if fit is None else {"offset": json_number(fit.offset), "rate": json_number(fit.rate),
                                            "residual": json_number(fit.residual)},
         # how the per-frame estimates drift away from the fitted curve (beside the fit: its three numbers stay)
@@ -2111,6 +2151,11 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                     judged.add(int(row["visible"]), image)
                 if busiest is not None:
                     busiest.add(int(row["visible"]), image)
+    except DevolensError as exc:  # an estimate refused (before any row): named by the input
+        named = _refusal_named(exc, input_path, source, list(positions), each=False)
+        if named is None:
+            raise
+        raise named from None
     finally:
         source.close()
     if not rows:
@@ -2722,7 +2767,8 @@ def population_command(
         f"signal, one grey level throughout or black, has empty counts but with --clock or --monotone). {LETTER_HELP} "
         "Beside it, NAME.json records how it was made (command line, devolens and torch versions, model and its "
         "weights' sha256 and that of all its files (card and weights), no_signal (the frames of no signal, whose "
-        "counts are empty), precision, the device the network ran on, options, magnification estimate, the clock's fit "
+        "counts are empty), precision, the device the network ran on, options, magnification estimate and the working "
+        "scale it gave, the clock's fit "
         "and the frames it left out, frames --monotone left out, "
         "the plot and curation report written); both are replaced when they exist, and the plot and curation report "
         "of an earlier run into the same CSV that this run does not write are removed.")),

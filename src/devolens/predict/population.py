@@ -574,7 +574,10 @@ class PopulationPredictor:
         goes. The counts of such a frame are the models' reading of a black frame (a cell or two), for a caller that
         leaves it out of a fit and reads its row off the fitted curve (``population --monotone`` and ``--clock``):
         check ``flat`` before using them. :meth:`predict` and :meth:`predict_batch` leave them empty (NaN), as
-        ``population`` does otherwise, with a :class:`~devolens.errors.NoSignalWarning`.
+        ``population`` does otherwise, with a :class:`~devolens.errors.NoSignalWarning`. With ``diameter="auto"``
+        each dict also carries ``estimate``: the :class:`~devolens.predict.sizing.DiameterEstimate` its frame was
+        resized by (this stream's own, as a segmentation result's ``extra["estimate"]``; ``last_estimate`` is the
+        last stream's).
 
         Frames that look inverted (dark nuclei on a bright background) or like membranes get one
         :class:`~devolens.errors.InputWarning` per call (method ``composition``), judged as ``devolens population``
@@ -661,6 +664,7 @@ class PopulationPredictor:
 
         images = marked(images)
         done = 0
+        est = None  # diameter="auto": this stream's estimate, carried by each of its rows
         if self.auto:  # one magnification for the movie, estimated from its first frames with the most nuclei
             from devolens.predict.postprocess import diameter_scale
             from devolens.predict.sizing import gather
@@ -727,6 +731,8 @@ class PopulationPredictor:
                 row["median_area"] = float(np.median(obj["area"])) if len(obj["area"]) else float("nan")
                 row.update(signal_fields(done))  # (each frame is read before its result)
                 row["specks"] = bool(res.extra.get("specks"))  # as the nuclei network's preparation found
+                if self.auto:
+                    row["estimate"] = est
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)

@@ -783,7 +783,8 @@ class _SegmentationPredictor:
         Raises
         ------
         DevolensError
-            The estimate would take the working scale beyond that range.
+            The estimate would take the working scale beyond that range; its ``estimate`` is ``est`` (the command
+            names the images it was made from).
         """
         if est.diameter is None:
             return self._scale_for(None)
@@ -794,8 +795,10 @@ class _SegmentationPredictor:
             return self._held_scale(est.diameter, f"diameter={how!r} (estimated {est.diameter:.3g} px: magnification "
                                                   f"{est.magnification:.3g} of the model's reference framing)")
         except DevolensError as exc:
-            raise DevolensError(f"{exc.message}; or {option('diameter', 'None', cli_value='none')} to segment the "
-                                "images as they are, at the model's own scale", exc.path) from None
+            refused = DevolensError(f"{exc.message}; or {option('diameter', 'None', cli_value='none')} to segment "
+                                    "the images as they are, at the model's own scale", exc.path)
+            refused.estimate = est
+            raise refused from None
 
     def _held_estimate(self, est):
         """``est`` (one image's ``diameter="each"`` estimate) with its resizing held to the range a ``scale`` is
