@@ -52,9 +52,38 @@ HEADLINE_WORDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: the issues' targets for the shipped cards' headline metrics, as (">=" or "<=", target): the listing says beside
+#: such a figure whether it meets its target (the cards' limits state the targets, the default setting's figures too)
+TARGETS: dict[str, tuple[str, float]] = {
+    "instance_f1_iou50_heldout_le200": (">=", 0.90),  # nuclei (issue 5)
+    "mae_over_mean_max_heldout": ("<=", 0.10),  # population: every letter's MAE <= 10 % of its mean (issue 5)
+    "founder_accuracy": (">=", 0.95),  # identity (issue 5)
+    "depth1_accuracy": (">=", 0.90),
+    "pr_auc_live": (">=", 0.90),  # livedead, pooled over the held-out wells (issue 6)
+    "pr_auc_dead": (">=", 0.90),
+}
+
+
+def _target(key: str, value) -> dict | None:
+    """The issue's target for a headline metric and whether the card's figure meets it (``{"op", "value", "met"}``);
+    None for a metric without a target or a figure that is not a number."""
+    if key not in TARGETS:
+        return None
+    op, goal = TARGETS[key]
+    v = value.get("value") if isinstance(value, dict) else value
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return None
+    return {"op": op, "value": goal, "met": bool(v >= goal if op == ">=" else v <= goal)}
+
+
 def _headline(key: str, value) -> str:
-    """One headline metric in words (its key for a metric the table does not know)."""
+    """One headline metric in words (its key for a metric the table does not know), with its target and whether
+    the figure meets it where the metric has one (:data:`TARGETS`)."""
     words, unit = HEADLINE_WORDS.get(key, (key, ""))
+    target = _target(key, value)
+    said = "" if target is None else (
+        f" (target {target['op']} " + (f"{100 * target['value']:.0f} %" if unit == "%" else f"{target['value']:.2f}")
+        + f": {'met' if target['met'] else 'not met'})")
     if unit == "wells":  # {"median_abs": ..., "wells_off_by_more_than_0.05": ...}: the spread over wells
         v = value.get("value") if isinstance(value, dict) else None
         if isinstance(v, dict) and "median_abs" in v:
@@ -63,8 +92,8 @@ def _headline(key: str, value) -> str:
     if unit == "%":
         v = value.get("value") if isinstance(value, dict) else value
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return f"{words}: {100 * v:.0f} %"
-    return f"{words}: {_fmt(value)}"
+            return f"{words}: {100 * v:.0f} %{said}"
+    return f"{words}: {_fmt(value)}{said}"
 
 
 def _setting(setting: dict) -> list[str]:
@@ -97,7 +126,8 @@ def _listing(names: list[str]) -> dict:
                 m = metrics[k]
                 headline.append({"metric": k, "words": HEADLINE_WORDS.get(k, (k, ""))[0],
                                  "value": m.get("value") if isinstance(m, dict) else m,
-                                 "how": m.get("how") if isinstance(m, dict) else None, "text": _headline(k, m)})
+                                 "how": m.get("how") if isinstance(m, dict) else None,
+                                 "target": _target(k, m), "text": _headline(k, m)})
         given = card.get("input")  # an object: a card's words alone (identity's) as its "text"
         models.append({"name": name, "task": card.get("task"), "summary": card.get("summary"), "weights": weights,
                        "int8": bool((card.get("int8") or {}).get("activations")), "headline": headline,
@@ -127,11 +157,12 @@ def list_models(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the listing as one JSON document: per model its name, "
                                  "task, summary, weights (file, bytes, sha256), int8, headline metrics (metric, words, "
-                                 "value, how, text), the setting they were measured in and the input the model takes "
+                                 "value, how, target: the issue's target and whether the value meets it, or null; "
+                                 "text), the setting they were measured in and the input the model takes "
                                  "(an object: the card's input, its words alone as {\"text\": ...})."),
 ) -> None:
     """List the shipped models: name, task, weights size and sha256 (first 12 hex digits), int8 calibration and
-    headline metrics."""
+    headline metrics (with the issue's target, and whether it is met, where a figure has one)."""
     if ctx.invoked_subcommand is not None:
         if as_json:  # an option that does nothing is a trap
             from devolens.errors import DevolensError
@@ -163,7 +194,7 @@ def list_models(
         return
     out.print(table)
     out.print("Headline figures as the cards measured them (the setting in parentheses; the commands' default setting "
-              "beside it where it differs).")
+              "beside it where it differs; 'target': the issue's target for that figure and whether it is met).")
     if not wide:
         out.print("`devolens models show NAME` prints a model's whole card (summary, data, metrics, limits).")
 
