@@ -231,9 +231,12 @@ def test_onnx_backend_needs_onnxruntime():
         assert NucleiPredictor(_tiny(), backend="auto").network.backend == "torch"
 
 
-def test_onnx_backend_reports_the_fp32_it_runs():
+def test_onnx_backend_reports_the_fp32_it_runs(monkeypatch):
     """onnxruntime runs the exported fp32 network: the precision says so (it said bf16), bf16 asked for is refused."""
+    import devolens.models.quantize as q
     from devolens.models.quantize import resolve_precision
+
+    monkeypatch.setattr(q, "bf16_fast_here", lambda: True)  # torch's auto below: bf16 on a CPU with native bf16
 
     model = _tiny()
     for precision in ("auto", "fp32"):
@@ -241,6 +244,9 @@ def test_onnx_backend_reports_the_fp32_it_runs():
     with pytest.raises(DevolensError, match="onnx backend"):
         resolve_precision(model, "bf16", None, fast=True, device="cpu", multiple=16, backend="onnx")
     assert resolve_precision(model, "auto", None, fast=True, device="cpu", multiple=16, backend="torch") == "bf16"
+    monkeypatch.setattr(q, "bf16_fast_here", lambda: False)  # an AVX2-only CPU: fp32 with either backend
+    for backend in ("torch", "onnx"):
+        assert resolve_precision(model, "auto", None, fast=True, device="cpu", multiple=16, backend=backend) == "fp32"
 
 
 def test_zoo_loading_from_tiny_zoo(tiny_zoo):

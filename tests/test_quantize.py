@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,7 @@ def test_precision_auto_picks_int8_only_with_parameters(monkeypatch):
     import devolens.models.quantize as q
 
     monkeypatch.setattr(q, "int8_fast_here", lambda: True)
+    monkeypatch.setattr(q, "bf16_fast_here", lambda: True)  # (a CPU with VNNI has AVX-512: native bf16)
     net = _net()
     params = calibrate(net, [_images(2)])
     assert ImageNetwork(net, multiple=32, int8_params=params).precision == "int8"
@@ -89,6 +92,9 @@ def test_precision_auto_picks_int8_only_with_parameters(monkeypatch):
     assert ImageNetwork(_net(), multiple=32, int8_params=params, fast=False).precision == "fp32"
     assert ImageNetwork(_net(), multiple=32, int8_params=params, precision="bf16").precision == "bf16"
     assert ImageNetwork(_net(), multiple=32, int8_params=params, backend="torch", device="cpu").precision == "int8"
+    monkeypatch.setattr(q, "bf16_fast_here", lambda: False)  # (AVX-VNNI without AVX-512, e.g. Alder Lake)
+    assert ImageNetwork(_net(), multiple=32, int8_params=params).precision == "int8"
+    assert ImageNetwork(_net(), multiple=32).precision == "fp32"  # no calibration, bf16 emulated: fp32
 
 
 def test_precision_errors_are_user_errors():
@@ -121,10 +127,14 @@ def test_shipped_nuclei_int8_agrees_with_bf16_on_a_render():
     table = simulate_embryo(7, n_cells=80)
     t = int(table.groupby("time").size().index[-1])
     frame = render_nuclei_frame(table, t, size=(256, 376), seed=4, rgb=True)
-    from devolens.models.quantize import int8_fast_here
+    from devolens.models.quantize import PrecisionWarning, bf16_fast_here, int8_fast_here
 
-    assert load("nuclei").network.precision == ("int8" if int8_fast_here() else "bf16")  # the default where fast
-    q = load("nuclei", precision="int8")
+    # the default where fast: int8 with VNNI/AMX, else bf16 where native, else (AVX2 only) fp32
+    default = "int8" if int8_fast_here() else "bf16" if bf16_fast_here() else "fp32"
+    assert load("nuclei").network.precision == default
+    with warnings.catch_warnings():  # (int8 asked for without VNNI/AMX says so: test_s39_cpu_arith)
+        warnings.simplefilter("ignore", PrecisionWarning)
+        q = load("nuclei", precision="int8")
     b = load("nuclei", precision="bf16").predict(frame.image)
     a = q.predict(frame.image)
     assert instance_scores(a.labels, b.labels)["f1"] > 0.9  # the two find the same nuclei
@@ -138,8 +148,12 @@ def test_auto_keeps_bf16_on_cpus_without_vnni(monkeypatch):
     net = _net()
     params = calibrate(net, [_images(2)])
     monkeypatch.setattr(q, "int8_fast_here", lambda: False)
+    monkeypatch.setattr(q, "bf16_fast_here", lambda: True)  # e.g. Skylake-X: AVX-512 without VNNI
     assert ImageNetwork(_net(), multiple=32, int8_params=params).precision == "bf16"
-    assert ImageNetwork(_net(), multiple=32, int8_params=params, precision="int8").precision == "int8"
+    with pytest.warns(q.PrecisionWarning, match="no 8-bit dot-product"):  # runs, with a word
+        assert ImageNetwork(_net(), multiple=32, int8_params=params, precision="int8").precision == "int8"
+    monkeypatch.setattr(q, "bf16_fast_here", lambda: False)  # AVX2 only: bf16 emulated, fp32
+    assert ImageNetwork(_net(), multiple=32, int8_params=params).precision == "fp32"
 
 
 @needs_int8

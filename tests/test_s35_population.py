@@ -304,8 +304,11 @@ def test_shipped_estimates_stay_and_a_late_render_is_said_crowded(shared_data, a
     if len(ref) != 3:
         pytest.skip("reference frames missing")
     est = estimate_diameter(nuclei, [np.asarray(iio.imread(f)) for f in ref])
-    np.testing.assert_allclose(est.per_image, [0.78833, 1.33846, 1.41944], rtol=1e-3)
-    assert est.trusted == 3 and est.crowded == 0 and est.diameter == pytest.approx(48.224, rel=1e-3)
+    # pinned in int8 (a CPU with VNNI/AMX); in another arithmetic (fp32 on an AVX2-only CPU: 0.7839 / 1.3312 /
+    # 1.4085, 0.8 % off; bf16 on AVX-512 without VNNI) the network's maps differ slightly: 2 %, not 0.1 %
+    rtol = 1e-3 if nuclei.network.precision == "int8" else 0.02
+    np.testing.assert_allclose(est.per_image, [0.78833, 1.33846, 1.41944], rtol=rtol)
+    assert est.trusted == 3 and est.crowded == 0 and est.diameter == pytest.approx(48.224, rel=rtol)
     assert main(["render", str(acetree_zip), "--times", "280", "--seed", "1", "--out", str(tmp_path / "ace")]) == 0
     frame = np.asarray(iio.imread(tmp_path / "ace" / "frames" / "t280.png"))
     half = cv2.resize(frame, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)

@@ -206,14 +206,16 @@ def test_real_onnx_session_uses_torchs_threads_without_spinning(monkeypatch):
 
 
 
-def test_population_cards_bf16_gives_way_on_the_onnx_backend(tiny_zoo, fake_onnx):
+def test_population_cards_bf16_gives_way_on_the_onnx_backend(tiny_zoo, fake_onnx, monkeypatch):
     """`devolens population --backend onnx` was refused ("precision 'bf16' is not available with the onnx
     backend"): the population card's nuclei_precision, which the user never gave."""
     import json
 
     from devolens.models import load, zoo
+    import devolens.models.quantize as q
     from devolens.models.quantize import PrecisionWarning
 
+    monkeypatch.setattr(q, "bf16_fast_here", lambda: True)  # (else fp32 anyway: test_s39_cpu_arith)
     card = tiny_zoo / "population" / "card.json"
     card.write_text(json.dumps({**json.loads(card.read_text()), "nuclei_precision": "bf16"}))
     zoo.card.cache_clear()

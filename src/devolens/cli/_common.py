@@ -169,10 +169,12 @@ _help_style()
 
 
 #: help of the ``--precision`` and ``--fast`` options of the inference commands
-PRECISION_HELP = ("Network arithmetic on CPU: auto (int8 where the model card has int8 scales, this PyTorch has the "
-                  "oneDNN engine and the CPU has VNNI/AMX; else bf16), int8, bf16 or fp32. The model card gives "
-                  "the accuracy of each.")
-FAST_HELP = "Fast CPU arithmetic (int8 or bf16, see --precision); --no-fast: fp32."
+PRECISION_HELP = ("Network arithmetic: auto (on the CPU int8 where the model card has int8 scales, this PyTorch has "
+                  "the oneDNN engine and the CPU has VNNI/AMX, else bf16 where the CPU has native bf16, else fp32; "
+                  "on a GPU fp32; population's nuclei: the card's bf16 where the CPU or GPU has native bf16, else "
+                  "fp32), int8 (CPU only; with a note on a CPU without VNNI/AMX, where it runs slower than fp32 and "
+                  "can lose accuracy), bf16 or fp32. The model card gives the accuracy of each.")
+FAST_HELP = "Fast arithmetic (int8 or bf16 where the CPU has it, see --precision); --no-fast: fp32."
 #: help of the --pages option (segment, population, curate frames)
 PAGES_HELP = ("Plain multi-page TIFFs (pages without axis labels, as many acquisition programs save them): read the "
               "pages as time points (time, the default) or as the z planes of one stack (z: then --stack-z applies). "
@@ -181,10 +183,11 @@ PAGES_HELP = ("Plain multi-page TIFFs (pages without axis labels, as many acquis
 #: session: held-out EPIC-framed movies, total MAE / mean 0.087 per frame, 0.020 with --clock)
 CLOCK_GAIN = "held-out EPIC-framed movies: total error 9% per frame -> 2% with --clock"
 #: help of the --device option (segment, population, segment livedead)
-DEVICE_HELP = ("Where the networks run: cpu (the default; int8 or bf16), cuda (the first CUDA GPU; an error where "
-               "PyTorch sees none), cuda:N (the GPU numbered N) or auto (a CUDA GPU when there is one, else the CPU). "
-               "On a GPU the networks run in fp32 (--precision bf16 for bf16 on an Ampere or newer GPU). Apple GPUs "
-               "(MPS) are not used.")
+DEVICE_HELP = ("Where the networks run: cpu (the default; int8, bf16 or fp32 as the CPU allows, see --precision), "
+               "cuda (the first CUDA GPU; an error where PyTorch sees none), cuda:N (the GPU numbered N) or auto (a "
+               "CUDA GPU when there is one, else the CPU). On a GPU the networks run in fp32 (--precision bf16 for "
+               "bf16 on an Ampere or newer GPU, where population's nuclei run in bf16 by default). Apple GPUs (MPS) "
+               "are not used.")
 
 
 

@@ -56,7 +56,8 @@ class CardPrecision(str):
 
 class PrecisionWarning(DeviceWarning):
     """The network runs in another arithmetic than its model card chose (:class:`CardPrecision`), so its results
-    can differ slightly from the card's metrics. The CLI prints it as one ``note:`` line (as a
+    can differ slightly from the card's metrics; or in int8 asked for on a CPU without VNNI/AMX
+    (:func:`int8_fast_here`), slower than fp32 and less accurate. The CLI prints it as one ``note:`` line (as a
     :class:`~devolens.predict.devices.DeviceWarning`)."""
 
 
@@ -73,8 +74,9 @@ def int8_fast_here() -> bool:
 
     Without them oneDNN's int8 kernels are both slower and exposed to 16-bit saturation
     of the products of unreduced 8-bit activations, so ``precision="auto"`` keeps bf16
-    (or fp32: :func:`bf16_fast_here`) there (explicit ``"int8"`` still runs). Read from ``/proc/cpuinfo``; False where that
-    file does not exist: off Linux (macOS, Windows) int8 is never chosen automatically.
+    (or fp32: :func:`bf16_fast_here`) there (explicit ``"int8"`` still runs, with a
+    :class:`PrecisionWarning`). Read from ``/proc/cpuinfo``; False where that file does not
+    exist: off Linux (macOS, Windows) int8 is never chosen automatically.
     """
     try:
         with open("/proc/cpuinfo") as fh:
@@ -232,7 +234,8 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     ``2**depth``), this PyTorch supports int8, the CPU has VNNI/AMX (read on Linux only) and the
     torch CPU backend runs it; else bf16 when ``fast`` and the CPU has native bf16
     (:func:`bf16_fast_here`), else fp32. Explicit ``"int8"`` needs all
-    but the VNNI/AMX condition; explicit ``"bf16"``/``"fp32"`` are kept. Other devices (GPUs):
+    but the VNNI/AMX condition (without it, it runs with a :class:`PrecisionWarning`); explicit
+    ``"bf16"``/``"fp32"`` are kept. Other devices (GPUs):
     bf16 autocast for ``"bf16"`` or ``"auto"`` with ``fast``, else fp32; a GPU without native bf16
     (:func:`devolens.predict.devices.native_bf16`: before Ampere) runs ``"auto"`` in fp32 and refuses ``"bf16"``.
 
@@ -249,7 +252,8 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     Warns
     -----
     PrecisionWarning
-        A card's precision that the onnx backend cannot run: fp32 instead.
+        A card's precision that the onnx backend cannot run: fp32 instead; or ``"int8"`` asked for on a CPU
+        without VNNI/AMX (:func:`int8_fast_here`), where it runs slower than fp32 and can lose accuracy.
     """
     from devolens.predict.devices import check_precision, gpu_label, native_bf16
 
@@ -272,6 +276,14 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
                    "int8 runs on the CPU torch backend only" if not on_cpu or backend != "torch"
                    else "this PyTorch build has no oneDNN quantized engine")
             raise DevolensError(f"precision 'int8' is not available: {why}")
+        if not int8_fast_here() and not isinstance(precision, CardPrecision):
+            # oneDNN's int8 kernels without VNNI/AMX: slower than fp32, and 16-bit saturation of the products
+            # costs accuracy (the livedead network's AP 0.93 -> 0.80 on an AVX2-only CPU): run, but say so
+            instead = "bf16" if fast and bf16_fast_here() else "fp32"
+            warnings.warn(f"this CPU has no 8-bit dot-product instructions (VNNI/AMX): "
+                          f"{option('precision', repr('int8'), cli_value='int8')} runs slower than fp32 here and can "
+                          f"lose accuracy; {option('precision', repr('auto'), cli_value='auto')} picks {instead} here",
+                          PrecisionWarning, stacklevel=2)
         return "int8"
     if backend == "onnx":  # onnxruntime runs the exported fp32 network (it was reported as bf16)
         if precision == "bf16":

@@ -17,7 +17,8 @@ __all__ = ["DEVICES", "PRECISIONS", "BACKENDS", "DeviceWarning", "device_name", 
            "resolve_device", "native_bf16", "gpu_label"]
 
 DEVICES = ("auto", "cpu", "cuda")
-#: the networks' arithmetic (``auto``: int8 where the CPU runs it well, else bf16; see models.quantize)
+#: the networks' arithmetic (``auto``: int8 where the CPU runs it well, else bf16 where native, else fp32; see
+#: models.quantize.resolve_precision)
 PRECISIONS = ("auto", "int8", "bf16", "fp32")
 #: what runs them (onnx needs the optional onnx and onnxruntime: pip install "devolens[onnx]")
 BACKENDS = ("torch", "onnx", "auto")

@@ -420,13 +420,24 @@ class PopulationPredictor:
             # the calibration was fitted on the counts of the nuclei network in this arithmetic
             if options.get("precision", "auto") == "auto":
                 precision = card.get("nuclei_precision", "auto")
-                if precision == "bf16":
+                if precision == "bf16" and not options.get("fast", True):
+                    precision = "fp32"  # fast=False (--no-fast) is fp32, as for the other models
+                elif precision == "bf16":
                     from devolens.predict.devices import native_bf16, resolve_device
 
                     # (resolved once: the nuclei network takes the name as resolved)
                     options["device"] = device = resolve_device(options.get("device", "cpu"))
                     if device != "cpu" and not native_bf16(device):
                         precision = "fp32"  # a GPU before Ampere has no bf16 convolutions: refused there
+                    elif device == "cpu":
+                        from devolens.models.quantize import bf16_fast_here
+
+                        # a CPU without native bf16 (AVX2 only) emulates it, about 2x slower per frame than fp32
+                        # (2.1-2.3 s against 0.9-1.2 s for a 752x512 frame): fp32 there, as auto is elsewhere; the
+                        # counts differ slightly from bf16's (a walkthrough: totals within ~1 cell at 100 cells,
+                        # one frame 2.5 %)
+                        if not bf16_fast_here():
+                            precision = "fp32"
                 from devolens.models.quantize import CardPrecision
 
                 options["precision"] = CardPrecision(precision)  # the card's: gives way where it cannot run (onnx)
