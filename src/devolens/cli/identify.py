@@ -46,7 +46,9 @@ def register(app: typer.Typer) -> None:
     def identify(
         table: Path = typer.Argument(
             ..., help="Nuclei over time: EPIC CD csv, AceTree nuclei zip/folder, tidy csv, or a CSV of positions without "
-                 "names (columns time or frame, x, y, z; optional embryo, size)."
+                 "names (columns time or frame, x, y, z; optional embryo, size). time must be a number (a frame "
+                 "name such as t030 is refused: write 30); identify reads 3-D positions: a table whose z is the same "
+                 "for every nucleus (a 2-D projection) is named with a note that its names are unreliable."
         ),
         out: Path = typer.Option(
             ..., "--out", "-o",

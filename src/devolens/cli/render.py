@@ -20,7 +20,8 @@ labelled nucleus of the clean frames, only the header when none is clean; x,y it
 projected into the frame, which for a partly hidden nucleus can fall outside its label, even in
 a nearer nucleus's; label_x,label_y the centroid of its label's pixels, what `devolens segment`'s
 objects.csv calls x,y; visible the share of it not hidden behind nearer nuclei); with --kind
-membrane also DIR/membranes/tNNN_membrane.png; with --video DIR/video.mp4. frames.csv's embryo (and
+membrane also DIR/membranes/tNNN_membrane.png; with --video DIR/video.mp4 and a last frames.csv
+column video_frame (see --video). frames.csv's embryo (and
 render.json's embryos) is the table's own embryo name, as it joins back to the table; file names clean it
 (emb A/1: frames/emb_A_1_tNNN.png).
 Rendering again into DIR replaces the previous render whole; other files in DIR are kept.
@@ -281,7 +282,10 @@ def render(
     ),
     video: bool = typer.Option(
         False, "--video", help="Also write DIR/video.mp4, a timelapse of the frames (with --simulate N, the N "
-        "embryos one after another). An odd side in --size makes the video one pixel larger on it than the frames "
+        "embryos one after another), at a steady --fps. A dropped frame (--artifacts) is left out of the video, so "
+        "after it video frame N is no longer frames.csv's row N: frames.csv gets a column video_frame, each row's "
+        "frame in the video (0-based, as curate and segment number a video's frames; empty for a dropped row), to "
+        "join on. An odd side in --size makes the video one pixel larger on it than the frames "
         "and labels (its last row or column repeated: H.264's yuv420p needs even sides), with a note."
     ),
     fps: float = typer.Option(8.0, "--fps", help="Frames per second of the video (0.001 to 100000)."),

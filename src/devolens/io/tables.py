@@ -171,9 +171,21 @@ def _numeric(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> Non
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DevolensError(
-                f"column '{c}' is not numeric (line {_line(df, i, line_offset)}: {str(s.iloc[i])!r})", path=path
+                f"column '{c}' is not numeric (line {_line(df, i, line_offset)}: {str(s.iloc[i])!r})"
+                + (_time_hint(str(s.iloc[i])) if c == "time" else ""), path=path
             )
         df[c] = conv.astype(np.float64)
+
+
+def _time_hint(value: str) -> str:
+    """What to do about a time that is no number: ``t030`` (a frame's file name, as ``devolens segment``'s objects.csv
+    gives a folder's frames) -> write 30."""
+    stem = re.fullmatch(r"\s*(\D+?)0*(\d+)\s*", value)
+    if stem is None:
+        return ": time must be a number (a time point, or seconds)"
+    return (f": time must be a number (a time point, or seconds); {value.strip()!r} looks like a frame's file name (as "
+            "`devolens segment`'s objects.csv names a folder's frames): write the number in it instead, "
+            f"{value.strip()} -> {stem.group(2)}, for every row")
 
 
 def _check_no_missing(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> None:

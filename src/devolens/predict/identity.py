@@ -1181,6 +1181,24 @@ CROWDED_EDGE = 0.02
 #: fewest nuclei at an embryo's largest time point for the crowded-edge note (early tables crowd edges by chance:
 #: up to 3.2 % on real tables cut at 60 cells)
 CROWDED_EDGE_CELLS = 100
+#: fewest nuclei at an embryo's largest time point for the note on a flat cloud (z the same for every nucleus:
+#: :func:`flat_embryos`); a table of a cell or two may hold its nuclei in one plane
+FLAT_Z_CELLS = 4
+
+
+def flat_embryos(embryo: np.ndarray, time: np.ndarray, z: np.ndarray, largest: dict[str, int]) -> dict[str, dict]:
+    """The embryos whose nuclei all have one z (a 2-D projection given a constant z, such as ``devolens segment``'s
+    objects.csv with a z column added): embryo -> ``{"z": that z, "time_points": how many}``, for those whose largest
+    time point holds at least :data:`FLAT_Z_CELLS` nuclei (``largest``: embryo -> that count). The model reads 3-D
+    clouds; one without depth is nothing like the embryos it was trained on."""
+    flat: dict[str, dict] = {}
+    embryo = np.asarray(embryo).astype(str)
+    for name in pd.unique(embryo):
+        rows = embryo == name
+        zs = np.asarray(z, dtype=float)[rows]
+        if len(zs) and np.ptp(zs) == 0 and largest.get(str(name), 0) >= FLAT_Z_CELLS:
+            flat[str(name)] = {"z": float(zs[0]), "time_points": int(len(np.unique(np.asarray(time)[rows])))}
+    return flat
 
 
 def _who(embryo: str, many: bool, possessive: bool = False) -> str:
@@ -1231,7 +1249,8 @@ _ROW_NOTES = (
 
 
 def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command: bool | None = None) -> list[str]:
-    """One-line notes on what :meth:`IdentityPredictor.predict` found in its input (a table that stops early, a
+    """One-line notes on what :meth:`IdentityPredictor.predict` found in its input (a flat cloud: z the same for
+    every nucleus, a 2-D projection; a table that stops early, a
     nearly symmetric, lopsided or cut-off embryo, duplicate nuclei, time gaps, an annotation cliff, debris, missing
     nuclei, sparse time sampling): names to check. The predictor issues each as an
     :class:`~devolens.errors.IdentityWarning`; ``devolens identify`` prints them as notes and records them.
@@ -1253,6 +1272,14 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
         The notes, in the order the command prints them (none for a whole real embryo's table).
     """
     notes = _cliff_notes(attrs, table)
+    flat = attrs.get("flat_z") or {}
+    for embryo, found in flat.items():  # first: every name of such an embryo is in doubt
+        where = _who(embryo, len(attrs.get("largest_clouds") or flat) > 1)
+        notes.append(f"z is the same ({found['z']:g}) for every nucleus of {where} at "
+                     f"{found['time_points']} time point(s): identify reads 3-D positions (x, y, z), and the names of "
+                     "a 2-D projection (segment's objects.csv with a z column added?) are unreliable, however high "
+                     "their confidence: give each nucleus's z (its plane), e.g. from a 3-D segmentation or tracking "
+                     "(TrackMate, AceTree)")
     for key, what in _ROW_NOTES:  # rows left out of the clouds, each kind counted in the result's attrs
         n = int(attrs.get(key) or 0)
         if n:
@@ -1270,8 +1297,9 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
                      "was trained on, cut at 100-172 cells: founder accuracy 0.62-0.95, mostly under 0.70; at 8-15 "
                      "cells 0.00-0.29; whole, 0.95-0.96): check the names against known cells")
     skews = attrs.get("frame_skewness") or {}
-    weak = {e: min(ap, -third) for e, (ap, third) in skews.items() if min(ap, -third) < WEAK_SKEW and e != short}
-    if weak:  # (the short table's note says it already)
+    weak = {e: min(ap, -third) for e, (ap, third) in skews.items()
+            if min(ap, -third) < WEAK_SKEW and e != short and e not in flat}
+    if weak:  # (the short table's note says it already; a flat cloud's, why its third axis has no skew)
         embryo = min(weak, key=weak.get)
         ap, third = skews[embryo]
         who = "the table's" if len(skews) == 1 else f"embryo {embryo}'s" + (
@@ -1531,12 +1559,14 @@ class IdentityPredictor:
             are read apart: the embryo frame comes from the rows up to the cliff, the lineage smoothing does not
             link across it, and the debris screen takes them apart, so the rows before it are named as in the
             table cut there (``devolens lineage clean``), and the rows after it are named as well as a part of an
-            embryo can be.
+            embryo can be. ``attrs["flat_z"]``: embryo -> ``{"z", "time_points"}`` for an embryo whose nuclei all
+            have one z (:func:`flat_embryos`: a 2-D projection, whose names are unreliable; noted, not refused).
 
         Warns
         -----
         IdentityWarning
-            One per note of :func:`input_notes` on what was found in the input (a table that stops at few nuclei,
+            One per note of :func:`input_notes` on what was found in the input (a flat cloud, z the same for every
+            nucleus; a table that stops at few nuclei,
             a nearly symmetric, lopsided or cut-off embryo, broken tracks, rows left out...): names to check, in
             the words ``devolens identify`` prints as its notes.
         """
@@ -1552,7 +1582,7 @@ class IdentityPredictor:
             out["confidence"] = pd.Series(dtype=float)
             out.attrs.update(duplicate_nuclei=0, time_breaks=[], polar_bodies=0, unplaced=0, largest_clouds={},
                              frame_skewness={}, frame_zscale={}, stray_nuclei=0, tracking={}, edge_crowding={},
-                             mirrored=bool(mirror), annotation_cliffs={})
+                             mirrored=bool(mirror), annotation_cliffs={}, flat_z={})
             return out
         from devolens.lineage.populations import is_polar_body
 
@@ -1593,12 +1623,14 @@ class IdentityPredictor:
         found = {"duplicates": 0, "time_breaks": [], "largest_clouds": {}, "frame_skewness": {}, "frame_zscale": {},
                  "tracking": {}}
         crowding: dict[str, tuple[str, float]] = {}
+        flat: dict[str, dict] = {}
         if len(cells):
             pf, pd1, found = self._proba_checked(cells, zscale, progress, mirror, numeric, late[rows])
             emb = cells["embryo"].astype(str).to_numpy()
             x, y = numeric["x"], numeric["y"]  # (checked finite by the clouds)
             for name in pd.unique(emb):
                 crowding[name] = edge_crowding(x[emb == name], y[emb == name])
+            flat = flat_embryos(emb, numeric["time"], numeric["z"], found["largest_clouds"])
             f, d, conf = combine_probabilities(pf, pd1, self.parent)
             out.iloc[rows, out.columns.get_loc("pred_founder")] = np.asarray(self.founders, dtype=object)[f]
             out.iloc[rows, out.columns.get_loc("pred_depth1")] = np.asarray(self.depth1, dtype=object)[d]
@@ -1615,6 +1647,7 @@ class IdentityPredictor:
         out.attrs["edge_crowding"] = crowding
         out.attrs["mirrored"] = bool(mirror)
         out.attrs["annotation_cliffs"] = {name: c.to_dict() for name, c in cliffs.items()}
+        out.attrs["flat_z"] = flat
         import warnings
 
         from devolens.errors import IdentityWarning

@@ -8,7 +8,8 @@ Layout written under ``out``::
     labels/tNNN_labels.tif       uint16 instance labels 1..K (nuclei, or cells for membranes)
     membranes/tNNN_membrane.png  membrane mask, 0/255 (kind "membrane" only)
     frames.csv                   file,time,embryo,A,E,M,P,C,D,Z,total,artifact (embryo: the table's
-                                 own embryo name, to join back to it; cleaned only in file names)
+                                 own embryo name, to join back to it; cleaned only in file names),
+                                 and video_frame with ``video=True``
     objects.csv                  file,label,cell,x,y,depth,radius,area,visible,label_x,label_y
                                  (nuclei, clean frames; only the header when no frame is clean):
                                  each labelled nucleus; ``x, y`` its 3-D centre projected into
@@ -23,8 +24,11 @@ Layout written under ``out``::
 ``frames.csv`` has one row per rendered time point; ``artifact`` is ``""`` for a clean
 frame or the kind (see :mod:`devolens.render.artifacts`). A ``dropped`` frame has an empty
 ``file`` (nothing was written for it); a ``duplicate`` frame repeats the previous image
-and labels. The population columns are those of the table at that time point, whatever
-the artifact: a ``duplicate`` row counts the table at its own time point while its image and labels show
+and labels. With ``video=True`` a last column ``video_frame`` gives the row's frame in ``video.mp4`` (0-based,
+the video's own numbering, as ``devolens curate frames`` and ``devolens segment`` number a video's frames); it is
+empty for a ``dropped`` row, which the video leaves out, so that after a dropped time point the video's frame N is
+no longer frames.csv's row N: join on ``video_frame``. The population columns are those of the table at that time
+point, whatever the artifact: a ``duplicate`` row counts the table at its own time point while its image and labels show
 the previous frame's. A ``red_patch`` frame's labels under the patch are 0 and the others renumbered 1..K.
 
 objects.csv's ``x, y`` are where the nucleus's centre projects (frame pixels): for a partly hidden nucleus
@@ -95,6 +99,8 @@ __all__ = ["render_dataset", "select_times", "simulate_tables", "FRAMES_COLUMNS"
            "is_render", "check_render_folder"]
 
 FRAMES_COLUMNS = ("file", "time", "embryo", *LETTERS, "total", "artifact")
+#: frames.csv's last column with ``video=True``: the row's frame in video.mp4 (0-based; empty for a dropped row)
+VIDEO_FRAME_COLUMN = "video_frame"
 #: objects.csv (nuclei renders): one row per labelled nucleus of each clean frame
 #: ``x, y`` the projected 3-D centre, ``label_x, label_y`` the centroid of the label's pixels (last: added later)
 OBJECTS_COLUMNS = ["file", "label", "cell", "x", "y", "depth", "radius", "area", "visible", "label_x", "label_y"]
@@ -446,9 +452,10 @@ def render_dataset(
         default kinds draws what it always drew). Recorded in render.json when not the default.
     video : bool
         Also write ``video.mp4``: the written frames in order, at ``fps``, the embryos one after another when
-        there are several (a ``duplicate`` frame shown again, a ``dropped`` one left out). With an odd side
-        in ``size`` the video is one pixel larger on it than the frames (its last row or column repeated):
-        H.264's yuv420p needs even sides.
+        there are several (a ``duplicate`` frame shown again, a ``dropped`` one left out, no gap in its timing);
+        frames.csv then gets a ``video_frame`` column, each row's frame in the video (empty for a dropped one).
+        With an odd side in ``size`` the video is one pixel larger on it than the frames (its last row or column
+        repeated): H.264's yuv420p needs even sides.
     fps : float
         Frames per second of the video.
     seed : int
@@ -639,7 +646,7 @@ def render_dataset(
                     if repeated:
                         image, labels, mask = prev
                         record = {**source[1], "repeats": source[0]}
-                    file = ""
+                    file, vframe = "", None
                     if art == "dropped":
                         record = {}
                     else:
@@ -648,6 +655,7 @@ def render_dataset(
                         write_label_tif(labels, out / "labels" / f"{stem}_labels.tif")
                         if mask is not None:
                             write_png((mask > 0).astype(np.uint8) * 255, out / "membranes" / f"{stem}_membrane.png")
+                        vframe = len(written)  # its place in video.mp4, which shows the written frames in order
                         written.append(out / file)
                         prev = (image, labels, mask)
                         if not repeated:
@@ -656,7 +664,8 @@ def render_dataset(
                             objects.append(objs.assign(file=file)[OBJECTS_COLUMNS])
                     entry["frames"].append({"time": int(t), "file": file, **record})
                     rows.append({"file": file, "time": int(t), "embryo": label,
-                                 **{k: int(counts[k]) for k in (*LETTERS, "total")}, "artifact": art})
+                                 **{k: int(counts[k]) for k in (*LETTERS, "total")}, "artifact": art,
+                                 VIDEO_FRAME_COLUMN: vframe})
                     done += 1
                     if progress is not None:
                         progress(done, total)
@@ -665,7 +674,9 @@ def render_dataset(
                 pool.terminate()
                 pool.join()
             _set_job_tables([], [])
-        df = pd.DataFrame(rows, columns=list(FRAMES_COLUMNS))
+        df = pd.DataFrame(rows, columns=list(FRAMES_COLUMNS) + ([VIDEO_FRAME_COLUMN] if video else []))
+        if video:  # whole numbers, empty (NA) for a dropped row
+            df[VIDEO_FRAME_COLUMN] = df[VIDEO_FRAME_COLUMN].astype("Int64")
         if video and written:
             from devolens.io.video import write_video
 
