@@ -127,10 +127,12 @@ def test_shipped_nuclei_int8_agrees_with_bf16_on_a_render():
     table = simulate_embryo(7, n_cells=80)
     t = int(table.groupby("time").size().index[-1])
     frame = render_nuclei_frame(table, t, size=(256, 376), seed=4, rgb=True)
-    from devolens.models.quantize import PrecisionWarning, bf16_fast_here, int8_fast_here
+    from devolens.models.quantize import PrecisionWarning, bf16_fast_here, int8_fast_here, int8_reduced_here
 
-    # the default where fast: int8 with VNNI/AMX, else bf16 where native, else (AVX2 only) fp32
-    default = "int8" if int8_fast_here() else "bf16" if bf16_fast_here() else "fp32"
+    # the default where fast: int8 with VNNI/AMX or (7-bit activations) on AVX2 without native bf16, else bf16
+    # where native, else fp32
+    int8 = int8_fast_here() or (int8_reduced_here() and not bf16_fast_here())
+    default = "int8" if int8 else "bf16" if bf16_fast_here() else "fp32"
     assert load("nuclei").network.precision == default
     with warnings.catch_warnings():  # (int8 asked for without VNNI/AMX says so: test_s39_cpu_arith)
         warnings.simplefilter("ignore", PrecisionWarning)
@@ -148,16 +150,25 @@ def test_auto_keeps_bf16_on_cpus_without_vnni(monkeypatch):
     net = _net()
     params = calibrate(net, [_images(2)])
     monkeypatch.setattr(q, "int8_fast_here", lambda: False)
+    monkeypatch.setattr(q, "int8_reduced_here", lambda: True)  # x86 with AVX2
     monkeypatch.setattr(q, "bf16_fast_here", lambda: True)  # e.g. Skylake-X: AVX-512 without VNNI
     assert ImageNetwork(_net(), multiple=32, int8_params=params).precision == "bf16"
-    with pytest.warns(q.PrecisionWarning, match="no 8-bit dot-product"):  # runs, with a word
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an x86 CPU with AVX2: int8 was measured there, no word
         assert ImageNetwork(_net(), multiple=32, int8_params=params, precision="int8").precision == "int8"
-    monkeypatch.setattr(q, "bf16_fast_here", lambda: False)  # AVX2 only: bf16 emulated, fp32
+    monkeypatch.setattr(q, "bf16_fast_here", lambda: False)  # AVX2 only: bf16 emulated, int8 with 7-bit activations
+    assert ImageNetwork(_net(), multiple=32, int8_params=params).precision == "int8"
+    monkeypatch.setattr(q, "int8_reduced_here", lambda: False)  # neither (an ARM CPU): fp32, int8 with a word
     assert ImageNetwork(_net(), multiple=32, int8_params=params).precision == "fp32"
+    with pytest.warns(q.PrecisionWarning, match="measured on x86 CPUs with AVX2 or VNNI/AMX only"):
+        assert ImageNetwork(_net(), multiple=32, int8_params=params, precision="int8").precision == "int8"
 
 
 @needs_int8
-def test_int8_tiles_large_images_like_the_float_network():
+def test_int8_tiles_large_images_like_the_float_network(monkeypatch):
+    import devolens.models.quantize as q
+
+    monkeypatch.setattr(q, "int8_fast_here", lambda: True)  # 8-bit activations on any CPU (7-bit: ~34 % error here)
     net = _net()
     params = calibrate(net, [_images(4, seed=s) for s in range(2)])
     img = (_images(1, 200, 296, seed=6)[0, 0].numpy() * 200).astype(np.uint8)

@@ -170,10 +170,11 @@ _help_style()
 
 #: help of the ``--precision`` and ``--fast`` options of the inference commands
 PRECISION_HELP = ("Network arithmetic: auto (on the CPU int8 where the model card has int8 scales, this PyTorch has "
-                  "the oneDNN engine and the CPU has VNNI/AMX, else bf16 where the CPU has native bf16, else fp32; "
-                  "on a GPU fp32; population's nuclei: the card's bf16 where the CPU or GPU has native bf16, else "
-                  "fp32), int8 (CPU only; with a note on a CPU without VNNI/AMX, where it runs slower than fp32 and "
-                  "can lose accuracy), bf16 or fp32. The model card gives the accuracy of each.")
+                  "the oneDNN engine and the CPU has VNNI/AMX, or AVX2 without native bf16 (7-bit activations "
+                  "there), else bf16 where the CPU has native bf16, else fp32; on a GPU fp32; population's nuclei: "
+                  "the card's bf16 where the CPU or GPU has native bf16, else fp32), int8 (CPU only; with a note on "
+                  "a CPU with neither VNNI/AMX nor AVX2, where it was never measured), bf16 or fp32. The model card "
+                  "gives the accuracy of each.")
 FAST_HELP = "Fast arithmetic (int8 or bf16 where the CPU has it, see --precision); --no-fast: fp32."
 #: help of the --pages option (segment, population, curate frames)
 PAGES_HELP = ("Plain multi-page TIFFs (pages without axis labels, as many acquisition programs save them): read the "

@@ -13,7 +13,8 @@ graph tracing: it costs a few milliseconds at load time) and mirrors
 after the module that makes it (``encoder.layer1.0.conv1``, ``encoder.layer1.0.add``,
 ``decoder.blocks.0.cat``...). The convolutions run on oneDNN's int8 kernels (VNNI on
 AVX-512 CPUs): on the 2-core development machine the nuclei network is about twice as fast
-as bf16 autocast (see ``benchmarks/RESULTS.md``). Where the oneDNN engine is missing (e.g.
+as bf16 autocast (see ``benchmarks/RESULTS.md``); on x86 CPUs with AVX2 but no VNNI they run with 7-bit
+activations (:func:`int8_reduced_here`), about 3x as fast as fp32 there, with the same F1. Where the oneDNN engine is missing (e.g.
 ARM builds of PyTorch) :func:`int8_supported` is False and the predictors keep bf16/fp32.
 
 Examples
@@ -38,7 +39,7 @@ from torch import nn
 from devolens.errors import DevolensError, option
 from devolens.predict.devices import DeviceWarning
 
-#: Quantized engine used for int8 inference (oneDNN: VNNI int8 kernels, unreduced range).
+#: Quantized engine used for int8 inference (oneDNN: VNNI int8 kernels with 8-bit activations; AVX2 ones with 7-bit).
 ENGINE = "onednn"
 
 
@@ -56,8 +57,8 @@ class CardPrecision(str):
 
 class PrecisionWarning(DeviceWarning):
     """The network runs in another arithmetic than its model card chose (:class:`CardPrecision`), so its results
-    can differ slightly from the card's metrics; or in int8 asked for on a CPU without VNNI/AMX
-    (:func:`int8_fast_here`), slower than fp32 and less accurate. The CLI prints it as one ``note:`` line (as a
+    can differ slightly from the card's metrics; or in int8 asked for on a CPU with neither VNNI/AMX
+    (:func:`int8_fast_here`) nor x86 AVX2 (:func:`int8_reduced_here`), where it was never measured. The CLI prints it as one ``note:`` line (as a
     :class:`~devolens.predict.devices.DeviceWarning`)."""
 
 
@@ -69,24 +70,37 @@ def _quiet() -> None:
 
 
 @lru_cache(maxsize=1)
-def int8_fast_here() -> bool:
-    """True when this CPU has 8-bit dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX).
-
-    Without them oneDNN's int8 kernels are both slower and exposed to 16-bit saturation
-    of the products of unreduced 8-bit activations, so ``precision="auto"`` keeps bf16
-    (or fp32: :func:`bf16_fast_here`) there (explicit ``"int8"`` still runs, with a
-    :class:`PrecisionWarning`). Read from ``/proc/cpuinfo``; False where that file does not
-    exist: off Linux (macOS, Windows) int8 is never chosen automatically.
-    """
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where that file does not exist: off Linux)."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
+
+
+@lru_cache(maxsize=1)
+def int8_fast_here() -> bool:
+    """True when this CPU has 8-bit dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX): int8 runs with the
+    card's 8-bit activations. Read from ``/proc/cpuinfo``; False where that file does not exist."""
+    return bool(_cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+@lru_cache(maxsize=1)
+def int8_reduced_here() -> bool:
+    """True on an x86 CPU with AVX2 but without VNNI/AMX (:func:`int8_fast_here`), where oneDNN's int8 kernels add
+    pairs of 8-bit products in 16 bits: they saturate with 8-bit activations, so int8 runs with 7-bit ones there
+    (:func:`quantize`'s ``reduce_range``). Measured on an AVX2-only AMD EPYC (thirty-ninth session): the nuclei
+    network 0.36 s a 752x512 frame against 1.2 s in fp32 (2.1 s in emulated bf16), held-out nuclei F1 0.814 with
+    7-bit activations (0.813 on a VNNI CPU), the livedead network's PR-AUC as in fp32 (dead 0.937 against 0.936;
+    0.80 with 8-bit activations). So ``precision="auto"`` takes int8 there too where bf16 is emulated (an AVX-512
+    CPU without VNNI keeps bf16: int8 was not measured there). False off Linux: there int8 is never chosen
+    automatically."""
+    flags = _cpu_flags()
+    return "avx2" in flags and not int8_fast_here()
 
 
 @lru_cache(maxsize=1)
@@ -231,10 +245,11 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
 
     ``precision="auto"``: int8 when ``fast``, ``params`` (a card's ``int8.activations``) are
     given, the network is quantizable with inputs on its grid (``multiple`` a multiple of
-    ``2**depth``), this PyTorch supports int8, the CPU has VNNI/AMX (read on Linux only) and the
-    torch CPU backend runs it; else bf16 when ``fast`` and the CPU has native bf16
-    (:func:`bf16_fast_here`), else fp32. Explicit ``"int8"`` needs all
-    but the VNNI/AMX condition (without it, it runs with a :class:`PrecisionWarning`); explicit
+    ``2**depth``), this PyTorch supports int8, the CPU has VNNI/AMX or is an x86 CPU with AVX2 and without
+    native bf16 (read on Linux only; 7-bit activations there, :func:`int8_reduced_here`) and the torch CPU backend
+    runs it; else bf16 when
+    ``fast`` and the CPU has native bf16 (:func:`bf16_fast_here`), else fp32. Explicit ``"int8"`` needs all
+    but the CPU condition (without it, it runs with a :class:`PrecisionWarning`); explicit
     ``"bf16"``/``"fp32"`` are kept. Other devices (GPUs):
     bf16 autocast for ``"bf16"`` or ``"auto"`` with ``fast``, else fp32; a GPU without native bf16
     (:func:`devolens.predict.devices.native_bf16`: before Ampere) runs ``"auto"`` in fp32 and refuses ``"bf16"``.
@@ -253,7 +268,8 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     -----
     PrecisionWarning
         A card's precision that the onnx backend cannot run: fp32 instead; or ``"int8"`` asked for on a CPU
-        without VNNI/AMX (:func:`int8_fast_here`), where it runs slower than fp32 and can lose accuracy.
+        with neither VNNI/AMX (:func:`int8_fast_here`) nor x86 AVX2 (:func:`int8_reduced_here`), where its speed
+        and accuracy were never measured.
     """
     from devolens.predict.devices import check_precision, gpu_label, native_bf16
 
@@ -276,14 +292,14 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
                    "int8 runs on the CPU torch backend only" if not on_cpu or backend != "torch"
                    else "this PyTorch build has no oneDNN quantized engine")
             raise DevolensError(f"precision 'int8' is not available: {why}")
-        if not int8_fast_here() and not isinstance(precision, CardPrecision):
-            # oneDNN's int8 kernels without VNNI/AMX: slower than fp32, and 16-bit saturation of the products
-            # costs accuracy (the livedead network's AP 0.93 -> 0.80 on an AVX2-only CPU): run, but say so
+        if not (int8_fast_here() or int8_reduced_here()) and not isinstance(precision, CardPrecision):
+            # neither VNNI/AMX nor x86 AVX2 (an ARM CPU, an older x86, a system without /proc/cpuinfo): int8's
+            # speed and accuracy there were never measured: run, but say so
             instead = "bf16" if fast and bf16_fast_here() else "fp32"
-            warnings.warn(f"this CPU has no 8-bit dot-product instructions (VNNI/AMX): "
-                          f"{option('precision', repr('int8'), cli_value='int8')} runs slower than fp32 here and can "
-                          f"lose accuracy; {option('precision', repr('auto'), cli_value='auto')} picks {instead} here",
-                          PrecisionWarning, stacklevel=2)
+            warnings.warn(f"int8 was measured on x86 CPUs with AVX2 or VNNI/AMX only, which this CPU is not known "
+                          f"to be: {option('precision', repr('int8'), cli_value='int8')} may run slower than fp32 here "
+                          f"and lose accuracy; {option('precision', repr('auto'), cli_value='auto')} picks {instead} "
+                          "here", PrecisionWarning, stacklevel=2)
         return "int8"
     if backend == "onnx":  # onnxruntime runs the exported fp32 network (it was reported as bf16)
         if precision == "bf16":
@@ -303,7 +319,8 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
                                     "or fail); use fp32, the GPU's default")
         return "fp32"
     if precision == "auto":
-        if fast and int8_ok and int8_fast_here():
+        # (7-bit activations on AVX2 without native bf16; an AVX-512 CPU without VNNI keeps bf16, not measured)
+        if fast and int8_ok and (int8_fast_here() or (int8_reduced_here() and not bf16_fast_here())):
             return "int8"
         return "bf16" if fast and bf16_fast_here() else "fp32"
     return precision
@@ -332,10 +349,11 @@ class Int8Unet(nn.Module):
     Build it with :func:`quantize`. Input sides must be multiples of ``2**encoder_depth``.
     """
 
-    def __init__(self, model: nn.Module, params: dict[str, list[float]]):
+    def __init__(self, model: nn.Module, params: dict[str, list[float]], reduce_range: bool = False):
         super().__init__()
         self._float = [model]  # structure only (a list: not registered as a submodule)
-        self.params = {k: (float(v[0]), int(v[1])) for k, v in params.items()}
+        self.reduce_range = bool(reduce_range)
+        self.params = {k: seven_bit(v) if reduce_range else (float(v[0]), int(v[1])) for k, v in params.items()}
         self.convs = nn.ModuleDict()
 
         def build(module, x, name, relu):
@@ -360,8 +378,19 @@ class Int8Unet(nn.Module):
         return _walk(self._float[0], q, conv, add_relu, cat).dequantize()
 
 
-def quantize(model: nn.Module, params: dict[str, list[float]]) -> Int8Unet:
+def seven_bit(qparams) -> tuple[float, int]:
+    """A uint8 grid's ``(scale, zero_point)`` spread over 0..127 instead: the same range of values in 7 bits."""
+    scale, zero = float(qparams[0]), int(qparams[1])
+    return scale * 255.0 / 127.0, int(round(zero * 127.0 / 255.0))
+
+
+def quantize(model: nn.Module, params: dict[str, list[float]], reduce_range: bool | None = None) -> Int8Unet:
     """The int8 network of ``model`` with the activation ``params`` from :func:`calibrate`.
+
+    ``reduce_range``: activations on a 7-bit grid (:func:`seven_bit`: the card's ranges, half as finely), as
+    PyTorch's own x86 configurations do on CPUs without VNNI: there the int8 kernels add pairs of 8-bit products
+    in 16 bits, which saturate with 8-bit activations (the livedead network's dead PR-AUC on an AVX2-only CPU 0.80
+    against 0.94 in fp32; 0.94 with 7-bit activations). None (the default): where :func:`int8_fast_here` is False.
 
     Raises
     ------
@@ -381,7 +410,9 @@ def quantize(model: nn.Module, params: dict[str, list[float]]) -> Int8Unet:
         raise DevolensError(f"int8 parameters do not fit this network ({len(params)} stored, {len(needed)} needed; "
                             f"missing e.g. {missing})")
     torch.backends.quantized.engine = ENGINE  # the weights are packed for this engine
-    return Int8Unet(model, params).eval()
+    if reduce_range is None:
+        reduce_range = not int8_fast_here()
+    return Int8Unet(model, params, reduce_range=reduce_range).eval()
 
 
 class PrecisionNetwork:
