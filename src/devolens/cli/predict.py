@@ -35,6 +35,7 @@ from devolens.lineage.letters import LETTER_KEY_LINE
 # (its frames, thresholds and readings, under the names this module gave them; numpy only: no PyTorch for --help)
 from devolens.predict.notes import LOOKS_LIKE_NUCLEI, SHAPE_FRAMES, SHAPE_LOOK, SHAPE_MOST_SCALE
 from devolens.predict.notes import JudgedFrames as _JudgedFrames
+from devolens.predict.notes import Saturation as _Saturation, diameter_note as _diameter_note
 from devolens.predict.notes import _centre, _inverted, _inverted_blobs  # noqa: F401  (_inverted*: tests' names)
 from devolens.predict.notes import _judging_scale, _shapes, inverted_nuclei, judge_input, shape_verdict
 from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
@@ -809,7 +810,7 @@ def _diameter_record(conversion: Optional[dict]) -> dict:
                                                        "pixels")}}
 
 
-def _estimate_note(estimate, what: str) -> Optional[str]:
+def _estimate_note(estimate, what: str, saturated: Optional[float] = None) -> Optional[str]:
     """What ``--diameter auto`` did, in words (None when it judged the images and left them as they are). The
     spread of the frames it combined is recorded, not said: a blurred, bleached, drifting movie's frames read
     1.06-1.68x, but an as-rendered movie's 0.58-0.94x and the real reference frames' 0.79-1.42x (thirtieth session's
@@ -819,7 +820,7 @@ def _estimate_note(estimate, what: str) -> Optional[str]:
     if not estimate.trusted:
         from devolens.predict.sizing import untrusted_reason
 
-        why = untrusted_reason(estimate, what)  # the library's DiameterWarning says the same
+        why = untrusted_reason(estimate, what, saturated)  # the library's DiameterWarning says the same
         # a note: a magnification left unjudged may be wrong (the library's DiameterWarning), so --quiet keeps it
         return (f"note: diameter auto: {why}: used as they are (give --diameter if they are not EPIC-like framing)")
     if estimate.diameter is None:
@@ -1071,6 +1072,8 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
     took them (``device`` as asked, e.g. ``auto``); ``magnification_estimate`` (see
     :func:`_sizing_record`); ``labels_pixel_size``: the calibration the label images carry, whether they were given
     ``--pixel-size`` or not (:func:`_calibration_record`; ``options.pixel_size`` is the option as given);
+    ``no_signal``: the frames of no signal (one grey level throughout, or black: population's test,
+    :func:`_no_signal_kind`; asked of the frames given no objects or of a few grey levels), which a note names;
     ``torch``: PyTorch's version; ``notes``: the notes the command prints after its summary line (their words,
     without ``note:``)."""
     return record_text({**record_header(f"devolens segment {kind}", input_path, model),
@@ -1213,10 +1216,15 @@ def run_segmentation(
         areas: list[float] = []
         counts: list[tuple] = []
         judged = _JudgedFrames()  # what the colour and the blobs-or-lines notes judge
-        # --diameter none: the frames with the most nuclei, for the size model's look at their magnification
-        busiest = _JudgedFrames(look=None) if diameter is None and kind == "nuclei" else None
+        # --diameter none or in pixels: the frames with the most nuclei, for the size model's look at their
+        # magnification (not for auto: its own estimate judged them)
+        busiest = _JudgedFrames(look=None) if not isinstance(diameter, str) and kind == "nuclei" else None
+        saturation = _Saturation(predictor.network.channel)  # frames filmed too bright (its note)
         giants: list[tuple] = []  # (frame, shape, blocks, uint32 labels) of images segmented block by block
         noise: list = []  # frames with no structure above their noise (no objects: see MembranePredictor)
+        # frames of no signal (population's test, _no_signal_kind), how many of them black, the objects found in them
+        no_signal: list = []
+        no_signal_black, no_signal_found = [0], [0]
         specks: list = []  # frames whose saturated specks were left out of the brightness scale (_specks_note)
         # the images' heights and widths: one estimate for a folder of several sizes gets a note
         sizes: set[tuple[int, int]] = set()
@@ -1254,11 +1262,20 @@ def run_segmentation(
                             np.round(obj["y"], 2), obj["area"])
                 areas.append(float(np.median(obj["area"])))
             counts.append((fid, res.count, tz))
+            # a frame of no signal (population's test; asked of the frames given no objects or of a few grey levels
+            # only: it imports pandas, which segment otherwise never does; a giant image is not measured whole)
+            if not res.extra.get("blocks") and (not res.count or _few_levels(image)):
+                kind_of = _no_signal_kind(image)
+                if kind_of is not None:
+                    no_signal.append(fid)
+                    no_signal_black[0] += kind_of == "black"
+                    no_signal_found[0] += int(res.count)
             if res.extra.get("no_structure"):  # nothing above the frame's noise: no objects (the membrane model)
                 noise.append(fid)
             if res.extra.get("specks"):  # as the frame's preparation found (a giant image's blocks keep them in)
                 specks.append(fid)
             judged.add(res.count, image)
+            saturation.add(image, fid)
             if busiest is not None:
                 busiest.add(res.count, image)
             if res.extra.get("blocks"):  # a giant image, segmented block by block
@@ -1337,6 +1354,7 @@ def run_segmentation(
             "sizes": sorted(sizes) if len(sizes) > 1 else None,
             "giants": giants,
             "no_structure": noise,
+            "no_signal": no_signal, "no_signal_black": no_signal_black[0], "no_signal_found": no_signal_found[0],
             "specks": specks,
             "colour_note": _colour_note(looked[0] if looked else None, kind, predictor.network.channel),
             # (the planes are read only where the note judges them)
@@ -1348,6 +1366,10 @@ def run_segmentation(
                 areas),
             # used as they are at a magnification far from the training one (size_advice cannot tell)
             "magnification_check": None if busiest is None else predictor.magnification_check(busiest.frames()),
+            # a diameter given in pixels far from the size model's estimate (size_advice cannot tell either)
+            "diameter_check": None if busiest is None else predictor.diameter_check(busiest.frames()),
+            "diameter_given": (microns or {}).get("given"),
+            "saturated": saturation.share(), "saturation_note": saturation.note(),
             "trained_magnifications": predictor.trained_zooms,
             # the middle of those, where an image's cells are the model's reference diameter (the size note)
             "middle_magnification": getattr(predictor.size_model, "m0", None),
@@ -1377,6 +1399,7 @@ def run_segmentation(
              "device": predictor.device,
              "working_scale": scale,
              "labels_pixel_size": _calibration_record(carried),
+             "no_signal": no_signal,  # frames of no signal (population's test), named as counts.csv names them
              **({"stack": reading} if reading is not None else {})},
             weights_sha256=zoo.weights_sha256(model), model_sha256=model_sha256(model),
             options={"diameter": diameter, **_diameter_record(microns), "pixel_size": pixel_size, "tta": tta,
@@ -1418,7 +1441,7 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     notes: list[tuple[str, dict]] = []
     noise = summary.get("no_structure") or []
     every = bool(noise) and len(noise) == summary["frames"]  # nothing but noise: no magnification to speak of
-    note = None if every else (_estimate_note(summary.get("estimate"), what)
+    note = None if every else (_estimate_note(summary.get("estimate"), what, summary.get("saturated"))
                                or _estimates_note(summary.get("estimates"), what))
     if note:
         notes.append((note, {}))
@@ -1456,18 +1479,35 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((f"note: {summary['colour_note']}", {}))
     if summary.get("shape_note"):
         notes.append((f"note: {summary['shape_note']}", {}))
+    flat = summary.get("no_signal") or []
+    if flat:
+        one, found = len(flat) == 1, int(summary.get("no_signal_found") or 0)
+        found_words = (f"{'its count is' if one else 'their counts are'} 0" if not found else
+                       f"the {found} {_SINGULAR.get(what, what) if found == 1 else what} found in "
+                       f"{'it' if one else 'them'} {'is' if found == 1 else 'are'} noise")
+        notes.append((f"note: {_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if one else 'hold'} no signal "
+                      f"({_no_signal_words(len(flat), summary.get('no_signal_black') or 0)}): nothing to segment, "
+                      f"{found_words}; `devolens curate frames` flags such frames and --skip-flagged leaves them out",
+                      plain))
+    said = set(flat)
+    noise = [f for f in noise if f not in said]  # (said of them already)
     if noise:
         notes.append((_noise_note(noise, summary["frames"], what), plain))
     if summary.get("specks"):
         notes.append((_specks_note(summary["specks"]), plain))
-    if summary["objects"] == 0 and not every:
+    if summary["objects"] == 0 and not every and len(flat) < summary["frames"]:  # (every frame: said so above)
         notes.append((_nothing_found_note(what, summary), {}))
     unused = _color_unused(summary)
     if unused:
         notes.append((unused, {}))
+    if summary.get("saturation_note"):
+        notes.append((f"[yellow]note:[/] {summary['saturation_note']}", plain))
     if summary.get("magnification_check") is not None:
         notes.append((_magnification_note(summary["magnification_check"], summary.get("trained_magnifications"),
                                           "images", "the objects found"), {}))
+    if summary.get("diameter_check") is not None:
+        words = _diameter_note(summary["diameter_check"], what, summary.get("diameter_given"))
+        notes.append((f"[yellow]note:[/] {words}", plain))
     if summary.get("suggest_diameter"):
         notes.append((_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"],
                                  resize=summary.get("size_resize"), by=summary.get("diameter_by"),
@@ -1475,6 +1515,24 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
                                  middle=summary.get("middle_magnification"),
                                  trained=summary.get("trained_magnifications")), {}))
     return notes
+
+
+def _few_levels(image: np.ndarray) -> bool:
+    """Whether an integer frame's values span at most 16 of its grey levels (a black frame; a video's keeps a few
+    pixels at 1-3 from compression): a cheap look before :func:`_no_signal_kind` at a frame given objects."""
+    a = np.asarray(image)
+    return a.dtype.kind in "ui" and a.size > 0 and int(a.max()) - int(a.min()) <= 16
+
+
+def _no_signal_kind(image: np.ndarray) -> Optional[str]:
+    """How a frame holds no signal, by population's test (:func:`devolens.predict.population.lacks_signal`):
+    ``"flat"`` (one grey level throughout), ``"black"`` (black with nothing a grey level or two above its
+    background: a video's black frame), None (it holds signal)."""
+    from devolens.predict.population import is_flat, lacks_signal
+
+    if is_flat(image):
+        return "flat"
+    return "black" if lacks_signal(image) else None
 
 
 def _stack_channels(summary: dict) -> int:
@@ -1913,12 +1971,14 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
                        plot: Optional[Path] = None, curation: Optional[Path] = None,
                        stack: Optional[dict] = None, brightness: Optional[dict] = None,
                        clock_left_out: Optional[list] = None, no_signal: Optional[list] = None,
-                       notes: Optional[list] = None) -> str:
+                       notes: Optional[list] = None, clock_positions: Optional[dict] = None) -> str:
     """The JSON written beside population's CSV: the command line, the versions of devolens and PyTorch, the model
     and its weights' sha256 and its files' (``model_sha256``: card and weights,
     :func:`devolens.provenance.model_sha256`; and the nuclei model's, whose counts it calibrates), the nuclei
     network's precision and ``device`` (where it ran: ``--device auto`` resolved), the options that change results,
-    the magnification estimate, ``--clock``'s fit and the frames of no signal it left out (``clock_left_out``),
+    the magnification estimate, ``--clock``'s fit, the frames of no signal it left out (``clock_left_out``) and the
+    positions it placed the frames at (``clock_positions``: ``{"from": "file_names", "step": ...}``, the numbers
+    ending a folder's file names in steps of ``step``, or ``{"from": "frame_positions"}``; :func:`_clock_positions`),
     ``--monotone``'s left-out frames (``dark``: black or dark frames; ``implausible``: readings off their
     neighbours); ``plot`` and ``curation``:
     the companions written beside the CSV (None: not written), which a later run into the same CSV replaces or
@@ -1958,6 +2018,8 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
                                                  "late_residual": json_number(fit.late)},
         # the frames of no signal the clock's fit left out (their rows read off its curve)
         "clock_left_out": None if fit is None else list(clock_left_out or ()),
+        # where the frames were placed for the fit: the numbers in a folder's file names, or the frames' positions
+        "clock_positions": None if fit is None else clock_positions,
         "brightness": brightness,
         "monotone_left_out": None if left_out is None else {"dark": list(left_out[0]),
                                                             "implausible": list(left_out[1])},
@@ -2101,6 +2163,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     # --diameter none: the frames with the most nuclei, wherever they are, for the size model's look at their
     # magnification (_magnification_note); every frame is then kept until its row comes
     busiest = _JudgedFrames(look=None) if diameter is None else None
+    saturation = _Saturation(_color(color))  # frames filmed too bright (its note)
 
     def wanted(i: int) -> bool:
         """Whether row ``i``'s measures are kept."""
@@ -2110,6 +2173,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         for i, (pos, frame) in enumerate(source.iter(skip)):
             positions.append(pos)
             looked.append(frame if i < SHAPE_LOOK or busiest is not None else None)
+            saturation.add(frame, source.frame_id(pos))
             if not measured[0]:
                 own.append(_frame_signal(frame) if wanted(i) else None)
             yield frame
@@ -2167,10 +2231,11 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         df, left_out = robust_monotone(predictor.smooth, df, kept, signals, no_signal=no_signal)
     # (a frame without signal shows no nuclei to be bright: a black last frame read as "dimmed to 0%")
     brightness = _brightness([None if flat_frame else s for s, flat_frame in zip(signals, no_signal)])
-    fit = None
+    fit = clock_positions = None
     if clock:
         try:
-            df, fit = _clock_fit(predictor, df, kept, no_signal)
+            clock_at, clock_positions = _clock_positions(source, kept)
+            df, fit = _clock_fit(predictor, df, clock_at, no_signal)
         except DevolensError as exc:  # too few frames: named by the input, as every error about it is
             raise (exc if exc.path is not None else DevolensError(str(exc), path=input_path)) from None
     df[list(COLUMNS)] = df[list(COLUMNS)].astype(float).round(2)
@@ -2206,6 +2271,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["flat_black"] = black
     df.attrs["flat_empty"] = [fid for fid, gone in zip(df["frame"], empty) if gone]  # their counts left empty
     df.attrs["specks"] = specks
+    df.attrs["saturated"], df.attrs["saturation_note"] = saturation.share(), saturation.note()
     # segment nuclei's blobs-or-lines note: an input that looks inverted, or like membranes
     df.attrs["inverted_note"] = _population_inverted_note(judged.frames(), predictor,
                                                           reading["channels"] if reading else 0)
@@ -2241,6 +2307,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["estimate"] = getattr(predictor, "last_estimate", None)
     df.attrs["resized"] = getattr(predictor, "resize", 1.0) != 1.0
     df.attrs["clock"] = fit
+    # --clock placed a folder's frames at the numbers in their file names, with a gap between them (_clock_positions)
+    df.attrs["clock_gaps"] = (fit is not None and clock_positions["from"] == "file_names"
+                              and bool(np.any(np.diff(clock_at) > 1.5)))
     df.attrs["brightness"] = brightness
     df.attrs["steady"] = _steady(input_path, source) if clock else None
     # --monotone: the frames left out of the fit (black or dark; implausible readings), named as the CSV names them
@@ -2260,7 +2329,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         magnification=_sizing_record(diameter, getattr(predictor, "last_estimate", None), frames=list(df["frame"]),
                                      resize=getattr(predictor, "resize", None)),
         fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading, brightness=brightness,
-        clock_left_out=flat if fit is not None else None, no_signal=flat,
+        clock_left_out=flat if fit is not None else None, no_signal=flat, clock_positions=clock_positions,
         notes=[_plain_note(text) for text, _ in df.attrs["notes"] if not text.startswith("tip:")])
     writers[record] = lambda tmp: tmp.write_text(text, encoding="utf-8")
     given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
@@ -2439,9 +2508,11 @@ def robust_monotone(smooth, df, positions: list[int], signals: Optional[list], n
 
     Left out of the fit: the frames the curator's black or dark test flags
     (:func:`devolens.curate.frames.black_or_dark` on their ``signals``, :func:`devolens.curate.frames.frame_signal`;
-    None for a frame not measured) that read fewer cells than the median of the (up to 4) frames before them (a
-    one-cell embryo or a dim 12-bit movie passes for dark, and is read right), the frames without signal
-    (``no_signal``, a mask: :func:`devolens.predict.population.lacks_signal`; counted with the dim ones), and the
+    None for a frame not measured) that read fewer cells than the median of the (up to 4) frames with a reading
+    before them (not NaN, not of no signal; a one-cell embryo or a dim 12-bit movie passes for dark, and is read
+    right), the frames without signal
+    (``no_signal``, a mask: :func:`devolens.predict.population.lacks_signal`; and rows whose total is NaN; counted
+    with the dim ones), and the
     implausible readings (:func:`implausible_readings`). Their rows get the
     fitted curve between the frames before and after them (linear in the frame position; the nearest fitted
     frame's value at either end), so the curve stays monotone. Returns ``(smoothed table, (dim mask, implausible
@@ -2456,12 +2527,16 @@ def robust_monotone(smooth, df, positions: list[int], signals: Optional[list], n
         if measured.any():
             dim[measured] = black_or_dark([s for s in signals if s is not None])
     totals = df["total"].to_numpy(float)
+    flat = np.asarray(no_signal, bool) if no_signal is not None and len(no_signal) == n else np.zeros(n, bool)
+    flat = flat | ~np.isfinite(totals)  # a row without a reading (NaN: no signal, as predict_batch leaves it) too
     # a black or dark frame drags the fit only when it reads fewer cells than the frames before it: an embryo of one
-    # or two nuclei, or a dim 12-bit movie, passes for dark and is read right (the first frames are never left out)
-    dim &= np.array([i > 0 and totals[i] < np.median(totals[max(0, i - MONOTONE_WINDOW):i]) - 0.5
-                     for i in range(n)], bool)
-    if no_signal is not None and len(no_signal) == n:  # nothing to count in them: always left out (as --clock does)
-        dim |= np.asarray(no_signal, bool)
+    # or two nuclei, or a dim 12-bit movie, passes for dark and is read right (the first frames are never left out).
+    # Before it: the last (up to 4) frames with a reading; a frame of no signal has none (NaN, or a black frame's cell
+    # or two), which made the median NaN or low and kept a dark frame after it in the fit
+    read = np.flatnonzero(~flat)
+    dim &= np.array([bool(len(before := totals[read[read < i][-MONOTONE_WINDOW:]]))
+                     and totals[i] < np.median(before) - 0.5 for i in range(n)], bool)
+    dim |= flat  # nothing to count in them: always left out (as --clock does)
     odd = implausible_readings(totals, ~dim) & ~dim
     keep = ~(dim | odd)
     if keep.all() or not keep.any():  # nothing to leave out, or nothing left to fit: every frame fitted
@@ -2483,16 +2558,39 @@ def _plot_axis(source: "_Source", kept: list[int]) -> tuple[list[int], str]:
     a video's frame numbers; the numbers that end the file names when every one has one and they rise in the
     folder's order (``t001``, ``t005``, ...: time points); else the frames' positions. Frames left out (flagged,
     missing) leave a gap, as they do in the input."""
-    import re
-
     if source.is_video:  # a video, or a TIFF stack or animated image streamed plane by plane
         return [int(p) for p in kept], "frame (from 0)" if source.is_stack else "video frame"
-    ends = [re.search(r"(\d+)$", str(source.frame_id(p))) for p in kept]
-    if all(ends):
-        numbers = [int(m.group(1)) for m in ends]
-        if all(b > a for a, b in zip(numbers, numbers[1:])):
-            return numbers, "frame (the number in its file name)"
+    numbers = _name_numbers(source, kept)
+    if numbers is not None:
+        return numbers, "frame (the number in its file name)"
     return [int(p) for p in kept], "frame (position in the input, from 0)"
+
+
+def _name_numbers(source: "_Source", kept: list[int]) -> Optional[list[int]]:
+    """The numbers that end the file names of a folder's frames ``kept`` (``t001``, ``t005``, ...: time points) when
+    every one has one and they rise in the folder's order; else None (and for a video or stack)."""
+    import re
+
+    if source.is_video:
+        return None
+    ends = [re.search(r"(\d+)$", str(source.frame_id(p))) for p in kept]
+    if not all(ends):
+        return None
+    numbers = [int(m.group(1)) for m in ends]
+    return numbers if all(b > a for a, b in zip(numbers, numbers[1:])) else None
+
+
+def _clock_positions(source: "_Source", kept: list[int]) -> tuple[list[float], dict]:
+    """``--clock``'s position of each frame ``kept``, and the record's words for them: a folder's frames at the
+    numbers that end their file names where the plot's axis takes them (:func:`_name_numbers`), in steps of the
+    usual one between them (their median step: a folder of every 5th time point fits as one of every time point,
+    while a gap, t054 then t070, stays a gap: fitted as evenly spaced, the frames after it were read ~30 % low);
+    else (a video, a stack, names without such numbers) the frames' positions in the input, as the plot's axis."""
+    numbers = _name_numbers(source, kept)
+    if numbers is None or len(numbers) < 2:
+        return [float(p) for p in kept], {"from": "frame_positions"}
+    step = float(np.median(np.diff(numbers)))
+    return [(n - numbers[0]) / step for n in numbers], {"from": "file_names", "step": json_number(step)}
 
 
 def _steady(input_path: Path, source: "_Source") -> Optional[bool]:
@@ -2505,21 +2603,21 @@ def _steady(input_path: Path, source: "_Source") -> Optional[bool]:
     return video_steady(input_path)
 
 
-def _clock_fit(predictor, df, kept: list[int], no_signal: np.ndarray):
-    """``--clock``: the predictor's fit of the per-frame counts ``df`` (rows at the input's frame positions ``kept``)
+def _clock_fit(predictor, df, positions: list[float], no_signal: np.ndarray):
+    """``--clock``: the predictor's fit of the per-frame counts ``df`` (rows at ``positions``, :func:`_clock_positions`)
     to the developmental clock, leaving the frames of no signal (``no_signal``: one grey level throughout or
     black, :func:`devolens.predict.population.lacks_signal`, read at a cell or two) out of it, as ``--monotone``
     leaves black frames out of its fit: 3 such frames at a movie's start pulled the curve of every frame 4x too low. They are read off the fitted curve at their
     positions, as every frame is (:func:`devolens.predict.clock.fit_clock`'s ``use``)."""
     if not no_signal.any():
-        return predictor.clock_fit(df, kept)
+        return predictor.clock_fit(df, positions)
     from devolens.predict.clock import MIN_FRAMES
 
     if int((~no_signal).sum()) < MIN_FRAMES:
         raise DevolensError(f"the developmental clock needs a timelapse of at least {MIN_FRAMES} frames with signal, "
                             f"got {int((~no_signal).sum())}: {_count(int(no_signal.sum()), 'frame')} of "
                             f"{len(no_signal)} hold no signal (one grey level throughout, or black)")
-    return predictor.clock_fit(df, kept, use=~no_signal)
+    return predictor.clock_fit(df, positions, use=~no_signal)
 
 
 def _clock_note(fit, seconds: Optional[float]) -> str:
@@ -2718,7 +2816,9 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
         notes.append((f"note: {attrs['inverted_note']}", {}))
     if attrs.get("specks"):
         notes.append((_specks_note(attrs["specks"]), plain))
-    text = _estimate_note(attrs.get("estimate"), "nuclei")
+    if attrs.get("saturation_note"):
+        notes.append((f"[yellow]note:[/] {attrs['saturation_note']}", plain))
+    text = _estimate_note(attrs.get("estimate"), "nuclei", attrs.get("saturated"))
     if text:
         notes.append((text, {}))
     text = _brightness_note(attrs.get("brightness"))
@@ -2734,6 +2834,9 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
         notes.append((f"note: {attrs['ended_early']}", {}))
     if attrs.get("clock") is not None:
         notes += [(line, {}) for line in _clock_note(attrs["clock"], attrs.get("clock_seconds")).split("\n")]
+        if attrs.get("clock_gaps"):
+            notes.append(("note: --clock placed the frames at the numbers in their file names, so the gaps between "
+                          "them count as time passed", plain))
         if attrs.get("steady") is False:
             note("the video's frames come at varying intervals (a variable frame rate): --clock takes them as evenly "
                  "spaced, so its pace is per frame and the counts of frames after a longer or shorter interval are "
@@ -2790,7 +2893,9 @@ def population_command(
         f"evidence: {CLOCK_GAIN}; it cannot undo a bias "
         "of the per-frame estimates), and read each frame's counts off the fitted curve. "
         "Assumes frames in time order at a steady interval and wild-type development (not for mutants or "
-        "arrested embryos); needs at least 6 frames. Frames of no signal (one grey level throughout, or "
+        "arrested embryos); needs at least 6 frames. A folder's frames are placed at the numbers ending their "
+        "file names when each has one and they rise (t045, t054, t070: a gap counts as time passed). "
+        "Frames of no signal (one grey level throughout, or "
         "a black frame) are left out of the fit and read off its curve, with a note.")),
     plot: bool = typer.Option(True, "--plot/--no-plot", help=(
         "Also write a plot of the curves beside the CSV (same name, .png; NAME_plot.png where that would "

@@ -446,3 +446,120 @@ class PopulationWatch(InputWatch):
 
     def judge(self, frames: list) -> Optional[InputLook]:
         return judge_input(frames, "nuclei", self.predictor, resize=self.resize, estimated=self.estimated)
+
+
+#: the saturation note (``devolens segment``'s and ``population``'s, :class:`Saturation`): an image with at least this
+#: share of its embryo's pixels (its foreground: above Otsu's threshold, in the channel the network reads) at its
+#: type's maximum. Measured on the real reference frames (8-bit): as filmed 0.0-0.2 %; their intensity x1.2 5-8 %,
+#: x1.3 12-16 %, x1.5 25-34 %, x1.7 39-46 % (nuclei counts 8 % low on the 125-nuclei frame), x2 52-58 % (the
+#: 158-nuclei frame read 151, and its magnification unjudged: the saturated plateaus merge into a few regions)
+SATURATED_SHARE = 0.25
+
+
+def _otsu(grey: np.ndarray) -> float:
+    """Otsu's threshold of ``grey`` (any numbers), on a 256-bin histogram of every 2nd pixel of every 2nd row."""
+    sample = grey[::2, ::2].ravel()
+    hist, edges = np.histogram(sample, bins=256)
+    p = hist / max(hist.sum(), 1)
+    omega = np.cumsum(p)
+    mu = np.cumsum(p * (edges[:-1] + edges[1:]) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mu[-1] * omega - mu) ** 2 / (omega * (1.0 - omega))
+    between = np.nan_to_num(between[:-1], nan=-1.0, posinf=-1.0)
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def saturated_share(image, channel: str = "auto") -> Optional[float]:
+    """The share of an image's embryo (its foreground: pixels above Otsu's threshold) at its type's maximum (255 for
+    8 bits, 65535 for 16), in the channel the network reads (``channel``, as the predictor's; of a colour image read
+    as the mean of its channels, a pixel at the maximum in any; a giant image's centre, :func:`_centre`); 0 where
+    nothing reaches the maximum, or where the pixels that do are saturated specks that the preparation leaves out of
+    the brightness scale (:func:`~devolens.predict.postprocess.saturated_specks`: dust, hot-pixel clusters of a
+    16-bit file); None for an image of another type (floats: no maximum known) or shape, or without foreground."""
+    from devolens.predict.postprocess import _one_channel, auto_channel, saturated_specks
+
+    arr = _centre(np.asarray(image))
+    if arr.dtype not in (np.uint8, np.uint16) or not (arr.ndim == 2 or arr.ndim == 3 and arr.shape[2] in (1, 3, 4)):
+        return None
+    if min(arr.shape[:2]) < 2:
+        return None
+    top = np.iinfo(arr.dtype).max
+    if arr.max() < top:  # (most frames: one pass)
+        return 0.0
+    if arr.ndim == 3 and arr.shape[2] > 1:
+        pick = auto_channel(arr) if channel == "auto" else channel
+        grey = arr[..., :3].max(axis=2) if pick in ("mean", "max") else _one_channel(arr, pick)
+    else:
+        grey = _one_channel(arr, channel)
+    if grey.max() < top:
+        return 0.0
+    if saturated_specks(grey) is not None:  # (16 bits only) left out of the brightness scale, said by their own note
+        return 0.0
+    foreground = grey > _otsu(grey)
+    n = int(np.count_nonzero(foreground))
+    return None if not n else int(np.count_nonzero(foreground & (grey >= top))) / n
+
+
+class Saturation:
+    """A run's look at how saturated its frames are (:func:`saturated_share`), for its note (:meth:`note`, once per
+    run: ``devolens segment``'s and ``population``'s) and for the words of a magnification left unjudged
+    (:meth:`share`: :func:`~devolens.predict.sizing.untrusted_reason`). ``channel``: the one the network reads."""
+
+    def __init__(self, channel: Optional[str] = "auto"):
+        self.channel = channel or "auto"
+        self.frames = 0  # frames looked at
+        self.over: list = []  # (frame, share) of those at SATURATED_SHARE or more
+
+    def add(self, image, frame=None) -> None:
+        """The next ``image`` of the run (``frame``: its name in the outputs)."""
+        self.frames += 1
+        share = saturated_share(image, self.channel)
+        if share is not None and share >= SATURATED_SHARE:
+            self.over.append((frame, share))
+
+    def share(self) -> Optional[float]:
+        """The largest share of an embryo's pixels saturated, where one of the frames had :data:`SATURATED_SHARE` or
+        more; else None."""
+        return max(share for _, share in self.over) if self.over else None
+
+    def note(self) -> Optional[str]:
+        """The note's words (None where no frame had :data:`SATURATED_SHARE` of its embryo saturated)."""
+        share = self.share()
+        if share is None:
+            return None
+        text = f"{100 * share:.0f} % of the embryo's pixels are saturated (at the maximum value)"
+        if self.frames > 1:
+            names = [str(f) for f, _ in self.over if f is not None]
+            named = f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
+            text = f"up to {text[0].lower()}{text[1:]} in {len(self.over)} of {self.frames} frames{named}"
+        return f"{text}: counts may be off; lower the exposure/gain or give the raw image"
+
+
+#: a ``diameter`` given in pixels is noted (:func:`diameter_note`) where the size model's estimate of the images would
+#: segment them at a diameter this many times larger or smaller. Measured on the real reference frames as filmed,
+#: shrunk to 0.5x and enlarged 2x: the diameters that suit them (48 or 53 as filmed, 24 shrunk, 96-107 enlarged) lie
+#: 1.00-1.49x from the estimate's (35.6-53.4, 22.9-25.9, 79.8-121.9 px); 48 given to the shrunk frames (25 nuclei
+#: found of 134) 1.85-2.1x, to the enlarged 2.5x
+DIAMETER_APART = 1.6
+
+
+class DiameterCheck(NamedTuple):
+    """What :meth:`~devolens.predict.segment._SegmentationPredictor.diameter_check` found: the ``given`` diameter
+    (pixels), the one ``diameter="auto"`` would segment with (``suggested``) and the ``magnification`` the size model
+    read."""
+
+    given: float
+    suggested: float
+    magnification: float
+
+
+def diameter_note(check: DiameterCheck, what: str = "nuclei", given: Optional[str] = None) -> str:
+    """The note on a ``check`` (:class:`DiameterCheck`) of a diameter given by hand (``given``: as the user wrote it;
+    None: the pixels)."""
+    given = given or f"{check.given:g}"
+    apart = max(check.suggested / check.given, check.given / check.suggested)
+    return (f"--diameter {given}: the size model reads the images as {check.magnification:.2g}x as magnified as the "
+            f"model's training frames, where --diameter auto would use {check.suggested:.0f} px, {apart:.1f}x "
+            f"apart: at a wrong diameter the network splits large {what}, or merges small ones, into objects of the "
+            f"size it expects, so the counts are not to be trusted. If {check.given:g} px is not the typical width "
+            f"of the {what}, run again with --diameter {check.suggested:.0f}, or leave --diameter out")

@@ -1065,6 +1065,40 @@ class _SegmentationPredictor:
             return None
         return est
 
+    def diameter_check(self, images: Sequence[np.ndarray]):
+        """With a ``diameter`` given in pixels: the size model's estimate of ``images`` (one pass, as
+        ``diameter="auto"`` makes it; not applied: the results stay as they are) where the diameter it would segment
+        with lies more than :data:`~devolens.predict.notes.DIAMETER_APART` times from the given one; else None (also
+        without a size model, for ``diameter`` None, ``"auto"`` or ``"each"``, or when too few objects show to judge:
+        the estimate's ``trusted`` 0).
+
+        A wrong diameter is not caught by :meth:`size_advice`: the network, at the scale it sets, splits large nuclei
+        or merges small ones into objects of the size it knows (the reference frames shrunk to 0.5x, given
+        ``diameter=48`` where 24 suits them: 25 nuclei of 134, their sizes in range).
+
+        Parameters
+        ----------
+        images : sequence of ndarray
+            A few of the images segmented (those with the most objects, as for :meth:`magnification_check`).
+
+        Returns
+        -------
+        :class:`~devolens.predict.notes.DiameterCheck` or None
+        """
+        from devolens.predict.notes import DIAMETER_APART, DiameterCheck
+
+        if (self.size_model is None or not self.diameter_ref or self.diameter is None or self.auto or self.auto_each
+                or self.last_estimate is not None or not len(images)):
+            return None
+        est = self.estimate_diameter(images)
+        if est is None or not est.trusted:
+            return None
+        suggested = est.diameter if est.diameter is not None else self.diameter_ref  # (kept as they are: the card's)
+        given = float(self.diameter)
+        if max(suggested / given, given / suggested) <= DIAMETER_APART:
+            return None
+        return DiameterCheck(given, float(suggested), float(est.magnification))
+
     def size_advice(self, median_areas: Sequence[float], margin: float | None = None) -> float | None:
         """The ``diameter`` to suggest when the objects found are far from the sizes the model knows.
 
