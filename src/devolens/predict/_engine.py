@@ -134,8 +134,9 @@ class ImageNetwork:
         (:mod:`devolens.models.quantize`) built from ``int8_params``; about twice as fast as
         bf16 on AVX-512 VNNI CPUs, with the accuracy the card states for it. ``"auto"``:
         int8 when ``fast`` and ``int8_params`` are given, this PyTorch supports it and the
-        CPU has 8-bit dot-product instructions (VNNI/AMX), else bf16 when ``fast``, else
-        fp32. On other devices the network runs in fp32 unless ``"bf16"`` is asked for.
+        CPU has 8-bit dot-product instructions (VNNI/AMX) or AVX2 without native bf16 (7-bit activations there),
+        else bf16 when ``fast`` and the CPU has native bf16, else fp32
+        (:func:`~devolens.models.quantize.resolve_precision`). On other devices the network runs in fp32 unless ``"bf16"`` is asked for.
     int8_params : dict, optional
         Activation scales and zero points of the int8 network (a card's ``int8.activations``).
     backend : {"torch", "onnx", "auto"}

@@ -456,19 +456,6 @@ class PopulationWatch(InputWatch):
 SATURATED_SHARE = 0.25
 
 
-def _otsu(grey: np.ndarray) -> float:
-    """Otsu's threshold of ``grey`` (any numbers), on a 256-bin histogram of every 2nd pixel of every 2nd row."""
-    sample = grey[::2, ::2].ravel()
-    hist, edges = np.histogram(sample, bins=256)
-    p = hist / max(hist.sum(), 1)
-    omega = np.cumsum(p)
-    mu = np.cumsum(p * (edges[:-1] + edges[1:]) / 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (mu[-1] * omega - mu) ** 2 / (omega * (1.0 - omega))
-    between = np.nan_to_num(between[:-1], nan=-1.0, posinf=-1.0)
-    return float(edges[int(np.argmax(between)) + 1])
-
-
 def saturated_share(image, channel: str = "auto") -> Optional[float]:
     """The share of an image's embryo (its foreground: pixels above Otsu's threshold) at its type's maximum (255 for
     8 bits, 65535 for 16), in the channel the network reads (``channel``, as the predictor's; of a colour image read
@@ -495,7 +482,9 @@ def saturated_share(image, channel: str = "auto") -> Optional[float]:
         return 0.0
     if saturated_specks(grey) is not None:  # (16 bits only) left out of the brightness scale, said by their own note
         return 0.0
-    foreground = grey > _otsu(grey)
+    from skimage.filters import threshold_otsu
+
+    foreground = grey > threshold_otsu(grey[::2, ::2])  # (every 2nd pixel of every 2nd row: enough to split)
     n = int(np.count_nonzero(foreground))
     return None if not n else int(np.count_nonzero(foreground & (grey >= top))) / n
 
