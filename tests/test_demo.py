@@ -11,10 +11,12 @@ from devolens.cli import demo
 
 
 def _frames_csv(times, artifacts):
-    """A render/frames.csv: a dropped time point has no file."""
+    """A render/frames.csv of ``render --video``: a dropped time point has no file and no video frame."""
+    kept = np.cumsum([a != "dropped" for a in artifacts]) - 1
     return pd.DataFrame({
         "file": ["" if a == "dropped" else f"frames/t{t:03d}.png" for t, a in zip(times, artifacts)],
         "time": times, "embryo": "sim", "total": [2 * i + 1 for i in range(len(times))], "artifact": artifacts,
+        "video_frame": [pd.NA if a == "dropped" else int(k) for a, k in zip(artifacts, kept)],
     })
 
 

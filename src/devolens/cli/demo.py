@@ -76,15 +76,14 @@ def _formula(offset: int, step: int) -> str:
 def _frame_map(frames_csv):
     """One row per rendered time point (render/frames.csv): ``time``, ``artifact`` ("" for clean) and ``video frame``
     (0-based position in the video, as in curation.csv, segment/counts.csv and populations.csv; <NA> for a dropped
-    time point, which has no file and is not in the video)."""
-    import numpy as np
+    time point, which is not in the video): the renderer's own ``video_frame`` column."""
     import pandas as pd
 
-    has_file = (frames_csv["file"].fillna("").astype(str) != "").to_numpy()
+    from devolens.render.dataset import VIDEO_FRAME_COLUMN
+
     out = pd.DataFrame({"time": frames_csv["time"].astype(int).to_numpy(),
                         "artifact": frames_csv["artifact"].fillna("").astype(str).to_numpy()})
-    out["video frame"] = pd.array(np.where(has_file, np.cumsum(has_file) - 1, 0), dtype="Int64")
-    out.loc[~has_file, "video frame"] = pd.NA
+    out["video frame"] = pd.to_numeric(frames_csv[VIDEO_FRAME_COLUMN], errors="coerce").astype("Int64").to_numpy()
     if "total" in frames_csv.columns:
         out["total"] = frames_csv["total"].astype(int).to_numpy()
     return out
