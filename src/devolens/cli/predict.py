@@ -2163,9 +2163,10 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
 
     # the first SHAPE_LOOK frames, until their row comes: the inverted-input note judges some (_JudgedFrames)
     looked: collections.deque = collections.deque()
-    # --diameter none: the frames with the most nuclei, wherever they are, for the size model's look at their
-    # magnification (_magnification_note); every frame is then kept until its row comes
-    busiest = _JudgedFrames(look=None) if diameter is None else None
+    # --diameter none or in pixels: the frames with the most nuclei, wherever they are, for the size model's look at
+    # their magnification (_magnification_note; in pixels: whether it suits them, _diameter_note; not for auto: its
+    # own estimate judged them); every frame is then kept until its row comes
+    busiest = _JudgedFrames(look=None) if not isinstance(diameter, str) else None
     saturation = _Saturation(_color(color))  # frames filmed too bright (its note)
 
     def wanted(i: int) -> bool:
@@ -2304,7 +2305,11 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     # used as they are at a magnification far from the training one (size_advice cannot tell: see _magnification_note)
     nuclei = getattr(predictor, "nuclei", None)
     df.attrs["magnification_check"] = (nuclei.magnification_check(busiest.frames())
-                                       if busiest is not None and nuclei is not None else None)
+                                       if busiest is not None and nuclei is not None and diameter is None else None)
+    # a diameter given in pixels far from the size model's estimate (size_advice cannot tell either: segment's check)
+    checked = getattr(predictor, "diameter_check", None)
+    df.attrs["diameter_check"] = checked(busiest.frames()) if busiest is not None and checked is not None else None
+    df.attrs["diameter_given"] = (microns or {}).get("given")  # (as the user wrote it: a µm diameter's words)
     df.attrs["trained_magnifications"] = getattr(nuclei, "trained_zooms", None)
     df.attrs["known_sizes"] = predictor.known_sizes
     df.attrs["estimate"] = getattr(predictor, "last_estimate", None)
@@ -2850,6 +2855,9 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
     if attrs.get("magnification_check") is not None:
         notes.append((_magnification_note(attrs["magnification_check"], attrs.get("trained_magnifications"),
                                           "frames", "the counts"), {}))
+    if attrs.get("diameter_check") is not None:  # (segment's words)
+        words = _diameter_note(attrs["diameter_check"], "nuclei", attrs.get("diameter_given"))
+        notes.append((f"[yellow]note:[/] {words}", plain))
     if attrs.get("suggest_diameter"):
         notes.append((_size_note("nuclei", attrs["suggest_diameter"], attrs["known_sizes"], attrs["resized"]), {}))
     if attrs.get("late_reading"):

@@ -456,37 +456,83 @@ class PopulationWatch(InputWatch):
 SATURATED_SHARE = 0.25
 
 
+#: the bit depths of the cameras whose counts a 16-bit file keeps, besides 16 (most scientific cameras are 12-bit, some
+#: 14- or 10-bit): their data saturate at 2**k - 1 (4095 for 12 bits), not at the file type's 65535
+CAMERA_BITS = (10, 12, 14)
+CAMERA_CEILINGS = tuple(2 ** bits - 1 for bits in CAMERA_BITS)
+
+
 def saturated_share(image, channel: str = "auto") -> Optional[float]:
     """The share of an image's embryo (its foreground: pixels above Otsu's threshold) at its type's maximum (255 for
-    8 bits, 65535 for 16), in the channel the network reads (``channel``, as the predictor's; of a colour image read
-    as the mean of its channels, a pixel at the maximum in any; a giant image's centre, :func:`_centre`); 0 where
-    nothing reaches the maximum, or where the pixels that do are saturated specks that the preparation leaves out of
-    the brightness scale (:func:`~devolens.predict.postprocess.saturated_specks`: dust, hot-pixel clusters of a
-    16-bit file); None for an image of another type (floats: no maximum known) or shape, or without foreground."""
+    8 bits, 65535 for 16) or, for 16 bits, at a camera's (:data:`CAMERA_CEILINGS`, e.g. 4095 of a 12-bit camera) where
+    that is the image's maximum, in the channel the network reads (``channel``, as the predictor's; of a colour image
+    read as the mean of its channels, a pixel at the maximum in any; a giant image's centre, :func:`_centre`); 0
+    where nothing reaches such a maximum, or where the pixels that do are saturated specks that the preparation leaves
+    out of the brightness scale (:func:`~devolens.predict.postprocess.saturated_specks`: dust, hot-pixel clusters of a
+    16-bit file); None for an image of another type (floats: no maximum known) or shape, or without foreground.
+
+    Hot pixels (clusters of :data:`~devolens.predict.postprocess.SPECK_CLUSTER` pixels or fewer at the maximum) are
+    left out, of the pixels counted and of Otsu's threshold: a camera's hot pixels read its maximum (4095 for 12 bits,
+    255 in an 8-bit file), and a few of them draw the threshold of a dim frame above its embryo, whose "foreground" is
+    then the hot pixels alone (a 12-bit frame of nuclei 800 counts above the background, 0.1 % of its pixels hot:
+    99.7 % saturated; with them left out, 0 %). An image whose brightest pixel merely happens to be 4095 holds a few
+    pixels at it, far below :data:`SATURATED_SHARE` of its embryo."""
+    return _saturation(image, channel)[0]
+
+
+def _saturation(image, channel: str = "auto") -> tuple[Optional[float], Optional[int]]:
+    """:func:`saturated_share`'s share of ``image``, and the camera's maximum it was judged at (one of
+    :data:`CAMERA_CEILINGS`; None: the type's maximum, or no share)."""
     from devolens.predict.postprocess import _one_channel, auto_channel, saturated_specks
 
     arr = _centre(np.asarray(image))
     if arr.dtype not in (np.uint8, np.uint16) or not (arr.ndim == 2 or arr.ndim == 3 and arr.shape[2] in (1, 3, 4)):
-        return None
+        return None, None
     if min(arr.shape[:2]) < 2:
-        return None
-    top = np.iinfo(arr.dtype).max
-    if arr.max() < top:  # (most frames: one pass)
-        return 0.0
+        return None, None
+    top = int(arr.max())  # (most frames: one pass, their maximum none of the tops below)
+    if top == np.iinfo(arr.dtype).max:
+        camera = None
+    elif arr.dtype == np.uint16 and top in CAMERA_CEILINGS:  # (a colour image's channels share the camera's depth)
+        camera = top
+    else:
+        return 0.0, None
     if arr.ndim == 3 and arr.shape[2] > 1:
         pick = auto_channel(arr) if channel == "auto" else channel
         grey = arr[..., :3].max(axis=2) if pick in ("mean", "max") else _one_channel(arr, pick)
     else:
         grey = _one_channel(arr, channel)
     if grey.max() < top:
-        return 0.0
-    if saturated_specks(grey) is not None:  # (16 bits only) left out of the brightness scale, said by their own note
-        return 0.0
+        return 0.0, None
+    if camera is None and saturated_specks(grey) is not None:  # (65535 only) out of the brightness scale, own note
+        return 0.0, None
+    hot = _hot_pixels(grey, top)
+    if hot is not None and not np.count_nonzero((grey >= top) & ~hot):  # hot pixels only: no saturated embryo
+        return 0.0, None
     from skimage.filters import threshold_otsu
 
-    foreground = grey > threshold_otsu(grey[::2, ::2])  # (every 2nd pixel of every 2nd row: enough to split)
+    sample = grey[::2, ::2]  # (every 2nd pixel of every 2nd row: enough to split)
+    if hot is not None and not hot[::2, ::2].all():
+        sample = sample[~hot[::2, ::2]]
+    foreground = grey > threshold_otsu(sample)
+    if hot is not None:
+        foreground &= ~hot
     n = int(np.count_nonzero(foreground))
-    return None if not n else int(np.count_nonzero(foreground & (grey >= top))) / n
+    return (None, None) if not n else (int(np.count_nonzero(foreground & (grey >= top))) / n, camera)
+
+
+def _hot_pixels(grey: np.ndarray, top: int) -> Optional[np.ndarray]:
+    """The pixels of ``grey`` at ``top`` (a camera's maximum) in clusters of
+    :data:`~devolens.predict.postprocess.SPECK_CLUSTER` pixels or fewer (8-connected): hot pixels, not the plateaus
+    of a saturated embryo (a saturated nucleus's plateau is hundreds of pixels); None where there are none."""
+    import cv2
+
+    from devolens.predict.postprocess import SPECK_CLUSTER
+
+    count, labels = cv2.connectedComponents((grey >= top).astype(np.uint8), connectivity=8)
+    small = np.bincount(labels.ravel(), minlength=count) <= SPECK_CLUSTER  # (connectedComponentsWithStats: 7x as slow)
+    small[0] = False  # (the background)
+    return small[labels] if small.any() else None
 
 
 class Saturation:
@@ -497,28 +543,35 @@ class Saturation:
     def __init__(self, channel: Optional[str] = "auto"):
         self.channel = channel or "auto"
         self.frames = 0  # frames looked at
-        self.over: list = []  # (frame, share) of those at SATURATED_SHARE or more
+        self.over: list = []  # (frame, share, camera's maximum or None) of those at SATURATED_SHARE or more
 
     def add(self, image, frame=None) -> None:
         """The next ``image`` of the run (``frame``: its name in the outputs)."""
         self.frames += 1
-        share = saturated_share(image, self.channel)
+        share, camera = _saturation(image, self.channel)
         if share is not None and share >= SATURATED_SHARE:
-            self.over.append((frame, share))
+            self.over.append((frame, share, camera))
 
     def share(self) -> Optional[float]:
         """The largest share of an embryo's pixels saturated, where one of the frames had :data:`SATURATED_SHARE` or
         more; else None."""
-        return max(share for _, share in self.over) if self.over else None
+        return max(share for _, share, _ in self.over) if self.over else None
+
+    def _where(self) -> str:
+        """The value the saturated frames sit at, in words: the type's maximum ("the maximum value") or a camera's
+        (e.g. "4095, a 12-bit camera's maximum"), each where the frames' differ."""
+        cameras = sorted({camera for _, _, camera in self.over}, key=lambda c: -1 if c is None else c)
+        return " or at ".join("the maximum value" if c is None else f"{c}, a {c.bit_length()}-bit camera's maximum"
+                              for c in cameras)
 
     def note(self) -> Optional[str]:
         """The note's words (None where no frame had :data:`SATURATED_SHARE` of its embryo saturated)."""
         share = self.share()
         if share is None:
             return None
-        text = f"{100 * share:.0f} % of the embryo's pixels are saturated (at the maximum value)"
+        text = f"{100 * share:.0f} % of the embryo's pixels are saturated (at {self._where()})"
         if self.frames > 1:
-            names = [str(f) for f, _ in self.over if f is not None]
+            names = [str(f) for f, _, _ in self.over if f is not None]
             named = f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
             text = f"up to {text[0].lower()}{text[1:]} in {len(self.over)} of {self.frames} frames{named}"
         return f"{text}: counts may be off; lower the exposure/gain or give the raw image"

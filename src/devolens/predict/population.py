@@ -324,6 +324,9 @@ class PopulationPredictor:
         range; 0: none), those that would still stand out in the regressor's input (:meth:`_without_hot_pixels`),
         before the frames reach the nuclei model and the regressor. None: the nuclei model's (its card's
         ``preprocessing.outliers``), 0 without one.
+    diameter : float, optional
+        The typical nucleus diameter in the input (pixels) that ``resize`` was set from (:meth:`from_zoo`'s
+        ``diameter`` given as a number), for :meth:`diameter_check`; None (no number given, or ``"auto"``): no check.
     """
 
     def __init__(
@@ -349,6 +352,7 @@ class PopulationPredictor:
         clock: tuple[np.ndarray, np.ndarray] | None = None,
         scale_known: bool = True,
         outliers: float | None = None,
+        diameter: float | None = None,
     ):
         if method not in ("composition", "regressor"):
             raise DevolensError(f"unknown population method {method!r} (composition, regressor)")
@@ -378,6 +382,7 @@ class PopulationPredictor:
         self.resize = float(resize)
         self.auto = bool(auto) and nuclei is not None
         self.scale_known = bool(scale_known)
+        self.diameter = None if diameter is None else float(diameter)  # a number of pixels given (diameter_check)
         # the developmental clock's reference curve (time points, log total), for clock_fit
         self.clock = None if clock is None else (np.asarray(clock[0], np.float64), np.asarray(clock[1], np.float64))
         self.last_estimate = None  # the nuclei model's DiameterEstimate of the last auto run
@@ -490,6 +495,7 @@ class PopulationPredictor:
                 coef=arrays["coef"].astype(np.float64) if "coef" in arrays else None,
                 batch_size=batch_size, card=card, resize=resize, channel=options.get("channel", "auto"), auto=auto,
                 scale_known=diameter is not None,  # a number (auto: decided per stream); None: used as they are
+                diameter=None if auto else diameter,  # (a number of pixels, checked above; or None)
                 clock=(arrays["clock_tau"], arrays["clock_log_total"]) if "clock_tau" in arrays else None, **extra,
             )
         model = load_zoo_network(folder, card)
@@ -532,6 +538,37 @@ class PopulationPredictor:
             return None
         found = self.nuclei.size_advice(median_areas)
         return None if found is None else round(found / self.resize, 1)
+
+    def diameter_check(self, images: Sequence[np.ndarray]):
+        """With a ``diameter`` given in pixels: the nuclei model's
+        :meth:`~devolens.predict.segment._SegmentationPredictor.diameter_check` of ``images`` at that diameter (one
+        pass of its size model, as ``diameter="auto"`` makes its estimate; not applied: the counts stay as they
+        are), as ``devolens segment nuclei --diameter PX`` checks it: a
+        :class:`~devolens.predict.notes.DiameterCheck` where the diameter the estimate would resize the frames by
+        lies more than :data:`~devolens.predict.notes.DIAMETER_APART` times from the given one; else None (also
+        with ``"auto"`` or no diameter, without a nuclei model or its size model, or when too few nuclei show to
+        judge).
+
+        A wrong diameter changes the counts without a word from :meth:`size_advice`: the frames are resized by it,
+        and the nuclei network splits large nuclei or merges small ones into objects of the size it knows (the real
+        reference frame of 300 shrunk to 0.5x, given 48 px where 24 suits it: 154 cells, 271 with ``"auto"``).
+
+        Parameters
+        ----------
+        images : sequence of ndarray
+            A few of the frames counted, as given (before any resizing): those with the most nuclei.
+
+        Returns
+        -------
+        :class:`~devolens.predict.notes.DiameterCheck` or None
+        """
+        if self.diameter is None or self.auto or not hasattr(self.nuclei, "diameter_check"):
+            return None
+        # the nuclei model reads the frames resized here, at its own diameter None: a view of it at the diameter
+        # given (the model itself is left as it is), whose check reads the frames as given at its card's scale
+        nuclei = copy.copy(self.nuclei)
+        nuclei.diameter = self.diameter
+        return nuclei.diameter_check(images)
 
     def predict(self, image: np.ndarray | str | Path) -> dict[str, float]:
         """Counts for one frame (an array as the nuclei model takes it, or an image file's

@@ -81,8 +81,8 @@ def untrusted_reason(estimate: "DiameterEstimate | None", what: str = "nuclei",
                      saturated: float | None = None) -> str | None:
     """Why ``diameter="auto"`` used the images as they are without judging them (``estimate.trusted`` 0), in words
     (``what``: the objects, e.g. ``"nuclei"``); None when the estimate decided (or there was none). ``saturated``: the
-    share of the embryo's pixels at the maximum value where it is large (:class:`devolens.predict.notes.Saturation`;
-    None: not), which the words then blame for bright regions that merge (:func:`_crowded`): the saturated plateaus
+    share of the embryo's pixels at the top of the range (a file's or a camera's maximum) where it is large
+    (:class:`devolens.predict.notes.Saturation`; None: not), which the words then blame for bright regions that merge (:func:`_crowded`): the saturated plateaus
     of an image filmed too bright (the real reference frame of 158 nuclei at twice its intensity), not a late embryo."""
     if estimate is None or estimate.trusted:
         return None
@@ -94,8 +94,8 @@ def untrusted_reason(estimate: "DiameterEstimate | None", what: str = "nuclei",
         # most of them: a late embryo's touching nuclei, merged into a few large regions (CROWDED_SHARE), or
         # saturated plateaus that merge them
         if saturated is not None:
-            return (f"the images are saturated ({100 * saturated:.0f} % of the embryo's pixels at the maximum "
-                    f"value), which merges their {what} into fewer than {MIN_OBJECTS} separate bright regions at a "
+            return (f"the images are saturated ({100 * saturated:.0f} % of the embryo's pixels at the top of "
+                    f"the range), which merges their {what} into fewer than {MIN_OBJECTS} separate bright regions at a "
                     "first look, too few to judge the magnification by")
         return (f"the {what} in the images looked at touch too much to be told apart at a first look (fewer than "
                 f"{MIN_OBJECTS} separate bright regions, one of them covering a tenth of the image or more: a late "
