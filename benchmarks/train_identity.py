@@ -578,6 +578,13 @@ def zoo_card(architecture: dict, metrics: dict, training: dict, cmd: str, weight
             "the higher mean confidence on all 7 held-out embryos, whole (by 0.006-0.024), but not on 2 of 7 tables "
             "started at 100 cells nor on 3 of 14 cut at 150 or 250 cells.",
             "zscale unknown -> estimated from the cloud's shape (depth spread ~0.76 x minor width).",
+            ("A z scale given (--zscale or a table's metadata) under 0.6 or over 1.25 x the cloud's estimate is "
+             "noted (the 5 EPIC embryos with a known one: 0.89-1.06 x whole, 0.84-1.12 x cut at 30-400 nuclei): "
+             "in-sample, 1.3-1.4 x the known z scale took depth-1 from 0.88-0.90 to 0.43-0.74 on 3 of 4 embryos (the "
+             "embryo's two short axes swap), 0.5 x cost 0.07-0.13, at unchanged confidence. Sizes are read relative "
+             "to the embryo's length; identify notes a median size outside 0.25-1.6 x the median nearest-neighbour "
+             "distance (training embryos 0.55-1.04): sizes 3 x too large cost 0.04-0.09 of the depth-1 accuracy "
+             "(in-sample); without a size column it changed by -0.02 to +0.04 (higher on 5 of 7, in-sample)."),
             "Depth-1 classes: those present in the training data; deeper names are not predicted.",
             "The lineage smoothing links consecutive time points by the table's own regular step (frames, seconds, "
             "every n-th frame; held out, time in seconds at 90 s: as in frames, before 0.880 / 0.778). Where nuclei "

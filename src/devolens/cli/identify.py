@@ -46,8 +46,9 @@ def register(app: typer.Typer) -> None:
     def identify(
         table: Path = typer.Argument(
             ..., help="Nuclei over time: EPIC CD csv, AceTree nuclei zip/folder, tidy csv, or a CSV of positions without "
-                 "names (columns time or frame, x, y, z; optional embryo, size). time must be a number (a frame "
-                 "name such as t030 is refused: write 30); identify reads 3-D positions: a table whose z is the same "
+                 "names (columns time or frame, x, y, z; optional embryo, size: each nucleus's diameter in the unit "
+                 "of x and y). time must hold whole time points (whole numbers: 2.5 is refused, and a frame name such "
+                 "as t030 too: write 30); identify reads 3-D positions: a table whose z is the same "
                  "for every nucleus (a 2-D projection) is named with a note that its names are unreliable."
         ),
         out: Path = typer.Option(
@@ -62,7 +63,8 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("identity", "--model", "-m", help="Zoo model name (see `devolens models`)."),
         zscale: float = typer.Option(
             None, "--zscale",
-            help="z plane spacing in xy pixels; default: from the table's metadata, else estimated from the cloud.",
+            help="z plane spacing in xy pixels (the z step divided by the xy pixel size); default: from the table's "
+                 "metadata, else estimated from the cloud's shape. One far from that estimate is noted.",
         ),
         tta: int = typer.Option(
             None, "--tta", help=f"Views (rotations about the AP axis, within +-0.3 rad) averaged at prediction, 1 to "
@@ -108,8 +110,9 @@ def register(app: typer.Typer) -> None:
             apply_threads(threads)
         else:
             torch.set_num_threads(max(1, min(DEFAULT_THREADS, torch.get_num_threads())))
-        if zscale is not None and not zscale > 0:
-            raise DevolensError(f"--zscale must be > 0, got {zscale}")
+        from devolens.predict.identity import check_zscale
+
+        check_zscale(zscale)  # (NaN, inf, 0: one message, the library's)
         if tta is not None and not 1 <= tta <= MAX_TTA:
             raise DevolensError(f"--tta must be within 1..{MAX_TTA}, got {tta} (the views are rotations about the AP "
                                 f"axis within +-0.3 rad: {MAX_TTA} are under 2.3 degrees apart, and each view is one "

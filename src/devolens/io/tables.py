@@ -158,8 +158,30 @@ def _line(df: pd.DataFrame, i: int, line_offset: int) -> int:
     return int(df.index[i]) + line_offset
 
 
+#: bad values an error message lists (:func:`_lines_text`); the rest are counted
+SHOWN_LINES = 5
+
+
+def _lines_text(df: pd.DataFrame, bad: np.ndarray, line_offset: int) -> str:
+    """Where the rows of ``df`` flagged by ``bad`` are, for an error message: ``line 7`` for one, ``lines 7, 9,
+    12`` for several (the first :data:`SHOWN_LINES`, then ``...``): a table with many holes says so at once, not one
+    per run."""
+    at = np.flatnonzero(bad)
+    shown = at[:SHOWN_LINES]
+    more = ", ..." if len(at) > len(shown) else ""
+    return f"line{'s' if len(at) > 1 else ''} {', '.join(str(_line(df, int(i), line_offset)) for i in shown)}{more}"
+
+
+def _and_more(df: pd.DataFrame, bad: np.ndarray, line_offset: int) -> str:
+    """After the first bad value's line and value in a message: ``""`` when it is the only one, else how many there
+    are and their lines (``; 9 such values, on lines 2, 3, 4, 5, 6, ...``)."""
+    n = int(np.count_nonzero(bad))
+    return "" if n <= 1 else f"; {n} such values, on {_lines_text(df, bad, line_offset)}"
+
+
 def _numeric(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> None:
-    """Convert ``cols`` to float in place; name the first bad value on error (its line: :func:`_line`)."""
+    """Convert ``cols`` to float in place; name the first bad value on error (its line: :func:`_line`), and how many
+    there are (:func:`_and_more`)."""
     for c in cols:
         s = df[c]
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
@@ -172,7 +194,8 @@ def _numeric(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> Non
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DevolensError(
                 f"column '{c}' is not numeric (line {_line(df, i, line_offset)}: {str(s.iloc[i])!r})"
-                + (_time_hint(str(s.iloc[i])) if c == "time" else ""), path=path
+                + (_time_hint(str(s.iloc[i])) if c == "time" else "") + _and_more(df, bad.to_numpy(), line_offset),
+                path=path
             )
         df[c] = conv.astype(np.float64)
 
@@ -189,11 +212,13 @@ def _time_hint(value: str) -> str:
 
 
 def _check_no_missing(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> None:
+    """Refuse a missing value in ``cols``: how many, and the first few lines (:func:`_lines_text`)."""
     for c in cols:
         na = df[c].isna().to_numpy()
         if na.any():
-            i = int(np.flatnonzero(na)[0])
-            raise DevolensError(f"column '{c}' has a missing value (line {_line(df, i, line_offset)})", path=path)
+            n = int(na.sum())
+            what = "a missing value" if n == 1 else f"{n} missing values"
+            raise DevolensError(f"column '{c}' has {what} ({_lines_text(df, na, line_offset)})", path=path)
 
 
 #: Largest magnitude of a position or a size a table may give (pixels, planes, or a positions table's length unit):
@@ -213,7 +238,7 @@ def _check_finite(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -
             bad = np.abs(v) > MAX_COORDINATE
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            where = f"line {_line(df, i, line_offset)}: {v[i]:g}"
+            where = f"line {_line(df, i, line_offset)}: {v[i]:g}{_and_more(df, bad, line_offset)}"
             if np.isinf(v[i]):
                 text = f"column '{c}' is not a finite number ({where}): positions and sizes must be finite"
             else:
@@ -229,8 +254,8 @@ def _int_times(df: pd.DataFrame, path: Path, *, line_offset: int = 2) -> None:
     frac = t != np.round(t)
     if frac.any():
         i = int(np.flatnonzero(frac)[0])
-        raise DevolensError(f"column 'time' must hold whole time points (line {_line(df, i, line_offset)}: {t[i]})",
-                            path=path)
+        raise DevolensError(f"column 'time' must hold whole time points (line {_line(df, i, line_offset)}: {t[i]}"
+                            f"{_and_more(df, frac, line_offset)})", path=path)
     df["time"] = t.astype(np.int64)
 
 
@@ -1789,14 +1814,18 @@ def _numeric_acetree(df: pd.DataFrame, cols, path: Path, line_no: np.ndarray, *,
             _check_finite(df, cols, path, line_offset=0)
     except DevolensError as exc:
         text = str(exc)
-        m = re.search(r"line (\d+)", text)
-        if m is None:
+        lines = re.compile(r"\blines? ((?:\d+, )*\d+)")  # "line 7" or "lines 7, 9, 12": rows of df
+        if lines.search(text) is None:
             raise
-        i = int(m.group(1))
-        where = f"nuclei file t{int(df['time'].iloc[i]):03d}, line {int(line_no[i])}"
+
+        def where(m: re.Match) -> str:
+            return "; ".join(f"nuclei file t{int(df['time'].iloc[int(i)]):03d}, line {int(line_no[int(i)])}"
+                             for i in m.group(1).split(", "))
+
         detail = text.split(": ", 1)[1] if ": " in text else text
-        detail = re.sub(r"line \d+", where, detail, count=1).replace("column 'size'", "column 'diameter'")
-        if ";" in detail:
+        semicolon = re.search(r"'[^']*;[^']*'", detail) is not None  # a value such as '1;2'
+        detail = lines.sub(where, detail).replace("column 'size'", "column 'diameter'")
+        if semicolon:
             detail += "; AceTree separates a line's fields with commas"
         raise DevolensError(detail, path=path) from None
 

@@ -351,6 +351,36 @@ def numeric_columns(table: pd.DataFrame, columns: Sequence[str] = ("time", "x", 
     return {c: pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float) for c in columns if c in table.columns}
 
 
+#: rows a message about bad values lists (:func:`_bad_rows`); the rest are counted
+SHOWN_ROWS = 5
+
+
+def _bad_rows(column: pd.Series, bad: np.ndarray) -> str:
+    """The rows of ``column`` where ``bad``, for a message: their positions and values as the user's table holds
+    them (``rows 4, 9, 12: nan, nan, inf``), the first :data:`SHOWN_ROWS` of them, then ``...``: a table with many
+    holes says so at once, not one per run."""
+    at = np.flatnonzero(bad)
+    shown = at[:SHOWN_ROWS]
+    values = [repr(column.iloc[int(i):int(i) + 1].tolist()[0]) for i in shown]
+    more = ", ..." if len(at) > len(shown) else ""
+    return f"rows {', '.join(str(int(i)) for i in shown)}{more}: {', '.join(values)}{more}"
+
+
+def check_zscale(zscale: Any) -> float | None:
+    """``zscale`` (the z plane spacing in xy pixels) as a float, or None; anything but a finite number > 0 is refused
+    with one message, for the library's argument and the command's ``--zscale`` alike (NaN, inf, 0, -1)."""
+    if zscale is None:
+        return None
+    # numpy numbers are numbers; "5" and True are not (as check_diameter: the CLI parses its own text)
+    if isinstance(zscale, (bool, np.bool_)) or not isinstance(zscale, (numbers.Real, np.integer, np.floating)):
+        raise DevolensError(f"{option('zscale')} must be a number (the z plane spacing in xy pixels), got {zscale!r}")
+    value = float(zscale)
+    if not (np.isfinite(value) and value > 0):
+        raise DevolensError(f"{option('zscale')} must be a finite number > 0 (the z plane spacing in xy pixels: the "
+                            f"z step divided by the pixel size), got {value:g}")
+    return value
+
+
 def prepare_clouds(table: pd.DataFrame, zscale: float | None = None, mirror: bool = False,
                    numeric: dict[str, np.ndarray] | None = None, after: np.ndarray | None = None
                    ) -> list[dict[str, Any]]:
@@ -382,12 +412,16 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None, mirror: boo
     check_columns(table)
     if numeric is None:  # each column as numbers, converted once for both checks below and the clouds
         numeric = numeric_columns(table)
-    for col in ("time", "x", "y", "z"):  # a user's table: name the column and the row, not numpy's words
+    for col in ("time", "x", "y", "z"):  # a user's table: name the column and the rows, not numpy's words
         values = numeric[col]
         bad = ~np.isfinite(values)
-        if bad.any():
+        if bad.sum() == 1:
             i = int(np.flatnonzero(bad)[0])
-            raise DevolensError(f"column {col!r} must hold finite numbers; row {i} holds {table[col].iloc[i:i + 1].tolist()[0]!r}")
+            raise DevolensError(f"column {col!r} must hold finite numbers; row {i} holds "
+                                f"{table[col].iloc[i:i + 1].tolist()[0]!r}")
+        if bad.any():
+            raise DevolensError(f"column {col!r} must hold finite numbers; {int(bad.sum())} rows do not "
+                                f"({_bad_rows(table[col], bad)})")
     for col in ("x", "y", "z", "size"):  # 1e308: a finite number whose cube (skewness) or spread overflows
         if col not in table.columns:
             continue
@@ -397,16 +431,11 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None, mirror: boo
             far |= np.isinf(values)
         if far.any():
             i = int(np.flatnonzero(far)[0])
-            raise DevolensError(f"column {col!r} holds {table[col].iloc[i:i + 1].tolist()[0]!r} (row {i}): positions "
-                                f"and sizes beyond {MAX_COORDINATE:g} pixels or planes are no microscope's (a unit "
-                                "error or a damaged table?)")
-    if zscale is not None:
-        # numpy numbers are numbers; "5" and True are not (as check_diameter: the CLI parses its own text)
-        if isinstance(zscale, (bool, np.bool_)) or not isinstance(zscale, (numbers.Real, np.integer, np.floating)):
-            raise DevolensError(f"zscale must be a number (z plane spacing in xy pixels), got {zscale!r}")
-        zscale = float(zscale)
-        if not (np.isfinite(zscale) and zscale > 0):
-            raise DevolensError(f"zscale must be > 0 (z plane spacing in xy pixels), got {zscale}")
+            what = (f"holds {table[col].iloc[i:i + 1].tolist()[0]!r} (row {i})" if far.sum() == 1 else
+                    f"holds {int(far.sum())} values too large ({_bad_rows(table[col], far)})")
+            raise DevolensError(f"column {col!r} {what}: positions and sizes beyond {MAX_COORDINATE:g} pixels or "
+                                "planes are no microscope's (a unit error or a damaged table?)")
+    zscale = check_zscale(zscale)
     if zscale is None:
         zscale = table.attrs.get("zscale") if table.attrs else None
     clouds: list[dict[str, Any]] = []
@@ -441,6 +470,82 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None, mirror: boo
                 "zscale": frame.zscale, "after_cliff": bool(late[grp].any()),
             })
     return clouds
+
+
+def input_scales(table: pd.DataFrame, zscale: float | None = None, rows: np.ndarray | None = None
+                 ) -> dict[str, dict[str, Any]]:
+    """Per embryo, the scales of its table set against its nucleus cloud, for :func:`input_notes`.
+
+    A z scale given (``zscale``, else ``table.attrs["zscale"]``: a file's metadata) is set against the one the
+    cloud's shape suggests (:func:`estimate_zscale`), and the nuclei's sizes against their spacing: a z plane
+    spacing or a size column in the wrong unit changes the names without any other sign (:data:`ZSCALE_RANGE`,
+    :data:`SIZE_SPACING_RANGE`).
+
+    Parameters
+    ----------
+    table : DataFrame
+        The table named (as :meth:`IdentityPredictor.predict` takes it: tidy, or a positions table's columns).
+    zscale : float, optional
+        The z plane spacing given (xy pixels); None: the table's own, if any.
+    rows : ndarray (n_rows,) bool, optional
+        The rows the model read (those with a prediction: no polar bodies, placeholders or strays); None: every row
+        with a finite position.
+
+    Returns
+    -------
+    dict
+        embryo -> ``estimate`` (:func:`estimate_zscale` of its pooled cloud), ``largest`` (nuclei at its fullest
+        time point), ``flat`` (z the same for every nucleus), ``zscale`` and ``by`` (``"given"`` or ``"table"``;
+        absent when estimated), ``size_spacing`` (the median over its time points of at least
+        :data:`SIZE_SPACING_CELLS` nuclei, at most :data:`SIZE_SPACING_TIMES` of them, of their median size over
+        their median distance to the nearest other nucleus, z in xy pixels by the estimate; None without sizes or
+        such time points) and ``size_time_points`` (how many time points it pooled).
+    """
+    from scipy.spatial import cKDTree
+
+    table = tidy_positions(table)
+    check_columns(table)
+    zscale, by = check_zscale(zscale), "given"
+    if zscale is None:  # the table's own (a file's metadata): as prepare_clouds reads it, if it is usable
+        zscale, by = (table.attrs or {}).get("zscale"), "table"
+        if zscale is not None and not (isinstance(zscale, numbers.Real) and np.isfinite(zscale) and zscale > 0):
+            zscale = None
+    numeric = numeric_columns(table)
+    keep = np.isfinite(numeric["x"]) & np.isfinite(numeric["y"]) & np.isfinite(numeric["z"])
+    keep &= np.isfinite(numeric["time"])
+    if rows is not None:
+        keep &= np.asarray(rows, bool)
+    emb = table["embryo"].astype(str).to_numpy()
+    size = numeric.get("size")
+    found: dict[str, dict[str, Any]] = {}
+    for name in pd.unique(emb[keep]):
+        sel = np.flatnonzero(keep & (emb == name))
+        x, y, z, t = (numeric[c][sel] for c in ("x", "y", "z", "time"))
+        est = estimate_zscale(x, y, z)
+        times, counts = np.unique(t, return_counts=True)
+        entry: dict[str, Any] = {"estimate": est, "largest": int(counts.max()), "flat": bool(np.ptp(z) == 0)}
+        if zscale is not None:
+            entry.update(zscale=float(zscale), by=by)
+        ratios = []
+        if size is not None:
+            p = np.column_stack([x, y, z * est])
+            s = size[sel]
+            full = times[counts >= SIZE_SPACING_CELLS]
+            if len(full) > SIZE_SPACING_TIMES:  # evenly spaced: the median of a few dozen says the same, faster
+                full = full[np.unique(np.linspace(0, len(full) - 1, SIZE_SPACING_TIMES).round().astype(int))]
+            for when in full:
+                at = t == when
+                ok = at & np.isfinite(s) & (s > 0)
+                if ok.sum() < SIZE_SPACING_CELLS // 2:  # sizes mostly unknown at this time point
+                    continue
+                d, _ = cKDTree(p[at]).query(p[at], k=2)
+                spacing = np.median(d[:, 1])
+                if spacing > 0:
+                    ratios.append(float(np.median(s[ok]) / spacing))
+        entry["size_spacing"] = float(np.median(ratios)) if ratios else None
+        entry["size_time_points"] = len(ratios)
+        found[str(name)] = entry
+    return found
 
 
 def frame_skewness(clouds: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
@@ -1186,6 +1291,37 @@ CROWDED_EDGE_CELLS = 100
 FLAT_Z_CELLS = 4
 
 
+#: given z scale over the one the nucleus cloud's shape suggests (:func:`estimate_zscale`) outside which the predictor
+#: notes the z scale (:func:`input_scales`). On the 5 EPIC embryos whose z scale is known (AuxInfo), the known one was
+#: 0.89-1.06 x the estimate on the whole tables, 0.84-1.12 on the tables cut at every count of 30-400 nuclei and
+#: 0.79-1.17 on their single time points of 30 nuclei or more. Above the range, the cloud's depth nears its minor width
+#: (the estimate makes it 0.757 of it) and the frame's minor axes swap at about 1.32: the shipped model's depth-1
+#: accuracy at 1.3-1.4 x the known z scale (1.34-1.39 x the estimate) fell from 0.88-0.90 to 0.43-0.74 on 3 of 4
+#: embryos, and held up to 1.26 x the estimate; at 0.5 x the known or estimated z scale it lost 0.07-0.13 (0.67 x:
+#: 0.01-0.06; 0.17 x, --zscale 1 on an embryo of 5.75, 0.24). (In-sample, 4 EPIC embryos and the AceTree one; on the
+#: AceTree embryo, whose z is not in planes, 1.3 x its estimate named better, 0.920 against 0.827)
+ZSCALE_RANGE: tuple[float, float] = (0.6, 1.25)
+#: fewest nuclei at an embryo's largest time point for the z scale note: the cloud of a few cells says little of its
+#: depth (on the 5 embryos above, the known z scale was 0.20-1.69 x the estimate on their tables cut at 4-7 nuclei,
+#: 0.77-1.12 cut at 8-29 and 0.79-1.23 on their single time points of 8-29; such tables get the note on a table that
+#: stops early)
+ZSCALE_CELLS = 30
+#: median nucleus size over median nearest-neighbour distance (:func:`input_scales`) outside which the predictor
+#: notes the size column: on the 7 real training embryos (6 EPIC and the AceTree one, sizes as diameters in xy pixels)
+#: 0.76-0.94 whole, 0.55-0.83 cut at 40-250 cells, 0.82-1.04 started at 100-200 (single time points 0.54-1.13). The
+#: bounds are 1.5 x above and 2.2 x below those: sizes 3 x too large (2.3-2.8 whole) cost the shipped model 0.04-0.09
+#: of its depth-1 names on every embryo, 2 x (1.5-1.9) -0.03 to +0.00; smaller ones hardly change them (0.5 x: -0.01
+#: to +0.04; 0.09 x, sizes in µm beside positions in pixels, 0.07-0.08: -0.02 to +0.06), so only a plain unit error
+#: is noted below
+SIZE_SPACING_RANGE: tuple[float, float] = (0.25, 1.6)
+#: fewest nuclei at a time point for the size-to-spacing ratio (earlier clouds are sparser: the ratio grows with the
+#: count of nuclei, 0.3-0.9 at 4-14 cells)
+SIZE_SPACING_CELLS = 30
+#: most time points :func:`input_scales` measures the sizes' ratio at (evenly spaced; on the 7 real embryos the ratio
+#: over 40 of them was within 0.01 of that over all)
+SIZE_SPACING_TIMES = 40
+
+
 def flat_embryos(embryo: np.ndarray, time: np.ndarray, z: np.ndarray, largest: dict[str, int]) -> dict[str, dict]:
     """The embryos whose nuclei all have one z (a 2-D projection given a constant z, such as ``devolens segment``'s
     objects.csv with a z column added): embryo -> ``{"z": that z, "time_points": how many}``, for those whose largest
@@ -1233,6 +1369,59 @@ def _cliff_notes(attrs: dict, table: str | os.PathLike | None = None) -> list[st
     return notes
 
 
+def _scale_notes(attrs: dict, command: bool | None = None) -> tuple[list[str], set[str]]:
+    """The notes on a z plane spacing far from the one the cloud's shape suggests (:data:`ZSCALE_RANGE`) and on
+    sizes far from the nuclei's spacing (:data:`SIZE_SPACING_RANGE`), from ``attrs["input_scales"]``
+    (:func:`input_scales`; none without it), and the embryos whose z scale is in doubt. ``command``: as
+    :func:`input_notes`'."""
+    scales = attrs.get("input_scales") or {}
+    many = len(attrs.get("largest_clouds") or scales) > 1
+    flat = attrs.get("flat_z") or {}
+    low, high = ZSCALE_RANGE
+    notes: list[str] = []
+    suspects: set[str] = set()
+    for embryo, found in scales.items():
+        given, est = found.get("zscale"), found.get("estimate")
+        if (given is None or not est or found.get("flat") or embryo in flat
+                or found.get("largest", 0) < ZSCALE_CELLS or low <= given / est <= high):
+            continue
+        suspects.add(embryo)
+        ratio = given / est
+        if command is None:
+            flag, leave = option("zscale"), option("zscale", f"{est:.2f}")
+        else:
+            flag, leave = ("--zscale", f"--zscale {est:.2f}") if command else ("zscale", f"zscale={est:.2f}")
+        source = flag if found.get("by") == "given" else "the table's metadata"
+        if ratio > high:
+            effect = ("from about 1.3 x the estimate its two minor axes swap, and most depth-1 names go wrong with "
+                      "high confidence (training embryos at 1.3-1.4 x their spacing: depth-1 0.43-0.74 right instead "
+                      "of 0.88-0.90)")
+        else:
+            effect = ("a flattened embryo loses names with high confidence (training embryos at half their spacing: "
+                      "0.07-0.13 fewer depth-1 names right; at a sixth, 0.24 fewer)")
+        leave = f"leave {flag} out to use the estimate" if found.get("by") == "given" else f"give {leave} to use it"
+        notes.append(f"{_who(embryo, many, True)} z plane spacing {given:g} ({source}) is {ratio:.2g} x what the "
+                     f"shape of its nucleus cloud suggests ({est:.2f} xy pixels; the 5 training embryos with a known "
+                     f"spacing: 0.89-1.06 x their estimate): with it the embryo is {Z_SPREAD_RATIO * ratio:.2g} x as "
+                     "deep as it is wide (training embryos: 0.67-0.81), and the model reads the embryo's axes from "
+                     f"that shape: {effect}. Check the spacing (the z step divided by the xy pixel size) or {leave}")
+    low, high = SIZE_SPACING_RANGE
+    for embryo, found in scales.items():
+        ratio = found.get("size_spacing")
+        if ratio is None or low <= ratio <= high:
+            continue
+        why = ("(sizes in another unit than x and y, pixels beside positions in µm? an area, not a diameter?): "
+               "sizes 3 x too large cost the training embryos 0.04-0.09 of their depth-1 names, with high confidence"
+               if ratio > high else "(sizes in µm beside positions in pixels?): smaller sizes changed the training "
+               "embryos' names little (-0.02 to +0.06 of the depth-1 names at a tenth)")
+        notes.append(f"{_who(embryo, many, True)} nucleus sizes are {ratio:.2g} x the distance between neighbouring "
+                     f"nuclei (median size over median nearest-neighbour distance at its time points of "
+                     f"{SIZE_SPACING_CELLS} nuclei or more; the 7 real training embryos: 0.55-1.04) {why}. The model "
+                     "reads each nucleus's size relative to the embryo's length: give size as a diameter in the unit "
+                     "of x and y, or leave the column out (names from the positions alone)")
+    return notes, suspects
+
+
 #: the rows :meth:`IdentityPredictor.predict` leaves out or predicts once (its result's ``attrs`` count them), in the
 #: order :func:`input_notes` says them, each with the rest of its note
 _ROW_NOTES = (
@@ -1250,7 +1439,8 @@ _ROW_NOTES = (
 
 def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command: bool | None = None) -> list[str]:
     """One-line notes on what :meth:`IdentityPredictor.predict` found in its input (a flat cloud: z the same for
-    every nucleus, a 2-D projection; a table that stops early, a
+    every nucleus, a 2-D projection; a z plane spacing or sizes unlike the cloud's, ``attrs["input_scales"]``
+    (:func:`input_scales`, which ``devolens identify`` adds); a table that stops early, a
     nearly symmetric, lopsided or cut-off embryo, duplicate nuclei, time gaps, an annotation cliff, debris, missing
     nuclei, sparse time sampling): names to check. The predictor issues each as an
     :class:`~devolens.errors.IdentityWarning`; ``devolens identify`` prints them as notes and records them.
@@ -1280,6 +1470,8 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
                      "a 2-D projection (segment's objects.csv with a z column added?) are unreliable, however high "
                      "their confidence: give each nucleus's z (its plane), e.g. from a 3-D segmentation or tracking "
                      "(TrackMate, AceTree)")
+    scale_notes, zscale_suspects = _scale_notes(attrs, command)
+    notes += scale_notes  # (next: a wrong z scale puts every name in doubt too)
     for key, what in _ROW_NOTES:  # rows left out of the clouds, each kind counted in the result's attrs
         n = int(attrs.get(key) or 0)
         if n:
@@ -1328,6 +1520,13 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
                          "confidence): name whole embryos only")
     for embryo, found in (attrs.get("tracking") or {}).items():
         who = _who(embryo, many)
+        if found.get("sparse") and embryo in zscale_suspects:  # its spacing is the z scale's doing, not the clock's
+            notes.append(f"{who}: nuclei move far between consecutive time points for their spacing (median "
+                         f"{found['motion']:.2f} of it; 0.12-0.20 on the training tables at 60-90 s), most likely "
+                         "because of the z plane spacing noted above (one that flattens or stretches the embryo "
+                         "changes the distances between its nuclei), not sparse time sampling: nuclei are not grouped "
+                         "into tracklets; each is smoothed with its nearest neighbour a time point earlier")
+            continue
         if found.get("sparse"):
             notes.append(f"{who}: nuclei move far between consecutive time points (median {found['motion']:.2f} of "
                          "their spacing; 0.12-0.20 on the training tables at 60-90 s): sparse time sampling? Nuclei "
@@ -1648,6 +1847,8 @@ class IdentityPredictor:
         out.attrs["mirrored"] = bool(mirror)
         out.attrs["annotation_cliffs"] = {name: c.to_dict() for name, c in cliffs.items()}
         out.attrs["flat_z"] = flat
+        # the z scale and the sizes set against the cloud the model read (the rows with a prediction)
+        out.attrs["input_scales"] = input_scales(table, zscale, rows=out["confidence"].notna().to_numpy())
         import warnings
 
         from devolens.errors import IdentityWarning
