@@ -161,3 +161,30 @@ def test_check_unit_builds_its_remedy_only_to_refuse(trained, tmp_path):
         check_unit(out / "best.safetensors", out / "best.json", {**cfg, UNIT_KEY: "0" * 32}, remedy)
     assert str(refused.value).endswith(f"{MIXED}, so the two do not belong together and neither is used; do this")
     assert asked == [1]
+
+
+def test_resume_replaces_a_whole_best_model_of_an_epoch_the_checkpoint_does_not_hold(trained, pairs, tmp_path):
+    """Session 40: a kill after a new best epoch's pair was saved whole, before its checkpoint: the pair (epoch 2)
+    is one save, but the checkpoint holds epoch 1 and records epoch 1 as its best. It was kept: a resumed epoch that
+    did not beat the checkpoint's best value left the run naming epoch 1 its best and its model epoch 2's. Now it is
+    replaced, as a pair of two saves is, by the resumed run's next best."""
+    out, saved = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    for name in ("checkpoint.safetensors", "checkpoint.json", "run.json"):
+        shutil.copy2(saved / "0" / name, run / name)
+    for name in ("best.safetensors", "best.json"):  # epoch 2's whole pair (the checkpoint is epoch 1's)
+        shutil.copy2(saved / "1" / name, run / name)
+    assert load_model(run / "best.safetensors")[1]["epoch"] == 1
+    meta = json.loads((run / "checkpoint.json").read_text())
+    mode = json.loads((run / "run.json").read_text())["mode"]
+    meta["extra"].update(best_epoch=0, best_value=-1e9 if mode == "min" else 1e9)
+    (run / "checkpoint.json").write_text(json.dumps(meta))
+    said: list[str] = []
+    res = trainer.train(_recipe(), pairs, run, resume=True, epochs=3, info=said.append)
+    assert ("note: best.safetensors and best.json were saved in epoch 2, which the checkpoint (epoch 1) does not hold "
+            "(the run was killed before its checkpoint); they were removed, and the run saves a new best model at its "
+            "next validation (after epoch 2)") in " ".join(said)
+    _, cfg = load_model(run / "best.safetensors")
+    summary = json.loads((run / "run.json").read_text())
+    assert cfg["epoch"] == res.best_epoch == summary["best_epoch"]  # (before: 1 for the model, 0 for the run)

@@ -1816,6 +1816,10 @@ def _best_mended(out: Path, model: torch.nn.Module, best_value: float | None, be
     checkpoint records a best epoch. Left as it was, the resumed epoch might not beat the checkpoint's best value
     and the run would finish with a best model that its readers refuse (or none).
 
+    A whole pair saved in an epoch the checkpoint does not hold (a kill after the pair's save, before the checkpoint's:
+    that epoch is trained again, and the run's records would name another best epoch than its model's) is replaced so
+    too.
+
     Where best.json is the record of the checkpoint's own weights (its unit id theirs: the best epoch was the last
     one checkpointed), best.safetensors is written again from them (``model``, the checkpoint loaded), and the best
     stays. Else the files there are removed and the best value and epoch are forgotten: the resumed run saves a new
@@ -1830,11 +1834,19 @@ def _best_mended(out: Path, model: torch.nn.Module, best_value: float | None, be
     with contextlib.suppress(OSError, ValueError):
         cfg = json.loads(record.read_text(encoding="utf-8"))
     own = cfg.get(UNIT_KEY) if isinstance(cfg, dict) else None
+    saved = cfg.get("epoch") if isinstance(cfg, dict) else None
     if len(there) == 2:
         other = tensors_unit(weights)
-        if not (isinstance(own, str) and other is not None and own != other):
+        if isinstance(own, str) and other is not None and own != other:
+            why = "best.safetensors and best.json were from different saves (the run was killed while saving them)"
+        elif isinstance(saved, int) and not isinstance(saved, bool) and saved >= start:
+            # one whole save, but of an epoch the checkpoint does not hold (killed after saving it, before the
+            # checkpoint): the run's records would name another best epoch than the model's, and the epoch is trained
+            # again
+            why = (f"best.safetensors and best.json were saved in epoch {saved + 1}, which the checkpoint (epoch "
+                   f"{start}) does not hold (the run was killed before its checkpoint)")
+        else:
             return best_value, best_epoch  # one save (or files without ids, or unreadable: their readers say why)
-        why = "best.safetensors and best.json were from different saves (the run was killed while saving them)"
     elif there:
         why = f"the run's {there[0]} had no {'best.json' if there == [BEST] else BEST} beside it"
     elif best_epoch is None:
