@@ -241,8 +241,9 @@ def test_cli_identify_mirror_writes_the_rows_as_given(tmp_path, capsys):
 # ----------------------------------------------------------------------------- real embryos
 @pytest.mark.slow
 def test_real_embryos_complete_tables_have_no_gap_links_debris_or_crowded_edges(epic_tables, acetree_zip):
-    """The screens must not fire on the 7 real embryos: no links across gaps (their tracklets, and so the card's
-    leave-one-embryo-out figures, are as before), no sparse sampling, no stray rows, no crowded edge."""
+    """The screens must not fire on the 7 real embryos: no links across gaps, no sparse sampling, no stray rows, no
+    crowded edge (tracklets per nucleus 1.9-2.25 since the fortieth session untangled the links' collisions; 2.0-2.5
+    before)."""
     from devolens.io.tables import read_table
     from devolens.predict.identity import tidy_positions
 
@@ -251,7 +252,7 @@ def test_real_embryos_complete_tables_have_no_gap_links_debris_or_crowded_edges(
         report: dict = {}
         tracks_of(df, report)
         (found,) = report.values()
-        assert found["gap_links"] == 0 and not found["sparse"] and 2.0 <= found["per_nucleus"] <= 2.5, path.name
+        assert found["gap_links"] == 0 and not found["sparse"] and 1.9 <= found["per_nucleus"] <= 2.5, path.name
         assert not stray_nuclei(df).any(), path.name
         assert edge_crowding(df["x"], df["y"])[1] < 0.01, path.name
 
