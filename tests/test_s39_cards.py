@@ -44,11 +44,12 @@ def _zoom_f1(card: dict) -> dict:
 
 # ---------------------------------------------------------------------------- 1. the nuclei card's default figures
 def test_nuclei_default_figures_are_the_default_settings_measurement():
-    """metrics_setting.default_figures (card.md and `devolens models` show them) are the figures the thirty-seventh
-    session measured for the CLI's default (int8, --diameter auto, keep band from 0.75x): F1 0.813, 0.930 ignoring
-    nuclei less than half visible, count error 13.6; not the int8 figures without the estimate (0.803 / 0.920 /
-    14.6). Read off RESULTS.md's table and the card's own zoom figure at 1x."""
-    section = _section(_results(), "Thirty-seventh session")
+    """metrics_setting.default_figures (card.md and `devolens models` show them) are the figures measured for the
+    CLI's default (int8, --diameter auto, keep band from 0.75x; since the fortieth session one image's estimate read in
+    its eight mirror images and quarter turns): F1 0.813, 0.929 ignoring nuclei less than half visible, count error
+    13.6; not the int8 figures without the estimate (0.803 / 0.920 / 14.6). Read off RESULTS.md's table and the
+    card's own zoom figures."""
+    section = _section(_results(), "Fortieth session")
     cells = [c.strip().strip("*") for c in _row(section, "| 1x |").strip("|").split("|")]
     f1 = cells[2]
     visible = cells[3].split("->")[-1].strip()
@@ -58,9 +59,11 @@ def test_nuclei_default_figures_are_the_default_settings_measurement():
     assert figures.startswith(f"F1 {f1};"), figures
     assert f"{visible} with nuclei less than half visible ignored" in figures
     assert f"count error {count};" in figures
-    assert f1 == f"{_zoom_f1(card)['zoom 1.0']['auto']:.3f}"  # the card's own figure of the default at 1x
-    assert f"F1 0.797 / {f1} / 0.797 with it" in card["limits"]  # the limits' figures of the same setting
-    assert "Thirty-seventh session" in card["metrics_setting"]["default_source"]
+    zoom = _zoom_f1(card)
+    assert f1 == f"{zoom['zoom 1.0']['auto']:.3f}"  # the card's own figure of the default at 1x
+    # the limits' figures of the same setting at 0.5x / 1x / 2x
+    assert f"F1 {zoom['zoom 0.5']['auto']:.3f} / {f1} / {zoom['zoom 2.0']['auto']:.3f} with it" in card["limits"]
+    assert "Fortieth session" in card["metrics_setting"]["default_source"]
     assert figures in (zoo.ZOO_DIR / "nuclei" / "card.md").read_text()
 
 
@@ -77,8 +80,9 @@ def test_readme_and_results_give_the_nuclei_default_figures():
 
 # ---------------------------------------------------------------------------- 2. RESULTS.md's nuclei row
 def test_results_nuclei_row_gives_the_current_zoom_figures_and_epic_range():
-    """The targets table's nuclei row gives the card's 0.5x / 2x figures with the estimate (0.797 / 0.797 since the
-    thirty-seventh session's band) as the current ones, and the EPIC-framed range of the card's movies, as README."""
+    """The targets table's nuclei row gives the card's 0.5x / 2x figures with the estimate (0.803 / 0.801 since the
+    fortieth session's eight-view estimate of one image) as the current ones, and the EPIC-framed range of the card's
+    movies, as README."""
     card = _card("nuclei")
     zoom = _zoom_f1(card)
     row = _row(_results(), "| 5 nuclei | instance F1")
@@ -94,7 +98,7 @@ def test_results_nuclei_row_gives_the_current_zoom_figures_and_epic_range():
 # ---------------------------------------------------------------------------- 3. membrane zoom figures
 def test_membrane_zoom_figures_are_the_cards_measurement():
     """The membrane limits (card.json, card.md, zoo_ship.py's template) and README give the card's heldout_f1 at
-    0.5x / 2x (twenty-ninth session: 0.885 / 0.898 with the estimate, 0.819 / 0.801 without)."""
+    0.5x / 2x (fortieth session: 0.885 / 0.892 with the estimate; 0.819 / 0.801 without)."""
     card = _card("membrane")
     z = {k: {m: f"{v:.3f}" for m, v in d.items()} for k, d in _zoom_f1(card).items()}
     said = (f"cell F1 {z['zoom 0.5']['auto']} / {z['zoom 2.0']['auto']} with it, {z['zoom 0.5']['none']} / "
