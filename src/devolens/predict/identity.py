@@ -472,8 +472,8 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None, mirror: boo
     return clouds
 
 
-def input_scales(table: pd.DataFrame, zscale: float | None = None, rows: np.ndarray | None = None
-                 ) -> dict[str, dict[str, Any]]:
+def input_scales(table: pd.DataFrame, zscale: float | None = None, rows: np.ndarray | None = None,
+                 numeric: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, Any]]:
     """Per embryo, the scales of its table set against its nucleus cloud, for :func:`input_notes`.
 
     A z scale given (``zscale``, else ``table.attrs["zscale"]``: a file's metadata) is set against the one the
@@ -490,6 +490,8 @@ def input_scales(table: pd.DataFrame, zscale: float | None = None, rows: np.ndar
     rows : ndarray (n_rows,) bool, optional
         The rows the model read (those with a prediction: no polar bodies, placeholders or strays); None: every row
         with a finite position.
+    numeric : dict, optional
+        The table's numeric columns as :func:`numeric_columns` converted them (the caller's: converted once).
 
     Returns
     -------
@@ -510,7 +512,7 @@ def input_scales(table: pd.DataFrame, zscale: float | None = None, rows: np.ndar
         zscale, by = (table.attrs or {}).get("zscale"), "table"
         if zscale is not None and not (isinstance(zscale, numbers.Real) and np.isfinite(zscale) and zscale > 0):
             zscale = None
-    numeric = numeric_columns(table)
+    numeric = numeric_columns(table) if numeric is None else numeric
     keep = np.isfinite(numeric["x"]) & np.isfinite(numeric["y"]) & np.isfinite(numeric["z"])
     keep &= np.isfinite(numeric["time"])
     if rows is not None:
@@ -1907,6 +1909,7 @@ class IdentityPredictor:
         skipped |= stray
         rows = np.flatnonzero(~skipped)
         cells = table if not skipped.any() else table.iloc[rows]
+        whole = numeric  # (every row's: input_scales below)
         if skipped.any():
             numeric = {c: v[rows] for c, v in numeric.items()}
         out["pred_founder"] = pd.Series(None, index=out.index, dtype=object)
@@ -1941,7 +1944,8 @@ class IdentityPredictor:
         out.attrs["annotation_cliffs"] = {name: c.to_dict() for name, c in cliffs.items()}
         out.attrs["flat_z"] = flat
         # the z scale and the sizes set against the cloud the model read (the rows with a prediction)
-        out.attrs["input_scales"] = input_scales(table, zscale, rows=out["confidence"].notna().to_numpy())
+        out.attrs["input_scales"] = input_scales(table, zscale, rows=out["confidence"].notna().to_numpy(),
+                                                 numeric=whole)
         import warnings
 
         from devolens.errors import IdentityWarning
