@@ -19,13 +19,11 @@ from devolens.predict.identity import (
     identity_labels,
     input_notes,
     lineage_posterior,
-    prepare_clouds,
-    time_breaks,
-    tracklets,
     transition_matrix,
 )
 
 from _identity_helpers import DEPTH1, FOUNDERS, needs_zoo
+from test_s32_identity import one_track_per_cell, tracks_of
 
 MISSING_NOTE = "missing at one time point but present before and after"
 
@@ -59,15 +57,6 @@ def collide(df: pd.DataFrame, pairs: list[tuple[str, str]], at: int, back: bool 
         if back:
             df.loc[(df["cell"] == a) & (df["time"] == at + 1), ["x", "y", "z"]] = was
     return df
-
-
-def tracks_of(df: pd.DataFrame, report: dict | None = None):
-    clouds = prepare_clouds(df)
-    return tracklets(clouds, return_parents=True, breaks=time_breaks(clouds), report=report)
-
-
-def one_track_per_cell(df: pd.DataFrame, tracks: np.ndarray) -> bool:
-    return bool((pd.Series(tracks).groupby(df["cell"].to_numpy()).nunique() == 1).all())
 
 
 # ----------------------------------------------------------------------------- collisions

@@ -18,8 +18,8 @@ import pytest
 
 from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
-from devolens.io.images import write_png
 from test_predict_sizing import _add_size_model, _disc_image
+from test_s35_population import _folder
 
 #: the note's start for --diameter 10 on the tiny zoo's frames, whose size model reads every image at 2x
 WORDS = "--diameter 10: the size model reads the images as 2x as magnified"
@@ -28,14 +28,6 @@ WORDS = "--diameter 10: the size model reads the images as 2x as magnified"
 def _said(capsys) -> str:
     cap = capsys.readouterr()
     return " ".join((cap.out + cap.err).split())
-
-
-def _folder(tmp_path, frames, name="frames"):
-    folder = tmp_path / name
-    folder.mkdir()
-    for i, frame in enumerate(frames):
-        write_png(frame, folder / f"t{i:03d}.png")
-    return folder
 
 
 def _notes(csv) -> list:
