@@ -1873,7 +1873,9 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "uint16, or uint32 for an image with over 65535 objects), objects.csv (columns frame, label, x, y, "
             "area: x the column and y the row of the centroid, in pixels of the input, area in pixels; an object "
             "cut by the image's border is kept, its area and centroid those of its part inside the image), "
-            "counts.csv (frame, count), overlays/ (PNG, for an image or a folder) or overlay.mp4 (for a video, a "
+            "counts.csv (frame, count; frame: a folder's file name without its extension, a video's or stack's "
+            "frame number from 0, as `curate frames` numbers every input's rows: join a folder's on its file), "
+            "overlays/ (PNG, for an image or a folder) or overlay.mp4 (for a video, a "
             "TIFF stack of z-planes or time points, or an animated GIF or WebP).")),
         skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
         model: str = typer.Option(default_model, "--model", help="Zoo model to use (see `devolens models`), or the "
