@@ -1217,8 +1217,10 @@ def run_segmentation(
         counts: list[tuple] = []
         judged = _JudgedFrames()  # what the colour and the blobs-or-lines notes judge
         # --diameter none or in pixels: the frames with the most nuclei, for the size model's look at their
-        # magnification (not for auto: its own estimate judged them)
-        busiest = _JudgedFrames(look=None) if not isinstance(diameter, str) and kind == "nuclei" else None
+        # magnification (not for auto: its own estimate judged them); membrane: in pixels only (its diameter check:
+        # the magnification note, of images used as they are, is the nuclei's)
+        busiest = (_JudgedFrames(look=None) if not isinstance(diameter, str)
+                   and (kind == "nuclei" or diameter is not None) else None)
         saturation = _Saturation(predictor.network.channel)  # frames filmed too bright (its note)
         giants: list[tuple] = []  # (frame, shape, blocks, uint32 labels) of images segmented block by block
         noise: list = []  # frames with no structure above their noise (no objects: see MembranePredictor)

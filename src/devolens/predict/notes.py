@@ -584,15 +584,30 @@ class Saturation:
 #: found of 134) 1.85-2.1x, to the enlarged 2.5x
 DIAMETER_APART = 1.6
 
+#: ... and for cells outlined by membranes (the membrane model), where the size model's estimate of the images puts the
+#: cells' own diameter (the card's reference times the magnification read over the middle of the training zooms, ``m0``)
+#: this many times larger or smaller: not the diameter ``diameter="auto"`` would segment with, which keeps any image
+#: read inside the wide keep band (0.55-1.15x) as it is and so names the reference 60 px for a slice shrunk to 0.5x
+#: whose cells are 30 px. Measured on the 35 held-out membrane renders of embryo L3 resized to 0.5x, 1x and 2x, each
+#: given the right diameter (60.3 x the zoom), twice it and half of it (one image at a time): the right ones noted 1, 0
+#: and 3 times of 35 (at 1.5: 4, 2, 4), half of them 28, 26, 28 times, twice them 22, 24, 23 (at 1.5: 28-30, 25-26).
+#: Cell F1 on the noted frames 0.79-0.83 at the diameter given, 0.90-0.93 at the one the note names; those left unnoted
+#: are the frames of under 8 cells, which the size model does not judge, and frames whose random pose (0.58-1.16x of the
+#: reference framing) put their cells between. The right diameters lie a median 0.93-1.02x from the cells' estimated one
+#: (1.17-1.28x from the reference times the magnification, without ``m0``)
+CELLS_APART = 1.6
+
 
 class DiameterCheck(NamedTuple):
     """What :meth:`~devolens.predict.segment._SegmentationPredictor.diameter_check` found: the ``given`` diameter
-    (pixels), the one ``diameter="auto"`` would segment with (``suggested``) and the ``magnification`` the size model
-    read."""
+    (pixels), the one it is far from (``suggested``: the one ``diameter="auto"`` would segment with; with ``by``
+    ``"cells"``, the objects' own estimated diameter, the membrane model's rule) and the ``magnification`` the size
+    model read."""
 
     given: float
     suggested: float
     magnification: float
+    by: str = "auto"
 
 
 def diameter_note(check: DiameterCheck, what: str = "nuclei", given: Optional[str] = None) -> str:
@@ -600,8 +615,12 @@ def diameter_note(check: DiameterCheck, what: str = "nuclei", given: Optional[st
     None: the pixels)."""
     given = given or f"{check.given:g}"
     apart = max(check.suggested / check.given, check.given / check.suggested)
+    # (the membrane rule names the cells' own estimated diameter: auto keeps images read inside its wide keep band as
+    # they are, and so would name the reference diameter for a slice shrunk to 0.5x)
+    where = (f"where the {what} measure about {check.suggested:.0f} px" if check.by == "cells"
+             else f"where --diameter auto would use {check.suggested:.0f} px")
     return (f"--diameter {given}: the size model reads the images as {check.magnification:.2g}x as magnified as the "
-            f"model's training frames, where --diameter auto would use {check.suggested:.0f} px, {apart:.1f}x "
+            f"model's training frames, {where}, {apart:.1f}x "
             f"apart: at a wrong diameter the network splits large {what}, or merges small ones, into objects of the "
             f"size it expects, so the counts are not to be trusted. If {check.given:g} px is not the typical width "
             f"of the {what}, run again with --diameter {check.suggested:.0f}, or leave --diameter out")

@@ -453,6 +453,9 @@ class _SegmentationPredictor:
     # noise as objects (the membrane model outlines thousands of "cells" in a camera's dark frame) says so
     checks_structure = False
     size_objects = "bright"  # what diameter="auto" counts before it trusts an image (sizing.count_objects)
+    # what diameter_check holds a diameter given in pixels to: "auto", the diameter diameter="auto" would segment
+    # with; "cells", the objects' own estimated diameter (the membrane model's: its keep band is wide)
+    diameter_checked_by = "auto"
     # whether a stream's input is judged for the InputWarning (notes.InputWatch): off in the view of the nuclei model
     # that the population predictor's stream reads its frames through (its own watch judges the frames as given)
     judges_input = True
@@ -1076,6 +1079,15 @@ class _SegmentationPredictor:
         or merges small ones into objects of the size it knows (the reference frames shrunk to 0.5x, given
         ``diameter=48`` where 24 suits them: 25 nuclei of 134, their sizes in range).
 
+        Cells outlined by membranes (:attr:`diameter_checked_by` ``"cells"``, the membrane model) are held to their
+        own estimated diameter instead, the reference diameter times the magnification read over the size model's
+        ``m0`` (the card's reference is the median over calibration renders at zooms about it): a note where it lies
+        more than :data:`~devolens.predict.notes.CELLS_APART` times from the given one (the check's ``by``
+        ``"cells"``). ``diameter="auto"`` uses an image read inside the membrane model's wide keep band (0.55-1.15x)
+        as it is, so the diameter it would segment with is the reference 60 px for slices shrunk to 0.5x whose cells
+        are 30 px: held to it, 30 px given to the held-out renders at 0.5x was noted in 11 of 35 (cell F1 0.905
+        at 30 px, 0.819 at 60) and 60 px given at 0.5x in only 19; held to the cells' diameter, 1 and 22.
+
         Parameters
         ----------
         images : sequence of ndarray
@@ -1085,7 +1097,7 @@ class _SegmentationPredictor:
         -------
         :class:`~devolens.predict.notes.DiameterCheck` or None
         """
-        from devolens.predict.notes import DIAMETER_APART, DiameterCheck
+        from devolens.predict.notes import CELLS_APART, DIAMETER_APART, DiameterCheck
 
         if (self.size_model is None or not self.diameter_ref or self.diameter is None or self.auto or self.auto_each
                 or self.last_estimate is not None or not len(images)):
@@ -1093,11 +1105,16 @@ class _SegmentationPredictor:
         est = self.estimate_diameter(images)
         if est is None or not est.trusted:
             return None
-        suggested = est.diameter if est.diameter is not None else self.diameter_ref  # (kept as they are: the card's)
+        by = self.diameter_checked_by
+        if by == "cells":  # the cells' own diameter at the magnification read (the reference's is m0)
+            suggested, apart = self.diameter_ref * est.magnification / float(self.size_model.m0), CELLS_APART
+        else:  # the one auto would use (kept as they are: the card's)
+            suggested = est.diameter if est.diameter is not None else self.diameter_ref
+            apart = DIAMETER_APART
         given = float(self.diameter)
-        if max(suggested / given, given / suggested) <= DIAMETER_APART:
+        if max(suggested / given, given / suggested) <= apart:
             return None
-        return DiameterCheck(given, float(suggested), float(est.magnification))
+        return DiameterCheck(given, float(suggested), float(est.magnification), by)
 
     def size_advice(self, median_areas: Sequence[float], margin: float | None = None) -> float | None:
         """The ``diameter`` to suggest when the objects found are far from the sizes the model knows.
@@ -1243,6 +1260,10 @@ class MembranePredictor(_SegmentationPredictor):
     heads = ("three_class", "membrane", "three_class_distance")
     postprocess_keys = ("threshold", "seed_threshold", "min_distance", "min_size", "smooth")
     size_objects = "enclosed"  # cells outlined by membranes
+    # a diameter given in pixels is held to the cells' own estimated diameter, not to auto's choice (the keep band
+    # 0.55-1.15x keeps a slice shrunk to 0.5x as it is: auto's diameter the reference 60 px, its cells 30): see
+    # diameter_check
+    diameter_checked_by = "cells"
     # a movie's magnification is judged once 5 slices show this many cells: the membrane size model is as
     # reliable from 32 cells as from 64 (median error 6.2-6.5 % vs 6.0-6.4 % on its 2400 training renders;
     # 5.6 % vs 6.2 % on the held-out ones), and a slice seldom shows 64 cells, so 64 read every movie ahead
