@@ -23,9 +23,14 @@ _FRAMES_HELP = (
     "are relative to "
     "the sequence itself, so no tuning is needed per recording.\n\n"
     "Writes a CSV with one row per frame (frame, file, time, time_unit, scores, one column per kind, flag, "
-    "flagged; time: seconds for a video and for a TIFF stack that records its interval, a time point, the number "
-    "in the file names, for a folder; time_unit says which); "
-    "`devolens segment` and `devolens population` skip the flagged frames with --skip-flagged REPORT (or curate on the fly with --skip-flagged auto)."
+    "flagged; frame: a number from 0, a video's or stack's frame number and for a folder its file's place in the "
+    "natural order of the file names, and file names the file (the frame column of segment and population holds a "
+    "folder's file stems: join on the stem of file); time: seconds for a video and for a TIFF stack that records "
+    "its interval, a time point, the number in the file names, for a folder; time_unit says which; then what the "
+    "input is: its name, frame count and stack options, a file's size and fingerprint, a folder's files' "
+    "fingerprints); `devolens segment` and `devolens population` skip the flagged frames with --skip-flagged REPORT "
+    "(or curate on the fly with --skip-flagged auto), refusing the report of another input (another file, or "
+    "another folder's files of the same names)."
 )
 
 

@@ -368,14 +368,15 @@ def _skip_set(report: Optional[Path], input_path: Optional[Path] = None, *, stac
 def _check_report(report: Optional[Path], given, source: "_Source", *, stack_z: str = "project",
                   channel: Optional[int] = None, pages: str = "time") -> None:
     """Refuse a ``--skip-flagged`` report (``given``: its table) of another input (a video or a stack: another
-    file, by the size and fingerprint the report records, :func:`devolens.curate.frames.report_mismatch`), or of
-    this one read with other stack options: its flagged positions would skip the wrong frames. The advice names the
-    curate command line that makes the right report (with this run's stack options: ``segment membrane`` slices a
-    stack by default, ``curate frames`` projects it). A report of an older devolens, which records its file's name
-    but no fingerprint, is checked by that name, with a note."""
+    file, by the size and fingerprint the report records; a folder: other files of the same names, by each file's
+    fingerprint, :func:`devolens.curate.frames.report_mismatch`), or of this one read with other stack options: its
+    flagged positions would skip the wrong frames. The advice names the curate command line that makes the right
+    report (with this run's stack options: ``segment membrane`` slices a stack by default, ``curate frames``
+    projects it). A report of an older devolens, which records its file's name (a folder's file names) but no
+    fingerprint, is checked by that name, with a note (:func:`devolens.curate.frames.older_report_note`)."""
     if given is None:
         return
-    from devolens.curate.frames import reading_options, report_coverage, report_mismatch
+    from devolens.curate.frames import older_report_note, reading_options, report_coverage, report_mismatch
 
     options = reading_options(source.path, stack_z=stack_z, channel=channel, pages=pages)
     advice = (f"curate it with `devolens curate frames INPUT{' ' + options if options else ''} --out report.csv` "
@@ -385,10 +386,9 @@ def _check_report(report: Optional[Path], given, source: "_Source", *, stack_z: 
     if why:
         raise DevolensError(f"--skip-flagged: this curation report is not of this input: {why}; {advice}",
                             path=report)
-    if source.is_video and source.path.is_file() and "input" in given.columns and "input_fingerprint" not in given.columns:
-        print_note(f"{report}: this curation report (of an older devolens) records its video's name but not its "
-                   "fingerprint, so it was checked by name, frame count and frame sizes only: another file of the "
-                   "same name could pass; curate the input again for a report that tells them apart")
+    older = older_report_note(given, source.path, None if source.is_video else source.names)
+    if older:  # a report of an older devolens: what it could not be checked by
+        print_note(f"{report}: {older}")
     if source.is_video:  # a video's or a stack's frames are known by position only: checked as they are read
         source.report_cover, source.report_advice, source.report_path = report_coverage(given), advice, Path(report)
     if source.is_video and not source.is_stack:  # its frames missing mid-file must be this reading's (iter)

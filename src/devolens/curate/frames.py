@@ -1625,7 +1625,9 @@ def curate_path(
         meet; 0 when unknown), ``input_options`` (the options that shaped its frames, :func:`reading_options`),
         and for a file (a video, a stack, an image) ``input_bytes`` (its size) and ``input_fingerprint``
         (:func:`devolens.provenance.file_fingerprint`: the sha256 of its size and of its first and last MiB, 16 hex
-        digits), empty for a folder, whose file names are compared instead (:func:`report_mismatch`).
+        digits), empty for a folder. A last column, ``file_fingerprint``, is a folder's: each row's file's
+        fingerprint (of the same kind; a stack's frames share their file's), empty for a file input and for a dropped
+        frame. :func:`report_mismatch` compares them with the input's.
 
     Raises
     ------
@@ -1664,6 +1666,10 @@ def curate_path(
     size, fingerprint = input_identity(path)
     report["input_bytes"] = pd.array([size] * len(report), dtype="Int64")
     report["input_fingerprint"] = fingerprint
+    # a folder's frames, each by its file's bytes: labs name every movie's frames t000.png..., so the names alone
+    # do not tell one movie's folder from another's (~0.25 s per 1000 frames of 300 kB, the files just read)
+    prints = frame_fingerprints(path, names) if names is not None and Path(path).is_dir() else {}
+    report["file_fingerprint"] = [prints.get(name) if isinstance(name, str) else None for name in report["file"]]
     report.attrs["source"] = str(path)
     report.attrs["thresholds"] = asdict(thresholds or Thresholds())
     return report
@@ -1775,7 +1781,8 @@ def load_report(report: str | Path | pd.DataFrame) -> pd.DataFrame:
             raise DevolensError("no such curation report", path=p)
         try:
             df = pd.read_csv(p, keep_default_na=True, dtype={"file": str, "flag": str, "input": str,
-                                                             "input_options": str, "input_fingerprint": str})
+                                                             "input_options": str, "input_fingerprint": str,
+                                                             "file_fingerprint": str})
         except Exception as exc:
             raise DevolensError(f"cannot read curation report ({type(exc).__name__})", path=p) from None
     if "frame" not in df.columns or not ({"flagged", "flag"} & set(df.columns)):
@@ -1895,6 +1902,91 @@ def input_identity(path: str | Path) -> tuple[int | None, str | None]:
         raise DevolensError(f"cannot read the input: {exc.strerror or exc}", path=p) from None
 
 
+def _frame_files(folder: Path, names: list[str]) -> list[Path] | None:
+    """The file each of a folder's frames ``names`` comes from (:func:`devolens.io.frames.iter_path_frames`' names,
+    in its order: an image's own name, ``<stem>_0000<suffix>``, ``<stem>_0001<suffix>``... for the frames of a
+    stack or an animated image), or None where the folder's files no longer give those names (changed since)."""
+    from devolens.io.frames import folder_files, image_stem
+
+    files: list[Path] = []
+    for p in folder_files(folder):
+        if len(files) < len(names) and names[len(files)] == p.name:
+            files.append(p)
+            continue
+        stem = image_stem(p)
+        k = 0  # (a frame's name never is its file's: the first has _0000 in it)
+        while len(files) < len(names) and names[len(files)] == f"{stem}_{k:04d}{p.name[len(stem):]}":
+            files.append(p)
+            k += 1
+    return files if len(files) == len(names) else None
+
+
+def frame_fingerprints(folder: str | Path, names: list[str], only: set[str] | None = None) -> dict[str, str]:
+    """The :func:`~devolens.provenance.file_fingerprint` of the file of each of a folder's frames ``names`` (those
+    in ``only`` where given), by frame name: what a curation report of a folder records in ``file_fingerprint``.
+    Each file is read once (a stack's frames share its fingerprint); a file that cannot be read is left out, and
+    so is every frame when the folder no longer holds the files that gave ``names``."""
+    from devolens.provenance import file_fingerprint
+
+    try:
+        files = _frame_files(Path(folder), names)
+    except (OSError, DevolensError):  # (the folder gone or unreadable: nothing to tell the frames by)
+        return {}
+    prints: dict[str, str] = {}
+    seen: dict[Path, str | None] = {}
+    for name, p in zip(names, files or ()):
+        if only is not None and name not in only:
+            continue
+        if p not in seen:
+            try:
+                seen[p] = file_fingerprint(p)
+            except OSError:
+                seen[p] = None
+        if seen[p] is not None:
+            prints[name] = seen[p]
+    return prints
+
+
+def _recorded_fingerprint(value) -> str | None:
+    """A fingerprint a report records (:func:`~devolens.provenance.file_fingerprint`'s 16 hex digits), or None for
+    an empty cell or a value that is none (a spreadsheet that edited the report by hand may have read an all-digit
+    one as a number: ``1.23457E+15``): such a cell is not compared."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip().lower()
+    return value if len(value) == 16 and all(c in "0123456789abcdef" for c in value) else None
+
+
+def _other_files(df: pd.DataFrame, files: pd.Series, names: list[str], folder: Path) -> str | None:
+    """Why the report ``df`` (its file names ``files``) is of other files than the folder ``folder``'s frames
+    ``names`` in words, by the fingerprints it records of its frames' files (``file_fingerprint``): the frames of
+    one name in both, whose files have other bytes, named in the input's order (the first three, and how many more).
+    None when none differ, and for a report without fingerprints (an older devolens's: names alone are compared)."""
+    if "file_fingerprint" not in df.columns:
+        return None
+    recorded: dict[str, str] = {}
+    for name, value in zip(files, df["file_fingerprint"]):
+        value = _recorded_fingerprint(value)
+        if name and value is not None:
+            recorded.setdefault(name, value)
+    if not recorded:
+        return None
+    ours = frame_fingerprints(folder, names, only=set(recorded))
+    compared = [n for n in names if n in ours]
+    differ = [n for n in compared if ours[n] != recorded[n]]
+    if not differ:
+        return None
+    name = folder.resolve().name
+    theirs = _input_fact(df, "input")
+    theirs = None if theirs is None else str(theirs)
+    of = f"of another folder named {name}: " if theirs == name else f"of {theirs}: " if theirs else ""
+    shown = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
+    one = len(differ) == 1
+    count = "its one file" if len(compared) == 1 else f"{len(differ)} of its {len(compared)} files"
+    return (f"it is of other files of the same names ({of}{count} {'has' if one else 'have'} other bytes here, "
+            f"{shown}; or {'it was' if one else 'they were'} changed since)")
+
+
 def _other_file(df: pd.DataFrame, path: Path) -> str | None:
     """Why the report ``df`` is of another file than ``path`` (a video or a stack), in words; None when it may be
     its own. Where the report records its input's fingerprint (:func:`input_identity`) the bytes decide (a copy
@@ -1952,7 +2044,12 @@ def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, 
     fingerprint a report of a file records (``input_bytes``, ``input_fingerprint``: :func:`input_identity`), so
     that the report of another video, of the same name, length and frame size (every render names its video
     ``video.mp4``), is refused; an older report's ``input`` name is compared instead (a report without an
-    ``input_fingerprint`` column is older).
+    ``input_fingerprint`` column is older). For a folder, the fingerprints a report records of its files
+    (``file_fingerprint``: :func:`frame_fingerprints`) are compared with those of the input's files of the same
+    names, so that the report of another movie's folder, whose frames are named ``t000.png``... as well, is
+    refused, naming the first files that differ; an older report (no ``file_fingerprint`` column), or a cell that
+    holds no fingerprint, is judged by the names alone. Which input the report is of is compared first: where it
+    differs, the message says so, not that the other input was read with other options as well.
 
     A report made by :func:`curate_path` records the input's declared frame count and how it was read
     (columns ``input_frames``, ``input_options``): those are compared, so the report of a video cut short
@@ -1963,13 +2060,21 @@ def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, 
     files = df["file"].fillna("").astype(str) if "file" in df.columns else pd.Series([""] * len(df))
     frames = pd.to_numeric(df["frame"], errors="coerce")
     has_files = bool((files != "").any())
+    # which input it is of first: that is the cause where another input was also read with other options
+    if names is not None and not has_files:
+        return "the report is of a video or a stack (no file names), the input is a folder of images"
+    if names is None and has_files:
+        return "the report is of a folder of images (it names files), the input is a video or a stack"
+    if path is not None:
+        other = (_other_files(df, files, names, Path(path)) if names is not None and Path(path).is_dir()
+                 else _other_file(df, Path(path)) if names is None else None)
+        if other:
+            return other
     theirs = _input_fact(df, "input_options")
     if options is not None and "input_options" in df.columns and str(theirs or "") != options:
         return (f"it was made with {_options_words(str(theirs or ''))}, this run reads the input with "
                 f"{_options_words(options)}")
     if names is not None:
-        if not has_files:
-            return "the report is of a video or a stack (no file names), the input is a folder of images"
         for pos, name in zip(frames, files):
             if pd.isna(pos) or not name:
                 continue
@@ -1978,11 +2083,6 @@ def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, 
                 theirs = names[pos] if pos < len(names) else f"none (it has {len(names)} images)"
                 return f"the report's frame {pos} is {name}, the input's is {theirs}"
         return None
-    if has_files:
-        return "the report is of a folder of images (it names files), the input is a video or a stack"
-    other = None if path is None else _other_file(df, Path(path))
-    if other:
-        return other
     # (a video's count is the container's estimate, duration x rate, which a variable frame rate or a header of
     # another muxer puts a frame or two off: the slack; another video within it is told by its fingerprint above)
     slack = max(2, 0.02 * total)
@@ -1996,6 +2096,27 @@ def report_mismatch(report: str | Path | pd.DataFrame, names: list[str] | None, 
     gone = len(_numbered(df, _bool_column(df, "dropped")))
     if total and min(abs(n - total), abs(n - gone - total)) > slack:
         return f"the report covers {n} frames, the input has {total}"
+    return None
+
+
+def older_report_note(report: str | Path | pd.DataFrame, path: str | Path, names: list[str] | None) -> str | None:
+    """What the ``--skip-flagged`` report ``report`` of an older devolens could not be checked by, in words, for a
+    note; None for a report that records what tells its input from another (:func:`report_mismatch`). ``path``: the
+    input; ``names``: its frames' file names where it is a folder (None for a video or a stack). A report of a file
+    that records its name (``input``) but not its fingerprint was checked by that name; one of a folder without
+    its files' fingerprints (``file_fingerprint``), by their names: another folder's files of those names (every
+    movie's ``t000.png``...) would pass."""
+    df = load_report(report)
+    p = Path(path)
+    if names is None and p.is_file() and "input" in df.columns and "input_fingerprint" not in df.columns:
+        return ("this curation report (of an older devolens) records its video's name but not its fingerprint, so it "
+                "was checked by name, frame count and frame sizes only: another file of the same name could pass; "
+                "curate the input again for a report that tells them apart")
+    named = "file" in df.columns and bool(df["file"].fillna("").astype(str).ne("").any())
+    if names is not None and p.is_dir() and named and "file_fingerprint" not in df.columns:
+        return ("this curation report (of an older devolens) records its folder's file names but not their "
+                "fingerprints, so it was checked by file names only: another folder's files of the same names (every "
+                "movie's t000.png...) could pass; curate the input again for a report that tells them apart")
     return None
 
 
