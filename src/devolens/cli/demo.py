@@ -276,14 +276,17 @@ def _per_frame_table(fmap, report, counts, pred_pops):
 
 
 def is_demo(folder: str | Path) -> bool:
-    """Whether ``folder`` holds a demo's outputs: its record (:data:`DEMO_RECORD`, a ``devolens demo`` command), or
-    a ``report.md`` of the demo's (an earlier devolens's demo, which wrote no record)."""
+    """Whether ``folder`` holds a demo's outputs: its record (:data:`DEMO_RECORD`, a ``devolens demo`` command, the
+    program's options before ``demo`` too: ``devolens -q demo``), or a ``report.md`` of the demo's (an earlier
+    devolens's demo, which wrote no record)."""
+    from devolens.cli.predict import command_words
+
     folder = Path(folder)
     try:
         record = json.loads((folder / DEMO_RECORD).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         record = None
-    if isinstance(record, dict) and str(record.get("command", "")).startswith("devolens demo"):
+    if isinstance(record, dict) and command_words(record.get("command"))[:1] == ["demo"]:
         return True
     try:
         with open(folder / "report.md", encoding="utf-8") as fh:

@@ -618,7 +618,7 @@ def _diameter_option(value: Optional[str], model: str, input_path: Path, pixel_s
         size, origin = float(pixel_size), "--pixel-size"
         notes = _overridden(size, calibrations, skipped)
     else:
-        size, notes = _input_pixel_size(input_path, given, calibrations, skipped)
+        size, notes = _input_pixel_size(input_path, given, calibrations, skipped, each=each)
         origin = "calibration"
     coarse = _coarse(size, origin)
     if coarse is not None:
@@ -740,13 +740,15 @@ def _overridden(size: float, calibrations: _Calibrations, skipped: frozenset, us
 
 
 def _input_pixel_size(input_path: Path, given: str, calibrations: _Calibrations,
-                      skipped: frozenset = frozenset()) -> tuple[float, list]:
+                      skipped: frozenset = frozenset(), *, each: bool = True) -> tuple[float, list]:
     """The input's pixel size in micrometres from its calibration (:func:`devolens.io.stacks.pixel_size`: a TIFF's
     ImageJ or OME one; a folder's files each their own, which must agree: those a curation report flags, ``skipped``,
     and those whose header cannot be read, which their reader reports, left out), and its notes: one when its pixels
     are not square (the mean of x and y is used). Refuses, naming the file, an input without one (a PNG, a JPEG, a
     video, an uncalibrated TIFF), a unit that is no length in the metric system (ImageJ's ``pixel``, ``inch``) and a
-    folder of several pixel sizes: a µm diameter would be a different number of pixels in each."""
+    folder of several pixel sizes: a µm diameter would be a different number of pixels in each (``each``: as
+    :func:`_diameter` takes it; False, population's, which reads one movie and refuses ``--diameter each``: its
+    own advice)."""
     if not input_path.exists():
         raise DevolensError("no such file or folder", path=input_path)
     if input_path.is_dir() and not calibrations.files:
@@ -778,10 +780,12 @@ def _input_pixel_size(input_path: Path, given: str, calibrations: _Calibrations,
         raise DevolensError(f"--diameter {given}: the file cannot be read for its pixel size", path=unreadable[0])
     low, high = min(sizes, key=lambda s: s[1]), max(sizes, key=lambda s: s[1])
     if _apart(low[1], high[1]):
+        advice = (": segment them separately, or give the diameter in pixels or --diameter each" if each else
+                  ", and a movie is filmed at one magnification: count the frames of each pixel size separately, or, "
+                  "where a calibration is wrong, give the diameter in pixels or the pixel size with --pixel-size")
         raise DevolensError(f"--diameter {given}: the images have different pixel sizes ({low[0].name} {low[1]:.4g} "
                             f"µm, {high[0].name} {high[1]:.4g} µm), so one diameter in µm is a different number of "
-                            "pixels in each: segment them separately, or give the diameter in pixels or "
-                            "--diameter each", path=input_path)
+                            f"pixels in each{advice}", path=input_path)
     notes = []
     if uneven:
         file, x, y = uneven[0]
@@ -1978,7 +1982,8 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
                        plot: Optional[Path] = None, curation: Optional[Path] = None,
                        stack: Optional[dict] = None, brightness: Optional[dict] = None,
                        clock_left_out: Optional[list] = None, no_signal: Optional[list] = None,
-                       notes: Optional[list] = None, clock_positions: Optional[dict] = None) -> str:
+                       notes: Optional[list] = None, clock_positions: Optional[dict] = None,
+                       monotone_residual: Optional[float] = None) -> str:
     """The JSON written beside population's CSV: the command line, the versions of devolens and PyTorch, the model
     and its weights' sha256 and its files' (``model_sha256``: card and weights,
     :func:`devolens.provenance.model_sha256`; and the nuclei model's, whose counts it calibrates), the nuclei
@@ -1987,7 +1992,8 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     positions it placed the frames at (``clock_positions``: ``{"from": "file_names", "step": ...}``, the numbers
     ending a folder's file names in steps of ``step``, or ``{"from": "frame_positions"}``; :func:`_clock_positions`),
     ``--monotone``'s left-out frames (``dark``: black or dark frames; ``implausible``: readings off their
-    neighbours); ``plot`` and ``curation``:
+    neighbours) and how far the frames with a reading lie from its fit (``monotone_residual``: their median |log|
+    distance, as the clock's ``residual``; :func:`_fit_residual`); ``plot`` and ``curation``:
     the companions written beside the CSV (None: not written), which a later run into the same CSV replaces or
     removes (:func:`_stale_companions`); ``stack``: how a TIFF stack was read (:func:`_stack_reading`; None: no stack,
     no entry); ``brightness``: how bright the nuclei are at the movie's start and end (:func:`_brightness`);
@@ -2030,6 +2036,7 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
         "brightness": brightness,
         "monotone_left_out": None if left_out is None else {"dark": list(left_out[0]),
                                                             "implausible": list(left_out[1])},
+        "monotone_residual": None if monotone_residual is None else json_number(monotone_residual),
         "no_signal": list(no_signal or ()),
         "plot": None if plot is None else str(plot.absolute()),
         "curation": None if curation is None else str(curation.absolute()),
@@ -2038,32 +2045,47 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     })
 
 
+def command_words(command) -> list[str]:
+    """The words of a recorded command line (a record's ``command``, :func:`devolens.provenance.command_line`) from
+    its subcommand on: ``devolens -q population in --out p.csv`` gives ``["population", "in", "--out", "p.csv"]``.
+    The record keeps the line as typed, with the program's own options (``-q``, ``--quiet``: none takes a value)
+    before the subcommand, so a test of its first words took ``devolens -q population`` for no population run.
+    Empty for what is no devolens command line."""
+    import shlex
+
+    if not isinstance(command, str):
+        return []
+    try:
+        words = shlex.split(command)
+    except ValueError:  # (an edited record: its words as spaces part them)
+        words = command.split()
+    if not words or words[0] != "devolens":
+        return []
+    return next((words[i:] for i in range(1, len(words)) if not words[i].startswith("-")), [])
+
+
 def _stale_companions(record: Path, out: Path) -> list[Path]:
     """The companions an earlier ``population`` run wrote beside ``out`` (its plot, its curation report), as its
     record says (``plot``, ``curation``). A record without them (an older devolens): only what it proves that run
     wrote, where it went by name: the report when its ``skip_flagged`` was ``auto``, the plot when its command line
     is the CLI's own and has no ``--no-plot`` (a file of the same name may be the user's). Nothing from a record
-    that is not population's of ``out``."""
+    that is not population's of ``out`` (its command's words: :func:`command_words`, options before the subcommand
+    passed over)."""
     import json
-    import shlex
 
     try:
         old = json.loads(record.read_text())
     except (OSError, ValueError):
         return []
-    if not isinstance(old, dict) or not str(old.get("command", "")).startswith("devolens population") or (
-            old.get("output") and not same_file(Path(old["output"]), out)):
+    words = command_words(old.get("command")) if isinstance(old, dict) else []
+    if words[:1] != ["population"] or (old.get("output") and not same_file(Path(old["output"]), out)):
         return []
     if "plot" in old or "curation" in old:
         found = [old.get("plot"), old.get("curation")]
     else:
         options = old.get("options") if isinstance(old.get("options"), dict) else {}
-        try:
-            words = shlex.split(str(old["command"]))
-        except ValueError:
-            words = []
         # "devolens population" alone: a library call's record (plot off by default), not a command line
-        plotted = len(words) > 2 and "--no-plot" not in words and isinstance(old.get("input"), str)
+        plotted = len(words) > 1 and "--no-plot" not in words and isinstance(old.get("input"), str)
         found = [plot_path(out, Path(old["input"])) if plotted else None,
                  curation_path(out) if options.get("skip_flagged") == AUTO_CURATE else None]
     return [Path(p) for p in found if p]
@@ -2233,10 +2255,14 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     if not rows:
         raise DevolensError("no frames left (all frames flagged?)", path=input_path)
     df = pd.DataFrame(rows, columns=["frame", *COLUMNS])
-    left_out = None
+    left_out = monotone_residual = None
     no_signal = np.array(no_signal, bool)
     if monotone:
+        read = df["total"].to_numpy(np.float64)
         df, left_out = robust_monotone(predictor.smooth, df, kept, signals, no_signal=no_signal)
+        # how far the fit lies from the readings: the frames with one, the implausible ones too (as --clock measures
+        # its fit: leaving them out, a movie of two embryos' frames interleaved left half out and lay 2 % off)
+        monotone_residual = _fit_residual(read, df["total"].to_numpy(np.float64), ~left_out[0])
     # (a frame without signal shows no nuclei to be bright: a black last frame read as "dimmed to 0%")
     brightness = _brightness([None if flat_frame else s for s, flat_frame in zip(signals, no_signal)])
     fit = clock_positions = None
@@ -2326,6 +2352,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["steady"] = _steady(input_path, source) if clock else None
     # --monotone: the frames left out of the fit (black or dark; implausible readings), named as the CSV names them
     df.attrs["monotone_left_out"] = left_names
+    df.attrs["monotone_residual"] = monotone_residual  # (the median |log| distance of the readings from its fit)
     df.attrs["clock_available"] = getattr(predictor, "clock", None) is not None and source.total != 1
     df.attrs["clock_seconds"] = (predictor.card.get("clock") or {}).get("seconds_per_time_point")
     # what the command prints after its summary line (and the record keeps: notes)
@@ -2342,6 +2369,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                                      resize=getattr(predictor, "resize", None)),
         fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading, brightness=brightness,
         clock_left_out=flat if fit is not None else None, no_signal=flat, clock_positions=clock_positions,
+        monotone_residual=monotone_residual,
         notes=[_plain_note(text) for text, _ in df.attrs["notes"] if not text.startswith("tip:")])
     writers[record] = lambda tmp: tmp.write_text(text, encoding="utf-8")
     given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
@@ -2632,17 +2660,59 @@ def _clock_fit(predictor, df, positions: list[float], no_signal: np.ndarray):
     return predictor.clock_fit(df, positions, use=~no_signal)
 
 
+#: a fit whose per-frame estimates lie a median of more than this (|log|: 35 % off) from its curve is far from them
+#: (--clock's and --monotone's: _far_from_fit). Movies as filmed lie 7-15 % off the clock's curve and 0-13 % off the
+#: monotone one (the three held-out renders' movies, every frame's optics its own; the walkthrough's movie); the same
+#: movies in reverse order 65-198 % and 55-186 %
+FAR_FROM_FIT = 0.3
+
+
+def _off_fit(residual: float) -> str:
+    """How far a fit's per-frame estimates lie from its curve (``residual``: their median |log| distance, as
+    :class:`devolens.predict.clock.ClockFit`'s and :func:`_fit_residual`'s)."""
+    return f"the per-frame estimates lie a median {100 * (np.exp(residual) - 1):.0f}% off the fitted curve"
+
+
+def _far_from_fit(residual: float, option: str, counts: str, unlike: str) -> Optional[str]:
+    """What a fit far from its per-frame estimates (beyond :data:`FAR_FROM_FIT`) may mean, after :func:`_off_fit`'s
+    words (``option``: the fit's, ``counts``: what its counts are called, ``unlike``: the cause of its own); None when
+    it is not far."""
+    if not residual > FAR_FROM_FIT:
+        return None
+    return (f"that is far: frames out of time order, several embryos, or {unlike}? {counts} are then not reliable "
+            f"(run without {option}).")
+
+
+def _fit_residual(totals, fitted, use) -> Optional[float]:
+    """The median |log| distance of the per-frame ``totals`` from a fit's ``fitted`` ones over the rows ``use`` (with
+    a reading in both), each at least 1 cell: as :func:`devolens.predict.clock.fit_clock` measures its ``residual``.
+    None when no row is left."""
+    totals, fitted = np.asarray(totals, np.float64), np.asarray(fitted, np.float64)
+    use = np.asarray(use, bool) & np.isfinite(totals) & np.isfinite(fitted)
+    if not use.any():
+        return None
+    return float(np.median(np.abs(np.log(np.maximum(totals[use], 1.0)) - np.log(np.maximum(fitted[use], 1.0)))))
+
+
 def _clock_note(fit, seconds: Optional[float]) -> str:
     """What the developmental clock found: the movie's pace and how well its frames follow the curve."""
     pace = f"{fit.rate:.2f} reference time points per frame"
     if seconds:
         pace += f" (a frame every ~{fit.rate * seconds:.0f} s at the reference embryos' pace)"
-    text = (f"developmental clock: {pace}; first frame at ~{float(fit.totals[0]):.0f} cells; the per-frame "
-            f"estimates lie a median {100 * (np.exp(fit.residual) - 1):.0f}% off the fitted curve")
-    if fit.residual > 0.3:
-        text += ("\n[yellow]note:[/] that is far: frames out of time order, several embryos, or development "
-                 "unlike wild type? The clock's counts are then not reliable (run without --clock).")
+    text = f"developmental clock: {pace}; first frame at ~{float(fit.totals[0]):.0f} cells; {_off_fit(fit.residual)}"
+    far = _far_from_fit(fit.residual, "--clock", "The clock's counts", "development unlike wild type")
+    if far is not None:
+        text += f"\n[yellow]note:[/] {far}"
     return text
+
+
+def _monotone_far_note(residual: Optional[float]) -> Optional[str]:
+    """The note on a ``--monotone`` fit far from the per-frame estimates (``residual``: :func:`_fit_residual` of the
+    frames with a reading, the implausible ones too, as --clock measures its fit): a movie whose counts fall (frames
+    in reverse order) fitted as one flat line, every row the same; None when it is not far."""
+    far = None if residual is None else _far_from_fit(residual, "--monotone", "The monotone counts",
+                                                        "an embryo leaving the view")
+    return None if far is None else f"--monotone: {_off_fit(residual)}; {far}"
 
 
 def curation_path(out: Path) -> Path:
@@ -2812,6 +2882,9 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
         text = _monotone_note(*attrs["monotone_left_out"])
         if text:
             note(text)
+    text = _monotone_far_note(attrs.get("monotone_residual"))
+    if text:
+        note(text)
     if attrs.get("flat"):
         flat, empty = attrs["flat"], attrs.get("flat_empty") or []
         one = len(flat) == 1
