@@ -16,35 +16,11 @@ import pandas as pd
 import pytest
 
 from devolens.cli import main
-from devolens.predict.population import LETTERS, PopulationPredictor
+from test_predict_population import _ReadAs
 
 
 def _err(capsys) -> str:
     return " ".join(capsys.readouterr().err.split())
-
-
-class _ReadAs:
-    """A population predictor that reads the frames as ``totals`` (all in A), for the command's fit."""
-
-    known_sizes = None
-    last_estimate = None
-    resize = 1.0
-    clock = None
-    card: dict = {}
-
-    def __init__(self, totals):
-        self.totals = list(totals)
-
-    def predict_iter(self, images, total=None, progress=None):
-        for _, t in zip(images, self.totals):
-            yield {**{k: 0.0 for k in LETTERS}, "A": float(t), "total": float(t), "median_area": None}
-
-    @staticmethod
-    def smooth(df):
-        return PopulationPredictor.smooth(df)
-
-    def size_advice(self, areas):
-        return None
 
 
 def _movie(root, n=12):
