@@ -8,12 +8,10 @@ refuses."""
 from __future__ import annotations
 
 import json
-import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from devolens.cli import main
 from test_predict_population import _ReadAs
