@@ -8,6 +8,7 @@ refuses."""
 from __future__ import annotations
 
 import json
+import sys
 from types import SimpleNamespace
 
 import numpy as np
