@@ -19,6 +19,7 @@ from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
 from devolens.io.images import write_png
 from devolens.predict.population import COLUMNS, LETTERS, PopulationPredictor
+from test_s35_population import _codec_black
 
 
 def _err(capsys) -> str:
@@ -172,16 +173,6 @@ def test_clock_positions_of_videos_and_every_nth_time_point():
 
 
 # ------------------------------------------------------------------ 3. segment notes frames of no signal
-def _codec_black(shape=(96, 96), seed=0) -> np.ndarray:
-    """A video's black frame: zeros but for a few pixels at 1 (compression)."""
-    frame = np.zeros(shape, np.uint8)
-    rng = np.random.default_rng(seed)
-    for _ in range(4):
-        y, x = rng.integers(0, shape[0] - 2), rng.integers(0, shape[1] - 2)
-        frame[y:y + 2, x:x + 2] = 1
-    return frame
-
-
 def _found(monkeypatch, counts):
     """Make the nuclei model find ``counts[i]`` objects in the i-th frame it reads (labels empty)."""
     from devolens.predict.segment import NucleiPredictor
@@ -204,7 +195,7 @@ def _segment(folder, out, capsys):
 def test_segment_notes_and_records_frames_of_no_signal(tiny_zoo, tmp_path, capsys):
     folder = tmp_path / "frames"
     folder.mkdir()
-    frames = [blob_frame(96, n=6, radius=8, seed=0), np.zeros((96, 96), np.uint8), _codec_black(),
+    frames = [blob_frame(96, n=6, radius=8, seed=0), np.zeros((96, 96), np.uint8), _codec_black((96, 96)),
               blob_frame(96, n=6, radius=8, seed=1)]
     for i, frame in enumerate(frames):
         write_png(frame, folder / f"t{i:03d}.png")

@@ -502,7 +502,7 @@ def _saturation(image, channel: str = "auto") -> tuple[Optional[float], Optional
         grey = arr[..., :3].max(axis=2) if pick in ("mean", "max") else _one_channel(arr, pick)
     else:
         grey = _one_channel(arr, channel)
-    if grey.max() < top:
+    if grey is not arr and grey.max() < top:  # (a colour image's picked channel; one plane is arr itself)
         return 0.0, None
     if camera is None and saturated_specks(grey) is not None:  # (65535 only) out of the brightness scale, own note
         return 0.0, None
@@ -522,7 +522,7 @@ def _saturation(image, channel: str = "auto") -> tuple[Optional[float], Optional
 
 
 def _hot_pixels(grey: np.ndarray, top: int) -> Optional[np.ndarray]:
-    """The pixels of ``grey`` at ``top`` (a camera's maximum) in clusters of
+    """The pixels of ``grey`` at ``top`` (the type's or a camera's maximum) in clusters of
     :data:`~devolens.predict.postprocess.SPECK_CLUSTER` pixels or fewer (8-connected): hot pixels, not the plateaus
     of a saturated embryo (a saturated nucleus's plateau is hundreds of pixels); None where there are none."""
     import cv2
