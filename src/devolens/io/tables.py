@@ -1884,12 +1884,9 @@ def _xyz_units(mapping: dict[str, str], row=None) -> dict[str, str | None]:
     return units
 
 
-def _position_columns(columns: list[str]) -> dict[str, str] | None:
-    """File column -> tidy column for a positions table, or None without time, x, y and z.
-
-    Names are matched case-insensitively, also with a unit written in (``x_um``, ``X (µm)``);
-    a radius column (TrackMate's ``RADIUS``) maps to ``radius`` (size is twice it).
-    """
+def _lowered(columns: list) -> dict[str, str]:
+    """Each column's name as the positions aliases match it (stripped, lower case; also without a unit written in:
+    ``x_um`` -> ``x``) -> the column (the first one of each name)."""
     lower: dict[str, str] = {}
     for c in columns:
         key = str(c).strip().lower()
@@ -1897,6 +1894,16 @@ def _position_columns(columns: list[str]) -> dict[str, str] | None:
         m = _UNIT_IN_NAME.match(key)
         if m and m.group(1):
             lower.setdefault(m.group(1), c)
+    return lower
+
+
+def _position_columns(columns: list[str]) -> dict[str, str] | None:
+    """File column -> tidy column for a positions table, or None without time, x, y and z.
+
+    Names are matched case-insensitively, also with a unit written in (``x_um``, ``X (µm)``);
+    a radius column (TrackMate's ``RADIUS``) maps to ``radius`` (size is twice it).
+    """
+    lower = _lowered(columns)
     mapping: dict[str, str] = {}
     for tidy, names in POSITION_ALIASES.items():
         found = next((lower[n] for n in names if n in lower), None)
@@ -1917,9 +1924,27 @@ def _lineage_columns(columns: list[str]) -> dict[str, str] | None:
     return mapping if mapping is not None and "cell" in mapping.values() else None
 
 
+def _size_column(columns: list) -> dict[str, str]:
+    """The column a table without ``size`` gives nucleus sizes in, as :func:`_position_columns` reads a positions
+    table's (``diameter``, ``SIZE``, ``Diameter (px)``: -> ``size``; TrackMate's ``RADIUS`` -> ``radius``, size
+    twice it), as ``{column: "size" or "radius"}``; empty when it names none (or holds ``size`` itself).
+    Non-text column names are passed over."""
+    names = [c for c in columns if isinstance(c, str)]
+    if "size" in names:
+        return {}
+    lower = _lowered(names)
+    for tidy, aliases in (("size", POSITION_ALIASES["size"]), ("radius", _RADIUS_NAMES)):
+        found = next((lower[n] for n in aliases if n in lower), None)
+        if found is not None:
+            return {found: tidy}
+    return {}
+
+
 def _renamed_note(mapping: dict[str, str]) -> str | None:
-    """The note on the columns a reader renamed (``mapping``: file column -> tidy column), None when none was."""
-    moved = [(a, b) for a, b in mapping.items() if a != b]
+    """The note on the columns a reader renamed (``mapping``: file column -> tidy column), None when none was; a
+    radius column (read as size, twice it) is named even when it is called ``radius``."""
+    moved = [(a, "size (twice the radius)" if b == "radius" else b) for a, b in mapping.items()
+             if a != b or b == "radius"]
     if not moved:
         return None
     return (f"column{'s' if len(moved) > 1 else ''} {', '.join(a for a, _ in moved)} read as "
@@ -1982,7 +2007,11 @@ def _read_positions_csv(path: Path, mapping: dict[str, str]) -> pd.DataFrame:
         offset += lead
     if len(df) == 0:
         raise DevolensError("no data rows (header only)", path=path)
-    return _finish_positions(df, path, _xyz_units(mapping, units_row), offset)
+    df = _finish_positions(df, path, _xyz_units(mapping, units_row), offset)
+    renamed = _renamed_note(mapping) if "cell" in mapping.values() else None
+    if renamed:  # a lineage table (read_table reads it as tidy: Time, Cell, Diameter) notes its renamed columns here
+        df.attrs["notes"] = [renamed, *(df.attrs.get("notes") or [])]  # too (a TrackMate table's are its own)
+    return df
 
 
 def _size_from_radius(df: pd.DataFrame, path: Path, offset: int) -> pd.DataFrame:
@@ -2117,6 +2146,10 @@ def _read_tidy(path: Path, head: _Head | None = None) -> pd.DataFrame:
         twice = [f"{col} and {tidy}" for col, tidy in mapping.items() if col != tidy and tidy in header]
         if twice:  # (Time beside time: which one is meant is not for us to guess)
             raise DevolensError(f"columns {', '.join(twice)} name the same column: keep one of each", path=path)
+    elif "size" not in header:  # tidy but for the size: diameter, SIZE or RADIUS read as identify reads them, not
+        sizes = _size_column(header)  # left beside an empty size column
+        if sizes:
+            mapping = {"cell": "cell", "embryo": "embryo", **sizes}  # (cell and embryo: read as text, below)
     text = [c for c, tidy in (mapping or {"cell": "cell", "embryo": "embryo"}).items() if tidy in ("cell", "embryo")]
     df = _read_csv(path, "a tidy lineage CSV", dtype=dict.fromkeys(text, str), skipinitialspace=True,
                    skip_blank_lines=False, skiprows=above)

@@ -289,7 +289,10 @@ def check_columns(table: pd.DataFrame) -> None:
 def tidy_positions(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with its position columns named as :func:`devolens.io.tables.read_positions` names a file's.
 
-    A table holding every :data:`REQUIRED_COLUMNS` comes back as it is. Otherwise its columns are matched as a
+    A table holding every :data:`REQUIRED_COLUMNS` comes back as it is, but for its sizes: without a ``size``
+    column, a ``diameter`` (any case, ``SIZE`` too) is read as ``size`` and a ``radius`` (TrackMate's ``RADIUS``) as
+    twice it, in a copy whose ``attrs["notes"]`` end in the note a file's reader gives (``column diameter read as
+    size``; :meth:`IdentityPredictor.predict` issues it). Otherwise its columns are matched as a
     positions file's (:data:`devolens.io.tables.POSITION_ALIASES`: case-insensitive, TrackMate's ``FRAME``,
     ``POSITION_X``..., a unit written in): renamed to ``time, x, y, z`` (``size`` from ``diameter``, or twice
     TrackMate's ``RADIUS``), and a table without ``embryo`` is one embryo (named ``"embryo"``; a file's is named
@@ -299,7 +302,7 @@ def tidy_positions(table: pd.DataFrame) -> pd.DataFrame:
     (two ``POSITION_X``) are refused.
     """
     if all(c in table.columns for c in REQUIRED_COLUMNS):
-        return table
+        return _tidy_size(table)
     from devolens.io.tables import _position_columns
 
     from devolens.io.tables import _UNIT_IN_NAME, POSITION_ALIASES, _xyz_units
@@ -332,16 +335,53 @@ def tidy_positions(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _tidy_size(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (its positions named tidy) with its sizes read from a size column named otherwise when it has no
+    ``size`` (:func:`devolens.io.tables._size_column`: ``diameter``, ``SIZE``; ``RADIUS``, doubled), as a file's
+    reader reads them: a copy, its ``attrs["notes"]`` ending in the reader's note. Without such a column, ``table``
+    itself (a size column left unread gave the names of a table without sizes, silently)."""
+    from devolens.io.tables import _renamed_note, _size_column
+
+    found = _size_column(list(table.columns))
+    if not found:
+        return table
+    (col, tidy), = found.items()
+    out = table.rename(columns={col: "size"})  # (a new frame: the user's table is untouched)
+    if tidy == "radius":
+        out["size"] = 2.0 * pd.to_numeric(out["size"], errors="coerce")
+    out.attrs = {**table.attrs, "notes": [*(table.attrs.get("notes") or ()), _renamed_note(found)]}
+    return out
+
+
 def read_input(table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     """What :meth:`IdentityPredictor.predict` takes, as a DataFrame: a path read with
-    :func:`devolens.io.tables.read_positions`; anything but a DataFrame or a path is refused."""
+    :func:`devolens.io.tables.read_positions`; anything but a DataFrame or a path is refused, as is a DataFrame
+    whose columns are no plain names (a MultiIndex: several header rows, a pivot) or that holds a column the
+    predictor reads twice (two ``x``: which one is meant is not for us to guess)."""
     if isinstance(table, (str, os.PathLike)):
         from devolens.io.tables import read_positions
 
         table = read_positions(table)
     if not isinstance(table, pd.DataFrame):
         raise DevolensError(f"expected a table (pandas DataFrame or a file's path), got {type(table).__name__}")
+    if isinstance(table.columns, pd.MultiIndex):  # (table["x"] would be a frame of columns: a KeyError further on)
+        first = table.columns[0] if len(table.columns) else ()
+        raise DevolensError(f"the table's columns have {table.columns.nlevels} levels (a MultiIndex, e.g. {first!r}: "
+                            "several header rows, or a pivot?): give one name per column (embryo, time, x, y, z, "
+                            "size), e.g. table.columns = table.columns.get_level_values(0)")
+    read = {*REQUIRED_COLUMNS, "size", "cell"}
+    twice = sorted({c for c in table.columns[table.columns.duplicated()] if isinstance(c, str) and c in read})
+    if twice:
+        raise DevolensError(f"the table has several columns named {', '.join(twice)}: keep one of each")
     return table
+
+
+def check_mirror(mirror: Any) -> bool:
+    """``mirror`` when it is True or False (a numpy bool too); anything else is refused: ``"no"`` and ``"false"``
+    are true values, and would name the mirror image."""
+    if not isinstance(mirror, (bool, np.bool_)):
+        raise DevolensError(f"{option('mirror')} must be True or False, got {mirror!r}")
+    return bool(mirror)
 
 
 def numeric_columns(table: pd.DataFrame, columns: Sequence[str] = ("time", "x", "y", "z", "size")
@@ -410,6 +450,7 @@ def prepare_clouds(table: pd.DataFrame, zscale: float | None = None, mirror: boo
         embryo's annotation cliff).
     """
     check_columns(table)
+    mirror = check_mirror(mirror)
     if numeric is None:  # each column as numbers, converted once for both checks below and the clouds
         numeric = numeric_columns(table)
     for col in ("time", "x", "y", "z"):  # a user's table: name the column and the rows, not numpy's words
@@ -1660,7 +1701,8 @@ class IdentityPredictor:
     founders, depth1 : list of str
         Class names of the two heads.
     tta : int
-        Views averaged at prediction: rotations about the AP axis (see :func:`views`), >= 1.
+        Views averaged at prediction: rotations about the AP axis (see :func:`views`), a whole number >= 1 (0,
+        True or 2.5 are refused).
     max_tokens : int
         Points per padded batch (memory / speed trade-off).
     device : {"cpu", "cuda", "auto"}
@@ -1688,7 +1730,10 @@ class IdentityPredictor:
         self.members = list(model) if isinstance(model, torch.nn.ModuleList) else [self.model]
         self.founders = list(founders)
         self.depth1 = list(depth1)
-        self.tta = max(int(tta), 1)
+        from devolens.checks import whole
+
+        # (as the other models' batch_size: 0, -1, True or 2.5 would be read as another number of views)
+        self.tta = whole(tta, "tta", 1, floats=True)
         self.max_tokens = int(max_tokens)
         self.device = device
         if smooth is True:
@@ -1727,6 +1772,7 @@ class IdentityPredictor:
         link across a break in the time points (:func:`time_breaks`), and the rows after an embryo's annotation
         cliff are read apart (:func:`annotation_cliffs`, as :meth:`predict`). ``mirror``: as :meth:`predict`'s.
         """
+        mirror = check_mirror(mirror)
         pf, pd1, _ = self._proba_checked(tidy_positions(read_input(table)), zscale, progress, mirror)
         return pf, pd1
 
@@ -1819,7 +1865,8 @@ class IdentityPredictor:
             its time points in the table. A path is read with
             :func:`devolens.io.tables.read_positions` (EPIC, AceTree, tidy or positions CSV); a
             DataFrame's columns may be named as that reads a positions file's (``FRAME``,
-            ``POSITION_X``..., ``RADIUS``, any case; no ``embryo``: one embryo; see :func:`tidy_positions`).
+            ``POSITION_X``..., ``RADIUS``, any case; no ``embryo``: one embryo; a tidy table's ``diameter`` or
+            ``RADIUS`` without ``size``, with a note; see :func:`tidy_positions`).
         zscale : float, optional
             Plane spacing in xy pixels (default ``table.attrs["zscale"]``, else estimated).
         progress : callable, optional
@@ -1827,7 +1874,7 @@ class IdentityPredictor:
         mirror : bool
             Name the embryo's mirror image (x reversed before the embryo frame; the rows come back as given): for
             embryos imaged mirrored relative to the training ones, which otherwise lose most depth-1 names
-            (``attrs["mirrored"]``).
+            (``attrs["mirrored"]``). True or False: anything else (``"no"``) is refused.
 
         Returns
         -------
@@ -1862,14 +1909,26 @@ class IdentityPredictor:
             One per note of :func:`input_notes` on what was found in the input (a flat cloud, z the same for every
             nucleus; a table that stops at few nuclei,
             a nearly symmetric, lopsided or cut-off embryo, broken tracks, rows left out...): names to check, in
-            the words ``devolens identify`` prints as its notes.
+            the words ``devolens identify`` prints as its notes; first, one for a size column read under another
+            name (``column diameter read as size``, also in ``attrs["notes"]``).
         """
         path = table if isinstance(table, (str, os.PathLike)) else None  # (quoted in the notes' commands)
         table = read_input(table)
         if progress is not None and not callable(progress):
             raise DevolensError(f"progress must be a function progress(done, total) or None, got {progress!r}")
+        mirror = check_mirror(mirror)
         out = table.copy()  # the user's columns, as they are
+        given = len(table.attrs.get("notes") or ())
         table = tidy_positions(table)  # (the same rows, in the same order)
+        read_as = list(table.attrs.get("notes") or ())[given:]  # a size column read under another name: said
+        if read_as:
+            import warnings
+
+            from devolens.errors import IdentityWarning
+
+            out.attrs["notes"] = list(table.attrs["notes"])
+            for text in read_as:
+                warnings.warn(text, IdentityWarning, stacklevel=2)
         if len(table) == 0:
             for c in ("pred_founder", "pred_depth1"):
                 out[c] = pd.Series(dtype=object)
