@@ -62,6 +62,17 @@ PROBABILITY_CHANNELS = ("background", "live", "dead")
 #: probs.tif is an ImageJ hyperstack (Fiji: 3 channels) up to this size, what a classic TIFF holds (tifffile's own
 #: limit: 4 GB less 32 MB, a well of 1.4 gigapixels); a larger one an OME BigTIFF (Fiji opens it with Bio-Formats)
 PROBS_IMAGEJ_BYTES = 2**32 - 2**25
+#: a fill (what stitching or registration leaves outside the imaged area: one exact value in both channels, 0 or
+#: any other, as a border or in a corner) is looked for from the image's corners: a corner whose two values repeat
+#: along this many pixels of the image's edge (a row or a column; the image's side where shorter) may be one. In a
+#: row, a run of the fill's values is fill where it touches the left or right edge or is this long (:func:`_find_fill`)
+FILL_RUN = 32
+#: side of the blocks that make a fill's imaged area: blocks without one pixel of the fill's values
+FILL_BLOCK = 32
+#: a fill is taken as one only when such blocks hold at least this share of the pixels outside it: a camera image
+#: of the well. A drawn image of a few nuclei on a background of exactly one value has none: that background is the
+#: image's own, no fill (and the nuclei's level would be no background to put in its place)
+FILL_CONTENT = 0.5
 
 
 @dataclass
@@ -474,13 +485,20 @@ class LiveDeadPredictor:
             How the channels were read (their names, an RGB image's colours); lossy JPEG input; a blank channel
             (every pixel ~0: :data:`BLANK_COUNTS`); a flat or saturated channel, or nuclei clipped at a channel's
             top value (:data:`CLIP_SHARE`); no object found; nearly every nucleus dead in a well read by position
-            (:data:`SWAP_FRACTION`; not said of a saturated or flat well).
+            (:data:`SWAP_FRACTION`; an array always is, a file without channel names or ``channels``; not said of a
+            saturated or flat well).
+
+        Notes
+        -----
+        A fill around or beside the imaged area (one exact value in both channels, as stitching or registration
+        leaves it: :func:`_find_fill`) is read at the well's background level, and no object is kept in it.
         """
         if isinstance(image, (str, os.PathLike)):
             with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
                 _warn_notes(image, src)
-                watch = _ChannelWatch(src)
-                result = self._predict(watch, probabilities, progress)
+                fill = _find_fill(src)
+                watch = _ChannelWatch(src, fill=fill)
+                result = self._predict(watch, probabilities, progress, fill)
                 _warn_nonfinite(image, watch.nonfinite)
                 _warn_empty(image, watch, src.order, result.counts, "channels=[H, D]" + _rgb_hint(src))
                 if not _warn_range(image, watch, src.order, result.objects):  # not swapped: saturated or flat
@@ -504,19 +522,25 @@ class LiveDeadPredictor:
 
                 exact = _to_uint16(image, Path("<array>"))
             image = exact
-        watch = _ChannelWatch(image)
-        result = self._predict(watch, probabilities, progress)
+        fill = _find_fill(image)
+        watch = _ChannelWatch(image, fill=fill)
+        result = self._predict(watch, probabilities, progress, fill)
         _warn_empty("<array>", watch, None, result.counts, "indexing the array (image[[1, 0]])")
-        _warn_range("<array>", watch, None, result.objects)
+        if not _warn_range("<array>", watch, None, result.objects):  # not swapped: saturated or flat
+            _warn_swapped("<array>", None, result.counts, "image[[1, 0]]")
         return result
 
-    def _predict(self, image, probabilities: bool, progress: Callable[[int, int], None] | None) -> LiveDeadResult:
-        """:meth:`predict` of a checked (2, H, W) uint16 source: an array or a :class:`RowReader`."""
+    def _predict(self, image, probabilities: bool, progress: Callable[[int, int], None] | None,
+                 fill: "_Fill | None" = None) -> LiveDeadResult:
+        """:meth:`predict` of a checked (2, H, W) uint16 source: an array or a :class:`RowReader` (``fill``: its
+        fill, :func:`_find_fill`, made background)."""
         h, w = image.shape[1:]
         labels = np.empty((h, w), np.uint8)
         probs = np.empty((3, h, w), np.float32) if probabilities else None
 
         def sink(y0, rows):
+            if fill is not None:
+                fill.clear(y0, rows)
             labels[y0:y0 + rows.shape[1]] = rows.argmax(axis=0)
             if probs is not None:
                 probs[:, y0:y0 + rows.shape[1]] = rows
@@ -558,6 +582,10 @@ class LiveDeadPredictor:
         Draq7 first, give), or when the channel read as Draq7 (or Hoechst) is blank, flat or saturated, or clips the
         nuclei (:func:`_warn_range`, from the values seen as the image is read: no second pass). ``dataset``: an HDF5
         file's dataset (as :meth:`predict` takes it).
+
+        A fill around or beside the imaged area (one exact value in both channels, 0 or any other, or a float file's
+        NaN: what stitching or registration leaves) is read at the well's background level and holds no object in
+        labels.tif, objects.csv or probs.tif (background there): :func:`_find_fill`, which reads such a well twice.
 
         Returns
         -------
@@ -620,11 +648,14 @@ class LiveDeadPredictor:
             from devolens.io.stacks import pixel_size
 
             pixel = pixel_size(image)
-        watch = _ChannelWatch(src, shrunk)
+        fill = _find_fill(src)
+        watch = _ChannelWatch(src, shrunk, fill)
         lw = TiffRowWriter(labels, (h, w), np.uint8, pixel=pixel)
         pw = _ProbsWriter(probs, (h, w), pixel=pixel) if probs is not None else None
         try:
             def sink(y0, rows):
+                if fill is not None:
+                    fill.clear(y0, rows)
                 lw.write(y0, rows.argmax(axis=0).astype(np.uint8))
                 if pw is not None:
                     pw.write(y0, np.clip(np.rint(rows * 255), 0, 255).astype(np.uint8))
@@ -682,11 +713,14 @@ class _ChannelWatch:
     A float file's NaN and infinite pixels are read as 0 (no signal; the reader's conversion reads +inf as a
     saturated 65535, a dead nucleus wherever it lies) and counted per channel in ``nonfinite``.
 
-    ``shrunk`` (a :class:`ShrunkHoechst`) is handed each row of the image once, as read, to keep its shrunk copy."""
+    ``shrunk`` (a :class:`ShrunkHoechst`) is handed each row of the image once, as read, to keep its shrunk copy.
 
-    def __init__(self, src, shrunk: "ShrunkHoechst | None" = None):
+    ``fill`` (a :class:`_Fill`, :func:`_find_fill`): the well's fill pixels are read at its background level, as the
+    network is to see them (and the statistics above and ``shrunk`` see them so too: the values the network read)."""
+
+    def __init__(self, src, shrunk: "ShrunkHoechst | None" = None, fill: "_Fill | None" = None):
         self.src, self.shape = src, tuple(src.shape)
-        self.shrunk = shrunk
+        self.shrunk, self.fill = shrunk, fill
         if shrunk is not None:
             shrunk.start(self.shape[1], self.shape[2])
         self.top = np.zeros(self.shape[0], np.float64)
@@ -699,15 +733,11 @@ class _ChannelWatch:
     def __getitem__(self, key) -> np.ndarray:
         y0, y1, _ = key[1].indices(self.shape[1])
         fresh = ~self._counted[y0:y1]
-        if self._floats:
-            raw = self.src.raw_rows(y0, y1)
-            band = self.src.as_uint16(raw)  # as src.rows reads it
-            bad = ~np.isfinite(raw)
-            if bad.any():
-                band[bad] = 0
-                self.nonfinite += bad[:, fresh].reshape(bad.shape[0], -1).sum(axis=1)
-        else:
-            band = np.asarray(self.src[key])
+        band, bad = _read_rows(self.src, y0, y1, self._floats)
+        if bad is not None:
+            self.nonfinite += bad[:, fresh].reshape(bad.shape[0], -1).sum(axis=1)
+        if self.fill is not None:
+            band = self.fill.apply(y0, band)
         if band.size:
             self.top = np.maximum(self.top, band.reshape(band.shape[0], -1).max(axis=1))
             if band.dtype == np.uint16 and fresh.any():
@@ -719,6 +749,136 @@ class _ChannelWatch:
                 self.shrunk.add(y0, band[0], fresh)
         self._counted[y0:y1] = True
         return band
+
+
+def _read_rows(src, y0: int, y1: int, floats: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows ``y0:y1`` of a (2, H, W) source as :class:`_ChannelWatch` reads them (a float file's NaN and infinite pixels
+    as 0: ``floats``, ``src`` a :class:`RowReader`), and where those were (None: none)."""
+    if not floats:
+        return np.asarray(src[:, y0:y1, :]), None
+    raw = src.raw_rows(y0, y1)
+    band = src.as_uint16(raw)  # as src.rows reads it
+    bad = ~np.isfinite(raw)
+    if not bad.any():
+        return band, None
+    band[bad] = 0
+    return band, bad
+
+
+class _Fill:
+    """A well's fill (:func:`_find_fill`): its pixels, as runs of rows (``[start, end)`` columns of row ``row``), and
+    the level, per channel, of the imaged area's background that stands in for them. Memory: a few numbers a run."""
+
+    def __init__(self, shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                 level: np.ndarray, values: list[tuple[int, int]]):
+        self.h, self.w = shape
+        self.rows, self.starts, self.ends = rows, starts, ends  # sorted by row
+        self.ptr = np.searchsorted(rows, np.arange(self.h + 1))  # row y's runs: ptr[y]:ptr[y + 1]
+        self.level = np.asarray(level, np.uint16)
+        self.values = values  # the fill's (Hoechst, Draq7) values
+        self.pixels = int((ends - starts).sum())
+
+    def mask(self, y0: int, y1: int) -> np.ndarray:
+        """The fill's pixels of rows ``y0:y1``, (y1 - y0, W) bool."""
+        i0, i1 = self.ptr[y0], self.ptr[y1]
+        edges = np.zeros((y1 - y0, self.w + 1), np.int8)
+        np.add.at(edges, (self.rows[i0:i1] - y0, self.starts[i0:i1]), 1)
+        np.add.at(edges, (self.rows[i0:i1] - y0, self.ends[i0:i1]), -1)
+        return np.cumsum(edges, axis=1, dtype=np.int8)[:, :self.w] > 0
+
+    def apply(self, y0: int, band: np.ndarray) -> np.ndarray:
+        """``band`` (2, n, W: rows from ``y0``) with its fill pixels at the background level (a copy where it has
+        any)."""
+        mask = self.mask(y0, y0 + band.shape[1])
+        if not mask.any():
+            return band
+        band = band.copy()
+        band[:, mask] = self.level[:, None].astype(band.dtype)
+        return band
+
+    def clear(self, y0: int, rows: np.ndarray) -> None:
+        """Make the fill pixels of probability ``rows`` (3, n, W: rows from ``y0``) background, in place: no object
+        lies in the fill (the network's calls along its edge, where the imaged area ends, are the imaged area's)."""
+        mask = self.mask(y0, y0 + rows.shape[1])
+        if mask.any():
+            rows[:, mask] = 0.0
+            rows[0, mask] = 1.0
+
+
+def _corner_fills(head: np.ndarray, tail: np.ndarray) -> list[tuple[int, int]]:
+    """The (Hoechst, Draq7) values of the image's corners that repeat along :data:`FILL_RUN` pixels of its edge (or
+    its side), in its first row or column from the corner: the values a fill may hold. ``head``, ``tail``: the image's
+    first and last ``min(FILL_RUN, H)`` rows, (2, k, W)."""
+    w = head.shape[2]
+    run = min(FILL_RUN, w)
+    found = set()
+    for rows, edge in ((head, 0), (tail, -1)):
+        for col, along in ((0, slice(0, run)), (-1, slice(w - run, w))):
+            value = rows[:, edge, col]
+            same = (rows[0] == value[0]) & (rows[1] == value[1])
+            if same[edge, along].all() or same[:, col].all():
+                found.add((int(value[0]), int(value[1])))
+    return sorted(found)
+
+
+def _fill_runs(candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of True along the rows of ``candidate`` (n, W: the pixels holding a fill's values) that are fill: those
+    touching the left or right edge (a border, a corner's fill cut by the row: any length) and those of
+    :data:`FILL_RUN` or more (a fill inside a mosaic); ``(row, start, end)`` arrays, in row order."""
+    w = candidate.shape[1]
+    edges = np.diff(np.pad(candidate, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    _, ends = np.nonzero(edges == -1)  # (row-major: each run's end pairs with its start)
+    keep = (starts == 0) | (ends == w) | (ends - starts >= FILL_RUN)
+    return rows[keep], starts[keep], ends[keep]
+
+
+def _find_fill(src, band: int = 256) -> "_Fill | None":
+    """The fill of a (2, H, W) uint16 source (an array, a :class:`RowReader`): what stitching or registration leaves
+    outside the imaged area, one exact value in both channels (0, or any other; a float file's NaN, read as 0) around
+    it or in a corner; None when it has none.
+
+    The network reads the step from such a fill to the well's background as the edge of nuclei: an 8-pixel black
+    border around a simulated well of 441 nuclei (29.5 % dead) made 508, 39 % dead, rows of them along the well's
+    edge (32 and 100 pixels: 490-495); the same border at the well's background level, 443. So the fill is read at
+    the background level (:class:`_Fill`: the median of the imaged area) and no object is kept in it.
+
+    Found from the corners (:func:`_corner_fills`, read first: a well without a fill costs its first and last
+    :data:`FILL_RUN` rows), then in one pass over the well in bands of ``band`` rows (a well with one: read twice):
+    its fill's runs in each row (:func:`_fill_runs`), and the imaged area, the :data:`FILL_BLOCK` blocks without a
+    pixel of the fill's values, whose values' median is the level. A fill whose imaged area holds under
+    :data:`FILL_CONTENT` of the pixels outside it is none (a drawn image's background of one value)."""
+    _, h, w = (int(n) for n in src.shape)
+    dtype = getattr(src, "dtype", None)
+    floats = isinstance(src, RowReader) and dtype is not None and np.dtype(dtype).kind == "f"
+    k = min(FILL_RUN, h)
+    values = _corner_fills(_read_rows(src, 0, k, floats)[0], _read_rows(src, h - k, h, floats)[0])
+    if not values:
+        return None
+    b = FILL_BLOCK
+    band = max(b, band // b * b)  # whole blocks
+    runs, hist, outside = [], np.zeros((2, 65536), np.int64), 0
+    for y0 in range(0, h, band):
+        rows = np.asarray(_read_rows(src, y0, min(h, y0 + band), floats)[0], np.uint16)
+        candidate = np.zeros(rows.shape[1:], bool)
+        for v0, v1 in values:
+            candidate |= (rows[0] == v0) & (rows[1] == v1)
+        r, s, e = _fill_runs(candidate)
+        runs.append((r + y0, s, e))
+        outside += candidate.size - int((e - s).sum())
+        n = rows.shape[1]
+        padded = np.pad(candidate, ((0, -n % b), (0, -w % b)))  # (the pixels beyond the edges: no fill)
+        blocks = ~padded.reshape(padded.shape[0] // b, b, padded.shape[1] // b, b).any(axis=(1, 3))
+        if blocks.any():
+            area = np.repeat(np.repeat(blocks, b, axis=0), b, axis=1)[:n, :w]
+            for i in range(2):
+                hist[i] += np.bincount(rows[i][area], minlength=65536)
+    rows, starts, ends = (np.concatenate(a) for a in zip(*runs))
+    area = int(hist[0].sum())
+    if not rows.size or not area or area < FILL_CONTENT * outside:
+        return None
+    level = [int(np.searchsorted(np.cumsum(hist[i]), (area + 1) // 2)) for i in range(2)]  # the median
+    return _Fill((h, w), rows, starts, ends, np.array(level), values)
 
 
 class ShrunkHoechst:
@@ -826,15 +986,18 @@ def _warn_empty(image, watch: _ChannelWatch, order: list[int] | None, counts: di
         warnings.warn(f"{image}: no objects found (the image is blank?)", stacklevel=3)
 
 
-def _warn_swapped(image, src: RowReader, counts: dict[str, float], fix: str) -> None:
-    """Warn when a well read by position (``src``: no channel names, no ``channels``) came out nearly all dead
-    (:data:`SWAP_FRACTION`): Hoechst (every nucleus) read as Draq7 makes every nucleus dead, the one sign of swapped
-    channels that the images themselves do not give away. ``fix`` says how to give the channels."""
-    if src.order is None and src.tiff is not False and counts["live"] + counts["dead"] >= SWAP_MIN_OBJECTS \
-            and counts["fraction_dead"] >= SWAP_FRACTION:
+def _warn_swapped(image, src: RowReader | None, counts: dict[str, float], fix: str) -> None:
+    """Warn when a well read by position (``src``: no channel names, no ``channels``; None: an array, whose channels
+    are always read by position) came out nearly all dead (:data:`SWAP_FRACTION`): Hoechst (every nucleus) read as
+    Draq7 makes every nucleus dead, the one sign of swapped channels that the images themselves do not give away.
+    ``fix`` says how to give the channels."""
+    by_position = src is None or (src.order is None and src.tiff is not False)
+    if by_position and counts["live"] + counts["dead"] >= SWAP_MIN_OBJECTS and counts["fraction_dead"] >= SWAP_FRACTION:
+        why, then = (("an array's channels are read by position", "if Draq7 is its first channel, pass")
+                     if src is None else ("the file does not name them", "if Draq7 was saved first, run again with"))
         warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with Hoechst "
-                      "taken from the first channel and Draq7 from the second (the file does not name "
-                      f"them): if Draq7 was saved first, run again with {fix}", stacklevel=3)
+                      f"taken from the first channel and Draq7 from the second ({why}): {then} {fix}",
+                      stacklevel=3)
 
 
 
