@@ -111,7 +111,9 @@ class _Source:
         check_channel_input(path, channel, "--channel", _CHANNEL_HINT)  # curate's rule: no TIFF, no C axis
         stack = None
         self._fps = None
-        if path.is_file() and suffix in (".tif", ".tiff"):
+        from devolens.io.stacks import reads_as_tiff
+
+        if path.is_file() and reads_as_tiff(path):  # by name or by content (a TIFF stack saved as .png)
             from devolens.io.stacks import open_stack
 
             # a timelapse / z-stack / hyperstack (options checked now, before any output)
@@ -1643,10 +1645,10 @@ def _sizes_note(sizes: list[tuple[int, int]]) -> str:
 def _has_z(path: Path) -> bool:
     """A TIFF input (or a folder's first TIFF) whose layout has a Z axis (headers parsed once, cached)."""
     from devolens.io.frames import folder_files
-    from devolens.io.stacks import tiff_has_axis
+    from devolens.io.stacks import reads_as_tiff, tiff_has_axis
 
     files = folder_files(path) if path.is_dir() else [path]
-    tiff = next((f for f in files if f.suffix.lower() in (".tif", ".tiff")), None)
+    tiff = next((f for f in files if reads_as_tiff(f)), None)
     return tiff is not None and tiff_has_axis(tiff, "Z", unreadable=False)
 
 
@@ -1701,11 +1703,11 @@ def _reading_said(announce, input_path: Path, stack_file: Optional[Path], readin
 def _stack_file(path: Path, pages: str) -> Optional[Path]:
     """The TIFF stack an input is (or a folder's first TIFF member that is one); None for anything else."""
     from devolens.io.frames import folder_files
-    from devolens.io.stacks import stack_info
+    from devolens.io.stacks import reads_as_tiff, stack_info
 
     files = folder_files(path) if path.is_dir() else [path]
     for f in files:
-        if f.suffix.lower() not in (".tif", ".tiff") or not f.is_file():
+        if not f.is_file() or not reads_as_tiff(f):
             continue
         try:
             if stack_info(f, pages).is_stack:

@@ -277,7 +277,7 @@ def _folder_stacks(files: list[Path], stack_z: str, channel: int | None, pages: 
     """The members of a folder that hold several frames, with their frame counts: TIFF stacks
     (several planes, not one RGB image; options are checked now, before any frame is read) and
     animated GIFs and WebPs."""
-    from devolens.io.stacks import LayoutError, check_stack_options, read_pages_as, stack_info
+    from devolens.io.stacks import LayoutError, check_stack_options, read_pages_as, reads_as_tiff, stack_info
 
     out = {}
     for p in files:
@@ -291,7 +291,7 @@ def _folder_stacks(files: list[Path], stack_z: str, channel: int | None, pages: 
             if n > 1:
                 out[p] = n
             continue
-        if p.suffix.lower() not in (".tif", ".tiff"):
+        if not reads_as_tiff(p):  # by name, or by content: a stack saved as .png is read as the stack it is
             continue
         try:
             info = stack_info(p)
@@ -627,14 +627,14 @@ def folder_timelapses(path: str | Path, pages: str = "time") -> list[tuple[Path,
     """The TIFF members of a folder that are timelapses of their own (a T axis of several time points, or the
     unlabelled pages of a plain multi-page TIFF read as time points, ``pages="time"``: one file per stage position,
     or one movie saved in parts), with their time points; ``[]`` for anything else (unreadable members left out)."""
-    from devolens.io.stacks import stack_info
+    from devolens.io.stacks import reads_as_tiff, stack_info
 
     path = Path(path)
     if not path.is_dir():
         return []
     found = []
     for p in folder_files(path):
-        if p.suffix.lower() not in (".tif", ".tiff"):
+        if not reads_as_tiff(p):
             continue
         try:
             info = stack_info(p, pages)
@@ -824,7 +824,9 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
                     yield image
 
         return gen(), names, len(names)
-    if path.suffix.lower() in (".tif", ".tiff"):
+    from devolens.io.stacks import reads_as_tiff
+
+    if reads_as_tiff(path):  # by name, or by content (a stack saved as .png: the stack it is, as its .tif copy)
         from devolens.io.stacks import open_stack
 
         stack = open_stack(path, z=stack_z, channel=channel, pages=pages)

@@ -26,7 +26,9 @@ see 2-D frames, so a stack is read plane by plane, never whole:
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -174,10 +176,11 @@ def _continuation_text(first: str) -> str:
 
 
 def tiff_has_axis(path: str | Path, axis: str, unreadable: bool) -> bool:
-    """Whether ``path`` is named as a TIFF (.tif, .tiff) and its layout has ``axis`` (headers parsed once, cached);
-    ``unreadable`` is the answer for a file :func:`stack_info` cannot read (its reader says why, later)."""
+    """Whether ``path`` is a TIFF (named so, or by its content: :func:`reads_as_tiff`) and its layout has ``axis``
+    (headers parsed once, cached); ``unreadable`` is the answer for a file :func:`stack_info` cannot read (its
+    reader says why, later)."""
     path = Path(path)
-    if path.suffix.lower() not in (".tif", ".tiff"):
+    if not reads_as_tiff(path):
         return False
     try:
         return axis in stack_info(path).axes
@@ -201,6 +204,39 @@ def is_tiff(path: str | Path) -> bool:
     if not head:
         raise DevolensError("empty file (0 bytes)", path=path)
     return head in TIFF_MAGIC
+
+
+#: the names of TIFF files (compared in lower case)
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def reads_as_tiff(path: str | Path) -> bool:
+    """Whether a file is read by the TIFF rules (:func:`stack_info`, :func:`open_stack`, the notes): named ``.tif``
+    or ``.tiff`` (another format under that name is one image, read by its content: :func:`stack_info` says so),
+    or, under any other name, a TIFF by its first bytes (a stack saved or renamed ``.png``, ``.jpg``: read as the
+    stack it is, as a ``.tif`` copy of it is, since read_image reads such a file by its content too). Reads 4
+    bytes of a file not named as a TIFF (a folder of PNGs is not parsed); False for a folder, a missing file and
+    an empty or unreadable one not named as a TIFF (its reader says why)."""
+    path = path if isinstance(path, Path) else Path(path)
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        return True
+    try:
+        st = os.stat(path)
+    except OSError:  # missing or unreadable: its reader says why
+        return False
+    return stat.S_ISREG(st.st_mode) and _tiff_head(os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=16384)
+def _tiff_head(name: str, inode: int, size: int, mtime_ns: int) -> bool:
+    """Whether the file ``name`` begins as a TIFF, read once per file version (inode, size, modification time)
+    and process: the frames' reader and the notes ask it of each file of a folder in one command, and a stat is
+    a fraction of an open and a read."""
+    try:
+        with open(name, "rb") as fh:
+            return fh.read(4) in TIFF_MAGIC
+    except OSError:  # unreadable: its reader says why
+        return False
 
 
 @contextmanager
@@ -929,7 +965,7 @@ def stack_reading(path: str | Path, *, z: str = "project", channel: int | None =
     channel 0 (H2B-GFP) of 2"); ``ome_image`` too for a file of a set that stores one OME image per file
     (:func:`ome_image`). None for anything that is not a readable TIFF stack."""
     path = Path(path)
-    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+    if not path.is_file() or not reads_as_tiff(path):
         return None
     try:
         raw = stack_info(path)
@@ -1019,7 +1055,7 @@ def unlabelled_pages_note(path: str | Path, pages: str = "time") -> str | None:
         from devolens.io.frames import folder_files
 
         for p in folder_files(path):
-            if p.suffix.lower() in (".tif", ".tiff"):
+            if reads_as_tiff(p):
                 try:
                     info = stack_info(p)
                 except DevolensError:
@@ -1027,7 +1063,7 @@ def unlabelled_pages_note(path: str | Path, pages: str = "time") -> str | None:
                 if info.is_stack:
                     return _pages_note(info, p.name + " (and any other TIFF in the folder like it)")
         return None
-    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+    if not path.is_file() or not reads_as_tiff(path):
         return None
     try:
         return _pages_note(stack_info(path), path.name)
@@ -1046,7 +1082,7 @@ def z_projection_note(path: str | Path, stack_z: str = "project", slices_advice:
     gets no note), a folder (one z-stack per file is the usual layout), not a TIFF, an unreadable file.
     ``slices_advice=False``: without "or give --stack-z slices" (population, which projects only)."""
     path = Path(path)
-    if stack_z != "project" or path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+    if stack_z != "project" or not path.is_file() or not reads_as_tiff(path):
         return None
     try:
         info = stack_info(path)  # the file's own labels (pages read as time points: no Z made of them)
@@ -1098,13 +1134,13 @@ def planar_rgb_note(path: str | Path) -> str | None:
     if path.is_dir():
         from devolens.io.frames import folder_files
 
-        tiffs = [p for p in folder_files(path) if p.suffix.lower() in (".tif", ".tiff")]
+        tiffs = [p for p in folder_files(path) if reads_as_tiff(p)]
         for p in tiffs[:_NOTE_LOOKS]:
             n = _planar_rgb(p)
             if n:
                 return _planar_rgb_text(n, p.name + " (and any other TIFF in the folder like it)")
         return None
-    if path.suffix.lower() not in (".tif", ".tiff"):
+    if not reads_as_tiff(path):
         return None
     n = _planar_rgb(path)
     return _planar_rgb_text(n, path.name) if n else None
@@ -1181,7 +1217,7 @@ def several_series_note(path: str | Path) -> str | None:
     if path.is_dir():
         from devolens.io.frames import folder_files
 
-        several = [(p, found) for p in folder_files(path) if p.suffix.lower() in (".tif", ".tiff")
+        several = [(p, found) for p in folder_files(path) if reads_as_tiff(p)
                    for found in [_other_series(p)] if found]
         if len(several) == 1:
             p, (n, axes, shape) = several[0]
@@ -1192,7 +1228,7 @@ def several_series_note(path: str | Path) -> str | None:
             return (f"note: {len(several)} TIFF files of this folder hold several image series ({names}); only the "
                     f"first series of each was read: {advice}")
         return None
-    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+    if not path.is_file() or not reads_as_tiff(path):
         return None
     found = _other_series(path)
     if found is None:
@@ -1273,7 +1309,7 @@ def pixel_size(path: str | Path, unreadable=None) -> tuple[float, float, str] | 
         raise DevolensError("no such file", path=path)
     if path.is_dir():
         raise DevolensError("is a folder, not an image file", path=path)
-    if path.suffix.lower() not in (".tif", ".tiff"):
+    if not reads_as_tiff(path):  # a TIFF stack named .png is calibrated as its .tif copy is
         return None
     try:
         if not path.is_file() or not is_tiff(path):
