@@ -1,0 +1,41 @@
+"""Session 41: `segment --out` may not be a model's own folder (a training run, a tune study, an export)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from devolens.cli import main
+from devolens.cli.predict import model_folder
+
+
+def _image(tmp_path):
+    import imageio.v2 as iio
+
+    path = tmp_path / "img.png"
+    iio.imwrite(path, (np.random.default_rng(0).random((64, 64)) * 50).astype(np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("files,words", [
+    (("run.json", "best.json", "best.safetensors"), "training run"),
+    (("run.json", "checkpoint.safetensors"), "training run"),
+    (("trials.csv", "trials/"), "tune study"),
+    (("weights.safetensors", "card.json", "card.md"), "exported model"),
+])
+def test_segment_refuses_an_out_that_is_a_models_folder(tmp_path, capsys, files, words):
+    out = tmp_path / "model"
+    out.mkdir()
+    for name in files:
+        (out / name).mkdir() if name.endswith("/") else (out / name).write_text("{}")
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["segment", "nuclei", str(_image(tmp_path)), "--out", str(out), "--diameter", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "--out is" in err and words in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing written into it
+
+
+def test_other_folders_are_no_models_folder(tmp_path):
+    (tmp_path / "run.json").write_text("{}")  # a run.json alone (no checkpoint) is no run
+    (tmp_path / "card.json").write_text("{}")  # a card without weights is no export
+    assert model_folder(tmp_path) is None
