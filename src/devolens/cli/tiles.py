@@ -323,7 +323,9 @@ def tile_make_command(
     tile: int = typer.Option(160, "--tile", min=MIN_TILE, help="Tile side in pixels (at least 8)."),
     stride: int = typer.Option(80, "--stride", min=1, help="Step between tiles in pixels (tile/2 = 50% overlap); "
                                "the last row and column of tiles lie flush with the bottom and right edges, so that "
-                               "every pixel is in a tile. An image smaller than the tile is refused."),
+                               "every pixel is in a tile (a --stride larger than --tile leaves pixels between the "
+                               "tiles in none, a sparse sample, with a warning). An image smaller than the tile is "
+                               "refused."),
     keep: str = typer.Option(
         "mixed", "--keep", callback=choice(*KEEP_CHOICES),
         help="'mixed': keep only tiles holding more than one class; 'all': keep every tile."
@@ -471,6 +473,9 @@ def segment_livedead_command(
     _check_livedead_out(out, image)
     plate = image.is_dir()
     wells = _plate_wells(image, order, dataset) if plate else [(_well_name(image), image)]
+    # a plate's microscope files (.czi, .nd2), HEIC photos and videos, which are not read: named, as segment nuclei
+    # names a folder's (they were left out without a word)
+    left = plate_left_out(image) if plate else None
     apply_threads(threads)
     options = {"window": window, "overlap": overlap, "batch_size": batch_size, "fast": fast, "precision": precision,
                "min_area": min_area}
@@ -529,7 +534,8 @@ def segment_livedead_command(
                 **options, "probabilities": probabilities, "instances": instances, "overlay": overlay,
                 "threads": threads,
                 "channels": None if order is None else list(order), "device": device, "dataset": dataset},
-            notes=[str(w.message) for w in caught if issubclass(w.category, UserWarning)] + shrunk, wells=results))
+            notes=[str(w.message) for w in caught if issubclass(w.category, UserWarning)] + shrunk
+            + ([left] if left else []), wells=results))
     fraction = total["fraction_dead"]
     # a well without objects has no dead fraction (NaN; counts.csv leaves it empty): said in words, not 'nan'
     said = "no objects: fraction dead none" if fraction != fraction else f"fraction dead {fraction:.3f}"
@@ -541,7 +547,7 @@ def segment_livedead_command(
         drawn = f", overlays/{results[0]['well']}_overlay.png" if overlay else ""
         console.print(f"wrote {out}/labels.tif, objects.csv, counts.csv{drawn}: {total['live']} live, "
                       f"{total['dead']} dead ({said})")
-    for text in shrunk:
+    for text in shrunk + ([left] if left else []):
         note(text)
 
 
@@ -607,7 +613,9 @@ def _plate_wells(folder: Path, order: list[int] | None, dataset: str | None) -> 
                             "the folder of TIFF, PNG, JPEG or BMP wells", path=folder)
     files = folder_files(folder)
     if not files:
-        raise DevolensError("no well images in this folder (TIFF, PNG, JPEG or BMP files)", path=folder)
+        left = plate_left_out(folder)
+        raise DevolensError("no well images in this folder (TIFF, PNG, JPEG or BMP files)"
+                            + (f"; {left}" if left else ""), path=folder)
     for path in files:
         try:
             with warnings.catch_warnings():  # the reading's notes are told as each well is segmented
@@ -617,6 +625,25 @@ def _plate_wells(folder: Path, order: list[int] | None, dataset: str | None) -> 
             raise DevolensError(f"{exc.message} (every image file of a folder of wells is read as a well: move this "
                                 "one out, or segment the wells one by one)", path=exc.path or path) from None
     return list(zip(unique_stems(files), files))
+
+
+def plate_left_out(folder: Path) -> str | None:
+    """What a folder of wells holds that is not read as wells, in the words of ``segment nuclei``'s note on a folder
+    (:func:`devolens.io.frames.left_out_note`): microscope files (.czi, .nd2...: save them as OME-TIFF first), HEIC
+    photos and videos, named; None where it holds none. (Label images, ``*_labels``, are left out by design.)"""
+    from devolens.io.frames import _left_out_words, folder_left_out
+
+    found = folder_left_out(folder)
+    words = _left_out_words({k: v for k, v in found.items() if k in ("vendor", "heic")})
+    videos = found.get("video", [])
+    if videos:
+        names = ", ".join(p.name for p in videos[:3]) + (f" and {len(videos) - 3} more" if len(videos) > 3 else "")
+        words.append(f"{len(videos)} video{'s' if len(videos) != 1 else ''} ({names}): not a well image")
+    n = sum(len(found.get(k, ())) for k in ("vendor", "heic", "video"))
+    if not n:
+        return None
+    return (f"{n} file{'s' if n != 1 else ''} of this folder {'is' if n == 1 else 'are'} not read as "
+            f"{'a well' if n == 1 else 'wells'}: " + "; ".join(words))
 
 
 def _well_progress(cb, i: int, n: int):

@@ -71,8 +71,8 @@ from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other 
     well_channel_order,
     well_channels,
 )
-from devolens.predict.tiled import (RowReader, _own_series_array, colour_tiff_order, rgb_tiff_note,
-                                    eight_bit_question, looks_eight_bit, may_look_eight_bit)
+from devolens.predict.tiled import (RowReader, check_one_image, colour_tiff_order, eight_bit_question, h5_open_error,
+                                    looks_eight_bit, may_look_eight_bit, refuse_other_format, rgb_tiff_note)
 STORE_VERSION = 1
 #: the smallest tile side `devolens tile --tile` takes
 MIN_TILE = 8
@@ -326,14 +326,26 @@ def _imread(path: Path, labels: bool = False, channels: int | None = None,
     from devolens.io.stacks import is_tiff
 
     if not is_tiff(path):
+        # a microscope's own file (.czi, .nd2...) or a HEIC photo: how to save it as one that is read
+        refuse_other_format(path, "a label image (a TIFF or PNG file)" if labels
+                            else "an image (a TIFF, PNG, JPEG or BMP file)")
         if labels:
             from devolens.data.datasets import read_mask
 
             return read_mask(path, classes=True), False
         return read_colour_image(path, channels, order), False
+    from devolens.io.stacks import open_tiff, own_series
+
     with quiet_tifffile() as complaints:
         try:
-            arr = _own_series_array(path)  # its own series, in a multi-file OME set (one file per position)
+            # a damaged file (its chain of pages broken, its pixel data past its end) said so, as segment livedead
+            # and segment nuclei say it; several wells or positions in one file refused, not the first tiled
+            with open_tiff(path) as tf:
+                check_one_image(tf, path)
+                # its own series, in a multi-file OME set (one file per position)
+                arr = tf.asarray(series=own_series(tf))
+        except DevolensError:
+            raise
         except Exception as exc:  # tifffile raises many types on bad files
             raise DevolensError(f"cannot read as TIFF ({exc.__class__.__name__}: {exc})", path=path) from None
     if arr.size == 0 and complaints:  # its pages could not be found: tifffile read nothing and said why
@@ -349,7 +361,8 @@ def _imread(path: Path, labels: bool = False, channels: int | None = None,
 
 def tile_positions(length: int, tile: int, stride: int, edge: bool = True) -> np.ndarray:
     """Top-left offsets of tiles along one axis, in pixels: 0, stride, 2*stride, ... while they fit, and (``edge``)
-    one more at ``length - tile`` where that grid stops short of the far edge, so that every pixel lies in a tile.
+    one more at ``length - tile`` where that grid stops short of the far edge, so that every pixel lies in a tile
+    (with ``stride`` at most ``tile``; a larger one leaves ``stride - tile`` pixels between tiles, a sparse sample).
     None (an empty array) when the axis is shorter than the tile.
 
     Examples
@@ -448,7 +461,8 @@ def tile_arrays(
     tile, stride : int
         Tile side and step in pixels. Tiles start at 0, stride, ... while they fit, and one more row and column
         lie flush with the bottom and right edges where that grid stops short of them (``edge``,
-        :func:`tile_positions`).
+        :func:`tile_positions`). A stride larger than the tile leaves pixels in no tile (a sparse sample), with a
+        warning.
     keep : {"mixed", "all"}
         ``"mixed"`` keeps only tiles holding more than one class; ``"all"`` keeps every tile.
     n_classes : int
@@ -470,6 +484,7 @@ def tile_arrays(
     tile, stride, n_classes = (checks.whole(v, k, 1) for k, v in (("tile", tile), ("stride", stride),
                                                                     ("n_classes", n_classes)))
     ignore = check_ignore(ignore, n_classes, labels is not None)
+    _gaps_warning(tile, stride)
     image = np.asarray(image)
     if image.ndim != 3:
         raise DevolensError(f"expected a (C, H, W) image, got shape {image.shape}")
@@ -748,8 +763,8 @@ def open_store(path: str | Path, mode: str = "r", need: Sequence[str] = ()) -> h
         raise DevolensError("no such tile store", path=path)
     try:
         f = h5py.File(path, mode)
-    except OSError as exc:
-        raise DevolensError(f"not a readable HDF5 file (truncated or corrupt?): {exc}", path=path) from None
+    except OSError as exc:  # another program holding it open (HDF5 locks it), or truncated or corrupt
+        raise h5_open_error(exc, path) from None
     try:
         check_store(f, path, need)
     except DevolensError:
@@ -870,7 +885,8 @@ def tile_to_h5(
         One (H, W) label TIFF per image, same order. Required for ``keep="mixed"``.
     tile, stride : int
         Tile side and step in pixels; the last row and column of tiles lie flush with the bottom and right edges
-        (:func:`tile_positions`). An image smaller than the tile is refused (tiles are never padded).
+        (:func:`tile_positions`). An image smaller than the tile is refused (tiles are never padded). A stride larger
+        than the tile leaves pixels in no tile (a sparse sample): a warning says so, once the store is written.
     keep : {"mixed", "all"}
         Keep only tiles with more than one class (default) or all of them.
     append : bool
@@ -944,9 +960,24 @@ def tile_to_h5(
         raise DevolensError(f"chunk must be positive, got {chunk}")
     ignore = check_ignore(ignore, n_classes, labels is not None)
     with store_lock(out, waiting):  # held from reading the store to renaming the new one in place
-        return _tile_to_h5(images, out, labels, tile=tile, stride=stride, keep=keep, append=append,
-                           n_classes=n_classes, channels=channels, chunk=chunk, compression=compression,
-                           progress=progress, order=order, ignore=ignore, command=command)
+        summary = _tile_to_h5(images, out, labels, tile=tile, stride=stride, keep=keep, append=append,
+                              n_classes=n_classes, channels=channels, chunk=chunk, compression=compression,
+                              progress=progress, order=order, ignore=ignore, command=command)
+    _gaps_warning(tile, stride, "--stride", "--tile")  # once written (a run refused says why it is refused alone)
+    return summary
+
+
+def _gaps_warning(tile: int, stride: int, stride_name: str = "stride", tile_name: str = "tile") -> None:
+    """Warn that tiles farther apart than their side (``stride > tile``) leave pixels in no tile: a sparse sample of
+    the images (allowed: a giant well sampled), where the docs promise every pixel in a tile at the default
+    stride."""
+    if stride <= tile:
+        return
+    gap = stride - tile
+    left = 100 * (1 - (tile / stride) ** 2)
+    warnings.warn(f"{stride_name} {stride} is larger than {tile_name} {tile}: the tiles leave {gap} px between "
+                  f"them in no tile (about {left:.0f} % of each image's pixels, a sparse sample); a {stride_name} of "
+                  f"at most {tile_name} puts every pixel in a tile", stacklevel=3)
 
 
 class _Bands:

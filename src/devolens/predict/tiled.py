@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -374,6 +375,8 @@ class RowReader:
 
         self.tiff = bool(is_tiff(self.path))
         if not self.tiff:  # a PNG, JPEG or BMP (by its content): read whole, its colours as channels
+            # a microscope's own file (.czi, .nd2...) or a HEIC photo: how to save it as one that is read
+            refuse_other_format(self.path, "a well image (a TIFF, PNG, JPEG or BMP file, or an HDF5 dataset)")
             # (2, H, W) for a well, (C, H, W) with its colours chosen (``order``); else (H, W) or (H, W, C)
             arr = read_colour_image(self.path, self._channels, self._order_given)
             with open(self.path, "rb") as fh:
@@ -386,12 +389,15 @@ class RowReader:
             self._array = np.ascontiguousarray(arr)
             self.layout, self._raw_shape, self.dtype, self._offset = "CYX", self._array.shape, arr.dtype, None
             return
-        from devolens.io.stacks import quiet_tifffile  # a damaged file's complaints: the error says what is wrong
+        # a damaged file (its chain of pages broken, its pixel data past its end) is said so by open_tiff, as segment
+        # nuclei says it: a two-channel well cut short before its second page was read as a grey image of one page
+        from devolens.io.stacks import open_tiff, quiet_tifffile
 
         try:
-            with quiet_tifffile(), tifffile.TiffFile(self.path) as tf:
+            with open_tiff(self.path) as tf:
                 from devolens.io.stacks import own_series
 
+                check_one_image(tf, self.path)  # several wells or positions in one file: refused, not the first read
                 series = tf.series[own_series(tf)]  # its own, in a multi-file OME set (one file per position)
                 shape = tuple(int(s) for s in series.shape)
                 dtype = np.dtype(series.dtype)
@@ -451,7 +457,7 @@ class RowReader:
         try:
             f = h5py.File(self.path, "r")
         except OSError as exc:
-            raise DevolensError(f"not a readable HDF5 file (truncated or corrupt?): {exc}", path=self.path) from None
+            raise h5_open_error(exc, self.path) from None
         try:
             ds = _h5_image(f, dataset, self.path)
             cache = _h5_band_cache(ds, 0 if channels_last(tuple(int(s) for s in ds.shape)) else 1, self.path)
@@ -666,6 +672,67 @@ class RowReader:
                 x = x * 65535.0
             return np.clip(np.rint(x), 0, 65535).astype(np.uint16)
         return np.clip(band, 0, 65535).astype(np.uint16)
+
+
+def _reduced(series) -> bool:
+    """Whether a TIFF series is a reduced-resolution copy of another (a pyramid's level stored as pages in sequence,
+    NewSubfileType 1; a thumbnail), not an image of its own."""
+    try:
+        key = series.keyframe
+        return bool(key is not None and key.is_reduced)
+    except Exception:  # noqa: BLE001 - a series tifffile cannot describe: an image of its own
+        return False
+
+
+def check_one_image(tf, path: str | Path) -> None:
+    """Refuse an open TIFF (``tifffile.TiffFile``) that holds several images: image series (several wells or stage
+    positions saved in one OME-TIFF, ``Image:0`` and ``Image:1``; a plain TIFF written in several parts), of which
+    only the first would be read, silently. Not counted: the series of a multi-file OME set stored in other files
+    (:func:`devolens.io.stacks.own_series` reads this file's own) and reduced-resolution series (a pyramid's levels
+    as pages in sequence, a thumbnail): those are one well. (``segment nuclei``, whose frames are reviewed one by one,
+    reads the first series with a note; a well's counts would be of one position, unnoticed.)"""
+    from devolens.io.stacks import _series_here, own_series
+
+    series = tf.series
+    n = _series_here(tf) - sum(_reduced(s) for s in series[1:])
+    if n < 2:
+        return
+    first = series[own_series(tf)]
+    shape = tuple(int(k) for k in first.shape)
+    raise DevolensError(
+        f"this TIFF holds {n} image series (several wells or stage positions saved in one file; the first: axes "
+        f"{first.axes}, shape {shape}), and a well is one image: only the first would be read; save each series as "
+        "its own TIFF (Fiji: File > Import > Bio-Formats with 'Open all series' ticked, then File > Save As > Tiff "
+        "for each) and give those files (segment livedead takes a folder of them as a plate)", path=path)
+
+
+def refuse_other_format(path: Path, expected: str) -> None:
+    """Refuse a file that is not a TIFF by its content and is named as a microscope vendor's file (.czi, .nd2, .lif:
+    :data:`devolens.io.frames.VENDOR_SUFFIXES`) or a HEIC photo, with :func:`devolens.io.frames.unsupported_file`'s
+    advice (save it as OME-TIFF: Bio-Formats), as ``segment nuclei`` refuses it; other files go on to their reader
+    (a PNG, JPEG or BMP is read, anything else refused there)."""
+    from devolens.io.frames import HEIC_SUFFIXES, VENDOR_SUFFIXES, unsupported_file
+
+    if path.suffix.lower() in VENDOR_SUFFIXES + HEIC_SUFFIXES:
+        raise unsupported_file(path, expected)
+
+
+def h5_open_error(exc: OSError, path: Path) -> DevolensError:
+    """The error for an HDF5 file that ``h5py.File`` cannot open: another program holding it open (HDF5 locks a file
+    while it is open for writing: h5py's ``unable to lock file, errno = 11``), or else a file that is not one, or
+    is truncated or corrupt."""
+    text = str(exc)
+    if "unable to lock file" in text.lower():
+        # EAGAIN (Linux 11, macOS 35): held by another program; other errnos: a file system without locks (some
+        # network shares), where HDF5's own switch turns locking off
+        if getattr(exc, "errno", None) in (11, 35) or re.search(r"errno = (11|35)\b", text):
+            return DevolensError("another program has this HDF5 file open (a notebook or script writing it, HDFView, "
+                                 "an earlier run still going?), and HDF5 locks it meanwhile: close it there, then run "
+                                 "again; the file was not changed", path=path)
+        return DevolensError(f"cannot lock this HDF5 file ({text}): on a file system without file locks (some network "
+                             "shares), set the environment variable HDF5_USE_FILE_LOCKING=FALSE; the file was not "
+                             "changed", path=path)
+    return DevolensError(f"not a readable HDF5 file (truncated or corrupt?): {exc}", path=path)
 
 
 def _not_one_plane(shape: tuple, axes: str) -> str:
