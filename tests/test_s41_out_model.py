@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from devolens.cli import main
-from devolens.cli.predict import model_folder
+from devolens.cli._common import model_folder
 
 
 def _image(tmp_path):
@@ -39,3 +39,18 @@ def test_other_folders_are_no_models_folder(tmp_path):
     (tmp_path / "run.json").write_text("{}")  # a run.json alone (no checkpoint) is no run
     (tmp_path / "card.json").write_text("{}")  # a card without weights is no export
     assert model_folder(tmp_path) is None
+
+
+def test_segment_livedead_refuses_an_out_that_is_a_models_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("run.json", "best.json", "best.safetensors"):
+        (out / name).write_text("{}")
+    well = tmp_path / "well.tif"
+    import tifffile
+
+    tifffile.imwrite(well, np.zeros((2, 64, 64), np.uint16))
+    assert main(["segment", "livedead", str(well), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--out is a training run's folder" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["best.json", "best.safetensors", "run.json"]

@@ -317,6 +317,22 @@ def check_writable(path: Path) -> None:
     os.unlink(tmp)
 
 
+def model_folder(folder: Path) -> str | None:
+    """What model ``folder`` holds, in words, when it is one's own folder: a training run's (``best.safetensors`` or
+    ``checkpoint.safetensors`` beside ``run.json``), a tune study's (``trials/`` beside ``trials.csv`` or
+    ``study.db``) or an exported model's (``weights.safetensors`` beside ``card.json``); None for any other."""
+    def has(*names: str) -> bool:
+        return all((folder / name).exists() for name in names)
+
+    if has("run.json") and (has("best.safetensors") or has("checkpoint.safetensors")):
+        return "a training run's folder (run.json, its checkpoints)"
+    if has("trials") and (has("trials.csv") or has("study.db")):
+        return "a tune study's folder (trials/)"
+    if has("weights.safetensors", "card.json"):
+        return "an exported model's folder (weights.safetensors, card.json)"
+    return None
+
+
 def check_out(path: Path, source: Path) -> None:
     """Refuse an output file that would overwrite the input ``source`` or is a folder, before any work
     (``devolens identify t.csv --out t.csv`` would replace the user's table). The files read with it are inputs

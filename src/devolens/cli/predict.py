@@ -953,6 +953,8 @@ def _check_segment_out(out: Path, input_path: Path, kind: Optional[str] = None) 
     for no export any more."""
     if not out.is_dir():
         return
+    from devolens.cli._common import model_folder
+
     holds = model_folder(out)
     if holds:
         raise DevolensError(f"--out is {holds}: segment's outputs would be mixed with the model's files (and shared "
@@ -993,22 +995,6 @@ def _owned(out: Path, report: Optional[Path]) -> tuple[str, ...]:
         return SEGMENT_OUTPUTS
     given = Path(report).resolve()
     return tuple(name for name in SEGMENT_OUTPUTS if not _within(given, (out / name).resolve()))
-
-
-def model_folder(folder: Path) -> Optional[str]:
-    """What model ``folder`` holds, in words, when it is one's own folder: a training run's (``best.safetensors`` or
-    ``checkpoint.safetensors`` beside ``run.json``), a tune study's (``trials/`` beside ``trials.csv`` or
-    ``study.db``) or an exported model's (``weights.safetensors`` beside ``card.json``); None for any other."""
-    def has(*names: str) -> bool:
-        return all((folder / name).exists() for name in names)
-
-    if has("run.json") and (has("best.safetensors") or has("checkpoint.safetensors")):
-        return "a training run's folder (run.json, its checkpoints)"
-    if has("trials") and (has("trials.csv") or has("study.db")):
-        return "a tune study's folder (trials/)"
-    if has("weights.safetensors", "card.json"):
-        return "an exported model's folder (weights.safetensors, card.json)"
-    return None
 
 
 def _within(path: Path, entry: Path) -> bool:
