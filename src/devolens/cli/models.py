@@ -278,9 +278,10 @@ def export_model(
     to: Path = typer.Option(..., "--to", "--out", "-o", help="Folder to write (new, empty or an earlier export, "
                             "which is replaced): weights.safetensors (fp16), card.json, card.md (and a shipped "
                             "model's size models)."),
-    kind: Optional[str] = typer.Option(None, "--kind", callback=choice("nuclei", "membrane"), help="What it segments: nuclei or membrane (default: membrane "
-                                       "when the recipe's name says so, else nuclei). Overrides what the recipe's "
-                                       "name says, which `--model RUN` keeps to."),
+    kind: Optional[str] = typer.Option(None, "--kind", callback=choice("nuclei", "membrane"), help="What it segments: nuclei or membrane (default: what "
+                                       "the run is: its recipe's model.init zoo:nuclei or zoo:membrane, augment.preset "
+                                       "membrane or a membrane render as its data, else 'membrane' in the recipe's "
+                                       "name; else nuclei). Overrides that, which `--model RUN` keeps to."),
     scale: Optional[float] = typer.Option(None, "--scale", help="Working resolution relative to the images it will "
                                           "be given, 0.01 to 8 like a recipe's data.scale (default: the recipe's "
                                           "data.scale, 1.0 unless it resized the images; 0.5 for a run on crops "
@@ -293,43 +294,59 @@ def export_model(
     and versions, how it scored on the run's own validation split, the post-processing applied and how
     devolens runs the network) and can be shared. A shipped model's name (`nuclei`) copies that model's
     folder as it ships (the nuclei, membrane and population cards record the weights' sha256); `./nuclei` is a
-    folder of that name.
+    folder of that name, and so `--to nuclei` is used as `--model ./nuclei` (a note says so).
     """
     from devolens.cli._common import console, note
     from devolens.errors import DevolensError
     from devolens.models import zoo
-    from devolens.models.export import KINDS, check_scale, export_run, export_shipped, named_kind, start_said
+    from devolens.models.export import (_BY_NAME, KINDS, check_scale, export_run, export_shipped, folder_use,
+                                        judged_kind, start_said)
 
     # the options first, before the run is read or anything written
     if kind is not None and kind not in KINDS:
         raise DevolensError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if scale is not None:
         check_scale(scale, "--scale")
+    use = folder_use(to)  # ./nuclei for a folder named as a shipped model (--model nuclei is the shipped one)
     if zoo.model_folder(run) is None and run in zoo.available():  # a shipped model's name (a name wins, as --model)
         if kind is not None or scale is not None:
             raise DevolensError(f"--kind and --scale apply to a training run; the shipped {run} model is copied as it "
                                 f"ships (`devolens models export {run} --to {to}`)")
         card = export_shipped(run, to)
         files = sorted(p.name for p in to.iterdir() if not p.name.startswith("."))
-        use = (f"; use it with `devolens segment {card['task']} INPUT --model {to} --out DIR`"
-               if card.get("predictor") in KINDS.values() else f"; load it with devolens.models.load({str(to)!r})")
+        how = (f"; use it with `devolens segment {card['task']} INPUT --model {use} --out DIR`"
+               if card.get("predictor") in KINDS.values() else f"; load it with devolens.models.load({use!r})")
         console.print(f"{run} (shipped) -> {to}: {', '.join(files)} (weights sha256 "
-                      f"{zoo.weights_sha256(to)[:12]}){use}", soft_wrap=True, markup=False)
+                      f"{zoo.weights_sha256(use)[:12]}){how}", soft_wrap=True, markup=False)  # (./membrane: the copy)
         if Path(run).is_dir():  # a folder of the name here too: a name is the shipped model's, as for --model
             console.print(f"note: exported the shipped {run} model; for the folder {run} here, give ./{run}",
                           markup=False)
+        _shadowed(to, use)
         return
     card = export_run(run, to, kind=kind, scale=scale)
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in card["metrics"].items() if k in card["headline"]) or "none"
     start = start_said(card, 3)  # a fine-tuned run's: what its epochs had to beat
     console.print(f"{card['task']} model -> {to} (validation of the run: {metrics}"
                   + (f"; {start}" if start else "") + "); use it with "
-                  f"`devolens segment {card['task']} INPUT --model {to} --out DIR`", soft_wrap=True, markup=False)
+                  f"`devolens segment {card['task']} INPUT --model {use} --out DIR`", soft_wrap=True, markup=False)
     if card["trained"].get("note"):  # no epoch beat the starting weights: the export is no better than they are
         note(card["trained"]["note"])
-    named = named_kind(run)
-    if kind is not None and named not in (None, kind):  # an override of the recipe's name: said, not silent
-        console.print(f"note: the run's recipe is named for {named}; exported as {kind}, as --kind says")
+    judged, why = judged_kind(run)
+    if kind is not None and judged not in (None, kind):  # an override of what the run is: said, not silent
+        said = (f"the run's recipe is named for {judged}" if why.startswith(_BY_NAME) else
+                f"the run is a {judged} run (by its {why})")
+        console.print(f"note: {said}; exported as {kind}, as --kind says", soft_wrap=True, markup=False)
+    _shadowed(to, use)
+
+
+def _shadowed(to: Path, use: str) -> None:
+    """Warn where the exported folder ``to`` is named as a shipped model (``--to nuclei``): ``--model nuclei`` and
+    ``load("nuclei")`` take the shipped model, ``./nuclei`` (``use``) this folder."""
+    if use != str(to):
+        from devolens.cli._common import note
+
+        note(f"`--model {to}` (and load({str(to)!r})) means the shipped {to} model, not this folder: give `--model "
+             f"{use}` for it (or export to another name)")
 
 
 def register(app: typer.Typer) -> None:

@@ -22,10 +22,11 @@ working resolution relative to the images you will give it (the recipe's ``data.
 the training images were resized; ``--scale`` on export overrides it). ``scale`` is bounded like the
 recipe's ``data.scale`` (:func:`check_scale`), on export and whenever an exported card is read.
 
-What a run segments (its ``kind``) is read off its recipe's name (``membrane`` in it: membrane, else
-nuclei), by ``devolens train``'s tip, ``models export`` and ``--model RUN`` alike; a command that asks
-a run for the other kind than its name says is refused (:func:`card_from_run`), while
-``models export --kind`` overrides it on purpose.
+What a run segments (its ``kind``) is judged from its recipe's ``model.init`` (a shipped nuclei or membrane
+model), ``augment.preset: membrane`` and its data's render kind, as the trainer judges a recipe, then from the
+recipe's name (``membrane`` in it), else nuclei (:func:`judged_kind`), by ``devolens train``'s tip, ``models
+export`` and ``--model RUN`` alike; a command that asks a run for the other kind is refused
+(:func:`card_from_run`), while ``models export --kind`` overrides it on purpose.
 
 Also the Markdown card writer shared with ``scripts/zoo_ship.py``.
 """
@@ -39,7 +40,8 @@ from pathlib import Path
 
 from devolens.errors import DevolensError, command_running
 
-__all__ = ["KINDS", "is_run", "card_from_run", "export_run", "export_shipped", "named_kind", "check_scale",
+__all__ = ["KINDS", "is_run", "card_from_run", "export_run", "export_shipped", "named_kind", "judged_kind",
+           "folder_use", "check_scale",
            "scale_bounds", "card_md", "write_card", "write_card_md", "int8_md_lines", "zoo_init_name",
            "POSTPROCESS_DEFAULTS", "applied_postprocess", "engine_card"]
 
@@ -105,6 +107,66 @@ def _named(recipe: dict) -> str | None:
     name = str(recipe.get("name") or "").lower()
     said = [kind for kind, stem in (("nuclei", "nucle"), ("membrane", "membrane")) if stem in name]
     return said[0] if len(said) == 1 else None
+
+
+#: how :func:`_judged` words a kind read off the recipe's name (the other words name the evidence)
+_BY_NAME = "recipe's name"
+
+
+def _render_kind(record: dict) -> str | None:
+    """The kind of ``devolens render`` folder the run trained on (its ``render.json`` ``kind``: ``nuclei`` or
+    ``membrane``), read where run.json (``record``) names the data and the folder still holds it; None otherwise."""
+    data = record.get("data") if isinstance(record.get("data"), dict) else {}
+    path = data.get("path")
+    if not isinstance(path, str) or not path:
+        return None
+    try:
+        kind = json.loads((Path(path) / "render.json").read_text(encoding="utf-8")).get("kind")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return kind if kind in KINDS else None
+
+
+def _judged(recipe: dict, record: dict | None = None) -> tuple[str | None, str]:
+    """What a run segments (``nuclei``, ``membrane``) and what says so (words that follow "by its"), judged as the
+    trainer judges a recipe (:func:`devolens.train.trainer.recipe_kind`): its ``model.init`` (a shipped nuclei or
+    membrane model), its ``augment.preset`` when ``membrane`` (``nuclei`` tells nothing: a recipe that sets no preset,
+    ``auto``, is resolved to it) and the data's render kind (:func:`_render_kind`, from run.json ``record``); then
+    its recipe's name (:func:`_named`). The name also decides where it says the other kind than that evidence (a
+    membrane network may start from the nuclei weights) or the evidence disagrees within itself. ``(None, "")``
+    where nothing says."""
+    said: dict[str, list[str]] = {}
+    model = recipe.get("model") if isinstance(recipe.get("model"), dict) else {}
+    augment = recipe.get("augment") if isinstance(recipe.get("augment"), dict) else {}
+    shipped = zoo_init_name(model.get("init"))
+    if shipped in KINDS:
+        said.setdefault(shipped, []).append(f"model.init {model['init']}")
+    if augment.get("preset") == "membrane":
+        said.setdefault("membrane", []).append("augment.preset membrane")
+    rendered = _render_kind(record or {})
+    if rendered:
+        path = (record or {})["data"]["path"]
+        said.setdefault(rendered, []).append(f"data (a {rendered} render: {path})")
+    named = _named(recipe)
+    if len(said) == 1 and named in (None, *said):
+        kind, why = next(iter(said.items()))
+        return kind, " and ".join([", ".join(why[:-1]), why[-1]] if len(why) > 1 else why)
+    if named:
+        return named, f"{_BY_NAME} {recipe.get('name')!r}"
+    return None, ""
+
+
+def judged_kind(run: str | Path) -> tuple[str | None, str]:
+    """What training run ``run`` segments and what says so (:func:`_judged`: its recipe's ``model.init``,
+    ``augment.preset``, its data's render kind, then its name); ``(None, "")`` when nothing says or best.json cannot
+    be read (:func:`card_from_run` says why). ``devolens train``'s tip, ``models export`` and ``--model RUN`` keep to
+    it."""
+    try:
+        cfg = json.loads((Path(run) / "best.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None, ""
+    recipe = cfg.get("recipe") if isinstance(cfg, dict) else None
+    return _judged(recipe, _run_record(Path(run))) if isinstance(recipe, dict) else (None, "")
 
 
 def named_kind(run: str | Path) -> str | None:
@@ -254,7 +316,7 @@ def _run_record(run: Path) -> dict:
     older devolens, a copy without it)."""
     try:
         record = json.loads((run / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
 
@@ -271,12 +333,110 @@ def _run_start(record: dict) -> dict:
     return out
 
 
-def _run_provenance(run: Path, record: dict) -> tuple[str, str, dict]:
+def _count(value) -> int | None:
+    """``value`` where it is a count (an int, no bool, not negative), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``... (an epoch as devolens' messages count them)."""
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _run_pruned(run: Path, record: dict, recipe: dict, best: object) -> tuple[str, dict]:
+    """What ``--prune-top`` (``train.prune_top``) did to run ``run``, for its card's training data: words to follow its
+    split ("; after 2 epochs the 2 highest-loss training samples were dropped...", how many the best weights learned
+    from) and ``trained["pruned"]``; ``("", {})`` where its ``pruned.csv`` lists no sample (none pruned, or no
+    pruning). ``best``: best.json's epoch (counted from 0)."""
+    try:
+        with (run / "pruned.csv").open(encoding="utf-8") as f:
+            dropped = max(0, sum(1 for line in f if line.strip()) - 1)  # its rows below the header
+    except (OSError, UnicodeDecodeError):
+        return "", {}
+    train = recipe.get("train") if isinstance(recipe.get("train"), dict) else {}
+    after, active = _count(train.get("prune_after")), _count(record.get("n_active"))
+    n_train = _count(record.get("n_train"))
+    if not dropped or after is None or active is None:
+        return "", {}
+    restart = train.get("prune_restart", True) is not False
+    top = train.get("prune_top")
+    share = f" ({top:g} %, --prune-top / train.prune_top)" if isinstance(top, (int, float)) else ""
+    text = (f"; after {after} epoch{'s' if after != 1 else ''} the {dropped} highest-loss training sample"
+            f"{'s were' if dropped != 1 else ' was'} dropped{share}, listed in the run's "
+            f"{(run / 'pruned.csv').resolve()}, and ")
+    if restart:
+        text += (f"the weights trained afresh on the other {active} (train.prune_restart): the best weights learned "
+                 f"from those {active} alone")
+    else:
+        text += f"training went on with the other {active}"
+        if isinstance(best, int) and best < after and n_train is not None:
+            text += f" (the best epoch, the {_ordinal(best + 1)}, came before: it learned from all {n_train})"
+    return text, {"samples": dropped, "after_epochs": after, "restart": restart, "trained_on": active,
+                  "csv": str((run / "pruned.csv").resolve())}
+
+
+#: words of a run's notes (run.json ``notes``) that its validation scores cannot be taken as they are (an image that
+#: validates is a copy of one that trains: :func:`devolens.data.datasets.split_copies`): such notes go into the
+#: card's limits
+SCORE_NOTE_WORDS = ("read too high",)
+
+
+def _score_notes(record: dict) -> list[str]:
+    """The notes of run.json (``record``) that say its validation scores mislead (:data:`SCORE_NOTE_WORDS`)."""
+    notes = record.get("notes") if isinstance(record.get("notes"), list) else []
+    return [n for n in notes if isinstance(n, str) and any(w in n for w in SCORE_NOTE_WORDS)]
+
+
+def _tune_trial(run: Path) -> dict | None:
+    """Where run ``run`` is a trial of a ``devolens tune`` study (``OUT/trials/trial_NNNN``, beside the study's
+    ``trials.csv``, ``best.json`` or ``study.db``): its ``trial`` number, the study's ``folder`` and, where the
+    study's best.json names it, its ``study`` name; None for any other run."""
+    import re
+
+    hit = re.fullmatch(r"trial_(\d+)", run.name)
+    folder = run.resolve().parent.parent
+    if hit is None or run.resolve().parent.name != "trials" or not any(
+            (folder / name).exists() for name in ("trials.csv", "best.json", "study.db")):
+        return None
+    out = {"trial": int(hit.group(1)), "folder": str(folder)}
+    try:
+        study = json.loads((folder / "best.json").read_text(encoding="utf-8")).get("study")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        study = None
+    if isinstance(study, str) and study:
+        out["study"] = study
+    return out
+
+
+def _epochs_said(record: dict, recipe: dict, best: object) -> dict:
+    """The epochs run.json (``record``) says the run trained (``epochs``), and where they are not the ``train.epochs``
+    of the recipe best.json holds (the recipe its best epoch was saved with: ``--resume --epochs`` trained on past
+    it, or the run stopped early) a line saying so (``epochs_note``)."""
+    done = _count(record.get("epochs_done"))
+    if done is None:
+        return {}
+    train = recipe.get("train") if isinstance(recipe.get("train"), dict) else {}
+    planned = _count(train.get("epochs"))
+    if planned is None or planned == done:
+        return {"epochs": done}
+    which = f" (the {_ordinal(best + 1)})" if isinstance(best, int) and not isinstance(best, bool) else ""
+    if done > planned:
+        said = (f"the run trained {done} epochs: the recipe above, train.epochs {planned}, is the one its best "
+                f"epoch{which} was saved with, and a later session (--resume --epochs) trained on to {done}")
+    else:
+        said = (f"the run trained {done} of the {planned} epochs its recipe's train.epochs sets (it stopped before "
+                "the end)")
+    return {"epochs": done, "epochs_note": said}
+
+
+def _run_provenance(run: Path, record: dict, recipe: dict | None = None, best: object = None) -> tuple[str, str, dict]:
     """What ``run.json`` (``record``) says of how run ``run`` was made, for its card: ``training_data`` (the data's
-    path, sample count and fingerprint, the split's sizes), ``command`` (the training commands as run, one per
-    session; for a run trained through the Python API the equivalent command, with its data's path where the record
-    has it) and the ``trained`` entries (``data``, ``n_train``, ``n_val``, and the ``devolens`` and ``torch``
-    versions that trained it)."""
+    path, sample count and fingerprint, the split's sizes and what ``--prune-top`` dropped: :func:`_run_pruned`),
+    ``command`` (the training commands as run, one per session; for a trial of ``devolens tune``, which records none,
+    a comment naming the study and trial (:func:`_tune_trial`); for a run trained through the Python API the
+    equivalent command, with its data's path where the record has it) and the ``trained`` entries (``data``,
+    ``n_train``, ``n_val``, ``pruned``, ``tune``, and the ``devolens`` and ``torch`` versions that trained it).
+    ``recipe``: best.json's; ``best``: its epoch."""
     data = record.get("data") if isinstance(record.get("data"), dict) else {}
     trained = {k: record[k] for k in ("n_train", "n_val", "devolens", "torch") if record.get(k) is not None}
     if data:
@@ -294,6 +454,10 @@ def _run_provenance(run: Path, record: dict) -> tuple[str, str, dict]:
             if split_csv.is_file():
                 trained["split_csv"] = str(split_csv)
                 text += f" (listed in the run's {split_csv})"
+            pruned, facts = _run_pruned(run, record, recipe or {}, best)
+            if facts:
+                text += pruned
+                trained["pruned"] = facts
         text += "."
     else:
         text = f"the data of the training run {run} (its run.json names none: a run of an older devolens?)"
@@ -302,7 +466,14 @@ def _run_provenance(run: Path, record: dict) -> tuple[str, str, dict]:
     if not commands and isinstance(record.get("command"), str):
         commands = [record["command"]]
     commands = list(dict.fromkeys(commands))  # a run resumed with the same command: once
-    if not commands:  # trained through the Python API (no command line recorded): its equivalent
+    trial = _tune_trial(run) if not commands else None
+    if trial is not None:  # a tune study's trial: trained by `devolens tune`, no command of its own (said as a comment)
+        trained["tune"] = trial
+        study = f" {trial['study']!r}" if trial.get("study") else ""
+        commands = [f"# trial {trial['trial']} of the devolens tune study{study} in {trial['folder']}: trained by the "
+                    f"study, with the card's recipe (the trial's settings), on {data.get('path') or 'its data'} (no "
+                    "command of its own)"]
+    elif not commands:  # trained through the Python API (no command line recorded): its equivalent
         commands = [f"devolens train <recipe: the card's> --data {data.get('path') or '<data>'} --out {run}"]
     command = "; ".join(commands)
     return text, command, trained
@@ -317,10 +488,11 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
     run : str or Path
         The ``--out`` folder of ``devolens train``.
     kind : {"nuclei", "membrane"}, optional
-        What it segments (the predictor and its post-processing); default: ``membrane`` when the
-        recipe's name says so, else ``nuclei``. A kind other than the one the recipe's name says
-        (a ``membrane`` recipe asked for nuclei: ``devolens segment nuclei --model RUN``) is refused,
-        except for ``command="models export"``, whose ``--kind`` is the user's deliberate choice.
+        What it segments (the predictor and its post-processing); default: what the run is judged to
+        be (:func:`judged_kind`: its recipe's ``model.init``, ``augment.preset``, its data's render
+        kind, then its name), else ``nuclei``. A kind other than that (a membrane run asked for nuclei:
+        ``devolens segment nuclei --model RUN``) is refused, except for ``command="models export"``,
+        whose ``--kind`` is the user's deliberate choice.
     scale : float, optional
         Working resolution relative to the images the model will be given (0.5: they are halved
         first). Default: the run's ``data.scale`` (1.0 unless its recipe resized the images), so
@@ -333,7 +505,7 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
     ------
     DevolensError
         Not a run (or already an exported model), a damaged best.json, not a segmentation run, a
-        kind the recipe's name contradicts, or trained on data the predictors cannot feed the
+        kind the run is judged not to be, or trained on data the predictors cannot feed the
         same way (several channels, a fixed resize, class maps, another normalisation).
     """
     run = Path(run)
@@ -345,8 +517,9 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
         raise _not_a_run(run, command)
     cfg = _run_config(run, command)
     recipe, inp, model = cfg.get("recipe") or {}, cfg.get("input") or {}, cfg.get("model") or {}
-    asked, named = kind, _named(recipe)
-    kind = kind or ("membrane" if "membrane" in str(recipe.get("name", "")).lower() else "nuclei")
+    record = _run_record(run)
+    asked, (judged, why) = kind, _judged(recipe, record)
+    kind = kind or judged or "nuclei"
     target = inp.get("target")
     if target == "classes":  # the live/dead recipe's target: `segment livedead` uses the run, not a nuclei predictor
         import shlex
@@ -356,12 +529,12 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
     if target not in (("boundary",) if kind == "membrane" else ("boundary", "semantic")):
         need = "data.target 'boundary'" if kind == "membrane" else "data.target 'boundary' or 'semantic'"
         raise DevolensError(f"this run learned target {target!r}; {kind} segmentation needs {need}", path=run)
-    if asked is not None and named not in (None, asked) and command != "models export":
-        # the recipe's name is the only word a run has on what it learned: a membrane run read as nuclei counts
-        # the cells between membranes as nuclei without a hint that anything is off
-        raise DevolensError(f"a {named} run (its recipe is named {recipe.get('name')!r}), not a {kind} model: use "
-                            f"`devolens segment {named}`, or export it as {kind} on purpose (`devolens models export "
-                            f"RUN --to FOLDER --kind {kind}`) and give that folder", path=run)
+    if asked is not None and judged not in (None, asked) and command != "models export":
+        # a membrane run read as nuclei counts the cells between membranes as nuclei without a hint that anything
+        # is off (and the reverse)
+        raise DevolensError(f"a {judged} run (by its {why}), not a {kind} model: use `devolens segment {judged}`, or "
+                            f"export it as {kind} on purpose (`devolens models export RUN --to FOLDER --kind {kind}`) "
+                            "and give that folder", path=run)
     if int(inp.get("channels") or 1) != 1:
         raise DevolensError(f"this run was trained on {inp.get('channels')}-channel images; the predictors feed the "
                             "network one channel (train with data.channels: 1)", path=run)
@@ -401,8 +574,13 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
              + ("1st..99.8th percentile -> 0..1" if norm == "percentile" else "the input type's range -> 0..1 "
                 "(uint8 / 255, uint16 / 65535; floats clipped to 0..1)"))
     post, post_note = _run_postprocess(recipe, kind, distance)
-    record = _run_record(run)
-    training_data, command, made = _run_provenance(run, record)
+    training_data, command, made = _run_provenance(run, record, recipe, cfg.get("epoch"))
+    limits = ("Measured only on the training run's validation split. No size model and no reference object "
+              "size: --diameter does not apply; give images at the magnification 'scale' assumes (or export "
+              "again with another --scale). No int8 calibration: CPUs run it in bf16.")
+    misled = _score_notes(record)
+    if misled:  # the run's own word that its validation split flatters it: the metrics above cannot be taken as read
+        limits += " The run noted: " + " ".join(f"{n[0].upper()}{n[1:]}." for n in misled)
     return {
         "name": run.name,
         "task": kind,
@@ -424,13 +602,12 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
         "recipe": recipe if recipe else str(run / "recipe.yaml"),
         "command": command,
         "trained": {"run": str(run.resolve()), "epoch": cfg.get("epoch"), "monitor": cfg.get("monitor"),
-                    "value": cfg.get("value"), **_run_start(record), **made},
+                    "value": cfg.get("value"), **_run_start(record), **made,
+                    **_epochs_said(record, recipe, cfg.get("epoch"))},
         "metrics": metrics,
         "metrics_heading": "Metrics (the run's own validation split at its best epoch, not held-out data)",
         "headline": [k for k in ("val_f1", "val_dice", "val_iou") if k in metrics],
-        "limits": ("Measured only on the training run's validation split. No size model and no reference object "
-                   "size: --diameter does not apply; give images at the magnification 'scale' assumes (or export "
-                   "again with another --scale). No int8 calibration: CPUs run it in bf16."),
+        "limits": limits,
     }
 
 
@@ -524,7 +701,7 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
     """Write a run's best checkpoint as a zoo-style folder (fp16 ``weights.safetensors``,
     ``card.json``, ``card.md``); returns the card. The folder is written atomically.
 
-    ``kind`` overrides what the recipe's name says (see :func:`card_from_run`); ``scale`` must be within
+    ``kind`` overrides what the run is judged to segment (see :func:`card_from_run`); ``scale`` must be within
     :func:`scale_bounds`. An exported folder given as ``run`` is refused (copy it to share it). ``to`` may be new,
     empty, or an earlier export (:func:`_earlier_export`), which is replaced. The card adds to
     :func:`card_from_run`'s the post-processing the predictor applies (:func:`applied_postprocess`), how devolens runs
@@ -554,8 +731,18 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
         card["name"] = to.name
         card["command"] += f"; {export_command(run, to, kind, scale)}"
         card["exported"] = {**version_keys(), "torch": torch_version(), "from": str(run.resolve())}
-        write_card(card, tmp, load_name=str(to))
+        write_card(card, tmp, load_name=folder_use(to))  # (card.md's load() and --model: ./nuclei, not the zoo's)
     return card
+
+
+def folder_use(to: str | Path) -> str:
+    """How ``--model`` and ``load()`` name the model folder ``to``: as given, except that a bare shipped model's name
+    (``--to nuclei``) gets ``./`` before it, as ``nuclei`` alone is the shipped model
+    (:func:`devolens.models.zoo.model_folder`: a name wins over a folder of that name)."""
+    from devolens.models import zoo
+
+    text = str(to)
+    return f"./{text}" if zoo.model_folder(text) is None and text in zoo.available() else text
 
 
 def export_command(run: Path, to: Path, kind: str | None, scale: float | None) -> str:
@@ -915,6 +1102,9 @@ def card_md(card: dict, load_name: str | None = None) -> str:
     lines += ["## Training data", "", card["training_data"], "", "## Recipe and command", ""]
     if isinstance(recipe, dict):  # a run's: the recipe itself, as it trained
         lines += ["Recipe (as the run trained with it):", "", "```json", json.dumps(recipe, indent=2), "```", ""]
+        if trained.get("epochs_note"):  # a resumed run trained past its recipe's train.epochs (or stopped early)
+            said = trained["epochs_note"]
+            lines += [f"{said[0].upper()}{said[1:]}.", ""]
     else:
         lines += [f"Recipe: `{recipe}`", ""]
     lines += ["```", card["command"].replace("; ", "\n"), "```", ""]
