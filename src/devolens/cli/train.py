@@ -365,7 +365,8 @@ def tune_cmd(
                              "(and study.db with the default storage)."),
     trials: Optional[int] = typer.Option(None, "--trials", "-n", help="Total finished trials wanted in the study "
                                          "(default: the recipe's tune.trials), not how many to add: a resumed study "
-                                         "runs only the missing ones."),
+                                         "runs only the missing ones, and processes sharing a --storage stop together "
+                                         "at that total."),
     storage: Optional[str] = typer.Option(None, "--storage", help="SQLAlchemy URL of the study database (default "
                                           "sqlite:///OUT/study.db); share one URL to tune on several machines, each "
                                           "with its own --out. A --study already in it goes on only with its recipe and "

@@ -5,7 +5,8 @@ or categorical range). Each trial trains the recipe with the sampled values for
 ``tune.epochs`` epochs and reports the validation metric every epoch to a pruner
 (MedianPruner: a trial worse than the median of earlier trials at the same epoch stops).
 The study is stored in SQLite (``sqlite:///OUT/study.db``) or any SQLAlchemy URL, so
-several machines can share it; running again resumes it (``load_if_exists``). The sampler's seed is the
+several machines can share it (processes starting on one new database at once open it again until one of them
+has made it: :func:`_open_study`); running again resumes it (``load_if_exists``). The sampler's seed is the
 recipe's ``seed`` plus the number of trials already in the study, so a new study is reproducible and a
 resumed or shared one does not draw its first trials' parameters again. The best
 trial is exported as a recipe YAML (``OUT/best_recipe.yaml``).
@@ -34,7 +35,6 @@ least bad of recipes whose trials ended worse than the starting weights on that 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -56,6 +56,11 @@ DATA_ATTR = "devolens_data"
 #: recipe keys that may change between calls on one study: how many trials, its name (--study names the
 #: study), and where and how fast trials run
 FREE_KEYS = ("name", "tune.trials", "train.device", "train.threads", "train.num_workers")
+#: how often :func:`tune` opens a study's database when another process was making or writing it at the same time
+#: (several processes starting on one new shared SQLite file race to make its tables), and the first wait between
+#: two tries in seconds (doubled each time: about 3 s in all)
+OPEN_TRIES = 6
+OPEN_WAIT_S = 0.1
 #: user attribute of a pruned trial saying what stopped it: "pruner" (worse than the median of earlier trials at
 #: the same epoch) or "diverged" (its training diverged; the message in user attribute "diverged"); trials.csv's
 #: column ``stopped``
@@ -72,6 +77,7 @@ class TuneResult:
     best_value: float | None
     best_recipe: Path | None
     trials: pd.DataFrame
+    #: the trials this call ran (fewer than were missing where other processes sharing the storage ran some)
     n_new: int
     #: fine-tuning (``model.init``) where no finished trial beat the starting weights' score: the line saying so
     start_note: str | None = None
@@ -149,7 +155,8 @@ def tune(
     trials : int, optional
         Total number of finished (complete or pruned) trials wanted in the study (default
         ``tune.trials``); a resumed study only runs the missing ones (none, with a ``note:`` to ``info``, when it
-        holds as many already).
+        holds as many already). Processes adding trials to one study at once (a shared ``storage``) each stop
+        once the study's finished trials and those running elsewhere make the total (a ``note:`` to ``info``).
     storage : str, optional
         SQLAlchemy URL (default ``sqlite:///OUT/study.db``).
     study_name : str, optional
@@ -176,7 +183,8 @@ def tune(
     Raises
     ------
     DevolensError
-        Bad recipe or options, unusable data, a study that cannot be opened, optimises the other
+        Bad recipe or options, unusable data, a study that cannot be opened (after a few tries where another
+        process was making or writing its database), optimises the other
         way, tunes another recipe or on other data, or a trial that failed (the study stops there).
     """
     out = Path(out)
@@ -224,17 +232,10 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     name = study_name or base["name"]
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=tcfg["startup_trials"], n_warmup_steps=tcfg["warmup_epochs"])
               if tcfg["pruner"] == "median" else optuna.pruners.NopPruner())
-    db = _sqlite_file(storage)
-    db_new = db is not None and not db.exists()  # a database file this call makes (removed again when refused)
-    try:
-        names = optuna.get_all_study_names(storage)  # (a study only this call makes is deleted again when refused)
-        study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction=direction,
-                                    pruner=pruner)  # (its sampler is set below, once the study's trials are known)
-    except Exception as exc:  # bad URL, unreachable database, direction mismatch
-        if db_new:
-            with contextlib.suppress(OSError):
-                db.unlink(missing_ok=True)
-        raise DevolensError(f"cannot open study {name!r} in {storage}: {exc}") from None
+    # (a study only this call makes is deleted again when refused; the database file too where this call made it in
+    # its own --out, the default storage: a shared --storage file made here may be in use by another process already)
+    names, study, db = _open_study(name, storage, direction, pruner)
+    own_db = db if db is not None and _same_storage(storage, default_storage(out)) else None
     # each process draws afresh: seeded by the recipe's seed plus the trials the study holds (finished, running or
     # failed), so a new study is reproducible, while a resumed or shared one does not repeat its first trials
     study.sampler = optuna.samplers.TPESampler(seed=int(base["seed"]) + len(study.get_trials(deepcopy=False)))
@@ -246,7 +247,7 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
         _same_folder(study, out, name, storage, names)
     except DevolensError:
         if name not in names:  # made by this call (not one made beforehand, empty): leave no empty study behind
-            _forget(name, storage, db if db_new else None)
+            _forget(name, storage, own_db)
         raise
     _same_recipe(study, base, name, storage, out)
     _same_data(study, bundle, Path(data), name, storage, out)
@@ -306,6 +307,14 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
 
     told: list[int] = []  # the trials of this call that were given `info`
     done = 0
+    # --trials is the study's total also where several processes add trials to it (a shared --storage): n_new is
+    # what was missing when this call started, so before each further trial the study's finished trials and those
+    # running in other processes are counted, and this call stops once they make the total. Trials running already
+    # when the study was opened are counted once they finish only: a process killed mid-trial leaves its trial
+    # running for ever, which would keep a later call short of the total
+    running = optuna.trial.TrialState.RUNNING
+    earlier = {t.number for t in study.get_trials(deepcopy=False, states=(running,))}
+    full: list[int] = []  # the study's count where this call stopped before n_new trials (other processes ran some)
 
     def after(study_, trial_) -> None:
         nonlocal done
@@ -315,6 +324,12 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
             progress(done, n_new)
         if trial_log is not None:  # one line per finished trial
             trial_log(_trial_line(study_, trial_, done, n_new, metric))
+        if done < n_new:
+            held = sum(1 for t in study_.get_trials(deepcopy=False, states=(*states, running))
+                       if t.state != running or t.number not in earlier)
+            if held >= n_total:
+                full.append(held)
+                study_.stop()
 
     if n_new:
         try:
@@ -328,6 +343,10 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
                          f"in {out / 'trials.csv'}, its best recipe in {out / 'best_recipe.yaml'}: run the same "
                          "command again to go on with the study")
             raise
+    if full and info is not None:
+        n = len(finished)
+        info(f"note: study {name!r} holds {full[0]} finished or running trials, the total wanted ({n_total}): this "
+             f"call ran {n} of them, other processes sharing {storage} the others")
     df, best_params, best_value, best_path, start_note = _summary(study, base, out, name, storage, metric, direction)
     if start_note is not None and info is not None:
         info(f"note: {start_note}")
@@ -338,7 +357,7 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
              + (f", {n_div} because training diverged" if n_div else "") + "): no best recipe written; "
              + ("lower the optimizer.lr range in tune.space (a new --out), or " if n_div else "")
              + "give a larger --trials to add trials")
-    return TuneResult(name, storage, best_params, best_value, best_path, df, n_new, start_note)
+    return TuneResult(name, storage, best_params, best_value, best_path, df, len(finished), start_note)
 
 
 def _trial_line(study, trial, done: int, total: int, metric: str) -> str:
@@ -454,6 +473,117 @@ def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str,
     return df, best_params, best_value, best_path, line
 
 
+def _open_study(name: str, storage: str, direction: str, pruner) -> tuple[list[str], Any, Path | None]:
+    """Open study ``name`` in ``storage``, making it (and a new SQLite file) where it is not there yet; return the
+    names of the studies the storage held before, the study, and the SQLite file this call made (None: none made,
+    it was there, or another storage).
+
+    Several processes may start on one new shared database at once (``--storage``, one study for several
+    machines): they race to make its tables, and the ones that lose get a database error (a UNIQUE constraint of
+    Optuna's version tables, a locked database). Losing is not a failure: the database is opened again a few times,
+    after a growing wait (:data:`OPEN_TRIES`, :data:`OPEN_WAIT_S`). The file is made here, exclusively, before
+    Optuna opens it, so that this call knows whether it made it: a call that still cannot open the study removes
+    only a file it made itself and nobody wrote into (:func:`_remove_own_db`), never a database another process
+    made or uses. The error that remains is one line (:func:`_db_error`)."""
+    import time
+
+    import optuna
+
+    db = _sqlite_file(storage)
+    made = None
+    if db is not None:
+        try:  # (an empty file is an empty SQLite database)
+            os.close(os.open(db, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            made = db
+        except OSError:  # there already (perhaps made by another process a moment ago), or not makeable: SQLite says
+            pass
+    try:
+        for attempt in range(OPEN_TRIES):
+            try:
+                names = optuna.get_all_study_names(storage)
+                # (the study's sampler is set by the caller, once its trials are known)
+                study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction=direction,
+                                            pruner=pruner)
+                return list(names), study, made
+            except Exception as exc:  # noqa: BLE001 - bad URL, unreachable database, another process making it
+                if attempt + 1 < OPEN_TRIES and _racing(exc):
+                    time.sleep(OPEN_WAIT_S * 2 ** attempt)
+                    continue
+                raise DevolensError(f"cannot open study {name!r} in {storage}: {_db_error(exc)}") from None
+    except BaseException:  # (Ctrl-C included) a file this call made and nobody wrote into goes again
+        if made is not None:
+            _remove_own_db(made, written=False)
+        raise
+    raise AssertionError("unreachable")  # (the last try returns or raises)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or during (Optuna's StorageInternalError wraps SQLAlchemy's)."""
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _racing(exc: BaseException) -> bool:
+    """Whether opening a study failed because another process was making or writing the database at the same
+    time (worth opening again): a UNIQUE constraint (two processes writing Optuna's version tables), a table
+    made meanwhile, a locked database."""
+    for e in _chain(exc):
+        kind = type(e).__name__
+        text = str(e).lower()
+        if kind == "IntegrityError" or (kind == "OperationalError" and ("locked" in text or "already exists" in text
+                                                                         or "busy" in text)):
+            return True
+    return False
+
+
+def _db_error(exc: BaseException) -> str:
+    """A failure to open a study, as one line: the database driver's message without the SQL statement, its
+    parameters and the link SQLAlchemy add (``(sqlite3.OperationalError) unable to open database file``), and what
+    to do where the database error remains."""
+    sql = next((e for e in _chain(exc) if type(e).__module__.startswith("sqlalchemy")), None)
+    text = str(sql if sql is not None else exc)
+    for cut in ("\n[SQL:", "\n[parameters:", "\n(Background on this error"):
+        text = text.split(cut, 1)[0]
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip()) or type(exc).__name__
+    if _racing(exc):
+        return (f"{text}: another process held the database (or was making it) all along; run the command again "
+                "once it is free")
+    if sql is not None and type(sql).__name__ in ("IntegrityError", "OperationalError", "DatabaseError",
+                                                  "ProgrammingError"):
+        return (f"{text}: check --storage (an existing database this machine can reach and write, or a new SQLite file "
+                "in a folder that exists and is writable)")
+    return text
+
+
+def _remove_own_db(db: Path, *, written: bool) -> None:
+    """Remove the SQLite file ``db``, which this call made (:func:`_open_study`), when it holds no study: never one
+    another process uses. Checked under SQLite's exclusive lock (not granted while another connection reads or
+    writes it); ``written`` False: only while the file is still empty (no process wrote its tables: one that
+    opened it is still starting, and would lose what it writes into a removed file). Best effort: a file that
+    cannot be checked stays."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=rw", uri=True, timeout=0, isolation_level=None)
+    except (sqlite3.Error, OSError, ValueError):
+        return
+    try:
+        con.execute("BEGIN EXCLUSIVE")
+        if not written and db.stat().st_size:
+            return
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "studies" in tables and con.execute("SELECT COUNT(*) FROM studies").fetchone()[0]:
+            return
+        db.unlink(missing_ok=True)  # (under the lock: nobody writes it meanwhile)
+    except (sqlite3.Error, OSError):
+        pass
+    finally:
+        con.close()
+
+
 def _sqlite_file(storage: str) -> Path | None:
     """The database file of an SQLite URL (``sqlite:///PATH``), None for another storage."""
     if not storage.startswith("sqlite:///"):
@@ -506,8 +636,9 @@ def _owners(out: Path, others: list[str], storage: str) -> dict[str, str]:
 
 def _forget(name: str, storage: str, db: Path | None) -> None:
     """Delete study ``name``, which this call made and then refused, while it is still empty (no trials, no user
-    attributes), and the database file ``db`` this call made for it when no other study is in it: a refused call
-    leaves nothing behind. Best effort: a delete that fails (a locked database) leaves the refusal to be reported."""
+    attributes), and the database file ``db`` this call made for it when no other study is in it
+    (:func:`_remove_own_db`): a refused call leaves nothing behind. Best effort: a delete that fails (a locked
+    database) leaves the refusal to be reported."""
     import optuna
 
     try:
@@ -515,8 +646,8 @@ def _forget(name: str, storage: str, db: Path | None) -> None:
         if study.user_attrs or study.get_trials(deepcopy=False):  # another process goes on with it already
             return
         optuna.delete_study(study_name=name, storage=storage)
-        if db is not None and not optuna.get_all_study_names(storage):
-            db.unlink(missing_ok=True)
+        if db is not None:
+            _remove_own_db(db, written=True)
     except Exception:  # noqa: BLE001 - the refusal is what is reported
         pass
 
