@@ -110,6 +110,9 @@ def test_trials_is_the_total_across_processes_sharing_a_storage(tmp_path):
     got = _two_workers(tmp_path, reps=1, trials=4, sleep=0.5, together=True)
     study = optuna.load_study(study_name="par", storage=f"sqlite:///{tmp_path / 's0.db'}")
     assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
+    # each trial drew its own parameters (seeded by its number: both workers found none at their start, and drew the
+    # same, trial for trial, when seeded by that)
+    assert len({t.params["optimizer.lr"] for t in study.trials}) == 4, [t.params for t in study.trials]
     ran = {idx: [item[2] for item in items if item[1] == "ok"] for idx, items in got.items()}
     assert sum(n for (n,) in ran.values()) == 4, got  # (n_new: the trials each ran, 2 and 2 unless one lagged)
     for idx, items in got.items():  # each stopped short of its 4 (the other ran some), saying so
@@ -145,3 +148,25 @@ def test_a_database_that_cannot_be_opened_is_one_line_and_only_a_file_this_call_
                                                   "run the command again once it is free"), text
     assert len(tries) > 2  # tried again (OPEN_TRIES times each)
     assert theirs.is_file() and not (tmp_path / "new.db").exists()  # the one made (empty) by the call goes
+
+
+def test_workers_that_found_the_same_trials_draw_apart_and_a_study_is_reproducible():
+    from devolens.train.tuning import _trial_seeded_sampler
+
+    def draws(workers: int) -> list[float]:
+        # ``workers`` processes that opened one study at once (each its sampler, seeded alike), taking trials in turn
+        storage = optuna.storages.InMemoryStorage()
+        study = optuna.create_study(storage=storage, study_name="par")
+        samplers = [_trial_seeded_sampler(7) for _ in range(workers)]
+        out = []
+        for i in range(4):
+            worker = optuna.load_study(study_name="par", storage=storage, sampler=samplers[i % workers])
+            trial = worker.ask()
+            out.append(trial.suggest_float("lr", 1e-4, 1e-1, log=True))
+            worker.tell(trial, 0.5)
+        del study
+        return out
+
+    together = draws(2)
+    assert len(set(together)) == 4, together  # (seeded once a worker: trials 0 and 1, 2 and 3 drew the same)
+    assert draws(1) == draws(1) == together  # the same draws for the same trial numbers: reproducible

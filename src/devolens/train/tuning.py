@@ -6,9 +6,9 @@ or categorical range). Each trial trains the recipe with the sampled values for
 (MedianPruner: a trial worse than the median of earlier trials at the same epoch stops).
 The study is stored in SQLite (``sqlite:///OUT/study.db``) or any SQLAlchemy URL, so
 several machines can share it (processes starting on one new database at once open it again until one of them
-has made it: :func:`_open_study`); running again resumes it (``load_if_exists``). The sampler's seed is the
-recipe's ``seed`` plus the number of trials already in the study, so a new study is reproducible and a
-resumed or shared one does not draw its first trials' parameters again. The best
+has made it: :func:`_open_study`); running again resumes it (``load_if_exists``). The sampler's draws are
+seeded for each trial by the recipe's ``seed`` plus the trial's number in the study, so a new study is reproducible
+and a resumed or shared one does not draw its first trials' parameters again (workers sharing it draw apart). The best
 trial is exported as a recipe YAML (``OUT/best_recipe.yaml``).
 
 The study keeps the recipe it tunes (user attribute ``devolens_recipe``) and a fingerprint of the data
@@ -236,9 +236,10 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     # its own --out, the default storage: a shared --storage file made here may be in use by another process already)
     names, study, db = _open_study(name, storage, direction, pruner)
     own_db = db if db is not None and _same_storage(storage, default_storage(out)) else None
-    # each process draws afresh: seeded by the recipe's seed plus the trials the study holds (finished, running or
-    # failed), so a new study is reproducible, while a resumed or shared one does not repeat its first trials
-    study.sampler = optuna.samplers.TPESampler(seed=int(base["seed"]) + len(study.get_trials(deepcopy=False)))
+    # each trial draws afresh: seeded by the recipe's seed plus its number in the study, so a new study is
+    # reproducible, while a resumed or shared one does not repeat its first trials (workers that start together on
+    # one study drew the same parameters, trial for trial, when seeded by the trials they found)
+    study.sampler = _trial_seeded_sampler(int(base["seed"]))
     if study.direction.name.lower() != direction:
         raise DevolensError(f"study {name!r} in {storage} optimises {study.direction.name.lower()}, this recipe asks "
                             f"to {direction} ({metric}): its trials and best parameters belong to another recipe; "
@@ -471,6 +472,24 @@ def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str,
                                                   "value": best_value, "params": best_params,
                                                   **({"start": start} if start is not None else {})}, indent=2))
     return df, best_params, best_value, best_path, line
+
+
+def _trial_seeded_sampler(seed: int):
+    """Optuna's TPE sampler, its random draws seeded for each trial by ``seed`` plus the trial's number in the study:
+    the same draws for the same study history (a new study is reproducible), and other draws for each trial of
+    workers sharing one study, whose trial numbers differ (seeded once a worker, by what each found at its start,
+    workers starting together drew the same parameters trial for trial: half their trials wasted)."""
+    import optuna
+
+    class TrialSeeded(optuna.samplers.TPESampler):
+        def before_trial(self, study, trial):
+            state = seed + int(trial.number)
+            for rng in (getattr(self, "_rng", None), getattr(getattr(self, "_random_sampler", None), "_rng", None)):
+                if rng is not None and hasattr(rng, "rng"):  # (optuna's LazyRandomState: its numpy RandomState)
+                    rng.rng.seed(state % 2**32)
+            super().before_trial(study, trial)
+
+    return TrialSeeded(seed=seed)
 
 
 def _open_study(name: str, storage: str, direction: str, pruner) -> tuple[list[str], Any, Path | None]:
