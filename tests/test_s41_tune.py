@@ -170,3 +170,27 @@ def test_workers_that_found_the_same_trials_draw_apart_and_a_study_is_reproducib
     together = draws(2)
     assert len(set(together)) == 4, together  # (seeded once a worker: trials 0 and 1, 2 and 3 drew the same)
     assert draws(1) == draws(1) == together  # the same draws for the same trial numbers: reproducible
+
+
+def test_an_interrupted_trial_says_so_in_trials_csv(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import devolens.train.trainer as trainer
+    from devolens.train.tuning import tune
+
+    calls: list[int] = []
+
+    def train(rec, folder, out, **kw):
+        Path(out).mkdir(parents=True, exist_ok=True)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return SimpleNamespace(best_value=0.5, start_value=None, start_note=None)
+
+    monkeypatch.setattr(trainer, "train", train)
+    data = make_pairs(tmp_path / "data", groups=2, per_group=2, size=32)
+    with pytest.raises(KeyboardInterrupt):
+        tune(_recipe(), data, tmp_path / "o", trials=3)
+    rows = pd.read_csv(tmp_path / "o" / "trials.csv", keep_default_na=False)
+    assert list(rows["state"]) == ["COMPLETE", "FAIL"]
+    assert list(rows["stopped"]) == ["", "interrupted"]  # (a FAIL with no word read as a crashed trial)

@@ -24,7 +24,8 @@ The data are checked before the study is made, and a call that made ``OUT`` and 
 before any trial finished removes it again (an empty folder, a study.db of failed trials).
 Optuna's own log lines are off below errors: a failing trial stops the study with a one-line
 error, and trials stopped because training diverged are reported one line each (``info``) and recorded as pruned
-trials whose ``stopped`` (user attribute, ``trials.csv`` column) is ``diverged`` (``pruner`` for the pruner's).
+trials whose ``stopped`` (user attribute, ``trials.csv`` column) is ``diverged`` (``pruner`` for the pruner's;
+``interrupted`` for a trial a Ctrl-C or SIGTERM stopped, Optuna's FAIL).
 The first trial of a call gives ``info`` what ``devolens train`` prints before its first epoch (the split,
 the device, the notes on the data: unpaired files, thresholded masks...), once. A recipe that fine-tunes
 (``model.init``) has each trial score its starting weights before its first epoch (the trial's ``run.json``
@@ -62,8 +63,8 @@ FREE_KEYS = ("name", "tune.trials", "train.device", "train.threads", "train.num_
 OPEN_TRIES = 6
 OPEN_WAIT_S = 0.1
 #: user attribute of a pruned trial saying what stopped it: "pruner" (worse than the median of earlier trials at
-#: the same epoch) or "diverged" (its training diverged; the message in user attribute "diverged"); trials.csv's
-#: column ``stopped``
+#: the same epoch) or "diverged" (its training diverged; the message in user attribute "diverged"), and of a failed
+#: one that a Ctrl-C or SIGTERM stopped: "interrupted"; trials.csv's column ``stopped``
 STOPPED_ATTR = "stopped"
 
 
@@ -292,6 +293,12 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
                 trial.set_user_attr(STOPPED_ATTR, "diverged")
                 trial.set_user_attr("diverged", str(exc))
                 raise optuna.TrialPruned(str(exc)) from None
+            raise
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: trials.csv says so (a failed trial with no word read as a crash)
+            try:
+                trial.set_user_attr(STOPPED_ATTR, "interrupted")
+            except Exception:  # noqa: BLE001 - the storage gone too: the interruption is what is reported
+                pass
             raise
         finally:  # finished, pruned, failed or interrupted (Ctrl-C): a trial is never resumed
             _drop_checkpoint(run_dir)
