@@ -579,6 +579,12 @@ class PopulationPredictor:
         population`` leaves its row empty, with a :class:`~devolens.errors.NoSignalWarning` (``flat_frames`` is
         then ``[0]``).
         """
+        from devolens.predict.segment import _several
+
+        if _several(image):  # (read as one array of them: "expected an HxW or HxWx3 image, got (2, 512, 752)")
+            raise DevolensError(f"predict takes one image, got a {type(image).__name__} of {len(image)}: for several "
+                                "use predict_batch(images) (a table, one row per frame) or predict_iter(images) (a "
+                                "stream of rows)")
         row = list(_issued(self._run([image], one=True)))[0]  # (its warnings name the caller's line: _issued)
         if row.get("flat"):
             _warn_no_signal([row], 1)

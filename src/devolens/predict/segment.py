@@ -36,6 +36,7 @@ from devolens.predict._engine import ImageNetwork, batched, load_zoo_network, to
 from devolens.predict.sizing import warn_untrusted
 from devolens.predict.postprocess import (
     Prepared,
+    _refuse_frames,
     check_stream,
     diameter_scale,
     image_array,
@@ -46,6 +47,7 @@ from devolens.predict.postprocess import (
     resize_labels,
     shrinks,
     table_from_arrays,
+    wrong_channels,
 )
 
 if TYPE_CHECKING:
@@ -268,7 +270,9 @@ def _frame_in(image) -> np.ndarray | Prepared:
     if arr.shape[0] < 2 or arr.shape[1] < 2:
         raise DevolensError(f"image too small: {arr.shape[0]} x {arr.shape[1]} pixels (at least 2 x 2)")
     if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):  # (to_single_channel's refusal, before any work)
-        raise DevolensError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
+        if arr.shape[0] < min(arr.shape[1:]):  # (T, H, W): frames given as a list of arrays, read as one
+            _refuse_frames(arr)
+        raise DevolensError(wrong_channels(arr.shape))
     return image
 
 

@@ -308,10 +308,24 @@ def size_key(predictor: "_SegmentationPredictor") -> tuple:
 
 
 def _prepared(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
-    """``image`` as the size model reads it (:func:`size_key`)."""
+    """``image`` as the size model reads it (:func:`size_key`): inside its constant border, if any (:func:`_inside`)."""
     from devolens.predict.postprocess import prepare_image
 
-    return prepare_image(np.asarray(image), *size_key(predictor))
+    return prepare_image(_inside(image), *size_key(predictor))
+
+
+def _inside(image: np.ndarray) -> np.ndarray:
+    """``image`` (an array) cut to the box inside its border of one constant value
+    (:func:`devolens.predict.postprocess.border_box`: a padded image, an imaged area in a filled canvas); as it is
+    without one. The size model reads an image's content: a border changes its percentiles, what its features are
+    averaged over and which mirror images and quarter turns are read (the real reference frame 300 padded with 0 by
+    10-100 px on every side read 1.20-1.31x, 1.29x alone: 134-152 nuclei found instead of 138; a render read 0.62x
+    alone, 0.83x with a 10 px border of 0 below its background, and was not resized)."""
+    from devolens.predict.postprocess import border_box
+
+    arr = np.asarray(image)
+    box = border_box(arr)
+    return arr if box is None else arr[box[0]:box[1], box[2]:box[3]]
 
 
 def _shrink(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -621,6 +635,7 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     objects = getattr(predictor, "size_objects", "bright")
     prepared = []  # (kept for the few images that decide alone: read again in their eight views)
     for img in images:  # one preparation per image for both the features and the object count
+        img = _inside(img)  # (its constant border, if any, off for both readings)
         arr = _prepared(predictor, img)
         flat, w = None, 0.0
         if reader is not None:  # a bright uneven backdrop: (also) read on the flattened image

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from devolens.checks import clip, shown
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, command_running
 from devolens.models.export import KINDS
 
 ZOO_DIR = Path(__file__).resolve().parent
@@ -74,8 +74,10 @@ def _not_a_model(text: str) -> DevolensError | None:
     weights that ``devolens train --export`` writes hold no card: what the network reads, what it segments) or a
     path that does not exist. None for a plain name (the zoo's own message lists the names)."""
     path = Path(text).expanduser()
-    what = ("--model takes a zoo name (see `devolens models`) or a folder: a training run (`devolens train --out`) "
-            "or a `devolens models export` folder")
+    # in the words of whoever asked: the command's --model, or the library's load(name) (a Python user has no flags)
+    takes = ("--model takes a zoo name (see `devolens models`)" if command_running() else
+             "load(name) takes a model's name (see devolens.models.available())")
+    what = f"{takes} or a folder: a training run (`devolens train --out`) or a `devolens models export` folder"
     if path.suffix.lower() == ".safetensors":
         return DevolensError(f"{what}, not a weights file: give the run that wrote it, or export that run (`devolens "
                              "models export RUN --to FOLDER`)", path=path)
