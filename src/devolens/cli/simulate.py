@@ -44,7 +44,7 @@ def embryo(
     ),
 ) -> None:
     """Grow a digital embryo (Sulston lineage, fitted cell cycles, positions in the eggshell)."""
-    from devolens.cli._common import check_out, count_of, note, summary
+    from devolens.cli._common import count_of, note, summary
     from devolens.errors import DevolensError
     from devolens.lineage.simulate import read_params_file, simulate_embryo
 
@@ -53,8 +53,8 @@ def embryo(
     if out.exists() and out.is_dir():
         raise DevolensError("is a folder; give a CSV file name", path=out)
     if params is not None:  # the table (or its .meta.json beside it) must not replace the parameters it came from
-        check_out(out, params)
-        check_out(out.with_name(out.stem + ".meta.json"), params)
+        for path in (out, out.with_name(out.stem + ".meta.json")):
+            _not_params(path, params)
         given = read_params_file(params)
         file_start = given.get("start") if isinstance(given, dict) else None
         if start is not None and isinstance(file_start, str) and file_start != start:
@@ -77,6 +77,20 @@ def embryo(
     hatched = hatching_note([df], "--cells")
     if hatched:
         note(hatched)
+
+
+def _not_params(path: Path, params: Path) -> None:
+    """Refuse an output ``path`` that is a folder or the ``--params`` file itself. Only that file: a parameter file
+    is no table, so :func:`~devolens.cli._common.check_out`'s files read with a table (an EPIC table's AuxInfo, a
+    tidy table's ``.meta.json``) are none of its own: ``emb.meta.json`` beside ``emb.json`` was a first run's own
+    output, and a second ``--params emb.json --out emb.csv`` was refused as overwriting it."""
+    from devolens.cli._common import same_file
+    from devolens.errors import DevolensError
+
+    if path.is_dir():
+        raise DevolensError("output path is a folder", path=path)
+    if path.exists() and params.exists() and same_file(path, params):
+        raise DevolensError("output would overwrite the input; choose another file", path=path)
 
 
 def hatching_note(tables, option: str, times=None) -> Optional[str]:

@@ -325,8 +325,22 @@ def _want(path: tuple, base: Any) -> str:
     if path == ("start",):
         return "'P0' or '4cell'"
     if path in _LIMITS:
-        least, equal = _LIMITS[path]
-        return f"a number {'>=' if equal else '>'} {least:g}"
+        least, equal, most = _LIMITS[path]
+        if path in _WHOLE:
+            return f"a whole number from {least:g} to {most:g}"
+        if most is None:
+            return f"a number {'>=' if equal else '>'} {least:g}"
+        return f"a number from {least:g} to {most:g}" if equal else f"a number > {least:g} and at most {most:g}"
+    if path in _MEAN_SD:
+        mean = (f"from {_MEAN_SD[path]:g} to 0.95 x embryo.maj's mean" if path == ("embryo", "min") else
+                f">= {_MEAN_SD[path]:g}")
+        return f"a list of 2 numbers [mean, sd], the mean {mean} and the sd >= 0"
+    if path == ("embryo", "ang_range"):
+        return "a list of 2 numbers [low, high] (degrees), low <= high"
+    if path == ("embryo", "inner"):
+        return "a list of 3 numbers, each > 0 and at most 1 (shares of the eggshell's semi-axes)"
+    if path == ("physics", "jitter"):
+        return "a number or a list of 2 numbers ([at 4 cells, at 350 cells]), each from 0 to 1"
     if isinstance(base, dict):
         return "a table of values (a JSON object)"
     if isinstance(base, list):
@@ -364,7 +378,7 @@ def _check_given(over: dict, base: dict, path: tuple = ()) -> None:
         elif here == ("physics", "jitter"):  # a number, or [at 4 cells, at 350 cells]
             if not (checks.is_number(v) and math.isfinite(v) or isinstance(v, list) and len(v) == 2 and all(
                     checks.is_number(x) and math.isfinite(x) for x in v)):
-                raise _param_error(key, v, "a number or a list of 2 numbers ([at 4 cells, at 350 cells])")
+                raise _param_error(key, v, _want(here, b))
         elif isinstance(b, list) and all(checks.is_number(x) for x in b):
             if not isinstance(v, list) or not all(checks.is_number(x) and math.isfinite(x) for x in v) or (
                     here[0] == "embryo" and len(v) != len(b)):
@@ -376,20 +390,39 @@ def _check_given(over: dict, base: dict, path: tuple = ()) -> None:
             raise _param_error(key, v, _want(here, b))
 
 
-#: numbers a parameter file may set, by path, with the least value each may take and whether it may equal it
+#: numbers a parameter file may set, by path: the least value each may take, whether it may equal it, and the most
+#: (None: no bound). The physics' bounds keep the nuclei where the model puts them: shares of the cell diameter
+#: (steps, offsets, flow) or of a distance (pull) beyond 1 throw the nuclei about, a stiffness above 1 pushes two
+#: overlapping nuclei past each other, a packing beyond 2 (the fitted 1.05; spheres that would fill the eggshell
+#: four times over) squeezes the early nuclei into the eggshell's centre, negative ones turn the model around
+#: (daughters on the wrong side); the margin's most depends on the eggshell (:func:`_check_room`)
 _LIMITS = {
-    ("seconds_per_time",): (0.0, False), ("zscale",): (0.0, False), ("p0_life",): (0.0, False),
-    ("cycle", "growth"): (0.0, False), ("cycle", "tempo_sd_log"): (0.0, True),
-    ("cycle", "cell_sd_log"): (0.0, True), ("cycle", "group_sd_log"): (0.0, True),
-    ("cycle", "min_life"): (0.0, True), ("size", "s0"): (0.0, False), ("size", "min"): (0.0, False),
-    ("size", "max"): (0.0, False), ("size", "sd_log_cell"): (0.0, True), ("size", "sd_log_time"): (0.0, True),
+    ("seconds_per_time",): (0.0, False, None), ("zscale",): (0.0, False, None), ("p0_life",): (0.0, False, None),
+    ("cycle", "growth"): (0.0, False, None), ("cycle", "tempo_sd_log"): (0.0, True, None),
+    ("cycle", "cell_sd_log"): (0.0, True, None), ("cycle", "group_sd_log"): (0.0, True, None),
+    ("cycle", "min_life"): (0.0, True, None), ("size", "s0"): (0.0, False, None), ("size", "min"): (0.0, False, None),
+    ("size", "max"): (0.0, False, None), ("size", "sd_log_cell"): (0.0, True, None),
+    ("size", "sd_log_time"): (0.0, True, None),
+    ("embryo", "shell_z_semi_frac"): (0.0, False, 1.0),
+    ("physics", "iterations"): (0, True, 100),  # each is a neighbour search per time point: 1e9 never ends
+    ("physics", "packing"): (0.0, False, 2.0), ("physics", "stiffness"): (0.0, True, 1.0),
+    ("physics", "axis_noise_deg"): (0.0, True, 180.0), ("physics", "daughter_offset"): (0.0, True, 1.0),
+    ("physics", "radial_pull"): (0.0, True, 1.0), ("physics", "margin"): (0.0, True, None),
+    ("physics", "flow"): (0.0, True, 1.0), ("physics", "envelope_cells"): (1.0, True, None),
 }
+#: of those, the counts (``int()`` in the simulator would read 2.5 as 2)
+_WHOLE = {("physics", "iterations")}
+#: the eggshell's [mean, sd] pairs (drawn from a normal distribution), with the least mean: the simulator draws no
+#: eggshell shorter than 100 px or narrower than 60 px (a smaller mean was read as those, and a minor axis above
+#: 0.95 x the major as that), and the centre's x, y (pixels) and z (planes) are places in the image and its stack
+_MEAN_SD = {("embryo", "maj"): 100.0, ("embryo", "min"): 60.0, ("embryo", "xc"): 0.0, ("embryo", "yc"): 0.0,
+            ("embryo", "zc"): 0.0}
 
 
 def _check_params(p: dict) -> None:
     """Refuse parameters the simulator cannot use (a negative growth or cycle length, a size of 0), naming the
     key: without this a user's parameter file gave cells dividing at once or a traceback deep in the simulator."""
-    for path, (least, equal) in _LIMITS.items():
+    for path, (least, equal, most) in _LIMITS.items():
         node: Any = p
         for part in path:
             node = node.get(part) if isinstance(node, dict) else None
@@ -399,7 +432,8 @@ def _check_params(p: dict) -> None:
         want = _want(path, None)
         if not checks.is_number(node) or not math.isfinite(node):
             raise _param_error(key, node, want)
-        if node < least or (node == least and not equal):
+        if node < least or (node == least and not equal) or (most is not None and node > most) or (
+                path in _WHOLE and not float(node).is_integer()):
             raise _param_error(key, node, want)
     for key in ("cycle", "size", "embryo", "physics"):
         if not isinstance(p.get(key), dict):
@@ -415,6 +449,12 @@ def _check_params(p: dict) -> None:
         if not (checks.is_number(chance) and 0 <= chance <= 1 and checks.is_number(life_) and math.isfinite(life_)
                 and life_ >= 0):
             raise _param_error(f"apoptosis.{name}", entry, 'a table {"p": a chance from 0 to 1, "life": time points >= 0}')
+    _check_eggshell(p["embryo"])
+    jitter = p["physics"].get("jitter")
+    if jitter is not None and not all(checks.is_number(x) and 0 <= x <= 1 for x in
+                                      (jitter if isinstance(jitter, list) and len(jitter) == 2 else [jitter])):
+        raise _param_error("physics.jitter", jitter, _want(("physics", "jitter"), None))
+    _check_room(p)
     size = p["size"]
     if size.get("max") is not None and size.get("min") is not None and size["max"] < size["min"]:  # numbers above
         raise _param_error("size.max", size["max"], f"at least size.min ({size['min']!r})")
@@ -429,6 +469,54 @@ def _check_params(p: dict) -> None:
         if not checks.is_number(mean) or not math.isfinite(mean) or mean <= 0 or any(
                 not checks.is_number(v) or not math.isfinite(v) or v < 0 for v in spread):
             raise _param_error(f"cycle.by_name.{name}", entry, life + ", with a spread >= 0 when one is given")
+
+
+def _numbers(value: Any, n: int) -> bool:
+    """Whether ``value`` is a list of ``n`` finite numbers."""
+    return isinstance(value, list) and len(value) == n and all(checks.is_number(x) and math.isfinite(x) for x in value)
+
+
+def _check_eggshell(e: dict) -> None:
+    """Refuse eggshell parameters the simulator cannot draw from (a negative sd, angles the wrong way round, an
+    envelope of 0: a traceback deep in numpy) or would silently replace (a 0 px major axis drawn as 100 px), naming
+    the key."""
+    for path, least in _MEAN_SD.items():
+        pair = e.get(path[1])
+        if pair is None:
+            continue
+        most = 0.95 * e["maj"][0] if path == ("embryo", "min") and _numbers(e.get("maj"), 2) else math.inf
+        if not _numbers(pair, 2) or not least <= pair[0] <= most or pair[1] < 0:
+            raise _param_error(".".join(path), pair, _want(path, None))
+    if e.get("ang_range") is not None and not (_numbers(e["ang_range"], 2) and e["ang_range"][0] <= e["ang_range"][1]):
+        raise _param_error("embryo.ang_range", e["ang_range"], _want(("embryo", "ang_range"), None))
+    if e.get("inner") is not None and not (_numbers(e["inner"], 3) and all(0 < x <= 1 for x in e["inner"])):
+        raise _param_error("embryo.inner", e["inner"], _want(("embryo", "inner"), None))
+
+
+def _check_room(p: dict) -> None:
+    """Refuse a ``physics.margin`` that leaves the nuclei of the 4-cell stage no room in the eggshell: the
+    simulator keeps big early nuclei ``margin x (diameter - the diameter at envelope_cells)`` inside the envelope of
+    nuclear centres, and where that passes 95% of its smallest semi-axis it shrinks the envelope to 5% of it instead
+    (:func:`_confine`), every nucleus in the eggshell's centre (a margin of 5 did). Judged on the mean eggshell, as
+    :func:`_sample_embryo` draws it; the fitted parameters allow up to 0.6 (0.25 given)."""
+    e, ph = p["embryo"], p["physics"]
+    margin = ph.get("margin", 0.25)
+    if not margin:
+        return
+    maj = max(float(e["maj"][0]), 100.0)
+    mnr = min(max(float(e["min"][0]), 60.0), 0.95 * maj)
+    shell = np.array([maj / 2, mnr / 2, float(e.get("shell_z_semi_frac", 0.7)) * mnr / 2])
+    semi = shell * np.minimum(np.asarray(e["inner"], float), 0.98)
+    volume = 4.0 / 3.0 * math.pi * float(np.prod(shell))
+    gap = float(ph["packing"]) * ((volume / 4.0) ** (1.0 / 3.0)
+                                  - (volume / float(ph.get("envelope_cells", 200))) ** (1.0 / 3.0))
+    if gap <= 0:  # an envelope_cells of 4 or less: no margin at 4 cells
+        return
+    most = math.floor(0.95 * float(semi.min()) / gap * 100.0) / 100.0  # the message's 2 decimals, taken as said
+    if margin > most:
+        raise _param_error("physics.margin", margin, f"a number from 0 to {most:g} with this eggshell (embryo.maj, "
+                           "min, inner, shell_z_semi_frac) and physics.packing: a larger one squeezes the nuclei of "
+                           "the 4-cell stage into the eggshell's centre")
 
 
 # --------------------------------------------------------------------------- the model
