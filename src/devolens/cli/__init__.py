@@ -458,7 +458,8 @@ def _is_path(param) -> bool:
 
 def _empty_path(command, args: list[str]) -> str | None:
     """The ``error:`` line for a path given empty (``--out "$OUT"`` with OUT unset: Path("") is the current
-    folder, where the command would write), or None."""
+    folder, where the command would write) or beginning with a ``~`` the shell did not expand (``--out=~/seg``: a
+    folder named ``~`` here; :func:`tilde_hint`), or None."""
     if "-h" in args or "--help" in args:
         return None
     _, found, unknown = _scan(command, args)
@@ -468,6 +469,11 @@ def _empty_path(command, args: list[str]) -> str | None:
         if value == "" and param is not None and _is_path(param):
             what = name or (param.metavar or param.name or "input").upper()
             return f"{what} is empty (an unset shell variable?): give a path"
+        if isinstance(value, str) and param is not None and (name in _OUT_OPTIONS or param.name in ("out", "to")) \
+                and _is_path(param) and not os.path.lexists(value):
+            home = tilde_hint(Path(value), exists=False)  # (--out=~/seg: a folder named ~ here, a trap for rm -rf ~)
+            if home:
+                return f"{name or (param.metavar or param.name or 'input').upper()} {value}: {home}"
     return None
 
 
@@ -718,8 +724,22 @@ def _with_path_hint(exc: DevolensError, args: list[str]) -> str:
 _MISSING = re.compile(r"no such file|not found|does not exist", re.I)
 
 
+def tilde_hint(path: Path, exists: bool = True) -> str | None:
+    """For a path that begins with ``~`` (the shell leaves it as it is when quoted or after ``=``, as in
+    ``--out=~/seg``): where the shell would have taken it, when that is another path (``exists``: and one that
+    exists); None otherwise."""
+    text = str(path)
+    if not text.startswith("~"):
+        return None
+    home = os.path.expanduser(text)
+    if home == text or (exists and not os.path.lexists(home)):
+        return None
+    return f"the shell did not expand ~ here (quoted, or after =): give the path as {home}"
+
+
 def _missing_path_hint(exc: DevolensError, args: list[str]) -> str | None:
-    """For an error on a path that does not exist: the same name with its accents encoded otherwise exists
+    """For an error on a path that does not exist: it begins with a ``~`` the shell did not expand
+    (:func:`tilde_hint`); the same name with its accents encoded otherwise exists
     (:func:`devolens.io.frames.composed_twin`), it was typed with a typographic dash, or its word and those after it
     on the command line name an existing path with spaces, unquoted; None otherwise."""
     from devolens.io.frames import composed_twin, composed_twin_hint
@@ -727,6 +747,9 @@ def _missing_path_hint(exc: DevolensError, args: list[str]) -> str | None:
     path = exc.path
     if path is None or not _MISSING.search(exc.message) or os.path.lexists(path):
         return None
+    home = tilde_hint(Path(path))
+    if home:
+        return home
     # looked for once: an error of devolens.io.frames.missing_input has said it already, where there is one
     twin = exc.twin if hasattr(exc, "twin") else composed_twin(path)
     if twin is not None:
