@@ -165,6 +165,62 @@ def _within_embryos(tables, times: list[int], ranged: set[int]) -> list[list[int
     return out
 
 
+def _past_cliff_notes(df, table: Path, embryo: str | None, times: list[int]) -> None:
+    """Notes when frames to render (``times``) lie past an annotation cliff of ``df``, the table of one embryo as
+    read (:func:`~devolens.lineage.cliffs.find_cliffs` with the ``lineage cliffs`` command's defaults): after it
+    curation stopped, so those frames draw and frames.csv counts what was left of the table, not the embryo (the
+    frames are rendered as they are). One note for the first cliff of the total, naming it and the lineages falling
+    with it and pointing to ``lineage clean``, which cuts the table there; one for lineage cliffs and names that stop
+    (``lineage clean`` cuts at neither: their letters' counts alone are not the embryo's). ``embryo``: the
+    ``--embryo`` given, repeated in the commands suggested. Nothing for a table the counts cannot be made of
+    (``lineage cliffs`` says why)."""
+    import shlex
+
+    from devolens.cli._common import note
+    from devolens.cli.lineage import _fall, _lineage_fall, _names_stop_text
+    from devolens.errors import DevolensError
+    from devolens.io.tables import time_spans_text
+    from devolens.lineage.cliffs import find_cliffs
+
+    if not times:
+        return
+    try:
+        rep = find_cliffs(df)
+    except DevolensError:
+        return
+    arg = shlex.quote(str(table)) + (f" --embryo {shlex.quote(embryo)}" if embryo is not None else "")
+    last = max(times)
+
+    def past(after: int, it: str = "it") -> str:  # "the frames past it (2 of the 3: time points 170, 180)"
+        later = [t for t in times if t > after]
+        return (f"the frame{'s' if len(later) != 1 else ''} past {it} ({len(later)} of the {len(times)}: time "
+                f"point{'s' if len(later) != 1 else ''} {time_spans_text(later)})")
+
+    cut = rep.cliffs[0].time if rep.cliffs else None  # what lies past the first cliff of the total is said at once
+    if cut is not None and last > cut:
+        c = rep.cliffs[0]
+        with_it = [_lineage_fall(x) for x in rep.letters if x.first_bad_time == c.first_bad_time]
+        note(f"rendering past the annotation cliff after time {c.time} ({_fall(c)}"
+             + (f"; {', '.join(with_it)}" if with_it else "")
+             + f", no recovery: curation stopped?): {past(c.time)} draw and count what is left of the table, not the "
+             f"embryo; `devolens lineage cliffs {arg}` lists the cliffs, `devolens lineage clean {arg} --out "
+             f"CLEAN.csv` cuts the table after time {c.time}: render CLEAN.csv")
+    # lineage cliffs and names that stop before the cut (or with no cliff), among the frames: a falling lineage's
+    # count in frames.csv is not the embryo's, though the total goes on (what falls with the total is said above)
+    falls = {x.first_bad_time for x in rep.cliffs}
+    found = [(x.time, f"the lineage cliff after time {x.time} ({_lineage_fall(x)})") for x in rep.letters
+             if x.first_bad_time not in falls]
+    if rep.names_stop is not None:
+        found.append((rep.names_stop.time, f"where {_names_stop_text(rep.names_stop)}"))
+    found = sorted((t, text) for t, text in found if t < last and (cut is None or t < cut))
+    if found:
+        many = len(found) > 1
+        first = past(found[0][0], "the first" if many else "it")
+        note(f"rendering past {'; '.join(text for _, text in found)}: in {first} frames.csv's lineage counts are "
+             f"not the embryo's while its total goes on (curation stopped there?); `devolens lineage cliffs {arg}` "
+             f"lists {'them' if many else 'it'} (`devolens lineage clean` cuts at cliffs of the total only)")
+
+
 def _optics_file(path: Path, kind: str) -> dict:
     """The fields of ``--optics FILE.json`` for a render of ``kind``: a JSON object of
     :class:`~devolens.render.optics.OpticsParams` fields (:class:`~devolens.render.membranes.MembraneParams`
@@ -406,6 +462,8 @@ def render(
     plans = [select_times(t, tt, every, what="the table" if simulate is None else f"simulated embryo "
                           f"{t['embryo'].iloc[0]}") if tt is None or len(tt) else []
              for t, tt in zip(tables, each)]
+    if simulate is None:  # frames past where curation stopped count and draw no embryo: said (rendered all the same)
+        _past_cliff_notes(tables[0], table, embryo, plans[0])
     if simulate is not None:
         from devolens.cli.simulate import hatching_note
 

@@ -30,6 +30,9 @@ empty for a ``dropped`` row, which the video leaves out, so that after a dropped
 no longer frames.csv's row N: join on ``video_frame``. The population columns are those of the table at that time
 point, whatever the artifact: a ``duplicate`` row counts the table at its own time point while its image and labels show
 the previous frame's. A ``red_patch`` frame's labels under the patch are 0 and the others renumbered 1..K.
+Polar bodies (rows named ``polar1``, ``polar2``: :func:`~devolens.lineage.populations.is_polar_body`) are no cells
+of the embryo: frames.csv does not count them (nor does ``devolens lineage populations``), and the frames do not
+draw them either: no label, no objects.csv row, no membrane cell.
 
 objects.csv's ``x, y`` are where the nucleus's centre projects (frame pixels): for a partly hidden nucleus
 that point can lie outside its own label, even inside a nearer nucleus's label. ``label_x, label_y`` are the
@@ -358,6 +361,41 @@ def _render_job(job):
     return fr.image, fr.labels, fr.membrane, fr.counts, None, used
 
 
+def check_named_times(plans: Sequence[Sequence[int]], labels: Sequence[str]) -> None:
+    """Refuse, before anything is rendered, a planned time point below 0.
+
+    A frame's files are named by its time point (:func:`frame_name`: ``t007``); a negative one has no such name that
+    sorts in time order among the others (``t-01`` would sort before ``t-02``, and a folder reader's natural order
+    puts both after ``t999``) and reads back as a time point (``devolens curate frames`` reads ``tNNN``). Lineage
+    tables may number time so (``lineage populations`` counts them): such a table renders once its time starts at
+    0 or later, or with those time points left out.
+
+    Parameters
+    ----------
+    plans : sequence of sequences of int
+        Each table's time points to render (:func:`select_times`).
+    labels : sequence of str
+        Each table's name in a message (``"emb1"``): with several tables the error names the embryo.
+
+    Raises
+    ------
+    DevolensError
+        The first table with a negative time point to render: those time points (the first few) and what to do.
+    """
+    for label, tlist in zip(labels, plans):
+        neg = sorted({int(t) for t in tlist if int(t) < 0})
+        if not neg:
+            continue
+        shown = ", ".join(map(str, neg[:5])) + (f" (and {len(neg) - 5} more)" if len(neg) > 5 else "")
+        who = f"embryo {label}: " if len(plans) > 1 else ""
+        raise DevolensError(
+            f"{who}cannot render time point{'s' if len(neg) > 1 else ''} {shown}, below 0: frames are named by their "
+            "time point (frames/t000.png, t001.png...), and a negative one would neither sort in time order nor "
+            "read back as a time; leave them out (--times, or times in Python) or add a constant to the table's "
+            "time column so that it starts at 0 or later"
+        )
+
+
 def check_planned_times(tables: Sequence[pd.DataFrame], pairs: Iterable[tuple[int, int]],
                         labels: Sequence[str]) -> None:
     """Refuse, before any frame is rendered, a planned time point whose rows a renderer would refuse.
@@ -499,8 +537,8 @@ def render_dataset(
     ------
     DevolensError
         A bad argument (named), a table it cannot render (a time point to render with a row without a finite
-        position among them), or an ``out`` it may not write (a file; a folder that is no render but holds frames/,
-        labels/...), all before anything is rendered or written.
+        position among them, or below 0: :func:`check_named_times`), or an ``out`` it may not write (a file; a
+        folder that is no render but holds frames/, labels/...), all before anything is rendered or written.
     """
     if isinstance(tables, pd.DataFrame):
         tables = [tables]
@@ -546,6 +584,7 @@ def render_dataset(
     plans = [[] if own_times and tt is not None and not tt else  # validates before writing
              select_times(t, tt, every, what=f"the table of embryo {label}" if len(tables) > 1 else "the table")
              for t, tt, label in zip(tables, per_table, embryos)]
+    check_named_times(plans, embryos)  # a negative time point: no frame name that sorts and reads back as a time
     # a row without a position at time 140: refused now, not at frame 140
     check_planned_times(tables, [(k, t) for k, tlist in enumerate(plans) for t in tlist],
                         [f"embryo {label}" for label in embryos])

@@ -131,7 +131,8 @@ class MembraneFrame:
     ----------
     image : ndarray, uint8, (H, W)
     labels : ndarray, uint16, (H, W)
-        Cell instances 1..K inside the eggshell (membrane pixels included), 0 outside.
+        Cell instances 1..K inside the eggshell (membrane pixels included), 0 outside; polar bodies, which
+        the counts leave out, make no cell.
     membrane : ndarray, uint8, (H, W)
         1 on membrane lines (cell borders and the eggshell), else 0.
     cells : DataFrame
@@ -257,7 +258,8 @@ def render_membrane_frame(
     Parameters
     ----------
     table : DataFrame
-        Tidy lineage table (``time``, ``cell``, ``x``, ``y`` pixels, ``z`` planes, ``size``).
+        Tidy lineage table (``time``, ``cell``, ``x``, ``y`` pixels, ``z`` planes, ``size``); rows of polar bodies
+        (``polar1``, ``polar2``: no cells of the embryo, not counted) make no cell.
     time : int
         Time point: one the table has, its rows with finite ``x``, ``y``, ``z`` (see :func:`render_nuclei_frame`).
     z : float, optional

@@ -70,7 +70,7 @@ def check_frame(table, time, size, seed) -> tuple[int, int]:
 def check_time_point(table: pd.DataFrame, time: int, fingerprint: bytes | None = None) -> int:
     """``time`` as an int when ``table`` (a checked tidy lineage table, :func:`check_table`) has rows at that time
     point and each of them a place to draw: finite ``x``, ``y``, ``z`` and a size that is not infinite (NaN: unknown,
-    drawn at the table's median).
+    drawn at the table's median). Polar bodies are not drawn, nor counted: their rows need no position.
 
     A frame of a time point the table lacks would be an empty eggshell, and a row without a position would be
     counted in the frame's ``counts`` but drawn nowhere: both refused (:class:`~devolens.errors.DevolensValueError`,
@@ -103,13 +103,16 @@ def _numbers(column: pd.Series) -> np.ndarray:
 
 def _time_check(table: pd.DataFrame) -> tuple[np.ndarray, dict]:
     """What :func:`check_time_point` reads of a table: its time points (sorted) and, per time point with any, the
-    row positions holding a non-finite ``x``, ``y`` or ``z`` or an infinite ``size``."""
+    row positions holding a non-finite ``x``, ``y`` or ``z`` or an infinite ``size``, polar bodies left out (they
+    are neither counted nor drawn: :func:`_polar_rows`)."""
     plain = _plain(table)
     t = checks.whole_times(plain["time"], path=table.attrs.get("source"), error=DevolensValueError)  # NaN, 1.5
     bad = np.zeros(len(t), bool)
     for c in ("x", "y", "z", "size"):
         v = _numbers(plain[c])
         bad |= np.isinf(v) if c == "size" else ~np.isfinite(v)
+    if bad.any():
+        bad &= ~_polar_rows(plain["cell"].to_numpy())
     rows = np.flatnonzero(bad)
     per_time = {int(k): rows[t[rows] == k] for k in np.unique(t[rows])}
     return np.unique(t), per_time
@@ -125,7 +128,8 @@ class NucleiFrame:
         RGB (green GFP nuclei, weak red reporter) or the green channel alone.
     labels : ndarray, uint16, (H, W)
         Instance labels 1..K of the visible part of each nucleus (nearer nuclei occlude
-        farther ones); 0 = background. K never exceeds the table's count at that time.
+        farther ones); 0 = background. K never exceeds the table's count at that time: polar bodies
+        (``polar1``, ``polar2``), which the counts leave out, are not drawn.
     semantic : ndarray, uint8, (H, W)
         1 where a nucleus is visible, else 0.
     centroids : DataFrame
@@ -199,7 +203,21 @@ def _plain(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(table, copy=False)
 
 
+def _polar_rows(cells) -> np.ndarray:
+    """Per row of the column ``cells``: whether it names a polar body (``polar1``, ``polar2``:
+    :func:`~devolens.lineage.populations.is_polar_body`, one look per distinct name). Polar bodies are no cells of
+    the embryo: :func:`~devolens.lineage.populations.populations` counts none, so the renderers draw none either
+    (no label, no objects.csv row, no membrane cell beside counts that leave them out)."""
+    from devolens.lineage.populations import is_polar_body
+
+    codes, uniq = pd.factorize(pd.Series(cells, copy=False), use_na_sentinel=True)
+    polar = np.array([is_polar_body(n) for n in uniq] + [False], dtype=bool)  # code -1 (missing): the last
+    return polar[codes]
+
+
 def _by_time(table: pd.DataFrame) -> dict:
+    """Per time point of ``table`` (every one it has, even one of polar bodies alone): the names, ``x``, ``y``,
+    ``z``, ``size`` and mitotic phase of the rows drawn, those with a finite position that are no polar body."""
     from devolens.lineage.populations import drop_copies
 
     plain, _ = drop_copies(_plain(table))  # a copied row is drawn once, as populations counts it
@@ -214,10 +232,11 @@ def _by_time(table: pd.DataFrame) -> dict:
     for c in ("x", "y", "z", "size"):
         cols[c] = cols[c].astype(np.float64)
     size = cols["size"]
-    if not np.isfinite(size).all():  # unknown diameters: the table's median, else a typical one
-        good = size[np.isfinite(size) & (size > 0)]
+    polar = _polar_rows(cols["cell"])  # not counted (populations), so not drawn: labels 1..K of counted cells only
+    if not np.isfinite(size).all():  # unknown diameters: the table's median (of its nuclei), else a typical one
+        good = size[np.isfinite(size) & (size > 0) & ~polar]
         size[~(np.isfinite(size) & (size > 0))] = float(np.median(good)) if len(good) else _default_size(table)
-    ok = np.isfinite(cols["x"]) & np.isfinite(cols["y"]) & np.isfinite(cols["z"])
+    ok = np.isfinite(cols["x"]) & np.isfinite(cols["y"]) & np.isfinite(cols["z"]) & ~polar
     phase = _mitotic_phase(ts, cols["cell"])
     out = {}
     for a, b in zip(starts, ends):
@@ -320,7 +339,8 @@ def render_nuclei_frame(
     ----------
     table : DataFrame
         Tidy lineage table (``time``, ``cell``, ``x``, ``y`` pixels, ``z`` planes, ``size``
-        diameter pixels); ``attrs["zscale"]`` (xy pixels per plane) is used when present.
+        diameter pixels); ``attrs["zscale"]`` (xy pixels per plane) is used when present. Rows of polar bodies
+        (``polar1``, ``polar2``: no cells of the embryo, not counted) are not drawn.
     time : int
         Time point to render: one the table has (else an error naming those it has), its rows with finite ``x``,
         ``y``, ``z`` (else an error naming the column and the rows). A NaN ``size`` is unknown: the nucleus is drawn
