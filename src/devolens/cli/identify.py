@@ -102,6 +102,7 @@ def register(app: typer.Typer) -> None:
         from devolens.cli._common import (
             apply_threads, check_out, check_writable, console, note as show_note, progress_bar,
         )
+        from devolens.io.atomic import TEXT_ERRORS, output_file
         from devolens.io.tables import read_positions
         from devolens.io.together import write_together
         from devolens.models import card, load
@@ -123,6 +124,8 @@ def register(app: typer.Typer) -> None:
             raise DevolensError(f"{record.name} (the record written beside the CSV) is a folder: choose another --out",
                                 path=record)
         check_out(record, table)  # not the input, nor a file read with it (a tidy table's .meta.json)
+        for written in (out, record):  # a read-only one is refused before the work, not after it
+            output_file(written)
         check_writable(out)  # before the table is read and named
         df = read_positions(table)
         notes = list(df.attrs.get("notes") or ())
@@ -147,9 +150,11 @@ def register(app: typer.Typer) -> None:
         notes += found
         text = _identify_record(table, out, model, predictor, zscale=_zscale_record(zscale, df, result), notes=notes,
                                 threads=threads, mirror=mirror)
-        write_together({  # the CSV and its record: both this run's or both the previous run's (the record last)
-            out: lambda tmp: result.to_csv(tmp, index=False),  # (as write_csv writes it)
-            record: lambda tmp: tmp.write_text(text, encoding="utf-8")})
+        # the CSV and its record: both this run's or both the previous run's (the record last); each written through
+        # a link there to its file, text as write_csv writes it (a file name's bytes that are not UTF-8 escaped)
+        write_together({
+            output_file(out): lambda tmp: result.to_csv(tmp, index=False, errors=TEXT_ERRORS),
+            output_file(record): lambda tmp: tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)})
         n_t = result["time"].nunique()
         console.print(f"{len(result)} nuclei at {n_t} time points -> {out}")
         for note in found:

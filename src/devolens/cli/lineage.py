@@ -13,7 +13,7 @@ from typing import Iterator
 
 import typer
 
-from devolens.cli._common import check_out as _check_out, count_of as _count, note as _print_note
+from devolens.cli._common import check_out as _common_check_out, count_of as _count, note as _print_note
 from devolens.cli._common import summary as _summary
 from devolens.errors import DevolensError
 from devolens.lineage.letters import LETTER_KEY_LINE
@@ -233,6 +233,16 @@ def _cliff_note(df, table: Path, embryo=None, picked: str | None = None):
     return rep
 
 
+def _check_out(path: Path, table: Path) -> None:
+    """Refuse an output file before any work: the input or a file read with it, a folder
+    (:func:`devolens.cli._common.check_out`), or a read-only file (:func:`devolens.io.atomic.output_file`: the
+    rename that replaces it would ignore its mode)."""
+    from devolens.io.atomic import output_file
+
+    _common_check_out(path, table)
+    output_file(path)
+
+
 def _check_plot(plot: Path, out_path: Path, table: Path) -> None:
     """Refuse a --plot path before any work: an image format matplotlib cannot write (``.txt`` ended in a
     traceback after the table was read), a folder, the input, or the --out file itself."""
@@ -446,13 +456,18 @@ def register(app: typer.Typer) -> None:
         text = _populations_record(df, table, out_path, plot, rep, said)
         # the CSV, its plot and its record: all this run's or all the previous run's, whatever stops the run (the
         # plot drawn before anything is committed; the record last)
-        writers = {out_path: _named(lambda tmp: pops.to_csv(tmp, index=False), out_path)}  # (as write_csv writes it)
+        # each through a link there to its file (output_file), as write_csv writes; text as it writes it (TEXT_ERRORS)
+        from devolens.io.atomic import TEXT_ERRORS, output_file
+
+        writers = {output_file(out_path): _named(lambda tmp: pops.to_csv(tmp, index=False, errors=TEXT_ERRORS),
+                                                 out_path)}
         if plot is not None:
             from devolens.viz.plots import plot_populations
 
-            writers[plot] = _named(lambda tmp: plot_populations(pops, tmp, str(df["embryo"].iloc[0]),
-                                                                marks=_cliff_marks(rep)), plot)
-        writers[record] = _named(lambda tmp: tmp.write_text(text, encoding="utf-8"), record)
+            writers[output_file(plot)] = _named(lambda tmp: plot_populations(pops, tmp, str(df["embryo"].iloc[0]),
+                                                                             marks=_cliff_marks(rep)), plot)
+        writers[output_file(record)] = _named(lambda tmp: tmp.write_text(text, encoding="utf-8",
+                                                                         errors=TEXT_ERRORS), record)
         write_together(writers)
         msg = f"wrote {out_path}: {_count(len(pops), 'time point')}, up to {_count(int(pops['total'].max()), 'cell')}"
         if plot is not None:

@@ -28,7 +28,7 @@ from devolens.errors import DevolensError
 
 from devolens.cli._common import THREADS_HELP, apply_threads, check_csv_out, check_threads, json_number
 from devolens.cli._common import count_of as _count
-from devolens.io.atomic import StagedDir
+from devolens.io.atomic import TEXT_ERRORS, StagedDir
 from devolens.io.frames import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
 from devolens.lineage.letters import LETTER_KEY_LINE
 # the blobs-or-lines and inverted-input notes' judgement, which the segmentation predictors' InputWarning shares
@@ -2303,8 +2303,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             pdf, tmp, xlabel=xlabel, title=f"{input_path.name}: predicted populations"
             + (" (monotone)" if monotone else " (developmental clock)" if clock else ""))
     if curation is not None:
-        writers[curation_path(out)] = lambda tmp: curation.to_csv(tmp, index=False)  # (as write_csv writes them)
-    writers[out] = lambda tmp: df.to_csv(tmp, index=False)
+        writers[curation_path(out)] = lambda tmp: curation.to_csv(tmp, index=False, errors=TEXT_ERRORS)  # (as write_csv)
+    writers[out] = lambda tmp: df.to_csv(tmp, index=False, errors=TEXT_ERRORS)  # (a name not UTF-8 escaped)
     left_names = None if left_out is None else tuple(
         [source.frame_id(p) for p, bad in zip(kept, mask) if bad] for mask in left_out)
     df.attrs["record"] = record
@@ -2381,7 +2381,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         clock_left_out=flat if fit is not None else None, no_signal=flat, clock_positions=clock_positions,
         monotone_residual=monotone_residual,
         notes=[_plain_note(text) for text, _ in df.attrs["notes"] if not text.startswith("tip:")])
-    writers[record] = lambda tmp: tmp.write_text(text, encoding="utf-8")
+    writers[record] = lambda tmp: tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)
     given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
     # all this run's or all the previous run's, whatever stops the run; the earlier companions this run does not
     # write go in the same step

@@ -166,7 +166,7 @@ def simulate_well_command(
     from devolens.cli._common import console
     from devolens.cli.identify import record_path
     from devolens.errors import DevolensError
-    from devolens.io.atomic import WRITE_ERRNOS, atomic_path, cannot_write
+    from devolens.io.atomic import TEXT_ERRORS, WRITE_ERRNOS, atomic_path, cannot_write
     from devolens.render.wells import simulate_well
 
     hw = _parse_size(size)
@@ -189,8 +189,8 @@ def simulate_well_command(
     writers = {  # each writes its output's temporary file
         "--out": lambda tmp: _tiff_into(tmp, well.image, "CYX", out),
         "--labels": lambda tmp: _tiff_into(tmp, well.labels, "YX", labels),
-        "--objects": lambda tmp: well.objects.to_csv(tmp, index=False),  # (as write_csv writes it)
-        f"the record {record.name}": lambda tmp: tmp.write_text(text, encoding="utf-8"),
+        "--objects": lambda tmp: well.objects.to_csv(tmp, index=False, errors=TEXT_ERRORS),  # (as write_csv writes it)
+        f"the record {record.name}": lambda tmp: tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS),
     }
     # the four files all or none: each written to its temporary file, renamed in place only when all are written
     # (the last entered renamed first: the record last)

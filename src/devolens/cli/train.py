@@ -504,7 +504,10 @@ def evaluate_cmd(
     if images is not None:
         metrics["images_csv"] = str(csv_path)
     # the metrics and the per-image rows: both this run's or both the previous run's (the JSON last)
-    writers = {} if images is None else {csv_path: lambda tmp: tmp.write_text(images_csv(images), encoding="utf-8")}
+    from devolens.io.atomic import TEXT_ERRORS
+
+    writers = {} if images is None else {csv_path: lambda tmp: tmp.write_text(images_csv(images), encoding="utf-8",
+                                                                                 errors=TEXT_ERRORS)}
     writers[path] = lambda tmp: tmp.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     write_together(writers)
     for text in metrics.get("notes") or []:  # on stderr, as every command's (kept under --quiet)

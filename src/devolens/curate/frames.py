@@ -1785,6 +1785,10 @@ def load_report(report: str | Path | pd.DataFrame) -> pd.DataFrame:
                                                              "file_fingerprint": str})
         except Exception as exc:
             raise DevolensError(f"cannot read curation report ({type(exc).__name__})", path=p) from None
+    if not isinstance(report, pd.DataFrame) and "file" in df.columns:  # names not UTF-8, as written escaped
+        from devolens.io.atomic import restore_name
+
+        df["file"] = df["file"].map(lambda v: restore_name(v) if isinstance(v, str) else v)
     if "frame" not in df.columns or not ({"flagged", "flag"} & set(df.columns)):
         where = None if isinstance(report, pd.DataFrame) else report
         raise DevolensError("not a curation report (needs columns 'frame' and 'flagged' or 'flag')", path=where)

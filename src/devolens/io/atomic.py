@@ -241,6 +241,71 @@ def cannot_write_errno(number: int, path: str | Path) -> DevolensError:
     return cannot_write(OSError(number, os.strerror(number)), path)
 
 
+#: How the text outputs (CSV, JSON, records) write a character that UTF-8 cannot hold: escaped, as the console
+#: shows it. Only a file name's bytes that are not UTF-8 (a Latin-1 ``embry\xe9.png`` from an old Samba share or a
+#: zip), which Python holds as lone surrogates (U+DC80 to U+DCFF), are such characters: ``embry\udce9.png`` is
+#: written as the text ``embry\udce9.png``, where "strict" ended the run in a UnicodeEncodeError after all its work.
+#: :func:`restore_name` reads such a name back. (JSON needs none of it: ``json.dumps`` escapes them itself.)
+TEXT_ERRORS = "backslashreplace"
+
+#: an escape :data:`TEXT_ERRORS` writes for a file name's byte that is not UTF-8 (``\udce9``: lower-case hex)
+_ESCAPED_BYTE = re.compile(r"\\u(dc[89a-f][0-9a-f])")
+
+
+def restore_name(text: str) -> str:
+    r"""A file name as a text output wrote it (:data:`TEXT_ERRORS`), with its escaped bytes (``\udce9``) turned back
+    into the characters Python names such a file by: the name the folder lists, to compare with (a curation report's
+    ``file`` column read back by ``--skip-flagged``). Other text is returned as it is."""
+    return _ESCAPED_BYTE.sub(lambda m: chr(int(m.group(1), 16)), text) if "\\udc" in text else text
+
+
+#: how a read-only output is refused (:func:`output_file`)
+READ_ONLY = "read-only (chmod u+w to let devolens replace it)"
+
+
+def _read_only(path: Path) -> bool:
+    """Whether the existing plain file ``path`` (links followed) may not be written by this user: its mode's write
+    bit for the user is off (``chmod a-w``, ``chmod 444``: the usual way to protect final results). For root, which
+    may write any file, a file without any write bit. A missing file, or one that is no plain file, is not."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    if not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        return True
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is not None and geteuid() == 0:  # (os.access says yes to root whatever the mode)
+        return False
+    return not os.access(path, os.W_OK)
+
+
+def output_file(path: str | Path) -> Path:
+    """The file that writing the output ``path`` replaces, checked: ``path`` itself, or the file a symbolic link
+    there leads to (written through the link, as a linked output folder is: replacing the link by a plain file broke
+    it and left its target as it was). A link that leads nowhere, or to no plain file, is ``path`` (replaced as it is).
+
+    Raises
+    ------
+    DevolensError
+        That file exists and is read-only for this user (:func:`_read_only`): a rename replaces a file whatever its
+        mode, so an output protected with ``chmod a-w`` was replaced without a word.
+    """
+    path = Path(path)
+    target = path
+    if path.is_symlink():
+        try:
+            real = Path(os.path.realpath(path))
+        except (OSError, ValueError):
+            real = path
+        if real.is_file():
+            target = real
+    if _read_only(target):
+        raise DevolensError(f"cannot write output: {READ_ONLY}", path=path if target == path else target)
+    return target
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
@@ -257,10 +322,13 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     ------
     DevolensError
         The destination cannot be written: its folder cannot be made or holds no new file
-        (read-only file system, no permission), the disk or quota is full, or the rename fails.
+        (read-only file system, no permission), the disk or quota is full, or the rename fails; or it is a
+        read-only file (:func:`output_file`), refused before anything is written.
 
     Notes
     -----
+    A destination that is a symbolic link to a file is written through it (:func:`output_file`): the file it
+    leads to is replaced, the link stays. Text written to the temporary file should follow :data:`TEXT_ERRORS`.
     The temporary file is named ``.STEM.tmp-PID-RANDOM.SUFFIX``; those of writers that no longer exist (killed
     with SIGKILL, out of memory) are removed by the next call for the same output name (see
     :class:`StagedDir`). A signal recorded by the ``devolens`` command (:func:`stop_if_signalled`) stops the
@@ -278,6 +346,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         # temporary of a temporary would be named so that no later run removes it when this one is killed outright
         yield path
         return
+    path = output_file(path)  # (a link's target: replaced beside it, on its file system)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_files(path.parent, path.stem, suffix)
@@ -361,13 +430,14 @@ def _remove_stale_files(folder: Path, stem: str, suffix: str) -> None:
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically and return the path."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")  # (not the locale's: cp1252 on Windows)
+        tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)  # (not the locale's: cp1252 on Windows)
     return Path(path)
 
 
 def write_csv(df, path: str | Path, **kwargs) -> Path:
-    """Write a DataFrame to CSV atomically (``index=False`` unless given)."""
+    """Write a DataFrame to CSV atomically (``index=False`` and ``errors=``:data:`TEXT_ERRORS` unless given)."""
     kwargs.setdefault("index", False)
+    kwargs.setdefault("errors", TEXT_ERRORS)
     with atomic_path(path) as tmp:
         df.to_csv(tmp, **kwargs)
     return Path(path)
@@ -398,7 +468,8 @@ class ColumnsCSV:
         import csv
 
         self.names = list(names)
-        self._fh = open(path, "w", newline="", encoding="utf-8")  # (not the locale's: cp1252 on Windows)
+        # (not the locale's encoding: cp1252 on Windows; a file name's bytes that are not UTF-8 escaped)
+        self._fh = open(path, "w", newline="", encoding="utf-8", errors=TEXT_ERRORS)
         self._writer = csv.writer(self._fh, lineterminator="\n")
         self._writer.writerow(self.names)
 
@@ -528,6 +599,9 @@ class StagedDir:
         A stop (Ctrl-C, SIGTERM) waits until the renames are done (:meth:`_commit`): one before them commits
         nothing; one after them leaves the new outputs in place, complete, and raises :class:`StoppedAfterCommit`
         once the staging folder (with the replaced outputs in it) is removed.
+
+        An entry of ``dest`` to be replaced that is a read-only file (:func:`output_file`: ``chmod a-w``) refuses the
+        whole commit before any rename, with a :class:`DevolensError` naming it: a rename ignores the file's mode.
         """
         try:
             self._commit(owned)
@@ -563,7 +637,11 @@ class StagedDir:
             self.dest.mkdir(parents=True, exist_ok=True)
             staged = sorted(self.tmp.iterdir())
             stale = sorted(set(owned) - {e.name for e in staged})
-            for entry, target in [(e, self.dest / e.name) for e in staged] + [(None, self.dest / n) for n in stale]:
+            moves = [(e, self.dest / e.name) for e in staged] + [(None, self.dest / n) for n in stale]
+            for _, target in moves:  # a read-only output file (chmod a-w) is refused before any rename
+                if not target.is_symlink() and _read_only(target):
+                    raise DevolensError(f"cannot write output: {READ_ONLY}", path=target)
+            for entry, target in moves:
                 old, renaming = None, None  # a failure before this entry's renames names no file
                 if os.path.lexists(target):
                     if aside is None:  # made on demand, after listing the staged entries

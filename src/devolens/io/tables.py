@@ -31,6 +31,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -46,7 +47,7 @@ import pandas as pd
 
 from devolens import checks
 from devolens.errors import DevolensError, DevolensValueError, ordinal
-from devolens.io.atomic import atomic_path
+from devolens.io.atomic import TEXT_ERRORS, atomic_path, output_file
 
 #: Columns of the tidy table, in order (``blot`` only when known).
 TIDY_COLUMNS: tuple[str, ...] = ("embryo", "time", "cell", "x", "y", "z", "size")
@@ -886,7 +887,8 @@ def _recoded(head: _Head | None) -> str | None:
 def _utf16_first_line(head: bytes) -> str:
     """The first line of a UTF-16 file's first bytes ``head``, its fields separated by commas (tabs in Excel's
     'Unicode Text')."""
-    first = head.decode("utf-16", errors="replace").lstrip("\ufeff").splitlines()[0] if head else ""
+    lines = head.decode("utf-16", errors="replace").lstrip("\ufeff").splitlines()
+    first = lines[0] if lines else ""  # (a byte-order mark alone: no line)
     if "\t" in first and "," not in first:
         first = ",".join(next(csv.reader([first], delimiter="\t"), []))
     return first
@@ -993,11 +995,14 @@ def _detect_head(path: Path, head: _Head) -> str:
         return "acetree"
     utf16 = head.utf16  # Excel's 'Unicode Text' (tab-separated): the readers read it through a UTF-8 copy
     if utf16:
-        first = data.decode("utf-16", errors="replace").lstrip("\ufeff").splitlines()[0]
+        text = data.decode("utf-16", errors="replace").lstrip("\ufeff")
     else:
         _sniff_binary(path, head)
         encoding = "cp1252" if head.cp1252 else "utf-8"  # (Excel's CSV on Windows: read_* recode it)
-        first = data.decode(encoding, errors="replace").lstrip("\ufeff").splitlines()[0]
+        text = data.decode(encoding, errors="replace").lstrip("\ufeff")
+    if not text.strip():  # a byte-order mark alone (Excel's "CSV UTF-8" of an empty sheet), blank lines after it
+        raise DevolensError("empty file", path=path)
+    first = text.splitlines()[0]
     cols = {c.strip().strip('"') for c in first.split(",")}
     # before the separator check: an EPIC TIME file is tab-separated, and "use commas" would mislead
     _refuse_epic_companion(path, first, cols)
@@ -1250,10 +1255,24 @@ def epic_companions(path: str | Path) -> tuple[Path, Path]:
 
     ``CD20241009_JIM767_25_L1.csv`` -> ``20241009_JIM767_25_L1AuxInfo.csv`` and
     ``TIME20241009_JIM767_25_L1.csv`` (they may not exist).
+
+    A table reached through a symbolic link (the shared data linked into a project) has its companions beside the
+    link or, for each one not there, beside the file the link leads to (named by its own name): looked for beside
+    the link only, the z scale and timing were lost without a word, and identify's names changed.
     """
     path = Path(path)
     name = path.stem[2:] if path.stem.startswith("CD") else path.stem
-    return path.parent / f"{name}AuxInfo.csv", path.parent / f"TIME{name}.csv"
+    found = [path.parent / f"{name}AuxInfo.csv", path.parent / f"TIME{name}.csv"]
+    if not all(p.exists() for p in found):
+        try:
+            real = Path(os.path.realpath(path))
+        except (OSError, ValueError):
+            real = path
+        if real != path.absolute() and real.is_file():
+            stem = real.stem[2:] if real.stem.startswith("CD") else real.stem
+            beside = (real.parent / f"{stem}AuxInfo.csv", real.parent / f"TIME{stem}.csv")
+            found = [p if p.exists() or not there.exists() else there for p, there in zip(found, beside)]
+    return found[0], found[1]
 
 
 #: z plane spacings (xy pixels per plane) an AuxInfo's ``zpixres`` may give: the real files give 5.7471; a value
@@ -2254,9 +2273,12 @@ def write_tidy(df: pd.DataFrame, path: str | Path, metadata: bool = True, record
 
         # one unit: a stop or a failure (named by the file it hit) leaves both files of the earlier run or both new;
         # the sidecar, the table's record, last
-        write_together({path: lambda tmp: out.to_csv(tmp, index=False),
-                        _meta_path(path): lambda tmp: tmp.write_text(text, encoding="utf-8")})
+        # (each through a link there to its file, as atomic_path writes; a file name's bytes that are not UTF-8, an
+        # embryo named by its file, escaped: TEXT_ERRORS)
+        write_together({output_file(path): lambda tmp: out.to_csv(tmp, index=False, errors=TEXT_ERRORS),
+                        output_file(_meta_path(path)): lambda tmp: tmp.write_text(text, encoding="utf-8",
+                                                                                  errors=TEXT_ERRORS)})
     else:
         with atomic_path(path) as tmp_csv:
-            out.to_csv(tmp_csv, index=False)
+            out.to_csv(tmp_csv, index=False, errors=TEXT_ERRORS)
     return path

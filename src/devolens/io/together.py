@@ -24,7 +24,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from devolens.errors import DevolensError
 from devolens.io.atomic import (
-    WRITE_ERRNOS, StoppedAfterCommit, _remove_stale_files, cannot_write, signals_held, stop_if_signalled,
+    WRITE_ERRNOS, StoppedAfterCommit, _remove_stale_files, cannot_write, output_file, signals_held,
+    stop_if_signalled,
 )
 
 
@@ -72,7 +73,8 @@ def write_together(writers: Mapping[str | Path, Callable[[Path], object]], *, re
     >>> write_together({"out.csv": lambda tmp: df.to_csv(tmp, index=False),      # doctest: +SKIP
     ...                 "out.json": lambda tmp: tmp.write_text(record, encoding="utf-8")})
     """
-    outputs = [(Path(path), write) for path, write in writers.items()]
+    # each through a link there to its file; a read-only one refused before any is written (output_file)
+    outputs = [(output_file(path), write) for path, write in writers.items()]
     temps: list[Path] = []
     try:
         for path, _ in outputs:  # every place first: a folder that refuses its file costs no work

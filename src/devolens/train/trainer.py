@@ -74,7 +74,8 @@ from devolens.data.datasets import (PopulationDataset, SegmentationDataset, fold
                                     pad_collate, split_by_group, time_blocks)
 from devolens.errors import DevolensError
 from devolens.errors import ordinal as _ordinal  # 1st, 2nd, ... (shared with the demo's report)
-from devolens.io.atomic import FileLock, atomic_path, missing_folders, output_lock, remove_made, write_csv, write_text
+from devolens.io.atomic import (TEXT_ERRORS, FileLock, atomic_path, missing_folders, output_lock, remove_made,
+                                 write_csv, write_text)
 from devolens.models.architectures import build_model, build_regressor, save_model
 from devolens.train import metrics as M
 from devolens.train.checkpoint import check_checkpoint, load_checkpoint, save_checkpoint
@@ -1561,7 +1562,7 @@ class _SampleLosses:
         if self._written and self.path.exists():
             with atomic_path(self.path) as tmp:
                 shutil.copyfile(self.path, tmp)
-                with open(tmp, "a", newline="", encoding="utf-8") as fh:  # as pandas wrote it
+                with open(tmp, "a", newline="", encoding="utf-8", errors=TEXT_ERRORS) as fh:  # as pandas wrote it
                     for t in self.tables[self._written:]:
                         t.to_csv(fh, header=False, index=False)
         else:
