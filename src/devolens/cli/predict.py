@@ -78,9 +78,11 @@ class _Calibrations:
         if file is None:
             return None
         if file not in self._sizes:
+            from devolens.io.frames import is_broken_link
             from devolens.io.stacks import pixel_size
 
-            self._sizes[file] = pixel_size(file, unreadable=_UNREADABLE)
+            # a broken link of a folder is read as a file that cannot be read (pixel_size: no such file)
+            self._sizes[file] = _UNREADABLE if is_broken_link(file) else pixel_size(file, unreadable=_UNREADABLE)
         return self._sizes[file]
 
 
@@ -102,8 +104,10 @@ class _Source:
                  read_ahead: Optional[int] = None, prepare: Optional[tuple] = None,
                  calibrations: Optional["_Calibrations"] = None):
         self.path = path
-        if not path.exists():
-            raise DevolensError("no such file or folder", path=path)
+        if not path.exists():  # (a broken link: said so, naming its target)
+            from devolens.io.frames import missing_input
+
+            raise missing_input(path)
         suffix = path.suffix.lower()
         from devolens.io.stacks import check_stack_z
 
@@ -752,7 +756,9 @@ def _input_pixel_size(input_path: Path, given: str, calibrations: _Calibrations,
     :func:`_diameter` takes it; False, population's, which reads one movie and refuses ``--diameter each``: its
     own advice)."""
     if not input_path.exists():
-        raise DevolensError("no such file or folder", path=input_path)
+        from devolens.io.frames import missing_input
+
+        raise missing_input(input_path)
     if input_path.is_dir() and not calibrations.files:
         raise DevolensError(f"--diameter {given}: no images in the folder to read a pixel size from", path=input_path)
     sizes: list[tuple[Path, float]] = []
@@ -776,8 +782,11 @@ def _input_pixel_size(input_path: Path, given: str, calibrations: _Calibrations,
             uneven.append((file, x, y))
         sizes.append((file, (x + y) / 2))
     if not sizes:  # nothing but TIFFs that cannot be read: refused as their reader refuses them
+        from devolens.io.frames import broken_link_words, is_broken_link
         from devolens.io.stacks import stack_info
 
+        if is_broken_link(unreadable[0]):
+            raise DevolensError(broken_link_words(unreadable[0]), path=unreadable[0])
         stack_info(unreadable[0])
         raise DevolensError(f"--diameter {given}: the file cannot be read for its pixel size", path=unreadable[0])
     low, high = min(sizes, key=lambda s: s[1]), max(sizes, key=lambda s: s[1])
@@ -2116,6 +2125,18 @@ def _stale_to_remove(stale: list[Path], keep: list[Optional[Path]], input_path: 
     return found
 
 
+def _check_report_kept(report: Optional[Path], outputs: list[tuple[Path, str]]) -> None:
+    """Refuse, before any work, a curation report given to ``--skip-flagged`` that is one of the files the run
+    writes (``outputs``: each path with its words): ``population mv --out rep.csv --skip-flagged rep.csv`` replaced
+    the report, edited by hand maybe, with the counts, without a word (no command overwrites its input)."""
+    if report is None or _report_option(report) == AUTO_CURATE:
+        return
+    for path, what in outputs:
+        if same_file(Path(report), path):
+            raise DevolensError(f"the curation report this run reads (--skip-flagged), and {what} would replace "
+                                "it: choose another --out (the report is an input, never overwritten)", path=report)
+
+
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    clock: bool = False, plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
                    precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
@@ -2145,6 +2166,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                             path=record)
     for path in (out, record, plot_path(out, input_path)) if plot else (out, record):  # before a whole movie is read
         check_writable(path)
+    _check_report_kept(skip_flagged, [(out, "--out"), (record, f"the record written beside the CSV ({record.name})")]
+                       + ([(plot_path(out, input_path), "the plot written beside the CSV")] if plot else []))
     from devolens.io.stacks import check_pages, check_stack_z
 
     check_pages(pages)

@@ -27,7 +27,8 @@ __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "ANIMATED_SUFFIXES", "iter_path_f
            "folder_continuations", "folder_timelapses", "timelapses_note",
            "several_timelapses_error", "folder_left_out", "left_out_note", "overlays_note", "HEIC_SUFFIXES",
            "composed_twin", "composed_twin_hint", "missing_input", "MASK_SUFFIXES", "IMAGE_NAME_SUFFIXES",
-           "plain_stem", "mask_base", "is_mask_name", "image_bases", "mask_stems", "paired_masks"]
+           "plain_stem", "mask_base", "is_mask_name", "image_bases", "mask_stems", "paired_masks",
+           "is_broken_link", "broken_link_words", "recorded_outputs"]
 
 #: single-image files (GIFs are handled on their own; a WebP is one unless animated, see ANIMATED_SUFFIXES)
 IMAGE_SUFFIXES = tuple(s for s in READABLE_SUFFIXES if s != ".gif")
@@ -51,6 +52,9 @@ _LEFT_OUT_ADVICE = {
     "vendor": ("microscope file", "save them as OME-TIFF first (Fiji's Bio-Formats or bfconvert)"),
     "mask": ("mask", "each named as the mask of an image beside it (x_masks.tif of x.tif, as train and evaluate "
                      "pair them): label images, not frames; rename one that is an image to analyse"),
+    # (the records' names are added: :func:`_left_out_words`)
+    "output": ("devolens output", "written here by an earlier devolens run, as its record in this folder says "
+                                  "({records}): its results (a plot, a figure), not a frame to analyse"),
 }
 #: mask names: the image's stem plus one of these, in any case (longest first: ``x_cp_masks`` is ``x``'s, not
 #: ``x_cp``'s); the hyphened ones are QuPath's (``x-labels.png``). How training data pair
@@ -197,7 +201,13 @@ def composed_twin_hint(twin: Path) -> str:
 def missing_input(path: str | Path) -> DevolensError:
     """The error for an input ``path`` that does not exist: ``no such file or folder``, and where another path of
     the same name with its accents encoded otherwise exists (:func:`composed_twin`), that one. The error keeps it as
-    ``twin`` (None: none), so that the command's hint does not look for it again (:mod:`devolens.cli`)."""
+    ``twin`` (None: none), so that the command's hint does not look for it again (:mod:`devolens.cli`). A link whose
+    target is not there (:func:`is_broken_link`) is said to be one, naming its target: its name is listed (``ls`` shows
+    it), and "no such file" left the share not mounted to guess."""
+    if is_broken_link(Path(path)):
+        error = DevolensError(broken_link_words(Path(path)), path=path)
+        error.twin = None
+        return error
     twin = composed_twin(path)
     error = DevolensError("no such file or folder" + (f"; {composed_twin_hint(twin)}" if twin else ""), path=path)
     error.twin = twin
@@ -256,10 +266,33 @@ def _natural_key(name: str) -> list:
     return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
 
 
+def is_broken_link(path: Path) -> bool:
+    """Whether ``path`` is a link whose target is not there (a file moved or deleted, a share not mounted, a loop
+    of links): a member of a folder all the same, reported as a frame that cannot be read (:func:`_read_image`)."""
+    try:
+        return path.is_symlink() and not path.exists()
+    except OSError:
+        return False
+
+
+def broken_link_words(path: Path) -> str:
+    """What is wrong with a link whose target is not there (:func:`is_broken_link`), naming the target as the link
+    holds it."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    return (f"broken link: its target {target} is not there (moved or deleted, or on a drive or share that is not "
+            "mounted?)")
+
+
 def _read_image(path: Path) -> np.ndarray:
-    """A folder member as a 2-D image (``HxW`` or ``HxWxC``, C <= 4), or a clear error naming it."""
+    """A folder member as a 2-D image (``HxW`` or ``HxWxC``, C <= 4), or a clear error naming it (a broken link:
+    its target, which read_image would call no such file)."""
     from devolens.io.images import check_image_size, read_image
 
+    if is_broken_link(path):
+        raise DevolensError(broken_link_words(path), path=path)
     try:
         arr = np.asarray(read_image(path))
         if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] <= 4)):
@@ -414,12 +447,97 @@ def cut_short(read: int, declared: int) -> str | None:
 def _image_files(folder: Path, labels: bool = False) -> list[Path]:
     """The image files of a folder, in natural order: those read as frames, or (``labels=True``) the label images
     left out of them (``*_labels.tif``: a render's ground truth, a segmentation's results). The masks of images
-    beside them (:func:`paired_masks`: ``x_masks.tif`` beside ``x.tif``) are no frames either."""
-    files = [p for p in folder.iterdir() if _image_name(p.name, labels) and p.is_file()]
+    beside them (:func:`paired_masks`: ``x_masks.tif`` beside ``x.tif``) are no frames either, nor the images
+    devolens wrote there as a run's outputs, as its record beside them says (:func:`recorded_outputs`: population's
+    plot, written into the input folder by ``population movie/ --out movie/pops.csv``, was read back as a frame by
+    the next run, which changed every count of ``--clock``). A link named as an image whose target is not there
+    (:func:`is_broken_link`: a share not mounted) is one of them: its frame cannot be read, and the reading says so
+    (curate flags it unreadable, segment refuses it) rather than the frame going missing without a word."""
+    names = os.listdir(folder)
+    files = [folder / name for name in names if _image_name(name, labels)]
+    files = [p for p in files if p.is_file() or is_broken_link(p)]
     if not labels:  # the masks of images beside them (cellpose's layout, a training folder): no frames
         masks = paired_masks([p.name for p in files])
         files = [p for p in files if p.name not in masks] if masks else files
+        outputs = recorded_outputs(folder, names)
+        files = [p for p in files if p.name not in outputs] if outputs else files
     return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+#: a devolens record's first bytes: its command line comes first (:func:`devolens.provenance.record_text` of the
+#: records of ``population``, ``lineage populations`` and ``demo``), ``devolens`` its first word
+_RECORD_HEAD = re.compile(rb'\A\s*\{\s*"command"\s*:\s*"devolens[ "]')
+#: the images the demo writes beside its record (:data:`devolens.cli.demo.DEMO_OUTPUTS`, its report's figures)
+_DEMO_IMAGES = ("overlay.png", "populations.png")
+
+
+def _record(path: Path) -> dict | None:
+    """The devolens record ``path`` (its first bytes tell one: :data:`_RECORD_HEAD`), parsed; None for any other
+    file (a microscope's metadata, the user's own JSON: only their first 256 bytes are read) or one that cannot
+    be read."""
+    import json
+
+    try:
+        with open(path, "rb") as fh:
+            if not _RECORD_HEAD.match(fh.read(256)):
+                return None
+            fh.seek(0)
+            record = json.loads(fh.read().decode("utf-8"))
+    except (OSError, ValueError):  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _command_words(command) -> list[str]:
+    """A recorded command line's words from its subcommand on (``devolens -q population in`` gives
+    ``["population", "in"]``); ``[]`` for what is no devolens command line. (As
+    :func:`devolens.cli.predict.command_words` tells them, without importing the CLI into this light module; words
+    split at spaces: only the subcommand is looked at.)"""
+    words = command.split() if isinstance(command, str) else []
+    if not words or words[0] != "devolens":
+        return []
+    return next((words[i:] for i in range(1, len(words)) if not words[i].startswith("-")), [])
+
+
+def recorded_outputs(folder: str | Path, names: Sequence[str] | None = None) -> dict[str, str]:
+    """The images devolens wrote into ``folder`` as the outputs of a run, by name, each with the name of the
+    record there that says so: the plot (its ``plot``) of a ``population`` or ``lineage populations`` run whose
+    record (``NAME.json``) is in the folder, and the demo's figures beside its ``demo.json``. ``names``: the
+    folder's members, where listed already. Only such records are read, told first by name (``NAME.json`` beside
+    ``NAME.csv``, ``NAME.png`` or ``NAME_plot.png``, as those commands name their CSV, plot and record; or
+    ``demo.json``), then by their first bytes: listing a folder of 20,000 frames opens no other file. A record
+    moved with its folder names its plot where it was written: an image of the record's own name in the folder
+    the record names its CSV in is this folder's."""
+    folder = Path(folder)
+    try:
+        names = os.listdir(folder) if names is None else names
+    except OSError:
+        return {}
+    lower = {name.lower() for name in names}
+    found: dict[str, str] = {}
+    for name in names:
+        stem, suffix = os.path.splitext(name)
+        if suffix.lower() != ".json" or name.startswith("."):
+            continue
+        demo = name == "demo.json"
+        if not demo and not lower & {f"{stem}.csv".lower(), f"{stem}.png".lower(), f"{stem}_plot.png".lower()}:
+            continue
+        record = _record(folder / name)
+        if record is None:
+            continue
+        if demo and _command_words(record.get("command"))[:1] == ["demo"]:
+            found.update((image, name) for image in _DEMO_IMAGES if image in names)
+        plot, output = record.get("plot"), record.get("output")
+        if not isinstance(plot, str) or not plot:
+            continue
+        where = Path(plot).parent
+        try:  # written beside its CSV (the record's folder, moved or not), or into this folder by a path to it
+            here = (isinstance(output, str) and Path(output).parent == where) or where.resolve() == folder.resolve()
+        except (OSError, RuntimeError):
+            here = False
+        if here and Path(plot).name in names:
+            found[Path(plot).name] = name
+    return found
 
 
 def _image_name(name: str, labels: bool = False) -> bool:
@@ -506,10 +624,13 @@ def _overlay_words(path: Path) -> str | None:
 
 
 def _image_names(folder: Path) -> list[str]:
-    """The names of a folder's members that :func:`_image_files` would read as frames, told by name alone."""
-    names = [name for name in os.listdir(folder) if _image_name(name)]
+    """The names of a folder's members that :func:`_image_files` would read as frames, told by name alone (and by
+    the devolens records there, which name the images a run wrote: :func:`recorded_outputs`)."""
+    members = os.listdir(folder)
+    names = [name for name in members if _image_name(name)]
     masks = paired_masks(names)
-    return [name for name in names if name not in masks] if masks else names
+    outputs = recorded_outputs(folder, members)
+    return [name for name in names if name not in masks and name not in outputs]
 
 
 def overlays_note(path: str | Path) -> str | None:
@@ -536,8 +657,9 @@ def folder_files(path: Path) -> list[Path]:
 def folder_left_out(path: str | Path) -> dict[str, list[Path]]:
     """The files of a folder that hold images but are not read as its frames, by kind: ``"video"``
     (:data:`VIDEO_SUFFIXES`: one timelapse each, given on its own), ``"heic"`` (:data:`HEIC_SUFFIXES`, an iPhone's
-    photos), ``"vendor"`` (:data:`VENDOR_SUFFIXES`) and ``"mask"`` (the masks of images beside them,
-    :func:`paired_masks`: ``x_masks.tif`` beside ``x.tif``, a training folder given to segment); only kinds with files,
+    photos), ``"vendor"`` (:data:`VENDOR_SUFFIXES`), ``"mask"`` (the masks of images beside them,
+    :func:`paired_masks`: ``x_masks.tif`` beside ``x.tif``, a training folder given to segment) and ``"output"``
+    (the images an earlier devolens run wrote there, :func:`recorded_outputs`); only kinds with files,
     in natural order; ``{}`` for anything but a folder. Looked for where the frames are read (a render output's
     ``frames/``, whose ``video.mp4`` beside it shows the same frames, is not left out), or in the folder itself when it
     has no frames. A folder straight off a phone (``IMG_0001.MOV`` beside ``IMG_0002.JPG``) would otherwise lose its
@@ -561,7 +683,10 @@ def folder_left_out(path: str | Path) -> dict[str, list[Path]]:
     masks = paired_masks([p.name for p in members if _image_name(p.name)])
     if masks:
         found["mask"] = [p for p in members if p.name in masks]
-    return {k: found[k] for k in (*kinds, "mask") if k in found}
+    outputs = recorded_outputs(where)
+    if outputs:
+        found["output"] = [p for p in members if p.name in outputs and _image_name(p.name)]
+    return {k: found[k] for k in (*kinds, "mask", "output") if found.get(k)}
 
 
 def _left_out_words(found: dict[str, list[Path]], shown: int = 3) -> list[str]:
@@ -569,6 +694,9 @@ def _left_out_words(found: dict[str, list[Path]], shown: int = 3) -> list[str]:
     words = []
     for kind, files in found.items():
         noun, advice = _LEFT_OUT_ADVICE[kind]
+        if kind == "output":  # which records say so
+            outputs = recorded_outputs(files[0].parent)
+            advice = advice.format(records=", ".join(sorted({outputs.get(p.name, "?") for p in files})))
         names = ", ".join(p.name for p in files[:shown]) + (
             f" and {len(files) - shown} more" if len(files) > shown else "")
         words.append(f"{len(files)} {noun}{'s' if len(files) != 1 else ''} ({names}): {advice}")
