@@ -54,3 +54,14 @@ def test_segment_livedead_refuses_an_out_that_is_a_models_folder(tmp_path, capsy
     err = capsys.readouterr().err
     assert "--out is a training run's folder" in err and "Traceback" not in err
     assert sorted(p.name for p in out.iterdir()) == ["best.json", "best.safetensors", "run.json"]
+
+
+def test_a_shipped_name_with_a_model_folder_of_that_name_here_is_noted(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "nuclei"
+    mine.mkdir()
+    for name in ("weights.safetensors", "card.json"):
+        (mine / name).write_text("{}")
+    assert main(["segment", "nuclei", str(_image(tmp_path)), "--out", "o", "--model", "nuclei", "--diameter", "20"]) == 0
+    err = capsys.readouterr().err
+    assert "--model nuclei is the shipped nuclei model; the folder nuclei/ here" in err and "--model ./nuclei" in err

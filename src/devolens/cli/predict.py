@@ -458,6 +458,15 @@ def _display_uint8(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return (np.clip((f - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
 
 
+def _model_folder_named(name: str) -> bool:
+    """Whether the working folder holds a model's own folder named ``name`` (an export, a run, a tune study:
+    :func:`devolens.cli._common.model_folder`), e.g. what ``devolens models export RUN --to nuclei`` made."""
+    from devolens.cli._common import model_folder
+
+    folder = Path(name)
+    return folder.is_dir() and model_folder(folder) is not None
+
+
 def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend: str, **options):
     from devolens.models import zoo
 
@@ -469,6 +478,11 @@ def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend:
         if options.get(key) is None:
             options.pop(key, None)
     card = zoo.card(model, kind)  # a training run's folder: segments what the command says
+    if zoo.model_folder(model) is None and _model_folder_named(model):  # a shipped name wins over a folder of it
+        from devolens.cli._common import note
+
+        note(f"--model {model} is the shipped {model} model; the folder {model}/ here, a model of your own, is "
+             f"--model ./{model}")
     if card.get("task") != kind:
         hint = ""
         if kind == "population":  # `devolens train` makes segmentation models only
