@@ -184,3 +184,14 @@ def test_a_resumed_runs_card_records_the_epochs_trained(tmp_path):
     assert "The run trained 4 epochs" in card_md(card)
     same = _run(tmp_path, "same", name="my_nuclei", record=_record(data, epochs_done=2))
     assert card_from_run(same)["trained"]["epochs"] == 2 and "epochs_note" not in card_from_run(same)["trained"]
+
+
+def test_evaluate_judges_a_runs_kind_as_export_does(tmp_path):
+    import json
+
+    from devolens.train.evaluate import _run_kind
+
+    recipe = {"name": "cells_lab", "model": {"init": "zoo:membrane"}, "augment": {"preset": "nuclei"}}
+    (tmp_path / "best.json").write_text(json.dumps({"recipe": recipe}))
+    # (a recipe that sets no preset is stored with 'nuclei': the fine-tune from the membrane model is a membrane run)
+    assert _run_kind(tmp_path, recipe) == "membrane"

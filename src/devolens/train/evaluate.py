@@ -34,12 +34,13 @@ def _weights_card(weights: str | Path | None) -> tuple[str, dict] | None:
 
 
 def _run_kind(run: Path, recipe: dict) -> str | None:
-    """What a segmentation run segments (``nuclei``, ``membrane``, ``livedead``): its recipe's name
-    (:func:`devolens.models.export.named_kind`), else its augmentation preset, else the task of the zoo model it
-    was fine-tuned from (``model.init: zoo:NAME``); None when nothing says."""
-    from devolens.models.export import named_kind
+    """What a segmentation run segments (``nuclei``, ``membrane``, ``livedead``): as ``models export`` and ``--model
+    RUN`` judge it (:func:`devolens.models.export.judged_kind`: its ``model.init``, ``augment.preset: membrane``, its
+    data's render kind, then its recipe's name), else its augmentation preset, else the task of the zoo model it was
+    fine-tuned from (``model.init: zoo:NAME``); None when nothing says."""
+    from devolens.models.export import judged_kind
 
-    kind = named_kind(run)
+    kind = judged_kind(run)[0]
     if kind:
         return kind
     preset = (recipe.get("augment") or {}).get("preset")
