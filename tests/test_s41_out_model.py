@@ -65,3 +65,20 @@ def test_a_shipped_name_with_a_model_folder_of_that_name_here_is_noted(tmp_path,
     assert main(["segment", "nuclei", str(_image(tmp_path)), "--out", "o", "--model", "nuclei", "--diameter", "20"]) == 0
     err = capsys.readouterr().err
     assert "--model nuclei is the shipped nuclei model; the folder nuclei/ here" in err and "--model ./nuclei" in err
+
+
+def test_segment_refuses_a_read_only_output_before_any_work(tmp_path, capsys, monkeypatch):
+    import devolens.cli.predict as predict
+
+    image = _image(tmp_path)
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(image), "--out", str(out), "--diameter", "20"]) == 0
+    (out / "counts.csv").chmod(0o444)
+    loaded = []
+    real = predict._load_predictor
+    monkeypatch.setattr(predict, "_load_predictor", lambda *a, **k: loaded.append(1) or real(*a, **k))
+    try:
+        assert main(["segment", "nuclei", str(image), "--out", str(out), "--diameter", "20"]) == 2
+    finally:
+        (out / "counts.csv").chmod(0o644)
+    assert "read-only" in capsys.readouterr().err and not loaded  # (refused before the model was loaded)

@@ -982,6 +982,11 @@ def _check_segment_out(out: Path, input_path: Path, kind: Optional[str] = None) 
     if holds:
         raise DevolensError(f"--out is {holds}: segment's outputs would be mixed with the model's files (and shared "
                             "with it); choose another --out", path=out)
+    from devolens.io.atomic import output_file
+
+    for name in (*SEGMENT_OUTPUTS, SEGMENT_RECORD):  # a read-only one is refused now, not after all the work
+        if (out / name).is_file():
+            output_file(out / name)
     try:
         source = input_path.resolve()
     except OSError:
