@@ -77,8 +77,8 @@ def test_restore_name_reads_an_escaped_name_back():
     assert restore_name("a\\u00e9 \\udc41") == "a\\u00e9 \\udc41"  # not a byte's escape (U+DC80 to U+DCFF only)
 
 
-@needs_byte_names
-def test_curate_and_segment_take_a_folder_of_latin1_names(tmp_path, capsys, tiny_zoo):
+def _latin1_folder(tmp_path):
+    """A folder of two frames whose names hold a Latin-1 byte (skipped where the file system refuses such names)."""
     from _cli_helpers import blob_frame
     from devolens.io.images import write_png
 
@@ -88,6 +88,12 @@ def test_curate_and_segment_take_a_folder_of_latin1_names(tmp_path, capsys, tiny
     src.mkdir()
     for i in (1, 2):
         write_png(blob_frame(seed=i), src / f"{LATIN1}_t{i:03d}.png")
+    return src
+
+
+@needs_byte_names
+def test_curate_and_segment_take_a_folder_of_latin1_names(tmp_path, capsys, tiny_zoo):
+    src = _latin1_folder(tmp_path)
     code, _, err = _cli(["curate", "frames", str(src), "--out", str(tmp_path / "c.csv")], capsys)
     assert code == 0, err
     assert f"{ESCAPED}_t001.png" in (tmp_path / "c.csv").read_text(encoding="utf-8")
@@ -99,15 +105,7 @@ def test_curate_and_segment_take_a_folder_of_latin1_names(tmp_path, capsys, tiny
 
 @needs_byte_names
 def test_a_report_of_latin1_names_is_taken_back_by_skip_flagged(tmp_path, capsys, tiny_zoo):
-    from _cli_helpers import blob_frame
-    from devolens.io.images import write_png
-
-    if not _can_name(tmp_path):
-        pytest.skip("this file system refuses names that are not UTF-8")
-    src = tmp_path / "l1"
-    src.mkdir()
-    for i in (1, 2):
-        write_png(blob_frame(seed=i), src / f"{LATIN1}_t{i:03d}.png")
+    src = _latin1_folder(tmp_path)
     assert _cli(["curate", "frames", str(src), "--out", str(tmp_path / "c.csv")], capsys)[0] == 0
     code, _, err = _cli(["segment", "nuclei", str(src), "--out", str(tmp_path / "seg"),
                             "--skip-flagged", str(tmp_path / "c.csv")], capsys)
