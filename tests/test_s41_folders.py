@@ -171,3 +171,10 @@ def test_a_folder_of_broken_links_or_one_given_says_so(tmp_path, capsys):
     assert main(["curate", "frames", str(dl / "a1.png"), "--out", str(tmp_path / "r.csv")]) == 2
     err = _err(capsys)
     assert f"broken link: its target {tmp_path / 'unmounted' / 'a1.png'}" in err and "no such file" not in err
+
+
+def test_the_demos_figures_known_to_the_listing_are_the_demos_own():
+    from devolens.cli.demo import DEMO_OUTPUTS
+    from devolens.io.frames import _DEMO_IMAGES
+
+    assert set(_DEMO_IMAGES) == {name for name in DEMO_OUTPUTS if name.endswith(".png")}
