@@ -82,3 +82,18 @@ def test_segment_refuses_a_read_only_output_before_any_work(tmp_path, capsys, mo
     finally:
         (out / "counts.csv").chmod(0o644)
     assert "read-only" in capsys.readouterr().err and not loaded  # (refused before the model was loaded)
+
+
+def test_the_note_on_a_shadowing_folder_is_for_a_typed_model_only_and_recorded(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "nuclei"
+    mine.mkdir()
+    for name in ("weights.safetensors", "card.json"):
+        (mine / name).write_text("{}")
+    assert main(["segment", "nuclei", str(_image(tmp_path)), "--out", "o", "--diameter", "20"]) == 0
+    assert "shipped nuclei model" not in capsys.readouterr().err  # (--model not typed: the default says nothing)
+    assert main(["segment", "nuclei", str(_image(tmp_path)), "--out", "o2", "--model=nuclei", "--diameter", "20"]) == 0
+    assert "shipped nuclei model" in capsys.readouterr().err
+    assert any("shipped nuclei model" in n for n in json.loads((tmp_path / "o2" / "segment.json").read_text())["notes"])

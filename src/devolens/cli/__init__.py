@@ -252,6 +252,9 @@ def _run(args: list[str]) -> int:
             # click's parsing and invocation without typer's standalone wrapper, which prints usage errors in a
             # box over several lines and turns Ctrl-C into a bare exit 130
             command = typer.main.get_command(app)
+            from devolens.cli import _common
+
+            _common.COMMAND_ARGS[:] = args  # (what a command asks of its options as typed: option_given)
             empty = _empty_path(command, args)
             if empty is not None:
                 print(f"error: {empty}", file=sys.stderr)

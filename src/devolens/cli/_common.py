@@ -317,6 +317,18 @@ def check_writable(path: Path) -> None:
     os.unlink(tmp)
 
 
+#: the words of the command line this process runs (set by :func:`devolens.cli._run`; empty in a library call): tells
+#: an option typed from one left at its default (:func:`option_given`)
+COMMAND_ARGS: list[str] = []
+
+
+def option_given(*names: str) -> bool:
+    """Whether the command line (:data:`COMMAND_ARGS`, before a ``--``) gives one of the options ``names``
+    (``--model``, also as ``--model=X``)."""
+    words = COMMAND_ARGS[:COMMAND_ARGS.index("--")] if "--" in COMMAND_ARGS else COMMAND_ARGS
+    return any(w in names or w.split("=", 1)[0] in names for w in words)
+
+
 def model_folder(folder: Path) -> str | None:
     """What model ``folder`` holds, in words, when it is one's own folder: a training run's (``best.safetensors`` or
     ``checkpoint.safetensors`` beside ``run.json``), a tune study's (``trials/`` beside ``trials.csv`` or

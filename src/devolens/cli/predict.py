@@ -458,13 +458,19 @@ def _display_uint8(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return (np.clip((f - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
 
 
-def _model_folder_named(name: str) -> bool:
-    """Whether the working folder holds a model's own folder named ``name`` (an export, a run, a tune study:
-    :func:`devolens.cli._common.model_folder`), e.g. what ``devolens models export RUN --to nuclei`` made."""
-    from devolens.cli._common import model_folder
+def _shadowed_model_note(model: str) -> str | None:
+    """The note for a ``--model NAME`` typed (not the default) that names a shipped model while the working folder
+    holds a model's own folder of that name (an export, a run, a tune study: what ``devolens models export RUN --to
+    nuclei`` makes): the shipped model wins, and the folder is ``--model ./NAME``; None otherwise."""
+    from devolens.cli._common import model_folder, option_given
+    from devolens.models import zoo
 
-    folder = Path(name)
-    return folder.is_dir() and model_folder(folder) is not None
+    folder = Path(model)
+    if not option_given("--model") or zoo.model_folder(model) is not None or not folder.is_dir() \
+            or model_folder(folder) is None:
+        return None
+    return f"note: --model {model} is the shipped {model} model; the folder {model}/ here, a model of your own, is " \
+           f"--model ./{model}"
 
 
 def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend: str, **options):
@@ -478,11 +484,6 @@ def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend:
         if options.get(key) is None:
             options.pop(key, None)
     card = zoo.card(model, kind)  # a training run's folder: segments what the command says
-    if zoo.model_folder(model) is None and _model_folder_named(model):  # a shipped name wins over a folder of it
-        from devolens.cli._common import note
-
-        note(f"--model {model} is the shipped {model} model; the folder {model}/ here, a model of your own, is "
-             f"--model ./{model}")
     if card.get("task") != kind:
         hint = ""
         if kind == "population":  # `devolens train` makes segmentation models only
@@ -1231,6 +1232,8 @@ def run_segmentation(
     try:
         # --pixel-size without a µm diameter: over a TIFF's own calibration, or coarse (once the input is known)
         pixel_notes = _carried_notes(pixel_size, microns, calibrations, report, skip)
+        shadowed = _shadowed_model_note(model)  # (said and recorded with the run's notes)
+        pixel_notes = pixel_notes + [shadowed] if shadowed else pixel_notes
         # a stack's planes as frames: frame t x Z + z, whose t and z the tables give (one file's stack only)
         planes = reading["z_planes"] if reading and reading["z"] == "slices" and stack_file == input_path else 1
         _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
@@ -2270,6 +2273,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     try:
         predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
                                     diameter=diameter, channel=_color(color), device=device)
+        shadowed = _shadowed_model_note(model)
+        if shadowed:
+            print_note(shadowed[len("note: "):])
         apply_threads(threads)
         from devolens.predict.population import PopulationPredictor
 
