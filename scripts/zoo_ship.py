@@ -207,10 +207,11 @@ CARDS = {
                    "embryos: the size model has a head for crowded fields (twenty-fifth session; renders of 2-9 "
                    "embryos side by side: held-out median error x1.14 instead of x2.12), but real crowded "
                    "fields are still misread (benchmarks/eval_crowded_fields.py): the three reference frames "
-                   "shrunk 0.5x, four to a 752x512 field, read as 0.72x / 0.62x / 1.10x (truth 0.5x; 302 and "
-                   "279 nuclei where `--diameter 17.8` finds 497 and 630), tiled 2x2 at 1x as 1.15x-2.32x (237 "
-                   "and 22 nuclei, four times the frame alone being 424 and 476); give `--diameter PX` for such "
-                   "fields."),
+                   "shrunk 0.5x, four to a 752x512 field, read as 0.72x / 0.55x / 1.02x (truth 0.5x; 420 and "
+                   "279 nuclei where `--diameter 17.8` finds 497 and 630), tiled 2x2 at 1x as 1.17x-2.05x (274 "
+                   "and 100 nuclei, four times the frame alone being 424 and 552; measured again in the "
+                   "forty-first session: these figures date from the fortieth session's eight-view estimate of "
+                   "one image); give `--diameter PX` for such fields."),
     },
     "membrane": {
         "task": "membrane",
