@@ -190,14 +190,15 @@ def test_a_stack_report_records_how_the_stack_was_read(tiny_zoo, tmp_path, capsy
                  "--no-overlay"]) == 2
     err = _err(capsys)
     assert "made with `--stack-z project`, this run reads the input with `--stack-z slices`" in err
-    assert "`devolens curate frames INPUT --stack-z slices --out report.csv`" in err and not out.exists()
+    assert f"`devolens curate frames {stack} --stack-z slices --out {tmp_path / 'tz_curation.csv'}`" in err
+    assert not out.exists()
     # an older report (no input columns): the frame count differs, the advice names --stack-z all the same
     old = load_report(projected).drop(columns=["input", "input_frames", "input_options"])
     assert "covers 3 frames, the input has 6" in report_mismatch(old, None, 6, options="--stack-z slices")
     old.to_csv(tmp_path / "old.csv", index=False)
     assert main(["segment", "membrane", str(stack), "--out", str(out), "--skip-flagged", str(tmp_path / "old.csv"),
                  "--no-overlay"]) == 2
-    assert "curate frames INPUT --stack-z slices --out" in _err(capsys)
+    assert f"curate frames {stack} --stack-z slices --out" in _err(capsys)
     # the advice followed: accepted
     assert main(["segment", "membrane", str(stack), "--out", str(out), "--skip-flagged", str(sliced),
                  "--no-overlay"]) == 0

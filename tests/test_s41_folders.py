@@ -178,3 +178,23 @@ def test_the_demos_figures_known_to_the_listing_are_the_demos_own():
     from devolens.io.frames import _DEMO_IMAGES
 
     assert set(_DEMO_IMAGES) == {name for name in DEMO_OUTPUTS if name.endswith(".png")}
+
+
+def test_the_curate_advice_for_another_inputs_report_names_this_input_and_a_new_report(tmp_path, capsys, tiny_zoo):
+    from devolens.cli import main
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, seed in ((a, 1), (b, 2)):
+        folder.mkdir()
+        for i in range(3):
+            from _cli_helpers import blob_frame
+            from devolens.io.images import write_png
+
+            write_png(blob_frame(seed=seed * 10 + i), folder / f"t{i:03d}.png")
+    report = tmp_path / "report.csv"
+    assert main(["curate", "frames", str(a), "--out", str(report)]) == 0
+    capsys.readouterr()
+    assert main(["segment", "nuclei", str(b), "--out", str(tmp_path / "o"), "--skip-flagged", str(report)]) == 2
+    err = capsys.readouterr().err
+    # the input named (not INPUT), and a report of its own (not the name of the other input's, still valid, report)
+    assert f"`devolens curate frames {b} --out {tmp_path / 'b_curation.csv'}`" in err, err

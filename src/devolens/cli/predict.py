@@ -385,8 +385,15 @@ def _check_report(report: Optional[Path], given, source: "_Source", *, stack_z: 
     from devolens.curate.frames import older_report_note, reading_options, report_coverage, report_mismatch
 
     options = reading_options(source.path, stack_z=stack_z, channel=channel, pages=pages)
-    advice = (f"curate it with `devolens curate frames INPUT{' ' + options if options else ''} --out report.csv` "
-              "(or give --skip-flagged auto)")
+    # (the input as given, quoted for a shell; the report named apart from the one given: that one is another input's)
+    import shlex
+
+    stem = Path(source.path).stem or "input"
+    mine = Path(report).with_name(f"{stem}_curation.csv") if report is not None else Path(f"{stem}_curation.csv")
+    if report is not None and mine.name == Path(report).name:
+        mine = mine.with_name(f"{stem}_curation_new.csv")
+    advice = (f"curate it with `devolens curate frames {shlex.quote(str(source.path))}"
+              f"{' ' + options if options else ''} --out {shlex.quote(str(mine))}` (or give --skip-flagged auto)")
     why = report_mismatch(given, None if source.is_video else source.names, source.total, options=options,
                           path=source.path)
     if why:
