@@ -142,6 +142,16 @@ def train_cmd(
         stdout.print(said["export"])
 
 
+def _tied_start(res) -> bool:
+    """Whether a fine-tuning run's best epoch scored as its starting weights did (within the trainer's
+    ``START_TOLERANCE``): not a loss, so no ``start_note``, but not the gain its first line asked for. A start that
+    scored nothing (F1 0 before and after) is no such tie."""
+    from devolens.train.trainer import START_TOLERANCE
+
+    start, best = getattr(res, "start_value", None), res.best_value
+    return start is not None and best is not None and bool(start) and abs(float(best) - float(start)) <= START_TOLERANCE
+
+
 def _summary(res, plots_line: Optional[str]) -> None:
     """The lines that end a training: the plots, the last epoch's losses, the best epoch and how to use the run,
     the note on starting weights no epoch beat, the pruned samples; for a run found complete, the line saying so.
@@ -167,6 +177,11 @@ def _summary(res, plots_line: Optional[str]) -> None:
         _how_to_use(res.run_dir)
     if res.start_note:  # fine-tuning that did not beat its starting weights
         console.print(f"note: {res.start_note}")
+    elif _tied_start(res):  # (a tie is no loss, but "an epoch must beat it" was said before the first epoch)
+        console.print(f"note: the best epoch only tied the starting weights ({res.monitor} {res.start_value:.4f} "
+                      "before the first epoch and at its best): no epoch scored better on this validation set, so "
+                      "the run's weights are no better there than those it started from; with a small validation "
+                      "set scores are coarse: give more validation images, more epochs or a lower optimizer.lr")
     if res.pruned is not None:
         stdout.print(f"pruned {len(res.pruned)} samples -> {res.run_dir / 'pruned.csv'}")
 
