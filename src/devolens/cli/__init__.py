@@ -178,7 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.unraisablehook = _quiet_unraisable(hook)
         lost = False
         try:
-            code = _run(args)
+            try:
+                code = _run(args)
+            finally:  # (the command line's words are this run's only: option_given, typed_value)
+                from devolens.cli import _common
+
+                _common.COMMAND_ARGS.clear()
         except KeyboardInterrupt as exc:  # Ctrl-C, or a signal's Terminated
             code = _report_stop(exc)
         except Exception:

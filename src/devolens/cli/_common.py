@@ -322,6 +322,21 @@ def check_writable(path: Path) -> None:
 COMMAND_ARGS: list[str] = []
 
 
+def typed_value(*names: str) -> str | None:
+    """The value the command line (:data:`COMMAND_ARGS`) gives the option ``names`` (``--out X``, ``--out=X``, ``-oX``)
+    as typed, the last one given; None where it gives none."""
+    words = COMMAND_ARGS[:COMMAND_ARGS.index("--")] if "--" in COMMAND_ARGS else COMMAND_ARGS
+    value = None
+    for i, w in enumerate(words):
+        if w in names and i + 1 < len(words):
+            value = words[i + 1]
+        elif "=" in w and w.split("=", 1)[0] in names:
+            value = w.split("=", 1)[1]
+        elif any(len(n) == 2 and w.startswith(n) and len(w) > 2 for n in names):
+            value = w[2:]
+    return value
+
+
 def option_given(*names: str) -> bool:
     """Whether the command line (:data:`COMMAND_ARGS`, before a ``--``) gives one of the options ``names``
     (``--model``, also as ``--model=X``)."""
@@ -345,6 +360,17 @@ def model_folder(folder: Path) -> str | None:
     return None
 
 
+def check_not_folder_typed(path: Path) -> None:
+    """Refuse an output file whose ``--out`` was typed as a folder's name, ending in a slash (``--out nd/``: a Path
+    drops the slash, and a file named ``nd`` was written)."""
+    from devolens.errors import DevolensError
+
+    typed = typed_value("--out", "-o")
+    if typed and typed.endswith(("/", os.sep)) and Path(typed) == Path(path):
+        raise DevolensError(f"--out {typed} ends in a slash, as a folder's name, and this command writes a file: give "
+                            f"the file's name (a new folder is made for it: {typed}NAME.csv)", path=path)
+
+
 def check_out(path: Path, source: Path) -> None:
     """Refuse an output file that would overwrite the input ``source`` or is a folder, before any work
     (``devolens identify t.csv --out t.csv`` would replace the user's table). The files read with it are inputs
@@ -352,6 +378,7 @@ def check_out(path: Path, source: Path) -> None:
     table's ``.meta.json``."""
     from devolens.errors import DevolensError
 
+    check_not_folder_typed(path)
     if not path.exists():
         return
     if path.is_dir():

@@ -44,12 +44,13 @@ def embryo(
     ),
 ) -> None:
     """Grow a digital embryo (Sulston lineage, fitted cell cycles, positions in the eggshell)."""
-    from devolens.cli._common import count_of, note, summary
+    from devolens.cli._common import check_not_folder_typed, count_of, note, summary
     from devolens.errors import DevolensError
     from devolens.lineage.simulate import read_params_file, simulate_embryo
 
     if start is not None and start not in STARTS:
         raise typer.BadParameter("must be 'P0' or '4cell'", param_hint="--start")
+    check_not_folder_typed(out)
     if out.exists() and out.is_dir():
         raise DevolensError("is a folder; give a CSV file name", path=out)
     if params is not None:  # the table (or its .meta.json beside it) must not replace the parameters it came from
