@@ -139,6 +139,16 @@ def signals_held() -> Iterator[None]:
         if callable(handler):
             _held_handlers[signum] = handler
             signal.signal(signum, _hold_signal)
+    # blocked too: a process forked in the section (a pool's workers) starts with them blocked, and a stop sent to it
+    # before its at-fork hooks have set its own handlers waits for them (Python drops a signal that reaches a child
+    # between fork() and its hooks: a render pool's worker sent SIGTERM by Pool.terminate() then waited on its queue
+    # for ever, and the pool's join with it); the hooks unblock them (:func:`_unblock_in_child`)
+    block = getattr(signal, "pthread_sigmask", None)
+    held = block is not None and bool(_held_handlers)
+    if held:
+        _register_unblock()
+        _held_mask.update(_held_handlers)
+        outer = block(signal.SIG_BLOCK, list(_held_handlers))
     try:
         yield
     finally:
@@ -146,8 +156,9 @@ def signals_held() -> Iterator[None]:
         _held_handlers.clear()
         # blocked while they are put back: a signal between two of them ran the first's handler, whose exception
         # left the others holding (every later stop noted and never acted on)
-        block = getattr(signal, "pthread_sigmask", None)
         mask = block(signal.SIG_BLOCK, handlers) if block is not None else None
+        if held:
+            mask = outer  # (a stop pending now reaches its own handler when unblocked below)
         try:
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
@@ -164,6 +175,29 @@ def _release_held_in_child() -> None:
         signal.signal(signum, handler)
     _held_handlers.clear()
     _held_back.clear()
+
+
+#: the stop signals :func:`signals_held` has blocked, which a forked process unblocks: one forked in the section, or
+#: by a thread started in it (a pool's worker handler, which inherits the section's mask and starts the workers that
+#: replace those that end)
+_held_mask: set[int] = set()
+_unblock_registered: list[bool] = []
+
+
+def _unblock_in_child() -> None:
+    """In a process forked inside :func:`signals_held`: unblock the stop signals it blocked, after every other at-fork
+    hook has set this process's handlers (registered at the first hold, after the command's own hook): a stop sent to
+    it meanwhile is handled by those."""
+    if _held_mask:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, sorted(_held_mask))
+
+
+def _register_unblock() -> None:
+    """Register :func:`_unblock_in_child` once, at the first hold: after the hooks of the modules imported by then
+    (:mod:`devolens.cli`'s sets a pool worker's handlers), so that it runs after them in a child."""
+    if not _unblock_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_unblock_in_child)
+        _unblock_registered.append(True)
 
 
 if hasattr(os, "register_at_fork"):  # before the command's own hook (devolens.cli imports this module first)
