@@ -56,17 +56,6 @@ def test_segment_livedead_refuses_an_out_that_is_a_models_folder(tmp_path, capsy
     assert sorted(p.name for p in out.iterdir()) == ["best.json", "best.safetensors", "run.json"]
 
 
-def test_a_shipped_name_with_a_model_folder_of_that_name_here_is_noted(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    mine = tmp_path / "nuclei"
-    mine.mkdir()
-    for name in ("weights.safetensors", "card.json"):
-        (mine / name).write_text("{}")
-    assert main(["segment", "nuclei", str(_image(tmp_path)), "--out", "o", "--model", "nuclei", "--diameter", "20"]) == 0
-    err = capsys.readouterr().err
-    assert "--model nuclei is the shipped nuclei model; the folder nuclei/ here" in err and "--model ./nuclei" in err
-
-
 def test_segment_refuses_a_read_only_output_before_any_work(tmp_path, capsys, monkeypatch):
     import devolens.cli.predict as predict
 
@@ -92,8 +81,11 @@ def test_the_note_on_a_shadowing_folder_is_for_a_typed_model_only_and_recorded(t
     mine.mkdir()
     for name in ("weights.safetensors", "card.json"):
         (mine / name).write_text("{}")
-    assert main(["segment", "nuclei", str(_image(tmp_path)), "--out", "o", "--diameter", "20"]) == 0
+    assert main(["segment", "nuclei", str(_image(tmp_path)), "--out", "plain", "--diameter", "20"]) == 0
     assert "shipped nuclei model" not in capsys.readouterr().err  # (--model not typed: the default says nothing)
-    assert main(["segment", "nuclei", str(_image(tmp_path)), "--out", "o2", "--model=nuclei", "--diameter", "20"]) == 0
-    assert "shipped nuclei model" in capsys.readouterr().err
-    assert any("shipped nuclei model" in n for n in json.loads((tmp_path / "o2" / "segment.json").read_text())["notes"])
+    for i, model in enumerate((["--model", "nuclei"], ["--model=nuclei"])):
+        assert main(["segment", "nuclei", str(_image(tmp_path)), "--out", f"o{i}", *model, "--diameter", "20"]) == 0
+        err = capsys.readouterr().err
+        assert "--model nuclei is the shipped nuclei model; the folder nuclei/ here" in err and "--model ./nuclei" in err
+        notes = json.loads((tmp_path / f"o{i}" / "segment.json").read_text())["notes"]
+        assert any("shipped nuclei model" in n for n in notes)
