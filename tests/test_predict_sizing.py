@@ -410,17 +410,18 @@ def _said(capsys) -> str:
     return " ".join((cap.out + cap.err).split())
 
 
-def _add_size_model(root, m: float, keep=(0.5, 1.5)) -> None:
-    """Give the tiny zoo's nuclei model a reference diameter and a constant size model (magnification m)."""
+def _add_size_model(root, m: float, keep=(0.5, 1.5), kind: str = "nuclei") -> None:
+    """Give the tiny zoo's ``kind`` model (nuclei, membrane) a reference diameter (20 px) and a constant size model
+    (magnification m)."""
     from devolens.models import zoo
 
-    folder = root / "nuclei"
+    folder = root / kind
     card = json.loads((folder / "card.json").read_text())
     card["input"]["diameter"] = {"reference": 20.0,
                                  "auto": {"file": "size_model.safetensors", "keep": list(keep), "m0": 0.8}}
     (folder / "card.json").write_text(json.dumps(card))
     zoo.card.cache_clear()
-    pred = zoo.load("nuclei", diameter=None)
+    pred = zoo.load(kind, diameter=None)
     _constant_model(pred, m).save(folder / "size_model.safetensors")
 
 

@@ -17,7 +17,7 @@ import pytest
 from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
 from devolens.predict.notes import CELLS_APART, DIAMETER_APART, DiameterCheck, diameter_note
-from test_predict_sizing import _constant_model, _tiny
+from test_predict_sizing import _add_size_model, _constant_model, _tiny
 
 
 def _said(capsys) -> str:
@@ -90,15 +90,7 @@ def test_cells_note_names_the_cells_diameter():
 
 def _add_membrane_size_model(root, m: float, keep=(0.4, 1.5)) -> None:
     """Give the tiny zoo's membrane model a reference diameter (20 px) and a constant size model (magnification m)."""
-    from devolens.models import zoo
-
-    folder = root / "membrane"
-    card = json.loads((folder / "card.json").read_text())
-    card["input"]["diameter"] = {"reference": 20.0,
-                                 "auto": {"file": "size_model.safetensors", "keep": list(keep), "m0": 0.8}}
-    (folder / "card.json").write_text(json.dumps(card))
-    zoo.card.cache_clear()
-    _constant_model(zoo.load("membrane", diameter=None), m).save(folder / "size_model.safetensors")
+    _add_size_model(root, m, keep, kind="membrane")
 
 
 def test_segment_membrane_notes_a_diameter_far_from_the_cells(tiny_zoo, tmp_path, capsys):  # noqa: F811
