@@ -63,6 +63,25 @@ def command_line(default: str) -> str:
     return shlex.join(["devolens", *argv[1:]])
 
 
+def command_words(command) -> list[str]:
+    """The words of a recorded command line (a record's ``command``, :func:`command_line`) from
+    its subcommand on: ``devolens -q population in --out p.csv`` gives ``["population", "in", "--out", "p.csv"]``.
+    The record keeps the line as typed, with the program's own options (``-q``, ``--quiet``: none takes a value)
+    before the subcommand, so a test of its first words took ``devolens -q population`` for no population run.
+    Empty for what is no devolens command line."""
+    import shlex
+
+    if not isinstance(command, str):
+        return []
+    try:
+        words = shlex.split(command)
+    except ValueError:  # (an edited record: its words as spaces part them)
+        words = command.split()
+    if not words or words[0] != "devolens":
+        return []
+    return next((words[i:] for i in range(1, len(words)) if not words[i].startswith("-")), [])
+
+
 def record_header(command: str, input_path: str | Path, model: str, output: str | Path | None = None) -> dict:
     """The first entries of the JSON records of the inference commands (``segment.json``, ``livedead.json``,
     population's and identify's JSON), in this order: ``command`` (:func:`command_line` of the command's name, e.g.

@@ -279,7 +279,7 @@ def is_demo(folder: str | Path) -> bool:
     """Whether ``folder`` holds a demo's outputs: its record (:data:`DEMO_RECORD`, a ``devolens demo`` command, the
     program's options before ``demo`` too: ``devolens -q demo``), or a ``report.md`` of the demo's (an earlier
     devolens's demo, which wrote no record)."""
-    from devolens.cli.predict import command_words
+    from devolens.provenance import command_words
 
     folder = Path(folder)
     try:

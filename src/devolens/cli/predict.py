@@ -27,6 +27,7 @@ from devolens.cli._common import note as print_note
 from devolens.errors import DevolensError
 
 from devolens.cli._common import THREADS_HELP, apply_threads, check_csv_out, check_threads, json_number
+from devolens.provenance import command_words  # (a record's command line's words: also read here)
 from devolens.cli._common import count_of as _count
 from devolens.io.atomic import TEXT_ERRORS, StagedDir
 from devolens.io.frames import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
@@ -2093,32 +2094,13 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     })
 
 
-def command_words(command) -> list[str]:
-    """The words of a recorded command line (a record's ``command``, :func:`devolens.provenance.command_line`) from
-    its subcommand on: ``devolens -q population in --out p.csv`` gives ``["population", "in", "--out", "p.csv"]``.
-    The record keeps the line as typed, with the program's own options (``-q``, ``--quiet``: none takes a value)
-    before the subcommand, so a test of its first words took ``devolens -q population`` for no population run.
-    Empty for what is no devolens command line."""
-    import shlex
-
-    if not isinstance(command, str):
-        return []
-    try:
-        words = shlex.split(command)
-    except ValueError:  # (an edited record: its words as spaces part them)
-        words = command.split()
-    if not words or words[0] != "devolens":
-        return []
-    return next((words[i:] for i in range(1, len(words)) if not words[i].startswith("-")), [])
-
-
 def _stale_companions(record: Path, out: Path) -> list[Path]:
     """The companions an earlier ``population`` run wrote beside ``out`` (its plot, its curation report), as its
     record says (``plot``, ``curation``). A record without them (an older devolens): only what it proves that run
     wrote, where it went by name: the report when its ``skip_flagged`` was ``auto``, the plot when its command line
     is the CLI's own and has no ``--no-plot`` (a file of the same name may be the user's). Nothing from a record
-    that is not population's of ``out`` (its command's words: :func:`command_words`, options before the subcommand
-    passed over)."""
+    that is not population's of ``out`` (its command's words: :func:`~devolens.provenance.command_words`, options
+    before the subcommand passed over)."""
     import json
 
     try:

@@ -488,17 +488,6 @@ def _record(path: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _command_words(command) -> list[str]:
-    """A recorded command line's words from its subcommand on (``devolens -q population in`` gives
-    ``["population", "in"]``); ``[]`` for what is no devolens command line. (As
-    :func:`devolens.cli.predict.command_words` tells them, without importing the CLI into this light module; words
-    split at spaces: only the subcommand is looked at.)"""
-    words = command.split() if isinstance(command, str) else []
-    if not words or words[0] != "devolens":
-        return []
-    return next((words[i:] for i in range(1, len(words)) if not words[i].startswith("-")), [])
-
-
 def recorded_outputs(folder: str | Path, names: Sequence[str] | None = None) -> dict[str, str]:
     """The images devolens wrote into ``folder`` as the outputs of a run, by name, each with the name of the
     record there that says so: the plot (its ``plot``) of a ``population`` or ``lineage populations`` run whose
@@ -508,6 +497,8 @@ def recorded_outputs(folder: str | Path, names: Sequence[str] | None = None) -> 
     ``demo.json``), then by their first bytes: listing a folder of 20,000 frames opens no other file. A record
     moved with its folder names its plot where it was written: an image of the record's own name in the folder
     the record names its CSV in is this folder's."""
+    from devolens.provenance import command_words
+
     folder = Path(folder)
     try:
         names = os.listdir(folder) if names is None else names
@@ -525,7 +516,7 @@ def recorded_outputs(folder: str | Path, names: Sequence[str] | None = None) -> 
         record = _record(folder / name)
         if record is None:
             continue
-        if demo and _command_words(record.get("command"))[:1] == ["demo"]:
+        if demo and command_words(record.get("command"))[:1] == ["demo"]:
             found.update((image, name) for image in _DEMO_IMAGES if image in names)
         plot, output = record.get("plot"), record.get("output")
         if not isinstance(plot, str) or not plot:
