@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from devolens.cli import main
-from devolens.cli._common import model_folder
+from devolens.cli._common import model_folder_words
 
 
 def _image(tmp_path):
@@ -38,7 +38,7 @@ def test_segment_refuses_an_out_that_is_a_models_folder(tmp_path, capsys, files,
 def test_other_folders_are_no_models_folder(tmp_path):
     (tmp_path / "run.json").write_text("{}")  # a run.json alone (no checkpoint) is no run
     (tmp_path / "card.json").write_text("{}")  # a card without weights is no export
-    assert model_folder(tmp_path) is None
+    assert model_folder_words(tmp_path) is None
 
 
 def test_segment_livedead_refuses_an_out_that_is_a_models_folder(tmp_path, capsys):

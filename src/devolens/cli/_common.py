@@ -344,7 +344,7 @@ def option_given(*names: str) -> bool:
     return any(w in names or w.split("=", 1)[0] in names for w in words)
 
 
-def model_folder(folder: Path) -> str | None:
+def model_folder_words(folder: Path) -> str | None:
     """What model ``folder`` holds, in words, when it is one's own folder: a training run's (``best.safetensors`` or
     ``checkpoint.safetensors`` beside ``run.json``), a tune study's (``trials/`` beside ``trials.csv`` or
     ``study.db``) or an exported model's (``weights.safetensors`` beside ``card.json``); None for any other."""

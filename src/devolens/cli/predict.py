@@ -470,12 +470,12 @@ def _shadowed_model_note(model: str) -> str | None:
     """The note for a ``--model NAME`` typed (not the default) that names a shipped model while the working folder
     holds a model's own folder of that name (an export, a run, a tune study: what ``devolens models export RUN --to
     nuclei`` makes): the shipped model wins, and the folder is ``--model ./NAME``; None otherwise."""
-    from devolens.cli._common import model_folder, option_given
+    from devolens.cli._common import model_folder_words, option_given
     from devolens.models import zoo
 
     folder = Path(model)
     if not option_given("--model") or zoo.model_folder(model) is not None or not folder.is_dir() \
-            or model_folder(folder) is None:
+            or model_folder_words(folder) is None:
         return None
     return f"note: --model {model} is the shipped {model} model; the folder {model}/ here, a model of your own, is " \
            f"--model ./{model}"
@@ -985,9 +985,9 @@ def _check_segment_out(out: Path, input_path: Path, kind: Optional[str] = None) 
     for no export any more."""
     if not out.is_dir():
         return
-    from devolens.cli._common import model_folder
+    from devolens.cli._common import model_folder_words
 
-    holds = model_folder(out)
+    holds = model_folder_words(out)
     if holds:
         raise DevolensError(f"--out is {holds}: segment's outputs would be mixed with the model's files (and shared "
                             "with it); choose another --out", path=out)

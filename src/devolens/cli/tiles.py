@@ -558,14 +558,14 @@ def _check_livedead_out(out: Path, image: Path) -> None:
     an --out without its ``segment.json``; an earlier run's outputs are replaced whole."""
     import os
 
-    from devolens.cli._common import model_folder
+    from devolens.cli._common import model_folder_words
     from devolens.errors import DevolensError
 
     if same_file(out, image):
         raise DevolensError("output would overwrite the input; --out is a folder, give a new folder name", path=out)
     if out.exists() and not out.is_dir():
         raise DevolensError("exists and is not a folder", path=out)
-    holds = model_folder(out) if out.is_dir() else None
+    holds = model_folder_words(out) if out.is_dir() else None
     if holds:  # (segment livedead --model RUN --out RUN: its results among the model's files)
         raise DevolensError(f"--out is {holds}: the outputs would be mixed with the model's files (and shared with "
                             "it); choose another --out", path=out)
