@@ -325,7 +325,7 @@ COMMAND_ARGS: list[str] = []
 def typed_value(*names: str) -> str | None:
     """The value the command line (:data:`COMMAND_ARGS`) gives the option ``names`` (``--out X``, ``--out=X``, ``-oX``)
     as typed, the last one given; None where it gives none."""
-    words = COMMAND_ARGS[:COMMAND_ARGS.index("--")] if "--" in COMMAND_ARGS else COMMAND_ARGS
+    words = _option_words()
     value = None
     for i, w in enumerate(words):
         if w in names and i + 1 < len(words):
@@ -340,8 +340,12 @@ def typed_value(*names: str) -> str | None:
 def option_given(*names: str) -> bool:
     """Whether the command line (:data:`COMMAND_ARGS`, before a ``--``) gives one of the options ``names``
     (``--model``, also as ``--model=X``)."""
-    words = COMMAND_ARGS[:COMMAND_ARGS.index("--")] if "--" in COMMAND_ARGS else COMMAND_ARGS
-    return any(w in names or w.split("=", 1)[0] in names for w in words)
+    return any(w in names or w.split("=", 1)[0] in names for w in _option_words())
+
+
+def _option_words() -> list[str]:
+    """The words of the command line (:data:`COMMAND_ARGS`) that may be options: those before ``--``."""
+    return COMMAND_ARGS[:COMMAND_ARGS.index("--")] if "--" in COMMAND_ARGS else list(COMMAND_ARGS)
 
 
 def model_folder_words(folder: Path) -> str | None:
