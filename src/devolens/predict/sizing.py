@@ -309,9 +309,14 @@ def size_key(predictor: "_SegmentationPredictor") -> tuple:
 
 def _prepared(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
     """``image`` as the size model reads it (:func:`size_key`): inside its constant border, if any (:func:`_inside`)."""
+    return _prepared_inside(predictor, _inside(image))
+
+
+def _prepared_inside(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
+    """:func:`_prepared` of an image already cut to its content (:func:`_inside`)."""
     from devolens.predict.postprocess import prepare_image
 
-    return prepare_image(_inside(image), *size_key(predictor))
+    return prepare_image(np.asarray(image), *size_key(predictor))
 
 
 def _inside(image: np.ndarray) -> np.ndarray:
@@ -636,7 +641,7 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     prepared = []  # (kept for the few images that decide alone: read again in their eight views)
     for img in images:  # one preparation per image for both the features and the object count
         img = _inside(img)  # (its constant border, if any, off for both readings)
-        arr = _prepared(predictor, img)
+        arr = _prepared_inside(predictor, img)
         flat, w = None, 0.0
         if reader is not None:  # a bright uneven backdrop: (also) read on the flattened image
             from devolens.predict.postprocess import prepare_image
