@@ -135,7 +135,7 @@ def test_a_signal_during_the_renames_waits_for_them(tmp_path, monkeypatch):
         real(src, dst)
         if not sent:  # after the first output is in place
             sent.append(True)
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # (to this thread: os.kill may reach another one, late)
 
     monkeypatch.setattr(together.os, "replace", replace)
     assert callable(signal.getsignal(signal.SIGINT))  # (Python's Ctrl-C handler: raises KeyboardInterrupt)
