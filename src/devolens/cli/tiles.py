@@ -430,7 +430,10 @@ def segment_livedead_command(
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Windows per forward pass."),
     fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
     precision: str = typer.Option("auto", "--precision", callback=PRECISION_CHOICE, help=PRECISION_HELP),
-    min_area: int = typer.Option(12, "--min-area", min=0, help="Drop objects smaller than this many pixels."),
+    min_area: int = typer.Option(
+        12, "--min-area", min=0, help="Drop objects smaller than this many pixels (an object: a 4-connected region "
+        "of one class, pixels sharing an edge, not only a corner): no row in objects.csv, background in labels.tif "
+        "and instances.tif, not counted."),
     probabilities: bool = typer.Option(
         False, "--probabilities", help="Also write probs.tif (a folder: probs/WELL_probs.tif): (3, H, W) uint8 class "
         "probabilities x255, an ImageJ hyperstack of 3 channels named background, live, dead (not a Z stack of 3 "

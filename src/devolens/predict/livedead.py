@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -83,8 +84,9 @@ class LiveDeadResult:
     (:class:`devolens.predict.segment.SegmentationResult`), so code written for one does not run on the other:
 
     * ``labels`` is a class map (0 background, 1 live, 2 dead, uint8), not instance labels (1..N, one number per
-      nucleus): two touching nuclei of one class are one region. The objects are its connected components, in
-      ``objects``.
+      nucleus): two touching nuclei of one class are one region. The objects are its connected components (pixels
+      sharing an edge, 4-connected), in ``objects``: one row per region, regions under the predictor's
+      ``min_area`` set to background in ``labels`` as they are left out of ``objects``.
     * ``objects`` is a DataFrame (``x, y, area, class``; no ``label`` column: the objects.csv of
       :meth:`LiveDeadPredictor.predict_file` numbers them, ``id``, as its instances.tif), not a dict of arrays;
       there is no ``centroids``.
@@ -95,12 +97,13 @@ class LiveDeadResult:
     Attributes
     ----------
     labels : ndarray, uint8, (H, W)
-        Class map: 0 background, 1 live, 2 dead.
+        Class map: 0 background, 1 live, 2 dead (0 too in regions under ``min_area``; ``probabilities`` keeps the
+        network's values there).
     probabilities : ndarray, float32, (3, H, W) or None
         Blended class probabilities (None when ``predict(..., probabilities=False)``).
     objects : DataFrame
         ``x``, ``y`` (centroid, px), ``area`` (px), ``class`` (1 live, 2 dead): one row per connected component
-        of a class (:func:`extract_objects`), sorted by y then x.
+        (4-connected) of a class in ``labels`` (:func:`extract_objects`), sorted by y then x.
     counts : dict
         ``live``, ``dead`` (objects of each class) and ``fraction_dead`` (NaN when there is no object).
     """
@@ -198,7 +201,8 @@ def extract_objects(labels, *, min_area: int = 0, band: int = 256, margin: int |
         Class labels (1 live, 2 dead); anything sliceable as ``labels[y0:y1]`` (numpy
         array, memmap, a row reader), so the label image need not fit in memory.
     min_area : int
-        Drop objects smaller than this (pixels).
+        Drop objects smaller than this (pixels; an object is a 4-connected region of one class: pixels sharing an
+        edge, not a corner).
     band : int
         Rows labelled at once.
     margin : int, optional
@@ -214,12 +218,16 @@ def extract_objects(labels, *, min_area: int = 0, band: int = 256, margin: int |
 
 
 def _objects(labels, *, min_area: int, band: int = 256, instances: Path | None = None,
-             pixel: "tuple[float, float, str] | None" = None) -> pd.DataFrame:
+             pixel: "tuple[float, float, str] | None" = None,
+             clear: Callable[[int, np.ndarray], None] | None = None) -> pd.DataFrame:
     """:func:`extract_objects`; with ``instances``, also an instance label TIFF written there band by band, in a
     second pass over ``labels``: each object's pixels hold its row's number + 1 (the ``id`` of objects.csv), 0
     elsewhere (objects under ``min_area`` too); uint16, or uint32 for more than 65535 objects; ``pixel`` the pixel
-    size recorded in it (:class:`devolens.predict.tiled.TiffRowWriter`). Memory: one band and a few numbers per
-    component, as the first pass."""
+    size recorded in it (:class:`devolens.predict.tiled.TiffRowWriter`). With ``clear``, in that second pass, each
+    band holding pixels of a region under ``min_area`` is given back as ``clear(y0, rows)``, those pixels set to 0
+    (background), so that the class map written from it has exactly the table's regions: a region is judged by its
+    whole size, joined across the bands' seams as its row is. Memory: one band and a few numbers per component, as
+    the first pass."""
     h, w = int(labels.shape[0]), int(labels.shape[1])
     band = max(1, int(band))
     comps = {k: _Components(w) for k in (1, 2)}
@@ -233,25 +241,38 @@ def _objects(labels, *, min_area: int, band: int = 256, instances: Path | None =
                            "class": np.zeros(0, np.int64), "root": np.zeros(0, np.int64)})
     df["class"] = df["class"].astype(np.int64)
     df = df.sort_values(["y", "x"], kind="stable").reset_index(drop=True)
-    if instances is not None:
-        # each component's object id: its root's row + 1 (0: an object under min_area)
-        ids = {}
-        for k, c in comps.items():
-            of_root = np.zeros(c.n, np.int64)
-            mine = (df["class"] == k).to_numpy()
-            of_root[df["root"].to_numpy()[mine]] = np.flatnonzero(mine) + 1
-            ids[k] = of_root[c.roots()]
-        dtype = np.uint16 if len(df) < 65536 else np.uint32
-        with TiffRowWriter(instances, (h, w), dtype, pixel=pixel) as out:
-            for i, y0 in enumerate(range(0, h, band)):
-                lab = np.asarray(labels[y0:min(h, y0 + band)])
-                rows = np.zeros(lab.shape, dtype)
-                for k, c in comps.items():
-                    cc, n = ndimage.label(lab == k)  # as the first pass labelled this band: the same numbers
-                    if n:
-                        inside = cc > 0
-                        rows[inside] = ids[k][cc[inside].astype(np.int64) + (c.bases[i] - 1)]
+    # each component's object id: its root's row + 1 (0: an object under min_area)
+    ids = {}
+    for k, c in comps.items():
+        of_root = np.zeros(c.n, np.int64)
+        mine = (df["class"] == k).to_numpy()
+        of_root[df["root"].to_numpy()[mine]] = np.flatnonzero(mine) + 1
+        ids[k] = of_root[c.roots()]
+    dropped = any(bool((v[1:] == 0).any()) for v in ids.values())  # (id 0: the background)
+    if clear is not None and not dropped:
+        clear = None  # every region is a row: the class map stays as it is
+    if instances is None and clear is None:
+        return df.drop(columns="root")
+    dtype = np.uint16 if len(df) < 65536 else np.uint32
+    with (TiffRowWriter(instances, (h, w), dtype, pixel=pixel) if instances is not None
+          else contextlib.nullcontext()) as out:
+        for i, y0 in enumerate(range(0, h, band)):
+            lab = np.array(labels[y0:min(h, y0 + band)])  # a copy: clear may write into labels
+            rows = np.zeros(lab.shape, dtype) if out is not None else None
+            kept = lab.copy() if clear is not None else None
+            for k, c in comps.items():
+                cc, n = ndimage.label(lab == k)  # as the first pass labelled this band: the same numbers
+                if n:
+                    inside = cc > 0
+                    got = ids[k][cc[inside].astype(np.int64) + (c.bases[i] - 1)]
+                    if rows is not None:
+                        rows[inside] = got
+                    if kept is not None:
+                        kept[inside] = np.where(got > 0, k, 0)
+            if out is not None:
                 out.write(y0, rows)
+            if kept is not None and not np.array_equal(kept, lab):
+                clear(y0, kept)
     return df.drop(columns="root")
 
 
@@ -267,6 +288,15 @@ class _LabelRows:
         with open(self.path, "rb") as fh:
             fh.seek(self.offset + y0 * w)
             return np.frombuffer(fh.read((y1 - y0) * w), np.uint8).reshape(y1 - y0, w)
+
+    def write(self, y0: int, rows: np.ndarray) -> None:
+        """Write ``rows`` over the rows from ``y0`` on, in place."""
+        rows = np.ascontiguousarray(rows, np.uint8)
+        if rows.ndim != 2 or rows.shape[1] != self.shape[1] or y0 < 0 or y0 + rows.shape[0] > self.shape[0]:
+            raise ValueError(f"rows of shape {rows.shape} from row {y0} do not fit a {self.shape} label image")
+        with open(self.path, "r+b") as fh:
+            fh.seek(self.offset + y0 * self.shape[1])
+            fh.write(rows.tobytes())
 
 
 class _ProbsWriter(TiffRowWriter):
@@ -321,7 +351,8 @@ class LiveDeadPredictor:
         PyTorch sees one, else the CPU; ``cuda`` without one is a one-line error). Kept as ``self.device``, the
         name it resolved to (``"cpu"``, ``"cuda"``, ``"cuda:N"``: a str, as the other predictors give it).
     min_area : int
-        Objects smaller than this (pixels) are dropped from the object table.
+        Objects (4-connected regions of one class: pixels sharing an edge) smaller than this (pixels) are dropped
+        from the object table and set to background in the class map (``labels``, labels.tif).
     card : dict, optional
         The zoo card (kept as ``self.card``).
     """
@@ -547,7 +578,10 @@ class LiveDeadPredictor:
 
         predict_tiled(image, self.predict_windows, sink, n_out=3, window=self.window, overlap=self.overlap,
                       multiple=self.multiple, batch_size=self.batch_size, progress=progress)
-        objects = extract_objects(labels, min_area=self.min_area)
+        def clear(y0, rows):  # regions under min_area: background in the class map too, as in objects
+            labels[y0:y0 + rows.shape[0]] = rows
+
+        objects = _objects(labels, min_area=self.min_area, clear=clear)
         return LiveDeadResult(labels=labels, probabilities=probs, objects=objects, counts=counts_from_objects(objects))
 
     def predict_file(self, image: str | Path, out_dir: str | Path, *, write_probabilities: bool = False,
@@ -561,7 +595,9 @@ class LiveDeadPredictor:
         resolution; or HDF5: :class:`devolens.predict.tiled.RowReader`; a PNG or JPEG is read whole) and writes
         ``labels.tif`` (uint8, 0/1/2; calibrated with the input TIFF's pixel size, OME or ImageJ, as ImageJ reads it)
         band by band, then ``objects.csv`` (id, x, y, area, class: every connected component of each class once,
-        however large; ``id`` its row's number, 1..n) and ``counts.csv`` (live, dead, fraction_dead; fraction_dead
+        4-connected, however large; ``id`` its row's number, 1..n; regions under ``min_area`` are no row and are
+        set to background in labels.tif, judged by their whole size across the bands, so that labels.tif's regions
+        are the rows; probs.tif keeps the network's probabilities there) and ``counts.csv`` (live, dead, fraction_dead; fraction_dead
         empty when there is no object). Each file appears only when complete. ``well``: a name (``segment livedead``
         gives the file's stem) written as a leading ``well`` column of both tables, so that the tables of several wells
         concatenated still say whose rows are whose.
@@ -666,8 +702,9 @@ class LiveDeadPredictor:
             lw.close()
             if pw is not None:
                 pw.close()
-        objects = _objects(_LabelRows(labels, lw.offset, (h, w)), min_area=self.min_area, instances=instances,
-                           pixel=pixel)
+        rows = _LabelRows(labels, lw.offset, (h, w))
+        # regions under min_area are made background in labels.tif too (in place), judged whole as objects.csv's rows
+        objects = _objects(rows, min_area=self.min_area, instances=instances, pixel=pixel, clear=rows.write)
         counts = counts_from_objects(objects)
         _warn_nonfinite(image, watch.nonfinite)
         _warn_empty(image, watch, src.order, counts, "--channels H,D" + _rgb_hint(src))
