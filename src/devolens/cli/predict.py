@@ -130,6 +130,13 @@ class _Source:
             if n > 1:  # an animated GIF or WebP: a short timelapse (one frame: an image, below)
                 stack, self._fps = (frames, n), fps
         self.is_stack = stack is not None
+        # the image files read_image turns by their EXIF orientation tag (phone and camera photos), heard of as they
+        # are read (by the read-ahead thread too): exif_turn says which frames were (closed by close())
+        self._turns = None
+        if stack is None and (path.is_dir() or suffix in IMAGE_SUFFIXES or suffix in ANIMATED_SUFFIXES):
+            from devolens.io.images import ExifTurns
+
+            self._turns = ExifTurns()
         self._ids: Optional[list[str]] = None  # the frames' names in the outputs (frame_id), once asked for
         #: the files' pixel sizes (pixel), those a µm --diameter was converted with (_diameter_option) where given
         self.calibrations = calibrations if calibrations is not None else _Calibrations(path)
@@ -259,6 +266,17 @@ class _Source:
         found = self.calibrations.of(file)
         return None if found is _UNREADABLE else found
 
+    def exif_turn(self, position: int) -> Optional[tuple[str, int]]:
+        """``(file name, EXIF orientation)`` of the image file frame ``position`` was read from (it was read), where
+        read_image turned it as its EXIF orientation tag says (:class:`devolens.io.images.ExifTurns`); None
+        otherwise (a video's or stack's frame, a file without the tag)."""
+        if not self._turns or self.names is None or position >= len(self.names):
+            return None
+        name = self.names[position]
+        file = self.calibrations.files.get(name)
+        turn = None if file is None else self._turns.get(file)
+        return None if turn is None else (name, turn)
+
     def label_name(self, position: int) -> str:
         if self.is_video:
             return f"{image_stem(self.path)}_f{position:05d}_labels.tif"
@@ -337,6 +355,8 @@ class _Source:
         close = getattr(self._frames, "close", None)
         if close is not None:
             close()
+        if self._turns is not None:  # (what it heard stays: exif_turn)
+            self._turns.close()
 
 
 AUTO_CURATE = "auto"
@@ -958,6 +978,9 @@ def _progress_total(total: int):
 SEGMENT_OUTPUTS = ("labels", "objects.csv", "counts.csv", "overlays", "overlay.mp4", "curation.csv")
 #: ...and the record that it did (command, input, model, counts): the mark that those entries may be replaced
 SEGMENT_RECORD = "segment.json"
+#: counts.csv's column of each row's frame in overlay.mp4 where the video leaves out frames of the input (render
+#: --video's frames.csv column of the name: devolens.render.dataset.VIDEO_FRAME_COLUMN, not imported for it)
+VIDEO_FRAME_COLUMN = "video_frame"
 
 
 #: a new ``segment`` --out folder named with one of these (a table's, a record's, an image's, a video's, a store's)
@@ -1125,6 +1148,9 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
     ``--pixel-size`` or not (:func:`_calibration_record`; ``options.pixel_size`` is the option as given);
     ``no_signal``: the frames of no signal (one grey level throughout, or black: population's test,
     :func:`_no_signal_kind`; asked of the frames given no objects or of a few grey levels), which a note names;
+    ``exif_turned``: the frames read from image files that were turned as their EXIF orientation tag says (a phone's or
+    camera's photo: the outputs follow the turned image, as a photo viewer shows it; napari and scikit-image show the
+    file unturned), each ``frame``, ``file`` and ``exif_orientation`` (2-8), which a note names;
     ``torch``: PyTorch's version; ``notes``: the notes the command prints after its summary line (their words,
     without ``note:``)."""
     return record_text({**record_header(f"devolens segment {kind}", input_path, model),
@@ -1290,6 +1316,7 @@ def run_segmentation(
         given_pixel = None if pixel_size is None else (float(pixel_size), float(pixel_size), "µm")
         carried: dict = {}  # the calibrations the label images carry, for segment.json (_add_calibration)
         colour = [False]  # whether a colour (RGB) frame was read: --color picks one of its channels
+        turned: list[dict] = []  # frames read from files turned by their EXIF orientation tag (a note, the record)
 
         def frames() -> Iterator:
             for pos, frame in source.iter(skip):
@@ -1317,6 +1344,9 @@ def run_segmentation(
                             np.round(obj["y"], 2), obj["area"])
                 areas.append(float(np.median(obj["area"])))
             counts.append((fid, res.count, tz))
+            turn = source.exif_turn(pos)  # (read before its result came: its turn is known)
+            if turn is not None:
+                turned.append({"frame": fid, "file": turn[0], "exif_orientation": turn[1]})
             # a frame of no signal (population's test; asked of the frames given no objects or of a few grey levels
             # only: it imports pandas, which segment otherwise never does; a giant image is not measured whole)
             if not res.extra.get("blocks") and (not res.count or _few_levels(image)):
@@ -1390,9 +1420,15 @@ def run_segmentation(
                 pass
         # tables written without pandas (this command never imports it: ~0.2 s of start-up)
         objects.close()
+        # overlay.mp4 without some of the input's frames (--skip-flagged, frames that could not be read): each row's
+        # frame in the video, from 0 (render --video's column), whenever --skip-flagged is given or frames are missing
+        in_video = overlay and source.is_video and (
+            skip_flagged is not None or [c[0] for c in counts] != list(range(len(counts))))
         write_columns_csv({"frame": [c[0] for c in counts],
                            **({"t": [c[2][0] for c in counts], "z": [c[2][1] for c in counts]} if planes > 1 else {}),
-                           "count": [c[1] for c in counts]}, stage.tmp / "counts.csv")
+                           "count": [c[1] for c in counts],
+                           **({VIDEO_FRAME_COLUMN: list(range(len(counts)))} if in_video else {})},
+                          stage.tmp / "counts.csv")
         scale = None if predictor.auto_each else predictor.working_scale()  # each: one per image
         looked = judged.frames()
         summary = {
@@ -1441,6 +1477,8 @@ def run_segmentation(
             "out_named_as_file": _file_named_note(out) if named_as_file else None,
             # --color given and no colour frame read: it picked nothing (a note says so)
             "color": color, "colour_input": colour[0],
+            # frames read from files turned by their EXIF orientation tag: the outputs follow the turned image
+            "exif_turned": turned,
             "stack": reading}
         summary["notes"] = _segment_notes(kind, input_path, stack_z, pages, summary)
         from devolens.io.atomic import write_text
@@ -1455,6 +1493,8 @@ def run_segmentation(
              "working_scale": scale,
              "labels_pixel_size": _calibration_record(carried),
              "no_signal": no_signal,  # frames of no signal (population's test), named as counts.csv names them
+             # the frames whose files read_image turned by their EXIF orientation tag (the outputs follow the turn)
+             "exif_turned": turned,
              **({"stack": reading} if reading is not None else {})},
             weights_sha256=zoo.weights_sha256(model), model_sha256=model_sha256(model),
             options={"diameter": diameter, **_diameter_record(microns), "pixel_size": pixel_size, "tta": tta,
@@ -1526,6 +1566,8 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((_sizes_note(summary["sizes"]), plain))
     if summary.get("giants"):
         notes.append((_giants_note(summary["giants"], what), {}))
+    if summary.get("exif_turned"):
+        notes.append((f"note: {escape(_exif_words(summary['exif_turned'], SEGMENT_TURN_FOLLOW))}", plain))
     if summary.get("video_padded"):
         notes.append((_padded_note(*summary["video_padded"]), plain))
     if summary.get("out_named_as_file"):
@@ -1570,6 +1612,19 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
                                  middle=summary.get("middle_magnification"),
                                  trained=summary.get("trained_magnifications")), {}))
     return notes
+
+
+#: what of segment's outputs follows an image turned by its EXIF orientation tag (the note's words)
+SEGMENT_TURN_FOLLOW = "the label images, objects.csv's x and y and the overlays"
+
+
+def _exif_words(turned: list[dict], follow: str = "") -> str:
+    """The note's words (without ``note:``) on the frames read from files turned by their EXIF orientation tag
+    (``turned``: the records' entries, each ``file`` and ``exif_orientation``); with several, where the record
+    names each."""
+    from devolens.io.images import exif_turned_words
+
+    return exif_turned_words([(t["file"], t["exif_orientation"]) for t in turned], follow)
 
 
 def _few_levels(image: np.ndarray) -> bool:
@@ -1924,14 +1979,20 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
         out: Path = typer.Option(..., "--out", "-o", help=(
             "Output folder (a new one named as a file, e.g. centroids.csv, gets a note): labels/ (one label TIFF "
-            "per image or frame, NAME_labels.tif, at the input's size; "
-            "uint16, or uint32 for an image with over 65535 objects), objects.csv (columns frame, label, x, y, "
+            "per image or frame at the input's size: NAME_labels.tif for an image or a folder's file, "
+            "NAME_f00000_labels.tif, NAME_f00001_labels.tif... for a video's or stack's frames, numbered from 0; "
+            "uint16, or uint32 for an image with over 65535 objects; each frame's objects are numbered afresh, "
+            "from 1: the same label in two frames is not the same object, nothing is tracked), objects.csv "
+            "(columns frame, label, x, y, "
             "area: x the column and y the row of the centroid, in pixels of the input, area in pixels; an object "
             "cut by the image's border is kept, its area and centroid those of its part inside the image), "
             "counts.csv (frame, count; frame: a folder's file name without its extension, a video's or stack's "
-            "frame number from 0, as `curate frames` numbers every input's rows: join a folder's on its file), "
+            "frame number from 0, as `curate frames` numbers every input's rows: join a folder's on its file; "
+            "with overlay.mp4 and --skip-flagged, or frames that could not be read, a last column video_frame: "
+            "the row's frame in overlay.mp4, from 0, as the video leaves out the frames that have no row), "
             "overlays/ (PNG, for an image or a folder) or overlay.mp4 (for a video, a "
-            "TIFF stack of z-planes or time points, or an animated GIF or WebP).")),
+            "TIFF stack of z-planes or time points, or an animated GIF or WebP). A photo turned by its EXIF "
+            "orientation tag is segmented turned, as a photo viewer shows it, with a note.")),
         skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
         model: str = typer.Option(default_model, "--model", help="Zoo model to use (see `devolens models`), or the "
                                   "folder of a model of your own: a training run (`devolens train --out`, its best "
@@ -2000,7 +2061,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             console.print(text, **how)  # (also in segment.json)
 
     command.__doc__ = (f"Segment {what} in an image, a folder of images or a video (streamed); "
-                       "writes label TIFFs, objects.csv, counts.csv and overlays.")
+                       "writes label TIFFs, objects.csv, counts.csv and overlays. Each frame's labels are "
+                       "numbered afresh (not tracked).")
     return command
 
 
@@ -2032,7 +2094,7 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
                        stack: Optional[dict] = None, brightness: Optional[dict] = None,
                        clock_left_out: Optional[list] = None, no_signal: Optional[list] = None,
                        notes: Optional[list] = None, clock_positions: Optional[dict] = None,
-                       monotone_residual: Optional[float] = None) -> str:
+                       monotone_residual: Optional[float] = None, exif_turned: Optional[list] = None) -> str:
     """The JSON written beside population's CSV: the command line, the versions of devolens and PyTorch, the model
     and its weights' sha256 and its files' (``model_sha256``: card and weights,
     :func:`devolens.provenance.model_sha256`; and the nuclei model's, whose counts it calibrates), the nuclei
@@ -2055,7 +2117,8 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     command prints after its summary line (their words, without ``note:``; the tip left out), as ``segment.json``'s;
     ``working_scale``: the working resolution the nuclei network read the frames at, relative to the input (the
     frames' resizing by the magnification estimate or ``--diameter`` times the network's scale), as ``segment.json``'s
-    (None without a nuclei network)."""
+    (None without a nuclei network); ``exif_turned``: the frames read from image files turned by their EXIF
+    orientation tag, each ``frame``, ``file`` and ``exif_orientation``, as ``segment.json``'s."""
     from devolens.models import zoo
 
     nuclei = getattr(predictor, "nuclei", None)
@@ -2087,6 +2150,7 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
                                                             "implausible": list(left_out[1])},
         "monotone_residual": None if monotone_residual is None else json_number(monotone_residual),
         "no_signal": list(no_signal or ()),
+        "exif_turned": list(exif_turned or ()),
         "plot": None if plot is None else str(plot.absolute()),
         "curation": None if curation is None else str(curation.absolute()),
         **({"stack": stack} if stack is not None else {}),
@@ -2259,6 +2323,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     specks: list = []  # frames whose saturated specks were left out of the brightness scale
     no_signal: list[bool] = []  # per row: such a frame (--clock leaves them out of its fit)
     judged = _JudgedFrames()  # what the inverted-input note judges, chosen by the nuclei found as segment's are
+    turned: list[dict] = []  # frames read from files turned by their EXIF orientation tag (a note, the record)
     try:
         predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
                                     diameter=diameter, channel=_color(color), device=device)
@@ -2276,6 +2341,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             pos = positions.popleft()
             kept.append(pos)
             rows.append({"frame": source.frame_id(pos), **{k: row[k] for k in COLUMNS}})
+            turn = source.exif_turn(pos)
+            if turn is not None:
+                turned.append({"frame": source.frame_id(pos), "file": turn[0], "exif_orientation": turn[1]})
             median_areas.append(row.get("median_area"))
             signals.append(own.popleft() if not measured[0] else row.get("signal") if wanted(len(rows) - 1)
                            else None)
@@ -2352,6 +2420,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["flat_black"] = black
     df.attrs["flat_empty"] = [fid for fid, gone in zip(df["frame"], empty) if gone]  # their counts left empty
     df.attrs["specks"] = specks
+    df.attrs["exif_turned"] = turned
     df.attrs["saturated"], df.attrs["saturation_note"] = saturation.share(), saturation.note()
     # segment nuclei's blobs-or-lines note: an input that looks inverted, or like membranes
     df.attrs["inverted_note"] = _population_inverted_note(judged.frames(), predictor,
@@ -2416,7 +2485,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                                      resize=getattr(predictor, "resize", None)),
         fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading, brightness=brightness,
         clock_left_out=flat if fit is not None else None, no_signal=flat, clock_positions=clock_positions,
-        monotone_residual=monotone_residual,
+        monotone_residual=monotone_residual, exif_turned=turned,
         notes=[_plain_note(text) for text, _ in df.attrs["notes"] if not text.startswith("tip:")])
     writers[record] = lambda tmp: tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)
     given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
@@ -2964,6 +3033,8 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
         notes.append((f"note: {attrs['missing']}", plain))
     if attrs.get("ended_early"):
         notes.append((f"note: {attrs['ended_early']}", {}))
+    if attrs.get("exif_turned"):
+        notes.append((f"note: {escape(_exif_words(attrs['exif_turned']))}", plain))
     if attrs.get("clock") is not None:
         notes += [(line, {}) for line in _clock_note(attrs["clock"], attrs.get("clock_seconds")).split("\n")]
         if attrs.get("clock_gaps"):

@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ from devolens.errors import DevolensError, option
 from devolens.io.atomic import Exhausted, atomic_path
 
 __all__ = ["read_image", "write_png", "write_label_tif", "check_image_size", "check_stack_planes", "check_memory",
-           "memory_available", "cgroup_memory_available", "address_space_available", "IMAGE_SUFFIXES"]
+           "memory_available", "cgroup_memory_available", "address_space_available", "IMAGE_SUFFIXES",
+           "ExifTurns", "EXIF_TURNS", "exif_turned_words"]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")  # GIF: its first frame
 
@@ -441,7 +443,8 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
         indexed-colour TIFF comes back as the RGB colours it shows (one with a lookup table, as
         ImageJ saves them, as its indices); PNG, JPEG, BMP and WebP come back as uint8 (or uint16
         for 16-bit PNG, grey or RGB(A)), (H, W) or (H, W, C), turned as their EXIF orientation
-        says (as viewers show them); a GIF as its first frame, RGB, and an animated WebP as its first
+        says (as photo viewers show them; napari and scikit-image do not: :class:`ExifTurns` tells a caller
+        which files were turned); a GIF as its first frame, RGB, and an animated WebP as its first
         frame (:mod:`devolens.io.frames` reads every frame of both). The content decides how a file
         is read, not its name (a PNG saved as ``.tif`` is read). An image whose header declares more
         than the memory available is refused before it is decoded (:func:`check_memory`).
@@ -503,11 +506,13 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
                     # Pillow has no 16-bit colour modes: it would keep each sample's upper byte
                     return _read_png16_colour(path, im)
                 im.load()
-                if im.getexif().get(0x0112, 1) not in (0, 1):
+                orientation = im.getexif().get(0x0112, 1)
+                if orientation not in (0, 1):
                     # EXIF orientation (phone and camera JPEGs): the image as every viewer shows it
                     from PIL import ImageOps  # only then: not imported for every frame's start-up
 
                     im = ImageOps.exif_transpose(im)
+                    _turned(path, orientation)  # (the watches of ExifTurns are told)
                 if im.mode == "P" and indices:
                     return np.asarray(im).copy()
                 if im.mode == "P":
@@ -531,6 +536,91 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
     if arr.size == 0:
         raise DevolensError("empty image", path=path)
     return arr
+
+
+#: what each EXIF orientation tag (2-8) makes :func:`read_image` do to an image, in words (1: nothing)
+EXIF_TURNS = {2: "mirrored left to right", 3: "turned upside down", 4: "mirrored top to bottom",
+              5: "mirrored across its diagonal", 6: "turned a quarter clockwise",
+              7: "mirrored across its other diagonal", 8: "turned a quarter anticlockwise"}
+
+#: the watches open now (:class:`ExifTurns`), held weakly: a watch dropped without ``close()`` ends with it
+_turn_watches: "weakref.WeakSet[ExifTurns]" = weakref.WeakSet()
+_turns_lock = threading.Lock()
+
+
+class ExifTurns:
+    """The image files :func:`read_image` turned (or mirrored) by their EXIF orientation tag while this watch is
+    open, in any thread (a reader thread reading ahead too), with the tag's value: what a caller that reads files
+    through other functions (a folder's frames, :func:`devolens.io.frames.iter_path_frames`) tells its user and
+    records, without reading a file twice. Close it (or use it as a context manager) when done; every open watch
+    hears of every file turned in the process (a caller asks after its own, :meth:`get`).
+
+    >>> with ExifTurns() as turns:      # doctest: +SKIP
+    ...     image = read_image("photo.jpg")
+    >>> turns.get("photo.jpg")          # doctest: +SKIP
+    6
+    """
+
+    def __init__(self):
+        self._found: dict[str, int] = {}
+        with _turns_lock:
+            _turn_watches.add(self)
+
+    def get(self, path: str | Path) -> int | None:
+        """The EXIF orientation (2-8: :data:`EXIF_TURNS`) ``path`` was turned by while the watch was open; None for
+        a file not turned (or not read)."""
+        if not self._found:
+            return None
+        return self._found.get(_turn_key(path))
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def close(self) -> None:
+        """Stop watching (what was found stays readable)."""
+        with _turns_lock:
+            _turn_watches.discard(self)
+
+    def __enter__(self) -> "ExifTurns":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _turn_key(path: str | Path) -> str:
+    return os.path.abspath(os.fspath(path))
+
+
+def _turned(path: str | Path, orientation: int) -> None:
+    """Tell the open watches (:class:`ExifTurns`) that ``path`` was turned by EXIF ``orientation``."""
+    if orientation not in EXIF_TURNS or not _turn_watches:
+        return
+    key = _turn_key(path)
+    with _turns_lock:
+        for watch in list(_turn_watches):
+            watch._found[key] = int(orientation)
+
+
+def exif_turned_words(files: "list[tuple[str, int]]", follow: str = "") -> str:
+    """A note's words (without ``note:``) on the image ``files`` (each its name and EXIF orientation) that
+    :func:`read_image` turned as their EXIF orientation tag says: as a photo viewer shows them, while napari and
+    scikit-image (imageio) read such a file unturned. ``follow``: the outputs that follow the turned image (e.g.
+    ``"the label images, objects.csv's x and y and the overlays"``), with how to lay them over the file."""
+    if len(files) == 1:
+        name, tag = files[0]
+        what = f"{name} was {EXIF_TURNS.get(tag, 'turned')} as its EXIF orientation tag ({tag}) says"
+        unturned = "the file"
+    else:
+        shown = ", ".join(name for name, _ in files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
+        what = f"{len(files)} images ({shown}) were turned or mirrored as their EXIF orientation tags say"
+        unturned = "the files"
+    head = f"{what}, as a photo viewer shows {'it' if len(files) == 1 else 'them'}"
+    tail = f"napari and scikit-image show {unturned} unturned"
+    if not follow:
+        return f"{head} ({tail})"
+    return (f"{head}: {follow} follow the turned image{'s' if len(files) > 1 else ''}; {tail}, so to lay the "
+            f"labels over {'it' if len(files) == 1 else 'one'} there, turn it as the tag says first")
 
 
 def _is_png16_colour(path: Path) -> bool:
@@ -571,9 +661,11 @@ def _read_png16_colour(path: Path, im) -> np.ndarray:
     else:  # BGR -> RGB, BGRA -> RGBA, in place
         cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA, dst=arr)
     if any(m in raw for m in (b"eXIf", b"Raw profile type exif", b"XML:com.adobe.xmp")):  # else no orientation
-        turn = _ORIENT.get(im.getexif().get(0x0112, 1))
+        orientation = im.getexif().get(0x0112, 1)
+        turn = _ORIENT.get(orientation)
         if turn is not None:
             arr = np.ascontiguousarray(turn(arr))
+            _turned(path, orientation)
     return arr
 
 

@@ -998,8 +998,9 @@ def _rgb_hint(src: RowReader) -> str:
 
 
 def _warn_notes(image, src: RowReader) -> None:
-    """How the channels were read (``src.note``) and lossy JPEG input (``src.lossy``), one warning each."""
-    for note in (src.note, src.lossy):
+    """How the channels were read (``src.note``), lossy JPEG input (``src.lossy``) and a photo turned as its EXIF
+    orientation tag says (``src.turned``), one warning each."""
+    for note in (src.note, src.lossy, getattr(src, "turned", None)):
         if note:
             warnings.warn(f"{image}: {note}", stacklevel=3)
 

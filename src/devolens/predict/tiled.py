@@ -331,6 +331,8 @@ class RowReader:
         self._colour_tiff = False
         #: a one-line note on lossy (JPEG) compression of the input, or None
         self.lossy: str | None = None
+        #: a one-line note on a PNG or JPEG turned as its EXIF orientation tag says (read_image turns it), or None
+        self.turned: str | None = None
         if not self.path.exists():
             raise DevolensError("no such file", path=self.path)
         if self.path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
@@ -378,7 +380,14 @@ class RowReader:
             # a microscope's own file (.czi, .nd2...) or a HEIC photo: how to save it as one that is read
             refuse_other_format(self.path, "a well image (a TIFF, PNG, JPEG or BMP file, or an HDF5 dataset)")
             # (2, H, W) for a well, (C, H, W) with its colours chosen (``order``); else (H, W) or (H, W, C)
-            arr = read_colour_image(self.path, self._channels, self._order_given)
+            from devolens.io.images import ExifTurns
+
+            with ExifTurns() as turns:  # (a photo's orientation tag: the outputs follow the turned image)
+                arr = read_colour_image(self.path, self._channels, self._order_given)
+            if turns.get(self.path) is not None:
+                from devolens.io.images import exif_turned_words
+
+                self.turned = exif_turned_words([("the image", turns.get(self.path))], WELL_TURN_FOLLOW)
             with open(self.path, "rb") as fh:
                 if fh.read(3) == b"\xff\xd8\xff":
                     self.lossy = JPEG_NOTE.format(what="a JPEG file")
@@ -773,6 +782,9 @@ def rgb_tiff_note() -> str:
     runs, naming the argument (``channels=[H, D]``) rather than the flag in Python."""
     return _RGB_TIFF_NOTE.format(option=channels_option(), aside=channels_aside())
 
+
+#: what of a well's outputs (segment livedead's) follows a well image turned by its EXIF orientation tag
+WELL_TURN_FOLLOW = "labels.tif, objects.csv's x and y and the overlay"
 
 #: TIFF compressions that lose detail (JPEG; the old-style one; DNG's lossy JPEG)
 JPEG_COMPRESSIONS = frozenset({6, 7, 34892})
