@@ -30,7 +30,8 @@ _FRAMES_HELP = (
     "input is: its name, frame count and stack options, a file's size and fingerprint, a folder's files' "
     "fingerprints); `devolens segment` and `devolens population` skip the flagged frames with --skip-flagged REPORT "
     "(or curate on the fly with --skip-flagged auto), refusing the report of another input (another file, or "
-    "another folder's files of the same names)."
+    "another folder's files of the same names). Every column, with its unit: docs/outputs.md, linked from the "
+    "README's 'Output columns' (scores written to 4 significant digits)."
 )
 
 
@@ -53,7 +54,7 @@ def frames(
         "one thread.")),
 ) -> None:
     from devolens.cli._common import check_csv_out, check_out, check_writable, count_of, progress_bar, summary
-    from devolens.curate.frames import KINDS, curate_path, summarize
+    from devolens.curate.frames import KINDS, curate_path, report_for_csv, summarize
     from devolens.errors import DevolensError
     from devolens.io.atomic import write_csv
 
@@ -69,7 +70,7 @@ def frames(
         report = curate_path(path, progress=callback, stack_z=stack_z, channel=channel, pages=pages,
                              decode_threads=threads)
     try:
-        write_csv(report, out)
+        write_csv(report_for_csv(report), out)  # (scores at 4 significant digits)
     except OSError as exc:
         raise DevolensError(f"cannot write report: {exc.strerror or exc}", path=out) from None
     counts = summarize(report)

@@ -464,7 +464,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
     from devolens.cli._common import note
     from devolens.cli.identify import _input_notes
     from devolens.cli.predict import run_population, run_segmentation
-    from devolens.curate.frames import curate_path, summarize
+    from devolens.curate.frames import curate_path, report_for_csv, summarize
     from devolens.io.atomic import write_csv, write_text
     from devolens.io.images import read_image
     from devolens.io.tables import write_tidy
@@ -520,7 +520,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         t0 = step("flagging corrupt frames in the video")
         with progress_bar("curate") as cb:
             report = curate_path(video, progress=cb)
-        write_csv(report, out / "curation.csv")
+        write_csv(report_for_csv(report), out / "curation.csv")  # (as curate frames writes it)
         timings.append(("curate frames", time.perf_counter() - t0))
         curation = _curation_counts(fmap, report)
 

@@ -30,6 +30,9 @@ CONFIDENCE_HELP = (
 )
 
 
+#: the CSV's confidence column is written to 6 decimals (as the records write their numbers)
+CONFIDENCE_DECIMALS = 6
+
 #: torch threads identify takes by default, at most (its networks are small: more threads only wait on each other)
 DEFAULT_THREADS = 4
 
@@ -55,7 +58,8 @@ def register(app: typer.Typer) -> None:
             ..., "--out", "-o",
             help="Output CSV (a .csv file): the input rows, sorted by time and with the tidy column names (time, cell, x, y, z, "
                  "size: a TrackMate table's POSITION_X... and FRAME renamed, RADIUS as size = 2 x radius), plus "
-                 "pred_founder, pred_depth1 and confidence (written atomically); join back on time and position. "
+                 "pred_founder, pred_depth1 and confidence (0..1, to 6 decimals; written atomically); join back on "
+                 "time and position. "
                  + CONFIDENCE_HELP + " Beside the CSV, NAME.json records how it was made (command line, devolens "
                  "and torch versions, model, the sha256 of its weights and of all its files, --tta, --smooth, the "
                  "z-scale used and how it was decided, the notes printed).",
@@ -153,7 +157,8 @@ def register(app: typer.Typer) -> None:
         # the CSV and its record: both this run's or both the previous run's (the record last); each written through
         # a link there to its file, text as write_csv writes it (a file name's bytes that are not UTF-8 escaped)
         write_together({
-            output_file(out): lambda tmp: result.to_csv(tmp, index=False, errors=TEXT_ERRORS),
+            output_file(out): lambda tmp: result.round({"confidence": CONFIDENCE_DECIMALS}).to_csv(
+                tmp, index=False, errors=TEXT_ERRORS),
             output_file(record): lambda tmp: tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)})
         n_t = result["time"].nunique()
         console.print(f"{len(result)} nuclei at {n_t} time points -> {out}")

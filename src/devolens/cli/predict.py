@@ -1282,9 +1282,10 @@ def run_segmentation(
     try:
         (stage.tmp / "labels").mkdir()
         if curation is not None:  # --skip-flagged auto: the report made here, beside the results
+            from devolens.curate.frames import report_for_csv
             from devolens.io.atomic import write_csv
 
-            write_csv(curation, stage.tmp / "curation.csv")
+            write_csv(report_for_csv(curation), stage.tmp / "curation.csv")  # (as curate frames writes it)
         if overlay and not source.is_video:
             (stage.tmp / "overlays").mkdir()
         pending: collections.deque = collections.deque()
@@ -2408,7 +2409,10 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             pdf, tmp, xlabel=xlabel, title=f"{input_path.name}: predicted populations"
             + (" (monotone)" if monotone else " (developmental clock)" if clock else ""))
     if curation is not None:
-        writers[curation_path(out)] = lambda tmp: curation.to_csv(tmp, index=False, errors=TEXT_ERRORS)  # (as write_csv)
+        from devolens.curate.frames import report_for_csv
+
+        tidy = report_for_csv(curation)  # (as curate frames writes it)
+        writers[curation_path(out)] = lambda tmp: tidy.to_csv(tmp, index=False, errors=TEXT_ERRORS)  # (as write_csv)
     writers[out] = lambda tmp: df.to_csv(tmp, index=False, errors=TEXT_ERRORS)  # (a name not UTF-8 escaped)
     left_names = None if left_out is None else tuple(
         [source.frame_id(p) for p, bad in zip(kept, mask) if bad] for mask in left_out)

@@ -19,7 +19,10 @@ nuclei, DIR/objects.csv (file,label,cell,x,y,depth,radius,area,visible,label_x,l
 labelled nucleus of the clean frames, only the header when none is clean; x,y its 3-D centre
 projected into the frame, which for a partly hidden nucleus can fall outside its label, even in
 a nearer nucleus's; label_x,label_y the centroid of its label's pixels, what `devolens segment`'s
-objects.csv calls x,y; visible the share of it not hidden behind nearer nuclei); with --kind
+objects.csv calls x,y; depth its centre's distance from the embryo's mid plane along the optical
+axis, negative nearer the objective; radius its drawn semi-major axis; x, y, depth, radius and
+label_x, label_y in frame pixels, to 3 decimals; visible the share of it not hidden behind nearer
+nuclei; every column: docs/outputs.md); with --kind
 membrane also DIR/membranes/tNNN_membrane.png; with --video DIR/video.mp4 and a last frames.csv
 column video_frame (see --video). frames.csv's embryo (and
 render.json's embryos) is the table's own embryo name, as it joins back to the table; file names clean it

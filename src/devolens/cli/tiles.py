@@ -81,13 +81,13 @@ def _parse_size(text: str) -> tuple[int, int]:
     return size
 
 
-def _tiff_into(tmp: Path, arr, axes: str, path: Path) -> None:
+def _tiff_into(tmp: Path, arr, axes: str, path: Path, options: Optional[dict] = None) -> None:
     """Write ``arr`` as a TIFF to ``tmp``, :func:`devolens.io.atomic.atomic_path`'s temporary file for ``path``
-    (a short write told as a full disk, naming ``path``)."""
+    (a short write told as a full disk, naming ``path``); ``options``: tifffile's, instead of ``axes`` alone."""
     import tifffile
 
     try:
-        tifffile.imwrite(tmp, arr, metadata={"axes": axes}, photometric="minisblack")
+        tifffile.imwrite(tmp, arr, **(options or {"metadata": {"axes": axes}, "photometric": "minisblack"}))
     except OSError as exc:
         if exc.errno is not None:  # (atomic_path names a full disk with an errno)
             raise
@@ -139,7 +139,9 @@ def _show_warnings():
 
 
 def simulate_well_command(
-    out: Path = typer.Option(..., "--out", "-o", help="Output image: (C, H, W) uint16 TIFF, channels Hoechst, Draq7."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output image: (C, H, W) uint16 TIFF, channels Hoechst, Draq7 "
+                             "(an ImageJ hyperstack whose channels are named so: Fiji opens 2 channels; an OME "
+                             "BigTIFF past 4 GB)."),
     labels: Path = typer.Option(
         ..., "--labels", help="Output label image: (H, W) uint8 TIFF, 0 background, 1 live, 2 dead."
     ),
@@ -154,7 +156,8 @@ def simulate_well_command(
     objects: Optional[Path] = typer.Option(
         None, "--objects",
         help="Object table CSV (columns id, x, y, area, class, in_focus, radius; x, y the nucleus's centre in pixels, "
-        "from 0 at the first pixel's centre, as segment's objects.csv counts them); default: beside --out, named after "
+        "from 0 at the first pixel's centre, as segment's objects.csv counts them; radius the mean semi-axis in "
+        "pixels; x, y and radius to 3 decimals); default: beside --out, named after "
         "it without its extension (--out w.tif writes w.objects.csv). A record of how the well was made is "
         "written beside --out too, w.json (command line, devolens version, seed, size, the dead fraction and "
         "density drawn or given, every appearance parameter, the counts).",
@@ -167,7 +170,7 @@ def simulate_well_command(
     from devolens.cli.identify import record_path
     from devolens.errors import DevolensError
     from devolens.io.atomic import TEXT_ERRORS, WRITE_ERRNOS, atomic_path, cannot_write
-    from devolens.render.wells import simulate_well
+    from devolens.render.wells import OBJECTS_DECIMALS, simulate_well, well_tiff_options
 
     hw = _parse_size(size)
     obj_path = objects if objects is not None else out.with_name(out.stem + ".objects.csv")
@@ -187,9 +190,10 @@ def simulate_well_command(
     text = _well_record(well, seed=seed, size=hw, given={"dead_fraction": dead_fraction, "density": density},
                         outputs={"image": out, "labels": labels, "objects": obj_path})
     writers = {  # each writes its output's temporary file
-        "--out": lambda tmp: _tiff_into(tmp, well.image, "CYX", out),
+        "--out": lambda tmp: _tiff_into(tmp, well.image, "CYX", out, well_tiff_options(well.image)),  # (channels named)
         "--labels": lambda tmp: _tiff_into(tmp, well.labels, "YX", labels),
-        "--objects": lambda tmp: well.objects.to_csv(tmp, index=False, errors=TEXT_ERRORS),  # (as write_csv writes it)
+        "--objects": lambda tmp: well.objects.round(OBJECTS_DECIMALS).to_csv(tmp, index=False,  # (as write_csv does)
+                                                                             errors=TEXT_ERRORS),
         f"the record {record.name}": lambda tmp: tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS),
     }
     # the four files all or none: each written to its temporary file, renamed in place only when all are written
@@ -319,7 +323,10 @@ def tile_make_command(
     out: Path = typer.Option(..., "--out", "-o", help="HDF5 tile store to write, .h5 or .hdf5 (replaced unless "
                              "--append). Runs "
                              "writing one store take turns (a lock file .NAME.lock beside it): a second run waits "
-                             "for the first to finish, so that --append runs started together add all their images."),
+                             "for the first to finish, so that --append runs started together add all their images. "
+                             "Its coords (N, 2) hold each tile's top-left corner as (y, x), row then column in "
+                             "pixels: the reverse of the x, y of every CSV devolens writes (the dataset's attribute "
+                             "axes says \"yx\")."),
     tile: int = typer.Option(160, "--tile", min=MIN_TILE, help="Tile side in pixels (at least 8)."),
     stride: int = typer.Option(80, "--stride", min=1, help="Step between tiles in pixels (tile/2 = 50% overlap); "
                                "the last row and column of tiles lie flush with the bottom and right edges, so that "

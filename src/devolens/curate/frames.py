@@ -1331,6 +1331,24 @@ _COLUMNS = [
     "flag", "flagged",
 ]
 
+#: a report's measurements, written to its CSV at :data:`SCORE_DIGITS` significant digits (:func:`report_for_csv`):
+#: the flags are decided on the full values before, and nothing reads the scores back
+SCORE_COLUMNS = ("level", "p99", "clipped", "contrast", "level_ratio", "level_ratio_high", "red_line_score",
+                 "red_area", "red_patch_score", "change", "change_ratio")
+SCORE_DIGITS = 4
+
+
+def report_for_csv(report: pd.DataFrame) -> pd.DataFrame:
+    """``report`` (:func:`curate_path`) as its CSV holds it: a copy whose :data:`SCORE_COLUMNS` are rounded to
+    :data:`SCORE_DIGITS` significant digits (``7.79e-06``, ``25.47``, not ``7.791722074468084e-06``); the other
+    columns (frame, time, flags, the input's identity) as they are."""
+    out = report.copy()
+    for column in SCORE_COLUMNS:
+        if column in out.columns:
+            values = pd.to_numeric(out[column], errors="coerce").to_numpy(np.float64)
+            out[column] = [float(f"{v:.{SCORE_DIGITS}g}") if np.isfinite(v) else v for v in values]
+    return out
+
 
 def score_frames(
     frames: Iterable[np.ndarray],

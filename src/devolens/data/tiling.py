@@ -7,7 +7,9 @@ Store layout (one file, any number of source images)::
     class_counts  (N, K)       int64    pixels of each class in the tile  [when labelled; 'ignore' pixels
                                          are no class: counted nowhere]
     source        (N,)         int32    index into attrs["sources"]
-    coords        (N, 2)       int32    (y, x) of the tile's top-left corner in its source
+    coords        (N, 2)       int32    (y, x) of the tile's top-left corner in its source: row, then column, the
+                                         reverse of the CSVs' x, y (its attribute ``axes``, "yx", says so; absent
+                                         in stores written before it was recorded, of the same order)
     attrs: sources, label_sources (JSON lists of file names), source_digests (JSON list: a digest of each
            source's pixels as tiled, and of its labels', null for sources of stores written before it was
            recorded), tile, stride,
@@ -74,6 +76,8 @@ from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other 
 from devolens.predict.tiled import (RowReader, check_one_image, colour_tiff_order, eight_bit_question, h5_open_error,
                                     looks_eight_bit, may_look_eight_bit, refuse_other_format, rgb_tiff_note)
 STORE_VERSION = 1
+#: the order of a store's ``coords`` columns, its attribute ``axes``: y (row), then x (column)
+COORDS_AXES = "yx"
 #: the smallest tile side `devolens tile --tile` takes
 MIN_TILE = 8
 #: most bytes of samples (tiles, labels and their rows) per HDF5 chunk: the writer holds one chunk (HDF5 twice that
@@ -598,6 +602,8 @@ def _create_datasets(f: h5py.File, channels: int, tile: int, n_classes: int, chu
                      dtype=np.uint16, chunks=(chunk, channels, tile, tile), **kw)
     f.create_dataset("source", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(chunk,))
     f.create_dataset("coords", shape=(0, 2), maxshape=(None, 2), dtype=np.int32, chunks=(chunk, 2))
+    # (y, x): the reverse of every CSV's x, y, said where a reader looks (stores written before lack it: the same order)
+    f["coords"].attrs["axes"] = COORDS_AXES
     if labelled:
         f.create_dataset("labels", shape=(0, tile, tile), maxshape=(None, tile, tile), dtype=np.uint8,
                          chunks=(chunk, tile, tile), **kw)

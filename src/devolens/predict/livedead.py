@@ -722,6 +722,7 @@ def _well_tables(objects: pd.DataFrame, counts: dict[str, float],
     """A well's objects.csv and counts.csv rows, with a leading ``well`` column when ``well`` is given; objects.csv's
     ``id`` numbers its rows from 1 (the objects' values in instances.tif)."""
     table, summary = objects[["x", "y", "area", "class"]].copy(), pd.DataFrame([counts])
+    summary = summary.round({"fraction_dead": 6})  # (6 decimals, as livedead.json's; empty without objects)
     table.insert(0, "id", np.arange(1, len(table) + 1, dtype=np.int64))
     if well is not None:
         table.insert(0, "well", str(well))

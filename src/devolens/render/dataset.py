@@ -107,6 +107,8 @@ VIDEO_FRAME_COLUMN = "video_frame"
 #: objects.csv (nuclei renders): one row per labelled nucleus of each clean frame
 #: ``x, y`` the projected 3-D centre, ``label_x, label_y`` the centroid of the label's pixels (last: added later)
 OBJECTS_COLUMNS = ["file", "label", "cell", "x", "y", "depth", "radius", "area", "visible", "label_x", "label_y"]
+#: objects.csv's positions and sizes in frame pixels, written to 3 decimals (as label_x, label_y are)
+OBJECTS_DECIMALS = {"x": 3, "y": 3, "depth": 3, "radius": 3}
 KINDS = ("nuclei", "membrane")
 #: every entry :func:`render_dataset` may write into its folder (the layout above); keep in step with it:
 #: :func:`render_dataset` (and so ``devolens render``) replaces exactly these when it renders again into a folder
@@ -735,7 +737,7 @@ def render_dataset(
         meta.update(extra)  # the caller's record (devolens render: its command, inputs and options)
         write_text(out / "render.json", json.dumps(meta, indent=1, default=float))
         if kind == "nuclei":  # the header alone when no frame is clean: a reader finds the file it expects
-            write_csv(pd.concat(objects, ignore_index=True) if objects else pd.DataFrame(columns=OBJECTS_COLUMNS),
-                      out / "objects.csv")
+            write_csv(pd.concat(objects, ignore_index=True).round(OBJECTS_DECIMALS) if objects else
+                      pd.DataFrame(columns=OBJECTS_COLUMNS), out / "objects.csv")
         write_csv(df, out / "frames.csv")
     return df

@@ -48,6 +48,25 @@ DEBRIS_MAX_RADIUS = 1.8
 #: Where a pixel's centre lies in the drawing's coordinates (which count from the first
 #: pixel's corner); the object table's ``x, y`` count from that centre instead.
 PIXEL_CENTRE = 0.5
+#: the channel names a simulated well's TIFF stores (``devolens simulate well``): Fiji shows them, and
+#: ``segment livedead`` and ``tile`` read Hoechst and Draq7 by them (:func:`devolens.io.wells.well_channel_order`)
+TIFF_CHANNELS = ("Hoechst", "Draq7")
+#: a well's TIFF is an ImageJ hyperstack up to this size (a classic TIFF's limit, less tifffile's margin, as
+#: ``segment livedead``'s probs.tif), an OME BigTIFF with the same channel names past it
+IMAGEJ_BYTES = 2**32 - 2**25
+#: the object table's positions and sizes (px) as its CSV writes them: 3 decimals
+OBJECTS_DECIMALS = {"x": 3, "y": 3, "radius": 3}
+
+
+def well_tiff_options(image: np.ndarray) -> dict:
+    """tifffile's ``imwrite`` options for a well image ``image``, (2, H, W) uint16: an ImageJ hyperstack of 2
+    channels named :data:`TIFF_CHANNELS` (Fiji opens it as channels, not as 2 Z-slices), past
+    :data:`IMAGEJ_BYTES` an OME BigTIFF with those channel names. Either reads back as the same (2, H, W) array."""
+    names = list(TIFF_CHANNELS[: image.shape[0]])
+    if image.nbytes < IMAGEJ_BYTES:
+        return {"imagej": True, "metadata": {"axes": "CYX", "Labels": names}, "photometric": "minisblack"}
+    return {"ome": True, "bigtiff": True, "metadata": {"axes": "CYX", "Channel": {"Name": names}},
+            "photometric": "minisblack"}
 
 __all__ = ["CLASSES", "CHANNELS", "DEFAULT_SIZE", "Well", "WellParams", "random_params", "simulate_well"]
 
