@@ -416,8 +416,9 @@ def segment_livedead_command(
                              "live, 2 dead); a folder: labels/WELL_labels.tif. Either: objects.csv (well; id: 1..n "
                              "in each well, the nucleus's value in instances.tif (--instances); x, y: centroid, px, "
                              "which may lie outside a curved nucleus; area, px; class: 1 live, 2 dead; one row per "
-                             "nucleus: a connected region of one class), counts.csv (well, live, dead, "
-                             "fraction_dead: one row per well), overlays/WELL_overlay.png (see --overlay), and "
+                             "nucleus: a connected region of one class, so touching nuclei of one class are one row, "
+                             "with a warning where many regions are several nuclei large), counts.csv (well, live, "
+                             "dead, fraction_dead: one row per well), overlays/WELL_overlay.png (see --overlay), and "
                              "livedead.json: how they were made "
                              "(command line, devolens and torch versions, model, the sha256 of its weights and of "
                              "all its files, options, counts and warnings printed, per well too). WELL is the "
@@ -440,7 +441,8 @@ def segment_livedead_command(
     min_area: int = typer.Option(
         12, "--min-area", min=0, help="Drop objects smaller than this many pixels (an object: a 4-connected region "
         "of one class, pixels sharing an edge, not only a corner): no row in objects.csv, background in labels.tif "
-        "and instances.tif, not counted."),
+        "and instances.tif, not counted. A separate population of specks kept (debris counted as nuclei: many "
+        "objects under some size, few just above it) is warned of, with the --min-area that leaves it out."),
     probabilities: bool = typer.Option(
         False, "--probabilities", help="Also write probs.tif (a folder: probs/WELL_probs.tif): (3, H, W) uint8 class "
         "probabilities x255, an ImageJ hyperstack of 3 channels named background, live, dead (not a Z stack of 3 "

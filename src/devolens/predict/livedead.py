@@ -74,6 +74,32 @@ FILL_BLOCK = 32
 #: of the well. A drawn image of a few nuclei on a background of exactly one value has none: that background is the
 #: image's own, no fill (and the nuclei's level would be no background to put in its place)
 FILL_CONTENT = 0.5
+#: objects are connected regions: touching nuclei of one class are one object. A well is warned of when at least
+#: ``MERGED_SHARE`` of its objects (and ``MERGED_LEAST``) are over ``MERGED_FACTOR`` times the typical nucleus's area
+#: (the larger of the live and dead objects' median areas, of a class with ``MERGED_CLASS`` objects or more; dead
+#: nuclei are often smaller, so the two classes' joint median is no nucleus's size). Measured: the simulated wells of
+#: ``devolens simulate well`` (seeds 1-20 at 1350x1800, and 9 at 3000x4000; their nuclei do not touch) put at most
+#: 0.9 % of their objects there (seed 6: 6 of 681; 14 of the 21 none), a clustered culture (500 nuclei, 130 dead, many
+#: touching: read 291 live, 117 dead) 3.2 % (13 of 408, up to 5x), every one of them several nuclei
+MERGED_FACTOR = 2.5
+MERGED_SHARE = 0.02
+MERGED_LEAST = 5
+MERGED_CLASS = 10
+#: ...and only when that typical area is a nucleus's: at least this many pixels (pi 3^2: the simulator's smallest
+#: nucleus, ``MIN_RADIUS`` 3 px; an untrained network's objects, median 18 px, up to 3,158, are no nuclei merged)
+MERGED_NUCLEUS = 28
+#: a separate population of specks (debris, dust counted as nuclei) is said when, for some area ``a`` (from
+#: ``SPECK_FROM`` times ``max(min_area, 12)`` up to ``SPECK_REACH`` times the median object's area, in steps of 5 %), at
+#: least ``SPECK_LEAST`` objects are under ``a`` and ``SPECK_RATIO`` times as many as lie between ``a`` and 1.5 ``a``
+#: (a gap above them, where a population of small nuclei rises towards the median). Measured with min_area 12: the
+#: simulated wells (seeds 1-20 at 1350x1800) without counted debris reach a ratio of at most 1.07 (seed 11; seed 20
+#: 1.00, seed 4, whose debris is as large as its smallest nuclei, 1.10); those whose debris the model counts as nuclei
+#: 46 (seed 9; 30 at 3000x4000, 238 specks of ~24 px), 3.4 and 3.2 (seeds 5 and 17). The advice, ``--min-area``
+#: 1.25 ``a`` at the deepest gap, read seed 9 at 3000x4000 854 live / 847 dead (truth 851 / 845; 964 / 978 at 12)
+SPECK_RATIO = 2.5
+SPECK_LEAST = 20
+SPECK_FROM = 1.3
+SPECK_REACH = 0.45
 
 
 @dataclass
@@ -531,9 +557,9 @@ class LiveDeadPredictor:
                 watch = _ChannelWatch(src, fill=fill)
                 result = self._predict(watch, probabilities, progress, fill)
                 _warn_nonfinite(image, watch.nonfinite)
-                _warn_empty(image, watch, src.order, result.counts, "channels=[H, D]" + _rgb_hint(src))
-                if not _warn_range(image, watch, src.order, result.objects):  # not swapped: saturated or flat
-                    _warn_swapped(image, src, result.counts, "channels=[1, 0]")
+                _warn_channels(image, watch, src, result.objects, result.counts, "channels=[H, D]" + _rgb_hint(src),
+                               "channels=[1, 0]")
+                _warn_objects(image, result.objects, self.min_area, "min_area={0} (load('livedead', min_area={0}))")
             return result
         if channels is not None or dataset is not None:
             raise DevolensError("channels and dataset apply to a well file's path; choose an array's channels by "
@@ -543,6 +569,7 @@ class LiveDeadPredictor:
         from devolens.io.images import check_image_size
 
         check_image_size(int(image.shape[1]), int(image.shape[2]))
+        given = image.dtype  # (the values its warnings name: an 8-bit array's, not the x257 read)
         image, nonfinite = _missing(image)
         _warn_nonfinite("<array>", nonfinite)
         _warn_eight_bit(image)
@@ -556,9 +583,9 @@ class LiveDeadPredictor:
         fill = _find_fill(image)
         watch = _ChannelWatch(image, fill=fill)
         result = self._predict(watch, probabilities, progress, fill)
-        _warn_empty("<array>", watch, None, result.counts, "indexing the array (image[[1, 0]])")
-        if not _warn_range("<array>", watch, None, result.objects):  # not swapped: saturated or flat
-            _warn_swapped("<array>", None, result.counts, "image[[1, 0]]")
+        _warn_channels("<array>", watch, None, result.objects, result.counts, "indexing the array (image[[1, 0]])",
+                       "image[[1, 0]]", dtype=given)
+        _warn_objects("<array>", result.objects, self.min_area, "min_area={0} (load('livedead', min_area={0}))")
         return result
 
     def _predict(self, image, probabilities: bool, progress: Callable[[int, int], None] | None,
@@ -707,9 +734,8 @@ class LiveDeadPredictor:
         objects = _objects(rows, min_area=self.min_area, instances=instances, pixel=pixel, clear=rows.write)
         counts = counts_from_objects(objects)
         _warn_nonfinite(image, watch.nonfinite)
-        _warn_empty(image, watch, src.order, counts, "--channels H,D" + _rgb_hint(src))
-        if not _warn_range(image, watch, src.order, objects):  # not swapped: saturated or flat
-            _warn_swapped(image, src, counts, "--channels 1,0")
+        _warn_channels(image, watch, src, objects, counts, "--channels H,D" + _rgb_hint(src), "--channels 1,0")
+        _warn_objects(image, objects, self.min_area, "--min-area {}")
         return objects, counts
 
 
@@ -1006,23 +1032,131 @@ def _warn_notes(image, src: RowReader) -> None:
             warnings.warn(f"{image}: {note}", stacklevel=3)
 
 
-def _warn_empty(image, watch: _ChannelWatch, order: list[int] | None, counts: dict[str, float], fix: str) -> None:
+#: an RGB image's colours, by index (as ``--channels`` numbers them)
+_COLOURS = ("red", "green", "blue", "alpha")
+
+
+def _where(src: "RowReader | None", i: int) -> str:
+    """Where the channel read as Hoechst (``i`` 0) or Draq7 (1) came from, in words: ``the blue channel of the file``
+    for an RGB image read by its colour rule (Hoechst blue, Draq7 red: a PNG, JPEG, BMP or RGB TIFF without
+    ``channels``), else ``channel K of the file`` (K as ``channels`` numbers it: an RGB image's colours red 0, green 1,
+    blue 2); ``src`` None (an array): its index."""
+    if src is None:
+        return f"channel {i} of the file"
+    order = src.order
+    if (src.tiff is False or src.colour_tiff) and getattr(src, "_order_given", None) is None:
+        k = order[i] if order is not None else (2, 0)[i]  # (a PNG read by colour: blue, red; order None)
+        if k < len(_COLOURS):
+            return f"the {_COLOURS[k]} channel of the file"
+    return f"channel {order[i] if order is not None else i} of the file"
+
+
+def _file_top(value: int, dtype: "np.dtype | None") -> str:
+    """A channel's top value ``value`` (16-bit, as read) in the file's own numbers: an 8-bit file's or array's 255 is
+    read as 65535 (x257), and named 255."""
+    if dtype is not None and np.dtype(dtype) == np.uint8 and value % 257 == 0:
+        return f"{value // 257}, the top of its 8-bit range"
+    return f"{value}"
+
+
+def _warn_channels(image, watch: _ChannelWatch, src: "RowReader | None", objects: pd.DataFrame,
+                   counts: dict[str, float], fix_empty: str, fix_swap: str, dtype: "np.dtype | None" = None) -> None:
+    """The warnings about the channels read, once the well is segmented: a blank channel (:func:`_warn_empty`), a
+    flat or clipped one (:func:`_warn_range`), and nearly every nucleus dead in a well read by position
+    (:func:`_warn_swapped`), which a flat channel (no contrast: what such a well needs is another image) holds back
+    and clipping does not (a swapped well whose Hoechst nuclei are partly saturated, read as Draq7, read 98 % dead
+    with only the clipping said). ``src``: the file's reader (None: an array, of ``dtype``)."""
+    _warn_empty(image, watch, src, counts, fix_empty)
+    swapped = _looks_swapped(src, counts)
+    kinds = _warn_range(image, watch, src, objects, swapped=swapped,
+                        dtype=dtype if src is None else getattr(src, "dtype", None))
+    if swapped and "flat" not in kinds:
+        _warn_swapped(image, src, counts, fix_swap)
+
+
+def _warn_empty(image, watch: _ChannelWatch, src: "RowReader | None", counts: dict[str, float], fix: str) -> None:
     """Warn of a blank channel (every pixel at most :data:`BLANK_COUNTS`: a wrong channel read, the empty green of an
-    RGB image) and of a well without objects. ``order``: the file's channels read (None: the first two); ``fix``: how
-    to choose others."""
+    RGB image) and of a well without objects. ``src``: the file's reader, whose channels were read (None: an array,
+    the first two); ``fix``: how to choose others."""
     blank = [bool(watch.top[i] <= BLANK_COUNTS) for i in range(2)]
     if all(blank):
         warnings.warn(f"{image}: no objects found: the image is blank (every pixel ~0 in both channels)",
-                      stacklevel=3)
+                      stacklevel=4)
         return
     for i, (stain, effect) in enumerate((("Hoechst", "no nucleus can read as live"),
                                          ("Draq7", "no nucleus can read as dead"))):
         if blank[i]:
-            where = f"channel {order[i] if order is not None else i} of the file"
+            where = _where(src, i)
             warnings.warn(f"{image}: the {stain} channel ({where}) is blank (every pixel ~0): {effect}; if the "
-                          f"{stain} stain is in another channel, choose it with {fix}", stacklevel=3)
+                          f"{stain} stain is in another channel, choose it with {fix}", stacklevel=4)
     if counts["live"] + counts["dead"] == 0:
-        warnings.warn(f"{image}: no objects found (the image is blank?)", stacklevel=3)
+        warnings.warn(f"{image}: no objects found (the image is blank?)", stacklevel=4)
+
+
+def _warn_objects(image, objects: pd.DataFrame, min_area: int, fix: str) -> None:
+    """Warn of what the object table's areas say about the counts: many objects several times a nucleus's area
+    (:func:`_merged`: touching nuclei of one class, counted as one) and a separate population of specks
+    (:func:`_specks`: debris counted as nuclei). ``fix``: how to give another min_area, ``{}`` standing for it."""
+    if len(objects) == 0:
+        return
+    merged = _merged(objects)
+    if merged is not None:
+        n, typical, largest = merged
+        warnings.warn(f"{image}: {n} of the {len(objects)} objects are over {MERGED_FACTOR:g} times a typical "
+                      f"nucleus's area ({typical:,} px; the largest {largest:,} px): objects are connected regions, "
+                      "and touching nuclei of one class count as one, so the live and dead counts are too low where "
+                      "nuclei touch; check the overlay, and to count touching nuclei one by one, save the Hoechst "
+                      "channel as its own image and run devolens segment nuclei on it", stacklevel=3)
+    specks = _specks(objects["area"].to_numpy(), min_area)
+    if specks is not None:
+        n, cut, near, median, advice = specks
+        warnings.warn(f"{image}: {n} objects are specks under {cut} px, apart from the nuclei (median {median:,} px; "
+                      f"{near} objects of {cut}-{int(1.5 * cut)} px): debris or dust counted as nuclei? Check the "
+                      f"overlay; if so, run again with {fix.format(advice)} to leave them out", stacklevel=3)
+
+
+def _merged(objects: pd.DataFrame) -> "tuple[int, int, int] | None":
+    """``(n, typical, largest)`` when at least :data:`MERGED_SHARE` of the objects, and :data:`MERGED_LEAST`, are
+    over :data:`MERGED_FACTOR` times ``typical``, the larger of the classes' median areas (a class of
+    :data:`MERGED_CLASS` objects or more; none: all objects' median) and at least :data:`MERGED_NUCLEUS`; else None."""
+    area = objects["area"].to_numpy()
+    medians = [float(np.median(area[objects["class"].to_numpy() == k])) for k in (1, 2)
+               if int((objects["class"] == k).sum()) >= MERGED_CLASS]
+    typical = max(medians) if medians else float(np.median(area))
+    n = int((area > MERGED_FACTOR * typical).sum())
+    if typical >= MERGED_NUCLEUS and n >= MERGED_LEAST and n >= MERGED_SHARE * len(area):
+        return n, int(round(typical)), int(area.max())
+    return None
+
+
+def _specks(area: np.ndarray, min_area: int) -> "tuple[int, int, int, int, int] | None":
+    """A separate population of specks among objects of ``area`` (kept at ``min_area``): ``(n, cut, near, median,
+    advice)``, ``n`` objects under ``cut`` px and ``near`` between ``cut`` and 1.5 ``cut``, at the cut where that
+    gap is deepest (:data:`SPECK_RATIO`), ``advice`` the min_area that leaves them out (1.25 ``cut``: in the gap);
+    None without one."""
+    a = np.sort(np.asarray(area, np.float64))
+    median = float(np.median(a))
+    best = None
+    cut = SPECK_FROM * max(int(min_area), 12)
+    while cut <= SPECK_REACH * median:
+        tiny = int(np.searchsorted(a, cut))
+        near = int(np.searchsorted(a, 1.5 * cut)) - tiny
+        if tiny >= SPECK_LEAST and tiny >= SPECK_RATIO * near:
+            if best is None or tiny / max(near, 1) >= best[0]:
+                best = (tiny / max(near, 1), cut, tiny, near)
+        cut *= 1.05
+    if best is None:
+        return None
+    _, cut, tiny, near = best
+    return tiny, int(math.ceil(cut)), near, int(round(median)), int(math.ceil(1.25 * cut))
+
+
+def _looks_swapped(src: "RowReader | None", counts: dict[str, float]) -> bool:
+    """Whether a well read by position (``src`` None: an array; a file without channel names or ``channels``, not
+    read by its colours) came out nearly all dead (:data:`SWAP_FRACTION` of at least :data:`SWAP_MIN_OBJECTS`)."""
+    by_position = src is None or (src.order is None and src.tiff is not False)
+    return bool(by_position and counts["live"] + counts["dead"] >= SWAP_MIN_OBJECTS
+                and counts["fraction_dead"] >= SWAP_FRACTION)
 
 
 def _warn_swapped(image, src: RowReader | None, counts: dict[str, float], fix: str) -> None:
@@ -1030,13 +1164,12 @@ def _warn_swapped(image, src: RowReader | None, counts: dict[str, float], fix: s
     are always read by position) came out nearly all dead (:data:`SWAP_FRACTION`): Hoechst (every nucleus) read as
     Draq7 makes every nucleus dead, the one sign of swapped channels that the images themselves do not give away.
     ``fix`` says how to give the channels."""
-    by_position = src is None or (src.order is None and src.tiff is not False)
-    if by_position and counts["live"] + counts["dead"] >= SWAP_MIN_OBJECTS and counts["fraction_dead"] >= SWAP_FRACTION:
+    if _looks_swapped(src, counts):
         why, then = (("an array's channels are read by position", "if Draq7 is its first channel, pass")
                      if src is None else ("the file does not name them", "if Draq7 was saved first, run again with"))
         warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with Hoechst "
                       f"taken from the first channel and Draq7 from the second ({why}): {then} {fix}",
-                      stacklevel=3)
+                      stacklevel=4)
 
 
 
@@ -1073,19 +1206,23 @@ def _range_problems(watch: _ChannelWatch, area: float) -> list[tuple[str, int, i
     return found
 
 
-def _warn_range(image, watch: _ChannelWatch, order: list[int] | None, objects: pd.DataFrame) -> bool:
+def _warn_range(image, watch: _ChannelWatch, src: "RowReader | None", objects: pd.DataFrame, *,
+                swapped: bool = False, dtype: "np.dtype | None" = None) -> set[str]:
     """Warn of a flat channel (no contrast: every pixel at one level, a saturated 65535 or any other) and of a channel
     whose nuclei are clipped (a noticeable share of their pixels at its top value: :func:`_range_problems`); counts
     from either are not to be trusted (one flat Hoechst channel read 1 live, 25 dead of 55 and 25; a Hoechst and
-    Draq7 well clipped in 0.3 % of its pixels 47 and 54). ``order``: the file's channels read (None: the first two).
-    Returns whether it warned (the swapped-channels advice is then not given: not what such a well needs)."""
+    Draq7 well clipped in 0.3 % of its pixels 47 and 54). ``src``: the file's reader (None: an array), which says
+    where each channel was read from (:func:`_where`); ``dtype``: the input's, whose numbers the top value is given
+    in (:func:`_file_top`). ``swapped``: the well looks swapped (:func:`_looks_swapped`), so a clipped channel is named
+    as the one read as Hoechst or Draq7 (clipped Hoechst nuclei read as Draq7 were 'the Draq7 channel').
+    Returns the kinds warned of (``flat``, ``clipped``): a flat channel holds back the swapped-channels advice."""
     area = float(objects["area"].sum()) if len(objects) else 0.0
-    warned = False
+    warned: set[str] = set()
     for i, (kind, value, n) in enumerate(_range_problems(watch, area)):
         if not kind:
             continue
         stain = ("Hoechst", "Draq7")[i]
-        where = f"channel {order[i] if order is not None else i} of the file"
+        where = _where(src, i)
         if kind == "flat":
             saturated = value >= 65535 - BLANK_COUNTS
             what = ("saturated: every pixel at the top of the range (65535)" if saturated
@@ -1094,14 +1231,18 @@ def _warn_range(image, watch: _ChannelWatch, order: list[int] | None, objects: p
             cause = ("overexposed: acquire it with a shorter exposure or lower gain" if saturated
                      else f"not a camera image of the {stain} stain: an empty or edited channel?")
             warnings.warn(f"{image}: the {stain} channel ({where}) is {what}: {effect}, so the counts are not to be "
-                          f"trusted ({cause})", stacklevel=3)
+                          f"trusted ({cause})", stacklevel=4)
         else:
             share = f"{n / area:.1%} of the nuclei's area" if area else "and no nucleus found"
-            warnings.warn(f"{image}: {n:,} pixels of the {stain} channel ({where}; {share}) sit at its top value "
-                          f"({value}): saturated or clipped, their brightness lost, which can shift the live/dead "
-                          "calls (the model reads how bright each nucleus is); acquire with a shorter exposure or "
-                          "lower gain so that no nucleus saturates", stacklevel=3)
-        warned = True
+            channel = f"channel read as {stain}" if swapped else f"{stain} channel"
+            fix = "acquire with a shorter exposure or lower gain so that no nucleus saturates"
+            if dtype is not None and np.dtype(dtype) == np.uint8:  # (an export's contrast stretch clips too)
+                fix = ("segment the camera's own 16-bit image (an 8-bit export's contrast stretch clips the brightest "
+                       "nuclei), acquired with a shorter exposure or lower gain so that no nucleus saturates")
+            warnings.warn(f"{image}: {n:,} pixels of the {channel} ({where}; {share}) sit at its top value "
+                          f"({_file_top(value, dtype)}): saturated or clipped, their brightness lost, which can shift "
+                          f"the live/dead calls (the model reads how bright each nucleus is); {fix}", stacklevel=4)
+        warned.add(kind)
     return warned
 
 
