@@ -148,7 +148,7 @@ def test_untrusted_auto_estimate_warns_library_users():
     pred = NucleiPredictor(_tiny(), scale=0.5, diameter_ref=20.0, auto_keep=(0.5, 1.5))
     pred.size_model = _constant_model(pred, 3.0)
     pred.auto = True
-    with pytest.warns(DiameterWarning, match=r"diameter='auto': .*fewer than 8 separate bright nuclei.*used as they"):
+    with pytest.warns(DiameterWarning, match=r"diameter='auto': .*fewer than 8 separate bright regions.*used as they"):
         res = pred.predict(_two_nuclei())
     assert pred.last_estimate.trusted == 0 and res.labels.shape == (96, 128)
     pred.auto_each = True

@@ -467,7 +467,7 @@ def test_zoo_cli_diameter_auto(tiny_zoo, tmp_path, capsys):  # noqa: F811
     iio.imwrite(folder / "b.png", _disc_image((96, 128), 10, n=1))
     assert main(["segment", "nuclei", str(folder), "--out", str(tmp_path / "o7"), "--diameter", "each"]) == 0
     out = _said(capsys)
-    assert "diameter each: 1 of 2 images resized" in out and "1 showed fewer than 8 separate bright nuclei" in out
+    assert "diameter each: 1 of 2 images resized" in out and "1 showed fewer than 8 separate bright regions" in out
     assert "working scale per image" in out
     assert main(["population", str(folder), "--out", str(tmp_path / "p.csv"), "--diameter", "each"]) == 2
     assert "population reads one movie" in _said(capsys) and not (tmp_path / "p.csv").exists()

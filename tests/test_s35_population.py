@@ -270,7 +270,7 @@ def test_untrusted_reason_says_the_nuclei_touch_when_few_regions_cover_much():
     assert untrusted_reason(crowded).startswith("the nuclei in the images looked at touch too much to be told apart")
     few = estimate_diameter(pred, [_discs(), _discs()])
     assert few.crowded == 0
-    assert untrusted_reason(few).startswith(f"the images looked at show fewer than {MIN_OBJECTS} separate bright")
+    assert untrusted_reason(few).startswith(f"a quick threshold count found fewer than {MIN_OBJECTS} separate bright")
     mixed = estimate_diameter(pred, [_discs(), _discs(), _merged()])  # most of them few: said so
     assert mixed.crowded == 1 and "fewer than" in untrusted_reason(mixed).split("(")[0]
 

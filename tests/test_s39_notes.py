@@ -76,7 +76,7 @@ def test_untrusted_reason_blames_saturation_not_a_late_embryo():
     words = untrusted_reason(crowded, "nuclei", 0.56)
     assert "a late embryo" not in words and "saturated (56 % of the embryo's pixels" in words
     few = DiameterEstimate(diameter=None, magnification=1.3, per_image=[1.3], trusted=0)
-    assert "fewer than 8 separate bright nuclei" in untrusted_reason(few, "nuclei", 0.56)
+    assert "fewer than 8 separate bright regions (touching nuclei count as one" in untrusted_reason(few, "nuclei", 0.56)
 
 
 def test_segment_and_population_say_saturation(tiny_zoo, tmp_path, capsys):  # noqa: F811

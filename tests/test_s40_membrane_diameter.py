@@ -81,7 +81,7 @@ def test_nuclei_keep_autos_rule():
 def test_cells_note_names_the_cells_diameter():
     words = diameter_note(DiameterCheck(60.0, 29.6, 0.39, "cells"), "cells")
     assert words.startswith("--diameter 60: the size model reads the images as 0.39x as magnified")
-    assert "where the cells measure about 30 px, 2.0x apart" in words and "--diameter auto would use" not in words
+    assert "where the cells would measure about 30 px, 2.0x apart" in words and "--diameter auto would use" not in words
     assert "run again with --diameter 30" in words
     # the nuclei's words as they were (a check made without ``by``)
     old = diameter_note(DiameterCheck(48.0, 25.0, 0.6), "nuclei")
@@ -102,7 +102,7 @@ def test_segment_membrane_notes_a_diameter_far_from_the_cells(tiny_zoo, tmp_path
     words = "--diameter 20: the size model reads the images as 0.44x as magnified"
     assert main(["segment", "membrane", str(img), "--out", str(tmp_path / "o1"), "--diameter", "20"]) == 0
     out = _said(capsys)
-    assert words in out and "where the cells measure about 11 px, 1.8x apart" in out
+    assert words in out and "where the cells would measure about 11 px, 1.8x apart" in out
     assert "run again with --diameter 11" in out
     record = json.loads((tmp_path / "o1" / "segment.json").read_text())
     assert any(n.startswith(words) for n in record["notes"])
@@ -112,7 +112,7 @@ def test_segment_membrane_notes_a_diameter_far_from_the_cells(tiny_zoo, tmp_path
         assert main(["segment", "membrane", str(img), "--out", str(tmp_path / f"o_{other}"),
                      "--diameter", other]) == 0
         said = _said(capsys)
-        assert "the cells measure about" not in said and "as magnified as" not in said
+        assert "the cells would measure about" not in said and "as magnified as" not in said
 
 
 @pytest.fixture(scope="module")

@@ -876,11 +876,11 @@ def _estimate_note(estimate, what: str, saturated: Optional[float] = None) -> Op
     if estimate is None:
         return None
     if not estimate.trusted:
-        from devolens.predict.sizing import untrusted_reason
+        from devolens.predict.sizing import unjudged_advice, untrusted_reason
 
         why = untrusted_reason(estimate, what, saturated)  # the library's DiameterWarning says the same
         # a note: a magnification left unjudged may be wrong (the library's DiameterWarning), so --quiet keeps it
-        return (f"note: diameter auto: {why}: used as they are (give --diameter if they are not EPIC-like framing)")
+        return f"note: diameter auto: {why}: used as they are ({unjudged_advice(what)})"
     if estimate.diameter is None:
         return None
     # a bright uneven backdrop: the magnification was (mostly) read on the flattened images (sizing.BackdropReader)
@@ -937,9 +937,9 @@ def _estimates_note(estimates, what: str) -> Optional[str]:
     if few:
         from devolens.predict.sizing import MIN_OBJECTS
 
-        words.append(f"; {few} showed fewer than {MIN_OBJECTS} separate bright {what} at a first look (too few, or "
-                     "touching too much to be told apart; or the images were too narrow), too few to judge: used as "
-                     "they are")
+        words.append(f"; {few} showed fewer than {MIN_OBJECTS} separate bright regions at a first look (too few "
+                     f"{what}, or touching too much to be told apart; or the images were too narrow), too few to "
+                     "judge: used as they are")
     return "".join(words)
 
 
@@ -1448,7 +1448,7 @@ def run_segmentation(
             "no_structure": noise,
             "no_signal": no_signal, "no_signal_black": no_signal_black[0], "no_signal_found": no_signal_found[0],
             "specks": specks,
-            "colour_note": _colour_note(looked[0] if looked else None, kind, predictor.network.channel),
+            "colour_note": _colour_note(looked, kind, predictor.network.channel),
             # (the planes are read only where the note judges them)
             "shape_note": _shape_note(lambda: _shape_frames(looked, stack_file, channel, pages), kind,
                                       predictor, reading["channels"] if reading else 0),
@@ -1492,6 +1492,8 @@ def run_segmentation(
              # where the network ran (--device auto resolved; options.device keeps what was asked, for a rerun)
              "device": predictor.device,
              "working_scale": scale,
+             # the colour channel read (of the frame the notes judged; null: grey frames)
+             "color_read": _colour_read(looked[0] if looked else None, predictor.network.channel),
              "labels_pixel_size": _calibration_record(carried),
              "no_signal": no_signal,  # frames of no signal (population's test), named as counts.csv names them
              # the frames whose files read_image turned by their EXIF orientation tag (the outputs follow the turn)
@@ -1832,26 +1834,30 @@ def _shape_frames(first: list, stack: Optional[Path], channel: Optional[int], pa
     return planes or first
 
 
-def _colour_note(image: "np.ndarray | None", kind: str, channel: str) -> Optional[str]:
-    """For the membrane model reading a colour image by the shipped rule (``channel`` auto): which channel it read,
-    when another one carries bright structure too. The rule picks the channel with the most bright structure at a
-    nucleus's scale (thin lines fade there), which in a two-colour image of nuclei and membranes is the nuclei's."""
-    if image is None or kind != "membrane" or channel != "auto" or image.ndim != 3 or image.shape[2] < 3:
-        return None
-    from devolens.predict.postprocess import _signal_channel, channel_signals
+def _colour_note(image: "np.ndarray | list | None", kind: str, channel: str) -> Optional[str]:
+    """For a model reading a colour image by the shipped rule (``channel`` auto): which channel it read, when another
+    one carries bright structure too (:func:`~devolens.predict.notes.colour_rivals`; the predictors'
+    ``InputWarning`` says the same). The rule picks the channel with the most bright structure at a nucleus's scale
+    (thin lines fade there), green first: in a two-colour image of nuclei and membranes, the nuclei's (the membrane
+    model's note); in a culture's export of blue nuclei and a green cytoplasm stain, the green one (the nuclei's).
+    ``image``: one, or the run's judged frames (:func:`~devolens.predict.notes.colour_rivals_in`)."""
+    from devolens.predict.notes import colour_rivals_in, colour_words
 
-    picked = _signal_channel(image)
-    if picked is None:  # grey stored as colour, or no channel stands out: the mean was read
+    rivals = colour_rivals_in(image if isinstance(image, list) else [image], kind, channel)
+    return None if rivals is None else colour_words(rivals, kind, "--color {}")
+
+
+def _colour_read(image: "np.ndarray | None", channel: Optional[str]) -> Optional[str]:
+    """The channel of a colour ``image`` the network read (``channel``: its rule or the --color given; the auto
+    rule's choice named), for ``segment.json``; None for a grey image."""
+    arr = None if image is None else np.asarray(image)
+    if arr is None or arr.ndim != 3 or arr.shape[2] < 3:
         return None
-    signal = channel_signals(image, shrink=False)  # at full resolution: membranes count
-    names = ("red", "green", "blue")
-    others = [names[k] for k in range(3) if k != picked and signal[k] >= 0.3 * max(signal[picked], 1e-6)]
-    if not others:
-        return None
-    return (f"colour input: the {names[picked]} channel was read (the one with the most bright structure at a "
-            f"nucleus's scale); {' and '.join(others)} {'carries' if len(others) == 1 else 'carry'} structure too: "
-            "if the membranes are there, run again "
-            f"with --color {others[0]}")
+    if (channel or "auto") != "auto":
+        return channel
+    from devolens.predict.postprocess import auto_channel
+
+    return auto_channel(arr)
 
 
 def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Optional[str]:
@@ -3055,7 +3061,9 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
         notes.append((_magnification_note(attrs["magnification_check"], attrs.get("trained_magnifications"),
                                           "frames", "the counts"), {}))
     if attrs.get("diameter_check") is not None:  # (segment's words)
-        words = _diameter_note(attrs["diameter_check"], "nuclei", attrs.get("diameter_given"))
+        check = attrs["diameter_check"]  # (population writes no overlay: segment's shows the outlines)
+        words = _diameter_note(check, "nuclei", attrs.get("diameter_given"), look=(
+            f"Segment a frame with `devolens segment nuclei --diameter {check.given:g}` and look at its overlay"))
         notes.append((f"[yellow]note:[/] {words}", plain))
     if attrs.get("suggest_diameter"):
         notes.append((_size_note("nuclei", attrs["suggest_diameter"], attrs["known_sizes"], attrs["resized"]), {}))

@@ -779,7 +779,23 @@ def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path
     if channel is not None and not 0 <= channel < info.channels:
         listed = _listed_channels(path, info.channels)
         raise DevolensError(f"{option('channel', str(channel))} is out of range: this stack has {info.channels} "
-                            f"channel(s) (0..{info.channels - 1}{'; ' + listed if listed else ''})", path=path)
+                            f"channel(s) (0..{info.channels - 1}{'; ' + listed if listed else ''})"
+                            + _pages_not_channels(info), path=path)
+
+
+def _pages_not_channels(info: StackInfo) -> str:
+    """For the refusal of a channel a stack lacks: where its pages carry no axis labels (a plain multi-page TIFF,
+    read as time points), that they are never read as channels, and how to save them so that they are; ``""``
+    otherwise."""
+    if info.channels > 1 or len(info.unlabelled) != 1:
+        return ""
+    pages = info.unlabelled[0]
+    axes = "".join("C" if a in UNLABELLED else a for a in info.axes)
+    return (f"; its {pages} pages carry no axis labels and are read as time points "
+            f"({option('pages', repr('z'), cli_value='z')}: as z planes), never as channels: to pick one as a channel, "
+            f"save the file with a channel axis (Fiji: Image > Hyperstacks > Stack to Hyperstack with {pages} "
+            f"channels, then File > Save As > Tiff; Python: tifffile.imwrite(path, array, imagej=True, "
+            f"metadata={{'axes': '{axes}'}})), or each page as its own image (Fiji: Image > Stacks > Stack to Images)")
 
 
 def _listed_channels(path: str | Path, channels: int) -> str:

@@ -49,6 +49,73 @@ LOOKS_INVERTED_BACKGROUND = 0.7
 #: nuclei stay blobs at it (renders of 188x128 to 376x256 px and the real reference frames shrunk to 0.25-0.33x:
 #: 45-87 %, noted as before; the 752x512 ones are judged below it, as before)
 SHAPE_MOST_SCALE = 0.4
+#: ... and a nuclei input reads as thin lines only where its bright structure is lines: at the judging scale, in
+#: regions many times as large as the largest disc inside them (:func:`elongation`, this or more). Small nuclei (a
+#: cell culture's 6-10 px nuclei, 2-4 px at :data:`SHAPE_MOST_SCALE`) are erased by the opening as lines are, and
+#: were called membranes (0-2 % "blobs") though the nuclei model found them (F1 0.98); their regions read 1.8-3.2
+#: (touching nuclei merge into small clusters), against 53-3350 for membrane renders at 0.5-2x (noisy too), a
+#: simulated culture membrane stain and the tests' line grids
+LINES_ELONGATION = 20.0
+
+
+#: the colour note (``segment``'s, :func:`colour_rivals`; the predictors' :class:`~devolens.errors.InputWarning`): of a
+#: colour image read by the ``auto`` rule, the other channels whose bright structure is at least this share of the
+#: read one's. Membranes: at full resolution (their lines count), 0.3. Nuclei: at a nucleus's scale (the rule's own
+#: measure, thin lines faded), 0.9: channels that carry about as much, where the rule's preference for green (the
+#: histone-GFP embryos) may have decided. A culture's Fiji export of blue nuclei and a green cytoplasm stain: 1.02
+#: (green read, 308 "nuclei" that were cytoplasm; blue, F1 0.95); the real reference frames' red and blue 0.09-0.76,
+#: renders' at most 0.51
+COLOUR_RIVAL = {"membrane": 0.3, "nuclei": 0.9}
+
+
+def colour_rivals(image, kind: str, channel: Optional[str] = "auto") -> Optional[tuple[str, list[str]]]:
+    """For a ``kind`` model (``"nuclei"`` or ``"membrane"``) reading a colour ``image`` by the shipped rule (``channel``
+    auto): the channel it read and the others that carry bright structure too (:data:`COLOUR_RIVAL`), where there are
+    any; None otherwise (a grey image, grey stored as colour, no channel standing out, another rule or a channel
+    given)."""
+    from devolens.predict.postprocess import _signal_channel, channel_signals
+
+    arr = None if image is None else np.asarray(image)
+    if (arr is None or kind not in COLOUR_RIVAL or channel != "auto" or arr.ndim != 3 or arr.shape[2] < 3
+            or min(arr.shape[:2]) < 2):
+        return None
+    picked = _signal_channel(arr)
+    if picked is None:  # grey stored as colour, or no channel stands out: the mean was read
+        return None
+    # membranes: at full resolution (their lines count); nuclei: at the rule's own, a nucleus's scale
+    signal = channel_signals(arr, shrink=kind != "membrane")
+    names = ("red", "green", "blue")
+    share = COLOUR_RIVAL[kind]
+    others = [names[k] for k in range(3) if k != picked and signal[k] >= share * max(float(signal[picked]), 1e-6)]
+    return (names[picked], others) if others else None
+
+
+def colour_rivals_in(frames: list, kind: str, channel: Optional[str] = "auto") -> Optional[tuple[str, list[str]]]:
+    """:func:`colour_rivals` of a run, judged on its judged ``frames`` (:class:`JudgedFrames`, in the input's order):
+    the first one's channel read, and the other channels that carry structure too in more than half of them (a
+    movie's frame with an artifact, a red patch as bright as the nuclei, does not decide alone); None otherwise."""
+    found = [colour_rivals(frame, kind, channel) for frame in frames]
+    if not found or found[0] is None:
+        return None
+    picked = found[0][0]
+    others = [c for c in found[0][1] if 2 * sum(1 for f in found if f is not None and f[0] == picked
+                                                and c in f[1]) > len(found)]
+    return (picked, others) if others else None
+
+
+def colour_words(rivals: tuple[str, list[str]], kind: str, pick: str) -> str:
+    """The colour note's words on ``rivals`` (:func:`colour_rivals`) of a ``kind`` input; ``pick``: how to pick
+    another channel, with ``{}`` for its name (``"--color {}"``, ``'channel="{}"'``)."""
+    picked, others = rivals
+    carry = f"{' and '.join(others)} {'carries' if len(others) == 1 else 'carry'}"
+    if kind == "membrane":
+        return (f"colour input: the {picked} channel was read (the one with the most bright structure at a "
+                f"nucleus's scale); {carry} structure too: if the membranes are there, run again "
+                f"with {pick.format(others[0])}")
+    why = ("green is kept, for the histone-GFP embryos the model knows, unless another channel has 1.5x its bright "
+           "structure" if picked == "green" else "the one with the most bright structure")
+    return (f"colour input: the {picked} channel was read ({why}); {carry} about as much: if the nuclei are there, "
+            f"run again with {pick.format(others[0])}")
 
 
 def _centre(image: np.ndarray, side: int = 2048) -> np.ndarray:
@@ -286,6 +353,10 @@ def judge_input(frames, kind: str, predictor, *, resize: float = 1.0,
     at_card = _judging_scale(card, card)
     seen, flipped, bright = _shapes(frames, kind, net, at_card, percentiles, inverted=scale)
     look = shape_verdict(kind, seen, flipped, bright, predictor, scale, percentiles, estimated)
+    if look is not None and look.what == "membranes" and not _lines_in(frames, net, at_card, percentiles):
+        # ... but small nuclei, a few pixels wide at the judging scale, are erased by the opening as lines are:
+        # compact regions, not lines (cell-culture nuclei of 6-10 px read 0-2 % "blobs")
+        return None
     if look is not None and look.what == "nuclei" and scale != at_card and not _blobs_at(frames, net, scale,
                                                                                         percentiles):
         # ... but the estimate may be right: a magnified membrane image, shrunk to the model's magnification, whose
@@ -305,6 +376,43 @@ def _blobs_at(frames: list, net, scale: float, percentiles) -> bool:
               for frame in frames]
     values = [v for v in values if v is not None]
     return bool(values) and float(np.median(values)) >= LOOKS_LIKE_NUCLEI_WORKING
+
+
+def elongation(prepared: np.ndarray, level: float = 0.3, least: int = 10) -> Optional[float]:
+    """How line-like the bright structure of a prepared image (0-1 intensities) is, whatever its width: of its
+    regions above ``level`` (8-connected, of ``least`` pixels or more), the area over that of the largest disc inside
+    it (pixel-weighted median). A round nucleus reads about 1, an elongated or a few touching ones 2-5, a line L long
+    and w wide 4L/(pi w), a network of membranes hundreds. None where nothing is that bright."""
+    import cv2
+
+    bright = (np.asarray(prepared, dtype=np.float32) > level).astype(np.uint8)
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    if n < 2:
+        return None
+    inside = np.zeros(n, np.float32)  # each region's largest inscribed radius
+    lit = bright.view(bool)
+    np.maximum.at(inside, comp[lit], cv2.distanceTransform(bright, cv2.DIST_L2, 5)[lit])
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    keep = area >= least
+    keep[0] = False  # (the background)
+    if not keep.any():
+        return None
+    ratio = area[keep] / (np.pi * np.maximum(inside[keep], 0.5) ** 2)
+    order = np.argsort(ratio)
+    weight = np.cumsum(area[keep][order])
+    return float(ratio[order][np.searchsorted(weight, weight[-1] / 2)])
+
+
+def _lines_in(frames: list, net, scale: float, percentiles) -> bool:
+    """Whether the bright structure of ``frames`` (a nuclei input read as thin lines) is lines at the judging
+    ``scale``: their median :func:`elongation` :data:`LINES_ELONGATION` or more (True where none can be measured: the
+    verdict stands as it was)."""
+    from devolens.predict.postprocess import prepare_image
+
+    values = [elongation(prepare_image(frame, net.channel, scale, percentiles, net.flatten, net.outliers))
+              for frame in frames]
+    values = [v for v in values if v is not None]
+    return not values or float(np.median(values)) >= LINES_ELONGATION
 
 
 def input_message(look: InputLook, kind: str) -> str:
@@ -375,8 +483,10 @@ class InputWatch:
         z-stack's busiest planes among them) and prints its own note."""
         from devolens.errors import command_running
 
-        if command_running() or not getattr(predictor, "judges_input", True) or not judges(predictor):
+        if command_running() or not getattr(predictor, "judges_input", True):
             return None
+        if not judges(predictor) and getattr(predictor.network, "channel", None) != "auto":
+            return None  # (judged: the shapes; or the colour channel the auto rule read, whatever the diameter)
         return cls(predictor, kind)
 
     def tap(self, images: Iterable) -> Iterator:
@@ -407,8 +517,17 @@ class InputWatch:
             return None
         self.done = True
         self.images.clear()
-        look = self.judge(self.judged.frames())
-        return None if look is None else input_message(look, self.words or self.kind)
+        frames = self.judged.frames()
+        look = self.judge(frames)
+        words = [] if look is None else [input_message(look, self.words or self.kind)]
+        colour = self.colour(frames)
+        return "; also, ".join(words + ([colour] if colour else [])) or None
+
+    def colour(self, frames: list) -> Optional[str]:
+        """The colour note's words (:func:`colour_rivals_in`, as ``segment``'s) on the judged ``frames``: which
+        channel the auto rule read where another carries structure too; None otherwise."""
+        rivals = colour_rivals_in(frames, self.kind, getattr(self.predictor.network, "channel", None))
+        return None if rivals is None else colour_words(rivals, self.kind, 'load(..., channel="{}")')
 
     def judge(self, frames: list) -> Optional[InputLook]:
         """What the judged ``frames`` look like (:func:`judge_input`)."""
@@ -446,6 +565,9 @@ class PopulationWatch(InputWatch):
 
     def judge(self, frames: list) -> Optional[InputLook]:
         return judge_input(frames, "nuclei", self.predictor, resize=self.resize, estimated=self.estimated)
+
+    def colour(self, frames: list) -> Optional[str]:
+        return None  # (segment's note: population's command gives none)
 
 
 #: the saturation note (``devolens segment``'s and ``population``'s, :class:`Saturation`): an image with at least this
@@ -610,17 +732,26 @@ class DiameterCheck(NamedTuple):
     by: str = "auto"
 
 
-def diameter_note(check: DiameterCheck, what: str = "nuclei", given: Optional[str] = None) -> str:
+def diameter_note(check: DiameterCheck, what: str = "nuclei", given: Optional[str] = None,
+                  look: str = "Look at the overlays") -> str:
     """The note on a ``check`` (:class:`DiameterCheck`) of a diameter given by hand (``given``: as the user wrote it;
-    None: the pixels)."""
+    None: the pixels). The diameter given was used, and may well be right: the size model's reading is a guess that
+    can be off for samples unlike the embryos it learned from (cell-culture nuclei of 6-30 px read 0.39-0.52x, where
+    their true diameter gave F1 0.97 and auto's missed the smallest), and the run's own objects cannot tell (at a wrong
+    diameter the network makes objects of the size it expects): the note names both values and asks for a look at the
+    outlines (``look``: how to see them, a sentence's start; ``segment``'s overlays) rather than calling the counts
+    untrustworthy."""
+    pixels = f"{check.given:g} px"
     given = given or f"{check.given:g}"
     apart = max(check.suggested / check.given, check.given / check.suggested)
     # (the membrane rule names the cells' own estimated diameter: auto keeps images read inside its wide keep band as
     # they are, and so would name the reference diameter for a slice shrunk to 0.5x)
-    where = (f"where the {what} measure about {check.suggested:.0f} px" if check.by == "cells"
+    where = (f"where the {what} would measure about {check.suggested:.0f} px" if check.by == "cells"
              else f"where --diameter auto would use {check.suggested:.0f} px")
+    used = pixels if given == f"{check.given:g}" else f"{given} ({pixels})"
     return (f"--diameter {given}: the size model reads the images as {check.magnification:.2g}x as magnified as the "
-            f"model's training frames, {where}, {apart:.1f}x "
-            f"apart: at a wrong diameter the network splits large {what}, or merges small ones, into objects of the "
-            f"size it expects, so the counts are not to be trusted. If {check.given:g} px is not the typical width "
-            f"of the {what}, run again with --diameter {check.suggested:.0f}, or leave --diameter out")
+            f"model's training frames, {where}, {apart:.1f}x apart. The run used {used}, as given: the size model's "
+            f"reading can be off for samples unlike the embryos it learned from (cultured cells, tissue), while at a "
+            f"wrong diameter the network splits large {what}, or merges small ones, into objects of the size it "
+            f"expects. {look}: if the outlines fit the {what}, {pixels} is right; if they cut {what} into pieces or "
+            f"join several into one, run again with --diameter {check.suggested:.0f}")

@@ -100,9 +100,27 @@ def untrusted_reason(estimate: "DiameterEstimate | None", what: str = "nuclei",
         return (f"the {what} in the images looked at touch too much to be told apart at a first look (fewer than "
                 f"{MIN_OBJECTS} separate bright regions, one of them covering a tenth of the image or more: a late "
                 "embryo?), too few to judge the magnification by")
-    # a quick threshold count, not the network's: touching nuclei count as one there
-    return (f"the images looked at show fewer than {MIN_OBJECTS} separate bright {what} at a first look, too "
-            "few to judge the magnification by")
+    # a quick threshold count, not the network's (count_objects): touching nuclei count as one there, dim ones not at
+    # all; a culture crop of 17 nuclei of ~16 px read 6 regions
+    return (f"a quick threshold count found fewer than {MIN_OBJECTS} {_regions(what)} in the images looked at, "
+            "too few to judge the magnification by")
+
+
+def _regions(what: str) -> str:
+    """What :func:`count_objects` counts, in words, for ``what`` objects (``"cells"``: the membrane model's): the
+    separate regions of a threshold of the image at the model's scale, not the network's objects."""
+    if what == "cells":
+        return "separate dark regions inside bright outlines (cells with faint or broken outlines run together there)"
+    return f"separate bright regions (touching {what} count as one there, dim ones not at all)"
+
+
+def unjudged_advice(what: str = "nuclei", library: bool = False) -> str:
+    """What to do where ``diameter="auto"`` used the images as they are without judging them, for the note and the
+    warning (``library``: the argument, not the command's option): used as they are suits a whole embryo at the
+    usual magnification; other samples need the objects' size given."""
+    give = "diameter=" if library else "--diameter"
+    return (f"if this is not a whole embryo at the usual magnification, give {give} the typical width of the {what} "
+            "in pixels")
 
 
 def warn_untrusted(estimates: "Sequence[DiameterEstimate | None]", what: str = "nuclei", each: bool = False,
@@ -124,12 +142,12 @@ def warn_untrusted(estimates: "Sequence[DiameterEstimate | None]", what: str = "
         return
     if each:
         message = (f"diameter='each': {len(few)} of {len(estimates)} images showed fewer than {MIN_OBJECTS} separate "
-                   f"bright {what} at a first look (too few, or touching too much to be told apart; or the images "
-                   "were too narrow), too few to judge the magnification by: used as they are (give diameter in pixels "
-                   "if they are not EPIC-like framing; see .estimates)")
+                   f"bright regions at a first look (too few {what}, or touching too much to be told apart; or the "
+                   "images were too narrow), too few to judge the magnification by: used as they are "
+                   f"({unjudged_advice(what, library=True)}; see .estimates)")
     else:
-        message = (f"diameter='auto': {untrusted_reason(few[0], what)}: used as they are (give diameter in pixels "
-                   "if they are not EPIC-like framing; see .last_estimate)")
+        message = (f"diameter='auto': {untrusted_reason(few[0], what)}: used as they are "
+                   f"({unjudged_advice(what, library=True)}; see .last_estimate)")
     warnings.warn(message, DiameterWarning, stacklevel=stacklevel)
 
 
