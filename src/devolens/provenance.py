@@ -1,7 +1,8 @@
 """What the outputs' records say of how they were made: the devolens and PyTorch versions, the command line, the
-sha256 of input files (``segment.json``, population's and identify's JSON, ``render.json``, a simulated embryo's
-``.meta.json``, a training run's ``run.json``), the digest of the model files that made a result (:func:`model_sha256`)
-and a cheap fingerprint of an input file (:func:`file_fingerprint`, which a curation report records)."""
+sha256 of input files (``segment.json``, ``livedead.json``, population's and identify's JSON: ``inputs``, each entry
+of :func:`input_entry`; ``render.json``, a simulated embryo's ``.meta.json``, a training run's ``run.json``), the
+digest of the model files that made a result (:func:`model_sha256`), which int8 ran (:func:`int8_activations`) and a
+cheap fingerprint of an input file (:func:`file_fingerprint`, which a curation report records)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,55 @@ def files_sha256(folder: str | Path, files: list, *, named: bool = True) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def input_entry(path: str | Path, files: list | None = None) -> dict:
+    """What an inference record (``inputs`` of ``segment.json``, ``livedead.json``, population's and identify's
+    JSON) says of one input: ``path`` (absolute), ``bytes`` and ``sha256``, and ``sha256_of``, what the digest
+    covers. A file: its bytes (``sha256sum FILE`` gives the same digest). A folder: one digest over ``files`` (the
+    files the command read of it: its frames, a plate's wells; None: every file under it), in sorted order, each as
+    its path relative to the folder, a NUL byte, its size, a NUL byte and its bytes (:func:`files_sha256`; for a
+    folder holding nothing else, :func:`file_sha256` of the folder gives the same digest), with ``files``, how many,
+    and ``bytes``, their sizes added up. Each file is read once, in 1 MiB blocks: far quicker than the inference
+    that read it."""
+    path = Path(path)
+    entry = {"path": str(path.absolute())}
+    if path.is_file():
+        entry.update(bytes=path.stat().st_size, sha256=file_sha256(path), sha256_of="file bytes")
+        return entry
+    chosen = sorted(f for f in map(Path, path.rglob("*") if files is None else files) if f.is_file())
+    entry.update(files=len(chosen), bytes=sum(f.stat().st_size for f in chosen),
+                 sha256=files_sha256(path, chosen),
+                 sha256_of="the files read, sorted: each its path relative to the folder, NUL, size, NUL, bytes")
+    return entry
+
+
+def frames_inputs(path: str | Path) -> list[dict]:
+    """The ``inputs`` of a record of frames read (``segment.json``, population's JSON): one :func:`input_entry`, of
+    the file (an image, a video, a TIFF stack), or of a folder's files read as frames
+    (:func:`devolens.io.frames.folder_files`: its images, or its ``frames/`` subfolder's, and the files continuing a
+    multi-file OME-TIFF set, which its first file reads)."""
+    path = Path(path)
+    if not path.is_dir():
+        return [input_entry(path)]
+    from devolens.io.frames import folder_continuations, folder_files
+
+    return [input_entry(path, [*folder_files(path), *folder_continuations(path)])]
+
+
+def int8_activations(network) -> Optional[int]:
+    """The bits of the activations of an int8 network (``network``: a predictor's network, or a predictor, whose
+    ``precision`` is ``"int8"``): 8 on CPUs with VNNI/AMX, 7 on the others (the activations on a 7-bit grid,
+    ``reduce_range``: :func:`devolens.models.quantize.quantize`), as the network was built (where it ran), else as
+    it would be built here. None where the network did not run int8."""
+    if getattr(network, "precision", None) != "int8":
+        return None
+    built = getattr(getattr(network, "_network", network), "_int8", None)
+    if built is not None and hasattr(built, "reduce_range"):
+        return 7 if built.reduce_range else 8
+    from devolens.models.quantize import int8_fast_here
+
+    return 8 if int8_fast_here() else 7
 
 
 #: :func:`model_sha256`'s digests by the files hashed, each with its modification time and size (a rewritten file

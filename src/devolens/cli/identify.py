@@ -61,8 +61,9 @@ def register(app: typer.Typer) -> None:
                  "pred_founder, pred_depth1 and confidence (0..1, to 6 decimals; written atomically); join back on "
                  "time and position. "
                  + CONFIDENCE_HELP + " Beside the CSV, NAME.json records how it was made (command line, devolens "
-                 "and torch versions, model, the sha256 of its weights and of all its files, --tta, --smooth, the "
-                 "z-scale used and how it was decided, the notes printed).",
+                 "and torch versions, model, the sha256 of its weights and of all its files, the sha256 and size "
+                 "of the table and of the files read with it, --tta, --smooth, the z-scale used and how it was "
+                 "decided (and the file it was read from), the notes printed).",
         ),
         model: str = typer.Option("identity", "--model", "-m", help="Zoo model name (see `devolens models`)."),
         zscale: float = typer.Option(
@@ -152,8 +153,8 @@ def register(app: typer.Typer) -> None:
             result = predictor.predict(df, zscale=zscale, progress=cb, mirror=mirror)
         found = _input_notes(result.attrs, table)
         notes += found
-        text = _identify_record(table, out, model, predictor, zscale=_zscale_record(zscale, df, result), notes=notes,
-                                threads=threads, mirror=mirror)
+        text = _identify_record(table, out, model, predictor, zscale=_zscale_record(zscale, df, result, table),
+                                notes=notes, threads=threads, mirror=mirror, attrs=df.attrs)
         # the CSV and its record: both this run's or both the previous run's (the record last); each written through
         # a link there to its file, text as write_csv writes it (a file name's bytes that are not UTF-8 escaped)
         write_together({
@@ -173,30 +174,69 @@ def record_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.record.json") if record == out else record
 
 
-def _zscale_record(given, table, result) -> dict:
+def _zscale_record(given, table, result, path: Optional[Path] = None) -> dict:
     """How the z plane spacing (xy pixels) was decided: ``by`` ``"given"`` (--zscale), ``"table"`` (the table's
-    metadata) or ``"estimated"`` (per embryo, as the model's frames estimated it from the nucleus cloud it read:
+    metadata; ``file``: the file it was read from, an EPIC table's AuxInfo or a tidy table's ``.meta.json``, with its
+    sha256 and size, :func:`devolens.provenance.input_entry`, where ``path``, the table read, is given) or
+    ``"estimated"`` (per embryo, as the model's frames estimated it from the nucleus cloud it read:
     ``result.attrs["frame_zscale"]``)."""
     if given is not None:
         return {"by": "given", "value": float(given)}
     known = (table.attrs or {}).get("zscale")
     if known is not None:
-        return {"by": "table", "value": float(known)}
+        read = None if path is None else _metadata_file(path, table.attrs)
+        if read is None:
+            return {"by": "table", "value": float(known)}
+        from devolens.provenance import input_entry
+
+        return {"by": "table", "value": float(known), "file": input_entry(read)}
     per = {str(k): json_number(float(v)) for k, v in (result.attrs.get("frame_zscale") or {}).items()}
     return {"by": "estimated", "per_embryo": per}
 
 
+def _metadata_file(path: Path, attrs: dict) -> Optional[Path]:
+    """The file beside the table ``path`` whose metadata (z scale, timing) the reader took (``attrs``: the table's):
+    an EPIC table's AuxInfo (:func:`devolens.io.tables.epic_companions`), a tidy table's ``.meta.json``; None for
+    none (an AceTree table, a file not there)."""
+    from devolens.io.tables import _meta_path, epic_companions
+
+    fmt = (attrs or {}).get("format")
+    path = Path(path)
+    if not path.is_file() or fmt not in ("epic", "tidy"):
+        return None
+    found = epic_companions(path)[0] if fmt == "epic" else _meta_path(path)
+    return found if found.is_file() else None
+
+
+def _table_inputs(table: Path, attrs: dict) -> list[dict]:
+    """identify's ``inputs``: the table (a file, or an AceTree folder: every file under it) and the files read with
+    it that exist (an EPIC table's AuxInfo and TIME files, a tidy table's ``.meta.json``), each with its absolute
+    path, size and sha256 (:func:`devolens.provenance.input_entry`)."""
+    from devolens.io.tables import epic_companions
+    from devolens.provenance import input_entry
+
+    table = Path(table)
+    read = [table]
+    if table.is_file() and (attrs or {}).get("format") == "epic":
+        read += [p for p in epic_companions(table) if p.is_file()]
+    elif table.is_file():
+        read += [p for p in (_metadata_file(table, attrs),) if p is not None]
+    return [input_entry(p) for p in read if p.exists()]
+
+
 def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: dict, notes: list,
-                     threads: Optional[int] = None, mirror: bool = False) -> str:
+                     threads: Optional[int] = None, mirror: bool = False, attrs: Optional[dict] = None) -> str:
     """The JSON written beside identify's CSV: the command line, the versions of devolens and PyTorch, the model and
     its weights' sha256 and its files' (``model_sha256``: card and weights, :func:`devolens.provenance.model_sha256`),
-    the options (``tta``: the views averaged; ``smooth``; ``mirror`` when given), ``--threads``,
-    the z-scale and the notes printed."""
+    the input's sha256 and size and those of the files read with it (``inputs``: :func:`_table_inputs`; ``attrs``:
+    the table's, as read), the options (``tta``: the views averaged; ``smooth``; ``mirror`` when given),
+    ``--threads``, the z-scale (with the file it was read from: :func:`_zscale_record`) and the notes printed."""
     from devolens.models import zoo
     from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
 
     return record_text({
         **record_header("devolens identify", table, model, out),
+        "inputs": _table_inputs(table, attrs or {}),
         "weights_sha256": zoo.weights_sha256(model), "model_sha256": model_sha256(model), "devolens": version(),
         "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth,
                                              **({"mirror": True} if mirror else {})},  # (--mirror: when given)

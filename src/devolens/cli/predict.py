@@ -1140,8 +1140,10 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
     """``segment.json``: how the outputs were made. ``command``: the command line (``devolens segment ...``, see
     :func:`devolens.provenance.command_line`); ``input``, ``model``, ``devolens``, ``kind`` (nuclei or membrane: what
     was segmented), ``frames``, ``objects`` and ``summary``'s keys
-    (skipped frames, precision, backend, ``device``: where the network ran, ``--device auto`` resolved; working
-    scale); ``weights_sha256`` of the model's weights, ``model_sha256`` of all its files (card and weights:
+    (skipped frames, precision, backend, ``int8_activations``: 8 or 7 bits where the network ran int8
+    (:func:`devolens.provenance.int8_activations`), ``inputs``: the input's sha256 and size
+    (:func:`devolens.provenance.frames_inputs`), ``device``: where the network ran, ``--device auto`` resolved;
+    working scale); ``weights_sha256`` of the model's weights, ``model_sha256`` of all its files (card and weights:
     :func:`devolens.provenance.model_sha256`); ``options``: every option that changes results, as this run
     took them (``device`` as asked, e.g. ``auto``); ``magnification_estimate`` (see
     :func:`_sizing_record`); ``labels_pixel_size``: the calibration the label images carry, whether they were given
@@ -1484,11 +1486,15 @@ def run_segmentation(
         summary["notes"] = _segment_notes(kind, input_path, stack_z, pages, summary)
         from devolens.io.atomic import write_text
         from devolens.models import zoo
+        from devolens.provenance import frames_inputs, int8_activations
 
         write_text(stage.tmp / SEGMENT_RECORD, _segment_record(
             kind, input_path, model, summary["frames"], summary["objects"],
             {"skipped": [source.frame_id(p) for p in sorted(skip)],  # named as counts.csv names frames
              "precision": predictor.network.precision, "backend": predictor.network.backend,
+             # 8 or 7 bits where the network ran int8 (7: a CPU without VNNI/AMX), else None
+             "int8_activations": int8_activations(predictor.network),
+             "inputs": frames_inputs(input_path),  # the input's sha256 and size (a folder: of the frames read)
              # where the network ran (--device auto resolved; options.device keeps what was asked, for a rerun)
              "device": predictor.device,
              "working_scale": scale,
@@ -2105,10 +2111,13 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     """The JSON written beside population's CSV: the command line, the versions of devolens and PyTorch, the model
     and its weights' sha256 and its files' (``model_sha256``: card and weights,
     :func:`devolens.provenance.model_sha256`; and the nuclei model's, whose counts it calibrates), the nuclei
-    network's precision and ``device`` (where it ran: ``--device auto`` resolved), the options that change results,
-    the magnification estimate, ``--clock``'s fit, the frames of no signal it left out (``clock_left_out``) and the
-    positions it placed the frames at (``clock_positions``: ``{"from": "file_names", "step": ...}``, the numbers
-    ending a folder's file names in steps of ``step``, or ``{"from": "frame_positions"}``; :func:`_clock_positions`),
+    network's precision and ``device`` (where it ran: ``--device auto`` resolved; ``int8_activations``: 8 or 7 bits
+    where it ran int8, :func:`devolens.provenance.int8_activations`), the whole-frame count regressor's arithmetic
+    (``regressor_precision``), the input's sha256 and size (``inputs``: :func:`devolens.provenance.frames_inputs`),
+    the options that change results, the magnification estimate, ``--clock``'s fit, the frames of no signal it left
+    out (``clock_left_out``) and the positions it placed the frames at (``clock_positions``:
+    ``{"from": "file_names", "step": ...}``, the numbers ending a folder's file names in steps of ``step``, or
+    ``{"from": "frame_positions"}``; :func:`_clock_positions`),
     ``--monotone``'s left-out frames (``dark``: black or dark frames; ``implausible``: readings off their
     neighbours) and how far the frames with a reading lie from its fit (``monotone_residual``: their median |log|
     distance, as the clock's ``residual``; :func:`_fit_residual`); ``plot`` and ``curation``:
@@ -2127,6 +2136,7 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     (None without a nuclei network); ``exif_turned``: the frames read from image files turned by their EXIF
     orientation tag, each ``frame``, ``file`` and ``exif_orientation``, as ``segment.json``'s."""
     from devolens.models import zoo
+    from devolens.provenance import frames_inputs, int8_activations
 
     nuclei = getattr(predictor, "nuclei", None)
     nuclei_name = (predictor.card or {}).get("nuclei_model", "nuclei") if nuclei is not None else None
@@ -2138,6 +2148,10 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
         "nuclei_weights_sha256": None if nuclei_name is None else zoo.weights_sha256(nuclei_name),
         "nuclei_model_sha256": None if nuclei_name is None else model_sha256(nuclei_name),
         "devolens": version(), "torch": torch_version(), "precision": getattr(predictor, "precision", None),
+        "int8_activations": int8_activations(network),  # 8 or 7 bits where the nuclei network ran int8, else None
+        # the whole-frame count regressor's arithmetic (bf16 or fp32, on the CPU; None without one)
+        "regressor_precision": getattr(predictor, "regressor_precision", None),
+        "inputs": frames_inputs(input_path),  # the input's sha256 and size (a folder: of the frames read)
         # where the nuclei network ran (--device auto resolved; options.device keeps what was asked, for a rerun)
         "device": getattr(predictor, "device", None),
         "backend": getattr(network, "backend", None), "frames": frames, "skipped": skipped, "options": options,

@@ -298,6 +298,16 @@ def _inputs(table: Path) -> list[dict]:
             for p in paths]
 
 
+def _simulated(table, cells: Optional[int]) -> dict:
+    """render.json's entry of a simulated embryo (``simulated``): its name (``embryo``: ``simN``), its simulation
+    ``seed`` (N: :func:`devolens.render.dataset.simulate_tables` derives it from ``--seed``) and the ``command`` that
+    writes its table (``devolens simulate embryo --seed N``, with ``--cells`` as ``--sim-cells``)."""
+    name = str(table["embryo"].iloc[0]) if len(table) and "embryo" in table.columns else None
+    seed = int(table.attrs["seed"]) if table.attrs.get("seed") is not None else int(str(name)[3:])
+    return {"embryo": name or f"sim{seed}", "seed": seed,
+            "command": f"devolens simulate embryo --seed {seed}" + (f" --cells {cells}" if cells is not None else "")}
+
+
 def _check_out_folder(out: Path, table: Path | None) -> None:
     """Refuse an --out that a render cannot own, before any work: one that would overwrite the input, and what
     :func:`~devolens.render.dataset.check_render_folder` refuses (a file; a folder that is no render but holds
@@ -351,7 +361,8 @@ def render(
     seed: int = typer.Option(0, "--seed", help="Master random seed; the same seed gives the same output."),
     simulate: Optional[int] = typer.Option(
         None, "--simulate", help="Render N simulated embryos instead of TABLE (seeds derived from --seed; "
-        "files named frames/<embryo>_tNNN.png)."
+        "files named frames/<embryo>_tNNN.png). The embryo named simN is `devolens simulate embryo --seed N` (with "
+        "--cells as --sim-cells): render.json lists each one's seed and that command (simulated)."
     ),
     sim_cells: Optional[int] = typer.Option(
         None, "--sim-cells", help="With --simulate: grow each embryo up to this many cells, 1 to 2000 (default: the "
@@ -485,6 +496,8 @@ def render(
                     "grey": grey, "embryo": embryo, "optics": None if optics is None else str(optics.absolute()),
                     "min_visible": min_visible, "drop_slivers": drop_slivers},
     }
+    if simulate is not None:  # each simulated embryo's seed, and the command that writes its table
+        provenance["simulated"] = [_simulated(t, sim_cells) for t in tables]
     with progress_bar("rendering") as cb:  # (staged, then the previous render in --out replaced whole)
         df = render_dataset(
             tables, out, kind=kind, times=time_list, every=every, size=hw, artifacts=artifacts,

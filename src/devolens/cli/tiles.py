@@ -421,7 +421,8 @@ def segment_livedead_command(
                              "dead, fraction_dead: one row per well), overlays/WELL_overlay.png (see --overlay), and "
                              "livedead.json: how they were made "
                              "(command line, devolens and torch versions, model, the sha256 of its weights and of "
-                             "all its files, options, counts and warnings printed, per well too). WELL is the "
+                             "all its files, the precision and device the network ran in, the sha256 of the input, "
+                             "options, counts and warnings printed, per well too). WELL is the "
                              "file's name without its extension (the whole name where two files share one). An "
                              "--out holding such outputs "
                              "that segment livedead did not write is refused; an earlier run's are replaced whole."),
@@ -541,8 +542,16 @@ def segment_livedead_command(
         from devolens.io.atomic import write_text
 
         total = _total_counts(results)
+        if predictor is None:  # one well: its model was loaded (after the well's check) and dropped by
+            # segment_livedead_file; loaded again with the same options (a tenth of a second), for what its network
+            # ran as: the precision resolved from them, where, which int8 (its warnings were the well's notes)
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                predictor = livedead.LiveDeadPredictor.load(model, device=device, **options)
         write_text(stage.tmp / LIVEDEAD_RECORD, _livedead_record(
-            image, model, total, options={
+            image, model, total, network=predictor, files=[path for _, path in wells] if plate else None, options={
                 **options, "probabilities": probabilities, "instances": instances, "overlay": overlay,
                 "threads": threads,
                 "channels": None if order is None else list(order), "device": device, "dataset": dataset},
@@ -702,15 +711,21 @@ def _livedead_overlay(shrunk, labels: Path, png: Path) -> str | None:
 
 
 def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, notes: list,
-                     wells: list[dict] | None = None) -> str:
+                     wells: list[dict] | None = None, network=None, files: list[Path] | None = None) -> str:
     """``livedead.json``, in the style of ``segment.json``: the command line, the input (absolute: a well or a folder
     of wells), the model, its weights' sha256 and its files' (``model_sha256``: card and weights,
-    :func:`devolens.provenance.model_sha256`), the devolens and PyTorch versions, the options as this run took
-    them, the counts (of all wells), the warnings and notes printed, and per well (``wells``) its name, file, counts,
-    notes and the calibration its labels carry (``labels_pixel_size``: x, y, unit, ``from``; None without one)."""
+    :func:`devolens.provenance.model_sha256`), the devolens and PyTorch versions, what the network ran as
+    (``network``: the :class:`~devolens.predict.livedead.LiveDeadPredictor`; ``precision`` resolved from
+    ``options.precision``, ``int8_activations``: 8 or 7 bits where it ran int8
+    (:func:`devolens.provenance.int8_activations`), ``backend`` and ``device``, where it ran, ``--device auto``
+    resolved; all None without one), the input's sha256 and size (``inputs``: :func:`devolens.provenance.input_entry`;
+    a folder of wells: of its wells, ``files``), the options as this run took them, the counts (of all wells), the
+    warnings and notes printed, and per well (``wells``) its name, file, counts, notes and the calibration its labels
+    carry (``labels_pixel_size``: x, y, unit, ``from``; None without one)."""
     from devolens.cli._common import json_number
     from devolens.models import zoo
-    from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
+    from devolens.provenance import (input_entry, int8_activations, model_sha256, record_header, record_text,
+                                     torch_version, version)
 
     def numbers(c: dict) -> dict:
         return {k: json_number(c[k], whole_as_int=True) for k in ("live", "dead", "fraction_dead") if k in c}
@@ -718,6 +733,11 @@ def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, no
     return record_text({
         **record_header("devolens segment livedead", image, model),
         "devolens": version(), "weights_sha256": zoo.weights_sha256(model), "model_sha256": model_sha256(model),
+        # as segment.json: what the network ran as (options.precision and options.device keep what was asked)
+        "precision": getattr(network, "precision", None), "int8_activations": int8_activations(network),
+        "backend": None if network is None else "torch",  # (livedead runs on torch alone)
+        "device": None if network is None else str(network.device),
+        "inputs": [input_entry(image, files)] if Path(image).exists() else [],
         "options": options,
         "counts": numbers(counts),
         "wells": [{"well": r["well"], "file": r["file"], **numbers(r), "notes": list(r["notes"]),

@@ -251,6 +251,19 @@ def calibrate_total_linear(features: np.ndarray, coef: np.ndarray) -> np.ndarray
     return np.clip(np.expm1(f[:, : len(c)] @ c), 0.0, None)
 
 
+def _regressor_fast(precision, fast) -> bool:
+    """Whether :meth:`PopulationPredictor.from_zoo` runs the count regressor in bf16 (``fast``) for the options
+    given: ``precision`` ``"fp32"`` (``--precision fp32``, for figures reproduced on other machines): fp32, whatever
+    ``fast`` says; ``"bf16"``: bf16; ``"auto"`` and ``"int8"`` (which the regressor, no U-Net, cannot run): as
+    ``fast`` says (bf16 by default, fp32 with ``fast=False``: ``--no-fast``)."""
+    name = str(precision).strip().lower() if isinstance(precision, str) else precision
+    if name == "fp32":
+        return False
+    if name == "bf16":
+        return True
+    return bool(fast)
+
+
 def _total_regressor(arrays: dict, spec: dict, path: Path):
     """The whole-frame total regressor stored beside the tables (keys ``total_regressor.*``)."""
     import torch
@@ -409,12 +422,19 @@ class PopulationPredictor:
         else, so that nuclei and embryo have the sizes the calibration was fitted on; with a ``scale`` for the nuclei
         model, the scale times that resizing (a ``"auto"`` estimate's too, before any frame is counted) is held to
         the range a scale is held to (:func:`~devolens.predict.segment.check_scale`).
+
+        The count regressor (the whole-frame regressor of the total, or method ``regressor``'s network) runs on the
+        CPU in bf16 (autocast) by default, in fp32 with ``fast=False`` or ``precision="fp32"``, in bf16 with
+        ``precision="bf16"`` (:attr:`regressor_precision`; ``"int8"`` applies to the nuclei network alone).
         """
         from devolens.io.tensors import load_tensors
 
         folder = Path(folder)
         method = card.get("method", "composition")
         batch_size = int(options.get("batch_size", 8))
+        # the whole-frame regressor's arithmetic: as asked (fp32 or bf16), else as fast says (before the nuclei
+        # model's precision is set from the card below)
+        regressor_fast = _regressor_fast(options.get("precision", "auto"), options.get("fast", True))
         if method == "composition":
             from devolens.models.zoo import _load as zoo_load
 
@@ -488,7 +508,7 @@ class PopulationPredictor:
             if reg:  # a whole-frame regressor of the total, stored in the same file ("total_regressor.*")
                 extra = dict(network=_total_regressor(arrays, reg, weights), total_weight=float(reg["weight_calibration"]),
                              input_size=tuple(reg.get("input_size", (128, 192))),
-                             percentiles=tuple(reg.get("percentiles", (1.0, 99.8))), fast=bool(options.get("fast", True)))
+                             percentiles=tuple(reg.get("percentiles", (1.0, 99.8))), fast=regressor_fast)
             return cls(
                 "composition", nuclei=nuclei, composition=arrays["composition"].astype(np.float32),
                 knots_x=arrays["knots_x"].astype(np.float64), knots_y=arrays["knots_y"].astype(np.float64),
@@ -504,7 +524,7 @@ class PopulationPredictor:
             "regressor", network=model, outputs=card.get("outputs", list(COLUMNS)), batch_size=batch_size,
             card=card, input_size=tuple(card.get("input", {}).get("size", (256, 384))),
             channel=pre.get("channel", "auto"), percentiles=tuple(pre.get("percentiles", (1.0, 99.8))),
-            fast=bool(options.get("fast", True)), outliers=float(pre.get("outliers", 0.0)),
+            fast=regressor_fast, outliers=float(pre.get("outliers", 0.0)),
         )
 
     # ------------------------------------------------------------------ inference
@@ -523,6 +543,13 @@ class PopulationPredictor:
     def precision(self) -> str | None:
         """The nuclei network's arithmetic (``"int8"``, ``"bf16"`` or ``"fp32"``; None without a nuclei model)."""
         return None if self.nuclei is None else self.nuclei.precision
+
+    @property
+    def regressor_precision(self) -> str | None:
+        """The count regressor's arithmetic (the whole-frame regressor of the total, method ``composition``; the
+        network itself, method ``regressor``): ``"bf16"`` (autocast, ``fast``) or ``"fp32"``; None without one.
+        It runs on the CPU whatever :attr:`device` is."""
+        return None if self.network is None else ("bf16" if self.fast else "fp32")
 
     @property
     def known_sizes(self) -> tuple[float, float] | None:

@@ -332,10 +332,13 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         split.csv, such as a zoo model, or a tile store is not the run's), ``unmatched`` (the files without a
         partner, not scored, as train's run.json lists them), ``metrics`` (name -> value; NaN written as null) and
         ``images`` (per-image rows of :func:`per_image_rows` with ``run_side``: ``train``, ``val`` or ``none`` in
-        that split, empty where it is not known; segmentation on image folders only).
+        that split, empty where it is not known; segmentation on image folders only); and how they were made
+        (:func:`_provenance`): ``command``, ``devolens``, ``torch``, ``run_path``, ``data_path``, ``weights_path``
+        (absolute), ``weights_sha256``, ``data_fingerprint`` and ``run_data_fingerprint``.
     """
     from devolens.data.datasets import index_dataset
-    from devolens.train.trainer import effective_amp, evaluate_model, make_dataset, resolve_device, use_device
+    from devolens.train.trainer import (data_fingerprint, effective_amp, evaluate_model, make_dataset,
+                                        resolve_device, use_device)
 
     from devolens.checks import whole
 
@@ -446,5 +449,37 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     return {"run": str(run), "data": str(data), "weights": str(weights or best),
             "epoch": cfg.get("epoch") if weights is None else None, "n": len(ds), "validate": rec["validate"],
             "postprocess_from": source, "device": str(where), "amp": amp, "notes": notes,
-            "in_run_split": seen, "unmatched": unmatched, "metrics": metrics, "images": images}
+            "in_run_split": seen, "unmatched": unmatched, "metrics": metrics, "images": images,
+            **_provenance(run, data, weights or best, trained_by,
+                          None if names is None else data_fingerprint(df, list(rec["data"].get("counts") or [])
+                                                                      if rec["task"] == "population" else []),
+                          len(ds))}
+
+
+def _provenance(run: Path, data: str | Path, weights: str | Path, trained_by: Path | None,
+                fingerprint: str | None, n: int) -> dict:
+    """:func:`evaluate_run`'s record of how its metrics were made, as the other commands' records say it: the
+    ``command`` line (:func:`devolens.provenance.command_line`; ``devolens evaluate`` for a library call), the
+    ``devolens`` and ``torch`` versions, ``run_path`` and ``data_path`` (absolute), ``weights_path`` (the weights
+    file read, absolute: ``RUN/best.safetensors``, a zoo model's ``weights.safetensors`` for ``zoo:NAME``) and its
+    ``weights_sha256``, ``data_fingerprint`` (the data's fingerprint as ``devolens train`` records it in
+    ``run.json``'s ``data.fingerprint``: :func:`devolens.train.trainer.data_fingerprint` of the samples scored
+    (``fingerprint``), or a tile store's :func:`~devolens.train.trainer.store_fingerprint` of its ``n`` tiles;
+    equal to the run's where these are the samples it trained on) and ``run_data_fingerprint`` (that of the run the
+    weights were trained by, ``trained_by``, from its run.json; None where it records none or the weights are no
+    run's)."""
+    from devolens.models import zoo
+    from devolens.models.export import _run_record
+    from devolens.provenance import command_line, torch_version, version
+    from devolens.train.trainer import store_fingerprint, weights_file
+
+    file = weights_file(weights, "--weights")
+    if fingerprint is None and Path(data).is_file():  # a tile store
+        fingerprint = store_fingerprint(data, n)
+    recorded = (_run_record(trained_by).get("data") or {}) if trained_by is not None else {}
+    return {"command": command_line("devolens evaluate"), "devolens": version(), "torch": torch_version(),
+            "run_path": str(Path(run).absolute()), "data_path": str(Path(data).absolute()),
+            "weights_path": str(file.absolute()), "weights_sha256": zoo.weights_sha256(file),
+            "data_fingerprint": fingerprint,
+            "run_data_fingerprint": recorded.get("fingerprint") if isinstance(recorded, dict) else None}
 
