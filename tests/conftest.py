@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -13,6 +15,38 @@ ROOT = Path(__file__).resolve().parents[1]
 # stderr a terminal, else nothing. Many tests compare stderr exactly, and on a loaded machine a command may run past
 # the 10 s after which ``progress:`` lines begin (auto); tests/test_s35_progress.py sets the modes it tests.
 os.environ["DEVOLENS_PROGRESS"] = "bar"
+
+# The same output whoever runs the tests, wherever: help and messages are drawn by rich (through typer), which takes
+# its width from COLUMNS (else from a terminal on stdin, stdout or stderr: 80 in CI, the window's at a desk) and
+# draws colours for GITHUB_ACTIONS, FORCE_COLOR, PY_COLORS or TTY_COMPATIBLE (escape codes inside the words the
+# tests look for); TERMINAL_WIDTH is typer's own width. Each test that needs another width sets COLUMNS itself.
+# devolens's own switches (-q's variable, the memory check's, the slow exit) change what a command prints or does.
+# Set here, before the tests import rich, typer and devolens, and inherited by the commands they start.
+os.environ["COLUMNS"] = "80"
+for _name in ("LINES", "TERMINAL_WIDTH", "GITHUB_ACTIONS", "FORCE_COLOR", "PY_COLORS", "NO_COLOR", "TTY_COMPATIBLE",
+              "TTY_INTERACTIVE", "_TYPER_FORCE_DISABLE_TERMINAL", "TYPER_USE_RICH", "DEVOLENS_QUIET",
+              "DEVOLENS_NO_MEMORY_CHECK", "DEVOLENS_SLOW_EXIT"):
+    os.environ.pop(_name, None)
+
+# Property tests (hypothesis) without chance: the same examples every run (derandomize; no example database in
+# the checkout, shared by the xdist workers and replaying a failure found once elsewhere), and no limit on time
+# (the 200 ms deadline failed a test as "Unreliable test timings" when the process was paused mid-example, as a
+# loaded CI machine does; the too_slow health check times the data's generation the same way).
+settings.register_profile("devolens", deadline=None, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("devolens")
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_put_back():
+    """PyTorch's thread count as it was before each test: ``--threads``, a recipe's ``train.threads`` and identify
+    change it for the whole process, and an xdist worker's later tests (which ones: chance) then ran with another
+    count, whose float sums differ in their last bits."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    if before is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
 
 
 def shared_data_dir() -> Path | None:

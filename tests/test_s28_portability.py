@@ -105,11 +105,19 @@ def test_mallopt_is_asked_for_on_linux_only(libc, monkeypatch):
 # ----------------------------------------------------------------------------- 2. the Makefile's torch pin; README
 
 
+#: what reaches a make started from the tests besides its command line: the variables of the make that runs them
+#: (``make test TORCH_INDEX=...`` passes TORCH_INDEX down in MAKEFLAGS) and the Makefile's ``?=`` variables set in
+#: the environment (a CI job's TORCH_PIN): left out, so that each call says exactly what it sets
+_MAKE_ENV = ("MAKEFLAGS", "MFLAGS", "GNUMAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PY", "TORCH_INDEX", "TORCH_PIN",
+             "PYTEST_ARGS", "ARCH")
+
+
 def _pins(*args: str, env: dict | None = None) -> list[str]:
     if shutil.which("make") is None:
         pytest.skip("no make")
+    plain = {k: v for k, v in os.environ.items() if k not in _MAKE_ENV}
     run = subprocess.run(["make", "-n", "-B", "--no-print-directory", "-C", str(ROOT), "install", *args],
-                         capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=60)
+                         capture_output=True, text=True, env={**plain, **(env or {})}, timeout=120)
     assert run.returncode == 0, run.stderr
     return [line.split("install -q ", 1)[1] for line in run.stdout.splitlines() if "pip install -q torch" in line]
 

@@ -103,6 +103,11 @@ def test_a_giant_png_still_opens_past_pillows_default(tmp_path, monkeypatch):
     assert Image.MAX_IMAGE_PIXELS == 89478485
 
 
+#: seconds: only ever reached when something is broken (10 s passed by for a thread waiting for a CPU on a loaded
+#: machine: the slow reader left before the test looked, or was still inside when it looked again)
+WAIT = 120
+
+
 def test_the_limit_holds_while_any_reader_thread_opens_and_is_put_back_by_the_last():
     """Devolens' reader threads (ReadAhead) open files at once: one thread's end must not put the application's
     limit back under another's open; the last one out puts it back."""
@@ -111,19 +116,19 @@ def test_the_limit_holds_while_any_reader_thread_opens_and_is_put_back_by_the_la
     def slow():
         with images._pillow_limit(Image):
             inside.set()
-            leave.wait(10)
+            leave.wait(WAIT)
 
     saved = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = APPLICATION_LIMIT
         t = threading.Thread(target=slow)
         t.start()
-        assert inside.wait(10)
+        assert inside.wait(WAIT)
         with images._pillow_limit(Image):
             assert Image.MAX_IMAGE_PIXELS == images.PILLOW_PIXELS
         assert Image.MAX_IMAGE_PIXELS == images.PILLOW_PIXELS  # the slow thread still opens
         leave.set()
-        t.join(10)
+        t.join(WAIT)
         assert Image.MAX_IMAGE_PIXELS == APPLICATION_LIMIT
         # an application that sets its own value meanwhile keeps it
         with images._pillow_limit(Image):

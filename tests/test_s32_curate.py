@@ -181,15 +181,12 @@ def test_steps_that_are_whole_multiples_are_no_variable_rate(steps, irregular):
     assert stamps.irregular is irregular
 
 
-def test_separate_exposures_of_a_still_scene_are_no_repeats():
+def test_separate_exposures_of_a_still_scene_are_no_repeats(shared_data):
     """Fresh noise in every frame of an unchanging embryo (a fixed sample filmed at a steady rate) is no run of
     repeats: at 0.8x the noise's change (the first rule) 23 of 24 such frames were flagged duplicate."""
-    import os
-    from pathlib import Path
-
     import cv2
 
-    ref = Path(os.environ.get("DEVOLENS_DATA", "../shared/data")) / "reference_frames" / "epic_movie_frame300.png"
+    ref = shared_data / "reference_frames" / "epic_movie_frame300.png"  # (not ../shared/data: the working folder's)
     if not ref.is_file():
         pytest.skip("needs the shared reference frames (DEVOLENS_DATA)")
     base = cv2.imread(str(ref)).astype(np.float32)

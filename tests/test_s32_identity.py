@@ -290,16 +290,13 @@ def test_real_embryo_with_missing_nuclei_or_debris_keeps_its_names(epic_tables):
     assert founder > 0.94 and depth1 > 0.91
 
 
-def test_an_early_embryo_of_a_few_cells_has_no_stray_nuclei():
+def test_an_early_embryo_of_a_few_cells_has_no_stray_nuclei(shared_data):
     """The first 21 time points of a real embryo (up to 6 cells, 72 rows): a named nucleus lying low in z was set
     aside as stray (a cloud of a few cells has no shape to lie outside of)."""
-    import os
-    from pathlib import Path
-
     from devolens.io.tables import read_positions
     from devolens.predict.identity import stray_nuclei
 
-    path = Path(os.environ.get("DEVOLENS_DATA", "../shared/data")) / "epic" / "CD20240930_JIM762_L4.csv"
+    path = shared_data / "epic" / "CD20240930_JIM762_L4.csv"  # (not ../shared/data: the working folder's)
     if not path.is_file():
         pytest.skip("needs the shared EPIC tables (DEVOLENS_DATA)")
     table = read_positions(path)

@@ -24,7 +24,7 @@ from devolens.models.export import ENGINE_PREPROCESSING, POSTPROCESS_DEFAULTS, e
 from devolens.predict import postprocess as pp
 
 ROOT = Path(__file__).resolve().parents[1]
-FRAME = Path("/work/shared/data/reference_frames/epic_movie_frame160.png")  # a real EPIC frame (8-bit RGB)
+FRAME = Path("reference_frames/epic_movie_frame160.png")  # a real EPIC frame (8-bit RGB), in the shared data
 
 
 def _shipped(name: str) -> dict:
@@ -32,14 +32,14 @@ def _shipped(name: str) -> dict:
 
 
 def _frame() -> np.ndarray:
-    import os
+    from conftest import shared_data_dir
 
-    path = Path(os.environ.get("DEVOLENS_DATA", "/work/shared/data")) / "reference_frames" / FRAME.name
-    if not path.is_file():
+    data = shared_data_dir()  # ($DEVOLENS_DATA, else the shared folder beside this checkout: not /work's)
+    if data is None or not (data / FRAME).is_file():
         pytest.skip("the real reference frames are not here ($DEVOLENS_DATA/reference_frames)")
     import imageio.v3 as iio
 
-    return iio.imread(path)
+    return iio.imread(data / FRAME)
 
 
 # ---------------------------------------------------------------------------- 1. the card's values are the code's

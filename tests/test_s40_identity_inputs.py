@@ -27,9 +27,6 @@ from devolens.predict.identity import (
 from _identity_helpers import needs_zoo
 from test_s32_identity import moving_cells
 
-DATA = Path("/work/shared/data")
-needs_data = pytest.mark.skipif(not (DATA / "epic").is_dir(), reason="shared EPIC/AceTree tables not present")
-
 
 def _notes(table: pd.DataFrame, zscale=None, **attrs) -> list[str]:
     """The notes input_notes makes of ``table``'s :func:`input_scales` (as ``devolens identify`` adds them)."""
@@ -141,16 +138,15 @@ def test_sizes_in_another_unit_are_noted():
 
 
 # ----------------------------------------------------------------------------- real tables
-@needs_data
-def test_the_shared_embryos_get_no_scale_note_and_a_wrong_one_does():
+def test_the_shared_embryos_get_no_scale_note_and_a_wrong_one_does(shared_data, epic_tables):
     """The 7 shared embryos with their own z scales (the AuxInfo's, else estimated) and sizes: no note; --zscale 1
-    and sizes 3 x on one of them: noted."""
-    paths = sorted((DATA / "epic").glob("CD*.csv")) + sorted((DATA / "acetree").glob("*.zip"))
+    and sizes 3 x on one of them: noted. (The shared data where conftest.py finds it: not /work's only.)"""
+    paths = list(epic_tables) + sorted((shared_data / "acetree").glob("*.zip"))
     assert len(paths) == 7
     for path in paths:
         df = read_table(path)
         assert not [n for n in _notes(df) if "z plane spacing" in n or "nucleus sizes" in n], path.name
-    l2 = read_table(DATA / "epic" / "CD20241010_JIM767_25_L2.csv")
+    l2 = read_table(shared_data / "epic" / "CD20241010_JIM767_25_L2.csv")
     assert l2.attrs["zscale"] == pytest.approx(5.7471, rel=1e-3)
     assert [n for n in _notes(l2, 1.0) if "z plane spacing 1 (--zscale)" in n]
     assert [n for n in _notes(l2.assign(size=l2["size"] * 3)) if "nucleus sizes" in n]

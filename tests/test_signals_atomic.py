@@ -475,13 +475,15 @@ def test_a_stop_while_the_pool_is_made_leaves_no_traceback(tmp_path):
     registered (forced here), printed "Exception ignored in: <Finalize object, dead> ... AttributeError: ...
     '_key'" at exit: the stop is held back until the pool exists, then stops the run as any other."""
     script = textwrap.dedent("""
-        import os, signal, sys, weakref
+        import signal, sys, weakref
         import multiprocessing.util as util
         made = util.Finalize.__init__
         def init(self, obj, callback, args=(), kwargs=None, exitpriority=None):
             if exitpriority == 15:  # the pool's own finaliser, half made
                 self._weakref = weakref.ref(obj, self)
-                os.kill(os.getpid(), signal.SIGTERM)
+                # to this thread, which holds it back (os.kill's may go to another thread that does not, whose
+                # handler then runs whenever that thread is scheduled: inside the section or after it, by chance)
+                signal.raise_signal(signal.SIGTERM)
             made(self, obj, callback, args, kwargs, exitpriority)
         util.Finalize.__init__ = init
         sys.argv[0] = "devolens"
