@@ -119,7 +119,7 @@ def test_a_magnification_left_unjudged_is_a_note():
 
     unjudged = DiameterEstimate(diameter=None, magnification=1.0, per_image=[1.0], trusted=0)
     judged = DiameterEstimate(diameter=40.8, magnification=1.23, per_image=[1.23], trusted=1, resize=0.87)
-    assert _estimate_note(unjudged, "nuclei").startswith("note: diameter auto: the images looked at show fewer")
+    assert _estimate_note(unjudged, "nuclei").startswith("note: diameter auto: a quick threshold count found fewer")
     assert _estimate_note(judged, "nuclei").startswith("diameter auto: the images look 1.2x")
     assert _estimates_note([judged, unjudged], "nuclei").startswith("note: diameter each: 1 of 2 images resized")
     assert _estimates_note([judged, judged], "nuclei").startswith("diameter each: 2 of 2 images resized")

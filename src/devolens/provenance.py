@@ -7,6 +7,7 @@ cheap fingerprint of an input file (:func:`file_fingerprint`, which a curation r
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -122,7 +123,8 @@ def files_sha256(folder: str | Path, files: list, *, named: bool = True) -> str:
     digest = hashlib.sha256()
     for f in map(Path, files):
         if named:
-            digest.update(f"{f.relative_to(folder).as_posix()}\0{f.stat().st_size}\0".encode())
+            # (a name not UTF-8, read back surrogate-escaped, as its bytes on disk)
+            digest.update(os.fsencode(f.relative_to(folder).as_posix()) + f"\0{f.stat().st_size}\0".encode())
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
