@@ -102,3 +102,16 @@ def tiny_recipe(**over) -> dict:
         else:
             rec[sec] = val
     return rec
+
+
+def train_tiny_run(root: Path) -> tuple[Path, Path]:
+    """A one-epoch boundary run of a tiny nuclei recipe on 4 made pairs of 32x32 (``root/A``), in ``root/run``:
+    (the run's folder, its data), for tests of what reads a trained run (evaluate, export)."""
+    from devolens.train.trainer import train
+
+    data = make_pairs(root / "A", groups=2, per_group=2, size=32)
+    rec = tiny_recipe(name="tiny_nuclei", data={"target": "boundary", "channels": 1, "val_fraction": 0.34},
+                      loss={"name": "ce_dice"}, train={"epochs": 1, "batch_size": 4, "overlay_samples": 0,
+                                                       "threads": 1})
+    train(rec, data, root / "run", device="cpu")
+    return root / "run", data

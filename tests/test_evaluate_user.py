@@ -9,22 +9,13 @@ import numpy as np
 import pytest
 import tifffile
 
-from _train_data import make_pairs, tiny_recipe
+from _train_data import make_pairs, train_tiny_run
 from devolens.errors import DevolensError
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from devolens.train.trainer import train
-
-    root = tmp_path_factory.mktemp("ev")
-    data = make_pairs(root / "A", groups=2, per_group=2, size=32)
-    rec = tiny_recipe(name="tiny_nuclei", data={"target": "boundary", "channels": 1, "val_fraction": 0.34},
-                      loss={"name": "ce_dice"}, train={"epochs": 1, "batch_size": 4, "overlay_samples": 0,
-                                                       "threads": 1})
-    run = root / "run"
-    train(rec, data, run, device="cpu")
-    return run, data
+    return train_tiny_run(tmp_path_factory.mktemp("ev"))
 
 
 def _zoo_folder(run: Path, root: Path, task: str, postprocess: dict | None) -> Path:

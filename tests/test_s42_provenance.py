@@ -20,7 +20,7 @@ import tifffile
 
 from _cli_helpers import blob_frame
 from _livedead_helpers import weights  # noqa: F401  (fixture)
-from _train_data import make_pairs, tiny_recipe
+from _train_data import train_tiny_run
 from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
 
@@ -324,15 +324,7 @@ def test_identify_json_has_the_inputs(tmp_path, capsys):
 # ------------------------------------------------------------------ 5. evaluate's provenance
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from devolens.train.trainer import train
-
-    root = tmp_path_factory.mktemp("ev42")
-    data = make_pairs(root / "A", groups=2, per_group=2, size=32)
-    rec = tiny_recipe(name="tiny_nuclei", data={"target": "boundary", "channels": 1, "val_fraction": 0.34},
-                      loss={"name": "ce_dice"}, train={"epochs": 1, "batch_size": 4, "overlay_samples": 0,
-                                                       "threads": 1})
-    train(rec, data, root / "run", device="cpu")
-    return root / "run", data
+    return train_tiny_run(tmp_path_factory.mktemp("ev42"))
 
 
 def test_evaluate_json_records_how_its_metrics_were_made(tiny_run, tmp_path, monkeypatch, capsys):
