@@ -114,6 +114,7 @@ def test_an_rgb_wells_clipped_colour_is_named_with_its_own_top_value(tmp_path):
     assert "the Hoechst channel (the blue channel of the file;" in clipped[0]
     assert "top value (255, the top of its 8-bit range)" in clipped[0] and "65535" not in clipped[0]
     assert "16-bit" in clipped[0]  # an 8-bit export's stretch clips: the camera's own image is the fix
+    assert "only if its nuclei saturate too, acquire" in clipped[0]  # (not a re-acquisition for an export's clip)
 
 
 def test_an_rgb_wells_blank_red_is_named_red(tmp_path):

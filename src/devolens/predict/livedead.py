@@ -1238,7 +1238,7 @@ def _warn_range(image, watch: _ChannelWatch, src: "RowReader | None", objects: p
             fix = "acquire with a shorter exposure or lower gain so that no nucleus saturates"
             if dtype is not None and np.dtype(dtype) == np.uint8:  # (an export's contrast stretch clips too)
                 fix = ("segment the camera's own 16-bit image (an 8-bit export's contrast stretch clips the brightest "
-                       "nuclei), acquired with a shorter exposure or lower gain so that no nucleus saturates")
+                       "nuclei); only if its nuclei saturate too, acquire with a shorter exposure or lower gain")
             warnings.warn(f"{image}: {n:,} pixels of the {channel} ({where}; {share}) sit at its top value "
                           f"({_file_top(value, dtype)}): saturated or clipped, their brightness lost, which can shift "
                           f"the live/dead calls (the model reads how bright each nucleus is); {fix}", stacklevel=4)
