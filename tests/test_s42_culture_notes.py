@@ -103,8 +103,11 @@ def test_a_runs_colour_note_is_not_decided_by_one_frame():
     from devolens.cli.predict import _colour_note
 
     embryo = _embryo_rgb()
+    red_patch = embryo.copy()
+    red_patch[40:140, 60:200, 0] = 230  # a red patch: in a few of the nuclei only, never a rival (forty-second, later)
+    assert _colour_note(red_patch, "nuclei", "auto") is None
     patch = embryo.copy()
-    patch[40:140, 60:200, 0] = 230  # a red patch
+    patch[..., 0] = embryo[..., 1]  # a frame whose red shows every nucleus as green does (bleed-through)
     assert "--color red" in _colour_note(patch, "nuclei", "auto")  # one frame: said
     assert _colour_note([patch, embryo, embryo], "nuclei", "auto") is None
     assert _colour_note([embryo, patch, embryo, patch], "nuclei", "auto") is None  # (half: not more)
@@ -271,3 +274,55 @@ def test_a_plain_two_page_tiff_refusing_a_channel_says_how_to_save_channels(tmp_
     tifffile.imwrite(labelled, np.stack([_culture((128, 128), seed=0)] * 2), imagej=True, metadata={"axes": "ZYX"})
     assert main(["segment", "nuclei", str(labelled), "--out", str(tmp_path / "o2"), "--channel", "1"]) == 2
     assert "never as channels" not in " ".join(capsys.readouterr().err.split())
+
+
+# ------------------------------------------------------------------------- 6. a reporter or membranes: no rival
+
+def _reporter_rgb(seed=0) -> np.ndarray:
+    """Histone-GFP nuclei in green, a lineage reporter as bright in red in a quarter of them (red's bright structure
+    about as much as green's, which the rule still reads), blue empty."""
+    import cv2
+
+    lab = _discs((256, 256), (14, 20), coverage=0.2, seed=seed)
+    green = cv2.GaussianBlur((lab > 0).astype(np.float32), (0, 0), 1.0)
+    red = cv2.GaussianBlur(((lab > 0) & (lab % 4 == 0)).astype(np.float32), (0, 0), 1.0)
+    return np.stack([red * 230 + 5, green * 200 + 5, np.zeros_like(green)], -1).astype(np.uint8)
+
+
+def _membrane_rgb() -> np.ndarray:
+    """Green nuclei and a red membrane grid about as bright (the rule reads green, rightly)."""
+    import cv2
+
+    rgb = _embryo_rgb()
+    rgb[..., 1] = rgb[..., 1] // 2 + 20
+    grid = np.zeros((256, 256), np.float32)
+    grid[::24, :] = grid[:, ::24] = 1.0
+    rgb[..., 0] = np.clip(cv2.GaussianBlur(cv2.dilate(grid, np.ones((3, 3), np.uint8)), (0, 0), 1.0) * 255, 0, 255)
+    return rgb
+
+
+def test_a_reporter_in_some_nuclei_or_membranes_are_no_rival():
+    """The walkthrough: a real EPIC frame cropped to the embryo (red a lineage reporter in some of the nuclei, which
+    green shows too) was told "red carries about as much: run again with --color red" (19 nuclei for 152)."""
+    from devolens.cli.predict import _colour_note
+    from devolens.predict.postprocess import auto_channel, channel_signals
+
+    for rgb in (_reporter_rgb(), _membrane_rgb()):
+        signal = channel_signals(rgb)
+        assert auto_channel(rgb) == "green" and signal[0] >= 0.9 * signal[1]  # what the note went by
+        assert _colour_note(rgb, "nuclei", "auto") is None
+    note = _colour_note(_fiji_rgb(), "nuclei", "auto")  # the culture: still said
+    assert "--color blue (if the blue channel holds only some of the nuclei, a reporter, keep green)" in note
+
+
+def test_the_real_frames_cropped_to_the_embryo_get_no_colour_note(shared_data):
+    from devolens.cli.predict import _colour_note
+    from devolens.io.images import read_image
+
+    for name in ("epic_movie_frame045.png", "epic_movie_frame160.png", "epic_movie_frame300.png"):
+        path = shared_data / "reference_frames" / name
+        if not path.exists():
+            pytest.skip("reference frames missing")
+        frame = read_image(path)
+        for crop in (frame[70:470, 20:620], frame[200:350, 250:450], frame[250:450, 300:550]):
+            assert _colour_note(crop, "nuclei", "auto") is None, name
