@@ -238,3 +238,40 @@ def test_the_zoo_models_simulated_wells_get_neither_warning(seed):
     well = simulate_well(seed, (512, 640)).image
     _, said = _said(lambda: load("livedead").predict(well, probabilities=False))
     assert not [s for s in said if "touching" in s or "specks" in s], said
+
+
+# ---------------------------------------------------------------------- each class judged against its own sizes
+def _objects(live, dead):
+    import pandas as pd
+
+    area = np.r_[live, dead].round().clip(12).astype(int)
+    return pd.DataFrame({"area": area, "class": [1] * len(live) + [2] * len(dead)})
+
+
+def test_shrunken_dead_nuclei_in_a_mostly_live_well_are_no_specks():
+    """Seed 59's reading (1034 live, median 139 px; 154 dead shrunk to a median of 43 px): the dead class's bulk
+    lay under 0.45 times the live median, and the advice (--min-area 70) left 1 dead nucleus of 152. Judged
+    against its own sizes, it is no population of specks; debris in either class still is."""
+    rng = np.random.default_rng(59)
+    live, dead = rng.normal(139, 30, 1034).clip(60), rng.normal(43, 8, 154).clip(25)
+    objects = _objects(live, dead)
+    assert ld._specks(objects["area"].to_numpy(), 12) is not None  # all objects together: the false alarm
+    _, said = _said(lambda: ld._warn_objects("w.tif", objects, 12, "--min-area {}"))
+    assert not [s for s in said if "specks" in s], said
+    assert ld._specks(objects["area"].to_numpy(), 12, objects["class"].to_numpy()) is None
+    debris = _objects(np.r_[live, rng.uniform(12, 16, 60)], np.r_[dead, rng.uniform(12, 16, 30)])
+    n, cut, near, median, advice = ld._specks(debris["area"].to_numpy(), 12, debris["class"].to_numpy())
+    assert n >= 80 and advice <= 0.5625 * np.median(dead)  # the advice leaves the dead nuclei in
+
+
+def test_a_nearly_all_dead_well_with_a_few_live_nuclei_is_not_warned_of_merged_nuclei():
+    """A well of 7 live nuclei (~200 px) among 250 shrunken dead ones (~60 px), none touching: too few live
+    nuclei to have a median of their own, so they are not judged against the dead class's."""
+    rng = np.random.default_rng(401)
+    objects = _objects(rng.normal(200, 10, 7), rng.normal(60, 8, 250))
+    assert ld._merged(objects) is None
+    _, said = _said(lambda: ld._warn_objects("w.tif", objects, 12, "--min-area {}"))
+    assert not [s for s in said if "touching" in s], said
+    # merged dead nuclei in that well still are
+    merged = _objects(rng.normal(200, 10, 7), np.r_[rng.normal(60, 8, 250), [200] * 8])
+    assert ld._merged(merged) == (8, int(round(np.median(merged["area"][merged["class"] == 2]))), 200)

@@ -77,10 +77,12 @@ FILL_CONTENT = 0.5
 #: objects are connected regions: touching nuclei of one class are one object. A well is warned of when at least
 #: ``MERGED_SHARE`` of its objects (and ``MERGED_LEAST``) are over ``MERGED_FACTOR`` times the typical nucleus's area
 #: (the larger of the live and dead objects' median areas, of a class with ``MERGED_CLASS`` objects or more; dead
-#: nuclei are often smaller, so the two classes' joint median is no nucleus's size). Measured: the simulated wells of
-#: ``devolens simulate well`` (seeds 1-20 at 1350x1800, and 9 at 3000x4000; their nuclei do not touch) put at most
-#: 0.9 % of their objects there (seed 6: 6 of 681; 14 of the 21 none), a clustered culture (500 nuclei, 130 dead, many
-#: touching: read 291 live, 117 dead) 3.2 % (13 of 408, up to 5x), every one of them several nuclei
+#: nuclei are often smaller, so the two classes' joint median is no nucleus's size; a smaller class's objects are
+#: not judged: a nearly all-dead well's 7 live nuclei, ~200 px, read as merged against the dead median, 58 px).
+#: Measured: the simulated wells of ``devolens simulate well`` (seeds 1-20 at 1350x1800, and 9 at 3000x4000; their
+#: nuclei do not touch) put at most 0.9 % of their objects there (seed 6: 6 of 681; 14 of the 21 none), a
+#: clustered culture (500 nuclei, 130 dead, many touching: read 291 live, 117 dead) 3.2 % (13 of 408, up to 5x),
+#: every one of them several nuclei
 MERGED_FACTOR = 2.5
 MERGED_SHARE = 0.02
 MERGED_LEAST = 5
@@ -89,17 +91,22 @@ MERGED_CLASS = 10
 #: nucleus, ``MIN_RADIUS`` 3 px; an untrained network's objects, median 18 px, up to 3,158, are no nuclei merged)
 MERGED_NUCLEUS = 28
 #: a separate population of specks (debris, dust counted as nuclei) is said when, for some area ``a`` (from
-#: ``SPECK_FROM`` times ``max(min_area, 12)`` up to ``SPECK_REACH`` times the median object's area, in steps of 5 %), at
+#: ``SPECK_FROM`` times ``max(min_area, 12)`` up to ``SPECK_REACH`` times the smallest median area of a class of
+#: ``SPECK_CLASS`` objects or more: each class judged against its own sizes, in steps of 5 %), at
 #: least ``SPECK_LEAST`` objects are under ``a`` and ``SPECK_RATIO`` times as many as lie between ``a`` and 1.5 ``a``
 #: (a gap above them, where a population of small nuclei rises towards the median). Measured with min_area 12: the
 #: simulated wells (seeds 1-20 at 1350x1800) without counted debris reach a ratio of at most 1.07 (seed 11; seed 20
 #: 1.00, seed 4, whose debris is as large as its smallest nuclei, 1.10); those whose debris the model counts as nuclei
 #: 46 (seed 9; 30 at 3000x4000, 238 specks of ~24 px), 3.4 and 3.2 (seeds 5 and 17). The advice, ``--min-area``
-#: 1.25 ``a`` at the deepest gap, read seed 9 at 3000x4000 854 live / 847 dead (truth 851 / 845; 964 / 978 at 12)
+#: 1.25 ``a`` at the deepest gap, read seed 9 at 3000x4000 854 live / 847 dead (truth 851 / 845; 964 / 978 at 12).
+#: Against all objects' median, shrunken dead nuclei in a mostly live well were specks (seed 59: 143 under 56 px,
+#: dead median 43; --min-area 70 left 1 dead of 152; seeds 379, 1551 likewise); judged by class, none, and seeds
+#: 1-20 and 9 at 3000x4000 read as before
 SPECK_RATIO = 2.5
 SPECK_LEAST = 20
 SPECK_FROM = 1.3
 SPECK_REACH = 0.45
+SPECK_CLASS = 10
 
 
 @dataclass
@@ -1107,7 +1114,7 @@ def _warn_objects(image, objects: pd.DataFrame, min_area: int, fix: str) -> None
                       "and touching nuclei of one class count as one, so the live and dead counts are too low where "
                       "nuclei touch; check the overlay, and to count touching nuclei one by one, save the Hoechst "
                       "channel as its own image and run devolens segment nuclei on it", stacklevel=3)
-    specks = _specks(objects["area"].to_numpy(), min_area)
+    specks = _specks(objects["area"].to_numpy(), min_area, objects["class"].to_numpy())
     if specks is not None:
         n, cut, near, median, advice = specks
         warnings.warn(f"{image}: {n} objects are specks under {cut} px, apart from the nuclei (median {median:,} px; "
@@ -1117,28 +1124,39 @@ def _warn_objects(image, objects: pd.DataFrame, min_area: int, fix: str) -> None
 
 def _merged(objects: pd.DataFrame) -> "tuple[int, int, int] | None":
     """``(n, typical, largest)`` when at least :data:`MERGED_SHARE` of the objects, and :data:`MERGED_LEAST`, are
-    over :data:`MERGED_FACTOR` times ``typical``, the larger of the classes' median areas (a class of
-    :data:`MERGED_CLASS` objects or more; none: all objects' median) and at least :data:`MERGED_NUCLEUS`; else None."""
+    over :data:`MERGED_FACTOR` times ``typical``, the larger of the classes' median areas, and ``typical`` is at least
+    :data:`MERGED_NUCLEUS`; else None. Only a class of :data:`MERGED_CLASS` objects or more is judged, and has a
+    median: the objects of a smaller class (the few live nuclei of a nearly all-dead well) are neither judged nor
+    counted (with no class judged, all objects against their median). ``largest``: the largest object judged."""
     area = objects["area"].to_numpy()
-    medians = [float(np.median(area[objects["class"].to_numpy() == k])) for k in (1, 2)
-               if int((objects["class"] == k).sum()) >= MERGED_CLASS]
-    typical = max(medians) if medians else float(np.median(area))
-    n = int((area > MERGED_FACTOR * typical).sum())
+    cls = objects["class"].to_numpy()
+    judged = [area[cls == k] for k in (1, 2) if int((cls == k).sum()) >= MERGED_CLASS] or [area]
+    typical = max(float(np.median(a)) for a in judged)
+    n = sum(int((a > MERGED_FACTOR * typical).sum()) for a in judged)
     if typical >= MERGED_NUCLEUS and n >= MERGED_LEAST and n >= MERGED_SHARE * len(area):
-        return n, int(round(typical)), int(area.max())
+        return n, int(round(typical)), int(max(a.max() for a in judged))
     return None
 
 
-def _specks(area: np.ndarray, min_area: int) -> "tuple[int, int, int, int, int] | None":
-    """A separate population of specks among objects of ``area`` (kept at ``min_area``): ``(n, cut, near, median,
-    advice)``, ``n`` objects under ``cut`` px and ``near`` between ``cut`` and 1.5 ``cut``, at the cut where that
-    gap is deepest (:data:`SPECK_RATIO`), ``advice`` the min_area that leaves them out (1.25 ``cut``: in the gap);
-    None without one."""
+def _specks(area: np.ndarray, min_area: int,
+            classes: "np.ndarray | None" = None) -> "tuple[int, int, int, int, int] | None":
+    """A separate population of specks among objects of ``area`` (kept at ``min_area``; ``classes``, 1 live and 2
+    dead, when known): ``(n, cut, near, median, advice)``, ``n`` objects under ``cut`` px and ``near`` between
+    ``cut`` and 1.5 ``cut``, at the cut where that gap is deepest (:data:`SPECK_RATIO`), ``advice`` the min_area
+    that leaves them out (1.25 ``cut``: in the gap); None without one. Each class is judged against its own sizes:
+    the cut stays under :data:`SPECK_REACH` times the median area of every class of :data:`SPECK_CLASS` objects or
+    more, so that a class of small nuclei (shrunken dead ones) is never specks apart from the other class, nor its
+    nuclei left out by the advice; ``median``: all objects' median."""
     a = np.sort(np.asarray(area, np.float64))
     median = float(np.median(a))
+    reach = median
+    if classes is not None:
+        area, classes = np.asarray(area), np.asarray(classes)
+        own = [float(np.median(area[classes == k])) for k in (1, 2) if int((classes == k).sum()) >= SPECK_CLASS]
+        reach = min(own, default=median)
     best = None
     cut = SPECK_FROM * max(int(min_area), 12)
-    while cut <= SPECK_REACH * median:
+    while cut <= SPECK_REACH * reach:
         tiny = int(np.searchsorted(a, cut))
         near = int(np.searchsorted(a, 1.5 * cut)) - tiny
         if tiny >= SPECK_LEAST and tiny >= SPECK_RATIO * near:
