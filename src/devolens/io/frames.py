@@ -140,11 +140,12 @@ def unique_stems(names: Sequence[str | Path]) -> list[str]:
     return stems
 
 
-def unsupported_file(path: Path, expected: str) -> DevolensError:
+def unsupported_file(path: Path, expected: str, why: str | None = None) -> DevolensError:
     """The error for an input of a type no reader here takes: what was expected, and for a
-    microscope vendor's file (.czi, .nd2, .lif...) how to turn it into one that is."""
+    microscope vendor's file (.czi, .nd2, .lif...) how to turn it into one that is; ``why``: what the file was
+    read as, where that says more (a TIFF of 3 planes stored as one RGB image)."""
     what = "a single image" if path.suffix.lower() in IMAGE_SUFFIXES else f"a '{path.suffix}' file"
-    msg = f"expected {expected}; got {what}"
+    msg = f"expected {expected}; got {what}" + (f": {why}" if why else "")
     if path.suffix.lower() in VENDOR_SUFFIXES:
         msg += ("; microscope files are not read directly: save the series as (OME-)TIFF first, e.g. in Fiji "
                 "(File > Import > Bio-Formats, then File > Save As > OME-TIFF) or with Bio-Formats' bfconvert")
@@ -960,5 +961,11 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
         frames, n, _ = open_animated(path)
         if n > 1 or path.suffix.lower() == ".gif":  # a one-frame GIF: one frame, as it always was
             return frames, None, n
+    from devolens.io.stacks import _planar_rgb
+
+    n = _planar_rgb(path) if reads_as_tiff(path) else 0  # tifffile.imwrite's default for 3 or 4 grey frames
     raise unsupported_file(path, f"a sequence of frames: a video ({', '.join(VIDEO_SUFFIXES)}), an animated GIF or WebP, "
-                                 "a TIFF stack or a folder of images")
+                                 "a TIFF stack or a folder of images",
+                           f"one colour image, its {n} samples stored as planes; if these are {n} frames, save them with "
+                           f"photometric='minisblack' (tifffile.imwrite's default stores {n} planes as one RGB image)"
+                           if n else None)
