@@ -494,6 +494,7 @@ def segment_livedead_command(
                "min_area": min_area}
     # a plate's wells share one model, loaded once (and before anything is written); one well: loaded after its check
     predictor = livedead.LiveDeadPredictor.load(model, device=device, **options) if plate else None
+    ran: list = []  # (one well: the model segment_livedead_file loaded, for the record)
     results: list[dict] = []  # per well: its name, file, counts and notes
     shrunk: list[str] = []  # the notes of overlays drawn smaller than their well
     # built in a hidden sibling folder (a plate's wells written straight into it, staged only there): an error, in
@@ -523,7 +524,7 @@ def segment_livedead_command(
                 counts = livedead.segment_livedead_file(
                     path, stage.tmp, model=model, **options, write_probabilities=probabilities, progress=cb,
                     channels=order, device=device, dataset=dataset, well=name, shrunk=picture,
-                    write_instances=instances,
+                    write_instances=instances, loaded=ran,
                 )
             notes = [str(w.message) for w in caught[seen:] if issubclass(w.category, UserWarning)]
             if overlay:
@@ -542,9 +543,11 @@ def segment_livedead_command(
         from devolens.io.atomic import write_text
 
         total = _total_counts(results)
-        if predictor is None:  # one well: its model was loaded (after the well's check) and dropped by
-            # segment_livedead_file; loaded again with the same options (a tenth of a second), for what its network
-            # ran as: the precision resolved from them, where, which int8 (its warnings were the well's notes)
+        if predictor is None and ran:  # one well: the model segment_livedead_file loaded (after the well's check)
+            predictor = ran[0]
+        if predictor is None:  # (a segment_livedead_file that handed none back: loaded again with the same options,
+            # a tenth of a second, for what its network ran as: the precision resolved from them, where, which int8;
+            # its warnings were the well's notes)
             import warnings
 
             with warnings.catch_warnings():

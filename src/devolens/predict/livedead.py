@@ -1356,7 +1356,8 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
                           channels: list[int] | None = None, device: str | None = None,
                           dataset: str | None = None, well: str | None = None,
                           predictor: "LiveDeadPredictor | None" = None,
-                          shrunk: "ShrunkHoechst | None" = None, write_instances: bool = False) -> dict[str, float]:
+                          shrunk: "ShrunkHoechst | None" = None, write_instances: bool = False,
+                          loaded: "list[LiveDeadPredictor] | None" = None) -> dict[str, float]:
     """Segment a well file with a zoo model (or a run's weights): see :meth:`LiveDeadPredictor.predict_file`
     (``device``: where the network runs, as :class:`LiveDeadPredictor` takes it; ``dataset``: an HDF5 file's dataset
     holding the well; ``well``: the tables' leading ``well`` column; ``shrunk``: a :class:`ShrunkHoechst` to fill;
@@ -1369,7 +1370,8 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
     ``overlap``, ``batch_size`` and ``min_area`` given apply to this call (the predictor itself is unchanged);
     ``fast``, ``precision`` and ``device`` given must be those it was loaded with (they made its network). The input
     is then not read beforehand (that check is to fail before a model loads; :meth:`~LiveDeadPredictor.predict_file`
-    refuses it as well), a second decode of a PNG well saved.
+    refuses it as well), a second decode of a PNG well saved. ``loaded``: a list the predictor that ran is appended
+    to, once it has (what its network ran as: precision, device, int8 kind, for a record).
 
     Raises
     ------
@@ -1387,9 +1389,12 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
         pred = LiveDeadPredictor.load(model, **given)  # the rest: LiveDeadPredictor's defaults
     else:
         pred = _predictor_for(predictor, given)
-    return pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
-                             channels=channels, dataset=dataset, well=well, shrunk=shrunk,
-                             write_instances=write_instances)
+    counts = pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
+                               channels=channels, dataset=dataset, well=well, shrunk=shrunk,
+                               write_instances=write_instances)
+    if loaded is not None:
+        loaded.append(pred)
+    return counts
 
 
 def _predictor_for(pred: LiveDeadPredictor, given: dict[str, Any]) -> LiveDeadPredictor:
