@@ -149,12 +149,14 @@ def _dip_text(d) -> str:
 
 
 def _lone_text(x) -> str:
-    """``time 1050 stands alone, 910 time points after time 140 (1 cell): a mistyped time?`` of a
+    """``time 1050 stands alone, 910 time points after time 140 (1 cell): a mistyped time?`` (then ``(time 78 is
+    missing: 780 mistyped?)`` when the rest of the table misses one time point) of a
     :class:`~devolens.lineage.cliffs.LoneTime`; the time points are the table's own (one per its step: time 94500
     is 910 time points after time 12600 in a table in seconds at 90 s, as the note on the step reads it)."""
     side = "after" if x.time > x.nearest else "before"
+    hole = f" (time {x.missing} is missing: {x.time} mistyped?)" if getattr(x, "missing", None) is not None else ""
     return (f"time {x.time} stands alone, {x.time_points} time points {side} time {x.nearest} "
-            f"({x.cells} cell{'s' if x.cells != 1 else ''}): a mistyped time?")
+            f"({x.cells} cell{'s' if x.cells != 1 else ''}): a mistyped time?{hole}")
 
 
 def _names_stop_text(c) -> str:
@@ -343,7 +345,7 @@ def _cliffs_of(table: Path, as_json: bool, embryo: str | None, *, min_drop: int,
     """``lineage cliffs`` of one table: its lines (or, with ``as_json`` and ``echo``, its JSON) printed; returns the
     report as JSON data. Errors name the table."""
     from devolens.lineage.cliffs import find_cliffs
-    from devolens.lineage.populations import unnamed_note, unnamed_rows
+    from devolens.lineage.populations import invalid_names_note, unnamed_note, unnamed_rows
 
     with _about(table):
         df = _read(table, drop_copies=True, embryo=embryo, one=True)  # as populations counts: copies noted
@@ -351,6 +353,9 @@ def _cliffs_of(table: Path, as_json: bool, embryo: str | None, *, min_drop: int,
     blank = unnamed_rows(df)
     if blank:  # lineage cliffs are searched on the named cells only: "no cliff" alone would overstate the check
         note(unnamed_note(blank, len(df)))
+    invalid = invalid_names_note(df)
+    if invalid:
+        note(invalid)
     data = rep.to_dict()
     if as_json:
         if echo:

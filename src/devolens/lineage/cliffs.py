@@ -208,12 +208,16 @@ class LoneTime:
         The table's time step (:func:`devolens.io.tables.time_step`: 90 for time in seconds at 90 s; the median step
         of time in irregular units, :func:`devolens.io.tables.irregular_time`: 93.5 for acquisition times in
         seconds 89-97 apart): time points ``step`` apart are consecutive, as the readers count them.
+    missing : int or None
+        The one time point missing from the rest of the table, when exactly one is (time 78 of 1..80 missing
+        beside a lone time 780: the time mistyped?); None otherwise.
     """
 
     time: int
     cells: int
     nearest: int
     step: int | float = 1
+    missing: int | None = None
 
     @property
     def time_points(self) -> int:
@@ -222,8 +226,11 @@ class LoneTime:
         return int(abs(int(self.time) - int(self.nearest)) // max(self.step, 1))
 
     def to_dict(self) -> dict:
-        """The JSON form: ``{"time", "cells", "nearest"}``."""
-        return {"time": int(self.time), "cells": int(self.cells), "nearest": int(self.nearest)}
+        """The JSON form: ``{"time", "cells", "nearest"}``, and ``"missing"`` when set."""
+        d = {"time": int(self.time), "cells": int(self.cells), "nearest": int(self.nearest)}
+        if self.missing is not None:
+            d["missing"] = int(self.missing)
+        return d
 
 
 @dataclass
@@ -462,13 +469,18 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
     the table. The biggest run (most time points) is the main run; it must hold at least ``min_run`` time points
     and at least half of the table's, else nothing is flagged (a sparse table, 1, 40, 80, 120, 160, is sampled so,
     not mistyped). A single-point run is lone when its gap to the nearest time point is more than ``spacing`` times
-    the main run's median step **and** more than the main run's span.
+    the main run's median step **and** more than the main run's span, and it holds at most ``few`` times the main
+    run's median count, or whatever its count when its gap is also more than ``spacing`` times the main run's
+    largest gap: a time point set that far apart from a run with no such gap of its own is a mistyped time even when
+    its count is normal (time 78 of a table of 1..80 typed 780). When the main run misses exactly one time point of
+    its step, it is said (:attr:`LoneTime.missing`).
 
     A table of fewer than ``min_times`` time points (too short for a main run) is searched at its ends only: its
     first or last time point is lone when the others (at least two) are one run (no gap over ``spacing`` times
     their median step) and it stands apart from them as above: more of their time points missing in its gap than
     the table has, a gap more than ``spacing`` times their median step and more than their span, and at most
-    ``few`` times their median count (a row mistyped 1050 after 1, 2, 3, 4 is no annotation cliff). A table of
+    ``few`` times their median count, whatever its gap (a row mistyped 1050 after 1, 2, 3, 4 is no annotation
+    cliff). A table of
     fewer than three time points has none.
 
     Parameters
@@ -516,19 +528,36 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
     a0, b0 = int(starts[main]), int(ends[main])
     if b0 - a0 < min_run or 2 * (b0 - a0) < len(t):
         return []
-    step = float(np.median(np.diff(t[a0:b0])))
+    run_gaps = np.diff(t[a0:b0])
+    step, widest = float(np.median(run_gaps)), float(run_gaps.max())
     span = int(t[b0 - 1] - t[a0])
     level = float(np.median(n[a0:b0]))
+    hole = _one_missing(t[a0:b0], unit)
     out = []
     for k, (a, b) in enumerate(zip(starts, ends)):
-        if k == main or b - a != 1 or n[a] > few * level:
+        if k == main or b - a != 1:
             continue
         near = a - 1 if a > 0 and (a == len(t) - 1 or t[a] - t[a - 1] <= t[a + 1] - t[a]) else a + 1
         gap = abs(int(t[a] - t[near]))
-        if gap <= spacing * step or gap <= span:
+        if gap <= spacing * step or gap <= span or (n[a] > few * level and gap <= spacing * widest):
             continue
-        out.append(LoneTime(time=int(t[a]), cells=int(n[a]), nearest=int(t[near]), step=unit))
+        out.append(LoneTime(time=int(t[a]), cells=int(n[a]), nearest=int(t[near]), step=unit, missing=hole))
     return out
+
+
+def _one_missing(t: np.ndarray, unit) -> int | None:
+    """The one time point of step ``unit`` missing from the sorted time points ``t`` (a run), when exactly one is;
+    None otherwise (none or several missing, or time in irregular units)."""
+    if len(t) < 2 or not float(unit).is_integer() or int(unit) < 1:
+        return None
+    unit = int(unit)
+    gaps = np.diff(t)
+    if np.any(gaps % unit):
+        return None
+    holes = gaps // unit - 1
+    if int(holes.sum()) != 1:
+        return None
+    return int(t[int(np.flatnonzero(holes)[0])] + unit)
 
 
 def _missing_points(t: np.ndarray, gaps=None) -> tuple[int | float, np.ndarray]:
@@ -554,8 +583,9 @@ def _lone_ends(t: np.ndarray, n: np.ndarray, *, few: float, spacing: float) -> l
         unit, missing = _missing_points(tr, [gap])
         if (np.diff(tr).max() > spacing * step or int(missing[0]) <= len(t) or gap <= spacing * step
                 or gap <= int(tr[-1] - tr[0]) or n[k] > few * float(np.median(n[rest]))):
-            continue
-        return [LoneTime(time=int(t[k]), cells=int(n[k]), nearest=int(t[near]), step=unit)]
+            continue  # (a full count is no lone time here: of 3-5 time points, which one is mistyped is unclear)
+        return [LoneTime(time=int(t[k]), cells=int(n[k]), nearest=int(t[near]), step=unit,
+                         missing=_one_missing(tr, unit))]
     return []
 
 
@@ -708,7 +738,8 @@ def find_cliffs(
     CliffReport
         ``duplicates`` lists the names repeated at one time point of ``df`` as it is (copies
         included). Lone time points (:func:`lone_times`) are left out of the counts searched for
-        cliffs, dips (:func:`detect_dips`, with ``min_drop`` and ``min_fraction``) and lineage cliffs
+        cliffs, dips (:func:`detect_dips`, with ``min_drop`` and ``min_fraction``, searched up to ``last_good_time``
+        when there is a cliff: the noise after it is no dip) and lineage cliffs
         (:func:`detect_letter_cliffs`, with its own thresholds), and of ``last_good_time``.
     """
     checks.dataframe(df, ("time", "cell"))
@@ -725,9 +756,13 @@ def find_cliffs(
         last = cliffs[0].time
     else:
         last = int(pops["time"].iloc[-1]) if len(pops) else None
+    # dips are searched up to the first cliff's last good time only: after it curation stopped, and the noise of
+    # the uncurated counts is no "dip that recovers" (it would contradict the cliff)
+    upto = times <= last if cliffs else slice(None)
     return CliffReport(cliffs=cliffs, last_good_time=last, duplicates=find_duplicates(df),
                        letters=detect_letter_cliffs(pops, window=window),
-                       dips=detect_dips(times, totals, min_drop=min_drop, min_fraction=min_fraction), lone=lone,
+                       dips=detect_dips(times[upto], totals[upto], min_drop=min_drop, min_fraction=min_fraction),
+                       lone=lone,
                        names_stop=detect_names_stop(pops, window=window))
 
 
@@ -745,6 +780,35 @@ def _repeated_rows(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     else:
         copy = np.zeros(len(df), dtype=bool)
     return named_dup, copy
+
+
+#: Largest share of a table's rows (up to its cut) that may repeat a cell name at one time point before
+#: :func:`clean_table` refuses. A curated table repeats a name now and then (a nucleus saved twice, a typo):
+#: a few rows in a thousand. When more than a tenth of the rows repeat a name, the names are not one per
+#: nucleus (a table naming founders or lineages only, every cell of AB's lineage called "AB"), and keeping the
+#: first row of each name would silently drop real nuclei: the embryo of 172 cells would become 7.
+MAX_REPEATED_SHARE = 0.1
+#: Fewest repeated-name rows :func:`clean_table` refuses for: a handful of repeats in a tiny table (2 of 8 rows)
+#: are mistakes to drop, not a sign that the names are founders only.
+MIN_REPEATED_ROWS = 10
+
+
+def _check_repeats(named_dup: np.ndarray, df: pd.DataFrame) -> None:
+    """Refuse to de-duplicate a table whose names are not one per nucleus (see :data:`MAX_REPEATED_SHARE`).
+
+    ``named_dup`` marks the rows of ``df`` that repeat a name; exact copies of an earlier row (a block of time
+    points saved twice: the same nuclei) are not counted, as dropping them loses nothing."""
+    if {"x", "y"} <= set(df.columns) and named_dup.any():
+        from devolens.io.tables import exact_copies
+
+        named_dup = named_dup & ~exact_copies(df)
+    repeated, rows = int(named_dup.sum()), len(df)
+    if repeated >= MIN_REPEATED_ROWS and repeated > MAX_REPEATED_SHARE * rows:
+        raise DevolensValueError(
+            f"{repeated} of {rows} rows ({100 * repeated / rows:.0f} %) repeat a cell name at one time point: the "
+            "table names founders or lineages only (or repeats names), so dropping repeated names would drop real "
+            "nuclei; nothing was written. Run `devolens lineage populations` on the table as it is instead"
+        )
 
 
 @dataclass
@@ -819,11 +883,19 @@ def clean_table(
         copy of an unnamed row; ``attrs`` kept.
     report : CleanReport
         What was removed.
+
+    Raises
+    ------
+    DevolensValueError
+        When more than :data:`MAX_REPEATED_SHARE` of the rows kept (and at least :data:`MIN_REPEATED_ROWS`) repeat
+        a cell name at one time point (not as exact copies): the names are not one per nucleus (founders or
+        lineages only), and keeping the first row of each name would drop real nuclei.
     """
     rep = find_cliffs(df, min_drop=min_drop, min_fraction=min_fraction, window=window, max_spike=max_spike)
     kept = df.loc[~df["time"].isin([x.time for x in rep.lone])] if rep.lone else df
     cut = cut_at_cliff(kept, rep.last_good_time if rep.cliffs else None)
     named_dup, copy = _repeated_rows(cut)
+    _check_repeats(named_dup, cut)
     clean = cut.loc[~(named_dup | copy)].reset_index(drop=True)
     clean.attrs = dict(df.attrs)
     report = CleanReport(

@@ -57,6 +57,27 @@ def unnamed_rows(df: pd.DataFrame) -> int:
     return _Names(df["cell"]).unnamed
 
 
+#: A name begun as a Sulston name (a founder, then a Sulston letter) but none: ``ABalxp``, a mistyped letter.
+_MISTYPED = re.compile(r"^(AB|MS|EMS|E|C|D|P[0-4]|Z[23])[aplrdv][A-Za-z0-9]*$")
+
+
+def invalid_names_note(df: pd.DataFrame) -> str | None:
+    """The one-line note on the rows whose names begin as Sulston names but are none (``ABalxp``: a mistyped
+    letter), up to 3 of them with their time points, counted in ``total`` only (apart from the rows
+    :func:`unnamed_note` says: empty or placeholder names); None when there are none. The same in
+    :func:`populations`' ``attrs["notes"]`` and in ``lineage cliffs``."""
+    names = _Names(df["cell"])
+    if not names.invalid:
+        return None
+    rows = df.loc[names.invalid_rows, ["cell", "time"]].drop_duplicates()
+    shown = [f"'{c}' at time {t}" for c, t in zip(rows["cell"].head(3), rows["time"].head(3))]
+    n = int(names.invalid_rows.sum())
+    more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+    return (f"{n} row{'s' if n != 1 else ''} carr{'y' if n != 1 else 'ies'} a name that is no Sulston name "
+            f"({', '.join(shown)}{more}; a mistyped name?): counted in total only, in no lineage; correct the name "
+            "to count it in its lineage")
+
+
 def miscased_note(cells: pd.Series) -> str | None:
     """The one-line note on the rows whose names are Sulston names but for their case (``ABpL``, ``abal``:
     :func:`devolens.lineage.names.misspelt_names`), counted in ``total`` only; None when there are none. The same
@@ -85,6 +106,13 @@ class _Names:
             mis = pd.Index(uniq).isin(self.miscased)
             none[:-1] &= ~mis
             self._rows = int(mis[codes[codes >= 0]].sum())
+        # names begun as Sulston names that are none (ABalxp: a mistyped letter), said apart from the unnamed rows
+        bad = none[:-1] & np.array([isinstance(n, str) and _MISTYPED.match(n) is not None for n in uniq], dtype=bool)
+        self.invalid = [str(n) for n in uniq[bad]]
+        self.invalid_rows = np.zeros(len(codes), dtype=bool)
+        if self.invalid:
+            none[:-1] &= ~bad
+            self.invalid_rows = (codes >= 0) & np.r_[bad, False][codes]
         self.unnamed = int(none[codes].sum())
 
     def miscased_note(self) -> str | None:
@@ -170,6 +198,8 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
         warnings.warn(copies_note(n_copies), CopiedRowsWarning, stacklevel=2)
     if out.attrs["unnamed_rows"]:  # else the lineage columns fall to 0 beside a total that goes on, without a word
         notes.append(unnamed_note(out.attrs["unnamed_rows"], len(df)))
+    if names.invalid:  # ('ABalxp': said apart from the rows without a name)
+        notes.append(invalid_names_note(df))
     miscased = names.miscased_note()
     if miscased:  # ('ABpL': in no letter either, a letter's curve would dip without a word)
         notes.append(miscased)
