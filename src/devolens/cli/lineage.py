@@ -154,7 +154,7 @@ def _lone_text(x) -> str:
     :class:`~devolens.lineage.cliffs.LoneTime`; the time points are the table's own (one per its step: time 94500
     is 910 time points after time 12600 in a table in seconds at 90 s, as the note on the step reads it)."""
     side = "after" if x.time > x.nearest else "before"
-    hole = f" (time {x.missing} is missing: {x.time} mistyped?)" if getattr(x, "missing", None) is not None else ""
+    hole = f" (time {x.missing} is missing: {x.time} mistyped?)" if x.missing is not None else ""
     return (f"time {x.time} stands alone, {x.time_points} time points {side} time {x.nearest} "
             f"({x.cells} cell{'s' if x.cells != 1 else ''}): a mistyped time?{hole}")
 

@@ -266,16 +266,17 @@ class _Source:
         found = self.calibrations.of(file)
         return None if found is _UNREADABLE else found
 
-    def exif_turn(self, position: int) -> Optional[tuple[str, int]]:
-        """``(file name, EXIF orientation)`` of the image file frame ``position`` was read from (it was read), where
-        read_image turned it as its EXIF orientation tag says (:class:`devolens.io.images.ExifTurns`); None
-        otherwise (a video's or stack's frame, a file without the tag)."""
+    def exif_turn(self, position: int) -> Optional[dict]:
+        """The records' ``exif_turned`` entry of frame ``position`` (it was read): its ``frame`` (:meth:`frame_id`),
+        the image ``file`` it was read from and its ``exif_orientation``, where read_image turned it as its EXIF
+        orientation tag says (:class:`devolens.io.images.ExifTurns`); None otherwise (a video's or stack's frame, a
+        file without the tag)."""
         if not self._turns or self.names is None or position >= len(self.names):
             return None
         name = self.names[position]
         file = self.calibrations.files.get(name)
         turn = None if file is None else self._turns.get(file)
-        return None if turn is None else (name, turn)
+        return None if turn is None else {"frame": self.frame_id(position), "file": name, "exif_orientation": turn}
 
     def label_name(self, position: int) -> str:
         if self.is_video:
@@ -1349,7 +1350,7 @@ def run_segmentation(
             counts.append((fid, res.count, tz))
             turn = source.exif_turn(pos)  # (read before its result came: its turn is known)
             if turn is not None:
-                turned.append({"frame": fid, "file": turn[0], "exif_orientation": turn[1]})
+                turned.append(turn)
             # a frame of no signal (population's test; asked of the frames given no objects or of a few grey levels
             # only: it imports pandas, which segment otherwise never does; a giant image is not measured whole)
             if not res.extra.get("blocks") and (not res.count or _few_levels(image)):
@@ -2364,7 +2365,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             rows.append({"frame": source.frame_id(pos), **{k: row[k] for k in COLUMNS}})
             turn = source.exif_turn(pos)
             if turn is not None:
-                turned.append({"frame": source.frame_id(pos), "file": turn[0], "exif_orientation": turn[1]})
+                turned.append(turn)
             median_areas.append(row.get("median_area"))
             signals.append(own.popleft() if not measured[0] else row.get("signal") if wanted(len(rows) - 1)
                            else None)

@@ -545,14 +545,6 @@ def segment_livedead_command(
         total = _total_counts(results)
         if predictor is None and ran:  # one well: the model segment_livedead_file loaded (after the well's check)
             predictor = ran[0]
-        if predictor is None:  # (a segment_livedead_file that handed none back: loaded again with the same options,
-            # a tenth of a second, for what its network ran as: the precision resolved from them, where, which int8;
-            # its warnings were the well's notes)
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                predictor = livedead.LiveDeadPredictor.load(model, device=device, **options)
         write_text(stage.tmp / LIVEDEAD_RECORD, _livedead_record(
             image, model, total, network=predictor, files=[path for _, path in wells] if plate else None, options={
                 **options, "probabilities": probabilities, "instances": instances, "overlay": overlay,

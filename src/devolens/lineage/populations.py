@@ -66,16 +66,7 @@ def invalid_names_note(df: pd.DataFrame) -> str | None:
     letter), up to 3 of them with their time points, counted in ``total`` only (apart from the rows
     :func:`unnamed_note` says: empty or placeholder names); None when there are none. The same in
     :func:`populations`' ``attrs["notes"]`` and in ``lineage cliffs``."""
-    names = _Names(df["cell"])
-    if not names.invalid:
-        return None
-    rows = df.loc[names.invalid_rows, ["cell", "time"]].drop_duplicates()
-    shown = [f"'{c}' at time {t}" for c, t in zip(rows["cell"].head(3), rows["time"].head(3))]
-    n = int(names.invalid_rows.sum())
-    more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
-    return (f"{n} row{'s' if n != 1 else ''} carr{'y' if n != 1 else 'ies'} a name that is no Sulston name "
-            f"({', '.join(shown)}{more}; a mistyped name?): counted in total only, in no lineage; correct the name "
-            "to count it in its lineage")
+    return _Names(df["cell"]).invalid_note(df)
 
 
 def miscased_note(cells: pd.Series) -> str | None:
@@ -114,6 +105,18 @@ class _Names:
             none[:-1] &= ~bad
             self.invalid_rows = (codes >= 0) & np.r_[bad, False][codes]
         self.unnamed = int(none[codes].sum())
+
+    def invalid_note(self, df: pd.DataFrame) -> str | None:
+        """:func:`invalid_names_note` of ``df``, whose ``cell`` column these are the names of."""
+        if not self.invalid:
+            return None
+        rows = df.loc[self.invalid_rows, ["cell", "time"]].drop_duplicates()
+        shown = [f"'{c}' at time {t}" for c, t in zip(rows["cell"].head(3), rows["time"].head(3))]
+        n = int(self.invalid_rows.sum())
+        more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+        return (f"{n} row{'s' if n != 1 else ''} carr{'y' if n != 1 else 'ies'} a name that is no Sulston name "
+                f"({', '.join(shown)}{more}; a mistyped name?): counted in total only, in no lineage; correct the "
+                "name to count it in its lineage")
 
     def miscased_note(self) -> str | None:
         """:func:`miscased_note` of these names."""
@@ -199,7 +202,7 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
     if out.attrs["unnamed_rows"]:  # else the lineage columns fall to 0 beside a total that goes on, without a word
         notes.append(unnamed_note(out.attrs["unnamed_rows"], len(df)))
     if names.invalid:  # ('ABalxp': said apart from the rows without a name)
-        notes.append(invalid_names_note(df))
+        notes.append(names.invalid_note(df))
     miscased = names.miscased_note()
     if miscased:  # ('ABpL': in no letter either, a letter's curve would dip without a word)
         notes.append(miscased)

@@ -290,7 +290,7 @@ def _objects(labels, *, min_area: int, band: int = 256, instances: Path | None =
     with (TiffRowWriter(instances, (h, w), dtype, pixel=pixel) if instances is not None
           else contextlib.nullcontext()) as out:
         for i, y0 in enumerate(range(0, h, band)):
-            lab = np.array(labels[y0:min(h, y0 + band)])  # a copy: clear may write into labels
+            lab = np.asarray(labels[y0:min(h, y0 + band)])  # (clear writes these rows once they are read)
             rows = np.zeros(lab.shape, dtype) if out is not None else None
             kept = lab.copy() if clear is not None else None
             for k, c in comps.items():
@@ -1178,16 +1178,15 @@ def _looks_swapped(src: "RowReader | None", counts: dict[str, float]) -> bool:
 
 
 def _warn_swapped(image, src: RowReader | None, counts: dict[str, float], fix: str) -> None:
-    """Warn when a well read by position (``src``: no channel names, no ``channels``; None: an array, whose channels
-    are always read by position) came out nearly all dead (:data:`SWAP_FRACTION`): Hoechst (every nucleus) read as
-    Draq7 makes every nucleus dead, the one sign of swapped channels that the images themselves do not give away.
-    ``fix`` says how to give the channels."""
-    if _looks_swapped(src, counts):
-        why, then = (("an array's channels are read by position", "if Draq7 is its first channel, pass")
-                     if src is None else ("the file does not name them", "if Draq7 was saved first, run again with"))
-        warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with Hoechst "
-                      f"taken from the first channel and Draq7 from the second ({why}): {then} {fix}",
-                      stacklevel=4)
+    """Warn of a well read by position (``src``: no channel names, no ``channels``; None: an array, whose channels
+    are always read by position) that came out nearly all dead (:func:`_looks_swapped`, which the caller asked):
+    Hoechst (every nucleus) read as Draq7 makes every nucleus dead, the one sign of swapped channels that the images
+    themselves do not give away. ``fix`` says how to give the channels."""
+    why, then = (("an array's channels are read by position", "if Draq7 is its first channel, pass")
+                 if src is None else ("the file does not name them", "if Draq7 was saved first, run again with"))
+    warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with Hoechst "
+                  f"taken from the first channel and Draq7 from the second ({why}): {then} {fix}",
+                  stacklevel=4)
 
 
 

@@ -107,9 +107,9 @@ def _nuclei_rivals(arr: np.ndarray, picked: int, others: list[int]) -> list[int]
     subset of the read channel's nuclei (present in :data:`COLOUR_SAME_CELLS` of its bright regions or more)."""
     import cv2
 
-    rgb = np.asarray(arr[..., :3], dtype=np.float32)
-    if min(rgb.shape[:2]) >= 64:  # the rule's scale (:func:`~devolens.predict.postprocess.channel_signals`)
-        rgb = cv2.pyrDown(cv2.pyrDown(np.ascontiguousarray(rgb)))
+    from devolens.predict.postprocess import at_nucleus_scale
+
+    rgb = at_nucleus_scale(np.asarray(arr[..., :3], dtype=np.float32))  # the rule's scale (channel_signals')
     plane = []
     for c in range(3):
         x = np.nan_to_num(rgb[..., c])

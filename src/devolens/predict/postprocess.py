@@ -230,13 +230,11 @@ def channel_signals(arr: np.ndarray, shrink: bool = True) -> np.ndarray:
 
 def _channel_stats(arr: np.ndarray, shrink: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`channel_signals` with the channels' 99.5th percentiles and the (n, 3) float32 pixels read."""
-    import cv2
-
     rgb = arr[..., :3]
     if rgb.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
         rgb = rgb.astype(np.float32)
-    if shrink and min(rgb.shape[:2]) >= 64:  # shrink 4x (two Gaussian pyramid levels): pixel noise and thin lines
-        rgb = cv2.pyrDown(cv2.pyrDown(np.ascontiguousarray(rgb)))  # fade, nuclei (10+ px) keep their level
+    if shrink:
+        rgb = at_nucleus_scale(rgb)
     step = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / 8_000))))  # nuclei are still 2+ samples wide
     grid = rgb[::step, ::step]
     if arr.shape[0] * arr.shape[1] >= CANVAS_PIXELS:  # an imaged area inside a filled canvas: judged on the area
@@ -246,6 +244,17 @@ def _channel_stats(arr: np.ndarray, shrink: bool = True) -> tuple[np.ndarray, np
     ranks = [(n - 1) // 2, int(0.995 * (n - 1))]
     median, top = np.array([np.partition(sample[:, c], ranks)[ranks] for c in range(3)]).T  # a partial sort each
     return top - median, top, sample
+
+
+def at_nucleus_scale(rgb: np.ndarray) -> np.ndarray:
+    """An ``HxWxC`` image shrunk 4x (two Gaussian pyramid levels) where both sides are 64 px or more, else as it is:
+    the scale the nuclei models' colour rule judges channels at (:func:`channel_signals`), where pixel noise and thin
+    lines fade and nuclei (10+ px) keep their level."""
+    import cv2
+
+    if min(rgb.shape[:2]) < 64:
+        return rgb
+    return cv2.pyrDown(cv2.pyrDown(np.ascontiguousarray(rgb)))
 
 
 def _canvas_area(grid: np.ndarray) -> np.ndarray:
