@@ -240,6 +240,10 @@ def _channel_stats(arr: np.ndarray, shrink: bool = True) -> tuple[np.ndarray, np
     if arr.shape[0] * arr.shape[1] >= CANVAS_PIXELS:  # an imaged area inside a filled canvas: judged on the area
         grid = _canvas_area(grid)
     sample = grid.reshape(-1, 3).astype(np.float32)
+    if rgb.dtype.kind == "f":  # NaN/inf (padding after registration or stitching) left out: a sort puts NaN last,
+        finite = np.isfinite(sample).all(axis=1)  # where it became a channel's 99.5th percentile and argmax picked red
+        if not finite.all():
+            sample = sample[finite] if finite.any() else np.zeros((1, 3), np.float32)
     n = sample.shape[0]
     ranks = [(n - 1) // 2, int(0.995 * (n - 1))]
     median, top = np.array([np.partition(sample[:, c], ranks)[ranks] for c in range(3)]).T  # a partial sort each
