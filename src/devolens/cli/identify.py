@@ -153,8 +153,10 @@ def register(app: typer.Typer) -> None:
             result = predictor.predict(df, zscale=zscale, progress=cb, mirror=mirror)
         found = _input_notes(result.attrs, table)
         notes += found
-        text = _identify_record(table, out, model, predictor, zscale=_zscale_record(zscale, df, result, table),
-                                notes=notes, threads=threads, mirror=mirror, attrs=df.attrs)
+        inputs = _table_inputs(table, df.attrs)  # (hashed once: the z scale's file is one of them)
+        text = _identify_record(table, out, model, predictor,
+                                zscale=_zscale_record(zscale, df, result, table, inputs=inputs),
+                                notes=notes, threads=threads, mirror=mirror, attrs=df.attrs, inputs=inputs)
         # the CSV and its record: both this run's or both the previous run's (the record last); each written through
         # a link there to its file, text as write_csv writes it (a file name's bytes that are not UTF-8 escaped)
         write_together({
@@ -174,12 +176,13 @@ def record_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.record.json") if record == out else record
 
 
-def _zscale_record(given, table, result, path: Optional[Path] = None) -> dict:
+def _zscale_record(given, table, result, path: Optional[Path] = None, *, inputs: Optional[list] = None) -> dict:
     """How the z plane spacing (xy pixels) was decided: ``by`` ``"given"`` (--zscale), ``"table"`` (the table's
     metadata; ``file``: the file it was read from, an EPIC table's AuxInfo or a tidy table's ``.meta.json``, with its
     sha256 and size, :func:`devolens.provenance.input_entry`, where ``path``, the table read, is given) or
     ``"estimated"`` (per embryo, as the model's frames estimated it from the nucleus cloud it read:
-    ``result.attrs["frame_zscale"]``)."""
+    ``result.attrs["frame_zscale"]``). ``inputs``: the record's entries of the files read (:func:`_table_inputs`),
+    the file's taken from them (not hashed again) when there."""
     if given is not None:
         return {"by": "given", "value": float(given)}
     known = (table.attrs or {}).get("zscale")
@@ -189,7 +192,8 @@ def _zscale_record(given, table, result, path: Optional[Path] = None) -> dict:
             return {"by": "table", "value": float(known)}
         from devolens.provenance import input_entry
 
-        return {"by": "table", "value": float(known), "file": input_entry(read)}
+        entry = next((e for e in inputs or () if e.get("path") == str(read.absolute())), None)
+        return {"by": "table", "value": float(known), "file": entry if entry is not None else input_entry(read)}
     per = {str(k): json_number(float(v)) for k, v in (result.attrs.get("frame_zscale") or {}).items()}
     return {"by": "estimated", "per_embryo": per}
 
@@ -225,18 +229,20 @@ def _table_inputs(table: Path, attrs: dict) -> list[dict]:
 
 
 def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: dict, notes: list,
-                     threads: Optional[int] = None, mirror: bool = False, attrs: Optional[dict] = None) -> str:
+                     threads: Optional[int] = None, mirror: bool = False, attrs: Optional[dict] = None,
+                     inputs: Optional[list] = None) -> str:
     """The JSON written beside identify's CSV: the command line, the versions of devolens and PyTorch, the model and
     its weights' sha256 and its files' (``model_sha256``: card and weights, :func:`devolens.provenance.model_sha256`),
     the input's sha256 and size and those of the files read with it (``inputs``: :func:`_table_inputs`; ``attrs``:
     the table's, as read), the options (``tta``: the views averaged; ``smooth``; ``mirror`` when given),
-    ``--threads``, the z-scale (with the file it was read from: :func:`_zscale_record`) and the notes printed."""
+    ``--threads``, the z-scale (with the file it was read from: :func:`_zscale_record`) and the notes printed.
+    ``inputs``: the entries of the files read, when already made (:func:`_table_inputs`)."""
     from devolens.models import zoo
     from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
 
     return record_text({
         **record_header("devolens identify", table, model, out),
-        "inputs": _table_inputs(table, attrs or {}),
+        "inputs": inputs if inputs is not None else _table_inputs(table, attrs or {}),
         "weights_sha256": zoo.weights_sha256(model), "model_sha256": model_sha256(model), "devolens": version(),
         "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth,
                                              **({"mirror": True} if mirror else {})},  # (--mirror: when given)

@@ -20,7 +20,9 @@ sorted by time (file order kept within a time point). ``df.attrs`` carries the m
 ``axis``: EPIC axis code (e.g. ``"PDR"``) or None.
 
 Every problem with the input raises :class:`devolens.errors.DevolensError` naming the file; an
-EPIC AuxInfo or TIME file given as the table is named as such. Readers keep every row;
+EPIC AuxInfo or TIME file given as the table is named as such. A table Excel saved under German, French...
+settings (columns separated by semicolons, decimal commas) is read as the comma-separated one it stands for, with a
+note; a decimal comma in a comma-separated table is refused (the commas cannot be told apart). Readers keep every row;
 :func:`drop_duplicate_rows` drops exact copies of rows (a table saved twice) for counting.
 """
 
@@ -138,16 +140,20 @@ def _is_cp1252(head: bytes, not_utf8: bool) -> bool:
     return True
 
 
-def _read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
-    """pandas.read_csv with every parser problem turned into a DevolensError."""
+def _read_csv(path: Path, what: str, source: Any = None, **kwargs) -> pd.DataFrame:
+    """pandas.read_csv with every parser problem turned into a DevolensError; ``source``: what to read, when not
+    ``path`` itself (its text recoded: :func:`read_epic_auxinfo`). A row with more fields than the header said with
+    :data:`DECIMAL_COMMA_ADVICE` (the commonest cause)."""
     try:
-        return pd.read_csv(path, **kwargs)
+        return pd.read_csv(path if source is None else source, **kwargs)
     except FileNotFoundError:
         raise DevolensError("file not found", path=path) from None
     except pd.errors.EmptyDataError:
         raise DevolensError(f"empty file (expected {what})", path=path) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         msg = " ".join(str(exc).split())
+        if re.search(r"Expected \d+ fields in line \d+, saw \d+", msg):
+            msg += f": a row with more fields than the header; {DECIMAL_COMMA_ADVICE}"
         raise DevolensError(f"cannot parse {what}: {msg}", path=path) from None
 
 
@@ -195,10 +201,21 @@ def _numeric(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> Non
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DevolensError(
                 f"column '{c}' is not numeric (line {_line(df, i, line_offset)}: {str(s.iloc[i])!r})"
-                + (_time_hint(str(s.iloc[i])) if c == "time" else "") + _and_more(df, bad.to_numpy(), line_offset),
+                + (_time_hint(str(s.iloc[i])) if c == "time" else _decimal_hint(str(s.iloc[i])))
+                + _and_more(df, bad.to_numpy(), line_offset),
                 path=path
             )
         df[c] = conv.astype(np.float64)
+
+
+def _decimal_hint(value: str) -> str:
+    """What to do about a number written with a decimal comma (``'12,5'``, quoted in a comma-separated table) or
+    with its thousands grouped (``'1.234,5'``), else ``""``."""
+    if _DECIMAL_COMMA.fullmatch(value):
+        return f": {DECIMAL_COMMA_ADVICE}"
+    if re.fullmatch(r"\s*[+-]?\d{1,3}(?:[.\s\u00a0\u202f]\d{3})+(?:,\d+)?\s*", value):
+        return ": a number with its thousands grouped; write it without the grouping (1234,5 or 1234.5)"
+    return ""
 
 
 def _time_hint(value: str) -> str:
@@ -825,11 +842,64 @@ def _table_gaps(df: pd.DataFrame) -> list[str]:
     return notes
 
 
-# ----------------------------------------------------------------------------- UTF-16 and Windows-1252 text
+# ----------------------------------------------------------------------------- UTF-16, Windows-1252, semicolons
 #: What the readers note about a UTF-16 file they read.
 UTF16_NOTE = "the file is UTF-16 text (Excel's 'Unicode Text'): read as such"
 #: What the readers note about a Windows-1252 file they read.
 CP1252_NOTE = "the file is not UTF-8 but Windows-1252 text (Excel's 'CSV (Comma delimited)'): read as such"
+#: Where the readers' notes on a semicolon-separated table (:data:`SEMICOLON_NOTE`) say it comes from.
+_SEMICOLON_ORIGIN = "as Excel saves a CSV under German, French, Dutch... settings"
+#: What the readers note about a table they read separated by semicolons, its numbers with decimal points or whole.
+SEMICOLON_NOTE = (f"the columns are separated by semicolons, {_SEMICOLON_ORIGIN}: read as such (devolens writes its "
+                  "own tables with commas and decimal points)")
+#: ... and with decimal commas (``12,5``).
+SEMICOLON_DECIMAL_NOTE = (f"the columns are separated by semicolons and the numbers have decimal commas, "
+                          f"{_SEMICOLON_ORIGIN}: read as such, 12,5 as 12.5 (devolens writes its own tables with "
+                          "commas and decimal points)")
+#: A number written with a decimal comma (``12,5``, ``-0,25``, ``1,5E-03``): one field of a semicolon-separated table.
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*")
+#: A number written with a decimal point (``12.5``): in a table with decimal commas, a point may group thousands.
+_DECIMAL_POINT = re.compile(r"\s*[+-]?\d*\.\d+(?:[eE][+-]?\d+)?\s*")
+#: What to do when a table's fields are too many for its header, or a number has a decimal comma, in a table whose
+#: columns are separated by commas (the one comma cannot be told from the other).
+DECIMAL_COMMA_ADVICE = ("a decimal comma (12,5) cannot be told from the commas that separate the columns: write "
+                        "decimal points (12.5), or save the table separated by semicolons (Excel's CSV under German, "
+                        "French, Dutch... settings), which devolens reads with decimal commas")
+
+
+def _header_names(line: str, sep: str) -> list[str]:
+    """The column names of the header ``line`` split on ``sep`` as the csv module splits it (a quoted name may hold
+    the other separator), stripped of spaces and quotes."""
+    try:
+        fields = next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
+    except csv.Error:
+        return []
+    return [f.strip().strip('"').strip() for f in fields]
+
+
+def _known_header(names: list[str]) -> bool:
+    """Whether ``names`` are the columns of a table some reader reads: an EPIC CD table's or a tidy one's, positions
+    (time, x, y, z as :func:`_position_columns` names them), a Mastodon spot table's first header row, an EPIC
+    AuxInfo file's."""
+    if len(names) < 2:
+        return False
+    lower = {n.lower() for n in names}
+    return (_position_columns(names) is not None or {"spot frame", "spot position"} <= lower
+            or _AUX_MARKERS <= set(names))
+
+
+def _semicolon_header(text: str) -> list[str] | None:
+    """The column names of the decoded table ``text`` (its start will do) when its columns are separated by
+    semicolons, else None. Its header (first line that is not blank) must split on ``;`` into columns a reader knows
+    (:func:`_known_header`) and not on ``,``: a comma-separated table with a ``;`` in a quoted value or name stays
+    comma-separated."""
+    first = next((line for line in text.lstrip("\ufeff").splitlines() if line.strip()), "")
+    if ";" not in first:
+        return None
+    names = _header_names(first, ";")
+    if not _known_header(names) or _known_header(_header_names(first, ",")):
+        return None
+    return names
 
 
 def _is_utf16(head: bytes) -> bool:
@@ -872,16 +942,37 @@ class _Head:
     def cp1252(self) -> bool:
         return _is_cp1252(self.data, self.not_utf8)
 
+    @cached_property
+    def semicolon_header(self) -> list[str] | None:
+        """The header's column names when the columns are separated by semicolons (:func:`_semicolon_header`), else
+        None (a UTF-16 file is tab-separated: None)."""
+        if self.utf16:
+            return None
+        return _semicolon_header(self.data.decode("cp1252" if self.cp1252 else "utf-8", errors="replace"))
 
-def _recoded(head: _Head | None) -> str | None:
-    """``"utf-16"`` or ``"cp1252"`` for a text table the readers read through a UTF-8 copy (:func:`_read_recoded`),
-    None for UTF-8 (and for a file that cannot be read, ``head`` None: the reader says why). Told from the first
-    64 KiB (``head``)."""
+
+@dataclass(frozen=True)
+class _Recoding:
+    """How a text table is read through a UTF-8, comma-separated copy (:func:`_utf8_copy`): its ``encoding``
+    (``"utf-16"``, ``"cp1252"`` or ``"utf-8"``), and whether its columns are separated by ``semicolons`` (decimal
+    commas then read as points)."""
+
+    encoding: str
+    semicolons: bool = False
+
+
+def _recoded(head: _Head | None) -> _Recoding | None:
+    """How a text table the readers read through a UTF-8, comma-separated copy (:func:`_read_recoded`) is recoded:
+    UTF-16, Windows-1252, or separated by semicolons (Excel's CSV under German, French... settings, with decimal
+    commas); None for a UTF-8, comma-separated one (and for a file that cannot be read, ``head`` None: the reader
+    says why). Told from the first 64 KiB (``head``)."""
     if head is None:
         return None
     if head.utf16:
-        return "utf-16"
-    return "cp1252" if head.cp1252 else None  # (never with a NUL byte: _is_cp1252 refuses control bytes)
+        return _Recoding("utf-16")
+    semicolons = head.semicolon_header is not None
+    encoding = "cp1252" if head.cp1252 else "utf-8"  # (never with a NUL byte: _is_cp1252 refuses control bytes)
+    return _Recoding(encoding, semicolons) if encoding != "utf-8" or semicolons else None
 
 
 def _utf16_first_line(head: bytes) -> str:
@@ -894,41 +985,102 @@ def _utf16_first_line(head: bytes) -> str:
     return first
 
 
-@contextlib.contextmanager
-def _utf8_copy(path: Path, encoding: str = "utf-16") -> Iterator[Path]:
-    """A UTF-8, comma-separated copy of the UTF-16 (or Windows-1252: ``encoding``) text file ``path``, with the
-    same name, in a temporary folder beside copies of the files the readers pick up beside a table (EPIC AuxInfo
-    and TIME, a tidy table's .meta.json). Excel's 'Unicode Text' is tab-separated, quoted as CSV: rewritten with
-    commas, line for line (errors name the same lines); a Windows-1252 file is only re-encoded."""
+def _decoded(path: Path, encoding: str) -> str:
+    """The text of ``path`` in ``encoding`` (``"utf-16"``, ``"cp1252"``, ``"utf-8"``), without a byte order mark; a
+    DevolensError when it cannot be decoded."""
     try:
         text = path.read_bytes().decode(encoding)
     except UnicodeDecodeError as exc:
-        kind = ("UTF-16 text (Excel's 'Unicode Text') that cannot be decoded" if encoding == "utf-16"
-                else "neither UTF-8 nor Windows-1252 text")
+        kind = {"utf-16": "UTF-16 text (Excel's 'Unicode Text') that cannot be decoded",
+                "cp1252": "neither UTF-8 nor Windows-1252 text"}.get(encoding, "not UTF-8 text throughout")
         raise DevolensError(f"this file is {kind} ({exc.reason} at byte {exc.start}); save it as CSV UTF-8",
                             path=path) from None
-    text = text.lstrip("\ufeff")
+    return text.lstrip("\ufeff")
+
+
+def _comma_text(text: str, path: Path) -> tuple[str, int]:
+    """The semicolon-separated table ``text`` (of ``path``, for errors) rewritten with commas, line for line (errors
+    name the same lines; a quoted field keeps its quotes where it needs them), its numbers' decimal commas as points,
+    and how many numbers had one. A field is such a number when it is one whole (``12,5``, ``-0,25``, ``1,5E-03``)
+    in a column that does not hold names (cell, embryo, cellTime, name, axis, label: a name stays as written).
+    Refused: a column holding numbers with decimal commas and others with decimal points (``1.234``), where a point
+    may group thousands, as Excel's number formats under these settings write them."""
+    text_names = {*POSITION_ALIASES["cell"], *POSITION_ALIASES["embryo"], "celltime", "axis", "label"}
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    header: list[str] | None = None
+    names: set[int] = set()
+    commas: dict[int, tuple[int, str]] = {}  # column -> its first number with a decimal comma (line, field)
+    points: dict[int, tuple[int, str]] = {}  # ... and with a decimal point
+    n = done = 0
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";")
+    try:
+        for row in reader:
+            start, done = done + 1, reader.line_num
+            if header is None:
+                if any(f.strip() for f in row):
+                    header = [f.strip() for f in row]
+                    names = {i for i, name in enumerate(header) if name.lower() in text_names}
+            else:
+                for i, f in enumerate(row):
+                    if i in names:
+                        continue
+                    if "," in f and _DECIMAL_COMMA.fullmatch(f):
+                        commas.setdefault(i, (start, f))
+                        row[i] = f.replace(",", ".")
+                        n += 1
+                    elif "." in f and i not in points and _DECIMAL_POINT.fullmatch(f):
+                        points[i] = (start, f)
+            writer.writerow(row)  # (a blank line stays a blank line)
+    except csv.Error as exc:
+        raise DevolensError(f"cannot parse the table (its columns separated by semicolons): {exc}", path=path) from None
+    for i in sorted(commas.keys() & points.keys()):
+        name = header[i] if header is not None and i < len(header) and header[i] else f"number {i + 1}"
+        (a, va), (b, vb) = commas[i], points[i]
+        raise DevolensError(
+            f"column '{name}' holds numbers with a decimal comma (line {a}: {va.strip()!r}) and with a decimal point "
+            f"(line {b}: {vb.strip()!r}): in a table with decimal commas a point may group thousands (1.234 for "
+            "1234), so which is meant cannot be told; write every number of the column one way (12,5 or 12.5)",
+            path=path)
+    return buf.getvalue(), n
+
+
+@contextlib.contextmanager
+def _utf8_copy(path: Path, recoding: _Recoding) -> Iterator[tuple[Path, list[str]]]:
+    """A UTF-8, comma-separated copy of the UTF-16, Windows-1252 or semicolon-separated (``recoding``) text file
+    ``path``, with the same name, in a temporary folder beside copies of the files the readers pick up beside a
+    table (EPIC AuxInfo and TIME, a tidy table's .meta.json), and the notes on what was recoded. Excel's 'Unicode
+    Text' is tab-separated, quoted as CSV: rewritten with commas, line for line (errors name the same lines); a
+    semicolon-separated table too, its decimal commas as points (:func:`_comma_text`); a Windows-1252 file is only
+    re-encoded."""
+    text = _decoded(path, recoding.encoding)
     first = text.split("\n", 1)[0]
-    if encoding == "utf-16" and "\t" in first and "," not in first:
+    notes = {"utf-16": [UTF16_NOTE], "cp1252": [CP1252_NOTE]}.get(recoding.encoding, [])
+    if recoding.encoding == "utf-16" and "\t" in first and "," not in first:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         for row in csv.reader(io.StringIO(text, newline=""), delimiter="\t"):
             writer.writerow(row)  # (a blank line stays a blank line)
         text = buf.getvalue()
+    elif recoding.semicolons:
+        text, decimal_commas = _comma_text(text, path)
+        notes.append(SEMICOLON_DECIMAL_NOTE if decimal_commas else SEMICOLON_NOTE)
     with tempfile.TemporaryDirectory(prefix="devolens-utf16-") as tmp:
         copy = Path(tmp) / path.name
         copy.write_text(text, encoding="utf-8")
         for beside in (*epic_companions(path), _meta_path(path)):
             if beside.is_file():
                 shutil.copyfile(beside, Path(tmp) / beside.name)
-        yield copy
+        yield copy, notes
 
 
-def _read_recoded(reader: Callable[..., pd.DataFrame], path: Path, encoding: str, **kwargs: Any) -> pd.DataFrame:
-    """``reader(path, **kwargs)`` on a UTF-8 copy of the UTF-16 or Windows-1252 (``encoding``, :func:`_recoded`)
-    file ``path`` (:func:`_utf8_copy`): errors and the table's ``source`` name ``path``, and :data:`UTF16_NOTE`
-    (:data:`CP1252_NOTE`) comes first in its notes."""
-    with _utf8_copy(path, encoding) as copy:
+def _read_recoded(reader: Callable[..., pd.DataFrame], path: Path, recoding: _Recoding,
+                  **kwargs: Any) -> pd.DataFrame:
+    """``reader(path, **kwargs)`` on a UTF-8, comma-separated copy of the UTF-16, Windows-1252 or semicolon-separated
+    (``recoding``, :func:`_recoded`) file ``path`` (:func:`_utf8_copy`): errors and the table's ``source`` name
+    ``path``, and :data:`UTF16_NOTE` (:data:`CP1252_NOTE`; then :data:`SEMICOLON_NOTE` or
+    :data:`SEMICOLON_DECIMAL_NOTE`) comes first in its notes."""
+    with _utf8_copy(path, recoding) as (copy, notes):
         try:
             df = reader(copy, **kwargs)
         except DevolensError as exc:
@@ -937,7 +1089,7 @@ def _read_recoded(reader: Callable[..., pd.DataFrame], path: Path, encoding: str
                 exc.args = (f"{exc.path}: {exc.message}",)
             raise
     df.attrs["source"] = str(path)
-    df.attrs["notes"] = [UTF16_NOTE if encoding == "utf-16" else CP1252_NOTE] + list(df.attrs.get("notes") or [])
+    df.attrs["notes"] = notes + list(df.attrs.get("notes") or [])
     return df
 
 
@@ -1003,6 +1155,9 @@ def _detect_head(path: Path, head: _Head) -> str:
     if not text.strip():  # a byte-order mark alone (Excel's "CSV UTF-8" of an empty sheet), blank lines after it
         raise DevolensError("empty file", path=path)
     first = text.splitlines()[0]
+    semicolons = head.semicolon_header  # Excel's CSV under German, French... settings: the readers read it so
+    if semicolons is not None:
+        first = ",".join(semicolons)
     cols = {c.strip().strip('"') for c in first.split(",")}
     # before the separator check: an EPIC TIME file is tab-separated, and "use commas" would mislead
     _refuse_epic_companion(path, first, cols)
@@ -1011,10 +1166,11 @@ def _detect_head(path: Path, head: _Head) -> str:
         cols = {c.strip().strip('"') for c in first.split(",")}
     if len(cols) == 1 and _is_epic_header({c.strip().strip('"') for c in first.split("\t")}):
         return "epic"  # an EPIC CD table saved tab-separated (older exports): read_epic reads it so
-    for sep, name in ((";", "semicolons"), ("\t", "tabs")):
-        if len(cols) == 1 and first.count(sep) >= 2:  # e.g. Excel's CSV export in locales with a decimal comma
-            raise DevolensError(f"the columns are separated by {name}, not commas: save the table as a comma-separated "
-                                "CSV (decimal points, not commas)", path=path)
+    if len(cols) == 1 and first.count(";") >= 2:  # separated by semicolons, but no columns a reader knows
+        raise UnrecognisedColumns(path, _header_names(first, ";"))
+    if len(cols) == 1 and first.count("\t") >= 2:
+        raise DevolensError("the columns are separated by tabs, not commas: save the table as a comma-separated CSV "
+                            "(decimal points, not commas)", path=path)
     if _is_epic_header(cols):
         return "epic"
     if set(TIDY_REQUIRED) <= cols:
@@ -1081,6 +1237,67 @@ def _cut_last_line(path: Path, sep: str, n_header: int) -> tuple[int, int] | Non
     else:
         return None
     return (len(last), width) if len(last) < width else None
+
+
+def _fields(row: list[str]) -> int:
+    """Fields of the csv row ``row``, less its trailing empty ones (a trailing comma)."""
+    n = len(row)
+    while n and not row[n - 1].strip():
+        n -= 1
+    return n
+
+
+def _csv_widths(text: str, sep: str) -> Iterator[tuple[int, int, bool]]:
+    """``(line, fields, quoted)`` of each row of ``text`` that is not empty, as the csv module reads it (a quoted
+    field may hold the separator or a line break): its first line, its fields less trailing empty ones, and whether
+    it starts with a quote. Stops where the csv module cannot read on (pandas then says what it cannot read)."""
+    raw: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in io.StringIO(text, newline=""):
+            raw.append(line)
+            yield line
+
+    reader = csv.reader(lines(), delimiter=sep, skipinitialspace=True)
+    done = 0
+    try:
+        for row in reader:
+            start, done = done + 1, reader.line_num
+            quoted = bool(raw) and raw[0].lstrip().startswith('"')
+            raw.clear()
+            n = _fields(row)
+            if n:
+                yield start, n, quoted
+    except csv.Error:
+        return
+
+
+def _check_widths(path: Path, sep: str) -> None:
+    """Refuse a table with a row of more fields than its header (trailing empty ones left out), naming its line:
+    read, its values would shift under the wrong columns, silently where they are numbers (pandas takes the first
+    row's extra fields as row labels; an EPIC table's read of some of its columns drops a later row's extra ones).
+    Such rows come mostly from decimal commas in a table separated by commas (12,5: two fields), which no reader
+    can tell from the separators: said so (:data:`DECIMAL_COMMA_ADVICE`). R's ``write.table`` row names, one more
+    field than the header on every row, the first one quoted (``"1",...``), are read as before (pandas' row
+    labels). Each row one line in a file without a quote character, else the rows as the csv module reads them."""
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    if b'"' not in data:
+        bsep = sep.encode()
+        rows: Iterator[tuple[int, int, bool]] = (
+            (k, line.rstrip(bsep + b" \t").count(bsep) + 1, False)
+            for k, line in enumerate(data.splitlines(), start=1) if line.strip(bsep + b" \t"))
+    else:
+        rows = _csv_widths(data.decode("utf-8", errors="replace"), sep)
+    first = next(rows, None)
+    if first is None:
+        return
+    header = width = first[1]
+    for i, (k, n, quoted) in enumerate(rows):
+        if i == 0 and n == header + 1 and quoted:  # R's row names: one more field on every row
+            width = n
+        if n > width:
+            raise DevolensError(f"line {k} has {n} fields, the header {header}: its values would be read under the "
+                                f"wrong columns; {DECIMAL_COMMA_ADVICE}", path=path)
 
 
 #: Columns that only an EPIC AuxInfo file has (its embryo ellipse and z plane spacing).
@@ -1362,7 +1579,14 @@ def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
         bad ``zpixres`` is treated the same way).
     """
     path = Path(path)
-    df = _read_csv(path, "an EPIC AuxInfo CSV")
+    head = _Head.read_or_none(path) if path.is_file() else None
+    recoding, source, notes = _recoded(head), None, []
+    if recoding is not None and recoding.semicolons:  # saved again by Excel beside its CD table (its numbers: 5,7471)
+        text, decimal_commas = _comma_text(_decoded(path, recoding.encoding), path)
+        source = io.StringIO(text)
+        decimals = ", with decimal commas," if decimal_commas else ""
+        notes.append(f"the AuxInfo file {path.name} is separated by semicolons{decimals} as the table is: read as such")
+    df = _read_csv(path, "an EPIC AuxInfo CSV", source)
     df.columns = [str(c).strip() for c in df.columns]
     need = ("xc", "yc", "maj", "min", "ang", "zpixres")
     missing = [c for c in need if c not in df.columns]
@@ -1375,7 +1599,7 @@ def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
     problem = _ellipse_problem(row)  # (the file opened again for its line number only where one is said)
     if problem:
         problem = _ellipse_problem(row, at=f"line {_first_row_line(path)}: ")
-    notes = [f"{path}: {problem}: the embryo ellipse is taken as none"] if problem else []
+    notes += [f"{path}: {problem}: the embryo ellipse is taken as none"] if problem else []
     usable = problem is None
     aux = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
     ellipse = {k: float(row[k]) for k in ELLIPSE_COLUMNS}
@@ -1450,9 +1674,9 @@ def _read_epic(path: Path, auxinfo: str | Path | None, time_file: str | Path | N
         raise DevolensError("is a folder, not an EPIC CD table", path=path)
     if head is None:
         head = _Head.read_or_none(path)
-    encoding = _recoded(head)
-    if encoding:
-        return _read_recoded(read_epic, path, encoding, auxinfo=auxinfo, time_file=time_file)
+    recoding = _recoded(head)
+    if recoding:
+        return _read_recoded(read_epic, path, recoding, auxinfo=auxinfo, time_file=time_file)
     _sniff_binary(path, head if head is not None else _Head.read(path))  # (cannot be read: open's error)
     sep = _epic_sep(path)
     # the header read as the rows are (skipinitialspace): "cell, time, ..." names its columns alike in both reads
@@ -1464,6 +1688,7 @@ def _read_epic(path: Path, auxinfo: str | Path | None, time_file: str | Path | N
         raise DevolensError(f"not an EPIC CD table: missing columns {','.join(missing)}", path=path)
     use = {raw for raw, c in names.items() if c in ("cell", "time", "x", "y", "z", "size", "blot")}
     cell_raw = next(raw for raw, c in names.items() if c == "cell")
+    _check_widths(path, sep)  # (a decimal comma in a row: read by its columns, the row's values would shift)
     # blank lines read as rows (dropped below): a row's label then gives its line in the file (_line)
     above = _lines_before_header(path)
     df = _read_csv(
@@ -1995,9 +2220,9 @@ def read_positions(path: str | Path) -> pd.DataFrame:
     """
     path = _table_path(path)
     head = _Head.read_or_none(path) if path.is_file() else None
-    encoding = _recoded(head)
-    if encoding:
-        return _read_recoded(read_positions, path, encoding)
+    recoding = _recoded(head)
+    if recoding:
+        return _read_recoded(read_positions, path, recoding)
     try:  # (aliases=False: a positions CSV's columns, named or not, are read below as they always were)
         fmt, head = _detect(path, head, aliases=False)
     except UnrecognisedColumns as exc:
@@ -2011,6 +2236,7 @@ def read_positions(path: str | Path) -> pd.DataFrame:
 
 
 def _read_positions_csv(path: Path, mapping: dict[str, str]) -> pd.DataFrame:
+    _check_widths(path, ",")  # (a decimal comma in a row: its values would shift under the wrong columns)
     df = _read_csv(path, "a positions CSV", skipinitialspace=True)
     df.columns = [str(c).strip() for c in df.columns]
     mapping = {str(k).strip(): v for k, v in mapping.items()}
@@ -2149,9 +2375,9 @@ def _read_tidy(path: Path, head: _Head | None = None) -> pd.DataFrame:
         raise DevolensError("is a folder, not a tidy CSV", path=path)
     if head is None:
         head = _Head.read_or_none(path)
-    encoding = _recoded(head)
-    if encoding:
-        return _read_recoded(read_tidy, path, encoding)
+    recoding = _recoded(head)
+    if recoding:
+        return _read_recoded(read_tidy, path, recoding)
     _sniff_binary(path, head if head is not None else _Head.read(path))  # (cannot be read: open's error)
     above = _lines_before_header(path)  # blank lines read as rows, dropped below: labels give lines (_line)
     header = [str(c).strip() for c in _read_csv(path, "a tidy lineage CSV", nrows=0, skipinitialspace=True,
@@ -2170,6 +2396,7 @@ def _read_tidy(path: Path, head: _Head | None = None) -> pd.DataFrame:
         if sizes:
             mapping = {"cell": "cell", "embryo": "embryo", **sizes}  # (cell and embryo: read as text, below)
     text = [c for c, tidy in (mapping or {"cell": "cell", "embryo": "embryo"}).items() if tidy in ("cell", "embryo")]
+    _check_widths(path, ",")  # (a decimal comma in a row: its values would shift under the wrong columns)
     df = _read_csv(path, "a tidy lineage CSV", dtype=dict.fromkeys(text, str), skipinitialspace=True,
                    skip_blank_lines=False, skiprows=above)
     df.columns = [str(c).strip() for c in df.columns]
