@@ -1194,12 +1194,18 @@ class NucleiPredictor(_SegmentationPredictor):
     (:mod:`devolens.predict.blocks`); ``float("inf")``: always whole. Labels are uint16, uint32 when
     an image holds 65536 objects or more.
 
-    Postprocess options (working-resolution pixels): ``threshold`` (0.5), ``seed_threshold``
-    (0.5), ``min_distance`` (3), ``min_size`` (8), ``smooth`` (1.0), ``split_seeds`` (False:
-    one seed per interior blob; True: distance-transform maxima, which also splits
-    dumbbell-shaped blobs), ``isolated_fraction`` (0: objects below this fraction of the
-    median object area that touch no other object are dropped as specks); see
-    :func:`~devolens.predict.postprocess.instances_from_probabilities`.
+    Postprocess options: ``threshold``, ``seed_threshold``, ``min_distance``, ``min_size``, ``smooth``,
+    ``split_seeds`` (False: one seed per interior blob; True: distance-transform maxima, which also splits
+    dumbbell-shaped blobs), ``isolated_fraction`` (objects below this fraction of the median object area that touch
+    no other object are dropped as specks; 0 keeps them); see
+    :func:`~devolens.predict.postprocess.instances_from_probabilities`. The shipped model's card sets them (nuclei:
+    threshold 0.6, seed_threshold 0.7, min_distance 3, min_size 8, smooth 1.0, split_seeds True, isolated_fraction
+    0.25; ``predictor.postprocess_options`` shows what runs); a predictor without them in its card falls back to
+    0.5, 0.5, 3, 8, 1.0, False, 0. ``load("nuclei", postprocess={...})`` overrides any of them. Sizes and distances
+    are in working-resolution pixels: the image as resized for the network, so with a ``diameter`` (or ``"auto"``,
+    each image its own factor) ``min_size`` 8 is 8 / f**2 image pixels for a resizing by ``f``
+    (``result.extra["scale"]``); ``isolated_fraction`` 0.25 drops a lone nucleus under a quarter of
+    the median area, such as the small nuclei of a mixed culture: set it to 0 to keep them.
 
     Examples
     --------
@@ -1250,8 +1256,9 @@ class MembranePredictor(_SegmentationPredictor):
         Sigmoid membrane probability (optionally a second "inside" channel); cells are
         grown by a watershed on the membrane probability from seeds far from any membrane.
 
-    Postprocess options (working-resolution pixels): ``threshold`` (0.5),
-    ``seed_threshold`` (0.5), ``min_distance`` (3), ``min_size`` (20), ``smooth`` (1.0).
+    Postprocess options (working-resolution pixels, as the nuclei predictor's): ``threshold`` (0.5),
+    ``seed_threshold`` (0.5), ``min_distance`` (3), ``min_size`` (20), ``smooth`` (1.0): the class's fallbacks,
+    which the shipped membrane card sets alike (``predictor.postprocess_options`` shows what runs).
 
     A frame in which nothing stands out from its own noise (a camera's dark frame, an empty field, a frame of
     noise in a movie: :func:`~devolens.predict.postprocess.lacks_structure`) gets no cells, and
