@@ -256,19 +256,20 @@ def test_too_few_to_judge_warning_speaks_to_any_user():
     assert "EPIC" not in text and "give diameter= the typical width of the nuclei in pixels" in text
 
 
-# ------------------------------------------------------------------------- 5. pages are never channels
+# ------------------------------------------------------------------------- 5. many pages are never channels
+# (session 43: 2 to 4 grey pages are read as channels with --channel, tests/test_s43_pages_channels.py; more are not)
 
-def test_a_plain_two_page_tiff_refusing_a_channel_says_how_to_save_channels(tmp_path, capsys):
+def test_a_plain_many_page_tiff_refusing_a_channel_says_how_to_save_channels(tmp_path, capsys):
     import tifffile
 
-    path = tmp_path / "two.tif"
-    tifffile.imwrite(path, np.stack([_culture((128, 128), seed=0), _culture((128, 128), seed=1)]))
+    path = tmp_path / "five.tif"
+    tifffile.imwrite(path, np.stack([_culture((128, 128), seed=s) for s in range(5)]))
     assert main(["segment", "nuclei", str(path), "--out", str(tmp_path / "o"), "--channel", "1"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "--channel 1 is out of range: this stack has 1 channel(s) (0..0)" in err
-    assert "its 2 pages carry no axis labels and are read as time points (--pages z: as z planes), never as channels" \
-        in err
-    assert "Image > Hyperstacks > Stack to Hyperstack with 2 channels" in err and "'axes': 'CYX'" in err
+    assert ("its 5 pages carry no axis labels and are read as time points (--pages z: as z planes), not as channels "
+            "(only 2 to 4 grey pages are)") in err
+    assert "Image > Hyperstacks > Stack to Hyperstack with 5 channels" in err and "'axes': 'CYX'" in err
     assert "Traceback" not in err and not (tmp_path / "o").exists()
     labelled = tmp_path / "zyx.tif"  # a labelled stack without channels: no such words
     tifffile.imwrite(labelled, np.stack([_culture((128, 128), seed=0)] * 2), imagej=True, metadata={"axes": "ZYX"})

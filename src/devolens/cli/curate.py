@@ -47,7 +47,8 @@ def frames(
         "of the command that will use the report (`segment membrane` slices by default; `segment nuclei` and "
         "`population` project): the report records it, and a report of another reading is refused.")),
     channel: Optional[int] = typer.Option(None, "--channel", help=(
-        "TIFF stacks with a C axis: the channel to score (0-based); required when there are several.")),
+        "TIFF stacks with a C axis: the channel to score (0-based); required when there are several. A plain TIFF "
+        "of 2 to 4 grey pages without axis labels is read as that many channels with it (one frame).")),
     pages: str = typer.Option("time", "--pages", metavar="time|z", callback=PAGES_CHOICE, help=PAGES_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", help=(
         "CPU threads decoding a video (ffmpeg's; default: ffmpeg's, about one per core); the frames are scored in "
@@ -79,8 +80,10 @@ def frames(
             + f" -> {out}")
     from devolens.cli._common import print_stack_notes
     from devolens.io.frames import VIDEO_SUFFIXES
+    from devolens.io.stacks import pages_with_channel
 
-    print_stack_notes(Path(path), pages, stack_z)  # TIFF inputs: how they were read
+    # TIFF inputs: how they were read (a plain TIFF's 2-4 pages with --channel: as channels)
+    print_stack_notes(Path(path), pages_with_channel(pages, channel), stack_z)
     from devolens.io.missing import missing_note
 
     from devolens.cli._common import note

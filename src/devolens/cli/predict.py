@@ -1245,10 +1245,11 @@ def run_segmentation(
     """
     from devolens.io.atomic import ColumnsCSV, write_columns_csv
     from devolens.io.images import write_label_tif, write_png
-    from devolens.io.stacks import check_pages
+    from devolens.io.stacks import check_pages, pages_with_channel
     from devolens.predict.postprocess import Prepared
 
     check_pages(pages)
+    given_pages, pages = pages, pages_with_channel(pages, channel)  # --channel: a plain TIFF's 2-4 pages, channels
     check_threads(threads)
     _check_segment_out(out, input_path, kind)
     named_as_file = not out.exists() and out.suffix.lower() in FILE_LIKE_SUFFIXES  # a new folder: noted
@@ -1510,7 +1511,7 @@ def run_segmentation(
             options={"diameter": diameter, **_diameter_record(microns), "pixel_size": pixel_size, "tta": tta,
                      "flatten": flatten,
                      "flatten_width": flat, "batch_size": batch_size, "fast": fast, "precision": precision,
-                     "backend": backend, "color": color, "channel": channel, "stack_z": stack_z, "pages": pages,
+                     "backend": backend, "color": color, "channel": channel, "stack_z": stack_z, "pages": given_pages,
                      "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
             magnification=_sizing_record(
                 diameter, predictor.last_estimate, predictor.estimates if predictor.auto_each else None,
@@ -1967,7 +1968,8 @@ _STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project' = one maximum-intensity p
                  "objects.csv then have t and z columns.")
 _POPULATION_STACK_Z_HELP = ("TIFF stacks with a Z axis: 'project', one maximum-intensity projection per time point: "
                             "what the population model was trained on, and the only value it takes.")
-_CHANNEL_HELP = "TIFF stacks with a C axis: the channel to use (0-based); required when there are several."
+_CHANNEL_HELP = ("TIFF stacks with a C axis: the channel to use (0-based); required when there are several. A plain "
+                 "TIFF of 2 to 4 grey pages without axis labels is read as that many channels with it (one frame).")
 _COLOR_HELP = ("Colour images and videos: the channel that holds the nuclei (or membranes): auto (the dominant "
                "channel, e.g. green for histone-GFP, red for H2B-mCherry, blue for DAPI; the mean of R, G, B when "
                "none dominates; the shipped models' rule), green, red, blue, mean or max (the rule of models of "
@@ -2265,9 +2267,10 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         check_writable(path)
     _check_report_kept(skip_flagged, [(out, "--out"), (record, f"the record written beside the CSV ({record.name})")]
                        + ([(plot_path(out, input_path), "the plot written beside the CSV")] if plot else []))
-    from devolens.io.stacks import check_pages, check_stack_z
+    from devolens.io.stacks import check_pages, check_stack_z, pages_with_channel
 
     check_pages(pages)
+    given_pages, pages = pages, pages_with_channel(pages, channel)  # --channel: a plain TIFF's 2-4 pages, channels
     if stack_z == "slices":
         raise DevolensError("--stack-z slices: population counts the cells of whole embryos in maximum-intensity "
                             "projections of their z planes (what its model was trained on), not in single slices; "
@@ -2505,7 +2508,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         options={"monotone": monotone, "clock": clock, "diameter": diameter, **_diameter_record(microns),
                  "batch_size": batch_size, "fast": fast,
                  "precision": precision, "backend": backend, "color": color, "channel": channel, "stack_z": stack_z,
-                 "pages": pages, "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
+                 "pages": given_pages, "skip_flagged": _report_option(skip_flagged), "device": device,
+                 "threads": threads},
         magnification=_sizing_record(diameter, getattr(predictor, "last_estimate", None), frames=list(df["frame"]),
                                      resize=getattr(predictor, "resize", None)),
         fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading, brightness=brightness,

@@ -1747,7 +1747,7 @@ def reading_options(path: str | Path, *, stack_z: str = "project", channel: int 
     A report records it (column ``input_options``): a report read with other options numbers other frames.
     """
     from devolens.io.frames import folder_files
-    from devolens.io.stacks import read_pages_as, stack_info
+    from devolens.io.stacks import pages_with_channel, read_pages_as, stack_info
 
     p = Path(path)
     tiff = (".tif", ".tiff")
@@ -1761,14 +1761,14 @@ def reading_options(path: str | Path, *, stack_z: str = "project", channel: int 
         return ""
     try:
         raw = stack_info(member)
-        info = read_pages_as(raw, pages, member)
+        info = read_pages_as(raw, pages_with_channel(pages, channel), member)  # (2-4 pages and a channel: channels)
     except DevolensError:  # unreadable: the reader says why
         return ""
     if not info.is_stack:
         return ""
     opts = []
     if raw.unlabelled:
-        opts.append(f"--pages {pages}")
+        opts.append(f"--pages {'time' if pages == 'channels' else pages}")  # ("channels": what --channel made of it)
     if info.planes > 1:
         opts.append(f"--stack-z {stack_z}")
     if info.channels > 1 and channel is not None:

@@ -309,9 +309,10 @@ def _read_image(path: Path) -> np.ndarray:
 
 def _folder_stacks(files: list[Path], stack_z: str, channel: int | None, pages: str = "time") -> dict[Path, int]:
     """The members of a folder that hold several frames, with their frame counts: TIFF stacks
-    (several planes, not one RGB image; options are checked now, before any frame is read) and
-    animated GIFs and WebPs."""
-    from devolens.io.stacks import LayoutError, check_stack_options, read_pages_as, reads_as_tiff, stack_info
+    (several planes, not one RGB image; options are checked now, before any frame is read; a plain TIFF's 2 to 4
+    pages are its channels when a ``channel`` is chosen: one frame) and animated GIFs and WebPs."""
+    from devolens.io.stacks import (LayoutError, check_stack_options, pages_with_channel, read_pages_as,
+                                    reads_as_tiff, stack_info)
 
     out = {}
     for p in files:
@@ -333,7 +334,7 @@ def _folder_stacks(files: list[Path], stack_z: str, channel: int | None, pages: 
             raise
         except DevolensError:
             continue  # unreadable: reported (with its name) when it is read
-        info = read_pages_as(info, pages, p)
+        info = read_pages_as(info, pages_with_channel(pages, channel), p)
         if info.is_stack:
             check_stack_options(info, stack_z, channel, p)
             out[p] = info.frames(stack_z)
@@ -342,7 +343,8 @@ def _folder_stacks(files: list[Path], stack_z: str, channel: int | None, pages: 
 
 def check_channel_input(path: str | Path, channel: int | None, option: str = "channel", hint: str = "") -> None:
     """Refuse a ``channel`` (of a TIFF stack's C axis) for an input that has no TIFF to take it from: a file that
-    is no TIFF, or a folder without TIFF members (an option that does nothing on this input is a trap). ``option``
+    is no TIFF, or a folder without TIFF members (an option that does nothing on this input is a trap). A plain
+    TIFF of 2 to 4 pages has them as its C axis here (:func:`devolens.io.stacks.pages_with_channel`). ``option``
     names the setting in the error, ``hint`` ends it."""
     if channel is None:
         return
@@ -350,9 +352,9 @@ def check_channel_input(path: str | Path, channel: int | None, option: str = "ch
 
     p = Path(path)
     if p.is_file():  # a TIFF whose layout has a C axis; unreadable: the reader says why, later
-        found = tiff_has_axis(p, "C", unreadable=True)
+        found = tiff_has_axis(p, "C", unreadable=True, pages="channels")
     elif p.is_dir():
-        found = any(tiff_has_axis(f, "C", unreadable=True) for f in folder_files(p))
+        found = any(tiff_has_axis(f, "C", unreadable=True, pages="channels") for f in folder_files(p))
     else:
         return
     if not found:
@@ -864,8 +866,9 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
         holding ``frames/``, or a TIFF stack (timelapse, z-stack, hyperstack: see :mod:`devolens.io.stacks`).
     stack_z, channel, pages
         TIFF stacks: Z planes projected (``"project"``) or one frame each (``"slices"``);
-        the channel of a ``C`` axis; the pages of a plain multi-page TIFF (no axis labels) read
-        as time points (``"time"``) or as the z planes of one stack (``"z"``).
+        the channel of a ``C`` axis (given, a plain multi-page TIFF's 2 to 4 pages are its channels); the pages of
+        a plain multi-page TIFF (no axis labels) read as time points (``"time"``) or as the z planes of one
+        stack (``"z"``).
     decode_threads : int, optional
         Video decoder threads (see :func:`devolens.io.video.iter_video_frames`).
     count : bool

@@ -12,7 +12,10 @@ see 2-D frames, so a stack is read plane by plane, never whole:
   on: a maximum-intensity projection like an EPIC movie) or one frame per plane
   (``z="slices"``, e.g. for the membrane model, trained on single slices);
 - ``C``: one channel, chosen by index (there is no safe guess between, say, a nuclear
-  and a membrane channel);
+  and a membrane channel); a plain multi-page TIFF of 2 to 4 grey pages (no axis labels: what
+  ``tifffile.imwrite(path, np.stack([dapi, gfp]))`` and some acquisition programs write) has its
+  pages read as channels when a channel is chosen (:func:`pages_with_channel`), as time points
+  otherwise;
 - ``S`` (RGB samples, stored interleaved ``YXS`` or planar ``SYX``): returned last (``H x W x S``),
   the predictors pick the colour channel.
 
@@ -41,7 +44,8 @@ from devolens import checks
 from devolens.errors import DevolensError, option
 
 __all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_stack_options", "samples_last", "Z_MODES",
-           "PAGES_MODES", "check_pages", "check_stack_z", "read_pages_as", "unlabelled_pages_note", "z_projection_note",
+           "PAGES_MODES", "check_pages", "pages_with_channel", "check_stack_z", "read_pages_as",
+           "unlabelled_pages_note", "z_projection_note",
            "other_series_note", "several_series_note", "split_set_note", "join_notes", "LayoutError",
            "ome_set_first", "stack_reading", "busiest_planes", "channel_names", "frame_interval", "check_axes",
            "own_series", "ome_image",
@@ -50,6 +54,12 @@ __all__ = ["StackInfo", "stack_info", "iter_stack_frames", "open_stack", "check_
 Z_MODES = ("project", "slices")
 #: how the pages of a plain multi-page TIFF (no axis labels) are read: as time points, or as the z planes of one stack
 PAGES_MODES = ("time", "z")
+#: ``pages`` as the readers also take it: ``"channels"``, what a chosen channel makes of ``"time"``
+#: (:func:`pages_with_channel`; not a ``--pages`` choice)
+PAGES_READ = PAGES_MODES + ("channels",)
+#: how many pages of a plain multi-page TIFF are read as channels when a channel is chosen (a nuclear stain and one
+#: to three others: more pages than that are far more often a timelapse or a z-stack)
+CHANNEL_PAGES = (2, 4)
 #: tifffile's axis codes for planes without a label (a plain multi-page TIFF: a sequence, or an unknown axis)
 UNLABELLED = ("I", "Q")
 #: leading axes read as frames: time, z, channel, the unlabelled pages of a plain TIFF, samples
@@ -175,15 +185,15 @@ def _continuation_text(first: str) -> str:
             "Bio-Formats) and save it as one OME-TIFF")
 
 
-def tiff_has_axis(path: str | Path, axis: str, unreadable: bool) -> bool:
+def tiff_has_axis(path: str | Path, axis: str, unreadable: bool, pages: str = "time") -> bool:
     """Whether ``path`` is a TIFF (named so, or by its content: :func:`reads_as_tiff`) and its layout has ``axis``
-    (headers parsed once, cached); ``unreadable`` is the answer for a file :func:`stack_info` cannot read (its
-    reader says why, later)."""
+    (headers parsed once, cached), its unlabelled pages read as ``pages``; ``unreadable`` is the answer for a file
+    :func:`stack_info` cannot read (its reader says why, later)."""
     path = Path(path)
     if not reads_as_tiff(path):
         return False
     try:
-        return axis in stack_info(path).axes
+        return axis in stack_info(path, pages).axes
     except DevolensError:
         return unreadable
 
@@ -683,22 +693,45 @@ def check_stack_z(z: str, option: str | None = None, modes: tuple[str, ...] = Z_
 
 
 def check_pages(pages: str) -> None:
-    """Raise a :class:`DevolensError` unless ``pages`` is one of :data:`PAGES_MODES`."""
-    if pages not in PAGES_MODES:
+    """Raise a :class:`DevolensError` unless ``pages`` is one of :data:`PAGES_MODES` (or ``"channels"``, what a
+    chosen channel makes of ``"time"``: :func:`pages_with_channel`)."""
+    if pages not in PAGES_READ:
         raise DevolensError(f"{option('pages', flag='pages (--pages)')} must be one of {', '.join(PAGES_MODES)}, "
                             f"got {pages!r}")
 
 
+def pages_with_channel(pages: str, channel: int | None) -> str:
+    """How the unlabelled pages of a plain multi-page TIFF are read when ``channel`` is chosen: ``"channels"`` for
+    ``"time"`` (2 to 4 grey pages, :data:`CHANNEL_PAGES`, are then the channels: :func:`read_pages_as`), ``pages``
+    itself otherwise (no channel chosen: time points; ``"z"``: the user said they are z planes)."""
+    return "channels" if channel is not None and pages == "time" else pages
+
+
 def read_pages_as(info: StackInfo, pages: str, path: str | Path | None = None) -> StackInfo:
     """``info`` with the unlabelled pages of a plain multi-page TIFF read as ``pages``: unchanged for
-    ``"time"``; for ``"z"`` its one unlabelled axis (``I`` or ``Q``) becomes ``Z`` (see :func:`stack_info`)."""
+    ``"time"``; for ``"z"`` its one unlabelled axis (``I`` or ``Q``) becomes ``Z`` (see :func:`stack_info`); for
+    ``"channels"`` (:func:`pages_with_channel`) a file of 2 to 4 grey pages and nothing else (:data:`CHANNEL_PAGES`)
+    has them as ``C``, any other file is read as for ``"time"``."""
     check_pages(pages)
     if pages == "time" or not info.unlabelled:
         return info
+    if pages == "channels":
+        return _pages_as_channels(info) or info
     if len(info.unlabelled) > 1:
         raise DevolensError(f"{option('pages', repr('z'), cli_value='z')}: " + _unlabelled_text(info), path=path)
     lead = "".join("Z" if a in UNLABELLED else a for a, _ in info.leading)
     return StackInfo(lead + info.axes[len(lead):], info.shape)
+
+
+def _pages_as_channels(info: StackInfo) -> StackInfo | None:
+    """``info`` of a plain multi-page TIFF of 2 to 4 grey pages (:data:`CHANNEL_PAGES`; one unlabelled axis, no
+    other: the pages of one shape and dtype that tifffile reads as one series) with its pages as a ``C`` axis;
+    None for any other stack."""
+    low, high = CHANNEL_PAGES
+    if (len(info.leading) != 1 or len(info.unlabelled) != 1 or info.spatial != 2
+            or not low <= info.unlabelled[0] <= high):
+        return None
+    return StackInfo("C" + info.axes[1:], info.shape)
 
 
 def _unlabelled_text(info: StackInfo) -> str:
@@ -759,10 +792,13 @@ def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path
     2 x 2 pixels (no frame reader hands those on: the error names the file) and planes a few pixels wide in many
     pages (a channel-last image saved without axes: :func:`devolens.io.images.check_stack_planes`) and planes
     that alone would not fit in the memory available (:func:`devolens.io.images.check_memory`). Every reader of
-    a stack's frames checks it here (segment, population, curate; a folder's stacks)."""
+    a stack's frames checks it here (segment, population, curate; a folder's stacks). With a ``channel``, the 2 to
+    4 unlabelled pages of ``info`` read as time points are its channels (:func:`pages_with_channel`)."""
     from devolens.io.images import BANDS_ADVICE, check_memory, check_stack_planes
 
     check_stack_z(z)
+    if channel is not None:
+        info = read_pages_as(info, "channels", path)
     yx = info.shape[-3:-1] if info.axes.endswith("YXS") else info.shape[-2:]
     check_stack_planes(yx[0], yx[1], int(np.prod([n for _, n in info.leading] or [1])), path)
     check_axes(info, path)
@@ -780,22 +816,30 @@ def check_stack_options(info: StackInfo, z: str, channel: int | None, path: Path
         listed = _listed_channels(path, info.channels)
         raise DevolensError(f"{option('channel', str(channel))} is out of range: this stack has {info.channels} "
                             f"channel(s) (0..{info.channels - 1}{'; ' + listed if listed else ''})"
-                            + _pages_not_channels(info), path=path)
+                            + _pages_not_channels(info, path), path=path)
 
 
-def _pages_not_channels(info: StackInfo) -> str:
-    """For the refusal of a channel a stack lacks: where its pages carry no axis labels (a plain multi-page TIFF,
-    read as time points), that they are never read as channels, and how to save them so that they are; ``""``
-    otherwise."""
-    if info.channels > 1 or len(info.unlabelled) != 1:
+def _pages_not_channels(info: StackInfo, path: str | Path) -> str:
+    """For the refusal of a channel a stack lacks: where its pages carry no axis labels (a plain multi-page TIFF),
+    that its 2 to 4 pages were read as its channels, or that more are read as time points, not as channels, and
+    how to save them so that they are; ``""`` otherwise."""
+    if info.channels > 1:
+        try:
+            own = stack_info(path)  # the file's own axes: a C axis, or pages read as channels
+        except DevolensError:
+            return ""
+        return "" if "C" in own.axes else f"; its {info.channels} pages carry no axis labels and were read as channels"
+    if len(info.unlabelled) != 1:
         return ""
     pages = info.unlabelled[0]
     axes = "".join("C" if a in UNLABELLED else a for a in info.axes)
+    low, high = CHANNEL_PAGES
     return (f"; its {pages} pages carry no axis labels and are read as time points "
-            f"({option('pages', repr('z'), cli_value='z')}: as z planes), never as channels: to pick one as a channel, "
-            f"save the file with a channel axis (Fiji: Image > Hyperstacks > Stack to Hyperstack with {pages} "
-            f"channels, then File > Save As > Tiff; Python: tifffile.imwrite(path, array, imagej=True, "
-            f"metadata={{'axes': '{axes}'}})), or each page as its own image (Fiji: Image > Stacks > Stack to Images)")
+            f"({option('pages', repr('z'), cli_value='z')}: as z planes), not as channels (only {low} to {high} grey "
+            f"pages are): to pick one as a channel, save the file with a channel axis (Fiji: Image > "
+            f"Hyperstacks > Stack to Hyperstack with {pages} channels, then File > Save As > Tiff; Python: "
+            f"tifffile.imwrite(path, array, imagej=True, metadata={{'axes': '{axes}'}})), or each page as its own "
+            f"image (Fiji: Image > Stacks > Stack to Images)")
 
 
 def _listed_channels(path: str | Path, channels: int) -> str:
@@ -813,9 +857,12 @@ def open_stack(path: str | Path, *, z: str = "project", channel: int | None = No
     """The frames of a TIFF stack and their number, or None when the file is a single image.
 
     Options are checked now (a bad ``z``, ``channel`` or ``pages`` fails before any frame is
-    read); frames are then read lazily by :func:`iter_stack_frames`.
+    read); frames are then read lazily by :func:`iter_stack_frames`. With a ``channel``, the 2 to 4
+    unlabelled pages of a plain multi-page TIFF are its channels (:func:`pages_with_channel`): one frame.
     """
     path = Path(path)
+    check_pages(pages)
+    pages = pages_with_channel(pages, channel)
     info = stack_info(path, pages)
     if not info.is_stack:
         return None
@@ -835,7 +882,8 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
         Z planes: their maximum-intensity projection (one frame per time point) or one
         frame each (time-major order).
     channel : int, optional
-        Channel index along a ``C`` axis; required when there are several channels.
+        Channel index along a ``C`` axis; required when there are several channels. Given, the
+        2 to 4 pages of a plain multi-page TIFF are its channels (:func:`pages_with_channel`).
     pages : {"time", "z"}
         The pages of a plain multi-page TIFF (no axis labels): time points, or the z planes
         of one stack (see :func:`stack_info`).
@@ -854,7 +902,8 @@ def iter_stack_frames(path: str | Path, *, z: str = "project", channel: int | No
     import tifffile
 
     path = Path(path)
-    info = stack_info(path, pages)
+    check_pages(pages)
+    info = stack_info(path, pages_with_channel(pages, channel))
     check_stack_options(info, z, channel, path)
     lead = info.leading
     names = [a for a, _ in lead]
@@ -978,14 +1027,16 @@ def stack_reading(path: str | Path, *, z: str = "project", channel: int | None =
     length 1 dropped), its time points (and the seconds between them, where recorded), its z planes and what was
     done with them, its channels and the one read (and its name, where the file gives one), and all that in words
     (``read``: "axes TZCYX, shape (5, 16, 2, 256, 376): 5 time points 60 s apart; max projection of 16 z-planes;
-    channel 0 (H2B-GFP) of 2"); ``ome_image`` too for a file of a set that stores one OME image per file
-    (:func:`ome_image`). None for anything that is not a readable TIFF stack."""
+    channel 0 (H2B-GFP) of 2"; "axes QYX, shape (2, 512, 512): 2 pages without axis labels read as channels;
+    channel 1 of 2", where a ``channel`` makes them so: :func:`pages_with_channel`); ``ome_image`` too for a file of
+    a set that stores one OME image per file (:func:`ome_image`). None for anything that is not a readable TIFF
+    stack."""
     path = Path(path)
     if not path.is_file() or not reads_as_tiff(path):
         return None
     try:
         raw = stack_info(path)
-        info = read_pages_as(raw, pages, path)
+        info = read_pages_as(raw, pages_with_channel(pages, channel), path)
     except DevolensError:
         return None
     if not info.is_stack:
@@ -1001,6 +1052,8 @@ def stack_reading(path: str | Path, *, z: str = "project", channel: int | None =
     if info.planes > 1:
         words.append(f"max projection of {info.planes} z-planes" if z == "project" else
                      f"each of {info.planes} z-planes a frame (frame t x {info.planes} + z)")
+    if info.channels > 1 and raw.channels == 1:  # a plain TIFF's pages, read as channels (a channel was chosen)
+        words.append(f"{info.channels} pages without axis labels read as channels")
     if info.channels > 1 or channel is not None:
         words.append(f"channel {channel or 0}" + (f" ({name})" if name else "") + f" of {info.channels}")
     image = ome_image(path)
@@ -1061,11 +1114,13 @@ def busiest_planes(path: str | Path, *, channel: int | None = None, pages: str =
 
 def unlabelled_pages_note(path: str | Path, pages: str = "time") -> str | None:
     """A note for a TIFF stack whose planes carry no axis labels (a plain multi-page TIFF, tifffile's
-    axes ``I`` or ``Q``) read as time points (``pages="time"``), which is wrong for a z-stack. For a
+    axes ``I`` or ``Q``) read as time points (``pages="time"``), which is wrong for a z-stack (and, for 2 to 4
+    pages, for the channels of one image, which ``--channel`` reads); or, ``pages="channels"``
+    (:func:`pages_with_channel`), read as channels, which is wrong for a short timelapse. For a
     folder, its first TIFF member that is a stack decides. None for anything else (not a TIFF, a single
     image, ImageJ/OME axes, ``pages="z"``)."""
     path = Path(path)
-    if pages != "time":
+    if pages not in ("time", "channels"):
         return None
     if path.is_dir():
         from devolens.io.frames import folder_files
@@ -1077,12 +1132,12 @@ def unlabelled_pages_note(path: str | Path, pages: str = "time") -> str | None:
                 except DevolensError:
                     continue
                 if info.is_stack:
-                    return _pages_note(info, p.name + " (and any other TIFF in the folder like it)")
+                    return _pages_note(info, p.name + " (and any other TIFF in the folder like it)", pages)
         return None
     if not path.is_file() or not reads_as_tiff(path):
         return None
     try:
-        return _pages_note(stack_info(path), path.name)
+        return _pages_note(stack_info(path), path.name, pages)
     except DevolensError:
         return None
 
@@ -1126,14 +1181,21 @@ def _z_step_recorded(path: Path) -> bool:
         return False
 
 
-def _pages_note(info: StackInfo, name: str) -> str | None:
-    """The note of :func:`unlabelled_pages_note` for a stack ``name`` whose axes are ``info`` (None unless
-    all its leading axes are unlabelled)."""
+def _pages_note(info: StackInfo, name: str, pages: str = "time") -> str | None:
+    """The note of :func:`unlabelled_pages_note` for a stack ``name`` whose axes are ``info`` (its own, pages not
+    read as anything yet; None unless all its leading axes are unlabelled), its pages read as ``pages``."""
     if not info.is_stack or not info.unlabelled or len(info.unlabelled) != len(info.leading):
         return None
-    return (f"note: the {int(np.prod(info.unlabelled))} pages of {name} carry no axis labels and were read as "
-            "time points; if they are the z planes of one stack, add --pages z (or save the stack with its axes: "
-            "Fiji, Image > Properties)")
+    n = int(np.prod(info.unlabelled))
+    few = _pages_as_channels(info) is not None  # 2 to 4 grey pages: channels, as often as time points
+    if pages == "channels" and few:
+        return (f"note: the {n} pages of {name} carry no axis labels and were read as channels, as --channel asks "
+                "(one page, one frame); if they are time points or z planes, leave out --channel (or save the "
+                "stack with its axes: Fiji, Image > Properties)")
+    return (f"note: the {n} pages of {name} carry no axis labels and were read as time points; if they are the z "
+            "planes of one stack, add --pages z" + ("; if they are channels (a stain per page), give --channel N to "
+                                                    "read page N alone" if few else "")
+            + " (or save the stack with its axes: Fiji, Image > Properties)")
 
 
 #: the TIFFs of a folder :func:`planar_rgb_note` looks at

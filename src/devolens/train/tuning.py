@@ -6,7 +6,8 @@ or categorical range). Each trial trains the recipe with the sampled values for
 (MedianPruner: a trial worse than the median of earlier trials at the same epoch stops).
 The study is stored in SQLite (``sqlite:///OUT/study.db``) or any SQLAlchemy URL, so
 several machines can share it (processes starting on one new database at once open it again until one of them
-has made it: :func:`_open_study`); running again resumes it (``load_if_exists``). The sampler's draws are
+has made it: :func:`_open_study`; ``trials`` is the study's total across them, each call's first trial included:
+:func:`tune`); running again resumes it (``load_if_exists``). The sampler's draws are
 seeded for each trial by the recipe's ``seed`` plus the trial's number in the study, so a new study is reproducible
 and a resumed or shared one does not draw its first trials' parameters again (workers sharing it draw apart). The best
 trial is exported as a recipe YAML (``OUT/best_recipe.yaml``).
@@ -66,6 +67,14 @@ OPEN_WAIT_S = 0.1
 #: the same epoch) or "diverged" (its training diverged; the message in user attribute "diverged"), and of a failed
 #: one that a Ctrl-C or SIGTERM stopped: "interrupted"; trials.csv's column ``stopped``
 STOPPED_ATTR = "stopped"
+#: ``stopped`` of a trial this call began when other processes sharing the storage had begun the last trials of the
+#: total a moment before (its number came after theirs): failed at once, before it drew parameters or trained, and
+#: left out of ``trials.csv``
+SURPLUS = "surplus"
+
+
+class _Surplus(Exception):
+    """Raised by a trial that is one too many for ``--trials`` (:data:`SURPLUS`): it ends the call's trials."""
 
 
 @dataclass
@@ -156,8 +165,11 @@ def tune(
     trials : int, optional
         Total number of finished (complete or pruned) trials wanted in the study (default
         ``tune.trials``); a resumed study only runs the missing ones (none, with a ``note:`` to ``info``, when it
-        holds as many already). Processes adding trials to one study at once (a shared ``storage``) each stop
-        once the study's finished trials and those running elsewhere make the total (a ``note:`` to ``info``).
+        holds as many already). Processes adding trials to one study at once (a shared ``storage``) each start a
+        trial, their first too, only while the study's finished trials and those running make fewer (a ``note:`` to
+        ``info`` where one stopped short or ran none): two workers given ``trials=1`` make one trial, whichever
+        starts first. Trials running in other ``out`` folders count, also when they were running before this call
+        began; one found running in this ``out`` is a killed earlier call's and counts only if it finishes.
     storage : str, optional
         SQLAlchemy URL (default ``sqlite:///OUT/study.db``).
     study_name : str, optional
@@ -263,14 +275,20 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     epochs = tcfg["epochs"] or base["train"]["epochs"]
 
     def objective(trial) -> float:
+        run_dir = out / "trials" / f"trial_{trial.number:04d}"
+        # (absolute: a study in a shared --storage tells which --out folder holds each of its trials; first: another
+        # worker opening the study now counts this trial as running, not as one a killed call left: held)
+        trial.set_user_attr("run_dir", os.path.abspath(run_dir))
+        # two processes that found the study one trial short at once both began one: the later-numbered gives way,
+        # before it draws parameters or trains (a failed trial, left out of trials.csv)
+        if held(before=trial.number) >= n_total:
+            trial.set_user_attr(STOPPED_ATTR, SURPLUS)
+            raise _Surplus()
         params = suggest(trial, tcfg["space"])
         rec = apply_params(base, params)
         rec["train"]["monitor"] = metric
         rec["train"]["monitor_mode"] = "min" if direction == "minimize" else "max"
         rec["train"]["epochs"] = int(epochs)
-        run_dir = out / "trials" / f"trial_{trial.number:04d}"
-        # (absolute: a study in a shared --storage tells which --out folder holds each of its trials)
-        trial.set_user_attr("run_dir", os.path.abspath(run_dir))
 
         def report(epoch: int, row: dict) -> None:
             v = row.get(metric)
@@ -316,13 +334,29 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     told: list[int] = []  # the trials of this call that were given `info`
     done = 0
     # --trials is the study's total also where several processes add trials to it (a shared --storage): n_new is
-    # what was missing when this call started, so before each further trial the study's finished trials and those
-    # running in other processes are counted, and this call stops once they make the total. Trials running already
-    # when the study was opened are counted once they finish only: a process killed mid-trial leaves its trial
-    # running for ever, which would keep a later call short of the total
+    # what was missing when this call started, so before each trial, the first too, the study's finished trials and
+    # those running are counted, and this call starts none once they make the total (and a trial that began in the
+    # same moment as another process's last one gives way to it: objective). A trial found running in this --out
+    # when the study was opened is counted once it finishes only: each worker has its own --out, so it is an earlier
+    # call's, killed mid-trial, left running for ever, which would keep this call short of the total; one found
+    # running in another --out is another worker's (one found running without a folder, begun by Optuna itself
+    # rather than devolens, is taken for a killed one too)
     running = optuna.trial.TrialState.RUNNING
     earlier = {t.number for t in study.get_trials(deepcopy=False, states=(running,))}
+    here = os.path.abspath(out)
     full: list[int] = []  # the study's count where this call stopped before n_new trials (other processes ran some)
+
+    def live(t) -> bool:
+        """Whether the running trial ``t`` counts toward the total (see above)."""
+        if t.number not in earlier:
+            return True
+        folder = t.user_attrs.get("run_dir")  # (OUT/trials/trial_NNNN, absolute)
+        return isinstance(folder, str) and os.path.dirname(os.path.dirname(folder)) != here
+
+    def held(before: int | None = None) -> int:
+        """The study's finished trials and those running that count (:func:`live`), numbered below ``before``."""
+        return sum(1 for t in study.get_trials(deepcopy=False, states=(*states, running))
+                   if (before is None or t.number < before) and (t.state != running or live(t)))
 
     def after(study_, trial_) -> None:
         nonlocal done
@@ -333,15 +367,19 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
         if trial_log is not None:  # one line per finished trial
             trial_log(_trial_line(study_, trial_, done, n_new, metric))
         if done < n_new:
-            held = sum(1 for t in study_.get_trials(deepcopy=False, states=(*states, running))
-                       if t.state != running or t.number not in earlier)
-            if held >= n_total:
-                full.append(held)
+            count = held()
+            if count >= n_total:
+                full.append(count)
                 study_.stop()
 
-    if n_new:
+    count = held() if n_new else 0
+    if n_new and count >= n_total:  # trials running in other processes make the total already: none begun here
+        full.append(count)
+    elif n_new:
         try:
             study.optimize(objective, n_trials=n_new, callbacks=[after], catch=())
+        except _Surplus:  # (its trial failed, out of trials.csv: the study is full)
+            full.append(max(held(), n_total))
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: what finished is summarised (the study is in its storage)
             if finished:
                 _summary_anyway(study, base, out, name, storage, metric, direction)
@@ -361,10 +399,14 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     if best_path is None and info is not None:  # every finished trial was stopped
         stopped = [t.user_attrs.get(STOPPED_ATTR) for t in study.get_trials(deepcopy=False, states=states)]
         n_div = stopped.count("diverged")
-        info(f"note: no trial completed ({len(stopped)} stopped"
-             + (f", {n_div} because training diverged" if n_div else "") + "): no best recipe written; "
-             + ("lower the optimizer.lr range in tune.space (a new --out), or " if n_div else "")
-             + "give a larger --trials to add trials")
+        if full and not stopped:  # none finished yet: the trials making the total run in other processes
+            info(f"note: no trial has finished yet: no best recipe written in {out}; run the same command again once "
+                 "the other processes' trials have finished to write it")
+        else:
+            info(f"note: no trial completed ({len(stopped)} stopped"
+                 + (f", {n_div} because training diverged" if n_div else "") + "): no best recipe written; "
+                 + ("lower the optimizer.lr range in tune.space (a new --out), or " if n_div else "")
+                 + "give a larger --trials to add trials")
     return TuneResult(name, storage, best_params, best_value, best_path, df, len(finished), start_note)
 
 
@@ -460,6 +502,7 @@ def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str,
     if len(df):  # why a pruned trial stopped: the pruner, or its training diverged
         stopped = {t.number: t.user_attrs.get(STOPPED_ATTR, "") for t in study.get_trials(deepcopy=False)}
         df.insert(list(df.columns).index("state") + 1, "stopped", [stopped.get(int(n), "") for n in df["number"]])
+        df = df[df["stopped"] != SURPLUS].reset_index(drop=True)  # (one too many, begun with another's last: no trial)
     write_csv(df, out / "trials.csv")
     best_params = best_value = best_path = line = None
     try:
