@@ -48,7 +48,7 @@ def test_segment_nuclei_folder(tiny_zoo, tmp_path):
     lab = tifffile.imread(labels[0])
     assert lab.dtype == np.uint16 and lab.shape == (48, 70)
     obj = pd.read_csv(out / "objects.csv")
-    assert list(obj.columns) == ["frame", "label", "x", "y", "area"]
+    assert list(obj.columns) == ["frame", "label", "x", "y", "area", "mean_intensity"]
     counts = pd.read_csv(out / "counts.csv")
     assert list(counts.columns) == ["frame", "count"] and list(counts["frame"]) == ["t001", "t002", "t003"]
     for f, c in zip(counts["frame"], counts["count"]):
@@ -608,7 +608,7 @@ def test_segment_command_does_not_import_pandas(tiny_zoo, tmp_path):
     counts = pd.read_csv(tmp_path / "out" / "counts.csv")
     objects = pd.read_csv(tmp_path / "out" / "objects.csv")
     assert list(counts.columns) == ["frame", "count"] and list(counts["frame"]) == [0, 1, 2]
-    assert list(objects.columns) == ["frame", "label", "x", "y", "area"]
+    assert list(objects.columns) == ["frame", "label", "x", "y", "area", "mean_intensity"]
     assert int(counts["count"].sum()) == len(objects)
 
 

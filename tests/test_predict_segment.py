@@ -43,7 +43,7 @@ def test_nuclei_outputs_have_input_size(shape, scale):
     assert res.probability.shape == shape[:2] and res.probability.dtype == np.float32
     assert res.labels.shape == shape[:2] and res.labels.dtype == np.uint16
     assert 0.0 <= res.probability.min() and res.probability.max() <= 1.0
-    assert list(res.centroids.columns) == ["label", "x", "y", "area"]
+    assert list(res.centroids.columns) == ["label", "x", "y", "area", "mean_intensity"]
     assert res.count == len(np.unique(res.labels)) - (1 if (res.labels == 0).any() else 0)
 
 

@@ -26,7 +26,8 @@ uint32 once there are 65536 objects) and one block's working arrays; the network
 more pixels than on the whole image (the margins). Objects far from a block's edge come out as
 on the whole image; near a core's edge the watershed may split a touching pair differently.
 The objects are numbered block by block (row by row of blocks), not in the raster order of the
-whole-image path. A result's probability (and a membrane result's mask) is computed again,
+whole-image path. Their mean intensity is read once the labels are whole, band by band of rows, in the
+channel the blocks read. A result's probability (and a membrane result's mask) is computed again,
 block by block, when first read, with the settings the image was segmented with: until then the
 result holds its input image (a caller keeping many giant results keeps their inputs too).
 """
@@ -40,7 +41,8 @@ import numpy as np
 
 from devolens.errors import DevolensError
 from devolens.predict.postprocess import (CANVAS_PIXELS, FLAT_SHARE, Prepared, _one_channel, alone, auto_channel,
-                                         content_box, percentile_limits, prepare_image)
+                                         content_box, intensity_sums, mean_intensities, percentile_limits,
+                                         prepare_image)
 
 if TYPE_CHECKING:
     from devolens.predict.segment import SegmentationResult, _SegmentationPredictor
@@ -282,11 +284,28 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
         labels = labels.astype(np.uint16, copy=False)
     objects["label"] = objects["label"].astype(int)
     objects["area"] = objects["area"].astype(int)
+    objects["mean_intensity"] = _mean_intensity(run, labels, objects["label"])
     return SegmentationResult(
         probability=lambda: run.assemble("probability", np.float32), labels=labels, centroids=objects,
         mask=None if getattr(predictor, "mask_is_labels", False) else (lambda: run.assemble("mask", bool)),
         extra={"scale": run.scale, "blocks": len(plan.cores)},
     )
+
+
+def _mean_intensity(run: _Run, labels: np.ndarray, ids: np.ndarray, rows: int = 1024) -> np.ndarray:
+    """The objects' mean intensity (:func:`~devolens.predict.postprocess.intensity_sums`) over the whole image's
+    labels, ``rows`` rows at a time: each band's values as the input holds them, in the channel the blocks read (the
+    whole image's choice of a colour channel), so no second image-sized array is made."""
+    if not len(ids):
+        return np.zeros(0)
+    n = int(ids.max())
+    sums, counts = np.zeros(n + 1), np.zeros(n + 1, np.int64)
+    for y in range(0, labels.shape[0], rows):
+        band = labels[y:y + rows]
+        s, c = intensity_sums(band, run.image[y:y + band.shape[0]], run.channel, n)
+        sums += s
+        counts += c
+    return mean_intensities(sums, counts, ids)
 
 
 def _specks(labels: np.ndarray, objects: dict, fraction: float, gap: int) -> np.ndarray:

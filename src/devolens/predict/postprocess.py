@@ -215,6 +215,15 @@ def auto_channel(arr: np.ndarray) -> str:
     return "mean" if k is None else ("red", "green", "blue")[k]
 
 
+def colour_channel(image: np.ndarray, channel: Channel = "auto") -> str | None:
+    """The channel of a colour (``HxWx3``, ``HxWx4``) ``image`` that ``channel`` reads (``auto`` resolved by
+    :func:`auto_channel`); None for any other image (one channel: nothing to choose)."""
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        return None
+    return auto_channel(arr) if channel == "auto" else channel
+
+
 def _plane(arr: np.ndarray, k: int) -> np.ndarray:
     """Channel ``k`` of an ``HxWxC`` array: contiguous, uint8/uint16 kept, anything else float32."""
     plane = arr[..., k]
@@ -908,16 +917,23 @@ class Prepared:
     in its result's ``extra`` (the frames ``segment`` and ``population`` name in their note). ``array``: what
     :func:`prepare_image` made of ``image`` with ``key`` already, for an image that cannot hold such specks
     (:func:`may_hold_specks` False), from a caller that prepared it already; without it the preparation runs here.
+    ``channel``: the channel of a colour image the preparation read (``red``, ``green``, ``blue``, ``mean`` or
+    ``max``: the ``auto`` rule resolved once, for the objects' mean intensity to read the same); None for a
+    one-channel image, or where ``array`` was given.
     """
 
-    __slots__ = ("image", "array", "key", "extra")
+    __slots__ = ("image", "array", "key", "extra", "channel")
 
     def __init__(self, image: np.ndarray, key: tuple, array: np.ndarray | None = None):
         self.image = np.asarray(image)
         self.key = prep_key(*key)
         self.extra: dict = {}
+        self.channel = None
         if array is None:
-            array, specks = _prepare(self.image, *self.key)
+            self.channel = colour_channel(self.image, self.key[0])
+            # (the channel resolved here is the one the auto rule would pick inside: the same preparation)
+            array, specks = _prepare(self.image, self.key[0] if self.channel is None else self.channel,
+                                     *self.key[1:])
             if specks:
                 self.extra["specks"] = True
         self.array = array
@@ -1505,6 +1521,57 @@ def _moments(labels: np.ndarray, weight: np.ndarray | None, wy: np.ndarray, wx: 
     present = np.nonzero(area[1:] > 0)[0] + 1
     a = area[present]
     return {"label": present.astype(int), "x": sx[present] / a, "y": sy[present] / a, "area": np.rint(a).astype(int)}
+
+
+def intensity_sums(labels: np.ndarray, image: np.ndarray, channel: Channel = "auto", n: int | None = None,
+                   counts: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per label ``0..n`` (``n``: the labels' maximum when None): the sum of ``image``'s values under its pixels and
+    how many were summed, for the objects' mean intensity (:func:`mean_intensities`). ``image`` (the labels' size) is
+    read as the network read it, before any normalisation or resizing: a one-channel image's values as they are
+    (uint8, uint16, floats...), a colour image's ``channel`` (``auto`` resolved by :func:`auto_channel`; ``mean`` and
+    ``max`` of R, G, B per pixel). NaN and infinite values are left out (a registration's padding). ``counts``
+    False: no count (None) where every value was summed, the objects' areas counting the same pixels (a second
+    bincount saved: 20 % of the time).
+
+    The background's pixels are not read: one boolean pass over the labels, then the objects' pixels only (0.55 ms
+    for a 752 x 512 frame of 90 nuclei covering a third of it, where a bincount over every pixel took 3.7 ms)."""
+    labels = np.asarray(labels)
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.shape[:2] != labels.shape:
+        raise DevolensError(f"labels of shape {labels.shape} do not match an image of shape {arr.shape}")
+    n = (int(labels.max()) if labels.size else 0) if n is None else int(n)
+    fg = labels > 0
+    ids = labels[fg]  # (bincount takes the labels' unsigned type as it is: no copy to intp first)
+    if arr.ndim == 3:  # a colour image: its channel's pixels under the objects only
+        pick = colour_channel(arr, channel)
+        if pick in ("mean", "max"):  # (as _one_channel reduces them: float32 per pixel)
+            rgb = arr[fg][:, :3].astype(np.float32, copy=False)
+            values = rgb.mean(axis=1) if pick == "mean" else rgb.max(axis=1)
+        elif pick in ("red", "green", "blue"):
+            values = arr[..., ("red", "green", "blue").index(pick)][fg]  # (one plane: 5x faster than all three)
+        else:
+            check_channel(pick)
+    else:
+        values = arr[fg]
+    if values.dtype.kind == "f":
+        finite = np.isfinite(values)
+        if not finite.all():
+            ids, values, counts = ids[finite], values[finite], True
+    sums = np.bincount(ids, weights=values, minlength=n + 1)[:n + 1]
+    return sums, (np.bincount(ids, minlength=n + 1)[:n + 1] if counts else None)
+
+
+def mean_intensities(sums: np.ndarray, counts: np.ndarray | None, labels: np.ndarray,
+                     areas: np.ndarray | None = None) -> np.ndarray:
+    """The mean intensity of the objects ``labels`` from :func:`intensity_sums`' ``sums`` and ``counts`` (None: the
+    objects' ``areas``, in the order of ``labels``, their pixels as counted); float64, NaN for an object with no
+    finite value."""
+    labels = np.asarray(labels, dtype=np.intp)
+    n = counts[labels] if counts is not None else np.asarray(areas, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, sums[labels] / np.maximum(n, 1), np.nan)
 
 
 @lru_cache(maxsize=8)

@@ -6,7 +6,7 @@ Example (with images of your own; not run by doctest)::
     nuclei = load("nuclei")                      # a NucleiPredictor
     res = nuclei.predict(frame)                  # frame: HxW or HxWx3, any size
     res.labels.shape == frame.shape[:2]          # uint16 instances at the input size
-    res.centroids                                # DataFrame label, x, y, area (pixels)
+    res.centroids                                # DataFrame label, x, y, area (pixels), mean_intensity
 
 Both predictors accept single-channel or RGB images of any size: the image is reduced to
 one channel (the dominant channel of an RGB image, else the mean), its smooth background
@@ -42,7 +42,9 @@ from devolens.predict.postprocess import (
     image_array,
     instances_from_boundary_map,
     instances_from_probabilities,
+    intensity_sums,
     keep_largest_pieces,
+    mean_intensities,
     object_arrays,
     resize_labels,
     shrinks,
@@ -323,7 +325,10 @@ class SegmentationResult:
     labels : ndarray
         ``HxW`` uint16 instance labels (0 = background; nuclei or cells 1..N); uint32 when N > 65535.
     centroids : DataFrame
-        ``label, x, y, area``: centroid column/row (pixels) and area (pixels) per object.
+        ``label, x, y, area, mean_intensity``: centroid column/row (pixels), area (pixels) and the mean of the
+        input image's values under the object (the channel the network read, as the image holds them: uint8,
+        uint16 or float values, before any normalisation or resizing; NaN for an object of no finite value) per
+        object. ``mean_intensity`` is absent from results made by hand without it.
     objects : dict of ndarray
         The same columns as arrays (what the streaming commands write; no pandas needed).
     mask : ndarray
@@ -354,10 +359,18 @@ class SegmentationResult:
 
     @property
     def objects(self) -> dict[str, np.ndarray]:
-        """The columns of :attr:`centroids` as arrays (``label``, ``x``, ``y``, ``area``)."""
+        """The columns of :attr:`centroids` as arrays (``label``, ``x``, ``y``, ``area``, ``mean_intensity``)."""
         if isinstance(self._centroids, dict):
             return self._centroids
-        return {k: self._centroids[k].to_numpy() for k in ("label", "x", "y", "area")}
+        return {k: self._centroids[k].to_numpy() for k in ("label", "x", "y", "area", "mean_intensity")
+                if k in self._centroids}
+
+    def add_column(self, name: str, values: np.ndarray) -> None:
+        """Add a per-object column (one value per object, in the objects' order) after the others."""
+        if isinstance(self._centroids, dict):
+            self._centroids = {**self._centroids, name: np.asarray(values)}
+        else:
+            self._centroids = self._centroids.assign(**{name: np.asarray(values)})
 
     @property
     def mask(self) -> np.ndarray:
@@ -391,6 +404,21 @@ def _input_labels(labels_w: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndar
         return _uint_labels(labels), object_arrays(labels_w, shape)
     labels = _uint_labels(keep_largest_pieces(labels))
     return labels, object_arrays(labels)
+
+
+def _measured(result: SegmentationResult, image: np.ndarray, channel: str = "auto") -> SegmentationResult:
+    """``result`` with its objects' ``mean_intensity``: the mean of ``image``'s values under each object's labels,
+    in the channel the network read (``channel``, of a colour image; see
+    :func:`~devolens.predict.postprocess.intensity_sums`), before any normalisation or resizing."""
+    objects = result.objects
+    if not len(objects["label"]):
+        means = np.zeros(0)
+    else:
+        # (the objects' areas are their pixels in the labels: counted once, by the objects' table)
+        sums, counts = intensity_sums(result.labels, image, channel, counts=False)
+        means = mean_intensities(sums, counts, objects["label"], objects["area"])
+    result.add_column("mean_intensity", means)
+    return result
 
 
 def _noted(result: SegmentationResult, found: dict) -> SegmentationResult:
@@ -911,23 +939,25 @@ class _SegmentationPredictor:
 
         key = self.network.prep_key
 
-        def prepare(arr: np.ndarray) -> tuple[np.ndarray, dict]:
-            """The network's input of a frame, and what its preparation found (the frame itself not kept)."""
+        def prepare(arr: np.ndarray) -> tuple[np.ndarray, dict, str | None]:
+            """The network's input of a frame, what its preparation found and the colour channel it read (the
+            frame itself not kept here)."""
             frame = self.network.prepare_frame(arr)
-            return frame.array, frame.extra
+            return frame.array, frame.extra, frame.channel
 
         def read(chunk):
             """Check a batch and start its preprocessing (in the background when pipelined)."""
-            shapes, prepared, empty = [], [], []
+            # the frames themselves until their results: the objects' mean intensity reads their pixels
+            frames, prepared, empty = [], [], []
             for img in chunk:  # (checked by _frame_in)
                 arr = img.image if isinstance(img, Prepared) else np.asarray(img)
-                shapes.append(arr.shape[:2])
+                frames.append(arr)
                 if isinstance(img, Prepared) and img.key == key:  # prepared ahead by the caller
-                    prepared.append(_Done((img.array, img.extra)))
+                    prepared.append(_Done((img.array, img.extra, img.channel)))
                 else:
                     prepared.append(submit(prepare, arr))
                 empty.append(submit(self._lacks_structure, arr) if self.checks_structure else _Done(False))
-            return shapes, prepared, empty
+            return frames, prepared, empty
 
         pending: collections.deque = collections.deque()
         limit = 2 * self.network.batch_size
@@ -936,15 +966,16 @@ class _SegmentationPredictor:
             nxt = next(chunks, None)
             ahead = read(nxt) if nxt is not None else None
             while ahead is not None:
-                shapes, prepared, empty = ahead
+                frames, prepared, empty = ahead
                 nxt = next(chunks, None)  # read the next batch while this one is in the network
                 ahead = read(nxt) if nxt is not None else None
                 probs = self.network.probabilities_working([f.result()[0] for f in prepared])
-                for p, shape, nothing, f in zip(probs, shapes, empty, prepared):
-                    # (what the preparation found, e.g. saturated specks left out of the scale: in the result's extra)
-                    found = f.result()[1]
-                    pending.append(submit(self._finish_frame, p, shape, found) if not nothing.result()
-                                   else _Done(_noted(self._nothing(p, shape), found)))
+                for p, arr, nothing, f in zip(probs, frames, empty, prepared):
+                    # (what the preparation found, e.g. saturated specks left out of the scale: in the result's
+                    # extra; the colour channel it read: the objects' mean intensity reads the same)
+                    _, found, channel = f.result()
+                    pending.append(submit(self._finish_frame, p, arr, found, channel) if not nothing.result()
+                                   else _Done(_measured(_noted(self._nothing(p, arr.shape[:2]), found), arr)))
                 while len(pending) > limit or (pending and pending[0].done()):
                     yield pending.popleft().result()
                     done += 1
@@ -961,10 +992,13 @@ class _SegmentationPredictor:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
-    def _finish_frame(self, probs: np.ndarray, shape: tuple[int, int], found: dict) -> SegmentationResult:
-        """:meth:`_finish` of a frame whose preparation ``found`` what its result's ``extra`` says too
-        (:class:`~devolens.predict.postprocess.Prepared`'s ``extra``)."""
-        return _noted(self._finish(probs, shape), found)
+    def _finish_frame(self, probs: np.ndarray, image: np.ndarray, found: dict,
+                      channel: str | None = None) -> SegmentationResult:
+        """:meth:`_finish` of a frame ``image`` whose preparation ``found`` what its result's ``extra`` says too
+        (:class:`~devolens.predict.postprocess.Prepared`'s ``extra``), its objects' mean intensity measured in the
+        ``channel`` of a colour image the preparation read (None: the network's rule, resolved here)."""
+        return _measured(_noted(self._finish(probs, image.shape[:2]), found), image,
+                         self.network.channel if channel is None else channel)
 
     def _lacks_structure(self, image: np.ndarray) -> bool:
         """Whether nothing stands out from the noise of ``image`` (the channel the network reads):
