@@ -60,7 +60,7 @@ CARDS = {
                   "tile": 1024, "note": "the image is resized to half its size (nuclei 8-25 px wide there); "
                   "images above 2048 px are processed in 1024 px tiles; outputs come back at the input size"},
         "output": {"head": "three_class", "classes": ["background", "interior", "boundary"],
-                   "returns": "probability (HxW float32), labels (HxW uint16), centroids (label,x,y,area)"},
+                   "returns": "probability (HxW float32), labels (HxW uint16), centroids (label,x,y,area,mean_intensity)"},
         "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8], "flatten": 60.0, "outliers": 0.5,
                           "steps": "the dominant channel of an RGB image (green in histone-GFP movies; mean of RGB when none dominates); replace "
                                    "bright single-pixel outliers (hot camera pixels: a pixel above all 8 neighbours by more than 0.5 x the "
