@@ -28,6 +28,7 @@ With a float network ``unet`` and an iterable ``batches`` of prepared inputs (no
 
 from __future__ import annotations
 
+import threading
 import warnings
 from functools import lru_cache
 from typing import Callable, Iterable
@@ -430,9 +431,29 @@ class PrecisionNetwork:
         self.model = model.to(memory_format=torch.channels_last) if precision == "bf16" else model
         self._int8_params = int8_params
         self._int8: nn.Module | None = None
+        # threads that make their first predictions together build the int8 network once (each built its own)
+        self._int8_lock = threading.Lock()
         from devolens.models.zoo import note_loaded
 
         note_loaded()  # a process forked from now on runs its networks in one thread (fork_guard)
+
+    def __getstate__(self) -> dict:
+        """Pickled (a predictor sent to a Dask or joblib worker, to a spawned process) or deep-copied without its
+        lock (``cannot pickle '_thread.lock'``) and without the int8 network built on first use: PyTorch's
+        quantized modules unpickled in a fresh process failed ('ConvReLU2d' object has no attribute
+        '_backward_hooks'; an internal assertion and a hang in a spawned pool). The copy builds its own on first use,
+        the same network from the same weights and scales."""
+        state = dict(vars(self))
+        state.pop("_int8_lock", None)
+        state["_int8"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state)
+        self._int8_lock = threading.Lock()
+        from devolens.models.zoo import note_loaded
+
+        note_loaded()  # (a process that received a predictor has a network too: its forks are guarded)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         from devolens.models.zoo import fork_guard
@@ -441,7 +462,9 @@ class PrecisionNetwork:
         with torch.inference_mode():
             if self.precision == "int8":
                 if self._int8 is None:
-                    self._int8 = quantize(self.model, self._int8_params)
+                    with self._int8_lock:
+                        if self._int8 is None:
+                            self._int8 = quantize(self.model, self._int8_params)
                 return self._int8(x)
             if self.precision == "bf16":
                 with torch.autocast(self.device.type, dtype=torch.bfloat16):

@@ -104,6 +104,23 @@ CONTENT_MARGIN = 16  # working-resolution pixels of context kept around the sign
 CONTENT_QUANTUM = 64
 
 
+class _Lazies(dict):
+    """What an :class:`ImageNetwork` builds on first use (``"ort"``: the onnx session; ``"empty"``: the empty image's
+    probabilities), with the ``lock`` they are built under: one for the network and its :meth:`~ImageNetwork.at_scale`
+    views, which share it.
+
+    Pickled (a predictor sent to a Dask or joblib worker, to a spawned process) or deep-copied, it leaves out the lock
+    and the onnx session, neither of which can be pickled (``cannot pickle '_thread.lock'``): the copy has a lock of its
+    own and builds the session again on first use. (Views pickled together share one copy, as before.)"""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+
+    def __reduce__(self):
+        return type(self), (), None, None, iter([(k, v) for k, v in self.items() if k != "ort"])
+
+
 class ImageNetwork:
     """Runs a fully-convolutional network on single-channel images of any size.
 
@@ -243,8 +260,7 @@ class ImageNetwork:
         self.backend = "onnx" if backend == "onnx" else "torch"
         # what is built on first use (the onnx session, the empty image's probabilities), in one dict that
         # at_scale's views share with this network: built once for all of them, under the lock
-        self._lazy: dict[str, Any] = {}
-        self._lazy_lock = threading.Lock()
+        self._lazy: dict[str, Any] = _Lazies()
         self.crop = bool(crop)
         self.tta = whole(tta, "tta", 1, floats=True)
         if self.tta not in (1, 2, 4):
@@ -264,6 +280,11 @@ class ImageNetwork:
                 self.backend = "onnx"
             except DevolensError:  # a network the exporter cannot write: torch, as asked (auto)
                 pass
+
+    @property
+    def _lazy_lock(self) -> threading.Lock:
+        """The lock :attr:`_lazy` is built under (its own: it travels with it to the views, a fresh one in a copy)."""
+        return self._lazy.lock
 
     # ------------------------------------------------------------------ preprocessing
     @property

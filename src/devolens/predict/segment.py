@@ -313,6 +313,20 @@ def _several(image) -> bool:
                for item in image)
 
 
+class _AtInputSize:
+    """A map at the working resolution brought to the input ``shape`` when first asked for (a result's lazy
+    ``probability``, or its mask: the map at or above ``threshold``). A module-level callable where a lambda was, so
+    that a result pickles (Dask, joblib and multiprocessing send results between processes by pickle: "Can't pickle
+    local object") and stays lazy there: the working map travels, not the map at the input size."""
+
+    def __init__(self, working: np.ndarray, shape: tuple[int, int], threshold: float | None = None):
+        self.working, self.shape, self.threshold = working, tuple(shape), threshold
+
+    def __call__(self) -> np.ndarray:
+        full = to_input_size(self.working[None], self.shape)[0]
+        return full.astype(np.float32) if self.threshold is None else full >= self.threshold
+
+
 class SegmentationResult:
     """Output of a segmentation predictor for one image (all arrays at the input size).
 
@@ -344,6 +358,16 @@ class SegmentationResult:
         self._centroids = centroids
         self._mask = mask
         self.extra = dict(extra or {})
+
+    def __getstate__(self) -> dict:
+        """Pickled (sent to or from a Dask, joblib or multiprocessing worker) with its lazy maps as they are where
+        they pickle (:class:`_AtInputSize`), computed where they do not (a giant image's, assembled block by block
+        from its run: they would carry the predictor and the image with them)."""
+        state = dict(vars(self))
+        for key in ("_probability", "_mask"):
+            if callable(state[key]) and not isinstance(state[key], _AtInputSize):
+                state[key] = getattr(self, key[1:])
+        return state
 
     @property
     def probability(self) -> np.ndarray:
@@ -1267,9 +1291,8 @@ class NucleiPredictor(_SegmentationPredictor):
             interior = probs[1] if probs.shape[0] > 1 else None
         labels_w = instances_from_probabilities(fg, interior, **opts)
         labels, objects = _input_labels(labels_w, shape)
-        return SegmentationResult(
-            probability=lambda: to_input_size(fg[None], shape)[0].astype(np.float32),
-            labels=labels, centroids=objects, mask=lambda: labels > 0,
+        return SegmentationResult(  # (the maps on first use: _AtInputSize; the mask: labels > 0, the result's own)
+            probability=_AtInputSize(fg, shape), labels=labels, centroids=objects, mask=None,
             extra={"scale": self.network.scale},
         )
 
@@ -1338,10 +1361,8 @@ class MembranePredictor(_SegmentationPredictor):
             labels_w = instances_from_boundary_map(
                 probs, threshold=opts["threshold"], min_size=opts["min_size"], smooth=opts["smooth"])
         labels, objects = _input_labels(labels_w, shape)
-        prob = lambda: to_input_size(membrane[None], shape)[0].astype(np.float32)  # noqa: E731
-        threshold = opts["threshold"]
-        return SegmentationResult(
-            probability=prob, labels=labels, centroids=objects,
-            mask=lambda: to_input_size(membrane[None], shape)[0] >= threshold,
+        return SegmentationResult(  # (the maps on first use, picklable: _AtInputSize)
+            probability=_AtInputSize(membrane, shape), labels=labels, centroids=objects,
+            mask=_AtInputSize(membrane, shape, opts["threshold"]),
             extra={"scale": self.network.scale, **({"no_structure": True} if nothing else {})},
         )

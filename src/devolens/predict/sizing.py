@@ -23,6 +23,7 @@ nuclei F1 on held-out renders at 0.5x-2x (within +-0.01; 2x: 0.794 -> 0.791): no
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence
@@ -226,14 +227,20 @@ def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarra
     if low:
         encoder = encoder.to(memory_format=torch.channels_last)
     # one thread: a movie's estimate runs while its frames are decoded and prepared ahead in another
-    # thread, and two OpenMP threads then wait on each other (benchmarks/RESULTS.md, eleventh session)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    # thread, and two OpenMP threads then wait on each other (benchmarks/RESULTS.md, eleventh session).
+    # On the main thread only (where devolens's own streams make their estimates): torch.set_num_threads also sets
+    # the count every thread starts with, so calls made together in a host's threads (a thread pool, Dask's threaded
+    # scheduler) saved one another's 1 and "restored" it, and left the whole process in one thread (the host's
+    # torch.set_num_threads(N) overwritten); a host's threads keep the count the host gave them
+    threads = torch.get_num_threads() if threading.current_thread() is threading.main_thread() else None
+    if threads is not None:
+        torch.set_num_threads(1)
     try:
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
             feats = encoder(x)
     finally:
-        torch.set_num_threads(threads)
+        if threads is not None:
+            torch.set_num_threads(threads)
     out = []
     for f in feats[-2:]:
         f = f[0].float().cpu()
