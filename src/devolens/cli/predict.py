@@ -37,6 +37,7 @@ from devolens.lineage.letters import LETTER_KEY_LINE
 from devolens.predict.notes import LOOKS_LIKE_NUCLEI, SHAPE_FRAMES, SHAPE_LOOK, SHAPE_MOST_SCALE
 from devolens.predict.notes import JudgedFrames as _JudgedFrames
 from devolens.predict.notes import Saturation as _Saturation, diameter_note as _diameter_note
+from devolens.predict.notes import small_nuclei_check as _small_nuclei_check, small_nuclei_note as _small_nuclei_note
 from devolens.predict.notes import _centre, _inverted, _inverted_blobs  # noqa: F401  (_inverted*: tests' names)
 from devolens.predict.notes import _judging_scale, _shapes, inverted_nuclei, judge_input, shape_verdict
 from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
@@ -1524,6 +1525,8 @@ def run_segmentation(
             "magnification_check": None if busiest is None else predictor.magnification_check(busiest.frames()),
             # a diameter given in pixels far from the size model's estimate (size_advice cannot tell either)
             "diameter_check": None if busiest is None else predictor.diameter_check(busiest.frames()),
+            # --diameter auto on nuclei smaller than the network knows at the scale it chose (cultured cells)
+            "small_nuclei": _small_nuclei_check(looked, predictor) if kind == "nuclei" else None,
             "diameter_given": (microns or {}).get("given"),
             "saturated": saturation.share(), "saturation_note": saturation.note(),
             "trained_magnifications": predictor.trained_zooms,
@@ -1676,7 +1679,9 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     if summary.get("diameter_check") is not None:
         words = _diameter_note(summary["diameter_check"], what, summary.get("diameter_given"))
         notes.append((f"[yellow]note:[/] {words}", plain))
-    if summary.get("suggest_diameter"):
+    if summary.get("small_nuclei") is not None:
+        notes.append((f"[yellow]note:[/] {_small_nuclei_note(summary['small_nuclei'], what)}", plain))
+    if summary.get("suggest_diameter") and summary.get("small_nuclei") is None:  # (that note names a better one)
         notes.append((_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"],
                                  resize=summary.get("size_resize"), by=summary.get("diameter_by"),
                                  diameter=summary.get("diameter"), kind=kind, estimate=summary.get("estimate"),

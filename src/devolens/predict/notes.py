@@ -796,3 +796,73 @@ def diameter_note(check: DiameterCheck, what: str = "nuclei", given: Optional[st
             f"wrong diameter the network splits large {what}, or merges small ones, into objects of the size it "
             f"expects. {look}: if the outlines fit the {what}, {pixels} is right; if they cut {what} into pieces or "
             f"join several into one, run again with --diameter {check.suggested:.0f}")
+
+
+#: ``diameter="auto"`` on nuclei smaller than the size model reads right (:func:`small_nuclei_check`): it reads culture
+#: wells of 5-10 px nuclei as 0.22-0.46x magnified (as if their nuclei were 8-16 px), so the network, run at a scale
+#: meant for nuclei 1.5-3x wider, may draw their outlines too large (culture wells: instance F1 at IoU 0.5 down to
+#: 0.00, counts right) or merge touching ones (the forty-second session's culture images of 5-6 px: 19-65 % of the
+#: nuclei counted). The note speaks where the bright spots
+#: (:func:`~devolens.predict.sizing.spot_diameter`, the median over the frames judged) are smaller, at the run's working
+#: scale, than the smallest nuclei the network knows (the card's ``input.diameter.min_max``, 20.1 px at its training
+#: magnification) and the size model did not read the images as embryos: the weight of its embryo head
+#: (:attr:`~devolens.predict.sizing.DiameterEstimate.embryo`) under this. Embryos read 0.80-1.00 (every held-out render,
+#: the benchmark movie's frames, the real reference frames as filmed and shrunk to 0.33-0.5x; 0.42 and 0.46 for one
+#: render each with noise added or shrunk to half), culture wells and dense culture images 0.00-0.04, which the size
+#: alone does not tell apart: spots measure 0.64-1.08x an embryo render's nuclei (late frames the least), and one of 66
+#: held-out renders, read alone, measured 4 px at the scale its estimate chose (the benchmark movie's frames: 21.6 px
+#: at least). Simulated wells of 5-24 px nuclei (48; 512x512, random appearance): noted in 25, where instance F1
+#: went from 0.69 (0.00-0.99) to 0.96 (0.88-1.00) with the --diameter the note gives, in none of the 23 others (F1
+#: 0.91-1.00 as they were), none whose nuclei measured 13.4 px or more
+SMALL_NUCLEI_EMBRYO = 0.5
+
+
+class SmallNuclei(NamedTuple):
+    """What :func:`small_nuclei_check` found (input pixels): the bright spots' typical diameter (``measured``), the
+    diameter ``diameter="auto"`` segmented with (``assumed``: the model's reference at the working scale), the smallest
+    nuclei the network knows at that scale (``smallest``) and the ``magnification`` the size model read."""
+
+    measured: float
+    assumed: float
+    smallest: float
+    magnification: float
+
+
+def small_nuclei_check(frames: list, predictor) -> Optional[SmallNuclei]:
+    """After a ``diameter="auto"`` run of the nuclei model: whether its ``frames`` (a few of the images segmented:
+    ``segment``'s judged frames) show nuclei smaller than the network knows at the working scale the estimate chose,
+    in an image the size model did not read as an embryo (:data:`SMALL_NUCLEI_EMBRYO`); None otherwise (also for
+    ``"each"``, a diameter given, an estimate that did not judge the images, or a card without the sizes its network
+    knows). Only a note: the results are as they are."""
+    from devolens.predict.sizing import spot_diameter
+
+    est = getattr(predictor, "last_estimate", None)
+    if (not getattr(predictor, "auto", False) or getattr(predictor, "auto_each", False) or est is None
+            or not est.trusted or getattr(est, "embryo", None) is None or est.embryo >= SMALL_NUCLEI_EMBRYO):
+        return None
+    known, ref, card = predictor.known_sizes, predictor.diameter_ref, predictor.card_scale
+    working = predictor.working_scale()
+    if not (known and ref and card and working and frames):
+        return None
+    per = card / working  # input pixels per pixel at the network's training magnification
+    smallest = float(known[0]) * per
+    net = predictor.network
+    sizes = [spot_diameter(f, net.channel, net.percentiles, net.outliers, largest=smallest) for f in frames]
+    # (None: larger than that, or not measured: counted as not small)
+    measured = float(np.median([np.inf if d is None else d for d in sizes]))
+    if not measured < smallest:
+        return None
+    return SmallNuclei(measured, float(ref) * per, smallest, float(est.magnification))
+
+
+def small_nuclei_note(check: SmallNuclei, what: str = "nuclei") -> str:
+    """The note on a :class:`SmallNuclei` check (without ``note:``): what was measured, why the counts may be low, and
+    the ``--diameter`` to run again with (the spots' diameter, rounded)."""
+    again = max(1, int(round(check.measured)))
+    return (f"the {what} look smaller than --diameter auto assumed: bright spots in the images measure about "
+            f"{check.measured:.0f} px across, but the automatic estimate ({check.magnification:.2g}x magnified) "
+            f"segmented them as {what} of about {check.assumed:.0f} px, and at that scale the network does not "
+            f"outline {what} under about {check.smallest:.0f} px reliably. Its size model learned from embryos and can "
+            f"misjudge other samples, such as cultured cells with small {what}: outlines come out too large, or "
+            f"touching {what} merged into one, so areas may be too large and counts low. Run again with --diameter "
+            f"{again} and look at the overlays")
