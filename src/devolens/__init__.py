@@ -29,5 +29,23 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _submodule(package: str, name: str):
+    """A subpackage's ``__getattr__``: its module ``name`` imported on first use, so that the dotted paths the
+    README gives (``devolens.io.tables.read_table``, ``devolens.lineage.populations``) work after a bare
+    ``import devolens``, as ``devolens.models.load`` does (a package's modules are otherwise attributes only once
+    imported); AttributeError for any other name."""
+    import importlib
+    import importlib.util
+
+    if not name.startswith("__"):
+        try:
+            found = importlib.util.find_spec(f"{package}.{name}") is not None
+        except (ImportError, ValueError):
+            found = False
+        if found:
+            return importlib.import_module(f"{package}.{name}")
+    raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+
 def __dir__() -> list[str]:
     return sorted(set(globals()) | _SUBMODULES)

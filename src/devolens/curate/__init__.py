@@ -16,3 +16,9 @@ from devolens.curate.frames import (
 )
 
 __all__ = ["KINDS", "Thresholds", "curate_path", "flagged_files", "flagged_frames", "score_frames", "summarize"]
+
+
+def __getattr__(name: str):  # its modules on first use: devolens.curate.MODULE after a bare import devolens
+    from devolens import _submodule
+
+    return _submodule(__name__, name)

@@ -13,3 +13,9 @@ for several threads per worker use a 'spawn' pool, or threads.
 from devolens.models.zoo import available, card, load
 
 __all__ = ["available", "card", "load"]
+
+
+def __getattr__(name: str):  # its modules on first use: devolens.models.MODULE after a bare import devolens
+    from devolens import _submodule
+
+    return _submodule(__name__, name)

@@ -52,3 +52,9 @@ def _may_make(folder: str, top: str) -> bool:
 
 
 _matplotlib_config()
+
+
+def __getattr__(name: str):  # its modules on first use: devolens.viz.MODULE after a bare import devolens
+    from devolens import _submodule
+
+    return _submodule(__name__, name)
