@@ -3,10 +3,11 @@
 The CLI turns a :class:`DevolensError` into a one-line message and exit code 2, never a
 traceback. Library code raises it whenever the cause is the input rather than a bug.
 Where the CLI prints a note about a result to check, library code issues a warning
-(``warnings.warn``): :class:`DiameterWarning` (a magnification estimate), :class:`IdentityWarning` (a table the
+(``warnings.warn``), each a :class:`DevolensWarning`: :class:`DiameterWarning` (a magnification estimate), :class:`IdentityWarning` (a table the
 identity model reads poorly), :class:`NoSignalWarning` (a population frame without signal, counted NaN),
 :class:`InputWarning` (segmentation or population input that looks inverted, or like the other model's kind), which
-the CLI silences as it prints its own notes.
+the CLI silences as it prints its own notes; the other notes of the library (a livedead well's, a tile store's...)
+are plain :class:`DevolensWarning`.
 
 A message that names one of the user's options names it as the user gave it: the command's flag (``--channel 5``)
 while the ``devolens`` command runs, the function's argument (``channel=5``) otherwise (:func:`option`).
@@ -32,7 +33,15 @@ class DevolensValueError(DevolensError, ValueError):
     catch ValueError still catch it)."""
 
 
-class DiameterWarning(UserWarning):
+class DevolensWarning(UserWarning):
+    """The base of every warning devolens issues: a host program (a napari plugin, a pipeline) catches or routes all
+    of devolens's notes by it, apart from other libraries' warnings, e.g.
+    ``with warnings.catch_warnings(record=True) as notes: warnings.simplefilter("always", DevolensWarning)``, or
+    ``warnings.filterwarnings("ignore", category=DevolensWarning)``. Notes without a class of their own (a
+    livedead well's swapped channels, an 8-bit export, a tile store's conversion) are issued as this class."""
+
+
+class DiameterWarning(DevolensWarning):
     """``diameter="auto"`` (or ``"each"``) could not judge the magnification of the images (too few objects, or
     too narrow images) and used them as they are; the estimate is in the predictor's ``last_estimate``
     (``estimates`` with ``"each"``), and in each segmentation result's ``extra["estimate"]``.
@@ -41,14 +50,14 @@ class DiameterWarning(UserWarning):
     call's): ``warnings.simplefilter("always", devolens.errors.DiameterWarning)`` to see every call's."""
 
 
-class NoSignalWarning(UserWarning):
+class NoSignalWarning(DevolensWarning):
     """A frame given to :meth:`~devolens.predict.population.PopulationPredictor.predict` (or ``predict_batch``)
     holds no signal (:func:`~devolens.predict.population.lacks_signal`: one grey level throughout, or black with
     nothing in it): there is nothing to count, so its counts are NaN, as ``devolens population`` leaves its row
     empty; the frames' positions are in the predictor's ``flat_frames``."""
 
 
-class InputWarning(UserWarning):
+class InputWarning(DevolensWarning):
     """The images given to a segmentation predictor's ``predict``, ``predict_batch`` or ``predict_iter``
     (:class:`~devolens.predict.segment.NucleiPredictor`, :class:`~devolens.predict.segment.MembranePredictor`) look
     inverted (dark nuclei or membranes on a bright background: an inverted export, a transmitted-light image) or like
@@ -58,13 +67,15 @@ class InputWarning(UserWarning):
     look inverted or like membranes, in words for its counts (they come from its nuclei model's). One warning per
     call, judged on a few of the first images (:func:`~devolens.predict.notes.judge_input`, which ``devolens
     segment``'s and ``population``'s notes come from); not where ``diameter`` was given in pixels, nor for the
-    segmentation predictors where it is ``"each"``.
+    segmentation predictors where it is ``"each"``. Also for an image file given by its path that was read turned or
+    mirrored as its EXIF orientation tag says (a phone's or camera's JPEG), as ``devolens segment`` notes it: the
+    labels follow the turned image, while napari and imageio show the file unturned.
 
     Python shows a warning once per line by default (a service calling ``predict`` in a loop sees only the first
     call's): ``warnings.simplefilter("always", devolens.errors.InputWarning)`` to see every call's."""
 
 
-class IdentityWarning(UserWarning):
+class IdentityWarning(DevolensWarning):
     """:meth:`~devolens.predict.identity.IdentityPredictor.predict` found something in its input that makes names
     to check (a table that stops early, a nearly symmetric or lopsided nucleus cloud, a cut-off embryo, tracks that
     break, rows left out...): one warning per note, in the words ``devolens identify`` prints as its notes

@@ -53,7 +53,7 @@ import pandas as pd
 import tifffile
 
 from devolens import checks
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, DevolensWarning
 from devolens.io.atomic import HAS_LOCKS, FileLock, atomic_path, cannot_write, cannot_write_errno, stop_if_signalled
 from devolens.io.stacks import complaint, quiet_tifffile
 from devolens.provenance import version
@@ -136,7 +136,8 @@ def _uint16_rule(dtype: np.dtype, top: float, path: Path) -> tuple[Callable[[np.
 
 
 def _conversion_warning(dtype, how: str, path: Path, stacklevel: int) -> None:
-    warnings.warn(f"{path}: image is {np.dtype(dtype)}, not uint16; converted ({how})", stacklevel=stacklevel + 1)
+    warnings.warn(f"{path}: image is {np.dtype(dtype)}, not uint16; converted ({how})", stacklevel=stacklevel + 1,
+                  category=DevolensWarning)
 
 
 def _to_uint16(arr: np.ndarray, path: Path, stacklevel: int = 3) -> np.ndarray:
@@ -159,7 +160,8 @@ def _eight_bit_warning(stored: np.dtype, channels: int, top: int, low: int, path
         return
     warnings.warn(f"{eight_bit_question(path, top, low)} Tiled as it is, not scaled, as `segment livedead` reads it; "
                   "the livedead model reads a 16-bit camera's counts, and a model trained on these tiles learns an "
-                  "8-bit export's values instead: tile the microscope's own 16-bit file", stacklevel=stacklevel + 1)
+                  "8-bit export's values instead: tile the microscope's own 16-bit file", stacklevel=stacklevel + 1,
+                  category=DevolensWarning)
 
 
 def _tiff_well_channels(path: Path, n_channels: int, order: Sequence[int] | None, shape: tuple
@@ -231,7 +233,7 @@ def _read_image(path: str | Path, channels: int, order: Sequence[int] | None) ->
             found, note = well_channels(path, arr.shape[0], order, tiff=tiff, shape=arr.shape)
         if found is not None:
             if note:
-                warnings.warn(f"{path}: {note}", stacklevel=3)
+                warnings.warn(f"{path}: {note}", stacklevel=3, category=DevolensWarning)
             arr = arr[found]
     if arr.shape[0] != channels:
         if arr.shape[-1] == channels and arr.shape[0] > channels:
@@ -850,7 +852,7 @@ def store_lock(store: str | Path, waiting: Callable[[str], None] | None = None) 
 
     def unlocked(exc: OSError) -> None:  # (stacklevel: this, FileLock.take, this generator, contextlib, the caller)
         warnings.warn(f"{store}: cannot lock the store ({exc.strerror}); runs writing it at the same time would lose "
-                      "each other's tiles", stacklevel=5)
+                      "each other's tiles", stacklevel=5, category=DevolensWarning)
 
     lock = FileLock.take(path, store, waiting=told, unlocked=unlocked)  # waits its turn; says why it cannot lock
     try:
@@ -983,7 +985,7 @@ def _gaps_warning(tile: int, stride: int, stride_name: str = "stride", tile_name
     left = 100 * (1 - (tile / stride) ** 2)
     warnings.warn(f"{stride_name} {stride} is larger than {tile_name} {tile}: the tiles leave {gap} px between "
                   f"them in no tile (about {left:.0f} % of each image's pixels, a sparse sample); a {stride_name} of "
-                  f"at most {tile_name} puts every pixel in a tile", stacklevel=3)
+                  f"at most {tile_name} puts every pixel in a tile", stacklevel=3, category=DevolensWarning)
 
 
 class _Bands:
@@ -1048,7 +1050,7 @@ class _Bands:
                 src.close()
             else:
                 if src.note:
-                    warnings.warn(f"{path}: {src.note}", stacklevel=3)
+                    warnings.warn(f"{path}: {src.note}", stacklevel=3, category=DevolensWarning)
                 if how is not None:
                     _conversion_warning(src.dtype, how, path, stacklevel=3)
                 _eight_bit_warning(src.dtype, bands.shape[0], top, low, path, stacklevel=3)

@@ -20,14 +20,14 @@ import numpy as np
 import pandas as pd
 
 from devolens import checks
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, DevolensWarning
 from devolens.lineage.names import LETTERS, misspelt_names, population_letter
 
 #: Columns of the populations table, in order.
 POPULATION_COLUMNS: tuple[str, ...] = ("time",) + LETTERS + ("total",)
 
 
-class CopiedRowsWarning(UserWarning):
+class CopiedRowsWarning(DevolensWarning):
     """A table repeats some rows exactly (a table saved or concatenated twice); the copies were dropped. The CLI
     drops them itself, before, and prints :func:`copies_note` instead."""
 

@@ -11,7 +11,7 @@ import re
 import sys
 import warnings
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, DevolensWarning
 
 __all__ = ["DEVICES", "PRECISIONS", "BACKENDS", "DeviceWarning", "device_name", "check_precision", "check_backend",
            "resolve_device", "native_bf16", "gpu_label"]
@@ -60,7 +60,7 @@ def device_name(name: str, option: str = "device") -> str:
 OLDER_GPU_INDEX = "https://download.pytorch.org/whl/cu126"
 
 
-class DeviceWarning(UserWarning):
+class DeviceWarning(DevolensWarning):
     """``auto`` found a CUDA GPU that this PyTorch build cannot run and chose the CPU (the message says how to use
     the GPU). The CLI prints it as one ``note:`` line, once per command however often the device is resolved."""
 

@@ -31,6 +31,25 @@ def check_channel(channel: str, option: str = "channel") -> None:
 
 
 # --------------------------------------------------------------------------- input
+def _warn_exif_turned(path, tag: int) -> None:
+    """An :class:`~devolens.errors.InputWarning` that the image file ``path`` was read turned (or mirrored) as its
+    EXIF orientation tag ``tag`` says, as ``devolens segment`` notes it: a plugin laying the labels over the file as
+    napari or imageio read it (unturned) would misplace them."""
+    import os
+    import sys
+    import warnings
+
+    from devolens.errors import InputWarning
+    from devolens.io.images import exif_turned_words
+
+    words = exif_turned_words([(os.fspath(path), tag)], follow="the labels and the objects' x and y")
+    # named at the caller's line, the first outside devolens (a stream's generators lie between it and here)
+    level, frame = 1, sys._getframe(0)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("devolens."):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(words, InputWarning, stacklevel=level)
+
+
 def image_array(image):
     """An image argument of the predictors as they take it.
 
@@ -58,10 +77,13 @@ def image_array(image):
 
     read = isinstance(image, (str, os.PathLike))  # a file's planes are laid out by its reader (and checked there)
     if read:
-        from devolens.io.images import read_image
+        from devolens.io.images import ExifTurns, read_image
 
         path = image
-        image = read_image(path)
+        with ExifTurns() as turns:
+            image = read_image(path)
+        if turns.get(path) is not None:  # (a photo turned as a viewer shows it: napari and imageio read it unturned)
+            _warn_exif_turned(path, turns.get(path))
         if image.ndim >= 2:  # too small: refused naming the file (the stream can only give the shape)
             from devolens.io.images import check_image_size
 

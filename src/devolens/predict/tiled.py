@@ -37,7 +37,7 @@ import numpy as np
 import tifffile
 
 from devolens import checks
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, DevolensWarning
 from devolens.io.wells import (
     GREEN_SIGNAL,
     SAVE_WELL,
@@ -602,7 +602,7 @@ class RowReader:
             self._eight = looks_eight_bit(self.dtype, self._channels, top, low)
             if self._eight:
                 warnings.warn(f"{eight_bit_question(self.path, top, low)} {EIGHT_BIT_LIVEDEAD.format(what='file')}",
-                              stacklevel=6)
+                              stacklevel=6, category=DevolensWarning)
         return self._eight
 
     def raw_rows(self, y0: int, y1: int) -> np.ndarray:
@@ -671,7 +671,8 @@ class RowReader:
         if not self._warned:
             warnings.warn(f"{self.path}: image is {band.dtype}, not uint16; converted (the livedead model reads 16-bit "
                           "camera counts: an 8-bit or contrast-stretched export shifts its live/dead calls, mostly "
-                          "towards dead; segment the microscope's own 16-bit file where there is one)", stacklevel=5)
+                          "towards dead; segment the microscope's own 16-bit file where there is one)", stacklevel=5,
+                          category=DevolensWarning)
             self._warned = True
         if band.dtype == np.uint8:
             return band.astype(np.uint16) * np.uint16(257)
@@ -848,7 +849,7 @@ def _h5_band_cache(ds, yaxis: int, path: Path) -> tuple[int, int] | None:
                       f"({' x '.join(map(str, chunks))}), {need / mb:.0f} MB a row of chunks: more than the "
                       f"{H5_CACHE_BYTES // mb} MB kept decompressed, so each band of rows read decompresses its "
                       "chunks again (slow, and memory the size of a chunk); save it in smaller chunks, e.g. h5py's "
-                      "create_dataset(..., chunks=(C, 256, 256))", stacklevel=5)
+                      "create_dataset(..., chunks=(C, 256, 256))", stacklevel=5, category=DevolensWarning)
         return None
     return need + (1 << 20), max(int(slots), 100 * across * rows + 1)
 
