@@ -542,7 +542,9 @@ def _usage_error(message: str, ctx, args: list[str] | None = None) -> str:
     line ``args`` shows a beginner's typing mistake, the line says that instead or as well: an option typed with
     a typographic dash (``–out``, pasted from a PDF: :func:`_typographic_dashes`), a long option with one hyphen
     (``-out``, read as ``-o ut``: :func:`_one_hyphen`), a path with spaces not quoted (:func:`_unquoted_path`), a
-    group given an input where its sub-command goes (``devolens segment img.png``: :func:`_command_first`).
+    group given an input where its sub-command goes (``devolens segment img.png``: :func:`_command_first`). An
+    option typed from another tool's habit (cellpose's ``--min_size``, StarDist's ``--prob_thresh``, ``--use_gpu``)
+    names the command's own (:func:`_habit_option`) instead of click's guesses by spelling.
     """
     if ctx is None:
         return message
@@ -582,6 +584,11 @@ def _usage_error(message: str, ctx, args: list[str] | None = None) -> str:
         typed = _hint(_command_first, unknown.group(1), ctx)
         if typed:
             message = f"No such command '{unknown.group(1)}'"
+    no_option = re.match(r"No such option: (-\S+)", message)
+    if no_option and not typed:  # another tool's option (cellpose's, StarDist's) or snake_case: click's guess replaced
+        typed = _hint(_habit_option, no_option.group(1), ctx.command)
+        if typed:
+            message = f"No such option: {no_option.group(1)}"
     if typed:
         message = f"{message}; {typed}"
     helps = sorted(ctx.help_option_names or (), key=lambda o: not o.startswith("--"))  # --help before -h
@@ -675,6 +682,46 @@ def _one_hyphen(words: list[str], command) -> str | None:
         if short is not None and not (getattr(short, "is_flag", False) or getattr(short, "count", False)):
             read = f" was read as {word[:2]} {word[2:]}"
         return f"{word.split('=', 1)[0]}{read}: long options take two hyphens (--{name})"
+    return None
+
+
+#: options of other tools typed from habit (cellpose's and StarDist's command lines and Python arguments, spelt
+#: with hyphens): the option of a command that makes the advice apply, and the advice (aliases in advice only: the
+#: commands take their own names)
+_HABITS = {
+    **dict.fromkeys(("prob-thresh", "prob-threshold"), (
+        "--threshold", "StarDist's prob_thresh is --threshold here (the probability a pixel needs, 0 to 1)")),
+    **dict.fromkeys(("cellprob-threshold", "cellprob-thresh"), (
+        "--threshold", "cellpose's cellprob_threshold is --threshold here, a probability from 0 to 1 (cellpose's 0 "
+                       "is about 0.5)")),
+    **dict.fromkeys(("nms-thresh", "nms-threshold"), (
+        "--seed-threshold", "no overlap (NMS) threshold is needed: touching nuclei are split by a watershed from "
+                            "their seeds (--seed-threshold sets how sure a seed must be)")),
+    **dict.fromkeys(("flow-threshold", "flow-thresh"), (
+        "--seed-threshold", "there are no flows to check: objects grow from their seeds by a watershed "
+                            "(--threshold, --seed-threshold and --min-size tune it)")),
+    **dict.fromkeys(("use-gpu", "gpu", "cuda"), ("--device", "the GPU is --device cuda")),
+    **dict.fromkeys(("chan", "chan2", "channels", "nuclear-channel", "chan-nuc"), (
+        "--color", "the channel read is --color for an RGB image's (red, green, blue) or --channel N for a TIFF's "
+                   "channel axis; one channel is read")),
+    **dict.fromkeys(("save-tif", "save-tiff", "save-png", "save-masks"), (
+        "--overlay", "label images are always written as TIFF (labels/ in --out); overlays/ holds PNG overlays "
+                     "(--no-overlay leaves them out)")),
+}
+
+
+def _habit_option(name: str, command) -> str | None:
+    """What to say of ``name``, an option ``command`` does not have, typed from another tool's habit
+    (:data:`_HABITS`: ``--prob_thresh``, ``--use_gpu``, ``--chan 2``) or with underscores for hyphens (cellpose's
+    ``--min_size``: ``--min-size``); None when it is neither (click's guess by spelling stands)."""
+    options = {o for p in getattr(command, "params", ()) if getattr(p, "param_type_name", "") == "option"
+               for o in (*p.opts, *p.secondary_opts)}
+    plain = name.lstrip("-").lower().replace("_", "-")
+    habit = _HABITS.get(plain)
+    if habit is not None and habit[0] in options:
+        return habit[1]
+    if "_" in name and f"--{plain}" in options:
+        return f"options are spelt with hyphens: --{plain}"
     return None
 
 

@@ -503,6 +503,90 @@ def _shadowed_model_note(model: str) -> str | None:
            f"--model ./{model}"
 
 
+#: the shipped models' post-processing (their cards' ``postprocess``, and the working scale ``input.scale`` that
+#: min_size's pixels are at), for help texts: --help reads no card (a test holds these to the cards)
+_CARD_POSTPROCESS = {"nuclei": {"threshold": 0.6, "seed_threshold": 0.7, "min_size": 8, "scale": 0.5},
+                     "membrane": {"threshold": 0.5, "seed_threshold": 0.5, "min_size": 20, "scale": 0.75}}
+#: a lone object dropped as a speck is "not tiny" from this many times the smallest size kept, and a frame with this
+#: many such objects dropped gets the --keep-small note: renders of embryos drop one at most in a frame (5 of 61
+#: held-out render frames one), a mixed culture's small nuclei many (12 of 36 in a 512x512 field)
+LONE_NOT_TINY, LONE_SEVERAL = 4, 3
+
+
+def _postprocess_options(kind: str, threshold: Optional[float], seed_threshold: Optional[float],
+                         min_size: Optional[float], keep_small: bool) -> dict:
+    """``--threshold``, ``--seed-threshold`` and ``--keep-small`` as the predictors' ``postprocess={...}`` takes them
+    (those given only: the model's own values otherwise; ``--keep-small``: ``isolated_fraction`` 0), checked before
+    anything loads, and ``--min-size`` checked (it is set apart, in input pixels: the predictor's
+    ``min_size_input``)."""
+    from devolens.checks import is_number
+
+    post: dict = {}
+    for name, value, key in (("--threshold", threshold, "threshold"),
+                             ("--seed-threshold", seed_threshold, "seed_threshold")):
+        if value is None:
+            continue
+        if not (is_number(value) and 0 < float(value) < 1):  # (NaN fails too)
+            raise DevolensError(f"{name} must be a probability between 0 and 1 (e.g. 0.5: 0 would take every pixel, 1 "
+                                f"none), got {value}")
+        post[key] = float(value)
+    if min_size is not None and not (is_number(min_size) and np.isfinite(float(min_size)) and float(min_size) >= 0):
+        raise DevolensError(f"--min-size must be a number of pixels >= 0 (objects of fewer pixels of the image are "
+                            f"dropped; 0 keeps every size), got {min_size}")
+    if keep_small:
+        if kind != "nuclei":
+            raise DevolensError(f"--keep-small is segment nuclei's: the {kind} model drops no small lone objects "
+                                "(--min-size sets the smallest one kept)")
+        post["isolated_fraction"] = 0.0
+    return post
+
+
+def _postprocess_record(predictor, min_size: Optional[float], scale: Optional[float]) -> dict:
+    """The post-processing that ran, for ``segment.json``: the options as ``load(..., postprocess={...})`` takes them
+    (sizes in working pixels, at the run's working ``scale``), and ``min_size_px``, the smallest object kept in the
+    input's pixels (``--min-size``, or the model's ``min_size`` at that scale). With ``--diameter each`` (``scale``
+    None) every image has its own: ``min_size`` (with ``--min-size``) or ``min_size_px`` (without) is None."""
+    opts = predictor.postprocess_for()
+    if min_size is not None:
+        opts["min_size"] = None if scale is None else round(float(min_size) * float(scale) ** 2, 3)
+        px = float(min_size)
+    else:
+        px = None if scale is None else round(float(opts["min_size"]) / float(scale) ** 2, 1)
+    return {**opts, "min_size_px": px}
+
+
+def _add_lone(lone: list, frame, areas, min_size: Optional[float], min_working: Optional[float],
+              scale: Optional[float]) -> None:
+    """Add a frame's lone objects dropped as specks (``areas``: input pixels) to ``lone`` where
+    :data:`LONE_SEVERAL` or more of them are :data:`LONE_NOT_TINY` times the smallest size kept or more: ``(frame,
+    how many, smallest, largest, the smallest size kept)``. ``min_size``: ``--min-size`` (input pixels); else
+    ``min_working``, the model's (working pixels), at the frame's working ``scale``."""
+    if min_size is not None:
+        smallest = float(min_size)
+    elif scale:
+        smallest = float(min_working or 0) / float(scale) ** 2
+    else:
+        return
+    big = np.asarray(areas)[np.asarray(areas) >= LONE_NOT_TINY * max(smallest, 1.0)]
+    if len(big) >= LONE_SEVERAL:
+        lone.append((frame, int(len(big)), int(big.min()), int(big.max()), smallest))
+
+
+def _lone_dropped_note(lone: list, frames: int, what: str) -> str:
+    """The note on the frames in which several lone objects well above the smallest size kept were dropped as
+    specks (:func:`_add_lone`): small nuclei of a mixed culture, which ``--keep-small`` keeps."""
+    n, lo, hi = sum(x[1] for x in lone), min(x[2] for x in lone), max(x[3] for x in lone)
+    where = "" if frames == 1 else f" in {_count(len(lone), 'frame')} ({_names([x[0] for x in lone])})"
+    sizes = f"{lo} px" if lo == hi else f"{lo}-{hi} px"
+    kept = sorted({round(x[4]) for x in lone})
+    kept_words = f"{kept[0]} px" if len(kept) == 1 else f"{kept[0]}-{kept[-1]} px"
+    one = {"nuclei": "nucleus", "cells": "cell"}.get(what, what)
+    return (f"note: {n} lone {what} of about {sizes}{where} were dropped as specks: each under a quarter of its "
+            f"image's median {one} area with nothing beside it, though {LONE_NOT_TINY}x or more the smallest size "
+            f"kept ({kept_words}, --min-size). If they are small {what} (a mixed culture, cells of several sizes), "
+            "run again with --keep-small")
+
+
 def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend: str, **options):
     from devolens.models import zoo
 
@@ -604,7 +688,8 @@ def _diameter(value: "str | float | None", model: str, *, label: Optional[str] =
         raise DevolensError(f"--diameter must be a number of pixels, of micrometres ('7um'), {words}, got {value!r}") \
             from None
     if not (number > 0 and np.isfinite(number)):
-        raise DevolensError(f"--diameter must be a positive number of pixels, got {value}")
+        auto = "; for an automatic estimate leave it out or give auto (cellpose's 0)" if number == 0 else ""
+        raise DevolensError(f"--diameter must be a positive number of pixels, got {value}{auto}")
     from devolens.models import zoo
     from devolens.predict.segment import check_diameter
 
@@ -1145,7 +1230,8 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
     (skipped frames, precision, backend, ``int8_activations``: 8 or 7 bits where the network ran int8
     (:func:`devolens.provenance.int8_activations`), ``inputs``: the input's sha256 and size
     (:func:`devolens.provenance.frames_inputs`), ``device``: where the network ran, ``--device auto`` resolved;
-    working scale); ``weights_sha256`` of the model's weights, ``model_sha256`` of all its files (card and weights:
+    working scale; ``postprocess``: the post-processing that ran, :func:`_postprocess_record`); ``weights_sha256``
+    of the model's weights, ``model_sha256`` of all its files (card and weights:
     :func:`devolens.provenance.model_sha256`); ``options``: every option that changes results, as this run
     took them (``device`` as asked, e.g. ``auto``); ``magnification_estimate`` (see
     :func:`_sizing_record`); ``labels_pixel_size``: the calibration the label images carry, whether they were given
@@ -1278,6 +1364,10 @@ def run_segmentation(
     flatten: Optional[bool] = None,
     device: str = "cpu",
     threads: Optional[int] = None,
+    threshold: Optional[float] = None,
+    seed_threshold: Optional[float] = None,
+    min_size: Optional[float] = None,
+    keep_small: bool = False,
     progress=None,
     announce=None,
 ) -> dict:
@@ -1288,6 +1378,10 @@ def run_segmentation(
     prints it then, so that a long run's log says early which channel is read, or that pages are taken as time.
 
     ``threads``: PyTorch's CPU threads (None: torch's choice; see :func:`apply_threads`).
+
+    ``threshold``, ``seed_threshold``, ``min_size`` (input pixels, converted by each image's working scale) and
+    ``keep_small`` (nuclei: no lone small object dropped as a speck): the post-processing over the model's own
+    (None, False: the model's; :func:`_postprocess_options`).
 
     ``flatten``: remove the smooth background before the normalisation (None: as the model's card
     says; see :func:`_flatten`).
@@ -1312,6 +1406,7 @@ def run_segmentation(
     _check_segment_out(out, input_path, kind)
     named_as_file = not out.exists() and out.suffix.lower() in FILE_LIKE_SUFFIXES  # a new folder: noted
     _check_network_options(precision, backend, fast)
+    post = _postprocess_options(kind, threshold, seed_threshold, min_size, keep_small)
     color = _color(color)
     device = device_option(device)
     calibrations = _Calibrations(input_path)  # (a folder's listed once, each file's read once: labels and µm)
@@ -1334,7 +1429,10 @@ def run_segmentation(
         planes = reading["z_planes"] if reading and reading["z"] == "slices" and stack_file == input_path else 1
         _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
-                                    diameter=diameter, channel=color, flatten=flat, device=device)
+                                    diameter=diameter, channel=color, flatten=flat, device=device,
+                                    **({"postprocess": post} if post else {}))
+        if min_size is not None:  # input pixels: each image's working pixels by its own scale (diameter auto, each)
+            predictor.min_size_input = float(min_size)
         apply_threads(threads)
         stage = StagedDir(out)
     except BaseException:
@@ -1382,6 +1480,10 @@ def run_segmentation(
         carried: dict = {}  # the calibrations the label images carry, for segment.json (_add_calibration)
         colour = [False]  # whether a colour (RGB) frame was read: --color picks one of its channels
         turned: list[dict] = []  # frames read from files turned by their EXIF orientation tag (a note, the record)
+        # frames whose speck step dropped several lone objects far above the smallest size kept (_lone_dropped_note):
+        # (frame, how many, smallest, largest); the smallest size kept in working pixels where --min-size is not given
+        lone: list[tuple] = []
+        min_working = None if min_size is not None else float(predictor.postprocess_for().get("min_size", 0))
 
         def frames() -> Iterator:
             for pos, frame in source.iter(skip):
@@ -1425,6 +1527,8 @@ def run_segmentation(
                 noise.append(fid)
             if res.extra.get("specks"):  # as the frame's preparation found (a giant image's blocks keep them in)
                 specks.append(fid)
+            if res.extra.get("isolated_dropped") is not None:  # lone small objects dropped as specks (nuclei)
+                _add_lone(lone, fid, res.extra["isolated_dropped"], min_size, min_working, res.extra.get("scale"))
             judged.add(res.count, image)
             saturation.add(image, fid)
             if busiest is not None:
@@ -1513,7 +1617,11 @@ def run_segmentation(
             "no_structure": noise,
             "no_signal": no_signal, "no_signal_black": no_signal_black[0], "no_signal_found": no_signal_found[0],
             "specks": specks,
+            "lone_dropped": lone,
             "colour_note": _colour_note(looked, kind, predictor.network.channel),
+            # the channel a colour input was read by, without --color (its line, where the colour note says nothing)
+            "colour_read_line": None if color is not None else _colour_read_line(
+                looked[0] if looked else None, predictor.network.channel),
             # (the planes are read only where the note judges them)
             "shape_note": _shape_note(lambda: _shape_frames(looked, stack_file, channel, pages), kind,
                                       predictor, reading["channels"] if reading else 0),
@@ -1563,6 +1671,8 @@ def run_segmentation(
              # where the network ran (--device auto resolved; options.device keeps what was asked, for a rerun)
              "device": predictor.device,
              "working_scale": scale,
+             # the post-processing that ran (the model's values, the options' over them; min_size_px: input pixels)
+             "postprocess": _postprocess_record(predictor, min_size, scale),
              # the colour channel read (of the frame the notes judged; null: grey frames)
              "color_read": _colour_read(looked[0] if looked else None, predictor.network.channel),
              "labels_pixel_size": _calibration_record(carried),
@@ -1575,7 +1685,9 @@ def run_segmentation(
                      "flatten": flatten,
                      "flatten_width": flat, "batch_size": batch_size, "fast": fast, "precision": precision,
                      "backend": backend, "color": color, "channel": channel, "stack_z": stack_z, "pages": given_pages,
-                     "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads},
+                     "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads,
+                     "threshold": threshold, "seed_threshold": seed_threshold, "min_size": min_size,
+                     **({"keep_small": keep_small} if kind == "nuclei" else {})},
             magnification=_sizing_record(
                 diameter, predictor.last_estimate, predictor.estimates if predictor.auto_each else None,
                 [c[0] for c in counts], None if predictor.auto_each else (
@@ -1648,6 +1760,8 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((f"note: {escape(summary['out_named_as_file'])}", plain))
     if summary.get("colour_note"):
         notes.append((f"note: {summary['colour_note']}", {}))
+    elif summary.get("colour_read_line"):  # (the note above names the channel read too)
+        notes.append((summary["colour_read_line"], {}))
     if summary.get("shape_note"):
         notes.append((f"note: {summary['shape_note']}", {}))
     flat = summary.get("no_signal") or []
@@ -1666,6 +1780,8 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((_noise_note(noise, summary["frames"], what), plain))
     if summary.get("specks"):
         notes.append((_specks_note(summary["specks"]), plain))
+    if summary.get("lone_dropped"):
+        notes.append((_lone_dropped_note(summary["lone_dropped"], summary["frames"], what), plain))
     if summary["objects"] == 0 and not every and len(flat) < summary["frames"]:  # (every frame: said so above)
         notes.append((_nothing_found_note(what, summary), {}))
     unused = _color_unused(summary)
@@ -1933,6 +2049,30 @@ def _colour_read(image: "np.ndarray | None", channel: Optional[str]) -> Optional
     return auto_channel(arr)
 
 
+def _colour_read_line(image: "np.ndarray | None", channel: Optional[str]) -> Optional[str]:
+    """The line on which channel of a colour ``image`` (the run's first judged frame) the network read, and why, when
+    no --color was given (``channel``: the model's rule); None for a grey image or grey stored as colour (R, G and B
+    alike: nothing to choose)."""
+    picked = _colour_read(image, channel)
+    if picked is None:
+        return None
+    rgb = np.asarray(image)[..., :3]
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+        return None
+    if (channel or "auto") != "auto":
+        why = "the model's own rule, its card's preprocessing.channel"
+    elif picked == "green":
+        why = ("green is kept, as in the histone-GFP embryos the model knows, unless another channel has 1.5x its "
+               "bright structure")
+    elif picked == "mean":
+        why = "no channel stands out from the others"
+    else:
+        why = "the one with the most bright structure at a nucleus's scale"
+    read = "the mean of R, G and B" if picked == "mean" else f"the {picked} channel"
+    others = "|".join(c for c in ("red", "green", "blue", "mean") if c != picked)
+    return f"colour input: {read} was read ({why}); --color {others} reads another"
+
+
 def _shape_note(frames: list, kind: str, predictor, channels: int = 0) -> Optional[str]:
     """A note when the input looks like the other model's: bright blobs (nuclei) given to the membrane model, which
     then outlines "cells" around them, or thin bright lines (membranes) given to the nuclei model; or inverted.
@@ -2119,6 +2259,15 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "Take the smooth background off each frame before segmenting (uneven illumination, vignetting, a "
             "bright or tilted backdrop): a grey-level opening wider than the objects (membranes: wider than "
             "the lines), like ImageJ's rolling ball. Default: the model's own rule (on for both shipped models).")),
+        threshold: Optional[float] = typer.Option(None, "--threshold", metavar="P", help=_threshold_help(kind)),
+        seed_threshold: Optional[float] = typer.Option(None, "--seed-threshold", metavar="P",
+                                                       help=_seed_threshold_help(kind)),
+        min_size: Optional[int] = typer.Option(None, "--min-size", metavar="PX", help=_min_size_help(kind)),
+        keep_small: bool = typer.Option(False, "--keep-small", help=(
+            "Keep small nuclei that stand alone: by default a nucleus under a quarter of its image's median nucleus "
+            "area with no other object within 2 pixels is dropped as a speck (debris, noise), and so are the "
+            "small nuclei of a mixed culture (a note says when several lone objects well above --min-size were "
+            "dropped so).")),
         device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
         threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     ) -> None:
@@ -2133,7 +2282,10 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                                        overlay=overlay, tta=tta, diameter=diameter, pixel_size=pixel_size,
                                        color=color,
                                        flatten=flatten, device=device, stack_z=stack_z, channel=channel,
-                                       pages=pages, threads=threads, progress=cb, announce=say)
+                                       pages=pages, threads=threads, threshold=threshold,
+                                       seed_threshold=seed_threshold, min_size=min_size,
+                                       keep_small=keep_small is True,  # (membrane: no such option, its default)
+                                       progress=cb, announce=say)
         skipped = _skipped_note(summary["skipped"], summary.get("curation"))
         objects = f"{summary['objects']} {_SINGULAR.get(what, what) if summary['objects'] == 1 else what}"
         microns = _diameter_words(summary.get("diameter_um"))
@@ -2148,7 +2300,44 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
     command.__doc__ = (f"Segment {what} in an image, a folder of images or a video (streamed); "
                        "writes label TIFFs, objects.csv, counts.csv and overlays. Each frame's labels are "
                        "numbered afresh (not tracked).")
+    if kind != "nuclei":  # --keep-small is the nuclei model's (the membrane model drops no lone specks): not offered
+        import inspect
+
+        sig = inspect.signature(command)
+        command.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "keep_small"])
     return command
+
+
+def _threshold_help(kind: str) -> str:
+    """``--threshold``'s help for ``segment kind``, with the shipped model's value."""
+    card = _CARD_POSTPROCESS[kind]
+    what = ("a nucleus (StarDist's prob_thresh; cellpose's cellprob_threshold 0 is about 0.5 here): lower takes "
+            "fainter nuclei and wider outlines, higher only the sure ones" if kind == "nuclei" else
+            "a cell rather than the background around the embryo")
+    return (f"Probability a pixel needs to belong to {what}; 0 to 1. Default: the model's own (the shipped {kind} "
+            f"model's {card['threshold']:g}; segment.json's postprocess records what ran).")
+
+
+def _seed_threshold_help(kind: str) -> str:
+    """``--seed-threshold``'s help for ``segment kind``, with the shipped model's value."""
+    card, what = _CARD_POSTPROCESS[kind], _WHAT.get(kind, kind)
+    one = {"nuclei": "nucleus", "cells": "cell"}.get(what, what)  # (_SINGULAR: defined below, after the commands)
+    return (f"Probability of a {one}'s interior a pixel needs to seed one, 0 to 1: each {one} grows from its seed "
+            f"(a watershed), so touching {what} are split where each has its own; lower finds more seeds (more "
+            f"splits), higher fewer (touching {what} merge). Default: the model's own (the shipped {kind} model's "
+            f"{card['seed_threshold']:g}).")
+
+
+def _min_size_help(kind: str) -> str:
+    """``--min-size``'s help for ``segment kind``, with the shipped model's value in working and image pixels."""
+    card, what = _CARD_POSTPROCESS[kind], _WHAT.get(kind, kind)
+    image = card["min_size"] / card["scale"] ** 2
+    one = {"nuclei": "nucleus", "cells": "cell"}.get(what, what)
+    return (f"Smallest {one} kept, in pixels of the input image (its area, as objects.csv's "
+            f"area and cellpose's min_size count it): smaller ones are dropped; converted for each image by its "
+            f"own resizing for the network (--diameter). Default: the model's own, {card['min_size']:g} pixels at "
+            f"its working resolution: {image:.0f} pixels of an image read at the shipped model's scale "
+            f"{card['scale']:g}, {card['min_size']:g}/s² at a working scale s (the summary line's).")
 
 
 segment_nuclei_command = _segment_command("nuclei", "nuclei", "nuclei", "project")

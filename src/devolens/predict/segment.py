@@ -39,6 +39,7 @@ from devolens.predict.postprocess import (
     _refuse_frames,
     check_stream,
     diameter_scale,
+    drop_isolated_specks,
     image_array,
     instances_from_boundary_map,
     instances_from_probabilities,
@@ -515,6 +516,12 @@ class _SegmentationPredictor:
     # whether a stream's input is judged for the InputWarning (notes.InputWatch): off in the view of the nuclei model
     # that the population predictor's stream reads its frames through (its own watch judges the frames as given)
     judges_input = True
+    #: the postprocess values used where neither the card nor ``postprocess={...}`` gives one (:meth:`postprocess_for`)
+    postprocess_fallbacks: dict = {}
+    #: ``min_size`` in the input's own pixels (``segment --min-size``: cellpose's unit), over the postprocess's
+    #: working-pixel one: converted for each image by its own working scale (``diameter="each"``: every image its
+    #: own); None: the postprocess's ``min_size`` as it is
+    min_size_input: float | None = None
 
     def __init__(
         self,
@@ -1214,6 +1221,16 @@ class _SegmentationPredictor:
             return None
         return round(found, 1)
 
+    def postprocess_for(self, options: dict | None = None) -> dict:
+        """The postprocess options that run on an image at this predictor's working scale: the fallbacks, the
+        predictor's own (card, ``postprocess={...}``), ``options`` over them; ``min_size`` from :attr:`min_size_input`
+        where it is set (input pixels times the working scale squared)."""
+        opts = dict(self.postprocess_fallbacks)
+        opts.update({k: v for k, v in {**self.postprocess_options, **(options or {})}.items() if k in opts})
+        if self.min_size_input is not None:
+            opts["min_size"] = float(self.min_size_input) * float(self.network.scale) ** 2
+        return opts
+
     def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None
                 ) -> SegmentationResult:  # pragma: no cover
         """Labels, objects and maps of one image from its working-resolution ``probs`` (``options``: postprocess
@@ -1263,7 +1280,8 @@ class NucleiPredictor(_SegmentationPredictor):
     are in working-resolution pixels: the image as resized for the network, so with a ``diameter`` (or ``"auto"``,
     each image its own factor) ``min_size`` 8 is 8 / f**2 image pixels for a resizing by ``f``
     (``result.extra["scale"]``); ``isolated_fraction`` 0.25 drops a lone nucleus under a quarter of
-    the median area, such as the small nuclei of a mixed culture: set it to 0 to keep them.
+    the median area, such as the small nuclei of a mixed culture: set it to 0 to keep them (a result's
+    ``extra["isolated_dropped"]`` holds the areas, in input pixels, of the lone objects it dropped, where any were).
 
     Examples
     --------
@@ -1277,11 +1295,11 @@ class NucleiPredictor(_SegmentationPredictor):
     heads = ("three_class", "three_class_distance", "foreground")  # (foreground: a sigmoid mask, models export's)
     mask_is_labels = True  # the mask is the nuclei's pixels (a giant image's too: nothing to assemble)
     drops_specks = True  # postprocess isolated_fraction applies (a giant image's blocks: judged at the end)
+    postprocess_fallbacks = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=8, smooth=1.0,
+                                 split_seeds=False, isolated_fraction=0.0)
 
     def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None) -> SegmentationResult:
-        opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=8, smooth=1.0, split_seeds=False,
-                    isolated_fraction=0.0)
-        opts.update({k: v for k, v in {**self.postprocess_options, **(options or {})}.items() if k in opts})
+        opts = self.postprocess_for(options)
         if self.head in ("three_class", "three_class_distance"):
             fg = 1.0 - probs[0]
             # seeds: the interior class, or the distance head's nucleus centres
@@ -1289,11 +1307,22 @@ class NucleiPredictor(_SegmentationPredictor):
         else:
             fg = probs[0]
             interior = probs[1] if probs.shape[0] > 1 else None
-        labels_w = instances_from_probabilities(fg, interior, **opts)
+        # the isolated specks dropped as a step of their own (the same labels as the postprocess's own step), so
+        # that their areas are known: ``extra["isolated_dropped"]``, in input pixels (the command notes lone objects
+        # far above min_size dropped so: a mixed culture's small nuclei, which --keep-small keeps)
+        fraction = float(opts["isolated_fraction"])
+        labels_w = instances_from_probabilities(fg, interior, **{**opts, "isolated_fraction": 0.0})
+        dropped = None
+        if fraction > 0:
+            kept = drop_isolated_specks(labels_w, fraction)
+            if kept is not labels_w:
+                areas = np.bincount(labels_w[(kept == 0) & (labels_w > 0)].ravel())
+                dropped = np.round(areas[areas > 0] / float(self.network.scale) ** 2).astype(np.int64)
+                labels_w = kept
         labels, objects = _input_labels(labels_w, shape)
         return SegmentationResult(  # (the maps on first use: _AtInputSize; the mask: labels > 0, the result's own)
             probability=_AtInputSize(fg, shape), labels=labels, centroids=objects, mask=None,
-            extra={"scale": self.network.scale},
+            extra={"scale": self.network.scale, **({"isolated_dropped": dropped} if dropped is not None else {})},
         )
 
 
@@ -1328,6 +1357,7 @@ class MembranePredictor(_SegmentationPredictor):
     heads = ("three_class", "membrane", "three_class_distance")
     postprocess_keys = ("threshold", "seed_threshold", "min_distance", "min_size", "smooth")
     size_objects = "enclosed"  # cells outlined by membranes
+    postprocess_fallbacks = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=20, smooth=1.0)
     # a diameter given in pixels is held to the cells' own estimated diameter, not to auto's choice (the keep band
     # 0.55-1.15x keeps a slice shrunk to 0.5x as it is: auto's diameter the reference 60 px, its cells 30): see
     # diameter_check
@@ -1347,8 +1377,7 @@ class MembranePredictor(_SegmentationPredictor):
                 nothing: bool = False) -> SegmentationResult:
         """The result of a frame from the network's maps; ``nothing``: no cells (a frame with no structure above
         its noise), the maps as they are."""
-        opts = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=20, smooth=1.0)
-        opts.update({k: v for k, v in {**self.postprocess_options, **(options or {})}.items() if k in opts})
+        opts = self.postprocess_for(options)
         three = self.head in ("three_class", "three_class_distance")  # (a 4th channel: the distance head)
         membrane = probs[2] if three else probs[0]
         if nothing:

@@ -371,6 +371,7 @@ def load(name: str | Path, **options: Any):
     try:
         return cls.from_zoo(folder, info, **options)
     except TypeError as exc:  # a misspelt or misplaced option: say so in the user's words, not the private class's
+        import inspect
         import re
 
         found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
@@ -379,6 +380,11 @@ def load(name: str | Path, **options: Any):
         from devolens.predict.segment import POSTPROCESS_KEYS
 
         hint = " (post-processing options go in postprocess={...})" if found.group(1) in POSTPROCESS_KEYS else ""
+        if found.group(1) in ("color", "colour") and "channel" in inspect.signature(cls.__init__).parameters:
+            # the command's --color is the predictors' channel (cellpose and StarDist users reach for it too)
+            wanted = options[found.group(1)]
+            hint = f" (an RGB image's channel is channel={wanted!r} here)" if isinstance(wanted, str) else \
+                " (an RGB image's channel is channel='red', 'green', 'blue', 'mean' or 'max' here)"
         raise DevolensError(f"load({str(name)!r}): unknown option {found.group(1)!r}{hint}; see "
                             f"help({cls.__name__}) for the options") from None
 
