@@ -157,26 +157,8 @@ def test_the_estimate_records_how_much_it_read_embryos(shared_data):
     assert frame.trusted and frame.embryo > 0.9
 
 
-# ------------------------------------------------------------------------- segment: the note, and none where it works
-
-def test_segment_notes_small_culture_nuclei(tmp_path, capsys):
-    _need_nuclei()
-    import tifffile
-
-    folder = tmp_path / "small"
-    folder.mkdir()
-    for s in range(2):
-        tifffile.imwrite(folder / f"w{s}.tif", _culture((384, 384), (5.5, 6.5), seed=s))
-    out = tmp_path / "o"
-    assert main(["segment", "nuclei", str(folder), "--out", str(out), "--no-overlay"]) == 0
-    captured = capsys.readouterr()
-    text = " ".join((captured.out + captured.err).split())
-    notes = json.loads((out / "segment.json").read_text())["notes"]
-    said = [n for n in notes if SMALL in n]
-    assert len(said) == 1 and ("--diameter 6 and" in said[0] or "--diameter 7 and" in said[0]), notes
-    assert SMALL in text and "Traceback" not in text
-    assert not any("far from the" in n for n in notes)  # (the size note, replaced)
-
+# ------------------------------------------------------------------------- segment: none where it works
+# (small culture nuclei are now segmented at their spots' size, with a note saying so: test_s43_small_nuclei_auto.py)
 
 def test_segment_is_silent_on_larger_culture_nuclei(tmp_path, capsys):
     _need_nuclei()

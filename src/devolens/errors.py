@@ -44,7 +44,9 @@ class DevolensWarning(UserWarning):
 class DiameterWarning(DevolensWarning):
     """``diameter="auto"`` (or ``"each"``) could not judge the magnification of the images (too few objects, or
     too narrow images) and used them as they are; the estimate is in the predictor's ``last_estimate``
-    (``estimates`` with ``"each"``), and in each segmentation result's ``extra["estimate"]``.
+    (``estimates`` with ``"each"``), and in each segmentation result's ``extra["estimate"]``; also where ``"auto"``
+    (or ``"each"``) used the nuclei's measured spot size instead of the size model's reading (culture nuclei smaller
+    than the embryos it was trained on: the estimate's ``spots``).
 
     Python shows a warning once per line by default (a service calling ``predict`` in a loop sees only the first
     call's): ``warnings.simplefilter("always", devolens.errors.DiameterWarning)`` to see every call's."""

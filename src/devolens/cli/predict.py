@@ -968,6 +968,10 @@ def _estimate_note(estimate, what: str, saturated: Optional[float] = None) -> Op
         why = untrusted_reason(estimate, what, saturated)  # the library's DiameterWarning says the same
         # a note: a magnification left unjudged may be wrong (the library's DiameterWarning), so --quiet keeps it
         return f"note: diameter auto: {why}: used as they are ({unjudged_advice(what)})"
+    if getattr(estimate, "spots", None) is not None:  # nuclei smaller than the size model reads: their spots' size
+        from devolens.predict.sizing import spots_words
+
+        return f"[yellow]note:[/] diameter auto: {spots_words([estimate], what)}"
     if estimate.diameter is None:
         return None
     # a bright uneven backdrop: the magnification was (mostly) read on the flattened images (sizing.BackdropReader)
@@ -1009,10 +1013,13 @@ def _estimates_note(estimates, what: str) -> Optional[str]:
     resized = [e for e in estimates if e.diameter is not None]
     few = sum(1 for e in estimates if not e.trusted)
     held = [e for e in resized if getattr(e, "held", None) is not None]
+    spots = [e for e in resized if getattr(e, "spots", None) is not None]  # segmented at their spots' size
     if not resized and not few:
         return None
-    # images left unjudged or held: a note, which --quiet keeps (as auto's); resizes alone are a summary, which it drops
-    words = [f"{'note: ' if few or held else ''}diameter each: {len(resized)} of {len(estimates)} images resized"]
+    # images left unjudged, held or sized by their spots: a note, which --quiet keeps (as auto's); resizes alone are a
+    # summary, which it drops
+    words = [f"{'note: ' if few or held or spots else ''}diameter each: {len(resized)} of {len(estimates)} images "
+             "resized"]
     if resized:
         m = [e.magnification for e in resized]
         words.append(f" (they look {min(m):.2g}-{max(m):.2g}x as magnified as the model's training frames)")
@@ -1021,6 +1028,11 @@ def _estimates_note(estimates, what: str) -> Optional[str]:
 
         words.append(f"; {len(held)} of them {held_words(held)} (segment.json's magnification_estimate names each "
                      "image's resize; give --diameter in pixels if that is wrong)")
+    if spots:
+        from devolens.predict.sizing import spots_words
+
+        words.append(f"; {len(spots)} of them {spots_words(spots, what, each=True)} (segment.json's "
+                     "magnification_estimate names each image's resize; give --diameter in pixels if that is wrong)")
     if few:
         from devolens.predict.sizing import MIN_OBJECTS
 
@@ -1167,8 +1179,12 @@ def _estimate_fields(estimate, names: Optional[list] = None) -> dict:
     held = {} if asked is None or estimate.diameter is None else {
         "estimated_diameter": json_number(asked),
         "estimated_resize": json_number(estimate.resize * estimate.diameter / asked)}
+    spots = getattr(estimate, "spots", None)  # segmented at the bright spots' size, not the size model's reading
+    sized = {} if spots is None else {
+        "from": "spots", "spots_diameter": json_number(spots),
+        "model_diameter": json_number(estimate.model_diameter), "model_resize": json_number(estimate.model_resize)}
     return {"magnification": json_number(estimate.magnification), "diameter": json_number(estimate.diameter),
-            "resize": json_number(estimate.resize), "held": bool(held), **held,
+            "resize": json_number(estimate.resize), "held": bool(held), **held, **sized,
             "trusted": json_number(estimate.trusted),
             "small": json_number(estimate.small), "backdrop": json_number(estimate.backdrop),
             "per_image": [json_number(v) for v in (estimate.per_image or [])], "frames": frames,

@@ -798,11 +798,12 @@ def diameter_note(check: DiameterCheck, what: str = "nuclei", given: Optional[st
             f"join several into one, run again with --diameter {check.suggested:.0f}")
 
 
-#: ``diameter="auto"`` on nuclei smaller than the size model reads right (:func:`small_nuclei_check`): it reads culture
+#: ``diameter="auto"`` on nuclei smaller than the size model reads right (:func:`small_spots`): it reads culture
 #: wells of 5-10 px nuclei as 0.22-0.46x magnified (as if their nuclei were 8-16 px), so the network, run at a scale
-#: meant for nuclei 1.5-3x wider, may draw their outlines too large (culture wells: instance F1 at IoU 0.5 down to
-#: 0.00, counts right) or merge touching ones (the forty-second session's culture images of 5-6 px: 19-65 % of the
-#: nuclei counted). The note speaks where the bright spots
+#: meant for nuclei 1.5-3x wider, drew their outlines too large (culture wells: instance F1 at IoU 0.5 down to
+#: 0.00, counts right) or merged touching ones (the forty-second session's culture images of 5-6 px: 19-65 % of the
+#: nuclei counted). ``diameter="auto"`` and ``"each"`` now segment such images at their spots' size (the estimate's
+#: ``spots``), and :func:`small_nuclei_check` notes what that missed after the run. Both speak where the bright spots
 #: (:func:`~devolens.predict.sizing.spot_diameter`, the median over the frames judged) are smaller, at the run's working
 #: scale, than the smallest nuclei the network knows (the card's ``input.diameter.min_max``, 20.1 px at its training
 #: magnification) and the size model did not read the images as embryos: the weight of its embryo head
@@ -811,9 +812,9 @@ def diameter_note(check: DiameterCheck, what: str = "nuclei", given: Optional[st
 #: render each with noise added or shrunk to half), culture wells and dense culture images 0.00-0.04, which the size
 #: alone does not tell apart: spots measure 0.64-1.08x an embryo render's nuclei (late frames the least), and one of 66
 #: held-out renders, read alone, measured 4 px at the scale its estimate chose (the benchmark movie's frames: 21.6 px
-#: at least). Simulated wells of 5-24 px nuclei (48; 512x512, random appearance): noted in 25, where instance F1
-#: went from 0.69 (0.00-0.99) to 0.96 (0.88-1.00) with the --diameter the note gives, in none of the 23 others (F1
-#: 0.91-1.00 as they were), none whose nuclei measured 13.4 px or more
+#: at least). Simulated wells of 5-24 px nuclei (48; 512x512, random appearance): segmented at their spots' size in 25,
+#: where instance F1 went from 0.69 (0.00-0.99) to 0.96 (0.88-1.00), in none of the 23 others (F1 0.91-1.00 as they
+#: were), none whose nuclei measured 13.4 px or more
 SMALL_NUCLEI_EMBRYO = 0.5
 
 
@@ -828,21 +829,20 @@ class SmallNuclei(NamedTuple):
     magnification: float
 
 
-def small_nuclei_check(frames: list, predictor) -> Optional[SmallNuclei]:
-    """After a ``diameter="auto"`` run of the nuclei model: whether its ``frames`` (a few of the images segmented:
-    ``segment``'s judged frames) show nuclei smaller than the network knows at the working scale the estimate chose,
-    in an image the size model did not read as an embryo (:data:`SMALL_NUCLEI_EMBRYO`); None otherwise (also for
-    ``"each"``, a diameter given, an estimate that did not judge the images, or a card without the sizes its network
-    knows). Only a note: the results are as they are."""
+def small_spots(frames: list, predictor, est, working: float) -> Optional[SmallNuclei]:
+    """Whether ``frames`` (a few images, as given) show nuclei smaller than the network knows at the working scale
+    ``working`` that the nuclei model's diameter estimate ``est`` (a :class:`~devolens.predict.sizing.DiameterEstimate`)
+    chose, where the size model did not read them as embryos (:data:`SMALL_NUCLEI_EMBRYO`): the spots' median
+    diameter (:func:`~devolens.predict.sizing.spot_diameter`, read up to that smallest size) under it. None otherwise,
+    also for an estimate that did not judge the images or a predictor without the sizes its network knows. Shared by
+    ``diameter="auto"`` and ``"each"`` (:meth:`~devolens.predict.segment._SegmentationPredictor._applied_estimate`,
+    which then segments at the spots' size) and :func:`small_nuclei_check`."""
     from devolens.predict.sizing import spot_diameter
 
-    est = getattr(predictor, "last_estimate", None)
-    if (not getattr(predictor, "auto", False) or getattr(predictor, "auto_each", False) or est is None
-            or not est.trusted or getattr(est, "embryo", None) is None or est.embryo >= SMALL_NUCLEI_EMBRYO):
+    if est is None or not est.trusted or getattr(est, "embryo", None) is None or est.embryo >= SMALL_NUCLEI_EMBRYO:
         return None
     known, ref, card = predictor.known_sizes, predictor.diameter_ref, predictor.card_scale
-    working = predictor.working_scale()
-    if not (known and ref and card and working and frames):
+    if not (known and ref and card and working and len(frames)):
         return None
     per = card / working  # input pixels per pixel at the network's training magnification
     smallest = float(known[0]) * per
@@ -853,6 +853,21 @@ def small_nuclei_check(frames: list, predictor) -> Optional[SmallNuclei]:
     if not measured < smallest:
         return None
     return SmallNuclei(measured, float(ref) * per, smallest, float(est.magnification))
+
+
+def small_nuclei_check(frames: list, predictor) -> Optional[SmallNuclei]:
+    """After a ``diameter="auto"`` run of the nuclei model: whether its ``frames`` (a few of the images segmented:
+    ``segment``'s judged frames) show nuclei smaller than the network knows at the working scale the estimate chose,
+    in an image the size model did not read as an embryo (:func:`small_spots`); None otherwise (also for ``"each"``,
+    a diameter given, an estimate that did not judge the images, a card without the sizes its network knows, or an
+    estimate already segmented at the spots' size: its ``spots``, which
+    :meth:`~devolens.predict.segment._SegmentationPredictor._applied_estimate` sets where the images it was made
+    from show them). Only a note: the results are as they are."""
+    est = getattr(predictor, "last_estimate", None)
+    if (not getattr(predictor, "auto", False) or getattr(predictor, "auto_each", False) or est is None
+            or getattr(est, "spots", None) is not None):
+        return None
+    return small_spots(frames, predictor, est, predictor.working_scale())
 
 
 def small_nuclei_note(check: SmallNuclei, what: str = "nuclei") -> str:

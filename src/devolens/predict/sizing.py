@@ -134,12 +134,22 @@ def unjudged_advice(what: str = "nuclei", library: bool = False) -> str:
 def warn_untrusted(estimates: "Sequence[DiameterEstimate | None]", what: str = "nuclei", each: bool = False,
                    stacklevel: int = 3) -> None:
     """Issue a :class:`~devolens.errors.DiameterWarning` when ``diameter="auto"`` (``each``: ``"each"``, one
-    estimate per image) could not judge the images and used them as they are, and with ``each`` when images' estimates
-    were held to the range the working scale may be resized to (``held``: :class:`DiameterEstimate`; named by their
+    estimate per image) could not judge the images and used them as they are, when it segmented them at their bright
+    spots' measured size instead of the size model's reading (``spots``: :class:`DiameterEstimate`), and with ``each``
+    when images' estimates were held to the range the working scale may be resized to (``held``; both named by their
     positions among ``estimates``, one per image): the library's counterpart of the CLI's note (which silences it).
     ``stacklevel``: as ``warnings.warn``'s, counted from here (3: the line that called this function's caller)."""
     import warnings
 
+    spots = [i for i, e in enumerate(estimates) if getattr(e, "spots", None) is not None]
+    if spots and each:
+        words = spots_words([estimates[i] for i in spots], what, each=True)
+        warnings.warn(f"diameter='each': {len(spots)} of {len(estimates)} images (at {_positions(spots)} in the input) "
+                      f"{words} (give diameter in pixels if that is wrong; see .estimates)", DiameterWarning,
+                      stacklevel=stacklevel)
+    elif spots:
+        warnings.warn(f"diameter='auto': {spots_words([estimates[spots[0]]], what, library=True)}; see "
+                      ".last_estimate", DiameterWarning, stacklevel=stacklevel)
     held = [i for i, e in enumerate(estimates) if getattr(e, "held", None) is not None]
     if each and held:
         warnings.warn(f"diameter='each': {len(held)} of {len(estimates)} images (at {_positions(held)} in the input) "
@@ -178,6 +188,30 @@ def held_words(held: "Sequence[DiameterEstimate]") -> str:
            if len(held) == 1 else "resized as far as that goes")
     return (f"looked {span}x as magnified as the model's training frames, beyond the range the working scale is held "
             f"to (at most {MAX_ENLARGE:g}x enlarged, {MAX_SHRINK:g}x shrunk): {how}")
+
+
+def spots_words(estimates: "Sequence[DiameterEstimate]", what: str = "nuclei", library: bool = False,
+                each: bool = False) -> str:
+    """What ``diameter="auto"`` (``estimates`` of one: the whole sentence) or ``"each"`` (``each``: the images
+    segmented so, what they showed and what was done) did where the images' nuclei were smaller than its size model
+    reads (``spots``: :class:`DiameterEstimate`), in words shared by the library's warning (``library``: the argument's
+    name) and the CLI's note: the diameter the spots measured, the size model's reading, and what was used."""
+    give = "diameter=" if library else "--diameter "
+    if each:
+        sizes = [e.spots for e in estimates]
+        span = f"{min(sizes):.0f}" if round(min(sizes)) == round(max(sizes)) else f"{min(sizes):.0f}-{max(sizes):.0f}"
+        return (f"showed {what} smaller than the size model reads (it learned from embryos): bright spots of about "
+                f"{span} px across, segmented at that size")
+    est = estimates[0]
+    reading = "none" if est.model_diameter is None else f"{est.model_diameter:.0f}"
+    # (the size model's reading as a diameter: the reference's where it kept the images as they are)
+    read_as = est.diameter * est.resize / (est.model_resize or 1.0)
+    used = (f"they were segmented as {give}{est.diameter:.0f} would" if library else
+            f"the run used {give}{est.diameter:.0f}")
+    return (f"the {what} measured about {est.spots:.0f} px across, smaller than the size model reads them (it learned "
+            f"from embryos, and read the images {est.magnification:.2g}x as magnified as the model's training frames: "
+            f"{what} of about {read_as:.0f} px), so {used}, resized {est.resize:.2g}x for the network (give "
+            f"{give}{reading} to use the size model's reading instead, or another value, and look at the overlays)")
 
 
 def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np.ndarray:
@@ -588,6 +622,16 @@ class DiameterEstimate:
         (all of them when none did); 1.0 for a size model of one head, None when not read. Recorded for the
         small-nuclei note (:func:`devolens.predict.notes.small_nuclei_check`): renders of embryos and the real
         reference frames read 0.80-1.00, culture wells 0.00.
+    spots : float or None
+        ``diameter="auto"`` (or ``"each"``) on nuclei smaller than the size model reads: the typical diameter of the
+        images' bright spots, measured on them (:func:`spot_diameter`), where the images were segmented at it
+        (``diameter``: it rounded, as ``--diameter`` would take it; ``resize`` that diameter's) instead of at the size
+        model's reading, because the size model did not read them as embryos and at its reading the spots were
+        smaller than the smallest nuclei the network knows (:func:`devolens.predict.notes.small_spots`); None
+        otherwise (the size model's reading was used).
+    model_diameter, model_resize : float or None
+        Where ``spots`` is set: the ``diameter`` (None: the images used as they are) and ``resize`` the size model's
+        reading asked for, which the run did not use; None otherwise.
     """
 
     diameter: float | None
@@ -603,6 +647,9 @@ class DiameterEstimate:
     crowded: int = 0
     held: float | None = None
     embryo: float | None = None
+    spots: float | None = None
+    model_diameter: float | None = None
+    model_resize: float | None = None
 
 
 def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
