@@ -44,6 +44,24 @@ _LOG_SCALE = float(np.log1p(65535.0))
 #: ``SWAP_MIN_OBJECTS``) nuclei dead gets a warning: swapped channels (Draq7 first) read every nucleus as dead
 SWAP_FRACTION = 0.9
 SWAP_MIN_OBJECTS = 20
+#: ...and so does one read by position or by its colours with at least ``SWAP_EVIDENCE_FROM`` of its nuclei dead when
+#: the channels show it (:class:`_SwapEvidence`): Hoechst stains every nucleus, Draq7 only the dead ones, so in a
+#: swapped well many nuclei read as dead are nuclei that only the channel read as Draq7 shows. Said when at least
+#: ``SWAP_DIM_SHARE`` of the objects read as dead have a contrast (their mean less their surroundings', a ring
+#: ``SWAP_RING`` px wide) under ``SWAP_DIM`` times the 90th percentile of all objects' in the channel read as Hoechst
+#: and at least ``SWAP_SHOWN`` times it in the one read as Draq7. Measured with the zoo model on ``devolens simulate
+#: well`` wells at 1350x1800, swapped (channels reversed, no names): seeds 1-60 and 20 of dead fraction 0.8 all
+#: warned (69 of the 80 by the channels; 0.9 dead alone missed seeds 3 and 29, read 0.86 and 0.74 dead, shares 0.37
+#: and 0.67); as made: the 18 wells of seeds 1-60 that read 0.5 dead or more at most 0.005, the 54 of dead fractions
+#: 0.7, 0.85 and 0.92 (seeds 1-20 each) at most 0.006, none warned by it. ``SWAP_DIM``: a swapped well's live nuclei
+#: show only the Hoechst cross-talk into Draq7 there (at most 1/8 of a dead nucleus's Draq7 in the simulator);
+#: ``SWAP_SHOWN`` keeps out objects that neither channel shows well (an 8-bit export's stretched noise read as dead:
+#: 0.56 of one such well's dead objects without it, 0.025 with it)
+SWAP_EVIDENCE_FROM = 0.5
+SWAP_DIM = 0.1
+SWAP_SHOWN = 0.2
+SWAP_DIM_SHARE = 0.15
+SWAP_RING = 3
 #: a channel whose brightest pixel is at most this many counts (16-bit) is blank: every pixel ~0 (an 8-bit value of 0;
 #: below any camera's dark offset), as the empty green of an RGB image read as Draq7 is
 BLANK_COUNTS = 16
@@ -91,7 +109,7 @@ MERGED_CLASS = 10
 #: nucleus, ``MIN_RADIUS`` 3 px; an untrained network's objects, median 18 px, up to 3,158, are no nuclei merged)
 MERGED_NUCLEUS = 28
 #: a separate population of specks (debris, dust counted as nuclei) is said when, for some area ``a`` (from
-#: ``SPECK_FROM`` times ``max(min_area, 12)`` up to ``SPECK_REACH`` times the smallest median area of a class of
+#: ``SPECK_FROM`` times ``max(min_area, 12)`` up to ``SPECK_REACH`` times the smallest size of a class of
 #: ``SPECK_CLASS`` objects or more: each class judged against its own sizes, in steps of 5 %), at
 #: least ``SPECK_LEAST`` objects are under ``a`` and ``SPECK_RATIO`` times as many as lie between ``a`` and 1.5 ``a``
 #: (a gap above them, where a population of small nuclei rises towards the median). Measured with min_area 12: the
@@ -107,6 +125,16 @@ SPECK_LEAST = 20
 SPECK_FROM = 1.3
 SPECK_REACH = 0.45
 SPECK_CLASS = 10
+#: a class's size (:func:`_class_size`) is its median area, or, where at least this share of it (and ``SPECK_CLASS``
+#: objects) lies above the gap (1.5 ``a`` or more), the median of those: its nuclei, when specks make up most of it.
+#: Debris read as dead in a well of few dead nuclei made the dead class's median speck-sized (23-27 px), under every
+#: cut, and nothing was said: ``simulate well`` parameters of seeds 1-20 with dead fraction 0.03 and 400 debris
+#: particles per megapixel, or 0.1 and 250 (debris 50-90 % of the dead class), warned of seed 13 alone; now also of
+#: 5, 10, 16 and 5, 9, 10, 17 (debris 50-75 % of the class; 80-90 % stays unsaid), while seeds 1-60, 379, 1551 and
+#: wells of dead fractions 0.7, 0.85, 0.92 (seeds 1-20) warn as before, shrunken dead nuclei with them (seed 16 at
+#: 0.92: 772 dead of median 33 px, 8 % of them 60-150 px, is no speck population). A class of shrunken nuclei a fifth
+#: or more of whose objects are full-sized ones, apart from them by a gap, would read as specks (not seen there)
+SPECK_NUCLEI = 0.2
 
 
 @dataclass
@@ -548,9 +576,10 @@ class LiveDeadPredictor:
         UserWarning
             How the channels were read (their names, an RGB image's colours); lossy JPEG input; a blank channel
             (every pixel ~0: :data:`BLANK_COUNTS`); a flat or saturated channel, or nuclei clipped at a channel's
-            top value (:data:`CLIP_SHARE`); no object found; nearly every nucleus dead in a well read by position
-            (:data:`SWAP_FRACTION`; an array always is, a file without channel names or ``channels``; not said of a
-            saturated or flat well).
+            top value (:data:`CLIP_SHARE`); no object found; swapped channels in a well read by position (an array
+            always is, a file without channel names or ``channels``) or by its colours (an RGB image): nearly every
+            nucleus dead (:data:`SWAP_FRACTION`), or half of them and many nuclei seen only in the channel read as
+            Draq7 (:data:`SWAP_EVIDENCE_FROM`); not said of a flat well.
 
         Notes
         -----
@@ -562,10 +591,12 @@ class LiveDeadPredictor:
                 _warn_notes(image, src)
                 fill = _find_fill(src)
                 watch = _ChannelWatch(src, fill=fill)
-                result = self._predict(watch, probabilities, progress, fill)
+                how = _unnamed(src)
+                evidence = _SwapEvidence(watch, self.min_area) if how else None
+                result = self._predict(watch, probabilities, progress, fill, evidence)
                 _warn_nonfinite(image, watch.nonfinite)
                 _warn_channels(image, watch, src, result.objects, result.counts, "channels=[H, D]" + _rgb_hint(src),
-                               "channels=[1, 0]")
+                               "channels=[0, 2]" if how == "colour" else "channels=[1, 0]", evidence=evidence)
                 _warn_objects(image, result.objects, self.min_area, "min_area={0} (load('livedead', min_area={0}))")
             return result
         if channels is not None or dataset is not None:
@@ -589,16 +620,18 @@ class LiveDeadPredictor:
             image = exact
         fill = _find_fill(image)
         watch = _ChannelWatch(image, fill=fill)
-        result = self._predict(watch, probabilities, progress, fill)
+        evidence = _SwapEvidence(watch, self.min_area)  # (an array's channels are read by position)
+        result = self._predict(watch, probabilities, progress, fill, evidence)
         _warn_channels("<array>", watch, None, result.objects, result.counts, "indexing the array (image[[1, 0]])",
-                       "image[[1, 0]]", dtype=given)
+                       "image[[1, 0]]", dtype=given, evidence=evidence)
         _warn_objects("<array>", result.objects, self.min_area, "min_area={0} (load('livedead', min_area={0}))")
         return result
 
     def _predict(self, image, probabilities: bool, progress: Callable[[int, int], None] | None,
-                 fill: "_Fill | None" = None) -> LiveDeadResult:
+                 fill: "_Fill | None" = None, evidence: "_SwapEvidence | None" = None) -> LiveDeadResult:
         """:meth:`predict` of a checked (2, H, W) uint16 source: an array or a :class:`RowReader` (``fill``: its
-        fill, :func:`_find_fill`, made background)."""
+        fill, :func:`_find_fill`, made background), seen through its :class:`_ChannelWatch` (``image``);
+        ``evidence``: fed the class map's rows as they come (:class:`_SwapEvidence`)."""
         h, w = image.shape[1:]
         labels = np.empty((h, w), np.uint8)
         probs = np.empty((3, h, w), np.float32) if probabilities else None
@@ -607,6 +640,8 @@ class LiveDeadPredictor:
             if fill is not None:
                 fill.clear(y0, rows)
             labels[y0:y0 + rows.shape[1]] = rows.argmax(axis=0)
+            if evidence is not None:
+                evidence.add(y0, labels[y0:y0 + rows.shape[1]])
             if probs is not None:
                 probs[:, y0:y0 + rows.shape[1]] = rows
 
@@ -648,10 +683,11 @@ class LiveDeadPredictor:
 
         ``channels``: the indices of the Hoechst and Draq7 channels (``[1, 0]``: Draq7 first); by default as the
         TIFF's channel names say (OME-TIFF, ImageJ), an RGB image's colours (Hoechst blue, Draq7 red), else by
-        position, with a warning when nearly every nucleus reads as dead (``SWAP_FRACTION``: what swapped channels,
-        Draq7 first, give), or when the channel read as Draq7 (or Hoechst) is blank, flat or saturated, or clips the
-        nuclei (:func:`_warn_range`, from the values seen as the image is read: no second pass). ``dataset``: an HDF5
-        file's dataset (as :meth:`predict` takes it).
+        position, with a warning when the well looks swapped (as one read by its colours: ``SWAP_FRACTION``, nearly
+        every nucleus dead, what swapped channels give, or ``SWAP_EVIDENCE_FROM``, half of them and many nuclei seen
+        only in the channel read as Draq7), or when the channel read as Draq7 (or Hoechst) is blank, flat or
+        saturated, or clips the nuclei (:func:`_warn_range`, from the values seen as the image is read: no second
+        pass). ``dataset``: an HDF5 file's dataset (as :meth:`predict` takes it).
 
         A fill around or beside the imaged area (one exact value in both channels, 0 or any other, or a float file's
         NaN: what stitching or registration leaves) is read at the well's background level and holds no object in
@@ -720,13 +756,18 @@ class LiveDeadPredictor:
             pixel = pixel_size(image)
         fill = _find_fill(src)
         watch = _ChannelWatch(src, shrunk, fill)
+        how = _unnamed(src)
+        evidence = _SwapEvidence(watch, self.min_area) if how else None
         lw = TiffRowWriter(labels, (h, w), np.uint8, pixel=pixel)
         pw = _ProbsWriter(probs, (h, w), pixel=pixel) if probs is not None else None
         try:
             def sink(y0, rows):
                 if fill is not None:
                     fill.clear(y0, rows)
-                lw.write(y0, rows.argmax(axis=0).astype(np.uint8))
+                classes = rows.argmax(axis=0).astype(np.uint8)
+                lw.write(y0, classes)
+                if evidence is not None:
+                    evidence.add(y0, classes)
                 if pw is not None:
                     pw.write(y0, np.clip(np.rint(rows * 255), 0, 255).astype(np.uint8))
 
@@ -741,7 +782,8 @@ class LiveDeadPredictor:
         objects = _objects(rows, min_area=self.min_area, instances=instances, pixel=pixel, clear=rows.write)
         counts = counts_from_objects(objects)
         _warn_nonfinite(image, watch.nonfinite)
-        _warn_channels(image, watch, src, objects, counts, "--channels H,D" + _rgb_hint(src), "--channels 1,0")
+        _warn_channels(image, watch, src, objects, counts, "--channels H,D" + _rgb_hint(src),
+                       "--channels 0,2" if how == "colour" else "--channels 1,0", evidence=evidence)
         _warn_objects(image, objects, self.min_area, "--min-area {}")
         return objects, counts
 
@@ -800,6 +842,9 @@ class _ChannelWatch:
         dtype = getattr(src, "dtype", None)
         self._floats = isinstance(src, RowReader) and dtype is not None and np.dtype(dtype).kind == "f"
         self._counted = np.zeros(self.shape[1], bool)  # rows counted (bands overlap)
+        #: the last band read, ``(y0, band)``, as the network read it: the rows that :func:`predict_tiled` then hands
+        #: its sink begin it (:class:`_SwapEvidence` reads them there, with no second read of the well)
+        self.last: "tuple[int, np.ndarray] | None" = None
 
     def __getitem__(self, key) -> np.ndarray:
         y0, y1, _ = key[1].indices(self.shape[1])
@@ -819,7 +864,82 @@ class _ChannelWatch:
             if self.shrunk is not None and fresh.any():
                 self.shrunk.add(y0, band[0], fresh)
         self._counted[y0:y1] = True
+        self.last = (y0, band)
         return band
+
+    def rows(self, y0: int, n: int) -> "np.ndarray | None":
+        """Rows ``y0:y0 + n`` of the last band read (2, n, W), or None where it does not hold them all."""
+        if self.last is None:
+            return None
+        b0, band = self.last
+        if y0 < b0 or y0 + n > b0 + band.shape[1]:
+            return None
+        return band[:, y0 - b0:y0 - b0 + n]
+
+
+class _SwapEvidence:
+    """What the channels say of a swap (:data:`SWAP_EVIDENCE_FROM`), gathered as the well is segmented: each object's
+    contrast in both channels (the channel's mean over its pixels less its median in a ring :data:`SWAP_RING` px wide
+    around it, other nuclei and the pixel next to each left out) and whether it reads as dead. Fed the class map's
+    rows as :func:`predict_tiled` hands them over, with the image's rows that the :class:`_ChannelWatch` read last (no
+    second read of the well); objects are found per band of rows, so one that a band's edge cuts counts as two (a
+    statistic, not the table). Objects under ``min_area`` px (in the band) are left out. Memory: 9 bytes an
+    object."""
+
+    def __init__(self, watch: _ChannelWatch, min_area: int):
+        self.watch, self.min_area = watch, max(int(min_area), 1)
+        self._contrast: list[np.ndarray] = []
+        self._dead: list[np.ndarray] = []
+
+    def add(self, y0: int, classes: np.ndarray) -> None:
+        """Objects of the class map's rows ``classes`` (n, W: 0, 1 live, 2 dead), rows from ``y0``."""
+        image = self.watch.rows(y0, classes.shape[0])
+        if image is None or not classes.any():
+            return
+        ids, n1 = ndimage.label(classes == 1)
+        ids2, n2 = ndimage.label(classes == 2)
+        n = n1 + n2
+        if not n:
+            return
+        dead = ids2 > 0
+        ids[dead] = ids2[dead] + n1
+        inner = ids > 0
+        side = 2 * SWAP_RING + 1
+        grown = ndimage.maximum_filter(ids, size=side, mode="constant", cval=0)
+        grown[ndimage.maximum_filter(inner.view(np.uint8), size=3, mode="constant", cval=0) > 0] = 0
+        around = grown > 0  # the ring: near an object, not in or next to any
+        owner, member = grown[around], ids[inner]
+        area = np.bincount(member, minlength=n + 1)
+        counted = np.bincount(owner, minlength=n + 1)
+        index = np.flatnonzero((area[1:] >= self.min_area) & (counted[1:] > 0)) + 1  # (with surroundings to compare)
+        if not index.size:
+            return
+        starts = np.concatenate([[0], np.cumsum(counted)])  # each object's ring pixels, once sorted by owner
+        lo, hi = starts[index] + (counted[index] - 1) // 2, starts[index] + counted[index] // 2
+        contrast = np.empty((2, index.size), np.float64)
+        for c in range(2):
+            inside = np.bincount(member, weights=image[c][inner], minlength=n + 1)[index] / area[index]
+            ring = image[c][around]
+            ring = ring[np.lexsort((ring, owner))].astype(np.float64)  # by owner, then value
+            contrast[c] = inside - (ring[lo] + ring[hi]) / 2  # less the ring's median
+        self._contrast.append(contrast.astype(np.float32))
+        self._dead.append(index > n1)
+
+    def dim_share(self) -> "tuple[int, int] | None":
+        """``(dim, dead)``: of the ``dead`` objects read as dead, the ``dim`` ones that only the channel read as Draq7
+        shows: a contrast under :data:`SWAP_DIM` times the 90th percentile of all objects' in the channel read as
+        Hoechst, and at least :data:`SWAP_SHOWN` times it in the other (None without objects, or without bright
+        ones)."""
+        if not self._contrast:
+            return None
+        contrast, dead = np.concatenate(self._contrast, axis=1), np.concatenate(self._dead)
+        if not contrast.size or not dead.any():
+            return None
+        top = np.percentile(contrast, 90, axis=1)
+        if (top <= 0).any():
+            return None
+        dim = (contrast[0] < SWAP_DIM * top[0]) & (contrast[1] >= SWAP_SHOWN * top[1])
+        return int(dim[dead].sum()), int(dead.sum())
 
 
 def _read_rows(src, y0: int, y1: int, floats: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -1067,18 +1187,20 @@ def _file_top(value: int, dtype: "np.dtype | None") -> str:
 
 
 def _warn_channels(image, watch: _ChannelWatch, src: "RowReader | None", objects: pd.DataFrame,
-                   counts: dict[str, float], fix_empty: str, fix_swap: str, dtype: "np.dtype | None" = None) -> None:
+                   counts: dict[str, float], fix_empty: str, fix_swap: str, dtype: "np.dtype | None" = None,
+                   evidence: "_SwapEvidence | None" = None) -> None:
     """The warnings about the channels read, once the well is segmented: a blank channel (:func:`_warn_empty`), a
-    flat or clipped one (:func:`_warn_range`), and nearly every nucleus dead in a well read by position
-    (:func:`_warn_swapped`), which a flat channel (no contrast: what such a well needs is another image) holds back
-    and clipping does not (a swapped well whose Hoechst nuclei are partly saturated, read as Draq7, read 98 % dead
-    with only the clipping said). ``src``: the file's reader (None: an array, of ``dtype``)."""
+    flat or clipped one (:func:`_warn_range`), and a well read by position or by its colours that looks swapped
+    (:func:`_looks_swapped`, from the dead fraction and what ``evidence`` saw: :func:`_warn_swapped`), which a flat
+    channel (no contrast: what such a well needs is another image) holds back and clipping does not (a swapped well
+    whose Hoechst nuclei are partly saturated, read as Draq7, read 98 % dead with only the clipping said). ``src``:
+    the file's reader (None: an array, of ``dtype``)."""
     _warn_empty(image, watch, src, counts, fix_empty)
-    swapped = _looks_swapped(src, counts)
-    kinds = _warn_range(image, watch, src, objects, swapped=swapped,
+    swapped = _looks_swapped(src, counts, evidence)
+    kinds = _warn_range(image, watch, src, objects, swapped=swapped is not None,
                         dtype=dtype if src is None else getattr(src, "dtype", None))
-    if swapped and "flat" not in kinds:
-        _warn_swapped(image, src, counts, fix_swap)
+    if swapped is not None and "flat" not in kinds:
+        _warn_swapped(image, src, counts, fix_swap, swapped)
 
 
 def _warn_empty(image, watch: _ChannelWatch, src: "RowReader | None", counts: dict[str, float], fix: str) -> None:
@@ -1138,30 +1260,42 @@ def _merged(objects: pd.DataFrame) -> "tuple[int, int, int] | None":
     return None
 
 
+def _class_size(area: np.ndarray, cut: float) -> float:
+    """The size of a class of sorted ``area`` against specks under ``cut`` px: its median, or, where at least
+    :data:`SPECK_NUCLEI` of it (and :data:`SPECK_CLASS` objects) lies at 1.5 ``cut`` or more, above the gap, the
+    median of those (its nuclei, where specks are most of the class: its median is then a speck's size)."""
+    above = area[int(np.searchsorted(area, 1.5 * cut)):]
+    if above.size >= SPECK_CLASS and above.size >= SPECK_NUCLEI * area.size:
+        area = above
+    n = area.size
+    return float(area[(n - 1) // 2] + area[n // 2]) / 2  # (the median of sorted areas)
+
+
 def _specks(area: np.ndarray, min_area: int,
             classes: "np.ndarray | None" = None) -> "tuple[int, int, int, int, int] | None":
     """A separate population of specks among objects of ``area`` (kept at ``min_area``; ``classes``, 1 live and 2
     dead, when known): ``(n, cut, near, median, advice)``, ``n`` objects under ``cut`` px and ``near`` between
     ``cut`` and 1.5 ``cut``, at the cut where that gap is deepest (:data:`SPECK_RATIO`), ``advice`` the min_area
     that leaves them out (1.25 ``cut``: in the gap); None without one. Each class is judged against its own sizes:
-    the cut stays under :data:`SPECK_REACH` times the median area of every class of :data:`SPECK_CLASS` objects or
-    more, so that a class of small nuclei (shrunken dead ones) is never specks apart from the other class, nor its
-    nuclei left out by the advice; ``median``: all objects' median."""
+    the cut stays under :data:`SPECK_REACH` times the size (:func:`_class_size`: its median, or its nuclei's above the
+    gap where specks are most of it) of every class of :data:`SPECK_CLASS` objects or more, so that a class of small
+    nuclei (shrunken dead ones) is never specks apart from the other class, nor its nuclei left out by the advice;
+    ``median``: all objects' median."""
     a = np.sort(np.asarray(area, np.float64))
     median = float(np.median(a))
-    reach = median
+    own: list[np.ndarray] = []
     if classes is not None:
-        area, classes = np.asarray(area), np.asarray(classes)
-        own = [float(np.median(area[classes == k])) for k in (1, 2) if int((classes == k).sum()) >= SPECK_CLASS]
-        reach = min(own, default=median)
+        area, classes = np.asarray(area, np.float64), np.asarray(classes)
+        own = [np.sort(area[classes == k]) for k in (1, 2) if int((classes == k).sum()) >= SPECK_CLASS]
     best = None
     cut = SPECK_FROM * max(int(min_area), 12)
-    while cut <= SPECK_REACH * reach:
-        tiny = int(np.searchsorted(a, cut))
-        near = int(np.searchsorted(a, 1.5 * cut)) - tiny
-        if tiny >= SPECK_LEAST and tiny >= SPECK_RATIO * near:
-            if best is None or tiny / max(near, 1) >= best[0]:
-                best = (tiny / max(near, 1), cut, tiny, near)
+    while cut <= SPECK_REACH * a[-1]:
+        if cut <= SPECK_REACH * min((_class_size(g, cut) for g in own), default=median):
+            tiny = int(np.searchsorted(a, cut))
+            near = int(np.searchsorted(a, 1.5 * cut)) - tiny
+            if tiny >= SPECK_LEAST and tiny >= SPECK_RATIO * near:
+                if best is None or tiny / max(near, 1) >= best[0]:
+                    best = (tiny / max(near, 1), cut, tiny, near)
         cut *= 1.05
     if best is None:
         return None
@@ -1169,25 +1303,59 @@ def _specks(area: np.ndarray, min_area: int,
     return tiny, int(math.ceil(cut)), near, int(round(median)), int(math.ceil(1.25 * cut))
 
 
-def _looks_swapped(src: "RowReader | None", counts: dict[str, float]) -> bool:
-    """Whether a well read by position (``src`` None: an array; a file without channel names or ``channels``, not
-    read by its colours) came out nearly all dead (:data:`SWAP_FRACTION` of at least :data:`SWAP_MIN_OBJECTS`)."""
-    by_position = src is None or (src.order is None and src.tiff is not False)
-    return bool(by_position and counts["live"] + counts["dead"] >= SWAP_MIN_OBJECTS
-                and counts["fraction_dead"] >= SWAP_FRACTION)
+def _unnamed(src: "RowReader | None") -> "str | None":
+    """How a well's channels were chosen where neither channel names nor ``channels`` chose them: ``position`` (an
+    array, ``src`` None; a TIFF or HDF5 file without channel names: Hoechst the first, Draq7 the second), ``colour``
+    (an RGB image, a PNG, JPEG or BMP or an RGB TIFF without names, read by the colour rule: Hoechst blue, Draq7
+    red); None where names or ``channels`` chose them (a swap is then not guessed at)."""
+    if src is None:
+        return "position"
+    if getattr(src, "_order_given", None) is not None:
+        return None
+    if src.tiff is False or (src.colour_tiff and src.is_rgb_tiff()):
+        return "colour"
+    return "position" if src.order is None else None
 
 
-def _warn_swapped(image, src: RowReader | None, counts: dict[str, float], fix: str) -> None:
+def _looks_swapped(src: "RowReader | None", counts: dict[str, float],
+                   evidence: "_SwapEvidence | None" = None) -> "tuple[int, int] | None":
+    """Whether a well read by position or by its colours (:func:`_unnamed`) looks swapped: ``(dim, dead)`` when it
+    does, else None. Of at least :data:`SWAP_MIN_OBJECTS` objects, nearly all read as dead (:data:`SWAP_FRACTION`;
+    ``dim`` 0 where ``evidence`` was not gathered), or at least :data:`SWAP_EVIDENCE_FROM` of them dead, and
+    :data:`SWAP_DIM_SHARE` or more of those ``dead`` ones ``dim`` in the channel read as Hoechst
+    (:meth:`_SwapEvidence.dim_share`: nuclei that only the other channel shows)."""
+    total = counts["live"] + counts["dead"]
+    if not _unnamed(src) or total < SWAP_MIN_OBJECTS or not counts["fraction_dead"] >= SWAP_EVIDENCE_FROM:
+        return None
+    share = evidence.dim_share() if evidence is not None else None
+    if share is not None and share[0] >= SWAP_DIM_SHARE * share[1]:
+        return share
+    if counts["fraction_dead"] >= SWAP_FRACTION:
+        return share if share is not None else (0, int(counts["dead"]))
+    return None
+
+
+def _warn_swapped(image, src: RowReader | None, counts: dict[str, float], fix: str,
+                  seen: "tuple[int, int]" = (0, 0)) -> None:
     """Warn of a well read by position (``src``: no channel names, no ``channels``; None: an array, whose channels
-    are always read by position) that came out nearly all dead (:func:`_looks_swapped`, which the caller asked):
-    Hoechst (every nucleus) read as Draq7 makes every nucleus dead, the one sign of swapped channels that the images
-    themselves do not give away. ``fix`` says how to give the channels."""
-    why, then = (("an array's channels are read by position", "if Draq7 is its first channel, pass")
-                 if src is None else ("the file does not name them", "if Draq7 was saved first, run again with"))
-    warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with Hoechst "
-                  f"taken from the first channel and Draq7 from the second ({why}): {then} {fix}",
-                  stacklevel=4)
-
+    are always read by position) or by its colours (an RGB image: Hoechst blue, Draq7 red) that looks swapped
+    (:func:`_looks_swapped`, which the caller asked, ``seen`` its answer): Hoechst (every nucleus) read as Draq7 makes
+    every nucleus dead, and Draq7 read as Hoechst leaves the live ones without Hoechst. ``fix`` says how to give the
+    channels."""
+    if src is not None and _unnamed(src) == "colour":
+        taken = "Hoechst taken from the blue channel and Draq7 from the red"
+        why, then = "the colour rule", "if Hoechst was saved in red and Draq7 in blue, run again with"
+    else:
+        taken = "Hoechst taken from the first channel and Draq7 from the second"
+        why, then = (("an array's channels are read by position", "if Draq7 is its first channel, pass")
+                     if src is None else ("the file does not name them", "if Draq7 was saved first, run again with"))
+    dim, dead = seen
+    shown = ""
+    if dim >= SWAP_DIM_SHARE * max(dead, 1) and dim:
+        shown = (f"; {dim / dead:.0%} of those are nuclei in the channel read as Draq7 with almost no Hoechst, which "
+                 "stains every nucleus")  # (a share: the objects seen are the bands', not the table's rows)
+    warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with {taken} ({why}){shown}: "
+                  f"{then} {fix}", stacklevel=4)
 
 
 def _range_problems(watch: _ChannelWatch, area: float) -> list[tuple[str, int, int]]:
