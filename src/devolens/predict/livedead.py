@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from scipy import ndimage
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, DevolensWarning
 from devolens.io.atomic import write_csv
 from devolens.predict.devices import resolve_device
 from devolens.predict.tiled import RowReader, TiffRowWriter, imagej_unit, predict_tiled
@@ -1127,7 +1127,7 @@ def _warn_nonfinite(image, counts: np.ndarray) -> None:
     where = " and ".join(f"{int(c):,} in the {stain} channel" for stain, c in zip(("Hoechst", "Draq7"), counts) if c)
     warnings.warn(f"{image}: {n:,} pixel{'s' if n != 1 else ''} hold{'s' if n == 1 else ''} no number (NaN or "
                   f"infinite; {where}): read as 0, no signal (an infinite one would read as a saturated, dead "
-                  "nucleus); a damaged or badly exported image?", stacklevel=3)
+                  "nucleus); a damaged or badly exported image?", stacklevel=3, category=DevolensWarning)
 
 
 def _warn_eight_bit(image: np.ndarray) -> None:
@@ -1141,7 +1141,7 @@ def _warn_eight_bit(image: np.ndarray) -> None:
     top, low = int(image.max()), int(image.min())
     if looks_eight_bit(image.dtype, image.shape[0], top, low):
         warnings.warn(f"{eight_bit_question('<array>', top, low)} {EIGHT_BIT_LIVEDEAD.format(what='counts')}",
-                      stacklevel=3)
+                      stacklevel=3, category=DevolensWarning)
 
 
 def _rgb_hint(src: RowReader) -> str:
@@ -1156,7 +1156,7 @@ def _warn_notes(image, src: RowReader) -> None:
     orientation tag says (``src.turned``), one warning each."""
     for note in (src.note, src.lossy, getattr(src, "turned", None)):
         if note:
-            warnings.warn(f"{image}: {note}", stacklevel=3)
+            warnings.warn(f"{image}: {note}", stacklevel=3, category=DevolensWarning)
 
 
 #: an RGB image's colours, by index (as ``--channels`` numbers them)
@@ -1210,16 +1210,17 @@ def _warn_empty(image, watch: _ChannelWatch, src: "RowReader | None", counts: di
     blank = [bool(watch.top[i] <= BLANK_COUNTS) for i in range(2)]
     if all(blank):
         warnings.warn(f"{image}: no objects found: the image is blank (every pixel ~0 in both channels)",
-                      stacklevel=4)
+                      stacklevel=4, category=DevolensWarning)
         return
     for i, (stain, effect) in enumerate((("Hoechst", "no nucleus can read as live"),
                                          ("Draq7", "no nucleus can read as dead"))):
         if blank[i]:
             where = _where(src, i)
             warnings.warn(f"{image}: the {stain} channel ({where}) is blank (every pixel ~0): {effect}; if the "
-                          f"{stain} stain is in another channel, choose it with {fix}", stacklevel=4)
+                          f"{stain} stain is in another channel, choose it with {fix}", stacklevel=4,
+                          category=DevolensWarning)
     if counts["live"] + counts["dead"] == 0:
-        warnings.warn(f"{image}: no objects found (the image is blank?)", stacklevel=4)
+        warnings.warn(f"{image}: no objects found (the image is blank?)", stacklevel=4, category=DevolensWarning)
 
 
 def _warn_objects(image, objects: pd.DataFrame, min_area: int, fix: str) -> None:
@@ -1235,13 +1236,15 @@ def _warn_objects(image, objects: pd.DataFrame, min_area: int, fix: str) -> None
                       f"nucleus's area ({typical:,} px; the largest {largest:,} px): objects are connected regions, "
                       "and touching nuclei of one class count as one, so the live and dead counts are too low where "
                       "nuclei touch; check the overlay, and to count touching nuclei one by one, save the Hoechst "
-                      "channel as its own image and run devolens segment nuclei on it", stacklevel=3)
+                      "channel as its own image and run devolens segment nuclei on it", stacklevel=3,
+                      category=DevolensWarning)
     specks = _specks(objects["area"].to_numpy(), min_area, objects["class"].to_numpy())
     if specks is not None:
         n, cut, near, median, advice = specks
         warnings.warn(f"{image}: {n} objects are specks under {cut} px, apart from the nuclei (median {median:,} px; "
                       f"{near} objects of {cut}-{int(1.5 * cut)} px): debris or dust counted as nuclei? Check the "
-                      f"overlay; if so, run again with {fix.format(advice)} to leave them out", stacklevel=3)
+                      f"overlay; if so, run again with {fix.format(advice)} to leave them out", stacklevel=3,
+                      category=DevolensWarning)
 
 
 def _merged(objects: pd.DataFrame) -> "tuple[int, int, int] | None":
@@ -1355,7 +1358,7 @@ def _warn_swapped(image, src: RowReader | None, counts: dict[str, float], fix: s
         shown = (f"; {dim / dead:.0%} of those are nuclei in the channel read as Draq7 with almost no Hoechst, which "
                  "stains every nucleus")  # (a share: the objects seen are the bands', not the table's rows)
     warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with {taken} ({why}){shown}: "
-                  f"{then} {fix}", stacklevel=4)
+                  f"{then} {fix}", stacklevel=4, category=DevolensWarning)
 
 
 def _range_problems(watch: _ChannelWatch, area: float) -> list[tuple[str, int, int]]:
@@ -1416,7 +1419,7 @@ def _warn_range(image, watch: _ChannelWatch, src: "RowReader | None", objects: p
             cause = ("overexposed: acquire it with a shorter exposure or lower gain" if saturated
                      else f"not a camera image of the {stain} stain: an empty or edited channel?")
             warnings.warn(f"{image}: the {stain} channel ({where}) is {what}: {effect}, so the counts are not to be "
-                          f"trusted ({cause})", stacklevel=4)
+                          f"trusted ({cause})", stacklevel=4, category=DevolensWarning)
         else:
             share = f"{n / area:.1%} of the nuclei's area" if area else "and no nucleus found"
             channel = f"channel read as {stain}" if swapped else f"{stain} channel"
@@ -1426,7 +1429,8 @@ def _warn_range(image, watch: _ChannelWatch, src: "RowReader | None", objects: p
                        "nuclei); only if its nuclei saturate too, acquire with a shorter exposure or lower gain")
             warnings.warn(f"{image}: {n:,} pixels of the {channel} ({where}; {share}) sit at its top value "
                           f"({_file_top(value, dtype)}): saturated or clipped, their brightness lost, which can shift "
-                          f"the live/dead calls (the model reads how bright each nucleus is); {fix}", stacklevel=4)
+                          f"the live/dead calls (the model reads how bright each nucleus is); {fix}", stacklevel=4,
+                          category=DevolensWarning)
         warned.add(kind)
     return warned
 
