@@ -46,7 +46,12 @@ class DiameterWarning(DevolensWarning):
     too narrow images) and used them as they are; the estimate is in the predictor's ``last_estimate``
     (``estimates`` with ``"each"``), and in each segmentation result's ``extra["estimate"]``; also where ``"auto"``
     (or ``"each"``) used the nuclei's measured spot size instead of the size model's reading (culture nuclei smaller
-    than the embryos it was trained on: the estimate's ``spots``).
+    than the embryos it was trained on: the estimate's ``spots``). Also, once per note and
+    call of the nuclei and membrane models' ``predict``, ``predict_batch`` or ``predict_iter``, the size notes of
+    ``devolens segment``: objects found far from the sizes the model knows, images segmented as they are at a
+    magnification far from the training one, a ``diameter`` given far from the size model's reading, nuclei smaller
+    than ``"auto"`` assumed (:class:`~devolens.predict.notes.SizeWatch`); ignoring this class
+    (``warnings.filterwarnings("ignore", category=DiameterWarning)``) also saves their checks' cost.
 
     Python shows a warning once per line by default (a service calling ``predict`` in a loop sees only the first
     call's): ``warnings.simplefilter("always", devolens.errors.DiameterWarning)`` to see every call's."""

@@ -38,6 +38,7 @@ from devolens.predict.notes import LOOKS_LIKE_NUCLEI, SHAPE_FRAMES, SHAPE_LOOK, 
 from devolens.predict.notes import JudgedFrames as _JudgedFrames
 from devolens.predict.notes import Saturation as _Saturation, diameter_note as _diameter_note
 from devolens.predict.notes import small_nuclei_check as _small_nuclei_check, small_nuclei_note as _small_nuclei_note
+from devolens.predict.notes import size_note
 from devolens.predict.notes import _centre, _inverted, _inverted_blobs  # noqa: F401  (_inverted*: tests' names)
 from devolens.predict.notes import _judging_scale, _shapes, inverted_nuclei, judge_input, shape_verdict
 from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
@@ -3200,74 +3201,11 @@ def _magnification_note(estimate, trained: Optional[tuple[float, float]], images
             "leave --diameter out, or give the nuclei's diameter in pixels")
 
 
-def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, resized: bool, *,
-               resize: Optional[float] = None, by: Optional[str] = None, diameter: Optional[float] = None,
-               kind: Optional[str] = None, estimate=None, middle: Optional[float] = None,
-               trained: Optional[tuple[float, float]] = None) -> str:
-    """The note printed when the objects found are far from the sizes the model knows (``rng``: input pixels at the
-    model's training magnification). ``suggested`` is their width in the input's pixels; with the images resized
-    ``resize`` times for the network (``by`` ``"auto"``, the magnification estimate, or ``"hand"``, ``--diameter
-    diameter``) the note gives the sizes expected in the input's pixels too, so that every number is of one kind.
-
-    After ``--diameter auto`` (``estimate``: the :class:`~devolens.predict.sizing.DiameterEstimate`, ``middle``: its
-    size model's ``m0``, ``trained``: the network's training zooms) the estimate is blamed only when it does not fit
-    the objects found: at its magnification ``m`` they would be ``suggested * middle / m`` px at the middle of the
-    training zooms, where the model knows ``rng``. When that lies in ``rng`` (within :meth:`size_advice`'s margin),
-    the estimate was right and the keep band (:func:`devolens.predict.sizing._target`) left the images off the
-    middle, where objects at the end of their size range are read too small or too large: the note says so (a
-    2x2-binned membrane slice estimated 0.54x, resized 1.03x, its 25 px cells read as 26.7 px: F1 0.90, 1.00 with
-    the --diameter 26.7 it gives)."""
-    again = (f"Results at the wrong size are unreliable; if {suggested:g} px is their real size, run again with "
-             f"--diameter {suggested:g}.")
-    kept = (_kept_off_middle(suggested, rng, resize, estimate, middle, trained)
-            if rng and resize and (by == "auto" or by is None and estimate is not None) else None)
-    if kept is not None:  # the estimate (which resized the images, or kept them as they are) fits the objects found
-        lo, hi = rng[0] / resize, rng[1] / resize
-        how = (f"left the images as they are ({kept[1]:.2g}x)" if abs(resize - 1.0) <= 1e-6 else
-               f"resized the images only {resize:.3g}x for the network, to {kept[1]:.2g}x")
-        return (f"[yellow]note:[/] the {what} found are about {suggested:g} px wide, {kept[0]} the {lo:.3g}-{hi:.3g} "
-                f"px (in this input's pixels) that this model knows. The automatic magnification estimate "
-                f"({estimate.magnification:.2g}x) fits {what} of that width, but it {how}, {kept[0]} the middle "
-                f"({middle:.2g}x) of the {trained[0]:g}-{trained[1]:g}x magnifications the network was trained on "
-                f"(images are kept near the magnification they come at), where {what} this {kept[2]} are read less "
-                f"reliably. Run again with --diameter {suggested:g} to bring them to the middle of the sizes this "
-                "model knows.")
-    if rng and by in ("auto", "hand") and resize and abs(resize - 1.0) > 1e-6:
-        lo, hi = rng[0] / resize, rng[1] / resize  # what the model knows, in the input's pixels at this resize
-        resized_by = (f"resized {resize:.2g}x for the network to bring {what} to the {rng[0]:g}-{rng[1]:g} px "
-                      "this model knows")
-        if by == "auto":
-            fitted = (" (an image filled with cells, such as a culture or a mosaic? the membrane size model was fitted "
-                      "on single embryo slices)" if kind == "membrane" else
-                      " (a field filled with nuclei edge to edge, or several embryos? the size model reads a crowded "
-                      "field as a magnified one)" if kind == "nuclei" else "")
-            return (f"[yellow]note:[/] the {what} found are about {suggested:g} px wide, far from the {lo:.3g}-"
-                    f"{hi:.3g} px that the automatic magnification estimate expected in this input (the images were "
-                    f"{resized_by}): the estimate probably misjudged the magnification{fitted}. {again}")
-        return (f"[yellow]note:[/] the {what} found are about {suggested:g} px wide, far from the {lo:.3g}-{hi:.3g} px "
-                f"expected in this input at --diameter {diameter:g} (the images were {resized_by}): is {diameter:g} px "
-                f"their typical width? {again}")
-    known = f" ({rng[0]:g}-{rng[1]:g} px)" if rng else ""
-    return (f"[yellow]note:[/] the {what} found are about {suggested:g} px wide, far from the sizes this model "
-            f"knows{known}{' after resizing to the diameter' if resized else ''}: another magnification? Results at the wrong "
-            f"size are unreliable; if {suggested:g} px is their real size, run again with --diameter {suggested:g}.")
-
-
-def _kept_off_middle(suggested: float, rng: tuple[float, float], resize: float, estimate, middle: Optional[float],
-                     trained: Optional[tuple[float, float]]) -> Optional[tuple[str, float, str]]:
-    """Whether a ``--diameter auto`` estimate fits the objects found (``suggested`` px wide, outside ``rng`` at
-    ``resize``; :func:`_size_note`): ``("below", magnification the images were brought to, "small")`` (or ``above``,
-    ``large``) when at the estimated magnification they would lie within ``rng`` at the ``middle`` magnification (by
-    :meth:`size_advice`'s margin, 1.1), None otherwise (no estimate, or one that does not fit them)."""
-    m = getattr(estimate, "magnification", None)
-    if not (m and middle and trained and getattr(estimate, "trusted", 0)) or not np.isfinite(m) or m <= 0:
-        return None
-    margin = 1.1
-    at_middle = suggested * middle / m  # their width at the middle of the training zooms, by the estimate
-    if not rng[0] / margin <= at_middle <= rng[1] * margin:
-        return None
-    small = suggested * resize < rng[0]
-    return ("below", m * resize, "small") if small else ("above", m * resize, "large")
+def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, resized: bool, **how) -> str:
+    """The note printed when the objects found are far from the sizes the model knows:
+    :func:`devolens.predict.notes.size_note`'s words (the library's DiameterWarning says the same in its own), ``how``
+    its keyword arguments."""
+    return f"[yellow]note:[/] {size_note(what, suggested, rng, resized, **how)}"
 
 
 def _no_signal_words(frames: int, black: int) -> str:

@@ -881,3 +881,294 @@ def small_nuclei_note(check: SmallNuclei, what: str = "nuclei") -> str:
             f"misjudge other samples, such as cultured cells with small {what}: outlines come out too large, or "
             f"touching {what} merged into one, so areas may be too large and counts low. Run again with --diameter "
             f"{again} and look at the overlays")
+
+
+def small_nuclei_message(check: SmallNuclei, what: str = "nuclei") -> str:
+    """:func:`small_nuclei_note`'s words for a program using the library (the
+    :class:`~devolens.errors.DiameterWarning` of a ``diameter="auto"`` call, :class:`SizeWatch`): its arguments, not
+    the command's options."""
+    again = max(1, int(round(check.measured)))
+    return (f"the {what} look smaller than diameter='auto' assumed: bright spots in the images measure about "
+            f"{check.measured:.0f} px across, but the automatic estimate ({check.magnification:.2g}x magnified) "
+            f"segmented them as {what} of about {check.assumed:.0f} px, and at that scale the network does not "
+            f"outline {what} under about {check.smallest:.0f} px reliably. Its size model learned from embryos and can "
+            f"misjudge other samples, such as cultured cells with small {what}: outlines come out too large, or "
+            f"touching {what} merged into one, so areas may be too large and counts low. Segment them with "
+            f"diameter={again} and look at the labels")
+
+
+def diameter_message(check: DiameterCheck, what: str = "nuclei") -> str:
+    """:func:`diameter_note`'s words for a program using the library (the :class:`~devolens.errors.DiameterWarning`
+    of a call given a ``diameter`` in pixels, :class:`SizeWatch`): its arguments, not the command's options."""
+    pixels = f"{check.given:g} px"
+    apart = max(check.suggested / check.given, check.given / check.suggested)
+    where = (f"where the {what} would measure about {check.suggested:.0f} px" if check.by == "cells"
+             else f"where diameter='auto' would use {check.suggested:.0f} px")
+    return (f"diameter={check.given:g}: the size model reads the images as {check.magnification:.2g}x as magnified as "
+            f"the model's training frames, {where}, {apart:.1f}x apart. They were segmented at {pixels}, as given: the "
+            f"size model's reading can be off for samples unlike the embryos it learned from (cultured cells, tissue), "
+            f"while at a wrong diameter the network splits large {what}, or merges small ones, into objects of the "
+            f"size it expects. Look at the labels: if the outlines fit the {what}, {pixels} is right; if they cut "
+            f"{what} into pieces or join several into one, segment them with diameter={check.suggested:.0f}")
+
+
+def magnification_message(estimate, trained: Optional[tuple[float, float]], what: str = "nuclei") -> str:
+    """The :class:`~devolens.errors.DiameterWarning` of images segmented as they are (``diameter=None``) that the
+    size model reads far outside the magnifications the network was trained on (``estimate``:
+    :meth:`~devolens.predict.segment._SegmentationPredictor.magnification_check`'s; ``trained``: the predictor's
+    ``trained_zooms``): ``devolens segment nuclei --diameter none``'s note in the library's words."""
+    band = f"the {trained[0]:g}-{trained[1]:g}x" if trained else "the magnifications"
+    return (f"diameter=None: the images look {estimate.magnification:.2g}x as magnified as the model's training frames "
+            "(the size model's estimate, which diameter='auto' resizes by), far from "
+            f"{band} the network was trained on: it splits large {what}, or merges small ones, into objects of the "
+            f"size it knows, so the objects found are not to be trusted, though the sizes of what it found look "
+            f"right; give diameter='auto', or the typical width of the {what} in pixels")
+
+
+def kept_off_middle(suggested: float, rng: tuple[float, float], resize: float, estimate, middle: Optional[float],
+                    trained: Optional[tuple[float, float]]) -> Optional[tuple[str, float, str]]:
+    """Whether a ``diameter="auto"`` estimate fits the objects found (``suggested`` px wide, outside ``rng`` at
+    ``resize``; :func:`size_note`): ``("below", magnification the images were brought to, "small")`` (or ``above``,
+    ``large``) when at the estimated magnification they would lie within ``rng`` at the ``middle`` magnification (by
+    :meth:`~devolens.predict.segment._SegmentationPredictor.size_advice`'s margin, 1.1), None otherwise (no estimate,
+    or one that does not fit them)."""
+    m = getattr(estimate, "magnification", None)
+    if not (m and middle and trained and getattr(estimate, "trusted", 0)) or not np.isfinite(m) or m <= 0:
+        return None
+    margin = 1.1
+    at_middle = suggested * middle / m  # their width at the middle of the training zooms, by the estimate
+    if not rng[0] / margin <= at_middle <= rng[1] * margin:
+        return None
+    small = suggested * resize < rng[0]
+    return ("below", m * resize, "small") if small else ("above", m * resize, "large")
+
+
+def size_note(what: str, suggested: float, rng: tuple[float, float] | None, resized: bool, *,
+              resize: Optional[float] = None, by: Optional[str] = None, diameter: Optional[float] = None,
+              kind: Optional[str] = None, estimate=None, middle: Optional[float] = None,
+              trained: Optional[tuple[float, float]] = None, library: bool = False) -> str:
+    """The note on objects found far from the sizes the model knows (``rng``: input pixels at the model's training
+    magnification; ``devolens segment``'s, without its ``note:``), or with ``library`` its
+    :class:`~devolens.errors.DiameterWarning` in the library's words (:class:`SizeWatch`). ``suggested`` is their
+    width in the input's pixels; with the images resized ``resize`` times for the network (``by`` ``"auto"``, the
+    magnification estimate, or ``"hand"``, ``--diameter diameter``) the note gives the sizes expected in the input's
+    pixels too, so that every number is of one kind.
+
+    After ``--diameter auto`` (``estimate``: the :class:`~devolens.predict.sizing.DiameterEstimate`, ``middle``: its
+    size model's ``m0``, ``trained``: the network's training zooms) the estimate is blamed only when it does not fit
+    the objects found: at its magnification ``m`` they would be ``suggested * middle / m`` px at the middle of the
+    training zooms, where the model knows ``rng``. When that lies in ``rng`` (within
+    :meth:`~devolens.predict.segment._SegmentationPredictor.size_advice`'s margin, 1.1; :func:`kept_off_middle`),
+    the estimate was right and the keep band (:func:`devolens.predict.sizing._target`) left the images off the
+    middle, where objects at the end of their size range are read too small or too large: the note says so (a
+    2x2-binned membrane slice estimated 0.54x, resized 1.03x, its 25 px cells read as 26.7 px: F1 0.90, 1.00 with
+    the --diameter 26.7 it gives)."""
+    # the command's options, or the library's arguments
+    flag = (lambda value: f"diameter={value}") if library else (lambda value: f"--diameter {value}")  # noqa: E731
+    rerun = "segment them with" if library else "run again with"
+    again = (f"Results at the wrong size are unreliable; if {suggested:g} px is their real size, {rerun} "
+             f"{flag(f'{suggested:g}')}.")
+    kept = (kept_off_middle(suggested, rng, resize, estimate, middle, trained)
+            if rng and resize and (by == "auto" or by is None and estimate is not None) else None)
+    if kept is not None:  # the estimate (which resized the images, or kept them as they are) fits the objects found
+        lo, hi = rng[0] / resize, rng[1] / resize
+        how = (f"left the images as they are ({kept[1]:.2g}x)" if abs(resize - 1.0) <= 1e-6 else
+               f"resized the images only {resize:.3g}x for the network, to {kept[1]:.2g}x")
+        return (f"the {what} found are about {suggested:g} px wide, {kept[0]} the {lo:.3g}-{hi:.3g} "
+                f"px (in this input's pixels) that this model knows. The automatic magnification estimate "
+                f"({estimate.magnification:.2g}x) fits {what} of that width, but it {how}, {kept[0]} the middle "
+                f"({middle:.2g}x) of the {trained[0]:g}-{trained[1]:g}x magnifications the network was trained on "
+                f"(images are kept near the magnification they come at), where {what} this {kept[2]} are read less "
+                f"reliably. {rerun[0].upper()}{rerun[1:]} {flag(f'{suggested:g}')} to bring them to the middle of the "
+                "sizes this model knows.")
+    if rng and by in ("auto", "hand") and resize and abs(resize - 1.0) > 1e-6:
+        lo, hi = rng[0] / resize, rng[1] / resize  # what the model knows, in the input's pixels at this resize
+        resized_by = (f"resized {resize:.2g}x for the network to bring {what} to the {rng[0]:g}-{rng[1]:g} px "
+                      "this model knows")
+        if by == "auto":
+            fitted = (" (an image filled with cells, such as a culture or a mosaic? the membrane size model was fitted "
+                      "on single embryo slices)" if kind == "membrane" else
+                      " (a field filled with nuclei edge to edge, or several embryos? the size model reads a crowded "
+                      "field as a magnified one)" if kind == "nuclei" else "")
+            return (f"the {what} found are about {suggested:g} px wide, far from the {lo:.3g}-"
+                    f"{hi:.3g} px that the automatic magnification estimate expected in this input (the images were "
+                    f"{resized_by}): the estimate probably misjudged the magnification{fitted}. {again}")
+        return (f"the {what} found are about {suggested:g} px wide, far from the {lo:.3g}-{hi:.3g} px "
+                f"expected in this input at {flag(f'{diameter:g}')} (the images were {resized_by}): is {diameter:g} px "
+                f"their typical width? {again}")
+    known = f" ({rng[0]:g}-{rng[1]:g} px)" if rng else ""
+    return (f"the {what} found are about {suggested:g} px wide, far from the sizes this model "
+            f"knows{known}{' after resizing to the diameter' if resized else ''}: another magnification? {again}")
+
+
+#: one reading of an image by the size model (one of the eight views that ``diameter="auto"`` reads where one or two
+#: images decide) lies within this factor of the median of its eight: :func:`size_messages` takes the size model's
+#: full look at a single image only where one reading that far either way could give a note. Measured on 34 images
+#: (the 3 real reference frames, 23 held-out renders of embryo L3, 8 simulated culture wells): 1.00-1.14, one dense
+#: well of touching nuclei 1.41 (its eight read 0.39-0.59x: a note either way only under 0.40x, where the eight agree
+#: more)
+ONE_READING_SPREAD = 1.25
+
+
+def _one_reading(predictor, frames: list) -> Optional[float]:
+    """The size model's magnification of ``frames`` read once each in the view they come in (the median), where the
+    checks' estimate would read each in its eight views (:func:`devolens.predict.sizing.estimate_diameter`: at most
+    ``FEW_JUDGED`` images); None where it would not (more images), or where a frame is too narrow to read."""
+    from devolens.predict import sizing
+    from devolens.predict.postprocess import prepare_image
+
+    if not frames or len(frames) > sizing.FEW_JUDGED:
+        return None
+    readings = []
+    reader = getattr(predictor, "size_backdrop", None)
+    for image in frames:  # (estimate_diameter's reading of an image, in one view)
+        image = sizing._inside(image)
+        arr = sizing._prepared_inside(predictor, image)
+        if min(arr.shape) < sizing.MIN_SIDE:
+            return None
+        flat, weight = None, 0.0
+        if reader is not None:
+            channel, scale, percentiles, _, outliers = sizing.size_key(predictor)
+            flat = prepare_image(np.asarray(image), channel, scale, percentiles, reader.flatten, outliers)
+            weight = reader.weight(arr, flat)
+            flat = flat if weight > 0 else None
+        readings.append(sizing._read(predictor, arr, flat, weight))
+    return float(np.median(readings))
+
+
+def _far_possible(predictor, frames: list) -> bool:
+    """Whether :meth:`~devolens.predict.segment._SegmentationPredictor.magnification_check` could find ``frames``
+    beyond the far magnifications: always where it reads them as they come (several images), else where one reading
+    of them (:func:`_one_reading`) lies within :data:`ONE_READING_SPREAD` of the band's edges (its full look reads
+    a single image eight times: six times a 512 x 752 frame's segmentation)."""
+    far, m = predictor.far_magnifications, _one_reading(predictor, frames)
+    return m is None or far is None or not far[0] * ONE_READING_SPREAD <= m <= far[1] / ONE_READING_SPREAD
+
+
+def _apart_possible(predictor, frames: list) -> bool:
+    """Whether :meth:`~devolens.predict.segment._SegmentationPredictor.diameter_check` could find the diameter given
+    far from the size model's reading of ``frames``: as :func:`_far_possible`, the diameter it would name at a
+    magnification :data:`ONE_READING_SPREAD` times above and below one reading (the diameter grows with the
+    magnification: its ends bound it)."""
+    from devolens.predict.sizing import _target
+
+    m = _one_reading(predictor, frames)
+    if m is None or not predictor.diameter_ref or predictor.size_model is None:
+        return True
+    ref, m0, given = float(predictor.diameter_ref), float(predictor.size_model.m0), float(predictor.diameter)
+
+    def named(mag: float) -> float:  # (diameter_check's: the cells' own, or the one auto would use)
+        if predictor.diameter_checked_by == "cells":
+            return ref * mag / m0
+        target = _target(mag, predictor.auto_keep, m0)
+        return ref if target == mag else ref * mag / target
+
+    apart = CELLS_APART if predictor.diameter_checked_by == "cells" else DIAMETER_APART
+    return not (named(m / ONE_READING_SPREAD) >= given / apart and named(m * ONE_READING_SPREAD) <= given * apart)
+
+
+def size_messages(predictor, kind: str, areas: list, frames: list) -> list[str]:
+    """The :class:`~devolens.errors.DiameterWarning` words of a segmentation call (:class:`SizeWatch`): the advice
+    ``devolens segment`` prints as its size notes, in its order, in the library's words, from the same checks of the
+    ``predictor`` (the call's, at the magnification it segmented at): images used as they are at a magnification far
+    from the training one (:meth:`~devolens.predict.segment._SegmentationPredictor.magnification_check`, the nuclei
+    model's), a ``diameter`` given in pixels far from the size model's reading (``diameter_check``), nuclei smaller
+    than ``diameter="auto"`` assumed (:func:`small_nuclei_check`), and objects found far from the sizes the model
+    knows (``size_advice`` of the results' median object ``areas``, input pixels; not where the small nuclei are
+    said). ``kind``: ``"nuclei"`` or ``"membrane"``; ``frames``: a few of the images segmented (those with the most
+    objects, :class:`JudgedFrames`). The size model's checks of one or two images are taken only where one reading
+    of them could give a note (:func:`_far_possible`, :func:`_apart_possible`)."""
+    what = "cells" if kind == "membrane" else "nuclei"
+    texts = []
+    if not predictor.auto and frames:  # (auto: its own estimate judged the images)
+        if predictor.diameter is None and kind == "nuclei" and predictor.far_magnifications is not None:
+            est = predictor.magnification_check(frames) if _far_possible(predictor, frames) else None
+            if est is not None:
+                texts.append(magnification_message(est, predictor.trained_zooms, what))
+        if predictor.diameter is not None and predictor.size_model is not None and predictor.last_estimate is None:
+            check = predictor.diameter_check(frames) if _apart_possible(predictor, frames) else None
+            if check is not None:
+                texts.append(diameter_message(check, what))
+    small = small_nuclei_check(frames, predictor) if kind == "nuclei" else None
+    if small is not None:
+        texts.append(small_nuclei_message(small, what))
+    suggested = predictor.size_advice(areas)
+    if suggested and small is None:  # (the small nuclei's words name a better diameter)
+        scale, card = predictor.working_scale(), predictor.card_scale
+        by = None if predictor.diameter is None else "auto" if predictor.last_estimate is not None else "hand"
+        texts.append(size_note(what, suggested, predictor.known_sizes, predictor.diameter is not None,
+                               resize=scale / card if card else None, by=by, diameter=predictor.diameter, kind=kind,
+                               estimate=predictor.last_estimate, middle=getattr(predictor.size_model, "m0", None),
+                               trained=predictor.trained_zooms, library=True))
+    return texts
+
+
+def _ignored(category: type) -> bool:
+    """Whether the warnings filters ignore every ``category`` warning, whatever its words and wherever it is issued
+    (``warnings.simplefilter("ignore", category)``, or such a filter of all warnings): the checks behind it need not
+    run. False where the first filter that takes the category depends on the words, the module or the line (it may
+    let the warning through)."""
+    import warnings
+
+    for action, message, cat, module, lineno in warnings.filters:
+        if not issubclass(category, cat):
+            continue
+        specific = any(f is not None and getattr(f, "pattern", f) not in ("", None) for f in (message, module))
+        return action == "ignore" and not specific and not lineno
+    return False
+
+
+#: a predictor's calls at one setting (diameter in pixels or None) whose size look found nothing to say, after which
+#: that setting's calls are no longer judged: the look costs about what the segmentation does (the size model's
+#: reading), which a program calling ``predict`` once per frame paid on every frame
+SIZE_CLEAN_CALLS = 3
+
+
+class SizeWatch(InputWatch):
+    """One ``predict``/``predict_batch``/``predict_iter`` call's look at the sizes of what the segmentation model
+    found, for the :class:`~devolens.errors.DiameterWarning`: ``devolens segment``'s size notes in the library's words
+    (:func:`size_messages`), judged once per call as :class:`InputWatch` judges the input: the images tapped as the
+    stream reads them (:meth:`tap`, the first :data:`SHAPE_LOOK`), each result's median object area and object count
+    added as it is yielded (:meth:`add`), and the sizes judged after the :data:`SHAPE_LOOK`-th result or at the
+    stream's end (:meth:`finish`), on those results' areas and the :data:`SHAPE_FRAMES` of their images with the most
+    objects (``segment`` judges every frame's areas, and its movie's busiest frames wherever they are).
+    ``predictor``: the stream's (at its magnification); ``kind``: ``"nuclei"`` or ``"membrane"``. :meth:`add` and
+    :meth:`finish` return the warnings' words for the stream's public method to issue (naming the user's line)."""
+
+    def __init__(self, predictor, kind: str):
+        super().__init__(predictor, kind)
+        self.areas: list[float] = []  # each result's median object area (input pixels), as segment keeps them
+
+    @classmethod
+    def of(cls, predictor, kind: str) -> Optional["SizeWatch"]:
+        """A watch on ``predictor``'s stream, or None where nothing is judged: while the ``devolens`` command runs
+        (it makes the same checks for its notes), in the population predictor's view of its nuclei model
+        (``judges_input`` False: it reads frames it resized itself), with ``diameter="each"`` (``segment`` has no
+        size note for it either), or where the warnings filters ignore every DiameterWarning (:func:`_ignored`: the
+        checks' cost is then saved)."""
+        from devolens.errors import DiameterWarning, command_running
+
+        if (command_running() or not getattr(predictor, "judges_input", True) or getattr(predictor, "auto_each", False)
+                or _ignored(DiameterWarning)):
+            return None
+        return cls(predictor, kind)
+
+    def add(self, result) -> list[str]:  # type: ignore[override]
+        """The next image's ``result`` (in the input's order); the sizes judged after the :data:`SHAPE_LOOK`-th:
+        returns the warnings' words where they were judged now (none where all is well)."""
+        if self.done or not self.images:
+            return []
+        image = np.asarray(self.images.popleft())
+        areas = result.objects["area"]
+        if len(areas):  # (segment's: a frame's median object area, where it found any)
+            self.areas.append(float(np.median(areas)))
+        self.judged.add(int(result.count), image)
+        return self.finish() if self.judged.added >= SHAPE_LOOK else []
+
+    def finish(self) -> list[str]:  # type: ignore[override]
+        """The warnings' words, judged now (none where judged already)."""
+        if self.done:
+            return []
+        self.done = True
+        self.images.clear()
+        return size_messages(self.predictor, self.kind, self.areas, self.judged.frames())

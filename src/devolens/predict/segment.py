@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple,
 import numpy as np
 import torch
 
-from devolens.errors import DevolensError, DevolensValueError, InputWarning
+from devolens.errors import DevolensError, DevolensValueError, DiameterWarning, InputWarning
 from devolens.predict._engine import ImageNetwork, batched, load_zoo_network, to_input_size
 from devolens.predict.sizing import warn_untrusted
 from devolens.predict.postprocess import (
@@ -456,14 +456,17 @@ def _noted(result: SegmentationResult, found: dict) -> SegmentationResult:
 class Told(NamedTuple):
     """A warning a predictor's stream leaves to the public method reading it (``predict``, ``predict_batch``,
     ``predict_iter``), which issues it through :func:`_issued`, so that it names the user's line (issued inside the
-    stream, it named this module's, or a ``list()`` caller's here): an :class:`~devolens.errors.InputWarning`'s words
-    (``text``), or the diameter estimates that :func:`~devolens.predict.sizing.warn_untrusted` judges
-    (``estimates``, of ``what`` objects, ``each``: one per image)."""
+    stream, it named this module's, or a ``list()`` caller's here): a warning's words (``text``, of the class
+    ``warning``: an :class:`~devolens.errors.InputWarning`, or the :class:`~devolens.errors.DiameterWarning` of a size
+    note, :class:`~devolens.predict.notes.SizeWatch`), or the diameter estimates that
+    :func:`~devolens.predict.sizing.warn_untrusted` judges (``estimates``, of ``what`` objects, ``each``: one per
+    image)."""
 
     text: str | None = None
     estimates: list | None = None
     what: str = "nuclei"
     each: bool = False
+    warning: type = InputWarning
 
 
 def _issued(stream: Iterable) -> Iterator:
@@ -476,7 +479,7 @@ def _issued(stream: Iterable) -> Iterator:
         if not isinstance(item, Told):
             yield item
         elif item.text is not None:  # stacklevel: here (1), the public method (2), its caller (3)
-            warnings.warn(item.text, InputWarning, stacklevel=3)
+            warnings.warn(item.text, item.warning, stacklevel=3)
         else:  # (counted from inside warn_untrusted: one more)
             warn_untrusted(item.estimates, item.what, each=item.each, stacklevel=4)
 
@@ -495,6 +498,18 @@ class _Done:
 
     def cancel(self) -> bool:
         return False
+
+
+class _OwnDiameter:
+    """The default of ``predict``'s, ``predict_batch``'s and ``predict_iter``'s ``diameter``: the predictor's own
+    (``load``'s, or the one assigned to its :attr:`~_SegmentationPredictor.diameter` since)."""
+
+    def __repr__(self) -> str:
+        return "<the predictor's own>"
+
+
+#: ``diameter`` left out of a call: the predictor's own
+OWN_DIAMETER = _OwnDiameter()
 
 
 class _SegmentationPredictor:
@@ -580,7 +595,13 @@ class _SegmentationPredictor:
             diameter = None
         self.last_estimate = None  # the DiameterEstimate of the last diameter="auto" call (last image with "each")
         self.estimates: list = []  # diameter="each": the DiameterEstimate of each image of the last call
-        self.diameter = None if diameter is None else check_diameter(diameter, self.diameter_ref)
+        # per setting (diameter, scale), how many calls' size look (SizeWatch) found nothing to say: after
+        # notes.SIZE_CLEAN_CALLS such calls that setting's later calls are not judged (a plugin calling predict once
+        # per frame paid the size model's reading, about the segmentation's own cost, on every call); shared by the
+        # views of this predictor (a per-call diameter's)
+        self._size_clean: dict = {}
+        # (the property's own value: assigning diameter, after this, sets the predictor's scale too)
+        self._diameter = None if diameter is None else check_diameter(diameter, self.diameter_ref)
         # the card's own scale, that a scale of the user's is held to (a predictor built without a card: none)
         from devolens.checks import is_number
 
@@ -673,25 +694,33 @@ class _SegmentationPredictor:
         return cls(model, **kwargs)
 
     # ------------------------------------------------------------------ inference
-    def predict(self, image: np.ndarray | str | Path) -> SegmentationResult:
+    def predict(self, image: np.ndarray | str | Path, diameter: float | str | None = OWN_DIAMETER
+                ) -> SegmentationResult:
         """Segment one image (``HxW``, ``HxWx3`` or ``3xHxW``, any size: a NumPy array, a PyTorch tensor, or an
         image file's path); outputs at the input size. Several images: :meth:`predict_batch` or
-        :meth:`predict_iter`. An image that looks inverted or like the other model's kind gets an
-        :class:`~devolens.errors.InputWarning` (as in :meth:`predict_iter`); warnings name the caller's line."""
+        :meth:`predict_iter`. ``diameter``: this call's, as ``load``'s (:meth:`predict_iter`). An image that looks
+        inverted or like the other model's kind gets an :class:`~devolens.errors.InputWarning`, objects far from the
+        sizes the model knows a :class:`~devolens.errors.DiameterWarning` (as in :meth:`predict_iter`); warnings
+        name the caller's line."""
         if _several(image):  # (read as one array of them: "expected an HxW or HxWx3 image, got (3, 512, 752, 3)")
             raise DevolensError(f"predict takes one image, got a {type(image).__name__} of {len(image)}: for several "
                                 "use predict_batch(images) (a list of results) or predict_iter(images) (a stream)")
-        return list(_issued(self._run([image], 1, one=True)))[0]  # (its warnings name the caller's line: _issued)
+        run = self._for_call(diameter)
+        return list(_issued(run._run([image], 1, one=True)))[0]  # (its warnings name the caller's line: _issued)
 
     def predict_batch(
-        self, images: Sequence[np.ndarray], progress: Callable[[int, int], None] | None = None
+        self, images: Sequence[np.ndarray], progress: Callable[[int, int], None] | None = None,
+        diameter: float | str | None = OWN_DIAMETER,
     ) -> list[SegmentationResult]:
-        """Segment a list of images (batched forward passes); one result per image. Images that look inverted or
-        like the other model's kind get one :class:`~devolens.errors.InputWarning` (as in :meth:`predict_iter`);
-        warnings name the caller's line."""
+        """Segment a list of images (batched forward passes); one result per image. ``diameter``: this call's, as
+        ``load``'s (:meth:`predict_iter`). Images that look inverted or like the other model's kind get one
+        :class:`~devolens.errors.InputWarning`, objects far from the sizes the model knows one
+        :class:`~devolens.errors.DiameterWarning` per note (as in :meth:`predict_iter`); warnings name the caller's
+        line."""
         check_stream(images, "predict_batch", progress)
+        run = self._for_call(diameter)  # (checked before the images are read)
         images = list(images)
-        return list(_issued(self._run(images, len(images), progress)))
+        return list(_issued(run._run(images, len(images), progress)))
 
     def predict_iter(
         self,
@@ -699,6 +728,7 @@ class _SegmentationPredictor:
         total: int | None = None,
         progress: Callable[[int, int], None] | None = None,
         workers: int = 1,
+        diameter: float | str | None = OWN_DIAMETER,
     ) -> Iterator[SegmentationResult]:
         """Segment a stream of images lazily (e.g. video frames), ``batch_size`` at a time.
 
@@ -728,8 +758,24 @@ class _SegmentationPredictor:
         (nuclei given to the membrane model, membranes to the nuclei model) get one
         :class:`~devolens.errors.InputWarning` per call, judged after the first 20 results (or at the stream's end)
         on the 5 of those images with the most objects (:func:`~devolens.predict.notes.judge_input`; none with a
-        ``diameter`` in pixels or ``"each"``); ``devolens segment`` prints it as a note. Warnings name the line
-        that reads the stream.
+        ``diameter`` in pixels or ``"each"``); ``devolens segment`` prints it as a note. Where ``devolens segment``
+        prints a note on the sizes, the call issues it as a :class:`~devolens.errors.DiameterWarning` (one per note),
+        judged once, after the first 20 results or at the stream's end, on those results and the 5 of their images
+        with the most objects (:class:`~devolens.predict.notes.SizeWatch`: the objects found far from the sizes the
+        model knows, :meth:`size_advice`; images used as they are at a magnification far from the training one,
+        :meth:`magnification_check`; a ``diameter`` in pixels far from the size model's reading,
+        :meth:`diameter_check`; nuclei smaller than ``"auto"`` assumed); none with ``"each"``. With ``diameter=None``
+        or in pixels the size model's look costs a ``diameter="auto"`` estimate per call: about 0.2 s for a stream
+        (one reading of each of 5 images), and for a single image one reading (20 ms on a 512 x 752 frame, one
+        thread, where ``predict`` itself takes 20-40 ms), its eight views (0.2 s) only where one reading lies near
+        or beyond a note (:data:`~devolens.predict.notes.ONE_READING_SPREAD`). Where the warnings filters ignore
+        every DiameterWarning (``warnings.filterwarnings("ignore", category=DiameterWarning)``) none of the checks
+        runs. Warnings name the line that reads the stream.
+
+        ``diameter``: this call's, in place of the predictor's own (left out: ``load``'s, or the one assigned to
+        :attr:`diameter`): the same values as ``load``'s (pixels, ``"auto"``, ``"each"`` or None), with the same
+        results as a predictor loaded with it; the loaded network serves it, and the predictor is left as it is for
+        later calls (with ``"auto"``, this call's estimate is in each result's ``extra["estimate"]``).
 
         An image that cannot be segmented (not an image of numbers, under 2 x 2 pixels, other than 1, 3 or 4
         channels) ends the stream: the results of the images before it are yielded, then a
@@ -749,8 +795,11 @@ class _SegmentationPredictor:
         workers : int
             Post-processing threads, a whole number >= 0 (0: everything in the calling thread, one step after
             the other).
+        diameter : float, str or None, optional
+            This call's diameter (see above).
         """
-        yield from _issued(self._run(images, total, progress, workers))
+        run = self._for_call(diameter)
+        yield from _issued(run._run(images, total, progress, workers))
 
     def _run(self, images: Iterable, total: int | None = None, progress: Callable[[int, int], None] | None = None,
              workers: int = 1, *, one: bool = False) -> Iterator[SegmentationResult | Told]:
@@ -805,20 +854,41 @@ class _SegmentationPredictor:
             yield Told(estimates=[est], what=what)  # used as they are (the CLI's note)
             run = self if est is None else self._at(est, scale)  # None: an empty stream
             images = itertools.chain(head, images)
-        from devolens.predict.notes import InputWatch
+        from devolens.predict.notes import InputWatch, SizeWatch
 
         # an input that looks inverted or like the other model's: an InputWarning, judged once on a few first images
-        look = InputWatch.of(run, "membrane" if self.size_objects == "enclosed" else "nuclei")
-        for res in run._stream(images if look is None else look.tap(images), total, progress, workers):
+        kind = "membrane" if self.size_objects == "enclosed" else "nuclei"
+        look = InputWatch.of(run, kind)
+        images = images if look is None else look.tap(images)
+        # objects far from the sizes the model knows (segment's size notes): DiameterWarnings, judged alike
+        # (a setting in pixels or None judged clean SIZE_CLEAN_CALLS times: not judged again; "auto" reuses its own
+        # estimate's reading, so it costs nothing and is always judged)
+        from devolens.predict.notes import SIZE_CLEAN_CALLS
+
+        clean = getattr(self, "_size_clean", None)
+        setting = None if run.auto or clean is None else (run._diameter, float(run.network.scale))
+        sizes = (None if setting is not None and clean.get(setting, 0) >= SIZE_CLEAN_CALLS
+                 else SizeWatch.of(run, kind))
+        images = images if sizes is None else sizes.tap(images)
+        said = False
+        for res in run._stream(images, total, progress, workers):
             if self.auto:
                 res.extra["estimate"] = est
             text = None if look is None else look.add(res.count)
             if text is not None:
                 yield Told(text)
+            for text in ([] if sizes is None else sizes.add(res)):
+                said = True
+                yield Told(text, warning=DiameterWarning)
             yield res
         text = None if look is None else look.finish()
         if text is not None:
             yield Told(text)
+        for text in ([] if sizes is None else sizes.finish()):
+            said = True
+            yield Told(text, warning=DiameterWarning)
+        if sizes is not None and sizes.done and not said and setting is not None:
+            clean[setting] = clean.get(setting, 0) + 1
 
     def _at(self, est, scale: float) -> "_SegmentationPredictor":
         """This predictor at the working ``scale`` of ``est`` (a :class:`~devolens.predict.sizing.DiameterEstimate`,
@@ -827,8 +897,57 @@ class _SegmentationPredictor:
         several threads) each keep their own magnification whatever the others estimate later (``self`` only
         records the last estimate)."""
         view = copy.copy(self)
-        view.diameter = est.diameter
+        view._diameter = est.diameter  # (recorded as the estimate's: not a diameter assigned, :attr:`diameter`)
         view.network = self.network.at_scale(scale)
+        return view
+
+    @property
+    def diameter(self) -> float | None:
+        """The typical object diameter (input pixels) the images are segmented at: the one given to ``load``, or
+        assigned since; with ``diameter="auto"``, the last call's estimate (None: images used as they are).
+
+        Assigning it sets how later calls segment, as ``load(..., diameter=...)`` would (the same values: pixels,
+        ``"auto"``, ``"each"`` or None; checked as ``load`` checks them, the working scale following), on the loaded
+        network: ``m.diameter = 9`` was kept without effect before (the scale was set at load). One call at another
+        diameter: ``predict(image, diameter=9)``.
+
+        Raises
+        ------
+        DevolensError
+            A value ``load`` refuses (not a number of pixels, ``"auto"``, ``"each"`` or None; out of the model's
+            range; ``"7um"``: micrometres need the pixel size, give pixels; ``"auto"`` without a size model).
+        """
+        return self._diameter
+
+    @diameter.setter
+    def diameter(self, value: float | str | None) -> None:
+        self.__dict__.update(self._diameter_settings(value))
+
+    def _diameter_settings(self, diameter) -> dict:
+        """The attributes that segment at ``diameter`` (as ``load``'s, checked as the constructor checks it): whether
+        it asks for ``"auto"`` or ``"each"``, the diameter in pixels, no estimate yet, and the network at its working
+        scale (a view of the loaded one: :meth:`~devolens.predict._engine.ImageNetwork.at_scale`, its weights and
+        caches shared)."""
+        from devolens.predict.sizing import wants_auto
+
+        auto = wants_auto(diameter, self.size_model, self.diameter_ref)
+        pixels = None if auto or diameter is None else check_diameter(diameter, self.diameter_ref)
+        # (the card's or the user's scale, held to its range with the diameter's resizing, as the constructor holds it)
+        scale = self._scale_for(None) if pixels is None else self._held_scale(pixels, f"diameter {pixels:g} px")
+        return {"auto": auto, "auto_each": auto and diameter.strip().lower() == "each", "_diameter": pixels,
+                "last_estimate": None, "estimates": [], "network": self.network.at_scale(scale)}
+
+    def _for_call(self, diameter) -> "_SegmentationPredictor":
+        """The predictor one call segments with: this one for :data:`OWN_DIAMETER` (or its own setting given again),
+        else a view of it at ``diameter`` (:meth:`_diameter_settings`), which leaves this one as it is."""
+        if diameter is OWN_DIAMETER:
+            return self
+        settings = self._diameter_settings(diameter)
+        if (settings["auto"], settings["auto_each"]) == (self.auto, self.auto_each) and (
+                self.auto or settings["_diameter"] == self._diameter):
+            return self  # (its own setting: an "auto" call records its estimate in last_estimate as before)
+        view = copy.copy(self)
+        view.__dict__.update(settings)
         return view
 
     def _estimated_scale(self, est) -> float:
@@ -905,7 +1024,7 @@ class _SegmentationPredictor:
         scale = self._estimated_scale(est)  # (checked first: an estimate out of range changes nothing)
         est, scale = self._spots_estimate(images, est, scale)
         self.last_estimate = est
-        self.diameter = est.diameter
+        self._diameter = est.diameter  # (recorded as the estimate's: not a diameter assigned, :attr:`diameter`)
         self.network.scale = scale
         return est, scale
 
