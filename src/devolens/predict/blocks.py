@@ -269,6 +269,8 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
     objects = {k: (np.concatenate(v) if v else np.zeros(0, float if k in ("x", "y") else int))
                for k, v in cols.items()}
     gone = objects["area"] == 0  # hidden under earlier blocks' objects (rare)
+    if getattr(predictor, "min_size_input", None) is not None:  # segment --min-size: whole objects' input pixels
+        gone |= objects["area"] < float(predictor.min_size_input)
     if fraction > 0 and n:
         # (the whole-image path looks 2 working pixels around each object: that many input pixels, rounded down)
         gone |= _specks(labels, objects, fraction, gap=max(1, int(2 / run.scale)))

@@ -533,9 +533,8 @@ class _SegmentationPredictor:
     judges_input = True
     #: the postprocess values used where neither the card nor ``postprocess={...}`` gives one (:meth:`postprocess_for`)
     postprocess_fallbacks: dict = {}
-    #: ``min_size`` in the input's own pixels (``segment --min-size``: cellpose's unit), over the postprocess's
-    #: working-pixel one: converted for each image by its own working scale (``diameter="each"``: every image its
-    #: own); None: the postprocess's ``min_size`` as it is
+    #: objects under this many of the input's own pixels (``segment --min-size``: cellpose's unit) are dropped from
+    #: the objects found (the postprocess's working-pixel ``min_size`` still clears its seeds and noise); None: none
     min_size_input: float | None = None
 
     def __init__(
@@ -1183,8 +1182,27 @@ class _SegmentationPredictor:
         """:meth:`_finish` of a frame ``image`` whose preparation ``found`` what its result's ``extra`` says too
         (:class:`~devolens.predict.postprocess.Prepared`'s ``extra``), its objects' mean intensity measured in the
         ``channel`` of a colour image the preparation read (None: the network's rule, resolved here)."""
-        return _measured(_noted(self._finish(probs, image.shape[:2]), found), image,
+        return _measured(_noted(self._without_small(self._finish(probs, image.shape[:2])), found), image,
                          self.network.channel if channel is None else channel)
+
+    def _without_small(self, result: SegmentationResult) -> SegmentationResult:
+        """``result`` without its objects under :attr:`min_size_input` input pixels (``segment --min-size``), the
+        others renumbered 1..n and left as they were: dropped after the watershed, not as seeds before it, where
+        their neighbours' seeds flooded their pixels (objects grew by up to half, and a large value made the whole
+        foreground one object)."""
+        if self.min_size_input is None:
+            return result
+        objects = result.objects
+        keep = np.asarray(objects["area"]) >= float(self.min_size_input)
+        if keep.all():
+            return result
+        lut = np.zeros(int(result.labels.max()) + 1, result.labels.dtype)
+        lut[np.asarray(objects["label"])[keep]] = np.arange(1, int(keep.sum()) + 1)
+        result.labels = lut[result.labels]
+        kept = {k: np.asarray(v)[keep] for k, v in objects.items()}
+        kept["label"] = np.arange(1, int(keep.sum()) + 1)
+        result._centroids = kept
+        return result
 
     def _lacks_structure(self, image: np.ndarray) -> bool:
         """Whether nothing stands out from the noise of ``image`` (the channel the network reads):
@@ -1378,12 +1396,10 @@ class _SegmentationPredictor:
 
     def postprocess_for(self, options: dict | None = None) -> dict:
         """The postprocess options that run on an image at this predictor's working scale: the fallbacks, the
-        predictor's own (card, ``postprocess={...}``), ``options`` over them; ``min_size`` from :attr:`min_size_input`
-        where it is set (input pixels times the working scale squared)."""
+        predictor's own (card, ``postprocess={...}``), ``options`` over them (:attr:`min_size_input` is applied to
+        the objects found, :meth:`_without_small`)."""
         opts = dict(self.postprocess_fallbacks)
         opts.update({k: v for k, v in {**self.postprocess_options, **(options or {})}.items() if k in opts})
-        if self.min_size_input is not None:
-            opts["min_size"] = float(self.min_size_input) * float(self.network.scale) ** 2
         return opts
 
     def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None
