@@ -39,6 +39,8 @@ def test_every_warnings_call_names_a_devolens_warning_class():
     assert not plain, f"warnings without a category (plain UserWarning): {plain}"
     for path, line, category in calls:
         name = ast.unparse(category).split(".")[-1]
+        if name[:1].islower():  # a variable (a stream's Told item's class, set from these classes): not judged here
+            continue
         assert name in known and issubclass(known[name], DevolensWarning), f"{path}:{line}: {name}"
 
 

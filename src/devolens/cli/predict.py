@@ -967,6 +967,8 @@ def _estimate_note(estimate, what: str, saturated: Optional[float] = None) -> Op
         from devolens.predict.sizing import unjudged_advice, untrusted_reason
 
         why = untrusted_reason(estimate, what, saturated)  # the library's DiameterWarning says the same
+        if why is None:  # nothing above the noise in the images looked at: their note says so
+            return None
         # a note: a magnification left unjudged may be wrong (the library's DiameterWarning), so --quiet keeps it
         return f"note: diameter auto: {why}: used as they are ({unjudged_advice(what)})"
     if getattr(estimate, "spots", None) is not None:  # nuclei smaller than the size model reads: their spots' size
@@ -1012,7 +1014,9 @@ def _estimates_note(estimates, what: str) -> Optional[str]:
     if not estimates:
         return None
     resized = [e for e in estimates if e.diameter is not None]
-    few = sum(1 for e in estimates if not e.trusted)
+    from devolens.predict.sizing import untrusted_reason
+
+    few = sum(1 for e in estimates if untrusted_reason(e, what))  # (images of noise: their own note)
     held = [e for e in resized if getattr(e, "held", None) is not None]
     spots = [e for e in resized if getattr(e, "spots", None) is not None]  # segmented at their spots' size
     if not resized and not few:
@@ -1930,7 +1934,7 @@ def _noise_note(frames: list, total: int, what: str) -> str:
     one = len(frames) == 1
     return (f"note: nothing stands out from the noise in {which} ({names}): "
             f"{'an empty, dark or noise-only frame' if one else 'empty, dark or noise-only frames'}, given no {what} "
-            f"(the membrane model would outline spurious {what} in noise). If {what} are visible there, "
+            f"(the network reads noise as spurious {what}). If {what} are visible there, "
             f"{'the frame is' if one else 'such frames are'} too faint or noisy to segment (bin or denoise); "
             "`devolens curate frames` flags empty frames (black) and --skip-flagged leaves flagged frames out")
 

@@ -824,7 +824,8 @@ NO_STRUCTURE = 4.0
 NO_STRUCTURE_TILE = 6.0
 
 
-def structure_score(image: np.ndarray, channel: Channel = "auto", tile: int = 256) -> tuple[float, float] | None:
+def structure_score(image: np.ndarray, channel: Channel = "auto", tile: int = 256,
+                    held: bool = False) -> tuple[float, float] | None:
     """How far the structure of a frame stands out from its own pixel noise: ``(whole, tile)`` z-scores, ~N(0, 1)
     for a frame of pure noise, hundreds for a frame with cells or nuclei; None when too small (a side under 128 px),
     not finite, or when most neighbouring pixels are equal (a flat or clipped background, a background-subtracted
@@ -838,22 +839,25 @@ def structure_score(image: np.ndarray, channel: Channel = "auto", tile: int = 25
     and the structure from the second differences of the block means (8 and 16 px blocks, smooth illumination
     taken out), whose mean square is 1 in units of what that noise alone gives them. ``whole``: over the whole
     frame; ``tile``: the largest over its ``tile`` x ``tile`` px tiles. Bright single-pixel outliers (hot pixels) are
-    replaced first, as the models' preparation does (:func:`remove_outliers`)."""
+    replaced first, as the models' preparation does (:func:`remove_outliers`); ``held``: specks are held to the noise
+    instead (:func:`_held_specks`; the nuclei model's test, :func:`lacks_structure`): ``remove_outliers``, at a
+    fraction of the frame's range, also replaces the shot noise of sparse photon counts, whose score it raises (pure
+    Poisson noise of 0.5 counts a pixel: 5.6-11 held as it does, 1.5 without)."""
     grey = _one_channel(image, channel)
     if grey.ndim != 2 or min(grey.shape) < 128:
         return None
-    grey = remove_outliers(grey, 0.5)
+    if not held:
+        grey = remove_outliers(grey, 0.5)
     if grey.dtype not in (np.uint8, np.uint16) and not np.isfinite(grey).all():
         return None
     g = np.asarray(grey, dtype=np.float32)
     # the pixel noise: neighbouring pixels' differences (every 4th row and column suffices), robust to edges
-    across, down = np.diff(g[::4], axis=1).astype(np.float64), np.diff(g[:, ::4], axis=0).astype(np.float64)
-    both = np.concatenate([across.ravel(), down.ravel()])
-    sample = both[::max(1, both.size // 200_000)]  # a robust spread, to clip the structure's edges by
-    centre = float(np.median(sample))
-    spread = 1.4826 * float(np.median(np.abs(sample - centre)))
+    centre, spread = _pixel_noise(g)
     if spread == 0:  # most neighbours equal (a flat or clipped background, sparse photon counts): no noise to judge by
         return (0.0, 0.0) if float(g.max()) == float(g.min()) else None  # a constant frame holds nothing
+    if held:
+        g = _held_specks(g, spread)
+    across, down = np.diff(g[::4], axis=1).astype(np.float64), np.diff(g[:, ::4], axis=0).astype(np.float64)
     across = np.minimum((across - centre) ** 2, 36.0 * spread * spread)
     down = np.minimum((down - centre) ** 2, 36.0 * spread * spread)
     noise = float(across.sum() + down.sum()) / (2.0 * (across.size + down.size))  # pixel variance
@@ -904,12 +908,126 @@ def _tile_sums(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return pad.reshape(th // size[0], size[0], tw // size[1], size[1]).sum(axis=(1, 3))
 
 
-def lacks_structure(image: np.ndarray, channel: Channel = "auto") -> bool:
+def _pixel_noise(g: np.ndarray) -> tuple[float, float]:
+    """The centre and robust spread (1.4826 x the median absolute deviation) of the differences of neighbouring
+    pixels of a float32 frame ``g`` (every 4th row and column, at most ~200 000 of them): the spread is sqrt(2)
+    times the pixel noise, the edges of the structure left out; 0 when most neighbours are equal."""
+    across, down = np.diff(g[::4], axis=1).astype(np.float64), np.diff(g[:, ::4], axis=0).astype(np.float64)
+    both = np.concatenate([across.ravel(), down.ravel()])
+    sample = both[::max(1, both.size // 200_000)]  # a robust spread, to clip the structure's edges by
+    centre = float(np.median(sample))
+    return centre, 1.4826 * float(np.median(np.abs(sample - centre)))
+
+
+def _held_specks(g: np.ndarray, spread: float) -> np.ndarray:
+    """A float32 frame ``g`` with each pixel held to at most :data:`SPECK_HOLD` times its pixel noise (``spread`` /
+    sqrt(2): :func:`_pixel_noise`) above the median of its 3 x 3 neighbourhood: specks of up to 4 pixels (hot pixels,
+    pairs of them, which :func:`remove_outliers` keeps; a camera's dark frame with 0.1 % hot pixels scored 800 as a
+    blob) brought to the noise, where a nucleus, whose neighbours are as bright, and the pixel noise (a 4-sigma
+    excess above a median: about 1 pixel in 10 000 of Gaussian noise) are left as they are."""
+    import cv2
+
+    return np.minimum(g, cv2.medianBlur(np.ascontiguousarray(g, dtype=np.float32), 3)
+                      + np.float32(SPECK_HOLD * spread / np.sqrt(2.0)))
+
+
+#: :func:`_held_specks`: pixels are held to this many times the pixel noise above their 3 x 3 median
+SPECK_HOLD = 4.0
+#: :func:`lacks_structure` of the nuclei model (``blobs``): a frame whose brightest blob stands out from its own noise
+#: by less than this z-score (:func:`blob_score`)... Pure noise (294 fields of 64-1024 px, Poisson of 0.5-50 counts
+#: and Gaussian, offsets 0-1000, uint8, uint16 and float32, under a 2x ramp of light, with 0.1 % hot pixels): at most
+#: 6.8 (sparse photon counts of a 1024 px field; Gaussian noise about 5.5); the real and rendered frames the model
+#: segments: 28 and more, or not judged (a clipped background); the reference frames and early renders dimmed to
+#: 5-10 % over noise: 11 and more (3 %: 7.9 and more, where the structure score sees them: 13 and more); one nucleus
+#: in a field of 256-1024 px of noise: 12-16 at 18 px and a peak of 1 noise sigma, 10-15 at 10 px and 2 sigma
+#: (at 0.5-1 sigma, under the cut, the model found a nucleus in some of them, and noise elsewhere)
+NO_BLOB = 8.0
+
+
+def blob_score(image: np.ndarray, channel: Channel = "auto", enough: float | None = None) -> float | None:
+    """How far the brightest blob of a frame stands out from its own pixel noise: a z-score, at most ~7 for a
+    frame of pure noise, tens to hundreds for a frame with nuclei, a single one included; None when too small (a
+    side under 32 px), not finite, or when most neighbouring pixels are equal (no pixel noise to judge by: never
+    called empty), as for :func:`structure_score`.
+
+    Where :func:`structure_score` weighs the structure of the whole frame (or of its 256 px tiles, and each block at
+    6 sigma at most: a lone nucleus in a noisy field adds too little to be told from noise), this looks for one
+    bright spot: the mean of a k x k px box less that of the 3k x 3k px box around it (k 4, 8 and 16: nuclei of a
+    few to 50 px), in units of what the pixel noise (read from neighbouring pixels' differences, over a 64 px
+    window: a brighter part of a frame has more shot noise) alone gives it; the largest over the frame, boxes
+    within it. Specks of up to 4 pixels are held to the noise first (:func:`_held_specks`). ``enough``: a score at
+    which to stop (the largest box first, where most nuclei stand out most): the first box size reaching it gives
+    the result (:func:`lacks_structure` asks only whether a blob stands out)."""
+    import cv2
+
+    grey = _one_channel(image, channel)
+    if grey.ndim != 2 or min(grey.shape) < 32:
+        return None
+    g = np.asarray(grey, dtype=np.float32)
+    if not np.isfinite(g).all():
+        return None
+    centre, spread = _pixel_noise(g)
+    if spread == 0:
+        return None
+    g = _held_specks(g, spread)
+    # the local pixel noise: squared neighbour differences (each clipped at 6 spreads: edges), over a 64 px window
+    # (arrays the frame's size are made in place: a few at a time)
+    cap = np.float32(36.0 * spread * spread)
+    h, w = g.shape
+    square = np.zeros((h, w), np.float32)
+    diff = np.diff(g, axis=1)
+    diff -= np.float32(centre)
+    np.square(diff, out=diff)
+    square[:, 1:] += np.minimum(diff, cap, out=diff)
+    diff = np.diff(g, axis=0)
+    diff -= np.float32(centre)
+    np.square(diff, out=diff)
+    square[1:, :] += np.minimum(diff, cap, out=diff)
+    del diff
+    count = np.full((h, w), 2.0, np.float32)  # the differences summed at each pixel: 1 on the first row and column
+    count[0, :] -= 1
+    count[:, 0] -= 1
+    window = (min(64, h, w) // 2) * 2 + 1
+    sigma = cv2.blur(square, (window, window), borderType=cv2.BORDER_REFLECT)
+    del square
+    sigma /= np.maximum(cv2.blur(count, (window, window), borderType=cv2.BORDER_REFLECT), np.float32(1e-6))
+    del count
+    np.sqrt(np.maximum(sigma, np.float32(1e-12), out=sigma), out=sigma)
+    sigma *= np.float32(1.0 / np.sqrt(2.0))  # (a difference of two pixels: twice the pixel variance)
+    best = -np.inf
+    for k in (16, 8, 4):
+        ring = 3 * k
+        if ring > min(h, w):
+            continue
+        z = cv2.blur(g, (k, k), borderType=cv2.BORDER_REFLECT)
+        z -= cv2.blur(g, (ring, ring), borderType=cv2.BORDER_REFLECT)
+        m = ring // 2  # (boxes within the frame: the mirrored edge counts its pixels twice)
+        part = (slice(m, h - m), slice(m, w - m)) if min(h, w) > 2 * m else (
+            slice(h // 2, h // 2 + 1), slice(w // 2, w // 2 + 1))
+        # the difference of two nested box means of iid noise: sigma^2 (1/k^2 - 1/ring^2)
+        z = z[part] / sigma[part]
+        best = max(best, float(z.max()) / float(np.sqrt(1.0 / (k * k) - 1.0 / (ring * ring))))
+        if enough is not None and best >= enough:
+            break
+    return best if np.isfinite(best) else None
+
+
+def lacks_structure(image: np.ndarray, channel: Channel = "auto", blobs: bool = False) -> bool:
     """Whether nothing stands out from a frame's noise (:func:`structure_score` below :data:`NO_STRUCTURE` as a whole
     and :data:`NO_STRUCTURE_TILE` in every tile): a camera's dark frame, an empty field, a frame of noise in a
-    movie. False for frames too small to judge."""
-    score = structure_score(image, channel)
-    return score is not None and score[0] < NO_STRUCTURE and score[1] < NO_STRUCTURE_TILE
+    movie. False for frames too small to judge.
+
+    ``blobs`` (the nuclei model's test): also no blob stands out (:func:`blob_score` under :data:`NO_BLOB`: a lone
+    nucleus in a noisy field), the structure score taken with specks held to the noise (``held``); frames of 32-127
+    px, too small for the structure score, are judged by their blobs alone."""
+    if not blobs:
+        score = structure_score(image, channel)
+        return score is not None and score[0] < NO_STRUCTURE and score[1] < NO_STRUCTURE_TILE
+    blob = blob_score(image, channel, enough=NO_BLOB)
+    if blob is None or blob >= NO_BLOB:
+        return False
+    score = structure_score(image, channel, held=True)
+    return score is None or (score[0] < NO_STRUCTURE and score[1] < NO_STRUCTURE_TILE)
 
 
 def diameter_scale(scale: float, reference: float | None, diameter: float | None) -> float:

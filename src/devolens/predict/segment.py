@@ -457,8 +457,9 @@ class Told(NamedTuple):
     """A warning a predictor's stream leaves to the public method reading it (``predict``, ``predict_batch``,
     ``predict_iter``), which issues it through :func:`_issued`, so that it names the user's line (issued inside the
     stream, it named this module's, or a ``list()`` caller's here): a warning's words (``text``, of the class
-    ``warning``: an :class:`~devolens.errors.InputWarning`, or the :class:`~devolens.errors.DiameterWarning` of a size
-    note, :class:`~devolens.predict.notes.SizeWatch`), or the diameter estimates that
+    ``warning``: an :class:`~devolens.errors.InputWarning`, the :class:`~devolens.errors.DiameterWarning` of a size
+    note, :class:`~devolens.predict.notes.SizeWatch`, or a :class:`~devolens.errors.NoSignalWarning` for images
+    without structure, :func:`_no_structure_told`), or the diameter estimates that
     :func:`~devolens.predict.sizing.warn_untrusted` judges (``estimates``, of ``what`` objects, ``each``: one per
     image)."""
 
@@ -482,6 +483,26 @@ def _issued(stream: Iterable) -> Iterator:
             warnings.warn(item.text, item.warning, stacklevel=3)
         else:  # (counted from inside warn_untrusted: one more)
             warn_untrusted(item.estimates, item.what, each=item.each, stacklevel=4)
+
+
+def _no_structure_told(positions: Sequence[int], total: int, what: str) -> Told:
+    """The :class:`~devolens.errors.NoSignalWarning` (as a :class:`Told`) for the images at ``positions`` (from 0,
+    of ``total`` read) in which nothing stood out from their noise, given no ``what`` (the library's counterpart of
+    ``devolens segment``'s note on them)."""
+    from devolens.errors import NoSignalWarning
+
+    n = len(positions)
+    if total == 1:
+        who = "the image holds nothing that stands out from its noise (an empty field, a camera's dark frame)"
+    else:
+        shown = ", ".join(str(p) for p in positions[:10]) + (f", ... ({n} in all)" if n > 10 else "")
+        who = (f"{n} of {total} images (position{'s' if n > 1 else ''} {shown}, from 0) "
+               f"{'holds' if n == 1 else 'hold'} nothing that stands out from {'its' if n == 1 else 'their'} noise "
+               f"({'an empty field, a dark frame' if n == 1 else 'empty fields, dark frames'})")
+    whose = "its result's" if n == 1 else "their results'"
+    return Told(text=f"{who}: given no {what} ({whose} extra['no_structure'] True), where the network reads noise "
+                     f"as {what}; if {what} are visible there, they are too faint or noisy to segment (bin or denoise)",
+                warning=NoSignalWarning)
 
 
 class _Done:
@@ -522,14 +543,20 @@ class _SegmentationPredictor:
     postprocess_keys: tuple[str, ...] = POSTPROCESS_KEYS
     mask_is_labels = False  # the result's mask is a map of its own (membranes), not labels > 0
     # frames with no structure above their noise get no objects (_lacks_structure, _nothing): a network that reads
-    # noise as objects (the membrane model outlines thousands of "cells" in a camera's dark frame) says so
+    # noise as objects (the membrane model outlines thousands of "cells" in a camera's dark frame; the nuclei model,
+    # its noise enlarged by a magnification read off that noise, hundreds of nuclei in an empty field) says so; nor
+    # do such frames judge the magnification (sizing.estimate_diameter)
     checks_structure = False
+    # ... judged by lacks_structure's blob test too (blobs=True: a lone nucleus in a noisy field is structure)
+    structure_blobs = False
     size_objects = "bright"  # what diameter="auto" counts before it trusts an image (sizing.count_objects)
     # what diameter_check holds a diameter given in pixels to: "auto", the diameter diameter="auto" would segment
     # with; "cells", the objects' own estimated diameter (the membrane model's: its keep band is wide)
     diameter_checked_by = "auto"
-    # whether a stream's input is judged for the InputWarning (notes.InputWatch): off in the view of the nuclei model
-    # that the population predictor's stream reads its frames through (its own watch judges the frames as given)
+    # whether a stream's input is judged for the InputWarning (notes.InputWatch), and its images without structure
+    # said in a NoSignalWarning (_no_structure_told): off in the view of the nuclei model that the population
+    # predictor's stream reads its frames through (its own watch judges the frames as given, and its own
+    # NoSignalWarning says which hold no signal)
     judges_input = True
     #: the postprocess values used where neither the card nor ``postprocess={...}`` gives one (:meth:`postprocess_for`)
     postprocess_fallbacks: dict = {}
@@ -819,6 +846,22 @@ class _SegmentationPredictor:
 
     def _results(self, images: Iterator, total: int | None, progress: Callable[[int, int], None] | None,
                  workers: int) -> Iterator[SegmentationResult | Told]:
+        """:meth:`_segmented`, and at its end a :class:`~devolens.errors.NoSignalWarning` naming the images in which
+        nothing stood out from their noise (:attr:`checks_structure`: given no objects), where it judges its input
+        (:attr:`judges_input`)."""
+        empty: list[int] = []  # the positions of the images without structure
+        done = 0
+        for item in self._segmented(images, total, progress, workers):
+            if not isinstance(item, Told):
+                if item.extra.get("no_structure"):
+                    empty.append(done)
+                done += 1
+            yield item
+        if empty and self.judges_input:
+            yield _no_structure_told(empty, done, "cells" if self.size_objects == "enclosed" else "nuclei")
+
+    def _segmented(self, images: Iterator, total: int | None, progress: Callable[[int, int], None] | None,
+                   workers: int) -> Iterator[SegmentationResult | Told]:
         """:meth:`_run` of checked images. With ``diameter="auto"`` or ``"each"``, each result's ``extra["estimate"]``
         is the :class:`~devolens.predict.sizing.DiameterEstimate` it was segmented by (a thread's own, where
         ``last_estimate`` and ``estimates`` are the last call's, whichever thread made it)."""
@@ -1206,10 +1249,14 @@ class _SegmentationPredictor:
 
     def _lacks_structure(self, image: np.ndarray) -> bool:
         """Whether nothing stands out from the noise of ``image`` (the channel the network reads):
-        :func:`~devolens.predict.postprocess.lacks_structure`."""
+        :func:`~devolens.predict.postprocess.lacks_structure`. False for an image segmented in blocks (a giant
+        one: not judged, here either, as the test's full-size copies of it would not fit in memory)."""
+        from devolens.predict.blocks import goes_by_blocks
         from devolens.predict.postprocess import lacks_structure
 
-        return lacks_structure(image, self.network.channel)
+        if goes_by_blocks(np.shape(image), self.network.scale, self.block_pixels):
+            return False
+        return lacks_structure(image, self.network.channel, blobs=self.structure_blobs)
 
     def _nothing(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:  # pragma: no cover
         """The result of a frame with no structure above its noise (:attr:`checks_structure`): no objects, the
@@ -1454,6 +1501,13 @@ class NucleiPredictor(_SegmentationPredictor):
     the median area, such as the small nuclei of a mixed culture: set it to 0 to keep them (a result's
     ``extra["isolated_dropped"]`` holds the areas, in input pixels, of the lone objects it dropped, where any were).
 
+    An image in which nothing stands out from its own noise (an empty field, a camera's dark frame, a movie's noisy
+    dark start: :func:`~devolens.predict.postprocess.lacks_structure` with ``blobs``, so that a lone nucleus in a
+    noisy field is kept) gets no nuclei, ``extra["no_structure"]`` True and a
+    :class:`~devolens.errors.NoSignalWarning` naming it; it is no evidence for ``diameter="auto"``'s magnification
+    either (its noise read as a frame at 0.3x, enlarged 2.6x, gave hundreds of "nuclei"). Images segmented in blocks
+    (giant ones) are not judged.
+
     Examples
     --------
     >>> from devolens.models import load      # doctest: +SKIP
@@ -1468,8 +1522,19 @@ class NucleiPredictor(_SegmentationPredictor):
     drops_specks = True  # postprocess isolated_fraction applies (a giant image's blocks: judged at the end)
     postprocess_fallbacks = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=8, smooth=1.0,
                                  split_seeds=False, isolated_fraction=0.0)
+    # an empty field (pure camera noise) gave 12-120 "nuclei" in about half of 128-300 px fields, 825 in one:
+    # its noise, enlarged 2.6x by the magnification the size model read off it, looks like nuclei to the network.
+    # Judged by blobs too: a nucleus alone in a noisy field is structure
+    checks_structure = True
+    structure_blobs = True
 
-    def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None) -> SegmentationResult:
+    def _nothing(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:
+        return self._finish(probs, shape, nothing=True)
+
+    def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None,
+                nothing: bool = False) -> SegmentationResult:
+        """The result of an image from the network's maps; ``nothing``: no nuclei (an image with no structure
+        above its noise), the maps as they are."""
         opts = self.postprocess_for(options)
         if self.head in ("three_class", "three_class_distance"):
             fg = 1.0 - probs[0]
@@ -1482,18 +1547,22 @@ class NucleiPredictor(_SegmentationPredictor):
         # that their areas are known: ``extra["isolated_dropped"]``, in input pixels (the command notes lone objects
         # far above min_size dropped so: a mixed culture's small nuclei, which --keep-small keeps)
         fraction = float(opts["isolated_fraction"])
-        labels_w = instances_from_probabilities(fg, interior, **{**opts, "isolated_fraction": 0.0})
         dropped = None
-        if fraction > 0:
-            kept = drop_isolated_specks(labels_w, fraction)
-            if kept is not labels_w:
-                areas = np.bincount(labels_w[(kept == 0) & (labels_w > 0)].ravel())
-                dropped = np.round(areas[areas > 0] / float(self.network.scale) ** 2).astype(np.int64)
-                labels_w = kept
+        if nothing:
+            labels_w = np.zeros(fg.shape, np.int32)
+        else:
+            labels_w = instances_from_probabilities(fg, interior, **{**opts, "isolated_fraction": 0.0})
+            if fraction > 0:
+                kept = drop_isolated_specks(labels_w, fraction)
+                if kept is not labels_w:
+                    areas = np.bincount(labels_w[(kept == 0) & (labels_w > 0)].ravel())
+                    dropped = np.round(areas[areas > 0] / float(self.network.scale) ** 2).astype(np.int64)
+                    labels_w = kept
         labels, objects = _input_labels(labels_w, shape)
         return SegmentationResult(  # (the maps on first use: _AtInputSize; the mask: labels > 0, the result's own)
             probability=_AtInputSize(fg, shape), labels=labels, centroids=objects, mask=None,
-            extra={"scale": self.network.scale, **({"isolated_dropped": dropped} if dropped is not None else {})},
+            extra={"scale": self.network.scale, **({"isolated_dropped": dropped} if dropped is not None else {}),
+                   **({"no_structure": True} if nothing else {})},
         )
 
 
@@ -1519,8 +1588,8 @@ class MembranePredictor(_SegmentationPredictor):
 
     A frame in which nothing stands out from its own noise (a camera's dark frame, an empty field, a frame of
     noise in a movie: :func:`~devolens.predict.postprocess.lacks_structure`) gets no cells, and
-    ``extra["no_structure"]`` True: the network reads noise as a field of cells (hundreds in a dark frame). Images
-    segmented in blocks (giant ones) are not judged.
+    ``extra["no_structure"]`` True (and a :class:`~devolens.errors.NoSignalWarning` naming it): the network reads
+    noise as a field of cells (hundreds in a dark frame). Images segmented in blocks (giant ones) are not judged.
     """
 
     default_head = "three_class"

@@ -94,6 +94,11 @@ def untrusted_reason(estimate: "DiameterEstimate | None", what: str = "nuclei",
     of an image filmed too bright (the real reference frame of 158 nuclei at twice its intensity), not a late embryo."""
     if estimate is None or estimate.trusted:
         return None
+    empty = getattr(estimate, "empty", 0)
+    if empty and empty + getattr(estimate, "small", 0) >= len(estimate.per_image):
+        # nothing above the noise in any image looked at (an empty field, a dark frame): nothing to judge and nothing
+        # to say here, as their objects are none (the segmentation's NoSignalWarning, the command's note)
+        return None
     if getattr(estimate, "small", 0) and estimate.small == len(estimate.per_image):
         return (f"the images are too narrow to judge the magnification by (a side under {MIN_SIDE} px at the "
                 "model's working scale)")
@@ -594,6 +599,11 @@ class DiameterEstimate:
         are used as they are.
     small : int
         How many of them were too small (a side under ``MIN_SIDE`` working pixels) to be judged at all.
+    empty : int
+        How many of them showed nothing above their noise (an empty field, a camera's dark frame: the predictor's
+        :attr:`~devolens.predict.segment._SegmentationPredictor.checks_structure`), whose objects the network would
+        read off the noise: not judged (pure noise read 0.25-0.31x and was enlarged 2.6x), as those with too few
+        objects.
     crowded : int
         How many of them showed too few bright objects because those merge into a large region (:func:`_crowded`:
         the touching nuclei of a late embryo), which :func:`untrusted_reason` says; recorded only (bright objects).
@@ -650,6 +660,7 @@ class DiameterEstimate:
     spots: float | None = None
     model_diameter: float | None = None
     model_resize: float | None = None
+    empty: int = 0
 
 
 def _target(m: float, keep: "tuple[float, float] | None", m0: float) -> float:
@@ -690,7 +701,9 @@ def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list,
     objects (the predictor's ``size_good_objects`` when it has one: 32 for membrane slices), or
     ``AUTO_LOOKAHEAD`` images or ``AUTO_BUDGET`` bytes were read; the estimate is
     made from the ``AUTO_FRAMES`` images read that show the most objects, among those with at
-    least ``MIN_OBJECTS``.
+    least ``MIN_OBJECTS``. For a predictor that checks its frames for structure (``checks_structure``), a frame of
+    noise (:func:`~devolens.predict.postprocess.lacks_structure`: a movie's dark start), whose noise counts as many
+    objects, does not count toward those ``AUTO_FRAMES`` and is chosen only after the frames with structure.
 
     Returns
     -------
@@ -704,7 +717,9 @@ def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list,
     key = size_key(predictor)  # frames prepared ahead with this key are counted as they are
     objects = getattr(predictor, "size_objects", "bright")
     enough = getattr(predictor, "size_good_objects", GOOD_OBJECTS)
+    checks = getattr(predictor, "checks_structure", False)
     read, counts, good, nbytes = [], [], 0, 0
+    noise: set[int] = set()  # the frames of noise among those read (checks_structure)
     for item in images:
         read.append(item)
         arr = item.image if isinstance(item, Prepared) else np.asarray(item)
@@ -715,11 +730,15 @@ def gather(predictor: "_SegmentationPredictor", images: Iterable) -> tuple[list,
             n = _count(item.array if isinstance(item, Prepared) and item.key == key else _prepared(predictor, arr),
                        objects)
         counts.append(n)
-        good += n >= enough
+        # (only frames that would count are looked at: a few objects decide nothing either way)
+        if checks and n >= MIN_OBJECTS and predictor._lacks_structure(arr):
+            noise.add(len(read) - 1)
+        else:
+            good += n >= enough
         if good >= AUTO_FRAMES or len(read) >= AUTO_LOOKAHEAD or nbytes >= AUTO_BUDGET:
             break
     raw = [r.image if isinstance(r, Prepared) else np.asarray(r) for r in read]
-    best = sorted(range(len(read)), key=lambda i: -counts[i])[:AUTO_FRAMES]
+    best = sorted(range(len(read)), key=lambda i: (i in noise, -counts[i]))[:AUTO_FRAMES]
     picked = [i for i in sorted(best) if counts[i] >= MIN_OBJECTS] or list(range(min(AUTO_FRAMES, len(raw))))
     return read, Gathered((raw[i] for i in picked), picked)
 
@@ -765,8 +784,10 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     Returns
     -------
     DiameterEstimate
-        Only images with at least ``MIN_OBJECTS`` bright objects (:func:`count_objects`) decide;
-        when none has, the images are used as they are (``diameter`` None, ``trusted`` 0).
+        Only images with at least ``MIN_OBJECTS`` bright objects (:func:`count_objects`) decide, and not those in
+        which nothing stands out from their noise (``predictor.checks_structure``: an empty field's noise reads as
+        objects, and as a low magnification: ``empty``);
+        when none decides, the images are used as they are (``diameter`` None, ``trusted`` 0).
         With a keep band (``predictor.auto_keep``, card ``input.diameter.auto.keep``: the
         magnifications the network was trained on), images whose estimate lies inside it are
         used as they are (``diameter`` None) and the others are mirrored into the band, at
@@ -787,8 +808,9 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     if not images:
         raise DevolensError("diameter='auto' needs at least one image to look at")
     frames = [int(f) for f in positions] if positions is not None and len(positions) == len(images) else None
-    per, trusted, weights, small, crowded = [], [], [], 0, 0
+    per, trusted, weights, small, crowded, empty = [], [], [], 0, 0, 0
     embryo: list = []  # each image's embryo head weight (DiameterEstimate.embryo)
+    checks = getattr(predictor, "checks_structure", False)
     decided: list[bool] = []
     reader = getattr(predictor, "size_backdrop", None)
     objects = getattr(predictor, "size_objects", "bright")
@@ -812,6 +834,8 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
         seen = _bright(arr) if objects == "bright" else arr  # labelled once, for the count and the crowded check
         if min(arr.shape) < MIN_SIDE:
             small += 1
+        elif checks and predictor._lacks_structure(img):  # noise, whose specks read as objects: no evidence
+            empty += 1
         elif _count(seen, objects) >= MIN_OBJECTS:
             trusted.append(per[-1])
             judged = True
@@ -832,7 +856,7 @@ def estimate_diameter(predictor: "_SegmentationPredictor", images: Sequence[np.n
     # recorded, not judged: how far apart the combined estimates lie
     read_as = [e for e, u in zip(embryo, used) if u and e is not None]
     record = dict(frames=frames, used=used, spread=(float(min(combined)), float(max(combined))), crowded=crowded,
-                  embryo=float(np.median(read_as)) if read_as else None)
+                  embryo=float(np.median(read_as)) if read_as else None, empty=empty)
     if not trusted:  # a few nuclei: too few to judge the magnification by (estimates run low there)
         return DiameterEstimate(diameter=None, magnification=m, per_image=per, trusted=0, backdrop=backdrop,
                                 small=small, **record)
