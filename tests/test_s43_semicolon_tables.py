@@ -4,7 +4,13 @@ it stands for, with a note saying so (it was refused with "save it as a comma-se
 its AuxInfo, a tidy table for ``lineage`` and ``identify``, a positions table. A comma-separated table with a ';' in
 a quoted value or name stays comma-separated. A decimal comma in a comma-separated table cannot be told from the
 separators: refused with advice (unquoted, a row's values were read shifted under the wrong columns, silently where
-they were numbers). Also: ``identify`` hashes an EPIC table's AuxInfo once for its record."""
+they were numbers). Also: ``identify`` hashes an EPIC table's AuxInfo once for its record.
+
+Then: an EPIC CD table separated by tabs with decimal commas (German Excel's 'Text (Tab delimited)'; also UTF-16
+'Unicode Text') and a comma-separated table with its decimal commas in quotes ("38,0": LibreOffice, Google Sheets,
+pandas' decimal=',') are read as the semicolon table is (both were refused: "a decimal comma cannot be told from the
+commas that separate the columns", untrue there), with the same safeguards; in quotes, numbers that may group
+thousands (English Excel's "1,234") are refused."""
 
 from __future__ import annotations
 
@@ -21,7 +27,8 @@ from _zoo_helpers import shipped
 from devolens.cli import main
 from devolens.errors import DevolensError
 from devolens.io.tables import (
-    CP1252_NOTE, SEMICOLON_DECIMAL_NOTE, SEMICOLON_NOTE, detect_format, read_epic_auxinfo, read_positions, read_table,
+    CP1252_NOTE, QUOTED_DECIMAL_NOTE, SEMICOLON_DECIMAL_NOTE, SEMICOLON_NOTE, TAB_DECIMAL_NOTE, UTF16_NOTE,
+    detect_format, read_epic_auxinfo, read_positions, read_table,
 )
 from devolens.lineage.populations import populations
 from devolens.lineage.simulate import simulate_embryo
@@ -194,11 +201,9 @@ def test_decimal_commas_in_a_comma_table_are_refused_not_read_shifted(tmp_path):
     for reader in (read_table, read_positions):
         with pytest.raises(DevolensError, match="line 2 has 9 fields, the header 6"):
             reader(tidy)
-    quoted = tmp_path / "q.csv"  # quoted, it is one field: not a number
+    quoted = tmp_path / "q.csv"  # quoted, it is one field, told from the separators: read (test_quoted_...)
     quoted.write_text('time,cell,x,y,z\n1,ABa,"1,5",2,3\n')
-    with pytest.raises(DevolensError, match=r"column 'x' is not numeric \(line 2: '1,5'\): a decimal comma") as err:
-        read_table(quoted)
-    assert ADVICE in str(err.value)
+    assert read_table(quoted)["x"].tolist() == [1.5]
 
 
 def test_a_column_with_decimal_commas_and_points_is_refused(tmp_path):
@@ -244,3 +249,136 @@ def test_identify_hashes_the_auxinfo_once(tmp_path, monkeypatch, capsys):
     record = json.loads((tmp_path / "names.json").read_text())
     assert record["zscale"]["file"] == record["inputs"][1] and record["inputs"][1]["path"] == str(aux.absolute())
     assert np.isclose(record["zscale"]["value"], 5.7471)
+
+
+# ----------------------------------------------------------------------------- tabs, and decimal commas in quotes
+REAL_L3 = "20241010_JIM767_25_L3"
+
+
+def _decimal_commas(src: Path, dest: Path, sep: str, encoding: str = "utf-8") -> Path:
+    """``src`` with decimal commas, separated by ``sep``: tabs (German Excel's 'Text (Tab delimited)'), or commas
+    (pandas then quotes each number with a comma: "38,0", as LibreOffice and Google Sheets do)."""
+    pd.read_csv(src, dtype=str, keep_default_na=False).map(
+        lambda v: v.replace(".", ",") if v.replace(".", "", 1).lstrip("-").isdigit() else v
+    ).to_csv(dest, sep=sep, index=False, encoding=encoding)
+    return dest
+
+
+@pytest.mark.skipif(not (DATA / f"CD{REAL_L3}.csv").is_file(), reason="needs the EPIC tables of /work/shared/data")
+def test_the_real_l3_table_with_decimal_commas_after_tabs_or_in_quotes_counts_the_same_cells(tmp_path, capsys):
+    folders = {name: tmp_path / name for name in ("comma", "tab", "quoted")}
+    for folder in folders.values():
+        folder.mkdir()
+        for name in (f"{REAL_L3}AuxInfo.csv", f"TIME{REAL_L3}.csv"):
+            shutil.copyfile(DATA / name, folder / name)
+    cd = f"CD{REAL_L3}.csv"
+    shutil.copyfile(DATA / cd, folders["comma"] / cd)
+    _decimal_commas(DATA / cd, folders["tab"] / cd, "\t")
+    _decimal_commas(DATA / cd, folders["quoted"] / cd, ",")
+    assert "\t38,0\t" in (folders["tab"] / cd).read_text() and ',"38,0",' in (folders["quoted"] / cd).read_text()
+    a = read_table(folders["comma"] / cd)
+    for name, note in (("tab", TAB_DECIMAL_NOTE), ("quoted", QUOTED_DECIMAL_NOTE)):
+        b = read_table(folders[name] / cd)
+        _same(a, b)
+        assert b.attrs["notes"][0] == note and b.attrs["source"] == str(folders[name] / cd)
+    for folder in folders.values():
+        assert main(["lineage", "populations", str(folder / cd), "--out", str(folder / "pops.csv")]) == 0
+    capsys.readouterr()
+    pops = {name: (folder / "pops.csv").read_bytes() for name, folder in folders.items()}
+    assert pops["tab"] == pops["comma"] == pops["quoted"]
+
+
+def test_a_small_epic_table_separated_by_tabs_with_decimal_commas_reads_as_the_comma_one(tmp_path, capsys):
+    cd = _small_epic(tmp_path / "comma")
+    tab = tmp_path / "tab"
+    tab.mkdir()
+    shutil.copyfile(cd.with_name("20240101_T_L1AuxInfo.csv"), tab / "20240101_T_L1AuxInfo.csv")
+    _decimal_commas(cd, tab / cd.name, "\t")
+    assert "\t4,75\t" in (tab / cd.name).read_text() and detect_format(tab / cd.name) == "epic"
+    a, b = read_table(cd), read_table(tab / cd.name)
+    _same(a, b)
+    assert b["z"].iloc[0] == 4.75 and b.attrs["notes"][0] == TAB_DECIMAL_NOTE
+    _same(populations(a), populations(b))
+    assert main(["lineage", "convert", str(tab / cd.name), "--out", str(tmp_path / "x.csv")]) == 0
+    assert "numbers have decimal commas" in capsys.readouterr().err
+    assert "4.75" in (tmp_path / "x.csv").read_text()
+    # with decimal points, as older EPIC exports: read as it always was, without a note
+    points = tmp_path / "points"
+    points.mkdir()
+    shutil.copyfile(cd.with_name("20240101_T_L1AuxInfo.csv"), points / "20240101_T_L1AuxInfo.csv")
+    pd.read_csv(cd, dtype=str).to_csv(points / cd.name, sep="\t", index=False)
+    _same(a, read_table(points / cd.name))
+    assert not any("decimal" in n for n in read_table(points / cd.name).attrs.get("notes") or [])
+
+
+def test_a_tab_table_keeps_its_names_and_refuses_a_column_of_decimal_commas_and_points(tmp_path):
+    cd = _small_epic(tmp_path / "e")
+    tab = _decimal_commas(cd, tmp_path / cd.name, "\t")
+    lines = tab.read_text().splitlines()
+    lines[2] = lines[2].replace("\t5,75\t", "\t5.75\t", 1)
+    assert "\t5.75\t" in lines[2]
+    tab.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DevolensError, match=r"column 'z' holds numbers with a decimal comma \(line 2: '4,75'\) and "
+                                            r"with a decimal point \(line 3: '5.75'\)"):
+        read_table(tab)
+    names = tmp_path / "names.csv"  # a cell named like a number keeps its comma
+    names.write_text("cellTime\tcell\ttime\tnone\tglobal\tlocal\tblot\tcross\tz\tx\ty\tsize\tgweight\n"
+                     "1,5:1\t1,5\t1\t0\t0\t0\t-5\t0\t4,75\t300\t250\t60\t0\n")
+    df = read_table(names)
+    assert df["cell"].tolist() == ["1,5"] and df["z"].tolist() == [4.75]
+
+
+def test_utf16_unicode_text_with_decimal_commas_is_read(tmp_path):
+    """German Excel's 'Unicode Text': UTF-16, tabs, decimal commas (refused: '1,5' not numeric)."""
+    p = tmp_path / "t.txt"
+    p.write_bytes("time\tcell\tx\ty\tz\n1\tABa\t1,5\t2\t3,25\n2\tABa\t2,5\t2\t3\n".encode("utf-16"))
+    df = read_table(p)
+    assert df["x"].tolist() == [1.5, 2.5] and df["z"].tolist() == [3.25, 3.0]
+    assert df.attrs["notes"][:2] == [UTF16_NOTE, TAB_DECIMAL_NOTE]
+
+
+def test_quoted_decimal_commas_in_a_comma_table_are_read(tmp_path):
+    sim = simulate_embryo(3, n_cells=30)
+    comma = tmp_path / "sim.csv"
+    sim.to_csv(comma, index=False)
+    quoted = tmp_path / "q" / "sim.csv"
+    quoted.parent.mkdir()
+    sim.to_csv(quoted, decimal=",", index=False)  # (pandas quotes each number with a comma)
+    assert ',"40,177' in quoted.read_text()
+    for reader in (read_table, read_positions):
+        a, b = reader(comma), reader(quoted)
+        _same(a, b)
+        assert b.attrs["notes"][0] == QUOTED_DECIMAL_NOTE
+    cd = _small_epic(tmp_path / "e")
+    q = _decimal_commas(cd, tmp_path / "e2.csv", ",")
+    shutil.copyfile(cd.with_name("20240101_T_L1AuxInfo.csv"), tmp_path / "20240101_T_L1AuxInfo.csv")
+    q = q.rename(tmp_path / cd.name)
+    _same(read_table(cd), read_table(q))
+
+
+def test_quoted_decimal_commas_keep_names_and_refuse_what_cannot_be_told(tmp_path):
+    p = tmp_path / "t.csv"  # a quoted name like a number keeps its comma, and is not looked at again
+    p.write_text('embryo,time,cell,x,y,z\n"1,5",1,ABa,"1,5",2,3\n"1,5",2,ABa,2,2,3\n')
+    df = read_table(p)
+    assert df["embryo"].tolist() == ["1,5", "1,5"] and df["x"].tolist() == [1.5, 2.0]
+    names = tmp_path / "n.csv"  # only a name: read as it is, without a note
+    names.write_text('embryo,time,cell,x,y,z\n"1,5",1,ABa,1.5,2,3\n')
+    df = read_table(names)
+    assert df["embryo"].tolist() == ["1,5"] and not any("decimal" in n for n in df.attrs.get("notes") or [])
+    grouped = tmp_path / "g.csv"  # English Excel's thousands: 1,234 is 1234 there, 1.234 under German settings
+    grouped.write_text('time,cell,x,y,z\n1,ABa,"1,234",2,3\n2,ABa,"2,500",2,3\n')
+    with pytest.raises(DevolensError, match=r"column 'x' holds numbers in quotes with a comma \(line 2: '1,234'\).*"
+                                            r"cannot be told; write the numbers with decimal points"):
+        read_table(grouped)
+    decimal = tmp_path / "d.csv"  # one of them cannot group thousands: decimal commas
+    decimal.write_text('time,cell,x,y,z\n1,ABa,"1,234",2,3\n2,ABa,"2,5",2,3\n')
+    assert read_table(decimal)["x"].tolist() == [1.234, 2.5]
+    mixed = tmp_path / "m.csv"
+    mixed.write_text('time,cell,x,y,z\n1,ABa,"1,5",2,3\n2,ABa,1.234,2,3\n')
+    with pytest.raises(DevolensError, match=r"column 'x' holds numbers with a decimal comma \(line 2: '1,5'\) and "
+                                            r"with a decimal point \(line 3: '1.234'\)"):
+        read_table(mixed)
+    many = tmp_path / "k.csv"
+    many.write_text('time,cell,x,y,z\n1,ABa,"1,234,567",2,3\n')
+    with pytest.raises(DevolensError, match=r"column 'x' is not numeric .*thousands grouped"):
+        read_table(many)

@@ -22,13 +22,15 @@ sorted by time (file order kept within a time point). ``df.attrs`` carries the m
 Every problem with the input raises :class:`devolens.errors.DevolensError` naming the file; an
 EPIC AuxInfo or TIME file given as the table is named as such. A table Excel saved under German, French...
 settings (columns separated by semicolons, decimal commas) is read as the comma-separated one it stands for, with a
-note; a decimal comma in a comma-separated table is refused (the commas cannot be told apart). Readers keep every row;
-:func:`drop_duplicate_rows` drops exact copies of rows (a table saved twice) for counting.
+note; so are an EPIC CD table separated by tabs and a comma-separated table with its decimal commas in quotes
+("12,5"); an unquoted decimal comma in a comma-separated table is refused (the commas cannot be told apart). Readers
+keep every row; :func:`drop_duplicate_rows` drops exact copies of rows (a table saved twice) for counting.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import csv
 import io
 import json
@@ -210,10 +212,11 @@ def _numeric(df: pd.DataFrame, cols, path: Path, *, line_offset: int = 2) -> Non
 
 def _decimal_hint(value: str) -> str:
     """What to do about a number written with a decimal comma (``'12,5'``, quoted in a comma-separated table) or
-    with its thousands grouped (``'1.234,5'``), else ``""``."""
+    with its thousands grouped (``'1.234,5'``, ``'1,234,567'``), else ``""``."""
     if _DECIMAL_COMMA.fullmatch(value):
         return f": {DECIMAL_COMMA_ADVICE}"
-    if re.fullmatch(r"\s*[+-]?\d{1,3}(?:[.\s\u00a0\u202f]\d{3})+(?:,\d+)?\s*", value):
+    if re.fullmatch(r"\s*[+-]?\d{1,3}(?:[.\s\u00a0\u202f]\d{3})+(?:,\d+)?\s*", value) or re.fullmatch(
+            r"\s*[+-]?\d{1,3}(?:,\d{3}){2,}(?:\.\d+)?\s*", value):  # (1,234,567: English Excel's, quoted)
         return ": a number with its thousands grouped; write it without the grouping (1234,5 or 1234.5)"
     return ""
 
@@ -856,10 +859,25 @@ SEMICOLON_NOTE = (f"the columns are separated by semicolons, {_SEMICOLON_ORIGIN}
 SEMICOLON_DECIMAL_NOTE = (f"the columns are separated by semicolons and the numbers have decimal commas, "
                           f"{_SEMICOLON_ORIGIN}: read as such, 12,5 as 12.5 (devolens writes its own tables with "
                           "commas and decimal points)")
+#: What the readers note about an EPIC CD table (or Excel's UTF-16 'Unicode Text') separated by tabs whose numbers
+#: have decimal commas (the tabs tell them from the separators).
+TAB_DECIMAL_NOTE = ("the numbers have decimal commas, as Excel saves a table as text separated by tabs under German, "
+                    "French, Dutch... settings: read as such, 12,5 as 12.5 (devolens writes its own tables with commas "
+                    "and decimal points)")
+#: What the readers note about a comma-separated table whose numbers have decimal commas in quotes (``"12,5"``: the
+#: quotes tell them from the separators).
+QUOTED_DECIMAL_NOTE = ('the numbers in quotes have decimal commas ("12,5"), as a spreadsheet saves a comma-separated '
+                       "CSV under German, French, Dutch... settings: read as such, 12,5 as 12.5 (devolens writes its "
+                       "own tables with decimal points)")
 #: A number written with a decimal comma (``12,5``, ``-0,25``, ``1,5E-03``): one field of a semicolon-separated table.
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*")
 #: A number written with a decimal point (``12.5``): in a table with decimal commas, a point may group thousands.
 _DECIMAL_POINT = re.compile(r"\s*[+-]?\d*\.\d+(?:[eE][+-]?\d+)?\s*")
+#: A number whose comma may group thousands (``1,234``, as Excel writes a number under English settings in quotes).
+_COMMA_THOUSANDS = re.compile(r"\s*[+-]?\d{1,3},\d{3}\s*")
+#: A quoted field of a comma-separated table that is a number with a decimal comma (``,"12,5",``).
+_QUOTED_DECIMAL_COMMA = re.compile(rb'(?:^|,)[ \t]*"[ \t]*[+-]?\d*,\d+(?:[eE][+-]?\d+)?[ \t]*"[ \t]*(?=,|\r?$)',
+                                   re.MULTILINE)
 #: What to do when a table's fields are too many for its header, or a number has a decimal comma, in a table whose
 #: columns are separated by commas (the one comma cannot be told from the other).
 DECIMAL_COMMA_ADVICE = ("a decimal comma (12,5) cannot be told from the commas that separate the columns: write "
@@ -950,29 +968,67 @@ class _Head:
             return None
         return _semicolon_header(self.data.decode("cp1252" if self.cp1252 else "utf-8", errors="replace"))
 
+    @cached_property
+    def epic_tabs(self) -> bool:
+        """Whether the file is an EPIC CD table separated by tabs (its first line has tabs and no comma, as
+        :func:`_epic_sep` tells it: older exports, Excel's 'Text (Tab delimited)'); a UTF-16 file: False."""
+        if self.utf16:
+            return False
+        first = self.data.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
+        return ("\t" in first and "," not in first
+                and _is_epic_header({c.strip().strip('"') for c in first.split("\t")}))
+
 
 @dataclass(frozen=True)
 class _Recoding:
     """How a text table is read through a UTF-8, comma-separated copy (:func:`_utf8_copy`): its ``encoding``
-    (``"utf-16"``, ``"cp1252"`` or ``"utf-8"``), and whether its columns are separated by ``semicolons`` (decimal
-    commas then read as points)."""
+    (``"utf-16"``, ``"cp1252"`` or ``"utf-8"``), and the separator whose table's decimal commas are read as points
+    (:func:`_comma_text`): ``";"`` (semicolons), ``"\t"`` (an EPIC CD table separated by tabs), ``","`` (a
+    comma-separated table with decimal commas in quotes); None: only re-encoded (UTF-16 tab-separated text: its
+    tabs, :func:`_utf8_copy`)."""
 
     encoding: str
-    semicolons: bool = False
+    sep: str | None = None
+
+    @property
+    def semicolons(self) -> bool:
+        return self.sep == ";"
 
 
-def _recoded(head: _Head | None) -> _Recoding | None:
+#: Set while a reader reads the UTF-8, comma-separated copy of a table (:func:`_read_recoded`): a quoted ``"1,5"``
+#: left there (a name) is not looked for again.
+_READING_COPY: contextvars.ContextVar[bool] = contextvars.ContextVar("_READING_COPY", default=False)
+
+
+def _quoted_decimal_commas(path: Path) -> bool:
+    """Whether the comma-separated table ``path`` has a number with a decimal comma in quotes (``"12,5"``) in any
+    row (the whole file read: such a number may come late); not looked for in the copy a reader reads
+    (:data:`_READING_COPY`)."""
+    if _READING_COPY.get():
+        return False
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return b'"' in data and _QUOTED_DECIMAL_COMMA.search(data) is not None
+
+
+def _recoded(head: _Head | None, path: Path | None = None) -> _Recoding | None:
     """How a text table the readers read through a UTF-8, comma-separated copy (:func:`_read_recoded`) is recoded:
-    UTF-16, Windows-1252, or separated by semicolons (Excel's CSV under German, French... settings, with decimal
-    commas); None for a UTF-8, comma-separated one (and for a file that cannot be read, ``head`` None: the reader
-    says why). Told from the first 64 KiB (``head``)."""
+    UTF-16, Windows-1252, separated by semicolons (Excel's CSV under German, French... settings, with decimal
+    commas), an EPIC CD table separated by tabs (its decimal commas, if any, read as points), a comma-separated
+    table (``path``) with decimal commas in quotes; None for a UTF-8, comma-separated one without (and for a file
+    that cannot be read, ``head`` None: the reader says why). Told from the first 64 KiB (``head``), the quoted
+    decimal commas from the whole file."""
     if head is None:
         return None
     if head.utf16:
         return _Recoding("utf-16")
-    semicolons = head.semicolon_header is not None
+    sep = ";" if head.semicolon_header is not None else "\t" if head.epic_tabs else None
+    if sep is None and path is not None and _quoted_decimal_commas(path):
+        sep = ","
     encoding = "cp1252" if head.cp1252 else "utf-8"  # (never with a NUL byte: _is_cp1252 refuses control bytes)
-    return _Recoding(encoding, semicolons) if encoding != "utf-8" or semicolons else None
+    return _Recoding(encoding, sep) if encoding != "utf-8" or sep else None
 
 
 def _utf16_first_line(head: bytes) -> str:
@@ -998,13 +1054,15 @@ def _decoded(path: Path, encoding: str) -> str:
     return text.lstrip("\ufeff")
 
 
-def _comma_text(text: str, path: Path) -> tuple[str, int]:
-    """The semicolon-separated table ``text`` (of ``path``, for errors) rewritten with commas, line for line (errors
-    name the same lines; a quoted field keeps its quotes where it needs them), its numbers' decimal commas as points,
-    and how many numbers had one. A field is such a number when it is one whole (``12,5``, ``-0,25``, ``1,5E-03``)
-    in a column that does not hold names (cell, embryo, cellTime, name, axis, label: a name stays as written).
-    Refused: a column holding numbers with decimal commas and others with decimal points (``1.234``), where a point
-    may group thousands, as Excel's number formats under these settings write them."""
+def _comma_text(text: str, path: Path, sep: str = ";") -> tuple[str, int]:
+    """The table ``text`` (of ``path``, for errors) separated by ``sep`` (semicolons; tabs; commas, its decimal
+    commas then in quotes) rewritten with commas, line for line (errors name the same lines; a quoted field keeps
+    its quotes where it needs them), its numbers' decimal commas as points, and how many numbers had one. A field is
+    such a number when it is one whole (``12,5``, ``-0,25``, ``1,5E-03``) in a column that does not hold names
+    (cell, embryo, cellTime, name, axis, label: a name stays as written). Refused: a column holding numbers with
+    decimal commas and others with decimal points (``1.234``), where a point may group thousands, as Excel's number
+    formats under these settings write them; in a comma-separated table, a column whose every such number may be
+    thousands grouped by a comma (``"1,234"``, as Excel writes them under English settings)."""
     text_names = {*POSITION_ALIASES["cell"], *POSITION_ALIASES["embryo"], "celltime", "axis", "label"}
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -1012,8 +1070,9 @@ def _comma_text(text: str, path: Path) -> tuple[str, int]:
     names: set[int] = set()
     commas: dict[int, tuple[int, str]] = {}  # column -> its first number with a decimal comma (line, field)
     points: dict[int, tuple[int, str]] = {}  # ... and with a decimal point
+    decimal: set[int] = set()  # columns with a decimal comma that cannot group thousands (12,5; 1234,5)
     n = done = 0
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     try:
         for row in reader:
             start, done = done + 1, reader.line_num
@@ -1027,18 +1086,32 @@ def _comma_text(text: str, path: Path) -> tuple[str, int]:
                         continue
                     if "," in f and _DECIMAL_COMMA.fullmatch(f):
                         commas.setdefault(i, (start, f))
+                        if not _COMMA_THOUSANDS.fullmatch(f):
+                            decimal.add(i)
                         row[i] = f.replace(",", ".")
                         n += 1
                     elif "." in f and i not in points and _DECIMAL_POINT.fullmatch(f):
                         points[i] = (start, f)
             writer.writerow(row)  # (a blank line stays a blank line)
     except csv.Error as exc:
-        raise DevolensError(f"cannot parse the table (its columns separated by semicolons): {exc}", path=path) from None
+        sep_name = {";": "semicolons", "\t": "tabs"}.get(sep, "commas")
+        raise DevolensError(f"cannot parse the table (its columns separated by {sep_name}): {exc}", path=path) from None
+
+    def name(i: int) -> str:
+        return header[i] if header is not None and i < len(header) and header[i] else f"number {i + 1}"
+
+    if sep == ",":  # the quotes tell a decimal comma from the separators, not from a comma grouping thousands
+        for i in sorted(commas.keys() - decimal):
+            a, va = commas[i]
+            raise DevolensError(
+                f"column '{name(i)}' holds numbers in quotes with a comma (line {a}: {va.strip()!r}), each of which "
+                "may be a decimal comma (1,234 for 1.234) or group thousands (1,234 for 1234, as Excel writes them "
+                "under English settings), so which is meant cannot be told; write the numbers with decimal points "
+                "(12.5) and without grouping", path=path)
     for i in sorted(commas.keys() & points.keys()):
-        name = header[i] if header is not None and i < len(header) and header[i] else f"number {i + 1}"
         (a, va), (b, vb) = commas[i], points[i]
         raise DevolensError(
-            f"column '{name}' holds numbers with a decimal comma (line {a}: {va.strip()!r}) and with a decimal point "
+            f"column '{name(i)}' holds numbers with a decimal comma (line {a}: {va.strip()!r}) and with a decimal point "
             f"(line {b}: {vb.strip()!r}): in a table with decimal commas a point may group thousands (1.234 for "
             "1234), so which is meant cannot be told; write every number of the column one way (12,5 or 12.5)",
             path=path)
@@ -1057,14 +1130,14 @@ def _utf8_copy(path: Path, recoding: _Recoding) -> Iterator[tuple[Path, list[str
     first = text.split("\n", 1)[0]
     notes = {"utf-16": [UTF16_NOTE], "cp1252": [CP1252_NOTE]}.get(recoding.encoding, [])
     if recoding.encoding == "utf-16" and "\t" in first and "," not in first:
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        for row in csv.reader(io.StringIO(text, newline=""), delimiter="\t"):
-            writer.writerow(row)  # (a blank line stays a blank line)
-        text = buf.getvalue()
-    elif recoding.semicolons:
-        text, decimal_commas = _comma_text(text, path)
-        notes.append(SEMICOLON_DECIMAL_NOTE if decimal_commas else SEMICOLON_NOTE)
+        text, decimal_commas = _comma_text(text, path, "\t")  # (German Excel's 'Unicode Text': decimal commas)
+        notes += [TAB_DECIMAL_NOTE] if decimal_commas else []
+    elif recoding.sep is not None:
+        text, decimal_commas = _comma_text(text, path, recoding.sep)
+        if recoding.semicolons:
+            notes.append(SEMICOLON_DECIMAL_NOTE if decimal_commas else SEMICOLON_NOTE)
+        elif decimal_commas:  # (tabs or commas with decimal points: read as they always were, without a note)
+            notes.append(TAB_DECIMAL_NOTE if recoding.sep == "\t" else QUOTED_DECIMAL_NOTE)
     with tempfile.TemporaryDirectory(prefix="devolens-utf16-") as tmp:
         copy = Path(tmp) / path.name
         copy.write_text(text, encoding="utf-8")
@@ -1081,6 +1154,7 @@ def _read_recoded(reader: Callable[..., pd.DataFrame], path: Path, recoding: _Re
     ``path``, and :data:`UTF16_NOTE` (:data:`CP1252_NOTE`; then :data:`SEMICOLON_NOTE` or
     :data:`SEMICOLON_DECIMAL_NOTE`) comes first in its notes."""
     with _utf8_copy(path, recoding) as (copy, notes):
+        token = _READING_COPY.set(True)
         try:
             df = reader(copy, **kwargs)
         except DevolensError as exc:
@@ -1088,6 +1162,8 @@ def _read_recoded(reader: Callable[..., pd.DataFrame], path: Path, recoding: _Re
                 exc.path = path.parent / exc.path.name
                 exc.args = (f"{exc.path}: {exc.message}",)
             raise
+        finally:
+            _READING_COPY.reset(token)
     df.attrs["source"] = str(path)
     df.attrs["notes"] = notes + list(df.attrs.get("notes") or [])
     return df
@@ -1674,7 +1750,7 @@ def _read_epic(path: Path, auxinfo: str | Path | None, time_file: str | Path | N
         raise DevolensError("is a folder, not an EPIC CD table", path=path)
     if head is None:
         head = _Head.read_or_none(path)
-    recoding = _recoded(head)
+    recoding = _recoded(head, path)
     if recoding:
         return _read_recoded(read_epic, path, recoding, auxinfo=auxinfo, time_file=time_file)
     _sniff_binary(path, head if head is not None else _Head.read(path))  # (cannot be read: open's error)
@@ -2220,7 +2296,7 @@ def read_positions(path: str | Path) -> pd.DataFrame:
     """
     path = _table_path(path)
     head = _Head.read_or_none(path) if path.is_file() else None
-    recoding = _recoded(head)
+    recoding = _recoded(head, path)
     if recoding:
         return _read_recoded(read_positions, path, recoding)
     try:  # (aliases=False: a positions CSV's columns, named or not, are read below as they always were)
@@ -2375,7 +2451,7 @@ def _read_tidy(path: Path, head: _Head | None = None) -> pd.DataFrame:
         raise DevolensError("is a folder, not a tidy CSV", path=path)
     if head is None:
         head = _Head.read_or_none(path)
-    recoding = _recoded(head)
+    recoding = _recoded(head, path)
     if recoding:
         return _read_recoded(read_tidy, path, recoding)
     _sniff_binary(path, head if head is not None else _Head.read(path))  # (cannot be read: open's error)
