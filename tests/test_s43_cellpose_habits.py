@@ -133,7 +133,8 @@ def test_segment_nuclei_min_size_and_thresholds_recorded(shipped_post, oracle, t
     assert {k: record["options"][k] for k in ("threshold", "seed_threshold", "min_size", "keep_small")} == {
         "threshold": 0.4, "seed_threshold": 0.55, "min_size": 200, "keep_small": True}
     post = record["postprocess"]
-    assert (post["threshold"], post["seed_threshold"], post["min_size"], post["min_size_px"]) == (0.4, 0.55, 50.0,
+    # (the postprocess's own min_size, 8 working px, stays: --min-size drops the objects found under 200 image px)
+    assert (post["threshold"], post["seed_threshold"], post["min_size"], post["min_size_px"]) == (0.4, 0.55, 8.0,
                                                                                                   200.0)
     areas = np.loadtxt(out / "objects.csv", delimiter=",", skiprows=1, usecols=4, ndmin=1)
     assert len(areas) == 8 and areas.min() >= 200

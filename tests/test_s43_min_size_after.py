@@ -59,3 +59,16 @@ def test_a_giant_image_segmented_in_blocks_drops_them_too():
     assert (plain.centroids["area"] < 250).any()
     assert len(kept.centroids) and (kept.centroids["area"] >= 250).all()
     assert len(kept.centroids) == int((plain.centroids["area"] >= 250).sum())
+
+
+def test_a_min_size_below_the_model_s_own_lowers_it():
+    """--min-size smaller than the model's own minimum (8 working px) keeps the smaller objects it asks for: the
+    postprocess's seed-size step is lowered to it, not left to clear them first."""
+    from devolens.models import load
+
+    m = load("nuclei", diameter=20)
+    own = m.postprocess_for()["min_size"]
+    m.min_size_input = 1.0
+    assert m.postprocess_for()["min_size"] == pytest.approx(min(own, float(m.network.scale) ** 2))
+    m.min_size_input = 10**6
+    assert m.postprocess_for()["min_size"] == own

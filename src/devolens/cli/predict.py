@@ -508,9 +508,12 @@ def _shadowed_model_note(model: str) -> str | None:
 #: min_size's pixels are at), for help texts: --help reads no card (a test holds these to the cards)
 _CARD_POSTPROCESS = {"nuclei": {"threshold": 0.6, "seed_threshold": 0.7, "min_size": 8, "scale": 0.5},
                      "membrane": {"threshold": 0.5, "seed_threshold": 0.5, "min_size": 20, "scale": 0.75}}
-#: a lone object dropped as a speck is "not tiny" from this many times the smallest size kept, and a frame with this
-#: many such objects dropped gets the --keep-small note: renders of embryos drop one at most in a frame (5 of 61
-#: held-out render frames one), a mixed culture's small nuclei many (12 of 36 in a 512x512 field)
+#: a lone object dropped as a speck is "not tiny" from this many times the smallest size kept, and a run with this
+#: many such objects dropped, over all its frames, gets the --keep-small note. Embryo renders lose just-divided
+#: nuclei to the speck step, a few in a run and rarely more than one in a frame (the benchmark movie: 14 in 11 of
+#: 140 frames, 204-900 px; val_L3: 6 in 6 of 70 frames; all 20 true nuclei of the render), a mixed culture's small
+#: nuclei many (12 of 36 in a 512x512 field); the reference frames none. Counted per frame, 3 would be met only in
+#: one frame of the movie and by none of val_L3: the run's total says what was lost
 LONE_NOT_TINY, LONE_SEVERAL = 4, 3
 
 
@@ -528,8 +531,11 @@ def _postprocess_options(kind: str, threshold: Optional[float], seed_threshold: 
         if value is None:
             continue
         if not (is_number(value) and 0 < float(value) < 1):  # (NaN fails too)
+            # (cellpose's cellprob_threshold 0, typed from habit as --threshold 0: its meaning here is about 0.5)
+            habit = "; cellpose's cellprob_threshold 0 is about 0.5 here" if key == "threshold" and is_number(value) \
+                and float(value) == 0 else ""
             raise DevolensError(f"{name} must be a probability between 0 and 1 (e.g. 0.5: 0 would take every pixel, 1 "
-                                f"none), got {value}")
+                                f"none{habit}), got {value}")
         post[key] = float(value)
     if min_size is not None and not (is_number(min_size) and np.isfinite(float(min_size)) and float(min_size) >= 0):
         raise DevolensError(f"--min-size must be a number of pixels >= 0 (objects of fewer pixels of the image are "
@@ -548,8 +554,10 @@ def _postprocess_record(predictor, min_size: Optional[float], scale: Optional[fl
     input's pixels (``--min-size``, or the model's ``min_size`` at that scale). With ``--diameter each`` (``scale``
     None) every image has its own: ``min_size`` (with ``--min-size``) or ``min_size_px`` (without) is None."""
     opts = predictor.postprocess_for()
-    if min_size is not None:
-        opts["min_size"] = None if scale is None else round(float(min_size) * float(scale) ** 2, 3)
+    if min_size is not None:  # (the postprocess's own min_size, lowered to --min-size where that is smaller)
+        own = {**getattr(predictor, "postprocess_fallbacks", {}), **predictor.postprocess_options}.get("min_size")
+        given = None if scale is None else float(min_size) * float(scale) ** 2
+        opts["min_size"] = None if given is None else round(given if own is None else min(float(own), given), 3)
         px = float(min_size)
     else:
         px = None if scale is None else round(float(opts["min_size"]) / float(scale) ** 2, 1)
@@ -558,10 +566,11 @@ def _postprocess_record(predictor, min_size: Optional[float], scale: Optional[fl
 
 def _add_lone(lone: list, frame, areas, min_size: Optional[float], min_working: Optional[float],
               scale: Optional[float]) -> None:
-    """Add a frame's lone objects dropped as specks (``areas``: input pixels) to ``lone`` where
-    :data:`LONE_SEVERAL` or more of them are :data:`LONE_NOT_TINY` times the smallest size kept or more: ``(frame,
-    how many, smallest, largest, the smallest size kept)``. ``min_size``: ``--min-size`` (input pixels); else
-    ``min_working``, the model's (working pixels), at the frame's working ``scale``."""
+    """Add a frame's lone objects dropped as specks (``areas``: input pixels) to ``lone`` where any of them are
+    :data:`LONE_NOT_TINY` times the smallest size kept or more: ``(frame, how many, smallest, largest, the smallest
+    size kept)`` (:func:`_lone_dropped_note` says so when the run's total is :data:`LONE_SEVERAL` or more).
+    ``min_size``: ``--min-size`` (input pixels); else ``min_working``, the model's (working pixels), at the frame's
+    working ``scale``."""
     if min_size is not None:
         smallest = float(min_size)
     elif scale:
@@ -569,14 +578,18 @@ def _add_lone(lone: list, frame, areas, min_size: Optional[float], min_working: 
     else:
         return
     big = np.asarray(areas)[np.asarray(areas) >= LONE_NOT_TINY * max(smallest, 1.0)]
-    if len(big) >= LONE_SEVERAL:
+    if len(big):
         lone.append((frame, int(len(big)), int(big.min()), int(big.max()), smallest))
 
 
-def _lone_dropped_note(lone: list, frames: int, what: str) -> str:
-    """The note on the frames in which several lone objects well above the smallest size kept were dropped as
-    specks (:func:`_add_lone`): small nuclei of a mixed culture, which ``--keep-small`` keeps."""
-    n, lo, hi = sum(x[1] for x in lone), min(x[2] for x in lone), max(x[3] for x in lone)
+def _lone_dropped_note(lone: list, frames: int, what: str) -> Optional[str]:
+    """The note on the lone objects well above the smallest size kept that the speck step dropped (:func:`_add_lone`:
+    ``lone``, the frames with any), counted over the whole run; None under :data:`LONE_SEVERAL` in all. Embryos'
+    just-divided nuclei or a mixed culture's small ones: ``--keep-small`` keeps them."""
+    n = sum(x[1] for x in lone)
+    if n < LONE_SEVERAL:
+        return None
+    lo, hi = min(x[2] for x in lone), max(x[3] for x in lone)
     where = "" if frames == 1 else f" in {_count(len(lone), 'frame')} ({_names([x[0] for x in lone])})"
     sizes = f"{lo} px" if lo == hi else f"{lo}-{hi} px"
     kept = sorted({round(x[4]) for x in lone})
@@ -584,8 +597,8 @@ def _lone_dropped_note(lone: list, frames: int, what: str) -> str:
     one = {"nuclei": "nucleus", "cells": "cell"}.get(what, what)
     return (f"note: {n} lone {what} of about {sizes}{where} were dropped as specks: each under a quarter of its "
             f"image's median {one} area with nothing beside it, though {LONE_NOT_TINY}x or more the smallest size "
-            f"kept ({kept_words}, --min-size). If they are small {what} (a mixed culture, cells of several sizes), "
-            "run again with --keep-small")
+            f"kept ({kept_words}, --min-size). If they are just-divided embryo {what} or small {what} of a mixed "
+            "culture, run again with --keep-small, which keeps them")
 
 
 def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend: str, **options):
@@ -1500,9 +1513,11 @@ def run_segmentation(
 
         carried: dict = {}  # the calibrations the label images carry, for segment.json (_add_calibration)
         colour = [False]  # whether a colour (RGB) frame was read: --color picks one of its channels
+        reads = _ColourReads(predictor.network.channel)  # the channel each colour frame was read by
         turned: list[dict] = []  # frames read from files turned by their EXIF orientation tag (a note, the record)
-        # frames whose speck step dropped several lone objects far above the smallest size kept (_lone_dropped_note):
-        # (frame, how many, smallest, largest); the smallest size kept in working pixels where --min-size is not given
+        # frames whose speck step dropped lone objects far above the smallest size kept (_lone_dropped_note, on the
+        # run's total): (frame, how many, smallest, largest, the smallest size kept); min_working: the model's
+        # smallest size kept in working pixels, where --min-size is not given
         lone: list[tuple] = []
         min_working = None if min_size is not None else float(predictor.postprocess_for().get("min_size", 0))
 
@@ -1510,8 +1525,9 @@ def run_segmentation(
             for pos, frame in source.iter(skip):
                 prepared = isinstance(frame, Prepared)
                 arr = frame.image if prepared else np.asarray(frame)
-                if not colour[0] and arr.ndim == 3 and arr.shape[2] in (3, 4):
+                if arr.ndim == 3 and arr.shape[2] in (3, 4):
                     colour[0] = True
+                    reads.add(pos, arr, frame.channel if prepared else None)
                 if note_sizes:
                     sizes.add(tuple(sorted(arr.shape[:2])))  # (a portrait and a landscape frame: one size)
                 pending.append((pos, arr))
@@ -1640,9 +1656,11 @@ def run_segmentation(
             "specks": specks,
             "lone_dropped": lone,
             "colour_note": _colour_note(looked, kind, predictor.network.channel),
-            # the channel a colour input was read by, without --color (its line, where the colour note says nothing)
-            "colour_read_line": None if color is not None else _colour_read_line(
-                looked[0] if looked else None, predictor.network.channel),
+            # the channel a colour input was read by, without --color (its line, where the colour note says nothing),
+            # each file's where they differ (a folder of a green and a red export)
+            "colour_read_line": None if color is not None else reads.line(
+                lambda p: source.frame_id(p) if source.names is None else source.names[p],
+                "frame" if source.names is None else "file"),
             # (the planes are read only where the note judges them)
             "shape_note": _shape_note(lambda: _shape_frames(looked, stack_file, channel, pages), kind,
                                       predictor, reading["channels"] if reading else 0),
@@ -1694,8 +1712,10 @@ def run_segmentation(
              "working_scale": scale,
              # the post-processing that ran (the model's values, the options' over them; min_size_px: input pixels)
              "postprocess": _postprocess_record(predictor, min_size, scale),
-             # the colour channel read (of the frame the notes judged; null: grey frames)
-             "color_read": _colour_read(looked[0] if looked else None, predictor.network.channel),
+             # the colour channel read (of most frames where they differ; null: grey frames)
+             "color_read": reads.record(),
+             # where colour frames were read by different channels: each channel's frames (counts.csv's names)
+             **({"color_read_frames": by} if (by := reads.record_by(source.frame_id)) else {}),
              "labels_pixel_size": _calibration_record(carried),
              "no_signal": no_signal,  # frames of no signal (population's test), named as counts.csv names them
              # the frames whose files read_image turned by their EXIF orientation tag (the outputs follow the turn)
@@ -1759,8 +1779,14 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     found = folder_timelapses(input_path, pages)
     # (stack notes printed plain: they name files)
     named = {escape(text) for text in (timelapses_note(input_path, pages, found), left_out_note(input_path)) if text}
-    notes += [(text, plain if text in named else {})
-              for text in stack_notes(input_path, pages, stack_z, timelapses=found)]
+    read_as = stack_notes(input_path, pages, stack_z, timelapses=found)
+    notes += [(text, plain if text in named else {}) for text in read_as]
+    from devolens.io.stacks import planar_rgb_note
+
+    # 3 or 4 planes read as one colour image, perhaps frames (planar_rgb_note): the colour line, which names the one
+    # plane read as a channel, is not said beside it
+    planar = planar_rgb_note(input_path)
+    planar_said = planar is not None and escape(planar) in read_as
     if kind == "membrane" and stack_z == "project" and _has_z(input_path):
         notes.append(("note: the z planes were projected to their maximum; the membrane model was trained on "
                       "single slices, and a projection overlays the membranes of several planes (--stack-z "
@@ -1781,7 +1807,7 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((f"note: {escape(summary['out_named_as_file'])}", plain))
     if summary.get("colour_note"):
         notes.append((f"note: {summary['colour_note']}", {}))
-    elif summary.get("colour_read_line"):  # (the note above names the channel read too)
+    elif summary.get("colour_read_line") and not planar_said:  # (the note above names the channel read too)
         notes.append((summary["colour_read_line"], {}))
     if summary.get("shape_note"):
         notes.append((f"note: {summary['shape_note']}", {}))
@@ -1801,8 +1827,9 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((_noise_note(noise, summary["frames"], what), plain))
     if summary.get("specks"):
         notes.append((_specks_note(summary["specks"]), plain))
-    if summary.get("lone_dropped"):
-        notes.append((_lone_dropped_note(summary["lone_dropped"], summary["frames"], what), plain))
+    lone_note = _lone_dropped_note(summary.get("lone_dropped") or [], summary["frames"], what)
+    if lone_note:
+        notes.append((lone_note, plain))
     if summary["objects"] == 0 and not every and len(flat) < summary["frames"]:  # (every frame: said so above)
         notes.append((_nothing_found_note(what, summary), {}))
     unused = _color_unused(summary)
@@ -2070,16 +2097,87 @@ def _colour_read(image: "np.ndarray | None", channel: Optional[str]) -> Optional
     return auto_channel(arr)
 
 
-def _colour_read_line(image: "np.ndarray | None", channel: Optional[str]) -> Optional[str]:
-    """The line on which channel of a colour ``image`` (the run's first judged frame) the network read, and why, when
-    no --color was given (``channel``: the model's rule); None for a grey image or grey stored as colour (R, G and B
-    alike: nothing to choose)."""
-    picked = _colour_read(image, channel)
-    if picked is None:
-        return None
-    rgb = np.asarray(image)[..., :3]
-    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
-        return None
+def _grey_as_colour(arr: np.ndarray) -> bool:
+    """Whether a colour frame is grey stored as colour (R, G and B alike: no channel to choose); a subsample is
+    asked first (most colour frames differ there)."""
+    step = max(1, int(np.sqrt(arr.shape[0] * arr.shape[1] / 50_000)))
+    for a in (arr[::step, ::step], arr):
+        if not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2])):
+            return False
+    return True
+
+
+class _ColourReads:
+    """The channel each colour frame of a run was read by (``channel``: the model's rule, or the --color given): under
+    the auto rule each frame is judged on its own, and a folder's files (a green and a red export) may be read by
+    different channels, which the colour line and ``segment.json`` say (a line naming the first frame's only would
+    be wrong for the others). Frames of grey stored as colour are left out (nothing to choose)."""
+
+    def __init__(self, channel: Optional[str]):
+        self.rule = channel or "auto"
+        self.by: dict[str, list[int]] = {}  # channel -> positions of the frames read by it, in order
+        self.grey = False  # a frame of grey stored as colour was read
+
+    def add(self, pos: int, arr: np.ndarray, known: Optional[str] = None) -> None:
+        """Note a colour frame (``known``: the channel its preparation read already, a Prepared's; else judged here,
+        as the predictor's rule does: a few milliseconds a frame)."""
+        if self.rule != "auto":
+            pick = self.rule
+        else:
+            from devolens.predict.postprocess import auto_channel
+
+            pick = known or auto_channel(arr)
+        if (pick == "green" or self.rule != "auto") and _grey_as_colour(arr):
+            self.grey = True
+            return
+        self.by.setdefault(pick, []).append(pos)
+
+    def order(self) -> list[tuple[str, list[int]]]:
+        """The channels read, the most frames first (ties: the first read first)."""
+        return sorted(self.by.items(), key=lambda kv: -len(kv[1]))
+
+    def record(self) -> Optional[str]:
+        """``segment.json``'s ``color_read``: the channel read (of most frames where they differ); grey stored as
+        colour only: what the rule reads of it (green); None without a colour frame."""
+        if self.by:
+            return self.order()[0][0]
+        return None if not self.grey else ("green" if self.rule == "auto" else self.rule)
+
+    def record_by(self, name) -> Optional[dict]:
+        """``segment.json``'s ``color_read_frames`` where frames were read by different channels: each channel's
+        frames (``name``: a position's name, as counts.csv names frames); None where one channel read them all."""
+        if len(self.by) < 2:
+            return None
+        return {ch: [name(p) for p in pos] for ch, pos in self.order()}
+
+    def line(self, name, unit: str) -> Optional[str]:
+        """The colour line (:func:`_colour_read_line`), or, where frames were read by different channels, which
+        channel read how many and which (``name``: a position's name in the line, ``unit``: "file" or "frame")."""
+        if len(self.by) < 2:
+            return _colour_read_line(self.record() if self.by else None, self.rule)
+        parts = []
+        for k, (ch, pos) in enumerate(self.order()):
+            read = "the mean of R, G and B" if ch == "mean" else (f"the {ch} channel" if k == 0 else ch)
+            listed = "" if k == 0 else f": {_names([name(p) for p in pos])}"
+            parts.append(f"{read}{' was read' if k == 0 else ''} ({_count(len(pos), unit)}{listed})")
+        return (f"colour input: {', '.join(parts)}; each {unit} is judged on its own (the channel with the most "
+                f"bright structure at a nucleus's scale, green kept unless another has 1.5x its bright structure, the "
+                f"mean where none stands out); --color red|green|blue|mean reads the same one in every {unit}")
+
+
+def _colour_read_line(image: "np.ndarray | str | None", channel: Optional[str]) -> Optional[str]:
+    """The line on which channel of a colour ``image`` the network read, and why, when no --color was given
+    (``channel``: the model's rule); None for a grey image or grey stored as colour (R, G and B alike: nothing to
+    choose). ``image`` may be the channel read already (a str: :class:`_ColourReads`)."""
+    if isinstance(image, str):
+        picked = image
+    else:
+        picked = _colour_read(image, channel)
+        if picked is None:
+            return None
+        rgb = np.asarray(image)[..., :3]
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+            return None
     if (channel or "auto") != "auto":
         why = "the model's own rule, its card's preprocessing.channel"
     elif picked == "green":
@@ -2283,12 +2381,13 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         threshold: Optional[float] = typer.Option(None, "--threshold", metavar="P", help=_threshold_help(kind)),
         seed_threshold: Optional[float] = typer.Option(None, "--seed-threshold", metavar="P",
                                                        help=_seed_threshold_help(kind)),
-        min_size: Optional[int] = typer.Option(None, "--min-size", metavar="PX", help=_min_size_help(kind)),
+        min_size: Optional[float] = typer.Option(None, "--min-size", metavar="AREA", help=_min_size_help(kind)),
         keep_small: bool = typer.Option(False, "--keep-small", help=(
             "Keep small nuclei that stand alone: by default a nucleus under a quarter of its image's median nucleus "
-            "area with no other object within 2 pixels is dropped as a speck (debris, noise), and so are the "
-            "small nuclei of a mixed culture (a note says when several lone objects well above --min-size were "
-            "dropped so).")),
+            "area with no other object within 2 pixels of its outline (at the network's working resolution: 4 "
+            "pixels of an image read at the shipped model's scale 0.5) is dropped as a speck (debris, noise), and "
+            "so are just-divided embryo nuclei and the small nuclei of a mixed culture (a note says when several "
+            "lone objects well above --min-size were dropped so).")),
         device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
         threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     ) -> None:
@@ -2332,11 +2431,11 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
 def _threshold_help(kind: str) -> str:
     """``--threshold``'s help for ``segment kind``, with the shipped model's value."""
     card = _CARD_POSTPROCESS[kind]
-    what = ("a nucleus (StarDist's prob_thresh; cellpose's cellprob_threshold 0 is about 0.5 here): lower takes "
+    what = ("nucleus (StarDist's prob_thresh; cellpose's cellprob_threshold 0 is about 0.5 here): lower takes "
             "fainter nuclei and wider outlines, higher only the sure ones" if kind == "nuclei" else
-            "a cell rather than the background around the embryo")
-    return (f"Probability a pixel needs to belong to {what}; 0 to 1. Default: the model's own (the shipped {kind} "
-            f"model's {card['threshold']:g}; segment.json's postprocess records what ran).")
+            "cell rather than the background around the embryo")
+    return (f"Foreground probability above which a pixel is {what}; 0 to 1. Default: the model's own (the shipped "
+            f"{kind} model's {card['threshold']:g}; segment.json's postprocess records what ran).")
 
 
 def _seed_threshold_help(kind: str) -> str:
@@ -2354,11 +2453,11 @@ def _min_size_help(kind: str) -> str:
     card, what = _CARD_POSTPROCESS[kind], _WHAT.get(kind, kind)
     image = card["min_size"] / card["scale"] ** 2
     one = {"nuclei": "nucleus", "cells": "cell"}.get(what, what)
-    return (f"Smallest {one} kept, in pixels of the input image (its area, as objects.csv's "
-            f"area and cellpose's min_size count it): smaller ones are dropped; converted for each image by its "
-            f"own resizing for the network (--diameter). Default: the model's own, {card['min_size']:g} pixels at "
-            f"its working resolution: {image:.0f} pixels of an image read at the shipped model's scale "
-            f"{card['scale']:g}, {card['min_size']:g}/s² at a working scale s (the summary line's).")
+    return (f"Smallest {one} kept, as an area in pixels of the input image (as objects.csv's area and cellpose's "
+            f"min_size count it; decimals allowed): smaller ones are dropped once found, the others left as they "
+            f"are, whatever the resizing for the network (--diameter). Default: the model's own ({image:.0f} pixels "
+            f"of an image read at the shipped {kind} "
+            f"model's scale {card['scale']:g}); segment.json's postprocess.min_size_px records the area that ran.")
 
 
 segment_nuclei_command = _segment_command("nuclei", "nuclei", "nuclei", "project")

@@ -1443,10 +1443,13 @@ class _SegmentationPredictor:
 
     def postprocess_for(self, options: dict | None = None) -> dict:
         """The postprocess options that run on an image at this predictor's working scale: the fallbacks, the
-        predictor's own (card, ``postprocess={...}``), ``options`` over them (:attr:`min_size_input` is applied to
-        the objects found, :meth:`_without_small`)."""
+        predictor's own (card, ``postprocess={...}``), ``options`` over them. :attr:`min_size_input` is applied to
+        the objects found (:meth:`_without_small`); one below the postprocess's ``min_size`` (converted by the working
+        scale) lowers that too, so that the smaller objects it asks for are not cleared as seeds first."""
         opts = dict(self.postprocess_fallbacks)
         opts.update({k: v for k, v in {**self.postprocess_options, **(options or {})}.items() if k in opts})
+        if self.min_size_input is not None and "min_size" in opts:
+            opts["min_size"] = min(float(opts["min_size"]), float(self.min_size_input) * float(self.network.scale) ** 2)
         return opts
 
     def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None
