@@ -477,4 +477,5 @@ def test_livedead_writes_its_record(tmp_path, well, monkeypatch):
     counts = dict(zip(*(line.split(",") for line in (out / "counts.csv").read_text().splitlines())))
     assert [record["counts"]["live"], record["counts"]["dead"]] == [int(counts["live"]), int(counts["dead"])]
     assert counts["well"] == record["wells"][0]["well"] == well[0].stem
-    assert record["devolens"] and "torch" in record and record["notes"] == []
+    # (an untrained network's classes: at most the swapped-channel warning, its "dead" regions bright only in Draq7)
+    assert record["devolens"] and "torch" in record and all("read as dead" in n for n in record["notes"])
