@@ -870,31 +870,25 @@ def small_nuclei_check(frames: list, predictor) -> Optional[SmallNuclei]:
     return small_spots(frames, predictor, est, predictor.working_scale())
 
 
-def small_nuclei_note(check: SmallNuclei, what: str = "nuclei") -> str:
+def small_nuclei_note(check: SmallNuclei, what: str = "nuclei", library: bool = False) -> str:
     """The note on a :class:`SmallNuclei` check (without ``note:``): what was measured, why the counts may be low, and
-    the ``--diameter`` to run again with (the spots' diameter, rounded)."""
+    the ``--diameter`` to run again with (the spots' diameter, rounded). ``library``: in the words of a program using
+    the library (the :class:`~devolens.errors.DiameterWarning` of a ``diameter="auto"`` call, :class:`SizeWatch`):
+    its arguments, not the command's options."""
     again = max(1, int(round(check.measured)))
-    return (f"the {what} look smaller than --diameter auto assumed: bright spots in the images measure about "
+    auto, then = (("diameter='auto'", f"Segment them with diameter={again} and look at the labels") if library else
+                  ("--diameter auto", f"Run again with --diameter {again} and look at the overlays"))
+    return (f"the {what} look smaller than {auto} assumed: bright spots in the images measure about "
             f"{check.measured:.0f} px across, but the automatic estimate ({check.magnification:.2g}x magnified) "
             f"segmented them as {what} of about {check.assumed:.0f} px, and at that scale the network does not "
             f"outline {what} under about {check.smallest:.0f} px reliably. Its size model learned from embryos and can "
             f"misjudge other samples, such as cultured cells with small {what}: outlines come out too large, or "
-            f"touching {what} merged into one, so areas may be too large and counts low. Run again with --diameter "
-            f"{again} and look at the overlays")
+            f"touching {what} merged into one, so areas may be too large and counts low. {then}")
 
 
 def small_nuclei_message(check: SmallNuclei, what: str = "nuclei") -> str:
-    """:func:`small_nuclei_note`'s words for a program using the library (the
-    :class:`~devolens.errors.DiameterWarning` of a ``diameter="auto"`` call, :class:`SizeWatch`): its arguments, not
-    the command's options."""
-    again = max(1, int(round(check.measured)))
-    return (f"the {what} look smaller than diameter='auto' assumed: bright spots in the images measure about "
-            f"{check.measured:.0f} px across, but the automatic estimate ({check.magnification:.2g}x magnified) "
-            f"segmented them as {what} of about {check.assumed:.0f} px, and at that scale the network does not "
-            f"outline {what} under about {check.smallest:.0f} px reliably. Its size model learned from embryos and can "
-            f"misjudge other samples, such as cultured cells with small {what}: outlines come out too large, or "
-            f"touching {what} merged into one, so areas may be too large and counts low. Segment them with "
-            f"diameter={again} and look at the labels")
+    """:func:`small_nuclei_note`'s words for a program using the library."""
+    return small_nuclei_note(check, what, library=True)
 
 
 def diameter_message(check: DiameterCheck, what: str = "nuclei") -> str:
