@@ -1012,6 +1012,32 @@ def blob_score(image: np.ndarray, channel: Channel = "auto", enough: float | Non
     return best if np.isfinite(best) else None
 
 
+#: a frame whose brightest half percent of pixels lies this many pixel-noise spreads above its median holds structure
+#: at a glance (pure noise: about 2.6 spreads; the benchmark movie's frames 40-300), judged on every 4th row before
+#: the blob test's full-frame work
+CLEARLY_BRIGHT = 12.0
+
+
+def _clearly_bright(grey: np.ndarray) -> bool:
+    """Whether a one-channel frame's brightest 0.5 % of pixels (every 4th row) lie :data:`CLEARLY_BRIGHT` noise
+    spreads or more above its median, the spread read from neighbouring pixels' differences (their median absolute
+    deviation, robust to the nuclei's edges): nuclei at a glance, so :func:`lacks_structure` need not look further.
+    False where it cannot tell (too small, not finite, no pixel noise)."""
+    if grey.ndim != 2 or min(grey.shape) < 32:
+        return False
+    rows = np.asarray(grey[::4], dtype=np.float32)
+    if not np.isfinite(rows).all():
+        return False
+    diff = np.diff(rows, axis=1).ravel()
+    spread = float(np.median(np.abs(diff - np.median(diff)))) / (0.6745 * np.sqrt(2.0))
+    if spread <= 0:
+        return False
+    flat = rows.ravel()
+    ranks = [(flat.size - 1) // 2, int(0.995 * (flat.size - 1))]
+    median, top = np.partition(flat, ranks)[ranks]
+    return float(top - median) >= CLEARLY_BRIGHT * spread
+
+
 def lacks_structure(image: np.ndarray, channel: Channel = "auto", blobs: bool = False) -> bool:
     """Whether nothing stands out from a frame's noise (:func:`structure_score` below :data:`NO_STRUCTURE` as a whole
     and :data:`NO_STRUCTURE_TILE` in every tile): a camera's dark frame, an empty field, a frame of noise in a
@@ -1023,10 +1049,13 @@ def lacks_structure(image: np.ndarray, channel: Channel = "auto", blobs: bool = 
     if not blobs:
         score = structure_score(image, channel)
         return score is not None and score[0] < NO_STRUCTURE and score[1] < NO_STRUCTURE_TILE
-    blob = blob_score(image, channel, enough=NO_BLOB)
+    grey = _one_channel(image, channel)  # (once: a colour frame's channel is chosen by a rule of its own)
+    if _clearly_bright(grey):  # most frames: the blob test's full-frame work cost ~10 ms a 752x512 frame
+        return False
+    blob = blob_score(grey, enough=NO_BLOB)
     if blob is None or blob >= NO_BLOB:
         return False
-    score = structure_score(image, channel, held=True)
+    score = structure_score(grey, held=True)
     return score is None or (score[0] < NO_STRUCTURE and score[1] < NO_STRUCTURE_TILE)
 
 
