@@ -1022,9 +1022,12 @@ def _clearly_bright(grey: np.ndarray) -> bool:
     """Whether a one-channel frame's brightest 0.5 % of pixels (every 4th row) lie :data:`CLEARLY_BRIGHT` noise
     spreads or more above its median, the spread read from neighbouring pixels' differences (their median absolute
     deviation, robust to the nuclei's edges): nuclei at a glance, so :func:`lacks_structure` need not look further.
-    False where it cannot tell (too small, not finite, no pixel noise)."""
+    False where it cannot tell (too small, not finite, no pixel noise). Frames of 8- or 16-bit integers are judged
+    by counting their values (:func:`_clearly_bright_counted`: the same verdict, ~10x less work than sorting)."""
     if grey.ndim != 2 or min(grey.shape) < 32:
         return False
+    if grey.dtype in (np.uint8, np.uint16):
+        return _clearly_bright_counted(grey[::4])
     rows = np.asarray(grey[::4], dtype=np.float32)
     if not np.isfinite(rows).all():
         return False
@@ -1035,6 +1038,39 @@ def _clearly_bright(grey: np.ndarray) -> bool:
     flat = rows.ravel()
     ranks = [(flat.size - 1) // 2, int(0.995 * (flat.size - 1))]
     median, top = np.partition(flat, ranks)[ranks]
+    return float(top - median) >= CLEARLY_BRIGHT * spread
+
+
+def _ranked(counts: np.ndarray, ranks) -> list[int]:
+    """The values at 0-based ``ranks`` of sorted data given as ``counts`` (how many of each value 0, 1, ...)."""
+    return [int(v) for v in np.searchsorted(np.cumsum(counts), np.asarray(ranks), side="right")]
+
+
+def _median_twice(counts: np.ndarray, n: int) -> int:
+    """Twice the median of ``n`` values given as ``counts`` (np.median's: the mean of the middle two for even n)."""
+    a, b = _ranked(counts, [(n - 1) // 2, n // 2])
+    return a + b
+
+
+def _clearly_bright_counted(rows: np.ndarray) -> bool:
+    """:func:`_clearly_bright`'s test on rows of unsigned integers, every median and rank read from counts of the
+    values (bincount) instead of sorting: the same numbers, so the same verdict."""
+    rows = np.ascontiguousarray(rows)
+    top_value = int(rows.max())
+    signed = rows.astype(np.int32)
+    diff = np.diff(signed, axis=1).ravel()
+    diff += top_value  # 0 .. 2 * top_value
+    n = diff.size
+    m2 = _median_twice(np.bincount(diff), n) - 2 * top_value  # twice the differences' median
+    diff -= top_value
+    diff *= 2
+    diff -= m2
+    np.abs(diff, out=diff)  # twice each difference's distance from their median
+    spread = _median_twice(np.bincount(diff), n) / 4.0 / (0.6745 * np.sqrt(2.0))
+    if spread <= 0:
+        return False
+    flat = rows.ravel()
+    median, top = _ranked(np.bincount(flat), [(flat.size - 1) // 2, int(0.995 * (flat.size - 1))])
     return float(top - median) >= CLEARLY_BRIGHT * spread
 
 
