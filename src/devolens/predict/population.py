@@ -6,6 +6,7 @@ Example (with images of your own; not run by doctest)::
     from devolens.predict.postprocess import smooth_populations
     pops = load("population")                   # a PopulationPredictor
     pops.predict(frame)                          # {"A": 64.0, "E": 8.0, ..., "total": 118.0}
+    pops.predict(other, diameter=20)             # one frame of another magnification (nuclei ~20 px)
     df = pops.predict_batch(frames)              # DataFrame A..Z,total, one row per frame
     smooth_populations(df)                       # monotone per letter (populations do not fall)
 
@@ -38,7 +39,7 @@ import pandas as pd
 from devolens.errors import DevolensError
 from devolens.predict._engine import batched, load_zoo_network
 from devolens.predict.postprocess import smooth_populations
-from devolens.predict.segment import Told, _checked, _issued
+from devolens.predict.segment import OWN_DIAMETER, Told, _checked, _issued
 
 LETTERS: tuple[str, ...] = ("A", "E", "M", "P", "C", "D", "Z")
 COLUMNS: tuple[str, ...] = LETTERS + ("total",)
@@ -264,6 +265,51 @@ def _regressor_fast(precision, fast) -> bool:
     return bool(fast)
 
 
+def _in_pixels(diameter) -> bool:
+    """Whether a population ``diameter`` (as :meth:`PopulationPredictor.from_zoo` takes it) is meant as a number of
+    pixels: neither None nor a word (``"auto"``, or ``"each"``, which :func:`_checked_diameter` refuses)."""
+    return diameter is not None and not (isinstance(diameter, str) and diameter.strip().lower() in ("auto", "each"))
+
+
+def _checked_diameter(diameter, reference: float | None):
+    """A population ``diameter`` as :meth:`PopulationPredictor.from_zoo` and a call's ``diameter`` take it: a number
+    of pixels (checked on the nuclei model's ``reference`` diameter, :func:`~devolens.predict.segment.check_diameter`:
+    a float), ``"auto"`` or None (as given). ``"each"`` is refused: a movie has one magnification."""
+    if isinstance(diameter, str) and diameter.strip().lower() == "each":
+        raise DevolensError("diameter 'each' is for segmenting unrelated images; population reads one movie "
+                            "at one magnification: use 'auto' or a number of pixels")
+    if not _in_pixels(diameter):
+        return diameter
+    from devolens.predict.segment import check_diameter
+
+    return check_diameter(diameter, reference, "a number of pixels, 'auto' or None")
+
+
+def _diameter_settings(diameter, nuclei) -> dict:
+    """The :class:`PopulationPredictor` settings (``resize``, ``auto``, ``scale_known``, ``diameter``) that read its
+    frames through ``nuclei`` (its nuclei model; a stand-in for one) at ``diameter`` (:func:`_checked_diameter`'s):
+    a number resizes every frame by the nuclei model's reference diameter / ``diameter``; ``"auto"`` by each
+    stream's estimate (:meth:`~PopulationPredictor.predict_iter`); None leaves the frames as they are."""
+    from devolens.predict.sizing import wants_auto
+
+    ref = getattr(nuclei, "diameter_ref", None)
+    auto = wants_auto(diameter, getattr(nuclei, "size_model", None), ref, "the nuclei model")
+    resize = 1.0
+    if not auto and diameter is not None:
+        from devolens.predict.postprocess import diameter_scale
+
+        # a number here, checked on the same reference (a model without one refused there)
+        resize = diameter_scale(1.0, ref, diameter)
+        # ... and with a scale of the user's, the scale times this resizing held to the range a scale is (the
+        # nuclei model reads the resized frames at its scale: scale=2 with diameter 10 enlarged them 14x)
+        held = getattr(nuclei, "_held_scale", None)  # (a stand-in for the nuclei model: unchecked)
+        if held is not None:
+            held(diameter, f"diameter {diameter:g} px")
+    # scale_known: a number (auto: decided per stream); None: the frames' framing kept (fit_frame)
+    return {"resize": resize, "auto": auto, "scale_known": diameter is not None,
+            "diameter": None if auto else diameter}
+
+
 def _total_regressor(arrays: dict, spec: dict, path: Path):
     """The whole-frame total regressor stored beside the tables (keys ``total_regressor.*``)."""
     import torch
@@ -340,6 +386,7 @@ class PopulationPredictor:
     diameter : float, optional
         The typical nucleus diameter in the input (pixels) that ``resize`` was set from (:meth:`from_zoo`'s
         ``diameter`` given as a number), for :meth:`diameter_check`; None (no number given, or ``"auto"``): no check.
+        A call's own ``diameter`` (:meth:`predict_iter`) leaves these settings as they are.
     """
 
     def __init__(
@@ -400,6 +447,7 @@ class PopulationPredictor:
         self.clock = None if clock is None else (np.asarray(clock[0], np.float64), np.asarray(clock[1], np.float64))
         self.last_estimate = None  # the nuclei model's DiameterEstimate of the last auto run
         self.flat_frames: list[int] = []  # the last stream's frames without signal (predict_iter)
+        self._view_of: PopulationPredictor | None = None  # the predictor a call's view is of (_for_call)
         if outliers is None:
             outliers = getattr(getattr(nuclei, "network", None), "outliers", 0.0) if nuclei is not None else 0.0
         try:
@@ -421,7 +469,8 @@ class PopulationPredictor:
         resized by the nuclei model's reference diameter / ``diameter`` before everything
         else, so that nuclei and embryo have the sizes the calibration was fitted on; with a ``scale`` for the nuclei
         model, the scale times that resizing (a ``"auto"`` estimate's too, before any frame is counted) is held to
-        the range a scale is held to (:func:`~devolens.predict.segment.check_scale`).
+        the range a scale is held to (:func:`~devolens.predict.segment.check_scale`). One call at another
+        diameter: ``predict(frame, diameter=20)`` (also ``predict_batch`` and ``predict_iter``), checked alike.
 
         The count regressor (the whole-frame regressor of the total, or method ``regressor``'s network) runs on the
         CPU in bf16 (autocast) by default, in fp32 with ``fast=False`` or ``precision="fp32"``, in bf16 with
@@ -477,32 +526,15 @@ class PopulationPredictor:
             options.setdefault("flatten", float(card.get("nuclei_flatten", 0.0)))
             diameter = options.pop("diameter", None)  # applied to the frames here, not in the nuclei model
             nuclei_model = card.get("nuclei_model", "nuclei")
-            if isinstance(diameter, str) and diameter.strip().lower() == "each":
-                raise DevolensError("diameter 'each' is for segmenting unrelated images; population reads one movie "
-                                    "at one magnification: use 'auto' or a number of pixels")
-            if diameter is not None and not (isinstance(diameter, str) and diameter.strip().lower() == "auto"):
+            reference = None
+            if _in_pixels(diameter):  # checked (once) on the nuclei model's card before its network loads (a second)
                 from devolens.models.zoo import card as zoo_card
-                from devolens.predict.segment import check_diameter
 
-                # checked (once) on the nuclei model's card before its network loads (about a second)
-                ref = ((zoo_card(nuclei_model).get("input") or {}).get("diameter") or {})
-                diameter = check_diameter(diameter, ref.get("reference"), "a number of pixels, 'auto' or None")
+                reference = ((zoo_card(nuclei_model).get("input") or {}).get("diameter") or {}).get("reference")
+            diameter = _checked_diameter(diameter, reference)
             # (an option neither this predictor nor its nuclei model takes stays a TypeError: the user's
             # load('population') words it, with this class's help, not the nuclei model's load and class)
             nuclei = zoo_load(nuclei_model, **options)
-            resize = 1.0
-            from devolens.predict.sizing import wants_auto
-
-            auto = wants_auto(diameter, getattr(nuclei, "size_model", None), getattr(nuclei, "diameter_ref", None),
-                              "the nuclei model")  # estimated from the first frames (predict_iter)
-            if not auto and diameter is not None:
-                from devolens.predict.postprocess import diameter_scale
-
-                # a number here, checked above on the same card's reference (a model without one refused there)
-                resize = diameter_scale(1.0, getattr(nuclei, "diameter_ref", None), diameter)
-                # ... and with a scale of the user's, the scale times this resizing held to the range a scale is
-                # (the nuclei model reads the resized frames at its scale: scale=2 with diameter 10 enlarged them 14x)
-                nuclei._held_scale(diameter, f"diameter {diameter:g} px")
             extra: dict[str, Any] = {}
             reg = card.get("total_regressor")
             if reg:  # a whole-frame regressor of the total, stored in the same file ("total_regressor.*")
@@ -513,9 +545,8 @@ class PopulationPredictor:
                 "composition", nuclei=nuclei, composition=arrays["composition"].astype(np.float32),
                 knots_x=arrays["knots_x"].astype(np.float64), knots_y=arrays["knots_y"].astype(np.float64),
                 coef=arrays["coef"].astype(np.float64) if "coef" in arrays else None,
-                batch_size=batch_size, card=card, resize=resize, channel=options.get("channel", "auto"), auto=auto,
-                scale_known=diameter is not None,  # a number (auto: decided per stream); None: used as they are
-                diameter=None if auto else diameter,  # (a number of pixels, checked above; or None)
+                batch_size=batch_size, card=card, channel=options.get("channel", "auto"),
+                **_diameter_settings(diameter, nuclei),  # resize, auto, scale_known, diameter
                 clock=(arrays["clock_tau"], arrays["clock_log_total"]) if "clock_tau" in arrays else None, **extra,
             )
         model = load_zoo_network(folder, card)
@@ -597,9 +628,11 @@ class PopulationPredictor:
         nuclei.diameter = self.diameter
         return nuclei.diameter_check(images)
 
-    def predict(self, image: np.ndarray | str | Path) -> dict[str, float]:
+    def predict(self, image: np.ndarray | str | Path, diameter: float | str | None = OWN_DIAMETER
+                ) -> dict[str, float]:
         """Counts for one frame (an array as the nuclei model takes it, or an image file's
-        path): ``{"A": ..., ..., "Z": ..., "total": ...}`` (cells, >= 0).
+        path): ``{"A": ..., ..., "Z": ..., "total": ...}`` (cells, >= 0). ``diameter``: this call's, as
+        :meth:`from_zoo`'s (:meth:`predict_iter`).
 
         A frame without signal (:func:`lacks_signal`: one grey level throughout, all NaN, or black with nothing a
         grey level or two above its background) holds nothing to count: its counts are NaN, as ``devolens
@@ -612,15 +645,17 @@ class PopulationPredictor:
             raise DevolensError(f"predict takes one image, got a {type(image).__name__} of {len(image)}: for several "
                                 "use predict_batch(images) (a table, one row per frame) or predict_iter(images) (a "
                                 "stream of rows)")
-        row = list(_issued(self._run([image], one=True)))[0]  # (its warnings name the caller's line: _issued)
+        run = self._for_call(diameter)
+        row = list(_issued(run._run([image], one=True)))[0]  # (its warnings name the caller's line: _issued)
         if row.get("flat"):
             _warn_no_signal([row], 1)
             return dict.fromkeys(COLUMNS, math.nan)
         return {k: float(row[k]) for k in COLUMNS}
 
-    def predict_batch(self, images: Sequence[np.ndarray],
-                      progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-        """Counts for several frames: DataFrame with columns ``A..Z, total``, one row per frame.
+    def predict_batch(self, images: Sequence[np.ndarray], progress: Callable[[int, int], None] | None = None,
+                      diameter: float | str | None = OWN_DIAMETER) -> pd.DataFrame:
+        """Counts for several frames: DataFrame with columns ``A..Z, total``, one row per frame. ``diameter``: this
+        call's, as :meth:`from_zoo`'s (:meth:`predict_iter`).
 
         The rows of frames without signal (:func:`lacks_signal`, as :meth:`predict`) are empty (NaN), as
         ``devolens population`` leaves them, with one :class:`~devolens.errors.NoSignalWarning` naming their
@@ -629,8 +664,9 @@ class PopulationPredictor:
         from devolens.predict.postprocess import check_stream
 
         check_stream(images, "predict_batch", progress)
+        run = self._for_call(diameter)  # (checked before the images are read)
         images = list(images)
-        rows = list(_issued(self._run(images, total=len(images), progress=progress)))
+        rows = list(_issued(run._run(images, total=len(images), progress=progress)))
         df = pd.DataFrame(rows, columns=list(COLUMNS))
         empty = [i for i, row in enumerate(rows) if row.get("flat")]
         if empty:
@@ -639,7 +675,8 @@ class PopulationPredictor:
         return df
 
     def predict_iter(self, images: Iterable[np.ndarray], total: int | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> Iterator[dict[str, float]]:
+                     progress: Callable[[int, int], None] | None = None,
+                     diameter: float | str | None = OWN_DIAMETER) -> Iterator[dict[str, float]]:
         """Counts for a stream of frames (e.g. a video), lazily, one dict per frame.
 
         Each dict also carries ``visible`` (nuclei found in the image), ``median_area``
@@ -671,8 +708,30 @@ class PopulationPredictor:
         pixels, other than 1, 3 or 4 channels) is refused before any resizing and ends the stream: the rows of the
         frames before it are yielded, then a :class:`~devolens.errors.DevolensError` names it (``image 12 of the
         stream: ...``, counted from 0, and the file where it was a path).
+
+        ``diameter``: this call's, in place of the predictor's own (left out: :meth:`from_zoo`'s): the same values
+        (a number of pixels, ``"auto"`` or None: the frames as they are), checked alike, with the same counts as a
+        predictor loaded with it; the loaded models serve it, and the predictor is left as it is for later calls
+        (its ``resize``, ``diameter`` and ``last_estimate``; with ``"auto"``, this call's estimate is in each row's
+        ``estimate``). Calls from several threads at different diameters each keep their own.
         """
-        yield from _issued(self._run(images, total, progress))
+        run = self._for_call(diameter)
+        yield from _issued(run._run(images, total, progress))
+
+    def _for_call(self, diameter) -> "PopulationPredictor":
+        """The predictor one call counts with: this one for :data:`~devolens.predict.segment.OWN_DIAMETER` (or its
+        own setting given again), else a view of it at ``diameter`` (:func:`_diameter_settings`, checked as
+        :meth:`from_zoo` checks it), sharing its models, which leaves this one as it is."""
+        if diameter is OWN_DIAMETER:
+            return self
+        settings = _diameter_settings(_checked_diameter(diameter, getattr(self.nuclei, "diameter_ref", None)),
+                                      self.nuclei)
+        if settings["auto"] == self.auto and (self.auto or all(getattr(self, k) == settings[k]
+                                                               for k in ("resize", "scale_known", "diameter"))):
+            return self  # (its own setting: an "auto" call records its estimate in last_estimate as before)
+        view = copy.copy(self)
+        view.__dict__.update(settings, last_estimate=None, _view_of=self)
+        return view
 
     def _run(self, images: Iterable, total: int | None = None,
              progress: Callable[[int, int], None] | None = None, *, one: bool = False) -> Iterator[dict | Told]:
@@ -714,6 +773,8 @@ class PopulationPredictor:
         # finds no nucleus in either)
         seen: list[int] = []  # their positions in the stream (0 = the first frame), ascending; this stream's own
         self.flat_frames = seen  # (another stream started meanwhile gets its own)
+        if self._view_of is not None:  # a call's own diameter (_for_call): the predictor's, as its warning says
+            self._view_of.flat_frames = seen
         import collections
 
         measured: collections.deque = collections.deque()  # per frame read: (measures, black), until its row comes
