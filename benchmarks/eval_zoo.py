@@ -20,6 +20,8 @@ import json
 import os
 import sys
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,18 @@ def _load(name: str, zoo_dir: Path | None, **options):
         target = pred.nuclei if name == "population" else pred
         target.auto_keep = KEEP
     return pred
+
+
+@contextmanager
+def _sizes_unsaid():
+    """The library's size notes (:class:`devolens.errors.DiameterWarning`) ignored while a loop measures: the
+    benchmark segments at many magnifications on purpose (``--zoom``, ``--diameter``), where a note per stream says
+    nothing and its checks cost time; every other warning stays visible, and the figures are the same."""
+    from devolens.errors import DiameterWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiameterWarning)
+        yield
 
 
 def _segment_each(pred, images):
@@ -135,25 +149,26 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
     # all frames up to 200 cells; every 3rd frame above (for information)
     rows = [(v, r) for v, r in rows if r["total"] <= 200] + [(v, r) for v, r in rows if r["total"] > 200][::3]
     images = (_zoomed(read_image(v / r["file"])) for v, r in rows)
-    for (vdir, row), res in zip(rows, _segment_each(pred, images)):
-        truth = _zoomed(tifffile.imread(vdir / "labels" / f"{Path(row['file']).stem}_labels.tif"), labels=True)
-        m = match_instances(res.labels, truth)
-        key = "le200" if row["total"] <= 200 else "gt200"
-        n_frames[key] += 1
-        for i, k in enumerate(("tp", "fp", "fn")):
-            buckets[key][i] += m[k]
-        if key == "le200":
-            e = per_embryo.setdefault(str(row["embryo"]), [0, 0, 0])
+    with _sizes_unsaid():
+        for (vdir, row), res in zip(rows, _segment_each(pred, images)):
+            truth = _zoomed(tifffile.imread(vdir / "labels" / f"{Path(row['file']).stem}_labels.tif"), labels=True)
+            m = match_instances(res.labels, truth)
+            key = "le200" if row["total"] <= 200 else "gt200"
+            n_frames[key] += 1
             for i, k in enumerate(("tp", "fp", "fn")):
-                e[i] += m[k]
-            if hidden:
-                mv = match_instances(res.labels, truth, ignore=hidden.get(str(vdir / row["file"]), []))
-                ev = per_embryo_vis.setdefault(str(row["embryo"]), [0, 0, 0])
+                buckets[key][i] += m[k]
+            if key == "le200":
+                e = per_embryo.setdefault(str(row["embryo"]), [0, 0, 0])
                 for i, k in enumerate(("tp", "fp", "fn")):
-                    buckets["le200_vis"][i] += mv[k]
-                    ev[i] += mv[k]
-            counts_p.append(res.count)
-            counts_t.append(int(len(np.unique(truth)) - 1))
+                    e[i] += m[k]
+                if hidden:
+                    mv = match_instances(res.labels, truth, ignore=hidden.get(str(vdir / row["file"]), []))
+                    ev = per_embryo_vis.setdefault(str(row["embryo"]), [0, 0, 0])
+                    for i, k in enumerate(("tp", "fp", "fn")):
+                        buckets["le200_vis"][i] += mv[k]
+                        ev[i] += mv[k]
+                counts_p.append(res.count)
+                counts_t.append(int(len(np.unique(truth)) - 1))
     # the held-out real embryo framed like EPIC movies: the optics draw decides much of the result
     framed_dirs = _framed_dirs()
     framed: dict[str, list[int]] = {}
@@ -164,14 +179,15 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
         # one stream per movie (diameter auto: one estimate per movie, from its first frames)
         movies = [[(v, r) for v, r in frows if v == d] for d in framed_dirs]
         results = (res for movie in movies for res in pred.predict_iter(read_image(v / r["file"]) for v, r in movie))
-        for (vdir, row), res in zip([x for movie in movies for x in movie], results):
-            truth = tifffile.imread(vdir / "labels" / f"{Path(row['file']).stem}_labels.tif")
-            m = match_instances(res.labels, truth)
-            mv = match_instances(res.labels, truth, ignore=hidden_f.get(str(vdir / row["file"]), []))
-            acc = framed.setdefault(vdir.name, [0, 0, 0])
-            for i, k in enumerate(("tp", "fp", "fn")):
-                acc[i] += m[k]
-                framed_vis[i] += mv[k]
+        with _sizes_unsaid():
+            for (vdir, row), res in zip([x for movie in movies for x in movie], results):
+                truth = tifffile.imread(vdir / "labels" / f"{Path(row['file']).stem}_labels.tif")
+                m = match_instances(res.labels, truth)
+                mv = match_instances(res.labels, truth, ignore=hidden_f.get(str(vdir / row["file"]), []))
+                acc = framed.setdefault(vdir.name, [0, 0, 0])
+                for i, k in enumerate(("tp", "fp", "fn")):
+                    acc[i] += m[k]
+                    framed_vis[i] += mv[k]
     framed_f1 = prf(*np.sum(list(framed.values()), axis=0))["f1"] if framed else None
     secs = time.perf_counter() - t0
     le = prf(*buckets["le200"])
@@ -180,8 +196,9 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
     cnt = count_error(counts_p, counts_t)
     ref_dir = _data_dir() / "reference_frames"
     ref = {}
-    for f in sorted(ref_dir.glob("epic_movie_frame*.png")) if ZOOM == 1.0 else []:
-        ref[f.stem.replace("epic_movie_", "")] = pred.predict(read_image(f)).count
+    with _sizes_unsaid():
+        for f in sorted(ref_dir.glob("epic_movie_frame*.png")) if ZOOM == 1.0 else []:
+            ref[f.stem.replace("epic_movie_", "")] = pred.predict(read_image(f)).count
     vals = [ref[k] for k in sorted(ref)]
     rising = bool(len(vals) == 3 and vals[0] < vals[1] < vals[2])
     how = f"held-out renders ({', '.join(d.name for d in val_dirs)}), instance matching at IoU>0.5, one-to-one"
@@ -252,14 +269,15 @@ def eval_membrane(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> t
     rows = list(_frames(val_dirs))
     images = (_zoomed(read_image(v / r["file"])) for v, r in rows)
     t0 = time.perf_counter()
-    for (vdir, row), res in zip(rows, _segment_each(pred, images)):
-        stem = Path(row["file"]).stem
-        cells = _zoomed(tifffile.imread(vdir / "labels" / f"{stem}_labels.tif"), labels=True)
-        mem = read_image(vdir / "membranes" / f"{stem}_membrane.png")
-        mem = _zoomed((mem[..., 0] if mem.ndim == 3 else mem) > 0, labels=True)
-        m = match_instances(res.labels, cells)
-        tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
-        cm += confusion_matrix(res.mask.astype(np.int64), mem.astype(np.int64), 2)
+    with _sizes_unsaid():
+        for (vdir, row), res in zip(rows, _segment_each(pred, images)):
+            stem = Path(row["file"]).stem
+            cells = _zoomed(tifffile.imread(vdir / "labels" / f"{stem}_labels.tif"), labels=True)
+            mem = read_image(vdir / "membranes" / f"{stem}_membrane.png")
+            mem = _zoomed((mem[..., 0] if mem.ndim == 3 else mem) > 0, labels=True)
+            m = match_instances(res.labels, cells)
+            tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
+            cm += confusion_matrix(res.mask.astype(np.int64), mem.astype(np.int64), 2)
     secs = time.perf_counter() - t0
     s = prf(tp, fp, fn)
     dice = float(iou_dice(cm)["dice"][1])
@@ -287,10 +305,11 @@ def eval_population(zoo_dir: Path | None, val_dirs: list[Path], threads: int) ->
 
     def scores(dirs: list[Path], movies: bool = False):
         rows = list(_frames(dirs))
-        if pred.auto and not movies:  # diameter auto: each random-pose frame is its own input
-            out = [next(pred.predict_iter([_zoomed(read_image(v / r["file"]))])) for v, r in rows]
-        else:  # one stream per folder (auto: one estimate per movie)
-            out = [o for d in dirs for o in pred.predict_iter(_zoomed(read_image(v / r["file"])) for v, r in rows if v == d)]
+        with _sizes_unsaid():
+            if pred.auto and not movies:  # diameter auto: each random-pose frame is its own input
+                out = [next(pred.predict_iter([_zoomed(read_image(v / r["file"]))])) for v, r in rows]
+            else:  # one stream per folder (auto: one estimate per movie)
+                out = [o for d in dirs for o in pred.predict_iter(_zoomed(read_image(v / r["file"])) for v, r in rows if v == d)]
         p = np.array([[o[k] for k in LETTERS + ("total",)] for o in out])
         t = np.array([[r[k] for k in LETTERS + ("total",)] for _, r in rows], dtype=float)
         mae = population_mae(p, t, LETTERS + ("total",))

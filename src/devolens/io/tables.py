@@ -22,9 +22,10 @@ sorted by time (file order kept within a time point). ``df.attrs`` carries the m
 Every problem with the input raises :class:`devolens.errors.DevolensError` naming the file; an
 EPIC AuxInfo or TIME file given as the table is named as such. A table Excel saved under German, French...
 settings (columns separated by semicolons, decimal commas) is read as the comma-separated one it stands for, with a
-note; so are an EPIC CD table separated by tabs and a comma-separated table with its decimal commas in quotes
-("12,5"); an unquoted decimal comma in a comma-separated table is refused (the commas cannot be told apart). Readers
-keep every row; :func:`drop_duplicate_rows` drops exact copies of rows (a table saved twice) for counting.
+note; so are a table separated by tabs (a spreadsheet's 'Text (Tab delimited)', pandas' ``sep="\\t"``; an EPIC
+CD table so separated without a note) and a comma-separated table with its decimal commas in quotes ("12,5"); an
+unquoted decimal comma in a comma-separated table is refused (the commas cannot be told apart). Readers keep every
+row; :func:`drop_duplicate_rows` drops exact copies of rows (a table saved twice) for counting.
 """
 
 from __future__ import annotations
@@ -859,7 +860,11 @@ SEMICOLON_NOTE = (f"the columns are separated by semicolons, {_SEMICOLON_ORIGIN}
 SEMICOLON_DECIMAL_NOTE = (f"the columns are separated by semicolons and the numbers have decimal commas, "
                           f"{_SEMICOLON_ORIGIN}: read as such, 12,5 as 12.5 (devolens writes its own tables with "
                           "commas and decimal points)")
-#: What the readers note about an EPIC CD table (or Excel's UTF-16 'Unicode Text') separated by tabs whose numbers
+#: What the readers note about a table separated by tabs (not an EPIC CD table: older EPIC exports are so separated),
+#: its numbers with decimal points or whole.
+TAB_NOTE = ("the columns are separated by tabs, as a spreadsheet saves 'Text (Tab delimited)': read as such (devolens "
+            "writes its own tables with commas)")
+#: What the readers note about a table (or Excel's UTF-16 'Unicode Text') separated by tabs whose numbers
 #: have decimal commas (the tabs tell them from the separators).
 TAB_DECIMAL_NOTE = ("the numbers have decimal commas, as Excel saves a table as text separated by tabs under German, "
                     "French, Dutch... settings: read as such, 12,5 as 12.5 (devolens writes its own tables with commas "
@@ -906,15 +911,15 @@ def _known_header(names: list[str]) -> bool:
             or _AUX_MARKERS <= set(names))
 
 
-def _semicolon_header(text: str) -> list[str] | None:
-    """The column names of the decoded table ``text`` (its start will do) when its columns are separated by
-    semicolons, else None. Its header (first line that is not blank) must split on ``;`` into columns a reader knows
-    (:func:`_known_header`) and not on ``,``: a comma-separated table with a ``;`` in a quoted value or name stays
-    comma-separated."""
+def _separated_header(text: str, sep: str) -> list[str] | None:
+    """The column names of the decoded table ``text`` (its start will do) when its columns are separated by ``sep``
+    (``";"``, ``"\\t"``), else None. Its header (first line that is not blank) must split on ``sep`` into columns a
+    reader knows (:func:`_known_header`) and not on ``,``: a comma-separated table with a ``;`` or a tab in a quoted
+    value or name stays comma-separated."""
     first = next((line for line in text.lstrip("\ufeff").splitlines() if line.strip()), "")
-    if ";" not in first:
+    if sep not in first:
         return None
-    names = _header_names(first, ";")
+    names = _header_names(first, sep)
     if not _known_header(names) or _known_header(_header_names(first, ",")):
         return None
     return names
@@ -961,34 +966,28 @@ class _Head:
         return _is_cp1252(self.data, self.not_utf8)
 
     @cached_property
-    def semicolon_header(self) -> list[str] | None:
-        """The header's column names when the columns are separated by semicolons (:func:`_semicolon_header`), else
-        None (a UTF-16 file is tab-separated: None)."""
+    def separated(self) -> tuple[str, list[str]] | None:
+        """The separator and the header's column names when the columns are separated by semicolons (Excel's CSV
+        under German, French... settings) or tabs (a spreadsheet's 'Text (Tab delimited)', older EPIC exports), as
+        :func:`_separated_header` tells them; else None (a UTF-16 file is tab-separated as such: None)."""
         if self.utf16:
             return None
-        return _semicolon_header(self.data.decode("cp1252" if self.cp1252 else "utf-8", errors="replace"))
-
-    @cached_property
-    def epic_tabs(self) -> bool:
-        """Whether the file is an EPIC CD table separated by tabs (its first line has tabs and no comma, as
-        :func:`_epic_sep` tells it: older exports, Excel's 'Text (Tab delimited)'); a UTF-16 file: False."""
-        if self.utf16:
-            return False
-        first = self.data.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
-        return ("\t" in first and "," not in first
-                and _is_epic_header({c.strip().strip('"') for c in first.split("\t")}))
+        text = self.data.decode("cp1252" if self.cp1252 else "utf-8", errors="replace")
+        return next(((sep, names) for sep in (";", "\t") if (names := _separated_header(text, sep)) is not None), None)
 
 
 @dataclass(frozen=True)
 class _Recoding:
     """How a text table is read through a UTF-8, comma-separated copy (:func:`_utf8_copy`): its ``encoding``
     (``"utf-16"``, ``"cp1252"`` or ``"utf-8"``), and the separator whose table's decimal commas are read as points
-    (:func:`_comma_text`): ``";"`` (semicolons), ``"\t"`` (an EPIC CD table separated by tabs), ``","`` (a
-    comma-separated table with decimal commas in quotes); None: only re-encoded (UTF-16 tab-separated text: its
-    tabs, :func:`_utf8_copy`)."""
+    (:func:`_comma_text`): ``";"`` (semicolons), ``"\t"`` (tabs), ``","`` (a comma-separated table with decimal
+    commas in quotes); None: only re-encoded (UTF-16 tab-separated text: its tabs, :func:`_utf8_copy`). ``note``:
+    what the readers note about the separator when no number has a decimal comma (the notes on decimal commas say
+    it too)."""
 
     encoding: str
     sep: str | None = None
+    note: str | None = None
 
     @property
     def semicolons(self) -> bool:
@@ -1016,19 +1015,20 @@ def _quoted_decimal_commas(path: Path) -> bool:
 def _recoded(head: _Head | None, path: Path | None = None) -> _Recoding | None:
     """How a text table the readers read through a UTF-8, comma-separated copy (:func:`_read_recoded`) is recoded:
     UTF-16, Windows-1252, separated by semicolons (Excel's CSV under German, French... settings, with decimal
-    commas), an EPIC CD table separated by tabs (its decimal commas, if any, read as points), a comma-separated
-    table (``path``) with decimal commas in quotes; None for a UTF-8, comma-separated one without (and for a file
-    that cannot be read, ``head`` None: the reader says why). Told from the first 64 KiB (``head``), the quoted
-    decimal commas from the whole file."""
+    commas), separated by tabs (its decimal commas, if any, read as points; an EPIC CD table's tabs without a
+    note), a comma-separated table (``path``) with decimal commas in quotes; None for a UTF-8, comma-separated one
+    without (and for a file that cannot be read, ``head`` None: the reader says why). Told from the first 64 KiB
+    (``head``), the quoted decimal commas from the whole file."""
     if head is None:
         return None
     if head.utf16:
         return _Recoding("utf-16")
-    sep = ";" if head.semicolon_header is not None else "\t" if head.epic_tabs else None
+    sep, names = head.separated or (None, [])
     if sep is None and path is not None and _quoted_decimal_commas(path):
         sep = ","
+    note = SEMICOLON_NOTE if sep == ";" else TAB_NOTE if sep == "\t" and not _is_epic_header(names) else None
     encoding = "cp1252" if head.cp1252 else "utf-8"  # (never with a NUL byte: _is_cp1252 refuses control bytes)
-    return _Recoding(encoding, sep) if encoding != "utf-8" or sep else None
+    return _Recoding(encoding, sep, note) if encoding != "utf-8" or sep else None
 
 
 def _utf16_first_line(head: bytes) -> str:
@@ -1134,10 +1134,10 @@ def _utf8_copy(path: Path, recoding: _Recoding) -> Iterator[tuple[Path, list[str
         notes += [TAB_DECIMAL_NOTE] if decimal_commas else []
     elif recoding.sep is not None:
         text, decimal_commas = _comma_text(text, path, recoding.sep)
-        if recoding.semicolons:
-            notes.append(SEMICOLON_DECIMAL_NOTE if decimal_commas else SEMICOLON_NOTE)
-        elif decimal_commas:  # (tabs or commas with decimal points: read as they always were, without a note)
-            notes.append(TAB_DECIMAL_NOTE if recoding.sep == "\t" else QUOTED_DECIMAL_NOTE)
+        if decimal_commas:
+            notes.append({";": SEMICOLON_DECIMAL_NOTE, "\t": TAB_DECIMAL_NOTE}.get(recoding.sep, QUOTED_DECIMAL_NOTE))
+        elif recoding.note:  # (an EPIC table's tabs, commas with decimal points: read as they always were, quietly)
+            notes.append(recoding.note)
     with tempfile.TemporaryDirectory(prefix="devolens-utf16-") as tmp:
         copy = Path(tmp) / path.name
         copy.write_text(text, encoding="utf-8")
@@ -1231,17 +1231,15 @@ def _detect_head(path: Path, head: _Head) -> str:
     if not text.strip():  # a byte-order mark alone (Excel's "CSV UTF-8" of an empty sheet), blank lines after it
         raise DevolensError("empty file", path=path)
     first = text.splitlines()[0]
-    semicolons = head.semicolon_header  # Excel's CSV under German, French... settings: the readers read it so
-    if semicolons is not None:
-        first = ",".join(semicolons)
+    separated = head.separated  # semicolons (Excel's CSV under German, French... settings), tabs: the readers read
+    if separated is not None:  # it so
+        first = ",".join(separated[1])
     cols = {c.strip().strip('"') for c in first.split(",")}
     # before the separator check: an EPIC TIME file is tab-separated, and "use commas" would mislead
     _refuse_epic_companion(path, first, cols)
     if utf16:
         first = _utf16_first_line(data)
         cols = {c.strip().strip('"') for c in first.split(",")}
-    if len(cols) == 1 and _is_epic_header({c.strip().strip('"') for c in first.split("\t")}):
-        return "epic"  # an EPIC CD table saved tab-separated (older exports): read_epic reads it so
     if len(cols) == 1 and first.count(";") >= 2:  # separated by semicolons, but no columns a reader knows
         raise UnrecognisedColumns(path, _header_names(first, ";"))
     if len(cols) == 1 and first.count("\t") >= 2:

@@ -595,9 +595,11 @@ class LiveDeadPredictor:
                 evidence = _SwapEvidence(watch, self.min_area) if how else None
                 result = self._predict(watch, probabilities, progress, fill, evidence)
                 _warn_nonfinite(image, watch.nonfinite)
-                _warn_channels(image, watch, src, result.objects, result.counts, "channels=[H, D]" + _rgb_hint(src),
-                               "channels=[0, 2]" if how == "colour" else "channels=[1, 0]", evidence=evidence)
-                _warn_objects(image, result.objects, self.min_area, "min_area={0} (load('livedead', min_area={0}))")
+                swapped = _warn_channels(image, watch, src, result.objects, result.counts,
+                                         "channels=[H, D]" + _rgb_hint(src),
+                                         "channels=[0, 2]" if how == "colour" else "channels=[1, 0]", evidence=evidence)
+                _warn_objects(image, result.objects, self.min_area, "min_area={0} (load('livedead', min_area={0}))",
+                              swapped=swapped)
             return result
         if channels is not None or dataset is not None:
             raise DevolensError("channels and dataset apply to a well file's path; choose an array's channels by "
@@ -622,9 +624,10 @@ class LiveDeadPredictor:
         watch = _ChannelWatch(image, fill=fill)
         evidence = _SwapEvidence(watch, self.min_area)  # (an array's channels are read by position)
         result = self._predict(watch, probabilities, progress, fill, evidence)
-        _warn_channels("<array>", watch, None, result.objects, result.counts, "indexing the array (image[[1, 0]])",
-                       "image[[1, 0]]", dtype=given, evidence=evidence)
-        _warn_objects("<array>", result.objects, self.min_area, "min_area={0} (load('livedead', min_area={0}))")
+        swapped = _warn_channels("<array>", watch, None, result.objects, result.counts,
+                                 "indexing the array (image[[1, 0]])", "image[[1, 0]]", dtype=given, evidence=evidence)
+        _warn_objects("<array>", result.objects, self.min_area, "min_area={0} (load('livedead', min_area={0}))",
+                      swapped=swapped)
         return result
 
     def _predict(self, image, probabilities: bool, progress: Callable[[int, int], None] | None,
@@ -782,9 +785,9 @@ class LiveDeadPredictor:
         objects = _objects(rows, min_area=self.min_area, instances=instances, pixel=pixel, clear=rows.write)
         counts = counts_from_objects(objects)
         _warn_nonfinite(image, watch.nonfinite)
-        _warn_channels(image, watch, src, objects, counts, "--channels H,D" + _rgb_hint(src),
-                       "--channels 0,2" if how == "colour" else "--channels 1,0", evidence=evidence)
-        _warn_objects(image, objects, self.min_area, "--min-area {}")
+        swapped = _warn_channels(image, watch, src, objects, counts, "--channels H,D" + _rgb_hint(src),
+                                 "--channels 0,2" if how == "colour" else "--channels 1,0", evidence=evidence)
+        _warn_objects(image, objects, self.min_area, "--min-area {}", swapped=swapped)
         return objects, counts
 
 
@@ -1188,19 +1191,22 @@ def _file_top(value: int, dtype: "np.dtype | None") -> str:
 
 def _warn_channels(image, watch: _ChannelWatch, src: "RowReader | None", objects: pd.DataFrame,
                    counts: dict[str, float], fix_empty: str, fix_swap: str, dtype: "np.dtype | None" = None,
-                   evidence: "_SwapEvidence | None" = None) -> None:
+                   evidence: "_SwapEvidence | None" = None) -> bool:
     """The warnings about the channels read, once the well is segmented: a blank channel (:func:`_warn_empty`), a
     flat or clipped one (:func:`_warn_range`), and a well read by position or by its colours that looks swapped
     (:func:`_looks_swapped`, from the dead fraction and what ``evidence`` saw: :func:`_warn_swapped`), which a flat
     channel (no contrast: what such a well needs is another image) holds back and clipping does not (a swapped well
     whose Hoechst nuclei are partly saturated, read as Draq7, read 98 % dead with only the clipping said). ``src``:
-    the file's reader (None: an array, of ``dtype``)."""
+    the file's reader (None: an array, of ``dtype``). Returns whether the swap was warned of (:func:`_warn_objects`
+    then holds back its speck advice)."""
     _warn_empty(image, watch, src, counts, fix_empty)
     swapped = _looks_swapped(src, counts, evidence)
     kinds = _warn_range(image, watch, src, objects, swapped=swapped is not None,
                         dtype=dtype if src is None else getattr(src, "dtype", None))
     if swapped is not None and "flat" not in kinds:
         _warn_swapped(image, src, counts, fix_swap, swapped)
+        return True
+    return False
 
 
 def _warn_empty(image, watch: _ChannelWatch, src: "RowReader | None", counts: dict[str, float], fix: str) -> None:
@@ -1223,10 +1229,13 @@ def _warn_empty(image, watch: _ChannelWatch, src: "RowReader | None", counts: di
         warnings.warn(f"{image}: no objects found (the image is blank?)", stacklevel=4, category=DevolensWarning)
 
 
-def _warn_objects(image, objects: pd.DataFrame, min_area: int, fix: str) -> None:
+def _warn_objects(image, objects: pd.DataFrame, min_area: int, fix: str, *, swapped: bool = False) -> None:
     """Warn of what the object table's areas say about the counts: many objects several times a nucleus's area
     (:func:`_merged`: touching nuclei of one class, counted as one) and a separate population of specks
-    (:func:`_specks`: debris counted as nuclei). ``fix``: how to give another min_area, ``{}`` standing for it."""
+    (:func:`_specks`: debris counted as nuclei). ``fix``: how to give another min_area, ``{}`` standing for it.
+    ``swapped``: the well was warned of as swapped (:func:`_warn_channels`), whose objects are the swapped channels'
+    reading: no speck advice then (another min_area is no cure for reversed channels; read the right way round, the
+    well is judged again)."""
     if len(objects) == 0:
         return
     merged = _merged(objects)
@@ -1238,7 +1247,7 @@ def _warn_objects(image, objects: pd.DataFrame, min_area: int, fix: str) -> None
                       "nuclei touch; check the overlay, and to count touching nuclei one by one, save the Hoechst "
                       "channel as its own image and run devolens segment nuclei on it", stacklevel=3,
                       category=DevolensWarning)
-    specks = _specks(objects["area"].to_numpy(), min_area, objects["class"].to_numpy())
+    specks = None if swapped else _specks(objects["area"].to_numpy(), min_area, objects["class"].to_numpy())
     if specks is not None:
         n, cut, near, median, advice = specks
         warnings.warn(f"{image}: {n} objects are specks under {cut} px, apart from the nuclei (median {median:,} px; "
