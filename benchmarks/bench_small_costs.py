@@ -8,6 +8,10 @@
   (before: ffmpeg starts a decoding thread per core and decodes ahead until the pipe is full) vs one thread and
   one frame (now), on the benchmark video of ``bench_segment.py`` (rendered there if missing), median of
   ``--repeats``. The metadata of both are compared.
+- **Noise guard's glance** (``devolens.predict.postprocess._clearly_bright``, run on every frame since the
+  forty-third session): milliseconds per frame of the benchmark video (its green channel, as the nuclei model reads
+  it), the medians and ranks sorted (before: the float path, which float frames still take) vs counted from the
+  values (now, for 8- and 16-bit frames), best of ``--repeats``; the verdicts are compared.
 
 Usage::
 
@@ -71,6 +75,18 @@ def _probe_cpu(video: Path, repeats: int, **kw) -> tuple[float, dict]:
     return statistics.median(cpu), meta
 
 
+def _glance(frames: list[np.ndarray], repeats: int, as_float: bool) -> tuple[float, list[bool]]:
+    from devolens.predict.postprocess import _clearly_bright
+
+    frames = [f.astype(np.float32) for f in frames] if as_float else frames
+    best, verdicts = float("inf"), []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        verdicts = [_clearly_bright(f) for f in frames]
+        best = min(best, time.perf_counter() - t0)
+    return best / len(frames) * 1e3, verdicts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -98,6 +114,15 @@ def main() -> None:
     print(f"video probe of {video.relative_to(ROOT)}: ffmpeg CPU {old:.3f} s (imageio's default reader, before) vs "
           f"{new:.3f} s (one thread, one frame, now): {old / max(new, 1e-9):.2f}x less; "
           f"same metadata: {meta_old == meta_new == shipped}")
+
+    import imageio.v3 as iio
+
+    greens = [np.ascontiguousarray(f[..., 1]) for _, f in zip(range(60), iio.imiter(video))]
+    old, v_old = _glance(greens, a.repeats, as_float=True)
+    new, v_new = _glance(greens, a.repeats, as_float=False)
+    print(f"noise guard's glance on {len(greens)} frames of {video.relative_to(ROOT)}: {old:.2f} ms a frame sorted "
+          f"(before) vs {new:.2f} ms counted (now): {old / max(new, 1e-9):.1f}x less; same verdicts: {v_old == v_new} "
+          f"({sum(v_new)} of {len(v_new)} clearly bright)")
 
 
 if __name__ == "__main__":
