@@ -455,6 +455,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
     given = check_demo_folder(out)
     command = command_line("devolens demo")
 
+    import devolens.viz  # noqa: F401  (first: a writable matplotlib folder where HOME is missing or read-only)
     import matplotlib
 
     matplotlib.use("Agg")
