@@ -35,3 +35,34 @@ def test_demo_gives_matplotlib_a_folder_of_its_own_when_home_is_missing(tmp_path
     assert "devolens-matplotlib-" in run.stdout and "True 2" in run.stdout
     assert not home.exists()
     assert "Matplotlib" not in run.stderr
+
+
+def test_help_names_the_environment_variables(capsys):
+    from devolens.cli import main
+
+    assert main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name in ("DEVOLENS_QUIET", "DEVOLENS_PROGRESS", "OMP_NUM_THREADS", "DEVOLENS_DATA"):
+        assert name in text
+    assert "every core the process may use" in text
+
+
+def test_models_table_in_a_log_is_not_folded_to_80_columns(capsys, monkeypatch):
+    """Without a terminal rich drew the table 80 columns wide: each card's figures a few words a line."""
+    from devolens.cli import main
+    from devolens.cli.models import LOG_WIDTH
+    from devolens.models import zoo
+
+    if "identity" not in zoo.available():
+        import pytest
+
+        pytest.skip("no identity model shipped")
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert main(["models"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line[:1] in "│┃┏┡└"]  # the table's
+    assert max(len(line) for line in lines) > 100
+    assert max(len(line) for line in lines) <= LOG_WIDTH
+    assert any("founder accuracy, leave-one-embryo-out:" in line for line in lines)  # one line, not folded
+    monkeypatch.setenv("COLUMNS", "80")  # a width the user set is kept
+    assert main(["models"]) == 0
+    assert max(len(line) for line in capsys.readouterr().out.splitlines() if line[:1] in "│┃┏┡└") <= 80

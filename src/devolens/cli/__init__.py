@@ -99,6 +99,9 @@ from devolens.io.atomic import EX_TEMPFAIL, RETRY_ERRNOS, WRITE_ERRNOS  # noqa: 
 app = typer.Typer(
     name="devolens",
     help="Deep learning for developmental-biology microscopy (C. elegans embryos and more).",
+    epilog=("Offline: the models' weights ship inside the package; nothing is fetched from the network. Environment: "
+            "DEVOLENS_QUIET=1 (as --quiet), DEVOLENS_PROGRESS=auto|bar|lines|off (progress on stderr), OMP_NUM_THREADS (PyTorch's threads where --threads is not given: otherwise every core the "
+            "process may use), DEVOLENS_DATA (the shared real data some benchmarks and tests read)."),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -649,7 +649,8 @@ def collector_paused() -> Iterator[None]:
 
 
 #: help of the commands' --threads (PyTorch's CPU threads)
-THREADS_HELP = "Torch CPU threads (default: torch's)."
+THREADS_HELP = ("Torch CPU threads (default: torch's, every core the process may use: OMP_NUM_THREADS, taskset or "
+                "the scheduler's CPU request cap it).")
 
 
 def check_threads(threads: Optional[int]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -13,6 +14,9 @@ from typing import Optional
 import typer
 
 from devolens.cli._common import choice
+
+#: the width of ``devolens models``' table where stdout is no terminal (a batch job's log) and COLUMNS is not set
+LOG_WIDTH = 160
 
 models_app = typer.Typer(
     help="The model zoo: list the shipped models (no sub-command), show one model's card, or export a training run "
@@ -180,8 +184,14 @@ def list_models(
         return
     from rich.table import Table
 
-    from devolens.cli._common import out
+    from devolens.cli._common import _tty, out
 
+    # a log file or pipe (no terminal, no COLUMNS): as wide as a log is read, not rich's 80 columns, whose table
+    # folded each card's figures a few words a line (140 lines for 5 models)
+    if not _tty(sys.stdout) and not os.environ.get("COLUMNS") and out.width < LOG_WIDTH:
+        from rich.console import Console
+
+        out = Console(width=LOG_WIDTH, file=out.file, soft_wrap=out.soft_wrap, color_system=None)
     table = Table(title="devolens model zoo", show_lines=False)
     wide = out.width >= 140  # the summary column only where it fits (`models show NAME` has it all)
     cols = ("model", "task", "weights", "int8", "headline metrics (held-out data)") + (("summary",) if wide else ())
