@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,7 @@ def test_a_lock_name_that_is_a_link_is_not_written_through(tmp_path):
     assert (tmp_path / "out" / "a.txt").read_text() == "a"
     # an existing folder: locked inside it instead, and that lock goes as the run ends
     stage = StagedDir(tmp_path / "out")
-    assert (tmp_path / "out" / ".devolens.lock").read_text() == f"{os.getpid()}\n"
+    assert (tmp_path / "out" / ".devolens.lock").read_text() == f"{os.getpid()}\n{socket.gethostname()}\n"
     with pytest.raises(DevolensError, match="another devolens run is writing here"):
         StagedDir(tmp_path / "out")
     stage.abort()
@@ -71,7 +72,7 @@ def test_a_lock_replaced_by_a_link_is_not_removed_by_its_holder(tmp_path):
     os.rename(lock, tmp_path / "moved.lock")
     lock.symlink_to("moved.lock")  # the link leads to the very file held
     stage.abort()
-    assert lock.is_symlink() and (tmp_path / "moved.lock").read_text() == f"{os.getpid()}\n"
+    assert lock.is_symlink() and (tmp_path / "moved.lock").read_text() == f"{os.getpid()}\n{socket.gethostname()}\n"
 
 
 # 3. empty paths: options of several values, unknown options -----------------------------------------------------

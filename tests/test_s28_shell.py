@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -239,7 +240,7 @@ def test_the_lock_goes_inside_a_folder_whose_parent_refuses_files(tmp_path, monk
 
     monkeypatch.setattr(os, "open", refusing_open)
     stage = StagedDir(dest)
-    assert (dest / ".devolens.lock").read_text() == f"{os.getpid()}\n"
+    assert (dest / ".devolens.lock").read_text() == f"{os.getpid()}\n{socket.gethostname()}\n"
     with pytest.raises(DevolensError, match="another devolens run is writing here"):
         StagedDir(dest)
     stage.abort()

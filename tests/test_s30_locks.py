@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -30,7 +31,7 @@ def test_one_lock_refuses_or_waits(tmp_path):
     for the holder to let go, then holds the file the path names (the holder removed its own)."""
     path, owner = tmp_path / ".out.lock", tmp_path / "out"
     held = FileLock.take(path, owner)
-    assert held is not None and path.read_text() == f"{os.getpid()}\n"
+    assert held is not None and path.read_text() == f"{os.getpid()}\n{socket.gethostname()}\n"
     with pytest.raises(DevolensError) as refused:
         FileLock.take(path, owner)
     assert str(refused.value) == f"{owner}: another devolens run is writing here (pid {os.getpid()})"
@@ -71,7 +72,7 @@ def test_a_store_lock_name_that_is_a_link_is_neither_followed_nor_removed(tmp_pa
 def test_a_store_lock_holds_the_pid_and_goes_with_its_holder(tmp_path):
     store = tmp_path / "t.h5"
     with store_lock(store):
-        assert lock_path(store).read_text() == f"{os.getpid()}\n"
+        assert lock_path(store).read_text() == f"{os.getpid()}\n{socket.gethostname()}\n"
         with pytest.raises(DevolensError, match=r"another devolens run is writing here \(pid \d+\)"):
             FileLock.take(lock_path(store), store)
     assert os.listdir(tmp_path) == []
@@ -123,6 +124,7 @@ def test_a_lock_file_removed_between_two_opens_is_tried_again(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "open", others)
     stage = StagedDir(dest)
-    assert refused and lock.read_text() == f"{os.getpid()}\n" and not (dest / ".devolens.lock").exists()
+    assert refused and lock.read_text() == f"{os.getpid()}\n{socket.gethostname()}\n"
+    assert not (dest / ".devolens.lock").exists()
     stage.abort()
     assert sorted(os.listdir(tmp_path)) == ["out"] and stage._lock is None

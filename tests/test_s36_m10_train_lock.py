@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,7 @@ def test_a_second_run_into_a_running_run_folder_is_refused(pairs, tmp_path):
         trainer.check_run_folder(out, pairs)  # the lock is no foreign file in the folder
 
     res = trainer.train(_recipe(), pairs, out, epoch_callback=second)
-    assert seen == [f"{os.getpid()}\n"]
+    assert seen == [f"{os.getpid()}\n{socket.gethostname()}\n"]
     assert yaml.safe_load((out / "recipe.yaml").read_text())["seed"] == 0  # the first run's, not the second's
     assert len(res.history) == 1 and json.loads((out / "run.json").read_text())["epochs_done"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the lock went with the run

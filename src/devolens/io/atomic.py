@@ -357,7 +357,8 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     DevolensError
         The destination cannot be written: its folder cannot be made or holds no new file
         (read-only file system, no permission), the disk or quota is full, or the rename fails; or it is a
-        read-only file (:func:`output_file`), refused before anything is written.
+        read-only file (:func:`output_file`), refused before anything is written; or another run is writing it
+        (:func:`files_locked`: the lock is held from before the temporary file is made until the rename).
 
     Notes
     -----
@@ -381,37 +382,38 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         yield path
         return
     path = output_file(path)  # (a link's target: replaced beside it, on its file system)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_files(path.parent, path.stem, suffix)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-{os.getpid()}-", suffix=suffix, dir=path.parent)
-    except OSError as exc:  # nothing written yet: the place itself refuses
-        raise cannot_write(exc, path) from None
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        stop_if_signalled()  # a signal whose exception was swallowed: the output is not committed
+    with files_locked([path]):  # from the first write to the rename: a second run writing it is refused
         try:
-            # mkstemp creates 0600 files: give the output the usual permissions (umask applies)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp_path, 0o666 & ~umask)
-        except OSError as exc:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_files(path.parent, path.stem, suffix)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-{os.getpid()}-", suffix=suffix, dir=path.parent)
+        except OSError as exc:  # nothing written yet: the place itself refuses
             raise cannot_write(exc, path) from None
+        os.close(fd)
+        tmp_path = Path(tmp)
         try:
-            os.replace(tmp_path, path)
+            yield tmp_path
+            stop_if_signalled()  # a signal whose exception was swallowed: the output is not committed
+            try:
+                # mkstemp creates 0600 files: give the output the usual permissions (umask applies)
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp_path, 0o666 & ~umask)
+            except OSError as exc:
+                raise cannot_write(exc, path) from None
+            try:
+                os.replace(tmp_path, path)
+            except OSError as exc:
+                raise cannot_write(exc, path, replacing=True) from None
         except OSError as exc:
-            raise cannot_write(exc, path, replacing=True) from None
-    except OSError as exc:
-        # the writer's own errors stay as they are (a bug keeps its traceback), except a full
-        # disk or quota, which no code can cause
-        if exc.errno in WRITE_ERRNOS:
-            raise cannot_write(exc, path) from None
-        raise
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+            # the writer's own errors stay as they are (a bug keeps its traceback), except a full
+            # disk or quota, which no code can cause
+            if exc.errno in WRITE_ERRNOS:
+                raise cannot_write(exc, path) from None
+            raise
+        finally:
+            if tmp_path.exists():
+                tmp_path.unlink()
 
 
 def _own_temporary(path: Path) -> bool:
@@ -778,9 +780,17 @@ def _no_locks(exc: OSError) -> bool:
                          getattr(errno, "ENOTSUP", None))  # (EBADF: NFS's flock on a read-only descriptor)
 
 
+def _host() -> str:
+    """This machine's host name, recorded with the pid in a lock file."""
+    import socket
+
+    return socket.gethostname()
+
+
 class FileLock:
-    """An exclusive ``fcntl.flock`` on a lock file holding the holder's pid: the one lock of devolens, on an output
-    folder (:func:`output_lock`: a second run is refused at once) and on a tile store
+    """An exclusive ``fcntl.flock`` on a lock file holding the holder's pid and host name (a line each): the one lock
+    of devolens, on an output folder (:func:`output_lock`: a second run is refused at once), on an output file
+    (:func:`files_locked`: likewise) and on a tile store
     (:func:`devolens.data.tiling.store_lock`: a second run waits its turn).
 
     A run killed outright releases the lock with its process (the file stays, and the next run reuses it). The
@@ -806,7 +816,8 @@ class FileLock:
         waiting : callable, optional
             Given: when another run holds the lock, ``waiting()`` is called once and the run waits until the other
             lets go (Ctrl-C and SIGTERM interrupt the wait). Not given (the default): refused at once with a
-            :class:`DevolensError`, "another devolens run is writing here (pid N)".
+            :class:`DevolensError`, "another devolens run is writing here (pid N)" ("(pid N on HOST)" when the
+            holder runs on another host).
         inside : Path, optional
             The lock file to use instead when ``path`` cannot be had and the folder of ``inside`` exists (an output
             folder of one's own in a folder one may not write in).
@@ -847,8 +858,7 @@ class FileLock:
                     _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
                 except BlockingIOError:
                     if waiting is None:
-                        pid = cls._holder(fd)
-                        raise DevolensError("another devolens run is writing here" + (f" (pid {pid})" if pid else ""),
+                        raise DevolensError("another devolens run is writing here" + cls._holder(fd),
                                             path=owner) from None
                     if not told:
                         waiting()
@@ -874,8 +884,8 @@ class FileLock:
                 if same:
                     try:
                         os.ftruncate(fd, 0)
-                        os.write(fd, f"{os.getpid()}\n".encode())
-                    except OSError:  # opened read-only (another user's file), a full disk: the pid is for messages
+                        os.write(fd, f"{os.getpid()}\n{_host()}\n".encode())
+                    except OSError:  # opened read-only (another user's file), a full disk: they are for messages
                         pass
                     _held_locks.add(fd)
                     return cls(fd, path)
@@ -923,11 +933,16 @@ class FileLock:
         return fd
 
     @staticmethod
-    def _holder(fd: int) -> int | None:
+    def _holder(fd: int) -> str:
+        """Who holds the lock file ``fd``, as the refusal says it: `` (pid N)``, `` (pid N on HOST)`` when the holder
+        runs on another host (a cluster's node sharing the file system: its pid means nothing here); empty when the
+        file says nothing readable (a lock of an older devolens holds its pid alone, taken as this host's)."""
         try:
-            return int(os.pread(fd, 32, 0).decode("ascii").strip())
+            pid, *host = os.pread(fd, 512, 0).decode("utf-8").split()
+            pid = int(pid)
         except (OSError, ValueError):
-            return None
+            return ""
+        return f" (pid {pid} on {host[0]})" if host and host[0] != _host() else f" (pid {pid})"
 
     def release(self) -> None:
         """Let go: the lock file is removed first, while still held (unless the path now names another file or a
@@ -954,6 +969,54 @@ def output_lock(dest: Path) -> FileLock | None:
     the run goes on unlocked, silently: making the staging folder then reports a real problem."""
     real = Path(os.path.realpath(dest))  # one lock whatever the path that names the folder
     return FileLock.take(real.parent / f".{real.name}.lock", dest, inside=real / ".devolens.lock")
+
+
+@contextlib.contextmanager
+def files_locked(paths: Iterable[str | Path]) -> Iterator[None]:
+    """Hold the lock of each output file of ``paths`` while the body writes and renames them (:class:`FileLock` on
+    ``.NAME.lock`` beside it, as an output folder's): a second run writing one of them at the same time is refused at
+    once instead of the last silently replacing the first's output. Their folders are made when missing.
+
+    A file this process holds the lock of already (a tile store's, held from reading the store to replacing it) is
+    not locked again: a second flock of one process is refused as another run's. A file in a staging folder, or a
+    temporary (:func:`public_path`), is its run's own: not locked. Where no lock can be had the run goes on
+    unlocked, silently, as for a folder (:func:`output_lock`).
+
+    Raises
+    ------
+    DevolensError
+        Another run is writing one of ``paths`` (nothing is written then), or a folder cannot be made.
+    """
+    locks: list[FileLock] = []
+    try:
+        for path in map(Path, paths):
+            if public_path(path) != path:
+                continue
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise cannot_write(exc, path) from None
+            real = Path(os.path.realpath(path.parent)) / path.name  # one lock whatever the path that names the folder
+            name = real.with_name(f".{real.name}.lock")
+            if not _held_here(name) and (lock := FileLock.take(name, path)) is not None:
+                locks.append(lock)
+        yield
+    finally:
+        for lock in reversed(locks):
+            lock.release()
+
+
+def _held_here(path: Path) -> bool:
+    """Whether this process holds the lock file ``path`` (:class:`FileLock`)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    for fd in list(_held_locks):
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.fstat(fd), st):
+                return True
+    return False
 
 
 def missing_folders(path: str | Path) -> list[Path]:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from devolens.errors import DevolensError
 from devolens.io.atomic import (
-    WRITE_ERRNOS, StoppedAfterCommit, _remove_stale_files, cannot_write, output_file, signals_held,
+    WRITE_ERRNOS, StoppedAfterCommit, _remove_stale_files, cannot_write, files_locked, output_file, signals_held,
     stop_if_signalled,
 )
 
@@ -58,8 +58,10 @@ def write_together(writers: Mapping[str | Path, Callable[[Path], object]], *, re
     Raises
     ------
     DevolensError
-        An output cannot be written (its folder takes no new file, a full disk or quota: named by that output), or a
-        rename is refused (the outputs already renamed are put back first: the previous set stays whole).
+        An output cannot be written (its folder takes no new file, a full disk or quota: named by that output), a
+        rename is refused (the outputs already renamed are put back first: the previous set stays whole), or another
+        run is writing one of them (:func:`~devolens.io.atomic.files_locked`, held from before the first temporary
+        file is made until the last rename: nothing is written then).
 
     Notes
     -----
@@ -75,51 +77,53 @@ def write_together(writers: Mapping[str | Path, Callable[[Path], object]], *, re
     """
     # each through a link there to its file; a read-only one refused before any is written (output_file)
     outputs = [(output_file(path), write) for path, write in writers.items()]
-    temps: list[Path] = []
-    try:
-        for path, _ in outputs:  # every place first: a folder that refuses its file costs no work
-            try:
-                if path.is_dir() and not path.is_symlink():  # (a file cannot replace it)
-                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-                path.parent.mkdir(parents=True, exist_ok=True)
-                _remove_stale_files(path.parent, path.stem, path.suffix)
-                temps.append(_temp_beside(path))
-            except OSError as exc:
-                raise cannot_write(exc, path) from None
-        for (path, write), tmp in zip(outputs, temps):
-            try:
-                write(tmp)
-            except OSError as exc:  # a full disk named by the output that met it
-                if exc.errno in WRITE_ERRNOS:
-                    raise cannot_write(exc, path) from None
-                raise
-        umask = os.umask(0)
-        os.umask(umask)
-        for (path, _), tmp in zip(outputs, temps):
-            try:  # mkstemp makes 0600 files: the usual permissions (umask applies)
-                os.chmod(tmp, 0o666 & ~umask)
-            except OSError as exc:
-                raise cannot_write(exc, path) from None
-        committed = False
+    # locked from the first temporary to the last rename: a second run writing any of them is refused, never mixed
+    with files_locked([path for path, _ in outputs]):
+        temps: list[Path] = []
         try:
-            with signals_held():
-                stop_if_signalled()  # a signal whose exception was swallowed: nothing is committed
-                _commit([(tmp, path) for (path, _), tmp in zip(outputs, temps)])
-                committed = True
-                written = {os.path.abspath(path) for path, _ in outputs}
-                for path in remove:
-                    if os.path.abspath(path) not in written:  # (never one of this run's outputs)
-                        with contextlib.suppress(OSError):
-                            os.unlink(path)
-        except KeyboardInterrupt as exc:  # a stop held back while the outputs were put in place: they are complete
-            if not committed or not outputs:
-                raise
-            raise StoppedAfterCommit(getattr(exc, "signum", signal.SIGINT), outputs[0][0], files=True) from None
-    finally:
-        for tmp in temps:
-            with contextlib.suppress(OSError):
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
+            for path, _ in outputs:  # every place first: a folder that refuses its file costs no work
+                try:
+                    if path.is_dir() and not path.is_symlink():  # (a file cannot replace it)
+                        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    _remove_stale_files(path.parent, path.stem, path.suffix)
+                    temps.append(_temp_beside(path))
+                except OSError as exc:
+                    raise cannot_write(exc, path) from None
+            for (path, write), tmp in zip(outputs, temps):
+                try:
+                    write(tmp)
+                except OSError as exc:  # a full disk named by the output that met it
+                    if exc.errno in WRITE_ERRNOS:
+                        raise cannot_write(exc, path) from None
+                    raise
+            umask = os.umask(0)
+            os.umask(umask)
+            for (path, _), tmp in zip(outputs, temps):
+                try:  # mkstemp makes 0600 files: the usual permissions (umask applies)
+                    os.chmod(tmp, 0o666 & ~umask)
+                except OSError as exc:
+                    raise cannot_write(exc, path) from None
+            committed = False
+            try:
+                with signals_held():
+                    stop_if_signalled()  # a signal whose exception was swallowed: nothing is committed
+                    _commit([(tmp, path) for (path, _), tmp in zip(outputs, temps)])
+                    committed = True
+                    written = {os.path.abspath(path) for path, _ in outputs}
+                    for path in remove:
+                        if os.path.abspath(path) not in written:  # (never one of this run's outputs)
+                            with contextlib.suppress(OSError):
+                                os.unlink(path)
+            except KeyboardInterrupt as exc:  # a stop held back while the outputs were put in place: they are complete
+                if not committed or not outputs:
+                    raise
+                raise StoppedAfterCommit(getattr(exc, "signum", signal.SIGINT), outputs[0][0], files=True) from None
+        finally:
+            for tmp in temps:
+                with contextlib.suppress(OSError):
+                    if os.path.lexists(tmp):
+                        os.unlink(tmp)
 
 
 def _commit(pairs: list[tuple[Path, Path]]) -> None:
