@@ -192,3 +192,36 @@ def _frame():
     import pandas as pd
 
     return pd.DataFrame({"a": [1, 2]})
+
+
+def test_a_command_holds_its_output_files_lock_from_its_check_to_its_end(tmp_path, monkeypatch, capsys):
+    """Two `curate frames --out same.csv` runs: the second is refused while the first still scores its frames (the
+    lock taken where the output is checked), not only when both happen to write at once; the lock goes at the end."""
+    import devolens.curate.frames as curate_module
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    import imageio.v3 as iio
+
+    for i in range(3):
+        iio.imwrite(frames / f"t{i:03d}.png", np.full((32, 32), 40 + i, np.uint8))
+    out = tmp_path / "report.csv"
+    seen = []
+    real = curate_module.curate_path
+
+    def scoring(*args, **kwargs):  # another run starts while this one scores: refused at once
+        other = subprocess.run([sys.executable, "-c", "import sys; from devolens.cli import main; "
+                                f"sys.exit(main(['curate', 'frames', {str(frames)!r}, '--out', {str(out)!r}]))"],
+                               capture_output=True, text=True,
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC),
+                                                                                os.environ.get("PYTHONPATH", "")])})
+        seen.append((other.returncode, other.stderr))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(curate_module, "curate_path", scoring)
+    assert main(["curate", "frames", str(frames), "--out", str(out)]) == 0
+    code, err = seen[0]
+    assert code == 2 and f"{out}: another devolens run is writing here (pid {os.getpid()})" in err
+    assert out.exists() and not (tmp_path / ".report.csv.lock").exists()
+    capsys.readouterr()
+    assert main(["curate", "frames", str(frames), "--out", str(out)]) == 0  # free again

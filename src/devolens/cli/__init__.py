@@ -151,6 +151,9 @@ def _root(
     # ends, however it is invoked (main, typer's CliRunner): closing the context puts the library's words back
     set_command(True)
     ctx.call_on_close(lambda: set_command(False))
+    from devolens.cli._common import HELD
+
+    ctx.call_on_close(HELD.close)  # output locks held since their checks (check_writable)
 
 
 for _name in _AREAS:

@@ -300,7 +300,12 @@ def check_writable(path: Path) -> None:
     """Refuse, before any work, an output file whose folder (or the nearest one that exists, where the folders will
     be made) takes no new file: a temporary file is made there and removed at once (asking for permissions instead
     is wrong for root, NFS root squash, read-only mounts). A command that reads a whole movie first would
-    otherwise fail at its end."""
+    otherwise fail at its end.
+
+    In a command, the output's lock (:func:`~devolens.io.atomic.files_locked`) is then held until the command ends,
+    where its folder exists (a missing one is made only when the output is written): a second run writing the same
+    file is refused now, before its work, not only when both write at once (the last replaced the first's output,
+    both said done)."""
     import tempfile
 
     from devolens.io.atomic import cannot_write
@@ -315,6 +320,23 @@ def check_writable(path: Path) -> None:
         raise cannot_write(exc, path) from None
     os.close(fd)
     os.unlink(tmp)
+    if folder == path.absolute().parent:
+        _hold_until_done(path)
+
+
+#: what the running command holds until it ends (:func:`_hold_until_done`), released when its context closes
+#: (``devolens.cli._root``), on an error too
+HELD = contextlib.ExitStack()
+
+
+def _hold_until_done(path: Path) -> None:
+    """Hold the lock of the output file ``path`` until the running ``devolens`` command ends (:data:`HELD`); nothing
+    outside a command (a library call)."""
+    from devolens.errors import command_running
+    from devolens.io.atomic import files_locked
+
+    if command_running():
+        HELD.enter_context(files_locked([path]))
 
 
 #: the words of the command line this process runs (set by :func:`devolens.cli._run`; empty in a library call): tells
