@@ -225,7 +225,7 @@ BAD_CASES = {
     "semicolons": (b"a;b;c\n1;2;3,5\n", "unrecognised columns (expected an EPIC CD table"),
     "decimal_commas": (b"time,cell,x,y,z\n1,ABa,1,5,2,3\n", "line 2 has 6 fields, the header 5"),
     # (a table of known columns separated by tabs is read: test_s44_small)
-    "tabs": (b"a\tb\tc\n1\tABa\t3\n", "separated by tabs"),
+    "tabs": (b"a\tb\tc\n1\tABa\t3\n", "unrecognised columns (expected an EPIC CD table"),
     "epic_non_numeric": (
         (",".join(EPIC_COLUMNS) + "\nABa:1,ABa,1,5,1,1,1,1,4.0,abc,3,10,1\n").encode(), "column 'x' is not numeric"
     ),

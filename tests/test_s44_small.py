@@ -95,7 +95,7 @@ def test_what_is_not_such_a_table_is_still_refused_or_stays_comma_separated(tmp_
     unknown = tmp_path / "u.csv"
     unknown.write_text("a\tb\tc\n1\t2\t3\n")
     for reader in (read_table, read_positions):
-        with pytest.raises(DevolensError, match="the columns are separated by tabs, not commas") as err:
+        with pytest.raises(DevolensError, match="unrecognised columns") as err:
             reader(unknown)
         assert "\n" not in str(err.value)
     quoted = tmp_path / "q.csv"  # a comma table with a tab in a quoted name: its commas
@@ -230,3 +230,26 @@ def test_eval_zoo_nuclei_hides_the_size_notes_only(tmp_path, monkeypatch):
     assert DiameterWarning not in kinds and kinds.count(DevolensWarning) == 2
     assert ignored == [True] and not after  # (the filter ends with the loop)
     assert metrics["instance_f1_iou50_heldout_le200"]["value"] == 1.0 and "**1.000**" in md
+
+
+def test_a_tab_table_of_unknown_columns_is_not_told_to_use_commas(tmp_path):
+    """Tables separated by tabs are read: the refusal of unknown columns names them, as a semicolon table's does (the
+    old advice, to save the table with commas, led to the same refusal)."""
+    unknown = tmp_path / "u.tsv"
+    unknown.write_text("alpha\tbeta\tgamma\n1\t2\t3\n")
+    with pytest.raises(DevolensError) as err:
+        read_table(unknown)
+    assert "unrecognised columns" in str(err.value) and "found alpha,beta,gamma" in str(err.value)
+    assert "not commas" not in str(err.value)
+
+
+@pytest.mark.parametrize("sep,name", [("\t", "tabs"), (";", "semicolons")])
+def test_a_header_separated_otherwise_than_its_rows_is_named_so(tmp_path, sep, name):
+    """A tab (or semicolon) header over comma rows was refused for a column's missing values or its time points:
+    the separators are the matter."""
+    mixed = tmp_path / "m.csv"
+    mixed.write_text(sep.join(["time", "cell", "x", "y", "z"]) + "\n1" + sep + "ABa" + sep + "1" + sep + "2" + sep
+                     + "3\n2,ABp,1,2,3\n")
+    for reader in (read_table, read_positions):
+        with pytest.raises(DevolensError, match=f"the header is separated by {name} but line 3 by commas"):
+            reader(mixed)

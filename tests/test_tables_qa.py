@@ -164,7 +164,7 @@ def test_epic_time_file_recognised_by_content(tmp_path):
         detect_format(renamed)
     numbers = tmp_path / "numbers.csv"  # headerless numbers separated by tabs: not called a TIME file
     numbers.write_text("1\t2\t3\n4\t5\t6\n")
-    with pytest.raises(DevolensError, match="separated by tabs"):
+    with pytest.raises(DevolensError, match="unrecognised columns"):  # (tabs are read: no advice to use commas)
         detect_format(numbers)
     tsv = tmp_path / "tsv.csv"  # a tidy table separated by tabs: read as such (test_s44_small)
     tsv.write_text("cell\ttime\tx\ty\tz\nABa\t1\t1\t2\t3\n")

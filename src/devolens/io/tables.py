@@ -1081,6 +1081,10 @@ def _comma_text(text: str, path: Path, sep: str = ";") -> tuple[str, int]:
                     header = [f.strip() for f in row]
                     names = {i for i, name in enumerate(header) if name.lower() in text_names}
             else:
+                if sep != "," and len(header) > 1 and len(row) == 1 and "," in row[0]:
+                    sep_name = {";": "semicolons", "\t": "tabs"}[sep]
+                    raise DevolensError(f"the header is separated by {sep_name} but line {start} by commas: save the "
+                                        "table with one separator throughout", path=path)
                 for i, f in enumerate(row):
                     if i in names:
                         continue
@@ -1242,9 +1246,8 @@ def _detect_head(path: Path, head: _Head) -> str:
         cols = {c.strip().strip('"') for c in first.split(",")}
     if len(cols) == 1 and first.count(";") >= 2:  # separated by semicolons, but no columns a reader knows
         raise UnrecognisedColumns(path, _header_names(first, ";"))
-    if len(cols) == 1 and first.count("\t") >= 2:
-        raise DevolensError("the columns are separated by tabs, not commas: save the table as a comma-separated CSV "
-                            "(decimal points, not commas)", path=path)
+    if len(cols) == 1 and first.count("\t") >= 2:  # separated by tabs (read as such), but no columns a reader knows
+        raise UnrecognisedColumns(path, _header_names(first, "\t"))
     if _is_epic_header(cols):
         return "epic"
     if set(TIDY_REQUIRED) <= cols:
