@@ -225,3 +225,23 @@ def test_a_command_holds_its_output_files_lock_from_its_check_to_its_end(tmp_pat
     assert out.exists() and not (tmp_path / ".report.csv.lock").exists()
     capsys.readouterr()
     assert main(["curate", "frames", str(frames), "--out", str(out)]) == 0  # free again
+
+
+def test_a_link_to_an_output_file_shares_its_lock(tmp_path):
+    """Two runs, one writing real/t.csv, the other link.csv -> real/t.csv: one file, one lock (the link's own name
+    took a lock of its own, and both runs wrote the file)."""
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "t.csv"
+    target.write_text("first\n")
+    (tmp_path / "link.csv").symlink_to(target)
+    holder = _holder(HOLD, target)
+    try:
+        for write in (lambda: write_text(tmp_path / "link.csv", "second\n"),
+                      lambda: atomic.files_locked([tmp_path / "link.csv"]).__enter__()):  # (a command's check's lock)
+            with pytest.raises(DevolensError, match="another devolens run is writing here"):
+                write()
+    finally:
+        _let_go(holder)
+    assert target.read_text() == "first\n"
+    write_text(tmp_path / "link.csv", "second\n")
+    assert target.read_text() == "second\n" and (tmp_path / "link.csv").is_symlink()

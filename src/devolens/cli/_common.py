@@ -671,8 +671,8 @@ def collector_paused() -> Iterator[None]:
 
 
 #: help of the commands' --threads (PyTorch's CPU threads)
-THREADS_HELP = ("Torch CPU threads (default: torch's, every core the process may use: OMP_NUM_THREADS, taskset or "
-                "the scheduler's CPU request cap it).")
+THREADS_HELP = ("Torch CPU threads (default: torch's, every core the process may use: OMP_NUM_THREADS or a CPU set, "
+                "taskset or Slurm's, caps it; a container's CPU quota does not: give --threads).")
 
 
 def check_threads(threads: Optional[int]) -> None:

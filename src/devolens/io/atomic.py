@@ -996,7 +996,7 @@ def files_locked(paths: Iterable[str | Path]) -> Iterator[None]:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise cannot_write(exc, path) from None
-            real = Path(os.path.realpath(path.parent)) / path.name  # one lock whatever the path that names the folder
+            real = Path(os.path.realpath(path))  # one lock whatever names it: a link to the file, to its folder
             name = real.with_name(f".{real.name}.lock")
             if not _held_here(name) and (lock := FileLock.take(name, path)) is not None:
                 locks.append(lock)
