@@ -1054,19 +1054,17 @@ def _median_twice(counts: np.ndarray, n: int) -> int:
 
 def _clearly_bright_counted(rows: np.ndarray) -> bool:
     """:func:`_clearly_bright`'s test on rows of unsigned integers, every median and rank read from counts of the
-    values (bincount) instead of sorting: the same numbers, so the same verdict."""
+    values (bincount) instead of sorting: the same numbers, so the same verdict. The differences are counted once;
+    their distances from their median are counted from those counts (a pass over the bins, not the pixels)."""
     rows = np.ascontiguousarray(rows)
-    top_value = int(rows.max())
-    signed = rows.astype(np.int32)
-    diff = np.diff(signed, axis=1).ravel()
-    diff += top_value  # 0 .. 2 * top_value
+    offset = int(np.iinfo(rows.dtype).max)  # differences -offset..offset counted from 0
+    diff = np.subtract(rows[:, 1:], rows[:, :-1], dtype=np.int32)
+    diff += offset
+    counts = np.bincount(diff.ravel())
     n = diff.size
-    m2 = _median_twice(np.bincount(diff), n) - 2 * top_value  # twice the differences' median
-    diff -= top_value
-    diff *= 2
-    diff -= m2
-    np.abs(diff, out=diff)  # twice each difference's distance from their median
-    spread = _median_twice(np.bincount(diff), n) / 4.0 / (0.6745 * np.sqrt(2.0))
+    m2 = _median_twice(counts, n) - 2 * offset  # twice the differences' median
+    twice = np.abs(2 * (np.arange(counts.size, dtype=np.int64) - offset) - m2)  # each bin's distance from it, x2
+    spread = _median_twice(np.bincount(twice, weights=counts), n) / 4.0 / (0.6745 * np.sqrt(2.0))
     if spread <= 0:
         return False
     flat = rows.ravel()
