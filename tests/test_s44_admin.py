@@ -66,3 +66,17 @@ def test_models_table_in_a_log_is_not_folded_to_80_columns(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")  # a width the user set is kept
     assert main(["models"]) == 0
     assert max(len(line) for line in capsys.readouterr().out.splitlines() if line[:1] in "│┃┏┡└") <= 80
+
+
+def test_citation_and_licence_files_are_valid():
+    """A paper's reader finds how to cite devolens and under which licence (a postdoc's walkthrough)."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    cff = yaml.safe_load((root / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["title"].startswith("devolens") and cff["license"] == "MIT"
+    import tomllib
+
+    meta = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert str(cff["version"]) == meta["version"]
+    assert (root / "LICENSE").read_text().startswith("MIT License")
