@@ -31,7 +31,8 @@ _FRAMES_HELP = (
     "fingerprints); `devolens segment` and `devolens population` skip the flagged frames with --skip-flagged REPORT "
     "(or curate on the fly with --skip-flagged auto), refusing the report of another input (another file, or "
     "another folder's files of the same names). Every column, with its unit: docs/outputs.md, linked from the "
-    "README's 'Output columns' (scores written to 4 significant digits)."
+    "README's 'Output columns' (scores written to 4 significant digits). Beside it, same name, .json: a record of how it "
+    "was made (command line, devolens version, the input's sha256, the options), written with it."
 )
 
 
@@ -41,7 +42,8 @@ def frames(
         "output folder with frames/ works too) or TIFF stack (timelapse, z-stack, hyperstack). Frames are "
         "streamed, never all loaded."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Report CSV to write (.csv; one row per frame; written atomically)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report CSV to write (.csv; one row per frame), with its record beside it (same name, .json: the command "
+        "line, devolens version, the input's sha256, the options); the two written together."),
     stack_z: str = typer.Option("project", "--stack-z", metavar="project|slices", callback=STACK_Z_CHOICE, help=(
         "TIFF stacks with a Z axis: 'project' (one maximum projection per time point) or 'slices'. Give the reading "
         "of the command that will use the report (`segment membrane` slices by default; `segment nuclei` and "
@@ -55,9 +57,11 @@ def frames(
         "one thread.")),
 ) -> None:
     from devolens.cli._common import check_csv_out, check_out, check_writable, count_of, progress_bar, summary
+    from devolens.cli.predict import record_path
     from devolens.curate.frames import KINDS, curate_path, report_for_csv, summarize
     from devolens.errors import DevolensError
-    from devolens.io.atomic import write_csv
+    from devolens.io.atomic import TEXT_ERRORS
+    from devolens.io.together import write_together
 
     from devolens.io.stacks import check_stack_z
 
@@ -67,14 +71,23 @@ def frames(
     check_out(out, Path(path))
     check_csv_out(out, "the report")  # e.g. --out frame.png inside the input folder would replace a frame
     check_writable(out)  # before every frame is scored
+    record = record_path(out)  # how the report was made, beside it (replaced, as the report is)
+    if record.is_dir():
+        raise DevolensError(f"{record.name} (the record written beside the report) is a folder: choose another "
+                            "--out", path=record)
+    check_writable(record)
     with progress_bar("curate") as callback:
         report = curate_path(path, progress=callback, stack_z=stack_z, channel=channel, pages=pages,
                              decode_threads=threads)
-    try:
-        write_csv(report_for_csv(report), out)  # (scores at 4 significant digits)
+    counts = summarize(report)
+    text = _curate_record(Path(path), out, counts, {"stack_z": stack_z, "channel": channel, "pages": pages,
+                                                    "threads": threads})
+    tidy = report_for_csv(report)  # (scores at 4 significant digits)
+    try:  # the report and its record: both this run's or both the previous run's (the record last)
+        write_together({out: lambda tmp: tidy.to_csv(tmp, index=False, errors=TEXT_ERRORS),  # (as write_csv)
+                        record: lambda tmp: tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)})
     except OSError as exc:
         raise DevolensError(f"cannot write report: {exc.strerror or exc}", path=out) from None
-    counts = summarize(report)
     kinds = ", ".join(f"{k} {counts[k]}" for k in KINDS if counts[k])
     summary(f"{count_of(counts['frames'], 'frame')}, {counts['flagged']} flagged" + (f" ({kinds})" if kinds else "")
             + f" -> {out}")
@@ -101,6 +114,21 @@ def frames(
             short = None
         if short:
             note(short)
+
+
+def _curate_record(path: Path, out: Path, counts: dict, options: dict) -> str:
+    """The JSON written beside the report (``R.json`` for ``--out R.csv``), as the other commands' records: the
+    command line, ``input`` and ``output`` (absolute), the devolens version, the input's sha256 and size (``inputs``:
+    :func:`devolens.provenance.frames_inputs`; a folder: of its frames), the reading options and ``--threads``
+    (``options``), and how many frames it read, flagged and flagged of each kind (``counts``:
+    :func:`devolens.curate.frames.summarize`)."""
+    from devolens.provenance import command_line, frames_inputs, record_text, version
+
+    return record_text({
+        "command": command_line("devolens curate frames"), "input": str(path.absolute()),
+        "output": str(out.absolute()), "devolens": version(), "inputs": frames_inputs(path), "options": options,
+        "counts": counts,
+    })
 
 
 def register(app: typer.Typer) -> None:

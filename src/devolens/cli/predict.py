@@ -1254,6 +1254,21 @@ def _report_option(report: Optional[Path]) -> Optional[str]:
     return str(Path(report).absolute())
 
 
+def _curation_record(report: Optional[Path], written: Optional[Path] = None) -> Optional[dict]:
+    """The records' ``curation_report``: the report ``--skip-flagged`` read, ``{"by": "given"}`` with its absolute
+    ``path``, ``bytes`` and ``sha256`` (:func:`devolens.provenance.input_entry`: a report edited by hand after the run
+    tells by its digest), or ``{"by": "auto", "path": ...}`` for one made on the fly (``written``: where the run wrote
+    it); None without ``--skip-flagged``."""
+    option = _report_option(report)
+    if option is None:
+        return None
+    if option == AUTO_CURATE:
+        return {"by": AUTO_CURATE, "path": None if written is None else str(Path(written).absolute())}
+    from devolens.provenance import input_entry
+
+    return {"by": "given", **input_entry(report)}
+
+
 def _segment_record(kind: str, input_path: Path, model: str, frames: int, objects: int, summary: dict, *,
                     options: Optional[dict] = None, weights_sha256: Optional[str] = None,
                     model_sha256: Optional[str] = None, magnification: Optional[dict] = None,
@@ -1703,6 +1718,8 @@ def run_segmentation(
         write_text(stage.tmp / SEGMENT_RECORD, _segment_record(
             kind, input_path, model, summary["frames"], summary["objects"],
             {"skipped": [source.frame_id(p) for p in sorted(skip)],  # named as counts.csv names frames
+             # the --skip-flagged report read, with its sha256, or auto's, made here
+             "curation_report": _curation_record(skip_flagged, summary["curation"]),
              "precision": predictor.network.precision, "backend": predictor.network.backend,
              # 8 or 7 bits where the network ran int8 (7: a CPU without VNNI/AMX), else None
              "int8_activations": int8_activations(predictor.network),
@@ -2478,7 +2495,7 @@ def plot_path(out: Path, input_path: Path) -> Path:
 
 
 def record_path(out: Path) -> Path:
-    """Where ``population`` records how its CSV was made: beside it, same name, ``.json``."""
+    """Where ``population`` (and ``curate frames``) records how its CSV was made: beside it, same name, ``.json``."""
     return out.with_suffix(".json")
 
 
@@ -2488,7 +2505,9 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
                        stack: Optional[dict] = None, brightness: Optional[dict] = None,
                        clock_left_out: Optional[list] = None, no_signal: Optional[list] = None,
                        notes: Optional[list] = None, clock_positions: Optional[dict] = None,
-                       monotone_residual: Optional[float] = None, exif_turned: Optional[list] = None) -> str:
+                       monotone_residual: Optional[float] = None, exif_turned: Optional[list] = None,
+                       curation_report: Optional[dict] = None, color_read: Optional[str] = None,
+                       color_read_frames: Optional[dict] = None) -> str:
     """The JSON written beside population's CSV: the command line, the versions of devolens and PyTorch, the model
     and its weights' sha256 and its files' (``model_sha256``: card and weights,
     :func:`devolens.provenance.model_sha256`; and the nuclei model's, whose counts it calibrates), the nuclei
@@ -2503,7 +2522,10 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     neighbours) and how far the frames with a reading lie from its fit (``monotone_residual``: their median |log|
     distance, as the clock's ``residual``; :func:`_fit_residual`); ``plot`` and ``curation``:
     the companions written beside the CSV (None: not written), which a later run into the same CSV replaces or
-    removes (:func:`_stale_companions`); ``stack``: how a TIFF stack was read (:func:`_stack_reading`; None: no stack,
+    removes (:func:`_stale_companions`); ``curation_report``: the ``--skip-flagged`` report read, with its sha256, or
+    auto's (:func:`_curation_record`); ``color_read`` (and ``color_read_frames``, where frames were read by
+    different channels): the colour channel the nuclei network read, as ``segment.json``'s (:class:`_ColourReads`;
+    None: grey frames); ``stack``: how a TIFF stack was read (:func:`_stack_reading`; None: no stack,
     no entry); ``brightness``: how bright the nuclei are at the movie's start and end (:func:`_brightness`);
     ``clock_drift``: how the per-frame estimates drift away from the clock's curve (``residual_slope``: per frame
     position, ``late_residual``: the last third's median against the frames before it;
@@ -2555,6 +2577,10 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
         "exif_turned": list(exif_turned or ()),
         "plot": None if plot is None else str(plot.absolute()),
         "curation": None if curation is None else str(curation.absolute()),
+        "curation_report": curation_report,
+        # the colour channel read (of most frames where they differ; null: grey frames), as segment.json's
+        "color_read": color_read,
+        **({"color_read_frames": color_read_frames} if color_read_frames else {}),
         **({"stack": stack} if stack is not None else {}),
         "notes": list(notes or []),
     })
@@ -2715,6 +2741,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             positions.append(pos)
             looked.append(frame if i < SHAPE_LOOK or busiest is not None else None)
             saturation.add(frame, source.frame_id(pos))
+            arr = np.asarray(frame)
+            if arr.ndim == 3 and arr.shape[2] in (3, 4):  # (reads: made once the predictor, its rule, is loaded)
+                reads.add(pos, arr)
             if not measured[0]:
                 own.append(_frame_signal(frame) if wanted(i) else None)
             yield frame
@@ -2734,6 +2763,10 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         if shadowed:
             print_note(shadowed[len("note: "):])
         apply_threads(threads)
+        # the channel each colour frame was read by (the record's color_read): the nuclei network's rule, else the
+        # predictor's own (a regressor alone)
+        reads = _ColourReads(getattr(getattr(getattr(predictor, "nuclei", None), "network", None), "channel", None)
+                             or getattr(predictor, "channel", None))
         from devolens.predict.population import PopulationPredictor
 
         measured[0] = isinstance(predictor, PopulationPredictor)  # (its rows carry each frame's measures)
@@ -2893,6 +2926,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading, brightness=brightness,
         clock_left_out=flat if fit is not None else None, no_signal=flat, clock_positions=clock_positions,
         monotone_residual=monotone_residual, exif_turned=turned,
+        curation_report=_curation_record(skip_flagged, written[1]), color_read=reads.record(),
+        color_read_frames=reads.record_by(source.frame_id),
         notes=[_plain_note(text) for text, _ in df.attrs["notes"] if not text.startswith("tip:")])
     writers[record] = lambda tmp: tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)
     given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
