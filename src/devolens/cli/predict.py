@@ -21,7 +21,7 @@ import numpy as np
 import typer
 
 from devolens.cli._common import (BACKEND_CHOICE, CLOCK_GAIN, COLOR_CHOICE, DEVICE_HELP, FAST_HELP, PAGES_CHOICE,
-                                  PAGES_HELP, PRECISION_CHOICE, PRECISION_HELP, STACK_Z_CHOICE, device_option,
+                                  PAGES_HELP, PRECISION_CHOICE, PRECISION_HELP, STACK_Z_CHOICE, choice, device_option,
                                   same_file)
 from devolens.cli._common import note as print_note
 from devolens.errors import DevolensError
@@ -2482,16 +2482,20 @@ segment_membrane_command = _segment_command("membrane", "membrane", "cells", "sl
 
 
 # ---------------------------------------------------------------------------- population
-def plot_path(out: Path, input_path: Path) -> Path:
-    """Where ``population`` writes its plot: beside the CSV, same name, ``.png``; ``<name>_plot.png`` when that
-    would be the input itself (``devolens population frame.png --out frame.csv``) or a file in the input
-    folder (it would overwrite a frame, or be read as one next time)."""
-    png = out.with_suffix(".png")
+#: The formats ``population --plot-format`` writes its plot in (PNG the default; SVG and PDF for papers).
+PLOT_FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
+
+
+def plot_path(out: Path, input_path: Path, fmt: str = "png") -> Path:
+    """Where ``population`` writes its plot: beside the CSV, same name, ``.png`` (``fmt``: ``.svg``, ``.pdf``);
+    ``<name>_plot.png`` when that would be the input itself (``devolens population frame.png --out frame.csv``)
+    or a file in the input folder (it would overwrite a frame, or be read as one next time)."""
+    image = out.with_suffix(f".{fmt}")
     src = input_path.resolve()
-    target = png.resolve()
+    target = image.resolve()
     if target == src or (input_path.is_dir() and target.parent == src):
-        return out.with_name(f"{out.stem}_plot.png")
-    return png
+        return out.with_name(f"{out.stem}_plot.{fmt}")
+    return image
 
 
 def record_path(out: Path) -> Path:
@@ -2641,12 +2645,14 @@ def _check_report_kept(report: Optional[Path], outputs: list[tuple[Path, str]]) 
 
 
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
-                   clock: bool = False, plot: bool = False, skip_flagged: Optional[Path] = None, batch_size: int = 8, fast: bool = True,
+                   clock: bool = False, plot: bool = False, plot_format: str = "png", skip_flagged: Optional[Path] = None,
+                   batch_size: int = 8, fast: bool = True,
                    precision: str = "auto", backend: str = "torch", stack_z: str = "project", channel: Optional[int] = None,
                    pages: str = "time", diameter: "float | str | None" = None, color: Optional[str] = None, device: str = "cpu",
                    threads: Optional[int] = None, progress=None, pixel_size: Optional[float] = None,
                    announce=None):
-    """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot). The plot and curation
+    """Population counts per frame of ``input_path`` written to the CSV ``out`` (and a plot, in ``plot_format``:
+    one of :data:`PLOT_FORMATS`). The plot and curation
     report of an earlier run into ``out`` that this one does not write are removed. ``threads``: PyTorch's CPU
     threads (None: torch's choice). ``diameter`` in micrometres (``"7um"``): converted with ``pixel_size`` (µm per
     pixel) or the input's calibration (:func:`_diameter_option`; the frame's ``attrs["diameter_um"]`` says how).
@@ -2661,16 +2667,19 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     if clock and monotone:
         raise DevolensError("--clock and --monotone exclude each other (the clock's curve never falls already)")
     check_threads(threads)
+    if plot_format not in PLOT_FORMATS:
+        raise DevolensError(f"--plot-format must be one of {', '.join(PLOT_FORMATS)}, got {plot_format!r}")
     from devolens.cli._common import check_writable
 
     record = record_path(out)  # how the CSV was made, beside it (replaced, as the CSV is)
     if record.is_dir():
         raise DevolensError(f"{record.name} (the record written beside the CSV) is a folder: choose another --out",
                             path=record)
-    for path in (out, record, plot_path(out, input_path)) if plot else (out, record):  # before a whole movie is read
+    plot_file = plot_path(out, input_path, plot_format) if plot else None
+    for path in (out, record, plot_file) if plot else (out, record):  # before a whole movie is read
         check_writable(path)
     _check_report_kept(skip_flagged, [(out, "--out"), (record, f"the record written beside the CSV ({record.name})")]
-                       + ([(plot_path(out, input_path), "the plot written beside the CSV")] if plot else []))
+                       + ([(plot_file, "the plot written beside the CSV")] if plot else []))
     from devolens.io.stacks import check_pages, check_stack_z, pages_with_channel
 
     check_pages(pages)
@@ -2840,7 +2849,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         xs, xlabel = _plot_axis(source, kept)
         pdf.insert(0, "time", xs)
         pdf = pdf.drop(columns=["frame"])
-        writers[plot_path(out, input_path)] = lambda tmp: plot_populations(
+        writers[plot_file] = lambda tmp: plot_populations(
             pdf, tmp, xlabel=xlabel, title=f"{input_path.name}: predicted populations"
             + (" (monotone)" if monotone else " (developmental clock)" if clock else ""))
     if curation is not None:
@@ -2913,7 +2922,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     # what the command prints after its summary line (and the record keeps: notes)
     df.attrs["notes"] = _population_notes(input_path, stack_z, pages, monotone, df.attrs, len(df))
     stale = _stale_companions(record, out)  # read before this run's record replaces it
-    written = [plot_path(out, input_path) if plot else None, None if curation is None else curation_path(out)]
+    written = [plot_file, None if curation is None else curation_path(out)]
     text = _population_record(
         input_path, out, model, predictor, frames=len(df), skipped=[source.frame_id(p) for p in sorted(skip)],
         options={"monotone": monotone, "clock": clock, "diameter": diameter, **_diameter_record(microns),
@@ -3485,8 +3494,11 @@ def population_command(
         "Frames of no signal (one grey level throughout, or "
         "a black frame) are left out of the fit and read off its curve, with a note.")),
     plot: bool = typer.Option(True, "--plot/--no-plot", help=(
-        "Also write a plot of the curves beside the CSV (same name, .png; NAME_plot.png where that would "
-        "overwrite the input or a frame of the input folder).")),
+        "Also write a plot of the curves beside the CSV (same name, .png, or the --plot-format; NAME_plot.png "
+        "where that would overwrite the input or a frame of the input folder).")),
+    plot_format: str = typer.Option("png", "--plot-format", metavar="png|svg|pdf", callback=choice(*PLOT_FORMATS),
+                                    help=("The plot's format: png (the default), or svg or pdf, vector images for "
+                                          "a paper's figures (NAME.svg, NAME.pdf; the same run gives the same bytes).")),
     skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
     model: str = typer.Option("population", "--model", help=(
         "Zoo model to use (see `devolens models`), or a folder holding a population model's card.json and weights "
@@ -3527,12 +3539,12 @@ def population_command(
     with progress_bar("population") as cb:
         # (a TIFF stack: how it is read, said before the work, as segment says it: say)
         df = run_population(input_path, out, model=model, monotone=monotone, clock=clock, plot=plot,
-                            skip_flagged=skip_flagged,
+                            plot_format=plot_format, skip_flagged=skip_flagged,
                             batch_size=batch_size, fast=fast, precision=precision, backend=backend, stack_z=stack_z,
                             channel=channel, pages=pages, diameter=diameter, pixel_size=pixel_size, color=color,
                             device=device, threads=threads, progress=cb, announce=say)
     microns = _diameter_words(df.attrs.get("diameter_um"))
-    extras = [f"+ {plot_path(out, input_path)}" if plot else "", microns]
+    extras = [f"+ {plot_path(out, input_path, plot_format)}" if plot else "", microns]
     console.print(f"{_count(len(df), 'frame')}{_skipped_note(df.attrs['skipped'], df.attrs['curation'])} -> {out}"
                   + (f" ({'; '.join(e for e in extras if e)})" if any(extras) else ""))
     for text, how in df.attrs.get("notes") or ():

@@ -8,11 +8,40 @@ import pandas as pd
 
 from devolens.io.atomic import atomic_path
 
-#: Colour of each population letter in plots.
-LETTER_COLOURS: dict[str, str] = {
-    "A": "#1f77b4", "E": "#2ca02c", "M": "#ff7f0e", "P": "#7f7f7f",
-    "C": "#9467bd", "D": "#8c564b", "Z": "#e377c2", "total": "#000000",
+#: How each population letter and the total are drawn, in every plot of them (``population``, ``lineage
+#: populations``, the demo): the Okabe-Ito colours (told apart under deuteranopia and protanopia, where matplotlib's
+#: default blue and purple, green and orange run together) with P in neutral grey, each letter also with its own
+#: marker and a line style, so that curves crowded together at a few cells, printed in grey or seen by anyone, stay
+#: apart.
+#: No letter is dashed (``--``): a dashed line marks an annotation cliff (``lineage populations``' ``marks``).
+LETTER_STYLES: dict[str, dict] = {
+    "A": {"color": "#0072B2", "ls": "-", "marker": "o", "lw": 1.3},
+    "E": {"color": "#009E73", "ls": "-.", "marker": "s", "lw": 1.3},
+    "M": {"color": "#E69F00", "ls": ":", "marker": "^", "lw": 1.3},
+    "P": {"color": "#999999", "ls": ":", "marker": "x", "lw": 1.3},
+    "C": {"color": "#CC79A7", "ls": "-.", "marker": "D", "lw": 1.3},
+    "D": {"color": "#D55E00", "ls": "-", "marker": "v", "lw": 1.3},
+    "Z": {"color": "#56B4E9", "ls": "-", "marker": "P", "lw": 1.3},
+    "total": {"color": "#000000", "ls": "-", "marker": None, "lw": 2.0},
 }
+
+#: Colour of each population letter in plots (:data:`LETTER_STYLES`' colours).
+LETTER_COLOURS: dict[str, str] = {col: style["color"] for col, style in LETTER_STYLES.items()}
+
+#: About how many markers each letter's curve carries (every n-th point), so a long timelapse stays readable.
+MARKERS_PER_CURVE = 12
+
+
+def letter_style(col: str, points: int) -> dict:
+    """The keyword arguments of ``ax.plot`` drawing column ``col`` (a letter or ``total``) of ``points`` points in
+    its :data:`LETTER_STYLES` style: a marker every n-th point, each letter's starting a little later than the one
+    before so that curves lying on each other still show both markers."""
+    style = dict(LETTER_STYLES[col])
+    if style["marker"] is not None:
+        every = max(1, points // MARKERS_PER_CURVE)
+        style.update(markevery=(list(LETTER_STYLES).index(col) * every // len(LETTER_STYLES), every), ms=4,
+                     mfc="white")
+    return style
 
 
 def add_letter_key(fig) -> None:
@@ -21,6 +50,23 @@ def add_letter_key(fig) -> None:
 
     fig.text(0.01, 0.01, LETTER_KEY_LINE, fontsize="x-small", color="#555555")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
+
+
+def save_figure(fig, path: str | Path, dpi: int) -> Path:
+    """Write ``fig`` to ``path`` atomically, the format following the extension (``.png`` without one), so that
+    the same figure gives the same bytes: an SVG or PDF without its creation date (``<dc:date>``,
+    ``/CreationDate``) and an SVG's clip-path ids from a fixed salt rather than random ones, so reruns of a
+    paper's figures (or files kept under version control) differ only where the plot does. PNG is written as
+    matplotlib writes it (it holds no date)."""
+    import matplotlib
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    # (each backend's own key for the date: PDF's Info dictionary's, SVG's Dublin Core's)
+    undated = {"pdf": {"metadata": {"CreationDate": None}}, "svg": {"metadata": {"Date": None}}}.get(fmt, {})
+    with atomic_path(path) as tmp, matplotlib.rc_context({"svg.hashsalt": "devolens"}):
+        fig.savefig(tmp, dpi=dpi, format=fmt, **undated)
+    return path
 
 
 def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = None, dpi: int = 120,
@@ -58,9 +104,9 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
     fig = Figure(figsize=(8, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    for col, colour in LETTER_COLOURS.items():
+    for col in LETTER_STYLES:
         if col in pops.columns:
-            ax.plot(pops["time"], pops[col], label=col, color=colour, lw=2.0 if col == "total" else 1.3)
+            ax.plot(pops["time"], pops[col], label=col, **letter_style(col, len(pops)))
     for x, text in marks or ():
         ax.axvline(x, color="#d62728", ls="--", lw=1.2)
         # a few points right of the line, clear of a fall drawn there (after a cliff the curves are low), near the
@@ -78,10 +124,7 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
     if title:
         ax.set_title(title)
     add_letter_key(fig)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
-    return path
+    return save_figure(fig, path, dpi)
 
 
 def plot_training(history: pd.DataFrame | str | Path, path: str | Path, metrics: list[str] | None = None,
@@ -151,7 +194,4 @@ def plot_training(history: pd.DataFrame | str | Path, path: str | Path, metrics:
         ax.set_xlabel("epoch (from 1: history.csv's epoch + 1)")
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
-    return path
+    return save_figure(fig, path, dpi)
