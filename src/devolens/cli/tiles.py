@@ -417,12 +417,15 @@ def segment_livedead_command(
                              "in each well, the nucleus's value in instances.tif (--instances); x, y: centroid, px, "
                              "which may lie outside a curved nucleus; area, px; class: 1 live, 2 dead; one row per "
                              "nucleus: a connected region of one class, so touching nuclei of one class are one row, "
-                             "with a warning where many regions are several nuclei large), counts.csv (well, live, "
-                             "dead, fraction_dead: one row per well), overlays/WELL_overlay.png (see --overlay), and "
+                             "with a warning where many regions are several nuclei large; x_um, y_um, area_um2: "
+                             "the same in µm, µm², from the well's calibration, where a well's file records "
+                             "one, empty for the others), counts.csv (well, live, dead, fraction_dead: one row per well), "
+                             "overlays/WELL_overlay.png (see --overlay), and "
                              "livedead.json: how they were made "
                              "(command line, devolens and torch versions, model, the sha256 of its weights and of "
                              "all its files, the precision and device the network ran in, the sha256 of the input, "
-                             "options, counts and warnings printed, per well too). WELL is the "
+                             "options, counts and warnings printed, per well too, with the channels read as Hoechst "
+                             "and Draq7 and what chose them: names, colours, position or --channels). WELL is the "
                              "file's name without its extension (the whole name where two files share one). An "
                              "--out holding such outputs "
                              "that segment livedead did not write is refused; an earlier run's are replaced whole."),
@@ -497,6 +500,7 @@ def segment_livedead_command(
     ran: list = []  # (one well: the model segment_livedead_file loaded, for the record)
     results: list[dict] = []  # per well: its name, file, counts and notes
     shrunk: list[str] = []  # the notes of overlays drawn smaller than their well
+    microns: dict = {}  # per well: its micrometres per pixel (x, y), None where its file records none
     # built in a hidden sibling folder (a plate's wells written straight into it, staged only there): an error, in
     # any well, leaves neither a half-filled nor an empty --out, and a previous result in --out stays whole until the
     # new one is complete
@@ -509,6 +513,7 @@ def segment_livedead_command(
             seen = len(caught)
             # the overlay's Hoechst picture, kept as the well is read for its segmentation (not read again)
             picture = livedead.ShrunkHoechst(OVERLAY_SIDE) if overlay else None
+            read: dict = {}  # the channels read as Hoechst and Draq7, and what chose them (for the record)
             if plate:  # written straight into the plate's stage: labels/, probs/, rows of the tables
                 labels = stage.tmp / "labels" / f"{name}_labels.tif"
                 probs = stage.tmp / "probs" / f"{name}_probs.tif" if probabilities else None
@@ -518,13 +523,13 @@ def segment_livedead_command(
                         made.parent.mkdir(exist_ok=True)
                 counts = predictor.predict_into(path, labels, tables=stage.tmp, probabilities=probs,
                                                 progress=_well_progress(cb, i, len(wells)), channels=order,
-                                                well=name, shrunk=picture, instances=inst)
+                                                well=name, shrunk=picture, instances=inst, read=read)
             else:
                 labels = stage.tmp / "labels.tif"
                 counts = livedead.segment_livedead_file(
                     path, stage.tmp, model=model, **options, write_probabilities=probabilities, progress=cb,
                     channels=order, device=device, dataset=dataset, well=name, shrunk=picture,
-                    write_instances=instances, loaded=ran,
+                    write_instances=instances, loaded=ran, read=read,
                 )
             notes = [str(w.message) for w in caught[seen:] if issubclass(w.category, UserWarning)]
             if overlay:
@@ -532,16 +537,20 @@ def segment_livedead_command(
                 if said:
                     notes.append(said)
                     shrunk.append(said)
+            from devolens.cli.predict import _um_per_pixel
             from devolens.io.stacks import pixel_size
 
             c = pixel_size(labels) if labels.is_file() else None  # the labels' calibration, for livedead.json
-            results.append({"well": name, "file": path.name, **counts, "notes": notes,
+            microns[name] = _um_per_pixel(c)  # (objects.csv's micron columns)
+            results.append({"well": name, "file": path.name, **counts, "notes": notes, "channels_read": read,
                             "labels_pixel_size": None if c is None else {"x": c[0], "y": c[1], "unit": c[2],
                                                                          "from": "calibration"}})
             if plate:
                 cb(i + 1, len(wells))
         from devolens.io.atomic import write_text
 
+        if any(um is not None for um in microns.values()):  # (as segment: the columns where a pixel size is known)
+            _add_micron_columns(stage.tmp / "objects.csv", microns)
         total = _total_counts(results)
         if predictor is None and ran:  # one well: the model segment_livedead_file loaded (after the well's check)
             predictor = ran[0]
@@ -600,6 +609,36 @@ def _check_livedead_out(out: Path, image: Path) -> None:
         raise DevolensError(f"--out already holds {', '.join(clash)} that devolens segment livedead did not write "
                             "(another command's results? labels of your own?) and would replace: choose another "
                             "folder", path=out)
+
+
+#: the rows of objects.csv read at a time as its micron columns are added (a giant plate's table is not held whole)
+_MICRON_ROWS = 200_000
+
+
+def _add_micron_columns(table: Path, microns: dict) -> None:
+    """Add ``x_um``, ``y_um`` and ``area_um2`` to ``segment livedead``'s objects.csv, as ``segment nuclei`` writes
+    them (:func:`devolens.cli.predict._micron_cells`: 3 decimals), each well's at its own pixel size (``microns``:
+    well name -> micrometres per pixel (x, y), or None: empty cells, as segment gives a frame whose file records
+    none). Called where a well records its pixel size: a plate's table then has one layout whatever its other wells
+    record (without any, the table keeps its pixel columns alone, as segment's). From the table as written (x, y to 2 decimals), read in chunks and rewritten with its own cells kept as they are."""
+    import pandas as pd
+
+    from devolens.cli.predict import MICRON_COLUMNS, _micron_cells
+    from devolens.io.atomic import TEXT_ERRORS, atomic_path
+
+    with atomic_path(table) as tmp, pd.read_csv(table, dtype=str, keep_default_na=False,
+                                                chunksize=_MICRON_ROWS) as chunks:
+        first = True
+        for chunk in chunks:
+            for column in MICRON_COLUMNS:
+                chunk[column] = None
+            for well, rows in chunk.groupby("well", sort=False):
+                obj = {"label": rows["id"].to_numpy(), **{k: rows[k].astype(float).to_numpy() for k in
+                                                          ("x", "y", "area")}}
+                for column, cells in zip(MICRON_COLUMNS, _micron_cells(obj, microns.get(well))):
+                    chunk.loc[rows.index, column] = pd.Series(cells, index=rows.index, dtype=object)
+            chunk.to_csv(tmp, mode="w" if first else "a", header=first, index=False, errors=TEXT_ERRORS)
+            first = False
 
 
 def _well_name(path: Path) -> str:
@@ -715,8 +754,10 @@ def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, no
     (:func:`devolens.provenance.int8_activations`), ``backend`` and ``device``, where it ran, ``--device auto``
     resolved; all None without one), the input's sha256 and size (``inputs``: :func:`devolens.provenance.input_entry`;
     a folder of wells: of its wells, ``files``), the options as this run took them, the counts (of all wells), the
-    warnings and notes printed, and per well (``wells``) its name, file, counts, notes and the calibration its labels
-    carry (``labels_pixel_size``: x, y, unit, ``from``; None without one)."""
+    warnings and notes printed, and per well (``wells``) its name, file, counts, notes, the calibration its labels
+    carry (``labels_pixel_size``: x, y, unit, ``from``; None without one) and the channels read as Hoechst and Draq7
+    with what chose them (``channels_read``: :func:`devolens.predict.livedead.channels_read`; ``options.channels``
+    is only the option as given)."""
     from devolens.cli._common import json_number
     from devolens.models import zoo
     from devolens.provenance import (input_entry, int8_activations, model_sha256, record_header, record_text,
@@ -736,7 +777,7 @@ def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, no
         "options": options,
         "counts": numbers(counts),
         "wells": [{"well": r["well"], "file": r["file"], **numbers(r), "notes": list(r["notes"]),
-                   "labels_pixel_size": r.get("labels_pixel_size")}
+                   "labels_pixel_size": r.get("labels_pixel_size"), "channels_read": r.get("channels_read")}
                   for r in wells or ()],
         "torch": torch_version(), "notes": list(notes),
     })

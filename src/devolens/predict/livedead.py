@@ -660,7 +660,7 @@ class LiveDeadPredictor:
                      progress: Callable[[int, int], None] | None = None,
                      channels: list[int] | None = None, dataset: str | None = None,
                      well: str | None = None, shrunk: "ShrunkHoechst | None" = None,
-                     write_instances: bool = False) -> dict[str, float]:
+                     write_instances: bool = False, read: dict | None = None) -> dict[str, float]:
         """Segment a well file of any size in bounded memory; write results to ``out_dir``.
 
         Reads the image band by band (a TIFF, uncompressed or compressed, strips or tiles, a pyramid's full
@@ -690,7 +690,8 @@ class LiveDeadPredictor:
         every nucleus dead, what swapped channels give, or ``SWAP_EVIDENCE_FROM``, half of them and many nuclei seen
         only in the channel read as Draq7), or when the channel read as Draq7 (or Hoechst) is blank, flat or
         saturated, or clips the nuclei (:func:`_warn_range`, from the values seen as the image is read: no second
-        pass). ``dataset``: an HDF5 file's dataset (as :meth:`predict` takes it).
+        pass). ``dataset``: an HDF5 file's dataset (as :meth:`predict` takes it). ``read``: a dict given is filled
+        with the channels read and what chose them (:func:`channels_read`, for a record).
 
         A fill around or beside the imaged area (one exact value in both channels, 0 or any other, or a float file's
         NaN: what stitching or registration leaves) is read at the well's background level and holds no object in
@@ -708,7 +709,8 @@ class LiveDeadPredictor:
                 tmp = {name: Path(tmpd) / name for name in ("labels.tif", "probs.tif", "instances.tif")}
                 objects, counts = self._predict_well(image, src, tmp["labels.tif"], tmp["probs.tif"] if
                                                      write_probabilities else None, progress=progress, shrunk=shrunk,
-                                                     instances=tmp["instances.tif"] if write_instances else None)
+                                                     instances=tmp["instances.tif"] if write_instances else None,
+                                                     read=read)
                 table, summary = _well_tables(objects, counts, well)
                 write_csv(table, out_dir / "objects.csv", float_format=_FLOATS)
                 write_csv(summary, out_dir / "counts.csv")
@@ -721,13 +723,13 @@ class LiveDeadPredictor:
                      probabilities: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
                      channels: list[int] | None = None, dataset: str | None = None, well: str | None = None,
                      shrunk: "ShrunkHoechst | None" = None,
-                     instances: str | Path | None = None) -> dict[str, float]:
+                     instances: str | Path | None = None, read: dict | None = None) -> dict[str, float]:
         """Segment a well file as :meth:`predict_file` does, writing in place: the class map to ``labels``, the
         probabilities to ``probabilities`` and the instance labels to ``instances`` (when given; their ids start at 1
         in each well, as its rows' ``id``), and the well's rows appended to ``tables``' objects.csv and
         counts.csv (made, with their header, by the first well). For a caller that stages its outputs itself (a
         plate's wells, gathered in one staged folder by ``segment livedead``): nothing here is atomic, and a
-        well that fails leaves its files half-written.
+        well that fails leaves its files half-written. ``read``: as :meth:`predict_file` fills it.
 
         Returns
         -------
@@ -737,7 +739,8 @@ class LiveDeadPredictor:
         with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
             objects, counts = self._predict_well(image, src, Path(labels), None if probabilities is None
                                                  else Path(probabilities), progress=progress, shrunk=shrunk,
-                                                 instances=None if instances is None else Path(instances))
+                                                 instances=None if instances is None else Path(instances),
+                                                 read=read)
         for frame, name, fmt in zip(_well_tables(objects, counts, well), ("objects.csv", "counts.csv"),
                                     (_FLOATS, None)):
             path = Path(tables) / name
@@ -747,10 +750,14 @@ class LiveDeadPredictor:
     def _predict_well(self, image: str | Path, src: RowReader, labels: Path, probs: Path | None, *,
                       progress: Callable[[int, int], None] | None,
                       shrunk: "ShrunkHoechst | None",
-                      instances: Path | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+                      instances: Path | None = None,
+                      read: dict | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
         """Segment the well ``image`` open as ``src`` band by band into ``labels`` (and ``probs``, ``instances``),
-        written in place; its objects and counts, with the reading's warnings told (:meth:`predict_file`)."""
+        written in place; its objects and counts, with the reading's warnings told (:meth:`predict_file`; ``read``
+        filled with :func:`channels_read`)."""
         c, h, w = src.shape
+        if read is not None:
+            read.update(channels_read(src))
         _warn_notes(image, src)
         pixel = None
         if src.tiff:
@@ -1329,6 +1336,19 @@ def _unnamed(src: "RowReader | None") -> "str | None":
     return "position" if src.order is None else None
 
 
+def channels_read(src: RowReader) -> dict:
+    """Which channels of a well file were read as Hoechst and Draq7 (``hoechst``, ``draq7``: as ``channels``
+    numbers them, an RGB image's red 0, green 1, blue 2) and what chose them (``by``): ``--channels`` (given),
+    ``names`` (the TIFF's channel names), ``colours`` (an RGB image's colour rule: Hoechst blue, Draq7 red) or
+    ``position`` (Hoechst the first); for ``segment livedead``'s record, which says what its option did not."""
+    how = _unnamed(src)
+    if how == "position":
+        return {"hoechst": 0, "draq7": 1, "by": "position"}
+    h, d = src.order if src.order is not None else (2, 0)  # (a PNG read by colour: blue, red; order None)
+    by = "colours" if how == "colour" else "--channels" if src._order_given is not None else "names"
+    return {"hoechst": int(h), "draq7": int(d), "by": by}
+
+
 def _looks_swapped(src: "RowReader | None", counts: dict[str, float],
                    evidence: "_SwapEvidence | None" = None) -> "tuple[int, int] | None":
     """Whether a well read by position or by its colours (:func:`_unnamed`) looks swapped: ``(dim, dead)`` when it
@@ -1537,7 +1557,8 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
                           dataset: str | None = None, well: str | None = None,
                           predictor: "LiveDeadPredictor | None" = None,
                           shrunk: "ShrunkHoechst | None" = None, write_instances: bool = False,
-                          loaded: "list[LiveDeadPredictor] | None" = None) -> dict[str, float]:
+                          loaded: "list[LiveDeadPredictor] | None" = None,
+                          read: dict | None = None) -> dict[str, float]:
     """Segment a well file with a zoo model (or a run's weights): see :meth:`LiveDeadPredictor.predict_file`
     (``device``: where the network runs, as :class:`LiveDeadPredictor` takes it; ``dataset``: an HDF5 file's dataset
     holding the well; ``well``: the tables' leading ``well`` column; ``shrunk``: a :class:`ShrunkHoechst` to fill;
@@ -1551,7 +1572,8 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
     ``fast``, ``precision`` and ``device`` given must be those it was loaded with (they made its network). The input
     is then not read beforehand (that check is to fail before a model loads; :meth:`~LiveDeadPredictor.predict_file`
     refuses it as well), a second decode of a PNG well saved. ``loaded``: a list the predictor that ran is appended
-    to, once it has (what its network ran as: precision, device, int8 kind, for a record).
+    to, once it has (what its network ran as: precision, device, int8 kind, for a record). ``read``: a dict filled
+    with the channels read and what chose them (:func:`channels_read`).
 
     Raises
     ------
@@ -1571,7 +1593,7 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
         pred = _predictor_for(predictor, given)
     counts = pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
                                channels=channels, dataset=dataset, well=well, shrunk=shrunk,
-                               write_instances=write_instances)
+                               write_instances=write_instances, read=read)
     if loaded is not None:
         loaded.append(pred)
     return counts
