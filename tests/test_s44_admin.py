@@ -80,3 +80,22 @@ def test_citation_and_licence_files_are_valid():
     meta = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert str(cff["version"]) == meta["version"]
     assert (root / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_a_dim_8bit_frames_overlay_is_stretched_as_a_16bit_ones():
+    """A postdoc's QC: an 8-bit frame at 6 % brightness showed black nuclei under their outlines (a 16-bit one of
+    the same light was stretched); an 8-bit frame of ordinary brightness is shown as it is."""
+    import numpy as np
+
+    from devolens.cli.predict import DIM_UINT8, _overlay
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 4, (64, 64)).astype(np.uint8)
+    frame[20:40, 20:40] = 14  # a dim nucleus
+    labels = np.zeros((64, 64), np.int32)
+    labels[20:40, 20:40] = 1
+    shown = _overlay(frame, labels)
+    assert shown[30, 30, 0] == 255 and shown[5, 5, 0] < 60  # the nucleus's inside bright, the background dark
+    ordinary = frame * np.uint8(DIM_UINT8 // 14 + 1)
+    shown = _overlay(ordinary, labels)
+    assert (shown[..., 0][labels == 0] == ordinary[labels == 0]).all() and shown[30, 30, 0] == ordinary[30, 30]

@@ -440,7 +440,10 @@ def _overlay(image: np.ndarray, labels: np.ndarray, colour=(255, 0, 255)) -> np.
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
-    limits = None if img.dtype == np.uint8 else _display_range(img)
+    # an 8-bit frame is shown as it is, unless it is grey and dim (its brightest pixel under DIM_UINT8: its nuclei
+    # black under their outlines, where a 16-bit frame of the same light is stretched)
+    dim = img.dtype == np.uint8 and img.ndim == 2 and img.size and int(img.max()) < DIM_UINT8
+    limits = None if img.dtype == np.uint8 and not dim else _display_range(img)
     height = img.shape[0]
     rows = 1024 if img.size > _BIG_OVERLAY else height
     rgb = np.empty(img.shape[:2] + (3,), np.uint8)
@@ -469,6 +472,8 @@ def _overlay(image: np.ndarray, labels: np.ndarray, colour=(255, 0, 255)) -> np.
     return rgb
 
 
+#: an 8-bit grey frame whose brightest pixel lies under this is stretched for its overlay (a quarter of the range)
+DIM_UINT8 = 64
 #: pixels above which an overlay is drawn in bands of rows, its display range measured on a subsample
 _BIG_OVERLAY = 16_000_000
 
