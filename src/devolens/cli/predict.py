@@ -2822,6 +2822,10 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df = pd.DataFrame(rows, columns=["frame", *COLUMNS])
     left_out = monotone_residual = None
     no_signal = np.array(no_signal, bool)
+    # a fall the readings keep (a cut, another embryo, a table rendered past its cliff): no fit of counts that never
+    # fall follows it (_fall_note), and its residual, a median over the frames, may not show it
+    fall = _sustained_fall(df["frame"].tolist(), df["total"].to_numpy(np.float64), ~no_signal) \
+        if monotone or clock else None
     if monotone:
         read = df["total"].to_numpy(np.float64)
         df, left_out = robust_monotone(predictor.smooth, df, kept, signals, no_signal=no_signal)
@@ -2922,6 +2926,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     # --monotone: the frames left out of the fit (black or dark; implausible readings), named as the CSV names them
     df.attrs["monotone_left_out"] = left_names
     df.attrs["monotone_residual"] = monotone_residual  # (the median |log| distance of the readings from its fit)
+    df.attrs["fall"] = fall
     df.attrs["clock_available"] = getattr(predictor, "clock", None) is not None and source.total != 1
     df.attrs["clock_seconds"] = (predictor.card.get("clock") or {}).get("seconds_per_time_point")
     # what the command prints after its summary line (and the record keeps: notes)
@@ -3267,7 +3272,10 @@ def _fit_residual(totals, fitted, use) -> Optional[float]:
 
 
 def _clock_note(fit, seconds: Optional[float]) -> str:
-    """What the developmental clock found: the movie's pace and how well its frames follow the curve."""
+    """What the developmental clock found: the movie's pace and how well its frames follow the curve; a note where the
+    pace lies at an edge of the range searched (:data:`devolens.predict.clock.RATES`: a limit, not a pace measured)."""
+    from devolens.predict.clock import RATES
+
     pace = f"{fit.rate:.2f} reference time points per frame"
     if seconds:
         pace += f" (a frame every ~{fit.rate * seconds:.0f} s at the reference embryos' pace)"
@@ -3275,7 +3283,45 @@ def _clock_note(fit, seconds: Optional[float]) -> str:
     far = _far_from_fit(fit.residual, "--clock", "The clock's counts", "development unlike wild type")
     if far is not None:
         text += f"\n[yellow]note:[/] {far}"
+    if not RATES[0] * EDGE < fit.rate < RATES[1] / EDGE:
+        text += (f"\n[yellow]note:[/] --clock: that pace is the {'slowest' if fit.rate <= RATES[0] * EDGE else 'fastest'}"
+                 f" it tries ({RATES[0]:g}-{RATES[1]:g} reference time points per frame), a limit, not a pace measured: "
+                 "the frames do not follow the reference curve as one embryo's timelapse does, and the clock's counts "
+                 "are not reliable (run without --clock)")
     return text
+
+
+#: a clock pace within this factor of an end of the range searched lies at that end (:func:`_clock_note`)
+EDGE = 1.02
+#: readings that fall by this share or more and stay there (the median of every frame after) are a fall no count of
+#: cells makes (:func:`_sustained_fall`): per-frame readings scatter 7-15 % about a movie's curve
+FALL = 0.4
+#: ... judged against the median of this many frames before it, and with at least as many frames after it
+FALL_FRAMES = 3
+
+
+def _sustained_fall(names: list, totals: np.ndarray, use: np.ndarray) -> Optional[tuple]:
+    """The first fall of the per-frame ``totals`` (the frames ``use`` marks, with a reading) that the rest of the movie
+    keeps: ``(frame name, cells before, cells after)`` for the first frame that reads, as the median of every reading
+    from it on does, :data:`FALL` or more below the median of the :data:`FALL_FRAMES` before it; None where there is
+    none (a few dark or flickering frames in the middle recover, and do not count)."""
+    totals = np.asarray(totals, np.float64)
+    idx = np.flatnonzero(np.asarray(use, bool) & np.isfinite(totals) & (totals > 0))
+    v, m = totals[idx], FALL_FRAMES
+    for k in range(m, len(v) - m + 1):
+        before = float(np.median(v[k - m:k]))
+        if v[k] <= (1 - FALL) * before and (after := float(np.median(v[k:]))) <= (1 - FALL) * before:
+            return names[idx[k]], before, after
+    return None
+
+
+def _fall_note(fall: tuple, option: str) -> str:
+    """The note on a sustained fall of the per-frame readings (:func:`_sustained_fall`) under ``option``'s fit."""
+    name, before, after = fall
+    return (f"{option}: the per-frame readings fall from about {before:.0f} to about {after:.0f} cells at frame "
+            f"{name} and stay there (a cut in the movie, another embryo, an embryo leaving the view, or a table "
+            f"rendered past its annotation cliff?): a cell count does not fall, so {option}'s fit cannot follow it and "
+            f"its counts are not reliable; run without {option} for each frame's own reading")
 
 
 def _monotone_far_note(residual: Optional[float]) -> Optional[str]:
@@ -3394,6 +3440,8 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
     text = _monotone_far_note(attrs.get("monotone_residual"))
     if text:
         note(text)
+    if attrs.get("fall"):
+        note(_fall_note(attrs["fall"], "--clock" if attrs.get("clock") is not None else "--monotone"))
     if attrs.get("flat"):
         flat, empty = attrs["flat"], attrs.get("flat_empty") or []
         one = len(flat) == 1

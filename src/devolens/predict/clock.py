@@ -149,8 +149,12 @@ def _best_shift(curve: pd.Series, ref: pd.Series, min_overlap: int) -> int:
     return shift
 
 
+#: the range of paces (reference time points per frame) :func:`fit_clock` searches by default
+RATES = (0.2, 30.0)
+
+
 def fit_clock(positions: Iterable[float], totals: Iterable[float], tau: np.ndarray, log_total: np.ndarray,
-              rates: tuple[float, float] = (0.2, 30.0), max_fit_frames: int = 300,
+              rates: tuple[float, float] = RATES, max_fit_frames: int = 300,
               use: Iterable[bool] | None = None) -> ClockFit:
     """Fit a movie's per-frame totals to the reference curve (see the module's docstring).
 
