@@ -131,7 +131,7 @@ def test_convert_and_clean_help_explain_blot_and_the_meta_keys(capsys):
 def test_readme_explains_blot_and_the_records():
     readme = flat((ROOT / "README.md").read_text())
     assert "`blot`, for an EPIC table only" in readme and "`identify` passes it through" in readme
-    assert "`source_format`" in readme and "`cut_after_time`" in readme and "writes `pops.json` beside it" in readme
+    assert "`source_format`" in readme and "`cut_after_time`" in readme and "writes `truth.json` beside it" in readme
     assert "epoch (from 1: history.csv's epoch + 1)" in readme
 
 
