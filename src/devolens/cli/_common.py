@@ -296,6 +296,17 @@ def print_stack_notes(path: Path, pages: str = "time", stack_z: Optional[str] = 
         console.print(text)
 
 
+def checked_record(record: Path, beside: str = "CSV") -> Path:
+    """A command's ``record`` (:func:`devolens.cli.predict.record_path`, identify's own), refused where it is a folder
+    (it replaces a file there, as the output it records does: ``beside``, ``CSV`` or ``report``)."""
+    from devolens.errors import DevolensError
+
+    if record.is_dir():
+        raise DevolensError(f"{record.name} (the record written beside the {beside}) is a folder: choose another "
+                            "--out", path=record)
+    return record
+
+
 def check_writable(path: Path) -> None:
     """Refuse, before any work, an output file whose folder (or the nearest one that exists, where the folders will
     be made) takes no new file: a temporary file is made there and removed at once (asking for permissions instead

@@ -56,7 +56,8 @@ def frames(
         "CPU threads decoding a video (ffmpeg's; default: ffmpeg's, about one per core); the frames are scored in "
         "one thread.")),
 ) -> None:
-    from devolens.cli._common import check_csv_out, check_out, check_writable, count_of, progress_bar, summary
+    from devolens.cli._common import (check_csv_out, check_out, check_writable, checked_record, count_of,
+                                      progress_bar, summary)
     from devolens.cli.predict import record_path
     from devolens.curate.frames import KINDS, curate_path, report_for_csv, summarize
     from devolens.errors import DevolensError
@@ -71,10 +72,7 @@ def frames(
     check_out(out, Path(path))
     check_csv_out(out, "the report")  # e.g. --out frame.png inside the input folder would replace a frame
     check_writable(out)  # before every frame is scored
-    record = record_path(out)  # how the report was made, beside it (replaced, as the report is)
-    if record.is_dir():
-        raise DevolensError(f"{record.name} (the record written beside the report) is a folder: choose another "
-                            "--out", path=record)
+    record = checked_record(record_path(out), "report")  # how the report was made, beside it (replaced, as the report is)
     check_writable(record)
     with progress_bar("curate") as callback:
         report = curate_path(path, progress=callback, stack_z=stack_z, channel=channel, pages=pages,

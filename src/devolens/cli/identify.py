@@ -124,10 +124,9 @@ def register(app: typer.Typer) -> None:
                                 f"axis within +-0.3 rad: {MAX_TTA} are under 2.3 degrees apart, and each view is one "
                                 "more pass of the networks)")
         check_out(out, table)
-        record = record_path(out)  # how the CSV was made, beside it (replaced, as the CSV is)
-        if record.is_dir():
-            raise DevolensError(f"{record.name} (the record written beside the CSV) is a folder: choose another --out",
-                                path=record)
+        from devolens.cli._common import checked_record
+
+        record = checked_record(record_path(out))  # how the CSV was made, beside it (replaced, as the CSV is)
         check_out(record, table)  # not the input, nor a file read with it (a tidy table's .meta.json)
         for written in (out, record):  # a read-only one is refused before the work, not after it
             output_file(written)

@@ -2674,12 +2674,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     check_threads(threads)
     if plot_format not in PLOT_FORMATS:
         raise DevolensError(f"--plot-format must be one of {', '.join(PLOT_FORMATS)}, got {plot_format!r}")
-    from devolens.cli._common import check_writable
+    from devolens.cli._common import check_writable, checked_record
 
-    record = record_path(out)  # how the CSV was made, beside it (replaced, as the CSV is)
-    if record.is_dir():
-        raise DevolensError(f"{record.name} (the record written beside the CSV) is a folder: choose another --out",
-                            path=record)
+    record = checked_record(record_path(out))  # how the CSV was made, beside it (replaced, as the CSV is)
     plot_file = plot_path(out, input_path, plot_format) if plot else None
     for path in (out, record, plot_file) if plot else (out, record):  # before a whole movie is read
         check_writable(path)
