@@ -78,3 +78,19 @@ def acetree_zip(shared_data) -> Path:
     if not path.exists():
         pytest.skip("no AceTree zip in the shared data")
     return path
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures saved while the test runs (the plots are written, and kept here to be read)."""
+    from matplotlib.figure import Figure
+
+    saved = []
+    real = Figure.savefig
+
+    def savefig(self, *args, **kwargs):
+        saved.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return saved

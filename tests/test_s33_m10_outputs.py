@@ -34,22 +34,6 @@ def flat(text: str) -> str:
     return " ".join(text.replace("│", " ").split())
 
 
-@pytest.fixture
-def figures(monkeypatch):
-    """The matplotlib figures saved while the test runs (the plots are written, and kept here to be read)."""
-    from matplotlib.figure import Figure
-
-    saved = []
-    real = Figure.savefig
-
-    def savefig(self, *args, **kwargs):
-        saved.append(self)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", savefig)
-    return saved
-
-
 # ----------------------------------------------------------------------------- convert / clean: .meta.json
 def test_convert_meta_records_version_command_and_input(tmp_path, capsys):
     cd = cliff_cd(tmp_path / "CDm.csv", cliff_after=None, n_times=4)

@@ -18,22 +18,6 @@ from devolens.viz.plots import LETTER_COLOURS, LETTER_STYLES, letter_style
 LETTERS = ("A", "E", "M", "P", "C", "D", "Z", "total")
 
 
-@pytest.fixture
-def figures(monkeypatch):
-    """The matplotlib figures saved while the test runs (written as usual, kept here to be read)."""
-    from matplotlib.figure import Figure
-
-    saved = []
-    real = Figure.savefig
-
-    def savefig(self, *args, **kwargs):
-        saved.append(self)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", savefig)
-    return saved
-
-
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
     """A small simulated embryo written as a tidy lineage table."""
