@@ -13,17 +13,7 @@ import tifffile
 
 from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
-
-
-def _err(capsys) -> str:
-    return " ".join(capsys.readouterr().err.split())  # (the console wraps long lines)
-
-
-def _squares(shape, boxes) -> np.ndarray:
-    m = np.zeros(shape, np.float32)
-    for y, x, side in boxes:
-        m[y:y + side, x:x + side] = 1.0
-    return m
+from test_s43_cellpose_habits import _err, _squares  # (the same helpers)
 
 
 def _nuclei(scale: int = 2) -> np.ndarray:
