@@ -418,8 +418,8 @@ def segment_livedead_command(
                              "which may lie outside a curved nucleus; area, px; class: 1 live, 2 dead; one row per "
                              "nucleus: a connected region of one class, so touching nuclei of one class are one row, "
                              "with a warning where many regions are several nuclei large; x_um, y_um, area_um2: "
-                             "the same in µm, µm², from the well's calibration, where a well's file records "
-                             "one, empty for the others), counts.csv (well, live, dead, fraction_dead: one row per well), "
+                             "the same in µm, µm², at --pixel-size, else from the well's calibration, where a "
+                             "well's file records one, empty for the others), counts.csv (well, live, dead, fraction_dead: one row per well), "
                              "overlays/WELL_overlay.png (see --overlay), and "
                              "livedead.json: how they were made "
                              "(command line, devolens and torch versions, model, the sha256 of its weights and of "
@@ -466,6 +466,11 @@ def segment_livedead_command(
         None, "--channels", help=_CHANNELS_HELP + " Read by position, a well with nearly every nucleus dead (what "
         "swapped channels give) gets a warning. The same for every well of a folder."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help=(
+        "Micrometres per pixel of every well (one image or a folder's), over a file's own calibration (a note says "
+        "where they differ; PNG, JPEG, BMP and HDF5 record none): labels.tif (probs.tif, instances.tif) carry it and "
+        "objects.csv gets x_um, y_um and area_um2 columns, as segment nuclei's --pixel-size. It changes no "
+        "segmentation.")),
     dataset: Optional[str] = typer.Option(
         None, "--dataset", metavar="NAME",
         help="For an HDF5 IMAGE: the dataset holding the well (C, H, W); default: the one named image, images or "
@@ -480,6 +485,8 @@ def segment_livedead_command(
     if overlap >= window:
         raise DevolensError(f"--overlap ({overlap}) must be smaller than --window ({window})")
     order = _parse_channels(channels)
+    # --pixel-size as segment nuclei checks it (a positive, finite number of micrometres per pixel)
+    livedead._given_pixel(pixel_size, "--pixel-size")
     # --precision checked, and --no-fast (fp32, as its help says) with --precision int8 or bf16 refused, as segment
     # nuclei refuses them (the network ran int8 then, --no-fast unheeded)
     from devolens.cli.predict import _check_network_options
@@ -523,13 +530,14 @@ def segment_livedead_command(
                         made.parent.mkdir(exist_ok=True)
                 counts = predictor.predict_into(path, labels, tables=stage.tmp, probabilities=probs,
                                                 progress=_well_progress(cb, i, len(wells)), channels=order,
-                                                well=name, shrunk=picture, instances=inst, read=read)
+                                                well=name, shrunk=picture, instances=inst, read=read,
+                                                pixel_size=pixel_size)
             else:
                 labels = stage.tmp / "labels.tif"
                 counts = livedead.segment_livedead_file(
                     path, stage.tmp, model=model, **options, write_probabilities=probabilities, progress=cb,
                     channels=order, device=device, dataset=dataset, well=name, shrunk=picture,
-                    write_instances=instances, loaded=ran, read=read,
+                    write_instances=instances, loaded=ran, read=read, pixel_size=pixel_size,
                 )
             notes = [str(w.message) for w in caught[seen:] if issubclass(w.category, UserWarning)]
             if overlay:
@@ -538,19 +546,27 @@ def segment_livedead_command(
                     notes.append(said)
                     shrunk.append(said)
             from devolens.cli.predict import _um_per_pixel
-            from devolens.io.stacks import pixel_size
+            from devolens.io.stacks import pixel_size as read_pixel_size
 
-            c = pixel_size(labels) if labels.is_file() else None  # the labels' calibration, for livedead.json
+            # the labels' calibration, for livedead.json: --pixel-size as given (what they were written with, not
+            # its rational resolution tags read back), else the file's own that they carry
+            c = ((float(pixel_size), float(pixel_size), "µm") if pixel_size is not None
+                 else read_pixel_size(labels) if labels.is_file() else None)
             microns[name] = _um_per_pixel(c)  # (objects.csv's micron columns)
+            # "from" in segment.json's words (its labels_pixel_size): the file's own calibration or --pixel-size
             results.append({"well": name, "file": path.name, **counts, "notes": notes, "channels_read": read,
-                            "labels_pixel_size": None if c is None else {"x": c[0], "y": c[1], "unit": c[2],
-                                                                         "from": "calibration"}})
+                            "labels_pixel_size": None if c is None else {
+                                "x": c[0], "y": c[1], "unit": c[2],
+                                "from": "calibration" if pixel_size is None else "--pixel-size"}})
             if plate:
                 cb(i + 1, len(wells))
         from devolens.io.atomic import write_text
 
         if any(um is not None for um in microns.values()):  # (as segment: the columns where a pixel size is known)
             _add_micron_columns(stage.tmp / "objects.csv", microns)
+        # --pixel-size over a well's own, different calibration, or coarse for a microscope: segment nuclei's notes,
+        # in its words (read once the wells have been: each was opened, so its header reads)
+        pixel_notes = _pixel_size_notes(pixel_size, image)
         total = _total_counts(results)
         if predictor is None and ran:  # one well: the model segment_livedead_file loaded (after the well's check)
             predictor = ran[0]
@@ -558,9 +574,10 @@ def segment_livedead_command(
             image, model, total, network=predictor, files=[path for _, path in wells] if plate else None, options={
                 **options, "probabilities": probabilities, "instances": instances, "overlay": overlay,
                 "threads": threads,
-                "channels": None if order is None else list(order), "device": device, "dataset": dataset},
+                "channels": None if order is None else list(order), "device": device, "dataset": dataset,
+                "pixel_size": pixel_size},
             notes=[str(w.message) for w in caught if issubclass(w.category, UserWarning)] + shrunk
-            + ([left] if left else []), wells=results))
+            + ([left] if left else []) + pixel_notes, wells=results))
     fraction = total["fraction_dead"]
     # a well without objects has no dead fraction (NaN; counts.csv leaves it empty): said in words, not 'nan'
     said = "no objects: fraction dead none" if fraction != fraction else f"fraction dead {fraction:.3f}"
@@ -572,8 +589,22 @@ def segment_livedead_command(
         drawn = f", overlays/{results[0]['well']}_overlay.png" if overlay else ""
         console.print(f"wrote {out}/labels.tif, objects.csv, counts.csv{drawn}: {total['live']} live, "
                       f"{total['dead']} dead ({said})")
-    for text in shrunk + ([left] if left else []):
+    for text in shrunk + ([left] if left else []) + pixel_notes:
         note(text)
+
+
+def _pixel_size_notes(pixel_size: Optional[float], image: Path) -> list[str]:
+    """What ``segment nuclei`` notes of a ``--pixel-size`` given (:func:`devolens.cli.predict._carried_notes`), for
+    the wells of ``image`` (a well, or a folder's: :func:`devolens.io.frames.folder_files`, the files
+    :func:`_plate_wells` reads): used for the label images over a file's own, different calibration (more than 1 %
+    apart), and coarse for a microscope image. Without ``note:`` (:func:`devolens.cli._common.note` says it), as
+    ``livedead.json``'s notes hold them; [] without ``--pixel-size``."""
+    if pixel_size is None:
+        return []
+    from devolens.cli.predict import _Calibrations, _carried_notes
+
+    notes = _carried_notes(pixel_size, None, _Calibrations(image), None, set())
+    return [text.removeprefix("note: ") for text in notes]
 
 
 def _check_livedead_out(out: Path, image: Path) -> None:
@@ -755,7 +786,9 @@ def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, no
     resolved; all None without one), the input's sha256 and size (``inputs``: :func:`devolens.provenance.input_entry`;
     a folder of wells: of its wells, ``files``), the options as this run took them, the counts (of all wells), the
     warnings and notes printed, and per well (``wells``) its name, file, counts, notes, the calibration its labels
-    carry (``labels_pixel_size``: x, y, unit, ``from``; None without one) and the channels read as Hoechst and Draq7
+    carry (``labels_pixel_size``: x, y, unit, ``from``: ``calibration``, the well file's own, or ``--pixel-size``,
+    as ``segment.json``'s ``labels_pixel_size`` says; None without one; ``options.pixel_size`` is the option as
+    given) and the channels read as Hoechst and Draq7
     with what chose them (``channels_read``: :func:`devolens.predict.livedead.channels_read`; ``options.channels``
     is only the option as given)."""
     from devolens.cli._common import json_number

@@ -660,12 +660,14 @@ class LiveDeadPredictor:
                      progress: Callable[[int, int], None] | None = None,
                      channels: list[int] | None = None, dataset: str | None = None,
                      well: str | None = None, shrunk: "ShrunkHoechst | None" = None,
-                     write_instances: bool = False, read: dict | None = None) -> dict[str, float]:
+                     write_instances: bool = False, read: dict | None = None,
+                     pixel_size: float | None = None) -> dict[str, float]:
         """Segment a well file of any size in bounded memory; write results to ``out_dir``.
 
         Reads the image band by band (a TIFF, uncompressed or compressed, strips or tiles, a pyramid's full
         resolution; or HDF5: :class:`devolens.predict.tiled.RowReader`; a PNG or JPEG is read whole) and writes
-        ``labels.tif`` (uint8, 0/1/2; calibrated with the input TIFF's pixel size, OME or ImageJ, as ImageJ reads it)
+        ``labels.tif`` (uint8, 0/1/2; calibrated with the input TIFF's pixel size, OME or ImageJ, as ImageJ reads it,
+        or with ``pixel_size``: micrometres per pixel, over the file's own, for a well whose file records none)
         band by band, then ``objects.csv`` (id, x, y, area, class: every connected component of each class once,
         4-connected, however large; ``id`` its row's number, 1..n; regions under ``min_area`` are no row and are
         set to background in labels.tif, judged by their whole size across the bands, so that labels.tif's regions
@@ -703,6 +705,7 @@ class LiveDeadPredictor:
             ``live``, ``dead``, ``fraction_dead`` (NaN when there is no object).
         """
         out_dir = Path(out_dir)
+        pixel = _given_pixel(pixel_size)  # (checked before the well is read)
         with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
             out_dir.mkdir(parents=True, exist_ok=True)  # (once the well opens: a bad one makes no folder)
             with tempfile.TemporaryDirectory(prefix=".livedead-", dir=out_dir) as tmpd:
@@ -710,7 +713,7 @@ class LiveDeadPredictor:
                 objects, counts = self._predict_well(image, src, tmp["labels.tif"], tmp["probs.tif"] if
                                                      write_probabilities else None, progress=progress, shrunk=shrunk,
                                                      instances=tmp["instances.tif"] if write_instances else None,
-                                                     read=read)
+                                                     read=read, pixel=pixel)
                 table, summary = _well_tables(objects, counts, well)
                 write_csv(table, out_dir / "objects.csv", float_format=_FLOATS)
                 write_csv(summary, out_dir / "counts.csv")
@@ -723,24 +726,27 @@ class LiveDeadPredictor:
                      probabilities: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
                      channels: list[int] | None = None, dataset: str | None = None, well: str | None = None,
                      shrunk: "ShrunkHoechst | None" = None,
-                     instances: str | Path | None = None, read: dict | None = None) -> dict[str, float]:
+                     instances: str | Path | None = None, read: dict | None = None,
+                     pixel_size: float | None = None) -> dict[str, float]:
         """Segment a well file as :meth:`predict_file` does, writing in place: the class map to ``labels``, the
         probabilities to ``probabilities`` and the instance labels to ``instances`` (when given; their ids start at 1
         in each well, as its rows' ``id``), and the well's rows appended to ``tables``' objects.csv and
         counts.csv (made, with their header, by the first well). For a caller that stages its outputs itself (a
         plate's wells, gathered in one staged folder by ``segment livedead``): nothing here is atomic, and a
-        well that fails leaves its files half-written. ``read``: as :meth:`predict_file` fills it.
+        well that fails leaves its files half-written. ``read``: as :meth:`predict_file` fills it; ``pixel_size``: as
+        :meth:`predict_file` takes it.
 
         Returns
         -------
         dict
             ``live``, ``dead``, ``fraction_dead`` (NaN when there is no object).
         """
+        pixel = _given_pixel(pixel_size)
         with RowReader(image, channels=2, order=channels, dataset=dataset) as src:
             objects, counts = self._predict_well(image, src, Path(labels), None if probabilities is None
                                                  else Path(probabilities), progress=progress, shrunk=shrunk,
                                                  instances=None if instances is None else Path(instances),
-                                                 read=read)
+                                                 read=read, pixel=pixel)
         for frame, name, fmt in zip(_well_tables(objects, counts, well), ("objects.csv", "counts.csv"),
                                     (_FLOATS, None)):
             path = Path(tables) / name
@@ -751,16 +757,17 @@ class LiveDeadPredictor:
                       progress: Callable[[int, int], None] | None,
                       shrunk: "ShrunkHoechst | None",
                       instances: Path | None = None,
-                      read: dict | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+                      read: dict | None = None,
+                      pixel: "tuple[float, float, str] | None" = None) -> tuple[pd.DataFrame, dict[str, float]]:
         """Segment the well ``image`` open as ``src`` band by band into ``labels`` (and ``probs``, ``instances``),
         written in place; its objects and counts, with the reading's warnings told (:meth:`predict_file`; ``read``
-        filled with :func:`channels_read`)."""
+        filled with :func:`channels_read`). ``pixel``: the pixel size the outputs carry (:func:`_given_pixel`), over
+        the file's own; None: the file's own (a TIFF's), if any."""
         c, h, w = src.shape
         if read is not None:
             read.update(channels_read(src))
         _warn_notes(image, src)
-        pixel = None
-        if src.tiff:
+        if pixel is None and src.tiff:
             from devolens.io.stacks import pixel_size
 
             pixel = pixel_size(image)
@@ -800,6 +807,21 @@ class LiveDeadPredictor:
 
 #: how objects.csv writes the centroids
 _FLOATS = "%.2f"
+
+
+def _given_pixel(pixel_size: float | None, label: str = "pixel_size") -> "tuple[float, float, str] | None":
+    """A given pixel size (micrometres per pixel, ``segment livedead --pixel-size``) as the outputs' writers take one,
+    ``(x, y, "µm")``; None for None. A one-line :class:`DevolensError` for one that is not a positive finite number,
+    in ``segment nuclei``'s words (``label``: the option's name, ``--pixel-size`` on the command line)."""
+    if pixel_size is None:
+        return None
+    try:
+        size = float(pixel_size)
+    except (TypeError, ValueError):
+        size = math.nan
+    if isinstance(pixel_size, bool) or not (size > 0 and math.isfinite(size)):
+        raise DevolensError(f"{label} must be a positive number of micrometres per pixel, got {pixel_size}")
+    return size, size, "µm"
 
 
 def _well_tables(objects: pd.DataFrame, counts: dict[str, float],
@@ -1558,11 +1580,13 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
                           predictor: "LiveDeadPredictor | None" = None,
                           shrunk: "ShrunkHoechst | None" = None, write_instances: bool = False,
                           loaded: "list[LiveDeadPredictor] | None" = None,
-                          read: dict | None = None) -> dict[str, float]:
+                          read: dict | None = None, pixel_size: float | None = None) -> dict[str, float]:
     """Segment a well file with a zoo model (or a run's weights): see :meth:`LiveDeadPredictor.predict_file`
     (``device``: where the network runs, as :class:`LiveDeadPredictor` takes it; ``dataset``: an HDF5 file's dataset
     holding the well; ``well``: the tables' leading ``well`` column; ``shrunk``: a :class:`ShrunkHoechst` to fill;
-    ``write_probabilities``, ``write_instances``: also probs.tif, instances.tif).
+    ``write_probabilities``, ``write_instances``: also probs.tif, instances.tif; ``pixel_size``: micrometres per
+    pixel that labels.tif (and probs.tif, instances.tif) carry, over the file's own calibration, as
+    ``segment nuclei --pixel-size`` gives it).
     The model options left out (None) are :class:`LiveDeadPredictor`'s defaults: window 512, overlap 64, batch_size
     4, fast, min_area 12, precision 'auto', device 'cpu'.
 
@@ -1580,8 +1604,9 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
     DevolensError
         Missing or unreadable image, wrong channel count, an image under 2 x 2 pixels, a devolens tile store or an
         HDF5 file with several images and none named, unknown model; ``fast``, ``precision`` or ``device`` other
-        than the given ``predictor``'s.
+        than the given ``predictor``'s; a ``pixel_size`` that is not a positive number.
     """
+    _given_pixel(pixel_size)  # (before a model loads)
     given = {k: v for k, v in {"window": window, "overlap": overlap, "batch_size": batch_size, "fast": fast,
                                "min_area": min_area, "precision": precision, "device": device}.items()
              if v is not None}
@@ -1593,7 +1618,7 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
         pred = _predictor_for(predictor, given)
     counts = pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
                                channels=channels, dataset=dataset, well=well, shrunk=shrunk,
-                               write_instances=write_instances, read=read)
+                               write_instances=write_instances, read=read, pixel_size=pixel_size)
     if loaded is not None:
         loaded.append(pred)
     return counts
