@@ -103,7 +103,7 @@ def test_ome_tiff_stems_drop_ome_and_keep_the_same_stem_rule(tiny_zoo, tmp_path)
     _png(folder / "x.png", seed=3)
     pops = tmp_path / "pops.csv"
     assert main(["population", str(folder), "--out", str(pops), "--no-plot", "--diameter", "none"]) == 0
-    assert list(pd.read_csv(pops)["frame"]) == ["s_0000.ome.tif", "s_0001.ome.tif", "x.ome.tif", "x.png", "y.png"]
+    assert list(pd.read_csv(pops)["frame"]) == ["s_0000", "s_0001", "x.ome.tif", "x.png", "y"]
 
 
 # ------------------------------------------------------------------ 4. --channel on inputs without TIFFs
