@@ -113,10 +113,10 @@ def test_simulate_well_record_never_replaces_another_output(tmp_path, capsys):
                  str(tmp_path / "w.json")]) == 2
     assert "--labels and the record w.json name the same file" in " ".join(_err(capsys))
     assert list(tmp_path.iterdir()) == []
-    # an --out named .json: the record is NAME.record.json
+    # an --out named .json: refused, as any --out not named .tif/.tiff (s45: it wrote a TIFF under that name)
     assert main(["simulate", "well", "--size", "64x80", "--out", str(tmp_path / "w.json"), "--labels",
-                 str(tmp_path / "l.tif")]) == 0
-    assert (tmp_path / "w.record.json").is_file() and tifffile.imread(tmp_path / "w.json").shape == (2, 64, 80)
+                 str(tmp_path / "l.tif")]) == 2
+    assert "--out must end in .tif or .tiff" in " ".join(_err(capsys)) and list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------------------ tile: what made the store

@@ -539,8 +539,8 @@ def _postprocess_options(kind: str, threshold: Optional[float], seed_threshold: 
             # (cellpose's cellprob_threshold 0, typed from habit as --threshold 0: its meaning here is about 0.5)
             habit = "; cellpose's cellprob_threshold 0 is about 0.5 here" if key == "threshold" and is_number(value) \
                 and float(value) == 0 else ""
-            raise DevolensError(f"{name} must be a probability between 0 and 1 (e.g. 0.5: 0 would take every pixel, 1 "
-                                f"none{habit}), got {value}")
+            raise DevolensError(f"{name} must be a probability between 0 and 1, exclusive (e.g. 0.5: 0 would take "
+                                f"every pixel, 1 none{habit}), got {value}")
         post[key] = float(value)
     if min_size is not None and not (is_number(min_size) and np.isfinite(float(min_size)) and float(min_size) >= 0):
         raise DevolensError(f"--min-size must be a number of pixels >= 0 (objects of fewer pixels of the image are "
@@ -606,6 +606,41 @@ def _lone_dropped_note(lone: list, frames: int, what: str) -> Optional[str]:
             "culture, run again with --keep-small, which keeps them")
 
 
+def _model_task(card: dict) -> Optional[str]:
+    """The task ``card`` is a model of, as the commands name it (``nuclei``, ``membrane``, ``population``,
+    ``identity``, ``livedead``): its ``task`` where that is one of them, else the task whose predictor it names
+    (the livedead card's ``task`` is a sentence that describes it), else its ``task`` as written."""
+    from devolens.models.zoo import PREDICTORS
+
+    task = card.get("task")
+    if task in PREDICTORS:
+        return task
+    named = [name for name, predictor in PREDICTORS.items() if predictor == card.get("predictor")]
+    return named[0] if named else task
+
+
+def _check_model_task(model: str, kind: str, card: Optional[dict] = None) -> None:
+    """Refuse a ``--model`` that is no ``kind`` model (``segment nuclei --model identity``), in one line: before
+    anything reads the rest of its card, whose ``input`` and ``preprocessing`` only a segmentation or population
+    card holds as this module reads them (identity's and livedead's are other shapes). ``card``: the model's card
+    (None: read here; a card that cannot be read is left to the predictor's loading, which reports it)."""
+    if card is None:
+        from devolens.models import zoo
+
+        try:
+            card = zoo.card(model, kind)
+        except DevolensError:
+            return  # the predictor's loading reports it
+    task = _model_task(card)
+    if task != kind:
+        hint = ""
+        if kind == "population":  # `devolens train` makes segmentation models only
+            hint = ("; a population model is the nuclei model with a calibration of its counts (not made by `devolens "
+                    "train`): give a shipped name (see `devolens models`) or a folder holding one's card.json")
+        article = "an" if str(task)[:1] in "aeiou" else "a"  # an 'identity' model
+        raise DevolensError(f"model {model!r} is {article} {task!r} model, not {kind!r}{hint}")
+
+
 def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend: str, **options):
     from devolens.models import zoo
 
@@ -616,13 +651,7 @@ def _load_predictor(model: str, kind: str, batch_size: int, fast: bool, backend:
     for key in ("channel", "flatten"):  # not given: the card's own rule
         if options.get(key) is None:
             options.pop(key, None)
-    card = zoo.card(model, kind)  # a training run's folder: segments what the command says
-    if card.get("task") != kind:
-        hint = ""
-        if kind == "population":  # `devolens train` makes segmentation models only
-            hint = ("; a population model is the nuclei model with a calibration of its counts (not made by `devolens "
-                    "train`): give a shipped name (see `devolens models`) or a folder holding one's card.json")
-        raise DevolensError(f"model {model!r} is a {card.get('task')!r} model, not {kind!r}{hint}")
+    _check_model_task(model, kind, zoo.card(model, kind))  # a training run's folder: segments what the command says
     from devolens.cli._common import collector_paused
 
     with collector_paused():  # PyTorch's import makes ~10^5 objects that a full collection would walk again and again
@@ -1466,6 +1495,7 @@ def run_segmentation(
     calibrations = _Calibrations(input_path)  # (a folder's listed once, each file's read once: labels and µm)
     # how a TIFF stack (a folder's first) is read: segment.json, and the console before the work
     stack_file, reading = _stack_reading(input_path, stack_z, channel, pages)
+    _check_model_task(model, kind)  # before --diameter, --flatten and the read-ahead read the card's input
     diameter, microns, skip, curation, report = _diameter_and_skip(
         diameter, model, input_path, pixel_size, skip_flagged, calibrations, stack_z=stack_z, channel=channel,
         pages=pages, progress=progress, carried=True,  # (--pixel-size alone: labels carry it)
@@ -2456,18 +2486,19 @@ def _threshold_help(kind: str) -> str:
     what = ("nucleus (StarDist's prob_thresh; cellpose's cellprob_threshold 0 is about 0.5 here): lower takes "
             "fainter nuclei and wider outlines, higher only the sure ones" if kind == "nuclei" else
             "cell rather than the background around the embryo")
-    return (f"Foreground probability above which a pixel is {what}; 0 to 1. Default: the model's own (the shipped "
-            f"{kind} model's {card['threshold']:g}; segment.json's postprocess records what ran).")
+    return (f"Foreground probability above which a pixel is {what}; between 0 and 1, exclusive. Default: the "
+            f"model's own (the shipped {kind} model's {card['threshold']:g}; segment.json's postprocess records what "
+            "ran).")
 
 
 def _seed_threshold_help(kind: str) -> str:
     """``--seed-threshold``'s help for ``segment kind``, with the shipped model's value."""
     card, what = _CARD_POSTPROCESS[kind], _WHAT.get(kind, kind)
     one = {"nuclei": "nucleus", "cells": "cell"}.get(what, what)  # (_SINGULAR: defined below, after the commands)
-    return (f"Probability of a {one}'s interior a pixel needs to seed one, 0 to 1: each {one} grows from its seed "
-            f"(a watershed), so touching {what} are split where each has its own; lower finds more seeds (more "
-            f"splits), higher fewer (touching {what} merge). Default: the model's own (the shipped {kind} model's "
-            f"{card['seed_threshold']:g}).")
+    return (f"Probability of a {one}'s interior a pixel needs to seed one, between 0 and 1, exclusive: each {one} "
+            f"grows from its seed (a watershed), so touching {what} are split where each has its own; lower finds "
+            f"more seeds (more splits), higher fewer (touching {what} merge). Default: the model's own (the shipped "
+            f"{kind} model's {card['seed_threshold']:g}).")
 
 
 def _min_size_help(kind: str) -> str:
@@ -2702,6 +2733,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     calibrations = _Calibrations(input_path)
     # how a TIFF stack (a folder's first) is read: the record, and the console before the work
     stack_file, reading = _stack_reading(input_path, stack_z, channel, pages)
+    _check_model_task(model, "population")  # before --diameter reads the card's input (identity's: a sentence)
     diameter, microns, skip, curation, report = _diameter_and_skip(
         diameter, model, input_path, pixel_size, skip_flagged, calibrations, stack_z=stack_z, channel=channel,
         pages=pages, progress=progress, each=False,  # (population reads one movie at one magnification)

@@ -138,6 +138,10 @@ def _show_warnings():
 # devolens simulate well
 
 
+#: the names simulate well's --out and --labels take: it writes TIFFs (a hyperstack, a label image) whatever the name
+WELL_SUFFIXES = (".tif", ".tiff")
+
+
 def simulate_well_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output image: (C, H, W) uint16 TIFF, channels Hoechst, Draq7 "
                              "(an ImageJ hyperstack whose channels are named so: Fiji opens 2 channels; an OME "
@@ -145,7 +149,7 @@ def simulate_well_command(
     labels: Path = typer.Option(
         ..., "--labels", help="Output label image: (H, W) uint8 TIFF, 0 background, 1 live, 2 dead."
     ),
-    size: str = typer.Option("2700x3600", "--size", help="Well size HxW in pixels."),
+    size: str = typer.Option("2700x3600", "--size", help="Well size HxW in pixels, at least 8x8."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives the same well."),
     dead_fraction: Optional[float] = typer.Option(
         None, "--dead-fraction", min=0.0, max=1.0, help="Fraction of dead nuclei (default: drawn from the seed)."
@@ -186,6 +190,11 @@ def simulate_well_command(
             if same_file(outputs[a], outputs[b]):
                 raise DevolensError(f"{a} and {b} name the same file; give each output its own name",
                                     path=outputs[b])
+    # (after the folder and same-file checks, whose words say more of those mistakes)
+    for option, path in (("--out", out), ("--labels", labels)):  # TIFF data under a .png name opens as nothing
+        if path.suffix.lower() not in WELL_SUFFIXES:
+            got = f"got {path.suffix!r}" if path.suffix else "got no extension"
+            raise DevolensError(f"{option} must end in .tif or .tiff (simulate well writes TIFFs), {got}", path=path)
     well = simulate_well(seed=seed, size=hw, dead_fraction=dead_fraction, density=density)
     text = _well_record(well, seed=seed, size=hw, given={"dead_fraction": dead_fraction, "density": density},
                         outputs={"image": out, "labels": labels, "objects": obj_path})

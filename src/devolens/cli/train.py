@@ -28,6 +28,57 @@ def _at_least(option: str, value, low) -> None:
         raise DevolensError(f"{option} must be >= {low}, got {value}")
 
 
+#: the watershed options of ``--postprocess`` that are probabilities: taken between 0 and 1, exclusive, as
+#: ``segment``'s ``--threshold`` and ``--seed-threshold`` take them (0 would take every pixel, 1 none)
+_PROBABILITY_KEYS = ("threshold", "seed_threshold")
+
+
+def _instances_option(value: Optional[str]) -> Optional[str]:
+    """``--instances`` as given, checked before any work against the recipe's ``validate.instances`` choices
+    (:data:`devolens.train.recipe.SCHEMA`), in the option's own words (the recipe's key said only as where the
+    default comes from)."""
+    if value is None:
+        return None
+    from devolens.checks import shown
+    from devolens.errors import DevolensError
+    from devolens.train.recipe import SCHEMA
+
+    choices = SCHEMA["validate"]["instances"].choices
+    if value not in choices:
+        raise DevolensError(f"--instances must be one of {', '.join(choices)} (as the recipe's validate.instances), "
+                            f"got {shown(value)}")
+    return value
+
+
+def _postprocess_option(text: str) -> dict:
+    """``--postprocess`` as the recipe's ``validate.postprocess`` takes it, checked before any work: a JSON object
+    of the watershed's options (the recipe's own checks: known keys, numbers >= 0, flags), with ``threshold`` and
+    ``seed_threshold`` probabilities between 0 and 1, exclusive, as ``segment`` checks its ``--threshold`` and
+    ``--seed-threshold`` (``{"threshold": 5}`` would find no object and say nothing of why)."""
+    import json
+    import math
+
+    from devolens.checks import shown
+    from devolens.errors import DevolensError
+    from devolens.train.recipe import _postprocess_check
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DevolensError(f"--postprocess: not valid JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise DevolensError(f"--postprocess: expected a JSON object such as '{{\"threshold\": 0.6}}', got {text!r}")
+    problem = _postprocess_check(value)
+    if problem is not None:
+        raise DevolensError(f"--postprocess: {problem}")
+    for key in _PROBABILITY_KEYS:
+        x = value.get(key)
+        if x is not None and not (0 < float(x) < 1 and math.isfinite(float(x))):
+            raise DevolensError(f"--postprocess: {key} must be a probability between 0 and 1, exclusive (e.g. 0.5: 0 "
+                                f"would take every pixel, 1 none), got {shown(x)}")
+    return value
+
+
 def _check_export(export: Path, data: Path, recipe: Path, out: Path) -> None:
     """Refuse an --export path before training: not .safetensors, a folder, an input (in the data folder,
     the recipe), a file of a run or saved model, a file other than an earlier fp16 export, a JSON file its
@@ -448,11 +499,13 @@ def evaluate_cmd(
         "RUN/checkpoint.safetensors (last epoch), another run's best.safetensors, or a shipped model of the same "
         "network as zoo:NAME (e.g. zoo:nuclei) or its folder."),
     instances: Optional[str] = typer.Option(
-        None, "--instances", help="How instances are made for instance F1 and counts: 'classes' (argmax, quick) or "
-        "'watershed' (the zoo predictors' post-processing); default: the recipe's validate.instances."),
+        None, "--instances", help="How instances are made for instance F1 and counts: 'classes' (argmax, quick), "
+        "'watershed' (the zoo predictors' post-processing) or 'auto' (watershed for a run of data.target 'boundary', "
+        "else classes); default: the recipe's validate.instances."),
     postprocess: Optional[str] = typer.Option(
         None, "--postprocess", help="Watershed options as JSON, e.g. '{\"threshold\": 0.6, \"seed_threshold\": 0.7, "
-        "\"split_seeds\": true}' (a zoo card's post-processing); default: the recipe's validate.postprocess."),
+        "\"split_seeds\": true}' (a zoo card's post-processing; threshold and seed_threshold are probabilities "
+        "between 0 and 1, exclusive); default: the recipe's validate.postprocess."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (auto: the first CUDA GPU when "
                                "PyTorch sees one, else the CPU, wherever the run was trained)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
@@ -481,7 +534,6 @@ def evaluate_cmd(
     import json
 
     from devolens.cli._common import device_option, note, out as stdout, progress_bar
-    from devolens.errors import DevolensError
     from devolens.io.together import write_together
     from devolens.train.evaluate import evaluate_run
 
@@ -496,14 +548,9 @@ def evaluate_cmd(
         _check_json(json_out, run, data)
     validate: dict = {}
     if instances is not None:
-        validate["instances"] = instances
+        validate["instances"] = _instances_option(instances)
     if postprocess is not None:
-        try:
-            validate["postprocess"] = json.loads(postprocess)
-        except json.JSONDecodeError as exc:
-            raise DevolensError(f"--postprocess: not valid JSON ({exc.msg}): {postprocess!r}") from None
-        if not isinstance(validate["postprocess"], dict):
-            raise DevolensError(f"--postprocess: expected a JSON object such as '{{\"threshold\": 0.6}}', got {postprocess!r}")
+        validate["postprocess"] = _postprocess_option(postprocess)
         validate.setdefault("instances", "watershed")
     if threads is not None:
         import torch
