@@ -135,3 +135,13 @@ def test_simulate_well_takes_tiff_in_any_case_and_says_its_size_minimum(tmp_path
     capsys.readouterr()
     assert main(["simulate", "well", "--help"]) == 0
     assert "at least 8x8" in " ".join(capsys.readouterr().out.replace("│", " ").split())
+
+
+def test_a_recipe_postprocess_threshold_outside_0_1_is_refused():
+    """A recipe's validate.postprocess (train, tune, evaluate) takes the thresholds as probabilities too."""
+    from devolens.train.recipe import _postprocess_check
+
+    assert _postprocess_check({"threshold": 0.5, "seed_threshold": 0.7}) is None
+    for bad in ({"threshold": 5}, {"seed_threshold": 1}, {"threshold": 0}):
+        problem = _postprocess_check(bad)
+        assert problem is not None and "between 0 and 1, exclusive" in problem

@@ -28,11 +28,6 @@ def _at_least(option: str, value, low) -> None:
         raise DevolensError(f"{option} must be >= {low}, got {value}")
 
 
-#: the watershed options of ``--postprocess`` that are probabilities: taken between 0 and 1, exclusive, as
-#: ``segment``'s ``--threshold`` and ``--seed-threshold`` take them (0 would take every pixel, 1 none)
-_PROBABILITY_KEYS = ("threshold", "seed_threshold")
-
-
 def _instances_option(value: Optional[str]) -> Optional[str]:
     """``--instances`` as given, checked before any work against the recipe's ``validate.instances`` choices
     (:data:`devolens.train.recipe.SCHEMA`), in the option's own words (the recipe's key said only as where the
@@ -52,13 +47,10 @@ def _instances_option(value: Optional[str]) -> Optional[str]:
 
 def _postprocess_option(text: str) -> dict:
     """``--postprocess`` as the recipe's ``validate.postprocess`` takes it, checked before any work: a JSON object
-    of the watershed's options (the recipe's own checks: known keys, numbers >= 0, flags), with ``threshold`` and
-    ``seed_threshold`` probabilities between 0 and 1, exclusive, as ``segment`` checks its ``--threshold`` and
-    ``--seed-threshold`` (``{"threshold": 5}`` would find no object and say nothing of why)."""
+    of the watershed's options, with the recipe's own checks (known keys, numbers >= 0, flags; ``threshold`` and
+    ``seed_threshold`` probabilities between 0 and 1, exclusive, as ``segment`` checks its ``--threshold``)."""
     import json
-    import math
 
-    from devolens.checks import shown
     from devolens.errors import DevolensError
     from devolens.train.recipe import _postprocess_check
 
@@ -71,11 +63,6 @@ def _postprocess_option(text: str) -> dict:
     problem = _postprocess_check(value)
     if problem is not None:
         raise DevolensError(f"--postprocess: {problem}")
-    for key in _PROBABILITY_KEYS:
-        x = value.get(key)
-        if x is not None and not (0 < float(x) < 1 and math.isfinite(float(x))):
-            raise DevolensError(f"--postprocess: {key} must be a probability between 0 and 1, exclusive (e.g. 0.5: 0 "
-                                f"would take every pixel, 1 none), got {shown(x)}")
     return value
 
 

@@ -105,7 +105,9 @@ def _decoder_check(v):
 
 def _postprocess_check(v):
     """Options of :func:`devolens.predict.postprocess.instances_from_probabilities` (its
-    keyword-only parameters: flags where the default is a bool, else numbers >= 0)."""
+    keyword-only parameters: flags where the default is a bool, else numbers >= 0; ``threshold`` and
+    ``seed_threshold`` probabilities between 0 and 1, exclusive, as ``segment``'s ``--threshold`` and
+    ``--seed-threshold``: a threshold of 5 would find no object and say nothing of why)."""
     import inspect
 
     from devolens.predict.postprocess import instances_from_probabilities
@@ -120,7 +122,14 @@ def _postprocess_check(v):
         ok = isinstance(x, bool) if flag else (isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0)
         if not ok:
             return f"{key}: expected {'true or false' if flag else 'a number >= 0'}, got {shown(x)}"
+        if key in PROBABILITY_KEYS and not 0 < x < 1:
+            return (f"{key} must be a probability between 0 and 1, exclusive (e.g. 0.5: 0 would take every pixel, 1 "
+                    f"none), got {shown(x)}")
     return None
+
+
+#: the watershed's options that are probabilities (:func:`_postprocess_check`)
+PROBABILITY_KEYS = ("threshold", "seed_threshold")
 
 
 def _channel_check(v):
