@@ -2224,6 +2224,13 @@ def _position_columns(columns: list[str]) -> dict[str, str] | None:
     Names are matched case-insensitively, also with a unit written in (``x_um``, ``X (µm)``);
     a radius column (TrackMate's ``RADIUS``) maps to ``radius`` (size is twice it).
     """
+    mapping = _position_mapping(columns)
+    return mapping if {"time", "x", "y", "z"} <= set(mapping.values()) else None
+
+
+def _position_mapping(columns: list[str]) -> dict[str, str]:
+    """File column -> tidy column for the columns :func:`_position_columns` matches, whichever of time, x, y and z
+    are missing (what a message names)."""
     lower = _lowered(columns)
     mapping: dict[str, str] = {}
     for tidy, names in POSITION_ALIASES.items():
@@ -2234,7 +2241,7 @@ def _position_columns(columns: list[str]) -> dict[str, str] | None:
         found = next((lower[n] for n in _RADIUS_NAMES if n in lower), None)
         if found is not None and found not in mapping:
             mapping[found] = "radius"
-    return mapping if {"time", "x", "y", "z"} <= set(mapping.values()) else None
+    return mapping
 
 
 def _lineage_columns(columns: list[str]) -> dict[str, str] | None:
@@ -2279,9 +2286,10 @@ def read_positions(path: str | Path) -> pd.DataFrame:
     per nucleus per time point with columns ``time`` (or ``t``, ``frame``), ``x``, ``y``,
     ``z`` (or ``POSITION_X``, ...: see ``POSITION_ALIASES``; case-insensitive), optionally
     ``embryo`` (default: the file name), ``size`` (or ``diameter``) and ``cell``; other
-    columns are kept; up to 5 description rows under the header (TrackMate's spot tables:
-    names and units) are skipped. Such a table comes back as a tidy table with ``cell`` empty where
-    unknown.
+    columns are kept; up to 5 description rows under the header (TrackMate's spot tables: the column labels
+    in words, then units; rows with no number in time, x, y and z and text in x, y and z) are skipped, while a row
+    of numbers whose time is text (``t030``) is data, refused naming it. Such a table comes back as a tidy table
+    with ``cell`` empty where unknown.
 
     Raises
     ------
@@ -2318,22 +2326,47 @@ def _read_positions_csv(path: Path, mapping: dict[str, str]) -> pd.DataFrame:
     df.columns = [str(c).strip() for c in df.columns]
     mapping = {str(k).strip(): v for k, v in mapping.items()}
     df = df.rename(columns=mapping)
-    # description rows under the header (TrackMate's spot tables: names, short names, units)
-    numeric = pd.to_numeric(df["time"], errors="coerce").notna().to_numpy()
-    lead = int(np.argmax(numeric)) if numeric.any() else len(df)
+    lead = _description_rows(df)
     offset = 2
     units_row = None
-    if 0 < lead <= 5:
+    if lead:  # description rows under the header (TrackMate's spot tables: names, short names, units)
         units_row = df.iloc[lead - 1]  # the last one is TrackMate's units row: (micron), (pixel)
         df = df.iloc[lead:].reset_index(drop=True)
         offset += lead
     if len(df) == 0:
-        raise DevolensError("no data rows (header only)", path=path)
+        rows = f"the header and {lead} description row{'s' if lead > 1 else ''} only" if lead else "header only"
+        raise DevolensError(f"no data rows ({rows})", path=path)
     df = _finish_positions(df, path, _xyz_units(mapping, units_row), offset)
     renamed = _renamed_note(mapping) if "cell" in mapping.values() else None
     if renamed:  # a lineage table (read_table reads it as tidy: Time, Cell, Diameter) notes its renamed columns here
         df.attrs["notes"] = [renamed, *(df.attrs.get("notes") or [])]  # too (a TrackMate table's are its own)
     return df
+
+
+#: description rows a positions CSV may hold under its header (TrackMate's spot tables hold 3)
+MAX_DESCRIPTION_ROWS = 5
+
+
+def _is_number(value) -> bool:
+    """Whether a cell of a table read as it stands holds a number (``12``, ``1e3``, `` 4.5``; not ``t030``,
+    ``(micron)`` nor an empty cell)."""
+    return bool(pd.notna(pd.to_numeric(pd.Series([value], dtype=object), errors="coerce").iloc[0]))
+
+
+def _description_rows(df: pd.DataFrame) -> int:
+    """How many rows at the top of a positions table (columns named tidy) describe its columns rather than hold a
+    nucleus: TrackMate's spot tables repeat the column labels in words and short names, then give units
+    (``Frame,X,Y,Z``, then ``,(micron),(micron),(micron)``). Such a row holds no number in ``time`` (TrackMate's
+    units row leaves it empty) and text in each of ``x``, ``y`` and ``z`` (a label or a unit); at most
+    :data:`MAX_DESCRIPTION_ROWS` of them are counted (0 with more: the values are refused as they stand). A row of
+    numbers whose time is text (``t030``, a frame's file name) is data, and gets that column's error."""
+    lead = 0
+    for _, row in df.head(MAX_DESCRIPTION_ROWS + 1).iterrows():
+        words = all(isinstance(row[c], str) and row[c].strip() and not _is_number(row[c]) for c in ("x", "y", "z"))
+        if not words or _is_number(row["time"]):
+            break
+        lead += 1
+    return lead if lead <= MAX_DESCRIPTION_ROWS else 0
 
 
 def _size_from_radius(df: pd.DataFrame, path: Path, offset: int) -> pd.DataFrame:

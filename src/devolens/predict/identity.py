@@ -280,10 +280,23 @@ MAX_COORDINATE = 1e9
 
 
 def check_columns(table: pd.DataFrame) -> None:
-    """Raise a one-line :class:`DevolensError` naming the :data:`REQUIRED_COLUMNS` that ``table`` lacks."""
+    """Raise a one-line :class:`DevolensError` naming the :data:`REQUIRED_COLUMNS` that ``table`` lacks.
+
+    Of time, x, y and z, those no column stands for by any name a positions file's may have (``FRAME``,
+    ``POSITION_X``...: :func:`tidy_positions` renames them) are named, and only they: ``embryo`` is optional there,
+    as in a file (no embryo: one embryo), and is named only for a table holding all four under their tidy names
+    (one no :func:`tidy_positions` has read)."""
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        raise DevolensError(f"table lacks column(s) {', '.join(missing)} (a tidy lineage table is expected)")
+    if not missing:
+        return
+    from devolens.io.tables import _position_mapping
+
+    found = set(_position_mapping([c for c in table.columns if isinstance(c, str)]).values())
+    lacking = [c for c in ("time", "x", "y", "z") if c not in found]
+    if lacking:  # (a table without embryo but with these is one embryo: tidy_positions says so)
+        raise DevolensError(f"table lacks column(s) {', '.join(lacking)} (a tidy lineage table is expected: "
+                            "time, x, y, z, optionally embryo and size)")
+    raise DevolensError(f"table lacks column(s) {', '.join(missing)} (a tidy lineage table is expected)")
 
 
 def tidy_positions(table: pd.DataFrame) -> pd.DataFrame:
