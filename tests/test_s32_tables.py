@@ -119,12 +119,13 @@ def test_populations_count_blank_names(tmp_path, capsys):
     path = tidy_csv(tmp_path / "blank.csv", [1, 2, 3], names=False)
     pops = populations(read_table(path))
     assert pops.attrs["unnamed_rows"] == 12 and pops["A"].eq(0).all() and pops["total"].eq(4).all()
-    assert pops.attrs["notes"] == ["no row has a cell name (12 rows): counted in total only, every lineage column "
+    assert pops.attrs["notes"] == ["no row has a Sulston cell name (12 rows; an empty cell or another label, such as a "
+                                   "placeholder Nuc123): counted in total only, every lineage column "
                                    "is 0 (and no lineage cliff can be found)"]
     for argv in (["lineage", "populations", str(path), "--out", str(tmp_path / "p.csv")],
                  ["--quiet", "lineage", "cliffs", str(path)]):
         code, _, err = run_cli(argv, capsys)
-        assert code == 0 and "note: no row has a cell name (12 rows)" in err
+        assert code == 0 and "note: no row has a Sulston cell name (12 rows" in err
 
 
 def test_populations_count_some_blank_names(tmp_path, capsys):
@@ -133,9 +134,11 @@ def test_populations_count_some_blank_names(tmp_path, capsys):
     path.write_text(text)
     pops = populations(read_table(path))
     assert pops.attrs["unnamed_rows"] == 3 and pops.attrs["notes"] == [
-        "3 rows (25 %) have no cell name: counted in total only"]
+        "3 rows (25 %) have no Sulston cell name (an empty cell or another label, such as a placeholder "
+        "Nuc123): counted in total only"]
     code, _, err = run_cli(["lineage", "populations", str(path), "--out", str(tmp_path / "p.csv")], capsys)
-    assert code == 0 and "note: 3 rows (25 %) have no cell name: counted in total only" in err
+    assert code == 0 and ("note: 3 rows (25 %) have no Sulston cell name (an empty cell or another label, "
+                          "such as a placeholder Nuc123): counted in total only") in err
     named = populations(read_table(tidy_csv(tmp_path / "named.csv", [1, 2])))
     assert named.attrs["unnamed_rows"] == 0 and "notes" not in named.attrs
 

@@ -39,20 +39,22 @@ def test_placeholder_names_are_unnamed_with_the_note(tmp_path, capsys):
     pops = populations(df)
     assert pops[list("AEMPCDZ")].eq(0).all().all() and pops["total"].tolist() == [4, 4, 4]
     assert pops.attrs["unnamed_rows"] == 12 == unnamed_rows(df)
-    assert pops.attrs["notes"] == ["no row has a cell name (12 rows): counted in total only, every lineage column "
+    assert pops.attrs["notes"] == ["no row has a Sulston cell name (12 rows; an empty cell or another label, such as a "
+                                   "placeholder Nuc123): counted in total only, every lineage column "
                                    "is 0 (and no lineage cliff can be found)"]
     # the rule: the rows counted in total but in no letter (polar bodies are not counted at all)
     mixed = _tidy([("e", 1, "ABa", 1, 1, 1, 5), ("e", 1, "Nuc1", 2, 2, 1, 5), ("e", 1, "", 3, 3, 1, 5),
                    ("e", 1, "polar1", 4, 4, 1, 5), ("e", 1, "Dead", 5, 5, 1, 5)])
     pm = populations(mixed)
     assert pm.attrs["unnamed_rows"] == int(pm["total"].sum() - pm[list("AEMPCDZ")].to_numpy().sum()) == 3
-    assert pm.attrs["notes"] == ["3 rows (60 %) have no cell name: counted in total only"]
+    assert pm.attrs["notes"] == ["3 rows (60 %) have no Sulston cell name (an empty cell or another label, such as "
+                                   "a placeholder Nuc123): counted in total only"]
     path = tmp_path / "nuc.csv"
     df.to_csv(path, index=False)
     for argv in (["lineage", "populations", str(path), "--out", str(tmp_path / "p.csv")],
                  ["--quiet", "lineage", "cliffs", str(path)]):
         code, _, err = _cli(argv, capsys)
-        assert code == 0 and "note: no row has a cell name (12 rows)" in err
+        assert code == 0 and "note: no row has a Sulston cell name (12 rows" in err
 
 
 def test_miscased_names_noted_by_the_library_as_by_the_command(tmp_path, capsys):
@@ -71,7 +73,7 @@ def test_miscased_names_noted_by_the_library_as_by_the_command(tmp_path, capsys)
     path = tmp_path / "upper.csv"
     df.to_csv(path, index=False)
     code, _, err = _cli(["lineage", "populations", str(path), "--out", str(tmp_path / "p.csv")], capsys)
-    assert code == 0 and f"note: {want}" in err and "no cell name" not in err
+    assert code == 0 and f"note: {want}" in err and "no Sulston cell name" not in err
     assert miscased_note(pd.Series(["ABa", "Nuc1", None])) is None
 
 

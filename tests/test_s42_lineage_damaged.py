@@ -137,7 +137,7 @@ def test_a_name_that_is_no_sulston_name_is_said_apart_from_unnamed_rows(tmp_path
         assert code == 0, err
         text = out + err
         assert f"1 row carries a name that is no Sulston name ('ABalxp' at time {t_bad}" in text
-        assert "1 row (under 1 %) has no cell name" in text  # Nuc7 only
+        assert "1 row (under 1 %) has no Sulston cell name" in text  # Nuc7 only
 
 
 def test_invalid_names_note_lists_three_names_and_says_how_many_more():

@@ -145,3 +145,26 @@ def test_a_recipe_postprocess_threshold_outside_0_1_is_refused():
     for bad in ({"threshold": 5}, {"seed_threshold": 1}, {"threshold": 0}):
         problem = _postprocess_check(bad)
         assert problem is not None and "between 0 and 1, exclusive" in problem
+
+
+def test_rows_of_placeholder_names_are_not_said_to_have_no_name(tmp_path):
+    """'Foo' and 'Nuc12' are names, just no Sulston names: the note says so instead of 'no cell name'."""
+    import pandas as pd
+
+    from devolens.lineage.populations import populations
+
+    df = pd.DataFrame({"embryo": "e", "time": 1, "cell": ["ABa", "ABp", "Foo", "Nuc12"], "x": [1.0, 2, 3, 4],
+                       "y": 1.0, "z": 1.0, "size": 5.0})
+    note = populations(df).attrs["notes"][0]
+    assert note.startswith("2 rows (50 %) have no Sulston cell name (an empty cell or another label")
+    assert "no cell name" not in note
+
+
+def test_compact_name_of_a_negative_depth_is_a_devolens_error():
+    import pytest
+
+    from devolens.errors import DevolensValueError
+    from devolens.lineage.names import compact_name
+
+    with pytest.raises(DevolensValueError, match="depth must be >= 0"):
+        compact_name("ABa", -1)

@@ -204,7 +204,9 @@ def compact_name(name: str, depth: int) -> str | None:
     ('AB', 'ABalp', 'P3')
     """
     if depth < 0:
-        raise ValueError(f"depth must be >= 0, got {depth}")
+        from devolens.errors import DevolensValueError
+
+        raise DevolensValueError(f"depth must be >= 0, got {depth}")
     p = parse_name(name)
     if p is None:
         return None

@@ -41,11 +41,17 @@ def unnamed_note(n: int, rows: int) -> str:
     """The one-line note on ``n`` of ``rows`` rows without a cell name (counted in ``total`` only), the same in
     :func:`populations`' ``attrs["notes"]`` and in the commands (``lineage populations``, ``lineage cliffs``)."""
     if n >= rows:
-        return (f"no row has a cell name ({rows} row{'s' if rows != 1 else ''}): counted in total only, every "
-                "lineage column is 0 (and no lineage cliff can be found)")
+        return (f"no row has a Sulston cell name ({rows} row{'s' if rows != 1 else ''}; {WHAT_UNNAMED}): counted in "
+                "total only, every lineage column is 0 (and no lineage cliff can be found)")
     share = 100.0 * n / rows
     pct = f"{share:.0f} %" if share >= 1 else "under 1 %"
-    return f"{n} row{'s' if n != 1 else ''} ({pct}) {'have' if n != 1 else 'has'} no cell name: counted in total only"
+    return (f"{n} row{'s' if n != 1 else ''} ({pct}) {'have' if n != 1 else 'has'} no Sulston cell name "
+            f"({WHAT_UNNAMED}): counted in total only")
+
+
+#: what a row without a Sulston cell name holds (:func:`unnamed_rows`): "no cell name" alone read as if the rows had
+#: empty names where they hold placeholders (AceTree's and EPIC's ``Nuc123``) or other labels
+WHAT_UNNAMED = "an empty cell or another label, such as a placeholder Nuc123"
 
 
 def unnamed_rows(df: pd.DataFrame) -> int:
