@@ -1,5 +1,19 @@
 """devolens: deep learning for developmental-biology microscopy.
 
+Start here (each is imported on first use after a bare ``import devolens``; ``help()`` on any of them says more):
+
+- ``devolens.models.load(name, **options)``: a shipped model (``"nuclei"``, ``"membrane"``, ``"population"``,
+  ``"identity"``, ``"livedead"``; ``devolens.models.available()``) or a folder of your own, as a predictor:
+  ``load("nuclei", diameter="auto").predict(image)`` segments as ``devolens segment nuclei`` does (the library's
+  default ``diameter`` is None: the image as it is), ``predict_iter(frames)`` streams a video;
+  ``devolens.models.card(name)`` is a model's card.
+- ``devolens.io.tables.read_table(path)``: a lineage table (EPIC, AceTree, tidy CSV);
+  ``devolens.lineage.populations.populations``, ``devolens.lineage.cliffs``: its counts and annotation cliffs.
+- ``devolens.io.frames.iter_path_frames(path)``: the frames of an image, folder, video or TIFF stack.
+- ``devolens.curate.curate_path(path)``: the corrupt frames of a timelapse.
+- ``devolens.render.dataset.render_dataset``, ``devolens.lineage.simulate.simulate_embryo``: training data.
+- The command line: ``devolens --help`` (``devolens.cli.main(argv)`` from Python).
+
 Layers (data flows left to right; a module imports only layers to its left):
 ``io -> lineage -> render -> data -> train -> models -> predict -> curate -> viz -> cli``.
 """

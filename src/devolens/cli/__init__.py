@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import inspect
 import os
 import re
 import signal
@@ -164,6 +165,87 @@ for _name in _AREAS:
             raise
         continue
     _mod.register(app)
+
+
+# Help text ------------------------------------------------------------------------------------------
+
+#: a help line that keeps its own line however the paragraph around it is re-wrapped: an indented line, a list item
+#: ("- ", "* ", "1. "), a shell example ("$ ...", "devolens ...")
+_LAID_OUT = re.compile(r"\s|[-*\u2022]\s|\d+[.)]\s|\$ |devolens\s")
+
+
+def reflow_help(text: str | None) -> str | None:
+    """``text`` (a command's help) with the single line breaks inside a paragraph made spaces.
+
+    Typer's rich help keeps a help text's single newlines: a docstring hand-wrapped at ~110 columns broke, at 80,
+    into a full line and a short ragged one at every newline. Joined, each paragraph fills the terminal whatever its
+    width. Kept: blank lines (paragraph breaks), a paragraph that starts with ``\\b`` (click's "do not re-wrap"),
+    lines laid out on purpose (:data:`_LAID_OUT`: lists, indented examples, command lines) and what follows ``\\f``
+    (click's end of the help shown)."""
+    if not text:
+        return text
+    shown, cut, hidden = inspect.cleandoc(text).partition("\f")
+    paragraphs = []
+    for paragraph in re.split(r"\n[ \t]*\n", shown):
+        if paragraph.startswith("\b"):
+            paragraphs.append(paragraph)
+            continue
+        lines = paragraph.split("\n")
+        joined = lines[0]
+        for line in lines[1:]:
+            joined = joined + "\n" + line if _LAID_OUT.match(line) else joined.rstrip() + " " + line
+        paragraphs.append(joined)
+    return "\n\n".join(paragraphs) + cut + hidden
+
+
+def _reflow_app_help(app: typer.Typer) -> None:
+    """Re-wrap (:func:`reflow_help`) the help and epilog of ``app``, its commands and its groups, at every level.
+
+    Done once on the Typer app (which every ``typer.main.get_command(app)`` builds from: :func:`main`, typer's
+    ``CliRunner``) rather than in each area's docstrings, so help written later is mended too. Each help is read
+    from the click command Typer builds (Typer settles which of a docstring, ``help=`` or a group's callback is
+    the help) and written back where Typer looks first."""
+    from typer.models import DefaultPlaceholder
+
+    built = typer.main.get_command(app)
+    callback = app.registered_callback
+    root = callback if callback is not None and not isinstance(callback.help, DefaultPlaceholder) else app.info
+    root.help = reflow_help(built.help)
+    if built.epilog:
+        root_epilog = callback if callback is not None and not isinstance(callback.epilog, DefaultPlaceholder) \
+            else app.info
+        root_epilog.epilog = reflow_help(built.epilog)
+    _reflow_group_help(app, built)
+
+
+def _reflow_group_help(instance: typer.Typer, group) -> None:
+    """:func:`_reflow_app_help` for the commands and groups of the Typer ``instance``, built as the click ``group``."""
+    commands = getattr(group, "commands", {})
+    for info in instance.registered_commands:
+        name = info.name or (typer.main.get_command_name(info.callback.__name__) if info.callback else None)
+        command = commands.get(name)
+        if command is None:
+            continue
+        info.help = reflow_help(command.help)
+        info.short_help = reflow_help(command.short_help)
+        info.epilog = reflow_help(command.epilog)
+    for info in instance.registered_groups:
+        if info.typer_instance is None:
+            continue
+        name = info.name if isinstance(info.name, str) else info.typer_instance.info.name
+        if not isinstance(name, str) or not name:  # a group added without a name: its commands are the parent's
+            _reflow_group_help(info.typer_instance, group)
+            continue
+        sub = commands.get(name)
+        if sub is None:
+            continue
+        info.help = reflow_help(sub.help)
+        info.short_help = reflow_help(sub.short_help)
+        info.epilog = reflow_help(sub.epilog)
+        _reflow_group_help(info.typer_instance, sub)
+
+
+_reflow_app_help(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,7 +69,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 
 
 def _target(key: str, value) -> dict | None:
-    """The issue's target for a headline metric and whether the card's figure meets it (``{"op", "value", "met"}``);
+    """The project's target for a headline metric and whether the card's figure meets it (``{"op", "value", "met"}``);
     None for a metric without a target or a figure that is not a number."""
     if key not in TARGETS:
         return None
@@ -161,12 +161,12 @@ def list_models(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the listing as one JSON document: per model its name, "
                                  "task, summary, weights (file, bytes, sha256), int8, headline metrics (metric, words, "
-                                 "value, how, target: the issue's target and whether the value meets it, or null; "
+                                 "value, how, target: the project's target and whether the value meets it, or null; "
                                  "text), the setting they were measured in and the input the model takes "
                                  "(an object: the card's input, its words alone as {\"text\": ...})."),
 ) -> None:
     """List the shipped models: name, task, weights size and sha256 (first 12 hex digits), int8 calibration and
-    headline metrics (with the issue's target, and whether it is met, where a figure has one)."""
+    headline metrics (with the project's target, and whether it is met, where a figure has one)."""
     if ctx.invoked_subcommand is not None:
         if as_json:  # an option that does nothing is a trap
             from devolens.errors import DevolensError
@@ -204,7 +204,7 @@ def list_models(
         return
     out.print(table)
     out.print("Headline figures as the cards measured them (the setting in parentheses; the commands' default setting "
-              "beside it where it differs; 'target': the issue's target for that figure and whether it is met).")
+              "beside it where it differs; 'target': the project's target for that figure and whether it is met).")
     if not wide:
         out.print("`devolens models show NAME` prints a model's whole card (summary, data, metrics, limits).")
 

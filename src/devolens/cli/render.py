@@ -53,6 +53,8 @@ micrometres is recorded as unknown: lineage tables record no pixel size.
 
 #: the words of --pose and --vary
 POSES, VARY = ("default", "random"), ("embryo", "frame")
+#: the sides --size allows, in pixels (stated in its help and its error)
+MIN_SIZE, MAX_SIZE = 16, 8192
 
 
 def _parse_times(spec: str) -> tuple[list[int], set[int]]:
@@ -341,7 +343,8 @@ def render(
         "the table lacks are skipped with a note; with --simulate, each embryo's (they end at different time points)."
     ),
     size: Tuple[int, int] = typer.Option(
-        (512, 752), "--size", help="Frame height and width in pixels, e.g. --size 256 256. The embryo is scaled to "
+        (512, 752), "--size", help=f"Frame height and width in pixels, each {MIN_SIZE} to {MAX_SIZE}, e.g. --size 256 256. "
+        "The embryo is scaled to "
         "the frame (its eggshell 80 % of the width, or of the height across): a larger --size zooms in, it does not "
         "show more around the embryo; render.json records the scale (frame pixels per table pixel)."
     ),
@@ -425,8 +428,8 @@ def render(
     if vary not in VARY:
         raise DevolensError(f"--vary must be 'embryo' or 'frame', got {vary!r}")
     hw = (int(size[0]), int(size[1]))
-    if not (16 <= hw[0] <= 8192 and 16 <= hw[1] <= 8192):
-        raise DevolensError(f"--size must be within 16..8192 pixels, got {hw[0]} {hw[1]}")
+    if not (MIN_SIZE <= hw[0] <= MAX_SIZE and MIN_SIZE <= hw[1] <= MAX_SIZE):
+        raise DevolensError(f"--size must be within {MIN_SIZE}..{MAX_SIZE} pixels, got {hw[0]} {hw[1]}")
     if workers < 1:
         raise DevolensError(f"--workers must be at least 1, got {workers}")
     if seed < 0:

@@ -1053,8 +1053,14 @@ def card_md(card: dict, load_name: str | None = None) -> str:
     trained = card.get("trained") if isinstance(card.get("trained"), dict) else {}
     if trained.get("note"):  # a fine-tuning that did not beat its starting weights: said first
         lines += [f"**Note:** {trained['note']}.", ""]
-    lines += ["## Use", "", "```python", "from devolens.models import load",
-              f"model = load({name!r})", "result = model.predict(image)   # HxW, HxWx3 or 3xHxW array, any size, or an image file's path", "```", ""]
+    # the command's default is --diameter auto where the model can estimate the magnification; the library's, None
+    # (the image as it is): the Use example loads as the command runs, so that both count alike
+    sized = card["task"] == "population" or bool(((card.get("input") or {}).get("diameter") or {}).get("auto"))
+    command = "devolens segment" if card["task"] in ("nuclei", "membrane") else "devolens population"
+    load_line = (f"model = load({name!r}, diameter='auto')   # as `{command}` (--diameter auto); left out, diameter is "
+                 "None: the image used as it is" if sized else f"model = load({name!r})")
+    lines += ["## Use", "", "```python", "from devolens.models import load", load_line,
+              "result = model.predict(image)   # HxW, HxWx3 or 3xHxW array, any size, or an image file's path", "```", ""]
     if card["task"] in ("nuclei", "membrane"):
         model = "" if name == card["task"] else f" --model {name}"
         lines += [f"CLI: `devolens segment {card['task']} INPUT{model} --out DIR` (image, folder, video, animated GIF "

@@ -39,7 +39,7 @@ import pandas as pd
 from devolens.errors import DevolensError
 from devolens.predict._engine import batched, load_zoo_network
 from devolens.predict.postprocess import smooth_populations
-from devolens.predict.segment import OWN_DIAMETER, Told, _checked, _issued
+from devolens.predict.segment import OWN_DIAMETER, Told, _checked, _issued, none_word
 
 LETTERS: tuple[str, ...] = ("A", "E", "M", "P", "C", "D", "Z")
 COLUMNS: tuple[str, ...] = LETTERS + ("total",)
@@ -274,7 +274,9 @@ def _in_pixels(diameter) -> bool:
 def _checked_diameter(diameter, reference: float | None):
     """A population ``diameter`` as :meth:`PopulationPredictor.from_zoo` and a call's ``diameter`` take it: a number
     of pixels (checked on the nuclei model's ``reference`` diameter, :func:`~devolens.predict.segment.check_diameter`:
-    a float), ``"auto"`` or None (as given). ``"each"`` is refused: a movie has one magnification."""
+    a float), ``"auto"`` or None (as given; ``"none"``, the command's word, is None). ``"each"`` is refused: a movie
+    has one magnification."""
+    diameter = none_word(diameter)
     if isinstance(diameter, str) and diameter.strip().lower() == "each":
         raise DevolensError("diameter 'each' is for segmenting unrelated images; population reads one movie "
                             "at one magnification: use 'auto' or a number of pixels")

@@ -533,6 +533,13 @@ class _OwnDiameter:
 OWN_DIAMETER = _OwnDiameter()
 
 
+def none_word(diameter):
+    """``diameter`` with the word ``"none"`` (any case, spaces around it) read as None: the command's
+    ``--diameter none`` given to the library (``load(..., diameter="none")``, ``predict(image, diameter="none")``),
+    which refused it as no number of pixels. Any other value as it is."""
+    return None if isinstance(diameter, str) and diameter.strip().lower() == "none" else diameter
+
+
 class _SegmentationPredictor:
     """Common machinery: preprocessing, batching, streaming, ``from_zoo``."""
 
@@ -614,6 +621,7 @@ class _SegmentationPredictor:
         self.size_backdrop = size_backdrop
         from devolens.predict.sizing import wants_auto
 
+        diameter = none_word(diameter)  # ("none": the command's word for None)
         self.auto = wants_auto(diameter, size_model, self.diameter_ref)
         # diameter="each": every image's magnification estimated on its own (unrelated images), not one per stream
         self.auto_each = self.auto and diameter.strip().lower() == "each"
@@ -724,10 +732,15 @@ class _SegmentationPredictor:
                 ) -> SegmentationResult:
         """Segment one image (``HxW``, ``HxWx3`` or ``3xHxW``, any size: a NumPy array, a PyTorch tensor, or an
         image file's path); outputs at the input size. Several images: :meth:`predict_batch` or
-        :meth:`predict_iter`. ``diameter``: this call's, as ``load``'s (:meth:`predict_iter`). An image that looks
-        inverted or like the other model's kind gets an :class:`~devolens.errors.InputWarning`, objects far from the
-        sizes the model knows a :class:`~devolens.errors.DiameterWarning` (as in :meth:`predict_iter`); warnings
-        name the caller's line."""
+        :meth:`predict_iter`. ``diameter``: this call's, as ``load``'s (:meth:`predict_iter`); left out, the
+        predictor's own (:attr:`diameter`), which is None unless ``load`` was given one: the image used as it is, at
+        the model's own scale, not resized. ``devolens segment``'s default is ``--diameter auto`` (the magnification
+        estimated, the image resized to the model's): ``diameter="auto"`` here, or ``load(..., diameter="auto")``,
+        gives the command's counts (on a frame at another magnification than the training data's, the two
+        defaults can find quite different numbers of objects). ``"none"`` (the command's word) is None. An image
+        that looks inverted or like the other model's kind gets an :class:`~devolens.errors.InputWarning`, objects
+        far from the sizes the model knows a :class:`~devolens.errors.DiameterWarning` (as in :meth:`predict_iter`);
+        warnings name the caller's line."""
         if _several(image):  # (read as one array of them: "expected an HxW or HxWx3 image, got (3, 512, 752, 3)")
             raise DevolensError(f"predict takes one image, got a {type(image).__name__} of {len(image)}: for several "
                                 "use predict_batch(images) (a list of results) or predict_iter(images) (a stream)")
@@ -765,7 +778,9 @@ class _SegmentationPredictor:
         At most about four batches of frames and results are held in memory; results are
         yielded in input order.
 
-        With a ``diameter`` (typical object diameter in input pixels, e.g. for another
+        ``diameter`` left out is the predictor's own, None unless ``load`` was given one (images used as they are,
+        at the model's own scale); ``devolens segment``'s default is ``--diameter auto``, ``diameter="auto"`` here
+        (:meth:`predict`). With a ``diameter`` (typical object diameter in input pixels, e.g. for another
         magnification than the training data), images are resized so that such objects
         have the card's reference size at the working resolution (``input.diameter``);
         ``result.extra["scale"]`` holds the working scale used; ``result.extra["specks"]`` is True for an image
@@ -949,7 +964,7 @@ class _SegmentationPredictor:
         assigned since; with ``diameter="auto"``, the last call's estimate (None: images used as they are).
 
         Assigning it sets how later calls segment, as ``load(..., diameter=...)`` would (the same values: pixels,
-        ``"auto"``, ``"each"`` or None; checked as ``load`` checks them, the working scale following), on the loaded
+        ``"auto"``, ``"each"`` or None, ``"none"`` too; checked as ``load`` checks them, the working scale following), on the loaded
         network: ``m.diameter = 9`` was kept without effect before (the scale was set at load). One call at another
         diameter: ``predict(image, diameter=9)``.
 
@@ -972,6 +987,7 @@ class _SegmentationPredictor:
         caches shared)."""
         from devolens.predict.sizing import wants_auto
 
+        diameter = none_word(diameter)  # ("none": the command's word for None)
         auto = wants_auto(diameter, self.size_model, self.diameter_ref)
         pixels = None if auto or diameter is None else check_diameter(diameter, self.diameter_ref)
         # (the card's or the user's scale, held to its range with the diameter's resizing, as the constructor holds it)
@@ -1477,7 +1493,8 @@ class NucleiPredictor(_SegmentationPredictor):
 
     Options of :meth:`from_zoo` beside the constructor's: ``precision`` (``"auto"``: int8 on
     CPUs with VNNI/AMX where the card has int8 scales, else bf16; see
-    :func:`devolens.models.quantize.resolve_precision`) and ``diameter`` (typical nucleus
+    :func:`devolens.models.quantize.resolve_precision`) and ``diameter`` (default None: the input used as it is, at
+    the card's scale; ``devolens segment``'s default is ``--diameter auto``, ``diameter="auto"`` here; typical nucleus
     diameter in input pixels, for another magnification than the training data: the
     input is resized by the card's reference diameter / ``diameter`` on top of its scale;
     ``"auto"``: estimated by the card's size model, :mod:`devolens.predict.sizing`, once per

@@ -355,16 +355,26 @@ def load(name: str | Path, **options: Any):
         model of your own: a segmentation run of ``devolens train`` (its best checkpoint) or a
         folder written by ``devolens models export``.
     **options
-        Passed to the predictor (e.g. ``device``, ``batch_size``, ``fast``, ``scale``);
+        Passed to the predictor (e.g. ``device``, ``batch_size``, ``fast``, ``scale``, ``diameter``);
         ``kind="nuclei"|"membrane"`` says what a training run segments (default: from its
         recipe's name; the kind its recipe's name does not say is refused: export the run with
-        ``--kind`` to use it so on purpose).
+        ``--kind`` to use it so on purpose); for a shipped model or an exported folder, a ``kind`` other than
+        its card's task is refused.
+
+        ``diameter`` (nuclei and membrane models: the objects' typical diameter in input pixels, ``"auto"``,
+        ``"each"`` or None) is None by default here: the images are used as they are, at the model's own scale,
+        not resized. ``devolens segment``'s default is ``--diameter auto`` (each stream's magnification
+        estimated and the images resized to the model's): ``load("nuclei", diameter="auto")`` (or
+        ``predict(image, diameter="auto")``) gives the command's counts, which on images at another
+        magnification than the training data's can differ much from the library's default. ``"none"``
+        (the command's ``--diameter none``) is None.
 
     Examples
     --------
     >>> from devolens.models import load  # doctest: +SKIP
     >>> nuclei = load("nuclei")  # doctest: +SKIP
     >>> result = nuclei.predict(image)  # doctest: +SKIP
+    >>> as_the_command = load("nuclei", diameter="auto")  # devolens segment's --diameter auto  # doctest: +SKIP
     >>> mine = load("runs/my_nuclei")  # doctest: +SKIP
     """
     cls, folder, info = _predictor_class(name, options)
@@ -399,9 +409,14 @@ def _load(name: str | Path, **options: Any):
 
 def _predictor_class(name: str | Path, options: dict) -> tuple[type, Path, dict]:
     """The predictor class, folder and card that :func:`load` loads ``name`` with (``options``' ``kind`` taken out of
-    them), refusing a card without its network's config."""
+    them), refusing a card without its network's config, or a ``kind`` other than the card's task."""
     kind = options.pop("kind", None)
     info = card(name, kind)
+    if kind is not None and info.get("task") != kind:
+        # kind chooses what a training run segments; a model's card fixes its task, and the predictor follows the
+        # card: load("nuclei", kind="membrane") returned the nuclei predictor without a word
+        raise DevolensError(f"load({str(name)!r}, kind={kind!r}): {str(name)!r} is a {info.get('task')!r} model "
+                            f"(its card's task); leave kind out, or load a {kind} model")
     folder = model_folder(name)
     # one of devolens' own predictors, looked up before anything is imported (a folder's card was checked so when
     # read; a shipped card, or a zoo folder of use_folder's, is held to the same list)
