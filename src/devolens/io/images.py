@@ -64,21 +64,35 @@ NO_CHECK_ENV = "DEVOLENS_NO_MEMORY_CHECK"
 
 
 def out_of_memory(what: str, path: str | Path | None, extra: str = "") -> Exhausted:
-    """The error for memory running out while ``what`` (decoding, reading a plane): the machine's limit, exit 75."""
-    return Exhausted(f"out of memory while {what}: {Available.remedy}{extra}", path=path)
+    """The error for memory running out while ``what`` (decoding, reading a plane), exit 75: the limit that binds
+    now (:func:`memory_available`, read after the failure: the tightest of the machine's free memory, a job's or
+    container's memory limit and ``ulimit -v``), with what it leaves and its remedy (``raise ulimit -v`` under an
+    address-space limit: freeing memory would not help there); the machine's free memory where none is known."""
+    try:
+        free = memory_available()
+    except Exception:  # the error being reported matters more than a limit that cannot be read
+        free = None
+    limit = getattr(free, "limit", Available.limit)
+    if free is None or limit == Available.limit:  # the machine's free memory (or none known): its remedy alone
+        return Exhausted(f"out of memory while {what}: {Available.remedy}{extra}", path=path)
+    # what it leaves now is not said: the failed decoding's buffers may not all be freed yet
+    return Exhausted(f"out of memory while {what}: {limit} is reached; {free.remedy}{extra}", path=path)
 
 
 class Available(int):
     """Bytes of memory a process can take now (:func:`memory_available`), with the limit that sets them: ``leaves``
-    ends "more than the 2.0 GB ..." and ``remedy`` says how to get more."""
+    ends "more than the 2.0 GB ...", ``limit`` names it ("... is reached": :func:`out_of_memory`) and ``remedy``
+    says how to get more (``raise ulimit -v`` under an address-space limit, a job's memory under a cgroup's)."""
 
     leaves = "of memory available"
+    limit = "the machine's free memory"
     remedy = "free memory or run it where more is free"
 
     @classmethod
-    def of(cls, n: int, leaves: str, remedy: str) -> "Available":
+    def of(cls, n: int, leaves: str, remedy: str, limit: str | None = None) -> "Available":
         got = cls(n)
         got.leaves, got.remedy = leaves, remedy
+        got.limit = limit or leaves.removesuffix(" leaves")
         return got
 
 
@@ -230,10 +244,13 @@ def _bytes(n: int) -> str:
 
 
 def check_memory(shape: tuple[int, ...], dtype, path: str | Path | None = None, what: str = "an image",
-                 advice: str = "") -> None:
-    """Refuse, before decoding it, an array of ``shape`` and ``dtype`` (what a file's header declares) that alone
-    would not fit in the memory available (:func:`memory_available`): a small file can declare a huge image, whose
-    decoding would swap for ever or get the process killed without a word. Raises
+                 advice: str = "", factor: float = 1.0, extra_bytes: int = 0) -> None:
+    """Refuse, before decoding it, an array of ``shape`` and ``dtype`` (what a file's header declares) that would not
+    fit in the memory available (:func:`memory_available`) while it is decoded: a small file can declare a huge
+    image, whose decoding would swap for ever, get the process killed without a word, or fail half-way under
+    ``ulimit -v``. What decoding takes is ``factor`` times the array (the decoder's buffers and copies besides the
+    array: :func:`_pillow_decode_factor`, :data:`TIFF_DECODE_FACTOR`; 1, the default, weighs the array alone) plus
+    ``extra_bytes`` (the file's own bytes where the reader holds them all). Raises
     :class:`devolens.io.atomic.Exhausted` (the command's exit code 75), naming ``path`` and the limit (the machine's
     memory, a job's or container's memory limit, ``ulimit -v``); ``what`` says what the
     shape is, ``advice`` ends the message. Nothing is read for arrays under :data:`MEMORY_CHECK_BYTES`, nor checked
@@ -246,14 +263,48 @@ def check_memory(shape: tuple[int, ...], dtype, path: str | Path | None = None, 
     nbytes = math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
     if nbytes < MEMORY_CHECK_BYTES:
         return
+    need = int(nbytes * max(1.0, factor)) + max(0, int(extra_bytes))
     free = memory_available()
-    if free is None or nbytes <= free:
+    if free is None or need <= free:
         return
     dims = " x ".join(str(int(n)) for n in shape)
     leaves, remedy = getattr(free, "leaves", Available.leaves), getattr(free, "remedy", Available.remedy)
-    raise Exhausted(f"the file declares {what} of {dims} {np.dtype(dtype).name} values, {_bytes(nbytes)} decoded: more "
-                    f"than the {_bytes(free)} {leaves}; {remedy}, or cut it into smaller images, or set "
+    # what decoding takes besides the array is said where it is why: the array alone would fit
+    peak = f", about {_bytes(need)} while it is decoded (the reader's buffers and copies)" if nbytes <= free else ""
+    raise Exhausted(f"the file declares {what} of {dims} {np.dtype(dtype).name} values, {_bytes(nbytes)} decoded{peak}: "
+                    f"more than the {_bytes(free)} {leaves}; {remedy}, or cut it into smaller images, or set "
                     f"{NO_CHECK_ENV}=1 to try anyway{'; ' + advice if advice else ''}", path=path)
+
+
+#: what reading a TIFF with tifffile (:func:`read_image`) takes at its peak, in decoded arrays: the array and one
+#: more (a compressed strip's or tile's decoding, planar RGB's samples moved last), the file's compressed bytes
+#: besides (``extra_bytes``: tifffile reads them all before decoding). Measured on Linux as the rise of the peak
+#: resident size (VmHWM, reset through /proc/self/clear_refs) and of the peak virtual size (VmPeak: what ulimit -v
+#: counts) over one read_image of 100-130 MB images (tifffile 2026.3): uncompressed 1.02 x, zlib tiles 1.97 x,
+#: planar RGB 2.03 x, LZW strips 3.12 x of which its file 1.04 x (tracemalloc misses the decoders' C buffers)
+TIFF_DECODE_FACTOR = 2.1
+#: the same for a 16-bit colour PNG, which OpenCV decodes from the file's bytes (those besides: ``extra_bytes``):
+#: 3.87 x of VmPeak, 2.94 x of VmHWM, of which the file 0.90 x (a 5000 x 5000 RGB PNG, 150 MB decoded)
+PNG16_DECODE_FACTOR = 3.0
+#: bytes per pixel of Pillow's own image of each mode (every mode of more than one band takes 4: RGB is RGBX)
+_PILLOW_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
+
+
+def _pillow_decode_factor(mode: str, samples: int, itemsize: int, converted: int = 0, turned: bool = False) -> float:
+    """What :func:`read_image` takes at its peak while Pillow decodes an image of ``mode`` into an array of
+    ``samples`` values of ``itemsize`` bytes a pixel, in such arrays: Pillow's image (:data:`_PILLOW_PIXEL_BYTES`),
+    the image it is ``converted`` to (its bytes a pixel: a palette's colours, LA's grey), its EXIF turn (a copy of
+    Pillow's image: ``turned``), then ``np.asarray``'s bytes (``tobytes``, the array's size) and the array's copy.
+    Measured as :data:`TIFF_DECODE_FACTOR` was (Pillow 13, 64-192 MB decoded; each within 1% of this sum):
+    L PNG 3.02 x, JPEG 3.03 x; RGB PNG 3.35 x, JPEG 3.36 x; RGBA 3.01 x; 16-bit grey (I;16) 3.01 x; a palette
+    PNG as RGB 3.68 x; LA as its grey 7.03 x; an RGB JPEG turned by its EXIF tag 4.69 x."""
+    out = max(1, samples * itemsize)
+    own = _PILLOW_PIXEL_BYTES.get(mode, 4)
+    if mode == "I":
+        # astype(int64), then the uint16 or int32 array (not measured: Pillow opens no file of these suffixes as I)
+        converted = 8 + 4
+    # + 0.05: the measured peaks lie up to 0.03 x over the sum (a few MB of the decoder's own)
+    return (own + converted + (own if turned else 0)) / out + 2.05
 
 
 #: samples per pixel of what :func:`read_image` makes of each Pillow mode (others become RGB)
@@ -487,7 +538,8 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
                 series = tif.series[own_series(tif)]  # its own, in a multi-file OME set (one file per position)
                 # axes of length 1 dropped (a 1xHxW or HxWx1 array saved as such is the HxW image)
                 axes, shape = squeeze_axes(str(series.axes), tuple(int(n) for n in series.shape))
-                check_memory(shape, series.dtype, path, advice=BANDS_ADVICE)
+                check_memory(shape, series.dtype, path, advice=BANDS_ADVICE, factor=TIFF_DECODE_FACTOR,
+                             extra_bytes=_tiff_compressed_bytes(series))
                 arr = series.asarray().reshape(shape)
                 # planar RGB (samples stored as planes, axes "SYX"): samples last, as PNG/JPEG
                 arr = samples_last(arr, axes.endswith("SYX"))
@@ -500,8 +552,14 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
                 if im.mode == "P":  # the indices, or the colours they show
                     samples = 1 if indices else 4 if "transparency" in im.info else 3
                 shape = (im.size[1], im.size[0]) + ((samples,) if samples > 1 else ())
-                check_memory(shape, np.uint16 if png16 or im.mode.startswith("I") else np.uint8, path,
-                             advice=BANDS_ADVICE)
+                dtype = np.uint16 if png16 or im.mode.startswith("I") else np.uint8
+                if png16:  # OpenCV decodes the file's bytes, held whole
+                    factor, extra = PNG16_DECODE_FACTOR, path.stat().st_size
+                else:
+                    factor, extra = _pillow_decode_factor(im.mode, samples, np.dtype(dtype).itemsize,
+                                                          _pillow_converted(im.mode, indices, im.info),
+                                                          _exif_turned(im)), 0
+                check_memory(shape, dtype, path, advice=BANDS_ADVICE, factor=factor, extra_bytes=extra)
                 if png16:
                     # Pillow has no 16-bit colour modes: it would keep each sample's upper byte
                     return _read_png16_colour(path, im)
@@ -536,6 +594,44 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
     if arr.size == 0:
         raise DevolensError("empty image", path=path)
     return arr
+
+
+def _pillow_converted(mode: str, indices: bool, info: dict) -> int:
+    """Bytes a pixel of the image :func:`read_image` converts Pillow's image of ``mode`` to before its array: a
+    palette's RGB(A) colours, LA's grey, another mode's RGB; 0 where it takes the image's own."""
+    if mode == "P":
+        return 0 if indices else 4
+    if mode in ("LA", "La"):
+        return 1
+    return 0 if mode in ("L", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I") else 4
+
+
+def _exif_turned(im) -> bool:
+    """Whether :func:`read_image` will turn Pillow's image ``im`` by its EXIF orientation tag, where that is known
+    before decoding (a JPEG's or WebP's tag is in its header; Pillow decodes a PNG to find its tag: False)."""
+    if im.format == "PNG":
+        return False
+    try:
+        return im.getexif().get(0x0112, 1) not in (0, 1)
+    except Exception:  # a broken EXIF block: read_image's own reading of it says so
+        return False
+
+
+def _tiff_compressed_bytes(series) -> int:
+    """The bytes of a TIFF series' compressed strips or tiles, which tifffile reads whole before decoding them; 0
+    for uncompressed data (read straight into the array), where the pages cannot say, and for a series too small to
+    be weighed (:data:`MEMORY_CHECK_BYTES`: its pages are not gone through)."""
+    total = 0
+    try:
+        if int(series.nbytes) < MEMORY_CHECK_BYTES:
+            return 0
+        for page in series.pages:
+            if page is None or getattr(page, "compression", 1) == 1:
+                continue
+            total += sum(int(n) for n in getattr(page, "databytecounts", ()) or ())
+    except Exception:  # a page that cannot be read: the decoding says what is wrong
+        return total
+    return total
 
 
 #: what each EXIF orientation tag (2-8) makes :func:`read_image` do to an image, in words (1: nothing)
