@@ -634,8 +634,8 @@ def _usage_error(message: str, ctx, args: list[str] | None = None) -> str:
     option typed from another tool's habit (cellpose's ``--min_size``, StarDist's ``--prob_thresh``, ``--use_gpu``)
     names the command's own (:func:`_habit_option`) instead of click's guesses by spelling.
     """
-    if ctx is None:
-        return message
+    if ctx is None:  # click's parser raises some errors with no context ("Option '--out' requires an argument")
+        return _contextless_usage(message, args or [])
     path = ctx.command_path
     words = _option_words(args or [])
     extra = re.fullmatch(r"got unexpected extra argument(?:s|\(s\))? \((.*)\)", message, re.S | re.I)
@@ -681,6 +681,39 @@ def _usage_error(message: str, ctx, args: list[str] | None = None) -> str:
         message = f"{message}; {typed}"
     helps = sorted(ctx.help_option_names or (), key=lambda o: not o.startswith("--"))  # --help before -h
     return f"{message} (see {path} {helps[0]})" if helps else message
+
+
+def _contextless_usage(message: str, args: list[str]) -> str:
+    """A usage error click raised without its context (an option given no value, or fewer values than it takes,
+    at the end of the line): where to read the usage, the command found by walking ``args`` through devolens'
+    groups (``(see devolens render --help)``), and for an option of several values given one joined
+    (``render --size 200x140``; ``simulate well --size`` takes ``200x140``) how to give them."""
+    command, path = typer.main.get_command(app), ["devolens"]
+    for word in _option_words(args):
+        sub = getattr(command, "commands", {}).get(word)
+        if sub is None:
+            if not hasattr(command, "commands"):  # a command (no group): found, its options and inputs follow
+                break
+            continue  # a group's own options (devolens -q)
+        command = sub
+        path.append(word)
+    needs = re.fullmatch(r"Option '(-[^']+)' requires (\d+) arguments", message)
+    if needs:
+        words = _option_words(args)
+        given = words[words.index(needs.group(1)) + 1] if needs.group(1) in words[:-1] else ""
+        parts = re.split(r"[x×X,]", given)
+        if len(parts) == int(needs.group(2)) and all(_is_number(part) for part in parts):
+            message += f"; give them apart: {needs.group(1)} {' '.join(parts)}"
+    return f"{message} (see {' '.join(path)} --help)"
+
+
+def _is_number(word: str) -> bool:
+    """Whether ``word`` reads as a number (``200``, ``0.5``)."""
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 # Typing mistakes --------------------------------------------------------------------------------------
