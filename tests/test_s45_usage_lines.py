@@ -22,3 +22,14 @@ def test_contextless_usage_errors_say_where_the_usage_is(argv, line, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [line]
+
+
+def test_a_file_name_with_a_newline_keeps_the_error_on_one_line(tmp_path, capsys):
+    bad = tmp_path / "new\nline.png"
+    bad.write_bytes(b"x")
+    assert main(["curate", "frames", str(bad), "-o", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "new\\nline.png" in err[0]
+    from devolens.errors import shown_path
+
+    assert shown_path("émbryo\t1.png") == "émbryo\\t1.png"  # other letters as they are

@@ -24,8 +24,18 @@ class DevolensError(Exception):
     def __init__(self, message: str, path: str | Path | None = None):
         self.message = message  # without the path
         self.path = None if path is None else Path(path)
-        text = f"{self.path}: {message}" if self.path is not None else message
+        text = f"{shown_path(self.path)}: {message}" if self.path is not None else message
         super().__init__(text)
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` as a one-line message shows it: a control character in a file name (a newline, a tab, a carriage
+    return: legal on Linux and macOS) written as its escape (``new\\nline.png``), which would otherwise break the
+    message's one line in two, or move the cursor."""
+    text = str(path)
+    if not any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return text
+    return "".join(repr(c)[1:-1] if ord(c) < 32 or ord(c) == 127 else c for c in text)
 
 
 class DevolensValueError(DevolensError, ValueError):
