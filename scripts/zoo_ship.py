@@ -152,7 +152,7 @@ CARDS = {
                               "14.6); EPIC-framed, the sixth stage in the thirtieth session (nuclei, EVAL=1 "
                               "scripts/zoo_refresh.sh), its movies' estimates inside both bands",
         },
-        "limits": ("Targets (the issue's): instance F1 at IoU 0.5 >= 0.90 on held-out renders of up to 200 "
+        "limits": ("Targets (the project's): instance F1 at IoU 0.5 >= 0.90 on held-out renders of up to 200 "
                    "cells: not met (0.802 in the card's setting, 0.813 in the CLI's default setting; "
                    "benchmarks/RESULTS.md, \"Fortieth session\"); `devolens segment nuclei` at least 3x as fast "
                    "as a DevoLearn-style process: not met (2.73x, best of 3 runs, in the thirty-eighth session; "
@@ -353,7 +353,7 @@ CARDS = {
                               "blend weight 0.4 of the thirty-eighth session; with the eight-view magnification "
                               "estimate of one frame in the fortieth (before it M 19.5 %, total 9.1 %)",
         },
-        "limits": ("Target (the issue's): MAE per letter at most 10 % of the letter's mean count on held-out "
+        "limits": ("Target (the project's): MAE per letter at most 10 % of the letter's mean count on held-out "
                    "renders: met for A only (the card's setting: A 7.3, E 19.6, M 20.1, P 10.4, C 15.3, D 18.8, "
                    "Z 11.1 %; the CLI's default setting, where A, P and Z are met: A 6.7, E 18.4, M 18.9, P "
                    "9.3, C 14.2, D 16.5, Z 9.95 %; benchmarks/RESULTS.md, \"Thirty-eighth session\" and "
