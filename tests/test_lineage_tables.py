@@ -75,8 +75,10 @@ def test_epic_sorted_by_time(tmp_path):
 def test_epic_bad_auxinfo_names_the_file(tmp_path):
     cd = write_cd(tmp_path / "CDbad.csv", [("AB", 1, 3.0, 1, 2, 10, 0)])
     (tmp_path / "badAuxInfo.csv").write_text("name,foo\nbad,1\n")
+    # picked up beside the table: ignored with a note naming it (session 45); given to read_epic: refused
+    assert any("badAuxInfo.csv: not an EPIC AuxInfo file" in n for n in read_table(cd).attrs["notes"])
     with pytest.raises(DevolensError, match="badAuxInfo.csv.*AuxInfo"):
-        read_table(cd)
+        read_epic(cd, auxinfo=tmp_path / "badAuxInfo.csv")
 
 
 def test_epic_real(epic_tables):

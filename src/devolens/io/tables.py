@@ -19,11 +19,12 @@ sorted by time (file order kept within a time point). ``df.attrs`` carries the m
 ``seconds_per_time``: median seconds between time points, or None;
 ``axis``: EPIC axis code (e.g. ``"PDR"``) or None.
 
-Every problem with the input raises :class:`devolens.errors.DevolensError` naming the file; an
-EPIC AuxInfo or TIME file given as the table is named as such. A table Excel saved under German, French...
+Every problem with the input raises :class:`devolens.errors.DevolensError` naming the file; an EPIC AuxInfo or TIME
+file given as the table is named as such (one picked up beside an EPIC table that cannot be read is ignored, with a
+note in ``attrs["notes"]`` saying why and what is used instead). A table Excel saved under German, French...
 settings (columns separated by semicolons, decimal commas) is read as the comma-separated one it stands for, with a
-note; so are a table separated by tabs (a spreadsheet's 'Text (Tab delimited)', pandas' ``sep="\\t"``; an EPIC
-CD table so separated without a note) and a comma-separated table with its decimal commas in quotes ("12,5"); an
+note; so are a table separated by tabs (a spreadsheet's 'Text (Tab delimited)', pandas' ``sep="\\t"``; an EPIC CD
+table so separated without a note) and a comma-separated table with its decimal commas in quotes ("12,5"); an
 unquoted decimal comma in a comma-separated table is refused (the commas cannot be told apart). Readers keep every
 row; :func:`drop_duplicate_rows` drops exact copies of rows (a table saved twice) for counting.
 """
@@ -1169,7 +1170,10 @@ def _read_recoded(reader: Callable[..., pd.DataFrame], path: Path, recoding: _Re
         finally:
             _READING_COPY.reset(token)
     df.attrs["source"] = str(path)
-    df.attrs["notes"] = notes + list(df.attrs.get("notes") or [])
+    # a note naming a companion read from the copy's folder (an AuxInfo ignored...) names the user's file
+    here = str(copy.parent) + os.sep
+    df.attrs["notes"] = notes + [t.replace(here, str(path.parent) + os.sep)
+                                 for t in list(df.attrs.get("notes") or [])]
     return df
 
 
@@ -1720,6 +1724,32 @@ def read_epic_time(path: str | Path) -> dict[str, Any]:
     return {"time_seconds": ts, "seconds_per_time": spt}
 
 
+#: What an EPIC table is read with in place of an AuxInfo or TIME file beside it that cannot be read (as without it).
+_WITHOUT_COMPANION = {
+    "AuxInfo": "z scale estimated from the nuclei where needed, no embryo ellipse or axis",
+    "TIME": "time points without seconds",
+}
+
+
+def _companion(reader: Callable[[Path], dict[str, Any]], path: Path, given: bool, kind: str,
+               notes: list[str]) -> dict[str, Any] | None:
+    """``reader(path)``, the AuxInfo or TIME file (``kind``) of an EPIC table; None, with a note in ``notes`` naming
+    the file, why and what is used instead, where it was picked up beside the table by its name (not ``given``) and
+    cannot be read. Such a file is optional metadata beside a sound table (as an unusable zpixres or ellipse in a
+    readable one): a damaged one made the table unreadable for every command, though read without it, it is fine.
+    One the caller gave (``read_epic``'s ``auxinfo``, ``time_file``) is still refused, as is either given as the
+    table itself (:func:`_refuse_epic_companion`)."""
+    try:
+        return reader(path)
+    except (DevolensError, OSError) as exc:  # (OSError: a folder of that name, a file that cannot be opened)
+        if given:
+            raise
+        why = exc.message if isinstance(exc, DevolensError) else f"cannot be read ({exc.strerror or exc})"
+        notes.append(f"{path}: {why}; ignored (the {kind} file beside the table), the table read as without it: "
+                     f"{_WITHOUT_COMPANION[kind]}")
+        return None
+
+
 def read_epic(
     path: str | Path, auxinfo: str | Path | None = None, time_file: str | Path | None = None
 ) -> pd.DataFrame:
@@ -1731,7 +1761,9 @@ def read_epic(
         The CD table, e.g. ``CD20241009_JIM767_25_L1.csv``.
     auxinfo, time_file : str or Path, optional
         AuxInfo and TIME files. By default the ones named after the table in the same
-        folder are used when they exist (see :func:`epic_companions`).
+        folder are used when they exist (see :func:`epic_companions`); one of those that cannot be
+        read is ignored with a note in ``attrs["notes"]`` (the table read as without it), while one
+        given here that cannot be read raises :class:`~devolens.errors.DevolensError`.
 
     Returns
     -------
@@ -1798,12 +1830,13 @@ def _read_epic(path: Path, auxinfo: str | Path | None, time_file: str | Path | N
     aux_default, time_default = epic_companions(path)
     aux_path = Path(auxinfo) if auxinfo is not None else (aux_default if aux_default.exists() else None)
     time_path = Path(time_file) if time_file is not None else (time_default if time_default.exists() else None)
-    if aux_path is not None:
-        a = read_epic_auxinfo(aux_path)
+    a = _companion(read_epic_auxinfo, aux_path, auxinfo is not None, "AuxInfo", notes) if aux_path else None
+    if a is not None:
         meta.update(zscale=a["zscale"], ellipse=a["ellipse"], axis=a["axis"], aux=a["aux"])
         notes += a["notes"]
-    if time_path is not None:
-        meta.update(read_epic_time(time_path))
+    timing = _companion(read_epic_time, time_path, time_file is not None, "TIME", notes) if time_path else None
+    if timing is not None:
+        meta.update(timing)
     out = df[list(TIDY_COLUMNS) + (["blot"] if "blot" in df.columns else [])]
     if notes:
         meta["notes"] = list(meta.get("notes") or []) + notes
