@@ -443,12 +443,16 @@ def _overlay(image: np.ndarray, labels: np.ndarray, colour=(255, 0, 255)) -> np.
     # an 8-bit frame is shown as it is, unless it is grey and dim (its brightest pixel under DIM_UINT8: its nuclei
     # black under their outlines, where a 16-bit frame of the same light is stretched)
     dim = img.dtype == np.uint8 and img.ndim == 2 and img.size and int(img.max()) < DIM_UINT8
-    limits = None if img.dtype == np.uint8 and not dim else _display_range(img)
+    # float values beyond float32's safe range (a float64 image times 1e300, or 1e-300) are shown in float64
+    from devolens.predict.postprocess import float32_shift
+
+    work = np.float64 if float32_shift(img) else np.float32
+    limits = None if img.dtype == np.uint8 and not dim else _display_range(img, work)
     height = img.shape[0]
     rows = 1024 if img.size > _BIG_OVERLAY else height
     rgb = np.empty(img.shape[:2] + (3,), np.uint8)
     for y in range(0, height, rows):
-        band = img[y:y + rows] if limits is None else _display_uint8(img[y:y + rows], *limits)
+        band = img[y:y + rows] if limits is None else _display_uint8(img[y:y + rows], *limits, work)
         rgb[y:y + rows] = band[..., None] if band.ndim == 2 else band[..., :3]
         lab = labels[y:y + rows]
         # a nucleus's own outermost pixels on all four sides: a pixel whose left, right, upper or lower neighbour
@@ -478,20 +482,24 @@ DIM_UINT8 = 64
 _BIG_OVERLAY = 16_000_000
 
 
-def _display_range(img: np.ndarray) -> tuple:
-    """The 1st and 99.8th percentiles of ``img``'s finite values (of a subsample of a giant image)."""
+def _display_range(img: np.ndarray, work: type = np.float32) -> tuple:
+    """The 1st and 99.8th percentiles of ``img``'s finite values (of a subsample of a giant image), read in ``work``
+    (float32; float64 for values beyond float32's range)."""
     step = max(1, int(np.sqrt(img.size / _BIG_OVERLAY) * 2)) if img.size > _BIG_OVERLAY else 1
-    f = img[::step, ::step].astype(np.float32)
+    f = img[::step, ::step].astype(work)
     finite = np.isfinite(f)
     lo, hi = np.percentile(f[finite], [1, 99.8]) if finite.any() else (0.0, 1.0)
     return lo, hi  # (numpy floats, as the arithmetic below has always used them)
 
 
-def _display_uint8(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """``img`` (any type) as uint8 for display, ``lo``..``hi`` to 0..255; NaN/inf pixels shown as background."""
-    f = img.astype(np.float32)
+def _display_uint8(img: np.ndarray, lo: float, hi: float, work: type = np.float32) -> np.ndarray:
+    """``img`` (any type) as uint8 for display, ``lo``..``hi`` to 0..255, in ``work`` (:func:`_display_range`);
+    NaN/inf pixels shown as background."""
+    f = img.astype(work)
     f = np.where(np.isfinite(f), f, lo)
-    return (np.clip((f - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
+    # (a span under 1e-6 is an image of tiny values, not a flat one, in float64: shown as it is at any scale)
+    span = hi - lo if work is np.float64 and hi > lo else max(hi - lo, 1e-6)
+    return (np.clip((f - lo) / span, 0, 1) * 255).astype(np.uint8)
 
 
 def _shadowed_model_note(model: str) -> str | None:

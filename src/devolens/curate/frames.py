@@ -307,15 +307,25 @@ def _planes(image: np.ndarray,
         top = float(np.iinfo(a.dtype).max) if a.dtype.itemsize <= 2 else _WIDE_RANGE
         conv = np.float32(255.0 / top)
     else:
-        a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        # values beyond float32's safe range (a float64 frame times 1e300 or 1e-300, a float32 one near its top or
+        # its smallest values: :func:`~devolens.predict.postprocess.float32_shift`) are read in float64 down to their
+        # grey levels: a float32 cast made them inf (read as 0: a bright frame called black) or 0, and the
+        # conversion factor of tiny values overflowed. Their range is a power of two, so they read as the same frame
+        # at an ordinary scale does
+        from devolens.predict.postprocess import FLOAT_SAFE, float32_shift
+
+        wide = float32_shift(a) != 0
+        a = np.nan_to_num(a.astype(np.float64 if wide else np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         own = _float_range(a)
         top = value_range if value_range is not None else own
-        conv = np.float32(255.0 / (top or 1.0))
+        conv = 255.0 / (top or 1.0) if wide else np.float32(255.0 / (top or 1.0))
     if a.ndim == 2:
         planes = [np.ascontiguousarray(a)]
     else:  # (one copy of the channels-first array: half the time of three strided copies)
         planes = list(np.ascontiguousarray(a.transpose(2, 0, 1)))
-    if conv is not None:  # (no upper bound: a float frame brighter than its sequence's first reads above 255)
+    if conv is not None and a.dtype == np.float64:  # (grey levels capped within float32's range)
+        planes = [np.clip(p * conv, 0.0, FLOAT_SAFE[1]).astype(np.float32) for p in planes]
+    elif conv is not None:  # (no upper bound: a float frame brighter than its sequence's first reads above 255)
         planes = [np.maximum(p.astype(np.float32) * conv, np.float32(0.0)) for p in planes]
     if len(planes) == 3 and np.array_equal(planes[0], planes[1]) and np.array_equal(planes[1], planes[2]):
         return planes[:1], False, top, own
@@ -337,14 +347,18 @@ def _float_range(a: np.ndarray) -> float | None:
     0..1 (its 99.9th percentile at most 1: a pixel a deconvolution took to 1.02 leaves it one), else that
     percentile rounded up to a power of two (camera counts, a background-subtracted or flat-field-corrected
     image: a few powers of two apart from frame to frame at most, so frames measured each on its own stay
-    comparable); None when it is not above 0 (a blank frame: nothing to judge by)."""
+    comparable); None when it is not above 0 (a blank frame: nothing to judge by). A percentile under float32's safe
+    range (:data:`~devolens.predict.postprocess.FLOAT_SAFE`: a frame in units of 1e-300) is no dim 0..1 image but one of
+    tiny units: rounded up to a power of two too, as the same frame at an ordinary scale reads."""
+    from devolens.predict.postprocess import FLOAT_SAFE
+
     sub = _subsample(a)
     if sub.ndim == 3:
         sub = sub.max(axis=2)
     t = float(np.percentile(sub, 100.0 * (1.0 - _ABOVE_TOP)))
     if not t > 0:
         return None
-    return 1.0 if t <= 1.0 else float(2.0 ** math.ceil(math.log2(t)))
+    return 1.0 if FLOAT_SAFE[0] <= t <= 1.0 else float(2.0 ** math.ceil(math.log2(t)))
 
 
 def _ceilings(is_float: bool):

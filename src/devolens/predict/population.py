@@ -769,7 +769,8 @@ class PopulationPredictor:
         watch = PopulationWatch.of(self, self.resize)
         if watch is not None:
             images = watch.tap(images)
-        images = map(self._without_hot_pixels, images)  # (at the input's resolution, before any resizing)
+        # (at the input's resolution, before any resizing); each frame as given kept beside it, for the no-signal words
+        images = ((img, self._without_hot_pixels(img)) for img in images)
         # frames without signal (lacks_signal): the regressor reads a black frame instead. Normalising one stretches
         # the rounding of its resizing to full contrast, which it read as an embryo of ~25 cells (the nuclei network
         # finds no nucleus in either)
@@ -782,12 +783,17 @@ class PopulationPredictor:
         measured: collections.deque = collections.deque()  # per frame read: (measures, black), until its row comes
 
         def marked(stream):
-            for i, img in enumerate(stream):
+            for i, (given, img) in enumerate(stream):
                 measures, flat, black = None, False, False
                 if isinstance(img, np.ndarray):
                     measures = signal_measures(img)
                     flat = is_flat(img)
                     black = not flat and measures is not None and _black(measures)
+                    if flat and given is not img:
+                        # one grey level only once its hot pixels are replaced (a black frame but for a pixel at 255):
+                        # as given it is not (what segment, judging the frame as given, calls black), and its words
+                        # must not say it is
+                        black = not is_flat(given)
                 if flat or black:
                     seen.append(i)
                 measured.append((measures, black))
@@ -1031,7 +1037,9 @@ class PopulationPredictor:
 
 def is_flat(image: np.ndarray) -> bool:
     """Whether ``image`` (HxW, or HxWxC: each channel) holds one grey level throughout (to a millionth of its
-    magnitude): no signal at all. A float frame without a single finite pixel (all NaN or infinite, which the
+    magnitude, whatever that is: a float frame in units of 1e-10 or 1e-300 with nuclei in it is not flat, as its
+    segmentation, free of the scale, finds them): no signal at all. A float frame without a single finite pixel (all
+    NaN or infinite, which the
     predictors read as an empty frame) is flat too; one with some finite pixels and a NaN or infinite one is not."""
     a = np.asarray(image)
     if a.size == 0 or a.ndim < 2 or a.dtype.kind not in "biuf":
@@ -1042,12 +1050,12 @@ def is_flat(image: np.ndarray) -> bool:
     # 1e-6 M <= 1e-6 M_sample / (1 - 1e-6)
     lo, hi = _channel_range(a[::32, ::32])
     with np.errstate(invalid="ignore", over="ignore"):
-        if np.any(hi - lo > 2e-6 * np.maximum(1.0, np.maximum(np.abs(hi), np.abs(lo)))):
+        if np.any(hi - lo > 2e-6 * np.maximum(np.abs(hi), np.abs(lo))):
             return False
     lo, hi = _channel_range(a)
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
         return a.dtype.kind == "f" and not np.isfinite(a).any()
-    return bool(np.all(hi - lo <= 1e-6 * np.maximum(1.0, np.maximum(np.abs(hi), np.abs(lo)))))
+    return bool(np.all(hi - lo <= 1e-6 * np.maximum(np.abs(hi), np.abs(lo))))
 
 
 #: a black frame (the curator's black test, :func:`_black`) holds no signal when the bright part of it stands less than

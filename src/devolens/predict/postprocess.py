@@ -24,6 +24,45 @@ Channel = Literal["auto", "green", "mean", "max", "red", "blue"]
 CHANNELS = ("auto", "green", "red", "blue", "mean", "max")
 
 
+#: the magnitudes (the largest finite absolute value of a float image) within which float input is used as it is
+#: (:func:`in_float32_range`); beyond them it is brought within by a power of two first. float32 holds 1.2e-38 to
+#: 3.4e38, but its arithmetic does not: the area averaging of a resize sums pixels (a 2x shrink of an image whose
+#: brightest pixels are 2e38 overflows to inf), and values near 1e-38 lose their precision (the normalised image
+#: drifts from 1e-40 down). A 48x48 image of two nuclei keeps its prepared image (to 1e-5) and labels for any
+#: magnitude from 1e-39 to 1e37 once cast: these limits leave 7-8 orders of magnitude on either side
+FLOAT_SAFE = (1e-30, 1e30)
+
+
+def in_float32_range(arr: np.ndarray) -> np.ndarray:
+    """``arr`` as it is, but a float array whose largest finite magnitude lies outside :data:`FLOAT_SAFE` (values a
+    float32 cast or float32 arithmetic overflows or underflows: a float64 image times 1e300, a float32 one near its
+    largest value) divided by a power of two in float64 first, its largest magnitude then in [0.5, 1).
+
+    The percentile normalisation is free of the image's scale, so this leaves a segmentation as it is at the usual
+    scale; a power of two changes no digit of a float32 value (a float32 image near its top is prepared exactly as
+    the same image at any ordinary scale). Ordinary float images (0..1, 0..65535 counts, any magnitude within
+    :data:`FLOAT_SAFE`), integer images and images without a finite nonzero value come back as they are (no copy).
+    One or two passes over a float image (its maximum and minimum)."""
+    shift = float32_shift(arr)
+    return arr if not shift else np.ldexp(arr.astype(np.float64), -shift)  # (exact: a power of two)
+
+
+def float32_shift(arr: np.ndarray) -> int:
+    """The power of two :func:`in_float32_range` divides ``arr`` by: 0 for an array it leaves as it is (not float,
+    its largest finite magnitude within :data:`FLOAT_SAFE`, or no finite nonzero value). One or two passes over a
+    float array, no copy of it unless it holds NaN or inf pixels."""
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f" or not arr.size:
+        return 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        top = max(abs(float(arr.max())), abs(float(arr.min())))
+        if not np.isfinite(top):  # NaN or inf pixels (padding): the finite ones' magnitude
+            finite = arr[np.isfinite(arr)]
+            top = float(np.abs(finite).max()) if finite.size else 0.0
+    if top == 0.0 or FLOAT_SAFE[0] <= top <= FLOAT_SAFE[1]:
+        return 0
+    return int(np.frexp(top)[1])
+
+
 def check_channel(channel: str, option: str = "channel") -> None:
     """Raise a :class:`DevolensError` unless ``channel`` is one of :data:`CHANNELS` (``option`` names the setting)."""
     if channel not in CHANNELS:
@@ -196,13 +235,18 @@ def to_single_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarra
     DevolensError
         If the array is not an image of one of the shapes above.
     """
-    return np.asarray(_one_channel(image, channel), dtype=np.float32)
+    return np.asarray(_one_channel(image, channel, rescale=True), dtype=np.float32)
 
 
-def _one_channel(image: np.ndarray, channel: Channel = "auto") -> np.ndarray:
+def _one_channel(image: np.ndarray, channel: Channel = "auto", rescale: bool = False) -> np.ndarray:
     """:func:`to_single_channel` without the final conversion: a single channel picked out of a
-    uint8/uint16 image keeps its dtype (contiguous), anything else is float32."""
+    uint8/uint16 image keeps its dtype (contiguous), anything else is float32. ``rescale``: float input beyond
+    float32's safe range brought within it first (:func:`in_float32_range`), for what reads the channel free of its
+    scale (a normalisation to its own percentiles, scores in units of its noise); not for a part of an image that
+    must keep the units of the whole (:mod:`devolens.predict.blocks`' crops and limits)."""
     arr = np.asarray(image)
+    if rescale:
+        arr = in_float32_range(arr)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim == 2:
@@ -261,7 +305,7 @@ def channel_signals(arr: np.ndarray, shrink: bool = True) -> np.ndarray:
 
 def _channel_stats(arr: np.ndarray, shrink: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`channel_signals` with the channels' 99.5th percentiles and the (n, 3) float32 pixels read."""
-    rgb = arr[..., :3]
+    rgb = in_float32_range(arr[..., :3])  # (ratios of its channels' levels: free of its scale)
     if rgb.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
         rgb = rgb.astype(np.float32)
     if shrink:
@@ -338,13 +382,13 @@ def _signal_channel(arr: np.ndarray) -> int | None:
     return 1 if 1.5 * signal[1] >= signal.max() else int(np.argmax(signal))
 
 
-def _finite_float(image: np.ndarray) -> np.ndarray:
-    """``image`` as float32 with its NaN/inf pixels (padding after registration or stitching, masked
+def _finite_float(image: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """``image`` as float32 (or ``dtype``) with its NaN/inf pixels (padding after registration or stitching, masked
     regions) set to the lowest finite value: background (an all-NaN image is empty, 0)."""
-    arr = np.asarray(image, dtype=np.float32)
+    arr = np.asarray(image, dtype=dtype)
     finite = np.isfinite(arr)
     if not finite.all():
-        arr = np.where(finite, arr, arr[finite].min() if finite.any() else 0.0).astype(np.float32)
+        arr = np.where(finite, arr, arr[finite].min() if finite.any() else 0.0).astype(dtype)
     return arr
 
 
@@ -366,7 +410,7 @@ def normalize_percentile(image: np.ndarray, low: float = 1.0, high: float = 99.8
     ndarray
         ``HxW`` float32.
     """
-    arr = _finite_float(image)
+    arr = _finite_float(in_float32_range(np.asarray(image)))  # (free of its scale: beyond float32's range too)
     # percentiles on a subsample: identical to a few grey levels, much faster on big images
     step = max(1, int(np.sqrt(arr.size / 250_000)))
     return normalize_range(arr, *percentile_limits(content_sample(arr, step), low, high))
@@ -535,21 +579,24 @@ def remove_outliers(image: np.ndarray, threshold: float) -> np.ndarray:
     Returns
     -------
     ndarray
-        ``image`` itself when nothing was replaced, else a copy (float32 for float input, the
-        input's dtype otherwise).
+        ``image`` itself when nothing was replaced, else a copy (float32 for float input, float64 for float input
+        beyond float32's safe range (:func:`float32_shift`), the input's dtype otherwise).
     """
     import cv2
 
     arr = np.asarray(image)
     if arr.ndim != 2 or min(arr.shape) < 3 or arr.dtype == bool:
         return arr
-    work = arr if arr.dtype in (np.uint8, np.uint16, np.float32) else _finite_float(arr)
+    wide = float32_shift(arr) != 0  # values beyond float32's safe range: worked on in float64, in their own units
+    work = arr if arr.dtype in (np.uint8, np.uint16, np.float32) and not wide else \
+        _finite_float(arr, np.float64 if wide else np.float32)
     if work.dtype == np.float32 and not np.isfinite(work).all():
         work = _finite_float(work)
     kernel = np.ones((3, 3), np.uint8)
     kernel[1, 1] = 0
     neighbours = cv2.dilate(work, kernel, borderType=cv2.BORDER_REFLECT_101)  # the brightest of the 8 neighbours (mirrored at the edge, never the pixel itself)
-    sample = work[::4, ::4].astype(np.float32)  # float32 whatever the dtype: the same range as a float copy's
+    # float32 whatever the dtype (the same range as a float copy's), float64 for values beyond float32's range
+    sample = work[::4, ::4].astype(work.dtype if wide else np.float32)
     lo, hi = np.percentile(sample, [1.0, 99.8]) if sample.size else (0.0, 0.0)
     margin = float(threshold) * max(float(hi) - float(lo), _tiny_span(lo, hi))  # (its own scale: percentile_limits)
     bad = cv2.subtract(work, neighbours) > margin  # in the image's own dtype (saturating), no float copies
@@ -752,7 +799,10 @@ def _channel_specks(image: np.ndarray, channel: Channel, outliers: float,
                     high: float | None) -> tuple[np.ndarray, np.ndarray | None]:
     """The channel of ``image`` a network reads, its hot pixels replaced when ``outliers`` > 0 (:func:`prepare_image`'s
     first steps), and its :func:`saturated_specks` for a normalisation to the ``high`` percentile (None: none)."""
-    grey = _one_channel(image, channel)  # 8/16-bit channels stay integers through the outlier step (exact, ~7x faster)
+    # 8/16-bit channels stay integers through the outlier step (exact, ~7x faster); float input beyond float32's
+    # safe range is rescaled only where the image is normalised to its own percentiles (a normalisation free of its
+    # scale; limits given, a raw block, the input type's range: in its own units)
+    grey = _one_channel(image, channel, rescale=high is not None)
     if outliers > 0:
         grey = remove_outliers(grey, outliers)
     return grey, (None if high is None else saturated_specks(grey, high))
@@ -843,7 +893,7 @@ def structure_score(image: np.ndarray, channel: Channel = "auto", tile: int = 25
     instead (:func:`_held_specks`; the nuclei model's test, :func:`lacks_structure`): ``remove_outliers``, at a
     fraction of the frame's range, also replaces the shot noise of sparse photon counts, whose score it raises (pure
     Poisson noise of 0.5 counts a pixel: 5.6-11 held as it does, 1.5 without)."""
-    grey = _one_channel(image, channel)
+    grey = _one_channel(image, channel, rescale=True)
     if grey.ndim != 2 or min(grey.shape) < 128:
         return None
     if not held:
@@ -960,7 +1010,7 @@ def blob_score(image: np.ndarray, channel: Channel = "auto", enough: float | Non
     the result (:func:`lacks_structure` asks only whether a blob stands out)."""
     import cv2
 
-    grey = _one_channel(image, channel)
+    grey = _one_channel(image, channel, rescale=True)
     if grey.ndim != 2 or min(grey.shape) < 32:
         return None
     g = np.asarray(grey, dtype=np.float32)
@@ -1083,7 +1133,7 @@ def lacks_structure(image: np.ndarray, channel: Channel = "auto", blobs: bool = 
     if not blobs:
         score = structure_score(image, channel)
         return score is not None and score[0] < NO_STRUCTURE and score[1] < NO_STRUCTURE_TILE
-    grey = _one_channel(image, channel)  # (once: a colour frame's channel is chosen by a rule of its own)
+    grey = _one_channel(image, channel, rescale=True)  # (once: a colour frame's channel is chosen by a rule of its own)
     if _clearly_bright(grey):  # most frames: the blob test's full-frame work cost ~10 ms a 752x512 frame
         return False
     blob = blob_score(grey, enough=NO_BLOB)
