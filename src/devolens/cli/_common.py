@@ -335,8 +335,8 @@ def check_writable(path: Path) -> None:
         _hold_until_done(path)
 
 
-#: what the running command holds until it ends (:func:`_hold_until_done`), released when its context closes
-#: (``devolens.cli._root``), on an error too
+#: what the running command holds until it ends (:func:`_hold_until_done`, :func:`hold_output_folder`), released when
+#: its context closes (``devolens.cli._root``), on an error too
 HELD = contextlib.ExitStack()
 
 
@@ -348,6 +348,34 @@ def _hold_until_done(path: Path) -> None:
 
     if command_running():
         HELD.enter_context(files_locked([path]))
+
+
+def hold_output_folder(out: Path) -> None:
+    """In a command, take the lock of the output folder ``out`` now, at its checks, and hold it until the command
+    ends (:data:`HELD`): a second run writing the same folder is refused before its work ("another devolens run is
+    writing here (pid N)"), not only when its staging begins, seconds or minutes in (two runs started a few seconds
+    apart both finished, the last silently replacing the first's outputs). The lock is the staging's own
+    (:func:`~devolens.io.atomic.output_lock`: ``.NAME.lock`` beside ``out``, or ``.devolens.lock`` inside it where
+    the folder beside it takes no new file), taken as kept (``kept=True``): :class:`~devolens.io.atomic.StagedDir`
+    then finds it held by this command and does not take it again (any other lock of the folder taken in this
+    process still refuses, as another run's).
+
+    Nothing where the folder above ``out`` does not exist yet: the lock file has no place before the staging makes
+    that folder (and a lock beside a folder further up would be another file than the one a run finding the folder
+    made takes, so no lock at all); the staging takes it then, as before. Nothing either outside a command (a library
+    call: its staging locks), nor for a folder inside a staging folder (a step of a run writing into its own staged
+    output, as ``demo`` runs ``segment``: the run's own)."""
+    from devolens.errors import command_running
+    from devolens.io.atomic import output_lock, public_path
+
+    out = Path(out)
+    if not command_running() or public_path(out) != out:
+        return
+    if not Path(os.path.realpath(out)).parent.is_dir():  # (output_lock would find no place for it either)
+        return
+    lock = output_lock(out, kept=True)  # refused at once when another run holds it; None where no lock can be had
+    if lock is not None:
+        HELD.callback(lock.release)
 
 
 #: the words of the command line this process runs (set by :func:`devolens.cli._run`; empty in a library call): tells

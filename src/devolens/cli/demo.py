@@ -332,15 +332,21 @@ def check_demo_folder(out: str | Path) -> Path:
     is safe in a new or empty folder, beside unrelated files, or in an earlier demo's folder (:func:`is_demo`) whose
     ``render/`` and ``segment/`` hold only what the demo wrote there.
 
+    In a command (``devolens demo``), ``out``'s lock is taken first and held until the command ends
+    (:func:`~devolens.cli._common.hold_output_folder`): a second demo writing it is refused now, before any step.
+
     Raises
     ------
     DevolensError
         ``out`` is a file; a folder that holds no demo but entries of the demo's names (named); an earlier demo's
-        folder whose ``render/`` or ``segment/`` holds files the demo did not write (named).
+        folder whose ``render/`` or ``segment/`` holds files the demo did not write (named); another run is writing
+        it.
     """
     from devolens import checks
+    from devolens.cli._common import hold_output_folder
 
     out = checks.path(out, "out must be the path of the output folder (str or Path)")
+    hold_output_folder(out)
     if out.exists() and not out.is_dir():
         raise DevolensError("output exists and is not a folder", path=out)
     if not out.is_dir():

@@ -1164,10 +1164,16 @@ def _check_segment_out(out: Path, input_path: Path, kind: Optional[str] = None) 
     those entries of --out (an earlier run's ``overlay.mp4`` segmented into the same folder): the run replaces or
     removes them. Refuse a model's own folder (a training run, a tune study, an exported model: what ``--model``
     reads): its results would be mixed with the model's files and shared with it, and ``models export`` takes it
-    for no export any more."""
+    for no export any more.
+
+    In a command, --out's lock is taken first and held until the command ends
+    (:func:`~devolens.cli._common.hold_output_folder`): a second run writing it is refused now, before the model is
+    loaded or a frame read."""
+    from devolens.cli._common import hold_output_folder, model_folder_words
+
+    hold_output_folder(out)
     if not out.is_dir():
         return
-    from devolens.cli._common import model_folder_words
 
     holds = model_folder_words(out)
     if holds:

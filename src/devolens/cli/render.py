@@ -315,10 +315,13 @@ def _check_out_folder(out: Path, table: Path | None) -> None:
     :func:`~devolens.render.dataset.check_render_folder` refuses (a file; a folder that is no render but holds
     e.g. frames/ or labels/, most likely the user's data). A render replaces its own entries in --out
     (:data:`~devolens.render.dataset.OUTPUT_ENTRIES`; :func:`~devolens.render.dataset.render_dataset` stages it
-    and moves it into place)."""
+    and moves it into place). --out's lock is taken first and held until the command ends
+    (:func:`~devolens.cli._common.hold_output_folder`): a second run writing it is refused now, before any frame."""
+    from devolens.cli._common import hold_output_folder
     from devolens.errors import DevolensError
     from devolens.render.dataset import OUTPUT_ENTRIES, check_render_folder
 
+    hold_output_folder(out)
     if table is not None and table.exists():
         src = table.resolve()
         for name in OUTPUT_ENTRIES:

@@ -620,12 +620,15 @@ def _check_livedead_out(out: Path, image: Path) -> None:
     """Refuse an --out that is the input or a file, one of whose entries that the run replaces
     (:data:`LIVEDEAD_OUTPUTS`) is or holds the input, or one holding such entries that no ``segment livedead`` run
     wrote (no ``livedead.json`` there: another command's results, labels of one's own), as ``segment nuclei`` refuses
-    an --out without its ``segment.json``; an earlier run's outputs are replaced whole."""
+    an --out without its ``segment.json``; an earlier run's outputs are replaced whole. In a command, --out's lock
+    is taken first and held until the command ends (:func:`~devolens.cli._common.hold_output_folder`): a second run
+    writing it is refused now, before any well is read."""
     import os
 
-    from devolens.cli._common import model_folder_words
+    from devolens.cli._common import hold_output_folder, model_folder_words
     from devolens.errors import DevolensError
 
+    hold_output_folder(out)
     if same_file(out, image):
         raise DevolensError("output would overwrite the input; --out is a folder, give a new folder name", path=out)
     if out.exists() and not out.is_dir():

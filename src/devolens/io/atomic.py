@@ -545,7 +545,9 @@ class StagedDir:
     to the same ``dest`` remove what a killed run (SIGKILL, out of memory) left behind.
 
     A run holds a lock on ``dest`` from here to its commit or abort (:func:`output_lock`): a second run writing
-    the same folder at the same time is refused at once instead of one silently replacing the other's outputs.
+    the same folder at the same time is refused at once instead of one silently replacing the other's outputs. A
+    command holds it from its output checks until it ends (:func:`devolens.cli._common.hold_output_folder`): it is
+    not taken again here then, nor let go at the commit.
 
     Raises
     ------
@@ -744,6 +746,10 @@ class StagedDir:
 #: must not keep its output locked after the run
 _held_locks: set[int] = set()
 
+#: those of :data:`_held_locks` that the running command keeps until it ends (:func:`output_lock`'s ``kept``): its
+#: staging does not lock their folders again
+_kept_locks: set[int] = set()
+
 
 def _close_locks_in_child() -> None:
     for fd in list(_held_locks):
@@ -752,6 +758,7 @@ def _close_locks_in_child() -> None:
         except OSError:
             pass
     _held_locks.clear()
+    _kept_locks.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -950,6 +957,7 @@ class FileLock:
         if self.fd not in _held_locks:
             return
         _held_locks.discard(self.fd)
+        _kept_locks.discard(self.fd)
         try:
             if os.path.samestat(os.fstat(self.fd), os.lstat(self.path)):  # (not a link put there since)
                 os.unlink(self.path)  # while still held: a run that opened this file sees it went and retries
@@ -962,13 +970,25 @@ class FileLock:
         os.close(self.fd)
 
 
-def output_lock(dest: Path) -> FileLock | None:
+def output_lock(dest: Path, *, kept: bool = False) -> FileLock | None:
     """Lock the output folder ``dest`` (:class:`FileLock`): ``.NAME.lock`` beside it, or ``.devolens.lock`` inside
     it when the folder beside it takes no new file. A second run writing it is refused at once; where no lock can be
     had (not POSIX, a file system without locks, no place for the file, a lock name that is a link or no plain file)
-    the run goes on unlocked, silently: making the staging folder then reports a real problem."""
+    the run goes on unlocked, silently: making the staging folder then reports a real problem.
+
+    ``kept``: the lock is the running command's, taken at its output checks and held until it ends
+    (:func:`devolens.cli._common.hold_output_folder`). A later ``output_lock`` of the same folder in this process (its
+    staging) then gives None instead of locking again: a second flock of one process, on another descriptor, is
+    refused as another run's. Only such a kept lock is passed over: any other this process holds refuses as before
+    (a library caller's own lock of the folder, as another run's would)."""
     real = Path(os.path.realpath(dest))  # one lock whatever the path that names the folder
-    return FileLock.take(real.parent / f".{real.name}.lock", dest, inside=real / ".devolens.lock")
+    beside, inside = real.parent / f".{real.name}.lock", real / ".devolens.lock"
+    if _held_here(beside, _kept_locks) or _held_here(inside, _kept_locks):
+        return None
+    lock = FileLock.take(beside, dest, inside=inside)
+    if lock is not None and kept:
+        _kept_locks.add(lock.fd)
+    return lock
 
 
 @contextlib.contextmanager
@@ -1006,13 +1026,14 @@ def files_locked(paths: Iterable[str | Path]) -> Iterator[None]:
             lock.release()
 
 
-def _held_here(path: Path) -> bool:
-    """Whether this process holds the lock file ``path`` (:class:`FileLock`)."""
+def _held_here(path: Path, among: Iterable[int] | None = None) -> bool:
+    """Whether this process holds the lock file ``path`` (:class:`FileLock`); ``among``: held by one of these
+    descriptors (by any it holds: None)."""
     try:
         st = os.lstat(path)
     except OSError:
         return False
-    for fd in list(_held_locks):
+    for fd in list(_held_locks if among is None else _held_locks & set(among)):
         with contextlib.suppress(OSError):
             if os.path.samestat(os.fstat(fd), st):
                 return True
