@@ -116,12 +116,14 @@ def test_assigning_a_wrong_diameter_is_refused_and_changes_nothing(culture):
     m = load("membrane")
     m.diameter = 40
     scale = m.working_scale()
-    for bad in (0.5, 10**6, "7 um", "none", [9]):
+    for bad in (0.5, 10**6, "7 um", "nothing", [9]):
         with pytest.raises(DevolensError):
             m.diameter = bad
         assert m.diameter == 40.0 and m.working_scale() == scale
     m.diameter = "each"
     assert m.auto_each and m.diameter is None
+    m.diameter = "None"  # the CLI's --diameter none, any case (since the forty-fifth session)
+    assert not m.auto_each and m.diameter is None
 
 
 # ------------------------------------------------------------------------- the size notes as warnings
