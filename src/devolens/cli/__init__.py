@@ -224,11 +224,8 @@ def _reflow_group_help(instance: typer.Typer, group) -> None:
     for info in instance.registered_commands:
         name = info.name or (typer.main.get_command_name(info.callback.__name__) if info.callback else None)
         command = commands.get(name)
-        if command is None:
-            continue
-        info.help = reflow_help(command.help)
-        info.short_help = reflow_help(command.short_help)
-        info.epilog = reflow_help(command.epilog)
+        if command is not None:
+            _reflowed_into(info, command)
     for info in instance.registered_groups:
         if info.typer_instance is None:
             continue
@@ -237,12 +234,17 @@ def _reflow_group_help(instance: typer.Typer, group) -> None:
             _reflow_group_help(info.typer_instance, group)
             continue
         sub = commands.get(name)
-        if sub is None:
-            continue
-        info.help = reflow_help(sub.help)
-        info.short_help = reflow_help(sub.short_help)
-        info.epilog = reflow_help(sub.epilog)
-        _reflow_group_help(info.typer_instance, sub)
+        if sub is not None:
+            _reflowed_into(info, sub)
+            _reflow_group_help(info.typer_instance, sub)
+
+
+def _reflowed_into(info, built) -> None:
+    """Write the help, short help and epilog of the click command ``built`` re-wrapped (:func:`reflow_help`) into
+    Typer's record ``info`` of it (a command's or a group's), where Typer looks first."""
+    info.help = reflow_help(built.help)
+    info.short_help = reflow_help(built.short_help)
+    info.epilog = reflow_help(built.epilog)
 
 
 _reflow_app_help(app)
