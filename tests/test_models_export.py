@@ -201,7 +201,7 @@ def test_population_and_identity_refuse_a_run_by_what_it_is(run, tmp_path, capsy
     table = tmp_path / "t.csv"
     table.write_text("cell,time,x,y,z\nABa,1,1,2,3\n")
     assert main(["identify", str(table), "--model", str(run), "--out", str(tmp_path / "c.csv")]) != 0
-    assert "not an identity model" in " ".join(capsys.readouterr().err.split())
+    assert "is a 'nuclei' model, not 'identity'" in " ".join(capsys.readouterr().err.split())
 
 
 def test_a_tuning_study_points_to_its_trials(run, tmp_path, capsys):

@@ -56,7 +56,7 @@ def test_identify_refuses_a_segmentation_model(tmp_path, capsys):
     table = tmp_path / "pos.csv"
     table.write_text("time,x,y,z\n1,10,10,5\n1,30,12,6\n1,20,30,7\n1,40,35,8\n", encoding="utf-8")
     assert main(["identify", str(table), "--out", str(tmp_path / "id.csv"), "--model", "nuclei"]) == 2
-    assert "model 'nuclei' is not an identity model" in _err(capsys)
+    assert "model 'nuclei' is a 'nuclei' model, not 'identity'" in _err(capsys)
 
 
 # ------------------------------------------------------------------------------- 2: evaluate's options

@@ -137,8 +137,10 @@ def register(app: typer.Typer) -> None:
             show_note(text)
         if len(df) == 0:
             raise DevolensError("the table has no nuclei", path=table)
-        if card(model).get("task") != "identity":
-            raise DevolensError(f"model {model!r} is not an identity model (task {card(model).get('task')!r})")
+        from devolens.cli.predict import _check_model_task
+
+        # named by the kind the commands call it (livedead's card's task is a sentence), as segment's refusal
+        _check_model_task(model, "identity", card(model))
         if smooth not in SMOOTHS:
             raise DevolensError(f"--smooth must be lineage, tracklets or none, got {smooth!r}")
         options = {"smooth": smooth} if tta is None else {"tta": tta, "smooth": smooth}

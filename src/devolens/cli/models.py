@@ -306,7 +306,7 @@ def export_model(
     folder as it ships (the nuclei, membrane and population cards record the weights' sha256); `./nuclei` is a
     folder of that name, and so `--to nuclei` is used as `--model ./nuclei` (a note says so).
     """
-    from devolens.cli._common import console, note
+    from devolens.cli._common import console, hold_output_folder, note
     from devolens.errors import DevolensError
     from devolens.models import zoo
     from devolens.models.export import (_BY_NAME, KINDS, check_scale, export_run, export_shipped, folder_use,
@@ -318,6 +318,10 @@ def export_model(
     if scale is not None:
         check_scale(scale, "--scale")
     use = folder_use(to)  # ./nuclei for a folder named as a shipped model (--model nuclei is the shipped one)
+    # --to's lock, held until the command ends: a second export into the same folder is refused now, before the run
+    # or the shipped model is read, not once its staging begins (the last silently replacing the first's folder)
+    if not Path(to).resolve().is_relative_to(Path(zoo.ZOO_DIR).resolve()):  # (refused below, no lock file there)
+        hold_output_folder(to)
     if zoo.model_folder(run) is None and run in zoo.available():  # a shipped model's name (a name wins, as --model)
         if kind is not None or scale is not None:
             raise DevolensError(f"--kind and --scale apply to a training run; the shipped {run} model is copied as it "

@@ -1704,6 +1704,12 @@ def read_epic_time(path: str | Path) -> dict[str, Any]:
     dict
         ``time_seconds`` ({time point: seconds}) and ``seconds_per_time`` (median spacing
         in seconds, or None with fewer than two time points).
+
+    Raises
+    ------
+    DevolensError
+        If the file is not a TIME file, or its seconds are missing, not finite, negative, or go backwards from one
+        time point to the next.
     """
     path = Path(path)
     df = _read_csv(path, "an EPIC TIME file", sep="\t", header=None)
@@ -1717,11 +1723,41 @@ def read_epic_time(path: str | Path) -> dict[str, Any]:
     _int_times(df, path, line_offset=1)
     _numeric(df, ["seconds"], path, line_offset=1)
     _check_no_missing(df, ["seconds"], path, line_offset=1)
-    df = df.sort_values("time")
+    _check_seconds(df, path)
+    df = df.sort_values("time", kind="stable")
+    _check_seconds_forward(df, path)
     ts = dict(zip(df["time"].tolist(), df["seconds"].tolist()))
     spacing = np.diff(df["seconds"].to_numpy()) / np.maximum(np.diff(df["time"].to_numpy()), 1)
     spt = float(np.median(spacing)) if len(spacing) else None
     return {"time_seconds": ts, "seconds_per_time": spt}
+
+
+def _check_seconds(df: pd.DataFrame, path: Path) -> None:
+    """Refuse a TIME file's seconds (since the recording's first time point) that are infinite or negative, naming
+    the first (its line): passed on, they became ``time_seconds`` and a ``seconds_per_time`` of inf or NaN, or
+    negative, which the lineage fit and the tidy tables' metadata took as the embryo's clock."""
+    v = df["seconds"].to_numpy(np.float64)
+    for bad, what, why in ((~np.isfinite(v), "is not a finite number", "must be finite"),
+                           (v < 0, "is negative", "count from the recording's start")):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DevolensError(f"column 'seconds' {what} (line {_line(df, i, 1)}: {v[i]:g}{_and_more(df, bad, 1)}): "
+                                f"a TIME file's seconds {why}", path=path)
+
+
+def _check_seconds_forward(df: pd.DataFrame, path: Path) -> None:
+    """Refuse a TIME file (``df`` sorted by time point) whose seconds go backwards from one time point to the next,
+    naming the first such line and the one before it: its clock cannot be the recording's (the spacing between time
+    points, ``seconds_per_time``, is the median of these steps)."""
+    v = df["seconds"].to_numpy(np.float64)
+    back = np.flatnonzero(np.diff(v) < 0)
+    if len(back):
+        i = int(back[0]) + 1
+        t = df["time"].to_numpy()
+        more = "" if len(back) == 1 else f"; {len(back)} such steps"
+        raise DevolensError(f"column 'seconds' goes backwards (line {_line(df, i, 1)}: {v[i]:g} s at time point "
+                            f"{t[i]}, after {v[i - 1]:g} s at time point {t[i - 1]}, line {_line(df, i - 1, 1)}{more}): "
+                            "a TIME file's seconds grow with the time points", path=path)
 
 
 #: What an EPIC table is read with in place of an AuxInfo or TIME file beside it that cannot be read (as without it).
