@@ -32,7 +32,7 @@ def test_curate_frames_folder(frame_dir, tmp_path, capsys):
     out = tmp_path / "report.csv"
     assert main(["curate", "frames", str(frame_dir), "--out", str(out)]) == 0
     text = capsys.readouterr().err  # the summary line: on stderr, as every command's
-    assert "23 frames, 4 flagged" in text and "dropped 1" in text and "black 1" in text
+    assert "23 frames, 3 flagged (black 1, duplicate 1, red_patch 1); 1 missing (dropped 1)" in text and "dropped 1" in text and "black 1" in text
     report = pd.read_csv(out, keep_default_na=False)
     got = dict(zip(report["time"], report["flag"]))
     assert got[6] == "black" and got[13] == "red_patch" and got[19] == "duplicate" and got[10] == "dropped"

@@ -147,3 +147,21 @@ def test_models_export_is_refused_at_its_checks_when_another_run_writes_its_fold
         holder.communicate("\n")
     assert holder.returncode == 0
     assert [p for p in tmp_path.rglob("*") if p.name.endswith(".lock")] == []
+
+
+def test_curate_line_counts_missing_frames_apart_from_the_flagged_ones():
+    """A folder's missing frames (dropped rows: no frame read) are said apart: "8 frames, 3 flagged (...); 3 missing
+    (dropped 3)", not "6 flagged" of 8 frames read (segment --skip-flagged then skips 3)."""
+    import pandas as pd
+
+    from devolens.cli.curate import _summary_line
+    from devolens.curate.frames import summarize
+
+    report = pd.DataFrame({"frame": [0, 1, 2, None, 3, None],
+                           "flagged": [True, False, True, True, False, True],
+                           "flag": ["red_line", "", "black", "dropped", "", "dropped"]})
+    counts = summarize(report)
+    assert counts["frames"] == 4 and counts["flagged"] == 4  # (the record's counts: every flagged row)
+    assert _summary_line(report, counts) == "4 frames, 2 flagged (black 1, red_line 1); 2 missing (dropped 2)"
+    clean = report[report["frame"].notna()]
+    assert _summary_line(clean, summarize(clean)) == "4 frames, 2 flagged (black 1, red_line 1)"

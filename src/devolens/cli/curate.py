@@ -86,9 +86,7 @@ def frames(
                         record: lambda tmp: tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)})
     except OSError as exc:
         raise DevolensError(f"cannot write report: {exc.strerror or exc}", path=out) from None
-    kinds = ", ".join(f"{k} {counts[k]}" for k in KINDS if counts[k])
-    summary(f"{count_of(counts['frames'], 'frame')}, {counts['flagged']} flagged" + (f" ({kinds})" if kinds else "")
-            + f" -> {out}")
+    summary(_summary_line(report, counts) + f" -> {out}")
     from devolens.cli._common import print_stack_notes
     from devolens.io.frames import VIDEO_SUFFIXES
     from devolens.io.stacks import pages_with_channel
@@ -113,6 +111,25 @@ def frames(
         if short:
             note(short)
 
+
+
+
+def _summary_line(report, counts: dict) -> str:
+    """The run's line: the frames read and how many of them are flagged, by kind, and apart from them the frames
+    missing from the sequence (``dropped`` rows, which hold no frame read): "8 frames, 3 flagged (red_line 2,
+    red_patch 1); 3 missing (dropped)". Counted among the flagged, the missing read as 6 of 8 frames bad where 5 of
+    the 8 are usable (``segment --skip-flagged`` says 3 skipped). The record's ``counts`` keep every flagged row."""
+    from devolens.cli._common import count_of
+    from devolens.curate.frames import KINDS
+
+    read = report["frame"].notna()
+    kinds = report.loc[read & report["flagged"].astype(bool), "flag"].value_counts()
+    gone = report.loc[~read & report["flagged"].astype(bool), "flag"].value_counts()
+    said = ", ".join(f"{k} {int(kinds[k])}" for k in KINDS if k in kinds)
+    line = f"{count_of(counts['frames'], 'frame')}, {int(kinds.sum())} flagged" + (f" ({said})" if said else "")
+    if len(gone):
+        line += f"; {int(gone.sum())} missing ({', '.join(f'{k} {int(gone[k])}' for k in KINDS if k in gone)})"
+    return line
 
 def _curate_record(path: Path, out: Path, counts: dict, options: dict) -> str:
     """The JSON written beside the report (``R.json`` for ``--out R.csv``), as the other commands' records: the

@@ -356,7 +356,8 @@ def render(
         "duplicate, dropped); recorded in frames.csv, and where each is (a red patch's box...) in render.json."
     ),
     video: bool = typer.Option(
-        False, "--video", help="Also write DIR/video.mp4, a timelapse of the frames (with --simulate N, the N "
+        False, "--video", help="Also write DIR/video.mp4, a timelapse of the frames, H.264 (lossy: a grey level or "
+        "so from the PNGs) (with --simulate N, the N "
         "embryos one after another), at a steady --fps. A dropped frame (--artifacts) is left out of the video, so "
         "after it video frame N is no longer frames.csv's row N: frames.csv gets a column video_frame, each row's "
         "frame in the video (0-based, as curate and segment number a video's frames; empty for a dropped row), to "
