@@ -16,6 +16,7 @@ from devolens.cli import main
 from devolens.errors import DevolensError
 from devolens.io import atomic
 from devolens.io.tables import read_epic, read_epic_time, read_table
+from test_s45_folder_lock import HOLD  # (another run holding a folder's lock)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -98,17 +99,6 @@ def test_the_real_time_files_are_read(tmp_path):
 
 
 # ----------------------------------------------------------------------------- 3: models export's lock
-#: another devolens run writing the output folder argv[1] (holding its lock until told to go)
-HOLD = """
-import sys
-from pathlib import Path
-from devolens.io.atomic import output_lock
-lock = output_lock(Path(sys.argv[1]))
-assert lock is not None
-print("held", flush=True)
-sys.stdin.readline()
-lock.release()
-"""
 
 
 class _Worked(DevolensError):
