@@ -38,6 +38,20 @@ def whole(value: Any, name: str, low: int | None = None, *, floats: bool = False
     return int(value)
 
 
+def pixel_size(value: Any, name: str = "pixel_size") -> float | None:
+    """A pixel size in micrometres per pixel as a float (None passes): a positive, finite number, else a one-line
+    error naming ``name`` (``--pixel-size`` on the command line), the same for ``segment`` and ``segment livedead``."""
+    if value is None:
+        return None
+    try:
+        size = float(value)
+    except (TypeError, ValueError):
+        size = float("nan")
+    if isinstance(value, (bool, np.bool_)) or not (size > 0 and np.isfinite(size)):
+        raise DevolensError(f"{name} must be a positive number of micrometres per pixel, got {value}")
+    return size
+
+
 def is_number(value: Any) -> bool:
     """A real number (Python or numpy; not a bool, not a string)."""
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)

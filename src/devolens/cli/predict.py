@@ -795,8 +795,9 @@ def _diameter_option(value: Optional[str], model: str, input_path: Path, pixel_s
     (which it then leaves as it is); otherwise it is refused alone. ``each``: as :func:`_diameter` takes it."""
     microns = _microns(value)
     if pixel_size is not None:
-        if isinstance(pixel_size, bool) or not (float(pixel_size) > 0 and np.isfinite(float(pixel_size))):
-            raise DevolensError(f"--pixel-size must be a positive number of micrometres per pixel, got {pixel_size}")
+        from devolens.checks import pixel_size as checked_pixel_size
+
+        checked_pixel_size(pixel_size, "--pixel-size")
         if microns is None and not carried:  # it would do nothing: an option that does nothing silently is a trap
             raise DevolensError("--pixel-size converts a --diameter given in micrometres (e.g. --diameter 7um) to "
                                 "pixels: give the diameter in µm, or leave --pixel-size out")

@@ -495,7 +495,7 @@ def segment_livedead_command(
         raise DevolensError(f"--overlap ({overlap}) must be smaller than --window ({window})")
     order = _parse_channels(channels)
     # --pixel-size as segment nuclei checks it (a positive, finite number of micrometres per pixel)
-    livedead._given_pixel(pixel_size, "--pixel-size")
+    given_pixel = livedead._given_pixel(pixel_size, "--pixel-size")  # (x, y, "µm"), what the labels carry
     # --precision checked, and --no-fast (fp32, as its help says) with --precision int8 or bf16 refused, as segment
     # nuclei refuses them (the network ran int8 then, --no-fast unheeded)
     from devolens.cli.predict import _check_network_options
@@ -559,8 +559,7 @@ def segment_livedead_command(
 
             # the labels' calibration, for livedead.json: --pixel-size as given (what they were written with, not
             # its rational resolution tags read back), else the file's own that they carry
-            c = ((float(pixel_size), float(pixel_size), "µm") if pixel_size is not None
-                 else read_pixel_size(labels) if labels.is_file() else None)
+            c = given_pixel or (read_pixel_size(labels) if labels.is_file() else None)
             microns[name] = _um_per_pixel(c)  # (objects.csv's micron columns)
             # "from" in segment.json's words (its labels_pixel_size): the file's own calibration or --pixel-size
             results.append({"well": name, "file": path.name, **counts, "notes": notes, "channels_read": read,

@@ -812,16 +812,11 @@ _FLOATS = "%.2f"
 def _given_pixel(pixel_size: float | None, label: str = "pixel_size") -> "tuple[float, float, str] | None":
     """A given pixel size (micrometres per pixel, ``segment livedead --pixel-size``) as the outputs' writers take one,
     ``(x, y, "µm")``; None for None. A one-line :class:`DevolensError` for one that is not a positive finite number,
-    in ``segment nuclei``'s words (``label``: the option's name, ``--pixel-size`` on the command line)."""
-    if pixel_size is None:
-        return None
-    try:
-        size = float(pixel_size)
-    except (TypeError, ValueError):
-        size = math.nan
-    if isinstance(pixel_size, bool) or not (size > 0 and math.isfinite(size)):
-        raise DevolensError(f"{label} must be a positive number of micrometres per pixel, got {pixel_size}")
-    return size, size, "µm"
+    in ``segment nuclei``'s words (:func:`devolens.checks.pixel_size`; ``label``: the option's name)."""
+    from devolens.checks import pixel_size as checked
+
+    size = checked(pixel_size, label)
+    return None if size is None else (size, size, "µm")
 
 
 def _well_tables(objects: pd.DataFrame, counts: dict[str, float],
