@@ -553,13 +553,14 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
                     samples = 1 if indices else 4 if "transparency" in im.info else 3
                 shape = (im.size[1], im.size[0]) + ((samples,) if samples > 1 else ())
                 dtype = np.uint16 if png16 or im.mode.startswith("I") else np.uint8
-                if png16:  # OpenCV decodes the file's bytes, held whole
-                    factor, extra = PNG16_DECODE_FACTOR, path.stat().st_size
-                else:
-                    factor, extra = _pillow_decode_factor(im.mode, samples, np.dtype(dtype).itemsize,
-                                                          _pillow_converted(im.mode, indices, im.info),
-                                                          _exif_turned(im)), 0
-                check_memory(shape, dtype, path, advice=BANDS_ADVICE, factor=factor, extra_bytes=extra)
+                if int(np.prod(shape)) * np.dtype(dtype).itemsize >= MEMORY_CHECK_BYTES:  # (smaller: nothing to weigh)
+                    if png16:  # OpenCV decodes the file's bytes, held whole
+                        factor, extra = PNG16_DECODE_FACTOR, path.stat().st_size
+                    else:  # (its EXIF block parsed only here: a folder's frames pay nothing for the check)
+                        factor, extra = _pillow_decode_factor(im.mode, samples, np.dtype(dtype).itemsize,
+                                                              _pillow_converted(im.mode, indices, im.info),
+                                                              _exif_turned(im)), 0
+                    check_memory(shape, dtype, path, advice=BANDS_ADVICE, factor=factor, extra_bytes=extra)
                 if png16:
                     # Pillow has no 16-bit colour modes: it would keep each sample's upper byte
                     return _read_png16_colour(path, im)
