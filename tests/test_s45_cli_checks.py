@@ -168,3 +168,11 @@ def test_compact_name_of_a_negative_depth_is_a_devolens_error():
 
     with pytest.raises(DevolensValueError, match="depth must be >= 0"):
         compact_name("ABa", -1)
+
+
+def test_load_takes_the_kind_a_card_describes_in_a_sentence():
+    """livedead's card gives its task as a sentence: kind="livedead" is its kind, as the commands name it."""
+    from devolens.models import zoo
+
+    assert zoo.model_task(zoo.card("livedead")) == "livedead"
+    assert type(zoo.load("livedead", kind="livedead")).__name__ == "LiveDeadPredictor"

@@ -614,19 +614,6 @@ def _lone_dropped_note(lone: list, frames: int, what: str) -> Optional[str]:
             "culture, run again with --keep-small, which keeps them")
 
 
-def _model_task(card: dict) -> Optional[str]:
-    """The task ``card`` is a model of, as the commands name it (``nuclei``, ``membrane``, ``population``,
-    ``identity``, ``livedead``): its ``task`` where that is one of them, else the task whose predictor it names
-    (the livedead card's ``task`` is a sentence that describes it), else its ``task`` as written."""
-    from devolens.models.zoo import PREDICTORS
-
-    task = card.get("task")
-    if task in PREDICTORS:
-        return task
-    named = [name for name, predictor in PREDICTORS.items() if predictor == card.get("predictor")]
-    return named[0] if named else task
-
-
 def _check_model_task(model: str, kind: str, card: Optional[dict] = None) -> None:
     """Refuse a ``--model`` that is no ``kind`` model (``segment nuclei --model identity``), in one line: before
     anything reads the rest of its card, whose ``input`` and ``preprocessing`` only a segmentation or population
@@ -639,7 +626,9 @@ def _check_model_task(model: str, kind: str, card: Optional[dict] = None) -> Non
             card = zoo.card(model, kind)
         except DevolensError:
             return  # the predictor's loading reports it
-    task = _model_task(card)
+    from devolens.models.zoo import model_task
+
+    task = model_task(card)
     if task != kind:
         hint = ""
         if kind == "population":  # `devolens train` makes segmentation models only

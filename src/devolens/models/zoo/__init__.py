@@ -261,6 +261,18 @@ def _check_sizes(value: Any, field: str, path: Path) -> None:
                             f"got {shown(value)}", path=path)
 
 
+def model_task(info: dict[str, Any]) -> str | None:
+    """The task the card ``info`` is a model of, as the commands and ``load(kind=...)`` name it (``nuclei``,
+    ``membrane``, ``population``, ``identity``, ``livedead``): its ``task`` where that is one of them, else the task
+    whose predictor it names (the livedead card's ``task`` is a sentence that describes it), else its ``task`` as
+    written."""
+    task = info.get("task")
+    if task in PREDICTORS:
+        return task
+    named = [name for name, predictor in PREDICTORS.items() if predictor == info.get("predictor")]
+    return named[0] if named else task
+
+
 def card(name: str | Path, kind: str | None = None, *, command: str | None = None) -> dict[str, Any]:
     """The card of model ``name`` as a dict: a shipped model's name, or the folder of a model of
     your own (an exported model's ``card.json``, or a training run's card made from its best
@@ -412,10 +424,10 @@ def _predictor_class(name: str | Path, options: dict) -> tuple[type, Path, dict]
     them), refusing a card without its network's config, or a ``kind`` other than the card's task."""
     kind = options.pop("kind", None)
     info = card(name, kind)
-    if kind is not None and info.get("task") != kind:
+    if kind is not None and model_task(info) != kind:
         # kind chooses what a training run segments; a model's card fixes its task, and the predictor follows the
         # card: load("nuclei", kind="membrane") returned the nuclei predictor without a word
-        raise DevolensError(f"load({str(name)!r}, kind={kind!r}): {str(name)!r} is a {info.get('task')!r} model "
+        raise DevolensError(f"load({str(name)!r}, kind={kind!r}): {str(name)!r} is a {model_task(info)!r} model "
                             f"(its card's task); leave kind out, or load a {kind} model")
     folder = model_folder(name)
     # one of devolens' own predictors, looked up before anything is imported (a folder's card was checked so when
