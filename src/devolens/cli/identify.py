@@ -52,7 +52,9 @@ def register(app: typer.Typer) -> None:
                  "names (columns time or frame, x, y, z; optional embryo, size: each nucleus's diameter in the unit "
                  "of x and y). time must hold whole time points (whole numbers: 2.5 is refused, and a frame name such "
                  "as t030 too: write 30); identify reads 3-D positions: a table whose z is the same "
-                 "for every nucleus (a 2-D projection) is named with a note that its names are unreliable."
+                 "for every nucleus (a 2-D projection) is named with a note that its names are unreliable; an "
+                 "embryo whose x and y are the same for every nucleus (positions lost) is left out, with a note (a "
+                 "table of no other embryo is refused)."
         ),
         out: Path = typer.Option(
             ..., "--out", "-o",
@@ -62,8 +64,8 @@ def register(app: typer.Typer) -> None:
                  "time and position. "
                  + CONFIDENCE_HELP + " Beside the CSV, NAME.json records how it was made (command line, devolens "
                  "and torch versions, model, the sha256 of its weights and of all its files, the sha256 and size "
-                 "of the table and of the files read with it, --tta, --smooth, the z-scale used and how it was "
-                 "decided (and the file it was read from), the notes printed).",
+                 "of the table and of the files read with it, the options (--tta, --smooth, --threads, --mirror), the "
+                 "z-scale used and how it was decided (and the file it was read from), the notes printed).",
         ),
         model: str = typer.Option("identity", "--model", "-m", help="Zoo model name (see `devolens models`)."),
         zscale: float = typer.Option(
@@ -235,9 +237,10 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
     """The JSON written beside identify's CSV: the command line, the versions of devolens and PyTorch, the model and
     its weights' sha256 and its files' (``model_sha256``: card and weights, :func:`devolens.provenance.model_sha256`),
     the input's sha256 and size and those of the files read with it (``inputs``: :func:`_table_inputs`; ``attrs``:
-    the table's, as read), the options (``tta``: the views averaged; ``smooth``; ``mirror`` when given),
-    ``--threads``, the z-scale (with the file it was read from: :func:`_zscale_record`) and the notes printed.
-    ``inputs``: the entries of the files read, when already made (:func:`_table_inputs`)."""
+    the table's, as read), the options (``tta``: the views averaged; ``smooth``; ``threads``, ``--threads`` or None;
+    ``mirror`` when given; ``threads`` at the top, the older key, holds the same), the z-scale (with the file it was
+    read from: :func:`_zscale_record`) and the notes printed. ``inputs``: the entries of the files read, when
+    already made (:func:`_table_inputs`)."""
     from devolens.models import zoo
     from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
 
@@ -245,9 +248,10 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
         **record_header("devolens identify", table, model, out),
         "inputs": inputs if inputs is not None else _table_inputs(table, attrs or {}),
         "weights_sha256": zoo.weights_sha256(model), "model_sha256": model_sha256(model), "devolens": version(),
-        "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth,
+        # --threads (None: the default) among the options, as every command records it; it does not change the names
+        "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth, "threads": threads,
                                              **({"mirror": True} if mirror else {})},  # (--mirror: when given)
-        "threads": threads,  # --threads (None: the default); not an option that changes the names
+        "threads": threads,  # the older key, kept for earlier readers (as devolens_version): the same as options'
         "zscale": zscale, "notes": list(notes),
     })
 

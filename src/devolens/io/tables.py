@@ -1705,11 +1705,13 @@ def read_epic_time(path: str | Path) -> dict[str, Any]:
         ``time_seconds`` ({time point: seconds}) and ``seconds_per_time`` (median spacing
         in seconds, or None with fewer than two time points).
 
+    A time point listed again with the same name and seconds (a file saved or concatenated twice) is read once.
+
     Raises
     ------
     DevolensError
         If the file is not a TIME file, or its seconds are missing, not finite, negative, or go backwards from one
-        time point to the next.
+        time point to the next, or it lists a time point twice with other seconds (or another name).
     """
     path = Path(path)
     df = _read_csv(path, "an EPIC TIME file", sep="\t", header=None)
@@ -1724,6 +1726,7 @@ def read_epic_time(path: str | Path) -> dict[str, Any]:
     _numeric(df, ["seconds"], path, line_offset=1)
     _check_no_missing(df, ["seconds"], path, line_offset=1)
     _check_seconds(df, path)
+    df = _drop_repeated_times(df, path)
     df = df.sort_values("time", kind="stable")
     _check_seconds_forward(df, path)
     ts = dict(zip(df["time"].tolist(), df["seconds"].tolist()))
@@ -1743,6 +1746,26 @@ def _check_seconds(df: pd.DataFrame, path: Path) -> None:
             i = int(np.flatnonzero(bad)[0])
             raise DevolensError(f"column 'seconds' {what} (line {_line(df, i, 1)}: {v[i]:g}{_and_more(df, bad, 1)}): "
                                 f"a TIME file's seconds {why}", path=path)
+
+
+def _drop_repeated_times(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``df``, a TIME file's rows, without the repeats of a row (same name, time point and seconds: a file saved or
+    concatenated twice); a time point listed twice with other seconds (or another name) is refused, naming the first
+    such pair of lines: the seconds of its last row were taken, silently, though neither is known to be right."""
+    df = df.loc[~df.duplicated(["name", "time", "seconds"])]
+    twice = df["time"].duplicated(keep=False).to_numpy()
+    if not twice.any():
+        return df
+    t = df["time"].to_numpy()
+    i = int(np.flatnonzero(twice)[0])
+    j = int(np.flatnonzero(t == t[i])[1])
+    v, names = df["seconds"].to_numpy(np.float64), df["name"].to_numpy()
+    n = len(np.unique(t[twice]))
+    more = "" if n == 1 else f"; {n} such time points"
+    what = (f"{v[i]:g} s (line {_line(df, i, 1)}) and {v[j]:g} s (line {_line(df, j, 1)})" if v[i] != v[j] else
+            f"names {str(names[i])!r} (line {_line(df, i, 1)}) and {str(names[j])!r} (line {_line(df, j, 1)})")
+    raise DevolensError(f"time point {t[i]} is listed twice, with {what}{more}: a TIME file lists each time point "
+                        "once, with its seconds", path=path)
 
 
 def _check_seconds_forward(df: pd.DataFrame, path: Path) -> None:

@@ -49,6 +49,23 @@ def unnamed_note(n: int, rows: int) -> str:
             f"({WHAT_UNNAMED}): counted in total only")
 
 
+#: cells the C. elegans embryo's lineage ever makes: 558 at hatching and 113 that die on the way (Sulston et al.
+#: 1983). No time point of one embryo holds more nuclei; the most in the shared real tables: 585 (the AceTree embryo,
+#: late), 345-403 (the EPIC ones, cut at 140-179 time points)
+EMBRYO_CELLS = 671
+
+
+def crowded_note(count: int, time, more: int = 0, who: str = "the table") -> str:
+    """The one-line note on a time point (``time``) of ``count`` cells or nuclei, more than one embryo ever holds
+    (:data:`EMBRYO_CELLS`), and ``more`` other such time points; ``who``: what holds them (``the table``, ``embryo
+    NAME``). The same in :func:`populations`' ``attrs["notes"]`` (``lineage populations``) and in ``identify``."""
+    also = f" (and {more} more time point{'s' if more != 1 else ''} over it)" if more else ""
+    return (f"{who} holds {count} nuclei at time {time}{also}, more than the {EMBRYO_CELLS} cells a C. elegans "
+            "embryo's lineage ever makes (558 at hatching, 113 that die on the way): several embryos in one table "
+            "without an embryo column to tell them apart, or many rows that are no nuclei? They are not one "
+            "embryo's nuclei")
+
+
 #: what a row without a Sulston cell name holds (:func:`unnamed_rows`): "no cell name" alone read as if the rows had
 #: empty names where they hold placeholders (AceTree's and EPIC's ``Nuc123``) or other labels
 WHAT_UNNAMED = "an empty cell or another label, such as a placeholder Nuc123"
@@ -178,6 +195,8 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
         when there are any, ``attrs["notes"]`` says so (:func:`unnamed_note`): a table of such names has lineage
         columns of 0. Rows whose names are Sulston names but for their case (``ABpL``) are counted in ``total``
         only too, with a note of their own (:func:`miscased_note`), as ``devolens lineage populations`` says them.
+        A time point of more cells than an embryo ever holds (:data:`EMBRYO_CELLS`: several embryos in one table?)
+        is noted too (:func:`crowded_note`).
 
     Raises
     ------
@@ -212,6 +231,10 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
     miscased = names.miscased_note()
     if miscased:  # ('ABpL': in no letter either, a letter's curve would dip without a word)
         notes.append(miscased)
+    over = out["total"].to_numpy() > EMBRYO_CELLS
+    if over.any():  # (a merged table of many embryos: every count is theirs together)
+        top = int(np.argmax(out["total"].to_numpy()))
+        notes.append(crowded_note(int(out["total"].iloc[top]), int(out["time"].iloc[top]), int(over.sum()) - 1))
     if notes:
         out.attrs["notes"] = notes
     return out

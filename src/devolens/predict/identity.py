@@ -1486,6 +1486,51 @@ def flat_embryos(embryo: np.ndarray, time: np.ndarray, z: np.ndarray, largest: d
     return flat
 
 
+def lost_positions(embryo: np.ndarray, time: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict[str, dict]:
+    """The embryos whose nuclei all have one x and one y (every nucleus at one spot, or on one line along z: the
+    positions lost, as in a table exported without its coordinates): embryo -> ``{"x", "y", "rows", "time_points"}``,
+    for those whose largest time point holds at least :data:`FLAT_Z_CELLS` nuclei (a table of a cell or two may
+    repeat a position). The model names nuclei from where they lie in the embryo's cloud: there is none to read."""
+    lost: dict[str, dict] = {}
+    embryo = np.asarray(embryo).astype(str)
+    x, y, time = (np.asarray(a, dtype=float) for a in (x, y, time))
+    for name in pd.unique(embryo):
+        rows = embryo == name
+        if not (len(x[rows]) and np.ptp(x[rows]) == 0 and np.ptp(y[rows]) == 0):  # (NaN: not lost, refused later)
+            continue
+        _, counts = np.unique(time[rows], return_counts=True)
+        if counts.max() >= FLAT_Z_CELLS:
+            lost[str(name)] = {"x": float(x[rows][0]), "y": float(y[rows][0]), "rows": int(rows.sum()),
+                               "time_points": int(len(counts))}
+    return lost
+
+
+def crowded_embryos(embryo: np.ndarray, time: np.ndarray) -> dict[str, dict]:
+    """The embryos with a time point of more nuclei than an embryo ever holds
+    (:data:`devolens.lineage.populations.EMBRYO_CELLS`: several embryos in one table without an embryo column?):
+    embryo -> ``{"nuclei", "time"}`` of its fullest time point and ``more``, how many other time points are over."""
+    from devolens.lineage.populations import EMBRYO_CELLS
+
+    found: dict[str, dict] = {}
+    counts = pd.DataFrame({"embryo": np.asarray(embryo).astype(str), "time": time}).value_counts(sort=False)
+    for name, per in counts[counts > EMBRYO_CELLS].groupby(level=0, sort=False):
+        when = float(per.idxmax()[1])
+        found[str(name)] = {"nuclei": int(per.max()), "time": int(when) if when.is_integer() else when,
+                            "more": len(per) - 1}
+    return found
+
+
+def _lost_text(lost: dict[str, dict], many: bool) -> str:
+    """The words on the embryos of :func:`lost_positions` (``many``: the table holds several embryos), for the note
+    and the error."""
+    (embryo, found), *others = lost.items()
+    where = _who(embryo, many) + (f" (and {len(others)} more embryo{'s' if len(others) > 1 else ''})" if others
+                                  else "")
+    return (f"x and y are the same ({found['x']:g}, {found['y']:g}) for every nucleus of {where} ({found['rows']} "
+            f"row(s) at {found['time_points']} time point(s)): the positions were lost (a table exported without "
+            "its coordinates?), and identify names nuclei from where they lie in the embryo")
+
+
 def _who(embryo: str, many: bool, possessive: bool = False) -> str:
     """``the table`` (or ``the table's``) for a table of one embryo, else ``embryo NAME`` (``embryo NAME's``)."""
     if not many:
@@ -1587,7 +1632,8 @@ _ROW_NOTES = (
 
 
 def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command: bool | None = None) -> list[str]:
-    """One-line notes on what :meth:`IdentityPredictor.predict` found in its input (a flat cloud: z the same for
+    """One-line notes on what :meth:`IdentityPredictor.predict` found in its input (an embryo whose nuclei all share
+    one x and y, left out; a time point of more nuclei than an embryo ever holds; a flat cloud: z the same for
     every nucleus, a 2-D projection; a z plane spacing or sizes unlike the cloud's, ``attrs["input_scales"]``
     (:func:`input_scales`, which ``devolens identify`` adds); a table that stops early, a
     nearly symmetric, lopsided or cut-off embryo, duplicate nuclei, time gaps, an annotation cliff, debris, missing
@@ -1611,6 +1657,17 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
         The notes, in the order the command prints them (none for a whole real embryo's table).
     """
     notes = _cliff_notes(attrs, table)
+    lost = attrs.get("lost_positions") or {}
+    if lost:  # first: no name at all for them
+        many = len(set(attrs.get("largest_clouds") or ()) | set(lost)) > 1
+        notes.append(f"{_lost_text(lost, many)}: left out, no prediction (empty columns); give each nucleus's x "
+                     "and y")
+    from devolens.lineage.populations import crowded_note
+
+    for embryo, found in (attrs.get("crowded") or {}).items():  # every name of such an embryo in doubt
+        who = _who(embryo, len(attrs.get("largest_clouds") or ()) > 1)
+        notes.append(f"{crowded_note(found['nuclei'], found['time'], found['more'], who)}: the model reads one "
+                     "embryo's nuclei at a time, and these names are not to be trusted")
     flat = attrs.get("flat_z") or {}
     for embryo, found in flat.items():  # first: every name of such an embryo is in doubt
         where = _who(embryo, len(attrs.get("largest_clouds") or flat) > 1)
@@ -1632,7 +1689,7 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
     if clouds and min(clouds.values()) < SHORT_CLOUD:  # the embryo whose table stops earliest
         embryo = short = min(clouds, key=clouds.get)
         largest = clouds[embryo]
-        who = "the table" if len(clouds) == 1 else f"embryo {embryo}"
+        who = "the table" if len(set(clouds) | set(lost)) == 1 else f"embryo {embryo}"
         notes.append(f"{who} stops at {largest} nuclei: the model reads an embryo's orientation from its whole time "
                      "course, and on tables that stop early it can be wrong, with high confidence (two real embryos it "
                      "was trained on, cut at 100-172 cells: founder accuracy 0.62-0.95, mostly under 0.70; at 8-15 "
@@ -1915,6 +1972,11 @@ class IdentityPredictor:
             table cut there (``devolens lineage clean``), and the rows after it are named as well as a part of an
             embryo can be. ``attrs["flat_z"]``: embryo -> ``{"z", "time_points"}`` for an embryo whose nuclei all
             have one z (:func:`flat_embryos`: a 2-D projection, whose names are unreliable; noted, not refused).
+            ``attrs["lost_positions"]``: embryo -> ``{"x", "y", "rows", "time_points"}`` for an embryo whose nuclei
+            all have one x and one y (:func:`lost_positions`: positions lost on export), left out of the clouds
+            with no prediction (empty); a table with no other embryo is refused (:class:`DevolensError`).
+            ``attrs["crowded"]``: embryo -> ``{"nuclei", "time", "more"}`` for an embryo with a time point of more
+            nuclei than an embryo ever holds (:func:`crowded_embryos`: several embryos in one table?).
 
         Warns
         -----
@@ -1948,7 +2010,7 @@ class IdentityPredictor:
             out["confidence"] = pd.Series(dtype=float)
             out.attrs.update(duplicate_nuclei=0, time_breaks=[], polar_bodies=0, unplaced=0, largest_clouds={},
                              frame_skewness={}, frame_zscale={}, stray_nuclei=0, tracking={}, edge_crowding={},
-                             mirrored=bool(mirror), annotation_cliffs={}, flat_z={})
+                             mirrored=bool(mirror), annotation_cliffs={}, flat_z={}, lost_positions={}, crowded={})
             return out
         from devolens.lineage.populations import is_polar_body
 
@@ -1967,6 +2029,22 @@ class IdentityPredictor:
             if "size" in numeric:  # (no size: NaN, as 0)
                 unplaced &= (numeric["size"] == 0) | np.isnan(numeric["size"])
         skipped = polar | unplaced
+        # an embryo whose nuclei all share one x and y (positions lost on export) has nothing to be named from: left
+        # out, with a note; refused when no embryo is left
+        lost: dict[str, dict] = {}
+        crowded: dict[str, dict] = {}
+        if xyz is not None and "embryo" in table.columns:
+            kept = np.flatnonzero(~skipped)
+            emb_all = table["embryo"].astype(str).to_numpy()
+            lost = lost_positions(emb_all[kept], numeric["time"][kept], xyz[kept, 0], xyz[kept, 1])
+            if lost:
+                gone = ~skipped & np.isin(emb_all, list(lost))
+                if not (~skipped & ~gone).any():
+                    raise DevolensError(f"{_lost_text(lost, len(lost) > 1)}: nothing to name; give each nucleus's x "
+                                        "and y", path=path)
+                skipped |= gone
+            kept = np.flatnonzero(~skipped)  # (the nuclei of the table, the debris screened below among them)
+            crowded = crowded_embryos(emb_all[kept], numeric["time"][kept])
         # where curation stopped (the count falls for good), the later rows are read apart: found on the table as
         # the lineage commands count it (polar bodies left out, every other row counted)
         cliffs = annotation_cliffs(table)
@@ -2015,6 +2093,8 @@ class IdentityPredictor:
         out.attrs["mirrored"] = bool(mirror)
         out.attrs["annotation_cliffs"] = {name: c.to_dict() for name, c in cliffs.items()}
         out.attrs["flat_z"] = flat
+        out.attrs["lost_positions"] = lost
+        out.attrs["crowded"] = crowded
         # the z scale and the sizes set against the cloud the model read (the rows with a prediction)
         out.attrs["input_scales"] = input_scales(table, zscale, rows=out["confidence"].notna().to_numpy(),
                                                  numeric=whole)
