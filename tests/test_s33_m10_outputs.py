@@ -53,7 +53,8 @@ def test_convert_meta_records_version_command_and_input(tmp_path, capsys):
 
     assert meta["devolens_version"] == version() and meta["command"] == "devolens lineage convert"
     assert meta["input"] == str(cd.absolute())
-    assert meta["inputs"][0] == {"path": str(cd.absolute()), "sha256": sha256(cd), "sha256_of": "file bytes"}
+    assert meta["inputs"][0] == {"path": str(cd.absolute()), "bytes": cd.stat().st_size, "sha256": sha256(cd),
+                              "sha256_of": "file bytes"}
     assert [Path(i["path"]).name for i in meta["inputs"]] == ["CDm.csv", "mAuxInfo.csv"]
     # read back as before (read_tidy reads its own keys only); converted again: the source format stays, the input's
     # is the tidy CSV's

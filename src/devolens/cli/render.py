@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import typer
 
 from devolens.cli._common import choice
-from devolens.provenance import command_line, file_sha256
+from devolens.provenance import command_line, input_entry
 
 _HELP = """Render a lineage table (or simulated embryos) as microscopy frames with ground truth.
 
@@ -289,15 +289,14 @@ def _optics_file(path: Path, kind: str) -> dict:
 def _inputs(table: Path) -> list[dict]:
     """The files a render of ``table`` reads: the table (a file, or an AceTree folder: ``sha256_of`` says which
     the hash covers), and the files read with it that exist (an EPIC table's AuxInfo and TIME files, a tidy
-    table's ``.meta.json``); each with its absolute path and the sha256 of its bytes."""
+    table's ``.meta.json``); each as the other commands' records list their inputs
+    (:func:`devolens.provenance.input_entry`: its absolute path, bytes and sha256)."""
     from devolens.io.tables import _meta_path, epic_companions
 
     paths = [table]
     if table.is_file():
         paths += [p for p in (*epic_companions(table), _meta_path(table)) if p.is_file()]
-    return [{"path": str(p.absolute()), "sha256": file_sha256(p),
-             "sha256_of": "file bytes" if p.is_file() else "folder files (sorted relative path, size, bytes)"}
-            for p in paths]
+    return [input_entry(p) for p in paths]
 
 
 def _simulated(table, cells: Optional[int]) -> dict:
@@ -494,8 +493,7 @@ def render(
 
     provenance = {
         "command": command_line("devolens render"),
-        "inputs": ([] if table is None else _inputs(table)) + ([] if optics is None else [
-            {"path": str(optics.absolute()), "sha256": file_sha256(optics), "sha256_of": "file bytes"}]),
+        "inputs": ([] if table is None else _inputs(table)) + ([] if optics is None else [input_entry(optics)]),
         # the options that decide the output, as given (--out and --workers do not)
         "options": {"table": None if table is None else str(table.absolute()), "kind": kind, "times": times,
                     "every": every, "size": list(hw), "artifacts": artifacts, "video": video, "fps": fps,

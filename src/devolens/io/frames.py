@@ -229,8 +229,9 @@ def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
 
     Frames come as uint8 RGB ``(H, W, 3)`` as the viewer shows them (each frame composited
     onto the previous ones by the file's disposal and blending rules); ``fps`` from the first
-    frame's duration (10 when the file gives none). ``count`` is 1 for a still image. A frame that
-    alone would not fit in the memory available is refused now (:func:`devolens.io.images.check_memory`).
+    frame's duration (10 when the file gives none). ``count`` is 1 for a still image. A frame whose decoding
+    would not fit in the memory available is refused now (:func:`devolens.io.images.check_memory`, with Pillow's
+    measured peak: :data:`~devolens.io.images.GIF_FRAME_FACTOR`, :data:`~devolens.io.images.WEBP_FRAME_FACTOR`).
     """
     from PIL import ImageSequence
 
@@ -248,10 +249,11 @@ def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
     except Exception as exc:
         msg = str(exc).strip().splitlines()
         raise DevolensError(f"cannot read {kind} ({msg[0] if msg else type(exc).__name__})", path=path) from None
-    from devolens.io.images import check_image_size, check_memory
+    from devolens.io.images import GIF_FRAME_FACTOR, WEBP_FRAME_FACTOR, check_image_size, check_memory
 
     check_image_size(size[1], size[0], path)
-    check_memory((size[1], size[0], 3), np.uint8, path, what="frames")
+    check_memory((size[1], size[0], 3), np.uint8, path, what="frames",  # (weighed with Pillow's peak on a frame)
+                 factor=WEBP_FRAME_FACTOR if kind == "WebP" else GIF_FRAME_FACTOR)
 
     def gen() -> Iterator[np.ndarray]:
         i = 0

@@ -249,7 +249,8 @@ def check_memory(shape: tuple[int, ...], dtype, path: str | Path | None = None, 
     fit in the memory available (:func:`memory_available`) while it is decoded: a small file can declare a huge
     image, whose decoding would swap for ever, get the process killed without a word, or fail half-way under
     ``ulimit -v``. What decoding takes is ``factor`` times the array (the decoder's buffers and copies besides the
-    array: :func:`_pillow_decode_factor`, :data:`TIFF_DECODE_FACTOR`; 1, the default, weighs the array alone) plus
+    array: :func:`_pillow_decode_factor`, :data:`TIFF_DECODE_FACTOR`, :data:`GIF_FRAME_FACTOR`; 1, the default,
+    weighs the array alone) plus
     ``extra_bytes`` (the file's own bytes where the reader holds them all). Raises
     :class:`devolens.io.atomic.Exhausted` (the command's exit code 75), naming ``path`` and the limit (the machine's
     memory, a job's or container's memory limit, ``ulimit -v``); ``what`` says what the
@@ -286,6 +287,12 @@ TIFF_DECODE_FACTOR = 2.1
 #: the same for a 16-bit colour PNG, which OpenCV decodes from the file's bytes (those besides: ``extra_bytes``):
 #: 3.87 x of VmPeak, 2.94 x of VmHWM, of which the file 0.90 x (a 5000 x 5000 RGB PNG, 150 MB decoded)
 PNG16_DECODE_FACTOR = 3.0
+#: the same for a frame of a GIF or WebP read by :func:`devolens.io.frames.open_animated`, in its ``H x W x 3`` uint8
+#: arrays: Pillow's frame (RGB after a GIF's first, as RGBX; an animated WebP's decoder's RGBA canvas and frame), its
+#: RGB conversion and the array's bytes. Measured as the others (Pillow 13, every frame of 4-frame 3000 x 4000 and
+#: 2000 x 5000 files, the frames not kept): GIF 4.63 x, WebP (lossless or lossy) 7.32 x
+GIF_FRAME_FACTOR = 4.7
+WEBP_FRAME_FACTOR = 7.4
 #: bytes per pixel of Pillow's own image of each mode (every mode of more than one band takes 4: RGB is RGBX)
 _PILLOW_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 

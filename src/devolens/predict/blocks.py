@@ -21,7 +21,11 @@ blocks (StarDist's ``predict_instances_big`` and cellpose's tiling work the same
    the whole image's median object, as the whole-image path judges them.
 
 The channel of a colour image is chosen once, from the whole image, and each block reads that
-channel of its own crop. Memory is then the input image, the output labels (uint16, widened to
+channel of its own crop. A float image beyond float32's safe range (a float64 image in units of 1e300 or 1e-300, a
+float32 one near its top) is brought within it by one power of two for the whole image (:func:`image_shift`, from
+its largest finite magnitude, read band by band), each block's crop divided by the same power, as the whole-image
+path divides a frame (:func:`~devolens.predict.postprocess.in_float32_range`): its objects are those of the image
+at an ordinary scale. Memory is then the input image, the output labels (uint16, widened to
 uint32 once there are 65536 objects) and one block's working arrays; the network runs on ~30 %
 more pixels than on the whole image (the margins). Objects far from a block's edge come out as
 on the whole image; near a core's edge the watershed may split a touching pair differently.
@@ -40,9 +44,9 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from devolens.errors import DevolensError
-from devolens.predict.postprocess import (CANVAS_PIXELS, FLAT_SHARE, Prepared, _one_channel, alone, auto_channel,
-                                         content_box, intensity_sums, mean_intensities, percentile_limits,
-                                         prepare_image)
+from devolens.predict.postprocess import (CANVAS_PIXELS, FLAT_SHARE, FLOAT_SAFE, Prepared, _one_channel, alone,
+                                         auto_channel, content_box, intensity_sums, mean_intensities,
+                                         percentile_limits, prepare_image)
 
 if TYPE_CHECKING:
     from devolens.predict.segment import SegmentationResult, _SegmentationPredictor
@@ -116,6 +120,28 @@ def _channel(image: np.ndarray, channel) -> "str":
     return auto_channel(image)
 
 
+def image_shift(image: np.ndarray, rows: int = 1024) -> int:
+    """The power of two a giant float ``image`` is divided by before its blocks are cut, the same for every block:
+    :func:`~devolens.predict.postprocess.float32_shift` of the whole image (0 for an integer image or one whose
+    largest finite magnitude lies within :data:`~devolens.predict.postprocess.FLOAT_SAFE`), its largest finite
+    magnitude read ``rows`` rows at a time (NaN or inf padding of a stitched canvas copies one band's finite values,
+    not the image's)."""
+    if image.dtype.kind != "f" or not image.size:
+        return 0
+    top = 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        for y in range(0, image.shape[0], rows):
+            band = image[y:y + rows]
+            t = max(abs(float(band.max())), abs(float(band.min())))
+            if not np.isfinite(t):  # NaN or inf pixels: the finite ones' magnitude
+                finite = band[np.isfinite(band)]
+                t = float(np.abs(finite).max()) if finite.size else 0.0
+            top = max(top, t)
+    if top == 0.0 or FLOAT_SAFE[0] <= top <= FLOAT_SAFE[1]:
+        return 0
+    return int(np.frexp(top)[1])
+
+
 class _Run:
     """What one giant image is segmented with, fixed when it starts (a later ``diameter`` estimate of the
     predictor does not reach this image's probability or mask, read afterwards)."""
@@ -130,10 +156,16 @@ class _Run:
         self.key = (self.scale, net.percentiles, net.flatten, net.outliers)
         self.options = dict(predictor.postprocess_options)
         self.limits: tuple[float, float] | None = None
+        # one power of two for every block (a block's own would normalise each in other units): a float image
+        # beyond float32's safe range is read as the same image at an ordinary scale
+        self.shift = image_shift(self.image)
 
     def crop(self, box: tuple[int, int, int, int]) -> np.ndarray:
         y0, y1, x0, x1 = box
-        return _one_channel(self.image[y0:y1, x0:x1], self.channel)
+        part = self.image[y0:y1, x0:x1]
+        if self.shift:  # (exact: a power of two, in float64 before the float32 cast)
+            part = np.ldexp(part.astype(np.float64), -self.shift)
+        return _one_channel(part, self.channel)
 
     def limits_pass(self, tick: Callable[[], None]) -> None:
         """The whole image's normalisation limits (pass 1), from an even subsample of every block's core;
@@ -336,4 +368,5 @@ def prepare_ahead(image: np.ndarray, key: tuple):
     return Prepared(arr, key)
 
 
-__all__ = ["BLOCK_PIXELS", "goes_by_blocks", "margin_working", "block_grid", "segment_blocks", "prepare_ahead"]
+__all__ = ["BLOCK_PIXELS", "goes_by_blocks", "image_shift", "margin_working", "block_grid", "segment_blocks",
+           "prepare_ahead"]
