@@ -680,6 +680,12 @@ def _net_text(net: dict) -> str:
             f"{net['layers']} layers, {net['heads']} heads)")
 
 
+#: what the card's founder classes P and Z stand for (devolens.predict.identity.identity_label) ...
+FOLDED_CLASSES = "P: the germline cells P0-P4, so a P2, P3 or P4 nucleus is named P; Z: Z2 and Z3"
+#: ... and the depth-1 classes that are a founder alone
+DEPTH1_ALONE = "a founder alone: a cell not yet divided, and P and Z, which have no depth-1 classes"
+
+
 def card_markdown(card: dict, res: pd.DataFrame, mean: pd.Series) -> str:
     from devolens.models.export import weights_md
 
@@ -705,8 +711,8 @@ def card_markdown(card: dict, res: pd.DataFrame, mean: pd.Series) -> str:
          f"averaged), {arch['parameters']:,} parameters in all, fp16 safetensors; each ")
         + "outputs founder logits then depth-1 logits per nucleus, from the whole cloud of its time point.",
         f"- Test-time views: {arch.get('tta', 1)} (rotations about AP within +-0.3 rad, probabilities averaged).",
-        f"- Founder classes: {', '.join(arch['founders'])}.",
-        f"- Depth-1 classes: {', '.join(arch['depth1'])}.",
+        f"- Founder classes: {', '.join(arch['founders'])} ({FOLDED_CLASSES}).",
+        f"- Depth-1 classes: {', '.join(arch['depth1'])} ({DEPTH1_ALONE}).",
         f"- Input: {card['input']}.",
         f"- Preprocessing: {card['preprocessing']}.",
         "- Time course (default `smooth=\"lineage\"`): nuclei are linked to their nearest neighbour at the "

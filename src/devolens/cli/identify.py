@@ -29,6 +29,14 @@ CONFIDENCE_HELP = (
     "go wrong; identify notes the first two. Details: `devolens models show identity`."
 )
 
+#: what pred_founder and pred_depth1 hold: the identity model's classes (devolens.predict.identity.identity_label; the
+#: card's founder and depth-1 classes), not Sulston names of the germline cells
+CLASSES_HELP = (
+    "pred_founder is one of the model's founder classes AB, MS, E, C, D, EMS, P and Z: P stands for the germline "
+    "cells P0-P4 and Z for Z2 and Z3, so a P2, P3 or P4 row reads P and a Z2 or Z3 row reads Z. pred_depth1 is the "
+    "founder and its first division letter (ABa, ABp, MSa, MSp, Ea, Ep, Ca, Cp, Da, Dp), or the founder itself for a "
+    "cell not yet divided (AB, MS, E, C, D, EMS) and for P and Z, which have no depth-1 classes."
+)
 
 #: the CSV's confidence column is written to 6 decimals (as the records write their numbers)
 CONFIDENCE_DECIMALS = 6
@@ -62,7 +70,8 @@ def register(app: typer.Typer) -> None:
                  "size: a TrackMate table's POSITION_X... and FRAME renamed, RADIUS as size = 2 x radius), plus "
                  "pred_founder, pred_depth1 and confidence (0..1, to 6 decimals; written atomically); join back on "
                  "time and position. "
-                 + CONFIDENCE_HELP + " Beside the CSV, NAME.json records how it was made (command line, devolens "
+                 + CLASSES_HELP + " " + CONFIDENCE_HELP
+                 + " Beside the CSV, NAME.json records how it was made (command line, devolens "
                  "and torch versions, model, the sha256 of its weights and of all its files, the sha256 and size "
                  "of the table and of the files read with it, the options (--tta, --smooth, --threads, --mirror), the "
                  "z-scale used and how it was decided (and the file it was read from), the notes printed).",
@@ -95,7 +104,7 @@ def register(app: typer.Typer) -> None:
             None, "--threads", help=f"Torch CPU threads (default: torch's, at most {DEFAULT_THREADS}).",
         ),
     ) -> None:
-        """Predict each nucleus's founder (AB, MS, E, C, D, P, Z, EMS) and depth-1 name (ABa, MSp, ...).
+        """Predict each nucleus's founder (AB, MS, E, C, D, EMS; P: P0-P4, Z: Z2/Z3) and depth-1 name (ABa, MSp, ...).
 
         The confidence column ranks the names for checking; it is not the chance that a name is right (see --out).
         """

@@ -3053,8 +3053,9 @@ def _held_out_note(late: dict) -> str:
                  "measured on")
     measured = ("movies of the AceTree embryo from 4-24 cells had every frame of 290 cells or more within 17 %, from "
                 "51 cells or later up to 44 % off, most of them low")
-    since = ("the time since the first cleavage (at the pace of the clock's reference embryos, 94 s a time point: "
-             "about 3 h from the 4-cell stage to 290 cells, 4 h 15 min to 500)")
+    # (the pace: the population card's clock.seconds_per_time_point; the hours: its clock curve's time points)
+    since = ("the time since the first cleavage (at the pace of the clock's reference embryos, 91 s a time point: "
+             "about 3 h from the 4-cell stage to 290 cells, 4 h 10 min to 500)")
     if start is None:
         return f"{text}. --clock on a timelapse from the first cells tells them apart ({measured}), and so does {since}"
     return (f"{text}. This run's --clock starts at ~{start:.0f} cells: read off the developmental clock, {measured}; "

@@ -45,6 +45,9 @@ VENDOR_SUFFIXES = (".czi", ".nd2", ".lif", ".lsm", ".oib", ".oif", ".ims", ".vsi
                    ".zvi", ".sld", ".lei")
 #: photos in Apple's HEIC/HEIF format (an iPhone's default): no reader here takes them (a hint says how to export)
 HEIC_SUFFIXES = (".heic", ".heif")
+#: files a lineage table comes as (an EPIC or tidy CSV, an AceTree nuclei zip): given where images are expected, a hint
+#: names the command that reads them (:func:`unsupported_file`)
+TABLE_SUFFIXES = (".csv", ".tsv", ".zip")
 #: what to do with each kind of file a folder holds that is not read as its frames (:func:`folder_left_out`)
 _LEFT_OUT_ADVICE = {
     "video": ("video", "a video is a timelapse of its own, not a frame of the folder: give each one on its own"),
@@ -151,8 +154,9 @@ def unique_stems(names: Sequence[str | Path]) -> list[str]:
 
 def unsupported_file(path: Path, expected: str, why: str | None = None) -> DevolensError:
     """The error for an input of a type no reader here takes: what was expected, and for a
-    microscope vendor's file (.czi, .nd2, .lif...) how to turn it into one that is; ``why``: what the file was
-    read as, where that says more (a TIFF of 3 planes stored as one RGB image)."""
+    microscope vendor's file (.czi, .nd2, .lif...) how to turn it into one that is, and for what may be a lineage
+    table (:data:`TABLE_SUFFIXES`) which command reads it; ``why``: what the file was read as, where that says more
+    (a TIFF of 3 planes stored as one RGB image)."""
     what = "a single image" if path.suffix.lower() in IMAGE_SUFFIXES else f"a '{path.suffix}' file"
     msg = f"expected {expected}; got {what}" + (f": {why}" if why else "")
     if path.suffix.lower() in VENDOR_SUFFIXES:
@@ -160,6 +164,11 @@ def unsupported_file(path: Path, expected: str, why: str | None = None) -> Devol
                 "(File > Import > Bio-Formats, then File > Save As > OME-TIFF) or with Bio-Formats' bfconvert")
     elif path.suffix.lower() in HEIC_SUFFIXES:
         msg += "; HEIC photos are not read: export them as JPEG, PNG or TIFF first"
+    elif path.suffix.lower() in TABLE_SUFFIXES:
+        msg += ("; for a lineage table (an EPIC CD or tidy CSV, an AceTree nuclei zip), use `devolens lineage "
+                "populations` (its cells by lineage and time point)")
+        if path.suffix.lower() == ".zip":
+            msg += "; for a zip of images, unzip it and give the folder"
     return DevolensError(msg, path=path)
 
 

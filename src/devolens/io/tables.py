@@ -16,7 +16,8 @@ sorted by time (file order kept within a time point). ``df.attrs`` carries the m
 ``zscale``: z plane spacing in xy pixels (float) or None;
 ``ellipse``: ``{"xc", "yc", "maj", "min", "ang"}`` (pixels, degrees) or None;
 ``time_seconds``: ``{time point: seconds since the first}`` or None;
-``seconds_per_time``: median seconds between time points, or None;
+``seconds_per_time``: median seconds between the table's time points (an EPIC table's over those of its TIME file
+that lie in the table's range), or None;
 ``axis``: EPIC axis code (e.g. ``"PDR"``) or None.
 
 Every problem with the input raises :class:`devolens.errors.DevolensError` naming the file; an EPIC AuxInfo or TIME
@@ -1696,8 +1697,19 @@ def read_epic_auxinfo(path: str | Path) -> dict[str, Any]:
     }
 
 
-def read_epic_time(path: str | Path) -> dict[str, Any]:
+def read_epic_time(path: str | Path, within: tuple[int, int] | None = None) -> dict[str, Any]:
     """Read an EPIC TIME file (tab-separated, no header: name, time, seconds, delta).
+
+    Parameters
+    ----------
+    path : str or Path
+        The TIME file.
+    within : (int, int), optional
+        The first and last time point of the table the file is read for: ``seconds_per_time`` is then the median
+        spacing over the file's time points in that range (a TIME file lists the whole recording, often well past
+        the time points a CD table annotates, where the spacing may differ: 94 s over the 240 time points of
+        ``TIME20241009_JIM767_25_L1.csv``, 91 s over the 140 of its table), or over all of them where it lists fewer
+        than two in that range. ``time_seconds`` lists every time point either way.
 
     Returns
     -------
@@ -1730,6 +1742,9 @@ def read_epic_time(path: str | Path) -> dict[str, Any]:
     df = df.sort_values("time", kind="stable")
     _check_seconds_forward(df, path)
     ts = dict(zip(df["time"].tolist(), df["seconds"].tolist()))
+    if within is not None:
+        inside = df["time"].between(*within).to_numpy()
+        df = df.loc[inside] if inside.sum() > 1 else df
     spacing = np.diff(df["seconds"].to_numpy()) / np.maximum(np.diff(df["time"].to_numpy()), 1)
     spt = float(np.median(spacing)) if len(spacing) else None
     return {"time_seconds": ts, "seconds_per_time": spt}
@@ -1893,7 +1908,10 @@ def _read_epic(path: Path, auxinfo: str | Path | None, time_file: str | Path | N
     if a is not None:
         meta.update(zscale=a["zscale"], ellipse=a["ellipse"], axis=a["axis"], aux=a["aux"])
         notes += a["notes"]
-    timing = _companion(read_epic_time, time_path, time_file is not None, "TIME", notes) if time_path else None
+    # (its spacing over the table's own time points: the TIME file may go on well past them)
+    within = (int(df["time"].min()), int(df["time"].max()))
+    timing = (_companion(lambda p: read_epic_time(p, within), time_path, time_file is not None, "TIME", notes)
+              if time_path else None)
     if timing is not None:
         meta.update(timing)
     out = df[list(TIDY_COLUMNS) + (["blot"] if "blot" in df.columns else [])]

@@ -10,8 +10,9 @@ The early, founder-level divisions produce founders rather than lettered daughte
     P0 -> AB, P1      P1 -> EMS, P2      EMS -> MS, E
     P2 -> C, P3       P3 -> D, P4        P4 -> Z2, Z3
 
-so ``P0``..``P4`` and ``EMS`` never carry division letters. ``AB``, ``MS``, ``E``, ``C``,
-``D``, ``Z2`` and ``Z3`` divide by letters.
+so ``P0``..``P4`` and ``EMS`` never carry division letters. ``AB``, ``MS``, ``E``, ``C`` and
+``D`` divide by letters; the primordial germ cells ``Z2`` and ``Z3`` do not divide in the embryo
+(:func:`daughters` gives them none; a lettered name under them still parses).
 
 Names outside this scheme (``"Nuc123"``, ``"polar1"``, ``""``) are never an error: every
 function returns ``None`` (or ``False``) for them and populations count them as unnamed.
@@ -55,6 +56,10 @@ FOUNDER_PARENT: dict[str, str] = {d: p for p, pair in FOUNDER_DIVISIONS.items() 
 
 #: Founders whose descendants are named by division letters.
 LETTERED_FOUNDERS: frozenset[str] = frozenset({"AB", "MS", "E", "C", "D", "Z2", "Z3"})
+
+#: Founders that do not divide in the embryo (the primordial germ cells: their larval descendants are not named by
+#: letters): :func:`daughters` gives them none.
+UNDIVIDED_FOUNDERS: frozenset[str] = frozenset({"Z2", "Z3"})
 
 #: Division letters and the axis each belongs to.
 DIVISION_LETTERS: str = "aplrdv"
@@ -279,17 +284,20 @@ def daughters(name: str, axis: str | None = None) -> tuple[str, str] | None:
     Returns
     -------
     tuple of str or None
-        ``None`` for names outside the scheme.
+        ``None`` for names outside the scheme, and for ``Z2``, ``Z3`` and any name under them
+        (:data:`UNDIVIDED_FOUNDERS`): the primordial germ cells do not divide in the embryo, and
+        their larval descendants are not named ``Z2a``, ``Z2p`` (as the simulator's
+        :func:`devolens.lineage.simulate.daughters`, which ends them there).
 
     Examples
     --------
-    >>> daughters("ABa"), daughters("ABa", "ap"), daughters("MS"), daughters("P1")
-    (('ABal', 'ABar'), ('ABaa', 'ABap'), ('MSa', 'MSp'), ('EMS', 'P2'))
+    >>> daughters("ABa"), daughters("ABa", "ap"), daughters("MS"), daughters("P1"), daughters("Z2")
+    (('ABal', 'ABar'), ('ABaa', 'ABap'), ('MSa', 'MSp'), ('EMS', 'P2'), None)
     """
     if axis is not None and axis not in AXES:
         raise ValueError(f"axis must be one of {sorted(AXES)}, got {axis!r}")
     p = parse_name(name)
-    if p is None:
+    if p is None or p.founder in UNDIVIDED_FOUNDERS:
         return None
     if p.founder in FOUNDER_DIVISIONS:  # P0..P4, EMS: no letters by construction
         return FOUNDER_DIVISIONS[p.founder]

@@ -146,9 +146,10 @@ class _Names:
         if not self.miscased:
             return None
         rows, bad = self._rows, self.miscased
-        return (f"{rows} row{'s' if rows != 1 else ''} carry names that are Sulston names but for their case (e.g. "
-                f"{', '.join(repr(b) for b in bad[:3])}; the founder in capitals, a/p, l/r, d/v in small letters): "
-                "counted in the total only, not in a population letter")
+        what = ("1 row carries a name that is a Sulston name but for its case (" if rows == 1 else
+                f"{rows} rows carry names that are Sulston names but for their case (e.g. ")
+        return (f"{what}{', '.join(repr(b) for b in bad[:3])}; the founder in capitals, a/p, l/r, d/v in small "
+                "letters): counted in the total only, not in a population letter")
 
 
 def drop_copies(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
