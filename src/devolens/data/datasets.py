@@ -1971,15 +1971,13 @@ class H5TileDataset(TileDataset):
                  target: str = "semantic", normalize: str = "dtype", augment: Callable | None = None, seed: int = 0,
                  indices: Sequence[int] | None = None):
         super().__init__(target, normalize, augment, seed)
-        import h5py
-
         self.path = Path(path)
         self.images_key, self.labels_key = images_key, labels_key
         if not self.path.exists():
             raise DevolensError("HDF5 file not found", path=self.path)
-        from devolens.data.tiling import STORE_FORMAT, _linked, store_ignore
+        from devolens.data.tiling import STORE_FORMAT, _linked, open_h5, store_ignore
 
-        with h5py.File(self.path, "r") as f:
+        with open_h5(self.path) as f:  # another program holding it open (HDF5 locks it): one line
             if f.attrs.get("format") == STORE_FORMAT and "ignore" in f.attrs:  # its unannotated pixels' value
                 from devolens.data.tiling import check_store
 
@@ -2062,9 +2060,9 @@ class H5TileDataset(TileDataset):
         datasets kept open, each with its chunk cache of :attr:`chunk_cache` (HDF5 drops a dataset's cached chunks
         when it is closed: a dataset opened anew for each tile decompressed its whole chunk for each)."""
         if self._file is None:
-            import h5py
+            from devolens.data.tiling import open_h5
 
-            self._file = h5py.File(self.path, "r")
+            self._file = open_h5(self.path)
             sizes = (None, None) if self.chunk_cache is None else self.chunk_cache.sizes
             self._images, self._labels = self._open(self.images_key, sizes[0]), self._open(self.labels_key, sizes[1])
         j = int(self.indices[i])
@@ -2077,10 +2075,10 @@ class H5TileDataset(TileDataset):
         count), in the store's order: only the labels are read, each HDF5 chunk of them once (a tile read alone
         decompresses its whole chunk: tiles drawn at random over the store read every chunk again and again),
         so the targets come in store order, not that of ``indices``."""
-        import h5py
+        from devolens.data.tiling import open_h5
 
         rows = np.sort(self.indices[np.asarray(indices, dtype=np.int64)])
-        with h5py.File(self.path, "r") as f:
+        with open_h5(self.path) as f:
             labels = f[self.labels_key]
             step = int(labels.chunks[0]) if labels.chunks else 1  # contiguous: each tile read alone
             for chunk in np.unique(rows // step):

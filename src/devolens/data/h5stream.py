@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from devolens.data.datasets import labels_to_target, split_by_group
-from devolens.data.tiling import open_store, store_ignore, store_list
+from devolens.data.tiling import open_h5, open_store, store_ignore, store_list
 from devolens.errors import DevolensError
 
 __all__ = ["H5TileStream", "StoreSplit", "flip_rotate", "h5_datasets", "normalize_uint16", "split_store", "split_tiles",
@@ -203,7 +203,7 @@ class H5TileStream(IterableDataset):
         plan = self.chunk_plan(worker, n_workers)
         rng = np.random.default_rng([self.seed, self.epoch, worker, 7])
         # a small raw-data chunk cache: we read whole chunks once, no need to keep them
-        with h5py.File(self.path, "r", rdcc_nbytes=1 << 20) as f:
+        with open_h5(self.path, "r", rdcc_nbytes=1 << 20) as f:
             for start, stop in plan:
                 images, labels = self._read_chunk(f, start, stop)
                 local = np.arange(stop - start)

@@ -756,6 +756,18 @@ def check_store(f: h5py.File, path: str | Path, need: Sequence[str] = ()) -> Non
                                 f"beyond the class ids: {_DAMAGED}", path=path)
 
 
+def open_h5(path: str | Path, mode: str = "r", **kwargs) -> h5py.File:
+    """``h5py.File(path, mode, **kwargs)`` for a user's HDF5 file (a tile store, a well), its failure to open as one
+    line (:func:`devolens.predict.tiled.h5_open_error`): another program holding it open (HDF5 locks it), a file
+    that is not one, or is truncated or corrupt. (h5py's own: a 30-line ``BlockingIOError`` traceback.)"""
+    try:
+        return h5py.File(path, mode, **kwargs)
+    except FileNotFoundError:
+        raise DevolensError("no such HDF5 file", path=Path(path)) from None
+    except OSError as exc:
+        raise h5_open_error(exc, Path(path)) from None
+
+
 def open_store(path: str | Path, mode: str = "r", need: Sequence[str] = ()) -> h5py.File:
     """Open a tile store and check it is complete and consistent (:func:`check_store`; ``need``: attributes it must
     have, as ``sources`` for :func:`store_stats`).
@@ -769,10 +781,7 @@ def open_store(path: str | Path, mode: str = "r", need: Sequence[str] = ()) -> h
     path = Path(path)
     if not path.exists():
         raise DevolensError("no such tile store", path=path)
-    try:
-        f = h5py.File(path, mode)
-    except OSError as exc:  # another program holding it open (HDF5 locks it), or truncated or corrupt
-        raise h5_open_error(exc, path) from None
+    f = open_h5(path, mode)  # another program holding it open (HDF5 locks it), or truncated or corrupt: one line
     try:
         check_store(f, path, need)
     except DevolensError:

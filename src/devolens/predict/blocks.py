@@ -14,7 +14,13 @@ blocks (StarDist's ``predict_instances_big`` and cellpose's tiling work the same
    flattening's disc and four reference nucleus diameters), is prepared with those limits, run
    through the network and post-processed like a whole image;
 3. an object is kept by the block whose core holds its centroid, so each object is kept once,
-   whole, and written where no earlier object lies. An object wider than the margin (a clump
+   whole, and written where no earlier object lies. Two blocks measure an object on their seam
+   a little differently (its centroid at 1713.99 in one, 1714.03 in the other): a block claims
+   the centroids within :data:`SEAM_SLACK` working pixels of its core too, and an object more than
+   half of which lies on objects written before, or that covers more than half of one, is that
+   nucleus again: its rim where the two outlines differ joins it, so a seam's nucleus is one
+   object, neither counted twice (the rim an object of a few pixels) nor lost.
+   An object wider than the margin (a clump
    hundreds of pixels across, or a far too small ``diameter``) would be cut at a block's edge
    and counted in pieces: the margin is four times the nucleus size the model works at;
 4. isolated specks (the card's ``isolated_fraction``) are judged once every block is in, against
@@ -55,6 +61,10 @@ if TYPE_CHECKING:
 BLOCK_PIXELS = 3072 * 3072
 #: pixels of the whole image's percentile sample (spread evenly over the blocks)
 SAMPLE_PIXELS = 2_000_000
+#: working pixels beyond a block's core within which it still claims an object's centroid (two blocks measure an
+#: object on their seam a little differently: 1713.99 in one, 1714.03 in the other); of an object both claim, the
+#: one written first is kept
+SEAM_SLACK = 2.0
 
 
 def goes_by_blocks(shape: tuple[int, ...], scale: float, limit: float = BLOCK_PIXELS) -> bool:
@@ -267,39 +277,58 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
     run.limits_pass(tick)
     H, W = plan.shape
     labels = np.zeros((H, W), np.uint16)  # uint32 once there are 65536 objects or more
-    cols: dict[str, list] = {"label": [], "x": [], "y": [], "area": []}
+    xs, ys, areas = np.zeros(0), np.zeros(0), np.zeros(0, np.int64)  # the objects so far: centroid, written area
     n = 0
     # isolated specks are judged against the whole image's median object, once every block is in (below)
     fraction = float(run.options.get("isolated_fraction") or 0.0) if getattr(predictor, "drops_specks", False) else 0.0
+    slack = max(SEAM_SLACK, SEAM_SLACK / run.scale)  # input pixels: SEAM_SLACK working pixels, at least that many
     for core, res, crop in run.blocks(tick, {"isolated_fraction": 0.0}):
         cy0, cy1, cx0, cx1 = crop
         obj = res.objects
         if not len(obj["label"]):
             continue
-        # kept: objects whose centroid lies in this block's core
+        # kept: objects whose centroid lies in this block's core, or within the slack of it (the neighbouring block,
+        # segmenting the object in its own context, may put its centroid a hair across the seam: both then claim
+        # it, the later one joining the earlier below, rather than neither)
         gy, gx = obj["y"] + cy0, obj["x"] + cx0
-        inside = (gy >= core[0]) & (gy < core[1]) & (gx >= core[2]) & (gx < core[3])
+        inside = (gy >= core[0] - slack) & (gy < core[1] + slack) & (gx >= core[2] - slack) & (gx < core[3] + slack)
         keep = obj["label"][inside]
         if not len(keep):
             continue
-        if n + len(keep) > 65535 and labels.dtype == np.uint16:
-            labels = labels.astype(np.uint32)
         lab = res.labels
-        lut = np.zeros(int(lab.max()) + 1, labels.dtype)
-        lut[keep] = np.arange(n + 1, n + 1 + len(keep), dtype=np.uint32)
-        new = lut[lab]
+        index = np.zeros(int(lab.max()) + 1, np.uint32)
+        index[keep] = np.arange(1, len(keep) + 1)
+        mine = index[lab]  # 1..len(keep): this block's kept objects
         region = labels[cy0:cy1, cx0:cx1]
+        into = _joins(mine, region, len(keep), areas)
+        kept = np.flatnonzero(into == 0)
+        if n + len(kept) > 65535 and labels.dtype == np.uint16:
+            labels = labels.astype(np.uint32)
+            region = labels[cy0:cy1, cx0:cx1]
+        lut = np.zeros(len(keep) + 1, labels.dtype)
+        lut[kept + 1] = np.arange(n + 1, n + 1 + len(kept), dtype=np.uint32)
+        joined = np.flatnonzero(into)
+        lut[joined + 1] = into[joined]  # an earlier block's object, seen again: its rim here added to that object
+        new = lut[mine]
         write = new > 0
         write &= region == 0  # first come: an object of an earlier block is not overwritten
         region[write] = new[write]
-        written = np.bincount(new[write].astype(np.intp) - n, minlength=len(keep) + 1)[1:]
-        cols["label"].append(np.arange(n + 1, n + 1 + len(keep)))
-        cols["x"].append(gx[inside])
-        cols["y"].append(gy[inside])
-        cols["area"].append(written)
-        n += len(keep)
-    objects = {k: (np.concatenate(v) if v else np.zeros(0, float if k in ("x", "y") else int))
-               for k, v in cols.items()}
+        ids = new[write].astype(np.intp)
+        written = np.bincount(ids, minlength=n + len(kept) + 1)[1:]
+        if len(joined) and written[:n].any():  # the earlier objects grown: their areas and centroids
+            py, px = np.nonzero(write)
+            rim = ids <= n
+            sy = np.bincount(ids[rim], weights=py[rim] + float(cy0), minlength=n + 1)[1:]
+            sx = np.bincount(ids[rim], weights=px[rim] + float(cx0), minlength=n + 1)[1:]
+            grown = areas + written[:n]
+            ys = np.where(grown > 0, (ys * areas + sy) / np.maximum(grown, 1), ys)
+            xs = np.where(grown > 0, (xs * areas + sx) / np.maximum(grown, 1), xs)
+            areas = grown
+        xs = np.concatenate([xs, gx[inside][kept]])
+        ys = np.concatenate([ys, gy[inside][kept]])
+        areas = np.concatenate([areas, written[n:]])
+        n += len(kept)
+    objects = {"label": np.arange(1, n + 1), "x": xs, "y": ys, "area": areas}
     gone = objects["area"] == 0  # hidden under earlier blocks' objects (rare)
     if getattr(predictor, "min_size_input", None) is not None:  # segment --min-size: whole objects' input pixels
         gone |= objects["area"] < float(predictor.min_size_input)
@@ -324,6 +353,32 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
         mask=None if getattr(predictor, "mask_is_labels", False) else (lambda: run.assemble("mask", bool)),
         extra={"scale": run.scale, "blocks": len(plan.cores)},
     )
+
+
+def _joins(mine: np.ndarray, region: np.ndarray, k: int, areas: np.ndarray) -> np.ndarray:
+    """For each of a block's ``k`` kept objects (``mine``: 1..k in its crop), the earlier block's object it is
+    (0: none, an object of its own): more than half of it lies on objects written before (into ``region``, the
+    labels under the crop; ``areas``: theirs, label 1 first), or it covers more than half of one; it joins the one it
+    overlaps most. A nucleus on a seam, claimed by both blocks (its centroid within the slack of both cores), is then
+    one object, however differently the two outline it: the earlier block's, with the later one's rim around it
+    (was an extra object of those few pixels, an extra row of objects.csv)."""
+    into = np.zeros(k, np.int64)
+    taken = (mine > 0) & (region > 0)
+    if not taken.any():
+        return into
+    own = np.bincount(mine.ravel().astype(np.intp), minlength=k + 1)[1:]
+    m = len(areas) + 1
+    pairs, overlap = np.unique(mine[taken].astype(np.int64) * m + region[taken], return_counts=True)
+    this, earlier = pairs // m, pairs % m  # (this block's object, an earlier one), sorted by this block's
+    on = np.bincount(this, weights=overlap, minlength=k + 1)[1:]
+    same = (2 * on[this - 1] > own[this - 1]) | (2 * overlap > areas[earlier - 1])
+    same = np.bincount(this, weights=same, minlength=k + 1)[1:] > 0  # by either rule, with any earlier one
+    order = np.lexsort((overlap, this))  # the most overlapped earlier object last of each of this block's
+    last = np.r_[this[order][1:] != this[order][:-1], True]
+    top_this, top_earlier = this[order][last], earlier[order][last]
+    pick = same[top_this - 1]
+    into[top_this[pick] - 1] = top_earlier[pick]
+    return into
 
 
 def _mean_intensity(run: _Run, labels: np.ndarray, ids: np.ndarray, rows: int = 1024) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 import tifffile
 
 from devolens import checks
-from devolens.errors import DevolensError, DevolensWarning
+from devolens.errors import DevolensError, DevolensWarning, option
 from devolens.io.wells import (
     GREEN_SIGNAL,
     SAVE_WELL,
@@ -882,8 +882,9 @@ def _h5_image(f, dataset: str | None, path: Path):
     if not cands:
         raise DevolensError(f"no 3-D (C, H, W) dataset in the HDF5 file (its datasets: {listing})", path=path)
     if len(cands) > 1:
-        raise DevolensError(f"several 3-D datasets in the HDF5 file ({listing}): name the well's image (dataset=, "
-                            "or save it as 'image')", path=path)
+        # (the command's --dataset, the library's dataset=)
+        raise DevolensError(f"several 3-D datasets in the HDF5 file ({listing}): name the well's image "
+                            f"({option('dataset', '', cli_value='')}, or save it as 'image')", path=path)
     return f[cands[0]]
 
 

@@ -713,15 +713,14 @@ def _build_h5(recipe: dict, path: Path, run_split: pd.DataFrame | None = None) -
     library's split of stores: whole source images, or a band of each image, ``data.split_by``; training tiles that
     share pixels with validation tiles dropped). ``run_split``: a resumed run's ``split.csv``, kept where it lists
     the very tiles found here (``drop``: neither side)."""
-    import h5py
-
     from devolens.data.datasets import H5TileDataset
     from devolens.data.h5stream import STORE_SPLITS, split_tiles, store_split_inputs
+    from devolens.data.tiling import open_h5
 
     d = recipe["data"]
     if recipe["task"] != "segmentation":
         raise DevolensError("an HDF5 tile store can only train the segmentation task", path=path)
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:  # another program holding it open: one line, not h5py's traceback
         if "images" not in f or "labels" not in f:
             raise DevolensError("the tile store needs 'images' and 'labels' datasets", path=path)
         if f.attrs.get("format") == "devolens-tiles":  # its datasets' dtypes and shapes (NaN pixels "diverged")
