@@ -6,7 +6,8 @@ Where the CLI prints a note about a result to check, library code issues a warni
 (``warnings.warn``), each a :class:`DevolensWarning`: :class:`DiameterWarning` (a magnification estimate), :class:`IdentityWarning` (a table the
 identity model reads poorly), :class:`NoSignalWarning` (a population frame without signal, counted NaN),
 :class:`InputWarning` (segmentation or population input that looks inverted, or like the other model's kind), which
-the CLI silences as it prints its own notes; the other notes of the library (a livedead well's, a tile store's...)
+the CLI silences as it prints its own notes, :class:`ReadNote` (how a well's channels were chosen, printed as a note);
+the other notes of the library (a livedead well's, a tile store's...)
 are plain :class:`DevolensWarning`.
 
 A message that names one of the user's options names it as the user gave it: the command's flag (``--channel 5``)
@@ -90,6 +91,13 @@ class InputWarning(DevolensWarning):
 
     Python shows a warning once per line by default (a service calling ``predict`` in a loop sees only the first
     call's): ``warnings.simplefilter("always", devolens.errors.InputWarning)`` to see every call's."""
+
+
+class ReadNote(DevolensWarning):
+    """How a well was read, where its file chose it: its channels taken by their names (``Draq7``, ``Hoechst``: not
+    Hoechst first) or by an RGB TIFF's colours (:func:`devolens.io.wells.well_channel_order`). Information rather
+    than a problem: ``devolens segment livedead`` and ``tile make`` print it as a ``note:``, where the other
+    :class:`DevolensWarning` of a well are its ``warning:`` lines."""
 
 
 class IdentityWarning(DevolensWarning):

@@ -1624,8 +1624,9 @@ def run_segmentation(
             saturation.add(image, fid)
             if busiest is not None:
                 busiest.add(res.count, image)
-            if res.extra.get("blocks"):  # a giant image, segmented block by block
-                giants.append((fid, image.shape[:2], res.extra["blocks"], res.labels.dtype.itemsize > 2))
+            if res.extra.get("blocks"):  # a giant image, segmented block by block (named in the note)
+                giants.append((_giant_name(source, fid), image.shape[:2], res.extra["blocks"],
+                               res.labels.dtype.itemsize > 2))
             return pos, (_overlay(image, res.labels) if overlay else image)
 
         def results() -> Iterator[tuple[int, np.ndarray]]:
@@ -1748,7 +1749,8 @@ def run_segmentation(
             "color": color, "colour_input": colour[0],
             # frames read from files turned by their EXIF orientation tag: the outputs follow the turned image
             "exif_turned": turned,
-            "stack": reading}
+            "stack": reading,
+            "overlay": overlay}  # (the notes' look at the outlines: the label images under --no-overlay)
         summary["notes"] = _segment_notes(kind, input_path, stack_z, pages, summary)
         from devolens.io.atomic import write_text
         from devolens.models import zoo
@@ -1897,10 +1899,12 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((_magnification_note(summary["magnification_check"], summary.get("trained_magnifications"),
                                           "images", "the objects found"), {}))
     if summary.get("diameter_check") is not None:
-        words = _diameter_note(summary["diameter_check"], what, summary.get("diameter_given"))
+        words = _diameter_note(summary["diameter_check"], what, summary.get("diameter_given"),
+                               look=f"Look at {_outlines(summary)}")
         notes.append((f"[yellow]note:[/] {words}", plain))
     if summary.get("small_nuclei") is not None:
-        notes.append((f"[yellow]note:[/] {_small_nuclei_note(summary['small_nuclei'], what)}", plain))
+        words = _small_nuclei_note(summary["small_nuclei"], what, look=_outlines(summary))
+        notes.append((f"[yellow]note:[/] {words}", plain))
     if summary.get("suggest_diameter") and summary.get("small_nuclei") is None:  # (that note names a better one)
         notes.append((_size_note(what, summary["suggest_diameter"], summary["known_sizes"], summary["resized"],
                                  resize=summary.get("size_resize"), by=summary.get("diameter_by"),
@@ -1912,6 +1916,14 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
 
 #: what of segment's outputs follows an image turned by its EXIF orientation tag (the note's words)
 SEGMENT_TURN_FOLLOW = "the label images, objects.csv's x and y and the overlays"
+
+
+def _outlines(summary: dict) -> str:
+    """What of a ``segment`` run's outputs shows the objects' outlines, for the notes that ask for a look at them:
+    its overlays, or under ``--no-overlay`` (``summary["overlay"]`` False) its label images, as none was drawn."""
+    if summary.get("overlay", True):
+        return "the overlays"
+    return "the label images (labels/, over the images in Fiji or napari; no overlay was drawn: --no-overlay)"
 
 
 def _exif_words(turned: list[dict], follow: str = "") -> str:
@@ -3372,6 +3384,15 @@ def _monotone_far_note(residual: Optional[float]) -> Optional[str]:
 def curation_path(out: Path) -> Path:
     """Where ``devolens population --skip-flagged auto`` writes its curation report: beside ``out``."""
     return out.with_name(f"{out.stem}.curation.csv")
+
+
+def _giant_name(source, fid) -> str:
+    """How the giants note (:func:`_giants_note`) names frame ``fid`` of ``source``: a folder's or one image's by its
+    file's stem, as counts.csv does; a stack's or video's by its file name (the frame numbered where it holds several:
+    ``frame 3 of movie.tif``), where counts.csv's bare number would say nothing (``0: 3000x3000 pixels``)."""
+    if source.names is not None:
+        return str(fid)
+    return source.path.name if source.total == 1 else f"frame {fid} of {source.path.name}"
 
 
 def _giants_note(giants: list[tuple], what: str) -> str:

@@ -38,6 +38,9 @@ LIVEDEAD_OUTPUTS = ("labels.tif", "labels", "objects.csv", "counts.csv", "probs.
 OVERLAY_SIDE = 4096
 #: the overlays' outlines: live nuclei green, dead magenta (segment nuclei's outline colour)
 LIVE_COLOUR, DEAD_COLOUR = (0, 255, 0), (255, 0, 255)
+#: the memory `simulate well` takes a pixel, for its --help (devolens.render.wells.WELL_PIXEL_BYTES: not imported
+#: here, it imports scipy and pandas)
+WELL_PIXEL_BYTES = 60
 
 
 # ----------------------------------------------------------------------------------------
@@ -113,12 +116,14 @@ def _short_write(tmp: Path, nbytes: int, path: Path) -> Exception:
 
 
 def _show_warnings():
-    """Context manager: library warnings (e.g. dtype conversion) become one-line notes, printed at its end; it
-    yields the list of the warnings caught so far (``warnings.WarningMessage``)."""
+    """Context manager: library warnings (e.g. dtype conversion) become one-line ``warning:`` lines, printed at its
+    end, how a well's channels were chosen (:class:`~devolens.errors.ReadNote`) ``note:`` lines; it yields the list
+    of the warnings caught so far (``warnings.WarningMessage``)."""
     import contextlib
     import warnings
 
-    from devolens.cli._common import console
+    from devolens.cli._common import console, note
+    from devolens.errors import ReadNote
 
     @contextlib.contextmanager
     def cm():
@@ -128,7 +133,9 @@ def _show_warnings():
                 yield caught
             finally:
                 for w in caught:
-                    if issubclass(w.category, UserWarning):
+                    if issubclass(w.category, ReadNote):
+                        note(str(w.message))
+                    elif issubclass(w.category, UserWarning):
                         console.print(f"warning: {w.message}")
 
     return cm()
@@ -149,13 +156,24 @@ def simulate_well_command(
     labels: Path = typer.Option(
         ..., "--labels", help="Output label image: (H, W) uint8 TIFF, 0 background, 1 live, 2 dead."
     ),
-    size: str = typer.Option("2700x3600", "--size", help="Well size HxW in pixels, at least 8x8."),
+    size: str = typer.Option(
+        "2700x3600", "--size",
+        help=f"Well size HxW in pixels, at least 8x8. Simulating takes about {WELL_PIXEL_BYTES} bytes of memory a "
+        f"pixel (2700x3600: 0.6 GB; 12000x8000: 5.8 GB): a well that would not fit in the memory available is "
+        f"refused before it is drawn (exit 75; DEVOLENS_NO_MEMORY_CHECK=1 tries anyway).",
+    ),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives the same well."),
     dead_fraction: Optional[float] = typer.Option(
         None, "--dead-fraction", min=0.0, max=1.0, help="Fraction of dead nuclei (default: drawn from the seed)."
     ),
     density: Optional[float] = typer.Option(
-        None, "--density", min=0.0, help="Nuclei per megapixel (default: drawn from the seed, 150..1200)."
+        None, "--density", min=0.0,
+        help="Nuclei per megapixel asked for (default: drawn from the seed, 150..1200). Nuclei that would overlap "
+        "one placed before them are dropped, so the well holds fewer, the more so the denser, larger and more "
+        "clustered they are (one seed: 400 of 500 kept, 1023 of 1900), and dead nuclei, smaller, are dropped less "
+        "(its fraction dead comes out higher): the summary and the record give the density and fraction reached, "
+        "and a note says when the well holds over 10 % fewer than --density asked, with about the most its nuclei's "
+        "size allows.",
     ),
     objects: Optional[Path] = typer.Option(
         None, "--objects",
@@ -170,7 +188,7 @@ def simulate_well_command(
     """Simulate a stitched two-channel live/dead well with its ground truth."""
     import contextlib
 
-    from devolens.cli._common import console
+    from devolens.cli._common import console, note
     from devolens.cli.identify import record_path
     from devolens.errors import DevolensError
     from devolens.io.atomic import TEXT_ERRORS, WRITE_ERRNOS, atomic_path, cannot_write
@@ -217,16 +235,46 @@ def simulate_well_command(
                     raise cannot_write(exc, outputs[name]) from None
                 raise
     c = well.counts
-    # the parameters that made it, drawn from the seed or given (recorded in the record too)
+    # the parameters that made it, drawn from the seed or given (recorded in the record too), and what it holds
     shown = [(dead_fraction, f"dead fraction {well.params.dead_fraction:.3f}"),
-             (density, f"density {well.params.density:.0f} nuclei/megapixel")]
+             (density, f"density {well.params.density:.0f} nuclei/megapixel asked")]
     drawn = [text for option, text in shown if option is None]
     given = [text for option, text in shown if option is not None]
     how = "; ".join(f"{word}: {', '.join(texts)}" for word, texts in (("drawn", drawn), ("given", given)) if texts)
     console.print(
         f"wrote {out} ({hw[0]}x{hw[1]}, 2 channels), {labels}, {obj_path}, {record}: "
-        f"{c['live']} live, {c['dead']} dead nuclei (fraction dead {c['fraction_dead']:.3f}; {how})"
+        f"{c['live']} live, {c['dead']} dead nuclei, {well.density:.0f} per megapixel "
+        f"(fraction dead {c['fraction_dead']:.3f}; {how})"
     )
+    short = _density_note(well, density, dead_fraction)
+    if short:
+        note(short)
+
+
+#: a well that holds this much less than the --density asked for gets a note (:func:`_density_note`)
+DENSITY_SHORT = 0.1
+
+
+def _density_note(well, asked: Optional[float], dead_fraction: Optional[float] = None) -> Optional[str]:
+    """The note on a simulated ``well`` that holds over :data:`DENSITY_SHORT` fewer nuclei than the ``--density``
+    ``asked`` (None: drawn from the seed, no note): nuclei overlapping one placed before them are dropped
+    (:func:`devolens.render.wells.packing_limit`), dead ones less, so its fraction dead is said too, beside the
+    ``--dead-fraction`` given (None: drawn)."""
+    from devolens.render.wells import packing_limit
+
+    if not asked or well.density >= (1 - DENSITY_SHORT) * asked:
+        return None
+    p, c = well.params, well.counts
+    n = c["live"] + c["dead"]
+    dead = (f"its fraction dead is {c['fraction_dead']:.3f} where {p.dead_fraction:.3f} was "
+            f"{'drawn' if dead_fraction is None else 'asked'}")
+    if n and round(c["fraction_dead"], 3) > round(p.dead_fraction, 3):  # (where it is lower: chance, a small count)
+        dead = f"dead nuclei, smaller, are dropped less: {dead}"
+    return (f"--density {asked:g}: the well holds {well.density:.0f} nuclei per megapixel, "
+            f"{100 * (1 - well.density / asked):.0f} % fewer, as nuclei that would overlap one placed before them "
+            f"are dropped (the more, the denser and more clustered they are); nuclei of this well's size (radius "
+            f"{p.radius:.1f} px, drawn from the seed) fit at most about {packing_limit(p):.0f} per megapixel, and "
+            f"asking for more only nears that slowly; " + (dead if n else "it holds no nuclei"))
 
 
 def _well_record(well, *, seed: int, size: tuple[int, int], given: dict, outputs: dict) -> str:
@@ -247,6 +295,9 @@ def _well_record(well, *, seed: int, size: tuple[int, int], given: dict, outputs
         "seed": seed, "size": [int(size[0]), int(size[1])],
         "dead_fraction": params["dead_fraction"], "density": params["density"],
         "drawn": [k for k in ("dead_fraction", "density") if given.get(k) is None],
+        # what the well holds: nuclei that would overlap one placed before them are dropped (fewer than asked)
+        "reached": {"density": json_number(well.density), "dead_fraction": None if not
+                    well.counts["live"] + well.counts["dead"] else json_number(well.counts["fraction_dead"])},
         "params": params,
         # no nuclei: no fraction dead (null, as livedead.json records it; simulate_well's counts say 0)
         "counts": {k: None if k == "fraction_dead" and not well.counts["live"] + well.counts["dead"] else

@@ -53,7 +53,7 @@ import pandas as pd
 import tifffile
 
 from devolens import checks
-from devolens.errors import DevolensError, DevolensWarning
+from devolens.errors import DevolensError, DevolensWarning, ReadNote
 from devolens.io.atomic import HAS_LOCKS, FileLock, atomic_path, cannot_write, cannot_write_errno, stop_if_signalled
 from devolens.io.stacks import complaint, quiet_tifffile
 from devolens.provenance import version
@@ -73,8 +73,9 @@ from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other 
     well_channel_order,
     well_channels,
 )
-from devolens.predict.tiled import (RowReader, check_one_image, colour_tiff_order, eight_bit_question, h5_open_error,
-                                    looks_eight_bit, may_look_eight_bit, refuse_other_format, rgb_tiff_note)
+from devolens.predict.tiled import (RowReader, _not_one_plane, check_one_image, colour_tiff_order, eight_bit_question,
+                                    h5_open_error, looks_eight_bit, may_look_eight_bit, refuse_other_format,
+                                    rgb_tiff_note)
 STORE_VERSION = 1
 #: the order of a store's ``coords`` columns, its attribute ``axes``: y (row), then x (column)
 COORDS_AXES = "yx"
@@ -232,8 +233,8 @@ def _read_image(path: str | Path, channels: int, order: Sequence[int] | None) ->
         else:
             found, note = well_channels(path, arr.shape[0], order, tiff=tiff, shape=arr.shape)
         if found is not None:
-            if note:
-                warnings.warn(f"{path}: {note}", stacklevel=3, category=DevolensWarning)
+            if note:  # (how its channels were chosen: a note)
+                warnings.warn(f"{path}: {note}", stacklevel=3, category=ReadNote)
             arr = arr[found]
     if arr.shape[0] != channels:
         if arr.shape[-1] == channels and arr.shape[0] > channels:
@@ -348,6 +349,8 @@ def _imread(path: Path, labels: bool = False, channels: int | None = None,
             # and segment nuclei say it; several wells or positions in one file refused, not the first tiled
             with open_tiff(path) as tf:
                 check_one_image(tf, path)
+                if not labels and channels == 2:  # a Z-stack or time series: refused before it is read
+                    _check_one_plane(tf, path)
                 # its own series, in a multi-file OME set (one file per position)
                 arr = tf.asarray(series=own_series(tf))
         except DevolensError:
@@ -359,6 +362,39 @@ def _imread(path: Path, labels: bool = False, channels: int | None = None,
                             "interrupted copy?", path=path)
     return arr, True
 
+
+def _check_one_plane(tf: tifffile.TiffFile, path: Path) -> None:
+    """Refuse a well TIFF (open as ``tf``) that holds more than one plane (a Z-stack, a time series), naming its axes
+    and how to make one plane of it (Fiji's Z Project), in the words of ``segment livedead``
+    (:func:`devolens.predict.tiled._not_one_plane`)."""
+    from devolens.io.stacks import own_series
+
+    try:
+        series = tf.series[own_series(tf)]
+    except IndexError:  # no series found (a damaged file): its reader says so
+        return
+    if len(series.shape) > 3:
+        raise DevolensError(_not_one_plane(series.shape, str(series.axes)), path=path)
+
+
+def _check_headers(images: Sequence[Path], channels: int) -> None:
+    """Refuse, from their headers, images that cannot be tiled before any other complaint about the options (a
+    missing file, a well TIFF of several planes: :func:`_check_one_plane`); the rest is found as they are read."""
+    from devolens.io.stacks import is_tiff, open_tiff
+
+    for path in images:
+        if not path.exists():
+            raise DevolensError("no such file", path=path)
+        if channels != 2 or not is_tiff(path):
+            continue
+        with quiet_tifffile():
+            try:
+                with open_tiff(path) as tf:  # (a damaged file: said so)
+                    _check_one_plane(tf, path)
+            except DevolensError:
+                raise
+            except Exception:  # noqa: BLE001 - unreadable: its reader says what is wrong, as before
+                pass
 
 
 # ----------------------------------------------------------------------------------------
@@ -970,6 +1006,7 @@ def tile_to_h5(
     if labels is not None and len(labels) != len(images):
         raise DevolensError(f"{len(images)} images but {len(labels)} label images (give one per image)")
     if labels is None and keep == "mixed":
+        _check_headers(images, channels)  # a file that cannot be tiled says so first, not the labels it lacks
         raise DevolensError("keeping mixed tiles needs label images (--labels), or use --keep all")
     if compression not in ("lzf", "gzip", None):
         raise DevolensError(f"compression must be lzf, gzip or none, got {compression!r}")
@@ -1058,8 +1095,8 @@ class _Bands:
             except Exception:  # noqa: BLE001 - read whole: read_image's error (or its pixels) as before
                 src.close()
             else:
-                if src.note:
-                    warnings.warn(f"{path}: {src.note}", stacklevel=3, category=DevolensWarning)
+                if src.note:  # (how its channels were chosen: a note)
+                    warnings.warn(f"{path}: {src.note}", stacklevel=3, category=ReadNote)
                 if how is not None:
                     _conversion_warning(src.dtype, how, path, stacklevel=3)
                 _eight_bit_warning(src.dtype, bands.shape[0], top, low, path, stacklevel=3)

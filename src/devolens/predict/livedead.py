@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from scipy import ndimage
 
-from devolens.errors import DevolensError, DevolensWarning
+from devolens.errors import DevolensError, DevolensWarning, ReadNote
 from devolens.io.atomic import write_csv
 from devolens.predict.devices import resolve_device
 from devolens.predict.tiled import RowReader, TiffRowWriter, imagej_unit, predict_tiled
@@ -801,7 +801,9 @@ class LiveDeadPredictor:
         _warn_nonfinite(image, watch.nonfinite)
         swapped = _warn_channels(image, watch, src, objects, counts, "--channels H,D" + _rgb_hint(src),
                                  "--channels 0,2" if how == "colour" else "--channels 1,0", evidence=evidence)
-        _warn_objects(image, objects, self.min_area, "--min-area {}", swapped=swapped)
+        # (the outlines: segment livedead's overlay, drawn from ``shrunk``; labels.tif under --no-overlay)
+        _warn_objects(image, objects, self.min_area, "--min-area {}", swapped=swapped,
+                      look="the overlay" if shrunk is not None else labels.name)
         return objects, counts
 
 
@@ -1179,11 +1181,12 @@ def _rgb_hint(src: RowReader) -> str:
 
 
 def _warn_notes(image, src: RowReader) -> None:
-    """How the channels were read (``src.note``), lossy JPEG input (``src.lossy``) and a photo turned as its EXIF
-    orientation tag says (``src.turned``), one warning each."""
-    for note in (src.note, src.lossy, getattr(src, "turned", None)):
+    """How the channels were read (``src.note``: a :class:`~devolens.errors.ReadNote`, information), lossy JPEG input
+    (``src.lossy``) and a photo turned as its EXIF orientation tag says (``src.turned``), one warning each."""
+    for note, kind in ((src.note, ReadNote), (src.lossy, DevolensWarning),
+                       (getattr(src, "turned", None), DevolensWarning)):
         if note:
-            warnings.warn(f"{image}: {note}", stacklevel=3, category=DevolensWarning)
+            warnings.warn(f"{image}: {note}", stacklevel=3, category=kind)
 
 
 #: an RGB image's colours, by index (as ``--channels`` numbers them)
@@ -1253,13 +1256,15 @@ def _warn_empty(image, watch: _ChannelWatch, src: "RowReader | None", counts: di
         warnings.warn(f"{image}: no objects found (the image is blank?)", stacklevel=4, category=DevolensWarning)
 
 
-def _warn_objects(image, objects: pd.DataFrame, min_area: int, fix: str, *, swapped: bool = False) -> None:
+def _warn_objects(image, objects: pd.DataFrame, min_area: int, fix: str, *, swapped: bool = False,
+                  look: str = "the labels") -> None:
     """Warn of what the object table's areas say about the counts: many objects several times a nucleus's area
     (:func:`_merged`: touching nuclei of one class, counted as one) and a separate population of specks
     (:func:`_specks`: debris counted as nuclei). ``fix``: how to give another min_area, ``{}`` standing for it.
     ``swapped``: the well was warned of as swapped (:func:`_warn_channels`), whose objects are the swapped channels'
     reading: no speck advice then (another min_area is no cure for reversed channels; read the right way round, the
-    well is judged again)."""
+    well is judged again). ``look``: what shows the objects (``segment livedead``'s overlay; labels.tif without one;
+    the labels returned)."""
     if len(objects) == 0:
         return
     merged = _merged(objects)
@@ -1268,15 +1273,15 @@ def _warn_objects(image, objects: pd.DataFrame, min_area: int, fix: str, *, swap
         warnings.warn(f"{image}: {n} of the {len(objects)} objects are over {MERGED_FACTOR:g} times a typical "
                       f"nucleus's area ({typical:,} px; the largest {largest:,} px): objects are connected regions, "
                       "and touching nuclei of one class count as one, so the live and dead counts are too low where "
-                      "nuclei touch; check the overlay, and to count touching nuclei one by one, save the Hoechst "
+                      f"nuclei touch; check {look}, and to count touching nuclei one by one, save the Hoechst "
                       "channel as its own image and run devolens segment nuclei on it", stacklevel=3,
                       category=DevolensWarning)
     specks = None if swapped else _specks(objects["area"].to_numpy(), min_area, objects["class"].to_numpy())
     if specks is not None:
         n, cut, near, median, advice = specks
         warnings.warn(f"{image}: {n} objects are specks under {cut} px, apart from the nuclei (median {median:,} px; "
-                      f"{near} objects of {cut}-{int(1.5 * cut)} px): debris or dust counted as nuclei? Check the "
-                      f"overlay; if so, run again with {fix.format(advice)} to leave them out", stacklevel=3,
+                      f"{near} objects of {cut}-{int(1.5 * cut)} px): debris or dust counted as nuclei? Check "
+                      f"{look}; if so, run again with {fix.format(advice)} to leave them out", stacklevel=3,
                       category=DevolensWarning)
 
 

@@ -870,14 +870,16 @@ def small_nuclei_check(frames: list, predictor) -> Optional[SmallNuclei]:
     return small_spots(frames, predictor, est, predictor.working_scale())
 
 
-def small_nuclei_note(check: SmallNuclei, what: str = "nuclei", library: bool = False) -> str:
+def small_nuclei_note(check: SmallNuclei, what: str = "nuclei", library: bool = False,
+                      look: str = "the overlays") -> str:
     """The note on a :class:`SmallNuclei` check (without ``note:``): what was measured, why the counts may be low, and
     the ``--diameter`` to run again with (the spots' diameter, rounded). ``library``: in the words of a program using
     the library (the :class:`~devolens.errors.DiameterWarning` of a ``diameter="auto"`` call, :class:`SizeWatch`):
-    its arguments, not the command's options."""
+    its arguments, not the command's options. ``look``: what of the command's outputs shows the outlines (its
+    overlays; the label images under ``--no-overlay``)."""
     again = max(1, int(round(check.measured)))
     auto, then = (("diameter='auto'", f"Segment them with diameter={again} and look at the labels") if library else
-                  ("--diameter auto", f"Run again with --diameter {again} and look at the overlays"))
+                  ("--diameter auto", f"Run again with --diameter {again} and look at {look}"))
     return (f"the {what} look smaller than {auto} assumed: bright spots in the images measure about "
             f"{check.measured:.0f} px across, but the automatic estimate ({check.magnification:.2g}x magnified) "
             f"segmented them as {what} of about {check.assumed:.0f} px, and at that scale the network does not "

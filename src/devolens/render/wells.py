@@ -56,6 +56,24 @@ TIFF_CHANNELS = ("Hoechst", "Draq7")
 IMAGEJ_BYTES = 2**32 - 2**25
 #: the object table's positions and sizes (px) as its CSV writes them: 3 decimals
 OBJECTS_DECIMALS = {"x": 3, "y": 3, "radius": 3}
+#: nuclei closer than this (px, edge to edge) to one placed before them are dropped (:func:`_place_nuclei`), so that
+#: every nucleus is its own region of the label image
+GAP = 2.0
+#: the share of the plane that discs dropped where they come too close to one placed before them cover at most
+#: (random sequential adsorption's jamming limit, 0.547): with :data:`GAP` the most nuclei of a size a well can hold
+#: (:func:`packing_limit`), approached only as far more are asked for
+JAMMING_COVERAGE = 0.547
+#: what :func:`simulate_well` takes at its peak besides what the process held before: ``WELL_PIXEL_BYTES`` a pixel
+#: (its float32 layers, image, noise and instance map) and ``STAMP_ELEMENT_BYTES`` for each pixel of the nuclei's
+#: drawing windows (:func:`_stamp`, ``(2 ceil(a) + 3)^2`` a nucleus, ``a`` the largest semi-axis), at whichever of
+#: the two phases is larger (:func:`well_memory`). Measured as the rise of the peak resident size (ru_maxrss) of
+#: ``devolens simulate well`` (writing its files included): 2000x2000 60, 4000x4000 53, 3000x6000 53 bytes a pixel,
+#: 12000x8000 49 (4.67 GB); :func:`_stamp` alone 52-54 bytes a window pixel
+WELL_PIXEL_BYTES = 60
+STAMP_ELEMENT_BYTES = 56
+#: a well that takes less than this (about a 1000x1000 one) is not weighed against the memory available (as
+#: :data:`devolens.io.images.MEMORY_CHECK_BYTES` spares a small image)
+WELL_CHECK_BYTES = 64 << 20
 
 
 def well_tiff_options(image: np.ndarray) -> dict:
@@ -68,7 +86,8 @@ def well_tiff_options(image: np.ndarray) -> dict:
     return {"ome": True, "bigtiff": True, "metadata": {"axes": "CYX", "Channel": {"Name": names}},
             "photometric": "minisblack"}
 
-__all__ = ["CLASSES", "CHANNELS", "DEFAULT_SIZE", "Well", "WellParams", "random_params", "simulate_well"]
+__all__ = ["CLASSES", "CHANNELS", "DEFAULT_SIZE", "Well", "WellParams", "packing_limit", "random_params",
+           "simulate_well", "well_memory"]
 
 
 @dataclass
@@ -139,6 +158,14 @@ class Well:
     params: WellParams = field(default_factory=WellParams)
 
     @property
+    def density(self) -> float:
+        """The nuclei per megapixel this well holds (the object table's rows): fewer than ``params.density``, the
+        density asked for, as nuclei that would overlap one placed before them are dropped
+        (:func:`packing_limit`)."""
+        h, w = self.labels.shape
+        return len(self.objects) / (h * w / 1e6)
+
+    @property
     def counts(self) -> dict[str, float]:
         """Live and dead counts and the dead fraction of this well."""
         live = int((self.objects["class"] == 1).sum())
@@ -195,6 +222,54 @@ def random_params(rng: np.random.Generator, *, density: float | None = None,
     return p
 
 
+def packing_limit(p: WellParams) -> float:
+    """About the most nuclei per megapixel a well of parameters ``p`` can hold: nuclei closer than :data:`GAP` to
+    one placed before them are dropped, so discs of the mean nucleus's width plus the gap cover at most
+    :data:`JAMMING_COVERAGE` of the plane. Approached only slowly: asking for this density gives well under it
+    (a seed's 7.3 px nuclei: 1900 asked, 1023 kept; 10000, 2006; 40000, 2661 of about 2500 by this rule), and
+    clustered nuclei lose more."""
+    dead_r = max(p.radius * p.dead_shrink, MIN_RADIUS)
+    mean_a = ((1 - p.dead_fraction) * p.radius + p.dead_fraction * dead_r) * (1 + p.elongation / 4)
+    side = 2 * mean_a + GAP  # centre to centre, at the least
+    return JAMMING_COVERAGE * 1e6 / (np.pi * side * side / 4)
+
+
+def well_memory(size: tuple[int, int], nuclei: int, largest: float) -> int:
+    """About the bytes :func:`simulate_well` takes at its peak for a well of ``size`` (H, W) holding ``nuclei``
+    nuclei whose largest semi-axis is ``largest`` px: :data:`WELL_PIXEL_BYTES` a pixel, or the nuclei's drawing
+    windows (:data:`STAMP_ELEMENT_BYTES` a window pixel) where those take more."""
+    pixels = int(size[0]) * int(size[1])
+    window = (2 * (int(np.ceil(largest)) + 1) + 1) ** 2 if nuclei else 0
+    stamp = nuclei * window
+    return max(stamp * STAMP_ELEMENT_BYTES, pixels * WELL_PIXEL_BYTES + stamp * 8)
+
+
+def _check_memory(size: tuple[int, int], nuclei: int, largest: float) -> None:
+    """Refuse, before it is drawn, a well that would not fit in the memory available
+    (:func:`devolens.io.images.memory_available`: the machine's free memory, a job's or container's limit,
+    ``ulimit -v``), as a giant image's file is refused before it is read; not checked under
+    :data:`WELL_CHECK_BYTES`, where none is known, or with ``DEVOLENS_NO_MEMORY_CHECK`` set."""
+    import os
+
+    from devolens.io import images
+    from devolens.io.atomic import Exhausted
+
+    need = well_memory(size, nuclei, largest)
+    if need < WELL_CHECK_BYTES or os.environ.get(images.NO_CHECK_ENV, "") not in ("", "0"):
+        return
+    free = images.memory_available()
+    if free is None or need <= free:
+        return
+    leaves = getattr(free, "leaves", images.Available.leaves)
+    remedy = getattr(free, "remedy", images.Available.remedy)
+    def text(n: int) -> str:  # (as the images' memory check says it)
+        return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+    raise Exhausted(f"a {size[0]}x{size[1]} well takes about {text(need)} while it is simulated (about "
+                    f"{WELL_PIXEL_BYTES} bytes a pixel): more than the {text(free)} {leaves}; {remedy}, or "
+                    f"simulate a smaller well, or set {images.NO_CHECK_ENV}=1 to try anyway")
+
+
 # ----------------------------------------------------------------------------------------
 # geometry
 
@@ -226,7 +301,7 @@ def _place_nuclei(rng: np.random.Generator, n: int, shape: tuple[int, int], p: W
     theta = rng.uniform(0, np.pi, m)
     # drop nuclei closer than `gap` px to an earlier one (greedy, in placement order), so
     # that every nucleus is its own connected component in the label image
-    gap = 2.0
+    gap = GAP
     if m > 1:
         tree = cKDTree(np.column_stack([y, x]))
         pairs = tree.query_pairs(r=2 * float(a.max()) + gap, output_type="ndarray")
@@ -352,9 +427,13 @@ def simulate_well(
     size : (int, int)
         Image height and width in pixels (default 2700x3600).
     density : float, optional
-        Nuclei per megapixel (1e6 pixels). Drawn from the seed when omitted.
+        Nuclei per megapixel (1e6 pixels) asked for. Drawn from the seed when omitted. Nuclei that would
+        overlap one placed before them are dropped, so the well holds fewer (:attr:`Well.density`; one seed's
+        7.3 px nuclei: 400 of 500 kept, 1023 of 1900), the more so the denser, larger and more clustered they are,
+        and never more than about :func:`packing_limit`.
     dead_fraction : float, optional
-        Fraction of dead nuclei, in [0, 1]. Drawn from the seed when omitted.
+        Fraction of dead nuclei, in [0, 1]. Drawn from the seed when omitted. Dead nuclei are smaller, so fewer
+        of them are dropped: the well's own fraction (:attr:`Well.counts`) comes out higher in a dense well.
     tiles : (int, int)
         Fields of view stitched along y and x (vignetting and seams follow this grid).
     params : WellParams, optional
@@ -372,6 +451,9 @@ def simulate_well(
     ------
     DevolensError
         On a size smaller than 8x8, a dead fraction outside [0, 1] or a negative density.
+    devolens.io.atomic.Exhausted
+        When the well would not fit in the memory available (:func:`well_memory`: about
+        :data:`WELL_PIXEL_BYTES` bytes a pixel), before it is drawn.
     """
     h, w = (int(size[0]), int(size[1]))
     if h < 8 or w < 8:
@@ -401,6 +483,7 @@ def simulate_well(
     n = int(rng.poisson(p.density * h * w / 1e6))
     y, x, dead, a, b, theta = _place_nuclei(rng, n, (h, w), p)
     m = y.size
+    _check_memory((h, w), m, float(a.max()) if m else 0.0)  # (before the drawing takes it)
     oof = rng.random(m) < p.out_of_focus_fraction
     flat, obj, prof = _stamp((h, w), y, x, a, b, theta, rng, p.texture)
     tick()
