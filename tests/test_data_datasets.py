@@ -30,7 +30,7 @@ def test_index_render_layout(tmp_path):
     df = index_dataset(tmp_path)
     assert len(df) == 6 and df.attrs["layout"] == "render"
     assert df["labels"].notna().all() and set(df["group"]) == {"sim0", "sim1"}
-    with pytest.raises(DevolensError, match="no training data"):
+    with pytest.raises(DevolensError, match="no labelled data"):
         index_dataset(tmp_path / "frames")
 
 

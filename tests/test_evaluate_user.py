@@ -66,7 +66,8 @@ def test_zoo_weights_use_the_cards_postprocess(tiny_run, tmp_path, capsys):
     assert res["validate"]["instances"] == "watershed"
     assert {k: res["validate"]["postprocess"][k] for k in pp} == pp
     own = evaluate_run(run, data, weights=folder, validate={"postprocess": {"threshold": 0.5}})
-    assert own["postprocess_from"] == "--postprocess" and own["validate"]["postprocess"]["threshold"] == 0.5
+    assert own["postprocess_from"] == f"card {folder} with --postprocess"
+    assert own["validate"]["postprocess"]["threshold"] == 0.5 and own["validate"]["postprocess"]["split_seeds"]
     assert evaluate_run(run, data)["postprocess_from"] == "run recipe"
     code, out, _ = _cli(["evaluate", run, "-d", data, "--weights", folder], capsys)
     assert code == 0 and "post-processing: card" in out and '"split_seeds": true' in out

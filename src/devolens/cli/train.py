@@ -14,7 +14,7 @@ Example: `devolens train recipes/finetune_own_nuclei.yaml --data my_data --out r
 
 DATA is the output of `devolens render` (frames.csv, frames/, labels/), a folder with images/ and masks/ (or labels/) matched by file name (img_000.tif + img_000_masks.tif; sub-folders too), or images with their masks beside them (cellpose's layout).
 
-Writes to RUN: history.csv, sample_losses.csv, checkpoint.safetensors/.json (last epoch, for --resume), best.safetensors/.json (best epoch), history.png, progress.gif, split.csv, run.json.
+Writes to RUN: recipe.yaml (the recipe as resolved), history.csv, sample_losses.csv, checkpoint.safetensors/.json (last epoch, for --resume), best.safetensors/.json (best epoch), history.png, progress.gif (from samples/, the overlays of each epoch), split.csv, run.json, and with --prune-top pruned.csv.
 
 RUN must be new, empty or a run (not the data folder, not inside it); --resume continues RUN with its own recipe (a note says where RECIPE differs) on the data it was trained on.
 """
@@ -221,7 +221,8 @@ def _summary(res, plots_line: Optional[str]) -> None:
                       "the run's weights are no better there than those it started from; with a small validation "
                       "set scores are coarse: give more validation images, more epochs or a lower optimizer.lr")
     if res.pruned is not None:
-        stdout.print(f"pruned {len(res.pruned)} samples -> {res.run_dir / 'pruned.csv'}")
+        n = len(res.pruned)
+        stdout.print(f"pruned {n} sample{'s' if n != 1 else ''} -> {res.run_dir / 'pruned.csv'}")
 
 
 #: where the shipped recipes are when devolens cannot find them (a copy installed from PyPI or a wheel has none:
@@ -492,14 +493,16 @@ def evaluate_cmd(
     postprocess: Optional[str] = typer.Option(
         None, "--postprocess", help="Watershed options as JSON, e.g. '{\"threshold\": 0.6, \"seed_threshold\": 0.7, "
         "\"split_seeds\": true}' (a zoo card's post-processing; threshold and seed_threshold are probabilities "
-        "between 0 and 1, exclusive); default: the recipe's validate.postprocess."),
+        "between 0 and 1, exclusive): the keys given override those of the recipe's validate.postprocess (with "
+        "--weights zoo:NAME the card's) one by one, the others stay; default: the recipe's validate.postprocess."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (auto: the first CUDA GPU when "
                                "PyTorch sees one, else the CPU, wherever the run was trained)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
 ) -> None:
     """Score the best checkpoint of a run (or other weights of its network) on a data folder; print and
     write the metrics as JSON, and one row per image as CSV beside it (eval_..._images.csv: file, true and
-    predicted counts, tp, fp, fn, precision, recall, f1).
+    predicted counts, tp, fp, fn, precision, recall, f1; counted at the run's data.scale, so true_count leaves out
+    a nucleus that vanishes when its mask is shrunk to it, neither found nor missed).
 
     Metrics: val_ap is a pixel-level precision-recall area per class (val_ap_0, val_ap_1...; val_ap their mean
     over the foreground classes), not the instance AP that cellpose or StarDist report, from 1000-bin score
@@ -547,7 +550,7 @@ def evaluate_cmd(
         metrics = evaluate_run(run, data, batch_size=batch_size, progress=cb, weights=weights, validate=validate,
                                device=device)
     path = json_out or default_eval_json(run, data, weights)
-    replaced = path.exists()
+    replaced = _earlier_eval(path, data)
     images = metrics.pop("images", None)
     csv_path = path.with_name(f"{path.stem}_images.csv")
     if images is not None:
@@ -563,13 +566,41 @@ def evaluate_cmd(
         note(text)
     for k, v in metrics["metrics"].items():
         stdout.print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
-    pp = metrics["validate"].get("postprocess")
+    pp = _postprocess_used(metrics["validate"].get("postprocess") or {})
     stdout.print(f"instances: {metrics['validate']['instances']}"
-                 + (f"; post-processing: {metrics['postprocess_from']}'s {json.dumps(pp)}"
+                 + (f"; post-processing: {metrics['postprocess_from']}: {json.dumps(pp)}"
                     if metrics["validate"]["instances"] == "watershed" else "")
-                 + f"; metrics -> {path}" + (" (replacing the earlier one)" if replaced else ""))
+                 + f"; metrics -> {path}" + (f" (replacing the earlier one{replaced})" if replaced is not None else ""))
     if images is not None:
         stdout.print(f"per image -> {csv_path}")
+
+
+def _earlier_eval(path: Path, data: Path) -> str | None:
+    """What the metrics ``path`` replace: None where there is no such file, ``""`` for an earlier evaluation of the
+    same data (or one that does not say which), ``", of other data: PATH"`` for one of another data folder (the
+    default name keeps only the folder's name: ``runs/x/eval_heldout.json`` of ``a/heldout`` and ``b/heldout``)."""
+    import json
+
+    if not path.exists():
+        return None
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8")).get("data_path")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return ""
+    if not isinstance(earlier, str) or Path(earlier) == Path(data).absolute():
+        return ""
+    return f", of other data: {earlier}"
+
+
+def _postprocess_used(given: dict) -> dict:
+    """The watershed's settings that ``given`` (a recipe's ``validate.postprocess``) runs with: its keys, and the
+    defaults of :func:`devolens.predict.postprocess.instances_from_probabilities` for those it leaves out."""
+    import inspect
+
+    from devolens.predict.postprocess import instances_from_probabilities
+
+    params = inspect.signature(instances_from_probabilities).parameters.values()
+    return {p.name: given.get(p.name, p.default) for p in params if p.kind is p.KEYWORD_ONLY}
 
 
 def images_csv(rows: list[dict]) -> str:

@@ -236,8 +236,72 @@ def edge_fragments(labels: np.ndarray) -> tuple[int, int]:
     return int((present & ~has_inside).sum()), int(present.sum())
 
 
+#: a grey mask reads as resized with interpolation when more than this share of its labels (and at least
+#: :data:`SMOOTHED_MIN_LABELS`) lie in several pieces, one of them a thin rim apart from the label's body
+#: (:func:`split_labels`). Bilinear resizes of instance masks (x0.5 to x2, 8- and 16-bit) measure 0.6-0.95; label
+#: images of renders, of `devolens segment` and of segmentations of real embryos, also shrunk with nearest-neighbour
+#: to 1/8, at most 0.21 (specks of a nucleus parted by another in a projection)
+SPLIT_SHARE = 0.5
+
+
+def split_labels(labels: np.ndarray) -> tuple[int, int]:
+    """How many labels of a grey label image lie in several pieces, one a thin rim (no pixel with all four
+    neighbours of its label) apart from a piece with an inside, and how many labels it holds. Resizing a label
+    image with (bi)linear interpolation blends every edge into a rim of in-between values: a rim of label 4 runs
+    between nucleus 9 and the background, far from nucleus 4, so that nearly every label has such a piece.
+
+    Parameters
+    ----------
+    labels : ndarray
+        ``HxW`` integer labels, 0 the background.
+
+    Returns
+    -------
+    (split, labels) : tuple of int
+        Labels with a detached thin piece besides a body, and all non-zero labels.
+    """
+    from skimage.measure import label
+
+    lab = np.asarray(labels)
+    if lab.ndim != 2 or lab.size == 0 or not lab.any():
+        return 0, 0
+    comps = label(lab, background=0, connectivity=1)  # regions of one value each
+    n = int(comps.max())
+    pad = np.pad(lab, 1, mode="edge")  # the image's border is not an edge
+    mid = pad[1:-1, 1:-1]
+    inside = (mid == pad[:-2, 1:-1]) & (mid == pad[2:, 1:-1]) & (mid == pad[1:-1, :-2]) & (mid == pad[1:-1, 2:])
+    body = np.bincount(comps[inside], minlength=n + 1)[1:] > 0  # per region: it has an inside
+    fg = comps > 0
+    value = np.zeros(n + 1, lab.dtype)
+    value[comps[fg]] = lab[fg]
+    codes = np.unique(value[1:], return_inverse=True)[1].ravel()  # per region: its label's rank
+    k = int(codes.max()) + 1
+    rims = np.bincount(codes, ~body, minlength=k) > 0
+    bodies = np.bincount(codes, body, minlength=k) > 0
+    return int((rims & bodies).sum()), k
+
+
 def _refuse_smoothed(labels: np.ndarray, path: Path, colour: bool) -> None:
-    """Refuse a mask whose edges were smoothed: most of its labels are edge fragments between others."""
+    """Refuse a mask whose edges were smoothed: most of its labels are edge fragments between others (a grey one:
+    or in pieces, :func:`split_labels`), and an image given as its own mask (no background pixel, most of its
+    values scattered pixels)."""
+    if labels.size and not (labels == 0).any():  # no background at all: an instance mask always has some
+        thin, n = edge_fragments(labels)
+        if n >= SMOOTHED_MIN_LABELS and thin > SMOOTHED_SHARE * n:
+            low, high = labels.min(), labels.max()
+            raise DevolensError(
+                f"this mask holds no background (0) pixel, and {thin} of its {n} values ({low} to {high}) are "
+                "scattered pixels rather than objects: an image rather than its mask (a copy of the image under the "
+                "mask's name)? A mask holds 0 for the background and 1, 2, 3... per nucleus", path=path)
+    if not colour:
+        split, n = split_labels(labels)
+        if split >= SMOOTHED_MIN_LABELS and split > SPLIT_SHARE * n:
+            raise DevolensError(
+                f"{split} of the {n} labels in this mask lie in several pieces, thin rims of in-between values "
+                "around other labels: its edges look smoothed, as in a mask resized with (bi)linear interpolation, "
+                "and each rim would become a fake nucleus. Resize masks only with nearest-neighbour interpolation "
+                "(OpenCV INTER_NEAREST, skimage order=0, ImageJ 'None'), or resize the original label image again",
+                path=path)
     if not colour:  # a grey label image is judged only when it is a blurred binary mask (a fifth of it one value):
         fg = labels > 0  # dense tiny nuclei of a true label image are edge fragments too, and must pass
         if not fg.any() or (labels == labels.max()).sum() <= 0.2 * fg.sum():
@@ -300,11 +364,14 @@ def select_channel(img: np.ndarray, channel: int | str | None, path: str | Path 
     ------
     DevolensError
         A multi-channel image and no ``channel`` (the network would learn from a projection of the channels that
-        ``devolens segment`` refuses to make), or an index beyond the image's channels.
+        ``devolens segment`` refuses to make), an index beyond the image's channels, or a TIFF of a few z-planes
+        or time points, not channels (:func:`_refuse_planes`).
     """
+    c = 1 if img.ndim == 2 else int(img.shape[-1])
+    if c > 1 and path is not None:
+        _refuse_planes(path, c)
     if int(channels) > 1 and channel is None:  # a network of several input channels takes them all
         return img
-    c = 1 if img.ndim == 2 else int(img.shape[-1])
     if c == 1:
         if isinstance(channel, int) and not isinstance(channel, bool) and channel > 0:
             raise DevolensError(f"data.channel is {channel}, but this image has one channel (data.channel: 0, or "
@@ -332,6 +399,27 @@ def select_channel(img: np.ndarray, channel: int | str | None, path: str | Path 
                             "(transparency), not the nuclei's: data.channel 0 to 2 (red, green, blue), max or mean",
                             path=path)
     return np.ascontiguousarray(img[..., index])
+
+
+def _refuse_planes(path: str | Path, c: int) -> None:
+    """Refuse a TIFF whose ``c`` planes (read as channels: 2 to 4 of them) are its stack's z-planes or time points
+    (its axes, ImageJ's or OME's, name Z or T and no C), as :func:`read_image` refuses a stack of more planes:
+    ``data.channel`` would pick one plane, and other images have no such planes."""
+    from devolens.io.stacks import _readable_layout
+
+    layout = _readable_layout(Path(path))
+    axes = layout[0] if layout is not None else ""
+    if "C" in axes or "S" in axes:
+        return
+    if "Z" in axes:
+        raise DevolensError(f"a Z-stack of {c} planes (TIFF axes {axes}), not an image of channels: training takes "
+                            "one plane per image; save its maximum projection (Fiji: Image > Stacks > Z Project, Max "
+                            "Intensity), as `devolens segment` projects a stack, or one plane, under the image's name",
+                            path=path)
+    if "T" in axes:
+        raise DevolensError(f"a timelapse of {c} time points (TIFF axes {axes}), not an image of channels: training "
+                            "takes one plane per image; save each time point as its own image, with its own mask",
+                            path=path)
 
 
 def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
@@ -841,8 +929,8 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
                 "cellpose --save_png or --save_tif, or the GUI's 'save masks as PNG' (File menu), then give the "
                 "folder of images with their x_masks.png / x_masks.tif beside them", path=root)
         raise DevolensError(
-            "no training data: expected frames.csv (render output), images/ and masks/ (or labels/) folders, or "
-            "images with their masks beside them (x.tif + x_masks.tif)"
+            "no labelled data (images with their masks): expected frames.csv (render output), images/ and masks/ "
+            "(or labels/) folders, or images with their masks beside them (x.tif + x_masks.tif)"
             + (f"; --data is the folder that holds them{_parent_hint(root)}" if _parent_hint(root) else ""), path=root)
     idx = find_pairs(img_dir, mask_dir)
     if not idx.pairs:

@@ -321,15 +321,34 @@ def _run_record(run: Path) -> dict:
     return record if isinstance(record, dict) else {}
 
 
-def _run_start(record: dict) -> dict:
+def _run_start(record: dict, cfg: dict | None = None) -> dict:
     """What a fine-tuning run's run.json (``record``) says of its starting weights: their score before the first
-    epoch (``start_value``, ``init``) and, when no epoch beat them, the line saying so (``note``)."""
+    epoch (``start_value``, ``init``) and, when no epoch beat them, the line saying so (``note``). That line is
+    decided here from the starting score and the best epoch's (``cfg``: best.json's ``epoch`` and ``value``, else
+    run.json's ``best_epoch`` and ``best_value``), as :func:`devolens.train.trainer._start_verdict` decides it at the
+    end of a run: also for a run stopped before its end (Ctrl-C, a pruned tuning trial), whose run.json never got
+    ``not_beaten``."""
+    from devolens.train.trainer import _start_verdict
+
     start = record.get("start")
-    if not isinstance(start, dict) or start.get("value") is None:
+    if not isinstance(start, dict) or not isinstance(start.get("value"), (int, float)):
         return {}
     out = {"init": start.get("init"), "start_value": start.get("value")}
-    if start.get("not_beaten"):
-        out["note"] = start["not_beaten"]
+    cfg = cfg or {}
+    best_value, best_epoch = cfg.get("value"), cfg.get("epoch")
+    if not isinstance(best_value, (int, float)) or not isinstance(best_epoch, int):
+        best_value, best_epoch = record.get("best_value"), record.get("best_epoch")
+    mode = record.get("mode") if record.get("mode") in ("min", "max") else None
+    verdict = None
+    if mode is not None and isinstance(best_epoch, int) and isinstance(best_value, (int, float)):
+        verdict = _start_verdict(start.get("init"), str(start.get("monitor") or record.get("monitor")), mode,
+                                 float(start["value"]), float(best_value), best_epoch)
+        if verdict is not None and start.get("not_beaten"):  # the trainer's own line, where it still holds (a
+            verdict = str(start["not_beaten"])  # resumed run stopped after an epoch that beat the start: none)
+    elif start.get("not_beaten"):  # a run.json without the best epoch's score: its own word
+        verdict = str(start["not_beaten"])
+    if verdict:
+        out["note"] = verdict
     return out
 
 
@@ -602,7 +621,7 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
         "recipe": recipe if recipe else str(run / "recipe.yaml"),
         "command": command,
         "trained": {"run": str(run.resolve()), "epoch": cfg.get("epoch"), "monitor": cfg.get("monitor"),
-                    "value": cfg.get("value"), **_run_start(record), **made,
+                    "value": cfg.get("value"), **_run_start(record, cfg), **made,
                     **_epochs_said(record, recipe, cfg.get("epoch"))},
         "metrics": metrics,
         "metrics_heading": "Metrics (the run's own validation split at its best epoch, not held-out data)",

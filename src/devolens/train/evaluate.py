@@ -61,7 +61,8 @@ def per_image_rows(names: list[str], pred_labels: list, truth_labels: list) -> l
     """One row per image: ``file``, true and predicted object counts, one-to-one matches at IoU > 0.5
     (``tp``, ``fp``, ``fn``: :func:`devolens.train.metrics.match_instances`; the counts are ``tp + fn`` and
     ``tp + fp``) and their precision, recall and F1 (1.0 where there was nothing to find and nothing found, as
-    :func:`devolens.train.metrics.prf`)."""
+    :func:`devolens.train.metrics.prf`). ``truth_labels`` are the masks at the network's working scale (a run's
+    ``data.scale``): an object lost in the shrink is in none of the counts."""
     from devolens.train import metrics as M
 
     rows = []
@@ -79,7 +80,7 @@ def data_notes(df) -> list[str]:
     thresholded, colour, wrapped 8-bit labels) and on files without a partner (``df.attrs["unmatched"]``)."""
     from devolens.train.trainer import check_masks
 
-    notes = check_masks(df) if len(df) else []
+    notes = check_masks(df, evaluating=True) if len(df) else []
     unmatched = list(df.attrs.get("unmatched") or [])
     if unmatched:
         n = len(unmatched)
@@ -304,7 +305,8 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         checkpoints on the same samples with the same rules.
     validate : dict, optional
         Replaces keys of the recipe's ``validate`` section (``instances``, ``postprocess``):
-        how instances are made for instance F1 and counts.
+        how instances are made for instance F1 and counts. The keys of its ``postprocess`` override those of
+        the recipe's ``validate.postprocess`` (of the card's with zoo weights) one by one: the others stay.
     device : str
         Where the network runs: ``auto`` (the first CUDA GPU when PyTorch sees one, else the CPU;
         wherever the run was trained), ``cpu``, ``cuda`` or ``cuda:N``. The run's ``train.amp`` runs
@@ -324,7 +326,8 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     dict
         ``run``, ``data``, ``weights``, ``epoch`` (0-based epoch of the run's best checkpoint;
         None with other ``weights``), ``n`` (samples), ``validate`` (the rules used),
-        ``postprocess_from`` (``card zoo:NAME``, ``--postprocess`` or ``run recipe``), ``device`` and
+        ``postprocess_from`` (``card zoo:NAME`` or ``run recipe``, each followed by ``with --postprocess`` where
+        ``validate`` gave keys of it), ``device`` and
         ``amp`` (where and in what precision it ran), ``notes`` (on the data, as train gives them, and on
         the precision; a note where the data hold samples the weights' run trained or validated on),
         ``in_run_split`` (how many: ``train``, ``val``, ``of`` the samples scored, ``by`` what they were matched
@@ -365,10 +368,11 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
                                 f"{task} run)", path=run)
         if task not in ("nuclei", "membrane", "livedead"):
             raise DevolensError(f"--weights {zname} is a {task!r} model, not a segmentation model", path=run)
-        if "postprocess" not in validate and card.get("postprocess") and raw["data"]["target"] != "classes":
-            validate["postprocess"] = dict(card["postprocess"])
+        if card.get("postprocess") and raw["data"]["target"] != "classes":
+            # the card's post-processing, its keys overridden one by one by those given (--postprocess)
+            validate["postprocess"] = {**card["postprocess"], **(validate.get("postprocess") or {})}
             validate.setdefault("instances", "watershed")
-            source = f"card {zname}"
+            source = f"card {zname}" + (" with --postprocess" if source == "--postprocess" else "")
         scale = (card.get("input") or {}).get("scale")
         own = raw["data"].get("scale")
         if (isinstance(scale, (int, float)) and raw["data"].get("size") is None and isinstance(own, (int, float))
@@ -384,6 +388,12 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
             raw["data"]["normalize"] = "percentile"
         raw = validate_recipe(raw)
     if validate:
+        if "postprocess" in validate and source == "--postprocess":
+            # the keys given override the recipe's one by one (as segment's --threshold does): the others stay the
+            # run's, not the watershed's defaults
+            own = (raw.get("validate") or {}).get("postprocess") or {}
+            validate["postprocess"] = {**own, **validate["postprocess"]}
+            source = "run recipe with --postprocess"
         raw["validate"] = {**raw["validate"], **validate}
         raw = validate_recipe(raw)
     rec = resolved(raw)

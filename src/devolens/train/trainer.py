@@ -373,8 +373,9 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
         kind_note = render_kind_note(recipe, data_dir)
         if kind_note:
             notes.append(kind_note)
+    empty_masks: list[str] = []  # those holding no object (a validation set of them alone is said)
     if segmentation and d["target"] != "classes":  # a render's own masks: a look at the first few is enough
-        notes += check_masks(df, limit=5 if df.attrs.get("layout") == "render" else None)
+        notes += check_masks(df, limit=5 if df.attrs.get("layout") == "render" else None, empty_out=empty_masks)
         notes += size_notes(df["labels"], d["scale"], recipe_kind(recipe)[0], d["size"])  # nuclei at data.scale
     elif segmentation:  # class-id masks: every value a class of the recipe's
         notes += check_masks(df, classes=int(d["classes"]))
@@ -435,6 +436,13 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
                 by_folder = None
             tr, va = df[~is_val], df[is_val]
     split_notes += split_copies(tr, va, data_dir)  # one image on both sides (train/x.tif copied into test/)
+    if len(va) and empty_masks and set(va["labels"].astype(str)) <= set(empty_masks) and len(tr) > 0:
+        n_va = va["labels"].nunique()
+        split_notes.append(f"the validation set's {n_va} mask{'s' if n_va != 1 else ''} hold{'s' if n_va == 1 else ''} "
+                           f"no nucleus (all 0, e.g. {Path(str(va['labels'].iloc[0])).name}): its instance scores "
+                           "(val_f1, val_recall) have nothing to find every epoch, and the best epoch is chosen on "
+                           "them; put masks with nuclei on the validation side (data.split_by, data.val_fraction, "
+                           "or a val/ folder)")
     split = pd.DataFrame({"sample": df["sample"], "group": df[column].astype(str),
                           "side": np.where(df.index.isin(va.index), "val", "train")})
     values = list(d["counts"]) if recipe["task"] == "population" else []
@@ -625,14 +633,17 @@ def check_images(df: pd.DataFrame, channel: int | str | None = None, normalize: 
 
 
 def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | None = None,
-                classes: int | None = None) -> list[str]:
+                classes: int | None = None, *, evaluating: bool = False,
+                empty_out: list[str] | None = None) -> list[str]:
     """Read every mask of a table of samples before training (a few ms each: 500 masks of 512x512 in 1-2 s,
     3-4 s as colour PNGs, on 2 cores): bad values, smoothed edges and a size other than the image's (read from
     its header) are refused now, naming the file, rather than in the first epoch; empty, colour and thresholded
     masks are noted. After ``seconds`` (default :data:`CHECK_SECONDS`), or ``limit`` masks, the rest are left
     to the first epoch (and the notes say how many were checked). ``classes``: the masks hold class ids (target
     ``classes``), each below ``classes`` (a value beyond is refused naming the file and the key, rather than
-    failing in the loss mid-epoch); only the size and the values are checked then.
+    failing in the loss mid-epoch); only the size and the values are checked then. ``evaluating``: the masks are
+    scored (``devolens evaluate``), not trained on: the notes say so. ``empty_out``: the paths of the masks found
+    holding no object are appended to it.
 
     Returns
     -------
@@ -664,6 +675,8 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
                                     path=labels)
         elif not mask.any():
             empty.append(Path(labels).name)
+            if empty_out is not None:
+                empty_out.append(str(labels))
         elif thresholded(mask) is not None:
             binary.append(Path(labels).name)
         elif repeated_labels(mask):
@@ -678,8 +691,10 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
     if empty:
         why = ""
         if len(empty) == n:
-            why = (": the network learns only background from them; check that these are the annotated masks (a "
-                   "16-bit label image converted to 8-bit with scaling turns small labels to 0)")
+            why = (": there is no nucleus to find in them, so their scores say nothing of finding nuclei"
+                   if evaluating else ": the network learns only background from them")
+            why += ("; check that these are the annotated masks (a 16-bit label image converted to 8-bit with scaling "
+                    "turns small labels to 0)")
         verb = "holds" if len(empty) == 1 else "hold"
         notes.append(f"{len(empty)} of {of} masks {verb} no object (all 0, e.g. {empty[0]}){why}")
     if "colour" in kinds:

@@ -32,7 +32,10 @@ the device, the notes on the data: unpaired files, thresholded masks...), once. 
 (``model.init``) has each trial score its starting weights before its first epoch (the trial's ``run.json``
 ``start``, and the trial's user attribute ``start``); when no finished trial beat that score, one line says
 so (``info``, the result's ``start_note`` and ``best.json``'s ``start``): the best recipe is then only the
-least bad of recipes whose trials ended worse than the starting weights on that split.
+least bad of recipes whose trials ended worse than the starting weights on that split (or, where the best only
+tied them, no better there).
+The pruner weighs each trial's best score so far (the trial's value is its best epoch's), and never prunes a trial
+after its last epoch: a pruned trial's value in ``trials.csv`` is its best epoch's too.
 """
 
 from __future__ import annotations
@@ -89,7 +92,8 @@ class TuneResult:
     trials: pd.DataFrame
     #: the trials this call ran (fewer than were missing where other processes sharing the storage ran some)
     n_new: int
-    #: fine-tuning (``model.init``) where no finished trial beat the starting weights' score: the line saying so
+    #: fine-tuning (``model.init``) where no finished trial beat the starting weights' score (or the best only tied
+    #: it): the line saying so
     start_note: str | None = None
 
 
@@ -181,7 +185,8 @@ def tune(
         device, each note on the data), for the first trial of this call only; a line for each trial stopped
         because its training diverged; on an interruption (Ctrl-C) after trials finished (``trials.csv`` and
         ``best_recipe.yaml`` are written for them first); and at the end, a fine-tuning study whose finished
-        trials all scored worse than their starting weights: the result's ``start_note``.
+        trials all scored worse than their starting weights, or where none scored better and the best only tied
+        them: the result's ``start_note``.
     trial_log : callable, optional
         ``trial_log(line)`` after each finished trial (after ``progress``): :func:`_trial_line`, its progress
         (``k/N``), value (or how far a pruned trial got) and parameters, the best so far and its parameters (for
@@ -290,11 +295,20 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
         rec["train"]["monitor_mode"] = "min" if direction == "minimize" else "max"
         rec["train"]["epochs"] = int(epochs)
 
+        running: list[float] = []  # the best score so far, what the trial's value is when it completes
+
         def report(epoch: int, row: dict) -> None:
+            # the pruner weighs the running best (the objective is the best epoch's score, not the last's: a
+            # pruned trial's value in trials.csv is then its best so far too), and never after the last epoch: a
+            # trial that trained every epoch completes
             v = row.get(metric)
             if v is not None and v == v:  # not NaN
-                trial.report(float(v), epoch)
-            if trial.should_prune():
+                v = float(v)
+                if running:
+                    v = min(v, running[0]) if direction == "minimize" else max(v, running[0])
+                running[:] = [v]
+                trial.report(v, epoch)
+            if epoch + 1 < int(epochs) and trial.should_prune():
                 trial.set_user_attr(STOPPED_ATTR, "pruner")
                 raise optuna.TrialPruned()
 
@@ -470,21 +484,41 @@ def _trial_start(trial) -> dict | None:
     return {"init": str(start.get("init")), "value": value, "not_beaten": bool(start.get("not_beaten"))}
 
 
+#: how :func:`_start_note`'s line begins where no trial beat its starting weights but some only tied them (not
+#: ``not_beaten``: no loss)
+TIED = "the best trial only tied the starting weights"
+
+
 def _start_note(study, best, metric: str) -> tuple[dict | None, str | None]:
     """The best trial's start (:func:`_trial_start`) and, when no finished trial beat its starting weights (each
     on its own validation split; every one fine-tuned and was scored), the line that says so, naming the
-    starting weights' score on the best trial's split."""
+    starting weights' score on the best trial's split; where none beat its start but some only tied it (within
+    :data:`devolens.train.trainer.START_TOLERANCE`), the line beginning :data:`TIED` that says so, as
+    ``devolens train`` says a tie."""
     import optuna
 
     start = _trial_start(best)
     if start is None:
         return None, None
-    starts = [_trial_start(t) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
-    if not all(s is not None and s["not_beaten"] for s in starts):
-        return start, None
+    from devolens.train.trainer import START_TOLERANCE
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    starts = [_trial_start(t) for t in complete]
+    # a tie (within train's tolerance; a start that scored nothing is none), as `devolens train` says it: no loss,
+    # but not the gain the first line asked for
+    tied = [s is not None and bool(s["value"]) and t.value is not None
+            and abs(float(t.value) - float(s["value"])) <= START_TOLERANCE for t, s in zip(complete, starts)]
     init = start["init"]
     keep = f"keep the zoo model {init[4:]!r}" if init.startswith("zoo:") else f"keep the starting weights ({init})"
     n, k = len(starts), len(best.intermediate_values)  # (its value is its best epoch's; k: the epochs scored)
+    if not all(s is not None and (s["not_beaten"] or tie) for s, tie in zip(starts, tied)):
+        return start, None
+    if not all(s["not_beaten"] for s in starts):  # none beat its start, some only tied it
+        return start, (f"{TIED} ({init}: {metric} {start['value']:.4f} on the validation set before training; "
+                       f"best: trial {best.number}, its best epoch's {metric} {best.value:.4f}; no trial of {n} "
+                       f"finished scored better): best_recipe.yaml makes the model no better there than {init}; "
+                       "with a small validation set scores are coarse: give more validation images, more "
+                       "tune.epochs or lower optimizer.lr values in tune.space")
     line = (f"no trial beat the starting weights ({init}: {metric} {start['value']:.4f} on the validation set "
             f"before training; best: trial {best.number}, its best epoch's {metric} {best.value:.4f} (of {k} scored "
             f"epoch{'s' if k != 1 else ''}), of {n} finished trial{'s' if n != 1 else ''}): best_recipe.yaml is only "
@@ -516,7 +550,7 @@ def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str,
         start, line = _start_note(study, best, metric)
         if start is not None:  # the best trial's starting weights and their score (as its run.json's start)
             start = {"init": start["init"], "monitor": metric, "value": start["value"],
-                     **({"not_beaten": line} if line is not None else {})}
+                     **({"not_beaten": line} if line is not None and not line.startswith(TIED) else {})}
         write_text(out / "best.json", json.dumps({"study": name, "storage": storage, "metric": metric,
                                                   "direction": direction, "trial": best.number,
                                                   "value": best_value, "params": best_params,
