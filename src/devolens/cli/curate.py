@@ -105,7 +105,7 @@ def frames(
         from devolens.io.video import video_info
 
         try:
-            short = cut_short(int(report["frame"].notna().sum()), frame_count_from_info(video_info(path)))
+            short = cut_short(counts["frames"], frame_count_from_info(video_info(path)))
         except DevolensError:
             short = None
         if short:
@@ -119,10 +119,12 @@ def _summary_line(report, counts: dict) -> str:
     missing from the sequence (``dropped`` rows, which hold no frame read): "8 frames, 3 flagged (red_line 2,
     red_patch 1); 3 missing (dropped)". Counted among the flagged, the missing read as 6 of 8 frames bad where 5 of
     the 8 are usable (``segment --skip-flagged`` says 3 skipped). The record's ``counts`` keep every flagged row."""
-    from devolens.cli._common import count_of
-    from devolens.curate.frames import KINDS
+    import pandas as pd
 
-    read = report["frame"].notna()
+    from devolens.cli._common import count_of
+    from devolens.curate.frames import KINDS, read_rows
+
+    read = pd.Series(read_rows(report), index=report.index)  # (a video's dropped frames: missing, not read)
     kinds = report.loc[read & report["flagged"].astype(bool), "flag"].value_counts()
     gone = report.loc[~read & report["flagged"].astype(bool), "flag"].value_counts()
     said = ", ".join(f"{k} {int(kinds[k])}" for k in KINDS if k in kinds)

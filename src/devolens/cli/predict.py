@@ -295,6 +295,7 @@ class _Source:
         that shows a given curation report to be of another input (:meth:`_check_covered`)."""
         from devolens.io.missing import MissingFrame
 
+        self.skipped = skip  # (ended_early's damaged frames: those skipped are not in the results)
         for i, frame in enumerate(self._frames):
             self.read = i + 1
             unread = isinstance(frame, MissingFrame)
@@ -351,7 +352,7 @@ class _Source:
             return None
         from devolens.io.frames import cut_short
 
-        return cut_short(self.read, self.total)
+        return cut_short(self.read, self.total, getattr(self, "skipped", ()))
 
     def close(self) -> None:
         """Stop reading ahead (the decoder is closed); harmless when everything was read."""
@@ -426,6 +427,11 @@ def _check_report(report: Optional[Path], given, source: "_Source", *, stack_z: 
     older = older_report_note(given, source.path, None if source.is_video else source.names)
     if older:  # a report of an older devolens: what it could not be checked by
         print_note(f"{report}: {older}")
+    from devolens.curate.frames import kinds_not_flagged
+
+    unflagged = kinds_not_flagged(given)  # a kind column edited to yes, 'flagged' left no: the frame is kept
+    if unflagged:
+        print_note(f"{report}: {unflagged}")
     if source.is_video:  # a video's or a stack's frames are known by position only: checked as they are read
         source.report_cover, source.report_advice, source.report_path = report_coverage(given), advice, Path(report)
     if source.is_video and not source.is_stack:  # its frames missing mid-file must be this reading's (iter)

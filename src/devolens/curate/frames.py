@@ -1837,6 +1837,36 @@ def _flag_mask(df: pd.DataFrame) -> np.ndarray:
     return (df["flag"].fillna("").astype(str).str.strip() != "").to_numpy()
 
 
+def kinds_not_flagged(report: str | Path | pd.DataFrame, shown: int = 5) -> str | None:
+    """The note on a report's rows (an edit by hand) where a kind column (``dark``...) says yes while ``flagged``
+    says no: only ``flagged`` decides what ``--skip-flagged`` leaves out, so these frames are kept. None when
+    there are none, or the report has no ``flagged`` column (its ``flag`` column decides then)."""
+    df = load_report(report)
+    if "flagged" not in df.columns:
+        return None
+    kinds = [k for k in KINDS if k in df.columns]
+    said = np.zeros(len(df), bool)
+    for k in kinds:
+        said |= _bool_column(df, k)
+    rows = np.flatnonzero(said & ~_bool_column(df, "flagged"))
+    if not len(rows):
+        return None
+    named = []
+    for i in rows[:shown]:
+        row = df.iloc[int(i)]
+        frame = pd.to_numeric(pd.Series([row["frame"]]), errors="coerce").iloc[0]
+        file = row.get("file") if "file" in df.columns else None
+        who = (f"file {file}" if isinstance(file, str) and file else f"frame {int(frame)}" if pd.notna(frame)
+               else f"row {int(i) + 1}")
+        named.append(f"{who} ({', '.join(k for k in kinds if _bool_column(df.iloc[[int(i)]], k)[0])})")
+    more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+    s = "s" if len(rows) != 1 else ""
+    return (f"{len(rows)} row{s} {'say' if s else 'says'} yes in a kind column but not in "
+            f"'flagged' ({'; '.join(named)}{more}): only 'flagged' decides what --skip-flagged leaves out, so "
+            f"{'these frames are' if s else 'this frame is'} kept; set 'flagged' to yes to skip "
+            f"{'them' if s else 'it'}")
+
+
 #: the words a report's yes/no columns may hold (any case, spaces around them ignored; an empty cell is no)
 _TRUE_WORDS = ("true", "yes", "1")
 _FALSE_WORDS = ("false", "no", "0", "")
@@ -2186,10 +2216,20 @@ def flagged_files(report: str | Path | pd.DataFrame) -> set[str]:
     return set(files[sel])
 
 
+def read_rows(report: pd.DataFrame) -> np.ndarray:
+    """The rows of a report that hold a frame read: a frame number, and not ``dropped`` (a video's frames missing
+    mid-file have rows with their numbers, so that the frames after them keep theirs, but no frame; a folder's
+    have no number)."""
+    dropped = (_bool_column(report, "dropped") if "dropped" in report.columns
+               else (report["flag"].fillna("").astype(str) == "dropped").to_numpy())
+    return report["frame"].notna().to_numpy(bool) & ~dropped
+
+
 def summarize(report: pd.DataFrame) -> dict[str, int]:
-    """Counts per kind: ``frames`` (frames read), ``flagged`` and one entry per kind
-    (main flag; a frame counts once)."""
-    counts = {"frames": int(report["frame"].notna().sum()), "flagged": int(report["flagged"].sum())}
+    """Counts per kind: ``frames`` (frames read: :func:`read_rows`, a video's dropped frames not among them),
+    ``flagged`` (every flagged row, dropped ones included) and one entry per kind (main flag; a frame counts
+    once)."""
+    counts = {"frames": int(read_rows(report).sum()), "flagged": int(report["flagged"].sum())}
     for kind in KINDS:
         counts[kind] = int((report["flag"] == kind).sum())
     return counts

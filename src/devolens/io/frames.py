@@ -157,9 +157,15 @@ def unsupported_file(path: Path, expected: str, why: str | None = None) -> Devol
     microscope vendor's file (.czi, .nd2, .lif...) how to turn it into one that is, and for what may be a lineage
     table (:data:`TABLE_SUFFIXES`) which command reads it; ``why``: what the file was read as, where that says more
     (a TIFF of 3 planes stored as one RGB image)."""
-    what = "a single image" if path.suffix.lower() in IMAGE_SUFFIXES else f"a '{path.suffix}' file"
+    from devolens.io.video import renamed_video_words
+
+    renamed = renamed_video_words(path) if path.suffix.lower() not in VIDEO_SUFFIXES else None
+    what = ("a file without an extension" if not path.suffix else "a single image"
+            if path.suffix.lower() in IMAGE_SUFFIXES and not renamed else f"a '{path.suffix}' file")
     msg = f"expected {expected}; got {what}" + (f": {why}" if why else "")
-    if path.suffix.lower() in VENDOR_SUFFIXES:
+    if renamed:
+        msg += f"; {renamed}"
+    elif path.suffix.lower() in VENDOR_SUFFIXES:
         msg += ("; microscope files are not read directly: save the series as (OME-)TIFF first, e.g. in Fiji "
                 "(File > Import > Bio-Formats, then File > Save As > OME-TIFF) or with Bio-Formats' bfconvert")
     elif path.suffix.lower() in HEIC_SUFFIXES:
@@ -437,7 +443,7 @@ def frame_count_from_info(info: dict) -> int:
     return FrameCount(int(round(fps * dur)), False, path) if fps > 0 and dur > 0 else 0
 
 
-def cut_short(read: int, declared: int) -> str | None:
+def cut_short(read: int, declared: int, skipped: "Sequence[int] | set[int]" = ()) -> str | None:
     """A note when a video read to its end gave fewer frames (``read``) than its container declares (``declared``,
     :func:`frame_count_from_info`), or its reading found damaged data; None otherwise.
 
@@ -446,14 +452,15 @@ def cut_short(read: int, declared: int) -> str | None:
     frames' numbers shift. When ``declared`` names its file (``declared.path``) and that file's last complete
     reading (:func:`devolens.io.video.recorded_damage`) gave ``read`` frames, the note is that reading's
     (:meth:`devolens.io.video.VideoDamage.note`): a file cut short, frames missing mid-file (placed by an AVI's
-    index), frames decoded from damaged data (placed by ffmpeg's per-frame log), one sentence."""
+    index), frames decoded from damaged data (placed by ffmpeg's per-frame log; those among the positions
+    ``skipped``, left out by ``--skip-flagged``, said to be skipped), one sentence."""
     path = getattr(declared, "path", None)
     if path is not None:
         from devolens.io.video import recorded_damage
 
         damage = recorded_damage(path)  # (the reading that gave ``read`` frames: never a second decode here)
         if damage is not None and read in (damage.read, damage.decoded):
-            return damage.note(0 if getattr(declared, "exact", False) else int(declared))
+            return damage.note(0 if getattr(declared, "exact", False) else int(declared), skipped)
     if getattr(declared, "exact", False):
         if declared and read < declared:
             m = int(declared) - read

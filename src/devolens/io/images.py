@@ -598,7 +598,10 @@ def read_image(path: str | Path, *, indices: bool = False) -> np.ndarray:
         if isinstance(exc, MemoryError) or opencv_out_of_memory(exc):  # the decoder's copies: not declared
             raise out_of_memory("decoding this image", path, ", or cut it into smaller images") from None
         # corrupt or truncated file
-        raise _pillow_refusal(exc, path) or DevolensError(f"cannot read image: {exc}", path=path) from None
+        from devolens.io.video import renamed_video_words
+
+        renamed = renamed_video_words(path)  # a video named as an image (an AVI saved as .png)
+        raise _pillow_refusal(exc, path) or DevolensError(f"cannot read image: {renamed or exc}", path=path) from None
     if arr.size == 0:
         raise DevolensError("empty image", path=path)
     return arr

@@ -666,7 +666,11 @@ def _other_format_info(path: Path) -> StackInfo:
             bands = len(im.getbands())
             fmt = im.format
     except Exception:
-        raise DevolensError("cannot read TIFF: not a TIFF file (nor any other image format)", path=path) from None
+        from devolens.io.video import renamed_video_words
+
+        renamed = renamed_video_words(path)  # a video named .tif
+        raise DevolensError("cannot read TIFF: not a TIFF file"
+                            + (f"; {renamed}" if renamed else " (nor any other image format)"), path=path) from None
     if fmt == "TIFF":  # Pillow's own TIFF reader took it although tifffile's header check did not
         raise DevolensError("cannot read TIFF: unreadable header", path=path)
     return StackInfo("YX", (h, w)) if bands <= 2 else StackInfo("YXS", (h, w, bands))

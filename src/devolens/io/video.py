@@ -25,7 +25,8 @@ from devolens.errors import DevolensError
 from devolens.io.atomic import WRITE_ERRNOS, atomic_path
 
 __all__ = ["iter_video_frames", "write_video", "video_info", "VideoInfo", "VideoFrames", "VideoDamage", "video_damage",
-           "container_count", "ContainerCount", "check_fps", "video_size"]
+           "container_count", "ContainerCount", "check_fps", "video_size", "stream_format",
+           "video_by_header", "renamed_video_words"]
 
 
 def _first_line(exc: Exception) -> str:
@@ -380,6 +381,59 @@ def _container_count(path: str, size: int, mtime_ns: int) -> ContainerCount:
     except (OSError, struct.error, ValueError):
         pass
     return ContainerCount()
+
+
+#: the brands of an ISO media file (``ftyp``) that are still images, not videos: HEIC/HEIF and AVIF photos
+_IMAGE_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def video_by_header(path: str | Path) -> tuple[str, str] | None:
+    """``(kind, suffix)`` of the video container the first bytes of ``path`` show (``("AVI", ".avi")``,
+    ``("MP4", ".mp4")``, ``("QuickTime", ".mov")``, ``("Matroska", ".mkv")``, ``("WebM", ".webm")``, MPEG-PS/TS,
+    FLV, WMV, Ogg), whatever its name; None for anything else (an image, an unreadable file). For the errors on
+    a video named as an image (an AVI saved as ``.png``) or without a suffix: it says what to rename it to."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI", ".avi"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _IMAGE_BRANDS:
+            return None
+        if brand == b"qt  ":
+            return "QuickTime", ".mov"
+        if brand.startswith(b"3g"):
+            return "3GP", ".3gp"
+        return ("M4V", ".m4v") if brand == b"M4V " else ("MP4", ".mp4")
+    if head[4:8] in (b"moov", b"mdat", b"wide") and len(head) >= 8:
+        return "QuickTime", ".mov"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return ("WebM", ".webm") if b"webm" in head[:64] else ("Matroska", ".mkv")
+    if head[:4] == b"\x00\x00\x01\xba":
+        return "MPEG", ".mpg"
+    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:
+        return "MPEG-TS", ".ts"
+    if head[:3] == b"FLV":
+        return "FLV", ".flv"
+    if head[:16] == bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"):
+        return "WMV", ".wmv"
+    if head[:4] == b"OggS" and b"theora" in head[:64]:
+        return "Ogg", ".ogv"
+    return None
+
+
+def renamed_video_words(path: str | Path) -> str | None:
+    """``it looks like an AVI video (by its header): rename it to .avi`` for a file whose first bytes are a video
+    container's (:func:`video_by_header`) but whose name does not say so; None otherwise."""
+    found = video_by_header(path)
+    if found is None:
+        return None
+    kind, suffix = found
+    article = "an" if kind in ("AVI", "MP4", "M4V", "MPEG", "MPEG-TS", "FLV", "Ogg") else "a"
+    return f"it looks like {article} {kind} video (by its header): rename it to {suffix}"
 
 
 def _avi_count(fh, size: int) -> ContainerCount:
@@ -867,11 +921,12 @@ class VideoDamage:
                 extra = n
         return decoded_index + extra
 
-    def note(self, estimate: int = 0) -> str | None:
+    def note(self, estimate: int = 0, skipped: "Iterable[int]" = ()) -> str | None:
         """One sentence for the user: the file cut short, frames missing from its middle (how many, where if the
         index says, and that the later frames' numbers shift), and damaged frames (which, if they can be told).
         ``estimate``: a frame count estimated from duration x rate, used (with a few frames of slack) when the
-        container records none. None when nothing is wrong."""
+        container records none. ``skipped``: positions left out of the results (``--skip-flagged``): damaged
+        frames among them are said to be skipped, not in the results. None when nothing is wrong."""
         parts = []
         read = self.read
         quote = f" (ffmpeg: '{self.examples[0]}')" if self.examples else ""
@@ -907,10 +962,19 @@ class VideoDamage:
                 from devolens.io.missing import _ranges
 
                 frames = sorted({f for a, b in ranges for f in range(a, b + 1)})
+                left = set(skipped)
+                out = [f for f in frames if f in left]
+                frames = [f for f in frames if f not in left]
                 several = len(frames) != 1
-                parts.append(f"{what}: frame{'s' if several else ''} {_ranges(frames)} of the results "
-                             f"{'are' if several else 'is'} decoded from it (each damaged frame and those decoded "
-                             "from it, up to the next key frame) and may be smeared or broken")
+                gone = (f"frame{'s' if len(out) != 1 else ''} {_ranges(out)}, decoded from it, "
+                        f"{'were' if len(out) != 1 else 'was'} skipped (--skip-flagged)") if out else ""
+                if frames:
+                    parts.append(f"{what}: frame{'s' if several else ''} {_ranges(frames)} of the results "
+                                 f"{'are' if several else 'is'} decoded from it (each damaged frame and those decoded "
+                                 "from it, up to the next key frame) and may be smeared or broken"
+                                 + (f" ({gone})" if gone else ""))
+                else:
+                    parts.append(f"{what}: {gone}: no frame of the results is decoded from it")
             elif ranges is None or not parts:
                 parts.append(f"{what}: which frames it spoils cannot be told (ffmpeg ties its messages to no "
                              "frame); look at the results for smeared or broken frames")
@@ -1167,9 +1231,10 @@ def _probe(path: str, size: int, mtime_ns: int) -> dict:
 
 
 class VideoFrames:
-    """The frames of a video, streamed (what :func:`iter_video_frames` returns): an iterator of uint8 RGB arrays
-    (and stand-ins for lost frames, with ``mark_lost``); :meth:`close` stops ffmpeg. Once read to its end,
-    :attr:`damage` says what was found wrong with the file (None: nothing).
+    """The frames of a video, streamed (what :func:`iter_video_frames` returns): an iterator of RGB arrays (grey
+    or uint16 ones for such streams, :func:`stream_format`; stand-ins for lost frames, with ``mark_lost``);
+    :meth:`close` stops ffmpeg. Once read to its end, :attr:`damage` says what was found wrong with the file
+    (None: nothing).
 
     >>> frames = iter_video_frames("movie.mp4")          # doctest: +SKIP
     >>> for frame in frames: ...                          # doctest: +SKIP
@@ -1225,7 +1290,9 @@ class VideoFrames:
 
 def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None = None,
                       mark_lost: bool = False) -> VideoFrames:
-    """Stream the frames of a video (mp4, avi, mkv, mpg, ts...) as uint8 RGB arrays (H, W, 3).
+    """Stream the frames of a video (mp4, avi, mkv, mpg, ts...) as uint8 RGB arrays (H, W, 3); a grey stream's
+    (``gray``, ``gray16le``) as grey arrays (H, W), and one of more than 8 bits a sample (``gray16le``,
+    ``yuv420p10le``, ``rgb48le``) as uint16 arrays, at its full depth, as a 16-bit TIFF's (:func:`stream_format`).
 
     Frames are decoded one by one; the whole video is never held in memory.
 
@@ -1248,7 +1315,8 @@ def iter_video_frames(path: str | Path, *, every: int = 1, threads: int | None =
     Returns
     -------
     VideoFrames
-        An iterator of ndarray, uint8, (H, W, 3) (lazy: nothing is opened before the first frame is asked for).
+        An iterator of ndarray, uint8 (uint16: a deep stream), (H, W, 3) ((H, W): a grey stream) (lazy: nothing
+        is opened before the first frame is asked for).
         With ``mark_lost``, its ``times`` attribute gives each frame's seconds since the first.
         Read to its end, its ``damage`` attribute (also :func:`video_damage` ``(path)``) is a
         :class:`VideoDamage` when ffmpeg reported damaged data (its stderr is read as it decodes) or the container
@@ -1273,6 +1341,10 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
     # every decoded frame once: ffmpeg's default for a raw pipe resamples to a constant rate, which repeats
     # frames of a variable-frame-rate file (a timelapse of irregular intervals: 10 frames came out as 104)
     params["output_params"] = _passthrough()
+    grey, deep = stream_format(path)
+    if deep:  # more than 8 bits a sample: 16-bit RGB from ffmpeg (rgb48le), as a 16-bit TIFF gives them
+        params["dtype"] = "uint16"
+    state["format"] = (grey, deep)
     stamps = _Timestamps.make() if mark_lost and _timestamps_supported() else None
     _quiet_size_warning()
     tee = _install_tee()
@@ -1317,7 +1389,9 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
                         raise DevolensError(f"cannot decode frame {k}: {_first_line(exc)}", path=path) from None
                     k += 1
                     decoded_count[0] = k
-                    yield frame
+                    # a grey stream's one channel (ffmpeg's RGB of it repeats it exactly): a grey frame, as a grey
+                    # TIFF's
+                    yield np.ascontiguousarray(frame[..., 0]) if grey else frame
 
             shifts: list[tuple[int, int]] = []
 
@@ -1381,6 +1455,63 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
     finally:
         if stamps is not None:
             stamps.close()
+
+
+#: ffmpeg's pixel formats of 8-bit colour met most: read as 8-bit RGB without asking ffmpeg about them
+_PLAIN_FORMATS = frozenset(("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p",
+                            "nv12", "nv21", "yuyv422", "uyvy422", "rgb24", "bgr24", "rgba", "bgra", "argb", "abgr",
+                            "rgb0", "bgr0", "0rgb", "0bgr", "gbrp", "pal8"))
+
+
+@lru_cache(maxsize=1)
+def _pixel_formats() -> dict[str, tuple[int, int, bool]]:
+    """ffmpeg's pixel formats, from its ``-pix_fmts`` list: name -> (components, deepest bits a component,
+    paletted); the depth is 0 where the list gives none (ffmpeg before 6.1); {} where ffmpeg cannot be asked."""
+    import subprocess
+
+    try:
+        import imageio_ffmpeg
+
+        text = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-pix_fmts"], capture_output=True,
+                              stdin=subprocess.DEVNULL, timeout=30).stdout.decode("ascii", "replace")
+    except Exception:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        row = re.match(r"^([I.][O.][H.][P.][B.])\s+(\S+)\s+(\d+)\s+(\d+)(?:\s+([\d-]+))?\s*$", line)
+        if row is not None:
+            depth = max((int(d) for d in row[5].split("-") if d), default=0) if row[5] else 0
+            found[row[2]] = (int(row[3]), depth, row[1][3] == "P")
+    return found
+
+
+def _format_depth(name: str) -> int:
+    """Bits a component of the pixel format ``name`` by its name (``gray12le``, ``yuv420p10le``, ``rgb48le``:
+    12, 10, 16); 8 for one that names none."""
+    if name.startswith(("rgb48", "bgr48", "rgba64", "bgra64", "ayuv64")):
+        return 16
+    found = re.search(r"(?:gray|ya|p|xyz)(9|10|12|14|16|32)(?:f32)?(?:le|be)$", name) or re.search(r"f(16|32)", name)
+    return int(found[1]) if found else 8
+
+
+def stream_format(path: str | Path) -> tuple[bool, bool]:
+    """``(grey, deep)`` of a video's stream, by the pixel format ffmpeg reports for it: grey (one component, or
+    grey and alpha: ``gray``, ``gray16le``, ``ya8``), and more than 8 bits a component (``gray16le``,
+    ``yuv420p10le``, ``rgb48le``). :func:`iter_video_frames` reads a grey stream as grey frames (H, W) and a deep
+    one as uint16 frames (ffmpeg's 16-bit output, values as stored for a 16-bit grey stream): the depth is not cut
+    to 8 bits. ``(False, False)`` (8-bit RGB) when it cannot be told."""
+    try:
+        fmt = str(video_info(path).get("pix_fmt") or "")
+    except DevolensError:
+        return False, False
+    name = fmt.split("(")[0].strip().rstrip(",").lower()
+    if not name or name in _PLAIN_FORMATS:
+        return False, False
+    known = _pixel_formats().get(name)
+    if known is None:
+        return name.startswith(("gray", "ya", "mono")), _format_depth(name) > 8
+    components, depth, paletted = known
+    return components <= 2 and not paletted, (depth or _format_depth(name)) > 8
 
 
 #: the frame rates :func:`write_video` takes (what ffmpeg's mp4 writer does: 1/100000 s and 10^12 fps fail)
