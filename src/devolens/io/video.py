@@ -1182,8 +1182,14 @@ def video_info(path: str | Path) -> dict:
     path = Path(path)
     _check(path)
     st = path.stat()
-    meta = _probe(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _PROBING:  # (a second caller in another thread waits for the first's probe, then finds it cached)
+        meta = _probe(str(path.resolve()), st.st_size, st.st_mtime_ns)
     return VideoInfo(meta, path=path, container=container_count(path))
+
+
+#: one probe at a time: the commands ask for a video's metadata from a read-ahead thread while the decoding
+#: thread asks for its pixel format (:func:`stream_format`); without it both started ffmpeg to probe the same file
+_PROBING = threading.Lock()
 
 
 class VideoInfo(dict):
