@@ -133,8 +133,8 @@ def test_an_unknown_population_option_is_named_as_given(tiny_zoo, option):
     with pytest.raises(DevolensError) as caught:
         load("population", **option)
     name = next(iter(option))
-    assert str(caught.value) == (f"load('population'): unknown option '{name}'; see help(PopulationPredictor) for "
-                                 "the options")  # was load('nuclei') ... help(NucleiPredictor)
+    assert str(caught.value) == (f"load('population'): unknown option '{name}'; see help(devolens.predict.population."
+                                 "PopulationPredictor) for the options")  # was load('nuclei') ... help(NucleiPredictor)
 
 
 # ------------------------------------------------------------------ 3. identity: the command's notes as warnings

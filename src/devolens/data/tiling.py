@@ -136,19 +136,20 @@ def _uint16_rule(dtype: np.dtype, top: float, path: Path) -> tuple[Callable[[np.
     return (lambda a: np.clip(a, 0, 65535).astype(np.uint16)), "clipped to [0, 65535]"
 
 
-def _conversion_warning(dtype, how: str, path: Path, stacklevel: int) -> None:
-    warnings.warn(f"{path}: image is {np.dtype(dtype)}, not uint16; converted ({how})", stacklevel=stacklevel + 1,
-                  category=DevolensWarning)
+def _conversion_warning(dtype, how: str, path: Path, stacklevel: int, why: str = "") -> None:
+    warnings.warn(f"{path}: image is {np.dtype(dtype)}, not uint16; converted ({how}{'; ' + why if why else ''})",
+                  stacklevel=stacklevel + 1, category=DevolensWarning)
 
 
-def _to_uint16(arr: np.ndarray, path: Path, stacklevel: int = 3) -> np.ndarray:
-    """Convert an image of another dtype to uint16 (with a warning)."""
+def _to_uint16(arr: np.ndarray, path: Path, stacklevel: int = 3, why: str = "") -> np.ndarray:
+    """Convert an image of another dtype to uint16 (with a warning; ``why``: what the conversion means to its reader,
+    added to the warning's words: :data:`devolens.predict.tiled.LIVEDEAD_CONVERTED`)."""
     if arr.dtype == np.uint16:
         return arr
     is_float = np.issubdtype(arr.dtype, np.floating) and arr.dtype != np.bool_
     convert, how = _uint16_rule(arr.dtype, _float_top(arr) if is_float else 0.0, path)
     out = convert(arr)
-    _conversion_warning(arr.dtype, how, path, stacklevel=stacklevel)
+    _conversion_warning(arr.dtype, how, path, stacklevel=stacklevel, why=why)
     return out
 
 

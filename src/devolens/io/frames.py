@@ -910,9 +910,12 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
     Returns
     -------
     (frames, names, total)
-        A generator of frames (H x W x C arrays, read one at a time; for a video a
+        A generator of frames, read one at a time: H x W arrays for grey frames (a grey TIFF stack, a grey
+        image or video stream), H x W x 3 (or x 4) for colour ones, of the file's own type (uint8; uint16 for a
+        16-bit TIFF, PNG or video stream; a float TIFF's floats); for a video a
         :class:`~devolens.io.video.VideoFrames`, whose ``damage``, once it is read to its end, says what was
-        found wrong with the file), the file names relative to the folder (None for a video) and the frame count
+        found wrong with the file. Then the file names relative to the folder (None for anything but a folder: a
+        video, an animated GIF or WebP, a TIFF stack, whose frames are numbered from 0) and the frame count
         (0 when unknown; a :class:`FrameCount` for a video, ``exact`` when its container records it). A
         folder member that is a TIFF stack (e.g. one z-stack per time point) gives the frames
         of the stack rules: one projection per file with ``stack_z="project"``, named as the

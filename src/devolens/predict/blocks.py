@@ -351,7 +351,8 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
     return SegmentationResult(
         probability=lambda: run.assemble("probability", np.float32), labels=labels, centroids=objects,
         mask=None if getattr(predictor, "mask_is_labels", False) else (lambda: run.assemble("mask", bool)),
-        extra={"scale": run.scale, "blocks": len(plan.cores)},
+        extra={"scale": run.scale, "blocks": len(plan.cores),
+               **({"color_read": run.channel} if run.image.ndim == 3 and run.image.shape[2] > 1 else {})},
     )
 
 

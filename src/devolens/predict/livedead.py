@@ -532,7 +532,23 @@ class LiveDeadPredictor:
 
     def _check(self, shape) -> None:
         if len(shape) != 3 or shape[0] != 2:
-            raise DevolensError(f"expected a (2, H, W) image (Hoechst, Draq7), got shape {tuple(shape)}")
+            hint = ""
+            if len(shape) == 3 and shape[-1] in (3, 4):  # (a file's RGB image is read by its colours)
+                hint = (": an RGB array? Hoechst blue and Draq7 red, as a colour file is read: "
+                        "np.stack([image[..., 2], image[..., 0]])")
+            elif len(shape) == 3 and 2 in shape:
+                hint = f": move its channels first (np.moveaxis(image, {list(shape).index(2)}, 0))"
+            raise DevolensError(f"expected a (2, H, W) image (Hoechst, Draq7), or (H, W, 2), got shape "
+                                f"{tuple(shape)}{hint}")
+
+    @staticmethod
+    def _channels_first(image: np.ndarray) -> np.ndarray:
+        """A channels-last (H, W, 2) array as (2, H, W), as a well file's channels-last layout is read
+        (:func:`devolens.data.tiling.read_image`: moved where the first axis is not the two channels); any other
+        shape as it is."""
+        if image.ndim == 3 and image.shape[0] != 2 and image.shape[-1] == 2:
+            return np.moveaxis(image, -1, 0)
+        return image
 
     def predict(self, image: np.ndarray | str | Path, *, probabilities: bool = True,
                 progress: Callable[[int, int], None] | None = None,
@@ -541,9 +557,10 @@ class LiveDeadPredictor:
 
         Parameters
         ----------
-        image : ndarray, (2, H, W), or a path
-            Hoechst and Draq7 channels, uint16 counts. Other dtypes are converted, with a warning where that
-            changes the values (8-bit, [0, 1] floats, fractions, out of range); floats or wider integers that hold
+        image : ndarray, (2, H, W) or (H, W, 2), or a path
+            Hoechst and Draq7 channels (channels last read as a well file's are), uint16 counts. Other dtypes are
+            converted, with a warning where that changes the values (8-bit, [0, 1] floats, fractions, out of
+            range); floats or wider integers that hold
             whole counts within 0..65535 are taken as they are. A path (str or Path) is read as
             :meth:`predict_file` and ``devolens segment livedead`` read a well: a two-channel TIFF (channels first
             or last; channel names, OME-TIFF or ImageJ, say which is which), an HDF5 file, or an RGB PNG/JPEG
@@ -568,8 +585,8 @@ class LiveDeadPredictor:
         Raises
         ------
         DevolensError
-            Not a (2, H, W) image, or one under 2 x 2 pixels; a missing or unreadable file, or one without two
-            channels; a devolens tile store.
+            Not a (2, H, W) or (H, W, 2) image, or one under 2 x 2 pixels; a missing or unreadable file, or one
+            without two channels; a devolens tile store.
 
         Warns
         -----
@@ -579,7 +596,8 @@ class LiveDeadPredictor:
             top value (:data:`CLIP_SHARE`); no object found; swapped channels in a well read by position (an array
             always is, a file without channel names or ``channels``) or by its colours (an RGB image): nearly every
             nucleus dead (:data:`SWAP_FRACTION`), or half of them and many nuclei seen only in the channel read as
-            Draq7 (:data:`SWAP_EVIDENCE_FROM`); not said of a flat well.
+            Draq7 (:data:`SWAP_EVIDENCE_FROM`); not said of a flat well; of an 8-bit one (which reads mostly dead as
+            it is) without many nuclei seen only as Draq7, its 8-bit values are named the likelier cause.
 
         Notes
         -----
@@ -604,7 +622,7 @@ class LiveDeadPredictor:
         if channels is not None or dataset is not None:
             raise DevolensError("channels and dataset apply to a well file's path; choose an array's channels by "
                                 "indexing it (image[[1, 0]]: Draq7 first)")
-        image = np.asarray(image)
+        image = self._channels_first(np.asarray(image))
         self._check(image.shape)
         from devolens.io.images import check_image_size
 
@@ -617,8 +635,9 @@ class LiveDeadPredictor:
             exact = _whole_counts(image)
             if exact is None:
                 from devolens.data.tiling import _to_uint16
+                from devolens.predict.tiled import LIVEDEAD_CONVERTED
 
-                exact = _to_uint16(image, Path("<array>"))
+                exact = _to_uint16(image, Path("<array>"), why=LIVEDEAD_CONVERTED)  # (segment livedead's words)
             image = exact
         fill = _find_fill(image)
         watch = _ChannelWatch(image, fill=fill)
@@ -1224,14 +1243,15 @@ def _warn_channels(image, watch: _ChannelWatch, src: "RowReader | None", objects
     (:func:`_looks_swapped`, from the dead fraction and what ``evidence`` saw: :func:`_warn_swapped`), which a flat
     channel (no contrast: what such a well needs is another image) holds back and clipping does not (a swapped well
     whose Hoechst nuclei are partly saturated, read as Draq7, read 98 % dead with only the clipping said). ``src``:
-    the file's reader (None: an array, of ``dtype``). Returns whether the swap was warned of (:func:`_warn_objects`
-    then holds back its speck advice)."""
+    the file's reader (None: an array, of ``dtype``: an 8-bit one's swap is worded as one, :func:`_warn_swapped`).
+    Returns whether the swap was warned of (:func:`_warn_objects` then holds back its speck advice)."""
     _warn_empty(image, watch, src, counts, fix_empty)
     swapped = _looks_swapped(src, counts, evidence)
-    kinds = _warn_range(image, watch, src, objects, swapped=swapped is not None,
-                        dtype=dtype if src is None else getattr(src, "dtype", None))
+    given = dtype if src is None else getattr(src, "dtype", None)
+    kinds = _warn_range(image, watch, src, objects, swapped=swapped is not None, dtype=given)
     if swapped is not None and "flat" not in kinds:
-        _warn_swapped(image, src, counts, fix_swap, swapped)
+        eight = given is not None and np.dtype(given) == np.uint8
+        _warn_swapped(image, src, counts, fix_swap, swapped, eight=eight)
         return True
     return False
 
@@ -1390,12 +1410,14 @@ def _looks_swapped(src: "RowReader | None", counts: dict[str, float],
 
 
 def _warn_swapped(image, src: RowReader | None, counts: dict[str, float], fix: str,
-                  seen: "tuple[int, int]" = (0, 0)) -> None:
+                  seen: "tuple[int, int]" = (0, 0), eight: bool = False) -> None:
     """Warn of a well read by position (``src``: no channel names, no ``channels``; None: an array, whose channels
     are always read by position) or by its colours (an RGB image: Hoechst blue, Draq7 red) that looks swapped
     (:func:`_looks_swapped`, which the caller asked, ``seen`` its answer): Hoechst (every nucleus) read as Draq7 makes
     every nucleus dead, and Draq7 read as Hoechst leaves the live ones without Hoechst. ``fix`` says how to give the
-    channels."""
+    channels. ``eight``: an 8-bit well (uint8, read x257), which reads mostly dead as it is: unless the nuclei read
+    as dead are seen in the channel read as Draq7 alone (``seen``), its 8-bit values are named the likelier cause,
+    the swap second (a reviewer's 8-bit well read 98 % dead was told to swap its channels: 100 % dead)."""
     if src is not None and _unnamed(src) == "colour":
         taken = "Hoechst taken from the blue channel and Draq7 from the red"
         why, then = "the colour rule", "if Hoechst was saved in red and Draq7 in blue, run again with"
@@ -1408,6 +1430,15 @@ def _warn_swapped(image, src: RowReader | None, counts: dict[str, float], fix: s
     if dim >= SWAP_DIM_SHARE * max(dead, 1) and dim:
         shown = (f"; {dim / dead:.0%} of those are nuclei in the channel read as Draq7 with almost no Hoechst, which "
                  "stains every nucleus")  # (a share: the objects seen are the bands', not the table's rows)
+    elif eight:
+        act = then.split(", ", 1)[1]  # (the condition is said in other words here)
+        warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead in this 8-bit image, "
+                      "most likely from its 8-bit values (the livedead model reads 16-bit camera counts, and an 8-bit "
+                      "export reads mostly dead: segment the microscope's own 16-bit file where there is one) rather "
+                      "than from swapped channels, as few of them show in the channel read as Draq7 alone "
+                      f"({taken}: {why}; were they swapped all the same, {act} {fix})", stacklevel=4,
+                      category=DevolensWarning)
+        return
     warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with {taken} ({why}){shown}: "
                   f"{then} {fix}", stacklevel=4, category=DevolensWarning)
 

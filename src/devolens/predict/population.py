@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, DiameterWarning
 from devolens.predict._engine import batched, load_zoo_network
 from devolens.predict.postprocess import smooth_populations
 from devolens.predict.segment import OWN_DIAMETER, Told, _checked, _issued, none_word
@@ -703,7 +703,9 @@ class PopulationPredictor:
         :class:`~devolens.errors.InputWarning` per call (method ``composition``), judged as ``devolens population``
         judges them for its note: on the frames as given, after the first 20 rows or at the stream's end, by
         :func:`~devolens.predict.notes.judge_input` (:class:`~devolens.predict.notes.PopulationWatch`; none where
-        ``diameter`` was given in pixels), as the nuclei predictor's stream does. Warnings name the line that reads
+        ``diameter`` was given in pixels), as the nuclei predictor's stream does; nuclei found far from the sizes the
+        model knows (:meth:`size_advice` of the first :data:`~devolens.predict.notes.SHAPE_LOOK` rows' ``median_area``,
+        as ``population``'s note) get one :class:`~devolens.errors.DiameterWarning`. Warnings name the line that reads
         the stream (:meth:`predict` and :meth:`predict_batch`: the line that calls them).
 
         A frame the nuclei model cannot take (as its ``predict_iter`` refuses it: not an image of numbers, under 2 x 2
@@ -761,7 +763,7 @@ class PopulationPredictor:
     def _rows(self, images: Iterator, total: int | None,
               progress: Callable[[int, int], None] | None) -> Iterator[dict | Told]:
         """:meth:`_run` of checked frames."""
-        from devolens.predict.notes import PopulationWatch
+        from devolens.predict.notes import SHAPE_LOOK, PopulationWatch
 
         # an input that looks inverted or like membranes: judged on the frames as given, as the command's note
         # (its nuclei model's own look is off: it sees them resized and reduced to one channel, where an inverted
@@ -860,6 +862,7 @@ class PopulationPredictor:
             # it reads the frames resized and reduced to one channel; the watch above judges them as given
             nuclei = copy.copy(self.nuclei)
             nuclei.judges_input = False
+            sizes = self._size_look()  # (the nuclei model's own size look is off too: judged here, as the command's)
             for res in nuclei.predict_iter(frames(), total=total):
                 text = None if watch is None else watch.add(res.count)
                 if text is not None:
@@ -886,10 +889,16 @@ class PopulationPredictor:
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)
+                if sizes is not None and len(sizes) < SHAPE_LOOK:  # (judged once, on the first rows)
+                    sizes.append(row["median_area"])
+                    if len(sizes) == SHAPE_LOOK:
+                        yield from self._size_told(sizes)
                 yield row
             text = None if watch is None else watch.finish()
             if text is not None:
                 yield Told(text)
+            if sizes is not None and len(sizes) < SHAPE_LOOK:
+                yield from self._size_told(sizes)
             return
         for chunk in batched(enumerate(images), self.batch_size):
             out = self._regress(np.stack([regressor_input(k, img) for k, img in chunk]))
@@ -902,6 +911,31 @@ class PopulationPredictor:
                 if progress is not None:
                     progress(done, -1 if total is None else total)
                 yield row
+
+    def _size_look(self) -> list | None:
+        """A list for a stream's first :data:`~devolens.predict.notes.SHAPE_LOOK` rows' ``median_area``, judged by
+        :meth:`_size_told`; None where nothing is judged (as :class:`~devolens.predict.notes.SizeWatch` judges the
+        nuclei model's calls): while the ``devolens`` command runs (``population`` prints the same as its note),
+        without a nuclei model (or with a stand-in for one), or where the warnings filters ignore every
+        DiameterWarning."""
+        from devolens.errors import command_running
+        from devolens.predict.notes import _ignored
+        from devolens.predict.segment import _SegmentationPredictor
+
+        if command_running() or not isinstance(self.nuclei, _SegmentationPredictor) or _ignored(DiameterWarning):
+            return None
+        return []
+
+    def _size_told(self, median_areas: list) -> Iterator[Told]:
+        """The :class:`~devolens.errors.DiameterWarning` (as a :class:`~devolens.predict.segment.Told`) where the
+        nuclei found in rows of these ``median_areas`` are far from the sizes the model knows (:meth:`size_advice`):
+        ``devolens population``'s note in the library's words (:func:`~devolens.predict.notes.size_note`)."""
+        from devolens.predict.notes import size_note
+
+        suggested = self.size_advice(median_areas)
+        if suggested:
+            yield Told(size_note("nuclei", suggested, self.known_sizes, self.resize != 1.0, library=True),
+                       warning=DiameterWarning)
 
     def _regressor_input(self, image: np.ndarray, framed: bool = True) -> np.ndarray:
         """A frame as the regressor saw its training frames: one channel, in the orientation, aspect ratio and

@@ -348,6 +348,13 @@ class SegmentationResult:
         The same columns as arrays (what the streaming commands write; no pandas needed).
     mask : ndarray
         ``HxW`` bool: nuclei (labels > 0) or membranes (probability >= threshold).
+    extra : dict
+        What else is known of the image's segmentation: ``scale`` (the working scale), ``color_read`` (the channel
+        of a colour image the network read, ``red``, ``green``, ``blue``, ``mean`` or ``max``, as ``segment.json``'s
+        ``color_read``; absent for a grey image), ``estimate`` (``diameter="auto"``/``"each"``), ``no_structure``
+        and ``no_signal`` (True: nothing above the image's noise, or no signal at all, each with a
+        :class:`~devolens.errors.NoSignalWarning`), ``specks``, ``isolated_dropped`` and ``blocks`` (a giant image's
+        block count) where they apply.
     """
 
     def __init__(self, probability, labels: np.ndarray, centroids, mask=None,
@@ -503,6 +510,45 @@ def _no_structure_told(positions: Sequence[int], total: int, what: str) -> Told:
     return Told(text=f"{who}: given no {what} ({whose} extra['no_structure'] True), where the network reads noise "
                      f"as {what}; if {what} are visible there, they are too faint or noisy to segment (bin or denoise)",
                 warning=NoSignalWarning)
+
+
+def _holds_no_signal(image: np.ndarray) -> bool:
+    """Whether a frame holds no signal: one grey level throughout, or not a single finite pixel (population's
+    :func:`~devolens.predict.population.is_flat`, by which ``segment`` notes such a frame: ``holds no signal``).
+    That test is asked only of a frame whose sample of every 32nd pixel is flat too (each channel's finite values
+    within a millionth of their magnitude, as it judges): its module imports pandas, which a stream of ordinary frames
+    never needs here."""
+    a = np.asarray(image)
+    if a.ndim < 2 or a.size == 0 or a.dtype.kind not in "biuf":
+        return False
+    sample = a[::32, ::32].astype(np.float64)
+    sample = sample.reshape(sample.shape[0], sample.shape[1], -1)
+    for c in range(sample.shape[2]):
+        values = sample[..., c][np.isfinite(sample[..., c])]
+        if values.size and values.max() - values.min() > 2e-6 * max(abs(values.max()), abs(values.min())):
+            return False
+    from devolens.predict.population import is_flat
+
+    return is_flat(a)
+
+
+def _no_signal_told(positions: Sequence[int], total: int, what: str) -> Told:
+    """The :class:`~devolens.errors.NoSignalWarning` (as a :class:`Told`) for the images at ``positions`` (from 0,
+    of ``total`` read) that hold no signal (:func:`_holds_no_signal`: a black or blank frame, an all-NaN one): the
+    library's counterpart of ``devolens segment``'s note ``holds no signal``."""
+    from devolens.errors import NoSignalWarning
+
+    n = len(positions)
+    if total == 1:
+        who = "the image holds"
+    else:
+        shown = ", ".join(str(p) for p in positions[:10]) + (f", ... ({n} in all)" if n > 10 else "")
+        who = (f"{n} of {total} images (position{'s' if n > 1 else ''} {shown}, from 0) "
+               f"{'holds' if n == 1 else 'hold'}")
+    whose = "its result's" if n == 1 else "their results'"
+    return Told(text=f"{who} no signal (one grey level throughout, or no finite pixel: a black or blank frame): "
+                     f"nothing to segment, any {what} found there are noise ({whose} extra['no_signal'] True); "
+                     "`devolens curate frames` flags such frames", warning=NoSignalWarning)
 
 
 class _Done:
@@ -865,15 +911,21 @@ class _SegmentationPredictor:
         nothing stood out from their noise (:attr:`checks_structure`: given no objects), where it judges its input
         (:attr:`judges_input`)."""
         empty: list[int] = []  # the positions of the images without structure
+        flat: list[int] = []  # ... and of those of no signal (said of them instead)
         done = 0
         for item in self._segmented(images, total, progress, workers):
             if not isinstance(item, Told):
-                if item.extra.get("no_structure"):
+                if item.extra.get("no_signal"):
+                    flat.append(done)
+                elif item.extra.get("no_structure"):
                     empty.append(done)
                 done += 1
             yield item
+        what = "cells" if self.size_objects == "enclosed" else "nuclei"
+        if flat and self.judges_input:
+            yield _no_signal_told(flat, done, what)
         if empty and self.judges_input:
-            yield _no_structure_told(empty, done, "cells" if self.size_objects == "enclosed" else "nuclei")
+            yield _no_structure_told(empty, done, what)
 
     def _segmented(self, images: Iterator, total: int | None, progress: Callable[[int, int], None] | None,
                    workers: int) -> Iterator[SegmentationResult | Told]:
@@ -1186,7 +1238,17 @@ class _SegmentationPredictor:
         def judged(arr: np.ndarray, array: np.ndarray, extra: dict, channel: str | None) -> tuple:
             """A prepared frame's (input, found, channel) and whether nothing in it stands out from its noise
             (:attr:`checks_structure`), judged in the colour channel its preparation read (the colour rule, ~1.5 ms
-            a frame, not run again)."""
+            a frame, not run again); a frame of no signal (:func:`_holds_no_signal`) found ``no_signal`` too, and a
+            colour frame the channel read (``color_read``, as ``segment.json`` records it)."""
+            if _holds_no_signal(arr):
+                extra = {**extra, "no_signal": True}
+            if arr.ndim == 3 and arr.shape[2] > 1:
+                read = channel or self.network.channel  # (None: prepared ahead by the caller, the rule not resolved)
+                if read == "auto":
+                    from devolens.predict.postprocess import auto_channel
+
+                    read = auto_channel(arr)
+                extra = {**extra, "color_read": read}
             return array, extra, channel, self.checks_structure and self._lacks_structure(arr, channel)
 
         def prepare(arr: np.ndarray) -> tuple:
@@ -1531,7 +1593,9 @@ class NucleiPredictor(_SegmentationPredictor):
     dark start: :func:`~devolens.predict.postprocess.lacks_structure` with ``blobs``, so that a lone nucleus in a
     noisy field is kept) gets no nuclei, ``extra["no_structure"]`` True and a
     :class:`~devolens.errors.NoSignalWarning` naming it; it is no evidence for ``diameter="auto"``'s magnification
-    either (its noise read as a frame at 0.3x, enlarged 2.6x, gave hundreds of "nuclei"). Images segmented in blocks
+    either (its noise read as a frame at 0.3x, enlarged 2.6x, gave hundreds of "nuclei"). An image of no signal at
+    all (one grey level throughout, black or blank, or without a finite pixel) gets ``extra["no_signal"]`` True and
+    a :class:`~devolens.errors.NoSignalWarning` of its own, as ``segment`` notes it. Images segmented in blocks
     (giant ones) are not judged.
 
     Examples

@@ -284,6 +284,14 @@ EIGHT_BIT_LIVEDEAD = ("The livedead model reads a 16-bit camera's counts: an 8-b
                       "(nuclei this dim are missed or called dead); segment the microscope's own 16-bit {what}")
 
 
+#: why a well that is not 16-bit counts is read with a warning, by ``segment livedead`` (:meth:`RowReader._convert`)
+#: and :meth:`devolens.predict.livedead.LiveDeadPredictor.predict` alike (an 8-bit array's too, where the library
+#: said only "scaled x257")
+LIVEDEAD_CONVERTED = ("the livedead model reads 16-bit camera counts: an 8-bit or contrast-stretched export shifts "
+                      "its live/dead calls, mostly towards dead; segment the microscope's own 16-bit file where there "
+                      "is one")
+
+
 def eight_bit_question(path, top: int, low: int) -> str:
     """The first words of the warning on a well that :func:`looks_eight_bit` (each command adds what it does)."""
     return (f"{path}: every pixel of this 16-bit image is at most 255 (its largest {top}, its darkest {low}): "
@@ -669,10 +677,8 @@ class RowReader:
             if takes_as_counts(*self._whole_image(), self.dtype):  # the counts themselves
                 return band.astype(np.uint16)
         if not self._warned:
-            warnings.warn(f"{self.path}: image is {band.dtype}, not uint16; converted (the livedead model reads 16-bit "
-                          "camera counts: an 8-bit or contrast-stretched export shifts its live/dead calls, mostly "
-                          "towards dead; segment the microscope's own 16-bit file where there is one)", stacklevel=5,
-                          category=DevolensWarning)
+            warnings.warn(f"{self.path}: image is {band.dtype}, not uint16; converted ({LIVEDEAD_CONVERTED})",
+                          stacklevel=5, category=DevolensWarning)
             self._warned = True
         if band.dtype == np.uint8:
             return band.astype(np.uint16) * np.uint16(257)

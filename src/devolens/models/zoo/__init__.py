@@ -408,7 +408,7 @@ def load(name: str | Path, **options: Any):
             hint = f" (an RGB image's channel is channel={wanted!r} here)" if isinstance(wanted, str) else \
                 " (an RGB image's channel is channel='red', 'green', 'blue', 'mean' or 'max' here)"
         raise DevolensError(f"load({str(name)!r}): unknown option {found.group(1)!r}{hint}; see "
-                            f"help({cls.__name__}) for the options") from None
+                            f"help({cls.__module__}.{cls.__qualname__}) for the options") from None
 
 
 def _load(name: str | Path, **options: Any):
