@@ -5,7 +5,6 @@ the CLI's error for a well HDF5 of several 3-D datasets names --dataset."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import warnings
 
@@ -17,20 +16,11 @@ import tifffile
 from devolens.errors import DevolensError
 from devolens.predict import blocks
 from devolens.predict.postprocess import object_arrays
+from test_s41_wells import _locked  # (another program holding an HDF5 file open)
+from test_s46_images import _Network  # (what segment_blocks uses of a network)
 
 
 # --------------------------------------------------------------------- 2. a nucleus on a block seam
-class _Network:
-    """The parts of an ImageNetwork that segment_blocks uses; 'probabilities' = the prepared image (0..1)."""
-
-    def __init__(self):
-        self.scale, self.tile, self.overlap, self.multiple = 1.0, 64, 16, 8
-        self.flatten, self.outliers, self.percentiles, self.channel = 0.0, 0.0, (0.0, 100.0), "auto"
-
-    def probabilities_working(self, prepared):
-        return [p[None] for p in prepared]
-
-
 class _TwoViews:
     """Objects = connected components above a threshold that differs block by block (the first block's 0.5, the
     next's 0.3): the blocks outline an object on their seam differently, as a network in two contexts does."""
@@ -100,17 +90,6 @@ def test_neighbours_on_a_seam_stay_two_objects():
 
 
 # --------------------------------------------------------------------- 1. a tile store another program holds open
-def _locked(path):
-    """An exclusive lock on ``path`` as HDF5 takes one for a writer (another program holding it open)."""
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        pytest.skip("no flock on this file system")
-    return fd
-
-
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     from devolens.data.tiling import tile_to_h5

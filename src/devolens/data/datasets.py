@@ -202,6 +202,14 @@ SMOOTHED_MIN_LABELS = 5
 SMOOTHED_SHARE = 0.7
 
 
+def _inside(lab: np.ndarray) -> np.ndarray:
+    """The pixels of a label image whose four neighbours all hold their own value (the image's border is not an
+    edge): a nucleus has such pixels, a smoothed edge's blended colours or a thin rim none."""
+    pad = np.pad(lab, 1, mode="edge")
+    mid = pad[1:-1, 1:-1]
+    return (mid == pad[:-2, 1:-1]) & (mid == pad[2:, 1:-1]) & (mid == pad[1:-1, :-2]) & (mid == pad[1:-1, 2:])
+
+
 def edge_fragments(labels: np.ndarray) -> tuple[int, int]:
     """How many labels of a label image are only edge fragments, and how many labels it holds.
 
@@ -222,9 +230,7 @@ def edge_fragments(labels: np.ndarray) -> tuple[int, int]:
     lab = np.asarray(labels)
     if lab.ndim != 2 or lab.size == 0 or not lab.any():
         return 0, 0
-    pad = np.pad(lab, 1, mode="edge")  # the image's border is not an edge
-    mid = pad[1:-1, 1:-1]
-    inside = (mid == pad[:-2, 1:-1]) & (mid == pad[2:, 1:-1]) & (mid == pad[1:-1, :-2]) & (mid == pad[1:-1, 2:])
+    inside = _inside(lab)
     if lab.dtype in (np.uint8, np.uint16) or (lab.min() >= 0 and lab.max() < 1 << 20):
         codes = lab if lab.dtype in (np.uint8, np.uint16) else lab.astype(np.int64)
     else:  # large or signed values: their ranks (0 stays 0 when present: the smallest)
@@ -267,9 +273,7 @@ def split_labels(labels: np.ndarray) -> tuple[int, int]:
         return 0, 0
     comps = label(lab, background=0, connectivity=1)  # regions of one value each
     n = int(comps.max())
-    pad = np.pad(lab, 1, mode="edge")  # the image's border is not an edge
-    mid = pad[1:-1, 1:-1]
-    inside = (mid == pad[:-2, 1:-1]) & (mid == pad[2:, 1:-1]) & (mid == pad[1:-1, :-2]) & (mid == pad[1:-1, 2:])
+    inside = _inside(lab)
     body = np.bincount(comps[inside], minlength=n + 1)[1:] > 0  # per region: it has an inside
     fg = comps > 0
     value = np.zeros(n + 1, lab.dtype)
