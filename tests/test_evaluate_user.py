@@ -114,10 +114,10 @@ def test_per_image_rows_against_independent_matching():
 
 def test_per_image_csv_beside_the_json(tiny_run, capsys):
     run, data = tiny_run
-    code, out, _ = _cli(["evaluate", run, "-d", data, "--weights", run / "checkpoint.safetensors"], capsys)
+    code, _, err = _cli(["evaluate", run, "-d", data, "--weights", run / "checkpoint.safetensors"], capsys)
     assert code == 0
     path = run / "eval_A_checkpoint_images.csv"
-    assert f"per image -> {path}" in out
+    assert f"per image -> {path}" in " ".join(err.split())  # (a summary line: stderr)
     rows = list(csv.DictReader(path.open()))
     assert list(rows[0]) == ["file", "true_count", "pred_count", "tp", "fp", "fn", "precision", "recall", "f1",
                             "run_side"]

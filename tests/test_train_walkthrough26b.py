@@ -173,15 +173,15 @@ def test_evaluate_with_weights_keeps_the_runs_own_scores(tmp_path, capsys):
     run, data = tmp_path / "run", make_pairs(tmp_path / "A", groups=2, per_group=2, size=32)
     train(tiny_recipe(train={"epochs": 1, "batch_size": 4, "overlay_samples": 0, "threads": 1}), data, run,
           device="cpu")
-    code, out, _ = _cli(["evaluate", run, "-d", data, "--weights", run / "checkpoint.safetensors"], capsys)
-    assert code == 0 and f"metrics -> {run / 'eval_A_checkpoint.json'}" in " ".join(out.split())
-    code, out, _ = _cli(["evaluate", run, "-d", data], capsys)
-    assert code == 0 and f"metrics -> {run / 'eval_A.json'}" in " ".join(out.split())
+    code, _, err = _cli(["evaluate", run, "-d", data, "--weights", run / "checkpoint.safetensors"], capsys)
+    assert code == 0 and f"metrics -> {run / 'eval_A_checkpoint.json'}" in " ".join(err.split())
+    code, _, err = _cli(["evaluate", run, "-d", data], capsys)
+    assert code == 0 and f"metrics -> {run / 'eval_A.json'}" in " ".join(err.split())
     first = json.loads((run / "eval_A_checkpoint.json").read_text())
     assert first["weights"].endswith("checkpoint.safetensors")
     assert json.loads((run / "eval_A.json").read_text())["weights"].endswith("best.safetensors")
-    code, out, _ = _cli(["evaluate", run, "-d", data], capsys)
-    assert code == 0 and "(replacing the earlier one)" in out
+    code, _, err = _cli(["evaluate", run, "-d", data], capsys)
+    assert code == 0 and "(replacing the earlier one)" in err
     from devolens.cli.train import default_eval_json
 
     assert default_eval_json(run, data, "zoo:nuclei") == run / "eval_A_zoo-nuclei.json"

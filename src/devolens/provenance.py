@@ -84,14 +84,22 @@ def command_words(command) -> list[str]:
     return next((words[i:] for i in range(1, len(words)) if not words[i].startswith("-")), [])
 
 
+def absolute_path(path: str | Path) -> str:
+    """``path`` as a record names it: absolute, its ``..`` and ``.`` taken out as written (``os.path.abspath``:
+    ``../rend/frames`` run from ``cwdtest/`` is ``/.../rend/frames``, not ``/.../cwdtest/../rend/frames``), links
+    kept as the user named them (not resolved)."""
+    return os.path.abspath(path)
+
+
 def record_header(command: str, input_path: str | Path, model: str, output: str | Path | None = None) -> dict:
     """The first entries of the JSON records of the inference commands (``segment.json``, ``livedead.json``,
     population's and identify's JSON), in this order: ``command`` (:func:`command_line` of the command's name, e.g.
-    ``devolens identify``), ``input`` (absolute: a pipeline may read the record from another working directory),
-    ``output`` (absolute; only when given) and ``model``. Each record adds its own entries after them."""
-    header = {"command": command_line(command), "input": str(Path(input_path).absolute())}
+    ``devolens identify``), ``input`` (absolute: a pipeline may read the record from another working directory;
+    :func:`absolute_path`), ``output`` (absolute; only when given) and ``model``. Each record adds its own entries
+    after them."""
+    header = {"command": command_line(command), "input": absolute_path(input_path)}
     if output is not None:
-        header["output"] = str(Path(output).absolute())
+        header["output"] = absolute_path(output)
     header["model"] = str(model)
     return header
 
@@ -133,7 +141,8 @@ def files_sha256(folder: str | Path, files: list, *, named: bool = True) -> str:
 
 def input_entry(path: str | Path, files: list | None = None) -> dict:
     """What an inference record (``inputs`` of ``segment.json``, ``livedead.json``, population's and identify's
-    JSON) says of one input: ``path`` (absolute), ``bytes`` and ``sha256``, and ``sha256_of``, what the digest
+    JSON) says of one input: ``path`` (absolute: :func:`absolute_path`), ``bytes`` and ``sha256``, and
+    ``sha256_of``, what the digest
     covers. A file: its bytes (``sha256sum FILE`` gives the same digest). A folder: one digest over ``files`` (the
     files the command read of it: its frames, a plate's wells; None: every file under it), in sorted order, each as
     its path relative to the folder, a NUL byte, its size, a NUL byte and its bytes (:func:`files_sha256`; for a
@@ -141,7 +150,7 @@ def input_entry(path: str | Path, files: list | None = None) -> dict:
     and ``bytes``, their sizes added up. Each file is read once, in 1 MiB blocks: far quicker than the inference
     that read it."""
     path = Path(path)
-    entry = {"path": str(path.absolute())}
+    entry = {"path": absolute_path(path)}
     if path.is_file():
         entry.update(bytes=path.stat().st_size, sha256=file_sha256(path), sha256_of="file bytes")
         return entry

@@ -1488,7 +1488,7 @@ def run_segmentation(
     and the working ``scale``; ``notes``: what the command prints after its summary line, as
     :func:`_segment_notes` gives them, also recorded in ``segment.json``).
     """
-    from devolens.io.atomic import ColumnsCSV, write_columns_csv
+    from devolens.io.atomic import ColumnsCSV, StoppedAfterCommit, missing_folders, remove_made, write_columns_csv
     from devolens.io.images import write_label_tif, write_png
     from devolens.io.stacks import check_pages, pages_with_channel
     from devolens.predict.postprocess import Prepared
@@ -1514,6 +1514,7 @@ def run_segmentation(
     flat = _flatten(model, flatten)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
                      prepare=_preparation(model, color, diameter, flat), calibrations=calibrations)
+    made: list[Path] = []  # the folders above --out the staging makes (below)
     try:
         # --pixel-size without a µm diameter: over a TIFF's own calibration, or coarse (once the input is known)
         pixel_notes = _carried_notes(pixel_size, microns, calibrations, report, skip)
@@ -1528,9 +1529,13 @@ def run_segmentation(
         if min_size is not None:  # input pixels: each image's working pixels by its own scale (diameter auto, each)
             predictor.min_size_input = float(min_size)
         apply_threads(threads)
+        # the folders above --out that the staging makes go again when the run fails or is stopped, as
+        # staged_folder's (out itself is made only by the commit): a failed run leaves no empty folders
+        made = missing_folders(Path(out).resolve())
         stage = StagedDir(out)
     except BaseException:
         source.close()
+        remove_made(made)  # (StagedDir made them, then failed: a lock refused)
         raise
     objects = None  # objects.csv, written frame by frame (below)
     try:
@@ -1805,13 +1810,20 @@ def run_segmentation(
             except OSError:  # (a full disk fails its last write too): the staging folder goes all the same
                 pass
         stage.abort()
+        remove_made(made[1:] if made and made[0] == Path(out).resolve() else made)
         raise
     finally:
         source.close()
     # an earlier run's entries this one did not write go (its overlays/ beside this run's overlay.mp4, its
     # curation.csv): --out then holds this run's outputs only. They are segment's own: _check_segment_out refused
     # a folder holding such names without segment.json
-    stage.commit(owned=_owned(out, skip_flagged))
+    try:
+        stage.commit(owned=_owned(out, skip_flagged))
+    except StoppedAfterCommit:  # the outputs are in place: their folders stay
+        raise
+    except BaseException:  # the commit put back what was there; the folders it made go (kept when not empty)
+        remove_made(made)
+        raise
     return summary
 
 

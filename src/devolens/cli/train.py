@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -123,7 +124,7 @@ def train_cmd(
     """Train a model from a recipe on a data folder."""
     import torch
 
-    from devolens.cli._common import console, note, out as stdout, progress_bar
+    from devolens.cli._common import check_not_stdout, console, note, out as stdout, progress_bar
     from devolens.errors import DevolensError
     from devolens.io.atomic import Exhausted, cannot_write
     from devolens.train.trainer import check_run_folder, train
@@ -135,6 +136,7 @@ def train_cmd(
     _at_least("--epochs", epochs, 1)
     if prune_top is not None and not 0 <= prune_top < 100:
         raise DevolensError(f"--prune-top must be in [0, 100) percent, got {prune_top}")
+    check_not_stdout(out)
     check_run_folder(out, data, resume=resume, inside_data=not resume)  # a run already there stays where it is
     if export is not None:
         _check_export(export, data, recipe, out)
@@ -436,7 +438,7 @@ def tune_cmd(
     to add) to add trials to the study; after Ctrl-C the same command goes on."""
     import torch
 
-    from devolens.cli._common import console, out as stdout, progress_bar, progress_mode
+    from devolens.cli._common import check_not_stdout, console, out as stdout, progress_bar, progress_mode
     from devolens.errors import DevolensError
     from devolens.io.atomic import Exhausted
     from devolens.train.trainer import check_run_folder
@@ -446,6 +448,7 @@ def tune_cmd(
     _at_least("--threads", threads, 1)
     _at_least("--trials", trials, 1)
     # trial runs are runs: never among the data; no training run, no folder of other things
+    check_not_stdout(out)
     check_run_folder(out, data, inside_data=True, tuning=True)
     if threads is not None:
         torch.set_num_threads(threads)
@@ -499,8 +502,10 @@ def evaluate_cmd(
                                "PyTorch sees one, else the CPU, wherever the run was trained)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
 ) -> None:
-    """Score the best checkpoint of a run (or other weights of its network) on a data folder; print and
-    write the metrics as JSON, and one row per image as CSV beside it (eval_..._images.csv: file, true and
+    """Score the best checkpoint of a run (or other weights of its network) on a data folder; print the metrics
+    on stdout as 'key: value' lines and write them as JSON to the --json file (default RUN/eval_<DATA name>.json;
+    the files written are named on stderr, '-> FILE', which --quiet leaves out), and one row per image as CSV
+    beside it (eval_..._images.csv: file, true and
     predicted counts, tp, fp, fn, precision, recall, f1; counted at the run's data.scale, so true_count leaves out
     a nucleus that vanishes when its mask is shrunk to it, neither found nor missed).
 
@@ -523,7 +528,7 @@ def evaluate_cmd(
     (bf16 on a GPU without native bfloat16, such as a T4 or V100, runs fp16, with a note)."""
     import json
 
-    from devolens.cli._common import device_option, note, out as stdout, progress_bar
+    from devolens.cli._common import device_option, note, out as stdout, progress_bar, summary
     from devolens.io.together import write_together
     from devolens.train.evaluate import evaluate_run
 
@@ -536,6 +541,9 @@ def evaluate_cmd(
         raise _not_a_run(run, "evaluate")
     if json_out is not None:
         _check_json(json_out, run, data)
+    path = json_out or default_eval_json(run, data, weights)
+    csv_path = path.with_name(f"{path.stem}_images.csv")
+    _check_eval_writable(path, csv_path, given=json_out is not None)  # before the scoring, not after it
     validate: dict = {}
     if instances is not None:
         validate["instances"] = _instances_option(instances)
@@ -549,10 +557,8 @@ def evaluate_cmd(
     with progress_bar("evaluating") as cb:
         metrics = evaluate_run(run, data, batch_size=batch_size, progress=cb, weights=weights, validate=validate,
                                device=device)
-    path = json_out or default_eval_json(run, data, weights)
     replaced = _earlier_eval(path, data)
     images = metrics.pop("images", None)
-    csv_path = path.with_name(f"{path.stem}_images.csv")
     if images is not None:
         metrics["images_csv"] = str(csv_path)
     # the metrics and the per-image rows: both this run's or both the previous run's (the JSON last)
@@ -569,10 +575,28 @@ def evaluate_cmd(
     pp = _postprocess_used(metrics["validate"].get("postprocess") or {})
     stdout.print(f"instances: {metrics['validate']['instances']}"
                  + (f"; post-processing: {metrics['postprocess_from']}: {json.dumps(pp)}"
-                    if metrics["validate"]["instances"] == "watershed" else "")
-                 + f"; metrics -> {path}" + (f" (replacing the earlier one{replaced})" if replaced is not None else ""))
+                    if metrics["validate"]["instances"] == "watershed" else ""))
+    # the files written: summary lines on stderr, as every command's (--quiet leaves them out); stdout keeps metrics
+    summary(f"metrics -> {path}" + (f" (replacing the earlier one{replaced})" if replaced is not None else ""))
     if images is not None:
-        stdout.print(f"per image -> {csv_path}")
+        summary(f"per image -> {csv_path}")
+
+
+def _check_eval_writable(path: Path, csv_path: Path, given: bool) -> None:
+    """Refuse, before the scoring, a metrics JSON ``path`` (then its per-image CSV ``csv_path``) that cannot be
+    written: the JSON is named first, as the file asked for; where no --json was ``given`` (the run folder takes
+    no new file: a read-only or shared run), the error says to give one."""
+    from devolens.cli._common import check_writable
+    from devolens.errors import DevolensError
+
+    try:
+        check_writable(path)
+        check_writable(csv_path)
+    except DevolensError as exc:
+        if given or type(exc) is not DevolensError:  # (a full disk, Exhausted, stays as it is: exit code 75)
+            raise
+        raise DevolensError(f"{exc.message}: give --json FILE.json in a folder you can write (the run folder "
+                            "takes no new file)", path=exc.path) from None
 
 
 def _earlier_eval(path: Path, data: Path) -> str | None:
@@ -587,7 +611,7 @@ def _earlier_eval(path: Path, data: Path) -> str | None:
         earlier = json.loads(path.read_text(encoding="utf-8")).get("data_path")
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         return ""
-    if not isinstance(earlier, str) or Path(earlier) == Path(data).absolute():
+    if not isinstance(earlier, str) or os.path.abspath(earlier) == os.path.abspath(data):  # (`..` taken out)
         return ""
     return f", of other data: {earlier}"
 

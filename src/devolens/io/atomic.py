@@ -28,7 +28,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, shown_path
 
 #: errors that only writing can raise: wherever they come from, the output could not be written
 WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
@@ -1074,19 +1074,46 @@ def staged_folder(out: str | Path, owned: Iterable[str] = ()) -> Iterator[Staged
     try:
         stage = StagedDir(out)
         yield stage
-    except BaseException:
+    except BaseException as exc:
         if stage is not None:
             stage.abort()
         remove_made(made[1:] if made and made[0] == out else made)  # out is only made by the commit
+        if isinstance(exc, DevolensError):
+            _name_as_given(exc, out, given)
         raise
     try:
         stage.commit(owned)
     except StoppedAfterCommit as exc:  # a stop after the commit: the outputs are in place, and their folders stay
         exc.dest = given  # (named as the user named it)
         raise
-    except BaseException:  # the commit put back what was there; the folders it made go (kept when not empty)
+    except BaseException as exc:  # the commit put back what was there; the folders it made go (kept when not empty)
         remove_made(made)
+        if isinstance(exc, DevolensError):
+            _name_as_given(exc, out, given)
         raise
+
+
+def _name_as_given(exc: DevolensError, out: Path, given: Path) -> None:
+    """Name the output folder in ``exc``, an error of :func:`staged_folder`'s work on the resolved folder ``out``, as
+    the user typed it, ``given`` (``render --out r`` names ``r/labels/x.tif``, not ``/home/.../r/labels/x.tif``, as
+    the other commands do): its path, and in its message ``out`` and the folders above it that ``given`` names
+    (``afile is a file, not a folder``). Changed in place (its class and other attributes are kept)."""
+    pairs = [(out, given)]  # deepest first
+    o, g = out, given
+    while g.name not in ("", ".", "..") and g.parent.name not in ("", ".", "..") and o != o.parent:
+        o, g = o.parent, g.parent
+        pairs.append((o, g))
+    path, message = exc.path, exc.message
+    for o, g in pairs:
+        if path is not None and path.is_relative_to(o):
+            path = g / path.relative_to(o)
+            break
+    for o, g in pairs:
+        message = re.sub(re.escape(str(o)) + r"(?=$|[\s/:,;)'\"])", lambda _: str(g), message)
+    if path == exc.path and message == exc.message:
+        return
+    exc.path, exc.message = path, message
+    exc.args = (f"{shown_path(path)}: {message}" if path is not None else message, *exc.args[1:])
 
 
 def _alive(pid: int) -> bool:

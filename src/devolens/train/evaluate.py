@@ -480,7 +480,7 @@ def _provenance(run: Path, data: str | Path, weights: str | Path, trained_by: Pa
     run's)."""
     from devolens.models import zoo
     from devolens.models.export import _run_record
-    from devolens.provenance import command_line, torch_version, version
+    from devolens.provenance import absolute_path, command_line, torch_version, version
     from devolens.train.trainer import store_fingerprint, weights_file
 
     file = weights_file(weights, "--weights")
@@ -488,7 +488,7 @@ def _provenance(run: Path, data: str | Path, weights: str | Path, trained_by: Pa
         fingerprint = store_fingerprint(data, n)
     recorded = (_run_record(trained_by).get("data") or {}) if trained_by is not None else {}
     return {"command": command_line("devolens evaluate"), "devolens": version(), "torch": torch_version(),
-            "run_path": str(Path(run).absolute()), "data_path": str(Path(data).absolute()),
+            "run_path": absolute_path(run), "data_path": absolute_path(data),
             "weights_path": str(file.absolute()), "weights_sha256": zoo.weights_sha256(file),
             "data_fingerprint": fingerprint,
             "run_data_fingerprint": recorded.get("fingerprint") if isinstance(recorded, dict) else None}
