@@ -324,7 +324,9 @@ def _after_fork_in_child() -> None:
     (what a pool's terminate() sends) ends it. With main's handler each busy worker printed a traceback, with
     run()'s (record only) a stopped pool waited for ever, and with Python's own a worker killed holding the pool's
     queue lock hung its parent, or a training loader's dead worker ended the run with torch's traceback.
-    Signals that were ignored stay ignored."""
+    Signals that were ignored stay ignored. SIGTERM sent to every process of the job (``timeout``, Slurm) still
+    kills a worker wherever it is, holding that lock too: render stops its pool with a bounded wait, then kills the
+    workers left (:func:`devolens.render.dataset._stop_pool`)."""
     for signum in _STOP_SIGNALS:
         if signal.getsignal(signum) in (_on_signal, _on_signal_quietly):
             signal.signal(signum, signal.SIG_DFL if signum == getattr(signal, "SIGTERM", None) else signal.SIG_IGN)
@@ -332,6 +334,20 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+#: the values ``DEVOLENS_QUIET`` takes (any case; empty: unset), as click reads a boolean: quiet, then not
+QUIET_ENV_VALUES = (("1", "true", "t", "yes", "y", "on"), ("0", "false", "f", "no", "n", "off"))
+
+
+def _bad_quiet_env() -> str | None:
+    """The error for a ``DEVOLENS_QUIET`` that is no boolean (click's words were "Input should be a valid boolean,
+    unable to interpret input"), naming the values it takes; None for a good one or none."""
+    value = os.environ.get("DEVOLENS_QUIET", "")
+    if value.strip().lower() in ("", *QUIET_ENV_VALUES[0], *QUIET_ENV_VALUES[1]):
+        return None
+    return (f"DEVOLENS_QUIET={value.strip()} is not a yes or no: set it to 1 (or true, yes, on) to keep only errors, "
+            f"warnings and notes on stderr, 0 (or false, no, off, empty) for every message")
 
 
 def _run(args: list[str]) -> int:
@@ -350,7 +366,7 @@ def _run(args: list[str]) -> int:
             from devolens.cli import _common
 
             _common.COMMAND_ARGS[:] = args  # (what a command asks of its options as typed: option_given)
-            empty = _empty_path(command, args)
+            empty = _empty_path(command, args) or _bad_quiet_env()
             if empty is not None:
                 print(f"error: {empty}", file=sys.stderr)
                 return 2
@@ -1004,7 +1020,9 @@ def _environment_error(exc: OSError, argv: list[str]) -> str | None:
 
     An error on an output given on the command line (``--out``, ``-o``, ``--to``: the path, a
     file or folder in it, one of its missing parent folders, or its hidden temporary siblings)
-    reads ``<output>: cannot write output: <reason>``, as the commands' own checks do.
+    reads ``<output>: cannot write output: <reason>``, as the commands' own checks do; a write that names no file
+    (a full disk under ``devolens models > list.txt``) in a command without such an option is stdout's:
+    ``stdout: cannot write output: <reason>``.
     """
     from devolens.io.atomic import cannot_write, public_path
 
@@ -1020,6 +1038,8 @@ def _environment_error(exc: OSError, argv: list[str]) -> str | None:
         return None
     if not files and exc.errno in WRITE_ERRNOS and len(set(outs)) == 1:  # a write that names no file: the output's
         return str(cannot_write(exc, outs[0]))
+    if not files and exc.errno in WRITE_ERRNOS and not outs:  # a command without --out writes stdout only
+        return f"stdout: cannot write output: {exc.strerror or exc}"
     reason = exc.strerror or str(exc)
     if not files:
         return reason

@@ -331,6 +331,47 @@ def _set_job_tables(tables, geoms) -> None:
     _JOB_PRINTS = [table_fingerprint(t) for t in _JOB_TABLES]
 
 
+# how long a render waits for its worker pool to stop before it kills the workers left (seconds)
+POOL_STOP_WAIT = 1.0
+
+
+def _stop_pool(pool, wait: float | None = None) -> None:
+    """Stop a render's worker ``pool`` without ever waiting on it for ever.
+
+    ``Pool.terminate()`` takes the pool's queue locks, and a worker that died holding one (killed, by the SIGTERM
+    that ``timeout``, Slurm or ``kill -- -PGID`` send to every process of the job, while it waited for a frame to
+    render or sent one back) never gives it back: ``terminate(); join()`` then waited for ever. So it runs in a
+    thread here, given ``wait`` seconds (:data:`POOL_STOP_WAIT`); the workers still running after them are killed
+    (SIGKILL) and the thread, waiting on a lock no one can give back, is left behind (a daemon: it ends with the
+    process). The workers render only: they hold nothing that must be finished or undone.
+    """
+    import threading
+
+    wait = POOL_STOP_WAIT if wait is None else wait
+    failed: list[BaseException] = []
+
+    def terminate() -> None:
+        try:
+            pool.terminate()
+            pool.join()
+        except BaseException as e:  # (raised here, in the caller's thread)
+            failed.append(e)
+
+    with signals_held():  # a second stop signal waits for the workers to be gone
+        stopper = threading.Thread(target=terminate, name="devolens-render-pool-stop", daemon=True)
+        stopper.start()
+        stopper.join(wait)
+        if stopper.is_alive():
+            workers = list(getattr(pool, "_pool", ()))  # (its processes: the pool has no public name for them)
+            for worker in workers:
+                if worker.exitcode is None:
+                    worker.kill()
+            for worker in workers:
+                worker.join(wait)  # reaped (killed: at once)
+    if failed:
+        raise failed[0]
+
+
 def _frame_draw(kind: str, f_seed: int, fixed: dict):
     """The parameters a frame of ``vary="frame"`` draws for itself, with the ``fixed`` fields replaced.
 
@@ -711,9 +752,8 @@ def render_dataset(
                     if progress is not None:
                         progress(done, total)
         finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+            if pool is not None:  # (bounded: a worker killed by a stop sent to the job left the pool broken)
+                _stop_pool(pool)
             _set_job_tables([], [])
         df = pd.DataFrame(rows, columns=list(FRAMES_COLUMNS) + ([VIDEO_FRAME_COLUMN] if video else []))
         if video:  # whole numbers, empty (NA) for a dropped row
