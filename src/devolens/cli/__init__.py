@@ -573,7 +573,8 @@ def _is_path(param) -> bool:
 def _empty_path(command, args: list[str]) -> str | None:
     """The ``error:`` line for a path given empty (``--out "$OUT"`` with OUT unset: Path("") is the current
     folder, where the command would write) or beginning with a ``~`` the shell did not expand (``--out=~/seg``: a
-    folder named ``~`` here; :func:`tilde_hint`), or None."""
+    folder named ``~`` here; :func:`tilde_hint`), or an output typed as ``-``, which users read as stdout (a file or
+    folder named ``-`` was written; ``./-`` still names one), or None."""
     if "-h" in args or "--help" in args:
         return None
     _, found, unknown = _scan(command, args)
@@ -583,8 +584,10 @@ def _empty_path(command, args: list[str]) -> str | None:
         if value == "" and param is not None and _is_path(param):
             what = name or (param.metavar or param.name or "input").upper()
             return f"{what} is empty (an unset shell variable?): give a path"
-        if isinstance(value, str) and param is not None and (name in _OUT_OPTIONS or param.name in ("out", "to")) \
-                and _is_path(param) and not os.path.lexists(value):
+        output = param is not None and (name in _OUT_OPTIONS or param.name in ("out", "to")) and _is_path(param)
+        if output and value == "-":
+            return "-: writing to stdout is not supported: give a file name (./- for a file named -)"
+        if isinstance(value, str) and output and not os.path.lexists(value):
             home = tilde_hint(Path(value), exists=False)  # (--out=~/seg: a folder named ~ here, a trap for rm -rf ~)
             if home:
                 return f"{name or (param.metavar or param.name or 'input').upper()} {value}: {home}"

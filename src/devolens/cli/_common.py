@@ -362,15 +362,13 @@ def hold_output_folder(out: Path) -> None:
 
     Nothing where the folder above ``out`` does not exist yet: the lock file has no place before the staging makes
     that folder (and a lock beside a folder further up would be another file than the one a run finding the folder
-    made takes, so no lock at all); the staging takes it then, as before. An ``--out -`` is refused first
-    (:func:`check_not_stdout`). Nothing either outside a command (a library
+    made takes, so no lock at all); the staging takes it then, as before. Nothing either outside a command (a library
     call: its staging locks), nor for a folder inside a staging folder (a step of a run writing into its own staged
     output, as ``demo`` runs ``segment``: the run's own)."""
     from devolens.errors import command_running
     from devolens.io.atomic import output_lock, public_path
 
     out = Path(out)
-    check_not_stdout(out)
     if not command_running() or public_path(out) != out:
         return
     if not Path(os.path.realpath(out)).parent.is_dir():  # (output_lock would find no place for it either)
@@ -427,21 +425,11 @@ def model_folder_words(folder: Path) -> str | None:
     return None
 
 
-def check_not_stdout(path: Path) -> None:
-    """Refuse an output (file or folder) whose ``--out`` (``--to``) was typed as ``-``, which users read as stdout:
-    a file or folder named ``-`` was written silently. ``./-`` still names one."""
-    from devolens.errors import DevolensError
-
-    if typed_value("--out", "-o", "--to") == "-" and Path(path) == Path("-"):
-        raise DevolensError("writing to stdout is not supported: give a file name (./- for a file named -)", path=path)
-
-
 def check_not_folder_typed(path: Path) -> None:
     """Refuse an output file whose ``--out`` was typed as a folder's name, ending in a slash (``--out nd/``: a Path
-    drops the slash, and a file named ``nd`` was written), or as ``-`` (:func:`check_not_stdout`)."""
+    drops the slash, and a file named ``nd`` was written)."""
     from devolens.errors import DevolensError
 
-    check_not_stdout(path)
     typed = typed_value("--out", "-o")
     if typed and typed.endswith(("/", os.sep)) and Path(typed) == Path(path):
         raise DevolensError(f"--out {typed} ends in a slash, as a folder's name, and this command writes a file: give "
@@ -769,8 +757,6 @@ def check_csv_out(out: Path, what: Optional[str] = None, *, folder_first: bool =
     without the .csv suffix ("--out must be a .csv file (WHAT)", ``what``: what the CSV holds). ``folder_first``:
     which of the two a folder without the suffix is told (identify: the folder; population: the suffix)."""
     from devolens.errors import DevolensError
-
-    check_not_stdout(out)
 
     def folder() -> None:
         if out.is_dir():

@@ -124,7 +124,7 @@ def train_cmd(
     """Train a model from a recipe on a data folder."""
     import torch
 
-    from devolens.cli._common import check_not_stdout, console, note, out as stdout, progress_bar
+    from devolens.cli._common import console, note, out as stdout, progress_bar
     from devolens.errors import DevolensError
     from devolens.io.atomic import Exhausted, cannot_write
     from devolens.train.trainer import check_run_folder, train
@@ -136,7 +136,6 @@ def train_cmd(
     _at_least("--epochs", epochs, 1)
     if prune_top is not None and not 0 <= prune_top < 100:
         raise DevolensError(f"--prune-top must be in [0, 100) percent, got {prune_top}")
-    check_not_stdout(out)
     check_run_folder(out, data, resume=resume, inside_data=not resume)  # a run already there stays where it is
     if export is not None:
         _check_export(export, data, recipe, out)
@@ -438,7 +437,7 @@ def tune_cmd(
     to add) to add trials to the study; after Ctrl-C the same command goes on."""
     import torch
 
-    from devolens.cli._common import check_not_stdout, console, out as stdout, progress_bar, progress_mode
+    from devolens.cli._common import console, out as stdout, progress_bar, progress_mode
     from devolens.errors import DevolensError
     from devolens.io.atomic import Exhausted
     from devolens.train.trainer import check_run_folder
@@ -448,7 +447,6 @@ def tune_cmd(
     _at_least("--threads", threads, 1)
     _at_least("--trials", trials, 1)
     # trial runs are runs: never among the data; no training run, no folder of other things
-    check_not_stdout(out)
     check_run_folder(out, data, inside_data=True, tuning=True)
     if threads is not None:
         torch.set_num_threads(threads)
