@@ -182,13 +182,12 @@ def train_cmd(
 
 
 def _tied_start(res) -> bool:
-    """Whether a fine-tuning run's best epoch scored as its starting weights did (within the trainer's
-    ``START_TOLERANCE``): not a loss, so no ``start_note``, but not the gain its first line asked for. A start that
-    scored nothing (F1 0 before and after) is no such tie."""
-    from devolens.train.trainer import START_TOLERANCE
+    """Whether a fine-tuning run's best epoch scored as its starting weights did
+    (:func:`devolens.train.trainer.tied_start`): not a loss, so no ``start_note``, but not the gain its first line
+    asked for."""
+    from devolens.train.trainer import tied_start
 
-    start, best = getattr(res, "start_value", None), res.best_value
-    return start is not None and best is not None and bool(start) and abs(float(best) - float(start)) <= START_TOLERANCE
+    return tied_start(getattr(res, "start_value", None), res.best_value)
 
 
 def _summary(res, plots_line: Optional[str]) -> None:

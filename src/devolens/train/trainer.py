@@ -1945,6 +1945,14 @@ def _start_verdict(init: str, monitor: str, mode: str, start_value: float | None
             f"{best}): {keep}, or fine-tune again with a lower optimizer.lr or more epochs")
 
 
+def tied_start(start_value, best_value) -> bool:
+    """Whether a fine-tuning's best score equals its starting weights' (within :data:`START_TOLERANCE`): not a loss,
+    so no :func:`_start_verdict` line, but not the gain fine-tuning asked for. A start that scored nothing (F1 0
+    before and after) is no such tie; nor is a missing score."""
+    return (start_value is not None and best_value is not None and bool(start_value)
+            and abs(float(best_value) - float(start_value)) <= START_TOLERANCE)
+
+
 def _run_split(out: Path) -> pd.DataFrame | None:
     """The run's ``split.csv`` (``sample``, ``side``), or None where it is missing or unreadable."""
     try:

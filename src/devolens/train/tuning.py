@@ -492,22 +492,20 @@ TIED = "the best trial only tied the starting weights"
 def _start_note(study, best, metric: str) -> tuple[dict | None, str | None]:
     """The best trial's start (:func:`_trial_start`) and, when no finished trial beat its starting weights (each
     on its own validation split; every one fine-tuned and was scored), the line that says so, naming the
-    starting weights' score on the best trial's split; where none beat its start but some only tied it (within
-    :data:`devolens.train.trainer.START_TOLERANCE`), the line beginning :data:`TIED` that says so, as
+    starting weights' score on the best trial's split; where none beat its start but some only tied it
+    (:func:`devolens.train.trainer.tied_start`), the line beginning :data:`TIED` that says so, as
     ``devolens train`` says a tie."""
     import optuna
 
     start = _trial_start(best)
     if start is None:
         return None, None
-    from devolens.train.trainer import START_TOLERANCE
+    from devolens.train.trainer import tied_start
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     starts = [_trial_start(t) for t in complete]
-    # a tie (within train's tolerance; a start that scored nothing is none), as `devolens train` says it: no loss,
-    # but not the gain the first line asked for
-    tied = [s is not None and bool(s["value"]) and t.value is not None
-            and abs(float(t.value) - float(s["value"])) <= START_TOLERANCE for t, s in zip(complete, starts)]
+    # a tie, as `devolens train` says it: no loss, but not the gain the first line asked for
+    tied = [s is not None and tied_start(s["value"], t.value) for t, s in zip(complete, starts)]
     init = start["init"]
     keep = f"keep the zoo model {init[4:]!r}" if init.startswith("zoo:") else f"keep the starting weights ({init})"
     n, k = len(starts), len(best.intermediate_values)  # (its value is its best epoch's; k: the epochs scored)
