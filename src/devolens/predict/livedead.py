@@ -1420,18 +1420,18 @@ def _warn_swapped(image, src: RowReader | None, counts: dict[str, float], fix: s
     the swap second (a reviewer's 8-bit well read 98 % dead was told to swap its channels: 100 % dead)."""
     if src is not None and _unnamed(src) == "colour":
         taken = "Hoechst taken from the blue channel and Draq7 from the red"
-        why, then = "the colour rule", "if Hoechst was saved in red and Draq7 in blue, run again with"
+        why, when, act = "the colour rule", "if Hoechst was saved in red and Draq7 in blue", "run again with"
     else:
         taken = "Hoechst taken from the first channel and Draq7 from the second"
-        why, then = (("an array's channels are read by position", "if Draq7 is its first channel, pass")
-                     if src is None else ("the file does not name them", "if Draq7 was saved first, run again with"))
+        why, when, act = (("an array's channels are read by position", "if Draq7 is its first channel", "pass")
+                          if src is None else ("the file does not name them", "if Draq7 was saved first",
+                                               "run again with"))
     dim, dead = seen
     shown = ""
     if dim >= SWAP_DIM_SHARE * max(dead, 1) and dim:
         shown = (f"; {dim / dead:.0%} of those are nuclei in the channel read as Draq7 with almost no Hoechst, which "
                  "stains every nucleus")  # (a share: the objects seen are the bands', not the table's rows)
     elif eight:
-        act = then.split(", ", 1)[1]  # (the condition is said in other words here)
         warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead in this 8-bit image, "
                       "most likely from its 8-bit values (the livedead model reads 16-bit camera counts, and an 8-bit "
                       "export reads mostly dead: segment the microscope's own 16-bit file where there is one) rather "
@@ -1440,7 +1440,7 @@ def _warn_swapped(image, src: RowReader | None, counts: dict[str, float], fix: s
                       category=DevolensWarning)
         return
     warnings.warn(f"{image}: {counts['fraction_dead']:.0%} of the nuclei read as dead, with {taken} ({why}){shown}: "
-                  f"{then} {fix}", stacklevel=4, category=DevolensWarning)
+                  f"{when}, {act} {fix}", stacklevel=4, category=DevolensWarning)
 
 
 def _range_problems(watch: _ChannelWatch, area: float) -> list[tuple[str, int, int]]:
