@@ -577,14 +577,17 @@ def _empty_path(command, args: list[str]) -> str | None:
     folder named ``-`` was written; ``./-`` still names one), or None."""
     if "-h" in args or "--help" in args:
         return None
-    _, found, unknown = _scan(command, args)
+    cmd, found, unknown = _scan(command, args)
     if unknown:  # click's own error says what is wrong
         return None
+    # a command's other outputs (simulate well's --labels, --objects): the parameter names its callback lists
+    callback = getattr(cmd, "callback", None)
+    more = getattr(inspect.unwrap(callback), OUTPUT_PARAMS, ()) if callback is not None else ()
     for param, value, name in found:
         if value == "" and param is not None and _is_path(param):
             what = name or (param.metavar or param.name or "input").upper()
             return f"{what} is empty (an unset shell variable?): give a path"
-        output = param is not None and (name in _OUT_OPTIONS or param.name in ("out", "to")) and _is_path(param)
+        output = param is not None and (name in _OUT_OPTIONS or param.name in ("out", "to", *more)) and _is_path(param)
         if output and value == "-":
             return "-: writing to stdout is not supported: give a file name (./- for a file named -)"
         if isinstance(value, str) and output and not os.path.lexists(value):
@@ -1016,6 +1019,9 @@ _PLACE_ERRNOS = frozenset(
 )
 #: options that name an output file or folder
 _OUT_OPTIONS = ("--out", "-o", "--to")
+#: the attribute of a command's function that names its other output parameters (``("labels", "objects")``),
+#: refused as ``-`` as ``--out`` is (:func:`_empty_path`)
+OUTPUT_PARAMS = "devolens_outputs"
 
 
 def _environment_error(exc: OSError, argv: list[str]) -> str | None:

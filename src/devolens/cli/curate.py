@@ -139,11 +139,11 @@ def _curate_record(path: Path, out: Path, counts: dict, options: dict) -> str:
     :func:`devolens.provenance.frames_inputs`; a folder: of its frames), the reading options and ``--threads``
     (``options``), and how many frames it read, flagged and flagged of each kind (``counts``:
     :func:`devolens.curate.frames.summarize`)."""
-    from devolens.provenance import command_line, frames_inputs, record_text, version
+    from devolens.provenance import absolute_path, command_line, frames_inputs, record_text, version
 
     return record_text({
-        "command": command_line("devolens curate frames"), "input": str(path.absolute()),
-        "output": str(out.absolute()), "devolens": version(), "inputs": frames_inputs(path), "options": options,
+        "command": command_line("devolens curate frames"), "input": absolute_path(path),
+        "output": absolute_path(out), "devolens": version(), "inputs": frames_inputs(path), "options": options,
         "counts": counts,
     })
 

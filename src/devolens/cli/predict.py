@@ -41,7 +41,7 @@ from devolens.predict.notes import small_nuclei_check as _small_nuclei_check, sm
 from devolens.predict.notes import size_note
 from devolens.predict.notes import _centre, _inverted, _inverted_blobs  # noqa: F401  (_inverted*: tests' names)
 from devolens.predict.notes import _judging_scale, _shapes, inverted_nuclei, judge_input, shape_verdict
-from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
+from devolens.provenance import absolute_path, model_sha256, record_header, record_text, torch_version, version
 
 #: memory budget of the frames read ahead of the network (bytes)
 READ_AHEAD_BYTES = 256 << 20
@@ -1295,7 +1295,7 @@ def _report_option(report: Optional[Path]) -> Optional[str]:
         return None
     if str(report) == AUTO_CURATE and not Path(report).exists():
         return AUTO_CURATE
-    return str(Path(report).absolute())
+    return absolute_path(report)
 
 
 def _curation_record(report: Optional[Path], written: Optional[Path] = None) -> Optional[dict]:
@@ -1307,7 +1307,7 @@ def _curation_record(report: Optional[Path], written: Optional[Path] = None) -> 
     if option is None:
         return None
     if option == AUTO_CURATE:
-        return {"by": AUTO_CURATE, "path": None if written is None else str(Path(written).absolute())}
+        return {"by": AUTO_CURATE, "path": None if written is None else absolute_path(written)}
     from devolens.provenance import input_entry
 
     return {"by": "given", **input_entry(report)}
@@ -2651,8 +2651,8 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
         "monotone_residual": None if monotone_residual is None else json_number(monotone_residual),
         "no_signal": list(no_signal or ()),
         "exif_turned": list(exif_turned or ()),
-        "plot": None if plot is None else str(plot.absolute()),
-        "curation": None if curation is None else str(curation.absolute()),
+        "plot": None if plot is None else absolute_path(plot),
+        "curation": None if curation is None else absolute_path(curation),
         "curation_report": curation_report,
         # the colour channel read (of most frames where they differ; null: grey frames), as segment.json's
         "color_read": color_read,

@@ -41,6 +41,8 @@ LIVE_COLOUR, DEAD_COLOUR = (0, 255, 0), (255, 0, 255)
 #: the memory `simulate well` takes a pixel, for its --help (devolens.render.wells.WELL_PIXEL_BYTES: not imported
 #: here, it imports scipy and pandas)
 WELL_PIXEL_BYTES = 60
+#: `simulate well --size`'s least side, for its --help (devolens.render.wells.MIN_WELL, which checks it)
+MIN_WELL = 8
 
 
 # ----------------------------------------------------------------------------------------
@@ -79,8 +81,11 @@ def _parse_size(text: str) -> tuple[int, int]:
         size = (int(h), int(w))
     except ValueError:
         raise typer.BadParameter(f"expected HxW in pixels, e.g. 2700x3600; got {text!r}", param_hint="--size")
-    if size[0] < 8 or size[1] < 8:
-        raise typer.BadParameter("must be at least 8x8 pixels", param_hint="--size")
+    from devolens.render.wells import well_size_problem
+
+    problem = well_size_problem(*size)  # (the library's limit and words)
+    if problem:
+        raise typer.BadParameter(problem, param_hint="--size")
     return size
 
 
@@ -158,8 +163,8 @@ def simulate_well_command(
     ),
     size: str = typer.Option(
         "2700x3600", "--size",
-        help=f"Well size HxW in pixels, at least 8x8. Simulating takes about {WELL_PIXEL_BYTES} bytes of memory a "
-        f"pixel (2700x3600: 0.6 GB; 12000x8000: 5.8 GB): a well that would not fit in the memory available is "
+        help=f"Well size HxW in pixels, at least {MIN_WELL}x{MIN_WELL}. Simulating takes about {WELL_PIXEL_BYTES} "
+        f"bytes of memory a pixel (2700x3600: 0.6 GB; 12000x8000: 5.8 GB): a well that would not fit in the memory available is "
         f"refused before it is drawn (exit 75; DEVOLENS_NO_MEMORY_CHECK=1 tries anyway).",
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives the same well."),
@@ -886,6 +891,10 @@ def _group_named(app: typer.Typer, name: str) -> typer.Typer | None:
         if info.name == name and info.typer_instance is not None:
             return info.typer_instance
     return None
+
+
+#: simulate well's outputs besides --out, refused as "-" (stdout) before it runs, as --out is
+simulate_well_command.devolens_outputs = ("labels", "objects")
 
 
 def register(app: typer.Typer) -> None:

@@ -53,13 +53,15 @@ def missing_note(details: Sequence[tuple[int, str, str, str]], *, skipped: bool 
     notes = []
     if lost:
         s = "s" if len(lost) != 1 else ""
+        them = "them" if s else "it"
         notes.append(f"{len(lost)} frame{s} of the video {'are' if s else 'is'} missing (frame{s} {_ranges(lost)}: "
-                     "its timestamps skip them; a damaged stretch of the file, or frames dropped while recording): "
+                     f"its timestamps skip {them}; a damaged stretch of the file, or frames dropped while recording): "
                      + ("left out; " if skipped else "flagged dropped; ")
-                     + "the frames after them keep their numbers in the video")
+                     + f"the frames after {them} keep their numbers in the video")
     if bad:
         f, name, detail = bad[0]
+        them = "them" if len(bad) != 1 else "it"
         notes.append(f"{len(bad)} file{'s' if len(bad) != 1 else ''} could not be read (e.g. {name or f'frame {f}'}: "
                      f"{detail})" + (": left out (flagged in the curation report)" if skipped else
-                                     ": flagged unreadable; --skip-flagged leaves them out"))
+                                     f": flagged unreadable; --skip-flagged leaves {them} out"))
     return "; ".join(notes) if notes else None

@@ -942,7 +942,7 @@ def kept_off_middle(suggested: float, rng: tuple[float, float], resize: float, e
 def size_note(what: str, suggested: float, rng: tuple[float, float] | None, resized: bool, *,
               resize: Optional[float] = None, by: Optional[str] = None, diameter: Optional[float] = None,
               kind: Optional[str] = None, estimate=None, middle: Optional[float] = None,
-              trained: Optional[tuple[float, float]] = None, library: bool = False) -> str:
+              trained: Optional[tuple[float, float]] = None, library: bool = False, verb: str = "segment") -> str:
     """The note on objects found far from the sizes the model knows (``rng``: input pixels at the model's training
     magnification; ``devolens segment``'s, without its ``note:``), or with ``library`` its
     :class:`~devolens.errors.DiameterWarning` in the library's words (:class:`SizeWatch`). ``suggested`` is their
@@ -958,10 +958,11 @@ def size_note(what: str, suggested: float, rng: tuple[float, float] | None, resi
     the estimate was right and the keep band (:func:`devolens.predict.sizing._target`) left the images off the
     middle, where objects at the end of their size range are read too small or too large: the note says so (a
     2x2-binned membrane slice estimated 0.54x, resized 1.03x, its 25 px cells read as 26.7 px: F1 0.90, 1.00 with
-    the --diameter 26.7 it gives)."""
+    the --diameter 26.7 it gives). ``verb``: what the library's call does with the images, for its advice
+    (``"count"``: the population predictor's, "count them with diameter=...")."""
     # the command's options, or the library's arguments
     flag = (lambda value: f"diameter={value}") if library else (lambda value: f"--diameter {value}")  # noqa: E731
-    rerun = "segment them with" if library else "run again with"
+    rerun = f"{verb} them with" if library else "run again with"
     again = (f"Results at the wrong size are unreliable; if {suggested:g} px is their real size, {rerun} "
              f"{flag(f'{suggested:g}')}.")
     kept = (kept_off_middle(suggested, rng, resize, estimate, middle, trained)

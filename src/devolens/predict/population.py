@@ -934,8 +934,8 @@ class PopulationPredictor:
 
         suggested = self.size_advice(median_areas)
         if suggested:
-            yield Told(size_note("nuclei", suggested, self.known_sizes, self.resize != 1.0, library=True),
-                       warning=DiameterWarning)
+            yield Told(size_note("nuclei", suggested, self.known_sizes, self.resize != 1.0, library=True,
+                                 verb="count"), warning=DiameterWarning)
 
     def _regressor_input(self, image: np.ndarray, framed: bool = True) -> np.ndarray:
         """A frame as the regressor saw its training frames: one channel, in the orientation, aspect ratio and

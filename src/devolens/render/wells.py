@@ -71,6 +71,10 @@ JAMMING_COVERAGE = 0.547
 #: 12000x8000 49 (4.67 GB); :func:`_stamp` alone 52-54 bytes a window pixel
 WELL_PIXEL_BYTES = 60
 STAMP_ELEMENT_BYTES = 56
+#: the smallest well side, pixels, :func:`simulate_well`'s and ``devolens simulate well --size``'s alike
+#: (:func:`well_size_problem`): no drawing step needs it (a nucleus is about 7 px wide, so a narrower well holds
+#: hardly any), it keeps a well a well
+MIN_WELL = 8
 #: a well that takes less than this (about a 1000x1000 one) is not weighed against the memory available (as
 #: :data:`devolens.io.images.MEMORY_CHECK_BYTES` spares a small image)
 WELL_CHECK_BYTES = 64 << 20
@@ -408,6 +412,14 @@ def _illumination(rng, shape, tiles, p: WellParams) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 
 
+def well_size_problem(h: int, w: int) -> str | None:
+    """What is wrong with a well of ``h`` x ``w`` pixels (``"must be at least 8x8 pixels, got 7x20"``), or None:
+    :func:`simulate_well`'s error and ``devolens simulate well --size``'s, in the same words."""
+    if h < MIN_WELL or w < MIN_WELL:
+        return f"must be at least {MIN_WELL}x{MIN_WELL} pixels, got {h}x{w}"
+    return None
+
+
 def simulate_well(
     seed: int = 0,
     size: tuple[int, int] = DEFAULT_SIZE,
@@ -456,8 +468,9 @@ def simulate_well(
         :data:`WELL_PIXEL_BYTES` bytes a pixel), before it is drawn.
     """
     h, w = (int(size[0]), int(size[1]))
-    if h < 8 or w < 8:
-        raise DevolensError(f"well size must be at least 8x8 pixels, got {h}x{w}")
+    problem = well_size_problem(h, w)
+    if problem:
+        raise DevolensError(f"well size {problem}")
     if dead_fraction is not None and not 0.0 <= dead_fraction <= 1.0:
         raise DevolensError(f"dead fraction must be in [0, 1], got {dead_fraction}")
     if density is not None and density < 0:
