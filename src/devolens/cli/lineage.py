@@ -69,6 +69,12 @@ def _embryos_text(names: list[str], limit: int = 10) -> str:
     return ", ".join(names[:limit]) + more
 
 
+def _embryos_said(df) -> str:
+    """``embryo NAME`` of a table of one embryo; ``N embryos (a, b)`` of one of several."""
+    names = [str(e) for e in df["embryo"].astype(str).unique()]
+    return f"embryo {names[0]}" if len(names) == 1 else f"{len(names)} embryos ({_embryos_text(names)})"
+
+
 def _one_embryo(df, embryo: str | None, *, one: bool):
     """The rows of embryo ``embryo`` of ``df`` (``--embryo``); an unknown name is refused, naming the table's
     embryos. Without ``embryo``, ``one`` refuses a table of several embryos (the commands that count one embryo),
@@ -416,7 +422,7 @@ def register(app: typer.Typer) -> None:
         _write(write_tidy, out_path, df, out_path, True, _tidy_record(df, table, "devolens lineage convert"))
         _summary(
             f"wrote {out_path}: {_count(len(df), 'row')}, {_count(df['time'].nunique(), 'time point')}, "
-            f"format {df.attrs.get('format')}, embryo {df['embryo'].iloc[0]}"
+            f"format {df.attrs.get('format')}, {_embryos_said(df)}"
         )
         _convert_cliff_notes(df, table)
 

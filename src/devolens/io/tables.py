@@ -108,6 +108,9 @@ def _sniff_binary(path: Path, head: "_Head") -> None:
     if head.data[:4] == b"PK\x03\x04":  # (a CSV reader given a zip: read_table(format="epic"), read_tidy)
         raise DevolensError('looks like an AceTree zip (a zip archive), not a CSV table: read it with '
                             'read_table(path), the format left out (detected) or format="acetree"', path=path)
+    if head.data[:2] == _GZIP_MAGIC:  # (read_table and read_positions decompress it: _read_gzipped)
+        raise DevolensError("gzip-compressed file: decompress it first (gunzip), or read it with read_table",
+                            path=path)
     if b"\x00" in head.data:
         raise DevolensError("binary file, not a lineage table (CSV or AceTree zip/folder expected)", path=path)
     if head.not_utf8 and not head.cp1252:
@@ -1178,6 +1181,68 @@ def _read_recoded(reader: Callable[..., pd.DataFrame], path: Path, recoding: _Re
     return df
 
 
+#: A gzip file's first bytes.
+_GZIP_MAGIC = b"\x1f\x8b"
+#: Largest gzip-compressed table read, decompressed (bytes): real lineage tables hold megabytes; more is a damaged
+#: file or a gzip bomb, refused before it fills the disk.
+GZIP_MAX = 2**30
+
+
+def _is_gzip(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == _GZIP_MAGIC
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _gunzipped(path: Path) -> Iterator[Path]:
+    """A decompressed copy of the gzip-compressed table ``path`` (``L1.csv.gz``), named without ``.gz``, in a
+    temporary folder beside copies of the files the readers pick up beside a table (EPIC AuxInfo and TIME, a tidy
+    table's .meta.json, named after the table without ``.gz``); at most :data:`GZIP_MAX` bytes."""
+    import gzip
+
+    name = path.name[:-3] if path.name.lower().endswith(".gz") and len(path.name) > 3 else path.name
+    with tempfile.TemporaryDirectory(prefix="devolens-gz-") as tmp:
+        copy = Path(tmp) / name
+        try:
+            with gzip.open(path, "rb") as src, open(copy, "wb") as dst:
+                done = 0
+                while chunk := src.read(2**20):
+                    done += len(chunk)
+                    if done > GZIP_MAX:
+                        raise DevolensError(f"gzip-compressed file that unpacks to more than {GZIP_MAX // 2**20} MB, "
+                                            "more than any lineage table: the file is damaged or not a table",
+                                            path=path)
+                    dst.write(chunk)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DevolensError(f"gzip-compressed file that cannot be decompressed ({exc}): the file is damaged or "
+                                "cut short; copy it again", path=path) from None
+        for beside in (*epic_companions(path.with_name(name)), _meta_path(path.with_name(name))):
+            if beside.is_file():
+                shutil.copyfile(beside, Path(tmp) / beside.name)
+        yield copy
+
+
+def _read_gzipped(reader: Callable[..., pd.DataFrame], path: Path, **kwargs: Any) -> pd.DataFrame:
+    """``reader(copy, **kwargs)`` on the decompressed copy of the gzip-compressed table ``path``
+    (:func:`_gunzipped`): errors and the table's ``source`` name ``path``."""
+    with _gunzipped(path) as copy:
+        try:
+            df = reader(copy, **kwargs)
+        except DevolensError as exc:
+            if exc.path is not None and exc.path.parent == copy.parent:  # the copy (or a companion's): the user's
+                exc.path = path if exc.path == copy else path.parent / exc.path.name
+                exc.args = (f"{exc.path}: {exc.message}",)
+            raise
+    df.attrs["source"] = str(path)
+    here = str(copy.parent) + os.sep  # a note naming a companion read from the copy's folder names the user's file
+    if df.attrs.get("notes"):
+        df.attrs["notes"] = [t.replace(here, str(path.parent) + os.sep) for t in df.attrs["notes"]]
+    return df
+
+
 # ----------------------------------------------------------------------------- detection
 def detect_format(path: str | Path) -> str:
     """Tell the format of a lineage table from its content.
@@ -1210,7 +1275,7 @@ def _detect(path: Path, head: _Head | None = None, *, aliases: bool = True) -> t
     if path.is_dir():
         if _acetree_dir_files(path):
             return "acetree", None
-        raise DevolensError("folder holds no AceTree nuclei files (tNNN-nuclei)", path=path)
+        raise _no_nuclei(path, "tNNN-nuclei")
     if head is None:
         try:
             head = _Head.read(path)
@@ -1249,10 +1314,11 @@ def _detect_head(path: Path, head: _Head) -> str:
     if utf16:
         first = _utf16_first_line(data)
         cols = {c.strip().strip('"') for c in first.split(",")}
+    title = _title_above(text)  # (a heading row above the header: said, with what to do)
     if len(cols) == 1 and first.count(";") >= 2:  # separated by semicolons, but no columns a reader knows
-        raise UnrecognisedColumns(path, _header_names(first, ";"))
+        raise UnrecognisedColumns(path, _header_names(first, ";"), title=title)
     if len(cols) == 1 and first.count("\t") >= 2:  # separated by tabs (read as such), but no columns a reader knows
-        raise UnrecognisedColumns(path, _header_names(first, "\t"))
+        raise UnrecognisedColumns(path, _header_names(first, "\t"), title=title)
     if _is_epic_header(cols):
         return "epic"
     if set(TIDY_REQUIRED) <= cols:
@@ -1262,7 +1328,7 @@ def _detect_head(path: Path, head: _Head) -> str:
     # a single AceTree nuclei file: numeric index, status, ... rows
     if re.match(r"^\s*\d+\s*,\s*[01]\s*,", first):
         return "acetree"
-    raise UnrecognisedColumns(path, sorted(cols))
+    raise UnrecognisedColumns(path, sorted(cols), title=title)
 
 
 def _is_epic_header(cols) -> bool:
@@ -1411,17 +1477,43 @@ def _refuse_epic_companion(path: Path, first: str, cols: set[str]) -> None:
     raise DevolensError(f"{kind}, not a lineage table: {hint}", path=path)
 
 
-class UnrecognisedColumns(DevolensError):
-    """A CSV whose header is neither an EPIC CD table's nor a tidy table's (``columns``: its header)."""
+#: The column names the readers accept, as an unrecognised table's message says them (:data:`POSITION_ALIASES`).
+COLUMNS_ACCEPTED = ("the columns read are cell (or name, cell_name), time (or t, frame, timepoint), x, y and z (or "
+                    "position_x, position_y, position_z), and optionally embryo and size (or diameter), in any "
+                    "capitalisation: rename yours so")
 
-    def __init__(self, path: Path, columns: list[str], extra: str = ""):
+
+class UnrecognisedColumns(DevolensError):
+    """A CSV whose header is neither an EPIC CD table's nor a tidy table's (``columns``: its header). ``title``:
+    the second line, when it is a header the readers know (the first line then a title above it), said with what
+    to do in place of :data:`COLUMNS_ACCEPTED`."""
+
+    def __init__(self, path: Path, columns: list[str], extra: str = "", title: str | None = None):
         self.columns = columns
+        self.title = title
         shown = ",".join(columns)[:120]
+        hint = (f"the first line looks like a title above the header ({title[:80]}): delete it"
+                if title is not None else COLUMNS_ACCEPTED)
         super().__init__(
             "unrecognised columns (expected an EPIC CD table with "
-            f"{','.join(EPIC_REQUIRED)} or a tidy table with {','.join(TIDY_REQUIRED)}{extra}; found {shown})",
+            f"{','.join(EPIC_REQUIRED)} or a tidy table with {','.join(TIDY_REQUIRED)}{extra}; found {shown}): {hint}",
             path=path,
         )
+
+
+def _title_above(text: str) -> str | None:
+    """The second line of the decoded table ``text`` (its start), stripped, when it is a header a reader knows
+    (:func:`_known_header`, separated by commas, semicolons or tabs) and the first is not: the first line is then a
+    title above the header (a spreadsheet's heading row); else None."""
+    lines = [line for line in text.splitlines() if line.strip()][:2]
+    if len(lines) < 2:
+        return None
+    first, second = lines
+    if any(_known_header(_header_names(first, sep)) for sep in (",", ";", "\t")):
+        return None
+    known = any(_known_header(_header_names(second, sep)) or _lineage_columns(_header_names(second, sep))
+                for sep in (",", ";", "\t"))
+    return second.strip() if known else None
 
 
 def read_table(path: str | Path, format: str | None = None) -> pd.DataFrame:
@@ -1452,6 +1544,8 @@ def read_table(path: str | Path, format: str | None = None) -> pd.DataFrame:
     path = _table_path(path)
     if format is not None and (not isinstance(format, str) or format.strip().lower() not in ("epic", "acetree", "tidy")):
         raise DevolensValueError(f"format must be 'epic', 'acetree', 'tidy' or None (detected), got {format!r}")
+    if path.is_file() and _is_gzip(path):  # (L1.csv.gz: read decompressed)
+        return _read_gzipped(read_table, path, format=format)
     return _read_table(path, format.strip().lower() if format is not None else None)
 
 
@@ -1871,14 +1965,19 @@ def _read_epic(path: Path, auxinfo: str | Path | None, time_file: str | Path | N
         raise DevolensError(f"not an EPIC CD table: missing columns {','.join(missing)}", path=path)
     use = {raw for raw, c in names.items() if c in ("cell", "time", "x", "y", "z", "size", "blot")}
     cell_raw = next(raw for raw, c in names.items() if c == "cell")
+    # an embryo column added to a CD table (several embryos in one file) is read as a tidy table's is
+    embryo_raw = next((raw for raw in names if raw.strip().lower() == "embryo"), None)
+    if embryo_raw is not None:
+        use.add(embryo_raw)
     _check_widths(path, sep)  # (a decimal comma in a row: read by its columns, the row's values would shift)
     # blank lines read as rows (dropped below): a row's label then gives its line in the file (_line)
     above = _lines_before_header(path)
     df = _read_csv(
-        path, "an EPIC CD table", usecols=lambda c: str(c) in use, dtype={cell_raw: str},
+        path, "an EPIC CD table", usecols=lambda c: str(c) in use,
+        dtype={cell_raw: str, **({embryo_raw: str} if embryo_raw is not None else {})},
         skipinitialspace=True, sep=sep, skip_blank_lines=False, skiprows=above,
     )
-    df.columns = [names.get(str(c), str(c).strip()) for c in df.columns]
+    df.columns = ["embryo" if str(c) == embryo_raw else names.get(str(c), str(c).strip()) for c in df.columns]
     notes: list[str] = []
     df, empty = _drop_empty_rows(df, path, sep, line_offset=2 + above)
     if empty:
@@ -1898,9 +1997,13 @@ def _read_epic(path: Path, auxinfo: str | Path | None, time_file: str | Path | N
     _check_finite(df, ["x", "y", "z", "size"], path, line_offset=2 + above)
     name = path.stem[2:] if path.stem.startswith("CD") else path.stem
     df["cell"] = _names(df["cell"])
-    df.insert(0, "embryo", name)
+    if "embryo" in df.columns:
+        df["embryo"] = df["embryo"].fillna(name).astype(str)
+    else:
+        df.insert(0, "embryo", name)
     notes += _table_gaps(df)
     meta = _empty_meta()
+    meta.update(_unread_embryo(header.columns))
     aux_default, time_default = epic_companions(path)
     aux_path = Path(auxinfo) if auxinfo is not None else (aux_default if aux_default.exists() else None)
     time_path = Path(time_file) if time_file is not None else (time_default if time_default.exists() else None)
@@ -1932,6 +2035,42 @@ def _acetree_dir_files(path: Path) -> list[tuple[int, Path]]:
             if files:
                 break
     return sorted(files)
+
+
+def _nested_nuclei(path: Path, depth: int = 4, limit: int = 2000) -> Path | None:
+    """The first folder (sorted, shallowest first) under the folder ``path``, at most ``depth`` levels down, that
+    holds AceTree nuclei files itself (``myembryo/run1/nuclei``, as a zip's nested folder is read); None when none
+    of the first ``limit`` folders looked at does (hidden folders and ``__MACOSX`` passed over)."""
+    level, seen = [path], 0
+    for _ in range(depth):
+        below: list[Path] = []
+        for folder in level:
+            try:
+                subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX")))
+            except OSError:
+                continue
+            for sub in subs:
+                seen += 1
+                if seen > limit:
+                    return None
+                if any(_NUCLEI_RE.search(p.name) and p.is_file() for p in sub.iterdir()):
+                    return sub
+                below.append(sub)
+        level = below
+    return None
+
+
+def _no_nuclei(path: Path, expected: str) -> DevolensError:
+    """The error for the folder ``path`` that holds no AceTree nuclei files (``expected``: where they would be),
+    naming a folder deeper down that holds them (:func:`_nested_nuclei`)."""
+    try:
+        found = _nested_nuclei(path)
+    except OSError:
+        found = None
+    if found is not None:
+        return DevolensError(f"folder holds no AceTree nuclei files ({expected}) but {found.relative_to(path)} inside "
+                             f"it does: give that folder ({found})", path=path)
+    return DevolensError(f"folder holds no AceTree nuclei files ({expected})", path=path)
 
 
 def _starts_like_zip(path: Path) -> bool:
@@ -1998,7 +2137,7 @@ def _acetree_sources(path: Path, notes: list[str] | None = None) -> list[tuple[i
     if path.is_dir():
         files = _acetree_dir_files(path)
         if not files:
-            raise DevolensError("folder holds no AceTree nuclei files (nuclei/tNNN-nuclei)", path=path)
+            raise _no_nuclei(path, "nuclei/tNNN-nuclei")
         _one_file_per_time([(t, p.name) for t, p in files], path, "folder")
         sizes = [(p, p.stat().st_size) for _, p in files]
         for p, size in sizes:
@@ -2415,6 +2554,8 @@ def read_positions(path: str | Path) -> pd.DataFrame:
     """
     path = _table_path(path)
     head = _Head.read_or_none(path) if path.is_file() else None
+    if head is not None and head.data[:2] == _GZIP_MAGIC:  # (L1.csv.gz: read decompressed)
+        return _read_gzipped(read_positions, path)
     recoding = _recoded(head, path)
     if recoding:
         return _read_recoded(read_positions, path, recoding)
@@ -2425,7 +2566,8 @@ def read_positions(path: str | Path) -> pd.DataFrame:
             return _read_mastodon_csv(path, exc.columns)
         mapping = _position_columns(exc.columns)
         if mapping is None:
-            raise UnrecognisedColumns(path, exc.columns, extra=", or positions with time (or frame),x,y,z") from None
+            raise UnrecognisedColumns(path, exc.columns, extra=", or positions with time (or frame),x,y,z",
+                                      title=exc.title) from None
         return _read_positions_csv(path, mapping)
     return _read_table(path, fmt, head)
 
@@ -2549,6 +2691,24 @@ def _read_mastodon_csv(path: Path, first: list[str]) -> pd.DataFrame:
     return _finish_positions(df.rename(columns=mapping), path, _xyz_units(mapping, units_row), 4)
 
 
+#: A column that may name each row's embryo but is not read as ``embryo`` (``embryo_id``, ``sample``, ``Series``,
+#: ``specimen``): not taken as the embryo (a sample may be something else), only named where a time point holds more
+#: nuclei than one embryo ever has (:func:`devolens.lineage.populations.crowded_note`).
+_EMBRYO_LIKE = re.compile(
+    r"^(?:embryo|embryos|sample|series|specimen|movie|dataset)[\s_.-]*(?:id|name|no|nr|number)?$", re.IGNORECASE)
+
+
+def _unread_embryo(columns) -> dict[str, str]:
+    """``{"unread_embryo_column": NAME}`` for a table without an ``embryo`` column (any capitalisation) that has a
+    column that looks like one (:data:`_EMBRYO_LIKE`: ``embryo_id``, ``sample``), for the tidy table's ``attrs``;
+    else empty."""
+    names = [str(c).strip() for c in columns]
+    if any(n.lower() == "embryo" for n in names):
+        return {}
+    found = next((n for n in names if _EMBRYO_LIKE.match(n)), None)
+    return {"unread_embryo_column": found} if found else {}
+
+
 def _tidy_columns(df: pd.DataFrame, path: Path, *, line_offset: int = 2) -> None:
     """Check and type a tidy or positions table in place: integer times; numeric ``x, y, z``
     (required), ``size`` (NaN when absent) and ``blot``; clean cell names ("" when absent);
@@ -2611,10 +2771,14 @@ def _read_tidy(path: Path, head: _Head | None = None) -> pd.DataFrame:
         twice = [f"{col} and {tidy}" for col, tidy in mapping.items() if col != tidy and tidy in header]
         if twice:  # (Time beside time: which one is meant is not for us to guess)
             raise DevolensError(f"columns {', '.join(twice)} name the same column: keep one of each", path=path)
-    elif "size" not in header:  # tidy but for the size: diameter, SIZE or RADIUS read as identify reads them, not
-        sizes = _size_column(header)  # left beside an empty size column
-        if sizes:
-            mapping = {"cell": "cell", "embryo": "embryo", **sizes}  # (cell and embryo: read as text, below)
+    else:  # tidy but for the size: diameter, SIZE or RADIUS read as identify reads them, not left beside an empty
+        sizes = _size_column(header) if "size" not in header else {}  # size column; Embryo, BLOT beside time,cell:
+        cased = {}  # each column's capitalisation its own, as Time,Cell,Embryo's is (the first of each name)
+        for c in header:
+            if c.lower() in ("embryo", "blot") and c.lower() not in header and c.lower() not in cased.values():
+                cased[c] = c.lower()
+        if sizes or cased:
+            mapping = {"cell": "cell", "embryo": "embryo", **sizes, **cased}  # (cell and embryo: read as text, below)
     text = [c for c, tidy in (mapping or {"cell": "cell", "embryo": "embryo"}).items() if tidy in ("cell", "embryo")]
     _check_widths(path, ",")  # (a decimal comma in a row: its values would shift under the wrong columns)
     df = _read_csv(path, "a tidy lineage CSV", dtype=dict.fromkeys(text, str), skipinitialspace=True,
@@ -2634,6 +2798,7 @@ def _read_tidy(path: Path, head: _Head | None = None) -> pd.DataFrame:
     notes += _table_gaps(df)
     meta = _empty_meta()
     meta["zscale"] = units.get("zscale")
+    meta.update(_unread_embryo([mapping.get(c, c) for c in header] if mapping else header))
     mp = _meta_path(path)
     if mp.exists():
         try:

@@ -55,15 +55,18 @@ def unnamed_note(n: int, rows: int) -> str:
 EMBRYO_CELLS = 671
 
 
-def crowded_note(count: int, time, more: int = 0, who: str = "the table") -> str:
+def crowded_note(count: int, time, more: int = 0, who: str = "the table", column: str | None = None) -> str:
     """The one-line note on a time point (``time``) of ``count`` cells or nuclei, more than one embryo ever holds
     (:data:`EMBRYO_CELLS`), and ``more`` other such time points; ``who``: what holds them (``the table``, ``embryo
-    NAME``). The same in :func:`populations`' ``attrs["notes"]`` (``lineage populations``) and in ``identify``."""
+    NAME``); ``column``: the table's column that looks like an embryo column but was not read as one (``embryo_id``,
+    ``sample``: the readers' ``attrs["unread_embryo_column"]``), named with what to do. The same in
+    :func:`populations`' ``attrs["notes"]`` (``lineage populations``) and in ``identify``."""
     also = f" (and {more} more time point{'s' if more != 1 else ''} over it)" if more else ""
+    several = ("without an embryo column to tell them apart" if column is None else
+               f"(its column '{column}' was not read as the embryo: rename it to embryo)")
     return (f"{who} holds {count} nuclei at time {time}{also}, more than the {EMBRYO_CELLS} cells a C. elegans "
-            "embryo's lineage ever makes (558 at hatching, 113 that die on the way): several embryos in one table "
-            "without an embryo column to tell them apart, or many rows that are no nuclei? They are not one "
-            "embryo's nuclei")
+            f"embryo's lineage ever makes (558 at hatching, 113 that die on the way): several embryos in one table "
+            f"{several}, or many rows that are no nuclei? They are not one embryo's nuclei")
 
 
 #: what a row without a Sulston cell name holds (:func:`unnamed_rows`): "no cell name" alone read as if the rows had
@@ -235,7 +238,8 @@ def populations(df: pd.DataFrame) -> pd.DataFrame:
     over = out["total"].to_numpy() > EMBRYO_CELLS
     if over.any():  # (a merged table of many embryos: every count is theirs together)
         top = int(np.argmax(out["total"].to_numpy()))
-        notes.append(crowded_note(int(out["total"].iloc[top]), int(out["time"].iloc[top]), int(over.sum()) - 1))
+        notes.append(crowded_note(int(out["total"].iloc[top]), int(out["time"].iloc[top]), int(over.sum()) - 1,
+                                  column=df.attrs.get("unread_embryo_column")))
     if notes:
         out.attrs["notes"] = notes
     return out
