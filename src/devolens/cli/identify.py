@@ -80,7 +80,8 @@ def register(app: typer.Typer) -> None:
         zscale: float = typer.Option(
             None, "--zscale",
             help="z plane spacing in xy pixels (the z step divided by the xy pixel size); default: from the table's "
-                 "metadata, else estimated from the cloud's shape. One far from that estimate is noted.",
+                 "metadata, else estimated from the cloud's shape (noted, with the value used). One far from that "
+                 "estimate is noted.",
         ),
         tta: int = typer.Option(
             None, "--tta", help=f"Views (rotations about the AP axis, within +-0.3 rad) averaged at prediction, 1 to "
@@ -164,10 +165,12 @@ def register(app: typer.Typer) -> None:
             warnings.simplefilter("ignore", IdentityWarning)  # the same words are printed as notes below
             result = predictor.predict(df, zscale=zscale, progress=cb, mirror=mirror)
         found = _input_notes(result.attrs, table)
-        notes += found
         inputs = _table_inputs(table, df.attrs)  # (hashed once: the z scale's file is one of them)
-        text = _identify_record(table, out, model, predictor,
-                                zscale=_zscale_record(zscale, df, result, table, inputs=inputs),
+        decided = _zscale_record(zscale, df, result, table, inputs=inputs)
+        if decided["by"] == "estimated":  # (a given or read one far from the estimate has its own note)
+            found.insert(0, _estimated_zscale_note(decided, table, df.attrs))
+        notes += found
+        text = _identify_record(table, out, model, predictor, zscale=decided,
                                 notes=notes, threads=threads, mirror=mirror, attrs=df.attrs, inputs=inputs)
         # the CSV and its record: both this run's or both the previous run's (the record last); each written through
         # a link there to its file, text as write_csv writes it (a file name's bytes that are not UTF-8 escaped)
@@ -208,6 +211,32 @@ def _zscale_record(given, table, result, path: Optional[Path] = None, *, inputs:
         return {"by": "table", "value": float(known), "file": entry if entry is not None else input_entry(read)}
     per = {str(k): json_number(float(v)) for k, v in (result.attrs.get("frame_zscale") or {}).items()}
     return {"by": "estimated", "per_embryo": per}
+
+
+def _estimated_zscale_note(decided: dict, path: Path, attrs: dict) -> str:
+    """The note on a z plane spacing estimated from the nucleus cloud (``decided``: :func:`_zscale_record`'s, ``by``
+    ``"estimated"``): the value used, where none was found (``path``: the table read; ``attrs``: its, as read) and
+    to give ``--zscale``. A table that never carries one (an AceTree series, a positions CSV) gets it every time."""
+    from devolens.io.tables import _meta_path, epic_companions
+
+    values = sorted(float(v) for v in (decided.get("per_embryo") or {}).values())
+    if not values:
+        used = "no embryo left to estimate it from"
+    elif len(values) == 1 or values[0] == values[-1]:
+        used = f"{values[0]:.2f} xy pixels"
+    else:
+        used = f"{values[0]:.2f}-{values[-1]:.2f} xy pixels over {len(values)} embryos"
+    fmt, path = (attrs or {}).get("format"), Path(path)
+    if fmt == "epic":
+        aux = epic_companions(path)[0]
+        where = "its AuxInfo gives none" if aux.is_file() else f"no AuxInfo file ({aux.name}) beside the table"
+    elif fmt == "tidy":
+        meta = _meta_path(path)
+        where = f"{meta.name} gives none" if meta.is_file() else f"no {meta.name} beside the table"
+    else:
+        where = "the table gives none"
+    return (f"z plane spacing estimated from the shape of the nucleus cloud ({used}): no --zscale given and {where}; "
+            "give --zscale (the z step divided by the xy pixel size) if known, as the names depend on it")
 
 
 def _metadata_file(path: Path, attrs: dict) -> Optional[Path]:

@@ -362,6 +362,8 @@ def _cliffs_of(table: Path, as_json: bool, embryo: str | None, *, min_drop: int,
     invalid = invalid_names_note(df)
     if invalid:
         note(invalid)
+    for text in rep.notes:  # (names that are Sulston names but for their case: in no lineage cliff)
+        note(text)
     data = rep.to_dict()
     if as_json:
         if echo:

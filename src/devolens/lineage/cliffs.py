@@ -59,7 +59,7 @@ from devolens import checks
 from devolens.errors import DevolensValueError
 from devolens.io.tables import time_unit
 from devolens.lineage.names import LETTERS
-from devolens.lineage.populations import populations
+from devolens.lineage.populations import miscased_note, populations
 
 
 def _counts(values, name: str) -> np.ndarray:
@@ -256,6 +256,11 @@ class CliffReport:
     names_stop : Cliff or None
         Where naming stops while the cells stay annotated unnamed (:func:`detect_names_stop`): every lineage
         falls at once, said once here rather than as a lineage cliff each.
+    notes : list of str
+        One-line notes on the names counted, for the command to print: the rows whose names are Sulston names but
+        for their case (:func:`~devolens.lineage.populations.miscased_note`, as ``lineage populations`` notes them),
+        counted in the total only, so that a lineage's cells miscased (``Ab...``) fall out of its letter without a
+        lineage cliff. Not in :meth:`to_dict`.
     """
 
     cliffs: list[Cliff] = field(default_factory=list)
@@ -267,6 +272,7 @@ class CliffReport:
     dips: list[Dip] = field(default_factory=list)
     lone: list[LoneTime] = field(default_factory=list)
     names_stop: Cliff | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The JSON form (``devolens lineage cliffs --json``): ``{"cliffs": [{"time", "before", "after",
@@ -740,7 +746,9 @@ def find_cliffs(
         included). Lone time points (:func:`lone_times`) are left out of the counts searched for
         cliffs, dips (:func:`detect_dips`, with ``min_drop`` and ``min_fraction``, searched up to ``last_good_time``
         when there is a cliff: the noise after it is no dip) and lineage cliffs
-        (:func:`detect_letter_cliffs`, with its own thresholds), and of ``last_good_time``.
+        (:func:`detect_letter_cliffs`, with its own thresholds), and of ``last_good_time``. ``notes``: the
+        note on names that are Sulston names but for their case (:func:`~devolens.lineage.populations.miscased_note`;
+        their rows are in no lineage's letter), for the command to print.
     """
     checks.dataframe(df, ("time", "cell"))
     named_dup, copy = _repeated_rows(df)
@@ -763,7 +771,8 @@ def find_cliffs(
                        letters=detect_letter_cliffs(pops, window=window),
                        dips=detect_dips(times[upto], totals[upto], min_drop=min_drop, min_fraction=min_fraction),
                        lone=lone,
-                       names_stop=detect_names_stop(pops, window=window))
+                       names_stop=detect_names_stop(pops, window=window),
+                       notes=[n for n in (miscased_note(df["cell"]),) if n])
 
 
 def _repeated_rows(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -1666,7 +1666,8 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
 
     for embryo, found in (attrs.get("crowded") or {}).items():  # every name of such an embryo in doubt
         who = _who(embryo, len(attrs.get("largest_clouds") or ()) > 1)
-        notes.append(f"{crowded_note(found['nuclei'], found['time'], found['more'], who)}: the model reads one "
+        said = crowded_note(found["nuclei"], found["time"], found["more"], who, attrs.get("unread_embryo_column"))
+        notes.append(f"{said}: the model reads one "
                      "embryo's nuclei at a time, and these names are not to be trusted")
     flat = attrs.get("flat_z") or {}
     for embryo, found in flat.items():  # first: every name of such an embryo is in doubt
@@ -1751,11 +1752,33 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
     if breaks:
         embryo, before, after = breaks[0]
         more = f" (and {len(breaks) - 1} more)" if len(breaks) > 1 else ""
-        # the 'why': one such row (time 1e9) used to pass its one-nucleus guess up a real cell's lineage
-        notes.append(f"embryo {embryo}: time point {after} is {after - before} after the previous one ({before}), far "
-                     f"more than the table's usual spacing{more} (a mistyped time?): the time course is not smoothed "
-                     "across the gap")
+        lost_files = _lost_files(attrs, before, after)
+        if lost_files is not None:  # nuclei files lost, as the reader noted (and `lineage populations` says)
+            notes.append(f"embryo {embryo}: time point {after} is {after - before} after the previous one ({before})"
+                         f"{more}: {lost_files}; the time course is not smoothed across the gap")
+        else:  # the 'why': one such row (time 1e9) used to pass its one-nucleus guess up a real cell's lineage
+            notes.append(f"embryo {embryo}: time point {after} is {after - before} after the previous one ({before}), "
+                         f"far more than the table's usual spacing{more} (a mistyped time?): the time course is not "
+                         "smoothed across the gap")
     return notes
+
+
+def _lost_files(attrs: dict, before: int, after: int) -> str | None:
+    """For an AceTree series (``attrs["format"]``), why its time points between ``before`` and ``after`` are
+    missing, which the time-gap note says rather than guess a mistyped time: the reader's note on them when it is
+    theirs alone (``attrs["notes"]``: :func:`devolens.io.tables._acetree_gaps`, ``time points 100-120 have no nuclei
+    file: ... (files lost when the series was copied or zipped?)``), else its gist; None for another table."""
+    if attrs.get("format") != "acetree":
+        return None
+    from devolens.io.tables import _acetree_gaps
+
+    said = _acetree_gaps([before, after], [])
+    if said and said[-1] in (attrs.get("notes") or ()):
+        return said[-1]
+    # (several holes, or empty files, said in one note of the reader's: every time point missing between an AceTree
+    # series' files is one of those, never a mistyped time)
+    return ("the nuclei files between them are missing, empty or hold no valid nucleus (as noted on reading: files "
+            "lost when the series was copied or zipped?)")
 
 
 # ----------------------------------------------------------------------------- predictor
@@ -2095,6 +2118,8 @@ class IdentityPredictor:
         out.attrs["flat_z"] = flat
         out.attrs["lost_positions"] = lost
         out.attrs["crowded"] = crowded
+        if crowded and table.attrs.get("unread_embryo_column"):  # (the crowded note names it)
+            out.attrs["unread_embryo_column"] = table.attrs["unread_embryo_column"]
         # the z scale and the sizes set against the cloud the model read (the rows with a prediction)
         out.attrs["input_scales"] = input_scales(table, zscale, rows=out["confidence"].notna().to_numpy(),
                                                  numeric=whole)
