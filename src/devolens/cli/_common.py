@@ -425,6 +425,65 @@ def model_folder_words(folder: Path) -> str | None:
     return None
 
 
+#: files a system's file browser leaves in any folder it showed: replaced with the folder, never refused as the user's
+SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+def earlier_names(table: Path, column: str) -> Optional[set[str]]:
+    """The values of ``column`` in the CSV ``table`` an earlier run wrote (``segment``'s counts.csv ``frame``,
+    ``segment livedead``'s ``well``), as text; None where it cannot be read (gone, edited into another shape)."""
+    import csv
+
+    try:
+        with open(table, newline="", encoding="utf-8") as f:
+            rows = csv.reader(f)
+            at = next(rows).index(column)
+            return {row[at] for row in rows if len(row) > at}
+    except (OSError, UnicodeDecodeError, ValueError, StopIteration, csv.Error):
+        return None
+
+
+def foreign_files(out: Path, suffixes: dict[str, str], own: Optional[Callable[[str], bool]] = None) -> list[str]:
+    """The entries of the subfolders of --out ``out`` that a rerun replaces whole (``suffixes``: a subfolder's name,
+    ``labels``, and the ending of the names the command writes in it, ``_labels.tif``) that an earlier run of the
+    command did not write, as ``labels/NAME``: a file of another ending, a folder, a file whose name before the
+    ending is no frame (well) of the earlier run (``own``: whether it is one; None: any is). Labels corrected by
+    hand and saved beside the originals (``t1_labels_corrected.tif``) are the user's work, which the rerun would
+    delete; :data:`SYSTEM_FILES` are not."""
+    found = []
+    for folder, ending in suffixes.items():
+        where = out / folder
+        if where.is_symlink() or not where.is_dir():  # (a link is replaced, what it points to is left as it is)
+            continue
+        try:
+            with os.scandir(where) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if name in SYSTEM_FILES or name.startswith("._"):  # (._NAME: macOS's companions on foreign disks)
+                continue
+            stem = name[:-len(ending)] if name.endswith(ending) else ""
+            if stem and entry.is_file(follow_symlinks=False) and (own is None or own(stem)):
+                continue
+            found.append(f"{folder}/{name}")
+    return found
+
+
+def foreign_files_error(out: Path, found: list[str], command: str):
+    """The :class:`~devolens.errors.DevolensError` refusing --out ``out`` whose subfolders hold the files ``found``
+    (:func:`foreign_files`) that ``devolens COMMAND`` did not write: a rerun replaces those folders whole, which
+    would delete them."""
+    from devolens.errors import DevolensError
+
+    listed = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    whole = " and ".join(dict.fromkeys(f"{name.split('/')[0]}/" for name in found))
+    return DevolensError(f"--out holds {listed} that devolens {command} did not write (labels corrected by hand?): "
+                         f"a rerun replaces {whole} whole, which would delete them; move them out of --out or give "
+                         "another --out", path=out)
+
+
 def check_not_folder_typed(path: Path) -> None:
     """Refuse an output file whose ``--out`` was typed as a folder's name, ending in a slash (``--out nd/``: a Path
     drops the slash, and a file named ``nd`` was written)."""

@@ -1200,12 +1200,42 @@ def _check_segment_out(out: Path, input_path: Path, kind: Optional[str] = None) 
                 raise DevolensError(f"--out holds the outputs of `devolens segment {earlier}` ({SEGMENT_RECORD}), "
                                     f"which this run ({kind}) would replace: give another folder for the {kind}",
                                     path=out)
+        found = _foreign_segment_files(out)
+        if found:
+            from devolens.cli._common import foreign_files_error
+
+            raise foreign_files_error(out, found, "segment")
         return
     clash = [name for name in SEGMENT_OUTPUTS if (out / name).exists()]
     if clash:
         raise DevolensError(f"--out already holds {', '.join(clash)} that devolens segment did not write (a render's "
                             "ground truth? labels of your own?) and would replace: choose another folder",
                             path=out)
+
+
+#: the subfolders of a segment --out that a rerun replaces whole, and the ending of the names segment writes there
+#: (after the frame's name: :meth:`_Source.label_name`, :meth:`_Source.overlay_name`)
+SEGMENT_FOLDER_FILES = {"labels": "_labels.tif", "overlays": "_overlay.png"}
+#: a video's label image's name before ``_labels.tif``: its stem and the frame's position (:meth:`_Source.label_name`)
+_VIDEO_LABEL_STEM = re.compile(r".+_f(\d{5,})")
+
+
+def _foreign_segment_files(out: Path) -> list[str]:
+    """The files in the labels/ and overlays/ of an earlier segment run's --out that it did not write (a label image
+    corrected by hand and saved beside the originals, notes), as ``labels/NAME``
+    (:func:`~devolens.cli._common.foreign_files`): its own are named for the frames its counts.csv lists (by the
+    naming pattern alone where counts.csv cannot be read)."""
+    from devolens.cli._common import earlier_names, foreign_files
+
+    frames = earlier_names(out / "counts.csv", "frame")
+
+    def own(stem: str) -> bool:
+        if stem in frames:
+            return True
+        video = _VIDEO_LABEL_STEM.fullmatch(stem)  # (a video's frames: positions in counts.csv)
+        return video is not None and str(int(video.group(1))) in frames
+
+    return foreign_files(out, SEGMENT_FOLDER_FILES, None if frames is None else own)
 
 
 def _owned(out: Path, report: Optional[Path]) -> tuple[str, ...]:
@@ -1515,6 +1545,7 @@ def run_segmentation(
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
                      prepare=_preparation(model, color, diameter, flat), calibrations=calibrations)
     made: list[Path] = []  # the folders above --out the staging makes (below)
+    min_size_dropped: list[int] = []  # per frame, the objects --min-size dropped (the predictor's min_size_dropped)
     try:
         # --pixel-size without a µm diameter: over a TIFF's own calibration, or coarse (once the input is known)
         pixel_notes = _carried_notes(pixel_size, microns, calibrations, report, skip)
@@ -1528,6 +1559,7 @@ def run_segmentation(
                                     **({"postprocess": post} if post else {}))
         if min_size is not None:  # input pixels: each image's working pixels by its own scale (diameter auto, each)
             predictor.min_size_input = float(min_size)
+            predictor.min_size_dropped = min_size_dropped
         apply_threads(threads)
         # the folders above --out that the staging makes go again when the run fails or is stopped, as
         # staged_folder's (out itself is made only by the commit): a failed run leaves no empty folders
@@ -1717,6 +1749,8 @@ def run_segmentation(
             # one estimate for images of several sizes: perhaps several magnifications
             "sizes": sorted(sizes) if len(sizes) > 1 else None,
             "giants": giants,
+            # --min-size: the value and the objects it dropped (those of images segmented block by block not counted)
+            "min_size": min_size, "min_size_dropped": sum(min_size_dropped),
             "no_structure": noise,
             "no_signal": no_signal, "no_signal_black": no_signal_black[0], "no_signal_found": no_signal_found[0],
             "specks": specks,
@@ -1991,6 +2025,11 @@ def _nothing_found_note(what: str, summary: dict) -> str:
         pick = ""  # one grey channel: no other to pick
     else:
         pick = " another channel (--color),"
+    dropped, min_size = summary.get("min_size_dropped") or 0, summary.get("min_size")
+    if dropped and min_size is not None:  # found, then all dropped by --min-size: not the image's fault
+        return (f"note: no {what} kept in any frame: --min-size {min_size:g} dropped {'the one' if dropped == 1 else f'all {dropped}'} "
+                f"{_SINGULAR.get(what, what) if dropped == 1 else what} found "
+                f"(under {min_size:g} input pixels); a smaller --min-size keeps them")
     return (f"note: no {what} found in any frame: an empty or saturated image,{pick} or another magnification "
             "(--diameter)?")
 
@@ -2400,6 +2439,14 @@ _SKIP_HELP = ("Curation report from `devolens curate frames`: its flagged frames
 _GOOD_OBJECTS = {"nuclei": 64, "membrane": 32}
 
 
+#: counts.csv's count, in words, per command (its --out help)
+_COUNT_WORDS = {
+    "nuclei": ("the nuclei seen in the 2-D frame, not the embryo's cells, many of which hide in a projection of a "
+               "later embryo: `devolens population` estimates those"),
+    "membrane": "the cells seen in the 2-D slice (the image or z-plane as segmented), not all of the embryo's cells",
+}
+
+
 def _segment_command(kind: str, default_model: str, what: str, default_z: str):
     def command(
         input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
@@ -2415,15 +2462,18 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "mean_intensity, the mean of the input's values under the object in the channel the network read, "
             "as the file holds them; and x_um, y_um, area_um2 where --pixel-size is given or the first frame's "
             "file records its pixel size: docs/outputs.md), "
-            "counts.csv (frame, count: the nuclei seen in the 2-D frame, not the embryo's cells, many of which hide "
-            "in a projection of a later embryo: `devolens population` estimates those; frame: a folder's file name "
+            f"counts.csv (frame, count: {_COUNT_WORDS[kind]}; frame: a folder's file name "
             "without its extension, a video's or stack's "
             "frame number from 0, as `curate frames` numbers every input's rows: join a folder's on its file; "
             "with overlay.mp4 and --skip-flagged, or frames that could not be read, a last column video_frame: "
             "the row's frame in overlay.mp4, from 0, as the video leaves out the frames that have no row), "
             "overlays/ (PNG, for an image or a folder) or overlay.mp4 (for a video, a "
-            "TIFF stack of z-planes or time points, or an animated GIF or WebP). A photo turned by its EXIF "
-            "orientation tag is segmented turned, as a photo viewer shows it, with a note.")),
+            "TIFF stack of z-planes or time points, or an animated GIF or WebP), segment.json (how they were made: "
+            "command line, model, options, counts, notes) and, with --skip-flagged auto, curation.csv (the report "
+            "made and followed). A photo turned by its EXIF "
+            "orientation tag is segmented turned, as a photo viewer shows it, with a note. A rerun into the same "
+            "--out replaces these outputs, labels/ and overlays/ whole: files of your own in those (labels "
+            "corrected by hand) are refused, move them out first.")),
         skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
         model: str = typer.Option(default_model, "--model", help="Zoo model to use (see `devolens models`), or the "
                                   "folder of a model of your own: a training run (`devolens train --out`, its best "

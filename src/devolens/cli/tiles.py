@@ -33,6 +33,10 @@ LIVEDEAD_RECORD = "livedead.json"
 #: does not stay beside one well's labels.tif)
 LIVEDEAD_OUTPUTS = ("labels.tif", "labels", "objects.csv", "counts.csv", "probs.tif", "probs", "instances.tif",
                     "instances", "overlays", LIVEDEAD_RECORD)
+#: the subfolders of a plate's --out that a rerun replaces whole, and the ending of the names written there after
+#: the well's name
+LIVEDEAD_FOLDER_FILES = {"labels": "_labels.tif", "probs": "_probs.tif", "instances": "_instances.tif",
+                         "overlays": "_overlay.png"}
 #: the longest side of a well's overlay PNG: a larger well is drawn shrunk by a whole factor (a 100,000-pixel scan
 #: would make an RGB image of 30 GB)
 OVERLAY_SIDE = 4096
@@ -493,7 +497,9 @@ def segment_livedead_command(
                              "and Draq7 and what chose them: names, colours, position or --channels). WELL is the "
                              "file's name without its extension (the whole name where two files share one). An "
                              "--out holding such outputs "
-                             "that segment livedead did not write is refused; an earlier run's are replaced whole."),
+                             "that segment livedead did not write is refused; an earlier run's are replaced whole, "
+                             "labels/, overlays/, probs/ and instances/ with them (files of your own there are "
+                             "refused)."),
     model: str = typer.Option("livedead", "--model", help="Zoo model name, a live/dead training run's folder "
                               "(`devolens train --out`: its best checkpoint) or its best.safetensors."),
     window: int = typer.Option(
@@ -700,7 +706,15 @@ def _check_livedead_out(out: Path, image: Path) -> None:
         if same_file(out / name, image) or (source is not None and (out / name).resolve() in source.parents):
             raise DevolensError(f"output would overwrite the input ({name} in --out); choose another folder",
                                 path=image)
-    if not out.is_dir() or (out / LIVEDEAD_RECORD).is_file():
+    if not out.is_dir():
+        return
+    if (out / LIVEDEAD_RECORD).is_file():  # an earlier run's: files of one's own in its folders are refused
+        from devolens.cli._common import earlier_names, foreign_files, foreign_files_error
+
+        wells = earlier_names(out / "counts.csv", "well")
+        found = foreign_files(out, LIVEDEAD_FOLDER_FILES, None if wells is None else wells.__contains__)
+        if found:
+            raise foreign_files_error(out, found, "segment livedead")
         return
     clash = [name for name in LIVEDEAD_OUTPUTS if os.path.lexists(out / name)]
     if clash:

@@ -616,6 +616,9 @@ class _SegmentationPredictor:
     #: objects under this many of the input's own pixels (``segment --min-size``: cellpose's unit) are dropped from
     #: the objects found (the postprocess's working-pixel ``min_size`` still clears its seeds and noise); None: none
     min_size_input: float | None = None
+    #: a list :meth:`_without_small` adds each image's count of objects dropped under :attr:`min_size_input` to
+    #: (``segment``'s note on a run that kept nothing), or None
+    min_size_dropped: list[int] | None = None
 
     def __init__(
         self,
@@ -1320,6 +1323,8 @@ class _SegmentationPredictor:
             return result
         objects = result.objects
         keep = np.asarray(objects["area"]) >= float(self.min_size_input)
+        if self.min_size_dropped is not None:
+            self.min_size_dropped.append(int(keep.size - keep.sum()))  # (list.append: safe from the finishing threads)
         if keep.all():
             return result
         lut = np.zeros(int(result.labels.max()) + 1, result.labels.dtype)
