@@ -153,6 +153,8 @@ def test_record_header_and_text(tmp_path, monkeypatch):
     assert list(record_header("devolens segment nuclei", Path("m.mp4"), "nuclei")) == ["command", "input", "model"]
     text = record_text({**head, "path": tmp_path})
     assert text.endswith("}\n") and json.loads(text)["path"] == str(tmp_path)
-    assert text == json.dumps({**head, "path": str(tmp_path)}, indent=1) + "\n"
+    from devolens.provenance import run_context  # (cwd and environment, last: forty-seventh session)
+
+    assert text == json.dumps({**head, "path": str(tmp_path), **run_context()}, indent=1) + "\n"
     with pytest.raises(TypeError):
         record_text({"path": tmp_path}, default=None)

@@ -91,12 +91,37 @@ def absolute_path(path: str | Path) -> str:
     return os.path.abspath(path)
 
 
+@functools.lru_cache(maxsize=1)
+def environment() -> dict:
+    """What a record says of the machine and software that ran the command (its ``environment``): ``python`` (the
+    version), ``numpy`` (the version), ``platform`` (:func:`platform.platform`) and ``cpu`` (the CPU's model name:
+    Linux's ``/proc/cpuinfo``, else :func:`platform.processor`; None where neither says). Read once per process."""
+    import platform
+
+    import numpy
+
+    cpu = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.lower().startswith("model name")), None)
+    except OSError:
+        pass
+    return {"python": platform.python_version(), "numpy": numpy.__version__, "platform": platform.platform(),
+            "cpu": cpu or platform.processor() or None}
+
+
+def run_context() -> dict:
+    """``{"cwd": ..., "environment": ...}``: the absolute working directory the command ran in (what the relative
+    paths of its ``command`` line are relative to) and :func:`environment`, as every record gives them."""
+    return {"cwd": absolute_path(os.getcwd()), "environment": dict(environment())}
+
+
 def record_header(command: str, input_path: str | Path, model: str, output: str | Path | None = None) -> dict:
     """The first entries of the JSON records of the inference commands (``segment.json``, ``livedead.json``,
     population's and identify's JSON), in this order: ``command`` (:func:`command_line` of the command's name, e.g.
     ``devolens identify``), ``input`` (absolute: a pipeline may read the record from another working directory;
     :func:`absolute_path`), ``output`` (absolute; only when given) and ``model``. Each record adds its own entries
-    after them."""
+    after them (and :func:`record_text`, ``cwd`` and ``environment`` last)."""
     header = {"command": command_line(command), "input": absolute_path(input_path)}
     if output is not None:
         header["output"] = absolute_path(output)
@@ -106,14 +131,21 @@ def record_header(command: str, input_path: str | Path, model: str, output: str 
 
 def record_text(record: dict, default=str) -> str:
     """A JSON record as written: indented by one space, ending in a line feed; a value JSON has no type for is
-    written as ``default`` makes it (``str``; None: refused, a TypeError)."""
+    written as ``default`` makes it (``str``; None: refused, a TypeError). Unless the record holds them already (a
+    record rewritten keeps its own), :func:`run_context`'s ``cwd`` (the absolute working directory: what the
+    ``command`` line's relative paths are relative to) and ``environment`` (:func:`environment`) are added last."""
     import json
 
+    record = {**record, **{k: v for k, v in run_context().items() if k not in record}}
     return json.dumps(record, indent=1, default=default) + "\n"
 
 
+#: the bytes :func:`files_sha256` reads at a time (into one buffer)
+HASH_BLOCK = 1 << 18
+
+
 def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes, read in 1 MiB blocks; of a folder (an AceTree folder), the sha256 over its
+    """The sha256 of a file's bytes, read in 256 KiB blocks; of a folder (an AceTree folder), the sha256 over its
     files in sorted order, each as its path relative to the folder, a NUL byte, its size, a NUL byte and its
     bytes."""
     path = Path(path)
@@ -123,19 +155,21 @@ def file_sha256(path: str | Path) -> str:
 
 
 def files_sha256(folder: str | Path, files: list, *, named: bool = True) -> str:
-    """The sha256 over ``files`` (paths, in the order given), read in 1 MiB blocks: each as its path relative to
+    """The sha256 over ``files`` (paths, in the order given), read in 256 KiB blocks: each as its path relative to
     ``folder``, a NUL byte, its size, a NUL byte and its bytes (``named`` False: the bytes alone)."""
     import hashlib
 
     folder = Path(folder)
     digest = hashlib.sha256()
+    buffer = bytearray(HASH_BLOCK)
+    view = memoryview(buffer)
     for f in map(Path, files):
         if named:
             # (a name not UTF-8, read back surrogate-escaped, as its bytes on disk)
             digest.update(os.fsencode(f.relative_to(folder).as_posix()) + f"\0{f.stat().st_size}\0".encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        with open(f, "rb") as fh:  # into one buffer, reused: a tile store's write hashes its sources in its bounds
+            while n := fh.readinto(buffer):
+                digest.update(view[:n])
     return digest.hexdigest()
 
 
@@ -147,7 +181,7 @@ def input_entry(path: str | Path, files: list | None = None) -> dict:
     files the command read of it: its frames, a plate's wells; None: every file under it), in sorted order, each as
     its path relative to the folder, a NUL byte, its size, a NUL byte and its bytes (:func:`files_sha256`; for a
     folder holding nothing else, :func:`file_sha256` of the folder gives the same digest), with ``files``, how many,
-    and ``bytes``, their sizes added up. Each file is read once, in 1 MiB blocks: far quicker than the inference
+    and ``bytes``, their sizes added up. Each file is read once, in 256 KiB blocks: far quicker than the inference
     that read it."""
     path = Path(path)
     entry = {"path": absolute_path(path)}

@@ -425,10 +425,6 @@ def model_folder_words(folder: Path) -> str | None:
     return None
 
 
-#: files a system's file browser leaves in any folder it showed: replaced with the folder, never refused as the user's
-SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
-
-
 def earlier_names(table: Path, column: str) -> Optional[set[str]]:
     """The values of ``column`` in the CSV ``table`` an earlier run wrote (``segment``'s counts.csv ``frame``,
     ``segment livedead``'s ``well``), as text; None where it cannot be read (gone, edited into another shape)."""
@@ -449,7 +445,9 @@ def foreign_files(out: Path, suffixes: dict[str, str], own: Optional[Callable[[s
     command did not write, as ``labels/NAME``: a file of another ending, a folder, a file whose name before the
     ending is no frame (well) of the earlier run (``own``: whether it is one; None: any is). Labels corrected by
     hand and saved beside the originals (``t1_labels_corrected.tif``) are the user's work, which the rerun would
-    delete; :data:`SYSTEM_FILES` are not."""
+    delete; a file browser's (:func:`devolens.io.atomic.is_system_file`) are not."""
+    from devolens.io.atomic import is_system_file
+
     found = []
     for folder, ending in suffixes.items():
         where = out / folder
@@ -462,7 +460,7 @@ def foreign_files(out: Path, suffixes: dict[str, str], own: Optional[Callable[[s
             continue
         for entry in entries:
             name = entry.name
-            if name in SYSTEM_FILES or name.startswith("._"):  # (._NAME: macOS's companions on foreign disks)
+            if is_system_file(name):
                 continue
             stem = name[:-len(ending)] if name.endswith(ending) else ""
             if stem and entry.is_file(follow_symlinks=False) and (own is None or own(stem)):

@@ -134,10 +134,24 @@ def _listing(names: list[str]) -> dict:
                                  "target": _target(k, m), "text": _headline(k, m)})
         given = card.get("input")  # an object: a card's words alone (identity's) as its "text"
         models.append({"name": name, "task": card.get("task"), "summary": card.get("summary"), "weights": weights,
+                       "model_sha256": _model_sha256(name),
                        "int8": bool((card.get("int8") or {}).get("activations")), "headline": headline,
                        "setting": card.get("metrics_setting") or {},
                        "input": given if isinstance(given, dict) else {} if given is None else {"text": given}})
     return {"devolens": version(), "models": models}
+
+
+def _model_sha256(name_or_folder) -> str | None:
+    """The model's ``model_sha256``, as the outputs' records compute it (:func:`devolens.provenance.model_sha256`:
+    its card and every ``.safetensors`` of its folder), so that a record can be compared with an installation; None
+    where its files are missing."""
+    from devolens.errors import DevolensError
+    from devolens.provenance import model_sha256
+
+    try:
+        return model_sha256(name_or_folder)
+    except DevolensError:
+        return None
 
 
 def _cell(value) -> str:
@@ -160,7 +174,8 @@ def _row(entry: dict, wide: bool) -> tuple[str, ...]:
 def list_models(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the listing as one JSON document: per model its name, "
-                                 "task, summary, weights (file, bytes, sha256), int8, headline metrics (metric, words, "
+                                 "task, summary, weights (file, bytes, sha256), model_sha256 (as the outputs' records "
+                                 "compute it: the card and every .safetensors), int8, headline metrics (metric, words, "
                                  "value, how, target: the project's target and whether the value meets it, or null; "
                                  "text), the setting they were measured in and the input the model takes "
                                  "(an object: the card's input, its words alone as {\"text\": ...})."),
@@ -230,8 +245,14 @@ def _files(name: str, folder: Optional[Path], card: dict) -> dict:
         console.print(f"warning: {weights} has sha256 {sha}, not the {recorded} its card records (weights_sha256): "
                       "the weights were replaced or damaged after the card was written; copy the model's folder "
                       "again (devolens models export)", soft_wrap=True, markup=False)
+    from devolens.provenance import file_sha256
+
+    given = folder if folder is not None else name
     return {"folder": str(where.resolve()),
-            "weights": {"file": weights.name, "bytes": weights.stat().st_size if sha else None, "sha256": sha}}
+            "weights": {"file": weights.name, "bytes": weights.stat().st_size if sha else None, "sha256": sha},
+            "model_sha256": _model_sha256(given),
+            "safetensors": [{"file": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)}
+                            for p in sorted(where.glob("*.safetensors"), key=lambda p: p.name) if p.is_file()]}
 
 
 @models_app.command("show")
@@ -239,10 +260,12 @@ def show_model(
     name: str = typer.Argument(..., help="Model name, as listed by `devolens models`, or a model folder of your own "
                                "(a training run or an exported model)."),
     as_json: bool = typer.Option(False, "--json", help="Print card.json instead of the human card (card.md), with "
-                                 "\"files\": the model's folder and its weights (file, bytes, sha256)."),
+                                 "\"files\": the model's folder, its weights (file, bytes, sha256), its model_sha256 "
+                                 "(as the outputs' records compute it) and each .safetensors (file, bytes, sha256)."),
 ) -> None:
     """Print a model's card: architecture, input, preprocessing, training data, recipe, metrics, limits; then where
-    its files are and its weights' sha256."""
+    its files are, its weights' sha256, its model_sha256 (as the outputs' records compute it) and each .safetensors'
+    sha256."""
     from devolens.cli._common import out
     from devolens.models import zoo
 
@@ -262,9 +285,15 @@ def show_model(
         typer.echo(json.dumps({**card, "files": files} if as_json else card, indent=2))
         if not as_json:
             typer.echo(f"weights sha256: {files['weights']['sha256'] or 'missing'}")
+            typer.echo(f"model_sha256: {files['model_sha256'] or 'missing'}")
+            for f in files["safetensors"]:
+                typer.echo(f"{f['file']} sha256: {f['sha256']}")
         return
+    each = "".join(f"\n- `{f['file']}`: {f['bytes']} bytes, sha256 `{f['sha256']}`" for f in files["safetensors"])
     text = text.rstrip("\n") + (f"\n\nFiles: `{files['folder']}` (weights `{files['weights']['file']}`, sha256 "
-                                 f"`{files['weights']['sha256'] or 'missing'}`)\n")
+                                 f"`{files['weights']['sha256'] or 'missing'}`)\n\nmodel_sha256 (as the outputs' "
+                                 f"records compute it: the card and every .safetensors): "
+                                 f"`{files['model_sha256'] or 'missing'}`\n" + (each and f"\n{each.lstrip()}\n"))
     from rich.console import Console
     from rich.markdown import Markdown
 

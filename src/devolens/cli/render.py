@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import typer
 
 from devolens.cli._common import choice
-from devolens.provenance import command_line, input_entry
+from devolens.provenance import absolute_path, command_line, input_entry, run_context
 
 _HELP = """Render a lineage table (or simulated embryos) as microscopy frames with ground truth.
 
@@ -27,7 +27,8 @@ membrane also DIR/membranes/tNNN_membrane.png; with --video DIR/video.mp4 and a 
 column video_frame (see --video). frames.csv's embryo (and
 render.json's embryos) is the table's own embryo name, as it joins back to the table; file names clean it
 (emb A/1: frames/emb_A_1_tNNN.png).
-Rendering again into DIR replaces the previous render whole; other files in DIR are kept.
+Rendering again into DIR replaces the previous render whole; other files in DIR are kept
+(files of your own in its frames/, labels/ or membranes/ are refused: move them first).
 
 frames.csv's counts are the table's at the row's time point, whatever the artifact: a
 duplicate frame counts its own time point while its image and labels repeat the previous
@@ -495,11 +496,12 @@ def render(
         "command": command_line("devolens render"),
         "inputs": ([] if table is None else _inputs(table)) + ([] if optics is None else [input_entry(optics)]),
         # the options that decide the output, as given (--out and --workers do not)
-        "options": {"table": None if table is None else str(table.absolute()), "kind": kind, "times": times,
+        "options": {"table": None if table is None else absolute_path(table), "kind": kind, "times": times,
                     "every": every, "size": list(hw), "artifacts": artifacts, "video": video, "fps": fps,
                     "seed": seed, "simulate": simulate, "sim_cells": sim_cells, "pose": pose, "vary": vary,
-                    "grey": grey, "embryo": embryo, "optics": None if optics is None else str(optics.absolute()),
+                    "grey": grey, "embryo": embryo, "optics": None if optics is None else absolute_path(optics),
                     "min_visible": min_visible, "drop_slivers": drop_slivers},
+        **run_context(),  # the working directory the command line's paths are relative to, and the environment
     }
     if simulate is not None:  # each simulated embryo's seed, and the command that writes its table
         provenance["simulated"] = [_simulated(t, sim_cells) for t in tables]

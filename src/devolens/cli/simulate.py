@@ -146,7 +146,7 @@ def _add_provenance(out: Path, *, seed: int, cells: Optional[int], times: Option
     ``read_tidy`` reads only its own keys of it, so a table read back is the same."""
     import json
 
-    from devolens.provenance import command_line, file_sha256, version_keys
+    from devolens.provenance import command_line, file_sha256, run_context, version_keys
     from devolens.io.atomic import write_text
     from devolens.io.tables import _meta_path
 
@@ -162,7 +162,7 @@ def _add_provenance(out: Path, *, seed: int, cells: Optional[int], times: Option
         "cells": cells, "times": times, "start": start,
         "params": None if params is None else str(params.absolute()),
         "params_sha256": None if params is None else file_sha256(params),
-        **version_keys(), "command": command_line("devolens simulate embryo"),
+        **version_keys(), "command": command_line("devolens simulate embryo"), **run_context(),
     })
     write_text(path, json.dumps(meta, indent=1))
 

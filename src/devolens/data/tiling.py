@@ -11,15 +11,25 @@ Store layout (one file, any number of source images)::
                                          reverse of the CSVs' x, y (its attribute ``axes``, "yx", says so; absent
                                          in stores written before it was recorded, of the same order)
     attrs: sources, label_sources (JSON lists of file names), source_digests (JSON list: a digest of each
-           source's pixels as tiled, and of its labels', null for sources of stores written before it was
-           recorded), tile, stride,
+           source's pixels as tiled, not of its file: the 32 hex digits of a BLAKE2b of the image's dtype, shape and
+           uint16 values as converted (:func:`pixel_digest`), and "+" and its labels' of the same kind; null for
+           sources of stores written before it was recorded; an ``append`` refuses a source whose digest the store
+           holds, its tiles being there already), inputs and label_inputs (JSON lists, one entry a source, as the
+           other records' ``inputs``: :func:`devolens.provenance.input_entry`, the file's absolute ``path``,
+           ``bytes`` and ``sha256``, which ``sha256sum`` checks; null for an unlabelled source's labels and for the
+           sources of writes before they were recorded), history (JSON list, one object a write, the first
+           first: ``command``, its command line, null for a library call; ``cwd``, the absolute working directory
+           its relative paths are relative to; ``devolens``; ``environment``
+           (:func:`devolens.provenance.environment`); ``sources``, the names it added; a store written before it
+           was recorded starts it with its last write's ``command`` alone), tile, stride,
            keep, n_classes, channels, chunk, format="devolens-tiles", version, edge_tiles (True: each
            source's last row and column of tiles lie flush with its bottom and right edges, so that every pixel
            is in a tile; absent in stores written before, whose grid could stop short of them),
            ignore (the label value that marks unannotated pixels, ``--ignore``: no class, left out of
            class_counts, the keep rule, the training losses and the scores; absent: none), devolens (the
            version of devolens that wrote the store last; absent in stores written before it was recorded),
-           command (the ``devolens tile`` command line of that write; absent when a library call made it)
+           command (the ``devolens tile`` command line of that write; absent when a library call made it; every
+           write's: history)
 
 Tiles are cut and written one row of tiles at a time, and a TIFF (image or labels) is read a band of rows at a time
 through :class:`devolens.predict.tiled.RowReader` (uncompressed by its file offsets; compressed, tiled or OME ones
@@ -56,7 +66,7 @@ from devolens import checks
 from devolens.errors import DevolensError, DevolensWarning, ReadNote
 from devolens.io.atomic import HAS_LOCKS, FileLock, atomic_path, cannot_write, cannot_write_errno, stop_if_signalled
 from devolens.io.stacks import complaint, quiet_tifffile
-from devolens.provenance import version
+from devolens.provenance import absolute_path, environment, input_entry, version
 from devolens.io.wells import (  # noqa: F401 - re-exported: read here by other modules, tests and scripts
     DEAD_STAINS,
     GREEN_SIGNAL,
@@ -976,7 +986,9 @@ def tile_to_h5(
         The command line that made this write (``devolens tile`` gives its own:
         :func:`devolens.provenance.command_line`), recorded in the store's ``command`` attribute beside
         ``devolens``, the devolens version, which every write records. Both describe the store's last write (an
-        ``append``'s replace the earlier ones; without ``command``, an earlier write's is removed).
+        ``append``'s replace the earlier ones; without ``command``, an earlier write's is removed); the store's
+        ``history`` keeps every write's (its command line, null without ``command``, and working directory), and
+        its ``inputs`` and ``label_inputs`` each source's file (absolute path, bytes, sha256).
 
     Returns
     -------
@@ -1236,6 +1248,19 @@ def _grid_size(path: Path, tile: int, stride: int, edge: bool, channels: int) ->
 _APPEND_SETTINGS = (("stride", "--stride"), ("keep", "--keep"))
 
 
+def _record_list(f: h5py.File, name: str, n: int | None) -> list:
+    """A store's JSON list attribute of its record (``inputs``, ``label_inputs``: one entry a source, ``n`` of them;
+    ``history``: ``n`` None), as written; absent (a store written before it was recorded) or not such a list: ``n``
+    nulls (``history``: none). Nothing reads these but people and their scripts: never an error."""
+    try:
+        value = json.loads(_attr_text(f.attrs[name]) or "") if name in f.attrs else None
+    except (TypeError, ValueError):
+        value = None
+    if not isinstance(value, list) or (n is not None and len(value) != n):
+        return [] if n is None else [None] * n
+    return value
+
+
 def _check_append(f: h5py.File, out: Path, *, tile: int, stride: int, keep: str, channels: int, n_classes: int,
                   labelled: bool, ignore: int | None = None) -> None:
     """Refuse to append tiles cut otherwise than the store's (its attributes describe every tile in it)."""
@@ -1349,6 +1374,12 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
             digests = store_list(f, "source_digests", out) if "source_digests" in f.attrs else []
             digests = digests or [None] * len(sources)
             held = len(digests)  # the store's own sources come first
+            # the record of the files and commands that built the store (sources of writes before it: null)
+            inputs = _record_list(f, "inputs", held)
+            label_inputs = _record_list(f, "label_inputs", held)
+            history = _record_list(f, "history", None)
+            if not history and "command" in f.attrs:  # a store of before: its last write's command line alone
+                history = [{"command": _attr_text(f.attrs["command"]) or str(f.attrs["command"])}]
             writer = None  # made at the first tile: its buffer is a chunk of tiles, after the images' size checks
             one_class = True  # every label image so far holds a single class (why --keep mixed found no tile)
             for i, ipath in enumerate(images):
@@ -1404,6 +1435,9 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
                 sources.append(ipath.name)
                 digests.append(digest)
                 label_sources.append(Path(labels[i]).name if labelled else "")
+                # hashed in 256 KiB blocks into one buffer: one more read of each file, as cheap as a tiling pass
+                inputs.append(input_entry(ipath))
+                label_inputs.append(input_entry(labels[i]) if labelled else None)
                 added.append(k)
             if not sum(added):
                 raise _no_tiles_error(keep, tile, stride, sum(considered), one_class, append and out.exists())
@@ -1411,6 +1445,11 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
             f.attrs["sources"] = json.dumps(sources)
             f.attrs["label_sources"] = json.dumps(label_sources)
             f.attrs["source_digests"] = json.dumps(digests)
+            f.attrs["inputs"] = json.dumps(inputs)
+            f.attrs["label_inputs"] = json.dumps(label_inputs)
+            history.append({"command": command, "cwd": absolute_path(os.getcwd()), "devolens": version(),
+                            "environment": environment(), "sources": sources[held:]})
+            f.attrs["history"] = json.dumps(history)
             # what wrote the store (its format's version is "version"): this write's devolens and command line
             f.attrs["devolens"] = version()
             if command is not None:

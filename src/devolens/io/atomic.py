@@ -37,6 +37,14 @@ RETRY_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT") i
 #: the ``devolens`` command's exit code for a failure that a retry elsewhere may fix (out of memory, full disk or
 #: quota): sysexits.h's EX_TEMPFAIL; a user's or the data's error is 2
 EX_TEMPFAIL = 75
+#: files a system's file browser leaves in any folder it showed (and macOS's ``._NAME`` companions on foreign disks):
+#: not the user's work, replaced with a folder a rerun replaces whole (:func:`is_system_file`)
+SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+def is_system_file(name: str) -> bool:
+    """Whether the file ``name`` is a file browser's (:data:`SYSTEM_FILES`, ``._NAME``), not the user's work."""
+    return name in SYSTEM_FILES or name.startswith("._")
 
 
 class Exhausted(DevolensError):

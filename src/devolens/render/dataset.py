@@ -71,6 +71,7 @@ TIFFs carry no resolution).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -80,8 +81,8 @@ import numpy as np
 import pandas as pd
 
 from devolens import checks
-from devolens.errors import DevolensError, DevolensValueError
-from devolens.io.atomic import signals_held, staged_folder, write_csv, write_text
+from devolens.errors import DevolensError, DevolensValueError, shown_path
+from devolens.io.atomic import is_system_file, signals_held, staged_folder, write_csv, write_text
 from devolens.io.images import read_image, write_label_tif, write_png
 from devolens.render.artifacts import (
     ARTIFACT_KINDS,
@@ -188,7 +189,25 @@ def check_render_folder(out: str | Path) -> Path:
                 f"folder is not a previous render (no render.json) but holds {', '.join(clash)}, which a render "
                 "would replace; choose a new or empty folder", path=out,
             )
+    elif out.is_dir():  # a previous render: its folders are replaced whole, so they must hold its files alone
+        for name, pattern in _OWN_FILES.items():
+            try:
+                foreign = sorted(p.name for p in (out / name).iterdir()
+                                 if not is_system_file(p.name) and not (p.is_file() and pattern.fullmatch(p.name)))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+                raise DevolensError(f"{shown_path(out / name)} holds files devolens render did not write ({shown}): "
+                                    "move them or give another --out")
     return out
+
+
+#: the files a render writes in each folder it replaces whole (:func:`frame_name`: ``tNNN`` or ``<embryo>_tNNN``),
+#: which :func:`check_render_folder` tells from files of the user's own (a render into its folder refuses those)
+_OWN_FILES = {"frames": re.compile(r"(?:.+_)?t\d{3,}\.png"),
+              "labels": re.compile(r"(?:.+_)?t\d{3,}_labels\.tif"),
+              "membranes": re.compile(r"(?:.+_)?t\d{3,}_membrane\.png")}
 
 
 def _record_keys(record) -> dict:
