@@ -158,8 +158,11 @@ def test_demo_writes_a_report_a_biologist_can_read(tmp_path, capsys):
     assert any("stops at" in n for n in notes)  # a 40-cell table is short
     for n in notes:
         assert f"> note: {n}" in report
-    for limit in card("identity")["limits"]:
+    from devolens.cli.demo import identity_limits_summary  # the card's limits in short (s47), the card named
+
+    for limit in identity_limits_summary(card("identity")):
         assert f"- {limit}" in report
+    assert "`devolens models show identity`" in report
 
     # 3. artifacts: the renderer's count = in the video + dropped, and the dropped one is named
     frames = pd.read_csv(out / "render" / "frames.csv", keep_default_na=False)

@@ -217,6 +217,58 @@ def _versus_baseline(level: str, model: dict[str, float], baseline: dict[str, fl
             "commonest class here.")
 
 
+def identity_limits_summary(card: dict) -> list[str]:
+    """The identity model's limits in a few plain bullets for the report (what it is good at, where it fails, what
+    to check), true to its ``card`` (its numbers read from the card's metrics); the card itself, with the
+    measurements behind each, is ``devolens models show identity``."""
+    metrics = card.get("metrics") or {}
+
+    def share(key: str) -> str:
+        value = (metrics.get(key) or {}).get("value")
+        return "?" if not isinstance(value, (int, float)) else f"{100 * value:.0f}%"
+
+    return [
+        "Good at: whole real embryos imaged like its 7 training embryos (up to about 580 nuclei): on embryos kept "
+        f"out of training it named the founder of {share('founder_accuracy')} of the nuclei and the depth-1 name of "
+        f"{share('depth1_accuracy')}.",
+        "Fails, often with a high confidence: tables that stop early (under about 200 nuclei: the embryo can be read "
+        "the wrong way round), embryos cut off by the edge of the image, mirrored embryos (an inverted microscope or "
+        "a reversed z-step: try `devolens identify --mirror`) and simulated embryos like this one; stages beyond "
+        "about 580 nuclei are untested.",
+        "The germline names (P3, P4, Z2, Z3) are the weakest; names deeper than depth-1 are not predicted.",
+        "`confidence` ranks the nuclei but is not the chance that a name is right: it stays high where the names go "
+        "wrong.",
+        "What to check: read the notes `devolens identify` prints (a short table, an embryo whose orientation is "
+        "unclear, a z scale that looks wrong, nuclei crowding an image edge, tracks that break): each names one of "
+        "these cases; give `--zscale` when you know it, and look at a few named nuclei before trusting the rest.",
+    ]
+
+
+#: the report's "Run it on your own data": (what it does, the command as written); the file names are examples
+#: (movie.mp4: a timelapse of a nuclear marker; lineage.csv: a lineage table, e.g. an EPIC CD csv)
+OWN_DATA_COMMANDS = (
+    ("flag the corrupt frames of a movie (black, dark, red lines, damaged video data...)",
+     "devolens curate frames movie.mp4 --out curation.csv"),
+    ("segment the nuclei in every frame, skipping the flagged ones",
+     "devolens segment nuclei movie.mp4 --out nuclei --skip-flagged curation.csv"),
+    ("predict the per-lineage populations of every frame, fitted to the developmental clock",
+     "devolens population movie.mp4 --out populations.csv --clock --skip-flagged curation.csv"),
+    ("name every nucleus of a lineage table (founder and depth-1)",
+     "devolens identify lineage.csv --out cells.csv"),
+)
+
+
+def own_data_lines() -> list[str]:
+    """The report's "Run it on your own data" section (:data:`OWN_DATA_COMMANDS`)."""
+    lines = ["## Run it on your own data", "",
+             "The same steps on a timelapse of your own (`movie.mp4`: a video, a TIFF stack or a folder of frames of "
+             "a nuclear marker) and on a lineage table (`lineage.csv`: an EPIC CD csv, AceTree nuclei or a tidy "
+             "table); each command's `--help` says more:", "", "```"]
+    for what, command in OWN_DATA_COMMANDS:
+        lines += [f"# {what}", command]
+    return lines + ["```", ""]
+
+
 def _population_figure(truth_pops, comp, clock: bool = True):
     """The demo's figure: total cells (truth, predicted, segmented) and the per-letter populations, in the letters'
     colours of the ``population``/``lineage`` plots (:data:`devolens.viz.plots.LETTER_COLOURS`); ``clock``: whether
@@ -469,7 +521,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
     import pandas as pd
 
     from devolens.cli._common import note
-    from devolens.cli.identify import _input_notes
+    from devolens.cli.identify import _input_notes, cells_for_csv
     from devolens.cli.predict import run_population, run_segmentation
     from devolens.curate.frames import curate_path, report_for_csv, summarize
     from devolens.io.atomic import write_csv, write_text
@@ -560,7 +612,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         t0 = step("predicting cell identities from positions")
         identity = load("identity")
         cells_df = identity.predict(table)
-        write_csv(cells_df, out / "cells.csv")
+        write_csv(cells_for_csv(cells_df), out / "cells.csv")  # (as identify writes it: confidence to 6 decimals)
         id_notes = _input_notes(cells_df.attrs)  # what `devolens identify` would say about this table
         for text in id_notes:
             note(text)
@@ -696,7 +748,7 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
         if overlay_rel:
             lines += [f"Nuclei found in the last segmented frame (video frame {overlay_frame[0]}, time point "
                       f"{overlay_frame[1]}; outlines):", "", f"![overlay]({overlay_rel})", ""]
-        limits = model_card("identity").get("limits") or []
+        limits = identity_limits_summary(model_card("identity"))
         lines += [
             "## Cell identities (`devolens identify`)",
             "",
@@ -726,7 +778,9 @@ def run_demo(out: Path, *, seed: int = 7, cells: int = 180, frames: int = 24, si
             "On real embryos kept out of training, see `devolens models show identity`.",
             "",
         ]
-        lines += _listed("Limits of the identity model (its card, `devolens models show identity`):", limits, "- ")
+        lines += _listed("Limits of the identity model, in short (the full list, with the measurements behind it: "
+                         "`devolens models show identity`):", limits, "- ")
+        lines += own_data_lines()
         lines += [
             "## Files",
             "",

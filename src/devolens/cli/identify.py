@@ -175,13 +175,18 @@ def register(app: typer.Typer) -> None:
         # the CSV and its record: both this run's or both the previous run's (the record last); each written through
         # a link there to its file, text as write_csv writes it (a file name's bytes that are not UTF-8 escaped)
         write_together({
-            output_file(out): lambda tmp: result.round({"confidence": CONFIDENCE_DECIMALS}).to_csv(
-                tmp, index=False, errors=TEXT_ERRORS),
+            output_file(out): lambda tmp: cells_for_csv(result).to_csv(tmp, index=False, errors=TEXT_ERRORS),
             output_file(record): lambda tmp: tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)})
         n_t = result["time"].nunique()
         console.print(f"{len(result)} nuclei at {n_t} time points -> {out}")
         for note in found:
             show_note(note)
+
+
+def cells_for_csv(result):
+    """The identity model's rows as identify writes them to its CSV: ``confidence`` rounded to
+    :data:`CONFIDENCE_DECIMALS` (the demo's ``cells.csv`` too)."""
+    return result.round({"confidence": CONFIDENCE_DECIMALS})
 
 
 def record_path(out: Path) -> Path:

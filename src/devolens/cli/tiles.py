@@ -802,7 +802,8 @@ def _plate_wells(folder: Path, order: list[int] | None, dataset: str | None) -> 
 def plate_left_out(folder: Path) -> str | None:
     """What a folder of wells holds that is not read as wells, in the words of ``segment nuclei``'s note on a folder
     (:func:`devolens.io.frames.left_out_note`): microscope files (.czi, .nd2...: save them as OME-TIFF first), HEIC
-    photos and videos, named; None where it holds none. (Label images, ``*_labels``, are left out by design.)"""
+    photos and videos, named, then the other files it skips (:func:`plate_skipped`: label images, ``*_labels``, left
+    out by design, tables, records...), by kind; None where it holds none."""
     from devolens.io.frames import _left_out_words, folder_left_out
 
     found = folder_left_out(folder)
@@ -812,10 +813,70 @@ def plate_left_out(folder: Path) -> str | None:
         names = ", ".join(p.name for p in videos[:3]) + (f" and {len(videos) - 3} more" if len(videos) > 3 else "")
         words.append(f"{len(videos)} video{'s' if len(videos) != 1 else ''} ({names}): not a well image")
     n = sum(len(found.get(k, ())) for k in ("vendor", "heic", "video"))
-    if not n:
+    said = [(f"{n} file{'s' if n != 1 else ''} of this folder {'is' if n == 1 else 'are'} not read as "
+             f"{'a well' if n == 1 else 'wells'}: " + "; ".join(words))] if n else []
+    skipped = plate_skipped(folder, found)
+    if skipped:
+        said.append(skipped)
+    return "; ".join(said) or None
+
+
+#: the kinds of files a folder of wells skips besides those :func:`plate_left_out` advises on, as named in its note
+_SKIPPED_KINDS = {"labels": ("label image", "label images"), "mask": ("mask of an image beside it",
+                                                                     "masks of images beside them"),
+                  "output": ("earlier devolens output", "earlier devolens outputs"),
+                  "other": ("file that is not an image", "files that are not images")}
+
+
+def plate_skipped(folder: Path, found: Optional[dict] = None) -> str | None:
+    """The other files of a folder of wells that are skipped, by kind, named (at most 3 a kind): label images
+    (``*_labels``), masks of the images beside them, images an earlier devolens run wrote there and files that are
+    not images (tables, records); None where there are none. Hidden files, folders, the HDF5 files a plate refuses and
+    the files :func:`plate_left_out` names otherwise (``found``: :func:`devolens.io.frames.folder_left_out`) are not
+    counted, nor the files continuing a multi-file OME-TIFF, which are read with the first."""
+    import os
+
+    from devolens.io.frames import FOLDER_SUFFIXES, _image_name, _natural_key, folder_files, folder_left_out
+
+    found = folder_left_out(folder) if found is None else found
+    wells = folder_files(folder)
+    where = wells[0].parent if wells else folder
+    read = {p.name for p in wells}
+    told = {p.name for k in ("vendor", "heic", "video") for p in found.get(k, ())}
+    masks = {p.name for p in found.get("mask", ())}
+    outputs = {p.name for p in found.get("output", ())}
+    kinds: dict[str, list[str]] = {}
+    try:
+        members = sorted((e.name for e in os.scandir(where) if not e.name.startswith(".") and e.is_file()),
+                         key=_natural_key)
+    except OSError:
         return None
-    return (f"{n} file{'s' if n != 1 else ''} of this folder {'is' if n == 1 else 'are'} not read as "
-            f"{'a well' if n == 1 else 'wells'}: " + "; ".join(words))
+    for name in members:
+        suffix = os.path.splitext(name)[1].lower()
+        if name in read or name in told or suffix in (".h5", ".hdf5"):
+            continue
+        if _image_name(name, labels=True):
+            kind = "labels"
+        elif name in masks:
+            kind = "mask"
+        elif name in outputs:
+            kind = "output"
+        elif suffix in FOLDER_SUFFIXES:  # an image read with another (a multi-file OME-TIFF's continuation)
+            continue
+        else:
+            kind = "other"
+        kinds.setdefault(kind, []).append(name)
+    if not kinds:
+        return None
+    parts = []
+    for kind in _SKIPPED_KINDS:
+        names = kinds.get(kind)
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            parts.append(f"{len(names)} {_SKIPPED_KINDS[kind][len(names) != 1]} ({shown})")
+    n = sum(map(len, kinds.values()))
+    return (f"skipped {n} file{'s' if n != 1 else ''} that {'is' if n == 1 else 'are'} not "
+            f"{'a well image' if n == 1 else 'well images'}: " + ", ".join(parts))
 
 
 def _well_progress(cb, i: int, n: int):

@@ -500,7 +500,8 @@ def evaluate_cmd(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
 ) -> None:
     """Score the best checkpoint of a run (or other weights of its network) on a data folder; print the metrics
-    on stdout as 'key: value' lines and write them as JSON to the --json file (default RUN/eval_<DATA name>.json;
+    on stdout as 'key: value' lines (named without the val_ prefix, f1: 0.8123, as they score --data, not the run's
+    validation set; the JSON keeps the keys val_f1... of history.csv) and write them as JSON to the --json file (default RUN/eval_<DATA name>.json;
     the files written are named on stderr, '-> FILE', which --quiet leaves out), and one row per image as CSV
     beside it (eval_..._images.csv: file, true and
     predicted counts, tp, fp, fn, precision, recall, f1; counted at the run's data.scale, so true_count leaves out
@@ -567,7 +568,10 @@ def evaluate_cmd(
     write_together(writers)
     for text in metrics.get("notes") or []:  # on stderr, as every command's (kept under --quiet)
         note(text)
+    # named without the val_ prefix: these are scores on --data, not on the run's validation set (the JSON keeps the
+    # val_ keys, as history.csv's columns and best.json name the same metrics)
     for k, v in metrics["metrics"].items():
+        k = printed_metric(k)
         stdout.print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
     pp = _postprocess_used(metrics["validate"].get("postprocess") or {})
     stdout.print(f"instances: {metrics['validate']['instances']}"
@@ -577,6 +581,12 @@ def evaluate_cmd(
     summary(f"metrics -> {path}" + (f" (replacing the earlier one{replaced})" if replaced is not None else ""))
     if images is not None:
         summary(f"per image -> {csv_path}")
+
+
+def printed_metric(key: str) -> str:
+    """How ``devolens evaluate`` prints a metric of its JSON: ``val_f1`` as ``f1`` (scores on --data, which need not
+    be the run's validation set)."""
+    return key.removeprefix("val_")
 
 
 def _check_eval_writable(path: Path, csv_path: Path, given: bool) -> None:
