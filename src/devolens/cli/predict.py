@@ -1542,8 +1542,11 @@ def run_segmentation(
         checked=_reading_said(announce, input_path, stack_file, reading, stack_z=stack_z, channel=channel,
                               pages=pages))
     flat = _flatten(model, flatten)
+    # a membrane input in colour whose rule's channel holds nuclei and another membranes: that one read (its note)
+    membranes = _membrane_colour(model, kind, color, input_path, stack_z=stack_z, channel=channel, pages=pages)
+    read_by = color if membranes is None else membranes[0]
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
-                     prepare=_preparation(model, color, diameter, flat), calibrations=calibrations)
+                     prepare=_preparation(model, read_by, diameter, flat), calibrations=calibrations)
     made: list[Path] = []  # the folders above --out the staging makes (below)
     min_size_dropped: list[int] = []  # per frame, the objects --min-size dropped (the predictor's min_size_dropped)
     try:
@@ -1555,7 +1558,7 @@ def run_segmentation(
         planes = reading["z_planes"] if reading and reading["z"] == "slices" and stack_file == input_path else 1
         _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
-                                    diameter=diameter, channel=color, flatten=flat, device=device,
+                                    diameter=diameter, channel=read_by, flatten=flat, device=device,
                                     **({"postprocess": post} if post else {}))
         if min_size is not None:  # input pixels: each image's working pixels by its own scale (diameter auto, each)
             predictor.min_size_input = float(min_size)
@@ -1758,7 +1761,7 @@ def run_segmentation(
             "colour_note": _colour_note(looked, kind, predictor.network.channel),
             # the channel a colour input was read by, without --color (its line, where the colour note says nothing),
             # each file's where they differ (a folder of a green and a red export)
-            "colour_read_line": None if color is not None else reads.line(
+            "colour_read_line": None if color is not None else _membrane_colour_words(membranes) or reads.line(
                 lambda p: source.frame_id(p) if source.names is None else source.names[p],
                 "frame" if source.names is None else "file"),
             # (the planes are read only where the note judges them)
@@ -1820,7 +1823,9 @@ def run_segmentation(
              # where colour frames were read by different channels: each channel's frames (counts.csv's names)
              **({"color_read_frames": by} if (by := reads.record_by(source.frame_id)) else {}),
              "labels_pixel_size": _calibration_record(carried),
-             "no_signal": no_signal,  # frames of no signal (population's test), named as counts.csv names them
+             # frames of no signal (population's test) and those in which nothing stood out from their own noise
+             # (given no objects: the noise note's), named as counts.csv names them, in the input's order
+             "no_signal": _no_signal_record(no_signal, noise, source),
              # the frames whose files read_image turned by their EXIF orientation tag (the outputs follow the turn)
              "exif_turned": turned,
              **({"stack": reading} if reading is not None else {})},
@@ -1995,6 +2000,19 @@ def _few_levels(image: np.ndarray) -> bool:
         return False
     few = a[::8, ::8]  # (a frame with signal: its every 8th pixel spans more already; one pass over 1/64 of it)
     return int(few.max()) - int(few.min()) <= 16 and int(a.max()) - int(a.min()) <= 16
+
+
+def _no_signal_record(no_signal: list, noise: list, source: "_Source") -> list:
+    """``segment.json``'s ``no_signal``: the frames of no signal (:func:`_no_signal_kind`) and those the noise guard
+    found nothing in (``no_structure``: an empty, dark or noise-only frame, given no objects), each once, in the
+    input's order."""
+    if not noise:
+        return no_signal
+    both = list(dict.fromkeys([*no_signal, *noise]))
+    if source.names is None:
+        return sorted(both)
+    order = {source.frame_id(p): p for p in range(len(source.names))}
+    return sorted(both, key=lambda name: order.get(name, len(order)))
 
 
 def _no_signal_kind(image: np.ndarray) -> Optional[str]:
@@ -2207,6 +2225,71 @@ def _colour_note(image: "np.ndarray | list | None", kind: str, channel: str) -> 
 
     rivals = colour_rivals_in(image if isinstance(image, list) else [image], kind, channel)
     return None if rivals is None else colour_words(rivals, kind, "--color {}")
+
+
+def _membrane_colour(model: str, kind: str, color: Optional[str], input_path: Path, *, stack_z: str,
+                     channel: Optional[int], pages: str) -> Optional[tuple[str, str]]:
+    """For ``segment membrane`` without ``--color`` under a card's ``auto`` rule: ``(lines, blobs)`` where the input's
+    first frame is in colour and the rule's channel, ``blobs``, holds nuclei while another, ``lines``, holds membranes
+    (:func:`~devolens.predict.notes.membrane_channel`): the run reads ``lines`` in every frame. None otherwise (the
+    rule's choice, frame by frame, stands; a video is not looked at ahead)."""
+    if kind != "membrane" or color is not None:
+        return None
+    from devolens.models import zoo
+    from devolens.predict.notes import membrane_channel
+
+    try:
+        if zoo.card(model).get("preprocessing", {}).get("channel", "auto") != "auto":
+            return None
+        frame = _first_frame(input_path, stack_z=stack_z, channel=channel, pages=pages)
+    except DevolensError:  # (the run itself reports it)
+        return None
+    return None if frame is None else membrane_channel(frame)
+
+
+def _first_frame(input_path: Path, *, stack_z: str, channel: Optional[int], pages: str) -> Optional[np.ndarray]:
+    """The first frame of an image, a TIFF stack or a folder of images (a colour one: H x W x 3 or 4); None for a
+    video or where none is read."""
+    from devolens.io.stacks import reads_as_tiff
+
+    suffix = input_path.suffix.lower()
+    if input_path.is_file() and suffix in VIDEO_SUFFIXES:
+        return None
+    if input_path.is_file() and reads_as_tiff(input_path):
+        from devolens.io.stacks import open_stack
+
+        stack = open_stack(input_path, z=stack_z, channel=channel, pages=pages)
+        frames = iter(stack[0]) if stack is not None else None
+    elif input_path.is_file() and suffix in IMAGE_SUFFIXES:
+        from devolens.io.images import read_image
+
+        return read_image(input_path)
+    elif input_path.is_dir():
+        from devolens.io.frames import iter_path_frames
+
+        frames = iter_path_frames(input_path, stack_z=stack_z, channel=channel, pages=pages, decode_threads=1,
+                                  count=False, missing="mark")[0]
+    else:
+        return None
+    if frames is None:
+        from devolens.io.images import read_image
+
+        return read_image(input_path)
+    try:
+        first = next(frames, None)
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+    return first if isinstance(first, np.ndarray) else None
+
+
+def _membrane_colour_words(membranes: Optional[tuple[str, str]]) -> Optional[str]:
+    """The colour line of a membrane run that reads its channel of membranes over the rule's (:func:`_membrane_colour`);
+    None where the rule's choice stands."""
+    from devolens.predict.notes import membrane_channel_words
+
+    return None if membranes is None else membrane_channel_words(*membranes, " in every frame")
 
 
 def _colour_read(image: "np.ndarray | None", channel: Optional[str]) -> Optional[str]:

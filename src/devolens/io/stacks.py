@@ -1382,6 +1382,17 @@ _MICRONS_PER = {**dict.fromkeys(MICRON_WORDS, 1.0),
 #: TIFF ResolutionUnit codes (the tag's) of lengths: centimetre (the standard's), millimetre and micrometre (tifffile
 #: writes those too); 2, the inch, is left out (72 or 300 dpi is a display or print default, not a pixel size)
 _RESOLUTION_UNITS = {3: "cm", 4: "mm", 5: "µm"}
+#: ... but a resolution per inch (code 2) that is no such default is a pixel size (a microscope's 2 µm pixels: 12700
+#: per inch): converted, except a whole number of dots per inch up to this (72, 96, 150, 300, 600, 1200: a screen's or
+#: a printer's, pixels of 21 µm or more) or a scanner's (:data:`SCANNER_DPI`), which stay "no calibration"
+SCREEN_DPI_MOST = 1200
+SCANNER_DPI = (2400, 4800, 9600)
+
+
+def _screen_dpi(per_inch: float) -> bool:
+    """Whether a resolution of ``per_inch`` pixels per inch is a graphics program's default, not a pixel size."""
+    whole = abs(per_inch - round(per_inch)) < 1e-6
+    return whole and (per_inch <= SCREEN_DPI_MOST or round(per_inch) in SCANNER_DPI)
 #: a length in micrometres as text: a number (a sign allowed: refused later, as the number it is) and a micrometre word
 _MICRON_TEXT = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*(?:"
                           + "|".join(sorted(map(re.escape, MICRON_WORDS), key=len, reverse=True)) + r")\s*$")
@@ -1470,6 +1481,10 @@ def _calibration(tif, walk) -> tuple[float, float, str] | None:
                 px, py = _per_unit(xres, yres)
                 if px > 0 and py > 0:
                     return _sized(to_microns(1.0 / px, length), to_microns(1.0 / py, length), "µm")
+            if xres is not None and code is not None and int(code.value) == 2:  # per inch: a microscope's, unless
+                px, py = _per_unit(xres, yres)  # a screen's or a printer's default (72, 96, 300 dpi...)
+                if px > 0 and py > 0 and not (_screen_dpi(px) and _screen_dpi(py)):
+                    return _sized(25400.0 / px, 25400.0 / py, "µm")
     except Exception:  # noqa: BLE001 - no calibration is the answer for metadata it cannot read
         return None
     return None

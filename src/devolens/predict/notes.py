@@ -100,6 +100,46 @@ def colour_rivals(image, kind: str, channel: Optional[str] = "auto") -> Optional
     return (names[picked], [names[k] for k in others]) if others else None
 
 
+def membrane_channel(image) -> Optional[tuple[str, str]]:
+    """For the membrane model reading a colour ``image`` by the shipped rule (the channel with the most bright
+    structure at a nucleus's scale, where thin lines fade): ``(lines, blobs)`` where the rule's channel, ``blobs``,
+    holds blobs (nuclei: :func:`elongation` under :data:`LINES_ELONGATION` at that scale) and another channel that
+    carries structure too (:func:`colour_rivals`), ``lines``, holds lines (membranes: that elongation or more; the
+    most line-like of them where several do): the membranes' channel of a two-colour image of membranes and nuclei.
+    None otherwise (a grey image, grey stored as colour, one channel with structure, no channel of lines, or a rule's
+    channel of lines already): the rule's choice stands.
+
+    Elongation at the rule's scale, each channel's regions above 0.3 of its range: renders' membranes 84, the
+    reference movie's membrane slices 249, nuclei 3 (renders) and 14 (the real frame 160, its touching nuclei)."""
+    rivals = colour_rivals(image, "membrane")
+    if rivals is None:
+        return None
+    from devolens.predict.postprocess import at_nucleus_scale
+
+    names = ("red", "green", "blue")
+    rgb = at_nucleus_scale(np.asarray(np.asarray(image)[..., :3], dtype=np.float32))
+
+    def lines(name: str) -> Optional[float]:
+        x = np.nan_to_num(rgb[..., names.index(name)])
+        low, top = np.percentile(x, (50, 99.5))
+        return elongation(np.clip((x - low) / max(float(top - low), 1e-6), 0.0, 1.0), level=0.3)
+
+    picked, others = rivals
+    read = lines(picked)
+    if read is None or read >= LINES_ELONGATION:
+        return None
+    found = [(value, name) for name in others if (value := lines(name)) is not None and value >= LINES_ELONGATION]
+    return None if not found else (max(found)[1], picked)
+
+
+def membrane_channel_words(lines: str, blobs: str, where: str = "") -> str:
+    """The colour note of a membrane input read by its channel of ``lines`` over the rule's channel of ``blobs``
+    (:func:`membrane_channel`; ``where``: said after "was read", e.g. " in every frame")."""
+    return (f"colour input: the {lines} channel was read{where} (its bright structure is lines, as membranes are), not "
+            f"{blobs} (the one with the most bright structure at a nucleus's scale, whose blobs look like nuclei); "
+            f"--color {blobs} reads that one")
+
+
 def _nuclei_rivals(arr: np.ndarray, picked: int, others: list[int]) -> list[int]:
     """Of ``others`` (channels of a colour ``arr`` carrying about as much bright structure as the ``picked`` one, read
     by a nuclei model), those that could hold the nuclei instead: not lines (membranes beside green nuclei: the
