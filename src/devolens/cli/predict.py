@@ -1530,6 +1530,10 @@ def run_segmentation(
     named_as_file = not out.exists() and out.suffix.lower() in FILE_LIKE_SUFFIXES  # a new folder: noted
     _check_network_options(precision, backend, fast)
     post = _postprocess_options(kind, threshold, seed_threshold, min_size, keep_small)
+    if kind == "membrane":  # the pieces on an early embryo's edge that no membrane outlines (eggshell): dropped
+        from devolens.predict.postprocess import EDGE_MEMBRANE
+
+        post["edge_membrane"] = EDGE_MEMBRANE
     color = _color(color)
     device = device_option(device)
     calibrations = _Calibrations(input_path)  # (a folder's listed once, each file's read once: labels and µm)

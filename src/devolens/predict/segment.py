@@ -39,6 +39,7 @@ from devolens.predict.postprocess import (
     _refuse_frames,
     check_stream,
     diameter_scale,
+    drop_edge_pieces,
     drop_isolated_specks,
     image_array,
     instances_from_boundary_map,
@@ -222,6 +223,10 @@ def _check_postprocess(options: dict) -> None:
         if key in options and not (is_number(options[key]) and np.isfinite(float(options[key]))
                                    and float(options[key]) >= 0):
             raise DevolensError(f"postprocess {key} must be a number >= 0, got {options[key]!r}")
+    if "edge_membrane" in options and not (is_number(options["edge_membrane"])
+                                           and 0 <= float(options["edge_membrane"]) <= 1):
+        raise DevolensError("postprocess edge_membrane must be a share of an outline from 0 to 1 (0 keeps every "
+                            f"piece on the embryo's edge), got {options['edge_membrane']!r}")
     if "split_seeds" in options and not isinstance(options["split_seeds"], (bool, np.bool_)):
         # "False" (from a YAML or JSON typo) is a true value: every interior blob would be split
         raise DevolensError(f"postprocess split_seeds must be true or false, got {options['split_seeds']!r}")
@@ -1679,7 +1684,12 @@ class MembranePredictor(_SegmentationPredictor):
 
     Postprocess options (working-resolution pixels, as the nuclei predictor's): ``threshold`` (0.5),
     ``seed_threshold`` (0.5), ``min_distance`` (3), ``min_size`` (20), ``smooth`` (1.0): the class's fallbacks,
-    which the shipped membrane card sets alike (``predictor.postprocess_options`` shows what runs).
+    which the shipped membrane card sets alike (``predictor.postprocess_options`` shows what runs); and
+    ``edge_membrane`` (0 here, as the card runs the network; ``segment membrane`` sets 0.25,
+    :data:`~devolens.predict.postprocess.EDGE_MEMBRANE`): objects on the embryo's outer edge with membrane along less
+    than this share of their outline are dropped (:func:`~devolens.predict.postprocess.drop_edge_pieces`: pieces of the
+    eggshell and of the space around the cells, mostly in early embryos); ``postprocess={"edge_membrane": 0.25}``
+    drops them as the command does.
 
     A frame in which nothing stands out from its own noise (a camera's dark frame, an empty field, a frame of
     noise in a movie: :func:`~devolens.predict.postprocess.lacks_structure`) gets no cells, and
@@ -1690,9 +1700,10 @@ class MembranePredictor(_SegmentationPredictor):
     default_head = "three_class"
     # (three_class_distance: what models export writes for a membrane run with a distance head)
     heads = ("three_class", "membrane", "three_class_distance")
-    postprocess_keys = ("threshold", "seed_threshold", "min_distance", "min_size", "smooth")
+    postprocess_keys = ("threshold", "seed_threshold", "min_distance", "min_size", "smooth", "edge_membrane")
     size_objects = "enclosed"  # cells outlined by membranes
-    postprocess_fallbacks = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=20, smooth=1.0)
+    postprocess_fallbacks = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=20, smooth=1.0,
+                                 edge_membrane=0.0)
     # a diameter given in pixels is held to the cells' own estimated diameter, not to auto's choice (the keep band
     # 0.55-1.15x keeps a slice shrunk to 0.5x as it is: auto's diameter the reference 60 px, its cells 30): see
     # diameter_check
@@ -1720,10 +1731,13 @@ class MembranePredictor(_SegmentationPredictor):
         elif three:
             # seeds: the interior class, or the distance head's cell centres (as the run's validation read them)
             interior = probs[3] if self.head == "three_class_distance" else probs[1]
-            labels_w = instances_from_probabilities(1.0 - probs[0], interior, **opts)
+            labels_w = instances_from_probabilities(
+                1.0 - probs[0], interior, **{k: v for k, v in opts.items() if k != "edge_membrane"})
         else:
             labels_w = instances_from_boundary_map(
                 probs, threshold=opts["threshold"], min_size=opts["min_size"], smooth=opts["smooth"])
+        if not nothing:  # pieces of the eggshell and the space around the cells, outlined by no membrane
+            labels_w = drop_edge_pieces(labels_w, membrane, float(opts.get("edge_membrane", 0.0)))
         labels, objects = _input_labels(labels_w, shape)
         return SegmentationResult(  # (the maps on first use, picklable: _AtInputSize)
             probability=_AtInputSize(membrane, shape), labels=labels, centroids=objects,
