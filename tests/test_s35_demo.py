@@ -139,7 +139,9 @@ def test_records_written_in_the_staging_folder_name_the_committed_outputs(tmp_pa
                                   "options": {"skip_flagged": str(staged / "curation.csv"), "other": [str(staged)]},
                                   "near": str(staged) + "x/y", "n": 3}))
     demo._as_moved(record, staged, dest, {"command": "devolens demo --out out", "demo_step": "devolens segment"})
-    assert json.loads(record.read_text()) == {
+    rewritten = json.loads(record.read_text())
+    assert set(rewritten.pop("environment")) >= {"python", "numpy"} and rewritten.pop("cwd")  # (record_text's)
+    assert rewritten == {
         "command": "devolens demo --out out", "input": str(dest / "render" / "v.mp4"),
         "options": {"skip_flagged": str(dest / "curation.csv"), "other": [str(dest)]},
         "near": str(staged) + "x/y", "n": 3, "demo_step": "devolens segment"}
