@@ -190,7 +190,7 @@ def test_models_show_into_a_file_cuts_no_cell(capsys):
     code, out, err = run(["models", "show", "identity"], capsys)
     assert code == 0, err
     assert "…" not in out
-    assert "20241009_JIM767_25_L1" in out and "0.981" in out and "kNN depth-1 F1" in out
+    assert "20241009_JIM767_25_L1" in out and "0.985" in out and "kNN depth-1 F1" in out
     assert "confidence" in out and all(line == line.rstrip() for line in out.splitlines())
 
 

@@ -435,7 +435,7 @@ def test_train_identity_writes_the_shipped_card_from_its_measurement(capsys):
     assert ti.stale_notes(mean) == []
     other = mean.copy()
     other["founder_acc_none"] = 0.871
-    assert ti.stale_notes(other) == ["per-frame ensemble 0.871 / 0.744"]
+    assert ti.stale_notes(other) == ["per-frame ensemble 0.871 / 0.745"]
 
 
 def test_zoo_population_total_from_zoo_keeps_the_regressors_provenance(tmp_path, capsys):
