@@ -137,7 +137,7 @@ def record_text(record: dict, default=str) -> str:
     import json
 
     record = {**record, **{k: v for k, v in run_context().items() if k not in record}}
-    return json.dumps(record, indent=1, default=default) + "\n"
+    return json.dumps(record, indent=1, default=default, ensure_ascii=False) + "\n"
 
 
 #: the bytes :func:`files_sha256` reads at a time (into one buffer)

@@ -164,7 +164,7 @@ def _add_provenance(out: Path, *, seed: int, cells: Optional[int], times: Option
         "params_sha256": None if params is None else file_sha256(params),
         **version_keys(), "command": command_line("devolens simulate embryo"), **run_context(),
     })
-    write_text(path, json.dumps(meta, indent=1))
+    write_text(path, json.dumps(meta, indent=1, ensure_ascii=False))
 
 
 def register(app: typer.Typer) -> None:

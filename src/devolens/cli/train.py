@@ -564,7 +564,7 @@ def evaluate_cmd(
 
     writers = {} if images is None else {csv_path: lambda tmp: tmp.write_text(images_csv(images), encoding="utf-8",
                                                                                  errors=TEXT_ERRORS)}
-    writers[path] = lambda tmp: tmp.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    writers[path] = lambda tmp: tmp.write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     write_together(writers)
     for text in metrics.get("notes") or []:  # on stderr, as every command's (kept under --quiet)
         note(text)

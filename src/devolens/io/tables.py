@@ -2880,7 +2880,7 @@ def write_tidy(df: pd.DataFrame, path: str | Path, metadata: bool = True, record
     known = any(v is not None for v in meta.values())
     if metadata and (known or record is not None):
         meta["format"] = df.attrs.get("origin_format", df.attrs.get("format"))
-        text = json.dumps(_jsonable({**meta, **(record or {})}), indent=1)
+        text = json.dumps(_jsonable({**meta, **(record or {})}), indent=1, ensure_ascii=False)
         from devolens.io.together import write_together
 
         # one unit: a stop or a failure (named by the file it hit) leaves both files of the earlier run or both new;

@@ -794,7 +794,7 @@ def render_dataset(
         meta.update({"times": times_used, "every": int(every),
                      "video": bool(video), "fps": float(fps), "prefix": bool(prefix)})
         meta.update(extra)  # the caller's record (devolens render: its command, inputs and options)
-        write_text(out / "render.json", json.dumps(meta, indent=1, default=float))
+        write_text(out / "render.json", json.dumps(meta, indent=1, default=float, ensure_ascii=False))
         if kind == "nuclei":  # the header alone when no frame is clean: a reader finds the file it expects
             write_csv(pd.concat(objects, ignore_index=True).round(OBJECTS_DECIMALS) if objects else
                       pd.DataFrame(columns=OBJECTS_COLUMNS), out / "objects.csv")

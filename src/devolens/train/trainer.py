@@ -1820,7 +1820,7 @@ def _summary_caught_up(out: Path, ckpt: Path) -> None:
         return
     summary.update(done, epoch_numbering=_epoch_numbering(done["best_epoch"]))
     with contextlib.suppress(DevolensError):  # (a folder that takes no file: the run's own writes say so)
-        write_text(out / "run.json", json.dumps(summary, indent=2, default=float))
+        write_text(out / "run.json", json.dumps(summary, indent=2, default=float, ensure_ascii=False))
 
 
 def _best_mended(out: Path, model: torch.nn.Module, best_value: float | None, best_epoch: int | None, start: int,
@@ -2535,6 +2535,6 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         with contextlib.suppress(OSError, ValueError):
             summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
             summary["start"], summary["notes"] = start_info, notes
-            write_text(out / "run.json", json.dumps(summary, indent=2, default=float))
+            write_text(out / "run.json", json.dumps(summary, indent=2, default=float, ensure_ascii=False))
     return TrainResult(out, pd.DataFrame(history, columns=names), monitor, best_epoch, best_value, pruned_df, notes,
                        str(device), start_value=start_value, start_note=verdict)
