@@ -726,8 +726,9 @@ def _left_out_words(found: dict[str, list[Path]], shown: int = 3) -> list[str]:
 
 def left_out_note(path: str | Path) -> str | None:
     """The note for a folder whose videos, HEIC photos or microscope files are not read as frames
-    (:func:`folder_left_out`), naming them and saying what to do, and for an input (folder or file) that looks like
-    devolens overlays (:func:`overlays_note`), in one note; None when neither (a folder without frames at all: the
+    (:func:`folder_left_out`), naming them and saying what to do, for a folder of frames named as the same time
+    point (:func:`same_number_words`: ``t01.png`` and ``t1.png``) and for an input (folder or file) that looks like
+    devolens overlays (:func:`overlays_note`), in one note; None when none (a folder without frames at all: the
     error says it, :func:`iter_path_frames`)."""
     path = Path(path)
     notes = []
@@ -739,7 +740,49 @@ def left_out_note(path: str | Path) -> str | None:
         n = sum(len(files) for files in found.values())
         notes.append(f"{n} file{'s' if n != 1 else ''} of this folder {'is' if n == 1 else 'are'} not read as "
                      f"{'a frame' if n == 1 else 'frames'}: " + "; ".join(_left_out_words(found)))
+    same = same_number_words(folder_files(path)) if path.is_dir() else None
+    if same:
+        notes.append(same)
     return "note: " + "; ".join(notes) if notes else None
+
+
+def same_number_groups(files: Sequence[Path]) -> list[list[Path]]:
+    """The frames of a folder (:func:`folder_files`, in their order) named alike but for the case of their letters,
+    the zeros padding their numbers and their image suffix (``t01.png`` and ``t1.png``, ``emb_T3.tif`` and
+    ``emb_t003.png``): the same time point twice, in groups in the order of their first member; only names holding
+    a number. Which files are read and their order are not changed (their natural order ties them)."""
+    groups: dict[tuple, list[Path]] = {}
+    for p in files:
+        key = tuple(_natural_key(image_stem(p.name)))
+        if any(isinstance(part, int) for part in key):
+            groups.setdefault(key, []).append(p)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def same_number_words(files: Sequence[Path], shown: int = 3) -> str | None:
+    """What :func:`same_number_groups` finds among ``files``, said in a clause (``"t01.png and t1.png are both time
+    point 1 ..."``); None when nothing. Re-exported frames without zero padding beside the old ones, or the frames
+    of two series in one folder, were read interleaved without a word (``population --clock`` then warned of frames
+    out of time order without naming them)."""
+    groups = same_number_groups(files)
+    if not groups:
+        return None
+
+    def number(group: list[Path]) -> int:
+        return [part for part in _natural_key(image_stem(group[0].name)) if isinstance(part, int)][-1]
+
+    first = groups[0]
+    names = [p.name for p in first]
+    text = (f"{names[0]} and {names[1]} are both" if len(names) == 2
+            else f"{', '.join(names[:-1])} and {names[-1]} are all") + f" time point {number(first)}"
+    if len(groups) > 1:
+        more = [str(number(g)) for g in groups[1:shown + 1]]
+        rest = len(groups) - 1 - len(more)
+        listed = (", ".join(more) + f" and {rest} more" if rest
+                  else ", ".join(more[:-1]) + f" and {more[-1]}" if len(more) > 1 else more[0])
+        text += f" (as are those of time point{'s' if len(groups) > 2 else ''} {listed})"
+    return (text + ": the same frame saved twice, or frames of two series in one folder? every file is read, in "
+            "name order; keep one file of each time point (or give each series a folder of its own)")
 
 
 def _listed(path: Path) -> list[Path]:

@@ -1652,10 +1652,14 @@ def epic_companions(path: str | Path) -> tuple[Path, Path]:
     A table reached through a symbolic link (the shared data linked into a project) has its companions beside the
     link or, for each one not there, beside the file the link leads to (named by its own name): looked for beside
     the link only, the z scale and timing were lost without a word, and identify's names changed.
+
+    The names are matched whatever their case (``...AuxInfo.CSV``, ``TIME....CSV``, ``...AUXINFO.csv``: a Windows
+    export), the exact-case name preferred (:func:`_beside_any_case`): matched exactly only, the z scale and timing
+    were lost without a note on a case-sensitive file system.
     """
     path = Path(path)
     name = path.stem[2:] if path.stem.startswith("CD") else path.stem
-    found = [path.parent / f"{name}AuxInfo.csv", path.parent / f"TIME{name}.csv"]
+    found = _beside_any_case(path.parent, (f"{name}AuxInfo.csv", f"TIME{name}.csv"))
     if not all(p.exists() for p in found):
         try:
             real = Path(os.path.realpath(path))
@@ -1663,9 +1667,27 @@ def epic_companions(path: str | Path) -> tuple[Path, Path]:
             real = path
         if real != path.absolute() and real.is_file():
             stem = real.stem[2:] if real.stem.startswith("CD") else real.stem
-            beside = (real.parent / f"{stem}AuxInfo.csv", real.parent / f"TIME{stem}.csv")
+            beside = _beside_any_case(real.parent, (f"{stem}AuxInfo.csv", f"TIME{stem}.csv"))
             found = [p if p.exists() or not there.exists() else there for p, there in zip(found, beside)]
     return found[0], found[1]
+
+
+def _beside_any_case(folder: Path, names: tuple[str, ...]) -> list[Path]:
+    """``folder / name`` for each of ``names``: the file of that exact name when there is one, else the one whose
+    name matches it whatever the case (the first in sorted order when several do), else the exact-case path (which
+    does not exist). The folder is listed once, and only when some name is not there as given."""
+    found = [folder / n for n in names]
+    if all(p.exists() for p in found):
+        return found
+    try:
+        listing = sorted(os.listdir(folder or "."))
+    except (OSError, ValueError):
+        return found
+    by_fold: dict[str, str] = {}
+    for entry in listing:
+        by_fold.setdefault(entry.casefold(), entry)
+    return [p if p.exists() or n.casefold() not in by_fold else folder / by_fold[n.casefold()]
+            for p, n in zip(found, names)]
 
 
 #: z plane spacings (xy pixels per plane) an AuxInfo's ``zpixres`` may give: the real files give 5.7471; a value
