@@ -40,7 +40,7 @@ def _earlier_run(out: Path, frames: list[str], labels: list[str], overlays: list
                  counts: bool = True) -> Path:
     """An earlier segment run's --out, made by hand: segment.json, counts.csv naming ``frames``, and the files."""
     (out / "labels").mkdir(parents=True)
-    (out / "segment.json").write_text(json.dumps({"kind": "nuclei", "model": "nuclei"}))
+    (out / "segment.json").write_text(json.dumps({"command": "devolens segment nuclei in --out o", "kind": "nuclei", "model": "nuclei"}))
     if counts:
         (out / "counts.csv").write_text("frame,count\n" + "".join(f"{f},3\n" for f in frames))
     for name in labels:
@@ -83,7 +83,7 @@ def test_foreign_files_are_named_few_and_counted(tmp_path, capsys, kind):
     out = _earlier_run(tmp_path / "o", ["t1", "t2"], ["t1_labels.tif", "t2_labels.tif", "t1_corrected_labels.tif",
                                                       "notes.txt"], ["t1_overlay.png", "t2_overlay.png", "mine.png"])
     (out / "labels" / "sub").mkdir()
-    (out / "segment.json").write_text(json.dumps({"kind": kind}))
+    (out / "segment.json").write_text(json.dumps({"command": f"devolens segment {kind} in --out o", "kind": kind}))
     assert main(["segment", kind, str(_image(tmp_path / "in.png")), "--out", str(out)]) == 2
     err = _err(capsys)
     assert ("--out holds labels/notes.txt, labels/sub, labels/t1_corrected_labels.tif and 1 more that devolens "
@@ -113,7 +113,7 @@ def test_livedead_refuses_files_of_ones_own_in_its_folders(tmp_path):
 
     out = tmp_path / "plate_out"
     (out / "labels").mkdir(parents=True)
-    (out / LIVEDEAD_RECORD).write_text("{}")
+    (out / LIVEDEAD_RECORD).write_text(json.dumps({"command": "devolens segment livedead A1.tif --out o"}))
     (out / "counts.csv").write_text("well,live,dead,fraction_dead\nA1,3,1,0.25\n")
     (out / "labels" / "A1_labels.tif").write_bytes(b"x")
     well = tmp_path / "A2.tif"

@@ -439,6 +439,26 @@ def earlier_names(table: Path, column: str) -> Optional[set[str]]:
         return None
 
 
+def is_run_record(path: Path, command: str) -> bool:
+    """Whether ``path`` is the record a run of ``devolens COMMAND`` (``segment``, ``segment livedead``) wrote into its
+    --out (``segment.json``, ``livedead.json``): a file holding a JSON object whose ``command`` line's words begin
+    with COMMAND's (:func:`~devolens.provenance.command_words`; every such record has had it). A file of that name
+    another tool wrote (``{"tool": "my other segmenter"}``), a folder of that name, is no mark that the entries
+    beside it are an earlier run's to replace."""
+    import json
+
+    from devolens.provenance import command_words
+
+    try:
+        if path.is_symlink() or not path.is_file():
+            return False
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    words = command.split()
+    return isinstance(record, dict) and command_words(record.get("command"))[:len(words)] == words
+
+
 def foreign_files(out: Path, suffixes: dict[str, str], own: Optional[Callable[[str], bool]] = None) -> list[str]:
     """The entries of the subfolders of --out ``out`` that a rerun replaces whole (``suffixes``: a subfolder's name,
     ``labels``, and the ending of the names the command writes in it, ``_labels.tif``) that an earlier run of the

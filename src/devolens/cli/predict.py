@@ -1188,7 +1188,9 @@ def _check_segment_out(out: Path, input_path: Path, kind: Optional[str] = None) 
         if source is not None and _within(source, (out / name).resolve()):
             raise DevolensError(f"the input is {name} of --out, which this run replaces: choose another --out "
                                 "(or move the input out of it)", path=input_path)
-    if (out / SEGMENT_RECORD).is_file():
+    from devolens.cli._common import is_run_record
+
+    if is_run_record(out / SEGMENT_RECORD, "segment"):  # (a segment.json of another tool's is no earlier run's)
         try:
             record = json.loads((out / SEGMENT_RECORD).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
@@ -1206,7 +1208,7 @@ def _check_segment_out(out: Path, input_path: Path, kind: Optional[str] = None) 
 
             raise foreign_files_error(out, found, "segment")
         return
-    clash = [name for name in SEGMENT_OUTPUTS if (out / name).exists()]
+    clash = [name for name in (*SEGMENT_OUTPUTS, SEGMENT_RECORD) if (out / name).exists() or (out / name).is_symlink()]
     if clash:
         raise DevolensError(f"--out already holds {', '.join(clash)} that devolens segment did not write (a render's "
                             "ground truth? labels of your own?) and would replace: choose another folder",

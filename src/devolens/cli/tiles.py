@@ -708,7 +708,9 @@ def _check_livedead_out(out: Path, image: Path) -> None:
                                 path=image)
     if not out.is_dir():
         return
-    if (out / LIVEDEAD_RECORD).is_file():  # an earlier run's: files of one's own in its folders are refused
+    from devolens.cli._common import is_run_record
+
+    if is_run_record(out / LIVEDEAD_RECORD, "segment livedead"):  # an earlier run's: files of one's own refused
         from devolens.cli._common import earlier_names, foreign_files, foreign_files_error
 
         wells = earlier_names(out / "counts.csv", "well")

@@ -260,6 +260,8 @@ def cannot_write(exc: OSError, path: str | Path, replacing: bool = False) -> Dev
     (:func:`_output_refused`: open in Excel on Windows, read-only) is asked about."""
     path = public_path(path)
     reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENAMETOOLONG:
+        reason = _name_too_long(exc, path) or reason
     if exc.errno in (errno.EEXIST, errno.ENOTDIR):  # a folder on the way is a file: "File exists" misleads
         above = _file_above(path)
         if above is not None:
@@ -268,6 +270,32 @@ def cannot_write(exc: OSError, path: str | Path, replacing: bool = False) -> Dev
     if replacing and _output_refused(exc, path) and getattr(exc, "winerror", None) != 32:
         reason = f"{reason} ({_LOCKED_HINT})"
     return (Exhausted if exc.errno in RETRY_ERRNOS else DevolensError)(f"cannot write output: {reason}", path=path)
+
+
+#: the longest file name (bytes) most file systems take (ext4, XFS, Btrfs, APFS, NTFS's 255 UTF-16 units)
+NAME_MAX = 255
+
+
+def _name_too_long(exc: OSError, out: Path) -> str | None:
+    """Why a name was too long (ENAMETOOLONG, ``exc``) for the output ``out``: the name in the failing path
+    (``exc.filename``) over :data:`NAME_MAX` bytes, as the output it stands for (:func:`public_path`), with what to
+    shorten: the --out typed, or the input the output is named after (``NAME_labels.tif`` of a 249-byte
+    ``NAME.png``). None where the error names no such name (a whole path over the system's limit)."""
+    if exc.filename is None:
+        return None
+    try:
+        parts = Path(os.fsdecode(exc.filename)).parts
+    except (TypeError, ValueError):
+        return None
+    long = next((part for part in parts if len(os.fsencode(part)) > NAME_MAX), None)
+    if long is None:
+        return None
+    name = public_path(long).name or long
+    if long in out.parts or name in out.parts:
+        return (f"the name {name} is over the file system's {NAME_MAX}-byte limit for a file name: give a shorter "
+                "--out")
+    return (f"the output name {name} would exceed the file system's {NAME_MAX}-byte limit for a file name: rename the "
+            "input it is named after (shorter)")
 
 
 def _output_refused(exc: OSError, path: str | Path) -> bool:
@@ -323,10 +351,35 @@ def _read_only(path: Path) -> bool:
     return not os.access(path, os.W_OK)
 
 
+def dangling_target(path: str | Path) -> Path:
+    """Where an output named ``path`` is written: ``path`` itself, or, where ``path`` is a symbolic link that leads
+    nowhere yet (``ln -s /data/run2 out`` before run2 exists), the path it leads to, which the output then creates
+    (the link stays, as for a link whose target exists: the link was replaced by a plain file, or a folder's
+    commit failed with "File exists").
+
+    Raises
+    ------
+    DevolensError
+        The folder that would hold the link's target does not exist (no output is made there: a typo in the link).
+    """
+    path = Path(path)
+    try:
+        if not path.is_symlink() or path.exists():
+            return path
+        target = Path(os.path.realpath(path))
+    except (OSError, ValueError):
+        return path
+    if not target.parent.is_dir():
+        raise DevolensError(f"is a link to {target}, whose folder {target.parent} does not exist: make that folder "
+                            "(or fix the link), or give another --out", path=path)
+    return target
+
+
 def output_file(path: str | Path) -> Path:
     """The file that writing the output ``path`` replaces, checked: ``path`` itself, or the file a symbolic link
     there leads to (written through the link, as a linked output folder is: replacing the link by a plain file broke
-    it and left its target as it was). A link that leads nowhere, or to no plain file, is ``path`` (replaced as it is).
+    it and left its target as it was). A link that leads nowhere yet is its target (:func:`dangling_target`: made
+    through the link); one to no plain file (a folder) is ``path`` (replaced as it is).
 
     Raises
     ------
@@ -334,7 +387,7 @@ def output_file(path: str | Path) -> Path:
         That file exists and is read-only for this user (:func:`_read_only`): a rename replaces a file whatever its
         mode, so an output protected with ``chmod a-w`` was replaced without a word.
     """
-    path = Path(path)
+    path = dangling_target(path)
     target = path
     if path.is_symlink():
         try:
@@ -565,7 +618,7 @@ class StagedDir:
     """
 
     def __init__(self, dest: Path):
-        self.dest = Path(dest)
+        self.dest = dangling_target(dest)  # (a link leading nowhere yet: its target is made, the link stays)
         self._lock = None
         if self.dest.exists() and not self.dest.is_dir():
             raise DevolensError("output exists and is not a folder", path=self.dest)
