@@ -111,7 +111,9 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     prune_top: Optional[float] = typer.Option(
         None, "--prune-top", help="Drop this percent of highest-loss training samples after the warm-up "
-        "(recipe train.prune_after epochs) and retrain on the rest; dropped samples go to RUN/pruned.csv."),
+        "(recipe train.prune_after epochs) and retrain on the rest from the initial weights and learning rate, the "
+        "best epoch chosen afresh (train.prune_restart: false trains on instead); dropped samples go to "
+        "RUN/pruned.csv."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (overrides the recipe's train.epochs)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides the recipe's "

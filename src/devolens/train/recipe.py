@@ -224,7 +224,7 @@ SCHEMA: dict[str, Any] = {
         "name": Field("str", "adamw", choices=("adam", "adamw", "sgd")),
         "lr": Field("float", 1e-3, low=0.0, low_open=True),
         "weight_decay": Field("float", 1e-4, low=0.0),
-        "momentum": Field("float", 0.9, low=0.0, high=1.0),
+        "momentum": Field("float", 0.9, low=0.0, high=1.0, help="sgd only: Nesterov momentum whenever > 0"),
     },
     "scheduler": {
         "name": Field("str", "plateau", choices=("none", "plateau", "cosine_restarts", "cosine_kicks")),
@@ -233,13 +233,15 @@ SCHEMA: dict[str, Any] = {
                           help="plateau: the rate drops after more than this many epochs in a row without improvement "
                                "of the validation loss (at the end of the (patience + 1)-th, torch's "
                                "ReduceLROnPlateau); cosine_kicks: a kick after this many epochs at the floor without "
-                               "improvement (on the best so far; epochs of a decay do not count)"),
+                               "improvement of the validation loss, val_loss, whatever train.monitor is (on the best "
+                               "so far; epochs of a decay do not count)"),
         "min_lr": Field("float", 0.0, low=0.0, help="plateau / cosine_restarts: lowest rate"),
         "t0": Field("int", 10, low=1, help="cosine_restarts: first period (epochs)"),
         "t_mult": Field("int", 1, low=1, help="cosine_restarts: period growth factor"),
         "period": Field("int", 10, low=1, help="cosine_kicks: decay length (epochs) to the floor, from the start "
                                                   "and after each kick; no kick comes before the floor is reached"),
-        "floor": Field("float", 0.01, low=0.0, high=1.0, low_open=True, help="cosine_kicks: first floor (x base rate)"),
+        "floor": Field("float", 0.01, low=0.0, high=1.0, low_open=True, high_open=True,
+                       help="cosine_kicks: first floor (x base rate)"),
         "kick_factor": Field("float", 10.0, low=1.0, low_open=True,
                              help="cosine_kicks: kick multiplier (the rate at the floor times this, at most the base "
                                   "rate)"),
@@ -529,7 +531,73 @@ def _space_type_fits(key: str, path: str, field: Field, t: str) -> None:
     raise DevolensError(f"{key}.type: {path} takes {takes}, not a {t} range")
 
 
-def _check_space(space: dict) -> None:
+#: the scheduler.* and optimizer.* keys each scheduler and optimiser uses: the trainer builds them with these
+#: (:func:`devolens.train.trainer._scheduler`, :func:`devolens.train.schedulers.build_optimizer`); it ignores the others
+SCHEDULER_KEYS = {"none": (), "plateau": ("factor", "patience", "min_lr"),
+                  "cosine_restarts": ("t0", "t_mult", "min_lr"),
+                  "cosine_kicks": ("period", "floor", "patience", "kick_factor", "floor_decay")}
+OPTIMIZER_KEYS = {"adam": ("lr", "weight_decay"), "adamw": ("lr", "weight_decay"),
+                  "sgd": ("lr", "weight_decay", "momentum")}
+_CHOSEN = {"scheduler": ("scheduler", SCHEDULER_KEYS), "optimizer": ("optimizer", OPTIMIZER_KEYS)}
+
+
+def _users(section: str, key: str) -> str:
+    """The schedulers (optimisers) of ``section`` that use ``key``, as words."""
+    users = [n for n, keys in _CHOSEN[section][1].items() if key in keys]
+    return " or ".join(users) if users else "none"
+
+
+def ignored_settings(rec: dict) -> list[str]:
+    """Notes on the scheduler.* and optimizer.* keys of a valid recipe set to other than their defaults that its
+    chosen scheduler or optimiser ignores (a recipe may carry spare keys: a note, not an error)."""
+    notes = []
+    for section, (word, table) in _CHOSEN.items():
+        name = rec[section]["name"]
+        for key, value in rec[section].items():
+            if key == "name" or key not in SCHEMA[section] or key in table.get(name, ()):
+                continue
+            if value != SCHEMA[section][key].default:
+                notes.append(f"{section}.{key} ({value}) does nothing: {word} {name} does not use it "
+                             f"({_users(section, key)} does)")
+    return notes
+
+
+def space_notes(rec: dict) -> list[str]:
+    """Notes on the tune.space keys of a valid recipe that only some of the schedulers or optimisers its
+    tune.space draws use (the trials with the others search a setting that does nothing)."""
+    notes = []
+    space = rec["tune"]["space"]
+    for path in space:
+        section, _, sub = str(path).partition(".")
+        if section in _CHOSEN and sub != "name" and f"{section}.name" in space:
+            word, table = _CHOSEN[section]
+            names = space[f"{section}.name"].get("choices") or []
+            names = names if isinstance(names, list) else []
+            if any(sub not in table.get(n, ()) for n in names):
+                notes.append(f"tune.space.{path} does nothing in the trials that draw a {word} other than "
+                             f"{_users(section, sub)}")
+    return notes
+
+
+def _check_chosen(key: str, path: str, space: dict, rec: dict) -> None:
+    """Refuse a tune.space key of the scheduler or optimizer section that the recipe's chosen one (or every one
+    its tune.space draws) does not use: its trials would search a setting that does nothing."""
+    section, _, sub = path.partition(".")
+    if section not in _CHOSEN or sub == "name":
+        return
+    word, table = _CHOSEN[section]
+    drawn = space.get(f"{section}.name")
+    names = drawn.get("choices") if isinstance(drawn, dict) else [rec[section]["name"]]
+    if not isinstance(names, list) or not names:  # (the tune.space.*.name entry's own check says what is wrong)
+        return
+    if not any(sub in table.get(n, ()) for n in names):
+        chosen = " or ".join(map(str, names))
+        raise DevolensError(f"{key}: {word} {chosen} does not use {sub} ({_users(section, sub)} does), so the trials "
+                            f"would search a setting that does nothing; remove it from tune.space or set {section}.name "
+                            "to one that uses it")
+
+
+def _check_space(space: dict, rec: dict | None = None) -> None:
     for path, spec in space.items():
         key = f"tune.space.{clip(str(path))}"
         if path in TRIAL_KEYS:  # each trial sets it: a drawn value would be overwritten and best_recipe.yaml misled
@@ -539,6 +607,8 @@ def _check_space(space: dict) -> None:
         except KeyError:
             raise DevolensError(f"{key}: {shown(path)} is not a recipe key (use dotted paths such as "
                                 "optimizer.lr)") from None
+        if rec is not None:
+            _check_chosen(key, str(path), space, rec)
         if not isinstance(spec, dict):
             raise DevolensError(f"{key}: expected a mapping such as {{type: float, low: 0.0001, high: 0.01, log: true}}")
         unknown = set(spec) - {"type", "low", "high", "log", "step", "choices"}
@@ -607,7 +677,7 @@ def validate_recipe(raw: dict, path: str | Path | None = None) -> dict:
                             "the top of recipes/identity.yaml)", path=path)
     try:
         rec = _validate(raw, SCHEMA, "")
-        _check_space(rec["tune"]["space"])
+        _check_space(rec["tune"]["space"], rec)
         from devolens.data.augment import resolve_spec
 
         preset = rec["augment"]["preset"]
@@ -673,9 +743,10 @@ def load_recipe(recipe: str | Path | dict) -> dict:
     return validate_recipe(raw, path)
 
 
-def dump_recipe(recipe: dict, path: str | Path) -> Path:
-    """Write a recipe as YAML (atomically)."""
-    return write_text(path, yaml.safe_dump(recipe, sort_keys=False, default_flow_style=None))
+def dump_recipe(recipe: dict, path: str | Path, header: str = "") -> Path:
+    """Write a recipe as YAML (atomically), after ``header``'s lines as comments."""
+    top = "".join(f"# {line}\n" for line in header.splitlines())
+    return write_text(path, top + yaml.safe_dump(recipe, sort_keys=False, default_flow_style=None))
 
 
 def set_key(recipe: dict, dotted: str, value: Any) -> dict:

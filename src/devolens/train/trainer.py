@@ -82,7 +82,8 @@ from devolens.train.checkpoint import check_checkpoint, load_checkpoint, save_ch
 from devolens.train.losses import (batch_loss, build_loss, class_frequencies, class_weights, counted, known,
                                    leaves_out, masked_mean, pixel_mean)
 from devolens.train.postprocess import instances_from_classes, probabilities_to_classes
-from devolens.train.recipe import differences, listed, dump_recipe, load_recipe, resolved
+from devolens.train.recipe import (SCHEDULER_KEYS, differences, dump_recipe, ignored_settings, listed, load_recipe,
+                                   resolved)
 from devolens.train.schedulers import build_optimizer, build_scheduler
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -1110,9 +1111,7 @@ def _check_fit(state: dict, ref: dict, file: Path, option: str) -> None:
 def _scheduler(recipe: dict, opt):
     s = recipe["scheduler"]
     name = s["name"]
-    params = {"plateau": ("factor", "patience", "min_lr"), "cosine_restarts": ("t0", "t_mult", "min_lr"),
-              "cosine_kicks": ("period", "floor", "patience", "kick_factor", "floor_decay"), "none": ()}[name]
-    return build_scheduler(name, opt, **{k: s[k] for k in params})
+    return build_scheduler(name, opt, **{k: s[k] for k in SCHEDULER_KEYS[name]})  # (the others: ignored_settings)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -1676,6 +1675,21 @@ def select_pruned(losses: pd.DataFrame, percent: float) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- training
+def _pruned_worse(history: list[dict], monitor: str, mode: str, after: int, best_value, best_epoch) -> str | None:
+    """The note of a run restarted after pruning whose best epoch after it scored worse than the best before it
+    (None where not: the run keeps the best of the epochs after pruning, best.safetensors)."""
+    before = [(float(r[monitor]), int(r["epoch"])) for r in history
+              if int(r["epoch"]) < after and isinstance(r.get(monitor), (int, float)) and np.isfinite(r[monitor])]
+    if not before or best_value is None:
+        return None
+    value, epoch = (min if mode == "min" else max)(before, key=lambda t: t[0])
+    if value == best_value or (value > best_value) == (mode == "min"):
+        return None
+    return (f"the best {monitor} before pruning, {value:.4f} at epoch {epoch + 1}, was better than the best after "
+            f"it, {best_value:.4f} at epoch {best_epoch + 1}, which the run keeps (best.safetensors): train without "
+            "--prune-top, or with train.prune_restart: false, to keep training the unpruned model")
+
+
 def _history_row(epoch: int, lr: float, train_loss: float, metrics: dict, n_train: int, secs: float, names,
                  val_secs: float, wait_secs: float) -> dict:
     row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, **metrics, "n_train": n_train, "seconds": secs,
@@ -2286,7 +2300,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     else:
         dump_recipe(rec, out / "recipe.yaml")
         write_csv(bundle.split, out / "split.csv")
-    notes = list(bundle.notes)
+    notes = list(bundle.notes) + ignored_settings(rec)  # spare scheduler / optimizer keys: noted, not refused
     previous = None  # a resumed run's notes as its run.json recorded them (None: not resumed, or unreadable)
     if resume:
         with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -2413,6 +2427,12 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 elif T["prune_restart"]:  # trained afresh on the rest: the best model is one of these epochs
                     model, opt, sched, scaler = fresh()
                     best_value, best_epoch = None, None
+                if drop and info is not None:  # said where it happens: the epochs after it may score worse
+                    what = (f"pruned {len(drop)} of {n_before} training samples (pruned.csv) after epoch {epoch}; ")
+                    info(what + ("the model starts again from its initial weights and learning rate, and the best so "
+                                 "far is reset (train.prune_restart: false keeps training on instead)"
+                                 if T["prune_restart"] else "training goes on with the same weights and learning rate "
+                                 "(train.prune_restart: false)"))
             # ---- one training epoch in a seeded order
             epoch_seed = seed * 100_003 + epoch
             g = torch.Generator().manual_seed(epoch_seed)
@@ -2523,6 +2543,13 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         it = getattr(map_loader, "_iterator", None)
         if it is not None and hasattr(it, "_shutdown_workers"):
             it._shutdown_workers()
+    worse = _pruned_worse(history, monitor, mode, int(T["prune_after"]), best_value, best_epoch) \
+        if T["prune_restart"] and pruned_df is not None and len(pruned_df) else None
+    if worse is not None and worse not in notes:
+        notes.append(worse)
+        write_summary(n_epochs)
+        if info is not None:
+            info(f"note: {worse}")
     verdict = _start_verdict(init, monitor, mode, start_value, best_value, best_epoch) if init else None
     if start_info is not None and start_info.get("not_beaten") != verdict:  # said, or no longer so after --resume
         if start_info.get("not_beaten") in notes:  # a resumed run's earlier verdict

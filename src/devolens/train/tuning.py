@@ -52,7 +52,7 @@ import pandas as pd
 
 from devolens.errors import DevolensError
 from devolens.io.atomic import missing_folders, remove_made, write_csv, write_text
-from devolens.train.recipe import differences, listed, dump_recipe, load_recipe, resolved, set_key
+from devolens.train.recipe import differences, dump_recipe, listed, load_recipe, resolved, set_key, space_notes
 
 #: user attribute of a study holding the recipe it tunes (JSON)
 RECIPE_ATTR = "devolens_recipe"
@@ -225,7 +225,7 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     number of each trial that finished (complete or pruned)."""
     import optuna
 
-    from devolens.train.trainer import build_data, check_run_folder, train
+    from devolens.train.trainer import RUN_COLUMNS, build_data, check_run_folder, metric_names, train
 
     # Optuna logs a failing trial (and Ctrl-C) as a warning with its traceback; the error itself is
     # reported once, as one line, by the caller
@@ -238,6 +238,13 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     metric = tcfg["metric"] or res["train"]["monitor"]
     direction = tcfg["direction"] or (
         "minimize" if any(k in metric for k in ("loss", "mae", "error", "bias")) else "maximize")
+    names = metric_names(res)
+    if metric not in names:  # named as the recipe sets it (each trial's train.monitor is tune.metric)
+        raise DevolensError(f"{'tune.metric' if tcfg['metric'] else 'train.monitor'}: {metric!r} is not a metric of "
+                            f"this task; choose from {', '.join(n for n in names if n != 'epoch' and n not in RUN_COLUMNS)}")
+    if info is not None:
+        for line in space_notes(base):
+            info(f"note: {line}")
     n_total = int(trials if trials is not None else tcfg["trials"])
     if n_total < 1:
         raise DevolensError(f"--trials must be >= 1, got {n_total}")
@@ -544,7 +551,14 @@ def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str,
     if best is not None:
         best_params, best_value = dict(best.params), float(best.value)
         rec = apply_params(base, best_params)
-        best_path = dump_recipe(rec, out / "best_recipe.yaml")
+        epochs = int(base["tune"]["epochs"] or base["train"]["epochs"])
+        monitor = resolved(rec)["train"]["monitor"]
+        best_path = dump_recipe(rec, out / "best_recipe.yaml", header=(
+            f"The best trial of study {name}: trial {best.number}, {metric} {best_value:.6g} ({direction}, at its best "
+            f"epoch; tune.metric).\nEach trial trained {epochs} epoch{'s' if epochs != 1 else ''} (tune.epochs); this "
+            f"recipe trains train.epochs = {rec['train']['epochs']} and keeps the best epoch by train.monitor "
+            f"{monitor}:\ntrained for more epochs than the trials did (or judged by another metric), it can give a "
+            "different result."))
         start, line = _start_note(study, best, metric)
         if start is not None:  # the best trial's starting weights and their score (as its run.json's start)
             start = {"init": start["init"], "monitor": metric, "value": start["value"],
