@@ -551,8 +551,11 @@ def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str,
     if best is not None:
         best_params, best_value = dict(best.params), float(best.value)
         rec = apply_params(base, best_params)
-        epochs = int(base["tune"]["epochs"] or base["train"]["epochs"])
-        monitor = resolved(rec)["train"]["monitor"]
+        epochs = int((base.get("tune") or {}).get("epochs") or base["train"]["epochs"])
+        try:
+            monitor = resolved(rec)["train"]["monitor"]
+        except KeyError:  # (a recipe not validated: its monitor as written)
+            monitor = rec["train"].get("monitor", "auto")
         best_path = dump_recipe(rec, out / "best_recipe.yaml", header=(
             f"The best trial of study {name}: trial {best.number}, {metric} {best_value:.6g} ({direction}, at its best "
             f"epoch; tune.metric).\nEach trial trained {epochs} epoch{'s' if epochs != 1 else ''} (tune.epochs); this "
