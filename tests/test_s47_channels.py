@@ -61,7 +61,7 @@ def test_segment_nuclei_choice_unchanged(tmp_path):
     kw = dict(stack_z="project", channel=None, pages="time")
     assert _membrane_colour("nuclei", "nuclei", None, path, **kw) is None
     assert _membrane_colour("membrane", "membrane", "green", path, **kw) is None  # --color given
-    assert _membrane_colour("membrane", "membrane", None, path, **kw) == ("red", "green")
+    assert _membrane_colour("membrane", "membrane", None, path, **kw) == ("red", "green", "")
 
 
 def test_error_prefix_lowercase_through_one_pipe(tmp_path):
@@ -101,3 +101,24 @@ def test_no_signal_record_lists_noise_only_frames():
     assert _no_signal_record(["c"], ["b"], Source()) == ["b", "c"]
     assert _no_signal_record(["c"], [], Source()) == ["c"]
     assert _no_signal_record([], ["c", "c"], Source()) == ["c"]
+
+
+def test_membrane_folder_keeps_the_rule_image_by_image(tmp_path):
+    """A folder of a composite (membranes red, nuclei green) beside green-only membrane exports: no channel is chosen
+    once from its first image for all (the exports' red is empty: they read 0 cells); each image keeps the rule's."""
+    import imageio.v3 as iio
+
+    from devolens.cli import main
+    from devolens.cli.predict import _membrane_colour
+
+    m, n, z = _membranes(), _nuclei(), np.zeros((256, 256), np.uint8)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    iio.imwrite(folder / "a_comp.png", np.dstack([m, n, z]))
+    iio.imwrite(folder / "b_green.png", np.dstack([z, m, z]))
+    kw = dict(stack_z="project", channel=None, pages="time")
+    assert _membrane_colour("membrane", "membrane", None, folder, **kw) is None
+    assert _membrane_colour("membrane", "membrane", None, folder / "a_comp.png", **kw) == ("red", "green", "")
+    assert main(["segment", "membrane", str(folder), "--out", str(tmp_path / "o")]) == 0
+    counts = (tmp_path / "o" / "counts.csv").read_text().splitlines()
+    assert any(line.startswith("b_green,") and not line.split(",")[1] == "0" for line in counts), counts

@@ -2234,53 +2234,41 @@ def _colour_note(image: "np.ndarray | list | None", kind: str, channel: str) -> 
 
 
 def _membrane_colour(model: str, kind: str, color: Optional[str], input_path: Path, *, stack_z: str,
-                     channel: Optional[int], pages: str) -> Optional[tuple[str, str]]:
-    """For ``segment membrane`` without ``--color`` under a card's ``auto`` rule: ``(lines, blobs)`` where the input's
-    first frame is in colour and the rule's channel, ``blobs``, holds nuclei while another, ``lines``, holds membranes
-    (:func:`~devolens.predict.notes.membrane_channel`): the run reads ``lines`` in every frame. None otherwise (the
-    rule's choice, frame by frame, stands; a video is not looked at ahead)."""
-    if kind != "membrane" or color is not None:
+                     channel: Optional[int], pages: str) -> Optional[tuple[str, str, str]]:
+    """For ``segment membrane`` of one image or TIFF stack without ``--color`` under a card's ``auto`` rule:
+    ``(lines, blobs, where)`` where its first frame is in colour and the rule's channel, ``blobs``, holds nuclei while
+    another, ``lines``, holds membranes (:func:`~devolens.predict.notes.membrane_channel`): the run reads ``lines``
+    (``where``: in its frame, or in every frame of the stack). None otherwise: a folder (its images may be laid out
+    each its own way: a composite beside green-only exports, whose red is empty) and a video keep the rule's choice,
+    image by image."""
+    if kind != "membrane" or color is not None or not input_path.is_file():
         return None
+    from devolens.io.images import read_image
+    from devolens.io.stacks import reads_as_tiff
     from devolens.models import zoo
     from devolens.predict.notes import membrane_channel
 
     try:
         if zoo.card(model).get("preprocessing", {}).get("channel", "auto") != "auto":
             return None
-        frame = _first_frame(input_path, stack_z=stack_z, channel=channel, pages=pages)
+        stack = reads_as_tiff(input_path)
+        frame = _first_frame(input_path, stack_z=stack_z, channel=channel, pages=pages) if stack else (
+            read_image(input_path) if input_path.suffix.lower() in IMAGE_SUFFIXES else None)
     except DevolensError:  # (the run itself reports it)
         return None
-    return None if frame is None else membrane_channel(frame)
+    found = None if frame is None else membrane_channel(frame)
+    return None if found is None else (*found, " in every frame of the stack" if stack else "")
 
 
 def _first_frame(input_path: Path, *, stack_z: str, channel: Optional[int], pages: str) -> Optional[np.ndarray]:
-    """The first frame of an image, a TIFF stack or a folder of images (a colour one: H x W x 3 or 4); None for a
-    video or where none is read."""
-    from devolens.io.stacks import reads_as_tiff
+    """The first frame of a TIFF stack (a colour one: H x W x 3 or 4), or of a TIFF read as one image."""
+    from devolens.io.images import read_image
+    from devolens.io.stacks import open_stack
 
-    suffix = input_path.suffix.lower()
-    if input_path.is_file() and suffix in VIDEO_SUFFIXES:
-        return None
-    if input_path.is_file() and reads_as_tiff(input_path):
-        from devolens.io.stacks import open_stack
-
-        stack = open_stack(input_path, z=stack_z, channel=channel, pages=pages)
-        frames = iter(stack[0]) if stack is not None else None
-    elif input_path.is_file() and suffix in IMAGE_SUFFIXES:
-        from devolens.io.images import read_image
-
+    stack = open_stack(input_path, z=stack_z, channel=channel, pages=pages)
+    if stack is None:
         return read_image(input_path)
-    elif input_path.is_dir():
-        from devolens.io.frames import iter_path_frames
-
-        frames = iter_path_frames(input_path, stack_z=stack_z, channel=channel, pages=pages, decode_threads=1,
-                                  count=False, missing="mark")[0]
-    else:
-        return None
-    if frames is None:
-        from devolens.io.images import read_image
-
-        return read_image(input_path)
+    frames = iter(stack[0])
     try:
         first = next(frames, None)
     finally:
@@ -2290,12 +2278,12 @@ def _first_frame(input_path: Path, *, stack_z: str, channel: Optional[int], page
     return first if isinstance(first, np.ndarray) else None
 
 
-def _membrane_colour_words(membranes: Optional[tuple[str, str]]) -> Optional[str]:
+def _membrane_colour_words(membranes: Optional[tuple[str, str, str]]) -> Optional[str]:
     """The colour line of a membrane run that reads its channel of membranes over the rule's (:func:`_membrane_colour`);
     None where the rule's choice stands."""
     from devolens.predict.notes import membrane_channel_words
 
-    return None if membranes is None else membrane_channel_words(*membranes, " in every frame")
+    return None if membranes is None else membrane_channel_words(*membranes)
 
 
 def _colour_read(image: "np.ndarray | None", channel: Optional[str]) -> Optional[str]:
