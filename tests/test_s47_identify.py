@@ -44,7 +44,7 @@ def test_identify_notes_an_estimated_zscale_once_and_records_it(tmp_path, capsys
     assert record["zscale"]["by"] == "estimated" and len(value) == 1
     assert f"({next(iter(value.values())):.2f} xy pixels)" in said[0]
     assert "no --zscale given and the table gives none" in said[0]
-    assert "give --zscale (the z step divided by the xy pixel size) if known" in said[0]
+    assert "give --zscale if known" in said[0] and "z already in xy pixels: 1)" in said[0]
     assert said[0].removeprefix("note: ") in record["notes"]
     # a z scale given: no such note (nor when read from the table's metadata, below)
     assert main(["identify", str(src), "--out", str(out), "--zscale", "8"]) == 0
@@ -186,3 +186,16 @@ def test_lineage_cliffs_prints_the_miscased_note(tmp_path, capsys):
     pd.DataFrame(rows, columns=["time", "cell", "x", "y", "z"]).to_csv(tmp_path / "t.csv", index=False)
     assert main(["lineage", "cliffs", str(tmp_path / "t.csv")]) == 0
     assert "but for their case" in capsys.readouterr().err
+
+
+def test_the_estimated_zscale_note_near_one_suggests_one():
+    """An estimate near 1 (z already in xy pixels, as a WormGUIDES series): the note says --zscale 1, not a step over
+    a pixel size that a user would compute from the microscope's numbers (0.975 -> 0.581 founder accuracy at 11)."""
+    from pathlib import Path
+
+    from devolens.cli.identify import _estimated_zscale_note
+
+    near = _estimated_zscale_note({"per_embryo": {"e": 0.73}}, Path("x.zip"), {"format": "acetree"})
+    assert "probably in xy pixels already: --zscale 1" in near
+    far = _estimated_zscale_note({"per_embryo": {"e": 6.4}}, Path("x.zip"), {"format": "acetree"})
+    assert "probably" not in far and "11" in far

@@ -240,8 +240,12 @@ def _estimated_zscale_note(decided: dict, path: Path, attrs: dict) -> str:
         where = f"{meta.name} gives none" if meta.is_file() else f"no {meta.name} beside the table"
     else:
         where = "the table gives none"
+    near = bool(values) and 0.6 <= values[0] and values[-1] <= 1.6  # (z already in xy pixels: a WormGUIDES series)
     return (f"z plane spacing estimated from the shape of the nucleus cloud ({used}): no --zscale given and {where}; "
-            "give --zscale (the z step divided by the xy pixel size) if known, as the names depend on it")
+            "give --zscale if known, as the names depend on it: the size of one unit of the table's z column in xy "
+            "pixels (z in planes of 1 µm at 0.09 µm pixels: 11"
+            + ("; near 1, as here, z is probably in xy pixels already: --zscale 1)" if near
+               else "; z already in xy pixels: 1)"))
 
 
 def _metadata_file(path: Path, attrs: dict) -> Optional[Path]:
