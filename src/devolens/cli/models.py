@@ -289,7 +289,8 @@ def show_model(
             for f in files["safetensors"]:
                 typer.echo(f"{f['file']} sha256: {f['sha256']}")
         return
-    each = "".join(f"\n- `{f['file']}`: {f['bytes']} bytes, sha256 `{f['sha256']}`" for f in files["safetensors"])
+    each = "".join(f"\n- `{f['file']}`: {f['bytes']} bytes, sha256 `{f['sha256']}`" for f in files["safetensors"]
+                   if f["file"] != files["weights"]["file"])  # (the weights' own: on the Files line)
     text = text.rstrip("\n") + (f"\n\nFiles: `{files['folder']}` (weights `{files['weights']['file']}`, sha256 "
                                  f"`{files['weights']['sha256'] or 'missing'}`)\n\nmodel_sha256 (as the outputs' "
                                  f"records compute it: the card and every .safetensors): "
