@@ -698,7 +698,8 @@ def _usage_error(message: str, ctx, args: list[str] | None = None) -> str:
             message = f"No such command '{unknown.group(1)}'"
     no_option = re.match(r"No such option: (-\S+)", message)
     if no_option and not typed:  # another tool's option (cellpose's, StarDist's) or snake_case: click's guess replaced
-        typed = _hint(_habit_option, no_option.group(1), ctx.command)
+        typed = (_hint(_dash_file, words, no_option.group(1))
+                 or _hint(_habit_option, no_option.group(1), ctx.command))
         if typed:
             message = f"No such option: {no_option.group(1)}"
     if typed:
@@ -827,6 +828,21 @@ def _one_hyphen(words: list[str], command) -> str | None:
         if short is not None and not (getattr(short, "is_flag", False) or getattr(short, "count", False)):
             read = f" was read as {word[:2]} {word[2:]}"
         return f"{word.split('=', 1)[0]}{read}: long options take two hyphens (--{name})"
+    return None
+
+
+def _dash_file(words: list[str], option: str) -> str | None:
+    """What to say where the unknown ``option`` click names is the start of a file's name that begins with a hyphen
+    (``-dash.png``: click reads the options -d, -a...): a word of ``words`` that starts with it and is an existing
+    path or ends as an image, table or video does; None when none does."""
+    from devolens.io.frames import FOLDER_SUFFIXES, TABLE_SUFFIXES, VENDOR_SUFFIXES, VIDEO_SUFFIXES
+
+    suffixes = (*FOLDER_SUFFIXES, *TABLE_SUFFIXES, *VIDEO_SUFFIXES, *VENDOR_SUFFIXES, ".h5", ".hdf5", ".json")
+    for word in words:
+        if not word.startswith(option) or word.startswith("--") and "=" in word:
+            continue
+        if Path(word).suffix.lower() in suffixes or Path(word).exists():
+            return f"a file whose name begins with '-'? give it as ./{word}"
     return None
 
 

@@ -285,7 +285,7 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
     its weights' sha256 and its files' (``model_sha256``: card and weights, :func:`devolens.provenance.model_sha256`),
     the input's sha256 and size and those of the files read with it (``inputs``: :func:`_table_inputs`; ``attrs``:
     the table's, as read), the options (``tta``: the views averaged; ``smooth``; ``threads``, ``--threads`` or None;
-    ``mirror`` when given; ``threads`` at the top, the older key, holds the same), the z-scale (with the file it was
+    ``mirror``, false unless given; ``threads`` at the top, the older key, holds the same), the z-scale (with the file it was
     read from: :func:`_zscale_record`) and the notes printed. ``inputs``: the entries of the files read, when
     already made (:func:`_table_inputs`)."""
     from devolens.models import zoo
@@ -297,7 +297,7 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
         "weights_sha256": zoo.weights_sha256(model), "model_sha256": model_sha256(model), "devolens": version(),
         # --threads (None: the default) among the options, as every command records it; it does not change the names
         "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth, "threads": threads,
-                                             **({"mirror": True} if mirror else {})},  # (--mirror: when given)
+                                             "mirror": bool(mirror)},  # every option, defaults included
         "threads": threads,  # the older key, kept for earlier readers (as devolens_version): the same as options'
         "zscale": zscale, "notes": list(notes),
     })

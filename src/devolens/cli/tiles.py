@@ -378,6 +378,21 @@ tile_app = typer.Typer(
 )
 
 
+def _folder_suffix(folder: Path) -> str:
+    """The suffix most of a folder's image files have, as written (``.tif``, ``.PNG``), for a pattern that names
+    them; ``.tif`` when it holds none."""
+    from collections import Counter
+
+    from devolens.io.frames import FOLDER_SUFFIXES
+
+    try:
+        found = Counter(p.suffix for p in folder.iterdir()
+                        if p.suffix.lower() in FOLDER_SUFFIXES and not p.name.startswith(".") and p.is_file())
+    except OSError:
+        return ".tif"
+    return found.most_common(1)[0][0] if found else ".tif"
+
+
 @tile_app.command("make", cls=_MakeCommand)
 def tile_make_command(
     images: List[Path] = typer.Argument(..., help="Images to tile: (C, H, W) uint16 TIFF (C=2: Hoechst, Draq7), or "
@@ -432,6 +447,10 @@ def tile_make_command(
     if compression not in COMPRESSIONS:
         raise typer.BadParameter("must be lzf, gzip or none", param_hint="--compression")
     order = _parse_channels(channels)
+    for source in (*images, *(labels or ())):  # a folder: its files are meant (read as such, "Is a directory")
+        if source.is_dir():
+            raise DevolensError(f"a folder, not an image file: give the image files it holds (e.g. "
+                                f"{source / ('*' + _folder_suffix(source))})", path=source)
     for source in (*images, *(labels or ())):  # the store replaces --out: never one of the inputs
         check_out(out, source)
     if out.suffix.lower() not in STORE_SUFFIXES:  # what `train` and `evaluate` take for a tile store
@@ -788,8 +807,10 @@ def _plate_wells(folder: Path, order: list[int] | None, dataset: str | None) -> 
     files = folder_files(folder)
     if not files:
         left = plate_left_out(folder)
+        from devolens.io.frames import _subfolders_hint
+
         raise DevolensError("no well images in this folder (TIFF, PNG, JPEG or BMP files)"
-                            + (f"; {left}" if left else ""), path=folder)
+                            + (f"; {left}" if left else "") + _subfolders_hint(folder), path=folder)
     for path in files:
         try:
             with warnings.catch_warnings():  # the reading's notes are told as each well is segmented

@@ -909,6 +909,21 @@ def several_timelapses_error(path: str | Path, command: str, pages: str = "time"
                          path=path)
 
 
+def _hidden_words(path: Path, shown: int = 3) -> str:
+    """For a folder without images: ``" (2 hidden files skipped: ._t1.png, .DS_Store)"``, the files whose names
+    begin with a dot (macOS' AppleDouble ``._*`` and ``.DS_Store``), which are never read; ``""`` when it holds
+    none."""
+    try:
+        hidden = sorted((p.name for p in path.iterdir() if p.name.startswith(".") and p.is_file()), key=_natural_key)
+    except OSError:
+        return ""
+    if not hidden:
+        return ""
+    n = len(hidden)
+    names = ", ".join(hidden[:shown]) + (f" and {n - shown} more" if n > shown else "")
+    return f" ({n} hidden file{'s' if n != 1 else ''} skipped: {names})"
+
+
 def _subfolders_hint(path: Path, shown: int = 5) -> str:
     """For a folder without images: ``"; it holds 3 subfolders: a, b, c (give one of them)"``, or ``""`` when it
     holds none (hidden ones not counted)."""
@@ -989,7 +1004,7 @@ def iter_path_frames(path: str | Path, *, stack_z: str = "project", channel: int
             held = "; ".join(f"it holds {words}" for words in _left_out_words(folder_left_out(path)))
             # a devolens output folder, or its labels/: no subfolder of it to suggest, the original images are meant
             reasons = _no_images_reasons(path)
-            raise DevolensError(f"no image files ({', '.join(FOLDER_SUFFIXES)}) in this folder"
+            raise DevolensError(f"no image files ({', '.join(FOLDER_SUFFIXES)}) in this folder{_hidden_words(path)}"
                                 + (reasons or (f"; {held}" if held else "") + _subfolders_hint(path)), path=path)
         # a folder of TIFF stacks (one z-stack per time point, as many microscopes write them):
         # each member is read by the stack rules, so its Z planes are projected (or sliced)

@@ -1488,17 +1488,34 @@ class UnrecognisedColumns(DevolensError):
     the second line, when it is a header the readers know (the first line then a title above it), said with what
     to do in place of :data:`COLUMNS_ACCEPTED`."""
 
-    def __init__(self, path: Path, columns: list[str], extra: str = "", title: str | None = None):
+    def __init__(self, path: Path, columns: list[str], extra: str = "", title: str | None = None,
+                 required: tuple[str, ...] = ("time", "cell", "x", "y", "z")):
         self.columns = columns
         self.title = title
         shown = ",".join(columns)[:120]
         hint = (f"the first line looks like a title above the header ({title[:80]}): delete it"
-                if title is not None else COLUMNS_ACCEPTED)
+                if title is not None else _found_missing(columns, required) + COLUMNS_ACCEPTED)
         super().__init__(
             "unrecognised columns (expected an EPIC CD table with "
             f"{','.join(EPIC_REQUIRED)} or a tidy table with {','.join(TIDY_REQUIRED)}{extra}; found {shown}): {hint}",
             path=path,
         )
+
+
+def _said(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _found_missing(columns: list[str], required: tuple[str, ...]) -> str:
+    """What an unrecognised header's ``columns`` hold of the ``required`` tidy columns, as the start of its message
+    (``found time (T) and cell (Cell); missing x, y and z: ``); empty when it holds none of them or all."""
+    mapping = {tidy: col for col, tidy in _position_mapping([str(c).strip() for c in columns]).items()}
+    found = [f"{tidy} ({str(mapping[tidy])[:40]})" for tidy in required if tidy in mapping]
+    missing = [tidy for tidy in required if tidy not in mapping]
+    if not found or not missing:
+        return ""
+    return f"found {_said(found)}; missing {_said(missing)}: "
 
 
 def _title_above(text: str) -> str | None:
@@ -2589,7 +2606,7 @@ def read_positions(path: str | Path) -> pd.DataFrame:
         mapping = _position_columns(exc.columns)
         if mapping is None:
             raise UnrecognisedColumns(path, exc.columns, extra=", or positions with time (or frame),x,y,z",
-                                      title=exc.title) from None
+                                      title=exc.title, required=("time", "x", "y", "z")) from None
         return _read_positions_csv(path, mapping)
     return _read_table(path, fmt, head)
 
@@ -2704,7 +2721,7 @@ def _read_mastodon_csv(path: Path, first: list[str]) -> pd.DataFrame:
     mapping = _position_columns(cols)
     if mapping is None:
         raise UnrecognisedColumns(path, first, extra=", or a Mastodon spot table with Spot frame and Spot position "
-                                  "X, Y, Z")
+                                  "X, Y, Z", required=("time", "x", "y", "z"))
     df = _read_csv(path, "a Mastodon spot table", header=None, skiprows=3, names=cols, skipinitialspace=True,
                    index_col=False)
     if len(df) == 0:
