@@ -288,6 +288,10 @@ class _Source:
     def overlay_name(self, position: int) -> str:
         return f"{self.frame_id(position)}_overlay.png"
 
+    def probs_name(self, position: int) -> str:
+        """probs/'s file of the frame (--probabilities): its label image's name, ``_probs.tif`` for ``_labels.tif``."""
+        return self.label_name(position)[:-len("_labels.tif")] + "_probs.tif"
+
     def iter(self, skip: set[int]) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(position, frame)``, lazily, leaving out the positions in ``skip`` and a video's frames lost
         mid-file (noted in ``missing``; the frames after them keep their positions). A file of a folder that
@@ -1130,7 +1134,7 @@ def _progress_total(total: int):
 
 # ---------------------------------------------------------------------------- segmentation
 #: what ``devolens segment`` writes into its --out folder (replaced on a new run)...
-SEGMENT_OUTPUTS = ("labels", "objects.csv", "counts.csv", "overlays", "overlay.mp4", "curation.csv")
+SEGMENT_OUTPUTS = ("labels", "probs", "objects.csv", "counts.csv", "overlays", "overlay.mp4", "curation.csv")
 #: ...and the record that it did (command, input, model, counts): the mark that those entries may be replaced
 SEGMENT_RECORD = "segment.json"
 #: counts.csv's column of each row's frame in overlay.mp4 where the video leaves out frames of the input (render
@@ -1216,8 +1220,9 @@ def _check_segment_out(out: Path, input_path: Path, kind: Optional[str] = None) 
 
 
 #: the subfolders of a segment --out that a rerun replaces whole, and the ending of the names segment writes there
-#: (after the frame's name: :meth:`_Source.label_name`, :meth:`_Source.overlay_name`)
-SEGMENT_FOLDER_FILES = {"labels": "_labels.tif", "overlays": "_overlay.png"}
+#: (after the frame's name: :meth:`_Source.label_name`, :meth:`_Source.overlay_name`; probs/ with --probabilities:
+#: the label image's name, ``_probs.tif`` for ``_labels.tif``, as segment livedead names a well's probabilities)
+SEGMENT_FOLDER_FILES = {"labels": "_labels.tif", "probs": "_probs.tif", "overlays": "_overlay.png"}
 #: a video's label image's name before ``_labels.tif``: its stem and the frame's position (:meth:`_Source.label_name`)
 _VIDEO_LABEL_STEM = re.compile(r".+_f(\d{5,})")
 
@@ -1375,6 +1380,29 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
                         "notes": list(notes or [])}, default=None)
 
 
+def _write_probs_tif(probability: np.ndarray, path: Path, pixel) -> None:
+    """Write a frame's probability map (HxW, 0 to 1) as ``segment livedead --probabilities`` writes its classes':
+    uint8 x255 (rounded), atomically, zlib-compressed as the label images, with ``pixel`` recorded as
+    :func:`~devolens.io.images.write_label_tif` records a uint16 label image's (ImageJ's resolution tags and unit;
+    past 2 GB, what an ImageJ TIFF holds, a BigTIFF with resolution tags per centimetre for micrometres)."""
+    import tifffile
+
+    from devolens.io.atomic import atomic_path
+    from devolens.predict.tiled import imagej_unit
+
+    arr = np.clip(np.rint(np.asarray(probability, np.float32) * 255), 0, 255).astype(np.uint8)
+    extra: dict = {}
+    if arr.size >= 2**31:
+        extra = {"bigtiff": True}
+        if pixel is not None and pixel[2] == "µm":
+            extra.update(resolution=(1e4 / pixel[0], 1e4 / pixel[1]), resolutionunit="CENTIMETER")
+    elif pixel is not None:
+        sx, sy, unit = pixel
+        extra = {"imagej": True, "resolution": (1.0 / sx, 1.0 / sy), "metadata": {"unit": imagej_unit(unit)}}
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, arr, compression="zlib", compressionargs={"level": 6}, **extra)
+
+
 def _add_calibration(carried: dict, pixel, labels: np.ndarray, frame, file: Optional[str]) -> None:
     """Count one label image's calibration in ``carried`` (by ``(x, y, unit, from)``: its first frame, file and
     number of frames), for :func:`_calibration_record`. ``pixel``: ``(x, y, unit)`` as
@@ -1493,6 +1521,7 @@ def run_segmentation(
     seed_threshold: Optional[float] = None,
     min_size: Optional[float] = None,
     keep_small: bool = False,
+    probabilities: bool = False,
     progress=None,
     announce=None,
 ) -> dict:
@@ -1510,6 +1539,10 @@ def run_segmentation(
 
     ``flatten``: remove the smooth background before the normalisation (None: as the model's card
     says; see :func:`_flatten`).
+
+    ``probabilities``: also write each frame's probability map (the result's ``probability``, at the input's size)
+    as ``probs/NAME_probs.tif``, uint8 x255, calibrated as its label image (:func:`_write_probs_tif`), frame by
+    frame as the labels are.
 
     ``diameter`` in micrometres (``"7um"``) is converted with ``pixel_size`` (µm per pixel) or the input's
     calibration (see :func:`_diameter_option`); the summary's ``diameter_um`` says how (None for any other).
@@ -1581,6 +1614,8 @@ def run_segmentation(
     objects = None  # objects.csv, written frame by frame (below)
     try:
         (stage.tmp / "labels").mkdir()
+        if probabilities:
+            (stage.tmp / "probs").mkdir()
         if curation is not None:  # --skip-flagged auto: the report made here, beside the results
             from devolens.curate.frames import report_for_csv
             from devolens.io.atomic import write_csv
@@ -1644,6 +1679,8 @@ def run_segmentation(
             fid = source.frame_id(pos)
             pixel = given_pixel or source.pixel(pos)
             write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos), pixel=pixel)
+            if probabilities:  # (the map at the input's size, made now and let go with the result: one frame's)
+                _write_probs_tif(res.probability, stage.tmp / "probs" / source.probs_name(pos), pixel)
             _add_calibration(carried, pixel, res.labels, fid, None if given_pixel is not None else
                              source.path.name if source.names is None else source.names[pos])
             obj = res.objects
@@ -1688,6 +1725,8 @@ def run_segmentation(
                 try:
                     for res in predictor.predict_iter(frames(), total=total, progress=progress):
                         pos, image = pending.popleft()
+                        if probabilities and res.extra.get("blocks"):  # a giant image's map runs its blocks again:
+                            res.probability  # here, not in the writer thread beside the next frames' network
                         written.append(writer.submit(handle, pos, image, res))
                         while len(written) > 2 * batch_size or (written and written[0].done()):
                             yield written.popleft().result()
@@ -1842,6 +1881,7 @@ def run_segmentation(
                      "backend": backend, "color": color, "channel": channel, "stack_z": stack_z, "pages": given_pages,
                      "skip_flagged": _report_option(skip_flagged), "device": device, "threads": threads,
                      "threshold": threshold, "seed_threshold": seed_threshold, "min_size": min_size,
+                     "probabilities": probabilities,
                      **({"keep_small": keep_small} if kind == "nuclei" else {})},
             magnification=_sizing_record(
                 diameter, predictor.last_estimate, predictor.estimates if predictor.auto_each else None,
@@ -2564,6 +2604,11 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                                           "pip install \"devolens\\[onnx]\") or auto (onnx only where torch would "
                                           "run fp32).")),
         overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay images / overlay video."),
+        probabilities: bool = typer.Option(False, "--probabilities", help=(
+            f"Also write probs/: each frame's {_PROBABILITY_WORDS[kind]} probability map, the network's, at the "
+            "input's size, named as its label image with _probs.tif for _labels.tif (NAME_probs.tif, "
+            "NAME_f00000_probs.tif...): uint8, the probability x255 (as segment livedead --probabilities), calibrated "
+            "as the label image. Replaced whole by a rerun, as labels/.")),
         tta: int = typer.Option(1, "--tta", metavar="1|2|4", help=(
             "Test-time augmentation: average the network over 1 (off), 2 (+ mirror) or 4 (+ flips) views; "
             "2-4x slower, slightly smoother masks.")),
@@ -2620,6 +2665,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                                        pages=pages, threads=threads, threshold=threshold,
                                        seed_threshold=seed_threshold, min_size=min_size,
                                        keep_small=keep_small is True,  # (membrane: no such option, its default)
+                                       probabilities=probabilities,
                                        progress=cb, announce=say)
         skipped = _skipped_note(summary["skipped"], summary.get("curation"))
         objects = f"{summary['objects']} {_SINGULAR.get(what, what) if summary['objects'] == 1 else what}"
@@ -2641,6 +2687,10 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         sig = inspect.signature(command)
         command.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "keep_small"])
     return command
+
+
+#: what a pixel's probability in probs/ is of (--probabilities' help)
+_PROBABILITY_WORDS = {"nuclei": "nucleus (foreground)", "membrane": "membrane"}
 
 
 def _threshold_help(kind: str) -> str:
