@@ -2589,7 +2589,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             "command line, model, options, counts, notes) and, with --skip-flagged auto, curation.csv (the report "
             "made and followed). A photo turned by its EXIF "
             "orientation tag is segmented turned, as a photo viewer shows it, with a note. A rerun into the same "
-            "--out replaces these outputs, labels/ and overlays/ whole: files of your own in those (labels "
+            "--out replaces these outputs, labels/, probs/ and overlays/ whole: files of your own in those (labels "
             "corrected by hand) are refused, move them out first.")),
         skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
         model: str = typer.Option(default_model, "--model", help="Zoo model to use (see `devolens models`), or the "
