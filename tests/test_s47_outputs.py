@@ -163,7 +163,7 @@ def test_out_help_speaks_of_the_commands_objects_and_lists_every_output():
     assert "count: the nuclei seen in the 2-D frame" in nuclei
     for text in (membrane, nuclei):
         assert "segment.json" in text and "--skip-flagged auto, curation.csv" in text
-        assert "labels/ and overlays/ whole: files of your own in those" in text
+        assert "labels/, probs/ and overlays/ whole: files of your own in those" in text
 
 
 # -------------------------------------------------------------------- 4: docs/outputs.md's join recipe
