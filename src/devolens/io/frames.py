@@ -632,7 +632,16 @@ def _overlay_words(path: Path) -> str | None:
                 return None
             n = len(named)
             shown = ", ".join(named[:3]) + (f" and {n - 3} more" if n > 3 else "")
-            which = "all its images" if n == len(files) else f"{n} of its {len(files)} images"
+            # the images read as frames, said so where the folder holds others (label images, masks, outputs)
+            held = sum(1 for f in os.listdir(where) if not f.startswith(".")
+                       and os.path.splitext(f)[1].lower() in FOLDER_SUFFIXES)
+            if held == len(files):
+                which = "all its images" if n == len(files) else f"{n} of its {len(files)} images"
+            elif n == len(files):
+                which = (f"all {n} images read as frames, of {held} in the folder," if n != 1 else
+                         f"the only image read as a frame, of {held} in the folder,")
+            else:
+                which = f"{n} of the {len(files)} images read as frames, of {held} in the folder,"
             return f"{which} named *{_OVERLAY_SUFFIX}, as devolens names them: {shown}"
         results = _results_of(path.parent)
         if path.name == "overlay.mp4" and results is not None:
@@ -740,7 +749,15 @@ def left_out_note(path: str | Path) -> str | None:
         n = sum(len(files) for files in found.values())
         notes.append(f"{n} file{'s' if n != 1 else ''} of this folder {'is' if n == 1 else 'are'} not read as "
                      f"{'a frame' if n == 1 else 'frames'}: " + "; ".join(_left_out_words(found)))
-    same = same_number_words(folder_files(path)) if path.is_dir() else None
+    files = folder_files(path) if path.is_dir() else []
+    labels = _image_files(files[0].parent, labels=True) if files else []
+    if labels:  # never read as frames (:func:`_image_name`): said, rather than the folder's count falling short
+        n = len(labels)
+        names = ", ".join(p.name for p in labels[:3]) + (f" and {n - 3} more" if n > 3 else "")
+        notes.append(f"{n} image{'s' if n != 1 else ''} named *_labels skipped as label images (a render's ground "
+                     f"truth, a segmentation's results), not frames: {names}; rename "
+                     f"{'any' if n != 1 else 'it, if it'} {'that is an' if n != 1 else 'is an'} image to analyse")
+    same = same_number_words(files) if path.is_dir() else None
     if same:
         notes.append(same)
     return "note: " + "; ".join(notes) if notes else None

@@ -405,9 +405,12 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     else:
         if df[column].nunique() < 2:
             if "time" in df.columns and df["time"].nunique() >= 2:
-                df["time_block"] = time_blocks(df["time"], d["time_block"])
+                # counted from the first time point: blocks from 0 gave a render's times 1-10 a block of 9 (1-9)
+                # and one of 1 (10), so that 9 of the 10 samples validated (or 1)
+                first = df["time"] - df["time"].min()
+                df["time_block"] = time_blocks(first, d["time_block"])
                 if df["time_block"].nunique() < 2:
-                    df["time_block"] = time_blocks(df["time"], max(1, int(np.ptp(df["time"])) // 4 or 1))
+                    df["time_block"] = time_blocks(first, max(1, int(np.ptp(df["time"])) // 4 or 1))
                 split_notes.append(f"only one {column} ({df[column].iloc[0]}): split by blocks of time points instead")
                 column = "time_block"
             else:
@@ -1781,6 +1784,23 @@ def _nothing_pruned(percent: float, n: int) -> str:
             f"(give --prune-top / train.prune_top {math.ceil(1000 / n) / 10:g} or more to drop one)")
 
 
+#: pruning that keeps fewer training samples than this (or under half of them) is noted (:func:`_few_kept`)
+FEW_KEPT = 5
+
+
+def _few_kept(percent: float, n: int) -> str | None:
+    """The note of a pruning (``percent``, ``train.prune_top``, of the ``n`` training samples, as
+    :func:`select_pruned` counts them) that keeps under :data:`FEW_KEPT` samples or under half of them; None
+    otherwise, and where it drops none (:func:`_nothing_pruned` says that)."""
+    drop = int(math.floor(n * float(percent) / 100.0 + 1e-9))
+    kept = n - drop
+    if drop < 1 or (kept >= FEW_KEPT and 2 * kept >= n):
+        return None
+    return (f"pruning {percent:g} % keeps {kept} of {n} training samples: the epochs after train.prune_after learn "
+            f"from {'that one' if kept == 1 else 'those'} alone; give a lower --prune-top / train.prune_top (or more "
+            "data) to keep more")
+
+
 def _run_tables(out: Path, upto: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """A run's history of its epochs before ``upto`` and its pruned samples (None where the file is missing)."""
     history = pruned = None
@@ -2317,6 +2337,10 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     if previous is not None and pruned_df is not None and not len(pruned_df):  # pruned of nothing: the note its
         with contextlib.suppress(TypeError):  # pruning epoch said
             notes += [n for n in previous if isinstance(n, str) and n.startswith(NOTHING_PRUNED)]
+    few = _few_kept(T["prune_top"], len(active)) if (
+        pruned_df is None and T["prune_top"] > 0 and start <= int(T["prune_after"]) < int(T["epochs"])) else None
+    if few:  # said before the first epoch: the epochs after pruning learn from these alone
+        notes.append(few)
     if bundle.unmatched:
         n = len(bundle.unmatched)
         notes.append(f"{n} file{'s' if n != 1 else ''} without a partner, not used (e.g. {bundle.unmatched[0]}; "
@@ -2328,14 +2352,14 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             got = len(val_ds) / max(1, len(train_ds) + len(val_ds))
         except TypeError:  # streamed datasets without a length
             got = want
+        for note in notes:  # the split's own notes first (one group: blocks of time points), then its fraction
+            info(f"note: {note}")
         # whole groups (embryos, time blocks) go to one side: said when the fraction is off by more than half of
         # itself (5 points at least); a tile store's split says its fraction in its own note
         if abs(got - want) > max(0.05, want / 2) and not bundle.by_folder and not bundle.split_noted:
             info(f"note: {100 * got:.0f} % of the samples validate, not the {100 * want:.0f} % of data.val_fraction: the "
                  "split keeps each group (embryo, or block of time points) on one side; with few groups, add data "
                  "of another embryo or change data.split_by")
-        for note in notes:
-            info(f"note: {note}")
         after = int(T["prune_after"])
         if T["prune_top"] > 0 and int(T["epochs"]) <= after:
             info(f"note: nothing will be pruned: pruning (--prune-top, train.prune_top) comes after the "
