@@ -744,12 +744,12 @@ def left_out_note(path: str | Path) -> str | None:
     overlays = overlays_note(path)
     if overlays:
         notes.append(overlays[len("note: "):])
+    files = folder_files(path) if path.is_dir() else []
     found = folder_left_out(path)
-    if found and folder_files(path):
-        n = sum(len(files) for files in found.values())
+    if found and files:
+        n = sum(len(listed) for listed in found.values())
         notes.append(f"{n} file{'s' if n != 1 else ''} of this folder {'is' if n == 1 else 'are'} not read as "
                      f"{'a frame' if n == 1 else 'frames'}: " + "; ".join(_left_out_words(found)))
-    files = folder_files(path) if path.is_dir() else []
     labels = _image_files(files[0].parent, labels=True) if files else []
     if labels:  # never read as frames (:func:`_image_name`): said, rather than the folder's count falling short
         n = len(labels)
@@ -757,7 +757,7 @@ def left_out_note(path: str | Path) -> str | None:
         notes.append(f"{n} image{'s' if n != 1 else ''} named *_labels skipped as label images (a render's ground "
                      f"truth, a segmentation's results), not frames: {names}; rename "
                      f"{'any' if n != 1 else 'it, if it'} {'that is an' if n != 1 else 'is an'} image to analyse")
-    same = same_number_words(files) if path.is_dir() else None
+    same = same_number_words(files)
     if same:
         notes.append(same)
     return "note: " + "; ".join(notes) if notes else None

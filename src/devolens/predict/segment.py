@@ -497,6 +497,14 @@ def _issued(stream: Iterable) -> Iterator:
             warn_untrusted(item.estimates, item.what, each=item.each, stacklevel=4)
 
 
+def _images_at(positions: Sequence[int], total: int) -> str:
+    """``"2 of 9 images (positions 3, 7, from 0) hold"``: the images at ``positions`` of ``total`` read, with the verb
+    of a library warning on them (:func:`_no_structure_told`, :func:`_no_signal_told`); ten positions at most."""
+    n = len(positions)
+    shown = ", ".join(str(p) for p in positions[:10]) + (f", ... ({n} in all)" if n > 10 else "")
+    return f"{n} of {total} images (position{'s' if n > 1 else ''} {shown}, from 0) {'holds' if n == 1 else 'hold'}"
+
+
 def _no_structure_told(positions: Sequence[int], total: int, what: str) -> Told:
     """The :class:`~devolens.errors.NoSignalWarning` (as a :class:`Told`) for the images at ``positions`` (from 0,
     of ``total`` read) in which nothing stood out from their noise, given no ``what`` (the library's counterpart of
@@ -507,9 +515,7 @@ def _no_structure_told(positions: Sequence[int], total: int, what: str) -> Told:
     if total == 1:
         who = "the image holds nothing that stands out from its noise (an empty field, a camera's dark frame)"
     else:
-        shown = ", ".join(str(p) for p in positions[:10]) + (f", ... ({n} in all)" if n > 10 else "")
-        who = (f"{n} of {total} images (position{'s' if n > 1 else ''} {shown}, from 0) "
-               f"{'holds' if n == 1 else 'hold'} nothing that stands out from {'its' if n == 1 else 'their'} noise "
+        who = (f"{_images_at(positions, total)} nothing that stands out from {'its' if n == 1 else 'their'} noise "
                f"({'an empty field, a dark frame' if n == 1 else 'empty fields, dark frames'})")
     whose = "its result's" if n == 1 else "their results'"
     return Told(text=f"{who}: given no {what} ({whose} extra['no_structure'] True), where the network reads noise "
@@ -544,12 +550,7 @@ def _no_signal_told(positions: Sequence[int], total: int, what: str) -> Told:
     from devolens.errors import NoSignalWarning
 
     n = len(positions)
-    if total == 1:
-        who = "the image holds"
-    else:
-        shown = ", ".join(str(p) for p in positions[:10]) + (f", ... ({n} in all)" if n > 10 else "")
-        who = (f"{n} of {total} images (position{'s' if n > 1 else ''} {shown}, from 0) "
-               f"{'holds' if n == 1 else 'hold'}")
+    who = "the image holds" if total == 1 else _images_at(positions, total)
     whose = "its result's" if n == 1 else "their results'"
     return Told(text=f"{who} no signal (one grey level throughout, or no finite pixel: a black or blank frame): "
                      f"nothing to segment, any {what} found there are noise ({whose} extra['no_signal'] True); "
