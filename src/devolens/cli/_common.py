@@ -462,31 +462,19 @@ def is_run_record(path: Path, command: str) -> bool:
 def foreign_files(out: Path, suffixes: dict[str, str], own: Optional[Callable[[str], bool]] = None) -> list[str]:
     """The entries of the subfolders of --out ``out`` that a rerun replaces whole (``suffixes``: a subfolder's name,
     ``labels``, and the ending of the names the command writes in it, ``_labels.tif``) that an earlier run of the
-    command did not write, as ``labels/NAME``: a file of another ending, a folder, a file whose name before the
-    ending is no frame (well) of the earlier run (``own``: whether it is one; None: any is). Labels corrected by
-    hand and saved beside the originals (``t1_labels_corrected.tif``) are the user's work, which the rerun would
-    delete; a file browser's (:func:`devolens.io.atomic.is_system_file`) are not."""
-    from devolens.io.atomic import is_system_file
+    command did not write, as ``labels/NAME`` (:func:`devolens.io.atomic.foreign_entries`): a file of another ending,
+    a folder, a file whose name before the ending is no frame (well) of the earlier run (``own``: whether it is one;
+    None: any is). Labels corrected by hand and saved beside the originals (``t1_labels_corrected.tif``) are the
+    user's work, which the rerun would delete; a file browser's are not."""
+    from devolens.io.atomic import foreign_entries
 
-    found = []
-    for folder, ending in suffixes.items():
-        where = out / folder
-        if where.is_symlink() or not where.is_dir():  # (a link is replaced, what it points to is left as it is)
-            continue
-        try:
-            with os.scandir(where) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            continue
-        for entry in entries:
-            name = entry.name
-            if is_system_file(name):
-                continue
-            stem = name[:-len(ending)] if name.endswith(ending) else ""
-            if stem and entry.is_file(follow_symlinks=False) and (own is None or own(stem)):
-                continue
-            found.append(f"{folder}/{name}")
-    return found
+    def owned_by(ending: str) -> Callable[[os.DirEntry], bool]:
+        def owned(entry: os.DirEntry) -> bool:
+            stem = entry.name[:-len(ending)] if entry.name.endswith(ending) else ""
+            return bool(stem) and entry.is_file(follow_symlinks=False) and (own is None or own(stem))
+        return owned
+
+    return foreign_entries(out, {folder: owned_by(ending) for folder, ending in suffixes.items()})
 
 
 def foreign_files_error(out: Path, found: list[str], command: str):

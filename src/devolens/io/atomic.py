@@ -47,6 +47,27 @@ def is_system_file(name: str) -> bool:
     return name in SYSTEM_FILES or name.startswith("._")
 
 
+def foreign_entries(out: Path, own: "dict[str, Callable[[os.DirEntry], bool]]", *, through_links: bool = False
+                    ) -> list[str]:
+    """The entries of the subfolders of an output folder ``out`` that a rerun replaces whole which the command did
+    not write, as ``FOLDER/NAME`` (sorted by name within each folder, the folders in the order of ``own``): those
+    ``own[FOLDER]`` does not own, a file browser's (:func:`is_system_file`) left aside. A subfolder that is a link
+    is passed over (the rerun replaces the link, not what it leads to) unless ``through_links``; one missing or
+    unreadable is passed over."""
+    found = []
+    for folder, owned in own.items():
+        where = Path(out) / folder
+        try:
+            if where.is_symlink() and not through_links:
+                continue
+            with os.scandir(where) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        found += [f"{folder}/{e.name}" for e in entries if not is_system_file(e.name) and not owned(e)]
+    return found
+
+
 class Exhausted(DevolensError):
     """The machine ran out of something (disk, quota, memory): the input and options may be fine. The ``devolens``
     command exits with :data:`EX_TEMPFAIL` (``exit_code``)."""

@@ -82,7 +82,7 @@ import pandas as pd
 
 from devolens import checks
 from devolens.errors import DevolensError, DevolensValueError, shown_path
-from devolens.io.atomic import is_system_file, signals_held, staged_folder, write_csv, write_text
+from devolens.io.atomic import foreign_entries, signals_held, staged_folder, write_csv, write_text
 from devolens.io.images import read_image, write_label_tif, write_png
 from devolens.render.artifacts import (
     ARTIFACT_KINDS,
@@ -190,16 +190,14 @@ def check_render_folder(out: str | Path) -> Path:
                 "would replace; choose a new or empty folder", path=out,
             )
     elif out.is_dir():  # a previous render: its folders are replaced whole, so they must hold its files alone
-        for name, pattern in _OWN_FILES.items():
-            try:
-                foreign = sorted(p.name for p in (out / name).iterdir()
-                                 if not is_system_file(p.name) and not (p.is_file() and pattern.fullmatch(p.name)))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if foreign:
-                shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-                raise DevolensError(f"{shown_path(out / name)} holds files devolens render did not write ({shown}): "
-                                    "move them or give another --out")
+        found = foreign_entries(out, {name: (lambda e, p=pattern: e.is_file() and p.fullmatch(e.name) is not None)
+                                      for name, pattern in _OWN_FILES.items()}, through_links=True)
+        if found:
+            name = found[0].split("/", 1)[0]  # (the first folder holding any: said alone)
+            foreign = [f.split("/", 1)[1] for f in found if f.split("/", 1)[0] == name]
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise DevolensError(f"{shown_path(out / name)} holds files devolens render did not write ({shown}): "
+                                "move them or give another --out")
     return out
 
 
