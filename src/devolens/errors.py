@@ -29,6 +29,12 @@ class DevolensError(Exception):
         super().__init__(text)
 
 
+def listed(items, n: int = 4) -> str:
+    """The first ``n`` of ``items`` (text) for a message, with how many more there are: ``"a, b, c and 2 more"``."""
+    items = list(items)
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
 def shown_path(path: str | Path) -> str:
     """``path`` as a one-line message shows it: a control character in a file name (a newline, a tab, a carriage
     return: legal on Linux and macOS) written as its escape (``new\\nline.png``), which would otherwise break the

@@ -483,9 +483,10 @@ def foreign_files_error(out: Path, found: list[str], command: str):
     would delete them."""
     from devolens.errors import DevolensError
 
-    listed = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    from devolens.errors import listed
+
     whole = " and ".join(dict.fromkeys(f"{name.split('/')[0]}/" for name in found))
-    return DevolensError(f"--out holds {listed} that devolens {command} did not write (labels corrected by hand?): "
+    return DevolensError(f"--out holds {listed(found, 3)} that devolens {command} did not write (labels corrected by hand?): "
                          f"a rerun replaces {whole} whole, which would delete them; move them out of --out or give "
                          "another --out", path=out)
 

@@ -859,6 +859,7 @@ def plate_skipped(folder: Path, found: Optional[dict] = None) -> str | None:
     counted, nor the files continuing a multi-file OME-TIFF, which are read with the first."""
     import os
 
+    from devolens.errors import listed
     from devolens.io.frames import FOLDER_SUFFIXES, _image_name, _natural_key, folder_files, folder_left_out
 
     found = folder_left_out(folder) if found is None else found
@@ -895,7 +896,7 @@ def plate_skipped(folder: Path, found: Optional[dict] = None) -> str | None:
     for kind in _SKIPPED_KINDS:
         names = kinds.get(kind)
         if names:
-            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            shown = listed(names, 3)
             parts.append(f"{len(names)} {_SKIPPED_KINDS[kind][len(names) != 1]} ({shown})")
     n = sum(map(len, kinds.values()))
     return (f"skipped {n} file{'s' if n != 1 else ''} that {'is' if n == 1 else 'are'} not "

@@ -19,7 +19,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, listed
 from devolens.io.atomic import Exhausted
 from devolens.io.images import IMAGE_SUFFIXES as READABLE_SUFFIXES
 
@@ -604,7 +604,7 @@ def _no_images_reasons(path: Path) -> str:
     if not labels:
         return ""
     n = len(labels)
-    names = ", ".join(p.name for p in labels[:3]) + (f" and {n - 3} more" if n > 3 else "")
+    names = listed([p.name for p in labels], 3)
     parent = _results_of(path.parent)
     whose = f"results of {parent[1]}" if parent else "a render's ground truth or a segmentation's results"
     return (f": its {n} image{'s' if n != 1 else ''} ({names}) {'are' if n != 1 else 'is'} named *_labels, as label "
@@ -753,7 +753,7 @@ def left_out_note(path: str | Path) -> str | None:
     labels = _image_files(files[0].parent, labels=True) if files else []
     if labels:  # never read as frames (:func:`_image_name`): said, rather than the folder's count falling short
         n = len(labels)
-        names = ", ".join(p.name for p in labels[:3]) + (f" and {n - 3} more" if n > 3 else "")
+        names = listed([p.name for p in labels], 3)
         notes.append(f"{n} image{'s' if n != 1 else ''} named *_labels skipped as label images (a render's ground "
                      f"truth, a segmentation's results), not frames: {names}; rename "
                      f"{'any' if n != 1 else 'it, if it'} {'that is an' if n != 1 else 'is an'} image to analyse")

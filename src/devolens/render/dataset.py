@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 
 from devolens import checks
-from devolens.errors import DevolensError, DevolensValueError, shown_path
+from devolens.errors import DevolensError, DevolensValueError, listed, shown_path
 from devolens.io.atomic import foreign_entries, signals_held, staged_folder, write_csv, write_text
 from devolens.io.images import read_image, write_label_tif, write_png
 from devolens.render.artifacts import (
@@ -195,9 +195,8 @@ def check_render_folder(out: str | Path) -> Path:
         if found:
             name = found[0].split("/", 1)[0]  # (the first folder holding any: said alone)
             foreign = [f.split("/", 1)[1] for f in found if f.split("/", 1)[0] == name]
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise DevolensError(f"{shown_path(out / name)} holds files devolens render did not write ({shown}): "
-                                "move them or give another --out")
+            raise DevolensError(f"{shown_path(out / name)} holds files devolens render did not write "
+                                f"({listed(foreign, 5)}): move them or give another --out")
     return out
 
 

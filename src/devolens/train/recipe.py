@@ -781,11 +781,6 @@ def resolved(recipe: dict) -> dict:
 _MISSING = object()  # a key one of two compared recipes lacks
 
 
-def listed(keys: list[str], n: int = 4) -> str:
-    """The first ``n`` of ``keys`` for a message, with how many more there are."""
-    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
-
-
 def differences(a: dict, b: dict, ignore: tuple[str, ...] = ()) -> list[str]:
     """The dotted keys whose values differ between two recipes (a key missing on one side counts),
     in schema order; keys in ``ignore`` (dotted) and everything under them are left out."""

@@ -72,7 +72,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from devolens.data.augment import build_augment
 from devolens.data.datasets import (PopulationDataset, SegmentationDataset, folder_split, index_dataset,
                                     pad_collate, split_by_group, time_blocks)
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, listed
 from devolens.errors import ordinal as _ordinal  # 1st, 2nd, ... (shared with the demo's report)
 from devolens.io.atomic import (TEXT_ERRORS, FileLock, atomic_path, missing_folders, output_lock, remove_made,
                                  write_csv, write_text)
@@ -82,7 +82,7 @@ from devolens.train.checkpoint import check_checkpoint, load_checkpoint, save_ch
 from devolens.train.losses import (batch_loss, build_loss, class_frequencies, class_weights, counted, known,
                                    leaves_out, masked_mean, pixel_mean)
 from devolens.train.postprocess import instances_from_classes, probabilities_to_classes
-from devolens.train.recipe import (SCHEDULER_KEYS, differences, dump_recipe, ignored_settings, listed, load_recipe,
+from devolens.train.recipe import (SCHEDULER_KEYS, differences, dump_recipe, ignored_settings, load_recipe,
                                    resolved)
 from devolens.train.schedulers import build_optimizer, build_scheduler
 

@@ -50,9 +50,9 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, listed
 from devolens.io.atomic import missing_folders, remove_made, write_csv, write_text
-from devolens.train.recipe import differences, dump_recipe, listed, load_recipe, resolved, set_key, space_notes
+from devolens.train.recipe import differences, dump_recipe, load_recipe, resolved, set_key, space_notes
 
 #: user attribute of a study holding the recipe it tunes (JSON)
 RECIPE_ATTR = "devolens_recipe"
