@@ -517,9 +517,9 @@ def check_out(path: Path, source: Path) -> None:
     if source.exists() and same_file(path, source):
         raise DevolensError("output would overwrite the input; choose another file", path=path)
     if source.is_file():  # read with it: an EPIC table's AuxInfo and TIME files, a tidy table's .meta.json
-        from devolens.io.tables import _meta_path, epic_companions
+        from devolens.io.tables import epic_companions, meta_sidecar
 
-        for companion in (*epic_companions(source), _meta_path(source)):
+        for companion in (*epic_companions(source), meta_sidecar(source)):
             if companion.exists() and same_file(path, companion):
                 raise DevolensError(f"output would overwrite {companion.name}, read with {source.name} (a file "
                                     "that goes with it); choose another file", path=path)

@@ -222,7 +222,7 @@ def _estimated_zscale_note(decided: dict, path: Path, attrs: dict) -> str:
     """The note on a z plane spacing estimated from the nucleus cloud (``decided``: :func:`_zscale_record`'s, ``by``
     ``"estimated"``): the value used, where none was found (``path``: the table read; ``attrs``: its, as read) and
     to give ``--zscale``. A table that never carries one (an AceTree series, a positions CSV) gets it every time."""
-    from devolens.io.tables import _meta_path, epic_companions
+    from devolens.io.tables import epic_companions, meta_sidecar
 
     values = sorted(float(v) for v in (decided.get("per_embryo") or {}).values())
     if not values:
@@ -236,7 +236,7 @@ def _estimated_zscale_note(decided: dict, path: Path, attrs: dict) -> str:
         aux = epic_companions(path)[0]
         where = "its AuxInfo gives none" if aux.is_file() else f"no AuxInfo file ({aux.name}) beside the table"
     elif fmt == "tidy":
-        meta = _meta_path(path)
+        meta = meta_sidecar(path)
         where = f"{meta.name} gives none" if meta.is_file() else f"no {meta.name} beside the table"
     else:
         where = "the table gives none"
@@ -252,13 +252,13 @@ def _metadata_file(path: Path, attrs: dict) -> Optional[Path]:
     """The file beside the table ``path`` whose metadata (z scale, timing) the reader took (``attrs``: the table's):
     an EPIC table's AuxInfo (:func:`devolens.io.tables.epic_companions`), a tidy table's ``.meta.json``; None for
     none (an AceTree table, a file not there)."""
-    from devolens.io.tables import _meta_path, epic_companions
+    from devolens.io.tables import epic_companions, meta_sidecar
 
     fmt = (attrs or {}).get("format")
     path = Path(path)
     if not path.is_file() or fmt not in ("epic", "tidy"):
         return None
-    found = epic_companions(path)[0] if fmt == "epic" else _meta_path(path)
+    found = epic_companions(path)[0] if fmt == "epic" else meta_sidecar(path)
     return found if found.is_file() else None
 
 

@@ -292,11 +292,11 @@ def _inputs(table: Path) -> list[dict]:
     the hash covers), and the files read with it that exist (an EPIC table's AuxInfo and TIME files, a tidy
     table's ``.meta.json``); each as the other commands' records list their inputs
     (:func:`devolens.provenance.input_entry`: its absolute path, bytes and sha256)."""
-    from devolens.io.tables import _meta_path, epic_companions
+    from devolens.io.tables import epic_companions, meta_sidecar
 
     paths = [table]
     if table.is_file():
-        paths += [p for p in (*epic_companions(table), _meta_path(table)) if p.is_file()]
+        paths += [p for p in (*epic_companions(table), meta_sidecar(table)) if p.is_file()]
     return [input_entry(p) for p in paths]
 
 

@@ -1261,6 +1261,18 @@ def _record_list(f: h5py.File, name: str, n: int | None) -> list:
     return value
 
 
+def _input_entry(path: Path, hashed: dict[tuple[int, int], dict]) -> dict:
+    """:func:`~devolens.provenance.input_entry` of a source's file, its sha256 taken from ``hashed`` (the entries
+    of this write's files so far, by device and inode, added to) when that file was hashed already under this or
+    another name: one image labelled twice (two annotators) is two sources of one file, whose hash, a full read of
+    a giant well, is made once."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino)
+    if key not in hashed:
+        hashed[key] = input_entry(path)
+    return {**hashed[key], "path": absolute_path(path)}
+
+
 def _check_append(f: h5py.File, out: Path, *, tile: int, stride: int, keep: str, channels: int, n_classes: int,
                   labelled: bool, ignore: int | None = None) -> None:
     """Refuse to append tiles cut otherwise than the store's (its attributes describe every tile in it)."""
@@ -1380,6 +1392,7 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
             history = _record_list(f, "history", None)
             if not history and "command" in f.attrs:  # a store of before: its last write's command line alone
                 history = [{"command": _attr_text(f.attrs["command"]) or str(f.attrs["command"])}]
+            hashed: dict[tuple[int, int], dict] = {}  # (a file given twice, an image labelled twice: hashed once)
             writer = None  # made at the first tile: its buffer is a chunk of tiles, after the images' size checks
             one_class = True  # every label image so far holds a single class (why --keep mixed found no tile)
             for i, ipath in enumerate(images):
@@ -1436,8 +1449,8 @@ def _tile_to_h5(images: list[Path], out: Path, labels: list[Path] | None, *, til
                 digests.append(digest)
                 label_sources.append(Path(labels[i]).name if labelled else "")
                 # hashed in 256 KiB blocks into one buffer: one more read of each file, as cheap as a tiling pass
-                inputs.append(input_entry(ipath))
-                label_inputs.append(input_entry(labels[i]) if labelled else None)
+                inputs.append(_input_entry(ipath, hashed))
+                label_inputs.append(_input_entry(labels[i], hashed) if labelled else None)
                 added.append(k)
             if not sum(added):
                 raise _no_tiles_error(keep, tile, stride, sum(considered), one_class, append and out.exists())

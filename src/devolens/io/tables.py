@@ -18,7 +18,10 @@ sorted by time (file order kept within a time point). ``df.attrs`` carries the m
 ``time_seconds``: ``{time point: seconds since the first}`` or None;
 ``seconds_per_time``: median seconds between the table's time points (an EPIC table's over those of its TIME file
 that lie in the table's range), or None;
-``axis``: EPIC axis code (e.g. ``"PDR"``) or None.
+``axis``: EPIC axis code (e.g. ``"PDR"``) or None;
+``missing_times`` (AceTree only): the runs ``(first, last)`` of time points with no nuclei file inside the series
+(:func:`read_acetree`), ``[]`` when none;
+``notes`` (when there are any): what the reader noted about the input, one line each.
 
 Every problem with the input raises :class:`devolens.errors.DevolensError` naming the file; an EPIC AuxInfo or TIME
 file given as the table is named as such (one picked up beside an EPIC table that cannot be read is ignored, with a
@@ -1150,9 +1153,11 @@ def _utf8_copy(path: Path, recoding: _Recoding) -> Iterator[tuple[Path, list[str
     with tempfile.TemporaryDirectory(prefix="devolens-utf16-") as tmp:
         copy = Path(tmp) / path.name
         copy.write_text(text, encoding="utf-8")
-        for beside in (*epic_companions(path), _meta_path(path)):
+        for beside in epic_companions(path):
             if beside.is_file():
                 shutil.copyfile(beside, Path(tmp) / beside.name)
+        if meta_sidecar(path).is_file():  # (one beside a link's target: the copy's own name)
+            shutil.copyfile(meta_sidecar(path), _meta_path(copy))
         yield copy, notes
 
 
@@ -2266,7 +2271,10 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
     -------
     pandas.DataFrame
         The tidy table; x, y and size (diameter) in pixels, z in planes. No ellipse,
-        z scale or timing is known (those attrs are None).
+        z scale or timing is known (those attrs are None). ``attrs["missing_times"]``: the runs
+        ``(first, last)`` of time points with no nuclei file between the first and the last (files
+        lost when the series was copied or zipped; time points one per the series' step, as the note on
+        them in ``attrs["notes"]`` says them), ``[]`` when none.
     """
     path = Path(path)
     if not path.exists():
@@ -2353,14 +2361,27 @@ def read_acetree(path: str | Path, embryo: str | None = None) -> pd.DataFrame:
     if n_old:
         notes.append(f"{n_old} nuclei file(s) in AceTree's old space-separated layout (index x y z name size weight "
                      "status ...): read as such")
-    notes += _acetree_gaps([t for t, _ in sources], empty)
+    file_times = [t for t, _ in sources]
+    notes += _acetree_gaps(file_times, empty)
     if no_valid:
         many = len(no_valid) > 1
         notes.append(f"the nuclei file{'s' if many else ''} of time point{'s' if many else ''} "
                      f"{time_spans_text(no_valid)} hold{'' if many else 's'} no valid nucleus (every line's status is "
                      f"0 or -1: deleted or dead): the table skips {'them' if many else 'it'} (a damaged file, or "
                      "nuclei deleted in AceTree?)")
-    return _finish(df, "acetree", path, {"notes": notes} if notes else {})
+    meta: dict[str, Any] = {"missing_times": _missing_runs(file_times)}
+    return _finish(df, "acetree", path, {**meta, "notes": notes} if notes else meta)
+
+
+def _missing_runs(times: list[int]) -> list[tuple[int, int]]:
+    """The runs ``(first, last)`` of the time points missing between the time points ``times`` of a series, those
+    :func:`_gaps_note` says (one per the series' :func:`time_step`; none for time in irregular units, whose holes
+    are no time points): as data, not read back from the note's words (``identify``'s note on a gap, and never a
+    list of every time point: a stray file ``t100000000-nuclei`` leaves a hole of 10^8)."""
+    step, irregular = time_unit(times)
+    if irregular is not None:
+        return []
+    return _holes(_spans(times, step), step)
 
 
 def _acetree_gaps(times: list[int], empty: list[int]) -> list[str]:
@@ -2442,6 +2463,24 @@ def _numeric_acetree(df: pd.DataFrame, cols, path: Path, line_no: np.ndarray, *,
 # ----------------------------------------------------------------------------- tidy
 def _meta_path(path: Path) -> Path:
     return path.with_name(path.stem + ".meta.json")
+
+
+def meta_sidecar(path: str | Path) -> Path:
+    """The ``.meta.json`` read with the tidy table ``path``: the one beside it (:func:`_meta_path`) or, for a table
+    reached through a symbolic link with none beside the link, the one beside the file the link leads to (named by
+    its own name), as :func:`epic_companions` finds an EPIC table's (looked for beside the link only, the z scale
+    and timing of a linked table were lost without a word); the path beside ``path`` when there is neither."""
+    path = Path(path)
+    beside = _meta_path(path)
+    if beside.exists():
+        return beside
+    try:
+        real = Path(os.path.realpath(path))
+    except (OSError, ValueError):
+        return beside
+    if real != path.absolute() and real.is_file() and _meta_path(real).exists():
+        return _meta_path(real)
+    return beside
 
 
 #: Column names a positions table (:func:`read_positions`) may use, case-insensitive: tidy
@@ -2838,7 +2877,7 @@ def _read_tidy(path: Path, head: _Head | None = None) -> pd.DataFrame:
     meta = _empty_meta()
     meta["zscale"] = units.get("zscale")
     meta.update(_unread_embryo([mapping.get(c, c) for c in header] if mapping else header))
-    mp = _meta_path(path)
+    mp = meta_sidecar(path)
     if mp.exists():
         try:
             saved = json.loads(mp.read_text(encoding="utf-8"))

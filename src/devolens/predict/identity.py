@@ -1765,18 +1765,18 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
 
 def _lost_files(attrs: dict, before: int, after: int) -> str | None:
     """For an AceTree series (``attrs["format"]``), why its time points between ``before`` and ``after`` are
-    missing, which the time-gap note says rather than guess a mistyped time: the reader's note on them when it is
-    theirs alone (``attrs["notes"]``: :func:`devolens.io.tables._acetree_gaps`, ``time points 100-120 have no nuclei
-    file: ... (files lost when the series was copied or zipped?)``), else its gist; None for another table."""
+    missing, which the time-gap note says rather than guess a mistyped time: in the reader's words when no nuclei file
+    of them was there (``attrs["missing_times"]``, the runs of time points the reader found no file for:
+    :func:`devolens.io.tables.read_acetree`; ``time points 100-120 have no nuclei file: ... (files lost when the
+    series was copied or zipped?)``), else its gist; None for another table."""
     if attrs.get("format") != "acetree":
         return None
     from devolens.io.tables import _acetree_gaps
 
-    said = _acetree_gaps([before, after], [])
-    if said and said[-1] in (attrs.get("notes") or ()):
-        return said[-1]
-    # (several holes, or empty files, said in one note of the reader's: every time point missing between an AceTree
-    # series' files is one of those, never a mistyped time)
+    if (before + 1, after - 1) in {tuple(run) for run in attrs.get("missing_times") or ()}:
+        return _acetree_gaps([before, after], [])[-1]
+    # (a hole in a series of a step over 1, or empty files, or files of no valid nucleus: every time point missing
+    # between an AceTree series' files is one of those, never a mistyped time)
     return ("the nuclei files between them are missing, empty or hold no valid nucleus (as noted on reading: files "
             "lost when the series was copied or zipped?)")
 
