@@ -17,7 +17,7 @@ DATA is the output of `devolens render` (frames.csv, frames/, labels/), a folder
 
 Writes to RUN: recipe.yaml (the recipe as resolved), history.csv, sample_losses.csv, checkpoint.safetensors/.json (last epoch, for --resume), best.safetensors/.json (best epoch), history.png, progress.gif (from samples/, the overlays of each epoch), split.csv, run.json, and with --prune-top pruned.csv.
 
-RUN must be new, empty or a run (not the data folder, not inside it); --resume continues RUN with its own recipe (a note says where RECIPE differs) on the data it was trained on.
+RUN must be new, empty or a run (not the data folder, not inside it; files of the names a run writes, such as a history.csv of your own, without an earlier run's run.json beside them are refused); --resume continues RUN with its own recipe (a note says where RECIPE differs) on the data it was trained on.
 """
 
 
@@ -200,6 +200,12 @@ def _summary(res, plots_line: Optional[str]) -> None:
 
     if res.complete:
         n = len(res.history)
+        stopped = getattr(res, "stopped_early", None)  # (run.json's stopped_early)
+        if stopped:  # --epochs would not go on: the count of epochs without improvement is spent
+            console.print(f"{res.run_dir}: already complete: {_stopped_line(stopped)}; it trains no "
+                          "further (to train on from its best weights, train a new run whose recipe's model.init "
+                          f"is {res.run_dir / 'best.safetensors'})")
+            return
         console.print(f"{res.run_dir}: already complete ({n} epoch{'s' if n != 1 else ''}); give --epochs M > {n} to "
                       "train further")
         return
@@ -210,6 +216,8 @@ def _summary(res, plots_line: Optional[str]) -> None:
         last = h.iloc[-1]
         stdout.print(f"epochs: {len(h)}  train_loss: {last['train_loss']:.4f}  val_loss: {last['val_loss']:.4f}  "
                      f"device: {res.device}")
+    if getattr(res, "stopped_early", None):
+        stdout.print(_stopped_line(res.stopped_early))
     if res.best_epoch is not None:
         stdout.print(f"best {res.monitor}: {res.best_value:.4f} at epoch {res.best_epoch + 1} of {len(h)} (epoch "
                      f"{res.best_epoch} in history.csv and run.json, which count from 0) -> "
@@ -225,6 +233,18 @@ def _summary(res, plots_line: Optional[str]) -> None:
     if res.pruned is not None:
         n = len(res.pruned)
         stdout.print(f"pruned {n} sample{'s' if n != 1 else ''} -> {res.run_dir / 'pruned.csv'}")
+
+
+def _stopped_line(stopped: dict) -> str:
+    """The line saying that ``train.early_stop`` stopped a run (run.json's ``stopped_early``), its epochs counted
+    from 1 as every message counts them."""
+    def at(key: str) -> str:
+        v = stopped.get(key)
+        return str(v + 1) if isinstance(v, int) and not isinstance(v, bool) else "?"
+
+    of = f" of {stopped['epochs']}" if isinstance(stopped.get("epochs"), int) else ""
+    return (f"stopped early at epoch {at('epoch')}{of}, best epoch {at('best_epoch')}: "
+            f"{stopped.get('reason', 'train.early_stop')}")
 
 
 #: where the shipped recipes are when devolens cannot find them (a copy installed from PyPI or a wheel has none:

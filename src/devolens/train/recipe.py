@@ -20,7 +20,7 @@ recipe is read by ``benchmarks/train_identity.py``.
     optimizer: {name: adamw, lr: 0.003, weight_decay: 0.0001}
     scheduler: {name: plateau, factor: 0.5, patience: 3}
     augment: {preset: nuclei, strength: 1.0, overrides: {elastic: false}}
-    train: {epochs: 10, batch_size: 8, amp: none, monitor: auto}
+    train: {epochs: 10, batch_size: 8, amp: none, monitor: auto, early_stop: {patience: 5, min_delta: 0.001}}
     validate: {instances: watershed, postprocess: {threshold: 0.6, seed_threshold: 0.7, split_seeds: true}}
     tune:
       trials: 10
@@ -149,6 +149,51 @@ def _prune_check(v):
     return None
 
 
+#: the keys of ``train.early_stop`` and what each takes (:func:`_early_stop_check`)
+EARLY_STOP_KEYS = {"patience": "a whole number >= 1: the epochs in a row without improvement before training stops",
+                   "min_delta": "a number >= 0 (default 0): how much the monitored metric must improve on its best "
+                                "to count"}
+_EARLY_STOP_EXAMPLE = "{patience: 5, min_delta: 0.001}"
+
+
+def _early_stop_check(v):
+    """train.early_stop: null (none), or a mapping of ``patience`` (a whole number >= 1, required) and ``min_delta``
+    (a number >= 0), as Keras' and Lightning's EarlyStopping take them."""
+    if not isinstance(v, dict):
+        return f"expected a mapping such as {_EARLY_STOP_EXAMPLE} (or null: no early stopping), got {shown(v)}"
+    unknown = sorted(set(map(str, v)) - set(EARLY_STOP_KEYS))
+    if unknown:
+        return f"unknown key(s) {clip(', '.join(unknown))} (known: {', '.join(EARLY_STOP_KEYS)})"
+    p = v.get("patience")
+    if p is None:
+        return (f"patience missing: give the epochs without improvement before training stops, e.g. "
+                f"{_EARLY_STOP_EXAMPLE} (or early_stop: null for none)")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not float(p).is_integer() or p < 1:
+        return f"patience: expected {EARLY_STOP_KEYS['patience'].partition(':')[0]}, got {shown(p)}"
+    d = _number(v.get("min_delta", 0.0))
+    if d is None or not math.isfinite(d) or d < 0:
+        return f"min_delta: expected {EARLY_STOP_KEYS['min_delta'].partition(' (')[0]}, got {shown(v['min_delta'])}"
+    return None
+
+
+def _number(v) -> float | None:
+    """``v`` as a float (YAML reads 1e-3, without a dot, as a string); None for what is no number."""
+    if isinstance(v, bool):
+        return None
+    try:
+        return float(v) if isinstance(v, (int, float, str)) else None
+    except ValueError:
+        return None
+
+
+def early_stop_settings(value: dict | None) -> dict | None:
+    """A valid ``train.early_stop`` with its defaults filled in (``patience`` an int, ``min_delta`` a float); None
+    for none."""
+    if value is None:
+        return None
+    return {"patience": int(value["patience"]), "min_delta": _number(value.get("min_delta", 0.0))}
+
+
 def _size_check(v):
     if isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 16 for x in v):
         return None
@@ -275,6 +320,14 @@ SCHEMA: dict[str, Any] = {
         "prune_restart": Field("bool", True, help="re-initialise the model after pruning (else continue)"),
         "overlay_samples": Field("int", 4, low=0, help="fixed validation samples drawn each epoch"),
         "max_batches": Field("int", None, nullable=True, low=1, help="cap on training batches per epoch"),
+        "early_stop": Field("any", None, nullable=True, check=_early_stop_check,
+                            help="stop training once train.monitor (in train.monitor_mode's direction: the metric "
+                                 "that chooses best.safetensors) has not improved on its best by more than min_delta "
+                                 "for patience epochs in a row: {patience: N, min_delta: D} (min_delta default 0); "
+                                 "null (the default): train every epoch. run.json's stopped_early says when and why; "
+                                 "--resume goes on counting from the checkpoint, and a run that stopped early is "
+                                 "complete. Never before a pending train.prune_after pruning (a restart after it "
+                                 "counts afresh); tune's pruner works beside it"),
         "channels_last": Field("bool", False, help="train image networks in the channels-last memory format (often "
                                                   "faster convolutions on a GPU with bf16; scripts/gpu_train.py "
                                                   "measures both and picks); the results are the same network"),
@@ -689,6 +742,7 @@ def validate_recipe(raw: dict, path: str | Path | None = None) -> dict:
         if rec["data"].get("channel") is not None and int(rec["data"]["channels"]) != 1:
             raise DevolensError(f"data.channel picks one channel for a network of one input channel, but "
                                 f"data.channels is {rec['data']['channels']}: remove one of them")
+        rec["train"]["early_stop"] = early_stop_settings(rec["train"]["early_stop"])
         if rec["task"] == "population" and rec["model"]["arch"] != "resnet18":
             if "arch" in raw.get("model", {}):
                 raise DevolensError("model.arch: the population task uses 'resnet18'")

@@ -135,6 +135,9 @@ class TrainResult:
     start_value: float | None = None
     #: one line when no epoch beat those starting weights (else None)
     start_note: str | None = None
+    #: a run that ``train.early_stop`` stopped: run.json's ``stopped_early`` (``epoch``, the last trained, and
+    #: ``best_epoch``, both counted from 0; ``epochs``, those it was to train; ``reason``); else None
+    stopped_early: dict | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -311,6 +314,37 @@ def check_run_folder(out: str | Path, data: str | Path | None = None, *, resume:
     if others:
         raise DevolensError(f"--out is not empty and holds no devolens run (e.g. {others[0]}); give a new or empty "
                             "folder", path=out)
+
+
+def training_record(path: str | Path) -> bool:
+    """Whether ``path`` is the ``run.json`` of a devolens training run: a file holding a JSON object with the fields
+    every run.json has had (``epochs_done``, ``monitor``), whether written by ``devolens train`` or by a library
+    call (a tuning trial's, whose ``command`` is null; :func:`devolens.cli._common.is_run_record` asks for the
+    command). A run.json another tool wrote, or a folder of that name, is none."""
+    path = Path(path)
+    try:
+        if path.is_symlink() or not path.is_file():
+            return False
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(record, dict) and "epochs_done" in record and "monitor" in record
+
+
+def check_run_files(out: str | Path) -> None:
+    """Refuse a new run into ``out`` that holds entries of the names a run writes (:data:`RUN_FILES`:
+    ``history.csv``, ``recipe.yaml``, ``samples``...) without the ``run.json`` of an earlier training run beside
+    them (:func:`training_record`): they are the user's own (a history.csv of their own making), which the run would
+    overwrite. An earlier run's files (its run.json there) are replaced as ever; a checkpoint there is refused
+    before this (:func:`train`: ``--resume``), and a folder of other things by :func:`check_run_folder`."""
+    out = Path(out)
+    if not out.is_dir() or training_record(out / "run.json"):
+        return
+    found = sorted(e.name for e in os.scandir(out) if e.name in RUN_FILES)
+    if found:
+        raise DevolensError(f"--out holds {listed(found, 3)}, of names a run writes, but no run.json of an earlier "
+                            "devolens training run: a new run would overwrite them; move them out of --out or give "
+                            "another --out", path=out)
 
 
 def run_file(path: str | Path, run: str | Path | None = None) -> bool:
@@ -1801,6 +1835,33 @@ def _few_kept(percent: float, n: int) -> str | None:
             "data) to keep more")
 
 
+def _early_stop_count(value, ref: float | None, wait: int, mode: str, min_delta: float) -> tuple[int, float | None]:
+    """``train.early_stop``'s count after an epoch whose monitored metric is ``value``: (epochs in a row without
+    improvement, the value they are measured against). An improvement is a finite value better than ``ref`` by more
+    than ``min_delta`` in ``mode``'s direction (the first finite value is one), as Keras' EarlyStopping counts: it
+    becomes the new ``ref``; a smaller gain (which may still make a new best epoch) and a value not finite are not."""
+    if value is not None and np.isfinite(value) and (
+            ref is None or (value < ref - min_delta if mode == "min" else value > ref + min_delta)):
+        return 0, float(value)
+    return wait + 1, ref
+
+
+def _early_stop_reason(monitor: str, early: dict) -> str:
+    """Why ``train.early_stop`` stopped a run (run.json's ``stopped_early.reason``)."""
+    p = int(early["patience"])
+    return (f"{monitor} did not improve on its best by more than {early['min_delta']:g} for {p} epoch"
+            f"{'s' if p != 1 else ''} in a row (train.early_stop)")
+
+
+def _stopped_early(ckpt: Path) -> dict | None:
+    """The record of the stop of a run that ``train.early_stop`` stopped, as its checkpoint keeps it (None: not
+    stopped early, or no readable checkpoint)."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+        stopped = json.loads(ckpt.with_suffix(".json").read_text(encoding="utf-8"))["extra"]["early_stop"]["stopped"]
+        return stopped if isinstance(stopped, dict) else None
+    return None
+
+
 def _run_tables(out: Path, upto: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """A run's history of its epochs before ``upto`` and its pruned samples (None where the file is missing)."""
     history = pruned = None
@@ -1820,9 +1881,11 @@ def _finished_run(out: Path, rec: dict, names: list[str], done: int, device: tor
     with contextlib.suppress(OSError, ValueError):
         summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
     start = summary.get("start") or {}
+    stopped = summary.get("stopped_early")
     return TrainResult(out, history, rec["train"]["monitor"], summary.get("best_epoch"), summary.get("best_value"),
                        pruned, list(summary.get("notes", [])), str(summary.get("device", device)), complete=True,
-                       start_value=start.get("value"), start_note=start.get("not_beaten"))
+                       start_value=start.get("value"), start_note=start.get("not_beaten"),
+                       stopped_early=stopped if isinstance(stopped, dict) else _stopped_early(out / CHECKPOINT))
 
 
 def _epoch_numbering(best_epoch: int | None) -> str:
@@ -2199,6 +2262,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     if not resume and not isinstance(recipe, dict) and Path(recipe).resolve() == (out / "recipe.yaml").resolve():
         raise DevolensError("the recipe lies in --out, where the run writes its own recipe.yaml; keep it elsewhere "
                             "(or give --resume to continue the run there)", path=recipe)
+    if not resume:  # a history.csv of the user's own (the recipe there is said above: the likelier mistake)
+        check_run_files(out)
     rec = resolved(load_recipe(recipe))  # read even to resume: a RECIPE that is no recipe is reported
     if resume and (out / "recipe.yaml").exists():
         own = resolved(load_recipe(out / "recipe.yaml"))
@@ -2235,7 +2300,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     amp, amp_note = effective_amp(T["amp"], device)  # what runs here (the recipe keeps what it asks for)
     if resume:
         done = _epochs_done(ckpt)
-        if done >= int(T["epochs"]):  # nothing to train: the run as it is (the caller says how to go on)
+        if done >= int(T["epochs"]) or _stopped_early(ckpt) is not None:  # nothing to train: the run as it is (the
+            # caller says how to go on); a run that train.early_stop stopped is complete whatever --epochs says
             if data_path is not None:  # yet not on other data than it was trained on: say so now
                 _check_same_data(out, build_data(rec, data, _run_split(out)), data_path)
             return _finished_run(out, rec, names, done, device)
@@ -2290,6 +2356,8 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     active = np.arange(len(train_ds))
     pruned_df: pd.DataFrame | None = None
     start, best_value, best_epoch = 0, None, None
+    early = T["early_stop"]  # train.early_stop: None, or {patience, min_delta}
+    waited_epochs, early_ref, stopped = 0, None, None  # epochs without improvement on early_ref; the stop's record
     history: list[dict] = []
     ids = list(getattr(train_ds, "ids", [str(i) for i in range(len(train_ds))]))
     sample_losses = _SampleLosses(out / "sample_losses.csv", ids)
@@ -2299,6 +2367,10 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             _state_like_params(opt)
         start = int(extra["epoch"])
         best_value, best_epoch = extra.get("best_value"), extra.get("best_epoch")
+        if early is not None:  # the count goes on from the checkpoint's (one without it: from the best so far)
+            state = extra.get("early_stop") if isinstance(extra.get("early_stop"), dict) else {}
+            waited_epochs = int(state.get("wait") or 0)
+            early_ref = state.get("value", best_value)
         active = np.asarray(extra.get("active", list(range(len(train_ds)))), dtype=np.int64)
         if active.size and (active.min() < 0 or active.max() >= len(train_ds)):  # data handed in as a DataBundle
             raise DevolensError(f"--resume: the checkpoint's training samples (up to #{int(active.max())}) do not "
@@ -2417,6 +2489,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             "epoch_numbering": _epoch_numbering(best_epoch),
             "n_active": int(len(active)), "class_weights": used_weights, "notes": notes, "unmatched": bundle.unmatched,
             **({"start": start_info} if start_info is not None else {}),
+            **({"stopped_early": stopped} if stopped is not None else {}),
             "device": str(device), "amp": amp, **session,
             "data": {"path": None if data_path is None else str(data_path.resolve()), "samples": int(len(bundle.split)),
                      "fingerprint": bundle.fingerprint},
@@ -2431,6 +2504,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     persistent = workers > 0 and _persistent_ok(train_ds)
     sampler, map_loader = _EpochOrder(), None
     first_step = done_steps  # (this session's)
+    ran = start  # the epochs trained so far
     try:
         for epoch in range(start, n_epochs):
             t0 = time.perf_counter()
@@ -2451,6 +2525,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 elif T["prune_restart"]:  # trained afresh on the rest: the best model is one of these epochs
                     model, opt, sched, scaler = fresh()
                     best_value, best_epoch = None, None
+                    waited_epochs, early_ref = 0, None  # (train.early_stop counts afresh with them)
                 if drop and info is not None:  # said where it happens: the epochs after it may score worse
                     what = (f"pruned {len(drop)} of {n_before} training samples (pruned.csv) after epoch {epoch}; ")
                     info(what + ("the model starts again from its initial weights and learning rate, and the best so "
@@ -2546,12 +2621,21 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                     best_value, best_epoch = float(value), epoch
                     save_model(model, out / BEST, config=model_config(
                         rec, epoch, monitor=monitor, value=float(value), metrics={k: v for k, v in row.items()}))
+            if early is not None:  # train.early_stop: on the metric and direction that choose the best epoch
+                waited_epochs, early_ref = _early_stop_count(value, early_ref, waited_epochs, mode,
+                                                             early["min_delta"])
+                pending = T["prune_top"] > 0 and pruned_df is None and epoch < int(T["prune_after"]) < n_epochs
+                if waited_epochs >= early["patience"] and epoch + 1 < n_epochs and not pending:
+                    stopped = {"epoch": epoch, "best_epoch": best_epoch, "epochs": n_epochs,
+                               "reason": _early_stop_reason(monitor, early)}
             if pruned_now:  # just before the checkpoint: a stop between them leaves a checkpoint before the
                 # pruning epoch, whose pruned.csv a resumed run sets aside (and prunes again, as now)
                 write_csv(pruned_df, out / "pruned.csv")
             save_checkpoint(ckpt, model, opt, sched, extra={
                 "epoch": epoch + 1, "best_value": best_value, "best_epoch": best_epoch, "active": active.tolist(),
                 "class_weights": used_weights,
+                **({"early_stop": {"wait": waited_epochs, "value": early_ref, "stopped": stopped}}
+                   if early is not None else {}),
             }, scaler=scaler)
             write_summary(epoch + 1)
             if epoch_log is not None:  # one line per epoch, counted from 1
@@ -2562,6 +2646,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 epoch_log(f"epoch {epoch + 1}/{n_epochs}: {', '.join(shown)}{best}")
             if epoch_callback is not None:
                 epoch_callback(epoch, row)
+            ran = epoch + 1
+            if stopped is not None:
+                break
     finally:  # the loader processes end now, also when training stops with an error (a traceback kept in a
         # notebook, a pruned tuning trial would otherwise keep them)
         it = getattr(map_loader, "_iterator", None)
@@ -2571,7 +2658,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         if T["prune_restart"] and pruned_df is not None and len(pruned_df) else None
     if worse is not None and worse not in notes:
         notes.append(worse)
-        write_summary(n_epochs)
+        write_summary(ran)
         if info is not None:
             info(f"note: {worse}")
     verdict = _start_verdict(init, monitor, mode, start_value, best_value, best_epoch) if init else None
@@ -2588,4 +2675,4 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             summary["start"], summary["notes"] = start_info, notes
             write_text(out / "run.json", json.dumps(summary, indent=2, default=float, ensure_ascii=False))
     return TrainResult(out, pd.DataFrame(history, columns=names), monitor, best_epoch, best_value, pruned_df, notes,
-                       str(device), start_value=start_value, start_note=verdict)
+                       str(device), start_value=start_value, start_note=verdict, stopped_early=stopped)
