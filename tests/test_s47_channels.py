@@ -30,6 +30,17 @@ def _nuclei(h=256, w=256):
     return n
 
 
+def _membrane_colour(model, kind, color, path):
+    """segment's choice on the first frame of ``path`` (read once, by its source)."""
+    from devolens.cli.predict import _membrane_colour, _Source
+
+    source = _Source(path, first=True)
+    try:
+        return _membrane_colour(model, kind, color, source)
+    finally:
+        source.close()
+
+
 def test_membrane_reads_the_channel_of_lines_over_one_of_nuclei():
     from devolens.predict.notes import membrane_channel
     from devolens.predict.postprocess import auto_channel
@@ -54,14 +65,11 @@ def test_membrane_channel_leaves_grey_and_one_channel_alone():
 def test_segment_nuclei_choice_unchanged(tmp_path):
     import imageio.v3 as iio
 
-    from devolens.cli.predict import _membrane_colour
-
     path = tmp_path / "two.png"
     iio.imwrite(path, np.dstack([_membranes(), _nuclei(), np.zeros((256, 256), np.uint8)]))
-    kw = dict(stack_z="project", channel=None, pages="time")
-    assert _membrane_colour("nuclei", "nuclei", None, path, **kw) is None
-    assert _membrane_colour("membrane", "membrane", "green", path, **kw) is None  # --color given
-    assert _membrane_colour("membrane", "membrane", None, path, **kw) == ("red", "green", "")
+    assert _membrane_colour("nuclei", "nuclei", None, path) is None
+    assert _membrane_colour("membrane", "membrane", "green", path) is None  # --color given
+    assert _membrane_colour("membrane", "membrane", None, path) == ("red", "green", "")
 
 
 def test_error_prefix_lowercase_through_one_pipe(tmp_path):
@@ -109,16 +117,13 @@ def test_membrane_folder_keeps_the_rule_image_by_image(tmp_path):
     import imageio.v3 as iio
 
     from devolens.cli import main
-    from devolens.cli.predict import _membrane_colour
-
     m, n, z = _membranes(), _nuclei(), np.zeros((256, 256), np.uint8)
     folder = tmp_path / "mixed"
     folder.mkdir()
     iio.imwrite(folder / "a_comp.png", np.dstack([m, n, z]))
     iio.imwrite(folder / "b_green.png", np.dstack([z, m, z]))
-    kw = dict(stack_z="project", channel=None, pages="time")
-    assert _membrane_colour("membrane", "membrane", None, folder, **kw) is None
-    assert _membrane_colour("membrane", "membrane", None, folder / "a_comp.png", **kw) == ("red", "green", "")
+    assert _membrane_colour("membrane", "membrane", None, folder) is None
+    assert _membrane_colour("membrane", "membrane", None, folder / "a_comp.png") == ("red", "green", "")
     assert main(["segment", "membrane", str(folder), "--out", str(tmp_path / "o")]) == 0
     counts = (tmp_path / "o" / "counts.csv").read_text().splitlines()
     assert any(line.startswith("b_green,") and not line.split(",")[1] == "0" for line in counts), counts

@@ -101,11 +101,16 @@ class _Source:
     consumer): decoding overlaps the loading of the model (PyTorch's import alone takes
     1-1.5 s) and then the network. Videos are decoded by one ffmpeg thread (the network
     and post-processing have the other cores). Call :meth:`close` when stopping early.
+
+    ``first``: the first frame of one image, a stack or a video is read now and kept in :attr:`first` (None for a
+    folder, or a video's frame that could not be read) for a choice made on it (``segment membrane``'s channel,
+    :func:`_membrane_colour`), and read ahead no further until :meth:`start` is called with the preparation that
+    choice gives; it is the frame :meth:`iter` yields first (read once).
     """
 
     def __init__(self, path: Path, *, stack_z: str = "project", channel: Optional[int] = None, pages: str = "time",
                  read_ahead: Optional[int] = None, prepare: Optional[tuple] = None,
-                 calibrations: Optional["_Calibrations"] = None):
+                 calibrations: Optional["_Calibrations"] = None, first: bool = False):
         self.path = path
         if not path.exists():  # (a broken link: said so, naming its target)
             from devolens.io.frames import missing_input
@@ -152,6 +157,7 @@ class _Source:
         #: its refusal, for a video or a stack: frames beyond it, or of other sizes, are of another input (see iter)
         self.report_cover: Optional[tuple[int, dict, str]] = None
         self.report_advice = ""
+        self.first: Optional[np.ndarray] = None  # (first=True: the first frame of one image, a stack or a video)
         if stack is not None:  # streamed plane by plane like a video
             self.is_video = True
             self.names = None
@@ -166,6 +172,7 @@ class _Source:
             self.names = [path.name]
             self._total = 1
             self._frames = iter([image])
+            self.first = image if first else None
         elif path.is_dir() or suffix in VIDEO_SUFFIXES:
             from devolens.io.frames import iter_path_frames
 
@@ -184,19 +191,11 @@ class _Source:
 
             raise unsupported_file(path, f"an image ({', '.join(IMAGE_SUFFIXES)}), a video "
                                          f"({', '.join(VIDEO_SUFFIXES)}), an animated GIF or WebP or a folder of images")
-        read_ahead = READ_AHEAD_BYTES if read_ahead is None else int(read_ahead)
-        if self._total != 1 and read_ahead > 0:  # decoding starts now, while the model loads
-            from devolens.io.prefetch import ReadAhead
-
-            transform = None
-            if prepare is not None:  # frames also prepared for the network in that thread
-                from devolens.io.missing import MissingFrame
-                from devolens.predict.blocks import prepare_ahead
-
-                def transform(frame):  # (a giant image is prepared block by block; a frame not read passes as is)
-                    return frame if isinstance(frame, MissingFrame) else prepare_ahead(frame, prepare)
-
-            self._frames = ReadAhead(self._frames, max_bytes=read_ahead, name="devolens-decode", transform=transform)
+        if first and self.is_video:  # a stack's or a video's first frame, read now (and yielded first: _peeked)
+            self.first, self._frames = _peeked(self._frames)
+        self._read_ahead = READ_AHEAD_BYTES if read_ahead is None else int(read_ahead)
+        if not first:
+            self.start(prepare)
         self._info = None
         if self.is_video and not self.is_stack:  # frame count and rate: probed in the background
             from concurrent.futures import ThreadPoolExecutor
@@ -207,6 +206,25 @@ class _Source:
             self._info = pool.submit(video_info, path)
             pool.shutdown(wait=False)
             self._total = None
+
+    def start(self, prepare: Optional[tuple] = None) -> None:
+        """Read ahead from now on (a source made with ``first``; the others from the moment they are opened), the
+        frames prepared for the network in that thread too where ``prepare`` (a preparation key) is given;
+        :attr:`first` is let go (a giant image is not kept past the run)."""
+        self.first = None
+        if self._total != 1 and self._read_ahead > 0:  # decoding starts now, while the model loads
+            from devolens.io.prefetch import ReadAhead
+
+            transform = None
+            if prepare is not None:  # frames also prepared for the network in that thread
+                from devolens.io.missing import MissingFrame
+                from devolens.predict.blocks import prepare_ahead
+
+                def transform(frame):  # (a giant image is prepared block by block; a frame not read passes as is)
+                    return frame if isinstance(frame, MissingFrame) else prepare_ahead(frame, prepare)
+
+            self._frames = ReadAhead(self._frames, max_bytes=self._read_ahead, name="devolens-decode",
+                                     transform=transform)
 
     def _probed(self) -> dict:
         try:
@@ -365,6 +383,24 @@ class _Source:
             close()
         if self._turns is not None:  # (what it heard stays: exif_turn)
             self._turns.close()
+
+
+def _peeked(frames: Iterator) -> tuple[Optional[np.ndarray], Iterator]:
+    """The first of ``frames`` (None where there is none, or it could not be read: a MissingFrame) and an iterator
+    of all of them, that one first (read once), which closes ``frames`` when it is closed."""
+    head = next(frames, None)
+
+    def again() -> Iterator:
+        try:
+            if head is not None:
+                yield head
+            yield from frames
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    return (head if isinstance(head, np.ndarray) else None), again()
 
 
 AUTO_CURATE = "auto"
@@ -1581,14 +1617,15 @@ def run_segmentation(
         checked=_reading_said(announce, input_path, stack_file, reading, stack_z=stack_z, channel=channel,
                               pages=pages))
     flat = _flatten(model, flatten)
-    # a membrane input in colour whose rule's channel holds nuclei and another membranes: that one read (its note)
-    membranes = _membrane_colour(model, kind, color, input_path, stack_z=stack_z, channel=channel, pages=pages)
-    read_by = color if membranes is None else membranes[0]
-    source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages,
-                     prepare=_preparation(model, read_by, diameter, flat), calibrations=calibrations)
+    source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages, calibrations=calibrations,
+                     first=kind == "membrane")  # (its first frame read once: the channel is chosen on it)
     made: list[Path] = []  # the folders above --out the staging makes (below)
     min_size_dropped: list[int] = []  # per frame, the objects --min-size dropped (the predictor's min_size_dropped)
     try:
+        # a membrane input in colour whose rule's channel holds nuclei and another membranes: that one read (its note)
+        membranes = _membrane_colour(model, kind, color, source)
+        read_by = color if membranes is None else membranes[0]
+        source.start(_preparation(model, read_by, diameter, flat))
         # --pixel-size without a µm diameter: over a TIFF's own calibration, or coarse (once the input is known)
         pixel_notes = _carried_notes(pixel_size, microns, calibrations, report, skip)
         shadowed = _shadowed_model_note(model)  # (said and recorded with the run's notes)
@@ -2273,49 +2310,31 @@ def _colour_note(image: "np.ndarray | list | None", kind: str, channel: str) -> 
     return None if rivals is None else colour_words(rivals, kind, "--color {}")
 
 
-def _membrane_colour(model: str, kind: str, color: Optional[str], input_path: Path, *, stack_z: str,
-                     channel: Optional[int], pages: str) -> Optional[tuple[str, str, str]]:
-    """For ``segment membrane`` of one image or TIFF stack without ``--color`` under a card's ``auto`` rule:
-    ``(lines, blobs, where)`` where its first frame is in colour and the rule's channel, ``blobs``, holds nuclei while
-    another, ``lines``, holds membranes (:func:`~devolens.predict.notes.membrane_channel`): the run reads ``lines``
-    (``where``: in its frame, or in every frame of the stack). None otherwise: a folder (its images may be laid out
-    each its own way: a composite beside green-only exports, whose red is empty) and a video keep the rule's choice,
-    image by image."""
-    if kind != "membrane" or color is not None or not input_path.is_file():
+def _membrane_colour(model: str, kind: str, color: Optional[str], source: "_Source") -> Optional[tuple[str, str, str]]:
+    """For ``segment membrane`` of one image, a stack or a video without ``--color`` under a card's ``auto`` rule:
+    ``(lines, blobs, where)`` where its first frame (``source.first``, read once: :class:`_Source`'s ``first``) is
+    in colour and the rule's channel, ``blobs``, holds nuclei while another, ``lines``, holds membranes
+    (:func:`~devolens.predict.notes.membrane_channel`, which the library's ``predict`` of one image reads by too): the
+    run reads ``lines`` (``where``: in its frame, or in every frame of the stack or video: one file, laid out one way
+    throughout). None otherwise: a folder (its images may be laid out each its own way: a composite beside green-only
+    exports, whose red is empty) keeps the rule's choice, image by image, as does a video whose first frame decides
+    nothing (dark, or of one channel)."""
+    if kind != "membrane" or color is not None or source.first is None:
         return None
-    from devolens.io.images import read_image
-    from devolens.io.stacks import reads_as_tiff
     from devolens.models import zoo
     from devolens.predict.notes import membrane_channel
 
     try:
         if zoo.card(model).get("preprocessing", {}).get("channel", "auto") != "auto":
             return None
-        stack = reads_as_tiff(input_path)
-        frame = _first_frame(input_path, stack_z=stack_z, channel=channel, pages=pages) if stack else (
-            read_image(input_path) if input_path.suffix.lower() in IMAGE_SUFFIXES else None)
     except DevolensError:  # (the run itself reports it)
         return None
-    found = None if frame is None else membrane_channel(frame)
-    return None if found is None else (*found, " in every frame of the stack" if stack else "")
-
-
-def _first_frame(input_path: Path, *, stack_z: str, channel: Optional[int], pages: str) -> Optional[np.ndarray]:
-    """The first frame of a TIFF stack (a colour one: H x W x 3 or 4), or of a TIFF read as one image."""
-    from devolens.io.images import read_image
-    from devolens.io.stacks import open_stack
-
-    stack = open_stack(input_path, z=stack_z, channel=channel, pages=pages)
-    if stack is None:
-        return read_image(input_path)
-    frames = iter(stack[0])
-    try:
-        first = next(frames, None)
-    finally:
-        close = getattr(frames, "close", None)
-        if close is not None:
-            close()
-    return first if isinstance(first, np.ndarray) else None
+    found = membrane_channel(source.first)
+    if found is None:
+        return None
+    where = ("" if not source.is_video else " in every frame of the animation" if source._fps is not None  # GIF, WebP
+             else " in every frame of the stack" if source.is_stack else " in every frame of the video")
+    return (*found, where)
 
 
 def _membrane_colour_words(membranes: Optional[tuple[str, str, str]]) -> Optional[str]:
@@ -2539,7 +2558,9 @@ _CHANNEL_HELP = ("TIFF stacks with a C axis: the channel to use (0-based); requi
 _COLOR_HELP = ("Colour images and videos: the channel that holds the nuclei (or membranes): auto (the dominant "
                "channel, e.g. green for histone-GFP, red for H2B-mCherry, blue for DAPI; the mean of R, G, B when "
                "none dominates; the shipped models' rule), green, red, blue, mean or max (the rule of models of "
-               "your own, as their training data were read). Default: the model's own rule.")
+               "your own, as their training data were read). Default: the model's own rule (segment membrane of "
+               "one image, a stack or a video: the channel of lines, membranes, where the dominant one holds blobs, "
+               "nuclei; judged on the first frame).")
 #: the population letters, for help texts
 LETTER_HELP = f"Letters: {LETTER_KEY_LINE}."
 

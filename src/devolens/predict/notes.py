@@ -107,7 +107,8 @@ def membrane_channel(image) -> Optional[tuple[str, str]]:
     carries structure too (:func:`colour_rivals`), ``lines``, holds lines (membranes: that elongation or more; the
     most line-like of them where several do): the membranes' channel of a two-colour image of membranes and nuclei.
     None otherwise (a grey image, grey stored as colour, one channel with structure, no channel of lines, or a rule's
-    channel of lines already): the rule's choice stands.
+    channel of lines already): the rule's choice stands. The one rule of both ``devolens segment membrane`` (one
+    image, a stack or a video, judged on its first frame) and the membrane predictor's ``predict`` of one image.
 
     Elongation at the rule's scale, each channel's regions above 0.3 of its range: renders' membranes 84, the
     reference movie's membrane slices 249, nuclei 3 (renders) and 14 (the real frame 160, its touching nuclei)."""

@@ -800,7 +800,12 @@ class _SegmentationPredictor:
             raise DevolensError(f"predict takes one image, got a {type(image).__name__} of {len(image)}: for several "
                                 "use predict_batch(images) (a list of results) or predict_iter(images) (a stream)")
         run = self._for_call(diameter)
-        return list(_issued(run._run([image], 1, one=True)))[0]  # (its warnings name the caller's line: _issued)
+        image = _frame_in(image)  # (a path read once, refused as the stream refuses it)
+        read = run._read_by(image)  # (the membrane model: a colour image's channel of membranes)
+        result = list(_issued(read._run([image], 1, one=True)))[0]  # (its warnings name the caller's line: _issued)
+        if read is not run:
+            run._took(read)
+        return result
 
     def predict_batch(
         self, images: Sequence[np.ndarray], progress: Callable[[int, int], None] | None = None,
@@ -896,6 +901,26 @@ class _SegmentationPredictor:
         """
         run = self._for_call(diameter)
         yield from _issued(run._run(images, total, progress, workers))
+
+    def _read_by(self, image: np.ndarray | Prepared) -> "_SegmentationPredictor":
+        """The predictor :meth:`predict` segments one checked ``image`` with: this one (the membrane predictor's
+        reads a colour image's channel of membranes, :meth:`MembranePredictor._read_by`)."""
+        return self
+
+    def _reading(self, channel: str) -> "_SegmentationPredictor":
+        """A view of this predictor that reads a colour image's ``channel`` (the network's weights and caches
+        shared, this one left as it is)."""
+        view = copy.copy(self)
+        view.network = self.network.at_scale(self.network.scale)  # (a copy of its own, its channel set below)
+        view.network.channel = channel
+        return view
+
+    def _took(self, read: "_SegmentationPredictor") -> None:
+        """What a call segmented by ``read`` (a view of :meth:`_reading`) records on this predictor, as a call by
+        this one does: with ``diameter="auto"`` or ``"each"``, its estimates and the working scale they set."""
+        if self.auto:
+            self.last_estimate, self.estimates, self._diameter = read.last_estimate, read.estimates, read._diameter
+            self.network.scale = read.network.scale
 
     def _run(self, images: Iterable, total: int | None = None, progress: Callable[[int, int], None] | None = None,
              workers: int = 1, *, one: bool = False) -> Iterator[SegmentationResult | Told]:
@@ -1696,6 +1721,16 @@ class MembranePredictor(_SegmentationPredictor):
     noise in a movie: :func:`~devolens.predict.postprocess.lacks_structure`) gets no cells, and
     ``extra["no_structure"]`` True (and a :class:`~devolens.errors.NoSignalWarning` naming it): the network reads
     noise as a field of cells (hundreds in a dark frame). Images segmented in blocks (giant ones) are not judged.
+
+    Colour images: :meth:`predict` reads the channel ``devolens segment membrane`` reads of one image: the card's
+    ``auto`` rule (the channel with the most bright structure at a nucleus's scale, where thin lines fade), unless
+    that channel holds blobs (nuclei) and another holds lines (membranes), which is then read: a two-colour image of
+    membranes and nuclei is read by its membranes (:func:`~devolens.predict.notes.membrane_channel`, the one function
+    both use); the result's ``extra["color_read"]`` names the channel read. Grey images are read as they are.
+    :meth:`predict_batch` and :meth:`predict_iter` keep the rule image by image (their images, as a folder's files,
+    may each be laid out its own way); their :class:`~devolens.errors.InputWarning` names a channel that carries
+    structure beside the one read. Another channel, for every image: ``load("membrane", channel="green")``
+    (``red``, ``green``, ``blue``, ``mean``, ``max``: ``segment --color``), which no rule overrides.
     """
 
     default_head = "three_class"
@@ -1719,6 +1754,17 @@ class MembranePredictor(_SegmentationPredictor):
 
     def _nothing(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:
         return self._finish(probs, shape, nothing=True)
+
+    def _read_by(self, image: np.ndarray | Prepared) -> "_SegmentationPredictor":
+        """Under the ``auto`` rule, a view that reads a colour ``image``'s channel of membranes where the rule's
+        channel holds nuclei (:func:`~devolens.predict.notes.membrane_channel`, ``devolens segment membrane``'s
+        choice); this predictor otherwise (a grey image, a channel given, an image prepared ahead)."""
+        if isinstance(image, Prepared) or self.network.channel != "auto":
+            return self
+        from devolens.predict.notes import membrane_channel
+
+        found = membrane_channel(image)
+        return self if found is None else self._reading(found[0])
 
     def _finish(self, probs: np.ndarray, shape: tuple[int, int], options: dict | None = None,
                 nothing: bool = False) -> SegmentationResult:
