@@ -118,6 +118,6 @@ def test_pruning_every_sample_is_refused(tmp_path):
     from devolens.train.trainer import train
 
     data = make_pairs(tmp_path / "d", groups=3, per_group=2, size=32)
-    with pytest.raises(DevolensError, match="prune-top"):
+    with pytest.raises(DevolensError, match=r"^prune_top must be in \[0, 100\)"):
         train(quick(val_fraction=0.34), data, tmp_path / "run", prune_top=100)
     assert not (tmp_path / "run").exists()

@@ -1214,10 +1214,31 @@ def _get_reader(path: str | Path, **kwargs):
     import imageio.v2 as iio
 
     if Path(path).suffix.lower() in _IMAGEIO_SUFFIXES:
-        return iio.get_reader(path, format="FFMPEG", **kwargs)
-    from imageio.core.imopen import imopen
+        reader = iio.get_reader(path, format="FFMPEG", **kwargs)
+    else:
+        from imageio.core.imopen import imopen
 
-    return imopen(path, "r?", plugin="FFMPEG", extension=".mp4", legacy_mode=True).legacy_get_reader(**kwargs)
+        reader = imopen(path, "r?", plugin="FFMPEG", extension=".mp4", legacy_mode=True).legacy_get_reader(**kwargs)
+    # its ffmpeg (imageio-ffmpeg's read_frames holds it while it runs), whose pipes _close_reader closes
+    frame = getattr(getattr(reader, "_read_gen", None), "gi_frame", None)
+    reader._devolens_ffmpeg = frame.f_locals.get("process") if frame is not None else None
+    return reader
+
+
+def _close_reader(reader) -> None:
+    """Close imageio's ffmpeg ``reader`` (:func:`_get_reader`) and its pipes to ffmpeg: imageio-ffmpeg closes them
+    only while ffmpeg still runs, so those of an ffmpeg that had ended (a probe's one frame, a video read to its end)
+    were left to the garbage collector (``ResourceWarning: unclosed file``, two per reader)."""
+    process = getattr(reader, "_devolens_ffmpeg", None)
+    try:
+        reader.close()
+    finally:
+        for pipe in (getattr(process, "stdin", None), getattr(process, "stdout", None)):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
 
 
 @lru_cache(maxsize=16)
@@ -1230,7 +1251,7 @@ def _probe(path: str, size: int, mtime_ns: int) -> dict:
         try:
             info = dict(reader.get_meta_data())
         finally:
-            reader.close()
+            _close_reader(reader)
     except Exception as exc:
         raise DevolensError(f"cannot read video: {_open_reason(exc)}", path=Path(path)) from None
     return info
@@ -1442,7 +1463,7 @@ def _video_frames(path: Path, every: int, threads: int | None, mark_lost: bool, 
             if stamps is not None and stamps._steps and not stamps.broken:  # (stamps lost: not known)
                 _record(_STEADY, Path(path), not stamps.irregular)
         finally:
-            reader.close()
+            _close_reader(reader)
         if log is not None:
             log.done.wait(2.0)  # ffmpeg has ended: its last messages are read (milliseconds)
         recorded = container_count(path)

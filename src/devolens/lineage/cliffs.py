@@ -513,11 +513,13 @@ def lone_times(times, totals, *, few: float = 0.5, min_run: int = 5, min_times: 
     Examples
     --------
     >>> lone_times([1, 2, 3, 4, 5, 6, 7, 8, 50], [10, 12, 14, 16, 18, 20, 22, 24, 1])
-    [LoneTime(time=50, cells=1, nearest=8, step=1)]
+    [LoneTime(time=50, cells=1, nearest=8, step=1, missing=None)]
+    >>> lone_times([1, 2, 3, 4, 5, 6, 8, 9, 10, 70], [10, 12, 14, 16, 18, 20, 24, 26, 28, 22])  # 7 typed as 70?
+    [LoneTime(time=70, cells=22, nearest=10, step=1, missing=7)]
     >>> lone_times([1, 40, 80, 120, 160], [4, 28, 90, 180, 350])  # a sparse table
     []
     >>> lone_times([1, 2, 3, 4, 1050], [21, 22, 23, 24, 1])  # a short table: its ends only
-    [LoneTime(time=1050, cells=1, nearest=4, step=1)]
+    [LoneTime(time=1050, cells=1, nearest=4, step=1, missing=None)]
     """
     t, n = _series(times, totals, "totals")
     if len(t) < max(2, min_times):

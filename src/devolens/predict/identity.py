@@ -370,7 +370,8 @@ def read_input(table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     """What :meth:`IdentityPredictor.predict` takes, as a DataFrame: a path read with
     :func:`devolens.io.tables.read_positions`; anything but a DataFrame or a path is refused, as is a DataFrame
     whose columns are no plain names (a MultiIndex: several header rows, a pivot) or that holds a column the
-    predictor reads twice (two ``x``: which one is meant is not for us to guess)."""
+    predictor reads twice (two ``x``: which one is meant is not for us to guess), or that has no rows (as a file
+    of the header only is)."""
     if isinstance(table, (str, os.PathLike)):
         from devolens.io.tables import read_positions
 
@@ -386,6 +387,9 @@ def read_input(table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     twice = sorted({c for c in table.columns[table.columns.duplicated()] if isinstance(c, str) and c in read})
     if twice:
         raise DevolensError(f"the table has several columns named {', '.join(twice)}: keep one of each")
+    if len(table) == 0:  # (a file of the header only is refused by read_positions, as "no data rows")
+        raise DevolensError("no data rows (an empty table): nothing to name; give a table of one row per nucleus "
+                            "(embryo, time, x, y, z, optionally size)")
     return table
 
 
@@ -2027,14 +2031,6 @@ class IdentityPredictor:
             out.attrs["notes"] = list(table.attrs["notes"])
             for text in read_as:
                 warnings.warn(text, IdentityWarning, stacklevel=2)
-        if len(table) == 0:
-            for c in ("pred_founder", "pred_depth1"):
-                out[c] = pd.Series(dtype=object)
-            out["confidence"] = pd.Series(dtype=float)
-            out.attrs.update(duplicate_nuclei=0, time_breaks=[], polar_bodies=0, unplaced=0, largest_clouds={},
-                             frame_skewness={}, frame_zscale={}, stray_nuclei=0, tracking={}, edge_crowding={},
-                             mirrored=bool(mirror), annotation_cliffs={}, flat_z={}, lost_positions={}, crowded={})
-            return out
         from devolens.lineage.populations import is_polar_body
 
         # polar bodies (AceTree's polar1, polar2) are no nuclei of the embryo: out of the clouds, no prediction

@@ -550,15 +550,16 @@ class LiveDeadPredictor:
             return np.moveaxis(image, -1, 0)
         return image
 
-    def predict(self, image: np.ndarray | str | Path, *, probabilities: bool = True,
+    def predict(self, image: np.ndarray | torch.Tensor | str | Path, *, probabilities: bool = True,
                 progress: Callable[[int, int], None] | None = None,
                 channels: list[int] | None = None, dataset: str | None = None) -> LiveDeadResult:
         """Segment a well held in memory (the result too: for a well larger than memory, :meth:`predict_file`).
 
         Parameters
         ----------
-        image : ndarray, (2, H, W) or (H, W, 2), or a path
-            Hoechst and Draq7 channels (channels last read as a well file's are), uint16 counts. Other dtypes are
+        image : ndarray or tensor, (2, H, W) or (H, W, 2), or a path
+            Hoechst and Draq7 channels (channels last read as a well file's are), uint16 counts; a PyTorch tensor is
+            read as the other predictors read it (detached, on the CPU; bfloat16 as float32). Other dtypes are
             converted, with a warning where that changes the values (8-bit, [0, 1] floats, fractions, out of
             range); floats or wider integers that hold
             whole counts within 0..65535 are taken as they are. A path (str or Path) is read as
@@ -622,7 +623,9 @@ class LiveDeadPredictor:
         if channels is not None or dataset is not None:
             raise DevolensError("channels and dataset apply to a well file's path; choose an array's channels by "
                                 "indexing it (image[[1, 0]]: Draq7 first)")
-        image = self._channels_first(np.asarray(image))
+        from devolens.predict.postprocess import tensor_array
+
+        image = self._channels_first(np.asarray(tensor_array(image)))  # (a tensor as the other predictors take it)
         self._check(image.shape)
         from devolens.io.images import check_image_size
 

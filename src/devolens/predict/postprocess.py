@@ -89,6 +89,18 @@ def _warn_exif_turned(path, tag: int) -> None:
     warnings.warn(words, InputWarning, stacklevel=level)
 
 
+def tensor_array(image):
+    """A PyTorch tensor as a NumPy array (detached, on the CPU; bfloat16, which NumPy lacks, as float32); anything
+    else as it is. PyTorch is not imported for it: a tensor's is loaded already."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+        image = (image.float() if image.dtype == torch.bfloat16 else image).numpy()  # (NumPy has no bfloat16)
+    return image
+
+
 def image_array(image):
     """An image argument of the predictors as they take it.
 
@@ -107,13 +119,8 @@ def image_array(image):
     colour (its ``auto`` channel); give frames to ``predict_iter``.
     """
     import os
-    import sys
 
-    torch = sys.modules.get("torch")  # a tensor's PyTorch is loaded already: nothing imported for the others
-    if torch is not None and isinstance(image, torch.Tensor):
-        image = image.detach().cpu()
-        image = (image.float() if image.dtype == torch.bfloat16 else image).numpy()  # (NumPy has no bfloat16)
-
+    image = tensor_array(image)
     read = isinstance(image, (str, os.PathLike))  # a file's planes are laid out by its reader (and checked there)
     if read:
         from devolens.io.images import ExifTurns, read_image

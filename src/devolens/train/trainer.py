@@ -73,6 +73,7 @@ from devolens.data.augment import build_augment
 from devolens.data.datasets import (PopulationDataset, SegmentationDataset, folder_split, index_dataset,
                                     pad_collate, split_by_group, time_blocks)
 from devolens.errors import DevolensError, listed
+from devolens.errors import option as _option  # train()'s argument, or the command's flag
 from devolens.errors import ordinal as _ordinal  # 1st, 2nd, ... (shared with the demo's report)
 from devolens.io.atomic import (TEXT_ERRORS, FileLock, atomic_path, missing_folders, output_lock, remove_made,
                                  write_csv, write_text)
@@ -2271,15 +2272,15 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         rec = own
     if epochs is not None:
         if epochs < 1:
-            raise DevolensError(f"--epochs must be >= 1, got {epochs}")
+            raise DevolensError(f"{_option('epochs')} must be >= 1, got {epochs}")
         rec["train"]["epochs"] = int(epochs)
     if prune_top is not None:
         if not 0 <= prune_top < 100:
-            raise DevolensError(f"--prune-top must be in [0, 100) percent, got {prune_top}")
+            raise DevolensError(f"{_option('prune_top')} must be in [0, 100) percent, got {prune_top}")
         rec["train"]["prune_top"] = float(prune_top)
     option = "train.device"
     if device is not None:
-        rec["train"]["device"], option = str(device), "--device"
+        rec["train"]["device"], option = str(device), _option("device")
     T = rec["train"]
     names = metric_names(rec)
     monitor, mode = T["monitor"], T["monitor_mode"]
@@ -2288,7 +2289,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                             f"{', '.join(n for n in names if n != 'epoch' and n not in RUN_COLUMNS)}")
     if threads is not None:  # --threads: in recipe.yaml and best.json (a resumed run's recipe.yaml keeps its own)
         if int(threads) < 1:
-            raise DevolensError(f"--threads must be >= 1, got {threads}")
+            raise DevolensError(f"{_option('threads')} must be >= 1, got {threads}")
         T["threads"] = int(threads)
     if T["threads"]:
         torch.set_num_threads(int(T["threads"]))
