@@ -80,7 +80,7 @@ def test_estimate_records_the_spread_and_the_note_stays_as_it_was():
                               spread=(1.06, 1.68))
     note = _estimate_note(spread, "nuclei")
     assert note == ("diameter auto: the images look 1.2x as magnified as the model's training frames; resized "
-                    "0.87x for the network, as --diameter 41 would do (give --diameter to set it)")  # as it was
+                    "0.87x for the network, as --diameter 40.8 would do (give --diameter to set it)")  # one decimal
     kept = DiameterEstimate(diameter=None, magnification=1.0, per_image=[0.8, 1.2], trusted=2, spread=(0.8, 1.2))
     assert _estimate_note(kept, "nuclei") is None  # used as they are: no note, as before
     record = _sizing_record("auto", spread, frames=names)

@@ -1071,9 +1071,10 @@ def _estimate_note(estimate, what: str, saturated: Optional[float] = None) -> Op
     # a bright uneven backdrop: the magnification was (mostly) read on the flattened images (sizing.BackdropReader)
     haze = " (read past a bright uneven background)" if getattr(estimate, "backdrop", 0.0) >= 0.5 else ""
     # the resize, not a nucleus width: the diameter is the model's measure (a median over all stages), and nuclei of
-    # later stages are smaller than it, so "segmented as if 25 px wide" read as a size to check invited a wrong one
+    # later stages are smaller than it, so "segmented as if 25 px wide" read as a size to check invited a wrong one.
+    # One decimal: the whole pixels it said (--diameter 20 for 19.716) gave another working scale and result
     text = (f"diameter auto: the images look {estimate.magnification:.2g}x as magnified as the model's training "
-            f"frames{haze}; resized {estimate.resize:.2g}x for the network, as --diameter {estimate.diameter:.0f} "
+            f"frames{haze}; resized {estimate.resize:.2g}x for the network, as --diameter {estimate.diameter:.1f} "
             "would do (give --diameter to set it)")
     return text
 
@@ -1526,6 +1527,21 @@ def _micron_cells(obj: dict, um: Optional[tuple[float, float]]) -> list:
     return [np.round(obj["x"] * um[0], 3), np.round(obj["y"] * um[1], 3), np.round(obj["area"] * (um[0] * um[1]), 3)]
 
 
+def _microns_note(files: list, columns: bool, first: Optional[str]) -> Optional[str]:
+    """The note on a folder whose files differ in calibration: ``files`` those that record no pixel size where
+    objects.csv has micron columns (``columns``: their cells are empty), or those that record one where it has
+    none (its ``first`` file segmented records none: the columns were left out); None where none differ."""
+    if not files:
+        return None
+    one = len(files) == 1
+    if columns:
+        return (f"note: {_count(len(files), 'file')} ({_names(files)}) {'records' if one else 'record'} no pixel "
+                f"size: {'its' if one else 'their'} objects' x_um, y_um, area_um2 in objects.csv are empty; give "
+                "--pixel-size to fill them")
+    return (f"note: objects.csv has no x_um, y_um, area_um2 columns, as the first file ({first}) records no pixel "
+            f"size, though {_names(files)} {'does' if one else 'do'}; give --pixel-size to have them")
+
+
 #: segment's error when ``--skip-flagged`` leaves no frame (for any output: an overlay video's writer would otherwise
 #: say first that it has no frames to write)
 NOTHING_LEFT = "no frames left to segment (all frames flagged?)"
@@ -1665,6 +1681,7 @@ def run_segmentation(
         given_pixel = None if pixel_size is None else (float(pixel_size), float(pixel_size), "µm")
         # objects.csv's micron columns: where --pixel-size is given or the first frame's file is calibrated
         microns_known = _um_per_pixel(given_pixel or _first_pixel(source, skip)) is not None
+        micron_gaps: list = []  # a folder's files calibrated otherwise than its first: empty or left-out columns
         # objects.csv written frame by frame (a long movie's table is not held until the end), in order: the
         # writer thread handles one frame at a time; per frame its object count and median area are kept
         objects = ColumnsCSV(stage.tmp / "objects.csv", ["frame", *(("t", "z") if planes > 1 else ()),
@@ -1721,12 +1738,15 @@ def run_segmentation(
             _add_calibration(carried, pixel, res.labels, fid, None if given_pixel is not None else
                              source.path.name if source.names is None else source.names[pos])
             obj = res.objects
+            um = _um_per_pixel(pixel)
+            if (um is not None) != microns_known and (um is not None or len(obj["label"])):  # (empty cells: rows)
+                micron_gaps.append(source.names[pos] if source.names is not None else fid)
             tz = divmod(pos, planes) if planes > 1 else ()
             if len(obj["label"]):
                 n = len(obj["label"])
                 objects.add([fid] * n, *([v] * n for v in tz), obj["label"], np.round(obj["x"], 2),
                             np.round(obj["y"], 2), obj["area"], _intensity_cells(obj.get("mean_intensity"), n),
-                            *(_micron_cells(obj, _um_per_pixel(pixel)) if microns_known else ()))
+                            *(_micron_cells(obj, um) if microns_known else ()))
                 areas.append(float(np.median(obj["area"])))
             counts.append((fid, res.count, tz))
             turn = source.exif_turn(pos)  # (read before its result came: its turn is known)
@@ -1872,6 +1892,8 @@ def run_segmentation(
             "diameter": None if predictor.auto_each else predictor.diameter,
             "diameter_um": microns,
             "pixel_size_notes": pixel_notes,
+            "microns_note": _microns_note(micron_gaps, microns_known, source.names and next(
+                (n for p, n in enumerate(source.names) if p not in skip), None)),
             # overlay.mp4 of frames with an odd side: padded by a pixel (write_video), said in a note
             "video_padded": video_hw[0] if video_hw and _padded(*video_hw[0]) else None,
             "out_named_as_file": _file_named_note(out) if named_as_file else None,
@@ -1970,6 +1992,9 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     # --pixel-size alone: the label images carry it over a TIFF's own, or it is coarse
     notes += [(text, plain) for text in summary.get("pixel_size_notes") or ()]
     from rich.markup import escape
+
+    if summary.get("microns_note"):  # (it names files)
+        notes.append((escape(summary["microns_note"]), plain))
 
     from devolens.cli._common import stack_notes
     from devolens.io.frames import folder_timelapses, left_out_note, timelapses_note

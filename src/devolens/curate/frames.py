@@ -149,6 +149,7 @@ from devolens.io.frames import (  # noqa: F401  (re-exported: the frame sources 
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
     check_channel_input,
+    image_stem,
     iter_path_frames,
 )
 
@@ -175,8 +176,9 @@ KINDS = ("corrupt", "black", "duplicate", "dark", "red_line", "red_patch", "brig
 _MISSING_KINDS = {"lost": "dropped", "unreadable": "unreadable"}
 
 
-#: a file name like ``t012.png``, ``emb1_t012.png``: sequence, time point; ``T012.png`` too, as the frames are
-#: ordered (natural order, whatever the case: a time for ``t2.png`` and none for ``T1.png`` before it misled)
+#: a file name like ``t012.png``, ``emb1_t012.png`` (less an OME-TIFF's ``.ome``): sequence, time point; ``T012.png``
+#: too, as the frames are ordered (natural order, whatever the case: a time for ``t2.png`` and none for ``T1.png``
+#: before it misled)
 _NAME_RE = re.compile(r"^(?:(?P<seq>.*?)_)?[tT](?P<time>\d+)(?:_[^.]*)?(?:\.[A-Za-z0-9]+)?$")
 #: a file name whose stem ends in a number (``frame_7.png``, ``img_0007.ome.tif``): text before it, number, extension
 _NUMBERED_RE = re.compile(r"^(?P<prefix>.*?)(?P<num>\d+)(?P<ext>(?:\.[A-Za-z][A-Za-z0-9]*)+)?$")
@@ -1293,10 +1295,12 @@ def _sequence_clipped(s: pd.DataFrame) -> np.ndarray:
 
 
 def _parse_name(name: str | None) -> tuple[str, int | None]:
-    """(sequence key, time) from a file name like ``t012.png``, ``emb1_t012.png`` or ``T012.png``."""
+    """(sequence key, time) from a file name like ``t012.png``, ``emb1_t012.png``, ``T012.png`` or
+    ``emb1_t012.ome.tif`` (an OME-TIFF's ``.ome`` is part of its suffix: :func:`devolens.io.frames.image_stem`)."""
     if not name:
         return "", None
-    m = _NAME_RE.match(Path(str(name)).name)
+    path = Path(str(name))
+    m = _NAME_RE.match(image_stem(path) + path.suffix)
     if not m:
         return "", None
     return m.group("seq") or "", int(m.group("time"))

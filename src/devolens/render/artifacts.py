@@ -7,7 +7,9 @@ Frame artifacts (the ``artifact`` string of a frame's ground truth):
 - ``"bright"``: the frame is brightened 2-4x and clipped at the top of the range, so the nuclei
   saturate, as under a lamp flickering up (labels kept). Drawn only when asked for
   (:data:`OPTIONAL_KINDS`): see :func:`plan_artifacts`.
-- ``"red_line"``: one to three full-width rows are saturated red (RGB frames only).
+- ``"red_line"``: two or three full-width rows are saturated red (RGB frames only). Not one: a video's 4:2:0
+  colour (``render --video``, yuv420p) keeps one colour per two rows, and a red row beside a row of another colour
+  came out of it grey, a line ``curate frames`` could not see in the video while ``frames.csv`` recorded it.
 - ``"red_patch"``: a rectangle is filled with noisy red (RGB only); labels under it are 0 and the others
   renumbered 1..K in their order (a label wholly under the patch leaves no gap).
 - ``"duplicate"``: the frame repeats the previous frame of the sequence (image and labels).
@@ -104,7 +106,7 @@ def apply_frame_artifact(
         img = np.clip(scaled, 0.0, top).astype(image.dtype)
         info["factor"] = factor
     elif kind == "red_line":
-        t = int(rng.integers(1, 4))
+        t = int(rng.integers(2, 4))  # (at least two rows: see the module's note; rows records those drawn)
         y0 = int(rng.integers(0, max(h - t, 1)))
         img[y0 : y0 + t, :, 0] = rng.integers(200, 256, size=(min(t, h - y0), w))
         img[y0 : y0 + t, :, 1:3] = rng.integers(0, 30, size=(min(t, h - y0), w, img.shape[2] - 1))
