@@ -136,7 +136,9 @@ class _Source:
             frames, n, fps = open_animated(path)
             if n > 1:  # an animated GIF or WebP: a short timelapse (one frame: an image, below)
                 stack, self._fps = (frames, n), fps
+                self._animated = True
         self.is_stack = stack is not None
+        self._video = None  # a video's frames as read (their timestamps: times)
         # the image files read_image turns by their EXIF orientation tag (phone and camera photos), heard of as they
         # are read (by the read-ahead thread too): exif_turn says which frames were (closed by close())
         self._turns = None
@@ -185,6 +187,7 @@ class _Source:
             self.names = names
             self._total = int(total) if total else 0
             if self.is_video:
+                self._video = self._frames
                 self._frames = self._checked(self._frames)
         else:
             from devolens.io.frames import unsupported_file
@@ -254,6 +257,23 @@ class _Source:
             return float(self._probed().get("fps") or 10.0)
         except (TypeError, ValueError):
             return 10.0
+
+    #: an animated GIF or WebP (its frames' delays: times)
+    _animated = False
+    _delays: Optional[tuple] = None  # (its times, read once)
+
+    def times(self) -> Optional[list]:
+        """Each frame's seconds since the first, by position, once read: a video's timestamps (its frames lost
+        mid-file included, at the times between), an animated GIF's or WebP's frame delays added up; None where
+        not known (a folder, a TIFF stack, a video read without timestamps), and in place of a frame's time
+        where it has none."""
+        if self._video is not None:
+            return getattr(self._video, "times", None)
+        if self._animated:
+            if self._delays is None:
+                self._delays = (_animation_times(self.path),)
+            return self._delays[0]
+        return None
 
     def _checked(self, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         n = 0
@@ -2815,8 +2835,9 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
     (``regressor_precision``), the input's sha256 and size (``inputs``: :func:`devolens.provenance.frames_inputs`),
     the options that change results, the magnification estimate, ``--clock``'s fit, the frames of no signal it left
     out (``clock_left_out``) and the positions it placed the frames at (``clock_positions``:
-    ``{"from": "file_names", "step": ...}``, the numbers ending a folder's file names in steps of ``step``, or
-    ``{"from": "frame_positions"}``; :func:`_clock_positions`),
+    ``{"from": "file_names", "step": ...}``, the numbers ending a folder's file names in steps of ``step``,
+    ``{"from": "timestamps", "step_s": ...}``, a variable-rate video's or animation's frames at their times in
+    steps of ``step_s`` seconds, or ``{"from": "frame_positions"}``; :func:`_clock_positions`),
     ``--monotone``'s left-out frames (``dark``: black or dark frames; ``implausible``: readings off their
     neighbours) and how far the frames with a reading lie from its fit (``monotone_residual``: their median |log|
     distance, as the clock's ``residual``; :func:`_fit_residual`); ``plot`` and ``curation``:
@@ -3033,6 +3054,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     # own estimate judged them); every frame is then kept until its row comes
     busiest = _JudgedFrames(look=None) if not isinstance(diameter, str) else None
     saturation = _Saturation(_color(color))  # frames filmed too bright (its note)
+    # a folder's frames of another size than its first: (height, width) of the first, then (name, size) of each other
+    sizes: list = []
 
     def wanted(i: int) -> bool:
         """Whether row ``i``'s measures are kept."""
@@ -3043,6 +3066,12 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             positions.append(pos)
             looked.append(frame if i < SHAPE_LOOK or busiest is not None else None)
             saturation.add(frame, source.frame_id(pos))
+            if source.names is not None:
+                size = tuple(np.shape(getattr(frame, "image", frame))[:2])
+                if not sizes:
+                    sizes.append(size)
+                elif size != sizes[0]:
+                    sizes.append((source.frame_id(pos), size))
             arr = np.asarray(frame)
             if arr.ndim == 3 and arr.shape[2] in (3, 4):  # (reads: made once the predictor, its rule, is loaded)
                 reads.add(pos, arr)
@@ -3109,6 +3138,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         raise DevolensError("no frames left (all frames flagged?)", path=input_path)
     df = pd.DataFrame(rows, columns=["frame", *COLUMNS])
     left_out = monotone_residual = None
+    # a video's or an animation's frames at uneven intervals: the fits place them at their times (_timed_positions)
+    steady = _steady(input_path, source) if clock or monotone else None
+    timed = _timed_positions(source.times(), kept) if steady is False else None
     no_signal = np.array(no_signal, bool)
     # a fall the readings keep (a cut, another embryo, a table rendered past its cliff): no fit of counts that never
     # fall follows it (_fall_note), and its residual, a median over the frames, may not show it
@@ -3116,7 +3148,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         if monotone or clock else None
     if monotone:
         read = df["total"].to_numpy(np.float64)
-        df, left_out = robust_monotone(predictor.smooth, df, kept, signals, no_signal=no_signal)
+        df, left_out = robust_monotone(predictor.smooth, df, kept if timed is None else timed[0], signals,
+                                       no_signal=no_signal)
         # how far the fit lies from the readings: the frames with one, the implausible ones too (as --clock measures
         # its fit: leaving them out, a movie of two embryos' frames interleaved left half out and lay 2 % off)
         monotone_residual = _fit_residual(read, df["total"].to_numpy(np.float64), ~left_out[0])
@@ -3125,7 +3158,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     fit = clock_positions = None
     if clock:
         try:
-            clock_at, clock_positions = _clock_positions(source, kept)
+            clock_at, clock_positions = _clock_positions(source, kept, timed)
             df, fit = _clock_fit(predictor, df, clock_at, no_signal)
         except DevolensError as exc:  # too few frames: named by the input, as every error about it is
             raise (exc if exc.path is not None else DevolensError(str(exc), path=input_path)) from None
@@ -3171,6 +3204,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["inverted_note"] = _population_inverted_note(judged.frames(), predictor,
                                                           reading["channels"] if reading else 0)
     df.attrs["skipped"] = len(skip)
+    df.attrs["sizes_note"] = _frame_sizes_note(sizes, len(df), diameter)
     df.attrs["ended_early"] = source.ended_early()
     df.attrs["missing"] = source.missing_note()
     df.attrs["beyond_embryo"] = int((df["total"] > MAX_EMBRYO_CELLS).sum())
@@ -3210,7 +3244,13 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["clock_gaps"] = (fit is not None and clock_positions["from"] == "file_names"
                               and bool(np.any(np.diff(clock_at) > 1.5)))
     df.attrs["brightness"] = brightness
-    df.attrs["steady"] = _steady(input_path, source) if clock else None
+    df.attrs["steady"] = steady if clock else None
+    # --clock placed the frames at their times ("video" or "animation"; None: not)
+    df.attrs["clock_timed"] = (("animation" if source._animated else "video")
+                               if fit is not None and clock_positions["from"] == "timestamps" else None)
+    # the seconds between frames the input records (a TIFF's metadata, a video's timestamps, an animation's delays),
+    # and where from: --clock's pace is compared with them (_interval_note)
+    df.attrs["recorded_interval"] = _recorded_interval(source, reading, timed) if fit is not None else None
     # --monotone: the frames left out of the fit (black or dark; implausible readings), named as the CSV names them
     df.attrs["monotone_left_out"] = left_names
     df.attrs["monotone_residual"] = monotone_residual  # (the median |log| distance of the readings from its fit)
@@ -3486,12 +3526,17 @@ def _name_numbers(source: "_Source", kept: list[int]) -> Optional[list[int]]:
     return numbers if all(b > a for a, b in zip(numbers, numbers[1:])) else None
 
 
-def _clock_positions(source: "_Source", kept: list[int]) -> tuple[list[float], dict]:
+def _clock_positions(source: "_Source", kept: list[int],
+                     timed: Optional[tuple[list[float], float]] = None) -> tuple[list[float], dict]:
     """``--clock``'s position of each frame ``kept``, and the record's words for them: a folder's frames at the
     numbers that end their file names where the plot's axis takes them (:func:`_name_numbers`), in steps of the
     usual one between them (their median step: a folder of every 5th time point fits as one of every time point,
     while a gap, t054 then t070, stays a gap: fitted as evenly spaced, the frames after it were read ~30 % low);
-    else (a video, a stack, names without such numbers) the frames' positions in the input, as the plot's axis."""
+    a video's or an animation's frames at uneven intervals at their times (``timed``, :func:`_timed_positions`:
+    in steps of their mean interval, its seconds ``step_s``); else (a video, a stack, names without such numbers)
+    the frames' positions in the input, as the plot's axis."""
+    if timed is not None:
+        return timed[0], {"from": "timestamps", "step_s": json_number(timed[1])}
     numbers = _name_numbers(source, kept)
     if numbers is None or len(numbers) < 2:
         return [float(p) for p in kept], {"from": "frame_positions"}
@@ -3501,12 +3546,105 @@ def _clock_positions(source: "_Source", kept: list[int]) -> tuple[list[float], d
 
 def _steady(input_path: Path, source: "_Source") -> Optional[bool]:
     """Whether a video input's frames came at one steady interval (:func:`devolens.io.video.video_steady`: False
-    for a variable frame rate); None for other inputs or when unknown."""
+    for a variable frame rate), or an animated GIF's or WebP's (:func:`_even_delays`); None for other inputs or
+    when unknown."""
+    if source._animated:
+        return _even_delays(source.times())
     if not source.is_video or source.is_stack:
         return None
     from devolens.io.video import video_steady
 
     return video_steady(input_path)
+
+
+def _animation_times(path: Path) -> Optional[list[float]]:
+    """Each frame's seconds since the first of an animated GIF or WebP, from its frames' delays (Pillow's
+    ``duration``); None where a frame gives none (a viewer's default then: no times recorded) or the file cannot
+    be read again."""
+    from PIL import ImageSequence
+
+    from devolens.io.images import pillow
+
+    times, at = [], 0.0
+    try:
+        with pillow().open(path) as im:
+            for frame in ImageSequence.Iterator(im):
+                if path.suffix.lower() == ".webp":
+                    frame.load()  # (a WebP frame's duration is known once it is decoded)
+                delay = float(frame.info.get("duration") or 0)
+                if delay <= 0:
+                    return None
+                times.append(round(at, 9))
+                at += delay / 1000
+    except Exception:
+        return None
+    return times if len(times) > 1 else None
+
+
+#: an animation's frame delays differing from their median by more than this share (and more than a GIF's 10 ms
+#: tick) are uneven (:func:`_even_delays`)
+UNEVEN_DELAYS = 0.1
+
+
+def _even_delays(times: Optional[list]) -> Optional[bool]:
+    """Whether an animation's frames (their ``times``, :func:`_animation_times`) come at one interval; None when
+    not known."""
+    if not times or len(times) < 3 or any(t is None for t in times):
+        return None
+    steps = np.diff(np.asarray(times, np.float64))
+    usual = float(np.median(steps))
+    return bool(np.all(np.abs(steps - usual) <= max(UNEVEN_DELAYS * usual, 0.011)))
+
+
+def _timed_positions(times: Optional[list], kept: list[int]) -> Optional[tuple[list[float], float]]:
+    """The frames ``kept`` (positions in the input) placed at their ``times`` (seconds, by position:
+    :meth:`_Source.times`) in steps of their mean interval (frames lost mid-video counted: a constant-rate
+    video's frames stay at their numbers), and that interval's seconds; None when a frame kept has no time, or
+    the times do not rise."""
+    if times is None or len(kept) < 2 or kept[-1] >= len(times):
+        return None
+    at = [times[p] for p in kept]
+    if any(t is None for t in at) or any(b <= a for a, b in zip(at, at[1:])):
+        return None
+    step = (at[-1] - at[0]) / (kept[-1] - kept[0])
+    return [kept[0] + (t - at[0]) / step for t in at], step
+
+
+def _recorded_interval(source: "_Source", reading: Optional[dict],
+                       timed: Optional[tuple[list[float], float]]) -> Optional[tuple[float, str]]:
+    """The seconds between frames the input records and where: a TIFF stack's metadata (ImageJ ``finterval``, OME
+    ``TimeIncrement``; the stack's reading, :func:`_stack_reading`), else the mean interval of a video's or an
+    animation's frames at uneven intervals (``timed``) when it is at least :data:`FILMED_STEP` (shorter ones are
+    a playback rate, not the filming's; a constant-rate video's, the same); None otherwise."""
+    if reading is not None and "file" not in reading and reading.get("interval_s"):
+        return float(reading["interval_s"]), "its metadata record"
+    if timed is not None and timed[1] >= FILMED_STEP:
+        return timed[1], "its frame delays put" if source._animated else "the video's timestamps put"
+    return None
+
+
+#: a video's or an animation's mean frame interval at least this long (seconds) is taken for the filming's, not a
+#: playback rate (:func:`_recorded_interval`)
+FILMED_STEP = 1.0
+#: --clock's seconds per frame more than this factor from the interval the input records are noted
+#: (:func:`_interval_note`)
+INTERVAL_FACTOR = 2.0
+
+
+def _interval_note(fit, seconds: Optional[float], recorded: Optional[tuple[float, str]]) -> Optional[str]:
+    """A note where --clock's pace (``fit.rate`` reference time points per frame, ``seconds`` per time point at the
+    reference embryos' pace) lies more than :data:`INTERVAL_FACTOR` times from the interval the input records
+    (``recorded``: seconds and where, :func:`_recorded_interval`); None otherwise."""
+    if fit is None or not seconds or recorded is None:
+        return None
+    clock_s, (given, where) = fit.rate * seconds, recorded
+    factor = max(clock_s / given, given / clock_s)
+    if not factor > INTERVAL_FACTOR:
+        return None
+    wrong = "a wrong interval recorded" if where == "its metadata record" else "times of playback, not of filming"
+    return (f"--clock's pace, a frame every ~{clock_s:.0f} s at the reference embryos' pace, is {factor:.0f}x "
+            f"{'longer' if clock_s > given else 'shorter'} than the {given:.3g} s between frames {where}: embryos "
+            f"developing at another pace (another temperature or strain), frames not of one embryo, or {wrong}?")
 
 
 def _clock_fit(predictor, df, positions: list[float], no_signal: np.ndarray):
@@ -3676,6 +3814,25 @@ def _monotone_note(dim: list, odd: list) -> Optional[str]:
             "the fitted curve between the frames around " + ("it" if one else "them"))
 
 
+def _frame_sizes_note(sizes: list, frames: int, diameter) -> Optional[str]:
+    """A note on a folder's frames of another size than its first (``sizes``: the first's (height, width), then
+    ``(name, (height, width))`` of each other, as population reads them; ``frames``: how many were read): frames
+    cropped, or of another movie, whose counts do not compare (segment's :func:`_sizes_note`, of its magnification
+    estimated once, where ``diameter`` is auto); None when every frame has the first's size."""
+    if len(sizes) < 2:
+        return None
+    (h, w), others = sizes[0], sizes[1:]
+    kinds = sorted({size for _, size in others}, key=lambda s: s[0] * s[1])
+    one = len(others) == 1
+    text = (f"{len(others)} of {frames} frames ({_names([name for name, _ in others])}) "
+            f"{'is' if one else 'are'} of another size than the first ({w}x{h} pixels): "
+            + ", ".join(f"{kw}x{kh}" for kh, kw in kinds) + " pixels; frames cropped, or of another movie? A "
+            "timelapse's counts compare only where its frames show the same field (a crop leaves nuclei out)")
+    if diameter == "auto":
+        text += ", and the magnification was estimated once, for all of them"
+    return text
+
+
 def _skipped_note(skipped: int, report: Optional[Path]) -> str:
     """The summary's words on skipped frames (and the report made by ``--skip-flagged auto``)."""
     text = f", {_count(skipped, 'flagged frame')} skipped" if skipped else ""
@@ -3768,6 +3925,8 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
     notes += [(text, plain) for text in (attrs.get("diameter_um") or {}).get("notes") or ()]
     notes += [(text, plain) for text in stack_notes(input_path, pages, stack_z, slices_advice=False,
                                                     timelapses=attrs.get("timelapses"))]  # (population only projects)
+    if attrs.get("sizes_note"):
+        note(attrs["sizes_note"])
     if attrs.get("missing"):
         notes.append((f"note: {attrs['missing']}", plain))
     if attrs.get("ended_early"):
@@ -3779,7 +3938,15 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
         if attrs.get("clock_gaps"):
             notes.append(("note: --clock placed the frames at the numbers in their file names, so the gaps between "
                           "them count as time passed", plain))
-        if attrs.get("steady") is False:
+        text = _interval_note(attrs["clock"], attrs.get("clock_seconds"), attrs.get("recorded_interval"))
+        if text:
+            note(text)
+        if attrs.get("clock_timed"):
+            what = ("the animation's frames come at varying intervals (their delays differ)" if attrs["clock_timed"]
+                    == "animation" else "the video's frames come at varying intervals (a variable frame rate)")
+            note(f"{what}: --clock placed them at their times, so the longer and shorter intervals count as time "
+                 "passed (its pace is per frame of their mean interval)")
+        elif attrs.get("steady") is False:
             note("the video's frames come at varying intervals (a variable frame rate): --clock takes them as evenly "
                  "spaced, so its pace is per frame and the counts of frames after a longer or shorter interval are "
                  "off; export the timelapse at a constant frame rate for the clock")

@@ -139,6 +139,8 @@ class _Timestamps:
     #: :attr:`irregular`: steps at least this many ticks long are one step rounded to the time base when a tick
     #: apart (a tick is at most a tenth of them)
     MANY_TICKS = 10
+    #: :attr:`irregular`: the longest tick (seconds) that common steps a tick apart are rounded to (1/25 s, 1/10 s)
+    ROUND_TICK = 0.2
     #: seconds a frame's line may take to come after the frame (it is written before it)
     WAIT = 0.1
 
@@ -158,6 +160,8 @@ class _Timestamps:
         self.broken = False  # no stamps to read (none written, or out of step with the frames)
         #: every step between frames' stamps (its length -> times seen): :attr:`irregular`
         self._steps: dict[int, int] = {}
+        #: seconds of a tick of the encoder's time base, which the steps are counted in (None: not known)
+        self._tick: float | None = None
 
     @classmethod
     def make(cls) -> "_Timestamps | None":
@@ -191,8 +195,9 @@ class _Timestamps:
 
     def options(self) -> list[str]:
         # the frame's stamp in the encoder's time base (ticks of the nominal frame rate: what the reasoning counts
-        # in), and the decoded frame's own stamp and time base (its time, which that rounds to a tick)
-        return ["-stats_enc_pre", self._path, "-stats_enc_pre_fmt", "{pts} {ptsi} {tbi}"]
+        # in), the decoded frame's own stamp and time base (its time, which that rounds to a tick), and the
+        # encoder's time base (how long a tick is: irregular)
+        return ["-stats_enc_pre", self._path, "-stats_enc_pre_fmt", "{pts} {ptsi} {tbi} {tb}"]
 
     def next_pts(self) -> int | None:
         """The timestamp of the frame just read from the pipe (its line is written before the frame); None, and
@@ -215,6 +220,8 @@ class _Timestamps:
             self.off = self.broken = True
             return None
         self.seconds = _stamp_seconds(fields[1:3])
+        if self._tick is None and len(fields) > 3:
+            self._tick = _stamp_seconds(["1", fields[3]])
         return pts
 
     def _pipe_line(self) -> str | None:
@@ -289,7 +296,10 @@ class _Timestamps:
     def irregular(self) -> bool:
         """Whether the frames came at steps of several lengths that are not whole multiples of the most common
         one: a variable frame rate (0.1 s, then 0.35 s). Frames dropped from a constant rate (steps of 2 or 3
-        times the usual one) are not irregular, wherever they fall (:func:`video_steady`)."""
+        times the usual one) are not irregular, wherever they fall (:func:`video_steady`), while that usual step
+        is most of the steps: a timelapse of 1 s, 2 s and 3 s steps in turn is irregular. Two common steps a
+        tick apart are one rounded only where a tick is a video time base's (at most :data:`ROUND_TICK` seconds:
+        10 fps in 1/25 s); in ticks of 1 s (a timelapse's guessed nominal rate) 2 s and 3 s in turn are two."""
         steps = {k: n for k, n in self._steps.items() if k > 0}
         if len(self._steps) != len(steps):
             return True  # a stamp going back: no steady rate
@@ -297,23 +307,25 @@ class _Timestamps:
             return False
         common = max(sorted(steps), key=lambda k: steps[k])  # the most common step (the shortest on ties)
         if all(k % common == 0 for k in steps):  # frames missing from a constant rate, however many ticks apart
-            return False
+            return 2 * steps[common] <= sum(steps.values())  # ... unless the gaps are as common as the step
         # steps 2 % apart are one step rounded to the time base, and so are steps a tick apart when that tick is
         # small beside them (29.97 fps in milliseconds: 33 and 34) or when both are common (10 fps in 1/25 s: 2
         # and 3 in turn). Not a tick apart otherwise: where a tick is a frame's step, 4 and 5 ticks are gaps of 3
         # and 4 frames, not one of 4.5. Each group's mean length, weighed by how often it came
         least = max(2, steps[common] // 4)  # (a step seen once is no rounding pattern)
+        rounds = self._tick is None or self._tick <= self.ROUND_TICK
         groups: list[list[int]] = []
         for k in sorted(steps):
             last = groups[-1][-1] if groups else None
             if last is not None and (k - last <= 0.02 * k or (k - last == 1 and (
-                    last >= self.MANY_TICKS or min(steps[k], steps[last]) >= least))):
+                    last >= self.MANY_TICKS or (rounds and min(steps[k], steps[last]) >= least)))):
                 groups[-1].append(k)
             else:
                 groups.append([k])
         means = [(sum(k * steps[k] for k in g) / sum(steps[k] for k in g), sum(steps[k] for k in g)) for g in groups]
-        usual = max(means, key=lambda m: m[1])[0]
-        return any(abs(m / usual - max(1, round(m / usual))) > 0.15 for m, _ in means)
+        usual, seen = max(means, key=lambda m: m[1])
+        return (2 * seen <= sum(steps.values())
+                or any(abs(m / usual - max(1, round(m / usual))) > 0.15 for m, _ in means))
 
     def close(self) -> None:
         import os
