@@ -1902,6 +1902,9 @@ def run_segmentation(
             "diameter_given": (microns or {}).get("given"),
             "saturated": saturation.share(), "saturation_note": saturation.note(),
             "trained_magnifications": predictor.trained_zooms,
+            # (and where frames used as they are lose nuclei: the note's words)
+            "magnification_bands": (getattr(predictor, "far_magnifications", None),
+                                    getattr(predictor, "auto_keep", None)),
             # the middle of those, where an image's cells are the model's reference diameter (the size note)
             "middle_magnification": getattr(predictor.size_model, "m0", None),
             "known_sizes": predictor.known_sizes,
@@ -2082,7 +2085,7 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((f"[yellow]note:[/] {summary['saturation_note']}", plain))
     if summary.get("magnification_check") is not None:
         notes.append((_magnification_note(summary["magnification_check"], summary.get("trained_magnifications"),
-                                          "images", "the objects found"), {}))
+                                          "images", "the objects found", summary.get("magnification_bands")), {}))
     if summary.get("diameter_check") is not None:
         words = _diameter_note(summary["diameter_check"], what, summary.get("diameter_given"),
                                look=f"Look at {_outlines(summary)}")
@@ -3217,9 +3220,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     # totals from AMBIGUOUS_CELLS up to the calibration's top (or an embryo's): a late embryo read low may give them,
     # --clock's too unless its movie starts from the first cells (_held_out_note); above HELD_OUT_CELLS they lie
     # beyond the held-out renders as well
-    from devolens.predict.population import AMBIGUOUS_CELLS
+    from devolens.predict.population import late_readings
 
-    late = (df["total"] >= AMBIGUOUS_CELLS) & (df["total"] <= (MAX_EMBRYO_CELLS if top is None else top))
+    late = pd.Series(late_readings(df["total"], top), index=df.index)  # (the library's warning reads them alike)
     df.attrs["late_reading"] = None if not late.any() else {
         "frames": [str(f) for f in df.loc[late, "frame"]],
         "beyond_held_out": [str(f) for f in df.loc[late & (df["total"] > HELD_OUT_CELLS), "frame"]],
@@ -3236,6 +3239,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["diameter_check"] = checked(busiest.frames()) if busiest is not None and checked is not None else None
     df.attrs["diameter_given"] = (microns or {}).get("given")  # (as the user wrote it: a µm diameter's words)
     df.attrs["trained_magnifications"] = getattr(nuclei, "trained_zooms", None)
+    df.attrs["magnification_bands"] = (getattr(nuclei, "far_magnifications", None), getattr(nuclei, "auto_keep", None))
     df.attrs["known_sizes"] = predictor.known_sizes
     df.attrs["estimate"] = getattr(predictor, "last_estimate", None)
     df.attrs["resized"] = getattr(predictor, "resize", 1.0) != 1.0
@@ -3294,17 +3298,11 @@ MONOTONE_WINDOW = 4
 
 
 def _calibration_top(predictor) -> Optional[float]:
-    """The largest total (cells) the population model's calibration reaches: the top of its calibration curve
-    (``knots_y``, the mean true total of the calibration renders with the most nuclei seen: 572 cells for the shipped
-    model, whose calibration renders include the AceTree embryo's, scripts/zoo_renders.sh ``cal_acetree``). Its
-    held-out renders stop at 384 cells (:data:`~devolens.predict.population.HELD_OUT_CELLS`), and readings from
-    :data:`~devolens.predict.population.AMBIGUOUS_CELLS` up come from embryos of that many cells to late ones read low
-    (:func:`_held_out_note`; renders of the AceTree embryo at 550-582 cells read 308-468).
-    None for a model without one (a regressor; knots left at their default)."""
-    knots = getattr(predictor, "knots_y", None)
-    if getattr(predictor, "method", None) != "composition" or knots is None or len(knots) < 3:
-        return None
-    return float(np.max(knots))
+    """The largest total (cells) the population model's calibration reaches
+    (:func:`devolens.predict.population.calibration_top`, which the library's late-reading warning reads too)."""
+    from devolens.predict.population import calibration_top
+
+    return calibration_top(predictor)
 
 
 def _calibration_note(beyond: dict) -> str:
@@ -3328,13 +3326,12 @@ def _held_out_note(late: dict) -> str:
     a much later embryo; those above :data:`~devolens.predict.population.HELD_OUT_CELLS` also lie beyond the held-out
     renders the model was measured on. ``late``: the ``frames`` and those of them ``beyond_held_out``, named as the
     CSV names them, and ``clock_start``, the total at which this run's ``--clock`` fit starts (None without one)."""
-    from devolens.predict.population import AMBIGUOUS_CELLS, HELD_OUT_CELLS
+    from devolens.predict.population import AMBIGUOUS_CELLS, HELD_OUT_CELLS, late_ambiguity
 
     frames, beyond = late["frames"], late["beyond_held_out"]
     start = late.get("clock_start")
     early_clock = start is not None and start <= CLOCK_FROM_FIRST_CELLS
-    ambiguity = (f"late embryos read low (renders read at {AMBIGUOUS_CELLS} or more were of embryos of 263-582 cells; "
-                 "the AceTree embryo's at 500-582 cells read 297-510, up to 46 % low)")
+    ambiguity = late_ambiguity()  # (the library's warning says it alike: population.late_message)
     text = (f"{_count(len(frames), 'frame')} ({_names(frames)}) {'reads' if len(frames) == 1 else 'read'} "
             f"{AMBIGUOUS_CELLS} cells or more, where a total alone does not tell the stage: "
             + (f"{ambiguity}, so the embryo may hold more cells than said, up to ~580" if not early_clock else
@@ -3839,19 +3836,21 @@ def _skipped_note(skipped: int, report: Optional[Path]) -> str:
     return text + (f" (curation report: {report})" if report is not None else "")
 
 
-def _magnification_note(estimate, trained: Optional[tuple[float, float]], images: str, found: str) -> str:
+def _magnification_note(estimate, trained: Optional[tuple[float, float]], images: str, found: str,
+                        bands: Optional[tuple] = None) -> str:
     """The note printed when ``--diameter none`` used the input as it is and the size model reads it far outside the
     magnifications the network was trained on (``estimate``: :meth:`~devolens.predict.segment._SegmentationPredictor.
     magnification_check`'s; ``trained``: the network's training zooms, the predictor's ``trained_zooms``): there the
     network splits large nuclei, or merges small ones, into objects of the size it knows, which the size check
-    (:func:`_size_note`) cannot tell.
+    (:func:`_size_note`) cannot tell; or under its ``low_magnification``, where it loses nuclei (``bands``: its
+    ``far_magnifications`` and ``auto_keep``). :func:`devolens.predict.notes.magnification_message`'s words (the
+    library's DiameterWarning says the same in its own).
     ``images``: what the input holds (``images``, ``frames``); ``found``: what is not to be trusted."""
-    band = f"the {trained[0]:g}-{trained[1]:g}x" if trained else "the magnifications"
-    return (f"[yellow]note:[/] --diameter none: the {images} look {estimate.magnification:.2g}x as magnified as the "
-            "model's training frames (the size model's estimate, which --diameter auto, the default, resizes by), far "
-            f"from {band} the network was trained on: it splits large nuclei, or merges small ones, into objects of "
-            f"the size it knows, so {found} are not to be trusted, though the sizes of what it found look right; "
-            "leave --diameter out, or give the nuclei's diameter in pixels")
+    from devolens.predict.notes import magnification_message
+
+    far, keep = bands or (None, None)
+    return "[yellow]note:[/] " + magnification_message(estimate, trained, "nuclei", far=far, keep=keep, library=False,
+                                                       images=images, found=found)
 
 
 def _size_note(what: str, suggested: float, rng: tuple[float, float] | None, resized: bool, **how) -> str:
@@ -3955,7 +3954,7 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
                       f"each frame off it ({CLOCK_GAIN})", {}))
     if attrs.get("magnification_check") is not None:
         notes.append((_magnification_note(attrs["magnification_check"], attrs.get("trained_magnifications"),
-                                          "frames", "the counts"), {}))
+                                          "frames", "the counts", attrs.get("magnification_bands")), {}))
     if attrs.get("diameter_check") is not None:  # (segment's words)
         check = attrs["diameter_check"]  # (population writes no overlay: segment's shows the outlines)
         words = _diameter_note(check, "nuclei", attrs.get("diameter_given"), look=(

@@ -949,17 +949,59 @@ def diameter_message(check: DiameterCheck, what: str = "nuclei") -> str:
             f"{what} into pieces or join several into one, segment them with diameter={check.suggested:.0f}")
 
 
-def magnification_message(estimate, trained: Optional[tuple[float, float]], what: str = "nuclei") -> str:
+def magnification_message(estimate, trained: Optional[tuple[float, float]], what: str = "nuclei", *,
+                          far: Optional[tuple[float, float]] = None, keep: Optional[tuple[float, float]] = None,
+                          library: bool = True, images: str = "images", found: Optional[str] = None) -> str:
     """The :class:`~devolens.errors.DiameterWarning` of images segmented as they are (``diameter=None``) that the
     size model reads far outside the magnifications the network was trained on (``estimate``:
     :meth:`~devolens.predict.segment._SegmentationPredictor.magnification_check`'s; ``trained``: the predictor's
-    ``trained_zooms``): ``devolens segment nuclei --diameter none``'s note in the library's words."""
+    ``trained_zooms``): ``devolens segment nuclei --diameter none``'s note in the library's words, or without
+    ``library`` in the command's (``images``: what the input holds; ``found``: what is not to be trusted). An
+    estimate inside the ``far`` magnifications (the predictor's ``far_magnifications``) lies under its
+    ``low_magnification``, below the ``keep`` band's lower edge of ``diameter="auto"`` by more than the size
+    model's error, where the network loses nuclei: the words say so (:func:`low_magnification_words`)."""
+    m = estimate.magnification
+    flag = "diameter=None" if library else "--diameter none"
+    auto = "give diameter='auto'" if library else "run again with --diameter auto (the default)"
+    found = found or f"the {what} found"
+    if far is not None and keep is not None and far[0] <= m <= far[1]:
+        return low_magnification_words(m, keep[0], what, flag, auto, images, found)
     band = f"the {trained[0]:g}-{trained[1]:g}x" if trained else "the magnifications"
-    return (f"diameter=None: the images look {estimate.magnification:.2g}x as magnified as the model's training frames "
-            "(the size model's estimate, which diameter='auto' resizes by), far from "
-            f"{band} the network was trained on: it splits large {what}, or merges small ones, into objects of the "
-            f"size it knows, so the objects found are not to be trusted, though the sizes of what it found look "
-            f"right; give diameter='auto', or the typical width of the {what} in pixels")
+    resizer = "diameter='auto'" if library else "--diameter auto"
+    return (f"{flag}: the {images} look {m:.2g}x as magnified as the model's training frames (the size model's "
+            f"estimate, which {resizer} resizes by), far from {band} the network was trained on: it splits large "
+            f"{what}, or merges small ones, into objects of the size it knows, so {found} are not to be trusted, "
+            f"though the sizes of what it found look right; {auto}, or give the typical width of the {what} in pixels")
+
+
+def low_magnification_words(magnification: float, keep_low: float, what: str, flag: str, auto: str, images: str,
+                            found: str) -> str:
+    """:func:`magnification_message`'s words for images used as they are (``flag``: ``diameter=None`` or
+    ``--diameter none``) read at ``magnification``, under the predictor's
+    :attr:`~devolens.predict.segment._SegmentationPredictor.low_magnification`: below ``keep_low`` (the lower edge
+    of the keep band of ``diameter="auto"``) by more than the size model's error, where the network merges small
+    nuclei and counts come out low. ``auto``: what to do (``give diameter='auto'``, or the command's option)."""
+    return (f"{flag}: the {images} look {magnification:.2g}x as magnified as the model's training frames (the size "
+            f"model's estimate), below the {keep_low:g}x under which automatic sizing resizes them, by more than the "
+            f"size model's usual error: used as they are at so low a magnification the network merges small {what} "
+            f"and misses some, so {found} are likely too few (renders read 0.51x: 100 {what} as they are, 134 "
+            f"resized); {auto}, or give the typical width of the {what} in pixels")
+
+
+def magnification_messages(predictor, frames: list, what: str = "nuclei", images: str = "images",
+                           found: Optional[str] = None) -> list[str]:
+    """The :class:`~devolens.errors.DiameterWarning` words (none or one) on ``frames`` (a few of the images read,
+    those with the most nuclei) used as they are by ``predictor``, a nuclei model at ``diameter=None``
+    (:meth:`~devolens.predict.segment._SegmentationPredictor.magnification_check`, taken only where one reading of
+    them could give a note: :func:`_far_possible`): :func:`size_messages`' first, and the population predictor's
+    (``images``, ``found``: its words, :func:`magnification_message`'s)."""
+    if not frames or getattr(predictor, "far_magnifications", None) is None:
+        return []
+    est = predictor.magnification_check(frames) if _far_possible(predictor, frames) else None
+    if est is None:
+        return []
+    return [magnification_message(est, predictor.trained_zooms, what, far=predictor.far_magnifications,
+                                  keep=predictor.auto_keep, images=images, found=found)]
 
 
 def kept_off_middle(suggested: float, rng: tuple[float, float], resize: float, estimate, middle: Optional[float],
@@ -1076,11 +1118,13 @@ def _one_reading(predictor, frames: list) -> Optional[float]:
 
 def _far_possible(predictor, frames: list) -> bool:
     """Whether :meth:`~devolens.predict.segment._SegmentationPredictor.magnification_check` could find ``frames``
-    beyond the far magnifications: always where it reads them as they come (several images), else where one reading
-    of them (:func:`_one_reading`) lies within :data:`ONE_READING_SPREAD` of the band's edges (its full look reads
+    beyond the far magnifications (or under the low one, where nuclei are lost): always where it reads them as they
+    come (several images), else where one reading of them (:func:`_one_reading`) lies within
+    :data:`ONE_READING_SPREAD` of the band's edges (its full look reads
     a single image eight times: six times a 512 x 752 frame's segmentation)."""
     far, m = predictor.far_magnifications, _one_reading(predictor, frames)
-    return m is None or far is None or not far[0] * ONE_READING_SPREAD <= m <= far[1] / ONE_READING_SPREAD
+    low = getattr(predictor, "low_magnification", None) or (far[0] if far else None)  # (where nuclei are lost)
+    return m is None or far is None or not low * ONE_READING_SPREAD <= m <= far[1] / ONE_READING_SPREAD
 
 
 def _apart_possible(predictor, frames: list) -> bool:
@@ -1119,10 +1163,8 @@ def size_messages(predictor, kind: str, areas: list, frames: list) -> list[str]:
     what = "cells" if kind == "membrane" else "nuclei"
     texts = []
     if not predictor.auto and frames:  # (auto: its own estimate judged the images)
-        if predictor.diameter is None and kind == "nuclei" and predictor.far_magnifications is not None:
-            est = predictor.magnification_check(frames) if _far_possible(predictor, frames) else None
-            if est is not None:
-                texts.append(magnification_message(est, predictor.trained_zooms, what))
+        if predictor.diameter is None and kind == "nuclei":
+            texts += magnification_messages(predictor, frames, what)
         if predictor.diameter is not None and predictor.size_model is not None and predictor.last_estimate is None:
             check = predictor.diameter_check(frames) if _apart_possible(predictor, frames) else None
             if check is not None:

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from devolens.errors import DevolensError, DiameterWarning
+from devolens.errors import DevolensError, DevolensWarning, DiameterWarning
 from devolens.predict._engine import batched, load_zoo_network
 from devolens.predict.postprocess import smooth_populations
 from devolens.predict.segment import OWN_DIAMETER, Told, _checked, _issued, none_word
@@ -61,6 +61,46 @@ HELD_OUT_CELLS = 384
 #: at 500-582 cells read 297-510, 3-46 % low), rounded down to tens; readings from 290 on came from embryos of 263-582
 #: cells, readings below it from embryos of at most 401.
 AMBIGUOUS_CELLS = 290
+
+
+def late_ambiguity() -> str:
+    """What a reading of :data:`AMBIGUOUS_CELLS` or more may mean: ``population``'s note on late readings and the
+    library's warning (:func:`late_message`) say it alike."""
+    return (f"late embryos read low (renders read at {AMBIGUOUS_CELLS} or more were of embryos of 263-582 cells; "
+            "the AceTree embryo's at 500-582 cells read 297-510, up to 46 % low)")
+
+
+def calibration_top(predictor) -> float | None:
+    """The largest total (cells) the population model's calibration reaches: the top of its calibration curve
+    (``knots_y``, the mean true total of the calibration renders with the most nuclei seen: 572 cells for the shipped
+    model, whose calibration renders include the AceTree embryo's, scripts/zoo_renders.sh ``cal_acetree``). Its
+    held-out renders stop at 384 cells (:data:`HELD_OUT_CELLS`), and readings from :data:`AMBIGUOUS_CELLS` up come
+    from embryos of that many cells to late ones read low (renders of the AceTree embryo at 550-582 cells read
+    308-468). None for a model without one (a regressor; knots left at their default)."""
+    knots = getattr(predictor, "knots_y", None)
+    if getattr(predictor, "method", None) != "composition" or knots is None or len(knots) < 3:
+        return None
+    return float(np.max(knots))
+
+
+def late_readings(totals, top: float | None) -> np.ndarray:
+    """Which ``totals`` (cells) are late readings, where a total alone does not tell the stage: from
+    :data:`AMBIGUOUS_CELLS` up to the calibration's ``top`` (:func:`calibration_top`; None: an embryo's most,
+    :data:`MAX_EMBRYO_CELLS`), above which other words apply. ``population``'s note and the predictor's warning
+    (:func:`late_message`) both read them so. NaN (a frame without signal) is not one."""
+    t = np.asarray(totals, dtype=np.float64)
+    return (t >= AMBIGUOUS_CELLS) & (t <= (MAX_EMBRYO_CELLS if top is None else top))
+
+
+def late_message(position: int, total: float, one: bool) -> str:
+    """The :class:`~devolens.errors.DevolensWarning` of a population call whose frame at ``position`` (from 0; ``one``:
+    :meth:`PopulationPredictor.predict`'s only frame) is the first to read a late ``total`` (:func:`late_readings`):
+    ``population``'s note on such frames in the library's words, once per call."""
+    which = "the frame reads" if one else f"frame {position} (from 0) reads"
+    later = "" if one else " (said once per call: later frames may read so too)"
+    return (f"{which} {total:.0f} cells, {AMBIGUOUS_CELLS} or more, where a total alone does not tell the stage: "
+            f"{late_ambiguity()}, so the embryo may hold more cells than said, up to ~580{later}. On a timelapse from "
+            "the first cells, clock_fit tells them apart (the time since the first cleavage does too)")
 
 
 #: the invariant embryo's first cells: its composition at totals 1-4, exactly (no lineage table starts before 2-4)
@@ -450,6 +490,7 @@ class PopulationPredictor:
         self.last_estimate = None  # the nuclei model's DiameterEstimate of the last auto run
         self.flat_frames: list[int] = []  # the last stream's frames without signal (predict_iter)
         self._view_of: PopulationPredictor | None = None  # the predictor a call's view is of (_for_call)
+        self._clean = [0]  # calls at diameter None whose magnification look found nothing (its views share it)
         if outliers is None:
             outliers = getattr(getattr(nuclei, "network", None), "outliers", 0.0) if nuclei is not None else 0.0
         try:
@@ -756,13 +797,13 @@ class PopulationPredictor:
         # nuclei model, which takes its own kind of frames: laid out only)
         stand_in = self.nuclei is not None and not isinstance(self.nuclei, _SegmentationPredictor)
         check = image_array if stand_in else _frame_in
-        yield from self._rows(_checked(images, failed, one, check), total, progress)
+        yield from self._rows(_checked(images, failed, one, check), total, progress, one)
         if failed:
             raise failed[0]
 
     def _rows(self, images: Iterator, total: int | None,
-              progress: Callable[[int, int], None] | None) -> Iterator[dict | Told]:
-        """:meth:`_run` of checked frames."""
+              progress: Callable[[int, int], None] | None, one: bool = False) -> Iterator[dict | Told]:
+        """:meth:`_run` of checked frames (``one``: :meth:`predict`'s frame)."""
         from devolens.predict.notes import SHAPE_LOOK, PopulationWatch
 
         # an input that looks inverted or like membranes: judged on the frames as given, as the command's note
@@ -782,6 +823,15 @@ class PopulationPredictor:
             self._view_of.flat_frames = seen
         import collections
 
+        # used as they are (diameter None): the size model's look at the first frames with the most nuclei, as given,
+        # as segment's (the nuclei model's own look is off, below): a DiameterWarning where it reads them where
+        # nuclei are lost or far from the training magnifications (notes.magnification_messages)
+        far = self._magnification_look()
+        given: collections.deque = collections.deque()  # the first SHAPE_LOOK (frame, without hot pixels) pairs
+        if far is not None:
+            images = _kept(images, given, SHAPE_LOOK)
+        top = calibration_top(self)
+        late = not _ignored_warning()  # the late-reading warning (late_message) still to be said: once per call
         measured: collections.deque = collections.deque()  # per frame read: (measures, black), until its row comes
 
         def marked(stream):
@@ -867,6 +917,11 @@ class PopulationPredictor:
                 text = None if watch is None else watch.add(res.count)
                 if text is not None:
                     yield Told(text)
+                if far is not None and given:
+                    far.add(int(res.count), np.asarray(given.popleft()[0]))  # (the frame as given)
+                    if far.added >= SHAPE_LOOK:
+                        yield from self._magnification_told(far)
+                        far = None
                 obj = res.objects  # the object columns as arrays (no DataFrame per frame)
                 if self.coef is not None:
                     feats = stage_features(res.count, obj["area"], obj["x"], obj["y"])
@@ -893,10 +948,15 @@ class PopulationPredictor:
                     sizes.append(row["median_area"])
                     if len(sizes) == SHAPE_LOOK:
                         yield from self._size_told(sizes)
+                if late and not row["flat"] and late_readings(row["total"], top):
+                    late = False
+                    yield Told(late_message(done - 1, row["total"], one), warning=DevolensWarning)
                 yield row
             text = None if watch is None else watch.finish()
             if text is not None:
                 yield Told(text)
+            if far is not None:
+                yield from self._magnification_told(far)
             if sizes is not None and len(sizes) < SHAPE_LOOK:
                 yield from self._size_told(sizes)
             return
@@ -910,6 +970,9 @@ class PopulationPredictor:
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)
+                if late and not row["flat"] and late_readings(row["total"], top):
+                    late = False
+                    yield Told(late_message(done - 1, row["total"], one), warning=DevolensWarning)
                 yield row
 
     def _size_look(self) -> list | None:
@@ -925,6 +988,37 @@ class PopulationPredictor:
         if command_running() or not isinstance(self.nuclei, _SegmentationPredictor) or _ignored(DiameterWarning):
             return None
         return []
+
+    def _magnification_look(self):
+        """A :class:`~devolens.predict.notes.JudgedFrames` for a stream's first frames as given, judged by
+        :meth:`_magnification_told` (as ``population --diameter none`` judges its frames with the most nuclei for its
+        note); None where nothing is judged: frames not used as they are (``diameter`` ``"auto"`` or in pixels),
+        a regressor or a stand-in for the nuclei model, while the ``devolens`` command runs (it prints the same as
+        its note), where the warnings filters ignore every DiameterWarning, or after
+        :data:`~devolens.predict.notes.SIZE_CLEAN_CALLS` calls judged clean (the look costs about a frame's
+        segmentation: a program counting one frame per call paid it on every frame)."""
+        from devolens.errors import command_running
+        from devolens.predict.notes import SIZE_CLEAN_CALLS, JudgedFrames, _ignored
+        from devolens.predict.segment import _SegmentationPredictor
+
+        if (self.auto or self.diameter is not None or self.method != "composition" or command_running()
+                or not isinstance(self.nuclei, _SegmentationPredictor) or _ignored(DiameterWarning)
+                or self.__dict__.setdefault("_clean", [0])[0] >= SIZE_CLEAN_CALLS):
+            return None
+        return JudgedFrames()
+
+    def _magnification_told(self, judged) -> Iterator[Told]:
+        """The :class:`~devolens.errors.DiameterWarning` (as a :class:`~devolens.predict.segment.Told`) where the
+        nuclei model's size model reads the ``judged`` frames (:meth:`_magnification_look`) where nuclei are lost or
+        far from the training magnifications (:func:`~devolens.predict.notes.magnification_messages`, the words of
+        ``segment``'s; what they say of the nuclei found holds for the counts)."""
+        from devolens.predict.notes import magnification_messages
+
+        texts = magnification_messages(self.nuclei, judged.frames(), images="frames", found="the counts")
+        if not texts:
+            self._clean[0] += 1
+        for text in texts:
+            yield Told(text, warning=DiameterWarning)
 
     def _size_told(self, median_areas: list) -> Iterator[Told]:
         """The :class:`~devolens.errors.DiameterWarning` (as a :class:`~devolens.predict.segment.Told`) where the
@@ -1048,25 +1142,9 @@ class PopulationPredictor:
 
     @staticmethod
     def smooth(df: pd.DataFrame) -> pd.DataFrame:
-        """Monotone smoothing of a per-frame count table (see :func:`smooth_populations`). Rows without counts
-        (every column of ``A..Z, total`` in the table NaN: frames without signal, as :meth:`predict_batch` gives
-        them) are left out of the fit and stay empty."""
-        cols = [c for c in COLUMNS if c in df.columns]
-        empty = df[cols].isna().all(axis=1).to_numpy() if cols else np.zeros(len(df), bool)
-        if not empty.any():
-            return smooth_populations(df)
-        if empty.all():  # nothing to fit: every row stays empty (a sum over NaN letters would read 0 in ``total``)
-            out = df.copy()
-            for c in cols:
-                out[c] = np.nan
-            return out
-        fitted = smooth_populations(df[~empty])
-        out = df.copy()
-        for c in fitted.columns:
-            if c in cols:
-                out[c] = out[c].astype(np.float64)
-                out.loc[~empty, c] = fitted[c].to_numpy(np.float64)
-        return out
+        """Monotone smoothing of a per-frame count table (:func:`smooth_populations`). Rows without counts
+        (NaN: frames without signal, as :meth:`predict_batch` gives them) are left out of the fit and stay empty."""
+        return smooth_populations(df)
 
 
 def is_flat(image: np.ndarray) -> bool:
@@ -1319,6 +1397,23 @@ def _constant_squares(a: np.ndarray, side: int) -> np.ndarray:
     across = cv2.dilate(across, np.ones((side, side - 1), np.uint8), anchor=(half, half))
     down = cv2.dilate(down, np.ones((side - 1, side), np.uint8), anchor=(half, half))
     return (across | down) == 0
+
+
+def _kept(images: Iterable, kept, first: int) -> Iterator:
+    """``images`` as they are, the ``first`` of them also appended to ``kept`` (until their rows take them)."""
+    for i, img in enumerate(images):
+        if i < first:
+            kept.append(img)
+        yield img
+
+
+def _ignored_warning() -> bool:
+    """Whether the warnings filters ignore every plain :class:`~devolens.errors.DevolensWarning` (the late-reading
+    one), or the ``devolens`` command runs (its note says it)."""
+    from devolens.errors import command_running
+    from devolens.predict.notes import _ignored
+
+    return command_running() or _ignored(DevolensWarning)
 
 
 def _resized(image: np.ndarray, factor: float) -> np.ndarray:

@@ -1959,7 +1959,10 @@ def smooth_populations(df: pd.DataFrame, letters: tuple[str, ...] = ("A", "E", "
     Each letter's column is replaced by its isotonic (non-decreasing) fit over the rows in
     their given order; ``total`` (when present) is the non-decreasing fit of the letters' sum.
     P is the exception: the P lineage ends (P4 becomes Z2/Z3), so ``P`` is fitted
-    non-increasing instead.
+    non-increasing instead. Empty counts (NaN: a frame without signal, as
+    :meth:`~devolens.predict.population.PopulationPredictor.predict_batch` leaves its row) are left out of the fit
+    and stay NaN, the other rows fitted as if they were absent (a NaN read as 0 in the sum pulled the totals before
+    it down); so is the ``total`` of a row with a letter empty.
 
     Parameters
     ----------
@@ -1976,12 +1979,23 @@ def smooth_populations(df: pd.DataFrame, letters: tuple[str, ...] = ("A", "E", "
         if letter not in out.columns:
             continue
         vals = out[letter].to_numpy(dtype=np.float64)
-        if letter == "P":
-            out[letter] = -monotone_nondecreasing(-vals)
-        else:
-            out[letter] = monotone_nondecreasing(vals)
+        out[letter] = _monotone_skipping_nan(vals, falling=letter == "P")
     present = [c for c in letters if c in out.columns]
     if "total" in out.columns and present:
-        # the total never falls either (P4 -> Z2/Z3 adds a cell): isotonic fit of the sum
-        out["total"] = monotone_nondecreasing(out[present].sum(axis=1).to_numpy(dtype=np.float64))
+        # the total never falls either (P4 -> Z2/Z3 adds a cell): isotonic fit of the sum (none where a letter is empty)
+        sums = out[present].sum(axis=1).to_numpy(dtype=np.float64, copy=True)
+        sums[out[present].isna().any(axis=1).to_numpy()] = np.nan
+        out["total"] = _monotone_skipping_nan(sums)
+    return out
+
+
+def _monotone_skipping_nan(values: np.ndarray, falling: bool = False) -> np.ndarray:
+    """:func:`monotone_nondecreasing` of ``values`` (non-increasing where ``falling``) over its numbers only: NaN
+    entries stay NaN and take no part in the fit (without any, the fit of the whole sequence as it is)."""
+    sign = -1.0 if falling else 1.0
+    known = ~np.isnan(values)
+    if known.all():
+        return sign * monotone_nondecreasing(sign * values)
+    out = np.full(len(values), np.nan)
+    out[known] = sign * monotone_nondecreasing(sign * values[known])
     return out

@@ -1448,10 +1448,30 @@ class _SegmentationPredictor:
         slack = float(np.exp(float(err)))
         return self.trained_zooms[0] / slack, self.trained_zooms[1] * slack
 
+    @property
+    def low_magnification(self) -> float | None:
+        """The magnification under which images used as they are lose nuclei, by the size model's own error: the
+        lower edge of the keep band of ``diameter="auto"`` (the card's ``input.diameter.auto.keep``, 0.75x: chosen
+        where frames read lower lost nuclei unresized, benchmarks/choose_keep_band.py) over the same 90th-percentile
+        error that widens :attr:`far_magnifications`: 0.54x for the shipped nuclei model, inside its 0.40x. The
+        network was trained down to 0.55x, but frames read low lose nuclei as they are: renders of a training
+        embryo at 384 px read 0.51x gave 100 and 113 nuclei where ``diameter="auto"`` gave 134 and 138 (forty-eighth
+        session). Frames read between it and 0.75x may lose some too (a real frame binned 2x2, read 0.58x: 71, 120
+        resized; renders at 448 px read 0.57-0.60x: 119 and 120, 130 and 146 resized) but are not said: single
+        frames at the training scale read as low as 0.66x (renders at 512 px; at 640-1024 px 0.87-1.35x, the real
+        reference frames 0.83-1.34x). None without a keep band or :attr:`far_magnifications`, or where it is not
+        above the latter's lower edge (the membrane model's keep band is its training zooms)."""
+        far = self.far_magnifications
+        if far is None or self.auto_keep is None:
+            return None
+        low = self.auto_keep[0] * far[0] / self.trained_zooms[0]  # (the keep band's edge over the same error)
+        return low if low > far[0] else None
+
     def magnification_check(self, images: Sequence[np.ndarray]):
         """The size model's estimate of ``images`` when they were segmented as they are (no ``diameter``) and it
-        lies beyond :attr:`far_magnifications`; else None (also without a size model, or when too few objects show
-        to judge: :func:`devolens.predict.sizing.estimate_diameter`'s ``trusted`` 0).
+        lies beyond :attr:`far_magnifications`, or under :attr:`low_magnification` (where nuclei are lost); else None
+        (also without a size model, or when too few objects show to judge:
+        :func:`devolens.predict.sizing.estimate_diameter`'s ``trusted`` 0).
 
         Used as they are, images at a magnification far from the training one are not caught by
         :meth:`size_advice`: the network splits large nuclei, or merges small ones, into objects of about the size
@@ -1473,7 +1493,7 @@ class _SegmentationPredictor:
         if far is None or self.diameter is not None or self.auto or not len(images):
             return None
         est = self.estimate_diameter(images)
-        if est is None or not est.trusted or far[0] <= est.magnification <= far[1]:
+        if est is None or not est.trusted or (self.low_magnification or far[0]) <= est.magnification <= far[1]:
             return None
         return est
 
