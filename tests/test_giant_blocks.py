@@ -115,7 +115,7 @@ def test_segment_blocks_uint32_past_65535_objects():
 
 def test_progress_reaches_one():
     seen = []
-    blocks.segment_blocks(_StubPredictor(), _squares(300, 300), progress=seen.append)
+    blocks.segment_blocks(_StubPredictor(), _squares(300, 300), progress=lambda done, total: seen.append(done / total))
     assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and len(seen) > 2
 
 

@@ -15,7 +15,7 @@ import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import typer
@@ -426,6 +426,8 @@ def _peeked(frames: Iterator) -> tuple[Optional[np.ndarray], Iterator]:
 AUTO_CURATE = "auto"
 #: how the progress of ``--skip-flagged auto``'s curation pass is labelled (a phase before the command's own)
 CURATING = "curating"
+#: the phase of progress of a giant image's writing (segmented block by block): what it writes, its count in steps
+GIANT_WRITING = "writing {}"
 #: the end of the error for --channel on an input without TIFFs (:func:`devolens.io.frames.check_channel_input`)
 _CHANNEL_HINT = " (for the colour of an image or a video, use --color)"
 
@@ -1735,6 +1737,8 @@ def run_segmentation(
         # smallest size kept in working pixels, where --min-size is not given
         lone: list[tuple] = []
         min_working = None if min_size is not None else float(predictor.postprocess_for().get("min_size", 0))
+        # overlays drawn shrunk (images larger than tiles.OVERLAY_SIDE): (name, factor, its size, the image's size)
+        shrunk: list[tuple] = []
 
         def frames() -> Iterator:
             for pos, frame in source.iter(skip):
@@ -1748,13 +1752,15 @@ def run_segmentation(
                 pending.append((pos, arr))
                 yield frame if prepared else arr
 
-        def handle(pos: int, image: np.ndarray, res) -> tuple[int, np.ndarray]:
-            """Write one frame's label file and table rows; return (position, overlay)."""
+        def handle(pos: int, image: np.ndarray, res, tick: Callable[[], None] = lambda: None) -> tuple[int, np.ndarray]:
+            """Write one frame's label file and table rows; return (position, overlay). ``tick``: called once the
+            labels are written, once the overlay is drawn (a giant image's own phase of progress: giant_written)."""
             fid = source.frame_id(pos)
             pixel = given_pixel or source.pixel(pos)
             write_label_tif(res.labels, stage.tmp / "labels" / source.label_name(pos), pixel=pixel)
             if probabilities:  # (the map at the input's size, made now and let go with the result: one frame's)
                 _write_probs_tif(res.probability, stage.tmp / "probs" / source.probs_name(pos), pixel)
+            tick()
             _add_calibration(carried, pixel, res.labels, fid, None if given_pixel is not None else
                              source.path.name if source.names is None else source.names[pos])
             obj = res.objects
@@ -1793,17 +1799,59 @@ def run_segmentation(
             if res.extra.get("blocks"):  # a giant image, segmented block by block (named in the note)
                 giants.append((_giant_name(source, fid), image.shape[:2], res.extra["blocks"],
                                res.labels.dtype.itemsize > 2))
-            return pos, (_overlay(image, res.labels) if overlay else image)
+            if not overlay:
+                return pos, image
+            from devolens.cli.tiles import overlay_step
+
+            step = 1 if source.is_video else overlay_step(*image.shape[:2])
+            if step == 1:
+                drawn = _overlay(image, res.labels)
+            else:  # a giant image's PNG drawn shrunk, every step-th row and column (its labels at the full size)
+                drawn = _overlay(image[::step, ::step], res.labels[::step, ::step])
+                shrunk.append((f"overlays/{source.overlay_name(pos)}", step, drawn.shape[:2], image.shape[:2]))
+            tick()
+            return pos, drawn
+
+        def giant_written(pos: int, image: np.ndarray, res) -> Iterator[tuple[int, np.ndarray]]:
+            """A giant image's label file, map and overlay (minutes of work after its blocks), in this thread, as a
+            phase of progress of its own (:data:`GIANT_WRITING`): its map computed again (--probabilities: its
+            blocks run again), its labels written, its overlay drawn, then written by the caller."""
+            from devolens.cli._common import progress_phase
+
+            parts = (["probabilities"] if probabilities else []) + ["labels"] + (["overlay"] if overlay else [])
+            steps = len(parts) + (1 if overlay else 0)  # (the overlay: drawn, then written)
+            count = [0]
+            with progress_phase(progress, GIANT_WRITING.format(" and ".join(
+                    [", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts))) as cb:
+
+                def tick():
+                    count[0] += 1
+                    if cb is not None:
+                        cb(min(count[0], steps), steps)
+
+                if cb is not None:
+                    cb(0, steps)
+                if probabilities:
+                    res.probability  # (its blocks run again: not in the writer thread)
+                    tick()
+                done = handle(pos, image, res, tick)
+                yield done  # (the overlay written by the caller)
+                count[0] = steps - 1
+                tick()
 
         def results() -> Iterator[tuple[int, np.ndarray]]:
-            """Run the predictor; label files and overlays are made in a writer thread, in order."""
+            """Run the predictor; label files and overlays are made in a writer thread, in order (a giant image's
+            here, once those before it are written: :func:`giant_written`)."""
             written: collections.deque = collections.deque()
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="devolens-write") as writer:
                 try:
                     for res in predictor.predict_iter(frames(), total=total, progress=progress):
                         pos, image = pending.popleft()
-                        if probabilities and res.extra.get("blocks"):  # a giant image's map runs its blocks again:
-                            res.probability  # here, not in the writer thread beside the next frames' network
+                        if res.extra.get("blocks"):  # a giant image: after the frames before it, in a phase
+                            while written:
+                                yield written.popleft().result()
+                            yield from giant_written(pos, image, res)
+                            continue
                         written.append(writer.submit(handle, pos, image, res))
                         while len(written) > 2 * batch_size or (written and written[0].done()):
                             yield written.popleft().result()
@@ -1880,6 +1928,7 @@ def run_segmentation(
             "no_signal": no_signal, "no_signal_black": no_signal_black[0], "no_signal_found": no_signal_found[0],
             "specks": specks,
             "lone_dropped": lone,
+            "overlays_shrunk": shrunk,
             "colour_note": _colour_note(looked, kind, predictor.network.channel),
             # the channel a colour input was read by, without --color (its line, where the colour note says nothing),
             # each file's where they differ (a folder of a green and a red export)
@@ -2045,6 +2094,13 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
         notes.append((_sizes_note(summary["sizes"]), plain))
     if summary.get("giants"):
         notes.append((_giants_note(summary["giants"], what), {}))
+    shrunk = summary.get("overlays_shrunk") or []
+    if shrunk:  # giant images' overlays drawn shrunk (segment livedead's note; the first one's, naming a file)
+        from devolens.cli.tiles import shrunk_overlay_note
+
+        name, step, small, full = shrunk[0]
+        more = f" (and {len(shrunk) - 1} more)" if len(shrunk) > 1 else ""
+        notes.append((f"note: {escape(shrunk_overlay_note(name + more, step, small, full, 'image', what))}", plain))
     if summary.get("exif_turned"):
         notes.append((f"note: {escape(_exif_words(summary['exif_turned'], SEGMENT_TURN_FOLLOW))}", plain))
     if summary.get("video_padded"):

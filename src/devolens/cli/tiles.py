@@ -37,8 +37,8 @@ LIVEDEAD_OUTPUTS = ("labels.tif", "labels", "objects.csv", "counts.csv", "probs.
 #: the well's name
 LIVEDEAD_FOLDER_FILES = {"labels": "_labels.tif", "probs": "_probs.tif", "instances": "_instances.tif",
                          "overlays": "_overlay.png"}
-#: the longest side of a well's overlay PNG: a larger well is drawn shrunk by a whole factor (a 100,000-pixel scan
-#: would make an RGB image of 30 GB)
+#: the longest side of a well's overlay PNG (and of ``segment nuclei``'s and ``segment membrane``'s): a larger image
+#: is drawn shrunk by a whole factor (a 100,000-pixel scan would make an RGB image of 30 GB)
 OVERLAY_SIDE = 4096
 #: the overlays' outlines: live nuclei green, dead magenta (segment nuclei's outline colour)
 LIVE_COLOUR, DEAD_COLOUR = (0, 255, 0), (255, 0, 255)
@@ -935,10 +935,24 @@ def _livedead_overlay(shrunk, labels: Path, png: Path) -> str | None:
     rgb = _overlay(shrunk.image, (small == 1).view(np.uint8), LIVE_COLOUR)
     rgb = _overlay(rgb, (small == 2).view(np.uint8), DEAD_COLOUR)
     write_png(rgb, png)
+    return shrunk_overlay_note(f"overlays/{png.name}", step, small.shape, (h, w))
+
+
+def overlay_step(height: int, width: int) -> int:
+    """The whole factor an overlay of an image of ``height`` x ``width`` pixels is shrunk by (every n-th row and
+    column) to at most :data:`OVERLAY_SIDE` pixels on its longer side; 1: drawn at the image's size."""
+    return max(1, -(-max(int(height), int(width)) // OVERLAY_SIDE))
+
+
+def shrunk_overlay_note(name: str, step: int, small: tuple, full: tuple, what: str = "well",
+                        objects: str = "nuclei") -> str | None:
+    """The note on an overlay (``name``) drawn at 1/``step`` of the size of its ``what`` (``small`` and ``full``:
+    the overlay's and the image's height and width): ``objects`` too small to keep an outline, the labels at the full
+    size; None at full size (``step`` 1). ``segment livedead``'s and ``segment nuclei``'s (membrane's) alike."""
     if step == 1:
         return None
-    return (f"overlays/{png.name}: drawn at 1/{step} of the well's size ({small.shape[1]} x {small.shape[0]} px of "
-            f"{w} x {h}): nuclei under ~{step} px across may show no outline; labels hold the full size")
+    return (f"{name}: drawn at 1/{step} of the {what}'s size ({small[1]} x {small[0]} px of {full[1]} x {full[0]}): "
+            f"{objects} under ~{step} px across may show no outline; labels hold the full size")
 
 
 def _livedead_record(image: Path, model: str, counts: dict, *, options: dict, notes: list,

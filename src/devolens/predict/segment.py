@@ -892,7 +892,9 @@ class _SegmentationPredictor:
         total : int, optional
             Number of images, for ``progress`` only.
         progress : callable, optional
-            ``progress(done, total)`` after each image (total = -1 when unknown).
+            ``progress(done, total)`` after each image (total = -1 when unknown); a giant image's blocks move it
+            within the image, and a giant image given alone (``total`` 1) is counted in its blocks
+            (:func:`~devolens.predict.blocks.segment_blocks`: ``done`` of ``total`` blocks).
         workers : int
             Post-processing threads, a whole number >= 0 (0: everything in the calling thread, one step after
             the other).
@@ -1251,11 +1253,13 @@ class _SegmentationPredictor:
             for img in run:
                 arr = img.image if isinstance(img, Prepared) else np.asarray(img)
                 first = done
-                part = None if progress is None else (
-                    lambda f: progress(first + f, -1 if total is None else total))  # noqa: E731
+                # one image alone: counted in its blocks ("7/16"), not as a share of one frame ("0.4/1")
+                alone = total == 1 and first == 0
+                part = None if progress is None else progress if alone else (
+                    lambda d, n: progress(first + d / n, -1 if total is None else total))  # noqa: E731
                 res = segment_blocks(self, arr, progress=part)
                 done += 1
-                if progress is not None:
+                if progress is not None and not alone:
                     progress(done, -1 if total is None else total)
                 yield res
 
