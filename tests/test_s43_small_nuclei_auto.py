@@ -40,9 +40,9 @@ def test_spots_words_say_what_was_measured_used_and_how_to_go_back():
     assert words.startswith("the nuclei measured about 7 px across, smaller than the size model reads them")
     assert "learned from embryos" in words and "0.37x as magnified" in words and "nuclei of about 16 px" in words
     assert "so the run used --diameter 7, resized 5.1x for the network" in words
-    assert "give --diameter 16 to use the size model's reading instead, or another value" in words
+    assert "give --diameter 16.5 to use the size model's reading instead, or another value" in words
     library = spots_words([_spots_estimate()], "nuclei", library=True)
-    assert "segmented as diameter=7 would" in library and "give diameter=16 " in library and "--" not in library
+    assert "segmented as diameter=7 would" in library and "give diameter=16.5 " in library and "--" not in library
     # a size model that kept the images as they are: its reading is --diameter none (the reference's nuclei)
     kept = spots_words([_spots_estimate(model_diameter=None, model_resize=1.0)], "nuclei")
     assert "nuclei of about 36 px" in kept and "give --diameter none to use" in kept
@@ -201,6 +201,6 @@ def test_segment_uses_the_spots_diameter_and_says_so(tmp_path, capsys):
     said = [n for n in record["notes"] if "measured about" in n]
     n = f"{est['diameter']:.0f}"
     assert len(said) == 1 and said[0].startswith(f"diameter auto: the nuclei measured about {n} px across"), record
-    assert f"the run used --diameter {n}," in said[0] and f"give --diameter {est['model_diameter']:.0f} to" in said[0]
+    assert f"the run used --diameter {n}," in said[0] and f"give --diameter {est['model_diameter']:.1f} to" in said[0]
     assert not any(SMALL in n or "far from the" in n for n in record["notes"])  # (the notes before: not said)
     assert "the run used --diameter" in text and "Traceback" not in text

@@ -43,7 +43,8 @@ def frames(
         "streamed, never all loaded."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Report CSV to write (.csv; one row per frame), with its record beside it (same name, .json: the command "
-        "line, devolens version, the input's sha256, the options); the two written together."),
+        "line, devolens version, the input's sha256, the options); the two written together, an existing report and "
+        "record replaced."),
     stack_z: str = typer.Option("project", "--stack-z", metavar="project|slices", callback=STACK_Z_CHOICE, help=(
         "TIFF stacks with a Z axis: 'project' (one maximum projection per time point) or 'slices'. Give the reading "
         "of the command that will use the report (`segment membrane` slices by default; `segment nuclei` and "

@@ -74,7 +74,8 @@ def register(app: typer.Typer) -> None:
                  + " Beside the CSV, NAME.json records how it was made (command line, devolens "
                  "and torch versions, model, the sha256 of its weights and of all its files, the sha256 and size "
                  "of the table and of the files read with it, the options (--tta, --smooth, --threads, --mirror), the "
-                 "z-scale used and how it was decided (and the file it was read from), the notes printed).",
+                 "z-scale used and how it was decided (and the file it was read from), the notes printed). An "
+                 "existing CSV and its record are replaced, the two together.",
         ),
         model: str = typer.Option("identity", "--model", "-m", help="Zoo model name (see `devolens models`)."),
         zscale: float = typer.Option(

@@ -308,6 +308,8 @@ META_RECORD_HELP = (
     'holds the same), "command", "input" (absolute) and "inputs" (the table and the files read with it, each with '
     "its absolute path and sha256)."
 )
+#: what ``lineage convert`` and ``clean`` do with an existing ``--out`` (:func:`~devolens.io.tables.write_tidy`)
+TIDY_REPLACED_HELP = "An existing CSV and its .meta.json are replaced, the two together."
 
 
 def _tidy_record(df, table: Path, command: str) -> dict:
@@ -411,7 +413,7 @@ def register(app: typer.Typer) -> None:
             "(z scale, ellipse, timing) goes to <name>.meta.json beside it. blot: an EPIC table's blot column as "
             "read (EPIC's background-corrected reporter expression in the nucleus; it may be negative), kept "
             "as a number, passed through (identify's CSV keeps it too) and used in no count or prediction; only EPIC "
-            "tables have it. " + META_RECORD_HELP,
+            "tables have it. " + META_RECORD_HELP + " " + TIDY_REPLACED_HELP,
             show_default=False,
         ),
     ) -> None:
@@ -436,7 +438,8 @@ def register(app: typer.Typer) -> None:
             ..., "--out", "-o", help="CSV to write with columns time,A,E,M,P,C,D,Z,total (cells per time point). "
             "Beside it, NAME.json records how it was made (command, input and its sha256, devolens version, notes) "
             'and the annotation cliffs found, as `lineage cliffs --json` gives them: "cliffs" (each with "time", its '
-            'last good time point) and "last_good_time" (rows of later time points are not the embryo\'s counts).',
+            'last good time point) and "last_good_time" (rows of later time points are not the embryo\'s counts). '
+            "An existing CSV and its record (and --plot) are replaced, together.",
             show_default=False,
         ),
         plot: Path | None = typer.Option(
@@ -557,7 +560,7 @@ def register(app: typer.Typer) -> None:
             'point; null: no cliff, nothing cut), "options" (the detector\'s), the rows in and out and how many were '
             'dropped after the cliff ("rows_after_cliff", in "times_dropped" time points), as duplicated names '
             '("duplicate_rows"), as copies ("copy_rows") and at lone time points ("lone_rows", the times in '
-            '"lone_times"), and the cliff report (keys as `lineage cliffs --json` prints them).',
+            '"lone_times"), and the cliff report (keys as `lineage cliffs --json` prints them). ' + TIDY_REPLACED_HELP,
             show_default=False,
         ),
         min_drop: int = typer.Option(10, "--min-drop", min=1, help=_DETECT_HELP),

@@ -40,7 +40,7 @@ def embryo(
     out: Path = typer.Option(
         ..., "--out", "-o",
         help="Output tidy CSV (embryo,time,cell,x,y,z,size; x,y,size in pixels, z in planes); "
-        "a .meta.json with zscale/ellipse is written beside it.",
+        "a .meta.json with zscale/ellipse is written beside it. An existing CSV and .meta.json are replaced.",
     ),
 ) -> None:
     """Grow a digital embryo (Sulston lineage, fitted cell cycles, positions in the eggshell)."""

@@ -161,7 +161,8 @@ WELL_SUFFIXES = (".tif", ".tiff")
 def simulate_well_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output image: (C, H, W) uint16 TIFF, channels Hoechst, Draq7 "
                              "(an ImageJ hyperstack whose channels are named so: Fiji opens 2 channels; an OME "
-                             "BigTIFF past 4 GB)."),
+                             "BigTIFF past 4 GB). Existing files (this image, --labels, --objects, the record) are "
+                             "replaced, all four together."),
     labels: Path = typer.Option(
         ..., "--labels", help="Output label image: (H, W) uint8 TIFF, 0 background, 1 live, 2 dead."
     ),

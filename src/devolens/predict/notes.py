@@ -115,10 +115,8 @@ def membrane_channel(image) -> Optional[tuple[str, str]]:
     rivals = colour_rivals(image, "membrane")
     if rivals is None:
         return None
-    from devolens.predict.postprocess import at_nucleus_scale
-
     names = ("red", "green", "blue")
-    rgb = at_nucleus_scale(np.asarray(np.asarray(image)[..., :3], dtype=np.float32))
+    rgb = _at_nucleus_scale(np.asarray(image))
 
     def lines(name: str) -> Optional[float]:
         x = np.nan_to_num(rgb[..., names.index(name)])
@@ -131,6 +129,20 @@ def membrane_channel(image) -> Optional[tuple[str, str]]:
         return None
     found = [(value, name) for name in others if (value := lines(name)) is not None and value >= LINES_ELONGATION]
     return None if not found else (max(found)[1], picked)
+
+
+def _at_nucleus_scale(arr: np.ndarray) -> np.ndarray:
+    """The R, G, B of a colour ``arr`` at the colour rule's scale
+    (:func:`~devolens.predict.postprocess.at_nucleus_scale`) as float32, shrunk in its own type first where the rule
+    shrinks that type as it is (8 or 16 bits, float32 or 64, as :func:`~devolens.predict.postprocess.channel_signals`
+    does): no float32 copy of the whole image (3 GB for a 16000 x 16000 RGB one), only of the shrunk one (a 16th of
+    its pixels)."""
+    from devolens.predict.postprocess import at_nucleus_scale, in_float32_range
+
+    rgb = in_float32_range(arr[..., :3])
+    if rgb.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+        rgb = rgb.astype(np.float32)
+    return np.asarray(at_nucleus_scale(rgb), dtype=np.float32)
 
 
 def membrane_channel_words(lines: str, blobs: str, where: str = "") -> str:
@@ -148,9 +160,7 @@ def _nuclei_rivals(arr: np.ndarray, picked: int, others: list[int]) -> list[int]
     subset of the read channel's nuclei (present in :data:`COLOUR_SAME_CELLS` of its bright regions or more)."""
     import cv2
 
-    from devolens.predict.postprocess import at_nucleus_scale
-
-    rgb = at_nucleus_scale(np.asarray(arr[..., :3], dtype=np.float32))  # the rule's scale (channel_signals')
+    rgb = _at_nucleus_scale(arr)  # the rule's scale (channel_signals')
     plane = []
     for c in range(3):
         x = np.nan_to_num(rgb[..., c])

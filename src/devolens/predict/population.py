@@ -59,7 +59,9 @@ HELD_OUT_CELLS = 384
 #: new renders of the AceTree embryo (48 at random pose and optics, 24 EPIC-framed, two EPIC-framed movies of every 6th
 #: time point: 192 frames, 3-582 cells). The lowest reading of an embryo of 450 cells or more was 297 (88 frames; those
 #: at 500-582 cells read 297-510, 3-46 % low), rounded down to tens; readings from 290 on came from embryos of 263-582
-#: cells, readings below it from embryos of at most 401.
+#: cells, readings below it from embryos of at most 401. README's reproducer (its time points 280, 320, 360 at 566-580
+#: cells, seeds 1 and 2; forty-eighth session) read 293-395, down to 49 % low, within that cut: the AceTree renders at
+#: 500-582 cells read 293-510 (3-49 % low), as ``population``'s note says.
 AMBIGUOUS_CELLS = 290
 
 
@@ -67,7 +69,7 @@ def late_ambiguity() -> str:
     """What a reading of :data:`AMBIGUOUS_CELLS` or more may mean: ``population``'s note on late readings and the
     library's warning (:func:`late_message`) say it alike."""
     return (f"late embryos read low (renders read at {AMBIGUOUS_CELLS} or more were of embryos of 263-582 cells; "
-            "the AceTree embryo's at 500-582 cells read 297-510, up to 46 % low)")
+            "the AceTree embryo's at 500-582 cells read 293-510, up to 49 % low)")
 
 
 def calibration_top(predictor) -> float | None:

@@ -208,7 +208,9 @@ def spots_words(estimates: "Sequence[DiameterEstimate]", what: str = "nuclei", l
         return (f"showed {what} smaller than the size model reads (it learned from embryos): bright spots of about "
                 f"{span} px across, segmented at that size")
     est = estimates[0]
-    reading = "none" if est.model_diameter is None else f"{est.model_diameter:.0f}"
+    # the size model's reading to one decimal, as segment's diameter hint (whole pixels gave another working scale);
+    # the diameter used is whole already (the spots' size rounded, so that these words give it)
+    reading = "none" if est.model_diameter is None else f"{est.model_diameter:.1f}"
     # (the size model's reading as a diameter: the reference's where it kept the images as they are)
     read_as = est.diameter * est.resize / (est.model_resize or 1.0)
     used = (f"they were segmented as {give}{est.diameter:.0f} would" if library else

@@ -70,6 +70,9 @@ OPEN_WAIT_S = 0.1
 #: the same epoch) or "diverged" (its training diverged; the message in user attribute "diverged"), and of a failed
 #: one that a Ctrl-C or SIGTERM stopped: "interrupted"; trials.csv's column ``stopped``
 STOPPED_ATTR = "stopped"
+#: user attribute of a completed trial that ``train.early_stop`` stopped: its last epoch trained (counted from 0, as
+#: run.json's ``stopped_early.epoch``); trials.csv's last column, ``stopped_early_epoch`` (empty for the others)
+EARLY_ATTR = "stopped_early_epoch"
 #: ``stopped`` of a trial this call began when other processes sharing the storage had begun the last trials of the
 #: total a moment before (its number came after theirs): failed at once, before it drew parameters or trained, and
 #: left out of ``trials.csv``
@@ -350,6 +353,9 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
             start = {"init": str(rec["model"].get("init")), "value": float(result.start_value),
                      "not_beaten": result.start_note is not None}
         trial.set_user_attr("start", start)
+        early = getattr(result, "stopped_early", None)  # (it completed, its best epoch's score: trials.csv says so)
+        if early is not None:
+            trial.set_user_attr(EARLY_ATTR, int(early["epoch"]))
         return float(result.best_value)
 
     told: list[int] = []  # the trials of this call that were given `info`
@@ -541,6 +547,9 @@ def _summary(study, base: dict, out: Path, name: str, storage: str, metric: str,
     if len(df):  # why a pruned trial stopped: the pruner, or its training diverged
         stopped = {t.number: t.user_attrs.get(STOPPED_ATTR, "") for t in study.get_trials(deepcopy=False)}
         df.insert(list(df.columns).index("state") + 1, "stopped", [stopped.get(int(n), "") for n in df["number"]])
+        # a completed trial that train.early_stop stopped: its last epoch (last: the columns before keep their places)
+        early = {t.number: t.user_attrs.get(EARLY_ATTR, "") for t in study.get_trials(deepcopy=False)}
+        df[EARLY_ATTR] = [early.get(int(n), "") for n in df["number"]]
         df = df[df["stopped"] != SURPLUS].reset_index(drop=True)  # (one too many, begun with another's last: no trial)
     write_csv(df, out / "trials.csv")
     best_params = best_value = best_path = line = None
