@@ -409,7 +409,8 @@ def test_monotone_leaves_a_black_last_frame_out_of_the_fit(monkeypatch, tmp_path
     src = _movie(tmp_path, black=(11,))
     df = _population(monkeypatch, tmp_path, src, totals, "--monotone")
     err = " ".join(capsys.readouterr().err.split())
-    assert "--monotone left 1 frame black or dark (t012) out of the fit; its row holds the fitted curve" in err
+    assert ("--monotone left 1 frame black or dark (t012) out of the fit; its row holds the last fitted value (it "
+            "comes after every frame fitted)") in err
     np.testing.assert_allclose(df["total"][:11], totals[:11])  # rising already: the fit is the readings
     assert df["total"].iloc[11] == df["total"].iloc[10] == 330  # the fitted value beside it, not 1
     assert np.all(np.diff(df["total"]) >= 0)

@@ -11,6 +11,7 @@ error never leaves half outputs.
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -1655,6 +1656,8 @@ def run_segmentation(
         checked=_reading_said(announce, input_path, stack_file, reading, stack_z=stack_z, channel=channel,
                               pages=pages))
     flat = _flatten(model, flatten)
+    # nuclei of a colour video or TIFF stack: one channel for the whole movie, chosen on its first frames
+    movie = _movie_colour(model, kind, color, input_path, skip, stack_z=stack_z, channel=channel, pages=pages)
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages, calibrations=calibrations,
                      first=kind == "membrane")  # (its first frame read once: the channel is chosen on it)
     made: list[Path] = []  # the folders above --out the staging makes (below)
@@ -1662,7 +1665,7 @@ def run_segmentation(
     try:
         # a membrane input in colour whose rule's channel holds nuclei and another membranes: that one read (its note)
         membranes = _membrane_colour(model, kind, color, source)
-        read_by = color if membranes is None else membranes[0]
+        read_by = movie or (color if membranes is None else membranes[0])
         source.start(_preparation(model, read_by, diameter, flat))
         # --pixel-size without a µm diameter: over a TIFF's own calibration, or coarse (once the input is known)
         pixel_notes = _carried_notes(pixel_size, microns, calibrations, report, skip)
@@ -1730,7 +1733,8 @@ def run_segmentation(
 
         carried: dict = {}  # the calibrations the label images carry, for segment.json (_add_calibration)
         colour = [False]  # whether a colour (RGB) frame was read: --color picks one of its channels
-        reads = _ColourReads(predictor.network.channel)  # the channel each colour frame was read by
+        # the channel each colour frame was read by
+        reads = _ColourReads(predictor.network.channel, movie=movie is not None)
         turned: list[dict] = []  # frames read from files turned by their EXIF orientation tag (a note, the record)
         # frames whose speck step dropped lone objects far above the smallest size kept (_lone_dropped_note, on the
         # run's total): (frame, how many, smallest, largest, the smallest size kept); min_working: the model's
@@ -2441,6 +2445,39 @@ def _membrane_colour(model: str, kind: str, color: Optional[str], source: "_Sour
     return (*found, where)
 
 
+def _movie_colour(model: str, kind: str, color: Optional[str], input_path: Path, skip: set, *, stack_z: str,
+                  channel: Optional[int], pages: str) -> Optional[str]:
+    """For ``segment nuclei`` of a video or a TIFF stack (one movie) without ``--color`` under a card's ``auto`` rule:
+    the one channel its colour frames are read through, chosen on its first frames as ``population`` chooses it
+    (:func:`devolens.predict.population.stream_channel`), so that its counts do not jump where the rule would choose
+    another channel frame by frame. None otherwise (a folder's images may be laid out each its own way: each is
+    judged on its own; a grey movie)."""
+    if kind != "nuclei" or color is not None or not input_path.is_file():
+        return None
+    from devolens.models import zoo
+    from devolens.predict.population import STREAM_LOOK, stream_channel
+
+    try:
+        if zoo.card(model).get("preprocessing", {}).get("channel", "auto") != "auto":
+            return None
+        source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages)
+    except DevolensError:  # (the run itself reports it)
+        return None
+    try:
+        if not source.is_video:  # (one image)
+            return None
+        frames = source.iter(skip)
+        try:
+            return stream_channel(frame for _, frame in itertools.islice(frames, STREAM_LOOK))
+        finally:
+            frames.close()
+    except DevolensError:
+        return None
+    finally:
+        source.close()
+
+
+
 def _membrane_colour_words(membranes: Optional[tuple[str, str, str]]) -> Optional[str]:
     """The colour line of a membrane run that reads its channel of membranes over the rule's (:func:`_membrane_colour`);
     None where the rule's choice stands."""
@@ -2478,21 +2515,27 @@ class _ColourReads:
     different channels, which the colour line and ``segment.json`` say (a line naming the first frame's only would
     be wrong for the others). Frames of grey stored as colour are left out (nothing to choose)."""
 
-    def __init__(self, channel: Optional[str]):
+    def __init__(self, channel: Optional[str], movie: bool = False):
         self.rule = channel or "auto"
+        #: the frames are one timelapse's, read through one channel that the auto rule chose on its first frames
+        #: (:func:`devolens.predict.population.stream_channel`; ``channel``: that one, or the rule's, "auto", where
+        #: each frame's row names the channel read: population's)
+        self.movie = movie
         self.by: dict[str, list[int]] = {}  # channel -> positions of the frames read by it, in order
         self.grey = False  # a frame of grey stored as colour was read
 
-    def add(self, pos: int, arr: np.ndarray, known: Optional[str] = None) -> None:
-        """Note a colour frame (``known``: the channel its preparation read already, a Prepared's; else judged here,
-        as the predictor's rule does: a few milliseconds a frame)."""
+    def add(self, pos: int, arr: Optional[np.ndarray], known: Optional[str] = None,
+            grey: Optional[bool] = None) -> None:
+        """Note a colour frame (``known``: the channel its preparation read already, a Prepared's or a population
+        row's; else judged here, as the predictor's rule does: a few milliseconds a frame; ``grey``: whether it is grey
+        stored as colour, where ``arr`` is not given)."""
         if self.rule != "auto":
             pick = self.rule
         else:
             from devolens.predict.postprocess import auto_channel
 
             pick = known or auto_channel(arr)
-        if (pick == "green" or self.rule != "auto") and _grey_as_colour(arr):
+        if (pick == "green" or self.rule != "auto") and (_grey_as_colour(arr) if grey is None else grey):
             self.grey = True
             return
         self.by.setdefault(pick, []).append(pos)
@@ -2519,6 +2562,8 @@ class _ColourReads:
         """The colour line (:func:`_colour_read_line`), or, where frames were read by different channels, which
         channel read how many and which (``name``: a position's name in the line, ``unit``: "file" or "frame")."""
         if len(self.by) < 2:
+            if self.movie and self.by:
+                return _colour_read_line(self.record(), "auto", movie=True)
             return _colour_read_line(self.record() if self.by else None, self.rule)
         parts = []
         for k, (ch, pos) in enumerate(self.order()):
@@ -2530,10 +2575,11 @@ class _ColourReads:
                 f"mean where none stands out); --color red|green|blue|mean reads the same one in every {unit}")
 
 
-def _colour_read_line(image: "np.ndarray | str | None", channel: Optional[str]) -> Optional[str]:
+def _colour_read_line(image: "np.ndarray | str | None", channel: Optional[str], movie: bool = False) -> Optional[str]:
     """The line on which channel of a colour ``image`` the network read, and why, when no --color was given
     (``channel``: the model's rule); None for a grey image or grey stored as colour (R, G and B alike: nothing to
-    choose). ``image`` may be the channel read already (a str: :class:`_ColourReads`)."""
+    choose). ``image`` may be the channel read already (a str: :class:`_ColourReads`); ``movie``: read in every
+    frame of a timelapse, chosen on its first frames."""
     if isinstance(image, str):
         picked = image
     else:
@@ -2554,6 +2600,12 @@ def _colour_read_line(image: "np.ndarray | str | None", channel: Optional[str]) 
         why = "the one with the most bright structure at a nucleus's scale"
     read = "the mean of R, G and B" if picked == "mean" else f"the {picked} channel"
     others = "|".join(c for c in ("red", "green", "blue", "mean") if c != picked)
+    if movie and (channel or "auto") == "auto":
+        from devolens.predict.population import STREAM_LOOK
+
+        return (f"colour input: {read} was read in every frame ({why}; judged on the movie's first {STREAM_LOOK} "
+                "colour frames and kept for all, so that the counts do not jump where a frame's channels change); "
+                f"--color {others} reads another")
     return f"colour input: {read} was read ({why}); --color {others} reads another"
 
 
@@ -3019,6 +3071,31 @@ def _check_report_kept(report: Optional[Path], outputs: list[tuple[Path, str]]) 
                                 "it: choose another --out (the report is an input, never overwritten)", path=report)
 
 
+def _one_frame_words(clock: bool) -> str:
+    """The refusal of ``--clock`` or ``--monotone`` (``clock`` False) on one frame."""
+    if clock:
+        return "--clock fits a timelapse (a video, a folder of frames or a TIFF timelapse), not one image"
+    return ("--monotone smooths the counts of a timelapse over its frames (a video, a folder of frames or a TIFF "
+            "timelapse), not one image: leave it out")
+
+
+def _check_auto_report(out: Path, record: Path) -> None:
+    """Refuse, before any work, a curation report (or a report's record, ``NAME.curation.json``) where
+    ``--skip-flagged auto`` writes its own (:func:`curation_path`) that no earlier ``population`` run into ``out``
+    wrote (``record``: that run's, :func:`_stale_companions`): ``curate frames --out pops.curation.csv`` then
+    ``population --out pops.csv --skip-flagged auto`` replaced its report with another input's and left its record
+    beside it, describing the other run (a report and its record are written both or neither)."""
+    report = curation_path(out)
+    beside = record_path(report)
+    ours = any(same_file(p, report) for p in _stale_companions(record, out))
+    found = [p for p in (report, beside) if (p.exists() or p.is_symlink()) and not (p == report and ours)]
+    if found:
+        raise DevolensError(f"--skip-flagged auto writes its curation report to {report.name}, and "
+                            f"{'a report' if found[0] == report else 'a report record'} that no earlier population "
+                            f"run into {out.name} wrote is there: remove {' and '.join(p.name for p in found)}, or "
+                            f"give the report to --skip-flagged itself (--skip-flagged {report})", path=found[0])
+
+
 def run_population(input_path: Path, out: Path, *, model: str = "population", monotone: bool = False,
                    clock: bool = False, plot: bool = False, plot_format: str = "png", skip_flagged: Optional[Path] = None,
                    batch_size: int = 8, fast: bool = True,
@@ -3052,6 +3129,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         check_writable(path)
     _check_report_kept(skip_flagged, [(out, "--out"), (record, f"the record written beside the CSV ({record.name})")]
                        + ([(plot_file, "the plot written beside the CSV")] if plot else []))
+    if _report_option(skip_flagged) == AUTO_CURATE:
+        _check_auto_report(out, record)
     from devolens.io.stacks import check_pages, check_stack_z, pages_with_channel
 
     check_pages(pages)
@@ -3084,10 +3163,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     except BaseException:
         source.close()
         raise
-    if clock and source.total == 1:
+    if (clock or monotone) and source.total == 1:
         source.close()
-        raise DevolensError("--clock fits a timelapse (a video, a folder of frames or a TIFF timelapse), not one image",
-                            path=input_path)
+        raise DevolensError(_one_frame_words(clock), path=input_path)
     from devolens.predict.clock import MIN_FRAMES as CLOCK_MIN_FRAMES
 
     if clock and source.total and source.total - len(skip) < CLOCK_MIN_FRAMES:  # before any inference
@@ -3133,7 +3211,10 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                     sizes.append((source.frame_id(pos), size))
             arr = np.asarray(frame)
             if arr.ndim == 3 and arr.shape[2] in (3, 4):  # (reads: made once the predictor, its rule, is loaded)
-                reads.add(pos, arr)
+                if measured[0]:  # a PopulationPredictor: its row names the channel read (one for the movie)
+                    colour_at[pos] = _grey_as_colour(arr)
+                else:
+                    reads.add(pos, arr)
             if not measured[0]:
                 own.append(_frame_signal(frame) if wanted(i) else None)
             yield frame
@@ -3144,6 +3225,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     black: list = []  # ... of them, those that are not one grey level throughout (a video's black frame)
     specks: list = []  # frames whose saturated specks were left out of the brightness scale
     no_signal: list[bool] = []  # per row: such a frame (--clock leaves them out of its fit)
+    colour_at: dict[int, bool] = {}  # colour frames until their row (which names the channel read): grey as colour
     judged = _JudgedFrames()  # what the inverted-input note judges, chosen by the nuclei found as segment's are
     turned: list[dict] = []  # frames read from files turned by their EXIF orientation tag (a note, the record)
     try:
@@ -3157,9 +3239,10 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         # predictor's own (a regressor alone)
         reads = _ColourReads(getattr(getattr(getattr(predictor, "nuclei", None), "network", None), "channel", None)
                              or getattr(predictor, "channel", None))
-        from devolens.predict.population import PopulationPredictor
+        from devolens.predict.population import PopulationPredictor, as_read
 
         measured[0] = isinstance(predictor, PopulationPredictor)  # (its rows carry each frame's measures)
+        reads.movie = measured[0]  # (its rows name the channel read: one for the movie)
         if clock and getattr(predictor, "clock", None) is None:
             raise DevolensError(f"model {model!r} has no developmental clock (its card has no 'clock' section)")
         total = _progress_total(source.total - len(skip) if source.total else 0)
@@ -3167,6 +3250,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
             pos = positions.popleft()
             kept.append(pos)
             rows.append({"frame": source.frame_id(pos), **{k: row[k] for k in COLUMNS}})
+            if pos in colour_at:
+                reads.add(pos, None, known=row.get("channel"), grey=colour_at.pop(pos))
             turn = source.exif_turn(pos)
             if turn is not None:
                 turned.append(turn)
@@ -3182,6 +3267,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                 specks.append(source.frame_id(pos))
             image = looked.popleft()
             if image is not None and "visible" in row:  # (a regressor model finds no nuclei: no note)
+                image = as_read(image, row.get("channel"))  # (judged in the channel read)
                 if judged.added < SHAPE_LOOK:
                     judged.add(int(row["visible"]), image)
                 if busiest is not None:
@@ -3195,6 +3281,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         source.close()
     if not rows:
         raise DevolensError("no frames left (all frames flagged?)", path=input_path)
+    if monotone and len(rows) == 1:  # (a video of one frame, or one left by the flagged ones: known once read)
+        raise DevolensError(_one_frame_words(False) + (" (flagged frames left out)" if skip else ""), path=input_path)
     df = pd.DataFrame(rows, columns=["frame", *COLUMNS])
     left_out = monotone_residual = None
     # a video's or an animation's frames at uneven intervals: the fits place them at their times (_timed_positions)
@@ -3214,11 +3302,13 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         monotone_residual = _fit_residual(read, df["total"].to_numpy(np.float64), ~left_out[0])
     # (a frame without signal shows no nuclei to be bright: a black last frame read as "dimmed to 0%")
     brightness = _brightness([None if flat_frame else s for s, flat_frame in zip(signals, no_signal)])
-    fit = clock_positions = None
+    fit = clock_positions = early = None
     if clock:
         try:
             clock_at, clock_positions = _clock_positions(source, kept, timed)
+            read_df = df
             df, fit = _clock_fit(predictor, df, clock_at, no_signal)
+            df, early = _before_clock(predictor, read_df, df, fit, clock_at, no_signal)
         except DevolensError as exc:  # too few frames: named by the input, as every error about it is
             raise (exc if exc.path is not None else DevolensError(str(exc), path=input_path)) from None
     df[list(COLUMNS)] = df[list(COLUMNS)].astype(float).round(2)
@@ -3249,6 +3339,12 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     writers[out] = lambda tmp: df.to_csv(tmp, index=False, errors=TEXT_ERRORS)  # (a name not UTF-8 escaped)
     left_names = None if left_out is None else tuple(
         [source.frame_id(p) for p, bad in zip(kept, mask) if bad] for mask in left_out)
+    # --monotone's left-out frames before its first frame fitted, and after its last: their rows hold its first
+    # (last) fitted value, not the curve between frames around them (_filled_words)
+    fitted = np.array([], int) if left_out is None else np.flatnonzero(~(left_out[0] | left_out[1]))
+    df.attrs["monotone_ends"] = None if not len(fitted) else {
+        "before": [source.frame_id(p) for p in kept[:fitted[0]]],
+        "after": [source.frame_id(p) for p in kept[fitted[-1] + 1:]]}
     df.attrs["record"] = record
     df.attrs["diameter_um"] = microns
     df.attrs["stack"] = reading
@@ -3259,6 +3355,10 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["specks"] = specks
     df.attrs["exif_turned"] = turned
     df.attrs["saturated"], df.attrs["saturation_note"] = saturation.share(), saturation.note()
+    # the channel a colour input was read by, without --color (segment's line): one for the movie
+    df.attrs["colour_read_line"] = None if color is not None else reads.line(
+        lambda p: source.frame_id(p) if source.names is None else source.names[p],
+        "frame" if source.names is None else "file")
     # segment nuclei's blobs-or-lines note: an input that looks inverted, or like membranes
     df.attrs["inverted_note"] = _population_inverted_note(judged.frames(), predictor,
                                                           reading["channels"] if reading else 0)
@@ -3300,6 +3400,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["estimate"] = getattr(predictor, "last_estimate", None)
     df.attrs["resized"] = getattr(predictor, "resize", 1.0) != 1.0
     df.attrs["clock"] = fit
+    df.attrs["clock_early"] = early  # frames placed before the clock's curve starts (_before_clock)
     # --clock placed a folder's frames at the numbers in their file names, with a gap between them (_clock_positions)
     df.attrs["clock_gaps"] = (fit is not None and clock_positions["from"] == "file_names"
                               and bool(np.any(np.diff(clock_at) > 1.5)))
@@ -3751,6 +3852,43 @@ def _fit_residual(totals, fitted, use) -> Optional[float]:
     return float(np.median(np.abs(np.log(np.maximum(totals[use], 1.0)) - np.log(np.maximum(fitted[use], 1.0)))))
 
 
+def _before_clock(predictor, read, df, fit, positions: list[float], no_signal: np.ndarray):
+    """``--clock``'s frames placed before its reference curve starts (at ~3 cells: its embryos' first time point),
+    which the curve reads at its first value (2.83 cells: a 1-cell frame read 1.82 on its own): those whose own
+    reading (``read``, the per-frame counts) lies below it keep it (the clock cannot tell fewer cells than its curve
+    starts at); the frames of no signal stay on the curve. Returns ``(df, early)``: ``early`` None where no frame lies
+    before the start, else ``{"frames": those before it, "kept": those that keep their reading, "start": the curve's
+    first value}``, named as the CSV names them."""
+    from devolens.predict.population import COLUMNS
+
+    tau = predictor.clock[0]
+    at = fit.offset + fit.rate * (np.asarray(positions, np.float64) - float(positions[0]))
+    before = at < float(tau[0])
+    if not before.any():
+        return df, None
+    start = float(df["total"].to_numpy(np.float64)[before].max())  # (the curve's first value, in letters)
+    own = read["total"].to_numpy(np.float64)
+    keep = before & ~no_signal & (own < start)
+    df = df.copy()
+    df.loc[keep, list(COLUMNS)] = read.loc[keep, list(COLUMNS)].to_numpy()
+    names = df["frame"].astype(str)
+    return df, {"frames": list(names[before]), "kept": list(names[keep]), "start": start}
+
+
+def _early_note(early: dict) -> str:
+    """The note on ``--clock``'s frames before its curve's start (:func:`_before_clock`)."""
+    frames, kept = early["frames"], early["kept"]
+    one = len(frames) == 1
+    text = (f"--clock placed {_count(len(frames), 'frame')} ({_names(frames)}) before its reference curve starts "
+            f"(~{early['start']:.0f} cells, its embryos' first time point), where it reads {'it' if one else 'them'} "
+            f"at {early['start']:.2f} cells")
+    if kept:
+        text += (f"; {'it reads' if one else 'they read' if len(kept) == len(frames) else _names(kept) + ' read'}"
+                 f" fewer cells on {'its' if len(kept) == 1 else 'their'} own and "
+                 f"{'keeps its' if len(kept) == 1 else 'keep their'} per-frame reading in the CSV")
+    return text
+
+
 def _clock_note(fit, seconds: Optional[float]) -> str:
     """What the developmental clock found: the movie's pace and how well its frames follow the curve; a note where the
     pace lies at an edge of the range searched (:data:`devolens.predict.clock.RATES`: a limit, not a pace measured)."""
@@ -3851,9 +3989,28 @@ def _names(ids: list) -> str:
     return ", ".join(str(i) for i in ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
 
 
-def _monotone_note(dim: list, odd: list) -> Optional[str]:
+def _filled_words(names: list, ends: dict) -> str:
+    """What the rows of the frames ``names`` that ``--monotone`` left out of its fit hold: the fitted curve between
+    the frames around them, or, for those before its first frame fitted (after its last: ``ends``, run_population's
+    ``monotone_ends``), its first (last) fitted value."""
+    groups = [([n for n in names if n not in ends["before"] and n not in ends["after"]],
+               "the fitted curve between the frames around {}"),
+              ([n for n in names if n in ends["before"]], "the first fitted value ({} before every frame fitted)"),
+              ([n for n in names if n in ends["after"]], "the last fitted value ({} after every frame fitted)")]
+    groups = [(group, words) for group, words in groups if group]
+    parts = []
+    for group, words in groups:
+        one = len(group) == 1
+        rows = ("its row holds" if one else "their rows hold") if len(groups) == 1 else (
+            f"{group[0]}'s row holds" if one else f"the rows of {_names(group)} hold")
+        fill = ("it" if one else "them") if "around" in words else ("it comes" if one else "they come")
+        parts.append(f"{rows} {words.format(fill)}")
+    return ", and ".join(parts)
+
+
+def _monotone_note(dim: list, odd: list, ends: Optional[dict] = None) -> Optional[str]:
     """The note on the frames ``--monotone`` left out of its fit (``dim``: black or dark, ``odd``: implausible
-    readings), None when none was."""
+    readings; ``ends``: :func:`_filled_words`'), None when none was."""
     parts = []
     if dim:
         parts.append(f"{_count(len(dim), 'frame')} black or dark ({_names(dim)})")
@@ -3862,9 +4019,8 @@ def _monotone_note(dim: list, odd: list) -> Optional[str]:
                      f"{'it' if len(odd) == 1 else 'them'} ({_names(odd)})")
     if not parts:
         return None
-    one = len(dim) + len(odd) == 1
-    return (f"--monotone left {' and '.join(parts)} out of the fit; {'its row holds' if one else 'their rows hold'} "
-            "the fitted curve between the frames around " + ("it" if one else "them"))
+    return (f"--monotone left {' and '.join(parts)} out of the fit; "
+            + _filled_words([*dim, *odd], ends or {"before": [], "after": []}))
 
 
 def _frame_sizes_note(sizes: list, frames: int, diameter) -> Optional[str]:
@@ -3943,8 +4099,11 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
     def note(text: str) -> None:  # as _common.note prints it
         notes.append((f"[yellow]note:[/] {escape(text)}", {"soft_wrap": True}))
 
+    ends = attrs.get("monotone_ends") or {"before": [], "after": []}
     if attrs.get("monotone_left_out"):
-        text = _monotone_note(*attrs["monotone_left_out"])
+        dim, odd = attrs["monotone_left_out"]
+        # (the frames of no signal among the dark ones: the note on them below says it, once)
+        text = _monotone_note([f for f in dim if f not in set(attrs.get("flat") or ())], odd, ends)
         if text:
             note(text)
     text = _monotone_far_note(attrs.get("monotone_residual"))
@@ -3956,14 +4115,19 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
         flat, empty = attrs["flat"], attrs.get("flat_empty") or []
         one = len(flat) == 1
         rows_of = "its row" if one else "their rows"
-        if attrs.get("clock") is not None or (monotone and not empty):
-            how = (f"read as a black frame; {'--clock' if attrs.get('clock') is not None else '--monotone'} left "
-                   f"{'it' if one else 'them'} out of its fit and read {rows_of} off its curve")
+        if attrs.get("clock") is not None:
+            how = (f"read as a black frame; --clock left {'it' if one else 'them'} out of its fit and read {rows_of} "
+                   "off its curve")
+        elif monotone and not empty:
+            how = (f"read as a black frame; --monotone left {'it' if one else 'them'} out of its fit: "
+                   f"{_filled_words(flat, ends)}")
         else:
             how = f"{rows_of} {'is' if one else 'are'} left empty (no counts: NaN in the CSV)"
         note(f"{_count(len(flat), 'frame')} ({_names(flat)}) {'holds' if one else 'hold'} no signal "
              f"({_no_signal_words(len(flat), len(attrs.get('flat_black') or ()))}): {how}; `devolens curate frames` "
              "flags such frames and --skip-flagged leaves them out")
+    if attrs.get("colour_read_line"):  # (segment's colour line)
+        notes.append((escape(attrs["colour_read_line"]), plain))
     if attrs.get("inverted_note"):  # (segment nuclei's blobs-or-lines note)
         notes.append((f"note: {attrs['inverted_note']}", {}))
     if attrs.get("specks"):
@@ -3990,6 +4154,8 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
         notes.append((f"note: {escape(_exif_words(attrs['exif_turned']))}", plain))
     if attrs.get("clock") is not None:
         notes += [(line, {}) for line in _clock_note(attrs["clock"], attrs.get("clock_seconds")).split("\n")]
+        if attrs.get("clock_early"):
+            note(_early_note(attrs["clock_early"]))
         if attrs.get("clock_gaps"):
             notes.append(("note: --clock placed the frames at the numbers in their file names, so the gaps between "
                           "them count as time passed", plain))
@@ -4109,6 +4275,10 @@ def population_command(
     from devolens.cli._common import summary as say
 
     streaming_threads()
+    from devolens.cli._common import option_given
+
+    if not plot and option_given("--plot-format"):  # (an option that does nothing silently is a trap)
+        print_note(f"--plot-format {plot_format} does nothing with --no-plot: no plot is written")
     with progress_bar("population") as cb:
         # (a TIFF stack: how it is read, said before the work, as segment says it: say)
         df = run_population(input_path, out, model=model, monotone=monotone, clock=clock, plot=plot,

@@ -740,7 +740,10 @@ class PopulationPredictor:
         ``population`` does otherwise, with a :class:`~devolens.errors.NoSignalWarning`. With ``diameter="auto"``
         each dict also carries ``estimate``: the :class:`~devolens.predict.sizing.DiameterEstimate` its frame was
         resized by (this stream's own, as a segmentation result's ``extra["estimate"]``; ``last_estimate`` is the
-        last stream's).
+        last stream's). ``channel``: the colour channel read in a colour frame (``red``, ``green``, ``blue``,
+        ``mean``; None for a frame of one channel): under the auto rule one for the whole stream, chosen on its first
+        :data:`STREAM_LOOK` colour frames (the channel most of them read), so that a movie's counts do not jump where
+        the rule would choose another channel frame by frame (pass ``channel=`` to :meth:`from_zoo` to choose it).
 
         Frames that look inverted (dark nuclei on a bright background) or like membranes get one
         :class:`~devolens.errors.InputWarning` per call (method ``composition``), judged as ``devolens population``
@@ -812,8 +815,13 @@ class PopulationPredictor:
         # (its nuclei model's own look is off: it sees them resized and reduced to one channel, where an inverted
         # colour frame's channel chosen shows no nuclei)
         watch = PopulationWatch.of(self, self.resize)
-        if watch is not None:
-            images = watch.tap(images)
+        # the auto colour rule: one channel for the whole stream (_one_channel_stream), chosen on the frames as given;
+        # each frame's channel read (by its position in the stream), until its row (its "channel")
+        read: dict[int, str | None] = {}
+        nuclei_rule = getattr(getattr(self.nuclei, "network", None), "channel", None)
+        pinned = (nuclei_rule == "auto" and (self.network is None or self.channel == "auto")
+                  if self.method == "composition" else self.channel == "auto")
+        images = _read_channels(images, read, watch, pinned)
         # (at the input's resolution, before any resizing); each frame as given kept beside it, for the no-signal words
         images = ((img, self._without_hot_pixels(img)) for img in images)
         # frames without signal (lacks_signal): the regressor reads a black frame instead. Normalising one stretches
@@ -904,8 +912,9 @@ class PopulationPredictor:
                 from devolens.predict.postprocess import to_single_channel
 
                 for k, img in enumerate(images):
-                    if share:
-                        img = to_single_channel(np.asarray(img), self.channel)
+                    channel = read[k]
+                    if share or channel is not None:
+                        img = to_single_channel(np.asarray(img), channel or self.channel)
                     if self.network is not None:
                         small.append(regressor_input(k, img))
                     yield img
@@ -940,6 +949,7 @@ class PopulationPredictor:
                 row["visible"] = float(res.count)
                 row["median_area"] = float(np.median(obj["area"])) if len(obj["area"]) else float("nan")
                 row.update(signal_fields(done))  # (each frame is read before its result)
+                row["channel"] = read.pop(done)
                 row["specks"] = bool(res.extra.get("specks"))  # as the nuclei network's preparation found
                 if self.auto:
                     row["estimate"] = est
@@ -962,13 +972,18 @@ class PopulationPredictor:
             if sizes is not None and len(sizes) < SHAPE_LOOK:
                 yield from self._size_told(sizes)
             return
+        from devolens.predict.postprocess import to_single_channel
+
         for chunk in batched(enumerate(images), self.batch_size):
-            out = self._regress(np.stack([regressor_input(k, img) for k, img in chunk]))
+            out = self._regress(np.stack([regressor_input(k, img if read[k] is None else
+                                                          to_single_channel(np.asarray(img), read[k]))
+                                          for k, img in chunk]))
             for vals in out:
                 named = dict(zip(self.outputs, vals))
                 row = {k: float(named.get(k, 0.0)) for k in LETTERS}
                 row["total"] = float(sum(row[k] for k in LETTERS))
                 row.update(signal_fields(done))
+                row["channel"] = read.pop(done)
                 done += 1
                 if progress is not None:
                     progress(done, -1 if total is None else total)
@@ -1193,6 +1208,81 @@ def signal_measures(image: np.ndarray) -> dict | None:
         return frame_signal(image)
     except DevolensError:
         return None
+
+
+#: a colour stream's first frames that choose the one channel read in all of its frames (:func:`_one_channel_stream`)
+STREAM_LOOK = 5
+
+
+def _colour(arr: np.ndarray) -> bool:
+    """Whether ``arr`` is a colour frame with a channel to choose (HxWx3 or HxWx4, not grey stored as colour)."""
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        return False
+    step = max(1, int(np.sqrt(arr.shape[0] * arr.shape[1] / 50_000)))
+    for a in (arr[::step, ::step], arr):  # (a subsample first: most colour frames differ there)
+        if not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2])):
+            return True
+    return False
+
+
+def stream_channel(frames: Iterable) -> str | None:
+    """The colour channel a timelapse is read through under the auto rule, judged on its first frames ``frames``
+    (:data:`STREAM_LOOK` of them): the channel :func:`~devolens.predict.postprocess.auto_channel` reads in most of its
+    colour frames (a tie: the earliest frame's); None where none is in colour (grey stored as colour included)."""
+    from devolens.predict.postprocess import auto_channel
+
+    picks = [auto_channel(a) for a in (np.asarray(img) for img in frames) if _colour(a)]
+    return max(picks, key=lambda c: (picks.count(c), -picks.index(c))) if picks else None
+
+
+def _read_channels(images: Iterator, read: dict, watch, pinned: bool) -> Iterator:
+    """``images`` as they are, each one's colour channel read put in ``read`` by its position in the stream (the
+    stream's one channel where ``pinned``, :func:`_one_channel_stream`; else None), and the frames the input
+    ``watch`` judges (None: none) shown to it as read (:func:`as_read`)."""
+    from devolens.predict.notes import SHAPE_LOOK
+
+    pairs = _one_channel_stream(images) if pinned else ((img, None) for img in images)
+    for k, (img, channel) in enumerate(pairs):
+        read[k] = channel
+        if watch is not None and watch.tapped < SHAPE_LOOK and not watch.done:  # (as InputWatch.tap keeps them)
+            for _ in watch.tap((as_read(img, channel),)):
+                pass
+        yield img
+
+
+def as_read(image, channel: str | None):
+    """A colour frame that the auto rule alone would read in another channel than ``channel``, the one its stream
+    is read through, reduced to that channel (its dtype kept) for what judges it (the frame as given would be
+    judged as the other channel shows it: a movie's membranes, where its nuclei are read); any other frame as it is
+    (an inverted export's channel is chosen on it inverted)."""
+    arr = np.asarray(image)
+    if channel is None or arr.ndim != 3 or arr.shape[2] not in (3, 4) or not _colour(arr):
+        return image
+    from devolens.predict.postprocess import _one_channel, auto_channel
+
+    return image if auto_channel(arr) == channel else _one_channel(arr, channel)
+
+
+def _one_channel_stream(images: Iterator, look: int = STREAM_LOOK) -> Iterator[tuple[Any, str | None]]:
+    """Each frame of a stream with the colour channel read in it (None: a frame of one channel, or grey stored as
+    colour before any colour frame), one channel for the whole stream: a timelapse's counts must not jump where the
+    auto rule (:func:`~devolens.predict.postprocess.auto_channel`) would choose another channel frame by frame (a
+    histone-mCherry + membrane-GFP movie, whose membranes outgrow its few nuclei). The rule is judged on the first
+    ``look`` colour frames of the stream: the channel most of them read (a tie: the first frame's); where the first
+    ``look`` frames hold none, on the first colour frame."""
+    from devolens.predict.postprocess import auto_channel
+
+    images = iter(images)
+    head = list(itertools.islice(images, look))
+    pick = stream_channel(head)
+    for img in itertools.chain(head, images):
+        arr = np.asarray(img)
+        if arr.ndim == 3 and arr.shape[2] in (3, 4):
+            if pick is None and _colour(arr):
+                pick = auto_channel(arr)
+            yield img, pick or "green"  # (grey stored as colour: any channel is the same; the rule's word for it)
+        else:
+            yield img, None
 
 
 def _black(measures: dict) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from devolens.io.atomic import atomic_path
@@ -42,6 +43,14 @@ def letter_style(col: str, points: int) -> dict:
         style.update(markevery=(list(LETTER_STYLES).index(col) * every // len(LETTER_STYLES), every), ms=4,
                      mfc="white")
     return style
+
+
+def _alone(values: np.ndarray) -> np.ndarray:
+    """Which of ``values`` are finite with no finite value before or after them (a line through them draws nothing)."""
+    ok = np.isfinite(values)
+    before = np.concatenate([[False], ok[:-1]])
+    after = np.concatenate([ok[1:], [False]])
+    return ok & ~before & ~after
 
 
 def add_letter_key(fig) -> None:
@@ -106,7 +115,15 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
     ax = fig.add_subplot(1, 1, 1)
     for col in LETTER_STYLES:
         if col in pops.columns:
-            ax.plot(pops["time"], pops[col], label=col, **letter_style(col, len(pops)))
+            style = letter_style(col, len(pops))
+            ax.plot(pops["time"], pops[col], label=col, **style)
+            # a point with no point beside it (one frame, a frame between two without counts): a line draws nothing
+            # there, so it gets a marker (the total's: a dot)
+            alone = _alone(pd.to_numeric(pops[col], errors="coerce").to_numpy(np.float64))
+            if alone.any():
+                ax.plot(pops["time"].to_numpy()[alone], pops[col].to_numpy()[alone], ls="none",
+                        color=style["color"], marker=style["marker"] or "o", ms=4 if style["marker"] else 5,
+                        **({"mfc": "white"} if style["marker"] else {}))
     for x, text in marks or ():
         ax.axvline(x, color="#d62728", ls="--", lw=1.2)
         # a few points right of the line, clear of a fall drawn there (after a cliff the curves are low), near the
