@@ -111,7 +111,7 @@ class _Source:
 
     def __init__(self, path: Path, *, stack_z: str = "project", channel: Optional[int] = None, pages: str = "time",
                  read_ahead: Optional[int] = None, prepare: Optional[tuple] = None,
-                 calibrations: Optional["_Calibrations"] = None, first: bool = False):
+                 calibrations: Optional["_Calibrations"] = None, first: int = 0):
         self.path = path
         if not path.exists():  # (a broken link: said so, naming its target)
             from devolens.io.frames import missing_input
@@ -160,7 +160,9 @@ class _Source:
         #: its refusal, for a video or a stack: frames beyond it, or of other sizes, are of another input (see iter)
         self.report_cover: Optional[tuple[int, dict, str]] = None
         self.report_advice = ""
-        self.first: Optional[np.ndarray] = None  # (first=True: the first frame of one image, a stack or a video)
+        self.first: Optional[np.ndarray] = None  # (first: the first frame of one image, a stack or a video)
+        #: (first: a stack's or a video's first ``first`` frames, by position: those read, MissingFrames left out)
+        self.heads: list[tuple[int, np.ndarray]] = []
         if stack is not None:  # streamed plane by plane like a video
             self.is_video = True
             self.names = None
@@ -176,6 +178,7 @@ class _Source:
             self._total = 1
             self._frames = iter([image])
             self.first = image if first else None
+            self.heads = [(0, image)] if first else []
         elif path.is_dir() or suffix in VIDEO_SUFFIXES:
             from devolens.io.frames import iter_path_frames
 
@@ -195,8 +198,9 @@ class _Source:
 
             raise unsupported_file(path, f"an image ({', '.join(IMAGE_SUFFIXES)}), a video "
                                          f"({', '.join(VIDEO_SUFFIXES)}), an animated GIF or WebP or a folder of images")
-        if first and self.is_video:  # a stack's or a video's first frame, read now (and yielded first: _peeked)
-            self.first, self._frames = _peeked(self._frames)
+        if first and self.is_video:  # a stack's or a video's first frames, read now (and yielded first: _peeked)
+            self.heads, self._frames = _peeked(self._frames, int(first))
+            self.first = self.heads[0][1] if self.heads and self.heads[0][0] == 0 else None
         self._read_ahead = READ_AHEAD_BYTES if read_ahead is None else int(read_ahead)
         if not first:
             self.start(prepare)
@@ -215,7 +219,7 @@ class _Source:
         """Read ahead from now on (a source made with ``first``; the others from the moment they are opened), the
         frames prepared for the network in that thread too where ``prepare`` (a preparation key) is given;
         :attr:`first` is let go (a giant image is not kept past the run)."""
-        self.first = None
+        self.first, self.heads = None, []
         if self._total != 1 and self._read_ahead > 0:  # decoding starts now, while the model loads
             from devolens.io.prefetch import ReadAhead
 
@@ -406,22 +410,21 @@ class _Source:
             self._turns.close()
 
 
-def _peeked(frames: Iterator) -> tuple[Optional[np.ndarray], Iterator]:
-    """The first of ``frames`` (None where there is none, or it could not be read: a MissingFrame) and an iterator
-    of all of them, that one first (read once), which closes ``frames`` when it is closed."""
-    head = next(frames, None)
+def _peeked(frames: Iterator, n: int = 1) -> tuple[list[tuple[int, np.ndarray]], Iterator]:
+    """The first ``n`` of ``frames`` that were read, by position (a MissingFrame left out), and an iterator of all
+    of them, those first (read once), which closes ``frames`` when it is closed."""
+    head = list(itertools.islice(frames, n))
 
     def again() -> Iterator:
         try:
-            if head is not None:
-                yield head
+            yield from head
             yield from frames
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
                 close()
 
-    return (head if isinstance(head, np.ndarray) else None), again()
+    return [(i, f) for i, f in enumerate(head) if isinstance(f, np.ndarray)], again()
 
 
 AUTO_CURATE = "auto"
@@ -1656,15 +1659,20 @@ def run_segmentation(
         checked=_reading_said(announce, input_path, stack_file, reading, stack_z=stack_z, channel=channel,
                               pages=pages))
     flat = _flatten(model, flatten)
-    # nuclei of a colour video or TIFF stack: one channel for the whole movie, chosen on its first frames
-    movie = _movie_colour(model, kind, color, input_path, skip, stack_z=stack_z, channel=channel, pages=pages)
+    # the first frames read once, a colour channel chosen on them: membranes' (the first frame) and a movie's of
+    # nuclei (its first STREAM_LOOK frames: _movie_colour)
+    from devolens.predict.postprocess import STREAM_LOOK
+
+    look = 1 if kind == "membrane" else STREAM_LOOK if kind == "nuclei" and color is None else 0
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages, calibrations=calibrations,
-                     first=kind == "membrane")  # (its first frame read once: the channel is chosen on it)
+                     first=look)
     made: list[Path] = []  # the folders above --out the staging makes (below)
     min_size_dropped: list[int] = []  # per frame, the objects --min-size dropped (the predictor's min_size_dropped)
     try:
         # a membrane input in colour whose rule's channel holds nuclei and another membranes: that one read (its note)
         membranes = _membrane_colour(model, kind, color, source)
+        # nuclei of a colour video or TIFF stack: one channel for the whole movie, chosen on its first frames
+        movie = _movie_colour(model, kind, color, source, skip)
         read_by = movie or (color if membranes is None else membranes[0])
         source.start(_preparation(model, read_by, diameter, flat))
         # --pixel-size without a µm diameter: over a TIFF's own calibration, or coarse (once the input is known)
@@ -2445,36 +2453,24 @@ def _membrane_colour(model: str, kind: str, color: Optional[str], source: "_Sour
     return (*found, where)
 
 
-def _movie_colour(model: str, kind: str, color: Optional[str], input_path: Path, skip: set, *, stack_z: str,
-                  channel: Optional[int], pages: str) -> Optional[str]:
+def _movie_colour(model: str, kind: str, color: Optional[str], source: "_Source", skip: set) -> Optional[str]:
     """For ``segment nuclei`` of a video or a TIFF stack (one movie) without ``--color`` under a card's ``auto`` rule:
-    the one channel its colour frames are read through, chosen on its first frames as ``population`` chooses it
-    (:func:`devolens.predict.population.stream_channel`), so that its counts do not jump where the rule would choose
+    the one channel its colour frames are read through, chosen on its first frames (``source.heads``, read once:
+    :class:`_Source`'s ``first``; those in ``skip`` left out) as ``population`` chooses it
+    (:func:`devolens.predict.postprocess.stream_channel`), so that its counts do not jump where the rule would choose
     another channel frame by frame. None otherwise (a folder's images may be laid out each its own way: each is
-    judged on its own; a grey movie)."""
-    if kind != "nuclei" or color is not None or not input_path.is_file():
+    judged on its own; one image; a grey movie)."""
+    if kind != "nuclei" or color is not None or not source.is_video or not source.heads:
         return None
     from devolens.models import zoo
-    from devolens.predict.population import STREAM_LOOK, stream_channel
+    from devolens.predict.postprocess import stream_channel
 
     try:
         if zoo.card(model).get("preprocessing", {}).get("channel", "auto") != "auto":
             return None
-        source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages)
     except DevolensError:  # (the run itself reports it)
         return None
-    try:
-        if not source.is_video:  # (one image)
-            return None
-        frames = source.iter(skip)
-        try:
-            return stream_channel(frame for _, frame in itertools.islice(frames, STREAM_LOOK))
-        finally:
-            frames.close()
-    except DevolensError:
-        return None
-    finally:
-        source.close()
+    return stream_channel(frame for pos, frame in source.heads if pos not in skip)
 
 
 
@@ -2601,7 +2597,7 @@ def _colour_read_line(image: "np.ndarray | str | None", channel: Optional[str], 
     read = "the mean of R, G and B" if picked == "mean" else f"the {picked} channel"
     others = "|".join(c for c in ("red", "green", "blue", "mean") if c != picked)
     if movie and (channel or "auto") == "auto":
-        from devolens.predict.population import STREAM_LOOK
+        from devolens.predict.postprocess import STREAM_LOOK
 
         return (f"colour input: {read} was read in every frame ({why}; judged on the movie's first {STREAM_LOOK} "
                 "colour frames and kept for all, so that the counts do not jump where a frame's channels change); "

@@ -38,7 +38,7 @@ import pandas as pd
 
 from devolens.errors import DevolensError, DevolensWarning, DiameterWarning
 from devolens.predict._engine import batched, load_zoo_network
-from devolens.predict.postprocess import smooth_populations
+from devolens.predict.postprocess import STREAM_LOOK, colour_frame, smooth_populations, stream_channel
 from devolens.predict.segment import OWN_DIAMETER, Told, _checked, _issued, none_word
 
 LETTERS: tuple[str, ...] = ("A", "E", "M", "P", "C", "D", "Z")
@@ -1210,29 +1210,8 @@ def signal_measures(image: np.ndarray) -> dict | None:
         return None
 
 
-#: a colour stream's first frames that choose the one channel read in all of its frames (:func:`_one_channel_stream`)
-STREAM_LOOK = 5
-
-
-def _colour(arr: np.ndarray) -> bool:
-    """Whether ``arr`` is a colour frame with a channel to choose (HxWx3 or HxWx4, not grey stored as colour)."""
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        return False
-    step = max(1, int(np.sqrt(arr.shape[0] * arr.shape[1] / 50_000)))
-    for a in (arr[::step, ::step], arr):  # (a subsample first: most colour frames differ there)
-        if not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2])):
-            return True
-    return False
-
-
-def stream_channel(frames: Iterable) -> str | None:
-    """The colour channel a timelapse is read through under the auto rule, judged on its first frames ``frames``
-    (:data:`STREAM_LOOK` of them): the channel :func:`~devolens.predict.postprocess.auto_channel` reads in most of its
-    colour frames (a tie: the earliest frame's); None where none is in colour (grey stored as colour included)."""
-    from devolens.predict.postprocess import auto_channel
-
-    picks = [auto_channel(a) for a in (np.asarray(img) for img in frames) if _colour(a)]
-    return max(picks, key=lambda c: (picks.count(c), -picks.index(c))) if picks else None
+# (the channel a colour stream is read through: STREAM_LOOK, colour_frame, stream_channel, in postprocess: the
+# command chooses a movie's before it loads a network)
 
 
 def _read_channels(images: Iterator, read: dict, watch, pinned: bool) -> Iterator:
@@ -1256,7 +1235,7 @@ def as_read(image, channel: str | None):
     judged as the other channel shows it: a movie's membranes, where its nuclei are read); any other frame as it is
     (an inverted export's channel is chosen on it inverted)."""
     arr = np.asarray(image)
-    if channel is None or arr.ndim != 3 or arr.shape[2] not in (3, 4) or not _colour(arr):
+    if channel is None or arr.ndim != 3 or arr.shape[2] not in (3, 4) or not colour_frame(arr):
         return image
     from devolens.predict.postprocess import _one_channel, auto_channel
 
@@ -1278,7 +1257,7 @@ def _one_channel_stream(images: Iterator, look: int = STREAM_LOOK) -> Iterator[t
     for img in itertools.chain(head, images):
         arr = np.asarray(img)
         if arr.ndim == 3 and arr.shape[2] in (3, 4):
-            if pick is None and _colour(arr):
+            if pick is None and colour_frame(arr):
                 pick = auto_channel(arr)
             yield img, pick or "green"  # (grey stored as colour: any channel is the same; the rule's word for it)
         else:

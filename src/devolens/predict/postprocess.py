@@ -10,7 +10,7 @@ All coordinates are in pixels of the array given; ``x`` is the column, ``y`` the
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -286,6 +286,30 @@ def auto_channel(arr: np.ndarray) -> str:
             return "green"
     k = _signal_channel(arr)
     return "mean" if k is None else ("red", "green", "blue")[k]
+
+
+#: a colour stream's first frames that choose the one channel read in all of its frames (:func:`stream_channel`:
+#: the population stream's, ``segment nuclei``'s and ``population``'s of a movie)
+STREAM_LOOK = 5
+
+
+def colour_frame(arr: np.ndarray) -> bool:
+    """Whether ``arr`` is a colour frame with a channel to choose (HxWx3 or HxWx4, not grey stored as colour)."""
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        return False
+    step = max(1, int(np.sqrt(arr.shape[0] * arr.shape[1] / 50_000)))
+    for a in (arr[::step, ::step], arr):  # (a subsample first: most colour frames differ there)
+        if not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2])):
+            return True
+    return False
+
+
+def stream_channel(frames: Iterable) -> str | None:
+    """The colour channel a timelapse is read through under the auto rule, judged on its first frames ``frames``
+    (:data:`STREAM_LOOK` of them): the channel :func:`auto_channel` reads in most of its colour frames (a tie: the
+    earliest frame's); None where none is in colour (grey stored as colour included)."""
+    picks = [auto_channel(a) for a in (np.asarray(img) for img in frames) if colour_frame(a)]
+    return max(picks, key=lambda c: (picks.count(c), -picks.index(c))) if picks else None
 
 
 def colour_channel(image: np.ndarray, channel: Channel = "auto") -> str | None:
