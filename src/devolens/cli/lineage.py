@@ -251,6 +251,20 @@ def _check_out(path: Path, table: Path) -> None:
     output_file(path)
 
 
+def _check_tidy_out(out_path: Path, table: Path) -> None:
+    """:func:`_check_out` for the files ``lineage convert`` and ``clean`` write: the CSV and the ``.meta.json``
+    beside it, named by the CSV's stem (``--out in.tsv`` writes ``in.meta.json``: the input ``in.csv``'s own, the
+    record of what made it, was replaced without a word)."""
+    from devolens.io.tables import _meta_path
+
+    _check_out(out_path, table)
+    sidecar = _meta_path(out_path)
+    try:
+        _check_out(sidecar, table)
+    except DevolensError as exc:
+        raise DevolensError(f"its metadata goes to {sidecar.name} beside it: {exc.message}", path=out_path) from None
+
+
 def _check_plot(plot: Path, out_path: Path, table: Path) -> None:
     """Refuse a --plot path before any work: an image format matplotlib cannot write (``.txt`` ended in a
     traceback after the table was read), a folder, the input, or the --out file itself."""
@@ -420,7 +434,7 @@ def register(app: typer.Typer) -> None:
         """Convert TABLE to the tidy CSV (one row per nucleus per time point)."""
         from devolens.io.tables import write_tidy
 
-        _check_out(out_path, table)
+        _check_tidy_out(out_path, table)
         with _about(table):
             df = _read(table, drop_copies=True)
         _write(write_tidy, out_path, df, out_path, True, _tidy_record(df, table, "devolens lineage convert"))
@@ -578,7 +592,7 @@ def register(app: typer.Typer) -> None:
         from devolens.io.tables import write_tidy
         from devolens.lineage.cliffs import clean_table
 
-        _check_out(out_path, table)
+        _check_tidy_out(out_path, table)
         with _about(table):
             df = _read(table, embryo=embryo, one=True)
             clean, rep = clean_table(df, min_drop=min_drop, min_fraction=min_fraction, window=window)

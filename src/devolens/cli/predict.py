@@ -3971,9 +3971,14 @@ def _giants_note(giants: list[tuple], what: str) -> str:
             f"{what} numbered block by block)")
     wide = [g[0] for g in giants if g[3]]
     if wide:
-        note += (f"; {wide[0]}{' and others' if len(wide) > 1 else ''}: over 65535 {what}, so the label TIFF is "
-                 "uint32 (uint16 numbers 65535 at most)")
+        note += f"; {wide[0]}{' and others' if len(wide) > 1 else ''}: {uint32_words(what)}"
     return note
+
+
+def uint32_words(what: str, tiff: str = "the label TIFF") -> str:
+    """Why a label TIFF is uint32, as the notes say it: ``over 65535 nuclei, so the label TIFF is uint32 (uint16
+    numbers 65535 at most)`` (:func:`_giants_note`; ``segment livedead``'s instances.tif: ``tiff``)."""
+    return f"over 65535 {what}, so {tiff} is uint32 (uint16 numbers 65535 at most)"
 
 
 #: the objects of the segment commands, one of them

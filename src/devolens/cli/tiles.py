@@ -546,7 +546,8 @@ def segment_livedead_command(
     instances: bool = typer.Option(
         False, "--instances", help="Also write instances.tif (a folder: instances/WELL_instances.tif): each nucleus's "
         "pixels hold its id in objects.csv, 0 elsewhere (nuclei under --min-area too); uint16, 2 bytes a pixel "
-        "(uint32, 4 bytes, past 65535 nuclei), calibrated as labels.tif, written in bands (bounded memory)."),
+        "(uint32, 4 bytes, past 65535 nuclei, with a note), calibrated as labels.tif, written in bands (bounded memory), "
+        "then deflate-compressed, as labels.tif and segment nuclei's label TIFFs."),
     overlay: bool = typer.Option(
         True, "--overlay/--no-overlay", help="Write overlays/WELL_overlay.png: the Hoechst channel in grey (1st to "
         f"99.8th percentile), live nuclei outlined in green, dead in magenta; at the well's size, or shrunk to "
@@ -598,6 +599,7 @@ def segment_livedead_command(
     ran: list = []  # (one well: the model segment_livedead_file loaded, for the record)
     results: list[dict] = []  # per well: its name, file, counts and notes
     shrunk: list[str] = []  # the notes of overlays drawn smaller than their well
+    wide: list[str] = []  # the notes of instance TIFFs that are uint32 (over 65535 nuclei), as segment nuclei says
     microns: dict = {}  # per well: its micrometres per pixel (x, y), None where its file records none
     # built in a hidden sibling folder (a plate's wells written straight into it, staged only there): an error, in
     # any well, leaves neither a half-filled nor an empty --out, and a previous result in --out stays whole until the
@@ -636,7 +638,13 @@ def segment_livedead_command(
                 if said:
                     notes.append(said)
                     shrunk.append(said)
-            from devolens.cli.predict import _um_per_pixel
+            inst = (inst if plate else stage.tmp / "instances.tif") if instances else None
+            _compress_labels(labels, inst)  # (once the overlay has read labels.tif, written in place uncompressed)
+            from devolens.cli.predict import _um_per_pixel, uint32_words
+
+            if inst is not None and counts["live"] + counts["dead"] > 65535:  # (an id per object)
+                wide.append(f"{name}: " + uint32_words("nuclei", str(inst.relative_to(stage.tmp))))
+                notes.append(wide[-1])
             from devolens.io.stacks import pixel_size as read_pixel_size
 
             # the labels' calibration, for livedead.json: --pixel-size as given (what they were written with, not
@@ -666,21 +674,41 @@ def segment_livedead_command(
                 "threads": threads,
                 "channels": None if order is None else list(order), "device": device, "dataset": dataset,
                 "pixel_size": pixel_size},
-            notes=[str(w.message) for w in caught if issubclass(w.category, UserWarning)] + shrunk
+            notes=[str(w.message) for w in caught if issubclass(w.category, UserWarning)] + shrunk + wide
             + ([left] if left else []) + pixel_notes, wells=results))
     fraction = total["fraction_dead"]
     # a well without objects has no dead fraction (NaN; counts.csv leaves it empty): said in words, not 'nan'
     said = "no objects: fraction dead none" if fraction != fraction else f"fraction dead {fraction:.3f}"
     if plate:
         drawn = ", overlays/" if overlay else ""
-        console.print(f"wrote {out}: {len(results)} wells, labels/, objects.csv, counts.csv (a row per well){drawn}: "
+        more = ("".join(f", {k}/" for k, asked in (("probs", probabilities), ("instances", instances)) if asked)
+                + drawn)
+        console.print(f"wrote {out}: {len(results)} wells, labels/, objects.csv, counts.csv (a row per well){more}: "
                       f"{total['live']} live, {total['dead']} dead in all ({said})")
     else:
         drawn = f", overlays/{results[0]['well']}_overlay.png" if overlay else ""
-        console.print(f"wrote {out}/labels.tif, objects.csv, counts.csv{drawn}: {total['live']} live, "
+        more = ("".join(f", {k}.tif" for k, asked in (("probs", probabilities), ("instances", instances)) if asked)
+                + drawn)
+        console.print(f"wrote {out}/labels.tif, objects.csv, counts.csv{more}: {total['live']} live, "
                       f"{total['dead']} dead ({said})")
-    for text in shrunk + ([left] if left else []) + pixel_notes:
+    for text in shrunk + wide + ([left] if left else []) + pixel_notes:
         note(text)
+
+
+def _compress_labels(labels: Path, instances: Path | None) -> None:
+    """Compress a well's labels.tif (and instances.tif), written uncompressed band by band in place, as segment
+    nuclei's label TIFFs are (:func:`devolens.predict.tiled.compress_tiff`: deflate; 144 and 576 MB for a 12000 x
+    12000 well uncompressed), once nothing reads them in place any more. A file that is not there (a failed well
+    stops the run before) is passed over."""
+    from devolens.io.atomic import cannot_write
+    from devolens.predict.tiled import compress_tiff
+
+    for path in (labels, instances):
+        if path is not None and path.is_file():
+            try:
+                compress_tiff(path)
+            except OSError as exc:  # (a full disk: named by the output)
+                raise cannot_write(exc, path) from None
 
 
 def _pixel_size_notes(pixel_size: Optional[float], image: Path) -> list[str]:

@@ -472,7 +472,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         except OSError as exc:  # nothing written yet: the place itself refuses
             raise cannot_write(exc, path) from None
         os.close(fd)
-        tmp_path = Path(tmp)
+        tmp_path = path.parent / os.path.basename(tmp)  # named as path is (mkstemp's is absolute: errors named by it)
         try:
             yield tmp_path
             stop_if_signalled()  # a signal whose exception was swallowed: the output is not committed

@@ -31,10 +31,12 @@ from devolens.io.atomic import (
 
 def _temp_beside(path: Path) -> Path:
     """A new empty file beside ``path``, named as :func:`~devolens.io.atomic.atomic_path` names its temporaries
-    (``.STEM.tmp-PID-RANDOM.SUFFIX``: removed by a later run when this process was killed outright)."""
+    (``.STEM.tmp-PID-RANDOM.SUFFIX``: removed by a later run when this process was killed outright), named as
+    ``path`` is (relative where it is: mkstemp's path is absolute, and a writer's error naming its temporary named
+    the output by its absolute path, ``train``'s ``/home/.../run/best.safetensors``)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-{os.getpid()}-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
-    return Path(tmp)
+    return path.parent / os.path.basename(tmp)
 
 
 def write_together(writers: Mapping[str | Path, Callable[[Path], object]], *, remove: Iterable[str | Path] = ()

@@ -2181,7 +2181,7 @@ def train(
     made = missing_folders(where)  # what this call creates
     unfinished, lock = False, None
     try:
-        lock = _lock_run(where)  # before anything is read from the folder: a second run is refused at once
+        lock = _lock_run(where, out)  # before anything is read from the folder: a second run is refused at once
         before = {e.name for e in os.scandir(where)} if where.is_dir() else set()
         try:
             res = _train(recipe, data, out, resume=resume, epochs=epochs, prune_top=prune_top, device=device,
@@ -2203,17 +2203,24 @@ def train(
             remove_made([p for p in made if p != where])
 
 
-def _lock_run(out: Path) -> FileLock | None:
-    """Lock the run folder ``out`` for the whole of a :func:`train` call (:func:`devolens.io.atomic.output_lock`:
+def _lock_run(out: Path, given: Path | None = None) -> FileLock | None:
+    """Lock the run folder ``out`` for the whole of a :func:`train` call, or a study's ``out`` for the whole of a
+    :func:`devolens.train.tuning.tune` call (:func:`devolens.io.atomic.output_lock`:
     ``.NAME.lock`` beside it, as ``devolens segment`` locks its ``--out``): a second run into the same folder, or a
     ``--resume`` of it, is refused at once ("another devolens run is writing here (pid N)") instead of mixing two
     runs' files. A killed run's lock goes with its process. None where no lock can be had (the run goes on
-    unlocked; making the folder then reports a real problem)."""
+    unlocked; making the folder then reports a real problem). ``given``: ``out`` as the user named it (``out`` is
+    absolute, '..' resolved by name), which the refusal names, as every other command names its output."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    return output_lock(out)
+    try:
+        return output_lock(out)
+    except DevolensError as exc:
+        if given is None or exc.path != out:
+            raise
+        raise type(exc)(exc.message, path=given) from None
 
 
 def _remove_unfinished(out: Path, made: list[Path], before: set[str]) -> None:

@@ -168,7 +168,8 @@ def tune(
         Folder for the study database (default storage), one run folder per trial
         (``trials/trial_NNNN``), ``trials.csv`` and ``best_recipe.yaml``: new, empty or an earlier
         tune's of the same study (it goes on); a training run, a folder of other things and another study's
-        folder (whose trial folders and summary files this study would replace) are refused.
+        folder (whose trial folders and summary files this study would replace) are refused. Locked for the call
+        (as :func:`~devolens.train.trainer.train` locks its run folder): a second call on it meanwhile is refused.
     trials : int, optional
         Total number of finished (complete or pruned) trials wanted in the study (default
         ``tune.trials``); a resumed study only runs the missing ones (none, with a ``note:`` to ``info``, when it
@@ -208,18 +209,31 @@ def tune(
         process was making or writing its database), optimises the other
         way, tunes another recipe or on other data, or a trial that failed (the study stops there).
     """
+    from devolens.train.trainer import _lock_run
+
     out = Path(out)
     where = Path(os.path.abspath(out))  # '..' resolved by name: the folders made are the ones named
     made = missing_folders(where)  # what this call creates
     finished: list[int] = []  # trials finished by this call
+    removed, lock = False, None
     try:
-        return _tune(recipe, data, out, trials=trials, storage=storage, study_name=study_name, progress=progress,
-                     info=info, trial_log=trial_log, finished=finished, threads=threads)
-    except BaseException:  # Ctrl-C included
-        if where in made and not finished:  # nothing of value in a folder this call made: leave none behind
-            shutil.rmtree(where, ignore_errors=True)
-            remove_made(made[1:])
-        raise
+        # --out locked for the whole study, as train locks its run folder: a second call on the same --out is
+        # refused at once ("another devolens run is writing here (pid N)"); both ran a trial, the study then holding
+        # more than --trials, and each wrote its own summary. Workers sharing a --storage each have their own --out.
+        lock = _lock_run(where, out)
+        try:
+            return _tune(recipe, data, out, trials=trials, storage=storage, study_name=study_name, progress=progress,
+                         info=info, trial_log=trial_log, finished=finished, threads=threads)
+        except BaseException:  # Ctrl-C included
+            if where in made and not finished:  # nothing of value in a folder this call made: leave none behind
+                shutil.rmtree(where, ignore_errors=True)
+                removed = True
+            raise
+    finally:
+        if lock is not None:
+            lock.release()
+        if removed or not where.exists():  # the folders made above --out (the lock file's among them), after it
+            remove_made([p for p in made if p != where])
 
 
 def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, info, finished: list[int],
@@ -364,10 +378,10 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
     # what was missing when this call started, so before each trial, the first too, the study's finished trials and
     # those running are counted, and this call starts none once they make the total (and a trial that began in the
     # same moment as another process's last one gives way to it: objective). A trial found running in this --out
-    # when the study was opened is counted once it finishes only: each worker has its own --out, so it is an earlier
-    # call's, killed mid-trial, left running for ever, which would keep this call short of the total; one found
-    # running in another --out is another worker's (one found running without a folder, begun by Optuna itself
-    # rather than devolens, is taken for a killed one too)
+    # when the study was opened is counted once it finishes only: each worker has its own --out (tune locks it: a
+    # second call on it is refused), so it is an earlier call's, killed mid-trial, left running for ever, which would
+    # keep this call short of the total; one found running in another --out is another worker's (one found running
+    # without a folder, begun by Optuna itself rather than devolens, is taken for a killed one too)
     running = optuna.trial.TrialState.RUNNING
     earlier = {t.number for t in study.get_trials(deepcopy=False, states=(running,))}
     here = os.path.abspath(out)
