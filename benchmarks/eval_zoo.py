@@ -124,11 +124,35 @@ def _frames(val_dirs: list[Path], max_total: int | None = None, every: int = 1):
         df = df[~df["artifact"].notna() | (df["artifact"].astype(str) == "")]
         if max_total is not None:
             df = df[df["total"] <= max_total]
-        df = df.iloc[::every]
-        if LIMIT:
-            df = df.iloc[:: max(1, len(df) // LIMIT)].iloc[:LIMIT]
-        for _, row in df.iterrows():
+        for _, row in _spread(df.iloc[::every], LIMIT).iterrows():
             yield vdir, row
+
+
+def _spread(df: pd.DataFrame, limit: int | None) -> pd.DataFrame:
+    """At most ``limit`` rows of ``df`` (--limit), spread evenly over it, its first and last among them: a quick
+    check sees every stage of a movie (a stride of ``len // limit`` was 1 for a limit over half the frames, which kept
+    the first frames only)."""
+    if not limit or len(df) <= limit:
+        return df
+    return df.iloc[np.unique(np.linspace(0, len(df) - 1, limit).round().astype(int))]
+
+
+def _scores(counts, frames: int) -> dict[str, float | None]:
+    """Precision, recall and F1 of pooled (tp, fp, fn) ``counts`` over ``frames`` frames; None each where no frame was
+    scored (prf's 1.0 for nothing to find would read as a perfect score of an empty set: 'n/a', JSON null)."""
+    from devolens.train.metrics import prf
+
+    return prf(*counts) if frames else {"precision": None, "recall": None, "f1": None}
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    """A figure for the JSON: rounded; None (null) for none or NaN (an empty set's)."""
+    return None if value is None or value != value else round(value, digits)
+
+
+def _said(value: float | None, spec: str = ".3f") -> str:
+    """A figure for the markdown: formatted; 'n/a' for none or NaN (an empty set's)."""
+    return "n/a" if value is None or value != value else format(value, spec)
 
 
 def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tuple[dict, str]:
@@ -190,9 +214,9 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
                     framed_vis[i] += mv[k]
     framed_f1 = prf(*np.sum(list(framed.values()), axis=0))["f1"] if framed else None
     secs = time.perf_counter() - t0
-    le = prf(*buckets["le200"])
-    vis = prf(*buckets["le200_vis"])
-    gt = prf(*buckets["gt200"])
+    le = _scores(buckets["le200"], n_frames["le200"])
+    vis = _scores(buckets["le200_vis"], n_frames["le200"])
+    gt = _scores(buckets["gt200"], n_frames["gt200"])
     cnt = count_error(counts_p, counts_t)
     ref_dir = _data_dir() / "reference_frames"
     ref = {}
@@ -203,21 +227,25 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
     rising = bool(len(vals) == 3 and vals[0] < vals[1] < vals[2])
     how = f"held-out renders ({', '.join(d.name for d in val_dirs)}), instance matching at IoU>0.5, one-to-one"
     metrics = {
-        "instance_f1_iou50_heldout_le200": {"value": round(le["f1"], 4), "how": how + f", {n_frames['le200']} frames with <=200 cells"},
-        "precision_heldout_le200": {"value": round(le["precision"], 4), "how": how},
-        "recall_heldout_le200": {"value": round(le["recall"], 4), "how": how},
-        "instance_f1_iou50_heldout_gt200": {"value": round(gt["f1"], 4), "how": how + f", {n_frames['gt200']} frames with >200 cells (every 3rd)"},
-        "count_mae_heldout_le200": {"value": round(cnt["mae"], 2), "how": "mean |found - visible true nuclei| per frame (<=200 cells)"},
-        "count_bias_heldout_le200": {"value": round(cnt["bias"], 2), "how": "mean (found - visible true) per frame"},
+        "instance_f1_iou50_heldout_le200": {"value": _round(le["f1"]),
+                                            "how": how + f", {n_frames['le200']} frames with <=200 cells"},
+        "precision_heldout_le200": {"value": _round(le["precision"]), "how": how},
+        "recall_heldout_le200": {"value": _round(le["recall"]), "how": how},
+        "instance_f1_iou50_heldout_gt200": {"value": _round(gt["f1"]),
+                                            "how": how + f", {n_frames['gt200']} frames with >200 cells (every 3rd)"},
+        "count_mae_heldout_le200": {"value": _round(cnt["mae"], 2),
+                                    "how": "mean |found - visible true nuclei| per frame (<=200 cells)"},
+        "count_bias_heldout_le200": {"value": _round(cnt["bias"], 2), "how": "mean (found - visible true) per frame"},
         "per_embryo_f1_le200": {k: round(prf(*v)["f1"], 4) for k, v in per_embryo.items()},
         **({} if not hidden else {
             f"instance_f1_iou50_heldout_le200_visible{int(VISIBLE * 100)}": {
-                "value": round(vis["f1"], 4),
+                "value": _round(vis["f1"]),
                 "how": how + f", <=200 cells; nuclei with less than {VISIBLE:.0%} of their footprint visible (hidden "
                        "behind nearer nuclei in the projection, objects.csv 'visible') ignored: neither required nor "
                        "penalised"},
-            f"precision_heldout_le200_visible{int(VISIBLE * 100)}": {"value": round(vis["precision"], 4), "how": "as above"},
-            f"recall_heldout_le200_visible{int(VISIBLE * 100)}": {"value": round(vis["recall"], 4), "how": "as above"},
+            f"precision_heldout_le200_visible{int(VISIBLE * 100)}": {"value": _round(vis["precision"]),
+                                                                     "how": "as above"},
+            f"recall_heldout_le200_visible{int(VISIBLE * 100)}": {"value": _round(vis["recall"]), "how": "as above"},
             f"per_embryo_f1_le200_visible{int(VISIBLE * 100)}": {k: round(prf(*v)["f1"], 4) for k, v in per_embryo_vis.items()},
         }),
         **({} if not framed else {
@@ -235,15 +263,15 @@ def eval_nuclei(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> tup
     }
     md = [
         "### nuclei (held-out renders)", "",
-        f"- instance F1 @ IoU 0.5, frames with <= 200 cells: **{le['f1']:.3f}** (precision {le['precision']:.3f}, "
-        f"recall {le['recall']:.3f}; {n_frames['le200']} frames) — target >= 0.90",
+        f"- instance F1 @ IoU 0.5, frames with <= 200 cells: **{_said(le['f1'])}** (precision "
+        f"{_said(le['precision'])}, recall {_said(le['recall'])}; {n_frames['le200']} frames) — target >= 0.90",
         f"- per held-out embryo (<= 200 cells): " + ", ".join(f"{k} {prf(*v)['f1']:.3f}" for k, v in per_embryo.items()),
         *([] if not hidden else [
-            f"- same frames, nuclei less than {VISIBLE:.0%} visible ignored: F1 **{vis['f1']:.3f}** (precision "
-            f"{vis['precision']:.3f}, recall {vis['recall']:.3f}); per embryo "
+            f"- same frames, nuclei less than {VISIBLE:.0%} visible ignored: F1 **{_said(vis['f1'])}** (precision "
+            f"{_said(vis['precision'])}, recall {_said(vis['recall'])}); per embryo "
             + ", ".join(f"{k} {prf(*v)['f1']:.3f}" for k, v in per_embryo_vis.items())]),
-        f"- frames with > 200 cells (every 3rd, {n_frames['gt200']} frames): F1 {gt['f1']:.3f}",
-        f"- count error (<= 200 cells): MAE {cnt['mae']:.2f} nuclei, bias {cnt['bias']:+.2f}",
+        f"- frames with > 200 cells (every 3rd, {n_frames['gt200']} frames): F1 {_said(gt['f1'])}",
+        f"- count error (<= 200 cells): MAE {_said(cnt['mae'], '.2f')} nuclei, bias {_said(cnt['bias'], '+.2f')}",
         *([] if not framed else [
             f"- held-out real embryo framed like EPIC movies ({len(framed)} movies, one optics draw each, <= 200 cells): "
             f"F1 {framed_f1:.3f} (per movie "
@@ -261,7 +289,7 @@ def eval_membrane(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> t
     import tifffile
 
     from devolens.io.images import read_image
-    from devolens.train.metrics import iou_dice, match_instances, confusion_matrix, prf
+    from devolens.train.metrics import iou_dice, match_instances, confusion_matrix
 
     pred = _load("membrane", zoo_dir, batch_size=4, diameter=DIAMETER)
     tp = fp = fn = 0
@@ -279,18 +307,19 @@ def eval_membrane(zoo_dir: Path | None, val_dirs: list[Path], threads: int) -> t
             tp, fp, fn = tp + m["tp"], fp + m["fp"], fn + m["fn"]
             cm += confusion_matrix(res.mask.astype(np.int64), mem.astype(np.int64), 2)
     secs = time.perf_counter() - t0
-    s = prf(tp, fp, fn)
-    dice = float(iou_dice(cm)["dice"][1])
+    s = _scores((tp, fp, fn), len(rows))
+    dice = float(iou_dice(cm)["dice"][1]) if rows else None
     how = f"held-out renders ({', '.join(d.name for d in val_dirs)}, {len(rows)} frames)"
     metrics = {
-        "membrane_dice_heldout": {"value": round(dice, 4), "how": how + ", membrane mask vs the render's (2 px) membrane lines"},
-        "cell_f1_iou50_heldout": {"value": round(s["f1"], 4), "how": how + ", cell instances at IoU>0.5"},
-        "cell_precision_heldout": {"value": round(s["precision"], 4), "how": how},
-        "cell_recall_heldout": {"value": round(s["recall"], 4), "how": how},
+        "membrane_dice_heldout": {"value": _round(dice),
+                                  "how": how + ", membrane mask vs the render's (2 px) membrane lines"},
+        "cell_f1_iou50_heldout": {"value": _round(s["f1"]), "how": how + ", cell instances at IoU>0.5"},
+        "cell_precision_heldout": {"value": _round(s["precision"]), "how": how},
+        "cell_recall_heldout": {"value": _round(s["recall"]), "how": how},
     }
     md = ["### membrane (held-out renders)", "",
-          f"- membrane Dice: **{dice:.3f}**; cell instance F1 @ IoU 0.5: **{s['f1']:.3f}** "
-          f"(precision {s['precision']:.3f}, recall {s['recall']:.3f}; {len(rows)} frames)",
+          f"- membrane Dice: **{_said(dice)}**; cell instance F1 @ IoU 0.5: **{_said(s['f1'])}** "
+          f"(precision {_said(s['precision'])}, recall {_said(s['recall'])}; {len(rows)} frames)",
           f"- wall time {secs:.0f} s"]
     return metrics, "\n".join(md)
 
@@ -414,7 +443,7 @@ def main() -> None:
     ap.add_argument("--val", type=Path, nargs="+", default=None, help="held-out render folders")
     ap.add_argument("--json", type=Path, default=None, help="write the metrics here (for the card)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--limit", type=int, default=None, help="at most this many frames per folder (quick checks)")
+    ap.add_argument("--limit", type=int, default=None, help="at most this many frames per folder, spread evenly over it (quick checks)")
     ap.add_argument("--precision", default="auto", choices=("auto", "int8", "bf16", "fp32"),
                     help="network arithmetic (auto: what `devolens segment` uses)")
     ap.add_argument("--zoom", type=float, default=1.0,

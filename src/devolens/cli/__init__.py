@@ -298,23 +298,30 @@ def main(argv: list[str] | None = None) -> int:
 
 def _device_notes() -> None:
     """Show a :class:`~devolens.predict.devices.DeviceWarning` (``auto`` chose the CPU over a GPU this PyTorch
-    cannot run) as one ``note:`` line, once however often the command resolves its device; other warnings as
-    before. Call inside ``warnings.catch_warnings()``, which puts both settings back."""
+    cannot run) as one ``note:`` line, and a :class:`~devolens.models.zoo.WeightsWarning` (a model's weights are not
+    those its card records) as one ``warning:`` line, each once however often the command resolves its device or
+    loads its model; other warnings as before. Call inside ``warnings.catch_warnings()``, which puts both settings
+    back."""
+    from devolens.models.zoo import WeightsWarning
     from devolens.predict.devices import DeviceWarning
 
     said: set[str] = set()
     show = warnings.showwarning
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
-        if not issubclass(category, DeviceWarning):
+        if not issubclass(category, (DeviceWarning, WeightsWarning)):
             show(message, category, filename, lineno, file, line)
         elif str(message) not in said:
-            from devolens.cli._common import note
+            from devolens.cli._common import console, note
 
             said.add(str(message))
-            note(str(message))
+            if issubclass(category, WeightsWarning):
+                console.print(f"warning: {message}", soft_wrap=True, markup=False)
+            else:
+                note(str(message))
 
-    warnings.simplefilter("always", DeviceWarning)  # (said once here, whatever the warning registries remember)
+    for category in (DeviceWarning, WeightsWarning):  # (said once here, whatever the warning registries remember)
+        warnings.simplefilter("always", category)
     warnings.showwarning = showwarning
 
 

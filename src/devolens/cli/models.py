@@ -27,8 +27,12 @@ models_app = typer.Typer(
 
 
 def _fmt(value) -> str:
+    """A card's figure for the listing: a fraction (0 to 1: F1, accuracy, PR-AUC, Dice) to 3 decimals, so that figures
+    side by side read alike (0.980 beside 0.968, 0.999 not 1); others to 3 significant digits, whole from 1000."""
     if isinstance(value, float):
-        return f"{value:.3g}"
+        if 0.0 <= value <= 1.0:
+            return f"{value:.3f}"
+        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
     if isinstance(value, dict):
         v = value.get("value")
         return _fmt(v) if v is not None else json.dumps(value)
@@ -240,11 +244,9 @@ def _files(name: str, folder: Optional[Path], card: dict) -> dict:
         sha = zoo.weights_sha256(folder if folder is not None else name)
     except DevolensError:
         sha = None
-    recorded = card.get("weights_sha256")
-    if sha and isinstance(recorded, str) and recorded != sha:
-        console.print(f"warning: {weights} has sha256 {sha}, not the {recorded} its card records (weights_sha256): "
-                      "the weights were replaced or damaged after the card was written; copy the model's folder "
-                      "again (devolens models export)", soft_wrap=True, markup=False)
+    problem = zoo.weights_mismatch(where, card) if sha else None  # (what loading the model warns of: one text)
+    if problem is not None:
+        console.print(f"warning: {problem}", soft_wrap=True, markup=False)
     from devolens.provenance import file_sha256
 
     given = folder if folder is not None else name
@@ -311,6 +313,17 @@ def show_model(
     typer.echo("\n".join(line.rstrip() for line in wide.file.getvalue().splitlines()))
 
 
+#: how ``models export``'s folder of each task is used on the command line (``{}``: the folder), by
+#: :func:`devolens.models.zoo.model_task`
+USE_COMMANDS = {
+    "nuclei": "devolens segment nuclei INPUT --model {} --out DIR",
+    "membrane": "devolens segment membrane INPUT --model {} --out DIR",
+    "livedead": "devolens segment livedead WELL --model {} --out DIR",
+    "identity": "devolens identify TABLE --model {} --out NAMES.csv",
+    "population": "devolens population INPUT --model {} --out COUNTS.csv",
+}
+
+
 @models_app.command("export")
 def export_model(
     run: str = typer.Argument(..., help="A segmentation run's folder (`devolens train RECIPE --data DIR --out RUN`), "
@@ -358,8 +371,9 @@ def export_model(
                                 f"ships (`devolens models export {run} --to {to}`)")
         card = export_shipped(run, to)
         files = sorted(p.name for p in to.iterdir() if not p.name.startswith("."))
-        how = (f"; use it with `devolens segment {card['task']} INPUT --model {use} --out DIR`"
-               if card.get("predictor") in KINDS.values() else f"; load it with devolens.models.load({use!r})")
+        command = USE_COMMANDS.get(zoo.model_task(card))
+        how = (f"; use it with `{command.format(use)}`" if command is not None
+               else f"; load it with devolens.models.load({use!r})")
         console.print(f"{run} (shipped) -> {to}: {', '.join(files)} (weights sha256 "
                       f"{zoo.weights_sha256(use)[:12]}){how}", soft_wrap=True, markup=False)  # (./membrane: the copy)
         if Path(run).is_dir():  # a folder of the name here too: a name is the shipped model's, as for --model
@@ -371,8 +385,8 @@ def export_model(
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in card["metrics"].items() if k in card["headline"]) or "none"
     start = start_said(card, 3)  # a fine-tuned run's: what its epochs had to beat
     console.print(f"{card['task']} model -> {to} (validation of the run: {metrics}"
-                  + (f"; {start}" if start else "") + "); use it with "
-                  f"`devolens segment {card['task']} INPUT --model {use} --out DIR`", soft_wrap=True, markup=False)
+                  + (f"; {start}" if start else "") + f"); use it with `{USE_COMMANDS[card['task']].format(use)}`",
+                  soft_wrap=True, markup=False)
     if card["trained"].get("note"):  # no epoch beat the starting weights: the export is no better than they are
         note(card["trained"]["note"])
     judged, why = judged_kind(run)

@@ -507,6 +507,7 @@ class LiveDeadPredictor:
         where = text if folder is None else folder
         info = zoo.card(where)
         _check_card(info, where)
+        zoo.check_weights(zoo.ZOO_DIR / text if folder is None else folder, info, stacklevel=2)  # (the caller's)
         return cls.from_zoo(zoo.ZOO_DIR / text if folder is None else folder, info, **options)
 
     # ---------------------------------------------------------------- inference

@@ -24,15 +24,27 @@ import copy
 import importlib
 import json
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from devolens.checks import clip, shown
-from devolens.errors import DevolensError, command_running
+from devolens.errors import DevolensError, DevolensWarning, command_running
 from devolens.models.export import KINDS
 
 ZOO_DIR = Path(__file__).resolve().parent
+#: the package's own zoo (:data:`ZOO_DIR` unless :func:`use_folder` chose another): weights there that differ from
+#: their card's sha256 are a damaged install
+PACKAGE_ZOO = ZOO_DIR
+
+
+class WeightsWarning(DevolensWarning):
+    """A model was loaded (:func:`load`, :meth:`devolens.predict.livedead.LiveDeadPredictor.load`, the commands'
+    ``--model``) whose weights file is not the one its card records (``weights_sha256``): replaced or damaged after
+    the card was written, so the card's figures do not describe them; a shipped model's, a damaged install
+    (reinstall devolens). The commands print it as a ``warning:`` line; ``devolens models show`` says the same
+    (:func:`weights_mismatch`)."""
 
 #: the predictors a card may name, by task: those of the shipped cards and of the segmentation kinds that
 #: ``devolens models export`` writes (:data:`devolens.models.export.KINDS`). A card is data (a model folder is
@@ -438,6 +450,7 @@ def _predictor_class(name: str | Path, options: dict) -> tuple[type, Path, dict]
         # (checked here, as a missing predictor, not when a card is read: a card without them still says what it is,
         # e.g. to a live/dead command refusing a nuclei model by its predictor, or to evaluate)
         raise DevolensError("card has no 'architecture' (the network's config: kind, arch, encoder...)", path=where)
+    check_weights(folder or ZOO_DIR / str(name), info, stacklevel=3)  # (load's caller)
     note_loaded()  # a process forked from now on runs its networks in one thread (fork_guard)
     module_name, _, cls_name = predictor.partition(":")
     return getattr(importlib.import_module(module_name), cls_name), folder or ZOO_DIR / str(name), info
@@ -500,6 +513,45 @@ def _first_mismatch(exc: RuntimeError) -> str:
 
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def weights_mismatch(folder: str | Path, info: dict[str, Any]) -> str | None:
+    """In words, how the weights of the model in ``folder`` (its card ``info``'s ``weights_file``, else
+    ``weights.safetensors``) differ from the sha256 the card records (``weights_sha256``); None where they match, the
+    card records none (a training run's) or the file is missing or unreadable (loading it says so). The file is
+    hashed once per path, size and modification time (:func:`weights_sha256`). A folder of the package's own zoo is
+    a damaged install; any other (a copy, an export) had its weights replaced or damaged after its card was written.
+    The one text of :func:`check_weights` and ``devolens models show``."""
+    recorded = info.get("weights_sha256")
+    if not isinstance(recorded, str):
+        return None
+    folder = Path(folder)
+    weights = folder / (info.get("weights_file") or "weights.safetensors")
+    try:
+        sha = weights_sha256(weights) if weights.is_file() else recorded
+    except DevolensError:
+        return None
+    if sha == recorded:
+        return None
+    said = f"has sha256 {sha}, not the {recorded} its card records (weights_sha256)"
+    try:
+        shipped = folder.resolve().parent == PACKAGE_ZOO.resolve()
+    except OSError:
+        shipped = False
+    if shipped:
+        return (f"the shipped {folder.name} model's weights {weights} {said}: a damaged install, whose results the "
+                "card's figures do not describe; reinstall devolens")
+    return (f"{weights} {said}: the weights were replaced or damaged after the card was written, so the card's figures "
+            "do not describe them; copy the model's folder again (devolens models export)")
+
+
+def check_weights(folder: str | Path, info: dict[str, Any], stacklevel: int = 2) -> None:
+    """Warn (:class:`WeightsWarning`) where the weights of the model in ``folder`` are not the ones its card ``info``
+    records (:func:`weights_mismatch`): loading a model checks so. ``stacklevel`` as :func:`warnings.warn`'s, counted
+    from the caller's frame (1: the line calling this, 2: its caller's)."""
+    problem = weights_mismatch(folder, info)
+    if problem is not None:
+        warnings.warn(problem, WeightsWarning, stacklevel=stacklevel + 1)
 
 
 def model_location(name_or_folder: str | Path) -> Path:
