@@ -113,6 +113,14 @@ class IdentityWarning(DevolensWarning):
     (:func:`~devolens.predict.identity.input_notes`, which the command's notes come from)."""
 
 
+class WeightsWarning(DevolensWarning):
+    """A model was loaded (:func:`devolens.models.zoo.load`, :meth:`devolens.predict.livedead.LiveDeadPredictor.load`,
+    the commands' ``--model``) whose weights file is not the one its card records (``weights_sha256``): replaced or
+    damaged after the card was written, so the card's figures do not describe them; a shipped model's, a damaged
+    install (reinstall devolens). The commands print it as a ``warning:`` line; ``devolens models show`` says the same
+    (:func:`devolens.models.zoo.weights_mismatch`)."""
+
+
 def ordinal(n: int) -> str:
     """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``21st``, ``111th``: for messages and reports in words. Here
     because every module imports this one already (training's summary and the demo's report both use it, and the

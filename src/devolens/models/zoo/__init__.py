@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from devolens.checks import clip, shown
-from devolens.errors import DevolensError, DevolensWarning, command_running
+from devolens.errors import DevolensError, WeightsWarning, command_running  # noqa: F401  (WeightsWarning: also here)
 from devolens.models.export import KINDS
 
 ZOO_DIR = Path(__file__).resolve().parent
@@ -38,13 +38,6 @@ ZOO_DIR = Path(__file__).resolve().parent
 #: their card's sha256 are a damaged install
 PACKAGE_ZOO = ZOO_DIR
 
-
-class WeightsWarning(DevolensWarning):
-    """A model was loaded (:func:`load`, :meth:`devolens.predict.livedead.LiveDeadPredictor.load`, the commands'
-    ``--model``) whose weights file is not the one its card records (``weights_sha256``): replaced or damaged after
-    the card was written, so the card's figures do not describe them; a shipped model's, a damaged install
-    (reinstall devolens). The commands print it as a ``warning:`` line; ``devolens models show`` says the same
-    (:func:`weights_mismatch`)."""
 
 #: the predictors a card may name, by task: those of the shipped cards and of the segmentation kinds that
 #: ``devolens models export`` writes (:data:`devolens.models.export.KINDS`). A card is data (a model folder is
