@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, listed
 # mask names (the image's stem plus one of MASK_SUFFIXES, in any case) are devolens.io.frames': segment leaves the
 # masks of a folder's images out of its frames by the same names
 from devolens.io.frames import IMAGE_NAME_SUFFIXES, MASK_SUFFIXES  # noqa: F401 (this module's names too)
@@ -818,11 +818,85 @@ def folder_split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     return df[~is_val], df[is_val]
 
 
+#: how to turn cellpose's ``_seg.npy`` files into masks devolens reads (:func:`index_dataset`'s messages)
+SEG_NPY_EXPORT = ("export the masks as images: cellpose --save_png or --save_tif, or the GUI's 'save masks as PNG' "
+                  "(File menu), then give the folder of images with their x_masks.png / x_masks.tif beside them")
+
+
+def seg_npy_images(images: Sequence[Path], root: Path, image_dir: Path, mask_dir: Path) -> list[str]:
+    """Those of ``images`` (unmatched images of a folder-pairs layout) with a cellpose ``x_seg.npy`` beside them or
+    in the masks folder's mirror of theirs, as paths relative to ``root``: annotated, but in a file devolens does
+    not load."""
+    found = []
+    for img in images:
+        name = f"{_plain_stem(img.stem)}_seg.npy"
+        if (img.parent / name).is_file() or (mask_dir / img.parent.relative_to(image_dir) / name).is_file():
+            found.append(img.relative_to(root).as_posix())
+    return found
+
+
+def seg_npy_hint(images: Sequence[str]) -> str:
+    """What the note on files without a partner adds for ``images`` (:func:`seg_npy_images`): their annotations are
+    cellpose ``_seg.npy`` files, and how to export them; ``""`` for none."""
+    if not images:
+        return ""
+    k = len(images)
+    return (f"; {k} of them ({listed(images, 3)}) {'has' if k == 1 else 'have'} only a cellpose _seg.npy beside "
+            f"{'it' if k == 1 else 'them'}, a Python pickle devolens does not load: {SEG_NPY_EXPORT}")
+
+
 def _parent_hint(root: Path) -> str:
     """`` (here PARENT)`` when ``root`` is itself an images or masks folder (``--data my_data/images``)."""
     if root.name.lower() in ("images", "imgs", "frames", "masks", "labels", "label"):
         return f" (here {root.parent})"
     return ""
+
+
+#: the names (any case) of the folders of images and of masks that :func:`index_dataset` takes, first found first
+IMAGE_FOLDERS = ("images", "frames", "imgs")
+MASK_FOLDERS = ("masks", "labels", "label")
+
+
+def _sub_folders(root: Path) -> list[Path]:
+    """The sub-folders of ``root``, sorted (hidden and system folders left out)."""
+    try:
+        return sorted(d for d in root.iterdir()
+                      if d.is_dir() and not d.name.startswith(".") and d.name not in _SKIP_DIRS)
+    except OSError:
+        return []
+
+
+def _data_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a data folder :func:`index_dataset` reads (a render's ``frames.csv``, an images
+    and a masks folder, or images with their masks beside them)."""
+    if (folder / "frames.csv").is_file():
+        return True
+    names = {d.name.lower() for d in _sub_folders(folder)}
+    if names & set(IMAGE_FOLDERS) and names & set(MASK_FOLDERS):
+        return True
+    return any(_is_mask_name(p.stem) for p in _list_images(folder, False))
+
+
+def _no_layout(root: Path) -> str:
+    """What the error on a data folder of no known layout adds: its sub-folders that are data folders themselves
+    (StarDist's ``train/images`` + ``train/masks`` beside ``test/...``: give one), else the sub-folders found and
+    the names an images and a masks folder go by."""
+    subs = _sub_folders(root)
+    data = [d for d in subs if _data_folder(d)]
+    if data:
+        train = next((d for d in data if d.name.lower() in TRAIN_FOLDERS), data[0])
+        held = next((d for d in data if d.name.lower() in VAL_FOLDERS and d != train), None)
+        names = listed([f"{d.name}/" for d in data])
+        are = f"s {names} are data folders" if len(data) != 1 else f" {names} is a data folder"
+        score = f" (and devolens evaluate RUN --data {held} to score the run on it)" if held is not None else ""
+        return f"; its sub-folder{are} of their own: give one, --data {train}{score}"
+    if not subs:
+        return ""
+    names = {d.name.lower() for d in subs}
+    want = [f"{what} folder named {' or '.join(kinds)}" for what, kinds in
+            (("images", IMAGE_FOLDERS), ("masks", MASK_FOLDERS)) if not names & set(kinds)]
+    return (f"; it holds the sub-folder{'s' if len(subs) != 1 else ''} {listed([f'{d.name}/' for d in subs])}, "
+            f"but no {' and no '.join(want)}: rename {'it' if len(want) == 1 else 'them'} (any case)")
 
 
 def _no_pairs(root: Path, img_dir: Path, mask_dir: Path) -> DevolensError:
@@ -876,7 +950,8 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
         One row per sample: ``sample`` (id: path relative to ``root``), ``image``,
         ``labels`` (absolute paths; labels may be None), ``group`` and, for render output,
         the ``frames.csv`` columns (counts per letter...). ``df.attrs["unmatched"]`` lists
-        files without a partner (relative paths) and ``df.attrs["layout"]`` the layout.
+        files without a partner (relative paths), ``df.attrs["unmatched_seg"]`` those of them annotated only in a
+        cellpose ``_seg.npy`` (:func:`seg_npy_images`) and ``df.attrs["layout"]`` the layout.
     """
     root = Path(root)
     if root.is_file():
@@ -918,8 +993,8 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
     for d in sorted(root.iterdir()):  # Images/ and Masks/ too (names as Windows and macOS users write them)
         if d.is_dir():
             folders.setdefault(d.name.lower(), d)
-    img_dir = next((folders[n] for n in ("images", "frames", "imgs") if n in folders), None)
-    mask_dir = next((folders[n] for n in ("masks", "labels", "label") if n in folders), None)
+    img_dir = next((folders[n] for n in IMAGE_FOLDERS if n in folders), None)
+    mask_dir = next((folders[n] for n in MASK_FOLDERS if n in folders), None)
     if img_dir is None and mask_dir is None and (
             any(_is_mask_name(p.stem) for p in _list_images(root, False))
             or (train_val_folders(root) and any(_is_mask_name(p.stem) for p in _list_images(root)))):
@@ -929,13 +1004,12 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
         if seg is not None:
             raise DevolensError(
                 f"no masks devolens can read: {seg.name} (and others like it) is a cellpose _seg.npy file, a Python "
-                "pickle, which devolens does not load (loading a pickle can run code); export the masks as images: "
-                "cellpose --save_png or --save_tif, or the GUI's 'save masks as PNG' (File menu), then give the "
-                "folder of images with their x_masks.png / x_masks.tif beside them", path=root)
+                f"pickle, which devolens does not load (loading a pickle can run code); {SEG_NPY_EXPORT}", path=root)
         raise DevolensError(
             "no labelled data (images with their masks): expected frames.csv (render output), images/ and masks/ "
             "(or labels/) folders, or images with their masks beside them (x.tif + x_masks.tif)"
-            + (f"; --data is the folder that holds them{_parent_hint(root)}" if _parent_hint(root) else ""), path=root)
+            + (f"; --data is the folder that holds them{_parent_hint(root)}" if _parent_hint(root)
+               else _no_layout(root)), path=root)
     idx = find_pairs(img_dir, mask_dir)
     if not idx.pairs:
         raise _no_pairs(root, img_dir, mask_dir)
@@ -946,6 +1020,7 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
     ]
     df = pd.DataFrame(rows)
     df.attrs["unmatched"] = [p.relative_to(root).as_posix() for p in idx.unmatched_images + idx.unmatched_masks]
+    df.attrs["unmatched_seg"] = seg_npy_images(idx.unmatched_images, root, img_dir, mask_dir)
     df.attrs["layout"] = "pairs"
     df.attrs["train_val_folders"] = train_val_folders(img_dir)
     return df
@@ -1017,7 +1092,9 @@ SIZE_MASKS = 20
 def object_diameter(labels: Sequence[str | Path], most: int = SIZE_MASKS) -> tuple[float | None, int, int]:
     """The median size of the objects of label images: the equivalent diameter (``sqrt(4 area / pi)``) in the
     files' own pixels, over the objects of all of them together (a thresholded mask's blobs each one object; an
-    'ignore' value, :func:`ignore_label`, none).
+    'ignore' value, :func:`ignore_label`, none). None where a mask read gives no sizes to trust: a label value
+    repeated in separate nuclei (:func:`repeated_labels`) or a background other than 0 (:func:`background_label`)
+    would make the median the size of several nuclei, or of the image (advice from it would be wrong).
 
     Parameters
     ----------
@@ -1029,7 +1106,8 @@ def object_diameter(labels: Sequence[str | Path], most: int = SIZE_MASKS) -> tup
     Returns
     -------
     (diameter, objects, masks)
-        The median diameter (None where no mask holds an object), the objects and the masks it was taken over.
+        The median diameter (None where no mask holds an object, or a mask's labels are no nuclei' own), the
+        objects and the masks it was taken over.
     """
     paths = list(labels)
     if len(paths) > most:
@@ -1041,6 +1119,8 @@ def object_diameter(labels: Sequence[str | Path], most: int = SIZE_MASKS) -> tup
         if blobs is not None:
             mask = blobs
         else:
+            if background_label(mask) or repeated_labels(mask):  # no nucleus sizes: no advice from them
+                return None, 0, len(paths)
             skip = ignore_label(mask)
             if skip:
                 mask = np.where(mask == skip, 0, mask)
@@ -1297,20 +1377,22 @@ def thresholded(labels: np.ndarray) -> np.ndarray | None:
     return blobs.astype(np.uint16 if n < 65536 else np.int32)
 
 
-#: an 8-bit mask is looked at for labels that wrapped past 255 when its largest label is at least this
+#: an 8-bit mask whose largest label is at least this is looked at for labels that wrapped past 255 (its blobs
+#: labelled whatever its values' boxes; :func:`repeated_labels`)
 WRAPPED_FROM = 250
 #: ...and a label repeats when its blobs of a reasonable size lie farther apart than this many nucleus diameters
 WRAPPED_APART = 4.0
 
 
 def repeated_labels(labels: np.ndarray) -> int:
-    """How many label values of an 8-bit label image mark separate nuclei far apart: each value's connected blobs
-    of a reasonable size (at least a quarter of the median blob, and 9 pixels) spread over more than
+    """How many label values of a label image mark separate nuclei far apart: each value's connected blobs of a
+    reasonable size (at least a quarter of the median blob, and 9 pixels) spread over more than
     :data:`WRAPPED_APART` nucleus diameters (from the median blob's area). Labels saved as 8-bit after counting past
-    255 (``labels % 256``) do that: 256 becomes background, 257 shares 1 with a nucleus far away. 0 for any other
-    mask: not ``uint8``, its largest label below :data:`WRAPPED_FROM`, or 255 the only value that repeats (an
-    'ignore' value painted over several regions; wrapped labels repeat 1, 2... first) (one pass over the mask; those left are
-    labelled by connected regions of equal value, a millisecond or two at 256x256).
+    255 (``labels % 256``) do that: 256 becomes background, 257 shares 1 with a nucleus far away; so do labels
+    reused across nuclei in any type (1, 2, 3, 1, 2, 3...: class ids, or a labelling tool's cycled colours). 0 for
+    an 8-bit mask where 255 is the only value that repeats (an 'ignore' value painted over several regions; wrapped
+    labels repeat 1, 2... first). Any mask is looked at: a value's bounding box against its area first (one pass,
+    a millisecond or two at 256x256), its blobs labelled by connected regions only where some value spreads.
 
     Parameters
     ----------
@@ -1322,12 +1404,20 @@ def repeated_labels(labels: np.ndarray) -> int:
     int
         Label values that repeat in separate nuclei.
     """
-    repeated = _repeated_values(labels)
-    if repeated is None:
-        return 0
-    if repeated.sum() == 1 and repeated[255]:  # 255 alone: an 'ignore' value over several regions, not wrapped
-        return 0  # labels (those repeat 1, 2... first: 255 repeats only past 510 nuclei)
-    return int(repeated.sum())
+    return label_repeats(labels)[0]
+
+
+def label_repeats(labels: np.ndarray) -> tuple[int, int]:
+    """``(repeated, values)``: the label values that repeat in separate nuclei far apart (:func:`repeated_labels`)
+    and the label values of a reasonable blob looked at; ``(0, 0)`` where the mask is no candidate."""
+    found = _repeated_values(labels)
+    if found is None:
+        return 0, 0
+    values, total = found
+    lab = np.asarray(labels)
+    if lab.dtype == np.uint8 and values.tolist() == [255]:  # 255 alone: an 'ignore' value over several regions,
+        return 0, total  # not wrapped labels (those repeat 1, 2... first: 255 repeats only past 510 nuclei)
+    return int(values.size), total
 
 
 def ignore_label(labels: np.ndarray) -> int:
@@ -1348,18 +1438,46 @@ def ignore_label(labels: np.ndarray) -> int:
     int
         255, or 0 (no ignore value).
     """
-    repeated = _repeated_values(labels)
-    if repeated is None or repeated.sum() != 1 or not repeated[255]:
-        return 0
     lab = np.asarray(labels)
+    if lab.dtype != np.uint8 or int(lab.max(initial=0)) < WRAPPED_FROM:
+        return 0
+    found = _repeated_values(lab)
+    if found is None or found[0].tolist() != [255]:
+        return 0
     return 255 if bool(((lab != 0) & (lab != 255)).any()) else 0
 
 
-def _repeated_values(labels: np.ndarray) -> np.ndarray | None:
-    """Per value 0-255 of an 8-bit label image, whether its blobs of a reasonable size spread over more than
-    :data:`WRAPPED_APART` nucleus diameters (:func:`repeated_labels`); None where the image is no such candidate."""
+#: a label value's bounding box at least this many times its area makes :func:`repeated_labels` look at its blobs
+#: (a round or elongated nucleus fills a third of its box or more; two blobs 4 diameters apart, a fifth at most)
+SPREAD_BOX = 3.0
+
+
+def _spread_values(lab: np.ndarray) -> bool:
+    """Whether some label value of ``lab`` (non-negative integers) fills less than 1/:data:`SPREAD_BOX` of its
+    bounding box (a cheap first look for :func:`repeated_labels`: blobs of one value far apart do)."""
+    from scipy.ndimage import find_objects
+
+    top = int(lab.max(initial=0))
+    if top > 4 * lab.size:  # sparse huge values: look at the blobs themselves
+        return True
+    work = lab if lab.dtype.itemsize <= 4 and lab.dtype != np.uint32 else lab.astype(np.int64)
+    boxes = find_objects(work)
+    areas = np.bincount(work.ravel(), minlength=top + 1)[1:]
+    box = np.array([(b[0].stop - b[0].start) * (b[1].stop - b[1].start) if b is not None else 0 for b in boxes])
+    return bool(((areas > 0) & (box > SPREAD_BOX * areas)).any())
+
+
+def _repeated_values(labels: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """The label values of a label image whose blobs of a reasonable size spread over more than
+    :data:`WRAPPED_APART` nucleus diameters (:func:`repeated_labels`), and how many values hold such a blob; None
+    where the image is no such candidate (not 2-D integers, fewer than two values, or no value spread out)."""
     lab = np.asarray(labels)
-    if lab.dtype != np.uint8 or lab.ndim != 2 or int(lab.max(initial=0)) < WRAPPED_FROM:
+    if lab.ndim != 2 or lab.dtype.kind not in "ui" or lab.size == 0 or int(lab.min(initial=0)) < 0:
+        return None
+    if int(lab.max(initial=0)) < 2:
+        return None
+    wrapped = lab.dtype == np.uint8 and int(lab.max(initial=0)) >= WRAPPED_FROM
+    if not wrapped and not _spread_values(lab):  # no value spread over its box: nothing repeats (the common case)
         return None
     from skimage.measure import label
 
@@ -1379,16 +1497,54 @@ def _repeated_values(labels: np.ndarray) -> np.ndarray | None:
     if len(big) < 2:
         return None
     diameter = 2.0 * np.sqrt(typical / np.pi)
-    v = value[big]
-    lo_y, hi_y = np.full(256, np.inf), np.full(256, -np.inf)
-    lo_x, hi_x = np.full(256, np.inf), np.full(256, -np.inf)
+    values, v = np.unique(value[big], return_inverse=True)
+    k = len(values)
+    lo_y, hi_y = np.full(k, np.inf), np.full(k, -np.inf)
+    lo_x, hi_x = np.full(k, np.inf), np.full(k, -np.inf)
     np.minimum.at(lo_y, v, cy[big])
     np.maximum.at(hi_y, v, cy[big])
     np.minimum.at(lo_x, v, cx[big])
     np.maximum.at(hi_x, v, cx[big])
-    several = np.bincount(v, minlength=256) >= 2
+    several = np.bincount(v, minlength=k) >= 2
     spread = np.hypot(np.where(several, hi_y - lo_y, 0.0), np.where(several, hi_x - lo_x, 0.0))
-    return spread > WRAPPED_APART * diameter
+    return values[spread > WRAPPED_APART * diameter], k
+
+
+#: a label covering more than this share of a mask, and touching its four edges, looks like a background value
+#: (:func:`background_label`)
+BACKGROUND_SHARE = 0.5
+
+
+def background_label(labels: np.ndarray) -> int:
+    """A non-zero label value that covers most of a mask (more than :data:`BACKGROUND_SHARE` of its pixels) and
+    touches all four of its edges: a background other than 0 (ilastik's Simple Segmentation exports 1 for the
+    background, 2 for the nuclei), which devolens would read as one huge nucleus; else 0. One big nucleus filling
+    a small crop does that too: the caller decides on most masks doing it (``train`` refuses then). An 8-bit
+    mask's 255 painted over several separate regions is its 'ignore' value (:func:`ignore_label`), not this.
+
+    Parameters
+    ----------
+    labels : ndarray
+        ``HxW`` labels.
+
+    Returns
+    -------
+    int
+        The value, or 0.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 2 or lab.size == 0 or lab.dtype.kind not in "uib":
+        return 0
+    common = None
+    for edge in (lab[0], lab[-1], lab[:, 0], lab[:, -1]):
+        found = set(np.unique(edge).tolist())
+        common = found if common is None else common & found
+    for value in sorted(common - {0}):
+        if np.count_nonzero(lab == value) > BACKGROUND_SHARE * lab.size:
+            if lab.dtype == np.uint8 and value == 255 and ignore_label(lab):
+                return 0
+            return int(value)
+    return 0
 
 
 def _each(fn: Callable[[int], Any], indices: list[int], threads: int,

@@ -77,7 +77,9 @@ def per_image_rows(names: list[str], pred_labels: list, truth_labels: list) -> l
 
 def data_notes(df) -> list[str]:
     """The notes ``devolens train`` gives on the same masks (:func:`devolens.train.trainer.check_masks`: empty,
-    thresholded, colour, wrapped 8-bit labels) and on files without a partner (``df.attrs["unmatched"]``)."""
+    thresholded, colour, repeated or wrapped labels) and on files without a partner (``df.attrs["unmatched"]``,
+    those annotated only in a cellpose ``_seg.npy`` said with how to export them)."""
+    from devolens.data.datasets import seg_npy_hint
     from devolens.train.trainer import check_masks
 
     notes = check_masks(df, evaluating=True) if len(df) else []
@@ -85,7 +87,7 @@ def data_notes(df) -> list[str]:
     if unmatched:
         n = len(unmatched)
         notes.append(f"{n} file{'s' if n != 1 else ''} without a partner, not scored (e.g. {unmatched[0]}): listed "
-                     "in the metrics JSON ('unmatched')")
+                     f"in the metrics JSON ('unmatched'){seg_npy_hint(df.attrs.get('unmatched_seg') or [])}")
     return notes
 
 

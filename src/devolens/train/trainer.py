@@ -71,7 +71,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from devolens.data.augment import build_augment
 from devolens.data.datasets import (PopulationDataset, SegmentationDataset, folder_split, index_dataset,
-                                    pad_collate, split_by_group, time_blocks)
+                                    pad_collate, seg_npy_hint, split_by_group, time_blocks)
 from devolens.errors import DevolensError, listed
 from devolens.errors import option as _option  # train()'s argument, or the command's flag
 from devolens.errors import ordinal as _ordinal  # 1st, 2nd, ... (shared with the demo's report)
@@ -116,6 +116,8 @@ class DataBundle:
     by_folder: bool = False
     #: the notes say the fraction that validates already (a tile store's split): no second note on it
     split_noted: bool = False
+    #: those of ``unmatched`` annotated only in a cellpose ``_seg.npy`` (``devolens.data.datasets.seg_npy_images``)
+    unmatched_seg: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -487,7 +489,7 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     values = list(d["counts"]) if recipe["task"] == "population" else []
     return DataBundle(make_dataset(recipe, tr, True), make_dataset(recipe, va, False), split, notes + split_notes,
                       list(files.attrs.get("unmatched", [])), data_fingerprint(files, values),
-                      by_folder=by_folder is not None)
+                      by_folder=by_folder is not None, unmatched_seg=list(files.attrs.get("unmatched_seg", [])))
 
 
 #: what each kind of render's labels are and the recipe that trains them (:func:`render_kind_note`)
@@ -676,11 +678,13 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
                 empty_out: list[str] | None = None) -> list[str]:
     """Read every mask of a table of samples before training (a few ms each: 500 masks of 512x512 in 1-2 s,
     3-4 s as colour PNGs, on 2 cores): bad values, smoothed edges and a size other than the image's (read from
-    its header) are refused now, naming the file, rather than in the first epoch; empty, colour and thresholded
-    masks are noted. After ``seconds`` (default :data:`CHECK_SECONDS`), or ``limit`` masks, the rest are left
-    to the first epoch (and the notes say how many were checked). ``classes``: the masks hold class ids (target
-    ``classes``), each below ``classes`` (a value beyond is refused naming the file and the key, rather than
-    failing in the loss mid-epoch); only the size and the values are checked then. ``evaluating``: the masks are
+    its header) are refused now, naming the file, rather than in the first epoch, and so are masks most of which
+    give the background a label of its own (:func:`devolens.data.datasets.background_label`: ilastik's 1); empty,
+    colour and thresholded masks, and label values repeated in separate nuclei, are noted. After ``seconds``
+    (default :data:`CHECK_SECONDS`), or ``limit`` masks, the rest are left to the first epoch (and the notes say
+    how many were checked). ``classes``: the masks hold class ids (target ``classes``), each below ``classes``
+    (a value beyond is refused naming the file and the key, rather than failing in the loss mid-epoch); only the
+    size and the values are checked then. ``evaluating``: the masks are
     scored (``devolens evaluate``), not trained on: the notes say so. ``empty_out``: the paths of the masks found
     holding no object are appended to it.
 
@@ -689,14 +693,16 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
     list of str
         Notes for the run.
     """
-    from devolens.data.datasets import (check_mask_size, ignore_label, image_shape, read_mask, repeated_labels,
-                                        thresholded)
+    from devolens.data.datasets import (WRAPPED_FROM, background_label, check_mask_size, ignore_label, image_shape,
+                                        label_repeats, read_mask, thresholded)
 
     seconds = CHECK_SECONDS if seconds is None else float(seconds)
     kinds: list[str] = []
     empty: list[str] = []
     binary: list[str] = []
     wrapped: list[str] = []
+    repeated: list[tuple[str, int, int]] = []  # (mask, values repeated, values) of labels reused in any type
+    background: list[tuple[str, int]] = []  # (mask, value) of a non-zero label that looks like the background
     ignored: list[str] = []
     t0 = time.perf_counter()
     n, timed_out = 0, False
@@ -716,14 +722,26 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
             empty.append(Path(labels).name)
             if empty_out is not None:
                 empty_out.append(str(labels))
+        elif (value := background_label(mask)):
+            background.append((str(labels), value))
         elif thresholded(mask) is not None:
             binary.append(Path(labels).name)
-        elif repeated_labels(mask):
-            wrapped.append(Path(labels).name)
+        elif (reused := label_repeats(mask))[0]:
+            if mask.dtype == np.uint8 and int(mask.max()) >= WRAPPED_FROM:
+                wrapped.append(Path(labels).name)
+            else:
+                repeated.append((Path(labels).name, *reused))
         elif ignore_label(mask):
             ignored.append(Path(labels).name)
         n += 1
     of = f"the first {n} of the {len(df)}" if n < len(df) else f"the {n}"
+    if background and 2 * len(background) > n:  # most masks: a background value, not one big nucleus in a crop
+        first, value = background[0]
+        raise DevolensError(f"label {value} covers most of {Path(first).name} and touches every edge (as in "
+                            f"{len(background)} of {of} masks): your background? devolens reads 0 as background "
+                            "(ilastik's Simple Segmentation exports 1 = background: subtract 1, or export 'Object "
+                            "Identities')",
+                            path=Path(first).parent)
     notes = []
     if n < len(df) and timed_out:
         notes.append(f"checked {of} masks before training ({seconds:g} s); the others are read in the first epoch")
@@ -747,6 +765,12 @@ def check_masks(df: pd.DataFrame, seconds: float | None = None, limit: int | Non
         notes.append(f"label values repeat in separate nuclei in {len(wrapped)} of {of} masks (8-bit, e.g. "
                      f"{wrapped[0]}): an 8-bit export of more than 255 nuclei? Labels past 255 wrap around (256 "
                      "becomes background, 257 merges with nucleus 1); save the labels as 16-bit TIFF")
+    if repeated:
+        name, k, m = repeated[0]
+        notes.append(f"label values repeat in separate nuclei: {k} of {m} labels in {name} are several blobs apart "
+                     f"({len(repeated)} of {of} masks like it): devolens takes a value for one nucleus, so far-apart "
+                     "nuclei train as one; instance masks need one value per nucleus (class masks, a value per "
+                     "kind of object: data.target: classes with data.classes)")
     if ignored:
         notes.append(f"{len(ignored)} of {of} masks paint 255 over several separate regions (8-bit, e.g. "
                      f"{ignored[0]}): 255 is read as 'ignore': its pixels are left out of the training loss and of "
@@ -2424,7 +2448,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     if bundle.unmatched:
         n = len(bundle.unmatched)
         notes.append(f"{n} file{'s' if n != 1 else ''} without a partner, not used (e.g. {bundle.unmatched[0]}; "
-                     "listed in run.json)")
+                     f"listed in run.json){seg_npy_hint(bundle.unmatched_seg)}")
     if info is not None:  # before the first epoch: what is about to run, and what was noticed in the data
         info(f"{len(train_ds)} training and {len(val_ds)} validation samples; device {device}")
         want = float(rec["data"]["val_fraction"])
