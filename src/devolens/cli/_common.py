@@ -445,18 +445,12 @@ def is_run_record(path: Path, command: str) -> bool:
     with COMMAND's (:func:`~devolens.provenance.command_words`; every such record has had it). A file of that name
     another tool wrote (``{"tool": "my other segmenter"}``), a folder of that name, is no mark that the entries
     beside it are an earlier run's to replace."""
-    import json
-
+    from devolens.io.atomic import own_record
     from devolens.provenance import command_words
 
-    try:
-        if path.is_symlink() or not path.is_file():
-            return False
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
+    record = own_record(path)
     words = command.split()
-    return isinstance(record, dict) and command_words(record.get("command"))[:len(words)] == words
+    return record is not None and command_words(record.get("command"))[:len(words)] == words
 
 
 def foreign_files(out: Path, suffixes: dict[str, str], own: Optional[Callable[[str], bool]] = None) -> list[str]:

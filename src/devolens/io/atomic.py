@@ -47,6 +47,21 @@ def is_system_file(name: str) -> bool:
     return name in SYSTEM_FILES or name.startswith("._")
 
 
+def own_record(path: Path) -> dict | None:
+    """The JSON object in the file ``path`` that a run may have written into its output (a record: ``run.json``,
+    ``segment.json``...): None where it is no plain file (a link there, a folder of that name: the user's), cannot
+    be read, or holds no JSON object. Whose record it is, each command asks of its fields."""
+    import json
+
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def foreign_entries(out: Path, own: "dict[str, Callable[[os.DirEntry], bool]]", *, through_links: bool = False
                     ) -> list[str]:
     """The entries of the subfolders of an output folder ``out`` that a rerun replaces whole which the command did

@@ -75,8 +75,8 @@ from devolens.data.datasets import (PopulationDataset, SegmentationDataset, fold
 from devolens.errors import DevolensError, listed
 from devolens.errors import option as _option  # train()'s argument, or the command's flag
 from devolens.errors import ordinal as _ordinal  # 1st, 2nd, ... (shared with the demo's report)
-from devolens.io.atomic import (TEXT_ERRORS, FileLock, atomic_path, missing_folders, output_lock, remove_made,
-                                 write_csv, write_text)
+from devolens.io.atomic import (TEXT_ERRORS, FileLock, atomic_path, missing_folders, output_lock, own_record,
+                                 remove_made, write_csv, write_text)
 from devolens.models.architectures import build_model, build_regressor, save_model
 from devolens.train import metrics as M
 from devolens.train.checkpoint import check_checkpoint, load_checkpoint, save_checkpoint
@@ -324,14 +324,8 @@ def training_record(path: str | Path) -> bool:
     every run.json has had (``epochs_done``, ``monitor``), whether written by ``devolens train`` or by a library
     call (a tuning trial's, whose ``command`` is null; :func:`devolens.cli._common.is_run_record` asks for the
     command). A run.json another tool wrote, or a folder of that name, is none."""
-    path = Path(path)
-    try:
-        if path.is_symlink() or not path.is_file():
-            return False
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(record, dict) and "epochs_done" in record and "monitor" in record
+    record = own_record(Path(path))
+    return record is not None and "epochs_done" in record and "monitor" in record
 
 
 def check_run_files(out: str | Path) -> None:
