@@ -121,6 +121,14 @@ class WeightsWarning(DevolensWarning):
     (:func:`devolens.models.zoo.weights_mismatch`)."""
 
 
+class StartWarning(DevolensWarning):
+    """A training run was loaded (:func:`devolens.models.load`, the commands' ``--model``) that fine-tuned starting
+    weights (``init: zoo:nuclei``) and none of whose epochs beat them on its validation set (its run.json's
+    ``start``: ``not_beaten``): its best checkpoint scores lower than the model it started from. In the words
+    ``devolens train`` and ``devolens models export`` say it (the card's ``trained["note"]``); the commands print
+    it as a ``note:`` line."""
+
+
 def ordinal(n: int) -> str:
     """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``21st``, ``111th``: for messages and reports in words. Here
     because every module imports this one already (training's summary and the demo's report both use it, and the

@@ -298,10 +298,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _device_notes() -> None:
     """Show a :class:`~devolens.predict.devices.DeviceWarning` (``auto`` chose the CPU over a GPU this PyTorch
-    cannot run) as one ``note:`` line, and a :class:`~devolens.models.zoo.WeightsWarning` (a model's weights are not
+    cannot run) or a :class:`~devolens.errors.StartWarning` (a run no epoch of which beat its starting weights) as
+    one ``note:`` line, and a :class:`~devolens.models.zoo.WeightsWarning` (a model's weights are not
     those its card records) as one ``warning:`` line, each once however often the command resolves its device or
     loads its model; other warnings as before. Call inside ``warnings.catch_warnings()``, which puts both settings
     back."""
+    from devolens.errors import StartWarning
     from devolens.models.zoo import WeightsWarning
     from devolens.predict.devices import DeviceWarning
 
@@ -309,7 +311,7 @@ def _device_notes() -> None:
     show = warnings.showwarning
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
-        if not issubclass(category, (DeviceWarning, WeightsWarning)):
+        if not issubclass(category, (DeviceWarning, WeightsWarning, StartWarning)):
             show(message, category, filename, lineno, file, line)
         elif str(message) not in said:
             from devolens.cli._common import console, note
@@ -320,7 +322,7 @@ def _device_notes() -> None:
             else:
                 note(str(message))
 
-    for category in (DeviceWarning, WeightsWarning):  # (said once here, whatever the warning registries remember)
+    for category in (DeviceWarning, WeightsWarning, StartWarning):  # (said once here, whatever the registries remember)
         warnings.simplefilter("always", category)
     warnings.showwarning = showwarning
 

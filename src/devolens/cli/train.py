@@ -104,6 +104,11 @@ def _check_export(export: Path, data: Path, recipe: Path, out: Path) -> None:
     check_writable(export)
 
 
+#: the help of train's and tune's --device (tune: for every trial)
+DEVICE_HELP = ("auto, cpu, cuda or cuda:N (overrides the recipe's train.device; auto: the first CUDA GPU when PyTorch "
+               "sees one, else the CPU).")
+
+
 def train_cmd(
     recipe: Path = typer.Argument(..., help="Recipe YAML file (e.g. recipes/finetune_own_nuclei.yaml)."),
     data: Path = typer.Option(..., "--data", "-d", help="Training data folder: render output or images/ + masks/."),
@@ -116,8 +121,7 @@ def train_cmd(
         "RUN/pruned.csv."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (overrides the recipe's train.epochs)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides the recipe's "
-                                         "train.device; auto: the first CUDA GPU when PyTorch sees one, else the CPU)."),
+    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write history.png and progress.gif at the end."),
     export: Optional[Path] = typer.Option(
         None, "--export", help="Also write the best model as half-precision safetensors here (+ .json beside it): "
@@ -451,6 +455,7 @@ def tune_cmd(
                                         "holds one study."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch in every trial, over the "
                                           "recipe's train.threads (default: the recipe's, else torch's choice)."),
+    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
 ) -> None:
     """Tune a recipe's hyper-parameters with Optuna; the best trial is exported as a recipe.
 
@@ -477,7 +482,8 @@ def tune_cmd(
     try:
         with progress_bar("trials") if lines is None else contextlib.nullcontext(lines.progress) as cb:
             res = tune(recipe, data, out, trials=trials, storage=storage, study_name=study, progress=cb,
-                       info=console.print, trial_log=None if lines is None else lines.log, threads=threads)
+                       info=console.print, trial_log=None if lines is None else lines.log, threads=threads,
+                       device=device)
     except DevolensError as exc:  # a database's error (--storage) spans lines: SQLAlchemy adds "(Background on ...)"
         if "\n" not in exc.message:
             raise

@@ -189,6 +189,10 @@ def check_mask_size(image: Sequence[int], mask: Sequence[int], source: str) -> N
     shape ``image``), in the files' own pixels; ``source`` names the files."""
     (h, w), (mh, mw) = tuple(image[:2]), tuple(mask[:2])
     if (mh, mw) != (h, w):
+        # a mask whose rows are the image's columns: saved transposed (a numpy .T, a (x, y) array), not another's
+        if (mh, mw) == (w, h):
+            raise DevolensError(f"image and mask differ in size ({w}x{h} and {mw}x{mh} pixels: {source}): rows and "
+                                "columns swapped (a transposed mask?); a mask has its image's size, pixel for pixel")
         raise DevolensError(f"image and mask differ in size ({w}x{h} and {mw}x{mh} pixels: {source}); a mask has "
                             "its image's size, pixel for pixel (a mask of another image, or one resized?)")
 

@@ -12,8 +12,9 @@ from devolens.models.architectures import load_model
 from devolens.train.recipe import load_recipe, resolved, validate_recipe
 
 #: columns of the per-image CSV (:func:`per_image_rows`; evaluate_model's ``per_image`` rows with ``file``, and
-#: ``run_side``: ``train`` or ``val`` for an image of the run's split.csv, ``none`` for one it did not use, empty where
-#: the run has no split.csv; :func:`run_sides`)
+#: ``run_side``: ``train`` or ``val`` for an image of the run's split.csv, ``train+val`` for one whose regions it split
+#: between them (a one-image run), ``none`` for one it did not use, empty where the run has no split.csv;
+#: :func:`run_sides`)
 IMAGE_COLUMNS = ("file", "true_count", "pred_count", "tp", "fp", "fn", "precision", "recall", "f1", "run_side")
 
 
@@ -123,6 +124,40 @@ def _image_name(sample: str) -> str:
     return sample.split("[", 1)[0] if sample.endswith("]") and "[" in sample else sample
 
 
+#: :func:`run_sides`' side of an image of which some regions trained and others validated (a one-image run)
+BOTH = "train+val"
+
+
+def _side(a: str | None, b: str) -> str:
+    """The side of an image found as ``a`` (None or ``none``: not yet) and again as ``b``: ``train+val`` where they
+    differ (an image cut into regions, some training, some validating)."""
+    return b if a in (None, "none") or a == b else a if b == "none" else BOTH
+
+
+def split_regions(run: str | Path) -> dict[str, list[str]] | None:
+    """The regions (split.csv's ``group``, e.g. ``r1c1``) of the run's images split between training and validation
+    (some regions of an image train, others validate: one image, or images of one group, cut into a grid, the same
+    regions validating in every image), as ``{"train": [...], "val": [...]}``; None where no image is so split."""
+    from devolens.train.trainer import _run_split
+
+    split = _run_split(Path(run))
+    if split is None or "group" not in split.columns:
+        return None
+    sides: dict[str, set[str]] = {}
+    for sample, side in zip(split["sample"].astype(str), split["side"].astype(str)):
+        if sample.endswith("]") and "[" in sample:
+            sides.setdefault(_image_name(sample), set()).add(side)
+    both = {name for name, seen in sides.items() if {"train", "val"} <= seen}
+    if not both:
+        return None
+    regions: dict[str, list[str]] = {"train": [], "val": []}
+    for sample, group, side in zip(split["sample"].astype(str), split["group"].astype(str),
+                                   split["side"].astype(str)):
+        if _image_name(sample) in both and side in regions and group not in regions[side]:
+            regions[side].append(group)
+    return regions
+
+
 def _scored_folder(df) -> Path | None:
     """The folder the samples ``df`` were indexed from (each row's ``image`` is that folder's ``sample``), None where
     the rows do not name one."""
@@ -158,8 +193,8 @@ def run_sides(run: str | Path, df) -> tuple[list[str], str, str] | None:
     and a training image only where a scored image has its size and the same bytes at its middle, so that a few
     images scored against a run of thousands read little. A sample of the split.csv that the data folder no longer
     holds (moved out after training, to a test folder) is matched by its name; where that folder is gone or cannot be
-    read, every image is matched by name. An image of which some regions trained (a one-image run split by region)
-    counts as training.
+    read, every image is matched by name. An image of which some regions trained and others validated (a one-image
+    run split by region) is ``train+val`` (:func:`split_regions` names the regions).
 
     Parameters
     ----------
@@ -171,7 +206,8 @@ def run_sides(run: str | Path, df) -> tuple[list[str], str, str] | None:
     Returns
     -------
     tuple or None
-        ``(sides, how, split_csv)``: per row of ``df`` ``"train"``, ``"val"`` or ``"none"``; how they were matched:
+        ``(sides, how, split_csv)``: per row of ``df`` ``"train"``, ``"val"``, ``"train+val"`` or ``"none"``; how
+        they were matched:
         ``"names in its data folder"`` (``df`` is the run's data folder), ``"image contents"``, ``"image contents
         and names"`` (some by the name of a sample its data folder no longer holds) or ``"names"`` (the data folder
         is not there); the path of the split.csv read. None where the run has no readable split.csv.
@@ -187,7 +223,7 @@ def run_sides(run: str | Path, df) -> tuple[list[str], str, str] | None:
     for sample, side in zip(split["sample"].astype(str), split["side"].astype(str)):
         if side in ("train", "val"):
             name = _image_name(sample)
-            by_name[name] = "train" if "train" in (side, by_name.get(name)) else side
+            by_name[name] = _side(by_name.get(name), side)
     named = [by_name.get(str(sample), "none") for sample in df["sample"]]
     from devolens.models.export import _run_record
 
@@ -225,7 +261,7 @@ def run_sides(run: str | Path, df) -> tuple[list[str], str, str] | None:
             gone.add(name)
             continue
         if key in wanted:
-            wanted[key] = "train" if "train" in (side, wanted[key]) else side
+            wanted[key] = _side(wanted[key], side)
     sides = [wanted[d] for d in digests]
     by_names = 0
     for i, sample in enumerate(df["sample"].astype(str)):
@@ -257,8 +293,8 @@ def _store_seen(run: Path, store: Path, n: int) -> dict | None:
 def seen_note(counts: dict, what: str = "images") -> str | None:
     """The note on scored samples that the weights' run trained or validated on (``counts``: the ``in_run_split``
     entry of :func:`evaluate_run`'s result; ``what``: ``images`` or ``tiles``), None where there are none."""
-    n_train, n_val, n = counts["train"], counts["val"], counts["of"]
-    if not n_train and not n_val:
+    n_train, n_val, n, n_both = counts["train"], counts["val"], counts["of"], counts.get("both", 0)
+    if not n_train and not n_val and not n_both:
         return None
     by = {"image contents": "matched by their contents", "store contents": "the very store it trained on",
           "names in its data folder": "the very data folder it trained on, matched by name",
@@ -270,7 +306,18 @@ def seen_note(counts: dict, what: str = "images") -> str | None:
     def are(k: int, kind: str) -> str:  # "8 ... are training samples", "1 ... is a training sample"
         return f"are {kind} samples" if k != 1 else f"is a {kind} sample"
 
-    if n_train:
+    if n_both:
+        regions = counts.get("regions") or {}
+        val, train = regions.get("val") or [], regions.get("train") or []
+        where = (f": regions {', '.join(val)} validated (chose its best epoch), the other {len(train)} trained"
+                 if val else "")
+        text = (f"{n_both} of {n} {what} {'is' if n_both == 1 else 'are'} partly training, partly validation of the "
+                f"run {name} (its split.csv, {by}){where}; {'their scores are' if n_both != 1 else 'its score is'} "
+                "not a held-out measure")
+        more = [f"{k} more {are(k, kind)}" for k, kind in ((n_train, "training"), (n_val, "validation")) if k]
+        if more:
+            text += f"; {' and '.join(more)}"
+    elif n_train:
         text = (f"{n_train} of {n} {what} {are(n_train, 'training')} of the run {name} (its split.csv, {by}): "
                 f"{'their scores are' if n_train != 1 else 'its score is'} not a held-out measure")
         if n_val:
@@ -333,10 +380,13 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         ``amp`` (where and in what precision it ran), ``notes`` (on the data, as train gives them, and on
         the precision; a note where the data hold samples the weights' run trained or validated on),
         ``in_run_split`` (how many: ``train``, ``val``, ``of`` the samples scored, ``by`` what they were matched
-        (:func:`run_sides`), the ``run`` and its ``split_csv``; None where the weights are not a run's with a
+        (:func:`run_sides`), the ``run`` and its ``split_csv``; where images' regions were split between training and
+        validation, ``both``, how many, and the ``regions``: :func:`split_regions`; None where the weights are not
+        a run's with a
         split.csv, such as a zoo model, or a tile store is not the run's), ``unmatched`` (the files without a
         partner, not scored, as train's run.json lists them), ``metrics`` (name -> value; NaN written as null) and
-        ``images`` (per-image rows of :func:`per_image_rows` with ``run_side``: ``train``, ``val`` or ``none`` in
+        ``images`` (per-image rows of :func:`per_image_rows` with ``run_side``: ``train``, ``val``, ``train+val``
+        or ``none`` in
         that split, empty where it is not known; segmentation on image folders only); and how they were made
         (:func:`_provenance`): ``command``, ``devolens``, ``torch``, ``run_path``, ``data_path``, ``weights_path``
         (absolute), ``weights_sha256``, ``data_fingerprint`` and ``run_data_fingerprint``.
@@ -438,6 +488,8 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
             sides, how, split_csv = found
             seen = {"train": sides.count("train"), "val": sides.count("val"), "of": len(sides), "by": how,
                     "run": str(trained_by.resolve()), "split_csv": split_csv}
+            if BOTH in sides:  # a one-image run's image: some of its regions trained, others validated
+                seen.update(both=sides.count(BOTH), regions=split_regions(trained_by))
         ds = make_dataset(rec, df, train=False)
     if seen is not None:
         said = seen_note(seen, "images" if names is not None else "tiles")

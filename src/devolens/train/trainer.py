@@ -1103,6 +1103,56 @@ def weights_file(source: str | Path, option: str = "model.init") -> Path:
     return path
 
 
+#: the recipe's ``model`` keys that fine-tuning's starting weights (``model.init``) fix: the network's shape (its
+#: classes and input channels follow the data; a 3-class head grows a distance channel)
+INIT_ARCH_KEYS = ("arch", "encoder", "encoder_depth", "decoder_channels")
+
+
+def init_architecture(source: str | Path) -> dict | None:
+    """The network config of the weights ``source`` (``model.init``) names, where they record one: a zoo or
+    exported model folder's card.json ``architecture``, a run folder's (or its ``best.safetensors``') best.json
+    ``model``; None otherwise (a bare weights file, a file that cannot be read: the weights' fit then says)."""
+    path = init_path(source)
+    folder = path if path.is_dir() else path.parent if path.name == BEST else None
+    if folder is None:
+        return None
+    for name, key in (("card.json", "architecture"), ("best.json", "model")):
+        try:
+            arch = json.loads((folder / name).read_text(encoding="utf-8")).get(key)
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            continue
+        if isinstance(arch, dict):
+            return arch
+    return None
+
+
+def check_init_architecture(recipe: dict, source: str | Path) -> None:
+    """Refuse a (resolved) recipe whose network is not the one of its starting weights ``source`` (``model.init``,
+    :func:`init_architecture`), naming the first key of :data:`INIT_ARCH_KEYS` that differs and both values (the
+    weights' tensors would not fit: "224 tensors expected, 84 missing" said nothing of why)."""
+    arch = init_architecture(source)
+    if arch is None:
+        return
+    model = recipe["model"]
+    for key in INIT_ARCH_KEYS:
+        if key not in arch or key not in model:
+            continue
+        mine, theirs = model[key], arch[key]
+        if (list(mine) if isinstance(mine, (list, tuple)) else mine) != \
+                (list(theirs) if isinstance(theirs, (list, tuple)) else theirs):
+            raise DevolensError(f"model.{key} is {_yaml_value(mine)}, but the starting weights (model.init: {source}) "
+                                f"are of a network with {key} {_yaml_value(theirs)}: fine-tuning keeps the network of "
+                                f"its starting weights; set model.{key}: {_yaml_value(theirs)} in the recipe (or leave "
+                                "out model.init to train from scratch)")
+
+
+def _yaml_value(value) -> str:
+    """``value`` as a recipe writes it: ``resnet18``, ``4``, ``[64, 32, 16, 8]``."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
+    return str(value)
+
+
 def init_weights(model: torch.nn.Module, source: str | Path, *, grow_head: bool = True,
                  option: str = "model.init") -> torch.nn.Module:
     """``model`` with the weights of ``source``: ``zoo:NAME`` or a zoo folder, a saved model (a run's
@@ -2353,6 +2403,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
     init = rec["model"].get("init")
     if init:
         init_path(init)  # checked before any output
+        check_init_architecture(rec, init)  # a recipe asking for another network: the key that differs, not tensors
     if "init" not in session:
         session["init"] = _init_record(init)
 

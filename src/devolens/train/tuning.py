@@ -155,6 +155,7 @@ def tune(
     info: Callable[[str], None] | None = None,
     trial_log: Callable[[str], None] | None = None,
     threads: int | None = None,
+    device: str | None = None,
 ) -> TuneResult:
     """Run (or resume) an Optuna study over the recipe's search space.
 
@@ -197,6 +198,9 @@ def tune(
         logs where no progress bar shows).
     threads : int, optional
         PyTorch's CPU threads for every trial, over the recipe's ``train.threads`` (as ``train --threads``).
+    device : str, optional
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` for every trial, over the recipe's ``train.device`` (as
+        ``train --device``; checked before the first trial).
 
     Returns
     -------
@@ -223,7 +227,7 @@ def tune(
         lock = _lock_run(where, out)
         try:
             return _tune(recipe, data, out, trials=trials, storage=storage, study_name=study_name, progress=progress,
-                         info=info, trial_log=trial_log, finished=finished, threads=threads)
+                         info=info, trial_log=trial_log, finished=finished, threads=threads, device=device)
         except BaseException:  # Ctrl-C included
             if where in made and not finished:  # nothing of value in a folder this call made: leave none behind
                 shutil.rmtree(where, ignore_errors=True)
@@ -237,12 +241,13 @@ def tune(
 
 
 def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, info, finished: list[int],
-          trial_log=None, threads=None) -> TuneResult:
+          trial_log=None, threads=None, device=None) -> TuneResult:
     """The body of :func:`tune` (which removes what a failed call made); appends to ``finished`` the
     number of each trial that finished (complete or pruned)."""
     import optuna
 
-    from devolens.train.trainer import RUN_COLUMNS, build_data, check_run_folder, metric_names, train
+    from devolens.errors import option
+    from devolens.train.trainer import RUN_COLUMNS, build_data, check_run_folder, metric_names, resolve_device, train
 
     # Optuna logs a failing trial (and Ctrl-C) as a warning with its traceback; the error itself is
     # reported once, as one line, by the caller
@@ -267,6 +272,8 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
         raise DevolensError(f"--trials must be >= 1, got {n_total}")
     if threads is not None and int(threads) < 1:
         raise DevolensError(f"--threads must be >= 1, got {threads}")
+    if device is not None:  # a misspelt name or a missing GPU now, not as a failed first trial of a new study
+        resolve_device(str(device), option("device"))
     check_run_folder(out, data, tuning=True)  # not the data folder nor one holding it, no training run
     bundle = build_data(res, data)  # bad data are reported now, not as a failed trial in a new study
     out.mkdir(parents=True, exist_ok=True)
@@ -341,7 +348,7 @@ def _tune(recipe, data, out: Path, *, trials, storage, study_name, progress, inf
         said = info if info is not None and not told else None
         told.append(trial.number)
         try:
-            result = train(rec, data, run_dir, epoch_callback=report, info=said, threads=threads)
+            result = train(rec, data, run_dir, epoch_callback=report, info=said, threads=threads, device=device)
         except DevolensError as exc:
             if "diverged" in str(exc):  # a too-high learning rate: stop this trial, keep the study going
                 if info is not None:

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from devolens.checks import clip, shown
-from devolens.errors import DevolensError, WeightsWarning, command_running  # noqa: F401  (WeightsWarning: also here)
+from devolens.errors import StartWarning, WeightsWarning  # noqa: F401  (WeightsWarning: also here)
+from devolens.errors import DevolensError, command_running
 from devolens.models.export import KINDS
 
 ZOO_DIR = Path(__file__).resolve().parent
@@ -444,6 +445,7 @@ def _predictor_class(name: str | Path, options: dict) -> tuple[type, Path, dict]
         # e.g. to a live/dead command refusing a nuclei model by its predictor, or to evaluate)
         raise DevolensError("card has no 'architecture' (the network's config: kind, arch, encoder...)", path=where)
     check_weights(folder or ZOO_DIR / str(name), info, stacklevel=3)  # (load's caller)
+    check_start(folder, info, stacklevel=3)
     note_loaded()  # a process forked from now on runs its networks in one thread (fork_guard)
     module_name, _, cls_name = predictor.partition(":")
     return getattr(importlib.import_module(module_name), cls_name), folder or ZOO_DIR / str(name), info
@@ -545,6 +547,19 @@ def check_weights(folder: str | Path, info: dict[str, Any], stacklevel: int = 2)
     problem = weights_mismatch(folder, info)
     if problem is not None:
         warnings.warn(problem, WeightsWarning, stacklevel=stacklevel + 1)
+
+
+def check_start(folder: str | Path | None, info: dict[str, Any], stacklevel: int = 2) -> None:
+    """Warn (:class:`StartWarning`) where ``folder`` is a training run (no card.json) that fine-tuned starting
+    weights and no epoch of which beat them (its card ``info``'s ``trained["note"]``, from run.json's ``start``:
+    :func:`devolens.models.export._run_start`), in the words ``devolens train`` and ``models export`` say it.
+    ``stacklevel`` as :func:`check_weights`'."""
+    if folder is None or (Path(folder) / "card.json").is_file():  # a shipped or exported model: said when exported
+        return
+    trained = info.get("trained")
+    said = trained.get("note") if isinstance(trained, dict) else None
+    if isinstance(said, str) and said:
+        warnings.warn(said, StartWarning, stacklevel=stacklevel + 1)
 
 
 def model_location(name_or_folder: str | Path) -> Path:
