@@ -711,6 +711,8 @@ def _usage_error(message: str, ctx, args: list[str] | None = None) -> str:
                  or _hint(_habit_option, no_option.group(1), ctx.command))
         if typed:
             message = f"No such option: {no_option.group(1)}"
+        else:  # an option of another kind of the group's (segment nuclei's --diameter given to segment livedead)
+            message = _hint(_sibling_option, no_option.group(1), ctx) or message
     if typed:
         message = f"{message}; {typed}"
     helps = sorted(ctx.help_option_names or (), key=lambda o: not o.startswith("--"))  # --help before -h
@@ -893,6 +895,31 @@ def _habit_option(name: str, command) -> str | None:
     if "_" in name and f"--{plain}" in options:
         return f"options are spelt with hyphens: --{plain}"
     return None
+
+
+def _sibling_option(name: str, ctx) -> str | None:
+    """What to say of ``name``, an option ``ctx``'s command does not have, that the other commands of its group have
+    (``segment livedead --diameter``: an option of segment nuclei and membrane), from the commands themselves,
+    instead of click's guess by spelling (``--dataset``); None when none of them has it, or for a command of
+    devolens itself (its other commands are other tools, not other kinds of one)."""
+    parent = ctx.parent
+    group = getattr(parent.command, "commands", None) if parent is not None and parent.parent is not None else None
+    if not group:
+        return None
+    plain = "--" + name.lstrip("-").replace("_", "-") if name.startswith("--") else name  # (--min_size)
+    having = []
+    for word in parent.command.list_commands(parent):
+        other = group.get(word)
+        if other is None or other is ctx.command or getattr(other, "hidden", False):
+            continue
+        if any(plain in (*p.opts, *p.secondary_opts) for p in other.params
+               if getattr(p, "param_type_name", "") == "option"):
+            having.append(word)
+    if not having:
+        return None
+    words = ctx.command_path.split(" ")[1:]  # (without "devolens")
+    kind = " ".join(words[:-1])
+    return f"{' '.join(words)} has no {plain}: it is an option of {kind} {'/'.join(having)}"
 
 
 def _unquoted_path(ctx, args: list[str]) -> str | None:

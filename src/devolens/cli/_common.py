@@ -624,9 +624,12 @@ class _ProgressBar:
         self.prog, self.description = prog, description
         self.task = prog.add_task(description, total=None)
         self.done: Optional[float] = None  # the row's last count (None: the row has shown none yet)
+        self.pending: Optional[str] = None  # a row not added yet (the command's after a phase), added by a count
 
     def __call__(self, done: float, total: float) -> None:
-        if self.done is not None and done < self.done:
+        if self.pending is not None:  # the row a phase left to come: added now that it has a count to show
+            self.task, self.pending = self.prog.add_task(self.pending, total=total, completed=done), None
+        elif self.done is not None and done < self.done:
             self.prog.reset(self.task, total=total, completed=done)
         else:
             self.prog.update(self.task, completed=done, total=total)
@@ -635,15 +638,22 @@ class _ProgressBar:
     @contextlib.contextmanager
     def phase(self, description: str) -> Iterator[Callable[[float, float], None]]:
         """A part of the work with a progress of its own (:func:`progress_phase`): a row of its own, named
-        ``description`` (the command's row, while it shows nothing yet); a new row of the command's after it."""
+        ``description`` (the command's row, while it shows nothing yet); a new row of the command's after it, added
+        once the command counts again (none left empty after the last image's phase: a giant image's writing)."""
         outer = self.description
         self._row(description)
         yield self
-        self._row(outer)
+        self._row(outer, later=True)
 
-    def _row(self, description: str) -> None:
-        if self.done is None:  # nothing shown on the row yet (the model loading): it takes the new name
+    def _row(self, description: str, *, later: bool = False) -> None:
+        """The row ``description``: the current row renamed while it shows nothing yet, else a new row (``later``:
+        added by the next count, :meth:`__call__`)."""
+        if self.pending is not None:  # a row still to come: it comes under this name
+            self.pending = description
+        elif self.done is None:  # nothing shown on the row yet (the model loading): it takes the new name
             self.prog.update(self.task, description=description)
+        elif later:
+            self.pending = description
         else:
             self.task = self.prog.add_task(description, total=None)
         self.description, self.done = description, None

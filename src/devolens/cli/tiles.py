@@ -541,7 +541,8 @@ def segment_livedead_command(
     probabilities: bool = typer.Option(
         False, "--probabilities", help="Also write probs.tif (a folder: probs/WELL_probs.tif): (3, H, W) uint8 class "
         "probabilities x255, an ImageJ hyperstack of 3 channels named background, live, dead (not a Z stack of 3 "
-        "slices), calibrated as labels.tif; over 4 GB, an OME BigTIFF with those channel names."
+        "slices), calibrated as labels.tif and deflate-compressed as it is; over 4 GB, an OME BigTIFF with those "
+        "channel names."
     ),
     instances: bool = typer.Option(
         False, "--instances", help="Also write instances.tif (a folder: instances/WELL_instances.tif): each nucleus's "
@@ -631,6 +632,7 @@ def segment_livedead_command(
                     path, stage.tmp, model=model, **options, write_probabilities=probabilities, progress=cb,
                     channels=order, device=device, dataset=dataset, well=name, shrunk=picture,
                     write_instances=instances, loaded=ran, read=read, pixel_size=pixel_size,
+                    compress=False,  # (compressed below, once the overlay has read labels.tif in place)
                 )
             notes = [str(w.message) for w in caught[seen:] if issubclass(w.category, UserWarning)]
             if overlay:
@@ -639,7 +641,8 @@ def segment_livedead_command(
                     notes.append(said)
                     shrunk.append(said)
             inst = (inst if plate else stage.tmp / "instances.tif") if instances else None
-            _compress_labels(labels, inst)  # (once the overlay has read labels.tif, written in place uncompressed)
+            # the well's TIFFs, as segment_livedead_file compresses them, once the overlay has read labels.tif in place
+            livedead.compress_outputs(labels, probs if plate else stage.tmp / "probs.tif", inst)
             from devolens.cli.predict import _um_per_pixel, uint32_words
 
             if inst is not None and counts["live"] + counts["dead"] > 65535:  # (an id per object)
@@ -693,22 +696,6 @@ def segment_livedead_command(
                       f"{total['dead']} dead ({said})")
     for text in shrunk + wide + ([left] if left else []) + pixel_notes:
         note(text)
-
-
-def _compress_labels(labels: Path, instances: Path | None) -> None:
-    """Compress a well's labels.tif (and instances.tif), written uncompressed band by band in place, as segment
-    nuclei's label TIFFs are (:func:`devolens.predict.tiled.compress_tiff`: deflate; 144 and 576 MB for a 12000 x
-    12000 well uncompressed), once nothing reads them in place any more. A file that is not there (a failed well
-    stops the run before) is passed over."""
-    from devolens.io.atomic import cannot_write
-    from devolens.predict.tiled import compress_tiff
-
-    for path in (labels, instances):
-        if path is not None and path.is_file():
-            try:
-                compress_tiff(path)
-            except OSError as exc:  # (a full disk: named by the output)
-                raise cannot_write(exc, path) from None
 
 
 def _pixel_size_notes(pixel_size: Optional[float], image: Path) -> list[str]:

@@ -920,8 +920,8 @@ def _no_pairs(root: Path, img_dir: Path, mask_dir: Path) -> DevolensError:
     where = (f"{img_dir.name}/ holds {held(img_dir, imgs)}; {mask_dir.name}/ holds {held(mask_dir, masks)}"
              if not same else f"the folder holds {held(img_dir, imgs)} and {len(masks)} masks")
     npy = next(iter(sorted(mask_dir.rglob("*_seg.npy"))), None)
-    more = (f"; cellpose's {npy.name} files are not read: save the masks as images (cellpose: File > Save masks "
-            "as PNG/tif)") if npy is not None else ""
+    more = (f"; cellpose's {npy.name} files are not read (a Python pickle devolens does not load): "
+            f"{SEG_NPY_EXPORT}") if npy is not None else ""
     return DevolensError(f"no image has a mask with the same name ({where}): a mask is named like its image, "
                          f"optionally with one of {', '.join(MASK_SUFFIXES)} before the extension (img_000.png + "
                          f"img_000_masks.tif){more}", path=root)

@@ -33,7 +33,7 @@ from scipy import ndimage
 from devolens.errors import DevolensError, DevolensWarning, ReadNote
 from devolens.io.atomic import write_csv
 from devolens.predict.devices import resolve_device
-from devolens.predict.tiled import RowReader, TiffRowWriter, imagej_unit, predict_tiled
+from devolens.predict.tiled import RowReader, TiffRowWriter, compress_tiff, imagej_unit, predict_tiled
 
 __all__ = ["LiveDeadPredictor", "LiveDeadResult", "extract_objects", "segment_livedead_file", "counts_from_objects",
            "check_architecture", "check_config", "check_run", "ShrunkHoechst"]
@@ -684,7 +684,7 @@ class LiveDeadPredictor:
                      channels: list[int] | None = None, dataset: str | None = None,
                      well: str | None = None, shrunk: "ShrunkHoechst | None" = None,
                      write_instances: bool = False, read: dict | None = None,
-                     pixel_size: float | None = None) -> dict[str, float]:
+                     pixel_size: float | None = None, compress: bool = True) -> dict[str, float]:
         """Segment a well file of any size in bounded memory; write results to ``out_dir``.
 
         Reads the image band by band (a TIFF, uncompressed or compressed, strips or tiles, a pyramid's full
@@ -704,7 +704,10 @@ class LiveDeadPredictor:
         :data:`PROBS_IMAGEJ_BYTES`), with labels.tif's pixel size. ``write_instances``: also ``instances.tif``, the
         objects' instance labels: each object's pixels hold its ``id`` in objects.csv, 0 elsewhere (objects under
         ``min_area`` too); uint16 (uint32 past 65535 objects), with labels.tif's pixel size, written band by band in a
-        second pass over labels.tif.
+        second pass over labels.tif. The TIFFs are written uncompressed band by band, then deflate-compressed
+        (:func:`compress_outputs`, as ``segment nuclei``'s label TIFFs; a strip at a time); ``compress=False`` leaves
+        them uncompressed for a caller that reads labels.tif in place first (``segment livedead``'s overlay, through
+        a memory map) and then compresses them with :func:`compress_outputs`, as the command does.
 
         ``shrunk``: a :class:`ShrunkHoechst` that keeps the Hoechst channel shrunk as the well is read (for a picture
         of the well, ``segment livedead``'s overlay, without reading it again).
@@ -737,6 +740,8 @@ class LiveDeadPredictor:
                                                      write_probabilities else None, progress=progress, shrunk=shrunk,
                                                      instances=tmp["instances.tif"] if write_instances else None,
                                                      read=read, pixel=pixel)
+                if compress:
+                    compress_outputs(*tmp.values())
                 table, summary = _well_tables(objects, counts, well)
                 write_csv(table, out_dir / "objects.csv", float_format=_FLOATS)
                 write_csv(summary, out_dir / "counts.csv")
@@ -832,6 +837,24 @@ class LiveDeadPredictor:
 
 #: how objects.csv writes the centroids
 _FLOATS = "%.2f"
+
+
+def compress_outputs(*paths: "str | Path | None") -> None:
+    """Compress a well's TIFFs (labels.tif, probs.tif, instances.tif: any of ``paths``), written uncompressed band by
+    band in place, as ``segment nuclei``'s label TIFFs are (:func:`devolens.predict.tiled.compress_tiff`: deflate, a
+    strip at a time; 144 and 576 MB for a 12000 x 12000 well's labels.tif and instances.tif uncompressed), their
+    calibration and probs.tif's channel names kept, once nothing reads them in place any more. One place for
+    :meth:`LiveDeadPredictor.predict_file` and ``segment livedead`` (after its overlay). None, or a file that is not
+    there (no probs.tif asked for), is passed over; a file that cannot be written (a full disk) is a one-line
+    :class:`DevolensError` naming it."""
+    from devolens.io.atomic import cannot_write
+
+    for path in paths:
+        if path is not None and Path(path).is_file():
+            try:
+                compress_tiff(path)
+            except OSError as exc:  # (a full disk: named by the output)
+                raise cannot_write(exc, Path(path)) from None
 
 
 def _given_pixel(pixel_size: float | None, label: str = "pixel_size") -> "tuple[float, float, str] | None":
@@ -1615,13 +1638,15 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
                           predictor: "LiveDeadPredictor | None" = None,
                           shrunk: "ShrunkHoechst | None" = None, write_instances: bool = False,
                           loaded: "list[LiveDeadPredictor] | None" = None,
-                          read: dict | None = None, pixel_size: float | None = None) -> dict[str, float]:
+                          read: dict | None = None, pixel_size: float | None = None,
+                          compress: bool = True) -> dict[str, float]:
     """Segment a well file with a zoo model (or a run's weights): see :meth:`LiveDeadPredictor.predict_file`
     (``device``: where the network runs, as :class:`LiveDeadPredictor` takes it; ``dataset``: an HDF5 file's dataset
     holding the well; ``well``: the tables' leading ``well`` column; ``shrunk``: a :class:`ShrunkHoechst` to fill;
     ``write_probabilities``, ``write_instances``: also probs.tif, instances.tif; ``pixel_size``: micrometres per
     pixel that labels.tif (and probs.tif, instances.tif) carry, over the file's own calibration, as
-    ``segment nuclei --pixel-size`` gives it).
+    ``segment nuclei --pixel-size`` gives it; ``compress``: False leaves the TIFFs uncompressed, for
+    :func:`compress_outputs` once the caller has read them in place).
     The model options left out (None) are :class:`LiveDeadPredictor`'s defaults: window 512, overlap 64, batch_size
     4, fast, min_area 12, precision 'auto', device 'cpu'.
 
@@ -1653,7 +1678,8 @@ def segment_livedead_file(image: str | Path, out_dir: str | Path, *, model: str 
         pred = _predictor_for(predictor, given)
     counts = pred.predict_file(image, out_dir, write_probabilities=write_probabilities, progress=progress,
                                channels=channels, dataset=dataset, well=well, shrunk=shrunk,
-                               write_instances=write_instances, read=read, pixel_size=pixel_size)
+                               write_instances=write_instances, read=read, pixel_size=pixel_size,
+                               compress=compress)
     if loaded is not None:
         loaded.append(pred)
     return counts

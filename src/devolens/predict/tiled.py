@@ -1029,38 +1029,52 @@ _STRIP_BYTES = 2**20
 
 
 def compress_tiff(path: str | Path) -> None:
-    """Rewrite the complete, uncompressed one-page TIFF ``path`` (a :class:`TiffRowWriter`'s, whose rows are written
-    in place) compressed as label TIFFs are (:data:`LABEL_COMPRESSION`): ``segment livedead``'s labels.tif and
-    instances.tif took 144 and 576 MB uncompressed for a 12000 x 12000 well. Strip by strip (memory: a strip of about
-    1 MB); its description (ImageJ's, with the unit) and resolution tags kept as they are; the file replaced once the
-    new one is whole. Not a hyperstack of several channels (a single page only)."""
+    """Rewrite the complete, uncompressed TIFF ``path`` (a :class:`TiffRowWriter`'s, whose rows are written in place)
+    compressed as label TIFFs are (:data:`LABEL_COMPRESSION`): ``segment livedead``'s labels.tif and instances.tif
+    took 144 and 576 MB uncompressed for a 12000 x 12000 well. Strip by strip (memory: a strip of about 1 MB); its
+    description (ImageJ's, with the unit, or OME's), resolution tags and ImageJ's channel labels (its IJMetadata
+    tags) kept as they are; the file replaced once the new one is whole. A single page, or pages of one shape and
+    type (a hyperstack's channels, probs.tif's, each page one)."""
     path = Path(path)
     with tifffile.TiffFile(path) as tf:
-        page = tf.pages[0]
-        if len(tf.pages) != 1 or page.compression != 1 or len(page.shape) != 2 or not page.is_contiguous:
-            raise ValueError(f"{path}: not an uncompressed one-page 2-D TIFF")
-        (h, w), dtype, offset = page.shape, page.dtype, int(page.dataoffsets[0])
+        pages = list(tf.pages)
+        page = pages[0]
+        if any(p.compression != 1 or len(p.shape) != 2 or not p.is_contiguous or p.shape != page.shape
+               or p.dtype != page.dtype for p in pages):
+            raise ValueError(f"{path}: not an uncompressed TIFF of 2-D pages of one shape")
+        (h, w), dtype = page.shape, page.dtype
+        offsets = [int(p.dataoffsets[0]) for p in pages]
         tags = page.tags
-        extra: dict = {"description": page.description or None, "metadata": None, "bigtiff": tf.is_bigtiff,
+        # (as bytes: OME's, in UTF-8, may say µm, which tifffile writes only so)
+        said = page.description.encode() if page.description else None
+        extra: dict = {"description": said, "metadata": None, "bigtiff": tf.is_bigtiff,
                        "photometric": "minisblack"}
         if "XResolution" in tags and "YResolution" in tags:
             extra["resolution"] = (tags["XResolution"].value, tags["YResolution"].value)
             extra["resolutionunit"] = tags["ResolutionUnit"].value if "ResolutionUnit" in tags else 1
+        if 50838 in tags and 50839 in tags:  # ImageJ's metadata (its channels' Labels): copied byte for byte
+            counts, data = tags[50838], tags[50839]
+            tf.filehandle.seek(data.valueoffset)
+            raw = tf.filehandle.read(data.count)
+            extra["extratags"] = [(50838, "I", counts.count, tuple(np.atleast_1d(counts.value)), True),
+                                  (50839, "B", len(raw), raw, True)]
     kind, level = LABEL_COMPRESSION
     encode = tifffile.TIFF.COMPRESSORS[8]  # (zlib: deflate, tag 8, as tifffile writes compression="zlib")
     per = max(1, _STRIP_BYTES // max(1, w * dtype.itemsize))
 
     def strips(fh) -> Iterator[bytes]:
-        for y0 in range(0, h, per):
-            n = min(per, h - y0)
-            fh.seek(offset + y0 * w * dtype.itemsize)
-            rows = np.frombuffer(fh.read(n * w * dtype.itemsize), dtype).reshape(n, w)
-            yield encode(rows, level=level)
+        for offset in offsets:
+            for y0 in range(0, h, per):
+                n = min(per, h - y0)
+                fh.seek(offset + y0 * w * dtype.itemsize)
+                rows = np.frombuffer(fh.read(n * w * dtype.itemsize), dtype).reshape(n, w)
+                yield encode(rows, level=level)
 
+    shape = (h, w) if len(offsets) == 1 else (len(offsets), h, w)
     tmp = path.with_name(f".{path.stem}.compressing-{os.getpid()}{path.suffix}")
     try:
         with open(path, "rb") as fh:
-            tifffile.imwrite(tmp, strips(fh), shape=(h, w), dtype=dtype, compression=kind,
+            tifffile.imwrite(tmp, strips(fh), shape=shape, dtype=dtype, compression=kind,
                              compressionargs={"level": level}, rowsperstrip=per, **extra)
         os.replace(tmp, path)
     finally:
