@@ -107,7 +107,7 @@ def test_stardist_layout_names_its_data_folders(tmp_path):
     root = tmp_path / "G"
     for side in ("train", "test"):
         _folder(root, [_labels(0)], side)
-    with pytest.raises(DevolensError, match=r"sub-folders test/, train/ are data folders.*--data \S*G/train"
+    with pytest.raises(DevolensError, match=r"sub-folders test/, train/ are data folders.*data='\S*G/train'"
                                             r".*evaluate RUN --data \S*G/test"):
         index_dataset(root)
 

@@ -412,19 +412,29 @@ class _Source:
 
 def _peeked(frames: Iterator, n: int = 1) -> tuple[list[tuple[int, np.ndarray]], Iterator]:
     """The first ``n`` of ``frames`` that were read, by position (a MissingFrame left out), and an iterator of all
-    of them, those first (read once), which closes ``frames`` when it is closed."""
+    of them, those first (read once: each let go once yielded), which closes ``frames`` when it is closed, also
+    before its first frame (a run stopped before it starts: the decoder is not left to the garbage collector)."""
     head = list(itertools.islice(frames, n))
+    return [(i, f) for i, f in enumerate(head) if isinstance(f, np.ndarray)], _Peeked(head, frames)
 
-    def again() -> Iterator:
-        try:
-            yield from head
-            yield from frames
-        finally:
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()
 
-    return [(i, f) for i, f in enumerate(head) if isinstance(f, np.ndarray)], again()
+class _Peeked:
+    """:func:`_peeked`'s iterator: the frames read ahead of the others, then the others."""
+
+    def __init__(self, head: list, frames: Iterator):
+        self._head, self._frames = collections.deque(head), frames
+
+    def __iter__(self) -> "_Peeked":
+        return self
+
+    def __next__(self):
+        return self._head.popleft() if self._head else next(self._frames)
+
+    def close(self) -> None:
+        self._head.clear()
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            close()
 
 
 AUTO_CURATE = "auto"
@@ -1663,7 +1673,7 @@ def run_segmentation(
     # nuclei (its first STREAM_LOOK frames: _movie_colour)
     from devolens.predict.postprocess import STREAM_LOOK
 
-    look = 1 if kind == "membrane" else STREAM_LOOK if kind == "nuclei" and color is None else 0
+    look = 0 if color is not None or not _auto_rule(model) else 1 if kind == "membrane" else STREAM_LOOK
     source = _Source(input_path, stack_z=stack_z, channel=channel, pages=pages, calibrations=calibrations,
                      first=look)
     made: list[Path] = []  # the folders above --out the staging makes (below)
@@ -2435,20 +2445,14 @@ def _membrane_colour(model: str, kind: str, color: Optional[str], source: "_Sour
     throughout). None otherwise: a folder (its images may be laid out each its own way: a composite beside green-only
     exports, whose red is empty) keeps the rule's choice, image by image, as does a video whose first frame decides
     nothing (dark, or of one channel)."""
-    if kind != "membrane" or color is not None or source.first is None:
+    if kind != "membrane" or color is not None or source.first is None or not _auto_rule(model):
         return None
-    from devolens.models import zoo
     from devolens.predict.notes import membrane_channel
 
-    try:
-        if zoo.card(model).get("preprocessing", {}).get("channel", "auto") != "auto":
-            return None
-    except DevolensError:  # (the run itself reports it)
-        return None
     found = membrane_channel(source.first)
     if found is None:
         return None
-    where = ("" if not source.is_video else " in every frame of the animation" if source._fps is not None  # GIF, WebP
+    where = ("" if not source.is_video else " in every frame of the animation" if source._animated  # GIF, WebP
              else " in every frame of the stack" if source.is_stack else " in every frame of the video")
     return (*found, where)
 
@@ -2460,18 +2464,23 @@ def _movie_colour(model: str, kind: str, color: Optional[str], source: "_Source"
     (:func:`devolens.predict.postprocess.stream_channel`), so that its counts do not jump where the rule would choose
     another channel frame by frame. None otherwise (a folder's images may be laid out each its own way: each is
     judged on its own; one image; a grey movie)."""
-    if kind != "nuclei" or color is not None or not source.is_video or not source.heads:
+    if kind != "nuclei" or color is not None or not source.is_video or not source.heads or not _auto_rule(model):
         return None
-    from devolens.models import zoo
     from devolens.predict.postprocess import stream_channel
 
-    try:
-        if zoo.card(model).get("preprocessing", {}).get("channel", "auto") != "auto":
-            return None
-    except DevolensError:  # (the run itself reports it)
-        return None
     return stream_channel(frame for pos, frame in source.heads if pos not in skip)
 
+
+def _auto_rule(model: str) -> bool:
+    """Whether the card of ``model`` reads a colour image by the ``auto`` rule (the channel chosen from the image),
+    which :func:`_membrane_colour` and :func:`_movie_colour` refine; False for a card that names its channel, or
+    one that cannot be read (the run itself reports it)."""
+    from devolens.models import zoo
+
+    try:
+        return zoo.card(model).get("preprocessing", {}).get("channel", "auto") == "auto"
+    except DevolensError:
+        return False
 
 
 def _membrane_colour_words(membranes: Optional[tuple[str, str, str]]) -> Optional[str]:
@@ -2496,13 +2505,11 @@ def _colour_read(image: "np.ndarray | None", channel: Optional[str]) -> Optional
 
 
 def _grey_as_colour(arr: np.ndarray) -> bool:
-    """Whether a colour frame is grey stored as colour (R, G and B alike: no channel to choose); a subsample is
-    asked first (most colour frames differ there)."""
-    step = max(1, int(np.sqrt(arr.shape[0] * arr.shape[1] / 50_000)))
-    for a in (arr[::step, ::step], arr):
-        if not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2])):
-            return False
-    return True
+    """Whether a colour frame is grey stored as colour (R, G and B alike: no channel to choose:
+    :func:`devolens.predict.postprocess.colour_frame`)."""
+    from devolens.predict.postprocess import colour_frame
+
+    return not colour_frame(arr)
 
 
 class _ColourReads:

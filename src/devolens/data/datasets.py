@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from devolens.errors import DevolensError, listed
+from devolens.errors import DevolensError, listed, option
 # mask names (the image's stem plus one of MASK_SUFFIXES, in any case) are devolens.io.frames': segment leaves the
 # masks of a folder's images out of its frames by the same names
 from devolens.io.frames import IMAGE_NAME_SUFFIXES, MASK_SUFFIXES  # noqa: F401 (this module's names too)
@@ -893,7 +893,8 @@ def _no_layout(root: Path) -> str:
         names = listed([f"{d.name}/" for d in data])
         are = f"s {names} are data folders" if len(data) != 1 else f" {names} is a data folder"
         score = f" (and devolens evaluate RUN --data {held} to score the run on it)" if held is not None else ""
-        return f"; its sub-folder{are} of their own: give one, --data {train}{score}"
+        give = option("data", repr(str(train)), cli_value=str(train))  # (train()'s argument, or the command's flag)
+        return f"; its sub-folder{are} of their own: give one, {give}{score}"
     if not subs:
         return ""
     names = {d.name.lower() for d in subs}
@@ -1096,9 +1097,10 @@ SIZE_MASKS = 20
 def object_diameter(labels: Sequence[str | Path], most: int = SIZE_MASKS) -> tuple[float | None, int, int]:
     """The median size of the objects of label images: the equivalent diameter (``sqrt(4 area / pi)``) in the
     files' own pixels, over the objects of all of them together (a thresholded mask's blobs each one object; an
-    'ignore' value, :func:`ignore_label`, none). None where a mask read gives no sizes to trust: a label value
+    'ignore' value, :func:`ignore_label`, none). A mask read that gives no sizes to trust is left out: a label value
     repeated in separate nuclei (:func:`repeated_labels`) or a background other than 0 (:func:`background_label`)
-    would make the median the size of several nuclei, or of the image (advice from it would be wrong).
+    would make the median the size of several nuclei, or of the image (advice from it would be wrong); one crop that
+    a big nucleus fills does not take the others' sizes away.
 
     Parameters
     ----------
@@ -1110,8 +1112,8 @@ def object_diameter(labels: Sequence[str | Path], most: int = SIZE_MASKS) -> tup
     Returns
     -------
     (diameter, objects, masks)
-        The median diameter (None where no mask holds an object, or a mask's labels are no nuclei' own), the
-        objects and the masks it was taken over.
+        The median diameter (None where no mask holds an object, or no mask's labels are nuclei' own), the
+        objects and the masks read.
     """
     paths = list(labels)
     if len(paths) > most:
@@ -1123,8 +1125,8 @@ def object_diameter(labels: Sequence[str | Path], most: int = SIZE_MASKS) -> tup
         if blobs is not None:
             mask = blobs
         else:
-            if background_label(mask) or repeated_labels(mask):  # no nucleus sizes: no advice from them
-                return None, 0, len(paths)
+            if background_label(mask) or repeated_labels(mask):  # no nucleus sizes: none taken from this mask
+                continue
             skip = ignore_label(mask)
             if skip:
                 mask = np.where(mask == skip, 0, mask)

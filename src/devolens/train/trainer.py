@@ -338,10 +338,13 @@ def check_run_files(out: str | Path) -> None:
     if not out.is_dir() or training_record(out / "run.json"):
         return
     found = sorted(e.name for e in os.scandir(out) if e.name in RUN_FILES)
+    if found == ["recipe.yaml", "split.csv"]:  # a run stopped hard before its first run.json (it writes these first)
+        return
     if found:
-        raise DevolensError(f"--out holds {listed(found, 3)}, of names a run writes, but no run.json of an earlier "
-                            "devolens training run: a new run would overwrite them; move them out of --out or give "
-                            "another --out", path=out)
+        flag = _option("out")
+        raise DevolensError(f"{flag} holds {listed(found, 3)}, of names a run writes, but no run.json of an earlier "
+                            f"devolens training run: a new run would overwrite them; move them out of that folder or "
+                            f"give another {flag}", path=out)
 
 
 def run_file(path: str | Path, run: str | Path | None = None) -> bool:
