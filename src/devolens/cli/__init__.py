@@ -711,8 +711,14 @@ def _usage_error(message: str, ctx, args: list[str] | None = None) -> str:
                  or _hint(_habit_option, no_option.group(1), ctx.command))
         if typed:
             message = f"No such option: {no_option.group(1)}"
-        else:  # an option of another kind of the group's (segment nuclei's --diameter given to segment livedead)
-            message = _hint(_sibling_option, no_option.group(1), ctx) or message
+        elif sibling := _hint(_sibling_option, no_option.group(1), ctx):
+            # an option of another kind of the group's (segment nuclei's --diameter given to segment livedead), and
+            # click's guesses among the command's own that begin with the same word (segment livedead --min-size:
+            # its --min-area, not --pixel-size; --diameter: not --dataset)
+            first = no_option.group(1).lstrip("-").replace("_", "-").split("-")[0]
+            guesses = [g for g in _click_guesses(message[no_option.end():])
+                       if g.lstrip("-").split("-")[0] == first]
+            message = f"{sibling}; did you mean {' or '.join(guesses)}?" if guesses else sibling
     if typed:
         message = f"{message}; {typed}"
     helps = sorted(ctx.help_option_names or (), key=lambda o: not o.startswith("--"))  # --help before -h
@@ -895,6 +901,14 @@ def _habit_option(name: str, command) -> str | None:
     if "_" in name and f"--{plain}" in options:
         return f"options are spelt with hyphens: --{plain}"
     return None
+
+
+def _click_guesses(said: str) -> list[str]:
+    """The options click guessed by spelling, from what its "No such option: NAME" line says after the name
+    ("Did you mean --min-area?", "(Possible options: --a, --b)"); none when it guessed none."""
+    guess = (re.fullmatch(r"\s*Did you mean (\S+?)\??", said)
+             or re.fullmatch(r"\s*\(Possible options: (.+)\)", said))
+    return guess.group(1).split(", ") if guess else []
 
 
 def _sibling_option(name: str, ctx) -> str | None:

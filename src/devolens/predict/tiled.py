@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -1071,15 +1072,16 @@ def compress_tiff(path: str | Path) -> None:
                 yield encode(rows, level=level)
 
     shape = (h, w) if len(offsets) == 1 else (len(offsets), h, w)
-    tmp = path.with_name(f".{path.stem}.compressing-{os.getpid()}{path.suffix}")
-    try:
+    # an atomic_path temporary: one a run killed outright (SIGKILL, out of memory) leaves, the next run writing this
+    # output removes
+    from devolens.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp, contextlib.ExitStack() as inner:
+        if tmp == path:  # a temporary of this process's own, which atomic_path hands back to be written in place
+            tmp = inner.enter_context(atomic_path(path, suffix=".part"))
         with open(path, "rb") as fh:
             tifffile.imwrite(tmp, strips(fh), shape=shape, dtype=dtype, compression=kind,
                              compressionargs={"level": level}, rowsperstrip=per, **extra)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ----------------------------------------------------------------------------------------

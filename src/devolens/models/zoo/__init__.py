@@ -550,11 +550,18 @@ def check_weights(folder: str | Path, info: dict[str, Any], stacklevel: int = 2)
 
 
 def check_start(folder: str | Path | None, info: dict[str, Any], stacklevel: int = 2) -> None:
-    """Warn (:class:`StartWarning`) where ``folder`` is a training run (no card.json) that fine-tuned starting
-    weights and no epoch of which beat them (its card ``info``'s ``trained["note"]``, from run.json's ``start``:
-    :func:`devolens.models.export._run_start`), in the words ``devolens train`` and ``models export`` say it.
-    ``stacklevel`` as :func:`check_weights`'."""
-    if folder is None or (Path(folder) / "card.json").is_file():  # a shipped or exported model: said when exported
+    """Warn (:class:`StartWarning`) where ``folder`` is a training run that fine-tuned starting weights and no epoch
+    of which beat them (its card ``info``'s ``trained["note"]``, from run.json's ``start``:
+    :func:`devolens.models.export._run_start`), or a model exported from such a run (its card.json keeps the note:
+    whoever is given the folder is told too), in the words ``devolens train`` and ``models export`` say it; never
+    for a shipped model (``folder`` None, or one of the zoo's folders). ``stacklevel`` as :func:`check_weights`'."""
+    if folder is None:
+        return
+    try:
+        shipped = Path(folder).resolve().parent in (PACKAGE_ZOO.resolve(), Path(ZOO_DIR).resolve())
+    except OSError:
+        shipped = False
+    if shipped:
         return
     trained = info.get("trained")
     said = trained.get("note") if isinstance(trained, dict) else None
