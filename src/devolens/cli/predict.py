@@ -137,7 +137,7 @@ class _Source:
             frames, n, fps = open_animated(path)
             if n > 1:  # an animated GIF or WebP: a short timelapse (one frame: an image, below)
                 stack, self._fps = (frames, n), fps
-                self._animated = True
+                self._animated = frames  # (its frames' delays, recorded as they are decoded: times)
         self.is_stack = stack is not None
         self._video = None  # a video's frames as read (their timestamps: times)
         # the image files read_image turns by their EXIF orientation tag (phone and camera photos), heard of as they
@@ -263,9 +263,9 @@ class _Source:
         except (TypeError, ValueError):
             return 10.0
 
-    #: an animated GIF or WebP (its frames' delays: times)
-    _animated = False
-    _delays: Optional[tuple] = None  # (its times, read once)
+    #: an animated GIF's or WebP's frames (:class:`devolens.io.frames.AnimationFrames`: their delays, times); None
+    #: for other inputs
+    _animated = None
 
     def times(self) -> Optional[list]:
         """Each frame's seconds since the first, by position, once read: a video's timestamps (its frames lost
@@ -274,10 +274,8 @@ class _Source:
         where it has none."""
         if self._video is not None:
             return getattr(self._video, "times", None)
-        if self._animated:
-            if self._delays is None:
-                self._delays = (_animation_times(self.path),)
-            return self._delays[0]
+        if self._animated is not None:
+            return self._animated.times
         return None
 
     def _checked(self, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -2452,7 +2450,8 @@ def _membrane_colour(model: str, kind: str, color: Optional[str], source: "_Sour
     found = membrane_channel(source.first)
     if found is None:
         return None
-    where = ("" if not source.is_video else " in every frame of the animation" if source._animated  # GIF, WebP
+    animated = source._animated is not None  # (a GIF, a WebP)
+    where = ("" if not source.is_video else " in every frame of the animation" if animated
              else " in every frame of the stack" if source.is_stack else " in every frame of the video")
     return (*found, where)
 
@@ -2460,15 +2459,17 @@ def _membrane_colour(model: str, kind: str, color: Optional[str], source: "_Sour
 def _movie_colour(model: str, kind: str, color: Optional[str], source: "_Source", skip: set) -> Optional[str]:
     """For ``segment nuclei`` of a video or a TIFF stack (one movie) without ``--color`` under a card's ``auto`` rule:
     the one channel its colour frames are read through, chosen on its first frames (``source.heads``, read once:
-    :class:`_Source`'s ``first``; those in ``skip`` left out) as ``population`` chooses it
-    (:func:`devolens.predict.postprocess.stream_channel`), so that its counts do not jump where the rule would choose
-    another channel frame by frame. None otherwise (a folder's images may be laid out each its own way: each is
-    judged on its own; one image; a grey movie)."""
+    :class:`_Source`'s ``first``; those in ``skip`` left out) by the rule ``population`` and the library's population
+    stream follow (:func:`devolens.predict.postprocess.movie_channel`), so that its counts do not jump where the rule
+    would choose another channel frame by frame. None otherwise (a folder's images may be laid out each its own way:
+    each is judged on its own; one image; a grey movie), and where its first frames hold no colour frame (grey stored
+    as colour): each frame is then judged on its own, as in the library (the channel is chosen before the read-ahead
+    starts: a later colour frame cannot pin it)."""
     if kind != "nuclei" or color is not None or not source.is_video or not source.heads or not _auto_rule(model):
         return None
-    from devolens.predict.postprocess import stream_channel
+    from devolens.predict.postprocess import movie_channel
 
-    return stream_channel(frame for pos, frame in source.heads if pos not in skip)
+    return movie_channel(frame for pos, frame in source.heads if pos not in skip)
 
 
 def _auto_rule(model: str) -> bool:
@@ -3309,9 +3310,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     if clock:
         try:
             clock_at, clock_positions = _clock_positions(source, kept, timed)
-            read_df = df
             df, fit = _clock_fit(predictor, df, clock_at, no_signal)
-            df, early = _before_clock(predictor, read_df, df, fit, clock_at, no_signal)
+            early = _before_clock(df)
         except DevolensError as exc:  # too few frames: named by the input, as every error about it is
             raise (exc if exc.path is not None else DevolensError(str(exc), path=input_path)) from None
     df[list(COLUMNS)] = df[list(COLUMNS)].astype(float).round(2)
@@ -3410,7 +3410,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["brightness"] = brightness
     df.attrs["steady"] = steady if clock else None
     # --clock placed the frames at their times ("video" or "animation"; None: not)
-    df.attrs["clock_timed"] = (("animation" if source._animated else "video")
+    df.attrs["clock_timed"] = (("animation" if source._animated is not None else "video")
                                if fit is not None and clock_positions["from"] == "timestamps" else None)
     # the seconds between frames the input records (a TIFF's metadata, a video's timestamps, an animation's delays),
     # and where from: --clock's pace is compared with them (_interval_note)
@@ -3705,7 +3705,7 @@ def _steady(input_path: Path, source: "_Source") -> Optional[bool]:
     """Whether a video input's frames came at one steady interval (:func:`devolens.io.video.video_steady`: False
     for a variable frame rate), or an animated GIF's or WebP's (:func:`_even_delays`); None for other inputs or
     when unknown."""
-    if source._animated:
+    if source._animated is not None:
         return _even_delays(source.times())
     if not source.is_video or source.is_stack:
         return None
@@ -3714,38 +3714,14 @@ def _steady(input_path: Path, source: "_Source") -> Optional[bool]:
     return video_steady(input_path)
 
 
-def _animation_times(path: Path) -> Optional[list[float]]:
-    """Each frame's seconds since the first of an animated GIF or WebP, from its frames' delays (Pillow's
-    ``duration``); None where a frame gives none (a viewer's default then: no times recorded) or the file cannot
-    be read again."""
-    from PIL import ImageSequence
-
-    from devolens.io.images import pillow
-
-    times, at = [], 0.0
-    try:
-        with pillow().open(path) as im:
-            for frame in ImageSequence.Iterator(im):
-                if path.suffix.lower() == ".webp":
-                    frame.load()  # (a WebP frame's duration is known once it is decoded)
-                delay = float(frame.info.get("duration") or 0)
-                if delay <= 0:
-                    return None
-                times.append(round(at, 9))
-                at += delay / 1000
-    except Exception:
-        return None
-    return times if len(times) > 1 else None
-
-
 #: an animation's frame delays differing from their median by more than this share (and more than a GIF's 10 ms
 #: tick) are uneven (:func:`_even_delays`)
 UNEVEN_DELAYS = 0.1
 
 
 def _even_delays(times: Optional[list]) -> Optional[bool]:
-    """Whether an animation's frames (their ``times``, :func:`_animation_times`) come at one interval; None when
-    not known."""
+    """Whether an animation's frames (their ``times``, :attr:`devolens.io.frames.AnimationFrames.times`) come at one
+    interval; None when not known."""
     if not times or len(times) < 3 or any(t is None for t in times):
         return None
     steps = np.diff(np.asarray(times, np.float64))
@@ -3776,7 +3752,7 @@ def _recorded_interval(source: "_Source", reading: Optional[dict],
     if reading is not None and "file" not in reading and reading.get("interval_s"):
         return float(reading["interval_s"]), "its metadata record"
     if timed is not None and timed[1] >= FILMED_STEP:
-        return timed[1], "its frame delays put" if source._animated else "the video's timestamps put"
+        return timed[1], "its frame delays put" if source._animated is not None else "the video's timestamps put"
     return None
 
 
@@ -3855,27 +3831,17 @@ def _fit_residual(totals, fitted, use) -> Optional[float]:
     return float(np.median(np.abs(np.log(np.maximum(totals[use], 1.0)) - np.log(np.maximum(fitted[use], 1.0)))))
 
 
-def _before_clock(predictor, read, df, fit, positions: list[float], no_signal: np.ndarray):
-    """``--clock``'s frames placed before its reference curve starts (at ~3 cells: its embryos' first time point),
-    which the curve reads at its first value (2.83 cells: a 1-cell frame read 1.82 on its own): those whose own
-    reading (``read``, the per-frame counts) lies below it keep it (the clock cannot tell fewer cells than its curve
-    starts at); the frames of no signal stay on the curve. Returns ``(df, early)``: ``early`` None where no frame lies
-    before the start, else ``{"frames": those before it, "kept": those that keep their reading, "start": the curve's
-    first value}``, named as the CSV names them."""
-    from devolens.predict.population import COLUMNS
-
-    tau = predictor.clock[0]
-    at = fit.offset + fit.rate * (np.asarray(positions, np.float64) - float(positions[0]))
-    before = at < float(tau[0])
-    if not before.any():
-        return df, None
-    start = float(df["total"].to_numpy(np.float64)[before].max())  # (the curve's first value, in letters)
-    own = read["total"].to_numpy(np.float64)
-    keep = before & ~no_signal & (own < start)
-    df = df.copy()
-    df.loc[keep, list(COLUMNS)] = read.loc[keep, list(COLUMNS)].to_numpy()
-    names = df["frame"].astype(str)
-    return df, {"frames": list(names[before]), "kept": list(names[keep]), "start": start}
+def _before_clock(df) -> Optional[dict]:
+    """``--clock``'s frames placed before its reference curve starts (at ~3 cells: its embryos' first time point), as
+    the library's fit leaves them (:meth:`devolens.predict.population.PopulationPredictor.clock_fit`, one rule for
+    both: the curve reads them at its first value, 2.83 cells, and those whose own reading lies below it keep it; the
+    frames of no signal, left out of the fit, stay on the curve): its ``attrs["clock_early"]``, the frames named as
+    the CSV names them; None where no frame lies before the start."""
+    early = df.attrs.get("clock_early")
+    if not early:
+        return None
+    return {"frames": [str(f) for f in early["frames"]], "kept": [str(f) for f in early["kept"]],
+            "start": float(early["start"])}
 
 
 def _early_note(early: dict) -> str:

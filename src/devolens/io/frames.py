@@ -24,8 +24,8 @@ from devolens.io.atomic import Exhausted
 from devolens.io.images import IMAGE_SUFFIXES as READABLE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "ANIMATED_SUFFIXES", "iter_path_frames", "frame_count_from_info",
-           "FrameCount", "cut_short", "open_animated", "unsupported_file", "image_stem", "check_channel_input",
-           "folder_continuations", "folder_timelapses", "timelapses_note",
+           "FrameCount", "cut_short", "AnimationFrames", "open_animated", "unsupported_file", "image_stem",
+           "check_channel_input", "folder_continuations", "folder_timelapses", "timelapses_note",
            "several_timelapses_error", "folder_left_out", "left_out_note", "overlays_note", "HEIC_SUFFIXES",
            "composed_twin", "composed_twin_hint", "missing_input", "MASK_SUFFIXES", "IMAGE_NAME_SUFFIXES",
            "plain_stem", "mask_base", "is_mask_name", "image_bases", "mask_stems", "paired_masks",
@@ -239,11 +239,44 @@ def missing_input(path: str | Path) -> DevolensError:
     return error
 
 
-def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
+class AnimationFrames:
+    """An animated GIF's or WebP's frames as :func:`open_animated` decodes them (an iterator), with each one's delay
+    recorded as it is decoded (:attr:`times`), as a video's reader records its frames' timestamps."""
+
+    def __init__(self, frames) -> None:
+        #: each frame's delay (ms, Pillow's ``duration``; 0 where the file gives none), as decoded so far
+        self.delays: list[float] = []
+        self._frames = frames(self.delays)
+
+    def __iter__(self) -> "AnimationFrames":
+        return self
+
+    def __next__(self) -> np.ndarray:
+        return next(self._frames)
+
+    def close(self) -> None:
+        """Stop decoding (the file is closed); harmless once every frame was read."""
+        self._frames.close()
+
+    @property
+    def times(self) -> "list[float] | None":
+        """Each frame decoded so far: its seconds since the first, from the frames' delays added up; None where a
+        frame gives no delay (a viewer's default then: no times recorded) or fewer than two frames were decoded."""
+        if len(self.delays) < 2 or any(d <= 0 for d in self.delays):
+            return None
+        times, at = [], 0.0
+        for delay in self.delays:
+            times.append(round(at, 9))
+            at += delay / 1000
+        return times
+
+
+def open_animated(path: Path) -> tuple[AnimationFrames, int, float]:
     """An (animated) GIF or WebP streamed frame by frame: ``(frames, count, fps)``.
 
     Frames come as uint8 RGB ``(H, W, 3)`` as the viewer shows them (each frame composited
-    onto the previous ones by the file's disposal and blending rules); ``fps`` from the first
+    onto the previous ones by the file's disposal and blending rules); ``frames`` records each one's delay as it
+    is decoded (:attr:`AnimationFrames.times`); ``fps`` from the first
     frame's duration (10 when the file gives none). ``count`` is 1 for a still image. A frame whose decoding
     would not fit in the memory available is refused now (:func:`devolens.io.images.check_memory`, with Pillow's
     measured peak: :data:`~devolens.io.images.GIF_FRAME_FACTOR`, :data:`~devolens.io.images.WEBP_FRAME_FACTOR`).
@@ -270,12 +303,14 @@ def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
     check_memory((size[1], size[0], 3), np.uint8, path, what="frames",  # (weighed with Pillow's peak on a frame)
                  factor=WEBP_FRAME_FACTOR if kind == "WebP" else GIF_FRAME_FACTOR)
 
-    def gen() -> Iterator[np.ndarray]:
+    def gen(delays: list) -> Iterator[np.ndarray]:
         i = 0
         try:
             with Image.open(path) as im:
                 for frame in ImageSequence.Iterator(im):
-                    yield np.asarray(frame.convert("RGB"))
+                    rgb = np.asarray(frame.convert("RGB"))  # (a WebP frame's duration is known once it is decoded)
+                    delays.append(float(frame.info.get("duration") or 0))
+                    yield rgb
                     i += 1
         except MemoryError:
             from devolens.io.images import out_of_memory
@@ -286,7 +321,7 @@ def open_animated(path: Path) -> tuple[Iterator[np.ndarray], int, float]:
             raise DevolensError(f"cannot decode {kind} frame {i} ({msg[0] if msg else type(exc).__name__})",
                                 path=path) from None
 
-    return gen(), count, (1000.0 / duration if duration > 0 else 10.0)
+    return AnimationFrames(gen), count, (1000.0 / duration if duration > 0 else 10.0)
 
 
 def _natural_key(name: str) -> list:

@@ -38,7 +38,8 @@ import pandas as pd
 
 from devolens.errors import DevolensError, DevolensWarning, DiameterWarning
 from devolens.predict._engine import batched, load_zoo_network
-from devolens.predict.postprocess import STREAM_LOOK, colour_frame, smooth_populations, stream_channel
+from devolens.predict.postprocess import (STREAM_LOOK, colour_frame, movie_channel, smooth_populations,
+                                         stream_channel)  # noqa: F401  (stream_channel: imported from here too)
 from devolens.predict.segment import OWN_DIAMETER, Told, _checked, _issued, none_word
 
 LETTERS: tuple[str, ...] = ("A", "E", "M", "P", "C", "D", "Z")
@@ -1132,7 +1133,14 @@ class PopulationPredictor:
         Returns
         -------
         (DataFrame, ClockFit)
-            A copy with the letters and ``total`` replaced, and the fit.
+            A copy with the letters and ``total`` replaced, and the fit. Rows the fit places before the
+            reference curve starts (~3 cells, its embryos' first time point), where the curve reads them at its
+            first value (2.83 cells: a 1-cell frame read 1.82 on its own), keep their own counts where their
+            ``total`` is lower (the clock cannot tell fewer cells than its curve starts at); rows left out of the
+            fit (``use``, NaN) stay on the curve. ``attrs["clock_early"]`` says which: None where no row lies
+            before the start, else ``{"frames": those before it, "kept": those that keep their counts, "start":
+            the curve's first value}``, the rows named by their ``frame`` (the index where there is none). The
+            fit's ``totals`` stay the curve's. ``devolens population --clock`` reads its frames the same way.
         """
         from devolens.predict.clock import fit_clock
 
@@ -1150,12 +1158,39 @@ class PopulationPredictor:
             used = np.ones(len(totals), bool) if use is None else np.asarray(list(use), dtype=bool)
             if used.shape == totals.shape:  # (else fit_clock says what use must be)
                 use, totals = used & ~empty, np.where(empty, 0.0, totals)
+        try:  # (read twice: by the fit and by _before_clock)
+            positions = list(positions)
+        except TypeError:
+            pass  # (fit_clock says what positions must be)
         fit = fit_clock(positions, totals, *self.clock, use=use)
         letters = composition_counts(fit.totals, self.composition)
         out = df.copy()
         out[list(LETTERS)] = letters
         out["total"] = letters.sum(axis=1)
+        out.attrs["clock_early"] = self._before_clock(df, out, fit, positions, use)
         return out, fit
+
+    def _before_clock(self, read: pd.DataFrame, out: pd.DataFrame, fit: Any, positions: Sequence[float],
+                      use: Sequence[bool] | None) -> dict | None:
+        """:meth:`clock_fit`'s rows placed before its reference curve starts: those of a lower reading of their own
+        (``read``; used in the fit) get it back in ``out`` (in place). Returns ``attrs["clock_early"]``."""
+        at = fit.offset + fit.rate * (np.asarray(positions, np.float64) - float(positions[0]))
+        before = at < float(self.clock[0][0])
+        if not before.any():
+            return None
+        start = float(out["total"].to_numpy(np.float64)[before].max())  # (the curve's first value, in letters)
+        own = pd.to_numeric(read["total"], errors="coerce").to_numpy(np.float64)
+        used = np.ones(len(own), bool) if use is None else np.asarray(list(use), dtype=bool)
+        keep = before & used & np.isfinite(own) & (own < start)
+        if keep.any() and all(c in read.columns for c in LETTERS):
+            out.loc[keep, list(COLUMNS)] = read.loc[keep, list(COLUMNS)].to_numpy()
+        elif keep.any():  # (a table of totals only: its letters from the composition table, as the curve's)
+            letters = composition_counts(own[keep], self.composition)
+            out.loc[keep, list(LETTERS)] = letters
+            out.loc[keep, "total"] = letters.sum(axis=1)
+        names = list(read["frame"]) if "frame" in read.columns else list(read.index)
+        return {"frames": [n for n, b in zip(names, before) if b], "kept": [n for n, k in zip(names, keep) if k],
+                "start": start}
 
     @staticmethod
     def smooth(df: pd.DataFrame) -> pd.DataFrame:
@@ -1210,7 +1245,7 @@ def signal_measures(image: np.ndarray) -> dict | None:
         return None
 
 
-# (the channel a colour stream is read through: STREAM_LOOK, colour_frame, stream_channel, in postprocess: the
+# (the channel a colour stream is read through: STREAM_LOOK, colour_frame, movie_channel, in postprocess: the
 # command chooses a movie's before it loads a network)
 
 
@@ -1243,23 +1278,23 @@ def as_read(image, channel: str | None):
 
 
 def _one_channel_stream(images: Iterator, look: int = STREAM_LOOK) -> Iterator[tuple[Any, str | None]]:
-    """Each frame of a stream with the colour channel read in it (None: a frame of one channel, or grey stored as
-    colour before any colour frame), one channel for the whole stream: a timelapse's counts must not jump where the
-    auto rule (:func:`~devolens.predict.postprocess.auto_channel`) would choose another channel frame by frame (a
-    histone-mCherry + membrane-GFP movie, whose membranes outgrow its few nuclei). The rule is judged on the first
-    ``look`` colour frames of the stream: the channel most of them read (a tie: the first frame's); where the first
-    ``look`` frames hold none, on the first colour frame."""
+    """Each frame of a stream with the colour channel read in it (None: a frame of one channel), one channel for the
+    whole stream: a timelapse's counts must not jump where the auto rule
+    (:func:`~devolens.predict.postprocess.auto_channel`) would choose another channel frame by frame (a
+    histone-mCherry + membrane-GFP movie, whose membranes outgrow its few nuclei). The rule is
+    :func:`~devolens.predict.postprocess.movie_channel`'s, ``segment nuclei``'s of a movie too: judged on the first
+    ``look`` frames of the stream, the channel most of their colour frames read (a tie: the first frame's); where
+    those hold no colour frame (grey, or grey stored as colour), each frame is judged on its own (a later colour frame
+    pins nothing: ``segment nuclei`` chooses before reading past its first frames)."""
     from devolens.predict.postprocess import auto_channel
 
     images = iter(images)
     head = list(itertools.islice(images, look))
-    pick = stream_channel(head)
+    pick = movie_channel(head, look)
     for img in itertools.chain(head, images):
         arr = np.asarray(img)
         if arr.ndim == 3 and arr.shape[2] in (3, 4):
-            if pick is None and colour_frame(arr):
-                pick = auto_channel(arr)
-            yield img, pick or "green"  # (grey stored as colour: any channel is the same; the rule's word for it)
+            yield img, pick or auto_channel(arr)  # (grey stored as colour: green, the rule's word for it)
         else:
             yield img, None
 

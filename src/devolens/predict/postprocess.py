@@ -9,6 +9,7 @@ All coordinates are in pixels of the array given; ``x`` is the column, ``y`` the
 
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable, Literal, Sequence
 
@@ -310,6 +311,17 @@ def stream_channel(frames: Iterable) -> str | None:
     earliest frame's); None where none is in colour (grey stored as colour included)."""
     picks = [auto_channel(a) for a in (np.asarray(img) for img in frames) if colour_frame(a)]
     return max(picks, key=lambda c: (picks.count(c), -picks.index(c))) if picks else None
+
+
+def movie_channel(frames: Iterable, look: int = STREAM_LOOK) -> str | None:
+    """The one rule a movie's (a timelapse's) colour channel is chosen by under the auto rule, alike for the library's
+    population stream (:func:`devolens.predict.population._one_channel_stream`: ``population``'s) and ``segment
+    nuclei`` of a video or a TIFF stack (``_movie_colour``): the channel :func:`stream_channel` picks on the movie's
+    first ``look`` frames ``frames`` (the first of them taken), read in every frame; None where those frames decide
+    nothing (none in colour: grey, or grey stored as colour), and then every frame is judged on its own
+    (:func:`auto_channel`), a later colour frame pinning nothing: ``segment nuclei`` chooses before its read-ahead
+    starts, on the frames it peeked, and could not follow a later frame without reading ahead of it."""
+    return stream_channel(itertools.islice(iter(frames), look))
 
 
 def colour_channel(image: np.ndarray, channel: Channel = "auto") -> str | None:
