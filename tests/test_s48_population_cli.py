@@ -115,6 +115,25 @@ def test_the_library_stream_reads_one_channel_and_names_it(movies):
 
 
 @needs_population
+def test_the_stream_sizes_its_nuclei_in_the_channel_it_reads(movies):
+    """diameter='auto' estimates the magnification in the channel the stream reads (a two-colour movie's red nuclei),
+    not in the one the nuclei model's own rule picks frame by frame (the green membranes: too few bright regions to
+    judge, the frames then used as they are): the estimate of the colour movie is that of its red channel given."""
+    import imageio.v3 as iio
+
+    from devolens.models import load
+
+    frames = [iio.imread(p) for p in sorted((movies / "two").glob("*.png"))]
+    auto = load("population", diameter="auto")
+    rows = list(auto.predict_iter(frames))
+    red = load("population", diameter="auto", channel="red")
+    list(red.predict_iter(frames))
+    assert auto.last_estimate is not None and red.last_estimate is not None
+    assert auto.last_estimate.diameter == red.last_estimate.diameter
+    assert {row["channel"] for row in rows} == {"red"}
+
+
+@needs_population
 def test_segment_nuclei_reads_a_video_through_one_channel(movies, tmp_path, capsys):
     import subprocess
 

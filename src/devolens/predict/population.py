@@ -883,7 +883,17 @@ class PopulationPredictor:
             from devolens.predict.sizing import gather
 
             images = iter(images)
-            head, chosen = gather(self.nuclei, images)
+            # judged in the channel the stream is read through (read: a two-colour movie's nuclei, where the nuclei
+            # model's own rule would size the other channel's membranes, and the frames were used as they are)
+            given_head: list = []
+
+            def as_sized(stream):
+                for k, img in enumerate(stream):
+                    given_head.append(img)
+                    yield as_read(img, read.get(k)) if isinstance(img, np.ndarray) else img
+
+            _, chosen = gather(self.nuclei, as_sized(images))
+            head = given_head
             est = self.nuclei.estimate_diameter(chosen)
             held = getattr(self.nuclei, "_estimated_scale", None)  # (a stand-in for the nuclei model: unchecked)
             if est is not None and held is not None:  # the user's scale times the estimate's resizing in range
