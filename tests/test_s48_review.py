@@ -53,3 +53,16 @@ def test_a_run_stopped_before_its_first_record_does_not_block_its_rerun(tmp_path
     (tmp_path / "recipe.yaml").write_text("model: {}\n")
     (tmp_path / "split.csv").write_text("sample,split\n")
     check_run_files(tmp_path)  # (no refusal)
+
+
+def test_tune_refuses_files_of_its_names_without_an_earlier_study(tmp_path):
+    import pytest
+
+    from devolens.errors import DevolensError
+    from devolens.train.trainer import check_run_folder
+
+    (tmp_path / "best_recipe.yaml").write_text("my: recipe\n")
+    with pytest.raises(DevolensError, match=r"holds best_recipe.yaml, of names a tune writes"):
+        check_run_folder(tmp_path, tuning=True)
+    (tmp_path / "trials").mkdir()  # an earlier tune's (its study in a shared --storage)
+    check_run_folder(tmp_path, tuning=True)

@@ -309,6 +309,11 @@ def check_run_folder(out: str | Path, data: str | Path | None = None, *, resume:
         if others:
             raise DevolensError(f"--out is not empty and holds no devolens tuning study (e.g. {others[0]}); give a "
                                 "new or empty folder, or the --out of an earlier tune to add trials to it", path=out)
+        made = sorted(e.name for e in os.scandir(out) if e.name in TUNE_FILES)
+        if made and not {"study.db", "trials"} & set(made):  # a tune's outputs without its study or trials: the user's
+            raise DevolensError(f"--out holds {listed(made, 3)}, of names a tune writes, but no study.db or trials/ of "
+                                "an earlier devolens tune: a new study would overwrite them; move them out of that "
+                                "folder or give another --out", path=out)
         return
     if resume or not out.is_dir():
         return
