@@ -1923,10 +1923,13 @@ def _early_stop_count(value, ref: float | None, wait: int, mode: str, min_delta:
     return wait + 1, ref
 
 
-def _early_stop_reason(monitor: str, early: dict) -> str:
-    """Why ``train.early_stop`` stopped a run (run.json's ``stopped_early.reason``)."""
+def _early_stop_reason(monitor: str, early: dict, ref: float | None) -> str:
+    """Why ``train.early_stop`` stopped a run (run.json's ``stopped_early.reason``): ``ref``, the value the count
+    measures against (that of the last epoch that improved by more than ``min_delta``, which a smaller gain since
+    may have beaten as the best epoch)."""
     p = int(early["patience"])
-    return (f"{monitor} did not improve on its best by more than {early['min_delta']:g} for {p} epoch"
+    against = f"{ref:.4g}, its value at the last epoch that improved so" if ref is not None else "its best"
+    return (f"{monitor} did not improve by more than {early['min_delta']:g} on {against}, for {p} epoch"
             f"{'s' if p != 1 else ''} in a row (train.early_stop)")
 
 
@@ -2712,7 +2715,7 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
                 pending = T["prune_top"] > 0 and pruned_df is None and epoch < int(T["prune_after"]) < n_epochs
                 if waited_epochs >= early["patience"] and epoch + 1 < n_epochs and not pending:
                     stopped = {"epoch": epoch, "best_epoch": best_epoch, "epochs": n_epochs,
-                               "reason": _early_stop_reason(monitor, early)}
+                               "reason": _early_stop_reason(monitor, early, early_ref)}
             if pruned_now:  # just before the checkpoint: a stop between them leaves a checkpoint before the
                 # pruning epoch, whose pruned.csv a resumed run sets aside (and prunes again, as now)
                 write_csv(pruned_df, out / "pruned.csv")
