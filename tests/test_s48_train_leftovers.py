@@ -66,6 +66,10 @@ def test_segment_with_such_a_run_prints_the_note(tiny, tmp_path, capsys):
                  "--device", "cpu", "--diameter", "none"]) == 0
     err = capsys.readouterr().err.replace("\n", " ")
     assert err.count("note: no epoch beat the starting weights") == 1 and "keep the zoo model 'nuclei'" in err
+    import json
+
+    notes = json.loads((tmp_path / "seg" / "segment.json").read_text())["notes"]  # (the record says it too)
+    assert sum(n.startswith("no epoch beat the starting weights") for n in notes) == 1
 
 
 # ---------------------------------------------------------------------------- 2. tune --device

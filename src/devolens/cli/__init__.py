@@ -314,14 +314,19 @@ def _device_notes() -> None:
         if not issubclass(category, (DeviceWarning, WeightsWarning, StartWarning)):
             show(message, category, filename, lineno, file, line)
         elif str(message) not in said:
-            from devolens.cli._common import console, note
+            from devolens.cli._common import MODEL_SAID, console, note
 
             said.add(str(message))
+            if issubclass(category, (WeightsWarning, StartWarning)):  # (the record's notes say it too)
+                MODEL_SAID.append(str(message))
             if issubclass(category, WeightsWarning):
                 console.print(f"warning: {message}", soft_wrap=True, markup=False)
             else:
                 note(str(message))
 
+    from devolens.cli._common import MODEL_SAID
+
+    MODEL_SAID.clear()  # (this command's own)
     for category in (DeviceWarning, WeightsWarning, StartWarning):  # (said once here, whatever the registries remember)
         warnings.simplefilter("always", category)
     warnings.showwarning = showwarning

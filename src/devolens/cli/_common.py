@@ -260,6 +260,17 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
+#: the lines said of the model a command loaded, as the command printed them without ``note:`` or ``warning:``
+#: (its weights not those its card records, a run that did not beat its starting weights: the CLI's own display of
+#: those library warnings), for the command's record's ``notes`` (:func:`model_said`)
+MODEL_SAID: list[str] = []
+
+
+def model_said() -> list[str]:
+    """What the command said of the model it loaded (:data:`MODEL_SAID`), for its record's notes."""
+    return list(MODEL_SAID)
+
+
 def note(text: str) -> None:
     """Print a one-line note on stderr (``text`` is not read as markup; no wrapping)."""
     from rich.markup import escape

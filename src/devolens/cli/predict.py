@@ -23,7 +23,7 @@ import typer
 
 from devolens.cli._common import (BACKEND_CHOICE, CLOCK_GAIN, COLOR_CHOICE, DEVICE_HELP, FAST_HELP, PAGES_CHOICE,
                                   PAGES_HELP, PRECISION_CHOICE, PRECISION_HELP, STACK_Z_CHOICE, choice, device_option,
-                                  same_file)
+                                  model_said, same_file)
 from devolens.cli._common import note as print_note
 from devolens.errors import DevolensError
 
@@ -2038,7 +2038,7 @@ def run_segmentation(
                 diameter, predictor.last_estimate, predictor.estimates if predictor.auto_each else None,
                 [c[0] for c in counts], None if predictor.auto_each else (
                     predictor.working_scale() / predictor.card_scale if predictor.card_scale else None)),
-            notes=[_plain_note(text) for text, _ in summary["notes"]]))
+            notes=[*model_said(), *(_plain_note(text) for text, _ in summary["notes"])]))
     except BaseException:
         if objects is not None:
             try:
@@ -3439,7 +3439,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         monotone_residual=monotone_residual, exif_turned=turned,
         curation_report=_curation_record(skip_flagged, written[1]), color_read=reads.record(),
         color_read_frames=reads.record_by(source.frame_id),
-        notes=[_plain_note(text) for text, _ in df.attrs["notes"] if not text.startswith("tip:")])
+        notes=[*model_said(), *(_plain_note(text) for text, _ in df.attrs["notes"] if not text.startswith("tip:"))])
     writers[record] = lambda tmp: tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)
     given = None if skip_flagged is None or _report_option(skip_flagged) == AUTO_CURATE else Path(skip_flagged)
     # all this run's or all the previous run's, whatever stops the run; the earlier companions this run does not
