@@ -66,3 +66,16 @@ def test_tune_refuses_files_of_its_names_without_an_earlier_study(tmp_path):
         check_run_folder(tmp_path, tuning=True)
     (tmp_path / "trials").mkdir()  # an earlier tune's (its study in a shared --storage)
     check_run_folder(tmp_path, tuning=True)
+
+
+def test_one_colour_image_is_not_said_as_a_movie():
+    from devolens.cli.predict import _ColourReads
+
+    one = _ColourReads("auto", movie=True)
+    one.add(0, None, known="red", grey=False)
+    line = one.line("x", "frame")
+    assert line is not None and "movie" not in line and "every frame" not in line
+    two = _ColourReads("auto", movie=True)
+    for pos in (0, 1):
+        two.add(pos, None, known="red", grey=False)
+    assert "every frame" in two.line("x", "frame")

@@ -2566,7 +2566,7 @@ class _ColourReads:
         """The colour line (:func:`_colour_read_line`), or, where frames were read by different channels, which
         channel read how many and which (``name``: a position's name in the line, ``unit``: "file" or "frame")."""
         if len(self.by) < 2:
-            if self.movie and self.by:
+            if self.movie and sum(len(v) for v in self.by.values()) > 1:  # (one image: no movie's words)
                 return _colour_read_line(self.record(), "auto", movie=True)
             return _colour_read_line(self.record() if self.by else None, self.rule)
         parts = []
