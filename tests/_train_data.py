@@ -115,3 +115,25 @@ def train_tiny_run(root: Path) -> tuple[Path, Path]:
                                                        "threads": 1})
     train(rec, data, root / "run", device="cpu")
     return root / "run", data
+
+#: the verdict a fine-tuning records when no epoch beat its starting weights (run.json's start.not_beaten)
+NOT_BEATEN_VERDICT = ("no epoch beat the starting weights (zoo:nuclei: val_f1 0.9000 before the first epoch; best epoch 1: "
+           "val_f1 0.1000): keep the zoo model 'nuclei', or fine-tune again with a lower optimizer.lr or more epochs")
+
+
+def not_beaten_run(run, tmp_path):
+    """A copy of the run ``run`` (in ``tmp_path/ft``) whose run.json says, as a fine-tuning's does, that no epoch beat
+    its starting weights (:data:`NOT_BEATEN_VERDICT`)."""
+    import json
+    import shutil
+
+    copy = tmp_path / "ft"
+    shutil.copytree(run, copy)
+    record = json.loads((copy / "run.json").read_text())
+    record["start"] = {"init": "zoo:nuclei", "monitor": "val_f1", "value": 0.9, "not_beaten": NOT_BEATEN_VERDICT}
+    record.update(monitor="val_f1", mode="max", best_epoch=0, best_value=0.1)
+    (copy / "run.json").write_text(json.dumps(record))
+    best = json.loads((copy / "best.json").read_text())
+    best.update(monitor="val_f1", value=0.1, epoch=0)
+    (copy / "best.json").write_text(json.dumps(best))
+    return copy

@@ -4,7 +4,6 @@ the next); an option of a sibling command keeps click's guess among the command'
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import warnings
@@ -13,11 +12,9 @@ import numpy as np
 import pytest
 import tifffile
 
+from _train_data import not_beaten_run as _not_beaten
 from _train_data import train_tiny_run
 from devolens.cli import main
-
-VERDICT = ("no epoch beat the starting weights (zoo:nuclei: val_f1 0.9000 before the first epoch; best epoch 1: "
-           "val_f1 0.1000): keep the zoo model 'nuclei', or fine-tune again with a lower optimizer.lr or more epochs")
 
 
 # ---------------------------------------------------------------------------- 1. compress_tiff's temporary
@@ -112,19 +109,6 @@ def test_sibling_option_keeps_clicks_guess_among_the_commands_own(tmp_path, caps
 def tiny(tmp_path_factory):
     return train_tiny_run(tmp_path_factory.mktemp("s48m17"))
 
-
-def _not_beaten(run, tmp_path):
-    """A copy of ``run`` whose run.json says, as a fine-tuning's does, that no epoch beat its starting weights."""
-    copy = tmp_path / "ft"
-    shutil.copytree(run, copy)
-    record = json.loads((copy / "run.json").read_text())
-    record["start"] = {"init": "zoo:nuclei", "monitor": "val_f1", "value": 0.9, "not_beaten": VERDICT}
-    record.update(monitor="val_f1", mode="max", best_epoch=0, best_value=0.1)
-    (copy / "run.json").write_text(json.dumps(record))
-    best = json.loads((copy / "best.json").read_text())
-    best.update(monitor="val_f1", value=0.1, epoch=0)
-    (copy / "best.json").write_text(json.dumps(best))
-    return copy
 
 
 def _start_warnings(name):

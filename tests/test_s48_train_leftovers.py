@@ -6,37 +6,21 @@ whose network is not its model.init's is refused naming the key that differs."""
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 
 import pandas as pd
 import pytest
 
 from _train_data import make_pairs, tiny_recipe, train_tiny_run
+from _train_data import not_beaten_run as _not_beaten
 from devolens.cli import main
 from devolens.errors import DevolensError, DevolensWarning
-
-VERDICT = ("no epoch beat the starting weights (zoo:nuclei: val_f1 0.9000 before the first epoch; best epoch 1: "
-           "val_f1 0.1000): keep the zoo model 'nuclei', or fine-tune again with a lower optimizer.lr or more epochs")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return train_tiny_run(tmp_path_factory.mktemp("s48m14"))
 
-
-def _not_beaten(run, tmp_path):
-    """A copy of ``run`` whose run.json says, as a fine-tuning's does, that no epoch beat its starting weights."""
-    copy = tmp_path / "ft"
-    shutil.copytree(run, copy)
-    record = json.loads((copy / "run.json").read_text())
-    record["start"] = {"init": "zoo:nuclei", "monitor": "val_f1", "value": 0.9, "not_beaten": VERDICT}
-    record.update(monitor="val_f1", mode="max", best_epoch=0, best_value=0.1)
-    (copy / "run.json").write_text(json.dumps(record))
-    best = json.loads((copy / "best.json").read_text())
-    best.update(monitor="val_f1", value=0.1, epoch=0)
-    (copy / "best.json").write_text(json.dumps(best))
-    return copy
 
 
 # ---------------------------------------------------------------------------- 1. a run worse than its start
