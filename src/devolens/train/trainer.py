@@ -1936,10 +1936,10 @@ def _early_stop_reason(monitor: str, early: dict, ref: float | None) -> str:
 def _stopped_early(ckpt: Path) -> dict | None:
     """The record of the stop of a run that ``train.early_stop`` stopped, as its checkpoint keeps it (None: not
     stopped early, or no readable checkpoint)."""
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
-        stopped = json.loads(ckpt.with_suffix(".json").read_text(encoding="utf-8"))["extra"]["early_stop"]["stopped"]
-        return stopped if isinstance(stopped, dict) else None
-    return None
+    stopped = own_record(ckpt.with_suffix(".json"))
+    for key in ("extra", "early_stop", "stopped"):
+        stopped = stopped.get(key) if isinstance(stopped, dict) else None
+    return stopped if isinstance(stopped, dict) else None
 
 
 def _run_tables(out: Path, upto: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
