@@ -60,6 +60,29 @@ def _with_regressor(root: Path) -> None:
     zoo.card.cache_clear()
 
 
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """A CPU with native bf16 (AVX-512 BF16/AMX), whatever this one has: the regressor's default arithmetic there."""
+    import devolens.models.quantize as quantize
+
+    monkeypatch.setattr(quantize, "bf16_fast_here", lambda: True)
+
+
+def test_without_native_bf16_the_regressor_runs_fp32_by_default(tiny_zoo, monkeypatch):
+    """A CPU without native bf16 (AVX2 only) emulates it, slower than fp32: the default (and auto) runs fp32 there;
+    bf16 asked for is kept."""
+    import devolens.models.quantize as quantize
+    from devolens.models import load
+    from devolens.predict.population import _regressor_fast
+
+    monkeypatch.setattr(quantize, "bf16_fast_here", lambda: False)
+    assert _regressor_fast("auto", True) is False and _regressor_fast("int8", True) is False
+    assert _regressor_fast("bf16", True) is True
+    _with_regressor(tiny_zoo)
+    assert load("population").regressor_precision == "fp32"
+    assert load("population", precision="bf16").regressor_precision == "bf16"
+
+
 def _autocasts(monkeypatch) -> list:
     """The dtypes of every torch.autocast entered from now on (until ``monkeypatch`` is undone)."""
     import torch
@@ -75,7 +98,7 @@ def _autocasts(monkeypatch) -> list:
     return seen
 
 
-def test_precision_fp32_runs_the_population_regressor_in_fp32(tiny_zoo):
+def test_precision_fp32_runs_the_population_regressor_in_fp32(tiny_zoo, native_bf16):
     """The regressor's ``fast`` came from ``fast`` alone: --precision fp32 still ran it under bf16 autocast, so totals
     differed from --no-fast's while the record said fp32."""
     import torch
@@ -107,7 +130,7 @@ def test_precision_fp32_runs_the_population_regressor_in_fp32(tiny_zoo):
 @pytest.mark.parametrize("options, expected", [({}, "bf16"), ({"fast": False}, "fp32"), ({"precision": "bf16"}, "bf16"),
                                                ({"precision": "auto"}, "bf16"),
                                                ({"precision": "auto", "fast": False}, "fp32")])
-def test_the_population_regressor_keeps_its_arithmetic_otherwise(tiny_zoo, options, expected):
+def test_the_population_regressor_keeps_its_arithmetic_otherwise(tiny_zoo, native_bf16, options, expected):
     """The default (the card's figures are measured so), --no-fast and --precision bf16 are as before."""
     from devolens.models import load
 
@@ -116,7 +139,7 @@ def test_the_population_regressor_keeps_its_arithmetic_otherwise(tiny_zoo, optio
     assert pred.regressor_precision == expected and pred.fast is (expected == "bf16")
 
 
-def test_regressor_fast_by_precision():
+def test_regressor_fast_by_precision(native_bf16):
     from devolens.predict.population import _regressor_fast
 
     assert _regressor_fast("fp32", True) is False and _regressor_fast("FP32", True) is False
@@ -125,7 +148,8 @@ def test_regressor_fast_by_precision():
         assert _regressor_fast(precision, True) is True and _regressor_fast(precision, False) is False
 
 
-def test_the_population_record_says_the_regressors_arithmetic_and_the_inputs(tiny_zoo, tmp_path, monkeypatch):
+def test_the_population_record_says_the_regressors_arithmetic_and_the_inputs(tiny_zoo, tmp_path, monkeypatch,
+                                                                             native_bf16):
     from devolens.provenance import file_sha256
 
     _with_regressor(tiny_zoo)

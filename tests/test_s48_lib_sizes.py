@@ -160,7 +160,9 @@ def test_late_readings_warn_once_per_call(shared_data, monkeypatch):
     frames = _frames(shared_data)
     for call in (lambda: pops.predict_batch(frames), lambda: list(pops.predict_iter(frames))):
         said = _said(call, DevolensWarning)
-        assert len(said) == 1 and said[0].startswith("frame 1 (from 0) reads") and "200 cells, 150 or more" in said[0]
+        # (the count itself is the arithmetic's: 200 with VNNI's int8, 201 with AVX2's 7-bit activations)
+        assert len(said) == 1 and re.match(r"frame 1 \(from 0\) reads (\d+) cells, 150 or more", said[0]), said
+        assert 180 <= int(re.match(r"frame 1 \(from 0\) reads (\d+)", said[0])[1]) <= 220
         assert "up to ~580" in said[0]
     said = _said(lambda: pops.predict(frames[2]), DevolensWarning)
     assert len(said) == 1 and said[0].startswith("the frame reads")

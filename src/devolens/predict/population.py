@@ -299,13 +299,17 @@ def _regressor_fast(precision, fast) -> bool:
     """Whether :meth:`PopulationPredictor.from_zoo` runs the count regressor in bf16 (``fast``) for the options
     given: ``precision`` ``"fp32"`` (``--precision fp32``, for figures reproduced on other machines): fp32, whatever
     ``fast`` says; ``"bf16"``: bf16; ``"auto"`` and ``"int8"`` (which the regressor, no U-Net, cannot run): as
-    ``fast`` says (bf16 by default, fp32 with ``fast=False``: ``--no-fast``)."""
+    ``fast`` says (bf16 by default, fp32 with ``fast=False``: ``--no-fast``), fp32 on a CPU without native bf16."""
     name = str(precision).strip().lower() if isinstance(precision, str) else precision
     if name == "fp32":
         return False
     if name == "bf16":
         return True
-    return bool(fast)
+    if not fast:
+        return False
+    from devolens.models.quantize import bf16_fast_here
+
+    return bf16_fast_here()  # a CPU without native bf16 (AVX2 only) emulates it, slower than fp32
 
 
 def _in_pixels(diameter) -> bool:
