@@ -81,7 +81,10 @@ def test_style_features_read_the_signals_own_box(monkeypatch):
     assert np.array_equal(style_features(pred, img), before)
 
 
-def test_fast_predictors_read_features_in_bf16_close_to_fp32():
+def test_fast_predictors_read_features_in_bf16_close_to_fp32(monkeypatch):
+    import devolens.models.quantize as quantize
+
+    monkeypatch.setattr(quantize, "bf16_fast_here", lambda: True)  # (a CPU with native bf16; else fp32 features)
     model = _tiny().eval()
     exact = NucleiPredictor(model, scale=0.5, precision="fp32")
     fast = NucleiPredictor(model, scale=0.5, precision="bf16")
