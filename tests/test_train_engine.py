@@ -362,13 +362,16 @@ def test_pruning_drops_the_top_percent_after_warmup(pairs, tmp_path):
     assert res.best_epoch == 2 and json.loads((tmp_path / "restart" / "best.json").read_text())["epoch"] == 2
 
 
-def test_class_weights_from_frequencies_and_bf16(pairs, tmp_path):
+def test_class_weights_from_frequencies_and_bf16(pairs, tmp_path, monkeypatch):
+    from devolens.models import quantize
+
+    monkeypatch.setattr(quantize, "bf16_fast_here", lambda: True)  # bf16 runs (an AVX2-only CPU would run fp32)
     rec = tiny_recipe(loss={"name": "focal_dice", "class_weights": "median_frequency"},
                       train={"epochs": 1, "batch_size": 4, "threads": 1, "amp": "bf16", "max_batches": 2})
     res = train(rec, pairs, tmp_path / "run")
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     w = info["class_weights"]
-    assert len(w) == 2 and w[1] > w[0]  # foreground is rarer
+    assert len(w) == 2 and w[1] > w[0] and info["amp"] == "bf16"  # foreground is rarer
     assert np.isfinite(res.history["train_loss"].iloc[0])
 
 

@@ -551,7 +551,8 @@ def evaluate_cmd(
     --postprocess is given) and said; evaluate does not estimate magnification: it scores at the data's own
     scale; for images at another magnification than the model's, compare with `devolens segment --diameter`.
     The masks get the same checks and notes as in `devolens train`. The run's train.amp is used as in training
-    (bf16 on a GPU without native bfloat16, such as a T4 or V100, runs fp16, with a note)."""
+    (bf16 on a GPU without native bfloat16, such as a T4 or V100, runs fp16, on a CPU without it, AVX2 only, fp32,
+    with a note)."""
     import json
 
     from devolens.cli._common import device_option, note, out as stdout, progress_bar, summary

@@ -360,7 +360,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         Where the network runs: ``auto`` (the first CUDA GPU when PyTorch sees one, else the CPU;
         wherever the run was trained), ``cpu``, ``cuda`` or ``cuda:N``. The run's ``train.amp`` runs
         as in training (:func:`devolens.train.trainer.effective_amp`: bf16 on a GPU without native
-        bfloat16 runs fp16, with a note).
+        bfloat16 runs fp16, on a CPU without it fp32, with a note).
 
     Zoo weights (``zoo:NAME`` or a model folder with a card.json) are scored with their card's
     post-processing (``card["postprocess"]``, watershed instances) and percentile normalisation, unless

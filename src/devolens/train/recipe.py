@@ -48,8 +48,8 @@ from devolens.models.zoo import _ARCH_SIZES  # the sizes a run's model loads wit
 
 TASKS = ("segmentation", "population")
 COUNT_COLUMNS = ("A", "E", "M", "P", "C", "D", "Z", "total")
-#: train.amp: fp32, bfloat16 autocast, or float16 autocast with loss scaling (what runs where:
-#: :func:`devolens.train.trainer.effective_amp`)
+#: train.amp: fp32, bfloat16 autocast, or float16 autocast with loss scaling (what runs where, e.g. fp32 for either
+#: on a CPU without that arithmetic: :func:`devolens.train.trainer.effective_amp`)
 AMP_MODES = ("none", "bf16", "fp16")
 
 
@@ -303,9 +303,10 @@ SCHEMA: dict[str, Any] = {
         "amp": Field("str", "none", choices=AMP_MODES,
                      help="mixed precision: none (fp32), bf16 (GPUs of compute capability 8.0 or more: A100, H100, "
                           "RTX 30xx/40xx; CPUs with AVX512-BF16 or AMX), or fp16 with loss scaling (older GPUs: T4, "
-                          "V100, GTX 10xx, RTX 20xx); bf16 on a GPU without native bfloat16 runs fp16 instead and "
-                          "fp16 on a CPU without float16 arithmetic runs fp32 instead, each with a note (run.json's "
-                          "amp says what ran)"),
+                          "V100, GTX 10xx, RTX 20xx); bf16 on a GPU without native bfloat16 runs fp16 instead, "
+                          "bf16 on a CPU without it (AVX2 only: emulated, many times slower) and fp16 on a CPU "
+                          "without float16 arithmetic run fp32 instead, each with a note (run.json's amp says what "
+                          "ran)"),
         "num_workers": Field("int", 0, low=0, help="data loader processes (0: the training process decodes and "
                                                    "augments; a GPU wants several)"),
         "threads": Field("int", None, nullable=True, low=1, help="torch CPU threads (default: torch's choice)"),
