@@ -4,12 +4,15 @@ failure), checks its options before any work, has ``-o``, and records its comman
 
 import json
 import os
+import shutil
 import sys
 
 import pytest
 
 from devolens.cli import demo, main
 from devolens.errors import DevolensError
+
+from _demo_run import small_demo  # noqa: F401  (fixture)
 
 
 def _fake_demo(folder, *, record=True):
@@ -163,15 +166,30 @@ def test_the_figure_says_how_the_totals_were_predicted():
 
 
 @pytest.mark.slow
-def test_demo_records_its_command_and_replaces_its_own_earlier_output(tmp_path, monkeypatch, capsys):
+def test_demo_records_its_command_and_replaces_its_own_earlier_output(tmp_path, monkeypatch, capsys, small_demo):
     """Seed 11 at 20 cells and --frames 6 renders 7 time points, two of them black (flagged): 5 frames are left,
     too few for the developmental clock, so the populations are predicted frame by frame, with a note (before:
-    the run failed after the segmentation, leaving curation.csv, render/ and segment/ without a report). Seed 7
-    then leaves 7 frames, run with the clock, into the same folder: the earlier demo is replaced, other files kept."""
+    the run failed after the segmentation, leaving curation.csv, render/ and segment/ without a report). It runs
+    into an earlier demo's folder (seed 7, whose 7 frames leave 6, run with the clock: the shared small demo,
+    copied, so that one demo run serves this test and test_s47_report): the earlier demo is replaced, other files
+    kept, and a file of the user's nested in its segment/ is refused first."""
     out = tmp_path / "demo"
+    shutil.copytree(small_demo, out)
+    assert json.loads((out / "demo.json").read_text())["clock"] is True
+    assert json.loads((out / "populations.json").read_text())["options"]["clock"] is True
     argv = ["demo", "-o", str(out), "--cells", "20", "--frames", "6", "--seed", "11"]
     monkeypatch.setattr(sys, "argv", ["devolens", *argv])
     command = "devolens " + " ".join(argv)
+
+    edited = out / "segment" / "labels" / "my_edits.tif"  # a file of the user's, nested in the demo's segment/
+    edited.write_bytes(b"mine")
+    capsys.readouterr()
+    assert main(argv) == 2 and "segment/labels/my_edits.tif" in capsys.readouterr().err
+    assert edited.read_bytes() == b"mine"
+    edited.unlink()
+    (out / "notes.txt").write_text("mine")
+    first_embryo = (out / "embryo.csv").read_bytes()
+
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "note: only 5 frames of the video are left after the flagged ones" in err
@@ -195,22 +213,9 @@ def test_demo_records_its_command_and_replaces_its_own_earlier_output(tmp_path, 
 
     assert {"render/render.json", "render/video.mp4", "segment/segment.json"} <= set(record["files"])
     assert any(f.startswith("segment/labels/") for f in record["files"])
-
-    edited = out / "segment" / "labels" / "my_edits.tif"  # a file of the user's, nested in the demo's segment/
-    edited.write_bytes(b"mine")
-    assert main(argv) == 2 and "segment/labels/my_edits.tif" in capsys.readouterr().err
-    assert edited.read_bytes() == b"mine"
-    edited.unlink()
-    (out / "notes.txt").write_text("mine")
-    first_embryo = (out / "embryo.csv").read_bytes()
-    argv[-1] = "7"
-    assert main(argv) == 0
-    assert json.loads((out / "demo.json").read_text())["clock"] is True
-    assert json.loads((out / "populations.json").read_text())["options"]["clock"] is True
     assert (out / "embryo.csv").read_bytes() != first_embryo
     assert (out / "notes.txt").read_text() == "mine"
     assert sorted(os.listdir(out)) == sorted([*demo.DEMO_OUTPUTS, "notes.txt"])
-    assert sorted(os.listdir(tmp_path)) == ["demo"]
 
 
 def test_a_file_nested_in_an_earlier_demos_folders_that_it_did_not_write_is_refused(tmp_path):

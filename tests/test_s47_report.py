@@ -19,6 +19,7 @@ import tifffile
 
 from devolens.cli import main
 
+from _demo_run import small_demo  # noqa: F401  (fixture)
 from _livedead_helpers import weights  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,12 +32,10 @@ def _cli(args, capsys):
     return code, got.out, " ".join(got.err.split())
 
 
-@pytest.fixture(scope="module")
-def demo_out(tmp_path_factory):
-    """A small demo (20 cells, 6 frames): its folder."""
-    out = tmp_path_factory.mktemp("demo") / "d"
-    assert main(["demo", "--out", str(out), "--cells", "20", "--frames", "6"]) == 0
-    return out
+@pytest.fixture
+def demo_out(small_demo):
+    """A small demo (20 cells, 6 frames): its folder, shared with test_s35_demo (read only)."""
+    return small_demo
 
 
 def _section(report: str, start: str) -> str:
