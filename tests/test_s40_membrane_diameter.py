@@ -17,7 +17,7 @@ import pytest
 from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
 from devolens.predict.notes import CELLS_APART, DIAMETER_APART, DiameterCheck, diameter_note
-from test_predict_sizing import _add_size_model, _constant_model, _tiny
+from test_predict_sizing import _add_size_model, _constant_model, _estimates_once, _tiny
 
 
 def _said(capsys) -> str:
@@ -127,9 +127,10 @@ def membrane_render():
 
 
 @pytest.mark.skipif(not shipped("membrane"), reason="membrane weights not shipped")
-def test_wrong_membrane_diameters_are_noted_and_right_ones_not(membrane_render):
+def test_wrong_membrane_diameters_are_noted_and_right_ones_not(membrane_render, monkeypatch):
     """The render shrunk to 0.5x: 60 px given (auto's choice would be 44 px, 1.36x: unnoted before) noted with its
     cells' 36 px, 30 px not; as it is: 60 not, 30 noted; enlarged 2x: 121 not, 60 noted."""
+    _estimates_once(monkeypatch)  # each slice's estimate made once: the diameters given are checked against it
     import cv2
 
     from devolens.models import load
@@ -137,10 +138,11 @@ def test_wrong_membrane_diameters_are_noted_and_right_ones_not(membrane_render):
     h, w = membrane_render.shape[:2]
     half = cv2.resize(membrane_render, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
     double = cv2.resize(membrane_render, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
-    check = load("membrane", diameter=60).diameter_check([half])
+    given_60, given_30 = load("membrane", diameter=60), load("membrane", diameter=30)  # (a check applies nothing)
+    check = given_60.diameter_check([half])
     assert check is not None and check.by == "cells" and check.suggested == pytest.approx(36, abs=6)
-    assert load("membrane", diameter=30).diameter_check([half]) is None
-    assert load("membrane", diameter=60).diameter_check([membrane_render]) is None
-    assert load("membrane", diameter=30).diameter_check([membrane_render]).suggested == pytest.approx(68, abs=10)
+    assert given_30.diameter_check([half]) is None
+    assert given_60.diameter_check([membrane_render]) is None
+    assert given_30.diameter_check([membrane_render]).suggested == pytest.approx(68, abs=10)
     assert load("membrane", diameter=121).diameter_check([double]) is None
-    assert load("membrane", diameter=60).diameter_check([double]).suggested == pytest.approx(131, abs=20)
+    assert given_60.diameter_check([double]).suggested == pytest.approx(131, abs=20)

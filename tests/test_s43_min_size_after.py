@@ -47,8 +47,11 @@ def test_a_size_above_every_nucleus_leaves_none(results):
     assert results[10**6].count == 0 and not results[10**6].labels.any()
 
 
-def test_a_giant_image_segmented_in_blocks_drops_them_too():
+def test_a_giant_image_segmented_in_blocks_drops_them_too(monkeypatch):
     from devolens.models import load
+    from test_predict_sizing import _estimates_once
+
+    _estimates_once(monkeypatch)  # the diameter's check (a note) estimates the one image once for both predictions
 
     m = load("nuclei", diameter=20, tile=256, block_pixels=100_000)
     img = _nuclei_image(side=1024, n=400)
