@@ -27,6 +27,13 @@ def pairs(tmp_path_factory):
     return make_pairs(tmp_path_factory.mktemp("pairs"), groups=3, per_group=2, size=64)
 
 
+@pytest.fixture(scope="module")
+def pairs32(tmp_path_factory):
+    """``pairs`` at 32x32: for the fp16 runs whose loss scaling and resume do not depend on the image size (fp16
+    convolutions are emulated on this CPU, a quarter of the pixels takes about a quarter of their time)."""
+    return make_pairs(tmp_path_factory.mktemp("pairs32"), groups=3, per_group=2, size=32)
+
+
 @pytest.fixture
 def cpu_fp16(monkeypatch):
     """fp16 runs on this CPU as it would on one with float16 arithmetic (AVX512-FP16 / AMX-FP16)."""
@@ -99,14 +106,14 @@ def test_fp16_recipe_trained_on_a_plain_cpu_runs_fp32_and_says_so(pairs, tmp_pat
 
 
 # ----------------------------------------------------------------------------- fp16 training
-def test_fp16_training_scales_the_loss_and_resumes_with_the_scale(pairs, tmp_path, monkeypatch, cpu_fp16):
+def test_fp16_training_scales_the_loss_and_resumes_with_the_scale(pairs32, tmp_path, monkeypatch, cpu_fp16):
     """A run in fp16 saves its loss scale in checkpoint.json; --resume takes it back, and continues exactly as
     the run that was not interrupted."""
     rec = _fp16()
     full: list[tuple[int, int, float]] = []
-    train(rec, pairs, tmp_path / "full", epochs=3, step_callback=lambda e, s, v: full.append((e, s, v)))
+    train(rec, pairs32, tmp_path / "full", epochs=3, step_callback=lambda e, s, v: full.append((e, s, v)))
     part: list[tuple[int, int, float]] = []
-    res = train(rec, pairs, tmp_path / "part", step_callback=lambda e, s, v: part.append((e, s, v)))
+    res = train(rec, pairs32, tmp_path / "part", step_callback=lambda e, s, v: part.append((e, s, v)))
     assert np.isfinite(res.history["train_loss"]).all() and json.loads(
         (tmp_path / "part" / "run.json").read_text())["amp"] == "fp16"
     ckpt = tmp_path / "part" / "checkpoint.json"
@@ -126,7 +133,7 @@ def test_fp16_training_scales_the_loss_and_resumes_with_the_scale(pairs, tmp_pat
 
     monkeypatch.setattr(trainer, "load_checkpoint", spy_load)
     resumed: list[tuple[int, int, float]] = []
-    res = train(rec, pairs, tmp_path / "part", epochs=3, resume=True,
+    res = train(rec, pairs32, tmp_path / "part", epochs=3, resume=True,
                 step_callback=lambda e, s, v: resumed.append((e, s, v)))
     assert seen == [(512.0, 7)] and len(res.history) == 3
     assert json.loads(ckpt.read_text())["scaler"]["_growth_tracker"] == 7 + len(resumed)

@@ -32,6 +32,13 @@ def pairs(tmp_path_factory):
     return make_pairs(tmp_path_factory.mktemp("pairs"), groups=3, per_group=6, size=64)
 
 
+@pytest.fixture(scope="module")
+def pairs32(tmp_path_factory):
+    """``pairs`` at 32x32 (the same 12 training and 6 validation images): for the runs that compare loader
+    processes with one process, whose meaning does not depend on the image size."""
+    return make_pairs(tmp_path_factory.mktemp("pairs32"), groups=3, per_group=6, size=32)
+
+
 @pytest.mark.slow
 def test_cli_overfits_a_rendered_dataset_and_evaluates(rendered, tmp_path, capsys):
     from devolens.cli import main
@@ -135,7 +142,7 @@ def test_sample_losses_are_appended_epoch_by_epoch_as_one_whole_table(tmp_path, 
     assert back.iloc[:6].equals(pd.DataFrame(rows[:6]))
 
 
-def test_loader_processes_decode_once_and_train_exactly_as_one_process(pairs, tmp_path, monkeypatch):
+def test_loader_processes_decode_once_and_train_exactly_as_one_process(pairs, pairs32, tmp_path, monkeypatch):
     """With train.num_workers > 0 the engine decodes the training files once up front (shared with the forked
     loader processes) and training samples leave their instance labels behind; the run is the one-process run's
     to the bit (boundary target: the OpenCV boundaries, augmentation seeds per sample and epoch)."""
@@ -150,7 +157,7 @@ def test_loader_processes_decode_once_and_train_exactly_as_one_process(pairs, tm
         notes: list[str] = []
         rec = tiny_recipe(**base, train={"epochs": 2, "batch_size": 4, "threads": 1, "num_workers": workers,
                                          "monitor": "val_f1"})
-        train(rec, pairs, tmp_path / f"w{workers}{lazy}", info=notes.append)
+        train(rec, pairs32, tmp_path / f"w{workers}{lazy}", info=notes.append)
         assert any("decoded into memory" in n for n in notes) == (workers > 0)
     for other in ("w2False", "w0True"):
         for name in ("sample_losses.csv", "best.safetensors", "checkpoint.safetensors"):
@@ -161,7 +168,7 @@ def test_loader_processes_decode_once_and_train_exactly_as_one_process(pairs, tm
     for workers in (0, 2):
         rec = tiny_recipe(**{**base, "data": {**base["data"], "cache": False}},
                           train={"epochs": 3, "batch_size": 4, "threads": 1, "num_workers": workers, "max_batches": 1})
-        train(rec, pairs, tmp_path / f"capped{workers}")
+        train(rec, pairs32, tmp_path / f"capped{workers}")
     for name in ("sample_losses.csv", "checkpoint.safetensors"):
         assert (tmp_path / "capped0" / name).read_bytes() == (tmp_path / "capped2" / name).read_bytes(), name
     df = index_dataset(pairs)
@@ -526,7 +533,7 @@ def test_trains_on_live_renders(tmp_path):
     assert len(res.history) == 2 and len(sl) == 2 * 3 and sl["sample"].str.contains(":t").all()
 
 
-def test_loader_processes_outlive_an_epoch_only_where_they_hold_nothing_new(pairs, tmp_path, monkeypatch):
+def test_loader_processes_outlive_an_epoch_only_where_they_hold_nothing_new(pairs32, tmp_path, monkeypatch):
     """One DataLoader and its processes serve every epoch where the processes hold nothing of their own (the
     decoded files shared from before the fork, or no cache); where each would cache its own reads (epochs capped by
     train.max_batches: no preload) they start afresh every epoch, as their caches would otherwise grow. Training is
@@ -552,7 +559,7 @@ def test_loader_processes_outlive_an_epoch_only_where_they_hold_nothing_new(pair
         rec = tiny_recipe(data={"target": "semantic", "channels": 1, "val_fraction": 0.34, "cache": cache},
                           train={"epochs": 3, "batch_size": 4, "threads": 1, "num_workers": 2,
                                  "max_batches": max_batches})
-        train(rec, pairs, tmp_path / f"c{cache}{max_batches}")
+        train(rec, pairs32, tmp_path / f"c{cache}{max_batches}")
         seen = set(pids.read_text().split())
         assert str(os.getpid()) not in seen and len(seen) == (2 if persistent else 6), (cache, max_batches, seen)
     assert not multiprocessing.active_children()
@@ -563,5 +570,5 @@ def test_loader_processes_outlive_an_epoch_only_where_they_hold_nothing_new(pair
     rec = tiny_recipe(data={"target": "semantic", "channels": 1, "val_fraction": 0.34, "cache": False},
                       train={"epochs": 3, "batch_size": 4, "threads": 1, "num_workers": 2})
     with pytest.raises(RuntimeError, match="stopped") as kept:  # the traceback (and its frames) still held
-        train(rec, pairs, tmp_path / "stopped", epoch_callback=stop)
+        train(rec, pairs32, tmp_path / "stopped", epoch_callback=stop)
     assert kept.value is not None and not multiprocessing.active_children()
