@@ -240,12 +240,6 @@ def style_features(predictor: "_SegmentationPredictor", image: np.ndarray) -> np
     return _features(predictor, _prepared(predictor, image))
 
 
-def _native_bf16(device: torch.device) -> bool:
-    from devolens.predict.devices import native_bf16
-
-    return native_bf16("cpu" if device.type == "cpu" else str(device))
-
-
 def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarray:
     """:func:`style_features` of an image already prepared at the card's scale."""
     net = predictor.network
@@ -278,7 +272,9 @@ def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarra
     device = torch.device(net.device)  # the network's (a GPU when the predictor was loaded with device="cuda")
     # ... where the device runs bf16 natively: a CPU without it (AVX2 only, where auto takes int8) emulates bf16,
     # 8x slower than fp32 there (a 1504x1024 frame's estimate 41 s against 5 s)
-    low = net.precision != "fp32" and _native_bf16(device)
+    from devolens.predict.devices import native_bf16
+
+    low = net.precision != "fp32" and native_bf16(str(device))
     x = (x.contiguous(memory_format=torch.channels_last) if low else x.contiguous()).to(device)
     if low:
         encoder = encoder.to(memory_format=torch.channels_last)
