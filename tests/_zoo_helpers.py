@@ -9,27 +9,70 @@ import numpy as np
 import pytest
 
 
+#: the tiny networks' weights and configs, and torch's random state after building them: built once a process (a
+#: ResNet18 built whole, then trimmed, took 0.2-0.3 s on a 2-core AVX2 machine, mostly its random initialisation)
+_TINY: dict = {}
+
+
+def _tiny_networks() -> dict:
+    """``{"nuclei"|"membrane": (fp16 state, config)}`` of the seeded tiny networks, as built from seed 0; torch's
+    random state is left as building them leaves it, whether they were built now or earlier."""
+    import torch
+
+    from devolens.models.architectures import build_model
+
+    if not _TINY:
+        torch.manual_seed(0)
+        for name in ("nuclei", "membrane"):
+            model = build_model("unet", "resnet18", in_channels=1, classes=3, encoder_depth=3,
+                                decoder_channels=(16, 8, 4))
+            _TINY[name] = ({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
+                           model.devolens_config)
+        _TINY["rng"] = torch.get_rng_state()
+    torch.set_rng_state(_TINY["rng"])
+    return _TINY
+
+
+#: each tiny U-Net :func:`tiny_network` built, by its classes, with torch's random state after building it
+_SEEDED: dict = {}
+
+
+def tiny_network(classes: int = 3):
+    """A fresh copy of the tiny U-Net (ResNet18 encoder of depth 3) built from seed 0 with ``classes`` outputs,
+    torch's random state left as building it leaves it; built once a process."""
+    import copy
+
+    import torch
+
+    from devolens.models.architectures import build_model
+
+    if classes not in _SEEDED:
+        torch.manual_seed(0)
+        model = build_model("unet", "resnet18", in_channels=1, classes=classes, encoder_depth=3,
+                            decoder_channels=(16, 8, 4))
+        _SEEDED[classes] = (model, torch.get_rng_state())
+    model, state = _SEEDED[classes]
+    torch.set_rng_state(state)
+    return copy.deepcopy(model)
+
+
 def make_tiny_zoo(root: Path) -> Path:
     """Write nuclei, membrane and population models with tiny random networks under ``root``."""
-    import torch
     from safetensors.numpy import save_file as save_np
     from safetensors.torch import save_file
 
-    from devolens.models.architectures import build_model
     from devolens.predict.population import LETTERS
 
-    torch.manual_seed(0)
-    for name, task, classes, head in (("nuclei", "nuclei", 3, "three_class"), ("membrane", "membrane", 3, "three_class")):
-        model = build_model("unet", "resnet18", in_channels=1, classes=classes, encoder_depth=3,
-                            decoder_channels=(16, 8, 4))
+    networks = _tiny_networks()
+    for name, task, head in (("nuclei", "nuclei", "three_class"), ("membrane", "membrane", "three_class")):
+        state, config = networks[name]
         folder = root / name
         folder.mkdir(parents=True)
-        save_file({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
-                  str(folder / "weights.safetensors"))
+        save_file(state, str(folder / "weights.safetensors"))
         card = {
             "name": name, "task": task, "summary": f"tiny random {name} model for tests",
             "predictor": f"devolens.predict.segment:{'NucleiPredictor' if task == 'nuclei' else 'MembranePredictor'}",
-            "architecture": model.devolens_config, "input": {"scale": 0.5, "multiple": 8, "tile": 256},
+            "architecture": dict(config), "input": {"scale": 0.5, "multiple": 8, "tile": 256},
             "output": {"head": head},
             # nuclei: background flattening and hot-pixel removal on, as the shipped card (membrane: off)
             "preprocessing": {"channel": "auto", "percentiles": [1.0, 99.8], **({"flatten": 12.0, "outliers": 0.5} if task == "nuclei" else {})},

@@ -11,16 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
+from _zoo_helpers import tiny_network, tiny_zoo  # noqa: F401  (fixture)
 from devolens.errors import DevolensError, DiameterWarning
-from devolens.models.architectures import build_model
 from devolens.predict.segment import MembranePredictor, NucleiPredictor
 from devolens.predict.sizing import SizeModel, style_features
 
 
 def _tiny():
-    torch.manual_seed(0)
-    return build_model("unet", "resnet18", in_channels=1, classes=3, encoder_depth=3, decoder_channels=(16, 8, 4))
+    return tiny_network(3)
 
 
 # ------------------------------------------------------------------ 1. diameter

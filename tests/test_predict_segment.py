@@ -8,15 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
+from _zoo_helpers import shipped, tiny_network, tiny_zoo  # noqa: F401  (fixture)
 from devolens.errors import DevolensError
-from devolens.models.architectures import build_model
 from devolens.predict.segment import MembranePredictor, NucleiPredictor, SegmentationResult
 
 
 def _tiny(classes: int = 3):
-    torch.manual_seed(0)
-    return build_model("unet", "resnet18", in_channels=1, classes=classes, encoder_depth=3, decoder_channels=(16, 8, 4))
+    return tiny_network(classes)
 
 
 def _blobs(shape, n=6, seed=0):

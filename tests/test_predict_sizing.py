@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
+from _zoo_helpers import shipped, tiny_network, tiny_zoo  # noqa: F401  (fixture)
 from devolens.errors import DevolensError
-from devolens.models.architectures import build_model
 from devolens.predict.segment import MembranePredictor, NucleiPredictor
 from devolens.predict.sizing import (
     AUTO_FRAMES, GOOD_OBJECTS, MIN_OBJECTS, SizeModel, count_objects, estimate_diameter, gather, style_features,
@@ -19,8 +18,7 @@ from devolens.predict.postprocess import Prepared
 
 
 def _tiny():
-    torch.manual_seed(0)
-    return build_model("unet", "resnet18", in_channels=1, classes=3, encoder_depth=3, decoder_channels=(16, 8, 4))
+    return tiny_network(3)
 
 
 def _disc_image(shape, radius, n=12, seed=0):

@@ -249,6 +249,26 @@ def _reflowed_into(info, built) -> None:
 
 _reflow_app_help(app)
 
+#: the click command last built from ``app``, beside what it was built from (:func:`_command`)
+_BUILT: list = []
+
+
+def _app_key(instance: typer.Typer) -> tuple:
+    """What the click command of the Typer ``instance`` is built from: its callback, its commands and its groups'
+    (the objects themselves, held by the key: an id freed and reused could not pass for another command)."""
+    return (instance.registered_callback, tuple(instance.registered_commands),
+            tuple((info, info.typer_instance and _app_key(info.typer_instance)) for info in instance.registered_groups))
+
+
+def _command():
+    """The click command of ``app``, built once a process and again only when the app changes (a command added,
+    as tests add one): Typer builds the whole tree each call, reading the signature of each of the ~80 commands
+    (about 60 ms on a 2-core AVX2 machine, each time a program calls :func:`main`)."""
+    key = (typer.main.get_command, _app_key(app))
+    if not _BUILT or _BUILT[0][0] != key:
+        _BUILT[:] = [(key, typer.main.get_command(app))]
+    return _BUILT[0][1]
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``devolens`` command; returns the exit code.
@@ -376,7 +396,7 @@ def _run(args: list[str]) -> int:
             _device_notes()
             # click's parsing and invocation without typer's standalone wrapper, which prints usage errors in a
             # box over several lines and turns Ctrl-C into a bare exit 130
-            command = typer.main.get_command(app)
+            command = _command()
             from devolens.cli import _common
 
             _common.COMMAND_ARGS[:] = args  # (what a command asks of its options as typed: option_given)
@@ -735,7 +755,7 @@ def _contextless_usage(message: str, args: list[str]) -> str:
     at the end of the line): where to read the usage, the command found by walking ``args`` through devolens'
     groups (``(see devolens render --help)``), and for an option of several values given one joined
     (``render --size 200x140``; ``simulate well --size`` takes ``200x140``) how to give them."""
-    command, path = typer.main.get_command(app), ["devolens"]
+    command, path = _command(), ["devolens"]
     for word in _option_words(args):
         sub = getattr(command, "commands", {}).get(word)
         if sub is None:
