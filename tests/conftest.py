@@ -28,6 +28,16 @@ for _name in ("LINES", "TERMINAL_WIDTH", "GITHUB_ACTIONS", "FORCE_COLOR", "PY_CO
               "DEVOLENS_NO_MEMORY_CHECK", "DEVOLENS_SLOW_EXIT"):
     os.environ.pop(_name, None)
 
+# One PyTorch (OpenMP) thread a worker where xdist runs the suite in parallel on as many cores (make test: -n 2 on 2
+# cores), for the workers and the commands they start: with torch's default (a thread per core) each worker's
+# threads spun waiting for cores the other worker held; compute-heavy tests took 93-100 s against 64-78 s on a
+# 2-core AVX2 machine (CPU time 172-186 s against 114 s). Set before torch is imported (OpenMP reads it as it
+# loads); an OMP_NUM_THREADS of one's own is kept. Tests of the thread settings set theirs.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+if _WORKERS > 1 and "torch" not in sys.modules:
+    _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _CORES // _WORKERS)))
+
 # Property tests (hypothesis) without chance: the same examples every run (derandomize; no example database in
 # the checkout, shared by the xdist workers and replaying a failure found once elsewhere), and no limit on time
 # (the 200 ms deadline failed a test as "Unreliable test timings" when the process was paused mid-example, as a
