@@ -517,7 +517,15 @@ def _validate(section: dict, schema: dict, prefix: str) -> dict:
     return out
 
 
+#: ``tune.space`` may draw each key of ``train.early_stop`` (one recipe key, a mapping) as a key of its own
+EARLY_STOP_FIELDS = {"patience": Field("int", None, low=1, help=EARLY_STOP_KEYS["patience"]),
+                     "min_delta": Field("float", 0.0, low=0.0, help=EARLY_STOP_KEYS["min_delta"])}
+
+
 def _field_at(path: str) -> Field:
+    head, _, sub = path.rpartition(".")
+    if head == "train.early_stop" and sub in EARLY_STOP_FIELDS:
+        return EARLY_STOP_FIELDS[sub]
     node: Any = SCHEMA
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -663,6 +671,11 @@ def _check_space(space: dict, rec: dict | None = None) -> None:
                                 "optimizer.lr)") from None
         if rec is not None:
             _check_chosen(key, str(path), space, rec)
+            if path == "train.early_stop.min_delta" and rec["train"]["early_stop"] is None \
+                    and "train.early_stop.patience" not in space:
+                raise DevolensError(f"{key}: the recipe stops no training early (train.early_stop is null), so its "
+                                    "trials would have a min_delta without a patience; set train.early_stop: "
+                                    f"{_EARLY_STOP_EXAMPLE}, or draw train.early_stop.patience too")
         if not isinstance(spec, dict):
             raise DevolensError(f"{key}: expected a mapping such as {{type: float, low: 0.0001, high: 0.01, log: true}}")
         unknown = set(spec) - {"type", "low", "high", "log", "step", "choices"}
@@ -810,7 +823,9 @@ def set_key(recipe: dict, dotted: str, value: Any) -> dict:
     node = out
     parts = dotted.split(".")
     for p in parts[:-1]:
-        node = node.setdefault(p, {})
+        if not isinstance(node.get(p), dict):  # (absent, or null: train.early_stop drawn by its keys)
+            node[p] = {}
+        node = node[p]
     node[parts[-1]] = value
     return out
 
