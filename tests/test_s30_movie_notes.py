@@ -11,9 +11,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from _zoo_helpers import tiny_network
 
-from devolens.models.architectures import build_model
 from devolens.predict.clock import fit_clock
 from devolens.predict.segment import NucleiPredictor
 from devolens.predict.sizing import (
@@ -26,8 +25,7 @@ LOG_C = np.log(2.0 + 400.0 / (1.0 + np.exp(-(TAU - 80.0) / 15.0)))
 
 
 def _tiny():
-    torch.manual_seed(0)
-    return build_model("unet", "resnet18", in_channels=1, classes=3, encoder_depth=3, decoder_channels=(16, 8, 4))
+    return tiny_network(3)
 
 
 def _discs(shape, radius, n, value=200):

@@ -16,7 +16,7 @@ import pytest
 
 from _render_helpers import blob_frame
 from test_shape_note import _lines  # thin bright lines on a dark background (a membrane slice's look)
-from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
+from _zoo_helpers import shipped, tiny_network, tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
 from devolens.io.images import write_png
 
@@ -246,14 +246,10 @@ def _discs(shape=(96, 128), n=3, radius=5) -> np.ndarray:
 
 
 def _tiny_predictor():
-    import torch
-
-    from devolens.models.architectures import build_model
     from devolens.predict.segment import NucleiPredictor
     from devolens.predict.sizing import SizeModel, style_features
 
-    torch.manual_seed(0)
-    net = build_model("unet", "resnet18", in_channels=1, classes=3, encoder_depth=3, decoder_channels=(16, 8, 4))
+    net = tiny_network(3)
     pred = NucleiPredictor(net, scale=0.5, diameter_ref=20.0, auto_keep=(0.5, 1.15))
     d = len(style_features(pred, _discs()))
     pred.size_model = SizeModel(np.zeros(d), np.ones(d), np.zeros(d), 0.0, m0=0.8)

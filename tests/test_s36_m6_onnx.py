@@ -15,16 +15,14 @@ import pytest
 import torch
 
 from _cli_helpers import blob_frame
-from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
+from _zoo_helpers import tiny_network, tiny_zoo  # noqa: F401  (fixture)
 from devolens.errors import DevolensError
-from devolens.models.architectures import build_model
 from devolens.predict import _engine
 from devolens.predict.segment import NucleiPredictor
 
 
 def _tiny():
-    torch.manual_seed(0)
-    return build_model("unet", "resnet18", in_channels=1, classes=3, encoder_depth=3, decoder_channels=(16, 8, 4))
+    return tiny_network(3)
 
 
 def _packages(monkeypatch, *present: str) -> None:

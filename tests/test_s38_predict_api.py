@@ -19,10 +19,9 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 from _render_helpers import blob_frame
-from _zoo_helpers import shipped, tiny_zoo  # noqa: F401  (fixture)
+from _zoo_helpers import shipped, tiny_network, tiny_zoo  # noqa: F401  (fixture)
 from devolens.errors import DevolensError, DiameterWarning, InputWarning
 
 
@@ -110,10 +109,7 @@ def test_segmentation_warnings_name_the_callers_line(tiny_zoo):
 
 
 def _tiny():
-    from devolens.models.architectures import build_model
-
-    torch.manual_seed(0)
-    return build_model("unet", "resnet18", in_channels=1, classes=3, encoder_depth=3, decoder_channels=(16, 8, 4))
+    return tiny_network(3)
 
 
 def _auto(m: float, **options):

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from _zoo_helpers import tiny_zoo  # noqa: F401  (fixture)
+from _zoo_helpers import tiny_network, tiny_zoo  # noqa: F401  (fixture)
 from devolens.cli import main
 from devolens.errors import InputWarning
 
@@ -126,13 +126,9 @@ def test_nuclei_colour_note_is_silent_on_the_real_reference_frames(shared_data):
 
 
 def test_the_library_warns_of_the_channel_read():
-    import torch
-
-    from devolens.models.architectures import build_model
     from devolens.predict.segment import NucleiPredictor
 
-    torch.manual_seed(0)
-    net = build_model("unet", "resnet18", in_channels=1, classes=3, encoder_depth=3, decoder_channels=(16, 8, 4))
+    net = tiny_network(3)
     for diameter in (None, 18.0):  # (a diameter given by hand: the shapes are not judged, the colour is)
         pred = NucleiPredictor(net, scale=0.5, diameter_ref=20.0, diameter=diameter)
         with warnings.catch_warnings(record=True) as caught:
