@@ -1,5 +1,5 @@
 """tune.space draws the keys of train.early_stop (patience, min_delta) as recipe keys of their own; they were refused
-as "not a recipe key" (train.early_stop is one key, a mapping)."""
+as "not a recipe key" (train.early_stop is one key, a mapping). Each trial's line says when early stopping stopped it."""
 
 from __future__ import annotations
 
@@ -33,9 +33,11 @@ def test_patience_drawn_over_a_recipe_without_early_stopping_stops_each_trial_ea
              "train.early_stop.min_delta": {"type": "float", "low": 1.0e9, "high": 1.0e9}}  # no epoch improves
     rec = _recipe(space)
     assert load_recipe(rec)["train"]["early_stop"] is None
-    tune(rec, pairs, tmp_path / "tune")
+    lines: list[str] = []
+    tune(rec, pairs, tmp_path / "tune", trial_log=lines.append)
     rows = pd.read_csv(tmp_path / "tune" / "trials.csv", keep_default_na=False)
     assert rows["state"].tolist() == ["COMPLETE", "COMPLETE"]
+    assert [" (stopped early at epoch 2) with " in line for line in lines] == [True, True], lines
     assert rows["stopped_early_epoch"].tolist() == [1, 1]  # epoch 0 is the best, epoch 1 the first without gain
     best = yaml.safe_load((tmp_path / "tune" / "best_recipe.yaml").read_text())
     assert best["train"]["early_stop"] == {"patience": 1, "min_delta": 1.0e9}

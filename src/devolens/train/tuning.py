@@ -463,11 +463,15 @@ def _trial_line(study, trial, done: int, total: int, metric: str) -> str:
     trials have finished (``done/total``), its value (or how far a pruned trial got) and parameters, and the
     study's best so far with its parameters, e.g. ``trial 3 (4/12): val_dice 0.7012 with {'optimizer.lr': 0.004}
     (best val_dice 0.7230: trial 1 with {'optimizer.lr': 0.0012})``; ``(best val_dice so far)`` when it is the
-    best. No best before a trial completed (a pruned first trial)."""
+    best; ``(stopped early at epoch E)`` after the value of a trial ``train.early_stop`` stopped (counted from 1, as
+    train's line). No best before a trial completed (a pruned first trial)."""
     import optuna
 
     if trial.state == optuna.trial.TrialState.COMPLETE:
         what = f"{metric} {trial.value:.4f}"
+        early = trial.user_attrs.get(EARLY_ATTR)  # (train.early_stop; run.json's epoch, counted from 0)
+        if early is not None:
+            what += f" (stopped early at epoch {int(early) + 1})"
     else:
         epochs_run = len(trial.intermediate_values)
         how = "diverged" if trial.user_attrs.get(STOPPED_ATTR) == "diverged" else trial.state.name.lower()
