@@ -1,5 +1,6 @@
 """tune.space draws the keys of train.early_stop (patience, min_delta) as recipe keys of their own; they were refused
-as "not a recipe key" (train.early_stop is one key, a mapping). Each trial's line says when early stopping stopped it."""
+as "not a recipe key" (train.early_stop is one key, a mapping). Each trial's line says when early stopping stopped
+it."""
 
 from __future__ import annotations
 
