@@ -117,7 +117,8 @@ def test_objects_csv_ids_are_the_objects_values_in_instances_tif(tmp_path):
     path = _calibrated(tmp_path / "w.tif", _well())
     counts = _pred().predict_file(path, tmp_path / "out", write_instances=True, well="w")
     objects = pd.read_csv(tmp_path / "out" / "objects.csv")
-    assert list(objects.columns) == ["well", "id", "x", "y", "area", "class"]
+    # (the well is calibrated: its micron columns too, as segment livedead's, since the fiftieth session)
+    assert list(objects.columns) == ["well", "id", "x", "y", "area", "class", "x_um", "y_um", "area_um2"]
     assert counts["live"] + counts["dead"] == len(objects) > 5
     inst = tifffile.imread(tmp_path / "out" / "instances.tif")
     classes = tifffile.imread(tmp_path / "out" / "labels.tif")

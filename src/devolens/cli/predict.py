@@ -32,6 +32,8 @@ from devolens.provenance import command_words  # (a record's command line's word
 from devolens.cli._common import count_of as _count
 from devolens.io.atomic import TEXT_ERRORS, StagedDir
 from devolens.io.frames import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_channel_input, image_stem
+# objects.csv's micron columns, where the pixel size is known (:func:`_first_pixel`)
+from devolens.io.microns import MICRON_COLUMNS, micron_cells as _micron_cells, um_per_pixel as _um_per_pixel
 from devolens.lineage.letters import LETTER_KEY_LINE
 # the blobs-or-lines and inverted-input notes' judgement, which the segmentation predictors' InputWarning shares
 # (its frames, thresholds and readings, under the names this module gave them; numpy only: no PyTorch for --help)
@@ -1507,8 +1509,6 @@ def _calibration_record(carried: dict) -> Optional[list]:
 #: ``segment``'s objects.csv columns after ``frame`` (and ``t``, ``z``): the first four as they always were, the
 #: mean intensity appended (docs/outputs.md)
 OBJECT_COLUMNS = ("label", "x", "y", "area", "mean_intensity")
-#: ... and, where the pixel size is known (:func:`_first_pixel`), the centroid and area in micrometres
-MICRON_COLUMNS = ("x_um", "y_um", "area_um2")
 #: significant digits of objects.csv's mean_intensity (a float image's 0.0123457 and a 16-bit one's 12345.7 alike)
 INTENSITY_DIGITS = 6
 
@@ -1521,17 +1521,6 @@ def _first_pixel(source: "_Source", skip) -> Optional[tuple]:
         return source.pixel(0)
     first = next((p for p in range(len(source.names)) if p not in skip), None)
     return None if first is None else source.pixel(first)
-
-
-def _um_per_pixel(pixel) -> Optional[tuple[float, float]]:
-    """Micrometres per pixel along x and y of a pixel size ``(x, y, unit)``; None for none, or a unit that is no
-    metric length (``inch``, ImageJ's ``pixel``: :func:`devolens.io.stacks.to_microns`)."""
-    if pixel is None:
-        return None
-    from devolens.io.stacks import to_microns
-
-    x, y = to_microns(pixel[0], pixel[2]), to_microns(pixel[1], pixel[2])
-    return None if x is None or y is None or not (x > 0 and y > 0) else (x, y)
 
 
 def _intensity_cells(values, n: int) -> list:
@@ -1551,14 +1540,6 @@ def _intensity_cells(values, n: int) -> list:
         rounded = np.where(decimals >= 0, np.round(v * up) / up, np.round(v / down) * down)
     rounded = np.where(np.isfinite(rounded), rounded, v)
     return [x if ok else None for x, ok in zip(rounded.tolist(), finite.tolist())]
-
-
-def _micron_cells(obj: dict, um: Optional[tuple[float, float]]) -> list:
-    """objects.csv's ``x_um``, ``y_um`` and ``area_um2`` of a frame's objects at ``um`` micrometres per pixel (x, y),
-    to 3 decimals; empty cells for a frame whose file records no pixel size (``um`` None)."""
-    if um is None:
-        return [[None] * len(obj["label"])] * 3
-    return [np.round(obj["x"] * um[0], 3), np.round(obj["y"] * um[1], 3), np.round(obj["area"] * (um[0] * um[1]), 3)]
 
 
 def _microns_note(files: list, columns: bool, first: Optional[str]) -> Optional[str]:

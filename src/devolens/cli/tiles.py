@@ -643,7 +643,8 @@ def segment_livedead_command(
             inst = (inst if plate else stage.tmp / "instances.tif") if instances else None
             # the well's TIFFs, as segment_livedead_file compresses them, once the overlay has read labels.tif in place
             livedead.compress_outputs(labels, probs if plate else stage.tmp / "probs.tif", inst)
-            from devolens.cli.predict import _um_per_pixel, uint32_words
+            from devolens.cli.predict import uint32_words
+            from devolens.io.microns import um_per_pixel
 
             if inst is not None and counts["live"] + counts["dead"] > 65535:  # (an id per object)
                 wide.append(f"{name}: " + uint32_words("nuclei", str(inst.relative_to(stage.tmp))))
@@ -653,7 +654,7 @@ def segment_livedead_command(
             # the labels' calibration, for livedead.json: --pixel-size as given (what they were written with, not
             # its rational resolution tags read back), else the file's own that they carry
             c = given_pixel or (read_pixel_size(labels) if labels.is_file() else None)
-            microns[name] = _um_per_pixel(c)  # (objects.csv's micron columns)
+            microns[name] = um_per_pixel(c)  # (objects.csv's micron columns)
             # "from" in segment.json's words (its labels_pixel_size): the file's own calibration or --pixel-size
             results.append({"well": name, "file": path.name, **counts, "notes": notes, "channels_read": read,
                             "labels_pixel_size": None if c is None else {
@@ -766,13 +767,13 @@ _MICRON_ROWS = 200_000
 
 def _add_micron_columns(table: Path, microns: dict) -> None:
     """Add ``x_um``, ``y_um`` and ``area_um2`` to ``segment livedead``'s objects.csv, as ``segment nuclei`` writes
-    them (:func:`devolens.cli.predict._micron_cells`: 3 decimals), each well's at its own pixel size (``microns``:
+    them (:func:`devolens.io.microns.micron_cells`: 3 decimals), each well's at its own pixel size (``microns``:
     well name -> micrometres per pixel (x, y), or None: empty cells, as segment gives a frame whose file records
     none). Called where a well records its pixel size: a plate's table then has one layout whatever its other wells
     record (without any, the table keeps its pixel columns alone, as segment's). From the table as written (x, y to 2 decimals), read in chunks and rewritten with its own cells kept as they are."""
     import pandas as pd
 
-    from devolens.cli.predict import MICRON_COLUMNS, _micron_cells
+    from devolens.io.microns import MICRON_COLUMNS, micron_cells
     from devolens.io.atomic import TEXT_ERRORS, atomic_path
 
     with atomic_path(table) as tmp, pd.read_csv(table, dtype=str, keep_default_na=False,
@@ -784,7 +785,7 @@ def _add_micron_columns(table: Path, microns: dict) -> None:
             for well, rows in chunk.groupby("well", sort=False):
                 obj = {"label": rows["id"].to_numpy(), **{k: rows[k].astype(float).to_numpy() for k in
                                                           ("x", "y", "area")}}
-                for column, cells in zip(MICRON_COLUMNS, _micron_cells(obj, microns.get(well))):
+                for column, cells in zip(MICRON_COLUMNS, micron_cells(obj, microns.get(well))):
                     chunk.loc[rows.index, column] = pd.Series(cells, index=rows.index, dtype=object)
             chunk.to_csv(tmp, mode="w" if first else "a", header=first, index=False, errors=TEXT_ERRORS)
             first = False

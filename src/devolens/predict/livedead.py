@@ -694,8 +694,9 @@ class LiveDeadPredictor:
         band by band, then ``objects.csv`` (id, x, y, area, class: every connected component of each class once,
         4-connected, however large; ``id`` its row's number, 1..n; regions under ``min_area`` are no row and are
         set to background in labels.tif, judged by their whole size across the bands, so that labels.tif's regions
-        are the rows; probs.tif keeps the network's probabilities there) and ``counts.csv`` (live, dead, fraction_dead; fraction_dead
-        empty when there is no object). Each file appears only when complete. ``well``: a name (``segment livedead``
+        are the rows; probs.tif keeps the network's probabilities there; and ``x_um``, ``y_um``, ``area_um2`` where the
+        pixel size is known, given or the file's own, as ``segment livedead`` writes them) and ``counts.csv`` (live,
+        dead, fraction_dead; fraction_dead empty when there is no object). Each file appears only when complete. ``well``: a name (``segment livedead``
         gives the file's stem) written as a leading ``well`` column of both tables, so that the tables of several wells
         concatenated still say whose rows are whose.
 
@@ -743,6 +744,7 @@ class LiveDeadPredictor:
                 if compress:
                     compress_outputs(*tmp.values())
                 table, summary = _well_tables(objects, counts, well)
+                table = _with_microns(table, pixel or _labels_pixel(tmp["labels.tif"]))
                 write_csv(table, out_dir / "objects.csv", float_format=_FLOATS)
                 write_csv(summary, out_dir / "counts.csv")
                 for name, path in tmp.items():
@@ -878,6 +880,29 @@ def _well_tables(objects: pd.DataFrame, counts: dict[str, float],
         table.insert(0, "well", str(well))
         summary.insert(0, "well", str(well))
     return table, summary
+
+
+def _labels_pixel(labels: Path) -> "tuple[float, float, str] | None":
+    """The pixel size ``labels`` (a well's labels.tif) was written with: its file's own, or none."""
+    from devolens.io.stacks import pixel_size
+
+    return pixel_size(labels) if labels.is_file() else None
+
+
+def _with_microns(table: pd.DataFrame, pixel: "tuple[float, float, str] | None") -> pd.DataFrame:
+    """A well's objects.csv rows with ``x_um``, ``y_um`` and ``area_um2`` at ``pixel`` (``(x, y, unit)``), from x and
+    y as the table writes them (2 decimals), as ``segment livedead`` adds them; unchanged where the pixel size is
+    unknown or no metric length (the table keeps its pixel columns alone, as the command's)."""
+    from devolens.io.microns import MICRON_COLUMNS, micron_cells, um_per_pixel
+
+    um = um_per_pixel(pixel)
+    if um is None:
+        return table
+    obj = {"label": table["id"].to_numpy(), "x": table["x"].to_numpy(np.float64).round(2),
+           "y": table["y"].to_numpy(np.float64).round(2), "area": table["area"].to_numpy(np.float64)}
+    for column, cells in zip(MICRON_COLUMNS, micron_cells(obj, um)):  # (3 decimals: text, past the table's %.2f)
+        table[column] = pd.Series([str(float(v)) for v in cells], index=table.index, dtype=object)
+    return table
 
 
 def _whole_counts(image: np.ndarray) -> np.ndarray | None:
