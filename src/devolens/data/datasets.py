@@ -881,10 +881,11 @@ def _data_folder(folder: Path) -> bool:
     return any(_is_mask_name(p.stem) for p in _list_images(folder, False))
 
 
-def _no_layout(root: Path) -> str:
+def _no_layout(root: Path, scoring: bool = False) -> str:
     """What the error on a data folder of no known layout adds: its sub-folders that are data folders themselves
-    (StarDist's ``train/images`` + ``train/masks`` beside ``test/...``: give one), else the sub-folders found and
-    the names an images and a masks folder go by."""
+    (StarDist's ``train/images`` + ``train/masks`` beside ``test/...``: give one; the training one first, the
+    held-out one first where a run is to be scored, ``scoring``), else the sub-folders found and the names an images
+    and a masks folder go by."""
     subs = _sub_folders(root)
     data = [d for d in subs if _data_folder(d)]
     if data:
@@ -892,6 +893,9 @@ def _no_layout(root: Path) -> str:
         held = next((d for d in data if d.name.lower() in VAL_FOLDERS and d != train), None)
         names = listed([f"{d.name}/" for d in data])
         are = f"s {names} are data folders" if len(data) != 1 else f" {names} is a data folder"
+        if scoring and held is not None:  # (evaluate: the images the run did not train on)
+            give = option("data", repr(str(held)), cli_value=str(held))
+            return f"; its sub-folder{are} of their own: give one, {give} to score the run on the held-out images"
         score = f" (and devolens evaluate RUN --data {held} to score the run on it)" if held is not None else ""
         give = option("data", repr(str(train)), cli_value=str(train))  # (train()'s argument, or the command's flag)
         return f"; its sub-folder{are} of their own: give one, {give}{score}"
@@ -928,8 +932,9 @@ def _no_pairs(root: Path, img_dir: Path, mask_dir: Path) -> DevolensError:
                          f"img_000_masks.tif){more}", path=root)
 
 
-def index_dataset(root: str | Path) -> pd.DataFrame:
-    """Index a training folder as a table of samples.
+def index_dataset(root: str | Path, *, scoring: bool = False) -> pd.DataFrame:
+    """Index a training folder as a table of samples (``scoring``: for scoring a run, ``evaluate``, whose error on a
+    folder of data folders, StarDist's ``train/`` and ``test/``, names the held-out one first).
 
     Two layouts are understood:
 
@@ -1014,7 +1019,7 @@ def index_dataset(root: str | Path) -> pd.DataFrame:
             "no labelled data (images with their masks): expected frames.csv (render output), images/ and masks/ "
             "(or labels/) folders, or images with their masks beside them (x.tif + x_masks.tif)"
             + (f"; --data is the folder that holds them{_parent_hint(root)}" if _parent_hint(root)
-               else _no_layout(root)), path=root)
+               else _no_layout(root, scoring)), path=root)
     idx = find_pairs(img_dir, mask_dir)
     if not idx.pairs:
         raise _no_pairs(root, img_dir, mask_dir)

@@ -468,7 +468,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         if trained_by is not None:
             seen = _store_seen(trained_by, Path(data), len(ds))
     else:
-        df = index_dataset(data)
+        df = index_dataset(data, scoring=True)
         attrs = dict(df.attrs)
         if rec["task"] == "segmentation":
             df = df[df["labels"].notna()].reset_index(drop=True)
