@@ -696,9 +696,9 @@ class LiveDeadPredictor:
         set to background in labels.tif, judged by their whole size across the bands, so that labels.tif's regions
         are the rows; probs.tif keeps the network's probabilities there; and ``x_um``, ``y_um``, ``area_um2`` where the
         pixel size is known, given or the file's own, as ``segment livedead`` writes them) and ``counts.csv`` (live,
-        dead, fraction_dead; fraction_dead empty when there is no object). Each file appears only when complete. ``well``: a name (``segment livedead``
-        gives the file's stem) written as a leading ``well`` column of both tables, so that the tables of several wells
-        concatenated still say whose rows are whose.
+        dead, fraction_dead; fraction_dead empty when there is no object). Each file appears only when complete.
+        ``well``: a name (``segment livedead`` gives the file's stem) written as a leading ``well`` column of both
+        tables, so that the tables of several wells concatenated still say whose rows are whose.
 
         ``write_probabilities``: also ``probs.tif``, the class probabilities x255, (3, H, W) uint8, an ImageJ
         hyperstack of 3 channels named background, live, dead (:data:`PROBABILITY_CHANNELS`; an OME BigTIFF past
