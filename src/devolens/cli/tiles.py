@@ -664,7 +664,8 @@ def segment_livedead_command(
                 cb(i + 1, len(wells))
         from devolens.io.atomic import write_text
 
-        if any(um is not None for um in microns.values()):  # (as segment: the columns where a pixel size is known)
+        # (as segment: the columns where a pixel size is known; one well's, predict_file wrote them already)
+        if plate and any(um is not None for um in microns.values()):
             _add_micron_columns(stage.tmp / "objects.csv", microns)
         # --pixel-size over a well's own, different calibration, or coarse for a microscope: segment nuclei's notes,
         # in its words (read once the wells have been: each was opened, so its header reads)
@@ -767,14 +768,14 @@ _MICRON_ROWS = 200_000
 
 def _add_micron_columns(table: Path, microns: dict) -> None:
     """Add ``x_um``, ``y_um`` and ``area_um2`` to ``segment livedead``'s objects.csv, as ``segment nuclei`` writes
-    them (:func:`devolens.io.microns.micron_cells`: 3 decimals), each well's at its own pixel size (``microns``:
+    them (:func:`devolens.io.microns.micron_columns`: 3 decimals), each well's at its own pixel size (``microns``:
     well name -> micrometres per pixel (x, y), or None: empty cells, as segment gives a frame whose file records
     none). Called where a well records its pixel size: a plate's table then has one layout whatever its other wells
     record (without any, the table keeps its pixel columns alone, as segment's). From the table as written (x, y to 2 decimals), read in chunks and rewritten with its own cells kept as they are."""
     import pandas as pd
 
-    from devolens.io.microns import MICRON_COLUMNS, micron_cells
     from devolens.io.atomic import TEXT_ERRORS, atomic_path
+    from devolens.io.microns import MICRON_COLUMNS, micron_columns
 
     with atomic_path(table) as tmp, pd.read_csv(table, dtype=str, keep_default_na=False,
                                                 chunksize=_MICRON_ROWS) as chunks:
@@ -783,10 +784,8 @@ def _add_micron_columns(table: Path, microns: dict) -> None:
             for column in MICRON_COLUMNS:
                 chunk[column] = None
             for well, rows in chunk.groupby("well", sort=False):
-                obj = {"label": rows["id"].to_numpy(), **{k: rows[k].astype(float).to_numpy() for k in
-                                                          ("x", "y", "area")}}
-                for column, cells in zip(MICRON_COLUMNS, micron_cells(obj, microns.get(well))):
-                    chunk.loc[rows.index, column] = pd.Series(cells, index=rows.index, dtype=object)
+                for column, cells in micron_columns(rows, microns.get(well)).items():
+                    chunk.loc[rows.index, column] = cells
             chunk.to_csv(tmp, mode="w" if first else "a", header=first, index=False, errors=TEXT_ERRORS)
             first = False
 

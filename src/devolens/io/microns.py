@@ -28,3 +28,14 @@ def micron_cells(obj: dict, um: tuple[float, float] | None) -> list:
     if um is None:
         return [[None] * len(obj["label"])] * 3
     return [np.round(obj["x"] * um[0], 3), np.round(obj["y"] * um[1], 3), np.round(obj["area"] * (um[0] * um[1]), 3)]
+
+
+def micron_columns(rows, um: tuple[float, float] | None) -> dict:
+    """The micron columns (:data:`MICRON_COLUMNS`) of objects.csv rows (a DataFrame of ``id``, ``x``, ``y``,
+    ``area``: numbers, or their text as the table holds it) at ``um`` micrometres per pixel: object Series on the
+    rows' index whose cells are each number's text (past a table's own float format) or empty (``um`` None)."""
+    import pandas as pd
+
+    obj = {"label": rows["id"].to_numpy(), **{k: rows[k].astype(float).to_numpy() for k in ("x", "y", "area")}}
+    return {column: pd.Series([None if v is None else str(float(v)) for v in cells], index=rows.index, dtype=object)
+            for column, cells in zip(MICRON_COLUMNS, micron_cells(obj, um))}

@@ -893,16 +893,13 @@ def _with_microns(table: pd.DataFrame, pixel: "tuple[float, float, str] | None")
     """A well's objects.csv rows with ``x_um``, ``y_um`` and ``area_um2`` at ``pixel`` (``(x, y, unit)``), from x and
     y as the table writes them (2 decimals), as ``segment livedead`` adds them; unchanged where the pixel size is
     unknown or no metric length (the table keeps its pixel columns alone, as the command's)."""
-    from devolens.io.microns import MICRON_COLUMNS, micron_cells, um_per_pixel
+    from devolens.io.microns import micron_columns, um_per_pixel
 
     um = um_per_pixel(pixel)
     if um is None:
         return table
-    obj = {"label": table["id"].to_numpy(), "x": table["x"].to_numpy(np.float64).round(2),
-           "y": table["y"].to_numpy(np.float64).round(2), "area": table["area"].to_numpy(np.float64)}
-    for column, cells in zip(MICRON_COLUMNS, micron_cells(obj, um)):  # (3 decimals: text, past the table's %.2f)
-        table[column] = pd.Series([str(float(v)) for v in cells], index=table.index, dtype=object)
-    return table
+    written = table.assign(x=table["x"].round(2), y=table["y"].round(2))  # (x, y as the table writes them)
+    return table.assign(**micron_columns(written, um))
 
 
 def _whole_counts(image: np.ndarray) -> np.ndarray | None:
