@@ -230,10 +230,11 @@ def _summary(res, plots_line: Optional[str]) -> None:
     if res.start_note:  # fine-tuning that did not beat its starting weights
         console.print(f"note: {res.start_note}")
     elif _tied_start(res):  # (a tie is no loss, but "an epoch must beat it" was said before the first epoch)
-        console.print(f"note: the best epoch only tied the starting weights ({res.monitor} {res.start_value:.4f} "
-                      "before the first epoch and at its best): no epoch scored better on this validation set, so "
-                      "the run's weights are no better there than those it started from; with a small validation "
-                      "set scores are coarse: give more validation images, more epochs or a lower optimizer.lr")
+        from devolens.train.trainer import tie_line
+
+        said = getattr(res, "start_tie", None) or tie_line(None, res.monitor, res.start_value)
+        console.print(f"note: {said}; with a small validation set scores are coarse: give more validation images, "
+                      "more epochs or a lower optimizer.lr")
     if res.pruned is not None:
         n = len(res.pruned)
         stdout.print(f"pruned {n} sample{'s' if n != 1 else ''} -> {res.run_dir / 'pruned.csv'}")

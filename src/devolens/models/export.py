@@ -323,12 +323,13 @@ def _run_record(run: Path) -> dict:
 
 def _run_start(record: dict, cfg: dict | None = None) -> dict:
     """What a fine-tuning run's run.json (``record``) says of its starting weights: their score before the first
-    epoch (``start_value``, ``init``) and, when no epoch beat them, the line saying so (``note``). That line is
+    epoch (``start_value``, ``init``) and, when no epoch beat them, the line saying so (``note``; where the best
+    epoch only tied them, :func:`devolens.train.trainer.tie_line`'s, ``tied``, which no load warns of). That line is
     decided here from the starting score and the best epoch's (``cfg``: best.json's ``epoch`` and ``value``, else
     run.json's ``best_epoch`` and ``best_value``), as :func:`devolens.train.trainer._start_verdict` decides it at the
     end of a run: also for a run stopped before its end (Ctrl-C, a pruned tuning trial), whose run.json never got
     ``not_beaten``."""
-    from devolens.train.trainer import _start_verdict
+    from devolens.train.trainer import _start_verdict, tie_line, tied_start
 
     start = record.get("start")
     if not isinstance(start, dict) or not isinstance(start.get("value"), (int, float)):
@@ -349,6 +350,10 @@ def _run_start(record: dict, cfg: dict | None = None) -> dict:
         verdict = str(start["not_beaten"])
     if verdict:
         out["note"] = verdict
+    elif mode is not None and isinstance(best_value, (int, float)) and tied_start(start["value"], best_value):
+        # no loss, so no note (nor a warning on load), but said: the run's weights only match its start's
+        out["tied"] = tie_line(start.get("init"), str(start.get("monitor") or record.get("monitor")),
+                               float(start["value"]))
     return out
 
 
@@ -1070,8 +1075,8 @@ def card_md(card: dict, load_name: str | None = None) -> str:
     name = load_name or card["name"]
     lines = [f"# {card['name']}: {card['summary']}", ""]
     trained = card.get("trained") if isinstance(card.get("trained"), dict) else {}
-    if trained.get("note"):  # a fine-tuning that did not beat its starting weights: said first
-        lines += [f"**Note:** {trained['note']}.", ""]
+    if trained.get("note") or trained.get("tied"):  # a fine-tuning that did not beat (or only tied) its start: first
+        lines += [f"**Note:** {trained.get('note') or trained['tied']}.", ""]
     # the command's default is --diameter auto where the model can estimate the magnification; the library's, None
     # (the image as it is): the Use example loads as the command runs, so that both count alike
     sized = card["task"] == "population" or bool(((card.get("input") or {}).get("diameter") or {}).get("auto"))

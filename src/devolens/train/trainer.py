@@ -138,6 +138,8 @@ class TrainResult:
     start_value: float | None = None
     #: one line when no epoch beat those starting weights (else None)
     start_note: str | None = None
+    #: one line when the best epoch only tied them (:func:`tie_line`; else None)
+    start_tie: str | None = None
     #: a run that ``train.early_stop`` stopped: run.json's ``stopped_early`` (``epoch``, the last trained, and
     #: ``best_epoch``, both counted from 0; ``epochs``, those it was to train; ``reason``); else None
     stopped_early: dict | None = None
@@ -1970,7 +1972,7 @@ def _finished_run(out: Path, rec: dict, names: list[str], done: int, device: tor
     stopped = summary.get("stopped_early")
     return TrainResult(out, history, rec["train"]["monitor"], summary.get("best_epoch"), summary.get("best_value"),
                        pruned, list(summary.get("notes", [])), str(summary.get("device", device)), complete=True,
-                       start_value=start.get("value"), start_note=start.get("not_beaten"),
+                       start_value=start.get("value"), start_note=start.get("not_beaten"), start_tie=start.get("tied"),
                        stopped_early=stopped if isinstance(stopped, dict) else _stopped_early(out / CHECKPOINT))
 
 
@@ -2126,6 +2128,16 @@ def _start_verdict(init: str, monitor: str, mode: str, start_value: float | None
     keep = f"keep the zoo model {text[4:]!r}" if text.startswith("zoo:") else f"keep the starting weights ({text})"
     return (f"no epoch beat the starting weights ({init}: {monitor} {start_value:.4f} before the first epoch; "
             f"{best}): {keep}, or fine-tune again with a lower optimizer.lr or more epochs")
+
+
+def tie_line(init: str | None, monitor: str, start_value: float) -> str:
+    """The line recording a fine-tuning whose best epoch only tied its starting weights (:func:`tied_start`):
+    run.json's ``start["tied"]`` and notes, :attr:`TrainResult.start_tie`, an exported card's ``trained["tied"]``;
+    ``init`` (the starting weights) named where given."""
+    named = f"{init}: " if init else ""
+    return (f"the best epoch only tied the starting weights ({named}{monitor} {start_value:.4f} before the first "
+            "epoch and at its best): no epoch scored better on this validation set, so the run's weights are no "
+            "better there than those it started from")
 
 
 def tied_start(start_value, best_value) -> bool:
@@ -2547,8 +2559,9 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
             v = start_info.get("value")
             if isinstance(v, (int, float)) and np.isfinite(v):
                 notes.append(_start_line(start_info.get("init", init), start_info.get("monitor", monitor), float(v)))
-            if start_info.get("not_beaten"):
-                notes.append(str(start_info["not_beaten"]))
+            for key in ("not_beaten", "tied"):  # (a line the run's end decides again)
+                if start_info.get(key):
+                    notes.append(str(start_info[key]))
         else:
             start_info = None
     elif init and (isinstance(val_ds, IterableDataset) or len(val_ds)):
@@ -2757,17 +2770,21 @@ def _train(recipe, data, out: Path, *, resume, epochs, prune_top, device, progre
         if info is not None:
             info(f"note: {worse}")
     verdict = _start_verdict(init, monitor, mode, start_value, best_value, best_epoch) if init else None
-    if start_info is not None and start_info.get("not_beaten") != verdict:  # said, or no longer so after --resume
-        if start_info.get("not_beaten") in notes:  # a resumed run's earlier verdict
-            notes.remove(start_info["not_beaten"])
-        if verdict is None:
-            start_info.pop("not_beaten", None)
-        else:
-            start_info["not_beaten"] = verdict
-            notes.append(verdict)
+    # a best epoch that only tied the start: no loss, but recorded (run.json's start["tied"], its notes, the card)
+    tie = tie_line(init, monitor, start_value) if init and verdict is None and tied_start(start_value, best_value) \
+        else None
+    if start_info is not None and (start_info.get("not_beaten"), start_info.get("tied")) != (verdict, tie):
+        for key, line in (("not_beaten", verdict), ("tied", tie)):  # said, or no longer so after --resume
+            if start_info.get(key) in notes:  # a resumed run's earlier line
+                notes.remove(start_info[key])
+            if line is None:
+                start_info.pop(key, None)
+            else:
+                start_info[key] = line
+                notes.append(line)
         with contextlib.suppress(OSError, ValueError):
             summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
             summary["start"], summary["notes"] = start_info, notes
             write_text(out / "run.json", json.dumps(summary, indent=2, default=float, ensure_ascii=False))
     return TrainResult(out, pd.DataFrame(history, columns=names), monitor, best_epoch, best_value, pruned_df, notes,
-                       str(device), start_value=start_value, start_note=verdict, stopped_early=stopped)
+                       str(device), start_value=start_value, start_note=verdict, start_tie=tie, stopped_early=stopped)
