@@ -295,7 +295,7 @@ def test_slices_get_t_and_z_columns_and_projections_do_not(tiny_zoo, tmp_path, c
                  "--diameter", "none"]) == 0
     assert "each of 3 z-planes a frame (frame t x 3 + z)" in err(capsys)
     counts = pd.read_csv(sl / "counts.csv")
-    assert list(counts.columns) == ["frame", "t", "z", "count"]
+    assert list(counts.columns) == ["frame", "t", "z", "count", "time_s"]  # (time_s: session 51, the interval)
     assert list(counts["t"]) == [0, 0, 0, 1, 1, 1] and list(counts["z"]) == [0, 1, 2, 0, 1, 2]
     objects = pd.read_csv(sl / "objects.csv")
     assert list(objects.columns) == ["frame", "t", "z", "label", "x", "y", "area", "mean_intensity"]
@@ -304,7 +304,7 @@ def test_slices_get_t_and_z_columns_and_projections_do_not(tiny_zoo, tmp_path, c
     assert record["interval_s"] == 150.0 and record["time_points"] == 2 and record["z_planes"] == 3
     pr = tmp_path / "pr"
     assert main(["segment", "nuclei", str(path), "--out", str(pr), "--no-overlay", "--diameter", "none"]) == 0
-    assert list(pd.read_csv(pr / "counts.csv").columns) == ["frame", "count"]
+    assert list(pd.read_csv(pr / "counts.csv").columns) == ["frame", "count", "time_s"]
     assert list(pd.read_csv(pr / "objects.csv", nrows=0).columns) == ["frame", "label", "x", "y", "area",
                                                                      "mean_intensity"]
     assert "2 time points 150 s apart; max projection of 3 z-planes" in err(capsys)

@@ -1903,9 +1903,11 @@ def run_segmentation(
         # frame in the video, from 0 (render --video's column), whenever --skip-flagged is given or frames are missing
         in_video = overlay and source.is_video and (
             skip_flagged is not None or [c[0] for c in counts] != list(range(len(counts))))
+        # a TIFF stack that records its interval: each row's seconds from the first time point (time_s)
+        seconds = _stack_seconds(reading, [c[2][0] if planes > 1 else c[0] for c in counts])
         write_columns_csv({"frame": [c[0] for c in counts],
                            **({"t": [c[2][0] for c in counts], "z": [c[2][1] for c in counts]} if planes > 1 else {}),
-                           "count": [c[1] for c in counts],
+                           "count": [c[1] for c in counts], **({TIME_COLUMN: seconds} if seconds else {}),
                            **({VIDEO_FRAME_COLUMN: list(range(len(counts)))} if in_video else {})},
                           stage.tmp / "counts.csv")
         scale = None if predictor.auto_each else predictor.working_scale()  # each: one per image
@@ -2341,6 +2343,22 @@ def _stack_reading(input_path: Path, stack_z: str, channel: Optional[int],
     return stack_file, reading
 
 
+#: counts.csv's and population's CSV's column of each row's time, where a TIFF stack records its interval
+TIME_COLUMN = "time_s"
+
+
+def _stack_seconds(reading: Optional[dict], time_points) -> Optional[list[float]]:
+    """counts.csv's and population's ``time_s``: each row's time point (``time_points``, from 0) times the seconds
+    between time points that a TIFF stack's metadata record (ImageJ ``finterval``, OME ``TimeIncrement``:
+    ``reading``'s ``interval_s``, :func:`_stack_reading`), to the millisecond; None for any other input: a video's
+    timestamps are its playback's, not the filming's (7 fps for frames a minute apart), a folder's names hold
+    time points, and a folder of stacks' first file speaks for none of the others."""
+    if reading is None or "file" in reading or not reading.get("interval_s"):
+        return None
+    step = float(reading["interval_s"])
+    return [round(int(t) * step, 3) for t in time_points]
+
+
 def _check_stack_file(path: Path, stack_z: str, channel: Optional[int], pages: str) -> None:
     """Refuse the options that the TIFF stack ``path`` cannot be read with, as its reader refuses them
     (:func:`~devolens.io.stacks.check_stack_options`: a missing or out-of-range ``--channel``, a bad ``--stack-z``),
@@ -2744,6 +2762,7 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
             f"counts.csv (frame, count: {_COUNT_WORDS[kind]}; frame: a folder's file name "
             "without its extension, a video's or stack's "
             "frame number from 0, as `curate frames` numbers every input's rows: join a folder's on its file; "
+            "time_s, seconds from the first time point, for a TIFF stack whose metadata record its interval; "
             "with overlay.mp4 and --skip-flagged, or frames that could not be read, a last column video_frame: "
             "the row's frame in overlay.mp4, from 0, as the video leaves out the frames that have no row), "
             "overlays/ (PNG, for an image or a folder) or overlay.mp4 (for a video, a "
@@ -3302,6 +3321,9 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
                           left_out[0] if left_out is not None else np.zeros_like(no_signal))
     if empty.any():
         df.loc[empty, list(COLUMNS)] = np.nan
+    seconds = _stack_seconds(reading, df["frame"])  # (a TIFF stack that records its interval: time_s, the last)
+    if seconds:
+        df[TIME_COLUMN] = seconds
     # the outputs, written together once everything is worked out (the notes the record keeps included): the plot,
     # the curation report (--skip-flagged auto: made here), the CSV, then the record
     writers: dict = {}
@@ -3310,8 +3332,10 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
 
         pdf = df.copy()
         xs, xlabel = _plot_axis(source, kept)
+        if seconds:  # drawn against the filming's time
+            xs, xlabel = [t / 60 for t in seconds], "time (minutes from the first time point, as the file records it)"
         pdf.insert(0, "time", xs)
-        pdf = pdf.drop(columns=["frame"])
+        pdf = pdf.drop(columns=["frame", *([TIME_COLUMN] if seconds else [])])
         writers[plot_file] = lambda tmp: plot_populations(
             pdf, tmp, xlabel=xlabel, title=f"{input_path.name}: predicted populations"
             + (" (monotone)" if monotone else " (developmental clock)" if clock else ""))
@@ -4157,7 +4181,9 @@ def population_command(
     out: Path = typer.Option(..., "--out", "-o", help=(
         "Output CSV, columns frame, A, E, M, P, C, D, Z, total: expected cells per letter (fractional: the model "
         f"gives expected counts, not whole cells), one row per frame read (flagged frames have no row; a frame of no "
-        f"signal, one grey level throughout or black, has empty counts but with --clock or --monotone). {LETTER_HELP} "
+        f"signal, one grey level throughout or black, has empty counts but with --clock or --monotone); for a TIFF "
+        f"stack whose metadata record its interval a last column time_s, seconds from the first time point (the plot "
+        f"then in minutes). {LETTER_HELP} "
         "Beside it, NAME.json records how it was made (command line, devolens and torch versions, model and its "
         "weights' sha256 and that of all its files (card and weights), no_signal (the frames of no signal, whose "
         "counts are empty), precision, the device the network ran on, options, magnification estimate and the working "
