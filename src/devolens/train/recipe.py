@@ -154,6 +154,10 @@ EARLY_STOP_KEYS = {"patience": "a whole number >= 1: the epochs in a row without
                    "min_delta": "a number >= 0 (default 0): how much the monitored metric must improve on its best "
                                 "to count"}
 _EARLY_STOP_EXAMPLE = "{patience: 5, min_delta: 0.001}"
+#: each key of ``train.early_stop`` as a recipe key of its own: its bounds and default, which
+#: :func:`_early_stop_check` checks, and what ``tune.space`` draws it within (:func:`_field_at`)
+EARLY_STOP_FIELDS = {"patience": Field("int", None, low=1, help=EARLY_STOP_KEYS["patience"]),
+                     "min_delta": Field("float", 0.0, low=0.0, help=EARLY_STOP_KEYS["min_delta"])}
 
 
 def _early_stop_check(v):
@@ -168,10 +172,11 @@ def _early_stop_check(v):
     if p is None:
         return (f"patience missing: give the epochs without improvement before training stops, e.g. "
                 f"{_EARLY_STOP_EXAMPLE} (or early_stop: null for none)")
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not float(p).is_integer() or p < 1:
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not float(p).is_integer() \
+            or p < EARLY_STOP_FIELDS["patience"].low:
         return f"patience: expected {EARLY_STOP_KEYS['patience'].partition(':')[0]}, got {shown(p)}"
-    d = _number(v.get("min_delta", 0.0))
-    if d is None or not math.isfinite(d) or d < 0:
+    d = _number(v.get("min_delta", EARLY_STOP_FIELDS["min_delta"].default))
+    if d is None or not math.isfinite(d) or d < EARLY_STOP_FIELDS["min_delta"].low:
         return f"min_delta: expected {EARLY_STOP_KEYS['min_delta'].partition(' (')[0]}, got {shown(v['min_delta'])}"
     return None
 
@@ -516,10 +521,6 @@ def _validate(section: dict, schema: dict, prefix: str) -> dict:
             out[key] = copy.deepcopy(spec.default)
     return out
 
-
-#: ``tune.space`` may draw each key of ``train.early_stop`` (one recipe key, a mapping) as a key of its own
-EARLY_STOP_FIELDS = {"patience": Field("int", None, low=1, help=EARLY_STOP_KEYS["patience"]),
-                     "min_delta": Field("float", 0.0, low=0.0, help=EARLY_STOP_KEYS["min_delta"])}
 
 
 def _field_at(path: str) -> Field:
