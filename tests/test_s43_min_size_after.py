@@ -57,11 +57,16 @@ def test_a_giant_image_segmented_in_blocks_drops_them_too(monkeypatch):
     img = _nuclei_image(side=1024, n=400)
     plain = m.predict(img)
     m.min_size_input = 250.0
+    m.min_size_dropped = []  # (segment's count of them: session 51, the block path counted none)
     kept = m.predict(img)
     assert plain.extra.get("blocks", 1) > 1 and kept.extra.get("blocks", 1) > 1  # (block by block)
     assert (plain.centroids["area"] < 250).any()
     assert len(kept.centroids) and (kept.centroids["area"] >= 250).all()
     assert len(kept.centroids) == int((plain.centroids["area"] >= 250).sum())
+    assert m.min_size_dropped == [int((plain.centroids["area"] < 250).sum())]
+    # lone specks are specks whatever their size (the whole-image path drops them before --min-size)
+    specks = len(plain.extra.get("isolated_dropped", []))
+    assert specks and len(kept.extra.get("isolated_dropped", [])) == specks
 
 
 def test_a_min_size_below_the_model_s_own_lowers_it():

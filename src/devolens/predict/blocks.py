@@ -340,16 +340,23 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
         areas = np.concatenate([areas, written[n:]])
         n += len(kept)
     objects = {"label": np.arange(1, n + 1), "x": xs, "y": ys, "area": areas}
-    gone = objects["area"] == 0  # hidden under earlier blocks' objects (rare)
+    hidden = objects["area"] == 0  # hidden under earlier blocks' objects (rare)
+    gone = hidden.copy()
+    small = np.zeros(n, bool)
     if getattr(predictor, "min_size_input", None) is not None:  # segment --min-size: whole objects' input pixels
-        gone |= objects["area"] < float(predictor.min_size_input)
+        small = (objects["area"] < float(predictor.min_size_input)) & ~gone
+        gone |= small
     dropped = None  # the areas (input pixels) of the lone objects dropped as specks, where any were
     if fraction > 0 and n:
         # (the whole-image path looks 2 working pixels around each object: that many input pixels, rounded down)
         specks = _specks(labels, objects, fraction, gap=max(1, int(2 / run.scale)))
         if specks.any():  # (as the whole-image path's extra["isolated_dropped"]: the segment command's note)
-            dropped = objects["area"][specks & ~gone].astype(np.int64)
+            dropped = objects["area"][specks & ~hidden].astype(np.int64)
+        small &= ~specks  # (a small lone speck: counted as a speck, as the whole-image path drops specks first)
         gone |= specks
+    if getattr(predictor, "min_size_dropped", None) is not None and getattr(predictor, "min_size_input", None) \
+            is not None:  # segment's count of the objects --min-size dropped, as the whole-image path counts them
+        predictor.min_size_dropped.append(int(small.sum()))
     if gone.any():  # renumbered away, band by band (no second full-size array)
         lut = np.zeros(n + 1, labels.dtype)
         lut[objects["label"][~gone]] = np.arange(1, int((~gone).sum()) + 1)
