@@ -1048,25 +1048,38 @@ def write_card(card: dict, folder: Path, load_name: str | None = None) -> None:
     """Write ``card`` into a model folder: ``card.json`` and the same card as ``card.md`` (:func:`write_card_md`).
 
     Where the folder holds ``weights.safetensors``, the card records its sha256 (``weights_sha256``, set in ``card``
-    too: a copied card and weights can then be checked against each other, ``sha256sum weights.safetensors``);
-    write the weights first."""
+    too: a copied card and weights can then be checked against each other, ``sha256sum weights.safetensors``), and
+    the sha256 of each size model the card names that the folder holds (``files_sha256``, file name -> sha256; one
+    it does not hold keeps the sha256 the card records); write the weights and size models first."""
+    from devolens.provenance import file_sha256
+
     weights = Path(folder) / "weights.safetensors"
     if weights.is_file():
-        from devolens.provenance import file_sha256
-
         card["weights_sha256"] = file_sha256(weights)
+    # (a size model not in the folder yet, a card staged before it: its recorded sha256 kept)
+    before = card.get("files_sha256") if isinstance(card.get("files_sha256"), dict) else {}
+    files = {n: file_sha256(Path(folder) / n) if (Path(folder) / n).is_file() else before[n]
+             for n in sorted(_card_files(card)) if (Path(folder) / n).is_file() or isinstance(before.get(n), str)}
+    if files:
+        card["files_sha256"] = files
+    else:
+        card.pop("files_sha256", None)
     (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     write_card_md(card, folder / "card.md", load_name)
 
 
 def weights_md(card: dict) -> list[str]:
     """The lines of a card.md's "Weights" section: the sha256 its card records (``weights_sha256``), by which a copy
-    is checked; no lines when the card records none. Shared by every card writer (this module's, the identity and
-    livedead scripts')."""
+    is checked, and its size models' (``files_sha256``); no lines when the card records none. Shared by every card
+    writer (this module's, the identity and livedead scripts')."""
     if not card.get("weights_sha256"):
         return []
-    return ["## Weights", "", f"`weights.safetensors`, sha256 `{card['weights_sha256']}` (`sha256sum "
-            "weights.safetensors` checks a copy)", ""]
+    files = card.get("files_sha256") if isinstance(card.get("files_sha256"), dict) else {}
+    lines = ["## Weights", "", f"`weights.safetensors`, sha256 `{card['weights_sha256']}` (`sha256sum "
+             "weights.safetensors` checks a copy)", ""]
+    if files:
+        lines += ["The size models beside it:", "", *[f"- `{n}`, sha256 `{h}`" for n, h in files.items()], ""]
+    return lines
 
 
 def card_md(card: dict, load_name: str | None = None) -> str:

@@ -527,7 +527,7 @@ def weights_mismatch(folder: str | Path, info: dict[str, Any]) -> str | None:
     except DevolensError:
         return None
     if sha == recorded:
-        return None
+        return _size_models_mismatch(folder, info)
     said = f"has sha256 {sha}, not the {recorded} its card records (weights_sha256)"
     try:
         shipped = folder.resolve().parent == PACKAGE_ZOO.resolve()
@@ -538,6 +538,38 @@ def weights_mismatch(folder: str | Path, info: dict[str, Any]) -> str | None:
                 "card's figures do not describe; reinstall devolens")
     return (f"{weights} {said}: the weights were replaced or damaged after the card was written, so the card's figures "
             "do not describe them; copy the model's folder again (devolens models export)")
+
+
+def _size_models_mismatch(folder: Path, info: dict[str, Any]) -> str | None:
+    """In words, which size models of the model in ``folder`` (the files its card ``info``'s ``files_sha256`` names,
+    :func:`devolens.models.export.write_card`) differ from the sha256 recorded there; None where every one present
+    matches (a missing one: loading it says so)."""
+    recorded = info.get("files_sha256")
+    if not isinstance(recorded, dict):
+        return None
+    differ = []
+    for name, expected in recorded.items():
+        path = folder / str(name)
+        if not isinstance(expected, str) or Path(str(name)).name != str(name) or not path.is_file():
+            continue
+        try:
+            if weights_sha256(path) != expected:
+                differ.append(path)
+        except DevolensError:
+            continue
+    if not differ:
+        return None
+    files = ", ".join(str(p) for p in differ)
+    said = (f"size model {files} is not the one its card records (files_sha256)" if len(differ) == 1 else
+            f"size models {files} are not the ones its card records (files_sha256)")
+    try:
+        shipped = folder.resolve().parent == PACKAGE_ZOO.resolve()
+    except OSError:
+        shipped = False
+    if shipped:
+        return f"the shipped {folder.name} model's {said}: a damaged install; reinstall devolens"
+    return (f"the {said}: replaced or damaged after the card was written, so the magnification estimate "
+            "(--diameter auto) may not be the card's; copy the model's folder again (devolens models export)")
 
 
 def check_weights(folder: str | Path, info: dict[str, Any], stacklevel: int = 2) -> None:
