@@ -111,6 +111,19 @@ def frames(
             short = None
         if short:
             note(short)
+        from devolens.io.video import video_steady
+
+        if video_steady(path) is False:  # (known once read to its end with its timestamps, as here)
+            note(vfr_note(Path(path).name))
+
+
+def vfr_note(name: str) -> str:
+    """``curate frames``' note on a video whose frames come at varying intervals (:func:`devolens.io.video.
+    video_steady` False): its ``time`` column is each frame's own, and a frame missing from it cannot be told from
+    a longer interval (the reader stops marking lost frames at its first uneven step)."""
+    return (f"{name}: its frames come at varying intervals (a variable frame rate, or a pause): the report's time "
+            "column gives each frame's own seconds, and frames missing from such a video cannot be told from a longer "
+            "interval, so none is flagged dropped past its first uneven step")
 
 
 
