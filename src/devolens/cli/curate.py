@@ -126,8 +126,6 @@ def vfr_note(name: str) -> str:
             "interval, so none is flagged dropped past its first uneven step")
 
 
-
-
 def _summary_line(report, counts: dict) -> str:
     """The run's line: the frames read and how many of them are flagged, by kind, and apart from them the frames
     missing from the sequence (``dropped`` rows, which hold no frame read): "8 frames, 3 flagged (red_line 2,

@@ -522,7 +522,6 @@ def _validate(section: dict, schema: dict, prefix: str) -> dict:
     return out
 
 
-
 def _field_at(path: str) -> Field:
     head, _, sub = path.rpartition(".")
     if head == "train.early_stop" and sub in EARLY_STOP_FIELDS:
