@@ -1677,6 +1677,9 @@ def run_segmentation(
         if min_size is not None:  # input pixels: each image's working pixels by its own scale (diameter auto, each)
             predictor.min_size_input = float(min_size)
             predictor.min_size_dropped = min_size_dropped
+        # the colour channel is the command's choice (_membrane_colour: one file; a folder: the rule, file by file,
+        # with its note), not the library stream's image by image
+        predictor.reads_own_channels = False
         apply_threads(threads)
         # the folders above --out that the staging makes go again when the run fails or is stopped, as
         # staged_folder's (out itself is made only by the commit): a failed run leaves no empty folders

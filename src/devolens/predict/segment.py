@@ -625,6 +625,10 @@ class _SegmentationPredictor:
     #: a list :meth:`_without_small` adds each image's count of objects dropped under :attr:`min_size_input` to
     #: (``segment``'s note on a run that kept nothing), or None
     min_size_dropped: list[int] | None = None
+    #: whether :meth:`predict_batch` and :meth:`predict_iter` read each colour image as :meth:`predict` reads it alone
+    #: (the membrane model's channel of membranes: :meth:`MembranePredictor._own_channels`); ``devolens segment``
+    #: turns it off for a folder, whose files it reads by the card's rule, image by image, with its note
+    reads_own_channels = True
 
     def __init__(
         self,
@@ -802,7 +806,7 @@ class _SegmentationPredictor:
         run = self._for_call(diameter)
         image = _frame_in(image)  # (a path read once, refused as the stream refuses it)
         read = run._read_by(image)  # (the membrane model: a colour image's channel of membranes)
-        result = list(_issued(read._run([image], 1, one=True)))[0]  # (its warnings name the caller's line: _issued)
+        result = list(_issued(read._run([image], 1, one=True, own=False)))[0]  # (warnings name the caller's line)
         if read is not run:
             run._took(read)
         return result
@@ -925,21 +929,38 @@ class _SegmentationPredictor:
             self.network.scale = read.network.scale
 
     def _run(self, images: Iterable, total: int | None = None, progress: Callable[[int, int], None] | None = None,
-             workers: int = 1, *, one: bool = False) -> Iterator[SegmentationResult | Told]:
+             workers: int = 1, *, one: bool = False, own: bool = True) -> Iterator[SegmentationResult | Told]:
         """:meth:`predict_iter`'s stream: the results, in input order, and what is to be said of them as
         :class:`Told` items, which :meth:`predict`, :meth:`predict_batch` and :meth:`predict_iter` issue as
         warnings naming their caller's line (:func:`_issued`; issued here, a warning named this module's line, or
         ``list()``'s caller's, not the user's). An image refused (:func:`_checked`; ``one``: :meth:`predict`'s)
-        ends the stream: the results of the images before it come first, then its error, naming its position."""
+        ends the stream: the results of the images before it come first, then its error, naming its position.
+        ``own``: each image read as :meth:`predict` reads it alone (:attr:`reads_own_channels`; False: as decided
+        already, :meth:`predict`'s)."""
         check_stream(images, progress=progress)
         from devolens.checks import whole
 
         workers = whole(workers, "workers", 0, floats=True)  # ("2" and 1.5 are no number of threads; -1 ran none)
         failed: list = []
-        # paths read, tensors, 1xHxW and channels-first arrays laid out, checked
-        yield from self._results(_checked(images, failed, one), total, progress, workers)
+        # paths read, tensors, 1xHxW and channels-first arrays laid out, checked; each read as predict reads it
+        reads: collections.deque = collections.deque()  # (the channel of each image given on as one plane)
+        images = _checked(images, failed, one)
+        if own and self.reads_own_channels:
+            images = self._own_channels(images, reads)
+        for item in self._results(images, total, progress, workers):
+            if reads and isinstance(item, SegmentationResult):  # (results come in input order, one an image)
+                channel = reads.popleft()
+                if channel is not None:
+                    item.extra["color_read"] = channel
+            yield item
         if failed:
             raise failed[0]
+
+    def _own_channels(self, images: Iterator, reads: collections.deque) -> Iterator:
+        """The images of a stream as this predictor reads them where its own rule reads a colour image apart from
+        the network's (the membrane model's channel of membranes: :meth:`MembranePredictor._own_channels`); here as
+        they are."""
+        return images
 
     def _results(self, images: Iterator, total: int | None, progress: Callable[[int, int], None] | None,
                  workers: int) -> Iterator[SegmentationResult | Told]:
@@ -1751,9 +1772,10 @@ class MembranePredictor(_SegmentationPredictor):
     that channel holds blobs (nuclei) and another holds lines (membranes), which is then read: a two-colour image of
     membranes and nuclei is read by its membranes (:func:`~devolens.predict.notes.membrane_channel`, the one function
     both use); the result's ``extra["color_read"]`` names the channel read. Grey images are read as they are.
-    :meth:`predict_batch` and :meth:`predict_iter` keep the rule image by image (their images, as a folder's files,
-    may each be laid out its own way); their :class:`~devolens.errors.InputWarning` names a channel that carries
-    structure beside the one read. Another channel, for every image: ``load("membrane", channel="green")``
+    :meth:`predict_batch` and :meth:`predict_iter` read each image as :meth:`predict` reads it alone (their images
+    may each be laid out its own way: a two-colour image beside a green-only export), so that ``predict_batch([x])``
+    gives ``predict(x)``'s result. (``devolens segment membrane`` of a folder keeps the card's rule file by file,
+    with a note naming ``--color``.) Another channel, for every image: ``load("membrane", channel="green")``
     (``red``, ``green``, ``blue``, ``mean``, ``max``: ``segment --color``), which no rule overrides.
     """
 
@@ -1778,6 +1800,23 @@ class MembranePredictor(_SegmentationPredictor):
 
     def _nothing(self, probs: np.ndarray, shape: tuple[int, int]) -> SegmentationResult:
         return self._finish(probs, shape, nothing=True)
+
+    def _own_channels(self, images: Iterator, reads: collections.deque) -> Iterator:
+        """:meth:`predict_batch`'s and :meth:`predict_iter`'s images, each colour one read as :meth:`predict` reads
+        it alone (:meth:`_read_by`): one whose membranes lie in another channel than the rule's (a two-colour image
+        of membranes and nuclei) given on as that channel's plane, ``reads`` keeping the channel (None for the
+        others), in input order, for its result's ``extra["color_read"]``; grey images, images prepared ahead and
+        every image where a channel was given, as they are."""
+        if self.network.channel != "auto":
+            yield from images
+            return
+        from devolens.predict.notes import membrane_channel
+
+        for image in images:
+            found = None if isinstance(image, Prepared) else membrane_channel(image)
+            reads.append(None if found is None else found[0])
+            yield image if found is None else np.ascontiguousarray(
+                np.asarray(image)[..., ("red", "green", "blue").index(found[0])])
 
     def _read_by(self, image: np.ndarray | Prepared) -> "_SegmentationPredictor":
         """Under the ``auto`` rule, a view that reads a colour ``image``'s channel of membranes where the rule's
