@@ -1677,8 +1677,8 @@ def run_segmentation(
         if min_size is not None:  # input pixels: each image's working pixels by its own scale (diameter auto, each)
             predictor.min_size_input = float(min_size)
             predictor.min_size_dropped = min_size_dropped
-        # the colour channel is the command's choice (_membrane_colour: one file; a folder: the rule, file by file,
-        # with its note), not the library stream's image by image
+        # the colour channel is the command's choice (_membrane_colour: one file; a folder: each file judged as it is
+        # read, _file_membranes), made before its frames are counted for the colour notes
         predictor.reads_own_channels = False
         apply_threads(threads)
         # the folders above --out that the staging makes go again when the run fails or is stopped, as
@@ -1744,13 +1744,24 @@ def run_segmentation(
         # overlays drawn shrunk (images larger than tiles.OVERLAY_SIDE): (name, factor, its size, the image's size)
         shrunk: list[tuple] = []
 
+        # a folder's two-colour files of membranes and nuclei: each read by its membranes, as one such image is
+        # (membrane_channel, :func:`_membrane_colour`'s rule), the network given that channel's plane
+        by_file = kind == "membrane" and color is None and membranes is None and input_path.is_dir() \
+            and _auto_rule(model)
+        lined: dict[int, tuple[str, str]] = {}  # position -> (lines, blobs) of the files read so
+
         def frames() -> Iterator:
             for pos, frame in source.iter(skip):
                 prepared = isinstance(frame, Prepared)
                 arr = frame.image if prepared else np.asarray(frame)
                 if arr.ndim == 3 and arr.shape[2] in (3, 4):
                     colour[0] = True
-                    reads.add(pos, arr, frame.channel if prepared else None)
+                    found = _file_membranes(arr) if by_file else None
+                    reads.add(pos, arr, found[0] if found else frame.channel if prepared else None)
+                    if found:
+                        lined[pos] = found
+                        arr = frame = np.ascontiguousarray(arr[..., ("red", "green", "blue").index(found[0])])
+                        prepared = False
                 if note_sizes:
                     sizes.add(tuple(sorted(arr.shape[:2])))  # (a portrait and a landscape frame: one size)
                 pending.append((pos, arr))
@@ -1938,7 +1949,8 @@ def run_segmentation(
             "colour_note": _colour_note(looked, kind, predictor.network.channel),
             # the channel a colour input was read by, without --color (its line, where the colour note says nothing),
             # each file's where they differ (a folder of a green and a red export)
-            "colour_read_line": None if color is not None else _membrane_colour_words(membranes) or reads.line(
+            "colour_read_line": None if color is not None else _membrane_colour_words(membranes) or _lined_words(
+                lined, reads, source.names) or reads.line(
                 lambda p: source.frame_id(p) if source.names is None else source.names[p],
                 "frame" if source.names is None else "file"),
             # (the planes are read only where the note judges them)
@@ -2443,8 +2455,8 @@ def _membrane_colour(model: str, kind: str, color: Optional[str], source: "_Sour
     (:func:`~devolens.predict.notes.membrane_channel`, which the library's ``predict`` of one image reads by too): the
     run reads ``lines`` (``where``: in its frame, or in every frame of the stack or video: one file, laid out one way
     throughout). None otherwise: a folder (its images may be laid out each its own way: a composite beside green-only
-    exports, whose red is empty) keeps the rule's choice, image by image, as does a video whose first frame decides
-    nothing (dark, or of one channel)."""
+    exports, whose red is empty) is judged file by file as it is read (:func:`_file_membranes`), and a video whose
+    first frame decides nothing (dark, or of one channel) keeps the rule's choice."""
     if kind != "membrane" or color is not None or source.first is None or not _auto_rule(model):
         return None
     from devolens.predict.notes import membrane_channel
@@ -2484,6 +2496,35 @@ def _auto_rule(model: str) -> bool:
         return zoo.card(model).get("preprocessing", {}).get("channel", "auto") == "auto"
     except DevolensError:
         return False
+
+
+def _file_membranes(image: np.ndarray) -> Optional[tuple[str, str]]:
+    """For ``segment membrane`` of a folder: ``(lines, blobs)`` where the colour ``image`` (one file) holds membranes
+    in another channel than the rule's, nuclei (:func:`~devolens.predict.notes.membrane_channel`, as one image is
+    read); None otherwise."""
+    from devolens.predict.notes import membrane_channel
+
+    return membrane_channel(image)
+
+
+def _lined_words(lined: dict, reads: "_ColourReads", names: Optional[list]) -> Optional[str]:
+    """The colour line of a folder of which some colour files were read by their membranes (``lined``: position ->
+    ``(lines, blobs)``, :func:`_file_membranes`): which, and by which channel; the others' channel after it, where
+    any colour file was read by the rule; None where none was read so."""
+    if not lined or names is None:
+        return None
+    from devolens.predict.notes import membrane_channel_words
+
+    pairs = sorted(set(lined.values()))
+    colour = sum(len(v) for v in reads.by.values())
+    if len(pairs) == 1 and len(lined) == colour:
+        return membrane_channel_words(*pairs[0], " in every file" if colour > 1 else "")
+    said = "; ".join(membrane_channel_words(*pair, f" in {_names([names[p] for p, q in lined.items() if q == pair])}")
+                     for pair in pairs)
+    rest = {ch: [p for p in pos if p not in lined] for ch, pos in reads.by.items()}
+    rest = {ch: pos for ch, pos in rest.items() if pos}
+    others = "; ".join(f"{ch} in {_names([names[p] for p in pos])}" for ch, pos in rest.items())
+    return said + (f"; the other colour files by the card's rule: {others}" if others else "")
 
 
 def _membrane_colour_words(membranes: Optional[tuple[str, str, str]]) -> Optional[str]:
@@ -2720,9 +2761,9 @@ _CHANNEL_HELP = ("TIFF stacks with a C axis: the channel to use (0-based); requi
 _COLOR_HELP = ("Colour images and videos: the channel that holds the nuclei (or membranes): auto (the dominant "
                "channel, e.g. green for histone-GFP, red for H2B-mCherry, blue for DAPI; the mean of R, G, B when "
                "none dominates; the shipped models' rule), green, red, blue, mean or max (the rule of models of "
-               "your own, as their training data were read). Default: the model's own rule (segment membrane of "
-               "one image, a stack or a video: the channel of lines, membranes, where the dominant one holds blobs, "
-               "nuclei; judged on the first frame).")
+               "your own, as their training data were read). Default: the model's own rule (segment membrane: the "
+               "channel of lines, membranes, where the dominant one holds blobs, nuclei; a stack or a video judged "
+               "on its first frame, a folder file by file).")
 #: the population letters, for help texts
 LETTER_HELP = f"Letters: {LETTER_KEY_LINE}."
 

@@ -627,7 +627,7 @@ class _SegmentationPredictor:
     min_size_dropped: list[int] | None = None
     #: whether :meth:`predict_batch` and :meth:`predict_iter` read each colour image as :meth:`predict` reads it alone
     #: (the membrane model's channel of membranes: :meth:`MembranePredictor._own_channels`); ``devolens segment``
-    #: turns it off for a folder, whose files it reads by the card's rule, image by image, with its note
+    #: turns it off: it makes that choice itself (the same rule), before it counts its frames for its colour notes
     reads_own_channels = True
 
     def __init__(
@@ -1774,8 +1774,7 @@ class MembranePredictor(_SegmentationPredictor):
     both use); the result's ``extra["color_read"]`` names the channel read. Grey images are read as they are.
     :meth:`predict_batch` and :meth:`predict_iter` read each image as :meth:`predict` reads it alone (their images
     may each be laid out its own way: a two-colour image beside a green-only export), so that ``predict_batch([x])``
-    gives ``predict(x)``'s result. (``devolens segment membrane`` of a folder keeps the card's rule file by file,
-    with a note naming ``--color``.) Another channel, for every image: ``load("membrane", channel="green")``
+    gives ``predict(x)``'s result, as ``devolens segment membrane`` reads a folder's files. Another channel, for every image: ``load("membrane", channel="green")``
     (``red``, ``green``, ``blue``, ``mean``, ``max``: ``segment --color``), which no rule overrides.
     """
 
