@@ -1774,8 +1774,9 @@ class MembranePredictor(_SegmentationPredictor):
     both use); the result's ``extra["color_read"]`` names the channel read. Grey images are read as they are.
     :meth:`predict_batch` and :meth:`predict_iter` read each image as :meth:`predict` reads it alone (their images
     may each be laid out its own way: a two-colour image beside a green-only export), so that ``predict_batch([x])``
-    gives ``predict(x)``'s result, as ``devolens segment membrane`` reads a folder's files. Another channel, for every image: ``load("membrane", channel="green")``
-    (``red``, ``green``, ``blue``, ``mean``, ``max``: ``segment --color``), which no rule overrides.
+    gives ``predict(x)``'s result, as ``devolens segment membrane`` reads a folder's files. Another channel, for
+    every image: ``load("membrane", channel="green")`` (``red``, ``green``, ``blue``, ``mean``, ``max``: ``segment
+    --color``), which no rule overrides.
     """
 
     default_head = "three_class"
