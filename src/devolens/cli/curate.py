@@ -115,6 +115,34 @@ def frames(
 
         if video_steady(path) is False:  # (known once read to its end with its timestamps, as here)
             note(vfr_note(Path(path).name))
+    sized = sizes_note(report)
+    if sized:
+        note(sized)
+
+
+def sizes_note(report) -> Optional[str]:
+    """``curate frames``' note on a folder whose files are not all of its first file's size (cropped frames, or
+    another movie's): which; their change from the frame before is not measured (no duplicate test), and their
+    levels are compared with frames of another field. None where every frame read has the first's size."""
+    if "file" not in report or not len(report):
+        return None
+    read = report.dropna(subset=["height", "width"])
+    read = read[read["file"].notna()]
+    if len(read) < 2:
+        return None
+    first = (int(read["height"].iloc[0]), int(read["width"].iloc[0]))
+    other = read[(read["height"].astype(int) != first[0]) | (read["width"].astype(int) != first[1])]
+    if not len(other):
+        return None
+    from devolens.errors import listed
+
+    kinds = sorted({(int(h), int(w)) for h, w in zip(other["height"], other["width"])}, key=lambda s: s[0] * s[1])
+    one = len(other) == 1
+    return (f"{len(other)} of {len(read)} files ({listed(map(str, other['file']), 8)}) {'is' if one else 'are'} of another "
+            f"size than the first ({first[1]}x{first[0]} pixels): " + ", ".join(f"{w}x{h}" for h, w in kinds)
+            + " pixels; frames cropped, or of another movie? Their change from the frame before is not measured "
+            "(no duplicate test), and their levels are compared with frames of another field (the dark and bright "
+            "tests)")
 
 
 def vfr_note(name: str) -> str:
