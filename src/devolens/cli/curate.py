@@ -138,8 +138,9 @@ def sizes_note(report) -> Optional[str]:
 
     kinds = sorted({(int(h), int(w)) for h, w in zip(other["height"], other["width"])}, key=lambda s: s[0] * s[1])
     one = len(other) == 1
-    return (f"{len(other)} of {len(read)} files ({listed(map(str, other['file']), 8)}) {'is' if one else 'are'} of another "
-            f"size than the first ({first[1]}x{first[0]} pixels): " + ", ".join(f"{w}x{h}" for h, w in kinds)
+    named = listed(map(str, other["file"]), 8)
+    return (f"{len(other)} of {len(read)} files ({named}) {'is' if one else 'are'} of another size than the first "
+            f"({first[1]}x{first[0]} pixels): " + ", ".join(f"{w}x{h}" for h, w in kinds)
             + " pixels; frames cropped, or of another movie? Their change from the frame before is not measured "
             "(no duplicate test), and their levels are compared with frames of another field (the dark and bright "
             "tests)")
