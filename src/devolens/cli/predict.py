@@ -1678,7 +1678,7 @@ def run_segmentation(
             predictor.min_size_input = float(min_size)
             predictor.min_size_dropped = min_size_dropped
         # the colour channel is the command's choice (_membrane_colour: one file; a folder: each file judged as it is
-        # read, _file_membranes), made before its frames are counted for the colour notes
+        # read, notes.membrane_plane), made before its frames are counted for the colour notes
         predictor.reads_own_channels = False
         apply_threads(threads)
         # the folders above --out that the staging makes go again when the run fails or is stopped, as
@@ -1745,10 +1745,11 @@ def run_segmentation(
         shrunk: list[tuple] = []
 
         # a folder's two-colour files of membranes and nuclei: each read by its membranes, as one such image is
-        # (membrane_channel, :func:`_membrane_colour`'s rule), the network given that channel's plane
+        # (notes.membrane_plane, :func:`_membrane_colour`'s rule), the network given that channel's plane
         by_file = kind == "membrane" and color is None and membranes is None and input_path.is_dir() \
             and _auto_rule(model)
         lined: dict[int, tuple[str, str]] = {}  # position -> (lines, blobs) of the files read so
+        from devolens.predict.notes import membrane_plane
 
         def frames() -> Iterator:
             for pos, frame in source.iter(skip):
@@ -1756,12 +1757,11 @@ def run_segmentation(
                 arr = frame.image if prepared else np.asarray(frame)
                 if arr.ndim == 3 and arr.shape[2] in (3, 4):
                     colour[0] = True
-                    found = _file_membranes(arr) if by_file else None
-                    reads.add(pos, arr, found[0] if found else frame.channel if prepared else None)
+                    found = membrane_plane(arr) if by_file else None
+                    reads.add(pos, arr, found[1][0] if found else frame.channel if prepared else None)
                     if found:
-                        lined[pos] = found
-                        arr = frame = np.ascontiguousarray(arr[..., ("red", "green", "blue").index(found[0])])
-                        prepared = False
+                        arr = frame = found[0]
+                        lined[pos], prepared = found[1], False
                 if note_sizes:
                     sizes.add(tuple(sorted(arr.shape[:2])))  # (a portrait and a landscape frame: one size)
                 pending.append((pos, arr))
@@ -2455,8 +2455,8 @@ def _membrane_colour(model: str, kind: str, color: Optional[str], source: "_Sour
     (:func:`~devolens.predict.notes.membrane_channel`, which the library's ``predict`` of one image reads by too): the
     run reads ``lines`` (``where``: in its frame, or in every frame of the stack or video: one file, laid out one way
     throughout). None otherwise: a folder (its images may be laid out each its own way: a composite beside green-only
-    exports, whose red is empty) is judged file by file as it is read (:func:`_file_membranes`), and a video whose
-    first frame decides nothing (dark, or of one channel) keeps the rule's choice."""
+    exports, whose red is empty) is judged file by file as it is read (:func:`~devolens.predict.notes.membrane_plane`),
+    and a video whose first frame decides nothing (dark, or of one channel) keeps the rule's choice."""
     if kind != "membrane" or color is not None or source.first is None or not _auto_rule(model):
         return None
     from devolens.predict.notes import membrane_channel
@@ -2498,19 +2498,10 @@ def _auto_rule(model: str) -> bool:
         return False
 
 
-def _file_membranes(image: np.ndarray) -> Optional[tuple[str, str]]:
-    """For ``segment membrane`` of a folder: ``(lines, blobs)`` where the colour ``image`` (one file) holds membranes
-    in another channel than the rule's, nuclei (:func:`~devolens.predict.notes.membrane_channel`, as one image is
-    read); None otherwise."""
-    from devolens.predict.notes import membrane_channel
-
-    return membrane_channel(image)
-
-
 def _lined_words(lined: dict, reads: "_ColourReads", names: Optional[list]) -> Optional[str]:
     """The colour line of a folder of which some colour files were read by their membranes (``lined``: position ->
-    ``(lines, blobs)``, :func:`_file_membranes`): which, and by which channel; the others' channel after it, where
-    any colour file was read by the rule; None where none was read so."""
+    ``(lines, blobs)``, :func:`~devolens.predict.notes.membrane_plane`): which, and by which channel; the others'
+    channel after it, where any colour file was read by the rule; None where none was read so."""
     if not lined or names is None:
         return None
     from devolens.predict.notes import membrane_channel_words

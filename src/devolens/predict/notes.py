@@ -145,6 +145,16 @@ def _at_nucleus_scale(arr: np.ndarray) -> np.ndarray:
     return np.asarray(at_nucleus_scale(rgb), dtype=np.float32)
 
 
+def membrane_plane(image) -> Optional[tuple[np.ndarray, tuple[str, str]]]:
+    """A colour ``image`` as the membrane model reads it where its membranes lie in another channel than the
+    rule's (:func:`membrane_channel`): that channel's plane and ``(lines, blobs)``; None otherwise. The one reading of
+    the membrane predictor's streams (``predict_batch``, ``predict_iter``) and ``segment membrane FOLDER``'s files."""
+    found = membrane_channel(image)
+    if found is None:
+        return None
+    return np.ascontiguousarray(np.asarray(image)[..., ("red", "green", "blue").index(found[0])]), found
+
+
 def membrane_channel_words(lines: str, blobs: str, where: str = "") -> str:
     """The colour note of a membrane input read by its channel of ``lines`` over the rule's channel of ``blobs``
     (:func:`membrane_channel`; ``where``: said after "was read", e.g. " in every frame")."""

@@ -1810,13 +1810,12 @@ class MembranePredictor(_SegmentationPredictor):
         if self.network.channel != "auto":
             yield from images
             return
-        from devolens.predict.notes import membrane_channel
+        from devolens.predict.notes import membrane_plane
 
         for image in images:
-            found = None if isinstance(image, Prepared) else membrane_channel(image)
-            reads.append(None if found is None else found[0])
-            yield image if found is None else np.ascontiguousarray(
-                np.asarray(image)[..., ("red", "green", "blue").index(found[0])])
+            found = None if isinstance(image, Prepared) else membrane_plane(image)
+            reads.append(None if found is None else found[1][0])
+            yield image if found is None else found[0]
 
     def _read_by(self, image: np.ndarray | Prepared) -> "_SegmentationPredictor":
         """Under the ``auto`` rule, a view that reads a colour ``image``'s channel of membranes where the rule's
