@@ -3366,9 +3366,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         from devolens.viz.plots import plot_populations
 
         pdf = df.copy()
-        xs, xlabel = _plot_axis(source, kept)
-        if seconds:  # drawn against the filming's time
-            xs, xlabel = [t / 60 for t in seconds], "time (minutes from the first time point, as the file records it)"
+        xs, xlabel = _plot_axis(source, kept, seconds)
         pdf.insert(0, "time", xs)
         pdf = pdf.drop(columns=["frame", *([TIME_COLUMN] if seconds else [])])
         writers[plot_file] = lambda tmp: plot_populations(
@@ -3696,11 +3694,14 @@ def robust_monotone(smooth, df, positions: list[int], signals: Optional[list], n
     return out, (dim, odd)
 
 
-def _plot_axis(source: "_Source", kept: list[int]) -> tuple[list[int], str]:
+def _plot_axis(source: "_Source", kept: list[int], seconds: Optional[list[float]] = None) -> tuple[list, str]:
     """The population plot's x values for the frames ``kept`` (their positions in the input) and the axis's label:
-    a video's frame numbers; the numbers that end the file names when every one has one and they rise in the
-    folder's order (``t001``, ``t005``, ...: time points); else the frames' positions. Frames left out (flagged,
+    minutes where the frames' times are known (``seconds``, :func:`_stack_seconds`: a TIFF stack that records its
+    interval); a video's frame numbers; the numbers that end the file names when every one has one and they rise in
+    the folder's order (``t001``, ``t005``, ...: time points); else the frames' positions. Frames left out (flagged,
     missing) leave a gap, as they do in the input."""
+    if seconds:  # drawn against the filming's time
+        return [t / 60 for t in seconds], "time (minutes from the first time point, as the file records it)"
     if source.is_video:  # a video, or a TIFF stack or animated image streamed plane by plane
         return [int(p) for p in kept], "frame (from 0)" if source.is_stack else "video frame"
     numbers = _name_numbers(source, kept)
