@@ -341,11 +341,9 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
         n += len(kept)
     objects = {"label": np.arange(1, n + 1), "x": xs, "y": ys, "area": areas}
     hidden = objects["area"] == 0  # hidden under earlier blocks' objects (rare)
-    gone = hidden.copy()
-    small = np.zeros(n, bool)
-    if getattr(predictor, "min_size_input", None) is not None:  # segment --min-size: whole objects' input pixels
-        small = (objects["area"] < float(predictor.min_size_input)) & ~gone
-        gone |= small
+    least = getattr(predictor, "min_size_input", None)  # segment --min-size: whole objects' input pixels
+    small = (objects["area"] < float(least)) & ~hidden if least is not None else np.zeros(n, bool)
+    gone = hidden | small
     dropped = None  # the areas (input pixels) of the lone objects dropped as specks, where any were
     if fraction > 0 and n:
         # (the whole-image path looks 2 working pixels around each object: that many input pixels, rounded down)
@@ -354,9 +352,8 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
             dropped = objects["area"][specks & ~hidden].astype(np.int64)
         small &= ~specks  # (a small lone speck: counted as a speck, as the whole-image path drops specks first)
         gone |= specks
-    if getattr(predictor, "min_size_dropped", None) is not None and getattr(predictor, "min_size_input", None) \
-            is not None:  # segment's count of the objects --min-size dropped, as the whole-image path counts them
-        predictor.min_size_dropped.append(int(small.sum()))
+    if least is not None and getattr(predictor, "min_size_dropped", None) is not None:
+        predictor.min_size_dropped.append(int(small.sum()))  # (segment's count, as the whole-image path's)
     if gone.any():  # renumbered away, band by band (no second full-size array)
         lut = np.zeros(n + 1, labels.dtype)
         lut[objects["label"][~gone]] = np.arange(1, int((~gone).sum()) + 1)

@@ -529,15 +529,19 @@ def weights_mismatch(folder: str | Path, info: dict[str, Any]) -> str | None:
     if sha == recorded:
         return _size_models_mismatch(folder, info)
     said = f"has sha256 {sha}, not the {recorded} its card records (weights_sha256)"
-    try:
-        shipped = folder.resolve().parent == PACKAGE_ZOO.resolve()
-    except OSError:
-        shipped = False
-    if shipped:
+    if _in_package_zoo(folder):
         return (f"the shipped {folder.name} model's weights {weights} {said}: a damaged install, whose results the "
                 "card's figures do not describe; reinstall devolens")
     return (f"{weights} {said}: the weights were replaced or damaged after the card was written, so the card's figures "
             "do not describe them; copy the model's folder again (devolens models export)")
+
+
+def _in_package_zoo(folder: Path) -> bool:
+    """Whether ``folder`` is one of the package's own zoo folders (a file there not the card's: a damaged install)."""
+    try:
+        return folder.resolve().parent == PACKAGE_ZOO.resolve()
+    except OSError:
+        return False
 
 
 def _size_models_mismatch(folder: Path, info: dict[str, Any]) -> str | None:
@@ -562,11 +566,7 @@ def _size_models_mismatch(folder: Path, info: dict[str, Any]) -> str | None:
     files = ", ".join(str(p) for p in differ)
     said = (f"size model {files} is not the one its card records (files_sha256)" if len(differ) == 1 else
             f"size models {files} are not the ones its card records (files_sha256)")
-    try:
-        shipped = folder.resolve().parent == PACKAGE_ZOO.resolve()
-    except OSError:
-        shipped = False
-    if shipped:
+    if _in_package_zoo(folder):
         return f"the shipped {folder.name} model's {said}: a damaged install; reinstall devolens"
     return (f"the {said}: replaced or damaged after the card was written, so the magnification estimate "
             "(--diameter auto) may not be the card's; copy the model's folder again (devolens models export)")
