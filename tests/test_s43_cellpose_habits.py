@@ -62,9 +62,17 @@ def shipped_post(tiny_zoo):
     return shipped
 
 
-def _culture(path: Path) -> Path:
-    """A 256x320 grey image of the mixed culture at twice the working size (the tiny cards' scale 0.5)."""
-    mask = _squares((128, 160), _BIG + _SMALL)
+#: a crowded mixed culture: 100 nuclei 14 working px wide on an 18 px pitch and the same 4 lone small ones (36
+#: working px: under a quarter of 196, over 4x min_size), enough objects for the shipped card's speck step
+#: (isolated_min_objects 100)
+_CROWD = [(2 + 18 * (k // 10), 2 + 18 * (k % 10), 14) for k in range(100)]
+_CROWD_SMALL = [(196, 10 + 40 * k, 6) for k in range(4)]
+
+
+def _culture(path: Path, crowded: bool = False) -> Path:
+    """A grey image of the mixed culture at twice the working size (the tiny cards' scale 0.5): 256x320, or
+    420x380 ``crowded``."""
+    mask = _squares((210, 190), _CROWD + _CROWD_SMALL) if crowded else _squares((128, 160), _BIG + _SMALL)
     img = (np.kron(mask, np.ones((2, 2), np.float32)) * 3000 + 200).astype(np.uint16)
     tifffile.imwrite(path, img)
     return path
@@ -103,21 +111,22 @@ def test_speck_step_reports_what_it_dropped_with_the_same_labels(tiny_zoo):
 
 # --------------------------------------------------------------------------------------------- the command
 def test_segment_nuclei_keep_small_and_its_note(shipped_post, oracle, tmp_path, capsys):
-    src = _culture(tmp_path / "culture.tif")
+    src = _culture(tmp_path / "culture.tif", crowded=True)
     out = tmp_path / "seg"
     assert main(["segment", "nuclei", str(src), "--out", str(out), "--no-flatten", "--no-overlay"]) == 0
     err = _err(capsys)
-    assert "8 nuclei" in err
+    assert "100 nuclei" in err
     assert "4 lone nuclei of about" in err and "were dropped as specks" in err and "--keep-small" in err
     record = json.loads((out / "segment.json").read_text())
     assert record["postprocess"]["isolated_fraction"] > 0 and record["postprocess"]["min_size_px"] == 32.0
+    assert record["postprocess"]["isolated_min_objects"] == 100
     assert record["options"]["keep_small"] is False
     assert any("--keep-small" in n for n in record["notes"])
 
     assert main(["segment", "nuclei", str(src), "--out", str(out), "--no-flatten", "--no-overlay",
                  "--keep-small"]) == 0
     err = _err(capsys)
-    assert "12 nuclei" in err and "dropped as specks" not in err
+    assert "104 nuclei" in err and "dropped as specks" not in err
     record = json.loads((out / "segment.json").read_text())
     assert record["options"]["keep_small"] is True and record["postprocess"]["isolated_fraction"] == 0.0
 

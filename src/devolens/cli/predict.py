@@ -604,11 +604,13 @@ def _shadowed_model_note(model: str) -> str | None:
 _CARD_POSTPROCESS = {"nuclei": {"threshold": 0.6, "seed_threshold": 0.7, "min_size": 8, "scale": 0.5},
                      "membrane": {"threshold": 0.5, "seed_threshold": 0.5, "min_size": 20, "scale": 0.75}}
 #: a lone object dropped as a speck is "not tiny" from this many times the smallest size kept, and a run with this
-#: many such objects dropped, over all its frames, gets the --keep-small note. Embryo renders lose just-divided
+#: many such objects dropped, over all its frames, gets the --keep-small note. Embryo renders lost just-divided
 #: nuclei to the speck step, a few in a run and rarely more than one in a frame (the benchmark movie: 14 in 11 of
 #: 140 frames, 204-900 px; val_L3: 6 in 6 of 70 frames; all 20 true nuclei of the render), a mixed culture's small
-#: nuclei many (12 of 36 in a 512x512 field); the reference frames none. Counted per frame, 3 would be met only in
-#: one frame of the movie and by none of val_L3: the run's total says what was lost
+#: nuclei many (12 of 36 in a 512x512 field); the reference frames none. Since the card's isolated_min_objects 100
+#: (fifty-second session; each frame alone, diameter auto) the movie loses none (14 in 12 frames of 3-84 nuclei
+#: without it) and val_L3 1 (10 in 8 frames without it), and that field keeps its 36. Counted per frame, 3 would be
+#: met only in one frame of the movie and by none of val_L3: the run's total says what was lost
 LONE_NOT_TINY, LONE_SEVERAL = 4, 3
 
 
@@ -2859,11 +2861,12 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
                                                        help=_seed_threshold_help(kind)),
         min_size: Optional[float] = typer.Option(None, "--min-size", metavar="AREA", help=_min_size_help(kind)),
         keep_small: bool = typer.Option(False, "--keep-small", help=(
-            "Keep small nuclei that stand alone: by default a nucleus under a quarter of its image's median nucleus "
-            "area with no other object within 2 pixels of its outline (at the network's working resolution: 4 "
-            "pixels of an image read at the shipped model's scale 0.5) is dropped as a speck (debris, noise), and "
-            "so are just-divided embryo nuclei and the small nuclei of a mixed culture (a note says when several "
-            "lone objects well above --min-size were dropped so).")),
+            "Keep small nuclei that stand alone: by default, in an image of 100 objects or more, a nucleus under a "
+            "quarter of its image's median nucleus area with no other object within 2 pixels of its outline (at the "
+            "network's working resolution: 4 pixels of an image read at the shipped model's scale 0.5) is dropped "
+            "as a speck (debris, noise), and so are a later embryo's just-divided nuclei and the small nuclei of a "
+            "crowded mixed culture (a note says when several lone objects well above --min-size were dropped so). "
+            "An image of fewer objects (an early embryo) keeps them all.")),
         device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
         threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     ) -> None:

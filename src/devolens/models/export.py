@@ -52,7 +52,7 @@ KINDS = {"nuclei": "devolens.predict.segment:NucleiPredictor", "membrane": "devo
 #: test holds the two to the same values): what an exported card writes out (:func:`applied_postprocess`)
 POSTPROCESS_DEFAULTS = {
     "nuclei": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 8, "smooth": 1.0,
-               "split_seeds": False, "isolated_fraction": 0.0},
+               "split_seeds": False, "isolated_fraction": 0.0, "isolated_min_objects": 0},
     "membrane": {"threshold": 0.5, "seed_threshold": 0.5, "min_distance": 3.0, "min_size": 20, "smooth": 1.0},
 }
 

@@ -292,6 +292,7 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
     n = 0
     # isolated specks are judged against the whole image's median object, once every block is in (below)
     fraction = float(run.options.get("isolated_fraction") or 0.0) if getattr(predictor, "drops_specks", False) else 0.0
+    among = int(run.options.get("isolated_min_objects") or 0)  # (only in an image of at least that many objects)
     slack = max(SEAM_SLACK, SEAM_SLACK / run.scale)  # input pixels: SEAM_SLACK working pixels, at least that many
     for core, res, crop in run.blocks(ticker(1.0), {"isolated_fraction": 0.0}):
         cy0, cy1, cx0, cx1 = crop
@@ -347,7 +348,7 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
     dropped = None  # the areas (input pixels) of the lone objects dropped as specks, where any were
     if fraction > 0 and n:
         # (the whole-image path looks 2 working pixels around each object: that many input pixels, rounded down)
-        specks = _specks(labels, objects, fraction, gap=max(1, int(2 / run.scale)))
+        specks = _specks(labels, objects, fraction, gap=max(1, int(2 / run.scale)), min_objects=among)
         if specks.any():  # (as the whole-image path's extra["isolated_dropped"]: the segment command's note)
             dropped = objects["area"][specks & ~hidden].astype(np.int64)
         small &= ~specks  # (a small lone speck: counted as a speck, as the whole-image path drops specks first)
@@ -420,13 +421,15 @@ def _mean_intensity(run: _Run, labels: np.ndarray, ids: np.ndarray, rows: int = 
     return mean_intensities(sums, counts, ids)
 
 
-def _specks(labels: np.ndarray, objects: dict, fraction: float, gap: int) -> np.ndarray:
+def _specks(labels: np.ndarray, objects: dict, fraction: float, gap: int, min_objects: int = 0) -> np.ndarray:
     """Which objects are isolated specks (:func:`~devolens.predict.postprocess.drop_isolated_specks`) by the whole
-    image's median object area: smaller than ``fraction`` of it, no other object within ``gap`` pixels. Only the
-    small ones are looked at, each in a window around it."""
+    image's median object area: smaller than ``fraction`` of it, no other object within ``gap`` pixels, in an image
+    of at least ``min_objects`` objects. Only the small ones are looked at, each in a window around it."""
     area = objects["area"]
-    small = np.flatnonzero((area > 0) & (area < fraction * np.median(area[area > 0])))
     out = np.zeros(len(area), bool)
+    if (area > 0).sum() < max(2, int(min_objects)):
+        return out
+    small = np.flatnonzero((area > 0) & (area < fraction * np.median(area[area > 0])))
     H, W = labels.shape
     kernel = np.ones((2 * gap + 1, 2 * gap + 1), np.uint8)
     for k in small:

@@ -171,7 +171,7 @@ MAX_SHRINK = 50.0
 
 #: post-processing options that are fractions of the probability range, and those that are sizes or counts
 _FRACTIONS = ("threshold", "seed_threshold")
-_SIZES = ("min_distance", "min_size", "smooth", "isolated_fraction")
+_SIZES = ("min_distance", "min_size", "smooth", "isolated_fraction", "isolated_min_objects")
 #: every post-processing option of the segmentation predictors (``postprocess={...}``)
 POSTPROCESS_KEYS = (*_FRACTIONS, *_SIZES, "split_seeds")
 
@@ -1659,16 +1659,18 @@ class NucleiPredictor(_SegmentationPredictor):
     Postprocess options: ``threshold``, ``seed_threshold``, ``min_distance``, ``min_size``, ``smooth``,
     ``split_seeds`` (False: one seed per interior blob; True: distance-transform maxima, which also splits
     dumbbell-shaped blobs), ``isolated_fraction`` (objects below this fraction of the median object area that touch
-    no other object are dropped as specks; 0 keeps them); see
+    no other object are dropped as specks; 0 keeps them), ``isolated_min_objects`` (only in an image of at least this
+    many objects: an early embryo's few nuclei differ several-fold in size); see
     :func:`~devolens.predict.postprocess.instances_from_probabilities`. The shipped model's card sets them (nuclei:
     threshold 0.6, seed_threshold 0.7, min_distance 3, min_size 8, smooth 1.0, split_seeds True, isolated_fraction
-    0.25; ``predictor.postprocess_options`` shows what runs); a predictor without them in its card falls back to
-    0.5, 0.5, 3, 8, 1.0, False, 0. ``load("nuclei", postprocess={...})`` overrides any of them. Sizes and distances
-    are in working-resolution pixels: the image as resized for the network, so with a ``diameter`` (or ``"auto"``,
-    each image its own factor) ``min_size`` 8 is 8 / f**2 image pixels for a resizing by ``f``
-    (``result.extra["scale"]``); ``isolated_fraction`` 0.25 drops a lone nucleus under a quarter of
-    the median area, such as the small nuclei of a mixed culture: set it to 0 to keep them (a result's
-    ``extra["isolated_dropped"]`` holds the areas, in input pixels, of the lone objects it dropped, where any were).
+    0.25, isolated_min_objects 100; ``predictor.postprocess_options`` shows what runs); a predictor without them in
+    its card falls back to 0.5, 0.5, 3, 8, 1.0, False, 0, 0. ``load("nuclei", postprocess={...})`` overrides any of
+    them. Sizes and distances are in working-resolution pixels: the image as resized for the network, so with a
+    ``diameter`` (or ``"auto"``, each image its own factor) ``min_size`` 8 is 8 / f**2 image pixels for a resizing by
+    ``f`` (``result.extra["scale"]``); ``isolated_fraction`` 0.25 drops a lone nucleus under a quarter of the median
+    area in an image of 100 objects or more, such as the small nuclei of a mixed culture: set it to 0 to keep them
+    (a result's ``extra["isolated_dropped"]`` holds the areas, in input pixels, of the lone objects it dropped,
+    where any were).
 
     An image in which nothing stands out from its own noise (an empty field, a camera's dark frame, a movie's noisy
     dark start: :func:`~devolens.predict.postprocess.lacks_structure` with ``blobs``, so that a lone nucleus in a
@@ -1692,7 +1694,7 @@ class NucleiPredictor(_SegmentationPredictor):
     mask_is_labels = True  # the mask is the nuclei's pixels (a giant image's too: nothing to assemble)
     drops_specks = True  # postprocess isolated_fraction applies (a giant image's blocks: judged at the end)
     postprocess_fallbacks = dict(threshold=0.5, seed_threshold=0.5, min_distance=3.0, min_size=8, smooth=1.0,
-                                 split_seeds=False, isolated_fraction=0.0)
+                                 split_seeds=False, isolated_fraction=0.0, isolated_min_objects=0)
     # an empty field (pure camera noise) gave 12-120 "nuclei" in about half of 128-300 px fields, 825 in one:
     # its noise, enlarged 2.6x by the magnification the size model read off it, looks like nuclei to the network.
     # Judged by blobs too: a nucleus alone in a noisy field is structure
@@ -1724,7 +1726,7 @@ class NucleiPredictor(_SegmentationPredictor):
         else:
             labels_w = instances_from_probabilities(fg, interior, **{**opts, "isolated_fraction": 0.0})
             if fraction > 0:
-                kept = drop_isolated_specks(labels_w, fraction)
+                kept = drop_isolated_specks(labels_w, fraction, min_objects=int(opts["isolated_min_objects"]))
                 if kept is not labels_w:
                     areas = np.bincount(labels_w[(kept == 0) & (labels_w > 0)].ravel())
                     dropped = np.round(areas[areas > 0] / float(self.network.scale) ** 2).astype(np.int64)

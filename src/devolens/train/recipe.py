@@ -346,7 +346,8 @@ SCHEMA: dict[str, Any] = {
                                 "by what users will get; 'auto' = watershed for target 'boundary', else classes"),
         "postprocess": Field("dict", {}, check=_postprocess_check,
                              help="watershed options in the samples' pixels: threshold, seed_threshold, min_distance, "
-                                  "min_size, smooth, split_seeds, isolated_fraction (defaults as the function's)"),
+                                  "min_size, smooth, split_seeds, isolated_fraction, isolated_min_objects (defaults "
+                                  "as the function's)"),
     },
     "tune": {
         "trials": Field("int", 10, low=1),
