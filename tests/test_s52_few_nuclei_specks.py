@@ -69,8 +69,29 @@ def test_segment_nuclei_keeps_a_few_cells_lone_small_nuclei_by_default(shipped_p
     assert main(["segment", "nuclei", str(src), "--out", str(out), "--no-flatten", "--no-overlay"]) == 0
     err = _err(capsys)
     assert "12 nuclei" in err and "dropped as specks" not in err
+    # said: a sparse field's debris would be counted so
+    said = ("note: 4 lone small nuclei of about 180 px were kept: under a quarter of the image's median nucleus area "
+            "with nothing beside it, which an image of 100 objects or more drops as a speck, but its image holds fewer")
+    assert said in err and "--min-size AREA drops objects under AREA pixels" in err
     record = json.loads((out / "segment.json").read_text())
     assert record["postprocess"]["isolated_min_objects"] == 100 and "isolated_dropped" not in json.dumps(record)
+    assert any(n.startswith(said[len("note: "):]) for n in record["notes"])
+    # objects --min-size drops, or --keep-small (no speck step): no such note
+    for extra in (["--min-size", "200"], ["--keep-small"]):
+        assert main(["segment", "nuclei", str(src), "--out", str(out), "--no-flatten", "--no-overlay", *extra]) == 0
+        assert "were kept" not in _err(capsys)
+
+
+def test_the_library_says_which_lone_objects_it_kept(tiny_zoo):
+    from devolens.models import load
+
+    probs = _probs(_squares((128, 160), _BIG + _SMALL))
+    res = load("nuclei", postprocess={"isolated_fraction": 0.25, "isolated_min_objects": 13,
+                                      "smooth": 0.0})._finish(probs, (256, 320))
+    assert res.count == 12 and sorted(res.extra["isolated_kept"]) == [196] * 4 and "isolated_dropped" not in res.extra
+    res = load("nuclei", postprocess={"isolated_fraction": 0.25, "isolated_min_objects": 12,
+                                      "smooth": 0.0})._finish(probs, (256, 320))
+    assert res.count == 8 and sorted(res.extra["isolated_dropped"]) == [196] * 4 and "isolated_kept" not in res.extra
 
 
 def test_the_guard_is_a_postprocess_option(tiny_zoo):

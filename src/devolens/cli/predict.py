@@ -698,6 +698,34 @@ def _lone_dropped_note(lone: list, frames: int, what: str) -> Optional[str]:
             "culture, run again with --keep-small, which keeps them")
 
 
+def _add_spared(spared: list, frame, areas, min_size: Optional[float]) -> None:
+    """Add a frame's lone small objects that the speck step kept (an image of too few objects to judge by; ``areas``:
+    input pixels) to ``spared``: ``(frame, how many, smallest, largest)``, those ``--min-size`` drops left out."""
+    areas = np.asarray(areas)
+    if min_size is not None:
+        areas = areas[areas >= float(min_size)]
+    if len(areas):
+        spared.append((frame, int(len(areas)), int(areas.min()), int(areas.max())))
+
+
+def _lone_kept_note(spared: list, frames: int, what: str, among: Optional[int]) -> Optional[str]:
+    """The note on the lone small objects kept in images of fewer objects than the speck step's
+    ``isolated_min_objects`` (``among``; :func:`_add_spared`), counted over the run; None where there were none. An
+    early embryo's nuclei are often that small; a sparse field's debris would be counted with them."""
+    if not spared:
+        return None
+    n = sum(x[1] for x in spared)
+    lo, hi = min(x[2] for x in spared), max(x[3] for x in spared)
+    where = "" if frames == 1 else f" in {_count(len(spared), 'frame')} ({_names([x[0] for x in spared])})"
+    sizes = f"{lo} px" if lo == hi else f"{lo}-{hi} px"
+    one = {"nuclei": "nucleus", "cells": "cell"}.get(what, what)
+    kept = f"{n} lone small {what if n > 1 else one} of about {sizes}{where} {'were' if n > 1 else 'was'} kept"
+    holds = "these images hold" if len(spared) > 1 else "its image holds"
+    return (f"note: {kept}: under a quarter of the image's median {one} area with nothing beside it, which an image "
+            f"of {among or 0} objects or more drops as a speck, but {holds} fewer (an early embryo's nuclei differ "
+            "several-fold in size). If they are debris, --min-size AREA drops objects under AREA pixels")
+
+
 def _check_model_task(model: str, kind: str, card: Optional[dict] = None) -> None:
     """Refuse a ``--model`` that is no ``kind`` model (``segment nuclei --model identity``), in one line: before
     anything reads the rest of its card, whose ``input`` and ``preprocessing`` only a segmentation or population
@@ -1742,6 +1770,9 @@ def run_segmentation(
         # run's total): (frame, how many, smallest, largest, the smallest size kept); min_working: the model's
         # smallest size kept in working pixels, where --min-size is not given
         lone: list[tuple] = []
+        # frames of fewer objects than the speck step's isolated_min_objects that kept lone small objects (the note
+        # _lone_kept_note): (frame, how many, smallest, largest)
+        spared: list[tuple] = []
         min_working = None if min_size is not None else float(predictor.postprocess_for().get("min_size", 0))
         # overlays drawn shrunk (images larger than tiles.OVERLAY_SIDE): (name, factor, its size, the image's size)
         shrunk: list[tuple] = []
@@ -1809,6 +1840,8 @@ def run_segmentation(
                 specks.append(fid)
             if res.extra.get("isolated_dropped") is not None:  # lone small objects dropped as specks (nuclei)
                 _add_lone(lone, fid, res.extra["isolated_dropped"], min_size, min_working, res.extra.get("scale"))
+            if res.extra.get("isolated_kept") is not None:  # ... kept: too few objects in the image to judge by
+                _add_spared(spared, fid, res.extra["isolated_kept"], min_size)
             judged.add(res.count, image)
             saturation.add(image, fid)
             if busiest is not None:
@@ -1947,6 +1980,9 @@ def run_segmentation(
             "no_signal": no_signal, "no_signal_black": no_signal_black[0], "no_signal_found": no_signal_found[0],
             "specks": specks,
             "lone_dropped": lone,
+            "lone_kept": spared,
+            # the speck step's isolated_min_objects (the note on lone_kept)
+            "specks_among": int(predictor.postprocess_for().get("isolated_min_objects") or 0),
             "overlays_shrunk": shrunk,
             "colour_note": _colour_note(looked, kind, predictor.network.channel),
             # the channel a colour input was read by, without --color (its line, where the colour note says nothing),
@@ -2152,6 +2188,9 @@ def _segment_notes(kind: str, input_path: Path, stack_z: str, pages: str, summar
     lone_note = _lone_dropped_note(summary.get("lone_dropped") or [], summary["frames"], what)
     if lone_note:
         notes.append((lone_note, plain))
+    kept_note = _lone_kept_note(summary.get("lone_kept") or [], summary["frames"], what, summary.get("specks_among"))
+    if kept_note:
+        notes.append((kept_note, plain))
     if summary["objects"] == 0 and not every and len(flat) < summary["frames"]:  # (every frame: said so above)
         notes.append((_nothing_found_note(what, summary), {}))
     unused = _color_unused(summary)

@@ -358,8 +358,10 @@ class SegmentationResult:
         of a colour image the network read, ``red``, ``green``, ``blue``, ``mean`` or ``max``, as ``segment.json``'s
         ``color_read``; absent for a grey image), ``estimate`` (``diameter="auto"``/``"each"``), ``no_structure``
         and ``no_signal`` (True: nothing above the image's noise, or no signal at all, each with a
-        :class:`~devolens.errors.NoSignalWarning`), ``specks``, ``isolated_dropped`` and ``blocks`` (a giant image's
-        block count) where they apply.
+        :class:`~devolens.errors.NoSignalWarning`), ``specks``, ``isolated_dropped`` (the input-pixel areas of the
+        lone small objects dropped as specks), ``isolated_kept`` (those of the lone small objects an image of fewer
+        objects than the postprocess's ``isolated_min_objects`` kept) and ``blocks`` (a giant image's block count)
+        where they apply.
     """
 
     def __init__(self, probability, labels: np.ndarray, centroids, mask=None,
@@ -1720,21 +1722,25 @@ class NucleiPredictor(_SegmentationPredictor):
         # that their areas are known: ``extra["isolated_dropped"]``, in input pixels (the command notes lone objects
         # far above min_size dropped so: a mixed culture's small nuclei, which --keep-small keeps)
         fraction = float(opts["isolated_fraction"])
-        dropped = None
+        dropped = spared = None
         if nothing:
             labels_w = np.zeros(fg.shape, np.int32)
         else:
             labels_w = instances_from_probabilities(fg, interior, **{**opts, "isolated_fraction": 0.0})
             if fraction > 0:
-                kept = drop_isolated_specks(labels_w, fraction, min_objects=int(opts["isolated_min_objects"]))
-                if kept is not labels_w:
-                    areas = np.bincount(labels_w[(kept == 0) & (labels_w > 0)].ravel())
-                    dropped = np.round(areas[areas > 0] / float(self.network.scale) ** 2).astype(np.int64)
-                    labels_w = kept
+                judged = drop_isolated_specks(labels_w, fraction)
+                if judged is not labels_w:
+                    areas = np.bincount(labels_w[(judged == 0) & (labels_w > 0)].ravel())
+                    lone = np.round(areas[areas > 0] / float(self.network.scale) ** 2).astype(np.int64)
+                    if int(labels_w.max()) >= int(opts["isolated_min_objects"]):  # (labels_w: 1..N)
+                        dropped, labels_w = lone, judged
+                    else:  # too few objects to judge specks by (an early embryo): kept, and said (the command)
+                        spared = lone
         labels, objects = _input_labels(labels_w, shape)
         return SegmentationResult(  # (the maps on first use: _AtInputSize; the mask: labels > 0, the result's own)
             probability=_AtInputSize(fg, shape), labels=labels, centroids=objects, mask=None,
             extra={"scale": self.network.scale, **({"isolated_dropped": dropped} if dropped is not None else {}),
+                   **({"isolated_kept": spared} if spared is not None else {}),
                    **({"no_structure": True} if nothing else {})},
         )
 
