@@ -1510,7 +1510,8 @@ def _boxes(labels: np.ndarray, ids: np.ndarray) -> list[tuple[int, int, int, int
 #: frame looked at (fifty-second session, the held-out benchmark movie of 140 frames: 14 such objects, all nuclei, in
 #: frames of 4-85 objects, among them the 4-cell frame, read as 3 nuclei; each ~0.08-0.24 of the median: an early
 #: embryo's nuclei differ several-fold in size), and debris in every simulated culture well (255-761 objects); the
-#: three real reference frames give none either way. Chosen from those two groups' sizes, not fitted to a metric
+#: three real reference frames give none either way. Chosen between those two groups' object counts, not fitted to a
+#: metric
 SPECKS_AMONG = 100
 
 
