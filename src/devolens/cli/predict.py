@@ -683,12 +683,9 @@ def _lone_dropped_note(lone: list, frames: int, what: str) -> Optional[str]:
     """The note on the lone objects well above the smallest size kept that the speck step dropped (:func:`_add_lone`:
     ``lone``, the frames with any), counted over the whole run; None under :data:`LONE_SEVERAL` in all. Embryos'
     just-divided nuclei or a mixed culture's small ones: ``--keep-small`` keeps them."""
-    n = sum(x[1] for x in lone)
-    if n < LONE_SEVERAL:
+    if sum(x[1] for x in lone) < LONE_SEVERAL:
         return None
-    lo, hi = min(x[2] for x in lone), max(x[3] for x in lone)
-    where = "" if frames == 1 else f" in {_count(len(lone), 'frame')} ({_names([x[0] for x in lone])})"
-    sizes = f"{lo} px" if lo == hi else f"{lo}-{hi} px"
+    n, sizes, where = _lone_words(lone, frames)
     kept = sorted({round(x[4]) for x in lone})
     kept_words = f"{kept[0]} px" if len(kept) == 1 else f"{kept[0]}-{kept[-1]} px"
     one = {"nuclei": "nucleus", "cells": "cell"}.get(what, what)
@@ -696,6 +693,15 @@ def _lone_dropped_note(lone: list, frames: int, what: str) -> Optional[str]:
             f"image's median {one} area with nothing beside it, though {LONE_NOT_TINY}x or more the smallest size "
             f"kept ({kept_words}, --min-size). If they are just-divided embryo {what} or small {what} of a mixed "
             "culture, run again with --keep-small, which keeps them")
+
+
+def _lone_words(items: list, frames: int) -> tuple[int, str, str]:
+    """Of :func:`_add_lone`'s or :func:`_add_spared`'s ``items`` (``(frame, how many, smallest, largest, ...)``, the
+    frames with any) in a run of ``frames``: how many objects in all, their sizes ("340-900 px") and where (" in 7
+    frames (t001, ...)"; "" for a single image)."""
+    lo, hi = min(x[2] for x in items), max(x[3] for x in items)
+    where = "" if frames == 1 else f" in {_count(len(items), 'frame')} ({_names([x[0] for x in items])})"
+    return sum(x[1] for x in items), f"{lo} px" if lo == hi else f"{lo}-{hi} px", where
 
 
 def _add_spared(spared: list, frame, areas, min_size: Optional[float]) -> None:
@@ -714,10 +720,7 @@ def _lone_kept_note(spared: list, frames: int, what: str, among: Optional[int]) 
     early embryo's nuclei are often that small; a sparse field's debris would be counted with them."""
     if not spared:
         return None
-    n = sum(x[1] for x in spared)
-    lo, hi = min(x[2] for x in spared), max(x[3] for x in spared)
-    where = "" if frames == 1 else f" in {_count(len(spared), 'frame')} ({_names([x[0] for x in spared])})"
-    sizes = f"{lo} px" if lo == hi else f"{lo}-{hi} px"
+    n, sizes, where = _lone_words(spared, frames)
     one = {"nuclei": "nucleus", "cells": "cell"}.get(what, what)
     kept = f"{n} lone small {what if n > 1 else one} of about {sizes}{where} {'were' if n > 1 else 'was'} kept"
     holds = "these images hold" if len(spared) > 1 else "its image holds"

@@ -1551,13 +1551,28 @@ def drop_isolated_specks(labels: np.ndarray, fraction: float, gap: int = 2, min_
     2
     """
     labels = np.asarray(labels)
+    specks, areas = isolated_specks(labels, fraction, gap, min_objects)
+    return drop_labels(labels, specks, areas)
+
+
+def isolated_specks(labels: np.ndarray, fraction: float, gap: int = 2,
+                    min_objects: int = 0) -> tuple[list[int], np.ndarray]:
+    """The labels :func:`drop_isolated_specks` drops, in increasing order, and the area of every label (index:
+    label; 0 for the background), for a caller that decides itself what to do with them."""
+    labels = np.asarray(labels)
     areas = np.bincount(labels.ravel())
     areas[0] = 0
-    specks = _isolated_specks(labels, areas, fraction, gap, min_objects)
-    if not specks:
+    return _isolated_specks(labels, areas, fraction, gap, min_objects), areas
+
+
+def drop_labels(labels: np.ndarray, ids, areas: np.ndarray) -> np.ndarray:
+    """``labels`` without the objects ``ids``, the others renumbered 1..N in their order (uint16 if it fits);
+    ``labels`` itself where ``ids`` is empty. ``areas``: each label's pixel count (``np.bincount`` of the labels)."""
+    if not len(ids):
         return labels
     keep = areas > 0
-    keep[specks] = False
+    keep[0] = False
+    keep[list(ids)] = False
     return _renumber(labels, keep)
 
 

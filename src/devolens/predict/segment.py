@@ -40,11 +40,12 @@ from devolens.predict.postprocess import (
     check_stream,
     diameter_scale,
     drop_edge_pieces,
-    drop_isolated_specks,
+    drop_labels,
     image_array,
     instances_from_boundary_map,
     instances_from_probabilities,
     intensity_sums,
+    isolated_specks,
     keep_largest_pieces,
     mean_intensities,
     object_arrays,
@@ -1728,12 +1729,11 @@ class NucleiPredictor(_SegmentationPredictor):
         else:
             labels_w = instances_from_probabilities(fg, interior, **{**opts, "isolated_fraction": 0.0})
             if fraction > 0:
-                judged = drop_isolated_specks(labels_w, fraction)
-                if judged is not labels_w:
-                    areas = np.bincount(labels_w[(judged == 0) & (labels_w > 0)].ravel())
-                    lone = np.round(areas[areas > 0] / float(self.network.scale) ** 2).astype(np.int64)
-                    if int(labels_w.max()) >= int(opts["isolated_min_objects"]):  # (labels_w: 1..N)
-                        dropped, labels_w = lone, judged
+                specks, areas = isolated_specks(labels_w, fraction)
+                if specks:
+                    lone = np.round(areas[specks] / float(self.network.scale) ** 2).astype(np.int64)
+                    if np.count_nonzero(areas) >= int(opts["isolated_min_objects"]):
+                        dropped, labels_w = lone, drop_labels(labels_w, specks, areas)
                     else:  # too few objects to judge specks by (an early embryo): kept, and said (the command)
                         spared = lone
         labels, objects = _input_labels(labels_w, shape)
