@@ -1,0 +1,155 @@
+"""Speed, a question for the 3x target: would onnxruntime's int8 run the nuclei network as fast as PyTorch's?
+
+`segment nuclei` imports PyTorch (about 4 s of the command's 13-14 s on an AVX2-only AMD EPYC, fiftieth session)
+and runs the network in PyTorch's int8 (7-bit activations on such a CPU). onnxruntime imports in well under a
+second. This script measures, in one process and on the same prepared frames of the benchmark movie:
+
+- the import time of ``torch`` and of ``onnxruntime``, each in fresh interpreters (best of ``--imports``);
+- the shipped nuclei network, ms per frame at a batch of ``--batch``: PyTorch int8 (the command's default on a CPU
+  with int8 instructions), PyTorch fp32, onnxruntime fp32 (the network exported with ``dynamo=False``) and
+  onnxruntime int8 (static, QDQ and QOperator, per-channel weights, ``reduce_range`` 7-bit weights; calibrated on
+  every 7th frame of the movie: for speed only, its accuracy is not measured here);
+- how far each int8 network's logits lie from the fp32 network's (max and mean absolute difference).
+
+It changes nothing in devolens: a torch-free `segment nuclei` (ONNX int8 network, size model and post-processing
+without PyTorch) does not exist; this measures whether it would be worth building.
+
+Usage (needs the optional onnx and onnxruntime: ``pip install "devolens[onnx]"``)::
+
+    python benchmarks/bench_onnx_int8.py [--batch 8] [--repeats 7] [--imports 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_segment import _video  # noqa: E402  (the benchmark movie, rendered once under runs/zoo/)
+
+
+def _import_time(module: str, runs: int) -> float:
+    """Best wall time of ``import module`` in a fresh interpreter, minus an empty interpreter's start."""
+    def best(code: str) -> float:
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    return best(f"import {module}") - best("pass")
+
+
+def _timed(fn, repeats: int, batch: int) -> tuple[float, float]:
+    """Best and median ms per frame of ``fn`` (one warm-up call first)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times) / batch * 1e3, statistics.median(times) / batch * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, default=8, help="frames per forward pass (the command's default: 8)")
+    ap.add_argument("--repeats", type=int, default=7, help="timed passes of each network (best and median)")
+    ap.add_argument("--imports", type=int, default=3, help="fresh interpreters per import time (best)")
+    ap.add_argument("--threads", type=int, default=2, help="threads of both runtimes (the command uses the cores)")
+    args = ap.parse_args()
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SystemExit(f"needs {' and '.join(missing)}: pip install \"devolens[onnx]\"")
+
+    t_torch = _import_time("torch", args.imports)
+    t_ort = _import_time("onnxruntime", args.imports)
+
+    import logging
+    import warnings
+
+    import imageio.v3 as iio
+    import onnxruntime as ort
+    import torch
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from devolens.models import load
+
+    torch.set_num_threads(args.threads)
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizer's notes on tensors it leaves in float
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # (the TorchScript exporter's, chosen here)
+    int8, fp32 = load("nuclei").network, load("nuclei", precision="fp32").network
+    frames = list(iio.imiter(_video(0)))
+    prepared = [int8.prepare(f) for f in frames]  # the command's preparation at the card's working scale
+    h = max(p.shape[0] for p in prepared)
+    w = max(p.shape[1] for p in prepared)
+    h, w = -(-h // int8.multiple) * int8.multiple, -(-w // int8.multiple) * int8.multiple
+
+    def padded(ps):
+        return np.stack([np.pad(p, ((0, h - p.shape[0]), (0, w - p.shape[1])), mode="edge") for p in ps])[:, None]
+
+    # a late batch (the most nuclei), and calibration frames that are not in it
+    x = padded(prepared[-args.batch:]).astype(np.float32)
+    calib = [padded([p]).astype(np.float32) for p in prepared[:-args.batch:7]]
+    xt = torch.from_numpy(x)
+    print(f"{len(frames)} frames of the benchmark movie, network input {h}x{w}, batch {args.batch}, "
+          f"{args.threads} threads; PyTorch {torch.__version__} ({int8.precision}), onnxruntime {ort.__version__}")
+
+    with torch.inference_mode():
+        ref = fp32._network(xt).float().numpy()
+        out_t8 = int8._network(xt).float().numpy()
+        ms = {"torch int8": _timed(lambda: int8._network(xt), args.repeats, args.batch),
+              "torch fp32": _timed(lambda: fp32._network(xt), args.repeats, args.batch)}
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = args.threads
+    with tempfile.TemporaryDirectory() as tmp:
+        f32, pre, q8 = (str(Path(tmp) / n) for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
+        torch.onnx.export(fp32.model.eval(), xt[:1], f32, input_names=["x"], output_names=["y"], opset_version=17,
+                          dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}}, dynamo=False)
+        quant_pre_process(f32, pre)
+
+        class Frames(CalibrationDataReader):
+            def __init__(self):
+                self.it = iter(calib)
+
+            def get_next(self):
+                a = next(self.it, None)
+                return None if a is None else {"x": a}
+
+        sessions = {"fp32": ort.InferenceSession(f32, opts, providers=["CPUExecutionProvider"])}
+        for fmt in (QuantFormat.QDQ, QuantFormat.QOperator):
+            quantize_static(pre, q8, Frames(), quant_format=fmt, per_channel=True, reduce_range=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+            sessions[f"int8 {fmt.name}"] = ort.InferenceSession(q8, opts, providers=["CPUExecutionProvider"])
+    outs = {}
+    for name, session in sessions.items():
+        outs[f"onnxruntime {name}"] = session.run(None, {"x": x})[0]
+        ms[f"onnxruntime {name}"] = _timed(lambda s=session: s.run(None, {"x": x}), args.repeats, args.batch)
+    # the PyTorch int8 network again, after the others (a machine that slowed or sped up shows here)
+    with torch.inference_mode():
+        ms["torch int8 (again)"] = _timed(lambda: int8._network(xt), args.repeats, args.batch)
+
+    print(f"import torch {t_torch:.2f} s, import onnxruntime {t_ort:.2f} s (fresh interpreters, best of "
+          f"{args.imports}, an empty interpreter's start subtracted)")
+    for name, (best, med) in ms.items():
+        print(f"  {name:26s} {best:6.1f} ms/frame best, {med:6.1f} median")
+    t8 = min(ms["torch int8"][0], ms["torch int8 (again)"][0])
+    for name in ("onnxruntime int8 QDQ", "onnxruntime int8 QOperator"):
+        print(f"{name} vs PyTorch int8: {t8 / ms[name][0]:.2f}x (best vs best; > 1: faster)")
+    for name, out in (("torch int8", out_t8), *((n, o) for n, o in outs.items() if "int8" in n)):
+        d = np.abs(out - ref)
+        print(f"  {name} logits vs fp32: max {d.max():.2f}, mean {d.mean():.3f}")
+
+if __name__ == "__main__":
+    main()
