@@ -25,7 +25,9 @@ blocks (StarDist's ``predict_instances_big`` and cellpose's tiling work the same
    and counted in pieces: the margin is four times the nucleus size the model works at;
 4. isolated specks (the card's ``isolated_fraction``) are judged once every block is in, against
    the whole image's median object, as the whole-image path judges them (their areas, input pixels, in
-   ``extra["isolated_dropped"]`` where any were dropped, as there: the segment command's note and advice).
+   ``extra["isolated_dropped"]`` where any were dropped, as there: the segment command's note and advice), and
+   only in an image of at least the card's ``isolated_min_objects`` objects (fewer: they are kept, their areas in
+   ``extra["isolated_kept"]``, as there).
 
 The channel of a colour image is chosen once, from the whole image, and each block reads that
 channel of its own crop. A float image beyond float32's safe range (a float64 image in units of 1e300 or 1e-300, a
@@ -345,14 +347,17 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
     least = getattr(predictor, "min_size_input", None)  # segment --min-size: whole objects' input pixels
     small = (objects["area"] < float(least)) & ~hidden if least is not None else np.zeros(n, bool)
     gone = hidden | small
-    dropped = None  # the areas (input pixels) of the lone objects dropped as specks, where any were
+    dropped = spared = None  # the areas (input pixels) of the lone objects dropped as specks, or kept, where any
     if fraction > 0 and n:
         # (the whole-image path looks 2 working pixels around each object: that many input pixels, rounded down)
-        specks = _specks(labels, objects, fraction, gap=max(1, int(2 / run.scale)), min_objects=among)
-        if specks.any():  # (as the whole-image path's extra["isolated_dropped"]: the segment command's note)
-            dropped = objects["area"][specks & ~hidden].astype(np.int64)
-        small &= ~specks  # (a small lone speck: counted as a speck, as the whole-image path drops specks first)
-        gone |= specks
+        specks = _specks(labels, objects, fraction, gap=max(1, int(2 / run.scale)))
+        lone = objects["area"][specks & ~hidden].astype(np.int64)
+        if np.count_nonzero(~hidden) < among:  # too few objects to judge specks by: kept, and said (the command)
+            spared = lone if len(lone) else None
+        else:  # (as the whole-image path's extra["isolated_dropped"]: the segment command's note)
+            dropped = lone if len(lone) else None
+            small &= ~specks  # (a small lone speck: counted as a speck, as the whole-image path drops specks first)
+            gone |= specks
     if least is not None and getattr(predictor, "min_size_dropped", None) is not None:
         predictor.min_size_dropped.append(int(small.sum()))  # (segment's count, as the whole-image path's)
     if gone.any():  # renumbered away, band by band (no second full-size array)
@@ -374,7 +379,8 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
         probability=lambda: run.assemble("probability", np.float32), labels=labels, centroids=objects,
         mask=None if getattr(predictor, "mask_is_labels", False) else (lambda: run.assemble("mask", bool)),
         extra={"scale": run.scale, "blocks": len(plan.cores),
-               **({"isolated_dropped": dropped} if dropped is not None and len(dropped) else {}),
+               **({"isolated_dropped": dropped} if dropped is not None else {}),
+               **({"isolated_kept": spared} if spared is not None else {}),
                **({"color_read": run.channel} if run.image.ndim == 3 and run.image.shape[2] > 1 else {})},
     )
 
@@ -421,13 +427,14 @@ def _mean_intensity(run: _Run, labels: np.ndarray, ids: np.ndarray, rows: int = 
     return mean_intensities(sums, counts, ids)
 
 
-def _specks(labels: np.ndarray, objects: dict, fraction: float, gap: int, min_objects: int = 0) -> np.ndarray:
+def _specks(labels: np.ndarray, objects: dict, fraction: float, gap: int) -> np.ndarray:
     """Which objects are isolated specks (:func:`~devolens.predict.postprocess.drop_isolated_specks`) by the whole
-    image's median object area: smaller than ``fraction`` of it, no other object within ``gap`` pixels, in an image
-    of at least ``min_objects`` objects. Only the small ones are looked at, each in a window around it."""
+    image's median object area: smaller than ``fraction`` of it, no other object within ``gap`` pixels (whatever
+    the image's count of objects: the caller judges it). Only the small ones are looked at, each in a window around
+    it."""
     area = objects["area"]
     out = np.zeros(len(area), bool)
-    if (area > 0).sum() < max(2, int(min_objects)):
+    if (area > 0).sum() < 2:
         return out
     small = np.flatnonzero((area > 0) & (area < fraction * np.median(area[area > 0])))
     H, W = labels.shape
