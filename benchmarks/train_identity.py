@@ -597,10 +597,11 @@ def zoo_card(architecture: dict, metrics: dict, training: dict, cmd: str, weight
             MIRROR_LIMIT_START +
             "`devolens identify --mirror` (`predict(table, mirror=True)`) names the mirror image, which restores the "
             "names of an embryo with x, y or z reversed (that L3 copy with --mirror: 0.962 / 0.944, as "
-            "unmirrored; held out, x reversed: founder / depth-1 0.90-0.98 / 0.62-0.74 without it, as unmirrored "
-            "with it). Mirroring is not detected: the handedness as imaged had "
-            "the higher mean confidence on all 7 held-out embryos, whole (by 0.006-0.024), but not on 2 of 7 tables "
-            "started at 100 cells nor on 3 of 14 cut at 150 or 250 cells.",
+            "unmirrored; held out, x reversed, the fold models' 3-member ensembles (fifty-third session, "
+            "`benchmarks/eval_identity_mirror.py`): founder / depth-1 0.90-0.97 / 0.63-0.72 without it, as "
+            "unmirrored with it). Mirroring is not detected: the handedness as imaged had "
+            "the higher mean confidence on all 7 held-out embryos, whole (by 0.005-0.027, the same measurement), but "
+            "not on 2 of 7 tables started at 100 cells nor on 3 of 14 cut at 150 or 250 cells (older fold models).",
             "zscale unknown -> estimated from the cloud's shape (depth spread ~0.76 x minor width).",
             ("A z scale given (--zscale or a table's metadata) under 0.6 or over 1.25 x the cloud's estimate is "
              "noted (the 5 EPIC embryos with a known one: 0.89-1.06 x whole, 0.84-1.12 x cut at 30-400 nuclei): "
