@@ -4,8 +4,12 @@ object in an image of fewer than the card's ``isolated_min_objects`` objects is 
 result has it; in an image of that many objects it is dropped, in ``extra["isolated_dropped"]``, as before."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+import tifffile
+from _zoo_helpers import shipped
 from test_giant_blocks import _StubPredictor
 
 from devolens.predict import blocks
@@ -51,3 +55,24 @@ def test_no_lone_small_object_no_record():
     img[150:152, 260:262] = 0
     res = blocks.segment_blocks(pred, img)
     assert res.count == 70 and "isolated_kept" not in res.extra and "isolated_dropped" not in res.extra
+
+
+@pytest.mark.skipif(not shipped("nuclei"), reason="needs the shipped nuclei model")
+def test_segment_nuclei_notes_a_giant_images_kept_lone_nuclei(tmp_path, monkeypatch, capsys):
+    """The command's note on lone small nuclei kept, for an image segmented block by block (25 large nuclei and small
+    ones between them: under 100 objects, so none is dropped as a speck)."""
+    from test_s48_giant_nuclei import _nuclei
+
+    from devolens.cli import main
+
+    monkeypatch.setattr(blocks, "BLOCK_PIXELS", 10_000)
+    src = tmp_path / "giant.tif"
+    tifffile.imwrite(src, _nuclei(side=320))
+    out = tmp_path / "seg"
+    assert main(["segment", "nuclei", str(src), "--out", str(out), "--diameter", "26", "--no-overlay"]) == 0
+    text = " ".join(capsys.readouterr().err.split())
+    assert "overlapping block" in text  # (the block path ran)
+    assert "lone small nuclei of about" in text and "were kept" in text and "--min-size AREA" in text
+    record = json.loads((out / "segment.json").read_text())
+    assert any("lone small nuclei" in n and "were kept" in n for n in record["notes"])  # (the record keeps the note)
+    assert (out / "counts.csv").read_text().splitlines()[1] == "giant,29"
