@@ -78,11 +78,12 @@ def test_render_pool_whose_workers_were_killed_does_not_hang(tmp_path):
 
 
 @linux_fork
-@pytest.mark.parametrize("delay", [0.6, 1.0, 1.4])
+@pytest.mark.parametrize("delay", [0.0, 0.6, 1.0, 1.4])
 def test_sigterm_to_the_job_stops_render_workers_2(tmp_path, delay):
     """SIGTERM to the process group (what ``timeout`` and Slurm send) during ``render --workers 2``: exit 143 with
-    one error line and nothing written, or, sent after the render ended, its complete output (the subprocess
-    timeout is the failure signal of a hang)."""
+    one error line and nothing written, or, sent after the render ended, its complete output, or, sent before the
+    interpreter reached devolens's handlers (0.0: at once), killed by the signal with nothing said or written (the
+    subprocess timeout is the failure signal of a hang)."""
     out = tmp_path / "r"
     argv = [sys.executable, "-m", "devolens", "render", "--simulate", "1", "--sim-cells", "300", "--every", "1",
             "--size", "96", "96", "--workers", "2", "--out", str(out)]
@@ -96,6 +97,12 @@ def test_sigterm_to_the_job_stops_render_workers_2(tmp_path, delay):
     _, stderr = _finish(proc, f"render --workers 2 sent SIGTERM after {delay} s")
     if proc.returncode == 0:
         assert (out / "frames.csv").is_file() and (out / "render.json").is_file()
+    elif proc.returncode == -signal.SIGTERM:
+        # stopped before Python had set devolens's handlers (its first ~0.1 s; longer on a loaded machine: seen at
+        # 0.07 s in 2 of 60 stops sent at 0.05-0.7 s beside a busy core), killed as any program is (a shell reads
+        # 143 all the same): nothing said, nothing written
+        assert stderr == "", stderr
+        assert not out.exists()
     else:
         assert proc.returncode == 143, stderr
         assert stderr.strip().splitlines()[-1] == "error: terminated (SIGTERM)", stderr
