@@ -54,7 +54,7 @@ import numpy as np
 
 from devolens.errors import DevolensError
 from devolens.predict.postprocess import (CANVAS_PIXELS, FLAT_SHARE, FLOAT_SAFE, Prepared, _one_channel, alone,
-                                         auto_channel, content_box, intensity_sums, mean_intensities,
+                                         auto_channel, content_box, intensity_sums, judges_specks, mean_intensities,
                                          percentile_limits, prepare_image)
 
 if TYPE_CHECKING:
@@ -352,7 +352,7 @@ def segment_blocks(predictor: "_SegmentationPredictor", image: np.ndarray,
         # (the whole-image path looks 2 working pixels around each object: that many input pixels, rounded down)
         specks = _specks(labels, objects, fraction, gap=max(1, int(2 / run.scale)))
         lone = objects["area"][specks & ~hidden].astype(np.int64)
-        if np.count_nonzero(~hidden) < among:  # too few objects to judge specks by: kept, and said (the command)
+        if not judges_specks(np.count_nonzero(~hidden), among):  # too few objects to judge by: kept, and said
             spared = lone if len(lone) else None
         else:  # (as the whole-image path's extra["isolated_dropped"]: the segment command's note)
             dropped = lone if len(lone) else None
@@ -434,7 +434,7 @@ def _specks(labels: np.ndarray, objects: dict, fraction: float, gap: int) -> np.
     it."""
     area = objects["area"]
     out = np.zeros(len(area), bool)
-    if (area > 0).sum() < 2:
+    if not judges_specks((area > 0).sum()):
         return out
     small = np.flatnonzero((area > 0) & (area < fraction * np.median(area[area > 0])))
     H, W = labels.shape

@@ -1515,6 +1515,12 @@ def _boxes(labels: np.ndarray, ids: np.ndarray) -> list[tuple[int, int, int, int
 SPECKS_AMONG = 100
 
 
+def judges_specks(objects: int, min_objects: int = 0) -> bool:
+    """Whether an image of ``objects`` objects has its isolated specks judged (and dropped): at least
+    ``min_objects`` of them (the postprocess's ``isolated_min_objects``), and 2 (a median of one object is itself)."""
+    return int(objects) >= max(2, int(min_objects))
+
+
 def drop_isolated_specks(labels: np.ndarray, fraction: float, gap: int = 2, min_objects: int = 0) -> np.ndarray:
     """Drop small objects that stand alone: specks of noise or debris, not nuclei.
 
@@ -1644,7 +1650,7 @@ def _isolated_specks(labels: np.ndarray, areas: np.ndarray, fraction: float, gap
     """The labels :func:`drop_isolated_specks` drops; ``areas[label]`` is 0 for labels that do
     not count (background, objects already dropped: neither specks nor neighbours)."""
     present = areas > 0
-    if present.sum() < max(2, int(min_objects)) or fraction <= 0:
+    if not judges_specks(present.sum(), min_objects) or fraction <= 0:
         return []
     small = np.flatnonzero(present & (areas < fraction * np.median(areas[present])))
     if small.size == 0:

@@ -46,6 +46,7 @@ from devolens.predict.postprocess import (
     instances_from_probabilities,
     intensity_sums,
     isolated_specks,
+    judges_specks,
     keep_largest_pieces,
     mean_intensities,
     object_arrays,
@@ -1732,7 +1733,7 @@ class NucleiPredictor(_SegmentationPredictor):
                 specks, areas = isolated_specks(labels_w, fraction)
                 if specks:
                     lone = np.round(areas[specks] / float(self.network.scale) ** 2).astype(np.int64)
-                    if np.count_nonzero(areas) >= int(opts["isolated_min_objects"]):
+                    if judges_specks(np.count_nonzero(areas), opts["isolated_min_objects"]):
                         dropped, labels_w = lone, drop_labels(labels_w, specks, areas)
                     else:  # too few objects to judge specks by (an early embryo): kept, and said (the command)
                         spared = lone
