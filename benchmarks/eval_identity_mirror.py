@@ -13,7 +13,6 @@ how much higher the mean confidence is as filmed than on the mirrored copy (whet
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_identity import data_root, load_tables, scores  # noqa: E402
+from train_identity import data_root, load_fold, load_tables, scores  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +30,7 @@ def ensemble(caches: list[Path], tag: str, tta: int):
     """The fold ``tag``'s models of every cache as one predictor (as train_identity's ``--members``)."""
     from devolens.predict.identity import IdentityPredictor
 
-    preds = [IdentityPredictor.from_zoo(c / tag, json.loads((c / tag / "card.json").read_text())) for c in caches]
+    preds = [load_fold(c, tag)[0] for c in caches]
     first = preds[0]
     return IdentityPredictor(torch.nn.ModuleList([p.model for p in preds]), first.founders, first.depth1, tta=tta)
 
@@ -68,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         l0, l1 = identity_labels(table["cell"], 0), identity_labels(table["cell"], 1)
         row = {"embryo": name}
         confidence = {}
-        for how, tab, mirror in (("as filmed", table, False), ("x mirrored", mirrored(table), False),
-                                 ("mirrored, --mirror", mirrored(table), True)):
+        flipped = mirrored(table)
+        for how, tab, mirror in (("as filmed", table, False), ("x mirrored", flipped, False),
+                                 ("mirrored, --mirror", flipped, True)):
             out = pred.predict(tab, mirror=mirror)
             row[f"{how} founder"] = scores(out["pred_founder"].to_numpy(), l0)["accuracy"]
             row[f"{how} depth-1"] = scores(out["pred_depth1"].to_numpy(), l1)["accuracy"]

@@ -194,6 +194,14 @@ def save_predictor(folder: Path, pred, extra: dict | None = None) -> None:
     write_text(folder / "card.json", json.dumps({"architecture": pred.architecture, **(extra or {})}, indent=2))
 
 
+def load_fold(cache, tag: str):
+    """The model ``save_predictor`` wrote to ``cache/tag`` (a fold's, or the final one) and its ``card.json``."""
+    from devolens.predict.identity import IdentityPredictor
+
+    info = json.loads((Path(cache) / tag / "card.json").read_text())
+    return IdentityPredictor.from_zoo(Path(cache) / tag, info), info
+
+
 def _init_worker(ctx: dict, threads: int = 1) -> None:
     torch.set_num_threads(threads)
     _CTX.update(ctx)
@@ -213,15 +221,14 @@ def _run_job(job):
     if cache is not None and _CTX.get("reuse") and (Path(cache) / tag / "card.json").is_file():
         from devolens.predict.identity import IdentityPredictor
 
-        info = json.loads((Path(cache) / tag / "card.json").read_text())
-        pred = IdentityPredictor.from_zoo(Path(cache) / tag, info)
+        pred, info = load_fold(cache, tag)
         pred.architecture = info["architecture"]
         t_train = float(info.get("train_s", 0.0))
         if _CTX.get("members"):  # ensemble with the same fold's models from the other caches
             nets = [pred.model]
             for other in _CTX["members"]:
-                oinfo = json.loads((Path(other) / tag / "card.json").read_text())
-                nets.append(IdentityPredictor.from_zoo(Path(other) / tag, oinfo).model)
+                member, oinfo = load_fold(other, tag)
+                nets.append(member.model)
                 t_train += float(oinfo.get("train_s", 0.0))
             tta = int(_CTX["cfg"].get("tta", pred.tta))  # the recipe's predict.tta
             pred = IdentityPredictor(torch.nn.ModuleList(nets), pred.founders, pred.depth1, tta=tta)
