@@ -511,14 +511,27 @@ METRICS_SETTING = {
                 "runs/identity_s47_e40 runs/identity_s47_s1 --predictions rows.csv (the ensemble's figures)"),
 }
 
-#: the card's limit on tables that stop early (measured on the twenty-third session's model: measure again after
-#: retraining, and say so here)
+#: the card's limit on tables that stop early (measured on the fifty-third session's fold models, runs/identity_s53*,
+#: in the fifty-fourth session: `benchmarks/eval_identity_mirror.py --views whole start100 cut15 cut30 cut50 cut100
+#: cut150 cut250`, with `--orient skewness` for the skewness's figures: measure again after retraining, and say so
+#: here)
 SHORT_TABLE_LIMIT = (
-    "The embryo frame pools all time points of an embryo in the table, and the AP direction comes from "
-    "that pooled cloud: a table that stops early can be read the wrong way round, with high confidence "
-    "(two of the training embryos, CD20241010_JIM767_25_L2 and _L3, cut at 100-172 cells: founder "
-    "accuracy 0.62-0.95, mostly under 0.70; at 8-15 cells 0.00-0.29; whole, 0.95-0.96; `devolens "
-    "identify` on the cut tables). The command notes embryos whose largest time point holds under 200 nuclei.")
+    "The embryo frame pools all time points of an embryo in the table, and its directions come from the skewness of "
+    "that pooled cloud, right on whole tables but often wrong on tables that stop early. So an embryo whose largest "
+    "time point holds under 200 nuclei is named in the four turns of its frame and the turn the model names most "
+    "confidently (mean confidence before the time-course smoothing) is kept (`--orient auto`, the default; "
+    "`--orient skewness` keeps the skewness's). Held out (each of the 7 real embryos named by the 3-member ensemble "
+    "of the fold models that never saw it, its table stopped before the first time point with more nuclei), "
+    "founder / depth-1 accuracy: stopped at 15 nuclei 0.28-1.00 / 0.00-0.96 (mean 0.53 / 0.46; the skewness's "
+    "0.00-0.30 / 0.00-0.28), at 30 0.88-0.98 / 0.76-0.98 (0.30-0.88 / 0.14-0.88), at 50 0.97-1.00 / 0.88-1.00 "
+    "(0.45-0.97 / 0.13-0.97), at 100 0.96-1.00 / 0.91-0.98 (0.54-1.00 / 0.20-0.98), at 150 0.91-0.98 / 0.87-0.96 "
+    "(0.56-0.98 / 0.19-0.96), at 250 0.90-0.99 / 0.88-0.98, against 0.93-0.98 / 0.83-0.95 whole; started at 100 "
+    "nuclei instead, 0.91-0.96 / 0.77-0.90 (fifty-fourth session, `benchmarks/eval_identity_mirror.py --views`). "
+    "The rule (the confidence before smoothing, short tables only) was chosen on these same 7 embryos: on whole "
+    "tables and ones started at 100 nuclei that confidence picked a wrong turn for 1 of 7, and the smoothed "
+    "confidence did worse on short ones. The command notes embryos whose largest time point holds under 200 nuclei "
+    "and the turn kept.")
+
 
 #: the start of the card's limit on mirrored embryos, with how its figures were measured (the shipped model, in the
 #: forty-eighth session: `devolens identify` on the table and on an x-mirrored copy; measure again after retraining,
@@ -598,8 +611,9 @@ def zoo_card(architecture: dict, metrics: dict, training: dict, cmd: str, weight
         "limits": [
             "Trained on 7 embryos of up to ~580 nuclei (EPIC up to ~400): later stages are untested.",
             SHORT_TABLE_LIMIT,
-            "The AP direction comes from the skewness of the pooled cloud (right on all 7 training embryos); "
-            "an embryo where it fails gets anterior/posterior swapped.",
+            "The AP direction comes from the skewness of the pooled cloud (right on all 7 training embryos, whole); "
+            "an embryo of 200 nuclei or more where it fails gets anterior/posterior swapped (a shorter one is "
+            "turned as the model reads it best, above).",
             UNFAMILIAR_LIMIT,
             MIRROR_LIMIT_START +
             "`devolens identify --mirror` (`predict(table, mirror=True)`) names the mirror image, which restores the "
@@ -608,7 +622,9 @@ def zoo_card(architecture: dict, metrics: dict, training: dict, cmd: str, weight
             "`benchmarks/eval_identity_mirror.py`): founder / depth-1 0.90-0.97 / 0.63-0.72 without it, as "
             "unmirrored with it). Mirroring is not detected: the handedness as imaged had "
             "the higher mean confidence on all 7 held-out embryos, whole (by 0.005-0.027, the same measurement), but "
-            "not on 2 of 7 tables started at 100 cells nor on 3 of 14 cut at 150 or 250 cells (older fold models).",
+            "not on 2 of 7 tables started at 100 nuclei, 2-3 of 7 stopped at 100 or 150 nuclei (0 of 7 at 250) and 5 "
+            "of 7 at 15 (the same fold models, `--orient auto`; fifty-fourth session, `eval_identity_mirror.py "
+            "--views`).",
             "zscale unknown -> estimated from the cloud's shape (depth spread ~0.76 x minor width).",
             ("A z scale given (--zscale or a table's metadata) under 0.6 or over 1.25 x the cloud's estimate is "
              "noted (the 5 EPIC embryos with a known one: 0.89-1.06 x whole, 0.84-1.12 x cut at 30-400 nuclei): "

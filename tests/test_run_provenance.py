@@ -54,7 +54,7 @@ def test_identify_writes_its_record_beside_the_csv(tmp_path, capsys, monkeypatch
     assert rec["weights_sha256"] == _sha(zoo.ZOO_DIR / "identity" / "weights.safetensors")
     assert rec["devolens"] and rec["devolens"].split(".")[0] == __version__.split(".")[0]
     assert rec["torch"] == torch.__version__.split("+")[0] or rec["torch"] == torch.__version__
-    assert rec["options"] == {"tta": 1, "smooth": "lineage", "threads": None, "mirror": False}
+    assert rec["options"] == {"tta": 1, "smooth": "lineage", "threads": None, "mirror": False, "orient": "auto"}
     assert rec["zscale"]["by"] == "estimated"
     assert rec["zscale"]["per_embryo"] == {"toy": pytest.approx(used[0], rel=1e-5)}
     assert any("stops at" in n for n in rec["notes"])  # the notes printed
@@ -66,7 +66,7 @@ def test_identify_writes_its_record_beside_the_csv(tmp_path, capsys, monkeypatch
     assert _cli(["identify", str(src), "--out", str(out), "--tta", "2", "--smooth", "none", "--zscale", "0.8"]) == 0
     rec = json.loads((tmp_path / "cells.json").read_text())
     assert rec["zscale"] == {"by": "given", "value": 0.8}
-    assert rec["options"] == {"tta": 2, "smooth": "none", "threads": None, "mirror": False}
+    assert rec["options"] == {"tta": 2, "smooth": "none", "threads": None, "mirror": False, "orient": "auto"}
     assert rec["command"] == "devolens identify"
 
 

@@ -78,10 +78,11 @@ def test_identify_records_threads_among_its_options(tmp_path, capsys, keep_threa
     code, _, err = run_cli(["identify", str(src), "--out", str(out), "--tta", "1", "--threads", "2"], capsys)
     assert code == 0, err
     rec = json.loads((tmp_path / "n.json").read_text())
-    assert rec["options"] == {"tta": 1, "smooth": "lineage", "threads": 2, "mirror": False}
+    assert rec["options"] == {"tta": 1, "smooth": "lineage", "threads": 2, "mirror": False, "orient": "auto"}
     assert rec["threads"] == 2  # (the older key, kept for earlier readers)
     assert run_cli(["identify", str(src), "--out", str(out), "--tta", "1", "--smooth", "none"], capsys)[0] == 0
-    assert json.loads((tmp_path / "n.json").read_text())["options"] == {"tta": 1, "smooth": "none", "threads": None, "mirror": False}
+    assert json.loads((tmp_path / "n.json").read_text())["options"] == {
+        "tta": 1, "smooth": "none", "threads": None, "mirror": False, "orient": "auto"}
 
 
 # ----------------------------------------------------------------------------- 2. x and y lost

@@ -113,7 +113,7 @@ def test_identify_records_every_option_mirror_included(tmp_path, monkeypatch):
     predictor = SimpleNamespace(tta=3, smooth="lineage")
     rec = json.loads(_identify_record(tmp_path / "t.csv", tmp_path / "o.csv", "identity", predictor, zscale={},
                                       notes=[]))
-    assert rec["options"] == {"tta": 3, "smooth": "lineage", "threads": None, "mirror": False}
+    assert rec["options"] == {"tta": 3, "smooth": "lineage", "threads": None, "mirror": False, "orient": "auto"}
     assert list(rec["options"]) == ["tta", "smooth", "threads", "mirror"]
     rec = json.loads(_identify_record(tmp_path / "t.csv", tmp_path / "o.csv", "identity", predictor, zscale={},
                                       notes=[], threads=2, mirror=True))

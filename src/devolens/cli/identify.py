@@ -11,6 +11,8 @@ from devolens.cli._common import check_csv_out, check_threads, choice, json_numb
 
 #: the words of --smooth
 SMOOTHS = ("lineage", "tracklets", "none")
+#: the words of --orient (devolens.predict.identity.ORIENTS, not imported here: that would import torch for --help)
+ORIENTS = ("auto", "skewness")
 #: what the confidence column is, with the held-out figures of the card's "Confidence" section: measured on the
 #: leave-one-embryo-out fold models of the recipe (benchmarks/train_identity.py, runs/identity_calib*: every named row
 #: of the 7 real embryos pooled), not on the shipped ensemble, which was trained on every shared embryo; the late-stage
@@ -73,9 +75,9 @@ def register(app: typer.Typer) -> None:
                  + CLASSES_HELP + " " + CONFIDENCE_HELP
                  + " Beside the CSV, NAME.json records how it was made (command line, devolens "
                  "and torch versions, model, the sha256 of its weights and of all its files, the sha256 and size "
-                 "of the table and of the files read with it, the options (--tta, --smooth, --threads, --mirror), the "
-                 "z-scale used and how it was decided (and the file it was read from), the notes printed). An "
-                 "existing CSV and its record are replaced, the two together.",
+                 "of the table and of the files read with it, the options (--tta, --smooth, --threads, --mirror, "
+                 "--orient), the z-scale used and how it was decided (and the file it was read from), the notes "
+                 "printed). An existing CSV and its record are replaced, the two together.",
         ),
         model: str = typer.Option("identity", "--model", "-m", help="Zoo model name (see `devolens models`)."),
         zscale: float = typer.Option(
@@ -101,6 +103,14 @@ def register(app: typer.Typer) -> None:
                  "a flipped image), which otherwise keeps most founders but loses most depth-1 names with unchanged "
                  "confidence. identify does not detect mirroring: check a few known cells (e.g. ABa/ABp, MSa/MSp) "
                  "with and without it.",
+        ),
+        orient: str = typer.Option(
+            "auto", "--orient", callback=choice(*ORIENTS),
+            help="How each embryo is oriented: its axes come from its nuclei's pooled cloud, their directions from "
+                 "the cloud's skewness, right on whole tables but often wrong on tables that stop early. 'auto' "
+                 "(default): an embryo whose largest time point holds under 200 nuclei is named in the four turns of "
+                 "its frame and the turn the model names most confidently is kept (held out, tables stopped at 30-150 "
+                 "nuclei: the best turn on every embryo); 'skewness': the skewness always.",
         ),
         threads: int = typer.Option(
             None, "--threads", help=f"Torch CPU threads (default: torch's, at most {DEFAULT_THREADS}).",
@@ -156,7 +166,8 @@ def register(app: typer.Typer) -> None:
         _check_model_task(model, "identity", card(model))
         if smooth not in SMOOTHS:
             raise DevolensError(f"--smooth must be lineage, tracklets or none, got {smooth!r}")
-        options = {"smooth": smooth} if tta is None else {"tta": tta, "smooth": smooth}
+        options = {"smooth": smooth, "orient": orient} if tta is None else {"tta": tta, "smooth": smooth,
+                                                                            "orient": orient}
         predictor = load(model, **options)
         import warnings
 
@@ -286,9 +297,9 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
     its weights' sha256 and its files' (``model_sha256``: card and weights, :func:`devolens.provenance.model_sha256`),
     the input's sha256 and size and those of the files read with it (``inputs``: :func:`_table_inputs`; ``attrs``:
     the table's, as read), the options (``tta``: the views averaged; ``smooth``; ``threads``, ``--threads`` or None;
-    ``mirror``, false unless given; ``threads`` at the top, the older key, holds the same), the z-scale (with the file it was
-    read from: :func:`_zscale_record`) and the notes printed. ``inputs``: the entries of the files read, when
-    already made (:func:`_table_inputs`)."""
+    ``mirror``, false unless given; ``orient``; ``threads`` at the top, the older key, holds the same), the z-scale
+    (with the file it was read from: :func:`_zscale_record`) and the notes printed. ``inputs``: the entries of the
+    files read, when already made (:func:`_table_inputs`)."""
     from devolens.models import zoo
     from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
 
@@ -298,7 +309,7 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
         "weights_sha256": zoo.weights_sha256(model), "model_sha256": model_sha256(model), "devolens": version(),
         # --threads (None: the default) among the options, as every command records it; it does not change the names
         "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth, "threads": threads,
-                                             "mirror": bool(mirror)},  # every option, defaults included
+                                             "mirror": bool(mirror), "orient": predictor.orient},  # every option
         "threads": threads,  # the older key, kept for earlier readers (as devolens_version): the same as options'
         "zscale": zscale, "notes": list(notes),
     })

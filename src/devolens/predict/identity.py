@@ -1423,6 +1423,24 @@ SHORT_CLOUD = 200
 #: orientation is close to a guess: the 7 real training embryos, whole, have 0.11-0.39 and 0.10-0.17; 16 simulated
 #: embryos 0.00-0.12 and 0.000-0.039; real EPIC tables cut at 100-150 cells mostly under 0.05 (the card's limits)
 WEAK_SKEW = 0.05
+#: how the predictor orients an embryo (:class:`IdentityPredictor`'s ``orient``): ``"auto"`` turns the frame of an
+#: embryo whose table stops early (largest time point under :data:`SHORT_CLOUD` nuclei) to whichever of its four
+#: proper turns (:data:`TURNS`) the network names most confidently; ``"skewness"`` keeps the skewness's frame always
+ORIENTS = ("auto", "skewness")
+#: the held-out figures the short-table note quotes, per ``orient`` (measured as :data:`TURNS` says)
+SHORT_HELD_OUT_AUTO = ("7 real embryos stopped at 30-150 nuclei: founder accuracy 0.88-1.00, depth-1 0.76-0.98; at "
+                       "15 nuclei founder 0.28-1.00, 3 of 7 over 0.70")
+SHORT_HELD_OUT_SKEWNESS = ("7 real embryos stopped at 30-150 nuclei: founder accuracy 0.30-1.00, under 0.70 on 2-6 "
+                           "of 7; at 15 nuclei 0.00-0.30")
+#: the four proper turns of an embryo frame, as signs of its (AP, second, third) axes, and their names: the frame as
+#: the skewness reads it, AP reversed (a half turn about the third axis), a half turn about AP, a half turn about the
+#: second axis. Held out (the 7 real embryos, each named by the fold models that never saw it, tables stopped at 30,
+#: 50, 100 or 150 nuclei), the skewness's frame was wrong on 2-6 of 7 embryos and the turn of the highest mean
+#: confidence before the time-course smoothing the best of the four on all 7 (stopped at 15: on 2); on whole tables
+#: and ones started at 100 nuclei the skewness was right on all 7 and that confidence wrong on 1 (fifty-fourth
+#: session: benchmarks/eval_identity_mirror.py --views, and RESULTS.md), hence only short tables are turned
+TURNS = {"as the skewness reads it": (1, 1, 1), "AP reversed": (-1, -1, 1), "turned about AP": (1, -1, -1),
+         "AP reversed and turned about AP": (-1, 1, -1)}
 #: AP skewness of the pooled cloud above which the predictor notes a lopsided embryo: the 7 real training embryos,
 #: whole, cut at 150-350 cells or started at 20-200, have at most 0.42 (the AceTree one); one debris spot per time
 #: point 300 px beyond an embryo made 0.46, three 0.53 (such spots are now set aside: :func:`stray_nuclei`)
@@ -1689,16 +1707,25 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
             notes.append(f"{n} row(s) {what}")
     smooth_none = (option("smooth", "'none'", cli_value="none") if command is None
                    else "--smooth none" if command else "smooth='none'")
+    orient_auto = (option("orient", "'auto'", cli_value="auto") if command is None
+                   else "--orient auto" if command else "orient='auto'")
     clouds = attrs.get("largest_clouds") or {}
     short = None
     if clouds and min(clouds.values()) < SHORT_CLOUD:  # the embryo whose table stops earliest
         embryo = short = min(clouds, key=clouds.get)
         largest = clouds[embryo]
         who = "the table" if len(set(clouds) | set(lost)) == 1 else f"embryo {embryo}"
-        notes.append(f"{who} stops at {largest} nuclei: the model reads an embryo's orientation from its whole time "
-                     "course, and on tables that stop early it can be wrong, with high confidence (two real embryos it "
-                     "was trained on, cut at 100-172 cells: founder accuracy 0.62-0.95, mostly under 0.70; at 8-15 "
-                     "cells 0.00-0.29; whole, 0.95-0.96): check the names against known cells")
+        turn = (attrs.get("frame_turn") or {}).get(embryo)
+        if turn is None:  # orient="skewness"
+            notes.append(f"{who} stops at {largest} nuclei: the model reads an embryo's orientation from the skewness "
+                         "of its whole time course, often wrong on tables that stop early, with high confidence (held "
+                         f"out, {SHORT_HELD_OUT_SKEWNESS}): check the names against known cells, or leave the "
+                         "orientation to the model's confidence (" + orient_auto + ")")
+        else:
+            notes.append(f"{who} stops at {largest} nuclei: the skewness of so short a time course often misleads the "
+                         "orientation, so the embryo was named in the four turns of its frame and the one the model "
+                         f"named most confidently kept ({turn}; held out, {SHORT_HELD_OUT_AUTO}): check the names "
+                         "against known cells")
     skews = attrs.get("frame_skewness") or {}
     weak = {e: min(ap, -third) for e, (ap, third) in skews.items()
             if min(ap, -third) < WEAK_SKEW and e != short and e not in flat}
@@ -1815,11 +1842,18 @@ class IdentityPredictor:
         Share of every lineage transition spread over all classes (slack for wrong links).
     evidence_power : float
         Weight ``n ** evidence_power`` of a tracklet's mean log-probability in the tree.
+    orient : {"auto", "skewness"}
+        How each embryo's frame is oriented. Its axes come from the pooled cloud of all its time points, their
+        signs from the cloud's skewness (:func:`embryo_frame`), which is right on whole tables but often wrong on
+        tables that stop early. ``"auto"`` (default): an embryo whose largest time point holds under
+        :data:`SHORT_CLOUD` nuclei is named in each of the four proper turns of its frame (:data:`TURNS`), and
+        the turn whose names the network gives with the highest mean confidence (before the time-course
+        smoothing) is kept (``attrs["frame_turn"]``); ``"skewness"``: the skewness's frame always.
     """
 
     def __init__(self, model: torch.nn.Module, founders: Sequence[str], depth1: Sequence[str],
                  tta: int = 1, max_tokens: int = 8192, device: str = "cpu", smooth: str | bool = "lineage",
-                 link_eps: float = 0.01, evidence_power: float = 0.0):
+                 link_eps: float = 0.01, evidence_power: float = 0.0, orient: str = "auto"):
         from devolens.predict.devices import resolve_device
 
         device = resolve_device(device)  # 'auto', and a one-line error for 'cuda' without a GPU
@@ -1841,6 +1875,9 @@ class IdentityPredictor:
         self.parent = np.array([class_founder(d, self.founders) for d in self.depth1], dtype=np.int64)
         self.trans = transition_matrix(self.depth1, self.founders, eps=link_eps)
         self.evidence_power = float(evidence_power)
+        if not isinstance(orient, str) or orient.strip().lower() not in ORIENTS:
+            raise DevolensError(f"orient must be 'auto' or 'skewness', got {orient!r}")
+        self.orient = orient.strip().lower()
 
     @classmethod
     def from_zoo(cls, folder: str | Path, card: dict[str, Any], **options: Any) -> "IdentityPredictor":
@@ -1914,9 +1951,34 @@ class IdentityPredictor:
         for c in clouds:
             largest[c["embryo"]] = max(largest.get(c["embryo"], 0), len(c["coords"]))
         skew = frame_skewness(clouds)
+        turned: dict[str, str] = {}
+        if self.orient == "auto":  # a short table's skewness misleads: its frame turned as the network reads best
+            short = {e for e, n in largest.items() if n < SHORT_CLOUD}
+            if short:
+                clouds, turned = self._turned(clouds, short)
+        pf, pd1 = self._network(clouds, len(table), progress)
+        tracking: dict[str, Any] = {}
+        if self.smooth == "tracklets":
+            tracks = tracklets(clouds, breaks=breaks, report=tracking)
+            pf, pd1 = pool_over_tracklets(pf, tracks), pool_over_tracklets(pd1, tracks)
+        elif self.smooth == "lineage":
+            tracks, parents = tracklets(clouds, return_parents=True, breaks=breaks, report=tracking)
+            joint = joint_depth1(pf, pd1, self.parent)
+            pd1 = lineage_posterior(joint, tracks, parents, self.trans, power=self.evidence_power)
+            pf = np.zeros_like(pf)
+            np.add.at(pf.T, self.parent, pd1.T)
+        return pf, pd1, {"time_breaks": breaks, "largest_clouds": largest, "frame_skewness": skew,
+                         "frame_zscale": {c["embryo"]: c["zscale"] for c in clouds}, "tracking": tracking,
+                         "frame_turn": turned}
+
+    @torch.no_grad()
+    def _network(self, clouds: list[dict[str, Any]], n_rows: int,
+                 progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The network's founder (n_rows, F) and depth-1 (n_rows, K) probabilities of the ``clouds``' rows (their
+        ``index``), averaged over the test-time views and the ensemble's members; the other rows 0."""
         nf, nd = len(self.founders), len(self.depth1)
-        pf = np.zeros((len(table), nf))
-        pd1 = np.zeros((len(table), nd))
+        pf = np.zeros((n_rows, nf))
+        pd1 = np.zeros((n_rows, nd))
         vs = views(self.tta)
         share = 1.0 / (len(vs) * len(self.members))
         batches = token_batches([len(c["coords"]) for c in clouds], self.max_tokens)
@@ -1936,18 +1998,32 @@ class IdentityPredictor:
                         pd1[idx] += sd[j, :n] * share
             if progress is not None:
                 progress(bi + 1, len(batches))
-        tracking: dict[str, Any] = {}
-        if self.smooth == "tracklets":
-            tracks = tracklets(clouds, breaks=breaks, report=tracking)
-            pf, pd1 = pool_over_tracklets(pf, tracks), pool_over_tracklets(pd1, tracks)
-        elif self.smooth == "lineage":
-            tracks, parents = tracklets(clouds, return_parents=True, breaks=breaks, report=tracking)
-            joint = joint_depth1(pf, pd1, self.parent)
-            pd1 = lineage_posterior(joint, tracks, parents, self.trans, power=self.evidence_power)
-            pf = np.zeros_like(pf)
-            np.add.at(pf.T, self.parent, pd1.T)
-        return pf, pd1, {"time_breaks": breaks, "largest_clouds": largest, "frame_skewness": skew,
-                         "frame_zscale": {c["embryo"]: c["zscale"] for c in clouds}, "tracking": tracking}
+        return pf, pd1
+
+    def _turned(self, clouds: list[dict[str, Any]], embryos: set[str]
+                ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """``clouds`` with the frame of each of ``embryos`` turned to whichever of :data:`TURNS` the network names
+        with the highest mean confidence (:func:`combine_probabilities`' of its rows, before any smoothing; the
+        skewness's frame on a tie), and embryo -> the name of the turn kept."""
+        out = list(clouds)
+        kept: dict[str, str] = {}
+        for embryo in sorted(embryos):
+            at = [i for i, c in enumerate(clouds) if c["embryo"] == embryo]
+            sizes = [len(clouds[i]["index"]) for i in at]
+            local = np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1])  # the embryo's rows, numbered anew
+            best, best_score, best_clouds = None, -np.inf, None
+            for name, signs in TURNS.items():
+                turned = [{**clouds[i], "coords": clouds[i]["coords"] * np.asarray(signs, float), "index": rows}
+                          for i, rows in zip(at, local)]
+                pf, pd1 = self._network(turned, int(sum(sizes)))
+                score = float(combine_probabilities(pf, pd1, self.parent)[2].mean())
+                if score > best_score:
+                    best, best_score = name, score
+                    best_clouds = [{**c, "index": clouds[i]["index"]} for i, c in zip(at, turned)]
+            kept[embryo] = best
+            for i, c in zip(at, best_clouds):
+                out[i] = c
+        return out, kept
 
     def predict(self, table: pd.DataFrame | str | Path, zscale: float | None = None,
                 progress: Callable[[int, int], None] | None = None, mirror: bool = False) -> pd.DataFrame:
@@ -1988,6 +2064,8 @@ class IdentityPredictor:
             not smoothed across (:func:`time_breaks`); ``attrs["largest_clouds"]``: embryo -> the nuclei
             of its largest time point (the clouds the model read); ``attrs["frame_skewness"]``: embryo ->
             the skewness along the AP and the third axis that oriented its frame (:func:`frame_skewness`);
+            ``attrs["frame_turn"]``: embryo -> the turn of that frame kept (a name of :data:`TURNS`), for each embryo
+            whose frame was chosen by the network's confidence (``orient="auto"``: a table that stops early);
             ``attrs["frame_zscale"]``: embryo -> the z plane spacing (xy pixels) its clouds were read with;
             ``attrs["tracking"]``: embryo -> what :func:`tracklets` found (time step, sparse sampling, links across
             missing nuclei, tracklets per nucleus; empty with ``smooth="none"``); ``attrs["edge_crowding"]``: embryo
@@ -2085,7 +2163,7 @@ class IdentityPredictor:
         out["pred_depth1"] = pd.Series(None, index=out.index, dtype=object)
         out["confidence"] = np.nan
         found = {"duplicates": 0, "time_breaks": [], "largest_clouds": {}, "frame_skewness": {}, "frame_zscale": {},
-                 "tracking": {}}
+                 "tracking": {}, "frame_turn": {}}
         crowding: dict[str, tuple[str, float]] = {}
         flat: dict[str, dict] = {}
         if len(cells):
@@ -2106,6 +2184,7 @@ class IdentityPredictor:
         out.attrs["largest_clouds"] = dict(found["largest_clouds"])
         out.attrs["frame_skewness"] = dict(found["frame_skewness"])
         out.attrs["frame_zscale"] = dict(found["frame_zscale"])
+        out.attrs["frame_turn"] = dict(found["frame_turn"])
         out.attrs["stray_nuclei"] = int(stray.sum())
         out.attrs["tracking"] = dict(found["tracking"])
         out.attrs["edge_crowding"] = crowding
