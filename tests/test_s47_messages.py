@@ -110,11 +110,12 @@ def test_identify_records_every_option_mirror_included(tmp_path, monkeypatch):
 
     monkeypatch.setattr(zoo, "weights_sha256", lambda model: "0" * 64)
     monkeypatch.setattr(provenance, "model_sha256", lambda model: "1" * 64)
-    predictor = SimpleNamespace(tta=3, smooth="lineage")
+    predictor = SimpleNamespace(tta=3, smooth="lineage", orient="auto")
     rec = json.loads(_identify_record(tmp_path / "t.csv", tmp_path / "o.csv", "identity", predictor, zscale={},
                                       notes=[]))
     assert rec["options"] == {"tta": 3, "smooth": "lineage", "threads": None, "mirror": False, "orient": "auto"}
-    assert list(rec["options"]) == ["tta", "smooth", "threads", "mirror"]
+    assert list(rec["options"]) == ["tta", "smooth", "threads", "mirror", "orient"]
+    predictor.orient = "skewness"
     rec = json.loads(_identify_record(tmp_path / "t.csv", tmp_path / "o.csv", "identity", predictor, zscale={},
                                       notes=[], threads=2, mirror=True))
-    assert rec["options"] == {"tta": 3, "smooth": "lineage", "threads": 2, "mirror": True}
+    assert rec["options"] == {"tta": 3, "smooth": "lineage", "threads": 2, "mirror": True, "orient": "skewness"}

@@ -309,7 +309,8 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
         "weights_sha256": zoo.weights_sha256(model), "model_sha256": model_sha256(model), "devolens": version(),
         # --threads (None: the default) among the options, as every command records it; it does not change the names
         "torch": torch_version(), "options": {"tta": int(predictor.tta), "smooth": predictor.smooth, "threads": threads,
-                                             "mirror": bool(mirror), "orient": predictor.orient},  # every option
+                                             "mirror": bool(mirror),
+                                             "orient": getattr(predictor, "orient", None)},  # every option
         "threads": threads,  # the older key, kept for earlier readers (as devolens_version): the same as options'
         "zscale": zscale, "notes": list(notes),
     })
