@@ -137,12 +137,47 @@ def test_load_passes_orient():
 def test_the_short_table_note_says_the_turn_kept_or_how_to_ask_for_it():
     attrs = {"largest_clouds": {"e1": 48}, "frame_turn": {"e1": "AP reversed"}}
     note = [n for n in di.input_notes(attrs, command=True) if "stops at" in n]
-    assert len(note) == 1 and note[0].startswith("the table stops at 48 nuclei")
-    assert "(AP reversed; held out, " in note[0] and di.SHORT_HELD_OUT_AUTO in note[0]
+    assert len(note) == 1 and note[0].startswith("the table stops at 48 nuclei: ")
+    assert "(against the skewness's reading: AP reversed)" in note[0] and di.SHORT_HELD_OUT_AUTO in note[0]
+    assert "often wrong" not in note[0]
+    attrs["largest_clouds"] = {"e1": 12}  # a 12-cell table: the turn kept is often wrong, and said so
+    note = [n for n in di.input_notes(attrs, command=True) if "stops at" in n]
+    assert "under 30 nuclei the turn kept is often wrong" in note[0]
     attrs["frame_turn"] = {}
     for command, words in ((True, "--orient auto"), (False, "orient='auto'")):
         note = [n for n in di.input_notes(attrs, command=command) if "stops at" in n]
         assert len(note) == 1 and note[0].endswith(f"({words})") and di.SHORT_HELD_OUT_SKEWNESS in note[0]
+
+
+def test_every_turned_embryo_is_named_in_the_note_and_none_gets_the_skewness_notes():
+    """Two short embryos in one table: both turns are said (the shortest first); a turned embryo with a nearly
+    symmetric or lopsided cloud is not told that the model orients it by the skewness."""
+    attrs = {"largest_clouds": {"a": 100, "b": 20, "c": 300},
+             "frame_turn": {"a": "turned about AP", "b": "as the skewness reads it"},
+             "frame_skewness": {"a": (0.01, -0.01), "b": (0.9, -0.2), "c": (0.02, -0.01)}}
+    notes = di.input_notes(attrs, command=True)
+    short = [n for n in notes if "stops at" in n]
+    assert len(short) == 1 and short[0].startswith("embryo b stops at 20 nuclei, and 1 more embryo(s) under 200")
+    assert ("(against the skewness's reading: as the skewness reads it; embryo a (100 nuclei): turned about AP)"
+            in short[0])
+    symmetric = [n for n in notes if "nearly symmetric" in n]
+    assert len(symmetric) == 1 and symmetric[0].startswith("embryo c's nucleus cloud")  # c: whole, not turned
+    lopsided = [n for n in notes if "lopsided" in n]
+    assert len(lopsided) == 1 and "reads the embryo's axes from that cloud" in lopsided[0]
+    assert "orients the embryo by it" not in lopsided[0]
+
+
+def test_the_progress_bar_counts_the_turns_tried():
+    table = cloud_table()
+    pred = random_predictor()
+    calls = []
+    pred.predict(table, progress=lambda done, total: calls.append((done, total)))
+    total = calls[-1][1]
+    assert calls == [(i + 1, total) for i in range(total)] and total == 5  # one batch: 4 turns and the naming
+    calls.clear()
+    pred.orient = "skewness"
+    pred.predict(table, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 1)]
 
 
 @needs_zoo
@@ -156,14 +191,19 @@ def test_identify_orient_on_the_command_line(tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["options"]["orient"] == "auto"
+    assert list(record["frame_turn"]) == ["e1"] and record["frame_turn"]["e1"] in di.TURNS
+    assert f"(against the skewness's reading: {record['frame_turn']['e1']})" in err
     assert "the table stops at 40 nuclei" in err and "named most confidently kept (" in err
     assert main(["identify", str(src), "--out", str(out), "--zscale", "8", "--orient", "skewness"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert json.loads(out.with_suffix(".json").read_text())["options"]["orient"] == "skewness"
     assert "(--orient auto)" in err
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["frame_turn"] == {}
     assert main(["identify", str(src), "--out", str(tmp_path / "x.csv"), "--orient", "sideways"]) != 0
     err = capsys.readouterr().err
-    assert "Traceback" not in err and "sideways" in err and not (tmp_path / "x.csv").exists()
+    assert "Traceback" not in err and "--orient must be auto or skewness, got 'sideways'" in err
+    assert not (tmp_path / "x.csv").exists()
 
 
 @needs_zoo

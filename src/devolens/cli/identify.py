@@ -109,8 +109,10 @@ def register(app: typer.Typer) -> None:
             help="How each embryo is oriented: its axes come from its nuclei's pooled cloud, their directions from "
                  "the cloud's skewness, right on whole tables but often wrong on tables that stop early. 'auto' "
                  "(default): an embryo whose largest time point holds under 200 nuclei is named in the four turns of "
-                 "its frame and the turn the model names most confidently is kept (held out, tables stopped at 30-150 "
-                 "nuclei: the best turn on every embryo); 'skewness': the skewness always.",
+                 "its frame and the turn the model names most confidently is kept, at up to four times the work "
+                 "(held out, tables stopped at 30-150 nuclei: the best turn on all 7 embryos; at 15 nuclei often the "
+                 "wrong one, if better than the skewness); 'skewness': the skewness always. The turn kept is noted "
+                 "and recorded (frame_turn in NAME.json).",
         ),
         threads: int = typer.Option(
             None, "--threads", help=f"Torch CPU threads (default: torch's, at most {DEFAULT_THREADS}).",
@@ -166,6 +168,8 @@ def register(app: typer.Typer) -> None:
         _check_model_task(model, "identity", card(model))
         if smooth not in SMOOTHS:
             raise DevolensError(f"--smooth must be lineage, tracklets or none, got {smooth!r}")
+        if orient not in ORIENTS:
+            raise DevolensError(f"--orient must be auto or skewness, got {orient!r}")
         options = {"smooth": smooth, "orient": orient} if tta is None else {"tta": tta, "smooth": smooth,
                                                                             "orient": orient}
         predictor = load(model, **options)
@@ -183,7 +187,8 @@ def register(app: typer.Typer) -> None:
             found.insert(0, _estimated_zscale_note(decided, table, df.attrs))
         notes += found
         text = _identify_record(table, out, model, predictor, zscale=decided,
-                                notes=notes, threads=threads, mirror=mirror, attrs=df.attrs, inputs=inputs)
+                                notes=notes, threads=threads, mirror=mirror, attrs=df.attrs, inputs=inputs,
+                                frame_turn=result.attrs.get("frame_turn"))
         # the CSV and its record: both this run's or both the previous run's (the record last); each written through
         # a link there to its file, text as write_csv writes it (a file name's bytes that are not UTF-8 escaped)
         write_together({
@@ -292,13 +297,15 @@ def _table_inputs(table: Path, attrs: dict) -> list[dict]:
 
 def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: dict, notes: list,
                      threads: Optional[int] = None, mirror: bool = False, attrs: Optional[dict] = None,
-                     inputs: Optional[list] = None) -> str:
+                     inputs: Optional[list] = None, frame_turn: Optional[dict] = None) -> str:
     """The JSON written beside identify's CSV: the command line, the versions of devolens and PyTorch, the model and
     its weights' sha256 and its files' (``model_sha256``: card and weights, :func:`devolens.provenance.model_sha256`),
     the input's sha256 and size and those of the files read with it (``inputs``: :func:`_table_inputs`; ``attrs``:
     the table's, as read), the options (``tta``: the views averaged; ``smooth``; ``threads``, ``--threads`` or None;
     ``mirror``, false unless given; ``orient``; ``threads`` at the top, the older key, holds the same), the z-scale
-    (with the file it was read from: :func:`_zscale_record`) and the notes printed. ``inputs``: the entries of the
+    (with the file it was read from: :func:`_zscale_record`), ``frame_turn`` (embryo -> the turn of its frame kept
+    where ``--orient auto`` chose it by the model's confidence: an embryo whose table stops early; ``{}`` for none)
+    and the notes printed. ``inputs``: the entries of the
     files read, when already made (:func:`_table_inputs`)."""
     from devolens.models import zoo
     from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
@@ -312,7 +319,7 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
                                              "mirror": bool(mirror),
                                              "orient": getattr(predictor, "orient", None)},  # every option
         "threads": threads,  # the older key, kept for earlier readers (as devolens_version): the same as options'
-        "zscale": zscale, "notes": list(notes),
+        "zscale": zscale, "frame_turn": dict(frame_turn or {}), "notes": list(notes),
     })
 
 

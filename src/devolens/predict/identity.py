@@ -1430,6 +1430,9 @@ ORIENTS = ("auto", "skewness")
 #: the held-out figures the short-table note quotes, per ``orient`` (measured as :data:`TURNS` says)
 SHORT_HELD_OUT_AUTO = ("7 real embryos stopped at 30-150 nuclei: founder accuracy 0.88-1.00, depth-1 0.76-0.98; at "
                        "15 nuclei founder 0.28-1.00, 3 of 7 over 0.70")
+#: nuclei in an embryo's largest time point under which the short-table note says that the turn kept is often wrong
+#: (held out, stopped at 15 nuclei: the turn kept named the founders of 4 of 7 embryos at 0.28-0.30)
+FEW_CLOUD = 30
 SHORT_HELD_OUT_SKEWNESS = ("7 real embryos stopped at 30-150 nuclei: founder accuracy 0.30-1.00, under 0.70 on 2-6 "
                            "of 7; at 15 nuclei 0.00-0.30")
 #: the four proper turns of an embryo frame, as signs of its (AP, second, third) axes, and their names: the frame as
@@ -1715,21 +1718,28 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
         embryo = short = min(clouds, key=clouds.get)
         largest = clouds[embryo]
         who = "the table" if len(set(clouds) | set(lost)) == 1 else f"embryo {embryo}"
-        turn = (attrs.get("frame_turn") or {}).get(embryo)
-        if turn is None:  # orient="skewness"
+        turns = attrs.get("frame_turn") or {}
+        if embryo not in turns:  # orient="skewness"
             notes.append(f"{who} stops at {largest} nuclei: the model reads an embryo's orientation from the skewness "
                          "of its whole time course, often wrong on tables that stop early, with high confidence (held "
                          f"out, {SHORT_HELD_OUT_SKEWNESS}): check the names against known cells, or leave the "
                          "orientation to the model's confidence (" + orient_auto + ")")
-        else:
-            notes.append(f"{who} stops at {largest} nuclei: the skewness of so short a time course often misleads the "
-                         "orientation, so the embryo was named in the four turns of its frame and the one the model "
-                         f"named most confidently kept ({turn}; held out, {SHORT_HELD_OUT_AUTO}): check the names "
-                         "against known cells")
+        else:  # every embryo turned: the shortest first, the others with their sizes
+            others = sorted((e for e in turns if e != embryo), key=lambda e: clouds.get(e, 0))
+            kept = f"{turns[embryo]}" + "".join(f"; embryo {e} ({clouds.get(e)} nuclei): {turns[e]}" for e in others)
+            notes.append(f"{who} stops at {largest} nuclei" + (f", and {len(others)} more embryo(s) under "
+                                                                f"{SHORT_CLOUD}" if others else "") +
+                         ": the skewness of so short a time course often misleads the orientation, so each such "
+                         "embryo was named in the four turns of its frame and the turn named most confidently kept "
+                         f"(against the skewness's reading: {kept}). Held out, {SHORT_HELD_OUT_AUTO}" +
+                         (f"; under {FEW_CLOUD} nuclei the turn kept is often wrong" if largest < FEW_CLOUD else "") +
+                         ": check the names against known cells")
     skews = attrs.get("frame_skewness") or {}
+    turned = attrs.get("frame_turn") or {}  # (embryos oriented by the network's confidence, not the skewness)
     weak = {e: min(ap, -third) for e, (ap, third) in skews.items()
-            if min(ap, -third) < WEAK_SKEW and e != short and e not in flat}
-    if weak:  # (the short table's note says it already; a flat cloud's, why its third axis has no skew)
+            if min(ap, -third) < WEAK_SKEW and e != short and e not in flat and e not in turned}
+    if weak:  # (the short table's note says it already, and turned embryos were not oriented by it; a flat
+        # cloud's note says why its third axis has no skew)
         embryo = min(weak, key=weak.get)
         ap, third = skews[embryo]
         who = "the table's" if len(skews) == 1 else f"embryo {embryo}'s" + (
@@ -1745,7 +1755,9 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
         if skew[0] > LOPSIDED_SKEW:
             notes.append(f"{_who(embryo, many, True)} nucleus cloud is more lopsided than the training embryos' "
                          f"(skewness {skew[0]:.2f} along its long axis; the 7 real ones: 0.11 to 0.39), and the model "
-                         "orients the embryo by it: nuclei outside the embryo, part of it cut off, an embryo unlike "
+                         + ("reads the embryo's axes from that cloud" if embryo in turned else
+                            "orients the embryo by it")
+                         + ": nuclei outside the embryo, part of it cut off, an embryo unlike "
                          "the training ones? The names may be wrong with high confidence: check them against known "
                          "cells")
     for embryo, (edge, share) in (attrs.get("edge_crowding") or {}).items():
@@ -1952,10 +1964,19 @@ class IdentityPredictor:
             largest[c["embryo"]] = max(largest.get(c["embryo"], 0), len(c["coords"]))
         skew = frame_skewness(clouds)
         turned: dict[str, str] = {}
-        if self.orient == "auto":  # a short table's skewness misleads: its frame turned as the network reads best
-            short = {e for e, n in largest.items() if n < SHORT_CLOUD}
-            if short:
-                clouds, turned = self._turned(clouds, short)
+        short = {e for e, n in largest.items() if n < SHORT_CLOUD} if self.orient == "auto" else set()
+        if progress is not None and short:  # the bar counts the passes of the turns tried too
+            total = len(token_batches([len(c["coords"]) for c in clouds], self.max_tokens)) + len(TURNS) * sum(
+                len(token_batches([len(c["coords"]) for c in clouds if c["embryo"] == e], self.max_tokens))
+                for e in short)
+            user, done = progress, [0]
+
+            def counted(_done: int, _total: int) -> None:
+                done[0] += 1
+                user(done[0], total)
+            progress = counted
+        if short:  # a short table's skewness misleads: its frame turned as the network reads it best
+            clouds, turned = self._turned(clouds, short, progress)
         pf, pd1 = self._network(clouds, len(table), progress)
         tracking: dict[str, Any] = {}
         if self.smooth == "tracklets":
@@ -2000,11 +2021,12 @@ class IdentityPredictor:
                 progress(bi + 1, len(batches))
         return pf, pd1
 
-    def _turned(self, clouds: list[dict[str, Any]], embryos: set[str]
-                ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    def _turned(self, clouds: list[dict[str, Any]], embryos: set[str],
+                progress: Callable[[int, int], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
         """``clouds`` with the frame of each of ``embryos`` turned to whichever of :data:`TURNS` the network names
         with the highest mean confidence (:func:`combine_probabilities`' of its rows, before any smoothing; the
-        skewness's frame on a tie), and embryo -> the name of the turn kept."""
+        skewness's frame on a tie), and embryo -> the name of the turn kept. ``progress``: called once per batch
+        of every pass."""
         out = list(clouds)
         kept: dict[str, str] = {}
         for embryo in sorted(embryos):
@@ -2015,7 +2037,7 @@ class IdentityPredictor:
             for name, signs in TURNS.items():
                 turned = [{**clouds[i], "coords": clouds[i]["coords"] * np.asarray(signs, float), "index": rows}
                           for i, rows in zip(at, local)]
-                pf, pd1 = self._network(turned, int(sum(sizes)))
+                pf, pd1 = self._network(turned, int(sum(sizes)), progress)
                 score = float(combine_probabilities(pf, pd1, self.parent)[2].mean())
                 if score > best_score:
                     best, best_score = name, score
