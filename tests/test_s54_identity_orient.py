@@ -54,6 +54,14 @@ def test_the_turns_are_proper_and_closed():
     assert products == {tuple(s) for s in signs.values()}
 
 
+def test_under_30_nuclei_only_the_ap_reversal_is_tried():
+    assert di.turns_tried(29) == ["as the skewness reads it", "AP reversed"]
+    assert di.turns_tried(30) == di.turns_tried(199) == list(di.TURNS)
+    pred = random_predictor()
+    out = pred.predict(cloud_table(n=20))
+    assert out.attrs["frame_turn"]["e1"] in ("as the skewness reads it", "AP reversed")
+
+
 @pytest.mark.parametrize("start", ["AP reversed", "turned about AP", "AP reversed and turned about AP"])
 def test_a_short_table_gets_the_same_names_whichever_way_its_frame_starts(monkeypatch, start):
     """The network (an untrained one: a fixed function of each cloud) names a short table the same whether its frame
@@ -142,7 +150,7 @@ def test_the_short_table_note_says_the_turn_kept_or_how_to_ask_for_it():
     assert "often wrong" not in note[0]
     attrs["largest_clouds"] = {"e1": 12}  # a 12-cell table: the turn kept is often wrong, and said so
     note = [n for n in di.input_notes(attrs, command=True) if "stops at" in n]
-    assert "under 30 nuclei the turn kept is often wrong" in note[0]
+    assert "under 30 nuclei only the AP reversal is tried, and the turn kept is often wrong" in note[0]
     attrs["frame_turn"] = {}
     for command, words in ((True, "--orient auto"), (False, "orient='auto'")):
         note = [n for n in di.input_notes(attrs, command=command) if "stops at" in n]
@@ -174,6 +182,9 @@ def test_the_progress_bar_counts_the_turns_tried():
     pred.predict(table, progress=lambda done, total: calls.append((done, total)))
     total = calls[-1][1]
     assert calls == [(i + 1, total) for i in range(total)] and total == 5  # one batch: 4 turns and the naming
+    calls.clear()
+    pred.predict(cloud_table(n=20), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]  # under 30 nuclei: 2 turns
     calls.clear()
     pred.orient = "skewness"
     pred.predict(table, progress=lambda done, total: calls.append((done, total)))

@@ -110,8 +110,9 @@ def register(app: typer.Typer) -> None:
                  "the cloud's skewness, right on whole tables but often wrong on tables that stop early. 'auto' "
                  "(default): an embryo whose largest time point holds under 200 nuclei is named in the four turns of "
                  "its frame and the turn the model names most confidently is kept, at up to four times the work "
-                 "(held out, tables stopped at 30-150 nuclei: the best turn on all 7 embryos; at 15 nuclei often the "
-                 "wrong one, if better than the skewness); 'skewness': the skewness always. The turn kept is noted "
+                 "(held out, tables stopped at 30-150 nuclei: the best turn on all 7 embryos; under 30 nuclei only "
+                 "the AP reversal is tried, at 15-16 nuclei often wrongly, if better than the skewness); "
+                 "'skewness': the skewness always. The turn kept is noted "
                  "and recorded (frame_turn in NAME.json).",
         ),
         threads: int = typer.Option(

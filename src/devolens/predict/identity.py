@@ -1424,26 +1424,37 @@ SHORT_CLOUD = 200
 #: embryos 0.00-0.12 and 0.000-0.039; real EPIC tables cut at 100-150 cells mostly under 0.05 (the card's limits)
 WEAK_SKEW = 0.05
 #: how the predictor orients an embryo (:class:`IdentityPredictor`'s ``orient``): ``"auto"`` turns the frame of an
-#: embryo whose table stops early (largest time point under :data:`SHORT_CLOUD` nuclei) to whichever of its four
-#: proper turns (:data:`TURNS`) the network names most confidently; ``"skewness"`` keeps the skewness's frame always
+#: embryo whose table stops early (largest time point under :data:`SHORT_CLOUD` nuclei) to whichever of its proper
+#: turns (:func:`turns_tried`) the network names most confidently; ``"skewness"`` keeps the skewness's frame always
 ORIENTS = ("auto", "skewness")
-#: the held-out figures the short-table note quotes, per ``orient`` (measured as :data:`TURNS` says)
-SHORT_HELD_OUT_AUTO = ("7 real embryos stopped at 30-150 nuclei: founder accuracy 0.88-1.00, depth-1 0.76-0.98; at "
-                       "15 nuclei founder 0.28-1.00, 3 of 7 over 0.70")
-#: nuclei in an embryo's largest time point under which the short-table note says that the turn kept is often wrong
-#: (held out, stopped at 15 nuclei: the turn kept named the founders of 4 of 7 embryos at 0.28-0.30)
-FEW_CLOUD = 30
-SHORT_HELD_OUT_SKEWNESS = ("7 real embryos stopped at 30-150 nuclei: founder accuracy 0.30-1.00, under 0.70 on 2-6 "
-                           "of 7; at 15 nuclei 0.00-0.30")
 #: the four proper turns of an embryo frame, as signs of its (AP, second, third) axes, and their names: the frame as
 #: the skewness reads it, AP reversed (a half turn about the third axis), a half turn about AP, a half turn about the
 #: second axis. Held out (the 7 real embryos, each named by the fold models that never saw it, tables stopped at 30,
 #: 50, 100 or 150 nuclei), the skewness's frame was wrong on 2-6 of 7 embryos and the turn of the highest mean
-#: confidence before the time-course smoothing the best of the four on all 7 (stopped at 15: on 2); on whole tables
-#: and ones started at 100 nuclei the skewness was right on all 7 and that confidence wrong on 1 (fifty-fourth
-#: session: benchmarks/eval_identity_mirror.py --views, and RESULTS.md), hence only short tables are turned
+#: confidence before the time-course smoothing the best of the four on all 7; on whole tables and ones started at
+#: 100 nuclei the skewness was right on all 7 and that confidence wrong on 1 (fifty-fourth session:
+#: benchmarks/eval_identity_mirror.py --views, and RESULTS.md), hence only short tables are turned
 TURNS = {"as the skewness reads it": (1, 1, 1), "AP reversed": (-1, -1, 1), "turned about AP": (1, -1, -1),
          "AP reversed and turned about AP": (-1, 1, -1)}
+#: nuclei in an embryo's largest time point under which only the AP reversal is tried (:func:`turns_tried`)
+FEW_CLOUD = 30
+
+
+def turns_tried(largest: int) -> list[str]:
+    """The names of :data:`TURNS` tried for an embryo whose largest time point holds ``largest`` nuclei (under
+    :data:`SHORT_CLOUD`): all four, or under :data:`FEW_CLOUD` the skewness's frame and its AP reversal only (the
+    turn about AP as the skewness of the third axis reads it). Held out, stopped at 15 nuclei, the skewness's AP was
+    wrong on 7 of 7 embryos and its third axis right on 7 of 7 (in the AP-reversed frame), and the confidence chose
+    the wrong turn about AP on 4 of 7 when all four were tried (fifty-fourth session)."""
+    names = list(TURNS)
+    return names if largest >= FEW_CLOUD else names[:2]
+
+
+#: the held-out figures the short-table note quotes, per ``orient`` (measured as :data:`TURNS` says)
+SHORT_HELD_OUT_AUTO = ("7 real embryos stopped at 30-150 nuclei: founder accuracy 0.88-1.00, depth-1 0.76-0.98; at "
+                       "15 or 16 nuclei founder 0.08-1.00, mean 0.69-0.82")
+SHORT_HELD_OUT_SKEWNESS = ("7 real embryos stopped at 30-150 nuclei: founder accuracy 0.30-1.00, under 0.70 on 2-6 "
+                           "of 7; at 15 nuclei 0.00-0.30")
 #: AP skewness of the pooled cloud above which the predictor notes a lopsided embryo: the 7 real training embryos,
 #: whole, cut at 150-350 cells or started at 20-200, have at most 0.42 (the AceTree one); one debris spot per time
 #: point 300 px beyond an embryo made 0.46, three 0.53 (such spots are now set aside: :func:`stray_nuclei`)
@@ -1732,7 +1743,8 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
                          ": the skewness of so short a time course often misleads the orientation, so each such "
                          "embryo was named in the four turns of its frame and the turn named most confidently kept "
                          f"(against the skewness's reading: {kept}). Held out, {SHORT_HELD_OUT_AUTO}" +
-                         (f"; under {FEW_CLOUD} nuclei the turn kept is often wrong" if largest < FEW_CLOUD else "") +
+                         (f"; under {FEW_CLOUD} nuclei only the AP reversal is tried, and the turn kept is often wrong"
+                          if largest < FEW_CLOUD else "") +
                          ": check the names against known cells")
     skews = attrs.get("frame_skewness") or {}
     turned = attrs.get("frame_turn") or {}  # (embryos oriented by the network's confidence, not the skewness)
@@ -1966,7 +1978,8 @@ class IdentityPredictor:
         turned: dict[str, str] = {}
         short = {e for e, n in largest.items() if n < SHORT_CLOUD} if self.orient == "auto" else set()
         if progress is not None and short:  # the bar counts the passes of the turns tried too
-            total = len(token_batches([len(c["coords"]) for c in clouds], self.max_tokens)) + len(TURNS) * sum(
+            total = len(token_batches([len(c["coords"]) for c in clouds], self.max_tokens)) + sum(
+                len(turns_tried(largest[e])) *
                 len(token_batches([len(c["coords"]) for c in clouds if c["embryo"] == e], self.max_tokens))
                 for e in short)
             user, done = progress, [0]
@@ -1976,7 +1989,7 @@ class IdentityPredictor:
                 user(done[0], total)
             progress = counted
         if short:  # a short table's skewness misleads: its frame turned as the network reads it best
-            clouds, turned = self._turned(clouds, short, progress)
+            clouds, turned = self._turned(clouds, {e: largest[e] for e in short}, progress)
         pf, pd1 = self._network(clouds, len(table), progress)
         tracking: dict[str, Any] = {}
         if self.smooth == "tracklets":
@@ -2021,12 +2034,12 @@ class IdentityPredictor:
                 progress(bi + 1, len(batches))
         return pf, pd1
 
-    def _turned(self, clouds: list[dict[str, Any]], embryos: set[str],
+    def _turned(self, clouds: list[dict[str, Any]], embryos: dict[str, int],
                 progress: Callable[[int, int], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        """``clouds`` with the frame of each of ``embryos`` turned to whichever of :data:`TURNS` the network names
-        with the highest mean confidence (:func:`combine_probabilities`' of its rows, before any smoothing; the
-        skewness's frame on a tie), and embryo -> the name of the turn kept. ``progress``: called once per batch
-        of every pass."""
+        """``clouds`` with the frame of each of ``embryos`` (embryo -> the nuclei of its largest time point) turned
+        to whichever of its :func:`turns_tried` the network names with the highest mean confidence
+        (:func:`combine_probabilities`' of its rows, before any smoothing; the skewness's frame on a tie), and
+        embryo -> the name of the turn kept. ``progress``: called once per batch of every pass."""
         out = list(clouds)
         kept: dict[str, str] = {}
         for embryo in sorted(embryos):
@@ -2034,7 +2047,8 @@ class IdentityPredictor:
             sizes = [len(clouds[i]["index"]) for i in at]
             local = np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1])  # the embryo's rows, numbered anew
             best, best_score, best_clouds = None, -np.inf, None
-            for name, signs in TURNS.items():
+            for name in turns_tried(embryos[embryo]):
+                signs = TURNS[name]
                 turned = [{**clouds[i], "coords": clouds[i]["coords"] * np.asarray(signs, float), "index": rows}
                           for i, rows in zip(at, local)]
                 pf, pd1 = self._network(turned, int(sum(sizes)), progress)
