@@ -1741,7 +1741,7 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
             notes.append(f"{who} stops at {largest} nuclei" + (f", and {len(others)} more embryo(s) under "
                                                                 f"{SHORT_CLOUD}" if others else "") +
                          ": the skewness of so short a time course often misleads the orientation, so each such "
-                         "embryo was named in the four turns of its frame and the turn named most confidently kept "
+                         "embryo was named in the turns of its frame and the turn named most confidently kept "
                          f"(against the skewness's reading: {kept}). Held out, {SHORT_HELD_OUT_AUTO}" +
                          (f"; under {FEW_CLOUD} nuclei only the AP reversal is tried, and the turn kept is often wrong"
                           if largest < FEW_CLOUD else "") +
@@ -1870,9 +1870,10 @@ class IdentityPredictor:
         How each embryo's frame is oriented. Its axes come from the pooled cloud of all its time points, their
         signs from the cloud's skewness (:func:`embryo_frame`), which is right on whole tables but often wrong on
         tables that stop early. ``"auto"`` (default): an embryo whose largest time point holds under
-        :data:`SHORT_CLOUD` nuclei is named in each of the four proper turns of its frame (:data:`TURNS`), and
-        the turn whose names the network gives with the highest mean confidence (before the time-course
-        smoothing) is kept (``attrs["frame_turn"]``); ``"skewness"``: the skewness's frame always.
+        :data:`SHORT_CLOUD` nuclei is named in each of the proper turns of its frame (:data:`TURNS`; under
+        :data:`FEW_CLOUD` nuclei its AP reversal only: :func:`turns_tried`), and the turn whose names the network
+        gives with the highest mean confidence (before the time-course smoothing) is kept
+        (``attrs["frame_turn"]``); ``"skewness"``: the skewness's frame always.
     """
 
     def __init__(self, model: torch.nn.Module, founders: Sequence[str], depth1: Sequence[str],
