@@ -134,6 +134,12 @@ def test_orient_is_checked_and_given_through_load():
     assert IdentityPredictor(pred.model, FOUNDERS, DEPTH1).orient == "auto"
 
 
+def test_the_command_knows_the_predictors_words():
+    from devolens.cli import identify
+
+    assert identify.ORIENTS == di.ORIENTS
+
+
 @needs_zoo
 def test_load_passes_orient():
     import devolens

@@ -108,12 +108,12 @@ def register(app: typer.Typer) -> None:
             "auto", "--orient", callback=choice(*ORIENTS),
             help="How each embryo is oriented: its axes come from its nuclei's pooled cloud, their directions from "
                  "the cloud's skewness, right on whole tables but often wrong on tables that stop early. 'auto' "
-                 "(default): an embryo whose largest time point holds under 200 nuclei is named in the four turns of "
-                 "its frame and the turn the model names most confidently is kept, at up to four times the work "
-                 "(held out, tables stopped at 30-150 nuclei: the best turn on all 7 embryos; under 30 nuclei only "
-                 "the AP reversal is tried, at 15-16 nuclei often wrongly, if better than the skewness); "
-                 "'skewness': the skewness always. The turn kept is noted "
-                 "and recorded (frame_turn in NAME.json).",
+                 "(default): an embryo whose largest time point holds under 200 nuclei is named in each turn of its "
+                 "frame (four; under 30 nuclei, the skewness's and its AP reversal) and the turn the model names most "
+                 "confidently is kept, at up to five times the network's work. Held out, on tables stopped at 30-150 "
+                 "nuclei this kept the best turn for all 7 embryos; at 15-16 nuclei it was often wrong, though "
+                 "better than the skewness. 'skewness': the skewness always. The turn kept is noted and recorded "
+                 "(frame_turn in NAME.json).",
         ),
         threads: int = typer.Option(
             None, "--threads", help=f"Torch CPU threads (default: torch's, at most {DEFAULT_THREADS}).",
@@ -306,8 +306,7 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
     ``mirror``, false unless given; ``orient``; ``threads`` at the top, the older key, holds the same), the z-scale
     (with the file it was read from: :func:`_zscale_record`), ``frame_turn`` (embryo -> the turn of its frame kept
     where ``--orient auto`` chose it by the model's confidence: an embryo whose table stops early; ``{}`` for none)
-    and the notes printed. ``inputs``: the entries of the
-    files read, when already made (:func:`_table_inputs`)."""
+    and the notes printed. ``inputs``: the entries of the files read, when already made (:func:`_table_inputs`)."""
     from devolens.models import zoo
     from devolens.provenance import model_sha256, record_header, record_text, torch_version, version
 
