@@ -9,7 +9,8 @@ how much higher the mean confidence is as filmed than on the mirrored copy (whet
 ``--views`` also names parts of each table as a user's table may hold them: ``start100`` from the first time point
 with at least 100 nuclei on (a film started late), ``cut150`` / ``cut250`` up to the last time point before one with
 more than 150 / 250 nuclei (a film stopped early); a part that is the whole table is skipped. ``--orient``: as
-``devolens identify``'s (default auto; skewness: each embryo's frame as its cloud's skewness reads it)::
+``devolens identify``'s (default auto; skewness: each embryo's frame as its cloud's skewness reads it);
+``--no-zscale``: each table's z scale estimated from its cloud, as for a table without its AuxInfo::
 
     python benchmarks/eval_identity_mirror.py --caches runs/identity runs/identity_e40 runs/identity_s1
     python benchmarks/eval_identity_mirror.py --caches ... --views whole start100 cut150 cut250
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--views", nargs="+", default=["whole"],
                     help="parts of each table to name: whole, start<N>, cut<N> (default whole)")
+    ap.add_argument("--no-zscale", action="store_true",
+                    help="forget each table's z scale (its AuxInfo's) so that it is estimated from the cloud, as for a "
+                         "table without metadata")
     ap.add_argument("--orient", default="auto", choices=("auto", "skewness"),
                     help="how the predictor orients each embryo (identify --orient; default auto)")
     args = ap.parse_args(argv)
@@ -119,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise SystemExit(f"no fold model {tag} in {', '.join(missing)}: train_identity.py --no-final first")
         pred = ensemble(caches, tag, tta, args.orient)
+        if args.no_zscale:
+            table.attrs.pop("zscale", None)
         for part in args.views:
             tab = view(table, part)
             if tab is None:

@@ -152,11 +152,12 @@ def test_the_short_table_note_says_the_turn_kept_or_how_to_ask_for_it():
     attrs = {"largest_clouds": {"e1": 48}, "frame_turn": {"e1": "AP reversed"}}
     note = [n for n in di.input_notes(attrs, command=True) if "stops at" in n]
     assert len(note) == 1 and note[0].startswith("the table stops at 48 nuclei: ")
-    assert "(against the skewness's reading: AP reversed)" in note[0] and di.SHORT_HELD_OUT_AUTO in note[0]
+    assert "(AP reversed from the skewness's frame). Held out, " in note[0] and di.SHORT_HELD_OUT_AUTO in note[0]
     assert "often wrong" not in note[0]
     attrs["largest_clouds"] = {"e1": 12}  # a 12-cell table: the turn kept is often wrong, and said so
     note = [n for n in di.input_notes(attrs, command=True) if "stops at" in n]
     assert "under 30 nuclei only the AP reversal is tried, and the turn kept is often wrong" in note[0]
+    assert "more often with the z scale estimated (give it: zscale=Z)" in note[0]
     attrs["frame_turn"] = {}
     for command, words in ((True, "--orient auto"), (False, "orient='auto'")):
         note = [n for n in di.input_notes(attrs, command=command) if "stops at" in n]
@@ -172,8 +173,8 @@ def test_every_turned_embryo_is_named_in_the_note_and_none_gets_the_skewness_not
     notes = di.input_notes(attrs, command=True)
     short = [n for n in notes if "stops at" in n]
     assert len(short) == 1 and short[0].startswith("embryo b stops at 20 nuclei, and 1 more embryo(s) under 200")
-    assert ("(against the skewness's reading: as the skewness reads it; embryo a (100 nuclei): turned about AP)"
-            in short[0])
+    assert ("(embryo b (20 nuclei): the skewness's frame; embryo a (100 nuclei): turned about AP from the skewness's "
+            "frame)" in short[0])
     symmetric = [n for n in notes if "nearly symmetric" in n]
     assert len(symmetric) == 1 and symmetric[0].startswith("embryo c's nucleus cloud")  # c: whole, not turned
     lopsided = [n for n in notes if "lopsided" in n]
@@ -209,7 +210,9 @@ def test_identify_orient_on_the_command_line(tmp_path, capsys):
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["options"]["orient"] == "auto"
     assert list(record["frame_turn"]) == ["e1"] and record["frame_turn"]["e1"] in di.TURNS
-    assert f"(against the skewness's reading: {record['frame_turn']['e1']})" in err
+    turn = record["frame_turn"]["e1"]
+    said = "(the skewness's frame)" if turn == "as the skewness reads it" else f"({turn} from the skewness's frame)"
+    assert said in err
     assert "the table stops at 40 nuclei" in err and "named most confidently kept (" in err
     assert main(["identify", str(src), "--out", str(out), "--zscale", "8", "--orient", "skewness"]) == 0
     err = " ".join(capsys.readouterr().err.split())

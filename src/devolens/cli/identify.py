@@ -100,8 +100,9 @@ def register(app: typer.Typer) -> None:
             False, "--mirror",
             help="Name the embryo's mirror image (x reversed before naming; the rows are written as given): for an "
                  "embryo imaged mirrored relative to the training ones (an inverted instead of an upright microscope, "
-                 "a flipped image), which otherwise keeps most founders but loses most depth-1 names with unchanged "
-                 "confidence. identify does not detect mirroring: check a few known cells (e.g. ABa/ABp, MSa/MSp) "
+                 "a flipped image), which otherwise keeps most founders (of a whole table; a short one can lose them "
+                 "too) but loses most depth-1 names with unchanged confidence. identify does not detect mirroring: "
+                 "check a few known cells (e.g. ABa/ABp, MSa/MSp) "
                  "with and without it.",
         ),
         orient: str = typer.Option(
@@ -110,9 +111,11 @@ def register(app: typer.Typer) -> None:
                  "the cloud's skewness, right on whole tables but often wrong on tables that stop early. 'auto' "
                  "(default): an embryo whose largest time point holds under 200 nuclei is named in each turn of its "
                  "frame (four; under 30 nuclei, the skewness's and its AP reversal) and the turn the model names most "
-                 "confidently is kept, at up to five times the network's work. Held out, on tables stopped at 30-150 "
-                 "nuclei this kept the best turn for all 7 embryos; at 15-16 nuclei it was often wrong, though "
-                 "better than the skewness. 'skewness': the skewness always. The turn kept is noted and recorded "
+                 "confidently is kept, at up to five times the network's work. Held out, on tables stopped at 28-150 "
+                 "nuclei this kept the best turn for all 7 embryos (with the z scale known: give --zscale where the "
+                 "table has no AuxInfo; estimated, under 30 nuclei it often did not); at 15-16 nuclei it was often "
+                 "wrong, though better than the skewness. 'skewness': the skewness always. The turn kept is noted "
+                 "and recorded "
                  "(frame_turn in NAME.json).",
         ),
         threads: int = typer.Option(
@@ -305,7 +308,8 @@ def _identify_record(table: Path, out: Path, model: str, predictor, *, zscale: d
     the table's, as read), the options (``tta``: the views averaged; ``smooth``; ``threads``, ``--threads`` or None;
     ``mirror``, false unless given; ``orient``; ``threads`` at the top, the older key, holds the same), the z-scale
     (with the file it was read from: :func:`_zscale_record`), ``frame_turn`` (embryo -> the turn of its frame kept
-    where ``--orient auto`` chose it by the model's confidence: an embryo whose table stops early; ``{}`` for none)
+    where ``--orient auto`` chose it by the model's confidence: an embryo whose table stops early; ``{}`` for none;
+    with ``--mirror``, a turn of the mirror image's frame)
     and the notes printed. ``inputs``: the entries of the files read, when already made (:func:`_table_inputs`)."""
     from devolens.models import zoo
     from devolens.provenance import model_sha256, record_header, record_text, torch_version, version

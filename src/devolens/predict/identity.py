@@ -1429,7 +1429,7 @@ WEAK_SKEW = 0.05
 ORIENTS = ("auto", "skewness")
 #: the four proper turns of an embryo frame, as signs of its (AP, second, third) axes, and their names: the frame as
 #: the skewness reads it, AP reversed (a half turn about the third axis), a half turn about AP, a half turn about the
-#: second axis. Held out (the 7 real embryos, each named by the fold models that never saw it, tables stopped at 30,
+#: second axis. Held out (the 7 real embryos, each named by the fold models that never saw it, tables stopped at 28-38,
 #: 50, 100 or 150 nuclei), the skewness's frame was wrong on 2-6 of 7 embryos and the turn of the highest mean
 #: confidence before the time-course smoothing the best of the four on all 7; on whole tables and ones started at
 #: 100 nuclei the skewness was right on all 7 and that confidence wrong on 1 (fifty-fourth session:
@@ -1451,9 +1451,10 @@ def turns_tried(largest: int) -> list[str]:
 
 
 #: the held-out figures the short-table note quotes, per ``orient`` (measured as :data:`TURNS` says)
-SHORT_HELD_OUT_AUTO = ("7 real embryos stopped at 30-150 nuclei: founder accuracy 0.88-1.00, depth-1 0.76-0.98; at "
-                       "15 or 16 nuclei founder 0.08-1.00, mean 0.69-0.82")
-SHORT_HELD_OUT_SKEWNESS = ("7 real embryos stopped at 30-150 nuclei: founder accuracy 0.30-1.00, under 0.70 on 2-6 "
+SHORT_HELD_OUT_AUTO = ("7 real embryos stopped at 28-150 nuclei: founder accuracy 0.88-1.00, depth-1 0.76-0.98, with "
+                       "their z scale known (estimated from the cloud: the same from 29-38 nuclei up, 0.21-0.98 at "
+                       "28-29); at 15 or 16 nuclei founder 0.08-1.00, mean 0.69-0.82 (z estimated: 0.00-1.00)")
+SHORT_HELD_OUT_SKEWNESS = ("7 real embryos stopped at 28-150 nuclei: founder accuracy 0.30-1.00, under 0.70 on 2-6 "
                            "of 7; at 15 nuclei 0.00-0.30")
 #: AP skewness of the pooled cloud above which the predictor notes a lopsided embryo: the 7 real training embryos,
 #: whole, cut at 150-350 cells or started at 20-200, have at most 0.42 (the AceTree one); one debris spot per time
@@ -1735,15 +1736,20 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
                          "of its whole time course, often wrong on tables that stop early, with high confidence (held "
                          f"out, {SHORT_HELD_OUT_SKEWNESS}): check the names against known cells, or leave the "
                          "orientation to the model's confidence (" + orient_auto + ")")
-        else:  # every embryo turned: the shortest first, the others with their sizes
-            others = sorted((e for e in turns if e != embryo), key=lambda e: clouds.get(e, 0))
-            kept = f"{turns[embryo]}" + "".join(f"; embryo {e} ({clouds.get(e)} nuclei): {turns[e]}" for e in others)
-            notes.append(f"{who} stops at {largest} nuclei" + (f", and {len(others)} more embryo(s) under "
-                                                                f"{SHORT_CLOUD}" if others else "") +
+        else:  # every embryo turned: the shortest first, each named with its size where there are several
+            order = sorted(turns, key=lambda e: clouds.get(e, 0))
+
+            def words(turn: str) -> str:
+                return "the skewness's frame" if turn == next(iter(TURNS)) else f"{turn} from the skewness's frame"
+            kept = (words(turns[embryo]) if len(order) == 1 else
+                    "; ".join(f"embryo {e} ({clouds.get(e)} nuclei): {words(turns[e])}" for e in order))
+            notes.append(f"{who} stops at {largest} nuclei" + (f", and {len(order) - 1} more embryo(s) under "
+                                                                f"{SHORT_CLOUD}" if len(order) > 1 else "") +
                          ": the skewness of so short a time course often misleads the orientation, so each such "
                          "embryo was named in the turns of its frame and the turn named most confidently kept "
-                         f"(against the skewness's reading: {kept}). Held out, {SHORT_HELD_OUT_AUTO}" +
-                         (f"; under {FEW_CLOUD} nuclei only the AP reversal is tried, and the turn kept is often wrong"
+                         f"({kept}). Held out, {SHORT_HELD_OUT_AUTO}" +
+                         (f"; under {FEW_CLOUD} nuclei only the AP reversal is tried, and the turn kept is often "
+                          "wrong, more often with the z scale estimated (give it: " + option("zscale", "Z") + ")"
                           if largest < FEW_CLOUD else "") +
                          ": check the names against known cells")
     skews = attrs.get("frame_skewness") or {}
