@@ -157,7 +157,7 @@ def test_the_short_table_note_says_the_turn_kept_or_how_to_ask_for_it():
     attrs["largest_clouds"] = {"e1": 12}  # a 12-cell table: the turn kept is often wrong, and said so
     note = [n for n in di.input_notes(attrs, command=True) if "stops at" in n]
     assert "under 30 nuclei only the AP reversal is tried, and the turn kept is often wrong" in note[0]
-    assert "more often with the z scale estimated (give it: zscale=Z)" in note[0]
+    assert "more often with the z scale read from the cloud (give it: --zscale Z)" in note[0]
     attrs["frame_turn"] = {}
     for command, words in ((True, "--orient auto"), (False, "orient='auto'")):
         note = [n for n in di.input_notes(attrs, command=command) if "stops at" in n]

@@ -231,10 +231,10 @@ def identity_limits_summary(card: dict) -> list[str]:
         "Good at: whole real embryos imaged like its 7 training embryos (up to about 580 nuclei): on embryos kept "
         f"out of training it named the founder of {share('founder_accuracy')} of the nuclei and the depth-1 name of "
         f"{share('depth1_accuracy')}.",
-        "Fails, often with a high confidence: tables that stop very early (under about 30 nuclei: the embryo is often "
-        "read the wrong way round; a table of up to 200 is turned as the model names it best), embryos cut off by the edge of the image, mirrored embryos (an inverted microscope or "
-        "a reversed z-step: try `devolens identify --mirror`) and simulated embryos like this one; stages beyond "
-        "about 580 nuclei are untested.",
+        "Fails, often with a high confidence: tables that stop early (turned as the model reads them best under 200 "
+        "nuclei; under about 30, often the wrong way round), embryos cut off by the edge of the image, mirrored "
+        "embryos (an inverted microscope or a reversed z-step: try `devolens identify --mirror`) and simulated "
+        "embryos like this one; stages beyond about 580 nuclei are untested.",
         "The germline names (P3, P4, Z2, Z3) are the weakest; names deeper than depth-1 are not predicted.",
         "`confidence` ranks the nuclei but is not the chance that a name is right: it stays high where the names go "
         "wrong.",

@@ -1452,8 +1452,8 @@ def turns_tried(largest: int) -> list[str]:
 
 #: the held-out figures the short-table note quotes, per ``orient`` (measured as :data:`TURNS` says)
 SHORT_HELD_OUT_AUTO = ("7 real embryos stopped at 28-150 nuclei: founder accuracy 0.88-1.00, depth-1 0.76-0.98, with "
-                       "their z scale known (estimated from the cloud: the same from 29-38 nuclei up, 0.21-0.98 at "
-                       "28-29); at 15 or 16 nuclei founder 0.08-1.00, mean 0.69-0.82 (z estimated: 0.00-1.00)")
+                       "their z scale known (read from the cloud instead: the same from 29-38 nuclei up, 0.21-0.98 at "
+                       "28-29); at 15 or 16 nuclei founder 0.08-1.00, mean 0.69-0.82 (z from the cloud: 0.00-1.00)")
 SHORT_HELD_OUT_SKEWNESS = ("7 real embryos stopped at 28-150 nuclei: founder accuracy 0.30-1.00, under 0.70 on 2-6 "
                            "of 7; at 15 nuclei 0.00-0.30")
 #: AP skewness of the pooled cloud above which the predictor notes a lopsided embryo: the 7 real training embryos,
@@ -1724,6 +1724,7 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
                    else "--smooth none" if command else "smooth='none'")
     orient_auto = (option("orient", "'auto'", cli_value="auto") if command is None
                    else "--orient auto" if command else "orient='auto'")
+    zscale_given = option("zscale", "Z") if command is None else "--zscale Z" if command else "zscale=Z"
     clouds = attrs.get("largest_clouds") or {}
     short = None
     if clouds and min(clouds.values()) < SHORT_CLOUD:  # the embryo whose table stops earliest
@@ -1749,7 +1750,7 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
                          "embryo was named in the turns of its frame and the turn named most confidently kept "
                          f"({kept}). Held out, {SHORT_HELD_OUT_AUTO}" +
                          (f"; under {FEW_CLOUD} nuclei only the AP reversal is tried, and the turn kept is often "
-                          "wrong, more often with the z scale estimated (give it: " + option("zscale", "Z") + ")"
+                          "wrong, more often with the z scale read from the cloud (give it: " + zscale_given + ")"
                           if largest < FEW_CLOUD else "") +
                          ": check the names against known cells")
     skews = attrs.get("frame_skewness") or {}
