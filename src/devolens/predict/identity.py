@@ -29,6 +29,7 @@ propagation lets each cell inherit its ancestors' and descendants' evidence.
 
 from __future__ import annotations
 
+import itertools
 import numbers
 import os
 from dataclasses import dataclass
@@ -1720,41 +1721,45 @@ def input_notes(attrs: dict, table: str | os.PathLike | None = None, *, command:
         n = int(attrs.get(key) or 0)
         if n:
             notes.append(f"{n} row(s) {what}")
-    smooth_none = (option("smooth", "'none'", cli_value="none") if command is None
-                   else "--smooth none" if command else "smooth='none'")
-    orient_auto = (option("orient", "'auto'", cli_value="auto") if command is None
-                   else "--orient auto" if command else "orient='auto'")
-    zscale_given = option("zscale", "Z") if command is None else "--zscale Z" if command else "zscale=Z"
+
+    def spelt(arg: str, value: str, cli_value: str | None = None) -> str:
+        """An option as the notes' reader gives it: ``command`` True, the command's flag; False, the library's
+        argument; None, whichever is running (:func:`~devolens.errors.option`)."""
+        if command is None:
+            return option(arg, value, cli_value=cli_value)
+        return f"--{arg} {cli_value or value}" if command else f"{arg}={value}"
+
+    smooth_none = spelt("smooth", "'none'", "none")
     clouds = attrs.get("largest_clouds") or {}
+    turned = attrs.get("frame_turn") or {}  # (embryos oriented by the network's confidence, not the skewness)
     short = None
     if clouds and min(clouds.values()) < SHORT_CLOUD:  # the embryo whose table stops earliest
         embryo = short = min(clouds, key=clouds.get)
         largest = clouds[embryo]
         who = "the table" if len(set(clouds) | set(lost)) == 1 else f"embryo {embryo}"
-        turns = attrs.get("frame_turn") or {}
-        if embryo not in turns:  # orient="skewness"
+        if embryo not in turned:  # orient="skewness"
             notes.append(f"{who} stops at {largest} nuclei: the model reads an embryo's orientation from the skewness "
                          "of its whole time course, often wrong on tables that stop early, with high confidence (held "
                          f"out, {SHORT_HELD_OUT_SKEWNESS}): check the names against known cells, or leave the "
-                         "orientation to the model's confidence (" + orient_auto + ")")
+                         "orientation to the model's confidence (" + spelt("orient", "'auto'", "auto") + ")")
         else:  # every embryo turned: the shortest first, each named with its size where there are several
-            order = sorted(turns, key=lambda e: clouds.get(e, 0))
+            order = sorted(turned, key=lambda e: clouds.get(e, 0))
 
             def words(turn: str) -> str:
                 return "the skewness's frame" if turn == next(iter(TURNS)) else f"{turn} from the skewness's frame"
-            kept = (words(turns[embryo]) if len(order) == 1 else
-                    "; ".join(f"embryo {e} ({clouds.get(e)} nuclei): {words(turns[e])}" for e in order))
+            kept = (words(turned[embryo]) if len(order) == 1 else
+                    "; ".join(f"embryo {e} ({clouds.get(e)} nuclei): {words(turned[e])}" for e in order))
             notes.append(f"{who} stops at {largest} nuclei" + (f", and {len(order) - 1} more embryo(s) under "
                                                                 f"{SHORT_CLOUD}" if len(order) > 1 else "") +
                          ": the skewness of so short a time course often misleads the orientation, so each such "
                          "embryo was named in the turns of its frame and the turn named most confidently kept "
                          f"({kept}). Held out, {SHORT_HELD_OUT_AUTO}" +
                          (f"; under {FEW_CLOUD} nuclei only the AP reversal is tried, and the turn kept is often "
-                          "wrong, more often with the z scale read from the cloud (give it: " + zscale_given + ")"
+                          "wrong, more often with the z scale read from the cloud (give it: "
+                          + spelt("zscale", "Z") + ")"
                           if largest < FEW_CLOUD else "") +
                          ": check the names against known cells")
     skews = attrs.get("frame_skewness") or {}
-    turned = attrs.get("frame_turn") or {}  # (embryos oriented by the network's confidence, not the skewness)
     weak = {e: min(ap, -third) for e, (ap, third) in skews.items()
             if min(ap, -third) < WEAK_SKEW and e != short and e not in flat and e not in turned}
     if weak:  # (the short table's note says it already, and turned embryos were not oriented by it; a flat
@@ -1984,20 +1989,20 @@ class IdentityPredictor:
             largest[c["embryo"]] = max(largest.get(c["embryo"], 0), len(c["coords"]))
         skew = frame_skewness(clouds)
         turned: dict[str, str] = {}
-        short = {e for e, n in largest.items() if n < SHORT_CLOUD} if self.orient == "auto" else set()
+        # embryo -> its largest time point, for each embryo whose short table's skewness may mislead its frame
+        short = {e: n for e, n in largest.items() if n < SHORT_CLOUD} if self.orient == "auto" else {}
         if progress is not None and short:  # the bar counts the passes of the turns tried too
             total = len(token_batches([len(c["coords"]) for c in clouds], self.max_tokens)) + sum(
-                len(turns_tried(largest[e])) *
+                len(turns_tried(n)) *
                 len(token_batches([len(c["coords"]) for c in clouds if c["embryo"] == e], self.max_tokens))
-                for e in short)
-            user, done = progress, [0]
+                for e, n in short.items())
+            user, ticks = progress, itertools.count(1)
 
             def counted(_done: int, _total: int) -> None:
-                done[0] += 1
-                user(done[0], total)
+                user(next(ticks), total)
             progress = counted
-        if short:  # a short table's skewness misleads: its frame turned as the network reads it best
-            clouds, turned = self._turned(clouds, {e: largest[e] for e in short}, progress)
+        if short:  # turned as the network reads it best
+            clouds, turned = self._turned(clouds, short, progress)
         pf, pd1 = self._network(clouds, len(table), progress)
         tracking: dict[str, Any] = {}
         if self.smooth == "tracklets":
