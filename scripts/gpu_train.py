@@ -142,9 +142,14 @@ def main() -> None:
     amp, amp_note = effective_amp(T["amp"], device)
     if amp_note:
         print(f"note: {amp_note}", flush=True)
-    tr_df, va_df = index_dataset(a.data), index_dataset(a.val)
-    tr_df = tr_df[tr_df["labels"].notna()].reset_index(drop=True)
-    va_df = va_df[va_df["labels"].notna()].reset_index(drop=True)
+    def usable(df: pd.DataFrame) -> pd.DataFrame:  # the rows the engine trains on (its data preparation's rules)
+        if rec["data"]["drop_artifacts"] and "artifact" in df.columns:
+            df = df[~(df["artifact"].astype("string").fillna("").str.len() > 0)]
+        if rec["task"] == "segmentation":  # a population task's frames need no label image
+            df = df[df["labels"].notna()]
+        return df.reset_index(drop=True)
+
+    tr_df, va_df = usable(index_dataset(a.data)), usable(index_dataset(a.val))
     train_ds, val_ds = make_dataset(rec, tr_df, True), make_dataset(rec, va_df, False)
     split = pd.concat([tr_df.assign(side="train"), va_df.assign(side="val")])[["sample", "group", "side"]]
     bundle = DataBundle(train_ds, val_ds, split.reset_index(drop=True))

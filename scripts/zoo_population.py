@@ -136,15 +136,17 @@ def calibration(zoo_dir: Path | None, renders: list[Path], every: int, method: s
     return xs, ys, coef, tab, cv
 
 
-def gather(out: Path, extra: list[str] = ()) -> None:
+def gather(out: Path, extra: list[str] = (), dirs: list[Path] | None = None) -> None:
     """One training folder (symlinked frames + frames.csv) from the tr2_* and cal_* renders, plus the
-    render folders matching the ``extra`` patterns (e.g. ``trf_*``, see benchmarks/RESULTS.md)."""
+    render folders matching the ``extra`` patterns (e.g. ``trf_*``, see benchmarks/RESULTS.md); ``dirs``: these
+    render folders instead (``--gather-from``, e.g. scripts/gpu_population_total.sh's renders)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "frames").mkdir(exist_ok=True)
     rows = []
-    dirs = sorted(glob.glob(str(ROOT / "runs/zoo/render/tr2_*"))) + sorted(glob.glob(str(ROOT / "runs/zoo/render/cal_*")))
-    for pattern in extra:
-        dirs += sorted(glob.glob(str(ROOT / "runs/zoo/render" / pattern)))
+    if dirs is None:
+        dirs = sorted(glob.glob(str(ROOT / "runs/zoo/render/tr2_*"))) + sorted(glob.glob(str(ROOT / "runs/zoo/render/cal_*")))
+        for pattern in extra:
+            dirs += sorted(glob.glob(str(ROOT / "runs/zoo/render" / pattern)))
     for d in map(Path, dirs):
         df = pd.read_csv(d / "frames.csv", keep_default_na=False)
         for _, r in df[df["artifact"] == ""].iterrows():
@@ -248,6 +250,8 @@ def main() -> None:
     ap.add_argument("--gather", type=Path, default=None, help="write the total regressor's training folder here and stop")
     ap.add_argument("--gather-extra", nargs="*", default=[], metavar="PATTERN",
                     help="with --gather: also these runs/zoo/render folders (glob patterns, e.g. 'trf_*')")
+    ap.add_argument("--gather-from", type=Path, nargs="+", default=None, metavar="DIR",
+                    help="with --gather: these render folders instead of runs/zoo/render's tr2_* and cal_*")
     ap.add_argument("--total-run", type=Path, default=None, help="a trained recipes/population_total.yaml run to embed")
     ap.add_argument("--total-from-zoo", type=Path, default=None, metavar="POPULATION_DIR",
                     help="keep the total regressor (weights, spec and weight) of this population model folder, "
@@ -263,7 +267,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("DEVOLENS_DATA", ROOT.parent / "shared" / "data")))
     a = ap.parse_args()
     if a.gather is not None:
-        gather(a.gather, a.gather_extra)
+        gather(a.gather, a.gather_extra, a.gather_from)
         return
     if a.out is None:
         raise SystemExit("--out is required (or --gather DIR)")

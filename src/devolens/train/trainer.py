@@ -395,7 +395,7 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     layout_split = bool(df.attrs.get("train_val_folders"))  # images/train/ + images/val/ (and nothing else)
     notes: list[str] = []
     if d["drop_artifacts"] and "artifact" in df.columns:
-        art = df["artifact"].fillna("").astype(str).str.len() > 0
+        art = df["artifact"].astype("string").fillna("").str.len() > 0  # all empty: read as floats
         if art.any():
             notes.append(f"dropped {int(art.sum())} frames with artifacts")
         df = df[~art]
