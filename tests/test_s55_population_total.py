@@ -1,0 +1,154 @@
+"""The population model's total regressor trained on a lent GPU (fifty-fifth session): the scripts that make and
+stage it, run on the CPU at a tiny size. scripts/gpu_population_total.sh renders, gathers with
+``zoo_population.py --gather --gather-from`` and trains with ``gpu_train.py`` (a population task: frames without label
+images); ``zoo_swap_total.py`` stages the result in a copy of the zoo."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_zoo_scripts import _script  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def gathered(tmp_path_factory):
+    """Two renders of simulated embryos gathered for training, a third for validation; one training frame marked
+    as an artifact (dropped by the gather, as the renders' own artifacts are)."""
+    from devolens.cli import main
+
+    root = tmp_path_factory.mktemp("pop")
+    for name, seed in (("a", 5), ("b", 6), ("v", 7)):
+        assert main(["render", "--simulate", "1", "--out", str(root / name), "--every", "20", "--pose", "random",
+                     "--vary", "frame", "--grey", "--seed", str(seed), "--size", "96", "128"]) == 0
+    frames = pd.read_csv(root / "b" / "frames.csv", keep_default_na=False)
+    frames.loc[0, "artifact"] = "blur"
+    frames.to_csv(root / "b" / "frames.csv", index=False)
+    zp = _script("zoo_population")
+    zp.gather(root / "data", dirs=[root / "a", root / "b"])
+    zp.gather(root / "val", dirs=[root / "v"])
+    return root
+
+
+def test_gather_from_takes_the_folders_given_and_drops_artifacts(gathered):
+    df = pd.read_csv(gathered / "data" / "frames.csv", keep_default_na=False)
+    a = pd.read_csv(gathered / "a" / "frames.csv", keep_default_na=False)
+    b = pd.read_csv(gathered / "b" / "frames.csv", keep_default_na=False)
+    assert len(df) == len(a) + len(b) - 1 and (df["artifact"] == "").all()
+    assert set(df["file"].str.split("__").str[0]) == {"frames/a", "frames/b"}
+    assert (df["total"].to_numpy() > 0).all()
+    for f in df["file"]:
+        assert (gathered / "data" / f).is_file()
+
+
+def test_gather_from_on_the_command_line(gathered, tmp_path):
+    out = tmp_path / "g"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "zoo_population.py"), "--gather", str(out),
+                        "--gather-from", str(gathered / "v")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_csv(out / "frames.csv")) == len(pd.read_csv(gathered / "v" / "frames.csv"))
+
+
+def test_the_engine_reads_an_all_empty_artifact_column_without_a_warning(gathered):
+    """Frames.csv of renders without artifacts: pandas reads the empty column as floats; dropping artifacts then
+    warned (Pandas4Warning: a string fill value for floats, an error in pandas 4)."""
+    from devolens.train.recipe import load_recipe, resolved
+    from devolens.train.trainer import build_data
+
+    rec = resolved(load_recipe(ROOT / "recipes" / "population_total_gpu.yaml"))
+    rec["data"]["val_fraction"] = 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bundle = build_data(rec, gathered / "val")
+    assert len(bundle.train) + len(bundle.val) == len(pd.read_csv(gathered / "val" / "frames.csv"))
+
+
+def _tiny_recipe(path: Path) -> Path:
+    rec = yaml.safe_load((ROOT / "recipes" / "population_total_gpu.yaml").read_text())
+    rec["data"]["size"] = [32, 48]
+    rec["model"]["width"] = 8
+    rec["train"].update(batch_size=4, amp="none", num_workers=0)
+    path.write_text(yaml.safe_dump(rec))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(gathered, tmp_path_factory):
+    """scripts/gpu_train.py on the gathered population folders, on the CPU (it kept only frames with a label image,
+    so a population task had no data)."""
+    root = tmp_path_factory.mktemp("run")
+    gt = _script("gpu_train")
+    argv = ["gpu_train.py", str(_tiny_recipe(root / "tiny.yaml")), "--data", str(gathered / "data"),
+            "--val", str(gathered / "val"), "--out", str(root / "run"), "--minutes", "3", "--epochs", "1",
+            "--workers", "0", "--device", "cpu", "--probe-seconds", "0.3", "--copy-to", str(root / "copy")]
+    old = sys.argv
+    gt._device_rate = functools.partial(gt._device_rate, steps=1)
+    try:
+        sys.argv = argv
+        gt.main()
+    finally:
+        sys.argv = old
+    return root / "copy"
+
+
+def test_gpu_train_trains_a_population_task(trained, gathered):
+    best = json.loads((trained / "best.json").read_text())
+    assert best["recipe"]["task"] == "population" and best["recipe"]["data"]["size"] == [32, 48]
+    n_val = len(pd.read_csv(gathered / "val" / "frames.csv"))
+    n_train = len(pd.read_csv(gathered / "data" / "frames.csv"))
+    assert best["recipe"]["data"]["val_fraction"] == pytest.approx(n_val / (n_val + n_train))
+    history = pd.read_csv(trained / "history.csv")
+    assert len(history) == 1 and np.isfinite(history["val_mae"]).all()
+
+
+def test_zoo_swap_total_stages_the_run_and_keeps_the_rest(trained, tmp_path):
+    from safetensors.numpy import load_file
+
+    from devolens.models import zoo
+    from devolens.provenance import file_sha256
+
+    shipped = ROOT / "src" / "devolens" / "models" / "zoo" / "population"
+    out = tmp_path / "stage"
+    swap = [sys.executable, str(ROOT / "scripts" / "zoo_swap_total.py"), str(trained), "--out", str(out)]
+    r = subprocess.run(swap + ["--weight", "0.2", "--note", "tiny"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    card = json.loads((out / "population" / "card.json").read_text())
+    spec = card["total_regressor"]
+    assert spec["config"]["width"] == 8 and spec["input_size"] == [32, 48] and spec["weight_calibration"] == 0.2
+    assert spec["trained"] == "tiny" and "the weight 0.2 is given" in spec["measured"]
+    assert card["weights_sha256"] == file_sha256(out / "population" / "weights.safetensors")
+    new, old = load_file(str(out / "population" / "weights.safetensors")), load_file(str(shipped / "weights.safetensors"))
+    run = load_file(str(trained / "best.safetensors"))
+    assert {k for k in new if not k.startswith("total_regressor.")} == {k for k in old if not k.startswith("total_regressor.")}
+    for k in new:
+        if k.startswith("total_regressor."):
+            np.testing.assert_array_equal(new[k], run[k[len("total_regressor."):]].astype(np.float16))
+        else:
+            np.testing.assert_array_equal(new[k], old[k])
+    for name in ("nuclei", "identity"):
+        assert (out / name).resolve() == (shipped.parent / name).resolve()
+    before = zoo.ZOO_DIR
+    try:
+        zoo.use_folder(out)
+        pred = zoo.load("population", diameter=None)
+        assert tuple(pred.input_size) == (32, 48) and pred.total_weight == 0.2
+        row = pred.predict(np.zeros((96, 128), np.uint8) + np.arange(128, dtype=np.uint8))
+        assert np.isfinite(row["total"])
+    finally:
+        zoo.use_folder(before)
+    r = subprocess.run(swap, capture_output=True, text=True, cwd=ROOT)  # the staged folder exists: refused
+    assert r.returncode != 0 and "exists" in r.stderr
+    r = subprocess.run(swap[:3] + ["--out", str(tmp_path / "s2"), "--weight", "1.5"], capture_output=True, text=True)
+    assert r.returncode != 0 and "between 0 and 1" in r.stderr and not (tmp_path / "s2").exists()
