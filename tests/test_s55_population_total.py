@@ -152,3 +152,18 @@ def test_zoo_swap_total_stages_the_run_and_keeps_the_rest(trained, tmp_path):
     assert r.returncode != 0 and "exists" in r.stderr
     r = subprocess.run(swap[:3] + ["--out", str(tmp_path / "s2"), "--weight", "1.5"], capture_output=True, text=True)
     assert r.returncode != 0 and "between 0 and 1" in r.stderr and not (tmp_path / "s2").exists()
+
+
+def test_population_total_needed_reads_letters_off_the_table_at_a_noisy_true_total(gathered, capsys):
+    """benchmarks/population_total_needed.py: at s = 0 the letters are the table's at the true total (the total exact),
+    and a larger error of the total costs the letters more."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_ptn", ROOT / "benchmarks" / "population_total_needed.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--val", str(gathered / "v"), "--sigmas", "0", "0.3", "--draws", "3"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 0.")]
+    exact, noisy = ([float(v) for v in r.strip("|").split("|")[1:9]] for r in rows)
+    assert exact[0] == 0.0 and noisy[0] > 0.1
+    assert sum(noisy[1:]) > sum(exact[1:])
