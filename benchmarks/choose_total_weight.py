@@ -68,8 +68,9 @@ def _estimates(pred, folder: Path, files: list[str], movie: bool) -> tuple[np.nd
     log1p), from one pass of ``predict_iter`` at weight 1 (the blend is then the calibration alone)."""
     import warnings
 
-    from devolens.errors import DiameterWarning
+    from devolens.errors import DevolensWarning, DiameterWarning
     from devolens.io.images import read_image
+    from devolens.predict.population import LATE_MESSAGE
 
     one, four = [], []
     regress = pred._regress
@@ -86,6 +87,8 @@ def _estimates(pred, folder: Path, files: list[str], movie: bool) -> tuple[np.nd
     try:
         with warnings.catch_warnings():  # early frames: too few nuclei to judge the magnification (as the CLI)
             warnings.simplefilter("ignore", DiameterWarning)
+            # late frames read one call each: one note per frame (its words: devolens.predict.population.late_message)
+            warnings.filterwarnings("ignore", message=LATE_MESSAGE, category=DevolensWarning)
             if movie:  # one stream: one magnification estimate per movie
                 out = list(pred.predict_iter(read_image(f) for f in files))
             else:  # each image its own input

@@ -80,11 +80,14 @@ def _load(name: str, zoo_dir: Path | None, **options):
 def _sizes_unsaid():
     """The library's size notes (:class:`devolens.errors.DiameterWarning`) ignored while a loop measures: the
     benchmark segments at many magnifications on purpose (``--zoom``, ``--diameter``), where a note per stream says
-    nothing and its checks cost time; every other warning stays visible, and the figures are the same."""
-    from devolens.errors import DiameterWarning
+    nothing and its checks cost time; so is population's note on a late reading (each held-out frame is a call of
+    its own: one note per late frame). Every other warning stays visible, and the figures are the same."""
+    from devolens.errors import DevolensWarning, DiameterWarning
+    from devolens.predict.population import LATE_MESSAGE
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiameterWarning)
+        warnings.filterwarnings("ignore", message=LATE_MESSAGE, category=DevolensWarning)
         yield
 
 

@@ -167,3 +167,32 @@ def test_population_total_needed_reads_letters_off_the_table_at_a_noisy_true_tot
     exact, noisy = ([float(v) for v in r.strip("|").split("|")[1:9]] for r in rows)
     assert exact[0] == 0.0 and noisy[0] > 0.1
     assert sum(noisy[1:]) > sum(exact[1:])
+
+
+@pytest.mark.parametrize("one", [True, False])
+def test_the_late_reading_pattern_matches_its_note(one):
+    """eval_zoo.py and choose_total_weight.py hold back population's late-reading note by its words
+    (``LATE_MESSAGE``): the pattern must keep matching the note itself, and nothing else of the library's."""
+    import re
+
+    from devolens.predict.population import LATE_MESSAGE, late_message
+
+    assert re.match(LATE_MESSAGE, late_message(3, 312.4, one))
+    assert not re.match(LATE_MESSAGE, "frame 3 (from 0) reads no signal")
+
+
+def test_eval_zoo_holds_back_the_late_note_and_nothing_else():
+    import importlib.util
+
+    from devolens.errors import DevolensWarning
+    from devolens.predict.population import late_message
+
+    spec = importlib.util.spec_from_file_location("_ez", ROOT / "benchmarks" / "eval_zoo.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with mod._sizes_unsaid():
+            warnings.warn(late_message(0, 300.0, False), DevolensWarning)
+            warnings.warn("another note", DevolensWarning)
+    assert [str(w.message) for w in seen] == ["another note"]

@@ -95,6 +95,11 @@ def late_readings(totals, top: float | None) -> np.ndarray:
     return (t >= AMBIGUOUS_CELLS) & (t <= (MAX_EMBRYO_CELLS if top is None else top))
 
 
+#: the start of every :func:`late_message` (for ``warnings.filterwarnings(message=...)``: the maintainer's benchmarks
+#: read hundreds of late frames one call each, where the note says nothing new)
+LATE_MESSAGE = r"(the frame|frame \d+ \(from 0\)) reads \d+ cells, \d+ or more, where a total alone"
+
+
 def late_message(position: int, total: float, one: bool) -> str:
     """The :class:`~devolens.errors.DevolensWarning` of a population call whose frame at ``position`` (from 0; ``one``:
     :meth:`PopulationPredictor.predict`'s only frame) is the first to read a late ``total`` (:func:`late_readings`):
