@@ -24,17 +24,9 @@
 # a distance head: the twenty-second session's run, TOTAL=545 BATCH=64, shipped without the head through
 # scripts/zoo_drop_head.py).
 set -euo pipefail
-T0=$(date +%s)
-say() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 OUT=${OUT:-runs/gpu_out}
 mkdir -p "$OUT"
-PY=${PY:-python3}
-if [ -d .whl ] && ! $PY -c "import albumentations, segmentation_models_pytorch" 2>/dev/null; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD/src
-else
-  export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
-fi
+. "$(dirname "$0")/gpu_common.sh"  # T0, say, PY, the wheels, PYTHONPATH, DL, training_renders
 D=${DATA:-.gpudata}
 W=${WORK:-/tmp/gpu_nuclei}
 JOBS=${JOBS:-$(nproc)}
@@ -46,28 +38,11 @@ SEED0=${SEED0:-0}
 R=$W/render
 rm -rf "$W/render" "$W/data" "$W/val" "$W/run"  # a rerun on a warm machine: nothing left over from the last one
 mkdir -p "$R"
-(nvidia-smi -L || true) | head -2
-$PY -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-DL="$PY -c 'from devolens.cli import run; run()' render"
 
 # ---- renders: each real training embryo PASSES times, the AceTree embryo 3 times, SIMS simulated
 # embryos in chunks; one more simulated embryo (its own seed) for validation only
 cmds=()
-i=0
-for t in CD20240930_JIM762_L4 CD20241009_JIM767_25_L1 CD20241009_JIM767_25_L5 CD20241010_JIM767_25_L2 CD20241107_JIM767_25_L1; do
-  i=$((i+1))
-  for p in $(seq 1 "$PASSES"); do
-    cmds+=("$DL $D/epic/$t.csv --out $R/g${p}_$t --every $EVERY --pose random --vary frame --grey --seed $((SEED0+1000+100*i+p))")
-  done
-done
-for p in 1 2 3; do
-  cmds+=("$DL $D/acetree/wormguides_nuclei.zip --out $R/g${p}_acetree --every $((EVERY+1)) --pose random --vary frame --grey --seed $((SEED0+1700+p))")
-done
-chunk=$(( (SIMS + 15) / 16 ))
-for c in $(seq 1 16); do
-  n=$(( SIMS - (c-1)*chunk )); n=$(( n > chunk ? chunk : n ))
-  [ "$n" -gt 0 ] && cmds+=("$DL --simulate $n --out $R/gsim$c --every 2 --pose random --vary frame --grey --seed $((SEED0+1800+c))")
-done
+training_renders $((SEED0+1000)) 3
 cmds+=("$DL --simulate 1 --out $R/gval_sim --every 2 --pose random --vary frame --grey --seed 1900")
 say "rendering: ${#cmds[@]} jobs on $JOBS processes"
 printf '%s\n' "${cmds[@]}" | xargs -d '\n' -P "$JOBS" -I{} bash -c '{} > /dev/null'

@@ -23,17 +23,9 @@
 # BATCH (default the recipe's 64), CHECKS (a command run beside the renders, e.g. the GPU tests; its output in
 # $OUT/checks.log).
 set -euo pipefail
-T0=$(date +%s)
-say() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 OUT=${OUT:-runs/gpu_pop}
 mkdir -p "$OUT"
-PY=${PY:-python3}
-if [ -d .whl ] && ! $PY -c "import albumentations, segmentation_models_pytorch" 2>/dev/null; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD/src
-else
-  export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
-fi
+. "$(dirname "$0")/gpu_common.sh"  # T0, say, PY, the wheels, PYTHONPATH, DL, training_renders
 D=${DATA:-.gpudata}
 W=${WORK:-/tmp/gpu_pop}
 JOBS=${JOBS:-$(nproc)}
@@ -46,32 +38,15 @@ SIZES=${SIZES:-128x192 256x384}
 R=$W/render
 rm -rf "$W"  # a rerun on a warm machine: nothing left over from the last one
 mkdir -p "$R"
-(nvidia-smi -L || true) | head -2
-$PY -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 if [ -n "${CHECKS:-}" ]; then
   (bash -c "$CHECKS" > "$OUT/checks.log" 2>&1; echo "checks exit $?" >> "$OUT/checks.log") &
   CHECKS_PID=$!
 fi
-DL="$PY -c 'from devolens.cli import run; run()' render"
 
 # ---- renders: each real training embryo PASSES times, the AceTree embryo 4 times, SIMS simulated embryos in
 # chunks; VALSIMS more simulated embryos (their own seeds) for validation only
 cmds=()
-i=0
-for t in CD20240930_JIM762_L4 CD20241009_JIM767_25_L1 CD20241009_JIM767_25_L5 CD20241010_JIM767_25_L2 CD20241107_JIM767_25_L1; do
-  i=$((i+1))
-  for p in $(seq 1 "$PASSES"); do
-    cmds+=("$DL $D/epic/$t.csv --out $R/p${p}_$t --every $EVERY --pose random --vary frame --grey --seed $((SEED0+5000+100*i+p))")
-  done
-done
-for p in 1 2 3 4; do
-  cmds+=("$DL $D/acetree/wormguides_nuclei.zip --out $R/p${p}_acetree --every $((EVERY+1)) --pose random --vary frame --grey --seed $((SEED0+5700+p))")
-done
-chunk=$(( (SIMS + 15) / 16 ))
-for c in $(seq 1 16); do
-  n=$(( SIMS - (c-1)*chunk )); n=$(( n > chunk ? chunk : n ))
-  [ "$n" -gt 0 ] && cmds+=("$DL --simulate $n --out $R/sim$c --every 2 --pose random --vary frame --grey --seed $((SEED0+5800+c))")
-done
+training_renders $((SEED0+5000)) 4
 cmds+=("$DL --simulate $VALSIMS --out $W/valrender --every 2 --pose random --vary frame --grey --seed $((SEED0+5900))")
 say "rendering: ${#cmds[@]} jobs on $JOBS processes"
 printf '%s\n' "${cmds[@]}" | xargs -d '\n' -P "$JOBS" -I{} bash -c '{} > /dev/null'
