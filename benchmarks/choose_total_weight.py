@@ -86,9 +86,9 @@ def _estimates(pred, folder: Path, files: list[str], movie: bool) -> tuple[np.nd
     files = [folder / f for f in files]  # (frames.csv names files relative to the render)
     try:
         with warnings.catch_warnings():  # early frames: too few nuclei to judge the magnification (as the CLI)
-            warnings.simplefilter("ignore", DiameterWarning)
             # late frames read one call each: one note per frame (its words: devolens.predict.population.late_message)
             warnings.filterwarnings("ignore", message=LATE_MESSAGE, category=DevolensWarning)
+            warnings.simplefilter("ignore", DiameterWarning)  # first of the filters: the size checks skipped
             if movie:  # one stream: one magnification estimate per movie
                 out = list(pred.predict_iter(read_image(f) for f in files))
             else:  # each image its own input

@@ -86,8 +86,9 @@ def _sizes_unsaid():
     from devolens.predict.population import LATE_MESSAGE
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DiameterWarning)
         warnings.filterwarnings("ignore", message=LATE_MESSAGE, category=DevolensWarning)
+        # after it, so first: a DiameterWarning is ignored whatever its words (the size checks are then skipped)
+        warnings.simplefilter("ignore", DiameterWarning)
         yield
 
 

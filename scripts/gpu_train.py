@@ -108,9 +108,9 @@ def main() -> None:
     from devolens.models.architectures import save_model
     from devolens.train.checkpoint import load_checkpoint
     from devolens.train.recipe import load_recipe, resolved
-    from devolens.train.trainer import (DataBundle, _loss_fn, build_from_recipe, check_run_folder, effective_amp,
-                                        evaluate_model, init_weights, make_dataset, model_config, preload_for_workers,
-                                        resolve_device, train)
+    from devolens.train.trainer import (DataBundle, _loss_fn, artifact_rows, build_from_recipe, check_run_folder,
+                                        effective_amp, evaluate_model, init_weights, make_dataset, model_config,
+                                        preload_for_workers, resolve_device, train)
 
     started = time.perf_counter()
     if a.epochs is not None and a.epochs < 1:
@@ -144,7 +144,7 @@ def main() -> None:
         print(f"note: {amp_note}", flush=True)
     def usable(df: pd.DataFrame) -> pd.DataFrame:  # the rows the engine trains on (its data preparation's rules)
         if rec["data"]["drop_artifacts"] and "artifact" in df.columns:
-            df = df[~(df["artifact"].astype("string").fillna("").str.len() > 0)]
+            df = df[~artifact_rows(df["artifact"])]
         if rec["task"] == "segmentation":  # a population task's frames need no label image
             df = df[df["labels"].notna()]
         return df.reset_index(drop=True)

@@ -13,7 +13,7 @@ _TRAIN_HELP = """Train a model from a RECIPE (YAML; the shipped ones are in reci
 
 Example: `devolens train recipes/finetune_own_nuclei.yaml --data my_data --out runs/my_nuclei` fine-tunes the shipped nuclei model on your annotated images; `devolens segment nuclei INPUT --model runs/my_nuclei --out DIR` then segments with the run. (recipes/tiny_nuclei.yaml only checks that training works: its runs learn from images resized to 64x64, which segment and models export cannot use.)
 
-DATA is the output of `devolens render` (frames.csv, frames/, labels/), a folder with images/ and masks/ (or labels/) matched by file name (img_000.tif + img_000_masks.tif; sub-folders too), or images with their masks beside them (cellpose's layout).
+DATA is the output of `devolens render` (frames.csv, frames/, labels/), a folder with images/ and masks/ (or labels/) matched by file name (img_000.tif + img_000_masks.tif; sub-folders too), or images with their masks beside them (cellpose's layout). A population (count) recipe needs no masks: a folder of images with a frames.csv that lists each image (file, relative to DATA) and its counts (the recipe's data.counts, e.g. total), as `devolens render` writes it.
 
 Writes to RUN: recipe.yaml (the recipe as resolved), history.csv, sample_losses.csv, checkpoint.safetensors/.json (last epoch, for --resume), best.safetensors/.json (best epoch), history.png, progress.gif (from samples/, the overlays of each epoch), split.csv, run.json, and with --prune-top pruned.csv.
 

@@ -15,6 +15,7 @@ strongly correlated, and a row split leaks them into validation.
 
 from __future__ import annotations
 
+import os
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -996,7 +997,7 @@ def index_dataset(root: str | Path, *, scoring: bool = False) -> pd.DataFrame:
             df["group"] = df["embryo"].astype(str)
         else:
             df["group"] = [_group_of(Path(f).stem) for f in df["file"]]
-        df.attrs["unmatched"] = [str(Path(f).relative_to(root)) for f in df["image"][df["labels"].isna()]]
+        df.attrs["unmatched"] = [os.path.relpath(f, root) for f in df["image"][df["labels"].isna()]]  # absolute too
         df.attrs["layout"] = "render"
         return df.reset_index(drop=True)
     folders: dict[str, Path] = {}

@@ -482,7 +482,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
 
             notes += check_masks(df, classes=int(rec["data"]["classes"]))
         names = [str(x) for x in df["sample"]] if "sample" in df.columns else [Path(x).name for x in df["image"]]
-        unmatched = [str(x) for x in df.attrs.get("unmatched") or []]
+        unmatched = [str(x) for x in df.attrs.get("unmatched") or []] if rec["task"] == "segmentation" else []
         found = run_sides(trained_by, df) if trained_by is not None and "sample" in df.columns else None
         if found is not None:
             sides, how, split_csv = found

@@ -188,6 +188,52 @@ RUN_COLUMNS = ("n_train", "seconds", "validation_seconds", "loader_seconds")
 
 
 # ----------------------------------------------------------------------------- data
+#: what an ``artifact`` cell of frames.csv may hold for a clean frame (case and spaces aside): a lab's own table may
+#: mark them 0, no or false rather than leave them empty
+CLEAN_ARTIFACT = ("", "0", "0.0", "no", "false", "none", "nan")
+
+
+def artifact_rows(column: pd.Series) -> np.ndarray:
+    """Which rows of frames.csv's ``artifact`` column name an artifact (``devolens render`` writes its kind, e.g.
+    ``blur``; an empty cell, or one of :data:`CLEAN_ARTIFACT`, is a clean frame). A column of empty cells alone is
+    read as floats: it is read as text here."""
+    text = column.astype("string").fillna("").str.strip().str.lower()
+    return (~text.isin(CLEAN_ARTIFACT)).to_numpy()
+
+
+def population_counts(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The ``columns`` of frames.csv a population task regresses (``data.counts``), as float32, each frame's count a
+    number of 0 or more.
+
+    Raises
+    ------
+    DevolensError
+        If a column is missing (a column of the same name in another case is named), or a frame's count is
+        missing, not a number or negative (the first such frame named, and how many).
+    """
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        other = {str(c).lower(): str(c) for c in df.columns}
+        cased = [f"{other[c.lower()]!r} for {c!r}" for c in missing if c.lower() in other]
+        hint = f"; frames.csv has {', '.join(cased)}: names are case-sensitive" if cased else ""
+        found = ", ".join(str(c) for c in df.columns if c not in ("sample", "image", "labels", "group"))
+        raise DevolensError(f"data.counts: column(s) {', '.join(missing)} not in frames.csv (it has {found}){hint}; "
+                            "a population task regresses the counts of the recipe's data.counts (e.g. [total] for "
+                            "totals alone)")
+    values = df[columns].apply(lambda col: pd.to_numeric(col, errors="coerce"))
+    bad = (values.isna() | (values < 0)).to_numpy()
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raw = df[columns[col]].iloc[row]
+        raw = "empty" if pd.isna(raw) or str(raw).strip() == "" else repr(str(raw))
+        n = int(bad.any(axis=1).sum())
+        raise DevolensError(f"{n} frame{'s' if n != 1 else ''} of frames.csv {'have' if n != 1 else 'has'} a count "
+                            f"that is missing, not a number or negative, e.g. {df['sample'].iloc[row]}: "
+                            f"{columns[col]} {raw}; give every frame its counts (cells, 0 or more) or leave its row "
+                            "out")
+    return values.to_numpy(dtype=np.float32)
+
+
 def make_dataset(recipe: dict, df: pd.DataFrame, train: bool) -> Dataset:
     """A dataset over the rows of an :func:`index_dataset` table (augmented if ``train``)."""
     d = recipe["data"]
@@ -200,12 +246,7 @@ def make_dataset(recipe: dict, df: pd.DataFrame, train: bool) -> Dataset:
                   cache=d["cache"], pad_multiple=2 ** depth, ids=list(df["sample"]), scale=d["scale"],
                   channel=d.get("channel"))
     if recipe["task"] == "population":
-        missing = [c for c in d["counts"] if c not in df.columns]
-        if missing:
-            raise DevolensError(f"data.counts: column(s) {', '.join(missing)} not in frames.csv (the population task "
-                                "needs render output with counts)")
-        counts = df[list(d["counts"])].to_numpy(dtype=np.float32)
-        return PopulationDataset(list(df["image"]), counts, **common)
+        return PopulationDataset(list(df["image"]), population_counts(df, list(d["counts"])), **common)
     if df["labels"].isna().any():
         bad = df.loc[df["labels"].isna(), "sample"].iloc[0]
         raise DevolensError(f"{int(df['labels'].isna().sum())} frames have no label image, e.g. {bad}")
@@ -394,10 +435,12 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     df = index_dataset(data_dir)
     layout_split = bool(df.attrs.get("train_val_folders"))  # images/train/ + images/val/ (and nothing else)
     notes: list[str] = []
+    n_artifacts = 0
     if d["drop_artifacts"] and "artifact" in df.columns:
-        art = df["artifact"].astype("string").fillna("").str.len() > 0  # all empty: read as floats
-        if art.any():
-            notes.append(f"dropped {int(art.sum())} frames with artifacts")
+        art = artifact_rows(df["artifact"])
+        n_artifacts = int(art.sum())
+        if n_artifacts:
+            notes.append(f"dropped {n_artifacts} frames with artifacts")
         df = df[~art]
     if recipe["task"] == "segmentation" and df["labels"].isna().any():
         notes.append(f"skipped {int(df['labels'].isna().sum())} frames without a label image")
@@ -408,8 +451,10 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     df = df.reset_index(drop=True)
     segmentation = recipe["task"] == "segmentation"
     if len(df) < (1 if segmentation else 2):  # one image of a segmentation is cut into regions (region_split)
+        dropped = (f" ({n_artifacts} dropped as artifacts: frames.csv's artifact column names one for them; empty, "
+                   "0, no or false is none, and data.drop_artifacts: false keeps them all)") if n_artifacts else ""
         raise DevolensError(f"need at least {1 if segmentation else 2} sample{'' if segmentation else 's'} to train "
-                            f"and validate, found {len(df)}", path=data_dir)
+                            f"and validate, found {len(df)}{dropped}", path=data_dir)
     notes += check_images(df, d.get("channel"), d["normalize"], channels=int(d["channels"]))
     if df.attrs.get("layout") == "render":
         kind_note = render_kind_note(recipe, data_dir)
@@ -491,8 +536,9 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     split = pd.DataFrame({"sample": df["sample"], "group": df[column].astype(str),
                           "side": np.where(df.index.isin(va.index), "val", "train")})
     values = list(d["counts"]) if recipe["task"] == "population" else []
+    unmatched = list(files.attrs.get("unmatched", [])) if segmentation else []  # a count needs no mask
     return DataBundle(make_dataset(recipe, tr, True), make_dataset(recipe, va, False), split, notes + split_notes,
-                      list(files.attrs.get("unmatched", [])), data_fingerprint(files, values),
+                      unmatched, data_fingerprint(files, values),
                       by_folder=by_folder is not None, unmatched_seg=list(files.attrs.get("unmatched_seg", [])))
 
 
