@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
+    if a.draws < 1 or any(not s >= 0 for s in a.sigmas):
+        ap.error("--draws must be 1 or more and every --sigmas value 0 or more")
     from devolens.models import load
     from devolens.predict.population import composition_counts
 

@@ -9,10 +9,10 @@
 # population model's tables file stores them).
 #
 # Run from the repository root with the training tables in $DATA (default .gpudata: epic/*.csv of the five
-# training embryos, those with an annotation cliff cut there by `devolens lineage clean` (L4 after time 164,
-# 20241107 L1 after 149: past it a render draws what is left of the table, an embryo without its AB lineage),
-# and acetree/wormguides_nuclei.zip; the held-out embryo L3 is not there) and, where devolens' dependencies are
-# missing, their wheels in .whl/:
+# training embryos and acetree/wormguides_nuclei.zip; the held-out embryo L3 is not there) and, where devolens'
+# dependencies are missing, their wheels in .whl/. The script cuts each table at its annotation cliff first
+# (`devolens lineage clean`: L4 after time 164, 20241107 L1 after 149; past a cliff a render draws what is left of
+# the table, an embryo without its AB lineage). The knobs and the tables are checked before any render (exit 2):
 #
 #   OUT=runs/gpu_pop bash scripts/gpu_population_total.sh
 #
@@ -35,9 +35,30 @@ VALSIMS=${VALSIMS:-2}
 EVERY=${EVERY:-1}
 SEED0=${SEED0:-0}
 SIZES=${SIZES:-128x192 256x384}
+TOTAL=${TOTAL:-480}
+# ---- the knobs and the tables, before any render
+[ -n "${SIZES// /}" ] || fail "SIZES names no input size (e.g. SIZES=\"128x192\")"
+for s in $SIZES; do [[ $s =~ ^[0-9]+x[0-9]+$ ]] || fail "SIZES: '$s' is not HxW in pixels (e.g. 128x192)"; done
+[[ $TOTAL =~ ^[0-9]+$ ]] && [ "$TOTAL" -ge 120 ] || fail "TOTAL must be whole seconds, 120 or more (the renders come first), got '$TOTAL'"
+for k in JOBS PASSES SIMS VALSIMS EVERY; do [[ ${!k} =~ ^[0-9]+$ ]] || fail "$k must be a whole number, got '${!k}'"; done
+[ "$VALSIMS" -ge 1 ] && [ "$EVERY" -ge 1 ] && [ "$JOBS" -ge 1 ] || fail "VALSIMS, EVERY and JOBS must be 1 or more"
+for t in $TRAINING_EMBRYOS; do [ -f "$D/epic/$t.csv" ] || fail "no $D/epic/$t.csv (DATA holds epic/ with the five training tables and acetree/wormguides_nuclei.zip)"; done
+[ -f "$D/acetree/wormguides_nuclei.zip" ] || fail "no $D/acetree/wormguides_nuclei.zip"
 R=$W/render
-rm -rf "$W"  # a rerun on a warm machine: nothing left over from the last one
-mkdir -p "$R"
+# a rerun on a warm machine: nothing left over from the last one (this job's own folders only)
+rm -rf "$R" "$W/tables" "$W/valrender" "$W/data" "$W/val" "$W"/run_* "$W"/recipe_* "$W"/train_*
+for s in $SIZES; do rm -rf "${OUT:?}/$s"; done  # no weights of an earlier run left to look like this one's
+mkdir -p "$R" "$W/tables/epic" "$W/tables/acetree"
+# the tables cut at their annotation cliffs (past one a render draws what is left of the table, e.g. an embryo
+# without its AB lineage): `devolens lineage clean`, which writes a table without a cliff whole
+pids=()
+for t in $TRAINING_EMBRYOS; do
+  $PY -c 'from devolens.cli import run; run()' lineage clean "$D/epic/$t.csv" --out "$W/tables/epic/$t.csv" &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "devolens lineage clean failed on a table of $D/epic (above)"; done
+cp "$D/acetree/wormguides_nuclei.zip" "$W/tables/acetree/"
+D=$W/tables
 if [ -n "${CHECKS:-}" ]; then
   (bash -c "$CHECKS" > "$OUT/checks.log" 2>&1; echo "checks exit $?" >> "$OUT/checks.log") &
   CHECKS_PID=$!

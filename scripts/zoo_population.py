@@ -136,19 +136,37 @@ def calibration(zoo_dir: Path | None, renders: list[Path], every: int, method: s
     return xs, ys, coef, tab, cv
 
 
+#: the embryos the zoo's figures are measured on (frames.csv ``embryo``): CD20241010_JIM767_25_L3 as its renders name
+#: it, and the embryo simulated with seed 999 (``devolens render --simulate 1 --seed 999``)
+HELD_OUT_EMBRYOS = ("20241010_JIM767_25_L3", "CD20241010_JIM767_25_L3", "sim725289502")
+
+
 def gather(out: Path, extra: list[str] = (), dirs: list[Path] | None = None) -> None:
     """One training folder (symlinked frames + frames.csv) from the tr2_* and cal_* renders, plus the
     render folders matching the ``extra`` patterns (e.g. ``trf_*``, see benchmarks/RESULTS.md); ``dirs``: these
-    render folders instead (``--gather-from``, e.g. scripts/gpu_population_total.sh's renders)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "frames").mkdir(exist_ok=True)
-    rows = []
+    render folders instead (``--gather-from``, e.g. scripts/gpu_population_total.sh's renders). Refused, before
+    anything is written: a folder that is no render, renders of a held-out embryo, an ``out`` that is not empty."""
+    if dirs is not None and extra:
+        raise SystemExit("--gather-extra adds to the default renders: give its folders to --gather-from instead")
     if dirs is None:
         dirs = sorted(glob.glob(str(ROOT / "runs/zoo/render/tr2_*"))) + sorted(glob.glob(str(ROOT / "runs/zoo/render/cal_*")))
         for pattern in extra:
             dirs += sorted(glob.glob(str(ROOT / "runs/zoo/render" / pattern)))
+    if out.exists() and any(out.iterdir()):
+        raise SystemExit(f"{out} is not empty: gather into a new folder (its old links would stay beside the new rows)")
+    tables = []
     for d in map(Path, dirs):
+        if not (d / "frames.csv").is_file():
+            raise SystemExit(f"{d}: no frames.csv (not a render folder of `devolens render`)")
         df = pd.read_csv(d / "frames.csv", keep_default_na=False)
+        held = sorted(set(df["embryo"].astype(str)) & set(HELD_OUT_EMBRYOS)) if "embryo" in df.columns else []
+        if held:
+            raise SystemExit(f"{d}: renders of the held-out embryo {held[0]}: never gathered for training")
+        tables.append((d, df))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "frames").mkdir(exist_ok=True)
+    rows = []
+    for d, df in tables:
         for _, r in df[df["artifact"] == ""].iterrows():
             name = f"{d.name}__{Path(r['file']).name}"
             dst = out / "frames" / name

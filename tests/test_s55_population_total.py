@@ -200,3 +200,45 @@ def test_eval_zoo_holds_back_the_late_note_and_nothing_else():
             warnings.warn(late_message(0, 300.0, False), DevolensWarning)
             warnings.warn("another note", DevolensWarning)
     assert [str(w.message) for w in seen] == ["another note"]
+
+
+def test_gather_refuses_held_out_renders_a_used_folder_and_non_renders(gathered, tmp_path):
+    zp = _script("zoo_population")
+    held = tmp_path / "held"
+    held.mkdir()
+    frames = pd.read_csv(gathered / "v" / "frames.csv", keep_default_na=False)
+    frames.assign(embryo="20241010_JIM767_25_L3").to_csv(held / "frames.csv", index=False)
+    with pytest.raises(SystemExit, match="held-out embryo 20241010_JIM767_25_L3"):
+        zp.gather(tmp_path / "g1", dirs=[held])
+    with pytest.raises(SystemExit, match="is not empty"):
+        zp.gather(gathered / "data", dirs=[gathered / "v"])
+    with pytest.raises(SystemExit, match="no frames.csv"):
+        zp.gather(tmp_path / "g2", dirs=[tmp_path])
+    with pytest.raises(SystemExit, match="--gather-extra"):
+        zp.gather(tmp_path / "g3", extra=["trf_*"], dirs=[gathered / "v"])
+    assert not any((tmp_path / g).exists() for g in ("g1", "g2", "g3"))
+
+
+def test_zoo_swap_total_refuses_what_is_no_count_regressor_run(trained, tmp_path):
+    script = [sys.executable, str(ROOT / "scripts" / "zoo_swap_total.py")]
+    r = subprocess.run(script + [str(tmp_path / "nowhere"), "--out", str(tmp_path / "s")], capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and "no best.json" in r.stderr and "Traceback" not in r.stderr
+    other = tmp_path / "unet"
+    other.mkdir()
+    best = json.loads((trained / "best.json").read_text())
+    best["model"]["kind"] = "segmentation"
+    (other / "best.json").write_text(json.dumps(best))
+    r = subprocess.run(script + [str(other), "--out", str(tmp_path / "s")], capture_output=True, text=True)
+    assert r.returncode != 0 and "not a count regressor" in r.stderr and not (tmp_path / "s").exists()
+
+
+def test_population_total_needed_refuses_no_draws(gathered):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_ptn2", ROOT / "benchmarks" / "population_total_needed.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with pytest.raises(SystemExit) as err:
+        mod.main(["--val", str(gathered / "v"), "--draws", "0"])
+    assert err.value.code == 2
