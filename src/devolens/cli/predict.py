@@ -4303,7 +4303,8 @@ def population_command(
     skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
     model: str = typer.Option("population", "--model", help=(
         "Zoo model to use (see `devolens models`), or a folder holding a population model's card.json and weights "
-        "(a copy of a zoo folder; training runs are segmentation models: `segment nuclei --model RUN`).")),
+        "(a copy of a zoo folder; training runs are segmentation models: `segment nuclei --model RUN`; a count run "
+        "of `devolens train` is not run here yet: `devolens evaluate RUN --data DIR` scores it).")),
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
     fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
     precision: str = typer.Option("auto", "--precision", callback=PRECISION_CHOICE, help=PRECISION_HELP),

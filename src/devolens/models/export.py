@@ -65,6 +65,12 @@ _ONLY_SEGMENTATION = {
 }
 
 
+#: added to those words for a count run of the user's own (task population): what can be done with it today
+_COUNT_RUN = ("; a count run is scored by `devolens evaluate RUN --data DIR`, but `population --model` and `load` do "
+              "not run one yet (they take a population model folder: a card.json with its weights, as the zoo holds "
+              "them)")
+
+
 #: what each command says of a live/dead run (data.target 'classes': a class map of live and dead nuclei, used as it is
 #: by ``devolens segment livedead --model RUN``; ``{use}``: that command with the run's path)
 _CLASS_MAP_RUN = {
@@ -260,7 +266,8 @@ def _run_config(run: Path, command: str | None) -> dict:
         raise DevolensError("best.json names no task (`devolens train` writes it beside best.safetensors): a damaged "
                             "run, or a file of another program?", path=run)
     if task != "segmentation":
-        raise DevolensError(_ONLY_SEGMENTATION.get(command, _ONLY_SEGMENTATION[None]).format(task=task), path=run)
+        said = _ONLY_SEGMENTATION.get(command, _ONLY_SEGMENTATION[None]).format(task=task)
+        raise DevolensError(said + (_COUNT_RUN if task == "population" else ""), path=run)
     if (cfg.get("model") or {}).get("kind") != "segmentation":
         raise DevolensError(f"best.json describes no segmentation network (model kind "
                             f"{(cfg.get('model') or {}).get('kind')!r}): a damaged run?", path=run)
