@@ -104,7 +104,10 @@ def test_train_and_evaluate_own_counts_without_a_false_partner_note(tmp_path, ca
     assert main(["evaluate", str(tmp_path / "run"), "--data", str(data), "--json", str(tmp_path / "ev.json")]) == 0
     out = capsys.readouterr()
     assert "without a partner" not in out.out + out.err
-    assert json.loads((tmp_path / "ev.json").read_text()).get("unmatched", []) == []
+    result = json.loads((tmp_path / "ev.json").read_text())
+    assert result["unmatched"] == [] and result["task"] == "population"
+    assert "instances:" not in out.out  # a count run finds no instances
+    assert "per-image CSV" not in out.err and "of the run" in out.err  # its frames trained it: said, without a CSV
 
 
 def test_train_refuses_an_empty_count_in_one_line(tmp_path, capsys):

@@ -604,9 +604,10 @@ def evaluate_cmd(
         k = printed_metric(k)
         stdout.print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
     pp = _postprocess_used(metrics["validate"].get("postprocess") or {})
-    stdout.print(f"instances: {metrics['validate']['instances']}"
-                 + (f"; post-processing: {metrics['postprocess_from']}: {json.dumps(pp)}"
-                    if metrics["validate"]["instances"] == "watershed" else ""))
+    if metrics.get("task", "segmentation") == "segmentation":  # a count run finds no instances
+        stdout.print(f"instances: {metrics['validate']['instances']}"
+                     + (f"; post-processing: {metrics['postprocess_from']}: {json.dumps(pp)}"
+                        if metrics["validate"]["instances"] == "watershed" else ""))
     # the files written: summary lines on stderr, as every command's (--quiet leaves them out); stdout keeps metrics
     summary(f"metrics -> {path}" + (f" (replacing the earlier one{replaced})" if replaced is not None else ""))
     if images is not None:

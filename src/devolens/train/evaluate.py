@@ -492,7 +492,9 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
                 seen.update(both=sides.count(BOTH), regions=split_regions(trained_by))
         ds = make_dataset(rec, df, train=False)
     if seen is not None:
-        said = seen_note(seen, "images" if names is not None else "tiles")
+        # (a count run's scores have no per-image CSV: its frames said without the CSV's column)
+        said = seen_note(seen, ("images" if rec["task"] == "segmentation" else "frames") if names is not None
+                         else "tiles")
         if said:
             notes.append(said)
     use_device(where)
@@ -510,7 +512,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     if per_image and ev.get("images") is not None:
         images = [{"file": name, **row, "run_side": side}
                   for name, row, side in zip(names, ev["images"], sides or [""] * len(names))]
-    return {"run": str(run), "data": str(data), "weights": str(weights or best),
+    return {"run": str(run), "data": str(data), "weights": str(weights or best), "task": rec["task"],
             "epoch": cfg.get("epoch") if weights is None else None, "n": len(ds), "validate": rec["validate"],
             "postprocess_from": source, "device": str(where), "amp": amp, "notes": notes,
             "in_run_split": seen, "unmatched": unmatched, "metrics": metrics, "images": images,
