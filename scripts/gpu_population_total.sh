@@ -39,10 +39,16 @@ TOTAL=${TOTAL:-480}
 # ---- the knobs and the tables, before any render
 [ -n "${SIZES// /}" ] || fail "SIZES names no input size (e.g. SIZES=\"128x192\")"
 for s in $SIZES; do [[ $s =~ ^[0-9]+x[0-9]+$ ]] || fail "SIZES: '$s' is not HxW in pixels (e.g. 128x192)"; done
-[[ $TOTAL =~ ^[0-9]+$ ]] && [ "$TOTAL" -ge 120 ] || fail "TOTAL must be whole seconds, 120 or more (the renders come first), got '$TOTAL'"
-for k in JOBS PASSES SIMS VALSIMS EVERY; do [[ ${!k} =~ ^[0-9]+$ ]] || fail "$k must be a whole number, got '${!k}'"; done
+[[ $TOTAL =~ ^[0-9]+$ ]] && [ "$TOTAL" -ge 120 ] ||
+  fail "TOTAL must be whole seconds, 120 or more (the renders come first), got '$TOTAL'"
+for k in JOBS PASSES SIMS VALSIMS EVERY; do
+  [[ ${!k} =~ ^[0-9]+$ ]] || fail "$k must be a whole number, got '${!k}'"
+done
 [ "$VALSIMS" -ge 1 ] && [ "$EVERY" -ge 1 ] && [ "$JOBS" -ge 1 ] || fail "VALSIMS, EVERY and JOBS must be 1 or more"
-for t in $TRAINING_EMBRYOS; do [ -f "$D/epic/$t.csv" ] || fail "no $D/epic/$t.csv (DATA holds epic/ with the five training tables and acetree/wormguides_nuclei.zip)"; done
+for t in $TRAINING_EMBRYOS; do
+  [ -f "$D/epic/$t.csv" ] ||
+    fail "no $D/epic/$t.csv (DATA holds epic/ with the five training tables and acetree/wormguides_nuclei.zip)"
+done
 [ -f "$D/acetree/wormguides_nuclei.zip" ] || fail "no $D/acetree/wormguides_nuclei.zip"
 R=$W/render
 # a rerun on a warm machine: nothing left over from the last one (this job's own folders only)
