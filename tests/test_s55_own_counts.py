@@ -64,7 +64,8 @@ def test_every_frame_dropped_as_an_artifact_is_said_so(tmp_path):
         _bundle(tmp_path, data)
 
 
-@pytest.mark.parametrize("value, said", [("", "total empty"), ("four", "total 'four'"), ("-3", "total '-3'")])
+@pytest.mark.parametrize("value, said", [("", "total empty"), ("four", "total 'four'"), ("-3", "total '-3'"),
+                                         ("inf", "total 'inf'")])
 def test_a_missing_mistyped_or_negative_count_is_named(tmp_path, value, said):
     totals = [str(10 + i) for i in range(8)]
     totals[5] = value

@@ -209,7 +209,7 @@ def population_counts(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     ------
     DevolensError
         If a column is missing (a column of the same name in another case is named), or a frame's count is
-        missing, not a number or negative (the first such frame named, and how many).
+        missing, not a finite number or negative (the first such frame named, and how many).
     """
     missing = [c for c in columns if c not in df.columns]
     if missing:
@@ -221,7 +221,7 @@ def population_counts(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
                             "a population task regresses the counts of the recipe's data.counts (e.g. [total] for "
                             "totals alone)")
     values = df[columns].apply(lambda col: pd.to_numeric(col, errors="coerce"))
-    bad = (values.isna() | (values < 0)).to_numpy()
+    bad = ~np.isfinite(values.to_numpy(dtype=np.float64)) | (values < 0).to_numpy()  # inf is no count either
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raw = df[columns[col]].iloc[row]
@@ -451,8 +451,8 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     df = df.reset_index(drop=True)
     segmentation = recipe["task"] == "segmentation"
     if len(df) < (1 if segmentation else 2):  # one image of a segmentation is cut into regions (region_split)
-        dropped = (f" ({n_artifacts} dropped as artifacts: frames.csv's artifact column names one for them; empty, "
-                   "0, no or false is none, and data.drop_artifacts: false keeps them all)") if n_artifacts else ""
+        dropped = (f" ({n_artifacts} dropped as artifacts by frames.csv's artifact column, where an empty cell, 0, "
+                   "no or false is a clean frame; data.drop_artifacts: false keeps them all)") if n_artifacts else ""
         raise DevolensError(f"need at least {1 if segmentation else 2} sample{'' if segmentation else 's'} to train "
                             f"and validate, found {len(df)}{dropped}", path=data_dir)
     notes += check_images(df, d.get("channel"), d["normalize"], channels=int(d["channels"]))
