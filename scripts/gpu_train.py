@@ -142,6 +142,7 @@ def main() -> None:
     amp, amp_note = effective_amp(T["amp"], device)
     if amp_note:
         print(f"note: {amp_note}", flush=True)
+
     def usable(df: pd.DataFrame) -> pd.DataFrame:  # the rows the engine trains on (its data preparation's rules)
         if rec["data"]["drop_artifacts"] and "artifact" in df.columns:
             df = df[~artifact_rows(df["artifact"])]
