@@ -135,3 +135,14 @@ def test_a_count_run_given_to_population_or_load_says_what_can_be_done(tmp_path,
     err = capsys.readouterr().err
     assert code != 0 and "`population --model` and `load` do not run one yet" in err and "Traceback" not in err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_frame_listed_twice_and_frames_without_an_embryo_are_noted(tmp_path):
+    data = _folder(tmp_path / "d", embryo=["e0", "e1", "e0", "", "e0", "e1", "e0", ""])
+    df = pd.read_csv(data / "frames.csv")
+    pd.concat([df, df.iloc[[2]]]).to_csv(data / "frames.csv", index=False)
+    notes = " ".join(_bundle(tmp_path, data).notes)
+    assert "1 row of frames.csv lists a frame listed before (e.g. imgs/emb2.png)" in notes
+    assert "2 frames of frames.csv have no embryo (e.g. imgs/emb3.png): they share one group" in notes
+    clean = _bundle(tmp_path, _folder(tmp_path / "c")).notes
+    assert not any("listed before" in n or "no embryo" in n for n in clean)

@@ -1063,7 +1063,8 @@ def split_by_group(
         raise DevolensError(f"split column {column!r} not in the data (columns: {', '.join(map(str, df.columns))})")
     if not 0.0 < float(val_fraction) < 1.0:
         raise DevolensError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    groups = pd.unique(df[column].astype(str))
+    key = df[column].astype(str).where(df[column].notna(), "")  # a missing cell (pandas 3 keeps it NaN): group ""
+    groups = pd.unique(key)
     if len(groups) < 2:
         raise DevolensError(
             f"cannot split by {column!r}: only one group ({groups[0] if len(groups) else 'none'}); "
@@ -1072,7 +1073,7 @@ def split_by_group(
     rng = np.random.default_rng(int(seed))
     order = list(groups)
     rng.shuffle(order)
-    sizes = df[column].astype(str).value_counts()
+    sizes = key.value_counts()
     want = float(val_fraction) * len(df)
     val_groups: list[str] = []
     n_val = 0
@@ -1081,7 +1082,7 @@ def split_by_group(
             break
         val_groups.append(g)
         n_val += int(sizes[g])
-    is_val = df[column].astype(str).isin(val_groups)
+    is_val = key.isin(val_groups)
     return df[~is_val], df[is_val]
 
 

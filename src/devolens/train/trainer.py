@@ -201,6 +201,25 @@ def artifact_rows(column: pd.Series) -> np.ndarray:
     return (~text.isin(CLEAN_ARTIFACT)).to_numpy()
 
 
+def frames_table_notes(df: pd.DataFrame) -> list[str]:
+    """Notes on rows of a frames.csv (:func:`devolens.data.datasets.index_dataset`'s rows) that train other than a
+    hand-written table may mean: a frame listed twice trains twice; frames without an ``embryo`` share one group."""
+    notes = []
+    twice = df["sample"].duplicated()
+    if twice.any():
+        n = int(twice.sum())
+        notes.append(f"{n} row{'s' if n != 1 else ''} of frames.csv list{'' if n != 1 else 's'} a frame listed before "
+                     f"(e.g. {df['sample'][twice].iloc[0]}): each row trains, so such a frame counts twice")
+    if "embryo" in df.columns:
+        none = df["embryo"].isna() | (df["embryo"].astype(str).str.strip() == "")
+        if none.any() and not none.all():
+            n = int(none.sum())
+            notes.append(f"{n} frame{'s' if n != 1 else ''} of frames.csv {'have' if n != 1 else 'has'} no embryo "
+                         f"(e.g. {df['sample'][none].iloc[0]}): {'they share' if n != 1 else 'it makes'} one group of "
+                         "the split by embryo (data.split_by)")
+    return notes
+
+
 def population_counts(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """The ``columns`` of frames.csv a population task regresses (``data.counts``), as float32, each frame's count a
     number of 0 or more.
@@ -445,6 +464,8 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     if recipe["task"] == "segmentation" and df["labels"].isna().any():
         notes.append(f"skipped {int(df['labels'].isna().sum())} frames without a label image")
         df = df[df["labels"].notna()]
+    if df.attrs.get("layout") == "render":  # a frames.csv: a table a lab may have written by hand
+        notes += frames_table_notes(df)
     if d["limit"] is not None and len(df) > d["limit"]:
         df = df.sample(n=d["limit"], random_state=recipe["seed"]).sort_index()
         notes.append(f"using {d['limit']} samples (data.limit)")
