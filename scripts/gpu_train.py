@@ -108,9 +108,9 @@ def main() -> None:
     from devolens.models.architectures import save_model
     from devolens.train.checkpoint import load_checkpoint
     from devolens.train.recipe import load_recipe, resolved
-    from devolens.train.trainer import (DataBundle, _loss_fn, artifact_rows, build_from_recipe, check_run_folder,
-                                        effective_amp, evaluate_model, init_weights, make_dataset, model_config,
-                                        preload_for_workers, resolve_device, train)
+    from devolens.train.trainer import (DataBundle, _loss_fn, build_from_recipe, check_run_folder, effective_amp,
+                                        evaluate_model, init_weights, make_dataset, model_config, preload_for_workers,
+                                        resolve_device, train, usable_rows)
 
     started = time.perf_counter()
     if a.epochs is not None and a.epochs < 1:
@@ -142,15 +142,8 @@ def main() -> None:
     amp, amp_note = effective_amp(T["amp"], device)
     if amp_note:
         print(f"note: {amp_note}", flush=True)
-
-    def usable(df: pd.DataFrame) -> pd.DataFrame:  # the rows the engine trains on (its data preparation's rules)
-        if rec["data"]["drop_artifacts"] and "artifact" in df.columns:
-            df = df[~artifact_rows(df["artifact"])]
-        if rec["task"] == "segmentation":  # a population task's frames need no label image
-            df = df[df["labels"].notna()]
-        return df.reset_index(drop=True)
-
-    tr_df, va_df = usable(index_dataset(a.data)), usable(index_dataset(a.val))
+    # the rows the engine trains on (its data preparation's rules: usable_rows)
+    tr_df, va_df = (usable_rows(index_dataset(f), rec)[0].reset_index(drop=True) for f in (a.data, a.val))
     train_ds, val_ds = make_dataset(rec, tr_df, True), make_dataset(rec, va_df, False)
     split = pd.concat([tr_df.assign(side="train"), va_df.assign(side="val")])[["sample", "group", "side"]]
     bundle = DataBundle(train_ds, val_ds, split.reset_index(drop=True))

@@ -179,17 +179,27 @@ def gather(out: Path, extra: list[str] = (), dirs: list[Path] | None = None) -> 
 
 def regressor_parts(run: Path) -> tuple[dict, dict]:
     """A trained total regressor run as the tables file stores it: fp16 ``total_regressor.*`` arrays
-    and the card's ``total_regressor`` spec (without the weight, chosen by :func:`total_regressor`)."""
+    and the card's ``total_regressor`` spec (without the weight, chosen by :func:`total_regressor`). The weights are
+    the run's ``best.safetensors``, or ``best16.safetensors`` (scripts/gpu_population_total.sh copies fp16 ones)."""
     from safetensors.torch import load_file
 
+    if not (run / "best.json").is_file():
+        raise SystemExit(f"{run}: no best.json (not a training run's folder)")
     best = json.loads((run / "best.json").read_text())
     recipe = best["recipe"]
-    if recipe["data"]["counts"] != ["total"] or recipe["data"].get("normalize") != "percentile":
-        raise SystemExit("the total regressor must regress [total] on percentile-normalised frames")
-    state = load_file(str(run / "best.safetensors"))
+    if best["model"].get("kind") != "regressor":
+        raise SystemExit(f"{run}: a {best['model'].get('kind')!r} network, not a count regressor")
+    if recipe["task"] != "population" or list(recipe["data"]["counts"]) != ["total"] \
+            or recipe["data"].get("normalize") != "percentile":
+        raise SystemExit(f"{run}: the total regressor must regress [total] on percentile-normalised frames")
+    weights = next((run / n for n in ("best.safetensors", "best16.safetensors") if (run / n).is_file()), None)
+    if weights is None:
+        raise SystemExit(f"{run}: no best.safetensors or best16.safetensors")
+    state = load_file(str(weights))
     tensors = {f"total_regressor.{k}": v.float().numpy().astype(np.float16) for k, v in state.items()}
+    inside = run.is_absolute() and run.is_relative_to(ROOT)
     spec = {"config": best["model"], "input_size": list(recipe["data"]["size"]), "percentiles": [1.0, 99.8],
-            "run": str(run.relative_to(ROOT) if run.is_absolute() else run), "epoch": best.get("epoch")}
+            "run": str(run.relative_to(ROOT) if inside else run), "epoch": best.get("epoch")}
     return tensors, spec
 
 

@@ -25,38 +25,10 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-
-
-def _named(run: Path) -> str:
-    """The run's path as the card records it: relative to the repository where it lies inside, else absolute."""
-    path = run.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
-def run_tensors(run: Path) -> tuple[dict, dict]:
-    """The run's regressor as the tables file stores it (fp16 ``total_regressor.*``) and the card's spec of it."""
-    from safetensors.numpy import load_file
-
-    if not (run / "best.json").is_file():
-        raise SystemExit(f"{run}: no best.json (not a training run's folder)")
-    best = json.loads((run / "best.json").read_text())
-    recipe = best["recipe"]
-    if best["model"].get("kind") != "regressor":
-        raise SystemExit(f"{run}: a {best['model'].get('kind')!r} network, not a count regressor")
-    if recipe["task"] != "population" or list(recipe["data"]["counts"]) != ["total"] \
-            or recipe["data"].get("normalize") != "percentile":
-        raise SystemExit(f"{run}: the total regressor must regress [total] on percentile-normalised frames")
-    weights = next((run / n for n in ("best.safetensors", "best16.safetensors") if (run / n).is_file()), None)
-    if weights is None:
-        raise SystemExit(f"{run}: no best.safetensors or best16.safetensors")
-    tensors = {f"total_regressor.{k}": v.astype(np.float16) for k, v in load_file(str(weights)).items()}
-    spec = {"config": best["model"], "input_size": list(recipe["data"]["size"]), "percentiles": [1.0, 99.8],
-            "run": _named(run), "epoch": best.get("epoch")}
-    return tensors, spec
+sys.path.insert(0, str(ROOT / "scripts"))
+from zoo_population import regressor_parts  # noqa: E402  (the tables file's reading of a run, as --total-run's)
 
 
 def main() -> None:
@@ -76,7 +48,7 @@ def main() -> None:
     from devolens.io.tensors import save_tensors
     from devolens.models.export import write_card
 
-    tensors, spec = run_tensors(a.run)
+    tensors, spec = regressor_parts(a.run)
     a.out.mkdir(parents=True)
     for model in sorted(p for p in a.zoo.iterdir() if p.is_dir() and (p / "card.json").is_file()):
         if model.name != "population":

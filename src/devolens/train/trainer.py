@@ -201,6 +201,25 @@ def artifact_rows(column: pd.Series) -> np.ndarray:
     return (~text.isin(CLEAN_ARTIFACT)).to_numpy()
 
 
+def usable_rows(df: pd.DataFrame, recipe: dict, notes: list[str] | None = None) -> tuple[pd.DataFrame, int]:
+    """The rows of an :func:`index_dataset` table that a (resolved) recipe trains on: frames whose ``artifact`` cell
+    names one dropped (``data.drop_artifacts``, :func:`artifact_rows`), and for a segmentation task frames without a
+    label image (a count needs none). Says what was left out in ``notes``; returns the rows and how many were dropped
+    as artifacts."""
+    n_artifacts = 0
+    if recipe["data"]["drop_artifacts"] and "artifact" in df.columns:
+        art = artifact_rows(df["artifact"])
+        n_artifacts = int(art.sum())
+        if n_artifacts and notes is not None:
+            notes.append(f"dropped {n_artifacts} frames with artifacts")
+        df = df[~art]
+    if recipe["task"] == "segmentation" and df["labels"].isna().any():
+        if notes is not None:
+            notes.append(f"skipped {int(df['labels'].isna().sum())} frames without a label image")
+        df = df[df["labels"].notna()]
+    return df, n_artifacts
+
+
 def frames_table_notes(df: pd.DataFrame) -> list[str]:
     """Notes on rows of a frames.csv (:func:`devolens.data.datasets.index_dataset`'s rows) that train other than a
     hand-written table may mean: a frame listed twice trains twice; frames without an ``embryo`` share one group."""
@@ -454,16 +473,7 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     df = index_dataset(data_dir)
     layout_split = bool(df.attrs.get("train_val_folders"))  # images/train/ + images/val/ (and nothing else)
     notes: list[str] = []
-    n_artifacts = 0
-    if d["drop_artifacts"] and "artifact" in df.columns:
-        art = artifact_rows(df["artifact"])
-        n_artifacts = int(art.sum())
-        if n_artifacts:
-            notes.append(f"dropped {n_artifacts} frames with artifacts")
-        df = df[~art]
-    if recipe["task"] == "segmentation" and df["labels"].isna().any():
-        notes.append(f"skipped {int(df['labels'].isna().sum())} frames without a label image")
-        df = df[df["labels"].notna()]
+    df, n_artifacts = usable_rows(df, recipe, notes)
     if df.attrs.get("layout") == "render":  # a frames.csv: a table a lab may have written by hand
         notes += frames_table_notes(df)
     if d["limit"] is not None and len(df) > d["limit"]:
