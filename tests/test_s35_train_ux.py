@@ -82,7 +82,7 @@ def test_a_usable_run_in_a_folder_with_brackets_gets_its_tip_whole(pairs, tmp_pa
     assert f"devolens segment nuclei INPUT --model {shlex.quote(str(run))} --out DIR" in tip  # rich kept [v2]
 
 
-def test_a_population_run_gets_neither_tip_nor_note(tmp_path, capsys):
+def test_a_population_run_gets_the_population_tip(tmp_path, capsys):
     data = make_render_like(tmp_path / "data", embryos=3, per_embryo=2, size=32)
     recipe = tmp_path / "pop.yaml"
     recipe.write_text(yaml.safe_dump(tiny_recipe(
@@ -90,7 +90,9 @@ def test_a_population_run_gets_neither_tip_nor_note(tmp_path, capsys):
         data={"channels": 1, "counts": ["total"], "val_fraction": 0.34},
         train={"epochs": 1, "batch_size": 4, "threads": 1, "overlay_samples": 0})))
     code, _, err = _run(["train", recipe, "--data", data, "--out", tmp_path / "run", "--no-plots"], capsys)
-    assert code == 0 and "cannot use" not in err and "tip:" not in err
+    # (no tip before the fifty-sixth session: no command used a count run)
+    assert code == 0 and "cannot use" not in err and "devolens segment" not in err
+    assert "tip: `devolens population INPUT --model" in " ".join(err.split())
 
 
 # ------------------------------------------------------------------- the help's example

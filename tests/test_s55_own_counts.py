@@ -121,20 +121,17 @@ def test_train_refuses_an_empty_count_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "run" / "best.safetensors").exists()
 
 
-def test_a_count_run_given_to_population_or_load_says_what_can_be_done(tmp_path, capsys):
+def test_a_count_run_given_to_models_show_says_how_it_is_used(tmp_path, capsys):
+    """(`population --model RUN` and `load(RUN)` run one since the fifty-sixth session: tests/test_s56_count_runs.py)"""
     from devolens.cli import main
-    from devolens.models import load
 
     data = _folder(tmp_path / "d")
     assert main(["train", str(_recipe(tmp_path)), "--data", str(data), "--out", str(tmp_path / "run")]) == 0
     capsys.readouterr()
-    with pytest.raises(DevolensError, match="a count run is scored by `devolens evaluate RUN --data DIR`"):
-        load(tmp_path / "run")
-    code = main(["population", str(data / "imgs" / "emb0.png"), "--model", str(tmp_path / "run"),
-                 "--out", str(tmp_path / "p.csv")])
+    code = main(["models", "show", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    assert code != 0 and "`population --model` and `load` do not run one yet" in err and "Traceback" not in err
-    assert not (tmp_path / "p.csv").exists()
+    assert code != 0 and "a count run is used as it is: `devolens population INPUT --model RUN" in err
+    assert "Traceback" not in err
 
 
 def test_a_frame_listed_twice_and_frames_without_an_embryo_are_noted(tmp_path):

@@ -816,6 +816,18 @@ def _preparation(model: str, channel: str, diameter: "float | str | None",
                     float(pre.get("flatten", 0.0)) if flatten is None else flatten, float(pre.get("outliers", 0.0)))
 
 
+def _sizing_card(model: str) -> dict:
+    """The card whose ``input.diameter`` sizes ``model``'s input: its own, a population model's nuclei model's (a
+    count regressor's, which has none: empty)."""
+    from devolens.models import zoo
+
+    card = zoo.card(model)
+    if card.get("task") == "population":
+        composition = card.get("method", "composition") == "composition"
+        return zoo.card(card.get("nuclei_model", "nuclei")) if composition else {}
+    return card
+
+
 def _diameter(value: "str | float | None", model: str, *, label: Optional[str] = None,
               um_per_pixel: Optional[float] = None, each: bool = True) -> "float | str | None":
     """The ``--diameter`` option: a number of pixels, ``auto`` (estimated from the images by the
@@ -827,12 +839,8 @@ def _diameter(value: "str | float | None", model: str, *, label: Optional[str] =
     command takes ``each`` (``population`` does not: its refusal of a value that is none of them names only what it
     takes)."""
     if value is None:
-        from devolens.models import zoo
-
         try:
-            card = zoo.card(model)
-            if card.get("task") == "population":
-                card = zoo.card(card.get("nuclei_model", "nuclei"))
+            card = _sizing_card(model)
         except DevolensError:
             return None  # the predictor's loading reports it
         return "auto" if ((card.get("input") or {}).get("diameter") or {}).get("auto") else None
@@ -850,13 +858,10 @@ def _diameter(value: "str | float | None", model: str, *, label: Optional[str] =
     if not (number > 0 and np.isfinite(number)):
         auto = "; for an automatic estimate leave it out or give auto (cellpose's 0)" if number == 0 else ""
         raise DevolensError(f"--diameter must be a positive number of pixels, got {value}{auto}")
-    from devolens.models import zoo
     from devolens.predict.segment import check_diameter
 
     try:  # the model's range, checked before anything loads (population: its nuclei model's)
-        card = zoo.card(model)
-        if card.get("task") == "population":
-            card = zoo.card(card.get("nuclei_model", "nuclei"))
+        card = _sizing_card(model)
     except DevolensError:
         return number  # the predictor's loading reports it
     reference = ((card.get("input") or {}).get("diameter") or {}).get("reference")
@@ -3449,6 +3454,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["inverted_note"] = _population_inverted_note(judged.frames(), predictor,
                                                           reading["channels"] if reading else 0)
     df.attrs["skipped"] = len(skip)
+    df.attrs["regressed"] = list(getattr(predictor, "outputs", []) or [])
+    df.attrs["not_regressed"] = getattr(predictor, "unread", [])
     df.attrs["sizes_note"] = _frame_sizes_note(sizes, len(df), diameter)
     df.attrs["ended_early"] = source.ended_early()
     df.attrs["missing"] = source.missing_note()
@@ -4159,6 +4166,10 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
     def note(text: str) -> None:  # as _common.note prints it
         notes.append((f"[yellow]note:[/] {escape(text)}", {"soft_wrap": True}))
 
+    if attrs.get("not_regressed"):  # a count model of the user's that regresses some columns only
+        empty = attrs["not_regressed"]
+        note(f"the model regresses {', '.join(attrs['regressed'])} only: the column{'s' if len(empty) > 1 else ''} "
+             f"{', '.join(empty)} {'are' if len(empty) > 1 else 'is'} left empty")
     ends = attrs.get("monotone_ends") or {"before": [], "after": []}
     if attrs.get("monotone_left_out"):
         dim, odd = attrs["monotone_left_out"]

@@ -306,7 +306,7 @@ def _resume_command(recipe: Path, data: Path, out: Path, *, epochs: Optional[int
 def _how_to_use(run: Path) -> None:
     """At the end of training, say how the run is used (a tip: the command, shell-quoted), or, for a
     segmentation run that ``devolens segment`` and ``models export`` cannot use, a note saying why (the reason
-    they would give). A run of another task (population) gets neither: no command takes it."""
+    they would give). A count run (task population) is used by ``devolens population --model``."""
     import shlex
 
     from devolens.cli._common import console, note
@@ -317,6 +317,10 @@ def _how_to_use(run: Path) -> None:
     quoted = escape(shlex.quote(str(run)))  # pasted into a shell as it is: a folder with spaces stays one word
     try:  # a run the predictors can feed as it was trained: say how to use it
         kind = card_from_run(run)["task"]
+        if kind == "population":
+            console.print(f"tip: `devolens population INPUT --model {quoted} --out counts.csv` counts frames with it "
+                          "(a frame, a folder, a video); copy the run's folder to keep or share it")
+            return
         console.print(f"tip: `devolens segment {kind} INPUT --model {quoted} --out DIR` segments with it; "
                       f"`devolens models export {quoted} --to FOLDER` makes it a model folder to keep or share")
         return

@@ -65,10 +65,10 @@ _ONLY_SEGMENTATION = {
 }
 
 
-#: added to those words for a count run of the user's own (task population): what can be done with it today
-_COUNT_RUN = ("; a count run is scored by `devolens evaluate RUN --data DIR`, but `population --model` and `load` do "
-              "not run one yet (they take a population model folder: a card.json with its weights, as the zoo holds "
-              "them)")
+#: added to those words for a count run of the user's own (task population): how it is used instead
+_COUNT_RUN = ("; a count run is used as it is: `devolens population INPUT --model RUN --out counts.csv` or "
+              "`devolens.models.load(RUN)` (copy the run's folder to share it), scored by `devolens evaluate RUN "
+              "--data DIR`")
 
 
 #: what each command says of a live/dead run (data.target 'classes': a class map of live and dead nuclei, used as it is
@@ -248,9 +248,10 @@ def pair_remedy(path: Path) -> str:
             "and the same --export writes it anew, training no further)")
 
 
-def _run_config(run: Path, command: str | None) -> dict:
-    """The run's best.json, checked to be the config ``devolens train`` writes for a segmentation network, and
-    to be of the same save as best.safetensors (:func:`devolens.io.together.check_unit`)."""
+def _run_config(run: Path, command: str | None, tasks: tuple[str, ...] = ("segmentation",)) -> dict:
+    """The run's best.json, checked to be the config ``devolens train`` writes for a network of one of ``tasks``
+    (a segmentation network; ``"population"``: a count regressor too), and to be of the same save as
+    best.safetensors (:func:`devolens.io.together.check_unit`)."""
     from devolens.io.together import check_unit
     from devolens.models.zoo import read_json
 
@@ -265,12 +266,14 @@ def _run_config(run: Path, command: str | None) -> dict:
     if task is None:
         raise DevolensError("best.json names no task (`devolens train` writes it beside best.safetensors): a damaged "
                             "run, or a file of another program?", path=run)
-    if task != "segmentation":
+    if task not in tasks:
         said = _ONLY_SEGMENTATION.get(command, _ONLY_SEGMENTATION[None]).format(task=task)
         raise DevolensError(said + (_COUNT_RUN if task == "population" else ""), path=run)
-    if (cfg.get("model") or {}).get("kind") != "segmentation":
-        raise DevolensError(f"best.json describes no segmentation network (model kind "
-                            f"{(cfg.get('model') or {}).get('kind')!r}): a damaged run?", path=run)
+    network = "regressor" if task == "population" else "segmentation"
+    kind = (cfg.get("model") or {}).get("kind")
+    if kind != network:
+        what = "no count regressor" if task == "population" else "no segmentation network"
+        raise DevolensError(f"best.json describes {what} (model kind {kind!r}): a damaged run?", path=run)
     return cfg
 
 
@@ -546,7 +549,10 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
         scale = check_scale(scale)
     if not is_run(run):
         raise _not_a_run(run, command)
-    cfg = _run_config(run, command)
+    # a count run (task population) is used as it is (population --model, load): its card; exported or shown, no
+    cfg = _run_config(run, command, ("segmentation", "population") if command is None else ("segmentation",))
+    if cfg["task"] == "population":
+        return count_card(run, cfg)
     recipe, inp, model = cfg.get("recipe") or {}, cfg.get("input") or {}, cfg.get("model") or {}
     record = _run_record(run)
     asked, (judged, why) = kind, _judged(recipe, record)
@@ -638,6 +644,76 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
         "metrics": metrics,
         "metrics_heading": "Metrics (the run's own validation split at its best epoch, not held-out data)",
         "headline": [k for k in ("val_f1", "val_dice", "val_iou") if k in metrics],
+        "limits": limits,
+    }
+
+
+def count_card(run: Path, cfg: dict) -> dict:
+    """The card of a count run's best checkpoint (``task: population``, best.json ``cfg``): a
+    :class:`~devolens.predict.population.PopulationPredictor` of method ``regressor`` whose frames are prepared as
+    the run's training frames were (``input``: its ``data.channels``, ``channel``, ``scale``, ``size`` and
+    ``normalize``, read by :class:`~devolens.data.datasets.PopulationDataset`'s own preparation) and whose outputs are
+    the run's ``data.counts``."""
+    recipe, inp, model = cfg.get("recipe") or {}, cfg.get("input") or {}, cfg.get("model") or {}
+    counts = inp.get("counts")
+    size = inp.get("size")
+    if not (isinstance(counts, list) and counts and all(isinstance(c, str) for c in counts)):
+        raise DevolensError(f"best.json: input.counts is {counts!r}, not the list of counts the run regresses: a "
+                            "damaged run?", path=run)
+    if size is not None and not (isinstance(size, list) and len(size) == 2
+                                 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise DevolensError(f"best.json: input.size is {size!r}, not the (height, width) the run's frames were "
+                            "resized to (or null): a damaged run?", path=run)
+    channels = inp.get("channels") or 1
+    if channels not in (1, 3):
+        raise DevolensError(f"best.json: input.channels is {channels!r} (1 or 3): a damaged run?", path=run)
+    scale = check_scale(inp.get("scale") or 1.0, "best.json: input.scale", path=run)
+    norm = inp.get("normalize", "dtype")
+    from devolens.train.recipe import SCHEMA
+
+    if norm not in SCHEMA["data"]["normalize"].choices:
+        raise DevolensError(f"best.json: input.normalize is {norm!r}: a damaged run?", path=run)
+    record = _run_record(run)
+    training_data, command, made = _run_provenance(run, record, recipe, cfg.get("epoch"))
+    metrics = {k: round(float(v), 4) for k, v in (cfg.get("metrics") or {}).items()
+               if k.startswith("val_") and isinstance(v, (int, float))}
+    picked = inp.get("channel")
+    resized = (f"resized to {size[0]}x{size[1]} px (height x width, the frame's aspect not kept)" if size else
+               f"resized by {float(scale):g}" if float(scale) != 1.0 else "at its own size")
+    steps = (("its channel " + repr(picked) if picked is not None else
+              "one channel (a colour frame's per-pixel maximum)" if channels == 1 else "three channels")
+             + f", {resized}, normalised by {norm!r} (data.normalize): as the run's training frames were prepared "
+             + "(devolens.data.datasets.PopulationDataset), without augmentation")
+    limits = ("Measured only on the training run's validation split. Frames are read as the run's training frames "
+              f"were (the whole frame {resized}): give frames framed and magnified as those "
+              "were; no size model (--diameter does not apply) and no developmental clock (--clock). Counts the run "
+              f"does not regress are left empty ({', '.join(counts)} regressed)"
+              + ("; the total is the sum of the seven letters" if set("AEMPCDZ") <= set(counts) else "") + ".")
+    misled = _score_notes(record)
+    if misled:
+        limits += " The run noted: " + " ".join(f"{n[0].upper()}{n[1:]}." for n in misled)
+    return {
+        "name": run.name,
+        "task": "population",
+        "summary": f"counts of your own ({', '.join(counts)}): best checkpoint of the training run {run.name}",
+        "predictor": "devolens.predict.population:PopulationPredictor",
+        "method": "regressor",
+        "weights_file": "best.safetensors",
+        "architecture": model,
+        "outputs": list(counts),
+        "input": {"channels": "HxW grey or HxWx3 RGB, any size (resized to the run's input size)",
+                  "size": size, "as_trained": {"channels": int(channels), "channel": picked, "size": size,
+                                               "scale": float(scale), "normalize": norm}},
+        "preprocessing": {"channel": "as_trained", "steps": steps},
+        "training_data": training_data,
+        "recipe": recipe if recipe else str(run / "recipe.yaml"),
+        "command": command,
+        "trained": {"run": str(run.resolve()), "epoch": cfg.get("epoch"), "monitor": cfg.get("monitor"),
+                    "value": cfg.get("value"), **_run_start(record, cfg), **made,
+                    **_epochs_said(record, recipe, cfg.get("epoch"))},
+        "metrics": metrics,
+        "metrics_heading": "Metrics (the run's own validation split at its best epoch, not held-out data)",
+        "headline": [k for k in ("val_mae", "val_count_mae") if k in metrics],
         "limits": limits,
     }
 

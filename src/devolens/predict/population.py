@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from devolens.errors import DevolensError, DevolensWarning, DiameterWarning
+from devolens.errors import DevolensError, DevolensWarning, DiameterWarning, command_running
 from devolens.predict._engine import batched, load_zoo_network
 from devolens.predict.postprocess import (STREAM_LOOK, colour_frame, movie_channel, smooth_populations,
                                          stream_channel)  # noqa: F401  (stream_channel: imported from here too)
@@ -467,6 +467,7 @@ class PopulationPredictor:
         scale_known: bool = True,
         outliers: float | None = None,
         diameter: float | None = None,
+        as_trained: dict | None = None,
     ):
         if method not in ("composition", "regressor"):
             raise DevolensError(f"unknown population method {method!r} (composition, regressor)")
@@ -486,6 +487,11 @@ class PopulationPredictor:
         self.percentiles = tuple(float(p) for p in percentiles)
         self.fast = bool(fast)
         self.outputs = list(outputs)
+        # method regressor: each frame prepared as a training run's frames were (a count run's card's input.as_trained:
+        # channels, channel, scale, normalize; input_size its data.size), not by _regressor_input's framing
+        self.as_trained = None if as_trained is None else _TrainedFrames(as_trained)
+        if self.as_trained is not None:
+            self.channel = "as_trained"  # (said so in the record; frames are read by the run's own rule)
         self.batch_size = max(1, int(batch_size))
         self.card = copy.deepcopy(dict(card or {}))  # its own: the caller's dict may change later
         if not 0.0 <= float(total_weight) <= 1.0:
@@ -604,13 +610,28 @@ class PopulationPredictor:
                 **_diameter_settings(diameter, nuclei),  # resize, auto, scale_known, diameter
                 clock=(arrays["clock_tau"], arrays["clock_log_total"]) if "clock_tau" in arrays else None, **extra,
             )
+        as_trained = (card.get("input") or {}).get("as_trained")  # a count run of the user's (export.count_card)
+        diameter = options.get("diameter")
+        if diameter is not None:
+            shown = format(diameter, "g") if isinstance(diameter, (int, float)) else diameter
+            said = f"--diameter {shown}" if command_running() else f"diameter={diameter!r}"
+            raise DevolensError(f"{said} does not apply to a count regressor: it reads each whole frame resized to its "
+                                "input size, as its training frames were (give frames framed and magnified as those; "
+                                "leave the diameter out)", path=folder)
+        if as_trained is not None and options.get("channel") not in (None, "auto"):
+            said = "--color" if command_running() else "channel"
+            picked = as_trained.get("channel")
+            how = (f"data.channel {picked!r}" if picked is not None else "data.channel null: a colour frame's "
+                   "per-pixel maximum" if int(as_trained.get("channels") or 1) == 1 else "its three channels")
+            raise DevolensError(f"{said} does not apply to a count run: it reads each frame's channels as its training "
+                                f"frames were read ({how})", path=folder)
         model = load_zoo_network(folder, card)
         pre = card.get("preprocessing", {})
         return cls(
             "regressor", network=model, outputs=card.get("outputs", list(COLUMNS)), batch_size=batch_size,
-            card=card, input_size=tuple(card.get("input", {}).get("size", (256, 384))),
+            card=card, input_size=tuple(card.get("input", {}).get("size") or (256, 384)),
             channel=pre.get("channel", "auto"), percentiles=tuple(pre.get("percentiles", (1.0, 99.8))),
-            fast=regressor_fast, outliers=float(pre.get("outliers", 0.0)),
+            fast=regressor_fast, outliers=float(pre.get("outliers", 0.0)), as_trained=as_trained,
         )
 
     # ------------------------------------------------------------------ inference
@@ -995,13 +1016,14 @@ class PopulationPredictor:
         from devolens.predict.postprocess import to_single_channel
 
         for chunk in batched(enumerate(images), self.batch_size):
-            out = self._regress(np.stack([regressor_input(k, img if read[k] is None else
-                                                          to_single_channel(np.asarray(img), read[k]))
-                                          for k, img in chunk]))
+            inputs = [regressor_input(k, img if read[k] is None else to_single_channel(np.asarray(img), read[k]))
+                      for k, img in chunk]
+            if len({x.shape for x in inputs}) == 1:
+                out = self._regress(np.stack(inputs))
+            else:  # frames kept at their own sizes (a count run without data.size): one at a time
+                out = np.concatenate([self._regress(x[None]) for x in inputs])
             for vals in out:
-                named = dict(zip(self.outputs, vals))
-                row = {k: float(named.get(k, 0.0)) for k in LETTERS}
-                row["total"] = float(sum(row[k] for k in LETTERS))
+                row = self._regressed_row(dict(zip(self.outputs, vals)))
                 row.update(signal_fields(done))
                 row["channel"] = read.pop(done)
                 done += 1
@@ -1011,6 +1033,23 @@ class PopulationPredictor:
                     late = False
                     yield Told(late_message(done - 1, row["total"], one), warning=DevolensWarning)
                 yield row
+
+    @property
+    def unread(self) -> list[str]:
+        """The columns (:data:`COLUMNS`) this predictor leaves empty in every row: those a count regressor (method
+        ``regressor``) does not regress (:meth:`_regressed_row`); none for method ``composition``."""
+        if self.method != "regressor":
+            return []
+        return [k for k, v in self._regressed_row(dict.fromkeys(self.outputs, 0.0)).items() if math.isnan(v)]
+
+    def _regressed_row(self, named: dict) -> dict:
+        """A row's counts from the regressor's ``named`` outputs: a letter it does not regress is empty (NaN); the
+        total is the sum of the seven letters where it regresses them all (the letters then add up to it, as the
+        composition's do), else its own regressed total, else empty."""
+        row = {k: float(named[k]) if k in named else math.nan for k in LETTERS}
+        row["total"] = (float(sum(row[k] for k in LETTERS)) if all(k in named for k in LETTERS) else
+                        float(named["total"]) if "total" in named else math.nan)
+        return row
 
     def _size_look(self) -> list | None:
         """A list for a stream's first :data:`~devolens.predict.notes.SHAPE_LOOK` rows' ``median_area``, judged by
@@ -1075,6 +1114,8 @@ class PopulationPredictor:
         from devolens.predict.postprocess import (fill_specks, normalize_percentile, resize_image, saturated_specks,
                                                   to_single_channel)
 
+        if self.as_trained is not None:  # a count run: as its training frames were prepared
+            return self.as_trained(image)
         grey = fit_frame(to_single_channel(np.asarray(image), self.channel), self.input_size,
                          TRAINING_FRAME if framed else None)
         specks = saturated_specks(grey, self.percentiles[1])  # dust, hot-pixel clusters: background, out of the scale
@@ -1113,13 +1154,15 @@ class PopulationPredictor:
         return np.stack([c.astype(image.dtype, copy=False) for c in cleaned], axis=2)
 
     def _regress(self, batch: np.ndarray) -> np.ndarray:
-        """(N, H, W) prepared frames -> (N, K) non-negative regressor outputs."""
+        """(N, H, W) or (N, C, H, W) prepared frames -> (N, K) non-negative regressor outputs."""
         import torch
 
         from devolens.models.zoo import fork_guard
 
         fork_guard()
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))[:, None]
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        if x.ndim == 3:
+            x = x[:, None]
         model = self.network.eval()
         with torch.inference_mode():
             if self.fast:
@@ -1216,6 +1259,29 @@ class PopulationPredictor:
         """Monotone smoothing of a per-frame count table (:func:`smooth_populations`). Rows without counts
         (NaN: frames without signal, as :meth:`predict_batch` gives them) are left out of the fit and stay empty."""
         return smooth_populations(df)
+
+
+class _TrainedFrames:
+    """A count run's frame preparation (its card's ``input.as_trained``: :func:`devolens.models.export.count_card`):
+    :class:`~devolens.data.datasets.PopulationDataset`'s own, without augmentation (the channel the run read, its
+    ``data.scale``, ``data.size`` and normalisation), so that a frame reaches the network as the run's validation
+    frames did. Returns ``(C, H, W)`` float32."""
+
+    def __init__(self, spec: dict):
+        from devolens.data.datasets import _Base
+
+        self.channel = spec.get("channel")
+        self.channels = int(spec.get("channels") or 1)
+        size = spec.get("size")
+        # pad_multiple 2: the training engine's for the population task (trainer.make_dataset: 2 ** 1)
+        self._base = _Base(self.channels, None if size is None else tuple(size), spec.get("normalize", "dtype"),
+                           pad_multiple=2, scale=float(spec.get("scale") or 1.0), channel=self.channel)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        from devolens.data.datasets import select_channel
+
+        img = select_channel(np.asarray(image), self.channel, None, self.channels)
+        return self._base._prepare(img, None, 0)[0]
 
 
 def is_flat(image: np.ndarray) -> bool:

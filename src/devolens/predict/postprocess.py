@@ -2039,7 +2039,8 @@ def smooth_populations(df: pd.DataFrame, letters: tuple[str, ...] = ("A", "E", "
     non-increasing instead. Empty counts (NaN: a frame without signal, as
     :meth:`~devolens.predict.population.PopulationPredictor.predict_batch` leaves its row) are left out of the fit
     and stay NaN, the other rows fitted as if they were absent (a NaN read as 0 in the sum pulled the totals before
-    it down); so is the ``total`` of a row with a letter empty.
+    it down); so is the ``total`` of a row with a letter empty. Where a letter's column holds no count at all (a count
+    model that regresses the total, or some letters, only), or there are no letters, ``total`` is fitted on its own.
 
     Parameters
     ----------
@@ -2058,11 +2059,15 @@ def smooth_populations(df: pd.DataFrame, letters: tuple[str, ...] = ("A", "E", "
         vals = out[letter].to_numpy(dtype=np.float64)
         out[letter] = _monotone_skipping_nan(vals, falling=letter == "P")
     present = [c for c in letters if c in out.columns]
-    if "total" in out.columns and present:
+    if "total" in out.columns and present and all(out[c].notna().any() for c in present):
         # the total never falls either (P4 -> Z2/Z3 adds a cell): isotonic fit of the sum (none where a letter is empty)
         sums = out[present].sum(axis=1).to_numpy(dtype=np.float64, copy=True)
         sums[out[present].isna().any(axis=1).to_numpy()] = np.nan
         out["total"] = _monotone_skipping_nan(sums)
+    elif "total" in out.columns:
+        # no letters, or a letter without a single count (a count model that regresses the total, or some letters,
+        # only): the total's own isotonic fit
+        out["total"] = _monotone_skipping_nan(out["total"].to_numpy(dtype=np.float64))
     return out
 
 

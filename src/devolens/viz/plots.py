@@ -114,7 +114,9 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     for col in LETTER_STYLES:
-        if col in pops.columns:
+        # a column without a value (a count model that regresses the total alone leaves the letters empty) draws
+        # nothing: not in the legend either
+        if col in pops.columns and pd.to_numeric(pops[col], errors="coerce").notna().any():
             style = letter_style(col, len(pops))
             ax.plot(pops["time"], pops[col], label=col, **style)
             # a point with no point beside it (one frame, a frame between two without counts): a line draws nothing
@@ -137,7 +139,8 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
     ax.set_xlabel(xlabel)
     ax.set_ylabel("cells")
     ax.grid(True, alpha=0.3)
-    ax.legend(ncol=4, fontsize="small", loc="upper left")
+    if ax.get_legend_handles_labels()[0]:  # (no curve at all: no legend, and no matplotlib warning of it)
+        ax.legend(ncol=4, fontsize="small", loc="upper left")
     if title:
         ax.set_title(title)
     add_letter_key(fig)

@@ -1,0 +1,214 @@
+"""A lab's own count model, used (fifty-sixth session): a count run of `devolens train` (task population) is read by
+`devolens population --model RUN` and `devolens.models.load(RUN)`, its frames prepared as its training frames were;
+counts it does not regress are left empty, and said so."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from devolens.errors import DevolensError
+
+ROOT = Path(__file__).resolve().parents[1]
+LETTERS = list("AEMPCDZ")
+
+
+def _data(root: Path, sizes=((40, 60),) * 8) -> Path:
+    """Grey PNG frames of two embryos (one per size in ``sizes``) and a frames.csv of file, embryo, the seven
+    letters and total."""
+    rng = np.random.default_rng(0)
+    (root / "imgs").mkdir(parents=True)
+    rows = []
+    for i, (h, w) in enumerate(sizes):
+        img = rng.integers(0, 60, (h, w), dtype=np.uint8)
+        img[h // 4: h // 4 + 4 + i, w // 4: w // 4 + 4 + i] = 250  # something that grows, for the network to see
+        Image.fromarray(img).save(root / "imgs" / f"emb{i}.png")
+        rows.append({"file": f"imgs/emb{i}.png", "embryo": f"e{i % 2}", "total": 10 + i,
+                     **{k: 1 + i for k in LETTERS}})
+    pd.DataFrame(rows).to_csv(root / "frames.csv", index=False)
+    return root
+
+
+def _train(tmp_path: Path, data: Path, counts: list[str], name: str = "run", **recipe_data) -> Path:
+    from devolens.cli import main
+
+    rec = yaml.safe_load((ROOT / "recipes" / "population_total.yaml").read_text())
+    rec["data"].update({"size": [32, 48], "val_fraction": 0.5, "counts": counts, **recipe_data})
+    rec["model"]["width"] = 8
+    rec["train"].update(epochs=1, batch_size=4, amp="none")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(rec))
+    assert main(["train", str(path), "--data", str(data), "--out", str(tmp_path / name)]) == 0
+    return tmp_path / name
+
+
+@pytest.fixture(scope="module")
+def total_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("count_run")
+    data = _data(tmp / "d")
+    return _train(tmp, data, ["total"]), data
+
+
+def _as_trained(run: Path, frame: Path) -> float:
+    """The run's network on ``frame`` prepared by the training engine's own dataset (what evaluate scores)."""
+    import torch
+
+    from devolens.data.datasets import PopulationDataset
+    from devolens.models import load
+
+    d = json.loads((run / "best.json").read_text())["recipe"]["data"]
+    ds = PopulationDataset([frame], np.zeros((1, 1)), channels=d["channels"], size=d["size"],
+                           normalize=d["normalize"], scale=d["scale"], channel=d.get("channel"), pad_multiple=2)
+    net = load(run, fast=False).network
+    with torch.inference_mode():
+        return float(net(ds[0]["image"][None])[0, 0].clamp(min=0))
+
+
+def test_load_reads_frames_as_the_run_was_trained(total_run):
+    from devolens.io.images import read_image
+    from devolens.models import load
+    from devolens.predict.population import PopulationPredictor
+
+    run, data = total_run
+    predictor = load(run, fast=False)
+    assert isinstance(predictor, PopulationPredictor) and predictor.outputs == ["total"]
+    assert predictor.unread == LETTERS
+    frame = read_image(data / "imgs" / "emb3.png")
+    row = predictor.predict(frame)
+    assert all(math.isnan(row[k]) for k in LETTERS)  # not regressed: empty, not 0
+    assert row["total"] == pytest.approx(_as_trained(run, data / "imgs" / "emb3.png"), rel=1e-5, abs=1e-5)
+    # a colour frame is read as the run read colour frames (data.channel null: the per-pixel maximum)
+    rgb = np.stack([frame, frame // 2, frame // 3], axis=-1)
+    assert predictor.predict(rgb)["total"] == pytest.approx(row["total"], rel=1e-5, abs=1e-5)
+
+
+def test_population_command_with_a_count_run(total_run, tmp_path, capsys):
+    from devolens.cli import main
+
+    run, data = total_run
+    out = tmp_path / "pops.csv"
+    assert main(["population", str(data / "imgs"), "--model", str(run), "--out", str(out), "--no-fast"]) == 0
+    said = capsys.readouterr()
+    assert "the model regresses total only: the columns A, E, M, P, C, D, Z are left empty" in said.err
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["frame", *LETTERS, "total"] and len(df) == 8
+    assert df[LETTERS].isna().all().all() and df["total"].notna().all()
+    assert df.loc[df["frame"] == "emb3", "total"].item() == pytest.approx(
+        _as_trained(run, data / "imgs" / "emb3.png"), abs=0.006)  # (the CSV rounds to 2 decimals)
+    record = json.loads((tmp_path / "pops.json").read_text())
+    assert record["model"] == str(run) and record["nuclei_model"] is None
+    # --monotone fits the total on its own (it was emptied with the letters)
+    assert main(["population", str(data / "imgs"), "--model", str(run), "--out", str(tmp_path / "m.csv"),
+                 "--monotone"]) == 0
+    smooth = pd.read_csv(tmp_path / "m.csv")["total"].to_numpy()
+    assert np.isfinite(smooth).all() and (np.diff(smooth) >= -1e-9).all()
+
+
+@pytest.mark.parametrize("option, said", [
+    (["--diameter", "20"], "--diameter 20 does not apply to a count regressor"),
+    (["--diameter", "auto"], "--diameter auto does not apply to a count regressor"),
+    (["--color", "green"], "--color does not apply to a count run: it reads each frame's channels as its training "
+                           "frames were read (data.channel null: a colour frame's per-pixel maximum)"),
+    (["--clock"], "has no developmental clock"),
+])
+def test_population_options_that_do_not_apply_are_refused(total_run, tmp_path, capsys, option, said):
+    from devolens.cli import main
+
+    run, data = total_run
+    code = main(["population", str(data / "imgs"), "--model", str(run), "--out", str(tmp_path / "p.csv"), *option])
+    err = capsys.readouterr().err
+    assert code != 0 and said in err and "Traceback" not in err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_count_run_is_not_exported_nor_a_segmenter(total_run, tmp_path, capsys):
+    from devolens.cli import main
+
+    run, data = total_run
+    assert main(["models", "export", str(run), "--to", str(tmp_path / "ex")]) != 0
+    err = capsys.readouterr().err
+    assert "a count run is used as it is: `devolens population INPUT --model RUN --out counts.csv`" in err
+    assert not (tmp_path / "ex").exists()
+    assert main(["segment", "nuclei", str(data / "imgs"), "--model", str(run), "--out", str(tmp_path / "s")]) != 0
+    assert "'population' model, not 'nuclei'" in capsys.readouterr().err
+
+
+def test_training_a_count_run_ends_with_how_to_use_it(tmp_path, capsys):
+    data = _data(tmp_path / "d")
+    capsys.readouterr()
+    _train(tmp_path, data, ["total"])
+    said = capsys.readouterr()
+    assert "devolens population INPUT --model" in said.out + said.err and "devolens segment" not in said.out + said.err
+
+
+def test_a_letters_run_sums_its_total_and_mixed_sizes_without_data_size(tmp_path, capsys):
+    """A run of the seven letters: the total is their sum (no column left empty). A run without data.size (frames
+    at their working scale) reads a folder of frames of several sizes, one at a time."""
+    from devolens.cli import main
+    from devolens.models import load
+
+    sizes = [(40, 60), (48, 64)] * 4
+    data = _data(tmp_path / "d", sizes)
+    run = _train(tmp_path, data, LETTERS, size=None, scale=0.5, cache=False)
+    assert load(run).unread == []
+    capsys.readouterr()
+    assert main(["population", str(data / "imgs"), "--model", str(run), "--out", str(tmp_path / "p.csv")]) == 0
+    assert "left empty" not in capsys.readouterr().err
+    df = pd.read_csv(tmp_path / "p.csv")
+    assert df[LETTERS + ["total"]].notna().all().all()
+    assert np.allclose(df[LETTERS].sum(axis=1), df["total"], atol=0.05)
+
+
+def test_smooth_populations_fits_a_total_without_letters():
+    from devolens.predict.postprocess import smooth_populations
+
+    df = pd.DataFrame({"frame": range(4), **{k: [np.nan] * 4 for k in LETTERS}, "total": [3.0, 5.0, 4.0, 8.0]})
+    assert smooth_populations(df)["total"].tolist() == [3.0, 4.5, 4.5, 8.0]
+    alone = pd.DataFrame({"total": [3.0, 5.0, 4.0, 8.0]})
+    assert smooth_populations(alone)["total"].tolist() == [3.0, 4.5, 4.5, 8.0]
+    # every letter counted: the total is the fit of their sum, as before
+    full = pd.DataFrame({**{k: [1.0, 2.0, 2.0, 3.0] for k in LETTERS}, "P": [1.0] * 4, "total": [0.0] * 4})
+    assert smooth_populations(full)["total"].tolist() == [7.0, 13.0, 13.0, 19.0]
+
+
+def test_the_plot_leaves_out_columns_without_a_count(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from devolens.viz.plots import plot_populations
+
+    seen = {}
+    original = matplotlib.axes.Axes.legend
+
+    def legend(self, *args, **kwargs):
+        seen["labels"] = self.get_legend_handles_labels()[1]
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "legend", legend)
+    pops = pd.DataFrame({"time": range(3), **{k: [np.nan] * 3 for k in LETTERS}, "total": [1.0, 2.0, 4.0]})
+    plot_populations(pops, tmp_path / "p.png")
+    assert seen["labels"] == ["total"] and (tmp_path / "p.png").is_file()
+    seen.clear()  # nothing to draw at all: no legend (matplotlib warned of one without labels)
+    plot_populations(pops.assign(total=np.nan), tmp_path / "q.png")
+    assert "labels" not in seen and (tmp_path / "q.png").is_file()
+
+
+def test_a_damaged_count_run_is_said_so(total_run, tmp_path):
+    import shutil
+
+    from devolens.models import load
+
+    run, _ = total_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    cfg = json.loads((copy / "best.json").read_text())
+    cfg["input"]["counts"] = "total"
+    (copy / "best.json").write_text(json.dumps(cfg))
+    with pytest.raises(DevolensError, match="input.counts is 'total', not the list of counts"):
+        load(copy)
