@@ -212,3 +212,16 @@ def test_a_damaged_count_run_is_said_so(total_run, tmp_path):
     (copy / "best.json").write_text(json.dumps(cfg))
     with pytest.raises(DevolensError, match="input.counts is 'total', not the list of counts"):
         load(copy)
+
+
+def test_evaluate_prints_each_figure_of_a_count_run_once(total_run, tmp_path, capsys):
+    """A count run of one count printed mae_total, mae and count_mae: the same figure three times. The JSON keeps
+    all three."""
+    from devolens.cli import main
+
+    run, data = total_run
+    assert main(["evaluate", str(run), "--data", str(data), "--json", str(tmp_path / "ev.json")]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ":" in ln]
+    assert [ln.split(":")[0] for ln in lines] == ["mae_total"]
+    metrics = json.loads((tmp_path / "ev.json").read_text())["metrics"]
+    assert metrics["val_mae"] == metrics["val_mae_total"] == metrics["val_count_mae"]

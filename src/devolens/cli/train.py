@@ -605,6 +605,8 @@ def evaluate_cmd(
     # named without the val_ prefix: these are scores on --data, not on the run's validation set (the JSON keeps the
     # val_ keys, as history.csv's columns and best.json name the same metrics)
     for k, v in metrics["metrics"].items():
+        if k in _repeated_metrics(metrics):
+            continue
         k = printed_metric(k)
         stdout.print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
     pp = _postprocess_used(metrics["validate"].get("postprocess") or {})
@@ -616,6 +618,16 @@ def evaluate_cmd(
     summary(f"metrics -> {path}" + (f" (replacing the earlier one{replaced})" if replaced is not None else ""))
     if images is not None:
         summary(f"per image -> {csv_path}")
+
+
+def _repeated_metrics(metrics: dict) -> set[str]:
+    """The metrics of an evaluation's JSON that ``devolens evaluate`` does not print, being another's figure under
+    another name: a count run's ``val_count_mae`` (its ``val_mae_total``), and its ``val_mae`` (the mean over its
+    counts) where it regresses one count (that count's ``val_mae_C``). The JSON keeps them all."""
+    if metrics.get("task") != "population":
+        return set()
+    each = [k for k in metrics["metrics"] if k.startswith("val_mae_")]
+    return {"val_count_mae"} | ({"val_mae"} if len(each) == 1 else set())
 
 
 def printed_metric(key: str) -> str:
