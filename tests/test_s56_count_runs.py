@@ -225,3 +225,16 @@ def test_evaluate_prints_each_figure_of_a_count_run_once(total_run, tmp_path, ca
     assert [ln.split(":")[0] for ln in lines] == ["mae_total"]
     metrics = json.loads((tmp_path / "ev.json").read_text())["metrics"]
     assert metrics["val_mae"] == metrics["val_mae_total"] == metrics["val_count_mae"]
+
+
+def test_frames_csv_written_on_windows_with_backslashes(tmp_path):
+    """A frames.csv made on Windows names imgs\\emb0.png: found (it was 'frames listed in frames.csv are missing')."""
+    from devolens.data.datasets import index_dataset
+
+    data = _data(tmp_path / "d")
+    df = pd.read_csv(data / "frames.csv")
+    df["file"] = df["file"].str.replace("/", "\\")
+    df.to_csv(data / "frames.csv", index=False)
+    table = index_dataset(data)
+    assert list(table["sample"]) == [f"imgs/emb{i}.png" for i in range(8)]
+    assert all(Path(f).is_file() for f in table["image"])

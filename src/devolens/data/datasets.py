@@ -981,6 +981,10 @@ def index_dataset(root: str | Path, *, scoring: bool = False) -> pd.DataFrame:
         df = df[df["file"].notna() & (df["file"].astype(str).str.len() > 0)].copy()  # dropped frames
         if df.empty:
             raise DevolensError("frames.csv lists no frame file", path=csv)
+        # a table written on Windows (Excel, a lab's script) separates folders by backslashes: read as "/" where the
+        # name as written is no file here (a backslash is a legal character of a POSIX file name)
+        df["file"] = [f.replace("\\", "/") if "\\" in f and not (root / f).exists() else f
+                      for f in df["file"].astype(str)]
         df["sample"] = df["file"].astype(str)
         df["image"] = [str(root / f) for f in df["file"]]
         labels = []
