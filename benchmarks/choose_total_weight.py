@@ -66,11 +66,10 @@ def _estimates(pred, folder: Path, files: list[str], movie: bool) -> tuple[np.nd
     """Per clean frame of ``folder``: the calibration's total, the regressor's (as shipped: one view) and the
     regressor's averaged over four views (as filmed, mirrored left-right, up-down, turned half a turn; mean of
     log1p), from one pass of ``predict_iter`` at weight 1 (the blend is then the calibration alone)."""
-    import warnings
-
-    from devolens.errors import DevolensWarning, DiameterWarning
     from devolens.io.images import read_image
-    from devolens.predict.population import LATE_MESSAGE
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from eval_zoo import _sizes_unsaid  # the benchmarks' one filter of the size and late-reading notes
 
     one, four = [], []
     regress = pred._regress
@@ -85,10 +84,9 @@ def _estimates(pred, folder: Path, files: list[str], movie: bool) -> tuple[np.nd
     pred.total_weight, pred._regress = 1.0, recording
     files = [folder / f for f in files]  # (frames.csv names files relative to the render)
     try:
-        with warnings.catch_warnings():  # early frames: too few nuclei to judge the magnification (as the CLI)
-            # late frames read one call each: one note per frame (its words: devolens.predict.population.late_message)
-            warnings.filterwarnings("ignore", message=LATE_MESSAGE, category=DevolensWarning)
-            warnings.simplefilter("ignore", DiameterWarning)  # first of the filters: the size checks skipped
+        # early frames: too few nuclei to judge the magnification (as the CLI); late frames read one call each: one
+        # note per frame (its words: devolens.predict.population.late_message)
+        with _sizes_unsaid():
             if movie:  # one stream: one magnification estimate per movie
                 out = list(pred.predict_iter(read_image(f) for f in files))
             else:  # each image its own input
