@@ -131,10 +131,10 @@ def test_exporting_an_exported_folder_says_so(run, tmp_path, capsys):
 def test_non_segmentation_and_damaged_runs_are_worded_for_each_command(run, image, tmp_path, capsys):
     cases = {
         "population": (lambda c: {**c, "task": "population"},
-                       {"show": "models show makes cards of segmentation runs only", "export":
-                        "models export exports segmentation runs only: this is a 'population' run",
-                        # (a count run is used by `population --model` since the 56th session: this one, a
-                        # segmentation run's best.json relabelled, is no count regressor)
+                       # (a count run is used by `population --model`, shown and exported since the 56th session:
+                       # this one, a segmentation run's best.json relabelled, is no count regressor)
+                       {"show": "best.json describes no count regressor (model kind 'segmentation')", "export":
+                        "best.json describes no count regressor (model kind 'segmentation')",
                         "segment": "best.json describes no count regressor (model kind 'segmentation')"}),
         "notask": (lambda c: {k: v for k, v in c.items() if k != "task"}, "best.json names no task"),
         "list": (lambda c: [c], "best.json is not a checkpoint's config"),

@@ -121,19 +121,6 @@ def test_train_refuses_an_empty_count_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "run" / "best.safetensors").exists()
 
 
-def test_a_count_run_given_to_models_show_says_how_it_is_used(tmp_path, capsys):
-    """(`population --model RUN` and `load(RUN)` run one since the fifty-sixth session: tests/test_s56_count_runs.py)"""
-    from devolens.cli import main
-
-    data = _folder(tmp_path / "d")
-    assert main(["train", str(_recipe(tmp_path)), "--data", str(data), "--out", str(tmp_path / "run")]) == 0
-    capsys.readouterr()
-    code = main(["models", "show", str(tmp_path / "run")])
-    err = capsys.readouterr().err
-    assert code != 0 and "a count run is used as it is: `devolens population INPUT --model RUN" in err
-    assert "Traceback" not in err
-
-
 def test_a_frame_listed_twice_and_frames_without_an_embryo_are_noted(tmp_path):
     data = _folder(tmp_path / "d", embryo=["e0", "e1", "e0", "", "e0", "e1", "e0", ""])
     df = pd.read_csv(data / "frames.csv")

@@ -128,14 +128,25 @@ def test_population_options_that_do_not_apply_are_refused(total_run, tmp_path, c
     assert not (tmp_path / "p.csv").exists()
 
 
-def test_a_count_run_is_not_exported_nor_a_segmenter(total_run, tmp_path, capsys):
+def test_a_count_run_is_shown_exported_and_no_segmenter(total_run, tmp_path, capsys):
     from devolens.cli import main
+    from devolens.io.images import read_image
+    from devolens.models import load
 
     run, data = total_run
-    assert main(["models", "export", str(run), "--to", str(tmp_path / "ex")]) != 0
-    err = capsys.readouterr().err
-    assert "a count run is used as it is: `devolens population INPUT --model RUN --out counts.csv`" in err
-    assert not (tmp_path / "ex").exists()
+    assert main(["models", "show", str(run)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"devolens population INPUT --model {run} --out pops.csv [--monotone] [--plot]" in shown
+    assert "diameter='auto'" not in shown  # (no size model)
+    assert main(["models", "export", str(run), "--to", str(tmp_path / "ex"), "--kind", "nuclei"]) != 0
+    assert "--kind does not apply to a count run" in capsys.readouterr().err and not (tmp_path / "ex").exists()
+    assert main(["models", "export", str(run), "--to", str(tmp_path / "ex")]) == 0
+    assert "population model ->" in " ".join(capsys.readouterr().err.split())
+    assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == ["card.json", "card.md", "weights.safetensors"]
+    frame = read_image(data / "imgs" / "emb5.png")
+    exported, own = load(tmp_path / "ex", fast=False), load(run, fast=False)
+    assert exported.outputs == ["total"] and exported.unread == LETTERS
+    assert exported.predict(frame)["total"] == pytest.approx(own.predict(frame)["total"], rel=0.01, abs=0.01)  # fp16
     assert main(["segment", "nuclei", str(data / "imgs"), "--model", str(run), "--out", str(tmp_path / "s")]) != 0
     assert "'population' model, not 'nuclei'" in capsys.readouterr().err
 

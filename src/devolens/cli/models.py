@@ -326,7 +326,8 @@ USE_COMMANDS = {
 
 @models_app.command("export")
 def export_model(
-    run: str = typer.Argument(..., help="A segmentation run's folder (`devolens train RECIPE --data DIR --out RUN`), "
+    run: str = typer.Argument(..., help="A segmentation or count (task population) run's folder (`devolens train "
+                              "RECIPE --data DIR --out RUN`), "
                               "or a shipped model's name (`devolens models`: its folder is copied as it ships)."),
     to: Path = typer.Option(..., "--to", "--out", "-o", help="Folder to write (new, empty or an earlier export, "
                             "which is replaced): weights.safetensors (fp16), card.json, card.md (and a shipped "

@@ -549,9 +549,14 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
         scale = check_scale(scale)
     if not is_run(run):
         raise _not_a_run(run, command)
-    # a count run (task population) is used as it is (population --model, load): its card; exported or shown, no
-    cfg = _run_config(run, command, ("segmentation", "population") if command is None else ("segmentation",))
+    # a count run (task population): its card, used (population --model, load), shown or exported as it is
+    cfg = _run_config(run, command, ("segmentation", "population"))
     if cfg["task"] == "population":
+        if command == "models export" and (kind is not None or scale is not None):
+            given = " and ".join(o for o, v in (("--kind", kind), ("--scale", scale)) if v is not None)
+            raise DevolensError(f"{given} {'do' if ' and ' in given else 'does'} not apply to a count run (task "
+                                "population): it reads each frame as its training frames were read; leave "
+                                f"{'them' if ' and ' in given else 'it'} out", path=run)
         return count_card(run, cfg)
     recipe, inp, model = cfg.get("recipe") or {}, cfg.get("input") or {}, cfg.get("model") or {}
     record = _run_record(run)
@@ -713,7 +718,7 @@ def count_card(run: Path, cfg: dict) -> dict:
                     **_epochs_said(record, recipe, cfg.get("epoch"))},
         "metrics": metrics,
         "metrics_heading": "Metrics (the run's own validation split at its best epoch, not held-out data)",
-        "headline": [k for k in ("val_mae", "val_count_mae") if k in metrics],
+        "headline": [k for k in ("val_mae",) if k in metrics],  # (val_count_mae: val_mae_total again)
         "limits": limits,
     }
 
@@ -828,8 +833,9 @@ def export_run(run: str | Path, to: str | Path, kind: str | None = None, scale: 
         raise
     except Exception as exc:
         raise DevolensError(f"cannot read best.safetensors: {exc}", path=run) from None
-    card["postprocess"] = applied_postprocess(card)  # written out: the predictor's defaults would apply unsaid
-    card = engine_card(card)
+    if card["task"] != "population":  # (a count regressor has no post-processing, and runs no int8)
+        card["postprocess"] = applied_postprocess(card)  # written out: the predictor's defaults would apply unsaid
+        card = engine_card(card)
     with _staged_export(to, earlier, set(EXPORT_FILES)) as tmp:
         weights = tmp / "weights.safetensors"
         # readable like the cards (safetensors alone writes 0600: other users could not load the model)
@@ -1175,7 +1181,9 @@ def card_md(card: dict, load_name: str | None = None) -> str:
         lines += [f"**Note:** {trained.get('note') or trained['tied']}.", ""]
     # the command's default is --diameter auto where the model can estimate the magnification; the library's, None
     # (the image as it is): the Use example loads as the command runs, so that both count alike
-    sized = card["task"] == "population" or bool(((card.get("input") or {}).get("diameter") or {}).get("auto"))
+    count = card["task"] == "population" and card.get("method") == "regressor"  # a count regressor: no size model
+    sized = ((card["task"] == "population" and not count)
+             or bool(((card.get("input") or {}).get("diameter") or {}).get("auto")))
     command = "devolens segment" if card["task"] in ("nuclei", "membrane") else "devolens population"
     load_line = (f"model = load({name!r}, diameter='auto')   # as `{command}` (--diameter auto); left out, diameter is "
                  "None: the image used as it is" if sized else f"model = load({name!r})")
@@ -1186,7 +1194,9 @@ def card_md(card: dict, load_name: str | None = None) -> str:
         lines += [f"CLI: `devolens segment {card['task']} INPUT{model} --out DIR` (image, folder, video, animated GIF "
                   "or TIFF stack).", ""]
     else:
-        lines += ["CLI: `devolens population INPUT --out pops.csv [--monotone | --clock] [--plot]`.", ""]
+        model = "" if name == "population" else f" --model {name}"
+        lines += [f"CLI: `devolens population INPUT{model} --out pops.csv "
+                  f"{'[--monotone]' if count else '[--monotone | --clock]'} [--plot]`.", ""]
     lines += ["## Architecture", "", "```json", json.dumps(card.get("architecture"), indent=2), "```", ""]
     lines += weights_md(card)
     for key, title in (("input", "Input"), ("preprocessing", "Preprocessing"), ("output", "Output"),
