@@ -152,10 +152,15 @@ def test_regressor_predictor_on_any_input():
     torch.manual_seed(0)
     net = build_regressor(1, 8, width=8).eval()
     pred = PopulationPredictor("regressor", network=net, input_size=(64, 96))
-    df = pred.predict_batch([np.random.default_rng(i).integers(0, 255, s).astype(np.uint8)
-                             for i, s in enumerate([(50, 70), (120, 90, 3), (64, 96)])])
+    frames = [np.random.default_rng(i).integers(0, 255, s).astype(np.uint8)
+              for i, s in enumerate([(50, 70), (120, 90, 3), (64, 96)])]
+    df = pred.predict_batch(frames)
     assert len(df) == 3 and (df >= 0).all().all()
-    assert np.allclose(df[list(LETTERS)].sum(axis=1), df["total"])
+    # its own total output (the eighth) since the fifty-sixth session; the letters' sum where it regresses no total
+    assert np.allclose(df["total"], pred._regress(np.stack([pred._regressor_input(f) for f in frames]))[:, 7])
+    letters = PopulationPredictor("regressor", network=build_regressor(1, 7, width=8).eval(), input_size=(64, 96),
+                                  outputs=list(LETTERS)).predict_batch(frames)
+    assert np.allclose(letters[list(LETTERS)].sum(axis=1), letters["total"])
 
 
 def test_regressor_reads_portrait_frames_turned_to_its_landscape_input():

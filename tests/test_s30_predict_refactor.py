@@ -117,11 +117,12 @@ def _frames(n: int, flat: set[int]) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("batch", [1, 3, 16])
 def test_regressor_reads_flat_frames_black_in_batches(batch):
-    from devolens.predict.population import COLUMNS, PopulationPredictor
+    from devolens.predict.population import LETTERS, PopulationPredictor
 
     flat = {0, 3, 4, 8, 10}
-    probe = _Probe(len(COLUMNS))
-    pred = PopulationPredictor("regressor", network=probe, input_size=INPUT, batch_size=batch, fast=False)
+    probe = _Probe(len(LETTERS))  # (the letters alone: the total is their sum)
+    pred = PopulationPredictor("regressor", network=probe, input_size=INPUT, batch_size=batch, fast=False,
+                               outputs=LETTERS)
     rows = list(pred.predict_iter(_frames(11, flat)))
     assert [r["flat"] for r in rows] == [i in flat for i in range(11)]
     assert all(type(r["flat"]) is bool for r in rows)

@@ -55,7 +55,7 @@ def test_artifact_cells_of_0_no_false_are_clean_frames(tmp_path):
     data = _folder(tmp_path / "d", artifact=["0", "no", "False", "", "1", "0", " NO ", "blur"])
     bundle = _bundle(tmp_path, data)
     assert len(bundle.train) + len(bundle.val) == 6  # "1" and "blur" name artifacts
-    assert "dropped 2 frames with artifacts" in bundle.notes
+    assert "dropped 2 frames with artifacts (artifact: '1' 1, 'blur' 1)" in bundle.notes  # (values named: s56)
 
 
 def test_every_frame_dropped_as_an_artifact_is_said_so(tmp_path):
@@ -108,7 +108,8 @@ def test_train_and_evaluate_own_counts_without_a_false_partner_note(tmp_path, ca
     result = json.loads((tmp_path / "ev.json").read_text())
     assert result["unmatched"] == [] and result["task"] == "population"
     assert "instances:" not in out.out  # a count run finds no instances
-    assert "per-image CSV" not in out.err and "of the run" in out.err  # its frames trained it: said, without a CSV
+    # its frames trained it: said, its per-frame CSV (s56) says which
+    assert "the per-frame CSV's run_side column says which" in " ".join(out.err.split())
 
 
 def test_train_refuses_an_empty_count_in_one_line(tmp_path, capsys):

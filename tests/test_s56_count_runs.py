@@ -116,7 +116,8 @@ def test_population_command_with_a_count_run(total_run, tmp_path, capsys):
     (["--diameter", "auto"], "--diameter auto does not apply to a count regressor"),
     (["--color", "green"], "--color does not apply to a count run: it reads each frame's channels as its training "
                            "frames were read (data.channel null: a colour frame's per-pixel maximum)"),
-    (["--clock"], "has no developmental clock"),
+    (["--clock"], "--clock does not apply to a count run: it has no developmental clock"),
+    (["--color", "auto"], "--color does not apply to a count run"),
 ])
 def test_population_options_that_do_not_apply_are_refused(total_run, tmp_path, capsys, option, said):
     from devolens.cli import main
@@ -234,8 +235,16 @@ def test_evaluate_prints_each_figure_of_a_count_run_once(total_run, tmp_path, ca
     assert main(["evaluate", str(run), "--data", str(data), "--json", str(tmp_path / "ev.json")]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ":" in ln]
     assert [ln.split(":")[0] for ln in lines] == ["mae_total"]
-    metrics = json.loads((tmp_path / "ev.json").read_text())["metrics"]
+    result = json.loads((tmp_path / "ev.json").read_text())
+    metrics = result["metrics"]
     assert metrics["val_mae"] == metrics["val_mae_total"] == metrics["val_count_mae"]
+    # one row per frame (there was no CSV for a count run): its counts, as the MAE reads them
+    rows = pd.read_csv(result["images_csv"])
+    assert list(rows.columns) == ["file", "true_total", "pred_total", "run_side"] and len(rows) == 8
+    assert abs((rows["true_total"] - rows["pred_total"]).abs().mean() - metrics["val_mae_total"]) < 1e-3
+    assert set(rows["run_side"]) == {"train", "val"}
+    frame3 = rows.loc[rows["file"] == "imgs/emb3.png", "pred_total"].item()
+    assert frame3 == pytest.approx(_as_trained(run, data / "imgs" / "emb3.png"), abs=1e-3)
 
 
 def test_frames_csv_written_on_windows_with_backslashes(tmp_path):
@@ -249,3 +258,67 @@ def test_frames_csv_written_on_windows_with_backslashes(tmp_path):
     table = index_dataset(data)
     assert list(table["sample"]) == [f"imgs/emb{i}.png" for i in range(8)]
     assert all(Path(f).is_file() for f in table["image"])
+
+
+def test_artifact_words_of_a_lab_and_evaluate_says_what_training_left_out(tmp_path, capsys):
+    """'clean' marked a frame as an artifact unsaid (10 frames dropped, the note naming no value); evaluate scored the
+    frames training left out without a word."""
+    from devolens.cli import main
+
+    data = _data(tmp_path / "d")
+    df = pd.read_csv(data / "frames.csv")
+    df["artifact"] = ["clean", "OK", "good", "-", "clean", "blur", "dark", "clean"]
+    df.to_csv(data / "frames.csv", index=False)
+    capsys.readouterr()
+    run = _train(tmp_path, data, ["total"])
+    said = " ".join(capsys.readouterr().err.split())
+    assert "dropped 2 frames with artifacts (artifact: 'blur' 1, 'dark' 1)" in said
+    assert main(["evaluate", str(run), "--data", str(data), "--json", str(tmp_path / "ev.json")]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "2 of the 8 frames name an artifact (frames.csv's artifact column), which the run's training left out" in said
+
+
+def test_a_folder_without_frames_csv_is_refused_in_a_count_runs_words(total_run, tmp_path, capsys):
+    from devolens.cli import main
+
+    run, data = total_run
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "a.png").write_bytes((data / "imgs" / "emb0.png").read_bytes())
+    recipe = tmp_path / "r.yaml"
+    rec = json.loads((run / "best.json").read_text())["recipe"]
+    recipe.write_text(yaml.safe_dump(rec))
+    assert main(["train", str(recipe), "--data", str(bare), "--out", str(tmp_path / "r2")]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no frames.csv: a count run trains on a folder of frames and a frames.csv" in err and "masks/" not in err
+    assert main(["evaluate", str(run), "--data", str(bare)]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no frames.csv: a count run is scored on a folder" in err and "(columns total: the recipe's" in err
+
+
+def test_colour_frames_grey_frames_and_int8_with_a_count_run(tmp_path, capsys):
+    """The colour line named 'the as_trained channel' and offered --color; a run of three channels given grey frames
+    read them without a word; --precision int8 ran fp32 unsaid."""
+    from devolens.cli import main
+
+    data = _data(tmp_path / "d")
+    rgb = tmp_path / "rgb"
+    rgb.mkdir()
+    for i in range(3):
+        grey = np.asarray(Image.open(data / "imgs" / f"emb{i}.png"))
+        Image.fromarray(np.stack([grey // 3, grey, grey // 2], axis=-1)).save(rgb / f"c{i}.png")
+    run = _train(tmp_path, data, ["total"])
+    capsys.readouterr()
+    assert main(["population", str(rgb), "--model", str(run), "--out", str(tmp_path / "p.csv"),
+                 "--precision", "int8"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("colour input: the per-pixel maximum of R, G and B (data.channel null) was read in every frame, as the "
+            "count run read its training frames") in err
+    assert "--color" not in err and "as_trained" not in err
+    assert "--precision int8 applies to U-Nets: a count run's regressor runs" in err
+    assert json.loads((tmp_path / "p.json").read_text())["color_read"] == "max"
+    three = _train(tmp_path, data, ["total"], name="three", channels=3)
+    capsys.readouterr()
+    assert main(["population", str(data / "imgs"), "--model", str(three), "--out", str(tmp_path / "q.csv")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "8 frames of one channel (grey) given to a count run of 3 channels (data.channels 3)" in err

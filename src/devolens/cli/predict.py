@@ -3333,7 +3333,14 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         measured[0] = isinstance(predictor, PopulationPredictor)  # (its rows carry each frame's measures)
         reads.movie = measured[0]  # (its rows name the channel read: one for the movie)
         if clock and getattr(predictor, "clock", None) is None:
+            if getattr(predictor, "as_trained", None) is not None:
+                raise DevolensError("--clock does not apply to a count run: it has no developmental clock (the shipped "
+                                    "population model's, the real embryos' total-cells curve); --monotone smooths its "
+                                    "counts over time", path=Path(model))
             raise DevolensError(f"model {model!r} has no developmental clock (its card has no 'clock' section)")
+        if getattr(predictor, "as_trained", None) is not None and precision == "int8":
+            print_note("--precision int8 applies to U-Nets: a count run's regressor runs "
+                       f"{predictor.regressor_precision} (bf16 where the CPU has it natively, else fp32)")
         total = _progress_total(source.total - len(skip) if source.total else 0)
         for row in predictor.predict_iter(frames(), total=total, progress=progress):
             pos = positions.popleft()
@@ -3447,9 +3454,14 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["exif_turned"] = turned
     df.attrs["saturated"], df.attrs["saturation_note"] = saturation.share(), saturation.note()
     # the channel a colour input was read by, without --color (segment's line): one for the movie
-    df.attrs["colour_read_line"] = None if color is not None else reads.line(
+    trained = getattr(predictor, "as_trained", None)  # a count run's own reading of colour frames
+    df.attrs["colour_read_line"] = (None if color is not None else
+                                    (trained.colour_line() if reads.record() is not None else None)
+                                    if trained is not None else reads.line(
         lambda p: source.frame_id(p) if source.names is None else source.names[p],
-        "frame" if source.names is None else "file")
+        "frame" if source.names is None else "file"))
+    # a count run of colour frames given grey ones: each repeated in its channels, not what it trained on
+    df.attrs["grey_for_colour"] = (trained.grey, trained.channels) if trained is not None and trained.grey else None
     # segment nuclei's blobs-or-lines note: an input that looks inverted, or like membranes
     df.attrs["inverted_note"] = _population_inverted_note(judged.frames(), predictor,
                                                           reading["channels"] if reading else 0)
@@ -3527,7 +3539,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         fit=fit, left_out=left_names, plot=written[0], curation=written[1], stack=reading, brightness=brightness,
         clock_left_out=flat if fit is not None else None, no_signal=flat, clock_positions=clock_positions,
         monotone_residual=monotone_residual, exif_turned=turned,
-        curation_report=_curation_record(skip_flagged, written[1]), color_read=reads.record(),
+        curation_report=_curation_record(skip_flagged, written[1]),
+        color_read=trained.reads if trained is not None and reads.record() is not None else reads.record(),
         color_read_frames=reads.record_by(source.frame_id),
         notes=[*model_said(), *(_plain_note(text) for text, _ in df.attrs["notes"] if not text.startswith("tip:"))])
     writers[record] = lambda tmp: tmp.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)
@@ -4166,6 +4179,16 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
     def note(text: str) -> None:  # as _common.note prints it
         notes.append((f"[yellow]note:[/] {escape(text)}", {"soft_wrap": True}))
 
+    if attrs.get("grey_for_colour"):
+        grey, channels = attrs["grey_for_colour"]
+        note(f"{_count(grey, 'frame')} of one channel (grey) given to a count run of {channels} channels (data.channels "
+             f"{channels}): each was repeated in its {channels} channels; if the run trained on colour frames, its "
+             "counts of these may be far off (give it colour frames, or train a run of data.channels: 1)")
+    from devolens.predict.population import COLUMNS  # (the seven letters and total)
+
+    if set(COLUMNS) <= set(attrs.get("regressed") or ()):
+        note("the total is the model's own total output (what `devolens evaluate` scores as mae_total): the seven "
+             "letters need not add up to it")
     if attrs.get("not_regressed"):  # a count model of the user's that regresses some columns only
         empty = attrs["not_regressed"]
         note(f"the model regresses {', '.join(attrs['regressed'])} only: the column{'s' if len(empty) > 1 else ''} "
@@ -4313,9 +4336,10 @@ def population_command(
                                           "a paper's figures (NAME.svg, NAME.pdf; the same run gives the same bytes).")),
     skip_flagged: Optional[Path] = typer.Option(None, "--skip-flagged", help=_SKIP_HELP),
     model: str = typer.Option("population", "--model", help=(
-        "Zoo model to use (see `devolens models`), or a folder holding a population model's card.json and weights "
-        "(a copy of a zoo folder; training runs are segmentation models: `segment nuclei --model RUN`; a count run "
-        "of `devolens train` is not run here yet: `devolens evaluate RUN --data DIR` scores it).")),
+        "Zoo model to use (see `devolens models`), a folder holding a population model's card.json and weights "
+        "(a copy of a zoo folder, a `models export` of a count run), or a count run of `devolens train` (a recipe "
+        "of task: population), which reads each frame as its training frames were: --diameter, --color and --clock "
+        "do not apply to it, and the columns it does not regress are left empty.")),
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
     fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
     precision: str = typer.Option("auto", "--precision", callback=PRECISION_CHOICE, help=PRECISION_HELP),

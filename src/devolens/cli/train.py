@@ -15,7 +15,7 @@ Example: `devolens train recipes/finetune_own_nuclei.yaml --data my_data --out r
 
 DATA is the output of `devolens render` (frames.csv, frames/, labels/), a folder with images/ and masks/ (or labels/) matched by file name (img_000.tif + img_000_masks.tif; sub-folders too), or images with their masks beside them (cellpose's layout). A population (count) recipe needs no masks: a folder of images with a frames.csv that lists each image (file, relative to DATA) and its counts (the recipe's data.counts, e.g. total), as `devolens render` writes it.
 
-Writes to RUN: recipe.yaml (the recipe as resolved), history.csv, sample_losses.csv, checkpoint.safetensors/.json (last epoch, for --resume), best.safetensors/.json (best epoch), history.png, progress.gif (from samples/, the overlays of each epoch), split.csv, run.json, and with --prune-top pruned.csv.
+Writes to RUN: recipe.yaml (the recipe as resolved), history.csv, sample_losses.csv, checkpoint.safetensors/.json (last epoch, for --resume), best.safetensors/.json (best epoch), history.png, progress.gif (from samples/, the overlays of each epoch; a segmentation run's), split.csv, run.json, and with --prune-top pruned.csv.
 
 RUN must be new, empty or a run (not the data folder, not inside it; files of the names a run writes, such as a history.csv of your own, without an earlier run's run.json beside them are refused); --resume continues RUN with its own recipe (a note says where RECIPE differs) on the data it was trained on.
 """
@@ -538,7 +538,9 @@ def evaluate_cmd(
     the files written are named on stderr, '-> FILE', which --quiet leaves out), and one row per image as CSV
     beside it (eval_..._images.csv: file, true and
     predicted counts, tp, fp, fn, precision, recall, f1; counted at the run's data.scale, so true_count leaves out
-    a nucleus that vanishes when its mask is shrunk to it, neither found nor missed).
+    a nucleus that vanishes when its mask is shrunk to it, neither found nor missed). A count run (task population)
+    prints mae_C for each count C it regresses (the mean absolute error, cells) and mae, their mean; its CSV has one
+    row per frame: file, true_C and pred_C of each count, run_side.
 
     Metrics: val_ap is a pixel-level precision-recall area per class (val_ap_0, val_ap_1...; val_ap their mean
     over the foreground classes), not the instance AP that cellpose or StarDist report, from 1000-bin score
@@ -686,13 +688,14 @@ def images_csv(rows: list[dict]) -> str:
     import csv
     import io
 
-    from devolens.train.evaluate import IMAGE_COLUMNS
+    from devolens.train.evaluate import image_columns
 
+    columns = image_columns(rows)  # (a count run's: file, true_C and pred_C of each count, run_side)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(IMAGE_COLUMNS), lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: (f"{r[k]:.4f}" if isinstance(r[k], float) else r[k]) for k in IMAGE_COLUMNS})
+        w.writerow({k: (f"{r[k]:.4f}" if isinstance(r[k], float) else r[k]) for k in columns})
     return buf.getvalue()
 
 

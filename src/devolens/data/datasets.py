@@ -996,7 +996,8 @@ def index_dataset(root: str | Path, *, scoring: bool = False) -> pd.DataFrame:
         df["labels"] = labels
         missing = [f for f in df["image"] if not Path(f).exists()]
         if missing:
-            raise DevolensError(f"{len(missing)} frames listed in frames.csv are missing, e.g. {missing[0]}", path=csv)
+            raise DevolensError(f"{len(missing)} frame{'s' if len(missing) > 1 else ''} listed in frames.csv "
+                                f"{'are' if len(missing) > 1 else 'is'} missing, e.g. {missing[0]}", path=csv)
         if "embryo" in df.columns:
             df["group"] = df["embryo"].astype(str)
         else:

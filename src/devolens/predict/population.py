@@ -618,7 +618,7 @@ class PopulationPredictor:
             raise DevolensError(f"{said} does not apply to a count regressor: it reads each whole frame resized to its "
                                 "input size, as its training frames were (give frames framed and magnified as those; "
                                 "leave the diameter out)", path=folder)
-        if as_trained is not None and options.get("channel") not in (None, "auto"):
+        if as_trained is not None and options.get("channel") is not None:
             said = "--color" if command_running() else "channel"
             picked = as_trained.get("channel")
             how = (f"data.channel {picked!r}" if picked is not None else "data.channel null: a colour frame's "
@@ -1044,11 +1044,11 @@ class PopulationPredictor:
 
     def _regressed_row(self, named: dict) -> dict:
         """A row's counts from the regressor's ``named`` outputs: a letter it does not regress is empty (NaN); the
-        total is the sum of the seven letters where it regresses them all (the letters then add up to it, as the
-        composition's do), else its own regressed total, else empty."""
+        total is its own regressed total where it has one (what ``devolens evaluate`` scores as ``mae_total``: the
+        letters need not add up to it), else the sum of the seven letters where it regresses them all, else empty."""
         row = {k: float(named[k]) if k in named else math.nan for k in LETTERS}
-        row["total"] = (float(sum(row[k] for k in LETTERS)) if all(k in named for k in LETTERS) else
-                        float(named["total"]) if "total" in named else math.nan)
+        row["total"] = (float(named["total"]) if "total" in named else
+                        float(sum(row[k] for k in LETTERS)) if all(k in named for k in LETTERS) else math.nan)
         return row
 
     def _size_look(self) -> list | None:
@@ -1276,12 +1276,31 @@ class _TrainedFrames:
         # pad_multiple 2: the training engine's for the population task (trainer.make_dataset: 2 ** 1)
         self._base = _Base(self.channels, None if size is None else tuple(size), spec.get("normalize", "dtype"),
                            pad_multiple=2, scale=float(spec.get("scale") or 1.0), channel=self.channel)
+        self.grey = 0  # frames of one channel given to a run of three (each repeated in its three channels)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         from devolens.data.datasets import select_channel
 
-        img = select_channel(np.asarray(image), self.channel, None, self.channels)
+        arr = np.asarray(image)
+        if self.channels > 1 and self.channel is None and (arr.ndim == 2 or arr.shape[-1] == 1):
+            self.grey += 1
+        img = select_channel(arr, self.channel, None, self.channels)
         return self._base._prepare(img, None, 0)[0]
+
+    @property
+    def reads(self) -> str:
+        """What of a colour frame the run reads (a record's ``color_read``): ``"rgb"`` (a run of three channels),
+        its ``data.channel`` (``"red"``...), or ``"max"`` (the per-pixel maximum: data.channel null)."""
+        if self.channels > 1 and self.channel is None:
+            return "rgb"
+        return "max" if self.channel is None else str(self.channel)
+
+    def colour_line(self) -> str:
+        """How a colour frame was read, in the words of ``population``'s colour line (there is no --color here)."""
+        read = {"rgb": f"its {self.channels} channels (data.channels {self.channels})",
+                "max": "the per-pixel maximum of R, G and B (data.channel null)"}.get(
+                    self.reads, f"its channel {self.channel!r} (data.channel)")
+        return f"colour input: {read} was read in every frame, as the count run read its training frames"
 
 
 def is_flat(image: np.ndarray) -> bool:

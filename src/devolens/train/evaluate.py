@@ -14,8 +14,17 @@ from devolens.train.recipe import load_recipe, resolved, validate_recipe
 #: columns of the per-image CSV (:func:`per_image_rows`; evaluate_model's ``per_image`` rows with ``file``, and
 #: ``run_side``: ``train`` or ``val`` for an image of the run's split.csv, ``train+val`` for one whose regions it split
 #: between them (a one-image run), ``none`` for one it did not use, empty where the run has no split.csv;
-#: :func:`run_sides`)
+#: :func:`run_sides`); a count run's: :func:`image_columns`
 IMAGE_COLUMNS = ("file", "true_count", "pred_count", "tp", "fp", "fn", "precision", "recall", "f1", "run_side")
+
+
+def image_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The per-image CSV's columns for ``rows``: :data:`IMAGE_COLUMNS` (a segmentation run's), or a count run's:
+    ``file``, ``true_C`` and ``pred_C`` of each count ``C`` it regresses (its ``data.counts``), ``run_side``."""
+    if not rows or "true_count" in rows[0]:
+        return list(IMAGE_COLUMNS)
+    counts = [k[len("true_"):] for k in rows[0] if k.startswith("true_")]
+    return ["file", *(f"{w}_{c}" for c in counts for w in ("true", "pred")), "run_side"]
 
 
 def _weights_card(weights: str | Path | None) -> tuple[str, dict] | None:
@@ -327,7 +336,7 @@ def seen_note(counts: dict, what: str = "images") -> str | None:
         text = (f"{n_val} of {n} {what} {are(n_val, 'validation')} of the run {name} (its split.csv, {by}): "
                 f"{'they' if n_val != 1 else 'it'} chose its best epoch, so "
                 f"{'their scores are' if n_val != 1 else 'its score is'} not a held-out measure either")
-    column = "; the per-image CSV's run_side column says which" if what == "images" else ""
+    column = f"; the per-{what[:-1]} CSV's run_side column says which" if what in ("images", "frames") else ""
     return text + f"{column}; for a held-out score, evaluate on {what} the run never saw"
 
 
@@ -468,8 +477,19 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         if trained_by is not None:
             seen = _store_seen(trained_by, Path(data), len(ds))
     else:
+        from devolens.train.trainer import check_counts_folder
+
+        check_counts_folder(data, rec, scoring=True)
         df = index_dataset(data, scoring=True)
         attrs = dict(df.attrs)
+        if rec["data"].get("drop_artifacts") and "artifact" in df.columns:
+            from devolens.train.trainer import artifact_rows
+
+            marked = int(artifact_rows(df["artifact"]).sum())
+            if marked:  # scored as given: said, as training's own note said it left them out
+                notes.append(f"{marked} of the {len(df)} frames name an artifact (frames.csv's artifact column), which "
+                             "the run's training left out (data.drop_artifacts): they are scored here; evaluate a "
+                             "folder without them to score clean frames alone")
         if rec["task"] == "segmentation":
             df = df[df["labels"].notna()].reset_index(drop=True)
             df.attrs.update(attrs)
@@ -502,7 +522,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     if amp_note:
         notes.append(amp_note)
     model = model.to(where)  # auto: a GPU when there is one (wherever the run was trained)
-    per_image = names is not None and rec["task"] == "segmentation"
+    per_image = names is not None  # (a count run's rows: each frame's true and predicted counts)
     # the per-image rows are scored as each sample is (evaluate_model's ``per_image``): no image, mask or
     # prediction is kept for them
     ev = evaluate_model(model, ds, rec, None, batch_size=batch_size, amp=amp, progress=progress,

@@ -190,7 +190,7 @@ RUN_COLUMNS = ("n_train", "seconds", "validation_seconds", "loader_seconds")
 # ----------------------------------------------------------------------------- data
 #: what an ``artifact`` cell of frames.csv may hold for a clean frame (case and spaces aside): a lab's own table may
 #: mark them 0, no or false rather than leave them empty
-CLEAN_ARTIFACT = ("", "0", "0.0", "no", "false", "none", "nan")
+CLEAN_ARTIFACT = ("", "0", "0.0", "no", "false", "none", "nan", "clean", "ok", "good", "-")
 
 
 def artifact_rows(column: pd.Series) -> np.ndarray:
@@ -211,13 +211,28 @@ def usable_rows(df: pd.DataFrame, recipe: dict, notes: list[str] | None = None) 
         art = artifact_rows(df["artifact"])
         n_artifacts = int(art.sum())
         if n_artifacts and notes is not None:
-            notes.append(f"dropped {n_artifacts} frames with artifacts")
+            # the values read as artifacts, named: a lab's own word for a clean frame would drop it unsaid
+            kinds = df["artifact"][art].astype("string").str.strip().value_counts()
+            named = ", ".join(f"{k!r} {v}" for k, v in kinds.head(4).items()) + (", ..." if len(kinds) > 4 else "")
+            notes.append(f"dropped {n_artifacts} frames with artifacts (artifact: {named})")
         df = df[~art]
     if recipe["task"] == "segmentation" and df["labels"].isna().any():
         if notes is not None:
             notes.append(f"skipped {int(df['labels'].isna().sum())} frames without a label image")
         df = df[df["labels"].notna()]
     return df, n_artifacts
+
+
+def check_counts_folder(data_dir: str | Path, recipe: dict, scoring: bool = False) -> None:
+    """Refuse a folder without a frames.csv for a count recipe (task population: its counts are that table's
+    columns), in its words (``scoring``: evaluate's), before :func:`index_dataset` looks for images and masks."""
+    folder = Path(data_dir)
+    if recipe["task"] != "population" or not folder.is_dir() or (folder / "frames.csv").is_file():
+        return
+    counts = ", ".join(recipe["data"]["counts"])
+    raise DevolensError(f"no frames.csv: a count run {'is scored' if scoring else 'trains'} on a folder of frames and a "
+                        "frames.csv listing each frame (column file, its path relative to the folder) with its counts "
+                        f"(columns {counts}: the recipe's data.counts); no masks are needed", path=folder)
 
 
 def frames_table_notes(df: pd.DataFrame) -> list[str]:
@@ -470,6 +485,7 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     d = recipe["data"]
     if Path(data_dir).is_file() and Path(data_dir).suffix.lower() in (".h5", ".hdf5"):
         return _build_h5(recipe, Path(data_dir), run_split)
+    check_counts_folder(data_dir, recipe)
     df = index_dataset(data_dir)
     layout_split = bool(df.attrs.get("train_val_folders"))  # images/train/ + images/val/ (and nothing else)
     notes: list[str] = []
@@ -1371,7 +1387,8 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     per_image : bool
         Also return ``images``: one small dict per sample, in the dataset's order (segmentation): true and
         predicted object counts, ``tp``, ``fp``, ``fn`` (the matches the metrics count) and their precision,
-        recall and F1; no arrays are kept for it.
+        recall and F1; no arrays are kept for it. For the population task: ``true_C`` and ``pred_C`` of each count
+        ``C`` of ``data.counts`` (the network's outputs as the MAE reads them).
 
     Returns
     -------
@@ -1518,6 +1535,10 @@ def evaluate_model(model: torch.nn.Module, dataset: Dataset, recipe: dict, loss_
     res: dict[str, Any] = {"metrics": out}
     if per_image and seg:
         res["images"] = images
+    elif per_image:  # a count run: each frame's true and predicted counts, as its MAE reads them
+        letters = list(recipe["data"]["counts"])
+        res["images"] = [{**{f"true_{c}": float(t[i, j]) for j, c in enumerate(letters)},
+                          **{f"pred_{c}": float(p[i, j]) for j, c in enumerate(letters)}} for i in range(len(p))]
     if keep and seg and kept["image"]:
         res["samples"] = {k2: _stack_padded(v) for k2, v in kept.items()}
     return res

@@ -143,7 +143,8 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
         ax.legend(ncol=4, fontsize="small", loc="upper left")
     if title:
         ax.set_title(title)
-    add_letter_key(fig)
+    if any(label in LETTER_STYLES and label != "total" for label in ax.get_legend_handles_labels()[1]):
+        add_letter_key(fig)  # (what the letters mean: not on a plot of the total alone)
     return save_figure(fig, path, dpi)
 
 
