@@ -275,7 +275,8 @@ def test_artifact_words_of_a_lab_and_evaluate_says_what_training_left_out(tmp_pa
     assert "dropped 2 frames with artifacts (artifact: 'blur' 1, 'dark' 1)" in said
     assert main(["evaluate", str(run), "--data", str(data), "--json", str(tmp_path / "ev.json")]) == 0
     said = " ".join(capsys.readouterr().err.split())
-    assert "2 of the 8 frames name an artifact (frames.csv's artifact column), which the run's training left out" in said
+    assert ("2 of the 8 frames name an artifact (frames.csv's artifact column), which the run's training left "
+            "out") in said
 
 
 def test_a_folder_without_frames_csv_is_refused_in_a_count_runs_words(total_run, tmp_path, capsys):

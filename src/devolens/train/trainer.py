@@ -230,7 +230,8 @@ def check_counts_folder(data_dir: str | Path, recipe: dict, scoring: bool = Fals
     if recipe["task"] != "population" or not folder.is_dir() or (folder / "frames.csv").is_file():
         return
     counts = ", ".join(recipe["data"]["counts"])
-    raise DevolensError(f"no frames.csv: a count run {'is scored' if scoring else 'trains'} on a folder of frames and a "
+    use = "is scored" if scoring else "trains"
+    raise DevolensError(f"no frames.csv: a count run {use} on a folder of frames and a "
                         "frames.csv listing each frame (column file, its path relative to the folder) with its counts "
                         f"(columns {counts}: the recipe's data.counts); no masks are needed", path=folder)
 
