@@ -4183,7 +4183,8 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
         grey, channels = attrs["grey_for_colour"]
         note(f"{_count(grey, 'frame')} of one channel (grey) given to a count run of {channels} channels "
              f"(data.channels {channels}): each was repeated in its {channels} channels; if the run trained on "
-             "colour frames, its counts of these may be far off (give it colour frames, or train a run of data.channels: 1)")
+             "colour frames, its counts of these may be far off (give it colour frames, or train a run of "
+             "data.channels: 1)")
     from devolens.predict.population import COLUMNS  # (the seven letters and total)
 
     if set(COLUMNS) <= set(attrs.get("regressed") or ()):
